@@ -1,0 +1,100 @@
+/* config.h — the daemon's configuration: defaults, INI loading (inih), validation.
+ *
+ * config_init() fills the embedded defaults (the daemon serves with no file);
+ * config_load() overlays an INI file. Unknown keys are errors so typos show. */
+#ifndef CASCADE_BASE_CONFIG_H
+#define CASCADE_BASE_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define CONFIG_MAX_LISTEN 8
+#define CONFIG_MAX_UPSTREAMS 16
+
+enum config_transport { CONFIG_TRANSPORT_UDP = 0, CONFIG_TRANSPORT_TCP = 1 };
+
+struct config_listen {
+    enum config_transport transport;
+    char host[64];
+    uint16_t port;
+};
+
+struct config_upstream {               /* [upstream:<20-digit id>] — GB28181 lower role */
+    char id[32];
+    char host[64];
+    uint16_t port;
+    enum config_transport transport;
+    char domain[32];
+    char password[128];
+    int expires;
+    int keepalive_interval;
+    int keepalive_misses;
+    char charset[16];                   /* GB2312 | UTF-8 */
+    bool enabled;
+};
+
+struct config {
+    struct {                            /* [sip] */
+        struct config_listen listen[CONFIG_MAX_LISTEN];
+        int listen_count;
+        char domain[128];
+        uint32_t t1_ms, t2_ms, t4_ms;
+        uint32_t max_message_bytes;
+        uint32_t tcp_idle_timeout_s;
+        char user_agent[64];
+    } sip;
+    struct {                            /* [registrar] */
+        int min_expires, max_expires, default_expires;
+        bool keep_on_transport_loss;     /* keep bindings flagged instead of dropping them */
+    } registrar;
+    struct {                            /* [auth] */
+        char realm[128];
+        bool require_auth;
+        bool match_user;
+        char algorithm[16];              /* MD5 | SHA-256 | both */
+        int nonce_ttl_s;
+    } auth;
+    struct {                            /* [proxy] */
+        char mode[16];                   /* proxy | redirect */
+        bool allow_foreign;              /* forward requests for other domains */
+        uint32_t invite_timeout_s;       /* timer C */
+    } proxy;
+    struct {                            /* [store] */
+        char path[512];
+    } store;
+    struct {                            /* [api] */
+        char listen[128];                /* host:port, empty disables */
+        char token[128];
+    } api;
+    struct {                            /* [events] */
+        char webhook[512];
+        int ring_size;
+    } events;
+    struct {                            /* [log] */
+        char level[16];
+    } log;
+    struct {                            /* [gb] — GB28181 upper role */
+        bool enabled;
+        char id[32];
+        char domain[32];
+        char password[128];
+        bool allow_unknown;
+        int keepalive_interval;
+        int keepalive_misses;
+        char charset[16];
+        char media_ip[64];
+        uint16_t media_port_min, media_port_max;
+        bool catalog_on_register;
+        bool qop;                        /* offer qop=auth in challenges */
+    } gb;
+    struct config_upstream upstreams[CONFIG_MAX_UPSTREAMS];
+    int upstream_count;
+};
+
+void config_init(struct config *cfg);
+/* Returns 0, or -1 with a message in err (file unreadable, bad key or value). */
+int config_load(struct config *cfg, const char *path, char *err, size_t errcap);
+/* Parses "udp:127.0.0.1:5060, tcp:127.0.0.1:5060" into cfg->sip.listen. */
+int config_parse_listen(struct config *cfg, const char *value);
+
+#endif
