@@ -6,6 +6,7 @@
 #define CASCADE_BASE_CONFIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define CONFIG_MAX_LISTEN 8
