@@ -1,0 +1,91 @@
+/* worker.h — one worker: a libuv loop and every piece of SIP state it owns.
+ *
+ * Everything hangs off struct worker (no globals), so a later step can run one
+ * worker per core with SO_REUSEPORT. The modules are created in worker_start()
+ * in dependency order and freed in reverse by worker_stop().
+ *
+ * Request flow (architecture.md): transport -> txn -> dispatch_request(), which
+ * offers the request to each enabled role in turn (GB lower, GB upper,
+ * registrar, proxy); a role returns 1 when it took the request (it then owns
+ * answering the server transaction), 0 to pass. What nobody takes is answered
+ * by the core: OPTIONS 200, unknown methods 501, known ones 405. */
+#ifndef CASCADE_APP_WORKER_H
+#define CASCADE_APP_WORKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "base/config.h"
+#include "base/timer.h"
+#include "sip/msg.h"
+#include "transport/transport.h"
+
+struct txn;
+struct txn_layer;
+struct store;
+struct event_bus;
+struct api_server;
+struct auth_server;
+struct users;
+struct location;
+struct registrar;
+struct proxy;
+struct gb_upper;
+struct gb_lower;
+
+struct worker_stats {
+    uint64_t requests_in[SIP_METHOD_COUNT];  /* by method; [0] counts extension methods */
+    uint64_t responses_in;
+    uint64_t responses_out[7];               /* by class: [1]=1xx ... [6]=6xx */
+    uint64_t responses_out_by_code[700];     /* by status code */
+    uint64_t bad_requests;                   /* answered 400 by the core */
+};
+
+struct worker {
+    struct config cfg;
+    uv_loop_t *loop;
+    struct timer_service timers;
+    uv_timer_t timer_handle;                 /* drives timers */
+    uv_signal_t sigint, sigterm;
+    bool stopping;
+
+    struct transport *transport;
+    struct txn_layer *txn;
+    struct store *store;
+    struct event_bus *events;
+    struct api_server *api;
+    struct auth_server *auth;
+    struct users *users;
+    struct location *location;
+    struct registrar *registrar;
+    struct proxy *proxy;
+    struct gb_upper *gb_upper;
+    struct gb_lower *gb_lower;
+
+    char realm[128];                         /* [auth] realm, else [sip] domain */
+    char local_host[64];                     /* for Via/Contact/Record-Route */
+    uint16_t local_udp_port, local_tcp_port;
+    struct worker_stats stats;
+};
+
+/* Starts every module from w->cfg on loop. 0, or -1 (logged). */
+int worker_start(struct worker *w, uv_loop_t *loop);
+/* Begins a clean shutdown (unregister upstreams, close sockets, flush the store). */
+void worker_stop(struct worker *w);
+/* Frees what worker_stop left once the loop has run dry. */
+void worker_free(struct worker *w);
+/* Re-arms the libuv timer at the timer service's next deadline; modules call
+ * it after timer_start() when the new deadline may be the earliest. */
+void worker_timers_changed(struct worker *w);
+uint64_t worker_now_ms(const struct worker *w);
+
+/* The core's own answers. */
+void dispatch_request(struct worker *w, struct txn *st, const struct transport_rx *rx);
+/* Sends a stateless response to a request that did not make a transaction
+ * (a malformed request: 400 with the parse error as reason). */
+void worker_reply_stateless(struct worker *w, const struct transport_rx *rx, int status, const char *reason);
+/* Counts a response leaving (called by the txn send hook). */
+void worker_count_response_out(struct worker *w, const char *data, size_t len);
+
+#endif

@@ -1,0 +1,96 @@
+# lib.sh — shared helpers for peer tests (sourced). Each test starts its own
+# cascade on free loopback ports in a temp dir and kills what it started by pid.
+set -euo pipefail
+
+BUILD_DIR=${1:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build}
+BUILD_DIR=$(cd "$BUILD_DIR" && pwd)
+CASCADE=$BUILD_DIR/cascade
+CASCADECTL=$BUILD_DIR/cascadectl
+PEERS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+WORK=$(mktemp -d /tmp/cascade-peer.XXXXXX)
+PIDS=()
+FAILS=0
+PASSES=0
+
+cleanup() {
+    local p
+    for p in "${PIDS[@]:-}"; do
+        [ -n "$p" ] && kill "$p" 2>/dev/null || true
+    done
+    sleep 0.2
+    for p in "${PIDS[@]:-}"; do
+        [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true
+    done
+    if [ "$FAILS" -ne 0 ] || [ -n "${KEEP_WORK:-}" ]; then
+        echo "--- work dir kept: $WORK"
+        for f in "$WORK"/*.log; do [ -f "$f" ] && { echo "--- $f (tail)"; tail -40 "$f"; }; done
+    else
+        rm -rf "$WORK"
+    fi
+}
+trap cleanup EXIT
+
+# free_port [udp|tcp]: a port free for both UDP and TCP on 127.0.0.1.
+free_port() {
+    python3 - <<'PY'
+import socket, random
+for _ in range(200):
+    p = random.randint(20000, 59999)
+    try:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", p))
+        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM); t.bind(("127.0.0.1", p))
+        s.close(); t.close(); print(p); break
+    except OSError:
+        pass
+PY
+}
+
+pass() { PASSES=$((PASSES + 1)); echo "ok   - $*"; }
+fail() { FAILS=$((FAILS + 1)); echo "FAIL - $*"; }
+check() { # check "description" command...
+    local d=$1; shift
+    if "$@"; then pass "$d"; else fail "$d"; fi
+}
+
+# start_cascade NAME CONFIG_FILE: starts the daemon in $WORK, waits for the API or SIP port.
+start_cascade() {
+    local name=$1 conf=$2
+    (cd "$WORK" && exec "$CASCADE" -c "$conf" >"$WORK/$name.log" 2>&1) &
+    local pid=$!
+    PIDS+=("$pid")
+    eval "${name}_PID=$pid"
+    local i
+    for i in $(seq 1 100); do
+        if grep -q "cascade ready" "$WORK/$name.log" 2>/dev/null; then return 0; fi
+        if ! kill -0 "$pid" 2>/dev/null; then echo "cascade $name died:"; cat "$WORK/$name.log"; return 1; fi
+        sleep 0.1
+    done
+    echo "cascade $name did not become ready"; cat "$WORK/$name.log"; return 1
+}
+
+# api METHOD PATH [JSON]: calls the HTTP API of the instance at $API_PORT with $API_TOKEN.
+api() {
+    local m=$1 p=$2 body=${3:-}
+    if [ -n "$body" ]; then
+        curl -s -X "$m" -H "Authorization: Bearer ${API_TOKEN:-}" -H 'Content-Type: application/json' \
+            --data "$body" "http://127.0.0.1:$API_PORT/api/v1$p"
+    else
+        curl -s -X "$m" -H "Authorization: Bearer ${API_TOKEN:-}" "http://127.0.0.1:$API_PORT/api/v1$p"
+    fi
+}
+
+# wait_for SECONDS command...: polls until the command succeeds.
+wait_for() {
+    local t=$1; shift
+    local end=$((SECONDS + t))
+    while [ $SECONDS -le $end ]; do
+        if "$@" >/dev/null 2>&1; then return 0; fi
+        sleep 0.1
+    done
+    return 1
+}
+
+finish() {
+    echo "$PASSES passed, $FAILS failed"
+    [ "$FAILS" -eq 0 ]
+}
