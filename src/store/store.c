@@ -1,0 +1,326 @@
+/* store.c — the store's lifecycle, queue and writer thread (see store.h).
+ *
+ * Two SQLite connections on one file: the writer connection belongs to the
+ * writer thread (after store_open has created the schema with it); the reader
+ * connection belongs to the loop thread and serves store_load_*. WAL lets the
+ * reader run while the writer commits.
+ *
+ * Durability: journal_mode=WAL with synchronous=NORMAL. A COMMIT has written
+ * its frames to the WAL file (through the OS page cache) before the writer
+ * reports it, so a committed transaction survives the process being killed
+ * (kill -9, crash, abort): the kernel still writes those pages. Only an OS
+ * crash or power loss can lose the last few commits, because NORMAL skips the
+ * fsync at each commit (it still syncs at checkpoints, so the database is
+ * never corrupted). That is the right trade for a registrar: bindings are
+ * soft state that clients refresh. synchronous=FULL would close the power-loss
+ * window at the cost of one fsync per batch.
+ *
+ * Queue: ops go into `pending` (mutex-protected). The writer takes up to
+ * STORE_MAX_BATCH of them, runs them in one transaction, moves them to `done`
+ * and wakes the loop with uv_async_send. The loop runs the callbacks in the
+ * order the ops were submitted: the writer takes ops in FIFO order and
+ * appends finished batches in the same order. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "store/store_internal.h"
+
+struct store {
+    uv_loop_t *loop;
+    uv_async_t *async;             /* own allocation: freed in its close callback */
+    struct store_writer_db w;      /* writer thread only (after open) */
+    sqlite3 *rdb;                  /* loop thread only */
+
+    pthread_t thread;
+    bool thread_started;
+    pthread_mutex_t mu;
+    pthread_cond_t wake;           /* writer waits for work */
+    pthread_cond_t idle;           /* flush waits for the writer to go idle */
+    /* Protected by mu: */
+    struct store_op *pending, **pending_tail;
+    struct store_op *done, **done_tail;
+    bool stopping;
+    bool busy;                     /* the writer holds a batch */
+    uint64_t batches, max_batch;
+
+    /* Loop thread only: */
+    bool closing;
+    bool delivering;
+    uint64_t submitted, completed, failed;
+};
+
+static void fail_op(struct store_op *op, int status)
+{
+    if (op->status == 0) op->status = status;
+}
+
+/* Runs one batch in one transaction; sets each op's status. */
+static void run_batch(struct store *st, struct store_op *ops, size_t n)
+{
+    struct store_writer_db *w = &st->w;
+    int rc = store_exec_stmt(w, STMT_BEGIN);
+    if (rc != SQLITE_OK) {
+        log_error("store: cannot begin a batch of %zu ops: %s", n, sqlite3_errstr(rc));
+        for (struct store_op *op = ops; op; op = op->next) fail_op(op, store_errno_from_sqlite(rc));
+        return;
+    }
+    for (struct store_op *op = ops; op; op = op->next) {
+        rc = store_op_exec(w, op);
+        if (rc == SQLITE_OK) continue;
+        op->status = store_errno_from_sqlite(rc);
+        log_error("store: %s failed: %s", store_op_kind_name(op->kind), sqlite3_errstr(rc));
+        if (sqlite3_get_autocommit(w->db)) {
+            /* SQLite rolled the whole transaction back (I/O error, disk full):
+             * nothing of this batch is committed. */
+            log_error("store: batch of %zu ops rolled back", n);
+            for (struct store_op *o = ops; o; o = o->next) fail_op(o, op->status);
+            return;
+        }
+    }
+    rc = store_exec_stmt(w, STMT_COMMIT);
+    if (rc != SQLITE_OK) {
+        log_error("store: commit of a batch of %zu ops failed: %s", n, sqlite3_errstr(rc));
+        if (!sqlite3_get_autocommit(w->db)) store_exec_stmt(w, STMT_ROLLBACK);
+        for (struct store_op *op = ops; op; op = op->next) fail_op(op, store_errno_from_sqlite(rc));
+    }
+}
+
+static void *writer_main(void *arg)
+{
+    struct store *st = arg;
+    /* Signals belong to the loop thread (libuv's signal handling). */
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+
+    pthread_mutex_lock(&st->mu);
+    for (;;) {
+        while (!st->pending && !st->stopping) pthread_cond_wait(&st->wake, &st->mu);
+        if (!st->pending) break; /* stopping and drained */
+        struct store_op *batch = st->pending, *last = batch;
+        size_t n = 1;
+        while (last->next && n < STORE_MAX_BATCH) last = last->next, n++;
+        st->pending = last->next;
+        if (!st->pending) st->pending_tail = &st->pending;
+        last->next = NULL;
+        st->busy = true;
+        pthread_mutex_unlock(&st->mu);
+
+        run_batch(st, batch, n);
+
+        pthread_mutex_lock(&st->mu);
+        *st->done_tail = batch;
+        st->done_tail = &last->next;
+        st->busy = false;
+        st->batches++;
+        if (n > st->max_batch) st->max_batch = n;
+        pthread_cond_broadcast(&st->idle);
+        uv_async_send(st->async);
+    }
+    pthread_mutex_unlock(&st->mu);
+    return NULL;
+}
+
+/* Runs the callbacks of finished ops, in order, on the loop thread. */
+static void deliver(struct store *st)
+{
+    if (st->delivering) return; /* the outer delivery picks up what is new */
+    st->delivering = true;
+    for (;;) {
+        pthread_mutex_lock(&st->mu);
+        struct store_op *list = st->done;
+        st->done = NULL;
+        st->done_tail = &st->done;
+        pthread_mutex_unlock(&st->mu);
+        if (!list) break;
+        while (list) {
+            struct store_op *op = list;
+            list = op->next;
+            st->completed++;
+            if (op->status) st->failed++;
+            if (op->cb) op->cb(op->arg, op->status);
+            free(op);
+        }
+    }
+    st->delivering = false;
+}
+
+static void on_async(uv_async_t *h) { deliver(h->data); }
+
+static void on_async_closed(uv_handle_t *h) { free(h); }
+
+static sqlite3 *open_db(const char *path, char *err, size_t errcap)
+{
+    sqlite3 *db = NULL;
+    /* NOMUTEX: each connection is used by one thread at a time. */
+    int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errcap, "opening %s: %s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        sqlite3_close(db);
+        return NULL;
+    }
+    sqlite3_extended_result_codes(db, 1);
+    /* Another process (cascadectl, sqlite3 shell) may hold a lock briefly. */
+    sqlite3_busy_timeout(db, 5000);
+    return db;
+}
+
+static int pragma_text(sqlite3 *db, const char *sql, char *out, size_t cap)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW) {
+            const unsigned char *t = sqlite3_column_text(s, 0);
+            snprintf(out, cap, "%s", t ? (const char *)t : "");
+            rc = SQLITE_OK;
+        } else if (rc == SQLITE_DONE) {
+            out[0] = '\0';
+            rc = SQLITE_OK;
+        }
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+static void free_store(struct store *st)
+{
+    store_writer_db_finalize(&st->w);
+    sqlite3_close(st->w.db);
+    sqlite3_close(st->rdb);
+    pthread_mutex_destroy(&st->mu);
+    pthread_cond_destroy(&st->wake);
+    pthread_cond_destroy(&st->idle);
+    free(st);
+}
+
+struct store *store_open(uv_loop_t *loop, const char *path, char *err, size_t errcap)
+{
+    if (!loop || !path || !path[0] || path[0] == ':') {
+        /* ":memory:" would give the two connections two different databases. */
+        snprintf(err, errcap, "store path must name a file");
+        return NULL;
+    }
+    struct store *st = calloc(1, sizeof(*st));
+    if (!st) {
+        snprintf(err, errcap, "out of memory");
+        return NULL;
+    }
+    st->loop = loop;
+    st->pending_tail = &st->pending;
+    st->done_tail = &st->done;
+    pthread_mutex_init(&st->mu, NULL);
+    pthread_cond_init(&st->wake, NULL);
+    pthread_cond_init(&st->idle, NULL);
+
+    char mode[32];
+    if (!(st->w.db = open_db(path, err, errcap))) goto fail;
+    if (pragma_text(st->w.db, "PRAGMA journal_mode=WAL", mode, sizeof(mode)) != SQLITE_OK ||
+        strcmp(mode, "wal") != 0) {
+        snprintf(err, errcap, "%s: cannot switch to WAL mode (%s)", path, sqlite3_errmsg(st->w.db));
+        goto fail;
+    }
+    /* See the top of this file for why NORMAL is enough. */
+    if (sqlite3_exec(st->w.db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) != SQLITE_OK) {
+        snprintf(err, errcap, "%s: %s", path, sqlite3_errmsg(st->w.db));
+        goto fail;
+    }
+    char merr[256];
+    if (store_schema_migrate(st->w.db, merr, sizeof(merr)) != 0) {
+        snprintf(err, errcap, "%s: %s", path, merr);
+        goto fail;
+    }
+    if (!(st->rdb = open_db(path, err, errcap))) goto fail;
+
+    st->async = malloc(sizeof(*st->async));
+    if (!st->async || uv_async_init(loop, st->async, on_async) != 0) {
+        free(st->async);
+        st->async = NULL;
+        snprintf(err, errcap, "cannot create the store's async handle");
+        goto fail;
+    }
+    st->async->data = st;
+    int prc = pthread_create(&st->thread, NULL, writer_main, st);
+    if (prc != 0) {
+        snprintf(err, errcap, "cannot start the store writer thread: %s", strerror(prc));
+        uv_close((uv_handle_t *)st->async, on_async_closed);
+        goto fail;
+    }
+    st->thread_started = true;
+    log_info("store: opened %s (schema version %d, WAL)", path, store_schema_version());
+    return st;
+
+fail:
+    free_store(st);
+    return NULL;
+}
+
+int store_submit(struct store *st, struct store_op *op, store_done_cb cb, void *arg)
+{
+    if (!op) return -ENOMEM;
+    if (!st || st->closing) {
+        log_warn("store: %s refused: store is closing", store_op_kind_name(op->kind));
+        free(op);
+        return -ESHUTDOWN;
+    }
+    op->cb = cb;
+    op->arg = arg;
+    op->status = 0;
+    op->next = NULL;
+    st->submitted++;
+    pthread_mutex_lock(&st->mu);
+    bool was_empty = st->pending == NULL;
+    *st->pending_tail = op;
+    st->pending_tail = &op->next;
+    /* The writer only sleeps when the queue is empty, so one signal per
+     * empty -> non-empty transition is enough. */
+    if (was_empty) pthread_cond_signal(&st->wake);
+    pthread_mutex_unlock(&st->mu);
+    return 0;
+}
+
+void store_flush_sync(struct store *st)
+{
+    if (!st) return;
+    pthread_mutex_lock(&st->mu);
+    while (st->pending || st->busy) pthread_cond_wait(&st->idle, &st->mu);
+    pthread_mutex_unlock(&st->mu);
+    deliver(st);
+}
+
+void store_close(struct store *st)
+{
+    if (!st) return;
+    st->closing = true;
+    pthread_mutex_lock(&st->mu);
+    st->stopping = true;
+    pthread_cond_signal(&st->wake);
+    pthread_mutex_unlock(&st->mu);
+    if (st->thread_started) pthread_join(st->thread, NULL);
+    deliver(st);
+    uv_close((uv_handle_t *)st->async, on_async_closed);
+    log_info("store: closed (%llu ops, %llu failed, %llu batches)", (unsigned long long)st->completed,
+             (unsigned long long)st->failed, (unsigned long long)st->batches);
+    free_store(st);
+}
+
+void store_get_stats(struct store *st, struct store_stats *out)
+{
+    *out = (struct store_stats){0};
+    if (!st) return;
+    out->submitted = st->submitted;
+    out->completed = st->completed;
+    out->failed = st->failed;
+    pthread_mutex_lock(&st->mu);
+    out->batches = st->batches;
+    out->max_batch = st->max_batch;
+    pthread_mutex_unlock(&st->mu);
+}
+
+sqlite3 *store_reader_db(struct store *st) { return st ? st->rdb : NULL; }

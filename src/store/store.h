@@ -1,0 +1,218 @@
+/* store.h — persistent storage: SQLite in WAL mode behind a small interface.
+ *
+ * What lives here: users (HA1 only), registrar bindings, GB28181 devices,
+ * channels, upstream platforms and cached record lists. The in-memory state
+ * of each module is authoritative while the daemon runs; the store is what
+ * survives a restart.
+ *
+ * Writes never block the loop thread. A caller builds an operation with one
+ * of the store_op_*() constructors (the op copies everything it needs into
+ * one allocation) and hands it to store_submit(), which queues it and returns
+ * at once. A writer thread drains the queue in batches: everything queued (up
+ * to STORE_MAX_BATCH ops) goes into one BEGIN…COMMIT ("group commit"), with
+ * prepared statements cached. Completed ops go back to the loop through
+ * uv_async_send, and the loop thread calls each op's callback in submission
+ * order with status 0 once the op is committed, or a negative errno-style
+ * code when it failed (the failure is logged once by the store).
+ *
+ * Reads (store_load_*) are synchronous and meant for start-up, before the
+ * daemon serves, or for rare administrative queries: they run on the calling
+ * thread on a second connection and see what has been committed (not what is
+ * still queued: store_flush_sync() first if that matters).
+ *
+ * Threads: every function here except the constructors store_op_*() (which
+ * may run anywhere) must be called from the loop thread that opened the store.
+ */
+#ifndef CASCADE_STORE_STORE_H
+#define CASCADE_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+struct store;
+struct store_op;
+
+/* Called on the loop thread; status is 0 (committed) or negative errno
+ * (-EIO database error, -ENOSPC disk full, -EBUSY database locked by another
+ * process, -ESHUTDOWN store closing). The op itself is freed by the store
+ * right after the callback returns. */
+typedef void (*store_done_cb)(void *arg, int status);
+
+#define STORE_MAX_BATCH 8192          /* ops per transaction */
+#define STORE_MAX_TEXT 8192           /* bytes per ordinary text field */
+#define STORE_MAX_JSON (256 * 1024)   /* bytes per *_json field */
+#define STORE_MAX_CHANNELS 100000     /* channels in one replace op */
+
+/* ---- Row types. Used both to build ops (fields are copied) and to report
+ * loaded rows (pointers valid only during the row callback). Text fields
+ * are NUL-terminated; NULL is accepted as "" when building, and loads never
+ * report NULL. Times are wall-clock milliseconds since the epoch. */
+
+struct store_user {
+    const char *name;          /* key */
+    const char *realm;
+    const char *ha1_md5;       /* 32 lower-case hex digits, or "" */
+    const char *ha1_sha256;    /* 64 lower-case hex digits, or "" */
+    int64_t created_at;        /* kept from the first insert on upsert */
+};
+
+struct store_binding {
+    const char *aor;           /* key part 1 */
+    const char *contact;       /* key part 2 */
+    int64_t expires_at;
+    int q1000;
+    const char *call_id;
+    uint32_t cseq;
+    const char *transport;     /* "udp", "tcp", ... */
+    const char *remote;        /* "ip:port" the REGISTER came from */
+    uint64_t conn_id;          /* 0 when none (meaningless after a restart) */
+    const char *path;          /* RFC 3327 Path, may be "" */
+    const char *user_agent;
+    const char *instance;      /* +sip.instance, may be "" */
+    uint32_t reg_id;           /* RFC 5626 reg-id, 0 when absent */
+    uint32_t flags;            /* location flags (see registrar/location.h) */
+    int64_t received_at;       /* when the last REGISTER for it arrived */
+};
+
+struct store_gb_device {
+    const char *id;            /* 20-digit GB id, key */
+    const char *password;      /* digest password for this device, "" = realm default */
+    const char *charset;       /* "GB2312" | "UTF-8" */
+    bool auth_enabled;
+    bool allow;                /* false: refuse its REGISTER (403) */
+    bool online;
+    const char *remote;
+    const char *transport;
+    int64_t registered_at;
+    int64_t last_keepalive;
+    int64_t expires_at;
+    const char *info_json;     /* last DeviceInfo as JSON text, may be "" */
+    const char *status_json;   /* last DeviceStatus as JSON text, may be "" */
+};
+
+struct store_gb_channel {
+    const char *device_id;     /* key part 1; "" for the local directory of a lower node */
+    const char *id;            /* key part 2 */
+    const char *parent_id;
+    const char *name;
+    const char *status;        /* "ON" | "OFF" | "" */
+    const char *manufacturer;
+    const char *model;
+    const char *civil_code;
+    const char *address;
+    const char *extra_json;    /* other catalog item fields as JSON text */
+    const char *media;         /* local channels: media file to play */
+};
+
+struct store_gb_upstream {
+    const char *id;            /* upper platform id, key */
+    const char *state;         /* "registering" | "registered" | "failed" */
+    const char *last_error;
+    int64_t registered_at;
+    int64_t last_keepalive_ok;
+};
+
+struct store_gb_record {
+    const char *device_id;
+    const char *channel_id;    /* key part 1 */
+    const char *name;
+    int64_t start;             /* key part 2 (wall ms) */
+    int64_t end;               /* key part 3 */
+    const char *type;          /* "time" | "alarm" | "manual" | ... */
+    const char *file_path;     /* key part 4, may be "" */
+    int secrecy;
+    int64_t size;              /* bytes, 0 when unknown */
+};
+
+/* ---- Opening and closing. */
+
+/* Opens or creates the database at path, brings the schema up to date and
+ * starts the writer thread. Returns NULL with a message in err on failure.
+ * Must be called on loop's thread. */
+struct store *store_open(uv_loop_t *loop, const char *path, char *err, size_t errcap);
+
+/* Waits until every op submitted so far is committed (or failed), then runs
+ * their callbacks on the calling (loop) thread before returning. For shutdown
+ * and tests; it blocks. Inside a store callback it only waits: the pending
+ * callbacks run when the outer delivery continues. */
+void store_flush_sync(struct store *st);
+
+/* Drains the queue (callbacks run before it returns), joins the writer,
+ * closes the database and frees the store. The async handle is closed with
+ * uv_close, so, as with any libuv handle, run the loop once more before
+ * uv_loop_close(). NULL is ignored. */
+void store_close(struct store *st);
+
+/* ---- Writing. */
+
+/* Queues op (ownership passes to the store in every case). Returns 0, then
+ * cb (may be NULL) is called later on the loop thread, never from inside
+ * store_submit. Returns -ENOMEM when op is NULL (a constructor failed; pass
+ * its result straight in) and -ESHUTDOWN when the store is closing; then the
+ * op is freed and cb is never called. */
+int store_submit(struct store *st, struct store_op *op, store_done_cb cb, void *arg);
+
+/* Op constructors: copy their arguments, return NULL (logged) on allocation
+ * failure or when a key is empty or a field exceeds the limits above. */
+struct store_op *store_op_binding_upsert(const struct store_binding *b);
+struct store_op *store_op_binding_delete(const char *aor, const char *contact);
+struct store_op *store_op_binding_delete_aor(const char *aor);
+/* Deletes every binding with expires_at <= before (stale rows at start-up). */
+struct store_op *store_op_binding_delete_expired(int64_t before);
+struct store_op *store_op_user_upsert(const struct store_user *u);
+struct store_op *store_op_user_delete(const char *name);
+struct store_op *store_op_gb_device_upsert(const struct store_gb_device *d);
+/* Also deletes the device's channels and cached records. */
+struct store_op *store_op_gb_device_delete(const char *id);
+struct store_op *store_op_gb_channel_upsert(const struct store_gb_channel *c);
+struct store_op *store_op_gb_channel_delete(const char *device_id, const char *id);
+/* Replaces all channels of device_id with chs[0..n) (a fresh catalog);
+ * every chs[i].device_id is ignored and taken from device_id. */
+struct store_op *store_op_gb_channels_replace(const char *device_id, const struct store_gb_channel *chs,
+                                              size_t n);
+struct store_op *store_op_gb_upstream_upsert(const struct store_gb_upstream *u);
+struct store_op *store_op_gb_upstream_delete(const char *id);
+struct store_op *store_op_gb_record_upsert(const struct store_gb_record *r);
+/* Deletes records of channel_id overlapping [start, end). */
+struct store_op *store_op_gb_records_delete(const char *channel_id, int64_t start, int64_t end);
+/* Does nothing; its callback fires once everything submitted before it is
+ * committed (or failed). */
+struct store_op *store_op_barrier(void);
+void store_op_free(struct store_op *op);   /* only for an op never submitted */
+
+/* ---- Reading (synchronous). Row callbacks return 0 to continue or any
+ * other value to stop; a load returns 0, that value, or a negative errno
+ * (logged) on a database error. */
+typedef int (*store_user_row_cb)(void *arg, const struct store_user *row);
+typedef int (*store_binding_row_cb)(void *arg, const struct store_binding *row);
+typedef int (*store_gb_device_row_cb)(void *arg, const struct store_gb_device *row);
+typedef int (*store_gb_channel_row_cb)(void *arg, const struct store_gb_channel *row);
+typedef int (*store_gb_upstream_row_cb)(void *arg, const struct store_gb_upstream *row);
+typedef int (*store_gb_record_row_cb)(void *arg, const struct store_gb_record *row);
+
+int store_load_users(struct store *st, store_user_row_cb cb, void *arg);
+int store_load_bindings(struct store *st, store_binding_row_cb cb, void *arg);   /* by aor, contact */
+int store_load_gb_devices(struct store *st, store_gb_device_row_cb cb, void *arg);
+/* device_id NULL: every channel (ordered by device, id); else that device's. */
+int store_load_gb_channels(struct store *st, const char *device_id, store_gb_channel_row_cb cb, void *arg);
+int store_load_gb_upstreams(struct store *st, store_gb_upstream_row_cb cb, void *arg);
+/* Records of channel_id overlapping [start, end), ordered by start. */
+int store_load_gb_records(struct store *st, const char *channel_id, int64_t start, int64_t end,
+                          store_gb_record_row_cb cb, void *arg);
+
+/* ---- Introspection (for /stats and benchmarks). */
+struct store_stats {
+    uint64_t submitted;        /* ops accepted by store_submit */
+    uint64_t completed;        /* callbacks delivered */
+    uint64_t failed;           /* of which with an error status */
+    uint64_t batches;          /* transactions committed or attempted */
+    uint64_t max_batch;        /* largest batch seen */
+};
+void store_get_stats(struct store *st, struct store_stats *out);
+/* Schema version the code writes (PRAGMA user_version after open). */
+int store_schema_version(void);
+
+#endif
