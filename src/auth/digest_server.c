@@ -1,0 +1,375 @@
+/* digest_server.c — the server side of Digest: stateless nonces, the replay
+ * table, and verification of credentials (RFC 2617 §3.2.2, RFC 7616 §3.3-3.5,
+ * RFC 3261 §22.2/§22.3).
+ *
+ * A nonce is base64url (RFC 4648 §5, no padding) of 24 bytes:
+ *   issued (4, big-endian seconds) | flags (1) | salt (7) | mac (12)
+ *   mac = HMAC-SHA256(secret, issued | flags | salt | realm) truncated to 96 bits
+ *   flags = algorithm (bits 0-1) | qop offered (bit 2)
+ * so a nonce is checked without remembering it, and it is bound to the realm,
+ * the algorithm and the qop form it was issued for: an answer that switches
+ * to another algorithm, or drops qop to escape the replay check, is refused.
+ * The salt is a per-server counter seeded at random, so two challenges in the
+ * same second differ.
+ *
+ * Replay table: nonces answered with qop get an entry (mac -> highest nc and
+ * a 32-bit window of the nc values below it, as in IPsec anti-replay: an
+ * out-of-order request over UDP is accepted once, a repeat is refused). The
+ * table is set-associative (8 ways per bucket) with a fixed size; entries die
+ * with the nonce lifetime. When a bucket is full of live entries the oldest
+ * is evicted and the bucket's floor moves to its issue time: a nonce issued
+ * at or before the floor that is not in the bucket is answered STALE, so the
+ * client takes a fresh nonce instead of an evicted one being replayable. */
+#include "auth/digest_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/params.h>
+#include <openssl/rand.h>
+
+#include "base/log.h"
+
+#define NONCE_RAW 24
+#define NONCE_B64 32
+#define NONCE_MAC_AT 12
+#define NONCE_MAC_LEN 12
+#define NONCE_FLAG_QOP 0x04
+#define NONCE_FLAG_ALG 0x03
+#define NONCE_SKEW_S 5        /* tolerated clock step between issuing and verifying nodes */
+#define REALM_MAX 256
+#define OPAQUE_MAX 128
+#define REPLAY_WAYS 8
+#define REPLAY_WINDOW 32
+#define REPLAY_MAX_ENTRIES (1u << 24)
+
+struct replay_entry {
+    uint8_t mac[NONCE_MAC_LEN];
+    uint32_t issued;
+    uint32_t nc_max;  /* 0: slot free */
+    uint32_t seen;    /* bit d: nc_max - d was seen */
+};
+
+struct replay_bucket {
+    struct replay_entry e[REPLAY_WAYS];
+    uint32_t floor;   /* nonces issued at or before this may have been evicted */
+    bool floor_set;
+};
+
+struct auth_server {
+    uint32_t ttl, legacy_ttl, table_ttl;
+    unsigned algorithms;
+    char opaque[OPAQUE_MAX + 1];
+    size_t opaque_len;
+    EVP_MAC *mac;
+    EVP_MAC_CTX *mac_ctx;
+    struct digest_hasher hasher;
+    uint64_t salt;
+    struct replay_bucket *buckets;
+    size_t bucket_mask;
+};
+
+/* ---- base64url ------------------------------------------------------- */
+
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+static void nonce_encode(const uint8_t raw[NONCE_RAW], char out[NONCE_B64])
+{
+    for (size_t i = 0, o = 0; i < NONCE_RAW; i += 3, o += 4) {
+        uint32_t v = (uint32_t)raw[i] << 16 | (uint32_t)raw[i + 1] << 8 | raw[i + 2];
+        out[o] = b64url[v >> 18];
+        out[o + 1] = b64url[(v >> 12) & 63];
+        out[o + 2] = b64url[(v >> 6) & 63];
+        out[o + 3] = b64url[v & 63];
+    }
+}
+
+static int b64url_value(char c)
+{
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '-') return 62;
+    if (c == '_') return 63;
+    return -1;
+}
+
+static int nonce_decode(str_t s, uint8_t raw[NONCE_RAW])
+{
+    if (s.len != NONCE_B64) return -1;
+    for (size_t i = 0, o = 0; i < NONCE_B64; i += 4, o += 3) {
+        uint32_t v = 0;
+        for (size_t k = 0; k < 4; k++) {
+            int d = b64url_value(s.s[i + k]);
+            if (d < 0) return -1;
+            v = v << 6 | (uint32_t)d;
+        }
+        raw[o] = (uint8_t)(v >> 16);
+        raw[o + 1] = (uint8_t)(v >> 8);
+        raw[o + 2] = (uint8_t)v;
+    }
+    return 0;
+}
+
+/* ---- server ---------------------------------------------------------- */
+
+struct auth_server *auth_server_new(const struct auth_server_config *cfg)
+{
+    uint8_t key[64];
+    size_t key_len = 32;
+    unsigned algs = cfg->algorithms ? cfg->algorithms : AUTH_OFFER(AUTH_ALG_MD5);
+
+    if (algs & ~((1u << AUTH_ALG_COUNT) - 1)) {
+        log_error("auth: unknown algorithm bits 0x%x in config", algs);
+        return NULL;
+    }
+    if (cfg->secret && (cfg->secret_len < 16 || cfg->secret_len > sizeof key)) {
+        log_error("auth: nonce secret must be 16..64 bytes, got %zu", cfg->secret_len);
+        return NULL;
+    }
+    size_t opaque_len = cfg->opaque ? strlen(cfg->opaque) : 0;
+    if (opaque_len > OPAQUE_MAX || !digest_printable(str_make(cfg->opaque, opaque_len))) {
+        log_error("auth: opaque must be at most %d printable characters", OPAQUE_MAX);
+        return NULL;
+    }
+
+    struct auth_server *srv = calloc(1, sizeof *srv);
+    if (!srv) return NULL;
+    srv->ttl = cfg->nonce_ttl_s ? cfg->nonce_ttl_s : 300;
+    srv->legacy_ttl = cfg->legacy_nonce_ttl_s ? cfg->legacy_nonce_ttl_s : srv->ttl;
+    if (srv->ttl > INT32_MAX / 2 || srv->legacy_ttl > INT32_MAX / 2) {
+        log_error("auth: nonce lifetime too long");
+        free(srv);
+        return NULL;
+    }
+    srv->table_ttl = srv->ttl > srv->legacy_ttl ? srv->ttl : srv->legacy_ttl;
+    srv->algorithms = algs;
+    if (opaque_len) memcpy(srv->opaque, cfg->opaque, opaque_len);
+    srv->opaque_len = opaque_len;
+
+    uint32_t entries = cfg->replay_entries ? cfg->replay_entries : 16384;
+    if (entries > REPLAY_MAX_ENTRIES) entries = REPLAY_MAX_ENTRIES;
+    size_t nbuckets = 1;
+    while (nbuckets * REPLAY_WAYS < entries) nbuckets <<= 1;
+    srv->buckets = calloc(nbuckets, sizeof *srv->buckets);
+    srv->bucket_mask = nbuckets - 1;
+
+    if (cfg->secret) {
+        key_len = cfg->secret_len;
+        memcpy(key, cfg->secret, key_len);
+    }
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA2-256", 0),
+                           OSSL_PARAM_construct_end()};
+    bool ok = srv->buckets && digest_hasher_init(&srv->hasher) == 0 &&
+              (cfg->secret || RAND_bytes(key, (int)key_len) == 1) &&
+              RAND_bytes((unsigned char *)&srv->salt, sizeof srv->salt) == 1 &&
+              (srv->mac = EVP_MAC_fetch(NULL, "HMAC", NULL)) != NULL &&
+              (srv->mac_ctx = EVP_MAC_CTX_new(srv->mac)) != NULL &&
+              EVP_MAC_init(srv->mac_ctx, key, key_len, params) == 1;
+    OPENSSL_cleanse(key, sizeof key);
+    if (!ok) {
+        log_error("auth: cannot set up the digest server (memory or OpenSSL HMAC/MD5/SHA-256)");
+        auth_server_free(srv);
+        return NULL;
+    }
+    return srv;
+}
+
+void auth_server_free(struct auth_server *srv)
+{
+    if (!srv) return;
+    EVP_MAC_CTX_free(srv->mac_ctx);
+    EVP_MAC_free(srv->mac);
+    digest_hasher_free(&srv->hasher);
+    free(srv->buckets);
+    free(srv);
+}
+
+/* mac over the first 12 nonce bytes and the realm. The key set at creation is
+ * reused: EVP_MAC_init with a NULL key restarts with the previous key. */
+static int nonce_mac(struct auth_server *srv, const uint8_t raw[NONCE_RAW], str_t realm,
+                     uint8_t out[NONCE_MAC_LEN])
+{
+    uint8_t full[EVP_MAX_MD_SIZE];
+    size_t n = 0;
+    if (EVP_MAC_init(srv->mac_ctx, NULL, 0, NULL) != 1 || EVP_MAC_update(srv->mac_ctx, raw, NONCE_MAC_AT) != 1 ||
+        (realm.len && EVP_MAC_update(srv->mac_ctx, (const unsigned char *)realm.s, realm.len) != 1) ||
+        EVP_MAC_final(srv->mac_ctx, full, &n, sizeof full) != 1 || n < NONCE_MAC_LEN)
+        return -1;
+    memcpy(out, full, NONCE_MAC_LEN);
+    return 0;
+}
+
+int auth_challenge(struct auth_server *srv, str_t realm, enum auth_algorithm alg, bool qop, bool stale,
+                   uint64_t now_s, sbuf_t *out)
+{
+    uint8_t raw[NONCE_RAW];
+    char nonce[NONCE_B64 + 1];
+
+    if ((unsigned)alg >= AUTH_ALG_COUNT || !(srv->algorithms & AUTH_OFFER(alg))) return -EINVAL;
+    if (realm.len == 0 || realm.len > REALM_MAX || !digest_printable(realm)) return -EINVAL;
+    /* -sess needs a cnonce, which exists only with qop (RFC 7616 §3.4.2). */
+    if (!qop && alg != auth_algorithm_base(alg)) return -EINVAL;
+
+    uint32_t issued = (uint32_t)now_s;
+    uint64_t salt = ++srv->salt;
+    raw[0] = (uint8_t)(issued >> 24);
+    raw[1] = (uint8_t)(issued >> 16);
+    raw[2] = (uint8_t)(issued >> 8);
+    raw[3] = (uint8_t)issued;
+    raw[4] = (uint8_t)((unsigned)alg | (qop ? NONCE_FLAG_QOP : 0));
+    for (int i = 0; i < 7; i++) raw[5 + i] = (uint8_t)(salt >> (8 * i));
+    if (nonce_mac(srv, raw, realm, raw + NONCE_MAC_AT) < 0) {
+        log_error("auth: HMAC failed while issuing a nonce");
+        return -EIO;
+    }
+    nonce_encode(raw, nonce);
+    nonce[NONCE_B64] = '\0';
+
+    sbuf_append_cstr(out, "Digest realm=");
+    digest_append_quoted(out, realm);
+    sbuf_printf(out, ", nonce=\"%s\"", nonce);
+    if (srv->opaque_len) {
+        sbuf_append_cstr(out, ", opaque=");
+        digest_append_quoted(out, str_make(srv->opaque, srv->opaque_len));
+    }
+    sbuf_printf(out, ", algorithm=%s", auth_algorithm_name(alg));
+    if (qop) sbuf_append_cstr(out, ", qop=\"auth\"");
+    if (stale) sbuf_append_cstr(out, ", stale=true");
+    return out->failed ? -ENOMEM : 0;
+}
+
+/* Seconds from a to b on a 32-bit wrapping clock (negative: b before a). */
+static int32_t age_s(uint32_t from, uint32_t to) { return (int32_t)(to - from); }
+
+static enum auth_result replay_window(struct replay_entry *e, uint32_t nc)
+{
+    if (nc > e->nc_max) {
+        uint32_t d = nc - e->nc_max;
+        e->seen = d >= REPLAY_WINDOW ? 1u : (e->seen << d) | 1u;
+        e->nc_max = nc;
+        return AUTH_OK;
+    }
+    uint32_t d = e->nc_max - nc;
+    if (d >= REPLAY_WINDOW || (e->seen & (1u << d))) return AUTH_REPLAY;
+    e->seen |= 1u << d;
+    return AUTH_OK;
+}
+
+static enum auth_result replay_check(struct auth_server *srv, const uint8_t mac[NONCE_MAC_LEN], uint32_t issued,
+                                     uint32_t nc, uint32_t now)
+{
+    uint32_t idx;
+    memcpy(&idx, mac, sizeof idx); /* HMAC output: uniform, and verified before we get here */
+    struct replay_bucket *b = &srv->buckets[idx & srv->bucket_mask];
+    struct replay_entry *slot = NULL, *oldest = NULL;
+
+    for (int i = 0; i < REPLAY_WAYS; i++) {
+        struct replay_entry *e = &b->e[i];
+        if (e->nc_max == 0 || age_s(e->issued, now) >= (int32_t)srv->table_ttl) {
+            if (!slot) slot = e;
+            continue;
+        }
+        if (memcmp(e->mac, mac, NONCE_MAC_LEN) == 0) return replay_window(e, nc);
+        if (!oldest || age_s(e->issued, oldest->issued) > 0) oldest = e; /* e issued earlier */
+    }
+    if (b->floor_set && age_s(b->floor, now) >= (int32_t)srv->table_ttl) b->floor_set = false;
+    if (b->floor_set && age_s(issued, b->floor) >= 0) return AUTH_STALE; /* may have been evicted */
+    if (!slot) {
+        slot = oldest;
+        if (!b->floor_set || age_s(b->floor, oldest->issued) > 0) b->floor = oldest->issued;
+        b->floor_set = true;
+    }
+    memcpy(slot->mac, mac, NONCE_MAC_LEN);
+    slot->issued = issued;
+    slot->nc_max = nc;
+    slot->seen = 1;
+    return AUTH_OK;
+}
+
+static enum auth_result refuse(enum auth_result r, const struct auth_credentials *c, const char *why)
+{
+    log_debug("auth: %s for user \"%.*s\": %s", auth_result_name(r), STR_FMT(c->username), why);
+    return r;
+}
+
+enum auth_result auth_verify(struct auth_server *srv, const struct auth_credentials *creds, str_t method,
+                             str_t ha1, uint64_t now_s)
+{
+    char ha1_norm[AUTH_HEX_MAX + 1], got[AUTH_HEX_MAX + 1], want[AUTH_HEX_MAX + 1];
+    uint8_t raw[NONCE_RAW], mac[NONCE_MAC_LEN];
+    enum auth_algorithm alg = creds->algorithm;
+    uint32_t now = (uint32_t)now_s;
+
+    if ((unsigned)alg >= AUTH_ALG_COUNT) return refuse(AUTH_MALFORMED, creds, "bad algorithm");
+    if (digest_hex_normalize(auth_algorithm_base(alg), ha1, ha1_norm) < 0) {
+        log_error("auth: stored HA1 for \"%.*s\" is not a %s hex digest", STR_FMT(creds->username),
+                  auth_algorithm_name(auth_algorithm_base(alg)));
+        return AUTH_MALFORMED;
+    }
+    if (digest_hex_normalize(alg, creds->response, got) < 0)
+        return refuse(AUTH_MALFORMED, creds, "response is not a hex digest");
+    if (creds->qop && (creds->nc_value == 0 || creds->cnonce.len == 0))
+        return refuse(AUTH_MALFORMED, creds, "qop without nc or cnonce");
+    if (!creds->qop && alg != auth_algorithm_base(alg))
+        return refuse(AUTH_MALFORMED, creds, "-sess without qop");
+
+    if (nonce_decode(creds->nonce, raw) < 0) return refuse(AUTH_BAD_NONCE, creds, "nonce not ours");
+    if (raw[4] & ~(NONCE_FLAG_ALG | NONCE_FLAG_QOP)) return refuse(AUTH_BAD_NONCE, creds, "nonce flags");
+    if (nonce_mac(srv, raw, creds->realm, mac) < 0) {
+        log_error("auth: HMAC failed while checking a nonce");
+        return AUTH_MALFORMED;
+    }
+    if (CRYPTO_memcmp(mac, raw + NONCE_MAC_AT, NONCE_MAC_LEN) != 0)
+        return refuse(AUTH_BAD_NONCE, creds, "nonce MAC mismatch (tampered, other realm or other secret)");
+    bool nonce_qop = raw[4] & NONCE_FLAG_QOP;
+    if ((raw[4] & NONCE_FLAG_ALG) != (unsigned)alg || !(srv->algorithms & AUTH_OFFER(alg)))
+        return refuse(AUTH_BAD_NONCE, creds, "answered with another algorithm than challenged");
+    /* RFC 2617 §3.2.2: when qop was offered the client must use it; dropping
+     * it would also skip the nc replay check. A client may still use qop on a
+     * nonce issued without it. */
+    if (nonce_qop && !creds->qop) return refuse(AUTH_BAD_NONCE, creds, "qop dropped");
+    if (srv->opaque_len && !str_eq(creds->opaque, str_make(srv->opaque, srv->opaque_len)))
+        return refuse(AUTH_BAD_NONCE, creds, "opaque not returned unchanged");
+    uint32_t issued = (uint32_t)raw[0] << 24 | (uint32_t)raw[1] << 16 | (uint32_t)raw[2] << 8 | raw[3];
+    int32_t age = age_s(issued, now);
+    if (age < -NONCE_SKEW_S) return refuse(AUTH_BAD_NONCE, creds, "nonce issued in the future");
+
+    if (digest_response(&srv->hasher, alg, ha1_norm, creds->nonce, creds->qop, creds->nc, creds->cnonce, method,
+                        creds->uri, want) < 0) {
+        log_error("auth: digest computation failed");
+        return AUTH_MALFORMED;
+    }
+    if (CRYPTO_memcmp(want, got, auth_algorithm_hex_len(alg)) != 0)
+        return refuse(AUTH_BAD_RESPONSE, creds, "response mismatch");
+
+    /* Only now may we say stale: RFC 7616 §3.3 sends stale=true only when the
+     * answer was right for an expired nonce. */
+    if (age >= (int32_t)(nonce_qop ? srv->ttl : srv->legacy_ttl))
+        return refuse(AUTH_STALE, creds, "nonce expired");
+    if (!creds->qop) {
+        /* RFC 2069 form: nothing changes between two answers, so a replay
+         * cannot be told from a GB28181 device re-sending its last
+         * Authorization on refresh, which they do. Accepted until the nonce
+         * expires (legacy_nonce_ttl_s bounds the window). */
+        return AUTH_OK;
+    }
+    enum auth_result r = replay_check(srv, raw + NONCE_MAC_AT, issued, creds->nc_value, now);
+    if (r != AUTH_OK) return refuse(r, creds, r == AUTH_REPLAY ? "nc seen before" : "nonce evicted from replay table");
+    return AUTH_OK;
+}
+
+const char *auth_result_name(enum auth_result r)
+{
+    switch (r) {
+    case AUTH_OK: return "ok";
+    case AUTH_BAD_RESPONSE: return "bad response";
+    case AUTH_STALE: return "stale nonce";
+    case AUTH_BAD_NONCE: return "bad nonce";
+    case AUTH_REPLAY: return "replay";
+    case AUTH_MALFORMED: return "malformed credentials";
+    }
+    return "?";
+}
