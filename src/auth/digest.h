@@ -89,8 +89,10 @@ void auth_server_free(struct auth_server *srv);
  *   Digest realm="…", nonce="…"[, opaque="…"], algorithm=…[, qop="auth"][, stale=true]
  * qop=false gives the RFC 2069 form many GB28181 devices need. now_s is
  * seconds on the clock later given to auth_verify (wall clock when several
- * nodes share a secret). 0; -EINVAL when the algorithm is not offered or the
- * realm is empty, too long or holds control characters; -ENOMEM when out failed. */
+ * nodes share a secret; only its low 32 bits go into the nonce). 0; -EINVAL
+ * when the algorithm is not offered, is -sess without qop, or the realm is
+ * empty, over 256 bytes or holds control characters; -ENOMEM when out
+ * failed; -EIO when HMAC failed. */
 int auth_challenge(struct auth_server *srv, str_t realm, enum auth_algorithm alg, bool qop, bool stale,
                    uint64_t now_s, sbuf_t *out);
 
