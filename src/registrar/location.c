@@ -1,0 +1,933 @@
+/* location.c — the location service (see location.h).
+ *
+ * Layout: a chained hash table of AoR records (struct aor), each holding a
+ * short singly-linked list of its bindings sorted by q. Every binding is one
+ * allocation — the public struct, its timer node, the list links, then its
+ * strings packed behind it — so a binding costs one malloc and one free.
+ * A second chained hash table indexes bindings by conn_id (intrusive doubly
+ * linked chains), so a lost connection finds its bindings without a scan.
+ *
+ * An update never edits a binding in place: it builds a new object and swaps
+ * it in. That keeps string packing simple and makes location_update easy to
+ * keep atomic: every allocation (AoR record, new bindings, their timers)
+ * happens before anything visible changes, so a failure leaves the location
+ * as it was. */
+#include "registrar/location.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+
+struct aor {
+    struct aor *next;                 /* hash chain */
+    struct location *loc;
+    struct binding *bindings;         /* q descending, newest first among equals */
+    uint32_t hash;
+    uint32_t count;
+    size_t len;
+    char name[];
+};
+
+struct binding {
+    struct location_binding pub;
+    struct timer_node timer;
+    struct binding *next;             /* in its AoR's list */
+    struct binding *conn_prev, *conn_next; /* conn index, when pub.conn_id != 0 */
+    struct aor *aor;
+    char strings[];
+};
+
+struct location {
+    struct timer_service *timers;
+    struct store *store;
+    struct location_callbacks cb;
+    struct aor **aors;
+    size_t aor_mask, aor_count;
+    struct binding **conns;
+    size_t conn_mask, conn_count;
+    size_t binding_count;
+    uint32_t max_per_aor, max_total;
+};
+
+#define INITIAL_BUCKETS 256
+
+/* ---- Names. */
+
+const char *location_reason_name(enum location_reason r)
+{
+    switch (r) {
+    case LOCATION_REMOVED_UNREGISTER: return "unregister";
+    case LOCATION_REMOVED_EXPIRED: return "expired";
+    case LOCATION_REMOVED_TRANSPORT_LOST: return "transport-lost";
+    case LOCATION_REMOVED_KICKED: return "kicked";
+    case LOCATION_REMOVED_REPLACED: return "replaced";
+    }
+    return "unknown";
+}
+
+static const char *const transport_names[] = {"udp", "tcp", "tls", "ws", "wss"};
+#define TRANSPORT_COUNT (sizeof(transport_names) / sizeof(transport_names[0]))
+
+const char *location_transport_name(enum location_transport t)
+{
+    return (unsigned)t < TRANSPORT_COUNT ? transport_names[t] : "udp";
+}
+
+int location_transport_from_name(const char *name)
+{
+    for (size_t i = 0; name && i < TRANSPORT_COUNT; i++)
+        if (strcasecmp(name, transport_names[i]) == 0) return (int)i;
+    return -1;
+}
+
+/* ---- Life cycle. */
+
+struct location *location_new(struct timer_service *timers, struct store *store,
+                              const struct location_callbacks *cb)
+{
+    if (!timers) return NULL;
+    struct location *loc = calloc(1, sizeof(*loc));
+    if (!loc) return NULL;
+    loc->aors = calloc(INITIAL_BUCKETS, sizeof(*loc->aors));
+    loc->conns = calloc(INITIAL_BUCKETS, sizeof(*loc->conns));
+    if (!loc->aors || !loc->conns) {
+        free(loc->aors);
+        free(loc->conns);
+        free(loc);
+        return NULL;
+    }
+    loc->aor_mask = loc->conn_mask = INITIAL_BUCKETS - 1;
+    loc->timers = timers;
+    loc->store = store;
+    if (cb) loc->cb = *cb;
+    loc->max_per_aor = LOCATION_DEFAULT_MAX_PER_AOR;
+    return loc;
+}
+
+void location_free(struct location *loc)
+{
+    if (!loc) return;
+    for (size_t i = 0; i <= loc->aor_mask; i++) {
+        struct aor *a = loc->aors[i];
+        while (a) {
+            struct aor *an = a->next;
+            struct binding *b = a->bindings;
+            while (b) {
+                struct binding *bn = b->next;
+                timer_stop(loc->timers, &b->timer);
+                free(b);
+                b = bn;
+            }
+            free(a);
+            a = an;
+        }
+    }
+    free(loc->aors);
+    free(loc->conns);
+    free(loc);
+}
+
+void location_set_limits(struct location *loc, uint32_t max_per_aor, uint32_t max_total)
+{
+    loc->max_per_aor = max_per_aor;
+    loc->max_total = max_total;
+}
+
+size_t location_count(const struct location *loc) { return loc->binding_count; }
+size_t location_aor_count(const struct location *loc) { return loc->aor_count; }
+
+/* ---- AoR table. */
+
+static struct aor **aor_slot(const struct location *loc, str_t key, uint32_t hash)
+{
+    struct aor **p = &loc->aors[hash & loc->aor_mask];
+    while (*p && !((*p)->hash == hash && (*p)->len == key.len && memcmp((*p)->name, key.s, key.len) == 0))
+        p = &(*p)->next;
+    return p;
+}
+
+static struct aor *aor_find(const struct location *loc, str_t key)
+{
+    return *aor_slot(loc, key, str_hash(key));
+}
+
+static struct aor *aor_alloc(struct location *loc, str_t key)
+{
+    struct aor *a = calloc(1, sizeof(*a) + key.len + 1);
+    if (!a) return NULL;
+    memcpy(a->name, key.s, key.len);
+    a->name[key.len] = '\0';
+    a->len = key.len;
+    a->hash = str_hash(key);
+    a->loc = loc;
+    return a;
+}
+
+static void aor_grow(struct location *loc)
+{
+    size_t nb = (loc->aor_mask + 1) * 2;
+    struct aor **t = calloc(nb, sizeof(*t));
+    if (!t) return; /* longer chains, still correct */
+    for (size_t i = 0; i <= loc->aor_mask; i++) {
+        struct aor *a = loc->aors[i];
+        while (a) {
+            struct aor *next = a->next;
+            a->next = t[a->hash & (nb - 1)];
+            t[a->hash & (nb - 1)] = a;
+            a = next;
+        }
+    }
+    free(loc->aors);
+    loc->aors = t;
+    loc->aor_mask = nb - 1;
+}
+
+static void aor_insert(struct location *loc, struct aor *a)
+{
+    struct aor **slot = &loc->aors[a->hash & loc->aor_mask];
+    a->next = *slot;
+    *slot = a;
+    if (++loc->aor_count > loc->aor_mask + 1) aor_grow(loc);
+}
+
+static void aor_remove(struct location *loc, struct aor *a)
+{
+    struct aor **p = &loc->aors[a->hash & loc->aor_mask];
+    while (*p && *p != a) p = &(*p)->next;
+    if (*p) {
+        *p = a->next;
+        loc->aor_count--;
+    }
+}
+
+/* ---- Bindings in their AoR. */
+
+static struct binding *binding_find(const struct aor *a, str_t contact)
+{
+    if (!a) return NULL;
+    for (struct binding *b = a->bindings; b; b = b->next)
+        if (str_eq(str_from_cstr(b->pub.contact), contact)) return b;
+    return NULL;
+}
+
+/* RFC 5626 §6: a binding with the same instance-id and reg-id is the same
+ * flow registration, whatever its contact. */
+static struct binding *binding_find_instance(const struct aor *a, str_t instance, uint32_t reg_id,
+                                             const struct binding *except)
+{
+    if (!a || !instance.len || !reg_id) return NULL;
+    for (struct binding *b = a->bindings; b; b = b->next)
+        if (b != except && b->pub.reg_id == reg_id && str_eq(str_from_cstr(b->pub.instance), instance))
+            return b;
+    return NULL;
+}
+
+static void aor_link(struct aor *a, struct binding *b)
+{
+    struct binding **p = &a->bindings;
+    while (*p && ((*p)->pub.q1000 > b->pub.q1000 ||
+                  ((*p)->pub.q1000 == b->pub.q1000 && (*p)->pub.received_wall_ms > b->pub.received_wall_ms)))
+        p = &(*p)->next;
+    b->next = *p;
+    *p = b;
+    b->aor = a;
+    b->pub.aor = a->name;
+    a->count++;
+}
+
+static void aor_unlink(struct aor *a, struct binding *b)
+{
+    struct binding **p = &a->bindings;
+    while (*p && *p != b) p = &(*p)->next;
+    if (*p) {
+        *p = b->next;
+        a->count--;
+    }
+    b->next = NULL;
+}
+
+/* ---- Connection index. */
+
+static uint32_t conn_hash(uint64_t id)
+{
+    /* splitmix64 finaliser: conn ids are sequential, spread them */
+    id ^= id >> 30;
+    id *= 0xbf58476d1ce4e5b9ULL;
+    id ^= id >> 27;
+    id *= 0x94d049bb133111ebULL;
+    id ^= id >> 31;
+    return (uint32_t)id;
+}
+
+static void conn_grow(struct location *loc)
+{
+    size_t nb = (loc->conn_mask + 1) * 2;
+    struct binding **t = calloc(nb, sizeof(*t));
+    if (!t) return;
+    for (size_t i = 0; i <= loc->conn_mask; i++) {
+        struct binding *b = loc->conns[i];
+        while (b) {
+            struct binding *next = b->conn_next;
+            struct binding **head = &t[conn_hash(b->pub.conn_id) & (nb - 1)];
+            b->conn_prev = NULL;
+            b->conn_next = *head;
+            if (*head) (*head)->conn_prev = b;
+            *head = b;
+            b = next;
+        }
+    }
+    free(loc->conns);
+    loc->conns = t;
+    loc->conn_mask = nb - 1;
+}
+
+static void conn_link(struct location *loc, struct binding *b)
+{
+    if (!b->pub.conn_id) return;
+    struct binding **head = &loc->conns[conn_hash(b->pub.conn_id) & loc->conn_mask];
+    b->conn_prev = NULL;
+    b->conn_next = *head;
+    if (*head) (*head)->conn_prev = b;
+    *head = b;
+    if (++loc->conn_count > loc->conn_mask + 1) conn_grow(loc);
+}
+
+static void conn_unlink(struct location *loc, struct binding *b)
+{
+    if (!b->pub.conn_id) return;
+    if (b->conn_prev) b->conn_prev->conn_next = b->conn_next;
+    else loc->conns[conn_hash(b->pub.conn_id) & loc->conn_mask] = b->conn_next;
+    if (b->conn_next) b->conn_next->conn_prev = b->conn_prev;
+    b->conn_prev = b->conn_next = NULL;
+    loc->conn_count--;
+}
+
+/* ---- Persistence: every change becomes a store op; a caller waiting for
+ * the commit gets one callback after the last of its ops. */
+
+struct pending_done {
+    store_done_cb cb;
+    void *arg;
+    int refs;
+    int status;
+};
+
+struct persist {
+    struct location *loc;
+    struct store *store;
+    struct pending_done *pd;          /* NULL when nobody waits */
+};
+
+static void pending_release(struct pending_done *pd, int status)
+{
+    if (status && !pd->status) pd->status = status;
+    if (--pd->refs == 0) {
+        pd->cb(pd->arg, pd->status);
+        free(pd);
+    }
+}
+
+static void pending_op_done(void *arg, int status) { pending_release(arg, status); }
+
+static void persist_submit(struct persist *ps, struct store_op *op, const char *what, const char *aor)
+{
+    int rc;
+    if (ps->pd) {
+        ps->pd->refs++;
+        rc = store_submit(ps->store, op, pending_op_done, ps->pd);
+        if (rc < 0) pending_release(ps->pd, rc); /* refs stays >= 1: no callback yet */
+    } else {
+        rc = store_submit(ps->store, op, NULL, NULL);
+    }
+    if (rc < 0) log_error("location: cannot persist %s for %s: %s", what, aor, strerror(-rc));
+}
+
+static void binding_to_row(const struct binding *b, struct store_binding *row)
+{
+    *row = (struct store_binding){
+        .aor = b->pub.aor,
+        .contact = b->pub.contact,
+        .expires_at = b->pub.expires_wall_ms,
+        .q1000 = b->pub.q1000,
+        .call_id = b->pub.call_id,
+        .cseq = b->pub.cseq,
+        .transport = location_transport_name(b->pub.transport),
+        .remote = b->pub.remote,
+        .conn_id = b->pub.conn_id,
+        .path = b->pub.path,
+        .user_agent = b->pub.user_agent,
+        .instance = b->pub.instance,
+        .reg_id = b->pub.reg_id,
+        .flags = b->pub.flags,
+        .received_at = b->pub.received_wall_ms,
+    };
+}
+
+static void persist_upsert(struct persist *ps, const struct binding *b)
+{
+    if (!ps->store) return;
+    struct store_binding row;
+    binding_to_row(b, &row);
+    persist_submit(ps, store_op_binding_upsert(&row), "binding", b->pub.aor);
+}
+
+static void persist_delete(struct persist *ps, const struct binding *b)
+{
+    if (!ps->store) return;
+    persist_submit(ps, store_op_binding_delete(b->pub.aor, b->pub.contact), "binding removal", b->pub.aor);
+}
+
+/* Allocates the waiter (before anything changes, so failure is clean). */
+static int persist_begin(struct persist *ps, struct location *loc, store_done_cb cb, void *arg)
+{
+    *ps = (struct persist){.loc = loc, .store = loc->store};
+    if (!cb || !loc->store) return 0;
+    ps->pd = malloc(sizeof(*ps->pd));
+    if (!ps->pd) return LOCATION_ERR_NOMEM;
+    *ps->pd = (struct pending_done){cb, arg, 1, 0};
+    return 0;
+}
+
+/* Drops the waiter's own reference: the callback fires after the last op. */
+static void persist_end(struct persist *ps, store_done_cb cb, void *arg)
+{
+    if (!cb) return;
+    if (!ps->store) {
+        cb(arg, 0);
+        return;
+    }
+    if (ps->pd->refs == 1) /* nothing to write: wait for what is queued before */
+        persist_submit(ps, store_op_barrier(), "barrier", "-");
+    pending_release(ps->pd, 0);
+}
+
+static void persist_abort(struct persist *ps) { free(ps->pd); }
+
+/* ---- Removing. */
+
+/* Unlinks and frees b, reporting it (and the AoR going offline). When
+ * persist is non-NULL the removal is written to the store. */
+static void binding_remove(struct location *loc, struct binding *b, enum location_reason reason,
+                           struct persist *persist)
+{
+    struct aor *a = b->aor;
+    timer_stop(loc->timers, &b->timer);
+    aor_unlink(a, b);
+    conn_unlink(loc, b);
+    loc->binding_count--;
+    if (persist) persist_delete(persist, b);
+    if (loc->cb.binding_removed) loc->cb.binding_removed(loc->cb.arg, &b->pub, reason);
+    free(b);
+    if (a->count == 0) {
+        if (loc->cb.aor_offline) loc->cb.aor_offline(loc->cb.arg, a->name, reason);
+        aor_remove(loc, a);
+        free(a);
+    }
+}
+
+static void on_expire(struct timer_node *node, uint64_t now_ms)
+{
+    (void)now_ms;
+    struct binding *b = container_of(node, struct binding, timer);
+    struct location *loc = b->aor->loc;
+    log_debug("location: %s -> %s expired", b->pub.aor, b->pub.contact);
+    struct persist ps = {.loc = loc, .store = loc->store};
+    binding_remove(loc, b, LOCATION_REMOVED_EXPIRED, &ps);
+}
+
+/* ---- Building bindings. */
+
+struct binding_fields {
+    str_t contact, call_id, remote, path, user_agent, instance;
+    uint64_t expires_ms;
+    int64_t expires_wall_ms, received_wall_ms;
+    uint64_t conn_id;
+    union location_addr addr;
+    uint32_t cseq, reg_id;
+    uint16_t q1000;
+    uint8_t transport, flags;
+};
+
+static const char *pack(char **cur, str_t s)
+{
+    char *p = *cur;
+    if (s.len) memcpy(p, s.s, s.len);
+    p[s.len] = '\0';
+    *cur += s.len + 1;
+    return p;
+}
+
+/* Allocates a binding and arms its timer; not yet linked anywhere. */
+static struct binding *binding_alloc(struct location *loc, const struct binding_fields *f)
+{
+    size_t n = f->contact.len + f->call_id.len + f->remote.len + f->path.len + f->user_agent.len +
+               f->instance.len + 6;
+    struct binding *b = malloc(sizeof(*b) + n);
+    if (!b) return NULL;
+    char *cur = b->strings;
+    b->pub = (struct location_binding){
+        .aor = "",
+        .contact = pack(&cur, f->contact),
+        .call_id = pack(&cur, f->call_id),
+        .remote = pack(&cur, f->remote),
+        .path = pack(&cur, f->path),
+        .user_agent = pack(&cur, f->user_agent),
+        .instance = pack(&cur, f->instance),
+        .expires_ms = f->expires_ms,
+        .expires_wall_ms = f->expires_wall_ms,
+        .received_wall_ms = f->received_wall_ms,
+        .conn_id = f->conn_id,
+        .addr = f->addr,
+        .cseq = f->cseq,
+        .reg_id = f->reg_id,
+        .q1000 = f->q1000,
+        .transport = f->transport,
+        .flags = f->flags,
+    };
+    b->next = b->conn_prev = b->conn_next = NULL;
+    b->aor = NULL;
+    timer_node_init(&b->timer);
+    if (timer_start(loc->timers, &b->timer, b->pub.expires_ms, on_expire) != 0) {
+        free(b);
+        return NULL;
+    }
+    return b;
+}
+
+static void binding_discard(struct location *loc, struct binding *b)
+{
+    timer_stop(loc->timers, &b->timer);
+    free(b);
+}
+
+/* Links a built binding into its AoR and the connection index. */
+static void binding_link(struct location *loc, struct aor *a, struct binding *b)
+{
+    aor_link(a, b);
+    conn_link(loc, b);
+    loc->binding_count++;
+}
+
+/* "ip:port" / "[ip6]:port" for addr, or "" when it is not IP. */
+static size_t format_remote(const union location_addr *addr, char *buf, size_t cap)
+{
+    char ip[INET6_ADDRSTRLEN];
+    int n = 0;
+    if (addr->sa.sa_family == AF_INET && inet_ntop(AF_INET, &addr->in.sin_addr, ip, sizeof(ip)))
+        n = snprintf(buf, cap, "%s:%u", ip, ntohs(addr->in.sin_port));
+    else if (addr->sa.sa_family == AF_INET6 && inet_ntop(AF_INET6, &addr->in6.sin6_addr, ip, sizeof(ip)))
+        n = snprintf(buf, cap, "[%s]:%u", ip, ntohs(addr->in6.sin6_port));
+    else if (cap)
+        buf[0] = '\0';
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+static void copy_addr(const struct sockaddr *sa, union location_addr *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->sa.sa_family = AF_UNSPEC;
+    if (!sa) return;
+    if (sa->sa_family == AF_INET) memcpy(&out->in, sa, sizeof(out->in));
+    else if (sa->sa_family == AF_INET6) memcpy(&out->in6, sa, sizeof(out->in6));
+}
+
+/* Parses what format_remote wrote back into an address (for reloads). */
+static void parse_remote(const char *s, union location_addr *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->sa.sa_family = AF_UNSPEC;
+    char host[INET6_ADDRSTRLEN + 2];
+    const char *colon;
+    size_t hlen;
+    bool v6 = s[0] == '[';
+    if (v6) {
+        const char *close = strchr(s, ']');
+        if (!close || close[1] != ':') return;
+        hlen = (size_t)(close - s - 1);
+        if (hlen >= sizeof(host)) return;
+        memcpy(host, s + 1, hlen);
+        colon = close + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon) return;
+        hlen = (size_t)(colon - s);
+        if (hlen >= sizeof(host)) return;
+        memcpy(host, s, hlen);
+    }
+    host[hlen] = '\0';
+    uint64_t port;
+    if (str_to_u64(str_from_cstr(colon + 1), 65535, &port) != 0) return;
+    if (v6 && inet_pton(AF_INET6, host, &out->in6.sin6_addr) == 1) {
+        out->in6.sin6_family = AF_INET6;
+        out->in6.sin6_port = htons((uint16_t)port);
+    } else if (!v6 && inet_pton(AF_INET, host, &out->in.sin_addr) == 1) {
+        out->in.sin_family = AF_INET;
+        out->in.sin_port = htons((uint16_t)port);
+    }
+}
+
+/* ---- Input checks. */
+
+/* Bounded, and free of bytes that would break a C string or a header line. */
+static bool text_ok(str_t s, size_t max, bool required)
+{
+    if (s.len > max || (required && s.len == 0) || (s.len && !s.s)) return false;
+    for (size_t i = 0; i < s.len; i++)
+        if (s.s[i] == '\0' || s.s[i] == '\r' || s.s[i] == '\n') return false;
+    return true;
+}
+
+static bool input_ok(const struct location_binding_in *in)
+{
+    return text_ok(in->contact, LOCATION_MAX_FIELD, true) && text_ok(in->call_id, LOCATION_MAX_FIELD, false) &&
+           text_ok(in->path, LOCATION_MAX_FIELD, false) && text_ok(in->user_agent, LOCATION_MAX_FIELD, false) &&
+           text_ok(in->instance, LOCATION_MAX_FIELD, false) && in->q1000 >= 0 && in->q1000 <= 1000 &&
+           (unsigned)in->transport < TRANSPORT_COUNT;
+}
+
+/* RFC 3261 §10.3 steps 6-7: an existing binding with the same Call-ID may
+ * only be changed by a higher CSeq (a delayed or replayed REGISTER must not
+ * undo a newer one). A different Call-ID always may. */
+static bool cseq_allows(const struct binding *b, str_t call_id, uint32_t cseq)
+{
+    if (!b || !str_eq(str_from_cstr(b->pub.call_id), call_id)) return true;
+    return cseq > b->pub.cseq;
+}
+
+/* Later entries with the same contact win: an earlier duplicate is skipped. */
+static bool superseded(const struct location_binding_in *in, size_t n, size_t i)
+{
+    for (size_t j = i + 1; j < n; j++)
+        if (str_eq(in[j].contact, in[i].contact)) return true;
+    return false;
+}
+
+static void fields_from_input(struct binding_fields *f, const struct location_binding_in *in, uint64_t now_ms,
+                              int64_t now_wall, char *remote_buf, size_t remote_cap)
+{
+    uint64_t life_ms = (uint64_t)in->expires_s * 1000u;
+    *f = (struct binding_fields){
+        .contact = in->contact,
+        .call_id = in->call_id,
+        .path = in->path,
+        .user_agent = in->user_agent,
+        .instance = in->instance,
+        .expires_ms = now_ms + life_ms,
+        .expires_wall_ms = now_wall + (int64_t)life_ms,
+        .received_wall_ms = now_wall,
+        .conn_id = in->conn_id,
+        .cseq = in->cseq,
+        .reg_id = in->reg_id,
+        .q1000 = (uint16_t)in->q1000,
+        .transport = (uint8_t)in->transport,
+        .flags = 0,
+    };
+    copy_addr(in->remote_addr, &f->addr);
+    f->remote = str_make(remote_buf, format_remote(&f->addr, remote_buf, remote_cap));
+}
+
+/* ---- Update. */
+
+int location_update(struct location *loc, str_t aor, const struct location_binding_in *in, size_t n,
+                    uint64_t now_ms, store_done_cb cb, void *arg)
+{
+    if (!text_ok(aor, LOCATION_MAX_AOR, true) || n > LOCATION_MAX_CONTACTS || (n && !in)) {
+        log_warn("location: update refused: bad AoR or %zu contacts", n);
+        return LOCATION_ERR_INVALID;
+    }
+    struct aor *a = aor_find(loc, aor);
+
+    /* 1. Check everything; count what the AoR will hold. */
+    long projected = a ? (long)a->count : 0, adds = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!input_ok(&in[i])) {
+            log_warn("location: update of %.*s refused: bad contact #%zu", STR_FMT(aor), i);
+            return LOCATION_ERR_INVALID;
+        }
+        if (superseded(in, n, i)) continue;
+        struct binding *b = binding_find(a, in[i].contact);
+        struct binding *r = b ? NULL : binding_find_instance(a, in[i].instance, in[i].reg_id, NULL);
+        if (!cseq_allows(b, in[i].call_id, in[i].cseq) ||
+            (in[i].expires_s && !cseq_allows(r, in[i].call_id, in[i].cseq))) {
+            log_info("location: REGISTER for %.*s out of order (Call-ID %.*s CSeq %u)", STR_FMT(aor),
+                     STR_FMT(in[i].call_id), in[i].cseq);
+            return LOCATION_ERR_OUT_OF_ORDER;
+        }
+        if (in[i].expires_s == 0) projected -= b != NULL;
+        else if (!b && !r) projected++, adds++;
+    }
+    long before = a ? (long)a->count : 0;
+    if (projected > before &&
+        ((loc->max_per_aor && projected > (long)loc->max_per_aor) ||
+         (loc->max_total && loc->binding_count + (size_t)adds > loc->max_total))) {
+        log_warn("location: update of %.*s refused: %ld bindings would exceed the limit", STR_FMT(aor),
+                 projected);
+        return LOCATION_ERR_TOO_MANY;
+    }
+
+    /* 2. Allocate everything: nothing visible changes before this succeeds. */
+    struct persist ps;
+    if (persist_begin(&ps, loc, cb, arg) != 0) return LOCATION_ERR_NOMEM;
+    struct aor *fresh = NULL;
+    struct binding *built_stack[8];
+    struct binding **built = n <= 8 ? built_stack : calloc(n, sizeof(*built));
+    if (!built) goto nomem;
+    memset(built, 0, n * sizeof(*built));
+    int64_t now_wall = clock_wall_ms();
+    for (size_t i = 0; i < n; i++) {
+        if (in[i].expires_s == 0 || superseded(in, n, i)) continue;
+        if (!a && !fresh && !(fresh = aor_alloc(loc, aor))) goto nomem;
+        struct binding_fields f;
+        char remote[INET6_ADDRSTRLEN + 16];
+        fields_from_input(&f, &in[i], now_ms, now_wall, remote, sizeof(remote));
+        if (!(built[i] = binding_alloc(loc, &f))) goto nomem;
+    }
+
+    /* 3. Apply: upserts first, then removals, so an AoR that keeps at least
+     * one binding never flaps offline/online within one REGISTER. */
+    if (fresh) {
+        aor_insert(loc, fresh);
+        a = fresh;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct binding *nb = built[i];
+        if (!nb) continue;
+        struct binding *old = binding_find(a, in[i].contact);
+        bool was_empty = a->count == 0;
+        if (old) {
+            timer_stop(loc->timers, &old->timer);
+            aor_unlink(a, old);
+            conn_unlink(loc, old);
+            loc->binding_count--;
+        }
+        binding_link(loc, a, nb);
+        persist_upsert(&ps, nb);
+        if (old) {
+            if (loc->cb.binding_refreshed) loc->cb.binding_refreshed(loc->cb.arg, &nb->pub);
+            free(old);
+        } else {
+            if (loc->cb.binding_added) loc->cb.binding_added(loc->cb.arg, &nb->pub);
+            if (was_empty && loc->cb.aor_online) loc->cb.aor_online(loc->cb.arg, a->name);
+            struct binding *r = binding_find_instance(a, in[i].instance, in[i].reg_id, nb);
+            if (r) binding_remove(loc, r, LOCATION_REMOVED_REPLACED, &ps);
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (in[i].expires_s || superseded(in, n, i)) continue;
+        /* look the AoR up again: the previous removal may have freed it */
+        struct binding *b = binding_find(aor_find(loc, aor), in[i].contact);
+        if (b) binding_remove(loc, b, LOCATION_REMOVED_UNREGISTER, &ps);
+    }
+    if (built != built_stack) free(built);
+    persist_end(&ps, cb, arg);
+    return 0;
+
+nomem:
+    log_error("location: out of memory updating %.*s", STR_FMT(aor));
+    if (built) {
+        for (size_t i = 0; i < n; i++)
+            if (built[i]) binding_discard(loc, built[i]);
+        if (built != built_stack) free(built);
+    }
+    free(fresh);
+    persist_abort(&ps);
+    return LOCATION_ERR_NOMEM;
+}
+
+/* ---- Removal calls. */
+
+/* Removes every binding of a with one store op for the whole AoR. */
+static int remove_aor(struct location *loc, struct aor *a, enum location_reason reason, struct persist *ps)
+{
+    int removed = (int)a->count;
+    if (ps->store) persist_submit(ps, store_op_binding_delete_aor(a->name), "AoR removal", a->name);
+    /* the last removal frees a: do not touch it after the loop */
+    for (int i = 0; i < removed; i++) binding_remove(loc, a->bindings, reason, NULL);
+    return removed;
+}
+
+int location_unregister_all(struct location *loc, str_t aor, str_t call_id, uint32_t cseq, store_done_cb cb,
+                            void *arg)
+{
+    if (!text_ok(aor, LOCATION_MAX_AOR, true)) return LOCATION_ERR_INVALID;
+    struct aor *a = aor_find(loc, aor);
+    for (struct binding *b = a ? a->bindings : NULL; b; b = b->next)
+        if (!cseq_allows(b, call_id, cseq)) {
+            log_info("location: Contact: * for %.*s out of order (Call-ID %.*s CSeq %u)", STR_FMT(aor),
+                     STR_FMT(call_id), cseq);
+            return LOCATION_ERR_OUT_OF_ORDER;
+        }
+    struct persist ps;
+    if (persist_begin(&ps, loc, cb, arg) != 0) return LOCATION_ERR_NOMEM;
+    int removed = a ? remove_aor(loc, a, LOCATION_REMOVED_UNREGISTER, &ps) : 0;
+    persist_end(&ps, cb, arg);
+    return removed;
+}
+
+int location_remove(struct location *loc, str_t aor, str_t contact, enum location_reason reason,
+                    store_done_cb cb, void *arg)
+{
+    struct binding *b = binding_find(aor_find(loc, aor), contact);
+    if (!b) return LOCATION_ERR_NOT_FOUND;
+    struct persist ps;
+    if (persist_begin(&ps, loc, cb, arg) != 0) return LOCATION_ERR_NOMEM;
+    binding_remove(loc, b, reason, &ps);
+    persist_end(&ps, cb, arg);
+    return 1;
+}
+
+int location_remove_all(struct location *loc, str_t aor, enum location_reason reason, store_done_cb cb,
+                        void *arg)
+{
+    struct aor *a = aor_find(loc, aor);
+    struct persist ps;
+    if (persist_begin(&ps, loc, cb, arg) != 0) return LOCATION_ERR_NOMEM;
+    int removed = a ? remove_aor(loc, a, reason, &ps) : 0;
+    persist_end(&ps, cb, arg);
+    return removed;
+}
+
+int location_remove_by_conn(struct location *loc, uint64_t conn_id, enum location_reason reason)
+{
+    if (!conn_id) return 0;
+    struct persist ps = {.loc = loc, .store = loc->store};
+    int removed = 0;
+    struct binding *b = loc->conns[conn_hash(conn_id) & loc->conn_mask];
+    while (b) {
+        struct binding *next = b->conn_next; /* callbacks cannot modify: next stays valid */
+        if (b->pub.conn_id == conn_id) {
+            binding_remove(loc, b, reason, &ps);
+            removed++;
+        }
+        b = next;
+    }
+    return removed;
+}
+
+int location_flag_conn_lost(struct location *loc, uint64_t conn_id)
+{
+    if (!conn_id) return 0;
+    struct persist ps = {.loc = loc, .store = loc->store};
+    int flagged = 0;
+    struct binding *b = loc->conns[conn_hash(conn_id) & loc->conn_mask];
+    while (b) {
+        struct binding *next = b->conn_next;
+        if (b->pub.conn_id == conn_id) {
+            conn_unlink(loc, b);
+            b->pub.conn_id = 0;
+            b->pub.flags |= LOCATION_FLAG_TRANSPORT_LOST;
+            persist_upsert(&ps, b);
+            flagged++;
+        }
+        b = next;
+    }
+    return flagged;
+}
+
+/* ---- Reading. */
+
+size_t location_lookup(const struct location *loc, str_t aor, const struct location_binding **out, size_t cap)
+{
+    struct aor *a = aor_find(loc, aor);
+    if (!a) return 0;
+    size_t i = 0;
+    for (struct binding *b = a->bindings; b; b = b->next, i++)
+        if (i < cap) out[i] = &b->pub;
+    return a->count;
+}
+
+int location_foreach(const struct location *loc, int (*cb)(void *arg, const struct location_binding *b),
+                     void *arg)
+{
+    for (size_t i = 0; i <= loc->aor_mask; i++)
+        for (struct aor *a = loc->aors[i]; a; a = a->next)
+            for (struct binding *b = a->bindings; b; b = b->next) {
+                int rc = cb(arg, &b->pub);
+                if (rc) return rc;
+            }
+    return 0;
+}
+
+/* ---- Reload at start. */
+
+struct load_ctx {
+    struct location *loc;
+    uint64_t now_ms;
+    int64_t now_wall;
+    int loaded, expired, skipped;
+};
+
+static int load_row(void *arg, const struct store_binding *row)
+{
+    struct load_ctx *c = arg;
+    struct location *loc = c->loc;
+    str_t aor = str_from_cstr(row->aor), contact = str_from_cstr(row->contact);
+    int transport = location_transport_from_name(row->transport);
+    if (row->expires_at <= c->now_wall) {
+        c->expired++;
+        return 0;
+    }
+    struct binding_fields f = {
+        .contact = contact,
+        .call_id = str_from_cstr(row->call_id),
+        .remote = str_from_cstr(row->remote),
+        .path = str_from_cstr(row->path),
+        .user_agent = str_from_cstr(row->user_agent),
+        .instance = str_from_cstr(row->instance),
+        .expires_ms = c->now_ms + (uint64_t)(row->expires_at - c->now_wall),
+        .expires_wall_ms = row->expires_at,
+        .received_wall_ms = row->received_at,
+        .conn_id = 0, /* flows did not survive the restart */
+        .cseq = row->cseq,
+        .reg_id = row->reg_id,
+        .q1000 = (uint16_t)(row->q1000 < 0 ? 0 : row->q1000 > 1000 ? 1000 : row->q1000),
+        .transport = (uint8_t)(transport < 0 ? LOCATION_TRANSPORT_UDP : transport),
+        .flags = (uint8_t)row->flags,
+    };
+    if (f.transport != LOCATION_TRANSPORT_UDP) f.flags |= LOCATION_FLAG_TRANSPORT_LOST;
+    if (!text_ok(aor, LOCATION_MAX_AOR, true) || !text_ok(contact, LOCATION_MAX_FIELD, true) ||
+        !text_ok(f.call_id, LOCATION_MAX_FIELD, false) || !text_ok(f.path, LOCATION_MAX_FIELD, false) ||
+        !text_ok(f.user_agent, LOCATION_MAX_FIELD, false) || !text_ok(f.instance, LOCATION_MAX_FIELD, false) ||
+        f.remote.len > INET6_ADDRSTRLEN + 8) {
+        log_warn("location: skipped stored binding %.64s -> %.64s: bad field", row->aor, row->contact);
+        c->skipped++;
+        return 0;
+    }
+    parse_remote(row->remote, &f.addr);
+    struct aor *a = aor_find(loc, aor);
+    if (binding_find(a, contact)) return 0; /* already loaded */
+    struct aor *fresh = a ? NULL : aor_alloc(loc, aor);
+    if (!a && !fresh) return LOCATION_ERR_NOMEM;
+    struct binding *b = binding_alloc(loc, &f);
+    if (!b) {
+        free(fresh);
+        return LOCATION_ERR_NOMEM;
+    }
+    if (fresh) aor_insert(loc, a = fresh);
+    binding_link(loc, a, b);
+    c->loaded++;
+    return 0;
+}
+
+int location_load(struct location *loc, struct store *st, uint64_t now_ms, int64_t now_wall_ms)
+{
+    if (!st) return LOCATION_ERR_NO_STORE;
+    struct load_ctx c = {.loc = loc, .now_ms = now_ms, .now_wall = now_wall_ms};
+    int rc = store_load_bindings(st, load_row, &c);
+    if (rc < 0) {
+        log_error("location: loading bindings failed (%d) after %d", rc, c.loaded);
+        return rc;
+    }
+    if (c.expired) {
+        int src = store_submit(st, store_op_binding_delete_expired(now_wall_ms), NULL, NULL);
+        if (src < 0) log_error("location: cannot delete expired bindings: %s", strerror(-src));
+    }
+    log_info("location: loaded %d bindings (%d expired, %d skipped)", c.loaded, c.expired, c.skipped);
+    return c.loaded;
+}
