@@ -1,0 +1,560 @@
+/* tcp.c — SIP over TCP: accepted and outbound connections, the connection
+ * table (by id and by remote ip:port), stream framing (RFC 3261 §18.3),
+ * CRLF keepalives (RFC 5626 §3.5.1), idle and connect timeouts.
+ *
+ * A connection is freed only from its libuv close callback, so a pointer
+ * stays valid through every callback of the loop iteration that closed it;
+ * closing removes it from the tables at once so nothing new finds it. */
+#include "transport/transport_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+
+#define CONN_BUF_MIN 4096
+#define CONN_BUF_KEEP (64 * 1024) /* an emptied buffer larger than this is released */
+
+/* ---- the connection table ---- */
+
+static uint32_t id_hash(uint64_t id) { return (uint32_t)(id ^ (id >> 32)) * 2654435761u; }
+
+static uint32_t addr_hash(const struct sockaddr_storage *a)
+{
+    uint32_t h = 2166136261u;
+    const unsigned char *p;
+    size_t n;
+    if (a->ss_family == AF_INET6) {
+        p = (const unsigned char *)&((const struct sockaddr_in6 *)a)->sin6_addr;
+        n = 16;
+    } else {
+        p = (const unsigned char *)&((const struct sockaddr_in *)a)->sin_addr;
+        n = 4;
+    }
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
+    h = (h ^ transport_addr_port(a)) * 16777619u;
+    return h;
+}
+
+static int table_grow(struct conn_table *ct)
+{
+    uint32_t size = ct->mask ? (ct->mask + 1) * 2 : 64;
+    struct tcp_conn **by_id = calloc(size, sizeof(*by_id));
+    struct tcp_conn **by_addr = calloc(size, sizeof(*by_addr));
+    if (!by_id || !by_addr) {
+        free(by_id);
+        free(by_addr);
+        return -1;
+    }
+    uint32_t old = ct->mask ? ct->mask + 1 : 0;
+    for (uint32_t i = 0; i < old; i++) {
+        for (struct tcp_conn *c = ct->by_id[i], *next; c; c = next) {
+            next = c->id_next;
+            uint32_t b = id_hash(c->id) & (size - 1);
+            c->id_next = by_id[b];
+            by_id[b] = c;
+        }
+        for (struct tcp_conn *c = ct->by_addr[i], *next; c; c = next) {
+            next = c->addr_next;
+            uint32_t b = addr_hash(&c->peer) & (size - 1);
+            c->addr_next = by_addr[b];
+            by_addr[b] = c;
+        }
+    }
+    free(ct->by_id);
+    free(ct->by_addr);
+    ct->by_id = by_id;
+    ct->by_addr = by_addr;
+    ct->mask = size - 1;
+    return 0;
+}
+
+static int conn_register(struct transport *t, struct tcp_conn *c)
+{
+    struct conn_table *ct = &t->conns;
+    if (ct->count + 1 > (ct->mask ? ct->mask + 1 : 0) && table_grow(ct) != 0) return -1;
+    c->id = t->next_conn_id++;
+    uint32_t b = id_hash(c->id) & ct->mask;
+    c->id_next = ct->by_id[b];
+    ct->by_id[b] = c;
+    b = addr_hash(&c->peer) & ct->mask;
+    c->addr_next = ct->by_addr[b];
+    ct->by_addr[b] = c;
+    ct->count++;
+    c->all_prev = NULL;
+    c->all_next = t->all;
+    if (t->all) t->all->all_prev = c;
+    t->all = c;
+    t->stats.tcp_open++;
+    return 0;
+}
+
+static void conn_unregister(struct transport *t, struct tcp_conn *c)
+{
+    struct conn_table *ct = &t->conns;
+    if (c->id == 0) return;
+    struct tcp_conn **pp = &ct->by_id[id_hash(c->id) & ct->mask];
+    while (*pp && *pp != c) pp = &(*pp)->id_next;
+    if (*pp) *pp = c->id_next;
+    pp = &ct->by_addr[addr_hash(&c->peer) & ct->mask];
+    while (*pp && *pp != c) pp = &(*pp)->addr_next;
+    if (*pp) *pp = c->addr_next;
+    ct->count--;
+    if (c->all_prev) c->all_prev->all_next = c->all_next;
+    else t->all = c->all_next;
+    if (c->all_next) c->all_next->all_prev = c->all_prev;
+    c->all_prev = c->all_next = NULL;
+    t->stats.tcp_open--;
+    t->stats.tcp_closed++;
+}
+
+static struct tcp_conn *conn_by_id(struct transport *t, uint64_t id)
+{
+    if (!t->conns.mask) return NULL;
+    for (struct tcp_conn *c = t->conns.by_id[id_hash(id) & t->conns.mask]; c; c = c->id_next)
+        if (c->id == id) return c;
+    return NULL;
+}
+
+static struct tcp_conn *conn_by_addr(struct transport *t, const struct sockaddr_storage *a)
+{
+    if (!t->conns.mask) return NULL;
+    for (struct tcp_conn *c = t->conns.by_addr[addr_hash(a) & t->conns.mask]; c; c = c->addr_next)
+        if (transport_addr_equal(&c->peer, a)) return c;
+    return NULL;
+}
+
+/* ---- close ---- */
+
+static void conn_closed(uv_handle_t *h)
+{
+    struct tcp_conn *c = h->data;
+    struct transport *t = c->t;
+    free(c->buf);
+    free(c);
+    transport_handle_closed(t);
+}
+
+static void conn_drop_pending(struct tcp_conn *c)
+{
+    for (struct conn_write *w = c->pending, *next; w; w = next) {
+        next = w->next;
+        free(w);
+    }
+    c->pending = NULL;
+    c->pending_tail = &c->pending;
+}
+
+static void conn_close(struct tcp_conn *c, const char *reason, bool notify)
+{
+    struct transport *t = c->t;
+    if (c->state == CONN_CLOSING) return;
+    c->state = CONN_CLOSING;
+    timer_stop(t->timers, &c->timer);
+    conn_drop_pending(c);
+    bool registered = c->id != 0;
+    conn_unregister(t, c);
+    log_debug("TCP connection %llu to %s closed: %s", (unsigned long long)c->id, c->peer_text, reason);
+    if (notify && registered && t->cb.on_conn_lost) t->cb.on_conn_lost(t->cb.user, c->id, &c->peer, reason);
+    uv_close((uv_handle_t *)&c->handle, conn_closed);
+}
+
+void tcp_close_all(struct transport *t)
+{
+    while (t->all) conn_close(t->all, "transport shutting down", false);
+}
+
+int tcp_close_conn(struct transport *t, uint64_t conn_id)
+{
+    struct tcp_conn *c = conn_by_id(t, conn_id);
+    if (!c) return UV_ENOTCONN;
+    conn_close(c, "closed locally", true);
+    return 0;
+}
+
+/* ---- timers ---- */
+
+static void conn_timer(struct timer_node *n, uint64_t now)
+{
+    struct tcp_conn *c = container_of(n, struct tcp_conn, timer);
+    struct transport *t = c->t;
+    if (c->state == CONN_CONNECTING) {
+        log_warn("TCP connect to %s timed out", c->peer_text);
+        conn_close(c, "connect timeout", true);
+        return;
+    }
+    if (c->state != CONN_OPEN || t->cfg.tcp_idle_timeout_ms == 0) return;
+    uint64_t deadline = c->last_activity + t->cfg.tcp_idle_timeout_ms;
+    if (now >= deadline) {
+        log_info("TCP connection %llu to %s idle for %u ms: closing", (unsigned long long)c->id, c->peer_text,
+                 t->cfg.tcp_idle_timeout_ms);
+        conn_close(c, "idle timeout", true);
+        return;
+    }
+    /* Activity does not touch the heap; the timer catches up here. */
+    timer_start(t->timers, &c->timer, deadline, conn_timer);
+}
+
+static void conn_arm_idle(struct tcp_conn *c)
+{
+    struct transport *t = c->t;
+    c->last_activity = transport_now(t);
+    if (t->cfg.tcp_idle_timeout_ms == 0) {
+        timer_stop(t->timers, &c->timer);
+        return;
+    }
+    if (timer_start(t->timers, &c->timer, c->last_activity + t->cfg.tcp_idle_timeout_ms, conn_timer) != 0)
+        log_error("TCP connection %llu to %s: no memory for its idle timer", (unsigned long long)c->id, c->peer_text);
+}
+
+/* ---- writing ---- */
+
+static void conn_written(uv_write_t *req, int status)
+{
+    struct conn_write *w = container_of(req, struct conn_write, req);
+    struct tcp_conn *c = w->conn;
+    c->queued -= w->len;
+    free(w);
+    if (status == UV_ECANCELED || c->state == CONN_CLOSING) return;
+    if (status < 0) {
+        log_warn("TCP write to %s failed: %s", c->peer_text, uv_strerror(status));
+        conn_close(c, "write error", true);
+    }
+}
+
+static struct conn_write *write_copy(struct tcp_conn *c, const void *data, size_t len)
+{
+    struct conn_write *w = malloc(sizeof(*w) + len);
+    if (!w) return NULL;
+    w->conn = c;
+    w->next = NULL;
+    w->len = len;
+    memcpy(w->data, data, len);
+    return w;
+}
+
+static int conn_write_queue(struct tcp_conn *c, struct conn_write *w)
+{
+    uv_buf_t b = uv_buf_init(w->data, (unsigned)w->len);
+    int rc = uv_write(&w->req, (uv_stream_t *)&c->handle, &b, 1, conn_written);
+    if (rc) {
+        c->queued -= w->len;
+        free(w);
+    }
+    return rc;
+}
+
+static int conn_write(struct tcp_conn *c, const char *data, size_t len)
+{
+    struct transport *t = c->t;
+    if (c->state == CONN_CLOSING) return UV_ENOTCONN;
+    if (c->queued + len > t->cfg.tcp_max_send_queue) {
+        log_warn("TCP connection to %s: send queue over %u bytes, closing", c->peer_text, t->cfg.tcp_max_send_queue);
+        conn_close(c, "send queue overflow", true);
+        return UV_ENOBUFS;
+    }
+    if (c->state == CONN_CONNECTING) {
+        struct conn_write *w = write_copy(c, data, len);
+        if (!w) return UV_ENOMEM;
+        *c->pending_tail = w;
+        c->pending_tail = &w->next;
+        c->queued += len;
+        return 0;
+    }
+    size_t done = 0;
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->handle) == 0) {
+        uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+        int n = uv_try_write((uv_stream_t *)&c->handle, &b, 1);
+        if (n < 0 && n != UV_EAGAIN) {
+            log_warn("TCP write to %s failed: %s", c->peer_text, uv_strerror(n));
+            conn_close(c, "write error", true);
+            return n;
+        }
+        if (n > 0) done = (size_t)n;
+    }
+    c->last_activity = transport_now(t);
+    if (done == len) return 0;
+    struct conn_write *w = write_copy(c, data + done, len - done);
+    if (!w) {
+        /* Part of the message is on the wire already: the stream is broken. */
+        if (done) conn_close(c, "out of memory", true);
+        return UV_ENOMEM;
+    }
+    c->queued += w->len;
+    int rc = conn_write_queue(c, w);
+    if (rc) {
+        log_warn("TCP write to %s failed: %s", c->peer_text, uv_strerror(rc));
+        conn_close(c, "write error", true);
+    }
+    return rc;
+}
+
+/* ---- reading and framing ---- */
+
+static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    struct tcp_conn *c = h->data;
+    size_t limit = (size_t)c->t->cfg.max_message_bytes + 1;
+    if (c->cap - c->len < 1024 && c->cap < limit) {
+        size_t cap = c->cap ? c->cap * 2 : CONN_BUF_MIN;
+        if (cap > limit) cap = limit;
+        char *p = realloc(c->buf, cap);
+        if (p) {
+            c->buf = p;
+            c->cap = cap;
+        }
+    }
+    buf->base = c->buf ? c->buf + c->len : NULL;
+    buf->len = c->cap - c->len;
+}
+
+static void conn_refuse(struct tcp_conn *c, const char *why)
+{
+    c->t->stats.dropped++;
+    log_warn("TCP %s from %s: closing the connection", why, c->peer_text);
+    conn_close(c, why, true);
+}
+
+/* Hands every complete message in the buffer up; keeps the unfinished tail. */
+static void conn_frame(struct tcp_conn *c)
+{
+    struct transport *t = c->t;
+    size_t max = t->cfg.max_message_bytes;
+    size_t off = 0;
+    while (off < c->len && c->state == CONN_OPEN) {
+        const char *p = c->buf + off;
+        size_t avail = c->len - off;
+        if (p[0] == '\r') {
+            /* RFC 5626 §3.5.1: CRLFCRLF is a ping answered by a CRLF pong; a lone CRLF is a pong. */
+            if (avail < 4 && memcmp(p, "\r\n\r\n", avail) == 0) break; /* wait for the rest */
+            if (avail >= 4 && memcmp(p, "\r\n\r\n", 4) == 0) {
+                t->stats.keepalives++;
+                conn_write(c, "\r\n", 2);
+                off += 4;
+                continue;
+            }
+            if (avail >= 2 && p[1] == '\n') {
+                off += 2;
+                continue;
+            }
+        }
+        size_t skip = 0;
+        long n = sip_frame_length(p, avail, max, &skip);
+        if (n < 0) {
+            conn_refuse(c, avail > max ? "message over the size limit" : "garbage");
+            return;
+        }
+        if (skip > avail) skip = avail;
+        if (n == 0) {
+            off += skip;
+            if (avail - skip > max) {
+                conn_refuse(c, "message over the size limit");
+                return;
+            }
+            break;
+        }
+        if ((size_t)n > avail - skip || (size_t)n > max) {
+            conn_refuse(c, "message over the size limit");
+            return;
+        }
+        struct rx_origin o = {SIP_TRANSPORT_TCP, &c->peer, c->peer_text, c->id, c->listener_id, &c->local};
+        transport_deliver(t, p + skip, (size_t)n, &o);
+        off += skip + (size_t)n;
+    }
+    if (c->state != CONN_OPEN) return;
+    if (off) {
+        memmove(c->buf, c->buf + off, c->len - off);
+        c->len -= off;
+    }
+    if (c->len == 0 && c->cap > CONN_BUF_KEEP) {
+        free(c->buf);
+        c->buf = NULL;
+        c->cap = 0;
+    }
+}
+
+static void conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    struct tcp_conn *c = s->data;
+    struct transport *t = c->t;
+    if (c->state != CONN_OPEN) return;
+    if (nread == 0) return;
+    if (nread < 0) {
+        if (nread == UV_EOF) {
+            conn_close(c, "remote closed", true);
+        } else if (nread == UV_ENOBUFS) {
+            if (c->len > t->cfg.max_message_bytes) conn_refuse(c, "message over the size limit");
+            else conn_refuse(c, "out of memory");
+        } else {
+            log_info("TCP connection to %s: %s", c->peer_text, uv_strerror((int)nread));
+            conn_close(c, uv_err_name((int)nread), true);
+        }
+        return;
+    }
+    t->stats.bytes_in += (uint64_t)nread;
+    c->len += (size_t)nread;
+    c->last_activity = transport_now(t);
+    conn_frame(c);
+}
+
+/* ---- accepting and connecting ---- */
+
+static struct tcp_conn *conn_new(struct transport *t)
+{
+    struct tcp_conn *c = calloc(1, sizeof(*c));
+    if (!c) return NULL;
+    c->t = t;
+    c->pending_tail = &c->pending;
+    timer_node_init(&c->timer);
+    if (uv_tcp_init(t->loop, &c->handle) != 0) {
+        free(c);
+        return NULL;
+    }
+    c->handle.data = c;
+    t->open_handles++;
+    return c;
+}
+
+static void conn_names(struct tcp_conn *c)
+{
+    int len = sizeof(c->peer);
+    if (uv_tcp_getpeername(&c->handle, (struct sockaddr *)&c->peer, &len) != 0) c->peer.ss_family = AF_UNSPEC;
+    len = sizeof(c->local);
+    if (uv_tcp_getsockname(&c->handle, (struct sockaddr *)&c->local, &len) != 0) c->local.ss_family = AF_UNSPEC;
+    transport_addr_text(&c->peer, c->peer_text, sizeof(c->peer_text));
+}
+
+static void on_accept(uv_stream_t *server, int status)
+{
+    struct listener *l = server->data;
+    struct transport *t = l->t;
+    if (status < 0) {
+        log_warn("TCP accept on listener %u: %s", l->id, uv_strerror(status));
+        return;
+    }
+    struct tcp_conn *c = conn_new(t);
+    if (!c) {
+        log_error("TCP accept on listener %u: out of memory", l->id);
+        return;
+    }
+    c->listener_id = l->id;
+    c->state = CONN_OPEN;
+    if (uv_accept(server, (uv_stream_t *)&c->handle) != 0) {
+        conn_close(c, "accept failed", false);
+        return;
+    }
+    conn_names(c);
+    if (t->stats.tcp_open >= t->cfg.tcp_max_connections) {
+        log_warn("TCP connection from %s refused: %u connections open", c->peer_text, t->stats.tcp_open);
+        conn_close(c, "too many connections", false);
+        return;
+    }
+    if (conn_register(t, c) != 0) {
+        log_error("TCP connection from %s refused: out of memory", c->peer_text);
+        conn_close(c, "out of memory", false);
+        return;
+    }
+    t->stats.tcp_accepted++;
+    uv_tcp_nodelay(&c->handle, 1);
+    conn_arm_idle(c);
+    int rc = uv_read_start((uv_stream_t *)&c->handle, conn_alloc, conn_read);
+    if (rc) {
+        log_warn("TCP connection from %s: %s", c->peer_text, uv_strerror(rc));
+        conn_close(c, "read failed", true);
+        return;
+    }
+    log_debug("TCP connection %llu from %s accepted", (unsigned long long)c->id, c->peer_text);
+}
+
+int tcp_listener_start(struct transport *t, struct listener *l)
+{
+    (void)t;
+    return uv_listen((uv_stream_t *)&l->h.tcp, 511, on_accept);
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    struct tcp_conn *c = container_of(req, struct tcp_conn, connect_req);
+    struct transport *t = c->t;
+    if (status == UV_ECANCELED || c->state != CONN_CONNECTING) return;
+    if (status < 0) {
+        log_warn("TCP connect to %s failed: %s", c->peer_text, uv_strerror(status));
+        conn_close(c, "connect failed", true);
+        return;
+    }
+    c->state = CONN_OPEN;
+    int len = sizeof(c->local);
+    if (uv_tcp_getsockname(&c->handle, (struct sockaddr *)&c->local, &len) != 0) c->local.ss_family = AF_UNSPEC;
+    t->stats.tcp_connected++;
+    uv_tcp_nodelay(&c->handle, 1);
+    conn_arm_idle(c);
+    int rc = uv_read_start((uv_stream_t *)&c->handle, conn_alloc, conn_read);
+    struct conn_write *w = c->pending;
+    c->pending = NULL;
+    c->pending_tail = &c->pending;
+    while (w && rc == 0) {
+        struct conn_write *next = w->next;
+        rc = conn_write_queue(c, w);
+        w = next;
+    }
+    while (w) { /* only after a failure */
+        struct conn_write *next = w->next;
+        c->queued -= w->len;
+        free(w);
+        w = next;
+    }
+    if (rc) {
+        log_warn("TCP connection to %s: %s", c->peer_text, uv_strerror(rc));
+        conn_close(c, "write error", true);
+        return;
+    }
+    log_debug("TCP connection %llu to %s established", (unsigned long long)c->id, c->peer_text);
+}
+
+static struct tcp_conn *conn_connect(struct transport *t, const struct sockaddr_storage *addr, int *err)
+{
+    if (t->stats.tcp_open >= t->cfg.tcp_max_connections) {
+        *err = UV_EMFILE;
+        return NULL;
+    }
+    struct tcp_conn *c = conn_new(t);
+    if (!c) {
+        *err = UV_ENOMEM;
+        return NULL;
+    }
+    c->state = CONN_CONNECTING;
+    c->peer = *addr;
+    transport_addr_text(&c->peer, c->peer_text, sizeof(c->peer_text));
+    int rc = uv_tcp_connect(&c->connect_req, &c->handle, (const struct sockaddr *)addr, on_connect);
+    if (rc == 0 && conn_register(t, c) != 0) rc = UV_ENOMEM;
+    if (rc) {
+        /* Not registered (or the connect never started): close without a callback. */
+        conn_unregister(t, c);
+        c->id = 0;
+        conn_close(c, "connect failed", false);
+        *err = rc;
+        return NULL;
+    }
+    if (timer_start(t->timers, &c->timer, transport_now(t) + t->cfg.tcp_connect_timeout_ms, conn_timer) != 0)
+        log_error("TCP connect to %s: no memory for the connect timer", c->peer_text);
+    log_debug("TCP connection %llu to %s: connecting", (unsigned long long)c->id, c->peer_text);
+    return c;
+}
+
+int tcp_send(struct transport *t, struct transport_dest *dest, const void *data, size_t len)
+{
+    struct tcp_conn *c = dest->conn_id ? conn_by_id(t, dest->conn_id) : NULL;
+    if (!c) {
+        if (dest->addr.ss_family != AF_INET && dest->addr.ss_family != AF_INET6) return UV_ENOTCONN;
+        c = conn_by_addr(t, &dest->addr);
+    }
+    if (!c) {
+        int err = 0;
+        c = conn_connect(t, &dest->addr, &err);
+        if (!c) return err;
+    }
+    dest->conn_id = c->id;
+    return conn_write(c, data, len);
+}

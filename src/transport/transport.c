@@ -1,0 +1,577 @@
+/* transport.c — transport core: listeners, UDP, the receive path (parse,
+ * received/rport stamping) and where responses go (RFC 3261 §18, RFC 3581).
+ * TCP connections and stream framing are in tcp.c. */
+#include "transport/transport_int.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+
+#define ARENA_FIRST_BYTES (64 * 1024)
+#define ARENA_HEAP_LIMIT (1024 * 1024)
+#define UDP_MAX_PAYLOAD 65535u
+
+/* ---- address helpers ---- */
+
+int transport_addr_parse(const char *host, size_t host_len, uint16_t port, struct sockaddr_storage *out)
+{
+    char tmp[INET6_ADDRSTRLEN + 8];
+    if (!host) return -1;
+    if (host_len >= 2 && host[0] == '[' && host[host_len - 1] == ']') {
+        host++;
+        host_len -= 2;
+    }
+    if (host_len == 0 || host_len >= sizeof(tmp)) return -1;
+    memcpy(tmp, host, host_len);
+    tmp[host_len] = '\0';
+    memset(out, 0, sizeof(*out));
+    struct sockaddr_in *v4 = (struct sockaddr_in *)out;
+    if (inet_pton(AF_INET, tmp, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(port);
+        return 0;
+    }
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
+    if (inet_pton(AF_INET6, tmp, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(port);
+        return 0;
+    }
+    return -1;
+}
+
+/* The IP alone, IPv6 without brackets (the form of a Via received param). */
+static size_t addr_ip_text(const struct sockaddr_storage *a, char *buf, size_t cap)
+{
+    const void *src = a->ss_family == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)a)->sin6_addr
+                                               : (const void *)&((const struct sockaddr_in *)a)->sin_addr;
+    if (cap == 0) return 0;
+    if ((a->ss_family != AF_INET && a->ss_family != AF_INET6) || !inet_ntop(a->ss_family, src, buf, (socklen_t)cap)) {
+        buf[0] = '\0';
+        return 0;
+    }
+    return strlen(buf);
+}
+
+size_t transport_addr_text(const struct sockaddr_storage *a, char *buf, size_t cap)
+{
+    char ip[INET6_ADDRSTRLEN];
+    if (addr_ip_text(a, ip, sizeof(ip)) == 0) return (size_t)snprintf(buf, cap, "?");
+    int n = a->ss_family == AF_INET6 ? snprintf(buf, cap, "[%s]:%u", ip, transport_addr_port(a))
+                                     : snprintf(buf, cap, "%s:%u", ip, transport_addr_port(a));
+    if (n < 0) return 0;
+    return (size_t)n < cap ? (size_t)n : cap - 1;
+}
+
+uint16_t transport_addr_port(const struct sockaddr_storage *a)
+{
+    if (a->ss_family == AF_INET) return ntohs(((const struct sockaddr_in *)a)->sin_port);
+    if (a->ss_family == AF_INET6) return ntohs(((const struct sockaddr_in6 *)a)->sin6_port);
+    return 0;
+}
+
+static void addr_set_port(struct sockaddr_storage *a, uint16_t port)
+{
+    if (a->ss_family == AF_INET) ((struct sockaddr_in *)a)->sin_port = htons(port);
+    else if (a->ss_family == AF_INET6) ((struct sockaddr_in6 *)a)->sin6_port = htons(port);
+}
+
+static bool addr_same_ip(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family) return false;
+    if (a->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr == ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+    if (a->ss_family == AF_INET6)
+        return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr, &((const struct sockaddr_in6 *)b)->sin6_addr,
+                      sizeof(struct in6_addr)) == 0;
+    return false;
+}
+
+bool transport_addr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    return addr_same_ip(a, b) && transport_addr_port(a) == transport_addr_port(b);
+}
+
+const char *transport_name(enum sip_transport proto) { return proto == SIP_TRANSPORT_TCP ? "TCP" : "UDP"; }
+
+/* ---- lifecycle ---- */
+
+uint64_t transport_now(struct transport *t)
+{
+    return t->cb.now_ms ? t->cb.now_ms(t->cb.user) : uv_now(t->loop);
+}
+
+struct transport *transport_new(uv_loop_t *loop, struct timer_service *timers, const struct transport_config *cfg,
+                                const struct transport_callbacks *cb)
+{
+    if (!loop || !timers || !cb || !cb->on_message) return NULL;
+    struct transport *t = calloc(1, sizeof(*t));
+    if (!t) return NULL;
+    t->loop = loop;
+    t->timers = timers;
+    if (cfg) t->cfg = *cfg;
+    t->cb = *cb;
+    if (t->cfg.max_message_bytes == 0) t->cfg.max_message_bytes = UDP_MAX_PAYLOAD;
+    if (t->cfg.tcp_connect_timeout_ms == 0) t->cfg.tcp_connect_timeout_ms = 10000;
+    if (t->cfg.tcp_max_connections == 0) t->cfg.tcp_max_connections = 65536;
+    if (t->cfg.tcp_max_send_queue == 0) t->cfg.tcp_max_send_queue = 4u << 20;
+
+    sip_parse_limits_default(&t->limits);
+    if (t->cfg.limits.max_headers) t->limits.max_headers = t->cfg.limits.max_headers;
+    if (t->cfg.limits.max_line_bytes) t->limits.max_line_bytes = t->cfg.limits.max_line_bytes;
+    t->limits.max_message_bytes = t->cfg.max_message_bytes;
+
+    /* One byte more than the limit so that an oversize datagram is seen as such. */
+    uint32_t udp_max = t->cfg.max_message_bytes < UDP_MAX_PAYLOAD ? t->cfg.max_message_bytes : UDP_MAX_PAYLOAD;
+    t->udp_cap = (size_t)udp_max + 1;
+    t->udp_buf = malloc(t->udp_cap);
+    t->arena_mem = malloc(ARENA_FIRST_BYTES);
+    if (!t->udp_buf || !t->arena_mem) {
+        free(t->udp_buf);
+        free(t->arena_mem);
+        free(t);
+        return NULL;
+    }
+    arena_init(&t->arena, t->arena_mem, ARENA_FIRST_BYTES);
+    t->arena.limit = ARENA_HEAP_LIMIT;
+    t->next_conn_id = 1;
+    return t;
+}
+
+static void transport_release(struct transport *t)
+{
+    for (uint32_t i = 0; i < t->listener_count; i++) free(t->listeners[i]);
+    free(t->conns.by_id);
+    free(t->conns.by_addr);
+    arena_free(&t->arena);
+    free(t->arena_mem);
+    free(t->udp_buf);
+    free(t);
+}
+
+void transport_handle_closed(struct transport *t)
+{
+    t->open_handles--;
+    if (t->freeing && t->open_handles == 0) transport_release(t);
+}
+
+static void listener_closed(uv_handle_t *h)
+{
+    struct listener *l = h->data;
+    transport_handle_closed(l->t);
+}
+
+void transport_free(struct transport *t)
+{
+    if (!t) return;
+    t->freeing = true;
+    tcp_close_all(t);
+    for (uint32_t i = 0; i < t->listener_count; i++) uv_close(&t->listeners[i]->h.handle, listener_closed);
+    if (t->open_handles == 0) transport_release(t);
+}
+
+void transport_get_stats(const struct transport *t, struct transport_stats *out) { *out = t->stats; }
+
+/* ---- listeners ---- */
+
+static void udp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    struct listener *l = h->data;
+    /* One datagram is handled at a time (no recvmmsg), so one buffer serves every socket. */
+    buf->base = l->t->udp_buf;
+    buf->len = l->t->udp_cap;
+}
+
+/* RFC 5626 §4.4.1 uses STUN on UDP, but some UAs send bare CRLFs: ignore them. */
+static bool only_crlf(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != '\r' && p[i] != '\n') return false;
+    return true;
+}
+
+static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr, unsigned flags)
+{
+    struct listener *l = h->data;
+    struct transport *t = l->t;
+    if (nread == 0 && !addr) return; /* nothing more to read */
+    char src_text[TRANSPORT_ADDR_TEXT] = "?";
+    struct sockaddr_storage src = {0};
+    if (addr) {
+        memcpy(&src, addr, addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+        transport_addr_text(&src, src_text, sizeof(src_text));
+    }
+    if (nread < 0) {
+        log_warn("UDP receive error on listener %u from %s: %s", l->id, src_text, uv_strerror((int)nread));
+        return;
+    }
+    if (nread == 0) return;
+    t->stats.bytes_in += (uint64_t)nread;
+    if ((flags & UV_UDP_PARTIAL) || (size_t)nread > t->cfg.max_message_bytes) {
+        t->stats.dropped++;
+        log_warn("UDP datagram from %s dropped: larger than %u bytes", src_text, t->cfg.max_message_bytes);
+        return;
+    }
+    if (only_crlf(buf->base, (size_t)nread)) return;
+    struct rx_origin o = {SIP_TRANSPORT_UDP, &src, src_text, 0, l->id, &l->addr};
+    transport_deliver(t, buf->base, (size_t)nread, &o);
+}
+
+static int listener_bind(struct transport *t, struct listener *l)
+{
+    const struct sockaddr *sa = (const struct sockaddr *)&l->addr;
+    int rc;
+    if (l->proto == SIP_TRANSPORT_UDP) {
+        rc = uv_udp_init(t->loop, &l->h.udp);
+        if (rc) return rc;
+        t->open_handles++;
+        l->h.handle.data = l;
+        /* IPV6ONLY so that a v4 and a v6 listener can share a port. */
+        rc = uv_udp_bind(&l->h.udp, sa, l->addr.ss_family == AF_INET6 ? UV_UDP_IPV6ONLY : 0);
+        if (rc) return rc;
+        int size = 1 << 20; /* bursts of REGISTERs: a larger kernel queue, best effort */
+        uv_recv_buffer_size(&l->h.handle, &size);
+        int namelen = sizeof(l->addr);
+        rc = uv_udp_getsockname(&l->h.udp, (struct sockaddr *)&l->addr, &namelen);
+        if (rc) return rc;
+        return uv_udp_recv_start(&l->h.udp, udp_alloc, udp_recv);
+    }
+    rc = uv_tcp_init(t->loop, &l->h.tcp);
+    if (rc) return rc;
+    t->open_handles++;
+    l->h.handle.data = l;
+    rc = uv_tcp_bind(&l->h.tcp, sa, l->addr.ss_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
+    if (rc) return rc;
+    int namelen = sizeof(l->addr);
+    rc = uv_tcp_getsockname(&l->h.tcp, (struct sockaddr *)&l->addr, &namelen);
+    if (rc) return rc;
+    return tcp_listener_start(t, l);
+}
+
+static void failed_listener_closed(uv_handle_t *h)
+{
+    struct listener *l = h->data;
+    struct transport *t = l->t;
+    free(l);
+    transport_handle_closed(t);
+}
+
+int transport_listen(struct transport *t, enum sip_transport proto, const char *host, uint16_t port)
+{
+    if (t->freeing || (proto != SIP_TRANSPORT_UDP && proto != SIP_TRANSPORT_TCP)) return UV_EINVAL;
+    if (t->listener_count >= TRANSPORT_MAX_LISTENERS) return UV_ENOSPC;
+    struct listener *l = calloc(1, sizeof(*l));
+    if (!l) return UV_ENOMEM;
+    l->t = t;
+    l->proto = proto;
+    l->id = t->listener_count + 1;
+    if (!host || transport_addr_parse(host, strlen(host), port, &l->addr) != 0) {
+        log_error("listen %s %s:%u: not a numeric IP address", transport_name(proto), host ? host : "(null)", port);
+        free(l);
+        return UV_EINVAL;
+    }
+    uint32_t handles_before = t->open_handles;
+    int rc = listener_bind(t, l);
+    if (rc) {
+        log_error("listen %s %s:%u: %s", transport_name(proto), host, port, uv_strerror(rc));
+        if (t->open_handles != handles_before) uv_close(&l->h.handle, failed_listener_closed);
+        else free(l);
+        return rc;
+    }
+    t->listeners[t->listener_count++] = l;
+    char text[TRANSPORT_ADDR_TEXT];
+    transport_addr_text(&l->addr, text, sizeof(text));
+    log_info("listening on %s %s (listener %u)", transport_name(proto), text, l->id);
+    return (int)l->id;
+}
+
+int transport_listener_port(const struct transport *t, uint32_t listener_id)
+{
+    if (listener_id == 0 || listener_id > t->listener_count) return UV_EINVAL;
+    return transport_addr_port(&t->listeners[listener_id - 1]->addr);
+}
+
+int transport_local(const struct transport *t, enum sip_transport proto, char *host, size_t cap, uint16_t *port)
+{
+    for (uint32_t i = 0; i < t->listener_count; i++) {
+        const struct listener *l = t->listeners[i];
+        if (l->proto != proto) continue;
+        char ip[INET6_ADDRSTRLEN];
+        addr_ip_text(&l->addr, ip, sizeof(ip));
+        int n = snprintf(host, cap, l->addr.ss_family == AF_INET6 ? "[%s]" : "%s", ip);
+        if (n < 0 || (size_t)n >= cap) return UV_ENOBUFS;
+        if (port) *port = transport_addr_port(&l->addr);
+        return 0;
+    }
+    return -ENOENT;
+}
+
+/* ---- sending ---- */
+
+struct udp_send_req {
+    uv_udp_send_t req;
+    char data[];
+};
+
+static void udp_sent(uv_udp_send_t *req, int status)
+{
+    if (status < 0 && status != UV_ECANCELED) log_warn("UDP send failed: %s", uv_strerror(status));
+    free(req);
+}
+
+static struct listener *udp_pick(struct transport *t, const struct transport_dest *d)
+{
+    if (d->listener_id && d->listener_id <= t->listener_count) {
+        struct listener *l = t->listeners[d->listener_id - 1];
+        if (l->proto == SIP_TRANSPORT_UDP && l->addr.ss_family == d->addr.ss_family) return l;
+    }
+    for (uint32_t i = 0; i < t->listener_count; i++) {
+        struct listener *l = t->listeners[i];
+        if (l->proto == SIP_TRANSPORT_UDP && l->addr.ss_family == d->addr.ss_family) return l;
+    }
+    return NULL;
+}
+
+static int udp_send(struct transport *t, const struct transport_dest *d, const void *data, size_t len)
+{
+    struct listener *l = udp_pick(t, d);
+    if (!l) return UV_EAFNOSUPPORT;
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+    int rc = uv_udp_try_send(&l->h.udp, &b, 1, (const struct sockaddr *)&d->addr);
+    if (rc >= 0) return 0;
+    if (rc != UV_EAGAIN) return rc;
+    /* The socket is busy: queue a copy (rare; the hot path never allocates). */
+    struct udp_send_req *r = malloc(sizeof(*r) + len);
+    if (!r) return UV_ENOMEM;
+    memcpy(r->data, data, len);
+    b = uv_buf_init(r->data, (unsigned)len);
+    rc = uv_udp_send(&r->req, &l->h.udp, &b, 1, (const struct sockaddr *)&d->addr, udp_sent);
+    if (rc) free(r);
+    return rc;
+}
+
+int transport_send(struct transport *t, struct transport_dest *dest, const void *data, size_t len)
+{
+    if (t->freeing) return UV_ECANCELED;
+    if (len == 0 || len > UINT32_MAX) return UV_EINVAL;
+    if (dest->addr.ss_family != AF_INET && dest->addr.ss_family != AF_INET6 && !(dest->proto == SIP_TRANSPORT_TCP && dest->conn_id))
+        return UV_EAFNOSUPPORT;
+    int rc;
+    if (dest->proto == SIP_TRANSPORT_UDP) rc = udp_send(t, dest, data, len);
+    else if (dest->proto == SIP_TRANSPORT_TCP) rc = tcp_send(t, dest, data, len);
+    else rc = UV_EINVAL;
+    if (rc < 0) {
+        t->stats.send_errors++;
+        char text[TRANSPORT_ADDR_TEXT];
+        transport_addr_text(&dest->addr, text, sizeof(text));
+        log_warn("%s send to %s failed: %s", transport_name(dest->proto), text, uv_strerror(rc));
+        return rc;
+    }
+    t->stats.messages_out++;
+    t->stats.bytes_out += len;
+    return 0;
+}
+
+int transport_close_conn(struct transport *t, uint64_t conn_id) { return tcp_close_conn(t, conn_id); }
+
+/* ---- where a response goes (RFC 3261 §18.2.2, RFC 3581 §4) ---- */
+
+int transport_response_dest(const struct transport_rx *rx, struct transport_dest *d)
+{
+    memset(d, 0, sizeof(*d));
+    d->proto = rx->proto;
+    d->listener_id = rx->listener_id;
+    d->addr = rx->src;
+    if (rx->proto == SIP_TRANSPORT_TCP) d->conn_id = rx->conn_id;
+    if (rx->src.ss_family != AF_INET && rx->src.ss_family != AF_INET6) return -1;
+    const struct sip_msg *m = rx->msg;
+    if (!m || m->via.host.len == 0) return 0; /* nothing better than the source */
+    uint16_t sent_by_port = m->via.port ? m->via.port : 5060;
+    if (rx->proto == SIP_TRANSPORT_TCP) {
+        /* The same connection; if it is gone, the received IP and the sent-by port. */
+        addr_set_port(&d->addr, sent_by_port);
+        return 0;
+    }
+    if (m->via.maddr.len) {
+        struct sockaddr_storage maddr;
+        if (transport_addr_parse(m->via.maddr.s, m->via.maddr.len, sent_by_port, &maddr) == 0) {
+            d->addr = maddr;
+            d->listener_id = 0; /* the family may differ */
+            return 0;
+        }
+        /* A host name would need DNS here; the source address is the best we know. */
+    }
+    if (!m->via.has_rport) addr_set_port(&d->addr, sent_by_port);
+    return 0;
+}
+
+/* ---- receive path ---- */
+
+/* End of the via-param starting at i: the next ';' outside a quoted string. */
+static size_t param_end(str_t s, size_t i)
+{
+    bool quoted = false;
+    for (; i < s.len; i++) {
+        char c = s.s[i];
+        if (quoted) {
+            if (c == '\\' && i + 1 < s.len) i++;
+            else if (c == '"') quoted = false;
+        } else if (c == '"') {
+            quoted = true;
+        } else if (c == ';') {
+            break;
+        }
+    }
+    return i;
+}
+
+static bool host_is_source(str_t host, const struct sockaddr_storage *src)
+{
+    struct sockaddr_storage a;
+    if (transport_addr_parse(host.s, host.len, 0, &a) != 0) return false; /* a domain name */
+    return addr_same_ip(&a, src);
+}
+
+struct text_out {
+    char *p;
+    size_t n, cap;
+};
+
+static void out_put(struct text_out *o, const char *s, size_t n)
+{
+    if (o->n + n > o->cap) n = o->cap - o->n; /* cannot happen: cap is computed for the worst case */
+    memcpy(o->p + o->n, s, n);
+    o->n += n;
+}
+
+/* RFC 3261 §18.2.1 and RFC 3581 §4: add received= when the sent-by host is
+ * not the source IP (always when the request asked for rport) and fill a
+ * bare rport with the source port. The top Via header value is rewritten in
+ * the arena so that sip_build_response / sip_print copy the stamped Via. */
+static int via_stamp(struct sip_msg *m, arena_t *a, const struct sockaddr_storage *src)
+{
+    int32_t idx = m->first[SIP_HDR_VIA];
+    if (idx < 0 || (uint32_t)idx >= m->header_count) return 0;
+    bool fill_rport = m->via.has_rport && m->via.rport == 0;
+    if (!fill_rport && host_is_source(m->via.host, src)) return 0;
+
+    char ip[INET6_ADDRSTRLEN];
+    if (addr_ip_text(src, ip, sizeof(ip)) == 0) return -1;
+    char port[8];
+    int port_len = snprintf(port, sizeof(port), "%u", transport_addr_port(src));
+    size_t ip_len = strlen(ip);
+
+    str_t value = m->headers[idx].value;
+    str_t parm = m->via.raw;
+    if (parm.len == 0 || parm.s < value.s || parm.s + parm.len > value.s + value.len) {
+        str_t cursor = value;
+        if (!sip_list_next(&cursor, &parm) || parm.s < value.s || parm.s + parm.len > value.s + value.len)
+            return -1;
+    }
+    struct text_out o = {NULL, 0, value.len + ip_len + (size_t)port_len + 32};
+    o.p = arena_alloc(a, o.cap);
+    if (!o.p) return -1;
+    out_put(&o, value.s, (size_t)(parm.s - value.s));
+    size_t parm_start = o.n;
+    size_t i = param_end(parm, 0);
+    str_t head = str_trim(str_make(parm.s, i));
+    out_put(&o, head.s, head.len);
+    bool received_done = false;
+    while (i < parm.len) {
+        size_t start = i + 1;
+        i = param_end(parm, start);
+        str_t p = str_trim(str_make(parm.s + start, i - start));
+        if (p.len == 0) continue;
+        const char *eq = memchr(p.s, '=', p.len);
+        str_t name = str_trim(str_make(p.s, eq ? (size_t)(eq - p.s) : p.len));
+        if (str_ieq_cstr(name, "received")) {
+            if (received_done) continue;
+            out_put(&o, ";received=", 10);
+            out_put(&o, ip, ip_len);
+            received_done = true;
+        } else if (fill_rport && str_ieq_cstr(name, "rport")) {
+            out_put(&o, ";rport=", 7);
+            out_put(&o, port, (size_t)port_len);
+        } else {
+            out_put(&o, ";", 1);
+            out_put(&o, p.s, p.len);
+        }
+    }
+    if (!received_done) {
+        out_put(&o, ";received=", 10);
+        out_put(&o, ip, ip_len);
+    }
+    size_t parm_len = o.n - parm_start;
+    const char *after = parm.s + parm.len;
+    out_put(&o, after, (size_t)(value.s + value.len - after));
+
+    struct sip_via v;
+    if (sip_via_parse(str_make(o.p + parm_start, parm_len), &v) != 0) return -1;
+    m->headers[idx].value = str_make(o.p, o.n);
+    m->via = v;
+    return 0;
+}
+
+static bool looks_like_response(const char *data, size_t len)
+{
+    return len >= 4 && memcmp(data, "SIP/", 4) == 0;
+}
+
+void transport_deliver(struct transport *t, const char *data, size_t len, const struct rx_origin *o)
+{
+    arena_reset(&t->arena);
+    struct sip_msg msg;
+    struct sip_parse_error err = {0};
+    struct transport_rx rx;
+    rx.proto = o->proto;
+    rx.src = *o->src;
+    memcpy(rx.src_text, o->src_text, sizeof(rx.src_text));
+    rx.src_text[sizeof(rx.src_text) - 1] = '\0';
+    rx.conn_id = o->conn_id;
+    rx.listener_id = o->listener_id;
+    rx.local = *o->local;
+
+    if (sip_parse(data, len, &t->arena, &t->limits, &msg, &err) != 0) {
+        t->stats.parse_errors++;
+        const char *reason = err.reason ? err.reason : "malformed";
+        if ((err.can_answer && !msg.is_request) || (!err.can_answer && looks_like_response(data, len))) {
+            t->stats.dropped++;
+            log_warn("malformed response from %s %s dropped: %s", transport_name(o->proto), o->src_text, reason);
+            return;
+        }
+        if (!err.can_answer) {
+            /* Without Via/From/To/Call-ID/CSeq no response can be formed. */
+            t->stats.dropped++;
+            log_warn("malformed request from %s %s dropped (cannot answer): %s", transport_name(o->proto),
+                     o->src_text, reason);
+            return;
+        }
+        log_warn("malformed request from %s %s: %s (answering %d)", transport_name(o->proto), o->src_text, reason,
+                 err.status ? err.status : 400);
+        if (via_stamp(&msg, &t->arena, o->src) != 0) {
+            t->stats.dropped++;
+            log_warn("malformed request from %s %s dropped: unusable Via", transport_name(o->proto), o->src_text);
+            return;
+        }
+        rx.msg = &msg;
+        rx.parse_error = &err;
+        t->stats.messages_in++;
+        t->cb.on_message(t->cb.user, &rx);
+        return;
+    }
+    if (msg.is_request && via_stamp(&msg, &t->arena, o->src) != 0) {
+        t->stats.dropped++;
+        log_warn("%.*s from %s %s dropped: cannot stamp the Via (out of memory or bad Via)", STR_FMT(msg.method_name),
+                 transport_name(o->proto), o->src_text);
+        return;
+    }
+    rx.msg = &msg;
+    rx.parse_error = NULL;
+    t->stats.messages_in++;
+    t->cb.on_message(t->cb.user, &rx);
+}

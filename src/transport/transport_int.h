@@ -1,0 +1,107 @@
+/* transport_int.h — what transport.c (core, UDP, receive path) and tcp.c
+ * (connections, framing) share. Not for other modules: use transport.h. */
+#ifndef CASCADE_TRANSPORT_TRANSPORT_INT_H
+#define CASCADE_TRANSPORT_TRANSPORT_INT_H
+
+#include "transport/transport.h"
+
+#include "base/arena.h"
+
+struct transport;
+
+struct listener {
+    union {
+        uv_handle_t handle;
+        uv_udp_t udp;
+        uv_tcp_t tcp;
+    } h;
+    struct transport *t;
+    uint32_t id;
+    enum sip_transport proto;
+    struct sockaddr_storage addr; /* as bound (the real port when 0 was asked) */
+};
+
+enum conn_state { CONN_CONNECTING, CONN_OPEN, CONN_CLOSING };
+
+/* A queued TCP write: the bytes live after the header (one malloc). */
+struct conn_write {
+    uv_write_t req;
+    struct tcp_conn *conn;
+    struct conn_write *next; /* pending list while connecting */
+    size_t len;
+    char data[];
+};
+
+struct tcp_conn {
+    uv_tcp_t handle;               /* handle.data = this */
+    uv_connect_t connect_req;
+    struct transport *t;
+    uint64_t id;                   /* 0 until registered in the tables */
+    uint32_t listener_id;          /* accepting listener, 0 for outbound */
+    enum conn_state state;
+    struct sockaddr_storage peer, local;
+    char peer_text[TRANSPORT_ADDR_TEXT];
+    char *buf;                     /* bytes read, not yet framed */
+    size_t len, cap;
+    struct timer_node timer;       /* connect timeout, then idle timeout */
+    uint64_t last_activity;
+    struct conn_write *pending, **pending_tail; /* bytes queued while connecting */
+    size_t queued;                 /* bytes handed to libuv or pending, not yet written */
+    struct tcp_conn *id_next, *addr_next; /* hash chains */
+    struct tcp_conn *all_prev, *all_next; /* every registered connection */
+};
+
+struct conn_table {
+    struct tcp_conn **by_id, **by_addr; /* buckets, same size (power of two) */
+    uint32_t mask;
+    uint32_t count;
+};
+
+struct transport {
+    uv_loop_t *loop;
+    struct timer_service *timers;
+    struct transport_config cfg;
+    struct transport_callbacks cb;
+    struct sip_parse_limits limits;
+
+    struct listener *listeners[TRANSPORT_MAX_LISTENERS];
+    uint32_t listener_count;
+
+    /* Receive scratch: one datagram at a time, and one parse arena reset per message. */
+    char *udp_buf;
+    size_t udp_cap;
+    char *arena_mem;
+    arena_t arena;
+
+    struct conn_table conns;
+    struct tcp_conn *all;          /* list of registered connections */
+    uint64_t next_conn_id;
+
+    struct transport_stats stats;
+    uint32_t open_handles;         /* handles not yet closed; the struct outlives them */
+    bool freeing;
+};
+
+/* Where a message came from, for transport_deliver. */
+struct rx_origin {
+    enum sip_transport proto;
+    const struct sockaddr_storage *src;
+    const char *src_text;
+    uint64_t conn_id;
+    uint32_t listener_id;
+    const struct sockaddr_storage *local;
+};
+
+uint64_t transport_now(struct transport *t);
+/* Parses one complete message and hands it up (or drops and logs it). */
+void transport_deliver(struct transport *t, const char *data, size_t len, const struct rx_origin *o);
+/* Called from every handle's close callback; frees t after the last one once freeing. */
+void transport_handle_closed(struct transport *t);
+
+/* tcp.c */
+int tcp_listener_start(struct transport *t, struct listener *l);
+int tcp_send(struct transport *t, struct transport_dest *dest, const void *data, size_t len);
+int tcp_close_conn(struct transport *t, uint64_t conn_id);
+void tcp_close_all(struct transport *t); /* transport_free: no callbacks */
+
+#endif

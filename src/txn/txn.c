@@ -1,0 +1,270 @@
+/* txn.c — the transaction layer: hash tables, dispatch of received messages,
+ * branch generation, the common lifecycle of server and client transactions.
+ * The state machines are in server.c (RFC 3261 §17.2) and client.c (§17.1). */
+#include "txn/txn_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "base/log.h"
+
+#define SCRATCH_BYTES (16 * 1024)
+
+uint64_t txn_now(struct txn_layer *l) { return l->ops.now_ms(l->ops.user); }
+
+/* ---- hash tables (chained, intrusive; grown at load factor 1) ---- */
+
+static struct txn_link *link_of(const struct txn_table *tb, const struct txn *t)
+{
+    return (struct txn_link *)((char *)t + tb->link_offset);
+}
+
+static int table_grow(struct txn_table *tb)
+{
+    uint32_t size = tb->mask ? (tb->mask + 1) * 2 : 256;
+    struct txn **b = calloc(size, sizeof(*b));
+    if (!b) return -1;
+    uint32_t old = tb->mask ? tb->mask + 1 : 0;
+    for (uint32_t i = 0; i < old; i++) {
+        for (struct txn *t = tb->buckets[i], *next; t; t = next) {
+            struct txn_link *lk = link_of(tb, t);
+            next = lk->next;
+            lk->next = b[lk->hash & (size - 1)];
+            b[lk->hash & (size - 1)] = t;
+        }
+    }
+    free(tb->buckets);
+    tb->buckets = b;
+    tb->mask = size - 1;
+    return 0;
+}
+
+int txn_table_insert(struct txn_table *tb, struct txn *t, uint32_t hash)
+{
+    if (tb->count + 1 > (tb->mask ? tb->mask + 1 : 0) && table_grow(tb) != 0) return -ENOMEM;
+    struct txn_link *lk = link_of(tb, t);
+    lk->hash = hash;
+    lk->next = tb->buckets[hash & tb->mask];
+    lk->linked = true;
+    tb->buckets[hash & tb->mask] = t;
+    tb->count++;
+    return 0;
+}
+
+void txn_table_remove(struct txn_table *tb, struct txn *t)
+{
+    struct txn_link *lk = link_of(tb, t);
+    if (!lk->linked) return;
+    struct txn **pp = &tb->buckets[lk->hash & tb->mask];
+    while (*pp && *pp != t) pp = &link_of(tb, *pp)->next;
+    if (*pp) *pp = lk->next;
+    lk->next = NULL;
+    lk->linked = false;
+    tb->count--;
+}
+
+struct txn *txn_table_first(const struct txn_table *tb, uint32_t hash)
+{
+    if (!tb->mask) return NULL;
+    struct txn *t = tb->buckets[hash & tb->mask];
+    while (t && link_of(tb, t)->hash != hash) t = link_of(tb, t)->next;
+    return t;
+}
+
+struct txn *txn_table_next(const struct txn_table *tb, const struct txn *t)
+{
+    uint32_t hash = link_of(tb, t)->hash;
+    struct txn *n = link_of(tb, t)->next;
+    while (n && link_of(tb, n)->hash != hash) n = link_of(tb, n)->next;
+    return n;
+}
+
+uint32_t txn_key_hash(str_t s, enum sip_method method, uint32_t extra)
+{
+    uint32_t h = str_hash(s);
+    h ^= (uint32_t)method * 0x9e3779b1u;
+    h ^= extra * 0x85ebca6bu;
+    h ^= h >> 15;
+    return h;
+}
+
+bool txn_branch_is_3261(str_t branch)
+{
+    return branch.len > sizeof(TXN_BRANCH_COOKIE) - 1 &&
+           memcmp(branch.s, TXN_BRANCH_COOKIE, sizeof(TXN_BRANCH_COOKIE) - 1) == 0;
+}
+
+/* ---- layer ---- */
+
+static uint64_t rng_next(uint64_t s[2])
+{
+    /* xorshift128+: fast and good enough for unique, unguessable-enough branches. */
+    uint64_t x = s[0], y = s[1];
+    s[0] = y;
+    x ^= x << 23;
+    s[1] = x ^ y ^ (x >> 17) ^ (y >> 26);
+    return s[1] + y;
+}
+
+struct txn_layer *txn_layer_new(struct timer_service *timers, const struct txn_config *cfg,
+                                const struct txn_layer_ops *ops)
+{
+    if (!timers || !ops || !ops->send || !ops->on_request || !ops->now_ms) return NULL;
+    struct txn_layer *l = calloc(1, sizeof(*l));
+    if (!l) return NULL;
+    l->timers = timers;
+    if (cfg) l->cfg = *cfg;
+    l->ops = *ops;
+    if (!l->cfg.t1_ms) l->cfg.t1_ms = 500;
+    if (!l->cfg.t2_ms) l->cfg.t2_ms = 4000;
+    if (!l->cfg.t4_ms) l->cfg.t4_ms = 5000;
+    if (!l->cfg.trying_ms) l->cfg.trying_ms = 200;
+    if (!l->cfg.timer_d_ms) l->cfg.timer_d_ms = 32000;
+    struct sip_parse_limits def;
+    sip_parse_limits_default(&def);
+    if (!l->cfg.limits.max_message_bytes) l->cfg.limits.max_message_bytes = def.max_message_bytes;
+    if (!l->cfg.limits.max_headers) l->cfg.limits.max_headers = def.max_headers;
+    if (!l->cfg.limits.max_line_bytes) l->cfg.limits.max_line_bytes = def.max_line_bytes;
+    l->server.link_offset = offsetof(struct txn, hl);
+    l->client.link_offset = offsetof(struct txn, hl);
+    l->conns.link_offset = offsetof(struct txn, cl);
+    sbuf_init(&l->sb);
+    l->scratch_mem = malloc(SCRATCH_BYTES);
+    if (!l->scratch_mem) {
+        free(l);
+        return NULL;
+    }
+    arena_init(&l->scratch, l->scratch_mem, SCRATCH_BYTES);
+    if (getrandom(l->rng, sizeof(l->rng), 0) != (ssize_t)sizeof(l->rng)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        l->rng[0] = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)l;
+        l->rng[1] = (uint64_t)ts.tv_sec ^ 0xda942042e4dd58b5ull;
+    }
+    if (!l->rng[0] && !l->rng[1]) l->rng[1] = 1;
+    return l;
+}
+
+void txn_layer_free(struct txn_layer *l)
+{
+    if (!l) return;
+    l->freeing = true;
+    while (l->all) txn_destroy(l->all);
+    free(l->server.buckets);
+    free(l->client.buckets);
+    free(l->conns.buckets);
+    sbuf_free(&l->sb);
+    arena_free(&l->scratch);
+    free(l->scratch_mem);
+    free(l);
+}
+
+void txn_layer_stats(const struct txn_layer *l, struct txn_stats *out) { *out = l->stats; }
+
+void txn_new_branch(struct txn_layer *l, char buf[TXN_BRANCH_SIZE])
+{
+    static const char alphabet[64] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.";
+    size_t n = sizeof(TXN_BRANCH_COOKIE) - 1;
+    memcpy(buf, TXN_BRANCH_COOKIE, n);
+    uint64_t r = 0;
+    for (int i = 0; i < 24; i++) {
+        if (i % 10 == 0) r = rng_next(l->rng);
+        buf[n++] = alphabet[r & 63];
+        r >>= 6;
+    }
+    buf[n] = '\0';
+}
+
+int txn_layer_receive(struct txn_layer *l, const struct transport_rx *rx)
+{
+    if (!rx || !rx->msg || rx->parse_error) return -EINVAL;
+    return rx->msg->is_request ? txn_server_receive(l, rx) : txn_client_receive(l, rx);
+}
+
+/* ---- common lifecycle ---- */
+
+void txn_start(struct txn *t, struct timer_node *n, uint64_t delay_ms, timer_cb cb)
+{
+    if (timer_start(t->layer->timers, n, txn_now(t->layer) + delay_ms, cb) != 0)
+        log_error("transaction %.*s: no memory for a timer", STR_FMT(t->branch));
+}
+
+static void destroy_timer(struct timer_node *n, uint64_t now)
+{
+    (void)now;
+    txn_destroy(container_of(n, struct txn, t_main));
+}
+
+void txn_terminate_soon(struct txn *t)
+{
+    struct txn_layer *l = t->layer;
+    t->state = TXN_TERMINATED;
+    txn_table_remove(t->client ? &l->client : &l->server, t);
+    txn_table_remove(&l->conns, t);
+    timer_stop(l->timers, &t->t_retx);
+    if (timer_start(l->timers, &t->t_main, txn_now(l), destroy_timer) != 0) {
+        /* Cannot defer: the heap is out of memory. Free now rather than leak. */
+        log_error("transaction %.*s: no memory for a timer, freeing now", STR_FMT(t->branch));
+        txn_destroy(t);
+    }
+}
+
+void txn_destroy(struct txn *t)
+{
+    struct txn_layer *l = t->layer;
+    timer_stop(l->timers, &t->t_retx);
+    timer_stop(l->timers, &t->t_main);
+    txn_table_remove(t->client ? &l->client : &l->server, t);
+    txn_table_remove(&l->conns, t);
+    t->state = TXN_TERMINATED;
+    if (t->all_prev) t->all_prev->all_next = t->all_next;
+    else l->all = t->all_next;
+    if (t->all_next) t->all_next->all_prev = t->all_prev;
+    if (t->client) {
+        l->stats.client_live--;
+        if (!l->freeing && !t->detached && t->cb.on_terminated) t->cb.on_terminated(t->arg, t);
+        txn_client_free_parts(t);
+    } else {
+        l->stats.server_live--;
+        if (!l->freeing && l->ops.on_server_terminated) l->ops.on_server_terminated(l->ops.user, t);
+        txn_server_free_parts(t);
+    }
+    free(t->bytes);
+    free(t);
+}
+
+void txn_link_all(struct txn *t)
+{
+    struct txn_layer *l = t->layer;
+    t->all_prev = NULL;
+    t->all_next = l->all;
+    if (l->all) l->all->all_prev = t;
+    l->all = t;
+}
+
+int txn_keep_bytes(struct txn *t, const void *data, size_t len)
+{
+    if (len > t->bytes_cap) {
+        char *p = realloc(t->bytes, len);
+        if (!p) return -ENOMEM;
+        t->bytes = p;
+        t->bytes_cap = len;
+    }
+    if (t->bytes != data) memmove(t->bytes, data, len);
+    t->bytes_len = len;
+    return 0;
+}
+
+/* ---- accessors ---- */
+
+void txn_set_user(struct txn *t, void *user) { t->user = user; }
+void *txn_user(const struct txn *t) { return t->user; }
+enum txn_state txn_get_state(const struct txn *t) { return t->state; }
+bool txn_is_client(const struct txn *t) { return t->client; }
+bool txn_is_invite(const struct txn *t) { return t->invite; }
+int txn_last_status(const struct txn *t) { return t->last_status; }
+str_t txn_branch(const struct txn *t) { return t->branch; }
+const struct transport_dest *txn_dest(const struct txn *t) { return &t->dest; }
