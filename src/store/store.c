@@ -265,7 +265,7 @@ int store_submit(struct store *st, struct store_op *op, store_done_cb cb, void *
 {
     if (!op) return -ENOMEM;
     if (!st || st->closing) {
-        log_warn("store: %s refused: store is closing", store_op_kind_name(op->kind));
+        log_warn("store: %s refused: %s", store_op_kind_name(op->kind), st ? "store is closing" : "no store");
         free(op);
         return -ESHUTDOWN;
     }

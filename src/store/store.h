@@ -141,7 +141,7 @@ struct store *store_open(uv_loop_t *loop, const char *path, char *err, size_t er
 void store_flush_sync(struct store *st);
 
 /* Drains the queue (callbacks run before it returns), joins the writer,
- * closes the database and frees the store. The async handle is closed with
+ * closes the database and frees the store. Not from inside a store callback. The async handle is closed with
  * uv_close, so, as with any libuv handle, run the loop once more before
  * uv_loop_close(). NULL is ignored. */
 void store_close(struct store *st);
