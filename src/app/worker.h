@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <jansson.h>
 #include <uv.h>
 
 #include "base/config.h"
@@ -47,8 +48,10 @@ struct worker {
     uv_loop_t *loop;
     struct timer_service timers;
     uv_timer_t timer_handle;                 /* drives timers */
+    uv_prepare_t prepare_handle;             /* re-arms timer_handle each iteration */
     uv_signal_t sigint, sigterm;
-    bool stopping;
+    bool started, stopping;
+    uint64_t tag_state;                      /* PRNG state for To/From tags */
 
     struct transport *transport;
     struct txn_layer *txn;
@@ -80,8 +83,18 @@ void worker_free(struct worker *w);
 void worker_timers_changed(struct worker *w);
 uint64_t worker_now_ms(const struct worker *w);
 
-/* The core's own answers. */
+/* A fresh random tag (16 hex digits) for To/From (RFC 3261 §19.3). */
+void worker_new_tag(struct worker *w, char out[17]);
+
+/* dispatch.c: the roles and the core's own answers. */
+int dispatch_start_roles(struct worker *w);
+void dispatch_stop_roles(struct worker *w);   /* unregister upstreams, stop timers */
+void dispatch_free_roles(struct worker *w);
 void dispatch_request(struct worker *w, struct txn *st, const struct transport_rx *rx);
+void dispatch_ack(struct worker *w, const struct transport_rx *rx);
+void dispatch_stray_response(struct worker *w, const struct transport_rx *rx);
+void dispatch_conn_lost(struct worker *w, uint64_t conn_id, const char *peer_text);
+void dispatch_stats(struct worker *w, json_t *stats);
 /* Sends a stateless response to a request that did not make a transaction
  * (a malformed request: 400 with the parse error as reason). */
 void worker_reply_stateless(struct worker *w, const struct transport_rx *rx, int status, const char *reason);
