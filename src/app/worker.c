@@ -341,7 +341,14 @@ void worker_stop(struct worker *w)
         transport_free(w->transport);
         w->transport = NULL;
     }
-    if (w->store) store_flush_sync(w->store);
+    if (w->store) {
+        /* Answered registrations are committed before their 200 went out;
+         * this drains whatever is still queued, then releases the async handle
+         * that would otherwise keep the loop alive. */
+        store_flush_sync(w->store);
+        store_close(w->store);
+        w->store = NULL;
+    }
     close_if_open((uv_handle_t *)&w->sigint);
     close_if_open((uv_handle_t *)&w->sigterm);
     uv_timer_stop(&w->timer_handle);
