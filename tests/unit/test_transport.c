@@ -1,0 +1,727 @@
+/* test_transport.c — the transport on real loopback sockets (libuv loop in
+ * the test, plain POSIX sockets as the peer): UDP receive and Via stamping
+ * (RFC 3581), TCP framing, CRLF keepalive, garbage/oversize/idle closes,
+ * connection reuse, and the transport feeding the transaction layer. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "transport/transport.h"
+#include "txn/txn.h"
+
+#define MAX_MSGS 16
+
+struct got {
+    bool is_request, parse_error;
+    int status;
+    char method[32];
+    char via[512];                 /* the top Via header value as handed up */
+    char received[64];
+    int rport;
+    enum sip_transport proto;
+    uint64_t conn_id;
+    uint32_t listener_id;
+    char src_text[TRANSPORT_ADDR_TEXT];
+    char body[256];
+};
+
+struct node {                      /* one transport plus what it saw */
+    struct tt *x;
+    struct transport *t;
+    struct got msgs[MAX_MSGS];
+    int nmsgs;
+    int lost;
+    uint64_t lost_conn;
+    char lost_reason[64];
+    int reply_status;              /* answer requests statelessly with this status */
+    struct txn_layer *txn;         /* when set, messages go to the transaction layer */
+};
+
+struct tt {
+    uv_loop_t loop;
+    uv_timer_t tick;
+    struct timer_service ts;
+    struct node a, b;
+    /* transaction user for the end-to-end test */
+    struct txn *st;
+    int requests;
+};
+
+/* ---- callbacks ---- */
+
+static void on_message(void *user, const struct transport_rx *rx)
+{
+    struct node *n = user;
+    if (n->txn && !rx->parse_error) {
+        txn_layer_receive(n->txn, rx);
+        return;
+    }
+    assert_true(n->nmsgs < MAX_MSGS);
+    struct got *g = &n->msgs[n->nmsgs++];
+    memset(g, 0, sizeof(*g));
+    g->parse_error = rx->parse_error != NULL;
+    g->proto = rx->proto;
+    g->conn_id = rx->conn_id;
+    g->listener_id = rx->listener_id;
+    snprintf(g->src_text, sizeof(g->src_text), "%s", rx->src_text);
+    const struct sip_msg *m = rx->msg;
+    if (!m) return;
+    g->is_request = m->is_request;
+    g->status = m->status;
+    str_copy(g->method, sizeof(g->method), m->method_name);
+    const struct sip_header *via = sip_msg_header(m, SIP_HDR_VIA);
+    if (via) str_copy(g->via, sizeof(g->via), via->value);
+    str_copy(g->received, sizeof(g->received), m->via.received);
+    g->rport = m->via.has_rport ? m->via.rport : -1;
+    str_copy(g->body, sizeof(g->body), m->body);
+    if (n->reply_status && m->is_request && !rx->parse_error) {
+        sbuf_t b;
+        sbuf_init(&b);
+        assert_int_equal(
+            sip_build_response(m, n->reply_status, NULL, STR_LIT("rt"), NULL, 0, STR_NULL, STR_NULL, &b), 0);
+        struct transport_dest d;
+        assert_int_equal(transport_response_dest(rx, &d), 0);
+        assert_int_equal(transport_send(n->t, &d, b.data, b.len), 0);
+        sbuf_free(&b);
+    }
+}
+
+static void on_conn_lost(void *user, uint64_t conn_id, const struct sockaddr_storage *peer, const char *reason)
+{
+    (void)peer;
+    struct node *n = user;
+    n->lost++;
+    n->lost_conn = conn_id;
+    snprintf(n->lost_reason, sizeof(n->lost_reason), "%s", reason);
+}
+
+static void tick(uv_timer_t *h)
+{
+    struct tt *x = h->data;
+    timer_run(&x->ts, uv_now(&x->loop));
+}
+
+static struct transport *node_start(struct tt *x, struct node *n, const struct transport_config *cfg)
+{
+    n->x = x;
+    struct transport_callbacks cb = {.user = n, .on_message = on_message, .on_conn_lost = on_conn_lost};
+    n->t = transport_new(&x->loop, &x->ts, cfg, &cb);
+    assert_non_null(n->t);
+    return n->t;
+}
+
+static int setup(void **state)
+{
+    struct tt *x = calloc(1, sizeof(*x));
+    assert_int_equal(uv_loop_init(&x->loop), 0);
+    timer_service_init(&x->ts);
+    uv_timer_init(&x->loop, &x->tick);
+    x->tick.data = x;
+    uv_timer_start(&x->tick, tick, 5, 5);
+    *state = x;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct tt *x = *state;
+    if (x->a.txn) txn_layer_free(x->a.txn);
+    transport_free(x->a.t);
+    transport_free(x->b.t);
+    uv_close((uv_handle_t *)&x->tick, NULL);
+    uv_run(&x->loop, UV_RUN_DEFAULT); /* close callbacks free the transports */
+    assert_int_equal(uv_loop_close(&x->loop), 0);
+    timer_service_free(&x->ts);
+    free(x);
+    return 0;
+}
+
+/* Runs the loop until *counter reaches target (or ms pass). */
+static bool run_until(struct tt *x, const int *counter, int target, int ms)
+{
+    uv_update_time(&x->loop);
+    uint64_t end = uv_now(&x->loop) + (uint64_t)ms;
+    while (*counter < target) {
+        uv_run(&x->loop, UV_RUN_ONCE);
+        if (uv_now(&x->loop) >= end) return *counter >= target;
+    }
+    return true;
+}
+
+static void run_for(struct tt *x, int ms)
+{
+    int never = 0;
+    run_until(x, &never, 1, ms);
+}
+
+/* ---- plain sockets for the peer side ---- */
+
+static int peer_socket(int family, int type, struct sockaddr_storage *bound)
+{
+    int fd = socket(family, type, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_storage a;
+    memset(&a, 0, sizeof(a));
+    socklen_t len;
+    if (family == AF_INET6) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&a;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_addr = in6addr_loopback;
+        len = sizeof(*s6);
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&a;
+        s4->sin_family = AF_INET;
+        s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        len = sizeof(*s4);
+    }
+    if (bind(fd, (struct sockaddr *)&a, len) != 0) {
+        close(fd);
+        return -1;
+    }
+    len = sizeof(*bound);
+    getsockname(fd, (struct sockaddr *)bound, &len);
+    return fd;
+}
+
+static void listener_addr(struct transport *t, uint32_t id, const char *host, struct sockaddr_storage *out)
+{
+    int port = transport_listener_port(t, id);
+    assert_true(port > 0);
+    assert_int_equal(transport_addr_parse(host, strlen(host), (uint16_t)port, out), 0);
+}
+
+static int tcp_peer(struct transport *t, uint32_t id)
+{
+    struct sockaddr_storage bound, srv;
+    int fd = peer_socket(AF_INET, SOCK_STREAM, &bound);
+    listener_addr(t, id, "127.0.0.1", &srv);
+    assert_int_equal(connect(fd, (struct sockaddr *)&srv, sizeof(struct sockaddr_in)), 0);
+    return fd;
+}
+
+static void send_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        assert_true(w > 0);
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Reads what the peer socket has within ms while running the loop. 0 on EOF, -1 on nothing. */
+static ssize_t peer_recv(struct tt *x, int fd, char *buf, size_t cap, int ms)
+{
+    uv_update_time(&x->loop);
+    uint64_t end = uv_now(&x->loop) + (uint64_t)ms;
+    for (;;) {
+        ssize_t r = recv(fd, buf, cap - 1, MSG_DONTWAIT);
+        if (r >= 0) {
+            buf[r] = '\0';
+            return r;
+        }
+        if (errno == ECONNRESET) return 0;
+        if (uv_now(&x->loop) >= end) return -1;
+        uv_run(&x->loop, UV_RUN_ONCE);
+    }
+}
+
+#define REQ_HEAD(via)                                                                 \
+    "OPTIONS sip:cascade@127.0.0.1 SIP/2.0\r\n"                                       \
+    "Via: " via "\r\n"                                                                \
+    "Max-Forwards: 70\r\n"                                                            \
+    "From: <sip:alice@example.com>;tag=a1\r\n"                                        \
+    "To: <sip:cascade@example.com>\r\n"                                               \
+    "Call-ID: tcall@example.com\r\n"                                                  \
+    "CSeq: 1 OPTIONS\r\n"
+
+#define SIMPLE_REQ REQ_HEAD("SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bKt1") "Content-Length: 0\r\n\r\n"
+
+/* ---- UDP ---- */
+
+static void test_udp_request_rport_received(void **state)
+{
+    struct tt *x = *state;
+    struct node *n = &x->b;
+    node_start(x, n, NULL);
+    n->reply_status = 200;
+    int id = transport_listen(n->t, SIP_TRANSPORT_UDP, "127.0.0.1", 0);
+    assert_true(id > 0);
+    struct sockaddr_storage me, srv;
+    int fd = peer_socket(AF_INET, SOCK_DGRAM, &me);
+    listener_addr(n->t, (uint32_t)id, "127.0.0.1", &srv);
+    const char *req = REQ_HEAD("SIP/2.0/UDP 10.0.0.1:5060;rport;branch=z9hG4bKu1") "Content-Length: 0\r\n\r\n";
+    assert_true(sendto(fd, req, strlen(req), 0, (struct sockaddr *)&srv, sizeof(struct sockaddr_in)) > 0);
+    assert_true(run_until(x, &n->nmsgs, 1, 2000));
+    struct got *g = &n->msgs[0];
+    uint16_t my_port = transport_addr_port(&me);
+    char text[64];
+    snprintf(text, sizeof(text), "127.0.0.1:%u", my_port);
+    assert_string_equal(g->src_text, text);
+    assert_int_equal(g->proto, SIP_TRANSPORT_UDP);
+    assert_int_equal(g->conn_id, 0);
+    assert_int_equal(g->listener_id, id);
+    assert_string_equal(g->method, "OPTIONS");
+    /* RFC 3581 §4: a bare rport gets the source port, and received is added. */
+    assert_string_equal(g->received, "127.0.0.1");
+    assert_int_equal(g->rport, my_port);
+    char want[256];
+    snprintf(want, sizeof(want), "SIP/2.0/UDP 10.0.0.1:5060;rport=%u;branch=z9hG4bKu1;received=127.0.0.1", my_port);
+    assert_string_equal(g->via, want);
+    /* The response went to the source port (not the sent-by 5060) and carries the stamped Via. */
+    char buf[2048];
+    ssize_t r = peer_recv(x, fd, buf, sizeof(buf), 2000);
+    assert_true(r > 0);
+    assert_non_null(strstr(buf, "SIP/2.0 200 "));
+    assert_non_null(strstr(buf, want));
+    struct transport_stats s;
+    transport_get_stats(n->t, &s);
+    assert_int_equal(s.messages_in, 1);
+    assert_int_equal(s.messages_out, 1);
+    close(fd);
+}
+
+static void test_udp_via_untouched_and_sent_by_port(void **state)
+{
+    struct tt *x = *state;
+    struct node *n = &x->b;
+    node_start(x, n, NULL);
+    n->reply_status = 404;
+    int id = transport_listen(n->t, SIP_TRANSPORT_UDP, "127.0.0.1", 0);
+    struct sockaddr_storage me, srv, other;
+    int fd = peer_socket(AF_INET, SOCK_DGRAM, &me);
+    int fd2 = peer_socket(AF_INET, SOCK_DGRAM, &other); /* the sent-by port: a different socket */
+    listener_addr(n->t, (uint32_t)id, "127.0.0.1", &srv);
+    char req[1024];
+    snprintf(req, sizeof(req),
+             "OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:%u;branch=z9hG4bKu2\r\n"
+             "From: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: c2\r\nCSeq: 2 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+             transport_addr_port(&other));
+    assert_true(sendto(fd, req, strlen(req), 0, (struct sockaddr *)&srv, sizeof(struct sockaddr_in)) > 0);
+    assert_true(run_until(x, &n->nmsgs, 1, 2000));
+    char want[128];
+    snprintf(want, sizeof(want), "SIP/2.0/UDP 127.0.0.1:%u;branch=z9hG4bKu2", transport_addr_port(&other));
+    assert_string_equal(n->msgs[0].via, want); /* sent-by is the source IP: nothing added */
+    assert_string_equal(n->msgs[0].received, "");
+    /* §18.2.2 without rport: the response goes to the sent-by port. */
+    char buf[2048];
+    assert_true(peer_recv(x, fd2, buf, sizeof(buf), 2000) > 0);
+    assert_non_null(strstr(buf, "SIP/2.0 404 "));
+    assert_int_equal(peer_recv(x, fd, buf, sizeof(buf), 50), -1);
+    close(fd);
+    close(fd2);
+}
+
+static void test_udp_oversize_and_malformed(void **state)
+{
+    struct tt *x = *state;
+    struct node *n = &x->b;
+    struct transport_config cfg = {.max_message_bytes = 1000};
+    node_start(x, n, &cfg);
+    int id = transport_listen(n->t, SIP_TRANSPORT_UDP, "127.0.0.1", 0);
+    struct sockaddr_storage me, srv;
+    int fd = peer_socket(AF_INET, SOCK_DGRAM, &me);
+    listener_addr(n->t, (uint32_t)id, "127.0.0.1", &srv);
+    socklen_t sl = sizeof(struct sockaddr_in);
+
+    char big[1500];
+    char head[] = REQ_HEAD("SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKbig");
+    memset(big, 'a', sizeof(big));
+    memcpy(big, head, strlen(head));
+    assert_true(sendto(fd, big, sizeof(big), 0, (struct sockaddr *)&srv, sl) > 0);
+    /* A request with a broken Max-Forwards: handed up with parse_error so the daemon answers 400. */
+    const char *bad = "OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKbad\r\n"
+                      "From: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: c3\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: lots\r\n"
+                      "Content-Length: 0\r\n\r\n";
+    assert_true(sendto(fd, bad, strlen(bad), 0, (struct sockaddr *)&srv, sl) > 0);
+    /* Without a CSeq no answer can be formed: dropped and logged here. */
+    const char *noanswer = "OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKna\r\n"
+                           "From: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: c4\r\nCSeq: x OPTIONS\r\n"
+                           "Content-Length: 0\r\n\r\n";
+    assert_true(sendto(fd, noanswer, strlen(noanswer), 0, (struct sockaddr *)&srv, sl) > 0);
+    /* A malformed response is dropped here. */
+    const char *badresp = "SIP/2.0 200 OK\r\nVia: garbage\r\n\r\n";
+    assert_true(sendto(fd, badresp, strlen(badresp), 0, (struct sockaddr *)&srv, sl) > 0);
+    /* CRLF keepalives on UDP are ignored. */
+    assert_true(sendto(fd, "\r\n\r\n", 4, 0, (struct sockaddr *)&srv, sl) > 0);
+    const char *good = REQ_HEAD("SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKgood") "Content-Length: 0\r\n\r\n";
+    assert_true(sendto(fd, good, strlen(good), 0, (struct sockaddr *)&srv, sl) > 0);
+    assert_true(run_until(x, &n->nmsgs, 2, 2000));
+    run_for(x, 50);
+    assert_int_equal(n->nmsgs, 2);
+    assert_true(n->msgs[0].parse_error);
+    assert_string_equal(n->msgs[0].method, "OPTIONS");
+    assert_false(n->msgs[1].parse_error);
+    assert_non_null(strstr(n->msgs[1].via, "z9hG4bKgood"));
+    struct transport_stats s;
+    transport_get_stats(n->t, &s);
+    assert_int_equal(s.dropped, 3);       /* the big one, the unanswerable request, the bad response */
+    assert_int_equal(s.parse_errors, 3);
+    close(fd);
+}
+
+static void test_udp_ipv6(void **state)
+{
+    struct tt *x = *state;
+    struct node *n = &x->b;
+    node_start(x, n, NULL);
+    int id = transport_listen(n->t, SIP_TRANSPORT_UDP, "::1", 0);
+    if (id < 0) skip(); /* no IPv6 loopback here */
+    struct sockaddr_storage me, srv;
+    int fd = peer_socket(AF_INET6, SOCK_DGRAM, &me);
+    if (fd < 0) skip();
+    listener_addr(n->t, (uint32_t)id, "[::1]", &srv);
+    const char *req = REQ_HEAD("SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bKv6") "Content-Length: 0\r\n\r\n";
+    assert_true(sendto(fd, req, strlen(req), 0, (struct sockaddr *)&srv, sizeof(struct sockaddr_in6)) > 0);
+    assert_true(run_until(x, &n->nmsgs, 1, 2000));
+    char text[64];
+    snprintf(text, sizeof(text), "[::1]:%u", transport_addr_port(&me));
+    assert_string_equal(n->msgs[0].src_text, text);
+    assert_string_equal(n->msgs[0].received, "::1");
+    char host[64];
+    uint16_t port = 0;
+    assert_int_equal(transport_local(n->t, SIP_TRANSPORT_UDP, host, sizeof(host), &port), 0);
+    assert_string_equal(host, "[::1]");
+    assert_int_equal(port, transport_listener_port(n->t, (uint32_t)id));
+    close(fd);
+}
+
+/* ---- TCP ---- */
+
+static void test_tcp_framing(void **state)
+{
+    struct tt *x = *state;
+    struct node *n = &x->b;
+    node_start(x, n, NULL);
+    int id = transport_listen(n->t, SIP_TRANSPORT_TCP, "127.0.0.1", 0);
+    assert_true(id > 0);
+    int fd = tcp_peer(n->t, (uint32_t)id);
+    /* One message split across writes, the split inside the body. */
+    const char *body_msg = REQ_HEAD("SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bKs1") "Content-Type: text/plain\r\n"
+                                                                                   "Content-Length: 11\r\n\r\nhello world";
+    size_t len = strlen(body_msg);
+    send_all(fd, body_msg, 20);
+    run_for(x, 30);
+    send_all(fd, body_msg + 20, len - 20 - 5);
+    run_for(x, 30);
+    assert_int_equal(n->nmsgs, 0);
+    send_all(fd, body_msg + len - 5, 5);
+    assert_true(run_until(x, &n->nmsgs, 1, 2000));
+    assert_string_equal(n->msgs[0].body, "hello world");
+    assert_int_equal(n->msgs[0].proto, SIP_TRANSPORT_TCP);
+    assert_int_not_equal(n->msgs[0].conn_id, 0);
+    /* Two messages in one write (and a stray CRLF between them). */
+    char two[2048];
+    snprintf(two, sizeof(two), "%s\r\n%s", SIMPLE_REQ,
+             REQ_HEAD("SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bKs3") "Content-Length: 0\r\n\r\n");
+    send_all(fd, two, strlen(two));
+    assert_true(run_until(x, &n->nmsgs, 3, 2000));
+    assert_non_null(strstr(n->msgs[1].via, "z9hG4bKt1"));
+    assert_non_null(strstr(n->msgs[2].via, "z9hG4bKs3"));
+    assert_int_equal(n->msgs[1].conn_id, n->msgs[0].conn_id);
+    /* A TCP request whose sent-by is the source IP gets no received. */
+    assert_string_equal(n->msgs[1].received, "");
+    struct transport_stats s;
+    transport_get_stats(n->t, &s);
+    assert_int_equal(s.tcp_open, 1);
+    assert_int_equal(s.tcp_accepted, 1);
+    close(fd);
+    assert_true(run_until(x, &n->lost, 1, 2000));
+    assert_string_equal(n->lost_reason, "remote closed");
+    assert_int_equal(n->lost_conn, n->msgs[0].conn_id);
+    transport_get_stats(n->t, &s);
+    assert_int_equal(s.tcp_open, 0);
+}
+
+static void test_tcp_crlf_ping(void **state)
+{
+    struct tt *x = *state;
+    struct node *n = &x->b;
+    node_start(x, n, NULL);
+    int id = transport_listen(n->t, SIP_TRANSPORT_TCP, "127.0.0.1", 0);
+    int fd = tcp_peer(n->t, (uint32_t)id);
+    char buf[64];
+    send_all(fd, "\r\n", 2); /* half a ping */
+    assert_int_equal(peer_recv(x, fd, buf, sizeof(buf), 50), -1);
+    send_all(fd, "\r\n", 2);
+    assert_int_equal(peer_recv(x, fd, buf, sizeof(buf), 2000), 2);
+    assert_string_equal(buf, "\r\n"); /* RFC 5626 §3.5.1 pong */
+    /* Ping then a message in one write. */
+    char both[1024];
+    snprintf(both, sizeof(both), "\r\n\r\n%s", SIMPLE_REQ);
+    send_all(fd, both, strlen(both));
+    assert_true(run_until(x, &n->nmsgs, 1, 2000));
+    assert_int_equal(peer_recv(x, fd, buf, sizeof(buf), 2000), 2);
+    struct transport_stats s;
+    transport_get_stats(n->t, &s);
+    assert_int_equal(s.keepalives, 2);
+    assert_int_equal(n->lost, 0);
+    close(fd);
+}
+
+static void test_tcp_garbage_closes(void **state)
+{
+    struct tt *x = *state;
+    struct node *n = &x->b;
+    node_start(x, n, NULL);
+    int id = transport_listen(n->t, SIP_TRANSPORT_TCP, "127.0.0.1", 0);
+    int fd = tcp_peer(n->t, (uint32_t)id);
+    send_all(fd, SIMPLE_REQ, strlen(SIMPLE_REQ));
+    assert_true(run_until(x, &n->nmsgs, 1, 2000));
+    const char tls_hello[] = "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03";
+    send_all(fd, tls_hello, sizeof(tls_hello) - 1);
+    assert_true(run_until(x, &n->lost, 1, 2000));
+    assert_string_equal(n->lost_reason, "garbage");
+    assert_int_equal(n->lost_conn, n->msgs[0].conn_id);
+    char buf[64];
+    assert_int_equal(peer_recv(x, fd, buf, sizeof(buf), 2000), 0); /* closed */
+    close(fd);
+    /* A message without Content-Length cannot be framed on a stream either. */
+    fd = tcp_peer(n->t, (uint32_t)id);
+    const char *nocl = REQ_HEAD("SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bKncl") "\r\n";
+    send_all(fd, nocl, strlen(nocl));
+    assert_true(run_until(x, &n->lost, 2, 2000));
+    assert_string_equal(n->lost_reason, "garbage");
+    close(fd);
+}
+
+static void test_tcp_oversize_closes(void **state)
+{
+    struct tt *x = *state;
+    struct node *n = &x->b;
+    struct transport_config cfg = {.max_message_bytes = 2000};
+    node_start(x, n, &cfg);
+    int id = transport_listen(n->t, SIP_TRANSPORT_TCP, "127.0.0.1", 0);
+    int fd = tcp_peer(n->t, (uint32_t)id);
+    char big[3000];
+    char head[] = REQ_HEAD("SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bKbig") "X-Pad: ";
+    memset(big, 'p', sizeof(big));
+    memcpy(big, head, strlen(head));
+    send_all(fd, big, sizeof(big));
+    assert_true(run_until(x, &n->lost, 1, 2000));
+    assert_string_equal(n->lost_reason, "message over the size limit");
+    assert_int_equal(n->nmsgs, 0);
+    close(fd);
+    /* A Content-Length that announces too much is refused as soon as the header is in. */
+    fd = tcp_peer(n->t, (uint32_t)id);
+    const char *cl = REQ_HEAD("SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bKcl") "Content-Length: 50000\r\n\r\n";
+    send_all(fd, cl, strlen(cl));
+    assert_true(run_until(x, &n->lost, 2, 2000));
+    close(fd);
+}
+
+static void test_tcp_idle_timeout_and_close_conn(void **state)
+{
+    struct tt *x = *state;
+    struct node *n = &x->b;
+    struct transport_config cfg = {.tcp_idle_timeout_ms = 150};
+    node_start(x, n, &cfg);
+    int id = transport_listen(n->t, SIP_TRANSPORT_TCP, "127.0.0.1", 0);
+    int fd = tcp_peer(n->t, (uint32_t)id);
+    /* Activity keeps it open ... */
+    for (int i = 0; i < 4; i++) {
+        run_for(x, 80);
+        send_all(fd, "\r\n\r\n", 4);
+    }
+    assert_int_equal(n->lost, 0);
+    /* ... silence closes it. */
+    assert_true(run_until(x, &n->lost, 1, 2000));
+    assert_string_equal(n->lost_reason, "idle timeout");
+    char buf[64];
+    ssize_t r;
+    while ((r = peer_recv(x, fd, buf, sizeof(buf), 2000)) > 0) {
+    }
+    assert_int_equal(r, 0);
+    close(fd);
+
+    /* transport_close_conn closes on demand. */
+    fd = tcp_peer(n->t, (uint32_t)id);
+    send_all(fd, SIMPLE_REQ, strlen(SIMPLE_REQ));
+    assert_true(run_until(x, &n->nmsgs, 1, 2000));
+    assert_int_equal(transport_close_conn(n->t, n->msgs[0].conn_id), 0);
+    assert_int_equal(n->lost, 2);
+    assert_string_equal(n->lost_reason, "closed locally");
+    assert_int_equal(transport_close_conn(n->t, n->msgs[0].conn_id), UV_ENOTCONN);
+    assert_int_equal(peer_recv(x, fd, buf, sizeof(buf), 2000), 0);
+    close(fd);
+}
+
+static void test_tcp_connect_reuse_and_response_path(void **state)
+{
+    struct tt *x = *state;
+    struct node *a = &x->a, *b = &x->b;
+    node_start(x, a, NULL);
+    node_start(x, b, NULL);
+    b->reply_status = 200;
+    int bid = transport_listen(b->t, SIP_TRANSPORT_TCP, "127.0.0.1", 0);
+    assert_true(transport_listen(a->t, SIP_TRANSPORT_TCP, "127.0.0.1", 0) > 0);
+    struct transport_dest d = {.proto = SIP_TRANSPORT_TCP};
+    listener_addr(b->t, (uint32_t)bid, "127.0.0.1", &d.addr);
+    /* Connect on demand: the bytes wait for the connection. */
+    assert_int_equal(transport_send(a->t, &d, SIMPLE_REQ, strlen(SIMPLE_REQ)), 0);
+    uint64_t conn = d.conn_id;
+    assert_int_not_equal(conn, 0);
+    assert_true(run_until(x, &a->nmsgs, 1, 2000));
+    /* B answered over the same connection: A got it on its outbound connection. */
+    assert_int_equal(a->msgs[0].status, 200);
+    assert_int_equal(a->msgs[0].conn_id, conn);
+    assert_int_equal(a->msgs[0].listener_id, 0);
+    /* By address again: the same connection, no new connect. */
+    struct transport_dest d2 = {.proto = SIP_TRANSPORT_TCP, .addr = d.addr};
+    assert_int_equal(transport_send(a->t, &d2, SIMPLE_REQ, strlen(SIMPLE_REQ)), 0);
+    assert_int_equal(d2.conn_id, conn);
+    assert_true(run_until(x, &a->nmsgs, 2, 2000));
+    struct transport_stats sa, sb;
+    transport_get_stats(a->t, &sa);
+    transport_get_stats(b->t, &sb);
+    assert_int_equal(sa.tcp_connected, 1);
+    assert_int_equal(sa.tcp_accepted, 0);
+    assert_int_equal(sb.tcp_accepted, 1);
+    assert_int_equal(sb.tcp_connected, 0);
+    assert_int_equal(b->nmsgs, 2);
+    assert_int_equal(b->msgs[0].conn_id, b->msgs[1].conn_id);
+    /* And by id. */
+    struct transport_dest d3 = {.proto = SIP_TRANSPORT_TCP, .conn_id = conn};
+    assert_int_equal(transport_send(a->t, &d3, SIMPLE_REQ, strlen(SIMPLE_REQ)), 0);
+    assert_true(run_until(x, &a->nmsgs, 3, 2000));
+    /* B closes: A hears about its connection. */
+    assert_int_equal(transport_close_conn(b->t, b->msgs[0].conn_id), 0);
+    assert_true(run_until(x, &a->lost, 1, 2000));
+    assert_int_equal(a->lost_conn, conn);
+    assert_string_equal(a->lost_reason, "remote closed");
+}
+
+static void test_tcp_connect_failure(void **state)
+{
+    struct tt *x = *state;
+    struct node *a = &x->a;
+    node_start(x, a, NULL);
+    /* A port nobody listens on: bind a socket, note its port, close it. */
+    struct sockaddr_storage gone;
+    int fd = peer_socket(AF_INET, SOCK_STREAM, &gone);
+    close(fd);
+    struct transport_dest d = {.proto = SIP_TRANSPORT_TCP, .addr = gone};
+    assert_int_equal(transport_send(a->t, &d, SIMPLE_REQ, strlen(SIMPLE_REQ)), 0);
+    assert_true(run_until(x, &a->lost, 1, 2000));
+    assert_int_equal(a->lost_conn, d.conn_id);
+    assert_string_equal(a->lost_reason, "connect failed");
+    struct transport_stats s;
+    transport_get_stats(a->t, &s);
+    assert_int_equal(s.tcp_open, 0);
+    /* UDP without a UDP socket of that family cannot send. */
+    struct transport_dest u = {.proto = SIP_TRANSPORT_UDP, .addr = gone};
+    assert_int_equal(transport_send(a->t, &u, "x", 1), UV_EAFNOSUPPORT);
+}
+
+/* ---- transport + transactions ---- */
+
+static uint64_t loop_now(void *user) { return uv_now(&((struct tt *)user)->loop); }
+
+static int txn_send(void *user, struct transport_dest *dest, const void *data, size_t len)
+{
+    struct tt *x = user;
+    return transport_send(x->a.t, dest, data, len);
+}
+
+static void txn_on_request(void *user, struct txn *st, const struct transport_rx *rx)
+{
+    (void)rx;
+    struct tt *x = user;
+    x->st = st;
+    x->requests++; /* answered later, from the kept copy */
+}
+
+static void test_txn_over_udp_keeps_stamped_via(void **state)
+{
+    struct tt *x = *state;
+    struct node *a = &x->a;
+    node_start(x, a, NULL);
+    struct txn_layer_ops ops = {.user = x, .send = txn_send, .on_request = txn_on_request, .now_ms = loop_now};
+    struct txn_config cfg = {.t1_ms = 50, .t2_ms = 400, .t4_ms = 500};
+    a->txn = txn_layer_new(&x->ts, &cfg, &ops);
+    assert_non_null(a->txn);
+    int id = transport_listen(a->t, SIP_TRANSPORT_UDP, "127.0.0.1", 0);
+    struct sockaddr_storage me, srv;
+    int fd = peer_socket(AF_INET, SOCK_DGRAM, &me);
+    listener_addr(a->t, (uint32_t)id, "127.0.0.1", &srv);
+    const char *inv = "INVITE sip:bob@127.0.0.1 SIP/2.0\r\n"
+                      "Via: SIP/2.0/UDP phone.example.com;rport;branch=z9hG4bKe2e\r\n"
+                      "Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a\r\nTo: <sip:bob@example.com>\r\n"
+                      "Call-ID: e2e@example.com\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+    socklen_t sl = sizeof(struct sockaddr_in);
+    assert_true(sendto(fd, inv, strlen(inv), 0, (struct sockaddr *)&srv, sl) > 0);
+    assert_true(run_until(x, &x->requests, 1, 2000));
+    /* The transaction sends 100 Trying after 200 ms. */
+    char buf[2048];
+    assert_true(peer_recv(x, fd, buf, sizeof(buf), 2000) > 0);
+    assert_non_null(strstr(buf, "SIP/2.0 100 Trying"));
+    char want[256];
+    snprintf(want, sizeof(want), "Via: SIP/2.0/UDP phone.example.com;rport=%u;branch=z9hG4bKe2e;received=127.0.0.1",
+             transport_addr_port(&me));
+    assert_non_null(strstr(buf, want));
+    /* A retransmission is absorbed: the 100 again, no new request for the TU. */
+    assert_true(sendto(fd, inv, strlen(inv), 0, (struct sockaddr *)&srv, sl) > 0);
+    assert_true(peer_recv(x, fd, buf, sizeof(buf), 2000) > 0);
+    assert_non_null(strstr(buf, "SIP/2.0 100 Trying"));
+    assert_int_equal(x->requests, 1);
+    /* The final answer, built later from the transaction's copy, still carries received/rport. */
+    const struct sip_msg *kept = txn_request(x->st);
+    assert_non_null(kept);
+    assert_true(str_eq_cstr(kept->via.received, "127.0.0.1"));
+    assert_int_equal(txn_respond(x->st, 486, NULL, STR_LIT("b"), NULL, 0, STR_NULL, STR_NULL), 0);
+    assert_true(peer_recv(x, fd, buf, sizeof(buf), 2000) > 0);
+    assert_non_null(strstr(buf, "SIP/2.0 486 Busy Here"));
+    assert_non_null(strstr(buf, want));
+    /* Timer G retransmits it (T1 = 50 ms here) until the ACK. */
+    assert_true(peer_recv(x, fd, buf, sizeof(buf), 2000) > 0);
+    assert_non_null(strstr(buf, "SIP/2.0 486 Busy Here"));
+    const char *ack = "ACK sip:bob@127.0.0.1 SIP/2.0\r\n"
+                      "Via: SIP/2.0/UDP phone.example.com;rport;branch=z9hG4bKe2e\r\n"
+                      "Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a\r\nTo: <sip:bob@example.com>;tag=b\r\n"
+                      "Call-ID: e2e@example.com\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n";
+    assert_true(sendto(fd, ack, strlen(ack), 0, (struct sockaddr *)&srv, sl) > 0);
+    run_for(x, 100);
+    while (peer_recv(x, fd, buf, sizeof(buf), 0) > 0) {
+    } /* drain what crossed the ACK */
+    assert_int_equal(peer_recv(x, fd, buf, sizeof(buf), 300), -1);
+    struct txn_stats ts;
+    txn_layer_stats(a->txn, &ts);
+    assert_int_equal(ts.server_live, 1); /* Confirmed, waiting for timer I */
+    run_for(x, 600);
+    txn_layer_stats(a->txn, &ts);
+    assert_int_equal(ts.server_live, 0);
+    close(fd);
+}
+
+int main(void)
+{
+    log_set_level(getenv("TEST_LOG") ? LOG_DEBUG : LOG_ERROR);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_udp_request_rport_received, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_udp_via_untouched_and_sent_by_port, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_udp_oversize_and_malformed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_udp_ipv6, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tcp_framing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tcp_crlf_ping, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tcp_garbage_closes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tcp_oversize_closes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tcp_idle_timeout_and_close_conn, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tcp_connect_reuse_and_response_path, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tcp_connect_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_txn_over_udp_keeps_stamped_via, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
