@@ -74,6 +74,29 @@ enum sip_hdr {
     SIP_HDR_TIMESTAMP,
     SIP_HDR_ORGANIZATION,
     SIP_HDR_PRIORITY,
+    /* Added after the first contract (append-only so existing values stay). */
+    SIP_HDR_ALLOW_EVENTS,        /* u  (RFC 6665) */
+    SIP_HDR_SESSION_EXPIRES,     /* x  (RFC 4028) */
+    SIP_HDR_IDENTITY,            /* y  (RFC 8224) */
+    SIP_HDR_IDENTITY_INFO,       /* n  (RFC 4474) */
+    SIP_HDR_ACCEPT_CONTACT,      /* a  (RFC 3841) */
+    SIP_HDR_REJECT_CONTACT,      /* j  (RFC 3841) */
+    SIP_HDR_REQUEST_DISPOSITION, /* d  (RFC 3841) */
+    SIP_HDR_CONTENT_DISPOSITION,
+    SIP_HDR_CONTENT_LANGUAGE,
+    SIP_HDR_ACCEPT_ENCODING,
+    SIP_HDR_ACCEPT_LANGUAGE,
+    SIP_HDR_MIME_VERSION,
+    SIP_HDR_ALERT_INFO,
+    SIP_HDR_CALL_INFO,
+    SIP_HDR_ERROR_INFO,
+    SIP_HDR_IN_REPLY_TO,
+    SIP_HDR_RSEQ,                /* RFC 3262 */
+    SIP_HDR_RACK,
+    SIP_HDR_MIN_SE,              /* RFC 4028 */
+    SIP_HDR_SERVICE_ROUTE,       /* RFC 3608 */
+    SIP_HDR_P_ASSERTED_IDENTITY, /* RFC 3325 */
+    SIP_HDR_REASON,              /* RFC 3326 */
     SIP_HDR_COUNT
 };
 
@@ -229,6 +252,9 @@ bool sip_list_iter_next(struct sip_list_iter *it, str_t *item);
 /* Parameters ";name=value;flag" (value may be a quoted string, returned
  * without quotes). Names compare case-insensitively. */
 bool sip_param_get(str_t params, const char *name, str_t *value);
+/* Iterates parameters: each call yields the next name and value (quotes
+ * removed); has_value (may be NULL) tells "name=" from a bare flag. */
+bool sip_param_next(str_t *cursor, str_t *name, str_t *value, bool *has_value);
 
 /* Piecewise parsers, usable on any header value. 0 ok, -1 malformed. */
 int sip_uri_parse(str_t raw, struct sip_uri *uri);
