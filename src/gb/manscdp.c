@@ -778,10 +778,12 @@ int gb_manscdp_build(sbuf_t *out, gb_charset_t cs, const gb_manscdp_t *m)
     sbuf_init(&b);
     sbuf_printf(&b, "<?xml version=\"1.0\" encoding=\"%s\"?>\n<%s>\n", gb_charset_name(cs), root);
     put_fields(&b, m, root_fields, NFIELDS(root_fields));
-    if (m->items || m->item_count || (m->has_list && m->cmd != GB_CMD_RECORD_INFO))
+    /* One list per message, as the parser reads it: catalog items win, then
+     * records; an empty list keeps the name its command uses. */
+    if (m->item_count || (!m->record_count && m->has_list && m->cmd != GB_CMD_RECORD_INFO))
         put_list(&b, "DeviceList", m->items, m->item_count, sizeof(gb_catalog_item_t), catalog_fields,
                  NFIELDS(catalog_fields));
-    if (m->records || m->record_count || (m->has_list && m->cmd == GB_CMD_RECORD_INFO))
+    else if (m->record_count || m->has_list)
         put_list(&b, "RecordList", m->records, m->record_count, sizeof(gb_record_item_t), record_fields,
                  NFIELDS(record_fields));
     if (m->dstatus.alarm_count || m->dstatus.has_alarm_list)

@@ -186,6 +186,8 @@ int gb_manscdp_parse(const char *body, size_t len, const char *charset, gb_mansc
 void gb_manscdp_free(gb_manscdp_t *m);
 
 /* Appends the XML body of m in charset cs (declaration included) to out.
+ * One list is written: DeviceList when item_count > 0, else RecordList when
+ * record_count > 0, else an empty one of the command's kind when has_list.
  * Needs kind and a CmdType (cmd, or cmd_type when cmd is UNKNOWN). Text is
  * escaped; characters GB2312/GBK cannot encode are written as character
  * references (&#x...;); invalid UTF-8 bytes in the input become '?' and

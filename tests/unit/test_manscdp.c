@@ -703,6 +703,29 @@ static void test_refusals(void **state)
     sbuf_free(&b);
 }
 
+/* Found by fuzz_manscdp: a RecordList under another command was built back
+ * as an empty DeviceList plus the RecordList, and the parser (first list
+ * wins) then lost the records. */
+static void test_one_list_per_message(void **state)
+{
+    (void)state;
+    const char *body = "<Control><CmdType>DeviceControl</CmdType><RecordList Num=\"1\"><Item><DeviceID>x</DeviceID>"
+                       "</Item></RecordList></Control>";
+    gb_manscdp_t m, r;
+    assert_int_equal(parse_cstr(body, &m), 0);
+    assert_int_equal(m.record_count, 1);
+    sbuf_t b;
+    sbuf_init(&b);
+    assert_int_equal(gb_manscdp_build(&b, GB_CHARSET_UTF8, &m), 0);
+    assert_null(strstr(b.data, "DeviceList"));
+    assert_int_equal(gb_manscdp_parse(b.data, b.len, NULL, &r), 0);
+    assert_int_equal(r.record_count, 1);
+    assert_string_equal(r.records[0].device_id, "x");
+    gb_manscdp_free(&r);
+    gb_manscdp_free(&m);
+    sbuf_free(&b);
+}
+
 static void test_charset_names(void **state)
 {
     (void)state;
@@ -741,6 +764,7 @@ int main(void)
         cmocka_unit_test(test_unknown_cmd_and_case),
         cmocka_unit_test(test_recover_unescaped_ampersand),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_one_list_per_message),
         cmocka_unit_test(test_charset_names),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
