@@ -19,8 +19,7 @@
 #include "base/log.h"
 
 /* Arena for the re-parsed copy: the model's headers and eager fields. */
-#define REQ_ARENA_BASE 1024
-#define REQ_ARENA_PER_HEADER 96
+#define REQ_ARENA_SLACK 256
 #define MAX_EDITS 4
 
 static size_t align16(size_t n) { return (n + 15) & ~(size_t)15; }
@@ -108,7 +107,7 @@ static void server_drop_request(struct txn *t)
         t->copy = NULL;
     }
     t->req = NULL;
-    t->rx.msg = NULL;
+    t->rx = NULL;
 }
 
 void txn_server_free_parts(struct txn *t)
@@ -118,12 +117,26 @@ void txn_server_free_parts(struct txn *t)
     t->resp_to_tag = NULL;
 }
 
-static int keep_request(struct txn *t, const struct sip_msg *m, const struct edits *e)
+/* What the parser takes from the arena for m again: its header array grows
+ * from 32 entries by doubling; plus the edited values. Sized so that a
+ * typical request never reaches the arena's 16 KB heap fallback. */
+static size_t copy_arena_bytes(const struct sip_msg *m, const struct edits *e)
+{
+    size_t n = 0;
+    for (uint32_t cap = 32;; cap *= 2) {
+        n += align16(cap * sizeof(struct sip_header));
+        if (cap >= m->header_count) break;
+    }
+    for (uint32_t i = 0; i < e->n; i++) n += align16(e->value[i].len + 1);
+    return n + REQ_ARENA_SLACK;
+}
+
+static int keep_request(struct txn *t, const struct sip_msg *m, const struct transport_rx *rx, const struct edits *e)
 {
     struct txn_layer *l = t->layer;
     size_t head = align16(sizeof(struct txn_req_copy));
     size_t data = align16(m->len);
-    size_t arena_cap = REQ_ARENA_BASE + (size_t)m->header_count * REQ_ARENA_PER_HEADER;
+    size_t arena_cap = copy_arena_bytes(m, e);
     struct txn_req_copy *c = malloc(head + data + arena_cap);
     if (!c) return -ENOMEM;
     c->data = (char *)c + head;
@@ -156,13 +169,24 @@ static int keep_request(struct txn *t, const struct sip_msg *m, const struct edi
         free(c);
         return rc;
     }
+    c->rx = *rx;
+    c->rx.msg = &c->msg;
+    c->rx.parse_error = NULL;
     t->copy = c;
     t->req = &c->msg;
-    t->rx.msg = t->req;
+    t->rx = &c->rx;
     return 0;
 }
 
 /* ---- sending responses ---- */
+
+/* The peer, for logs (the request may be gone). */
+static const char *peer_text(const struct txn *t, char *buf, size_t cap)
+{
+    if (t->rx) return t->rx->src_text;
+    transport_addr_text(&t->dest.addr, buf, cap);
+    return buf;
+}
 
 static void server_main_timer(struct timer_node *n, uint64_t now);
 static void server_retx_timer(struct timer_node *n, uint64_t now);
@@ -170,9 +194,10 @@ static void server_retx_timer(struct timer_node *n, uint64_t now);
 static void server_transport_error(struct txn *t, int rc)
 {
     struct txn_layer *l = t->layer;
+    char peer[TRANSPORT_ADDR_TEXT];
     l->stats.transport_errors++;
     log_warn("%d response to %.*s from %s not sent (%s): ending the transaction", t->last_status,
-             STR_FMT(t->method_name), t->rx.src_text, uv_strerror(rc));
+             STR_FMT(t->method_name), peer_text(t, peer, sizeof(peer)), uv_strerror(rc));
     server_drop_request(t);
     txn_terminate_soon(t); /* RFC 3261 §17.2.4 */
 }
@@ -210,7 +235,9 @@ static int server_send(struct txn *t, int status, const void *data, size_t len)
 {
     struct txn_layer *l = t->layer;
     if (txn_keep_bytes(t, data, len) != 0) {
-        log_error("%d response to %.*s from %s: out of memory", status, STR_FMT(t->method_name), t->rx.src_text);
+        char peer[TRANSPORT_ADDR_TEXT];
+        log_error("%d response to %.*s from %s: out of memory", status, STR_FMT(t->method_name),
+                  peer_text(t, peer, sizeof(peer)));
         return -ENOMEM;
     }
     t->last_status = status;
@@ -254,7 +281,8 @@ int txn_respond(struct txn *t, int status, const char *reason, str_t to_tag, con
     sbuf_clear(&l->sb);
     if (sip_build_response(t->req, status, reason, to_tag, extra_headers, n_extra, content_type, body, &l->sb) != 0 ||
         l->sb.failed) {
-        log_error("%d response to %.*s from %s could not be built", status, STR_FMT(t->method_name), t->rx.src_text);
+        log_error("%d response to %.*s from %s could not be built", status, STR_FMT(t->method_name),
+                  t->rx->src_text);
         return l->sb.failed ? -ENOMEM : -EINVAL;
     }
     if (t->rfc2543 && status >= 200 && remember_to_tag(t, t->req->to.tag.len ? t->req->to.tag : to_tag) != 0)
@@ -282,7 +310,8 @@ int txn_respond_bytes(struct txn *t, int status, const void *data, size_t len)
 
 const struct sip_msg *txn_request(const struct txn *t) { return t && !t->client ? t->req : NULL; }
 
-const struct transport_rx *txn_rx_info(const struct txn *t) { return &t->rx; }
+const struct transport_rx *txn_rx_info(const struct txn *t) { return t && !t->client ? t->rx : NULL; }
+
 
 /* ---- timers ---- */
 
@@ -297,7 +326,7 @@ static void server_retx_timer(struct timer_node *n, uint64_t now)
         sbuf_clear(&l->sb);
         if (sip_build_response(t->req, 100, "Trying", STR_NULL, NULL, 0, STR_NULL, STR_NULL, &l->sb) != 0 ||
             l->sb.failed) {
-            log_error("100 Trying to INVITE from %s could not be built", t->rx.src_text);
+            log_error("100 Trying to INVITE from %s could not be built", t->rx->src_text);
             return;
         }
         server_send(t, 100, l->sb.data, l->sb.len);
@@ -319,9 +348,11 @@ static void server_main_timer(struct timer_node *n, uint64_t now)
 {
     (void)now;
     struct txn *t = container_of(n, struct txn, t_main);
-    if (t->invite && t->state == TXN_COMPLETED)
-        log_info("timer H: no ACK from %s for the %d to INVITE (branch %.*s)", t->rx.src_text, t->last_status,
-                 STR_FMT(t->branch));
+    if (t->invite && t->state == TXN_COMPLETED) {
+        char peer[TRANSPORT_ADDR_TEXT];
+        log_info("timer H: no ACK from %s for the %d to INVITE (branch %.*s)", peer_text(t, peer, sizeof(peer)),
+                 t->last_status, STR_FMT(t->branch));
+    }
     /* H, I, J, L: the transaction ends. */
     txn_destroy(t);
 }
@@ -419,8 +450,7 @@ static int server_create(struct txn_layer *l, const struct transport_rx *rx)
     txn_link_all(t);
     l->stats.server_live++;
     l->stats.server_created++;
-    t->rx = *rx;
-    t->rx.parse_error = NULL;
+    t->rx = rx;
     t->req = m;
 
     struct edits e;
@@ -431,7 +461,7 @@ static int server_create(struct txn_layer *l, const struct transport_rx *rx)
     t->in_callback = false;
     if (t->req != m) return 0; /* answered (or failed) inside the callback */
 
-    int rc = keep_request(t, m, &e);
+    int rc = keep_request(t, m, rx, &e);
     if (rc) {
         log_error("%.*s from %s: cannot keep the request (%s), answering 500", STR_FMT(m->method_name), rx->src_text,
                   rc == -ENOMEM ? "out of memory" : "re-parse failed");

@@ -124,7 +124,8 @@ int txn_respond(struct txn *st, int status, const char *reason, str_t to_tag, co
 int txn_respond_bytes(struct txn *st, int status, const void *data, size_t len);
 /* The request, or NULL once the final response is sent. */
 const struct sip_msg *txn_request(const struct txn *st);
-/* Where the request came from (proto, src, conn_id, listener); ->msg is txn_request(st). */
+/* Where the request came from (proto, src, conn_id, listener); ->msg is
+ * txn_request(st). NULL once the final response is sent, like the request. */
 const struct transport_rx *txn_rx_info(const struct txn *st);
 /* The INVITE server transaction a CANCEL (rx) targets (RFC 3261 §9.2), or NULL. */
 struct txn *txn_find_invite_for_cancel(struct txn_layer *layer, const struct transport_rx *cancel);

@@ -26,6 +26,7 @@ struct txn_table {
  * and the arena the model lives in, in one block freed at the final response. */
 struct txn_req_copy {
     struct sip_msg msg;
+    struct transport_rx rx;         /* origin of the request, rx.msg = &msg */
     arena_t arena;
     size_t len;
     char *data;         /* points inside this block */
@@ -62,9 +63,10 @@ struct txn {
     struct txn_client_cb cb;
     void *arg;
 
-    /* server */
-    struct transport_rx rx;         /* origin of the request; rx.msg follows req */
-    const struct sip_msg *req;      /* borrowed during on_request, then &copy->msg, NULL after final */
+    /* server: the request and its origin are borrowed from the transport
+     * during on_request, then point into copy, and are NULL after the final. */
+    const struct sip_msg *req;
+    const struct transport_rx *rx;
     struct txn_req_copy *copy;
     char *resp_to_tag;              /* RFC 2543 ACK matching: To tag of the final response */
 

@@ -325,6 +325,27 @@ static void test_udp_via_untouched_and_sent_by_port(void **state)
     close(fd2);
 }
 
+static void test_udp_via_list_and_existing_received(void **state)
+{
+    struct tt *x = *state;
+    struct node *n = &x->b;
+    node_start(x, n, NULL);
+    int id = transport_listen(n->t, SIP_TRANSPORT_UDP, "127.0.0.1", 0);
+    struct sockaddr_storage me, srv;
+    int fd = peer_socket(AF_INET, SOCK_DGRAM, &me);
+    listener_addr(n->t, (uint32_t)id, "127.0.0.1", &srv);
+    /* Two via-parms on one line; a stale received and a quoted param on the top one. */
+    const char *req = REQ_HEAD("SIP/2.0/UDP host.example.com:5062 ; received=10.9.9.9;x=\"a;b\" ;branch=z9hG4bKl1 ,"
+                               " SIP/2.0/UDP 10.1.1.1;branch=z9hG4bKl0") "Content-Length: 0\r\n\r\n";
+    assert_true(sendto(fd, req, strlen(req), 0, (struct sockaddr *)&srv, sizeof(struct sockaddr_in)) > 0);
+    assert_true(run_until(x, &n->nmsgs, 1, 2000));
+    assert_string_equal(n->msgs[0].via, "SIP/2.0/UDP host.example.com:5062;received=127.0.0.1;x=\"a;b\";"
+                                        "branch=z9hG4bKl1 , SIP/2.0/UDP 10.1.1.1;branch=z9hG4bKl0");
+    assert_string_equal(n->msgs[0].received, "127.0.0.1");
+    assert_int_equal(n->msgs[0].rport, -1); /* no rport asked: none added */
+    close(fd);
+}
+
 static void test_udp_oversize_and_malformed(void **state)
 {
     struct tt *x = *state;
@@ -712,6 +733,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_udp_request_rport_received, setup, teardown),
         cmocka_unit_test_setup_teardown(test_udp_via_untouched_and_sent_by_port, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_udp_via_list_and_existing_received, setup, teardown),
         cmocka_unit_test_setup_teardown(test_udp_oversize_and_malformed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_udp_ipv6, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tcp_framing, setup, teardown),
