@@ -1,0 +1,315 @@
+/* events.c — the event bus (see events.h): builds each event once, keeps the
+ * last N serialized events in a ring, logs them, and fans them out to the
+ * subscribers and the webhook queue. Loop thread only. */
+#include "api/events.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/webhook.h"
+#include "base/clock.h"
+#include "base/log.h"
+
+#define EVENT_RING_MAX (1 << 20)
+
+struct event_slot {
+    uint64_t seq;
+    char *json;
+    size_t len;
+};
+
+struct event_sub {
+    event_cb cb;          /* NULL: removed while a fan-out was running */
+    void *arg;
+};
+
+struct event_bus {
+    uv_loop_t *loop;
+    struct event_slot *ring;
+    int ring_size;
+    int ring_count;       /* slots in use */
+    int ring_head;        /* slot of the oldest event */
+    uint64_t last_seq;
+
+    struct event_sub *subs;
+    int nsubs, subs_cap;
+    int fanout_depth;     /* >0 while subscribers are being called */
+    bool subs_dirty;      /* some entries have cb == NULL */
+
+    /* Events published from inside a callback wait here so that every
+     * subscriber sees events in seq order. */
+    struct event_slot *pending;
+    int npending, pending_cap;
+    /* Texts evicted from the ring while callbacks run: a callback may still
+     * hold the pointer it was given, so they are freed when the outermost
+     * dispatch ends. */
+    char **graveyard;
+    int ngrave, grave_cap;
+
+    struct api_webhook *webhook;
+};
+
+struct event_bus *event_bus_new(uv_loop_t *loop, int ring_size, const char *webhook_url)
+{
+    struct event_bus *bus = calloc(1, sizeof(*bus));
+    if (!bus) return NULL;
+    if (ring_size < 1) ring_size = 1;
+    if (ring_size > EVENT_RING_MAX) ring_size = EVENT_RING_MAX;
+    bus->loop = loop;
+    bus->ring_size = ring_size;
+    bus->ring = calloc((size_t)ring_size, sizeof(*bus->ring));
+    if (!bus->ring) {
+        free(bus);
+        return NULL;
+    }
+    if (webhook_url && *webhook_url) {
+        char err[256];
+        bus->webhook = api_webhook_new(webhook_url, NULL, err, sizeof(err));
+        if (!bus->webhook) {
+            log_error("events: webhook %s: %s", webhook_url, err);
+            free(bus->ring);
+            free(bus);
+            return NULL;
+        }
+        log_info("events: webhook POSTs to %s", webhook_url);
+    }
+    return bus;
+}
+
+void event_bus_free(struct event_bus *bus)
+{
+    if (!bus) return;
+    if (bus->webhook) api_webhook_free(bus->webhook);
+    for (int i = 0; i < bus->ring_count; i++)
+        free(bus->ring[(bus->ring_head + i) % bus->ring_size].json);
+    for (int i = 0; i < bus->ngrave; i++) free(bus->graveyard[i]);
+    free(bus->graveyard);
+    free(bus->pending);
+    free(bus->ring);
+    free(bus->subs);
+    free(bus);
+}
+
+static int grow(void **arr, int *cap, size_t elem)
+{
+    int ncap = *cap ? *cap * 2 : 16;
+    void *n = realloc(*arr, (size_t)ncap * elem);
+    if (!n) return -1;
+    *arr = n;
+    *cap = ncap;
+    return 0;
+}
+
+static void retire_text(struct event_bus *bus, char *text)
+{
+    if (!bus->fanout_depth) {
+        free(text);
+        return;
+    }
+    if (bus->ngrave == bus->grave_cap &&
+        grow((void **)&bus->graveyard, &bus->grave_cap, sizeof(*bus->graveyard))) {
+        /* Keeping it would need memory we do not have; leaking one event is
+         * safer than freeing text a callback may still read. */
+        log_error("events: out of memory, one event text leaked");
+        return;
+    }
+    bus->graveyard[bus->ngrave++] = text;
+}
+
+static void ring_store(struct event_bus *bus, uint64_t seq, char *json, size_t len)
+{
+    int slot;
+    if (bus->ring_count < bus->ring_size) {
+        slot = (bus->ring_head + bus->ring_count) % bus->ring_size;
+        bus->ring_count++;
+    } else {                               /* full: overwrite the oldest */
+        slot = bus->ring_head;
+        retire_text(bus, bus->ring[slot].json);
+        bus->ring_head = (bus->ring_head + 1) % bus->ring_size;
+    }
+    bus->ring[slot] = (struct event_slot){seq, json, len};
+}
+
+static void subs_compact(struct event_bus *bus)
+{
+    int j = 0;
+    for (int i = 0; i < bus->nsubs; i++)
+        if (bus->subs[i].cb) bus->subs[j++] = bus->subs[i];
+    bus->nsubs = j;
+    bus->subs_dirty = false;
+}
+
+static void dispatch_begin(struct event_bus *bus) { bus->fanout_depth++; }
+
+static void deliver(struct event_bus *bus, uint64_t seq, const char *json, size_t len)
+{
+    /* By index and re-reading bus->subs: a callback may subscribe (realloc)
+     * or unsubscribe (entry cleared, compacted when the outermost ends). */
+    for (int i = 0; i < bus->nsubs; i++) {
+        struct event_sub s = bus->subs[i];
+        if (s.cb) s.cb(seq, json, len, s.arg);
+    }
+}
+
+static void dispatch_end(struct event_bus *bus)
+{
+    if (bus->fanout_depth > 1) {
+        bus->fanout_depth--;
+        return;
+    }
+    /* Outermost: deliver what callbacks published meanwhile, in order. */
+    for (int i = 0; i < bus->npending; i++) {
+        struct event_slot e = bus->pending[i];
+        deliver(bus, e.seq, e.json, e.len);
+    }
+    bus->npending = 0;
+    bus->fanout_depth = 0;
+    if (bus->subs_dirty) subs_compact(bus);
+    for (int i = 0; i < bus->ngrave; i++) free(bus->graveyard[i]);
+    bus->ngrave = 0;
+}
+
+uint64_t event_publish(struct event_bus *bus, const char *type, json_t *fields)
+{
+    if (!bus || !type || !*type) {
+        log_error("events: publish without bus or type");
+        json_decref(fields);
+        return 0;
+    }
+    if (fields && !json_is_object(fields)) {
+        log_error("events: %s: fields is not a JSON object, ignored", type);
+        json_decref(fields);
+        fields = NULL;
+    }
+    uint64_t seq = bus->last_seq + 1;
+    char when[40];
+    clock_iso8601(when, sizeof(when), clock_wall_ms(), 1);
+
+    json_t *ev = json_object();
+    if (!ev || json_object_set_new(ev, "seq", json_integer((json_int_t)seq)) ||
+        json_object_set_new(ev, "time", json_string(when)) ||
+        json_object_set_new(ev, "type", json_string(type))) {
+        log_error("events: %s: out of memory building the event", type);
+        json_decref(ev);
+        json_decref(fields);
+        return 0;
+    }
+    if (fields) {
+        const char *key;
+        json_t *value;
+        json_object_foreach(fields, key, value) {
+            if (!strcmp(key, "seq") || !strcmp(key, "time") || !strcmp(key, "type")) continue;
+            json_object_set(ev, key, value);
+        }
+        json_decref(fields);
+    }
+    char *text = json_dumps(ev, JSON_COMPACT);
+    json_decref(ev);
+    if (!text) {
+        /* json_dumps fails on invalid UTF-8 in a string: the publisher's bug,
+         * but it must not cost the daemon. */
+        log_error("events: %s: could not serialize (invalid UTF-8 in a field?)", type);
+        return 0;
+    }
+    size_t len = strlen(text);
+    bus->last_seq = seq;
+    ring_store(bus, seq, text, len);
+    log_info("event %s", text);
+    if (bus->webhook) api_webhook_push(bus->webhook, seq, text, len);
+    if (bus->fanout_depth) {
+        if (bus->npending == bus->pending_cap &&
+            grow((void **)&bus->pending, &bus->pending_cap, sizeof(*bus->pending))) {
+            log_error("events: out of memory, event %llu not delivered to subscribers",
+                      (unsigned long long)seq);
+            return seq;
+        }
+        bus->pending[bus->npending++] = (struct event_slot){seq, text, len};
+        return seq;
+    }
+    dispatch_begin(bus);
+    deliver(bus, seq, text, len);
+    dispatch_end(bus);
+    return seq;
+}
+
+int event_subscribe(struct event_bus *bus, event_cb cb, void *arg)
+{
+    for (int i = 0; i < bus->nsubs; i++)
+        if (bus->subs[i].cb == cb && bus->subs[i].arg == arg) return 0;
+    if (bus->nsubs == bus->subs_cap) {
+        int cap = bus->subs_cap ? bus->subs_cap * 2 : 8;
+        struct event_sub *n = realloc(bus->subs, (size_t)cap * sizeof(*n));
+        if (!n) return -1;
+        bus->subs = n;
+        bus->subs_cap = cap;
+    }
+    bus->subs[bus->nsubs++] = (struct event_sub){cb, arg};
+    return 0;
+}
+
+void event_unsubscribe(struct event_bus *bus, event_cb cb, void *arg)
+{
+    for (int i = 0; i < bus->nsubs; i++) {
+        if (bus->subs[i].cb != cb || bus->subs[i].arg != arg) continue;
+        if (bus->fanout_depth) {
+            bus->subs[i].cb = NULL;
+            bus->subs_dirty = true;
+        } else {
+            memmove(&bus->subs[i], &bus->subs[i + 1], (size_t)(bus->nsubs - i - 1) * sizeof(*bus->subs));
+            bus->nsubs--;
+        }
+        return;
+    }
+}
+
+uint64_t event_bus_oldest_seq(const struct event_bus *bus)
+{
+    return bus->ring_count ? bus->ring[bus->ring_head].seq : 0;
+}
+
+int event_bus_get(const struct event_bus *bus, uint64_t seq, const char **json, size_t *len)
+{
+    if (seq == 0 || seq > bus->last_seq) return 1;
+    uint64_t oldest = event_bus_oldest_seq(bus);
+    if (!bus->ring_count || seq < oldest) return -1;
+    /* seqs in the ring are consecutive, so the offset from the oldest is the index. */
+    const struct event_slot *s = &bus->ring[(bus->ring_head + (int)(seq - oldest)) % bus->ring_size];
+    *json = s->json;
+    *len = s->len;
+    return 0;
+}
+
+int event_bus_since(struct event_bus *bus, uint64_t since, event_cb cb, void *arg, uint64_t *lost)
+{
+    uint64_t oldest = event_bus_oldest_seq(bus);
+    uint64_t from = since + 1;
+    uint64_t missing = 0;
+    if (since < bus->last_seq && (!bus->ring_count || from < oldest))
+        missing = (bus->ring_count ? oldest : bus->last_seq + 1) - from;
+    if (lost) *lost = missing;
+    if (from < oldest) from = oldest;
+    /* Snapshot the end: a callback that publishes must not extend this replay. */
+    uint64_t last = bus->last_seq;
+    int n = 0;
+    dispatch_begin(bus);
+    for (uint64_t s = from; s <= last && bus->ring_count; s++) {
+        const char *json;
+        size_t len;
+        if (event_bus_get(bus, s, &json, &len) != 0) continue;   /* overwritten meanwhile */
+        cb(s, json, len, arg);
+        n++;
+    }
+    dispatch_end(bus);
+    return n;
+}
+
+uint64_t event_bus_published(const struct event_bus *bus) { return bus->last_seq; }
+uint64_t event_bus_last_seq(const struct event_bus *bus) { return bus->last_seq; }
+int event_bus_ring_size(const struct event_bus *bus) { return bus->ring_size; }
+
+void event_bus_webhook_stats(const struct event_bus *bus, struct event_webhook_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (bus->webhook) api_webhook_stats(bus->webhook, out);
+}

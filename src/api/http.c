@@ -1,0 +1,926 @@
+/* http.c — the API server core (see http.h): libwebsockets context and vhost
+ * on the daemon's libuv loop, routing with {param} captures, bearer-token
+ * checks, request bodies, and the life cycle of a request that may be
+ * answered later than the handler call.
+ *
+ * Life of a request: LWS_CALLBACK_HTTP builds it (path, query, auth, route);
+ * a body is collected through HTTP_BODY until HTTP_BODY_COMPLETION; then the
+ * handler runs (state PENDING). An answer moves it to ANSWERED and asks lws
+ * for a writeable callback, where headers and then the body go out in chunks;
+ * the request is freed when the last byte is written. If the connection
+ * closes while PENDING, the abort callback runs and the request is freed, or,
+ * without one, it stays as an orphan until answered. */
+#include "api/http_internal.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include "base/log.h"
+
+#define API_ASYNC_TIMEOUT_S 300     /* an unanswered request is dropped by lws after this */
+#define API_WRITE_CHUNK 32768
+#define API_MAX_QUERY_ARGS 64
+#define API_TEARDOWN_TICK_MS 2
+#define API_TEARDOWN_MAX_TICKS 5000
+#define API_SWEEP_MS 1000
+
+/* ---- lws logging into ours ------------------------------------------------ */
+
+static void lws_log_bridge(int level, const char *line)
+{
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) n--;
+    if (level & LLL_ERR) log_error("lws: %.*s", (int)n, line);
+    else log_warn("lws: %.*s", (int)n, line);
+}
+
+/* ---- small helpers -------------------------------------------------------- */
+
+void api_wake(struct api_server *srv)
+{
+    /* Changes made to lws state from outside its callbacks (a uv timer, an
+     * event published by another module) are acted upon at its next service;
+     * poke its event pipe so that happens now. */
+    if (!srv->lws_depth && srv->ctx && !srv->closing) lws_cancel_service(srv->ctx);
+}
+
+unsigned char *api_scratch(struct api_server *srv, size_t payload)
+{
+    size_t need = LWS_PRE + payload + 1;
+    if (need > srv->scratch_cap) {
+        size_t cap = srv->scratch_cap ? srv->scratch_cap : 4096;
+        while (cap < need) cap *= 2;
+        unsigned char *p = realloc(srv->scratch, cap);
+        if (!p) return NULL;
+        srv->scratch = p;
+        srv->scratch_cap = cap;
+    }
+    return srv->scratch;
+}
+
+int api_check_bearer(const struct api_server *srv, const char *authorization)
+{
+    if (srv->open_access) return 1;
+    if (!authorization || strncasecmp(authorization, "Bearer ", 7)) return 0;
+    const char *t = authorization + 7;
+    while (*t == ' ') t++;
+    size_t a = strlen(t), b = strlen(srv->token);
+    /* Constant time over the configured token's length. */
+    unsigned char diff = (unsigned char)(a != b);
+    for (size_t i = 0; i < b; i++) diff |= (unsigned char)((i < a ? t[i] : 0) ^ srv->token[i]);
+    return diff == 0;
+}
+
+static const char *method_name(int m)
+{
+    switch (m) {
+    case LWSHUMETH_GET: return "GET";
+    case LWSHUMETH_POST: return "POST";
+    case LWSHUMETH_OPTIONS: return "OPTIONS";
+    case LWSHUMETH_PUT: return "PUT";
+    case LWSHUMETH_PATCH: return "PATCH";
+    case LWSHUMETH_DELETE: return "DELETE";
+    case LWSHUMETH_HEAD: return "HEAD";
+    default: return NULL;
+    }
+}
+
+/* ---- requests ------------------------------------------------------------- */
+
+static struct api_request *request_new(struct api_server *srv, struct lws *wsi, struct api_session *ss)
+{
+    struct api_request *req = calloc(1, sizeof(*req));
+    if (!req) return NULL;
+    req->srv = srv;
+    req->wsi = wsi;
+    req->session = ss;
+    req->state = API_REQ_BODY;
+    arena_init(&req->arena, NULL, 0);
+    req->arena.limit = 256 * 1024;
+    req->next = srv->requests;
+    if (srv->requests) srv->requests->prev = req;
+    srv->requests = req;
+    ss->req = req;
+    return req;
+}
+
+static void request_free(struct api_request *req)
+{
+    struct api_server *srv = req->srv;
+    if (req->prev) req->prev->next = req->next;
+    else srv->requests = req->next;
+    if (req->next) req->next->prev = req->prev;
+    if (req->session) req->session->req = NULL;
+    arena_free(&req->arena);
+    free(req->query);
+    free(req->body_buf);
+    json_decref(req->json);
+    free(req->resp);
+    free(req);
+}
+
+static int answer(struct api_request *req, int status, const char *content_type, char *owned, size_t len)
+{
+    if (req->state == API_REQ_ANSWERED) {
+        log_error("api: %s %s answered twice (second answer %d dropped)", req->method, req->path, status);
+        free(owned);
+        return -1;
+    }
+    if (req->state == API_REQ_ABORTING) {      /* the abort callback answered: nobody to send to */
+        free(owned);
+        return 0;
+    }
+    if (status < 100 || status > 599) status = 500;
+    req->state = API_REQ_ANSWERED;
+    req->status = status;
+    snprintf(req->content_type, sizeof(req->content_type), "%s", content_type);
+    req->resp = owned;
+    req->resp_len = len;
+    req->srv->responses_by_class[status / 100]++;
+    if (status >= 500) log_warn("api: %s %s from %s -> %d", req->method, req->path, req->remote, status);
+    else log_debug("api: %s %s from %s -> %d", req->method, req->path, req->remote, status);
+    if (!req->wsi) {                           /* client left earlier: discard */
+        request_free(req);
+        return 0;
+    }
+    lws_set_timeout(req->wsi, NO_PENDING_TIMEOUT, 0);
+    if (req->rx_paused) {
+        /* lws does not run writeable callbacks on a flow-controlled h1 wsi */
+        lws_rx_flow_control(req->wsi, 1);
+        req->rx_paused = false;
+    }
+    lws_callback_on_writable(req->wsi);
+    api_wake(req->srv);
+    return 0;
+}
+
+int api_reply_bytes(struct api_request *req, int status, const char *content_type, const char *data, size_t len)
+{
+    char *copy = malloc(len + 1);
+    if (!copy) {
+        log_error("api: out of memory answering %s %s", req->method, req->path);
+        return answer(req, 500, "application/json", NULL, 0);
+    }
+    if (len) memcpy(copy, data, len);
+    copy[len] = '\0';
+    return answer(req, status, content_type, copy, len);
+}
+
+int api_reply_text(struct api_request *req, int status, const char *content_type, const char *text)
+{
+    return api_reply_bytes(req, status, content_type, text, strlen(text));
+}
+
+int api_reply_json(struct api_request *req, int status, json_t *body)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY) : strdup("{}");
+    json_decref(body);
+    if (!text) {
+        log_error("api: %s %s: answer could not be serialized", req->method, req->path);
+        return answer(req, 500, "application/json",
+                      strdup("{\"error\":\"internal\",\"detail\":\"answer could not be serialized\"}"),
+                      strlen("{\"error\":\"internal\",\"detail\":\"answer could not be serialized\"}"));
+    }
+    return answer(req, status, "application/json", text, strlen(text));
+}
+
+int api_reply_error(struct api_request *req, int status, const char *code, const char *detail_fmt, ...)
+{
+    char detail[512] = "";
+    if (detail_fmt) {
+        va_list ap;
+        va_start(ap, detail_fmt);
+        vsnprintf(detail, sizeof(detail), detail_fmt, ap);
+        va_end(ap);
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "error", json_string(code ? code : "error"));
+    /* json_string refuses invalid UTF-8: fall back to a lossless-enough hint */
+    json_t *d = json_string(detail);
+    json_object_set_new(o, "detail", d ? d : json_string("(detail not valid UTF-8)"));
+    return api_reply_json(req, status, o);
+}
+
+const char *api_method(const struct api_request *req) { return req->method; }
+const char *api_path(const struct api_request *req) { return req->path; }
+const char *api_remote(const struct api_request *req) { return req->remote; }
+json_t *api_body(const struct api_request *req) { return req->json; }
+struct api_server *api_request_server(const struct api_request *req) { return req->srv; }
+
+const char *api_param(const struct api_request *req, const char *name)
+{
+    for (int i = 0; i < req->nparams; i++)
+        if (!strcmp(req->params[i].name, name)) return req->params[i].value;
+    return NULL;
+}
+
+const char *api_query(const struct api_request *req, const char *name)
+{
+    for (int i = 0; i < req->nquery; i++)
+        if (!strcmp(req->query[i].name, name)) return req->query[i].value;
+    return NULL;
+}
+
+void api_on_abort(struct api_request *req, api_abort_cb cb, void *arg)
+{
+    req->abort_cb = cb;
+    req->abort_arg = arg;
+}
+
+/* The connection is going away: see the life cycle at the top of the file. */
+static void detach_request(struct api_session *ss)
+{
+    struct api_request *req = ss ? ss->req : NULL;
+    if (!req) return;
+    ss->req = NULL;
+    req->session = NULL;
+    req->wsi = NULL;
+    if (req->state != API_REQ_PENDING) {
+        request_free(req);
+        return;
+    }
+    log_info("api: %s %s: client %s went away before the answer", req->method, req->path, req->remote);
+    if (req->abort_cb) {
+        req->state = API_REQ_ABORTING;
+        req->abort_cb(req, req->abort_arg);
+        request_free(req);
+    }
+    /* else: an orphan, freed by its answer */
+}
+
+/* Every API_SWEEP_MS: a peer of a request waiting for its answer that has
+ * closed (EOF or error when peeking) gets its connection killed, so that the
+ * abort callback runs now rather than when the answer finally comes. */
+static void sweep_tick(uv_timer_t *t)
+{
+    struct api_server *srv = t->data;
+    bool killed = false;
+    for (struct api_request *req = srv->requests; req; req = req->next) {
+        if (req->state != API_REQ_PENDING || !req->wsi || req->killing) continue;
+        int fd = lws_get_socket_fd(req->wsi);
+        if (fd < 0) continue;
+        char c;
+        ssize_t r = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (r > 0 || (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))) continue;
+        req->killing = true;
+        lws_set_timeout(req->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        killed = true;
+    }
+    if (killed) api_wake(srv);
+}
+
+/* ---- routing -------------------------------------------------------------- */
+
+static int split_path(char *p, const char **seg, int max)
+{
+    int n = 0;
+    char *save = NULL;
+    for (char *s = strtok_r(p, "/", &save); s; s = strtok_r(NULL, "/", &save)) {
+        if (n == max) return -1;
+        seg[n++] = s;
+    }
+    return n;
+}
+
+int api_route(struct api_server *srv, const char *method, const char *pattern, api_handler handler, void *user)
+{
+    if (!method || !pattern || pattern[0] != '/' || !handler || strlen(method) >= sizeof(srv->routes[0].method)) {
+        log_error("api: bad route %s %s", method ? method : "?", pattern ? pattern : "?");
+        return -1;
+    }
+    struct api_route_entry r = {0};
+    snprintf(r.method, sizeof(r.method), "%s", method);
+    r.pattern = strdup(pattern);
+    r.segs_mem = strdup(pattern);
+    if (!r.pattern || !r.segs_mem) goto oom;
+    r.nseg = split_path(r.segs_mem, r.seg, API_MAX_SEGMENTS);
+    if (r.nseg < 0) {
+        log_error("api: route %s %s has more than %d segments", method, pattern, API_MAX_SEGMENTS);
+        goto fail;
+    }
+    int nparams = 0;
+    for (int i = 0; i < r.nseg; i++) {
+        size_t l = strlen(r.seg[i]);
+        if (r.seg[i][0] == '{') {
+            if (l < 3 || r.seg[i][l - 1] != '}') {
+                log_error("api: route %s %s: bad capture '%s'", method, pattern, r.seg[i]);
+                goto fail;
+            }
+            ((char *)r.seg[i])[l - 1] = '\0';
+            r.seg[i]++;
+            r.is_param[i] = true;
+            if (++nparams > API_MAX_PARAMS) {
+                log_error("api: route %s %s has too many captures", method, pattern);
+                goto fail;
+            }
+        }
+    }
+    for (int i = 0; i < srv->nroutes; i++) {
+        const struct api_route_entry *o = &srv->routes[i];
+        if (strcmp(o->method, r.method) || o->nseg != r.nseg) continue;
+        int same = 1;
+        for (int k = 0; k < r.nseg && same; k++)
+            same = o->is_param[k] == r.is_param[k] && (r.is_param[k] || !strcmp(o->seg[k], r.seg[k]));
+        if (same) {
+            log_error("api: route %s %s registered twice (first: %s)", method, pattern, o->pattern);
+            goto fail;
+        }
+    }
+    if (srv->nroutes == srv->routes_cap) {
+        int cap = srv->routes_cap ? srv->routes_cap * 2 : 32;
+        struct api_route_entry *n = realloc(srv->routes, (size_t)cap * sizeof(*n));
+        if (!n) goto oom;
+        srv->routes = n;
+        srv->routes_cap = cap;
+    }
+    r.handler = handler;
+    r.user = user;
+    r.public_route = !strcmp(method, "GET") && !strcmp(pattern, "/metrics");
+    srv->routes[srv->nroutes++] = r;
+    return 0;
+oom:
+    log_error("api: out of memory adding route %s %s", method, pattern);
+fail:
+    free(r.pattern);
+    free(r.segs_mem);
+    return -1;
+}
+
+/* Finds the route for (method, path). On a path match with another method,
+ * returns NULL and lists the allowed methods in allow. */
+static const struct api_route_entry *match_route(struct api_server *srv, struct api_request *req, char *allow,
+                                                 size_t allowcap)
+{
+    char buf[2048];
+    const char *seg[API_MAX_SEGMENTS];
+    allow[0] = '\0';
+    if (strlen(req->path) >= sizeof(buf)) return NULL;
+    strcpy(buf, req->path);
+    int n = split_path(buf, seg, API_MAX_SEGMENTS);
+    if (n < 0) return NULL;
+    const struct api_route_entry *best = NULL;
+    uint32_t best_score = 0;
+    for (int i = 0; i < srv->nroutes; i++) {
+        const struct api_route_entry *r = &srv->routes[i];
+        if (r->nseg != n) continue;
+        uint32_t score = 0;
+        int k;
+        for (k = 0; k < n; k++) {
+            if (r->is_param[k]) score <<= 1;
+            else if (!strcmp(r->seg[k], seg[k])) score = (score << 1) | 1;
+            else break;
+        }
+        if (k < n) continue;
+        if (strcmp(r->method, req->method)) {
+            if (!strstr(allow, r->method)) {
+                size_t l = strlen(allow);
+                snprintf(allow + l, allowcap - l, "%s%s", l ? ", " : "", r->method);
+            }
+            continue;
+        }
+        if (!best || score > best_score) {
+            best = r;
+            best_score = score;
+        }
+    }
+    if (!best) return NULL;
+    req->nparams = 0;
+    for (int k = 0; k < n; k++) {
+        if (!best->is_param[k]) continue;
+        str_t v = arena_strdup(&req->arena, str_from_cstr(seg[k]));
+        if (!v.s) return NULL;
+        req->params[req->nparams++] = (struct api_kv){best->seg[k], v.s};
+    }
+    return best;
+}
+
+/* ---- the HTTP side of the lws callback ------------------------------------ */
+
+static int refuse(struct api_request *req, int status, const char *code, const char *detail)
+{
+    log_warn("api: %s %s from %s refused: %d %s", req->method, req->path, req->remote, status, code);
+    if (req->content_length) req->close_after = true;   /* the body will not be read */
+    return api_reply_error(req, status, code, "%s", detail);
+}
+
+static void dispatch(struct api_request *req)
+{
+    req->state = API_REQ_PENDING;
+    req->route->handler(req, req->route->user);
+    /* req is still allocated here: answers are written (and freed) later. */
+    if (req->state == API_REQ_PENDING && req->wsi) {
+        /* While we wait, lws would spin on a readable socket it does not
+         * read (a closed peer stays readable): stop reading until the answer,
+         * and let the liveness sweep notice a peer that hung up. */
+        lws_set_timeout(req->wsi, PENDING_TIMEOUT_USER_OK, API_ASYNC_TIMEOUT_S);
+        lws_rx_flow_control(req->wsi, 0);
+        req->rx_paused = true;
+    }
+}
+
+static int parse_query(struct api_request *req, struct lws *wsi)
+{
+    for (int i = 0; i < API_MAX_QUERY_ARGS; i++) {
+        int flen = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (flen <= 0) break;
+        char *frag = arena_alloc(&req->arena, (size_t)flen + 1);
+        if (!frag) return -1;
+        if (lws_hdr_copy_fragment(wsi, frag, flen + 1, WSI_TOKEN_HTTP_URI_ARGS, i) < 0) break;
+        if (req->nquery % 8 == 0) {
+            struct api_kv *n = realloc(req->query, (size_t)(req->nquery + 8) * sizeof(*n));
+            if (!n) return -1;
+            req->query = n;
+        }
+        char *eq = strchr(frag, '=');
+        if (eq) *eq = '\0';
+        req->query[req->nquery++] = (struct api_kv){frag, eq ? eq + 1 : ""};
+    }
+    return 0;
+}
+
+static int on_http(struct api_server *srv, struct lws *wsi, struct api_session *ss)
+{
+    if (!ss || srv->closing) return -1;
+    if (ss->req) {
+        log_warn("api: request while the previous one on the connection is unanswered; closing");
+        return -1;
+    }
+    struct api_request *req = request_new(srv, wsi, ss);
+    if (!req) return -1;
+    srv->requests_total++;
+    lws_get_peer_simple(wsi, req->remote, sizeof(req->remote));
+
+    char *uri = NULL;
+    int ulen = 0;
+    int m = lws_http_get_uri_and_method(wsi, &uri, &ulen);
+    const char *mname = method_name(m);
+    snprintf(req->method, sizeof(req->method), "%s", mname ? mname : "?");
+    str_t path = arena_strdup(&req->arena, str_make(uri ? uri : "/", uri ? (size_t)ulen : 1));
+    if (!path.s || parse_query(req, wsi)) {
+        req->path = "?";
+        return refuse(req, 500, "internal", "out of memory");
+    }
+    req->path = path.s;
+
+    char clen[32] = "";
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
+        lws_hdr_copy(wsi, clen, sizeof(clen), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0) {
+        uint64_t cl;
+        if (str_to_u64(str_trim(str_from_cstr(clen)), UINT64_MAX, &cl)) {
+            req->content_length = 1;   /* unknown size: do not keep the connection */
+            return refuse(req, 400, "bad-request", "Content-Length is not a number");
+        }
+        req->content_length = cl > (uint64_t)API_MAX_BODY + 1 ? (size_t)API_MAX_BODY + 1 : (size_t)cl;
+    }
+
+    char allow[64];
+    req->route = mname ? match_route(srv, req, allow, sizeof(allow)) : NULL;
+    if (!(req->route && req->route->public_route)) {
+        char authz[512] = "";
+        int al = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+        if (al > 0 && al < (int)sizeof(authz)) lws_hdr_copy(wsi, authz, sizeof(authz), WSI_TOKEN_HTTP_AUTHORIZATION);
+        if (!api_check_bearer(srv, authz)) {
+            req->allow = "Bearer";   /* sent as WWW-Authenticate */
+            return refuse(req, 401, "unauthorized", "a valid 'Authorization: Bearer <token>' header is required");
+        }
+    }
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
+        req->content_length = 1;
+        return refuse(req, 411, "length-required", "send the body with Content-Length, not chunked");
+    }
+    if (req->content_length > API_MAX_BODY)
+        return refuse(req, 413, "too-large", "the request body exceeds 1 MiB");
+    if (!req->route) {
+        if (allow[0]) {
+            req->allow = arena_strdup(&req->arena, str_from_cstr(allow)).s;
+            return refuse(req, 405, "method-not-allowed", "this path does not take that method");
+        }
+        return refuse(req, 404, "not-found", "no such route");
+    }
+    if (req->content_length) {
+        req->body_buf = malloc(req->content_length + 1);
+        if (!req->body_buf) return refuse(req, 500, "internal", "out of memory");
+        return 0;                                  /* wait for the body */
+    }
+    dispatch(req);
+    return 0;
+}
+
+static int on_body(struct api_session *ss, const void *in, size_t len)
+{
+    struct api_request *req = ss ? ss->req : NULL;
+    if (!req || req->state != API_REQ_BODY || !req->body_buf) return 0;   /* refused: discard */
+    if (len > req->content_length - req->body_len) len = req->content_length - req->body_len;
+    memcpy(req->body_buf + req->body_len, in, len);
+    req->body_len += len;
+    return 0;
+}
+
+static int on_body_done(struct api_session *ss)
+{
+    struct api_request *req = ss ? ss->req : NULL;
+    if (!req || req->state != API_REQ_BODY || !req->body_buf) return 0;
+    size_t n = req->body_len;
+    while (n && (req->body_buf[n - 1] == ' ' || req->body_buf[n - 1] == '\n' || req->body_buf[n - 1] == '\r' ||
+                 req->body_buf[n - 1] == '\t'))
+        n--;
+    if (n) {
+        json_error_t jerr;
+        req->json = json_loadb(req->body_buf, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!req->json) {
+            log_warn("api: %s %s from %s: body is not JSON (%s)", req->method, req->path, req->remote, jerr.text);
+            return api_reply_error(req, 400, "bad-json", "body is not JSON: %s (line %d, column %d)", jerr.text,
+                                   jerr.line, jerr.column) ? -1 : 0;
+        }
+    }
+    free(req->body_buf);
+    req->body_buf = NULL;
+    dispatch(req);
+    return 0;
+}
+
+static int on_http_writeable(struct api_server *srv, struct lws *wsi, struct api_session *ss)
+{
+    struct api_request *req = ss ? ss->req : NULL;
+    if (!req || req->state != API_REQ_ANSWERED) return 0;
+    if (!req->headers_sent) {
+        unsigned char *buf = api_scratch(srv, 2048);
+        if (!buf) return -1;
+        unsigned char *start = buf + LWS_PRE, *p = start, *end = start + 2048;
+        if (lws_add_http_common_headers(wsi, (unsigned int)req->status, req->content_type, req->resp_len, &p, end) ||
+            lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+                                        (const unsigned char *)"no-store", 8, &p, end))
+            return -1;
+        if (req->allow) {
+            const char *name = req->status == 401 ? "www-authenticate:" : "allow:";
+            if (lws_add_http_header_by_name(wsi, (const unsigned char *)name, (const unsigned char *)req->allow,
+                                            (int)strlen(req->allow), &p, end))
+                return -1;
+        }
+        if (req->close_after &&
+            lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close", 5, &p, end))
+            return -1;
+        if (lws_finalize_write_http_header(wsi, start, &p, end)) return -1;
+        req->headers_sent = true;
+        if (req->resp_len) {
+            lws_callback_on_writable(wsi);
+            return 0;
+        }
+    } else {
+        size_t n = req->resp_len - req->resp_off;
+        if (n > API_WRITE_CHUNK) n = API_WRITE_CHUNK;
+        unsigned char *buf = api_scratch(srv, n);
+        if (!buf) return -1;
+        memcpy(buf + LWS_PRE, req->resp + req->resp_off, n);
+        bool last = req->resp_off + n == req->resp_len;
+        if (lws_write(wsi, buf + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < (int)n) return -1;
+        req->resp_off += n;
+        if (!last) {
+            lws_callback_on_writable(wsi);
+            return 0;
+        }
+    }
+    bool close_after = req->close_after;
+    request_free(req);
+    if (close_after) return -1;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static int dispatch_callback(struct api_server *srv, struct lws *wsi, enum lws_callback_reasons reason,
+                             struct api_session *ss, void *user, void *in, size_t len);
+
+static int api_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+    struct api_session *ss = user;
+    struct lws_context *ctx = lws_get_context(wsi);
+    struct api_server *srv = ctx ? lws_context_user(ctx) : NULL;
+    if (!srv) return lws_callback_http_dummy(wsi, reason, user, in, len);
+    srv->lws_depth++;
+    int rc = dispatch_callback(srv, wsi, reason, ss, user, in, len);
+    srv->lws_depth--;
+    return rc;
+}
+
+static int dispatch_callback(struct api_server *srv, struct lws *wsi, enum lws_callback_reasons reason,
+                             struct api_session *ss, void *user, void *in, size_t len)
+{
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+        return on_http(srv, wsi, ss);
+    case LWS_CALLBACK_HTTP_BODY:
+        return on_body(ss, in, len);
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        return on_body_done(ss);
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        return on_http_writeable(srv, wsi, ss);
+    case LWS_CALLBACK_CLOSED_HTTP:
+        detach_request(ss);
+        return 0;
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        return api_ws_filter(srv, wsi, ss);
+    case LWS_CALLBACK_ESTABLISHED:
+        return api_ws_established(srv, wsi, ss);
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return api_ws_writeable(srv, wsi, ss);
+    case LWS_CALLBACK_RECEIVE:
+        return 0;                                  /* the stream is one-way; ignore client text */
+    case LWS_CALLBACK_CLOSED:
+        api_ws_closed(srv, ss);
+        return 0;
+    case LWS_CALLBACK_WSI_DESTROY:
+        /* Last word on a connection: whatever CLOSED* did not release. */
+        detach_request(ss);
+        api_ws_closed(srv, ss);
+        return 0;
+    default:
+        break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+/* ---- built-in routes ------------------------------------------------------ */
+
+static void stats_route(struct api_request *req, void *user)
+{
+    struct api_server *srv = user;
+    json_t *o = json_object();
+    for (int i = 0; i < srv->nstats; i++) srv->stats[i].fn(o, srv->stats[i].arg);
+    if (srv->bus) json_object_set_new(o, "events", json_integer((json_int_t)event_bus_published(srv->bus)));
+    json_t *api = json_object();
+    json_object_set_new(api, "requests", json_integer((json_int_t)srv->requests_total));
+    json_object_set_new(api, "ws_clients", json_integer(srv->nws));
+    json_object_set_new(o, "api", api);
+    api_reply_json(req, 200, o);
+}
+
+int api_stats_provider(struct api_server *srv, api_stats_fn fn, void *arg)
+{
+    if (srv->nstats == srv->stats_cap) {
+        int cap = srv->stats_cap ? srv->stats_cap * 2 : 8;
+        struct api_stats_entry *n = realloc(srv->stats, (size_t)cap * sizeof(*n));
+        if (!n) return -1;
+        srv->stats = n;
+        srv->stats_cap = cap;
+    }
+    srv->stats[srv->nstats++] = (struct api_stats_entry){fn, arg};
+    return 0;
+}
+
+void api_register_builtin_routes(struct api_server *srv)
+{
+    api_route(srv, "GET", "/api/v1/stats", stats_route, srv);
+    api_metrics_routes(srv);
+    if (srv->bus) api_stream_routes(srv);
+}
+
+/* ---- life cycle ----------------------------------------------------------- */
+
+static int parse_listen(const char *listen, char *host, size_t hostcap, int *port)
+{
+    const char *colon;
+    if (listen[0] == '[') {
+        const char *rb = strchr(listen, ']');
+        if (!rb || rb[1] != ':') return -1;
+        snprintf(host, hostcap, "%.*s", (int)(rb - listen - 1), listen + 1);
+        colon = rb + 1;
+    } else {
+        colon = strrchr(listen, ':');
+        if (!colon) return -1;
+        snprintf(host, hostcap, "%.*s", (int)(colon - listen), listen);
+    }
+    uint64_t p;
+    if (str_to_u64(str_from_cstr(colon + 1), 65535, &p)) return -1;
+    *port = (int)p;
+    return 0;
+}
+
+static void free_memory(struct api_server *srv)
+{
+    while (srv->requests) request_free(srv->requests);
+    while (srv->ws_clients) api_ws_closed(srv, NULL);
+    for (int i = 0; i < srv->nroutes; i++) {
+        free(srv->routes[i].pattern);
+        free(srv->routes[i].segs_mem);
+    }
+    free(srv->routes);
+    free(srv->stats);
+    api_metrics_free(srv);
+    free(srv->scratch);
+    free(srv);
+}
+
+static void teardown_closed(uv_handle_t *h) { free_memory(h->data); }
+
+struct probe {
+    void *ctx;
+    int found;
+};
+
+static void probe_handle(uv_handle_t *h, void *arg)
+{
+    struct probe *p = arg;
+    if (h->data == p->ctx) p->found++;
+}
+
+/* lws 4.1 with a foreign libuv loop finishes a context destroy in two calls:
+ * the first closes every connection and then lws's own "static" handles (an
+ * idle and a timer whose .data is the context) through the loop; only once
+ * those close callbacks ran may the second call free the context. We watch
+ * the loop until no handle carrying the context is left. If lws finished by
+ * itself (pcontext cleared srv->ctx), the second call is skipped. */
+static void teardown_tick(uv_timer_t *t)
+{
+    struct api_server *srv = t->data;
+    if (srv->ctx) {
+        struct probe p = {srv->ctx, 0};
+        uv_walk(srv->loop, probe_handle, &p);
+        if (p.found) {
+            if (++srv->teardown_spins < API_TEARDOWN_MAX_TICKS) return;
+            /* Freeing now could let lws touch freed memory: leak instead. */
+            log_error("api: libwebsockets did not release its loop handles; leaking the server");
+            uv_timer_stop(t);
+            uv_close((uv_handle_t *)t, NULL);
+            return;
+        }
+        lws_context_destroy(srv->ctx);
+        srv->ctx = NULL;
+    }
+    uv_timer_stop(t);
+    uv_close((uv_handle_t *)t, teardown_closed);
+}
+
+static void start_teardown(struct api_server *srv)
+{
+    srv->closing = true;
+    if (srv->sweep_running) {
+        uv_timer_stop(&srv->sweep);
+        uv_close((uv_handle_t *)&srv->sweep, NULL);   /* closed before the teardown timer's close */
+        srv->sweep_running = false;
+    }
+    if (srv->ctx) lws_context_destroy(srv->ctx);   /* first call: closes connections via the loop */
+    uv_timer_init(srv->loop, &srv->teardown);
+    srv->teardown.data = srv;
+    uv_timer_start(&srv->teardown, teardown_tick, API_TEARDOWN_TICK_MS, API_TEARDOWN_TICK_MS);
+}
+
+void api_server_free(struct api_server *srv)
+{
+    if (!srv || srv->closing) return;
+    srv->closing = true;
+    if (srv->subscribed) event_unsubscribe(srv->bus, api_ws_on_event, srv);
+    srv->subscribed = false;
+    /* Owners of unanswered requests hear about it now. */
+    for (struct api_request *req = srv->requests, *next; req; req = next) {
+        next = req->next;
+        if (req->state != API_REQ_PENDING) continue;
+        if (req->abort_cb) {
+            req->state = API_REQ_ABORTING;
+            req->abort_cb(req, req->abort_arg);
+        }
+        request_free(req);
+    }
+    log_info("api: stopping (%s)", srv->listen);
+    start_teardown(srv);
+}
+
+int api_server_port(const struct api_server *srv) { return srv->port; }
+
+static double metric_requests(void *arg) { return (double)((struct api_server *)arg)->requests_total; }
+static double metric_ws_clients(void *arg) { return (double)((struct api_server *)arg)->nws; }
+static double metric_ws_dropped(void *arg) { return (double)((struct api_server *)arg)->ws_dropped_slow; }
+static double metric_events(void *arg) { return (double)event_bus_published(((struct api_server *)arg)->bus); }
+
+static void metric_responses(struct api_metric_writer *w, void *arg)
+{
+    struct api_server *srv = arg;
+    static const char *classes[] = {"", "1xx", "2xx", "3xx", "4xx", "5xx"};
+    for (int i = 1; i < 6; i++) api_metric_sample(w, "class", classes[i], (double)srv->responses_by_class[i]);
+}
+
+static void metric_webhook(struct api_metric_writer *w, void *arg)
+{
+    struct api_wh_metric *m = arg;
+    struct event_webhook_stats st;
+    event_bus_webhook_stats(m->srv->bus, &st);
+    uint64_t v[] = {st.delivered, st.failed_attempts, st.dropped, st.queued};
+    api_metric_sample(w, NULL, NULL, (double)v[m->which]);
+}
+
+static void register_builtin_metrics(struct api_server *srv)
+{
+    api_metric_counter(srv, "cascade_api_requests_total", "HTTP requests received by the API", metric_requests, srv);
+    api_metric_family(srv, "cascade_api_responses_total", "HTTP answers sent by the API, by status class",
+                      API_METRIC_COUNTER, metric_responses, srv);
+    api_metric_gauge(srv, "cascade_api_ws_clients", "WebSocket event stream clients connected", metric_ws_clients,
+                     srv);
+    api_metric_counter(srv, "cascade_api_ws_slow_disconnects_total",
+                       "Event stream clients disconnected for falling too far behind", metric_ws_dropped, srv);
+    if (!srv->bus) return;
+    api_metric_counter(srv, "cascade_events_published_total", "Events published on the bus", metric_events, srv);
+    struct event_webhook_stats st;
+    event_bus_webhook_stats(srv->bus, &st);
+    if (!st.enabled) return;
+    static const struct {
+        const char *name, *help;
+        enum api_metric_type type;
+    } wh[] = {
+        {"cascade_webhook_delivered_total", "Events the webhook answered with 2xx", API_METRIC_COUNTER},
+        {"cascade_webhook_failed_attempts_total", "Webhook POSTs that failed and will be retried", API_METRIC_COUNTER},
+        {"cascade_webhook_dropped_total", "Events dropped because the webhook queue was full", API_METRIC_COUNTER},
+        {"cascade_webhook_queue", "Events waiting for the webhook", API_METRIC_GAUGE},
+    };
+    for (int i = 0; i < 4; i++) {
+        srv->wh_metric[i] = (struct api_wh_metric){srv, i};
+        api_metric_family(srv, wh[i].name, wh[i].help, wh[i].type, metric_webhook, &srv->wh_metric[i]);
+    }
+}
+
+struct api_server *api_server_new(uv_loop_t *loop, const char *listen, const char *token, struct event_bus *bus)
+{
+    char host[128];
+    int port;
+    if (!listen || parse_listen(listen, host, sizeof(host), &port)) {
+        log_error("api: bad listen address '%s' (want host:port)", listen ? listen : "");
+        return NULL;
+    }
+    struct api_server *srv = calloc(1, sizeof(*srv));
+    if (!srv) return NULL;
+    srv->loop = loop;
+    srv->bus = bus;
+    snprintf(srv->listen, sizeof(srv->listen), "%s", listen);
+    if (token && strlen(token) >= sizeof(srv->token)) {
+        log_error("api: token longer than %zu bytes", sizeof(srv->token) - 1);
+        free(srv);
+        return NULL;
+    }
+    snprintf(srv->token, sizeof(srv->token), "%s", token ? token : "");
+    srv->open_access = srv->token[0] == '\0';
+
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_bridge);
+    srv->protocols[0] = (struct lws_protocols){
+        .name = "cascade-api",
+        .callback = api_callback,
+        .per_session_data_size = sizeof(struct api_session),
+        .rx_buffer_size = 4096,
+    };
+
+    void *foreign[1] = {loop};
+    struct lws_context_creation_info ci;
+    memset(&ci, 0, sizeof(ci));
+    ci.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+    ci.foreign_loops = foreign;
+    ci.port = CONTEXT_PORT_NO_LISTEN;
+    ci.user = srv;
+    ci.pcontext = &srv->ctx;
+    ci.max_http_header_data = 8192;
+    ci.keepalive_timeout = 30;
+    ci.timeout_secs = 20;
+    srv->ctx = lws_create_context(&ci);
+    if (!srv->ctx) {
+        log_error("api: cannot create the libwebsockets context");
+        free(srv);
+        return NULL;
+    }
+
+    struct lws_context_creation_info vi;
+    memset(&vi, 0, sizeof(vi));
+    vi.options = LWS_SERVER_OPTION_LIBUV;
+    vi.port = port;
+    bool any = !host[0] || !strcmp(host, "0.0.0.0") || !strcmp(host, "*") || !strcmp(host, "::");
+    vi.iface = any ? NULL : host;
+    vi.protocols = srv->protocols;
+    vi.vhost_name = "cascade-api";
+    vi.keepalive_timeout = 30;
+    vi.timeout_secs = 20;
+    srv->vhost = lws_create_vhost(srv->ctx, &vi);
+    if (!srv->vhost) {
+        log_error("api: cannot listen on %s", listen);
+        start_teardown(srv);                    /* frees srv once the loop ran */
+        return NULL;
+    }
+    srv->port = lws_get_vhost_listen_port(srv->vhost);
+    uv_timer_init(loop, &srv->sweep);
+    srv->sweep.data = srv;
+    uv_timer_start(&srv->sweep, sweep_tick, API_SWEEP_MS, API_SWEEP_MS);
+    uv_unref((uv_handle_t *)&srv->sweep);
+    srv->sweep_running = true;
+    api_register_builtin_routes(srv);
+    register_builtin_metrics(srv);
+    if (bus) {
+        if (event_subscribe(bus, api_ws_on_event, srv)) {
+            log_error("api: out of memory subscribing to events");
+            api_server_free(srv);
+            return NULL;
+        }
+        srv->subscribed = true;
+    }
+    if (srv->open_access)
+        log_warn("api: no [api] token configured: every API request is allowed without authentication");
+    log_info("api: listening on %s (port %d)", listen, srv->port);
+    return srv;
+}

@@ -1,0 +1,113 @@
+/* http.h — the HTTP JSON API server: libwebsockets on the daemon's libuv loop.
+ *
+ * The daemon owns the uv_loop_t; the server adds its sockets to it (lws
+ * "foreign loop"). Everything here runs on that loop's thread.
+ *
+ *   struct api_server *srv = api_server_new(loop, "127.0.0.1:8080", token, bus);
+ *   api_route(srv, "GET", "/api/v1/gb/devices/{id}", device_show, gb);
+ *
+ *   static void device_show(struct api_request *req, void *user) {
+ *       struct gb_upper *gb = user;
+ *       struct gb_device *d = gb_device_find(gb, api_param(req, "id"));
+ *       if (!d) { api_reply_error(req, 404, "not-found", "no device %s", api_param(req, "id")); return; }
+ *       api_reply_json(req, 200, gb_device_to_json(d));
+ *   }
+ *
+ * A handler answers exactly once, now or later. To answer later (after a
+ * device replied, or from a timeout with 504), keep the request pointer and
+ * register api_on_abort(): if the client goes away first, the abort callback
+ * runs, the request is freed right after it returns, and the handler's owner
+ * must forget the pointer. Without an abort callback the request stays valid
+ * until it is answered and the answer is then discarded.
+ *
+ * Built-in routes: GET /metrics (no auth), GET /api/v1/stats,
+ * GET /api/v1/events (WebSocket; ?since=SEQ), GET /api/v1/events/recent?since=SEQ.
+ * Every route except GET /metrics needs "Authorization: Bearer <token>" unless
+ * the token is empty. Errors are {"error": "<short-code>", "detail": "..."}. */
+#ifndef CASCADE_API_HTTP_H
+#define CASCADE_API_HTTP_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "api/events.h"
+
+struct api_server;
+struct api_request;
+
+#define API_MAX_BODY (1024 * 1024)   /* request bodies above this get 413 */
+#define API_MAX_PARAMS 8             /* {captures} per route */
+#define API_MAX_SEGMENTS 16          /* path segments per route */
+
+typedef void (*api_handler)(struct api_request *req, void *user);
+typedef void (*api_abort_cb)(struct api_request *req, void *arg);
+/* Adds members to the /api/v1/stats object. */
+typedef void (*api_stats_fn)(json_t *stats, void *arg);
+
+/* listen: "host:port" or "[v6]:port"; port 0 picks a free port (see
+ * api_server_port). token: NULL/"" allows every request (logged as a
+ * warning). bus: may be NULL (no event routes then). Returns NULL (logged)
+ * when the address cannot be bound; the loop must still run afterwards so
+ * that libwebsockets can release what it had set up. */
+struct api_server *api_server_new(uv_loop_t *loop, const char *listen, const char *token, struct event_bus *bus);
+
+/* Closes every connection and starts tearing libwebsockets down. Pending
+ * requests get their abort callback; requests without one are freed too, so
+ * owners must not answer after this. The memory is released by the loop: keep
+ * running it (uv_run) until it has no more handles, as with uv_close().
+ * Do not call from inside an API handler. */
+void api_server_free(struct api_server *srv);
+
+int api_server_port(const struct api_server *srv);   /* the bound TCP port */
+
+/* method: "GET", "POST", "PUT", "PATCH" or "DELETE". pattern: an absolute
+ * path whose segments are literals or {name} captures. A literal segment
+ * wins over a capture at the same position. Returns 0, or -1 (logged) on a
+ * bad pattern, duplicate route, or allocation failure. */
+int api_route(struct api_server *srv, const char *method, const char *pattern, api_handler handler, void *user);
+
+/* Providers are called in registration order for each GET /api/v1/stats. */
+int api_stats_provider(struct api_server *srv, api_stats_fn fn, void *arg);
+
+/* Request accessors. Strings stay valid until the request is answered. */
+const char *api_method(const struct api_request *req);
+const char *api_path(const struct api_request *req);      /* decoded path, no query */
+const char *api_param(const struct api_request *req, const char *name);  /* NULL if absent */
+const char *api_query(const struct api_request *req, const char *name);  /* decoded; NULL if absent */
+json_t *api_body(const struct api_request *req);           /* borrowed; NULL when no body */
+const char *api_remote(const struct api_request *req);    /* peer address for logs */
+struct api_server *api_request_server(const struct api_request *req);
+
+void api_on_abort(struct api_request *req, api_abort_cb cb, void *arg);
+
+/* Answers. Each returns 0, or -1 when the request was already answered (a
+ * bug, logged) — the body is released either way. After an answer the request
+ * pointer must not be used again. */
+int api_reply_json(struct api_request *req, int status, json_t *body);   /* body stolen; NULL = {} */
+int api_reply_error(struct api_request *req, int status, const char *code, const char *detail_fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+int api_reply_text(struct api_request *req, int status, const char *content_type, const char *text);
+int api_reply_bytes(struct api_request *req, int status, const char *content_type, const char *data, size_t len);
+
+/* ---- Prometheus metrics (GET /metrics, text format 0.0.4) ----------------
+ * A name may carry fixed labels: "cascade_messages_in_total{method=\"REGISTER\"}".
+ * Metrics sharing the part before '{' form one family: HELP/TYPE are written
+ * once, from the first registration. For labels known only at scrape time,
+ * register a family collector and emit samples from it. */
+typedef double (*api_metric_fn)(void *arg);
+enum api_metric_type { API_METRIC_COUNTER, API_METRIC_GAUGE };
+struct api_metric_writer;
+typedef void (*api_metric_collect_fn)(struct api_metric_writer *w, void *arg);
+
+int api_metric_counter(struct api_server *srv, const char *name, const char *help, api_metric_fn fn, void *arg);
+int api_metric_gauge(struct api_server *srv, const char *name, const char *help, api_metric_fn fn, void *arg);
+int api_metric_family(struct api_server *srv, const char *name, const char *help, enum api_metric_type type,
+                      api_metric_collect_fn collect, void *arg);
+/* From a collector: one sample with one label (value escaped here), or with
+ * no label when label_name is NULL. */
+void api_metric_sample(struct api_metric_writer *w, const char *label_name, const char *label_value, double value);
+
+#endif

@@ -1,0 +1,166 @@
+/* http_internal.h — what the files of the API server share (http.c: lws glue,
+ * routing and the request life cycle; stream.c: the WebSocket event stream and
+ * the event routes; metrics.c: /metrics). Not for other modules. */
+#ifndef CASCADE_API_HTTP_INTERNAL_H
+#define CASCADE_API_HTTP_INTERNAL_H
+
+#include <libwebsockets.h>
+#include <stdbool.h>
+
+#include "api/http.h"
+#include "base/arena.h"
+
+struct api_route_entry {
+    char method[8];
+    char *pattern;                        /* as registered, for logs */
+    char *segs_mem;                       /* the split copy segs point into */
+    const char *seg[API_MAX_SEGMENTS];    /* literal, or capture name without braces */
+    bool is_param[API_MAX_SEGMENTS];
+    int nseg;
+    bool public_route;                    /* no bearer token needed (GET /metrics) */
+    api_handler handler;
+    void *user;
+};
+
+enum api_req_state {
+    API_REQ_BODY,        /* reading the body */
+    API_REQ_PENDING,     /* handler called, no answer yet */
+    API_REQ_ABORTING,    /* client gone, abort callback running */
+    API_REQ_ANSWERED,    /* answer built; being written */
+};
+
+struct api_kv {
+    const char *name, *value;
+};
+
+struct api_session;
+
+struct api_request {
+    struct api_server *srv;
+    struct lws *wsi;                      /* NULL once the client went away */
+    struct api_session *session;          /* NULL once detached from the connection */
+    enum api_req_state state;
+    arena_t arena;                        /* strings below */
+    char method[8];
+    const char *path;
+    char remote[64];
+    struct api_kv *query;
+    int nquery;
+    struct api_kv params[API_MAX_PARAMS];
+    int nparams;
+    const struct api_route_entry *route;
+    char *body_buf;                       /* raw body while reading */
+    size_t body_len, content_length;
+    json_t *json;
+
+    api_abort_cb abort_cb;
+    void *abort_arg;
+
+    /* the answer */
+    int status;
+    char content_type[96];
+    char *resp;
+    size_t resp_len, resp_off;
+    const char *allow;                    /* for 405 */
+    bool headers_sent;
+    bool close_after;                     /* body not read, or refused: close after answering */
+    bool rx_paused;                       /* lws rx flow control off while PENDING */
+    bool killing;                         /* peer seen gone; lws is closing the connection */
+
+    struct api_request *prev, *next;      /* srv->requests */
+};
+
+struct api_ws_client;
+
+/* lws per-session data for every connection of our protocol. */
+struct api_session {
+    struct api_request *req;
+    struct api_ws_client *ws;
+    uint64_t ws_since;                    /* from ?since= at upgrade time */
+    bool ws_has_since;
+    bool ws_accepted;                     /* passed the upgrade filter */
+};
+
+struct api_stats_entry {
+    api_stats_fn fn;
+    void *arg;
+};
+
+struct api_metric_entry {
+    char *labels;                         /* "method=\"REGISTER\"" or NULL */
+    api_metric_fn fn;
+    api_metric_collect_fn collect;
+    void *arg;
+};
+
+struct api_metric_family_s {
+    char *name, *help;
+    enum api_metric_type type;
+    struct api_metric_entry *entries;
+    int nentries, cap;
+};
+
+/* arg of the webhook metric collectors: which counter of the stats */
+struct api_wh_metric {
+    struct api_server *srv;
+    int which;             /* 0 delivered, 1 failed attempts, 2 dropped, 3 queued */
+};
+
+struct api_server {
+    uv_loop_t *loop;
+    struct lws_context *ctx;
+    struct lws_vhost *vhost;
+    struct lws_protocols protocols[2];
+    int port;
+    char listen[160];
+    char token[256];
+    bool open_access;                     /* empty token */
+    struct event_bus *bus;
+    bool subscribed;
+
+    struct api_route_entry *routes;
+    int nroutes, routes_cap;
+    struct api_stats_entry *stats;
+    int nstats, stats_cap;
+    struct api_metric_family_s *families;
+    int nfamilies, families_cap;
+
+    struct api_request *requests;         /* every live request, newest first */
+    struct api_ws_client *ws_clients;
+    int nws;
+
+    unsigned char *scratch;               /* LWS_PRE + payload, for lws_write */
+    size_t scratch_cap;
+
+    uint64_t requests_total;
+    uint64_t responses_by_class[6];       /* index status/100 */
+    uint64_t ws_dropped_slow;
+    struct api_wh_metric wh_metric[4];
+
+    uv_timer_t sweep;                     /* liveness of peers with pending requests */
+    bool sweep_running;
+    int lws_depth;                        /* >0 inside our lws callback */
+    bool closing;
+    uv_timer_t teardown;                  /* polls lws's handles while it shuts down */
+    int teardown_spins;
+};
+
+/* http.c */
+void api_wake(struct api_server *srv);
+unsigned char *api_scratch(struct api_server *srv, size_t payload);   /* NULL on OOM; payload at +LWS_PRE */
+int api_check_bearer(const struct api_server *srv, const char *authorization);
+void api_register_builtin_routes(struct api_server *srv);
+
+/* stream.c */
+int api_ws_filter(struct api_server *srv, struct lws *wsi, struct api_session *ss);
+int api_ws_established(struct api_server *srv, struct lws *wsi, struct api_session *ss);
+int api_ws_writeable(struct api_server *srv, struct lws *wsi, struct api_session *ss);
+void api_ws_closed(struct api_server *srv, struct api_session *ss);
+void api_ws_on_event(uint64_t seq, const char *json, size_t len, void *arg);
+void api_stream_routes(struct api_server *srv);
+
+/* metrics.c */
+void api_metrics_free(struct api_server *srv);
+void api_metrics_routes(struct api_server *srv);
+
+#endif

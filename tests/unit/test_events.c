@@ -1,0 +1,262 @@
+/* test_events.c — the event bus: seq and fields, ring bounds, replay with
+ * loss detection, subscribers (including re-entrant publish/unsubscribe). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "api/events.h"
+#include "base/log.h"
+
+static json_t *parse(const char *json)
+{
+    json_error_t e;
+    json_t *v = json_loads(json, 0, &e);
+    assert_non_null(v);
+    return v;
+}
+
+static json_t *fields_user(const char *user)
+{
+    json_t *f = json_object();
+    json_object_set_new(f, "user", json_string(user));
+    return f;
+}
+
+static void test_seq_time_type_fields(void **state)
+{
+    (void)state;
+    struct event_bus *bus = event_bus_new(uv_default_loop(), 8, NULL);
+    assert_non_null(bus);
+    assert_int_equal(event_bus_last_seq(bus), 0);
+    assert_int_equal(event_bus_oldest_seq(bus), 0);
+
+    json_t *f = fields_user("alice");
+    json_object_set_new(f, "seq", json_integer(999));        /* reserved: ignored */
+    json_object_set_new(f, "type", json_string("forged"));
+    assert_int_equal(event_publish(bus, "user.online", f), 1);
+    assert_int_equal(event_publish(bus, "user.offline", NULL), 2);
+    assert_int_equal(event_publish(bus, "x", json_string("not an object")), 3);
+    assert_int_equal(event_bus_published(bus), 3);
+
+    const char *json;
+    size_t len;
+    assert_int_equal(event_bus_get(bus, 1, &json, &len), 0);
+    assert_int_equal(strlen(json), len);
+    json_t *ev = parse(json);
+    assert_int_equal(json_integer_value(json_object_get(ev, "seq")), 1);
+    assert_string_equal(json_string_value(json_object_get(ev, "type")), "user.online");
+    assert_string_equal(json_string_value(json_object_get(ev, "user")), "alice");
+    const char *t = json_string_value(json_object_get(ev, "time"));
+    assert_non_null(t);
+    /* 2026-11-21T22:44:44.123Z */
+    assert_int_equal(strlen(t), 24);
+    assert_int_equal(t[10], 'T');
+    assert_int_equal(t[19], '.');
+    assert_int_equal(t[23], 'Z');
+    /* seq, time, type come first so that a reader of the log sees them first */
+    assert_memory_equal(json, "{\"seq\":1,\"time\":\"", 17);
+    json_decref(ev);
+
+    assert_int_equal(event_bus_get(bus, 3, &json, &len), 0);
+    ev = parse(json);
+    assert_int_equal(json_object_size(ev), 3);                 /* the non-object fields were dropped */
+    json_decref(ev);
+
+    assert_int_equal(event_publish(bus, "", NULL), 0);          /* no type: refused */
+    assert_int_equal(event_bus_last_seq(bus), 3);
+    event_bus_free(bus);
+}
+
+static void test_ring_bounds(void **state)
+{
+    (void)state;
+    struct event_bus *bus = event_bus_new(uv_default_loop(), 4, NULL);
+    for (int i = 1; i <= 10; i++) assert_int_equal(event_publish(bus, "tick", NULL), (uint64_t)i);
+    assert_int_equal(event_bus_ring_size(bus), 4);
+    assert_int_equal(event_bus_oldest_seq(bus), 7);
+    assert_int_equal(event_bus_last_seq(bus), 10);
+    const char *json;
+    size_t len;
+    assert_int_equal(event_bus_get(bus, 6, &json, &len), -1);
+    assert_int_equal(event_bus_get(bus, 0, &json, &len), 1);
+    assert_int_equal(event_bus_get(bus, 11, &json, &len), 1);
+    for (uint64_t s = 7; s <= 10; s++) {
+        assert_int_equal(event_bus_get(bus, s, &json, &len), 0);
+        json_t *ev = parse(json);
+        assert_int_equal(json_integer_value(json_object_get(ev, "seq")), s);
+        json_decref(ev);
+    }
+    event_bus_free(bus);
+
+    /* ring_size below 1 is clamped */
+    bus = event_bus_new(uv_default_loop(), 0, NULL);
+    assert_int_equal(event_bus_ring_size(bus), 1);
+    event_publish(bus, "a", NULL);
+    event_publish(bus, "b", NULL);
+    assert_int_equal(event_bus_oldest_seq(bus), 2);
+    event_bus_free(bus);
+}
+
+struct collected {
+    uint64_t seqs[64];
+    char types[64][32];
+    int n;
+};
+
+static void collect(uint64_t seq, const char *json, size_t len, void *arg)
+{
+    struct collected *c = arg;
+    assert_int_equal(strlen(json), len);
+    json_t *ev = parse(json);
+    assert_int_equal(json_integer_value(json_object_get(ev, "seq")), seq);
+    assert_true(c->n < 64);
+    c->seqs[c->n] = seq;
+    snprintf(c->types[c->n], sizeof(c->types[0]), "%s", json_string_value(json_object_get(ev, "type")));
+    c->n++;
+    json_decref(ev);
+}
+
+static void test_since_replay_and_loss(void **state)
+{
+    (void)state;
+    struct event_bus *bus = event_bus_new(uv_default_loop(), 4, NULL);
+    struct collected c = {0};
+    uint64_t lost = 99;
+
+    /* empty bus */
+    assert_int_equal(event_bus_since(bus, 0, collect, &c, &lost), 0);
+    assert_int_equal(lost, 0);
+
+    for (int i = 0; i < 10; i++) event_publish(bus, "tick", NULL);   /* holds 7..10 */
+
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(event_bus_since(bus, 8, collect, &c, &lost), 2);
+    assert_int_equal(lost, 0);
+    assert_int_equal(c.seqs[0], 9);
+    assert_int_equal(c.seqs[1], 10);
+
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(event_bus_since(bus, 6, collect, &c, &lost), 4);  /* exactly the oldest: nothing lost */
+    assert_int_equal(lost, 0);
+
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(event_bus_since(bus, 2, collect, &c, &lost), 4);
+    assert_int_equal(lost, 4);                                          /* 3, 4, 5, 6 */
+    assert_int_equal(c.seqs[0], 7);
+    assert_int_equal(c.seqs[3], 10);
+
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(event_bus_since(bus, 0, collect, &c, &lost), 4);
+    assert_int_equal(lost, 6);
+
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(event_bus_since(bus, 10, collect, &c, NULL), 0);
+    assert_int_equal(event_bus_since(bus, 500, collect, &c, &lost), 0);
+    assert_int_equal(lost, 0);
+    event_bus_free(bus);
+}
+
+static void test_subscribers(void **state)
+{
+    (void)state;
+    struct event_bus *bus = event_bus_new(uv_default_loop(), 16, NULL);
+    struct collected a = {0}, b = {0};
+    assert_int_equal(event_subscribe(bus, collect, &a), 0);
+    assert_int_equal(event_subscribe(bus, collect, &b), 0);
+    assert_int_equal(event_subscribe(bus, collect, &a), 0);   /* same pair once */
+    event_publish(bus, "one", NULL);
+    event_publish(bus, "two", fields_user("bob"));
+    assert_int_equal(a.n, 2);
+    assert_int_equal(b.n, 2);
+    assert_string_equal(a.types[1], "two");
+    event_unsubscribe(bus, collect, &a);
+    event_publish(bus, "three", NULL);
+    assert_int_equal(a.n, 2);
+    assert_int_equal(b.n, 3);
+    assert_int_equal(b.seqs[2], 3);
+    event_unsubscribe(bus, collect, &b);
+    event_unsubscribe(bus, collect, &b);                       /* not subscribed: no-op */
+    event_publish(bus, "four", NULL);
+    assert_int_equal(b.n, 3);
+    event_bus_free(bus);
+}
+
+/* A subscriber that publishes from its callback and another that
+ * unsubscribes itself: everybody still sees events in seq order. */
+struct reentrant {
+    struct event_bus *bus;
+    struct collected seen;
+    int publish_on_first;
+    int unsubscribe_self;
+};
+
+static void reentrant_cb(uint64_t seq, const char *json, size_t len, void *arg)
+{
+    struct reentrant *r = arg;
+    collect(seq, json, len, &r->seen);
+    if (r->publish_on_first && seq == 1) {
+        /* ring of 1: the text of event 1 is evicted while callers may hold it */
+        assert_int_equal(event_publish(r->bus, "nested", NULL), 2);
+        assert_int_equal(event_publish(r->bus, "nested2", NULL), 3);
+    }
+    if (r->unsubscribe_self) event_unsubscribe(r->bus, reentrant_cb, r);
+}
+
+static void test_reentrant_publish(void **state)
+{
+    (void)state;
+    struct event_bus *bus = event_bus_new(uv_default_loop(), 1, NULL);
+    struct reentrant pub = {.bus = bus, .publish_on_first = 1};
+    struct reentrant quitter = {.bus = bus, .unsubscribe_self = 1};
+    struct reentrant last = {.bus = bus};
+    event_subscribe(bus, reentrant_cb, &pub);
+    event_subscribe(bus, reentrant_cb, &quitter);
+    event_subscribe(bus, reentrant_cb, &last);
+    event_publish(bus, "first", NULL);
+    assert_int_equal(pub.seen.n, 3);
+    assert_int_equal(last.seen.n, 3);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(pub.seen.seqs[i], (uint64_t)i + 1);
+        assert_int_equal(last.seen.seqs[i], (uint64_t)i + 1);
+    }
+    assert_string_equal(last.seen.types[0], "first");
+    assert_string_equal(last.seen.types[2], "nested2");
+    assert_int_equal(quitter.seen.n, 1);                       /* gone after its first call */
+    event_publish(bus, "after", NULL);
+    assert_int_equal(quitter.seen.n, 1);
+    assert_int_equal(last.seen.n, 4);
+    event_bus_free(bus);
+}
+
+static void test_bad_webhook_url(void **state)
+{
+    (void)state;
+    assert_null(event_bus_new(uv_default_loop(), 8, "https://example.invalid/hook"));
+    assert_null(event_bus_new(uv_default_loop(), 8, "ftp://x/"));
+    assert_null(event_bus_new(uv_default_loop(), 8, "http://host:99999/"));
+    struct event_bus *bus = event_bus_new(uv_default_loop(), 8, "");
+    assert_non_null(bus);
+    struct event_webhook_stats st;
+    event_bus_webhook_stats(bus, &st);
+    assert_int_equal(st.enabled, 0);
+    event_bus_free(bus);
+}
+
+int main(void)
+{
+    log_set_level(LOG_WARN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_seq_time_type_fields), cmocka_unit_test(test_ring_bounds),
+        cmocka_unit_test(test_since_replay_and_loss), cmocka_unit_test(test_subscribers),
+        cmocka_unit_test(test_reentrant_publish),     cmocka_unit_test(test_bad_webhook_url),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    uv_loop_close(uv_default_loop());
+    return rc;
+}
