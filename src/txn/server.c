@@ -456,9 +456,7 @@ static int server_create(struct txn_layer *l, const struct transport_rx *rx)
     struct edits e;
     snapshot_edits(m, &e);
     if (t->invite) txn_start(t, &t->t_retx, l->cfg.trying_ms, server_retx_timer);
-    t->in_callback = true;
     l->ops.on_request(l->ops.user, t, rx);
-    t->in_callback = false;
     if (t->req != m) return 0; /* answered (or failed) inside the callback */
 
     int rc = keep_request(t, m, rx, &e);

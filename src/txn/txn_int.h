@@ -39,7 +39,6 @@ struct txn {
     struct txn *all_prev, *all_next; /* every live transaction (for txn_layer_free) */
     bool client, invite;
     bool rfc2543;                   /* server: the request had no magic cookie */
-    bool in_callback;               /* server: inside ops.on_request */
     bool detached;                  /* client: no more TU callbacks */
     bool cancel_pending, cancel_sent;
     bool reliable;                  /* TCP: no retransmissions, zero wait timers */

@@ -642,6 +642,16 @@ static void test_tcp_connect_failure(void **state)
     struct transport_stats s;
     transport_get_stats(a->t, &s);
     assert_int_equal(s.tcp_open, 0);
+    /* Bytes queued on a connection still connecting are freed by transport_free
+     * (teardown, checked by ASan); a TEST-NET address never answers the SYN. */
+    struct transport_dest far = {.proto = SIP_TRANSPORT_TCP};
+    transport_addr_parse("192.0.2.1", 9, 5060, &far.addr);
+    int rc = transport_send(a->t, &far, SIMPLE_REQ, strlen(SIMPLE_REQ));
+    if (rc == 0) {
+        assert_int_equal(transport_send(a->t, &far, SIMPLE_REQ, strlen(SIMPLE_REQ)), 0);
+        transport_get_stats(a->t, &s);
+        assert_int_equal(s.tcp_open, 1);
+    }
     /* UDP without a UDP socket of that family cannot send. */
     struct transport_dest u = {.proto = SIP_TRANSPORT_UDP, .addr = gone};
     assert_int_equal(transport_send(a->t, &u, "x", 1), UV_EAFNOSUPPORT);
