@@ -137,7 +137,7 @@ static str_t request_method(const char *data, size_t len)
 }
 
 struct txn *txn_client_new(struct txn_layer *l, const struct transport_dest *dest, const void *data, size_t len,
-                           str_t branch, const struct txn_client_cb *cb, void *arg)
+                           str_t branch, enum sip_method method, const struct txn_client_cb *cb, void *arg)
 {
     if (!l || !dest || !data || len == 0) return NULL;
     if (!txn_branch_is_3261(branch) || branch.len > BRANCH_MAX) {
@@ -150,7 +150,11 @@ struct txn *txn_client_new(struct txn_layer *l, const struct transport_dest *des
         log_error("client transaction refused: no request line");
         return NULL;
     }
-    enum sip_method method = sip_method_from_str(name);
+    if (sip_method_from_str(name) != method) {
+        log_error("client transaction refused: method %s but the request line says %.*s", sip_method_name(method),
+                  STR_FMT(name));
+        return NULL;
+    }
     if (method == SIP_ACK) {
         log_error("client transaction refused: ACK is not a transaction (send it directly)");
         return NULL;

@@ -99,16 +99,6 @@ bool txn_branch_is_3261(str_t branch)
 
 /* ---- layer ---- */
 
-static uint64_t rng_next(uint64_t s[2])
-{
-    /* xorshift128+: fast and good enough for unique, unguessable-enough branches. */
-    uint64_t x = s[0], y = s[1];
-    s[0] = y;
-    x ^= x << 23;
-    s[1] = x ^ y ^ (x >> 17) ^ (y >> 26);
-    return s[1] + y;
-}
-
 struct txn_layer *txn_layer_new(struct timer_service *timers, const struct txn_config *cfg,
                                 const struct txn_layer_ops *ops)
 {
@@ -138,13 +128,6 @@ struct txn_layer *txn_layer_new(struct timer_service *timers, const struct txn_c
         return NULL;
     }
     arena_init(&l->scratch, l->scratch_mem, SCRATCH_BYTES);
-    if (getrandom(l->rng, sizeof(l->rng), 0) != (ssize_t)sizeof(l->rng)) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        l->rng[0] = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)l;
-        l->rng[1] = (uint64_t)ts.tv_sec ^ 0xda942042e4dd58b5ull;
-    }
-    if (!l->rng[0] && !l->rng[1]) l->rng[1] = 1;
     return l;
 }
 
@@ -164,17 +147,26 @@ void txn_layer_free(struct txn_layer *l)
 
 void txn_layer_stats(const struct txn_layer *l, struct txn_stats *out) { *out = l->stats; }
 
-void txn_new_branch(struct txn_layer *l, char buf[TXN_BRANCH_SIZE])
+/* Branches must be unique in space and time (RFC 3261 §8.1.1.7) and hard to
+ * guess (a guessed branch lets an off-path host answer or CANCEL for us):
+ * 144 bits from the kernel, no state kept here. */
+void txn_new_branch(char buf[TXN_BRANCH_SIZE])
 {
     static const char alphabet[64] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.";
+    unsigned char r[24];
+    if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+        /* No kernel entropy (cannot happen after boot): still unique per call. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ (uint64_t)(uintptr_t)buf;
+        for (size_t i = 0; i < sizeof(r); i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            r[i] = (unsigned char)x;
+        }
+    }
     size_t n = sizeof(TXN_BRANCH_COOKIE) - 1;
     memcpy(buf, TXN_BRANCH_COOKIE, n);
-    uint64_t r = 0;
-    for (int i = 0; i < 24; i++) {
-        if (i % 10 == 0) r = rng_next(l->rng);
-        buf[n++] = alphabet[r & 63];
-        r >>= 6;
-    }
+    for (size_t i = 0; i < sizeof(r); i++) buf[n++] = alphabet[r[i] & 63];
     buf[n] = '\0';
 }
 

@@ -107,8 +107,8 @@ int txn_layer_receive(struct txn_layer *layer, const struct transport_rx *rx);
  * a final response over it report 503. */
 void txn_layer_conn_lost(struct txn_layer *layer, uint64_t conn_id);
 void txn_layer_stats(const struct txn_layer *layer, struct txn_stats *out);
-/* "z9hG4bK" + 24 random characters, NUL-terminated. */
-void txn_new_branch(struct txn_layer *layer, char buf[TXN_BRANCH_SIZE]);
+/* "z9hG4bK" + 24 random characters (getrandom), NUL-terminated. */
+void txn_new_branch(char buf[TXN_BRANCH_SIZE]);
 
 /* ---- server transactions ---- */
 
@@ -133,12 +133,15 @@ struct txn *txn_find_invite_for_cancel(struct txn_layer *layer, const struct tra
 /* ---- client transactions ---- */
 
 /* Sends the request data[0..len) (printed by the caller, top Via carrying
- * branch) and runs the client transaction for it. The method is read from
- * the request line (ACK is refused: it is not a transaction). A send error
- * is reported as 503 through on_failure on the next timer_run, never from
- * inside this call. NULL on bad arguments, duplicate branch or no memory. */
+ * branch) and runs the client transaction for it. method must be the one of
+ * the request line (SIP_METHOD_UNKNOWN for an extension method, whose name
+ * is read from the request line); ACK is refused: it is not a transaction.
+ * A send error is reported as 503 through on_failure on the next timer_run,
+ * never from inside this call. NULL on bad arguments, duplicate branch or
+ * no memory. */
 struct txn *txn_client_new(struct txn_layer *layer, const struct transport_dest *dest, const void *data,
-                           size_t len, str_t branch, const struct txn_client_cb *cb, void *arg);
+                           size_t len, str_t branch, enum sip_method method, const struct txn_client_cb *cb,
+                           void *arg);
 /* Cancels a client INVITE (RFC 3261 §9.1): sends CANCEL now when a
  * provisional arrived, else as soon as one does; nothing when a final came.
  * 0, or -EINVAL (not a pending INVITE client transaction), -ENOMEM. */

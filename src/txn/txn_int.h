@@ -88,7 +88,6 @@ struct txn_layer {
     sbuf_t sb;                      /* building responses, ACK, CANCEL */
     char *scratch_mem;
     arena_t scratch;                /* parsing kept bytes on rare paths */
-    uint64_t rng[2];
 };
 
 /* txn.c */
