@@ -276,7 +276,7 @@ int ua_build(struct ua *ua, const struct ua_request *r, const struct transport_d
              sbuf_t *out)
 {
     struct ua_via via;
-    txn_new_branch(ua->w->txn, branch);
+    txn_new_branch(branch);
     ua_via_for(ua, dest->proto, r->local_host, &via);
     via.branch = str_from_cstr(branch);
     struct ua_request copy = *r;
@@ -397,7 +397,7 @@ static int uac_send_attempt(struct ua_uac *h)
         sbuf_free(&out);
         return rc;
     }
-    h->ct = txn_client_new(ua->w->txn, &h->dest, out.data, out.len, str_from_cstr(branch), &uac_txn_cb, h);
+    h->ct = txn_client_new(ua->w->txn, &h->dest, out.data, out.len, str_from_cstr(branch), r.method, &uac_txn_cb, h);
     sbuf_free(&out);
     if (!h->ct) {
         log_error("%.*s to %.*s: no client transaction", STR_FMT(r.call_id), STR_FMT(r.ruri));
