@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# OPTIONS round trips/s through cascade with sipp on loopback, UDP and TCP.
+# Usage: bench/options-rate.sh [BUILD_DIR] — a rate sweep; prints the highest
+# rate with 0 failed calls for each transport. Not a test: it takes both cores.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$root/build}
+work=$(mktemp -d /tmp/cascade-bench.XXXXXX)
+port=${PORT:-35060}
+cat >"$work/c.ini" <<INI
+[sip]
+listen = udp:127.0.0.1:$port, tcp:127.0.0.1:$port
+[api]
+listen =
+[store]
+path = $work/c.db
+[log]
+level = warn
+INI
+"$build/cascade" -c "$work/c.ini" >"$work/cascade.log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null; rm -rf "$work"' EXIT
+sleep 0.5
+run() { # transport rate seconds -> "achieved failed"
+    local tr=$1 rate=$2 secs=$3
+    (cd "$work" && timeout $((secs + 30)) sipp 127.0.0.1:$port -sf "$root/tests/peers/sipp/options.xml" -t "$tr" \
+        -i 127.0.0.1 -r "$rate" -m $((rate * secs)) -l $((rate * 2)) -nostdin -trace_stat -stf s.csv >/dev/null 2>&1) || true
+    python3 - "$work/s.csv" <<'PY'
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1]), delimiter=';')); h = rows[0]; last = rows[-1]
+ok = int(last[h.index("SuccessfulCall(C)")]); bad = int(last[h.index("FailedCall(C)")])
+t = last[h.index("ElapsedTime(C)")].split(":"); secs = int(t[0]) * 3600 + int(t[1]) * 60 + float(t[2])
+print("%.0f %d" % (ok / secs if secs else 0, bad))
+PY
+    rm -f "$work/s.csv"
+}
+for tr in u1 t1; do
+    best=0
+    for rate in ${RATES:-5000 10000 15000 20000 25000 30000}; do
+        read -r got bad < <(run "$tr" "$rate" "${SECONDS_PER_STEP:-5}")
+        echo "$tr offered $rate/s: achieved $got/s, failed $bad"
+        if [ "$bad" = 0 ]; then best=$got; else break; fi
+    done
+    echo "RESULT $tr: $best OPTIONS/s with 0 failures"
+done
