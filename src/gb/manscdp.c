@@ -265,6 +265,13 @@ static size_t utf8_decode(const unsigned char *p, size_t avail, uint32_t *cp)
     return n;
 }
 
+static bool all_ascii(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] >= 0x80) return false;
+    return true;
+}
+
 static bool utf8_valid(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -604,6 +611,14 @@ int gb_manscdp_parse(const char *body, size_t len, const char *charset, gb_mansc
     cand[nc] = "UTF-8", cand_cs[nc++] = GB_CHARSET_UTF8;
     cand[nc] = "GB18030", cand_cs[nc++] = GB_CHARSET_GB18030;
 
+    /* Pure ASCII (every Keepalive) reads the same in all of them: no conversion. */
+    if (all_ascii(body, len)) {
+        int rc = parse_utf8(body, len, false, out);
+        if (rc == GB_MANSCDP_EXML) rc = parse_utf8(body, len, true, out);
+        if (rc == 0) out->charset = cand_cs[0];
+        return rc;
+    }
+
     int rc = GB_MANSCDP_ECHARSET;
     char *first_text = NULL;
     size_t first_len = 0;
@@ -796,7 +811,7 @@ int gb_manscdp_build(sbuf_t *out, gb_charset_t cs, const gb_manscdp_t *m)
     }
     size_t before = out->len;
     int rc = 0;
-    if (cs == GB_CHARSET_UTF8) {
+    if (cs == GB_CHARSET_UTF8 || all_ascii(b.data, b.len)) {
         sbuf_append(out, b.data, b.len);
         if (out->failed) rc = GB_MANSCDP_ENOMEM;
     } else if (put_converted(out, b.data, b.len, gb_charset_name(cs)) < 0) {

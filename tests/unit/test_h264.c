@@ -14,6 +14,7 @@
 /* tests run from tests/unit (see CMakeLists.txt) */
 static uint8_t *read_file(const char *path, size_t *len)
 {
+    *len = 0;
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
     fseek(f, 0, SEEK_END);

@@ -268,6 +268,7 @@ static void test_deframer(void **state)
 
 static uint8_t *read_file(const char *path, size_t *len)
 {
+    *len = 0;
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
     fseek(f, 0, SEEK_END);
