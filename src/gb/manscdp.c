@@ -607,7 +607,14 @@ int gb_manscdp_parse(const char *body, size_t len, const char *charset, gb_mansc
     if (bom) cand[nc] = "UTF-8", cand_cs[nc++] = GB_CHARSET_UTF8;
     if (declared_encoding(body, len, declared, sizeof(declared)) && (ic = known_charset(declared, &cs)))
         cand[nc] = ic, cand_cs[nc++] = cs;
-    if (charset && (ic = known_charset(charset, &cs))) cand[nc] = ic, cand_cs[nc++] = cs;
+    if (charset) { /* a Content-Type parameter may still carry its quotes */
+        char ct[48];
+        size_t n = 0;
+        for (const char *c = charset; *c && n + 1 < sizeof(ct); c++)
+            if (*c != '"' && *c != '\'' && !is_ws((unsigned char)*c)) ct[n++] = *c;
+        ct[n] = '\0';
+        if ((ic = known_charset(ct, &cs))) cand[nc] = ic, cand_cs[nc++] = cs;
+    }
     cand[nc] = "UTF-8", cand_cs[nc++] = GB_CHARSET_UTF8;
     cand[nc] = "GB18030", cand_cs[nc++] = GB_CHARSET_GB18030;
 

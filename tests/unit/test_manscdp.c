@@ -546,6 +546,9 @@ static void test_charset_detection(void **state)
     assert_int_equal(m.charset, GB_CHARSET_GBK);
     assert_string_equal(m.device_id, "镕");
     gb_manscdp_free(&m);
+    assert_int_equal(gb_manscdp_parse(ct, strlen(ct), " \"GBK\"", &m), 0);
+    assert_int_equal(m.charset, GB_CHARSET_GBK);
+    gb_manscdp_free(&m);
     /* UTF-8 BOM and leading line breaks. */
     const char *bom = "\xEF\xBB\xBF\r\n<?xml version='1.0' encoding='gb2312'?><Notify><CmdType>Keepalive</CmdType>"
                       "<DeviceID>大门口</DeviceID></Notify>";
