@@ -359,8 +359,8 @@ int transport_send(struct transport *t, struct transport_dest *dest, const void 
 {
     if (t->freeing) return UV_ECANCELED;
     if (len == 0 || len > UINT32_MAX) return UV_EINVAL;
-    if (dest->addr.ss_family != AF_INET && dest->addr.ss_family != AF_INET6 && !(dest->proto == SIP_TRANSPORT_TCP && dest->conn_id))
-        return UV_EAFNOSUPPORT;
+    bool has_addr = dest->addr.ss_family == AF_INET || dest->addr.ss_family == AF_INET6;
+    if (!has_addr && !(dest->proto == SIP_TRANSPORT_TCP && dest->conn_id)) return UV_EAFNOSUPPORT;
     int rc;
     if (dest->proto == SIP_TRANSPORT_UDP) rc = udp_send(t, dest, data, len);
     else if (dest->proto == SIP_TRANSPORT_TCP) rc = tcp_send(t, dest, data, len);

@@ -365,7 +365,8 @@ static void test_udp_oversize_and_malformed(void **state)
     assert_true(sendto(fd, big, sizeof(big), 0, (struct sockaddr *)&srv, sl) > 0);
     /* A request with a broken Max-Forwards: handed up with parse_error so the daemon answers 400. */
     const char *bad = "OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKbad\r\n"
-                      "From: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: c3\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: lots\r\n"
+                      "From: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: c3\r\nCSeq: 1 OPTIONS\r\n"
+                      "Max-Forwards: lots\r\n"
                       "Content-Length: 0\r\n\r\n";
     assert_true(sendto(fd, bad, strlen(bad), 0, (struct sockaddr *)&srv, sl) > 0);
     /* Without a CSeq no answer can be formed: dropped and logged here. */
@@ -431,8 +432,8 @@ static void test_tcp_framing(void **state)
     assert_true(id > 0);
     int fd = tcp_peer(n->t, (uint32_t)id);
     /* One message split across writes, the split inside the body. */
-    const char *body_msg = REQ_HEAD("SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bKs1") "Content-Type: text/plain\r\n"
-                                                                                   "Content-Length: 11\r\n\r\nhello world";
+    const char *body_msg = REQ_HEAD("SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bKs1")
+        "Content-Type: text/plain\r\nContent-Length: 11\r\n\r\nhello world";
     size_t len = strlen(body_msg);
     send_all(fd, body_msg, 20);
     run_for(x, 30);
