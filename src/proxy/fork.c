@@ -1,0 +1,677 @@
+/* fork.c — the proxy's response contexts (RFC 3261 §16.6-§16.10).
+ *
+ * One struct proxy_call per proxied request: the server transaction, one
+ * branch per target (each its own client transaction, or a DNS lookup in
+ * flight first), the best final response so far (§16.7), the 401/407
+ * challenges collected for aggregation, and one timer: timer C (§16.8) until
+ * the final response goes upstream, then a cleanup deadline for branches
+ * that never end (a callee that ignores our CANCEL).
+ *
+ * Lifetime: a call is freed once its final response went upstream (or the
+ * server transaction is gone) and none of its branches has a live client
+ * transaction or lookup. Client transactions report their end through
+ * on_terminated, from timer callbacks only, so a call is never freed under
+ * a caller's feet. The server transaction is not touched after the final
+ * response: later 2xx (forks) are forwarded statelessly by Via. */
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app/worker.h"
+#include "base/log.h"
+#include "proxy/proxy_int.h"
+#include "txn/txn.h"
+
+struct proxy_branch;
+
+/* A name lookup in flight (RFC 3263 reduced to A/AAAA). */
+struct proxy_dns {
+    uv_getaddrinfo_t req;
+    struct proxy *p;                  /* NULL: the proxy is gone, just free */
+    struct proxy_branch *br;          /* NULL: a stateless send, or abandoned */
+    bool stateless;
+    struct transport_dest dest;
+    uint16_t port;
+    struct proxy_dns *prev, *next;    /* p->dns */
+    size_t len;
+    char data[];                      /* the message to send */
+};
+
+struct proxy_branch {
+    struct proxy_call *call;
+    struct txn *ct;                   /* live client transaction we listen to */
+    struct proxy_dns *dns;            /* lookup in flight */
+    bool provisional, final;
+    int status;
+    char branch[PROXY_BRANCH_LEN + 1];
+};
+
+struct proxy_call {
+    struct proxy *p;
+    struct txn *st;                   /* NULL once the final went upstream */
+    struct proxy_call *hnext;         /* p->buckets chain */
+    struct proxy_call *prev, *next;   /* p->calls */
+    struct timer_node timer;          /* timer C, then cleanup */
+    bool invite, final_sent, hashed;
+    enum sip_method method;
+    int live;                         /* client transactions + lookups */
+    int best_status, best_rank;
+    char *best;                       /* raw bytes of the best final so far; NULL: synthetic */
+    size_t best_len;
+    sbuf_t challenges;                /* WWW-/Proxy-Authenticate lines of every 401/407 */
+    char src[TRANSPORT_ADDR_TEXT];    /* for logs */
+    size_t n;
+    struct proxy_branch br[];
+};
+
+static void call_timer(struct timer_node *n, uint64_t now);
+static void dns_start(struct proxy *p, struct proxy_branch *br, const struct transport_dest *dest, const char *host,
+                      uint16_t port, const char *data, size_t len);
+
+#define CLEANUP_MS(w) (64ull * ((w)->cfg.sip.t1_ms ? (w)->cfg.sip.t1_ms : 500))
+
+/* ---- server transaction -> call ---- */
+
+static size_t st_hash(const struct proxy *p, const struct txn *st)
+{
+    uint64_t x = (uint64_t)(uintptr_t)st;
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    return (size_t)x & p->mask;
+}
+
+static int hash_grow(struct proxy *p)
+{
+    size_t nb = p->mask ? (p->mask + 1) * 2 : 64;
+    struct proxy_call **b = calloc(nb, sizeof(*b));
+    if (!b) return -1;
+    size_t old = p->mask ? p->mask + 1 : 0;
+    struct proxy_call **ob = p->buckets;
+    p->buckets = b;
+    p->mask = nb - 1;
+    for (size_t i = 0; i < old; i++) {
+        for (struct proxy_call *c = ob[i], *next; c; c = next) {
+            next = c->hnext;
+            size_t h = st_hash(p, c->st);
+            c->hnext = b[h];
+            b[h] = c;
+        }
+    }
+    free(ob);
+    return 0;
+}
+
+static int call_hash(struct proxy_call *c)
+{
+    struct proxy *p = c->p;
+    if ((!p->mask || p->count >= p->mask + 1) && hash_grow(p) != 0) return -1;
+    size_t h = st_hash(p, c->st);
+    c->hnext = p->buckets[h];
+    p->buckets[h] = c;
+    p->count++;
+    c->hashed = true;
+    return 0;
+}
+
+static void call_unhash(struct proxy_call *c)
+{
+    if (!c->hashed) return;
+    struct proxy *p = c->p;
+    struct proxy_call **pp = &p->buckets[st_hash(p, c->st)];
+    while (*pp && *pp != c) pp = &(*pp)->hnext;
+    if (*pp) *pp = c->hnext;
+    c->hnext = NULL;
+    c->hashed = false;
+    p->count--;
+}
+
+struct proxy_call *proxy_call_find(struct proxy *p, const struct txn *st)
+{
+    if (!p->mask) return NULL;
+    for (struct proxy_call *c = p->buckets[st_hash(p, st)]; c; c = c->hnext)
+        if (c->st == st) return c;
+    return NULL;
+}
+
+/* ---- freeing ---- */
+
+static void call_free(struct proxy_call *c)
+{
+    struct proxy *p = c->p;
+    timer_stop(&p->w->timers, &c->timer);
+    call_unhash(c);
+    for (size_t i = 0; i < c->n; i++) {
+        struct proxy_branch *b = &c->br[i];
+        if (b->ct) txn_client_detach(b->ct);
+        if (b->dns) b->dns->br = NULL;
+    }
+    if (c->prev) c->prev->next = c->next;
+    else p->calls = c->next;
+    if (c->next) c->next->prev = c->prev;
+    p->stats.calls_live--;
+    free(c->best);
+    sbuf_free(&c->challenges);
+    free(c);
+}
+
+static void maybe_free(struct proxy_call *c)
+{
+    if (c->final_sent && c->live <= 0) call_free(c);
+}
+
+void proxy_calls_free(struct proxy *p)
+{
+    while (p->calls) call_free(p->calls);
+    for (struct proxy_dns *d = p->dns; d; d = d->next) {
+        d->p = NULL; /* the callback frees it */
+        d->br = NULL;
+        uv_cancel((uv_req_t *)&d->req);
+    }
+    p->dns = NULL;
+}
+
+/* ---- choosing the response (§16.7 step 6) ---- */
+
+/* Lower is better: 6xx first, then the lowest class; inside 4xx the codes
+ * §16.7 names as informative to the caller, then other real answers, then
+ * 487 (what our own CANCEL produced), then what we made up ourselves. */
+static int response_rank(int status, bool synthetic)
+{
+    int cls = status / 100;
+    int base = cls == 6 ? 0 : cls == 3 ? 100 : cls == 4 ? 200 : 300;
+    int sub = 10;
+    if (status == 401 || status == 407 || status == 415 || status == 420 || status == 484) sub = 0;
+    if (status == 487) sub = 20;
+    if (synthetic) sub = 30;
+    return base + sub;
+}
+
+static void collect_challenges(struct proxy_call *c, const struct sip_msg *resp)
+{
+    for (uint32_t i = 0; i < resp->header_count; i++) {
+        const struct sip_header *h = &resp->headers[i];
+        if (h->type != SIP_HDR_WWW_AUTHENTICATE && h->type != SIP_HDR_PROXY_AUTHENTICATE) continue;
+        sbuf_append_cstr(&c->challenges, h->type == SIP_HDR_WWW_AUTHENTICATE ? "WWW-Authenticate" : "Proxy-Authenticate");
+        sbuf_append_cstr(&c->challenges, ": ");
+        sbuf_append_str(&c->challenges, h->value);
+        sbuf_append_cstr(&c->challenges, "\r\n");
+    }
+}
+
+static void consider(struct proxy_call *c, const struct sip_msg *resp, int status)
+{
+    if (resp && (status == 401 || status == 407)) collect_challenges(c, resp);
+    int rank = response_rank(status, resp == NULL);
+    if (c->best_status && rank >= c->best_rank) return;
+    char *copy = NULL;
+    if (resp) {
+        copy = malloc(resp->len);
+        if (!copy) {
+            log_error("proxy: out of memory keeping a %d response", status);
+            resp = NULL;
+        } else {
+            memcpy(copy, resp->buf, resp->len);
+        }
+    }
+    free(c->best);
+    c->best = copy;
+    c->best_len = copy ? resp->len : 0;
+    c->best_status = status;
+    c->best_rank = rank;
+}
+
+/* Copies resp, pops our Via (§16.7 step 9) and, for an aggregated 401/407,
+ * puts every collected challenge in it. Result in p->sb. */
+static int build_upstream(struct proxy_call *c, const struct sip_msg *resp, bool aggregate)
+{
+    struct proxy *p = c->p;
+    struct sip_msg m;
+    if (pmsg_clone(resp, &p->arena, &m) != 0) return -1;
+    pmsg_pop_first_entry(&m, SIP_HDR_VIA);
+    if (aggregate && c->challenges.len) {
+        pmsg_remove_all(&m, SIP_HDR_WWW_AUTHENTICATE);
+        pmsg_remove_all(&m, SIP_HDR_PROXY_AUTHENTICATE);
+        str_t all = sbuf_str(&c->challenges);
+        const char *s = all.s, *end = all.s + all.len;
+        while (s < end) {
+            const char *nl = memchr(s, '\r', (size_t)(end - s));
+            if (!nl) nl = end;
+            const char *colon = memchr(s, ':', (size_t)(nl - s));
+            if (colon && sip_msg_add_header(&m, &p->arena, str_make(s, (size_t)(colon - s)),
+                                            str_make(colon + 2, (size_t)(nl - colon - 2))) != 0)
+                return -1;
+            s = nl + 2;
+        }
+    }
+    sbuf_clear(&p->sb);
+    return sip_print(&m, &p->sb) == 0 && !p->sb.failed ? 0 : -1;
+}
+
+static void start_cleanup(struct proxy_call *c)
+{
+    if (c->live > 0) timer_start(&c->p->w->timers, &c->timer, worker_now_ms(c->p->w) + CLEANUP_MS(c->p->w), call_timer);
+    else timer_stop(&c->p->w->timers, &c->timer);
+}
+
+/* The final response has gone (or cannot go) upstream: forget st. */
+static void mark_final(struct proxy_call *c)
+{
+    c->final_sent = true;
+    call_unhash(c);
+    c->st = NULL;
+    start_cleanup(c);
+}
+
+static void send_final(struct proxy_call *c)
+{
+    struct proxy *p = c->p;
+    struct txn *st = c->st;
+    int status = c->best_status ? c->best_status : 500;
+    mark_final(c);
+    if (!st) return;
+    int rc = -1;
+    if (c->best && status != 503) {
+        struct sip_msg resp;
+        struct sip_parse_limits lim;
+        struct sip_parse_error err;
+        sip_parse_limits_default(&lim);
+        if (lim.max_message_bytes < c->best_len) lim.max_message_bytes = (uint32_t)c->best_len;
+        if (sip_parse(c->best, c->best_len, &p->arena, &lim, &resp, &err) == 0 &&
+            build_upstream(c, &resp, status == 401 || status == 407) == 0)
+            rc = txn_respond_bytes(st, status, p->sb.data, p->sb.len);
+        if (rc < 0) log_warn("proxy: cannot forward the %d final to %s (%d)", status, c->src, rc);
+        return;
+    }
+    /* §16.7 step 6: a 503 becomes 500; §16.9: a transport error counts as 503. */
+    const char *reason = NULL;
+    if (status == 503) {
+        status = 500;
+        reason = "Next Hop Failed";
+    }
+    log_info("proxy: %d to %s (no better answer from %zu branch(es))", status, c->src, c->n);
+    proxy_reply(p, st, status, reason, STR_NULL);
+}
+
+static void check_complete(struct proxy_call *c)
+{
+    if (c->final_sent) return;
+    for (size_t i = 0; i < c->n; i++)
+        if (!c->br[i].final) return;
+    send_final(c);
+}
+
+/* CANCEL every branch still pending but except (§16.7 step 10, §16.10). */
+static void cancel_branches(struct proxy_call *c, const struct proxy_branch *except)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        struct proxy_branch *b = &c->br[i];
+        if (b == except || b->final) continue;
+        if (b->dns) { /* not sent yet: never will be */
+            b->dns->br = NULL;
+            b->dns = NULL;
+            c->live--;
+            b->final = true;
+            b->status = 487;
+            if (!c->final_sent) consider(c, NULL, 487);
+        } else if (b->ct && c->invite) {
+            int rc = txn_client_cancel(b->ct);
+            if (rc < 0) log_debug("proxy: CANCEL of branch %s not sent (%d)", b->branch, rc);
+        }
+    }
+}
+
+void proxy_call_cancel(struct proxy_call *c)
+{
+    cancel_branches(c, NULL);
+    check_complete(c);
+    maybe_free(c);
+}
+
+void proxy_call_server_gone(struct proxy_call *c)
+{
+    log_info("proxy: server transaction from %s ended before a final response", c->src);
+    cancel_branches(c, NULL);
+    mark_final(c);
+    maybe_free(c);
+}
+
+static void call_timer(struct timer_node *n, uint64_t now)
+{
+    (void)now;
+    struct proxy_call *c = container_of(n, struct proxy_call, timer);
+    struct proxy *p = c->p;
+    arena_reset(&p->arena);
+    if (!c->final_sent) {
+        /* §16.8 timer C: CANCEL what rings, answer 408 upstream now. */
+        p->stats.timer_c++;
+        log_info("proxy: timer C for INVITE from %s: CANCEL and 408", c->src);
+        cancel_branches(c, NULL);
+        free(c->best);
+        c->best = NULL;
+        c->best_status = 408;
+        c->best_rank = -1;
+        send_final(c);
+        maybe_free(c);
+        return;
+    }
+    /* Cleanup: branches that never ended (a callee ignoring CANCEL). */
+    for (size_t i = 0; i < c->n; i++) {
+        struct proxy_branch *b = &c->br[i];
+        if (b->ct) {
+            txn_client_detach(b->ct);
+            b->ct = NULL;
+        }
+    }
+    c->live = 0;
+    call_free(c);
+}
+
+static void arm_timer_c(struct proxy_call *c)
+{
+    struct worker *w = c->p->w;
+    uint64_t ms = (uint64_t)(w->cfg.proxy.invite_timeout_s ? w->cfg.proxy.invite_timeout_s : 180) * 1000;
+    timer_start(&w->timers, &c->timer, worker_now_ms(w) + ms, call_timer);
+}
+
+/* ---- branch callbacks ---- */
+
+static void branch_fail(struct proxy_branch *b, int status)
+{
+    b->final = true;
+    b->status = status;
+    if (!b->call->final_sent) consider(b->call, NULL, status);
+}
+
+static void br_on_response(void *arg, struct txn *ct, const struct sip_msg *resp, const struct transport_rx *rx)
+{
+    (void)ct;
+    struct proxy_branch *b = arg;
+    struct proxy_call *c = b->call;
+    struct proxy *p = c->p;
+    int s = resp->status;
+    if (s == 100) return; /* hop by hop (§16.7 step 3) */
+    arena_reset(&p->arena);
+    if (s < 200) {
+        b->provisional = true;
+        if (c->final_sent || !c->st) return;
+        if (c->invite) arm_timer_c(c); /* §16.8: reset by each provisional */
+        if (build_upstream(c, resp, false) == 0) {
+            int rc = txn_respond_bytes(c->st, s, p->sb.data, p->sb.len);
+            if (rc < 0 && rc != -EALREADY) log_warn("proxy: %d not forwarded to %s (%d)", s, c->src, rc);
+        }
+        return;
+    }
+    b->final = true;
+    b->status = s;
+    if (s < 300) {
+        /* §16.7 step 5: a 2xx goes upstream at once; the rest are CANCELled. */
+        if (!c->final_sent && c->st) {
+            int rc = build_upstream(c, resp, false);
+            if (rc == 0) rc = txn_respond_bytes(c->st, s, p->sb.data, p->sb.len);
+            if (rc < 0) log_warn("proxy: %d from %s not forwarded to %s (%d)", s, rx->src_text, c->src, rc);
+            mark_final(c);
+        } else {
+            proxy_forward_response_stateless(p, resp, rx->src_text);
+        }
+        if (c->invite) cancel_branches(c, b);
+        maybe_free(c);
+        return;
+    }
+    if (c->final_sent) return;
+    consider(c, resp, s);
+    if (s >= 600 && c->invite) cancel_branches(c, b); /* §16.7 step 5 */
+    check_complete(c);
+    maybe_free(c);
+}
+
+static void br_on_failure(void *arg, struct txn *ct, int status)
+{
+    (void)ct;
+    struct proxy_branch *b = arg;
+    struct proxy_call *c = b->call;
+    arena_reset(&c->p->arena);
+    if (b->final) return;
+    log_info("proxy: branch %s of a request from %s failed: %d", b->branch, c->src, status);
+    branch_fail(b, status);
+    check_complete(c);
+    maybe_free(c);
+}
+
+static void br_on_terminated(void *arg, struct txn *ct)
+{
+    (void)ct;
+    struct proxy_branch *b = arg;
+    struct proxy_call *c = b->call;
+    b->ct = NULL;
+    c->live--;
+    if (!b->final) branch_fail(b, 503); /* should not happen: ended without a final */
+    arena_reset(&c->p->arena);
+    check_complete(c);
+    maybe_free(c);
+}
+
+static const struct txn_client_cb branch_cb = {
+    .on_response = br_on_response,
+    .on_failure = br_on_failure,
+    .on_terminated = br_on_terminated,
+};
+
+static void branch_send(struct proxy_branch *b, const struct transport_dest *dest, const char *data, size_t len)
+{
+    struct proxy_call *c = b->call;
+    struct proxy *p = c->p;
+    b->ct = txn_client_new(p->w->txn, dest, data, len, str_from_cstr(b->branch), c->method, &branch_cb, b);
+    if (!b->ct) {
+        log_error("proxy: client transaction for branch %s refused", b->branch);
+        branch_fail(b, 500);
+        return;
+    }
+    c->live++;
+    p->stats.forwarded++;
+}
+
+/* Builds the copy for one target (§16.6 steps 1-8) and sends it. */
+static void branch_start(struct proxy_call *c, struct proxy_branch *b, const struct transport_rx *rx,
+                         const struct sip_msg *req, const struct proxy_target *t, bool record_route,
+                         uint64_t loop_hash, const char *via_host)
+{
+    struct proxy *p = c->p;
+    struct worker *w = p->w;
+    arena_t *a = &p->arena;
+    b->call = c;
+    proxy_make_branch(b->branch, sizeof(b->branch), loop_hash, ++p->counter);
+    struct sip_msg m;
+    if (pmsg_clone(req, a, &m) != 0) goto nomem;
+    if (t->ruri.len && sip_msg_set_ruri(&m, a, t->ruri) != 0) {
+        log_warn("proxy: target %.*s is not a usable Request-URI", STR_FMT(t->ruri));
+        branch_fail(b, 500);
+        return;
+    }
+    if (pmsg_set_max_forwards(&m, a, req->max_forwards >= 0 ? req->max_forwards - 1 : 70) != 0) goto nomem;
+    /* RFC 3327 §5.4: a binding's Path becomes the Route set's head. */
+    if (t->path.len && pmsg_insert_before(&m, a, SIP_HDR_ROUTE, -1, STR_LIT("Route"), t->path) != 0) goto nomem;
+
+    struct transport_dest dest;
+    char host[PROXY_HOST_MAX];
+    uint16_t port = 0;
+    int rc = proxy_next_hop(p, &m, a, t, &dest, host, sizeof(host), &port);
+    if (rc < 0) {
+        log_warn("proxy: no usable next hop for %.*s (from %s)", STR_FMT(m.ruri_raw), c->src);
+        branch_fail(b, 503);
+        return;
+    }
+    uint16_t in_port = rx->proto == SIP_TRANSPORT_TCP && w->local_tcp_port ? w->local_tcp_port : w->local_udp_port;
+    uint16_t out_port = dest.proto == SIP_TRANSPORT_TCP && w->local_tcp_port ? w->local_tcp_port : w->local_udp_port;
+    if (record_route) {
+        /* §16.6 step 4; RFC 5658 double Record-Route when the transport
+         * changes: the entry facing the callee on top. */
+        const char *tp_in = rx->proto == SIP_TRANSPORT_TCP ? ";transport=tcp" : "";
+        const char *tp_out = dest.proto == SIP_TRANSPORT_TCP ? ";transport=tcp" : "";
+        str_t rr_in = arena_printf(a, "<sip:%s:%u%s;lr>", via_host, in_port, tp_in);
+        if (!rr_in.s || pmsg_insert_before(&m, a, SIP_HDR_RECORD_ROUTE, 0, STR_LIT("Record-Route"), rr_in) != 0)
+            goto nomem;
+        if (dest.proto != rx->proto) {
+            str_t rr_out = arena_printf(a, "<sip:%s:%u%s;lr>", via_host, out_port, tp_out);
+            if (!rr_out.s || pmsg_insert_before(&m, a, SIP_HDR_RECORD_ROUTE, 0, STR_LIT("Record-Route"), rr_out) != 0)
+                goto nomem;
+        }
+    }
+    /* §16.6 step 8: our Via on top. */
+    str_t via = arena_printf(a, "SIP/2.0/%s %s:%u;branch=%s", transport_name(dest.proto), via_host, out_port, b->branch);
+    if (!via.s || sip_msg_insert_header(&m, a, 0, STR_LIT("Via"), via) != 0) goto nomem;
+    sbuf_clear(&p->sb);
+    if (sip_print(&m, &p->sb) != 0 || p->sb.failed) goto nomem;
+    if (rc == 1) {
+        dns_start(p, b, &dest, host, port, p->sb.data, p->sb.len);
+        return;
+    }
+    branch_send(b, &dest, p->sb.data, p->sb.len);
+    return;
+nomem:
+    log_error("proxy: out of memory forwarding a request from %s", c->src);
+    branch_fail(b, 500);
+}
+
+void proxy_fork(struct proxy *p, struct txn *st, const struct transport_rx *rx, const struct sip_msg *req,
+                const struct proxy_target *targets, size_t n, bool record_route)
+{
+    if (n > PROXY_MAX_BRANCHES) n = PROXY_MAX_BRANCHES;
+    struct proxy_call *c = calloc(1, sizeof(*c) + n * sizeof(c->br[0]));
+    if (!c) {
+        log_error("proxy: out of memory for a request from %s", rx->src_text);
+        proxy_reply(p, st, 500, "Server Internal Error", STR_NULL);
+        return;
+    }
+    c->p = p;
+    c->st = st;
+    c->n = n;
+    c->invite = req->method == SIP_INVITE;
+    c->method = req->method;
+    sbuf_init(&c->challenges);
+    timer_node_init(&c->timer);
+    snprintf(c->src, sizeof(c->src), "%s", rx->src_text);
+    if (call_hash(c) != 0) {
+        free(c);
+        proxy_reply(p, st, 500, "Server Internal Error", STR_NULL);
+        return;
+    }
+    c->next = p->calls;
+    if (p->calls) p->calls->prev = c;
+    p->calls = c;
+    p->stats.calls_live++;
+
+    /* The loop hash of the request as received (R-URI before translation,
+     * top Via as it arrived): §16.6 step 8. */
+    uint32_t idx;
+    str_t top = STR_NULL;
+    pmsg_first_entry(rx->msg, SIP_HDR_VIA, &idx, &top);
+    uint64_t lh = proxy_loop_hash(rx->msg, top);
+    char via_host[80];
+    proxy_via_host(p, rx, via_host, sizeof(via_host));
+    for (size_t i = 0; i < n; i++) branch_start(c, &c->br[i], rx, req, &targets[i], record_route, lh, via_host);
+    if (c->invite) arm_timer_c(c);
+    check_complete(c);
+    maybe_free(c);
+}
+
+/* ---- name lookups and stateless sends ---- */
+
+static void dns_unlink(struct proxy *p, struct proxy_dns *d)
+{
+    if (!p) return;
+    if (d->prev) d->prev->next = d->next;
+    else p->dns = d->next;
+    if (d->next) d->next->prev = d->prev;
+}
+
+static void dns_done(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    struct proxy_dns *d = container_of(req, struct proxy_dns, req);
+    struct proxy *p = d->p;
+    dns_unlink(p, d);
+    const struct addrinfo *ai = NULL;
+    for (const struct addrinfo *x = status == 0 ? res : NULL; x; x = x->ai_next) {
+        if (x->ai_family == AF_INET) {
+            ai = x;
+            break;
+        }
+        if (x->ai_family == AF_INET6 && !ai) ai = x;
+    }
+    if (ai) {
+        memcpy(&d->dest.addr, ai->ai_addr, ai->ai_addrlen);
+        if (ai->ai_family == AF_INET) ((struct sockaddr_in *)&d->dest.addr)->sin_port = htons(d->port);
+        else ((struct sockaddr_in6 *)&d->dest.addr)->sin6_port = htons(d->port);
+    }
+    if (res) uv_freeaddrinfo(res);
+    if (p && !ai) p->stats.dns_failures++;
+    if (p && d->stateless) {
+        if (ai) {
+            int rc = transport_send(p->w->transport, &d->dest, d->data, d->len);
+            if (rc < 0) log_info("proxy: stateless send failed: %s", uv_strerror(rc));
+        }
+    } else if (p && d->br) {
+        struct proxy_branch *b = d->br;
+        struct proxy_call *c = b->call;
+        b->dns = NULL;
+        c->live--;
+        arena_reset(&p->arena);
+        if (!ai) {
+            log_info("proxy: branch %s: name lookup failed (%s)", b->branch, status ? uv_strerror(status) : "no address");
+            branch_fail(b, 478 /* Unresolvable Destination, as Kamailio answers */);
+        } else if (!b->final) {
+            branch_send(b, &d->dest, d->data, d->len);
+        }
+        check_complete(c);
+        maybe_free(c);
+    }
+    free(d);
+}
+
+static void dns_start(struct proxy *p, struct proxy_branch *br, const struct transport_dest *dest, const char *host,
+                      uint16_t port, const char *data, size_t len)
+{
+    struct proxy_dns *d = malloc(sizeof(*d) + len);
+    if (!d) {
+        if (br) branch_fail(br, 500);
+        return;
+    }
+    memset(d, 0, sizeof(*d));
+    d->p = p;
+    d->br = br;
+    d->stateless = br == NULL;
+    d->dest = *dest;
+    d->port = port;
+    d->len = len;
+    memcpy(d->data, data, len);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM};
+    p->stats.dns_lookups++;
+    int rc = uv_getaddrinfo(p->w->loop, &d->req, dns_done, host, NULL, &hints);
+    if (rc < 0) {
+        log_warn("proxy: cannot look %s up: %s", host, uv_strerror(rc));
+        p->stats.dns_failures++;
+        free(d);
+        if (br) branch_fail(br, 478);
+        return;
+    }
+    d->next = p->dns;
+    if (p->dns) p->dns->prev = d;
+    p->dns = d;
+    if (br) {
+        br->dns = d;
+        br->call->live++;
+    }
+}
+
+void proxy_send_stateless(struct proxy *p, struct transport_dest *dest, const char *host, uint16_t port,
+                          const char *data, size_t len)
+{
+    if (host) {
+        dns_start(p, NULL, dest, host, port, data, len);
+        return;
+    }
+    int rc = transport_send(p->w->transport, dest, data, len);
+    if (rc < 0) log_info("proxy: stateless send failed: %s", uv_strerror(rc));
+}

@@ -1,0 +1,535 @@
+/* proxy.c — request routing for the proxy and redirect roles (RFC 3261
+ * §16.3-§16.5, §8.3): validation (416, 483, 482, 420), Route pre-processing
+ * (loose routing, our Record-Route popped), the target set from the
+ * location service (404 unknown, 480 no binding), the redirect answer (302),
+ * and the stateless paths: ACK for 2xx and stray 2xx retransmissions.
+ * Forking and response handling live in fork.c. */
+#include "proxy/proxy.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "app/worker.h"
+#include "base/log.h"
+#include "proxy/proxy_int.h"
+#include "registrar/location.h"
+#include "registrar/registrar.h"
+#include "registrar/users.h"
+#include "txn/txn.h"
+
+/* ---- small helpers ---- */
+
+void proxy_reply(struct proxy *p, struct txn *st, int status, const char *reason, str_t extra)
+{
+    struct worker *w = p->w;
+    const struct sip_msg *req = txn_request(st);
+    const struct transport_rx *ri = txn_rx_info(st);
+    if (!req || !ri) return;
+    char src[TRANSPORT_ADDR_TEXT];
+    snprintf(src, sizeof(src), "%s", ri->src_text);
+    char tag[17];
+    worker_new_tag(w, tag);
+    char server[96];
+    str_t lines[2];
+    size_t n = 0;
+    if (w->cfg.sip.user_agent[0]) {
+        snprintf(server, sizeof(server), "Server: %s", w->cfg.sip.user_agent);
+        lines[n++] = str_from_cstr(server);
+    }
+    if (extra.len) lines[n++] = extra;
+    int rc = txn_respond(st, status, reason, req->to.tag.len ? STR_NULL : str_from_cstr(tag), lines, n, STR_NULL,
+                         STR_NULL);
+    if (rc < 0)
+        log_warn("proxy: cannot send %d to %s: %s", status, src, strerror(-rc));
+}
+
+static void refuse(struct proxy *p, struct txn *st, const struct transport_rx *rx, int status, const char *reason,
+                   str_t extra, const char *why)
+{
+    log_warn("proxy: %d %s to %.*s from %s: %s", status, reason, STR_FMT(rx->msg->method_name), rx->src_text, why);
+    proxy_reply(p, st, status, reason, extra);
+}
+
+static bool wildcard_host(const char *h)
+{
+    return !h[0] || !strcmp(h, "0.0.0.0") || !strcmp(h, "::") || !strcmp(h, "[::]");
+}
+
+static void remember_via_host(struct proxy *p, const char *h)
+{
+    for (int i = 0; i < 4; i++) {
+        if (!strcmp(p->via_hosts[i], h)) return;
+        if (!p->via_hosts[i][0]) {
+            snprintf(p->via_hosts[i], sizeof(p->via_hosts[i]), "%s", h);
+            return;
+        }
+    }
+}
+
+void proxy_via_host(const struct proxy *p, const struct transport_rx *rx, char *out, size_t cap)
+{
+    const struct worker *w = p->w;
+    if (!wildcard_host(w->local_host) || !rx) {
+        snprintf(out, cap, "%s", w->local_host[0] ? w->local_host : "127.0.0.1");
+        return;
+    }
+    char h[INET6_ADDRSTRLEN];
+    const struct sockaddr_storage *a = &rx->local;
+    if (a->ss_family == AF_INET && inet_ntop(AF_INET, &((const struct sockaddr_in *)a)->sin_addr, h, sizeof(h)))
+        snprintf(out, cap, "%s", h);
+    else if (a->ss_family == AF_INET6 && inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)a)->sin6_addr, h, sizeof(h)))
+        snprintf(out, cap, "[%s]", h);
+    else
+        snprintf(out, cap, "127.0.0.1");
+    remember_via_host((struct proxy *)p, out);
+}
+
+bool proxy_via_is_ours(void *arg, const struct sip_via *v)
+{
+    struct proxy *p = arg;
+    struct sip_uri u = {.scheme = SIP_SCHEME_SIP, .host = v->host, .port = v->port};
+    if (registrar_uri_is_local(p->w, &u, NULL, true)) return true;
+    for (int i = 0; i < 4 && p->via_hosts[i][0]; i++)
+        if (str_ieq_cstr(v->host, p->via_hosts[i])) {
+            struct sip_uri l = {.scheme = SIP_SCHEME_SIP, .host = str_from_cstr(p->w->local_host), .port = v->port};
+            /* same host as a wildcard listener: the port decides */
+            if (registrar_uri_is_local(p->w, &l, NULL, true) || wildcard_host(p->w->local_host)) return true;
+        }
+    return false;
+}
+
+static bool dialog_creating(enum sip_method m)
+{
+    return m == SIP_INVITE || m == SIP_SUBSCRIBE || m == SIP_REFER;
+}
+
+/* ---- flows (RFC 5626 §5.3 in spirit: reuse the connection a UA registered over) ---- */
+
+static bool binding_flow(const struct location_binding *b, struct transport_dest *d)
+{
+    memset(d, 0, sizeof(*d));
+    if (b->path[0]) return false; /* reach it through its Path */
+    size_t alen = b->addr.sa.sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                  : b->addr.sa.sa_family == AF_INET ? sizeof(struct sockaddr_in)
+                                                    : 0;
+    if (b->transport == LOCATION_TRANSPORT_TCP) {
+        if (!b->conn_id || !alen) return false; /* flow gone: connect to the contact */
+        d->proto = SIP_TRANSPORT_TCP;
+        d->conn_id = b->conn_id;
+    } else if (b->transport == LOCATION_TRANSPORT_UDP) {
+        if (!alen) return false;
+        d->proto = SIP_TRANSPORT_UDP;
+    } else {
+        return false;
+    }
+    memcpy(&d->addr, &b->addr, alen);
+    return true;
+}
+
+bool proxy_flow_for_uri(struct proxy *p, const struct sip_uri *uri, struct transport_dest *dest)
+{
+    struct worker *w = p->w;
+    char key[LOCATION_MAX_AOR];
+    if (!w->location || registrar_aor_key(uri, key, sizeof(key)) < 0) return false;
+    const struct location_binding *bs[PROXY_MAX_BRANCHES];
+    size_t n = location_lookup(w->location, str_from_cstr(key), bs, PROXY_MAX_BRANCHES);
+    if (n > PROXY_MAX_BRANCHES) n = PROXY_MAX_BRANCHES;
+    for (size_t i = 0; i < n; i++) {
+        bool same = str_eq_cstr(uri->raw, bs[i]->contact);
+        if (!same) {
+            struct sip_uri u;
+            same = sip_uri_parse(str_from_cstr(bs[i]->contact), &u) == 0 && sip_uri_equal(&u, uri);
+        }
+        if (same) return binding_flow(bs[i], dest);
+    }
+    return false;
+}
+
+/* ---- routing (RFC 3261 §16.4, §16.6 steps 6-7) ---- */
+
+static bool route_entry_uri(str_t entry, struct sip_name_addr *na)
+{
+    return sip_name_addr_parse(entry, na) == 0 && !na->star;
+}
+
+/* §16.4: undo a strict router's rewrite, then pop our own Route entries
+ * (two when we double record-routed). Returns whether one of ours was there. */
+static bool preprocess_routes(struct proxy *p, struct sip_msg *m, arena_t *a, const struct transport_rx *rx)
+{
+    struct worker *w = p->w;
+    bool popped = false;
+    uint32_t idx;
+    str_t entry;
+    struct sip_name_addr na;
+    if (m->ruri.user.len == 0 && m->ruri.lr && registrar_uri_is_local(w, &m->ruri, rx, true) &&
+        pmsg_last_entry(m, SIP_HDR_ROUTE, &idx, &entry) && route_entry_uri(entry, &na)) {
+        if (sip_msg_set_ruri(m, a, na.uri_raw) == 0) {
+            pmsg_pop_last_entry(m, SIP_HDR_ROUTE);
+            popped = true;
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        if (!pmsg_first_entry(m, SIP_HDR_ROUTE, &idx, &entry) || !route_entry_uri(entry, &na)) break;
+        if (!registrar_uri_is_local(w, &na.uri, rx, true)) break;
+        pmsg_pop_first_entry(m, SIP_HDR_ROUTE);
+        popped = true;
+    }
+    return popped;
+}
+
+int proxy_next_hop(struct proxy *p, struct sip_msg *m, arena_t *a, const struct proxy_target *t,
+                   struct transport_dest *dest, char *host, size_t cap, uint16_t *port)
+{
+    uint32_t idx;
+    str_t entry;
+    struct sip_name_addr na;
+    if (pmsg_first_entry(m, SIP_HDR_ROUTE, &idx, &entry)) {
+        if (!route_entry_uri(entry, &na)) return -1;
+        if (!na.uri.lr) {
+            /* §16.6 step 6: a strict router gets the Route as its R-URI and
+             * the R-URI goes to the end of the Route set. */
+            str_t old = arena_printf(a, "<%.*s>", STR_FMT(m->ruri_raw));
+            str_t next = arena_strdup(a, na.uri_raw);
+            if (!old.s || !next.s || sip_msg_add_header(m, a, STR_LIT("Route"), old) != 0) return -1;
+            pmsg_pop_first_entry(m, SIP_HDR_ROUTE);
+            if (sip_msg_set_ruri(m, a, next) != 0) return -1;
+            return proxy_uri_dest(&m->ruri, dest, host, cap, port);
+        }
+        return proxy_uri_dest(&na.uri, dest, host, cap, port);
+    }
+    if (t && t->use_flow) {
+        *dest = t->flow;
+        *port = transport_addr_port(&dest->addr);
+        return 0;
+    }
+    if (proxy_flow_for_uri(p, &m->ruri, dest)) {
+        *port = transport_addr_port(&dest->addr);
+        return 0;
+    }
+    return proxy_uri_dest(&m->ruri, dest, host, cap, port);
+}
+
+/* ---- redirect server (RFC 3261 §8.3.4, §21.3.3) ---- */
+
+static void redirect(struct proxy *p, struct txn *st, const struct location_binding *const *bs, size_t n)
+{
+    struct worker *w = p->w;
+    sbuf_t *b = &p->sb;
+    sbuf_clear(b);
+    uint64_t now = worker_now_ms(w);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t left = bs[i]->expires_ms > now ? (bs[i]->expires_ms - now + 999) / 1000 : 0;
+        if (i) sbuf_append_cstr(b, "\r\n");
+        sbuf_printf(b, "Contact: <%s>", bs[i]->contact);
+        if (bs[i]->q1000 < 1000) sbuf_printf(b, ";q=0.%03u", (unsigned)bs[i]->q1000);
+        sbuf_printf(b, ";expires=%llu", (unsigned long long)left);
+    }
+    if (b->failed) {
+        sbuf_free(b);
+        sbuf_init(b);
+        proxy_reply(p, st, 500, "Server Internal Error", STR_NULL);
+        return;
+    }
+    p->stats.redirected++;
+    proxy_reply(p, st, 302, "Moved Temporarily", sbuf_str(b));
+}
+
+/* ---- requests ---- */
+
+/* §16.5: the target set of a request for our domain. */
+static void route_local(struct proxy *p, struct txn *st, const struct transport_rx *rx, struct sip_msg *req)
+{
+    struct worker *w = p->w;
+    char aor[LOCATION_MAX_AOR];
+    if (registrar_aor_key(&req->ruri, aor, sizeof(aor)) < 0) {
+        p->stats.not_found++;
+        refuse(p, st, rx, 404, "Not Found", STR_NULL, "no usable user part in the Request-URI");
+        return;
+    }
+    const struct location_binding *bs[PROXY_MAX_BRANCHES];
+    size_t n = w->location ? location_lookup(w->location, str_from_cstr(aor), bs, PROXY_MAX_BRANCHES) : 0;
+    if (n > PROXY_MAX_BRANCHES) n = PROXY_MAX_BRANCHES;
+    if (n == 0) {
+        if (w->users && users_find(w->users, str_from_cstr(aor))) {
+            p->stats.unavailable++;
+            log_info("proxy: 480 to %.*s from %s: %s has no binding", STR_FMT(req->method_name), rx->src_text, aor);
+            proxy_reply(p, st, 480, "Temporarily Unavailable", STR_NULL);
+        } else {
+            p->stats.not_found++;
+            log_info("proxy: 404 to %.*s from %s: no user %s", STR_FMT(req->method_name), rx->src_text, aor);
+            proxy_reply(p, st, 404, "Not Found", STR_NULL);
+        }
+        return;
+    }
+    if (p->redirect) {
+        redirect(p, st, bs, n);
+        return;
+    }
+    struct proxy_target t[PROXY_MAX_BRANCHES];
+    for (size_t i = 0; i < n; i++) {
+        t[i] = (struct proxy_target){
+            .ruri = arena_strdup(&p->arena, str_from_cstr(bs[i]->contact)),
+            .path = bs[i]->path[0] ? arena_strdup(&p->arena, str_from_cstr(bs[i]->path)) : STR_NULL,
+        };
+        t[i].use_flow = binding_flow(bs[i], &t[i].flow);
+        if (!t[i].ruri.s) {
+            refuse(p, st, rx, 500, "Server Internal Error", STR_NULL, "out of memory");
+            return;
+        }
+    }
+    proxy_fork(p, st, rx, req, t, n, dialog_creating(req->method) && req->to.tag.len == 0);
+}
+
+/* §16.3 step 5 (we support no proxy extensions). */
+static bool proxy_require(const struct sip_msg *m, sbuf_t *b)
+{
+    struct sip_list_iter it;
+    str_t item;
+    bool any = false;
+    sip_list_iter_init(&it, m, SIP_HDR_PROXY_REQUIRE);
+    while (sip_list_iter_next(&it, &item)) {
+        sbuf_append_cstr(b, any ? ", " : "Unsupported: ");
+        sbuf_append_str(b, item);
+        any = true;
+    }
+    return any;
+}
+
+int proxy_on_request(struct proxy *p, struct txn *st, const struct transport_rx *rx)
+{
+    const struct sip_msg *m = rx->msg;
+    if (!p || !m || !m->is_request || m->method == SIP_ACK) return 0;
+    struct worker *w = p->w;
+
+    if (m->method == SIP_CANCEL) {
+        /* §16.10: a CANCEL for one of our response contexts. */
+        struct txn *inv = txn_find_invite_for_cancel(w->txn, rx);
+        struct proxy_call *c = inv ? proxy_call_find(p, inv) : NULL;
+        if (!c) return 0;
+        p->stats.cancels++;
+        proxy_reply(p, st, 200, "OK", STR_NULL);
+        arena_reset(&p->arena);
+        proxy_call_cancel(c);
+        return 1;
+    }
+    bool has_route = m->first[SIP_HDR_ROUTE] >= 0;
+    bool ruri_local = registrar_uri_is_local(w, &m->ruri, rx, true);
+    /* Addressed to this node itself (OPTIONS ping, a dialog we are in): the core's. */
+    if (!has_route && ruri_local && (m->ruri.user.len == 0 || m->to.tag.len)) return 0;
+
+    arena_reset(&p->arena);
+    p->stats.requests++;
+    if (m->ruri.scheme != SIP_SCHEME_SIP && m->ruri.scheme != SIP_SCHEME_SIPS) {
+        p->stats.refused++;
+        refuse(p, st, rx, 416, "Unsupported URI Scheme", STR_NULL, "Request-URI scheme");
+        return 1;
+    }
+    if (m->max_forwards == 0) {
+        p->stats.too_many_hops++;
+        refuse(p, st, rx, 483, "Too Many Hops", STR_NULL, "Max-Forwards is 0");
+        return 1;
+    }
+    if (proxy_detect_loop(m, proxy_via_is_ours, p)) {
+        p->stats.loops++;
+        refuse(p, st, rx, 482, "Loop Detected", STR_NULL, "our Via with the same loop hash");
+        return 1;
+    }
+    sbuf_clear(&p->sb);
+    if (proxy_require(m, &p->sb)) {
+        p->stats.refused++;
+        char line[256];
+        str_copy(line, sizeof(line), sbuf_str(&p->sb));
+        refuse(p, st, rx, 420, "Bad Extension", str_from_cstr(line), "Proxy-Require");
+        return 1;
+    }
+
+    struct sip_msg req;
+    if (pmsg_clone(m, &p->arena, &req) != 0) {
+        refuse(p, st, rx, 500, "Server Internal Error", STR_NULL, "out of memory");
+        return 1;
+    }
+    bool popped = preprocess_routes(p, &req, &p->arena, rx);
+    bool rr = dialog_creating(req.method) && req.to.tag.len == 0;
+    struct proxy_target keep = {0};
+    if (req.first[SIP_HDR_ROUTE] >= 0) {
+        /* Loose routing onward (§16.4, §16.6 step 7). */
+        if (!popped && !w->cfg.proxy.allow_foreign) {
+            p->stats.refused++;
+            refuse(p, st, rx, 403, "Relaying Forbidden", STR_NULL, "Route set does not pass through us");
+            return 1;
+        }
+        proxy_fork(p, st, rx, &req, &keep, 1, rr);
+        return 1;
+    }
+    if (registrar_uri_is_local(w, &req.ruri, rx, true)) {
+        if (req.ruri.user.len == 0 || req.to.tag.len) {
+            /* After our Route went, the request is for this node: the core answers. */
+            return 0;
+        }
+        route_local(p, st, rx, &req);
+        return 1;
+    }
+    if (!popped && !w->cfg.proxy.allow_foreign) {
+        p->stats.refused++;
+        refuse(p, st, rx, 403, "Relaying Forbidden", STR_NULL, "Request-URI names another domain");
+        return 1;
+    }
+    proxy_fork(p, st, rx, &req, &keep, 1, rr);
+    return 1;
+}
+
+/* ---- stateless paths ---- */
+
+void proxy_on_ack(struct proxy *p, const struct transport_rx *rx)
+{
+    const struct sip_msg *m = rx->msg;
+    if (!p || !m || m->method != SIP_ACK) return;
+    struct worker *w = p->w;
+    if (m->max_forwards == 0) {
+        log_info("proxy: ACK from %s dropped: Max-Forwards 0", rx->src_text);
+        return;
+    }
+    arena_reset(&p->arena);
+    struct sip_msg req;
+    if (pmsg_clone(m, &p->arena, &req) != 0) return;
+    bool popped = preprocess_routes(p, &req, &p->arena, rx);
+    if (req.first[SIP_HDR_ROUTE] < 0 && registrar_uri_is_local(w, &req.ruri, rx, true)) {
+        log_debug("proxy: ACK from %s is for this node", rx->src_text);
+        return;
+    }
+    if (!popped && !w->cfg.proxy.allow_foreign) {
+        log_info("proxy: ACK from %s dropped: not routed through us", rx->src_text);
+        return;
+    }
+    if (pmsg_set_max_forwards(&req, &p->arena, m->max_forwards > 0 ? m->max_forwards - 1 : 70) != 0) return;
+    struct transport_dest dest;
+    char host[PROXY_HOST_MAX];
+    uint16_t port = 0;
+    int rc = proxy_next_hop(p, &req, &p->arena, NULL, &dest, host, sizeof(host), &port);
+    if (rc < 0) {
+        log_info("proxy: ACK from %s dropped: no usable next hop", rx->src_text);
+        return;
+    }
+    /* §16.11: the same branch for a retransmitted ACK. */
+    char branch[PROXY_BRANCH_LEN + 1];
+    uint32_t idx;
+    str_t top;
+    if (!pmsg_first_entry(m, SIP_HDR_VIA, &idx, &top)) return;
+    proxy_make_branch(branch, sizeof(branch), proxy_loop_hash(m, top), 0);
+    char vh[80];
+    proxy_via_host(p, rx, vh, sizeof(vh));
+    uint16_t vport = dest.proto == SIP_TRANSPORT_TCP && w->local_tcp_port ? w->local_tcp_port : w->local_udp_port;
+    str_t via = arena_printf(&p->arena, "SIP/2.0/%s %s:%u;branch=%s", transport_name(dest.proto), vh, vport, branch);
+    if (!via.s || sip_msg_insert_header(&req, &p->arena, 0, STR_LIT("Via"), via) != 0) return;
+    sbuf_clear(&p->sb);
+    if (sip_print(&req, &p->sb) != 0 || p->sb.failed) return;
+    p->stats.acks_forwarded++;
+    proxy_send_stateless(p, &dest, rc == 1 ? host : NULL, port, p->sb.data, p->sb.len);
+}
+
+void proxy_forward_response_stateless(struct proxy *p, const struct sip_msg *resp, const char *src_text)
+{
+    uint32_t idx;
+    str_t top, next;
+    struct sip_via v;
+    if (!pmsg_first_entry(resp, SIP_HDR_VIA, &idx, &top) || sip_via_parse(top, &v) != 0) return;
+    uint64_t h;
+    if (!proxy_branch_loop_hash(v.branch, &h) || !proxy_via_is_ours(p, &v)) {
+        log_debug("proxy: %d from %s dropped: top Via is not ours", resp->status, src_text);
+        return;
+    }
+    struct sip_msg m;
+    if (pmsg_clone(resp, &p->arena, &m) != 0) return;
+    pmsg_pop_first_entry(&m, SIP_HDR_VIA);
+    if (!pmsg_first_entry(&m, SIP_HDR_VIA, &idx, &next) || sip_via_parse(next, &v) != 0) {
+        log_info("proxy: %d from %s dropped: no Via left to send it to", resp->status, src_text);
+        return;
+    }
+    struct transport_dest dest;
+    char host[PROXY_HOST_MAX];
+    uint16_t port;
+    int rc = proxy_via_dest(&v, &dest, host, sizeof(host), &port);
+    if (rc < 0) return;
+    sbuf_clear(&p->sb);
+    if (sip_print(&m, &p->sb) != 0 || p->sb.failed) return;
+    worker_count_response_out(p->w, p->sb.data, p->sb.len);
+    p->stats.stray_forwarded++;
+    proxy_send_stateless(p, &dest, rc == 1 ? host : NULL, port, p->sb.data, p->sb.len);
+}
+
+void proxy_on_stray_response(struct proxy *p, const struct transport_rx *rx)
+{
+    const struct sip_msg *m = rx->msg;
+    if (!p || !m || m->is_request) return;
+    /* §16.7 step 5 / RFC 6026: only 2xx to INVITE travel without a transaction. */
+    if (m->cseq.method != SIP_INVITE || m->status < 200 || m->status >= 300) {
+        log_debug("proxy: stray %d from %s dropped", m->status, rx->src_text);
+        return;
+    }
+    arena_reset(&p->arena);
+    proxy_forward_response_stateless(p, m, rx->src_text);
+}
+
+void proxy_on_server_terminated(struct proxy *p, struct txn *st)
+{
+    if (!p) return;
+    struct proxy_call *c = proxy_call_find(p, st);
+    if (c) proxy_call_server_gone(c);
+}
+
+/* ---- life cycle, stats ---- */
+
+struct proxy *proxy_new(struct worker *w)
+{
+    struct proxy *p = calloc(1, sizeof(*p));
+    if (!p) return NULL;
+    p->w = w;
+    p->redirect = !strcasecmp(w->cfg.proxy.mode, "redirect");
+    arena_init(&p->arena, p->arena_mem, sizeof(p->arena_mem));
+    p->arena.limit = 4u << 20;
+    sbuf_init(&p->sb);
+    log_info("proxy: %s mode, foreign domains %s, timer C %us", p->redirect ? "redirect" : "stateful proxy",
+             w->cfg.proxy.allow_foreign ? "forwarded" : "refused", w->cfg.proxy.invite_timeout_s);
+    return p;
+}
+
+void proxy_free(struct proxy *p)
+{
+    if (!p) return;
+    proxy_calls_free(p);
+    free(p->buckets);
+    arena_free(&p->arena);
+    sbuf_free(&p->sb);
+    free(p);
+}
+
+void proxy_get_stats(const struct proxy *p, struct proxy_stats *out) { *out = p->stats; }
+
+void proxy_stats_json(const struct proxy *p, json_t *stats)
+{
+    const struct proxy_stats *s = &p->stats;
+    json_t *o = json_object();
+    if (!o) return;
+#define PUT(name) json_object_set_new(o, #name, json_integer((json_int_t)s->name))
+    PUT(requests);
+    PUT(forwarded);
+    PUT(redirected);
+    PUT(not_found);
+    PUT(unavailable);
+    PUT(loops);
+    PUT(too_many_hops);
+    PUT(refused);
+    PUT(cancels);
+    PUT(timer_c);
+    PUT(acks_forwarded);
+    PUT(stray_forwarded);
+    PUT(dns_lookups);
+    PUT(dns_failures);
+    PUT(calls_live);
+#undef PUT
+    json_object_set_new(stats, "proxy", o);
+}

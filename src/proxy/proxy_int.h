@@ -1,0 +1,133 @@
+/* proxy_int.h — what proxy.c, redirect.c and route.c share: editing a copy
+ * of a parsed message (Route/Via list elements, Max-Forwards), the branch
+ * and loop-detection hash (RFC 3261 §16.6 step 8, §16.3 step 4) and where
+ * to send (a URI or a Via as a transport destination). Not for other
+ * modules. These helpers touch no worker state, so unit tests use them
+ * directly. */
+#ifndef CASCADE_PROXY_PROXY_INT_H
+#define CASCADE_PROXY_PROXY_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/arena.h"
+#include "sip/msg.h"
+#include "transport/transport.h"
+
+/* Our branches: the RFC 3261 cookie, a marker, 16 hex digits of the loop
+ * hash, '.', 8 hex digits of a per-proxy counter. */
+#define PROXY_BRANCH_PREFIX "z9hG4bKcP"
+#define PROXY_BRANCH_LEN (sizeof(PROXY_BRANCH_PREFIX) - 1 + 16 + 1 + 8)
+#define PROXY_HOST_MAX 256
+
+/* Makes dst an editable copy of src: the header array is duplicated in a,
+ * values still point into src's buffer (which must outlive dst). */
+int pmsg_clone(const struct sip_msg *src, arena_t *a, struct sip_msg *dst);
+
+/* The first / last element of all headers of a type (e.g. Route, Via),
+ * with the index of the header holding it. false when there is none. */
+bool pmsg_first_entry(const struct sip_msg *m, enum sip_hdr type, uint32_t *hidx, str_t *entry);
+bool pmsg_last_entry(const struct sip_msg *m, enum sip_hdr type, uint32_t *hidx, str_t *entry);
+/* Removes that element; its header goes when it held only that one. */
+void pmsg_pop_first_entry(struct sip_msg *m, enum sip_hdr type);
+void pmsg_pop_last_entry(struct sip_msg *m, enum sip_hdr type);
+/* Sets Max-Forwards to value (replacing or adding the header). 0 / -1. */
+int pmsg_set_max_forwards(struct sip_msg *m, arena_t *a, int value);
+/* Inserts a header right before the first header of type before_type, or
+ * at index at when there is none (-1 appends). 0 / -1. */
+int pmsg_insert_before(struct sip_msg *m, arena_t *a, enum sip_hdr before_type, int at, str_t name, str_t value);
+/* Removes every header of a type. */
+void pmsg_remove_all(struct sip_msg *m, enum sip_hdr type);
+
+/* The loop hash of a request as it would arrive at a proxy whose own Via is
+ * right above prev_via (the via-parm that was on top when the request first
+ * reached us): Request-URI, From tag, To tag, Call-ID, CSeq number,
+ * prev_via, Proxy-Require (RFC 3261 §16.6 step 8). */
+uint64_t proxy_loop_hash(const struct sip_msg *m, str_t prev_via);
+/* out gets PROXY_BRANCH_LEN characters plus NUL. */
+void proxy_make_branch(char *out, size_t cap, uint64_t loop_hash, uint32_t counter);
+/* The loop hash encoded in one of our branches; false when not ours. */
+bool proxy_branch_loop_hash(str_t branch, uint64_t *hash);
+
+/* RFC 3261 §16.3 step 4: true when one of the Via entries below the top is
+ * ours (is_ours decides by sent-by) with a branch whose loop hash equals the
+ * hash this request has now, i.e. the request came back unchanged. */
+bool proxy_detect_loop(const struct sip_msg *m, bool (*is_ours)(void *arg, const struct sip_via *v), void *arg);
+
+/* Where a URI says to send (RFC 3263 reduced to A/AAAA: maddr, else host;
+ * port or 5060; transport param tcp/udp). Returns 0 with dest filled when
+ * the host is numeric, 1 when host (NUL-terminated) needs a DNS lookup
+ * (dest->proto and *port are set), -1 when unusable (sips/tel/no host). */
+int proxy_uri_dest(const struct sip_uri *u, struct transport_dest *dest, char *host, size_t cap, uint16_t *port);
+/* Where a response goes back to, from a Via entry (RFC 3261 §18.2.2,
+ * RFC 3581): received or sent-by host, rport or port or 5060. 0 when
+ * numeric, 1 when host needs DNS, -1 unusable. */
+int proxy_via_dest(const struct sip_via *v, struct transport_dest *dest, char *host, size_t cap, uint16_t *port);
+
+/* ---- the proxy's own state (proxy.c, fork.c) ---- */
+
+#include <uv.h>
+
+#include "base/sbuf.h"
+#include "base/timer.h"
+#include "proxy/proxy.h"
+
+struct worker;
+struct proxy_call;
+
+/* One target of a request (RFC 3261 §16.5): where the copy goes. */
+struct proxy_target {
+    str_t ruri;                       /* new Request-URI; empty keeps the request's */
+    str_t path;                       /* Route values to push first (a binding's Path) */
+    bool use_flow;                    /* send over flow (a binding's connection/source) */
+    struct transport_dest flow;
+};
+
+struct proxy {
+    struct worker *w;
+    bool redirect;
+    struct proxy_stats stats;
+    struct proxy_call **buckets;      /* server transaction -> response context */
+    size_t mask, count;
+    struct proxy_call *calls;         /* every live context */
+    struct proxy_dns *dns;            /* lookups in flight */
+    uint32_t counter;                 /* branch uniqueness */
+    char via_hosts[4][64];            /* hosts we put in Via when listening on a wildcard */
+    arena_t arena;                    /* per message handled */
+    sbuf_t sb;                        /* printing */
+    _Alignas(16) char arena_mem[32768];
+};
+
+/* fork.c: response contexts (RFC 3261 §16.6-§16.10). */
+/* Forks the request of st to targets[0..n) (n >= 1). rx is the received
+ * request (after any Route popping, req is the edited copy to forward). */
+void proxy_fork(struct proxy *p, struct txn *st, const struct transport_rx *rx, const struct sip_msg *req,
+                const struct proxy_target *targets, size_t n, bool record_route);
+/* The context of an INVITE server transaction, or NULL. */
+struct proxy_call *proxy_call_find(struct proxy *p, const struct txn *st);
+/* CANCEL matched c's INVITE: CANCEL every pending branch (§16.10). */
+void proxy_call_cancel(struct proxy_call *c);
+void proxy_call_server_gone(struct proxy_call *c);
+void proxy_calls_free(struct proxy *p);
+/* Our Via host for a message that arrived as rx. */
+void proxy_via_host(const struct proxy *p, const struct transport_rx *rx, char *out, size_t cap);
+/* Whether a Via entry's sent-by is this node. */
+bool proxy_via_is_ours(void *arg, const struct sip_via *v);
+/* Sends bytes statelessly, resolving a host name first when needed
+ * (ACK for 2xx, forwarded 2xx retransmissions). */
+void proxy_send_stateless(struct proxy *p, struct transport_dest *dest, const char *host, uint16_t port,
+                          const char *data, size_t len);
+/* Answers st with a To tag and extra lines (CRLF-joined, none trailing). */
+void proxy_reply(struct proxy *p, struct txn *st, int status, const char *reason, str_t extra);
+/* The flow of the binding whose contact is uri, when uri is registered here. */
+bool proxy_flow_for_uri(struct proxy *p, const struct sip_uri *uri, struct transport_dest *dest);
+/* RFC 3261 §16.6 steps 6-7 on m (its R-URI and Route set final): handles
+ * a strict next hop, then finds where to send: the first Route, else the
+ * target's flow, else a registered flow for the R-URI, else the R-URI.
+ * 0 dest filled, 1 host needs DNS (dest->proto, *port set), -1 unusable. */
+int proxy_next_hop(struct proxy *p, struct sip_msg *m, arena_t *a, const struct proxy_target *t,
+                   struct transport_dest *dest, char *host, size_t cap, uint16_t *port);
+/* A 2xx arriving with nobody to give it to: pop our Via, send to the next. */
+void proxy_forward_response_stateless(struct proxy *p, const struct sip_msg *resp, const char *src_text);
+
+#endif

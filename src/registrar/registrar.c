@@ -1,0 +1,849 @@
+/* registrar.c — REGISTER processing (RFC 3261 §10.3), digest authentication
+ * of registrations, Path (RFC 3327), and the events that location changes
+ * turn into. See registrar.h for the wiring.
+ *
+ * The answer to a REGISTER that changes bindings waits for the store: the
+ * location service calls back once the batch holding the change is
+ * committed, and only then is the 200 built (from the request the server
+ * transaction keeps), listing every binding of the AoR as it is at that
+ * moment. Nothing here blocks. */
+#include "registrar/registrar.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "api/events.h"
+#include "app/worker.h"
+#include "auth/digest.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "registrar/users.h"
+#include "txn/txn.h"
+
+#define REG_ARENA_BYTES 16384
+#define REG_MAX_AUTH_HEADERS 8       /* Authorization headers looked at per request */
+#define REG_STASH_BYTES 1024
+
+/* A REGISTER whose 200 waits for the store commit. */
+struct reg_pending {
+    struct registrar *r;             /* NULL once the registrar is freed */
+    struct txn *st;
+    struct reg_pending *prev, *next;
+    char aor[];
+};
+
+/* What the last binding_added/removed callback saw, for the user.online /
+ * user.offline event that follows it (the binding is gone by then). */
+struct reg_stash {
+    char aor[LOCATION_MAX_AOR];
+    char contact[REG_STASH_BYTES];
+    char remote[TRANSPORT_ADDR_TEXT];
+    char transport[8];
+};
+
+struct registrar {
+    struct worker *w;
+    struct registrar_stats stats;
+    struct reg_pending *pending;
+    arena_t arena;                   /* per request: contacts, joined Path */
+    sbuf_t sb;                       /* extra header lines of an answer */
+    struct reg_stash stash;
+    _Alignas(16) char arena_mem[REG_ARENA_BYTES];
+};
+
+struct worker *registrar_worker(const struct registrar *r) { return r->w; }
+
+/* ---- helpers shared with the proxy ---- */
+
+static str_t strip_brackets(str_t h)
+{
+    if (h.len >= 2 && h.s[0] == '[' && h.s[h.len - 1] == ']') return str_make(h.s + 1, h.len - 2);
+    return h;
+}
+
+/* The numeric host of a sockaddr, without brackets. */
+static bool addr_host(const struct sockaddr_storage *a, char *buf, size_t cap)
+{
+    if (a->ss_family == AF_INET) return inet_ntop(AF_INET, &((const struct sockaddr_in *)a)->sin_addr, buf, (socklen_t)cap);
+    if (a->ss_family == AF_INET6)
+        return inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)a)->sin6_addr, buf, (socklen_t)cap);
+    return false;
+}
+
+static bool port_is_ours(const struct worker *w, uint16_t port, const struct transport_rx *rx)
+{
+    if (port == w->local_udp_port || port == w->local_tcp_port) return true;
+    for (int i = 0; i < w->cfg.sip.listen_count; i++)
+        if (w->cfg.sip.listen[i].port && w->cfg.sip.listen[i].port == port) return true;
+    return rx && transport_addr_port(&rx->local) == port;
+}
+
+bool registrar_uri_is_local(const struct worker *w, const struct sip_uri *uri, const struct transport_rx *rx,
+                            bool check_port)
+{
+    if (uri->scheme != SIP_SCHEME_SIP && uri->scheme != SIP_SCHEME_SIPS) return false;
+    str_t host = strip_brackets(uri->host);
+    if (host.len == 0) return false;
+    /* A maddr names where to send, not who we are (RFC 3261 §19.1.1): let the
+     * request go there. */
+    if (uri->maddr.len) return false;
+    if (w->cfg.sip.domain[0] && str_ieq_cstr(host, w->cfg.sip.domain)) return true;
+    bool addr = false;
+    if (w->local_host[0] && str_ieq(host, strip_brackets(str_from_cstr(w->local_host)))) addr = true;
+    for (int i = 0; !addr && i < w->cfg.sip.listen_count; i++)
+        if (str_ieq(host, strip_brackets(str_from_cstr(w->cfg.sip.listen[i].host)))) addr = true;
+    if (!addr && rx) {
+        char h[INET6_ADDRSTRLEN];
+        if (addr_host(&rx->local, h, sizeof(h)) && str_ieq_cstr(host, h)) addr = true;
+    }
+    if (!addr) return false;
+    if (!check_port) return true;
+    uint16_t port = uri->port ? uri->port : (uri->scheme == SIP_SCHEME_SIPS ? 5061 : 5060);
+    return port_is_ours(w, port, rx);
+}
+
+int registrar_aor_key(const struct sip_uri *uri, char *out, size_t cap)
+{
+    if (uri->user.len == 0 || cap == 0) return -1;
+    int n = sip_unescape(uri->user, out, cap - 1);
+    if (n <= 0) return -1;
+    for (int i = 0; i < n; i++)
+        if ((unsigned char)out[i] < 0x20 || out[i] == 0x7f) return -1;
+    out[n] = '\0';
+    return n;
+}
+
+bool registrar_user_known(const struct registrar *r, str_t name)
+{
+    return r->w->users && users_find(r->w->users, name) != NULL;
+}
+
+/* ---- answering ---- */
+
+/* Answers st with a To tag (RFC 3261 §8.2.6.2) and extra, one or more
+ * "Name: value" lines joined by CRLF (no trailing CRLF). */
+static void reg_reply(struct registrar *r, struct txn *st, int status, const char *reason, str_t extra)
+{
+    const struct sip_msg *req = txn_request(st);
+    const struct transport_rx *ri = txn_rx_info(st);
+    if (!req || !ri) return;
+    char src[TRANSPORT_ADDR_TEXT];
+    snprintf(src, sizeof(src), "%s", ri->src_text);
+    char tag[17];
+    worker_new_tag(r->w, tag);
+    str_t lines[1] = {extra};
+    int rc = txn_respond(st, status, reason, req->to.tag.len ? STR_NULL : str_from_cstr(tag), lines,
+                         extra.len ? 1 : 0, STR_NULL, STR_NULL);
+    if (rc < 0) log_warn("registrar: cannot send %d to %s: %s", status, src, strerror(-rc));
+    if (status == 200) r->stats.ok++;
+    else if (status != 401 && status != 403) r->stats.refused++;
+}
+
+static const char *st_src(const struct txn *st)
+{
+    const struct transport_rx *ri = txn_rx_info(st);
+    return ri ? ri->src_text : "?";
+}
+
+static void reg_refuse(struct registrar *r, struct txn *st, int status, const char *reason, const char *why)
+{
+    log_warn("registrar: %d %s to REGISTER from %s: %s", status, reason, st_src(st), why);
+    reg_reply(r, st, status, reason, STR_NULL);
+}
+
+/* Trailing CRLF of the accumulated extra lines cut off. */
+static str_t sb_lines(sbuf_t *b)
+{
+    str_t s = sbuf_str(b);
+    while (s.len >= 2 && s.s[s.len - 2] == '\r' && s.s[s.len - 1] == '\n') s.len -= 2;
+    return s;
+}
+
+/* RFC 7231 §7.1.1.1 IMF-fixdate, as RFC 3261 §20.17 asks. */
+static void append_date(sbuf_t *b)
+{
+    char date[64];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(date, sizeof(date), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+    sbuf_append_cstr(b, date);
+}
+
+static bool supports_path(const struct sip_msg *m)
+{
+    struct sip_list_iter it;
+    str_t item;
+    sip_list_iter_init(&it, m, SIP_HDR_SUPPORTED);
+    while (sip_list_iter_next(&it, &item))
+        if (str_ieq_cstr(item, "path")) return true;
+    return false;
+}
+
+static void append_q(sbuf_t *b, int q1000)
+{
+    if (q1000 >= 1000) return;
+    if (q1000 < 0) q1000 = 0;
+    char q[16];
+    snprintf(q, sizeof(q), ";q=0.%03d", q1000);
+    sbuf_append_cstr(b, q);
+}
+
+/* RFC 3261 §10.3 step 8: the 200 lists every current binding with its
+ * remaining expiry; Path comes back when the UA supports it (RFC 3327 §5.3). */
+static void reg_answer_ok(struct registrar *r, struct txn *st, const char *aor)
+{
+    const struct sip_msg *req = txn_request(st);
+    if (!req) return;
+    struct worker *w = r->w;
+    const struct location_binding *bs[LOCATION_MAX_CONTACTS];
+    size_t n = location_lookup(w->location, str_from_cstr(aor), bs, LOCATION_MAX_CONTACTS);
+    if (n > LOCATION_MAX_CONTACTS) n = LOCATION_MAX_CONTACTS;
+    uint64_t now = worker_now_ms(w);
+    sbuf_t *b = &r->sb;
+    sbuf_clear(b);
+    for (size_t i = 0; i < n; i++) {
+        const struct location_binding *x = bs[i];
+        uint64_t left = x->expires_ms > now ? (x->expires_ms - now + 999) / 1000 : 0;
+        sbuf_append_cstr(b, "Contact: <");
+        sbuf_append_cstr(b, x->contact);
+        sbuf_append_cstr(b, ">;expires=");
+        sbuf_append_u64(b, left);
+        append_q(b, x->q1000);
+        if (x->instance[0]) sbuf_printf(b, ";+sip.instance=\"%s\"", x->instance);
+        if (x->reg_id) sbuf_printf(b, ";reg-id=%u", x->reg_id);
+        sbuf_append_cstr(b, "\r\n");
+    }
+    if (req->first[SIP_HDR_PATH] >= 0 && supports_path(req)) {
+        for (const struct sip_header *h = sip_msg_header(req, SIP_HDR_PATH); h; h = sip_msg_header_next(req, h)) {
+            sbuf_append_cstr(b, "Path: ");
+            sbuf_append_str(b, h->value);
+            sbuf_append_cstr(b, "\r\n");
+        }
+    }
+    append_date(b);
+    if (w->cfg.sip.user_agent[0]) sbuf_printf(b, "Server: %s\r\n", w->cfg.sip.user_agent);
+    if (b->failed) {
+        sbuf_free(b);
+        sbuf_init(b);
+        reg_refuse(r, st, 500, "Server Internal Error", "out of memory building the 200");
+        return;
+    }
+    reg_reply(r, st, 200, "OK", sb_lines(b));
+}
+
+static void pending_unlink(struct registrar *r, struct reg_pending *p)
+{
+    if (p->prev) p->prev->next = p->next;
+    else r->pending = p->next;
+    if (p->next) p->next->prev = p->prev;
+    p->prev = p->next = NULL;
+}
+
+/* The store committed (or failed) the change of one REGISTER. */
+static void reg_committed(void *arg, int status)
+{
+    struct reg_pending *p = arg;
+    struct registrar *r = p->r;
+    if (r) {
+        pending_unlink(r, p);
+        if (r->w->stopping) {
+            /* the transport is going away: nothing can be sent */
+        } else if (status == 0) {
+            reg_answer_ok(r, p->st, p->aor);
+        } else {
+            log_error("registrar: binding of %s not stored (%s): 500 to %s", p->aor, strerror(-status),
+                      st_src(p->st));
+            reg_reply(r, p->st, 500, "Server Internal Error", STR_LIT("Retry-After: 5"));
+        }
+    }
+    free(p);
+}
+
+static struct reg_pending *pending_new(struct registrar *r, struct txn *st, const char *aor)
+{
+    size_t len = strlen(aor);
+    struct reg_pending *p = malloc(sizeof(*p) + len + 1);
+    if (!p) return NULL;
+    p->r = r;
+    p->st = st;
+    memcpy(p->aor, aor, len + 1);
+    p->prev = NULL;
+    p->next = r->pending;
+    if (r->pending) r->pending->prev = p;
+    r->pending = p;
+    return p;
+}
+
+static void pending_drop(struct registrar *r, struct reg_pending *p)
+{
+    pending_unlink(r, p);
+    free(p);
+}
+
+/* ---- authentication (RFC 3261 §22.4, RFC 8760) ---- */
+
+static bool offer_sha256(const struct worker *w)
+{
+    return !strcasecmp(w->cfg.auth.algorithm, "SHA-256") || !strcasecmp(w->cfg.auth.algorithm, "both");
+}
+
+static bool offer_md5(const struct worker *w) { return strcasecmp(w->cfg.auth.algorithm, "SHA-256") != 0; }
+
+static uint64_t now_s(void) { return (uint64_t)(clock_wall_ms() / 1000); }
+
+/* 401 with one WWW-Authenticate per offered algorithm, SHA-256 first
+ * (RFC 8760 §2.4: in order of preference). */
+static void reg_challenge(struct registrar *r, struct txn *st, bool stale)
+{
+    struct worker *w = r->w;
+    str_t realm = str_from_cstr(w->realm);
+    sbuf_t *b = &r->sb;
+    sbuf_clear(b);
+    uint64_t t = now_s();
+    int rc = 0;
+    enum auth_algorithm algs[2];
+    int na = 0;
+    if (offer_sha256(w)) algs[na++] = AUTH_ALG_SHA256;
+    if (offer_md5(w)) algs[na++] = AUTH_ALG_MD5;
+    for (int i = 0; i < na && rc == 0; i++) {
+        sbuf_append_cstr(b, "WWW-Authenticate: ");
+        rc = auth_challenge(w->auth, realm, algs[i], true, stale, t, b);
+        sbuf_append_cstr(b, "\r\n");
+    }
+    if (w->cfg.sip.user_agent[0]) sbuf_printf(b, "Server: %s\r\n", w->cfg.sip.user_agent);
+    if (rc < 0 || b->failed) {
+        sbuf_free(b);
+        sbuf_init(b);
+        reg_refuse(r, st, 500, "Server Internal Error", "cannot build a challenge (realm empty?)");
+        return;
+    }
+    reg_reply(r, st, 401, "Unauthorized", sb_lines(b));
+}
+
+/* Whether the digest-uri names the Request-URI (RFC 2617 §3.2.2.5). */
+static bool digest_uri_matches(str_t duri, const struct sip_msg *m)
+{
+    if (str_eq(duri, m->ruri_raw)) return true;
+    struct sip_uri u;
+    return sip_uri_parse(duri, &u) == 0 && sip_uri_equal(&u, &m->ruri);
+}
+
+/* 1: authenticated (the answer is not sent yet); 0: answered (401/403/400). */
+static int reg_authenticate(struct registrar *r, struct txn *st, const struct transport_rx *rx, const char *aor)
+{
+    struct worker *w = r->w;
+    const struct sip_msg *m = rx->msg;
+    str_t realm = str_from_cstr(w->realm);
+    struct auth_credentials creds;
+    bool found = false;
+    int seen = 0;
+    for (const struct sip_header *h = sip_msg_header(m, SIP_HDR_AUTHORIZATION); h && seen < REG_MAX_AUTH_HEADERS;
+         h = sip_msg_header_next(m, h), seen++) {
+        int rc = auth_parse_credentials(h->value, &creds);
+        if (rc == -ENOTSUP) continue; /* another scheme or algorithm: look at the next one */
+        if (rc < 0) {
+            r->stats.refused++;
+            log_warn("registrar: 400 to REGISTER from %s: bad Authorization (%s)", rx->src_text,
+                     creds.error ? creds.error : "?");
+            reg_reply(r, st, 400, "Bad Authorization Header", STR_NULL);
+            return 0;
+        }
+        if (str_eq(creds.realm, realm)) {
+            found = true;
+            break;
+        }
+    }
+    if (!found) {
+        r->stats.challenged++;
+        reg_challenge(r, st, false);
+        return 0;
+    }
+    if (!digest_uri_matches(creds.uri, m)) {
+        log_warn("registrar: 400 to REGISTER from %s: digest uri \"%.*s\" is not the Request-URI", rx->src_text,
+                 STR_FMT(creds.uri));
+        reg_reply(r, st, 400, "Digest URI Mismatch", STR_NULL);
+        return 0;
+    }
+    const struct users_entry *u = w->users ? users_find(w->users, creds.username) : NULL;
+    if (!u) {
+        r->stats.auth_failed++;
+        log_warn("registrar: 401 to REGISTER from %s: unknown user \"%.*s\"", rx->src_text, STR_FMT(creds.username));
+        reg_challenge(r, st, false);
+        return 0;
+    }
+    bool sha = auth_algorithm_base(creds.algorithm) == AUTH_ALG_SHA256;
+    const char *ha1 = sha ? u->ha1_sha256 : u->ha1_md5;
+    if (!ha1[0]) {
+        r->stats.auth_failed++;
+        log_warn("registrar: 401 to REGISTER from %s: user %s has no %s credential", rx->src_text, u->name,
+                 sha ? "SHA-256" : "MD5");
+        reg_challenge(r, st, false);
+        return 0;
+    }
+    enum auth_result res = auth_verify(w->auth, &creds, m->method_name, str_from_cstr(ha1), now_s());
+    switch (res) {
+    case AUTH_OK: break;
+    case AUTH_STALE:
+        r->stats.challenged++;
+        log_info("registrar: stale nonce from %s (user %s): re-challenging", rx->src_text, u->name);
+        reg_challenge(r, st, true);
+        return 0;
+    default:
+        /* Wrong password, a replayed nc, a nonce we did not issue: a fresh
+         * challenge (RFC 3261 §22.4 lets the UA retry), and no binding. */
+        r->stats.auth_failed++;
+        log_warn("registrar: 401 to REGISTER from %s: user %s: %s", rx->src_text, u->name, auth_result_name(res));
+        reg_challenge(r, st, false);
+        return 0;
+    }
+    /* RFC 3261 §10.3 step 3: is this user allowed to change this AoR? */
+    if (w->cfg.auth.match_user && !str_eq_cstr(creds.username, aor)) {
+        r->stats.forbidden++;
+        log_warn("registrar: 403 to REGISTER from %s: user %s may not register %s", rx->src_text, u->name, aor);
+        reg_reply(r, st, 403, "Forbidden", STR_NULL);
+        return 0;
+    }
+    return 1;
+}
+
+/* ---- REGISTER (RFC 3261 §10.3) ---- */
+
+/* Option tags in Require we do not know (RFC 3261 §10.3 step 2, §8.2.2.3). */
+static bool reg_unsupported(const struct sip_msg *m, sbuf_t *b)
+{
+    struct sip_list_iter it;
+    str_t item;
+    bool any = false;
+    sip_list_iter_init(&it, m, SIP_HDR_REQUIRE);
+    while (sip_list_iter_next(&it, &item)) {
+        if (str_ieq_cstr(item, "path") || str_ieq_cstr(item, "outbound")) continue;
+        sbuf_append_cstr(b, any ? ", " : "Unsupported: ");
+        sbuf_append_str(b, item);
+        any = true;
+    }
+    return any;
+}
+
+/* The Path header values joined by ", " (RFC 3327 §5.3), in the arena. */
+static str_t joined_path(struct registrar *r, const struct sip_msg *m)
+{
+    if (m->first[SIP_HDR_PATH] < 0) return STR_NULL;
+    size_t total = 0;
+    for (const struct sip_header *h = sip_msg_header(m, SIP_HDR_PATH); h; h = sip_msg_header_next(m, h))
+        total += h->value.len + 2;
+    char *p = arena_alloc(&r->arena, total + 1);
+    if (!p) return STR_NULL;
+    size_t used = 0;
+    for (const struct sip_header *h = sip_msg_header(m, SIP_HDR_PATH); h; h = sip_msg_header_next(m, h)) {
+        if (used) {
+            memcpy(p + used, ", ", 2);
+            used += 2;
+        }
+        memcpy(p + used, h->value.s, h->value.len);
+        used += h->value.len;
+    }
+    p[used] = '\0';
+    return str_make(p, used);
+}
+
+/* The stored form of a contact: an existing binding's string when the URIs
+ * are equal by RFC 3261 §19.1.4 (step 7 compares that way), else the URI as
+ * received. */
+static str_t contact_key(const struct sip_contact *c, const struct location_binding *const *old, size_t n_old)
+{
+    str_t raw = c->addr.uri_raw;
+    for (size_t i = 0; i < n_old; i++)
+        if (str_eq_cstr(raw, old[i]->contact)) return raw;
+    for (size_t i = 0; i < n_old; i++) {
+        struct sip_uri u;
+        if (sip_uri_parse(str_from_cstr(old[i]->contact), &u) == 0 && sip_uri_equal(&u, &c->addr.uri))
+            return str_from_cstr(old[i]->contact);
+    }
+    return raw;
+}
+
+static int location_error_status(int rc, const char **reason)
+{
+    switch (rc) {
+    case LOCATION_ERR_INVALID: *reason = "Bad Contact"; return 400;
+    case LOCATION_ERR_OUT_OF_ORDER: *reason = "Out Of Order CSeq"; return 500;
+    case LOCATION_ERR_TOO_MANY: *reason = "Too Many Contacts"; return 403;
+    default: *reason = "Server Internal Error"; return 500;
+    }
+}
+
+static void reg_apply(struct registrar *r, struct txn *st, const struct transport_rx *rx, const char *aor)
+{
+    struct worker *w = r->w;
+    const struct sip_msg *m = rx->msg;
+    struct sip_contact *list = NULL;
+    bool star = false;
+    if (sip_msg_contacts(m, &r->arena, &list, &star) < 0) {
+        reg_refuse(r, st, 400, "Bad Contact", "malformed Contact");
+        return;
+    }
+    str_t aor_s = str_from_cstr(aor);
+    if (star) {
+        /* RFC 3261 §10.3 step 6: "*" only alone and with Expires: 0. */
+        if (list || m->expires != 0) {
+            reg_refuse(r, st, 400, "Bad Contact", "Contact: * with other contacts or a non-zero Expires");
+            return;
+        }
+        struct reg_pending *p = pending_new(r, st, aor);
+        if (!p) {
+            reg_refuse(r, st, 500, "Server Internal Error", "out of memory");
+            return;
+        }
+        int rc = location_unregister_all(w->location, aor_s, m->call_id, m->cseq.number, reg_committed, p);
+        if (rc < 0) {
+            const char *reason;
+            int status = location_error_status(rc, &reason);
+            pending_drop(r, p);
+            reg_refuse(r, st, status, reason, "unregister-all refused by the location service");
+        }
+        return;
+    }
+    if (!list) { /* a query (§10.3 step 8 with no change) */
+        reg_answer_ok(r, st, aor);
+        return;
+    }
+
+    const struct location_binding *old[LOCATION_MAX_CONTACTS];
+    size_t n_old = location_lookup(w->location, aor_s, old, LOCATION_MAX_CONTACTS);
+    if (n_old > LOCATION_MAX_CONTACTS) n_old = LOCATION_MAX_CONTACTS;
+
+    struct location_binding_in in[LOCATION_MAX_CONTACTS];
+    size_t n = 0;
+    str_t path = joined_path(r, m);
+    const struct sip_header *ua = sip_msg_header(m, SIP_HDR_USER_AGENT);
+    int64_t min_e = w->cfg.registrar.min_expires, max_e = w->cfg.registrar.max_expires;
+    for (struct sip_contact *c = list; c; c = c->next) {
+        if (n == LOCATION_MAX_CONTACTS) {
+            reg_refuse(r, st, 403, "Too Many Contacts", "over the contacts limit of one REGISTER");
+            return;
+        }
+        if (c->addr.uri.scheme != SIP_SCHEME_SIP && c->addr.uri.scheme != SIP_SCHEME_SIPS) {
+            reg_refuse(r, st, 400, "Bad Contact", "contact is not a sip/sips URI");
+            return;
+        }
+        int64_t e = c->expires >= 0 ? c->expires : (m->expires >= 0 ? m->expires : w->cfg.registrar.default_expires);
+        if (e > 0 && e < min_e) {
+            /* RFC 3261 §10.3 step 7: 423 with our minimum. */
+            char line[64];
+            snprintf(line, sizeof(line), "Min-Expires: %lld", (long long)min_e);
+            log_info("registrar: 423 to REGISTER from %s: expires %lld < %lld", rx->src_text, (long long)e,
+                     (long long)min_e);
+            reg_reply(r, st, 423, "Interval Too Brief", str_from_cstr(line));
+            return;
+        }
+        if (e > max_e) e = max_e;
+        uint64_t reg_id = 0;
+        if (c->reg_id.len && str_to_u64(c->reg_id, UINT32_MAX, &reg_id) < 0) {
+            reg_refuse(r, st, 400, "Bad Contact", "bad reg-id");
+            return;
+        }
+        in[n++] = (struct location_binding_in){
+            .contact = contact_key(c, old, n_old),
+            .expires_s = (uint32_t)e,
+            .q1000 = c->q1000,
+            .call_id = m->call_id,
+            .cseq = m->cseq.number,
+            .transport = rx->proto == SIP_TRANSPORT_TCP ? LOCATION_TRANSPORT_TCP : LOCATION_TRANSPORT_UDP,
+            .remote_addr = (const struct sockaddr *)&rx->src,
+            .conn_id = rx->proto == SIP_TRANSPORT_TCP ? rx->conn_id : 0,
+            .path = path,
+            .user_agent = ua ? ua->value : STR_NULL,
+            .instance = c->instance,
+            .reg_id = (uint32_t)reg_id,
+        };
+    }
+    struct reg_pending *p = pending_new(r, st, aor);
+    if (!p) {
+        reg_refuse(r, st, 500, "Server Internal Error", "out of memory");
+        return;
+    }
+    int rc = location_update(w->location, aor_s, in, n, worker_now_ms(w), reg_committed, p);
+    if (rc < 0) {
+        const char *reason;
+        int status = location_error_status(rc, &reason);
+        pending_drop(r, p);
+        char why[96];
+        snprintf(why, sizeof(why), "location update for %s refused (%d)", aor, rc);
+        reg_refuse(r, st, status, reason, why);
+    }
+    /* on 0 the answer comes from reg_committed (maybe already sent) */
+}
+
+int registrar_on_request(struct registrar *r, struct txn *st, const struct transport_rx *rx)
+{
+    const struct sip_msg *m = rx->msg;
+    if (!r || !m || m->method != SIP_REGISTER) return 0;
+    struct worker *w = r->w;
+    /* §10.3 step 1: a REGISTER for another domain is not ours (the proxy
+     * may forward it). */
+    if (!registrar_uri_is_local(w, &m->ruri, rx, true)) return 0;
+    r->stats.registers++;
+    arena_reset(&r->arena);
+    if (!w->location) {
+        reg_refuse(r, st, 500, "Server Internal Error", "no location service");
+        return 1;
+    }
+
+    sbuf_clear(&r->sb);
+    if (reg_unsupported(m, &r->sb)) {
+        log_warn("registrar: 420 to REGISTER from %s: %.*s", rx->src_text, STR_FMT(sbuf_str(&r->sb)));
+        reg_reply(r, st, 420, "Bad Extension", sbuf_str(&r->sb));
+        return 1;
+    }
+    /* §10.3 step 5: the AoR is the To URI; it must be in our domain. */
+    char aor[LOCATION_MAX_AOR];
+    if (m->to.uri.scheme != SIP_SCHEME_SIP && m->to.uri.scheme != SIP_SCHEME_SIPS) {
+        reg_refuse(r, st, 404, "Not Found", "To is not a sip/sips URI");
+        return 1;
+    }
+    if (!registrar_uri_is_local(w, &m->to.uri, rx, false)) {
+        reg_refuse(r, st, 404, "Not Found", "To names another domain");
+        return 1;
+    }
+    if (registrar_aor_key(&m->to.uri, aor, sizeof(aor)) < 0) {
+        reg_refuse(r, st, 404, "Not Found", "To has no usable user part");
+        return 1;
+    }
+    if (w->cfg.auth.require_auth && !reg_authenticate(r, st, rx, aor)) return 1;
+    reg_apply(r, st, rx, aor);
+    return 1;
+}
+
+/* ---- connection loss ---- */
+
+struct conn_scan {
+    uint64_t conn_id;
+    char **aors;
+    size_t n, cap;
+};
+
+static int collect_conn_aors(void *arg, const struct location_binding *b)
+{
+    struct conn_scan *s = arg;
+    if (b->conn_id != s->conn_id) return 0;
+    if (s->n && !strcmp(s->aors[s->n - 1], b->aor)) return 0; /* foreach goes AoR by AoR */
+    if (s->n == s->cap) {
+        size_t ncap = s->cap ? s->cap * 2 : 8;
+        char **na = realloc(s->aors, ncap * sizeof(*na));
+        if (!na) return 1;
+        s->aors = na;
+        s->cap = ncap;
+    }
+    s->aors[s->n] = strdup(b->aor);
+    if (!s->aors[s->n]) return 1;
+    s->n++;
+    return 0;
+}
+
+static void publish_offline(struct worker *w, const char *aor, const char *reason, const struct reg_stash *st,
+                            bool kept);
+
+void registrar_on_conn_lost(struct registrar *r, uint64_t conn_id, const char *peer_text)
+{
+    if (!r || !conn_id || !r->w->location) return;
+    struct worker *w = r->w;
+    if (!w->cfg.registrar.keep_on_transport_loss) {
+        int n = location_remove_by_conn(w->location, conn_id, LOCATION_REMOVED_TRANSPORT_LOST);
+        if (n > 0) log_info("registrar: %d binding(s) dropped: connection %llu to %s lost", n,
+                            (unsigned long long)conn_id, peer_text ? peer_text : "?");
+        return;
+    }
+    /* Keep mode: the bindings stay (flagged) but the users they belong to
+     * cannot be reached any more; report each AoR whose every binding is now
+     * flagged. This walks all bindings, which only this optional mode pays. */
+    struct conn_scan s = {.conn_id = conn_id};
+    location_foreach(w->location, collect_conn_aors, &s);
+    int n = location_flag_conn_lost(w->location, conn_id);
+    if (n > 0) log_info("registrar: %d binding(s) flagged: connection %llu to %s lost", n,
+                        (unsigned long long)conn_id, peer_text ? peer_text : "?");
+    for (size_t i = 0; i < s.n; i++) {
+        const struct location_binding *bs[LOCATION_MAX_CONTACTS];
+        size_t k = location_lookup(w->location, str_from_cstr(s.aors[i]), bs, LOCATION_MAX_CONTACTS);
+        bool all = true;
+        for (size_t j = 0; j < k && j < LOCATION_MAX_CONTACTS; j++)
+            if (!(bs[j]->flags & LOCATION_FLAG_TRANSPORT_LOST)) all = false;
+        if (all && k) {
+            struct reg_stash st = {0};
+            snprintf(st.contact, sizeof(st.contact), "%s", bs[0]->contact);
+            snprintf(st.remote, sizeof(st.remote), "%s", bs[0]->remote);
+            snprintf(st.transport, sizeof(st.transport), "%s", location_transport_name(bs[0]->transport));
+            publish_offline(w, s.aors[i], "transport-lost", &st, true);
+        }
+        free(s.aors[i]);
+    }
+    free(s.aors);
+}
+
+/* ---- events (architecture.md "Events") ---- */
+
+static void set_str(json_t *o, const char *k, const char *v) { json_object_set_new(o, k, json_string(v ? v : "")); }
+
+static void set_aor(struct worker *w, json_t *f, const char *aor)
+{
+    set_str(f, "user", aor);
+    const char *dom = w->cfg.sip.domain[0] ? w->cfg.sip.domain : (w->realm[0] ? w->realm : w->local_host);
+    char buf[LOCATION_MAX_AOR + 160];
+    snprintf(buf, sizeof(buf), "sip:%s@%s", aor, dom);
+    set_str(f, "aor", buf);
+}
+
+static void stash_binding(struct worker *w, const struct location_binding *b)
+{
+    if (!w->registrar) return;
+    struct reg_stash *s = &w->registrar->stash;
+    snprintf(s->aor, sizeof(s->aor), "%s", b->aor);
+    snprintf(s->contact, sizeof(s->contact), "%s", b->contact);
+    snprintf(s->remote, sizeof(s->remote), "%s", b->remote);
+    snprintf(s->transport, sizeof(s->transport), "%s", location_transport_name(b->transport));
+}
+
+static const struct reg_stash *stash_for(struct worker *w, const char *aor)
+{
+    if (!w->registrar || strcmp(w->registrar->stash.aor, aor) != 0) return NULL;
+    return &w->registrar->stash;
+}
+
+static void publish_binding(struct worker *w, const char *type, const struct location_binding *b, const char *reason)
+{
+    if (!w->events) return;
+    json_t *f = json_object();
+    if (!f) return;
+    set_aor(w, f, b->aor);
+    set_str(f, "contact", b->contact);
+    set_str(f, "remote", b->remote);
+    set_str(f, "transport", location_transport_name(b->transport));
+    if (reason) {
+        set_str(f, "reason", reason);
+    } else {
+        uint64_t now = worker_now_ms(w);
+        uint64_t left = b->expires_ms > now ? (b->expires_ms - now + 999) / 1000 : 0;
+        json_object_set_new(f, "expires", json_integer((json_int_t)left));
+    }
+    event_publish(w->events, type, f);
+}
+
+static void publish_offline(struct worker *w, const char *aor, const char *reason, const struct reg_stash *st,
+                            bool kept)
+{
+    if (!w->events) return;
+    json_t *f = json_object();
+    if (!f) return;
+    set_aor(w, f, aor);
+    set_str(f, "reason", reason);
+    if (st) {
+        set_str(f, "contact", st->contact);
+        set_str(f, "remote", st->remote);
+        set_str(f, "transport", st->transport);
+    }
+    if (kept) json_object_set_new(f, "kept", json_true());
+    event_publish(w->events, "user.offline", f);
+}
+
+static void cb_added(void *arg, const struct location_binding *b)
+{
+    struct worker *w = arg;
+    stash_binding(w, b);
+    publish_binding(w, "registration.added", b, NULL);
+}
+
+static void cb_refreshed(void *arg, const struct location_binding *b)
+{
+    publish_binding(arg, "registration.refreshed", b, NULL);
+}
+
+static void cb_removed(void *arg, const struct location_binding *b, enum location_reason reason)
+{
+    struct worker *w = arg;
+    stash_binding(w, b);
+    publish_binding(w, "registration.removed", b, location_reason_name(reason));
+}
+
+static void cb_online(void *arg, const char *aor)
+{
+    struct worker *w = arg;
+    if (!w->events) return;
+    json_t *f = json_object();
+    if (!f) return;
+    set_aor(w, f, aor);
+    const struct reg_stash *st = stash_for(w, aor);
+    if (st) {
+        set_str(f, "contact", st->contact);
+        set_str(f, "remote", st->remote);
+        set_str(f, "transport", st->transport);
+    }
+    event_publish(w->events, "user.online", f);
+}
+
+static void cb_offline(void *arg, const char *aor, enum location_reason reason)
+{
+    struct worker *w = arg;
+    publish_offline(w, aor, location_reason_name(reason), stash_for(w, aor), false);
+}
+
+void registrar_location_callbacks(struct worker *w, struct location_callbacks *cb)
+{
+    *cb = (struct location_callbacks){
+        .arg = w,
+        .binding_added = cb_added,
+        .binding_refreshed = cb_refreshed,
+        .binding_removed = cb_removed,
+        .aor_online = cb_online,
+        .aor_offline = cb_offline,
+    };
+}
+
+/* ---- life cycle, stats ---- */
+
+struct registrar *registrar_new(struct worker *w)
+{
+    struct registrar *r = calloc(1, sizeof(*r));
+    if (!r) return NULL;
+    r->w = w;
+    arena_init(&r->arena, r->arena_mem, sizeof(r->arena_mem));
+    r->arena.limit = 1u << 20;
+    sbuf_init(&r->sb);
+    if (!w->realm[0]) log_warn("registrar: no realm ([auth] realm or [sip] domain): digest challenges will fail");
+    return r;
+}
+
+void registrar_free(struct registrar *r)
+{
+    if (!r) return;
+    for (struct reg_pending *p = r->pending, *next; p; p = next) {
+        next = p->next;
+        p->r = NULL; /* freed by its store callback */
+        p->prev = p->next = NULL;
+    }
+    if (r->w->registrar == r) r->w->registrar = NULL;
+    arena_free(&r->arena);
+    sbuf_free(&r->sb);
+    free(r);
+}
+
+void registrar_get_stats(const struct registrar *r, struct registrar_stats *out) { *out = r->stats; }
+
+void registrar_stats_json(const struct registrar *r, json_t *stats)
+{
+    json_t *o = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "registers", (json_int_t)r->stats.registers, "ok",
+                          (json_int_t)r->stats.ok, "challenged", (json_int_t)r->stats.challenged, "auth_failed",
+                          (json_int_t)r->stats.auth_failed, "forbidden", (json_int_t)r->stats.forbidden, "refused",
+                          (json_int_t)r->stats.refused);
+    if (!o) return;
+    if (r->w->location) {
+        json_object_set_new(o, "bindings", json_integer((json_int_t)location_count(r->w->location)));
+        json_object_set_new(o, "aors", json_integer((json_int_t)location_aor_count(r->w->location)));
+        json_object_set_new(stats, "bindings", json_integer((json_int_t)location_count(r->w->location)));
+    }
+    json_object_set_new(stats, "registrar", o);
+}
