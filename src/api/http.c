@@ -39,6 +39,12 @@ static void lws_log_bridge(int level, const char *line)
     else log_warn("lws: %.*s", (int)n, line);
 }
 
+void api_lws_logging(void)
+{
+    /* Process-wide in lws: errors and warnings only, through our log. */
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_bridge);
+}
+
 /* ---- small helpers -------------------------------------------------------- */
 
 void api_wake(struct api_server *srv)
@@ -861,7 +867,7 @@ struct api_server *api_server_new(uv_loop_t *loop, const char *listen, const cha
     snprintf(srv->token, sizeof(srv->token), "%s", token ? token : "");
     srv->open_access = srv->token[0] == '\0';
 
-    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_bridge);
+    api_lws_logging();
     srv->protocols[0] = (struct lws_protocols){
         .name = "cascade-api",
         .callback = api_callback,

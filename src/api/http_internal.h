@@ -146,6 +146,7 @@ struct api_server {
 };
 
 /* http.c */
+void api_lws_logging(void);   /* routes lws's own log lines into ours (also used by wsclient.c) */
 void api_wake(struct api_server *srv);
 unsigned char *api_scratch(struct api_server *srv, size_t payload);   /* NULL on OOM; payload at +LWS_PRE */
 int api_check_bearer(const struct api_server *srv, const char *authorization);

@@ -50,6 +50,25 @@ static int since_from_args(struct lws *wsi, uint64_t *since)
     return 0;
 }
 
+/* Answers a refused upgrade with a plain HTTP error so that clients learn
+ * why (RFC 6455 §4.2.2: any status other than 101 refuses), then closes. */
+static int refuse_upgrade(struct api_server *srv, struct lws *wsi, int status, const char *code,
+                          const char *detail)
+{
+    char body[256];
+    int blen = snprintf(body, sizeof(body), "{\"error\":\"%s\",\"detail\":\"%s\"}", code, detail);
+    unsigned char *buf = api_scratch(srv, 1024 + (size_t)blen);
+    if (!buf) return 1;
+    unsigned char *start = buf + LWS_PRE, *p = start, *end = start + 1024;
+    if (lws_add_http_common_headers(wsi, (unsigned int)status, "application/json", (lws_filepos_t)blen, &p, end) ||
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close", 5, &p, end) ||
+        lws_finalize_write_http_header(wsi, start, &p, end))
+        return 1;
+    memcpy(start, body, (size_t)blen);
+    lws_write(wsi, start, (size_t)blen, LWS_WRITE_HTTP_FINAL);
+    return 1;
+}
+
 int api_ws_filter(struct api_server *srv, struct lws *wsi, struct api_session *ss)
 {
     char remote[64] = "?", uri[256] = "", authz[512] = "";
@@ -64,18 +83,19 @@ int api_ws_filter(struct api_server *srv, struct lws *wsi, struct api_session *s
     if (n > 1 && uri[n - 1] == '/') uri[--n] = '\0';
     if (strcmp(uri, STREAM_PATH)) {
         log_warn("api: websocket upgrade for %s from %s refused: no such stream", uri, remote);
-        return 1;
+        return refuse_upgrade(srv, wsi, 404, "not-found", "no such stream");
     }
     int al = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
     if (al > 0 && al < (int)sizeof(authz)) lws_hdr_copy(wsi, authz, sizeof(authz), WSI_TOKEN_HTTP_AUTHORIZATION);
     if (!api_check_bearer(srv, authz)) {
         log_warn("api: websocket upgrade for %s from %s refused: unauthorized", uri, remote);
-        return 1;
+        return refuse_upgrade(srv, wsi, 401, "unauthorized",
+                              "a valid 'Authorization: Bearer <token>' header is required");
     }
     int r = since_from_args(wsi, &ss->ws_since);
     if (r < 0) {
         log_warn("api: websocket upgrade for %s from %s refused: bad since", uri, remote);
-        return 1;
+        return refuse_upgrade(srv, wsi, 400, "bad-request", "since must be a sequence number");
     }
     ss->ws_has_since = r == 1;
     ss->ws_accepted = true;

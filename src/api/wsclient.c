@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/http_internal.h"
 #include "base/sbuf.h"
 
 #define WS_MAX_MESSAGE (16u * 1024 * 1024)
@@ -112,6 +113,7 @@ int api_ws_stream(const struct api_url *url, const char *target, const char *tok
     if (err && errcap) err[0] = '\0';
     sbuf_init(&st.msg);
 
+    api_lws_logging();
     static const struct lws_protocols protocols[] = {
         {"cascade-events", ws_callback, 0, 65536, 0, NULL, 0},
         {NULL, NULL, 0, 0, 0, NULL, 0},

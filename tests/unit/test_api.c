@@ -671,7 +671,18 @@ static void test_ws_refused(void **state)
     ws_finish(f, w);
     assert_int_equal(w->rc, API_WS_FAILED);
     assert_int_equal(w->n, 0);
+    assert_non_null(strstr(w->err, "unauthorized"));     /* the upgrade got a 401 */
     ws_free(w);
+    /* a raw upgrade without a token gets the JSON error */
+    int fd = raw_connect(f->port);
+    const char *up = "GET /api/v1/events HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                     "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    send(fd, up, strlen(up), 0);
+    char buf[2048];
+    raw_read(f, fd, buf, sizeof(buf), "}", 3000);
+    assert_non_null(strstr(buf, " 401 "));
+    assert_non_null(strstr(buf, "{\"error\":\"unauthorized\""));
+    close(fd);
     w = ws_start(f, "/api/v1/other", TOKEN, 1);
     ws_finish(f, w);
     assert_int_equal(w->rc, API_WS_FAILED);
