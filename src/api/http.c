@@ -47,6 +47,15 @@ void api_lws_logging(void)
 
 /* ---- small helpers -------------------------------------------------------- */
 
+void api_peer(struct lws *wsi, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    lws_get_peer_simple(wsi, buf, cap);
+    /* IPv4 clients of the dual-stack socket show as ::ffff:a.b.c.d */
+    if (!strncmp(buf, "::ffff:", 7) && strchr(buf + 7, '.')) memmove(buf, buf + 7, strlen(buf + 7) + 1);
+    if (!buf[0]) snprintf(buf, cap, "?");
+}
+
 void api_wake(struct api_server *srv)
 {
     /* Changes made to lws state from outside its callbacks (a uv timer, an
@@ -417,7 +426,7 @@ static int refuse(struct api_request *req, int status, const char *code, const c
 static void dispatch(struct api_request *req)
 {
     req->state = API_REQ_PENDING;
-    req->route->handler(req, req->route->user);
+    req->handler(req, req->handler_user);
     /* req is still allocated here: answers are written (and freed) later. */
     if (req->state == API_REQ_PENDING && req->wsi) {
         /* While we wait, lws would spin on a readable socket it does not
@@ -459,12 +468,17 @@ static int on_http(struct api_server *srv, struct lws *wsi, struct api_session *
     struct api_request *req = request_new(srv, wsi, ss);
     if (!req) return -1;
     srv->requests_total++;
-    lws_get_peer_simple(wsi, req->remote, sizeof(req->remote));
+    api_peer(wsi, req->remote, sizeof(req->remote));
 
     char *uri = NULL;
     int ulen = 0;
     int m = lws_http_get_uri_and_method(wsi, &uri, &ulen);
     const char *mname = method_name(m);
+    if (mname && !strcmp(mname, "HEAD")) {
+        /* RFC 9110 §9.3.2: the GET answer's headers without its content */
+        req->head_only = true;
+        mname = "GET";
+    }
     snprintf(req->method, sizeof(req->method), "%s", mname ? mname : "?");
     str_t path = arena_strdup(&req->arena, str_make(uri ? uri : "/", uri ? (size_t)ulen : 1));
     if (!path.s || parse_query(req, wsi)) {
@@ -485,8 +499,13 @@ static int on_http(struct api_server *srv, struct lws *wsi, struct api_session *
     }
 
     char allow[64];
-    req->route = mname ? match_route(srv, req, allow, sizeof(allow)) : NULL;
-    if (!(req->route && req->route->public_route)) {
+    const struct api_route_entry *route = mname ? match_route(srv, req, allow, sizeof(allow)) : NULL;
+    if (route) {
+        /* copied: the route table may grow (realloc) while a body arrives */
+        req->handler = route->handler;
+        req->handler_user = route->user;
+    }
+    if (!(route && route->public_route)) {
         char authz[512] = "";
         int al = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
         if (al > 0 && al < (int)sizeof(authz)) lws_hdr_copy(wsi, authz, sizeof(authz), WSI_TOKEN_HTTP_AUTHORIZATION);
@@ -501,7 +520,7 @@ static int on_http(struct api_server *srv, struct lws *wsi, struct api_session *
     }
     if (req->content_length > API_MAX_BODY)
         return refuse(req, 413, "too-large", "the request body exceeds 1 MiB");
-    if (!req->route) {
+    if (!route) {
         if (allow[0]) {
             req->allow = arena_strdup(&req->arena, str_from_cstr(allow)).s;
             return refuse(req, 405, "method-not-allowed", "this path does not take that method");
@@ -573,7 +592,7 @@ static int on_http_writeable(struct api_server *srv, struct lws *wsi, struct api
             return -1;
         if (lws_finalize_write_http_header(wsi, start, &p, end)) return -1;
         req->headers_sent = true;
-        if (req->resp_len) {
+        if (req->resp_len && !req->head_only) {
             lws_callback_on_writable(wsi);
             return 0;
         }

@@ -48,7 +48,8 @@ struct api_request {
     int nquery;
     struct api_kv params[API_MAX_PARAMS];
     int nparams;
-    const struct api_route_entry *route;
+    api_handler handler;                  /* of the matched route */
+    void *handler_user;
     char *body_buf;                       /* raw body while reading */
     size_t body_len, content_length;
     json_t *json;
@@ -64,6 +65,7 @@ struct api_request {
     const char *allow;                    /* for 405 */
     bool headers_sent;
     bool close_after;                     /* body not read, or refused: close after answering */
+    bool head_only;                       /* HEAD: answer as GET, without the body */
     bool rx_paused;                       /* lws rx flow control off while PENDING */
     bool killing;                         /* peer seen gone; lws is closing the connection */
 
@@ -148,6 +150,7 @@ struct api_server {
 /* http.c */
 void api_lws_logging(void);   /* routes lws's own log lines into ours (also used by wsclient.c) */
 void api_wake(struct api_server *srv);
+void api_peer(struct lws *wsi, char *buf, size_t cap);  /* peer address for logs */
 unsigned char *api_scratch(struct api_server *srv, size_t payload);   /* NULL on OOM; payload at +LWS_PRE */
 int api_check_bearer(const struct api_server *srv, const char *authorization);
 void api_register_builtin_routes(struct api_server *srv);

@@ -72,7 +72,7 @@ static int refuse_upgrade(struct api_server *srv, struct lws *wsi, int status, c
 int api_ws_filter(struct api_server *srv, struct lws *wsi, struct api_session *ss)
 {
     char remote[64] = "?", uri[256] = "", authz[512] = "";
-    lws_get_peer_simple(wsi, remote, sizeof(remote));
+    api_peer(wsi, remote, sizeof(remote));
     if (!ss || srv->closing || !srv->bus) return 1;
     int ul = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI);
     if (ul <= 0 || ul >= (int)sizeof(uri) || lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0) {
@@ -110,7 +110,7 @@ int api_ws_established(struct api_server *srv, struct lws *wsi, struct api_sessi
     c->srv = srv;
     c->wsi = wsi;
     c->ss = ss;
-    lws_get_peer_simple(wsi, c->remote, sizeof(c->remote));
+    api_peer(wsi, c->remote, sizeof(c->remote));
     uint64_t last = event_bus_last_seq(srv->bus), oldest = event_bus_oldest_seq(srv->bus);
     if (!ss->ws_has_since) {
         c->next_seq = last + 1;

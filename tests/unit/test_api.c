@@ -118,6 +118,17 @@ static void orphan_route(struct api_request *req, void *user)
     f->held = req;
 }
 
+/* an answer much larger than one write chunk */
+static void big_route(struct api_request *req, void *user)
+{
+    (void)user;
+    json_t *a = json_array();
+    for (int i = 0; i < 20000; i++) json_array_append_new(a, json_pack("{s:i, s:s}", "i", i, "pad", "0123456789"));
+    json_t *o = json_object();
+    json_object_set_new(o, "items", a);
+    api_reply_json(req, 200, o);
+}
+
 static void stats_provider(json_t *stats, void *arg)
 {
     (void)arg;
@@ -156,6 +167,7 @@ static int setup(void **state)
     assert_int_equal(api_route(f->srv, "GET", "/api/v1/things/special", literal_route, f), 0);
     assert_int_equal(api_route(f->srv, "GET", "/api/v1/async", async_route, f), 0);
     assert_int_equal(api_route(f->srv, "GET", "/api/v1/orphan", orphan_route, f), 0);
+    assert_int_equal(api_route(f->srv, "GET", "/api/v1/big", big_route, f), 0);
     assert_int_equal(api_stats_provider(f->srv, stats_provider, NULL), 0);
     f->messages_in = 3;
     assert_int_equal(api_metric_counter(f->srv, "cascade_messages_in_total{method=\"REGISTER\"}",
@@ -395,6 +407,34 @@ static void test_params_query_body(void **state)
     assert_string_equal(jstr(c.json, "route"), "param");
     assert_string_equal(jstr(c.json, "id"), "other");
     call_free(&c);
+}
+
+static void test_large_answer_and_head(void **state)
+{
+    struct fixture *f = *state;
+    struct call c;
+    assert_int_equal(http(f, &c, "GET", "/api/v1/big", AUTH, NULL), 200);
+    assert_true(c.resp.len > 500000);
+    json_t *items = json_object_get(c.json, "items");
+    assert_int_equal(json_array_size(items), 20000);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(items, 19999), "i")), 19999);
+    size_t full = c.resp.len;
+    call_free(&c);
+
+    /* HEAD: the same headers, no content, and the connection stays usable */
+    int fd = raw_connect(f->port);
+    const char *req = "HEAD /api/v1/big HTTP/1.1\r\nHost: t\r\n" AUTH "\r\n"
+                      "GET /api/v1/things/9 HTTP/1.1\r\nHost: t\r\n" AUTH "\r\n";
+    send(fd, req, strlen(req), 0);
+    char buf[8192];
+    raw_read(f, fd, buf, sizeof(buf), "\"id\":\"9\"}", 3000);
+    char cl[64];
+    snprintf(cl, sizeof(cl), "content-length: %zu\r\n", full);
+    assert_non_null(strstr(buf, cl));
+    char *second = strstr(buf + 1, "HTTP/1.1 200");
+    assert_non_null(second);                               /* the HEAD answer had no body */
+    assert_non_null(strstr(second, "{\"route\":\"param\",\"id\":\"9\"}"));
+    close(fd);
 }
 
 static void test_bad_json(void **state)
@@ -768,6 +808,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_not_found_and_method, setup, teardown),
         cmocka_unit_test_setup_teardown(test_params_query_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_json, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_large_answer_and_head, setup, teardown),
         cmocka_unit_test_setup_teardown(test_body_too_large, setup, teardown),
         cmocka_unit_test_setup_teardown(test_async_reply_from_timer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_gone_before_async_reply, setup, teardown),
