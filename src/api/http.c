@@ -13,6 +13,7 @@
 #include "api/http_internal.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,10 +40,14 @@ static void lws_log_bridge(int level, const char *line)
     else log_warn("lws: %.*s", (int)n, line);
 }
 
+static void lws_logging_once(void) { lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_bridge); }
+
 void api_lws_logging(void)
 {
-    /* Process-wide in lws: errors and warnings only, through our log. */
-    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_bridge);
+    /* Process-wide in lws: errors and warnings only, through our log. Once,
+     * because a client thread (cascadectl, tests) may start lws meanwhile. */
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, lws_logging_once);
 }
 
 /* ---- small helpers -------------------------------------------------------- */
