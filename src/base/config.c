@@ -126,6 +126,7 @@ static struct config_upstream *upstream_for(struct config *cfg, const char *id)
     u->keepalive_misses = 3;
     COPY(u->charset, "GB2312");
     u->enabled = true;
+    u->catalog_items = 4;
     return u;
 }
 
@@ -156,6 +157,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
         else if (!strcmp(name, "keepalive_misses")) { if (!(bad = parse_int(v, 1, 100, &n))) u->keepalive_misses = (int)n; }
         else if (!strcmp(name, "charset")) COPY(u->charset, v);
         else if (!strcmp(name, "enabled")) { if (!(bad = parse_bool(v, &b))) u->enabled = b; }
+        else if (!strcmp(name, "catalog_items")) { if (!(bad = parse_int(v, 1, 64, &n))) u->catalog_items = (int)n; }
         else goto unknown;
     }
     else if (KEY("sip", "listen")) bad = config_parse_listen(c, v);
@@ -213,6 +215,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
     }
     else if (KEY("gb", "catalog_on_register")) { if (!(bad = parse_bool(v, &b))) c->gb.catalog_on_register = b; }
     else if (KEY("gb", "qop")) { if (!(bad = parse_bool(v, &b))) c->gb.qop = b; }
+    else if (KEY("gb", "default_media")) COPY(c->gb.default_media, v);
     else goto unknown;
 
     if (bad) {

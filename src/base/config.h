@@ -32,6 +32,7 @@ struct config_upstream {               /* [upstream:<20-digit id>] — GB28181 l
     int keepalive_misses;
     char charset[16];                   /* GB2312 | UTF-8 */
     bool enabled;
+    int catalog_items;                  /* catalog items per Response MESSAGE (1..64, default 4) */
 };
 
 struct config {
@@ -87,6 +88,7 @@ struct config {
         uint16_t media_port_min, media_port_max;
         bool catalog_on_register;
         bool qop;                        /* offer qop=auth in challenges */
+        char default_media[512];         /* lower role: H.264 file for channels naming none ("" = built-in clip) */
     } gb;
     struct config_upstream upstreams[CONFIG_MAX_UPSTREAMS];
     int upstream_count;
