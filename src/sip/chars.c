@@ -78,6 +78,7 @@ const char *sip_skip_comment(const char *p, const char *end)
 
 bool sip_escapes_ok(str_t s)
 {
+    s = str_safe(s);
     const char *p = s.s, *end = s.s + s.len;
     while ((p = memchr(p, '%', (size_t)(end - p))) != NULL) {
         if (end - p < 3 || cc_hexval((unsigned char)p[1]) < 0 || cc_hexval((unsigned char)p[2]) < 0)
@@ -94,7 +95,7 @@ int sip_parse_u64(const char *p, const char *end, uint64_t max, uint64_t *out)
     for (; p < end; p++) {
         unsigned d = (unsigned char)*p - '0';
         if (d > 9) return -1;
-        if (v > (max - d) / 10) return -1;
+        if (d > max || v > (max - d) / 10) return -1;
         v = v * 10 + d;
     }
     *out = v;

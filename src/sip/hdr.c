@@ -57,6 +57,7 @@ const char *sip_gparam_scan(const char *p, const char *end, str_t *name, str_t *
 int sip_name_addr_parse(str_t value, struct sip_name_addr *na)
 {
     memset(na, 0, sizeof(*na));
+    value = str_safe(value);
     str_t v = trim_lws(value.s, value.s + value.len);
     const char *p = v.s, *end = v.s + v.len;
     if (p == end) return -1;
@@ -175,6 +176,7 @@ static inline void via_pick(struct sip_via *via, str_t n, str_t v, bool hv, bool
 int sip_via_parse(str_t value, struct sip_via *via)
 {
     memset(via, 0, sizeof(*via));
+    value = str_safe(value);
     str_t v = trim_lws(value.s, value.s + value.len);
     via->raw = v;
     const char *p = v.s, *end = v.s + v.len;
@@ -256,6 +258,7 @@ int sip_via_parse(str_t value, struct sip_via *via)
 int sip_cseq_parse(str_t value, struct sip_cseq *cseq)
 {
     memset(cseq, 0, sizeof(*cseq));
+    value = str_safe(value);
     str_t v = trim_lws(value.s, value.s + value.len);
     const char *p = v.s, *end = v.s + v.len;
     const char *ds = p;
@@ -300,8 +303,8 @@ static const char *list_elem_end(const char *p, const char *end)
 
 bool sip_list_next(str_t *cursor, str_t *item)
 {
+    if (!cursor->s) return false;
     const char *p = cursor->s, *end = cursor->s + cursor->len;
-    if (!p) return false;
     for (;;) {
         p = skip_lws(p, end);
         if (p >= end) {
@@ -322,6 +325,7 @@ bool sip_list_next(str_t *cursor, str_t *item)
 /* Counts the elements of a list, -1 when one is empty (",," or a trailing ','). */
 int sip_list_count_strict(str_t v)
 {
+    v = str_safe(v);
     const char *p = v.s, *end = v.s + v.len;
     int n = 0;
     for (;;) {
@@ -430,8 +434,8 @@ int sip_msg_contacts(const struct sip_msg *m, arena_t *a, struct sip_contact **l
             } else if (STR_IEQ(n, "expires")) {
                 /* delta-seconds; overlarge values are taken as the largest
                  * 32-bit one (RFC 3261 §20.19 range), the registrar caps it */
+                if (!hv || v.len == 0) return -1;
                 const char *p = v.s, *e = v.s + v.len;
-                if (!hv || p == e) return -1;
                 uint64_t x = 0;
                 for (; p < e; p++) {
                     if (!cc_digit(*p)) return -1;

@@ -51,7 +51,7 @@ static inline const char *find_ctl(const char *p, const char *end)
 struct pstate {
     const char *reason; /* first error that still lets the header block finish */
     int status;
-    bool via_ok, from_ok, to_ok, callid_ok, cseq_ok;
+    bool via_bad, from_ok, to_ok, callid_ok, cseq_ok;
     bool from_seen, to_seen, callid_seen, cseq_seen, mf_seen, ct_seen, exp_seen;
 };
 
@@ -106,25 +106,24 @@ static void eager(struct sip_msg *m, const struct sip_header *h, struct pstate *
     str_t v = h->value;
     switch (h->type) {
     case SIP_HDR_VIA: {
-        str_t top = v;
-        uint32_t n = 1;
-        if (memchr(v.s, ',', v.len)) {
-            int c = sip_list_count_strict(v);
-            if (c < 0) {
-                defer(st, "Bad Via", 400);
-                c = 1;
+        /* Every via-parm is checked, not only the top one: all of them go
+         * back in responses, so a bad one anywhere makes the message
+         * unanswerable. */
+        struct sip_via tmp;
+        if (!memchr(v.s, ',', v.len)) {
+            if (sip_via_parse(v, m->via_count == 0 ? &m->via : &tmp) < 0) st->via_bad = true;
+            m->via_count++;
+        } else if (sip_list_count_strict(v) < 0) {
+            st->via_bad = true;
+            m->via_count++;
+        } else {
+            str_t cur = v, item;
+            while (sip_list_next(&cur, &item)) {
+                if (sip_via_parse(item, m->via_count == 0 ? &m->via : &tmp) < 0) st->via_bad = true;
+                m->via_count++;
             }
-            n = (uint32_t)c;
-            str_t cur = v;
-            if (!sip_list_next(&cur, &top)) top = STR_NULL;
         }
-        if (m->via_count == 0) {
-            if (sip_via_parse(top, &m->via) == 0)
-                st->via_ok = true;
-            else
-                defer(st, "Bad Via", 400);
-        }
-        m->via_count += n;
+        if (st->via_bad) defer(st, "Bad Via", 400);
         break;
     }
     case SIP_HDR_FROM:
@@ -444,7 +443,7 @@ int sip_parse(const char *buf, size_t len, arena_t *arena, const struct sip_pars
     }
     m->len = (size_t)(m->body.s + m->body.len - start);
 
-    bool top_ok = st.via_ok && st.from_ok && st.to_ok && st.callid_ok && st.cseq_ok;
+    bool top_ok = m->via_count > 0 && !st.via_bad && st.from_ok && st.to_ok && st.callid_ok && st.cseq_ok;
     if (m->is_request && st.cseq_ok &&
         (m->cseq.method_name.len != m->method_name.len ||
          memcmp(m->cseq.method_name.s, m->method_name.s, m->method_name.len) != 0))

@@ -143,6 +143,7 @@ int sip_msg_init_response(struct sip_msg *m, arena_t *a, int status, str_t reaso
  * white space that followed. */
 static char *put_value(char *w, str_t v)
 {
+    if (v.len == 0) return w;
     const char *p = v.s, *end = v.s + v.len;
     const char *nl;
     while ((nl = memchr(p, '\n', (size_t)(end - p))) != NULL) {
@@ -158,7 +159,7 @@ static char *put_value(char *w, str_t v)
 
 static char *put(char *w, const void *s, size_t n)
 {
-    memcpy(w, s, n);
+    if (n) memcpy(w, s, n);
     return w + n;
 }
 
@@ -242,11 +243,7 @@ int sip_print(const struct sip_msg *m, sbuf_t *out)
 
 /* ---- responses (RFC 3261 §8.2.6.2) ---------------------------------- */
 
-static inline size_t hdr_size(const char *name, size_t nlen, const struct sip_header *h)
-{
-    (void)name;
-    return nlen + 2 + h->value.len + 2;
-}
+static inline size_t hdr_size(size_t nlen, const struct sip_header *h) { return nlen + 2 + h->value.len + 2; }
 
 static inline char *put_hdr(char *w, const char *name, size_t nlen, str_t value)
 {
@@ -275,13 +272,12 @@ int sip_build_response(const struct sip_msg *req, int status, const char *reason
     bool rr = req->method == SIP_INVITE && status > 100 && status < 300 && req->first[SIP_HDR_RECORD_ROUTE] >= 0;
 
     size_t need = 12 + rs.len + 2;
-    for (uint32_t i = (uint32_t)req->first[SIP_HDR_VIA]; i < req->header_count; i++) {
+    for (uint32_t i = 0; i < req->header_count; i++) {
         const struct sip_header *h = &req->headers[i];
-        if (h->type == SIP_HDR_VIA) need += hdr_size("Via", 3, h);
-        else if (rr && h->type == SIP_HDR_RECORD_ROUTE) need += hdr_size("Record-Route", 12, h);
+        if (h->type == SIP_HDR_VIA) need += hdr_size(3, h);
+        else if (rr && h->type == SIP_HDR_RECORD_ROUTE) need += hdr_size(12, h);
     }
-    need += hdr_size("From", 4, from) + hdr_size("To", 2, to) + hdr_size("Call-ID", 7, cid) +
-            hdr_size("CSeq", 4, cseq) + (add_tag ? 5 + to_tag.len : 0);
+    need += hdr_size(4, from) + hdr_size(2, to) + hdr_size(7, cid) + hdr_size(4, cseq) + (add_tag ? 5 + to_tag.len : 0);
     for (size_t i = 0; i < n_extra; i++) need += extra_headers[i].len + 2;
     need += content_type.len ? 14 + content_type.len + 2 : 0;
     need += 16 + 20 + 2 + 2 + body.len;

@@ -32,6 +32,10 @@
 
 extern const uint16_t sip_cc[256];
 
+/* A slice safe for pointer arithmetic: STR_NULL becomes an empty literal
+ * (NULL + 0 is undefined behaviour in C). */
+static inline str_t str_safe(str_t s) { return s.s ? s : (str_t){"", 0}; }
+
 static inline bool cc_is(unsigned char c, uint16_t cls) { return (sip_cc[c] & cls) != 0; }
 static inline bool cc_lws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 static inline bool cc_alnum(char c) { return (sip_cc[(unsigned char)c] & CC_DIGIT) || (unsigned)((c | 0x20) - 'a') < 26; }

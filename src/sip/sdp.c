@@ -47,6 +47,7 @@ static int next_line(const char **pp, const char *end, struct line *l)
  * runs tolerated). */
 static bool field(str_t *s, str_t *f)
 {
+    if (s->len == 0) return false;
     const char *p = s->s, *end = s->s + s->len;
     while (p < end && *p == ' ') p++;
     if (p >= end) return false;
@@ -411,7 +412,10 @@ static void print_conn(sbuf_t *o, const struct sdp_conn *c)
     sbuf_append_str(o, c->addrtype);
     sbuf_append_char(o, ' ');
     sbuf_append_str(o, c->address);
-    if (c->ttl) {
+    /* IP4 multicast: /<ttl>[/<number>], so a number needs the TTL before
+     * it; IP6 has no TTL (RFC 4566 §5.7) */
+    bool ip6 = STR_IEQ(c->addrtype, "ip6");
+    if (!ip6 && (c->ttl || c->count > 1)) {
         sbuf_append_char(o, '/');
         sbuf_append_u64(o, c->ttl);
     }

@@ -65,7 +65,7 @@ static bool run_ok(const char *p, const char *end, uint16_t cls)
 static bool run_ok_extra(const char *p, const char *end, uint16_t cls, const char *extra)
 {
     for (; p < end; p++)
-        if (!(sip_cc[(unsigned char)*p] & cls) && !strchr(extra, *p)) return false;
+        if (!(sip_cc[(unsigned char)*p] & cls) && (!*p || !strchr(extra, *p))) return false;
     return true;
 }
 
@@ -193,6 +193,7 @@ int sip_unescape(str_t in, char *dst, size_t cap)
 
 bool sip_param_next(str_t *cursor, str_t *name, str_t *value, bool *has_value)
 {
+    *cursor = str_safe(*cursor);
     const char *p = cursor->s, *end = cursor->s + cursor->len;
     for (;;) {
         p = skip_lws(p, end);
@@ -278,6 +279,8 @@ static int canon_next(const char **pp, const char *end, bool fold)
 
 static bool comp_eq(str_t a, str_t b, bool fold)
 {
+    a = str_safe(a);
+    b = str_safe(b);
     const char *pa = a.s, *ea = a.s + a.len, *pb = b.s, *eb = b.s + b.len;
     for (;;) {
         int ca = canon_next(&pa, ea, fold), cb = canon_next(&pb, eb, fold);
@@ -309,32 +312,33 @@ static bool param_is_strict(str_t n)
            STR_IEQ(n, "maddr");
 }
 
-static bool param_find(str_t params, str_t name, str_t *value)
+/* 1: params holds name with value v; 0: holds name, other values only;
+ * -1: does not hold name. Duplicates (not allowed, but seen) all count. */
+static int param_match(str_t params, str_t name, str_t v)
 {
-    str_t cur = params, n, v;
-    while (sip_param_next(&cur, &n, &v, NULL))
-        if (comp_eq(n, name, true)) {
-            *value = v;
-            return true;
-        }
-    return false;
+    str_t cur = params, n, w;
+    int r = -1;
+    while (sip_param_next(&cur, &n, &w, NULL)) {
+        if (!comp_eq(n, name, true)) continue;
+        if (comp_eq(v, w, true)) return 1;
+        r = 0;
+    }
+    return r;
 }
 
-static bool params_eq(str_t pa, str_t pb)
+/* Every parameter of pa is matched in pb: equal when there, and present
+ * when it is one of the strict five. */
+static bool params_contained(str_t pa, str_t pb)
 {
-    str_t cur = pa, n, v, w;
+    str_t cur = pa, n, v;
     while (sip_param_next(&cur, &n, &v, NULL)) {
-        if (param_find(pb, n, &w)) {
-            if (!comp_eq(v, w, true)) return false;
-        } else if (param_is_strict(n)) {
-            return false;
-        }
+        int r = param_match(pb, n, v);
+        if (r == 0 || (r < 0 && param_is_strict(n))) return false;
     }
-    cur = pb;
-    while (sip_param_next(&cur, &n, &v, NULL))
-        if (param_is_strict(n) && !param_find(pa, n, &w)) return false;
     return true;
 }
+
+static bool params_eq(str_t pa, str_t pb) { return params_contained(pa, pb) && params_contained(pb, pa); }
 
 /* Splits "a=b&c=d" headers. */
 static bool hdr_next(str_t *cur, str_t *name, str_t *value)
@@ -369,8 +373,12 @@ static bool headers_contained(str_t ha, str_t hb)
 bool sip_uri_equal(const struct sip_uri *a, const struct sip_uri *b)
 {
     if (a->scheme != b->scheme) return false;
-    if (a->scheme == SIP_SCHEME_OTHER)
-        return str_ieq(a->scheme_name, b->scheme_name) && str_eq(a->raw, b->raw);
+    if (a->scheme == SIP_SCHEME_OTHER) {
+        /* RFC 3986 §6.2.2.1: the scheme is case-insensitive, the rest is compared as is */
+        if (!str_ieq(a->scheme_name, b->scheme_name) || a->raw.len != b->raw.len) return false;
+        size_t skip = a->scheme_name.len + 1;
+        return a->raw.len >= skip && memcmp(a->raw.s + skip, b->raw.s + skip, a->raw.len - skip) == 0;
+    }
     /* userinfo is case-sensitive; escapes of unreserved characters decode */
     if (!comp_eq(a->user, b->user, a->scheme == SIP_SCHEME_TEL)) return false;
     if (!comp_eq(a->password, b->password, false)) return false;

@@ -27,7 +27,7 @@
             fail_msg("%s:%d: got \"%.*s\", want \"%s\"", __FILE__, __LINE__, STR_FMT(s__), c__); \
     } while (0)
 
-/* LF -> CRLF (an existing CRLF stays), then "#CL#" becomes the body length. Returns a malloc'ed buffer (free it) and its length. */
+/* LF -> CRLF (an existing CRLF stays), then each "#CL#" becomes the body length. Returns a malloc'ed buffer (free it) and its length. */
 static inline char *msg_make(const char *text, size_t *len)
 {
     size_t n = strlen(text);
@@ -40,18 +40,17 @@ static inline char *msg_make(const char *text, size_t *len)
     tmp[o] = '\0';
     const char *hend = strstr(tmp, "\r\n\r\n");
     size_t body = hend ? o - (size_t)(hend + 4 - tmp) : 0;
-    char *out = malloc(o + 32);
-    const char *mark = strstr(tmp, "#CL#");
-    if (mark && (!hend || mark < hend)) {
-        size_t pre = (size_t)(mark - tmp);
-        memcpy(out, tmp, pre);
-        int w = snprintf(out + pre, 24, "%zu", body);
-        size_t rest = o - pre - 4;
-        memcpy(out + pre + (size_t)w, mark + 4, rest);
-        o = pre + (size_t)w + rest;
-    } else {
-        memcpy(out, tmp, o);
+    char *out = malloc(o + 128);
+    size_t w = 0;
+    for (size_t i = 0; i < o;) {
+        if (i + 4 <= o && memcmp(tmp + i, "#CL#", 4) == 0 && (!hend || tmp + i < hend)) {
+            w += (size_t)snprintf(out + w, 24, "%zu", body);
+            i += 4;
+        } else {
+            out[w++] = tmp[i++];
+        }
     }
+    o = w;
     out[o] = '\0';
     free(tmp);
     *len = o;

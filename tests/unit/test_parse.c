@@ -871,6 +871,14 @@ static const struct bad_case bad_cases[] = {
      "OPTIONS sip:user@example.com SIP/2.0\n" GOOD_TAIL "CSeq: 1\n"
      "Via: SIP/2.0/UDP h.example.com;branch=z9hG4bK1\nl: 0\n\n",
      "Bad CSeq", 400, false},
+    {"a malformed second Via (it would go back in the response)",
+     "OPTIONS sip:user@example.com SIP/2.0\n" GOOD_TAIL "CSeq: 1 OPTIONS\n"
+     "Via: SIP/2.0/UDP h.example.com;branch=z9hG4bK1\nVia: SIP/2.0/UDP ;branch=z9hG4bK0\nl: 0\n\n",
+     "Bad Via", 400, false},
+    {"a malformed via-parm after a comma",
+     "OPTIONS sip:user@example.com SIP/2.0\n" GOOD_TAIL "CSeq: 1 OPTIONS\n"
+     "Via: SIP/2.0/UDP h.example.com;branch=z9hG4bK1, garbage\nl: 0\n\n",
+     "Bad Via", 400, false},
     {"Via with a bad version",
      "OPTIONS sip:user@example.com SIP/2.0\n" GOOD_TAIL "CSeq: 1 OPTIONS\n"
      "Via: SIP/3.0/UDP h.example.com;branch=z9hG4bK1\nl: 0\n\n",
