@@ -1,6 +1,7 @@
 /* main.c — the cascade daemon: `cascade [-c FILE] [-l LEVEL]` serves;
  * `cascade parse FILE...` checks SIP messages in files (see parse_cmd.h). */
 #include <getopt.h>
+#include <libxml/parser.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +60,7 @@ int main(int argc, char **argv)
     log_set_level((enum log_level)lv);
     signal(SIGPIPE, SIG_IGN);
 
+    xmlInitParser(); /* once, before the store's writer thread starts */
     uv_loop_t loop;
     uv_loop_init(&loop);
     int rc = worker_start(&w, &loop);
@@ -71,6 +73,7 @@ int main(int argc, char **argv)
     /* Let close callbacks of anything freed last run, then close the loop. */
     uv_run(&loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&loop) != 0) log_warn("event loop closed with handles still open");
+    xmlCleanupParser();
     log_info("cascade stopped");
     return rc < 0 ? 1 : 0;
 }
