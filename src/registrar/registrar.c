@@ -92,8 +92,14 @@ bool registrar_uri_is_local(const struct worker *w, const struct sip_uri *uri, c
     /* A maddr names where to send, not who we are (RFC 3261 §19.1.1): let the
      * request go there. */
     if (uri->maddr.len) return false;
-    if (w->cfg.sip.domain[0] && str_ieq_cstr(host, w->cfg.sip.domain)) return true;
     bool addr = false;
+    if (w->cfg.sip.domain[0] && str_ieq(host, strip_brackets(str_from_cstr(w->cfg.sip.domain)))) {
+        /* A domain name is ours on any port; a domain given as an address
+         * is an address like the others (another UA may share the host). */
+        struct sockaddr_storage ss;
+        if (transport_addr_parse(host.s, host.len, 0, &ss) != 0) return true;
+        addr = true;
+    }
     if (w->local_host[0] && str_ieq(host, strip_brackets(str_from_cstr(w->local_host)))) addr = true;
     for (int i = 0; !addr && i < w->cfg.sip.listen_count; i++)
         if (str_ieq(host, strip_brackets(str_from_cstr(w->cfg.sip.listen[i].host)))) addr = true;
@@ -586,8 +592,9 @@ int registrar_on_request(struct registrar *r, struct txn *st, const struct trans
     if (!r || !m || m->method != SIP_REGISTER) return 0;
     struct worker *w = r->w;
     /* §10.3 step 1: a REGISTER for another domain is not ours (the proxy
-     * may forward it). */
-    if (!registrar_uri_is_local(w, &m->ruri, rx, true)) return 0;
+     * may forward it). A domain has no port: sip:127.0.0.1 reaching us on
+     * another port is still for our domain. */
+    if (!registrar_uri_is_local(w, &m->ruri, rx, false)) return 0;
     r->stats.registers++;
     arena_reset(&r->arena);
     if (!w->location) {

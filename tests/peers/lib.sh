@@ -94,3 +94,35 @@ finish() {
     echo "$PASSES passed, $FAILS failed"
     [ "$FAILS" -eq 0 ]
 }
+
+# ---- added for the registrar/proxy tests ----
+
+# ctl ARGS...: cascadectl against the instance at $API_PORT with $API_TOKEN.
+ctl() { "$CASCADECTL" --url "http://127.0.0.1:$API_PORT" --token "${API_TOKEN:-}" "$@"; }
+
+# sipp_scn NAME SCENARIO [sipp args...]: one sipp call against 127.0.0.1:$PORT
+# from $WORK, logging to NAME.msg / NAME.err / NAME.out; returns sipp's status
+# (0: the scenario went as written). Pass -p PORT for sipp's local port.
+sipp_scn() {
+    local name=$1 sf=$2
+    shift 2
+    (cd "$WORK" && timeout 60 sipp "127.0.0.1:$PORT" -sf "$PEERS_DIR/sipp/$sf" -i 127.0.0.1 -m 1 -nostdin \
+        -trace_msg -message_file "$name.msg" -trace_err -error_file "$name.err" "$@" >"$WORK/$name.out" 2>&1)
+}
+
+# events_json [SINCE]: the event ring after SINCE as {"events":[...]}.
+events_json() { api GET "/events/recent?since=${1:-0}"; }
+
+# has_event JQ_FILTER [SINCE]: some event matches (e.g. 'select(.type=="user.online" and .user=="bob")').
+has_event() { events_json "${2:-0}" | jq -e "[.events[] | $1] | length > 0" >/dev/null; }
+
+# binding_count USER [CONTACT]: bindings of USER (with that contact) in GET /registrations.
+binding_count() {
+    api GET "/registrations?user=$1" | jq -r --arg c "${2:-}" \
+        '[.registrations[] | select($c == "" or .contact == $c)] | length'
+}
+
+# jq_ok JSON FILTER: the filter is true for JSON.
+jq_ok() { printf '%s' "$1" | jq -e "$2" >/dev/null; }
+# not COMMAND...: succeeds when the command fails.
+not() { ! "$@"; }
