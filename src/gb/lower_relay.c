@@ -1,0 +1,434 @@
+/* lower_relay.c — the middle node of a multi-level cascade: this node is a
+ * lower platform to its upstreams and an upper platform to its devices, and
+ * relays between the two (GB/T 28181 §9.2.2 cascade play, §9.5 catalog).
+ *
+ *  - Catalog: the devices registered here appear in our answers as items
+ *    under our id (Parental 1, ParentID us) with their channels under them
+ *    (ParentID the device, or the parent the device gave inside its own tree).
+ *  - INVITE from an upstream for such a channel: sent on to the device with
+ *    the upstream's SDP unchanged, so the device streams straight to the
+ *    upstream's media address; the device's 200 (its SDP) answers the
+ *    upstream. Two dialogs, one per side; BYE on either side ends the other.
+ *    A CANCEL from the upstream cancels the INVITE to the device.
+ *  - DeviceControl for such a channel: re-encoded in the device's charset
+ *    and sent to the device.
+ *  - Changes seen by the upper role (device online/offline, catalog updated),
+ *    followed on the event bus, go upward as catalog Notifies.
+ *
+ * The upper role's state is read through its internal header (same module,
+ * read-only here): devices by id, their channels, where to reach them. */
+#include "gb/lower_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/events.h"
+#include "app/worker.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "gb/upper_int.h"
+#include "txn/txn.h"
+
+/* ---- lookups ---- */
+
+struct owner_ctx {
+    str_t id;
+    struct gb_device *dev;
+    struct gb_channel *chan;
+};
+
+static void find_channel(struct gb_device *d, void *arg)
+{
+    struct owner_ctx *c = arg;
+    if (c->dev) return;
+    for (size_t i = 0; i < d->channel_count; i++)
+        if (d->channels[i].id && str_eq_cstr(c->id, d->channels[i].id)) {
+            c->dev = d;
+            c->chan = &d->channels[i];
+            return;
+        }
+}
+
+/* The device that is id or owns channel id. A linear pass over the upper's
+ * devices for a channel id: INVITEs and controls are rare next to keepalives. */
+static struct gb_device *owner_of(struct gb_lower *l, str_t id, struct gb_channel **chan)
+{
+    struct owner_ctx c = {.id = id};
+    if (chan) *chan = NULL;
+    if (!l->upper || id.len != GB_ID_LEN) return NULL;
+    struct gb_device *d = gb_device_find_str(l->upper, id);
+    if (d) return d;
+    gb_device_foreach(l->upper, find_channel, &c);
+    if (chan) *chan = c.chan;
+    return c.dev;
+}
+
+bool gb_relay_knows(struct gb_lower *l, str_t id) { return owner_of(l, id, NULL) != NULL; }
+
+/* ---- catalog ---- */
+
+static const char *info_str(const struct gb_device *d, const char *key)
+{
+    json_t *v = d->info ? json_object_get(d->info, key) : NULL;
+    return json_is_string(v) && json_string_length(v) ? json_string_value(v) : NULL;
+}
+
+struct cat_ctx {
+    struct gb_lower *l;
+    const char *only;
+    gb_catalog_item_t **items;
+    size_t *n, *cap;
+    int rc;
+};
+
+static void device_items(struct gb_device *d, void *arg)
+{
+    struct cat_ctx *c = arg;
+    struct gb_lower *l = c->l;
+    if (c->rc || (c->only && strcmp(c->only, d->id))) return;
+    char civil[GB_DOMAIN_LEN + 1];
+    memcpy(civil, d->id, 6);
+    civil[6] = '\0';
+    if (!c->only) {
+        gb_catalog_item_t it;
+        gb_catalog_item_init(&it);
+        it.device_id = d->id;
+        it.name = (char *)(info_str(d, "device_name") ? info_str(d, "device_name") : d->id);
+        it.manufacturer = (char *)(info_str(d, "manufacturer") ? info_str(d, "manufacturer") : "unknown");
+        it.model = (char *)(info_str(d, "model") ? info_str(d, "model") : "unknown");
+        it.owner = (char *)"Owner";
+        it.civil_code = civil;
+        it.address = (char *)"Address";
+        it.parental = 1;
+        it.parent_id = l->id;
+        it.safety_way = 0;
+        it.register_way = 1;
+        it.secrecy = 0;
+        it.status = d->online ? GB_ONOFF_ON : GB_ONOFF_OFF;
+        if ((c->rc = gb_lower_items_push(c->items, c->n, c->cap, &it)) != 0) return;
+    }
+    for (size_t i = 0; i < d->channel_count; i++) {
+        const struct gb_channel *ch = &d->channels[i];
+        if (!ch->id) continue;
+        gb_catalog_item_t it;
+        gb_catalog_item_init(&it);
+        it.device_id = ch->id;
+        it.name = ch->name ? ch->name : ch->id;
+        it.manufacturer = ch->manufacturer;
+        it.model = ch->model;
+        it.owner = (char *)"Owner";
+        it.civil_code = ch->civil_code ? ch->civil_code : civil;
+        it.address = ch->address ? ch->address : (char *)"Address";
+        it.parental = 0;
+        /* Keep the device's own tree; a channel hung on nothing (or on the
+         * platform it registered to, i.e. us) goes under its device. */
+        it.parent_id = ch->parent_id && *ch->parent_id && strcmp(ch->parent_id, l->id) ? ch->parent_id : d->id;
+        it.business_group_id = ch->business_group_id;
+        it.safety_way = 0;
+        it.register_way = 1;
+        it.secrecy = 0;
+        it.status = !d->online || !strcmp(ch->status, "OFF") ? GB_ONOFF_OFF : GB_ONOFF_ON;
+        if ((c->rc = gb_lower_items_push(c->items, c->n, c->cap, &it)) != 0) return;
+    }
+}
+
+int gb_relay_catalog(struct gb_lower *l, const char *only_device, gb_catalog_item_t **items, size_t *n,
+                     size_t *cap)
+{
+    if (!l->upper) return 0;
+    struct cat_ctx c = {.l = l, .only = only_device, .items = items, .n = n, .cap = cap};
+    if (only_device) {
+        struct gb_device *d = gb_device_find(l->upper, only_device);
+        if (d) device_items(d, &c);
+    } else {
+        gb_device_foreach(l->upper, device_items, &c);
+    }
+    return c.rc;
+}
+
+static void count_device(struct gb_device *d, void *arg) { *(size_t *)arg += 1 + d->channel_count; }
+
+size_t gb_relay_channel_count(struct gb_lower *l)
+{
+    size_t n = 0;
+    if (l->upper) gb_device_foreach(l->upper, count_device, &n);
+    return n;
+}
+
+/* ---- INVITE relay ---- */
+
+static void relay_free(struct gb_relay *r)
+{
+    struct gb_lower *l = r->l;
+    if (r->prev) r->prev->next = r->next;
+    else l->relays = r->next;
+    if (r->next) r->next->prev = r->prev;
+    l->relay_count--;
+    free(r);
+}
+
+static void relay_log_end(struct gb_relay *r, const char *reason)
+{
+    log_info("gb lower: relayed stream of %s (device %s) for upstream %s ended: %s", r->channel_id, r->device_id,
+             r->up->cfg.id, reason);
+    gb_lower_publish(r->l, "gb.lower.relay.stopped",
+                     json_pack("{s:s,s:s,s:s,s:s}", "upstream", r->up->cfg.id, "device_id", r->device_id, "channel_id",
+                               r->channel_id, "reason", reason));
+}
+
+static void up_dlg_end(void *arg, struct ua_dialog *d, enum ua_dialog_end why)
+{
+    (void)d;
+    struct gb_relay *r = arg;
+    r->up_dlg = NULL;
+    if (r->dev_dlg) ua_dialog_bye(r->dev_dlg);
+    r->dev_dlg = NULL;
+    relay_log_end(r, why == UA_END_BYE_RECEIVED ? "bye-from-upstream" : "no-ack-from-upstream");
+    relay_free(r);
+}
+
+static void dev_dlg_end(void *arg, struct ua_dialog *d, enum ua_dialog_end why)
+{
+    (void)d;
+    (void)why;
+    struct gb_relay *r = arg;
+    r->dev_dlg = NULL;
+    if (r->up_dlg) ua_dialog_bye(r->up_dlg);
+    r->up_dlg = NULL;
+    relay_log_end(r, "bye-from-device");
+    relay_free(r);
+}
+
+static const struct ua_dialog_cb up_dlg_cb = {.on_end = up_dlg_end};
+static const struct ua_dialog_cb dev_dlg_cb = {.on_end = dev_dlg_end};
+
+static void respond(struct txn *st, int status, str_t reason)
+{
+    char rs[64];
+    str_copy(rs, sizeof(rs), reason);
+    int rc = txn_respond(st, status, rs[0] ? rs : NULL, STR_NULL, NULL, 0, STR_NULL, STR_NULL);
+    if (rc < 0) log_warn("gb lower: relayed %d not sent: %s", status, strerror(-rc));
+}
+
+static void relay_invite_final(void *arg, struct ua_uac *h, int status, const struct sip_msg *resp,
+                               const struct transport_rx *rx, struct ua_dialog *dlg)
+{
+    (void)h;
+    (void)rx;
+    struct gb_relay *r = arg;
+    struct gb_lower *l = r->l;
+    r->h = NULL;
+    struct txn *st = r->st;
+    r->st = NULL;
+    if (status >= 200 && status < 300 && dlg) {
+        r->dev_dlg = dlg;
+        ua_dialog_set_cb(dlg, &dev_dlg_cb, r);
+        struct gb_device *d = l->upper ? gb_device_find(l->upper, r->device_id) : NULL;
+        if (d) {
+            struct transport_dest dest;
+            gb_device_dest(d, &dest);
+            ua_dialog_set_dest(dlg, &dest); /* its registered address, not a private Contact */
+        }
+        str_t body = resp ? resp->body : STR_NULL;
+        r->up_dlg = ua_answer_invite(l->ua, st, 200, STR_NULL, NULL, 0,
+                                     body.len ? STR_LIT("application/sdp") : STR_NULL, body, &up_dlg_cb, r);
+        if (!r->up_dlg) {
+            log_warn("gb lower: relayed 200 for %s could not be sent upstream; BYE to the device", r->channel_id);
+            respond(st, 500, STR_NULL);
+            ua_dialog_bye(r->dev_dlg);
+            r->dev_dlg = NULL;
+            relay_free(r);
+            return;
+        }
+        log_info("gb lower: relayed INVITE for %s: device %s answered, stream goes to upstream %s", r->channel_id,
+                 r->device_id, r->up->cfg.id);
+        gb_lower_publish(l, "gb.lower.relay.started",
+                         json_pack("{s:s,s:s,s:s}", "upstream", r->up->cfg.id, "device_id", r->device_id,
+                                   "channel_id", r->channel_id));
+        return;
+    }
+    int code = status >= 300 && status < 700 ? status : 500;
+    log_info("gb lower: relayed INVITE for %s: device %s answered %d", r->channel_id, r->device_id, status);
+    respond(st, code, resp ? resp->reason : STR_NULL);
+    relay_free(r);
+}
+
+static const struct ua_uac_cb relay_invite_cb = {.on_final = relay_invite_final};
+
+void gb_relay_invite(struct gb_lower *l, struct gb_upstream *up, struct txn *st, const struct transport_rx *rx)
+{
+    const struct sip_msg *m = rx->msg;
+    struct gb_channel *chan;
+    struct gb_device *d = owner_of(l, m->ruri.user, &chan);
+    if (!d) {
+        respond(st, 404, STR_NULL);
+        return;
+    }
+    if (!d->online) {
+        log_info("gb lower: INVITE from upstream %s for %.*s: device %s offline, 480", up->cfg.id,
+                 STR_FMT(m->ruri.user), d->id);
+        respond(st, 480, STR_NULL);
+        return;
+    }
+    struct gb_relay *r = calloc(1, sizeof(*r));
+    if (!r) {
+        respond(st, 500, STR_NULL);
+        return;
+    }
+    r->l = l;
+    r->up = up;
+    r->st = st;
+    r->started_at = clock_wall_ms();
+    snprintf(r->device_id, sizeof(r->device_id), "%s", d->id);
+    str_copy(r->channel_id, sizeof(r->channel_id), m->ruri.user);
+
+    struct ua_request req;
+    char buf[512];
+    gb_device_request(l->upper, d, r->channel_id, &req, buf, sizeof(buf));
+    req.method = SIP_INVITE;
+    req.auto_contact = true;
+    req.contact_user = str_from_cstr(l->id);
+    /* Subject (GB/T 28181 §9.2.2.1): "<channel>:<ssrc>,<sender>:<n>"; the
+     * sender on this leg is us. */
+    char subject[160];
+    const struct sip_header *sh = sip_msg_header(m, SIP_HDR_SUBJECT);
+    str_t first = STR_NULL;
+    if (sh) {
+        const char *comma = memchr(sh->value.s, ',', sh->value.len);
+        first = str_make(sh->value.s, comma ? (size_t)(comma - sh->value.s) : sh->value.len);
+    }
+    if (first.len && first.len < 64)
+        snprintf(subject, sizeof(subject), "Subject: %.*s,%s:0", STR_FMT(first), l->id);
+    else
+        snprintf(subject, sizeof(subject), "Subject: %s:0,%s:0", r->channel_id, l->id);
+    str_t hdr = str_from_cstr(subject);
+    req.headers = &hdr;
+    req.header_count = 1;
+    req.content_type = m->body.len ? STR_LIT("application/sdp") : STR_NULL;
+    req.body = m->body;
+    struct transport_dest dest;
+    gb_device_dest(d, &dest);
+    r->next = l->relays;
+    if (l->relays) l->relays->prev = r;
+    l->relays = r;
+    l->relay_count++;
+    r->h = ua_request_send(l->ua, &req, &dest, NULL, &relay_invite_cb, r);
+    if (!r->h) {
+        r->st = NULL;
+        respond(st, 500, STR_NULL);
+        relay_free(r);
+        return;
+    }
+    log_info("gb lower: INVITE from upstream %s for %s relayed to device %s", up->cfg.id, r->channel_id, d->id);
+}
+
+int gb_relay_cancel(struct gb_lower *l, struct txn *invite_st)
+{
+    for (struct gb_relay *r = l->relays; r; r = r->next) {
+        if (r->st != invite_st) continue;
+        log_info("gb lower: relayed INVITE for %s cancelled by upstream %s", r->channel_id, r->up->cfg.id);
+        if (r->h) ua_request_cancel(r->h);
+        r->h = NULL;
+        r->st = NULL;
+        respond(invite_st, 487, STR_NULL);
+        relay_free(r);
+        return 1;
+    }
+    return 0;
+}
+
+void gb_relays_stop(struct gb_lower *l, struct gb_upstream *up, const char *reason)
+{
+    struct gb_relay *r = l->relays;
+    while (r) {
+        struct gb_relay *next = r->next;
+        if (up && r->up != up) {
+            r = next;
+            continue;
+        }
+        if (r->h) ua_request_cancel(r->h);
+        if (r->st) respond(r->st, 480, STR_NULL);
+        if (r->up_dlg) ua_dialog_bye(r->up_dlg);
+        if (r->dev_dlg) ua_dialog_bye(r->dev_dlg);
+        relay_log_end(r, reason);
+        relay_free(r);
+        r = next;
+    }
+}
+
+/* ---- DeviceControl ---- */
+
+int gb_relay_control(struct gb_lower *l, const gb_manscdp_t *m)
+{
+    struct gb_device *d = owner_of(l, str_from_cstr(m->device_id), NULL);
+    if (!d || !d->online) return -ENOTCONN;
+    sbuf_t body;
+    sbuf_init(&body);
+    int rc = gb_manscdp_build(&body, d->charset, m);
+    if (rc != 0) {
+        sbuf_free(&body);
+        return -EINVAL;
+    }
+    struct ua_request r;
+    char buf[512];
+    gb_device_request(l->upper, d, d->id, &r, buf, sizeof(buf));
+    r.method = SIP_MESSAGE;
+    r.content_type = STR_LIT("Application/MANSCDP+xml");
+    r.body = sbuf_str(&body);
+    struct transport_dest dest;
+    gb_device_dest(d, &dest);
+    struct ua_uac *h = ua_request_send(l->ua, &r, &dest, NULL, NULL, NULL);
+    sbuf_free(&body);
+    if (!h) return -EIO;
+    log_info("gb lower: DeviceControl for %s relayed to device %s", m->device_id, d->id);
+    return 0;
+}
+
+/* ---- changes seen by the upper role -> catalog Notify upward ---- */
+
+static void notify_device(struct gb_lower *l, struct gb_device *d, gb_catalog_event_t dev_event, bool channels)
+{
+    gb_catalog_item_t *items = NULL;
+    size_t n = 0, cap = 0;
+    struct cat_ctx c = {.l = l, .items = &items, .n = &n, .cap = &cap};
+    device_items(d, &c);
+    if (c.rc == 0 && n) {
+        /* The device item carries the online change; its channels (when
+         * asked) are sent as updates, their status following the device. */
+        items[0].event = dev_event;
+        size_t count = channels ? n : 1;
+        for (size_t i = 1; i < count; i++) items[i].event = GB_EVENT_UPDATE;
+        gb_lower_notify_items(l, items, count);
+    }
+    gb_lower_items_free(items, n);
+}
+
+static void on_bus_event(uint64_t seq, const char *json, size_t len, void *arg)
+{
+    (void)seq;
+    struct gb_lower *l = arg;
+    if (!l->upper || l->stopping) return;
+    /* Cheap filter before parsing: only the upper role's device events. */
+    if (!memmem(json, len, "\"gb.device.", 11) && !memmem(json, len, "\"gb.catalog.updated\"", 20)) return;
+    json_error_t err;
+    json_t *ev = json_loadb(json, len, 0, &err);
+    if (!ev) return;
+    const char *type = json_string_value(json_object_get(ev, "type"));
+    const char *id = json_string_value(json_object_get(ev, "device_id"));
+    struct gb_device *d = id ? gb_device_find(l->upper, id) : NULL;
+    if (type && d) {
+        if (!strcmp(type, "gb.device.online")) notify_device(l, d, GB_EVENT_ON, false);
+        else if (!strcmp(type, "gb.device.offline")) notify_device(l, d, GB_EVENT_OFF, true);
+        else if (!strcmp(type, "gb.catalog.updated")) notify_device(l, d, GB_EVENT_UPDATE, true);
+    }
+    json_decref(ev);
+}
+
+void gb_relay_watch(struct gb_lower *l, bool on)
+{
+    if (!l->w->events) return;
+    if (on) event_subscribe(l->w->events, on_bus_event, l);
+    else event_unsubscribe(l->w->events, on_bus_event, l);
+}
