@@ -413,7 +413,8 @@ static void br_on_response(void *arg, struct txn *ct, const struct sip_msg *resp
             if (rc == 0) rc = txn_respond_bytes(c->st, s, p->sb.data, p->sb.len);
             if (rc < 0) log_warn("proxy: %d from %s not forwarded to %s (%d)", s, rx->src_text, c->src, rc);
             mark_final(c);
-        } else {
+        } else if (c->invite) {
+            /* another fork's 2xx: the caller needs it to ACK/BYE that dialog */
             proxy_forward_response_stateless(p, resp, rx->src_text);
         }
         if (c->invite) cancel_branches(c, b);
@@ -510,12 +511,13 @@ static void branch_start(struct proxy_call *c, struct proxy_branch *b, const str
          * changes: the entry facing the callee on top. */
         const char *tp_in = rx->proto == SIP_TRANSPORT_TCP ? ";transport=tcp" : "";
         const char *tp_out = dest.proto == SIP_TRANSPORT_TCP ? ";transport=tcp" : "";
+        int at = pmsg_index_after(&m, SIP_HDR_VIA); /* after the Vias, above other Record-Routes */
         str_t rr_in = arena_printf(a, "<sip:%s:%u%s;lr>", via_host, in_port, tp_in);
-        if (!rr_in.s || pmsg_insert_before(&m, a, SIP_HDR_RECORD_ROUTE, 0, STR_LIT("Record-Route"), rr_in) != 0)
+        if (!rr_in.s || pmsg_insert_before(&m, a, SIP_HDR_RECORD_ROUTE, at, STR_LIT("Record-Route"), rr_in) != 0)
             goto nomem;
         if (dest.proto != rx->proto) {
             str_t rr_out = arena_printf(a, "<sip:%s:%u%s;lr>", via_host, out_port, tp_out);
-            if (!rr_out.s || pmsg_insert_before(&m, a, SIP_HDR_RECORD_ROUTE, 0, STR_LIT("Record-Route"), rr_out) != 0)
+            if (!rr_out.s || pmsg_insert_before(&m, a, SIP_HDR_RECORD_ROUTE, at, STR_LIT("Record-Route"), rr_out) != 0)
                 goto nomem;
         }
     }

@@ -36,6 +36,8 @@ int pmsg_set_max_forwards(struct sip_msg *m, arena_t *a, int value);
 /* Inserts a header right before the first header of type before_type, or
  * at index at when there is none (-1 appends). 0 / -1. */
 int pmsg_insert_before(struct sip_msg *m, arena_t *a, enum sip_hdr before_type, int at, str_t name, str_t value);
+/* The index right after the last header of a type (0 when none). */
+int pmsg_index_after(const struct sip_msg *m, enum sip_hdr type);
 /* Removes every header of a type. */
 void pmsg_remove_all(struct sip_msg *m, enum sip_hdr type);
 

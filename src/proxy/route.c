@@ -101,6 +101,14 @@ int pmsg_insert_before(struct sip_msg *m, arena_t *a, enum sip_hdr before_type, 
     return sip_msg_insert_header(m, a, i >= 0 ? i : at, name, value);
 }
 
+int pmsg_index_after(const struct sip_msg *m, enum sip_hdr type)
+{
+    int at = 0;
+    for (uint32_t k = 0; k < m->header_count; k++)
+        if (m->headers[k].type == type) at = (int)k + 1;
+    return at;
+}
+
 void pmsg_remove_all(struct sip_msg *m, enum sip_hdr type)
 {
     for (uint32_t k = m->header_count; k-- > 0;)

@@ -101,12 +101,13 @@ finish() {
 ctl() { "$CASCADECTL" --url "http://127.0.0.1:$API_PORT" --token "${API_TOKEN:-}" "$@"; }
 
 # sipp_scn NAME SCENARIO [sipp args...]: one sipp call against 127.0.0.1:$PORT
-# from $WORK, logging to NAME.msg / NAME.err / NAME.out; returns sipp's status
+# (SCENARIO: a file in tests/peers/sipp, or an absolute path) from $WORK, logging to NAME.msg / NAME.err / NAME.out; returns sipp's status
 # (0: the scenario went as written). Pass -p PORT for sipp's local port.
 sipp_scn() {
     local name=$1 sf=$2
     shift 2
-    (cd "$WORK" && timeout 60 sipp "127.0.0.1:$PORT" -sf "$PEERS_DIR/sipp/$sf" -i 127.0.0.1 -m 1 -nostdin \
+    [[ $sf == /* ]] || sf=$PEERS_DIR/sipp/$sf
+    (cd "$WORK" && timeout 60 sipp "127.0.0.1:$PORT" -sf "$sf" -i 127.0.0.1 -m 1 -nostdin \
         -trace_msg -message_file "$name.msg" -trace_err -error_file "$name.err" "$@" >"$WORK/$name.out" 2>&1)
 }
 

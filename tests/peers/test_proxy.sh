@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Proxy and redirect checks with real peers (RFC 3261 §16, §8.3): a sipp UAS
+# registers (digest) and a sipp UAC calls it through cascade —
+# INVITE/180/200/ACK/BYE with Record-Route, CANCEL before the answer (487),
+# parallel forking to two registered UAS (one answers, the other is
+# CANCELled), MESSAGE, callee not registered (480), unknown user (404),
+# Max-Forwards 0 (483), a loop through DNS (482); then a redirect-mode
+# instance answers 302 with the Contact, and refuses foreign domains (403).
+source "$(dirname "$0")/lib.sh"
+
+PORT=$(free_port); API_PORT=$(free_port); API_TOKEN=proxytoken
+cat >"$WORK/p.ini" <<INI
+[sip]
+listen = udp:127.0.0.1:$PORT, tcp:127.0.0.1:$PORT
+domain = 127.0.0.1
+[auth]
+realm = cascade.test
+[proxy]
+mode = proxy
+allow_foreign = yes
+invite_timeout = 30
+[api]
+listen = 127.0.0.1:$API_PORT
+token = $API_TOKEN
+[store]
+path = $WORK/p.db
+[log]
+level = info
+INI
+start_cascade proxy "$WORK/p.ini"
+H=127.0.0.1
+
+# uas_start NAME SCENARIO PORT [sipp args]: a sipp UAS in the background.
+uas_start() {
+    local name=$1 sf=$2 port=$3
+    shift 3
+    (cd "$WORK" && exec timeout 60 sipp -sf "$PEERS_DIR/sipp/$sf" -s bob -i 127.0.0.1 -p "$port" -m 1 -nostdin \
+        -trace_msg -message_file "$name.msg" -trace_err -error_file "$name.err" "$@" >"$WORK/$name.out" 2>&1) &
+    eval "${name}_UAS=$!"
+    PIDS+=("$!")
+    sleep 0.3
+}
+# uas_ok NAME: the background UAS finished its scenario (exit 0).
+uas_ok() {
+    local pid
+    eval "pid=\$${1}_UAS"
+    wait "$pid"
+}
+# reject_scn STATUS: uac-reject.xml expecting STATUS, written into $WORK.
+reject_scn() {
+    sed "s/STATUS/$1/g" "$PEERS_DIR/sipp/uac-reject.xml" >"$WORK/reject-$1.xml"
+    echo "$WORK/reject-$1.xml"
+}
+reg() { # reg NAME USER PASSWORD PORT: register USER's contact at 127.0.0.1:PORT from that port
+    sipp_scn "$1" register.xml -s "$2" -au "$2" -ap "$3" -key expires 300 -key cport "$4" -p "$4"
+}
+
+check "cascadectl user add bob" ctl user add bob --password bobpw
+check "cascadectl user add dave (never registers)" ctl user add dave --password davepw
+
+# 1. A call through the proxy: INVITE/180/200/ACK/BYE with Record-Route.
+UAS1=$(free_port)
+check "sipp UAS registers bob (digest) from its own port" reg reg1 bob bobpw "$UAS1"
+uas_start uas1 uas-call.xml "$UAS1"
+check "sipp UAC: INVITE/180/200/ACK/BYE through cascade" \
+    sipp_scn uac1 uac-call.xml -s bob -p "$(free_port)"
+check "sipp UAS: got INVITE with our Via and Record-Route, ACK and BYE" uas_ok uas1
+check "the UAS saw Max-Forwards decremented" grep -aq '^Max-Forwards: 69' "$WORK/uas1.msg"
+check "the BYE reached the UAS through the route set (our Via on top)" \
+    bash -c "grep -a -A1 '^BYE sip:bob@$H:$UAS1' '$WORK/uas1.msg' | grep -q 'branch=z9hG4bKcP'"
+check "the ACK for the 2xx was routed to the UAS" grep -aq "^ACK sip:bob@$H:$UAS1" "$WORK/uas1.msg"
+
+# 2. CANCEL before the answer: 200 to the CANCEL, the UAS gets a CANCEL, 487 back.
+uas_start uas2 uas-cancel.xml "$UAS1"
+check "sipp UAC: INVITE, 180, CANCEL -> 200, 487, ACK" sipp_scn uac2 uac-cancel.xml -s bob -p "$(free_port)"
+check "sipp UAS: CANCEL arrived, 487 sent, ACK received" uas_ok uas2
+
+# 3. Parallel forking: bob registered from two UAS; one answers, the other is CANCELled.
+UAS2=$(free_port)
+check "bob registers a second contact" reg reg2 bob bobpw "$UAS2"
+check "bob has two bindings" test "$(binding_count bob)" = 2
+uas_start uas3a uas-call.xml "$UAS1"
+uas_start uas3b uas-cancel.xml "$UAS2"
+check "sipp UAC: forked INVITE answered by one UAS, ACK/BYE follow it" \
+    sipp_scn uac3 uac-call.xml -s bob -p "$(free_port)"
+check "UAS A answered and got the BYE" uas_ok uas3a
+check "UAS B rang and got the CANCEL (487)" uas_ok uas3b
+
+# 4. MESSAGE to a registered user is proxied too (both contacts get it; both answer).
+uas_start uas4a uas-message.xml "$UAS1"
+uas_start uas4b uas-message.xml "$UAS2"
+check "sipp: MESSAGE to bob -> 200" sipp_scn uac4 uac-message.xml -s bob -p "$(free_port)"
+check "UAS A got the MESSAGE" uas_ok uas4a
+check "UAS B got the MESSAGE" uas_ok uas4b
+
+# 5. Refusals.
+check "callee known but not registered -> 480" \
+    sipp_scn r480 "$(reject_scn 480)" -s dave -key target "$H:$PORT" -key mf 70 -p "$(free_port)"
+check "unknown user -> 404" \
+    sipp_scn r404 "$(reject_scn 404)" -s nobody -key target "$H:$PORT" -key mf 70 -p "$(free_port)"
+check "Max-Forwards 0 -> 483" \
+    sipp_scn r483 "$(reject_scn 483)" -s bob -key target "$H:$PORT" -key mf 0 -p "$(free_port)"
+# localhost is not a name of ours: the request goes out (DNS) and comes back
+# unchanged with our Via in it: a loop (RFC 3261 §16.3 step 4).
+check "a request that comes back to us unchanged -> 482" \
+    sipp_scn r482 "$(reject_scn 482)" -s loop -key target "localhost:$PORT" -key mf 70 -p "$(free_port)"
+check "the loop was detected (log)" grep -q "482 Loop Detected" "$WORK/proxy.log"
+check "GET /stats counts the proxy's work" \
+    jq_ok "$(api GET /stats)" '.proxy.not_found >= 1 and .proxy.unavailable >= 1 and .proxy.loops >= 1 and .proxy.cancels >= 1'
+
+# 6. Redirect mode: 302 with the registered contact; foreign domains refused.
+RPORT=$(free_port); RAPI=$(free_port)
+cat >"$WORK/r.ini" <<INI
+[sip]
+listen = udp:127.0.0.1:$RPORT, tcp:127.0.0.1:$RPORT
+domain = 127.0.0.1
+[auth]
+realm = cascade.test
+[proxy]
+mode = redirect
+[api]
+listen = 127.0.0.1:$RAPI
+token = $API_TOKEN
+[store]
+path = $WORK/r.db
+[log]
+level = info
+INI
+start_cascade redirect "$WORK/r.ini"
+PORT=$RPORT API_PORT=$RAPI
+UAS3=$(free_port)
+check "redirect: cascadectl user add bob" ctl user add bob --password bobpw
+check "redirect: bob registers" reg reg3 bob bobpw "$UAS3"
+check "redirect: INVITE bob -> 302" \
+    sipp_scn r302 "$(reject_scn 302)" -s bob -key target "$H:$RPORT" -key mf 70 -p "$(free_port)"
+check "the 302 carries bob's contact" grep -aq "^Contact: <sip:bob@$H:$UAS3>" "$WORK/r302.msg"
+check "redirect: unknown user -> 404" \
+    sipp_scn r404b "$(reject_scn 404)" -s nobody -key target "$H:$RPORT" -key mf 70 -p "$(free_port)"
+check "redirect: foreign domain (allow_foreign off) -> 403" \
+    sipp_scn r403 "$(reject_scn 403)" -s bob -key target "192.0.2.1:5060" -key mf 70 -p "$(free_port)"
+
+finish
