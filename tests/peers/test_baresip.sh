@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Two real softphones (baresip, headless, TCP) against cascade: both register
+# with digest, alice calls bob through the proxy, bob auto-answers, alice
+# hangs up; the API shows both bindings and the events both users online;
+# then each baresip is killed (kill -9, so no unregister: only the TCP
+# connection drops) and cascade reports user.offline reason transport-lost
+# within 1 s.
+source "$(dirname "$0")/lib.sh"
+
+if ! command -v baresip >/dev/null; then
+    echo "baresip not installed"; exit 1
+fi
+MODDIR=/usr/lib/baresip/modules
+[ -f "$MODDIR/ctrl_tcp.so" ] || MODDIR=$(dirname "$(find / -name ctrl_tcp.so -path '*baresip*' 2>/dev/null | head -1)")
+
+PORT=$(free_port); API_PORT=$(free_port); API_TOKEN=baresiptoken
+cat >"$WORK/c.ini" <<INI
+[sip]
+listen = udp:127.0.0.1:$PORT, tcp:127.0.0.1:$PORT
+domain = 127.0.0.1
+[auth]
+realm = cascade.test
+[api]
+listen = 127.0.0.1:$API_PORT
+token = $API_TOKEN
+[store]
+path = $WORK/c.db
+[log]
+level = info
+INI
+start_cascade bs "$WORK/c.ini"
+check "cascadectl user add alice" ctl user add alice --password alicepw
+check "cascadectl user add bob" ctl user add bob --password bobpw
+
+# start_baresip NAME PASSWORD: a headless baresip in $WORK/NAME registering
+# sip:NAME@127.0.0.1 over TCP, auto-answering, with a ctrl_tcp port.
+start_baresip() {
+    local name=$1 pw=$2 dir=$WORK/$1 sip ctrl
+    mkdir -p "$dir"
+    # baresip also binds sip_listen + 1 (TLS): keep clear of it
+    while :; do sip=$(free_port); [ "$(ss -Htanl "sport = :$((sip + 1))" | wc -l)" = 0 ] && break; done
+    ctrl=$(free_port)
+    cat >"$dir/config" <<CONF
+poll_method		epoll
+sip_listen		127.0.0.1:$sip
+audio_player		aufile,$dir/play.wav
+audio_source		aufile,$WORK/tone.wav
+audio_alert		aufile,$dir/alert.wav
+module_path		$MODDIR
+module			g711.so
+module			aufile.so
+module_app		account.so
+module_app		menu.so
+module_app		ctrl_tcp.so
+ctrl_tcp_listen		127.0.0.1:$ctrl
+CONF
+    echo "<sip:$name@127.0.0.1:$PORT;transport=tcp>;auth_pass=$pw;answermode=auto;regint=600" >"$dir/accounts"
+    (cd "$dir" && exec baresip -f "$dir" -v >"$WORK/baresip-$name.log" 2>&1) &
+    PIDS+=("$!")
+    eval "${name}_PID=$! ${name}_CTRL=$ctrl"
+    disown "$!" # no "Killed" job notice when the test kill -9s it
+}
+
+# bctl PORT COMMAND [PARAMS]: one ctrl_tcp command (netstring JSON); prints the answer.
+bctl() {
+    python3 - "$@" <<'PY'
+import json, socket, sys
+port, cmd = int(sys.argv[1]), sys.argv[2]
+params = sys.argv[3] if len(sys.argv) > 3 else ""
+s = socket.create_connection(("127.0.0.1", port), timeout=5)
+body = json.dumps({"command": cmd, "params": params, "token": "t1"}).encode()
+s.sendall(b"%d:%s," % (len(body), body))
+buf = b""
+while True:
+    # answers and events are netstrings; print the response to our token
+    while b":" in buf:
+        n, rest = buf.split(b":", 1)
+        if not n.isdigit() or len(rest) < int(n) + 1:
+            break
+        msg = json.loads(rest[:int(n)]); buf = rest[int(n) + 1:]
+        if msg.get("response"):
+            print(json.dumps(msg)); sys.exit(0 if msg.get("ok") else 1)
+    chunk = s.recv(65536)
+    if not chunk:
+        sys.exit(1)
+    buf += chunk
+PY
+}
+
+# A 2 s 440 Hz tone, 8 kHz mono, as the microphone (ausine only does 48 kHz).
+python3 - "$WORK/tone.wav" <<'PY'
+import math, struct, sys, wave
+w = wave.open(sys.argv[1], "wb"); w.setnchannels(1); w.setsampwidth(2); w.setframerate(8000)
+w.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / 8000))) for i in range(16000)))
+w.close()
+PY
+start_baresip alice alicepw
+start_baresip bob bobpw
+check "both baresip register over TCP (bindings in the API)" \
+    wait_for 10 bash -c "[ \"\$(curl -s -H 'Authorization: Bearer $API_TOKEN' http://127.0.0.1:$API_PORT/api/v1/registrations |
+        jq '[.registrations[] | select(.transport == \"tcp\")] | length')\" = 2 ]"
+check "GET /registrations shows alice and bob over tcp" \
+    jq_ok "$(api GET /registrations)" '[.registrations[] | select(.transport == "tcp") | .user] | sort == ["alice","bob"]'
+check "baresip alice saw 200 for its REGISTER" grep -q "alice@127.0.0.1.*200 OK" "$WORK/baresip-alice.log"
+check "events: user.online for alice" has_event 'select(.type=="user.online" and .user=="alice" and .transport=="tcp")'
+check "events: user.online for bob" has_event 'select(.type=="user.online" and .user=="bob" and .transport=="tcp")'
+
+# The call: alice dials bob through cascade, bob auto-answers, alice hangs up.
+check "alice dials bob (ctrl_tcp)" bctl "$alice_CTRL" dial "sip:bob@127.0.0.1:$PORT"
+check "the call is established on both sides" \
+    wait_for 10 bash -c "grep -qi 'established' '$WORK/baresip-alice.log' && grep -qi 'established' '$WORK/baresip-bob.log'"
+check "the INVITE was proxied and record-routed (stats)" jq_ok "$(api GET /stats)" '.proxy.forwarded >= 1'
+sleep 1
+check "alice hangs up (ctrl_tcp)" bctl "$alice_CTRL" hangup
+check "bob sees the call closed (BYE routed through cascade)" \
+    wait_for 10 bash -c "grep -qiE 'closed|terminated' '$WORK/baresip-bob.log'"
+check "the BYE went through the proxy too" jq_ok "$(api GET /stats)" '.proxy.forwarded >= 2'
+
+# kill -9: the TCP connection drops without an unregister.
+offline_within() { # NAME PID: kill -9 and wait (max 1 s) for user.offline transport-lost
+    local name=$1 pid=$2 seq t0 t1
+    seq=$(events_json | jq '.last_seq')
+    t0=$(date +%s%N)
+    kill -9 "$pid"
+    for _ in $(seq 1 100); do
+        if has_event "select(.type==\"user.offline\" and .user==\"$name\" and .reason==\"transport-lost\")" "$seq"; then
+            t1=$(date +%s%N)
+            echo "  $name offline after $(( (t1 - t0) / 1000000 )) ms"
+            [ $(( (t1 - t0) / 1000000 )) -le 1000 ]
+            return
+        fi
+        sleep 0.01
+    done
+    return 1
+}
+check "kill -9 alice: user.offline transport-lost within 1 s" offline_within alice "$alice_PID"
+check "the offline event names the contact and remote" \
+    has_event 'select(.type=="user.offline" and .user=="alice" and (.contact|startswith("sip:alice")) and (.contact|contains("@127.0.0.1:")) and (.remote|startswith("127.0.0.1:")))'
+check "alice's binding is gone, bob's stays" \
+    test "$(binding_count alice)" = 0 -a "$(binding_count bob)" = 1
+check "kill -9 bob: user.offline transport-lost within 1 s" offline_within bob "$bob_PID"
+check "no binding left" jq_ok "$(api GET /registrations)" '.registrations | length == 0'
+
+finish
