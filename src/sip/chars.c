@@ -91,15 +91,38 @@ bool sip_escapes_ok(str_t s)
 int sip_parse_u64(const char *p, const char *end, uint64_t max, uint64_t *out)
 {
     if (p >= end) return -1;
+    while (end - p > 1 && *p == '0') p++; /* leading zeros are fine (RFC 4475 §3.1.1.1) */
+    /* 19 digits cannot overflow 64 bits, so range is checked once at the end */
+    if (end - p > 19) return -1;
     uint64_t v = 0;
     for (; p < end; p++) {
         unsigned d = (unsigned char)*p - '0';
         if (d > 9) return -1;
-        if (d > max || v > (max - d) / 10) return -1;
         v = v * 10 + d;
     }
+    if (v > max) return -1;
     *out = v;
     return 0;
+}
+
+const char *sip_host_scan(const char *p, const char *end, bool *ipv6)
+{
+    *ipv6 = false;
+    if (p >= end) return NULL;
+    if (*p == '[') {
+        const char *rb = memchr(p, ']', (size_t)(end - p));
+        if (!rb) return NULL;
+        return sip_host_ok((str_t){p, (size_t)(rb + 1 - p)}, ipv6) ? rb + 1 : NULL;
+    }
+    /* hostname = *( domainlabel "." ) toplabel [ "." ] (an IPv4 address
+     * has the same shape): no label starts with '.' or '-', so the host
+     * starts with neither and a '.' never follows '.' or '-' (RFC 1034 §3.5) */
+    const char *s = p;
+    p = skip_cls(p, end, CC_HOST);
+    if (p == s || *s == '.' || *s == '-') return NULL;
+    for (const char *q = s + 1; q < p; q++)
+        if (*q == '.' && (q[-1] == '.' || q[-1] == '-')) return NULL;
+    return p;
 }
 
 bool sip_host_ok(str_t host, bool *ipv6)
@@ -117,11 +140,5 @@ bool sip_host_ok(str_t host, bool *ipv6)
         *ipv6 = true;
         return true;
     }
-    const char *p = host.s, *end = host.s + host.len;
-    if (skip_cls(p, end, CC_HOST) != end) return false;
-    /* A label never starts with '-' or '.', and ".." is empty (RFC 1034 §3.5). */
-    if (host.s[0] == '.' || host.s[0] == '-') return false;
-    for (size_t i = 1; i < host.len; i++)
-        if (host.s[i] == '.' && (host.s[i - 1] == '.' || host.s[i - 1] == '-')) return false;
-    return true;
+    return sip_host_scan(host.s, host.s + host.len, ipv6) == host.s + host.len;
 }

@@ -203,16 +203,10 @@ int sip_via_parse(str_t value, struct sip_via *via)
     if (q == p) return -1;
     p = q;
     const char *hs = p;
-    if (p < end && *p == '[') {
-        const char *rb = memchr(p, ']', (size_t)(end - p));
-        if (!rb) return -1;
-        p = rb + 1;
-    } else {
-        p = skip_cls(p, end, CC_HOST);
-    }
-    via->host = (str_t){hs, (size_t)(p - hs)};
     bool v6;
-    if (!sip_host_ok(via->host, &v6)) return -1;
+    p = sip_host_scan(p, end, &v6);
+    if (!p) return -1;
+    via->host = (str_t){hs, (size_t)(p - hs)};
     p = skip_lws(p, end);
     if (p < end && *p == ':') {
         p = skip_lws(p + 1, end);

@@ -155,7 +155,7 @@ static const uint8_t compact[26] = {
 /* The first letter is compared before the whole name so a miss costs one
  * comparison per candidate of the same length. */
 #define HDR_IS(lit, t) \
-    if (c0 == (lit)[0] && ieq_lower(s, lit, sizeof(lit) - 1)) return t
+    if (c0 == (lit)[0] && token_ieq(s, lit, sizeof(lit) - 1)) return t
 
 enum sip_hdr sip_hdr_lookup(const char *s, size_t n)
 {

@@ -55,12 +55,7 @@ static int uri_scan_params(struct sip_uri *u, str_t s)
 }
 
 /* Checks a run against a character class plus the separators allowed in it. */
-static bool run_ok(const char *p, const char *end, uint16_t cls)
-{
-    for (; p < end; p++)
-        if (!(sip_cc[(unsigned char)*p] & cls)) return false;
-    return true;
-}
+static bool run_ok(const char *p, const char *end, uint16_t cls) { return skip_cls(p, end, cls) == end; }
 
 static bool run_ok_extra(const char *p, const char *end, uint16_t cls, const char *extra)
 {
@@ -87,15 +82,9 @@ static int parse_sip_part(struct sip_uri *u, const char *p, const char *end)
         p = at + 1;
     }
     const char *hs = p;
-    if (p < end && *p == '[') {
-        const char *rb = memchr(p, ']', (size_t)(end - p));
-        if (!rb) return -1;
-        p = rb + 1;
-    } else {
-        p = skip_cls(p, end, CC_HOST);
-    }
+    p = sip_host_scan(p, end, &u->host_is_ipv6);
+    if (!p) return -1;
     u->host = (str_t){hs, (size_t)(p - hs)};
-    if (!sip_host_ok(u->host, &u->host_is_ipv6)) return -1;
     if (p < end && *p == ':') {
         const char *ps = ++p;
         while (p < end && cc_digit(*p)) p++;
@@ -128,11 +117,16 @@ int sip_uri_parse(str_t raw, struct sip_uri *u)
     if (raw.len == 0 || raw.s == NULL) return -1;
     const char *p = raw.s, *end = raw.s + raw.len;
     /* scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) */
-    unsigned char c0 = (unsigned char)*p | 0x20;
-    if (c0 < 'a' || c0 > 'z') return -1;
-    const char *q = p + 1;
-    while (q < end && (cc_alnum(*q) || *q == '+' || *q == '-' || *q == '.')) q++;
-    if (q == end || *q != ':') return -1;
+    const char *q;
+    if (raw.len > 4 && (load32(p) | 0x20202020u) == load32("sip:")) {
+        q = p + 3; /* the common case, one compare */
+    } else {
+        unsigned char c0 = (unsigned char)*p | 0x20;
+        if (c0 < 'a' || c0 > 'z') return -1;
+        q = p + 1;
+        while (q < end && (cc_alnum(*q) || *q == '+' || *q == '-' || *q == '.')) q++;
+        if (q == end || *q != ':') return -1;
+    }
     u->scheme_name = (str_t){p, (size_t)(q - p)};
     p = q + 1;
     if (p == end) return -1;

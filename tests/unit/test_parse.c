@@ -1015,6 +1015,25 @@ static void test_control_characters(void **state)
     c = parse_raw(buf, sizeof(base) - 1);
     assert_parse_ok(c);
     pctx_free(c);
+    /* tabs as the only separators in structured values, and in a reason phrase */
+    static const char tabs[] = "SIP/2.0 480 Temporarily\tUnavailable\r\n"
+                               "Via:\tSIP/2.0/UDP\th.example.com\t;\tbranch=z9hG4bK1\r\n"
+                               "From:\t<sip:b@example.com>\t;tag=1\r\nTo:\t<sip:a@example.com>\r\n"
+                               "Call-ID:\ttab\r\nCSeq:\t1\tOPTIONS\r\n\r\n";
+    c = parse_raw(tabs, sizeof(tabs) - 1);
+    assert_parse_ok(c);
+    assert_str(c->m.reason, "Temporarily\tUnavailable");
+    assert_str(c->m.via.host, "h.example.com");
+    assert_str(c->m.via.branch, "z9hG4bK1");
+    assert_int_equal(c->m.cseq.number, 1);
+    pctx_free(c);
+    /* but not between request-line elements */
+    static const char tabline[] = "OPTIONS\tsip:a@example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
+                                  "From: <sip:b@example.com>;tag=1\r\nTo: <sip:a@example.com>\r\n"
+                                  "Call-ID: t\r\nCSeq: 1 OPTIONS\r\n\r\n";
+    c = parse_raw(tabline, sizeof(tabline) - 1);
+    assert_parse_bad(c, "Bad Request Line");
+    pctx_free(c);
 }
 
 /* struct sip_parse_limits: message size, header count, line length. */
