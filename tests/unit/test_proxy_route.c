@@ -1,0 +1,285 @@
+/* test_proxy_route.c — the proxy's message surgery and addressing helpers
+ * (src/proxy/route.c): Route/Via list elements, Max-Forwards, the loop hash
+ * in our branches and loop detection (RFC 3261 §16.3 step 4), and URI/Via
+ * -> transport destination. */
+#include <arpa/inet.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "proxy/proxy_int.h"
+
+struct parsed {
+    char buf[4096];
+    char mem[16384];
+    arena_t arena;
+    struct sip_msg msg;
+};
+
+/* Parses text ("\n" line ends turned into CRLF). */
+static struct parsed *parse(const char *text)
+{
+    struct parsed *p = calloc(1, sizeof(*p));
+    size_t o = 0;
+    for (const char *c = text; *c && o + 2 < sizeof(p->buf); c++) {
+        if (*c == '\n') p->buf[o++] = '\r';
+        p->buf[o++] = *c;
+    }
+    arena_init(&p->arena, p->mem, sizeof(p->mem));
+    struct sip_parse_limits lim;
+    sip_parse_limits_default(&lim);
+    struct sip_parse_error err;
+    if (sip_parse(p->buf, o, &p->arena, &lim, &p->msg, &err) != 0) fail_msg("parse: %s", err.reason);
+    return p;
+}
+
+static void done(struct parsed *p)
+{
+    arena_free(&p->arena);
+    free(p);
+}
+
+#define INVITE_HEAD                                                                   \
+    "INVITE sip:bob@example.com SIP/2.0\n"                                            \
+    "Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-caller-1;rport=5060;received=192.0.2.10\n"
+#define INVITE_TAIL                                                                   \
+    "From: <sip:alice@example.com>;tag=aaa\n"                                         \
+    "To: <sip:bob@example.com>\n"                                                     \
+    "Call-ID: call-1@192.0.2.10\n"                                                    \
+    "CSeq: 1 INVITE\n"                                                                \
+    "Max-Forwards: 70\n"                                                              \
+    "Content-Length: 0\n\n"
+
+static str_t header_value(const struct sip_msg *m, enum sip_hdr t)
+{
+    const struct sip_header *h = sip_msg_header(m, t);
+    return h ? h->value : STR_NULL;
+}
+
+static void test_route_entries(void **state)
+{
+    (void)state;
+    struct parsed *p = parse(INVITE_HEAD "Route: <sip:p1.example.com;lr>, <sip:p2.example.com;lr>\n"
+                                         "Route: <sip:p3.example.com;lr>\n" INVITE_TAIL);
+    struct sip_msg m;
+    assert_int_equal(pmsg_clone(&p->msg, &p->arena, &m), 0);
+    uint32_t idx;
+    str_t e;
+    assert_true(pmsg_first_entry(&m, SIP_HDR_ROUTE, &idx, &e));
+    assert_true(str_eq_cstr(e, "<sip:p1.example.com;lr>"));
+    assert_true(pmsg_last_entry(&m, SIP_HDR_ROUTE, &idx, &e));
+    assert_true(str_eq_cstr(e, "<sip:p3.example.com;lr>"));
+
+    pmsg_pop_first_entry(&m, SIP_HDR_ROUTE);
+    assert_true(str_eq_cstr(header_value(&m, SIP_HDR_ROUTE), "<sip:p2.example.com;lr>"));
+    pmsg_pop_last_entry(&m, SIP_HDR_ROUTE); /* p3's header goes */
+    assert_true(pmsg_last_entry(&m, SIP_HDR_ROUTE, &idx, &e));
+    assert_true(str_eq_cstr(e, "<sip:p2.example.com;lr>"));
+    pmsg_pop_first_entry(&m, SIP_HDR_ROUTE);
+    assert_false(pmsg_first_entry(&m, SIP_HDR_ROUTE, &idx, &e));
+    assert_int_equal(m.first[SIP_HDR_ROUTE], -1);
+    /* the original model is untouched */
+    assert_true(pmsg_first_entry(&p->msg, SIP_HDR_ROUTE, &idx, &e));
+    assert_true(str_eq_cstr(e, "<sip:p1.example.com;lr>"));
+    done(p);
+}
+
+static void test_via_pop_in_response(void **state)
+{
+    (void)state;
+    struct parsed *p = parse("SIP/2.0 180 Ringing\n"
+                             "Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKcP0123456789abcdef.00000001, "
+                             "SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-caller-1\n"
+                             "From: <sip:alice@example.com>;tag=aaa\n"
+                             "To: <sip:bob@example.com>;tag=bbb\n"
+                             "Call-ID: call-1@192.0.2.10\n"
+                             "CSeq: 1 INVITE\n"
+                             "Content-Length: 0\n\n");
+    struct sip_msg m;
+    assert_int_equal(pmsg_clone(&p->msg, &p->arena, &m), 0);
+    pmsg_pop_first_entry(&m, SIP_HDR_VIA);
+    assert_true(str_eq_cstr(header_value(&m, SIP_HDR_VIA), "SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-caller-1"));
+    sbuf_t out;
+    sbuf_init(&out);
+    assert_int_equal(sip_print(&m, &out), 0);
+    assert_non_null(strstr(out.data, "\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-caller-1\r\n"));
+    assert_null(strstr(out.data, "z9hG4bKcP"));
+    sbuf_free(&out);
+    done(p);
+}
+
+static void test_max_forwards_and_insert(void **state)
+{
+    (void)state;
+    struct parsed *p = parse(INVITE_HEAD INVITE_TAIL);
+    struct sip_msg m;
+    assert_int_equal(pmsg_clone(&p->msg, &p->arena, &m), 0);
+    assert_int_equal(pmsg_set_max_forwards(&m, &p->arena, 69), 0);
+    assert_true(str_eq_cstr(header_value(&m, SIP_HDR_MAX_FORWARDS), "69"));
+    assert_int_equal(pmsg_index_after(&m, SIP_HDR_VIA), 1);
+    assert_int_equal(pmsg_insert_before(&m, &p->arena, SIP_HDR_RECORD_ROUTE, pmsg_index_after(&m, SIP_HDR_VIA),
+                                        STR_LIT("Record-Route"), STR_LIT("<sip:10.0.0.1:5060;lr>")),
+                     0);
+    assert_int_equal(m.first[SIP_HDR_RECORD_ROUTE], 1);
+    /* a header value with CR/LF is refused: no header injection */
+    assert_int_not_equal(sip_msg_add_header(&m, &p->arena, STR_LIT("Route"), STR_LIT("<sip:x>\r\nEvil: 1")), 0);
+
+    struct parsed *q = parse("OPTIONS sip:bob@example.com SIP/2.0\n"
+                             "Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-x\n"
+                             "From: <sip:a@example.com>;tag=1\nTo: <sip:bob@example.com>\n"
+                             "Call-ID: c\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n");
+    struct sip_msg n;
+    assert_int_equal(pmsg_clone(&q->msg, &q->arena, &n), 0);
+    assert_int_equal(pmsg_set_max_forwards(&n, &q->arena, 70), 0); /* absent: added */
+    assert_true(str_eq_cstr(header_value(&n, SIP_HDR_MAX_FORWARDS), "70"));
+    done(q);
+    done(p);
+}
+
+static void test_branch_round_trip(void **state)
+{
+    (void)state;
+    char b[64];
+    proxy_make_branch(b, sizeof(b), 0x0123456789abcdefULL, 7);
+    assert_int_equal(strlen(b), PROXY_BRANCH_LEN);
+    assert_memory_equal(b, "z9hG4bK", 7); /* RFC 3261 magic cookie */
+    uint64_t h = 0;
+    assert_true(proxy_branch_loop_hash(str_from_cstr(b), &h));
+    assert_true(h == 0x0123456789abcdefULL);
+    assert_false(proxy_branch_loop_hash(STR_LIT("z9hG4bK-caller-1"), &h));
+    assert_false(proxy_branch_loop_hash(STR_LIT("z9hG4bKcP0123456789abcdeZ.00000001"), &h));
+}
+
+static bool ours_10_0_0_1(void *arg, const struct sip_via *v)
+{
+    (void)arg;
+    return str_eq_cstr(v->host, "10.0.0.1") && v->port == 5060;
+}
+
+static bool never_ours(void *arg, const struct sip_via *v)
+{
+    (void)arg;
+    (void)v;
+    return false;
+}
+
+/* The request as it would come back to us after we forwarded it: our Via
+ * (branch carrying the loop hash of the first arrival) above the caller's. */
+static void looped_copy(const struct sip_msg *first, const char *ruri, char *out, size_t cap)
+{
+    uint32_t idx;
+    str_t top;
+    assert_true(pmsg_first_entry(first, SIP_HDR_VIA, &idx, &top));
+    char branch[64];
+    proxy_make_branch(branch, sizeof(branch), proxy_loop_hash(first, top), 1);
+    snprintf(out, cap,
+             "INVITE %s SIP/2.0\n"
+             "Via: SIP/2.0/UDP 10.0.0.1:5060;branch=%s\n"
+             "Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-caller-1;rport=5060;received=192.0.2.10\n" INVITE_TAIL,
+             ruri, branch);
+}
+
+static void test_loop_detection(void **state)
+{
+    (void)state;
+    struct parsed *first = parse(INVITE_HEAD INVITE_TAIL);
+    assert_false(proxy_detect_loop(&first->msg, ours_10_0_0_1, NULL));
+
+    char text[2048];
+    looped_copy(&first->msg, "sip:bob@example.com", text, sizeof(text));
+    struct parsed *loop = parse(text);
+    assert_true(proxy_detect_loop(&loop->msg, ours_10_0_0_1, NULL));
+
+    /* the same path with another Request-URI is a spiral, not a loop */
+    looped_copy(&first->msg, "sip:bob@other.example.com", text, sizeof(text));
+    struct parsed *spiral = parse(text);
+    assert_false(proxy_detect_loop(&spiral->msg, ours_10_0_0_1, NULL));
+
+    /* a Via that is not ours never counts */
+    looped_copy(&first->msg, "sip:bob@example.com", text, sizeof(text));
+    struct parsed *other = parse(text);
+    assert_false(proxy_detect_loop(&other->msg, never_ours, NULL));
+    done(other);
+    done(spiral);
+    done(loop);
+    done(first);
+}
+
+static void test_uri_dest(void **state)
+{
+    (void)state;
+    struct sip_uri u;
+    struct transport_dest d;
+    char host[PROXY_HOST_MAX];
+    uint16_t port;
+    assert_int_equal(sip_uri_parse(STR_LIT("sip:bob@192.0.2.5:5070"), &u), 0);
+    assert_int_equal(proxy_uri_dest(&u, &d, host, sizeof(host), &port), 0);
+    assert_int_equal(d.proto, SIP_TRANSPORT_UDP);
+    assert_int_equal(transport_addr_port(&d.addr), 5070);
+
+    assert_int_equal(sip_uri_parse(STR_LIT("sip:bob@192.0.2.5;transport=tcp"), &u), 0);
+    assert_int_equal(proxy_uri_dest(&u, &d, host, sizeof(host), &port), 0);
+    assert_int_equal(d.proto, SIP_TRANSPORT_TCP);
+    assert_int_equal(transport_addr_port(&d.addr), 5060);
+
+    assert_int_equal(sip_uri_parse(STR_LIT("sip:bob@example.com;maddr=192.0.2.9"), &u), 0);
+    assert_int_equal(proxy_uri_dest(&u, &d, host, sizeof(host), &port), 0);
+    char a[64];
+    transport_addr_text(&d.addr, a, sizeof(a));
+    assert_string_equal(a, "192.0.2.9:5060");
+
+    assert_int_equal(sip_uri_parse(STR_LIT("sip:bob@Example.COM:5080"), &u), 0);
+    assert_int_equal(proxy_uri_dest(&u, &d, host, sizeof(host), &port), 1);
+    assert_string_equal(host, "Example.COM");
+    assert_int_equal(port, 5080);
+
+    assert_int_equal(sip_uri_parse(STR_LIT("sip:bob@[2001:db8::1]:5062"), &u), 0);
+    assert_int_equal(proxy_uri_dest(&u, &d, host, sizeof(host), &port), 0);
+    assert_int_equal(d.addr.ss_family, AF_INET6);
+
+    assert_int_equal(sip_uri_parse(STR_LIT("sips:bob@192.0.2.5"), &u), 0);
+    assert_int_equal(proxy_uri_dest(&u, &d, host, sizeof(host), &port), -1);
+    assert_int_equal(sip_uri_parse(STR_LIT("sip:bob@192.0.2.5;transport=sctp"), &u), 0);
+    assert_int_equal(proxy_uri_dest(&u, &d, host, sizeof(host), &port), -1);
+}
+
+static void test_via_dest(void **state)
+{
+    (void)state;
+    struct sip_via v;
+    struct transport_dest d;
+    char host[PROXY_HOST_MAX], a[64];
+    uint16_t port;
+    assert_int_equal(sip_via_parse(STR_LIT("SIP/2.0/UDP 10.1.1.1:5060;branch=z9hG4bK1;rport=40000;received=198.51.100.7"), &v), 0);
+    assert_int_equal(proxy_via_dest(&v, &d, host, sizeof(host), &port), 0);
+    transport_addr_text(&d.addr, a, sizeof(a));
+    assert_string_equal(a, "198.51.100.7:40000"); /* RFC 3581 §4 */
+
+    assert_int_equal(sip_via_parse(STR_LIT("SIP/2.0/TCP 192.0.2.1;branch=z9hG4bK2"), &v), 0);
+    assert_int_equal(proxy_via_dest(&v, &d, host, sizeof(host), &port), 0);
+    assert_int_equal(d.proto, SIP_TRANSPORT_TCP);
+    assert_int_equal(transport_addr_port(&d.addr), 5060);
+
+    assert_int_equal(sip_via_parse(STR_LIT("SIP/2.0/UDP pc.example.com:5062;branch=z9hG4bK3"), &v), 0);
+    assert_int_equal(proxy_via_dest(&v, &d, host, sizeof(host), &port), 1);
+    assert_string_equal(host, "pc.example.com");
+
+    assert_int_equal(sip_via_parse(STR_LIT("SIP/2.0/WSS 192.0.2.1;branch=z9hG4bK4"), &v), 0);
+    assert_int_equal(proxy_via_dest(&v, &d, host, sizeof(host), &port), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_route_entries),   cmocka_unit_test(test_via_pop_in_response),
+        cmocka_unit_test(test_max_forwards_and_insert), cmocka_unit_test(test_branch_round_trip),
+        cmocka_unit_test(test_loop_detection),  cmocka_unit_test(test_uri_dest),
+        cmocka_unit_test(test_via_dest),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
