@@ -366,7 +366,7 @@ struct gb_media_clip *gb_lower_clip(struct gb_lower *l, const char *path)
     if (!path || !*path) {
         if (!l->builtin) {
             size_t len;
-            const uint8_t *data = gb_lower_builtin_clip(&len);
+            const uint8_t *data = gb_media_builtin_clip(&len);
             l->builtin = gb_media_clip_from_buffer(data, len, err, sizeof(err));
             if (!l->builtin) log_error("gb lower: built-in clip: %s", err);
         }

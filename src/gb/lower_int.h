@@ -159,7 +159,6 @@ struct ua_uac *gb_lower_send_manscdp(struct gb_lower *l, struct gb_upstream *up,
                                      const struct ua_uac_cb *cb, void *arg);
 /* One stop step finished (an unregister answered). */
 void gb_lower_stop_step(struct gb_lower *l);
-const uint8_t *gb_lower_builtin_clip(size_t *len);
 /* Appends the local channels as catalog items (copies). */
 int gb_lower_local_items(struct gb_lower *l, gb_catalog_item_t **items, size_t *n, size_t *cap);
 /* The clip for a media path ("" -> [gb] default_media, else built-in). NULL logged. */

@@ -19,7 +19,6 @@
 #include "app/worker.h"
 #include "base/clock.h"
 #include "base/log.h"
-#include "sip/sdp.h"
 #include "txn/txn.h"
 
 static void respond(struct txn *st, int status, const char *reason)
@@ -121,103 +120,24 @@ json_t *gb_lstreams_json(const struct gb_lower *l)
     return json_pack("{s:o}", "streams", arr);
 }
 
-/* What the offer asks for. */
-struct offer {
-    enum gb_media_proto proto;
-    struct sockaddr_storage remote;
-    char remote_text[TRANSPORT_ADDR_TEXT];
-    uint32_t ssrc;
-    char ssrc_text[GB_SSRC_LEN + 1];
-    unsigned pt;
-    char session[16];        /* s= of the offer: Play, Playback, Download */
-};
-
-/* 0, or an SIP status to refuse with (488 for an offer we cannot serve). */
-static int read_offer(struct gb_lower *l, const struct sip_msg *m, struct offer *o, const char **why)
-{
-    _Alignas(16) char mem[8192];
-    arena_t a;
-    arena_init(&a, mem, sizeof(mem));
-    struct sdp_session sdp;
-    int status = 0;
-    *why = NULL;
-    if (!m->body.len || !str_ieq_cstr(str_trim(str_make(m->content_type.s, m->content_type.len)), "application/sdp")) {
-        *why = "no SDP offer";
-        status = 488;
-        goto out;
-    }
-    if (sdp_parse(m->body.s, m->body.len, &a, &sdp, why) != 0) {
-        status = 400;
-        goto out;
-    }
-    const struct sdp_media *md = NULL;
-    for (uint32_t i = 0; i < sdp.media_count; i++)
-        if (str_eq_cstr(sdp.media[i].media, "video") && sdp.media[i].port) {
-            md = &sdp.media[i];
-            break;
-        }
-    if (!md) {
-        *why = "no video media line";
-        status = 488;
-        goto out;
-    }
-    bool tcp = str_ieq_cstr(md->proto, "TCP/RTP/AVP");
-    if (!tcp && !str_ieq_cstr(md->proto, "RTP/AVP")) {
-        *why = "media proto not RTP/AVP or TCP/RTP/AVP";
-        status = 488;
-        goto out;
-    }
-    if (tcp) o->proto = sdp_media_setup(&sdp, md) == SDP_SETUP_ACTIVE ? GB_MEDIA_TCP_PASSIVE : GB_MEDIA_TCP_ACTIVE;
-    else o->proto = GB_MEDIA_UDP;
-    const struct sdp_conn *c = sdp_media_conn(&sdp, md);
-    if (!c || transport_addr_parse(c->address.s, c->address.len, md->port, &o->remote) != 0) {
-        *why = "no numeric connection address";
-        status = 488;
-        goto out;
-    }
-    transport_addr_text(&o->remote, o->remote_text, sizeof(o->remote_text));
-    if (sdp.name.len && sdp.name.len < sizeof(o->session)) str_copy(o->session, sizeof(o->session), sdp.name);
-    else snprintf(o->session, sizeof(o->session), "Play");
-    for (char *p = o->session; *p; p++)
-        if (*p < 0x21 || *p > 0x7e) *p = '_';
-    /* The PT the upper maps to PS (GB/T 28181 uses 96; honour another). */
-    o->pt = 96;
-    str_t cur = md->fmts, fmt;
-    while (sdp_fmt_next(&cur, &fmt)) {
-        uint64_t pt;
-        struct sdp_rtpmap rm;
-        if (str_to_u64(fmt, 127, &pt) == 0 && sdp_media_rtpmap(md, (unsigned)pt, &rm) == 0 &&
-            str_ieq_cstr(rm.encoding, "PS")) {
-            o->pt = (unsigned)pt;
-            break;
-        }
-    }
-    if (sdp_gb_ssrc(&sdp, &o->ssrc) == 0 && sdp.gb_ssrc.len <= GB_SSRC_LEN) {
-        str_copy(o->ssrc_text, sizeof(o->ssrc_text), sdp.gb_ssrc);
-    } else {
-        /* No y=: make one of ours (live prefix 0 + domain digits), GB/T 28181 §F. */
-        o->ssrc = (uint32_t)(gb_lower_random(l) % 10000);
-        snprintf(o->ssrc_text, sizeof(o->ssrc_text), "0%.5s%04u", l->domain + 3, o->ssrc);
-        gb_ssrc_to_u32(str_from_cstr(o->ssrc_text), &o->ssrc);
-    }
-out:
-    arena_free(&a);
-    return status;
-}
-
 void gb_lower_on_invite(struct gb_lower *l, struct gb_upstream *up, struct txn *st, const struct transport_rx *rx)
 {
     const struct sip_msg *m = rx->msg;
     struct gb_lchan *c = gb_lchan_find(l, m->ruri.user);
-    struct offer o;
-    memset(&o, 0, sizeof(o));
+    struct gb_media_offer o;
     const char *why;
-    int status = read_offer(l, m, &o, &why);
+    int status = gb_media_offer_parse(m->content_type, m->body, &o, &why);
     if (status) {
         log_warn("gb lower: INVITE for %s from upstream %s at %s refused %d: %s", c->id, up->cfg.id, rx->src_text,
                  status, why ? why : "bad SDP");
         respond(st, status, NULL);
         return;
+    }
+    if (!o.has_ssrc) {
+        /* No y=: make one of ours (live prefix 0 + domain digits), Annex F. */
+        snprintf(o.ssrc_text, sizeof(o.ssrc_text), "0%.5s%04u", l->domain + 3,
+                 (unsigned)(gb_lower_random(l) % 10000));
+        if (gb_ssrc_to_u32(str_from_cstr(o.ssrc_text), &o.ssrc) != 0) o.ssrc = (uint32_t)gb_lower_random(l);
     }
     if (!strcmp(c->status, "OFF")) {
         log_info("gb lower: INVITE for %s (status OFF): 480", c->id);
@@ -251,26 +171,9 @@ void gb_lower_on_invite(struct gb_lower *l, struct gb_upstream *up, struct txn *
         respond(st, 500, "Media Unavailable");
         return;
     }
-    bool tcp = o.proto != GB_MEDIA_UDP;
     sbuf_t sdp;
     sbuf_init(&sdp);
-    bool v6 = strchr(l->media_ip, ':') != NULL;
-    sbuf_printf(&sdp,
-                "v=0\r\n"
-                "o=%s 0 0 IN %s %s\r\n"
-                "s=%s\r\n"
-                "c=IN %s %s\r\n"
-                "t=0 0\r\n"
-                "m=video %u %s %u\r\n"
-                "a=sendonly\r\n"
-                "a=rtpmap:%u PS/90000\r\n",
-                c->id, v6 ? "IP6" : "IP4", l->media_ip, o.session, v6 ? "IP6" : "IP4", l->media_ip,
-                gb_media_sender_local_port(s->sender), tcp ? "TCP/RTP/AVP" : "RTP/AVP", o.pt, o.pt);
-    if (tcp)
-        sbuf_printf(&sdp, "a=setup:%s\r\na=connection:new\r\n",
-                    o.proto == GB_MEDIA_TCP_ACTIVE ? "active" : "passive");
-    sbuf_printf(&sdp, "y=%s\r\n", o.ssrc_text);
-    if (sdp.failed) {
+    if (gb_media_answer_sdp(&sdp, c->id, l->media_ip, gb_media_sender_local_port(s->sender), &o) != 0) {
         sbuf_free(&sdp);
         gb_media_sender_free(s->sender);
         free(s);

@@ -12,6 +12,7 @@
 #include "base/sbuf.h"
 #include "gb/ps.h"
 #include "gb/rtp.h"
+#include "sip/sdp.h"
 #include "transport/transport.h"
 
 #define DEFAULT_FPS 25.0
@@ -610,4 +611,97 @@ void gb_media_sender_free(struct gb_media_sender *s)
         sbuf_free(&s->out);
         free(s);
     }
+}
+
+/* ---- offer / answer ---- */
+
+int gb_media_offer_parse(str_t content_type, str_t body, struct gb_media_offer *o, const char **why)
+{
+    _Alignas(16) char mem[8192];
+    arena_t a;
+    arena_init(&a, mem, sizeof(mem));
+    struct sdp_session sdp;
+    int status = 0;
+    memset(o, 0, sizeof(*o));
+    *why = NULL;
+    const char *semi = content_type.s ? memchr(content_type.s, ';', content_type.len) : NULL;
+    str_t type = str_trim(str_make(content_type.s, semi ? (size_t)(semi - content_type.s) : content_type.len));
+    if (!body.len || !str_ieq_cstr(type, "application/sdp")) {
+        *why = "no SDP offer";
+        status = 488;
+        goto out;
+    }
+    if (sdp_parse(body.s, body.len, &a, &sdp, why) != 0) {
+        status = 400;
+        goto out;
+    }
+    const struct sdp_media *md = NULL;
+    for (uint32_t i = 0; i < sdp.media_count && !md; i++)
+        if (str_eq_cstr(sdp.media[i].media, "video") && sdp.media[i].port) md = &sdp.media[i];
+    if (!md) {
+        *why = "no video media line";
+        status = 488;
+        goto out;
+    }
+    bool tcp = str_ieq_cstr(md->proto, "TCP/RTP/AVP");
+    if (!tcp && !str_ieq_cstr(md->proto, "RTP/AVP")) {
+        *why = "media proto not RTP/AVP or TCP/RTP/AVP";
+        status = 488;
+        goto out;
+    }
+    if (tcp) o->proto = sdp_media_setup(&sdp, md) == SDP_SETUP_ACTIVE ? GB_MEDIA_TCP_PASSIVE : GB_MEDIA_TCP_ACTIVE;
+    else o->proto = GB_MEDIA_UDP;
+    const struct sdp_conn *c = sdp_media_conn(&sdp, md);
+    if (!c || transport_addr_parse(c->address.s, c->address.len, md->port, &o->remote) != 0) {
+        *why = "no numeric connection address";
+        status = 488;
+        goto out;
+    }
+    transport_addr_text(&o->remote, o->remote_text, sizeof(o->remote_text));
+    if (sdp.name.len && sdp.name.len < sizeof(o->session)) str_copy(o->session, sizeof(o->session), sdp.name);
+    else snprintf(o->session, sizeof(o->session), "Play");
+    for (char *p = o->session; *p; p++)
+        if (*p < 0x21 || *p > 0x7e) *p = '_';
+    /* The PT the offer maps to PS (GB/T 28181 uses 96; honour another). */
+    o->pt = GB_RTP_PT_PS;
+    str_t cur = md->fmts, fmt;
+    while (sdp_fmt_next(&cur, &fmt)) {
+        uint64_t pt;
+        struct sdp_rtpmap rm;
+        if (str_to_u64(fmt, 127, &pt) == 0 && sdp_media_rtpmap(md, (unsigned)pt, &rm) == 0 &&
+            str_ieq_cstr(rm.encoding, "PS")) {
+            o->pt = (unsigned)pt;
+            break;
+        }
+    }
+    if (sdp_gb_ssrc(&sdp, &o->ssrc) == 0 && sdp.gb_ssrc.len < sizeof(o->ssrc_text)) {
+        str_copy(o->ssrc_text, sizeof(o->ssrc_text), sdp.gb_ssrc);
+        o->has_ssrc = true;
+    }
+out:
+    arena_free(&a);
+    return status;
+}
+
+int gb_media_answer_sdp(sbuf_t *out, const char *origin_id, const char *ip, uint16_t port,
+                        const struct gb_media_offer *o)
+{
+    bool v6 = strchr(ip, ':') != NULL;
+    bool tcp = o->proto != GB_MEDIA_UDP;
+    const char *af = v6 ? "IP6" : "IP4";
+    sbuf_printf(out,
+                "v=0\r\n"
+                "o=%s 0 0 IN %s %s\r\n"
+                "s=%s\r\n"
+                "c=IN %s %s\r\n"
+                "t=0 0\r\n"
+                "m=video %u %s %u\r\n"
+                "a=sendonly\r\n"
+                "a=rtpmap:%u PS/90000\r\n",
+                origin_id, af, ip, o->session[0] ? o->session : "Play", af, ip, port, tcp ? "TCP/RTP/AVP" : "RTP/AVP",
+                o->pt, o->pt);
+    if (tcp)
+        sbuf_printf(out, "a=setup:%s\r\na=connection:new\r\n", o->proto == GB_MEDIA_TCP_ACTIVE ? "active" : "passive");
+    if (o->ssrc_text[0]) sbuf_printf(out, "y=%s\r\n", o->ssrc_text);
+    return out->failed ? -1 : 0;
 }

@@ -33,6 +33,8 @@
 #include <sys/socket.h>
 #include <uv.h>
 
+#include "base/sbuf.h"
+#include "base/str.h"
 #include "base/timer.h"
 #include "gb/h264.h"
 
@@ -50,6 +52,8 @@ struct gb_media_clip *gb_media_clip_load(const char *path, char *err, size_t err
 struct gb_media_clip *gb_media_clip_from_buffer(const uint8_t *data, size_t len, char *err, size_t errcap);
 void gb_media_clip_ref(struct gb_media_clip *c);
 void gb_media_clip_unref(struct gb_media_clip *c);
+/* The built-in test clip (tests/data/clip.h264 compiled in, lower_clip.c). */
+const uint8_t *gb_media_builtin_clip(size_t *len);
 double gb_media_clip_fps(const struct gb_media_clip *c);
 size_t gb_media_clip_frames(const struct gb_media_clip *c);
 gb_codec_t gb_media_clip_codec(const struct gb_media_clip *c);
@@ -110,5 +114,28 @@ void gb_media_sender_get_stats(const struct gb_media_sender *s, struct gb_media_
 enum gb_media_proto gb_media_sender_proto(const struct gb_media_sender *s);
 /* Stops and closes; no callback after this. NULL is ignored. */
 void gb_media_sender_free(struct gb_media_sender *s);
+
+/* ---- the SDP of a GB/T 28181 play request (§9.2, Annex F) ---- */
+
+struct gb_media_offer {
+    enum gb_media_proto proto;          /* our role: UDP, or TCP active/passive per the offer's a=setup */
+    struct sockaddr_storage remote;     /* the offerer's c= address and m= port */
+    char remote_text[64];
+    bool has_ssrc;
+    uint32_t ssrc;                      /* y= as a number */
+    char ssrc_text[11];                 /* y= as sent (10 digits) */
+    unsigned pt;                        /* the payload type mapped to PS (96 when none is) */
+    char session[16];                   /* s=: Play, Playback, Download */
+};
+
+/* Reads the offer of an INVITE (content type and body). 0, or the SIP status
+ * to refuse with (400 malformed SDP, 488 nothing we can serve) with *why set.
+ * TCP roles (RFC 4145): a=setup:active in the offer makes us passive (we
+ * listen); passive or absent makes us active (we connect). */
+int gb_media_offer_parse(str_t content_type, str_t body, struct gb_media_offer *o, const char **why);
+/* Appends our answer: sendonly, PS on the offer's PT, the same y=, our
+ * address and port, a=setup/a=connection for TCP. 0, or -1 when out failed. */
+int gb_media_answer_sdp(sbuf_t *out, const char *origin_id, const char *ip, uint16_t port,
+                        const struct gb_media_offer *o);
 
 #endif

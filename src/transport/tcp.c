@@ -548,7 +548,7 @@ int tcp_send(struct transport *t, struct transport_dest *dest, const void *data,
     struct tcp_conn *c = dest->conn_id ? conn_by_id(t, dest->conn_id) : NULL;
     if (!c) {
         if (dest->addr.ss_family != AF_INET && dest->addr.ss_family != AF_INET6) return UV_ENOTCONN;
-        c = conn_by_addr(t, &dest->addr);
+        if (!dest->new_flow) c = conn_by_addr(t, &dest->addr);
     }
     if (!c) {
         int err = 0;

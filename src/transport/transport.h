@@ -20,6 +20,7 @@
 #ifndef CASCADE_TRANSPORT_TRANSPORT_H
 #define CASCADE_TRANSPORT_TRANSPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -83,6 +84,10 @@ struct transport_dest {
     struct sockaddr_storage addr;
     uint64_t conn_id;
     uint32_t listener_id;
+    /* TCP: when conn_id names no live connection, open a new one instead of
+     * reusing another connection to the same address (a simulator running
+     * many clients on one transport, each with its own flow). */
+    bool new_flow;
 };
 
 struct transport_stats {

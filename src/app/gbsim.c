@@ -1,0 +1,1245 @@
+/* gbsim.c — cascade-gbsim: simulates GB/T 28181 devices (cameras) against an
+ * upper platform, for tests and the scale benchmark. Built on cascade's own
+ * stack (transport, transactions, UA with digest retry, MANSCDP, PS/RTP), so
+ * it also exercises that stack.
+ *
+ *   cascade-gbsim --target 127.0.0.1:5060 --devices 10000 --channels 2 --rate 2000
+ *
+ * N devices with ids counted up from --base-id, each with M channels
+ * (type 131, numbered device*M + channel + 1 under the same domain), register
+ * with digest, refresh at 2/3 of the granted Expires, keep alive every
+ * --keepalive seconds, and answer Query Catalog / DeviceInfo / DeviceStatus /
+ * RecordInfo, DeviceControl and INVITE (streaming the clip as PS over RTP).
+ *
+ * Scale: over UDP every device shares a few sockets (--sockets); requests
+ * from the upper are routed to a device by the Request-URI user, so a device
+ * costs one small struct (timer node, pending request, CSeq, state) and no
+ * socket. Call-ID and From tag are derived from a per-run random and the
+ * device index, not stored. Over TCP each device has its own connection.
+ *
+ * Prints live counts every second and a final summary (text, and JSON with
+ * --json). Runs for --duration seconds or until SIGINT/SIGTERM. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "app/worker.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "gb/gbid.h"
+#include "gb/manscdp.h"
+#include "gb/media_sender.h"
+#include "gb/ptz.h"
+#include "txn/txn.h"
+#include "ua/ua.h"
+
+#define SIM_MAX_SOCKETS 64
+#define SIM_MAX_CHANNELS 10000
+#define SIM_RETRY_MIN_MS 2000
+#define SIM_RETRY_MAX_MS 60000
+#define SIM_MAX_STREAMS 10000
+
+enum dev_state { DEV_IDLE = 0, DEV_REGISTERING, DEV_REGISTERED, DEV_FAILED, DEV_UNREGISTERING, DEV_DONE };
+enum pending_kind { PEND_NONE = 0, PEND_REGISTER, PEND_KEEPALIVE };
+
+struct sim;
+
+/* One simulated device: kept small (the benchmark holds 100 000 of them). */
+struct sim_dev {
+    struct timer_node timer;       /* next action: register, retry, keepalive, refresh */
+    struct sim *sim;
+    struct ua_uac *pending;        /* the REGISTER or keepalive in flight */
+    uint32_t cseq;
+    uint32_t refresh_at_s;         /* sim clock seconds: REGISTER refresh due */
+    uint8_t state, pend, misses, failures;
+    uint8_t ever_registered;
+};
+
+struct sim_stream {
+    struct sim_stream *next, *prev;
+    struct sim *sim;
+    uint32_t dev;
+    char channel_id[GB_ID_LEN + 1];
+    struct ua_dialog *dlg;
+    struct gb_media_sender *sender;
+};
+
+struct sim_opts {
+    char target_host[64];
+    uint16_t target_port;
+    char target_id[GB_ID_LEN + 1];
+    char target_domain[64];
+    enum sip_transport proto;
+    char local_ip[64];
+    uint16_t local_port;
+    int sockets;
+    uint32_t devices, channels;
+    char base_id[GB_ID_LEN + 1];
+    char password[128];
+    int expires, keepalive, keepalive_misses;
+    double rate;
+    uint32_t jitter_ms;
+    uint32_t duration_s;
+    bool unregister, quiet;
+    gb_charset_t charset;
+    int catalog_items;
+    char media[512];
+    char json_path[512];
+};
+
+struct sim_counts {
+    uint64_t reg_sent, reg_ok, reg_fail, ka_sent, ka_ok, ka_fail, ka_refused, lost, queries, invites, controls;
+    uint64_t streams_started, streams_stopped, rtp_packets;
+};
+
+struct sim {
+    struct sim_opts o;
+    struct worker w;               /* the stack's context: loop, timers, transport, txn, config */
+    struct ua *ua;
+    uv_timer_t timer_handle, tick;
+    uv_prepare_t prepare;
+    uv_signal_t sigint, sigterm;
+    uint32_t listeners[SIM_MAX_SOCKETS];
+    int nlisteners;
+    struct transport_dest target;
+    char prefix[14];               /* domain (10) + device type (3) of the base id */
+    uint32_t base_num;             /* last 7 digits of the base id */
+    char domain[GB_DOMAIN_LEN + 1];
+    uint64_t run_id;               /* per-run random for Call-IDs and tags */
+    uint64_t rng;
+    struct sim_dev *devs;
+    uint64_t *conns;               /* TCP: each device's connection (0 none) */
+    uint64_t *conn_index;          /* TCP: open addressing conn_id -> device+1 */
+    uint32_t conn_index_mask;
+    uint32_t registered, max_registered;
+    uint64_t start_ms, all_registered_ms, stop_at_ms;
+    uint32_t sn;
+    struct sim_counts c, last;
+    struct sim_stream *streams;
+    uint32_t stream_count;
+    struct gb_media_clip *clip;
+    bool stopping, closing;
+    uint32_t unregister_pending;
+    uint64_t unregister_deadline;
+    double cpu_at_start;
+};
+
+/* ---- small helpers ---- */
+
+static uint64_t sim_now(const struct sim *s) { return uv_now(s->w.loop); }
+static uint32_t sim_secs(const struct sim *s) { return (uint32_t)((sim_now(s) - s->start_ms) / 1000u); }
+
+static uint64_t sim_rand(struct sim *s)
+{
+    uint64_t x = s->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    s->rng = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+static uint32_t dev_index(const struct sim_dev *d) { return (uint32_t)(d - d->sim->devs); }
+
+static void dev_id(const struct sim *s, uint32_t i, char out[GB_ID_LEN + 1])
+{
+    snprintf(out, GB_ID_LEN + 1, "%.13s%07u", s->prefix, s->base_num + i);
+}
+
+static void chan_id(const struct sim *s, uint32_t i, uint32_t ch, char out[GB_ID_LEN + 1])
+{
+    snprintf(out, GB_ID_LEN + 1, "%.10s131%07u", s->prefix, i * s->o.channels + ch + 1);
+}
+
+/* A target id -> device index (and channel, -1 for the device itself). */
+static int route_id(const struct sim *s, str_t id, uint32_t *dev, int *ch)
+{
+    if (id.len != GB_ID_LEN || !gb_id_valid(id) || memcmp(id.s, s->prefix, 10)) return -1;
+    uint64_t num;
+    if (str_to_u64(str_make(id.s + 13, 7), 9999999, &num) != 0) return -1;
+    if (!memcmp(id.s + 10, s->prefix + 10, 3)) {
+        if (num < s->base_num || num - s->base_num >= s->o.devices) return -1;
+        *dev = (uint32_t)(num - s->base_num);
+        *ch = -1;
+        return 0;
+    }
+    if (memcmp(id.s + 10, "131", 3) || num == 0 || num > (uint64_t)s->o.devices * s->o.channels) return -1;
+    *dev = (uint32_t)((num - 1) / s->o.channels);
+    *ch = (int)((num - 1) % s->o.channels);
+    return 0;
+}
+
+static void call_id_of(const struct sim *s, uint32_t i, char out[48])
+{
+    snprintf(out, 48, "%016llx-%u", (unsigned long long)s->run_id, i);
+}
+
+static void tag_of(const struct sim *s, uint32_t i, char out[UA_TAG_SIZE])
+{
+    uint64_t v = (s->run_id ^ ((uint64_t)i * 0x9E3779B97F4A7C15ULL)) * 0xBF58476D1CE4E5B9ULL;
+    snprintf(out, UA_TAG_SIZE, "%016llx", (unsigned long long)v);
+}
+
+static void sim_arm(struct sim *s, struct sim_dev *d, uint64_t at, timer_cb cb)
+{
+    if (timer_start(&s->w.timers, &d->timer, at, cb) != 0) log_error("gbsim: no memory for a timer");
+}
+
+/* ---- TCP flows ---- */
+
+static void conn_index_put(struct sim *s, uint64_t conn, uint32_t dev)
+{
+    if (!s->conn_index || !conn) return;
+    uint32_t i = (uint32_t)(conn * 0x9E3779B97F4A7C15ULL >> 32) & s->conn_index_mask;
+    while (s->conn_index[i * 2] && s->conn_index[i * 2] != conn) i = (i + 1) & s->conn_index_mask;
+    s->conn_index[i * 2] = conn;
+    s->conn_index[i * 2 + 1] = dev + 1;
+}
+
+static int64_t conn_index_get(const struct sim *s, uint64_t conn)
+{
+    if (!s->conn_index || !conn) return -1;
+    uint32_t i = (uint32_t)(conn * 0x9E3779B97F4A7C15ULL >> 32) & s->conn_index_mask;
+    while (s->conn_index[i * 2]) {
+        if (s->conn_index[i * 2] == conn) return (int64_t)s->conn_index[i * 2 + 1] - 1;
+        i = (i + 1) & s->conn_index_mask;
+    }
+    return -1;
+}
+
+static void dev_dest(struct sim *s, uint32_t i, struct transport_dest *d)
+{
+    *d = s->target;
+    if (s->o.proto == SIP_TRANSPORT_UDP) {
+        d->listener_id = s->listeners[i % (uint32_t)s->nlisteners];
+    } else {
+        d->conn_id = s->conns[i];
+        d->new_flow = true; /* each device its own connection */
+    }
+}
+
+static void dev_learn_flow(struct sim *s, uint32_t i, struct ua_uac *h)
+{
+    if (s->o.proto != SIP_TRANSPORT_TCP) return;
+    uint64_t conn = ua_request_dest(h)->conn_id;
+    if (conn && conn != s->conns[i]) {
+        s->conns[i] = conn;
+        conn_index_put(s, conn, i);
+    }
+}
+
+/* ---- requests to the upper ---- */
+
+static void fill_request(struct sim *s, uint32_t i, enum sip_method m, struct ua_request *r, char *buf, size_t cap)
+{
+    char id[GB_ID_LEN + 1];
+    dev_id(s, i, id);
+    memset(r, 0, sizeof(*r));
+    int a = snprintf(buf, cap, "sip:%s@%s", s->o.target_id, s->o.target_domain);
+    int b = snprintf(buf + a + 1, cap - (size_t)a - 1, "<sip:%s@%s>", id, s->domain);
+    r->method = m;
+    r->ruri = str_make(buf, (size_t)a);
+    r->from = str_make(buf + a + 1, (size_t)b);
+    r->to = m == SIP_REGISTER ? r->from : r->ruri;
+}
+
+static void dev_timer_cb(struct timer_node *n, uint64_t now);
+static void send_register(struct sim_dev *d, int expires);
+
+static uint64_t jitter(struct sim *s) { return s->o.jitter_ms ? sim_rand(s) % (s->o.jitter_ms + 1) : 0; }
+
+static uint64_t backoff(struct sim *s, struct sim_dev *d)
+{
+    uint64_t base = SIM_RETRY_MIN_MS;
+    for (int i = 1; i < d->failures && base < SIM_RETRY_MAX_MS; i++) base *= 2;
+    if (base > SIM_RETRY_MAX_MS) base = SIM_RETRY_MAX_MS;
+    return base / 2 + sim_rand(s) % (base / 2 + 1);
+}
+
+static void dev_unregistered(struct sim *s, struct sim_dev *d)
+{
+    if (d->state == DEV_REGISTERED) {
+        s->registered--;
+        s->c.lost++;
+    }
+}
+
+static void on_register_final(void *arg, struct ua_uac *h, int status, const struct sip_msg *resp,
+                              const struct transport_rx *rx, struct ua_dialog *dlg)
+{
+    (void)rx;
+    (void)dlg;
+    struct sim_dev *d = arg;
+    struct sim *s = d->sim;
+    uint32_t i = dev_index(d);
+    d->pending = NULL;
+    d->pend = PEND_NONE;
+    d->cseq = ua_request_cseq(h);
+    dev_learn_flow(s, i, h);
+    uint64_t now = sim_now(s);
+    if (d->state == DEV_UNREGISTERING) {
+        d->state = DEV_DONE;
+        if (s->unregister_pending) s->unregister_pending--;
+        return;
+    }
+    if (s->stopping) return;
+    if (status >= 200 && status < 300 && resp) {
+        s->c.reg_ok++;
+        int granted = resp->expires >= 0 ? (int)resp->expires : s->o.expires;
+        if (granted <= 0) granted = s->o.expires;
+        d->refresh_at_s = sim_secs(s) + (uint32_t)(granted * 2 / 3 > 0 ? granted * 2 / 3 : 1);
+        d->failures = 0;
+        d->misses = 0;
+        bool first = d->state != DEV_REGISTERED;
+        if (first) {
+            d->state = DEV_REGISTERED;
+            d->ever_registered = 1;
+            s->registered++;
+            if (s->registered > s->max_registered) s->max_registered = s->registered;
+            if (s->registered == s->o.devices && !s->all_registered_ms) s->all_registered_ms = now;
+            /* First keepalive at a random phase of the interval: 100 000
+             * devices registered in a burst must not keep alive in step. */
+            uint64_t phase = (uint64_t)s->o.keepalive * 1000u;
+            sim_arm(s, d, now + 200 + sim_rand(s) % (phase ? phase : 1), dev_timer_cb);
+        } else if (!timer_armed(&d->timer)) {
+            sim_arm(s, d, now + (uint64_t)s->o.keepalive * 1000u, dev_timer_cb);
+        }
+        return;
+    }
+    s->c.reg_fail++;
+    dev_unregistered(s, d);
+    d->state = DEV_FAILED;
+    if (d->failures < 250) d->failures++;
+    if (status == 423 && resp) {
+        const struct sip_header *me = sip_msg_header(resp, SIP_HDR_MIN_EXPIRES);
+        uint64_t v;
+        if (me && str_to_u64(str_trim(me->value), 86400, &v) == 0 && (int)v > s->o.expires) s->o.expires = (int)v;
+    }
+    if (d->failures <= 1 || log_get_level() >= LOG_DEBUG)
+        log_warn("gbsim: device %u REGISTER failed: %d", i, status);
+    sim_arm(s, d, now + backoff(s, d), dev_timer_cb);
+}
+
+static const struct ua_uac_cb register_cb = {.on_final = on_register_final};
+
+static void send_register(struct sim_dev *d, int expires)
+{
+    struct sim *s = d->sim;
+    uint32_t i = dev_index(d);
+    if (d->pending) return;
+    struct ua_request r;
+    char buf[256], cid[48], tag[UA_TAG_SIZE], exp[32], id[GB_ID_LEN + 1];
+    fill_request(s, i, SIP_REGISTER, &r, buf, sizeof(buf));
+    call_id_of(s, i, cid);
+    tag_of(s, i, tag);
+    dev_id(s, i, id);
+    r.call_id = str_from_cstr(cid);
+    r.from_tag = str_from_cstr(tag);
+    r.cseq = ++d->cseq;
+    r.auto_contact = true;
+    r.contact_user = str_from_cstr(id);
+    snprintf(exp, sizeof(exp), "Expires: %d", expires);
+    str_t hdr = str_from_cstr(exp);
+    r.headers = &hdr;
+    r.header_count = 1;
+    struct ua_credentials cred = {.user = str_from_cstr(id), .password = str_from_cstr(s->o.password)};
+    struct transport_dest dest;
+    dev_dest(s, i, &dest);
+    s->c.reg_sent++;
+    d->pending = ua_request_send(s->ua, &r, &dest, &cred, &register_cb, d);
+    if (d->pending) {
+        d->pend = PEND_REGISTER;
+    } else {
+        log_error("gbsim: REGISTER of device %u could not be sent", i);
+        if (d->state == DEV_UNREGISTERING) {
+            d->state = DEV_DONE;
+            if (s->unregister_pending) s->unregister_pending--;
+        }
+    }
+}
+
+static void on_keepalive_final(void *arg, struct ua_uac *h, int status, const struct sip_msg *resp,
+                               const struct transport_rx *rx, struct ua_dialog *dlg)
+{
+    (void)rx;
+    (void)dlg;
+    struct sim_dev *d = arg;
+    struct sim *s = d->sim;
+    d->pending = NULL;
+    d->pend = PEND_NONE;
+    dev_learn_flow(s, dev_index(d), h);
+    if (s->stopping || d->state != DEV_REGISTERED) return;
+    if (status >= 200 && status < 300) {
+        s->c.ka_ok++;
+        d->misses = 0;
+        return;
+    }
+    s->c.ka_fail++;
+    if (resp && (status == 403 || status == 404)) {
+        /* The upper forgot us (GB/T 28181 §9.6): register again at once. */
+        s->c.ka_refused++;
+        dev_unregistered(s, d);
+        d->state = DEV_REGISTERING;
+        send_register(d, s->o.expires);
+        return;
+    }
+    if (++d->misses >= s->o.keepalive_misses) {
+        dev_unregistered(s, d);
+        d->state = DEV_REGISTERING;
+        d->misses = 0;
+        send_register(d, s->o.expires);
+    }
+}
+
+static const struct ua_uac_cb keepalive_cb = {.on_final = on_keepalive_final};
+
+static void send_keepalive(struct sim_dev *d)
+{
+    struct sim *s = d->sim;
+    uint32_t i = dev_index(d);
+    struct ua_request r;
+    char buf[256], id[GB_ID_LEN + 1];
+    fill_request(s, i, SIP_MESSAGE, &r, buf, sizeof(buf));
+    dev_id(s, i, id);
+    sbuf_t body;
+    sbuf_init(&body);
+    if (gb_manscdp_build_keepalive(&body, s->o.charset, ++s->sn, id, "OK") != 0) {
+        sbuf_free(&body);
+        return;
+    }
+    r.content_type = STR_LIT("Application/MANSCDP+xml");
+    r.body = sbuf_str(&body);
+    struct ua_credentials cred = {.user = str_from_cstr(id), .password = str_from_cstr(s->o.password)};
+    struct transport_dest dest;
+    dev_dest(s, i, &dest);
+    s->c.ka_sent++;
+    d->pending = ua_request_send(s->ua, &r, &dest, &cred, &keepalive_cb, d);
+    d->pend = d->pending ? PEND_KEEPALIVE : PEND_NONE;
+    sbuf_free(&body);
+}
+
+static void dev_timer_cb(struct timer_node *n, uint64_t now)
+{
+    struct sim_dev *d = container_of(n, struct sim_dev, timer);
+    struct sim *s = d->sim;
+    if (s->stopping) return;
+    switch (d->state) {
+    case DEV_IDLE:
+    case DEV_FAILED:
+        d->state = DEV_REGISTERING;
+        send_register(d, s->o.expires);
+        return;
+    case DEV_REGISTERING:
+        /* a REGISTER is in flight; its answer re-arms the timer */
+        return;
+    case DEV_REGISTERED:
+        break;
+    default: return;
+    }
+    if (d->pend == PEND_KEEPALIVE) {
+        /* Still unanswered when the next one is due: a miss. */
+        ua_request_detach(d->pending);
+        d->pending = NULL;
+        d->pend = PEND_NONE;
+        s->c.ka_fail++;
+        if (++d->misses >= s->o.keepalive_misses) {
+            dev_unregistered(s, d);
+            d->state = DEV_REGISTERING;
+            d->misses = 0;
+            send_register(d, s->o.expires);
+            return;
+        }
+    }
+    uint64_t interval = (uint64_t)s->o.keepalive * 1000u;
+    if (sim_secs(s) >= d->refresh_at_s) {
+        if (d->pend == PEND_NONE) send_register(d, s->o.expires);
+        sim_arm(s, d, now + interval, dev_timer_cb);
+        return;
+    }
+    if (d->pend == PEND_NONE) send_keepalive(d);
+    uint64_t next = now + interval + (s->o.jitter_ms ? jitter(s) / 4 : 0);
+    uint64_t refresh = s->start_ms + (uint64_t)d->refresh_at_s * 1000u;
+    sim_arm(s, d, refresh < next ? refresh : next, dev_timer_cb);
+}
+
+/* ---- requests from the upper ---- */
+
+static void respond(struct txn *st, int status)
+{
+    int rc = txn_respond(st, status, NULL, STR_NULL, NULL, 0, STR_NULL, STR_NULL);
+    if (rc < 0) log_debug("gbsim: %d not sent: %s", status, strerror(-rc));
+}
+
+/* Sends a MANSCDP body to the upper from device i, fire and forget. */
+static void send_to_upper(struct sim *s, uint32_t i, const sbuf_t *body)
+{
+    struct ua_request r;
+    char buf[256], id[GB_ID_LEN + 1];
+    fill_request(s, i, SIP_MESSAGE, &r, buf, sizeof(buf));
+    dev_id(s, i, id);
+    r.content_type = STR_LIT("Application/MANSCDP+xml");
+    r.body = sbuf_str(body);
+    struct ua_credentials cred = {.user = str_from_cstr(id), .password = str_from_cstr(s->o.password)};
+    struct transport_dest dest;
+    dev_dest(s, i, &dest);
+    if (!ua_request_send(s->ua, &r, &dest, &cred, NULL, NULL)) log_warn("gbsim: answer of device %u not sent", i);
+}
+
+static void answer_catalog(struct sim *s, uint32_t i, const gb_manscdp_t *m)
+{
+    uint32_t n = s->o.channels;
+    gb_catalog_item_t *items = calloc(n, sizeof(*items));
+    char (*ids)[GB_ID_LEN + 1] = calloc(n, sizeof(*ids));
+    char (*names)[48] = calloc(n, sizeof(*names));
+    char did[GB_ID_LEN + 1], civil[8];
+    dev_id(s, i, did);
+    snprintf(civil, sizeof(civil), "%.6s", did);
+    if (!items || !ids || !names) goto out;
+    for (uint32_t k = 0; k < n; k++) {
+        gb_catalog_item_t *it = &items[k];
+        gb_catalog_item_init(it);
+        chan_id(s, i, k, ids[k]);
+        /* Chinese names: the upper must decode them from GB2312. */
+        snprintf(names[k], sizeof(names[k]), "模拟通道%u-%u", i + 1, k + 1);
+        it->device_id = ids[k];
+        it->name = names[k];
+        it->manufacturer = (char *)"cascade-gbsim";
+        it->model = (char *)"SIM-IPC";
+        it->owner = (char *)"Owner";
+        it->civil_code = civil;
+        it->address = (char *)"模拟地址";
+        it->parental = 0;
+        it->parent_id = did;
+        it->safety_way = 0;
+        it->register_way = 1;
+        it->secrecy = 0;
+        it->status = GB_ONOFF_ON;
+    }
+    size_t per = (size_t)s->o.catalog_items;
+    for (size_t from = 0; from < n || (n == 0 && from == 0); from += per) {
+        size_t k = n - from < per ? n - from : per;
+        sbuf_t body;
+        sbuf_init(&body);
+        if (gb_manscdp_build_catalog_response(&body, s->o.charset, m->sn, did, items, n, from, k) == 0)
+            send_to_upper(s, i, &body);
+        sbuf_free(&body);
+        if (n == 0) break;
+    }
+out:
+    free(items);
+    free(ids);
+    free(names);
+}
+
+static void answer_query(struct sim *s, uint32_t i, int ch, const gb_manscdp_t *m)
+{
+    char did[GB_ID_LEN + 1], target[GB_ID_LEN + 1], now[24];
+    dev_id(s, i, did);
+    if (ch >= 0) chan_id(s, i, (uint32_t)ch, target);
+    else memcpy(target, did, sizeof(did));
+    sbuf_t body;
+    sbuf_init(&body);
+    int rc = -1;
+    s->c.queries++;
+    switch (m->cmd) {
+    case GB_CMD_CATALOG: answer_catalog(s, i, m); return;
+    case GB_CMD_DEVICE_INFO: {
+        char name[48];
+        snprintf(name, sizeof(name), "模拟设备%u", i + 1);
+        gb_device_info_t info = {.device_name = name, .manufacturer = (char *)"cascade-gbsim",
+                                 .model = (char *)"SIM-IPC", .firmware = (char *)"1.0",
+                                 .channel = (int)s->o.channels};
+        rc = gb_manscdp_build_device_info_response(&body, s->o.charset, m->sn, target, "OK", &info);
+        break;
+    }
+    case GB_CMD_DEVICE_STATUS: {
+        time_t t = time(NULL);
+        struct tm tm;
+        localtime_r(&t, &tm);
+        strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%S", &tm);
+        gb_device_status_t st = {.online = (char *)"ONLINE", .encode = (char *)"ON", .record = (char *)"OFF",
+                                 .device_time = now};
+        rc = gb_manscdp_build_device_status_response(&body, s->o.charset, m->sn, target, "OK", "OK", &st);
+        break;
+    }
+    case GB_CMD_RECORD_INFO:
+        /* The simulator records nothing: an empty list is a valid answer. */
+        rc = gb_manscdp_build_record_response(&body, s->o.charset, m->sn, target, target, NULL, 0, 0, 0);
+        break;
+    default: break;
+    }
+    if (rc == 0) send_to_upper(s, i, &body);
+    sbuf_free(&body);
+}
+
+static void on_message(struct sim *s, uint32_t i, int ch, struct txn *st, const struct transport_rx *rx)
+{
+    const struct sip_msg *m = rx->msg;
+    gb_manscdp_t msg;
+    if (gb_manscdp_parse(m->body.s, m->body.len, NULL, &msg) != 0) {
+        log_warn("gbsim: bad MANSCDP to device %u from %s", i, rx->src_text);
+        respond(st, 400);
+        gb_manscdp_free(&msg);
+        return;
+    }
+    respond(st, 200);
+    if (msg.kind == GB_MSG_QUERY) {
+        answer_query(s, i, ch, &msg);
+    } else if (msg.kind == GB_MSG_CONTROL) {
+        s->c.controls++;
+        if (msg.control.ptz_cmd) {
+            gb_ptz_t p;
+            if (gb_ptz_parse(msg.control.ptz_cmd, strlen(msg.control.ptz_cmd), &p) != 0)
+                log_warn("gbsim: bad PTZCmd '%s' to device %u", msg.control.ptz_cmd, i);
+            else log_info("gbsim: device %u PTZ %s", i, gb_ptz_command_name(p.command) ? gb_ptz_command_name(p.command) : "other");
+        }
+    }
+    gb_manscdp_free(&msg);
+}
+
+/* ---- streams ---- */
+
+static void stream_free(struct sim_stream *x, bool bye)
+{
+    struct sim *s = x->sim;
+    if (x->sender) {
+        struct gb_media_sender_stats st;
+        gb_media_sender_get_stats(x->sender, &st);
+        s->c.rtp_packets += st.packets;
+    }
+    if (x->dlg) {
+        if (bye) ua_dialog_bye(x->dlg);
+        else ua_dialog_set_cb(x->dlg, NULL, NULL);
+    }
+    gb_media_sender_free(x->sender);
+    if (x->prev) x->prev->next = x->next;
+    else s->streams = x->next;
+    if (x->next) x->next->prev = x->prev;
+    s->stream_count--;
+    s->c.streams_stopped++;
+    free(x);
+}
+
+static void stream_ack(void *arg, struct ua_dialog *d, const struct transport_rx *rx)
+{
+    (void)d;
+    (void)rx;
+    struct sim_stream *x = arg;
+    if (gb_media_sender_start(x->sender) < 0) stream_free(x, true);
+}
+
+static void stream_end(void *arg, struct ua_dialog *d, enum ua_dialog_end why)
+{
+    (void)d;
+    (void)why;
+    struct sim_stream *x = arg;
+    x->dlg = NULL;
+    stream_free(x, false);
+}
+
+static const struct ua_dialog_cb stream_dlg_cb = {.on_ack = stream_ack, .on_end = stream_end};
+
+static void stream_stopped(void *arg, struct gb_media_sender *sender, const char *reason)
+{
+    (void)sender;
+    struct sim_stream *x = arg;
+    log_info("gbsim: stream of %s stopped: %s", x->channel_id, reason);
+    stream_free(x, true);
+}
+
+static const struct gb_media_sender_cb stream_sender_cb = {.on_stopped = stream_stopped};
+
+static void on_invite(struct sim *s, uint32_t i, int ch, struct txn *st, const struct transport_rx *rx)
+{
+    const struct sip_msg *m = rx->msg;
+    s->c.invites++;
+    if (ch < 0 || s->stream_count >= SIM_MAX_STREAMS) {
+        respond(st, ch < 0 ? 404 : 486);
+        return;
+    }
+    struct gb_media_offer o;
+    const char *why;
+    int status = gb_media_offer_parse(m->content_type, m->body, &o, &why);
+    if (status) {
+        log_warn("gbsim: INVITE to device %u from %s refused %d: %s", i, rx->src_text, status, why ? why : "");
+        respond(st, status);
+        return;
+    }
+    if (!o.has_ssrc) {
+        snprintf(o.ssrc_text, sizeof(o.ssrc_text), "0%.5s%04u", s->domain + 3, (unsigned)(sim_rand(s) % 10000));
+        gb_ssrc_to_u32(str_from_cstr(o.ssrc_text), &o.ssrc);
+    }
+    struct sim_stream *x = calloc(1, sizeof(*x));
+    if (!x) {
+        respond(st, 500);
+        return;
+    }
+    x->sim = s;
+    x->dev = i;
+    chan_id(s, i, (uint32_t)ch, x->channel_id);
+    struct gb_media_sender_config mc = {.loop = s->w.loop, .timers = &s->w.timers, .proto = o.proto,
+                                        .local_ip = s->o.local_ip, .remote = o.remote, .ssrc = o.ssrc,
+                                        .payload_type = (uint8_t)o.pt, .clip = s->clip, .loop_clip = true};
+    int err = 0;
+    x->sender = gb_media_sender_new(&mc, &stream_sender_cb, x, &err);
+    sbuf_t sdp;
+    sbuf_init(&sdp);
+    if (!x->sender || gb_media_answer_sdp(&sdp, x->channel_id, s->o.local_ip, gb_media_sender_local_port(x->sender), &o)) {
+        log_warn("gbsim: no media socket for %s: %s", x->channel_id, err ? uv_strerror(err) : "no memory");
+        gb_media_sender_free(x->sender);
+        free(x);
+        sbuf_free(&sdp);
+        respond(st, 500);
+        return;
+    }
+    x->next = s->streams;
+    if (s->streams) s->streams->prev = x;
+    s->streams = x;
+    s->stream_count++;
+    s->c.streams_started++;
+    x->dlg = ua_answer_invite(s->ua, st, 200, STR_NULL, NULL, 0, STR_LIT("application/sdp"), sbuf_str(&sdp),
+                              &stream_dlg_cb, x);
+    sbuf_free(&sdp);
+    if (!x->dlg) {
+        respond(st, 500);
+        stream_free(x, false);
+        return;
+    }
+    log_info("gbsim: INVITE for %s: %s to %s ssrc %s", x->channel_id, gb_media_proto_name(o.proto), o.remote_text,
+             o.ssrc_text);
+}
+
+/* ---- the stack's glue (what worker.c does for the daemon) ---- */
+
+static void on_request(void *user, struct txn *st, const struct transport_rx *rx)
+{
+    struct sim *s = user;
+    const struct sip_msg *m = rx->msg;
+    if (ua_on_request(s->ua, st, rx)) return;
+    if (m->method == SIP_CANCEL) {
+        struct txn *inv = txn_find_invite_for_cancel(s->w.txn, rx);
+        respond(st, inv ? 200 : 481);
+        if (inv && txn_last_status(inv) < 200) respond(inv, 487);
+        return;
+    }
+    uint32_t i;
+    int ch;
+    str_t target = m->ruri.user.len ? m->ruri.user : m->to.uri.user;
+    if (m->to.tag.len || route_id(s, target, &i, &ch) != 0) {
+        respond(st, m->to.tag.len ? 481 : 404);
+        return;
+    }
+    if (s->stopping) {
+        respond(st, 503);
+        return;
+    }
+    switch (m->method) {
+    case SIP_MESSAGE: on_message(s, i, ch, st, rx); break;
+    case SIP_INVITE: on_invite(s, i, ch, st, rx); break;
+    case SIP_OPTIONS: respond(st, 200); break;
+    default: respond(st, 405); break;
+    }
+}
+
+static void on_ack(void *user, const struct transport_rx *rx) { ua_on_ack(((struct sim *)user)->ua, rx); }
+static void on_stray(void *user, const struct transport_rx *rx) { ua_on_response(((struct sim *)user)->ua, rx); }
+
+static int txn_send(void *user, struct transport_dest *dest, const void *data, size_t len)
+{
+    struct sim *s = user;
+    return s->w.transport ? transport_send(s->w.transport, dest, data, len) : UV_ENOTCONN;
+}
+
+static uint64_t clock_cb(void *user) { return uv_now(((struct sim *)user)->w.loop); }
+
+static void on_sip(void *user, const struct transport_rx *rx)
+{
+    struct sim *s = user;
+    if (rx->parse_error) return; /* the transport logged it */
+    txn_layer_receive(s->w.txn, rx);
+}
+
+static void on_conn_lost(void *user, uint64_t conn_id, const struct sockaddr_storage *peer, const char *reason)
+{
+    (void)peer;
+    struct sim *s = user;
+    txn_layer_conn_lost(s->w.txn, conn_id);
+    int64_t i = conn_index_get(s, conn_id);
+    if (i < 0 || s->conns[i] != conn_id) return;
+    s->conns[i] = 0;
+    struct sim_dev *d = &s->devs[i];
+    log_debug("gbsim: device %lld lost its connection: %s", (long long)i, reason);
+    if (s->stopping || d->state != DEV_REGISTERED) return;
+    /* The upper sees the device go offline at once (TCP loss); register
+     * again after a short random wait so a restarted upper is not flooded. */
+    dev_unregistered(s, d);
+    d->state = DEV_FAILED;
+    if (d->pending) ua_request_detach(d->pending);
+    d->pending = NULL;
+    d->pend = PEND_NONE;
+    sim_arm(s, d, sim_now(s) + 500 + sim_rand(s) % 3000, dev_timer_cb);
+}
+
+static void on_uv_timer(uv_timer_t *h)
+{
+    struct sim *s = h->data;
+    timer_run(&s->w.timers, uv_now(s->w.loop));
+}
+
+static void on_prepare(uv_prepare_t *h)
+{
+    struct sim *s = h->data;
+    uint64_t next = timer_next_deadline(&s->w.timers);
+    if (next == UINT64_MAX) {
+        uv_timer_stop(&s->timer_handle);
+        return;
+    }
+    uint64_t now = uv_now(s->w.loop);
+    uv_timer_start(&s->timer_handle, on_uv_timer, next > now ? next - now : 0, 0);
+}
+
+/* ---- reporting ---- */
+
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec / 1e6;
+}
+
+static long rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0, rss = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &rss) != 2) rss = 0;
+        fclose(f);
+    }
+    return rss * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static void print_tick(struct sim *s)
+{
+    uint64_t t = sim_now(s) - s->start_ms;
+    struct sim_counts *c = &s->c, *p = &s->last;
+    struct txn_stats ts;
+    txn_layer_stats(s->w.txn, &ts);
+    printf("t=%llus registered=%u/%u reg_ok=%llu reg_fail=%llu ka_ok=%llu(+%llu) ka_fail=%llu(+%llu) lost=%llu "
+           "streams=%u queries=%llu txns=%u rss=%ldKiB\n",
+           (unsigned long long)(t / 1000), s->registered, s->o.devices, (unsigned long long)c->reg_ok,
+           (unsigned long long)c->reg_fail, (unsigned long long)c->ka_ok, (unsigned long long)(c->ka_ok - p->ka_ok),
+           (unsigned long long)c->ka_fail, (unsigned long long)(c->ka_fail - p->ka_fail), (unsigned long long)c->lost,
+           s->stream_count, (unsigned long long)c->queries, ts.client_live + ts.server_live, rss_kib());
+    fflush(stdout);
+    s->last = s->c;
+}
+
+static void summary(struct sim *s)
+{
+    uint64_t wall = sim_now(s) - s->start_ms;
+    double cpu = cpu_seconds() - s->cpu_at_start;
+    long rss = rss_kib();
+    for (struct sim_stream *x = s->streams; x; x = x->next) {
+        struct gb_media_sender_stats st;
+        gb_media_sender_get_stats(x->sender, &st);
+        s->c.rtp_packets += st.packets;
+    }
+    double ramp = s->all_registered_ms ? (double)(s->all_registered_ms - s->start_ms) / 1000.0 : -1;
+    printf("summary: devices=%u channels=%u transport=%s duration=%.1fs registered=%u max_registered=%u "
+           "ramp=%.2fs reg_sent=%llu reg_ok=%llu reg_fail=%llu ka_sent=%llu ka_ok=%llu ka_fail=%llu "
+           "ka_refused=%llu lost=%llu queries=%llu invites=%llu streams=%llu rtp_packets=%llu cpu=%.2fs "
+           "cpu_share=%.1f%% rss=%ldKiB rss_per_device=%.0fB\n",
+           s->o.devices, s->o.channels, s->o.proto == SIP_TRANSPORT_TCP ? "tcp" : "udp", wall / 1000.0, s->registered,
+           s->max_registered, ramp, (unsigned long long)s->c.reg_sent, (unsigned long long)s->c.reg_ok,
+           (unsigned long long)s->c.reg_fail, (unsigned long long)s->c.ka_sent, (unsigned long long)s->c.ka_ok,
+           (unsigned long long)s->c.ka_fail, (unsigned long long)s->c.ka_refused, (unsigned long long)s->c.lost,
+           (unsigned long long)s->c.queries, (unsigned long long)s->c.invites,
+           (unsigned long long)s->c.streams_started, (unsigned long long)s->c.rtp_packets, cpu,
+           wall ? 100.0 * cpu / (wall / 1000.0) : 0, rss, s->o.devices ? rss * 1024.0 / s->o.devices : 0);
+    fflush(stdout);
+    if (!s->o.json_path[0]) return;
+    json_t *j = json_pack(
+        "{s:i,s:i,s:s,s:f,s:i,s:i,s:f,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:I}", "devices",
+        (int)s->o.devices, "channels", (int)s->o.channels, "transport", s->o.proto == SIP_TRANSPORT_TCP ? "tcp" : "udp",
+        "duration_s", wall / 1000.0, "registered", (int)s->registered, "max_registered", (int)s->max_registered,
+        "ramp_s", ramp, "reg_sent", (json_int_t)s->c.reg_sent, "reg_ok", (json_int_t)s->c.reg_ok, "reg_fail",
+        (json_int_t)s->c.reg_fail, "ka_sent", (json_int_t)s->c.ka_sent, "ka_ok", (json_int_t)s->c.ka_ok, "ka_fail",
+        (json_int_t)s->c.ka_fail, "ka_refused", (json_int_t)s->c.ka_refused, "lost", (json_int_t)s->c.lost,
+        "queries", (json_int_t)s->c.queries, "invites", (json_int_t)s->c.invites, "streams",
+        (json_int_t)s->c.streams_started, "rtp_packets", (json_int_t)s->c.rtp_packets, "cpu_s", cpu, "cpu_share",
+        wall ? cpu / (wall / 1000.0) : 0.0, "rss_kib", (json_int_t)rss);
+    if (!strcmp(s->o.json_path, "-")) json_dumpf(j, stdout, JSON_COMPACT), printf("\n");
+    else if (json_dump_file(j, s->o.json_path, JSON_INDENT(2)) != 0) log_error("gbsim: cannot write %s", s->o.json_path);
+    json_decref(j);
+}
+
+/* ---- start and stop ---- */
+
+static void close_if_open(uv_handle_t *h)
+{
+    if (h->loop && !uv_is_closing(h)) uv_close(h, NULL);
+}
+
+static void sim_close(struct sim *s)
+{
+    if (s->closing) return;
+    s->closing = true;
+    summary(s);
+    while (s->streams) stream_free(s->streams, true);
+    for (uint32_t i = 0; i < s->o.devices; i++) {
+        struct sim_dev *d = &s->devs[i];
+        timer_stop(&s->w.timers, &d->timer);
+        if (d->pending) ua_request_detach(d->pending);
+        d->pending = NULL;
+    }
+    ua_free(s->ua);
+    s->ua = NULL;
+    if (s->w.transport) transport_free(s->w.transport);
+    s->w.transport = NULL;
+    close_if_open((uv_handle_t *)&s->sigint);
+    close_if_open((uv_handle_t *)&s->sigterm);
+    close_if_open((uv_handle_t *)&s->tick);
+    uv_timer_stop(&s->timer_handle);
+    close_if_open((uv_handle_t *)&s->timer_handle);
+    close_if_open((uv_handle_t *)&s->prepare);
+}
+
+static void sim_stop(struct sim *s)
+{
+    if (s->stopping) return;
+    s->stopping = true;
+    if (!s->o.unregister) {
+        sim_close(s);
+        return;
+    }
+    /* Expires: 0 for every registered device, then close (or after 5 s). */
+    s->stopping = false; /* let answers be processed */
+    for (uint32_t i = 0; i < s->o.devices; i++) {
+        struct sim_dev *d = &s->devs[i];
+        timer_stop(&s->w.timers, &d->timer);
+        if (d->state != DEV_REGISTERED) {
+            d->state = DEV_DONE;
+            continue;
+        }
+        if (d->pending) ua_request_detach(d->pending);
+        d->pending = NULL;
+        d->state = DEV_UNREGISTERING;
+        s->registered--;
+        s->unregister_pending++;
+        send_register(d, 0);
+    }
+    s->stopping = true;
+    s->unregister_deadline = sim_now(s) + 5000;
+}
+
+static void on_tick(uv_timer_t *h)
+{
+    struct sim *s = h->data;
+    if (s->closing) return;
+    if (s->stopping) {
+        if (!s->unregister_pending || sim_now(s) >= s->unregister_deadline) sim_close(s);
+        return;
+    }
+    if (!s->o.quiet) print_tick(s);
+    if (s->stop_at_ms && sim_now(s) >= s->stop_at_ms) sim_stop(s);
+}
+
+static void on_signal(uv_signal_t *h, int sig)
+{
+    struct sim *s = h->data;
+    log_info("gbsim: signal %d, stopping", sig);
+    if (s->stopping) sim_close(s);
+    else sim_stop(s);
+}
+
+static int sim_start(struct sim *s, uv_loop_t *loop)
+{
+    struct worker *w = &s->w;
+    config_init(&w->cfg);
+    snprintf(w->cfg.sip.user_agent, sizeof(w->cfg.sip.user_agent), "cascade-gbsim");
+    w->loop = loop;
+    timer_service_init(&w->timers);
+    snprintf(w->local_host, sizeof(w->local_host), "%s", s->o.local_ip);
+    uv_random(NULL, NULL, &s->run_id, sizeof(s->run_id), 0, NULL);
+    s->rng = s->run_id | 1;
+    w->tag_state = s->run_id | 1;
+
+    struct transport_config tcfg = {.tcp_max_connections = s->o.devices + 1024};
+    sip_parse_limits_default(&tcfg.limits);
+    struct transport_callbacks tcb = {.user = s, .on_message = on_sip, .on_conn_lost = on_conn_lost, .now_ms = clock_cb};
+    w->transport = transport_new(loop, &w->timers, &tcfg, &tcb);
+    if (!w->transport) return -1;
+    int nsock = s->o.proto == SIP_TRANSPORT_UDP ? s->o.sockets : 1;
+    for (int k = 0; k < nsock; k++) {
+        uint16_t port = s->o.local_port ? (uint16_t)(s->o.local_port + k) : 0;
+        int id = transport_listen(w->transport, SIP_TRANSPORT_UDP, s->o.local_ip, port);
+        if (id < 0) {
+            log_error("gbsim: cannot bind UDP %s:%u: %s", s->o.local_ip, port, uv_strerror(id));
+            return -1;
+        }
+        s->listeners[s->nlisteners++] = (uint32_t)id;
+        if (!w->local_udp_port) w->local_udp_port = (uint16_t)transport_listener_port(w->transport, (uint32_t)id);
+    }
+    if (s->o.proto == SIP_TRANSPORT_TCP) {
+        /* Outgoing connections carry the requests; the listener is what
+         * Contact names (most uppers answer over the device's connection). */
+        int id = transport_listen(w->transport, SIP_TRANSPORT_TCP, s->o.local_ip, w->local_udp_port);
+        if (id > 0) w->local_tcp_port = (uint16_t)transport_listener_port(w->transport, (uint32_t)id);
+        s->conns = calloc(s->o.devices, sizeof(*s->conns));
+        uint32_t cap = 1024;
+        while (cap < s->o.devices * 2u) cap *= 2;
+        s->conn_index = calloc((size_t)cap * 2, sizeof(*s->conn_index));
+        s->conn_index_mask = cap - 1;
+        if (!s->conns || !s->conn_index) return -1;
+    }
+    struct txn_config xcfg = {.limits = tcfg.limits};
+    struct txn_layer_ops ops = {.user = s, .send = txn_send, .on_request = on_request, .on_ack = on_ack,
+                                .on_stray_response = on_stray, .now_ms = clock_cb};
+    w->txn = txn_layer_new(&w->timers, &xcfg, &ops);
+    s->ua = w->txn ? ua_new(w) : NULL;
+    if (!s->ua) return -1;
+    if (ua_dest_from_host(s->o.target_host, s->o.target_port, s->o.proto, 0, &s->target) != 0) {
+        log_error("gbsim: --target host must be a numeric address");
+        return -1;
+    }
+
+    char err[256];
+    if (s->o.media[0]) s->clip = gb_media_clip_load(s->o.media, err, sizeof(err));
+    else {
+        size_t len;
+        const uint8_t *data = gb_media_builtin_clip(&len);
+        s->clip = gb_media_clip_from_buffer(data, len, err, sizeof(err));
+    }
+    if (!s->clip) {
+        log_error("gbsim: media: %s", err);
+        return -1;
+    }
+
+    s->devs = calloc(s->o.devices, sizeof(*s->devs));
+    if (!s->devs) return -1;
+    uv_timer_init(loop, &s->timer_handle);
+    s->timer_handle.data = s;
+    uv_prepare_init(loop, &s->prepare);
+    s->prepare.data = s;
+    uv_prepare_start(&s->prepare, on_prepare);
+    uv_timer_init(loop, &s->tick);
+    s->tick.data = s;
+    uv_timer_start(&s->tick, on_tick, 1000, 1000);
+    uv_signal_init(loop, &s->sigint);
+    uv_signal_init(loop, &s->sigterm);
+    s->sigint.data = s->sigterm.data = s;
+    uv_signal_start(&s->sigint, on_signal, SIGINT);
+    uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+
+    uv_update_time(loop);
+    s->start_ms = uv_now(loop);
+    s->cpu_at_start = cpu_seconds();
+    if (s->o.duration_s) s->stop_at_ms = s->start_ms + (uint64_t)s->o.duration_s * 1000u;
+    /* The ramp: device i starts at i / rate seconds, plus its jitter. */
+    for (uint32_t i = 0; i < s->o.devices; i++) {
+        struct sim_dev *d = &s->devs[i];
+        d->sim = s;
+        timer_node_init(&d->timer);
+        uint64_t at = s->start_ms + (uint64_t)((double)i * 1000.0 / s->o.rate) + jitter(s);
+        sim_arm(s, d, at, dev_timer_cb);
+    }
+    printf("gbsim: %u device(s) x %u channel(s) from %.13s%07u to %s:%u (%s, %d socket(s)), rate %.0f/s, "
+           "keepalive %d s, expires %d s\n",
+           s->o.devices, s->o.channels, s->prefix, s->base_num, s->o.target_host, s->o.target_port,
+           s->o.proto == SIP_TRANSPORT_TCP ? "tcp" : "udp", s->nlisteners, s->o.rate, s->o.keepalive, s->o.expires);
+    fflush(stdout);
+    return 0;
+}
+
+static void sim_free(struct sim *s)
+{
+    if (s->w.txn) txn_layer_free(s->w.txn);
+    timer_service_free(&s->w.timers);
+    gb_media_clip_unref(s->clip);
+    free(s->devs);
+    free(s->conns);
+    free(s->conn_index);
+}
+
+/* ---- options ---- */
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: cascade-gbsim --target IP:PORT [options]\n"
+            "  --target IP:PORT        the upper platform to register to (required)\n"
+            "  --target-id ID          its 20-digit GB id (34020000002000000001)\n"
+            "  --target-domain D       host part of the Request-URI (first 10 digits of the id)\n"
+            "  --transport udp|tcp     signalling transport (udp)\n"
+            "  --local-ip IP           address to bind (127.0.0.1)\n"
+            "  --local-port P          first UDP port (0: ephemeral)\n"
+            "  --sockets K             UDP sockets shared by the devices (4)\n"
+            "  --devices N             devices to simulate (1)\n"
+            "  --channels M            channels per device (1)\n"
+            "  --base-id ID            id of the first device (34020000001320000001)\n"
+            "  --password P            digest password (12345678)\n"
+            "  --expires S             REGISTER Expires (3600)\n"
+            "  --keepalive S           keepalive interval (60)\n"
+            "  --keepalive-misses K    failed keepalives before registering again (3)\n"
+            "  --rate R                registrations started per second (1000)\n"
+            "  --jitter MS             random start delay per device, 0..MS (0)\n"
+            "  --duration S            stop after S seconds (0: until SIGINT)\n"
+            "  --unregister            send Expires: 0 for every device at the end\n"
+            "  --charset GB2312|UTF-8  body charset (GB2312)\n"
+            "  --catalog-items K       catalog items per Response MESSAGE (4)\n"
+            "  --media FILE            H.264 Annex B clip to stream (built-in test clip)\n"
+            "  --quiet                 no per-second lines\n"
+            "  --json FILE             write the final summary as JSON ('-': stdout)\n"
+            "  --log-level L           error|warn|info|debug (warn)\n");
+}
+
+static int parse_u32(const char *v, uint32_t min, uint32_t max, uint32_t *out)
+{
+    char *end;
+    unsigned long n = strtoul(v, &end, 10);
+    if (end == v || *end || n < min || n > max) return -1;
+    *out = (uint32_t)n;
+    return 0;
+}
+
+static int parse_opts(int argc, char **argv, struct sim_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    snprintf(o->target_id, sizeof(o->target_id), "34020000002000000001");
+    o->proto = SIP_TRANSPORT_UDP;
+    snprintf(o->local_ip, sizeof(o->local_ip), "127.0.0.1");
+    o->sockets = 4;
+    o->devices = 1;
+    o->channels = 1;
+    snprintf(o->base_id, sizeof(o->base_id), "34020000001320000001");
+    snprintf(o->password, sizeof(o->password), "12345678");
+    o->expires = 3600;
+    o->keepalive = 60;
+    o->keepalive_misses = 3;
+    o->rate = 1000;
+    o->charset = GB_CHARSET_GB2312;
+    o->catalog_items = 4;
+    const char *level = "warn";
+    static const struct option longopts[] = {
+        {"target", required_argument, NULL, 't'}, {"target-id", required_argument, NULL, 'I'},
+        {"target-domain", required_argument, NULL, 'D'}, {"transport", required_argument, NULL, 'T'},
+        {"local-ip", required_argument, NULL, 'l'}, {"local-port", required_argument, NULL, 'p'},
+        {"sockets", required_argument, NULL, 'k'}, {"devices", required_argument, NULL, 'n'},
+        {"channels", required_argument, NULL, 'm'}, {"base-id", required_argument, NULL, 'b'},
+        {"password", required_argument, NULL, 'P'}, {"expires", required_argument, NULL, 'e'},
+        {"keepalive", required_argument, NULL, 'K'}, {"keepalive-misses", required_argument, NULL, 'M'},
+        {"rate", required_argument, NULL, 'r'}, {"jitter", required_argument, NULL, 'j'},
+        {"duration", required_argument, NULL, 'd'}, {"unregister", no_argument, NULL, 'u'},
+        {"charset", required_argument, NULL, 'c'}, {"catalog-items", required_argument, NULL, 'C'},
+        {"media", required_argument, NULL, 'F'}, {"quiet", no_argument, NULL, 'q'},
+        {"json", required_argument, NULL, 'J'}, {"log-level", required_argument, NULL, 'L'},
+        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    int opt;
+    uint32_t v;
+    bool have_target = false;
+    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 't': {
+            const char *colon = strrchr(optarg, ':');
+            if (!colon || (size_t)(colon - optarg) >= sizeof(o->target_host) || parse_u32(colon + 1, 1, 65535, &v)) {
+                fprintf(stderr, "cascade-gbsim: --target IP:PORT\n");
+                return -1;
+            }
+            snprintf(o->target_host, sizeof(o->target_host), "%.*s", (int)(colon - optarg), optarg);
+            o->target_port = (uint16_t)v;
+            have_target = true;
+            break;
+        }
+        case 'I': snprintf(o->target_id, sizeof(o->target_id), "%s", optarg); break;
+        case 'D': snprintf(o->target_domain, sizeof(o->target_domain), "%s", optarg); break;
+        case 'T':
+            if (!strcasecmp(optarg, "udp")) o->proto = SIP_TRANSPORT_UDP;
+            else if (!strcasecmp(optarg, "tcp")) o->proto = SIP_TRANSPORT_TCP;
+            else return -1;
+            break;
+        case 'l': snprintf(o->local_ip, sizeof(o->local_ip), "%s", optarg); break;
+        case 'p': if (parse_u32(optarg, 0, 65535, &v)) return -1; o->local_port = (uint16_t)v; break;
+        case 'k': if (parse_u32(optarg, 1, SIM_MAX_SOCKETS, &v)) return -1; o->sockets = (int)v; break;
+        case 'n': if (parse_u32(optarg, 1, 1000000, &o->devices)) return -1; break;
+        case 'm': if (parse_u32(optarg, 0, SIM_MAX_CHANNELS, &o->channels)) return -1; break;
+        case 'b': snprintf(o->base_id, sizeof(o->base_id), "%s", optarg); break;
+        case 'P': snprintf(o->password, sizeof(o->password), "%s", optarg); break;
+        case 'e': if (parse_u32(optarg, 1, 86400, &v)) return -1; o->expires = (int)v; break;
+        case 'K': if (parse_u32(optarg, 1, 3600, &v)) return -1; o->keepalive = (int)v; break;
+        case 'M': if (parse_u32(optarg, 1, 100, &v)) return -1; o->keepalive_misses = (int)v; break;
+        case 'r': if (parse_u32(optarg, 1, 1000000, &v)) return -1; o->rate = v; break;
+        case 'j': if (parse_u32(optarg, 0, 3600000, &o->jitter_ms)) return -1; break;
+        case 'd': if (parse_u32(optarg, 0, 86400 * 7, &o->duration_s)) return -1; break;
+        case 'u': o->unregister = true; break;
+        case 'c': if (gb_charset_from_name(optarg, &o->charset)) return -1; break;
+        case 'C': if (parse_u32(optarg, 1, 64, &v)) return -1; o->catalog_items = (int)v; break;
+        case 'F': snprintf(o->media, sizeof(o->media), "%s", optarg); break;
+        case 'q': o->quiet = true; break;
+        case 'J': snprintf(o->json_path, sizeof(o->json_path), "%s", optarg); break;
+        case 'L': level = optarg; break;
+        case 'h': usage(stdout); exit(0);
+        default: return -1;
+        }
+    }
+    if (optind != argc || !have_target) return -1;
+    if (!gb_id_valid(str_from_cstr(o->target_id)) || !gb_id_valid(str_from_cstr(o->base_id))) {
+        fprintf(stderr, "cascade-gbsim: ids must be 20 digits\n");
+        return -1;
+    }
+    if (!memcmp(o->base_id + 10, "131", 3)) {
+        fprintf(stderr, "cascade-gbsim: --base-id must not use type 131 (channels use it)\n");
+        return -1;
+    }
+    if (!o->target_domain[0]) snprintf(o->target_domain, sizeof(o->target_domain), "%.10s", o->target_id);
+    int lv = log_level_from_name(level);
+    if (lv < 0) return -1;
+    log_set_level((enum log_level)lv);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct sim *s = calloc(1, sizeof(*s));
+    if (!s) return 1;
+    if (parse_opts(argc, argv, &s->o) != 0) {
+        usage(stderr);
+        free(s);
+        return 2;
+    }
+    memcpy(s->prefix, s->o.base_id, 13);
+    s->prefix[13] = '\0';
+    s->base_num = (uint32_t)strtoul(s->o.base_id + 13, NULL, 10);
+    memcpy(s->domain, s->o.base_id, GB_DOMAIN_LEN);
+    if ((uint64_t)s->base_num + s->o.devices > 9999999u ||
+        (uint64_t)s->o.devices * (s->o.channels ? s->o.channels : 1) > 9999999u) {
+        fprintf(stderr, "cascade-gbsim: ids would overflow 7 digits (devices x channels < 10^7)\n");
+        free(s);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    int rc = sim_start(s, &loop);
+    if (rc != 0) {
+        log_error("gbsim: start-up failed");
+        s->stopping = true;
+        sim_close(s);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    sim_free(s);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    free(s);
+    return rc == 0 ? 0 : 1;
+}
