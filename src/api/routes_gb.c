@@ -1,0 +1,326 @@
+/* routes_gb.c — the /api/v1/gb/... routes of the upper platform role
+ * (shapes in docs/api.md): devices and their administrative records,
+ * catalog / info / status / records queries answered when the device has
+ * answered (504 on timeout), the channel tree, PTZ, play, and streams.
+ *
+ * Asynchronous routes park the HTTP request on a gb_waiter; if the client
+ * goes away first, api_on_abort cancels the waiter so the role never answers
+ * a freed request. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/http.h"
+#include "base/log.h"
+#include "gb/upper_int.h"
+
+struct api_wait {
+    struct gb_waiter wt;
+    struct api_request *req;
+};
+
+static void wait_done(struct gb_waiter *wt, int status, json_t *body)
+{
+    struct api_wait *a = (struct api_wait *)wt;
+    api_reply_json(a->req, status, body);
+    free(a);
+}
+
+static void wait_abort(struct api_request *req, void *arg)
+{
+    (void)req;
+    struct api_wait *a = arg;
+    gb_waiter_cancel(&a->wt);
+    free(a);
+}
+
+/* A waiter bound to req, or NULL after answering 500. */
+static struct api_wait *wait_new(struct api_request *req)
+{
+    struct api_wait *a = calloc(1, sizeof(*a));
+    if (!a) {
+        api_reply_error(req, 500, "no-memory", "out of memory");
+        return NULL;
+    }
+    a->wt.done = wait_done;
+    a->req = req;
+    return a;
+}
+
+static void wait_start(struct api_wait *a) { api_on_abort(a->req, wait_abort, a); }
+
+/* After a failed start: the waiter was never queued. */
+static void wait_fail(struct api_wait *a, int rc, const char *what, const char *id)
+{
+    struct api_request *req = a->req;
+    free(a);
+    switch (rc) {
+    case -ENOTCONN: api_reply_error(req, 409, "device-offline", "device %s is not online", id); break;
+    case -EINVAL: api_reply_error(req, 400, "bad-request", "bad arguments for %s", what); break;
+    case -EADDRINUSE: api_reply_error(req, 503, "no-media-port", "no free media port"); break;
+    case -EMFILE: api_reply_error(req, 503, "no-ssrc", "every SSRC serial is in use"); break;
+    case -ESHUTDOWN: api_reply_error(req, 503, "shutting-down", "the daemon is stopping"); break;
+    default: api_reply_error(req, 500, "internal", "%s could not be started (%d)", what, rc); break;
+    }
+}
+
+static struct gb_device *device_or_404(struct gb_upper *g, struct api_request *req)
+{
+    const char *id = api_param(req, "id");
+    struct gb_device *d = gb_device_find(g, id);
+    if (!d) api_reply_error(req, 404, "not-found", "no GB device %s", id ? id : "");
+    return d;
+}
+
+static const char *body_str(struct api_request *req, const char *key)
+{
+    json_t *b = api_body(req);
+    return b ? json_string_value(json_object_get(b, key)) : NULL;
+}
+
+/* ---- devices ---- */
+
+static void devices_list(struct api_request *req, void *user) { api_reply_json(req, 200, gb_devices_json(user)); }
+
+static void device_show(struct api_request *req, void *user)
+{
+    struct gb_device *d = device_or_404(user, req);
+    if (d) api_reply_json(req, 200, gb_device_json(user, d, true));
+}
+
+static void device_add(struct api_request *req, void *user)
+{
+    struct gb_upper *g = user;
+    json_t *b = api_body(req);
+    const char *id = body_str(req, "id");
+    if (!b || !id) {
+        api_reply_error(req, 400, "bad-request", "a JSON body with \"id\" is required");
+        return;
+    }
+    json_t *auth = json_object_get(b, "auth");
+    int auth_flag = -1;
+    if (auth && json_is_boolean(auth)) auth_flag = json_is_true(auth);
+    else if (auth && json_is_string(auth)) auth_flag = strcmp(json_string_value(auth), "off") != 0;
+    int rc = gb_device_admin_set(g, id, body_str(req, "password"), body_str(req, "charset"), auth_flag);
+    if (rc == -EINVAL) {
+        api_reply_error(req, 400, "bad-request", "id must be a 20-digit GB id, charset GB2312|UTF-8|GBK|GB18030");
+        return;
+    }
+    if (rc < 0) {
+        api_reply_error(req, 500, "internal", "device record not saved (%d)", rc);
+        return;
+    }
+    api_reply_json(req, 200, gb_device_json(g, gb_device_find(g, id), true));
+}
+
+static void device_del(struct api_request *req, void *user)
+{
+    const char *id = api_param(req, "id");
+    if (gb_device_admin_delete(user, id) != 0) {
+        api_reply_error(req, 404, "not-found", "no GB device %s", id ? id : "");
+        return;
+    }
+    api_reply_json(req, 200, json_pack("{s:i}", "removed", 1));
+}
+
+static void device_channels(struct api_request *req, void *user)
+{
+    struct gb_device *d = device_or_404(user, req);
+    if (!d) return;
+    json_t *tree = gb_channels_tree_json(d);
+    if (!tree) api_reply_error(req, 500, "no-memory", "out of memory");
+    else api_reply_json(req, 200, tree);
+}
+
+/* ---- queries ---- */
+
+static void start_query(struct api_request *req, struct gb_upper *g, enum gb_query_kind kind, const char *target,
+                        const char *start, const char *end, const char *what)
+{
+    struct gb_device *d = device_or_404(g, req);
+    if (!d) return;
+    struct api_wait *a = wait_new(req);
+    if (!a) return;
+    int rc = gb_query_start(g, d, kind, target, start, end, &a->wt);
+    if (rc != 0) {
+        wait_fail(a, rc, what, d->id);
+        return;
+    }
+    wait_start(a);
+}
+
+static void device_catalog(struct api_request *req, void *user)
+{
+    start_query(req, user, GB_Q_CATALOG, NULL, NULL, NULL, "catalog");
+}
+static void device_info(struct api_request *req, void *user)
+{
+    start_query(req, user, GB_Q_INFO, NULL, NULL, NULL, "DeviceInfo");
+}
+static void device_status(struct api_request *req, void *user)
+{
+    start_query(req, user, GB_Q_STATUS, NULL, NULL, NULL, "DeviceStatus");
+}
+
+/* GB times are local "YYYY-MM-DDThh:mm:ss" (no zone). */
+static bool gb_time_ok(const char *s, time_t *out)
+{
+    if (!s) return false;
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!end || *end) return false;
+    tm.tm_isdst = -1;
+    time_t t = mktime(&tm);
+    if (t == (time_t)-1) return false;
+    if (out) *out = t;
+    return true;
+}
+
+static void device_records(struct api_request *req, void *user)
+{
+    struct gb_upper *g = user;
+    struct gb_device *d = device_or_404(g, req);
+    if (!d) return;
+    const char *channel = body_str(req, "channel");
+    const char *start = body_str(req, "start"), *end = body_str(req, "end");
+    if (!channel) channel = d->id;
+    time_t ts, te;
+    if (!gb_id_valid(str_from_cstr(channel)) || !gb_time_ok(start, &ts) || !gb_time_ok(end, &te) || te < ts) {
+        api_reply_error(req, 400, "bad-request",
+                        "\"channel\" (20 digits), \"start\" and \"end\" (YYYY-MM-DDThh:mm:ss, start <= end) are required");
+        return;
+    }
+    start_query(req, g, GB_Q_RECORDS, channel, start, end, "RecordInfo");
+}
+
+/* ---- PTZ and play ---- */
+
+static void channel_ptz(struct api_request *req, void *user)
+{
+    struct gb_upper *g = user;
+    struct gb_device *d = device_or_404(g, req);
+    if (!d) return;
+    const char *cmd = body_str(req, "cmd");
+    json_t *sp = api_body(req) ? json_object_get(api_body(req), "speed") : NULL;
+    int speed = sp && json_is_integer(sp) ? (int)json_integer_value(sp) : 128;
+    if (!cmd) {
+        api_reply_error(req, 400, "bad-request", "\"cmd\" is required (left, right, up, down, zoomin, zoomout, stop ...)");
+        return;
+    }
+    struct api_wait *a = wait_new(req);
+    if (!a) return;
+    int rc = gb_ptz_send(g, d, api_param(req, "cid"), cmd, speed, &a->wt, NULL);
+    if (rc != 0) {
+        wait_fail(a, rc, "PTZ (cmd and speed 0-255)", d->id);
+        return;
+    }
+    wait_start(a);
+}
+
+static void channel_play(struct api_request *req, void *user)
+{
+    struct gb_upper *g = user;
+    struct gb_device *d = device_or_404(g, req);
+    if (!d) return;
+    const char *tr = body_str(req, "transport");
+    if (tr && strcasecmp(tr, "udp") && strcasecmp(tr, "tcp")) {
+        api_reply_error(req, 400, "bad-request", "\"transport\" is udp or tcp");
+        return;
+    }
+    json_t *dump = api_body(req) ? json_object_get(api_body(req), "dump") : NULL;
+    const char *start = body_str(req, "start"), *end = body_str(req, "end");
+    time_t ts = 0, te = 0;
+    if ((start || end) && (!gb_time_ok(start, &ts) || !gb_time_ok(end, &te) || te <= ts)) {
+        api_reply_error(req, 400, "bad-request", "playback needs \"start\" < \"end\" (YYYY-MM-DDThh:mm:ss)");
+        return;
+    }
+    struct api_wait *a = wait_new(req);
+    if (!a) return;
+    int rc = gb_stream_play(g, d, api_param(req, "cid"), tr && !strcasecmp(tr, "tcp"), dump && json_is_true(dump),
+                            (int64_t)ts, (int64_t)te, &a->wt);
+    if (rc != 0) {
+        wait_fail(a, rc, "play", d->id);
+        return;
+    }
+    wait_start(a);
+}
+
+/* ---- streams ---- */
+
+static void streams_list(struct api_request *req, void *user) { api_reply_json(req, 200, gb_streams_json(user)); }
+
+static void stream_show(struct api_request *req, void *user)
+{
+    struct gb_stream *s = gb_stream_find(user, api_param(req, "sid"));
+    if (!s) api_reply_error(req, 404, "not-found", "no stream %s", api_param(req, "sid"));
+    else api_reply_json(req, 200, gb_stream_json(s));
+}
+
+static void stream_stop(struct api_request *req, void *user)
+{
+    struct gb_stream *s = gb_stream_find(user, api_param(req, "sid"));
+    if (!s) {
+        api_reply_error(req, 404, "not-found", "no stream %s", api_param(req, "sid"));
+        return;
+    }
+    gb_stream_stop(s, "api", true);
+    api_reply_json(req, 200, json_pack("{s:b}", "stopped", 1));
+}
+
+static void stats_provider(json_t *stats, void *arg)
+{
+    struct gb_upper_stats st;
+    gb_upper_get_stats(arg, &st);
+    json_object_set_new(stats, "gb_upper",
+                        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "devices", (json_int_t)st.devices, "online",
+                                  (json_int_t)st.online, "streams", (json_int_t)st.streams, "pending_queries",
+                                  (json_int_t)st.pending_queries, "registers",
+                                  (json_int_t)st.registers, "keepalives", (json_int_t)st.keepalives, "messages",
+                                  (json_int_t)st.messages, "refused", (json_int_t)st.refused));
+}
+
+static double metric_online(void *arg)
+{
+    struct gb_upper_stats st;
+    gb_upper_get_stats(arg, &st);
+    return st.online;
+}
+
+static double metric_streams(void *arg)
+{
+    struct gb_upper_stats st;
+    gb_upper_get_stats(arg, &st);
+    return st.streams;
+}
+
+void gb_upper_api_register(struct gb_upper *g, struct api_server *api)
+{
+    static const struct {
+        const char *method, *pattern;
+        api_handler fn;
+    } routes[] = {
+        {"GET", "/api/v1/gb/devices", devices_list},
+        {"POST", "/api/v1/gb/devices", device_add},
+        {"GET", "/api/v1/gb/devices/{id}", device_show},
+        {"DELETE", "/api/v1/gb/devices/{id}", device_del},
+        {"POST", "/api/v1/gb/devices/{id}/catalog", device_catalog},
+        {"GET", "/api/v1/gb/devices/{id}/channels", device_channels},
+        {"POST", "/api/v1/gb/devices/{id}/info", device_info},
+        {"POST", "/api/v1/gb/devices/{id}/status", device_status},
+        {"POST", "/api/v1/gb/devices/{id}/records", device_records},
+        {"POST", "/api/v1/gb/devices/{id}/channels/{cid}/ptz", channel_ptz},
+        {"POST", "/api/v1/gb/devices/{id}/channels/{cid}/play", channel_play},
+        {"GET", "/api/v1/gb/streams", streams_list},
+        {"GET", "/api/v1/gb/streams/{sid}", stream_show},
+        {"DELETE", "/api/v1/gb/streams/{sid}", stream_stop},
+    };
+    if (!g || !api) return;
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+        if (api_route(api, routes[i].method, routes[i].pattern, routes[i].fn, g) != 0)
+            log_error("gb: route %s %s not registered", routes[i].method, routes[i].pattern);
+    api_stats_provider(api, stats_provider, g);
+    api_metric_gauge(api, "cascade_gb_devices_online", "GB28181 devices online", metric_online, g);
+    api_metric_gauge(api, "cascade_gb_streams", "GB28181 live streams", metric_streams, g);
+}
