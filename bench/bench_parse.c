@@ -10,8 +10,8 @@
  *     -b  also time sip_build_response (200 OK with To-tag) per message
  *
  * Instructions per message: run under callgrind with a small -n, e.g.
- *   valgrind --tool=callgrind --toggle-collect=sip_parse bench_parse -n 2000 -r 1
- * and divide the Ir total by 2000 (see bench/README.md). */
+ *   valgrind --tool=callgrind --toggle-collect=sip_parse bench_parse FILE -n 10000 -r 1
+ * and divide the Ir total by the parses made (n plus the n/10+1 warm-up). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

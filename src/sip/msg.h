@@ -194,8 +194,8 @@ struct sip_msg {
     str_t content_type;
     str_t body;
 
-    const char *buf;             /* the buffer parsed */
-    size_t len;                  /* bytes of the message in buf (header + body) */
+    const char *buf;             /* the buffer parsed, from the start line (leading CRLFs skipped) */
+    size_t len;                  /* bytes of the message from buf (header + body) */
 };
 
 struct sip_parse_limits {
@@ -217,6 +217,13 @@ struct sip_parse_error {
 void sip_parse_limits_default(struct sip_parse_limits *l);
 
 /* Parses exactly one message from buf[0..len). Accepts LF-only line ends.
+ * Limits: more than max_message_bytes is 513 "Message Too Large" (parsing
+ * goes on so the error can be answered), a Content-Length past it 413, more
+ * than max_headers headers or a header line longer than max_line_bytes 513,
+ * a longer request line 414. Duplicated single-value headers (From, To,
+ * Call-ID, CSeq, Max-Forwards, Content-Type, Expires, Content-Length with a
+ * different value) are errors, as is a CSeq method that differs from the
+ * request method ("CSeq method mismatch").
  * When the buffer holds more than one message (stream framing is the
  * transport's job, see sip_frame_length) the extra bytes are an error unless
  * Content-Length bounds the body. Returns 0, or -1 with err filled. */

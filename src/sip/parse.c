@@ -386,8 +386,11 @@ static int parse_all(const char *buf, size_t len, arena_t *arena, const struct s
         p = x + 2;
     else
         return fail(err, "Bad Character", 400, false);
-    if ((size_t)(le - start) > lim->max_line_bytes)
+    if ((size_t)(le - start) > lim->max_line_bytes) {
+        /* RFC 3261 §21.4.12 for requests; a response is only dropped */
+        if (le - start >= 4 && ieq_lower(start, "sip/", 4)) return fail(err, "Status Line Too Long", 400, false);
         return fail(err, "Request-URI Too Long", 414, false);
+    }
     const char *why = parse_start_line(m, start, le, st);
     if (why) return fail(err, why, 400, false);
 
