@@ -101,7 +101,7 @@ static bool ctype_ok(str_t v)
 }
 
 /* The eager fields (msg.h): parsed as their header is stored. Shared with
- * sip_msg_refresh() through sip_msg_eager(). */
+ * sip_msg_refresh(). */
 static void eager(struct sip_msg *m, const struct sip_header *h, struct pstate *st)
 {
     str_t v = h->value;
