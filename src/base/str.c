@@ -35,7 +35,7 @@ int str_to_u64(str_t a, uint64_t max, uint64_t *out)
     for (size_t i = 0; i < a.len; i++) {
         unsigned d = (unsigned char)a.s[i] - '0';
         if (d > 9) return -1;
-        if (v > (max - d) / 10) return -1;
+        if (d > max || v > (max - d) / 10) return -1;
         v = v * 10 + d;
     }
     *out = v;
