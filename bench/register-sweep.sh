@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Authenticated REGISTER/s, cascade vs Kamailio, in one run on this machine.
+#
+# Usage: bench/register-sweep.sh [BUILD_DIR]
+#   RATES="2000 4000 ..."   offered rates (REGISTER transactions pairs/s, i.e. sipp calls/s)
+#   SECS=10                 seconds per step
+#   SHARED=../shared/bench  where kamailio-registrar.cfg and register-auth.xml live
+#
+# Each step starts a fresh server (Kamailio 2 children, in-memory usrloc, as
+# in ../shared/bench/kamailio-registrar.cfg; cascade with SQLite persistence
+# on, [auth] match_user = no, user bench/secret), runs sipp with
+# register-auth.xml (REGISTER, 401, REGISTER with digest, 200; AoR from
+# users.csv, digest user from -au bench -ap secret) at the offered rate for
+# SECS seconds, and records what sipp achieved, failures, retransmissions and
+# the server's CPU seconds. Steps run one at a time (sipp and the server
+# share the 2 cores). Prints a table and, per server, the highest offered
+# rate with 0 failed calls, then the ratio. Not a test: it takes both cores
+# for a few minutes.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=$(cd "${1:-$root/build}" && pwd)
+shared=${SHARED:-$root/../shared/bench}
+rates=${RATES:-2000 4000 6000 8000 10000 12000 15000}
+secs=${SECS:-10}
+work=$(mktemp -d /tmp/cascade-regbench.XXXXXX)
+kport=5070            # fixed by kamailio-registrar.cfg
+server_pid=
+
+cleanup() {
+    [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
+    sleep 0.3
+    [ -n "$server_pid" ] && kill -9 "$server_pid" 2>/dev/null || true
+    if [ -n "${KEEP_WORK:-}" ]; then echo "work dir: $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# CPU seconds (user+sys) of a process and its children (Kamailio forks).
+cpu_of() {
+    local pid=$1 total=0 p
+    for p in $pid $(pgrep -P "$pid" || true); do
+        [ -r /proc/$p/stat ] || continue
+        total=$((total + $(awk '{print $14 + $15}' /proc/$p/stat)))
+    done
+    echo "$total"
+}
+
+max_calls=0
+for r in $rates; do max_calls=$((max_calls > r * secs ? max_calls : r * secs)); done
+{ echo SEQUENTIAL; for i in $(seq 0 $((max_calls - 1))); do echo "u$i;secret"; done; } >"$work/users.csv"
+
+start_kamailio() {
+    kamailio -f "$shared/kamailio-registrar.cfg" -DD -E -w "$work" -m 512 -M 32 >"$work/kamailio.log" 2>&1 &
+    server_pid=$!
+    for _ in $(seq 1 50); do
+        ss -Hunl "sport = :$kport" | grep -q . && return 0
+        sleep 0.1
+    done
+    echo "kamailio did not start"; cat "$work/kamailio.log"; exit 1
+}
+
+start_cascade() {
+    cport=$(free_port)
+    aport=$(free_port)
+    rm -f "$work"/c.db*
+    cat >"$work/c.ini" <<INI
+[sip]
+listen = udp:127.0.0.1:$cport
+domain = 127.0.0.1
+[auth]
+realm = 127.0.0.1
+match_user = no
+[registrar]
+max_expires = 3600
+[api]
+listen = 127.0.0.1:$aport
+token = bench
+[store]
+path = $work/c.db
+[log]
+level = warn
+INI
+    "$build/cascade" -c "$work/c.ini" >"$work/cascade.log" 2>&1 &
+    server_pid=$!
+    for _ in $(seq 1 50); do
+        if curl -sf -X POST -H 'Authorization: Bearer bench' -d '{"name":"bench","password":"secret"}' \
+            "http://127.0.0.1:$aport/api/v1/users" >/dev/null 2>&1; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "cascade did not start"; cat "$work/cascade.log"; exit 1
+}
+
+stop_server() {
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=
+}
+
+# run_step PORT RATE -> "achieved failed retrans cpu_s"
+run_step() {
+    local port=$1 rate=$2 t0 t1 c0 c1
+    rm -f "$work/s.csv"
+    c0=$(cpu_of "$server_pid")
+    t0=$(date +%s.%N)
+    (cd "$work" && timeout $((secs + 60)) sipp "127.0.0.1:$port" -sf "$shared/register-auth.xml" -inf users.csv \
+        -au bench -ap secret -i 127.0.0.1 -p "$(free_port)" -r "$rate" -m $((rate * secs)) -l $((rate * 3)) \
+        -nostdin -trace_stat -stf s.csv -fd 1 >/dev/null 2>&1) || true
+    t1=$(date +%s.%N)
+    c1=$(cpu_of "$server_pid")
+    python3 - "$work/s.csv" "$t0" "$t1" "$c0" "$c1" "$(getconf CLK_TCK)" <<'PY'
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1]), delimiter=';')); h = rows[0]; last = rows[-1]
+ok = int(last[h.index("SuccessfulCall(C)")]); bad = int(last[h.index("FailedCall(C)")])
+rt = int(last[h.index("Retransmissions(C)")])
+wall = float(sys.argv[3]) - float(sys.argv[2])
+cpu = (int(sys.argv[5]) - int(sys.argv[4])) / float(sys.argv[6])
+print("%.0f %d %d %.2f" % (ok / wall, bad, rt, cpu))
+PY
+}
+
+printf '%-8s | %-34s | %-34s\n' "offered" "kamailio: achieved/s fail retr cpu" "cascade: achieved/s fail retr cpu"
+best_k=0 best_c=0 ok_k=1 ok_c=1
+for rate in $rates; do
+    start_kamailio
+    read -r ka kf kr kc < <(run_step "$kport" "$rate")
+    stop_server
+    start_cascade
+    read -r ca cf cr cc < <(run_step "$cport" "$rate")
+    stop_server
+    printf '%-8s | %8s %6s %6s %6ss      | %8s %6s %6s %6ss\n' "$rate" "$ka" "$kf" "$kr" "$kc" "$ca" "$cf" "$cr" "$cc"
+    if [ "$ok_k" = 1 ] && [ "$kf" = 0 ]; then best_k=$ka; else ok_k=0; fi
+    if [ "$ok_c" = 1 ] && [ "$cf" = 0 ]; then best_c=$ca; else ok_c=0; fi
+done
+echo "RESULT kamailio: $best_k REGISTER/s with 0 failures"
+echo "RESULT cascade:  $best_c REGISTER/s with 0 failures"
+python3 -c "import sys; k, c = float(sys.argv[1]), float(sys.argv[2]); print('RESULT ratio cascade/kamailio: %.2f' % (c / k if k else 0))" "$best_k" "$best_c"
