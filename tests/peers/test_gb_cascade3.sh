@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# test_gb_cascade3.sh — three levels of GB/T 28181 cascade on loopback:
+# simulated devices (cascade-gbsim) -> middle node (upper role for the
+# devices, lower role towards the top) -> top node (upper role).
+#  - the top sees the devices and their channels in the middle node's catalog,
+#    with the tree kept (device under the middle node, channels under it);
+#  - the top plays a device's channel: the middle relays the INVITE, the
+#    device streams straight to the top (UDP and TCP), BYE is relayed;
+#  - a device that goes away reaches the top as a catalog Notify (OFF).
+source "$(dirname "$0")/lib.sh"
+GBSIM=$BUILD_DIR/cascade-gbsim
+
+TOP_SIP=$(free_port); TOP_API=$(free_port); MID_SIP=$(free_port); MID_API=$(free_port)
+TOP_ID=34020000002000000001
+MID_ID=34020000002000000002
+DEV1=34020000001320000001
+API_TOKEN=tok
+
+cat >"$WORK/top.ini" <<EOF
+[sip]
+listen = udp:127.0.0.1:$TOP_SIP, tcp:127.0.0.1:$TOP_SIP
+domain = 3402000000
+[store]
+path = $WORK/top.db
+[api]
+listen = 127.0.0.1:$TOP_API
+token = $API_TOKEN
+[log]
+level = info
+[gb]
+enabled = yes
+id = $TOP_ID
+domain = 3402000000
+password = top-secret
+allow_unknown = yes
+media_ip = 127.0.0.1
+media_ports = $((TOP_SIP + 100))-$((TOP_SIP + 140))
+EOF
+
+cat >"$WORK/middle.ini" <<EOF
+[sip]
+listen = udp:127.0.0.1:$MID_SIP, tcp:127.0.0.1:$MID_SIP
+domain = 3402000000
+[store]
+path = $WORK/middle.db
+[api]
+listen = 127.0.0.1:$MID_API
+token = $API_TOKEN
+[log]
+level = info
+[gb]
+enabled = yes
+id = $MID_ID
+domain = 3402000000
+password = dev-secret
+allow_unknown = yes
+keepalive_interval = 1
+keepalive_misses = 3
+media_ip = 127.0.0.1
+media_ports = $((MID_SIP + 100))-$((MID_SIP + 140))
+[upstream:$TOP_ID]
+host = 127.0.0.1
+port = $TOP_SIP
+password = top-secret
+expires = 120
+keepalive_interval = 2
+catalog_items = 2
+EOF
+
+top() { API_PORT=$TOP_API api "$@"; }
+mid() { API_PORT=$MID_API api "$@"; }
+jget() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+start_cascade top "$WORK/top.ini"
+start_cascade middle "$WORK/middle.ini"
+check "middle registered to the top" wait_for 10 \
+    bash -c "curl -s -H 'Authorization: Bearer $API_TOKEN' http://127.0.0.1:$MID_API/api/v1/gb/upstreams | grep -q '\"state\": *\"registered\"'"
+
+# Three devices with two channels each register to the middle node.
+"$GBSIM" --target 127.0.0.1:$MID_SIP --target-id $MID_ID --password dev-secret --devices 3 --channels 2 \
+    --keepalive 1 --quiet --duration 120 >"$WORK/gbsim.log" 2>&1 &
+SIM_PID=$!
+PIDS+=("$SIM_PID")
+check "devices online at the middle node" wait_for 10 \
+    bash -c "[ \"\$(curl -s -H 'Authorization: Bearer $API_TOKEN' http://127.0.0.1:$MID_API/api/v1/gb/devices | python3 -c 'import json,sys; print(sum(1 for d in json.load(sys.stdin)[\"devices\"] if d[\"online\"] and d[\"channels\"]==2))')\" = 3 ]"
+
+CAT=$(top POST /gb/devices/$MID_ID/catalog)
+check "top: middle's catalog has 3 devices + 6 channels" test "$(echo "$CAT" | jget 'd["sum_num"]')" = 9
+check "top: devices hang under the middle node" \
+    test "$(echo "$CAT" | jget 'sorted(c["id"] for c in d["channels"] if c["parent_id"]=="'$MID_ID'")==["34020000001320000001","34020000001320000002","34020000001320000003"]')" = True
+check "top: channels hang under their device" \
+    test "$(echo "$CAT" | jget 'sorted(c["id"] for c in d["channels"] if c["parent_id"]=="'$DEV1'")==["34020000001310000001","34020000001310000002"]')" = True
+check "top: device channel names decoded" \
+    test "$(echo "$CAT" | jget '[c["name"] for c in d["channels"] if c["id"]=="34020000001310000002"][0]')" = "模拟通道1-2"
+
+n=0
+for tr in udp tcp; do
+    n=$((n + 1))
+    P=$(top POST /gb/devices/$MID_ID/channels/34020000001310000003/play "{\"transport\":\"$tr\",\"dump\":true}")
+    SID=$(echo "$P" | jget 'd.get("stream_id","")')
+    DUMP=$(echo "$P" | jget 'd.get("dump_path","")')
+    check "top: play $tr of a device channel through the middle ($SID)" test -n "$SID"
+    sleep 3
+    PK=$(top GET /gb/streams/$SID | jget 'd["packets"]')
+    check "top: $tr packets from the device ($PK)" test "${PK:-0}" -gt 20
+    check "top: $tr codec h264" test "$(top GET /gb/streams/$SID | jget 'd["codec"]')" = h264
+    check "middle: the $tr INVITE was relayed to the device" \
+        test "$(grep -c "relayed INVITE for 34020000001310000003: device 34020000001320000002 answered" "$WORK/middle.log")" -ge $n
+    top DELETE /gb/streams/$SID >/dev/null
+    check "middle: BYE relayed to the device" \
+        wait_for 5 bash -c "[ \$(grep -c 'ended: bye-from-upstream' '$WORK/middle.log') -ge $n ]"
+    check "top: $tr dump is h264 for ffprobe" \
+        test "$(ffprobe -v error -select_streams v:0 -show_entries stream=codec_name -of csv=p=0 "$DUMP" 2>/dev/null)" = h264
+done
+
+# The devices go away: the middle sees them offline and notifies the top.
+kill "$SIM_PID"
+wait "$SIM_PID" 2>/dev/null || true
+check "gbsim: the devices answered queries and streamed" grep -q "streams=2" "$WORK/gbsim.log"
+check "top: device status OFF after the middle's catalog Notify" wait_for 15 \
+    bash -c "curl -s -H 'Authorization: Bearer $API_TOKEN' http://127.0.0.1:$TOP_API/api/v1/gb/devices/$MID_ID/channels | python3 -c '
+import json,sys
+def walk(cs):
+    for c in cs:
+        yield c
+        yield from walk(c.get(\"children\",[]))
+st=[c[\"status\"] for c in walk(json.load(sys.stdin)[\"channels\"]) if c[\"id\"]==\"$DEV1\"]
+sys.exit(0 if st==[\"OFF\"] else 1)'"
+
+finish
