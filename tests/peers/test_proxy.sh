@@ -57,6 +57,7 @@ reg() { # reg NAME USER PASSWORD PORT: register USER's contact at 127.0.0.1:PORT
 
 check "cascadectl user add bob" ctl user add bob --password bobpw
 check "cascadectl user add dave (never registers)" ctl user add dave --password davepw
+check "cascadectl user add carl" ctl user add carl --password carlpw
 
 # 1. A call through the proxy: INVITE/180/200/ACK/BYE with Record-Route.
 UAS1=$(free_port)
@@ -69,6 +70,35 @@ check "the UAS saw Max-Forwards decremented" grep -aq '^Max-Forwards: 69' "$WORK
 check "the BYE reached the UAS through the route set (our Via on top)" \
     bash -c "grep -a -A1 '^BYE sip:bob@$H:$UAS1' '$WORK/uas1.msg' | grep -q 'branch=z9hG4bKcP'"
 check "the ACK for the 2xx was routed to the UAS" grep -aq "^ACK sip:bob@$H:$UAS1" "$WORK/uas1.msg"
+
+# 1b. The caller on TCP, the callee on UDP: the transport changes at the
+#     proxy, so it record-routes twice (RFC 5658) and pops both on the way back.
+uas_start uas1b uas-call.xml "$UAS1"
+check "sipp UAC over TCP -> cascade -> UAS over UDP: full call" \
+    sipp_scn uac1b uac-call.xml -s bob -t t1 -p "$(free_port)"
+check "UAS (UDP) got the call, ACK and BYE" uas_ok uas1b
+check "double Record-Route: a tcp and a udp entry for us" \
+    bash -c "grep -aq '^Record-Route: <sip:$H:$PORT;transport=tcp;lr>' '$WORK/uas1b.msg' &&
+             grep -aq '^Record-Route: <sip:$H:$PORT;lr>' '$WORK/uas1b.msg'"
+
+# 1c. Path (RFC 3327): carl registers through an "edge proxy" (a sipp UAS at
+#     EDGE); calls to carl go to the edge with the Path as Route and carl's
+#     contact as Request-URI.
+EDGE=$(free_port)
+check "carl registers with Path and Supported: path; the 200 echoes the Path" \
+    sipp_scn regpath register-path.xml -s carl -au carl -ap carlpw -key expires 300 -key cport 5089 \
+    -key pport "$EDGE" -p "$(free_port)"
+check "GET /registrations shows carl's Path" \
+    jq_ok "$(api GET '/registrations?user=carl')" ".registrations[0].path == \"<sip:$H:$EDGE;lr>\""
+(cd "$WORK" && exec timeout 60 sipp -sf "$PEERS_DIR/sipp/uas-call.xml" -s carl -i 127.0.0.1 -p "$EDGE" -m 1 -nostdin \
+    -trace_msg -message_file edge.msg -trace_err -error_file edge.err >"$WORK/edge.out" 2>&1) &
+edge_UAS=$!
+PIDS+=("$edge_UAS")
+sleep 0.3
+check "sipp UAC: call to carl goes through the Path" sipp_scn uac1c uac-call.xml -s carl -p "$(free_port)"
+check "the edge got the INVITE for carl's contact with the Path as Route" \
+    bash -c "grep -aq '^INVITE sip:carl@$H:5089 SIP/2.0' '$WORK/edge.msg' && grep -aq '^Route: <sip:$H:$EDGE;lr>' '$WORK/edge.msg'"
+check "the edge finished the call" uas_ok edge
 
 # 2. CANCEL before the answer: 200 to the CANCEL, the UAS gets a CANCEL, 487 back.
 uas_start uas2 uas-cancel.xml "$UAS1"

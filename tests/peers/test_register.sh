@@ -118,9 +118,31 @@ check "event user.offline reason kicked for carol" has_event 'select(.type=="use
 check "API without the token is refused" \
     bash -c "test \"\$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$API_PORT/api/v1/registrations)\" = 401"
 
-# 9. Restart: bob's binding (answered 200) is loaded back from the store.
+# 9. TCP: a binding remembers its connection; when the connection closes
+#    (sipp exits without unregistering) the binding goes at once.
+SEQ=$(events_json | jq '.last_seq')
+check "sipp over TCP: carol REGISTER -> 200" \
+    sipp_scn carol_tcp register.xml -t t1 -s carol -au carol -ap carolpw -key expires 300 -key cport 5091 -p "$(free_port)"
+check "user.offline reason transport-lost for carol once sipp's connection closed" \
+    wait_for 2 has_event 'select(.type=="user.offline" and .user=="carol" and .reason=="transport-lost" and .transport=="tcp")' "$SEQ"
+check "carol's TCP binding is gone" test "$(binding_count carol)" = 0
+
+# 10. Restart: bob's binding (answered 200) is loaded back from the store.
 kill "$reg_PID"; wait "$reg_PID" 2>/dev/null || true
 start_cascade reg2 "$WORK/c.ini"
 check "after a restart bob's binding is back" test "$(binding_count bob "sip:bob@$H:5096")" = 1
+
+# 11. [registrar] keep_on_transport_loss = yes: the TCP binding stays, flagged,
+#     and the user is reported offline (kept).
+kill "$reg2_PID"; wait "$reg2_PID" 2>/dev/null || true
+sed -i 's/^\[registrar\]$/[registrar]\nkeep_on_transport_loss = yes/' "$WORK/c.ini"
+start_cascade reg3 "$WORK/c.ini"
+SEQ=$(events_json | jq '.last_seq')
+check "keep mode: sipp over TCP: carol REGISTER -> 200" \
+    sipp_scn carol_keep register.xml -t t1 -s carol -au carol -ap carolpw -key expires 300 -key cport 5090 -p "$(free_port)"
+check "keep mode: user.offline transport-lost (kept) for carol" \
+    wait_for 2 has_event 'select(.type=="user.offline" and .user=="carol" and .reason=="transport-lost" and .kept==true)' "$SEQ"
+check "keep mode: the binding stays, flagged transport_lost" \
+    jq_ok "$(api GET '/registrations?user=carol')" '.registrations | length == 1 and .[0].transport_lost == true'
 
 finish
