@@ -323,9 +323,45 @@ static void users_delete(struct api_request *req, void *user)
     user_del_done(d, 0);
 }
 
+/* ---- Prometheus ---- */
+
+static double metric_bindings(void *arg)
+{
+    struct worker *w = registrar_worker(arg);
+    return w->location ? (double)location_count(w->location) : 0;
+}
+
+static double metric_aors(void *arg)
+{
+    struct worker *w = registrar_worker(arg);
+    return w->location ? (double)location_aor_count(w->location) : 0;
+}
+
+static double metric_users(void *arg)
+{
+    struct worker *w = registrar_worker(arg);
+    return w->users ? (double)users_count(w->users) : 0;
+}
+
+static void metric_registers(struct api_metric_writer *mw, void *arg)
+{
+    struct registrar_stats s;
+    registrar_get_stats(arg, &s);
+    api_metric_sample(mw, "result", "ok", (double)s.ok);
+    api_metric_sample(mw, "result", "challenged", (double)s.challenged);
+    api_metric_sample(mw, "result", "auth_failed", (double)s.auth_failed);
+    api_metric_sample(mw, "result", "forbidden", (double)s.forbidden);
+    api_metric_sample(mw, "result", "refused", (double)s.refused);
+}
+
 void registrar_api_register(struct registrar *r, struct api_server *api)
 {
     if (!r || !api) return;
+    api_metric_gauge(api, "cascade_bindings", "Registered contact bindings", metric_bindings, r);
+    api_metric_gauge(api, "cascade_registered_aors", "Addresses of record with at least one binding", metric_aors, r);
+    api_metric_gauge(api, "cascade_users", "Provisioned SIP users", metric_users, r);
+    api_metric_family(api, "cascade_register_answers_total", "REGISTER outcomes", API_METRIC_COUNTER,
+                      metric_registers, r);
     api_route(api, "GET", "/api/v1/registrations", registrations_list, r);
     api_route(api, "DELETE", "/api/v1/registrations/{user}", registrations_kick, r);
     api_route(api, "GET", "/api/v1/users", users_list, r);
