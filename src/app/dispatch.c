@@ -8,8 +8,15 @@
 #include <string.h>
 
 #include "app/worker.h"
+#include "base/clock.h"
 #include "base/log.h"
+#include "gb/lower.h"
+#include "gb/upper.h"
+#include "proxy/proxy.h"
+#include "registrar/location.h"
+#include "registrar/registrar.h"
 #include "txn/txn.h"
+#include "ua/ua.h"
 
 #define ACCEPT_VALUE "application/sdp, application/MANSCDP+xml"
 #define SUPPORTED_VALUE "path, outbound"
@@ -22,13 +29,57 @@ static const char *allow_value(const struct worker *w)
 
 int dispatch_start_roles(struct worker *w)
 {
-    (void)w;
+    struct location_callbacks cb;
+    registrar_location_callbacks(w, &cb);
+    w->location = location_new(&w->timers, w->store, &cb);
+    if (!w->location) return -1;
+    if (w->store && location_load(w->location, w->store, worker_now_ms(w), clock_wall_ms()) < 0) {
+        log_error("cannot load registrations from the store");
+        return -1;
+    }
+    w->registrar = registrar_new(w);
+    w->proxy = proxy_new(w);
+    w->ua = ua_new(w);
+    if (!w->registrar || !w->proxy || !w->ua) return -1;
+    if (w->api) registrar_api_register(w->registrar, w->api);
+
+    if (w->cfg.gb.enabled) {
+        w->gb_upper = gb_upper_new(w, w->ua);
+        if (!w->gb_upper || gb_upper_load(w->gb_upper) < 0) return -1;
+        if (w->api) gb_upper_api_register(w->gb_upper, w->api);
+    }
+    if (w->cfg.gb.enabled || w->cfg.upstream_count > 0) {
+        w->gb_lower = gb_lower_new(w, w->ua);
+        if (!w->gb_lower || gb_lower_load(w->gb_lower) < 0) return -1;
+        if (w->gb_upper) gb_lower_set_upper(w->gb_lower, w->gb_upper);
+        if (w->api) gb_lower_api_register(w->gb_lower, w->api);
+        gb_lower_start(w->gb_lower);
+    }
     return 0;
 }
 
-void dispatch_stop_roles(struct worker *w) { (void)w; }
+void dispatch_stop_roles(struct worker *w, void (*done)(void *arg), void *arg)
+{
+    if (w->gb_upper) gb_upper_stop(w->gb_upper);
+    if (w->gb_lower) gb_lower_stop(w->gb_lower, done, arg); /* unregisters: needs the loop a moment */
+    else done(arg);
+}
 
-void dispatch_free_roles(struct worker *w) { (void)w; }
+void dispatch_free_roles(struct worker *w)
+{
+    if (w->gb_lower) gb_lower_free(w->gb_lower);
+    if (w->gb_upper) gb_upper_free(w->gb_upper);
+    if (w->proxy) proxy_free(w->proxy);
+    if (w->registrar) registrar_free(w->registrar);
+    if (w->ua) ua_free(w->ua);
+    if (w->location) location_free(w->location);
+    w->gb_lower = NULL;
+    w->gb_upper = NULL;
+    w->proxy = NULL;
+    w->registrar = NULL;
+    w->ua = NULL;
+    w->location = NULL;
+}
 
 void worker_reply_stateless(struct worker *w, const struct transport_rx *rx, int status, const char *reason)
 {
@@ -128,28 +179,84 @@ static void core_answer(struct worker *w, struct txn *st, const struct transport
     reply(w, st, 405, "Method Not Allowed", extra, 1);
 }
 
+/* An out-of-dialog OPTIONS to our domain for a user we neither provision nor
+ * have a binding for is a ping of this server (sipsak -s sip:ping@host,
+ * monitoring probes): the core answers it rather than the proxy's 404. */
+static bool options_ping_for_us(struct worker *w, const struct transport_rx *rx)
+{
+    const struct sip_msg *m = rx->msg;
+    if (m->method != SIP_OPTIONS || m->to.tag.len || !w->registrar) return false;
+    if (m->ruri.scheme != SIP_SCHEME_SIP && m->ruri.scheme != SIP_SCHEME_SIPS) return false;
+    if (!registrar_uri_is_local(w, &m->ruri, rx, false)) return false;
+    if (!m->ruri.user.len) return true;
+    char key[256];
+    int n = registrar_aor_key(&m->ruri, key, sizeof(key));
+    if (n < 0) return false;
+    str_t user = str_make(key, (size_t)n);
+    if (registrar_user_known(w->registrar, user)) return false;
+    const struct location_binding *b;
+    return location_lookup(w->location, user, &b, 1) == 0;
+}
+
 void dispatch_request(struct worker *w, struct txn *st, const struct transport_rx *rx)
 {
+    if (w->stopping) {
+        reply(w, st, 503, "Service Unavailable", NULL, 0);
+        return;
+    }
+    /* Our own dialogs first (a BYE for a stream we play or serve), then the
+     * GB roles (they recognise GB ids and MANSCDP bodies), then the
+     * registrar and the proxy; what is left is the UAS core's. */
+    if (w->ua && rx->msg->to.tag.len && ua_on_request(w->ua, st, rx)) return;
+    if (w->gb_lower && gb_lower_on_request(w->gb_lower, st, rx)) return;
+    if (w->gb_upper && gb_upper_on_request(w->gb_upper, st, rx)) return;
+    if (w->registrar && registrar_on_request(w->registrar, st, rx)) return;
+    if (options_ping_for_us(w, rx)) {
+        core_answer(w, st, rx);
+        return;
+    }
+    if (w->proxy && proxy_on_request(w->proxy, st, rx)) return;
     core_answer(w, st, rx);
 }
 
 void dispatch_ack(struct worker *w, const struct transport_rx *rx)
 {
-    (void)w;
-    (void)rx;
+    if (w->ua && ua_on_ack(w->ua, rx)) return;
+    if (w->proxy) proxy_on_ack(w->proxy, rx);
 }
 
 void dispatch_stray_response(struct worker *w, const struct transport_rx *rx)
 {
-    (void)w;
-    log_debug("stray %d response from %s dropped", rx->msg->status, rx->src_text);
+    if (w->ua && ua_on_response(w->ua, rx)) return;
+    if (w->proxy) proxy_on_stray_response(w->proxy, rx);
+    else log_debug("stray %d response from %s dropped", rx->msg->status, rx->src_text);
+}
+
+void dispatch_server_terminated(struct worker *w, struct txn *st)
+{
+    if (w->proxy) proxy_on_server_terminated(w->proxy, st);
 }
 
 void dispatch_conn_lost(struct worker *w, uint64_t conn_id, const char *peer_text)
 {
-    (void)w;
-    (void)conn_id;
-    (void)peer_text;
+    if (w->registrar) registrar_on_conn_lost(w->registrar, conn_id, peer_text);
+    if (w->gb_upper) gb_upper_on_conn_lost(w->gb_upper, conn_id);
+    if (w->gb_lower) gb_lower_on_conn_lost(w->gb_lower, conn_id);
 }
 
-void dispatch_stats(struct worker *w, json_t *stats) { (void)w; (void)stats; }
+void dispatch_stats(struct worker *w, json_t *stats)
+{
+    if (w->registrar) registrar_stats_json(w->registrar, stats);
+    if (w->proxy) proxy_stats_json(w->proxy, stats);
+    if (w->gb_upper) {
+        struct gb_upper_stats s;
+        gb_upper_get_stats(w->gb_upper, &s);
+        json_object_set_new(stats, "gb_upper",
+                            json_pack("{s:i,s:i,s:i,s:i,s:I,s:I,s:I,s:I}", "devices", (int)s.devices, "online",
+                                      (int)s.online, "streams", (int)s.streams, "pending_queries",
+                                      (int)s.pending_queries, "registers", (json_int_t)s.registers, "keepalives",
+                                      (json_int_t)s.keepalives, "messages", (json_int_t)s.messages, "refused",
+                                      (json_int_t)s.refused));
+    }
+    if (w->gb_lower) gb_lower_stats_json(w->gb_lower, stats);
+}

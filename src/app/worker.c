@@ -85,6 +85,8 @@ static void txn_on_stray_response(void *user, const struct transport_rx *rx)
     dispatch_stray_response(w, rx);
 }
 
+static void txn_on_server_terminated(void *user, struct txn *st) { dispatch_server_terminated(user, st); }
+
 static void on_message(void *user, const struct transport_rx *rx)
 {
     struct worker *w = user;
@@ -298,6 +300,7 @@ int worker_start(struct worker *w, uv_loop_t *loop)
         .on_request = txn_on_request,
         .on_ack = txn_on_ack,
         .on_stray_response = txn_on_stray_response,
+        .on_server_terminated = txn_on_server_terminated,
         .now_ms = clock_cb,
     };
     w->txn = txn_layer_new(&w->timers, &xcfg, &ops);
@@ -312,6 +315,8 @@ int worker_start(struct worker *w, uv_loop_t *loop)
 
     if (dispatch_start_roles(w) < 0) return -1;
 
+    uv_timer_init(loop, &w->stop_timer);
+    w->stop_timer.data = w;
     uv_signal_init(loop, &w->sigint);
     uv_signal_init(loop, &w->sigterm);
     w->sigint.data = w->sigterm.data = w;
@@ -328,11 +333,10 @@ static void close_if_open(uv_handle_t *h)
     if (h->loop && !uv_is_closing(h)) uv_close(h, NULL);
 }
 
-void worker_stop(struct worker *w)
+/* Second half of the stop, once the roles are done (upstreams unregistered). */
+static void stop_rest(void *arg)
 {
-    if (w->stopping) return;
-    w->stopping = true;
-    dispatch_stop_roles(w);
+    struct worker *w = arg;
     if (w->api) {
         api_server_free(w->api);
         w->api = NULL;
@@ -354,6 +358,28 @@ void worker_stop(struct worker *w)
     uv_timer_stop(&w->timer_handle);
     close_if_open((uv_handle_t *)&w->timer_handle);
     close_if_open((uv_handle_t *)&w->prepare_handle);
+}
+
+static void on_stop_timer(uv_timer_t *h)
+{
+    uv_close((uv_handle_t *)h, NULL);
+    stop_rest(h->data);
+}
+
+/* The roles may report "done" from deep inside a transport callback, where
+ * the transport must not be freed: finish on a fresh loop turn. */
+static void on_roles_stopped(void *arg)
+{
+    struct worker *w = arg;
+    uv_timer_start(&w->stop_timer, on_stop_timer, 0, 0);
+}
+
+void worker_stop(struct worker *w)
+{
+    if (w->stopping) return;
+    w->stopping = true;
+    if (w->started) dispatch_stop_roles(w, on_roles_stopped, w);
+    else stop_rest(w);
 }
 
 void worker_free(struct worker *w)

@@ -34,6 +34,7 @@ struct registrar;
 struct proxy;
 struct gb_upper;
 struct gb_lower;
+struct ua;
 
 struct worker_stats {
     uint64_t requests_in[SIP_METHOD_COUNT];  /* by method; [0] counts extension methods */
@@ -49,6 +50,7 @@ struct worker {
     struct timer_service timers;
     uv_timer_t timer_handle;                 /* drives timers */
     uv_prepare_t prepare_handle;             /* re-arms timer_handle each iteration */
+    uv_timer_t stop_timer;                   /* finishes a stop on a fresh loop turn */
     uv_signal_t sigint, sigterm;
     bool started, stopping;
     uint64_t tag_state;                      /* PRNG state for To/From tags */
@@ -63,6 +65,7 @@ struct worker {
     struct location *location;
     struct registrar *registrar;
     struct proxy *proxy;
+    struct ua *ua;
     struct gb_upper *gb_upper;
     struct gb_lower *gb_lower;
 
@@ -88,11 +91,14 @@ void worker_new_tag(struct worker *w, char out[17]);
 
 /* dispatch.c: the roles and the core's own answers. */
 int dispatch_start_roles(struct worker *w);
-void dispatch_stop_roles(struct worker *w);   /* unregister upstreams, stop timers */
+/* Stops the roles (BYE streams, unregister from upstreams); done(arg) runs
+ * once they are finished (at once, or after the unregistrations). */
+void dispatch_stop_roles(struct worker *w, void (*done)(void *arg), void *arg);
 void dispatch_free_roles(struct worker *w);
 void dispatch_request(struct worker *w, struct txn *st, const struct transport_rx *rx);
 void dispatch_ack(struct worker *w, const struct transport_rx *rx);
 void dispatch_stray_response(struct worker *w, const struct transport_rx *rx);
+void dispatch_server_terminated(struct worker *w, struct txn *st);
 void dispatch_conn_lost(struct worker *w, uint64_t conn_id, const char *peer_text);
 void dispatch_stats(struct worker *w, json_t *stats);
 /* Sends a stateless response to a request that did not make a transaction
