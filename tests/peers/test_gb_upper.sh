@@ -172,6 +172,38 @@ check "event gb.stream.stopped (reason bye)" \
     wait_for 5 has_event "select(.type==\"gb.stream.stopped\" and .stream_id==\"$SID2\" and .reason==\"bye\")"
 check "no stream left" jq_ok "$(api GET /gb/streams)" '.streams == []'
 
+# 7b. Play over TCP (passive on our side): RTP framed per RFC 4571 by the test.
+sipp_bg play3 gb_invite_tcp_uas.xml -s "$CAM1" -p "$PA" -m 1
+PLAY3=$(api POST "/gb/devices/$A/channels/$CAM1/play" '{"transport":"tcp"}')
+SID3=$(printf '%s' "$PLAY3" | jq -r '.stream_id // empty')
+MPORT3=$(printf '%s' "$PLAY3" | jq -r '.media_port // 0')
+check "TCP play answered: transport tcp, a listening media port" jq_ok "$PLAY3" '.transport == "tcp" and .media_port > 0'
+python3 - "$WORK/ps.pcap" "$MPORT3" >"$WORK/tcp_sender.out" 2>&1 <<'PY' &
+import socket, struct, sys, time
+data = open(sys.argv[1], "rb").read()
+s = socket.create_connection(("127.0.0.1", int(sys.argv[2])))
+off, n = 24, 0
+while off + 16 <= len(data):
+    incl = struct.unpack("<IIII", data[off:off + 16])[2]
+    rtp = data[off + 16 + 42: off + 16 + incl]
+    off += 16 + incl
+    s.sendall(struct.pack(">H", len(rtp)) + rtp)   # RFC 4571 framing
+    n += 1
+    if n % 10 == 0:
+        time.sleep(0.05)
+print("sent", n, flush=True)
+time.sleep(10)   # keep the connection: its close would end the stream
+PY
+TCP_SENDER=$!
+PIDS+=("$TCP_SENDER")
+sleep 1.5
+S3=$(api GET "/gb/streams/$SID3")
+check "RTP over TCP counted (RFC 4571 deframed), PS/h264 seen" jq_ok "$S3" \
+    '.packets > 10 and .transport == "tcp" and .ps == true and .codec == "h264" and .lost == 0'
+check "DELETE the TCP stream" jq_ok "$(api DELETE "/gb/streams/$SID3")" '.stopped == true'
+check "the device got the BYE" sipp_wait "$SIPP_PID"
+kill "$TCP_SENDER" 2>/dev/null; wait "$TCP_SENDER" 2>/dev/null || true
+
 # 8. Keepalives stop -> offline after interval x misses (2 s x 2).
 kill "$KA_PID" 2>/dev/null; wait "$KA_PID" 2>/dev/null || true
 T0=$(date +%s.%N)

@@ -1,0 +1,403 @@
+/* test_gb_upper.c — the GB/T 28181 upper role (src/gb/upper.c, catalog.c) on
+ * a fake clock: REGISTER challenge/digest/Date, 403 for ids not allowed,
+ * allow_unknown, keepalive window and registration expiry (timers, exact
+ * times), 403 to keepalives of unregistered devices, TCP loss, catalog
+ * assembly across MESSAGEs (repeats, SumNum, timeout with a partial merge),
+ * the channel tree (ParentID, BusinessGroupID, "a/b" paths, cycles), catalog
+ * Notify, DeviceInfo, bad bodies. Streams need sockets: tests/peers. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "base/log.h"
+#include "gb_upper_harness.h"
+
+#define DEV "34020000001320000001"
+
+static int setup(void **state)
+{
+    struct gbh *h = malloc(sizeof(*h));
+    gbh_init(h);
+    h->w.cfg.gb.keepalive_interval = 60;
+    h->w.cfg.gb.keepalive_misses = 3;
+    assert_int_equal(gbh_start(h), 0);
+    assert_int_equal(gb_device_admin_set(h->g, DEV, "devpw", NULL, -1), 0);
+    *state = h;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct gbh *h = *state;
+    gbh_free(h);
+    free(h);
+    return 0;
+}
+
+static bool online(struct gbh *h, const char *id)
+{
+    struct gb_device *d = gb_device_find(h->g, id);
+    return d && d->online;
+}
+
+static void test_register(void **state)
+{
+    struct gbh *h = *state;
+    /* Challenge: MD5, realm = domain, no qop by default. */
+    gbh_send_register(h, DEV, 3600, NULL, SIP_TRANSPORT_UDP, 0, 5080);
+    assert_int_equal(gbh_last_status(h), 401);
+    assert_non_null(strstr(gbh_last(h), "WWW-Authenticate: Digest realm=\"3402000000\""));
+    assert_non_null(strstr(gbh_last(h), "algorithm=MD5"));
+    assert_null(strstr(gbh_last(h), "qop"));
+    assert_false(online(h, DEV));
+    /* Wrong password: 401 again. */
+    assert_int_equal(gbh_register(h, DEV, "nope", 3600, SIP_TRANSPORT_UDP, 0, 5080), 401);
+    assert_false(online(h, DEV));
+    /* The default password is not this device's. */
+    assert_int_equal(gbh_register(h, DEV, "defaultpw", 3600, SIP_TRANSPORT_UDP, 0, 5080), 401);
+    assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080), 200);
+    const char *ok = gbh_last(h);
+    const char *date = strstr(ok, "\r\nDate: ");
+    assert_non_null(date);
+    /* YYYY-MM-DDThh:mm:ss.sss */
+    int y, mo, d, hh, mi, ss, ms, end = 0;
+    assert_int_equal(sscanf(date + 8, "%4d-%2d-%2dT%2d:%2d:%2d.%3d%n", &y, &mo, &d, &hh, &mi, &ss, &ms, &end), 7);
+    assert_int_equal(end, 23);
+    assert_memory_equal(date + 8 + end, "\r\n", 2);
+    assert_non_null(strstr(ok, "Expires: 3600\r\n"));
+    assert_true(online(h, DEV));
+    struct gb_device *dv = gb_device_find(h->g, DEV);
+    assert_int_equal(dv->proto, SIP_TRANSPORT_UDP);
+    assert_string_equal(dv->contact, "sip:" DEV "@192.0.2.9:5080");
+    /* Unknown id: 403 without a challenge; a From that is not a GB id: 403. */
+    gbh_send_register(h, "34020000001320000099", 3600, NULL, SIP_TRANSPORT_UDP, 0, 5081);
+    assert_int_equal(gbh_last_status(h), 403);
+    gbh_send_register(h, "3402000000132000009", 3600, NULL, SIP_TRANSPORT_UDP, 0, 5081);
+    assert_int_equal(gbh_last_status(h), 403);
+    assert_null(gb_device_find(h->g, "34020000001320000099"));
+    /* Expires 0: offline. */
+    assert_int_equal(gbh_register(h, DEV, "devpw", 0, SIP_TRANSPORT_UDP, 0, 5080), 200);
+    assert_false(online(h, DEV));
+    struct gb_upper_stats st;
+    gb_upper_get_stats(h->g, &st);
+    assert_int_equal(st.online, 0);
+    assert_int_equal(st.devices, 1);
+}
+
+static void test_allow_unknown_and_qop(void **state)
+{
+    struct gbh *h = *state;
+    h->w.cfg.gb.allow_unknown = true;
+    h->w.cfg.gb.qop = true;
+    gbh_send_register(h, "34020000001320000050", 3600, NULL, SIP_TRANSPORT_UDP, 0, 5090);
+    assert_int_equal(gbh_last_status(h), 401);
+    assert_non_null(strstr(gbh_last(h), "qop=\"auth\""));
+    assert_int_equal(gbh_register(h, "34020000001320000050", "defaultpw", 3600, SIP_TRANSPORT_UDP, 0, 5090), 200);
+    assert_true(online(h, "34020000001320000050"));
+    /* A record with auth off takes REGISTER without a challenge. */
+    assert_int_equal(gb_device_admin_set(h->g, "34020000001320000051", NULL, "UTF-8", 0), 0);
+    gbh_send_register(h, "34020000001320000051", 3600, NULL, SIP_TRANSPORT_UDP, 0, 5091);
+    assert_int_equal(gbh_last_status(h), 200);
+    assert_int_equal(gb_device_find(h->g, "34020000001320000051")->charset, GB_CHARSET_UTF8);
+    /* Bad admin input. */
+    assert_int_equal(gb_device_admin_set(h->g, "123", NULL, NULL, -1), -EINVAL);
+    assert_int_equal(gb_device_admin_set(h->g, DEV, NULL, "KOI8-R", -1), -EINVAL);
+    assert_int_equal(gb_device_admin_set(h->g, DEV, "a\r\nb", NULL, -1), -EINVAL);
+    assert_int_equal(gb_device_admin_delete(h->g, "34020000001320000050"), 0);
+    assert_null(gb_device_find(h->g, "34020000001320000050"));
+    assert_int_equal(gb_device_admin_delete(h->g, "34020000001320000050"), -ENOENT);
+}
+
+static void test_keepalive_window(void **state)
+{
+    struct gbh *h = *state;
+    /* Keepalive before registering: 403 (the device must register). */
+    assert_int_equal(gbh_keepalive(h, DEV, 5080), 403);
+    assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080), 200);
+    /* Keepalives every 60 s keep it online well past 3 x 60 s. */
+    for (int i = 0; i < 5; i++) {
+        gbh_advance(h, 60000);
+        assert_int_equal(gbh_keepalive(h, DEV, 5080), 200);
+        assert_true(online(h, DEV));
+    }
+    /* Then silence: offline exactly 180 s after the last keepalive. */
+    gbh_advance(h, 179999);
+    assert_true(online(h, DEV));
+    gbh_advance(h, 2);
+    assert_false(online(h, DEV));
+    assert_int_equal(gbh_keepalive(h, DEV, 5080), 403);
+    /* A MANSCDP Response from an offline device: 403 too. */
+    const char *resp = "<?xml version=\"1.0\"?><Response><CmdType>DeviceInfo</CmdType><SN>1</SN>"
+                       "<DeviceID>" DEV "</DeviceID><Result>OK</Result></Response>";
+    assert_int_equal(gbh_message(h, DEV, resp, strlen(resp), 5080), 403);
+}
+
+static void test_expiry_and_tcp_loss(void **state)
+{
+    struct gbh *h = *state;
+    assert_int_equal(gbh_register(h, DEV, "devpw", 100, SIP_TRANSPORT_UDP, 0, 5080), 200);
+    for (int i = 0; i < 3; i++) {
+        gbh_advance(h, 30000);
+        gbh_keepalive(h, DEV, 5080);
+    }
+    assert_true(online(h, DEV));
+    gbh_advance(h, 9999); /* 99.999 s after the REGISTER */
+    assert_true(online(h, DEV));
+    gbh_advance(h, 2);
+    assert_false(online(h, DEV));
+    /* Over TCP: the connection's loss ends it at once. */
+    assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_TCP, 77, 40000), 200);
+    assert_true(online(h, DEV));
+    gb_upper_on_conn_lost(h->g, 78);
+    assert_true(online(h, DEV));
+    gb_upper_on_conn_lost(h->g, 77);
+    assert_false(online(h, DEV));
+    /* Re-registering over UDP leaves the connection table. */
+    assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_TCP, 79, 40001), 200);
+    assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080), 200);
+    gb_upper_on_conn_lost(h->g, 79);
+    assert_true(online(h, DEV));
+}
+
+/* ---- catalog ---- */
+
+struct result {
+    struct gb_waiter wt;
+    int status;
+    json_t *body;
+};
+
+static void on_done(struct gb_waiter *wt, int status, json_t *body)
+{
+    struct result *r = (struct result *)wt;
+    r->status = status;
+    json_decref(r->body);
+    r->body = body;
+}
+
+/* SN of the last MANSCDP query sent. */
+static uint32_t last_sn(struct gbh *h)
+{
+    const char *p = strstr(gbh_last(h), "<SN>");
+    assert_non_null(p);
+    return (uint32_t)strtoul(p + 4, NULL, 10);
+}
+
+static void item(gb_catalog_item_t *it, const char *id, const char *name, const char *parent, const char *bg)
+{
+    gb_catalog_item_init(it);
+    it->device_id = (char *)id;
+    it->name = (char *)name;
+    it->parent_id = (char *)parent;
+    it->business_group_id = (char *)bg;
+    it->status = GB_ONOFF_ON;
+}
+
+static int send_part(struct gbh *h, uint32_t sn, const gb_catalog_item_t *items, size_t total, size_t from, size_t n,
+                     size_t sum)
+{
+    sbuf_t b;
+    sbuf_init(&b);
+    assert_int_equal(gb_manscdp_build_catalog_response(&b, GB_CHARSET_GB2312, sn, DEV, items, total, from, n), 0);
+    /* The builder writes SumNum = total; a device may claim more (tests a timeout). */
+    if (sum != total) {
+        char tag[64], rep[64];
+        snprintf(tag, sizeof(tag), "<SumNum>%zu</SumNum>", total);
+        snprintf(rep, sizeof(rep), "<SumNum>%zu</SumNum>", sum);
+        char *p = strstr(b.data, tag);
+        assert_non_null(p);
+        sbuf_t c;
+        sbuf_init(&c);
+        sbuf_append(&c, b.data, (size_t)(p - b.data));
+        sbuf_append_cstr(&c, rep);
+        sbuf_append_cstr(&c, p + strlen(tag));
+        sbuf_free(&b);
+        b = c;
+    }
+    int st = gbh_message(h, DEV, b.data, b.len, 5080);
+    sbuf_free(&b);
+    return st;
+}
+
+static void test_catalog_assembly_and_tree(void **state)
+{
+    struct gbh *h = *state;
+    assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080), 200);
+    struct result r = {.wt.done = on_done};
+    assert_int_equal(gb_query_start(h->g, gb_device_find(h->g, DEV), GB_Q_CATALOG, NULL, NULL, NULL, &r.wt), 0);
+    assert_non_null(strstr(gbh_last(h), "MESSAGE sip:" DEV "@192.0.2.9:5080 SIP/2.0"));
+    assert_non_null(strstr(gbh_last(h), "<CmdType>Catalog</CmdType>"));
+    assert_non_null(strstr(gbh_last(h), "encoding=\"GB2312\""));
+    uint32_t sn = last_sn(h);
+    /* A second asker joins the same query: no new MESSAGE. */
+    uint64_t sent = h->nsent;
+    struct result r2 = {.wt.done = on_done};
+    assert_int_equal(gb_query_start(h->g, gb_device_find(h->g, DEV), GB_Q_CATALOG, NULL, NULL, NULL, &r2.wt), 0);
+    assert_int_equal(h->nsent, sent);
+
+    gb_catalog_item_t it[8];
+    item(&it[0], "34020000002150000001", "监控中心", DEV, NULL);
+    item(&it[1], "34020000002160000001", "一楼", NULL, "34020000002150000001");      /* by BusinessGroupID */
+    item(&it[2], "34020000001310000001", "大门", "34020000002160000001", NULL);
+    item(&it[3], "34020000001310000002", "前台", DEV "/34020000002160000001", NULL); /* path form */
+    item(&it[4], "34020000001310000003", "环A", "34020000001310000004", NULL);       /* a cycle */
+    item(&it[5], "34020000001310000004", "环B", "34020000001310000003", NULL);
+    item(&it[6], "34020000001310000005", "自己", "34020000001310000005", NULL);       /* its own parent */
+    item(&it[7], "34020000001310000006", "后门", NULL, NULL);
+    /* 8 items in 3 parts, the middle one repeated (UDP duplicates). */
+    assert_int_equal(send_part(h, sn, it, 8, 0, 3, 8), 200);
+    assert_int_equal(send_part(h, sn, it, 8, 3, 3, 8), 200);
+    assert_int_equal(send_part(h, sn, it, 8, 3, 3, 8), 200);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(send_part(h, sn, it, 8, 6, 2, 8), 200);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r2.status, 200);
+    assert_int_equal(json_integer_value(json_object_get(r.body, "sum_num")), 8);
+    json_t *chs = json_object_get(r.body, "channels");
+    assert_int_equal(json_array_size(chs), 8);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(chs, 0), "name")), "监控中心");
+    struct gb_device *d = gb_device_find(h->g, DEV);
+    assert_int_equal(d->channel_count, 8);
+
+    json_t *tree = gb_channels_tree_json(d);
+    json_t *roots = json_object_get(tree, "channels");
+    /* Roots: the group, the self-parented one, the orphan, then one node of
+     * the cycle (what a cycle hides is put at the root level last). */
+    assert_int_equal(json_array_size(roots), 4);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(roots, 1), "id")), "34020000001310000005");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(roots, 2), "id")), "34020000001310000006");
+    json_t *grp = json_array_get(roots, 0);
+    assert_string_equal(json_string_value(json_object_get(grp, "id")), "34020000002150000001");
+    json_t *vo = json_array_get(json_object_get(grp, "children"), 0);
+    assert_string_equal(json_string_value(json_object_get(vo, "name")), "一楼");
+    json_t *cams = json_object_get(vo, "children");
+    assert_int_equal(json_array_size(cams), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(cams, 1), "name")), "前台");
+    json_t *cyc = json_array_get(roots, 3);
+    assert_string_equal(json_string_value(json_object_get(cyc, "id")), "34020000001310000003");
+    assert_int_equal(json_array_size(json_object_get(cyc, "children")), 1);
+    json_decref(tree);
+    json_decref(r.body);
+    json_decref(r2.body);
+
+    /* Notify: OFF, DEL, ADD. */
+    gb_catalog_item_t ev[3];
+    item(&ev[0], "34020000001310000001", NULL, NULL, NULL);
+    ev[0].event = GB_EVENT_OFF;
+    item(&ev[1], "34020000001310000006", NULL, NULL, NULL);
+    ev[1].event = GB_EVENT_DEL;
+    item(&ev[2], "34020000001310000007", "新增", "34020000002160000001", NULL);
+    ev[2].event = GB_EVENT_ADD;
+    sbuf_t b;
+    sbuf_init(&b);
+    assert_int_equal(gb_manscdp_build_catalog_notify(&b, GB_CHARSET_UTF8, 99, DEV, ev, 3), 0);
+    assert_int_equal(gbh_message(h, DEV, b.data, b.len, 5080), 200);
+    sbuf_free(&b);
+    assert_int_equal(d->channel_count, 8);
+    bool off = false, added = false, deleted = true;
+    for (size_t i = 0; i < d->channel_count; i++) {
+        if (!strcmp(d->channels[i].id, "34020000001310000001")) off = !strcmp(d->channels[i].status, "OFF");
+        if (!strcmp(d->channels[i].id, "34020000001310000007")) added = !strcmp(d->channels[i].name, "新增");
+        if (!strcmp(d->channels[i].id, "34020000001310000006")) deleted = false;
+    }
+    assert_true(off && added && deleted);
+}
+
+static void test_catalog_timeout_partial(void **state)
+{
+    struct gbh *h = *state;
+    assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080), 200);
+    struct result r = {.wt.done = on_done};
+    assert_int_equal(gb_query_start(h->g, gb_device_find(h->g, DEV), GB_Q_CATALOG, NULL, NULL, NULL, &r.wt), 0);
+    uint32_t sn = last_sn(h);
+    gb_catalog_item_t it[3];
+    item(&it[0], "34020000001310000001", "a", DEV, NULL);
+    item(&it[1], "34020000001310000002", "b", DEV, NULL);
+    item(&it[2], "34020000001310000003", "c", DEV, NULL);
+    /* The device says 5 but sends 3: after the timeout, 504 and the 3 are kept. */
+    assert_int_equal(send_part(h, sn, it, 3, 0, 3, 5), 200);
+    gbh_advance(h, GB_QUERY_TIMEOUT_MS - 1);
+    assert_int_equal(r.status, 0);
+    gbh_advance(h, 2);
+    assert_int_equal(r.status, 504);
+    assert_string_equal(json_string_value(json_object_get(r.body, "error")), "timeout");
+    json_decref(r.body);
+    assert_int_equal(gb_device_find(h->g, DEV)->channel_count, 3);
+    struct gb_upper_stats st;
+    gb_upper_get_stats(h->g, &st);
+    assert_int_equal(st.pending_queries, 0);
+
+    /* A query the device answers 4xx: 502 at once. */
+    struct result r2 = {.wt.done = on_done};
+    assert_int_equal(gb_query_start(h->g, gb_device_find(h->g, DEV), GB_Q_INFO, NULL, NULL, NULL, &r2.wt), 0);
+    /* Answer the MESSAGE with 488 by feeding a response built from it. */
+    const char *req = gbh_last(h);
+    char mem[16384] __attribute__((aligned(16)));
+    arena_t a;
+    arena_init(&a, mem, sizeof(mem));
+    struct sip_parse_limits lim;
+    sip_parse_limits_default(&lim);
+    struct sip_parse_error err;
+    struct sip_msg m;
+    assert_int_equal(sip_parse(req, strlen(req), &a, &lim, &m, &err), 0);
+    sbuf_t out;
+    sbuf_init(&out);
+    assert_int_equal(sip_build_response(&m, 488, NULL, STR_LIT("dt"), NULL, 0, STR_NULL, STR_NULL, &out), 0);
+    gbh_feed(h, out.data, out.len, SIP_TRANSPORT_UDP, 0, 5080);
+    sbuf_free(&out);
+    assert_int_equal(r2.status, 502);
+    json_decref(r2.body);
+
+    /* A cancelled waiter is never called. */
+    struct result r3 = {.wt.done = on_done};
+    assert_int_equal(gb_query_start(h->g, gb_device_find(h->g, DEV), GB_Q_STATUS, NULL, NULL, NULL, &r3.wt), 0);
+    gb_waiter_cancel(&r3.wt);
+    gbh_advance(h, GB_QUERY_TIMEOUT_MS + 1);
+    assert_int_equal(r3.status, 0);
+}
+
+static void test_info_and_bad_bodies(void **state)
+{
+    struct gbh *h = *state;
+    assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080), 200);
+    struct result r = {.wt.done = on_done};
+    assert_int_equal(gb_query_start(h->g, gb_device_find(h->g, DEV), GB_Q_INFO, NULL, NULL, NULL, &r.wt), 0);
+    char body[512];
+    int n = snprintf(body, sizeof(body),
+                     "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><CmdType>DeviceInfo</CmdType><SN>%u</SN>"
+                     "<DeviceID>" DEV "</DeviceID><Result>OK</Result><DeviceName>门口</DeviceName>"
+                     "<Manufacturer>M</Manufacturer><Model>X</Model><Firmware>1.0</Firmware><Channel>2</Channel>"
+                     "</Response>",
+                     last_sn(h));
+    assert_int_equal(gbh_message(h, DEV, body, (size_t)n, 5080), 200);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(json_string_value(json_object_get(r.body, "device_name")), "门口");
+    assert_int_equal(json_integer_value(json_object_get(r.body, "channel")), 2);
+    json_decref(r.body);
+    json_t *dj = gb_device_json(h->g, gb_device_find(h->g, DEV), true);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(dj, "info"), "firmware")), "1.0");
+    json_decref(dj);
+    /* Not XML, a DOCTYPE, no CmdType: 400 each. */
+    const char *bad[] = {"not xml at all", "<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY e \"x\">]><Notify/>",
+                         "<?xml version=\"1.0\"?><Notify><SN>1</SN></Notify>"};
+    for (size_t i = 0; i < 3; i++) assert_int_equal(gbh_message(h, DEV, bad[i], strlen(bad[i]), 5080), 400);
+    /* A MESSAGE that is not MANSCDP is not ours (the core answers). */
+    assert_true(online(h, DEV));
+}
+
+int main(void)
+{
+    log_set_level(LOG_ERROR);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_register, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_allow_unknown_and_qop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keepalive_window, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expiry_and_tcp_loss, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_catalog_assembly_and_tree, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_catalog_timeout_partial, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_info_and_bad_bodies, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
