@@ -269,18 +269,6 @@ static void stream_stop(struct api_request *req, void *user)
     api_reply_json(req, 200, json_pack("{s:b}", "stopped", 1));
 }
 
-static void stats_provider(json_t *stats, void *arg)
-{
-    struct gb_upper_stats st;
-    gb_upper_get_stats(arg, &st);
-    json_object_set_new(stats, "gb_upper",
-                        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "devices", (json_int_t)st.devices, "online",
-                                  (json_int_t)st.online, "streams", (json_int_t)st.streams, "pending_queries",
-                                  (json_int_t)st.pending_queries, "registers",
-                                  (json_int_t)st.registers, "keepalives", (json_int_t)st.keepalives, "messages",
-                                  (json_int_t)st.messages, "refused", (json_int_t)st.refused));
-}
-
 static double metric_online(void *arg)
 {
     struct gb_upper_stats st;
@@ -320,7 +308,6 @@ void gb_upper_api_register(struct gb_upper *g, struct api_server *api)
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
         if (api_route(api, routes[i].method, routes[i].pattern, routes[i].fn, g) != 0)
             log_error("gb: route %s %s not registered", routes[i].method, routes[i].pattern);
-    api_stats_provider(api, stats_provider, g);
     api_metric_gauge(api, "cascade_gb_devices_online", "GB28181 devices online", metric_online, g);
     api_metric_gauge(api, "cascade_gb_streams", "GB28181 live streams", metric_streams, g);
 }
