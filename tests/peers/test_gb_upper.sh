@@ -204,6 +204,17 @@ check "DELETE the TCP stream" jq_ok "$(api DELETE "/gb/streams/$SID3")" '.stoppe
 check "the device got the BYE" sipp_wait "$SIPP_PID"
 kill "$TCP_SENDER" 2>/dev/null; wait "$TCP_SENDER" 2>/dev/null || true
 
+# 7c. Playback: s=Playback, u=, t= range, history SSRC (checked by the scenario).
+sipp_bg pb gb_playback_uas.xml -s "$CAM1" -p "$PA" -m 1
+PB=$(api POST "/gb/devices/$A/channels/$CAM1/play" '{"start":"2026-01-02T08:00:00","end":"2026-01-02T08:30:00"}')
+SIDPB=$(printf '%s' "$PB" | jq -r '.stream_id // empty')
+check "playback answered: a history SSRC (1...)" jq_ok "$PB" '.playback == true and (.ssrc | startswith("1"))'
+check "DELETE the playback stream" jq_ok "$(api DELETE "/gb/streams/$SIDPB")" '.stopped == true'
+check "the device saw a proper playback offer and the BYE" sipp_wait "$SIPP_PID"
+check "playback with end before start -> 400" \
+    jq_ok "$(api POST "/gb/devices/$A/channels/$CAM1/play" '{"start":"2026-01-02T09:00:00","end":"2026-01-02T08:00:00"}')" \
+    '.error == "bad-request"'
+
 # 8. Keepalives stop -> offline after interval x misses (2 s x 2).
 kill "$KA_PID" 2>/dev/null; wait "$KA_PID" 2>/dev/null || true
 T0=$(date +%s.%N)
