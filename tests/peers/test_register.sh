@@ -14,6 +14,7 @@ listen = udp:127.0.0.1:$PORT, tcp:127.0.0.1:$PORT
 domain = 127.0.0.1
 [auth]
 realm = cascade.test
+nonce_ttl = 5
 [registrar]
 min_expires = 10
 max_expires = 3600
@@ -75,6 +76,11 @@ check "sipp: replayed Authorization for a new contact -> 401" \
 check "no binding from the replay; bob's own binding stays" \
     test "$(binding_count bob "sip:bob@$H:5095")" = 0 -a "$(binding_count bob "sip:bob@$H:5096")" = 1
 check "the replay is logged" grep -q "user bob: replay" "$WORK/reg.log"
+
+# 4b. A stale nonce (older than [auth] nonce_ttl = 5 s) is re-challenged with stale=true.
+check "sipp: credentials for a 6 s old nonce -> 401 stale=true" \
+    sipp_scn alice_stale register-stale.xml -s alice -au alice -ap alicepw -key expires 60 -key cport 5093 -p "$(free_port)"
+check "no binding from the stale answer" test "$(binding_count alice "sip:alice@$H:5093")" = 0
 
 # 5. Interval too brief: 423 with Min-Expires.
 check "sipp: Expires 5 < min_expires -> 423 with Min-Expires" \
