@@ -164,6 +164,16 @@ void gb_streams_stop_device(struct gb_upper *g, const char *device_id, const cha
     }
 }
 
+void gb_streams_media_end(struct gb_upper *g, const char *device_id, const char *channel_id)
+{
+    for (struct gb_stream *s = g->streams, *next; s; s = next) {
+        next = s->next;
+        if (s->playback && !strcmp(s->device_id, device_id) && (!channel_id || !strcmp(s->channel_id, channel_id) ||
+                                                                 !strcmp(channel_id, device_id)))
+            gb_stream_stop(s, "media-end", true);
+    }
+}
+
 void gb_streams_stop_all(struct gb_upper *g, const char *reason)
 {
     while (g->streams) gb_stream_stop(g->streams, reason, true);

@@ -691,6 +691,8 @@ static int on_message(struct gb_upper *g, struct txn *st, const struct transport
     if (body.kind == GB_MSG_NOTIFY && body.cmd == GB_CMD_KEEPALIVE) on_keepalive(g, d);
     else if (body.kind == GB_MSG_RESPONSE) gb_query_on_response(g, d, &body);
     else if (body.kind == GB_MSG_NOTIFY && body.cmd == GB_CMD_CATALOG) gb_catalog_on_notify(g, d, &body);
+    else if (body.kind == GB_MSG_NOTIFY && body.cmd_type && !strcmp(body.cmd_type, "MediaStatus"))
+        gb_streams_media_end(g, d->id, body.device_id); /* §A.2.5.9: NotifyType 121, the file ended */
     else
         log_debug("gb %s %s from %s ignored", gb_msg_kind_name(body.kind) ? gb_msg_kind_name(body.kind) : "?",
                   body.cmd_type ? body.cmd_type : "?", d->id);

@@ -223,5 +223,7 @@ json_t *gb_streams_json(struct gb_upper *g);
 void gb_stream_stop(struct gb_stream *s, const char *reason, bool send_bye);
 void gb_streams_stop_device(struct gb_upper *g, const char *device_id, const char *reason);
 void gb_streams_stop_all(struct gb_upper *g, const char *reason);
+/* A device said a playback/download of channel_id (NULL: any) reached its end. */
+void gb_streams_media_end(struct gb_upper *g, const char *device_id, const char *channel_id);
 
 #endif

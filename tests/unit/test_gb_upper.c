@@ -387,6 +387,26 @@ static void test_info_and_bad_bodies(void **state)
     assert_true(online(h, DEV));
 }
 
+static void test_catalog_on_register(void **state)
+{
+    struct gbh *h = *state;
+    h->w.cfg.gb.catalog_on_register = true;
+    uint64_t before = h->nsent;
+    gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080);
+    assert_true(online(h, DEV));
+    /* 401, 200, then the Query/Catalog MESSAGE to where the device registered from. */
+    assert_int_equal(h->nsent, before + 3);
+    assert_non_null(strstr(gbh_last(h), "MESSAGE sip:" DEV "@192.0.2.9:5080 SIP/2.0"));
+    assert_non_null(strstr(gbh_last(h), "<CmdType>Catalog</CmdType>"));
+    assert_non_null(strstr(gbh_last(h), "From: <sip:34020000002000000001@3402000000>;tag="));
+    struct gb_upper_stats st;
+    gb_upper_get_stats(h->g, &st);
+    assert_int_equal(st.pending_queries, 1);
+    /* A refresh while online sends no new query. */
+    gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080);
+    assert_int_equal(gbh_last_status(h), 200);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);
@@ -398,6 +418,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_catalog_assembly_and_tree, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catalog_timeout_partial, setup, teardown),
         cmocka_unit_test_setup_teardown(test_info_and_bad_bodies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_catalog_on_register, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
