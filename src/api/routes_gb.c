@@ -61,6 +61,7 @@ static void wait_fail(struct api_wait *a, int rc, const char *what, const char *
     case -EADDRINUSE: api_reply_error(req, 503, "no-media-port", "no free media port"); break;
     case -EMFILE: api_reply_error(req, 503, "no-ssrc", "every SSRC serial is in use"); break;
     case -ESHUTDOWN: api_reply_error(req, 503, "shutting-down", "the daemon is stopping"); break;
+    case -EBUSY: api_reply_error(req, 429, "busy", "too many queries pending for device %s", id); break;
     default: api_reply_error(req, 500, "internal", "%s could not be started (%d)", what, rc); break;
     }
 }

@@ -278,8 +278,15 @@ static void query_free(struct gb_query *q)
 static struct gb_query *query_find(struct gb_device *d, enum gb_query_kind kind, uint32_t sn, bool by_sn)
 {
     for (struct gb_query *q = d->queries; q; q = q->next)
-        if (q->kind == kind && (!by_sn || q->sn == sn)) return q;
+        if (q->kind == kind && (by_sn ? q->sn == sn : !q->pushed)) return q;
     return NULL;
+}
+
+static size_t query_count(const struct gb_device *d)
+{
+    size_t n = 0;
+    for (const struct gb_query *q = d->queries; q; q = q->next) n++;
+    return n;
 }
 
 static struct gb_query *query_new(struct gb_upper *g, struct gb_device *d, enum gb_query_kind kind, uint32_t sn)
@@ -332,6 +339,7 @@ int gb_query_start(struct gb_upper *g, struct gb_device *d, enum gb_query_kind k
                    const char *start, const char *end, struct gb_waiter *wt)
 {
     if (!d->online) return -ENOTCONN;
+    if (query_count(d) >= GB_MAX_PENDING_PER_DEVICE) return -EBUSY;
     if (kind != GB_Q_RECORDS) {
         struct gb_query *q = query_find(d, kind, 0, false);
         if (q) { /* the same question is on its way: wait for its answer */
@@ -560,7 +568,12 @@ static void on_catalog_response(struct gb_upper *g, struct gb_device *d, const g
     if (!q) {
         /* Pushed by the device, or the answer to a query made before a
          * restart: assemble it the same way. */
-        if (!m->has_sn || !(q = query_new(g, d, GB_Q_CATALOG, m->sn))) return;
+        if (!m->has_sn || query_count(d) >= GB_MAX_PENDING_PER_DEVICE) {
+            log_warn("gb device %s: catalog SN %u nobody asked for, dropped", d->id, m->sn);
+            return;
+        }
+        if (!(q = query_new(g, d, GB_Q_CATALOG, m->sn))) return;
+        q->pushed = true;
         log_info("gb device %s: unsolicited catalog SN %u", d->id, m->sn);
     }
     if (m->has_sum_num) {

@@ -32,6 +32,7 @@
 #define GB_DEFAULT_EXPIRES 3600
 #define GB_MAX_EXPIRES 86400
 #define GB_KEEPALIVE_PERSIST_MS 300000 /* last_keepalive reaches the store at most this often */
+#define GB_MAX_PENDING_PER_DEVICE 8   /* queries being assembled per device (pushed ones are refused above) */
 
 struct gb_waiter;
 /* status: an HTTP status; body: the answer or {"error","detail"} (stolen). */
@@ -65,6 +66,7 @@ struct gb_query {
     struct gb_upper *g;
     struct gb_device *dev;
     enum gb_query_kind kind;
+    bool pushed;                /* started by the device (no query of ours): not joinable */
     uint32_t sn;
     char target[GB_ID_LEN + 1]; /* RecordInfo: the channel */
     struct timer_node timer;
