@@ -91,6 +91,24 @@ wait_for() {
 }
 
 finish() {
+    # Stop every daemon we started with SIGTERM (a clean stop: under ASan this
+    # is when leaks are reported), then look for sanitizer reports in the logs.
+    local p i
+    for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -TERM "$p" 2>/dev/null || true; done
+    for i in $(seq 1 100); do
+        local alive=0
+        for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -0 "$p" 2>/dev/null && alive=1; done
+        [ $alive -eq 0 ] && break
+        sleep 0.1
+    done
+    local f
+    for f in "$WORK"/*.log; do
+        [ -f "$f" ] || continue
+        if grep -qE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$f"; then
+            fail "sanitizer report in $(basename "$f")"
+            grep -E -A30 "ERROR: (Address|Leak)Sanitizer|runtime error:" "$f" | head -60
+        fi
+    done
     echo "$PASSES passed, $FAILS failed"
     [ "$FAILS" -eq 0 ]
 }
