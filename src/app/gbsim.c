@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <malloc.h>
 #include <uv.h>
 
 #include "app/worker.h"
@@ -947,6 +948,9 @@ static void on_tick(uv_timer_t *h)
 {
     struct sim *s = h->data;
     if (s->closing) return;
+    /* The registration ramp leaves freed transactions in glibc's arenas;
+     * give them back now and then so RSS shows what the devices hold. */
+    if (s->all_registered_ms && (sim_now(s) - s->start_ms) / 1000 % 30 == 0) malloc_trim(0);
     if (s->stopping) {
         if (!s->unregister_pending || sim_now(s) >= s->unregister_deadline) sim_close(s);
         return;

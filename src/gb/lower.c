@@ -346,14 +346,19 @@ int gb_lower_items_push(gb_catalog_item_t **items, size_t *n, size_t *cap, const
     return 0;
 }
 
-void gb_lower_items_free(gb_catalog_item_t *items, size_t n)
+void gb_lower_items_free_tail(gb_catalog_item_t *items, size_t from, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = from; i < n; i++) {
         gb_catalog_item_t *d = &items[i];
         free(d->device_id), free(d->name), free(d->manufacturer), free(d->model), free(d->owner);
         free(d->civil_code), free(d->block), free(d->address), free(d->parent_id);
         free(d->business_group_id), free(d->ip_address);
     }
+}
+
+void gb_lower_items_free(gb_catalog_item_t *items, size_t n)
+{
+    gb_lower_items_free_tail(items, 0, n);
     free(items);
 }
 
@@ -436,6 +441,7 @@ struct gb_lower *gb_lower_new(struct worker *w, struct ua *ua)
     else gb_id_domain(str_from_cstr(l->id), l->domain);
     snprintf(l->media_ip, sizeof(l->media_ip), "%s", cfg->gb.media_ip[0] ? cfg->gb.media_ip : w->local_host);
     timer_node_init(&l->stop_timer);
+    timer_node_init(&l->note_timer);
     if (uv_random(NULL, NULL, &l->rng, sizeof(l->rng), 0, NULL) != 0) l->rng = (uint64_t)(uintptr_t)l;
     l->rng |= 1;
     if (cfg->upstream_count > 0) {
@@ -688,6 +694,7 @@ void gb_lower_stop(struct gb_lower *l, void (*done)(void *arg), void *arg)
     l->stopping = true;
     l->stop_done = done;
     l->stop_arg = arg;
+    if (l->upper) gb_relay_watch(l, false);
     gb_lower_jobs_drop(l, NULL);
     gb_lstreams_stop(l, NULL, "shutdown");
     gb_relays_stop(l, NULL, "shutdown");

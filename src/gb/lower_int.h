@@ -108,6 +108,12 @@ struct gb_lower_job {
     struct ua_uac *h[GB_LOWER_CATALOG_WINDOW];
 };
 
+/* A change of a relayed device waiting to go upward (batched, see lower_relay.c). */
+struct gb_relay_note {
+    char device_id[GB_ID_LEN + 1];
+    uint8_t event;                    /* gb_catalog_event_t: ON, OFF or UPDATE */
+};
+
 struct gb_clip_cache {
     struct gb_clip_cache *next;
     char *path;
@@ -131,6 +137,9 @@ struct gb_lower {
     uint32_t relay_count;
     struct gb_lower_job *jobs;
     uint32_t job_count;
+    struct gb_relay_note *notes;      /* relayed device changes not yet notified */
+    size_t note_count, note_cap;
+    struct timer_node note_timer;
     struct gb_clip_cache *clips;
     struct gb_media_clip *builtin;
     uint32_t sn;
@@ -206,11 +215,13 @@ int gb_relay_catalog(struct gb_lower *l, const char *only_device, gb_catalog_ite
                      size_t *cap);
 size_t gb_relay_channel_count(struct gb_lower *l);
 /* Follows the upper role's events (device online/offline, catalog updated)
- * to send catalog Notifies upward. */
+ * to send catalog Notifies upward; off also drops what was not sent yet. */
 void gb_relay_watch(struct gb_lower *l, bool on);
 
 /* Catalog items built by lower_query.c / lower_relay.c. */
 int gb_lower_items_push(gb_catalog_item_t **items, size_t *n, size_t *cap, const gb_catalog_item_t *src);
 void gb_lower_items_free(gb_catalog_item_t *items, size_t n);
+/* Frees the strings of items[from..n) (the array stays). */
+void gb_lower_items_free_tail(gb_catalog_item_t *items, size_t from, size_t n);
 
 #endif

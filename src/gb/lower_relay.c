@@ -388,21 +388,56 @@ int gb_relay_control(struct gb_lower *l, const gb_manscdp_t *m)
 
 /* ---- changes seen by the upper role -> catalog Notify upward ---- */
 
-static void notify_device(struct gb_lower *l, struct gb_device *d, gb_catalog_event_t dev_event, bool channels)
+#define NOTE_BATCH_MS 500      /* changes gathered before one Notify batch goes up */
+#define NOTE_MAX 1000000       /* pending changes kept at most (a registration storm) */
+
+static void note_timer_cb(struct timer_node *n, uint64_t now)
 {
+    (void)now;
+    struct gb_lower *l = container_of(n, struct gb_lower, note_timer);
     gb_catalog_item_t *items = NULL;
-    size_t n = 0, cap = 0;
-    struct cat_ctx c = {.l = l, .items = &items, .n = &n, .cap = &cap};
-    device_items(d, &c);
-    if (c.rc == 0 && n) {
-        /* The device item carries the online change; its channels (when
-         * asked) are sent as updates, their status following the device. */
-        items[0].event = dev_event;
-        size_t count = channels ? n : 1;
-        for (size_t i = 1; i < count; i++) items[i].event = GB_EVENT_UPDATE;
-        gb_lower_notify_items(l, items, count);
+    size_t count = 0, cap = 0;
+    struct cat_ctx c = {.l = l, .items = &items, .n = &count, .cap = &cap};
+    for (size_t i = 0; i < l->note_count && !c.rc; i++) {
+        const struct gb_relay_note *note = &l->notes[i];
+        struct gb_device *d = l->upper ? gb_device_find(l->upper, note->device_id) : NULL;
+        if (!d) continue;
+        size_t first = count;
+        device_items(d, &c);
+        if (c.rc || count == first) continue;
+        /* The device item carries the change; on OFF and catalog updates its
+         * channels follow as updates (their status follows the device). */
+        items[first].event = note->event;
+        if (note->event == GB_EVENT_ON) {
+            gb_lower_items_free_tail(items, first + 1, count);
+            count = first + 1;
+        } else {
+            for (size_t k = first + 1; k < count; k++) items[k].event = GB_EVENT_UPDATE;
+        }
     }
-    gb_lower_items_free(items, n);
+    l->note_count = 0;
+    if (c.rc) log_error("gb lower: no memory for a catalog Notify batch");
+    else gb_lower_notify_items(l, items, count);
+    gb_lower_items_free(items, count);
+}
+
+static void note_add(struct gb_lower *l, const char *device_id, gb_catalog_event_t ev)
+{
+    if (l->note_count == l->note_cap) {
+        if (l->note_cap >= NOTE_MAX) {
+            if (l->note_cap == NOTE_MAX) log_warn("gb lower: %d device changes pending, more are dropped", NOTE_MAX);
+            return;
+        }
+        size_t nc = l->note_cap ? l->note_cap * 2 : 64;
+        struct gb_relay_note *nn = realloc(l->notes, nc * sizeof(*nn));
+        if (!nn) return;
+        l->notes = nn;
+        l->note_cap = nc;
+    }
+    struct gb_relay_note *note = &l->notes[l->note_count++];
+    snprintf(note->device_id, sizeof(note->device_id), "%s", device_id);
+    note->event = (uint8_t)ev;
+    if (!timer_armed(&l->note_timer)) gb_lower_arm(l, &l->note_timer, gb_lower_now(l) + NOTE_BATCH_MS, note_timer_cb);
 }
 
 static void on_bus_event(uint64_t seq, const char *json, size_t len, void *arg)
@@ -417,18 +452,23 @@ static void on_bus_event(uint64_t seq, const char *json, size_t len, void *arg)
     if (!ev) return;
     const char *type = json_string_value(json_object_get(ev, "type"));
     const char *id = json_string_value(json_object_get(ev, "device_id"));
-    struct gb_device *d = id ? gb_device_find(l->upper, id) : NULL;
-    if (type && d) {
-        if (!strcmp(type, "gb.device.online")) notify_device(l, d, GB_EVENT_ON, false);
-        else if (!strcmp(type, "gb.device.offline")) notify_device(l, d, GB_EVENT_OFF, true);
-        else if (!strcmp(type, "gb.catalog.updated")) notify_device(l, d, GB_EVENT_UPDATE, true);
+    if (type && id && gb_id_valid(str_from_cstr(id))) {
+        if (!strcmp(type, "gb.device.online")) note_add(l, id, GB_EVENT_ON);
+        else if (!strcmp(type, "gb.device.offline")) note_add(l, id, GB_EVENT_OFF);
+        else if (!strcmp(type, "gb.catalog.updated")) note_add(l, id, GB_EVENT_UPDATE);
     }
     json_decref(ev);
 }
 
 void gb_relay_watch(struct gb_lower *l, bool on)
 {
-    if (!l->w->events) return;
-    if (on) event_subscribe(l->w->events, on_bus_event, l);
-    else event_unsubscribe(l->w->events, on_bus_event, l);
+    if (on) {
+        if (l->w->events) event_subscribe(l->w->events, on_bus_event, l);
+        return;
+    }
+    if (l->w->events) event_unsubscribe(l->w->events, on_bus_event, l);
+    timer_stop(&l->w->timers, &l->note_timer);
+    free(l->notes);
+    l->notes = NULL;
+    l->note_count = l->note_cap = 0;
 }
