@@ -271,6 +271,10 @@ int worker_start(struct worker *w, uv_loop_t *loop)
     struct auth_server_config acfg = {
         .nonce_ttl_s = (uint32_t)w->cfg.auth.nonce_ttl_s,
         .algorithms = auth_algorithms(&w->cfg),
+        /* Room for every nonce handed out within a nonce lifetime at
+         * registrar rates (~6 MB): a smaller table evicts fresh nonces and
+         * sipp at 5 000 REGISTER/s then sees stale=true. */
+        .replay_entries = 1u << 18,
     };
     w->auth = auth_server_new(&acfg);
     if (!w->auth) return -1;
