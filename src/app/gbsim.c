@@ -6,7 +6,8 @@
  *   cascade-gbsim --target 127.0.0.1:5060 --devices 10000 --channels 2 --rate 2000
  *
  * N devices with ids counted up from --base-id, each with M channels
- * (type 131, numbered device*M + channel + 1 under the same domain), register
+ * (type 131, numbered (serial-1)*M + channel + 1 under the same domain, the
+ * serial being the device id's last 7 digits), register
  * with digest, refresh at 2/3 of the granted Expires, keep alive every
  * --keepalive seconds, and answer Query Catalog / DeviceInfo / DeviceStatus /
  * RecordInfo, DeviceControl and INVITE (streaming the clip as PS over RTP).
@@ -157,9 +158,17 @@ static void dev_id(const struct sim *s, uint32_t i, char out[GB_ID_LEN + 1])
     snprintf(out, GB_ID_LEN + 1, "%.13s%07u", s->prefix, s->base_num + i);
 }
 
+/* Channels are numbered after the device's own serial, so simulators started
+ * with different --base-id values never hand out the same channel id. */
+static uint32_t chan_base(const struct sim *s, uint32_t i)
+{
+    uint32_t serial = s->base_num + i;
+    return (serial ? serial - 1 : 0) * s->o.channels;
+}
+
 static void chan_id(const struct sim *s, uint32_t i, uint32_t ch, char out[GB_ID_LEN + 1])
 {
-    snprintf(out, GB_ID_LEN + 1, "%.10s131%07u", s->prefix, i * s->o.channels + ch + 1);
+    snprintf(out, GB_ID_LEN + 1, "%.10s131%07u", s->prefix, chan_base(s, i) + ch + 1);
 }
 
 /* A target id -> device index (and channel, -1 for the device itself). */
@@ -174,9 +183,11 @@ static int route_id(const struct sim *s, str_t id, uint32_t *dev, int *ch)
         *ch = -1;
         return 0;
     }
-    if (memcmp(id.s + 10, "131", 3) || num == 0 || num > (uint64_t)s->o.devices * s->o.channels) return -1;
-    *dev = (uint32_t)((num - 1) / s->o.channels);
-    *ch = (int)((num - 1) % s->o.channels);
+    if (memcmp(id.s + 10, "131", 3) || num == 0 || !s->o.channels) return -1;
+    uint64_t first = chan_base(s, 0);
+    if (num - 1 < first || (num - 1 - first) / s->o.channels >= s->o.devices) return -1;
+    *dev = (uint32_t)((num - 1 - first) / s->o.channels);
+    *ch = (int)((num - 1 - first) % s->o.channels);
     return 0;
 }
 
@@ -1226,7 +1237,7 @@ int main(int argc, char **argv)
     s->base_num = (uint32_t)strtoul(s->o.base_id + 13, NULL, 10);
     memcpy(s->domain, s->o.base_id, GB_DOMAIN_LEN);
     if ((uint64_t)s->base_num + s->o.devices > 9999999u ||
-        (uint64_t)s->o.devices * (s->o.channels ? s->o.channels : 1) > 9999999u) {
+        ((uint64_t)s->base_num + s->o.devices) * (s->o.channels ? s->o.channels : 1) > 9999999u) {
         fprintf(stderr, "cascade-gbsim: ids would overflow 7 digits (devices x channels < 10^7)\n");
         free(s);
         return 2;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_gb_cascade3.sh — three levels of GB/T 28181 cascade on loopback:
-# simulated devices (cascade-gbsim) -> middle node (upper role for the
-# devices, lower role towards the top) -> top node (upper role).
+# simulated devices (cascade-gbsim: three over UDP, one over TCP) -> middle
+# node (upper role for the devices, lower role towards the top, registered to
+# it over TCP) -> top node (upper role).
 #  - the top sees the devices and their channels in the middle node's catalog,
 #    with the tree kept (device under the middle node, channels under it);
 #  - the top plays a device's channel: the middle relays the INVITE, the
@@ -61,6 +62,7 @@ media_ports = $((MID_SIP + 100))-$((MID_SIP + 140))
 [upstream:$TOP_ID]
 host = 127.0.0.1
 port = $TOP_SIP
+transport = tcp
 password = top-secret
 expires = 120
 keepalive_interval = 2
@@ -81,17 +83,29 @@ check "middle registered to the top" wait_for 10 \
     --keepalive 1 --quiet --duration 120 >"$WORK/gbsim.log" 2>&1 &
 SIM_PID=$!
 PIDS+=("$SIM_PID")
+# One more device over TCP (its channels are numbered after its serial: 7, 8).
+"$GBSIM" --target 127.0.0.1:$MID_SIP --target-id $MID_ID --password dev-secret --transport tcp \
+    --base-id 34020000001320000004 --devices 1 --channels 2 --keepalive 1 --quiet --duration 120 \
+    >"$WORK/gbsim-tcp.log" 2>&1 &
+SIM_TCP_PID=$!
+PIDS+=("$SIM_TCP_PID")
 check "devices online at the middle node" wait_for 10 \
-    bash -c "[ \"\$(curl -s -H 'Authorization: Bearer $API_TOKEN' http://127.0.0.1:$MID_API/api/v1/gb/devices | python3 -c 'import json,sys; print(sum(1 for d in json.load(sys.stdin)[\"devices\"] if d[\"online\"] and d[\"channels\"]==2))')\" = 3 ]"
+    bash -c "[ \"\$(curl -s -H 'Authorization: Bearer $API_TOKEN' http://127.0.0.1:$MID_API/api/v1/gb/devices | python3 -c 'import json,sys; print(sum(1 for d in json.load(sys.stdin)[\"devices\"] if d[\"online\"] and d[\"channels\"]==2))')\" = 4 ]"
+check "middle: the TCP device registered over TCP" \
+    test "$(mid GET /gb/devices/34020000001320000004 | jget 'd["transport"]')" = tcp
+check "middle: registered to the top over TCP" \
+    test "$(mid GET /gb/upstreams | jget 'd["upstreams"][0]["transport"]+" "+d["upstreams"][0]["state"]')" = "tcp registered"
 
 CAT=$(top POST /gb/devices/$MID_ID/catalog)
-check "top: middle's catalog has 3 devices + 6 channels" test "$(echo "$CAT" | jget 'd["sum_num"]')" = 9
+check "top: middle's catalog has 4 devices + 8 channels" test "$(echo "$CAT" | jget 'd["sum_num"]')" = 12
 check "top: devices hang under the middle node" \
-    test "$(echo "$CAT" | jget 'sorted(c["id"] for c in d["channels"] if c["parent_id"]=="'$MID_ID'")==["34020000001320000001","34020000001320000002","34020000001320000003"]')" = True
+    test "$(echo "$CAT" | jget 'sorted(c["id"] for c in d["channels"] if c["parent_id"]=="'$MID_ID'")==["34020000001320000001","34020000001320000002","34020000001320000003","34020000001320000004"]')" = True
 check "top: channels hang under their device" \
     test "$(echo "$CAT" | jget 'sorted(c["id"] for c in d["channels"] if c["parent_id"]=="'$DEV1'")==["34020000001310000001","34020000001310000002"]')" = True
 check "top: device channel names decoded" \
     test "$(echo "$CAT" | jget '[c["name"] for c in d["channels"] if c["id"]=="34020000001310000002"][0]')" = "模拟通道1-2"
+check "top: the TCP device's channels under it" \
+    test "$(echo "$CAT" | jget 'sorted(c["id"] for c in d["channels"] if c["parent_id"]=="34020000001320000004")==["34020000001310000007","34020000001310000008"]')" = True
 
 n=0
 for tr in udp tcp; do
@@ -112,6 +126,14 @@ for tr in udp tcp; do
     check "top: $tr dump is h264 for ffprobe" \
         test "$(ffprobe -v error -select_streams v:0 -show_entries stream=codec_name -of csv=p=0 "$DUMP" 2>/dev/null)" = h264
 done
+
+# A channel of the device that signals over TCP.
+P=$(top POST /gb/devices/$MID_ID/channels/34020000001310000008/play '{"transport":"udp"}')
+SID=$(echo "$P" | jget 'd.get("stream_id","")')
+check "top: play a channel of the TCP device ($SID)" test -n "$SID"
+sleep 2
+check "top: packets from the TCP device" test "$(top GET /gb/streams/$SID | jget 'd["packets"]')" -gt 10
+top DELETE /gb/streams/$SID >/dev/null
 
 # The devices go away: the middle sees them offline and notifies the top.
 kill "$SIM_PID"
