@@ -144,8 +144,6 @@ static void upstreams_list(struct api_request *req, void *user)
     api_reply_json(req, 200, o);
 }
 
-static void stats_fn(json_t *stats, void *arg) { gb_lower_stats_json(arg, stats); }
-
 void gb_lower_api_register(struct gb_lower *l, struct api_server *api)
 {
     if (!api) return;
@@ -161,5 +159,4 @@ void gb_lower_api_register(struct gb_lower *l, struct api_server *api)
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
         if (api_route(api, routes[i].method, routes[i].pattern, routes[i].fn, l) != 0)
             log_error("gb lower: route %s %s not registered", routes[i].method, routes[i].pattern);
-    api_stats_provider(api, stats_fn, l);
 }
