@@ -1,6 +1,7 @@
 /* routes_gb_lower.c — the /api/v1/gb/... routes of the lower platform role
  * (shapes in docs/api.md): the local directory a lower node serves upward
- * (GET/POST/DELETE /gb/channels; POST takes one channel or an import
+ * (GET/POST/DELETE /gb/channels; GET also lists a middle node's relayed
+ * channels with the device they live on; POST takes one channel or an import
  * {"channels":[...]}) and the state of the registrations to our upper
  * platforms (GET /gb/upstreams, with the streams we send them). */
 #include <errno.h>
@@ -41,9 +42,11 @@ static int channel_in(json_t *o, struct gb_lower_channel_in *in)
     return 0;
 }
 
+/* GET /gb/channels[?local=1]: local=1 leaves out a middle node's relayed channels. */
 static void channels_list(struct api_request *req, void *user)
 {
-    api_reply_json(req, 200, gb_lower_channels_json(user));
+    const char *local = api_query(req, "local");
+    api_reply_json(req, 200, gb_lower_channels_json(user, local && strcmp(local, "0")));
 }
 
 static void channels_import(struct api_request *req, struct gb_lower *l, json_t *arr)
@@ -113,7 +116,7 @@ static void channels_add(struct api_request *req, void *user)
         api_reply_error(req, 500, "internal", "channel not saved (%d)", rc);
         return;
     }
-    json_t *all = gb_lower_channels_json(l);
+    json_t *all = gb_lower_channels_json(l, true);
     json_t *list = json_object_get(all, "channels");
     json_t *found = NULL;
     size_t i;

@@ -288,13 +288,18 @@ static struct gb_lchan **chan_sorted(const struct gb_lower *l, size_t *n)
     return v;
 }
 
-json_t *gb_lower_channels_json(const struct gb_lower *l)
+json_t *gb_lower_channels_json(struct gb_lower *l, bool local_only)
 {
     json_t *arr = json_array();
     size_t n;
     struct gb_lchan **v = chan_sorted(l, &n);
-    for (size_t i = 0; v && i < n; i++) json_array_append_new(arr, chan_json(v[i]));
+    for (size_t i = 0; v && i < n; i++) {
+        json_t *o = chan_json(v[i]);
+        json_object_set_new(o, "device_id", json_null()); /* lives here */
+        json_array_append_new(arr, o);
+    }
     free(v);
+    if (!local_only) gb_relay_channels_json(l, arr);
     return json_pack("{s:o}", "channels", arr);
 }
 

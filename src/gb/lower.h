@@ -80,7 +80,10 @@ int gb_lower_channel_set(struct gb_lower *l, const struct gb_lower_channel_in *i
 int gb_lower_channel_set_many(struct gb_lower *l, const struct gb_lower_channel_in *in, size_t n, size_t *bad);
 /* 0, or -ENOENT. Notifies DEL. */
 int gb_lower_channel_delete(struct gb_lower *l, const char *id);
-json_t *gb_lower_channels_json(const struct gb_lower *l);
+/* The directory served upward: local channels ("device_id": null) and, on a
+ * middle node unless local_only, the channels of devices registered here
+ * ("device_id": the device, "online"). */
+json_t *gb_lower_channels_json(struct gb_lower *l, bool local_only);
 json_t *gb_lower_upstreams_json(const struct gb_lower *l);
 size_t gb_lower_channel_count(const struct gb_lower *l);
 

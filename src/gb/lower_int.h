@@ -214,6 +214,9 @@ void gb_relays_stop(struct gb_lower *l, struct gb_upstream *up, const char *reas
 int gb_relay_catalog(struct gb_lower *l, const char *only_device, gb_catalog_item_t **items, size_t *n,
                      size_t *cap);
 size_t gb_relay_channel_count(struct gb_lower *l);
+/* Appends the relayed devices and channels to arr for GET /gb/channels, each
+ * with "device_id" (where it lives) and "online". */
+void gb_relay_channels_json(struct gb_lower *l, json_t *arr);
 /* Follows the upper role's events (device online/offline, catalog updated)
  * to send catalog Notifies upward; off also drops what was not sent yet. */
 void gb_relay_watch(struct gb_lower *l, bool on);

@@ -157,6 +157,25 @@ size_t gb_relay_channel_count(struct gb_lower *l)
     return n;
 }
 
+static void device_json(struct gb_device *d, void *arg)
+{
+    json_t *arr = arg;
+    for (size_t i = 0; i < d->channel_count; i++) {
+        const struct gb_channel *ch = &d->channels[i];
+        if (!ch->id) continue;
+        json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:b}", "id", ch->id, "name", ch->name ? ch->name : ch->id,
+                              "parent_id", ch->parent_id && *ch->parent_id ? ch->parent_id : d->id, "status",
+                              d->online ? (ch->status[0] ? ch->status : "ON") : "OFF", "device_id", d->id, "online",
+                              d->online);
+        if (o) json_array_append_new(arr, o);
+    }
+}
+
+void gb_relay_channels_json(struct gb_lower *l, json_t *arr)
+{
+    if (l->upper) gb_device_foreach(l->upper, device_json, arr);
+}
+
 /* ---- INVITE relay ---- */
 
 static void relay_free(struct gb_relay *r)

@@ -96,6 +96,10 @@ check "middle: the TCP device registered over TCP" \
 check "middle: registered to the top over TCP" \
     test "$(mid GET /gb/upstreams | jget 'd["upstreams"][0]["transport"]+" "+d["upstreams"][0]["state"]')" = "tcp registered"
 
+check "middle: its directory lists the devices' channels with where they live" \
+    test "$(mid GET /gb/channels | jget 'sorted((c["id"], c["device_id"]) for c in d["channels"])[0:2]==[("34020000001310000001","'$DEV1'"),("34020000001310000002","'$DEV1'")]')" = True
+check "middle: ?local=1 lists no relayed channel" test "$(mid GET '/gb/channels?local=1' | jget 'len(d["channels"])')" = 0
+
 CAT=$(top POST /gb/devices/$MID_ID/catalog)
 check "top: middle's catalog has 4 devices + 8 channels" test "$(echo "$CAT" | jget 'd["sum_num"]')" = 12
 check "top: devices hang under the middle node" \
