@@ -1,6 +1,12 @@
 /* events.c — the event bus (see events.h): builds each event once, keeps the
  * last N serialized events in a ring, logs them, and fans them out to the
- * subscribers and the webhook queue. Loop thread only. */
+ * subscribers and the webhook queue. Loop thread only.
+ *
+ * Each event is serialized once, straight into one reusable buffer: the
+ * seq/time/type head by hand, then the fields (jansson's dump callback for
+ * event_publish, our own printer for event_publish_fields, which gives the
+ * same text as jansson's compact output), and the ring keeps one exact-size
+ * copy. No JSON object is built for the event itself. */
 #include "api/events.h"
 
 #include <stdbool.h>
@@ -10,6 +16,7 @@
 #include "api/webhook.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/sbuf.h"
 
 #define EVENT_RING_MAX (1 << 20)
 
@@ -48,6 +55,10 @@ struct event_bus {
     int ngrave, grave_cap;
 
     struct api_webhook *webhook;
+
+    sbuf_t sb;            /* the event being serialized */
+    int64_t time_sec;     /* wall second time_head was formatted for */
+    char time_head[24];   /* "YYYY-MM-DDThh:mm:ss." of time_sec */
 };
 
 struct event_bus *event_bus_new(uv_loop_t *loop, int ring_size, const char *webhook_url)
@@ -85,6 +96,7 @@ void event_bus_free(struct event_bus *bus)
         free(bus->ring[(bus->ring_head + i) % bus->ring_size].json);
     for (int i = 0; i < bus->ngrave; i++) free(bus->graveyard[i]);
     free(bus->graveyard);
+    sbuf_free(&bus->sb);
     free(bus->pending);
     free(bus->ring);
     free(bus->subs);
@@ -170,49 +182,137 @@ static void dispatch_end(struct event_bus *bus)
     bus->ngrave = 0;
 }
 
-uint64_t event_publish(struct event_bus *bus, const char *type, json_t *fields)
-{
-    if (!bus || !type || !*type) {
-        log_error("events: publish without bus or type");
-        json_decref(fields);
-        return 0;
-    }
-    if (fields && !json_is_object(fields)) {
-        log_error("events: %s: fields is not a JSON object, ignored", type);
-        json_decref(fields);
-        fields = NULL;
-    }
-    uint64_t seq = bus->last_seq + 1;
-    char when[40];
-    clock_iso8601(when, sizeof(when), clock_wall_ms(), 1);
+/* ---- serializing ---- */
 
-    json_t *ev = json_object();
-    if (!ev || json_object_set_new(ev, "seq", json_integer((json_int_t)seq)) ||
-        json_object_set_new(ev, "time", json_string(when)) ||
-        json_object_set_new(ev, "type", json_string(type))) {
-        log_error("events: %s: out of memory building the event", type);
-        json_decref(ev);
-        json_decref(fields);
-        return 0;
+/* Length of the valid UTF-8 sequence at p (RFC 3629, as jansson checks it:
+ * no overlongs, no surrogates, nothing above U+10FFFF), 0 when invalid. */
+static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
+{
+    unsigned c = p[0];
+    size_t n;
+    uint32_t u;
+    if (c < 0x80) return 1;
+    if (c < 0xc2) return 0;
+    if (c < 0xe0) n = 2, u = c & 0x1f;
+    else if (c < 0xf0) n = 3, u = c & 0x0f;
+    else if (c < 0xf5) n = 4, u = c & 0x07;
+    else return 0;
+    if ((size_t)(end - p) < n) return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80) return 0;
+        u = (u << 6) | (p[i] & 0x3f);
     }
-    if (fields) {
-        const char *key;
-        json_t *value;
-        json_object_foreach(fields, key, value) {
-            if (!strcmp(key, "seq") || !strcmp(key, "time") || !strcmp(key, "type")) continue;
-            json_object_set(ev, key, value);
+    if ((n == 3 && u < 0x800) || (n == 4 && u < 0x10000)) return 0;
+    if ((u >= 0xd800 && u <= 0xdfff) || u > 0x10ffff) return 0;
+    return n;
+}
+
+/* Appends s as a JSON string the way jansson's compact dump writes it: '"',
+ * '\\' and control characters escaped (\b \f \n \r \t by name, the others as
+ * \u00XX), everything else (including '/' and non-ASCII) as is. -1 (nothing
+ * appended) when s is not valid UTF-8. */
+static int put_string(sbuf_t *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    const unsigned char *p = (const unsigned char *)s, *end = p + strlen(s);
+    for (const unsigned char *q = p; q < end;) {
+        size_t n = utf8_seq(q, end);
+        if (!n) return -1;
+        q += n;
+    }
+    if (!sbuf_reserve(b, (size_t)(end - p) * 6 + 2)) return 0; /* failed: the caller sees b->failed */
+    char *o = b->data + b->len;
+    *o++ = '"';
+    for (; p < end; p++) {
+        unsigned char c = *p;
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *o++ = (char)c;
+            continue;
         }
-        json_decref(fields);
+        *o++ = '\\';
+        switch (c) {
+        case '"': *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '\b': *o++ = 'b'; break;
+        case '\f': *o++ = 'f'; break;
+        case '\n': *o++ = 'n'; break;
+        case '\r': *o++ = 'r'; break;
+        case '\t': *o++ = 't'; break;
+        default:
+            *o++ = 'u';
+            *o++ = '0';
+            *o++ = '0';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
+        }
     }
-    char *text = json_dumps(ev, JSON_COMPACT);
-    json_decref(ev);
+    *o++ = '"';
+    b->len = (size_t)(o - b->data);
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+static void put_i64(sbuf_t *b, int64_t v)
+{
+    if (v < 0) {
+        sbuf_append_char(b, '-');
+        sbuf_append_u64(b, (unsigned long long)0 - (unsigned long long)v);
+    } else {
+        sbuf_append_u64(b, (unsigned long long)v);
+    }
+}
+
+static bool reserved_key(const char *key)
+{
+    return !strcmp(key, "seq") || !strcmp(key, "time") || !strcmp(key, "type");
+}
+
+/* {"seq":N,"time":"...","type":"..." into bus->sb (no closing brace).
+ * -1 when type is not valid UTF-8. */
+static int put_head(struct event_bus *bus, uint64_t seq, const char *type)
+{
+    sbuf_t *b = &bus->sb;
+    sbuf_clear(b);
+    sbuf_append(b, "{\"seq\":", 7);
+    sbuf_append_u64(b, seq);
+    /* ISO-8601 UTC with milliseconds, as clock_iso8601 prints it; the part up
+     * to the second is formatted once per second. */
+    int64_t ms = clock_wall_ms();
+    int64_t sec = ms / 1000;
+    if (sec != bus->time_sec || !bus->time_head[0]) {
+        char full[40];
+        size_t n = clock_iso8601(full, sizeof(full), sec * 1000, 0);
+        if (n < 4 || n - 3 >= sizeof(bus->time_head)) return -1;
+        memcpy(bus->time_head, full, n - 3);   /* drop "000" */
+        bus->time_head[n - 3] = '\0';
+        bus->time_sec = sec;
+    }
+    char frac[4] = {(char)('0' + ms % 1000 / 100), (char)('0' + ms % 100 / 10), (char)('0' + ms % 10), 0};
+    sbuf_append(b, ",\"time\":\"", 9);
+    sbuf_append_cstr(b, bus->time_head);
+    sbuf_append(b, frac, 3);
+    sbuf_append(b, "Z\",\"type\":", 10);
+    return put_string(b, type);
+}
+
+static int dump_to_sbuf(const char *buffer, size_t size, void *data)
+{
+    sbuf_t *b = data;
+    sbuf_append(b, buffer, size);
+    return b->failed ? -1 : 0;
+}
+
+/* Stores, logs and fans out the event now in bus->sb. */
+static uint64_t publish_text(struct event_bus *bus, uint64_t seq, const char *type)
+{
+    sbuf_t *b = &bus->sb;
+    char *text = b->failed ? NULL : malloc(b->len + 1);
     if (!text) {
-        /* json_dumps fails on invalid UTF-8 in a string: the publisher's bug,
-         * but it must not cost the daemon. */
-        log_error("events: %s: could not serialize (invalid UTF-8 in a field?)", type);
+        log_error("events: %s: out of memory building the event", type);
         return 0;
     }
-    size_t len = strlen(text);
+    size_t len = b->len;
+    memcpy(text, b->data, len + 1);
     bus->last_seq = seq;
     ring_store(bus, seq, text, len);
     log_info("event %s", text);
@@ -231,6 +331,94 @@ uint64_t event_publish(struct event_bus *bus, const char *type, json_t *fields)
     deliver(bus, seq, text, len);
     dispatch_end(bus);
     return seq;
+}
+
+uint64_t event_publish(struct event_bus *bus, const char *type, json_t *fields)
+{
+    if (!bus || !type || !*type) {
+        log_error("events: publish without bus or type");
+        json_decref(fields);
+        return 0;
+    }
+    if (fields && !json_is_object(fields)) {
+        log_error("events: %s: fields is not a JSON object, ignored", type);
+        json_decref(fields);
+        fields = NULL;
+    }
+    uint64_t seq = bus->last_seq + 1;
+    if (put_head(bus, seq, type) != 0) {
+        log_error("events: %s: out of memory building the event", type);   /* as json_string() refusing it */
+        json_decref(fields);
+        return 0;
+    }
+    sbuf_t *b = &bus->sb;
+    if (fields && json_object_size(fields)) {
+        /* Reserved names are dropped from a copy (the caller may share fields). */
+        if (json_object_get(fields, "seq") || json_object_get(fields, "time") || json_object_get(fields, "type")) {
+            json_t *copy = json_copy(fields);
+            json_decref(fields);
+            fields = copy;
+            if (fields) {
+                json_object_del(fields, "seq");
+                json_object_del(fields, "time");
+                json_object_del(fields, "type");
+            }
+        }
+    }
+    if (fields && json_object_size(fields)) {
+        /* The fields object dumps as {...}: its '{' becomes the ',' after type. */
+        size_t at = b->len;
+        if (json_dump_callback(fields, dump_to_sbuf, b, JSON_COMPACT) != 0 || b->failed || b->len <= at + 1) {
+            /* json_dump fails on invalid UTF-8 in a string: the publisher's
+             * bug, but it must not cost the daemon. */
+            log_error("events: %s: could not serialize (invalid UTF-8 in a field?)", type);
+            json_decref(fields);
+            return 0;
+        }
+        b->data[at] = ',';
+    } else {
+        sbuf_append_char(b, '}');
+    }
+    json_decref(fields);
+    return publish_text(bus, seq, type);
+}
+
+uint64_t event_publish_fields(struct event_bus *bus, const char *type, const struct event_field *fields, size_t n)
+{
+    if (!bus || !type || !*type) {
+        log_error("events: publish without bus or type");
+        return 0;
+    }
+    uint64_t seq = bus->last_seq + 1;
+    if (put_head(bus, seq, type) != 0) {
+        log_error("events: %s: out of memory building the event", type);
+        return 0;
+    }
+    sbuf_t *b = &bus->sb;
+    for (size_t i = 0; i < n; i++) {
+        const struct event_field *f = &fields[i];
+        if (!f->key || reserved_key(f->key)) continue;
+        size_t at = b->len;
+        sbuf_append_char(b, ',');
+        if (put_string(b, f->key) != 0) {
+            b->len = at;
+            continue;
+        }
+        sbuf_append_char(b, ':');
+        switch (f->kind) {
+        case EVENT_FIELD_STR:
+            if (put_string(b, f->str ? f->str : "") != 0) {
+                /* json_string() refuses invalid UTF-8: the field is left out. */
+                b->len = at;
+                b->data[at] = '\0';
+            }
+            break;
+        case EVENT_FIELD_INT: put_i64(b, f->num); break;
+        case EVENT_FIELD_BOOL: sbuf_append_cstr(b, f->num ? "true" : "false"); break;
+        }
+    }
+    sbuf_append_char(b, '}');
+    return publish_text(bus, seq, type);
 }
 
 int event_subscribe(struct event_bus *bus, event_cb cb, void *arg)

@@ -47,6 +47,26 @@ void event_bus_free(struct event_bus *bus);
  * be built (logged; fields is still released). */
 uint64_t event_publish(struct event_bus *bus, const char *type, json_t *fields);
 
+/* One field of event_publish_fields. */
+enum event_field_kind { EVENT_FIELD_STR, EVENT_FIELD_INT, EVENT_FIELD_BOOL };
+struct event_field {
+    const char *key;                  /* plain name; not seq, time or type */
+    enum event_field_kind kind;
+    const char *str;                  /* EVENT_FIELD_STR (NULL: "") */
+    int64_t num;                      /* EVENT_FIELD_INT; EVENT_FIELD_BOOL: 0 false, else true */
+};
+#define EVENT_STR(k, v) ((struct event_field){.key = (k), .kind = EVENT_FIELD_STR, .str = (v)})
+#define EVENT_INT(k, v) ((struct event_field){.key = (k), .kind = EVENT_FIELD_INT, .num = (int64_t)(v)})
+#define EVENT_BOOL(k, v) ((struct event_field){.key = (k), .kind = EVENT_FIELD_BOOL, .num = (v) ? 1 : 0})
+
+/* The same event as event_publish with a JSON object holding these fields in
+ * this order (same text, byte for byte), serialized straight into a buffer
+ * without building JSON values: the path for hot publishers (the registrar).
+ * Keys must be distinct; reserved keys (seq, time, type) are ignored. A string
+ * that is not valid UTF-8 is left out, as json_string() would refuse it.
+ * Returns the seq, or 0 (logged) when the event could not be built. */
+uint64_t event_publish_fields(struct event_bus *bus, const char *type, const struct event_field *fields, size_t n);
+
 /* 0, or -1 on allocation failure. The same (cb, arg) pair may be added once. */
 int event_subscribe(struct event_bus *bus, event_cb cb, void *arg);
 void event_unsubscribe(struct event_bus *bus, event_cb cb, void *arg);

@@ -58,6 +58,15 @@ struct registrar {
 
 struct worker *registrar_worker(const struct registrar *r) { return r->w; }
 
+/* snprintf(dst, cap, "%s", src) without the format machinery (hot path). */
+static void copy_cstr(char *dst, size_t cap, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= cap) n = cap - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 /* ---- helpers shared with the proxy ---- */
 
 static str_t strip_brackets(str_t h)
@@ -139,7 +148,7 @@ static void reg_reply(struct registrar *r, struct txn *st, int status, const cha
     const struct transport_rx *ri = txn_rx_info(st);
     if (!req || !ri) return;
     char src[TRANSPORT_ADDR_TEXT];
-    snprintf(src, sizeof(src), "%s", ri->src_text);
+    copy_cstr(src, sizeof(src), ri->src_text); /* the request may be gone after txn_respond */
     char tag[17];
     worker_new_tag(r->w, tag);
     str_t lines[1] = {extra};
@@ -694,25 +703,26 @@ void registrar_on_conn_lost(struct registrar *r, uint64_t conn_id, const char *p
 
 /* ---- events (architecture.md "Events") ---- */
 
-static void set_str(json_t *o, const char *k, const char *v) { json_object_set_new(o, k, json_string(v ? v : "")); }
-
-static void set_aor(struct worker *w, json_t *f, const char *aor)
+/* "sip:AOR@DOMAIN" for the events' aor field (truncated like snprintf). */
+static const char *aor_uri(struct worker *w, const char *aor, char *buf, size_t cap)
 {
-    set_str(f, "user", aor);
     const char *dom = w->cfg.sip.domain[0] ? w->cfg.sip.domain : (w->realm[0] ? w->realm : w->local_host);
-    char buf[LOCATION_MAX_AOR + 160];
-    snprintf(buf, sizeof(buf), "sip:%s@%s", aor, dom);
-    set_str(f, "aor", buf);
+    const char *parts[] = {"sip:", aor, "@", dom};
+    size_t k = 0;
+    for (size_t i = 0; i < 4; i++)
+        for (const char *c = parts[i]; *c && k + 1 < cap; c++) buf[k++] = *c;
+    buf[k] = '\0';
+    return buf;
 }
 
 static void stash_binding(struct worker *w, const struct location_binding *b)
 {
     if (!w->registrar) return;
     struct reg_stash *s = &w->registrar->stash;
-    snprintf(s->aor, sizeof(s->aor), "%s", b->aor);
-    snprintf(s->contact, sizeof(s->contact), "%s", b->contact);
-    snprintf(s->remote, sizeof(s->remote), "%s", b->remote);
-    snprintf(s->transport, sizeof(s->transport), "%s", location_transport_name(b->transport));
+    copy_cstr(s->aor, sizeof(s->aor), b->aor);
+    copy_cstr(s->contact, sizeof(s->contact), b->contact);
+    copy_cstr(s->remote, sizeof(s->remote), b->remote);
+    copy_cstr(s->transport, sizeof(s->transport), location_transport_name(b->transport));
 }
 
 static const struct reg_stash *stash_for(struct worker *w, const char *aor)
@@ -721,40 +731,47 @@ static const struct reg_stash *stash_for(struct worker *w, const char *aor)
     return &w->registrar->stash;
 }
 
+/* Events go out through event_publish_fields: one REGISTER that adds a
+ * binding publishes two, and building jansson objects for them cost more than
+ * the rest of the REGISTER. The field order is the JSON order. */
 static void publish_binding(struct worker *w, const char *type, const struct location_binding *b, const char *reason)
 {
     if (!w->events) return;
-    json_t *f = json_object();
-    if (!f) return;
-    set_aor(w, f, b->aor);
-    set_str(f, "contact", b->contact);
-    set_str(f, "remote", b->remote);
-    set_str(f, "transport", location_transport_name(b->transport));
+    char uri[LOCATION_MAX_AOR + 160];
+    struct event_field f[7] = {
+        EVENT_STR("user", b->aor),
+        EVENT_STR("aor", aor_uri(w, b->aor, uri, sizeof(uri))),
+        EVENT_STR("contact", b->contact),
+        EVENT_STR("remote", b->remote),
+        EVENT_STR("transport", location_transport_name(b->transport)),
+    };
     if (reason) {
-        set_str(f, "reason", reason);
+        f[5] = EVENT_STR("reason", reason);
     } else {
         uint64_t now = worker_now_ms(w);
         uint64_t left = b->expires_ms > now ? (b->expires_ms - now + 999) / 1000 : 0;
-        json_object_set_new(f, "expires", json_integer((json_int_t)left));
+        f[5] = EVENT_INT("expires", left);
     }
-    event_publish(w->events, type, f);
+    event_publish_fields(w->events, type, f, 6);
 }
 
 static void publish_offline(struct worker *w, const char *aor, const char *reason, const struct reg_stash *st,
                             bool kept)
 {
     if (!w->events) return;
-    json_t *f = json_object();
-    if (!f) return;
-    set_aor(w, f, aor);
-    set_str(f, "reason", reason);
+    char uri[LOCATION_MAX_AOR + 160];
+    struct event_field f[7];
+    size_t n = 0;
+    f[n++] = EVENT_STR("user", aor);
+    f[n++] = EVENT_STR("aor", aor_uri(w, aor, uri, sizeof(uri)));
+    f[n++] = EVENT_STR("reason", reason);
     if (st) {
-        set_str(f, "contact", st->contact);
-        set_str(f, "remote", st->remote);
-        set_str(f, "transport", st->transport);
+        f[n++] = EVENT_STR("contact", st->contact);
+        f[n++] = EVENT_STR("remote", st->remote);
+        f[n++] = EVENT_STR("transport", st->transport);
     }
-    if (kept) json_object_set_new(f, "kept", json_true());
-    event_publish(w->events, "user.offline", f);
+    if (kept) f[n++] = EVENT_BOOL("kept", true);
+    event_publish_fields(w->events, "user.offline", f, n);
 }
 
 static void cb_added(void *arg, const struct location_binding *b)
@@ -780,16 +797,18 @@ static void cb_online(void *arg, const char *aor)
 {
     struct worker *w = arg;
     if (!w->events) return;
-    json_t *f = json_object();
-    if (!f) return;
-    set_aor(w, f, aor);
+    char uri[LOCATION_MAX_AOR + 160];
+    struct event_field f[5];
+    size_t n = 0;
+    f[n++] = EVENT_STR("user", aor);
+    f[n++] = EVENT_STR("aor", aor_uri(w, aor, uri, sizeof(uri)));
     const struct reg_stash *st = stash_for(w, aor);
     if (st) {
-        set_str(f, "contact", st->contact);
-        set_str(f, "remote", st->remote);
-        set_str(f, "transport", st->transport);
+        f[n++] = EVENT_STR("contact", st->contact);
+        f[n++] = EVENT_STR("remote", st->remote);
+        f[n++] = EVENT_STR("transport", st->transport);
     }
-    event_publish(w->events, "user.online", f);
+    event_publish_fields(w->events, "user.online", f, n);
 }
 
 static void cb_offline(void *arg, const char *aor, enum location_reason reason)

@@ -2,6 +2,7 @@
  * loss detection, subscribers (including re-entrant publish/unsubscribe). */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -248,6 +249,98 @@ static void test_bad_webhook_url(void **state)
     event_bus_free(bus);
 }
 
+/* The text after "type":"...": what the fields turned into. */
+static const char *after_type(struct event_bus *bus, uint64_t seq)
+{
+    const char *json;
+    size_t len;
+    assert_int_equal(event_bus_get(bus, seq, &json, &len), 0);
+    assert_int_equal(strlen(json), len);
+    const char *p = strstr(json, "\"type\":\"t\"");
+    assert_non_null(p);
+    return p + 10;
+}
+
+/* A jansson dump of the same event reference: the time is the only part
+ * that may differ, and it is compared for shape above. */
+static void compare_with_jansson(struct event_bus *bus, const struct event_field *f, size_t n)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = f[i].kind == EVENT_FIELD_STR   ? json_string(f[i].str ? f[i].str : "")
+                    : f[i].kind == EVENT_FIELD_INT ? json_integer(f[i].num)
+                                                   : json_boolean(f[i].num);
+        json_object_set_new(o, f[i].key, v); /* a NULL v (invalid UTF-8) leaves the key out */
+    }
+    uint64_t a = event_publish(bus, "t", o);
+    uint64_t b = event_publish_fields(bus, "t", f, n);
+    assert_int_equal(b, a + 1);
+    assert_string_equal(after_type(bus, a), after_type(bus, b));
+    const char *json;
+    size_t len;
+    assert_int_equal(event_bus_get(bus, b, &json, &len), 0);
+    json_error_t e;
+    json_t *v = json_loads(json, 0, &e);
+    assert_non_null(v);
+    assert_int_equal(json_integer_value(json_object_get(v, "seq")), b);
+    json_decref(v);
+}
+
+static void test_fields_match_jansson(void **state)
+{
+    (void)state;
+    struct event_bus *bus = event_bus_new(uv_default_loop(), 64, NULL);
+    assert_non_null(bus);
+    /* Every control character, the escapes, '/', DEL and multi-byte UTF-8. */
+    char ctl[40];
+    for (int i = 1; i < 0x20; i++) ctl[i - 1] = (char)i;
+    ctl[31] = '"', ctl[32] = '\\', ctl[33] = '/', ctl[34] = 0x7f, ctl[35] = '\0';
+    struct event_field f[] = {
+        EVENT_STR("user", "alice"),
+        EVENT_STR("contact", "<sip:alice@10.0.0.1:5060;transport=tcp>;q=0.5"),
+        EVENT_STR("ctl", ctl),
+        EVENT_STR("utf8", "\xe4\xb8\xad\xe6\x96\x87 \xc3\xa9 \xf0\x9f\x98\x80"),
+        EVENT_STR("empty", NULL),
+        EVENT_INT("expires", 3600),
+        EVENT_INT("neg", INT64_MIN),
+        EVENT_INT("zero", 0),
+        EVENT_BOOL("kept", true),
+        EVENT_BOOL("no", false),
+    };
+    compare_with_jansson(bus, f, sizeof(f) / sizeof(f[0]));
+    /* Invalid UTF-8 strings are left out, as json_string() refuses them:
+     * overlong, surrogate, above U+10FFFF, truncated, stray continuation. */
+    const char *bad[] = {"\xc0\x80", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "ab\xe4\xb8", "\x80"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct event_field g[] = {EVENT_STR("a", "x"), EVENT_STR("bad", bad[i]), EVENT_INT("n", 1)};
+        compare_with_jansson(bus, g, 3);
+    }
+    struct event_field none[] = {EVENT_STR("only", "\xff")};
+    compare_with_jansson(bus, none, 0);
+    compare_with_jansson(bus, none, 1);
+    /* Reserved keys are ignored. */
+    struct event_field res[] = {EVENT_INT("seq", 5), EVENT_STR("type", "forged"), EVENT_STR("x", "y")};
+    uint64_t s = event_publish_fields(bus, "t", res, 3);
+    assert_string_equal(after_type(bus, s), ",\"x\":\"y\"}");
+    assert_int_equal(event_publish_fields(bus, "", res, 3), 0);
+    assert_int_equal(event_publish_fields(bus, "\xc0\x80", res, 3), 0);
+    /* A random round trip: arbitrary bytes either match jansson or are left out by both. */
+    unsigned x = 12345;
+    for (int round = 0; round < 2000; round++) {
+        char buf[16];
+        size_t n = 1 + round % 15;
+        for (size_t i = 0; i < n; i++) {
+            x = x * 1103515245u + 12345u;
+            buf[i] = (char)((x >> 16) & 0xff);
+            if (!buf[i]) buf[i] = 'z';
+        }
+        buf[n] = '\0';
+        struct event_field r[] = {EVENT_STR("r", buf)};
+        compare_with_jansson(bus, r, 1);
+    }
+    event_bus_free(bus);
+}
+
 int main(void)
 {
     log_set_level(LOG_WARN);
@@ -255,6 +348,7 @@ int main(void)
         cmocka_unit_test(test_seq_time_type_fields), cmocka_unit_test(test_ring_bounds),
         cmocka_unit_test(test_since_replay_and_loss), cmocka_unit_test(test_subscribers),
         cmocka_unit_test(test_reentrant_publish),     cmocka_unit_test(test_bad_webhook_url),
+        cmocka_unit_test(test_fields_match_jansson),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     uv_loop_close(uv_default_loop());

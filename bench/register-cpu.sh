@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# CPU cost of authenticated REGISTER in cascade at fixed offered rates.
+#
+# Usage: bench/register-cpu.sh [BUILD_DIR]
+#   RATES="6000 12000"  offered rates (sipp calls/s; one call = REGISTER, 401,
+#                       REGISTER with digest, 200)
+#   SECS=10             seconds per rate
+#   PERF=1              also `perf record` the daemon (cpu-clock, call graph
+#                       PERF_CALLGRAPH=fp|dwarf|lbr, default fp) for each
+#                       rate; perf.data.<rate> is kept in the work dir
+#   KEEP_WORK=1         keep the work dir (logs, databases, perf data)
+#
+# One fresh cascade per rate (SQLite persistence on, [auth] match_user = no,
+# user bench/secret, as in register-sweep.sh), sipp with
+# ../shared/bench/register-auth.xml, and the daemon's CPU seconds (user+sys
+# from /proc) over the run. Prints, per rate: achieved/s, failed calls,
+# retransmissions, and CPU seconds per 10 000 registrations (successful calls).
+# Not a test: it takes both cores for RATES x SECS seconds.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=$(cd "${1:-$root/build}" && pwd)
+shared=${SHARED:-$root/../shared/bench}
+rates=${RATES:-6000 12000}
+secs=${SECS:-10}
+work=$(mktemp -d /tmp/cascade-regcpu.XXXXXX)
+server_pid=
+perf_pid=
+
+cleanup() {
+    [ -n "$perf_pid" ] && kill -INT "$perf_pid" 2>/dev/null || true
+    [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
+    sleep 0.3
+    [ -n "$server_pid" ] && kill -9 "$server_pid" 2>/dev/null || true
+    if [ -n "${KEEP_WORK:-}" ]; then echo "work dir: $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+max_calls=0
+for r in $rates; do max_calls=$((max_calls > r * secs ? max_calls : r * secs)); done
+{ echo SEQUENTIAL; for i in $(seq 0 $((max_calls - 1))); do echo "u$i;secret"; done; } >"$work/users.csv"
+
+start_cascade() {
+    cport=$(free_port)
+    aport=$(free_port)
+    rm -f "$work"/c.db*
+    cat >"$work/c.ini" <<INI
+[sip]
+listen = udp:127.0.0.1:$cport
+domain = 127.0.0.1
+[auth]
+realm = 127.0.0.1
+match_user = no
+[registrar]
+max_expires = 3600
+[api]
+listen = 127.0.0.1:$aport
+token = bench
+[store]
+path = $work/c.db
+[log]
+level = warn
+INI
+    "$build/cascade" -c "$work/c.ini" >"$work/cascade.log" 2>&1 &
+    server_pid=$!
+    for _ in $(seq 1 50); do
+        if curl -sf -X POST -H 'Authorization: Bearer bench' -d '{"name":"bench","password":"secret"}' \
+            "http://127.0.0.1:$aport/api/v1/users" >/dev/null 2>&1; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "cascade did not start"; cat "$work/cascade.log"; exit 1
+}
+
+stop_server() {
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=
+}
+
+cpu_of() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+printf '%-8s | %10s %6s %6s %8s | %s\n' offered "achieved/s" fail retr "cpu s" "cpu s per 10k REGISTER"
+for rate in $rates; do
+    start_cascade
+    if [ -n "${PERF:-}" ]; then
+        perf record -e cpu-clock --call-graph "${PERF_CALLGRAPH:-fp}" -p "$server_pid" -o "$work/perf.data.$rate" >/dev/null 2>&1 &
+        perf_pid=$!
+        sleep 0.3
+    fi
+    rm -f "$work/s.csv"
+    c0=$(cpu_of "$server_pid")
+    t0=$(date +%s.%N)
+    (cd "$work" && timeout $((secs + 60)) sipp "127.0.0.1:$cport" -sf "$shared/register-auth.xml" -inf users.csv \
+        -au bench -ap secret -i 127.0.0.1 -p "$(free_port)" -r "$rate" -m $((rate * secs)) -l $((rate * 3)) \
+        -nostdin -trace_stat -stf s.csv -fd 1 >/dev/null 2>&1) || true
+    t1=$(date +%s.%N)
+    c1=$(cpu_of "$server_pid")
+    if [ -n "$perf_pid" ]; then kill -INT "$perf_pid" 2>/dev/null || true; wait "$perf_pid" 2>/dev/null || true; perf_pid=; fi
+    stop_server
+    python3 - "$work/s.csv" "$t0" "$t1" "$c0" "$c1" "$(getconf CLK_TCK)" "$rate" <<'PY'
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1]), delimiter=';')); h = rows[0]; last = rows[-1]
+ok = int(last[h.index("SuccessfulCall(C)")]); bad = int(last[h.index("FailedCall(C)")])
+rt = int(last[h.index("Retransmissions(C)")])
+wall = float(sys.argv[3]) - float(sys.argv[2])
+cpu = (int(sys.argv[5]) - int(sys.argv[4])) / float(sys.argv[6])
+per = cpu * 10000.0 / ok if ok else 0
+print("%-8s | %10.0f %6d %6d %8.2f | %.3f" % (sys.argv[7], ok / wall, bad, rt, cpu, per))
+PY
+done
