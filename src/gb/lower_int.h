@@ -139,6 +139,7 @@ struct gb_lower {
     uint32_t job_count;
     struct gb_relay_note *notes;      /* relayed device changes not yet notified */
     size_t note_count, note_cap;
+    bool notes_dropped;               /* the pending list hit its cap (warned once) */
     struct timer_node note_timer;
     struct gb_clip_cache *clips;
     struct gb_media_clip *builtin;
@@ -192,6 +193,8 @@ void gb_lower_jobs_drop(struct gb_lower *l, struct gb_upstream *up); /* up NULL:
 /* Sends items[0..n) (each with its Event) as catalog Notifies to every
  * registered upstream, catalog_items per MESSAGE. The items are copied. */
 void gb_lower_notify_items(struct gb_lower *l, const gb_catalog_item_t *items, size_t n);
+/* A catalog Notify is still being sent to some upstream. */
+bool gb_lower_notify_busy(const struct gb_lower *l);
 
 /* lower_media.c */
 void gb_lower_on_invite(struct gb_lower *l, struct gb_upstream *up, struct txn *st, const struct transport_rx *rx);

@@ -398,6 +398,13 @@ void gb_lower_on_manscdp(struct gb_lower *l, struct gb_upstream *up, const gb_ma
 
 /* ---- catalog Notify ---- */
 
+bool gb_lower_notify_busy(const struct gb_lower *l)
+{
+    for (const struct gb_lower_job *j = l->jobs; j; j = j->next)
+        if (j->notify) return true;
+    return false;
+}
+
 void gb_lower_notify_items(struct gb_lower *l, const gb_catalog_item_t *items, size_t n)
 {
     if (!n) return;

@@ -408,26 +408,45 @@ int gb_relay_control(struct gb_lower *l, const gb_manscdp_t *m)
 /* ---- changes seen by the upper role -> catalog Notify upward ---- */
 
 #define NOTE_BATCH_MS 500      /* changes gathered before one Notify batch goes up */
-#define NOTE_MAX 1000000       /* pending changes kept at most (a registration storm) */
+#define NOTE_MAX (1u << 20)    /* pending changes kept at most (a registration storm) */
 
+static int note_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct gb_relay_note *)a)->device_id, ((const struct gb_relay_note *)b)->device_id);
+}
+
+/* Sends the changes gathered since the last batch, one entry per device
+ * whatever happened to it meanwhile, from the device's state now:
+ *  - offline: the device item OFF, its channels updated with status OFF;
+ *  - catalog updated: the device item and its channels as UPDATE (an
+ *    upper that did not know them adds them);
+ *  - back online only: the device item as UPDATE with status ON.
+ * While a previous batch is still going up the next one waits: a slow upper
+ * gets the changes later, merged, rather than a growing flood. */
 static void note_timer_cb(struct timer_node *n, uint64_t now)
 {
-    (void)now;
     struct gb_lower *l = container_of(n, struct gb_lower, note_timer);
+    if (gb_lower_notify_busy(l)) {
+        gb_lower_arm(l, &l->note_timer, now + NOTE_BATCH_MS, note_timer_cb);
+        return;
+    }
+    qsort(l->notes, l->note_count, sizeof(*l->notes), note_cmp);
     gb_catalog_item_t *items = NULL;
     size_t count = 0, cap = 0;
     struct cat_ctx c = {.l = l, .items = &items, .n = &count, .cap = &cap};
-    for (size_t i = 0; i < l->note_count && !c.rc; i++) {
-        const struct gb_relay_note *note = &l->notes[i];
-        struct gb_device *d = l->upper ? gb_device_find(l->upper, note->device_id) : NULL;
+    for (size_t i = 0; i < l->note_count && !c.rc;) {
+        size_t j = i;
+        bool updated = false;
+        for (; j < l->note_count && !strcmp(l->notes[j].device_id, l->notes[i].device_id); j++)
+            updated |= l->notes[j].event == GB_EVENT_UPDATE;
+        struct gb_device *d = l->upper ? gb_device_find(l->upper, l->notes[i].device_id) : NULL;
+        i = j;
         if (!d) continue;
         size_t first = count;
         device_items(d, &c);
         if (c.rc || count == first) continue;
-        /* The device item carries the change; on OFF and catalog updates its
-         * channels follow as updates (their status follows the device). */
-        items[first].event = note->event;
-        if (note->event == GB_EVENT_ON) {
+        items[first].event = d->online ? GB_EVENT_UPDATE : GB_EVENT_OFF;
+        if (d->online && !updated) {
             gb_lower_items_free_tail(items, first + 1, count);
             count = first + 1;
         } else {
@@ -435,6 +454,7 @@ static void note_timer_cb(struct timer_node *n, uint64_t now)
         }
     }
     l->note_count = 0;
+    l->notes_dropped = false;
     if (c.rc) log_error("gb lower: no memory for a catalog Notify batch");
     else gb_lower_notify_items(l, items, count);
     gb_lower_items_free(items, count);
@@ -443,13 +463,13 @@ static void note_timer_cb(struct timer_node *n, uint64_t now)
 static void note_add(struct gb_lower *l, const char *device_id, gb_catalog_event_t ev)
 {
     if (l->note_count == l->note_cap) {
-        if (l->note_cap >= NOTE_MAX) {
-            if (l->note_cap == NOTE_MAX) log_warn("gb lower: %d device changes pending, more are dropped", NOTE_MAX);
+        size_t nc = l->note_cap ? l->note_cap * 2 : 64;
+        struct gb_relay_note *nn = nc <= NOTE_MAX ? realloc(l->notes, nc * sizeof(*nn)) : NULL;
+        if (!nn) {
+            if (!l->notes_dropped) log_warn("gb lower: %zu device changes pending, more are dropped", l->note_count);
+            l->notes_dropped = true;
             return;
         }
-        size_t nc = l->note_cap ? l->note_cap * 2 : 64;
-        struct gb_relay_note *nn = realloc(l->notes, nc * sizeof(*nn));
-        if (!nn) return;
         l->notes = nn;
         l->note_cap = nc;
     }
