@@ -293,8 +293,14 @@ int sip_build_response(const struct sip_msg *req, int status, const char *reason
         if (req->headers[i].type == SIP_HDR_VIA) w = put_hdr(w, "Via", 3, req->headers[i].value);
     w = put_hdr(w, "From", 4, from->value);
     if (add_tag) {
+        /* A To that ends in an empty parameter ("<sip:a@b> ;") would become
+         * ";;tag=", which does not parse: drop the dangling separator. */
+        str_t tv = to->value;
+        while (tv.len && (tv.s[tv.len - 1] == ';' || tv.s[tv.len - 1] == ' ' || tv.s[tv.len - 1] == '\t' ||
+                          tv.s[tv.len - 1] == '\r' || tv.s[tv.len - 1] == '\n'))
+            tv.len--;
         w = put(w, "To: ", 4);
-        w = put_value(w, to->value);
+        w = put_value(w, tv);
         w = put(w, ";tag=", 5);
         w = put(w, to_tag.s, to_tag.len);
         w = put(w, "\r\n", 2);

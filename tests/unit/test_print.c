@@ -415,6 +415,28 @@ static void test_record_route_before_via(void **state)
     pctx_free(c);
 }
 
+/* Fuzz find: a To ending in an empty parameter got ";;tag=" appended and the
+ * 200 no longer parsed. */
+static void test_to_tag_after_empty_param(void **state)
+{
+    (void)state;
+    struct pctx *c = parse_text("OPTIONS sip:alice@example.com SIP/2.0\n"
+                                "Via: SIP/2.0/UDP h.example.com;branch=z9hG4bKe1\n"
+                                "From: <sip:bob@example.com>;tag=b\nTo: sip:alice@example.com ;  \n"
+                                "Call-ID: empty-param\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n");
+    assert_parse_ok(c);
+    sbuf_t out;
+    sbuf_init(&out);
+    assert_int_equal(sip_build_response(&c->m, 200, NULL, STR_LIT("t1"), NULL, 0, STR_NULL, STR_NULL, &out), 0);
+    assert_non_null(strstr(out.data, "To: sip:alice@example.com;tag=t1\r\n"));
+    struct pctx *r = parse_raw(out.data, out.len);
+    assert_parse_ok(r);
+    assert_true(str_eq_cstr(r->m.to.tag, "t1"));
+    pctx_free(r);
+    sbuf_free(&out);
+    pctx_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -425,6 +447,7 @@ int main(void)
         cmocka_unit_test(test_build_from_scratch),
         cmocka_unit_test(test_print_content_length),
         cmocka_unit_test(test_record_route_before_via),
+        cmocka_unit_test(test_to_tag_after_empty_param),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
