@@ -82,9 +82,9 @@ stop_server() {
     server_pid=
 }
 
-cpu_of() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+cpu_of() { awk '{print $14 " " $15}' "/proc/$1/stat"; }
 
-printf '%-8s | %10s %6s %6s %8s | %s\n' offered "achieved/s" fail retr "cpu s" "cpu s per 10k REGISTER"
+printf '%-8s | %10s %6s %6s %8s | %s\n' offered "achieved/s" fail retr "cpu s" "cpu s per 10k REGISTER (user + sys)"
 for rate in $rates; do
     start_cascade
     if [ -n "${PERF:-}" ]; then
@@ -108,8 +108,11 @@ rows = list(csv.reader(open(sys.argv[1]), delimiter=';')); h = rows[0]; last = r
 ok = int(last[h.index("SuccessfulCall(C)")]); bad = int(last[h.index("FailedCall(C)")])
 rt = int(last[h.index("Retransmissions(C)")])
 wall = float(sys.argv[3]) - float(sys.argv[2])
-cpu = (int(sys.argv[5]) - int(sys.argv[4])) / float(sys.argv[6])
-per = cpu * 10000.0 / ok if ok else 0
-print("%-8s | %10.0f %6d %6d %8.2f | %.3f" % (sys.argv[7], ok / wall, bad, rt, cpu, per))
+u0, s0 = map(int, sys.argv[4].split()); u1, s1 = map(int, sys.argv[5].split())
+hz = float(sys.argv[6])
+user, sys_ = (u1 - u0) / hz, (s1 - s0) / hz
+cpu = user + sys_
+k = 10000.0 / ok if ok else 0
+print("%-8s | %10.0f %6d %6d %8.2f | %.3f (%.3f + %.3f)" % (sys.argv[7], ok / wall, bad, rt, cpu, cpu * k, user * k, sys_ * k))
 PY
 done

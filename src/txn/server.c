@@ -231,9 +231,49 @@ static void server_after_send(struct txn *t, int status)
     txn_start(t, &t->t_main, 64 * (uint64_t)t1, server_main_timer); /* H */
 }
 
+/* The final response to a non-INVITE request went out over UDP and a done.c
+ * record now answers retransmissions: this transaction has nothing left to
+ * do. It leaves the table now and is freed on the next timer run (so that
+ * the caller's pointer stays valid until its call returns). */
+static void server_handed_over(struct txn *t)
+{
+    struct txn_layer *l = t->layer;
+    server_drop_request(t);
+    t->state = TXN_COMPLETED;
+    t->handed_over = true;
+    l->stats.server_live--; /* the record counts instead */
+    txn_table_remove(&l->server, t);
+    timer_stop(l->timers, &t->t_retx);
+    txn_start(t, &t->t_main, 0, server_main_timer);
+}
+
 static int server_send(struct txn *t, int status, const void *data, size_t len)
 {
     struct txn_layer *l = t->layer;
+    if (status >= 200 && !t->invite && !t->reliable && !t->rfc2543) {
+        /* Sent straight from the caller's buffer; the record keeps the copy. */
+        t->last_status = status;
+        int rc = l->ops.send(l->ops.user, &t->dest, data, len);
+        if (rc < 0) {
+            server_transport_error(t, rc);
+            return rc;
+        }
+        if (txn_done_add(l, t, data, len) == 0) {
+            server_handed_over(t);
+            return 0;
+        }
+        /* No memory for a record: wait out Timer J here, as any transaction. */
+        if (txn_keep_bytes(t, data, len) != 0) {
+            char peer[TRANSPORT_ADDR_TEXT];
+            log_error("%d response to %.*s from %s sent, but no memory to keep it for retransmissions", status,
+                      STR_FMT(t->method_name), peer_text(t, peer, sizeof(peer)));
+            server_drop_request(t);
+            txn_terminate_soon(t);
+            return 0;
+        }
+        server_after_send(t, status);
+        return 0;
+    }
     if (txn_keep_bytes(t, data, len) != 0) {
         char peer[TRANSPORT_ADDR_TEXT];
         log_error("%d response to %.*s from %s: out of memory", status, STR_FMT(t->method_name),
@@ -481,5 +521,8 @@ int txn_server_receive(struct txn_layer *l, const struct transport_rx *rx)
         server_retransmission(t);
         return 0;
     }
+    if (m->method != SIP_INVITE && txn_branch_is_3261(m->via.branch) &&
+        txn_done_receive(l, m, server_hash(m, m->method, true)))
+        return 0;
     return server_create(l, rx);
 }

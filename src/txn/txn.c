@@ -128,6 +128,7 @@ struct txn_layer *txn_layer_new(struct timer_service *timers, const struct txn_c
         return NULL;
     }
     arena_init(&l->scratch, l->scratch_mem, SCRATCH_BYTES);
+    timer_node_init(&l->done.timer);
     return l;
 }
 
@@ -136,6 +137,7 @@ void txn_layer_free(struct txn_layer *l)
     if (!l) return;
     l->freeing = true;
     while (l->all) txn_destroy(l->all);
+    txn_done_free_all(l);
     free(l->server.buckets);
     free(l->client.buckets);
     free(l->conns.buckets);
@@ -145,7 +147,12 @@ void txn_layer_free(struct txn_layer *l)
     free(l);
 }
 
-void txn_layer_stats(const struct txn_layer *l, struct txn_stats *out) { *out = l->stats; }
+void txn_layer_stats(const struct txn_layer *l, struct txn_stats *out)
+{
+    *out = l->stats;
+    out->server_completed = (uint32_t)l->done.count;
+    out->server_completed_bytes = l->done.bytes;
+}
 
 /* Branches must be unique in space and time (RFC 3261 §8.1.1.7) and hard to
  * guess (a guessed branch lets an off-path host answer or CANCEL for us):
@@ -220,7 +227,7 @@ void txn_destroy(struct txn *t)
         if (!l->freeing && !t->detached && t->cb.on_terminated) t->cb.on_terminated(t->arg, t);
         txn_client_free_parts(t);
     } else {
-        l->stats.server_live--;
+        if (!t->handed_over) l->stats.server_live--;
         if (!l->freeing && l->ops.on_server_terminated) l->ops.on_server_terminated(l->ops.user, t);
         txn_server_free_parts(t);
     }

@@ -93,6 +93,10 @@ struct txn_stats {
     uint64_t retransmissions_sent;       /* timer A/E/G resends */
     uint64_t timeouts;                   /* 408 reported */
     uint64_t transport_errors;           /* 503 reported / server send failures */
+    /* Of server_live: completed non-INVITE transactions over UDP kept in
+     * compact form for Timer J, and the bytes they take (keys + responses). */
+    uint32_t server_completed;
+    uint64_t server_completed_bytes;
 };
 
 struct txn_layer *txn_layer_new(struct timer_service *timers, const struct txn_config *cfg,
@@ -111,6 +115,13 @@ void txn_layer_stats(const struct txn_layer *layer, struct txn_stats *out);
 void txn_new_branch(char buf[TXN_BRANCH_SIZE]);
 
 /* ---- server transactions ---- */
+
+/* Lifetime of a non-INVITE server transaction over UDP with an RFC 3261
+ * branch: once its final response is sent, the transaction hands the match
+ * key and the response to a compact record that answers retransmissions for
+ * Timer J (RFC 3261 §17.2.2), and the struct txn itself ends on the next
+ * timer run (the TU then gets on_server_terminated). The TU must not use such
+ * a transaction after its final response beyond the call it is in. */
 
 /* Builds the response with sip_build_response() and sends it; the bytes are
  * kept for retransmissions. Provisional: 101..199 (100 too); final 200..699.

@@ -42,6 +42,7 @@ struct txn {
     bool detached;                  /* client: no more TU callbacks */
     bool cancel_pending, cancel_sent;
     bool reliable;                  /* TCP: no retransmissions, zero wait timers */
+    bool handed_over;               /* server: a done.c record took over (not counted live) */
     enum txn_state state;
     enum sip_method method;
     int last_status;
@@ -77,6 +78,21 @@ struct txn {
     char keys[];
 };
 
+/* Completed non-INVITE server transactions over UDP waiting out Timer J
+ * (done.c): a log of blocks, oldest first, and a hash index by branch. */
+struct txn_done;
+struct txn_done_block;
+struct txn_done_log {
+    struct txn_done_block *first, *last, *spare;
+    size_t head_off;                /* oldest live record in first */
+    struct txn_done **buckets;
+    uint32_t mask;                  /* buckets - 1, 0 before the first record */
+    size_t indexed;                 /* records in the hash index */
+    size_t count;                   /* records in the log */
+    size_t bytes;                   /* their size in the blocks */
+    struct timer_node timer;        /* Timer J of the oldest record */
+};
+
 struct txn_layer {
     struct timer_service *timers;
     struct txn_config cfg;
@@ -88,6 +104,7 @@ struct txn_layer {
     sbuf_t sb;                      /* building responses, ACK, CANCEL */
     char *scratch_mem;
     arena_t scratch;                /* parsing kept bytes on rare paths */
+    struct txn_done_log done;
 };
 
 /* txn.c */
@@ -110,6 +127,15 @@ void txn_start(struct txn *t, struct timer_node *n, uint64_t delay_ms, timer_cb 
 int txn_server_receive(struct txn_layer *l, const struct transport_rx *rx);
 struct txn *txn_server_find(struct txn_layer *l, const struct sip_msg *m, enum sip_method method, bool ack);
 void txn_server_free_parts(struct txn *t);
+
+/* done.c */
+/* Keeps what Timer J needs of t (non-INVITE, UDP, RFC 3261 branch) and its
+ * final response. 0, -ENOMEM or -EINVAL (then t keeps waiting itself). */
+int txn_done_add(struct txn_layer *l, const struct txn *t, const void *resp, size_t len);
+/* m (a request with an RFC 3261 branch, hash as server.c computes it)
+ * retransmits a completed transaction: re-sends its response, returns true. */
+bool txn_done_receive(struct txn_layer *l, const struct sip_msg *m, uint32_t hash);
+void txn_done_free_all(struct txn_layer *l);
 
 /* client.c */
 int txn_client_receive(struct txn_layer *l, const struct transport_rx *rx);

@@ -1038,6 +1038,162 @@ static void test_many_transactions_hash(void **state)
     assert_int_equal(stats(f).server_live, 0);
 }
 
+/* ---- completed non-INVITE over UDP: the compact record (done.c) ---- */
+
+static void test_server_completed_record(void **state)
+{
+    struct fake *f = *state;
+    char req[1024];
+    request(req, sizeof(req), "OPTIONS", VIA_UDP, NULL, 1, "OPTIONS");
+    f->answer_status = 200;
+    f->answer_tag = STR_LIT("srvtag");
+    assert_int_equal(receive(f, SIP_TRANSPORT_UDP, req), 0);
+    assert_int_equal(f->nsent, 1);
+    assert_int_equal(stats(f).server_live, 1);
+    assert_int_equal(stats(f).server_completed, 1);
+    assert_true(stats(f).server_completed_bytes >= f->sent[0].len);
+    /* The full transaction ends on the next timer run; the record stays. */
+    advance(f, 1);
+    assert_int_equal(f->server_terminated, 1);
+    assert_null(f->st);
+    assert_int_equal(stats(f).server_live, 1);
+    /* Retransmissions get the same bytes, to the same place, without the TU. */
+    for (int i = 0; i < 3; i++) {
+        advance(f, 5000);
+        assert_int_equal(receive(f, SIP_TRANSPORT_UDP, req), 0);
+    }
+    assert_int_equal(f->requests, 1);
+    assert_int_equal(f->nsent, 4);
+    for (int i = 1; i < 4; i++) {
+        assert_int_equal(f->sent[i].len, f->sent[0].len);
+        assert_memory_equal(f->sent[i].data, f->sent[0].data, f->sent[0].len);
+        assert_true(transport_addr_equal(&f->sent[i].dest.addr, &f->sent[0].dest.addr));
+        assert_int_equal(f->sent[i].dest.proto, SIP_TRANSPORT_UDP);
+        assert_int_equal(f->sent[i].dest.listener_id, 1);
+    }
+    assert_int_equal(stats(f).retransmissions_absorbed, 3);
+    /* Same branch but another sent-by port or another method: not a retransmission. */
+    char other[1024];
+    request(other, sizeof(other), "OPTIONS", "Via: SIP/2.0/UDP 192.0.2.10:5071;branch=z9hG4bKsrv1\r\n", NULL, 1,
+            "OPTIONS");
+    assert_int_equal(receive(f, SIP_TRANSPORT_UDP, other), 0);
+    assert_int_equal(f->requests, 2);
+    request(other, sizeof(other), "MESSAGE", VIA_UDP, NULL, 1, "MESSAGE");
+    assert_int_equal(receive(f, SIP_TRANSPORT_UDP, other), 0);
+    assert_int_equal(f->requests, 3);
+    /* Timer J, counted from the final response. */
+    advance(f, 64 * T1 - 15001 - 1);
+    assert_int_equal(receive(f, SIP_TRANSPORT_UDP, req), 0);
+    assert_int_equal(f->requests, 3);
+    advance(f, 2);
+    assert_int_equal(stats(f).server_completed, 2); /* the two later ones */
+    assert_int_equal(receive(f, SIP_TRANSPORT_UDP, req), 0);
+    assert_int_equal(f->requests, 4);
+    advance(f, 64 * T1);
+    assert_int_equal(stats(f).server_live, 0);
+    assert_int_equal(stats(f).server_completed, 0);
+    assert_int_equal(stats(f).server_completed_bytes, 0);
+}
+
+static void test_server_completed_extension_method(void **state)
+{
+    struct fake *f = *state;
+    char req[1024], other[1024];
+    f->answer_status = 202;
+    request(req, sizeof(req), "FOO", VIA_UDP, NULL, 1, "FOO");
+    assert_int_equal(receive(f, SIP_TRANSPORT_UDP, req), 0);
+    assert_int_equal(f->last_method, SIP_METHOD_UNKNOWN);
+    advance(f, 1);
+    assert_int_equal(receive(f, SIP_TRANSPORT_UDP, req), 0);
+    assert_int_equal(f->requests, 1);
+    assert_int_equal(f->nsent, 2);
+    /* Another extension method with the same branch is another transaction. */
+    request(other, sizeof(other), "BAR", VIA_UDP, NULL, 1, "BAR");
+    assert_int_equal(receive(f, SIP_TRANSPORT_UDP, other), 0);
+    assert_int_equal(f->requests, 2);
+    /* The sent-by host compares without case (RFC 3261 §17.2.3). */
+    request(other, sizeof(other), "FOO", "Via: SIP/2.0/UDP Host.Example.com:5070;branch=z9hG4bKcase\r\n", NULL, 1,
+            "FOO");
+    assert_int_equal(receive(f, SIP_TRANSPORT_UDP, other), 0);
+    assert_int_equal(f->requests, 3);
+    advance(f, 1);
+    request(other, sizeof(other), "FOO", "Via: SIP/2.0/UDP host.example.COM:5070;branch=z9hG4bKcase\r\n", NULL, 1,
+            "FOO");
+    assert_int_equal(receive(f, SIP_TRANSPORT_UDP, other), 0);
+    assert_int_equal(f->requests, 3);
+    assert_int_equal(stats(f).retransmissions_absorbed, 2);
+}
+
+static void test_server_completed_send_error(void **state)
+{
+    struct fake *f = *state;
+    char req[1024];
+    request(req, sizeof(req), "OPTIONS", VIA_UDP, NULL, 1, "OPTIONS");
+    f->answer_status = 200;
+    assert_int_equal(receive(f, SIP_TRANSPORT_UDP, req), 0);
+    advance(f, 1);
+    f->send_rc = UV_EHOSTUNREACH;
+    assert_int_equal(receive(f, SIP_TRANSPORT_UDP, req), 0); /* absorbed, but the resend failed */
+    assert_int_equal(f->requests, 1);
+    assert_int_equal(stats(f).transport_errors, 1);
+    f->send_rc = 0;
+    f->answer_status = 0;
+    /* §17.2.4: the transaction ended, so the next copy is a new request. */
+    assert_int_equal(receive(f, SIP_TRANSPORT_UDP, req), 0);
+    assert_int_equal(f->requests, 2);
+    assert_int_equal(txn_respond(f->st, 200, NULL, STR_NULL, NULL, 0, STR_NULL, STR_NULL), 0);
+    advance(f, 64 * T1);
+    assert_int_equal(stats(f).server_live, 0);
+    assert_int_equal(stats(f).server_completed, 0);
+}
+
+/* Records with large responses spread over several blocks, appended at
+ * different times, expire one by one in order; the log ends empty. */
+static void test_server_completed_many_blocks(void **state)
+{
+    struct fake *f = *state;
+    char req[1024], via[128];
+    static char body[3000];
+    memset(body, 'x', sizeof(body) - 1);
+    for (int i = 0; i < 100; i++) {
+        snprintf(via, sizeof(via), "Via: SIP/2.0/UDP 192.0.2.10:5070;branch=z9hG4bKblk%d\r\n", i);
+        request(req, sizeof(req), "MESSAGE", via, NULL, 1, "MESSAGE");
+        assert_int_equal(receive(f, SIP_TRANSPORT_UDP, req), 0);
+        assert_int_equal(txn_respond(f->st, 200, NULL, STR_LIT("t"), NULL, 0, STR_LIT("text/plain"),
+                                     str_from_cstr(body)),
+                         0);
+        clear_sent(f);
+        advance(f, 10);
+    }
+    assert_int_equal(stats(f).server_completed, 100);
+    assert_true(stats(f).server_completed_bytes > 100 * 3000);
+    /* The first record appended at t0 expires at t0 + 64*T1: 1000 ms have passed. */
+    advance(f, 64 * T1 - 1000 - 1);
+    assert_int_equal(stats(f).server_completed, 100);
+    for (int i = 0; i < 100; i++) {
+        advance(f, i ? 10 : 1);
+        assert_int_equal(stats(f).server_completed, 99 - i);
+        /* The newest one still answers until its own Timer J. */
+        if (i == 98) {
+            snprintf(via, sizeof(via), "Via: SIP/2.0/UDP 192.0.2.10:5070;branch=z9hG4bKblk%d\r\n", 99);
+            request(req, sizeof(req), "MESSAGE", via, NULL, 1, "MESSAGE");
+            int before = f->requests;
+            assert_int_equal(receive(f, SIP_TRANSPORT_UDP, req), 0);
+            assert_int_equal(f->requests, before);
+            assert_int_equal(f->nsent, 1);
+            assert_non_null(strstr(f->sent[0].data, "xxxx"));
+        }
+    }
+    assert_int_equal(stats(f).server_live, 0);
+    assert_int_equal(stats(f).server_completed_bytes, 0);
+    /* The log is reused after it emptied. */
+    request(req, sizeof(req), "OPTIONS", VIA_UDP, NULL, 2, "OPTIONS");
+    f->answer_status = 200;
+    assert_int_equal(receive(f, SIP_TRANSPORT_UDP, req), 0);
+    assert_int_equal(stats(f).server_completed, 1);
+    /* teardown frees the layer with a record left: ASan checks for leaks. */
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);
@@ -1070,6 +1226,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_branch_generation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_layer_free_with_live_transactions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_transactions_hash, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_completed_record, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_completed_extension_method, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_completed_send_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_completed_many_blocks, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,266 @@
+/* done.c — completed non-INVITE server transactions over UDP, kept compact
+ * for Timer J (RFC 3261 §17.2.2).
+ *
+ * Once a non-INVITE server transaction has sent its final response over an
+ * unreliable transport, all it still does for 64*T1 is answer retransmitted
+ * requests with that response. For that it needs the match key (branch,
+ * sent-by, method: §17.2.3), where to send and the response bytes; not the
+ * ~600-byte struct txn with its timers, client fields and request copy. A
+ * registrar or a GB upper platform keeps tens or hundreds of thousands of
+ * these alive (rate x 32 s), so server.c hands each one over to a record here
+ * and ends the full transaction at once.
+ *
+ * Records are appended to a log of 64 KiB blocks: every record waits the same
+ * Timer J and the clock does not go back, so they expire in the order they
+ * were appended, from the head, and a block is freed when its last record
+ * expires. No per-record malloc, no per-record timer (one timer for the head),
+ * and a chained hash index by branch for matching. Loop thread only. */
+#include "txn/txn_int.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+
+#define DONE_BLOCK_BYTES (64 * 1024)
+
+struct txn_done_block {
+    struct txn_done_block *next;   /* newer block */
+    size_t cap, used;
+    _Alignas(16) char mem[];
+};
+
+struct txn_done {
+    struct txn_done *hnext;        /* hash chain */
+    uint64_t expires_ms;
+    uint32_t hash;
+    uint32_t size;                 /* bytes of this record in its block */
+    uint32_t listener_id;
+    uint32_t resp_len;
+    uint16_t branch_len, method_len, host_len;
+    uint16_t sent_by_port;
+    uint8_t method;                /* enum sip_method */
+    bool linked;                   /* in the hash index (false after a send error) */
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in v4;
+        struct sockaddr_in6 v6;
+    } addr;
+    char data[];                   /* branch, method name (extension methods only), host, response */
+};
+
+static size_t align16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+static str_t rec_branch(const struct txn_done *d) { return str_make(d->data, d->branch_len); }
+static str_t rec_method(const struct txn_done *d) { return str_make(d->data + d->branch_len, d->method_len); }
+static str_t rec_host(const struct txn_done *d)
+{
+    return str_make(d->data + d->branch_len + d->method_len, d->host_len);
+}
+static const char *rec_resp(const struct txn_done *d)
+{
+    return d->data + d->branch_len + d->method_len + d->host_len;
+}
+
+/* ---- hash index ---- */
+
+static int index_grow(struct txn_done_log *g)
+{
+    uint32_t size = g->mask ? (g->mask + 1) * 2 : 256;
+    struct txn_done **b = calloc(size, sizeof(*b));
+    if (!b) return -1;
+    uint32_t old = g->mask ? g->mask + 1 : 0;
+    for (uint32_t i = 0; i < old; i++) {
+        for (struct txn_done *d = g->buckets[i], *next; d; d = next) {
+            next = d->hnext;
+            d->hnext = b[d->hash & (size - 1)];
+            b[d->hash & (size - 1)] = d;
+        }
+    }
+    free(g->buckets);
+    g->buckets = b;
+    g->mask = size - 1;
+    return 0;
+}
+
+static void index_remove(struct txn_done_log *g, struct txn_done *d)
+{
+    if (!d->linked) return;
+    struct txn_done **pp = &g->buckets[d->hash & g->mask];
+    while (*pp && *pp != d) pp = &(*pp)->hnext;
+    if (*pp) *pp = d->hnext;
+    d->hnext = NULL;
+    d->linked = false;
+    g->indexed--;
+}
+
+/* ---- expiry ---- */
+
+static void done_timer(struct timer_node *n, uint64_t now);
+
+static struct txn_done *log_head(struct txn_done_log *g)
+{
+    struct txn_done_block *b = g->first;
+    return b && g->head_off < b->used ? (struct txn_done *)(b->mem + g->head_off) : NULL;
+}
+
+static void arm(struct txn_layer *l)
+{
+    struct txn_done *d = log_head(&l->done);
+    if (!d) {
+        timer_stop(l->timers, &l->done.timer);
+        return;
+    }
+    if (timer_start(l->timers, &l->done.timer, d->expires_ms, done_timer) != 0)
+        log_error("transactions: no memory for the Timer J timer (completed transactions outlive it)");
+}
+
+static void release_block(struct txn_done_log *g, struct txn_done_block *b)
+{
+    /* One spare block saves a malloc/free pair per block at a steady rate. */
+    if (!g->spare && b->cap == DONE_BLOCK_BYTES) {
+        g->spare = b;
+        return;
+    }
+    free(b);
+}
+
+/* Drops the oldest record (Timer J fired, or the layer is being freed). */
+static void pop_head(struct txn_layer *l)
+{
+    struct txn_done_log *g = &l->done;
+    struct txn_done_block *b = g->first;
+    struct txn_done *d = (struct txn_done *)(b->mem + g->head_off);
+    index_remove(g, d);
+    g->count--;
+    l->stats.server_live--;
+    g->bytes -= d->size;
+    g->head_off += d->size;
+    if (g->head_off < b->used) return;
+    if (b->next) {
+        g->first = b->next;
+        release_block(g, b);
+    } else {
+        b->used = 0; /* the only block: start it over */
+    }
+    g->head_off = 0;
+}
+
+static void done_timer(struct timer_node *n, uint64_t now)
+{
+    struct txn_layer *l = container_of(n, struct txn_layer, done.timer);
+    for (struct txn_done *d; (d = log_head(&l->done)) && d->expires_ms <= now;) pop_head(l);
+    arm(l);
+}
+
+/* ---- the interface for server.c ---- */
+
+int txn_done_add(struct txn_layer *l, const struct txn *t, const void *resp, size_t len)
+{
+    struct txn_done_log *g = &l->done;
+    const struct sockaddr_storage *a = &t->dest.addr;
+    if (a->ss_family != AF_INET && a->ss_family != AF_INET6) return -EINVAL;
+    str_t method = t->method == SIP_METHOD_UNKNOWN ? t->method_name : STR_NULL;
+    if (t->branch.len > UINT16_MAX || method.len > UINT16_MAX || t->sent_by_host.len > UINT16_MAX ||
+        len > UINT32_MAX)
+        return -EINVAL;
+    size_t need = align16(sizeof(struct txn_done) + t->branch.len + method.len + t->sent_by_host.len + len);
+    if (g->indexed + 1 > (g->mask ? g->mask + 1 : 0) && index_grow(g) != 0) return -ENOMEM;
+
+    struct txn_done_block *b = g->last;
+    if (!b || b->cap - b->used < need) {
+        struct txn_done_block *nb;
+        if (g->spare && g->spare->cap >= need) {
+            nb = g->spare;
+            g->spare = NULL;
+        } else {
+            size_t cap = need > DONE_BLOCK_BYTES ? need : DONE_BLOCK_BYTES;
+            nb = malloc(sizeof(*nb) + cap);
+            if (!nb) return -ENOMEM;
+            nb->cap = cap;
+        }
+        nb->next = NULL;
+        nb->used = 0;
+        if (b) b->next = nb;
+        else g->first = nb, g->head_off = 0;
+        g->last = b = nb;
+    }
+    struct txn_done *d = (struct txn_done *)(b->mem + b->used);
+    memset(d, 0, sizeof(*d));
+    d->expires_ms = txn_now(l) + 64 * (uint64_t)l->cfg.t1_ms; /* Timer J */
+    d->hash = t->hl.hash;
+    d->size = (uint32_t)need;
+    d->listener_id = t->dest.listener_id;
+    d->resp_len = (uint32_t)len;
+    d->branch_len = (uint16_t)t->branch.len;
+    d->method_len = (uint16_t)method.len;
+    d->host_len = (uint16_t)t->sent_by_host.len;
+    d->sent_by_port = t->sent_by_port;
+    d->method = (uint8_t)t->method;
+    memcpy(&d->addr, a, a->ss_family == AF_INET ? sizeof(d->addr.v4) : sizeof(d->addr.v6));
+    char *p = d->data;
+    memcpy(p, t->branch.s, t->branch.len);
+    p += t->branch.len;
+    if (method.len) memcpy(p, method.s, method.len);
+    p += method.len;
+    memcpy(p, t->sent_by_host.s, t->sent_by_host.len);
+    p += t->sent_by_host.len;
+    memcpy(p, resp, len);
+    b->used += need;
+
+    d->hnext = g->buckets[d->hash & g->mask];
+    g->buckets[d->hash & g->mask] = d;
+    d->linked = true;
+    g->indexed++;
+    g->count++;
+    g->bytes += need;
+    l->stats.server_live++;
+    if (!timer_armed(&g->timer)) arm(l);
+    return 0;
+}
+
+bool txn_done_receive(struct txn_layer *l, const struct sip_msg *m, uint32_t hash)
+{
+    struct txn_done_log *g = &l->done;
+    if (!g->mask) return false;
+    for (struct txn_done *d = g->buckets[hash & g->mask]; d; d = d->hnext) {
+        if (d->hash != hash || d->method != (uint8_t)m->method || d->sent_by_port != m->via.port) continue;
+        if (!str_eq(rec_branch(d), m->via.branch) || !str_ieq(rec_host(d), m->via.host)) continue;
+        if (m->method == SIP_METHOD_UNKNOWN && !str_eq(rec_method(d), m->method_name)) continue;
+        /* A retransmission: the final response again (§17.2.2). */
+        l->stats.retransmissions_absorbed++;
+        struct transport_dest dest;
+        memset(&dest, 0, sizeof(dest));
+        dest.proto = SIP_TRANSPORT_UDP;
+        dest.listener_id = d->listener_id;
+        memcpy(&dest.addr, &d->addr, d->addr.sa.sa_family == AF_INET ? sizeof(d->addr.v4) : sizeof(d->addr.v6));
+        int rc = l->ops.send(l->ops.user, &dest, rec_resp(d), d->resp_len);
+        if (rc < 0) {
+            /* §17.2.4: the transaction ends; a later copy of the request is new. */
+            char peer[TRANSPORT_ADDR_TEXT];
+            transport_addr_text(&dest.addr, peer, sizeof(peer));
+            l->stats.transport_errors++;
+            log_warn("response to a retransmitted %.*s from %s not sent (%s): ending the transaction",
+                     STR_FMT(m->method_name), peer, uv_strerror(rc));
+            index_remove(g, d);
+        }
+        return true;
+    }
+    return false;
+}
+
+void txn_done_free_all(struct txn_layer *l)
+{
+    struct txn_done_log *g = &l->done;
+    timer_stop(l->timers, &g->timer);
+    for (struct txn_done_block *b = g->first, *next; b; b = next) {
+        next = b->next;
+        free(b);
+    }
+    free(g->spare);
+    free(g->buckets);
+    l->stats.server_live -= (uint32_t)g->count;
+    memset(g, 0, sizeof(*g));
+}
