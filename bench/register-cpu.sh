@@ -83,8 +83,17 @@ stop_server() {
 }
 
 cpu_of() { awk '{print $14 " " $15}' "/proc/$1/stat"; }
+# CPU ticks of the loop thread (the main thread) and of the other threads (store writer, ...).
+threads_of() {
+    local main=0 other=0 t v
+    for t in /proc/$1/task/*; do
+        v=$(awk '{print $14 + $15}' "$t/stat" 2>/dev/null) || continue
+        if [ "${t##*/}" = "$1" ]; then main=$v; else other=$((other + v)); fi
+    done
+    echo "$main $other"
+}
 
-printf '%-8s | %10s %6s %6s %8s | %s\n' offered "achieved/s" fail retr "cpu s" "cpu s per 10k REGISTER (user + sys)"
+printf '%-8s | %10s %6s %6s %8s | %s\n' offered "achieved/s" fail retr "cpu s" "cpu s per 10k REGISTER (user + sys; by thread)"
 for rate in $rates; do
     start_cascade
     if [ -n "${PERF:-}" ]; then
@@ -93,16 +102,16 @@ for rate in $rates; do
         sleep 0.3
     fi
     rm -f "$work/s.csv"
-    c0=$(cpu_of "$server_pid")
+    c0=$(cpu_of "$server_pid"); th0=$(threads_of "$server_pid")
     t0=$(date +%s.%N)
     (cd "$work" && timeout $((secs + 60)) sipp "127.0.0.1:$cport" -sf "$shared/register-auth.xml" -inf users.csv \
         -au bench -ap secret -i 127.0.0.1 -p "$(free_port)" -r "$rate" -m $((rate * secs)) -l $((rate * 3)) \
         -nostdin -trace_stat -stf s.csv -fd 1 >/dev/null 2>&1) || true
     t1=$(date +%s.%N)
-    c1=$(cpu_of "$server_pid")
+    c1=$(cpu_of "$server_pid"); th1=$(threads_of "$server_pid")
     if [ -n "$perf_pid" ]; then kill -INT "$perf_pid" 2>/dev/null || true; wait "$perf_pid" 2>/dev/null || true; perf_pid=; fi
     stop_server
-    python3 - "$work/s.csv" "$t0" "$t1" "$c0" "$c1" "$(getconf CLK_TCK)" "$rate" <<'PY'
+    python3 - "$work/s.csv" "$t0" "$t1" "$c0" "$c1" "$(getconf CLK_TCK)" "$rate" "$th0" "$th1" <<'PY'
 import csv, sys
 rows = list(csv.reader(open(sys.argv[1]), delimiter=';')); h = rows[0]; last = rows[-1]
 ok = int(last[h.index("SuccessfulCall(C)")]); bad = int(last[h.index("FailedCall(C)")])
@@ -113,6 +122,8 @@ hz = float(sys.argv[6])
 user, sys_ = (u1 - u0) / hz, (s1 - s0) / hz
 cpu = user + sys_
 k = 10000.0 / ok if ok else 0
-print("%-8s | %10.0f %6d %6d %8.2f | %.3f (%.3f + %.3f)" % (sys.argv[7], ok / wall, bad, rt, cpu, cpu * k, user * k, sys_ * k))
+m0, o0 = map(int, sys.argv[8].split()); m1, o1 = map(int, sys.argv[9].split())
+print("%-8s | %10.0f %6d %6d %8.2f | %.3f (%.3f + %.3f; loop thread %.3f, others %.3f)" % (
+    sys.argv[7], ok / wall, bad, rt, cpu, cpu * k, user * k, sys_ * k, (m1 - m0) / hz * k, (o1 - o0) / hz * k))
 PY
 done

@@ -445,6 +445,16 @@ static void catalog_complete(struct gb_upper *g, struct gb_query *q)
 {
     struct gb_device *d = q->dev;
     gb_channels_free(d->channels, d->channel_count);
+    /* The assembly grew by doubling from 32 slots; the device keeps exactly
+     * its channels (a camera with one channel held 2.5 KiB of empty slots). */
+    if (q->count < q->cap) {
+        struct gb_channel *fit = q->count ? realloc(q->items, q->count * sizeof(*fit)) : NULL;
+        if (fit || !q->count) {
+            if (!q->count) free(q->items);
+            q->items = fit;
+            q->cap = q->count;
+        }
+    }
     d->channels = q->items;
     d->channel_count = q->count;
     q->items = NULL;

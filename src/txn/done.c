@@ -14,21 +14,28 @@
  * Timer J and the clock does not go back, so they expire in the order they
  * were appended, from the head, and a block is freed when its last record
  * expires. No per-record malloc, no per-record timer (one timer for the head),
- * and a chained hash index by branch for matching. Loop thread only. */
+ * and a chained hash index by branch for matching. Blocks are mapped pages of
+ * their own rather than heap memory: a burst (a registration storm) leaves
+ * no heap holes behind, its memory goes back to the system as its records
+ * expire. Loop thread only. */
 #include "txn/txn_int.h"
 
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "base/log.h"
 
-#define DONE_BLOCK_BYTES (64 * 1024)
+#define DONE_BLOCK_BYTES (64 * 1024)      /* a mapping, header included */
+#define DONE_INDEX_MIN 256
 
 struct txn_done_block {
     struct txn_done_block *next;   /* newer block */
-    size_t cap, used;
+    size_t cap, used;              /* of mem */
+    size_t map_len;                /* the whole mapping */
     _Alignas(16) char mem[];
 };
 
@@ -66,9 +73,8 @@ static const char *rec_resp(const struct txn_done *d)
 
 /* ---- hash index ---- */
 
-static int index_grow(struct txn_done_log *g)
+static int index_resize(struct txn_done_log *g, uint32_t size)
 {
-    uint32_t size = g->mask ? (g->mask + 1) * 2 : 256;
     struct txn_done **b = calloc(size, sizeof(*b));
     if (!b) return -1;
     uint32_t old = g->mask ? g->mask + 1 : 0;
@@ -117,14 +123,32 @@ static void arm(struct txn_layer *l)
         log_error("transactions: no memory for the Timer J timer (completed transactions outlive it)");
 }
 
+static struct txn_done_block *block_new(size_t need)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t len = offsetof(struct txn_done_block, mem) + need;
+    len = len > DONE_BLOCK_BYTES ? (len + page - 1) / page * page : DONE_BLOCK_BYTES;
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    struct txn_done_block *b = p;
+    b->map_len = len;
+    b->cap = len - offsetof(struct txn_done_block, mem);
+    return b;
+}
+
+static void block_free(struct txn_done_block *b)
+{
+    if (b) munmap(b, b->map_len);
+}
+
 static void release_block(struct txn_done_log *g, struct txn_done_block *b)
 {
-    /* One spare block saves a malloc/free pair per block at a steady rate. */
-    if (!g->spare && b->cap == DONE_BLOCK_BYTES) {
+    /* One spare block saves a map/unmap pair per block at a steady rate. */
+    if (!g->spare && b->map_len == DONE_BLOCK_BYTES) {
         g->spare = b;
         return;
     }
-    free(b);
+    block_free(b);
 }
 
 /* Drops the oldest record (Timer J fired, or the layer is being freed). */
@@ -151,7 +175,13 @@ static void pop_head(struct txn_layer *l)
 static void done_timer(struct timer_node *n, uint64_t now)
 {
     struct txn_layer *l = container_of(n, struct txn_layer, done.timer);
-    for (struct txn_done *d; (d = log_head(&l->done)) && d->expires_ms <= now;) pop_head(l);
+    struct txn_done_log *g = &l->done;
+    for (struct txn_done *d; (d = log_head(g)) && d->expires_ms <= now;) pop_head(l);
+    /* After a storm the index shrinks back (best effort: a failed calloc
+     * keeps the larger one). */
+    uint32_t size = g->mask + 1;
+    if (g->mask && size > DONE_INDEX_MIN && g->indexed < size / 8)
+        index_resize(g, size / 4 > DONE_INDEX_MIN ? size / 4 : DONE_INDEX_MIN);
     arm(l);
 }
 
@@ -167,7 +197,9 @@ int txn_done_add(struct txn_layer *l, const struct txn *t, const void *resp, siz
         len > UINT32_MAX)
         return -EINVAL;
     size_t need = align16(sizeof(struct txn_done) + t->branch.len + method.len + t->sent_by_host.len + len);
-    if (g->indexed + 1 > (g->mask ? g->mask + 1 : 0) && index_grow(g) != 0) return -ENOMEM;
+    if (g->indexed + 1 > (g->mask ? g->mask + 1 : 0) &&
+        index_resize(g, g->mask ? (g->mask + 1) * 2 : DONE_INDEX_MIN) != 0)
+        return -ENOMEM;
 
     struct txn_done_block *b = g->last;
     if (!b || b->cap - b->used < need) {
@@ -175,11 +207,8 @@ int txn_done_add(struct txn_layer *l, const struct txn *t, const void *resp, siz
         if (g->spare && g->spare->cap >= need) {
             nb = g->spare;
             g->spare = NULL;
-        } else {
-            size_t cap = need > DONE_BLOCK_BYTES ? need : DONE_BLOCK_BYTES;
-            nb = malloc(sizeof(*nb) + cap);
-            if (!nb) return -ENOMEM;
-            nb->cap = cap;
+        } else if (!(nb = block_new(need))) {
+            return -ENOMEM;
         }
         nb->next = NULL;
         nb->used = 0;
@@ -257,9 +286,9 @@ void txn_done_free_all(struct txn_layer *l)
     timer_stop(l->timers, &g->timer);
     for (struct txn_done_block *b = g->first, *next; b; b = next) {
         next = b->next;
-        free(b);
+        block_free(b);
     }
-    free(g->spare);
+    block_free(g->spare);
     free(g->buckets);
     l->stats.server_live -= (uint32_t)g->count;
     memset(g, 0, sizeof(*g));
