@@ -27,17 +27,46 @@ static const gb_cmd_t kind_cmds[] = {GB_CMD_CATALOG, GB_CMD_DEVICE_INFO, GB_CMD_
 
 /* ---- channels ---- */
 
+int gb_channel_init(struct gb_upper *g, struct gb_channel *c, const struct gb_channel_src *src)
+{
+    memset(c, 0, sizeof(*c));
+    if (!src->id) return -1;
+    /* The fields unique to a channel in one block (id first: it owns it). */
+    const char *own[3] = {src->id, src->name, src->parent_id};
+    size_t len[3], total = 0;
+    for (int i = 0; i < 3; i++) total += len[i] = own[i] ? strlen(own[i]) + 1 : 0;
+    char *b = malloc(total);
+    if (!b) return -1;
+    char **dst[3] = {&c->id, &c->name, &c->parent_id};
+    for (int i = 0; i < 3; i++) {
+        if (!own[i]) continue;
+        memcpy(b, own[i], len[i]);
+        *dst[i] = b;
+        b += len[i];
+    }
+    /* The fields devices repeat, shared. */
+    const char *shared[6] = {src->manufacturer, src->model, src->civil_code,
+                             src->address, src->business_group_id, src->extra_json};
+    char **sdst[6] = {&c->manufacturer, &c->model, &c->civil_code, &c->address, &c->business_group_id, &c->extra_json};
+    for (int i = 0; i < 6; i++) {
+        if (shared[i] && !(*sdst[i] = gb_str_intern(g->strings, shared[i]))) {
+            gb_channel_free(c);
+            return -1;
+        }
+    }
+    snprintf(c->status, sizeof(c->status), "%s", src->status ? src->status : "");
+    return 0;
+}
+
 void gb_channel_free(struct gb_channel *c)
 {
-    free(c->id);
-    free(c->name);
-    free(c->parent_id);
-    free(c->manufacturer);
-    free(c->model);
-    free(c->civil_code);
-    free(c->address);
-    free(c->business_group_id);
-    free(c->extra_json);
+    free(c->id); /* the block of id, name and parent_id */
+    gb_str_release(c->manufacturer);
+    gb_str_release(c->model);
+    gb_str_release(c->civil_code);
+    gb_str_release(c->address);
+    gb_str_release(c->business_group_id);
+    gb_str_release(c->extra_json);
     memset(c, 0, sizeof(*c));
 }
 
@@ -47,23 +76,11 @@ void gb_channels_free(struct gb_channel *cs, size_t n)
     free(cs);
 }
 
-static char *dup_opt(const char *s) { return s ? strdup(s) : NULL; }
-
 static const char *onoff(gb_onoff_t s) { return s == GB_ONOFF_ON ? "ON" : s == GB_ONOFF_OFF ? "OFF" : ""; }
 
-/* A catalog item as a channel (strings copied, UTF-8). -1 on no memory. */
-static int channel_from_item(struct gb_channel *c, const gb_catalog_item_t *it)
+/* A catalog item as a channel (strings copied or shared, UTF-8). -1 on no memory. */
+static int channel_from_item(struct gb_upper *g, struct gb_channel *c, const gb_catalog_item_t *it)
 {
-    memset(c, 0, sizeof(*c));
-    c->id = dup_opt(it->device_id);
-    c->name = dup_opt(it->name);
-    c->parent_id = dup_opt(it->parent_id);
-    c->manufacturer = dup_opt(it->manufacturer);
-    c->model = dup_opt(it->model);
-    c->civil_code = dup_opt(it->civil_code);
-    c->address = dup_opt(it->address);
-    c->business_group_id = dup_opt(it->business_group_id);
-    snprintf(c->status, sizeof(c->status), "%s", onoff(it->status));
     json_t *x = json_object();
     if (it->owner) json_object_set_new(x, "owner", json_string(it->owner));
     if (it->block) json_object_set_new(x, "block", json_string(it->block));
@@ -78,13 +95,23 @@ static int channel_from_item(struct gb_channel *c, const gb_catalog_item_t *it)
         json_object_set_new(x, "longitude", json_real(it->longitude));
         json_object_set_new(x, "latitude", json_real(it->latitude));
     }
-    c->extra_json = json_object_size(x) ? json_dumps(x, JSON_COMPACT) : NULL;
+    char *extra = json_object_size(x) ? json_dumps(x, JSON_COMPACT) : NULL;
     json_decref(x);
-    if (!c->id) {
-        gb_channel_free(c);
-        return -1;
-    }
-    return 0;
+    struct gb_channel_src src = {
+        .id = it->device_id,
+        .name = it->name,
+        .parent_id = it->parent_id,
+        .manufacturer = it->manufacturer,
+        .model = it->model,
+        .civil_code = it->civil_code,
+        .address = it->address,
+        .business_group_id = it->business_group_id,
+        .extra_json = extra,
+        .status = onoff(it->status),
+    };
+    int rc = gb_channel_init(g, c, &src);
+    free(extra);
+    return rc;
 }
 
 static json_t *str_or_null(const char *s) { return s ? json_string(s) : json_null(); }
@@ -413,7 +440,7 @@ static int assembly_add(struct gb_query *q, const gb_catalog_item_t *it)
         struct gb_channel *c = &q->items[q->index[h] - 1];
         if (!strcmp(c->id, it->device_id)) { /* a repeat: the newer item wins */
             struct gb_channel nc;
-            if (channel_from_item(&nc, it) != 0) return -1;
+            if (channel_from_item(q->g, &nc, it) != 0) return -1;
             gb_channel_free(c);
             *c = nc;
             return 0;
@@ -427,7 +454,7 @@ static int assembly_add(struct gb_query *q, const gb_catalog_item_t *it)
         q->items = ni;
         q->cap = ncap;
     }
-    if (channel_from_item(&q->items[q->count], it) != 0) return -1;
+    if (channel_from_item(q->g, &q->items[q->count], it) != 0) return -1;
     q->count++;
     q->index[h] = (uint32_t)q->count;
     return 0;
@@ -692,7 +719,7 @@ void gb_catalog_on_notify(struct gb_upper *g, struct gb_device *d, const gb_mans
             break;
         default: { /* ADD, UPDATE, or no event: the item as it is now */
             struct gb_channel nc;
-            if (channel_from_item(&nc, it) != 0) break;
+            if (channel_from_item(g, &nc, it) != 0) break;
             if (c) {
                 gb_channel_free(c);
                 *c = nc;

@@ -193,7 +193,7 @@ static void device_free(struct gb_upper *g, struct gb_device *d)
     json_decref(d->status);
     free(d->password);
     free(d->contact);
-    free(d->local_host);
+    gb_str_release(d->local_host);
     free(d);
 }
 
@@ -594,7 +594,11 @@ static int on_register(struct gb_upper *g, struct txn *st, const struct transpor
     set_str(&d->contact, first_contact_uri(m));
     char host[INET6_ADDRSTRLEN + 2];
     local_host_of(rx, host, sizeof(host));
-    set_str(&d->local_host, str_from_cstr(host));
+    if (!d->local_host || strcmp(d->local_host, host) != 0) {
+        /* Interned: every device reaching the same address shares it. */
+        gb_str_release(d->local_host);
+        d->local_host = host[0] ? gb_str_intern(g->strings, host) : NULL;
+    }
     if (d->proto == SIP_TRANSPORT_TCP) conn_add(g, d);
 
     int64_t wall = clock_wall_ms();
@@ -733,7 +737,8 @@ struct gb_upper *gb_upper_new(struct worker *w, struct ua *ua)
     struct auth_server_config ac = {.nonce_ttl_s = (uint32_t)(cfg->auth.nonce_ttl_s > 0 ? cfg->auth.nonce_ttl_s : 300),
                                     .algorithms = AUTH_OFFER(AUTH_ALG_MD5)};
     g->auth = auth_server_new(&ac);
-    if (!g->auth || gb_ssrc_alloc_init(&g->ssrc, str_from_cstr(cfg->gb.domain)) != 0 || table_grow(g) != 0) {
+    g->strings = gb_strpool_new();
+    if (!g->auth || !g->strings || gb_ssrc_alloc_init(&g->ssrc, str_from_cstr(cfg->gb.domain)) != 0 || table_grow(g) != 0) {
         gb_upper_free(g);
         return NULL;
     }
@@ -864,7 +869,7 @@ struct load_ch {
     size_t cap;
 };
 
-static char *dup_or_null(const char *s) { return s && *s ? strdup(s) : NULL; }
+static const char *or_null(const char *s) { return s && *s ? s : NULL; }
 
 static int load_channel(void *arg, const struct store_gb_channel *row)
 {
@@ -882,27 +887,43 @@ static int load_channel(void *arg, const struct store_gb_channel *row)
         d->channels = nc;
         lc->cap = ncap;
     }
-    struct gb_channel *c = &d->channels[d->channel_count];
-    memset(c, 0, sizeof(*c));
-    c->id = strdup(row->id);
-    c->name = dup_or_null(row->name);
-    c->parent_id = dup_or_null(row->parent_id);
-    c->manufacturer = dup_or_null(row->manufacturer);
-    c->model = dup_or_null(row->model);
-    c->civil_code = dup_or_null(row->civil_code);
-    c->address = dup_or_null(row->address);
-    c->extra_json = dup_or_null(row->extra_json);
-    snprintf(c->status, sizeof(c->status), "%s", row->status);
-    if (c->extra_json) {
+    const char *bg = NULL;
+    json_t *x = NULL;
+    if (row->extra_json && *row->extra_json) {
         json_error_t je;
-        json_t *x = json_loads(c->extra_json, 0, &je);
-        const char *bg = x ? json_string_value(json_object_get(x, "business_group_id")) : NULL;
-        c->business_group_id = dup_or_null(bg);
-        json_decref(x);
+        x = json_loads(row->extra_json, 0, &je);
+        bg = x ? json_string_value(json_object_get(x, "business_group_id")) : NULL;
     }
-    if (!c->id) return -ENOMEM;
+    struct gb_channel_src src = {
+        .id = row->id,
+        .name = or_null(row->name),
+        .parent_id = or_null(row->parent_id),
+        .manufacturer = or_null(row->manufacturer),
+        .model = or_null(row->model),
+        .civil_code = or_null(row->civil_code),
+        .address = or_null(row->address),
+        .business_group_id = or_null(bg),
+        .extra_json = or_null(row->extra_json),
+        .status = row->status,
+    };
+    int rc = gb_channel_init(lc->g, &d->channels[d->channel_count], &src);
+    json_decref(x);
+    if (rc != 0) return -ENOMEM;
     d->channel_count++;
     return 0;
+}
+
+/* The load grew each channel array by doubling: keep exactly the channels. */
+static void trim_channels(struct gb_device *d, void *arg)
+{
+    (void)arg;
+    if (!d->channel_count) {
+        free(d->channels);
+        d->channels = NULL;
+        return;
+    }
+    struct gb_channel *fit = realloc(d->channels, d->channel_count * sizeof(*fit));
+    if (fit) d->channels = fit;
 }
 
 int gb_upper_load(struct gb_upper *g)
@@ -919,6 +940,7 @@ int gb_upper_load(struct gb_upper *g)
         log_error("gb: cannot load channels (%d)", rc);
         return -1;
     }
+    gb_device_foreach(g, trim_channels, NULL);
     log_info("gb: %u devices restored, %u online", g->count, g->online);
     return 0;
 }
@@ -953,6 +975,7 @@ void gb_upper_free(struct gb_upper *g)
     free(g->buckets);
     free(g->conn_buckets);
     if (g->auth) auth_server_free(g->auth);
+    gb_strpool_free(g->strings); /* after the devices: they hold its strings */
     free(g);
 }
 

@@ -53,10 +53,20 @@ union gb_addr {
     struct sockaddr_in6 in6;
 };
 
+/* A channel's strings are read-only: id, name and parent_id share one block
+ * the channel owns (id first), the other fields are interned in the upper's
+ * string pool (upper_strings.c). Build with gb_channel_init, release with
+ * gb_channel_free; a channel struct may be moved (copied) freely. */
 struct gb_channel {
     char *id, *name, *parent_id, *manufacturer, *model, *civil_code, *address, *business_group_id;
     char *extra_json;           /* other item fields, JSON object text */
     char status[4];             /* "ON", "OFF" or "" */
+};
+
+/* What gb_channel_init copies (any field NULL but id). */
+struct gb_channel_src {
+    const char *id, *name, *parent_id, *manufacturer, *model, *civil_code, *address, *business_group_id;
+    const char *extra_json, *status;
 };
 
 enum gb_query_kind { GB_Q_CATALOG = 0, GB_Q_INFO, GB_Q_STATUS, GB_Q_RECORDS };
@@ -103,7 +113,7 @@ struct gb_device {
     uint64_t conn_id;
     uint32_t listener_id;
     char *contact;              /* Contact URI of the last REGISTER */
-    char *local_host;           /* our address the device reached */
+    char *local_host;           /* our address the device reached (interned: g->strings) */
     int expires_s;
     int64_t registered_at, last_keepalive, expires_at, keepalive_stored_at; /* wall ms */
     uint64_t expires_mono, keepalive_deadline; /* timer clock */
@@ -169,6 +179,7 @@ struct gb_upper {
     uint32_t pending_queries;
     bool stopping;
     struct gb_upper_stats stats;
+    struct gb_strpool *strings;   /* interned channel fields and local hosts */
 };
 
 /* upper.c */
@@ -191,7 +202,19 @@ void gb_device_foreach(struct gb_upper *g, void (*fn)(struct gb_device *d, void 
 void gb_publish(struct gb_upper *g, const char *type, json_t *fields);
 void gb_iso_time(int64_t wall_ms, char out[32]);
 
+/* upper_strings.c: interned, reference-counted strings (never written
+ * through). gb_str_intern: NULL for NULL or no memory; gb_str_release takes
+ * NULL. The pool must outlive every string taken from it. */
+struct gb_strpool;
+struct gb_strpool *gb_strpool_new(void);
+void gb_strpool_free(struct gb_strpool *p);
+char *gb_str_intern(struct gb_strpool *p, const char *s);
+void gb_str_release(const char *s);
+uint32_t gb_strpool_count(const struct gb_strpool *p);
+
 /* catalog.c */
+/* 0, or -1 (no id, or no memory: c is then empty). */
+int gb_channel_init(struct gb_upper *g, struct gb_channel *c, const struct gb_channel_src *src);
 void gb_channel_free(struct gb_channel *c);
 void gb_channels_free(struct gb_channel *cs, size_t n);
 json_t *gb_channel_json(const struct gb_channel *c);

@@ -407,6 +407,63 @@ static void test_catalog_on_register(void **state)
     assert_int_equal(gbh_last_status(h), 200);
 }
 
+/* Fields that channels repeat are kept once (interned); id, name and parent
+ * share one block; everything goes back when the channels go. */
+static void test_channel_strings_shared(void **state)
+{
+    struct gbh *h = *state;
+    assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080), 200);
+    uint32_t before = gb_strpool_count(h->g->strings);
+    struct result r = {.wt.done = on_done};
+    assert_int_equal(gb_query_start(h->g, gb_device_find(h->g, DEV), GB_Q_CATALOG, NULL, NULL, NULL, &r.wt), 0);
+    uint32_t sn = last_sn(h);
+    gb_catalog_item_t it[3];
+    const char *ids[3] = {"34020000001310000001", "34020000001310000002", "34020000001310000003"};
+    for (int i = 0; i < 3; i++) {
+        item(&it[i], ids[i], "摄像机", DEV, NULL);
+        it[i].manufacturer = (char *)"Hikvision";
+        it[i].model = (char *)"DS-2CD";
+        it[i].civil_code = (char *)"340200";
+        it[i].owner = (char *)"Owner";
+    }
+    it[2].model = (char *)"DS-3CD";
+    assert_int_equal(send_part(h, sn, it, 3, 0, 3, 3), 200);
+    assert_int_equal(r.status, 200);
+    json_decref(r.body);
+    struct gb_device *d = gb_device_find(h->g, DEV);
+    assert_int_equal(d->channel_count, 3);
+    const struct gb_channel *c = d->channels;
+    assert_string_equal(c[0].manufacturer, "Hikvision");
+    assert_ptr_equal(c[0].manufacturer, c[1].manufacturer);
+    assert_ptr_equal(c[0].manufacturer, c[2].manufacturer);
+    assert_ptr_equal(c[0].model, c[1].model);
+    assert_string_equal(c[2].model, "DS-3CD");
+    assert_ptr_equal(c[0].civil_code, c[2].civil_code);
+    assert_ptr_equal(c[0].extra_json, c[2].extra_json);
+    assert_non_null(strstr(c[0].extra_json, "\"owner\":\"Owner\""));
+    /* Hikvision, DS-2CD, DS-3CD, 340200, the extra JSON. */
+    assert_int_equal(gb_strpool_count(h->g->strings), before + 5);
+    for (int i = 0; i < 3; i++) {
+        assert_string_equal(c[i].name, "摄像机");
+        assert_ptr_equal(c[i].name, c[i].id + strlen(c[i].id) + 1);
+        assert_string_equal(c[i].parent_id, DEV);
+    }
+    /* The JSON of a channel reads the shared fields. */
+    json_t *j = gb_channel_json(&c[1]);
+    assert_string_equal(json_string_value(json_object_get(j, "manufacturer")), "Hikvision");
+    json_decref(j);
+
+    /* Delete all three: the pool is back where it was. */
+    for (int i = 0; i < 3; i++) it[i].event = GB_EVENT_DEL;
+    sbuf_t b;
+    sbuf_init(&b);
+    assert_int_equal(gb_manscdp_build_catalog_notify(&b, GB_CHARSET_UTF8, 100, DEV, it, 3), 0);
+    assert_int_equal(gbh_message(h, DEV, b.data, b.len, 5080), 200);
+    sbuf_free(&b);
+    assert_int_equal(d->channel_count, 0);
+    assert_int_equal(gb_strpool_count(h->g->strings), before);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);
@@ -419,6 +476,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_catalog_timeout_partial, setup, teardown),
         cmocka_unit_test_setup_teardown(test_info_and_bad_bodies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catalog_on_register, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_channel_strings_shared, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
