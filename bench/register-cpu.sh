@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# CPU cost of authenticated REGISTER in cascade at fixed offered rates.
+# CPU cost of authenticated REGISTER at fixed offered rates (cascade, and
+# Kamailio side by side when asked).
 #
 # Usage: bench/register-cpu.sh [BUILD_DIR]
 #   RATES="6000 12000"  offered rates (sipp calls/s; one call = REGISTER, 401,
@@ -9,11 +10,15 @@
 #                       PERF_CALLGRAPH=fp|dwarf|lbr, default fp) for each
 #                       rate; perf.data.<rate> is kept in the work dir
 #   KEEP_WORK=1         keep the work dir (logs, databases, perf data)
+#   SERVERS="cascade kamailio"  which servers to measure (default cascade); Kamailio
+#                       runs ../shared/bench/kamailio-registrar.cfg (2 children,
+#                       in-memory usrloc) and its CPU is summed over its processes
 #
-# One fresh cascade per rate (SQLite persistence on, [auth] match_user = no,
-# user bench/secret, as in register-sweep.sh), sipp with
-# ../shared/bench/register-auth.xml, and the daemon's CPU seconds (user+sys
-# from /proc) over the run. Prints, per rate: achieved/s, failed calls,
+# One fresh server per rate (cascade with SQLite persistence on, [auth]
+# match_user = no, user bench/secret, as in register-sweep.sh), sipp with
+# ../shared/bench/register-auth.xml, and the server's CPU seconds (user+sys
+# from /proc; cascade also split into its loop thread and the others, i.e.
+# the store writer) over the run. Prints, per rate: achieved/s, failed calls,
 # retransmissions, and CPU seconds per 10 000 registrations (successful calls).
 # Not a test: it takes both cores for RATES x SECS seconds.
 set -euo pipefail
@@ -21,6 +26,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-$root/build}" && pwd)
 shared=${SHARED:-$root/../shared/bench}
 rates=${RATES:-6000 12000}
+servers=${SERVERS:-cascade}
+kport=5070            # fixed by kamailio-registrar.cfg
 secs=${SECS:-10}
 work=$(mktemp -d /tmp/cascade-regcpu.XXXXXX)
 server_pid=
@@ -76,13 +83,33 @@ INI
     echo "cascade did not start"; cat "$work/cascade.log"; exit 1
 }
 
+start_kamailio() {
+    cport=$kport
+    kamailio -f "$shared/kamailio-registrar.cfg" -DD -E -w "$work" -m 512 -M 32 >"$work/kamailio.log" 2>&1 &
+    server_pid=$!
+    for _ in $(seq 1 50); do
+        ss -Hunl "sport = :$kport" | grep -q . && return 0
+        sleep 0.1
+    done
+    echo "kamailio did not start"; cat "$work/kamailio.log"; exit 1
+}
+
 stop_server() {
     kill "$server_pid" 2>/dev/null || true
     wait "$server_pid" 2>/dev/null || true
     server_pid=
 }
 
-cpu_of() { awk '{print $14 " " $15}' "/proc/$1/stat"; }
+# user and sys ticks of a process and its children (Kamailio forks its workers).
+cpu_of() {
+    local u=0 s=0 p a b
+    for p in $1 $(pgrep -P "$1" || true); do
+        [ -r "/proc/$p/stat" ] || continue
+        read -r a b < <(awk '{print $14, $15}' "/proc/$p/stat")
+        u=$((u + a)); s=$((s + b))
+    done
+    echo "$u $s"
+}
 # CPU ticks of the loop thread (the main thread) and of the other threads (store writer, ...).
 threads_of() {
     local main=0 other=0 t v
@@ -93,9 +120,10 @@ threads_of() {
     echo "$main $other"
 }
 
-printf '%-8s | %10s %6s %6s %8s | %s\n' offered "achieved/s" fail retr "cpu s" "cpu s per 10k REGISTER (user + sys; by thread)"
+printf '%-8s %-8s | %10s %6s %6s %8s | %s\n' server offered "achieved/s" fail retr "cpu s" "cpu s per 10k REGISTER (user + sys; by thread)"
+for server in $servers; do
 for rate in $rates; do
-    start_cascade
+    if [ "$server" = kamailio ]; then start_kamailio; else start_cascade; fi
     if [ -n "${PERF:-}" ]; then
         perf record -e cpu-clock --call-graph "${PERF_CALLGRAPH:-fp}" -p "$server_pid" -o "$work/perf.data.$rate" >/dev/null 2>&1 &
         perf_pid=$!
@@ -111,7 +139,7 @@ for rate in $rates; do
     c1=$(cpu_of "$server_pid"); th1=$(threads_of "$server_pid")
     if [ -n "$perf_pid" ]; then kill -INT "$perf_pid" 2>/dev/null || true; wait "$perf_pid" 2>/dev/null || true; perf_pid=; fi
     stop_server
-    python3 - "$work/s.csv" "$t0" "$t1" "$c0" "$c1" "$(getconf CLK_TCK)" "$rate" "$th0" "$th1" <<'PY'
+    python3 - "$work/s.csv" "$t0" "$t1" "$c0" "$c1" "$(getconf CLK_TCK)" "$rate" "$th0" "$th1" "$server" <<'PY'
 import csv, sys
 rows = list(csv.reader(open(sys.argv[1]), delimiter=';')); h = rows[0]; last = rows[-1]
 ok = int(last[h.index("SuccessfulCall(C)")]); bad = int(last[h.index("FailedCall(C)")])
@@ -123,7 +151,9 @@ user, sys_ = (u1 - u0) / hz, (s1 - s0) / hz
 cpu = user + sys_
 k = 10000.0 / ok if ok else 0
 m0, o0 = map(int, sys.argv[8].split()); m1, o1 = map(int, sys.argv[9].split())
-print("%-8s | %10.0f %6d %6d %8.2f | %.3f (%.3f + %.3f; loop thread %.3f, others %.3f)" % (
-    sys.argv[7], ok / wall, bad, rt, cpu, cpu * k, user * k, sys_ * k, (m1 - m0) / hz * k, (o1 - o0) / hz * k))
+threads = "; loop thread %.3f, others %.3f" % ((m1 - m0) / hz * k, (o1 - o0) / hz * k) if sys.argv[10] == "cascade" else ""
+print("%-8s %-8s | %10.0f %6d %6d %8.2f | %.3f (%.3f + %.3f%s)" % (
+    sys.argv[10], sys.argv[7], ok / wall, bad, rt, cpu, cpu * k, user * k, sys_ * k, threads))
 PY
+done
 done
