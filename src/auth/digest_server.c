@@ -230,12 +230,15 @@ int auth_challenge(struct auth_server *srv, str_t realm, enum auth_algorithm alg
 
     sbuf_append_cstr(out, "Digest realm=");
     digest_append_quoted(out, realm);
-    sbuf_printf(out, ", nonce=\"%s\"", nonce);
+    sbuf_append_cstr(out, ", nonce=\"");
+    sbuf_append(out, nonce, NONCE_B64);
+    sbuf_append_char(out, '"');
     if (srv->opaque_len) {
         sbuf_append_cstr(out, ", opaque=");
         digest_append_quoted(out, str_make(srv->opaque, srv->opaque_len));
     }
-    sbuf_printf(out, ", algorithm=%s", auth_algorithm_name(alg));
+    sbuf_append_cstr(out, ", algorithm=");
+    sbuf_append_cstr(out, auth_algorithm_name(alg));
     if (qop) sbuf_append_cstr(out, ", qop=\"auth\"");
     if (stale) sbuf_append_cstr(out, ", stale=true");
     return out->failed ? -ENOMEM : 0;

@@ -23,6 +23,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "transport/transport.h"
 
 struct aor {
     struct aor *next;                 /* hash chain */
@@ -514,18 +515,20 @@ static void binding_link(struct location *loc, struct aor *a, struct binding *b)
     loc->binding_count++;
 }
 
-/* "ip:port" / "[ip6]:port" for addr, or "" when it is not IP. */
+/* "ip:port" / "[ip6]:port" for addr, or "" when it is not IP (0 when it
+ * does not fit). */
 static size_t format_remote(const union location_addr *addr, char *buf, size_t cap)
 {
-    char ip[INET6_ADDRSTRLEN];
-    int n = 0;
-    if (addr->sa.sa_family == AF_INET && inet_ntop(AF_INET, &addr->in.sin_addr, ip, sizeof(ip)))
-        n = snprintf(buf, cap, "%s:%u", ip, ntohs(addr->in.sin_port));
-    else if (addr->sa.sa_family == AF_INET6 && inet_ntop(AF_INET6, &addr->in6.sin6_addr, ip, sizeof(ip)))
-        n = snprintf(buf, cap, "[%s]:%u", ip, ntohs(addr->in6.sin6_port));
-    else if (cap)
-        buf[0] = '\0';
-    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+    if (cap) buf[0] = '\0';
+    if (addr->sa.sa_family != AF_INET && addr->sa.sa_family != AF_INET6) return 0;
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    memcpy(&ss, addr, addr->sa.sa_family == AF_INET ? sizeof(addr->in) : sizeof(addr->in6));
+    char text[TRANSPORT_ADDR_TEXT];
+    size_t n = transport_addr_text(&ss, text, sizeof(text));
+    if (n == 0 || n >= cap || n >= sizeof(text) - 1) return 0;
+    memcpy(buf, text, n + 1);
+    return n;
 }
 
 static void copy_addr(const struct sockaddr *sa, union location_addr *out)

@@ -53,6 +53,8 @@ struct registrar {
     arena_t arena;                   /* per request: contacts, joined Path */
     sbuf_t sb;                       /* extra header lines of an answer */
     struct reg_stash stash;
+    time_t date_sec;                 /* second date_line was formatted for */
+    char date_line[64];
     _Alignas(16) char arena_mem[REG_ARENA_BYTES];
 };
 
@@ -179,15 +181,27 @@ static str_t sb_lines(sbuf_t *b)
     return s;
 }
 
-/* RFC 7231 §7.1.1.1 IMF-fixdate, as RFC 3261 §20.17 asks. */
-static void append_date(sbuf_t *b)
+/* RFC 7231 §7.1.1.1 IMF-fixdate, as RFC 3261 §20.17 asks; formatted once
+ * per second. */
+static void append_date(struct registrar *r, sbuf_t *b)
 {
-    char date[64];
     time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(date, sizeof(date), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
-    sbuf_append_cstr(b, date);
+    if (now != r->date_sec || !r->date_line[0]) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        if (!strftime(r->date_line, sizeof(r->date_line), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm))
+            r->date_line[0] = '\0';
+        r->date_sec = now;
+    }
+    sbuf_append_cstr(b, r->date_line);
+}
+
+static void append_server(const struct worker *w, sbuf_t *b)
+{
+    if (!w->cfg.sip.user_agent[0]) return;
+    sbuf_append(b, "Server: ", 8);
+    sbuf_append_cstr(b, w->cfg.sip.user_agent);
+    sbuf_append(b, "\r\n", 2);
 }
 
 static bool supports_path(const struct sip_msg *m)
@@ -241,8 +255,8 @@ static void reg_answer_ok(struct registrar *r, struct txn *st, const char *aor)
             sbuf_append_cstr(b, "\r\n");
         }
     }
-    append_date(b);
-    if (w->cfg.sip.user_agent[0]) sbuf_printf(b, "Server: %s\r\n", w->cfg.sip.user_agent);
+    append_date(r, b);
+    append_server(w, b);
     if (b->failed) {
         sbuf_free(b);
         sbuf_init(b);
@@ -331,7 +345,7 @@ static void reg_challenge(struct registrar *r, struct txn *st, bool stale)
         rc = auth_challenge(w->auth, realm, algs[i], true, stale, t, b);
         sbuf_append_cstr(b, "\r\n");
     }
-    if (w->cfg.sip.user_agent[0]) sbuf_printf(b, "Server: %s\r\n", w->cfg.sip.user_agent);
+    append_server(w, b);
     if (rc < 0 || b->failed) {
         sbuf_free(b);
         sbuf_init(b);

@@ -44,9 +44,43 @@ int transport_addr_parse(const char *host, size_t host_len, uint16_t port, struc
     return -1;
 }
 
+/* Dotted quad of a (buf >= 16 bytes), NUL-terminated; the length. Every
+ * datagram's source is formatted (for logs and the Via received param), so
+ * IPv4 avoids inet_ntop/snprintf. */
+static size_t ipv4_text(const struct in_addr *a, char *buf)
+{
+    const uint8_t *b = (const uint8_t *)&a->s_addr;
+    char *o = buf;
+    for (int i = 0; i < 4; i++) {
+        unsigned v = b[i];
+        if (v >= 100) *o++ = (char)('0' + v / 100);
+        if (v >= 10) *o++ = (char)('0' + v / 10 % 10);
+        *o++ = (char)('0' + v % 10);
+        if (i < 3) *o++ = '.';
+    }
+    *o = '\0';
+    return (size_t)(o - buf);
+}
+
+/* Decimal of a port (buf >= 6 bytes), NUL-terminated; the length. */
+static size_t port_text(unsigned v, char *buf)
+{
+    char tmp[8];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++) buf[i] = tmp[n - 1 - i];
+    buf[n] = '\0';
+    return n;
+}
+
 /* The IP alone, IPv6 without brackets (the form of a Via received param). */
 static size_t addr_ip_text(const struct sockaddr_storage *a, char *buf, size_t cap)
 {
+    if (a->ss_family == AF_INET && cap >= INET_ADDRSTRLEN)
+        return ipv4_text(&((const struct sockaddr_in *)a)->sin_addr, buf);
     const void *src = a->ss_family == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)a)->sin6_addr
                                                : (const void *)&((const struct sockaddr_in *)a)->sin_addr;
     if (cap == 0) return 0;
@@ -59,6 +93,18 @@ static size_t addr_ip_text(const struct sockaddr_storage *a, char *buf, size_t c
 
 size_t transport_addr_text(const struct sockaddr_storage *a, char *buf, size_t cap)
 {
+    if (a->ss_family == AF_INET) {
+        /* "ip:port" as the snprintf below would print it (truncated alike). */
+        char t[INET_ADDRSTRLEN + 8];
+        size_t n = ipv4_text(&((const struct sockaddr_in *)a)->sin_addr, t);
+        t[n++] = ':';
+        n += port_text(transport_addr_port(a), t + n);
+        if (cap == 0) return 0;
+        if (n >= cap) n = cap - 1;
+        memcpy(buf, t, n);
+        buf[n] = '\0';
+        return n;
+    }
     char ip[INET6_ADDRSTRLEN];
     if (addr_ip_text(a, ip, sizeof(ip)) == 0) return (size_t)snprintf(buf, cap, "?");
     int n = a->ss_family == AF_INET6 ? snprintf(buf, cap, "[%s]:%u", ip, transport_addr_port(a))
@@ -463,7 +509,7 @@ static int via_stamp(struct sip_msg *m, arena_t *a, const struct sockaddr_storag
     char ip[INET6_ADDRSTRLEN];
     if (addr_ip_text(src, ip, sizeof(ip)) == 0) return -1;
     char port[8];
-    int port_len = snprintf(port, sizeof(port), "%u", transport_addr_port(src));
+    size_t port_len = port_text(transport_addr_port(src), port);
     size_t ip_len = strlen(ip);
 
     str_t value = m->headers[idx].value;

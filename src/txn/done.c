@@ -14,7 +14,10 @@
  * Timer J and the clock does not go back, so they expire in the order they
  * were appended, from the head, and a block is freed when its last record
  * expires. No per-record malloc, no per-record timer (one timer for the head),
- * and a chained hash index by branch for matching. Blocks are mapped pages of
+ * and a hash index by branch for matching: open addressing (linear probing,
+ * load <= 1/2) over {record, hash} slots, so that a request that is not a
+ * retransmission (nearly all of them) costs one look at the slots and none
+ * at the records, which lie all over the blocks. Blocks are mapped pages of
  * their own rather than heap memory: a burst (a registration storm) leaves
  * no heap holes behind, its memory goes back to the system as its records
  * expire. Loop thread only. */
@@ -39,8 +42,12 @@ struct txn_done_block {
     _Alignas(16) char mem[];
 };
 
+struct txn_done_slot {
+    struct txn_done *d;            /* NULL: empty */
+    uint32_t hash;
+};
+
 struct txn_done {
-    struct txn_done *hnext;        /* hash chain */
     uint64_t expires_ms;
     uint32_t hash;
     uint32_t size;                 /* bytes of this record in its block */
@@ -75,29 +82,51 @@ static const char *rec_resp(const struct txn_done *d)
 
 static int index_resize(struct txn_done_log *g, uint32_t size)
 {
-    struct txn_done **b = calloc(size, sizeof(*b));
+    struct txn_done_slot *b = calloc(size, sizeof(*b));
     if (!b) return -1;
     uint32_t old = g->mask ? g->mask + 1 : 0;
     for (uint32_t i = 0; i < old; i++) {
-        for (struct txn_done *d = g->buckets[i], *next; d; d = next) {
-            next = d->hnext;
-            d->hnext = b[d->hash & (size - 1)];
-            b[d->hash & (size - 1)] = d;
-        }
+        if (!g->slots[i].d) continue;
+        uint32_t j = g->slots[i].hash & (size - 1);
+        while (b[j].d) j = (j + 1) & (size - 1);
+        b[j] = g->slots[i];
     }
-    free(g->buckets);
-    g->buckets = b;
+    free(g->slots);
+    g->slots = b;
     g->mask = size - 1;
     return 0;
 }
 
+static void index_insert(struct txn_done_log *g, struct txn_done *d)
+{
+    uint32_t i = d->hash & g->mask;
+    while (g->slots[i].d) i = (i + 1) & g->mask;
+    g->slots[i] = (struct txn_done_slot){d, d->hash};
+    d->linked = true;
+    g->indexed++;
+}
+
+/* Removes d, then shifts later entries of the probe run back into the hole
+ * (deletion without tombstones, Knuth 6.4 algorithm R). */
 static void index_remove(struct txn_done_log *g, struct txn_done *d)
 {
     if (!d->linked) return;
-    struct txn_done **pp = &g->buckets[d->hash & g->mask];
-    while (*pp && *pp != d) pp = &(*pp)->hnext;
-    if (*pp) *pp = d->hnext;
-    d->hnext = NULL;
+    uint32_t m = g->mask, i = d->hash & m;
+    while (g->slots[i].d != d) {
+        if (!g->slots[i].d) return; /* not indexed: cannot happen */
+        i = (i + 1) & m;
+    }
+    for (uint32_t j = i;;) {
+        j = (j + 1) & m;
+        if (!g->slots[j].d) break;
+        uint32_t home = g->slots[j].hash & m;
+        /* j's entry may fill the hole at i unless its home lies in (i, j]. */
+        if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) {
+            g->slots[i] = g->slots[j];
+            i = j;
+        }
+    }
+    g->slots[i] = (struct txn_done_slot){NULL, 0};
     d->linked = false;
     g->indexed--;
 }
@@ -180,7 +209,7 @@ static void done_timer(struct timer_node *n, uint64_t now)
     /* After a storm the index shrinks back (best effort: a failed calloc
      * keeps the larger one). */
     uint32_t size = g->mask + 1;
-    if (g->mask && size > DONE_INDEX_MIN && g->indexed < size / 8)
+    if (g->mask && size > DONE_INDEX_MIN && g->indexed < size / 16)
         index_resize(g, size / 4 > DONE_INDEX_MIN ? size / 4 : DONE_INDEX_MIN);
     arm(l);
 }
@@ -197,7 +226,7 @@ int txn_done_add(struct txn_layer *l, const struct txn *t, const void *resp, siz
         len > UINT32_MAX)
         return -EINVAL;
     size_t need = align16(sizeof(struct txn_done) + t->branch.len + method.len + t->sent_by_host.len + len);
-    if (g->indexed + 1 > (g->mask ? g->mask + 1 : 0) &&
+    if ((g->indexed + 1) * 2 > (g->mask ? g->mask + 1 : 0) &&
         index_resize(g, g->mask ? (g->mask + 1) * 2 : DONE_INDEX_MIN) != 0)
         return -ENOMEM;
 
@@ -239,10 +268,7 @@ int txn_done_add(struct txn_layer *l, const struct txn *t, const void *resp, siz
     memcpy(p, resp, len);
     b->used += need;
 
-    d->hnext = g->buckets[d->hash & g->mask];
-    g->buckets[d->hash & g->mask] = d;
-    d->linked = true;
-    g->indexed++;
+    index_insert(g, d);
     g->count++;
     g->bytes += need;
     l->stats.server_live++;
@@ -254,8 +280,10 @@ bool txn_done_receive(struct txn_layer *l, const struct sip_msg *m, uint32_t has
 {
     struct txn_done_log *g = &l->done;
     if (!g->mask) return false;
-    for (struct txn_done *d = g->buckets[hash & g->mask]; d; d = d->hnext) {
-        if (d->hash != hash || d->method != (uint8_t)m->method || d->sent_by_port != m->via.port) continue;
+    for (uint32_t i = hash & g->mask; g->slots[i].d; i = (i + 1) & g->mask) {
+        if (g->slots[i].hash != hash) continue;
+        struct txn_done *d = g->slots[i].d;
+        if (d->method != (uint8_t)m->method || d->sent_by_port != m->via.port) continue;
         if (!str_eq(rec_branch(d), m->via.branch) || !str_ieq(rec_host(d), m->via.host)) continue;
         if (m->method == SIP_METHOD_UNKNOWN && !str_eq(rec_method(d), m->method_name)) continue;
         /* A retransmission: the final response again (§17.2.2). */
@@ -289,7 +317,7 @@ void txn_done_free_all(struct txn_layer *l)
         block_free(b);
     }
     block_free(g->spare);
-    free(g->buckets);
+    free(g->slots);
     l->stats.server_live -= (uint32_t)g->count;
     memset(g, 0, sizeof(*g));
 }

@@ -82,11 +82,12 @@ struct txn {
  * (done.c): a log of blocks, oldest first, and a hash index by branch. */
 struct txn_done;
 struct txn_done_block;
+struct txn_done_slot;
 struct txn_done_log {
     struct txn_done_block *first, *last, *spare;
     size_t head_off;                /* oldest live record in first */
-    struct txn_done **buckets;
-    uint32_t mask;                  /* buckets - 1, 0 before the first record */
+    struct txn_done_slot *slots;    /* the hash index (open addressing) */
+    uint32_t mask;                  /* slots - 1, 0 before the first record */
     size_t indexed;                 /* records in the hash index */
     size_t count;                   /* records in the log */
     size_t bytes;                   /* their size in the blocks */

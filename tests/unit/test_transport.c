@@ -738,10 +738,43 @@ static void test_txn_over_udp_keeps_stamped_via(void **state)
     close(fd);
 }
 
+/* The IPv4 fast path prints what inet_ntop + snprintf print, truncation included. */
+static void test_addr_text_ipv4(void **state)
+{
+    (void)state;
+    const char *ips[] = {"0.0.0.0", "255.255.255.255", "10.0.0.1", "192.168.100.9", "1.20.100.200", "127.0.0.1"};
+    const unsigned ports[] = {0, 9, 10, 99, 100, 5060, 65535};
+    for (size_t i = 0; i < sizeof(ips) / sizeof(ips[0]); i++) {
+        for (size_t j = 0; j < sizeof(ports) / sizeof(ports[0]); j++) {
+            struct sockaddr_storage ss;
+            memset(&ss, 0, sizeof(ss));
+            struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+            sin->sin_family = AF_INET;
+            sin->sin_port = htons((uint16_t)ports[j]);
+            assert_int_equal(inet_pton(AF_INET, ips[i], &sin->sin_addr), 1);
+            char want[64];
+            int n = snprintf(want, sizeof(want), "%s:%u", ips[i], ports[j]);
+            char got[64];
+            assert_int_equal(transport_addr_text(&ss, got, sizeof(got)), (size_t)n);
+            assert_string_equal(got, want);
+            for (size_t cap = 1; cap <= (size_t)n + 1; cap++) {
+                char small[64];
+                memset(small, 'X', sizeof(small));
+                size_t k = transport_addr_text(&ss, small, cap);
+                assert_int_equal(k, cap - 1 < (size_t)n ? cap - 1 : (size_t)n);
+                assert_memory_equal(small, want, k);
+                assert_int_equal(small[k], '\0');
+                assert_int_equal(small[cap], 'X');
+            }
+        }
+    }
+}
+
 int main(void)
 {
     log_set_level(getenv("TEST_LOG") ? LOG_DEBUG : LOG_ERROR);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_addr_text_ipv4),
         cmocka_unit_test_setup_teardown(test_udp_request_rport_received, setup, teardown),
         cmocka_unit_test_setup_teardown(test_udp_via_untouched_and_sent_by_port, setup, teardown),
         cmocka_unit_test_setup_teardown(test_udp_via_list_and_existing_received, setup, teardown),

@@ -1194,6 +1194,44 @@ static void test_server_completed_many_blocks(void **state)
     /* teardown frees the layer with a record left: ASan checks for leaks. */
 }
 
+/* The index stays exact while records expire from the middle of probe runs:
+ * after half of them expired, every live one still answers and every
+ * expired one is a new request. */
+static void test_server_completed_index_churn(void **state)
+{
+    struct fake *f = *state;
+    char req[1024], via[128];
+    enum { N = 3000 };
+    f->answer_status = 200;
+    for (int i = 0; i < N; i++) {
+        snprintf(via, sizeof(via), "Via: SIP/2.0/UDP 192.0.2.10:5070;branch=z9hG4bKchurn%d\r\n", i);
+        request(req, sizeof(req), "OPTIONS", via, NULL, 1, "OPTIONS");
+        assert_int_equal(receive(f, SIP_TRANSPORT_UDP, req), 0);
+        clear_sent(f);
+        if (i % 10 == 9) advance(f, 1);
+    }
+    assert_int_equal(stats(f).server_completed, N);
+    /* Records i < N/2 were answered at or before t0 + 149 ms. */
+    advance(f, 64 * T1 - N / 10 / 2 - 1); /* now t0 + 300 + J - 151 */
+    assert_int_equal(stats(f).server_completed, N / 2);
+    f->answer_status = 0;
+    int requests = f->requests;
+    for (int i = 0; i < N; i++) {
+        snprintf(via, sizeof(via), "Via: SIP/2.0/UDP 192.0.2.10:5070;branch=z9hG4bKchurn%d\r\n", i);
+        request(req, sizeof(req), "OPTIONS", via, NULL, 1, "OPTIONS");
+        assert_int_equal(receive(f, SIP_TRANSPORT_UDP, req), 0);
+        if (i < N / 2) {
+            assert_int_equal(f->requests, ++requests); /* expired: new */
+            assert_int_equal(txn_respond(f->st, 200, NULL, STR_NULL, NULL, 0, STR_NULL, STR_NULL), 0);
+        } else {
+            assert_int_equal(f->requests, requests); /* still absorbed */
+        }
+        clear_sent(f);
+    }
+    advance(f, 64 * T1);
+    assert_int_equal(stats(f).server_live, 0);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);
@@ -1230,6 +1268,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_server_completed_extension_method, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_completed_send_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_completed_many_blocks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_completed_index_churn, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
