@@ -19,7 +19,10 @@
 # ../shared/bench/register-auth.xml, and the server's CPU seconds (user+sys
 # from /proc; cascade also split into its loop thread and the others, i.e.
 # the store writer) over the run. Prints, per rate: achieved/s, failed calls,
-# retransmissions, and CPU seconds per 10 000 registrations (successful calls).
+# retransmissions, CPU seconds per 10 000 registrations (successful calls),
+# and the server's RSS at the end (Kamailio: summed over its processes, so
+# shared memory counts once per process). Runs longer than 32 s see the
+# steady state (Timer J).
 # Not a test: it takes both cores for RATES x SECS seconds.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -137,9 +140,13 @@ for rate in $rates; do
         -nostdin -trace_stat -stf s.csv -fd 1 >/dev/null 2>&1) || true
     t1=$(date +%s.%N)
     c1=$(cpu_of "$server_pid"); th1=$(threads_of "$server_pid")
+    rss=0
+    for p in $server_pid $(pgrep -P "$server_pid" || true); do
+        rss=$((rss + $(awk '/VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)))
+    done
     if [ -n "$perf_pid" ]; then kill -INT "$perf_pid" 2>/dev/null || true; wait "$perf_pid" 2>/dev/null || true; perf_pid=; fi
     stop_server
-    python3 - "$work/s.csv" "$t0" "$t1" "$c0" "$c1" "$(getconf CLK_TCK)" "$rate" "$th0" "$th1" "$server" <<'PY'
+    python3 - "$work/s.csv" "$t0" "$t1" "$c0" "$c1" "$(getconf CLK_TCK)" "$rate" "$th0" "$th1" "$server" "$rss" <<'PY'
 import csv, sys
 rows = list(csv.reader(open(sys.argv[1]), delimiter=';')); h = rows[0]; last = rows[-1]
 ok = int(last[h.index("SuccessfulCall(C)")]); bad = int(last[h.index("FailedCall(C)")])
@@ -152,8 +159,8 @@ cpu = user + sys_
 k = 10000.0 / ok if ok else 0
 m0, o0 = map(int, sys.argv[8].split()); m1, o1 = map(int, sys.argv[9].split())
 threads = "; loop thread %.3f, others %.3f" % ((m1 - m0) / hz * k, (o1 - o0) / hz * k) if sys.argv[10] == "cascade" else ""
-print("%-8s %-8s | %10.0f %6d %6d %8.2f | %.3f (%.3f + %.3f%s)" % (
-    sys.argv[10], sys.argv[7], ok / wall, bad, rt, cpu, cpu * k, user * k, sys_ * k, threads))
+print("%-8s %-8s | %10.0f %6d %6d %8.2f | %.3f (%.3f + %.3f%s) | RSS %d MiB" % (
+    sys.argv[10], sys.argv[7], ok / wall, bad, rt, cpu, cpu * k, user * k, sys_ * k, threads, int(sys.argv[11]) // 1024))
 PY
 done
 done
