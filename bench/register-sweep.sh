@@ -133,8 +133,11 @@ for rate in $rates; do
     read -r ca cf cr cc < <(run_step "$cport" "$rate")
     stop_server
     printf '%-8s | %8s %6s %6s %6ss      | %8s %6s %6s %6ss\n' "$rate" "$ka" "$kf" "$kr" "$kc" "$ca" "$cf" "$cr" "$cc"
-    if [ "$ok_k" = 1 ] && [ "$kf" = 0 ]; then best_k=$ka; else ok_k=0; fi
-    if [ "$ok_c" = 1 ] && [ "$cf" = 0 ]; then best_c=$ca; else ok_c=0; fi
+    # Best = the highest rate achieved by a step with 0 failures, up to the
+    # first step that failed (a server that collapses without failing calls,
+    # i.e. it only fell behind, does not lower what it achieved before).
+    if [ "$ok_k" = 1 ] && [ "$kf" = 0 ]; then [ "$ka" -gt "$best_k" ] && best_k=$ka; else ok_k=0; fi
+    if [ "$ok_c" = 1 ] && [ "$cf" = 0 ]; then [ "$ca" -gt "$best_c" ] && best_c=$ca; else ok_c=0; fi
 done
 echo "RESULT kamailio: $best_k REGISTER/s with 0 failures"
 echo "RESULT cascade:  $best_c REGISTER/s with 0 failures"
