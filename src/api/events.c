@@ -347,7 +347,7 @@ uint64_t event_publish(struct event_bus *bus, const char *type, json_t *fields)
     }
     uint64_t seq = bus->last_seq + 1;
     if (put_head(bus, seq, type) != 0) {
-        log_error("events: %s: out of memory building the event", type);   /* as json_string() refusing it */
+        log_error("events: an event type is not valid UTF-8: not published");
         json_decref(fields);
         return 0;
     }
@@ -391,7 +391,7 @@ uint64_t event_publish_fields(struct event_bus *bus, const char *type, const str
     }
     uint64_t seq = bus->last_seq + 1;
     if (put_head(bus, seq, type) != 0) {
-        log_error("events: %s: out of memory building the event", type);
+        log_error("events: an event type is not valid UTF-8: not published");
         return 0;
     }
     sbuf_t *b = &bus->sb;
