@@ -49,8 +49,10 @@ sipp_run opt_tcp t1 options.xml 1000 500
 check "sipp: 1000 OPTIONS over TCP, all 200" sipp_ok opt_tcp 1000
 created1=$(stats_field "['transactions']['created']")
 absorbed1=$(stats_field "['transactions']['retransmissions_absorbed']")
+# Exactly one transaction per call; a rare sipp retransmission on a loaded
+# machine is absorbed, but a storm (more absorbed than 1 % of calls) fails.
 check "one server transaction per OPTIONS, no retransmission storm (created $((created1 - created0)), absorbed $absorbed1)" \
-    test "$((created1 - created0))" -eq 4000 -a "$absorbed1" -eq 0
+    test "$((created1 - created0))" -eq 4000 -a "$absorbed1" -le 40
 
 # 3. sipp ignores 30 % of the 200s: it retransmits; cascade absorbs the
 #    retransmission in the same transaction and re-sends the stored response.
