@@ -5,6 +5,7 @@
 #   RATES="2000 4000 ..."   offered rates (REGISTER transactions pairs/s, i.e. sipp calls/s)
 #   SECS=10                 seconds per step
 #   SHARED=../shared/bench  where kamailio-registrar.cfg and register-auth.xml live
+#   SERVERS="kamailio cascade"  which servers to run (default both)
 #   SERVER_CPUS=1           pin the server (every process and thread) to these CPUs
 #   SIPP_CPUS=0             pin sipp to these CPUs
 #   SERVER_QUOTA=50         cap the server at this percent of one core (cgroup v1
@@ -159,13 +160,19 @@ PY
 
 printf '%-8s | %-41s | %-41s\n' "offered" "kamailio: achieved/s fail retr cpu sipp" "cascade: achieved/s fail retr cpu sipp"
 best_k=0 best_c=0 ok_k=1 ok_c=1
+servers=${SERVERS:-kamailio cascade}
 for rate in $rates; do
-    start_kamailio
-    read -r ka kf kr kc ks < <(run_step "$kport" "$rate")
-    stop_server
-    start_cascade
-    read -r ca cf cr cc cs < <(run_step "$cport" "$rate")
-    stop_server
+    ka=0 kf=- kr=- kc=- ks=- ca=0 cf=- cr=- cc=- cs=-
+    case " $servers " in *" kamailio "*)
+        start_kamailio
+        read -r ka kf kr kc ks < <(run_step "$kport" "$rate")
+        stop_server;;
+    esac
+    case " $servers " in *" cascade "*)
+        start_cascade
+        read -r ca cf cr cc cs < <(run_step "$cport" "$rate")
+        stop_server;;
+    esac
     printf '%-8s | %8s %6s %6s %6ss %6ss      | %8s %6s %6s %6ss %6ss\n' "$rate" "$ka" "$kf" "$kr" "$kc" "$ks" "$ca" "$cf" "$cr" "$cc" "$cs"
     # Best = the highest rate achieved by a step with 0 failures, up to the
     # first step that failed (a server that collapses without failing calls,
