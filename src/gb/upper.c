@@ -402,7 +402,10 @@ static void reply(struct gb_upper *g, struct txn *st, int status, const char *re
     ua_new_tag(g->ua, tag);
     const struct sip_msg *req = txn_request(st);
     str_t to_tag = req && req->to.tag.len ? STR_NULL : str_from_cstr(tag);
-    int rc = txn_respond(st, status, reason, to_tag, lines, k, STR_NULL, STR_NULL);
+    /* A challenge keeps no transaction record (RFC 3261 §8.2.7): a device
+     * that retransmits its REGISTER is challenged again. */
+    int rc = (status == 401 ? txn_respond_stateless : txn_respond)(st, status, reason, to_tag, lines, k, STR_NULL,
+                                                                    STR_NULL);
     if (rc < 0) log_warn("gb: %d not sent: %s", status, strerror(-rc));
     if (status >= 400) g->stats.refused++;
 }

@@ -154,8 +154,12 @@ static void reg_reply(struct registrar *r, struct txn *st, int status, const cha
     char tag[17];
     worker_new_tag(r->w, tag);
     str_t lines[1] = {extra};
-    int rc = txn_respond(st, status, reason, req->to.tag.len ? STR_NULL : str_from_cstr(tag), lines,
-                         extra.len ? 1 : 0, STR_NULL, STR_NULL);
+    /* A challenge keeps no transaction record (RFC 3261 §8.2.7): under a
+     * registration storm that halves what Timer J holds, and a retransmitted
+     * REGISTER is simply challenged again with a fresh nonce. */
+    int rc = (status == 401 ? txn_respond_stateless : txn_respond)(
+        st, status, reason, req->to.tag.len ? STR_NULL : str_from_cstr(tag), lines, extra.len ? 1 : 0, STR_NULL,
+        STR_NULL);
     if (rc < 0) log_warn("registrar: cannot send %d to %s: %s", status, src, strerror(-rc));
     if (status == 200) r->stats.ok++;
     else if (status != 401 && status != 403) r->stats.refused++;

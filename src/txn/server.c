@@ -232,8 +232,8 @@ static void server_after_send(struct txn *t, int status)
 }
 
 /* The final response to a non-INVITE request went out over UDP and a done.c
- * record now answers retransmissions: this transaction has nothing left to
- * do. It leaves the table now and is freed on the next timer run (so that
+ * record now answers retransmissions (or, stateless, nothing does): this
+ * transaction has nothing left to do. It leaves the table now and is freed on the next timer run (so that
  * the caller's pointer stays valid until its call returns). */
 static void server_handed_over(struct txn *t)
 {
@@ -258,7 +258,7 @@ static int server_send(struct txn *t, int status, const void *data, size_t len)
             server_transport_error(t, rc);
             return rc;
         }
-        if (txn_done_add(l, t, data, len) == 0) {
+        if (t->stateless || txn_done_add(l, t, data, len) == 0) {
             server_handed_over(t);
             return 0;
         }
@@ -328,6 +328,15 @@ int txn_respond(struct txn *t, int status, const char *reason, str_t to_tag, con
     if (t->rfc2543 && status >= 200 && remember_to_tag(t, t->req->to.tag.len ? t->req->to.tag : to_tag) != 0)
         return -ENOMEM;
     return server_send(t, status, l->sb.data, l->sb.len);
+}
+
+int txn_respond_stateless(struct txn *t, int status, const char *reason, str_t to_tag, const str_t *extra_headers,
+                          size_t n_extra, str_t content_type, str_t body)
+{
+    if (t && !t->client && status >= 200) t->stateless = true;
+    int rc = txn_respond(t, status, reason, to_tag, extra_headers, n_extra, content_type, body);
+    if (t && rc != 0 && !t->client && t->state != TXN_TERMINATED) t->stateless = false;
+    return rc;
 }
 
 int txn_respond_bytes(struct txn *t, int status, const void *data, size_t len)

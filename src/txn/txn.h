@@ -131,6 +131,14 @@ void txn_new_branch(char buf[TXN_BRANCH_SIZE]);
  * error (the transaction then terminates, RFC 3261 §17.2.4). */
 int txn_respond(struct txn *st, int status, const char *reason, str_t to_tag, const str_t *extra_headers,
                 size_t n_extra, str_t content_type, str_t body);
+/* txn_respond for a final response to a non-INVITE request over UDP that
+ * keeps nothing for Timer J: the transaction ends once the response is sent,
+ * and a retransmission of the request is a new transaction, answered anew.
+ * RFC 3261 §8.2.7 allows a UAS this stateless behaviour; it is meant for
+ * challenges (a 401 costs no record, and the retransmission gets a fresh
+ * nonce). Elsewhere (INVITE, TCP, provisional) it is plain txn_respond. */
+int txn_respond_stateless(struct txn *st, int status, const char *reason, str_t to_tag, const str_t *extra_headers,
+                          size_t n_extra, str_t content_type, str_t body);
 /* Sends a response the TU printed itself (a proxy forwarding one). */
 int txn_respond_bytes(struct txn *st, int status, const void *data, size_t len);
 /* The request, or NULL once the final response is sent. */

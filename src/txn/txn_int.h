@@ -42,7 +42,8 @@ struct txn {
     bool detached;                  /* client: no more TU callbacks */
     bool cancel_pending, cancel_sent;
     bool reliable;                  /* TCP: no retransmissions, zero wait timers */
-    bool handed_over;               /* server: a done.c record took over (not counted live) */
+    bool handed_over;               /* server: ended after its final response (a done.c record took over, or stateless); not counted live */
+    bool stateless;                 /* server: keep nothing after the final response */
     enum txn_state state;
     enum sip_method method;
     int last_status;

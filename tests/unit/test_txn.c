@@ -46,6 +46,7 @@ struct fake {
     enum sip_method last_method;
     int answer_status;        /* respond inside on_request when non-zero */
     str_t answer_tag;
+    bool answer_stateless;    /* ... with txn_respond_stateless */
 
     /* client side */
     int responses[32];
@@ -90,7 +91,9 @@ static void fake_on_request(void *u, struct txn *st, const struct transport_rx *
     f->last_method = rx->msg->method;
     assert_ptr_equal(txn_request(st), rx->msg);
     if (f->answer_status)
-        assert_int_equal(txn_respond(st, f->answer_status, NULL, f->answer_tag, NULL, 0, STR_NULL, STR_NULL), 0);
+        assert_int_equal((f->answer_stateless ? txn_respond_stateless : txn_respond)(
+                             st, f->answer_status, NULL, f->answer_tag, NULL, 0, STR_NULL, STR_NULL),
+                         0);
 }
 
 static void fake_on_ack(void *u, const struct transport_rx *rx)
@@ -1095,6 +1098,53 @@ static void test_server_completed_record(void **state)
     assert_int_equal(stats(f).server_completed_bytes, 0);
 }
 
+/* RFC 3261 §8.2.7: a stateless final response (a challenge) keeps nothing;
+ * the retransmitted request is a new transaction and is answered anew. */
+static void test_server_stateless_response(void **state)
+{
+    struct fake *f = *state;
+    char req[1024];
+    request(req, sizeof(req), "REGISTER", VIA_UDP, NULL, 1, "REGISTER");
+    f->answer_status = 401;
+    f->answer_tag = STR_LIT("srvtag");
+    f->answer_stateless = true;
+    assert_int_equal(receive(f, SIP_TRANSPORT_UDP, req), 0);
+    assert_int_equal(f->requests, 1);
+    assert_int_equal(f->nsent, 1);
+    assert_int_equal(status_of(&f->sent[0]), 401);
+    assert_int_equal(stats(f).server_live, 0);
+    assert_int_equal(stats(f).server_completed, 0);
+    assert_int_equal(stats(f).server_completed_bytes, 0);
+    advance(f, 1);
+    assert_int_equal(f->server_terminated, 1);
+    /* The retransmission reaches the TU again and is answered again. */
+    assert_int_equal(receive(f, SIP_TRANSPORT_UDP, req), 0);
+    assert_int_equal(f->requests, 2);
+    assert_int_equal(f->nsent, 2);
+    assert_int_equal(status_of(&f->sent[1]), 401);
+    advance(f, 1);
+    assert_int_equal(f->server_terminated, 2);
+    assert_int_equal(stats(f).server_live, 0);
+    /* Over TCP it is an ordinary transaction (Timer J is 0 there anyway). */
+    char treq[1024];
+    request(treq, sizeof(treq), "REGISTER", VIA_TCP, NULL, 2, "REGISTER");
+    assert_int_equal(receive(f, SIP_TRANSPORT_TCP, treq), 0);
+    assert_int_equal(f->requests, 3);
+    assert_int_equal(status_of(&f->sent[2]), 401);
+    advance(f, 1);
+    assert_int_equal(stats(f).server_live, 0);
+    /* Provisional responses are not stateless: the transaction lives on. */
+    f->answer_status = 0;
+    request(req, sizeof(req), "REGISTER", "Via: SIP/2.0/UDP 192.0.2.10:5070;branch=z9hG4bKsl2\r\n", NULL, 3,
+            "REGISTER");
+    assert_int_equal(receive(f, SIP_TRANSPORT_UDP, req), 0);
+    assert_int_equal(txn_respond_stateless(f->st, 180, NULL, STR_NULL, NULL, 0, STR_NULL, STR_NULL), 0);
+    assert_int_equal(stats(f).server_live, 1);
+    assert_int_equal(txn_respond_stateless(f->st, 403, NULL, STR_NULL, NULL, 0, STR_NULL, STR_NULL), 0);
+    assert_int_equal(stats(f).server_live, 0);
+    assert_int_equal(stats(f).server_completed, 0);
+}
+
 static void test_server_completed_extension_method(void **state)
 {
     struct fake *f = *state;
@@ -1266,6 +1316,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_many_transactions_hash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_completed_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_completed_extension_method, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_stateless_response, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_completed_send_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_completed_many_blocks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_completed_index_churn, setup, teardown),
