@@ -5,6 +5,9 @@
 #   RATES="2000 4000 ..."   offered rates (REGISTER transactions pairs/s, i.e. sipp calls/s)
 #   SECS=10                 seconds per step
 #   SHARED=../shared/bench  where kamailio-registrar.cfg and register-auth.xml live
+#   SIPP_ARGS="-buff_size 4194304"  extra sipp options (default: 4 MiB socket
+#                           buffers, without which sipp drops answers on its own
+#                           socket above ~12 000/s, whichever server it drives)
 #   SERVERS="kamailio cascade"  which servers to run (default both)
 #   SERVER_CPUS=1           pin the server (every process and thread) to these CPUs
 #   SIPP_CPUS=0             pin sipp to these CPUs
@@ -140,7 +143,7 @@ run_step() {
     t0=$(date +%s.%N)
     (cd "$work" && /usr/bin/time -f "%U %S" -o sipp.time timeout $((secs + 60)) "${sipp_pre[@]}" sipp "127.0.0.1:$port" -sf "$shared/register-auth.xml" -inf users.csv \
         -au bench -ap secret -i 127.0.0.1 -p "$(free_port)" -r "$rate" -m $((rate * secs)) -l $((rate * 3)) \
-        -nostdin -trace_stat -stf s.csv -fd 1 ${SIPP_ARGS:-} >/dev/null 2>&1) || true
+        -nostdin -trace_stat -stf s.csv -fd 1 ${SIPP_ARGS--buff_size 4194304} >/dev/null 2>&1) || true
     t1=$(date +%s.%N)
     c1=$(cpu_of "$server_pid")
     python3 - "$work/s.csv" "$t0" "$t1" "$c0" "$c1" "$(getconf CLK_TCK)" <<'PY'
