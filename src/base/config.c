@@ -32,6 +32,7 @@ void config_init(struct config *cfg)
     cfg->auth.nonce_ttl_s = 300;
     COPY(cfg->proxy.mode, "proxy");
     cfg->proxy.allow_foreign = false;
+    cfg->proxy.authenticate = true;
     cfg->proxy.invite_timeout_s = 180;
     COPY(cfg->store.path, "./cascade.db");
     COPY(cfg->api.listen, "127.0.0.1:8080");
@@ -185,6 +186,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
         else COPY(c->proxy.mode, v);
     }
     else if (KEY("proxy", "allow_foreign")) { if (!(bad = parse_bool(v, &b))) c->proxy.allow_foreign = b; }
+    else if (KEY("proxy", "authenticate")) { if (!(bad = parse_bool(v, &b))) c->proxy.authenticate = b; }
     else if (KEY("proxy", "invite_timeout")) { if (!(bad = parse_int(v, 1, 3600, &n))) c->proxy.invite_timeout_s = (uint32_t)n; }
     else if (KEY("store", "path")) COPY(c->store.path, v);
     else if (KEY("api", "listen")) COPY(c->api.listen, v);

@@ -59,6 +59,7 @@ struct config {
     struct {                            /* [proxy] */
         char mode[16];                   /* proxy | redirect */
         bool allow_foreign;              /* forward requests for other domains */
+        bool authenticate;               /* 407 for new requests from our users or relayed elsewhere */
         uint32_t invite_timeout_s;       /* timer C */
     } proxy;
     struct {                            /* [store] */

@@ -16,6 +16,7 @@
 #include "app/worker.h"
 #include "base/log.h"
 #include "proxy/proxy_int.h"
+#include "registrar/digest_check.h"
 #include "registrar/location.h"
 #include "registrar/registrar.h"
 #include "registrar/users.h"
@@ -284,6 +285,76 @@ static void route_local(struct proxy *p, struct txn *st, const struct transport_
     proxy_fork(p, st, rx, req, t, n, dialog_creating(req->method) && req->to.tag.len == 0);
 }
 
+/* 407 with one Proxy-Authenticate per offered algorithm. */
+static void challenge(struct proxy *p, struct txn *st, const struct transport_rx *rx, bool stale)
+{
+    sbuf_t *b = &p->sb;
+    sbuf_clear(b);
+    if (digest_check_challenge(p->w, true, stale, b) != 0) {
+        refuse(p, st, rx, 500, "Server Internal Error", STR_NULL, "cannot build a challenge (realm empty?)");
+        return;
+    }
+    str_t lines = sbuf_str(b);
+    while (lines.len >= 2 && lines.s[lines.len - 2] == '\r' && lines.s[lines.len - 1] == '\n') lines.len -= 2;
+    proxy_reply(p, st, 407, "Proxy Authentication Required", lines);
+}
+
+/* [proxy] authenticate: a new request that claims one of our users as its
+ * sender (From in our domain), or that we would relay to another domain,
+ * must carry Proxy-Authorization for our realm (RFC 3261 §22.3); with
+ * [auth] match_user the digest user must be the From user. Requests from
+ * other domains to our users (incoming calls) and in-dialog requests pass.
+ * Our realm's credentials are taken out of req, the copy that goes on.
+ * 1: authenticated or not needed; 0: answered (407/403/400). */
+static int proxy_authenticate(struct proxy *p, struct txn *st, const struct transport_rx *rx, struct sip_msg *req,
+                              bool to_foreign)
+{
+    struct worker *w = p->w;
+    const struct sip_msg *m = rx->msg;
+    if (!w->cfg.proxy.authenticate || m->to.tag.len) return 1;
+    bool from_local = (m->from.uri.scheme == SIP_SCHEME_SIP || m->from.uri.scheme == SIP_SCHEME_SIPS) &&
+                      registrar_uri_is_local(w, &m->from.uri, rx, false);
+    if (!from_local && !to_foreign) return 1;
+    struct digest_check_result res;
+    switch (digest_check_request(w, m, SIP_HDR_PROXY_AUTHORIZATION, &res)) {
+    case DIGEST_CHECK_OK: break;
+    case DIGEST_CHECK_NONE:
+        p->stats.challenged++;
+        log_debug("proxy: 407 to %.*s from %s: %s", STR_FMT(m->method_name), rx->src_text, res.why);
+        challenge(p, st, rx, false);
+        return 0;
+    case DIGEST_CHECK_STALE:
+        p->stats.challenged++;
+        log_info("proxy: %s from %s: re-challenging", res.why, rx->src_text);
+        challenge(p, st, rx, true);
+        return 0;
+    case DIGEST_CHECK_FAILED:
+        p->stats.auth_failed++;
+        log_warn("proxy: 407 to %.*s from %s: %s", STR_FMT(m->method_name), rx->src_text, res.why);
+        challenge(p, st, rx, false);
+        return 0;
+    case DIGEST_CHECK_BAD_HEADER:
+        p->stats.refused++;
+        refuse(p, st, rx, 400, "Bad Proxy-Authorization Header", STR_NULL, res.why);
+        return 0;
+    case DIGEST_CHECK_URI_MISMATCH:
+        p->stats.refused++;
+        refuse(p, st, rx, 400, "Digest URI Mismatch", STR_NULL, res.why);
+        return 0;
+    }
+    if (w->cfg.auth.match_user && from_local && !str_eq_cstr(m->from.uri.user, res.user->name)) {
+        p->stats.auth_failed++;
+        char why[160];
+        snprintf(why, sizeof(why), "user %s may not send as %.*s@%.*s", res.user->name,
+                 (int)(m->from.uri.user.len > 64 ? 64 : m->from.uri.user.len), m->from.uri.user.s,
+                 (int)(m->from.uri.host.len > 64 ? 64 : m->from.uri.host.len), m->from.uri.host.s);
+        refuse(p, st, rx, 403, "Forbidden", STR_NULL, why);
+        return 0;
+    }
+    digest_check_consume(w, req, SIP_HDR_PROXY_AUTHORIZATION);
+    return 1;
+}
+
 /* §16.3 step 5 (we support no proxy extensions). */
 static bool proxy_require(const struct sip_msg *m, sbuf_t *b)
 {
@@ -355,6 +426,8 @@ int proxy_on_request(struct proxy *p, struct txn *st, const struct transport_rx 
     bool popped = preprocess_routes(p, &req, &p->arena, rx);
     bool rr = dialog_creating(req.method) && req.to.tag.len == 0;
     struct proxy_target keep = {0};
+    bool local_target = req.first[SIP_HDR_ROUTE] < 0 && registrar_uri_is_local(w, &req.ruri, rx, true);
+    bool for_us = local_target && (req.ruri.user.len == 0 || req.to.tag.len);
     if (req.first[SIP_HDR_ROUTE] >= 0) {
         /* Loose routing onward (§16.4, §16.6 step 7). */
         if (!popped && !w->cfg.proxy.allow_foreign) {
@@ -362,14 +435,13 @@ int proxy_on_request(struct proxy *p, struct txn *st, const struct transport_rx 
             refuse(p, st, rx, 403, "Relaying Forbidden", STR_NULL, "Route set does not pass through us");
             return 1;
         }
+        if (!proxy_authenticate(p, st, rx, &req, true)) return 1;
         proxy_fork(p, st, rx, &req, &keep, 1, rr);
         return 1;
     }
-    if (registrar_uri_is_local(w, &req.ruri, rx, true)) {
-        if (req.ruri.user.len == 0 || req.to.tag.len) {
-            /* After our Route went, the request is for this node: the core answers. */
-            return 0;
-        }
+    if (local_target) {
+        if (for_us) return 0; /* after our Route went, the request is for this node: the core answers */
+        if (!proxy_authenticate(p, st, rx, &req, false)) return 1;
         route_local(p, st, rx, &req);
         return 1;
     }
@@ -378,6 +450,7 @@ int proxy_on_request(struct proxy *p, struct txn *st, const struct transport_rx 
         refuse(p, st, rx, 403, "Relaying Forbidden", STR_NULL, "Request-URI names another domain");
         return 1;
     }
+    if (!proxy_authenticate(p, st, rx, &req, true)) return 1;
     proxy_fork(p, st, rx, &req, &keep, 1, rr);
     return 1;
 }
@@ -523,6 +596,8 @@ void proxy_stats_json(const struct proxy *p, json_t *stats)
     PUT(loops);
     PUT(too_many_hops);
     PUT(refused);
+    PUT(challenged);
+    PUT(auth_failed);
     PUT(cancels);
     PUT(timer_c);
     PUT(acks_forwarded);

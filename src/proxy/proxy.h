@@ -49,6 +49,8 @@ struct proxy_stats {
     uint64_t loops;                 /* 482 */
     uint64_t too_many_hops;         /* 483 */
     uint64_t refused;               /* 403/420/416/other refusals */
+    uint64_t challenged;            /* 407 without credentials (or a stale nonce) */
+    uint64_t auth_failed;           /* 407 again: wrong password, unknown user, replayed nonce; 403 From mismatch */
     uint64_t cancels;               /* CANCELs matched to a proxied INVITE */
     uint64_t timer_c;               /* INVITEs ended by timer C */
     uint64_t acks_forwarded;        /* ACKs for 2xx */

@@ -22,11 +22,11 @@
 #include "auth/digest.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "registrar/digest_check.h"
 #include "registrar/users.h"
 #include "txn/txn.h"
 
 #define REG_ARENA_BYTES 16384
-#define REG_MAX_AUTH_HEADERS 8       /* Authorization headers looked at per request */
 #define REG_STASH_BYTES 1024
 
 /* A REGISTER whose 200 waits for the store commit. */
@@ -321,34 +321,13 @@ static void pending_drop(struct registrar *r, struct reg_pending *p)
 
 /* ---- authentication (RFC 3261 §22.4, RFC 8760) ---- */
 
-static bool offer_sha256(const struct worker *w)
-{
-    return !strcasecmp(w->cfg.auth.algorithm, "SHA-256") || !strcasecmp(w->cfg.auth.algorithm, "both");
-}
-
-static bool offer_md5(const struct worker *w) { return strcasecmp(w->cfg.auth.algorithm, "SHA-256") != 0; }
-
-static uint64_t now_s(void) { return (uint64_t)(clock_wall_ms() / 1000); }
-
-/* 401 with one WWW-Authenticate per offered algorithm, SHA-256 first
- * (RFC 8760 §2.4: in order of preference). */
+/* 401 with one WWW-Authenticate per offered algorithm. */
 static void reg_challenge(struct registrar *r, struct txn *st, bool stale)
 {
     struct worker *w = r->w;
-    str_t realm = str_from_cstr(w->realm);
     sbuf_t *b = &r->sb;
     sbuf_clear(b);
-    uint64_t t = now_s();
-    int rc = 0;
-    enum auth_algorithm algs[2];
-    int na = 0;
-    if (offer_sha256(w)) algs[na++] = AUTH_ALG_SHA256;
-    if (offer_md5(w)) algs[na++] = AUTH_ALG_MD5;
-    for (int i = 0; i < na && rc == 0; i++) {
-        sbuf_append_cstr(b, "WWW-Authenticate: ");
-        rc = auth_challenge(w->auth, realm, algs[i], true, stale, t, b);
-        sbuf_append_cstr(b, "\r\n");
-    }
+    int rc = digest_check_challenge(w, false, stale, b);
     append_server(w, b);
     if (rc < 0 || b->failed) {
         sbuf_free(b);
@@ -359,86 +338,41 @@ static void reg_challenge(struct registrar *r, struct txn *st, bool stale)
     reg_reply(r, st, 401, "Unauthorized", sb_lines(b));
 }
 
-/* Whether the digest-uri names the Request-URI (RFC 2617 §3.2.2.5). */
-static bool digest_uri_matches(str_t duri, const struct sip_msg *m)
-{
-    if (str_eq(duri, m->ruri_raw)) return true;
-    struct sip_uri u;
-    return sip_uri_parse(duri, &u) == 0 && sip_uri_equal(&u, &m->ruri);
-}
-
 /* 1: authenticated (the answer is not sent yet); 0: answered (401/403/400). */
 static int reg_authenticate(struct registrar *r, struct txn *st, const struct transport_rx *rx, const char *aor)
 {
     struct worker *w = r->w;
-    const struct sip_msg *m = rx->msg;
-    str_t realm = str_from_cstr(w->realm);
-    struct auth_credentials creds;
-    bool found = false;
-    int seen = 0;
-    for (const struct sip_header *h = sip_msg_header(m, SIP_HDR_AUTHORIZATION); h && seen < REG_MAX_AUTH_HEADERS;
-         h = sip_msg_header_next(m, h), seen++) {
-        int rc = auth_parse_credentials(h->value, &creds);
-        if (rc == -ENOTSUP) continue; /* another scheme or algorithm: look at the next one */
-        if (rc < 0) {
-            r->stats.refused++;
-            log_warn("registrar: 400 to REGISTER from %s: bad Authorization (%s)", rx->src_text,
-                     creds.error ? creds.error : "?");
-            reg_reply(r, st, 400, "Bad Authorization Header", STR_NULL);
-            return 0;
-        }
-        if (str_eq(creds.realm, realm)) {
-            found = true;
-            break;
-        }
-    }
-    if (!found) {
+    struct digest_check_result res;
+    switch (digest_check_request(w, rx->msg, SIP_HDR_AUTHORIZATION, &res)) {
+    case DIGEST_CHECK_OK: break;
+    case DIGEST_CHECK_NONE:
         r->stats.challenged++;
         reg_challenge(r, st, false);
         return 0;
-    }
-    if (!digest_uri_matches(creds.uri, m)) {
-        log_warn("registrar: 400 to REGISTER from %s: digest uri \"%.*s\" is not the Request-URI", rx->src_text,
-                 STR_FMT(creds.uri));
+    case DIGEST_CHECK_STALE:
+        r->stats.challenged++;
+        log_info("registrar: %s from %s: re-challenging", res.why, rx->src_text);
+        reg_challenge(r, st, true);
+        return 0;
+    case DIGEST_CHECK_FAILED:
+        r->stats.auth_failed++;
+        log_warn("registrar: 401 to REGISTER from %s: %s", rx->src_text, res.why);
+        reg_challenge(r, st, false);
+        return 0;
+    case DIGEST_CHECK_BAD_HEADER:
+        r->stats.refused++;
+        log_warn("registrar: 400 to REGISTER from %s: %s", rx->src_text, res.why);
+        reg_reply(r, st, 400, "Bad Authorization Header", STR_NULL);
+        return 0;
+    case DIGEST_CHECK_URI_MISMATCH:
+        log_warn("registrar: 400 to REGISTER from %s: %s", rx->src_text, res.why);
         reg_reply(r, st, 400, "Digest URI Mismatch", STR_NULL);
         return 0;
     }
-    const struct users_entry *u = w->users ? users_find(w->users, creds.username) : NULL;
-    if (!u) {
-        r->stats.auth_failed++;
-        log_warn("registrar: 401 to REGISTER from %s: unknown user \"%.*s\"", rx->src_text, STR_FMT(creds.username));
-        reg_challenge(r, st, false);
-        return 0;
-    }
-    bool sha = auth_algorithm_base(creds.algorithm) == AUTH_ALG_SHA256;
-    const char *ha1 = sha ? u->ha1_sha256 : u->ha1_md5;
-    if (!ha1[0]) {
-        r->stats.auth_failed++;
-        log_warn("registrar: 401 to REGISTER from %s: user %s has no %s credential", rx->src_text, u->name,
-                 sha ? "SHA-256" : "MD5");
-        reg_challenge(r, st, false);
-        return 0;
-    }
-    enum auth_result res = auth_verify(w->auth, &creds, m->method_name, str_from_cstr(ha1), now_s());
-    switch (res) {
-    case AUTH_OK: break;
-    case AUTH_STALE:
-        r->stats.challenged++;
-        log_info("registrar: stale nonce from %s (user %s): re-challenging", rx->src_text, u->name);
-        reg_challenge(r, st, true);
-        return 0;
-    default:
-        /* Wrong password, a replayed nc, a nonce we did not issue: a fresh
-         * challenge (RFC 3261 §22.4 lets the UA retry), and no binding. */
-        r->stats.auth_failed++;
-        log_warn("registrar: 401 to REGISTER from %s: user %s: %s", rx->src_text, u->name, auth_result_name(res));
-        reg_challenge(r, st, false);
-        return 0;
-    }
     /* RFC 3261 §10.3 step 3: is this user allowed to change this AoR? */
-    if (w->cfg.auth.match_user && !str_eq_cstr(creds.username, aor)) {
+    if (w->cfg.auth.match_user && strcmp(res.user->name, aor) != 0) {
         r->stats.forbidden++;
-        log_warn("registrar: 403 to REGISTER from %s: user %s may not register %s", rx->src_text, u->name, aor);
+        log_warn("registrar: 403 to REGISTER from %s: user %s may not register %s", rx->src_text, res.user->name, aor);
         reg_reply(r, st, 403, "Forbidden", STR_NULL);
         return 0;
     }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Two real softphones (baresip, headless, TCP) against cascade: both register
-# with digest, alice calls bob through the proxy, bob auto-answers, alice
-# hangs up; the API shows both bindings and the events both users online;
+# with digest, alice calls bob through the proxy (answering its 407
+# challenge), bob auto-answers, alice hangs up; the API shows both bindings and the events both users online;
 # then each baresip is killed (kill -9, so no unregister: only the TCP
 # connection drops) and cascade reports user.offline reason transport-lost
 # within 1 s.
@@ -110,6 +110,8 @@ check "alice dials bob (ctrl_tcp)" bctl "$alice_CTRL" dial "sip:bob@127.0.0.1:$P
 check "the call is established on both sides" \
     wait_for 10 bash -c "grep -qi 'established' '$WORK/baresip-alice.log' && grep -qi 'established' '$WORK/baresip-bob.log'"
 check "the INVITE was proxied and record-routed (stats)" jq_ok "$(api GET /stats)" '.proxy.forwarded >= 1'
+check "alice's INVITE was challenged (407) and she answered it ([proxy] authenticate)" \
+    jq_ok "$(api GET /stats)" '.proxy.challenged >= 1 and .proxy.auth_failed == 0'
 sleep 1
 check "alice hangs up (ctrl_tcp)" bctl "$alice_CTRL" hangup
 check "bob sees the call closed (BYE routed through cascade)" \

@@ -5,7 +5,12 @@
 # parallel forking to two registered UAS (one answers, the other is
 # CANCELled), MESSAGE, callee not registered (480), unknown user (404),
 # Max-Forwards 0 (483), a loop through DNS (482); then a redirect-mode
-# instance answers 302 with the Contact, and refuses foreign domains (403).
+# instance answers 302 with the Contact, and refuses foreign domains (403);
+# then an authenticating instance ([proxy] authenticate, the default)
+# challenges callers from our domain with 407: no credentials, wrong
+# password, another user's credentials (403), a full call with the right
+# ones (credentials not passed on), and a MESSAGE from another domain that
+# needs none. The first two instances run with authenticate = no.
 source "$(dirname "$0")/lib.sh"
 
 PORT=$(free_port); API_PORT=$(free_port); API_TOKEN=proxytoken
@@ -18,6 +23,7 @@ realm = cascade.test
 [proxy]
 mode = proxy
 allow_foreign = yes
+authenticate = no
 invite_timeout = 30
 [api]
 listen = 127.0.0.1:$API_PORT
@@ -148,6 +154,7 @@ domain = 127.0.0.1
 realm = cascade.test
 [proxy]
 mode = redirect
+authenticate = no
 [api]
 listen = 127.0.0.1:$RAPI
 token = $API_TOKEN
@@ -168,5 +175,55 @@ check "redirect: unknown user -> 404" \
     sipp_scn r404b "$(reject_scn 404)" -s nobody -key target "$H:$RPORT" -key mf 70 -p "$(free_port)"
 check "redirect: foreign domain (allow_foreign off) -> 403" \
     sipp_scn r403 "$(reject_scn 403)" -s bob -key target "192.0.2.1:5060" -key mf 70 -p "$(free_port)"
+
+# 7. Proxy authentication (RFC 3261 §22.3), [proxy] authenticate at its default.
+APORT=$(free_port); AAPI=$(free_port)
+cat >"$WORK/a.ini" <<INI
+[sip]
+listen = udp:127.0.0.1:$APORT
+domain = 127.0.0.1
+[auth]
+realm = cascade.test
+[api]
+listen = 127.0.0.1:$AAPI
+token = $API_TOKEN
+[store]
+path = $WORK/a.db
+[log]
+level = info
+INI
+start_cascade authproxy "$WORK/a.ini"
+PORT=$APORT API_PORT=$AAPI
+# auth_scn STATUS: uac-auth-reject.xml expecting STATUS after the credentials.
+auth_scn() {
+    sed "s/STATUS/$1/g" "$PEERS_DIR/sipp/uac-auth-reject.xml" >"$WORK/auth-$1.xml"
+    echo "$WORK/auth-$1.xml"
+}
+check "auth: cascadectl user add bob" ctl user add bob --password bobpw
+check "auth: cascadectl user add caller" ctl user add caller --password callerpw
+UAS4=$(free_port)
+check "auth: bob registers (REGISTER is the registrar's, 401 as before)" reg reg4 bob bobpw "$UAS4"
+check "auth: INVITE from caller@our domain without credentials -> 407" \
+    sipp_scn a407 "$(reject_scn 407)" -s bob -key target "$H:$APORT" -key mf 70 -p "$(free_port)"
+check "the 407 carries Proxy-Authenticate for our realm" \
+    grep -aq '^Proxy-Authenticate: Digest realm="cascade.test"' "$WORK/a407.msg"
+check "auth: wrong password -> 407 again" \
+    sipp_scn abad "$(auth_scn 407)" -s bob -au caller -ap wrong -auth_uri "bob@$H:$APORT" -p "$(free_port)"
+check "the refusal is logged with the sender's address" grep -q "proxy: 407 to INVITE from $H:.*: user caller: bad response" "$WORK/authproxy.log"
+check "auth: bob's credentials with From caller -> 403" \
+    sipp_scn a403 "$(auth_scn 403)" -s bob -au bob -ap bobpw -auth_uri "bob@$H:$APORT" -p "$(free_port)"
+uas_start uas5 uas-call.xml "$UAS4"
+check "auth: INVITE, 407, INVITE with credentials, 180/200/ACK/BYE" \
+    sipp_scn acall uac-call-auth.xml -s bob -au caller -ap callerpw -auth_uri "bob@$H:$APORT" -p "$(free_port)"
+check "auth: the UAS got the call, ACK and BYE" uas_ok uas5
+check "the credentials were consumed: the UAS saw no Proxy-Authorization" \
+    bash -c "grep -aq '^INVITE sip:bob' '$WORK/uas5.msg' && ! grep -aqi '^Proxy-Authorization' '$WORK/uas5.msg'"
+sed 's/caller@\[local_ip\]:\[local_port\]>;tag/caller@example.org>;tag/' "$PEERS_DIR/sipp/uac-message.xml" >"$WORK/uac-message-foreign.xml"
+uas_start uas6 uas-message.xml "$UAS4"
+check "auth: MESSAGE from another domain to bob needs no credentials -> 200" \
+    sipp_scn aforeign "$WORK/uac-message-foreign.xml" -s bob -p "$(free_port)"
+check "auth: bob got the MESSAGE" uas_ok uas6
+check "GET /stats counts the challenges" \
+    jq_ok "$(api GET /stats)" '.proxy.challenged >= 2 and .proxy.auth_failed >= 2'
 
 finish

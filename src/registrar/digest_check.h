@@ -1,0 +1,55 @@
+/* digest_check.h — checking a request's digest credentials against our users
+ * (RFC 3261 §22, RFC 7616), for the registrar (Authorization, 401) and the
+ * proxy (Proxy-Authorization, 407).
+ *
+ *   struct digest_check_result res;
+ *   switch (digest_check_request(w, msg, SIP_HDR_AUTHORIZATION, &res)) {
+ *   case DIGEST_CHECK_OK: ... res.user is the authenticated user ...
+ *   case DIGEST_CHECK_NONE: case DIGEST_CHECK_STALE: case DIGEST_CHECK_FAILED:
+ *       challenge (stale=true for STALE) with digest_check_challenge(); log res.why
+ *   case DIGEST_CHECK_BAD_HEADER: case DIGEST_CHECK_URI_MISMATCH: 400, log res.why
+ *   }
+ * Loop thread only. */
+#ifndef CASCADE_REGISTRAR_DIGEST_CHECK_H
+#define CASCADE_REGISTRAR_DIGEST_CHECK_H
+
+#include <stdbool.h>
+
+#include "base/sbuf.h"
+#include "sip/msg.h"
+
+struct worker;
+struct users_entry;
+
+#define DIGEST_CHECK_MAX_HEADERS 8  /* credential headers looked at per request */
+
+enum digest_check {
+    DIGEST_CHECK_OK,           /* verified: result.user */
+    DIGEST_CHECK_NONE,         /* no credentials for our realm */
+    DIGEST_CHECK_STALE,        /* right password, expired nonce */
+    DIGEST_CHECK_FAILED,       /* unknown user, wrong password, replayed nc, a nonce we did not issue */
+    DIGEST_CHECK_BAD_HEADER,   /* unreadable credentials: 400 Bad Authorization Header */
+    DIGEST_CHECK_URI_MISMATCH, /* digest uri is not the Request-URI: 400 Digest URI Mismatch */
+};
+
+struct digest_check_result {
+    const struct users_entry *user; /* DIGEST_CHECK_OK (and STALE) */
+    char why[160];                  /* for the log line of anything but OK */
+};
+
+/* Looks for credentials for [auth] realm in the headers of type hdr
+ * (SIP_HDR_AUTHORIZATION or SIP_HDR_PROXY_AUTHORIZATION) and verifies them
+ * against the users table, the method and the nonce. */
+enum digest_check digest_check_request(struct worker *w, const struct sip_msg *m, enum sip_hdr hdr,
+                                       struct digest_check_result *out);
+
+/* Appends one "WWW-Authenticate: ..." (proxy: "Proxy-Authenticate: ...")
+ * line, CRLF-terminated, per algorithm of [auth] algorithm, SHA-256 first
+ * (RFC 8760 §2.4: in order of preference). 0, or a negative errno. */
+int digest_check_challenge(struct worker *w, bool proxy, bool stale, sbuf_t *b);
+
+/* Removes the credentials for our realm from m (a proxy consumes what it
+ * asked for; the next hop never sees them). Entries of other realms stay. */
+void digest_check_consume(struct worker *w, struct sip_msg *m, enum sip_hdr hdr);
+
+#endif
