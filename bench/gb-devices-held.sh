@@ -8,38 +8,20 @@
 # Not a test: the registration storm loads both cores for N/RATE seconds.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/bench/lib.sh"
 build=${1:-$root/build}
 n=${DEVICES:-100000}; rate=${RATE:-3000}; window=${WINDOW:-60}
 work=$(mktemp -d /tmp/cascade-bench.XXXXXX)
 port=${PORT:-37060}; api=${API_PORT:-37080}
-cat >"$work/c.ini" <<INI
-[sip]
-listen = udp:127.0.0.1:$port
-domain = 3402000000
-[gb]
-enabled = yes
-password = 12345678
-allow_unknown = yes
-keepalive_interval = 60
-keepalive_misses = 3
-catalog_on_register = ${CATALOG:-no}
-[api]
-listen = 127.0.0.1:$api
-token = t
-[store]
-path = $work/c.db
-[log]
-level = warn
-INI
-"$build/cascade" -c "$work/c.ini" >"$work/cascade.log" 2>&1 &
-pid=$!
+cascade_gbsim_ini "$port" "$api" 60 "${CATALOG:-no}" warn
+start_cascade_ini
+pid=$server_pid
 sim=
-trap 'kill $pid ${sim:-} 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill_and_remove_work "$pid" "${sim:-}"' EXIT
 sleep 1
-rss() { awk '/VmRSS/ {print $2}' "/proc/$pid/status"; }
-cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+rss() { proc_rss_kib "$pid"; }
+cpu() { proc_cpu_ticks "$pid"; }
 online() { curl -s -H 'Authorization: Bearer t' "http://127.0.0.1:$api/api/v1/stats" | jq -r '.gb_upper.online'; }
-hz=$(getconf CLK_TCK)
 r0=$(rss)
 t0=$(date +%s)
 "$build/cascade-gbsim" --target 127.0.0.1:$port --devices "$n" --rate "$rate" --sockets 16 --keepalive 60 \
@@ -55,7 +37,7 @@ sleep 20   # let the registration burst settle (store writes, first keepalives)
 r1=$(rss); c0=$(cpu)
 sleep "$window"
 c1=$(cpu); r2=$(rss); on=$(online)
-echo "steady window ${window}s: cascade CPU $(echo "scale=2; ($c1 - $c0) * 100 / $hz / $window" | bc)% of one core"
+echo "steady window ${window}s: cascade CPU $(cpu_percent "$c0" "$c1" "$window" 2)% of one core"
 echo "RSS: $r0 KiB empty -> $r2 KiB with $n devices: $(echo "scale=0; ($r2 - $r0) * 1024 / $n" | bc) bytes per device"
 echo "online at the end: $on of $n (false offlines: $((n - on)))"
 # Where the RSS goes: the heap actually in use (glibc malloc_stats) versus

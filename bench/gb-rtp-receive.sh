@@ -8,14 +8,13 @@
 # Not a test: it loads both cores for S seconds.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/bench/lib.sh"
 build=${1:-$root/build}
 streams=${STREAMS:-100}; mbps=${MBPS:-4}; secs=${SECS:-10}
 work=$(mktemp -d /tmp/cascade-bench.XXXXXX)
 port=${PORT:-36060}; api=${API_PORT:-36080}; mp=${MEDIA_PORT:-40000}; dport=${DEVICE_PORT:-36070}
 dev=34020000001320000001; cam=34020000001310000001
-cat >"$work/c.ini" <<INI
-[sip]
-listen = udp:127.0.0.1:$port
+cascade_write_ini "udp:127.0.0.1:$port" "127.0.0.1:$api" t warn <<INI
 domain = 3402000000
 [gb]
 enabled = yes
@@ -24,18 +23,11 @@ keepalive_interval = 600
 media_ip = 127.0.0.1
 media_ports = $mp-$((mp + streams + 50))
 catalog_on_register = no
-[api]
-listen = 127.0.0.1:$api
-token = t
-[store]
-path = $work/c.db
-[log]
-level = warn
 INI
-"$build/cascade" -c "$work/c.ini" >"$work/cascade.log" 2>&1 &
-pid=$!
+start_cascade_ini
+pid=$server_pid
 spid=
-trap 'kill $pid ${spid:-} 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill_and_remove_work "$pid" "${spid:-}"' EXIT
 sleep 0.5
 call() { curl -s -X "$1" -H 'Authorization: Bearer t' "http://127.0.0.1:$api/api/v1$2" ${3:+--data "$3"}; }
 call POST /gb/devices "{\"id\":\"$dev\",\"password\":\"pw\"}" >/dev/null
@@ -52,9 +44,8 @@ for i in $(seq 1 "$streams"); do
     ports+=("$(jq -r .media_port <<<"$j")"); sids+=("$(jq -r .stream_id <<<"$j")")
 done
 echo "$streams streams playing on ports ${ports[0]}..${ports[-1]}"
-cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
-rss() { awk '/VmRSS/ {print $2}' "/proc/$pid/status"; }
-hz=$(getconf CLK_TCK)
+cpu() { proc_cpu_ticks "$pid"; }
+rss() { proc_rss_kib "$pid"; }
 c0=$(cpu)
 "$build/bench_gb_rtp" --send "127.0.0.1:$(IFS=,; echo "${ports[*]}")" \
     --ssrc "$(printf '100009999%.0s,' $(seq 1 "$streams"))" --mbps "$mbps" --seconds "$secs" \
@@ -64,6 +55,6 @@ sleep 0.5
 call GET /gb/streams | jq -r --argjson n "$streams" '
   .streams as $s | [$s[].packets] | add as $p | [$s[].lost] | add as $l | [$s[].bytes] | add as $b |
   "received: \($p) packets, \($b / 1048576 | floor) MiB payload, \($l) lost, \([$s[] | select(.packets > 0)] | length) of \($n) streams with data, codecs \([$s[].codec] | unique)"'
-echo "cascade CPU: $(echo "scale=1; ($c1 - $c0) * 100 / $hz / $secs" | bc)% of one core over ${secs}s; RSS $(rss) KiB"
+echo "cascade CPU: $(cpu_percent "$c0" "$c1" "$secs" 1)% of one core over ${secs}s; RSS $(rss) KiB"
 for s in "${sids[@]}"; do call DELETE "/gb/streams/$s" >/dev/null; done
 wait $spid || true

@@ -18,62 +18,29 @@
 # the sweep runs for (ramp + SETTLE + HOLD) per size.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/bench/lib.sh"
 build=$(cd "${1:-$root/build}" && pwd)
 sizes=${SIZES:-10000 50000 100000}
 rate=${RATE:-2000}; hold=${HOLD:-120}; settle=${SETTLE:-20}; channels=${CHANNELS:-1}
-hz=$(getconf CLK_TCK)
 results=()
 pids=()
-cleanup() { local p; for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; }
+cleanup() { kill_quietly "${pids[@]:-}"; }
 trap cleanup EXIT
-
-free_port() {
-    python3 -c '
-import socket, random
-for _ in range(200):
-    p = random.randint(20000, 59000)
-    try:
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", p))
-        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM); t.bind(("127.0.0.1", p + 1))
-        s.close(); t.close(); print(p); break
-    except OSError:
-        pass'
-}
-rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # run_case N KEEPALIVE HOLD LABEL
 run_case() {
     local n=$1 ka=$2 win=$3 label=$4
     local work port api
     work=$(mktemp -d /tmp/cascade-gbscale.XXXXXX)
-    port=$(free_port); api=$((port + 1))
-    cat >"$work/c.ini" <<INI
-[sip]
-listen = udp:127.0.0.1:$port
-domain = 3402000000
-[gb]
-enabled = yes
-password = 12345678
-allow_unknown = yes
-keepalive_interval = $ka
-keepalive_misses = 3
-catalog_on_register = ${CATALOG:-yes}
-[api]
-listen = 127.0.0.1:$api
-token = t
-[store]
-path = $work/c.db
-[log]
-level = info
-INI
-    "$build/cascade" -c "$work/c.ini" >"$work/cascade.log" 2>&1 &
-    local pid=$!
+    port=$(free_port_pair); api=$((port + 1))
+    cascade_gbsim_ini "$port" "$api" "$ka" "${CATALOG:-yes}" info
+    start_cascade_ini
+    local pid=$server_pid
     pids+=("$pid")
     local i
     for i in $(seq 1 50); do grep -q "cascade ready" "$work/cascade.log" && break; sleep 0.1; done
     sleep 1
-    local r0; r0=$(rss "$pid")
+    local r0; r0=$(proc_rss_kib "$pid")
     local t0=$SECONDS
     "$build/cascade-gbsim" --target 127.0.0.1:$port --devices "$n" --channels "$channels" --rate "$rate" \
         --sockets 16 --keepalive "$ka" --expires 3600 --json "$work/sim.json" >"$work/sim.log" 2>&1 &
@@ -89,18 +56,18 @@ INI
     done
     sleep "$settle" # the registration burst settles (catalog queries, store writes, first keepalives)
     local r1 c0 s0 c1 r2
-    r1=$(rss "$pid"); c0=$(cpu "$pid"); s0=$SECONDS
+    r1=$(proc_rss_kib "$pid"); c0=$(proc_cpu_ticks "$pid"); s0=$SECONDS
     sleep "$win"
-    c1=$(cpu "$pid"); r2=$(rss "$pid")
+    c1=$(proc_cpu_ticks "$pid"); r2=$(proc_rss_kib "$pid")
     # RSS once glibc gave back what the registration burst freed (what the
     # devices really hold): malloc_trim(0) called in cascade through gdb.
     local r3=$r2
     if command -v gdb >/dev/null && [ -z "${NO_GDB:-}" ]; then
         gdb -p "$pid" -batch -ex 'call (int)malloc_trim(0)' >/dev/null 2>&1 || true
-        r3=$(rss "$pid")
+        r3=$(proc_rss_kib "$pid")
     fi
     local cpu_pct
-    cpu_pct=$(echo "scale=1; ($c1 - $c0) * 100 / $hz / ($SECONDS - $s0)" | bc)
+    cpu_pct=$(cpu_percent "$c0" "$c1" $((SECONDS - s0)) 1)
     local online offl
     online=$(curl -s -H 'Authorization: Bearer t' "http://127.0.0.1:$api/api/v1/gb/devices" |
         jq '[.devices[] | select(.online)] | length')

@@ -4,22 +4,14 @@
 # rate with 0 failed calls for each transport. Not a test: it takes both cores.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/bench/lib.sh"
 build=${1:-$root/build}
 work=$(mktemp -d /tmp/cascade-bench.XXXXXX)
 port=${PORT:-35060}
-cat >"$work/c.ini" <<INI
-[sip]
-listen = udp:127.0.0.1:$port, tcp:127.0.0.1:$port
-[api]
-listen =
-[store]
-path = $work/c.db
-[log]
-level = warn
-INI
-"$build/cascade" -c "$work/c.ini" >"$work/cascade.log" 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null; rm -rf "$work"' EXIT
+cascade_write_ini "udp:127.0.0.1:$port, tcp:127.0.0.1:$port" "" "" warn </dev/null
+start_cascade_ini
+pid=$server_pid
+trap 'kill_and_remove_work "$pid"' EXIT
 sleep 0.5
 run() { # transport rate seconds -> "achieved failed" (from sipp's final screen)
     local tr=$1 rate=$2 secs=$3

@@ -18,6 +18,7 @@
 # share the 2 cores, so the figures are a lower bound for both. Not a test.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/bench/lib.sh"
 build=$(cd "${1:-$root/build}" && pwd)
 shared=${SHARED:-$root/../shared/bench}
 rates=${RATES:-500 1000 1500 2000 2500 3000 4000}
@@ -30,26 +31,9 @@ uas_pid=
 
 cleanup() {
     [ -n "$uas_pid" ] && kill "$uas_pid" 2>/dev/null || true
-    [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
-    sleep 0.3
-    [ -n "$server_pid" ] && kill -9 "$server_pid" 2>/dev/null || true
-    if [ -n "${KEEP_WORK:-}" ]; then echo "work dir: $work"; else rm -rf "$work"; fi
+    kill_server_and_clean
 }
 trap cleanup EXIT
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-# CPU seconds (user+sys) of a process and its children (Kamailio forks).
-cpu_of() {
-    local pid=$1 total=0 p
-    for p in $pid $(pgrep -P "$pid" || true); do
-        [ -r /proc/$p/stat ] || continue
-        total=$((total + $(awk '{print $14 + $15}' /proc/$p/stat)))
-    done
-    echo "$total"
-}
 
 start_uas() {
     (cd "$work" && exec sipp -sf "$root/bench/sipp/proxy-uas.xml" -s uas -i 127.0.0.1 -p "$uport" -nostdin \
@@ -62,48 +46,25 @@ stop_all() {
     kill "$uas_pid" 2>/dev/null || true
     wait "$uas_pid" 2>/dev/null || true
     uas_pid=
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=
+    stop_server
 }
 
 start_kamailio() {
-    kamailio -f "$shared/kamailio-proxy.cfg" -DD -E -w "$work" -m 1024 -M 32 >"$work/kamailio.log" 2>&1 &
-    server_pid=$!
-    for _ in $(seq 1 50); do
-        ss -Hunl "sport = :$kport" | grep -q . && { start_uas; return 0; }
-        sleep 0.1
-    done
-    echo "kamailio did not start"; cat "$work/kamailio.log"; exit 1
+    start_kamailio_cfg kamailio-proxy.cfg 1024 "$kport"
+    start_uas
 }
 
-start_cascade() {
-    cport=$(free_port)
-    aport=$(free_port)
-    rm -f "$work"/c.db*
-    cat >"$work/c.ini" <<INI
-[sip]
-listen = udp:127.0.0.1:$cport
+# proxy_ini PORT API_PORT: cascade as registrar + proxy, digest realm 127.0.0.1.
+proxy_ini() {
+    cascade_write_ini "udp:127.0.0.1:$1" "127.0.0.1:$2" bench warn <<INI
 domain = 127.0.0.1
 [auth]
 realm = 127.0.0.1
-[api]
-listen = 127.0.0.1:$aport
-token = bench
-[store]
-path = $work/c.db
-[log]
-level = warn
 INI
-    "$build/cascade" -c "$work/c.ini" >"$work/cascade.log" 2>&1 &
-    server_pid=$!
-    local up=0
-    for _ in $(seq 1 50); do
-        if curl -sf -X POST -H 'Authorization: Bearer bench' -d '{"name":"uas","password":"secret"}' \
-            "http://127.0.0.1:$aport/api/v1/users" >/dev/null 2>&1; then up=1; break; fi
-        sleep 0.1
-    done
-    [ "$up" = 1 ] || { echo "cascade did not start"; cat "$work/cascade.log"; exit 1; }
+}
+
+start_cascade() {
+    start_fresh_cascade proxy_ini uas
     (cd "$work" && sipp "127.0.0.1:$cport" -sf "$root/tests/peers/sipp/register.xml" -s uas -au uas -ap secret \
         -key expires 3600 -key cport "$uport" -i 127.0.0.1 -p "$uport" -m 1 -nostdin >/dev/null 2>&1) ||
         { echo "uas could not register with cascade"; exit 1; }
@@ -114,22 +75,14 @@ INI
 run_step() {
     local port=$1 rate=$2 t0 t1 c0 c1
     rm -f "$work/s.csv"
-    c0=$(cpu_of "$server_pid")
+    c0=$(tree_cpu_ticks "$server_pid")
     t0=$(date +%s.%N)
     (cd "$work" && timeout $((secs + 60)) sipp "127.0.0.1:$port" -sf "$root/bench/sipp/proxy-uac.xml" -s uas \
         -i 127.0.0.1 -p "$(free_port)" -r "$rate" -m $((rate * secs)) -l $((rate * 3)) \
         -default_behaviors all,-abortunexp -nostdin -trace_stat -stf s.csv -fd 1 >/dev/null 2>&1) || true
     t1=$(date +%s.%N)
-    c1=$(cpu_of "$server_pid")
-    python3 - "$work/s.csv" "$t0" "$t1" "$c0" "$c1" "$(getconf CLK_TCK)" <<'PY'
-import csv, sys
-rows = list(csv.reader(open(sys.argv[1]), delimiter=';')); h = rows[0]; last = rows[-1]
-ok = int(last[h.index("SuccessfulCall(C)")]); bad = int(last[h.index("FailedCall(C)")])
-rt = int(last[h.index("Retransmissions(C)")])
-wall = float(sys.argv[3]) - float(sys.argv[2])
-cpu = (int(sys.argv[5]) - int(sys.argv[4])) / float(sys.argv[6])
-print("%.0f %d %d %.2f" % (ok / wall, bad, rt, cpu))
-PY
+    c1=$(tree_cpu_ticks "$server_pid")
+    sipp_step_figures "$work/s.csv" "$t0" "$t1" "$c0" "$c1"
 }
 
 printf '%-8s | %-34s | %-34s\n' "offered" "kamailio: calls/s fail retr cpu" "cascade: calls/s fail retr cpu"
@@ -147,4 +100,4 @@ for rate in $rates; do
 done
 echo "RESULT kamailio: $best_k calls/s with 0 failures"
 echo "RESULT cascade:  $best_c calls/s with 0 failures"
-python3 -c "import sys; k, c = float(sys.argv[1]), float(sys.argv[2]); print('RESULT ratio cascade/kamailio: %.2f' % (c / k if k else 0))" "$best_k" "$best_c"
+print_ratio "$best_k" "$best_c"

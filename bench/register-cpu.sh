@@ -26,6 +26,7 @@
 # Not a test: it takes both cores for RATES x SECS seconds.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/bench/lib.sh"
 build=$(cd "${1:-$root/build}" && pwd)
 shared=${SHARED:-$root/../shared/bench}
 rates=${RATES:-6000 12000}
@@ -38,81 +39,17 @@ perf_pid=
 
 cleanup() {
     [ -n "$perf_pid" ] && kill -INT "$perf_pid" 2>/dev/null || true
-    [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
-    sleep 0.3
-    [ -n "$server_pid" ] && kill -9 "$server_pid" 2>/dev/null || true
-    if [ -n "${KEEP_WORK:-}" ]; then echo "work dir: $work"; else rm -rf "$work"; fi
+    kill_server_and_clean
 }
 trap cleanup EXIT
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-max_calls=0
-for r in $rates; do max_calls=$((max_calls > r * secs ? max_calls : r * secs)); done
-{ echo SEQUENTIAL; for i in $(seq 0 $((max_calls - 1))); do echo "u$i;secret"; done; } >"$work/users.csv"
-
-start_cascade() {
-    cport=$(free_port)
-    aport=$(free_port)
-    rm -f "$work"/c.db*
-    cat >"$work/c.ini" <<INI
-[sip]
-listen = udp:127.0.0.1:$cport
-domain = 127.0.0.1
-[auth]
-realm = 127.0.0.1
-match_user = no
-[registrar]
-max_expires = 3600
-[api]
-listen = 127.0.0.1:$aport
-token = bench
-[store]
-path = $work/c.db
-[log]
-level = warn
-INI
-    "$build/cascade" -c "$work/c.ini" >"$work/cascade.log" 2>&1 &
-    server_pid=$!
-    for _ in $(seq 1 50); do
-        if curl -sf -X POST -H 'Authorization: Bearer bench' -d '{"name":"bench","password":"secret"}' \
-            "http://127.0.0.1:$aport/api/v1/users" >/dev/null 2>&1; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "cascade did not start"; cat "$work/cascade.log"; exit 1
-}
+write_users_csv "$(max_step_calls "$rates" "$secs")"
 
 start_kamailio() {
     cport=$kport
-    kamailio -f "$shared/kamailio-registrar.cfg" -DD -E -w "$work" -m 512 -M 32 >"$work/kamailio.log" 2>&1 &
-    server_pid=$!
-    for _ in $(seq 1 50); do
-        ss -Hunl "sport = :$kport" | grep -q . && return 0
-        sleep 0.1
-    done
-    echo "kamailio did not start"; cat "$work/kamailio.log"; exit 1
+    start_kamailio_cfg kamailio-registrar.cfg 512 "$kport"
 }
 
-stop_server() {
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=
-}
-
-# user and sys ticks of a process and its children (Kamailio forks its workers).
-cpu_of() {
-    local u=0 s=0 p a b
-    for p in $1 $(pgrep -P "$1" || true); do
-        [ -r "/proc/$p/stat" ] || continue
-        read -r a b < <(awk '{print $14, $15}' "/proc/$p/stat")
-        u=$((u + a)); s=$((s + b))
-    done
-    echo "$u $s"
-}
 # CPU ticks of the loop thread (the main thread) and of the other threads (store writer, ...).
 threads_of() {
     local main=0 other=0 t v
@@ -126,31 +63,29 @@ threads_of() {
 printf '%-8s %-8s | %10s %6s %6s %8s | %s\n' server offered "achieved/s" fail retr "cpu s" "cpu s per 10k REGISTER (user + sys; by thread)"
 for server in $servers; do
 for rate in $rates; do
-    if [ "$server" = kamailio ]; then start_kamailio; else start_cascade; fi
+    if [ "$server" = kamailio ]; then start_kamailio; else start_fresh_cascade cascade_registrar_ini bench; fi
     if [ -n "${PERF:-}" ]; then
         perf record -e cpu-clock --call-graph "${PERF_CALLGRAPH:-fp}" -p "$server_pid" -o "$work/perf.data.$rate" >/dev/null 2>&1 &
         perf_pid=$!
         sleep 0.3
     fi
     rm -f "$work/s.csv"
-    c0=$(cpu_of "$server_pid"); th0=$(threads_of "$server_pid")
+    c0=$(tree_cpu_user_sys "$server_pid"); th0=$(threads_of "$server_pid")
     t0=$(date +%s.%N)
     (cd "$work" && timeout $((secs + 60)) sipp "127.0.0.1:$cport" -sf "$shared/register-auth.xml" -inf users.csv \
         -au bench -ap secret -i 127.0.0.1 -p "$(free_port)" -r "$rate" -m $((rate * secs)) -l $((rate * 3)) \
         -nostdin -trace_stat -stf s.csv -fd 1 >/dev/null 2>&1) || true
     t1=$(date +%s.%N)
-    c1=$(cpu_of "$server_pid"); th1=$(threads_of "$server_pid")
+    c1=$(tree_cpu_user_sys "$server_pid"); th1=$(threads_of "$server_pid")
     rss=0
-    for p in $server_pid $(pgrep -P "$server_pid" || true); do
-        rss=$((rss + $(awk '/VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)))
+    for p in $(proc_tree "$server_pid"); do
+        rss=$((rss + $(proc_rss_kib "$p" 2>/dev/null || echo 0)))
     done
     if [ -n "$perf_pid" ]; then kill -INT "$perf_pid" 2>/dev/null || true; wait "$perf_pid" 2>/dev/null || true; perf_pid=; fi
     stop_server
-    python3 - "$work/s.csv" "$t0" "$t1" "$c0" "$c1" "$(getconf CLK_TCK)" "$rate" "$th0" "$th1" "$server" "$rss" <<'PY'
-import csv, sys
-rows = list(csv.reader(open(sys.argv[1]), delimiter=';')); h = rows[0]; last = rows[-1]
-ok = int(last[h.index("SuccessfulCall(C)")]); bad = int(last[h.index("FailedCall(C)")])
-rt = int(last[h.index("Retransmissions(C)")])
+    python3 - "$(sipp_csv_counts "$work/s.csv")" "$t0" "$t1" "$c0" "$c1" "$(getconf CLK_TCK)" "$rate" "$th0" "$th1" "$server" "$rss" <<'PY'
+import sys
+ok, bad, rt = map(int, sys.argv[1].split())
 wall = float(sys.argv[3]) - float(sys.argv[2])
 u0, s0 = map(int, sys.argv[4].split()); u1, s1 = map(int, sys.argv[5].split())
 hz = float(sys.argv[6])

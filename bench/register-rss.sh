@@ -8,38 +8,20 @@
 # Not a test: the REGISTER storm loads both cores for BINDINGS/RATE seconds.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/bench/lib.sh"
 build=$(cd "${1:-$root/build}" && pwd)
 shared=${SHARED:-$root/../shared/bench}
 n=${BINDINGS:-100000}; rate=${RATE:-10000}
 work=$(mktemp -d /tmp/cascade-regrss.XXXXXX)
 port=${PORT:-37160}; api=${API_PORT:-37180}
-cat >"$work/c.ini" <<INI
-[sip]
-listen = udp:127.0.0.1:$port
-domain = 127.0.0.1
-[auth]
-realm = 127.0.0.1
-match_user = no
-[registrar]
-max_expires = 3600
-[api]
-listen = 127.0.0.1:$api
-token = bench
-[store]
-path = $work/c.db
-[log]
-level = warn
-INI
-{ echo SEQUENTIAL; for i in $(seq 0 $((n - 1))); do echo "u$i;secret"; done; } >"$work/users.csv"
-"$build/cascade" -c "$work/c.ini" >"$work/cascade.log" 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null; rm -rf "$work"' EXIT
+cascade_registrar_ini "$port" "$api"
+write_users_csv "$n"
+start_cascade_ini
+pid=$server_pid
+trap 'kill_and_remove_work "$pid"' EXIT
 api_call() { curl -sf -H 'Authorization: Bearer bench' "$@"; }
-for _ in $(seq 1 50); do
-    api_call -X POST -d '{"name":"bench","password":"secret"}' "http://127.0.0.1:$api/api/v1/users" >/dev/null 2>&1 && break
-    sleep 0.1
-done
-rss() { awk '/VmRSS/ {print $2}' "/proc/$pid/status"; }
+cascade_add_user "$api" bench || true
+rss() { proc_rss_kib "$pid"; }
 sleep 1
 r0=$(rss)
 (cd "$work" && sipp "127.0.0.1:$port" -sf "$shared/register-auth.xml" -inf users.csv -au bench -ap secret \
@@ -49,7 +31,7 @@ r_peak=$(rss)
 sleep 34
 r1=$(rss)
 bindings=$(api_call "http://127.0.0.1:$api/api/v1/stats" | python3 -c 'import json,sys; s=json.load(sys.stdin); print(s["registrar"]["bindings"] if "registrar" in s and "bindings" in s["registrar"] else s.get("bindings", 0))')
-ok=$(python3 -c 'import csv,sys; r=list(csv.reader(open(sys.argv[1]),delimiter=";")); print(r[-1][r[0].index("SuccessfulCall(C)")])' "$work/s.csv")
+read -r ok _ < <(sipp_csv_counts "$work/s.csv")
 echo "REGISTER calls ok: $ok, bindings: $bindings"
 echo "RSS before: $((r0 / 1024)) MiB, right after the storm: $((r_peak / 1024)) MiB, 34 s later: $((r1 / 1024)) MiB"
 python3 -c 'import sys; r0, r1, n = map(int, sys.argv[1:]); print("RESULT RSS growth per binding: %.0f B" % ((r1 - r0) * 1024.0 / n if n else 0))' "$r0" "$r1" "$bindings"
