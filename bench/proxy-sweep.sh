@@ -55,11 +55,15 @@ start_kamailio() {
 }
 
 # proxy_ini PORT API_PORT: cascade as registrar + proxy, digest realm 127.0.0.1.
+# The callers are not challenged ([proxy] authenticate = no), like Kamailio's
+# anchor configuration, which authenticates nobody.
 proxy_ini() {
     cascade_write_ini "udp:127.0.0.1:$1" "127.0.0.1:$2" bench warn <<INI
 domain = 127.0.0.1
 [auth]
 realm = 127.0.0.1
+[proxy]
+authenticate = no
 INI
 }
 
