@@ -96,6 +96,7 @@ static int add_binding(void *arg, const struct location_binding *b)
     json_object_set_new(o, "transport", json_string(location_transport_name(b->transport)));
     json_object_set_new(o, "remote", json_string(b->remote));
     json_object_set_new(o, "path", json_string(b->path));
+    json_object_set_new(o, "nat", json_boolean(b->flags & LOCATION_FLAG_NAT));
     json_object_set_new(o, "q", json_real(b->q1000 / 1000.0));
     json_object_set_new(o, "user_agent", json_string(b->user_agent));
     json_object_set_new(o, "call_id", json_string(b->call_id));

@@ -228,6 +228,7 @@ void dispatch_ack(struct worker *w, const struct transport_rx *rx)
 void dispatch_stray_response(struct worker *w, const struct transport_rx *rx)
 {
     if (w->ua && ua_on_response(w->ua, rx)) return;
+    if (w->registrar && registrar_on_stray_response(w->registrar, rx)) return;
     if (w->proxy) proxy_on_stray_response(w->proxy, rx);
     else log_debug("stray %d response from %s dropped", rx->msg->status, rx->src_text);
 }

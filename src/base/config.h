@@ -48,6 +48,7 @@ struct config {
     struct {                            /* [registrar] */
         int min_expires, max_expires, default_expires;
         bool keep_on_transport_loss;     /* keep bindings flagged instead of dropping them */
+        int nat_ping_interval_s;         /* OPTIONS to UDP bindings behind NAT; 0: off */
     } registrar;
     struct {                            /* [auth] */
         char realm[128];

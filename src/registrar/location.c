@@ -629,7 +629,7 @@ static void fields_from_input(struct binding_fields *f, const struct location_bi
         .reg_id = in->reg_id,
         .q1000 = (uint16_t)in->q1000,
         .transport = (uint8_t)in->transport,
-        .flags = 0,
+        .flags = (uint8_t)(in->flags & LOCATION_FLAG_NAT),
     };
     copy_addr(in->remote_addr, &f->addr);
     f->remote = str_make(remote_buf, format_remote(&f->addr, remote_buf, remote_cap));

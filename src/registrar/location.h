@@ -57,6 +57,7 @@ enum location_reason {
 
 /* Binding flags. */
 #define LOCATION_FLAG_TRANSPORT_LOST 0x01u  /* its connection is gone; kept until expiry or refresh */
+#define LOCATION_FLAG_NAT 0x02u             /* UDP, Contact is not the source address: pinged (natping.h) */
 
 /* Errors (negative). The registrar's answer for each is given. */
 enum location_error {
@@ -115,6 +116,7 @@ struct location_binding_in {
     str_t user_agent;
     str_t instance;
     uint32_t reg_id;
+    uint8_t flags;                    /* LOCATION_FLAG_NAT or 0 */
 };
 
 struct location_callbacks {

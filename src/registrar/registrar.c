@@ -23,6 +23,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "registrar/digest_check.h"
+#include "registrar/natping.h"
 #include "registrar/users.h"
 #include "txn/txn.h"
 
@@ -53,6 +54,7 @@ struct registrar {
     arena_t arena;                   /* per request: contacts, joined Path */
     sbuf_t sb;                       /* extra header lines of an answer */
     struct reg_stash stash;
+    struct natping *natping;         /* NULL when [registrar] nat_ping_interval = 0 */
     time_t date_sec;                 /* second date_line was formatted for */
     char date_line[64];
     _Alignas(16) char arena_mem[REG_ARENA_BYTES];
@@ -528,6 +530,11 @@ static void reg_apply(struct registrar *r, struct txn *st, const struct transpor
             .user_agent = ua ? ua->value : STR_NULL,
             .instance = c->instance,
             .reg_id = (uint32_t)reg_id,
+            /* RFC 3581 in spirit: requests go to the source address anyway;
+             * the flag asks for keepalive pings (natping.h). */
+            .flags = rx->proto == SIP_TRANSPORT_UDP && natping_contact_natted(c->addr.uri_raw, &rx->src)
+                         ? LOCATION_FLAG_NAT
+                         : 0,
         };
     }
     struct reg_pending *p = pending_new(r, st, aor);
@@ -792,6 +799,7 @@ struct registrar *registrar_new(struct worker *w)
     r->arena.limit = 1u << 20;
     sbuf_init(&r->sb);
     if (!w->realm[0]) log_warn("registrar: no realm ([auth] realm or [sip] domain): digest challenges will fail");
+    r->natping = natping_new(w);
     return r;
 }
 
@@ -804,12 +812,18 @@ void registrar_free(struct registrar *r)
         p->prev = p->next = NULL;
     }
     if (r->w->registrar == r) r->w->registrar = NULL;
+    natping_free(r->natping);
     arena_free(&r->arena);
     sbuf_free(&r->sb);
     free(r);
 }
 
 void registrar_get_stats(const struct registrar *r, struct registrar_stats *out) { *out = r->stats; }
+
+int registrar_on_stray_response(struct registrar *r, const struct transport_rx *rx)
+{
+    return r ? natping_on_response(r->natping, rx) : 0;
+}
 
 void registrar_stats_json(const struct registrar *r, json_t *stats)
 {
@@ -823,5 +837,6 @@ void registrar_stats_json(const struct registrar *r, json_t *stats)
         json_object_set_new(o, "aors", json_integer((json_int_t)location_aor_count(r->w->location)));
         json_object_set_new(stats, "bindings", json_integer((json_int_t)location_count(r->w->location)));
     }
+    natping_stats_json(r->natping, o);
     json_object_set_new(stats, "registrar", o);
 }

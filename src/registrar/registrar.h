@@ -71,6 +71,8 @@ void registrar_location_callbacks(struct worker *w, struct location_callbacks *c
 void registrar_api_register(struct registrar *r, struct api_server *api);
 
 void registrar_get_stats(const struct registrar *r, struct registrar_stats *out);
+/* 1 when rx (a response no transaction took) answers one of our NAT pings. */
+int registrar_on_stray_response(struct registrar *r, const struct transport_rx *rx);
 /* Adds "registrar": {...counters, bindings, aors} to a /stats object. */
 void registrar_stats_json(const struct registrar *r, json_t *stats);
 

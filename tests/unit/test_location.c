@@ -17,6 +17,8 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "registrar/location.h"
+#include "registrar/natping.h"
+#include "transport/transport.h"
 
 /* ---- Event recording. */
 
@@ -636,9 +638,32 @@ static void test_persistence_round_trip(void **state)
     store_env_close(&e);
 }
 
+/* natping.h: which UDP Contacts are behind NAT (not the source address). */
+static void test_nat_detection(void **state)
+{
+    (void)state;
+    struct sockaddr_storage src, src6;
+    assert_int_equal(transport_addr_parse("198.51.100.7", 12, 40123, &src), 0);
+    assert_int_equal(transport_addr_parse("2001:db8::5", 11, 5060, &src6), 0);
+    /* The source itself: not behind NAT. */
+    assert_false(natping_contact_natted(STR_LIT("sip:alice@198.51.100.7:40123"), &src));
+    assert_false(natping_contact_natted(STR_LIT("sip:alice@198.51.100.7:40123;transport=udp"), &src));
+    assert_false(natping_contact_natted(STR_LIT("sip:bob@[2001:db8::5]"), &src6)); /* 5060 */
+    /* A private address, another port, a name: behind NAT (or can't tell). */
+    assert_true(natping_contact_natted(STR_LIT("sip:alice@192.168.1.20:5060"), &src));
+    assert_true(natping_contact_natted(STR_LIT("sip:alice@198.51.100.7:5060"), &src));
+    assert_true(natping_contact_natted(STR_LIT("sip:alice@198.51.100.7"), &src));
+    assert_true(natping_contact_natted(STR_LIT("sip:alice@phone.example.com:40123"), &src));
+    assert_true(natping_contact_natted(STR_LIT("sip:bob@[2001:db8::6]"), &src6));
+    /* Unparseable contact or no source: nothing to say. */
+    assert_false(natping_contact_natted(STR_LIT("not a uri"), &src));
+    assert_false(natping_contact_natted(STR_LIT("sip:alice@192.168.1.20"), NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_nat_detection),
         cmocka_unit_test_setup_teardown(test_add_refresh_expire, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expiry_order_many, setup, teardown),
         cmocka_unit_test_setup_teardown(test_callid_cseq_rule, setup, teardown),

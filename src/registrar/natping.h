@@ -1,0 +1,44 @@
+/* natping.h — keeping UDP bindings behind NAT reachable.
+ *
+ * A UDP binding is "behind NAT" when its Contact names another address or
+ * port than the one its REGISTER came from (the registrar flags it
+ * LOCATION_FLAG_NAT; requests to it already go to that source address). A
+ * NAT forgets an idle UDP mapping after 30 s to a few minutes, so every
+ * [registrar] nat_ping_interval seconds each such binding gets a stateless
+ * OPTIONS at its source address, from our listening socket — what Kamailio's
+ * nathelper calls SIP pings. The pings are spread over the interval (each
+ * second, the bindings whose contact hashes to that second), and their
+ * answers are counted and dropped (natping_on_response). 0 turns it off.
+ * Loop thread only. */
+#ifndef CASCADE_REGISTRAR_NATPING_H
+#define CASCADE_REGISTRAR_NATPING_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include "base/str.h"
+#include "transport/transport.h"
+
+struct worker;
+struct natping;
+
+#define NATPING_BRANCH_PREFIX "z9hG4bKnP"
+
+/* Whether a UDP Contact (the URI as received) is not the address the
+ * REGISTER came from: another IP, another port (5060 when absent), or a
+ * host name (we cannot tell: treat it as NAT). */
+bool natping_contact_natted(str_t contact_uri, const struct sockaddr_storage *src);
+
+/* NULL when [registrar] nat_ping_interval is 0 or on allocation failure
+ * (logged). Uses w->timers, w->location, w->transport at ping time. */
+struct natping *natping_new(struct worker *w);
+void natping_free(struct natping *np);
+
+/* 1 when rx answers one of our pings (counted, nothing else to do), else 0. */
+int natping_on_response(struct natping *np, const struct transport_rx *rx);
+
+/* Adds "nat_pings_sent", "nat_pings_answered" and "nat_bindings" to o. */
+void natping_stats_json(const struct natping *np, json_t *o);
+
+#endif

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# NAT help with real peers: a sipp UA registers over UDP from one port with a
+# Contact naming another port (what a UA behind NAT does: it advertises its
+# private address), so cascade flags the binding as behind NAT; cascade then
+# sends keepalive OPTIONS to the source address ([registrar]
+# nat_ping_interval, here 1 s) that the UA answers, and a call to the user is
+# delivered to the source address, not to the unreachable Contact. A UA whose
+# Contact is its source address is neither flagged nor pinged.
+source "$(dirname "$0")/lib.sh"
+
+PORT=$(free_port); API_PORT=$(free_port); API_TOKEN=nattoken
+H=127.0.0.1
+cat >"$WORK/n.ini" <<INI
+[sip]
+listen = udp:127.0.0.1:$PORT
+domain = 127.0.0.1
+[auth]
+realm = cascade.test
+[registrar]
+nat_ping_interval = 1
+[proxy]
+authenticate = no
+[api]
+listen = 127.0.0.1:$API_PORT
+token = $API_TOKEN
+[store]
+path = $WORK/n.db
+[log]
+level = info
+INI
+start_cascade nat "$WORK/n.ini"
+
+check "cascadectl user add natted" ctl user add natted --password pw1
+check "cascadectl user add direct" ctl user add direct --password pw2
+SRC=$(free_port); PRIV=$(free_port)
+check "natted registers from port $SRC with Contact port $PRIV" \
+    sipp_scn regn register.xml -s natted -au natted -ap pw1 -key expires 300 -key cport "$PRIV" -p "$SRC"
+DSRC=$(free_port)
+check "direct registers with its source port as Contact" \
+    sipp_scn regd register.xml -s direct -au direct -ap pw2 -key expires 300 -key cport "$DSRC" -p "$DSRC"
+check "GET /registrations: natted is behind NAT, source port kept" \
+    jq_ok "$(api GET '/registrations?user=natted')" ".registrations[0].nat == true and .registrations[0].remote == \"$H:$SRC\""
+check "GET /registrations: direct is not" jq_ok "$(api GET '/registrations?user=direct')" '.registrations[0].nat == false'
+check "the UA at the source port gets a keepalive OPTIONS for its contact and answers it" \
+    bash -c "cd '$WORK' && timeout 15 sipp -sf '$PEERS_DIR/sipp/uas-options.xml' -i 127.0.0.1 -p $SRC -m 1 -nostdin \
+        -trace_msg -message_file ping.msg >'$WORK/ping.out' 2>&1"
+check "the ping named the registered contact" grep -aq "^OPTIONS sip:natted@$H:$PRIV SIP/2.0" "$WORK/ping.msg"
+check "GET /stats: pings sent and answered, one binding behind NAT" \
+    wait_for 5 bash -c "curl -s -H 'Authorization: Bearer $API_TOKEN' http://127.0.0.1:$API_PORT/api/v1/stats |
+        jq -e '.registrar.nat_pings_sent >= 1 and .registrar.nat_pings_answered >= 1 and .registrar.nat_bindings == 1' >/dev/null"
+# Three ping rounds go by while a UA listens at direct's port: nothing comes.
+(cd "$WORK" && timeout 3 sipp -sf "$PEERS_DIR/sipp/uas-options.xml" -i 127.0.0.1 -p "$DSRC" -m 1 -nostdin \
+    -trace_msg -message_file direct.msg >"$WORK/direct.out" 2>&1) && direct_rc=0 || direct_rc=$?
+check "the direct UA got no ping in 3 s (its listener timed out)" test "$direct_rc" = 124
+check "... and saw no OPTIONS at all" bash -c "! grep -aq '^OPTIONS' '$WORK/direct.msg' 2>/dev/null"
+# A call to natted goes to the source address: the UA there answers it.
+(cd "$WORK" && exec timeout 30 sipp -sf "$PEERS_DIR/sipp/uas-call.xml" -s natted -i 127.0.0.1 -p "$SRC" -m 1 -nostdin \
+    -trace_msg -message_file natuas.msg >"$WORK/natuas.out" 2>&1) &
+uas_pid=$!
+PIDS+=("$uas_pid")
+sleep 0.3
+check "a call to natted through the proxy completes" sipp_scn natcall uac-call.xml -s natted -p "$(free_port)"
+check "the UA at the source port answered the call, got ACK and BYE" wait "$uas_pid"
+check "... and the INVITE named its private contact" grep -aq "^INVITE sip:natted@$H:$PRIV SIP/2.0" "$WORK/natuas.msg"
+
+finish
