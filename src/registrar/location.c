@@ -53,6 +53,7 @@ struct location {
     struct binding **conns;
     size_t conn_mask, conn_count;
     size_t binding_count;
+    size_t nat_count;                 /* bindings with LOCATION_FLAG_NAT */
     uint32_t max_per_aor, max_total;
 };
 
@@ -141,6 +142,8 @@ void location_set_limits(struct location *loc, uint32_t max_per_aor, uint32_t ma
 }
 
 size_t location_count(const struct location *loc) { return loc->binding_count; }
+
+size_t location_nat_count(const struct location *loc) { return loc->nat_count; }
 size_t location_aor_count(const struct location *loc) { return loc->aor_count; }
 
 /* ---- AoR table. */
@@ -422,6 +425,7 @@ static void binding_remove(struct location *loc, struct binding *b, enum locatio
     aor_unlink(a, b);
     conn_unlink(loc, b);
     loc->binding_count--;
+    if (b->pub.flags & LOCATION_FLAG_NAT) loc->nat_count--;
     if (persist) persist_delete(persist, b);
     if (loc->cb.binding_removed) loc->cb.binding_removed(loc->cb.arg, &b->pub, reason);
     free(b);
@@ -513,6 +517,7 @@ static void binding_link(struct location *loc, struct aor *a, struct binding *b)
     aor_link(a, b);
     conn_link(loc, b);
     loc->binding_count++;
+    if (b->pub.flags & LOCATION_FLAG_NAT) loc->nat_count++;
 }
 
 /* "ip:port" / "[ip6]:port" for addr, or "" when it is not IP (0 when it
@@ -708,6 +713,7 @@ int location_update(struct location *loc, str_t aor, const struct location_bindi
             aor_unlink(a, old);
             conn_unlink(loc, old);
             loc->binding_count--;
+            if (old->pub.flags & LOCATION_FLAG_NAT) loc->nat_count--;
         }
         binding_link(loc, a, nb);
         persist_upsert(&ps, nb);

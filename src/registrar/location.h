@@ -191,6 +191,7 @@ int location_flag_conn_lost(struct location *loc, uint64_t conn_id);
 size_t location_lookup(const struct location *loc, str_t aor, const struct location_binding **out, size_t cap);
 size_t location_count(const struct location *loc);      /* bindings */
 size_t location_aor_count(const struct location *loc);  /* AoRs with at least one binding */
+size_t location_nat_count(const struct location *loc);  /* bindings flagged LOCATION_FLAG_NAT */
 /* Every binding, AoR by AoR (in no particular AoR order), until cb returns
  * non-zero (that value is returned). */
 int location_foreach(const struct location *loc, int (*cb)(void *arg, const struct location_binding *b),

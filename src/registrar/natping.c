@@ -87,10 +87,11 @@ static void on_tick(struct timer_node *n, uint64_t now)
     struct natping *np = container_of(n, struct natping, timer);
     struct worker *w = np->w;
     /* Every second walks the bindings (no state to keep in step with the
-     * location service), pinging the share whose contact hashes to it. */
+     * location service), pinging the share whose contact hashes to it; not
+     * at all while no binding is behind NAT. */
     struct round r = {np, (uint32_t)(np->tick % np->interval_s)};
     np->counting = 0;
-    if (w->location) location_foreach(w->location, visit, &r);
+    if (w->location && location_nat_count(w->location)) location_foreach(w->location, visit, &r);
     np->nat_bindings = np->counting;
     np->tick++;
     timer_start(&w->timers, &np->timer, now + NATPING_TICK_MS, on_tick);

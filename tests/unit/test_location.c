@@ -660,10 +660,47 @@ static void test_nat_detection(void **state)
     assert_false(natping_contact_natted(STR_LIT("sip:alice@192.168.1.20"), NULL));
 }
 
+/* LOCATION_FLAG_NAT is kept per binding and counted through refresh,
+ * change and removal (the NAT pinger skips its walk at 0). */
+static void test_nat_flag_count(void **state)
+{
+    struct fixture *f = *state;
+    struct location_binding_in in = contact("sip:a@192.168.1.2:5060", 300, "c1", 1);
+    in.flags = LOCATION_FLAG_NAT | LOCATION_FLAG_TRANSPORT_LOST; /* only NAT is taken from the input */
+    assert_int_equal(update1(f->loc, "alice", in, 0), 0);
+    const struct location_binding *b[4];
+    assert_int_equal(lookup(f->loc, "alice", b, 4), 1);
+    assert_int_equal(b[0]->flags, LOCATION_FLAG_NAT);
+    assert_int_equal(location_nat_count(f->loc), 1);
+    in.cseq = 2; /* refresh, still behind NAT */
+    assert_int_equal(update1(f->loc, "alice", in, 1000), 0);
+    assert_int_equal(location_nat_count(f->loc), 1);
+    in.cseq = 3; /* refreshed from its own address now */
+    in.flags = 0;
+    assert_int_equal(update1(f->loc, "alice", in, 2000), 0);
+    assert_int_equal(location_nat_count(f->loc), 0);
+    in.cseq = 4;
+    in.flags = LOCATION_FLAG_NAT;
+    assert_int_equal(update1(f->loc, "alice", in, 3000), 0);
+    struct location_binding_in other = contact("sip:b@10.0.0.9:5062", 300, "c2", 1);
+    other.flags = LOCATION_FLAG_NAT;
+    assert_int_equal(update1(f->loc, "bob", other, 3000), 0);
+    assert_int_equal(location_nat_count(f->loc), 2);
+    in.cseq = 5;
+    in.expires_s = 0; /* unregister */
+    assert_int_equal(update1(f->loc, "alice", in, 4000), 0);
+    assert_int_equal(location_nat_count(f->loc), 1);
+    timer_run(&f->ts, 400 * 1000); /* bob expires */
+    assert_int_equal(location_nat_count(f->loc), 0);
+    assert_int_equal(location_count(f->loc), 0);
+    f->ev.n = 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nat_detection),
+        cmocka_unit_test_setup_teardown(test_nat_flag_count, setup, teardown),
         cmocka_unit_test_setup_teardown(test_add_refresh_expire, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expiry_order_many, setup, teardown),
         cmocka_unit_test_setup_teardown(test_callid_cseq_rule, setup, teardown),
