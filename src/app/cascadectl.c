@@ -464,10 +464,11 @@ static int cmd_reg(struct ctl *c, const char *verb, struct args *a)
         if ((rc = positional(a, 0, "reg list [--user USER]"))) return rc;
         char *path = user ? api_path(c, "/registrations?user=%s", user) : api_path(c, "/registrations");
         if ((rc = call(c, "GET", path, NULL, &j))) return rc;
-        static const struct column cols[] = {{"user", "USER"},         {"contact", "CONTACT"},
-                                             {"expires", "EXPIRES"},   {"transport", "TRANSPORT"},
-                                             {"remote", "REMOTE"},     {"aor", "AOR"}};
-        return show_list(c, j, "registrations", cols, 6);
+        static const struct column cols[] = {{"user", "USER"},       {"contact", "CONTACT"},
+                                             {"expires", "EXPIRES"}, {"transport", "TRANSPORT"},
+                                             {"remote", "REMOTE"},   {"nat", "NAT"},
+                                             {"aor", "AOR"}};
+        return show_list(c, j, "registrations", cols, 7);
     }
     if (!strcmp(verb, "kick")) {
         if ((rc = positional(a, 1, "reg kick USER"))) return rc;
