@@ -68,6 +68,66 @@ start_cascade() {
     echo "cascade $name did not become ready"; cat "$WORK/$name.log"; return 1
 }
 
+# node_ini NAME SIP_PORT API_PORT DOMAIN: writes $WORK/NAME.ini for one node:
+# SIP on UDP and TCP 127.0.0.1:SIP_PORT for DOMAIN, then the sections read from
+# stdin (they may go on with [sip] keys), then the API on 127.0.0.1:API_PORT
+# with $API_TOKEN, the store in $WORK/NAME.db and log level info.
+node_ini() {
+    local name=$1 sip=$2 api=$3 domain=$4
+    {
+        cat <<INI
+[sip]
+listen = udp:127.0.0.1:$sip, tcp:127.0.0.1:$sip
+domain = $domain
+INI
+        cat
+        cat <<INI
+[api]
+listen = 127.0.0.1:$api
+token = $API_TOKEN
+[store]
+path = $WORK/$name.db
+[log]
+level = info
+INI
+    } >"$WORK/$name.ini"
+}
+
+# gb_upper_ini NAME SIP_PORT API_PORT GB_ID PASSWORD ALLOW_UNKNOWN: node_ini for
+# a node with the GB/T 28181 upper role on (domain 3402000000, media on
+# 127.0.0.1 ports SIP_PORT+100..SIP_PORT+140); stdin goes on in its [gb]
+# section and may add sections after it.
+gb_upper_ini() {
+    local name=$1 sip=$2 api=$3 id=$4 password=$5 allow_unknown=$6
+    {
+        cat <<INI
+[gb]
+enabled = yes
+id = $id
+domain = 3402000000
+password = $password
+allow_unknown = $allow_unknown
+media_ip = 127.0.0.1
+media_ports = $((sip + 100))-$((sip + 140))
+INI
+        cat
+    } | node_ini "$name" "$sip" "$api" 3402000000
+}
+
+# gb_upstream_ini UPPER_ID UPPER_SIP_PORT TRANSPORT PASSWORD EXPIRES: prints the
+# start of an [upstream:UPPER_ID] section (the lower role registering to the
+# upper at 127.0.0.1:UPPER_SIP_PORT); the caller adds the section's other keys.
+gb_upstream_ini() {
+    cat <<INI
+[upstream:$1]
+host = 127.0.0.1
+port = $2
+transport = $3
+password = $4
+expires = $5
+INI
+}
+
 # api METHOD PATH [JSON]: calls the HTTP API of the instance at $API_PORT with $API_TOKEN.
 api() {
     local m=$1 p=$2 body=${3:-}
@@ -139,6 +199,27 @@ has_event() { events_json "${2:-0}" | jq -e "[.events[] | $1] | length > 0" >/de
 binding_count() {
     api GET "/registrations?user=$1" | jq -r --arg c "${2:-}" \
         '[.registrations[] | select($c == "" or .contact == $c)] | length'
+}
+
+# jget EXPR < JSON: jq-free JSON probe, prints the python expression EXPR on d.
+jget() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+# gb_play_dump API_FUNCTION DEVICE CHANNEL TRANSPORT: asks the node that
+# API_FUNCTION (api with that node's port) calls to play CHANNEL of DEVICE over
+# TRANSPORT with the PS dumped, and lets it run 3 s. Sets SID (empty when no
+# stream started), DUMP (the dump file) and PK (packets received by then).
+gb_play_dump() {
+    local api_fn=$1 device=$2 channel=$3 transport=$4 answer
+    answer=$("$api_fn" POST "/gb/devices/$device/channels/$channel/play" "{\"transport\":\"$transport\",\"dump\":true}")
+    SID=$(echo "$answer" | jget 'd.get("stream_id","")')
+    DUMP=$(echo "$answer" | jget 'd.get("dump_path","")')
+    sleep 3
+    PK=$("$api_fn" GET "/gb/streams/$SID" | jget 'd["packets"]')
+}
+
+# ffprobe_codec FILE: the codec ffprobe reads in FILE's first video stream.
+ffprobe_codec() {
+    ffprobe -v error -select_streams v:0 -show_entries stream=codec_name -of csv=p=0 "$1" 2>/dev/null
 }
 
 # jq_ok JSON FILTER: the filter is true for JSON.

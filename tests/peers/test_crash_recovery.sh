@@ -9,22 +9,12 @@ source "$(dirname "$0")/lib.sh"
 N=${CRASH_AORS:-6000}
 RATE=${CRASH_RATE:-2000}
 PORT=$(free_port); API_PORT=$(free_port); API_TOKEN=crashtoken
-cat >"$WORK/c.ini" <<INI
-[sip]
-listen = udp:127.0.0.1:$PORT, tcp:127.0.0.1:$PORT
-domain = 127.0.0.1
+node_ini c "$PORT" "$API_PORT" 127.0.0.1 <<INI
 [auth]
 realm = cascade.test
 match_user = no
 [registrar]
 max_expires = 3600
-[api]
-listen = 127.0.0.1:$API_PORT
-token = $API_TOKEN
-[store]
-path = $WORK/c.db
-[log]
-level = info
 INI
 start_cascade crash "$WORK/c.ini"
 disown "$crash_PID" # killed on purpose below: no job notice

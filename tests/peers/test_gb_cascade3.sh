@@ -17,61 +17,18 @@ MID_ID=34020000002000000002
 DEV1=34020000001320000001
 API_TOKEN=tok
 
-cat >"$WORK/top.ini" <<EOF
-[sip]
-listen = udp:127.0.0.1:$TOP_SIP, tcp:127.0.0.1:$TOP_SIP
-domain = 3402000000
-[store]
-path = $WORK/top.db
-[api]
-listen = 127.0.0.1:$TOP_API
-token = $API_TOKEN
-[log]
-level = info
-[gb]
-enabled = yes
-id = $TOP_ID
-domain = 3402000000
-password = top-secret
-allow_unknown = yes
-media_ip = 127.0.0.1
-media_ports = $((TOP_SIP + 100))-$((TOP_SIP + 140))
-EOF
+gb_upper_ini top "$TOP_SIP" "$TOP_API" "$TOP_ID" top-secret yes </dev/null
 
-cat >"$WORK/middle.ini" <<EOF
-[sip]
-listen = udp:127.0.0.1:$MID_SIP, tcp:127.0.0.1:$MID_SIP
-domain = 3402000000
-[store]
-path = $WORK/middle.db
-[api]
-listen = 127.0.0.1:$MID_API
-token = $API_TOKEN
-[log]
-level = info
-[gb]
-enabled = yes
-id = $MID_ID
-domain = 3402000000
-password = dev-secret
-allow_unknown = yes
+gb_upper_ini middle "$MID_SIP" "$MID_API" "$MID_ID" dev-secret yes <<EOF
 keepalive_interval = 1
 keepalive_misses = 3
-media_ip = 127.0.0.1
-media_ports = $((MID_SIP + 100))-$((MID_SIP + 140))
-[upstream:$TOP_ID]
-host = 127.0.0.1
-port = $TOP_SIP
-transport = tcp
-password = top-secret
-expires = 120
+$(gb_upstream_ini "$TOP_ID" "$TOP_SIP" tcp top-secret 120)
 keepalive_interval = 2
 catalog_items = 2
 EOF
 
 top() { API_PORT=$TOP_API api "$@"; }
 mid() { API_PORT=$MID_API api "$@"; }
-jget() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
 start_cascade top "$WORK/top.ini"
 start_cascade middle "$WORK/middle.ini"
@@ -114,12 +71,8 @@ check "top: the TCP device's channels under it" \
 n=0
 for tr in udp tcp; do
     n=$((n + 1))
-    P=$(top POST /gb/devices/$MID_ID/channels/34020000001310000003/play "{\"transport\":\"$tr\",\"dump\":true}")
-    SID=$(echo "$P" | jget 'd.get("stream_id","")')
-    DUMP=$(echo "$P" | jget 'd.get("dump_path","")')
+    gb_play_dump top "$MID_ID" 34020000001310000003 "$tr"
     check "top: play $tr of a device channel through the middle ($SID)" test -n "$SID"
-    sleep 3
-    PK=$(top GET /gb/streams/$SID | jget 'd["packets"]')
     check "top: $tr packets from the device ($PK)" test "${PK:-0}" -gt 20
     check "top: $tr codec h264" test "$(top GET /gb/streams/$SID | jget 'd["codec"]')" = h264
     check "middle: the $tr INVITE was relayed to the device" \
@@ -127,8 +80,7 @@ for tr in udp tcp; do
     top DELETE /gb/streams/$SID >/dev/null
     check "middle: BYE relayed to the device" \
         wait_for 5 bash -c "[ \$(grep -c 'ended: bye-from-upstream' '$WORK/middle.log') -ge $n ]"
-    check "top: $tr dump is h264 for ffprobe" \
-        test "$(ffprobe -v error -select_streams v:0 -show_entries stream=codec_name -of csv=p=0 "$DUMP" 2>/dev/null)" = h264
+    check "top: $tr dump is h264 for ffprobe" test "$(ffprobe_codec "$DUMP")" = h264
 done
 
 # A channel of the device that signals over TCP.

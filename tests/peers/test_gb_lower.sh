@@ -25,50 +25,17 @@ API_TOKEN=tok
 KA=1
 MISSES=3
 
-cat >"$WORK/upper.ini" <<EOF
-[sip]
-listen = udp:127.0.0.1:$UP_SIP, tcp:127.0.0.1:$UP_SIP
-domain = 3402000000
-[store]
-path = $WORK/upper.db
-[api]
-listen = 127.0.0.1:$UP_API
-token = $API_TOKEN
-[log]
-level = info
-[gb]
-enabled = yes
-id = $UP_ID
-domain = 3402000000
-password = 12345678
-allow_unknown = no
+gb_upper_ini upper "$UP_SIP" "$UP_API" "$UP_ID" 12345678 no <<EOF
 keepalive_interval = 5
 keepalive_misses = 3
-media_ip = 127.0.0.1
-media_ports = $((UP_SIP + 100))-$((UP_SIP + 140))
 EOF
 
-cat >"$WORK/lower.ini" <<EOF
-[sip]
-listen = udp:127.0.0.1:$LO_SIP, tcp:127.0.0.1:$LO_SIP
-domain = 3402000000
-[store]
-path = $WORK/lower.db
-[api]
-listen = 127.0.0.1:$LO_API
-token = $API_TOKEN
-[log]
-level = info
+node_ini lower "$LO_SIP" "$LO_API" 3402000000 <<EOF
 [gb]
 id = $LO_ID
 domain = 3402000000
 media_ip = 127.0.0.1
-[upstream:$UP_ID]
-host = 127.0.0.1
-port = $UP_SIP
-transport = udp
-password = lower-secret
-expires = 60
+$(gb_upstream_ini "$UP_ID" "$UP_SIP" udp lower-secret 60)
 keepalive_interval = $KA
 keepalive_misses = $MISSES
 charset = GB2312
@@ -77,8 +44,6 @@ EOF
 
 up() { API_PORT=$UP_API api "$@"; }
 lo() { API_PORT=$LO_API api "$@"; }
-# jq-free JSON probes: jget 'python expression on d' < json
-jget() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 up_state() { lo GET /gb/upstreams | jget 'd["upstreams"][0]["state"]'; }
 upper_count() { up GET /stats | jget "d.get('messages_in',{}).get('$1',0)"; }
 
@@ -155,12 +120,8 @@ check "PTZ applied on the lower's channel" \
 
 # ---- play from the upper ----
 for tr in udp tcp; do
-    P=$(up POST /gb/devices/$LO_ID/channels/$CH1/play "{\"transport\":\"$tr\",\"dump\":true}")
-    SID=$(echo "$P" | jget 'd["stream_id"]')
-    DUMP=$(echo "$P" | jget 'd.get("dump_path","")')
+    gb_play_dump up "$LO_ID" "$CH1" "$tr"
     check "play $tr: stream $SID started" test -n "$SID"
-    sleep 3
-    PK=$(up GET /gb/streams/$SID | jget 'd["packets"]')
     check "play $tr: packets arrive ($PK)" test "${PK:-0}" -gt 20
     check "play $tr: codec h264 from the PSM" test "$(up GET /gb/streams/$SID | jget 'd["codec"]')" = h264
     check "play $tr: no loss" test "$(up GET /gb/streams/$SID | jget 'd["lost"]')" = 0
@@ -168,8 +129,7 @@ for tr in udp tcp; do
     up DELETE /gb/streams/$SID >/dev/null
     check "play $tr: BYE stops the lower's stream" \
         wait_for 5 bash -c "[ \"\$(curl -s -H 'Authorization: Bearer $API_TOKEN' http://127.0.0.1:$LO_API/api/v1/gb/upstreams | python3 -c 'import json,sys; print(len(json.load(sys.stdin)[\"streams\"]))')\" = 0 ]"
-    check "play $tr: ffprobe reads the dumped PS as h264" \
-        test "$(ffprobe -v error -select_streams v:0 -show_entries stream=codec_name -of csv=p=0 "$DUMP" 2>/dev/null)" = h264
+    check "play $tr: ffprobe reads the dumped PS as h264" test "$(ffprobe_codec "$DUMP")" = h264
 done
 check "play of an OFF channel refused" \
     test "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $API_TOKEN" --data '{"transport":"udp"}' http://127.0.0.1:$UP_API/api/v1/gb/devices/$LO_ID/channels/$CH3/play)" != 200

@@ -21,10 +21,7 @@ CAM1=34020000001310000001
 
 PORT=$(free_port); API_PORT=$(free_port); API_TOKEN=gbtoken
 MP=$(free_port)
-cat >"$WORK/c.ini" <<INI
-[sip]
-listen = udp:127.0.0.1:$PORT, tcp:127.0.0.1:$PORT
-domain = $DOMAIN
+node_ini c "$PORT" "$API_PORT" "$DOMAIN" <<INI
 [gb]
 enabled = yes
 id = $UPPER
@@ -37,13 +34,6 @@ charset = GB2312
 media_ip = 127.0.0.1
 media_ports = $MP-$((MP + 20))
 catalog_on_register = no
-[api]
-listen = 127.0.0.1:$API_PORT
-token = $API_TOKEN
-[store]
-path = $WORK/c.db
-[log]
-level = info
 INI
 start_cascade up "$WORK/c.ini"
 

@@ -8,23 +8,13 @@
 source "$(dirname "$0")/lib.sh"
 
 PORT=$(free_port); API_PORT=$(free_port); API_TOKEN=regtoken
-cat >"$WORK/c.ini" <<INI
-[sip]
-listen = udp:127.0.0.1:$PORT, tcp:127.0.0.1:$PORT
-domain = 127.0.0.1
+node_ini c "$PORT" "$API_PORT" 127.0.0.1 <<INI
 [auth]
 realm = cascade.test
 nonce_ttl = 5
 [registrar]
 min_expires = 10
 max_expires = 3600
-[api]
-listen = 127.0.0.1:$API_PORT
-token = $API_TOKEN
-[store]
-path = $WORK/c.db
-[log]
-level = info
 INI
 start_cascade reg "$WORK/c.ini"
 H=127.0.0.1
