@@ -19,29 +19,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../tests/unit/clip_testutil.h"
 #include "base/sbuf.h"
 #include "gb/h264.h"
 #include "gb/ps.h"
 #include "gb/rtp.h"
 
 #define MAX_STREAMS 1000
-
-static uint8_t *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = n > 0 ? malloc((size_t)n) : NULL;
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    *len = b ? (size_t)n : 0;
-    return b;
-}
 
 /* ---- pcap ---- */
 
@@ -238,7 +222,7 @@ int main(int argc, char **argv)
     }
     if (!clip_path) clip_path = "tests/data/clip.h264";
     size_t clip_len;
-    uint8_t *clip = read_file(clip_path, &clip_len);
+    uint8_t *clip = read_whole_file(clip_path, &clip_len);
     if (!clip) {
         fprintf(stderr, "cannot read %s: %s\n", clip_path, strerror(errno));
         return 1;

@@ -9,32 +9,14 @@
 
 #include <cmocka.h>
 
+#include "clip_testutil.h"
 #include "gb/h264.h"
-
-/* tests run from tests/unit (see CMakeLists.txt) */
-static uint8_t *read_file(const char *path, size_t *len)
-{
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *buf = malloc((size_t)n);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
 
 static void test_clip_access_units(void **state)
 {
     (void)state;
     size_t len;
-    uint8_t *clip = read_file("../data/clip.h264", &len);
+    uint8_t *clip = read_test_clip(&len);
     assert_non_null(clip);
     gb_au_reader_t r;
     gb_au_reader_init(&r, GB_CODEC_H264, clip, len);

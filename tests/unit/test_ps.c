@@ -11,26 +11,9 @@
 
 #include <cmocka.h>
 
+#include "clip_testutil.h"
 #include "gb/h264.h"
 #include "gb/ps.h"
-
-static uint8_t *read_file(const char *path, size_t *len)
-{
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *buf = malloc((size_t)n);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
 
 #define MAX_FRAMES 64
 
@@ -45,7 +28,7 @@ typedef struct {
 /* The clip's access units, and the clip muxed into a PS (pts from 3600, 40 ms apart). */
 static void mux_clip(uint8_t **clip, size_t *clip_len, frames_t *f, sbuf_t *ps)
 {
-    *clip = read_file("../data/clip.h264", clip_len);
+    *clip = read_test_clip(clip_len);
     assert_non_null(*clip);
     memset(f, 0, sizeof(*f));
     gb_au_reader_t r;

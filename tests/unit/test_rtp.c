@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "clip_testutil.h"
 #include "gb/gbid.h"
 #include "gb/h264.h"
 #include "gb/ps.h"
@@ -266,24 +267,6 @@ static void test_deframer(void **state)
 
 /* ---- the whole path ---- */
 
-static uint8_t *read_file(const char *path, size_t *len)
-{
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *buf = malloc((size_t)n);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
-
 typedef struct {
     gb_rtp_stats_t stats;
     gb_ps_demux_t demux;
@@ -333,7 +316,7 @@ static int path_send(void *arg, const uint8_t *pkt, size_t len)
 static void run_path(bool tcp)
 {
     size_t clip_len;
-    uint8_t *clip = read_file("../data/clip.h264", &clip_len);
+    uint8_t *clip = read_test_clip(&clip_len);
     assert_non_null(clip);
     path_t *p = calloc(1, sizeof(*p));
     assert_non_null(p);
