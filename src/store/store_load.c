@@ -1,6 +1,11 @@
 /* store_load.c — synchronous reads on the reader connection (see store.h).
  * Meant for start-up and rare admin queries; statements are prepared per call. */
 #include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "base/log.h"
 #include "store/store_internal.h"
@@ -11,128 +16,185 @@ static const char *col_text(sqlite3_stmt *s, int i)
     return t ? (const char *)t : "";
 }
 
-/* Row callbacks travel as a generic function pointer and are cast back to
- * their real type by the matching row function. */
-typedef void (*any_fn)(void);
-typedef int (*row_fn)(sqlite3_stmt *s, any_fn cb, void *arg);
+/* The row structs a load fills, one row at a time. */
+union store_row {
+    struct store_user user;
+    struct store_binding binding;
+    struct store_gb_device device;
+    struct store_gb_channel channel;
+    struct store_gb_upstream upstream;
+    struct store_gb_record record;
+};
 
-/* Prepares sql, lets bind() fill parameters, and feeds each row to row(). */
-static int load(struct store *st, const char *what, const char *sql, void (*bind)(sqlite3_stmt *, const void *),
-                const void *bind_arg, row_fn row, any_fn cb, void *arg)
+/* How a column is read into its field; the field's type decides. */
+enum column_kind { COL_TEXT, COL_INT, COL_BOOL, COL_U32, COL_INT64, COL_U64 };
+
+struct column {
+    const char *name; /* as written in the SELECT list */
+    enum column_kind kind;
+    size_t offset; /* of the field in union store_row */
+};
+
+/* COLUMN(user, name): the column "name" read into row.user.name; COLUMN_AS
+ * when SQL spells the column otherwise. A field of a type read_row() does
+ * not know fails to compile. */
+#define COLUMN_AS(member, field, sql)                                                                              \
+    {sql,                                                                                                          \
+     _Generic(((union store_row *)NULL)->member.field, const char *: COL_TEXT, int: COL_INT, bool: COL_BOOL,      \
+              uint32_t: COL_U32, int64_t: COL_INT64, uint64_t: COL_U64),                                           \
+     offsetof(union store_row, member.field)}
+#define COLUMN(member, field) COLUMN_AS(member, field, #field)
+
+/* Each kind of row's columns, in SELECT order. */
+static const struct column user_columns[] = {
+    COLUMN(user, name), COLUMN(user, realm), COLUMN(user, ha1_md5), COLUMN(user, ha1_sha256),
+    COLUMN(user, created_at),
+};
+
+static const struct column binding_columns[] = {
+    COLUMN(binding, aor), COLUMN(binding, contact), COLUMN(binding, expires_at), COLUMN(binding, q1000),
+    COLUMN(binding, call_id), COLUMN(binding, cseq), COLUMN(binding, transport), COLUMN(binding, remote),
+    COLUMN(binding, conn_id), COLUMN(binding, path), COLUMN(binding, user_agent), COLUMN(binding, instance),
+    COLUMN(binding, reg_id), COLUMN(binding, flags), COLUMN(binding, received_at),
+};
+
+static const struct column device_columns[] = {
+    COLUMN(device, id), COLUMN(device, password), COLUMN(device, charset), COLUMN(device, auth_enabled),
+    COLUMN(device, allow), COLUMN(device, online), COLUMN(device, remote), COLUMN(device, transport),
+    COLUMN(device, registered_at), COLUMN(device, last_keepalive), COLUMN(device, expires_at),
+    COLUMN(device, info_json), COLUMN(device, status_json),
+};
+
+static const struct column channel_columns[] = {
+    COLUMN(channel, device_id), COLUMN(channel, id), COLUMN(channel, parent_id), COLUMN(channel, name),
+    COLUMN(channel, status), COLUMN(channel, manufacturer), COLUMN(channel, model), COLUMN(channel, civil_code),
+    COLUMN(channel, address), COLUMN(channel, extra_json), COLUMN(channel, media),
+};
+
+static const struct column upstream_columns[] = {
+    COLUMN(upstream, id), COLUMN(upstream, state), COLUMN(upstream, last_error), COLUMN(upstream, registered_at),
+    COLUMN(upstream, last_keepalive_ok),
+};
+
+static const struct column record_columns[] = {
+    COLUMN(record, channel_id), COLUMN(record, start), COLUMN_AS(record, end, "\"end\""), COLUMN(record, file_path),
+    COLUMN(record, device_id), COLUMN(record, name), COLUMN(record, type), COLUMN(record, secrecy),
+    COLUMN(record, size),
+};
+
+/* What a load reads: one kind of row per table of the schema. */
+enum row_kind { ROW_USER, ROW_BINDING, ROW_DEVICE, ROW_CHANNEL, ROW_UPSTREAM, ROW_RECORD };
+
+struct table {
+    const char *what; /* in log lines: "store: loading <what>: ..." */
+    const struct column *columns;
+    size_t ncolumns;
+};
+
+#define TABLE(what, columns) {what, columns, sizeof(columns) / sizeof(columns[0])}
+
+static const struct table tables[] = {
+    [ROW_USER] = TABLE("users", user_columns),
+    [ROW_BINDING] = TABLE("bindings", binding_columns),
+    [ROW_DEVICE] = TABLE("gb devices", device_columns),
+    [ROW_CHANNEL] = TABLE("gb channels", channel_columns),
+    [ROW_UPSTREAM] = TABLE("gb upstreams", upstream_columns),
+    [ROW_RECORD] = TABLE("gb records", record_columns),
+};
+
+/* Row callbacks travel as a generic function pointer and are cast back to
+ * their real type here. */
+typedef void (*any_fn)(void);
+
+static int deliver(enum row_kind kind, any_fn cb, void *arg, const union store_row *row)
 {
+    switch (kind) {
+    case ROW_USER: return ((store_user_row_cb)cb)(arg, &row->user);
+    case ROW_BINDING: return ((store_binding_row_cb)cb)(arg, &row->binding);
+    case ROW_DEVICE: return ((store_gb_device_row_cb)cb)(arg, &row->device);
+    case ROW_CHANNEL: return ((store_gb_channel_row_cb)cb)(arg, &row->channel);
+    case ROW_UPSTREAM: return ((store_gb_upstream_row_cb)cb)(arg, &row->upstream);
+    case ROW_RECORD: return ((store_gb_record_row_cb)cb)(arg, &row->record);
+    }
+    return -EINVAL;
+}
+
+static void read_row(sqlite3_stmt *s, const struct table *t, union store_row *row)
+{
+    for (size_t i = 0; i < t->ncolumns; i++) {
+        char *field = (char *)row + t->columns[i].offset;
+        int c = (int)i;
+        switch (t->columns[i].kind) {
+        case COL_TEXT: *(const char **)field = col_text(s, c); break;
+        case COL_INT: *(int *)field = sqlite3_column_int(s, c); break;
+        case COL_BOOL: *(bool *)field = sqlite3_column_int(s, c) != 0; break;
+        case COL_U32: *(uint32_t *)field = (uint32_t)sqlite3_column_int64(s, c); break;
+        case COL_INT64: *(int64_t *)field = sqlite3_column_int64(s, c); break;
+        case COL_U64: *(uint64_t *)field = (uint64_t)sqlite3_column_int64(s, c); break;
+        }
+    }
+}
+
+/* Writes "SELECT <t's columns> FROM <from>" into sql; -ENAMETOOLONG when it
+ * does not fit. */
+static int select_sql(char *sql, size_t cap, const struct table *t, const char *from)
+{
+    size_t n = (size_t)snprintf(sql, cap, "SELECT ");
+    for (size_t i = 0; i < t->ncolumns && n < cap; i++)
+        n += (size_t)snprintf(sql + n, cap - n, "%s%s", i ? "," : "", t->columns[i].name);
+    if (n < cap) n += (size_t)snprintf(sql + n, cap - n, " FROM %s", from);
+    return n < cap ? 0 : -ENAMETOOLONG;
+}
+
+/* Selects the columns of kind's table FROM from (the table, then WHERE /
+ * ORDER BY), lets bind() fill parameters, and delivers each row until cb
+ * returns non-zero. */
+static int load(struct store *st, enum row_kind kind, const char *from, void (*bind)(sqlite3_stmt *, const void *),
+                const void *bind_arg, any_fn cb, void *arg)
+{
+    const struct table *t = &tables[kind];
     sqlite3 *db = store_reader_db(st);
     if (!db || !cb) return -EINVAL;
+    char sql[1024];
+    if (select_sql(sql, sizeof(sql), t, from) != 0) {
+        log_error("store: loading %s: query too long", t->what);
+        return -ENAMETOOLONG;
+    }
     sqlite3_stmt *s = NULL;
     int rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
     if (rc != SQLITE_OK) {
-        log_error("store: loading %s: %s", what, sqlite3_errmsg(db));
+        log_error("store: loading %s: %s", t->what, sqlite3_errmsg(db));
         return store_errno_from_sqlite(rc);
     }
     if (bind) bind(s, bind_arg);
     int ret = 0;
+    union store_row row;
+    memset(&row, 0, sizeof(row));
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if ((ret = row(s, cb, arg)) != 0) break;
+        read_row(s, t, &row);
+        if ((ret = deliver(kind, cb, arg, &row)) != 0) break;
     }
     if (ret == 0 && rc != SQLITE_DONE) {
-        log_error("store: loading %s: %s", what, sqlite3_errmsg(db));
+        log_error("store: loading %s: %s", t->what, sqlite3_errmsg(db));
         ret = store_errno_from_sqlite(rc);
     }
     sqlite3_finalize(s);
     return ret;
 }
 
-static int user_row(sqlite3_stmt *s, any_fn cb, void *arg)
-{
-    struct store_user u = {
-        .name = col_text(s, 0),
-        .realm = col_text(s, 1),
-        .ha1_md5 = col_text(s, 2),
-        .ha1_sha256 = col_text(s, 3),
-        .created_at = sqlite3_column_int64(s, 4),
-    };
-    return ((store_user_row_cb)cb)(arg, &u);
-}
-
 int store_load_users(struct store *st, store_user_row_cb cb, void *arg)
 {
-    return load(st, "users", "SELECT name,realm,ha1_md5,ha1_sha256,created_at FROM users ORDER BY name", NULL,
-                NULL, user_row, (any_fn)cb, arg);
-}
-
-static int binding_row(sqlite3_stmt *s, any_fn cb, void *arg)
-{
-    struct store_binding b = {
-        .aor = col_text(s, 0),
-        .contact = col_text(s, 1),
-        .expires_at = sqlite3_column_int64(s, 2),
-        .q1000 = sqlite3_column_int(s, 3),
-        .call_id = col_text(s, 4),
-        .cseq = (uint32_t)sqlite3_column_int64(s, 5),
-        .transport = col_text(s, 6),
-        .remote = col_text(s, 7),
-        .conn_id = (uint64_t)sqlite3_column_int64(s, 8),
-        .path = col_text(s, 9),
-        .user_agent = col_text(s, 10),
-        .instance = col_text(s, 11),
-        .reg_id = (uint32_t)sqlite3_column_int64(s, 12),
-        .flags = (uint32_t)sqlite3_column_int64(s, 13),
-        .received_at = sqlite3_column_int64(s, 14),
-    };
-    return ((store_binding_row_cb)cb)(arg, &b);
+    return load(st, ROW_USER, "users ORDER BY name", NULL, NULL, (any_fn)cb, arg);
 }
 
 int store_load_bindings(struct store *st, store_binding_row_cb cb, void *arg)
 {
-    return load(st, "bindings",
-                "SELECT aor,contact,expires_at,q1000,call_id,cseq,transport,remote,conn_id,path,user_agent,"
-                "instance,reg_id,flags,received_at FROM bindings ORDER BY aor,contact",
-                NULL, NULL, binding_row, (any_fn)cb, arg);
-}
-
-static int device_row(sqlite3_stmt *s, any_fn cb, void *arg)
-{
-    struct store_gb_device d = {
-        .id = col_text(s, 0),
-        .password = col_text(s, 1),
-        .charset = col_text(s, 2),
-        .auth_enabled = sqlite3_column_int(s, 3) != 0,
-        .allow = sqlite3_column_int(s, 4) != 0,
-        .online = sqlite3_column_int(s, 5) != 0,
-        .remote = col_text(s, 6),
-        .transport = col_text(s, 7),
-        .registered_at = sqlite3_column_int64(s, 8),
-        .last_keepalive = sqlite3_column_int64(s, 9),
-        .expires_at = sqlite3_column_int64(s, 10),
-        .info_json = col_text(s, 11),
-        .status_json = col_text(s, 12),
-    };
-    return ((store_gb_device_row_cb)cb)(arg, &d);
+    return load(st, ROW_BINDING, "bindings ORDER BY aor,contact", NULL, NULL, (any_fn)cb, arg);
 }
 
 int store_load_gb_devices(struct store *st, store_gb_device_row_cb cb, void *arg)
 {
-    return load(st, "gb devices",
-                "SELECT id,password,charset,auth_enabled,allow,online,remote,transport,registered_at,"
-                "last_keepalive,expires_at,info_json,status_json FROM gb_devices ORDER BY id",
-                NULL, NULL, device_row, (any_fn)cb, arg);
-}
-
-static int channel_row(sqlite3_stmt *s, any_fn cb, void *arg)
-{
-    struct store_gb_channel c = {
-        .device_id = col_text(s, 0),
-        .id = col_text(s, 1),
-        .parent_id = col_text(s, 2),
-        .name = col_text(s, 3),
-        .status = col_text(s, 4),
-        .manufacturer = col_text(s, 5),
-        .model = col_text(s, 6),
-        .civil_code = col_text(s, 7),
-        .address = col_text(s, 8),
-        .extra_json = col_text(s, 9),
-        .media = col_text(s, 10),
-    };
-    return ((store_gb_channel_row_cb)cb)(arg, &c);
+    return load(st, ROW_DEVICE, "gb_devices ORDER BY id", NULL, NULL, (any_fn)cb, arg);
 }
 
 static void bind_text1(sqlite3_stmt *s, const void *text)
@@ -142,48 +204,14 @@ static void bind_text1(sqlite3_stmt *s, const void *text)
 
 int store_load_gb_channels(struct store *st, const char *device_id, store_gb_channel_row_cb cb, void *arg)
 {
-#define CHANNEL_COLS "SELECT device_id,id,parent_id,name,status,manufacturer,model,civil_code,address,extra_json,media"
-    if (!device_id)
-        return load(st, "gb channels", CHANNEL_COLS " FROM gb_channels ORDER BY device_id,id", NULL, NULL,
-                    channel_row, (any_fn)cb, arg);
-    return load(st, "gb channels", CHANNEL_COLS " FROM gb_channels WHERE device_id=?1 ORDER BY id", bind_text1,
-                device_id, channel_row, (any_fn)cb, arg);
-#undef CHANNEL_COLS
-}
-
-static int upstream_row(sqlite3_stmt *s, any_fn cb, void *arg)
-{
-    struct store_gb_upstream u = {
-        .id = col_text(s, 0),
-        .state = col_text(s, 1),
-        .last_error = col_text(s, 2),
-        .registered_at = sqlite3_column_int64(s, 3),
-        .last_keepalive_ok = sqlite3_column_int64(s, 4),
-    };
-    return ((store_gb_upstream_row_cb)cb)(arg, &u);
+    if (!device_id) return load(st, ROW_CHANNEL, "gb_channels ORDER BY device_id,id", NULL, NULL, (any_fn)cb, arg);
+    return load(st, ROW_CHANNEL, "gb_channels WHERE device_id=?1 ORDER BY id", bind_text1, device_id, (any_fn)cb,
+                arg);
 }
 
 int store_load_gb_upstreams(struct store *st, store_gb_upstream_row_cb cb, void *arg)
 {
-    return load(st, "gb upstreams",
-                "SELECT id,state,last_error,registered_at,last_keepalive_ok FROM gb_upstreams ORDER BY id", NULL,
-                NULL, upstream_row, (any_fn)cb, arg);
-}
-
-static int record_row(sqlite3_stmt *s, any_fn cb, void *arg)
-{
-    struct store_gb_record r = {
-        .channel_id = col_text(s, 0),
-        .start = sqlite3_column_int64(s, 1),
-        .end = sqlite3_column_int64(s, 2),
-        .file_path = col_text(s, 3),
-        .device_id = col_text(s, 4),
-        .name = col_text(s, 5),
-        .type = col_text(s, 6),
-        .secrecy = sqlite3_column_int(s, 7),
-        .size = sqlite3_column_int64(s, 8),
-    };
-    return ((store_gb_record_row_cb)cb)(arg, &r);
+    return load(st, ROW_UPSTREAM, "gb_upstreams ORDER BY id", NULL, NULL, (any_fn)cb, arg);
 }
 
 struct record_query {
@@ -204,8 +232,7 @@ int store_load_gb_records(struct store *st, const char *channel_id, int64_t star
 {
     if (!channel_id) return -EINVAL;
     struct record_query q = {channel_id, start, end};
-    return load(st, "gb records",
-                "SELECT channel_id,start,\"end\",file_path,device_id,name,type,secrecy,size FROM gb_records "
-                "WHERE channel_id=?1 AND start<?3 AND \"end\">?2 ORDER BY start,\"end\",file_path",
-                bind_record_query, &q, record_row, (any_fn)cb, arg);
+    return load(st, ROW_RECORD,
+                "gb_records WHERE channel_id=?1 AND start<?3 AND \"end\">?2 ORDER BY start,\"end\",file_path",
+                bind_record_query, &q, (any_fn)cb, arg);
 }
