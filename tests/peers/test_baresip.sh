@@ -14,19 +14,9 @@ MODDIR=/usr/lib/baresip/modules
 [ -f "$MODDIR/ctrl_tcp.so" ] || MODDIR=$(dirname "$(find / -name ctrl_tcp.so -path '*baresip*' 2>/dev/null | head -1)")
 
 PORT=$(free_port); API_PORT=$(free_port); API_TOKEN=baresiptoken
-cat >"$WORK/c.ini" <<INI
-[sip]
-listen = udp:127.0.0.1:$PORT, tcp:127.0.0.1:$PORT
-domain = 127.0.0.1
+node_ini c "$PORT" "$API_PORT" 127.0.0.1 <<INI
 [auth]
 realm = cascade.test
-[api]
-listen = 127.0.0.1:$API_PORT
-token = $API_TOKEN
-[store]
-path = $WORK/c.db
-[log]
-level = info
 INI
 start_cascade bs "$WORK/c.ini"
 check "cascadectl user add alice" ctl user add alice --password alicepw

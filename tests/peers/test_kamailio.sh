@@ -15,21 +15,11 @@ if ! command -v kamailio >/dev/null; then
 fi
 H=127.0.0.1
 PORT=$(free_port); API_PORT=$(free_port); API_TOKEN=kamtoken
-cat >"$WORK/c.ini" <<INI
-[sip]
-listen = udp:127.0.0.1:$PORT
-domain = 127.0.0.1
+node_ini c "$PORT" "$API_PORT" 127.0.0.1 <<INI
 [auth]
 realm = cascade.test
 [proxy]
 allow_foreign = yes
-[api]
-listen = 127.0.0.1:$API_PORT
-token = $API_TOKEN
-[store]
-path = $WORK/c.db
-[log]
-level = info
 INI
 start_cascade cascade "$WORK/c.ini"
 CPORT=$PORT

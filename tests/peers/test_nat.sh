@@ -10,23 +10,13 @@ source "$(dirname "$0")/lib.sh"
 
 PORT=$(free_port); API_PORT=$(free_port); API_TOKEN=nattoken
 H=127.0.0.1
-cat >"$WORK/n.ini" <<INI
-[sip]
-listen = udp:127.0.0.1:$PORT
-domain = 127.0.0.1
+node_ini n "$PORT" "$API_PORT" 127.0.0.1 <<INI
 [auth]
 realm = cascade.test
 [registrar]
 nat_ping_interval = 1
 [proxy]
 authenticate = no
-[api]
-listen = 127.0.0.1:$API_PORT
-token = $API_TOKEN
-[store]
-path = $WORK/n.db
-[log]
-level = info
 INI
 start_cascade nat "$WORK/n.ini"
 

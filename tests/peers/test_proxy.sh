@@ -14,10 +14,7 @@
 source "$(dirname "$0")/lib.sh"
 
 PORT=$(free_port); API_PORT=$(free_port); API_TOKEN=proxytoken
-cat >"$WORK/p.ini" <<INI
-[sip]
-listen = udp:127.0.0.1:$PORT, tcp:127.0.0.1:$PORT
-domain = 127.0.0.1
+node_ini p "$PORT" "$API_PORT" 127.0.0.1 <<INI
 [auth]
 realm = cascade.test
 [proxy]
@@ -25,13 +22,6 @@ mode = proxy
 allow_foreign = yes
 authenticate = no
 invite_timeout = 30
-[api]
-listen = 127.0.0.1:$API_PORT
-token = $API_TOKEN
-[store]
-path = $WORK/p.db
-[log]
-level = info
 INI
 start_cascade proxy "$WORK/p.ini"
 H=127.0.0.1
@@ -146,22 +136,12 @@ check "GET /stats counts the proxy's work" \
 
 # 6. Redirect mode: 302 with the registered contact; foreign domains refused.
 RPORT=$(free_port); RAPI=$(free_port)
-cat >"$WORK/r.ini" <<INI
-[sip]
-listen = udp:127.0.0.1:$RPORT, tcp:127.0.0.1:$RPORT
-domain = 127.0.0.1
+node_ini r "$RPORT" "$RAPI" 127.0.0.1 <<INI
 [auth]
 realm = cascade.test
 [proxy]
 mode = redirect
 authenticate = no
-[api]
-listen = 127.0.0.1:$RAPI
-token = $API_TOKEN
-[store]
-path = $WORK/r.db
-[log]
-level = info
 INI
 start_cascade redirect "$WORK/r.ini"
 PORT=$RPORT API_PORT=$RAPI
@@ -178,19 +158,9 @@ check "redirect: foreign domain (allow_foreign off) -> 403" \
 
 # 7. Proxy authentication (RFC 3261 §22.3), [proxy] authenticate at its default.
 APORT=$(free_port); AAPI=$(free_port)
-cat >"$WORK/a.ini" <<INI
-[sip]
-listen = udp:127.0.0.1:$APORT
-domain = 127.0.0.1
+node_ini a "$APORT" "$AAPI" 127.0.0.1 <<INI
 [auth]
 realm = cascade.test
-[api]
-listen = 127.0.0.1:$AAPI
-token = $API_TOKEN
-[store]
-path = $WORK/a.db
-[log]
-level = info
 INI
 start_cascade authproxy "$WORK/a.ini"
 PORT=$APORT API_PORT=$AAPI
