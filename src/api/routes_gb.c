@@ -155,13 +155,22 @@ static void device_catalog(struct api_request *req, void *user)
 {
     start_query(req, user, GB_Q_CATALOG, NULL, NULL, NULL, "catalog");
 }
-static void device_info(struct api_request *req, void *user)
+/* Info / status of the device, or with {"target": id} of one of its
+ * channels (a lower platform answers for a camera behind it). */
+static void device_single_query(struct api_request *req, struct gb_upper *g, enum gb_query_kind kind,
+                                const char *what)
 {
-    start_query(req, user, GB_Q_INFO, NULL, NULL, NULL, "DeviceInfo");
+    const char *target = body_str(req, "target");
+    if (target && !gb_id_valid(str_from_cstr(target))) {
+        api_reply_error(req, 400, "bad-request", "\"target\" must be a 20-digit GB id");
+        return;
+    }
+    start_query(req, g, kind, target, NULL, NULL, what);
 }
+static void device_info(struct api_request *req, void *user) { device_single_query(req, user, GB_Q_INFO, "DeviceInfo"); }
 static void device_status(struct api_request *req, void *user)
 {
-    start_query(req, user, GB_Q_STATUS, NULL, NULL, NULL, "DeviceStatus");
+    device_single_query(req, user, GB_Q_STATUS, "DeviceStatus");
 }
 
 /* GB times are local "YYYY-MM-DDThh:mm:ss" (no zone). */

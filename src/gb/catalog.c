@@ -368,11 +368,15 @@ int gb_query_start(struct gb_upper *g, struct gb_device *d, enum gb_query_kind k
     if (!d->online) return -ENOTCONN;
     if (query_count(d) >= GB_MAX_PENDING_PER_DEVICE) return -EBUSY;
     if (kind != GB_Q_RECORDS) {
-        struct gb_query *q = query_find(d, kind, 0, false);
-        if (q) { /* the same question is on its way: wait for its answer */
-            if (wt) gb_waiter_add(&q->waiters, wt);
-            return 0;
-        }
+        /* DeviceInfo / DeviceStatus ask about the device, or about one of
+         * its channels (a lower platform's camera) when target names one. */
+        if (!target || !*target) target = d->id;
+        for (struct gb_query *q = d->queries; q; q = q->next)
+            if (q->kind == kind && !q->pushed && !strcmp(q->target, target)) {
+                /* the same question is on its way: wait for its answer */
+                if (wt) gb_waiter_add(&q->waiters, wt);
+                return 0;
+            }
     }
     uint32_t sn = g->next_sn++;
     sbuf_t body;
@@ -383,7 +387,7 @@ int gb_query_start(struct gb_upper *g, struct gb_device *d, enum gb_query_kind k
         gb_record_query_t rq = {.start_time = (char *)start, .end_time = (char *)end, .type = type, .secrecy = 0};
         rc = gb_manscdp_build_record_query(&body, d->charset, sn, target, &rq);
     } else {
-        rc = gb_manscdp_build_query(&body, d->charset, kind_cmds[kind], sn, d->id);
+        rc = gb_manscdp_build_query(&body, d->charset, kind_cmds[kind], sn, kind == GB_Q_CATALOG ? d->id : target);
     }
     if (rc != 0 || body.failed) {
         sbuf_free(&body);
@@ -664,10 +668,12 @@ static void on_single_response(struct gb_upper *g, struct gb_device *d, const gb
                                enum gb_query_kind kind)
 {
     json_t *j = kind == GB_Q_INFO ? info_json(m) : status_json(m);
-    json_t **slot = kind == GB_Q_INFO ? &d->info : &d->status;
-    json_decref(*slot);
-    *slot = json_incref(j);
-    gb_device_persist(g, d);
+    if (!m->device_id || !strcmp(m->device_id, d->id)) { /* not an answer about one of its channels */
+        json_t **slot = kind == GB_Q_INFO ? &d->info : &d->status;
+        json_decref(*slot);
+        *slot = json_incref(j);
+        gb_device_persist(g, d);
+    }
     struct gb_query *q = query_find(d, kind, m->sn, true);
     if (!q) q = query_find(d, kind, 0, false); /* some devices answer with their own SN */
     if (q) {

@@ -108,6 +108,18 @@ struct gb_lower_job {
     struct ua_uac *h[GB_LOWER_CATALOG_WINDOW];
 };
 
+/* Middle node: what an upstream asked (DeviceInfo, DeviceStatus, RecordInfo)
+ * about a device of the upper role or one of its channels. lower_relay.c asks
+ * the device; lower_query.c answers the upstream with what it said. */
+struct gb_relay_ask {
+    gb_cmd_t cmd;
+    uint32_t sn;                      /* the upstream's */
+    char id[GB_ID_LEN + 1];           /* the DeviceID it asked about */
+    char type[16];                    /* RecordInfo Type ("" or "all": every type) */
+    char *name;                       /* RecordInfo <Name>: the channel's name (owned) */
+};
+struct gb_relay_query;                /* one being asked (lower_relay.c) */
+
 /* A change of a relayed device waiting to go upward (batched, see lower_relay.c). */
 struct gb_relay_note {
     char device_id[GB_ID_LEN + 1];
@@ -135,6 +147,7 @@ struct gb_lower {
     uint32_t stream_count;
     struct gb_relay *relays;
     uint32_t relay_count;
+    struct gb_relay_query *relay_queries; /* asked of devices, answer pending */
     struct gb_lower_job *jobs;
     uint32_t job_count;
     struct gb_relay_note *notes;      /* relayed device changes not yet notified */
@@ -195,6 +208,21 @@ void gb_lower_jobs_drop(struct gb_lower *l, struct gb_upstream *up); /* up NULL:
 void gb_lower_notify_items(struct gb_lower *l, const gb_catalog_item_t *items, size_t n);
 /* A catalog Notify is still being sent to some upstream. */
 bool gb_lower_notify_busy(const struct gb_lower *l);
+/* Answers up for a query relayed to a device: status 200 with answer the
+ * upper role's JSON of the device's Response (see catalog.c), anything else
+ * an error (DeviceInfo/DeviceStatus with Result ERROR, RecordInfo an empty
+ * list). */
+void gb_lower_answer_relayed(struct gb_lower *l, struct gb_upstream *up, const struct gb_relay_ask *ask, int status,
+                             const json_t *answer);
+/* The DeviceInfo / DeviceStatus Response body of gb_lower_answer_relayed. */
+int gb_lower_relayed_body(sbuf_t *out, gb_charset_t cs, const struct gb_relay_ask *ask, int status,
+                          const json_t *answer);
+/* Appends the records of the upper role's RecordInfo JSON ("records") that
+ * match type ("" / "all": every one) to *recs (strings strdup'ed, at most
+ * GB_LOWER_MAX_RECORDS). 0 or -ENOMEM. */
+int gb_lower_records_from_json(const json_t *answer, const char *type, gb_record_item_t **recs, size_t *n,
+                               size_t *cap);
+void gb_lower_records_free(gb_record_item_t *recs, size_t n);
 
 /* lower_media.c */
 void gb_lower_on_invite(struct gb_lower *l, struct gb_upstream *up, struct txn *st, const struct transport_rx *rx);
@@ -208,9 +236,16 @@ bool gb_relay_knows(struct gb_lower *l, str_t id);
 void gb_relay_invite(struct gb_lower *l, struct gb_upstream *up, struct txn *st, const struct transport_rx *rx);
 /* CANCEL of a relayed INVITE: 1 when it was one. */
 int gb_relay_cancel(struct gb_lower *l, struct txn *invite_st);
+/* Asks the device owning m->device_id the query m (DeviceInfo, DeviceStatus,
+ * RecordInfo) and answers up once it answered, timed out (GB_QUERY_TIMEOUT_MS)
+ * or went offline (gb_lower_answer_relayed). 0 when taken (answered now or
+ * later), -ENOENT when no device of the upper role owns the id. */
+int gb_relay_query(struct gb_lower *l, struct gb_upstream *up, const gb_manscdp_t *m);
 /* Relays a DeviceControl to the device owning m->device_id. 0 when sent. */
 int gb_relay_control(struct gb_lower *l, const gb_manscdp_t *m);
-void gb_relays_stop(struct gb_lower *l, struct gb_upstream *up, const char *reason); /* up NULL: all */
+/* Ends the relayed streams of up (NULL: all) and forgets its relayed queries
+ * (no answer goes to it any more). */
+void gb_relays_stop(struct gb_lower *l, struct gb_upstream *up, const char *reason);
 /* Appends the relayed directory (devices and their channels) as catalog
  * items; only_device: that device's subtree, NULL everything. Strings are
  * strdup'ed (the caller frees with gb_lower_items_free). */

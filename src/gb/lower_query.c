@@ -61,12 +61,7 @@ static void job_free(struct gb_lower_job *j)
     for (int i = 0; i < GB_LOWER_CATALOG_WINDOW; i++)
         if (j->h[i]) ua_request_detach(j->h[i]);
     if (j->items) gb_lower_items_free(j->items, j->total);
-    for (size_t i = 0; j->recs && i < j->total; i++) {
-        gb_record_item_t *r = &j->recs[i];
-        free(r->device_id), free(r->name), free(r->file_path), free(r->address);
-        free(r->start_time), free(r->end_time), free(r->type), free(r->recorder_id);
-    }
-    free(j->recs);
+    if (j->recs) gb_lower_records_free(j->recs, j->total);
     free(j->name);
     free(j);
 }
@@ -212,6 +207,51 @@ static void answer_catalog(struct gb_lower *l, struct gb_upstream *up, const gb_
 
 /* ---- RecordInfo ---- */
 
+void gb_lower_records_free(gb_record_item_t *recs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        gb_record_item_t *r = &recs[i];
+        free(r->device_id), free(r->name), free(r->file_path), free(r->address);
+        free(r->start_time), free(r->end_time), free(r->type), free(r->recorder_id);
+    }
+    free(recs);
+}
+
+/* The query's Type ("" / "all": every type) lets a record of type through. */
+static bool record_type_matches(const char *want, const char *type)
+{
+    return !want || !*want || !strcasecmp(want, "all") || (type && !strcasecmp(want, type));
+}
+
+static char *dup_s(const char *s) { return strdup(s ? s : ""); }
+
+/* Appends one record (strings copied). 1 when the list is full, -ENOMEM. */
+static int record_push(gb_record_item_t **recs, size_t *n, size_t *cap, const gb_record_item_t *src)
+{
+    if (*n == GB_LOWER_MAX_RECORDS) return 1;
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 32;
+        gb_record_item_t *nr = realloc(*recs, nc * sizeof(*nr));
+        if (!nr) return -ENOMEM;
+        *recs = nr;
+        *cap = nc;
+    }
+    gb_record_item_t *r = &(*recs)[(*n)++];
+    memset(r, 0, sizeof(*r));
+    r->device_id = dup_s(src->device_id);
+    r->name = dup_s(src->name);
+    r->file_path = dup_s(src->file_path);
+    r->address = dup_s(src->address);
+    r->start_time = dup_s(src->start_time);
+    r->end_time = dup_s(src->end_time);
+    r->type = dup_s(src->type);
+    r->secrecy = src->secrecy;
+    r->file_size = src->file_size;
+    if (!r->device_id || !r->name || !r->file_path || !r->address || !r->start_time || !r->end_time || !r->type)
+        return -ENOMEM;
+    return 0;
+}
+
 struct rec_ctx {
     struct gb_lower_job *j;
     size_t cap;
@@ -219,61 +259,76 @@ struct rec_ctx {
     int err;
 };
 
-static char *dup_s(const char *s) { return strdup(s ? s : ""); }
-
 static int record_row(void *arg, const struct store_gb_record *row)
 {
     struct rec_ctx *c = arg;
-    struct gb_lower_job *j = c->j;
-    if (c->type && *c->type && strcasecmp(c->type, "all") && strcasecmp(c->type, row->type)) return 0;
-    if (j->total == GB_LOWER_MAX_RECORDS) return 1;
-    if (j->total == c->cap) {
-        size_t nc = c->cap ? c->cap * 2 : 32;
-        gb_record_item_t *nr = realloc(j->recs, nc * sizeof(*nr));
-        if (!nr) {
-            c->err = -ENOMEM;
-            return 1;
-        }
-        j->recs = nr;
-        c->cap = nc;
-    }
-    gb_record_item_t *r = &j->recs[j->total++];
-    memset(r, 0, sizeof(*r));
+    if (!record_type_matches(c->type, row->type)) return 0;
     char st[24], en[24];
     format_gb_time(row->start, st);
     format_gb_time(row->end, en);
-    r->device_id = dup_s(row->channel_id);
-    r->name = dup_s(row->name);
-    r->file_path = dup_s(row->file_path);
-    r->address = dup_s("");
-    r->start_time = dup_s(st);
-    r->end_time = dup_s(en);
-    r->type = dup_s(row->type);
-    r->secrecy = row->secrecy;
-    r->file_size = row->size > 0 ? row->size : -1;
-    if (!r->device_id || !r->name || !r->file_path || !r->address || !r->start_time || !r->end_time || !r->type) {
-        c->err = -ENOMEM;
-        return 1;
+    /* record_push only reads the item: the casts do not let anything write the row. */
+    gb_record_item_t r = {.device_id = (char *)row->channel_id, .name = (char *)row->name,
+                          .file_path = (char *)row->file_path, .address = (char *)"", .start_time = st,
+                          .end_time = en, .type = (char *)row->type,
+                          .secrecy = row->secrecy, .file_size = row->size > 0 ? row->size : -1};
+    int rc = record_push(&c->j->recs, &c->j->total, &c->cap, &r);
+    if (rc < 0) c->err = rc;
+    return rc != 0;
+}
+
+static char *answer_str(const json_t *o, const char *key) { return (char *)json_string_value(json_object_get(o, key)); }
+
+int gb_lower_records_from_json(const json_t *answer, const char *type, gb_record_item_t **recs, size_t *n,
+                               size_t *cap)
+{
+    size_t i;
+    json_t *o;
+    json_array_foreach(json_object_get(answer, "records"), i, o) {
+        if (!record_type_matches(type, answer_str(o, "type"))) continue;
+        json_t *size = json_object_get(o, "file_size");
+        gb_record_item_t r = {.device_id = answer_str(o, "device_id"), .name = answer_str(o, "name"),
+                              .file_path = answer_str(o, "file_path"), .address = (char *)"",
+                              .start_time = answer_str(o, "start"), .end_time = answer_str(o, "end"),
+                              .type = answer_str(o, "type"), .secrecy = 0,
+                              .file_size = json_is_integer(size) ? json_integer_value(size) : -1};
+        int rc = record_push(recs, n, cap, &r);
+        if (rc) return rc < 0 ? rc : 0;
     }
     return 0;
 }
 
-static void answer_records(struct gb_lower *l, struct gb_upstream *up, const gb_manscdp_t *m)
+/* The records job's time range, or -1 (logged: no answer, GB/T 28181 has no
+ * error form for a malformed query). */
+static int record_range(struct gb_upstream *up, const gb_manscdp_t *m, int64_t *start, int64_t *end)
 {
     const gb_record_query_t *q = &m->record_query;
+    if (m->device_id && parse_gb_time(q->start_time, start) == 0 && parse_gb_time(q->end_time, end) == 0 &&
+        *end >= *start)
+        return 0;
+    log_warn("gb lower: RecordInfo SN %u from upstream %s: bad channel or time range (%s .. %s)", m->sn, up->cfg.id,
+             q->start_time ? q->start_time : "-", q->end_time ? q->end_time : "-");
+    return -1;
+}
+
+/* A device of the upper role (or one of its channels), not one of ours nor
+ * us: the device answers through lower_relay.c. 1 when relayed. */
+static bool asked_of_device(struct gb_lower *l, struct gb_upstream *up, const gb_manscdp_t *m)
+{
+    if (!l->upper || !m->device_id || !strcmp(m->device_id, l->id)) return false;
+    if (gb_lchan_find(l, str_from_cstr(m->device_id))) return false;
+    return gb_relay_query(l, up, m) == 0;
+}
+
+static void answer_records(struct gb_lower *l, struct gb_upstream *up, const gb_manscdp_t *m)
+{
     int64_t start, end;
-    if (!m->device_id || parse_gb_time(q->start_time, &start) != 0 || parse_gb_time(q->end_time, &end) != 0 ||
-        end < start) {
-        log_warn("gb lower: RecordInfo SN %u from upstream %s: bad channel or time range (%s .. %s)", m->sn,
-                 up->cfg.id, q->start_time ? q->start_time : "-", q->end_time ? q->end_time : "-");
-        return; /* no answer: GB/T 28181 has no error form for a malformed query */
-    }
+    if (record_range(up, m, &start, &end) != 0 || asked_of_device(l, up, m)) return;
     struct gb_lower_job *j = job_new(l, up, m);
     if (!j) return;
     j->records = true;
     struct gb_lchan *c = gb_lchan_find(l, str_from_cstr(m->device_id));
     j->name = strdup(c ? c->name : m->device_id);
-    struct rec_ctx ctx = {.j = j, .type = q->type};
+    struct rec_ctx ctx = {.j = j, .type = m->record_query.type};
     if (l->w->store) {
         int rc = store_load_gb_records(l->w->store, m->device_id, start, end, record_row, &ctx);
         if (rc < 0) log_warn("gb lower: RecordInfo: store read failed (%d); answering what was read", rc);
@@ -298,8 +353,72 @@ static void send_body(struct gb_lower *l, struct gb_upstream *up, sbuf_t *body, 
     sbuf_free(body);
 }
 
+int gb_lower_relayed_body(sbuf_t *out, gb_charset_t cs, const struct gb_relay_ask *ask, int status,
+                          const json_t *answer)
+{
+    bool ok = status == 200 && json_is_object(answer);
+    const char *result = !ok ? "ERROR" : answer_str(answer, "result") ? answer_str(answer, "result") : "OK";
+    if (ask->cmd == GB_CMD_DEVICE_INFO) {
+        gb_device_info_t info = {.channel = -1};
+        if (ok) {
+            json_t *ch = json_object_get(answer, "channel");
+            info.device_name = answer_str(answer, "device_name");
+            info.manufacturer = answer_str(answer, "manufacturer");
+            info.model = answer_str(answer, "model");
+            info.firmware = answer_str(answer, "firmware");
+            if (json_is_integer(ch)) info.channel = (int)json_integer_value(ch);
+        }
+        return gb_manscdp_build_device_info_response(out, cs, ask->sn, ask->id, result, &info);
+    }
+    /* Unreachable or silent: the device is offline as far as we can tell. */
+    gb_device_status_t st = {.online = (char *)"OFFLINE"};
+    gb_alarm_status_t alarms[32];
+    if (ok) {
+        st.online = answer_str(answer, "online");
+        st.encode = answer_str(answer, "encode");
+        st.record = answer_str(answer, "record");
+        st.device_time = answer_str(answer, "device_time");
+        size_t i;
+        json_t *a;
+        json_array_foreach(json_object_get(answer, "alarms"), i, a) {
+            if (st.alarm_count == sizeof(alarms) / sizeof(alarms[0])) break;
+            alarms[st.alarm_count++] = (gb_alarm_status_t){answer_str(a, "device_id"), answer_str(a, "duty_status")};
+        }
+        st.alarms = alarms;
+        st.has_alarm_list = st.alarm_count > 0;
+    }
+    const char *dev_status = !ok ? "ERROR" : answer_str(answer, "status") ? answer_str(answer, "status") : "OK";
+    return gb_manscdp_build_device_status_response(out, cs, ask->sn, ask->id, result, dev_status, &st);
+}
+
+void gb_lower_answer_relayed(struct gb_lower *l, struct gb_upstream *up, const struct gb_relay_ask *ask, int status,
+                             const json_t *answer)
+{
+    if (ask->cmd != GB_CMD_RECORD_INFO) {
+        sbuf_t body;
+        sbuf_init(&body);
+        int rc = gb_lower_relayed_body(&body, up->charset, ask, status, answer);
+        send_body(l, up, &body, rc, gb_cmd_name(ask->cmd));
+        return;
+    }
+    gb_manscdp_t m = {.cmd = ask->cmd, .cmd_type = (char *)"RecordInfo", .sn = ask->sn, .device_id = (char *)ask->id};
+    struct gb_lower_job *j = job_new(l, up, &m);
+    if (!j) return;
+    j->records = true;
+    j->name = strdup(ask->name ? ask->name : ask->id);
+    size_t cap = 0;
+    int rc = status == 200 ? gb_lower_records_from_json(answer, ask->type, &j->recs, &j->total, &cap) : 0;
+    if (rc != 0 || !j->name) {
+        log_error("gb lower: no memory for a relayed RecordInfo answer");
+        job_free(j);
+        return;
+    }
+    job_run(l, j);
+}
+
 static void answer_info(struct gb_lower *l, struct gb_upstream *up, const gb_manscdp_t *m)
 {
+    if (asked_of_device(l, up, m)) return;
     const char *id = m->device_id ? m->device_id : l->id;
     struct gb_lchan *c = gb_lchan_find(l, str_from_cstr(id));
     gb_device_info_t info = {.device_name = (char *)"cascade", .manufacturer = (char *)"cascade",
@@ -320,6 +439,7 @@ static void answer_info(struct gb_lower *l, struct gb_upstream *up, const gb_man
 
 static void answer_status(struct gb_lower *l, struct gb_upstream *up, const gb_manscdp_t *m)
 {
+    if (asked_of_device(l, up, m)) return;
     const char *id = m->device_id ? m->device_id : l->id;
     struct gb_lchan *c = gb_lchan_find(l, str_from_cstr(id));
     char now[24];

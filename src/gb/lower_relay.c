@@ -12,6 +12,11 @@
  *    A CANCEL from the upstream cancels the INVITE to the device.
  *  - DeviceControl for such a channel: re-encoded in the device's charset
  *    and sent to the device.
+ *  - DeviceInfo / DeviceStatus / RecordInfo for such a device or channel:
+ *    asked of the device through the upper role's queries (a gb_waiter per
+ *    question, joined with the same question in flight); its answer, or an
+ *    error answer when it is offline or silent, goes to the upstream with
+ *    the upstream's SN and the id it asked about (lower_query.c builds it).
  *  - Changes seen by the upper role (device online/offline, catalog updated),
  *    followed on the event bus, go upward as catalog Notifies.
  *
@@ -358,8 +363,105 @@ int gb_relay_cancel(struct gb_lower *l, struct txn *invite_st)
     return 0;
 }
 
+/* ---- queries asked of the device ---- */
+
+struct gb_relay_query {
+    struct gb_waiter wt;              /* first: done() hands it back */
+    struct gb_relay_query *next;      /* l->relay_queries */
+    struct gb_lower *l;
+    struct gb_upstream *up;
+    struct gb_relay_ask ask;
+};
+
+static void relay_query_unlink(struct gb_relay_query *q)
+{
+    for (struct gb_relay_query **pp = &q->l->relay_queries; *pp; pp = &(*pp)->next)
+        if (*pp == q) {
+            *pp = q->next;
+            break;
+        }
+}
+
+static void relay_query_free(struct gb_relay_query *q)
+{
+    free(q->ask.name);
+    free(q);
+}
+
+/* The upper role's answer (exactly once): the device's Response, or the
+ * query's failure (timeout, device gone offline, shutdown). */
+static void relay_query_done(struct gb_waiter *wt, int status, json_t *body)
+{
+    struct gb_relay_query *q = (struct gb_relay_query *)wt;
+    relay_query_unlink(q);
+    const char *what = gb_cmd_name(q->ask.cmd);
+    if (status == 200)
+        log_info("gb lower: %s for %s answered by its device, sent to upstream %s (SN %u)", what, q->ask.id,
+                 q->up->cfg.id, q->ask.sn);
+    else {
+        const char *why = json_string_value(json_object_get(body, "error"));
+        log_info("gb lower: %s for %s not answered by its device (%d %s): error answer to upstream %s", what,
+                 q->ask.id, status, why ? why : "-", q->up->cfg.id);
+    }
+    gb_lower_answer_relayed(q->l, q->up, &q->ask, status, body);
+    json_decref(body);
+    relay_query_free(q);
+}
+
+static enum gb_query_kind query_kind(gb_cmd_t cmd)
+{
+    return cmd == GB_CMD_DEVICE_INFO ? GB_Q_INFO : cmd == GB_CMD_DEVICE_STATUS ? GB_Q_STATUS : GB_Q_RECORDS;
+}
+
+int gb_relay_query(struct gb_lower *l, struct gb_upstream *up, const gb_manscdp_t *m)
+{
+    struct gb_channel *chan;
+    struct gb_device *d = m->device_id ? owner_of(l, str_from_cstr(m->device_id), &chan) : NULL;
+    if (!d) return -ENOENT;
+    struct gb_relay_query *q = calloc(1, sizeof(*q));
+    struct gb_relay_ask ask = {.cmd = m->cmd, .sn = m->sn};
+    snprintf(ask.id, sizeof(ask.id), "%s", m->device_id);
+    snprintf(ask.type, sizeof(ask.type), "%s", m->record_query.type ? m->record_query.type : "");
+    ask.name = m->cmd == GB_CMD_RECORD_INFO ? strdup(chan && chan->name ? chan->name : ask.id) : NULL;
+    enum gb_query_kind kind = query_kind(m->cmd);
+    int rc = -ENOMEM;
+    if (q && (ask.name || kind != GB_Q_RECORDS)) {
+        q->wt.done = relay_query_done;
+        q->l = l;
+        q->up = up;
+        q->ask = ask;
+        /* DeviceInfo / DeviceStatus of the device itself: target NULL, so it
+         * joins the same question asked through the API. */
+        const char *target = kind == GB_Q_RECORDS || chan ? ask.id : NULL;
+        rc = gb_query_start(l->upper, d, kind, target, m->record_query.start_time, m->record_query.end_time, &q->wt);
+    }
+    if (rc != 0) {
+        log_info("gb lower: %s for %s from upstream %s not asked of device %s (%s): error answer", gb_cmd_name(m->cmd),
+                 ask.id, up->cfg.id, d->id, rc == -ENOTCONN ? "offline" : strerror(-rc));
+        gb_lower_answer_relayed(l, up, &ask, rc == -ENOTCONN ? 409 : 503, NULL);
+        free(ask.name);
+        free(q);
+        return 0;
+    }
+    q->next = l->relay_queries;
+    l->relay_queries = q;
+    log_info("gb lower: %s for %s from upstream %s (SN %u) asked of device %s", gb_cmd_name(m->cmd), ask.id,
+             up->cfg.id, m->sn, d->id);
+    return 0;
+}
+
 void gb_relays_stop(struct gb_lower *l, struct gb_upstream *up, const char *reason)
 {
+    for (struct gb_relay_query **pp = &l->relay_queries; *pp;) {
+        struct gb_relay_query *q = *pp;
+        if (up && q->up != up) {
+            pp = &q->next;
+            continue;
+        }
+        *pp = q->next;
+        gb_waiter_cancel(&q->wt);
+        relay_query_free(q);
+    }
     struct gb_relay *r = l->relays;
     while (r) {
         struct gb_relay *next = r->next;

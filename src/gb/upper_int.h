@@ -78,7 +78,7 @@ struct gb_query {
     enum gb_query_kind kind;
     bool pushed;                /* started by the device (no query of ours): not joinable */
     uint32_t sn;
-    char target[GB_ID_LEN + 1]; /* RecordInfo: the channel */
+    char target[GB_ID_LEN + 1]; /* the DeviceID asked about (not Catalog) */
     struct timer_node timer;
     struct ua_uac *h;           /* the MESSAGE, while its answer is pending */
     struct gb_waiter *waiters;
@@ -220,7 +220,9 @@ void gb_channels_free(struct gb_channel *cs, size_t n);
 json_t *gb_channel_json(const struct gb_channel *c);
 json_t *gb_channels_tree_json(const struct gb_device *d);
 /* Starts (or joins) a query; wt (may be NULL) gets the result. 0, or a
- * negative errno (wt then untouched). target/start/end: RecordInfo only. */
+ * negative errno (wt then untouched). target: the DeviceID asked about —
+ * RecordInfo the channel, DeviceInfo/DeviceStatus the device (NULL) or one of
+ * its channels (a camera behind a lower platform); start/end: RecordInfo. */
 int gb_query_start(struct gb_upper *g, struct gb_device *d, enum gb_query_kind kind, const char *target,
                    const char *start, const char *end, struct gb_waiter *wt);
 /* A MANSCDP Response/Notify from device d (already answered 200). */

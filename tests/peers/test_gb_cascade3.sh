@@ -7,7 +7,10 @@
 #    with the tree kept (device under the middle node, channels under it);
 #  - the top plays a device's channel: the middle relays the INVITE, the
 #    device streams straight to the top (UDP and TCP), BYE is relayed;
-#  - a device that goes away reaches the top as a catalog Notify (OFF).
+#  - a device that goes away reaches the top as a catalog Notify (OFF);
+#  - DeviceInfo / DeviceStatus / RecordInfo asked at the top about a camera
+#    behind the middle are asked of that camera's device, whose own answer
+#    comes back; about a device that is offline or silent, an ERROR answer.
 source "$(dirname "$0")/lib.sh"
 GBSIM=$BUILD_DIR/cascade-gbsim
 
@@ -68,6 +71,37 @@ check "top: device channel names decoded" \
 check "top: the TCP device's channels under it" \
     test "$(echo "$CAT" | jget 'sorted(c["id"] for c in d["channels"] if c["parent_id"]=="34020000001320000004")==["34020000001310000007","34020000001310000008"]')" = True
 
+# Queries about a camera behind the middle: the device that owns it answers.
+CAM=34020000001310000003 # channel 1 of device 2 (gbsim: 模拟设备2, two channels)
+check "top: the middle's own DeviceInfo is still its own" \
+    test "$(top POST /gb/devices/$MID_ID/info | jget 'd["result"]+"|"+d["device_id"]+"|"+d["manufacturer"]')" = "OK|$MID_ID|cascade"
+INFO=$(top POST /gb/devices/$MID_ID/info "{\"target\":\"$CAM\"}")
+check "top: DeviceInfo of a camera behind the middle is gbsim's own" \
+    test "$(echo "$INFO" | jget '"|".join(str(d[k]) for k in ("result","device_id","manufacturer","model","device_name","firmware","channel"))')" \
+    = "OK|$CAM|cascade-gbsim|SIM-IPC|模拟设备2|1.0|2"
+check "top: DeviceInfo of a device behind the middle (target the device id)" \
+    test "$(top POST /gb/devices/$MID_ID/info "{\"target\":\"$DEV1\"}" | jget 'd["device_id"]+"|"+d["device_name"]+"|"+d["model"]')" \
+    = "$DEV1|模拟设备1|SIM-IPC"
+STATUS=$(top POST /gb/devices/$MID_ID/status "{\"target\":\"$CAM\"}")
+check "top: DeviceStatus of a camera behind the middle is gbsim's own" \
+    test "$(echo "$STATUS" | jget '"|".join(str(d[k]) for k in ("result","device_id","online","status","encode","record"))')" \
+    = "OK|$CAM|ONLINE|OK|ON|OFF"
+check "top: the camera's DeviceStatus carries the device's time" \
+    test -n "$(echo "$STATUS" | jget 'd["device_time"] or ""')"
+check "top: the middle device's stored info was not overwritten by the camera's" \
+    test "$(top GET /gb/devices/$MID_ID | jget 'd["info"]["manufacturer"]+"|"+d["info"]["device_id"]')" = "cascade|$MID_ID"
+check "middle: DeviceInfo and DeviceStatus were asked of device 2" \
+    test "$(grep -cE "Device(Info|Status) for $CAM from upstream $TOP_ID \(SN [0-9]+\) asked of device 34020000001320000002" "$WORK/middle.log")" -eq 2
+check "middle: the device's answers went to the top" \
+    test "$(grep -cE "Device(Info|Status) for $CAM answered by its device, sent to upstream $TOP_ID" "$WORK/middle.log")" -eq 2
+REC=$(top POST /gb/devices/$MID_ID/records "{\"channel\":\"$CAM\",\"start\":\"2026-01-01T00:00:00\",\"end\":\"2026-01-02T00:00:00\"}")
+check "top: RecordInfo of a camera behind the middle (gbsim records nothing)" \
+    test "$(echo "$REC" | jget 'd["channel"]+"|"+str(d["sum_num"])')" = "$CAM|0"
+check "middle: the RecordInfo was asked of device 2 and its answer relayed" \
+    grep -q "RecordInfo for $CAM answered by its device, sent to upstream $TOP_ID" "$WORK/middle.log"
+check "top: a target that is not a GB id is refused" \
+    test "$(top POST /gb/devices/$MID_ID/info '{"target":"12"}' | jget 'd["error"]')" = bad-request
+
 n=0
 for tr in udp tcp; do
     n=$((n + 1))
@@ -104,5 +138,29 @@ def walk(cs):
         yield from walk(c.get(\"children\",[]))
 st=[c[\"status\"] for c in walk(json.load(sys.stdin)[\"channels\"]) if c[\"id\"]==\"$DEV1\"]
 sys.exit(0 if st==[\"OFF\"] else 1)'"
+
+# Asked about a camera of a device that is offline: an ERROR answer at once.
+check "middle: device 2 offline" wait_for 10 \
+    bash -c "[ \"\$(curl -s -H 'Authorization: Bearer $API_TOKEN' http://127.0.0.1:$MID_API/api/v1/gb/devices/34020000001320000002 | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"online\"])')\" = False ]"
+T0=$SECONDS
+check "top: DeviceInfo of a camera whose device is offline: Result ERROR" \
+    test "$(top POST /gb/devices/$MID_ID/info "{\"target\":\"$CAM\"}" | jget 'd["result"]+"|"+d["device_id"]')" = "ERROR|$CAM"
+check "top: DeviceStatus of it: Result ERROR, OFFLINE" \
+    test "$(top POST /gb/devices/$MID_ID/status "{\"target\":\"$CAM\"}" | jget 'd["result"]+"|"+d["online"]+"|"+d["device_id"]')" \
+    = "ERROR|OFFLINE|$CAM"
+check "top: both answered without waiting for a timeout ($((SECONDS - T0)) s)" test $((SECONDS - T0)) -le 4
+check "middle: not asked of the offline device" grep -q "DeviceInfo for $CAM from upstream $TOP_ID not asked of device 34020000001320000002 (offline)" "$WORK/middle.log"
+
+# A device that stops answering while asked: the middle answers ERROR when it
+# is declared offline (keepalives missed), before the top's own query timeout.
+kill -STOP "$SIM_TCP_PID"
+T0=$SECONDS
+check "top: DeviceInfo of a camera of a silent device: Result ERROR" \
+    test "$(top POST /gb/devices/$MID_ID/info '{"target":"34020000001310000008"}' | jget 'd["result"]+"|"+d["device_id"]')" \
+    = "ERROR|34020000001310000008"
+check "top: answered before the query timeout ($((SECONDS - T0)) s)" test $((SECONDS - T0)) -lt 10
+check "middle: the pending query failed when the device went offline" \
+    grep -q "DeviceInfo for 34020000001310000008 not answered by its device (503 device-offline)" "$WORK/middle.log"
+kill -CONT "$SIM_TCP_PID"
 
 finish

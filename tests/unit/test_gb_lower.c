@@ -4,7 +4,9 @@
  * real streams on loopback — UDP, TCP passive (we listen) and TCP active (we
  * connect) — checked packet by packet (RTP header, SSRC, sequence, 90 kHz
  * timestamps at the clip's frame rate, marker per frame, RFC 4571 framing)
- * and frame by frame through the PS demuxer. */
+ * and frame by frame through the PS demuxer. Also the middle node's answers
+ * to queries relayed to a device (src/gb/lower_query.c): the upper role's
+ * JSON of the device's Response written back as MANSCDP for the upstream. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +19,7 @@
 #include <uv.h>
 
 #include "base/timer.h"
+#include "gb/lower_int.h"
 #include "gb/media_sender.h"
 #include "gb/ps.h"
 #include "gb/rtp.h"
@@ -577,6 +580,124 @@ static void test_bad_config(void **state)
     gb_media_clip_unref(clip);
 }
 
+/* ---- relayed query answers ---- */
+
+static void parse_relayed(const struct gb_relay_ask *ask, gb_charset_t cs, int status, const char *answer_json,
+                          gb_manscdp_t *m)
+{
+    json_t *answer = answer_json ? json_loads(answer_json, 0, NULL) : NULL;
+    assert_true(!answer_json || answer);
+    sbuf_t body;
+    sbuf_init(&body);
+    assert_int_equal(gb_lower_relayed_body(&body, cs, ask, status, answer), 0);
+    json_decref(answer);
+    assert_int_equal(gb_manscdp_parse(body.data, body.len, NULL, m), 0);
+    sbuf_free(&body);
+    assert_int_equal(m->kind, GB_MSG_RESPONSE);
+    assert_int_equal(m->cmd, ask->cmd);
+    assert_int_equal(m->sn, ask->sn);
+    assert_string_equal(m->device_id, ask->id); /* the id the upstream asked, whatever the device wrote */
+}
+
+static void test_relayed_info(void **state)
+{
+    (void)state;
+    struct gb_relay_ask ask = {.cmd = GB_CMD_DEVICE_INFO, .sn = 77, .id = "34020000001310000003"};
+    gb_manscdp_t m;
+    parse_relayed(&ask, GB_CHARSET_GB2312, 200,
+                  "{\"device_id\":\"34020000001320000002\",\"result\":\"OK\",\"device_name\":\"模拟设备2\","
+                  "\"manufacturer\":\"cascade-gbsim\",\"model\":\"SIM-IPC\",\"firmware\":\"1.0\",\"channel\":2}",
+                  &m);
+    char text[256];
+    snprintf(text, sizeof(text), "%s|%s|%s|%s|%s|%d", m.result, m.info.device_name, m.info.manufacturer,
+             m.info.model, m.info.firmware, m.info.channel);
+    assert_string_equal(text, "OK|模拟设备2|cascade-gbsim|SIM-IPC|1.0|2");
+    gb_manscdp_free(&m);
+
+    /* The device's own Result is passed on. */
+    parse_relayed(&ask, GB_CHARSET_UTF8, 200, "{\"result\":\"ERROR\",\"channel\":null}", &m);
+    assert_string_equal(m.result, "ERROR");
+    assert_int_equal(m.info.channel, -1);
+    gb_manscdp_free(&m);
+
+    /* Timed out / offline: Result ERROR and nothing made up. */
+    parse_relayed(&ask, GB_CHARSET_GB2312, 504, "{\"error\":\"timeout\",\"detail\":\"x\"}", &m);
+    assert_string_equal(m.result, "ERROR");
+    assert_null(m.info.manufacturer);
+    assert_null(m.info.device_name);
+    gb_manscdp_free(&m);
+}
+
+static void test_relayed_status(void **state)
+{
+    (void)state;
+    struct gb_relay_ask ask = {.cmd = GB_CMD_DEVICE_STATUS, .sn = 5, .id = "34020000001320000002"};
+    gb_manscdp_t m;
+    parse_relayed(&ask, GB_CHARSET_GB2312, 200,
+                  "{\"result\":\"OK\",\"online\":\"ONLINE\",\"status\":\"OK\",\"encode\":\"ON\",\"record\":\"OFF\","
+                  "\"device_time\":\"2026-11-21T10:00:00\",\"alarms\":[{\"device_id\":\"34020000001340000001\","
+                  "\"duty_status\":\"ONDUTY\"}]}",
+                  &m);
+    char text[256];
+    assert_int_equal(m.dstatus.alarm_count, 1);
+    snprintf(text, sizeof(text), "%s|%s|%s|%s|%s|%s|%s=%s", m.result, m.status, m.dstatus.online, m.dstatus.encode,
+             m.dstatus.record, m.dstatus.device_time, m.dstatus.alarms[0].device_id, m.dstatus.alarms[0].duty_status);
+    assert_string_equal(text, "OK|OK|ONLINE|ON|OFF|2026-11-21T10:00:00|34020000001340000001=ONDUTY");
+    gb_manscdp_free(&m);
+
+    parse_relayed(&ask, GB_CHARSET_GB2312, 409, NULL, &m);
+    assert_string_equal(m.result, "ERROR");
+    assert_string_equal(m.status, "ERROR");
+    assert_string_equal(m.dstatus.online, "OFFLINE");
+    assert_null(m.dstatus.encode);
+    gb_manscdp_free(&m);
+}
+
+static gb_record_item_t *records_of(const json_t *answer, const char *type, size_t *n)
+{
+    gb_record_item_t *recs = NULL;
+    size_t cap = 0;
+    *n = 0;
+    assert_int_equal(gb_lower_records_from_json(answer, type, &recs, n, &cap), 0);
+    return recs;
+}
+
+static void test_relayed_records(void **state)
+{
+    (void)state;
+    json_t *answer = json_loads("{\"device_id\":\"34020000001320000002\",\"channel\":\"34020000001310000003\","
+                                "\"sum_num\":3,\"records\":["
+                                "{\"device_id\":\"34020000001310000003\",\"name\":\"a\",\"start\":\"2026-01-01T00:00:00\","
+                                "\"end\":\"2026-01-01T01:00:00\",\"type\":\"time\",\"file_path\":\"/r/a\",\"file_size\":1000},"
+                                "{\"device_id\":\"34020000001310000003\",\"name\":\"b\",\"start\":\"2026-01-01T01:00:00\","
+                                "\"end\":\"2026-01-01T02:00:00\",\"type\":\"alarm\",\"file_path\":null},"
+                                "{\"device_id\":null}]}",
+                                0, NULL);
+    assert_non_null(answer);
+    size_t n;
+    gb_record_item_t *recs = records_of(answer, "all", &n);
+    assert_int_equal(n, 3);
+    assert_string_equal(recs[0].start_time, "2026-01-01T00:00:00");
+    assert_string_equal(recs[0].file_path, "/r/a");
+    assert_int_equal(recs[0].file_size, 1000);
+    assert_string_equal(recs[1].file_path, ""); /* absent: empty, never NULL */
+    assert_int_equal(recs[1].file_size, -1);
+    assert_string_equal(recs[2].device_id, "");
+    gb_lower_records_free(recs, n);
+
+    /* The upstream's Type filter applies to what the device sent (it was asked "all"). */
+    recs = records_of(answer, "alarm", &n);
+    assert_int_equal(n, 1);
+    assert_string_equal(recs[0].name, "b");
+    gb_lower_records_free(recs, n);
+    json_decref(answer);
+
+    /* No answer (an error): no records. */
+    recs = records_of(NULL, "", &n);
+    assert_int_equal(n, 0);
+    gb_lower_records_free(recs, n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -592,6 +713,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tcp_active_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_passive_accept_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_config, setup, teardown),
+        cmocka_unit_test(test_relayed_info),
+        cmocka_unit_test(test_relayed_status),
+        cmocka_unit_test(test_relayed_records),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
