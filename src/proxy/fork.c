@@ -4,8 +4,10 @@
  * branch per target (each its own client transaction, or a DNS lookup in
  * flight first), the best final response so far (§16.7), the 401/407
  * challenges collected for aggregation, and one timer: timer C (§16.8) until
- * the final response goes upstream, then a cleanup deadline for branches
- * that never end (a callee that ignores our CANCEL).
+ * the final response goes upstream (when it fires, branches that rang are
+ * CANCELled and the others count as 408; the final goes up once the
+ * CANCELled ones answered, 487 as a rule, or 64*T1 later), then a cleanup
+ * deadline for branches that never end (a callee that ignores our CANCEL).
  *
  * Lifetime: a call is freed once its final response went upstream (or the
  * server transaction is gone) and none of its branches has a live client
@@ -55,6 +57,7 @@ struct proxy_call {
     struct proxy_call *prev, *next;   /* p->calls */
     struct timer_node timer;          /* timer C, then cleanup */
     bool invite, final_sent, hashed;
+    bool timer_c_fired;               /* §16.8 done: waiting for the CANCELled branches */
     enum sip_method method;
     int live;                         /* client transactions + lookups */
     int best_status, best_rank;
@@ -67,6 +70,7 @@ struct proxy_call {
 };
 
 static void call_timer(struct timer_node *n, uint64_t now);
+static void branch_fail(struct proxy_branch *b, int status);
 static void dns_start(struct proxy *p, struct proxy_branch *br, const struct transport_dest *dest, const char *host,
                       uint16_t port, const char *data, size_t len);
 
@@ -343,16 +347,42 @@ static void call_timer(struct timer_node *n, uint64_t now)
     (void)now;
     struct proxy_call *c = container_of(n, struct proxy_call, timer);
     struct proxy *p = c->p;
+    struct worker *w = p->w;
     arena_reset(&p->arena);
-    if (!c->final_sent) {
-        /* §16.8 timer C: CANCEL what rings, answer 408 upstream now. */
+    if (!c->final_sent && !c->timer_c_fired) {
+        /* §16.8 timer C: a branch that rang is CANCELled (its 487 is to
+         * come); one that never answered counts as a 408 and is let go. */
+        c->timer_c_fired = true;
         p->stats.timer_c++;
-        log_info("proxy: timer C for INVITE from %s: CANCEL and 408", c->src);
-        cancel_branches(c, NULL);
-        free(c->best);
-        c->best = NULL;
-        c->best_status = 408;
-        c->best_rank = -1;
+        log_info("proxy: timer C for INVITE from %s: CANCEL the ringing branches, 408 for the silent ones", c->src);
+        for (size_t i = 0; i < c->n; i++) {
+            struct proxy_branch *b = &c->br[i];
+            if (b->final) continue;
+            if (b->ct && b->provisional) {
+                int rc = txn_client_cancel(b->ct);
+                if (rc == 0) continue;
+                log_debug("proxy: CANCEL of branch %s not sent (%d)", b->branch, rc);
+            }
+            if (b->dns) {
+                b->dns->br = NULL;
+                b->dns = NULL;
+                c->live--;
+            } else if (b->ct) {
+                txn_client_detach(b->ct);
+                b->ct = NULL;
+                c->live--;
+            }
+            branch_fail(b, 408);
+        }
+        check_complete(c);
+        /* A callee that ignores the CANCEL: the final goes up 64*T1 later. */
+        if (!c->final_sent) timer_start(&w->timers, &c->timer, worker_now_ms(w) + CLEANUP_MS(w), call_timer);
+        maybe_free(c);
+        return;
+    }
+    if (!c->final_sent) {
+        log_info("proxy: no final after CANCEL for the INVITE from %s: 408", c->src);
+        consider(c, NULL, 408);
         send_final(c);
         maybe_free(c);
         return;
@@ -397,7 +427,7 @@ static void br_on_response(void *arg, struct txn *ct, const struct sip_msg *resp
     if (s < 200) {
         b->provisional = true;
         if (c->final_sent || !c->st) return;
-        if (c->invite) arm_timer_c(c); /* §16.8: reset by each provisional */
+        if (c->invite && !c->timer_c_fired) arm_timer_c(c); /* §16.8: reset by each provisional */
         if (build_upstream(c, resp, false) == 0) {
             int rc = txn_respond_bytes(c->st, s, p->sb.data, p->sb.len);
             if (rc < 0 && rc != -EALREADY) log_warn("proxy: %d not forwarded to %s (%d)", s, c->src, rc);

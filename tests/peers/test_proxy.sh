@@ -9,8 +9,9 @@
 # then an authenticating instance ([proxy] authenticate, the default)
 # challenges callers from our domain with 407: no credentials, wrong
 # password, another user's credentials (403), a full call with the right
-# ones (credentials not passed on), and a MESSAGE from another domain that
-# needs none. The first two instances run with authenticate = no.
+# ones (credentials not passed on), a MESSAGE from another domain that
+# needs none, and timer C (a callee ringing too long is CANCELled, its 487
+# goes to the caller). The first two instances run with authenticate = no.
 source "$(dirname "$0")/lib.sh"
 
 PORT=$(free_port); API_PORT=$(free_port); API_TOKEN=proxytoken
@@ -161,6 +162,8 @@ APORT=$(free_port); AAPI=$(free_port)
 node_ini a "$APORT" "$AAPI" 127.0.0.1 <<INI
 [auth]
 realm = cascade.test
+[proxy]
+invite_timeout = 2
 INI
 start_cascade authproxy "$WORK/a.ini"
 PORT=$APORT API_PORT=$AAPI
@@ -195,5 +198,12 @@ check "auth: MESSAGE from another domain to bob needs no credentials -> 200" \
 check "auth: bob got the MESSAGE" uas_ok uas6
 check "GET /stats counts the challenges" \
     jq_ok "$(api GET /stats)" '.proxy.challenged >= 2 and .proxy.auth_failed >= 2'
+# Timer C (invite_timeout = 2 s here, RFC 3261 §16.8): bob rings and never
+# answers; cascade CANCELs the ringing branch and relays bob's 487.
+uas_start uas7 uas-cancel.xml "$UAS4"
+check "timer C: INVITE rings past invite_timeout -> the caller gets the callee's 487" \
+    sipp_scn atimerc "$(auth_scn 487)" -s bob -au caller -ap callerpw -auth_uri "bob@$H:$APORT" -p "$(free_port)"
+check "timer C: bob got the CANCEL, answered 200 and 487, got the ACK" uas_ok uas7
+check "timer C counted" jq_ok "$(api GET /stats)" '.proxy.timer_c == 1'
 
 finish
