@@ -390,7 +390,11 @@ static uint64_t keepalive_window_ms(const struct gb_upper *g)
 
 /* ---- answering ---- */
 
-static void reply(struct gb_upper *g, struct txn *st, int status, const char *reason, const str_t *extra, size_t n)
+/* stateless: keep no transaction record for Timer J (RFC 3261 §8.2.7); a
+ * retransmission of the request is then handled again, so only for answers
+ * where that is harmless: a challenge, a keepalive. */
+static void reply_as(struct gb_upper *g, struct txn *st, int status, const char *reason, const str_t *extra, size_t n,
+                     bool stateless)
 {
     str_t lines[8];
     size_t k = 0;
@@ -402,12 +406,17 @@ static void reply(struct gb_upper *g, struct txn *st, int status, const char *re
     ua_new_tag(g->ua, tag);
     const struct sip_msg *req = txn_request(st);
     str_t to_tag = req && req->to.tag.len ? STR_NULL : str_from_cstr(tag);
-    /* A challenge keeps no transaction record (RFC 3261 §8.2.7): a device
-     * that retransmits its REGISTER is challenged again. */
-    int rc = (status == 401 ? txn_respond_stateless : txn_respond)(st, status, reason, to_tag, lines, k, STR_NULL,
-                                                                    STR_NULL);
+    int rc = (stateless ? txn_respond_stateless : txn_respond)(st, status, reason, to_tag, lines, k, STR_NULL,
+                                                                STR_NULL);
     if (rc < 0) log_warn("gb: %d not sent: %s", status, strerror(-rc));
     if (status >= 400) g->stats.refused++;
+}
+
+/* A challenge is stateless: a device that retransmits its REGISTER is
+ * challenged again. */
+static void reply(struct gb_upper *g, struct txn *st, int status, const char *reason, const str_t *extra, size_t n)
+{
+    reply_as(g, st, status, reason, extra, n, status == 401);
 }
 
 /* GB/T 28181 §9.1.2.1: the 200 to REGISTER carries the time devices set
@@ -694,8 +703,12 @@ static int on_message(struct gb_upper *g, struct txn *st, const struct transport
         gb_manscdp_free(&body);
         return 1;
     }
-    reply(g, st, 200, "OK", NULL, 0);
-    if (body.kind == GB_MSG_NOTIFY && body.cmd == GB_CMD_KEEPALIVE) on_keepalive(g, d);
+    bool keepalive = body.kind == GB_MSG_NOTIFY && body.cmd == GB_CMD_KEEPALIVE;
+    /* Keepalives are most of a large platform's traffic (100 000 devices at
+     * 60 s: 1 667/s): their 200s keep no Timer J record. A retransmitted
+     * keepalive is simply taken again. */
+    reply_as(g, st, 200, "OK", NULL, 0, keepalive);
+    if (keepalive) on_keepalive(g, d);
     else if (body.kind == GB_MSG_RESPONSE) gb_query_on_response(g, d, &body);
     else if (body.kind == GB_MSG_NOTIFY && body.cmd == GB_CMD_CATALOG) gb_catalog_on_notify(g, d, &body);
     else if (body.kind == GB_MSG_NOTIFY && body.cmd_type && !strcmp(body.cmd_type, "MediaStatus"))
