@@ -1,6 +1,8 @@
 /* config.c — defaults and INI loading (see config.h). */
 #include "base/config.h"
 
+#include <arpa/inet.h>
+
 #include <ini.h>
 
 #include "base/log.h"
@@ -107,6 +109,46 @@ int config_parse_listen(struct config *cfg, const char *value)
     return cfg->sip.listen_count ? 0 : -1;
 }
 
+int config_parse_trusted(struct config *cfg, const char *value)
+{
+    char buf[2048];
+    COPY(buf, value);
+    cfg->proxy.trusted_count = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+        if (cfg->proxy.trusted_count == CONFIG_MAX_TRUSTED) return -1;
+        struct config_cidr *c = &cfg->proxy.trusted[cfg->proxy.trusted_count];
+        memset(c, 0, sizeof(*c));
+        char *slash = strchr(tok, '/');
+        if (slash) *slash = '\0';
+        if (inet_pton(AF_INET, tok, c->addr) == 1) c->family = AF_INET;
+        else if (inet_pton(AF_INET6, tok, c->addr) == 1) c->family = AF_INET6;
+        else return -1;
+        long max = c->family == AF_INET ? 32 : 128, bits = max;
+        if (slash && parse_int(slash + 1, 0, max, &bits)) return -1;
+        c->bits = (uint8_t)bits;
+        cfg->proxy.trusted_count++;
+    }
+    return 0;
+}
+
+bool config_cidr_match(const struct config_cidr *list, int n, const struct sockaddr *sa)
+{
+    const uint8_t *a;
+    if (sa->sa_family == AF_INET) a = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
+    else if (sa->sa_family == AF_INET6) a = (const uint8_t *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+    else return false;
+    for (int i = 0; i < n; i++) {
+        const struct config_cidr *c = &list[i];
+        if (c->family != sa->sa_family) continue;
+        int full = c->bits / 8, rest = c->bits % 8;
+        if (memcmp(a, c->addr, (size_t)full) != 0) continue;
+        if (rest && ((a[full] ^ c->addr[full]) & (uint8_t)(0xff << (8 - rest)))) continue;
+        return true;
+    }
+    return false;
+}
+
 struct load_ctx {
     struct config *cfg;
     char *err;
@@ -189,6 +231,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
     else if (KEY("registrar", "nat_ping_interval")) { if (!(bad = parse_int(v, 0, 3600, &n))) c->registrar.nat_ping_interval_s = n; }
     else if (KEY("proxy", "allow_foreign")) { if (!(bad = parse_bool(v, &b))) c->proxy.allow_foreign = b; }
     else if (KEY("proxy", "authenticate")) { if (!(bad = parse_bool(v, &b))) c->proxy.authenticate = b; }
+    else if (KEY("proxy", "trusted")) bad = config_parse_trusted(c, v);
     else if (KEY("proxy", "invite_timeout")) { if (!(bad = parse_int(v, 1, 3600, &n))) c->proxy.invite_timeout_s = (uint32_t)n; }
     else if (KEY("store", "path")) COPY(c->store.path, v);
     else if (KEY("api", "listen")) COPY(c->api.listen, v);

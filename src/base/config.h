@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct sockaddr;
+
 #define CONFIG_MAX_LISTEN 8
 #define CONFIG_MAX_UPSTREAMS 16
 
@@ -34,6 +36,14 @@ struct config_upstream {               /* [upstream:<20-digit id>] — GB28181 l
     bool enabled;
     int catalog_items;                  /* catalog items per Response MESSAGE (1..64, default 4) */
 };
+
+/* An address block: 192.0.2.10 (a /32), 10.0.0.0/8, 2001:db8::/32. */
+struct config_cidr {
+    int family;                          /* AF_INET or AF_INET6 */
+    uint8_t addr[16];                    /* network byte order */
+    uint8_t bits;
+};
+#define CONFIG_MAX_TRUSTED 32
 
 struct config {
     struct {                            /* [sip] */
@@ -61,6 +71,8 @@ struct config {
         char mode[16];                   /* proxy | redirect */
         bool allow_foreign;              /* forward requests for other domains */
         bool authenticate;               /* 407 for new requests from our users or relayed elsewhere */
+        struct config_cidr trusted[CONFIG_MAX_TRUSTED]; /* sources never challenged (trunks, peers) */
+        int trusted_count;
         uint32_t invite_timeout_s;       /* timer C */
     } proxy;
     struct {                            /* [store] */
@@ -101,5 +113,9 @@ void config_init(struct config *cfg);
 int config_load(struct config *cfg, const char *path, char *err, size_t errcap);
 /* Parses "udp:127.0.0.1:5060, tcp:127.0.0.1:5060" into cfg->sip.listen. */
 int config_parse_listen(struct config *cfg, const char *value);
+/* "ip[/bits], ..." into cfg->proxy.trusted. 0, or -1 on a bad entry or too many. */
+int config_parse_trusted(struct config *cfg, const char *value);
+/* Whether sa (AF_INET/AF_INET6) falls in one of the n blocks. */
+bool config_cidr_match(const struct config_cidr *list, int n, const struct sockaddr *sa);
 
 #endif

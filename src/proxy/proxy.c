@@ -303,7 +303,8 @@ static void challenge(struct proxy *p, struct txn *st, const struct transport_rx
  * sender (From in our domain), or that we would relay to another domain,
  * must carry Proxy-Authorization for our realm (RFC 3261 §22.3); with
  * [auth] match_user the digest user must be the From user. Requests from
- * other domains to our users (incoming calls) and in-dialog requests pass.
+ * other domains to our users (incoming calls), in-dialog requests and
+ * requests from [proxy] trusted sources pass.
  * Our realm's credentials are taken out of req, the copy that goes on.
  * 1: authenticated or not needed; 0: answered (407/403/400). */
 static int proxy_authenticate(struct proxy *p, struct txn *st, const struct transport_rx *rx, struct sip_msg *req,
@@ -312,6 +313,10 @@ static int proxy_authenticate(struct proxy *p, struct txn *st, const struct tran
     struct worker *w = p->w;
     const struct sip_msg *m = rx->msg;
     if (!w->cfg.proxy.authenticate || m->to.tag.len) return 1;
+    /* [proxy] trusted: gateways and peer proxies are not challenged. */
+    if (w->cfg.proxy.trusted_count &&
+        config_cidr_match(w->cfg.proxy.trusted, w->cfg.proxy.trusted_count, (const struct sockaddr *)&rx->src))
+        return 1;
     bool from_local = (m->from.uri.scheme == SIP_SCHEME_SIP || m->from.uri.scheme == SIP_SCHEME_SIPS) &&
                       registrar_uri_is_local(w, &m->from.uri, rx, false);
     if (!from_local && !to_foreign) return 1;

@@ -11,7 +11,8 @@
 # password, another user's credentials (403), a full call with the right
 # ones (credentials not passed on), a MESSAGE from another domain that
 # needs none, and timer C (a callee ringing too long is CANCELled, its 487
-# goes to the caller). The first two instances run with authenticate = no.
+# goes to the caller); last, [proxy] trusted sources are not challenged.
+# The first two instances run with authenticate = no.
 source "$(dirname "$0")/lib.sh"
 
 PORT=$(free_port); API_PORT=$(free_port); API_TOKEN=proxytoken
@@ -205,5 +206,22 @@ check "timer C: INVITE rings past invite_timeout -> the caller gets the callee's
     sipp_scn atimerc "$(auth_scn 487)" -s bob -au caller -ap callerpw -auth_uri "bob@$H:$APORT" -p "$(free_port)"
 check "timer C: bob got the CANCEL, answered 200 and 487, got the ACK" uas_ok uas7
 check "timer C counted" jq_ok "$(api GET /stats)" '.proxy.timer_c == 1'
+
+# 8. [proxy] trusted: a gateway's requests are not challenged (here 127.0.0.1,
+#    inside a list with other blocks); the same INVITE the authenticating
+#    instance answered 407 reaches routing (480: dave has no binding).
+TPORT=$(free_port); TAPI=$(free_port)
+node_ini t "$TPORT" "$TAPI" 127.0.0.1 <<INI
+[auth]
+realm = cascade.test
+[proxy]
+trusted = 192.0.2.0/24, 127.0.0.1, 2001:db8::/32
+INI
+start_cascade trusted "$WORK/t.ini"
+PORT=$TPORT API_PORT=$TAPI
+check "trusted: cascadectl user add dave" ctl user add dave --password davepw
+check "trusted: INVITE from a trusted source without credentials -> 480 (routed, not challenged)" \
+    sipp_scn t480 "$(reject_scn 480)" -s dave -key target "$H:$TPORT" -key mf 70 -p "$(free_port)"
+check "trusted: nothing was challenged" jq_ok "$(api GET /stats)" '.proxy.challenged == 0 and .proxy.unavailable == 1'
 
 finish
