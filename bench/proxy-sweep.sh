@@ -6,6 +6,10 @@
 #   RATES="500 1000 ..."    offered call rates
 #   SECS=10                 seconds per step
 #   SHARED=../shared/bench  where kamailio-proxy.cfg lives
+#   SERVER_CPUS=1           pin the proxy (every process and thread) to these CPUs
+#   SIPP_CPUS=0             pin both sipps (UAC and UAS) to these CPUs
+#   SIPP_ARGS="-buff_size 4194304"  extra options for both sipps (default: 4 MiB
+#                           socket buffers, so that sipp does not drop on its own socket)
 #
 # Kamailio runs ../shared/bench/kamailio-proxy.cfg (2 children, record_route,
 # t_relay to a sipp UAS on 127.0.0.1:5092, no location lookup). cascade runs
@@ -28,6 +32,10 @@ kport=5071            # fixed by kamailio-proxy.cfg
 uport=5092            # the UAS, fixed by kamailio-proxy.cfg
 server_pid=
 uas_pid=
+server_cpus=${SERVER_CPUS:-}
+sipp_pre=()
+[ -n "${SIPP_CPUS:-}" ] && sipp_pre=(taskset -c "$SIPP_CPUS")
+sipp_args=${SIPP_ARGS--buff_size 4194304}
 
 cleanup() {
     [ -n "$uas_pid" ] && kill "$uas_pid" 2>/dev/null || true
@@ -36,8 +44,9 @@ cleanup() {
 trap cleanup EXIT
 
 start_uas() {
-    (cd "$work" && exec sipp -sf "$root/bench/sipp/proxy-uas.xml" -s uas -i 127.0.0.1 -p "$uport" -nostdin \
-        >"$work/uas.out" 2>&1) &
+    # shellcheck disable=SC2086 # sipp_args is a list of options
+    (cd "$work" && exec "${sipp_pre[@]}" sipp -sf "$root/bench/sipp/proxy-uas.xml" -s uas -i 127.0.0.1 -p "$uport" \
+        -nostdin $sipp_args >"$work/uas.out" 2>&1) &
     uas_pid=$!
     sleep 0.3
 }
@@ -81,9 +90,10 @@ run_step() {
     rm -f "$work/s.csv"
     c0=$(tree_cpu_ticks "$server_pid")
     t0=$(date +%s.%N)
-    (cd "$work" && timeout $((secs + 60)) sipp "127.0.0.1:$port" -sf "$root/bench/sipp/proxy-uac.xml" -s uas \
-        -i 127.0.0.1 -p "$(free_port)" -r "$rate" -m $((rate * secs)) -l $((rate * 3)) \
-        -default_behaviors all,-abortunexp -nostdin -trace_stat -stf s.csv -fd 1 >/dev/null 2>&1) || true
+    # shellcheck disable=SC2086 # sipp_args is a list of options
+    (cd "$work" && timeout $((secs + 60)) "${sipp_pre[@]}" sipp "127.0.0.1:$port" -sf "$root/bench/sipp/proxy-uac.xml" \
+        -s uas -i 127.0.0.1 -p "$(free_port)" -r "$rate" -m $((rate * secs)) -l $((rate * 3)) \
+        -default_behaviors all,-abortunexp -nostdin -trace_stat -stf s.csv -fd 1 $sipp_args >/dev/null 2>&1) || true
     t1=$(date +%s.%N)
     c1=$(tree_cpu_ticks "$server_pid")
     sipp_step_figures "$work/s.csv" "$t0" "$t1" "$c0" "$c1"
