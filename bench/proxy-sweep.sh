@@ -6,6 +6,7 @@
 #   RATES="500 1000 ..."    offered call rates
 #   SECS=10                 seconds per step
 #   SHARED=../shared/bench  where kamailio-proxy.cfg lives
+#   SERVERS="kamailio cascade"  which proxies to run (default both)
 #   SERVER_CPUS=1           pin the proxy (every process and thread) to these CPUs
 #   SIPP_CPUS=0             pin both sipps (UAC and UAS) to these CPUs
 #   SIPP_ARGS="-buff_size 4194304"  extra options for both sipps (default: 4 MiB
@@ -101,13 +102,19 @@ run_step() {
 
 printf '%-8s | %-34s | %-34s\n' "offered" "kamailio: calls/s fail retr cpu" "cascade: calls/s fail retr cpu"
 best_k=0 best_c=0 ok_k=1 ok_c=1
+servers=${SERVERS:-kamailio cascade}
 for rate in $rates; do
-    start_kamailio
-    read -r ka kf kr kc < <(run_step "$kport" "$rate")
-    stop_all
-    start_cascade
-    read -r ca cf cr cc < <(run_step "$cport" "$rate")
-    stop_all
+    ka=0 kf=- kr=- kc=- ca=0 cf=- cr=- cc=-
+    case " $servers " in *" kamailio "*)
+        start_kamailio
+        read -r ka kf kr kc < <(run_step "$kport" "$rate")
+        stop_all;;
+    esac
+    case " $servers " in *" cascade "*)
+        start_cascade
+        read -r ca cf cr cc < <(run_step "$cport" "$rate")
+        stop_all;;
+    esac
     printf '%-8s | %8s %6s %6s %6ss      | %8s %6s %6s %6ss\n' "$rate" "$ka" "$kf" "$kr" "$kc" "$ca" "$cf" "$cr" "$cc"
     if [ "$ok_k" = 1 ] && [ "$kf" = 0 ]; then best_k=$ka; else ok_k=0; fi
     if [ "$ok_c" = 1 ] && [ "$cf" = 0 ]; then best_c=$ca; else ok_c=0; fi
