@@ -34,6 +34,7 @@ void config_init(struct config *cfg)
     cfg->auth.nonce_ttl_s = 300;
     COPY(cfg->proxy.mode, "proxy");
     cfg->registrar.nat_ping_interval_s = 30;
+    cfg->registrar.nat_ping_max_lost = 3;
     cfg->proxy.allow_foreign = false;
     cfg->proxy.authenticate = true;
     cfg->proxy.invite_timeout_s = 180;
@@ -228,6 +229,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
         if (strcasecmp(v, "proxy") && strcasecmp(v, "redirect")) bad = 1;
         else COPY(c->proxy.mode, v);
     }
+    else if (KEY("registrar", "nat_ping_max_lost")) { if (!(bad = parse_int(v, 0, 1000, &n))) c->registrar.nat_ping_max_lost = (int)n; }
     else if (KEY("registrar", "nat_ping_interval")) { if (!(bad = parse_int(v, 0, 3600, &n))) c->registrar.nat_ping_interval_s = n; }
     else if (KEY("proxy", "allow_foreign")) { if (!(bad = parse_bool(v, &b))) c->proxy.allow_foreign = b; }
     else if (KEY("proxy", "authenticate")) { if (!(bad = parse_bool(v, &b))) c->proxy.authenticate = b; }

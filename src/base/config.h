@@ -59,6 +59,7 @@ struct config {
         int min_expires, max_expires, default_expires;
         bool keep_on_transport_loss;     /* keep bindings flagged instead of dropping them */
         int nat_ping_interval_s;         /* OPTIONS to UDP bindings behind NAT; 0: off */
+        int nat_ping_max_lost;           /* unanswered pings in a row that remove the binding; 0: never */
     } registrar;
     struct {                            /* [auth] */
         char realm[128];

@@ -69,6 +69,7 @@ const char *location_reason_name(enum location_reason r)
     case LOCATION_REMOVED_TRANSPORT_LOST: return "transport-lost";
     case LOCATION_REMOVED_KICKED: return "kicked";
     case LOCATION_REMOVED_REPLACED: return "replaced";
+    case LOCATION_REMOVED_UNREACHABLE: return "unreachable";
     }
     return "unknown";
 }

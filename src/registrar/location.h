@@ -53,6 +53,7 @@ enum location_reason {
     LOCATION_REMOVED_TRANSPORT_LOST,  /* its TCP/TLS/WS connection closed */
     LOCATION_REMOVED_KICKED,          /* administrative removal (API, cascadectl) */
     LOCATION_REMOVED_REPLACED,        /* same +sip.instance and reg-id, new contact (RFC 5626 §6) */
+    LOCATION_REMOVED_UNREACHABLE,     /* behind NAT and stopped answering our pings (natping.h) */
 };
 
 /* Binding flags. */

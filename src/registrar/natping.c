@@ -13,6 +13,21 @@
 #include "sip/msg.h"
 
 #define NATPING_TICK_MS 1000
+#define NATPING_MAX_REMOVE 256      /* bindings removed per second at most */
+
+/* Pings in a row a binding has not answered, by a 64-bit key of (AoR,
+ * contact) that also rides in the ping's branch. Open addressing, linear
+ * probing; key 0 is an empty slot, tombstones are not needed because a
+ * whole round's stale entries are dropped by rebuilding the table. */
+struct np_entry {
+    uint64_t key;
+    uint32_t unanswered;
+    uint32_t seen_round;        /* last round the binding was pinged in */
+};
+
+struct np_gone {
+    char *aor, *contact;
+};
 
 struct natping {
     struct worker *w;
@@ -20,9 +35,13 @@ struct natping {
     uint32_t interval_s;
     uint64_t tick;              /* seconds since start: picks this second's share */
     uint64_t seq;               /* makes each ping's branch and Call-ID unique */
-    uint64_t sent, answered, send_errors;
-    uint32_t nat_bindings;      /* NAT bindings seen by the last walk */
-    uint32_t counting;          /* ... by the walk in progress */
+    uint64_t sent, answered, send_errors, removed;
+    uint32_t max_lost;
+    uint32_t round;             /* full intervals so far */
+    struct np_entry *tab;
+    size_t cap, used;           /* cap: a power of two, or 0 */
+    struct np_gone gone[NATPING_MAX_REMOVE];
+    size_t n_gone;
     sbuf_t sb;
 };
 
@@ -37,8 +56,59 @@ bool natping_contact_natted(str_t contact_uri, const struct sockaddr_storage *sr
     return !transport_addr_equal(&c, src);
 }
 
-/* One stateless OPTIONS to the binding's source address. */
-static void ping(struct natping *np, const struct location_binding *b)
+static uint64_t binding_key(const struct location_binding *b)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (const char *s = b->aor; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+    h = (h ^ 0x1f) * 0x100000001b3ULL;
+    for (const char *s = b->contact; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+    return h ? h : 1;
+}
+
+static struct np_entry *slot_for(struct np_entry *tab, size_t cap, uint64_t key)
+{
+    size_t i = (size_t)(key ^ key >> 29) & (cap - 1);
+    while (tab[i].key && tab[i].key != key) i = (i + 1) & (cap - 1);
+    return &tab[i];
+}
+
+/* Rebuilds the table with the entries seen since round min_round (the
+ * others belong to bindings gone or no longer behind NAT). */
+static int rebuild(struct natping *np, size_t cap, uint32_t min_round)
+{
+    struct np_entry *tab = calloc(cap, sizeof(*tab));
+    if (!tab) return -1;
+    size_t used = 0;
+    for (size_t i = 0; i < np->cap; i++) {
+        const struct np_entry *e = &np->tab[i];
+        if (!e->key || e->seen_round < min_round) continue;
+        *slot_for(tab, cap, e->key) = *e;
+        used++;
+    }
+    free(np->tab);
+    np->tab = tab;
+    np->cap = cap;
+    np->used = used;
+    return 0;
+}
+
+static struct np_entry *entry(struct natping *np, uint64_t key, bool create)
+{
+    if (np->cap) {
+        struct np_entry *e = slot_for(np->tab, np->cap, key);
+        if (e->key || !create) return e->key ? e : NULL;
+    }
+    if (!create) return NULL;
+    if ((np->used + 1) * 2 > np->cap && rebuild(np, np->cap ? np->cap * 2 : 64, 0) != 0) return NULL;
+    struct np_entry *e = slot_for(np->tab, np->cap, key);
+    *e = (struct np_entry){.key = key};
+    np->used++;
+    return e;
+}
+
+/* One stateless OPTIONS to the binding's source address; the branch
+ * carries the binding's key so that the answer finds its entry. */
+static void ping(struct natping *np, const struct location_binding *b, uint64_t key)
 {
     struct worker *w = np->w;
     sbuf_t *s = &np->sb;
@@ -48,14 +118,15 @@ static void ping(struct natping *np, const struct location_binding *b)
     worker_new_tag(w, tag);
     sbuf_printf(s,
                 "OPTIONS %s SIP/2.0\r\n"
-                "Via: SIP/2.0/UDP %s:%u;branch=" NATPING_BRANCH_PREFIX "%016llx.%s;rport\r\n"
+                "Via: SIP/2.0/UDP %s:%u;branch=" NATPING_BRANCH_PREFIX "%016llx.%llx;rport\r\n"
                 "Max-Forwards: 70\r\n"
                 "From: <sip:ping@%s>;tag=%s\r\n"
                 "To: <%s>\r\n"
                 "Call-ID: np%llx.%s@%s\r\n"
                 "CSeq: 1 OPTIONS\r\n"
                 "Content-Length: 0\r\n\r\n",
-                b->contact, w->local_host, (unsigned)w->local_udp_port, (unsigned long long)np->seq, tag,
+                b->contact, w->local_host, (unsigned)w->local_udp_port, (unsigned long long)key,
+                (unsigned long long)np->seq,
                 w->cfg.sip.domain[0] ? w->cfg.sip.domain : w->local_host, tag, b->contact,
                 (unsigned long long)np->seq, tag, w->local_host);
     if (s->failed) return;
@@ -77,8 +148,27 @@ static int visit(void *arg, const struct location_binding *b)
     struct round *r = arg;
     if (!(b->flags & LOCATION_FLAG_NAT) || b->transport != LOCATION_TRANSPORT_UDP) return 0;
     if (b->addr.sa.sa_family != AF_INET && b->addr.sa.sa_family != AF_INET6) return 0;
-    r->np->counting++;
-    if (str_hash(str_from_cstr(b->contact)) % r->np->interval_s == r->slot) ping(r->np, b);
+    struct natping *np = r->np;
+    if (str_hash(str_from_cstr(b->contact)) % np->interval_s != r->slot) return 0;
+    uint64_t key = binding_key(b);
+    struct np_entry *e = entry(np, key, true);
+    if (e) {
+        e->seen_round = np->round;
+        if (np->max_lost && e->unanswered >= np->max_lost) {
+            /* Collected now, removed after the walk (the walk must not
+             * change the location). */
+            if (np->n_gone < NATPING_MAX_REMOVE) {
+                struct np_gone *g = &np->gone[np->n_gone];
+                g->aor = strdup(b->aor);
+                g->contact = strdup(b->contact);
+                if (g->aor && g->contact) np->n_gone++;
+                else free(g->aor), free(g->contact);
+            }
+            return 0;
+        }
+        e->unanswered++;
+    }
+    ping(np, b, key);
     return 0;
 }
 
@@ -90,9 +180,23 @@ static void on_tick(struct timer_node *n, uint64_t now)
      * location service), pinging the share whose contact hashes to it; not
      * at all while no binding is behind NAT. */
     struct round r = {np, (uint32_t)(np->tick % np->interval_s)};
-    np->counting = 0;
+    if (r.slot == 0) {
+        np->round++;
+        /* Entries not pinged for two rounds: their binding is gone. */
+        if (np->cap && np->round > 2) rebuild(np, np->cap, np->round - 2);
+    }
     if (w->location && location_nat_count(w->location)) location_foreach(w->location, visit, &r);
-    np->nat_bindings = np->counting;
+    for (size_t i = 0; i < np->n_gone; i++) {
+        struct np_gone *g = &np->gone[i];
+        log_info("registrar: %s (%s) answered none of its last %u NAT pings: removed", g->aor, g->contact,
+                 np->max_lost);
+        if (w->location && location_remove(w->location, str_from_cstr(g->aor), str_from_cstr(g->contact),
+                                           LOCATION_REMOVED_UNREACHABLE, NULL, NULL) >= 0)
+            np->removed++;
+        free(g->aor);
+        free(g->contact);
+    }
+    np->n_gone = 0;
     np->tick++;
     timer_start(&w->timers, &np->timer, now + NATPING_TICK_MS, on_tick);
 }
@@ -108,6 +212,7 @@ struct natping *natping_new(struct worker *w)
     }
     np->w = w;
     np->interval_s = interval;
+    np->max_lost = (uint32_t)w->cfg.registrar.nat_ping_max_lost;
     sbuf_init(&np->sb);
     timer_node_init(&np->timer);
     if (timer_start(&w->timers, &np->timer, worker_now_ms(w) + NATPING_TICK_MS, on_tick) != 0) {
@@ -124,6 +229,8 @@ void natping_free(struct natping *np)
 {
     if (!np) return;
     timer_stop(&np->w->timers, &np->timer);
+    for (size_t i = 0; i < np->n_gone; i++) free(np->gone[i].aor), free(np->gone[i].contact);
+    free(np->tab);
     sbuf_free(&np->sb);
     free(np);
 }
@@ -139,6 +246,17 @@ int natping_on_response(struct natping *np, const struct transport_rx *rx)
     size_t pl = sizeof(NATPING_BRANCH_PREFIX) - 1;
     if (v.branch.len <= pl || memcmp(v.branch.s, NATPING_BRANCH_PREFIX, pl) != 0) return 0;
     np->answered++;
+    /* Any answer (even 4xx/5xx: the UA is there) clears the count. */
+    uint64_t key = 0;
+    size_t i = pl;
+    for (; i < v.branch.len && i < pl + 16; i++) {
+        char ch = v.branch.s[i];
+        int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+        if (d < 0) break;
+        key = key << 4 | (uint64_t)d;
+    }
+    struct np_entry *e = i == pl + 16 ? entry(np, key, false) : NULL;
+    if (e) e->unanswered = 0;
     log_debug("registrar: NAT ping answered %d by %s", m->status, rx->src_text);
     return 1;
 }
@@ -147,5 +265,7 @@ void natping_stats_json(const struct natping *np, json_t *o)
 {
     json_object_set_new(o, "nat_pings_sent", json_integer(np ? (json_int_t)np->sent : 0));
     json_object_set_new(o, "nat_pings_answered", json_integer(np ? (json_int_t)np->answered : 0));
-    json_object_set_new(o, "nat_bindings", json_integer(np ? (json_int_t)np->nat_bindings : 0));
+    size_t nat = np && np->w->location ? location_nat_count(np->w->location) : 0;
+    json_object_set_new(o, "nat_bindings", json_integer((json_int_t)nat));
+    json_object_set_new(o, "nat_unreachable_removed", json_integer(np ? (json_int_t)np->removed : 0));
 }

@@ -9,6 +9,10 @@
  * nathelper calls SIP pings. The pings are spread over the interval (each
  * second, the bindings whose contact hashes to that second), and their
  * answers are counted and dropped (natping_on_response). 0 turns it off.
+ * A binding that answered none of its last [registrar] nat_ping_max_lost
+ * pings (any answer counts, even an error: the UA is there) is removed with
+ * reason "unreachable" (user.offline when it was the last one); 0 keeps
+ * such bindings until they expire.
  * Loop thread only. */
 #ifndef CASCADE_REGISTRAR_NATPING_H
 #define CASCADE_REGISTRAR_NATPING_H
@@ -38,7 +42,8 @@ void natping_free(struct natping *np);
 /* 1 when rx answers one of our pings (counted, nothing else to do), else 0. */
 int natping_on_response(struct natping *np, const struct transport_rx *rx);
 
-/* Adds "nat_pings_sent", "nat_pings_answered" and "nat_bindings" to o. */
+/* Adds "nat_pings_sent", "nat_pings_answered", "nat_bindings" and
+ * "nat_unreachable_removed" to o. */
 void natping_stats_json(const struct natping *np, json_t *o);
 
 #endif

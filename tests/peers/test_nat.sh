@@ -5,7 +5,8 @@
 # sends keepalive OPTIONS to the source address ([registrar]
 # nat_ping_interval, here 1 s) that the UA answers, and a call to the user is
 # delivered to the source address, not to the unreachable Contact. A UA whose
-# Contact is its source address is neither flagged nor pinged.
+# Contact is its source address is neither flagged nor pinged. A UA behind
+# NAT that stops answering is removed after nat_ping_max_lost pings.
 source "$(dirname "$0")/lib.sh"
 
 PORT=$(free_port); API_PORT=$(free_port); API_TOKEN=nattoken
@@ -15,6 +16,7 @@ node_ini n "$PORT" "$API_PORT" 127.0.0.1 <<INI
 realm = cascade.test
 [registrar]
 nat_ping_interval = 1
+nat_ping_max_lost = 0
 [proxy]
 authenticate = no
 INI
@@ -52,5 +54,44 @@ sleep 0.3
 check "a call to natted through the proxy completes" sipp_scn natcall uac-call.xml -s natted -p "$(free_port)"
 check "the UA at the source port answered the call, got ACK and BYE" wait "$uas_pid"
 check "... and the INVITE named its private contact" grep -aq "^INVITE sip:natted@$H:$PRIV SIP/2.0" "$WORK/natuas.msg"
+
+# A UA behind NAT that goes away without unregistering (battery, crash): it
+# answers no ping, and after [registrar] nat_ping_max_lost unanswered pings
+# in a row its binding is removed with user.offline reason unreachable.
+P2=$(free_port); A2=$(free_port)
+node_ini m "$P2" "$A2" 127.0.0.1 <<INI
+[auth]
+realm = cascade.test
+[registrar]
+nat_ping_interval = 1
+nat_ping_max_lost = 2
+INI
+start_cascade natmax "$WORK/m.ini"
+PORT=$P2 API_PORT=$A2
+check "natmax: cascadectl user add gone" ctl user add gone --password pw3
+check "natmax: cascadectl user add stays" ctl user add stays --password pw4
+SSRC=$(free_port); SPRIV=$(free_port)
+check "stays registers from behind NAT too" \
+    sipp_scn regs register.xml -s stays -au stays -ap pw4 -key expires 300 -key cport "$SPRIV" -p "$SSRC"
+# stays answers its pings for 4 s (4 rounds, twice nat_ping_max_lost).
+(cd "$WORK" && exec timeout 10 sipp -sf "$PEERS_DIR/sipp/uas-options.xml" -i 127.0.0.1 -p "$SSRC" -m 4 -nostdin \
+    >"$WORK/stays.out" 2>&1) &
+stays_pid=$!
+PIDS+=("$stays_pid")
+GSRC=$(free_port); GPRIV=$(free_port)
+check "gone registers from behind NAT (Contact port $GPRIV, source $GSRC) and then answers nothing" \
+    sipp_scn regg register.xml -s gone -au gone -ap pw3 -key expires 300 -key cport "$GPRIV" -p "$GSRC"
+check "gone is online and flagged" jq_ok "$(api GET '/registrations?user=gone')" '.registrations[0].nat == true'
+check "after 2 unanswered pings gone's binding is removed (within 6 s)" \
+    wait_for 6 bash -c "[ \"\$(curl -s -H 'Authorization: Bearer $API_TOKEN' 'http://127.0.0.1:$A2/api/v1/registrations?user=gone' |
+        jq '.registrations | length')\" = 0 ]"
+check "events: user.offline for gone, reason unreachable" \
+    has_event 'select(.type=="user.offline" and .user=="gone" and .reason=="unreachable")'
+check "stays answered 4 pings in a row" wait "$stays_pid"
+check "... and is still registered: every answer clears its count" \
+    jq_ok "$(api GET '/registrations?user=stays')" '.registrations | length == 1'
+check "GET /stats: one binding removed as unreachable" \
+    jq_ok "$(api GET /stats)" '.registrar.nat_unreachable_removed == 1 and .registrar.nat_bindings == 1'
+check "the removal is logged" grep -q "gone.*answered none of its last 2 NAT pings: removed" "$WORK/natmax.log"
 
 finish
