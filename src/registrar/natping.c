@@ -261,6 +261,12 @@ int natping_on_response(struct natping *np, const struct transport_rx *rx)
     return 1;
 }
 
+void natping_refreshed(struct natping *np, const struct location_binding *b)
+{
+    struct np_entry *e = np ? entry(np, binding_key(b), false) : NULL;
+    if (e) e->unanswered = 0;
+}
+
 void natping_stats_json(const struct natping *np, json_t *o)
 {
     json_object_set_new(o, "nat_pings_sent", json_integer(np ? (json_int_t)np->sent : 0));

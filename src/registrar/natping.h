@@ -24,6 +24,8 @@
 #include "base/str.h"
 #include "transport/transport.h"
 
+struct location_binding;
+
 struct worker;
 struct natping;
 
@@ -41,6 +43,10 @@ void natping_free(struct natping *np);
 
 /* 1 when rx answers one of our pings (counted, nothing else to do), else 0. */
 int natping_on_response(struct natping *np, const struct transport_rx *rx);
+
+/* b was refreshed by a REGISTER: its UA is alive, its unanswered count
+ * starts again. NULL np is ignored. */
+void natping_refreshed(struct natping *np, const struct location_binding *b);
 
 /* Adds "nat_pings_sent", "nat_pings_answered", "nat_bindings" and
  * "nat_unreachable_removed" to o. */

@@ -742,7 +742,9 @@ static void cb_added(void *arg, const struct location_binding *b)
 
 static void cb_refreshed(void *arg, const struct location_binding *b)
 {
-    publish_binding(arg, "registration.refreshed", b, NULL);
+    struct worker *w = arg;
+    if (w->registrar) natping_refreshed(w->registrar->natping, b);
+    publish_binding(w, "registration.refreshed", b, NULL);
 }
 
 static void cb_removed(void *arg, const struct location_binding *b, enum location_reason reason)

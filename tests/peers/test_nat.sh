@@ -90,8 +90,21 @@ check "events: user.offline for gone, reason unreachable" \
 check "stays answered 4 pings in a row" wait "$stays_pid"
 check "... and is still registered: every answer clears its count" \
     jq_ok "$(api GET '/registrations?user=stays')" '.registrations | length == 1'
-check "GET /stats: one binding removed as unreachable" \
-    jq_ok "$(api GET /stats)" '.registrar.nat_unreachable_removed == 1 and .registrar.nat_bindings == 1'
+# A NAT UA that never answers OPTIONS but refreshes its registration every
+# second is alive: each refresh starts its count again, so it is never removed.
+check "natmax: cascadectl user add refresher" ctl user add refresher --password pw5
+RSRC=$(free_port); RPRIV=$(free_port)
+check "refresher registers from behind NAT 5 times, one second apart, answering no ping" \
+    sipp_scn regr register.xml -s refresher -au refresher -ap pw5 -key expires 300 -key cport "$RPRIV" -p "$RSRC" \
+    -m 5 -r 1
+check "... and was never removed as unreachable" \
+    bash -c "! curl -s -H 'Authorization: Bearer $API_TOKEN' 'http://127.0.0.1:$A2/api/v1/events/recent?since=0' |
+        jq -e '[.events[] | select(.user==\"refresher\" and .reason==\"unreachable\")] | length > 0' >/dev/null"
+# Once stays and refresher fall silent too, they go the same way: at the
+# end all three NAT bindings were removed as unreachable, none is left.
+check "GET /stats: the three silent NAT bindings removed as unreachable, none left (within 6 s)" \
+    wait_for 6 bash -c "curl -s -H 'Authorization: Bearer $API_TOKEN' http://127.0.0.1:$A2/api/v1/stats |
+        jq -e '.registrar.nat_unreachable_removed == 3 and .registrar.nat_bindings == 0' >/dev/null"
 check "the removal is logged" grep -q "gone.*answered none of its last 2 NAT pings: removed" "$WORK/natmax.log"
 
 finish
