@@ -27,6 +27,14 @@ void sbuf_append_char(sbuf_t *b, char c);
 void sbuf_append_u64(sbuf_t *b, unsigned long long v);
 void sbuf_printf(sbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static inline str_t sbuf_str(const sbuf_t *b) { return (str_t){b->data, b->len}; }
+/* The contents without trailing CRLFs: header lines accumulated one by one,
+ * handed on as the "extra headers" of a response. */
+static inline str_t sbuf_lines(const sbuf_t *b)
+{
+    str_t s = sbuf_str(b);
+    while (s.len >= 2 && s.s[s.len - 2] == '\r' && s.s[s.len - 1] == '\n') s.len -= 2;
+    return s;
+}
 /* Hands the memory to the caller (NUL-terminated) and leaves the buffer empty. */
 char *sbuf_take(sbuf_t *b);
 

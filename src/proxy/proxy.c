@@ -294,9 +294,7 @@ static void challenge(struct proxy *p, struct txn *st, const struct transport_rx
         refuse(p, st, rx, 500, "Server Internal Error", STR_NULL, "cannot build a challenge (realm empty?)");
         return;
     }
-    str_t lines = sbuf_str(b);
-    while (lines.len >= 2 && lines.s[lines.len - 2] == '\r' && lines.s[lines.len - 1] == '\n') lines.len -= 2;
-    proxy_reply(p, st, 407, "Proxy Authentication Required", lines);
+    proxy_reply(p, st, 407, "Proxy Authentication Required", sbuf_lines(b));
 }
 
 /* [proxy] authenticate: a new request that claims one of our users as its

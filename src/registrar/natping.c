@@ -45,14 +45,13 @@ struct natping {
     sbuf_t sb;
 };
 
-bool natping_contact_natted(str_t contact_uri, const struct sockaddr_storage *src)
+bool natping_contact_natted(const struct sip_uri *u, const struct sockaddr_storage *src)
 {
-    struct sip_uri u;
-    if (!src || sip_uri_parse(contact_uri, &u) != 0) return false;
-    str_t host = u.host;
+    if (!src) return false;
+    str_t host = u->host;
     if (host.len >= 2 && host.s[0] == '[' && host.s[host.len - 1] == ']') host = str_make(host.s + 1, host.len - 2);
     struct sockaddr_storage c;
-    if (transport_addr_parse(host.s, host.len, u.port ? u.port : 5060, &c) != 0) return true; /* a name */
+    if (transport_addr_parse(host.s, host.len, u->port ? u->port : 5060, &c) != 0) return true; /* a name */
     return !transport_addr_equal(&c, src);
 }
 

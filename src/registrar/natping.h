@@ -25,16 +25,17 @@
 #include "transport/transport.h"
 
 struct location_binding;
+struct sip_uri;
 
 struct worker;
 struct natping;
 
 #define NATPING_BRANCH_PREFIX "z9hG4bKnP"
 
-/* Whether a UDP Contact (the URI as received) is not the address the
- * REGISTER came from: another IP, another port (5060 when absent), or a
- * host name (we cannot tell: treat it as NAT). */
-bool natping_contact_natted(str_t contact_uri, const struct sockaddr_storage *src);
+/* Whether a UDP Contact (its parsed URI) is not the address the REGISTER
+ * came from: another IP, another port (5060 when absent), or a host name
+ * (we cannot tell: treat it as NAT). */
+bool natping_contact_natted(const struct sip_uri *contact, const struct sockaddr_storage *src);
 
 /* NULL when [registrar] nat_ping_interval is 0 or on allocation failure
  * (logged). Uses w->timers, w->location, w->transport at ping time. */

@@ -179,13 +179,6 @@ static void reg_refuse(struct registrar *r, struct txn *st, int status, const ch
     reg_reply(r, st, status, reason, STR_NULL);
 }
 
-/* Trailing CRLF of the accumulated extra lines cut off. */
-static str_t sb_lines(sbuf_t *b)
-{
-    str_t s = sbuf_str(b);
-    while (s.len >= 2 && s.s[s.len - 2] == '\r' && s.s[s.len - 1] == '\n') s.len -= 2;
-    return s;
-}
 
 /* RFC 7231 §7.1.1.1 IMF-fixdate, as RFC 3261 §20.17 asks; formatted once
  * per second. */
@@ -269,7 +262,7 @@ static void reg_answer_ok(struct registrar *r, struct txn *st, const char *aor)
         reg_refuse(r, st, 500, "Server Internal Error", "out of memory building the 200");
         return;
     }
-    reg_reply(r, st, 200, "OK", sb_lines(b));
+    reg_reply(r, st, 200, "OK", sbuf_lines(b));
 }
 
 static void pending_unlink(struct registrar *r, struct reg_pending *p)
@@ -337,7 +330,7 @@ static void reg_challenge(struct registrar *r, struct txn *st, bool stale)
         reg_refuse(r, st, 500, "Server Internal Error", "cannot build a challenge (realm empty?)");
         return;
     }
-    reg_reply(r, st, 401, "Unauthorized", sb_lines(b));
+    reg_reply(r, st, 401, "Unauthorized", sbuf_lines(b));
 }
 
 /* 1: authenticated (the answer is not sent yet); 0: answered (401/403/400). */
@@ -532,7 +525,7 @@ static void reg_apply(struct registrar *r, struct txn *st, const struct transpor
             .reg_id = (uint32_t)reg_id,
             /* RFC 3581 in spirit: requests go to the source address anyway;
              * the flag asks for keepalive pings (natping.h). */
-            .flags = rx->proto == SIP_TRANSPORT_UDP && natping_contact_natted(c->addr.uri_raw, &rx->src)
+            .flags = rx->proto == SIP_TRANSPORT_UDP && natping_contact_natted(&c->addr.uri, &rx->src)
                          ? LOCATION_FLAG_NAT
                          : 0,
         };
