@@ -39,7 +39,6 @@ void config_init(struct config *cfg)
     cfg->proxy.authenticate = true;
     cfg->proxy.invite_timeout_s = 180;
     COPY(cfg->store.path, "./cascade.db");
-    cfg->store.commit_window_us = 2000;
     COPY(cfg->api.listen, "127.0.0.1:8080");
     cfg->events.ring_size = 4096;
     COPY(cfg->log.level, "info");
@@ -237,7 +236,6 @@ static int on_key(void *user, const char *section, const char *name, const char 
     else if (KEY("proxy", "trusted")) bad = config_parse_trusted(c, v);
     else if (KEY("proxy", "invite_timeout")) { if (!(bad = parse_int(v, 1, 3600, &n))) c->proxy.invite_timeout_s = (uint32_t)n; }
     else if (KEY("store", "path")) COPY(c->store.path, v);
-    else if (KEY("store", "commit_window_ms")) { if (!(bad = parse_int(v, 0, 100, &n))) c->store.commit_window_us = (uint32_t)n * 1000; }
     else if (KEY("api", "listen")) COPY(c->api.listen, v);
     else if (KEY("api", "token")) COPY(c->api.token, v);
     else if (KEY("events", "webhook")) COPY(c->events.webhook, v);

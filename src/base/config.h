@@ -78,7 +78,6 @@ struct config {
     } proxy;
     struct {                            /* [store] */
         char path[512];
-        uint32_t commit_window_us;       /* the writer waits this long for more ops (0: commit at once) */
     } store;
     struct {                            /* [api] */
         char listen[128];                /* host:port, empty disables */

@@ -27,7 +27,6 @@
  * appends finished batches in the same order. */
 #include <errno.h>
 #include <pthread.h>
-#include <time.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,15 +51,11 @@ struct store {
     struct store_op *pending, **pending_tail;
     struct store_op *done, **done_tail;
     bool stopping;
-    bool hurry;                    /* a flush waits: skip the commit window */
     bool busy;                     /* the writer holds a batch */
-    size_t pending_count;
-    uint32_t window_us;            /* group-commit window (store_set_commit_window) */
     uint64_t batches, max_batch;
 
     /* Loop thread only: */
     struct store_op *staged, **staged_tail;
-    size_t staged_count;
     bool closing;
     bool delivering;
     uint64_t submitted, completed, failed;
@@ -102,27 +97,6 @@ static void run_batch(struct store *st, struct store_op *ops, size_t n)
     }
 }
 
-/* Ops this many or more already queued are committed without waiting. */
-#define STORE_WINDOW_SKIP 32
-
-/* With mu held and work pending: waits out the group-commit window unless
- * the queue is already long, a flush is waiting or the store stops. The
- * loop only signals `wake` on an empty -> non-empty transition, so nothing
- * wakes the writer early but flushes and close: the wait ends at the
- * deadline. */
-static void wait_commit_window(struct store *st)
-{
-    if (st->window_us == 0 || st->pending_count >= STORE_WINDOW_SKIP) return;
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_nsec += (long)st->window_us * 1000;
-    until.tv_sec += until.tv_nsec / 1000000000;
-    until.tv_nsec %= 1000000000;
-    while (!st->stopping && !st->hurry && st->pending_count < STORE_WINDOW_SKIP) {
-        if (pthread_cond_timedwait(&st->wake, &st->mu, &until) == ETIMEDOUT) break;
-    }
-}
-
 static void *writer_main(void *arg)
 {
     struct store *st = arg;
@@ -135,12 +109,10 @@ static void *writer_main(void *arg)
     for (;;) {
         while (!st->pending && !st->stopping) pthread_cond_wait(&st->wake, &st->mu);
         if (!st->pending) break; /* stopping and drained */
-        wait_commit_window(st);
         struct store_op *batch = st->pending, *last = batch;
         size_t n = 1;
         while (last->next && n < STORE_MAX_BATCH) last = last->next, n++;
         st->pending = last->next;
-        st->pending_count -= n;
         if (!st->pending) st->pending_tail = &st->pending;
         last->next = NULL;
         st->busy = true;
@@ -152,7 +124,6 @@ static void *writer_main(void *arg)
         *st->done_tail = batch;
         st->done_tail = &last->next;
         st->busy = false;
-        if (!st->pending) st->hurry = false;
         st->batches++;
         if (n > st->max_batch) st->max_batch = n;
         pthread_cond_broadcast(&st->idle);
@@ -198,14 +169,12 @@ static void hand_over(struct store *st)
     bool was_empty = st->pending == NULL;
     *st->pending_tail = st->staged;
     st->pending_tail = st->staged_tail;
-    st->pending_count += st->staged_count;
     /* The writer only sleeps when the queue is empty, so one signal per
      * empty -> non-empty transition is enough. */
     if (was_empty) pthread_cond_signal(&st->wake);
     pthread_mutex_unlock(&st->mu);
     st->staged = NULL;
     st->staged_tail = &st->staged;
-    st->staged_count = 0;
     uv_prepare_stop(st->prep);
 }
 
@@ -345,7 +314,6 @@ int store_submit(struct store *st, struct store_op *op, store_done_cb cb, void *
     if (!st->staged) uv_prepare_start(st->prep, on_prepare);
     *st->staged_tail = op;
     st->staged_tail = &op->next;
-    st->staged_count++;
     return 0;
 }
 
@@ -354,10 +322,6 @@ void store_flush_sync(struct store *st)
     if (!st) return;
     hand_over(st);
     pthread_mutex_lock(&st->mu);
-    if (st->pending) {
-        st->hurry = true;
-        pthread_cond_signal(&st->wake);
-    }
     while (st->pending || st->busy) pthread_cond_wait(&st->idle, &st->mu);
     pthread_mutex_unlock(&st->mu);
     deliver(st);
@@ -379,14 +343,6 @@ void store_close(struct store *st)
     log_info("store: closed (%llu ops, %llu failed, %llu batches)", (unsigned long long)st->completed,
              (unsigned long long)st->failed, (unsigned long long)st->batches);
     free_store(st);
-}
-
-void store_set_commit_window(struct store *st, uint32_t us)
-{
-    if (!st) return;
-    pthread_mutex_lock(&st->mu);
-    st->window_us = us > 1000000 ? 1000000 : us;
-    pthread_mutex_unlock(&st->mu);
 }
 
 void store_get_stats(struct store *st, struct store_stats *out)

@@ -134,14 +134,6 @@ struct store_gb_record {
  * Must be called on loop's thread. */
 struct store *store_open(uv_loop_t *loop, const char *path, char *err, size_t errcap);
 
-/* Group-commit window: once the writer has work, it waits up to `us`
- * microseconds for more ops before it commits (0, the default of
- * store_open: commit at once). At moderate rates this turns one COMMIT, one
- * writer wake-up and one loop wake-up per op into one per window; a queue
- * already holding STORE_WINDOW_SKIP ops, a flush and close do not wait.
- * The price is up to `us` of latency for each op's callback. */
-void store_set_commit_window(struct store *st, uint32_t us);
-
 /* Waits until every op submitted so far is committed (or failed), then runs
  * their callbacks on the calling (loop) thread before returning. For shutdown
  * and tests; it blocks. Inside a store callback it only waits: the pending
