@@ -10,7 +10,8 @@
 #                       PERF_CALLGRAPH=fp|dwarf|lbr, default fp) for each
 #                       rate; perf.data.<rate> is kept in the work dir
 #   KEEP_WORK=1         keep the work dir (logs, databases, perf data)
-#   SERVERS="cascade kamailio"  which servers to measure (default cascade); Kamailio
+#   SERVERS="cascade kamailio"  which servers to measure (default cascade), each
+#                       rate in turn, then a ratio line per rate; Kamailio
 #                       runs ../shared/bench/kamailio-registrar.cfg (2 children,
 #                       in-memory usrloc) and its CPU is summed over its processes
 #
@@ -61,8 +62,9 @@ threads_of() {
 }
 
 printf '%-8s %-8s | %10s %6s %6s %8s | %s\n' server offered "achieved/s" fail retr "cpu s" "cpu s per 10k REGISTER (user + sys; by thread)"
-for server in $servers; do
+declare -A per10k
 for rate in $rates; do
+for server in $servers; do
     if [ "$server" = kamailio ]; then start_kamailio; else start_fresh_cascade cascade_registrar_ini bench; fi
     if [ -n "${PERF:-}" ]; then
         perf record -e cpu-clock --call-graph "${PERF_CALLGRAPH:-fp}" -p "$server_pid" -o "$work/perf.data.$rate" >/dev/null 2>&1 &
@@ -83,7 +85,7 @@ for rate in $rates; do
     done
     if [ -n "$perf_pid" ]; then kill -INT "$perf_pid" 2>/dev/null || true; wait "$perf_pid" 2>/dev/null || true; perf_pid=; fi
     stop_server
-    python3 - "$(sipp_csv_counts "$work/s.csv")" "$t0" "$t1" "$c0" "$c1" "$(getconf CLK_TCK)" "$rate" "$th0" "$th1" "$server" "$rss" <<'PY'
+    line=$(python3 - "$(sipp_csv_counts "$work/s.csv")" "$t0" "$t1" "$c0" "$c1" "$(getconf CLK_TCK)" "$rate" "$th0" "$th1" "$server" "$rss" <<'PY'
 import sys
 ok, bad, rt = map(int, sys.argv[1].split())
 wall = float(sys.argv[3]) - float(sys.argv[2])
@@ -97,5 +99,14 @@ threads = "; loop thread %.3f, others %.3f" % ((m1 - m0) / hz * k, (o1 - o0) / h
 print("%-8s %-8s | %10.0f %6d %6d %8.2f | %.3f (%.3f + %.3f%s) | RSS %d MiB" % (
     sys.argv[10], sys.argv[7], ok / wall, bad, rt, cpu, cpu * k, user * k, sys_ * k, threads, int(sys.argv[11]) // 1024))
 PY
+)
+    echo "$line"
+    per10k[$server]=$(echo "$line" | awk -F'|' '{split($3, a, " "); print a[1]}')
 done
+# Both servers measured at this rate: cascade's CPU per registration over Kamailio's.
+if [ -n "${per10k[cascade]:-}" ] && [ -n "${per10k[kamailio]:-}" ]; then
+    python3 -c 'import sys; c, k = float(sys.argv[2]), float(sys.argv[3]); print("ratio    %-8s | cascade/kamailio CPU per registration %.2f (%.3f / %.3f)" % (sys.argv[1], c / k if k else 0, c, k))' \
+        "$rate" "${per10k[cascade]}" "${per10k[kamailio]}"
+fi
+unset per10k; declare -A per10k
 done

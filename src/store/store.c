@@ -24,7 +24,19 @@
  * STORE_MAX_BATCH of them, runs them in one transaction, moves them to `done`
  * and wakes the loop with uv_async_send. The loop runs the callbacks in the
  * order the ops were submitted: the writer takes ops in FIFO order and
- * appends finished batches in the same order. */
+ * appends finished batches in the same order.
+ *
+ * Inline commits: at moderate rates a REGISTER arrives alone in its loop
+ * iteration, and handing one op to the writer costs two thread wake-ups
+ * (the writer's, then the loop's for the result) that dwarf the commit
+ * itself. So when the writer is idle, nothing is queued or waiting for
+ * delivery and at most STORE_INLINE_MAX ops are staged, the loop thread
+ * runs the batch itself on the writer connection (the `busy` flag, taken
+ * under the mutex, keeps the two threads off it at the same time) and runs
+ * the callbacks at once. Bursts still go to the writer. A WAL append with
+ * synchronous=NORMAL does not fsync; the one slow step, the checkpoint, is
+ * never run inline: automatic checkpoints are off and the writer thread
+ * checkpoints (PASSIVE) once the WAL holds STORE_CHECKPOINT_PAGES frames. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -39,6 +51,7 @@ struct store {
     uv_loop_t *loop;
     uv_async_t *async;             /* own allocation: freed in its close callback */
     uv_prepare_t *prep;            /* hands staged ops over once per loop iteration */
+    uv_idle_t *soon;               /* delivers inline commits in the next iteration */
     struct store_writer_db w;      /* writer thread only (after open) */
     sqlite3 *rdb;                  /* loop thread only */
 
@@ -51,15 +64,24 @@ struct store {
     struct store_op *pending, **pending_tail;
     struct store_op *done, **done_tail;
     bool stopping;
-    bool busy;                     /* the writer holds a batch */
-    uint64_t batches, max_batch;
+    bool busy;                     /* a thread holds the writer connection */
+    bool checkpoint_due;           /* the WAL is long: the writer checkpoints it */
+    int wal_frames;                /* WAL length after the last commit (holder of busy) */
+    uint64_t batches, max_batch, inline_batches, checkpoints;
 
     /* Loop thread only: */
     struct store_op *staged, **staged_tail;
+    size_t staged_count;
     bool closing;
     bool delivering;
     uint64_t submitted, completed, failed;
 };
+
+/* A batch the loop thread may commit itself (see the top of this file). */
+#define STORE_INLINE_MAX 8
+/* WAL frames (pages) after which the writer checkpoints; SQLite's own
+ * automatic checkpoint uses the same number. */
+#define STORE_CHECKPOINT_PAGES 1000
 
 static void fail_op(struct store_op *op, int status)
 {
@@ -97,6 +119,41 @@ static void run_batch(struct store *st, struct store_op *ops, size_t n)
     }
 }
 
+/* SQLite calls this after each commit on the writer connection, on the
+ * committing thread, with mu not necessarily held (see on_commit_frames). */
+static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    (void)db;
+    (void)name;
+    struct store *st = arg;
+    st->wal_frames = frames; /* only the holder of `busy` commits, so only it writes this */
+    return SQLITE_OK;
+}
+
+/* After a batch, mu held, still the holder of `busy`. */
+static void note_wal_length(struct store *st)
+{
+    if (st->wal_frames >= STORE_CHECKPOINT_PAGES) st->checkpoint_due = true;
+}
+
+/* Writer thread, mu held, nothing pending: checkpoints the WAL without
+ * holding the mutex, so the loop can keep staging (not committing inline:
+ * busy is set). */
+static void checkpoint(struct store *st)
+{
+    st->busy = true;
+    st->checkpoint_due = false;
+    st->wal_frames = 0;
+    pthread_mutex_unlock(&st->mu);
+    int log_frames = 0, done_frames = 0;
+    int rc = sqlite3_wal_checkpoint_v2(st->w.db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_frames, &done_frames);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY) log_warn("store: checkpoint failed: %s", sqlite3_errstr(rc));
+    pthread_mutex_lock(&st->mu);
+    st->busy = false;
+    st->checkpoints++;
+    pthread_cond_broadcast(&st->idle);
+}
+
 static void *writer_main(void *arg)
 {
     struct store *st = arg;
@@ -107,7 +164,11 @@ static void *writer_main(void *arg)
 
     pthread_mutex_lock(&st->mu);
     for (;;) {
-        while (!st->pending && !st->stopping) pthread_cond_wait(&st->wake, &st->mu);
+        while (!st->pending && !st->stopping && !st->checkpoint_due) pthread_cond_wait(&st->wake, &st->mu);
+        if (!st->pending && st->checkpoint_due) {
+            checkpoint(st);
+            continue;
+        }
         if (!st->pending) break; /* stopping and drained */
         struct store_op *batch = st->pending, *last = batch;
         size_t n = 1;
@@ -123,6 +184,7 @@ static void *writer_main(void *arg)
         pthread_mutex_lock(&st->mu);
         *st->done_tail = batch;
         st->done_tail = &last->next;
+        note_wal_length(st);
         st->busy = false;
         st->batches++;
         if (n > st->max_batch) st->max_batch = n;
@@ -159,16 +221,61 @@ static void deliver(struct store *st)
 
 static void on_async(uv_async_t *h) { deliver(h->data); }
 
+static void on_soon(uv_idle_t *h)
+{
+    uv_idle_stop(h);
+    deliver(h->data);
+}
+
 static void on_handle_closed(uv_handle_t *h) { free(h); }
 
-/* Moves the staged ops to the writer's queue (loop thread). */
+/* Commits the staged ops on the loop thread when that is cheaper than a
+ * hand-over (see the top of this file); returns false to hand them over.
+ * Called with mu held; returns with mu held. */
+static bool commit_inline(struct store *st)
+{
+    if (st->busy || st->pending || st->done || st->stopping || st->staged_count > STORE_INLINE_MAX) return false;
+    st->busy = true;
+    pthread_mutex_unlock(&st->mu);
+    struct store_op *batch = st->staged, **tail = st->staged_tail;
+    size_t n = st->staged_count;
+    st->staged = NULL;
+    st->staged_tail = &st->staged;
+    st->staged_count = 0;
+    uv_prepare_stop(st->prep);
+    run_batch(st, batch, n);
+    pthread_mutex_lock(&st->mu);
+    *st->done_tail = batch;
+    st->done_tail = tail;
+    note_wal_length(st);
+    st->busy = false;
+    st->batches++;
+    st->inline_batches++;
+    if (n > st->max_batch) st->max_batch = n;
+    if (st->checkpoint_due) pthread_cond_signal(&st->wake);
+    pthread_cond_broadcast(&st->idle);
+    return true;
+}
+
+/* Moves the staged ops to the writer's queue, or commits them inline
+ * (loop thread). */
 static void hand_over(struct store *st)
 {
     if (!st->staged) return;
     pthread_mutex_lock(&st->mu);
+    if (commit_inline(st)) {
+        pthread_mutex_unlock(&st->mu);
+        /* Not from here: the prepare phase is over for this iteration, so what
+         * the callbacks start (timers, more store ops) would wait for the next
+         * wake-up. An idle handle makes the loop poll without blocking and
+         * deliver first thing in the next iteration. */
+        uv_idle_start(st->soon, on_soon);
+        return;
+    }
     bool was_empty = st->pending == NULL;
     *st->pending_tail = st->staged;
     st->pending_tail = st->staged_tail;
+    st->staged_count = 0;
     /* The writer only sleeps when the queue is empty, so one signal per
      * empty -> non-empty transition is enough. */
     if (was_empty) pthread_cond_signal(&st->wake);
@@ -258,6 +365,9 @@ struct store *store_open(uv_loop_t *loop, const char *path, char *err, size_t er
         snprintf(err, errcap, "%s: %s", path, sqlite3_errmsg(st->w.db));
         goto fail;
     }
+    /* Checkpoints belong to the writer thread (see the top of this file). */
+    sqlite3_wal_autocheckpoint(st->w.db, 0);
+    sqlite3_wal_hook(st->w.db, on_wal_commit, st);
     char merr[256];
     if (store_schema_migrate(st->w.db, merr, sizeof(merr)) != 0) {
         snprintf(err, errcap, "%s: %s", path, merr);
@@ -282,11 +392,22 @@ struct store *store_open(uv_loop_t *loop, const char *path, char *err, size_t er
         goto fail;
     }
     st->prep->data = st;
+    st->soon = malloc(sizeof(*st->soon));
+    if (!st->soon || uv_idle_init(loop, st->soon) != 0) {
+        free(st->soon);
+        st->soon = NULL;
+        uv_close((uv_handle_t *)st->async, on_handle_closed);
+        uv_close((uv_handle_t *)st->prep, on_handle_closed);
+        snprintf(err, errcap, "cannot create the store's idle handle");
+        goto fail;
+    }
+    st->soon->data = st;
     int prc = pthread_create(&st->thread, NULL, writer_main, st);
     if (prc != 0) {
         snprintf(err, errcap, "cannot start the store writer thread: %s", strerror(prc));
         uv_close((uv_handle_t *)st->async, on_handle_closed);
         uv_close((uv_handle_t *)st->prep, on_handle_closed);
+        uv_close((uv_handle_t *)st->soon, on_handle_closed);
         goto fail;
     }
     st->thread_started = true;
@@ -314,6 +435,7 @@ int store_submit(struct store *st, struct store_op *op, store_done_cb cb, void *
     if (!st->staged) uv_prepare_start(st->prep, on_prepare);
     *st->staged_tail = op;
     st->staged_tail = &op->next;
+    st->staged_count++;
     return 0;
 }
 
@@ -340,6 +462,7 @@ void store_close(struct store *st)
     deliver(st);
     uv_close((uv_handle_t *)st->async, on_handle_closed);
     uv_close((uv_handle_t *)st->prep, on_handle_closed);
+    uv_close((uv_handle_t *)st->soon, on_handle_closed);
     log_info("store: closed (%llu ops, %llu failed, %llu batches)", (unsigned long long)st->completed,
              (unsigned long long)st->failed, (unsigned long long)st->batches);
     free_store(st);
@@ -355,6 +478,8 @@ void store_get_stats(struct store *st, struct store_stats *out)
     pthread_mutex_lock(&st->mu);
     out->batches = st->batches;
     out->max_batch = st->max_batch;
+    out->inline_batches = st->inline_batches;
+    out->checkpoints = st->checkpoints;
     pthread_mutex_unlock(&st->mu);
 }
 

@@ -210,6 +210,8 @@ struct store_stats {
     uint64_t failed;           /* of which with an error status */
     uint64_t batches;          /* transactions committed or attempted */
     uint64_t max_batch;        /* largest batch seen */
+    uint64_t inline_batches;   /* of batches, those the loop thread committed itself */
+    uint64_t checkpoints;      /* WAL checkpoints the writer ran */
 };
 void store_get_stats(struct store *st, struct store_stats *out);
 /* Schema version the code writes (PRAGMA user_version after open). */

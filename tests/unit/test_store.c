@@ -74,6 +74,12 @@ struct order_ref {
     int index;
 };
 
+static void count_cb(void *arg, int status)
+{
+    assert_int_equal(status, 0);
+    (*(int *)arg)++;
+}
+
 static void record_cb(void *arg, int status)
 {
     struct order_ref *r = arg;
@@ -529,6 +535,94 @@ static void test_failed_op_is_isolated(void **state)
     free(log.status);
 }
 
+
+/* A lone op is committed by the loop thread itself (no hand-over to the
+ * writer), its callback runs in the next loop iteration without any other
+ * wake-up, and an op submitted from that callback is committed the same way:
+ * a loop with nothing else to do never blocks with work staged. */
+struct inline_chain {
+    struct store *st;
+    struct store_binding b;
+    int fired;
+};
+
+static void inline_chain_cb(void *arg, int status)
+{
+    struct inline_chain *c = arg;
+    assert_int_equal(status, 0);
+    if (++c->fired < 3) assert_int_equal(store_submit(c->st, store_op_binding_upsert(&c->b), inline_chain_cb, c), 0);
+}
+
+static void never_cb(uv_timer_t *t)
+{
+    (void)t;
+    fail_msg("the loop blocked with store work staged");
+}
+
+static void test_lone_ops_commit_inline(void **state)
+{
+    struct env *e = *state;
+    struct store *st = open_store(e);
+    struct inline_chain c = {.st = st, .b = {.aor = "a", .contact = "sip:1", .transport = "udp"}};
+    uv_timer_t guard;
+    uv_timer_init(&e->loop, &guard);
+    uv_timer_start(&guard, never_cb, 10000, 0);
+    assert_int_equal(store_submit(st, store_op_binding_upsert(&c.b), inline_chain_cb, &c), 0);
+    for (int i = 0; i < 50 && c.fired < 3; i++) uv_run(&e->loop, UV_RUN_ONCE);
+    assert_int_equal(c.fired, 3);
+    struct store_stats stats;
+    store_get_stats(st, &stats);
+    assert_int_equal(stats.batches, 3);
+    assert_int_equal(stats.inline_batches, 3);
+    /* A burst larger than the inline limit goes to the writer, in order. */
+    enum { N = 40 };
+    struct order_log log = {calloc(N, sizeof(int)), calloc(N, sizeof(int)), 0, N};
+    struct order_ref refs[N];
+    struct store_binding bs[N];
+    char aor[N][32];
+    for (int i = 0; i < N; i++) {
+        refs[i] = (struct order_ref){&log, i};
+        snprintf(aor[i], sizeof(aor[i]), "burst%d", i);
+        bs[i] = (struct store_binding){.aor = aor[i], .contact = "sip:2", .transport = "udp"};
+        assert_int_equal(store_submit(st, store_op_binding_upsert(&bs[i]), record_cb, &refs[i]), 0);
+    }
+    run_until(e, &log.count, N);
+    for (int i = 0; i < N; i++) assert_int_equal(log.seen[i], i);
+    store_get_stats(st, &stats);
+    assert_int_equal(stats.inline_batches, 3);
+    assert_true(stats.batches > 3);
+    uv_timer_stop(&guard);
+    uv_close((uv_handle_t *)&guard, NULL);
+    store_close(st);
+    free(log.seen);
+    free(log.status);
+}
+
+/* Automatic checkpoints are off (they would run inline); the writer thread
+ * checkpoints once the WAL is long, also when every commit was inline. */
+static void test_writer_checkpoints_inline_commits(void **state)
+{
+    struct env *e = *state;
+    struct store *st = open_store(e);
+    int done = 0;
+    char aor[32], contact[96];
+    struct store_binding b;
+    for (int i = 0; i < 1500; i++) {
+        fill_binding(&b, aor, sizeof(aor), contact, sizeof(contact), i);
+        assert_int_equal(store_submit(st, store_op_binding_upsert(&b), count_cb, &done), 0);
+        run_until(e, &done, i + 1);
+    }
+    struct store_stats stats;
+    for (int i = 0; i < 1000; i++) {
+        store_get_stats(st, &stats);
+        if (stats.checkpoints > 0) break;
+        usleep(10000);
+    }
+    assert_true(stats.inline_batches >= 1000);
+    assert_true(stats.checkpoints > 0);
+    store_close(st);
+}
+
 /* Callbacks may submit more work; store_flush_sync and store_close deliver it. */
 struct chain {
     struct store *st;
@@ -706,6 +800,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_gb_tables, setup, teardown),
         cmocka_unit_test_setup_teardown(test_constructors_refuse_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_op_is_isolated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lone_ops_commit_inline, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_writer_checkpoints_inline_commits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chained_submits_flush_and_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_committed_survives_sigkill, setup, teardown),
     };
