@@ -13,7 +13,12 @@ FAILS=0
 PASSES=0
 
 cleanup() {
-    local p
+    local rc=$? p
+    if [ "$rc" -ne 0 ] && [ "$FAILS" -eq 0 ]; then
+        # The script stopped early (set -e, a signal): say where, keep the logs.
+        echo "FAIL - the script stopped early with status $rc after $PASSES checks"
+        FAILS=1
+    fi
     for p in "${PIDS[@]:-}"; do
         [ -n "$p" ] && kill "$p" 2>/dev/null || true
     done
