@@ -34,6 +34,8 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
+# Under set -e a failing command ends the script: name it (cleanup keeps the logs).
+trap 'echo "--- stopped at ${BASH_SOURCE[0]##*/}:$LINENO: $BASH_COMMAND (status $?)"' ERR
 
 # free_port [udp|tcp]: a port free for both UDP and TCP on 127.0.0.1.
 free_port() {
