@@ -157,6 +157,10 @@ wait_for() {
     return 1
 }
 
+# udp_bound PORT: something is bound to UDP 127.0.0.1:PORT (a peer is ready to
+# receive; wait for this instead of sleeping).
+udp_bound() { ss -Hlun "sport = :$1" | grep -q .; }
+
 finish() {
     # Stop every daemon we started with SIGTERM (a clean stop: under ASan this
     # is when leaks are reported), then look for sanitizer reports in the logs.
