@@ -93,9 +93,12 @@ static enum digest_check throttled(struct worker *w, const struct transport_rx *
         return DIGEST_CHECK_LOCKED;
     }
     const char *reason = failure_reason(res, unknown, n);
-    snprintf(out->why, sizeof(out->why), "user \"%.*s\": %s (%s; %u failure(s) since the last report)%s", ul,
-             c->username.s, unknown ? "unknown user" : auth_result_name(res), reason, n->count,
-             n->locked_now ? ", locked out" : "");
+    if (unknown)
+        snprintf(out->why, sizeof(out->why), "unknown user \"%.*s\" (%u failure(s) since the last report)%s", ul,
+                 c->username.s, n->count, n->locked_now ? ", locked out" : "");
+    else
+        snprintf(out->why, sizeof(out->why), "user %.*s: %s (%u failure(s) since the last report)%s", ul,
+                 c->username.s, auth_result_name(res), n->count, n->locked_now ? ", locked out" : "");
     if (n->report) publish_failure(w, rx, c, reason, n->count);
     return DIGEST_CHECK_FAILED;
 }
