@@ -268,14 +268,12 @@ int worker_start(struct worker *w, uv_loop_t *loop)
     w->events = event_bus_new(loop, w->cfg.events.ring_size, w->cfg.events.webhook);
     if (!w->events) return -1;
 
-    struct auth_server_config acfg = {
-        .nonce_ttl_s = (uint32_t)w->cfg.auth.nonce_ttl_s,
-        .algorithms = auth_algorithms(&w->cfg),
-        /* Room for every nonce handed out within a nonce lifetime at
-         * registrar rates (~6 MB): a smaller table evicts fresh nonces and
-         * sipp at 5 000 REGISTER/s then sees stale=true. */
-        .replay_entries = 1u << 18,
-    };
+    struct auth_server_config acfg;
+    auth_server_config_from(&acfg, &w->cfg, auth_algorithms(&w->cfg));
+    /* Room for every nonce handed out within a nonce lifetime at
+     * registrar rates (~7 MB): a smaller table evicts fresh nonces and
+     * sipp at 5 000 REGISTER/s then sees stale=true. */
+    acfg.replay_entries = 1u << 18;
     w->auth = auth_server_new(&acfg);
     if (!w->auth) return -1;
 

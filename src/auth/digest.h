@@ -6,18 +6,28 @@
  * so the module does not depend on the SIP parser.
  *
  * Server (registrar, proxy, GB28181 upper role):
- *   srv = auth_server_new(&cfg);
- *   auth_challenge(srv, realm, AUTH_ALG_MD5, qop, stale, now, &buf);   -> 401 WWW-Authenticate value
+ *   srv = auth_server_new(&cfg);                  (auth_server_config_from() fills cfg from [auth])
+ *   auth_challenge_for(srv, realm, AUTH_ALG_MD5, qop, stale, peer, now, &buf);  -> 401 WWW-Authenticate value
  *   auth_parse_credentials(authorization_value, &creds);              -> 400/401 on error
  *   ha1 = lookup(creds.username, creds.realm, auth_algorithm_base(creds.algorithm));
- *   switch (auth_verify(srv, &creds, method, ha1, now)) ...           -> STALE: re-challenge stale=true
+ *   (no such user: auth_refuse_unknown(srv, &creds, peer, now, &info), which counts the failure)
+ *   switch (auth_verify_from(srv, &creds, method, ha1, peer, now, &info)) ...
+ *       STALE: re-challenge stale=true; LOCKED: 403 at once (too many failures)
+ * peer is the request's source address: a nonce is bound to the IP it was
+ * issued to, so a captured answer replayed from another address is refused
+ * (STALE, info.peer_changed). info.nonce_reused tells that the nonce had
+ * been accepted before: a caller should not let such a request move a
+ * binding or device to a new address (a no-qop answer may be a replay).
  * The caller must also check that creds.uri names the Request-URI (RFC 2617
  * §3.2.2.5) and that creds.realm is one of its realms; it logs refusals with
- * the sender's address (auth_result_name() for the reason).
+ * the sender's address (auth_result_name() for the reason), at most when
+ * info.throttle.report says so (a guessing attack sends thousands a second).
  *
- * Nonces are stateless (timestamp, flags, salt and an HMAC-SHA256 over them
- * and the realm), so issuing a challenge allocates nothing; only nonces that
- * were answered with qop take a slot in a fixed-size replay table.
+ * Nonces are stateless (timestamp, flags, salt, an HMAC-SHA256 over them
+ * and the realm, and a tag binding them to the peer's IP), so issuing a
+ * challenge allocates nothing; answered nonces take a slot in a fixed-size
+ * table (nc replay window, uses per nonce), failures a slot in the
+ * failure table (throttle.h).
  *
  * Client (cascade answering 401/407 to its own requests):
  *   auth_parse_challenge(www_authenticate_value, &ch);
@@ -31,6 +41,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sys/socket.h>
+
+#include "auth/throttle.h"
 #include "base/sbuf.h"
 #include "base/str.h"
 
@@ -77,7 +90,17 @@ struct auth_server_config {
     unsigned algorithms;          /* AUTH_OFFER() mask; 0 -> MD5 only */
     const char *opaque;           /* sent in every challenge and required back; NULL/"" -> none */
     uint32_t replay_entries;      /* replay table capacity; 0 -> 16384 */
+    /* Answers checked against one nonce, right or wrong (with qop also the
+     * highest nc taken); past it a right answer is STALE, so the client
+     * takes a fresh nonce. 0: no limit. */
+    uint32_t nonce_max_uses;
+    struct auth_throttle_config throttle; /* failure limits; max_failures* 0: none */
 };
+
+struct config;
+/* cfg's [auth] keys (nonce lifetimes and uses, failure limits) for a server
+ * offering algorithms (AUTH_OFFER mask); the secret is left random. */
+void auth_server_config_from(struct auth_server_config *out, const struct config *cfg, unsigned algorithms);
 
 struct auth_server;
 
@@ -93,6 +116,9 @@ void auth_server_free(struct auth_server *srv);
  * when the algorithm is not offered, is -sess without qop, or the realm is
  * empty, over 256 bytes or holds control characters; -ENOMEM when out
  * failed; -EIO when HMAC failed. */
+int auth_challenge_for(struct auth_server *srv, str_t realm, enum auth_algorithm alg, bool qop, bool stale,
+                       const struct sockaddr *peer, uint64_t now_s, sbuf_t *out);
+/* The same with no peer (tests, tools): the nonce verifies only with peer NULL. */
 int auth_challenge(struct auth_server *srv, str_t realm, enum auth_algorithm alg, bool qop, bool stale,
                    uint64_t now_s, sbuf_t *out);
 
@@ -121,18 +147,44 @@ enum auth_result {
     AUTH_BAD_NONCE,     /* not our nonce, tampered, or answered with another algorithm/qop/opaque */
     AUTH_REPLAY,        /* nc already seen for this nonce */
     AUTH_MALFORMED,     /* credentials or ha1 unusable (wrong lengths, algorithm not offered) */
+    AUTH_LOCKED,        /* too many failures from this source or for this user: refused unchecked */
 };
 const char *auth_result_name(enum auth_result r);
 
-/* Checks parsed credentials. ha1 is the stored hex HA1 of the credential's
- * base algorithm (auth_algorithm_base). The response is compared in constant
+/* What auth_verify_from saw besides its result. */
+struct auth_verify_info {
+    uint32_t uses;           /* AUTH_OK: answers accepted on this nonce, this one included */
+    bool nonce_reused;       /* AUTH_OK: uses > 1. Without qop the answer may be a replay of an
+                              * earlier one: do not let it move a binding to a new address */
+    bool peer_changed;       /* AUTH_STALE: the nonce was issued to another IP (replay, or roaming) */
+    bool counted;            /* the attempt counted as a failure against the throttle */
+    struct auth_throttle_note throttle; /* AUTH_LOCKED or counted: lock, report, count */
+};
+
+/* Checks parsed credentials from peer (the request's source; NULL: none).
+ * First, when the source or user is locked out (throttle.h), AUTH_LOCKED
+ * with no digest work. ha1 is the stored hex HA1 of the credential's base
+ * algorithm (auth_algorithm_base). The response is compared in constant
  * time. With qop, each nonce's nc is tracked in the replay table: an nc seen
  * before, or more than 32 below the highest seen, is AUTH_REPLAY.
  * Without qop (RFC 2069 form) the same answer is accepted until the nonce
- * expires, because GB28181 devices re-send it on every refresh; the window is
- * legacy_nonce_ttl_s. */
+ * expires or has been used nonce_max_uses times, because GB28181 devices
+ * re-send it on every refresh; the window is legacy_nonce_ttl_s, and
+ * info.nonce_reused marks the re-sends. A wrong response, a nonce we did
+ * not issue and a replayed nc count as failures (info.counted). info may be
+ * NULL. */
+enum auth_result auth_verify_from(struct auth_server *srv, const struct auth_credentials *creds, str_t method,
+                                  str_t ha1, const struct sockaddr *peer, uint64_t now_s,
+                                  struct auth_verify_info *info);
+/* The same with no peer and no info (tests, tools). */
 enum auth_result auth_verify(struct auth_server *srv, const struct auth_credentials *creds, str_t method,
                              str_t ha1, uint64_t now_s);
+/* Credentials naming a user we do not have: AUTH_LOCKED when the source or
+ * that name is locked out, else the failure is counted like a wrong
+ * password (so guessing user names is throttled too) and the result is
+ * AUTH_BAD_RESPONSE. No digest work either way. */
+enum auth_result auth_refuse_unknown(struct auth_server *srv, const struct auth_credentials *creds,
+                                     const struct sockaddr *peer, uint64_t now_s, struct auth_verify_info *info);
 
 /* ---- client ---------------------------------------------------------- */
 

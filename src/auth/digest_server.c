@@ -2,28 +2,36 @@
  * table, and verification of credentials (RFC 2617 §3.2.2, RFC 7616 §3.3-3.5,
  * RFC 3261 §22.2/§22.3).
  *
- * A nonce is base64url (RFC 4648 §5, no padding) of 24 bytes:
- *   issued (4, big-endian seconds) | flags (1) | salt (7) | mac (12)
- *   mac = HMAC-SHA256(secret, issued | flags | salt | realm) truncated to 96 bits
+ * A nonce is base64url (RFC 4648 §5, no padding) of 30 bytes:
+ *   issued (4, big-endian seconds) | flags (1) | salt (7) | mac (12) | bind (6)
+ *   full = HMAC-SHA256(secret, issued | flags | salt | realm); mac = full[0..12)
+ *   bind = SHA-256(full[12..32) | peer IP)[0..6)
  *   flags = algorithm (bits 0-1) | qop offered (bit 2)
  * so a nonce is checked without remembering it, and it is bound to the realm,
  * the algorithm and the qop form it was issued for: an answer that switches
  * to another algorithm, or drops qop to escape the replay check, is refused.
- * The salt is a per-server counter seeded at random, so two challenges in the
+ * bind ties it to the IP it was issued to (the port may change behind NAT):
+ * the never-sent tail of the HMAC keys it, and it is checked apart from mac
+ * so that a right answer from another address is told from a forged nonce
+ * (STALE: a roaming client retries; a replayed capture gets nowhere). The
+ * salt is a per-server counter seeded at random, so two challenges in the
  * same second differ.
  *
- * Replay table: nonces answered with qop get an entry (mac -> highest nc and
- * a 32-bit window of the nc values below it, as in IPsec anti-replay: an
- * out-of-order request over UDP is accepted once, a repeat is refused). The
- * table is set-associative (8 ways per bucket) with a fixed size; entries die
- * with the nonce lifetime. When a bucket is full of live entries the oldest
- * is evicted and the bucket's floor moves to its issue time: a nonce issued
- * at or before the floor that is not in the bucket is answered STALE, so the
- * client takes a fresh nonce instead of an evicted one being replayable. */
+ * Nonce table: each nonce answered gets an entry (mac -> answers checked,
+ * answers accepted, and with qop the highest nc and a 32-bit window of the nc
+ * values below it, as in IPsec anti-replay: an out-of-order request over UDP
+ * is accepted once, a repeat is refused). The table is set-associative (8
+ * ways per bucket) with a fixed size; entries die with the nonce lifetime.
+ * When a bucket is full of live entries the oldest is evicted and the
+ * bucket's floor moves to its issue time: a nonce issued at or before the
+ * floor that is not in the bucket is answered STALE, so the client takes a
+ * fresh nonce instead of an evicted one being replayable or re-counted. */
 #include "auth/digest_internal.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -32,10 +40,12 @@
 
 #include "base/log.h"
 
-#define NONCE_RAW 24
-#define NONCE_B64 32
+#define NONCE_RAW 30
+#define NONCE_B64 40
 #define NONCE_MAC_AT 12
 #define NONCE_MAC_LEN 12
+#define NONCE_BIND_AT 24
+#define NONCE_BIND_LEN 6
 #define NONCE_FLAG_QOP 0x04
 #define NONCE_FLAG_ALG 0x03
 #define NONCE_SKEW_S 5        /* tolerated clock step between issuing and verifying nodes */
@@ -48,8 +58,10 @@
 struct replay_entry {
     uint8_t mac[NONCE_MAC_LEN];
     uint32_t issued;
-    uint32_t nc_max;  /* 0: slot free */
+    uint32_t nc_max;  /* highest nc accepted (qop); 0: none yet */
     uint32_t seen;    /* bit d: nc_max - d was seen */
+    uint16_t uses;    /* answers checked, right or wrong; 0: slot free */
+    uint16_t accepted;
 };
 
 struct replay_bucket {
@@ -69,6 +81,9 @@ struct auth_server {
     uint64_t salt;
     struct replay_bucket *buckets;
     size_t bucket_mask;
+    uint32_t max_uses;              /* 0: no limit */
+    struct auth_throttle *throttle; /* NULL: no failure limits */
+    uint32_t log_sec, log_lines, log_dropped; /* rate limit of refuse() */
 };
 
 /* ---- base64url ------------------------------------------------------- */
@@ -155,6 +170,8 @@ struct auth_server *auth_server_new(const struct auth_server_config *cfg)
     while (nbuckets * REPLAY_WAYS < entries) nbuckets <<= 1;
     srv->buckets = calloc(nbuckets, sizeof *srv->buckets);
     srv->bucket_mask = nbuckets - 1;
+    srv->max_uses = cfg->nonce_max_uses > UINT16_MAX ? UINT16_MAX : cfg->nonce_max_uses;
+    bool want_throttle = cfg->throttle.max_failures || cfg->throttle.max_failures_user;
 
     if (cfg->secret) {
         key_len = cfg->secret_len;
@@ -163,6 +180,7 @@ struct auth_server *auth_server_new(const struct auth_server_config *cfg)
     OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA2-256", 0),
                            OSSL_PARAM_construct_end()};
     bool ok = srv->buckets && digest_hasher_init(&srv->hasher) == 0 &&
+              (!want_throttle || (srv->throttle = auth_throttle_new(&cfg->throttle)) != NULL) &&
               (cfg->secret || RAND_bytes(key, (int)key_len) == 1) &&
               RAND_bytes((unsigned char *)&srv->salt, sizeof srv->salt) == 1 &&
               (srv->mac = EVP_MAC_fetch(NULL, "HMAC", NULL)) != NULL &&
@@ -183,27 +201,61 @@ void auth_server_free(struct auth_server *srv)
     EVP_MAC_CTX_free(srv->mac_ctx);
     EVP_MAC_free(srv->mac);
     digest_hasher_free(&srv->hasher);
+    auth_throttle_free(srv->throttle);
     free(srv->buckets);
     free(srv);
 }
 
-/* mac over the first 12 nonce bytes and the realm. The key set at creation is
- * reused: EVP_MAC_init with a NULL key restarts with the previous key. */
-static int nonce_mac(struct auth_server *srv, const uint8_t raw[NONCE_RAW], str_t realm,
-                     uint8_t out[NONCE_MAC_LEN])
+/* The IP a nonce is bound to: 4 bytes for IPv4 (also mapped in IPv6), 16
+ * for IPv6, none without a peer. */
+static size_t peer_ip(const struct sockaddr *sa, uint8_t out[16])
 {
-    uint8_t full[EVP_MAX_MD_SIZE];
-    size_t n = 0;
+    if (!sa) return 0;
+    if (sa->sa_family == AF_INET) {
+        memcpy(out, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        return 4;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const uint8_t *a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        size_t skip = memcmp(a, mapped, sizeof mapped) ? 0 : sizeof mapped;
+        memcpy(out, a + skip, 16 - skip);
+        return 16 - skip;
+    }
+    return 0;
+}
+
+/* mac over the first 12 nonce bytes and the realm, and the bind tag of the
+ * peer's IP keyed by the rest of the HMAC (never sent). The key set at
+ * creation is reused: EVP_MAC_init with a NULL key restarts with it. */
+static int nonce_mac(struct auth_server *srv, const uint8_t raw[NONCE_RAW], str_t realm, const struct sockaddr *peer,
+                     uint8_t mac[NONCE_MAC_LEN], uint8_t bind[NONCE_BIND_LEN])
+{
+    uint8_t full[EVP_MAX_MD_SIZE], tag[EVP_MAX_MD_SIZE], ip[16];
+    size_t n = 0, ip_len = peer_ip(peer, ip);
+    unsigned tag_len = 0;
     if (EVP_MAC_init(srv->mac_ctx, NULL, 0, NULL) != 1 || EVP_MAC_update(srv->mac_ctx, raw, NONCE_MAC_AT) != 1 ||
         (realm.len && EVP_MAC_update(srv->mac_ctx, (const unsigned char *)realm.s, realm.len) != 1) ||
-        EVP_MAC_final(srv->mac_ctx, full, &n, sizeof full) != 1 || n < NONCE_MAC_LEN)
+        EVP_MAC_final(srv->mac_ctx, full, &n, sizeof full) != 1 || n < 32)
         return -1;
-    memcpy(out, full, NONCE_MAC_LEN);
+    memcpy(mac, full, NONCE_MAC_LEN);
+    if (EVP_DigestInit_ex(srv->hasher.ctx, srv->hasher.sha256, NULL) != 1 ||
+        EVP_DigestUpdate(srv->hasher.ctx, full + NONCE_MAC_LEN, n - NONCE_MAC_LEN) != 1 ||
+        (ip_len && EVP_DigestUpdate(srv->hasher.ctx, ip, ip_len) != 1) ||
+        EVP_DigestFinal_ex(srv->hasher.ctx, tag, &tag_len) != 1 || tag_len < NONCE_BIND_LEN)
+        return -1;
+    memcpy(bind, tag, NONCE_BIND_LEN);
     return 0;
 }
 
 int auth_challenge(struct auth_server *srv, str_t realm, enum auth_algorithm alg, bool qop, bool stale,
                    uint64_t now_s, sbuf_t *out)
+{
+    return auth_challenge_for(srv, realm, alg, qop, stale, NULL, now_s, out);
+}
+
+int auth_challenge_for(struct auth_server *srv, str_t realm, enum auth_algorithm alg, bool qop, bool stale,
+                       const struct sockaddr *peer, uint64_t now_s, sbuf_t *out)
 {
     uint8_t raw[NONCE_RAW];
     char nonce[NONCE_B64 + 1];
@@ -221,7 +273,7 @@ int auth_challenge(struct auth_server *srv, str_t realm, enum auth_algorithm alg
     raw[3] = (uint8_t)issued;
     raw[4] = (uint8_t)((unsigned)alg | (qop ? NONCE_FLAG_QOP : 0));
     for (int i = 0; i < 7; i++) raw[5 + i] = (uint8_t)(salt >> (8 * i));
-    if (nonce_mac(srv, raw, realm, raw + NONCE_MAC_AT) < 0) {
+    if (nonce_mac(srv, raw, realm, peer, raw + NONCE_MAC_AT, raw + NONCE_BIND_AT) < 0) {
         log_error("auth: HMAC failed while issuing a nonce");
         return -EIO;
     }
@@ -261,106 +313,188 @@ static enum auth_result replay_window(struct replay_entry *e, uint32_t nc)
     return AUTH_OK;
 }
 
-static enum auth_result replay_check(struct auth_server *srv, const uint8_t mac[NONCE_MAC_LEN], uint32_t issued,
-                                     uint32_t nc, uint32_t now)
+/* The table entry of a nonce; with insert, made when missing. NULL when
+ * missing (not insert), or when the nonce may have been evicted (*evicted:
+ * answer STALE, never start its count again). */
+static struct replay_entry *replay_entry_of(struct auth_server *srv, const uint8_t mac[NONCE_MAC_LEN],
+                                            uint32_t issued, uint32_t now, bool insert, bool *evicted)
 {
     uint32_t idx;
     memcpy(&idx, mac, sizeof idx); /* HMAC output: uniform, and verified before we get here */
     struct replay_bucket *b = &srv->buckets[idx & srv->bucket_mask];
     struct replay_entry *slot = NULL, *oldest = NULL;
 
+    *evicted = false;
     for (int i = 0; i < REPLAY_WAYS; i++) {
         struct replay_entry *e = &b->e[i];
-        if (e->nc_max == 0 || age_s(e->issued, now) >= (int32_t)srv->table_ttl) {
+        if (e->uses == 0 || age_s(e->issued, now) >= (int32_t)srv->table_ttl) {
             if (!slot) slot = e;
             continue;
         }
-        if (memcmp(e->mac, mac, NONCE_MAC_LEN) == 0) return replay_window(e, nc);
+        if (memcmp(e->mac, mac, NONCE_MAC_LEN) == 0) return e;
         if (!oldest || age_s(e->issued, oldest->issued) > 0) oldest = e; /* e issued earlier */
     }
     if (b->floor_set && age_s(b->floor, now) >= (int32_t)srv->table_ttl) b->floor_set = false;
-    if (b->floor_set && age_s(issued, b->floor) >= 0) return AUTH_STALE; /* may have been evicted */
+    if (b->floor_set && age_s(issued, b->floor) >= 0) {
+        *evicted = true;
+        return NULL;
+    }
+    if (!insert) return NULL;
     if (!slot) {
         slot = oldest;
         if (!b->floor_set || age_s(b->floor, oldest->issued) > 0) b->floor = oldest->issued;
         b->floor_set = true;
     }
+    memset(slot, 0, sizeof *slot);
     memcpy(slot->mac, mac, NONCE_MAC_LEN);
     slot->issued = issued;
-    slot->nc_max = nc;
-    slot->seen = 1;
-    return AUTH_OK;
+    return slot;
 }
 
-static enum auth_result refuse(enum auth_result r, const struct auth_credentials *c, const char *why)
+/* The debug line of a refusal, at most REFUSE_LOG_PER_S a second (a
+ * guessing attack sends thousands); the rest are counted in one line. */
+#define REFUSE_LOG_PER_S 20
+static enum auth_result refuse(struct auth_server *srv, enum auth_result r, const struct auth_credentials *c,
+                               uint32_t now, const char *why)
 {
+    if (log_get_level() < LOG_DEBUG) return r;
+    if (now != srv->log_sec) {
+        if (srv->log_dropped) log_debug("auth: %u more refusals not logged", srv->log_dropped);
+        srv->log_sec = now;
+        srv->log_lines = srv->log_dropped = 0;
+    }
+    if (++srv->log_lines > REFUSE_LOG_PER_S) {
+        srv->log_dropped++;
+        return r;
+    }
     log_debug("auth: %s for user \"%.*s\": %s", auth_result_name(r), STR_FMT(c->username), why);
     return r;
+}
+
+/* A refusal that counts against the failure limits (throttle.h). */
+static enum auth_result fail(struct auth_server *srv, enum auth_result r, const struct auth_credentials *c,
+                             const struct sockaddr *peer, uint32_t now, struct auth_verify_info *info, const char *why)
+{
+    auth_throttle_failed(srv->throttle, peer, c->realm, c->username, now, &info->throttle);
+    info->counted = true;
+    return refuse(srv, r, c, now, why);
+}
+
+static bool locked(struct auth_server *srv, const struct auth_credentials *c, const struct sockaddr *peer,
+                   uint32_t now, struct auth_verify_info *info)
+{
+    return auth_throttle_locked(srv->throttle, peer, c->realm, c->username, now, &info->throttle);
+}
+
+enum auth_result auth_refuse_unknown(struct auth_server *srv, const struct auth_credentials *creds,
+                                     const struct sockaddr *peer, uint64_t now_s, struct auth_verify_info *info)
+{
+    struct auth_verify_info local;
+    if (!info) info = &local;
+    memset(info, 0, sizeof *info);
+    uint32_t now = (uint32_t)now_s;
+    if (locked(srv, creds, peer, now, info)) return refuse(srv, AUTH_LOCKED, creds, now, "too many failures");
+    return fail(srv, AUTH_BAD_RESPONSE, creds, peer, now, info, "unknown user");
 }
 
 enum auth_result auth_verify(struct auth_server *srv, const struct auth_credentials *creds, str_t method,
                              str_t ha1, uint64_t now_s)
 {
+    return auth_verify_from(srv, creds, method, ha1, NULL, now_s, NULL);
+}
+
+enum auth_result auth_verify_from(struct auth_server *srv, const struct auth_credentials *creds, str_t method,
+                                  str_t ha1, const struct sockaddr *peer, uint64_t now_s,
+                                  struct auth_verify_info *info)
+{
     char ha1_norm[AUTH_HEX_MAX + 1], got[AUTH_HEX_MAX + 1], want[AUTH_HEX_MAX + 1];
-    uint8_t raw[NONCE_RAW], mac[NONCE_MAC_LEN];
+    uint8_t raw[NONCE_RAW], mac[NONCE_MAC_LEN], bind[NONCE_BIND_LEN];
     enum auth_algorithm alg = creds->algorithm;
     uint32_t now = (uint32_t)now_s;
+    struct auth_verify_info local;
+    if (!info) info = &local;
+    memset(info, 0, sizeof *info);
 
-    if ((unsigned)alg >= AUTH_ALG_COUNT) return refuse(AUTH_MALFORMED, creds, "bad algorithm");
+    /* Before any work: a source or user over its failure limit (throttle.h). */
+    if (locked(srv, creds, peer, now, info)) return refuse(srv, AUTH_LOCKED, creds, now, "too many failures");
+    if ((unsigned)alg >= AUTH_ALG_COUNT) return refuse(srv, AUTH_MALFORMED, creds, now, "bad algorithm");
     if (digest_hex_normalize(auth_algorithm_base(alg), ha1, ha1_norm) < 0) {
         log_error("auth: stored HA1 for \"%.*s\" is not a %s hex digest", STR_FMT(creds->username),
                   auth_algorithm_name(auth_algorithm_base(alg)));
         return AUTH_MALFORMED;
     }
     if (digest_hex_normalize(alg, creds->response, got) < 0)
-        return refuse(AUTH_MALFORMED, creds, "response is not a hex digest");
+        return refuse(srv, AUTH_MALFORMED, creds, now, "response is not a hex digest");
     if (creds->qop && (creds->nc_value == 0 || creds->cnonce.len == 0))
-        return refuse(AUTH_MALFORMED, creds, "qop without nc or cnonce");
+        return refuse(srv, AUTH_MALFORMED, creds, now, "qop without nc or cnonce");
     if (!creds->qop && alg != auth_algorithm_base(alg))
-        return refuse(AUTH_MALFORMED, creds, "-sess without qop");
+        return refuse(srv, AUTH_MALFORMED, creds, now, "-sess without qop");
 
-    if (nonce_decode(creds->nonce, raw) < 0) return refuse(AUTH_BAD_NONCE, creds, "nonce not ours");
-    if (raw[4] & ~(NONCE_FLAG_ALG | NONCE_FLAG_QOP)) return refuse(AUTH_BAD_NONCE, creds, "nonce flags");
-    if (nonce_mac(srv, raw, creds->realm, mac) < 0) {
+    if (nonce_decode(creds->nonce, raw) < 0) return fail(srv, AUTH_BAD_NONCE, creds, peer, now, info, "nonce not ours");
+    if (raw[4] & ~(NONCE_FLAG_ALG | NONCE_FLAG_QOP))
+        return fail(srv, AUTH_BAD_NONCE, creds, peer, now, info, "nonce flags");
+    if (nonce_mac(srv, raw, creds->realm, peer, mac, bind) < 0) {
         log_error("auth: HMAC failed while checking a nonce");
         return AUTH_MALFORMED;
     }
     if (CRYPTO_memcmp(mac, raw + NONCE_MAC_AT, NONCE_MAC_LEN) != 0)
-        return refuse(AUTH_BAD_NONCE, creds, "nonce MAC mismatch (tampered, other realm or other secret)");
+        return fail(srv, AUTH_BAD_NONCE, creds, peer, now, info,
+                    "nonce MAC mismatch (tampered, other realm or other secret)");
+    bool other_peer = CRYPTO_memcmp(bind, raw + NONCE_BIND_AT, NONCE_BIND_LEN) != 0;
     bool nonce_qop = raw[4] & NONCE_FLAG_QOP;
     if ((raw[4] & NONCE_FLAG_ALG) != (unsigned)alg || !(srv->algorithms & AUTH_OFFER(alg)))
-        return refuse(AUTH_BAD_NONCE, creds, "answered with another algorithm than challenged");
+        return fail(srv, AUTH_BAD_NONCE, creds, peer, now, info, "answered with another algorithm than challenged");
     /* RFC 2617 §3.2.2: when qop was offered the client must use it; dropping
      * it would also skip the nc replay check. A client may still use qop on a
      * nonce issued without it. */
-    if (nonce_qop && !creds->qop) return refuse(AUTH_BAD_NONCE, creds, "qop dropped");
+    if (nonce_qop && !creds->qop) return fail(srv, AUTH_BAD_NONCE, creds, peer, now, info, "qop dropped");
     if (srv->opaque_len && !str_eq(creds->opaque, str_make(srv->opaque, srv->opaque_len)))
-        return refuse(AUTH_BAD_NONCE, creds, "opaque not returned unchanged");
+        return fail(srv, AUTH_BAD_NONCE, creds, peer, now, info, "opaque not returned unchanged");
     uint32_t issued = (uint32_t)raw[0] << 24 | (uint32_t)raw[1] << 16 | (uint32_t)raw[2] << 8 | raw[3];
     int32_t age = age_s(issued, now);
-    if (age < -NONCE_SKEW_S) return refuse(AUTH_BAD_NONCE, creds, "nonce issued in the future");
+    if (age < -NONCE_SKEW_S) return fail(srv, AUTH_BAD_NONCE, creds, peer, now, info, "nonce issued in the future");
+
+    /* A nonce used up is refused before the digest work: STALE costs a
+     * client with the right password one retry and a guesser everything. */
+    bool evicted = false;
+    struct replay_entry *e =
+        other_peer ? NULL : replay_entry_of(srv, raw + NONCE_MAC_AT, issued, now, false, &evicted);
+    if (e && srv->max_uses && e->uses >= srv->max_uses)
+        return refuse(srv, AUTH_STALE, creds, now, "nonce used nonce_max_uses times");
 
     if (digest_response(&srv->hasher, alg, ha1_norm, creds->nonce, creds->qop, creds->nc, creds->cnonce, method,
                         creds->uri, want) < 0) {
         log_error("auth: digest computation failed");
         return AUTH_MALFORMED;
     }
-    if (CRYPTO_memcmp(want, got, auth_algorithm_hex_len(alg)) != 0)
-        return refuse(AUTH_BAD_RESPONSE, creds, "response mismatch");
+    if (CRYPTO_memcmp(want, got, auth_algorithm_hex_len(alg)) != 0) {
+        if (!other_peer && (e || (e = replay_entry_of(srv, raw + NONCE_MAC_AT, issued, now, true, &evicted))))
+            e->uses += e->uses < UINT16_MAX;
+        return fail(srv, AUTH_BAD_RESPONSE, creds, peer, now, info, "response mismatch");
+    }
 
     /* Only now may we say stale: RFC 7616 §3.3 sends stale=true only when the
      * answer was right for an expired nonce. */
-    if (age >= (int32_t)(nonce_qop ? srv->ttl : srv->legacy_ttl))
-        return refuse(AUTH_STALE, creds, "nonce expired");
-    if (!creds->qop) {
-        /* RFC 2069 form: nothing changes between two answers, so a replay
-         * cannot be told from a GB28181 device re-sending its last
-         * Authorization on refresh, which they do. Accepted until the nonce
-         * expires (legacy_nonce_ttl_s bounds the window). */
-        return AUTH_OK;
+    if (other_peer) {
+        info->peer_changed = true;
+        return refuse(srv, AUTH_STALE, creds, now, "nonce issued to another address");
     }
-    enum auth_result r = replay_check(srv, raw + NONCE_MAC_AT, issued, creds->nc_value, now);
-    if (r != AUTH_OK) return refuse(r, creds, r == AUTH_REPLAY ? "nc seen before" : "nonce evicted from replay table");
+    if (age >= (int32_t)(nonce_qop ? srv->ttl : srv->legacy_ttl))
+        return refuse(srv, AUTH_STALE, creds, now, "nonce expired");
+    if (creds->qop && srv->max_uses && creds->nc_value > srv->max_uses)
+        return refuse(srv, AUTH_STALE, creds, now, "nc over nonce_max_uses");
+    if (!e && !(e = replay_entry_of(srv, raw + NONCE_MAC_AT, issued, now, true, &evicted)))
+        return refuse(srv, AUTH_STALE, creds, now, "nonce evicted from the nonce table");
+    e->uses += e->uses < UINT16_MAX;
+    if (creds->qop && replay_window(e, creds->nc_value) != AUTH_OK)
+        return fail(srv, AUTH_REPLAY, creds, peer, now, info, "nc seen before");
+    /* Without qop (RFC 2069 form) nothing changes between two answers, so a
+     * replay cannot be told from a GB28181 device re-sending its last
+     * Authorization on refresh, which they do: accepted until the nonce
+     * expires (legacy_nonce_ttl_s) or is used up, and marked reused. */
+    if (e->accepted < UINT16_MAX) e->accepted++;
+    info->uses = e->accepted;
+    info->nonce_reused = e->accepted > 1;
     return AUTH_OK;
 }
 
@@ -373,6 +507,7 @@ const char *auth_result_name(enum auth_result r)
     case AUTH_BAD_NONCE: return "bad nonce";
     case AUTH_REPLAY: return "replay";
     case AUTH_MALFORMED: return "malformed credentials";
+    case AUTH_LOCKED: return "too many failed attempts";
     }
     return "?";
 }

@@ -32,6 +32,12 @@ void config_init(struct config *cfg)
     cfg->auth.match_user = true;
     COPY(cfg->auth.algorithm, "MD5");
     cfg->auth.nonce_ttl_s = 300;
+    cfg->auth.nonce_ttl_noqop_s = 30;
+    cfg->auth.nonce_max_uses = 100;
+    cfg->auth.max_failures = 10;
+    cfg->auth.max_failures_user = 50;
+    cfg->auth.failure_window_s = 60;
+    cfg->auth.lockout_s = 60;
     COPY(cfg->proxy.mode, "proxy");
     cfg->registrar.nat_ping_interval_s = 30;
     cfg->registrar.nat_ping_max_lost = 3;
@@ -225,6 +231,12 @@ static int on_key(void *user, const char *section, const char *name, const char 
         else COPY(c->auth.algorithm, v);
     }
     else if (KEY("auth", "nonce_ttl")) { if (!(bad = parse_int(v, 5, 86400, &n))) c->auth.nonce_ttl_s = (int)n; }
+    else if (KEY("auth", "nonce_ttl_noqop")) { if (!(bad = parse_int(v, 5, 86400, &n))) c->auth.nonce_ttl_noqop_s = (int)n; }
+    else if (KEY("auth", "nonce_max_uses")) { if (!(bad = parse_int(v, 0, 65535, &n))) c->auth.nonce_max_uses = (int)n; }
+    else if (KEY("auth", "max_failures")) { if (!(bad = parse_int(v, 0, 1000000, &n))) c->auth.max_failures = (int)n; }
+    else if (KEY("auth", "max_failures_user")) { if (!(bad = parse_int(v, 0, 1000000, &n))) c->auth.max_failures_user = (int)n; }
+    else if (KEY("auth", "failure_window")) { if (!(bad = parse_int(v, 1, 86400, &n))) c->auth.failure_window_s = (int)n; }
+    else if (KEY("auth", "lockout")) { if (!(bad = parse_int(v, 1, 86400, &n))) c->auth.lockout_s = (int)n; }
     else if (KEY("proxy", "mode")) {
         if (strcasecmp(v, "proxy") && strcasecmp(v, "redirect")) bad = 1;
         else COPY(c->proxy.mode, v);

@@ -437,8 +437,8 @@ static void challenge(struct gb_upper *g, struct txn *st, bool stale)
     sbuf_init(&b);
     sbuf_append_cstr(&b, "WWW-Authenticate: ");
     uint64_t now_s = (uint64_t)(clock_wall_ms() / 1000);
-    int rc = auth_challenge(g->auth, str_from_cstr(g->w->cfg.gb.domain), AUTH_ALG_MD5, g->w->cfg.gb.qop, stale, now_s,
-                            &b);
+    int rc = auth_challenge_for(g->auth, str_from_cstr(g->w->cfg.gb.domain), AUTH_ALG_MD5, g->w->cfg.gb.qop, stale,
+                                (const struct sockaddr *)&txn_rx_info(st)->src, now_s, &b);
     if (rc != 0 || b.failed) {
         log_error("gb: cannot build a challenge (%d)", rc);
         reply(g, st, 500, NULL, NULL, 0);
@@ -496,7 +496,8 @@ static int check_auth(struct gb_upper *g, struct gb_device *d, str_t id, struct 
         return 0;
     }
     enum auth_result res =
-        auth_verify(g->auth, &cr, STR_LIT("REGISTER"), str_from_cstr(ha1), (uint64_t)(clock_wall_ms() / 1000));
+        auth_verify_from(g->auth, &cr, STR_LIT("REGISTER"), str_from_cstr(ha1), (const struct sockaddr *)&rx->src,
+                         (uint64_t)(clock_wall_ms() / 1000), NULL);
     if (res == AUTH_OK) return 1;
     if (res == AUTH_STALE) {
         challenge(g, st, true);
@@ -750,8 +751,8 @@ struct gb_upper *gb_upper_new(struct worker *w, struct ua *ua)
         g->charset = GB_CHARSET_GB2312;
     }
     snprintf(g->media_ip, sizeof(g->media_ip), "%s", cfg->gb.media_ip[0] ? cfg->gb.media_ip : w->local_host);
-    struct auth_server_config ac = {.nonce_ttl_s = (uint32_t)(cfg->auth.nonce_ttl_s > 0 ? cfg->auth.nonce_ttl_s : 300),
-                                    .algorithms = AUTH_OFFER(AUTH_ALG_MD5)};
+    struct auth_server_config ac;
+    auth_server_config_from(&ac, cfg, AUTH_OFFER(AUTH_ALG_MD5));
     g->auth = auth_server_new(&ac);
     g->strings = gb_strpool_new();
     if (!g->auth || !g->strings || gb_ssrc_alloc_init(&g->ssrc, str_from_cstr(cfg->gb.domain)) != 0 || table_grow(g) != 0) {

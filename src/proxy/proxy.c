@@ -122,7 +122,7 @@ static bool binding_flow(const struct location_binding *b, struct transport_dest
         d->proto = SIP_TRANSPORT_TCP;
         d->conn_id = b->conn_id;
     } else if (b->transport == LOCATION_TRANSPORT_UDP) {
-        if (!alen) return false;
+        if (!alen || !(b->flags & LOCATION_FLAG_NAT)) return false; /* not behind NAT: to the Contact */
         d->proto = SIP_TRANSPORT_UDP;
     } else {
         return false;
@@ -290,7 +290,7 @@ static void challenge(struct proxy *p, struct txn *st, const struct transport_rx
 {
     sbuf_t *b = &p->sb;
     sbuf_clear(b);
-    if (digest_check_challenge(p->w, true, stale, b) != 0) {
+    if (digest_check_challenge(p->w, true, stale, rx, b) != 0) {
         refuse(p, st, rx, 500, "Server Internal Error", STR_NULL, "cannot build a challenge (realm empty?)");
         return;
     }
@@ -319,7 +319,7 @@ static int proxy_authenticate(struct proxy *p, struct txn *st, const struct tran
                       registrar_uri_is_local(w, &m->from.uri, rx, false);
     if (!from_local && !to_foreign) return 1;
     struct digest_check_result res;
-    switch (digest_check_request(w, m, SIP_HDR_PROXY_AUTHORIZATION, &res)) {
+    switch (digest_check_request(w, rx, SIP_HDR_PROXY_AUTHORIZATION, &res)) {
     case DIGEST_CHECK_OK: break;
     case DIGEST_CHECK_NONE:
         p->stats.challenged++;
@@ -333,8 +333,13 @@ static int proxy_authenticate(struct proxy *p, struct txn *st, const struct tran
         return 0;
     case DIGEST_CHECK_FAILED:
         p->stats.auth_failed++;
-        log_warn("proxy: 407 to %.*s from %s: %s", STR_FMT(m->method_name), rx->src_text, res.why);
+        if (res.log) log_warn("proxy: 407 to %.*s from %s: %s", STR_FMT(m->method_name), rx->src_text, res.why);
         challenge(p, st, rx, false);
+        return 0;
+    case DIGEST_CHECK_LOCKED:
+        p->stats.auth_failed++;
+        if (res.log) log_warn("proxy: 403 to %.*s from %s: %s", STR_FMT(m->method_name), rx->src_text, res.why);
+        proxy_reply(p, st, 403, "Too Many Failed Attempts", STR_NULL);
         return 0;
     case DIGEST_CHECK_BAD_HEADER:
         p->stats.refused++;

@@ -6,9 +6,11 @@
 #include <stdio.h>
 #include <strings.h>
 
+#include "api/events.h"
 #include "app/worker.h"
 #include "auth/digest.h"
 #include "base/clock.h"
+#include "base/log.h"
 #include "registrar/users.h"
 
 static uint64_t now_s(void) { return (uint64_t)(clock_wall_ms() / 1000); }
@@ -28,10 +30,89 @@ static bool digest_uri_matches(str_t duri, const struct sip_msg *m)
     return sip_uri_parse(duri, &u) == 0 && sip_uri_equal(&u, &m->ruri);
 }
 
-enum digest_check digest_check_request(struct worker *w, const struct sip_msg *m, enum sip_hdr hdr,
+/* Lines for refusals the throttle does not space out (stale, bad headers):
+ * at most LOG_PER_S a second, the rest counted into the next line. */
+#define LOG_PER_S 10
+static bool log_slot(uint64_t now, struct digest_check_result *out)
+{
+    static uint64_t sec;
+    static unsigned lines, dropped;
+    if (now != sec) {
+        if (dropped) log_warn("digest: %u more refusals not logged in the last second", dropped);
+        sec = now;
+        lines = dropped = 0;
+    }
+    out->log = ++lines <= LOG_PER_S;
+    if (!out->log) dropped++;
+    return out->log;
+}
+
+static const char *failure_reason(enum auth_result r, bool unknown, const struct auth_throttle_note *n)
+{
+    if (n->locked_now) return n->locked == AUTH_THROTTLE_USER ? "locked-user" : "locked-source";
+    if (unknown) return "unknown-user";
+    switch (r) {
+    case AUTH_BAD_NONCE: return "bad-nonce";
+    case AUTH_REPLAY: return "replay";
+    default: return "wrong-password";
+    }
+}
+
+/* auth.failed, when the throttle says this user+source is due a report. */
+static void publish_failure(struct worker *w, const struct transport_rx *rx, const struct auth_credentials *c,
+                            const char *reason, uint32_t count)
+{
+    char user[65], realm[129];
+    snprintf(user, sizeof(user), "%.*s", (int)(c->username.len > 64 ? 64 : c->username.len), c->username.s);
+    snprintf(realm, sizeof(realm), "%.*s", (int)(c->realm.len > 128 ? 128 : c->realm.len), c->realm.s);
+    struct event_field f[] = {
+        EVENT_STR("user", user),
+        EVENT_STR("realm", realm),
+        EVENT_STR("remote", rx->src_text),
+        EVENT_STR("transport", rx->proto == SIP_TRANSPORT_TCP ? "tcp" : "udp"),
+        EVENT_STR("reason", reason),
+        EVENT_INT("count", count),
+    };
+    if (w->events) event_publish_fields(w->events, "auth.failed", f, sizeof(f) / sizeof(f[0]));
+}
+
+/* The outcome of a refusal the auth layer counted or refused as locked. */
+static enum digest_check throttled(struct worker *w, const struct transport_rx *rx, const struct auth_credentials *c,
+                                   enum auth_result res, bool unknown, const struct auth_verify_info *info,
+                                   struct digest_check_result *out)
+{
+    const struct auth_throttle_note *n = &info->throttle;
+    out->user = NULL;
+    out->log = n->report;
+    int ul = (int)(c->username.len > 64 ? 64 : c->username.len);
+    if (res == AUTH_LOCKED) {
+        out->retry_after = n->retry_after;
+        snprintf(out->why, sizeof(out->why), "user \"%.*s\": too many failed attempts from %s, %u refused, %u s left",
+                 ul, c->username.s, n->locked == AUTH_THROTTLE_USER ? "anywhere (user locked)" : "this source",
+                 n->count, n->retry_after);
+        return DIGEST_CHECK_LOCKED;
+    }
+    const char *reason = failure_reason(res, unknown, n);
+    if (unknown)
+        snprintf(out->why, sizeof(out->why), "unknown user \"%.*s\" (%u failure(s) since the last report)%s", ul,
+                 c->username.s, n->count, n->locked_now ? ", locked out" : "");
+    else
+        snprintf(out->why, sizeof(out->why), "user %.*s: %s (%u failure(s) since the last report)%s", ul,
+                 c->username.s, auth_result_name(res), n->count, n->locked_now ? ", locked out" : "");
+    if (n->report) publish_failure(w, rx, c, reason, n->count);
+    return DIGEST_CHECK_FAILED;
+}
+
+enum digest_check digest_check_request(struct worker *w, const struct transport_rx *rx, enum sip_hdr hdr,
                                        struct digest_check_result *out)
 {
+    const struct sip_msg *m = rx->msg;
+    const struct sockaddr *peer = (const struct sockaddr *)&rx->src;
+    uint64_t now = now_s();
     out->user = NULL;
+    out->nonce_reused = false;
+    out->log = false;
+    out->retry_after = 0;
     out->why[0] = '\0';
     str_t realm = str_from_cstr(w->realm);
     struct auth_credentials creds;
@@ -45,6 +126,7 @@ enum digest_check digest_check_request(struct worker *w, const struct sip_msg *m
             snprintf(out->why, sizeof(out->why), "bad %s (%s)",
                      hdr == SIP_HDR_PROXY_AUTHORIZATION ? "Proxy-Authorization" : "Authorization",
                      creds.error ? creds.error : "?");
+            log_slot(now, out);
             return DIGEST_CHECK_BAD_HEADER;
         }
         if (str_eq(creds.realm, realm)) {
@@ -54,42 +136,51 @@ enum digest_check digest_check_request(struct worker *w, const struct sip_msg *m
     }
     if (!found) {
         snprintf(out->why, sizeof(out->why), "no credentials for realm %s", w->realm);
+        log_slot(now, out);
         return DIGEST_CHECK_NONE;
     }
     if (!digest_uri_matches(creds.uri, m)) {
         snprintf(out->why, sizeof(out->why), "digest uri \"%.*s\" is not the Request-URI",
                  (int)(creds.uri.len > 100 ? 100 : creds.uri.len), creds.uri.s);
+        log_slot(now, out);
         return DIGEST_CHECK_URI_MISMATCH;
     }
+    struct auth_verify_info info;
     const struct users_entry *u = w->users ? users_find(w->users, creds.username) : NULL;
-    if (!u) {
-        snprintf(out->why, sizeof(out->why), "unknown user \"%.*s\"",
-                 (int)(creds.username.len > 64 ? 64 : creds.username.len), creds.username.s);
-        return DIGEST_CHECK_FAILED;
-    }
     bool sha = auth_algorithm_base(creds.algorithm) == AUTH_ALG_SHA256;
-    const char *ha1 = sha ? u->ha1_sha256 : u->ha1_md5;
-    if (!ha1[0]) {
-        snprintf(out->why, sizeof(out->why), "user %s has no %s credential", u->name, sha ? "SHA-256" : "MD5");
-        return DIGEST_CHECK_FAILED;
+    const char *ha1 = u ? (sha ? u->ha1_sha256 : u->ha1_md5) : NULL;
+    if (!ha1 || !ha1[0]) {
+        /* Unknown user, or none of this algorithm: a failure like a wrong
+         * password, so names cannot be guessed any faster. */
+        enum auth_result res = auth_refuse_unknown(w->auth, &creds, peer, now, &info);
+        return throttled(w, rx, &creds, res, true, &info, out);
     }
-    enum auth_result res = auth_verify(w->auth, &creds, m->method_name, str_from_cstr(ha1), now_s());
+    enum auth_result res = auth_verify_from(w->auth, &creds, m->method_name, str_from_cstr(ha1), peer, now, &info);
     out->user = u;
     switch (res) {
-    case AUTH_OK: return DIGEST_CHECK_OK;
+    case AUTH_OK:
+        out->nonce_reused = info.nonce_reused;
+        return DIGEST_CHECK_OK;
     case AUTH_STALE:
-        snprintf(out->why, sizeof(out->why), "stale nonce (user %s)", u->name);
+        snprintf(out->why, sizeof(out->why), "stale nonce (user %s%s)", u->name,
+                 info.peer_changed ? ", nonce issued to another address" : "");
+        log_slot(now, out);
         return DIGEST_CHECK_STALE;
-    default:
-        /* Wrong password, a replayed nc, a nonce we did not issue: the
-         * caller challenges afresh (RFC 3261 §22.4 lets the UA retry). */
+    case AUTH_MALFORMED:
         snprintf(out->why, sizeof(out->why), "user %s: %s", u->name, auth_result_name(res));
         out->user = NULL;
+        log_slot(now, out);
         return DIGEST_CHECK_FAILED;
+    default:
+        /* Wrong password, a replayed nc, a nonce we did not issue, or a
+         * locked-out source/user: counted by the auth layer. The caller
+         * challenges afresh (RFC 3261 §22.4 lets the UA retry) or, when
+         * locked, answers 403. */
+        return throttled(w, rx, &creds, res, false, &info, out);
     }
 }
 
-int digest_check_challenge(struct worker *w, bool proxy, bool stale, sbuf_t *b)
+int digest_check_challenge(struct worker *w, bool proxy, bool stale, const struct transport_rx *rx, sbuf_t *b)
 {
     str_t realm = str_from_cstr(w->realm);
     uint64_t t = now_s();
@@ -97,9 +188,10 @@ int digest_check_challenge(struct worker *w, bool proxy, bool stale, sbuf_t *b)
     int na = 0, rc = 0;
     if (offer_sha256(w)) algs[na++] = AUTH_ALG_SHA256;
     if (offer_md5(w)) algs[na++] = AUTH_ALG_MD5;
+    const struct sockaddr *peer = rx ? (const struct sockaddr *)&rx->src : NULL;
     for (int i = 0; i < na && rc == 0; i++) {
         sbuf_append_cstr(b, proxy ? "Proxy-Authenticate: " : "WWW-Authenticate: ");
-        rc = auth_challenge(w->auth, realm, algs[i], true, stale, t, b);
+        rc = auth_challenge_for(w->auth, realm, algs[i], true, stale, peer, t, b);
         sbuf_append_cstr(b, "\r\n");
     }
     if (rc < 0) return rc;

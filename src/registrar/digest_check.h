@@ -3,12 +3,18 @@
  * proxy (Proxy-Authorization, 407).
  *
  *   struct digest_check_result res;
- *   switch (digest_check_request(w, msg, SIP_HDR_AUTHORIZATION, &res)) {
+ *   switch (digest_check_request(w, rx, SIP_HDR_AUTHORIZATION, &res)) {
  *   case DIGEST_CHECK_OK: ... res.user is the authenticated user ...
  *   case DIGEST_CHECK_NONE: case DIGEST_CHECK_STALE: case DIGEST_CHECK_FAILED:
- *       challenge (stale=true for STALE) with digest_check_challenge(); log res.why
- *   case DIGEST_CHECK_BAD_HEADER: case DIGEST_CHECK_URI_MISMATCH: 400, log res.why
+ *       challenge (stale=true for STALE) with digest_check_challenge(); log res.why when res.log
+ *   case DIGEST_CHECK_LOCKED: 403 Too many failed attempts, log res.why when res.log
+ *   case DIGEST_CHECK_BAD_HEADER: case DIGEST_CHECK_URI_MISMATCH: 400, log res.why when res.log
  *   }
+ * Failed attempts count against [auth] max_failures / max_failures_user
+ * (auth/throttle.h); they are published as auth.failed events (fields user,
+ * realm, remote, transport, reason, count), at most one per user+source per
+ * [auth] failure_window, and res.log is set only as often, so an attack
+ * cannot flood the log. Nonces are bound to the request's source IP.
  * Loop thread only. */
 #ifndef CASCADE_REGISTRAR_DIGEST_CHECK_H
 #define CASCADE_REGISTRAR_DIGEST_CHECK_H
@@ -17,6 +23,7 @@
 
 #include "base/sbuf.h"
 #include "sip/msg.h"
+#include "transport/transport.h"
 
 struct worker;
 struct users_entry;
@@ -30,23 +37,28 @@ enum digest_check {
     DIGEST_CHECK_FAILED,       /* unknown user, wrong password, replayed nc, a nonce we did not issue */
     DIGEST_CHECK_BAD_HEADER,   /* unreadable credentials: 400 Bad Authorization Header */
     DIGEST_CHECK_URI_MISMATCH, /* digest uri is not the Request-URI: 400 Digest URI Mismatch */
+    DIGEST_CHECK_LOCKED,       /* too many failures from this source or for this user: 403, no digest work */
 };
 
 struct digest_check_result {
     const struct users_entry *user; /* DIGEST_CHECK_OK (and STALE) */
+    bool nonce_reused;              /* OK: the nonce was accepted before (auth_verify_info) */
+    bool log;                       /* log why now: refusals are rate-limited */
+    uint32_t retry_after;           /* LOCKED: seconds until the lock ends */
     char why[160];                  /* for the log line of anything but OK */
 };
 
 /* Looks for credentials for [auth] realm in the headers of type hdr
- * (SIP_HDR_AUTHORIZATION or SIP_HDR_PROXY_AUTHORIZATION) and verifies them
- * against the users table, the method and the nonce. */
-enum digest_check digest_check_request(struct worker *w, const struct sip_msg *m, enum sip_hdr hdr,
+ * (SIP_HDR_AUTHORIZATION or SIP_HDR_PROXY_AUTHORIZATION) of rx->msg and
+ * verifies them against the users table, the method, the nonce and the
+ * source address the nonce was issued to. */
+enum digest_check digest_check_request(struct worker *w, const struct transport_rx *rx, enum sip_hdr hdr,
                                        struct digest_check_result *out);
 
 /* Appends one "WWW-Authenticate: ..." (proxy: "Proxy-Authenticate: ...")
  * line, CRLF-terminated, per algorithm of [auth] algorithm, SHA-256 first
  * (RFC 8760 §2.4: in order of preference). 0, or a negative errno. */
-int digest_check_challenge(struct worker *w, bool proxy, bool stale, sbuf_t *b);
+int digest_check_challenge(struct worker *w, bool proxy, bool stale, const struct transport_rx *rx, sbuf_t *b);
 
 /* Removes the credentials for our realm from m (a proxy consumes what it
  * asked for; the next hop never sees them). Entries of other realms stay. */

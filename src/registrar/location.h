@@ -58,7 +58,7 @@ enum location_reason {
 
 /* Binding flags. */
 #define LOCATION_FLAG_TRANSPORT_LOST 0x01u  /* its connection is gone; kept until expiry or refresh */
-#define LOCATION_FLAG_NAT 0x02u             /* UDP, Contact is not the source address: pinged (natping.h) */
+#define LOCATION_FLAG_NAT 0x02u             /* UDP, behind NAT (natping_request_natted): reached at its source, pinged */
 
 /* Errors (negative). The registrar's answer for each is given. */
 enum location_error {

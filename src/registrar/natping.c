@@ -1,6 +1,7 @@
 /* natping.c — OPTIONS pings for UDP bindings behind NAT (see natping.h). */
 #include "registrar/natping.h"
 
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,14 +46,49 @@ struct natping {
     sbuf_t sb;
 };
 
-bool natping_contact_natted(const struct sip_uri *u, const struct sockaddr_storage *src)
+static str_t unbracket(str_t h)
+{
+    if (h.len >= 2 && h.s[0] == '[' && h.s[h.len - 1] == ']') return str_make(h.s + 1, h.len - 2);
+    return h;
+}
+
+/* RFC 1918, RFC 6598 (carrier-grade NAT), link-local; IPv6 unique-local
+ * and link-local: addresses a NAT hides. */
+static bool addr_private(const struct sockaddr_storage *a)
+{
+    if (a->ss_family == AF_INET) {
+        const uint8_t *b = (const uint8_t *)&((const struct sockaddr_in *)a)->sin_addr;
+        return b[0] == 10 || (b[0] == 172 && (b[1] & 0xf0) == 16) || (b[0] == 192 && b[1] == 168) ||
+               (b[0] == 100 && (b[1] & 0xc0) == 64) || (b[0] == 169 && b[1] == 254);
+    }
+    if (a->ss_family == AF_INET6) {
+        const uint8_t *b = ((const struct sockaddr_in6 *)a)->sin6_addr.s6_addr;
+        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        if (!memcmp(b, mapped, sizeof mapped)) {
+            struct sockaddr_storage v4 = {0};
+            v4.ss_family = AF_INET;
+            memcpy(&((struct sockaddr_in *)&v4)->sin_addr, b + 12, 4);
+            return addr_private(&v4);
+        }
+        return (b[0] & 0xfe) == 0xfc || (b[0] == 0xfe && (b[1] & 0xc0) == 0x80);
+    }
+    return false;
+}
+
+bool natping_request_natted(const struct sip_via *via, const struct sip_uri *contact,
+                            const struct sockaddr_storage *src)
 {
     if (!src) return false;
-    str_t host = u->host;
-    if (host.len >= 2 && host.s[0] == '[' && host.s[host.len - 1] == ']') host = str_make(host.s + 1, host.len - 2);
-    struct sockaddr_storage c;
-    if (transport_addr_parse(host.s, host.len, u->port ? u->port : 5060, &c) != 0) return true; /* a name */
-    return !transport_addr_equal(&c, src);
+    struct sockaddr_storage a;
+    if (via && via->host.len) {
+        /* nat_uac_test 2 and 16: the sent-by is not where it came from. */
+        str_t h = unbracket(via->host);
+        if (transport_addr_parse(h.s, h.len, via->port ? via->port : 5060, &a) != 0) return true; /* a name */
+        if (!transport_addr_equal(&a, src)) return true;
+    }
+    /* nat_uac_test 1/32: a private Contact seen from a public source. */
+    str_t ch = contact ? unbracket(contact->host) : STR_NULL;
+    return ch.len && transport_addr_parse(ch.s, ch.len, 0, &a) == 0 && addr_private(&a) && !addr_private(src);
 }
 
 static uint64_t binding_key(const struct location_binding *b)

@@ -1,8 +1,8 @@
 /* natping.h — keeping UDP bindings behind NAT reachable.
  *
- * A UDP binding is "behind NAT" when its Contact names another address or
- * port than the one its REGISTER came from (the registrar flags it
- * LOCATION_FLAG_NAT; requests to it already go to that source address). A
+ * A UDP binding is "behind NAT" when its REGISTER says so the way Kamailio's
+ * nat_uac_test(1|2|16|32) does (natping_request_natted): the registrar flags
+ * it LOCATION_FLAG_NAT and requests to it go to that source address. A
  * NAT forgets an idle UDP mapping after 30 s to a few minutes, so every
  * [registrar] nat_ping_interval seconds each such binding gets a stateless
  * OPTIONS at its source address, from our listening socket — what Kamailio's
@@ -26,16 +26,25 @@
 
 struct location_binding;
 struct sip_uri;
+struct sip_via;
 
 struct worker;
 struct natping;
 
 #define NATPING_BRANCH_PREFIX "z9hG4bKnP"
 
-/* Whether a UDP Contact (its parsed URI) is not the address the REGISTER
- * came from: another IP, another port (5060 when absent), or a host name
- * (we cannot tell: treat it as NAT). */
-bool natping_contact_natted(const struct sip_uri *contact, const struct sockaddr_storage *src);
+/* Whether a UDP REGISTER with top Via via, carrying contact, came from src
+ * through a NAT:
+ *   - the Via sent-by host is not src's IP (a name counts as different, as
+ *     nat_uac_test's "received" test without DNS), or
+ *   - the Via sent-by port (5060 when absent) is not src's port, or
+ *   - the Contact host is a private or shared address (RFC 1918, RFC 6598,
+ *     169.254/16, fc00::/7, fe80::/10) while src is not.
+ * A Contact naming just another port or address than src is NOT behind NAT
+ * by itself: a UA that sends from one socket and listens on another, or a
+ * third-party registration; requests then go to the Contact. */
+bool natping_request_natted(const struct sip_via *via, const struct sip_uri *contact,
+                            const struct sockaddr_storage *src);
 
 /* NULL when [registrar] nat_ping_interval is 0 or on allocation failure
  * (logged). Uses w->timers, w->location, w->transport at ping time. */

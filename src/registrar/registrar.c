@@ -145,8 +145,9 @@ bool registrar_user_known(const struct registrar *r, str_t name)
 /* ---- answering ---- */
 
 /* Answers st with a To tag (RFC 3261 §8.2.6.2) and extra, one or more
- * "Name: value" lines joined by CRLF (no trailing CRLF). */
-static void reg_reply(struct registrar *r, struct txn *st, int status, const char *reason, str_t extra)
+ * "Name: value" lines joined by CRLF (no trailing CRLF). stateless: keep no
+ * transaction record (challenges and lockout refusals, see below). */
+static void reg_send(struct registrar *r, struct txn *st, int status, const char *reason, str_t extra, bool stateless)
 {
     const struct sip_msg *req = txn_request(st);
     const struct transport_rx *ri = txn_rx_info(st);
@@ -159,12 +160,17 @@ static void reg_reply(struct registrar *r, struct txn *st, int status, const cha
     /* A challenge keeps no transaction record (RFC 3261 §8.2.7): under a
      * registration storm that halves what Timer J holds, and a retransmitted
      * REGISTER is simply challenged again with a fresh nonce. */
-    int rc = (status == 401 ? txn_respond_stateless : txn_respond)(
+    int rc = (stateless ? txn_respond_stateless : txn_respond)(
         st, status, reason, req->to.tag.len ? STR_NULL : str_from_cstr(tag), lines, extra.len ? 1 : 0, STR_NULL,
         STR_NULL);
     if (rc < 0) log_warn("registrar: cannot send %d to %s: %s", status, src, strerror(-rc));
     if (status == 200) r->stats.ok++;
     else if (status != 401 && status != 403) r->stats.refused++;
+}
+
+static void reg_reply(struct registrar *r, struct txn *st, int status, const char *reason, str_t extra)
+{
+    reg_send(r, st, status, reason, extra, status == 401);
 }
 
 static const char *st_src(const struct txn *st)
@@ -173,9 +179,28 @@ static const char *st_src(const struct txn *st)
     return ri ? ri->src_text : "?";
 }
 
+/* Refusal lines at most REG_LOG_PER_S a second (a flood of bad REGISTERs
+ * must not flood the log); the rest are counted into the next line. A
+ * minimal local limiter until base/log.h has a shared one. */
+#define REG_LOG_PER_S 10
+static bool reg_log_ok(void)
+{
+    static time_t sec;
+    static unsigned lines, dropped;
+    time_t now = time(NULL);
+    if (now != sec) {
+        if (dropped) log_warn("registrar: %u more refusals not logged in the last second", dropped);
+        sec = now;
+        lines = dropped = 0;
+    }
+    if (++lines <= REG_LOG_PER_S) return true;
+    dropped++;
+    return false;
+}
+
 static void reg_refuse(struct registrar *r, struct txn *st, int status, const char *reason, const char *why)
 {
-    log_warn("registrar: %d %s to REGISTER from %s: %s", status, reason, st_src(st), why);
+    if (reg_log_ok()) log_warn("registrar: %d %s to REGISTER from %s: %s", status, reason, st_src(st), why);
     reg_reply(r, st, status, reason, STR_NULL);
 }
 
@@ -316,13 +341,14 @@ static void pending_drop(struct registrar *r, struct reg_pending *p)
 
 /* ---- authentication (RFC 3261 §22.4, RFC 8760) ---- */
 
-/* 401 with one WWW-Authenticate per offered algorithm. */
+/* 401 with one WWW-Authenticate per offered algorithm, its nonces bound to
+ * the source address of the request. */
 static void reg_challenge(struct registrar *r, struct txn *st, bool stale)
 {
     struct worker *w = r->w;
     sbuf_t *b = &r->sb;
     sbuf_clear(b);
-    int rc = digest_check_challenge(w, false, stale, b);
+    int rc = digest_check_challenge(w, false, stale, txn_rx_info(st), b);
     append_server(w, b);
     if (rc < 0 || b->failed) {
         sbuf_free(b);
@@ -333,12 +359,24 @@ static void reg_challenge(struct registrar *r, struct txn *st, bool stale)
     reg_reply(r, st, 401, "Unauthorized", sbuf_lines(b));
 }
 
-/* 1: authenticated (the answer is not sent yet); 0: answered (401/403/400). */
-static int reg_authenticate(struct registrar *r, struct txn *st, const struct transport_rx *rx, const char *aor)
+/* 403 to a source or user over [auth] max_failures: stateless and before
+ * any digest work, so a guessing flood costs us a table lookup and a send. */
+static void reg_locked_out(struct registrar *r, struct txn *st, const struct digest_check_result *res)
+{
+    char line[48];
+    snprintf(line, sizeof(line), "Retry-After: %u", res->retry_after ? res->retry_after : 1);
+    r->stats.locked_out++;
+    reg_send(r, st, 403, "Too Many Failed Attempts", str_from_cstr(line), true);
+}
+
+/* 1: authenticated (the answer is not sent yet; *nonce_reused from the
+ * digest check); 0: answered (401/403/400). */
+static int reg_authenticate(struct registrar *r, struct txn *st, const struct transport_rx *rx, const char *aor,
+                            bool *nonce_reused)
 {
     struct worker *w = r->w;
     struct digest_check_result res;
-    switch (digest_check_request(w, rx->msg, SIP_HDR_AUTHORIZATION, &res)) {
+    switch (digest_check_request(w, rx, SIP_HDR_AUTHORIZATION, &res)) {
     case DIGEST_CHECK_OK: break;
     case DIGEST_CHECK_NONE:
         r->stats.challenged++;
@@ -346,24 +384,29 @@ static int reg_authenticate(struct registrar *r, struct txn *st, const struct tr
         return 0;
     case DIGEST_CHECK_STALE:
         r->stats.challenged++;
-        log_info("registrar: %s from %s: re-challenging", res.why, rx->src_text);
+        if (res.log) log_info("registrar: %s from %s: re-challenging", res.why, rx->src_text);
         reg_challenge(r, st, true);
         return 0;
     case DIGEST_CHECK_FAILED:
         r->stats.auth_failed++;
-        log_warn("registrar: 401 to REGISTER from %s: %s", rx->src_text, res.why);
+        if (res.log) log_warn("registrar: 401 to REGISTER from %s: %s", rx->src_text, res.why);
         reg_challenge(r, st, false);
+        return 0;
+    case DIGEST_CHECK_LOCKED:
+        if (res.log) log_warn("registrar: 403 to REGISTER from %s: %s", rx->src_text, res.why);
+        reg_locked_out(r, st, &res);
         return 0;
     case DIGEST_CHECK_BAD_HEADER:
         r->stats.refused++;
-        log_warn("registrar: 400 to REGISTER from %s: %s", rx->src_text, res.why);
+        if (res.log) log_warn("registrar: 400 to REGISTER from %s: %s", rx->src_text, res.why);
         reg_reply(r, st, 400, "Bad Authorization Header", STR_NULL);
         return 0;
     case DIGEST_CHECK_URI_MISMATCH:
-        log_warn("registrar: 400 to REGISTER from %s: %s", rx->src_text, res.why);
+        if (res.log) log_warn("registrar: 400 to REGISTER from %s: %s", rx->src_text, res.why);
         reg_reply(r, st, 400, "Digest URI Mismatch", STR_NULL);
         return 0;
     }
+    *nonce_reused = res.nonce_reused;
     /* RFC 3261 §10.3 step 3: is this user allowed to change this AoR? */
     if (w->cfg.auth.match_user && strcmp(res.user->name, aor) != 0) {
         r->stats.forbidden++;
@@ -440,7 +483,27 @@ static int location_error_status(int rc, const char **reason)
     }
 }
 
-static void reg_apply(struct registrar *r, struct txn *st, const struct transport_rx *rx, const char *aor)
+/* Whether contact key would add a binding or move one to another source
+ * address or connection. A REGISTER answered on a nonce accepted before
+ * (auth_verify_info.nonce_reused) may be a replay of a captured answer:
+ * without qop the answer covers neither the Contact nor the source, so such
+ * a REGISTER may refresh or remove bindings where they are, nothing more. */
+static bool reg_moves_binding(str_t key, const struct location_binding *const *old, size_t n_old,
+                              const struct transport_rx *rx)
+{
+    for (size_t i = 0; i < n_old; i++) {
+        if (!str_eq_cstr(key, old[i]->contact)) continue;
+        struct sockaddr_storage a;
+        memset(&a, 0, sizeof(a));
+        memcpy(&a, &old[i]->addr, sizeof(old[i]->addr));
+        if (old[i]->addr.sa.sa_family == AF_UNSPEC || !transport_addr_equal(&a, &rx->src)) return true;
+        return rx->proto == SIP_TRANSPORT_TCP && old[i]->conn_id != rx->conn_id;
+    }
+    return true;
+}
+
+static void reg_apply(struct registrar *r, struct txn *st, const struct transport_rx *rx, const char *aor,
+                      bool nonce_reused)
 {
     struct worker *w = r->w;
     const struct sip_msg *m = rx->msg;
@@ -510,8 +573,20 @@ static void reg_apply(struct registrar *r, struct txn *st, const struct transpor
             reg_refuse(r, st, 400, "Bad Contact", "bad reg-id");
             return;
         }
+        str_t key = contact_key(c, old, n_old);
+        if (nonce_reused && reg_moves_binding(key, old, n_old, rx)) {
+            /* stale=true: a UA with the password answers a fresh nonce at
+             * once; a replayed capture gets no further. */
+            r->stats.challenged++;
+            if (reg_log_ok())
+                log_info("registrar: REGISTER from %s for %s on a reused nonce would add or move contact %.*s: "
+                         "re-challenging",
+                         rx->src_text, aor, (int)(key.len > 100 ? 100 : key.len), key.s);
+            reg_challenge(r, st, true);
+            return;
+        }
         in[n++] = (struct location_binding_in){
-            .contact = contact_key(c, old, n_old),
+            .contact = key,
             .expires_s = (uint32_t)e,
             .q1000 = c->q1000,
             .call_id = m->call_id,
@@ -523,9 +598,10 @@ static void reg_apply(struct registrar *r, struct txn *st, const struct transpor
             .user_agent = ua ? ua->value : STR_NULL,
             .instance = c->instance,
             .reg_id = (uint32_t)reg_id,
-            /* RFC 3581 in spirit: requests go to the source address anyway;
-             * the flag asks for keepalive pings (natping.h). */
-            .flags = rx->proto == SIP_TRANSPORT_UDP && natping_contact_natted(&c->addr.uri, &rx->src)
+            /* Behind NAT (natping_request_natted): requests go to the source
+             * address, which gets keepalive pings (natping.h); otherwise
+             * to the Contact. */
+            .flags = rx->proto == SIP_TRANSPORT_UDP && natping_request_natted(&m->via, &c->addr.uri, &rx->src)
                          ? LOCATION_FLAG_NAT
                          : 0,
         };
@@ -583,8 +659,9 @@ int registrar_on_request(struct registrar *r, struct txn *st, const struct trans
         reg_refuse(r, st, 404, "Not Found", "To has no usable user part");
         return 1;
     }
-    if (w->cfg.auth.require_auth && !reg_authenticate(r, st, rx, aor)) return 1;
-    reg_apply(r, st, rx, aor);
+    bool nonce_reused = false;
+    if (w->cfg.auth.require_auth && !reg_authenticate(r, st, rx, aor, &nonce_reused)) return 1;
+    reg_apply(r, st, rx, aor, nonce_reused);
     return 1;
 }
 
@@ -822,10 +899,10 @@ int registrar_on_stray_response(struct registrar *r, const struct transport_rx *
 
 void registrar_stats_json(const struct registrar *r, json_t *stats)
 {
-    json_t *o = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "registers", (json_int_t)r->stats.registers, "ok",
+    json_t *o = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "registers", (json_int_t)r->stats.registers, "ok",
                           (json_int_t)r->stats.ok, "challenged", (json_int_t)r->stats.challenged, "auth_failed",
                           (json_int_t)r->stats.auth_failed, "forbidden", (json_int_t)r->stats.forbidden, "refused",
-                          (json_int_t)r->stats.refused);
+                          (json_int_t)r->stats.refused, "locked_out", (json_int_t)r->stats.locked_out);
     if (!o) return;
     if (r->w->location) {
         json_object_set_new(o, "bindings", json_integer((json_int_t)location_count(r->w->location)));

@@ -43,6 +43,7 @@ struct registrar_stats {
     uint64_t auth_failed;      /* wrong password, bad/replayed nonce, foreign realm, unknown user */
     uint64_t forbidden;        /* 403: digest user is not the AoR user */
     uint64_t refused;          /* other 4xx/5xx */
+    uint64_t locked_out;       /* 403 Too Many Failed Attempts ([auth] max_failures) */
 };
 
 /* NULL on allocation failure. Reads w->cfg; uses w->txn, w->auth,

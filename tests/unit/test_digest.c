@@ -16,6 +16,7 @@
 
 #include "auth/digest.h"
 #include "auth/digest_internal.h"
+#include "transport/transport.h"
 
 static const uint8_t secret[32] = "0123456789abcdef0123456789abcdef";
 
@@ -274,7 +275,7 @@ static void test_challenge_format(void **state)
     sbuf_init(&b);
     assert_int_equal(auth_challenge(t.srv, S("example.com"), AUTH_ALG_MD5, true, false, 1000, &b), 0);
     assert_non_null(param_of(b.data, "nonce", nonce, sizeof nonce));
-    assert_int_equal(strlen(nonce), 32);
+    assert_int_equal(strlen(nonce), 40);
     snprintf(want, sizeof want, "Digest realm=\"example.com\", nonce=\"%s\", algorithm=MD5, qop=\"auth\"", nonce);
     assert_string_equal(b.data, want);
 
@@ -557,6 +558,220 @@ static void test_legacy_no_qop(void **state)
     auth_server_free(t.srv);
 }
 
+/* ---- issue 9: nonces bound to the source, uses per nonce, failure limits ---- */
+
+static struct sockaddr_storage A(const char *ip, uint16_t port)
+{
+    struct sockaddr_storage ss;
+    assert_int_equal(transport_addr_parse(ip, strlen(ip), port, &ss), 0);
+    return ss;
+}
+#define SA(ss) ((const struct sockaddr *)&(ss))
+
+static struct auth_server *server_limits(uint32_t legacy_ttl, uint32_t max_uses, uint32_t max_failures,
+                                         uint32_t max_failures_user, uint32_t lockout)
+{
+    struct auth_server_config cfg = {
+        .nonce_ttl_s = 300,
+        .legacy_nonce_ttl_s = legacy_ttl,
+        .secret = secret,
+        .secret_len = sizeof secret,
+        .nonce_max_uses = max_uses,
+        .throttle = {.max_failures = max_failures, .max_failures_user = max_failures_user, .window_s = 60,
+                     .lockout_s = lockout},
+    };
+    struct auth_server *srv = auth_server_new(&cfg);
+    assert_non_null(srv);
+    return srv;
+}
+
+/* trip_run with the challenge issued to peer. */
+static void trip_run_for(struct trip *t, const struct sockaddr *peer, bool qop, const char *user, const char *pass,
+                         uint32_t nc, uint64_t t_issue)
+{
+    sbuf_t b;
+    struct auth_challenge ch;
+    sbuf_init(&b);
+    assert_int_equal(auth_challenge_for(t->srv, S("example.com"), AUTH_ALG_MD5, qop, false, peer, t_issue, &b), 0);
+    str_copy(t->challenge, sizeof t->challenge, sbuf_str(&b));
+    assert_int_equal(auth_parse_challenge(S(t->challenge), &ch), 0);
+    sbuf_clear(&b);
+    assert_int_equal(auth_client_answer(&ch, S(user), S(pass), S("REGISTER"), S("sip:example.com"), nc, STR_NULL, &b),
+                     0);
+    str_copy(t->answer, sizeof t->answer, sbuf_str(&b));
+    sbuf_free(&b);
+    assert_int_equal(auth_parse_credentials(S(t->answer), &t->creds), 0);
+}
+
+static enum auth_result trip_verify_from(struct trip *t, const char *stored_pass, const struct sockaddr *peer,
+                                         uint64_t now, struct auth_verify_info *info)
+{
+    char ha1[65];
+    assert_int_equal(auth_ha1(AUTH_ALG_MD5, t->creds.username, S("example.com"), S(stored_pass), ha1), 0);
+    return auth_verify_from(t->srv, &t->creds, S("REGISTER"), S(ha1), peer, now, info);
+}
+
+/* A captured answer replayed from another IP gets nowhere (STALE, so a
+ * client that really moved retries at once); the port may change (NAT). */
+static void test_nonce_bound_to_peer(void **state)
+{
+    (void)state;
+    struct sockaddr_storage a = A("192.0.2.1", 5060), a2 = A("192.0.2.1", 40000), b = A("198.51.100.9", 5060),
+                            a6 = A("::ffff:192.0.2.1", 5060), v6 = A("2001:db8::1", 5060);
+    struct auth_verify_info info;
+    for (int qop = 0; qop <= 1; qop++) {
+        struct trip t = {.srv = server_limits(30, 0, 0, 0, 0)};
+        trip_run_for(&t, SA(a), qop, "alice", "secret", 1, 1000);
+        assert_int_equal(trip_verify_from(&t, "secret", SA(b), 1001, &info), AUTH_STALE);
+        assert_true(info.peer_changed);
+        assert_int_equal(trip_verify_from(&t, "wrong", SA(b), 1001, &info), AUTH_BAD_RESPONSE);
+        assert_int_equal(trip_verify_from(&t, "secret", SA(v6), 1001, &info), AUTH_STALE);
+        assert_int_equal(trip_verify_from(&t, "secret", NULL, 1001, &info), AUTH_STALE);
+        assert_int_equal(trip_verify_from(&t, "secret", SA(a2), 1001, &info), AUTH_OK); /* other port: fine */
+        assert_false(info.peer_changed);
+        if (qop) trip_again(&t, "alice", "secret", 2);
+        assert_int_equal(trip_verify_from(&t, "secret", SA(a6), 1002, &info), AUTH_OK); /* v4-mapped: same IP */
+        auth_server_free(t.srv);
+    }
+    /* A nonce issued with no peer verifies only without one. */
+    struct trip t = {.srv = server_limits(30, 0, 0, 0, 0)};
+    trip_run_for(&t, NULL, true, "alice", "secret", 1, 1000);
+    assert_int_equal(trip_verify_from(&t, "secret", SA(a), 1001, &info), AUTH_STALE);
+    assert_int_equal(trip_verify_from(&t, "secret", NULL, 1001, &info), AUTH_OK);
+    auth_server_free(t.srv);
+}
+
+/* Without qop: the short legacy lifetime, re-sends marked reused, and a
+ * ceiling on answers per nonce; with qop the nc ceiling. */
+static void test_nonce_uses(void **state)
+{
+    (void)state;
+    struct sockaddr_storage a = A("192.0.2.1", 5060);
+    struct auth_verify_info info;
+    struct trip t = {.srv = server_limits(30, 3, 0, 0, 0)};
+    trip_run_for(&t, SA(a), false, "dev", "12345678", 1, 1000);
+    assert_int_equal(trip_verify_from(&t, "12345678", SA(a), 1000, &info), AUTH_OK);
+    assert_int_equal(info.uses, 1);
+    assert_false(info.nonce_reused);
+    assert_int_equal(trip_verify_from(&t, "12345678", SA(a), 1010, &info), AUTH_OK);
+    assert_int_equal(info.uses, 2);
+    assert_true(info.nonce_reused); /* may be a replay: the caller must not move the device on it */
+    assert_int_equal(trip_verify_from(&t, "12345678", SA(a), 1029, &info), AUTH_OK);
+    assert_int_equal(trip_verify_from(&t, "12345678", SA(a), 1029, &info), AUTH_STALE); /* 4th: used up */
+    auth_server_free(t.srv);
+
+    t.srv = server_limits(30, 3, 0, 0, 0);
+    trip_run_for(&t, SA(a), false, "dev", "12345678", 1, 1000);
+    assert_int_equal(trip_verify_from(&t, "12345678", SA(a), 1029, &info), AUTH_OK);
+    assert_int_equal(trip_verify_from(&t, "12345678", SA(a), 1030, &info), AUTH_STALE); /* 30 s, not 300 */
+    auth_server_free(t.srv);
+
+    /* Wrong answers use a nonce up too: guesses on one nonce are bounded. */
+    t.srv = server_limits(30, 3, 0, 0, 0);
+    trip_run_for(&t, SA(a), true, "alice", "secret", 1, 1000);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(trip_verify_from(&t, "guess", SA(a), 1001, &info), AUTH_BAD_RESPONSE);
+    assert_int_equal(trip_verify_from(&t, "secret", SA(a), 1001, &info), AUTH_STALE);
+    auth_server_free(t.srv);
+
+    /* qop: nc above nonce_max_uses is stale; below it, each nc once. */
+    t.srv = server_limits(30, 3, 0, 0, 0);
+    trip_run_for(&t, SA(a), true, "alice", "secret", 3, 1000);
+    assert_int_equal(trip_verify_from(&t, "secret", SA(a), 1001, &info), AUTH_OK);
+    trip_again(&t, "alice", "secret", 2);
+    assert_int_equal(trip_verify_from(&t, "secret", SA(a), 1001, &info), AUTH_OK);
+    assert_true(info.nonce_reused);
+    trip_again(&t, "alice", "secret", 4);
+    assert_int_equal(trip_verify_from(&t, "secret", SA(a), 1001, &info), AUTH_STALE);
+    auth_server_free(t.srv);
+}
+
+/* Online guessing: after max_failures the source is refused before any
+ * digest work, others are not; the lock ends after lockout_s. */
+static void test_failure_lockout_source(void **state)
+{
+    (void)state;
+    struct sockaddr_storage a = A("192.0.2.1", 5060), b = A("198.51.100.9", 5060);
+    struct auth_verify_info info;
+    struct trip t = {.srv = server_limits(30, 0, 3, 0, 10)};
+    trip_run_for(&t, SA(a), true, "alice", "secret", 1, 1000);
+    assert_int_equal(trip_verify_from(&t, "guess1", SA(a), 1000, &info), AUTH_BAD_RESPONSE);
+    assert_true(info.counted);
+    assert_true(info.throttle.report); /* first failure of alice from a: reported */
+    assert_int_equal(info.throttle.count, 1);
+    assert_int_equal(trip_verify_from(&t, "guess2", SA(a), 1000, &info), AUTH_BAD_RESPONSE);
+    assert_false(info.throttle.report); /* spaced out */
+    assert_int_equal(trip_verify_from(&t, "guess3", SA(a), 1001, &info), AUTH_BAD_RESPONSE);
+    assert_true(info.throttle.locked_now);
+    assert_int_equal(info.throttle.locked, AUTH_THROTTLE_SOURCE);
+    assert_true(info.throttle.report); /* a lockout is always reported */
+    assert_int_equal(info.throttle.count, 2);
+    /* Now even the right password from a is refused, unchecked. */
+    trip_again(&t, "alice", "secret", 2);
+    assert_int_equal(trip_verify_from(&t, "secret", SA(a), 1002, &info), AUTH_LOCKED);
+    assert_int_equal(info.throttle.retry_after, 9);
+    assert_true(info.throttle.report);
+    assert_int_equal(trip_verify_from(&t, "secret", SA(a), 1003, &info), AUTH_LOCKED);
+    assert_false(info.throttle.report);
+    /* Another source with the right password is not affected. */
+    struct trip u = {.srv = t.srv};
+    trip_run_for(&u, SA(b), true, "alice", "secret", 1, 1003);
+    assert_int_equal(trip_verify_from(&u, "secret", SA(b), 1003, &info), AUTH_OK);
+    /* Unknown users count the same way and are locked the same way. */
+    assert_int_equal(auth_refuse_unknown(t.srv, &t.creds, SA(a), 1004, &info), AUTH_LOCKED);
+    /* After the lockout a can register again, with max_failures fresh tries. */
+    assert_int_equal(trip_verify_from(&t, "secret", SA(a), 1011, &info), AUTH_OK);
+    auth_server_free(t.srv);
+}
+
+/* A user attacked from many sources is locked out for everybody. */
+static void test_failure_lockout_user(void **state)
+{
+    (void)state;
+    struct auth_verify_info info;
+    struct trip t = {.srv = server_limits(30, 0, 100, 4, 60)};
+    char ip[32];
+    for (int i = 1; i <= 4; i++) {
+        snprintf(ip, sizeof ip, "203.0.113.%d", i);
+        struct sockaddr_storage s = A(ip, 5060);
+        trip_run_for(&t, SA(s), true, "alice", "secret", 1, 1000);
+        assert_int_equal(trip_verify_from(&t, "guess", SA(s), 1000, &info), AUTH_BAD_RESPONSE);
+    }
+    assert_true(info.throttle.locked_now);
+    assert_int_equal(info.throttle.locked, AUTH_THROTTLE_USER);
+    struct sockaddr_storage s = A("203.0.113.99", 5060);
+    trip_run_for(&t, SA(s), true, "alice", "secret", 1, 1001);
+    assert_int_equal(trip_verify_from(&t, "secret", SA(s), 1001, &info), AUTH_LOCKED);
+    assert_int_equal(info.throttle.locked, AUTH_THROTTLE_USER);
+    trip_run_for(&t, SA(s), true, "bob", "secret", 1, 1001);
+    assert_int_equal(trip_verify_from(&t, "secret", SA(s), 1001, &info), AUTH_OK);
+    auth_server_free(t.srv);
+}
+
+/* The failure table is bounded: a flood of new sources cannot push a
+ * locked source out of a full bucket (locks are kept over counts). */
+static void test_throttle_bounded(void **state)
+{
+    (void)state;
+    struct auth_throttle_config cfg = {.max_failures = 2, .window_s = 60, .lockout_s = 60, .entries = 8};
+    struct auth_throttle *t = auth_throttle_new(&cfg);
+    assert_non_null(t);
+    struct auth_throttle_note n;
+    struct sockaddr_storage bad = A("192.0.2.66", 5060);
+    auth_throttle_failed(t, SA(bad), S("r"), S("u"), 100, &n);
+    auth_throttle_failed(t, SA(bad), S("r"), S("u"), 100, &n);
+    assert_true(n.locked_now);
+    char ip[32];
+    for (int i = 0; i < 500; i++) {
+        snprintf(ip, sizeof ip, "10.%d.%d.1", i / 250, i % 250);
+        struct sockaddr_storage s = A(ip, 5060);
+        auth_throttle_failed(t, SA(s), S("r"), S("x"), 101, &n);
+    }
+    assert_true(auth_throttle_locked(t, SA(bad), S("r"), S("u"), 102, &n));
+    assert_false(auth_throttle_locked(t, SA(bad), S("r"), S("u"), 160, &n)); /* lock over */
+    auth_throttle_free(t);
+}
+
 static void test_opaque(void **state)
 {
     (void)state;
@@ -793,6 +1008,11 @@ int main(void)
         cmocka_unit_test(test_parse_challenge_variants),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_server_config),
+        cmocka_unit_test(test_nonce_bound_to_peer),
+        cmocka_unit_test(test_nonce_uses),
+        cmocka_unit_test(test_failure_lockout_source),
+        cmocka_unit_test(test_failure_lockout_user),
+        cmocka_unit_test(test_throttle_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

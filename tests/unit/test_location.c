@@ -639,34 +639,55 @@ static void test_persistence_round_trip(void **state)
     store_env_close(&e);
 }
 
-/* natping_contact_natted on a Contact URI as text; one that does not parse
- * is not called behind NAT. */
-static bool natted(str_t uri, const struct sockaddr_storage *src)
+/* natping_request_natted on a top Via value and a Contact URI as text. */
+static bool natted(const char *via, const char *contact, const struct sockaddr_storage *src)
 {
+    struct sip_via v;
     struct sip_uri u;
-    return sip_uri_parse(uri, &u) == 0 && natping_contact_natted(&u, src);
+    assert_int_equal(sip_via_parse(str_from_cstr(via), &v), 0);
+    assert_int_equal(sip_uri_parse(str_from_cstr(contact), &u), 0);
+    return natping_request_natted(&v, &u, src);
 }
 
-/* natping.h: which UDP Contacts are behind NAT (not the source address). */
+/* natping.h: which UDP REGISTERs came through a NAT (Kamailio's
+ * nat_uac_test 1|2|16|32), and which only name another contact. */
 static void test_nat_detection(void **state)
 {
     (void)state;
-    struct sockaddr_storage src, src6;
+    struct sockaddr_storage src, lan, src6;
     assert_int_equal(transport_addr_parse("198.51.100.7", 12, 40123, &src), 0);
+    assert_int_equal(transport_addr_parse("192.168.1.2", 11, 5060, &lan), 0);
     assert_int_equal(transport_addr_parse("2001:db8::5", 11, 5060, &src6), 0);
-    /* The source itself: not behind NAT. */
-    assert_false(natted(STR_LIT("sip:alice@198.51.100.7:40123"), &src));
-    assert_false(natted(STR_LIT("sip:alice@198.51.100.7:40123;transport=udp"), &src));
-    assert_false(natted(STR_LIT("sip:bob@[2001:db8::5]"), &src6)); /* 5060 */
-    /* A private address, another port, a name: behind NAT (or can't tell). */
-    assert_true(natted(STR_LIT("sip:alice@192.168.1.20:5060"), &src));
-    assert_true(natted(STR_LIT("sip:alice@198.51.100.7:5060"), &src));
-    assert_true(natted(STR_LIT("sip:alice@198.51.100.7"), &src));
-    assert_true(natted(STR_LIT("sip:alice@phone.example.com:40123"), &src));
-    assert_true(natted(STR_LIT("sip:bob@[2001:db8::6]"), &src6));
-    /* Unparseable contact or no source: nothing to say. */
-    assert_false(natted(STR_LIT("not a uri"), &src));
-    assert_false(natted(STR_LIT("sip:alice@192.168.1.20"), NULL));
+    const char *v = "SIP/2.0/UDP 198.51.100.7:40123;branch=z9hG4bK1;rport";
+    /* Sent from its own address: not behind NAT, whatever Contact it names. */
+    assert_false(natted(v, "sip:alice@198.51.100.7:40123", &src));
+    assert_false(natted(v, "sip:alice@198.51.100.7:5070", &src));      /* listens on another socket */
+    assert_false(natted(v, "sip:alice@203.0.113.9:5060", &src));       /* third-party registration */
+    assert_false(natted(v, "sip:alice@phone.example.com", &src));      /* a name: can't tell, trust it */
+    assert_false(natted(v, "sip:alice@172.32.0.1:5060", &src));        /* just outside 172.16/12 */
+    /* The received test (2): sent-by host is not the source IP, or a name. */
+    assert_true(natted("SIP/2.0/UDP 192.168.1.20:5060;branch=z9hG4bK1", "sip:alice@192.168.1.20:5060", &src));
+    assert_true(natted("SIP/2.0/UDP 203.0.113.9:40123;branch=z9hG4bK1", "sip:alice@203.0.113.9:40123", &src));
+    assert_true(natted("SIP/2.0/UDP phone.example.com:40123;branch=z9hG4bK1", "sip:a@198.51.100.7:40123", &src));
+    /* The rport test (16): same IP, another port (5060 when absent). */
+    assert_true(natted("SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bK1;rport", "sip:a@198.51.100.7:5060", &src));
+    assert_true(natted("SIP/2.0/UDP 198.51.100.7;branch=z9hG4bK1", "sip:alice@198.51.100.7", &src));
+    /* The Contact test (1/32): a private or shared Contact from a public source. */
+    assert_true(natted(v, "sip:alice@10.0.0.5:5060", &src));
+    assert_true(natted(v, "sip:alice@172.16.4.1:5060", &src));
+    assert_true(natted(v, "sip:alice@192.168.1.20:5060", &src));
+    assert_true(natted(v, "sip:alice@100.64.1.1:5060", &src));        /* RFC 6598 CGN */
+    assert_true(natted(v, "sip:alice@169.254.3.3:5060", &src));
+    /* ... but not on a LAN where the source is private too. */
+    const char *lv = "SIP/2.0/UDP 192.168.1.2:5060;branch=z9hG4bK1";
+    assert_false(natted(lv, "sip:alice@192.168.1.3:5062", &lan));
+    /* IPv6. */
+    assert_false(natted("SIP/2.0/UDP [2001:db8::5];branch=z9hG4bK1", "sip:bob@[2001:db8::5]:5070", &src6));
+    assert_true(natted("SIP/2.0/UDP [2001:db8::5]:5062;branch=z9hG4bK1", "sip:bob@[2001:db8::5]:5062", &src6));
+    assert_true(natted("SIP/2.0/UDP [2001:db8::5];branch=z9hG4bK1", "sip:bob@[fd00::1]", &src6));
+    assert_true(natted("SIP/2.0/UDP [2001:db8::5];branch=z9hG4bK1", "sip:bob@[fe80::1]", &src6));
+    /* No source: nothing to say. */
+    assert_false(natted(v, "sip:alice@192.168.1.20", NULL));
 }
 
 /* LOCATION_FLAG_NAT is kept per binding and counted through refresh,
