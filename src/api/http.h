@@ -39,6 +39,8 @@ struct api_server;
 struct api_request;
 
 #define API_MAX_BODY (1024 * 1024)   /* request bodies above this get 413 */
+#define API_MAX_URI 4096             /* request targets (path and query) this long get 414 */
+#define API_MAX_HEADERS 8192         /* a request head (line and fields) above this gets 431 */
 #define API_MAX_PARAMS 8             /* {captures} per route */
 #define API_MAX_SEGMENTS 16          /* path segments per route */
 
