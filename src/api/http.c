@@ -422,6 +422,12 @@ const char *api_query(const struct api_request *req, const char *name)
     return NULL;
 }
 
+void api_log_refused(struct api_request *req, int status, const char *code)
+{
+    api_log_refusal(req->srv, "api: %s %.200s from %s refused: %d %s", req->method, req->path, req->remote, status,
+                    code);
+}
+
 void api_on_abort(struct api_request *req, api_abort_cb cb, void *arg)
 {
     req->abort_cb = cb;

@@ -85,6 +85,10 @@ struct api_server *api_request_server(const struct api_request *req);
 
 void api_on_abort(struct api_request *req, api_abort_cb cb, void *arg);
 
+/* Logs that a handler refuses the request (method, path, sender, status,
+ * code), rate-limited per server: call before answering a client's error. */
+void api_log_refused(struct api_request *req, int status, const char *code);
+
 /* Answers. Each returns 0, or -1 when the request was already answered (a
  * bug, logged) — the body is released either way. After an answer the request
  * pointer must not be used again. */
