@@ -75,6 +75,25 @@ static void head_watch_remove(int fd)
         }
 }
 
+static void head_watch_forget(struct api_server *srv)
+{
+    for (int i = 0; i < head_watch_n;)
+        if (head_watch[i].srv == srv) head_watch[i] = head_watch[--head_watch_n];
+        else i++;
+}
+
+/* fd is still a connection to srv's port (not a number reused since). */
+static bool head_watch_valid(const struct head_watch *h)
+{
+    struct sockaddr_storage local;
+    socklen_t len = sizeof(local);
+    if (getsockname(h->fd, (struct sockaddr *)&local, &len)) return false;
+    int port = local.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&local)->sin6_port)
+             : local.ss_family == AF_INET  ? ntohs(((struct sockaddr_in *)&local)->sin_port)
+                                           : -1;
+    return port == h->srv->port;
+}
+
 /* Bytes the application (lws) has read from a TCP socket so far. glibc's
  * struct tcp_info stops before the byte counters of Linux 4.1+ (which
  * <linux/tcp.h> has, but it clashes with <netinet/tcp.h>): they follow it. */
@@ -135,6 +154,7 @@ static void head_overflow(void)
     int best = -1;
     int64_t most = API_MAX_HEADERS / 2 - 1;
     for (int i = 0; i < head_watch_n; i++) {
+        if (!head_watch_valid(&head_watch[i])) continue;
         int64_t n = tcp_bytes_read(head_watch[i].fd);
         if (n > most) {
             most = n;
@@ -1061,6 +1081,7 @@ void api_server_free(struct api_server *srv)
         }
         request_free(req);
     }
+    head_watch_forget(srv);
     log_info("api: stopping (%s)", srv->listen);
     start_teardown(srv);
 }
