@@ -1,13 +1,20 @@
 # cascade — top-level commands. `make run` builds and starts the daemon with the
-# embedded default config; `make test` runs every test (plain, then ASan+UBSan, then fuzz).
+# embedded default config; `make test` runs every test (every CMake build type
+# compiled once with -Werror, then plain, then ASan+UBSan, then fuzz).
 BUILD        ?= build
 BUILD_ASAN   ?= build-asan
 BUILD_FUZZ   ?= build-fuzz
 FUZZ_SECONDS ?= 60
 JOBS         ?= $(shell nproc)
 CMAKE_FLAGS  ?=
+# Build types compiled by test-buildtypes, each in build-<type> (RelWithDebInfo
+# is $(BUILD), the tree test-plain runs): optimisation levels change what gcc
+# warns about (-Wdangling-pointer, -Wmaybe-uninitialized, ...).
+BUILD_TYPES  ?= Release MinSizeRel Debug RelWithDebInfo
+UNIT_TESTS   := $(basename $(notdir $(wildcard tests/unit/test_*.c)))
+PROGRAMS     := cascade cascadectl $(if $(wildcard src/app/gbsim.c),cascade-gbsim)
 
-.PHONY: all build run test test-plain test-asan test-fuzz deps bench clean
+.PHONY: all build run test test-buildtypes test-plain test-asan test-fuzz deps bench clean
 
 all: build
 
@@ -23,7 +30,16 @@ run: deps
 	cmake --build $(BUILD) -j $(JOBS) --target cascade cascadectl
 	./$(BUILD)/cascade $(ARGS)
 
-test: test-plain test-asan test-fuzz
+test: test-buildtypes test-plain test-asan test-fuzz
+
+# Compile only (the library, the programs, the unit tests), gcc, -Werror.
+test-buildtypes: deps
+	@set -e; for t in $(BUILD_TYPES); do \
+		d=build-$$t; [ $$t = RelWithDebInfo ] && d=$(BUILD); \
+		echo "== $$t ($$d)"; \
+		CC=gcc cmake -S . -B $$d -DCMAKE_BUILD_TYPE=$$t -DCASCADE_WERROR=ON $(CMAKE_FLAGS) >/dev/null; \
+		cmake --build $$d -j $(JOBS) --target $(PROGRAMS) $(UNIT_TESTS); \
+	done
 
 test-plain: build
 	cd $(BUILD) && ctest --output-on-failure -j 1
@@ -43,4 +59,4 @@ bench: build
 	@echo "see bench/README.md"
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ) $(addprefix build-,$(BUILD_TYPES))

@@ -12,13 +12,18 @@
  * without one, it stays as an orphan until answered. */
 #include "api/http_internal.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <linux/sockios.h>
+#include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include "base/log.h"
@@ -29,11 +34,148 @@
 #define API_TEARDOWN_TICK_MS 2
 #define API_TEARDOWN_MAX_TICKS 5000
 #define API_SWEEP_MS 1000
+/* After refusing a request whose body we will not read, read and drop up to
+ * this much of the body before closing (a lingering close, RFC 9112 §9.6):
+ * closing with unread data sends a reset, and the client may lose our answer
+ * while it is still writing. */
+#define API_DRAIN_MAX (2 * (uint64_t)API_MAX_BODY)
+#define API_DRAIN_TIMEOUT_S 10
+#define API_REFUSAL_LOG_PER_S 20  /* refusal log lines per second; the rest are counted */
 
 /* ---- lws logging into ours ------------------------------------------------ */
 
+/* A request head larger than lws's buffer (API_MAX_HEADERS) makes lws close
+ * the connection without an answer and without telling us which connection
+ * (no callback before it shuts the socket down; only its log line). To answer
+ * 431 anyway, the connections still reading their first request head are
+ * listed here by socket (per thread, as lws runs its loop on one); when lws
+ * logs the overflow, the listed socket that has delivered a full buffer's
+ * worth without a complete head is the one, and gets its 431 at once. A head
+ * too large on a later request of a keep-alive connection is still closed
+ * without an answer. */
+#define API_HEAD_WATCH 256
+struct head_watch {
+    struct api_server *srv;
+    int fd;
+};
+static _Thread_local struct head_watch head_watch[API_HEAD_WATCH];
+static _Thread_local int head_watch_n;
+
+static void head_watch_add(struct api_server *srv, int fd)
+{
+    if (fd >= 0 && head_watch_n < API_HEAD_WATCH) head_watch[head_watch_n++] = (struct head_watch){srv, fd};
+}
+
+static void head_watch_remove(int fd)
+{
+    for (int i = 0; i < head_watch_n; i++)
+        if (head_watch[i].fd == fd) {
+            head_watch[i] = head_watch[--head_watch_n];
+            return;
+        }
+}
+
+static void head_watch_forget(struct api_server *srv)
+{
+    for (int i = 0; i < head_watch_n;)
+        if (head_watch[i].srv == srv) head_watch[i] = head_watch[--head_watch_n];
+        else i++;
+}
+
+/* fd is still a connection to srv's port (not a number reused since). */
+static bool head_watch_valid(const struct head_watch *h)
+{
+    struct sockaddr_storage local;
+    socklen_t len = sizeof(local);
+    if (getsockname(h->fd, (struct sockaddr *)&local, &len)) return false;
+    int port = local.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&local)->sin6_port)
+             : local.ss_family == AF_INET  ? ntohs(((struct sockaddr_in *)&local)->sin_port)
+                                           : -1;
+    return port == h->srv->port;
+}
+
+/* Bytes the application (lws) has read from a TCP socket so far. glibc's
+ * struct tcp_info stops before the byte counters of Linux 4.1+ (which
+ * <linux/tcp.h> has, but it clashes with <netinet/tcp.h>): they follow it. */
+struct api_tcp_info {
+    struct tcp_info base;
+    uint64_t pacing_rate, max_pacing_rate, bytes_acked, bytes_received;
+};
+
+static int64_t tcp_bytes_read(int fd)
+{
+    struct api_tcp_info ti;
+    socklen_t len = sizeof(ti);
+    int inq = 0;
+    memset(&ti, 0, sizeof(ti));
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) || len < sizeof(ti)) return -1;
+    if (ioctl(fd, SIOCINQ, &inq)) return -1;
+    return (int64_t)ti.bytes_received - inq;
+}
+
+/* RFC 6585 §5, written on the socket lws is about to close. What the client
+ * already sent is read and dropped first (a bounded amount), so that the
+ * close is a FIN after which the client reads our answer, not a reset that
+ * may destroy it. */
+static void head_too_large(struct api_server *srv, int fd)
+{
+    static const char body[] =
+        "{\"error\":\"headers-too-large\",\"detail\":\"the request line and header fields exceed 8 KiB\"}";
+    struct sockaddr_storage peer;
+    socklen_t plen = sizeof(peer);
+    char remote[64] = "?";
+    if (!getpeername(fd, (struct sockaddr *)&peer, &plen)) {
+        const void *a = peer.ss_family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)&peer)->sin6_addr
+                                                   : (const void *)&((struct sockaddr_in *)&peer)->sin_addr;
+        inet_ntop(peer.ss_family, a, remote, sizeof(remote));
+    }
+    srv->responses_by_class[4]++;
+    api_log_refusal(srv, "api: request from %s refused: 431 headers-too-large", remote);
+    char sink[4096];
+    for (uint64_t dropped = 0; dropped < API_DRAIN_MAX;) {
+        ssize_t r = recv(fd, sink, sizeof(sink), MSG_DONTWAIT);
+        if (r <= 0) break;
+        dropped += (uint64_t)r;
+    }
+    char answer[512];
+    int n = snprintf(answer, sizeof(answer),
+                     "HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+                     "content-length: %zu\r\ncache-control: no-store\r\nconnection: close\r\n\r\n%s",
+                     sizeof(body) - 1, body);
+    ssize_t w = send(fd, answer, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    (void)w;                                      /* best effort: lws closes the connection next */
+}
+
+/* lws ran out of header space on some connection of this thread: the one
+ * that delivered the most head bytes (lws stores a little more than it
+ * reads for unknown fields, so it may have read less than its buffer). */
+static void head_overflow(void)
+{
+    int best = -1;
+    int64_t most = API_MAX_HEADERS / 2 - 1;
+    for (int i = 0; i < head_watch_n; i++) {
+        if (!head_watch_valid(&head_watch[i])) continue;
+        int64_t n = tcp_bytes_read(head_watch[i].fd);
+        if (n > most) {
+            most = n;
+            best = i;
+        }
+    }
+    if (best < 0) return;
+    struct head_watch h = head_watch[best];
+    head_watch_remove(h.fd);
+    head_too_large(h.srv, h.fd);
+}
+
 static void lws_log_bridge(int level, const char *line)
 {
+    /* a request target cut at API_MAX_URI: we refuse it with 414 (logged,
+     * rate-limited); lws's line per request would be an unlimited echo */
+    if (!strncmp(line, "header ", 7) && strstr(line, " exceeds limit ")) return;
+    if (!strncmp(line, "Ran out of header data space", 28) || !strncmp(line, "More hdr frags than we can", 26)) {
+        head_overflow();                          /* logged with the peer by head_too_large() */
+        return;
+    }
     size_t n = strlen(line);
     while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) n--;
     if (level & LLL_ERR) log_error("lws: %.*s", (int)n, line);
@@ -83,17 +225,71 @@ unsigned char *api_scratch(struct api_server *srv, size_t payload)
     return srv->scratch;
 }
 
-int api_check_bearer(const struct api_server *srv, const char *authorization)
+int api_check_bearer(const struct api_server *srv, const char *authorization, size_t len)
 {
     if (srv->open_access) return 1;
-    if (!authorization || strncasecmp(authorization, "Bearer ", 7)) return 0;
-    const char *t = authorization + 7;
-    while (*t == ' ') t++;
-    size_t a = strlen(t), b = strlen(srv->token);
+    if (!authorization || len < 7 || strncasecmp(authorization, "Bearer ", 7)) return 0;
+    const char *t = authorization + 7, *end = authorization + len;
+    while (t < end && *t == ' ') t++;
+    /* Every byte of the header counts: "token\0junk" is not the token, so the
+     * lengths are compared, never strlen() of what was sent. */
+    size_t a = (size_t)(end - t), b = strlen(srv->token);
     /* Constant time over the configured token's length. */
     unsigned char diff = (unsigned char)(a != b);
     for (size_t i = 0; i < b; i++) diff |= (unsigned char)((i < a ? t[i] : 0) ^ srv->token[i]);
     return diff == 0;
+}
+
+int api_request_authorized(const struct api_server *srv, struct lws *wsi)
+{
+    char authz[512];
+    int al = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+    if (al <= 0 || al >= (int)sizeof(authz)) return api_check_bearer(srv, NULL, 0);
+    int n = lws_hdr_copy(wsi, authz, sizeof(authz), WSI_TOKEN_HTTP_AUTHORIZATION);
+    if (n < 0) return api_check_bearer(srv, NULL, 0);
+    return api_check_bearer(srv, authz, (size_t)n);
+}
+
+void api_log_refusal(struct api_server *srv, const char *fmt, ...)
+{
+    /* A flood of bad requests must not flood the log: at most
+     * API_REFUSAL_LOG_PER_S lines a second; the next line that gets through
+     * says how many were left out. (A local limiter: base/log.h has none.) */
+    uint64_t now = uv_now(srv->loop);
+    if (now - srv->refusal_window_ms >= 1000) {
+        srv->refusal_window_ms = now;
+        srv->refusals_in_window = 0;
+    }
+    if (srv->refusals_in_window >= API_REFUSAL_LOG_PER_S) {
+        srv->refusals_unlogged++;
+        return;
+    }
+    srv->refusals_in_window++;
+    char line[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (srv->refusals_unlogged)
+        log_warn("%s (and %" PRIu64 " refusals not logged)", line, srv->refusals_unlogged);
+    else log_warn("%s", line);
+    srv->refusals_unlogged = 0;
+}
+
+bool api_target_too_long(struct lws *wsi)
+{
+    char *uri = NULL;
+    int ulen = 0;
+    if (lws_http_get_uri_and_method(wsi, &uri, &ulen) < 0 || !uri) return false;
+    /* lws keeps at most API_MAX_URI bytes of each part of the target (token
+     * limits): a longer one arrives cut at exactly that length. */
+    size_t target = (size_t)ulen;
+    for (int i = 0; i < 256; i++) {
+        int flen = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (flen <= 0) break;
+        target += (size_t)flen + 1;
+    }
+    return target >= API_MAX_URI;
 }
 
 static const char *method_name(int m)
@@ -246,6 +442,12 @@ const char *api_query(const struct api_request *req, const char *name)
     return NULL;
 }
 
+void api_log_refused(struct api_request *req, int status, const char *code)
+{
+    api_log_refusal(req->srv, "api: %s %.200s from %s refused: %d %s", req->method, req->path, req->remote, status,
+                    code);
+}
+
 void api_on_abort(struct api_request *req, api_abort_cb cb, void *arg)
 {
     req->abort_cb = cb;
@@ -376,7 +578,7 @@ fail:
 static const struct api_route_entry *match_route(struct api_server *srv, struct api_request *req, char *allow,
                                                  size_t allowcap)
 {
-    char buf[2048];
+    char buf[API_MAX_URI + 1];
     const char *seg[API_MAX_SEGMENTS];
     allow[0] = '\0';
     if (strlen(req->path) >= sizeof(buf)) return NULL;
@@ -423,8 +625,16 @@ static const struct api_route_entry *match_route(struct api_server *srv, struct 
 
 static int refuse(struct api_request *req, int status, const char *code, const char *detail)
 {
-    log_warn("api: %s %s from %s refused: %d %s", req->method, req->path, req->remote, status, code);
-    if (req->content_length) req->close_after = true;   /* the body will not be read */
+    api_log_refusal(req->srv, "api: %s %.200s from %s refused: %d %s", req->method, req->path, req->remote, status,
+                    code);
+    if (req->content_length) {
+        /* The body will not be read: close after the answer, but first drop
+         * what the client is still sending (see API_DRAIN_MAX). */
+        req->close_after = true;
+        if (req->session && req->declared_length)
+            req->session->drain_left =
+                req->declared_length < API_DRAIN_MAX ? req->declared_length : API_DRAIN_MAX;
+    }
     return api_reply_error(req, status, code, "%s", detail);
 }
 
@@ -467,7 +677,10 @@ static int on_http(struct api_server *srv, struct lws *wsi, struct api_session *
 {
     if (!ss || srv->closing) return -1;
     if (ss->req) {
-        log_warn("api: request while the previous one on the connection is unanswered; closing");
+        char remote[64];
+        api_peer(wsi, remote, sizeof(remote));
+        api_log_refusal(srv, "api: request from %s while the previous one on the connection is unanswered; closing",
+                        remote);
         return -1;
     }
     struct api_request *req = request_new(srv, wsi, ss);
@@ -492,6 +705,13 @@ static int on_http(struct api_server *srv, struct lws *wsi, struct api_session *
     }
     req->path = path.s;
 
+    if (api_target_too_long(wsi)) {
+        /* RFC 9110 §15.5.15: say why, then close (the rest of the target
+         * was skipped, and what follows on the wire is not worth parsing) */
+        req->close_after = true;
+        return refuse(req, 414, "uri-too-long", "the request target is 4 KiB or longer");
+    }
+
     char clen[32] = "";
     if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
         lws_hdr_copy(wsi, clen, sizeof(clen), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0) {
@@ -501,6 +721,7 @@ static int on_http(struct api_server *srv, struct lws *wsi, struct api_session *
             return refuse(req, 400, "bad-request", "Content-Length is not a number");
         }
         req->content_length = cl > (uint64_t)API_MAX_BODY + 1 ? (size_t)API_MAX_BODY + 1 : (size_t)cl;
+        req->declared_length = cl;
     }
 
     char allow[64];
@@ -511,10 +732,7 @@ static int on_http(struct api_server *srv, struct lws *wsi, struct api_session *
         req->handler_user = route->user;
     }
     if (!(route && route->public_route)) {
-        char authz[512] = "";
-        int al = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
-        if (al > 0 && al < (int)sizeof(authz)) lws_hdr_copy(wsi, authz, sizeof(authz), WSI_TOKEN_HTTP_AUTHORIZATION);
-        if (!api_check_bearer(srv, authz)) {
+        if (!api_request_authorized(srv, wsi)) {
             req->allow = "Bearer";   /* sent as WWW-Authenticate */
             return refuse(req, 401, "unauthorized", "a valid 'Authorization: Bearer <token>' header is required");
         }
@@ -541,8 +759,18 @@ static int on_http(struct api_server *srv, struct lws *wsi, struct api_session *
     return 0;
 }
 
+/* A refused request's body is read and dropped; once the answer is out and
+ * enough was dropped, the connection closes. */
+static int drain(struct api_session *ss, size_t len, bool complete)
+{
+    if (complete || len >= ss->drain_left) ss->drain_left = 0;
+    else ss->drain_left -= len;
+    return ss->drain_left == 0 && ss->drain_answered ? -1 : 0;
+}
+
 static int on_body(struct api_session *ss, const void *in, size_t len)
 {
+    if (ss && (ss->drain_left || ss->drain_answered)) return drain(ss, len, false);
     struct api_request *req = ss ? ss->req : NULL;
     if (!req || req->state != API_REQ_BODY || !req->body_buf) return 0;   /* refused: discard */
     if (len > req->content_length - req->body_len) len = req->content_length - req->body_len;
@@ -553,6 +781,7 @@ static int on_body(struct api_session *ss, const void *in, size_t len)
 
 static int on_body_done(struct api_session *ss)
 {
+    if (ss && (ss->drain_left || ss->drain_answered)) return drain(ss, 0, true);
     struct api_request *req = ss ? ss->req : NULL;
     if (!req || req->state != API_REQ_BODY || !req->body_buf) return 0;
     size_t n = req->body_len;
@@ -563,7 +792,8 @@ static int on_body_done(struct api_session *ss)
         json_error_t jerr;
         req->json = json_loadb(req->body_buf, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
         if (!req->json) {
-            log_warn("api: %s %s from %s: body is not JSON (%s)", req->method, req->path, req->remote, jerr.text);
+            api_log_refusal(req->srv, "api: %s %.200s from %s: body is not JSON (%s)", req->method, req->path,
+                            req->remote, jerr.text);
             return api_reply_error(req, 400, "bad-json", "body is not JSON: %s (line %d, column %d)", jerr.text,
                                    jerr.line, jerr.column) ? -1 : 0;
         }
@@ -617,6 +847,12 @@ static int on_http_writeable(struct api_server *srv, struct lws *wsi, struct api
     }
     bool close_after = req->close_after;
     request_free(req);
+    if (close_after && ss->drain_left) {
+        /* the rest of the body is still coming: drop it, then close */
+        ss->drain_answered = true;
+        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, API_DRAIN_TIMEOUT_S);
+        return 0;
+    }
     if (close_after) return -1;
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
@@ -641,6 +877,7 @@ static int dispatch_callback(struct api_server *srv, struct lws *wsi, enum lws_c
 {
     switch (reason) {
     case LWS_CALLBACK_HTTP:
+        head_watch_remove(lws_get_socket_fd(wsi));
         return on_http(srv, wsi, ss);
     case LWS_CALLBACK_HTTP_BODY:
         return on_body(ss, in, len);
@@ -648,10 +885,15 @@ static int dispatch_callback(struct api_server *srv, struct lws *wsi, enum lws_c
         return on_body_done(ss);
     case LWS_CALLBACK_HTTP_WRITEABLE:
         return on_http_writeable(srv, wsi, ss);
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+        head_watch_add(srv, (int)(lws_intptr_t)in);   /* a new connection: its first head is coming */
+        return 0;
     case LWS_CALLBACK_CLOSED_HTTP:
+        head_watch_remove(lws_get_socket_fd(wsi));
         detach_request(ss);
         return 0;
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        head_watch_remove(lws_get_socket_fd(wsi));
         return api_ws_filter(srv, wsi, ss);
     case LWS_CALLBACK_ESTABLISHED:
         return api_ws_established(srv, wsi, ss);
@@ -663,6 +905,7 @@ static int dispatch_callback(struct api_server *srv, struct lws *wsi, enum lws_c
         api_ws_closed(srv, ss);
         return 0;
     case LWS_CALLBACK_WSI_DESTROY:
+        head_watch_remove(lws_get_socket_fd(wsi));
         /* Last word on a connection: whatever CLOSED* did not release. */
         detach_request(ss);
         api_ws_closed(srv, ss);
@@ -727,6 +970,30 @@ static int parse_listen(const char *listen, char *host, size_t hostcap, int *por
     if (str_to_u64(str_from_cstr(colon + 1), 65535, &p)) return -1;
     *port = (int)p;
     return 0;
+}
+
+/* Which family host is (0 for "", "*": every interface), and whether it is a
+ * loopback address. Host names are refused: a name may resolve to several
+ * addresses and lws would bind an interface of that name instead. */
+static int listen_address(const char *host, int *family, bool *loopback)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    *family = 0;
+    *loopback = false;
+    if (!host[0] || !strcmp(host, "*")) return 0;
+    if (inet_pton(AF_INET, host, &a4) == 1) {
+        *family = AF_INET;
+        *loopback = (ntohl(a4.s_addr) >> 24) == 127;
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, &a6) == 1) {
+        *family = AF_INET6;
+        *loopback = IN6_IS_ADDR_LOOPBACK(&a6) ||
+                    (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+        return 0;
+    }
+    return -1;
 }
 
 static void free_memory(struct api_server *srv)
@@ -814,6 +1081,7 @@ void api_server_free(struct api_server *srv)
         }
         request_free(req);
     }
+    head_watch_forget(srv);
     log_info("api: stopping (%s)", srv->listen);
     start_teardown(srv);
 }
@@ -878,6 +1146,14 @@ struct api_server *api_server_new(uv_loop_t *loop, const char *listen, const cha
         log_error("api: bad listen address '%s' (want host:port)", listen ? listen : "");
         return NULL;
     }
+    int family = 0;
+    bool loopback = false;
+    if (listen_address(host, &family, &loopback)) {
+        log_error("api: bad listen address '%s' (want an IP address and port: 127.0.0.1:8080, [::1]:8080, "
+                  "0.0.0.0:8080)",
+                  listen);
+        return NULL;
+    }
     struct api_server *srv = calloc(1, sizeof(*srv));
     if (!srv) return NULL;
     srv->loop = loop;
@@ -890,6 +1166,13 @@ struct api_server *api_server_new(uv_loop_t *loop, const char *listen, const cha
     }
     snprintf(srv->token, sizeof(srv->token), "%s", token ? token : "");
     srv->open_access = srv->token[0] == '\0';
+    if (srv->open_access && !loopback) {
+        log_error("api: listen = %s without a token would let anyone who can reach it use the API: set [api] "
+                  "token, or listen on a loopback address (127.0.0.1 or [::1])",
+                  listen);
+        free(srv);
+        return NULL;
+    }
 
     api_lws_logging();
     srv->protocols[0] = (struct lws_protocols){
@@ -907,7 +1190,15 @@ struct api_server *api_server_new(uv_loop_t *loop, const char *listen, const cha
     ci.port = CONTEXT_PORT_NO_LISTEN;
     ci.user = srv;
     ci.pcontext = &srv->ctx;
-    ci.max_http_header_data = 8192;
+    ci.max_http_header_data = API_MAX_HEADERS;
+    /* A request target longer than API_MAX_URI is cut there (and refused with
+     * 414) rather than filling the header buffer. */
+    static const int uri_tokens[] = {WSI_TOKEN_GET_URI,   WSI_TOKEN_POST_URI,   WSI_TOKEN_OPTIONS_URI,
+                                     WSI_TOKEN_PUT_URI,   WSI_TOKEN_PATCH_URI,  WSI_TOKEN_DELETE_URI,
+                                     WSI_TOKEN_HEAD_URI,  WSI_TOKEN_CONNECT,    WSI_TOKEN_HTTP_URI_ARGS};
+    for (size_t i = 0; i < sizeof(uri_tokens) / sizeof(uri_tokens[0]); i++)
+        srv->token_limits.token_limit[uri_tokens[i]] = API_MAX_URI;
+    ci.token_limits = &srv->token_limits;
     ci.keepalive_timeout = 30;
     ci.timeout_secs = 20;
     srv->ctx = lws_create_context(&ci);
@@ -921,6 +1212,11 @@ struct api_server *api_server_new(uv_loop_t *loop, const char *listen, const cha
     memset(&vi, 0, sizeof(vi));
     vi.options = LWS_SERVER_OPTION_LIBUV;
     vi.port = port;
+    /* Bind exactly the configured address. lws binds an AF_INET6 socket
+     * unless told otherwise and, given an IPv4 iface there, ignores it and
+     * binds [::] (every interface, both families): an IPv4 address needs
+     * DISABLE_IPV6. "::" (or "*", "") is every interface of both families. */
+    if (family == AF_INET) vi.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
     bool any = !host[0] || !strcmp(host, "0.0.0.0") || !strcmp(host, "*") || !strcmp(host, "::");
     vi.iface = any ? NULL : host;
     vi.protocols = srv->protocols;

@@ -39,6 +39,8 @@ struct api_server;
 struct api_request;
 
 #define API_MAX_BODY (1024 * 1024)   /* request bodies above this get 413 */
+#define API_MAX_URI 4096             /* request targets (path and query) this long get 414 */
+#define API_MAX_HEADERS 8192         /* a request head (line and fields) above this gets 431 */
 #define API_MAX_PARAMS 8             /* {captures} per route */
 #define API_MAX_SEGMENTS 16          /* path segments per route */
 
@@ -82,6 +84,10 @@ const char *api_remote(const struct api_request *req);    /* peer address for lo
 struct api_server *api_request_server(const struct api_request *req);
 
 void api_on_abort(struct api_request *req, api_abort_cb cb, void *arg);
+
+/* Logs that a handler refuses the request (method, path, sender, status,
+ * code), rate-limited per server: call before answering a client's error. */
+void api_log_refused(struct api_request *req, int status, const char *code);
 
 /* Answers. Each returns 0, or -1 when the request was already answered (a
  * bug, logged) — the body is released either way. After an answer the request

@@ -52,6 +52,7 @@ struct api_request {
     void *handler_user;
     char *body_buf;                       /* raw body while reading */
     size_t body_len, content_length;
+    uint64_t declared_length;             /* Content-Length as sent (content_length is capped) */
     json_t *json;
 
     api_abort_cb abort_cb;
@@ -81,6 +82,8 @@ struct api_session {
     uint64_t ws_since;                    /* from ?since= at upgrade time */
     bool ws_has_since;
     bool ws_accepted;                     /* passed the upgrade filter */
+    uint64_t drain_left;                  /* body bytes of a refused request still to drop */
+    bool drain_answered;                  /* ... and its answer is out: close when drained */
 };
 
 struct api_stats_entry {
@@ -137,6 +140,10 @@ struct api_server {
     uint64_t requests_total;
     uint64_t responses_by_class[6];       /* index status/100 */
     uint64_t ws_dropped_slow;
+    struct lws_token_limits token_limits; /* lws keeps a pointer: lives as long as the context */
+    uint64_t refusal_window_ms;           /* api_log_refusal's current one-second window */
+    int refusals_in_window;
+    uint64_t refusals_unlogged;
     struct api_wh_metric wh_metric[4];
 
     uv_timer_t sweep;                     /* liveness of peers with pending requests */
@@ -152,7 +159,14 @@ void api_lws_logging(void);   /* routes lws's own log lines into ours (also used
 void api_wake(struct api_server *srv);
 void api_peer(struct lws *wsi, char *buf, size_t cap);  /* peer address for logs */
 unsigned char *api_scratch(struct api_server *srv, size_t payload);   /* NULL on OOM; payload at +LWS_PRE */
-int api_check_bearer(const struct api_server *srv, const char *authorization);
+/* authorization: the header's bytes (len of them, NULs included); 1 when it
+ * carries the configured token (or no token is configured), else 0. */
+int api_check_bearer(const struct api_server *srv, const char *authorization, size_t len);
+int api_request_authorized(const struct api_server *srv, struct lws *wsi);   /* api_check_bearer on wsi's header */
+/* The request target (path and query) is API_MAX_URI bytes or longer: 414. */
+bool api_target_too_long(struct lws *wsi);
+/* log_warn for a refused request (say who sent it), rate-limited per server. */
+void api_log_refusal(struct api_server *srv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void api_register_builtin_routes(struct api_server *srv);
 
 /* stream.c */

@@ -194,8 +194,9 @@ static int send_all(int fd, const char *p, size_t n, uint64_t deadline, int canc
             if (wait_fd(fd, POLLOUT, deadline, cancel_fd, err, errcap) != 1) return -1;
             continue;
         }
-        seterr(err, errcap, "send: %s", strerror(errno));
-        return -1;
+        int e = errno;
+        seterr(err, errcap, "send: %s", strerror(e));
+        return e == EPIPE || e == ECONNRESET ? -2 : -1;   /* -2: the peer closed */
     }
     return 0;
 }
@@ -355,11 +356,21 @@ int api_httpc_request(const struct api_url *url, const char *method, const char 
     sbuf_append_cstr(&req, "\r\n");
     if (body) sbuf_append(&req, body, body_len);
     int rc = -1;
+    bool send_failed = false;
+    char send_err[256] = "";
     if (req.failed) {
         seterr(err, errcap, "out of memory");
         goto out;
     }
-    if (send_all(fd, req.data, req.len, deadline, cancel_fd, err, errcap)) goto out;
+    int sent = send_all(fd, req.data, req.len, deadline, cancel_fd, err, errcap);
+    if (sent) {
+        /* A server may answer (413, 401) and close before reading the whole
+         * request (RFC 9112 §9.6): its answer can still be waiting in our
+         * receive queue. Read it if it is there; else report the send error. */
+        if (sent != -2) goto out;
+        send_failed = true;
+        snprintf(send_err, sizeof(send_err), "%s", err ? err : "send failed");
+    }
 
     struct head h;
     size_t head_len = 0;
@@ -438,6 +449,7 @@ int api_httpc_request(const struct api_url *url, const char *method, const char 
     }
     rc = 0;
 out:
+    if (rc && send_failed) seterr(err, errcap, "%s", send_err);
     close(fd);
     sbuf_free(&req);
     sbuf_free(&in);

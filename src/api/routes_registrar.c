@@ -199,19 +199,6 @@ static void users_list(struct api_request *req, void *user)
     api_reply_json(req, 200, json_pack("{s:o}", "users", arr));
 }
 
-static bool name_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > USERS_MAX_NAME) return false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        /* SIP user parts carry no spaces, controls, or the URI delimiters */
-        if (c <= 0x20 || c == 0x7f || c == ':' || c == '@' || c == ';' || c == '<' || c == '>' || c == '"')
-            return false;
-    }
-    return true;
-}
-
 static void user_added(void *arg, int status)
 {
     struct api_wait *aw = arg;
@@ -231,8 +218,11 @@ static void users_create(struct api_request *req, void *user)
     json_t *body = api_body(req);
     const char *name = body ? json_string_value(json_object_get(body, "name")) : NULL;
     const char *password = body ? json_string_value(json_object_get(body, "password")) : NULL;
-    if (!name || !name_ok(name)) {
-        api_reply_error(req, 400, "bad-name", "\"name\" must be 1..%d characters without spaces, ':', '@' or ';'",
+    if (!name || !users_name_ok(name)) {
+        api_log_refused(req, 400, "bad-name");
+        api_reply_error(req, 400, "bad-name",
+                        "\"name\" must be 1..%d of the characters A-Z a-z 0-9 - _ . ! ~ * ' ( ) & = + $ , "
+                        "and not \".\" or \"..\"",
                         USERS_MAX_NAME);
         return;
     }

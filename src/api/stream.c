@@ -71,30 +71,32 @@ static int refuse_upgrade(struct api_server *srv, struct lws *wsi, int status, c
 
 int api_ws_filter(struct api_server *srv, struct lws *wsi, struct api_session *ss)
 {
-    char remote[64] = "?", uri[256] = "", authz[512] = "";
+    char remote[64] = "?", uri[256] = "";
     api_peer(wsi, remote, sizeof(remote));
     if (!ss || srv->closing || !srv->bus) return 1;
+    if (api_target_too_long(wsi)) {
+        api_log_refusal(srv, "api: websocket upgrade from %s refused: 414 uri-too-long", remote);
+        return refuse_upgrade(srv, wsi, 414, "uri-too-long", "the request target is 4 KiB or longer");
+    }
     int ul = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI);
     if (ul <= 0 || ul >= (int)sizeof(uri) || lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0) {
-        log_warn("api: websocket upgrade from %s refused: not a GET", remote);
+        api_log_refusal(srv, "api: websocket upgrade from %s refused: not a GET or target too long", remote);
         return 1;
     }
     size_t n = strlen(uri);
     if (n > 1 && uri[n - 1] == '/') uri[--n] = '\0';
     if (strcmp(uri, STREAM_PATH)) {
-        log_warn("api: websocket upgrade for %s from %s refused: no such stream", uri, remote);
+        api_log_refusal(srv, "api: websocket upgrade for %s from %s refused: no such stream", uri, remote);
         return refuse_upgrade(srv, wsi, 404, "not-found", "no such stream");
     }
-    int al = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
-    if (al > 0 && al < (int)sizeof(authz)) lws_hdr_copy(wsi, authz, sizeof(authz), WSI_TOKEN_HTTP_AUTHORIZATION);
-    if (!api_check_bearer(srv, authz)) {
-        log_warn("api: websocket upgrade for %s from %s refused: unauthorized", uri, remote);
+    if (!api_request_authorized(srv, wsi)) {
+        api_log_refusal(srv, "api: websocket upgrade for %s from %s refused: unauthorized", uri, remote);
         return refuse_upgrade(srv, wsi, 401, "unauthorized",
                               "a valid 'Authorization: Bearer <token>' header is required");
     }
     int r = since_from_args(wsi, &ss->ws_since);
     if (r < 0) {
-        log_warn("api: websocket upgrade for %s from %s refused: bad since", uri, remote);
+        api_log_refusal(srv, "api: websocket upgrade for %s from %s refused: bad since", uri, remote);
         return refuse_upgrade(srv, wsi, 400, "bad-request", "since must be a sequence number");
     }
     ss->ws_has_since = r == 1;

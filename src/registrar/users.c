@@ -70,6 +70,18 @@ static bool text_ok(const char *s, size_t max, bool allow_empty)
     return true;
 }
 
+bool users_name_ok(const char *name)
+{
+    size_t n = name ? strnlen(name, USERS_MAX_NAME + 1) : 0;
+    if (n == 0 || n > USERS_MAX_NAME || !strcmp(name, ".") || !strcmp(name, "..")) return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) continue;
+        if (!strchr("-_.!~*'()&=+$,", c)) return false;
+    }
+    return true;
+}
+
 /* Copies "" / NULL or exactly `digits` hex digits, lower-cased, into out. */
 static bool ha1_ok(const char *in, size_t digits, char *out)
 {
@@ -174,8 +186,8 @@ static void persist(struct users *u, struct store_op *op, const char *what, cons
 int users_add(struct users *u, const char *name, const char *realm, const char *ha1_md5,
               const char *ha1_sha256, store_done_cb cb, void *arg)
 {
-    int err = 0;
-    struct user_node *n = put(u, name, realm, ha1_md5, ha1_sha256, clock_wall_ms(), &err);
+    int err = users_name_ok(name) ? 0 : -EINVAL;
+    struct user_node *n = err ? NULL : put(u, name, realm, ha1_md5, ha1_sha256, clock_wall_ms(), &err);
     if (!n) {
         if (err == -EINVAL)
             log_warn("users: refused user \"%.64s\": bad name, realm or HA1", name && text_ok(name, 64, false) ? name : "?");

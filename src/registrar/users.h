@@ -11,6 +11,7 @@
 #ifndef CASCADE_REGISTRAR_USERS_H
 #define CASCADE_REGISTRAR_USERS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,9 +41,16 @@ void users_free(struct users *u);
  * Rows that fail the checks of users_add are skipped with a warning. */
 int users_load(struct users *u, struct store *st);
 
+/* A name users_add accepts: 1..USERS_MAX_NAME characters of the SIP user
+ * part (RFC 3261 §25.1: alphanum, mark "-_.!~*'()" and user-unreserved
+ * "&=+$,") without ';', '?' and '/' (the API addresses users by path segment:
+ * "a/b" could never be deleted), and not "." or ".." (a path collapses them). */
+bool users_name_ok(const char *name);
+
 /* Adds or replaces a user. ha1_md5 is "" / NULL or 32 hex digits, ha1_sha256
  * "" / NULL or 64 hex digits (stored lower-case); at least one must be set.
- * The name is 1..USERS_MAX_NAME bytes without control characters.
+ * The name must pass users_name_ok() (stored rows loaded by users_load only
+ * need 1..USERS_MAX_NAME bytes without control characters).
  * Returns 0, -EINVAL (refused, logged) or -ENOMEM; on 0, cb (may be NULL) is
  * called once with the store's status when the write is committed — right
  * away, before users_add returns, when there is no store. A replace keeps

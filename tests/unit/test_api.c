@@ -10,10 +10,13 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -286,6 +289,48 @@ static size_t raw_read(struct fixture *f, int fd, char *buf, size_t cap, const c
     return len;
 }
 
+/* Sends all of data while running the loop (the server is on this thread, so
+ * a blocking send could wait forever). Returns 0, or the errno that stopped
+ * it (EPIPE, ECONNRESET: the server closed). */
+static int raw_send_all(struct fixture *f, int fd, const char *data, size_t len, int timeout_ms)
+{
+    uint64_t deadline = clock_monotonic_ms() + (uint64_t)timeout_ms;
+    while (len && clock_monotonic_ms() < deadline) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        if (poll(&p, 1, 5) <= 0) continue;
+        ssize_t w = send(fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) continue;
+        if (w < 0) return errno;
+        data += w;
+        len -= (size_t)w;
+    }
+    return len ? ETIMEDOUT : 0;
+}
+
+/* Reads until the server closes, running the loop: 0 on a clean close (EOF),
+ * else the errno (ECONNRESET) or ETIMEDOUT. What was read is appended to buf. */
+static int raw_read_to_close(struct fixture *f, int fd, char *buf, size_t cap, int timeout_ms)
+{
+    size_t len = strlen(buf);
+    uint64_t deadline = clock_monotonic_ms() + (uint64_t)timeout_ms;
+    while (clock_monotonic_ms() < deadline) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 5) <= 0) continue;
+        char sink[4096];
+        ssize_t r = recv(fd, sink, sizeof(sink), 0);
+        if (r == 0) return 0;
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return errno;
+        size_t n = (size_t)r < cap - 1 - len ? (size_t)r : cap - 1 - len;
+        memcpy(buf + len, sink, n);
+        len += n;
+        buf[len] = '\0';
+    }
+    return ETIMEDOUT;
+}
+
 /* ---- HTTP tests ----------------------------------------------------------- */
 
 static void test_auth(void **state)
@@ -453,17 +498,32 @@ static void test_bad_json(void **state)
 static void test_body_too_large(void **state)
 {
     struct fixture *f = *state;
+    /* The 413 comes as soon as the head is read, while the body is still on
+     * its way; the server then reads and drops the body (up to 2 MiB) and
+     * only then closes: the client can write all of it, and the close is a
+     * clean EOF, not a reset (which could destroy the 413 before it is read). */
+    enum { DECLARED = 1500000 };
     int fd = raw_connect(f->port);
     const char *req = "POST /api/v1/test/x/items/y HTTP/1.1\r\nHost: t\r\n" AUTH
-                      "Content-Type: application/json\r\nContent-Length: 2000000\r\n\r\n{\"a\":";
+                      "Content-Type: application/json\r\nContent-Length: 1500000\r\n\r\n{\"a\":";
     assert_int_equal(send(fd, req, strlen(req), 0), (ssize_t)strlen(req));
     char buf[4096];
-    raw_read(f, fd, buf, sizeof(buf), "\"detail\"", 3000);
+    raw_read(f, fd, buf, sizeof(buf), "\"detail\"", 5000);
     assert_non_null(strstr(buf, "HTTP/1.1 413"));
     assert_non_null(strstr(buf, "\"error\":\"too-large\""));
+    assert_non_null(strstr(buf, "connection: close"));
+    size_t rest = DECLARED - 5;
+    char *body = malloc(rest);
+    memset(body, ' ', rest);
+    assert_int_equal(raw_send_all(f, fd, body, rest, 20000), 0);   /* no EPIPE: the server still reads */
+    buf[0] = '\0';
+    assert_int_equal(raw_read_to_close(f, fd, buf, sizeof(buf), 20000), 0);   /* EOF, not a reset */
+    assert_string_equal(buf, "");                                              /* and nothing more */
     close(fd);
+    free(body);
 
-    /* and a body of exactly the declared size, just above the cap, from a real client */
+    /* a body of exactly the declared size, just above the cap, from a real
+     * client: it writes everything, then reads the 413 */
     char *big = malloc(API_MAX_BODY + 16);
     memset(big, ' ', API_MAX_BODY + 15);
     big[0] = '[';
@@ -471,12 +531,36 @@ static void test_body_too_large(void **state)
     big[API_MAX_BODY + 15] = '\0';
     struct call c;
     memset(&c, 0, sizeof(c));
-    int status = http(f, &c, "POST", "/api/v1/test/x/items/y", AUTH, big);
-    /* the server may close while the client is still sending: then the
-     * client sees a reset instead of the 413 */
-    assert_true(status == 413);
+    assert_int_equal(http(f, &c, "POST", "/api/v1/test/x/items/y", AUTH, big), 413);
+    assert_string_equal(jstr(c.json, "error"), "too-large");
     call_free(&c);
     free(big);
+
+    /* beyond what the server drops (2 MiB), it closes while the client still
+     * writes: the client sees the 413, or the connection reset (EPIPE or
+     * ECONNRESET: the reset can destroy the 413 before it is read) */
+    size_t huge = 3 * API_MAX_BODY;
+    big = malloc(huge + 1);
+    memset(big, ' ', huge);
+    big[huge] = '\0';
+    memset(&c, 0, sizeof(c));
+    c.url = &f->url;
+    c.method = "POST";
+    c.target = "/api/v1/test/x/items/y";
+    c.headers = AUTH;
+    c.body = big;
+    pthread_t th;
+    pthread_create(&th, NULL, call_main, &c);
+    run_until(f, &c.done, 20000);
+    pthread_join(th, NULL);
+    if (c.rc == 0) assert_int_equal(c.resp.status, 413);
+    else assert_true(strstr(c.err, "Broken pipe") || strstr(c.err, "reset"));
+    api_httpc_response_free(&c.resp);
+    free(big);
+
+    /* the server is fine afterwards */
+    assert_int_equal(http(f, &c, "GET", "/api/v1/things/1", AUTH, NULL), 200);
+    call_free(&c);
 }
 
 static void test_async_reply_from_timer(void **state)
@@ -549,6 +633,273 @@ static void test_port_in_use(void **state)
     struct call c;
     assert_int_equal(http(f, &c, "GET", "/api/v1/stats", AUTH, NULL), 200);   /* the first one is fine */
     call_free(&c);
+}
+
+/* Connects to addr:port (IPv4 or IPv6 literal); 0 when something accepted,
+ * else the errno (ECONNREFUSED: nothing listens there; EADDRNOTAVAIL,
+ * ENETUNREACH: no such local address on this machine). */
+static int try_connect(const char *addr, int port)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    socklen_t len;
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, addr, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        len = sizeof(*a4);
+    } else {
+        assert_int_equal(inet_pton(AF_INET6, addr, &a6->sin6_addr), 1);
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        len = sizeof(*a6);
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM, 0);
+    if (fd < 0) return errno;
+    int rc = connect(fd, (struct sockaddr *)&ss, len) ? errno : 0;
+    close(fd);
+    return rc;
+}
+
+static bool have_ipv6_loopback(void)
+{
+    int fd = socket(AF_INET6, SOCK_STREAM, 0);
+    if (fd < 0) return false;
+    struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    bool ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    close(fd);
+    return ok;
+}
+
+static void test_listens_only_where_configured(void **state)
+{
+    struct fixture *f = *state;
+    /* listen = 127.0.0.1:P: answers there, and nowhere else (not on another
+     * loopback address, not on [::1], so not on [::] either) */
+    assert_int_equal(try_connect("127.0.0.1", f->port), 0);
+    assert_int_not_equal(try_connect("127.0.0.2", f->port), 0);
+    if (have_ipv6_loopback()) assert_int_equal(try_connect("::1", f->port), ECONNREFUSED);
+
+    /* listen = [::1]:P: only there */
+    if (have_ipv6_loopback()) {
+        struct api_server *v6 = api_server_new(&f->loop, "[::1]:0", TOKEN, NULL);
+        assert_non_null(v6);
+        int p = api_server_port(v6);
+        assert_int_equal(try_connect("::1", p), 0);
+        assert_int_equal(try_connect("127.0.0.1", p), ECONNREFUSED);
+        run_for(f, 30);
+        api_server_free(v6);
+        run_for(f, 30);   /* lws releases its handles before the next server reuses fd numbers */
+    }
+    /* listen = 127.0.0.2:P (another loopback address) */
+    struct api_server *two = api_server_new(&f->loop, "127.0.0.2:0", TOKEN, NULL);
+    assert_non_null(two);
+    assert_int_equal(try_connect("127.0.0.2", api_server_port(two)), 0);
+    assert_int_equal(try_connect("127.0.0.1", api_server_port(two)), ECONNREFUSED);
+    api_server_free(two);
+    run_for(f, 30);
+    /* host names are refused: a name is not an address to bind */
+    assert_null(api_server_new(&f->loop, "localhost:0", TOKEN, NULL));
+    run_for(f, 30);
+}
+
+static void test_no_token_only_on_loopback(void **state)
+{
+    struct fixture *f = *state;
+    /* without a token the API is open: refused anywhere but loopback */
+    assert_null(api_server_new(&f->loop, "0.0.0.0:0", "", NULL));
+    assert_null(api_server_new(&f->loop, "[::]:0", "", NULL));
+    assert_null(api_server_new(&f->loop, "*:0", NULL, NULL));
+    assert_null(api_server_new(&f->loop, ":0", "", NULL));
+    assert_null(api_server_new(&f->loop, "192.0.2.1:0", "", NULL));
+    /* with one, every interface is allowed */
+    struct api_server *any = api_server_new(&f->loop, "0.0.0.0:0", TOKEN, NULL);
+    assert_non_null(any);
+    api_server_free(any);
+    run_for(f, 30);
+    /* loopback addresses are fine without */
+    struct api_server *lo = api_server_new(&f->loop, "127.0.0.2:0", "", NULL);
+    assert_non_null(lo);
+    api_server_free(lo);
+    run_for(f, 30);
+    if (have_ipv6_loopback()) {
+        lo = api_server_new(&f->loop, "[::1]:0", "", NULL);
+        assert_non_null(lo);
+        api_server_free(lo);
+        run_for(f, 30);
+    }
+    run_for(f, 30);
+}
+
+/* One raw request; returns what came back (up to the JSON body's end). */
+static void raw_request(struct fixture *f, const char *req, size_t len, char *buf, size_t cap)
+{
+    int fd = raw_connect(f->port);
+    assert_int_equal(raw_send_all(f, fd, req, len, 5000), 0);
+    raw_read(f, fd, buf, cap, "\"}", 5000);
+    close(fd);
+}
+
+static void test_bearer_exact_bytes(void **state)
+{
+    struct fixture *f = *state;
+    char buf[2048];
+    /* the token followed by a NUL and junk is not the token */
+    static const char nul[] = "GET /api/v1/stats HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer " TOKEN
+                              "\0junk\r\n\r\n";
+    raw_request(f, nul, sizeof(nul) - 1, buf, sizeof(buf));
+    assert_non_null(strstr(buf, "HTTP/1.1 401"));
+    static const char tail[] = "GET /api/v1/stats HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer " TOKEN
+                               "junk\r\n\r\n";
+    raw_request(f, tail, sizeof(tail) - 1, buf, sizeof(buf));
+    assert_non_null(strstr(buf, "HTTP/1.1 401"));
+    static const char good[] = "GET /api/v1/stats HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer " TOKEN "\r\n\r\n";
+    raw_request(f, good, sizeof(good) - 1, buf, sizeof(buf));
+    assert_non_null(strstr(buf, "HTTP/1.1 200"));
+    /* the same for the event stream's upgrade */
+    static const char up[] = "GET /api/v1/events HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                             "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                             "Authorization: Bearer " TOKEN "\0junk\r\n\r\n";
+    raw_request(f, up, sizeof(up) - 1, buf, sizeof(buf));
+    assert_non_null(strstr(buf, " 401 "));
+}
+
+/* A request whose head is too large: the answer, then a clean close. */
+static void expect_refused_head(struct fixture *f, const char *req, const char *status, const char *code)
+{
+    int fd = raw_connect(f->port);
+    assert_int_equal(raw_send_all(f, fd, req, strlen(req), 5000), 0);
+    char buf[4096] = "";
+    assert_int_equal(raw_read_to_close(f, fd, buf, sizeof(buf), 10000), 0);
+    close(fd);
+    if (!strstr(buf, status)) fail_msg("wanted %s, got: %.300s", status, buf);
+    char *body = strstr(buf, "\r\n\r\n");
+    assert_non_null(body);
+    json_error_t je;
+    json_t *j = json_loads(body + 4, 0, &je);
+    assert_non_null(j);
+    assert_string_equal(jstr(j, "error"), code);
+    assert_non_null(jstr(j, "detail"));
+    json_decref(j);
+}
+
+static void test_head_too_large(void **state)
+{
+    struct fixture *f = *state;
+    size_t cap = 64 * 1024;
+    char *req = malloc(cap), *pad = malloc(cap);
+    /* a 20 KB path: 414 */
+    memset(pad, 'a', 20000);
+    pad[20000] = '\0';
+    snprintf(req, cap, "GET /api/v1/things/%s HTTP/1.1\r\nHost: t\r\n" AUTH "\r\n", pad);
+    expect_refused_head(f, req, " 414 ", "uri-too-long");   /* HTTP/1.0: lws skipped the version with the target */
+    /* ... or a 20 KB query */
+    snprintf(req, cap, "GET /api/v1/things/1?q=%s HTTP/1.1\r\nHost: t\r\n" AUTH "\r\n", pad);
+    expect_refused_head(f, req, " 414 ", "uri-too-long");   /* HTTP/1.0: lws skipped the version with the target */
+    /* 9 KB of header fields: 431, a field lws does not know ... */
+    memset(pad, 'b', 9000);
+    pad[9000] = '\0';
+    snprintf(req, cap, "GET /api/v1/things/1 HTTP/1.1\r\nHost: t\r\nX-Pad: %s\r\n" AUTH "\r\n", pad);
+    expect_refused_head(f, req, "HTTP/1.1 431 ", "headers-too-large");
+    /* ... one it knows, and many small ones */
+    snprintf(req, cap, "GET /api/v1/things/1 HTTP/1.1\r\nHost: t\r\nCookie: %s\r\n" AUTH "\r\n", pad);
+    expect_refused_head(f, req, "HTTP/1.1 431 ", "headers-too-large");
+    size_t n = (size_t)snprintf(req, cap, "GET /api/v1/things/1 HTTP/1.1\r\nHost: t\r\n");
+    for (int i = 0; i < 300; i++) n += (size_t)snprintf(req + n, cap - n, "X-H%d: 0123456789012345678901234\r\n", i);
+    snprintf(req + n, cap - n, AUTH "\r\n");
+    expect_refused_head(f, req, "HTTP/1.1 431 ", "headers-too-large");
+    /* a head within the limits is served, on a fresh connection as ever */
+    memset(pad, 'c', 3000);
+    pad[3000] = '\0';
+    snprintf(req, cap, "GET /api/v1/things/%s HTTP/1.1\r\nHost: t\r\nX-Pad: %s\r\n" AUTH "\r\n", pad, pad);
+    char buf[8192];
+    raw_request(f, req, strlen(req), buf, sizeof(buf));
+    if (!strstr(buf, "HTTP/1.1 200")) fail_msg("got %.300s", buf);
+    free(req);
+    free(pad);
+    struct call c;
+    assert_int_equal(http(f, &c, "GET", "/metrics", NULL, NULL), 200);
+    assert_non_null(strstr(c.resp.body, "cascade_api_responses_total{class=\"4xx\"} 5\n"));
+    call_free(&c);
+}
+
+static int count_lines(FILE *fp, const char *needle, const char *needle2, int *with2)
+{
+    char line[2048];
+    int n = 0;
+    *with2 = 0;
+    rewind(fp);
+    while (fgets(line, sizeof(line), fp))
+        if (strstr(line, needle)) {
+            n++;
+            if (needle2 && strstr(line, needle2)) (*with2)++;
+        }
+    return n;
+}
+
+static void test_refusals_logged_rate_limited(void **state)
+{
+    struct fixture *f = *state;
+    FILE *logf = tmpfile();
+    assert_non_null(logf);
+    log_set_file(logf);
+    log_set_level(LOG_WARN);
+    /* 400 requests with a wrong token, pipelined on one connection */
+    enum { N = 400 };
+    static const char one[] = "GET /api/v1/stats HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer nope\r\n\r\n";
+    size_t len = (sizeof(one) - 1) * N;
+    char *reqs = malloc(len);
+    for (int i = 0; i < N; i++) memcpy(reqs + i * (sizeof(one) - 1), one, sizeof(one) - 1);
+    uint64_t t0 = clock_monotonic_ms();
+    int fd = raw_connect(f->port);
+    assert_int_equal(raw_send_all(f, fd, reqs, len, 30000), 0);
+    int answers = 0;
+    char buf[65536];
+    size_t have = 0;
+    uint64_t deadline = clock_monotonic_ms() + 60000;
+    while (answers < N && clock_monotonic_ms() < deadline) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 5) <= 0) continue;
+        ssize_t r = recv(fd, buf + have, sizeof(buf) - 1 - have, 0);
+        if (r <= 0) break;
+        have += (size_t)r;
+        buf[have] = '\0';
+        /* count complete answers, keep a possibly partial tail */
+        char *q = buf, *hit;
+        while ((hit = strstr(q, "\"detail\""))) {
+            answers++;
+            q = hit + 8;
+        }
+        size_t keep = have - (size_t)(q - buf);
+        memmove(buf, q, keep);
+        have = keep;
+    }
+    uint64_t elapsed_s = (clock_monotonic_ms() - t0) / 1000;
+    close(fd);
+    assert_int_equal(answers, N);
+    int with_addr;
+    int lines = count_lines(logf, "refused: 401 unauthorized", "from 127.0.0.1", &with_addr);
+    /* every line names the sender; at most 20 a second got through */
+    assert_true(lines >= 1);
+    assert_int_equal(with_addr, lines);
+    assert_true((uint64_t)lines <= 20 * (elapsed_s + 2));
+    /* the refusals left out are counted in the next line that gets through
+     * (once a second has passed, there is one) */
+    if (lines < N) {
+        run_for(f, 1100);
+        struct call c;
+        assert_int_equal(http(f, &c, "GET", "/api/v1/stats", "Authorization: Bearer nope\r\n", NULL), 401);
+        call_free(&c);
+        int summary;
+        count_lines(logf, "refused: 401 unauthorized", "refusals not logged)", &summary);
+        assert_true(summary >= 1);
+    }
+    log_set_level(LOG_ERROR);
+    log_set_file(stderr);
+    fclose(logf);
+    free(reqs);
 }
 
 /* ---- the WebSocket stream ------------------------------------------------- */
@@ -819,6 +1170,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ws_slow_client_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_recent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_access_without_token, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_listens_only_where_configured, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_token_only_on_loopback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bearer_exact_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_head_too_large, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refusals_logged_rate_limited, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

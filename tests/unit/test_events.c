@@ -249,16 +249,21 @@ static void test_bad_webhook_url(void **state)
     event_bus_free(bus);
 }
 
-/* The text after "type":"...": what the fields turned into. */
-static const char *after_type(struct event_bus *bus, uint64_t seq)
+/* The text after "type":"...": what the fields turned into, copied out
+ * (malloc'ed): the bus's text is only valid until the next publish, and
+ * nothing of the lookup may outlive this function. */
+static char *after_type(struct event_bus *bus, uint64_t seq)
 {
-    const char *json;
-    size_t len;
+    const char *json = NULL;
+    size_t len = 0;
     assert_int_equal(event_bus_get(bus, seq, &json, &len), 0);
+    assert_non_null(json);
     assert_int_equal(strlen(json), len);
     const char *p = strstr(json, "\"type\":\"t\"");
     assert_non_null(p);
-    return p + 10;
+    char *copy = strdup(p + 10);
+    assert_non_null(copy);
+    return copy;
 }
 
 /* A jansson dump of the same event reference: the time is the only part
@@ -275,7 +280,10 @@ static void compare_with_jansson(struct event_bus *bus, const struct event_field
     uint64_t a = event_publish(bus, "t", o);
     uint64_t b = event_publish_fields(bus, "t", f, n);
     assert_int_equal(b, a + 1);
-    assert_string_equal(after_type(bus, a), after_type(bus, b));
+    char *ta = after_type(bus, a), *tb = after_type(bus, b);
+    assert_string_equal(ta, tb);
+    free(ta);
+    free(tb);
     const char *json;
     size_t len;
     assert_int_equal(event_bus_get(bus, b, &json, &len), 0);
@@ -321,7 +329,9 @@ static void test_fields_match_jansson(void **state)
     /* Reserved keys are ignored. */
     struct event_field res[] = {EVENT_INT("seq", 5), EVENT_STR("type", "forged"), EVENT_STR("x", "y")};
     uint64_t s = event_publish_fields(bus, "t", res, 3);
-    assert_string_equal(after_type(bus, s), ",\"x\":\"y\"}");
+    char *t = after_type(bus, s);
+    assert_string_equal(t, ",\"x\":\"y\"}");
+    free(t);
     assert_int_equal(event_publish_fields(bus, "", res, 3), 0);
     assert_int_equal(event_publish_fields(bus, "\xc0\x80", res, 3), 0);
     /* A random round trip: arbitrary bytes either match jansson or are left out by both. */
