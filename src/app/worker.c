@@ -288,6 +288,10 @@ int worker_start(struct worker *w, uv_loop_t *loop)
     struct transport_config tcfg = {
         .max_message_bytes = w->cfg.sip.max_message_bytes,
         .tcp_idle_timeout_ms = w->cfg.sip.tcp_idle_timeout_s * 1000u,
+        .tcp_max_connections = w->cfg.sip.tcp_max_connections,
+        .tcp_max_per_ip = w->cfg.sip.tcp_max_per_ip,
+        .tcp_message_timeout_ms = w->cfg.sip.tcp_message_timeout_s * 1000u,
+        .tcp_first_message_timeout_ms = w->cfg.sip.tcp_first_message_timeout_s * 1000u,
     };
     sip_parse_limits_default(&tcfg.limits);
     tcfg.limits.max_message_bytes = w->cfg.sip.max_message_bytes;
