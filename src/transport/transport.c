@@ -194,6 +194,7 @@ struct transport *transport_new(uv_loop_t *loop, struct timer_service *timers, c
     if (t->cfg.tcp_message_timeout_ms == 0) t->cfg.tcp_message_timeout_ms = 10000;
     if (t->cfg.tcp_first_message_timeout_ms == 0) t->cfg.tcp_first_message_timeout_ms = 30000;
     t->cfg.tcp_max_connections = tcp_fd_budget(t->cfg.tcp_max_connections, t->cfg.tcp_fd_reserve);
+    t->stats.tcp_max_connections = t->cfg.tcp_max_connections;
 
     sip_parse_limits_default(&t->limits);
     if (t->cfg.limits.max_headers) t->limits.max_headers = t->cfg.limits.max_headers;

@@ -118,6 +118,7 @@ struct transport_stats {
     uint32_t tcp_open;          /* connections open now (including connecting) */
     uint64_t tcp_refused;       /* accepted then closed: over tcp_max_connections or tcp_max_per_ip */
     uint64_t tcp_timed_out;     /* closed by tcp_message_timeout / tcp_first_message_timeout */
+    uint32_t tcp_max_connections; /* the cap in force (after the RLIMIT_NOFILE clamp) */
 };
 
 struct transport *transport_new(uv_loop_t *loop, struct timer_service *timers,
