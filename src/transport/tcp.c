@@ -235,7 +235,7 @@ static uint64_t conn_deadline(const struct tcp_conn *c)
     const struct transport *t = c->t;
     uint64_t d = UINT64_MAX;
     if (t->cfg.tcp_idle_timeout_ms) d = c->last_activity + t->cfg.tcp_idle_timeout_ms;
-    if (c->msg_started) d = deadline_min(d, c->msg_started + t->cfg.tcp_message_timeout_ms);
+    if (c->msg_partial) d = deadline_min(d, c->msg_started + t->cfg.tcp_message_timeout_ms);
     if (c->listener_id && !c->got_message) d = deadline_min(d, c->opened_at + t->cfg.tcp_first_message_timeout_ms);
     return d;
 }
@@ -266,7 +266,7 @@ static void conn_timer(struct timer_node *n, uint64_t now)
         return;
     }
     if (c->state != CONN_OPEN) return;
-    if (c->msg_started && now >= c->msg_started + t->cfg.tcp_message_timeout_ms) {
+    if (c->msg_partial && now >= c->msg_started + t->cfg.tcp_message_timeout_ms) {
         t->stats.tcp_timed_out++;
         log_warn_rl("TCP connection from %s: message incomplete %u ms after its first byte: closing", c->peer_text,
                     t->cfg.tcp_message_timeout_ms);
@@ -459,8 +459,9 @@ static void conn_frame(struct tcp_conn *c)
     /* A message has tcp_message_timeout_ms from its first byte: bytes
      * trickling in must not keep a connection (and its buffer) forever. */
     if (c->len == off) {
-        c->msg_started = 0;
-    } else if (delivered || !c->msg_started) {
+        c->msg_partial = false;
+    } else if (delivered || !c->msg_partial) {
+        c->msg_partial = true;
         c->msg_started = transport_now(t);
         conn_arm(c, false);
     }

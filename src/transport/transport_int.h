@@ -46,7 +46,8 @@ struct tcp_conn {
     struct timer_node timer;       /* connect timeout, then the earliest of the deadlines below */
     uint64_t last_activity;        /* idle deadline: + tcp_idle_timeout_ms */
     uint64_t opened_at;            /* accepted: + tcp_first_message_timeout_ms until got_message */
-    uint64_t msg_started;          /* first byte of the unfinished message, 0 when none: + tcp_message_timeout_ms */
+    uint64_t msg_started;          /* first byte of the unfinished message: + tcp_message_timeout_ms */
+    bool msg_partial;              /* the buffer holds part of a message (msg_started is set) */
     bool got_message;              /* a complete message has been framed */
     struct ip_count *ip;           /* accepted: the per-source-IP count it holds */
     struct conn_write *pending, **pending_tail; /* bytes queued while connecting */
