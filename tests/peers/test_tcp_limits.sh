@@ -144,7 +144,7 @@ for b in msg:
         sys.exit(0)
 sys.exit(1)  # the whole header trickled in: never closed
 PY
-check "a client sending a message in two parts 1 s apart, then another 3 s later, is served and kept" \
+check "a client sending a message in two parts 0.5 s apart, then another 3 s later, is served and kept" \
     python3 - "$PORT" <<'PY'
 import socket, sys, time
 port = int(sys.argv[1])
@@ -163,7 +163,7 @@ def answer():
             sys.exit(1)
         data += d
     return data.startswith(b"SIP/2.0 200")
-r = req(1); s.sendall(r[:40]); time.sleep(1); s.sendall(r[40:])
+r = req(1); s.sendall(r[:40]); time.sleep(0.5); s.sendall(r[40:])
 ok1 = answer()
 time.sleep(3)
 s.sendall(req(2))
