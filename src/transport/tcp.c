@@ -528,12 +528,36 @@ static void conn_names(struct tcp_conn *c)
     transport_addr_text(&c->peer, c->peer_text, sizeof(c->peer_text));
 }
 
+#define LISTENER_PAUSE_MS 1000
+
 /* The process is out of descriptors although tcp_max_connections keeps ours
  * under the limit (something else holds the rest) and libuv's own spare is
- * gone. The backlog left alone keeps the listen socket readable and accept
- * failing at once: a spin. Free our spare, accept and close what waits (the
- * clients see a close, not silence), take the spare back. */
-static void accept_drain(struct transport *t, struct listener *l, int status)
+ * gone. accept() then fails with EMFILE even on an empty backlog, and libuv
+ * retries at once for as long as it does: a spin that starves the loop. Free
+ * our spare to accept and close what waits (the clients see a close, not
+ * silence), then close the listener, which ends libuv's retries, and listen
+ * again LISTENER_PAUSE_MS later (meanwhile connects are refused). */
+static void listener_resume(struct timer_node *n, uint64_t now)
+{
+    struct listener *l = container_of(n, struct listener, resume);
+    struct transport *t = l->t;
+    if (t->freeing) return;
+    if (l->handle_open) { /* its close callback has not run yet */
+        timer_start(t->timers, &l->resume, now + 100, listener_resume);
+        return;
+    }
+    int rc = transport_listener_reopen(t, l);
+    if (rc) {
+        log_error_rl("TCP listener %u: cannot listen again: %s; next try in %u ms", l->id, uv_strerror(rc),
+                     LISTENER_PAUSE_MS);
+        timer_start(t->timers, &l->resume, now + LISTENER_PAUSE_MS, listener_resume);
+        return;
+    }
+    l->paused = false;
+    log_warn_rl("TCP listener %u accepting again", l->id);
+}
+
+static void accept_out_of_fds(struct transport *t, struct listener *l, int status)
 {
     uint32_t closed = 0;
     if (t->spare_fd >= 0) close(t->spare_fd);
@@ -552,8 +576,14 @@ static void accept_drain(struct transport *t, struct listener *l, int status)
     }
     t->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     t->stats.tcp_refused += closed;
-    log_error_rl("TCP accept on listener %u: %s with %u SIP connections open: closed %u waiting connections", l->id,
-                 uv_strerror(status), t->stats.tcp_open, closed);
+    log_error_rl("TCP accept on listener %u: %s with %u SIP connections open: closed %u waiting connections, "
+                 "not listening for %u ms",
+                 l->id, uv_strerror(status), t->stats.tcp_open, closed, LISTENER_PAUSE_MS);
+    if (l->paused) return;
+    l->paused = true;
+    uv_close(&l->h.handle, transport_listener_closed);
+    if (timer_start(t->timers, &l->resume, transport_now(t) + LISTENER_PAUSE_MS, listener_resume) != 0)
+        log_error("TCP listener %u: no memory for its resume timer: not listening any more", l->id);
 }
 
 /* Accepted past a cap: closed at once, so the listen socket is drained and
@@ -571,7 +601,7 @@ static void on_accept(uv_stream_t *server, int status)
     struct listener *l = server->data;
     struct transport *t = l->t;
     if (status == UV_EMFILE || status == UV_ENFILE) {
-        accept_drain(t, l, status);
+        accept_out_of_fds(t, l, status);
         return;
     }
     if (status < 0) {

@@ -240,9 +240,10 @@ void transport_handle_closed(struct transport *t)
     if (t->freeing && t->open_handles == 0) transport_release(t);
 }
 
-static void listener_closed(uv_handle_t *h)
+void transport_listener_closed(uv_handle_t *h)
 {
     struct listener *l = h->data;
+    l->handle_open = false;
     transport_handle_closed(l->t);
 }
 
@@ -251,7 +252,12 @@ void transport_free(struct transport *t)
     if (!t) return;
     t->freeing = true;
     tcp_close_all(t);
-    for (uint32_t i = 0; i < t->listener_count; i++) uv_close(&t->listeners[i]->h.handle, listener_closed);
+    for (uint32_t i = 0; i < t->listener_count; i++) {
+        struct listener *l = t->listeners[i];
+        timer_stop(t->timers, &l->resume);
+        /* A paused listener is closed or closing already. */
+        if (l->handle_open && !uv_is_closing(&l->h.handle)) uv_close(&l->h.handle, transport_listener_closed);
+    }
     if (t->open_handles == 0) transport_release(t);
 }
 
@@ -311,6 +317,7 @@ static int listener_bind(struct transport *t, struct listener *l)
         rc = uv_udp_init(t->loop, &l->h.udp);
         if (rc) return rc;
         t->open_handles++;
+        l->handle_open = true;
         l->h.handle.data = l;
         /* IPV6ONLY so that a v4 and a v6 listener can share a port. */
         rc = uv_udp_bind(&l->h.udp, sa, l->addr.ss_family == AF_INET6 ? UV_UDP_IPV6ONLY : 0);
@@ -325,6 +332,7 @@ static int listener_bind(struct transport *t, struct listener *l)
     rc = uv_tcp_init(t->loop, &l->h.tcp);
     if (rc) return rc;
     t->open_handles++;
+    l->handle_open = true;
     l->h.handle.data = l;
     rc = uv_tcp_bind(&l->h.tcp, sa, l->addr.ss_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
     if (rc) return rc;
@@ -351,6 +359,7 @@ int transport_listen(struct transport *t, enum sip_transport proto, const char *
     l->t = t;
     l->proto = proto;
     l->id = t->listener_count + 1;
+    timer_node_init(&l->resume);
     if (!host || transport_addr_parse(host, strlen(host), port, &l->addr) != 0) {
         log_error("listen %s %s:%u: not a numeric IP address", transport_name(proto), host ? host : "(null)", port);
         free(l);
@@ -369,6 +378,14 @@ int transport_listen(struct transport *t, enum sip_transport proto, const char *
     transport_addr_text(&l->addr, text, sizeof(text));
     log_info("listening on %s %s (listener %u)", transport_name(proto), text, l->id);
     return (int)l->id;
+}
+
+int transport_listener_reopen(struct transport *t, struct listener *l)
+{
+    uint32_t handles_before = t->open_handles;
+    int rc = listener_bind(t, l);
+    if (rc && t->open_handles != handles_before) uv_close(&l->h.handle, transport_listener_closed);
+    return rc;
 }
 
 int transport_listener_port(const struct transport *t, uint32_t listener_id)

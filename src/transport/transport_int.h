@@ -19,6 +19,9 @@ struct listener {
     uint32_t id;
     enum sip_transport proto;
     struct sockaddr_storage addr; /* as bound (the real port when 0 was asked) */
+    bool handle_open;             /* h initialised and its close callback not yet run */
+    bool paused;                  /* TCP: closed while the process is out of descriptors */
+    struct timer_node resume;     /* ... listens again when this fires */
 };
 
 enum conn_state { CONN_CONNECTING, CONN_OPEN, CONN_CLOSING };
@@ -112,6 +115,11 @@ uint64_t transport_now(struct transport *t);
 void transport_deliver(struct transport *t, const char *data, size_t len, const struct rx_origin *o);
 /* Called from every handle's close callback; frees t after the last one once freeing. */
 void transport_handle_closed(struct transport *t);
+/* Close callback of a listener handle. */
+void transport_listener_closed(uv_handle_t *h);
+/* Binds and starts a listener again at its address (after a pause). 0, or a
+ * libuv error code (the handle is then closing). */
+int transport_listener_reopen(struct transport *t, struct listener *l);
 
 /* tcp.c */
 int tcp_listener_start(struct transport *t, struct listener *l);

@@ -856,6 +856,91 @@ static void test_tcp_max_connections_fits_rlimit(void **state)
     assert_int_equal(WEXITSTATUS(st), 0);
 }
 
+/* Runs in a child (it exhausts the process's descriptors): with libuv's own
+ * spare descriptor gone, as when another thread took it, accept failing with
+ * EMFILE must neither spin (libuv retries at once for as long as the callback
+ * leaves the backlog full) nor leave clients hanging: the transport's spare
+ * drains the backlog, and the listener accepts again once descriptors free. */
+static int emfile_child(void)
+{
+    alarm(20); /* a spin never returns from uv_run: fail instead of hanging */
+    uv_loop_t loop;
+    struct timer_service ts;
+    if (uv_loop_init(&loop) != 0) return 10;
+    timer_service_init(&ts);
+    struct node n = {0};
+    struct transport_callbacks cb = {.user = &n, .on_message = on_message, .on_conn_lost = on_conn_lost};
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 11;
+    rl.rlim_cur = 256;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) return 11;
+    struct transport_config cfg = {.tcp_max_connections = 100}; /* fits: the limit stays 256 */
+    struct transport *t = transport_new(&loop, &ts, &cfg, &cb);
+    if (!t) return 11;
+    int id = transport_listen(t, SIP_TRANSPORT_TCP, "127.0.0.1", 0);
+    if (id <= 0) return 12;
+    struct sockaddr_storage srv;
+    transport_addr_parse("127.0.0.1", 9, (uint16_t)transport_listener_port(t, (uint32_t)id), &srv);
+    enum { CLIENTS = 3, FILL = 4096 };
+    int cl[CLIENTS + 1];
+    for (int i = 0; i <= CLIENTS; i++)
+        if ((cl[i] = socket(AF_INET, SOCK_STREAM, 0)) < 0) return 13;
+    if (loop.emfile_fd >= 0) close(loop.emfile_fd);
+    loop.emfile_fd = -1;
+    static int fill[FILL];
+    int nfill = 0;
+    while (nfill < FILL && (fill[nfill] = open("/dev/null", O_RDONLY)) >= 0) nfill++;
+    if (nfill == FILL || errno != EMFILE) return 14;
+    for (int i = 0; i < CLIENTS; i++)
+        if (connect(cl[i], (struct sockaddr *)&srv, sizeof(struct sockaddr_in)) != 0) return 15;
+    int closed = 0;
+    for (int round = 0; round < 200 && closed < CLIENTS; round++) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        closed = 0;
+        for (int i = 0; i < CLIENTS; i++) {
+            char b;
+            ssize_t r = recv(cl[i], &b, 1, MSG_DONTWAIT);
+            if (r == 0 || (r < 0 && errno == ECONNRESET)) closed++;
+        }
+        usleep(10000);
+    }
+    if (closed != CLIENTS) return 16;
+    struct transport_stats s;
+    transport_get_stats(t, &s);
+    if (s.tcp_refused != CLIENTS || s.tcp_accepted != 0) return 17;
+    /* Descriptors free again: the listener (paused a while) serves again. */
+    for (int i = 0; i < 8; i++) close(fill[--nfill]);
+    bool connected = false;
+    for (int round = 0; round < 1000 && s.tcp_accepted == 0; round++) {
+        if (!connected && round % 10 == 0) {
+            connected = connect(cl[CLIENTS], (struct sockaddr *)&srv, sizeof(struct sockaddr_in)) == 0;
+            if (!connected) { /* refused while the listener pauses: a new socket for the next try */
+                close(cl[CLIENTS]);
+                if ((cl[CLIENTS] = socket(AF_INET, SOCK_STREAM, 0)) < 0) return 18;
+            }
+        }
+        uv_run(&loop, UV_RUN_NOWAIT);
+        uv_update_time(&loop);
+        timer_run(&ts, uv_now(&loop)); /* the pause ends on the transport's timer */
+        transport_get_stats(t, &s);
+        usleep(10000);
+    }
+    if (s.tcp_accepted != 1) return 19;
+    return 0; /* the child exits: the kernel takes the rest back */
+}
+
+static void test_tcp_emfile_no_spin_then_listens_again(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) _exit(emfile_child());
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st)); /* not killed by the alarm: no spin */
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 /* A client trickling a byte now and then is closed tcp_message_timeout after
  * its message began, although every byte is activity. */
 static void test_tcp_slow_message_closed(void **state)
@@ -1056,6 +1141,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_txn_over_udp_keeps_stamped_via, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tcp_caps_refuse_per_ip_and_total, setup, teardown),
         cmocka_unit_test(test_tcp_max_connections_fits_rlimit),
+        cmocka_unit_test(test_tcp_emfile_no_spin_then_listens_again),
         cmocka_unit_test_setup_teardown(test_tcp_slow_message_closed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tcp_normal_client_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tcp_no_first_message_closed, setup, teardown),
