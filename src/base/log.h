@@ -42,10 +42,11 @@ struct log_ratelimit {
 bool log_write_ratelimited(struct log_ratelimit *rl, enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-#define LOG_RATELIMITED(level, ...)                                        \
-    do {                                                                   \
-        static struct log_ratelimit log_rl_site_;                          \
-        if ((level) <= log_get_level()) log_write_ratelimited(&log_rl_site_, (level), __VA_ARGS__); \
+#define LOG_RATELIMITED(level, ...)                                            \
+    do {                                                                       \
+        static struct log_ratelimit log_rl_site_;                              \
+        if ((level) <= log_get_level())                                        \
+            log_write_ratelimited(&log_rl_site_, (level), __VA_ARGS__);        \
     } while (0)
 #define log_error_rl(...) LOG_RATELIMITED(LOG_ERROR, __VA_ARGS__)
 #define log_warn_rl(...) LOG_RATELIMITED(LOG_WARN, __VA_ARGS__)
