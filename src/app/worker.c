@@ -143,10 +143,12 @@ static void stats_provider(json_t *stats, void *arg)
     struct transport_stats tr;
     transport_get_stats(w->transport, &tr);
     json_object_set_new(stats, "transport",
-                        json_pack("{s:I,s:I,s:I,s:I,s:I}", "messages_in", (json_int_t)tr.messages_in,
+                        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "messages_in", (json_int_t)tr.messages_in,
                                   "messages_out", (json_int_t)tr.messages_out, "parse_errors",
                                   (json_int_t)tr.parse_errors, "dropped", (json_int_t)tr.dropped, "tcp_open",
-                                  (json_int_t)tr.tcp_open));
+                                  (json_int_t)tr.tcp_open, "tcp_refused", (json_int_t)tr.tcp_refused,
+                                  "tcp_timed_out", (json_int_t)tr.tcp_timed_out, "tcp_max_connections",
+                                  (json_int_t)tr.tcp_max_connections));
     json_object_set_new(stats, "bad_requests", json_integer((json_int_t)w->stats.bad_requests));
     dispatch_stats(w, stats);
 }
@@ -286,6 +288,10 @@ int worker_start(struct worker *w, uv_loop_t *loop)
     struct transport_config tcfg = {
         .max_message_bytes = w->cfg.sip.max_message_bytes,
         .tcp_idle_timeout_ms = w->cfg.sip.tcp_idle_timeout_s * 1000u,
+        .tcp_max_connections = w->cfg.sip.tcp_max_connections,
+        .tcp_max_per_ip = w->cfg.sip.tcp_max_per_ip,
+        .tcp_message_timeout_ms = w->cfg.sip.tcp_message_timeout_s * 1000u,
+        .tcp_first_message_timeout_ms = w->cfg.sip.tcp_first_message_timeout_s * 1000u,
     };
     sip_parse_limits_default(&tcfg.limits);
     tcfg.limits.max_message_bytes = w->cfg.sip.max_message_bytes;

@@ -23,6 +23,10 @@ void config_init(struct config *cfg)
     cfg->sip.t4_ms = 5000;
     cfg->sip.max_message_bytes = 65536;
     cfg->sip.tcp_idle_timeout_s = 3600;
+    cfg->sip.tcp_max_connections = 10000;
+    cfg->sip.tcp_max_per_ip = 256;
+    cfg->sip.tcp_message_timeout_s = 10;
+    cfg->sip.tcp_first_message_timeout_s = 30;
     COPY(cfg->sip.user_agent, "cascade");
     cfg->registrar.min_expires = 60;
     cfg->registrar.max_expires = 7200;
@@ -218,6 +222,10 @@ static int on_key(void *user, const char *section, const char *name, const char 
     else if (KEY("sip", "t4_ms")) { if (!(bad = parse_int(v, 1, 600000, &n))) c->sip.t4_ms = (uint32_t)n; }
     else if (KEY("sip", "max_message_bytes")) { if (!(bad = parse_int(v, 1024, 16 << 20, &n))) c->sip.max_message_bytes = (uint32_t)n; }
     else if (KEY("sip", "tcp_idle_timeout")) { if (!(bad = parse_int(v, 1, 86400 * 7, &n))) c->sip.tcp_idle_timeout_s = (uint32_t)n; }
+    else if (KEY("sip", "tcp_max_connections")) { if (!(bad = parse_int(v, 1, 1 << 24, &n))) c->sip.tcp_max_connections = (uint32_t)n; }
+    else if (KEY("sip", "tcp_max_per_ip")) { if (!(bad = parse_int(v, 1, 1 << 24, &n))) c->sip.tcp_max_per_ip = (uint32_t)n; }
+    else if (KEY("sip", "tcp_message_timeout")) { if (!(bad = parse_int(v, 1, 3600, &n))) c->sip.tcp_message_timeout_s = (uint32_t)n; }
+    else if (KEY("sip", "tcp_first_message_timeout")) { if (!(bad = parse_int(v, 1, 86400, &n))) c->sip.tcp_first_message_timeout_s = (uint32_t)n; }
     else if (KEY("sip", "user_agent")) COPY(c->sip.user_agent, v);
     else if (KEY("registrar", "min_expires")) { if (!(bad = parse_int(v, 0, 86400 * 30, &n))) c->registrar.min_expires = (int)n; }
     else if (KEY("registrar", "max_expires")) { if (!(bad = parse_int(v, 1, 86400 * 30, &n))) c->registrar.max_expires = (int)n; }

@@ -53,6 +53,10 @@ struct config {
         uint32_t t1_ms, t2_ms, t4_ms;
         uint32_t max_message_bytes;
         uint32_t tcp_idle_timeout_s;
+        uint32_t tcp_max_connections;    /* clamped at start to RLIMIT_NOFILE minus a reserve */
+        uint32_t tcp_max_per_ip;         /* accepted connections from one source IP */
+        uint32_t tcp_message_timeout_s;  /* a message completes this long after its first byte */
+        uint32_t tcp_first_message_timeout_s; /* an accepted connection sends a whole message by then */
         char user_agent[64];
     } sip;
     struct {                            /* [registrar] */

@@ -1,14 +1,21 @@
 /* tcp.c — SIP over TCP: accepted and outbound connections, the connection
  * table (by id and by remote ip:port), stream framing (RFC 3261 §18.3),
- * CRLF keepalives (RFC 5626 §3.5.1), idle and connect timeouts.
+ * CRLF keepalives (RFC 5626 §3.5.1), idle and connect timeouts, the
+ * deadlines that close slow senders, and the descriptor budget (a global
+ * and a per-source-IP cap on accepted connections, a spare descriptor).
  *
  * A connection is freed only from its libuv close callback, so a pointer
  * stays valid through every callback of the loop iteration that closed it;
  * closing removes it from the tables at once so nothing new finds it. */
 #include "transport/transport_int.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "base/log.h"
 
@@ -124,6 +131,49 @@ static struct tcp_conn *conn_by_addr(struct transport *t, const struct sockaddr_
     return NULL;
 }
 
+/* ---- connections per source IP ---- */
+
+static uint32_t ip_bucket(const struct sockaddr_storage *ip) { return addr_hash(ip) & (IP_COUNT_BUCKETS - 1); }
+
+static void ip_only(const struct sockaddr_storage *a, struct sockaddr_storage *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->ss_family = a->ss_family;
+    if (a->ss_family == AF_INET) ((struct sockaddr_in *)out)->sin_addr = ((const struct sockaddr_in *)a)->sin_addr;
+    else if (a->ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)out)->sin6_addr = ((const struct sockaddr_in6 *)a)->sin6_addr;
+}
+
+/* Takes one of the tcp_max_per_ip places of the peer's IP: the count, or
+ * NULL when the IP has none left (or no memory). */
+static struct ip_count *ip_count_take(struct transport *t, const struct sockaddr_storage *peer)
+{
+    struct sockaddr_storage ip;
+    ip_only(peer, &ip);
+    uint32_t b = ip_bucket(&ip);
+    struct ip_count *ic = t->ip_counts[b];
+    while (ic && !transport_addr_equal(&ic->ip, &ip)) ic = ic->next;
+    if (!ic) {
+        ic = calloc(1, sizeof(*ic));
+        if (!ic) return NULL;
+        ic->ip = ip;
+        ic->next = t->ip_counts[b];
+        t->ip_counts[b] = ic;
+    }
+    if (ic->n >= t->cfg.tcp_max_per_ip) return NULL;
+    ic->n++;
+    return ic;
+}
+
+static void ip_count_give_back(struct transport *t, struct ip_count *ic)
+{
+    if (--ic->n) return;
+    struct ip_count **pp = &t->ip_counts[ip_bucket(&ic->ip)];
+    while (*pp && *pp != ic) pp = &(*pp)->next;
+    if (*pp) *pp = ic->next;
+    free(ic);
+}
+
 /* ---- close ---- */
 
 static void conn_closed(uv_handle_t *h)
@@ -154,6 +204,8 @@ static void conn_close(struct tcp_conn *c, const char *reason, bool notify)
     conn_drop_pending(c);
     bool registered = c->id != 0;
     conn_unregister(t, c);
+    if (c->ip) ip_count_give_back(t, c->ip);
+    c->ip = NULL;
     log_debug("TCP connection %llu to %s closed: %s", (unsigned long long)c->id, c->peer_text, reason);
     if (notify && registered && t->cb.on_conn_lost) t->cb.on_conn_lost(t->cb.user, c->id, &c->peer, reason);
     uv_close((uv_handle_t *)&c->handle, conn_closed);
@@ -174,37 +226,75 @@ int tcp_close_conn(struct transport *t, uint64_t conn_id)
 
 /* ---- timers ---- */
 
+static uint64_t deadline_min(uint64_t a, uint64_t b) { return a < b ? a : b; }
+
+/* When an open connection must be looked at again: the earliest of its idle,
+ * message and first-message deadlines; UINT64_MAX when none applies. */
+static uint64_t conn_deadline(const struct tcp_conn *c)
+{
+    const struct transport *t = c->t;
+    uint64_t d = UINT64_MAX;
+    if (t->cfg.tcp_idle_timeout_ms) d = c->last_activity + t->cfg.tcp_idle_timeout_ms;
+    if (c->msg_partial) d = deadline_min(d, c->msg_started + t->cfg.tcp_message_timeout_ms);
+    if (c->listener_id && !c->got_message) d = deadline_min(d, c->opened_at + t->cfg.tcp_first_message_timeout_ms);
+    return d;
+}
+
+static void conn_timer(struct timer_node *n, uint64_t now);
+
+/* (Re)arms the timer at conn_deadline unless it already fires earlier. */
+static void conn_arm(struct tcp_conn *c, bool later_ok)
+{
+    struct transport *t = c->t;
+    uint64_t d = conn_deadline(c);
+    if (d == UINT64_MAX) {
+        timer_stop(t->timers, &c->timer);
+        return;
+    }
+    if (!later_ok && timer_armed(&c->timer) && c->timer.deadline_ms <= d) return;
+    if (timer_start(t->timers, &c->timer, d, conn_timer) != 0)
+        log_error_rl("TCP connection %llu to %s: no memory for its timer", (unsigned long long)c->id, c->peer_text);
+}
+
 static void conn_timer(struct timer_node *n, uint64_t now)
 {
     struct tcp_conn *c = container_of(n, struct tcp_conn, timer);
     struct transport *t = c->t;
     if (c->state == CONN_CONNECTING) {
-        log_warn("TCP connect to %s timed out", c->peer_text);
+        log_warn_rl("TCP connect to %s timed out", c->peer_text);
         conn_close(c, "connect timeout", true);
         return;
     }
-    if (c->state != CONN_OPEN || t->cfg.tcp_idle_timeout_ms == 0) return;
-    uint64_t deadline = c->last_activity + t->cfg.tcp_idle_timeout_ms;
-    if (now >= deadline) {
-        log_info("TCP connection %llu to %s idle for %u ms: closing", (unsigned long long)c->id, c->peer_text,
-                 t->cfg.tcp_idle_timeout_ms);
+    if (c->state != CONN_OPEN) return;
+    if (c->msg_partial && now >= c->msg_started + t->cfg.tcp_message_timeout_ms) {
+        t->stats.tcp_timed_out++;
+        log_warn_rl("TCP connection from %s: message incomplete %u ms after its first byte: closing", c->peer_text,
+                    t->cfg.tcp_message_timeout_ms);
+        conn_close(c, "message timeout", true);
+        return;
+    }
+    if (c->listener_id && !c->got_message && now >= c->opened_at + t->cfg.tcp_first_message_timeout_ms) {
+        t->stats.tcp_timed_out++;
+        log_warn_rl("TCP connection from %s: no complete message %u ms after it opened: closing", c->peer_text,
+                    t->cfg.tcp_first_message_timeout_ms);
+        conn_close(c, "first message timeout", true);
+        return;
+    }
+    if (t->cfg.tcp_idle_timeout_ms && now >= c->last_activity + t->cfg.tcp_idle_timeout_ms) {
+        log_info_rl("TCP connection %llu to %s idle for %u ms: closing", (unsigned long long)c->id, c->peer_text,
+                    t->cfg.tcp_idle_timeout_ms);
         conn_close(c, "idle timeout", true);
         return;
     }
     /* Activity does not touch the heap; the timer catches up here. */
-    timer_start(t->timers, &c->timer, deadline, conn_timer);
+    conn_arm(c, true);
 }
 
-static void conn_arm_idle(struct tcp_conn *c)
+/* An open connection starts its deadlines. */
+static void conn_arm_open(struct tcp_conn *c)
 {
-    struct transport *t = c->t;
-    c->last_activity = transport_now(t);
-    if (t->cfg.tcp_idle_timeout_ms == 0) {
-        timer_stop(t->timers, &c->timer);
-        return;
-    }
-    if (timer_start(t->timers, &c->timer, c->last_activity + t->cfg.tcp_idle_timeout_ms, conn_timer) != 0)
-        log_error("TCP connection %llu to %s: no memory for its idle timer", (unsigned long long)c->id, c->peer_text);
+    c->last_activity = c->opened_at = transport_now(c->t);
+    conn_arm(c, true);
 }
 
 /* ---- writing ---- */
@@ -217,7 +307,7 @@ static void conn_written(uv_write_t *req, int status)
     free(w);
     if (status == UV_ECANCELED || c->state == CONN_CLOSING) return;
     if (status < 0) {
-        log_warn("TCP write to %s failed: %s", c->peer_text, uv_strerror(status));
+        log_warn_rl("TCP write to %s failed: %s", c->peer_text, uv_strerror(status));
         conn_close(c, "write error", true);
     }
 }
@@ -249,7 +339,8 @@ static int conn_write(struct tcp_conn *c, const char *data, size_t len)
     struct transport *t = c->t;
     if (c->state == CONN_CLOSING) return UV_ENOTCONN;
     if (c->queued + len > t->cfg.tcp_max_send_queue) {
-        log_warn("TCP connection to %s: send queue over %u bytes, closing", c->peer_text, t->cfg.tcp_max_send_queue);
+        log_warn_rl("TCP connection to %s: send queue over %u bytes, closing", c->peer_text,
+                    t->cfg.tcp_max_send_queue);
         conn_close(c, "send queue overflow", true);
         return UV_ENOBUFS;
     }
@@ -266,7 +357,7 @@ static int conn_write(struct tcp_conn *c, const char *data, size_t len)
         uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
         int n = uv_try_write((uv_stream_t *)&c->handle, &b, 1);
         if (n < 0 && n != UV_EAGAIN) {
-            log_warn("TCP write to %s failed: %s", c->peer_text, uv_strerror(n));
+            log_warn_rl("TCP write to %s failed: %s", c->peer_text, uv_strerror(n));
             conn_close(c, "write error", true);
             return n;
         }
@@ -283,7 +374,7 @@ static int conn_write(struct tcp_conn *c, const char *data, size_t len)
     c->queued += w->len;
     int rc = conn_write_queue(c, w);
     if (rc) {
-        log_warn("TCP write to %s failed: %s", c->peer_text, uv_strerror(rc));
+        log_warn_rl("TCP write to %s failed: %s", c->peer_text, uv_strerror(rc));
         conn_close(c, "write error", true);
     }
     return rc;
@@ -312,7 +403,7 @@ static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void conn_refuse(struct tcp_conn *c, const char *why)
 {
     c->t->stats.dropped++;
-    log_warn("TCP %s from %s: closing the connection", why, c->peer_text);
+    log_warn_rl("TCP %s from %s: closing the connection", why, c->peer_text);
     conn_close(c, why, true);
 }
 
@@ -322,6 +413,7 @@ static void conn_frame(struct tcp_conn *c)
     struct transport *t = c->t;
     size_t max = t->cfg.max_message_bytes;
     size_t off = 0;
+    bool delivered = false;
     while (off < c->len && c->state == CONN_OPEN) {
         const char *p = c->buf + off;
         size_t avail = c->len - off;
@@ -359,10 +451,20 @@ static void conn_frame(struct tcp_conn *c)
             return;
         }
         struct rx_origin o = {SIP_TRANSPORT_TCP, &c->peer, c->peer_text, c->id, c->listener_id, &c->local};
+        c->got_message = delivered = true;
         transport_deliver(t, p + skip, (size_t)n, &o);
         off += skip + (size_t)n;
     }
     if (c->state != CONN_OPEN) return;
+    /* A message has tcp_message_timeout_ms from its first byte: bytes
+     * trickling in must not keep a connection (and its buffer) forever. */
+    if (c->len == off) {
+        c->msg_partial = false;
+    } else if (delivered || !c->msg_partial) {
+        c->msg_partial = true;
+        c->msg_started = transport_now(t);
+        conn_arm(c, false);
+    }
     if (off) {
         memmove(c->buf, c->buf + off, c->len - off);
         c->len -= off;
@@ -388,7 +490,7 @@ static void conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             if (c->len > t->cfg.max_message_bytes) conn_refuse(c, "message over the size limit");
             else conn_refuse(c, "out of memory");
         } else {
-            log_info("TCP connection to %s: %s", c->peer_text, uv_strerror((int)nread));
+            log_info_rl("TCP connection to %s: %s", c->peer_text, uv_strerror((int)nread));
             conn_close(c, uv_err_name((int)nread), true);
         }
         return;
@@ -426,17 +528,89 @@ static void conn_names(struct tcp_conn *c)
     transport_addr_text(&c->peer, c->peer_text, sizeof(c->peer_text));
 }
 
+#define LISTENER_PAUSE_MS 1000
+
+/* The process is out of descriptors although tcp_max_connections keeps ours
+ * under the limit (something else holds the rest) and libuv's own spare is
+ * gone. accept() then fails with EMFILE even on an empty backlog, and libuv
+ * retries at once for as long as it does: a spin that starves the loop. Free
+ * our spare to accept and close what waits (the clients see a close, not
+ * silence), then close the listener, which ends libuv's retries, and listen
+ * again LISTENER_PAUSE_MS later (meanwhile connects are refused). */
+static void listener_resume(struct timer_node *n, uint64_t now)
+{
+    struct listener *l = container_of(n, struct listener, resume);
+    struct transport *t = l->t;
+    if (t->freeing) return;
+    if (l->handle_open) { /* its close callback has not run yet */
+        timer_start(t->timers, &l->resume, now + 100, listener_resume);
+        return;
+    }
+    int rc = transport_listener_reopen(t, l);
+    if (rc) {
+        log_error_rl("TCP listener %u: cannot listen again: %s; next try in %u ms", l->id, uv_strerror(rc),
+                     LISTENER_PAUSE_MS);
+        timer_start(t->timers, &l->resume, now + LISTENER_PAUSE_MS, listener_resume);
+        return;
+    }
+    l->paused = false;
+    log_warn_rl("TCP listener %u accepting again", l->id);
+}
+
+static void accept_out_of_fds(struct transport *t, struct listener *l, int status)
+{
+    uint32_t closed = 0;
+    if (t->spare_fd >= 0) close(t->spare_fd);
+    t->spare_fd = -1;
+    uv_os_fd_t lfd;
+    if (uv_fileno(&l->h.handle, &lfd) == 0) {
+        for (;;) {
+            int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd >= 0) {
+                close(fd);
+                closed++;
+            } else if (errno != EINTR && errno != ECONNABORTED) {
+                break;
+            }
+        }
+    }
+    t->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    t->stats.tcp_refused += closed;
+    log_error_rl("TCP accept on listener %u: %s with %u SIP connections open: closed %u waiting connections, "
+                 "not listening for %u ms",
+                 l->id, uv_strerror(status), t->stats.tcp_open, closed, LISTENER_PAUSE_MS);
+    if (l->paused) return;
+    l->paused = true;
+    uv_close(&l->h.handle, transport_listener_closed);
+    if (timer_start(t->timers, &l->resume, transport_now(t) + LISTENER_PAUSE_MS, listener_resume) != 0)
+        log_error("TCP listener %u: no memory for its resume timer: not listening any more", l->id);
+}
+
+/* Accepted past a cap: closed at once, so the listen socket is drained and
+ * the peer learns it at once (rather than hanging in the backlog). */
+static void accept_refuse(struct tcp_conn *c, const char *why)
+{
+    struct transport *t = c->t;
+    t->stats.tcp_refused++;
+    log_warn_rl("TCP connection from %s refused: %s", c->peer_text, why);
+    conn_close(c, why, false);
+}
+
 static void on_accept(uv_stream_t *server, int status)
 {
     struct listener *l = server->data;
     struct transport *t = l->t;
+    if (status == UV_EMFILE || status == UV_ENFILE) {
+        accept_out_of_fds(t, l, status);
+        return;
+    }
     if (status < 0) {
-        log_warn("TCP accept on listener %u: %s", l->id, uv_strerror(status));
+        log_warn_rl("TCP accept on listener %u: %s", l->id, uv_strerror(status));
         return;
     }
     struct tcp_conn *c = conn_new(t);
     if (!c) {
-        log_error("TCP accept on listener %u: out of memory", l->id);
+        log_error_rl("TCP accept on listener %u: out of memory", l->id);
         return;
     }
     c->listener_id = l->id;
@@ -447,21 +621,25 @@ static void on_accept(uv_stream_t *server, int status)
     }
     conn_names(c);
     if (t->stats.tcp_open >= t->cfg.tcp_max_connections) {
-        log_warn("TCP connection from %s refused: %u connections open", c->peer_text, t->stats.tcp_open);
-        conn_close(c, "too many connections", false);
+        accept_refuse(c, "tcp_max_connections reached");
+        return;
+    }
+    c->ip = ip_count_take(t, &c->peer);
+    if (!c->ip) {
+        accept_refuse(c, "tcp_max_per_ip reached for its address");
         return;
     }
     if (conn_register(t, c) != 0) {
-        log_error("TCP connection from %s refused: out of memory", c->peer_text);
+        log_error_rl("TCP connection from %s refused: out of memory", c->peer_text);
         conn_close(c, "out of memory", false);
         return;
     }
     t->stats.tcp_accepted++;
     uv_tcp_nodelay(&c->handle, 1);
-    conn_arm_idle(c);
+    conn_arm_open(c);
     int rc = uv_read_start((uv_stream_t *)&c->handle, conn_alloc, conn_read);
     if (rc) {
-        log_warn("TCP connection from %s: %s", c->peer_text, uv_strerror(rc));
+        log_warn_rl("TCP connection from %s: %s", c->peer_text, uv_strerror(rc));
         conn_close(c, "read failed", true);
         return;
     }
@@ -480,7 +658,7 @@ static void on_connect(uv_connect_t *req, int status)
     struct transport *t = c->t;
     if (status == UV_ECANCELED || c->state != CONN_CONNECTING) return;
     if (status < 0) {
-        log_warn("TCP connect to %s failed: %s", c->peer_text, uv_strerror(status));
+        log_warn_rl("TCP connect to %s failed: %s", c->peer_text, uv_strerror(status));
         conn_close(c, "connect failed", true);
         return;
     }
@@ -489,7 +667,7 @@ static void on_connect(uv_connect_t *req, int status)
     if (uv_tcp_getsockname(&c->handle, (struct sockaddr *)&c->local, &len) != 0) c->local.ss_family = AF_UNSPEC;
     t->stats.tcp_connected++;
     uv_tcp_nodelay(&c->handle, 1);
-    conn_arm_idle(c);
+    conn_arm_open(c);
     int rc = uv_read_start((uv_stream_t *)&c->handle, conn_alloc, conn_read);
     struct conn_write *w = c->pending;
     c->pending = NULL;
@@ -506,15 +684,49 @@ static void on_connect(uv_connect_t *req, int status)
         w = next;
     }
     if (rc) {
-        log_warn("TCP connection to %s: %s", c->peer_text, uv_strerror(rc));
+        log_warn_rl("TCP connection to %s: %s", c->peer_text, uv_strerror(rc));
         conn_close(c, "write error", true);
         return;
     }
     log_debug("TCP connection %llu to %s established", (unsigned long long)c->id, c->peer_text);
 }
 
-static struct tcp_conn *conn_connect(struct transport *t, const struct sockaddr_storage *addr, int *err)
+/* Binds the socket of an outbound connection to a listener's address (port
+ * 0) so that its packets come from the address our Via and Contact name.
+ * 0 when bound or when no binding applies, else a libuv error code. */
+static int conn_bind_source(struct transport *t, struct tcp_conn *c, const struct transport_dest *dest)
 {
+    const struct listener *l = transport_bind_listener(t, dest);
+    if (!l) return 0;
+    struct sockaddr_storage src = l->addr;
+    socklen_t len = sizeof(struct sockaddr_in);
+    if (src.ss_family == AF_INET6) {
+        ((struct sockaddr_in6 *)&src)->sin6_port = 0;
+        len = sizeof(struct sockaddr_in6);
+    } else {
+        ((struct sockaddr_in *)&src)->sin_port = 0;
+    }
+    int fd = socket(src.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+#ifdef IP_BIND_ADDRESS_NO_PORT
+    /* The port is chosen at connect, per destination: binding does not cap
+     * outbound connections at the size of the ephemeral port range. */
+    int one = 1;
+    setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+#endif
+    if (bind(fd, (const struct sockaddr *)&src, len) != 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    int rc = uv_tcp_open(&c->handle, fd);
+    if (rc) close(fd);
+    return rc;
+}
+
+static struct tcp_conn *conn_connect(struct transport *t, const struct transport_dest *dest, int *err)
+{
+    const struct sockaddr_storage *addr = &dest->addr;
     if (t->stats.tcp_open >= t->cfg.tcp_max_connections) {
         *err = UV_EMFILE;
         return NULL;
@@ -527,7 +739,8 @@ static struct tcp_conn *conn_connect(struct transport *t, const struct sockaddr_
     c->state = CONN_CONNECTING;
     c->peer = *addr;
     transport_addr_text(&c->peer, c->peer_text, sizeof(c->peer_text));
-    int rc = uv_tcp_connect(&c->connect_req, &c->handle, (const struct sockaddr *)addr, on_connect);
+    int rc = conn_bind_source(t, c, dest);
+    if (rc == 0) rc = uv_tcp_connect(&c->connect_req, &c->handle, (const struct sockaddr *)addr, on_connect);
     if (rc == 0 && conn_register(t, c) != 0) rc = UV_ENOMEM;
     if (rc) {
         /* Not registered (or the connect never started): close without a callback. */
@@ -538,7 +751,7 @@ static struct tcp_conn *conn_connect(struct transport *t, const struct sockaddr_
         return NULL;
     }
     if (timer_start(t->timers, &c->timer, transport_now(t) + t->cfg.tcp_connect_timeout_ms, conn_timer) != 0)
-        log_error("TCP connect to %s: no memory for the connect timer", c->peer_text);
+        log_error_rl("TCP connect to %s: no memory for the connect timer", c->peer_text);
     log_debug("TCP connection %llu to %s: connecting", (unsigned long long)c->id, c->peer_text);
     return c;
 }
@@ -552,7 +765,7 @@ int tcp_send(struct transport *t, struct transport_dest *dest, const void *data,
     }
     if (!c) {
         int err = 0;
-        c = conn_connect(t, &dest->addr, &err);
+        c = conn_connect(t, dest, &err);
         if (!c) return err;
     }
     dest->conn_id = c->id;

@@ -5,9 +5,12 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "base/log.h"
 
@@ -146,6 +149,27 @@ const char *transport_name(enum sip_transport proto) { return proto == SIP_TRANS
 
 /* ---- lifecycle ---- */
 
+/* tcp_max_connections against RLIMIT_NOFILE: raise the soft limit as far as
+ * the hard one allows, then clamp what still does not fit. Every connection
+ * is one descriptor; running out stops the API, the store and accept itself. */
+static uint32_t tcp_fd_budget(uint32_t want, uint32_t reserve)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return want;
+    rlim_t need = (rlim_t)want + reserve;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+        struct rlimit raised = rl;
+        raised.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need : rl.rlim_max;
+        if (raised.rlim_cur > rl.rlim_cur && setrlimit(RLIMIT_NOFILE, &raised) == 0) rl.rlim_cur = raised.rlim_cur;
+    }
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need) return want;
+    uint32_t cap = rl.rlim_cur > (rlim_t)reserve + 16 ? (uint32_t)(rl.rlim_cur - reserve) : 16;
+    log_warn("[sip] tcp_max_connections %u does not fit the descriptor limit %llu (minus %u kept in reserve): "
+             "using %u",
+             want, (unsigned long long)rl.rlim_cur, reserve, cap);
+    return cap;
+}
+
 uint64_t transport_now(struct transport *t)
 {
     return t->cb.now_ms ? t->cb.now_ms(t->cb.user) : uv_now(t->loop);
@@ -163,8 +187,14 @@ struct transport *transport_new(uv_loop_t *loop, struct timer_service *timers, c
     t->cb = *cb;
     if (t->cfg.max_message_bytes == 0) t->cfg.max_message_bytes = UDP_MAX_PAYLOAD;
     if (t->cfg.tcp_connect_timeout_ms == 0) t->cfg.tcp_connect_timeout_ms = 10000;
-    if (t->cfg.tcp_max_connections == 0) t->cfg.tcp_max_connections = 65536;
     if (t->cfg.tcp_max_send_queue == 0) t->cfg.tcp_max_send_queue = 4u << 20;
+    if (t->cfg.tcp_max_connections == 0) t->cfg.tcp_max_connections = 10000;
+    if (t->cfg.tcp_max_per_ip == 0) t->cfg.tcp_max_per_ip = 256;
+    if (t->cfg.tcp_fd_reserve == 0) t->cfg.tcp_fd_reserve = 64;
+    if (t->cfg.tcp_message_timeout_ms == 0) t->cfg.tcp_message_timeout_ms = 10000;
+    if (t->cfg.tcp_first_message_timeout_ms == 0) t->cfg.tcp_first_message_timeout_ms = 30000;
+    t->cfg.tcp_max_connections = tcp_fd_budget(t->cfg.tcp_max_connections, t->cfg.tcp_fd_reserve);
+    t->stats.tcp_max_connections = t->cfg.tcp_max_connections;
 
     sip_parse_limits_default(&t->limits);
     if (t->cfg.limits.max_headers) t->limits.max_headers = t->cfg.limits.max_headers;
@@ -176,12 +206,15 @@ struct transport *transport_new(uv_loop_t *loop, struct timer_service *timers, c
     t->udp_cap = (size_t)udp_max + 1;
     t->udp_buf = malloc(t->udp_cap);
     t->arena_mem = malloc(ARENA_FIRST_BYTES);
-    if (!t->udp_buf || !t->arena_mem) {
+    t->ip_counts = calloc(IP_COUNT_BUCKETS, sizeof(*t->ip_counts));
+    if (!t->udp_buf || !t->arena_mem || !t->ip_counts) {
         free(t->udp_buf);
         free(t->arena_mem);
+        free(t->ip_counts);
         free(t);
         return NULL;
     }
+    t->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     arena_init(&t->arena, t->arena_mem, ARENA_FIRST_BYTES);
     t->arena.limit = ARENA_HEAP_LIMIT;
     t->next_conn_id = 1;
@@ -193,6 +226,8 @@ static void transport_release(struct transport *t)
     for (uint32_t i = 0; i < t->listener_count; i++) free(t->listeners[i]);
     free(t->conns.by_id);
     free(t->conns.by_addr);
+    free(t->ip_counts); /* every count went back to zero (and was freed) as its connections closed */
+    if (t->spare_fd >= 0) close(t->spare_fd);
     arena_free(&t->arena);
     free(t->arena_mem);
     free(t->udp_buf);
@@ -205,9 +240,10 @@ void transport_handle_closed(struct transport *t)
     if (t->freeing && t->open_handles == 0) transport_release(t);
 }
 
-static void listener_closed(uv_handle_t *h)
+void transport_listener_closed(uv_handle_t *h)
 {
     struct listener *l = h->data;
+    l->handle_open = false;
     transport_handle_closed(l->t);
 }
 
@@ -216,7 +252,12 @@ void transport_free(struct transport *t)
     if (!t) return;
     t->freeing = true;
     tcp_close_all(t);
-    for (uint32_t i = 0; i < t->listener_count; i++) uv_close(&t->listeners[i]->h.handle, listener_closed);
+    for (uint32_t i = 0; i < t->listener_count; i++) {
+        struct listener *l = t->listeners[i];
+        timer_stop(t->timers, &l->resume);
+        /* A paused listener is closed or closing already. */
+        if (l->handle_open && !uv_is_closing(&l->h.handle)) uv_close(&l->h.handle, transport_listener_closed);
+    }
     if (t->open_handles == 0) transport_release(t);
 }
 
@@ -253,14 +294,14 @@ static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const stru
         transport_addr_text(&src, src_text, sizeof(src_text));
     }
     if (nread < 0) {
-        log_warn("UDP receive error on listener %u from %s: %s", l->id, src_text, uv_strerror((int)nread));
+        log_warn_rl("UDP receive error on listener %u from %s: %s", l->id, src_text, uv_strerror((int)nread));
         return;
     }
     if (nread == 0) return;
     t->stats.bytes_in += (uint64_t)nread;
     if ((flags & UV_UDP_PARTIAL) || (size_t)nread > t->cfg.max_message_bytes) {
         t->stats.dropped++;
-        log_warn("UDP datagram from %s dropped: larger than %u bytes", src_text, t->cfg.max_message_bytes);
+        log_warn_rl("UDP datagram from %s dropped: larger than %u bytes", src_text, t->cfg.max_message_bytes);
         return;
     }
     if (only_crlf(buf->base, (size_t)nread)) return;
@@ -276,6 +317,7 @@ static int listener_bind(struct transport *t, struct listener *l)
         rc = uv_udp_init(t->loop, &l->h.udp);
         if (rc) return rc;
         t->open_handles++;
+        l->handle_open = true;
         l->h.handle.data = l;
         /* IPV6ONLY so that a v4 and a v6 listener can share a port. */
         rc = uv_udp_bind(&l->h.udp, sa, l->addr.ss_family == AF_INET6 ? UV_UDP_IPV6ONLY : 0);
@@ -290,6 +332,7 @@ static int listener_bind(struct transport *t, struct listener *l)
     rc = uv_tcp_init(t->loop, &l->h.tcp);
     if (rc) return rc;
     t->open_handles++;
+    l->handle_open = true;
     l->h.handle.data = l;
     rc = uv_tcp_bind(&l->h.tcp, sa, l->addr.ss_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
     if (rc) return rc;
@@ -316,6 +359,7 @@ int transport_listen(struct transport *t, enum sip_transport proto, const char *
     l->t = t;
     l->proto = proto;
     l->id = t->listener_count + 1;
+    timer_node_init(&l->resume);
     if (!host || transport_addr_parse(host, strlen(host), port, &l->addr) != 0) {
         log_error("listen %s %s:%u: not a numeric IP address", transport_name(proto), host ? host : "(null)", port);
         free(l);
@@ -334,6 +378,14 @@ int transport_listen(struct transport *t, enum sip_transport proto, const char *
     transport_addr_text(&l->addr, text, sizeof(text));
     log_info("listening on %s %s (listener %u)", transport_name(proto), text, l->id);
     return (int)l->id;
+}
+
+int transport_listener_reopen(struct transport *t, struct listener *l)
+{
+    uint32_t handles_before = t->open_handles;
+    int rc = listener_bind(t, l);
+    if (rc && t->open_handles != handles_before) uv_close(&l->h.handle, transport_listener_closed);
+    return rc;
 }
 
 int transport_listener_port(const struct transport *t, uint32_t listener_id)
@@ -366,7 +418,7 @@ struct udp_send_req {
 
 static void udp_sent(uv_udp_send_t *req, int status)
 {
-    if (status < 0 && status != UV_ECANCELED) log_warn("UDP send failed: %s", uv_strerror(status));
+    if (status < 0 && status != UV_ECANCELED) log_warn_rl("UDP send failed: %s", uv_strerror(status));
     free(req);
 }
 
@@ -415,7 +467,7 @@ int transport_send(struct transport *t, struct transport_dest *dest, const void 
         t->stats.send_errors++;
         char text[TRANSPORT_ADDR_TEXT];
         transport_addr_text(&dest->addr, text, sizeof(text));
-        log_warn("%s send to %s failed: %s", transport_name(dest->proto), text, uv_strerror(rc));
+        log_warn_rl("%s send to %s failed: %s", transport_name(dest->proto), text, uv_strerror(rc));
         return rc;
     }
     t->stats.messages_out++;
@@ -425,7 +477,41 @@ int transport_send(struct transport *t, struct transport_dest *dest, const void 
 
 int transport_close_conn(struct transport *t, uint64_t conn_id) { return tcp_close_conn(t, conn_id); }
 
+static bool addr_is_wildcard(const struct sockaddr_storage *a)
+{
+    if (a->ss_family == AF_INET) return ((const struct sockaddr_in *)a)->sin_addr.s_addr == htonl(INADDR_ANY);
+    if (a->ss_family == AF_INET6) return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)a)->sin6_addr);
+    return true;
+}
+
+static bool addr_is_loopback(const struct sockaddr_storage *a)
+{
+    if (a->ss_family == AF_INET) return (ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr) >> 24) == 127;
+    if (a->ss_family == AF_INET6) return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)a)->sin6_addr);
+    return false;
+}
+
+const struct listener *transport_bind_listener(const struct transport *t, const struct transport_dest *dest)
+{
+    const struct listener *pick = NULL;
+    if (dest->listener_id && dest->listener_id <= t->listener_count) {
+        const struct listener *l = t->listeners[dest->listener_id - 1];
+        if (l->proto == SIP_TRANSPORT_TCP && l->addr.ss_family == dest->addr.ss_family) pick = l;
+    }
+    for (int proto = SIP_TRANSPORT_TCP; !pick && proto >= SIP_TRANSPORT_UDP; proto--)
+        for (uint32_t i = 0; i < t->listener_count && !pick; i++) {
+            const struct listener *l = t->listeners[i];
+            if ((int)l->proto == proto && l->addr.ss_family == dest->addr.ss_family) pick = l;
+        }
+    if (!pick || addr_is_wildcard(&pick->addr)) return NULL; /* the kernel picks by route */
+    /* A loopback source cannot reach another host. */
+    if (addr_is_loopback(&pick->addr) && !addr_is_loopback(&dest->addr)) return NULL;
+    return pick;
+}
+
 /* ---- where a response goes (RFC 3261 §18.2.2, RFC 3581 §4) ---- */
+
+static bool host_is_source(str_t host, const struct sockaddr_storage *src);
 
 int transport_response_dest(const struct transport_rx *rx, struct transport_dest *d)
 {
@@ -443,15 +529,13 @@ int transport_response_dest(const struct transport_rx *rx, struct transport_dest
         addr_set_port(&d->addr, sent_by_port);
         return 0;
     }
-    if (m->via.maddr.len) {
-        struct sockaddr_storage maddr;
-        if (transport_addr_parse(m->via.maddr.s, m->via.maddr.len, sent_by_port, &maddr) == 0) {
-            d->addr = maddr;
-            d->listener_id = 0; /* the family may differ */
-            return 0;
-        }
-        /* A host name would need DNS here; the source address is the best we know. */
-    }
+    /* RFC 3261 §18.2.2 would send to maddr; RFC 3581 §4 (received/rport)
+     * wins here: a maddr other than the source would let any client aim our
+     * responses, and their retransmissions, at a third party. One equal to
+     * the source changes nothing. */
+    if (m->via.maddr.len && !host_is_source(m->via.maddr, &rx->src))
+        log_info_rl("Via maddr=%.*s from %s ignored: responses go to the source address", STR_FMT(m->via.maddr),
+                    rx->src_text);
     if (!m->via.has_rport) addr_set_port(&d->addr, sent_by_port);
     return 0;
 }
@@ -587,21 +671,21 @@ void transport_deliver(struct transport *t, const char *data, size_t len, const 
         const char *reason = err.reason ? err.reason : "malformed";
         if ((err.can_answer && !msg.is_request) || (!err.can_answer && looks_like_response(data, len))) {
             t->stats.dropped++;
-            log_warn("malformed response from %s %s dropped: %s", transport_name(o->proto), o->src_text, reason);
+            log_warn_rl("malformed response from %s %s dropped: %s", transport_name(o->proto), o->src_text, reason);
             return;
         }
         if (!err.can_answer) {
             /* Without Via/From/To/Call-ID/CSeq no response can be formed. */
             t->stats.dropped++;
-            log_warn("malformed request from %s %s dropped (cannot answer): %s", transport_name(o->proto),
+            log_warn_rl("malformed request from %s %s dropped (cannot answer): %s", transport_name(o->proto),
                      o->src_text, reason);
             return;
         }
-        log_warn("malformed request from %s %s: %s (answering %d)", transport_name(o->proto), o->src_text, reason,
+        log_warn_rl("malformed request from %s %s: %s (answering %d)", transport_name(o->proto), o->src_text, reason,
                  err.status ? err.status : 400);
         if (via_stamp(&msg, &t->arena, o->src) != 0) {
             t->stats.dropped++;
-            log_warn("malformed request from %s %s dropped: unusable Via", transport_name(o->proto), o->src_text);
+            log_warn_rl("malformed request from %s %s dropped: unusable Via", transport_name(o->proto), o->src_text);
             return;
         }
         rx.msg = &msg;
@@ -612,7 +696,7 @@ void transport_deliver(struct transport *t, const char *data, size_t len, const 
     }
     if (msg.is_request && via_stamp(&msg, &t->arena, o->src) != 0) {
         t->stats.dropped++;
-        log_warn("%.*s from %s %s dropped: cannot stamp the Via (out of memory or bad Via)", STR_FMT(msg.method_name),
+        log_warn_rl("%.*s from %s %s dropped: cannot stamp the Via (out of memory or bad Via)", STR_FMT(msg.method_name),
                  transport_name(o->proto), o->src_text);
         return;
     }

@@ -40,8 +40,24 @@ struct transport_config {
     uint32_t max_message_bytes;      /* 0: 65535; UDP is capped at 65535 */
     uint32_t tcp_idle_timeout_ms;    /* 0: connections never time out */
     uint32_t tcp_connect_timeout_ms; /* 0: 10000 */
-    uint32_t tcp_max_connections;    /* 0: 65536; accepts above it are closed */
     uint32_t tcp_max_send_queue;     /* bytes queued per connection, 0: 4 MiB */
+    /* Descriptor budget. tcp_max_connections (0: 10000) counts accepted and
+     * outbound connections; transport_new raises the soft RLIMIT_NOFILE to
+     * fit it plus tcp_fd_reserve (0: 64, left for the API, the store, logs,
+     * listeners) and, when the hard limit is lower, clamps it with a warning.
+     * Accepted connections above it, or above tcp_max_per_ip (0: 256) from
+     * one source IP, are closed at once (the accept loop never spins); one
+     * spare descriptor drains the backlog if the process runs out anyway. */
+    uint32_t tcp_max_connections;
+    uint32_t tcp_max_per_ip;
+    uint32_t tcp_fd_reserve;
+    /* Slow senders (RFC 3261 §18.3 gives none; these are ours): a message
+     * must be complete tcp_message_timeout_ms (0: 10000) after its first byte
+     * arrived, and an accepted connection must have delivered a complete
+     * message tcp_first_message_timeout_ms (0: 30000) after it was accepted.
+     * Bytes arriving do not extend either (tcp_idle_timeout_ms is for that). */
+    uint32_t tcp_message_timeout_ms;
+    uint32_t tcp_first_message_timeout_ms;
     /* Parse limits; zero fields take sip_parse_limits_default(). The message
      * size limit used is max_message_bytes above. */
     struct sip_parse_limits limits;
@@ -100,6 +116,9 @@ struct transport_stats {
     uint64_t tcp_accepted, tcp_connected, tcp_closed;
     uint64_t keepalives;        /* CRLFCRLF pings answered */
     uint32_t tcp_open;          /* connections open now (including connecting) */
+    uint64_t tcp_refused;       /* accepted then closed: over tcp_max_connections or tcp_max_per_ip */
+    uint64_t tcp_timed_out;     /* closed by tcp_message_timeout / tcp_first_message_timeout */
+    uint32_t tcp_max_connections; /* the cap in force (after the RLIMIT_NOFILE clamp) */
 };
 
 struct transport *transport_new(uv_loop_t *loop, struct timer_service *timers,
@@ -121,12 +140,19 @@ int transport_local(const struct transport *t, enum sip_transport proto, char *h
 /* Sends one message. 0, or a negative libuv error code (UV_ENETUNREACH,
  * UV_EAFNOSUPPORT when no socket can reach the family, UV_ENOTCONN ...).
  * TCP may return 0 while still connecting; a later connect failure reports
- * through on_conn_lost with the conn_id written into dest. */
+ * through on_conn_lost with the conn_id written into dest.
+ * A new TCP connection is bound to the address of a listener of its family
+ * (dest->listener_id when it names a TCP one, else the first TCP, else UDP,
+ * listener), port 0, unless that address is a wildcard or loopback towards
+ * a non-loopback destination: its packets come from the address the Via and
+ * Contact name. */
 int transport_send(struct transport *t, struct transport_dest *dest, const void *data, size_t len);
 /* Where a response to the request in rx goes (RFC 3261 §18.2.2, RFC 3581 §4):
  * TCP the same connection (address fallback: source IP, sent-by port);
- * UDP maddr, else source IP with rport or the sent-by port (default 5060),
- * from the socket it arrived on. 0, or -1 when no address can be formed. */
+ * UDP the source IP with rport or the sent-by port (default 5060), from the
+ * socket it arrived on. A Via maddr is ignored: honouring it would let any
+ * client aim responses and their retransmissions at a third party. 0, or -1
+ * when no address can be formed. */
 int transport_response_dest(const struct transport_rx *rx, struct transport_dest *dest);
 
 /* Closes a TCP connection (fires on_conn_lost with "closed locally").

@@ -19,6 +19,9 @@ struct listener {
     uint32_t id;
     enum sip_transport proto;
     struct sockaddr_storage addr; /* as bound (the real port when 0 was asked) */
+    bool handle_open;             /* h initialised and its close callback not yet run */
+    bool paused;                  /* TCP: closed while the process is out of descriptors */
+    struct timer_node resume;     /* ... listens again when this fires */
 };
 
 enum conn_state { CONN_CONNECTING, CONN_OPEN, CONN_CLOSING };
@@ -43,13 +46,26 @@ struct tcp_conn {
     char peer_text[TRANSPORT_ADDR_TEXT];
     char *buf;                     /* bytes read, not yet framed */
     size_t len, cap;
-    struct timer_node timer;       /* connect timeout, then idle timeout */
-    uint64_t last_activity;
+    struct timer_node timer;       /* connect timeout, then the earliest of the deadlines below */
+    uint64_t last_activity;        /* idle deadline: + tcp_idle_timeout_ms */
+    uint64_t opened_at;            /* accepted: + tcp_first_message_timeout_ms until got_message */
+    uint64_t msg_started;          /* first byte of the unfinished message: + tcp_message_timeout_ms */
+    bool msg_partial;              /* the buffer holds part of a message (msg_started is set) */
+    bool got_message;              /* a complete message has been framed */
+    struct ip_count *ip;           /* accepted: the per-source-IP count it holds */
     struct conn_write *pending, **pending_tail; /* bytes queued while connecting */
     size_t queued;                 /* bytes handed to libuv or pending, not yet written */
     struct tcp_conn *id_next, *addr_next; /* hash chains */
     struct tcp_conn *all_prev, *all_next; /* every registered connection */
 };
+
+/* Accepted connections from one source IP (tcp_max_per_ip). */
+struct ip_count {
+    struct sockaddr_storage ip;    /* port 0 */
+    uint32_t n;
+    struct ip_count *next;
+};
+#define IP_COUNT_BUCKETS 4096
 
 struct conn_table {
     struct tcp_conn **by_id, **by_addr; /* buckets, same size (power of two) */
@@ -75,6 +91,8 @@ struct transport {
 
     struct conn_table conns;
     struct tcp_conn *all;          /* list of registered connections */
+    struct ip_count **ip_counts;   /* IP_COUNT_BUCKETS chains */
+    int spare_fd;                  /* closed to drain the backlog on EMFILE, then reopened; -1 */
     uint64_t next_conn_id;
 
     struct transport_stats stats;
@@ -97,10 +115,17 @@ uint64_t transport_now(struct transport *t);
 void transport_deliver(struct transport *t, const char *data, size_t len, const struct rx_origin *o);
 /* Called from every handle's close callback; frees t after the last one once freeing. */
 void transport_handle_closed(struct transport *t);
+/* Close callback of a listener handle. */
+void transport_listener_closed(uv_handle_t *h);
+/* Binds and starts a listener again at its address (after a pause). 0, or a
+ * libuv error code (the handle is then closing). */
+int transport_listener_reopen(struct transport *t, struct listener *l);
 
 /* tcp.c */
 int tcp_listener_start(struct transport *t, struct listener *l);
 int tcp_send(struct transport *t, struct transport_dest *dest, const void *data, size_t len);
+/* The listener whose address an outbound TCP connection to dest binds to, or NULL. */
+const struct listener *transport_bind_listener(const struct transport *t, const struct transport_dest *dest);
 int tcp_close_conn(struct transport *t, uint64_t conn_id);
 void tcp_close_all(struct transport *t); /* transport_free: no callbacks */
 

@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "base/log.h"
@@ -738,6 +740,355 @@ static void test_txn_over_udp_keeps_stamped_via(void **state)
     close(fd);
 }
 
+/* ---- descriptor budget, slow senders, maddr, source address (issue 9) ---- */
+
+/* A TCP client bound to source address ip (127.0.0.x), connected to listener id. */
+static int tcp_peer_from(struct transport *t, uint32_t id, const char *ip)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    assert_int_equal(inet_pton(AF_INET, ip, &a.sin_addr), 1);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    struct sockaddr_storage srv;
+    listener_addr(t, id, "127.0.0.1", &srv);
+    assert_int_equal(connect(fd, (struct sockaddr *)&srv, sizeof(struct sockaddr_in)), 0);
+    return fd;
+}
+
+/* Sends an OPTIONS on fd: 1 when a 200 comes back, 0 when the transport
+ * closed the connection instead. */
+static int tcp_ask(struct tt *x, int fd)
+{
+    (void)send(fd, SIMPLE_REQ, strlen(SIMPLE_REQ), MSG_NOSIGNAL); /* fails when already closed */
+    char buf[2048];
+    ssize_t r = peer_recv(x, fd, buf, sizeof(buf), 3000);
+    assert_true(r >= 0); /* an answer or a close, never silence */
+    if (r == 0) return 0;
+    assert_non_null(strstr(buf, "SIP/2.0 200 "));
+    return 1;
+}
+
+static void test_tcp_caps_refuse_per_ip_and_total(void **state)
+{
+    struct tt *x = *state;
+    struct node *n = &x->b;
+    struct transport_config cfg = {.tcp_max_connections = 3, .tcp_max_per_ip = 2};
+    node_start(x, n, &cfg);
+    n->reply_status = 200;
+    int id = transport_listen(n->t, SIP_TRANSPORT_TCP, "127.0.0.1", 0);
+    assert_true(id > 0);
+    /* Three from one address: the third is over tcp_max_per_ip and closed at once. */
+    int a1 = tcp_peer_from(n->t, (uint32_t)id, "127.0.0.1");
+    int a2 = tcp_peer_from(n->t, (uint32_t)id, "127.0.0.1");
+    int a3 = tcp_peer_from(n->t, (uint32_t)id, "127.0.0.1");
+    assert_int_equal(tcp_ask(x, a1), 1);
+    assert_int_equal(tcp_ask(x, a2), 1);
+    assert_int_equal(tcp_ask(x, a3), 0);
+    /* Another address gets the last place of tcp_max_connections, a third address none. */
+    int b1 = tcp_peer_from(n->t, (uint32_t)id, "127.0.0.2");
+    assert_int_equal(tcp_ask(x, b1), 1);
+    int c1 = tcp_peer_from(n->t, (uint32_t)id, "127.0.0.3");
+    assert_int_equal(tcp_ask(x, c1), 0);
+    struct transport_stats s;
+    transport_get_stats(n->t, &s);
+    assert_int_equal(s.tcp_open, 3);
+    assert_int_equal(s.tcp_accepted, 3);
+    assert_int_equal(s.tcp_refused, 2);
+    assert_int_equal(n->lost, 0); /* refused connections were never announced */
+    /* A place freed is a place again: for the same address and for a new one. */
+    close(a1);
+    assert_true(run_until(x, &n->lost, 1, 3000));
+    int a4 = tcp_peer_from(n->t, (uint32_t)id, "127.0.0.1");
+    assert_int_equal(tcp_ask(x, a4), 1);
+    close(b1);
+    assert_true(run_until(x, &n->lost, 2, 3000));
+    int c2 = tcp_peer_from(n->t, (uint32_t)id, "127.0.0.3");
+    assert_int_equal(tcp_ask(x, c2), 1);
+    close(a2);
+    close(a3);
+    close(a4);
+    close(c1);
+    close(c2);
+}
+
+/* Runs in a child: the descriptor limits are process-wide. */
+static int fd_budget_child(void)
+{
+    uv_loop_t loop;
+    struct timer_service ts;
+    if (uv_loop_init(&loop) != 0) return 10;
+    timer_service_init(&ts);
+    struct transport_callbacks cb = {.on_message = on_message};
+    /* The soft limit is raised as far as the hard one allows ... */
+    struct rlimit rl = {200, 2000};
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) return 11;
+    struct transport_config cfg = {.tcp_max_connections = 1000, .tcp_fd_reserve = 64};
+    struct transport *t = transport_new(&loop, &ts, &cfg, &cb);
+    struct transport_stats s;
+    transport_get_stats(t, &s);
+    if (s.tcp_max_connections != 1000) return 12;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < 1064) return 13;
+    transport_free(t);
+    /* ... and what still does not fit is clamped to the limit minus the reserve. */
+    rl.rlim_cur = rl.rlim_max = 256;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) return 14;
+    cfg.tcp_max_connections = 65536;
+    t = transport_new(&loop, &ts, &cfg, &cb);
+    transport_get_stats(t, &s);
+    if (s.tcp_max_connections != 256 - 64) return 15;
+    transport_free(t);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    timer_service_free(&ts);
+    return 0;
+}
+
+static void test_tcp_max_connections_fits_rlimit(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) _exit(fd_budget_child());
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+/* Runs in a child (it exhausts the process's descriptors): with libuv's own
+ * spare descriptor gone, as when another thread took it, accept failing with
+ * EMFILE must neither spin (libuv retries at once for as long as the callback
+ * leaves the backlog full) nor leave clients hanging: the transport's spare
+ * drains the backlog, and the listener accepts again once descriptors free. */
+static int emfile_child(void)
+{
+    alarm(20); /* a spin never returns from uv_run: fail instead of hanging */
+    uv_loop_t loop;
+    struct timer_service ts;
+    if (uv_loop_init(&loop) != 0) return 10;
+    timer_service_init(&ts);
+    struct node n = {0};
+    struct transport_callbacks cb = {.user = &n, .on_message = on_message, .on_conn_lost = on_conn_lost};
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 11;
+    rl.rlim_cur = 256;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) return 11;
+    struct transport_config cfg = {.tcp_max_connections = 100}; /* fits: the limit stays 256 */
+    struct transport *t = transport_new(&loop, &ts, &cfg, &cb);
+    if (!t) return 11;
+    int id = transport_listen(t, SIP_TRANSPORT_TCP, "127.0.0.1", 0);
+    if (id <= 0) return 12;
+    struct sockaddr_storage srv;
+    transport_addr_parse("127.0.0.1", 9, (uint16_t)transport_listener_port(t, (uint32_t)id), &srv);
+    enum { CLIENTS = 3, FILL = 4096 };
+    int cl[CLIENTS + 1];
+    for (int i = 0; i <= CLIENTS; i++)
+        if ((cl[i] = socket(AF_INET, SOCK_STREAM, 0)) < 0) return 13;
+    if (loop.emfile_fd >= 0) close(loop.emfile_fd);
+    loop.emfile_fd = -1;
+    static int fill[FILL];
+    int nfill = 0;
+    while (nfill < FILL && (fill[nfill] = open("/dev/null", O_RDONLY)) >= 0) nfill++;
+    if (nfill == FILL || errno != EMFILE) return 14;
+    for (int i = 0; i < CLIENTS; i++)
+        if (connect(cl[i], (struct sockaddr *)&srv, sizeof(struct sockaddr_in)) != 0) return 15;
+    int closed = 0;
+    for (int round = 0; round < 200 && closed < CLIENTS; round++) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        closed = 0;
+        for (int i = 0; i < CLIENTS; i++) {
+            char b;
+            ssize_t r = recv(cl[i], &b, 1, MSG_DONTWAIT);
+            if (r == 0 || (r < 0 && errno == ECONNRESET)) closed++;
+        }
+        usleep(10000);
+    }
+    if (closed != CLIENTS) return 16;
+    struct transport_stats s;
+    transport_get_stats(t, &s);
+    if (s.tcp_refused != CLIENTS || s.tcp_accepted != 0) return 17;
+    /* Descriptors free again: the listener (paused a while) serves again. */
+    for (int i = 0; i < 8; i++) close(fill[--nfill]);
+    bool connected = false;
+    for (int round = 0; round < 1000 && s.tcp_accepted == 0; round++) {
+        if (!connected && round % 10 == 0) {
+            connected = connect(cl[CLIENTS], (struct sockaddr *)&srv, sizeof(struct sockaddr_in)) == 0;
+            if (!connected) { /* refused while the listener pauses: a new socket for the next try */
+                close(cl[CLIENTS]);
+                if ((cl[CLIENTS] = socket(AF_INET, SOCK_STREAM, 0)) < 0) return 18;
+            }
+        }
+        uv_run(&loop, UV_RUN_NOWAIT);
+        uv_update_time(&loop);
+        timer_run(&ts, uv_now(&loop)); /* the pause ends on the transport's timer */
+        transport_get_stats(t, &s);
+        usleep(10000);
+    }
+    if (s.tcp_accepted != 1) return 19;
+    return 0; /* the child exits: the kernel takes the rest back */
+}
+
+static void test_tcp_emfile_no_spin_then_listens_again(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) _exit(emfile_child());
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st)); /* not killed by the alarm: no spin */
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+/* A client trickling a byte now and then is closed tcp_message_timeout after
+ * its message began, although every byte is activity. */
+static void test_tcp_slow_message_closed(void **state)
+{
+    struct tt *x = *state;
+    struct node *n = &x->b;
+    struct transport_config cfg = {.tcp_message_timeout_ms = 300, .tcp_first_message_timeout_ms = 60000};
+    node_start(x, n, &cfg);
+    n->reply_status = 200;
+    int id = transport_listen(n->t, SIP_TRANSPORT_TCP, "127.0.0.1", 0);
+    int fd = tcp_peer(n->t, (uint32_t)id);
+    /* A whole message first: the deadline is per message, not per connection. */
+    assert_int_equal(tcp_ask(x, fd), 1);
+    size_t len = strlen(SIMPLE_REQ), sent = 0;
+    uv_update_time(&x->loop);
+    uint64_t end = uv_now(&x->loop) + 5000;
+    while (n->lost == 0 && sent < len && uv_now(&x->loop) < end) {
+        if (send(fd, SIMPLE_REQ + sent, 1, MSG_NOSIGNAL) == 1) sent++;
+        run_for(x, 50);
+    }
+    assert_int_equal(n->lost, 1);
+    assert_string_equal(n->lost_reason, "message timeout");
+    assert_true(sent < len); /* closed before the trickle could finish */
+    assert_int_equal(n->nmsgs, 1);
+    struct transport_stats s;
+    transport_get_stats(n->t, &s);
+    assert_int_equal(s.tcp_timed_out, 1);
+    close(fd);
+}
+
+/* A message in parts within the deadline, and whole messages further apart
+ * than it, keep the connection. */
+static void test_tcp_normal_client_kept(void **state)
+{
+    struct tt *x = *state;
+    struct node *n = &x->b;
+    /* Deadlines well above the 50 ms gap below: a stalled machine must not close the client. */
+    struct transport_config cfg = {.tcp_message_timeout_ms = 800, .tcp_first_message_timeout_ms = 800};
+    node_start(x, n, &cfg);
+    n->reply_status = 200;
+    int id = transport_listen(n->t, SIP_TRANSPORT_TCP, "127.0.0.1", 0);
+    int fd = tcp_peer(n->t, (uint32_t)id);
+    send_all(fd, SIMPLE_REQ, 30);
+    run_for(x, 50);
+    send_all(fd, SIMPLE_REQ + 30, strlen(SIMPLE_REQ) - 30);
+    char buf[2048];
+    assert_true(peer_recv(x, fd, buf, sizeof(buf), 3000) > 0);
+    assert_non_null(strstr(buf, "SIP/2.0 200 "));
+    for (int i = 0; i < 2; i++) {
+        run_for(x, 1000); /* longer than both deadlines */
+        assert_int_equal(n->lost, 0);
+        assert_int_equal(tcp_ask(x, fd), 1);
+    }
+    assert_int_equal(n->lost, 0);
+    close(fd);
+}
+
+/* An accepted connection that never completes a message (here: only CRLF
+ * pings) is closed tcp_first_message_timeout after it opened. */
+static void test_tcp_no_first_message_closed(void **state)
+{
+    struct tt *x = *state;
+    struct node *n = &x->b;
+    struct transport_config cfg = {.tcp_first_message_timeout_ms = 300};
+    node_start(x, n, &cfg);
+    int id = transport_listen(n->t, SIP_TRANSPORT_TCP, "127.0.0.1", 0);
+    int fd = tcp_peer(n->t, (uint32_t)id);
+    uv_update_time(&x->loop);
+    uint64_t end = uv_now(&x->loop) + 5000;
+    while (n->lost == 0 && uv_now(&x->loop) < end) {
+        (void)send(fd, "\r\n\r\n", 4, MSG_NOSIGNAL);
+        run_for(x, 50);
+    }
+    assert_int_equal(n->lost, 1);
+    assert_string_equal(n->lost_reason, "first message timeout");
+    close(fd);
+}
+
+/* RFC 3581 wins over a Via maddr: the response goes back to the source, not
+ * to the third address the client named. */
+static void test_udp_maddr_ignored(void **state)
+{
+    struct tt *x = *state;
+    struct node *n = &x->b;
+    node_start(x, n, NULL);
+    n->reply_status = 200;
+    int id = transport_listen(n->t, SIP_TRANSPORT_UDP, "127.0.0.1", 0);
+    struct sockaddr_storage me, srv;
+    int fd = peer_socket(AF_INET, SOCK_DGRAM, &me);
+    listener_addr(n->t, (uint32_t)id, "127.0.0.1", &srv);
+    char via[128], req[1024];
+    snprintf(via, sizeof(via), "SIP/2.0/UDP 127.0.0.1:%u;maddr=192.0.2.7;branch=z9hG4bKm1", transport_addr_port(&me));
+    snprintf(req, sizeof(req),
+             "OPTIONS sip:cascade@127.0.0.1 SIP/2.0\r\nVia: %s\r\nMax-Forwards: 70\r\n"
+             "From: <sip:alice@example.com>;tag=a1\r\nTo: <sip:cascade@example.com>\r\n"
+             "Call-ID: maddr@example.com\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+             via);
+    assert_true(sendto(fd, req, strlen(req), 0, (struct sockaddr *)&srv, sizeof(struct sockaddr_in)) > 0);
+    char buf[2048];
+    assert_true(peer_recv(x, fd, buf, sizeof(buf), 3000) > 0);
+    assert_non_null(strstr(buf, "SIP/2.0 200 "));
+    /* The same with rport: source IP and port. */
+    snprintf(via, sizeof(via), "SIP/2.0/UDP 10.0.0.9:5060;rport;maddr=192.0.2.7;branch=z9hG4bKm2");
+    snprintf(req, sizeof(req),
+             "OPTIONS sip:cascade@127.0.0.1 SIP/2.0\r\nVia: %s\r\nMax-Forwards: 70\r\n"
+             "From: <sip:alice@example.com>;tag=a1\r\nTo: <sip:cascade@example.com>\r\n"
+             "Call-ID: maddr2@example.com\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+             via);
+    assert_true(sendto(fd, req, strlen(req), 0, (struct sockaddr *)&srv, sizeof(struct sockaddr_in)) > 0);
+    assert_true(peer_recv(x, fd, buf, sizeof(buf), 3000) > 0);
+    assert_non_null(strstr(buf, "z9hG4bKm2"));
+    close(fd);
+}
+
+/* A transport listening on 127.0.0.2 opens its TCP connections from
+ * 127.0.0.2 (what its Via says), not from the address the route picks. */
+static void test_tcp_outbound_bound_to_listener(void **state)
+{
+    struct tt *x = *state;
+    struct node *a = &x->a, *b = &x->b;
+    node_start(x, a, NULL);
+    node_start(x, b, NULL);
+    b->reply_status = 200;
+    int bid = transport_listen(b->t, SIP_TRANSPORT_TCP, "127.0.0.1", 0);
+    int aid = transport_listen(a->t, SIP_TRANSPORT_TCP, "127.0.0.2", 0);
+    assert_true(aid > 0);
+    struct transport_dest d = {.proto = SIP_TRANSPORT_TCP};
+    listener_addr(b->t, (uint32_t)bid, "127.0.0.1", &d.addr);
+    assert_int_equal(transport_send(a->t, &d, SIMPLE_REQ, strlen(SIMPLE_REQ)), 0);
+    assert_true(run_until(x, &b->nmsgs, 1, 3000));
+    assert_memory_equal(b->msgs[0].src_text, "127.0.0.2:", 10);
+    /* Its own port, not the listener's. */
+    char lport[16];
+    snprintf(lport, sizeof(lport), ":%d", transport_listener_port(a->t, (uint32_t)aid));
+    assert_string_not_equal(strchr(b->msgs[0].src_text, ':'), lport);
+    assert_true(run_until(x, &a->nmsgs, 1, 3000));
+    assert_int_equal(a->msgs[0].status, 200);
+    /* A UDP-only node on 127.0.0.3 binds its TCP connections there too. */
+    transport_free(a->t);
+    a->nmsgs = 0;
+    node_start(x, a, NULL);
+    assert_true(transport_listen(a->t, SIP_TRANSPORT_UDP, "127.0.0.3", 0) > 0);
+    struct transport_dest d2 = {.proto = SIP_TRANSPORT_TCP, .addr = d.addr};
+    assert_int_equal(transport_send(a->t, &d2, SIMPLE_REQ, strlen(SIMPLE_REQ)), 0);
+    assert_true(run_until(x, &b->nmsgs, 2, 3000));
+    assert_memory_equal(b->msgs[1].src_text, "127.0.0.3:", 10);
+}
+
 /* The IPv4 fast path prints what inet_ntop + snprintf print, truncation included. */
 static void test_addr_text_ipv4(void **state)
 {
@@ -788,6 +1139,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tcp_connect_reuse_and_response_path, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tcp_connect_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_txn_over_udp_keeps_stamped_via, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tcp_caps_refuse_per_ip_and_total, setup, teardown),
+        cmocka_unit_test(test_tcp_max_connections_fits_rlimit),
+        cmocka_unit_test(test_tcp_emfile_no_spin_then_listens_again),
+        cmocka_unit_test_setup_teardown(test_tcp_slow_message_closed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tcp_normal_client_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tcp_no_first_message_closed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_udp_maddr_ignored, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tcp_outbound_bound_to_listener, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
