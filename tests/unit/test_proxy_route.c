@@ -12,7 +12,9 @@
 
 #include <cmocka.h>
 
+#include "app/worker.h"
 #include "proxy/proxy_int.h"
+#include "registrar/registrar.h"
 
 struct parsed {
     char buf[4096];
@@ -273,6 +275,49 @@ static void test_via_dest(void **state)
     assert_int_equal(proxy_via_dest(&v, &d, host, sizeof(host), &port), -1);
 }
 
+static bool local(const struct worker *w, const char *uri, bool check_port)
+{
+    struct sip_uri u;
+    if (sip_uri_parse(str_from_cstr(uri), &u) != 0) fail_msg("uri %s", uri);
+    return registrar_uri_is_local(w, &u, NULL, check_port);
+}
+
+/* Which Request-URIs name this node (issue 9): the domain and every listen
+ * address are ours without a port or with one of our ports; 0.0.0.0 takes
+ * the machine's addresses (loopback at least). */
+static void test_uri_is_local(void **state)
+{
+    (void)state;
+    struct worker *w = calloc(1, sizeof(*w));
+    config_init(&w->cfg);
+    assert_int_equal(config_parse_listen(&w->cfg, "udp:127.0.0.1:5070, tcp:127.0.0.1:5070"), 0);
+    snprintf(w->cfg.sip.domain, sizeof(w->cfg.sip.domain), "127.0.0.1");
+    snprintf(w->local_host, sizeof(w->local_host), "127.0.0.1");
+    w->local_udp_port = w->local_tcp_port = 5070;
+    /* the domain written as an address, on a port other than 5060 */
+    assert_true(local(w, "sip:bob@127.0.0.1", true));
+    assert_true(local(w, "sip:bob@127.0.0.1:5070", true));
+    assert_true(local(w, "sip:127.0.0.1;lr", true));
+    assert_false(local(w, "sip:bob@127.0.0.1:5080", true)); /* a UA on the same host */
+    assert_true(local(w, "sip:bob@127.0.0.1:5080", false));
+    assert_false(local(w, "sip:bob@192.0.2.7", true));
+    assert_false(local(w, "sip:bob@127.0.0.2", true));     /* not a wildcard listener */
+    assert_false(local(w, "sip:bob@127.0.0.1;maddr=192.0.2.7", true));
+    /* a domain name is ours on any port */
+    snprintf(w->cfg.sip.domain, sizeof(w->cfg.sip.domain), "sip.example.com");
+    assert_true(local(w, "sip:bob@sip.example.com:9999", true));
+    assert_true(local(w, "sip:bob@127.0.0.1", true));       /* a listen address */
+    assert_false(local(w, "sip:bob@example.com", true));
+    /* 0.0.0.0: any local address, still only on our port when one is given */
+    assert_int_equal(config_parse_listen(&w->cfg, "udp:0.0.0.0:5070"), 0);
+    snprintf(w->local_host, sizeof(w->local_host), "0.0.0.0");
+    assert_true(local(w, "sip:bob@127.0.0.2", true));
+    assert_true(local(w, "sip:bob@127.0.0.1:5070", true));
+    assert_false(local(w, "sip:bob@127.0.0.1:5080", true));
+    assert_false(local(w, "sip:bob@192.0.2.7", true));
+    free(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -280,6 +325,7 @@ int main(void)
         cmocka_unit_test(test_max_forwards_and_insert), cmocka_unit_test(test_branch_round_trip),
         cmocka_unit_test(test_loop_detection),  cmocka_unit_test(test_uri_dest),
         cmocka_unit_test(test_via_dest),
+        cmocka_unit_test(test_uri_is_local),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
