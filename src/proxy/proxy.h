@@ -56,6 +56,8 @@ struct proxy_stats {
     uint64_t acks_forwarded;        /* ACKs for 2xx */
     uint64_t stray_forwarded;       /* 2xx retransmissions forwarded */
     uint64_t dns_lookups, dns_failures;
+    uint64_t non_invite_timeouts;   /* non-INVITE requests answered at their deadline */
+    uint64_t pike_refused;          /* requests over a source's pike_limit (503) */
     uint32_t calls_live;            /* response contexts alive */
 };
 

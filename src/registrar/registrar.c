@@ -855,6 +855,8 @@ struct registrar *registrar_new(struct worker *w)
     sbuf_init(&r->sb);
     if (!w->realm[0]) log_warn("registrar: no realm ([auth] realm or [sip] domain): digest challenges will fail");
     r->natping = natping_new(w);
+    /* [registrar] max_contacts bounds the fan-out of one call (issue 9). */
+    if (w->location) location_set_limits(w->location, (uint32_t)w->cfg.registrar.max_contacts, 0);
     return r;
 }
 

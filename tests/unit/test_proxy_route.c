@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "app/worker.h"
+#include "proxy/pike.h"
 #include "proxy/proxy_int.h"
 #include "registrar/registrar.h"
 
@@ -318,6 +319,51 @@ static void test_uri_is_local(void **state)
     free(w);
 }
 
+static struct sockaddr_storage ip(const char *text)
+{
+    struct sockaddr_storage ss;
+    if (transport_addr_parse(text, strlen(text), 5060, &ss) != 0) fail_msg("addr %s", text);
+    return ss;
+}
+
+/* [proxy] pike_*: at most limit requests per source address and window;
+ * the first refusal of a window says so (to be logged), the others not;
+ * another source, and the same one in its next window, pass (issue 9). */
+static void test_pike(void **state)
+{
+    (void)state;
+    struct proxy_pike *pk = proxy_pike_new(3, 2000);
+    assert_non_null(pk);
+    struct sockaddr_storage a = ip("192.0.2.1"), a2 = ip("192.0.2.1"), b = ip("192.0.2.2"), v6 = ip("2001:db8::1");
+    ((struct sockaddr_in *)&a2)->sin_port = htons(40000); /* another port: the same source */
+    const struct sockaddr *A = (const struct sockaddr *)&a, *A2 = (const struct sockaddr *)&a2,
+                          *B = (const struct sockaddr *)&b, *V6 = (const struct sockaddr *)&v6;
+    uint64_t t = 1000000;
+    assert_int_equal(proxy_pike_check(pk, A, t), PROXY_PIKE_PASS);
+    assert_int_equal(proxy_pike_check(pk, A2, t + 10), PROXY_PIKE_PASS);
+    assert_int_equal(proxy_pike_check(pk, A, t + 20), PROXY_PIKE_PASS);
+    assert_int_equal(proxy_pike_check(pk, A, t + 30), PROXY_PIKE_REFUSE_FIRST);
+    assert_int_equal(proxy_pike_check(pk, A2, t + 40), PROXY_PIKE_REFUSE);
+    assert_int_equal(proxy_pike_count(pk, A), 5);
+    assert_int_equal(proxy_pike_check(pk, B, t + 50), PROXY_PIKE_PASS);
+    for (int i = 0; i < 3; i++) assert_int_equal(proxy_pike_check(pk, V6, t + 60), PROXY_PIKE_PASS);
+    assert_int_equal(proxy_pike_check(pk, V6, t + 70), PROXY_PIKE_REFUSE_FIRST);
+    assert_int_equal(proxy_pike_check(pk, A, t + 1999), PROXY_PIKE_REFUSE);
+    /* the next window */
+    assert_int_equal(proxy_pike_check(pk, A, t + 2000), PROXY_PIKE_PASS);
+    assert_int_equal(proxy_pike_count(pk, A), 1);
+    /* many sources: memory stays fixed, every fresh source passes */
+    for (uint32_t i = 0; i < 3 * PIKE_SLOTS; i++) {
+        struct sockaddr_in x = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x0a000000u + i)};
+        assert_int_equal(proxy_pike_check(pk, (const struct sockaddr *)&x, t + 3000), PROXY_PIKE_PASS);
+    }
+    proxy_pike_free(pk);
+    /* limit 0: off */
+    pk = proxy_pike_new(0, 2000);
+    for (int i = 0; i < 100; i++) assert_int_equal(proxy_pike_check(pk, A, t), PROXY_PIKE_PASS);
+    proxy_pike_free(pk);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -326,6 +372,7 @@ int main(void)
         cmocka_unit_test(test_loop_detection),  cmocka_unit_test(test_uri_dest),
         cmocka_unit_test(test_via_dest),
         cmocka_unit_test(test_uri_is_local),
+        cmocka_unit_test(test_pike),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
