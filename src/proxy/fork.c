@@ -12,9 +12,10 @@
  * non_invite_timeout_ms, by default 60*T1, a little before the sender's own
  * timer F (64*T1). When it passes, the best answer so far goes upstream, a
  * 408 when no branch answered (as Kamailio's fr_timer does), so the sender
- * learns the target is silent instead of timing out on its own. RFC 4320
- * §4.2 forbids a 408 to non-INVITE only because it would come too late; this
- * one comes before the sender gives up.
+ * learns the target is silent instead of timing out on its own. A
+ * deliberate deviation: RFC 4320 §4.2 says a stateful element MUST NOT send
+ * 408 to a non-INVITE, reasoning that it always arrives after the sender's
+ * timer F; this one is sent before it (issue 9).
  *
  * Lifetime: a call is freed once its final response went upstream (or the
  * server transaction is gone) and none of its branches has a live client
