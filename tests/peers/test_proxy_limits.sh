@@ -6,7 +6,8 @@
 #  2. a MESSAGE to a registered contact that never answers: the sender gets
 #     a 408 from the proxy at [proxy] non_invite_timeout_ms, long before its
 #     own timer F (before the fix it came at the branch's timer F, 64*T1,
-#     too late for a sender with the same T1);
+#     too late for a sender with the same T1); with one silent contact and
+#     one answering 486, the 486 goes up at that deadline;
 #  3. [registrar] max_contacts (default 10): the 11th contact of an AoR is
 #     refused 403 Too Many Contacts;
 #  4. [proxy] pike_limit: a burst of INVITEs from one source (another
@@ -71,6 +72,21 @@ sed -e "s/STATUS/408/" -e "s/WAIT/16000/" "$PEERS_DIR/sipp/uac-message-status.xm
 check "MESSAGE to bob's silent contact -> 408 from the proxy before the sender gives up" \
     sipp_scn msg408 "$WORK/message-408.xml" -s bob -p "$(free_port)"
 check "counted as a non-INVITE deadline" test "$(stat non_invite_timeouts)" = 1
+# bob gets a second contact that answers 486: at the deadline that answer,
+# the best one, goes up rather than a 408 (RFC 3261 §16.7 step 6).
+UAS2=$(free_port)
+check "bob registers a second contact" reg rbob2 bob bobpw "$UAS2"
+sed 's/SIP\/2.0 200 OK/SIP\/2.0 486 Busy Here/' "$PEERS_DIR/sipp/uas-message.xml" >"$WORK/uas-message-486.xml"
+(cd "$WORK" && exec timeout 60 sipp -sf "$WORK/uas-message-486.xml" -i 127.0.0.1 -p "$UAS2" -m 1 -nostdin \
+    -trace_msg -message_file busy2.msg >"$WORK/busy2.out" 2>&1) &
+BUSY2=$!
+PIDS+=("$BUSY2")
+sleep 0.3
+sed -e "s/STATUS/486/" -e "s/WAIT/16000/" "$PEERS_DIR/sipp/uac-message-status.xml" >"$WORK/message-486.xml"
+check "MESSAGE to bob (one contact silent, one busy) -> the 486, at the deadline" \
+    sipp_scn msg486 "$WORK/message-486.xml" -s bob -p "$(free_port)"
+check "the busy contact got the MESSAGE" wait "$BUSY2"
+check "counted as a second non-INVITE deadline" test "$(stat non_invite_timeouts)" = 2
 
 # 3. max_contacts = 10 (the default): the 11th contact is refused.
 ok=0
