@@ -67,6 +67,7 @@ start_kamailio() {
 # proxy_ini PORT API_PORT: cascade as registrar + proxy, digest realm 127.0.0.1.
 # The callers are not challenged ([proxy] authenticate = no), like Kamailio's
 # anchor configuration, which authenticates nobody.
+# pike_limit = 0: the whole offered load comes from one source (sipp).
 proxy_ini() {
     cascade_write_ini "udp:127.0.0.1:$1" "127.0.0.1:$2" bench warn <<INI
 domain = 127.0.0.1
@@ -74,6 +75,7 @@ domain = 127.0.0.1
 realm = 127.0.0.1
 [proxy]
 authenticate = no
+pike_limit = 0
 INI
 }
 

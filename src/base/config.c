@@ -48,6 +48,10 @@ void config_init(struct config *cfg)
     cfg->proxy.allow_foreign = false;
     cfg->proxy.authenticate = true;
     cfg->proxy.invite_timeout_s = 180;
+    cfg->registrar.max_contacts = 10;
+    cfg->proxy.non_invite_timeout_ms = 0;
+    cfg->proxy.pike_limit = 30;
+    cfg->proxy.pike_window_s = 2;
     COPY(cfg->store.path, "./cascade.db");
     COPY(cfg->api.listen, "127.0.0.1:8080");
     cfg->events.ring_size = 4096;
@@ -255,6 +259,10 @@ static int on_key(void *user, const char *section, const char *name, const char 
     else if (KEY("proxy", "authenticate")) { if (!(bad = parse_bool(v, &b))) c->proxy.authenticate = b; }
     else if (KEY("proxy", "trusted")) bad = config_parse_trusted(c, v);
     else if (KEY("proxy", "invite_timeout")) { if (!(bad = parse_int(v, 1, 3600, &n))) c->proxy.invite_timeout_s = (uint32_t)n; }
+    else if (KEY("registrar", "max_contacts")) { if (!(bad = parse_int(v, 0, 256, &n))) c->registrar.max_contacts = (int)n; }
+    else if (KEY("proxy", "non_invite_timeout_ms")) { if (!(bad = parse_int(v, 0, 3600000, &n))) c->proxy.non_invite_timeout_ms = (uint32_t)n; }
+    else if (KEY("proxy", "pike_limit")) { if (!(bad = parse_int(v, 0, 1000000, &n))) c->proxy.pike_limit = (uint32_t)n; }
+    else if (KEY("proxy", "pike_window")) { if (!(bad = parse_int(v, 1, 3600, &n))) c->proxy.pike_window_s = (uint32_t)n; }
     else if (KEY("store", "path")) COPY(c->store.path, v);
     else if (KEY("api", "listen")) COPY(c->api.listen, v);
     else if (KEY("api", "token")) COPY(c->api.token, v);

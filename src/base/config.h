@@ -64,6 +64,7 @@ struct config {
         bool keep_on_transport_loss;     /* keep bindings flagged instead of dropping them */
         int nat_ping_interval_s;         /* OPTIONS to UDP bindings behind NAT; 0: off */
         int nat_ping_max_lost;           /* unanswered pings in a row that remove the binding; 0: never */
+        int max_contacts;                /* bindings per AoR; one more is refused 403; 0: no limit */
     } registrar;
     struct {                            /* [auth] */
         char realm[128];
@@ -85,6 +86,9 @@ struct config {
         struct config_cidr trusted[CONFIG_MAX_TRUSTED]; /* sources never challenged (trunks, peers) */
         int trusted_count;
         uint32_t invite_timeout_s;       /* timer C */
+        uint32_t non_invite_timeout_ms;  /* 408 upstream for unanswered non-INVITE; 0: 60*T1 */
+        uint32_t pike_limit;             /* new requests per source per window; 0: off */
+        uint32_t pike_window_s;          /* the pike window */
     } proxy;
     struct {                            /* [store] */
         char path[512];

@@ -8,6 +8,14 @@
  * CANCELled and the others count as 408; the final goes up once the
  * CANCELled ones answered, 487 as a rule, or 64*T1 later), then a cleanup
  * deadline for branches that never end (a callee that ignores our CANCEL).
+ * A non-INVITE request has a deadline instead of timer C: [proxy]
+ * non_invite_timeout_ms, by default 60*T1, a little before the sender's own
+ * timer F (64*T1). When it passes, the best answer so far goes upstream, a
+ * 408 when no branch answered (as Kamailio's fr_timer does), so the sender
+ * learns the target is silent instead of timing out on its own. A
+ * deliberate deviation: RFC 4320 §4.2 says a stateful element MUST NOT send
+ * 408 to a non-INVITE, reasoning that it always arrives after the sender's
+ * timer F; this one is sent before it (issue 9).
  *
  * Lifetime: a call is freed once its final response went upstream (or the
  * server transaction is gone) and none of its branches has a live client
@@ -58,6 +66,7 @@ struct proxy_call {
     struct timer_node timer;          /* timer C, then cleanup */
     bool invite, final_sent, hashed;
     bool timer_c_fired;               /* §16.8 done: waiting for the CANCELled branches */
+                                      /* (non-INVITE: the deadline passed) */
     enum sip_method method;
     int live;                         /* client transactions + lookups */
     int best_status, best_rank;
@@ -349,6 +358,28 @@ static void call_timer(struct timer_node *n, uint64_t now)
     struct proxy *p = c->p;
     struct worker *w = p->w;
     arena_reset(&p->arena);
+    if (!c->final_sent && !c->invite) {
+        /* The non-INVITE deadline: silent branches count as 408 and the best
+         * answer goes up now; the branches run out on their own (their
+         * late answers are dropped, §16.7 step 2). */
+        c->timer_c_fired = true;
+        p->stats.non_invite_timeouts++;
+        log_info("proxy: no final to %s from %s in time: best answer upstream",
+                 sip_method_name(c->method), c->src);
+        for (size_t i = 0; i < c->n; i++) {
+            struct proxy_branch *b = &c->br[i];
+            if (b->final) continue;
+            if (b->dns) {
+                b->dns->br = NULL;
+                b->dns = NULL;
+                c->live--;
+            }
+            branch_fail(b, 408);
+        }
+        check_complete(c);
+        maybe_free(c);
+        return;
+    }
     if (!c->final_sent && !c->timer_c_fired) {
         /* §16.8 timer C: a branch that rang is CANCELled (its 487 is to
          * come); one that never answered counts as a 408 and is let go. */
@@ -397,6 +428,15 @@ static void call_timer(struct timer_node *n, uint64_t now)
     }
     c->live = 0;
     call_free(c);
+}
+
+/* The non-INVITE deadline (see the top of the file). */
+static void arm_non_invite_deadline(struct proxy_call *c)
+{
+    struct worker *w = c->p->w;
+    uint64_t ms = w->cfg.proxy.non_invite_timeout_ms;
+    if (!ms) ms = 60ull * (w->cfg.sip.t1_ms ? w->cfg.sip.t1_ms : 500);
+    timer_start(&w->timers, &c->timer, worker_now_ms(w) + ms, call_timer);
 }
 
 static void arm_timer_c(struct proxy_call *c)
@@ -605,6 +645,7 @@ void proxy_fork(struct proxy *p, struct txn *st, const struct transport_rx *rx, 
     proxy_via_host(p, rx, via_host, sizeof(via_host));
     for (size_t i = 0; i < n; i++) branch_start(c, &c->br[i], rx, req, &targets[i], record_route, lh, via_host);
     if (c->invite) arm_timer_c(c);
+    else arm_non_invite_deadline(c);
     check_complete(c);
     maybe_free(c);
 }

@@ -15,6 +15,7 @@
 
 #include "app/worker.h"
 #include "base/log.h"
+#include "proxy/pike.h"
 #include "proxy/proxy_int.h"
 #include "registrar/digest_check.h"
 #include "registrar/location.h"
@@ -53,6 +54,58 @@ static void refuse(struct proxy *p, struct txn *st, const struct transport_rx *r
 {
     log_warn("proxy: %d %s to %.*s from %s: %s", status, reason, STR_FMT(rx->msg->method_name), rx->src_text, why);
     proxy_reply(p, st, status, reason, extra);
+}
+
+/* ---- per-source rate limit ([proxy] pike_*, pike.h) ---- */
+
+#define PROXY_PIKE_LOG_PER_S 10
+
+/* One line per source and window, and at most PROXY_PIKE_LOG_PER_S a
+ * second in all (a flood from many sources must not flood the log). */
+static void pike_log(struct proxy *p, const struct transport_rx *rx, uint64_t now_ms)
+{
+    const struct config *cfg = &p->w->cfg;
+    uint64_t sec = now_ms / 1000;
+    if (sec != p->pike_log_sec) {
+        if (p->pike_log_suppressed)
+            log_warn("proxy: %u more source(s) went over [proxy] pike_limit (not logged)", p->pike_log_suppressed);
+        p->pike_log_sec = sec;
+        p->pike_log_lines = p->pike_log_suppressed = 0;
+    }
+    if (p->pike_log_lines >= PROXY_PIKE_LOG_PER_S) {
+        p->pike_log_suppressed++;
+        return;
+    }
+    p->pike_log_lines++;
+    log_warn("proxy: 503 to %.*s from %s: more than %u requests in %u s ([proxy] pike_limit), refused until the "
+             "window ends",
+             STR_FMT(rx->msg->method_name), rx->src_text, cfg->proxy.pike_limit, cfg->proxy.pike_window_s);
+}
+
+/* Counts a request the proxy is about to route against its source's
+ * allowance; trusted sources are exempt. false: answered 503 here. */
+static bool pike_allows(struct proxy *p, struct txn *st, const struct transport_rx *rx)
+{
+    struct worker *w = p->w;
+    const struct sockaddr *src = (const struct sockaddr *)&rx->src;
+    if (!p->pike ||
+        (w->cfg.proxy.trusted_count && config_cidr_match(w->cfg.proxy.trusted, w->cfg.proxy.trusted_count, src)))
+        return true;
+    uint64_t now = worker_now_ms(w);
+    enum proxy_pike_verdict v = proxy_pike_check(p->pike, src, now);
+    if (v == PROXY_PIKE_PASS) return true;
+    p->stats.pike_refused++;
+    if (v == PROXY_PIKE_REFUSE_FIRST) pike_log(p, rx, now);
+    /* Stateless where the transaction layer allows it: a flood keeps no
+     * transaction records (RFC 3261 §8.2.7). */
+    char tag[17], ra[40];
+    worker_new_tag(w, tag);
+    snprintf(ra, sizeof(ra), "Retry-After: %u", w->cfg.proxy.pike_window_s);
+    str_t line = str_from_cstr(ra);
+    int rc = txn_respond_stateless(st, 503, "Too Many Requests", rx->msg->to.tag.len ? STR_NULL : str_from_cstr(tag),
+                                   &line, 1, STR_NULL, STR_NULL);
+    if (rc < 0) log_debug("proxy: 503 to %s not sent: %s", rx->src_text, strerror(-rc));
+    return false;
 }
 
 static bool wildcard_host(const char *h)
@@ -254,6 +307,10 @@ static void route_local(struct proxy *p, struct txn *st, const struct transport_
     const struct location_binding *bs[PROXY_MAX_BRANCHES];
     size_t n = w->location ? location_lookup(w->location, str_from_cstr(aor), bs, PROXY_MAX_BRANCHES) : 0;
     if (n > PROXY_MAX_BRANCHES) n = PROXY_MAX_BRANCHES;
+    /* [registrar] max_contacts also bounds the fan-out when the store holds
+     * more (bindings made before the limit was set): issue 9. */
+    if (w->cfg.registrar.max_contacts > 0 && n > (size_t)w->cfg.registrar.max_contacts)
+        n = (size_t)w->cfg.registrar.max_contacts;
     if (n == 0) {
         if (w->users && users_find(w->users, str_from_cstr(aor))) {
             p->stats.unavailable++;
@@ -399,6 +456,7 @@ int proxy_on_request(struct proxy *p, struct txn *st, const struct transport_rx 
     bool ruri_local = registrar_uri_is_local(w, &m->ruri, rx, true);
     /* Addressed to this node itself (OPTIONS ping, a dialog we are in): the core's. */
     if (!has_route && ruri_local && (m->ruri.user.len == 0 || m->to.tag.len)) return 0;
+    if (!pike_allows(p, st, rx)) return 1;
 
     arena_reset(&p->arena);
     p->stats.requests++;
@@ -573,6 +631,15 @@ struct proxy *proxy_new(struct worker *w)
     arena_init(&p->arena, p->arena_mem, sizeof(p->arena_mem));
     p->arena.limit = 4u << 20;
     sbuf_init(&p->sb);
+    if (w->cfg.proxy.pike_limit) {
+        p->pike = proxy_pike_new(w->cfg.proxy.pike_limit, w->cfg.proxy.pike_window_s * 1000);
+        if (!p->pike) {
+            free(p);
+            return NULL;
+        }
+        log_info("proxy: at most %u requests per source in %u s (pike)", w->cfg.proxy.pike_limit,
+                 w->cfg.proxy.pike_window_s);
+    }
     log_info("proxy: %s mode, foreign domains %s, timer C %us", p->redirect ? "redirect" : "stateful proxy",
              w->cfg.proxy.allow_foreign ? "forwarded" : "refused", w->cfg.proxy.invite_timeout_s);
     return p;
@@ -582,6 +649,7 @@ void proxy_free(struct proxy *p)
 {
     if (!p) return;
     proxy_calls_free(p);
+    proxy_pike_free(p->pike);
     free(p->buckets);
     arena_free(&p->arena);
     sbuf_free(&p->sb);
@@ -612,6 +680,8 @@ void proxy_stats_json(const struct proxy *p, json_t *stats)
     PUT(stray_forwarded);
     PUT(dns_lookups);
     PUT(dns_failures);
+    PUT(non_invite_timeouts);
+    PUT(pike_refused);
     PUT(calls_live);
 #undef PUT
     json_object_set_new(stats, "proxy", o);

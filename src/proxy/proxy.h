@@ -9,7 +9,12 @@
  * Proxy-Require (420), forwards provisional responses, picks the best final
  * response (§16.7: 2xx at once and CANCEL the rest, 6xx cancels the rest,
  * else the lowest class, 401/407 challenges aggregated), forwards CANCEL and
- * answers 408 when timer C ([proxy] invite_timeout) fires. ACKs for 2xx and
+ * answers 408 when timer C ([proxy] invite_timeout) fires; a non-INVITE
+ * request gets its best answer (408 when all branches are silent) at [proxy]
+ * non_invite_timeout_ms, before the sender's own timer F. Each source IP may
+ * send [proxy] pike_limit requests per pike_window (pike.h; 503 beyond,
+ * trusted sources exempt), and a user's fan-out is at most [registrar]
+ * max_contacts branches. ACKs for 2xx and
  * 2xx retransmissions are forwarded statelessly. Requests for other domains
  * are forwarded (numeric host or a DNS A/AAAA lookup) when [proxy]
  * allow_foreign is on, else refused with 403.
@@ -56,6 +61,8 @@ struct proxy_stats {
     uint64_t acks_forwarded;        /* ACKs for 2xx */
     uint64_t stray_forwarded;       /* 2xx retransmissions forwarded */
     uint64_t dns_lookups, dns_failures;
+    uint64_t non_invite_timeouts;   /* non-INVITE requests answered at their deadline */
+    uint64_t pike_refused;          /* requests over a source's pike_limit (503) */
     uint32_t calls_live;            /* response contexts alive */
 };
 

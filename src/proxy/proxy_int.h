@@ -95,6 +95,9 @@ struct proxy {
     struct proxy_dns *dns;            /* lookups in flight */
     uint32_t counter;                 /* branch uniqueness */
     char via_hosts[4][64];            /* hosts we put in Via when listening on a wildcard */
+    struct proxy_pike *pike;          /* [proxy] pike_limit; NULL: off */
+    uint64_t pike_log_sec;            /* refusal log lines: at most PROXY_PIKE_LOG_PER_S a second */
+    uint32_t pike_log_lines, pike_log_suppressed;
     arena_t arena;                    /* per message handled */
     sbuf_t sb;                        /* printing */
     _Alignas(16) char arena_mem[32768];

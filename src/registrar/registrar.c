@@ -29,6 +29,8 @@
 
 #define REG_ARENA_BYTES 16384
 #define REG_STASH_BYTES 1024
+#define REG_MAX_IFADDRS 32
+#define REG_IFADDR_TTL_MS 10000
 
 /* A REGISTER whose 200 waits for the store commit. */
 struct reg_pending {
@@ -57,6 +59,11 @@ struct registrar {
     struct natping *natping;         /* NULL when [registrar] nat_ping_interval = 0 */
     time_t date_sec;                 /* second date_line was formatted for */
     char date_line[64];
+    /* This machine's addresses, for listeners on 0.0.0.0 / :: (re-read
+     * every REG_IFADDR_TTL_MS: interfaces come and go). */
+    struct sockaddr_storage ifaddrs[REG_MAX_IFADDRS];
+    int ifaddr_count;
+    uint64_t ifaddr_read_ms;
     _Alignas(16) char arena_mem[REG_ARENA_BYTES];
 };
 
@@ -85,6 +92,55 @@ static bool addr_host(const struct sockaddr_storage *a, char *buf, size_t cap)
     if (a->ss_family == AF_INET) return inet_ntop(AF_INET, &((const struct sockaddr_in *)a)->sin_addr, buf, (socklen_t)cap);
     if (a->ss_family == AF_INET6)
         return inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)a)->sin6_addr, buf, (socklen_t)cap);
+    return false;
+}
+
+static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family) return false;
+    if (a->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr == ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+    return a->ss_family == AF_INET6 && !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                                               &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr));
+}
+
+static bool is_wildcard(const char *h) { return !h[0] || !strcmp(h, "0.0.0.0") || !strcmp(h, "::"); }
+
+/* A listener on 0.0.0.0 or :: takes every address of this machine: host
+ * (numeric) is ours when it is a loopback address or one of the machine's
+ * interface addresses. */
+static bool host_is_this_machine(const struct worker *w, str_t host)
+{
+    bool wildcard = false;
+    for (int i = 0; !wildcard && i < w->cfg.sip.listen_count; i++) wildcard = is_wildcard(w->cfg.sip.listen[i].host);
+    struct sockaddr_storage a;
+    if (!wildcard || transport_addr_parse(host.s, host.len, 0, &a) != 0) return false;
+    if (a.ss_family == AF_INET && (ntohl(((struct sockaddr_in *)&a)->sin_addr.s_addr) >> 24) == 127) return true;
+    if (a.ss_family == AF_INET6 && IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&a)->sin6_addr)) return true;
+    struct registrar *r = w->registrar;
+    if (!r) return false;
+    uint64_t now = worker_now_ms(w);
+    if (!r->ifaddr_read_ms || now - r->ifaddr_read_ms >= REG_IFADDR_TTL_MS) {
+        uv_interface_address_t *ifs;
+        int n;
+        r->ifaddr_count = 0;
+        r->ifaddr_read_ms = now ? now : 1;
+        if (uv_interface_addresses(&ifs, &n) == 0) {
+            for (int i = 0; i < n && r->ifaddr_count < REG_MAX_IFADDRS; i++) {
+                struct sockaddr_storage *d = &r->ifaddrs[r->ifaddr_count];
+                memset(d, 0, sizeof(*d));
+                if (ifs[i].address.address4.sin_family == AF_INET)
+                    memcpy(d, &ifs[i].address.address4, sizeof(struct sockaddr_in));
+                else if (ifs[i].address.address6.sin6_family == AF_INET6)
+                    memcpy(d, &ifs[i].address.address6, sizeof(struct sockaddr_in6));
+                else continue;
+                r->ifaddr_count++;
+            }
+            uv_free_interface_addresses(ifs, n);
+        }
+    }
+    for (int i = 0; i < r->ifaddr_count; i++)
+        if (same_addr(&a, &r->ifaddrs[i])) return true;
     return false;
 }
 
@@ -120,10 +176,14 @@ bool registrar_uri_is_local(const struct worker *w, const struct sip_uri *uri, c
         char h[INET6_ADDRSTRLEN];
         if (addr_host(&rx->local, h, sizeof(h)) && str_ieq_cstr(host, h)) addr = true;
     }
+    if (!addr) addr = host_is_this_machine(w, host);
     if (!addr) return false;
-    if (!check_port) return true;
-    uint16_t port = uri->port ? uri->port : (uri->scheme == SIP_SCHEME_SIPS ? 5061 : 5060);
-    return port_is_ours(w, port, rx);
+    /* No port: the URI names this host's SIP service, on whatever port it
+     * listens (sip:bob@127.0.0.1 with us on 127.0.0.1:5070 is a call to
+     * our user bob, issue 9). An explicit port must be one of ours: another
+     * UA may share the host. */
+    if (!check_port || !uri->port) return true;
+    return port_is_ours(w, uri->port, rx);
 }
 
 int registrar_aor_key(const struct sip_uri *uri, char *out, size_t cap)
@@ -872,6 +932,8 @@ struct registrar *registrar_new(struct worker *w)
     sbuf_init(&r->sb);
     if (!w->realm[0]) log_warn("registrar: no realm ([auth] realm or [sip] domain): digest challenges will fail");
     r->natping = natping_new(w);
+    /* [registrar] max_contacts bounds the fan-out of one call (issue 9). */
+    if (w->location) location_set_limits(w->location, (uint32_t)w->cfg.registrar.max_contacts, 0);
     return r;
 }
 

@@ -492,6 +492,7 @@ struct ua_dialog *ua_answer_invite(struct ua *ua, struct txn *st, int status, st
     d->local_host = host[0] ? strdup(host) : NULL;
     d->remote_cseq = d->invite_cseq = req->cseq.number;
     d->remote_cseq_set = true;
+    d->remote_method = SIP_INVITE;
     d->flow.proto = rx->proto;
     d->flow.addr = rx->src;
     d->flow.conn_id = rx->conn_id;
@@ -575,15 +576,24 @@ int ua_on_request(struct ua *ua, struct txn *st, const struct transport_rx *rx)
     struct ua_dialog *d = ua_dialog_find(ua, m->call_id, m->to.tag);
     if (!d || d->ending) return 0;
     if (d->remote_tag[0] && !str_eq_cstr(m->from.tag, d->remote_tag)) return 0;
-    /* RFC 3261 §12.2.2: a lower CSeq than the last one is out of order. */
-    if (d->remote_cseq_set && m->cseq.number <= d->remote_cseq) {
-        log_warn("%.*s in dialog %s from %s: CSeq %u not above %u, 500", STR_FMT(m->method_name), d->call_id,
-                 rx->src_text, m->cseq.number, d->remote_cseq);
+    /* RFC 3261 §12.2.2: only a CSeq lower than the last one is out of
+     * order. An equal one is fine for another method (real platforms send
+     * "N BYE" after "N INVITE"); for the same method it is a copy the
+     * transaction layer did not absorb (a new branch). */
+    bool out_of_order = d->remote_cseq_set && (m->cseq.number < d->remote_cseq ||
+                                               (m->cseq.number == d->remote_cseq && m->method == d->remote_method));
+    if (out_of_order) {
+        log_warn("%.*s in dialog %s from %s: CSeq %u out of order (last %u), 500", STR_FMT(m->method_name),
+                 d->call_id, rx->src_text, m->cseq.number, d->remote_cseq);
         answer(st, 500, "Retry-After: 1");
+        /* A peer that sent BYE has ended the session whatever we answer
+         * (§15.1.1): keeping the dialog would keep media flowing to it. */
+        if (m->method == SIP_BYE) dialog_end(d, UA_END_BYE_RECEIVED);
         return 1;
     }
     d->remote_cseq = m->cseq.number;
     d->remote_cseq_set = true;
+    d->remote_method = m->method;
     if (m->method == SIP_BYE) {
         answer(st, 200, NULL);
         log_info("dialog %s ended by BYE from %s", d->call_id, rx->src_text);

@@ -43,6 +43,7 @@ struct ua_dialog {
     size_t route_count;
     uint32_t local_cseq, remote_cseq, invite_cseq;
     bool remote_cseq_set;
+    enum sip_method remote_method;  /* method of the request that set remote_cseq */
     struct transport_dest flow;     /* the flow the dialog was made on */
     bool pinned;                    /* flow set by ua_dialog_set_dest */
     char *local_host;               /* Via host used for the INVITE / answer */

@@ -12,7 +12,10 @@
 
 #include <cmocka.h>
 
+#include "app/worker.h"
+#include "proxy/pike.h"
 #include "proxy/proxy_int.h"
+#include "registrar/registrar.h"
 
 struct parsed {
     char buf[4096];
@@ -273,6 +276,94 @@ static void test_via_dest(void **state)
     assert_int_equal(proxy_via_dest(&v, &d, host, sizeof(host), &port), -1);
 }
 
+static bool local(const struct worker *w, const char *uri, bool check_port)
+{
+    struct sip_uri u;
+    if (sip_uri_parse(str_from_cstr(uri), &u) != 0) fail_msg("uri %s", uri);
+    return registrar_uri_is_local(w, &u, NULL, check_port);
+}
+
+/* Which Request-URIs name this node (issue 9): the domain and every listen
+ * address are ours without a port or with one of our ports; 0.0.0.0 takes
+ * the machine's addresses (loopback at least). */
+static void test_uri_is_local(void **state)
+{
+    (void)state;
+    struct worker *w = calloc(1, sizeof(*w));
+    config_init(&w->cfg);
+    assert_int_equal(config_parse_listen(&w->cfg, "udp:127.0.0.1:5070, tcp:127.0.0.1:5070"), 0);
+    snprintf(w->cfg.sip.domain, sizeof(w->cfg.sip.domain), "127.0.0.1");
+    snprintf(w->local_host, sizeof(w->local_host), "127.0.0.1");
+    w->local_udp_port = w->local_tcp_port = 5070;
+    /* the domain written as an address, on a port other than 5060 */
+    assert_true(local(w, "sip:bob@127.0.0.1", true));
+    assert_true(local(w, "sip:bob@127.0.0.1:5070", true));
+    assert_true(local(w, "sip:127.0.0.1;lr", true));
+    assert_false(local(w, "sip:bob@127.0.0.1:5080", true)); /* a UA on the same host */
+    assert_true(local(w, "sip:bob@127.0.0.1:5080", false));
+    assert_false(local(w, "sip:bob@192.0.2.7", true));
+    assert_false(local(w, "sip:bob@127.0.0.2", true));     /* not a wildcard listener */
+    assert_false(local(w, "sip:bob@127.0.0.1;maddr=192.0.2.7", true));
+    /* a domain name is ours on any port */
+    snprintf(w->cfg.sip.domain, sizeof(w->cfg.sip.domain), "sip.example.com");
+    assert_true(local(w, "sip:bob@sip.example.com:9999", true));
+    assert_true(local(w, "sip:bob@127.0.0.1", true));       /* a listen address */
+    assert_false(local(w, "sip:bob@example.com", true));
+    /* 0.0.0.0: any local address, still only on our port when one is given */
+    assert_int_equal(config_parse_listen(&w->cfg, "udp:0.0.0.0:5070"), 0);
+    snprintf(w->local_host, sizeof(w->local_host), "0.0.0.0");
+    assert_true(local(w, "sip:bob@127.0.0.2", true));
+    assert_true(local(w, "sip:bob@127.0.0.1:5070", true));
+    assert_false(local(w, "sip:bob@127.0.0.1:5080", true));
+    assert_false(local(w, "sip:bob@192.0.2.7", true));
+    free(w);
+}
+
+static struct sockaddr_storage ip(const char *text)
+{
+    struct sockaddr_storage ss;
+    if (transport_addr_parse(text, strlen(text), 5060, &ss) != 0) fail_msg("addr %s", text);
+    return ss;
+}
+
+/* [proxy] pike_*: at most limit requests per source address and window;
+ * the first refusal of a window says so (to be logged), the others not;
+ * another source, and the same one in its next window, pass (issue 9). */
+static void test_pike(void **state)
+{
+    (void)state;
+    struct proxy_pike *pk = proxy_pike_new(3, 2000);
+    assert_non_null(pk);
+    struct sockaddr_storage a = ip("192.0.2.1"), a2 = ip("192.0.2.1"), b = ip("192.0.2.2"), v6 = ip("2001:db8::1");
+    ((struct sockaddr_in *)&a2)->sin_port = htons(40000); /* another port: the same source */
+    const struct sockaddr *A = (const struct sockaddr *)&a, *A2 = (const struct sockaddr *)&a2,
+                          *B = (const struct sockaddr *)&b, *V6 = (const struct sockaddr *)&v6;
+    uint64_t t = 1000000;
+    assert_int_equal(proxy_pike_check(pk, A, t), PROXY_PIKE_PASS);
+    assert_int_equal(proxy_pike_check(pk, A2, t + 10), PROXY_PIKE_PASS);
+    assert_int_equal(proxy_pike_check(pk, A, t + 20), PROXY_PIKE_PASS);
+    assert_int_equal(proxy_pike_check(pk, A, t + 30), PROXY_PIKE_REFUSE_FIRST);
+    assert_int_equal(proxy_pike_check(pk, A2, t + 40), PROXY_PIKE_REFUSE);
+    assert_int_equal(proxy_pike_count(pk, A), 5);
+    assert_int_equal(proxy_pike_check(pk, B, t + 50), PROXY_PIKE_PASS);
+    for (int i = 0; i < 3; i++) assert_int_equal(proxy_pike_check(pk, V6, t + 60), PROXY_PIKE_PASS);
+    assert_int_equal(proxy_pike_check(pk, V6, t + 70), PROXY_PIKE_REFUSE_FIRST);
+    assert_int_equal(proxy_pike_check(pk, A, t + 1999), PROXY_PIKE_REFUSE);
+    /* the next window */
+    assert_int_equal(proxy_pike_check(pk, A, t + 2000), PROXY_PIKE_PASS);
+    assert_int_equal(proxy_pike_count(pk, A), 1);
+    /* many sources: memory stays fixed, every fresh source passes */
+    for (uint32_t i = 0; i < 3 * PIKE_SLOTS; i++) {
+        struct sockaddr_in x = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x0a000000u + i)};
+        assert_int_equal(proxy_pike_check(pk, (const struct sockaddr *)&x, t + 3000), PROXY_PIKE_PASS);
+    }
+    proxy_pike_free(pk);
+    /* limit 0: off */
+    pk = proxy_pike_new(0, 2000);
+    for (int i = 0; i < 100; i++) assert_int_equal(proxy_pike_check(pk, A, t), PROXY_PIKE_PASS);
+    proxy_pike_free(pk);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -280,6 +371,8 @@ int main(void)
         cmocka_unit_test(test_max_forwards_and_insert), cmocka_unit_test(test_branch_round_trip),
         cmocka_unit_test(test_loop_detection),  cmocka_unit_test(test_uri_dest),
         cmocka_unit_test(test_via_dest),
+        cmocka_unit_test(test_uri_is_local),
+        cmocka_unit_test(test_pike),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -800,6 +800,82 @@ static void test_uas_no_ack(void **state)
     assert_int_equal(st.dialogs, 0);
 }
 
+/* Answers invite_text, ACKs it, and returns the local tag in ltag. */
+static void uas_confirmed(struct h *h, char *ltag, size_t cap)
+{
+    h->answer_invite = 1;
+    feed(h, invite_text);
+    assert_non_null(h->uas);
+    str_copy(ltag, cap, sent_msg(h, 0)->to.tag);
+    char ack[1024];
+    snprintf(ack, sizeof(ack),
+             "ACK sip:34020000001310000001@192.0.2.1:5060 SIP/2.0\n"
+             "Via: SIP/2.0/UDP 192.0.2.9:5080;branch=z9hG4bKack1\nMax-Forwards: 70\n"
+             "From: <sip:34020000002000000001@3402000000>;tag=up1\n"
+             "To: <sip:34020000001310000001@3402000000>;tag=%s\nCall-ID: uas-call-1\nCSeq: 20 ACK\n"
+             "Content-Length: 0\n\n",
+             ltag);
+    feed(h, ack);
+    assert_int_equal(h->acks, 1);
+}
+
+/* An in-dialog request from the peer of invite_text's dialog. */
+static void feed_in_dialog(struct h *h, const char *method, unsigned cseq, const char *branch, const char *ltag)
+{
+    char req[1024];
+    snprintf(req, sizeof(req),
+             "%s sip:34020000001310000001@192.0.2.1:5060 SIP/2.0\n"
+             "Via: SIP/2.0/UDP 192.0.2.9:5080;branch=%s\nMax-Forwards: 70\n"
+             "From: <sip:34020000002000000001@3402000000>;tag=up1\n"
+             "To: <sip:34020000001310000001@3402000000>;tag=%s\nCall-ID: uas-call-1\nCSeq: %u %s\n"
+             "Content-Length: 0\n\n",
+             method, branch, ltag, cseq, method);
+    feed(h, req);
+}
+
+/* RFC 3261 §12.2.2: a BYE with the INVITE's CSeq (as some upper platforms
+ * send it) is in order: 200 and the dialog ends (issue 9). */
+static void test_uas_bye_equal_cseq(void **state)
+{
+    struct h *h = *state;
+    char ltag[32];
+    uas_confirmed(h, ltag, sizeof(ltag));
+    feed_in_dialog(h, "BYE", 20, "z9hG4bKbye20", ltag);
+    assert_non_null(strstr(h->sent[h->nsent - 1].data, "SIP/2.0 200 OK"));
+    assert_non_null(strstr(h->sent[h->nsent - 1].data, "CSeq: 20 BYE"));
+    assert_int_equal(h->ends, 1);
+    assert_int_equal(h->end_why, UA_END_BYE_RECEIVED);
+    assert_null(h->uas);
+    struct ua_stats st;
+    ua_get_stats(h->ua, &st);
+    assert_int_equal(st.dialogs, 0);
+}
+
+/* Equal CSeq for another method is accepted, for the same method (a new
+ * branch) refused; a lower one is refused 500 — but a BYE, even out of
+ * order, still ends the dialog (the peer has hung up whatever we answer). */
+static void test_uas_cseq_order(void **state)
+{
+    struct h *h = *state;
+    char ltag[32];
+    uas_confirmed(h, ltag, sizeof(ltag));
+    feed_in_dialog(h, "INFO", 20, "z9hG4bKinfo20", ltag);
+    assert_int_equal(h->in_dialog_requests, 1);
+    feed_in_dialog(h, "INFO", 20, "z9hG4bKinfo20b", ltag);
+    assert_int_equal(h->in_dialog_requests, 1);
+    assert_non_null(strstr(h->sent[h->nsent - 1].data, "SIP/2.0 500"));
+    feed_in_dialog(h, "INFO", 19, "z9hG4bKinfo19", ltag);
+    assert_int_equal(h->in_dialog_requests, 1);
+    assert_non_null(strstr(h->sent[h->nsent - 1].data, "SIP/2.0 500"));
+    assert_int_equal(h->ends, 0);
+    feed_in_dialog(h, "BYE", 5, "z9hG4bKbye5", ltag);
+    assert_non_null(strstr(h->sent[h->nsent - 1].data, "SIP/2.0 500"));
+    assert_non_null(strstr(h->sent[h->nsent - 1].data, "CSeq: 5 BYE"));
+    assert_int_equal(h->ends, 1);
+    assert_int_equal(h->end_why, UA_END_BYE_RECEIVED);
+    assert_null(h->uas);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);
@@ -813,6 +889,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cancelled_invite_2xx, setup, teardown),
         cmocka_unit_test_setup_teardown(test_uas_dialog, setup, teardown),
         cmocka_unit_test_setup_teardown(test_uas_no_ack, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_uas_bye_equal_cseq, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_uas_cseq_order, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
