@@ -9,7 +9,17 @@
  * Digest: our own auth_server offering MD5 only (GB/T 28181 §9.1.2 devices
  * speak nothing else), realm = [gb] domain, qop per [gb] qop (many devices
  * fail with qop, RFC 2069 form by default). The HA1 is computed from the
- * device's password (its own record, else [gb] password). */
+ * device's password (its own record, else [gb] password). A REGISTER that
+ * re-uses the nonce of the device's last accepted REGISTER from another
+ * address is a replay (a captured Authorization): challenged again, the
+ * device stays where it is.
+ *
+ * Requests in a device's name (MESSAGE) are taken only from the flow it
+ * registered over: the same UDP address and port, or the same TCP
+ * connection. Anything else is refused 403 without a transaction record: a
+ * forged keepalive must not keep a dead camera online, nor a forged Catalog
+ * replace its channels. A device whose address changed (NAT rebinding)
+ * takes the 403 as "register again" (§9.6) and is then reached there. */
 #include "gb/upper_int.h"
 
 #include <arpa/inet.h>
@@ -52,6 +62,23 @@ json_t *gb_error_json(const char *code, const char *fmt, ...)
     vsnprintf(detail, sizeof(detail), fmt, ap);
     va_end(ap);
     return json_pack("{s:s,s:s}", "error", code, "detail", detail);
+}
+
+bool gb_refusal_log_ok(struct gb_upper *g)
+{
+    uint64_t now = gb_now(g);
+    if (now - g->refusal_window >= 1000) {
+        if (g->refusal_suppressed)
+            log_warn("gb: %u more refusals in the last second not logged", g->refusal_suppressed);
+        g->refusal_window = now;
+        g->refusal_logged = g->refusal_suppressed = 0;
+    }
+    if (g->refusal_logged < GB_REFUSAL_LOG_BURST) {
+        g->refusal_logged++;
+        return true;
+    }
+    g->refusal_suppressed++;
+    return false;
 }
 
 /* ---- waiters ---- */
@@ -449,6 +476,30 @@ static void challenge(struct gb_upper *g, struct txn *st, bool stale)
     sbuf_free(&b);
 }
 
+/* Is rx where d registered from: the same TCP connection, else the same
+ * UDP address and port. */
+static bool device_flow_is(const struct gb_device *d, const struct transport_rx *rx)
+{
+    if (!d->addr.sa.sa_family || rx->proto != d->proto) return false;
+    if (d->proto == SIP_TRANSPORT_TCP) return d->conn_id && rx->conn_id == d->conn_id;
+    if (rx->src.ss_family != d->addr.sa.sa_family) return false;
+    if (d->addr.sa.sa_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&rx->src;
+        return a->sin_port == d->addr.in.sin_port && a->sin_addr.s_addr == d->addr.in.sin_addr.s_addr;
+    }
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&rx->src;
+    return a->sin6_port == d->addr.in6.sin6_port && !memcmp(&a->sin6_addr, &d->addr.in6.sin6_addr, sizeof(a->sin6_addr));
+}
+
+/* A captured Authorization replayed from elsewhere while its nonce lives:
+ * the nonce of d's last accepted REGISTER, from an address d is not at. The
+ * device itself may re-use its nonce (qop nc+1, or RFC 2069 form) from where
+ * it is; after a move it gets one more challenge, which costs a round trip. */
+static bool nonce_replayed(const struct gb_device *d, str_t nonce, const struct transport_rx *rx)
+{
+    return d->last_nonce[0] && str_eq_cstr(nonce, d->last_nonce) && !device_flow_is(d, rx);
+}
+
 /* 1: authenticated; 0: answered (401/403). */
 static int check_auth(struct gb_upper *g, struct gb_device *d, str_t id, struct txn *st,
                       const struct transport_rx *rx)
@@ -497,7 +548,17 @@ static int check_auth(struct gb_upper *g, struct gb_device *d, str_t id, struct 
     }
     enum auth_result res =
         auth_verify(g->auth, &cr, STR_LIT("REGISTER"), str_from_cstr(ha1), (uint64_t)(clock_wall_ms() / 1000));
-    if (res == AUTH_OK) return 1;
+    if (res == AUTH_OK && d && nonce_replayed(d, cr.nonce, rx)) {
+        g->stats.nonce_replays++;
+        gb_log_refusal(g, "gb REGISTER from %.*s at %s refused: nonce of its last registration re-used from another address",
+                       STR_FMT(id), rx->src_text);
+        challenge(g, st, false);
+        return 0;
+    }
+    if (res == AUTH_OK) {
+        str_copy(g->auth_nonce, sizeof(g->auth_nonce), cr.nonce.len < sizeof(g->auth_nonce) ? cr.nonce : STR_NULL);
+        return 1;
+    }
     if (res == AUTH_STALE) {
         challenge(g, st, true);
         return 0;
@@ -581,6 +642,7 @@ static int on_register(struct gb_upper *g, struct txn *st, const struct transpor
         reply(g, st, 403, "Forbidden", NULL, 0);
         return 1;
     }
+    g->auth_nonce[0] = '\0';
     if ((!d || d->auth_enabled) && !check_auth(g, d, id, st, rx)) return 1;
 
     int expires = register_expires(m);
@@ -604,6 +666,7 @@ static int on_register(struct gb_upper *g, struct txn *st, const struct transpor
     d->conn_id = rx->conn_id;
     d->listener_id = rx->listener_id;
     set_str(&d->contact, first_contact_uri(m));
+    snprintf(d->last_nonce, sizeof(d->last_nonce), "%s", d->auth_enabled ? g->auth_nonce : "");
     char host[INET6_ADDRSTRLEN + 2];
     local_host_of(rx, host, sizeof(host));
     if (!d->local_host || strcmp(d->local_host, host) != 0) {
@@ -685,6 +748,15 @@ static int on_message(struct gb_upper *g, struct txn *st, const struct transport
         reply(g, st, 403, "Forbidden", NULL, 0);
         return 1;
     }
+    if (d->online && !device_flow_is(d, rx)) {
+        g->stats.foreign_messages++;
+        char at[TRANSPORT_ADDR_TEXT];
+        device_remote_text(d, at, sizeof(at));
+        gb_log_refusal(g, "gb MESSAGE in the name of %s from %s %s, not its registered %s %s: 403", d->id,
+                       transport_name(rx->proto), rx->src_text, transport_name(d->proto), at);
+        reply_as(g, st, 403, "Forbidden", NULL, 0, true);
+        return 1;
+    }
     g->stats.messages++;
     gb_manscdp_t body;
     int rc = gb_manscdp_parse(m->body.s, m->body.len, cs[0] ? cs : NULL, &body);
@@ -704,6 +776,13 @@ static int on_message(struct gb_upper *g, struct txn *st, const struct transport
         return 1;
     }
     bool keepalive = body.kind == GB_MSG_NOTIFY && body.cmd == GB_CMD_KEEPALIVE;
+    if (keepalive && body.device_id && strcmp(body.device_id, d->id) != 0) {
+        /* §9.6.1: a device keeps itself alive; no keepalive on behalf of another. */
+        gb_log_refusal(g, "gb keepalive from %s at %s names DeviceID %.24s: 400", d->id, rx->src_text, body.device_id);
+        reply(g, st, 400, "DeviceID Mismatch", NULL, 0);
+        gb_manscdp_free(&body);
+        return 1;
+    }
     /* Keepalives are most of a large platform's traffic (100 000 devices at
      * 60 s: 1 667/s): their 200s keep no Timer J record. A retransmitted
      * keepalive is simply taken again. */
