@@ -148,7 +148,7 @@ check "top: DeviceInfo of a camera whose device is offline: Result ERROR" \
 check "top: DeviceStatus of it: Result ERROR, OFFLINE" \
     test "$(top POST /gb/devices/$MID_ID/status "{\"target\":\"$CAM\"}" | jget 'd["result"]+"|"+d["online"]+"|"+d["device_id"]')" \
     = "ERROR|OFFLINE|$CAM"
-check "top: both answered without waiting for a timeout ($((SECONDS - T0)) s)" test $((SECONDS - T0)) -le 4
+check "top: both answered without waiting for a timeout (10 s each; took $((SECONDS - T0)) s)" test $((SECONDS - T0)) -le 9
 check "middle: not asked of the offline device" grep -q "DeviceInfo for $CAM from upstream $TOP_ID not asked of device 34020000001320000002 (offline)" "$WORK/middle.log"
 
 # A device that stops answering while asked: the middle answers ERROR when it
