@@ -112,10 +112,7 @@ static bool item_ids_valid(struct gb_upper *g, const struct gb_device *d, const 
     const char *v = !strcmp(bad, "DeviceID") ? it->device_id : !strcmp(bad, "ParentID") ? it->parent_id
                                                                                        : it->business_group_id;
     char shown[48];
-    size_t k = 0;
-    for (const char *p = v ? v : ""; *p && k + 1 < sizeof(shown); p++)
-        shown[k++] = (*p >= 0x20 && *p < 0x7f) ? *p : '?'; /* the log stays one plain line */
-    shown[k] = '\0';
+    gb_log_text(v, shown, sizeof(shown));
     char at[TRANSPORT_ADDR_TEXT];
     at[0] = '\0';
     if (d->addr.sa.sa_family) {

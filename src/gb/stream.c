@@ -78,7 +78,7 @@ static void on_handle_closed(uv_handle_t *h)
 
 /* ---- JSON ---- */
 
-static const char *gb_container_name(enum gb_container c)
+static const char *container_name(enum gb_container c)
 {
     return c == GB_CONTAINER_PS ? "ps" : c == GB_CONTAINER_TS ? "ts" : "unknown";
 }
@@ -111,7 +111,7 @@ json_t *gb_stream_json(const struct gb_stream *s)
     json_object_set_new(o, "wrong_ssrc", json_integer((json_int_t)s->rtp.wrong_ssrc));
     json_object_set_new(o, "bad_packets", json_integer((json_int_t)s->bad_packets));
     json_object_set_new(o, "rtp_ssrc", json_integer((json_int_t)s->ssrc_value));
-    json_object_set_new(o, "container", json_string(gb_container_name(s->container)));
+    json_object_set_new(o, "container", json_string(container_name(s->container)));
     json_object_set_new(o, "codec", json_string(gb_codec_name(stream_codec(s))));
     json_object_set_new(o, "ps", json_boolean(s->demux_on && s->demux.stats.packs > 0));
     json_object_set_new(o, "ps_packs", json_integer(s->demux_on ? (json_int_t)s->demux.stats.packs : 0));
@@ -168,7 +168,7 @@ void gb_stream_stop(struct gb_stream *s, const char *reason, bool send_bye)
                    json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:s,s:I}", "stream_id", s->sid, "device_id", s->device_id,
                              "channel_id", s->channel_id, "reason", reason, "packets", (json_int_t)s->rtp.received,
                              "bytes", (json_int_t)s->bytes, "lost", (json_int_t)lost, "container",
-                             gb_container_name(s->container), "rtp_ssrc", (json_int_t)s->ssrc_value));
+                             container_name(s->container), "rtp_ssrc", (json_int_t)s->ssrc_value));
     int open = 0;
     if (s->udp.loop) open++;
     if (s->listener.loop) open++;

@@ -81,6 +81,14 @@ bool gb_refusal_log_ok(struct gb_upper *g)
     return false;
 }
 
+const char *gb_log_text(const char *in, char *out, size_t cap)
+{
+    size_t k = 0;
+    for (const char *p = in ? in : ""; *p && k + 1 < cap; p++) out[k++] = (*p >= 0x20 && *p < 0x7f) ? *p : '?';
+    out[k] = '\0';
+    return out;
+}
+
 /* ---- waiters ---- */
 
 void gb_waiter_add(struct gb_waiter **list, struct gb_waiter *wt)
@@ -744,7 +752,7 @@ static int on_message(struct gb_upper *g, struct txn *st, const struct transport
     struct gb_device *d = gb_device_find_str(g, id);
     if (!d) {
         if (!gb_id_valid(id) || !(str_eq_cstr(m->ruri.user, g->w->cfg.gb.id) || our_domain(g, id))) return 0;
-        log_warn("gb MESSAGE from unknown device %.*s at %s: 403 (register first)", STR_FMT(id), rx->src_text);
+        gb_log_refusal(g, "gb MESSAGE from unknown device %.*s at %s: 403 (register first)", STR_FMT(id), rx->src_text);
         reply(g, st, 403, "Forbidden", NULL, 0);
         return 1;
     }
@@ -778,7 +786,9 @@ static int on_message(struct gb_upper *g, struct txn *st, const struct transport
     bool keepalive = body.kind == GB_MSG_NOTIFY && body.cmd == GB_CMD_KEEPALIVE;
     if (keepalive && body.device_id && strcmp(body.device_id, d->id) != 0) {
         /* §9.6.1: a device keeps itself alive; no keepalive on behalf of another. */
-        gb_log_refusal(g, "gb keepalive from %s at %s names DeviceID %.24s: 400", d->id, rx->src_text, body.device_id);
+        char named[32];
+        gb_log_refusal(g, "gb keepalive from %s at %s names DeviceID \"%s\": 400", d->id, rx->src_text,
+                       gb_log_text(body.device_id, named, sizeof(named)));
         reply(g, st, 400, "DeviceID Mismatch", NULL, 0);
         gb_manscdp_free(&body);
         return 1;

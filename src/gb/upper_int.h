@@ -222,6 +222,9 @@ void gb_iso_time(int64_t wall_ms, char out[32]);
 /* Rate limit for refusal log lines (hostile input must not flood the log):
  * true while fewer than GB_REFUSAL_LOG_BURST lines went out this second. */
 bool gb_refusal_log_ok(struct gb_upper *g);
+/* Copies at most cap-1 bytes of in (NULL: "") with anything but printable
+ * ASCII as '?': hostile text goes into one plain log line. Returns out. */
+const char *gb_log_text(const char *in, char *out, size_t cap);
 #define gb_log_refusal(g, ...)                           \
     do {                                                 \
         if (gb_refusal_log_ok(g)) log_warn(__VA_ARGS__); \
