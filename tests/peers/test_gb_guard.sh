@@ -31,7 +31,7 @@ id = $UPPER
 domain = $DOMAIN
 password = guardpw
 allow_unknown = yes
-keepalive_interval = 3
+keepalive_interval = 8
 keepalive_misses = 2
 media_ip = 127.0.0.1
 media_ports = $MP-$((MP + 20))
@@ -182,7 +182,7 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0))
 head, _, body = text.partition("\n\n")
 head = head.rstrip("\n")
 body = body.replace("\n", "\r\n")
-for i in range(60):
+for i in range(100):
     h = head.replace("@PORT@", str(s.getsockname()[1])).replace("z9hG4bK", "z9hG4bK%d" % random.randrange(1 << 30))
     msg = h.replace("\n", "\r\n") + "\r\nContent-Length: %d\r\n\r\n" % len(body.encode()) + body
     s.sendto(msg.encode(), ("127.0.0.1", up))
@@ -191,7 +191,7 @@ PY
 FORGER=$!
 PIDS+=("$FORGER")
 f_offline() { jq_ok "$(dev "$F")" '.online == false'; }
-check "F goes offline (keepalive-timeout) despite forged keepalives" wait_for 25 f_offline
+check "F goes offline (keepalive-timeout) despite forged keepalives" wait_for 45 f_offline
 check "event gb.device.offline for F, reason keepalive-timeout" \
     has_event "select(.type==\"gb.device.offline\" and .device_id==\"$F\" and .reason==\"keepalive-timeout\")"
 kill "$FORGER" 2>/dev/null; wait "$FORGER" 2>/dev/null || true
