@@ -103,14 +103,12 @@ static bool id_path_valid(const char *v)
  * BusinessGroupID is not made of ids. Dropped items are counted and logged. */
 static bool item_ids_valid(struct gb_upper *g, const struct gb_device *d, const gb_catalog_item_t *it)
 {
-    const char *bad = NULL;
-    if (!it->device_id || !gb_id_valid(str_from_cstr(it->device_id))) bad = "DeviceID";
-    else if (!id_path_valid(it->parent_id)) bad = "ParentID";
-    else if (!id_path_valid(it->business_group_id)) bad = "BusinessGroupID";
+    const char *bad = NULL, *v = NULL;
+    if (!it->device_id || !gb_id_valid(str_from_cstr(it->device_id))) bad = "DeviceID", v = it->device_id;
+    else if (!id_path_valid(it->parent_id)) bad = "ParentID", v = it->parent_id;
+    else if (!id_path_valid(it->business_group_id)) bad = "BusinessGroupID", v = it->business_group_id;
     if (!bad) return true;
     g->stats.catalog_items_dropped++;
-    const char *v = !strcmp(bad, "DeviceID") ? it->device_id : !strcmp(bad, "ParentID") ? it->parent_id
-                                                                                       : it->business_group_id;
     char shown[48];
     gb_log_text(v, shown, sizeof(shown));
     char at[TRANSPORT_ADDR_TEXT];
