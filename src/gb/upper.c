@@ -503,9 +503,18 @@ static bool device_flow_is(const struct gb_device *d, const struct transport_rx 
  * the nonce of d's last accepted REGISTER, from an address d is not at. The
  * device itself may re-use its nonce (qop nc+1, or RFC 2069 form) from where
  * it is; after a move it gets one more challenge, which costs a round trip. */
-static bool nonce_replayed(const struct gb_device *d, str_t nonce, const struct transport_rx *rx)
+static bool nonce_replayed(const struct gb_device *d, uint64_t nonce, const struct transport_rx *rx)
 {
-    return d->last_nonce[0] && str_eq_cstr(nonce, d->last_nonce) && !device_flow_is(d, rx);
+    return d->last_nonce && nonce == d->last_nonce && !device_flow_is(d, rx);
+}
+
+/* 64-bit FNV-1a: a device keeps 8 bytes of its nonce, not the nonce (the
+ * nonces are ours, nobody picks them to collide). Never 0. */
+static uint64_t nonce_hash(str_t nonce)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < nonce.len; i++) h = (h ^ (uint8_t)nonce.s[i]) * 1099511628211ull;
+    return h ? h : 1;
 }
 
 /* 1: authenticated; 0: answered (401/403). */
@@ -556,7 +565,7 @@ static int check_auth(struct gb_upper *g, struct gb_device *d, str_t id, struct 
     }
     enum auth_result res =
         auth_verify(g->auth, &cr, STR_LIT("REGISTER"), str_from_cstr(ha1), (uint64_t)(clock_wall_ms() / 1000));
-    if (res == AUTH_OK && d && nonce_replayed(d, cr.nonce, rx)) {
+    if (res == AUTH_OK && d && nonce_replayed(d, nonce_hash(cr.nonce), rx)) {
         g->stats.nonce_replays++;
         gb_log_refusal(g, "gb REGISTER from %.*s at %s refused: nonce of its last registration re-used from another address",
                        STR_FMT(id), rx->src_text);
@@ -564,7 +573,7 @@ static int check_auth(struct gb_upper *g, struct gb_device *d, str_t id, struct 
         return 0;
     }
     if (res == AUTH_OK) {
-        str_copy(g->auth_nonce, sizeof(g->auth_nonce), cr.nonce.len < sizeof(g->auth_nonce) ? cr.nonce : STR_NULL);
+        g->auth_nonce = nonce_hash(cr.nonce);
         return 1;
     }
     if (res == AUTH_STALE) {
@@ -650,7 +659,7 @@ static int on_register(struct gb_upper *g, struct txn *st, const struct transpor
         reply(g, st, 403, "Forbidden", NULL, 0);
         return 1;
     }
-    g->auth_nonce[0] = '\0';
+    g->auth_nonce = 0;
     if ((!d || d->auth_enabled) && !check_auth(g, d, id, st, rx)) return 1;
 
     int expires = register_expires(m);
@@ -674,7 +683,7 @@ static int on_register(struct gb_upper *g, struct txn *st, const struct transpor
     d->conn_id = rx->conn_id;
     d->listener_id = rx->listener_id;
     set_str(&d->contact, first_contact_uri(m));
-    snprintf(d->last_nonce, sizeof(d->last_nonce), "%s", d->auth_enabled ? g->auth_nonce : "");
+    d->last_nonce = g->auth_nonce;
     char host[INET6_ADDRSTRLEN + 2];
     local_host_of(rx, host, sizeof(host));
     if (!d->local_host || strcmp(d->local_host, host) != 0) {

@@ -35,7 +35,6 @@
 #define GB_KEEPALIVE_PERSIST_MS 300000 /* last_keepalive reaches the store at most this often */
 #define GB_MAX_PENDING_PER_DEVICE 8   /* queries being assembled per device (pushed ones are refused above) */
 #define GB_REFUSAL_LOG_BURST 10       /* refusal lines logged per second (the rest counted, summed up later) */
-#define GB_NONCE_MAX 96               /* longest nonce remembered per device (ours are shorter) */
 
 struct gb_waiter;
 /* status: an HTTP status; body: the answer or {"error","detail"} (stolen). */
@@ -117,7 +116,7 @@ struct gb_device {
     uint64_t conn_id;
     uint32_t listener_id;
     char *contact;              /* Contact URI of the last REGISTER */
-    char last_nonce[GB_NONCE_MAX]; /* nonce of the last accepted REGISTER ("" none) */
+    uint64_t last_nonce;        /* hash of the nonce of the last accepted REGISTER (0 none) */
     char *local_host;           /* our address the device reached (interned: g->strings) */
     int expires_s;
     int64_t registered_at, last_keepalive, expires_at, keepalive_stored_at; /* wall ms */
@@ -195,7 +194,7 @@ struct gb_upper {
     bool stopping;
     struct gb_upper_stats stats;
     struct gb_strpool *strings;   /* interned channel fields and local hosts */
-    char auth_nonce[GB_NONCE_MAX]; /* nonce of the REGISTER check_auth just accepted */
+    uint64_t auth_nonce;          /* hash of the nonce check_auth just accepted (0 none) */
     uint64_t refusal_window;      /* gb_refusal_log_ok: start of the current second */
     uint32_t refusal_logged, refusal_suppressed;
 };
