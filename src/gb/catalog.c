@@ -78,6 +78,51 @@ void gb_channels_free(struct gb_channel *cs, size_t n)
 
 static const char *onoff(gb_onoff_t s) { return s == GB_ONOFF_ON ? "ON" : s == GB_ONOFF_OFF ? "OFF" : ""; }
 
+/* ParentID and the like: empty, a GB id, a civil code (up to 8 digits, the
+ * directory of some devices), or a "/"-separated path of those. */
+static bool id_path_valid(const char *v)
+{
+    if (!v || !*v) return true;
+    size_t run = 0;
+    for (const char *p = v;; p++) {
+        if (*p >= '0' && *p <= '9') {
+            if (++run > GB_ID_LEN) return false;
+        } else if (*p == '/' || *p == '\0') {
+            if (!run) return false;
+            if (!*p) return true;
+            run = 0;
+        } else {
+            return false;
+        }
+    }
+}
+
+/* GB/T 28181 §A.2.5 items name channels by 20-digit id: an item whose
+ * DeviceID is anything else (a path, markup) never becomes a channel (ids
+ * end up in the store, file names and web pages), nor one whose ParentID or
+ * BusinessGroupID is not made of ids. Dropped items are counted and logged. */
+static bool item_ids_valid(struct gb_upper *g, const struct gb_device *d, const gb_catalog_item_t *it)
+{
+    const char *bad = NULL, *v = NULL;
+    if (!it->device_id || !gb_id_valid(str_from_cstr(it->device_id))) bad = "DeviceID", v = it->device_id;
+    else if (!id_path_valid(it->parent_id)) bad = "ParentID", v = it->parent_id;
+    else if (!id_path_valid(it->business_group_id)) bad = "BusinessGroupID", v = it->business_group_id;
+    if (!bad) return true;
+    g->stats.catalog_items_dropped++;
+    char shown[48];
+    gb_log_text(v, shown, sizeof(shown));
+    char at[TRANSPORT_ADDR_TEXT];
+    at[0] = '\0';
+    if (d->addr.sa.sa_family) {
+        struct sockaddr_storage ss;
+        memset(&ss, 0, sizeof(ss));
+        memcpy(&ss, &d->addr, sizeof(d->addr));
+        transport_addr_text(&ss, at, sizeof(at));
+    }
+    gb_log_refusal(g, "gb device %s at %s: catalog item with %s \"%s\" (not a GB id) dropped", d->id, at, bad, shown);
+    return false;
+}
+
 /* A catalog item as a channel (strings copied or shared, UTF-8). -1 on no memory. */
 static int channel_from_item(struct gb_upper *g, struct gb_channel *c, const gb_catalog_item_t *it)
 {
@@ -426,6 +471,10 @@ int gb_query_start(struct gb_upper *g, struct gb_device *d, enum gb_query_kind k
 static int assembly_add(struct gb_query *q, const gb_catalog_item_t *it)
 {
     if (!it->device_id || !*it->device_id || q->count >= GB_MAX_CHANNELS) return 0;
+    if (!item_ids_valid(q->g, q->dev, it)) {
+        q->dropped++;
+        return 0;
+    }
     if (q->count * 2 >= q->index_cap) {
         size_t ncap = q->index_cap ? q->index_cap * 2 : 64;
         uint32_t *ni = calloc(ncap, sizeof(*ni));
@@ -495,8 +544,9 @@ static void catalog_complete(struct gb_upper *g, struct gb_query *q)
     log_info("gb device %s: catalog of %zu channels assembled from %zu messages in %llu ms", d->id, d->channel_count,
              q->parts, (unsigned long long)took);
     gb_publish(g, "gb.catalog.updated",
-               json_pack("{s:s,s:I,s:I,s:b,s:I}", "device_id", d->id, "channels", (json_int_t)d->channel_count,
-                         "sum_num", (json_int_t)q->sum_num, "complete", 1, "took_ms", (json_int_t)took));
+               json_pack("{s:s,s:I,s:I,s:b,s:I,s:I}", "device_id", d->id, "channels", (json_int_t)d->channel_count,
+                         "sum_num", (json_int_t)q->sum_num, "complete", 1, "took_ms", (json_int_t)took, "dropped",
+                         (json_int_t)q->dropped));
     if (q->waiters) gb_waiters_done(&q->waiters, 200, catalog_json(d, q->sum_num));
 }
 
@@ -629,7 +679,7 @@ static void on_catalog_response(struct gb_upper *g, struct gb_device *d, const g
         }
     }
     uint32_t want = q->sum_num > GB_MAX_CHANNELS ? GB_MAX_CHANNELS : q->sum_num;
-    if (q->have_sum && q->count >= want) {
+    if (q->have_sum && q->count + q->dropped >= want) {
         query_unlink(q);
         catalog_complete(g, q);
         query_free(q);
@@ -704,7 +754,7 @@ void gb_catalog_on_notify(struct gb_upper *g, struct gb_device *d, const gb_mans
     size_t changes = 0;
     for (size_t i = 0; i < m->item_count; i++) {
         const gb_catalog_item_t *it = &m->items[i];
-        if (!it->device_id || !*it->device_id) continue;
+        if (!it->device_id || !*it->device_id || !item_ids_valid(g, d, it)) continue;
         struct gb_channel *c = device_channel(d, it->device_id);
         switch (it->event) {
         case GB_EVENT_ON:

@@ -572,11 +572,21 @@ static bool same_ip(const struct sockaddr_storage *a, const struct sockaddr_stor
     return false;
 }
 
-static void respond(struct txn *st, int status, const char *extra)
+void gb_lower_respond(struct gb_lower *l, struct txn *st, int status, const char *reason, const str_t *extra,
+                      size_t n_extra)
+{
+    const struct sip_msg *req = txn_request(st);
+    char tag[UA_TAG_SIZE];
+    ua_new_tag(l->ua, tag);
+    str_t to_tag = req && req->to.tag.len ? STR_NULL : str_from_cstr(tag);
+    int rc = txn_respond(st, status, reason, to_tag, extra, n_extra, STR_NULL, STR_NULL);
+    if (rc < 0) log_warn("gb lower: %d not sent: %s", status, strerror(-rc));
+}
+
+static void respond(struct gb_lower *l, struct txn *st, int status, const char *extra)
 {
     str_t line = str_from_cstr(extra);
-    int rc = txn_respond(st, status, NULL, STR_NULL, extra ? &line : NULL, extra ? 1 : 0, STR_NULL, STR_NULL);
-    if (rc < 0) log_warn("gb lower: %d not sent: %s", status, strerror(-rc));
+    gb_lower_respond(l, st, status, NULL, extra ? &line : NULL, extra ? 1 : 0);
 }
 
 /* "Application/MANSCDP+xml[;charset=...]" (case-insensitive, RFC 3261 §20.15). */
@@ -601,7 +611,7 @@ static void on_message(struct gb_lower *l, struct gb_upstream *up, struct txn *s
     if (!is_manscdp(m->content_type, charset, sizeof(charset))) {
         log_warn("gb lower: MESSAGE from upstream %s at %s with Content-Type '%.*s': 415", up->cfg.id,
                  rx->src_text, STR_FMT(m->content_type));
-        respond(st, 415, "Accept: Application/MANSCDP+xml");
+        respond(l, st, 415, "Accept: Application/MANSCDP+xml");
         return;
     }
     gb_manscdp_t msg;
@@ -609,11 +619,11 @@ static void on_message(struct gb_lower *l, struct gb_upstream *up, struct txn *s
     if (rc < 0) {
         log_warn("gb lower: bad MANSCDP from upstream %s at %s: %s", up->cfg.id, rx->src_text,
                  gb_manscdp_strerror(rc));
-        respond(st, 400, NULL);
+        respond(l, st, 400, NULL);
         gb_manscdp_free(&msg);
         return;
     }
-    respond(st, 200, NULL);
+    respond(l, st, 200, NULL);
     gb_lower_on_manscdp(l, up, &msg);
     gb_manscdp_free(&msg);
 }
@@ -625,7 +635,7 @@ int gb_lower_on_request(struct gb_lower *l, struct txn *st, const struct transpo
     if (m->method == SIP_CANCEL) {
         struct txn *inv = txn_find_invite_for_cancel(l->w->txn, rx);
         if (!inv || !gb_relay_cancel(l, inv)) return 0;
-        respond(st, 200, NULL);
+        respond(l, st, 200, NULL);
         return 1;
     }
     if (m->method != SIP_MESSAGE && m->method != SIP_INVITE) return 0;
@@ -635,7 +645,7 @@ int gb_lower_on_request(struct gb_lower *l, struct txn *st, const struct transpo
     if (!same_ip(&rx->src, &up->dest.addr)) {
         log_warn("gb lower: %.*s claiming to be upstream %s came from %s, not its address: 403",
                  STR_FMT(m->method_name), up->cfg.id, rx->src_text);
-        respond(st, 403, NULL);
+        respond(l, st, 403, NULL);
         return 1;
     }
     if (m->method == SIP_MESSAGE) {
@@ -644,7 +654,7 @@ int gb_lower_on_request(struct gb_lower *l, struct txn *st, const struct transpo
     }
     l->stats.invites++;
     if (l->stopping) {
-        respond(st, 503, NULL);
+        respond(l, st, 503, NULL);
         return 1;
     }
     str_t target = m->ruri.user;
@@ -652,7 +662,7 @@ int gb_lower_on_request(struct gb_lower *l, struct txn *st, const struct transpo
     else if (l->upper && gb_relay_knows(l, target)) gb_relay_invite(l, up, st, rx);
     else {
         log_info("gb lower: INVITE from upstream %s for unknown channel %.*s: 404", up->cfg.id, STR_FMT(target));
-        respond(st, 404, NULL);
+        respond(l, st, 404, NULL);
     }
     return 1;
 }

@@ -259,6 +259,12 @@ void gb_relay_channels_json(struct gb_lower *l, json_t *arr);
  * to send catalog Notifies upward; off also drops what was not sent yet. */
 void gb_relay_watch(struct gb_lower *l, bool on);
 
+/* Answers st out of dialog: a new To tag when the request has none (RFC 3261
+ * §8.2.6.2: every response a UAS makes carries one), the extra lines "Name:
+ * value". A send failure is logged. */
+void gb_lower_respond(struct gb_lower *l, struct txn *st, int status, const char *reason, const str_t *extra,
+                      size_t n_extra);
+
 /* Catalog items built by lower_query.c / lower_relay.c. */
 int gb_lower_items_push(gb_catalog_item_t **items, size_t *n, size_t *cap, const gb_catalog_item_t *src);
 void gb_lower_items_free(gb_catalog_item_t *items, size_t n);

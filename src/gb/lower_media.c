@@ -21,10 +21,9 @@
 #include "base/log.h"
 #include "txn/txn.h"
 
-static void respond(struct txn *st, int status, const char *reason)
+static void respond(struct gb_lower *l, struct txn *st, int status, const char *reason)
 {
-    int rc = txn_respond(st, status, reason, STR_NULL, NULL, 0, STR_NULL, STR_NULL);
-    if (rc < 0) log_warn("gb lower: %d to INVITE not sent: %s", status, strerror(-rc));
+    gb_lower_respond(l, st, status, reason, NULL, 0);
 }
 
 static void lstream_unlink(struct gb_lower *l, struct gb_lstream *s)
@@ -130,7 +129,7 @@ void gb_lower_on_invite(struct gb_lower *l, struct gb_upstream *up, struct txn *
     if (status) {
         log_warn("gb lower: INVITE for %s from upstream %s at %s refused %d: %s", c->id, up->cfg.id, rx->src_text,
                  status, why ? why : "bad SDP");
-        respond(st, status, NULL);
+        respond(l, st, status, NULL);
         return;
     }
     if (!o.has_ssrc) {
@@ -141,17 +140,17 @@ void gb_lower_on_invite(struct gb_lower *l, struct gb_upstream *up, struct txn *
     }
     if (!strcmp(c->status, "OFF")) {
         log_info("gb lower: INVITE for %s (status OFF): 480", c->id);
-        respond(st, 480, NULL);
+        respond(l, st, 480, NULL);
         return;
     }
     struct gb_media_clip *clip = gb_lower_clip(l, c->media);
     if (!clip) {
-        respond(st, 500, "Media Unavailable");
+        respond(l, st, 500, "Media Unavailable");
         return;
     }
     struct gb_lstream *s = calloc(1, sizeof(*s));
     if (!s) {
-        respond(st, 500, NULL);
+        respond(l, st, 500, NULL);
         return;
     }
     s->l = l;
@@ -168,7 +167,7 @@ void gb_lower_on_invite(struct gb_lower *l, struct gb_upstream *up, struct txn *
     if (!s->sender) {
         log_warn("gb lower: media socket for %s on %s: %s", c->id, l->media_ip, uv_strerror(err));
         free(s);
-        respond(st, 500, "Media Unavailable");
+        respond(l, st, 500, "Media Unavailable");
         return;
     }
     sbuf_t sdp;
@@ -177,7 +176,7 @@ void gb_lower_on_invite(struct gb_lower *l, struct gb_upstream *up, struct txn *
         sbuf_free(&sdp);
         gb_media_sender_free(s->sender);
         free(s);
-        respond(st, 500, NULL);
+        respond(l, st, 500, NULL);
         return;
     }
     s->next = l->streams;
@@ -188,7 +187,7 @@ void gb_lower_on_invite(struct gb_lower *l, struct gb_upstream *up, struct txn *
                               &lstream_dlg_cb, s);
     sbuf_free(&sdp);
     if (!s->dlg) {
-        respond(st, 500, NULL);
+        respond(l, st, 500, NULL);
         lstream_unlink(l, s);
         gb_media_sender_free(s->sender);
         free(s);

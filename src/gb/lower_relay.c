@@ -228,12 +228,11 @@ static void dev_dlg_end(void *arg, struct ua_dialog *d, enum ua_dialog_end why)
 static const struct ua_dialog_cb up_dlg_cb = {.on_end = up_dlg_end};
 static const struct ua_dialog_cb dev_dlg_cb = {.on_end = dev_dlg_end};
 
-static void respond(struct txn *st, int status, str_t reason)
+static void respond(struct gb_lower *l, struct txn *st, int status, str_t reason)
 {
     char rs[64];
     str_copy(rs, sizeof(rs), reason);
-    int rc = txn_respond(st, status, rs[0] ? rs : NULL, STR_NULL, NULL, 0, STR_NULL, STR_NULL);
-    if (rc < 0) log_warn("gb lower: relayed %d not sent: %s", status, strerror(-rc));
+    gb_lower_respond(l, st, status, rs[0] ? rs : NULL, NULL, 0);
 }
 
 static void relay_invite_final(void *arg, struct ua_uac *h, int status, const struct sip_msg *resp,
@@ -249,18 +248,14 @@ static void relay_invite_final(void *arg, struct ua_uac *h, int status, const st
     if (status >= 200 && status < 300 && dlg) {
         r->dev_dlg = dlg;
         ua_dialog_set_cb(dlg, &dev_dlg_cb, r);
-        struct gb_device *d = l->upper ? gb_device_find(l->upper, r->device_id) : NULL;
-        if (d) {
-            struct transport_dest dest;
-            gb_device_dest(d, &dest);
-            ua_dialog_set_dest(dlg, &dest); /* its registered address, not a private Contact */
-        }
+        /* The dialog is pinned to the device's registered address (pin_dest):
+         * the ACK went there already, and so do the BYE and INFO. */
         str_t body = resp ? resp->body : STR_NULL;
         r->up_dlg = ua_answer_invite(l->ua, st, 200, STR_NULL, NULL, 0,
                                      body.len ? STR_LIT("application/sdp") : STR_NULL, body, &up_dlg_cb, r);
         if (!r->up_dlg) {
             log_warn("gb lower: relayed 200 for %s could not be sent upstream; BYE to the device", r->channel_id);
-            respond(st, 500, STR_NULL);
+            respond(l, st, 500, STR_NULL);
             ua_dialog_bye(r->dev_dlg);
             r->dev_dlg = NULL;
             relay_free(r);
@@ -275,7 +270,7 @@ static void relay_invite_final(void *arg, struct ua_uac *h, int status, const st
     }
     int code = status >= 300 && status < 700 ? status : 500;
     log_info("gb lower: relayed INVITE for %s: device %s answered %d", r->channel_id, r->device_id, status);
-    respond(st, code, resp ? resp->reason : STR_NULL);
+    respond(l, st, code, resp ? resp->reason : STR_NULL);
     relay_free(r);
 }
 
@@ -287,18 +282,18 @@ void gb_relay_invite(struct gb_lower *l, struct gb_upstream *up, struct txn *st,
     struct gb_channel *chan;
     struct gb_device *d = owner_of(l, m->ruri.user, &chan);
     if (!d) {
-        respond(st, 404, STR_NULL);
+        respond(l, st, 404, STR_NULL);
         return;
     }
     if (!d->online) {
         log_info("gb lower: INVITE from upstream %s for %.*s: device %s offline, 480", up->cfg.id,
                  STR_FMT(m->ruri.user), d->id);
-        respond(st, 480, STR_NULL);
+        respond(l, st, 480, STR_NULL);
         return;
     }
     struct gb_relay *r = calloc(1, sizeof(*r));
     if (!r) {
-        respond(st, 500, STR_NULL);
+        respond(l, st, 500, STR_NULL);
         return;
     }
     r->l = l;
@@ -332,6 +327,7 @@ void gb_relay_invite(struct gb_lower *l, struct gb_upstream *up, struct txn *st,
     req.header_count = 1;
     req.content_type = m->body.len ? STR_LIT("application/sdp") : STR_NULL;
     req.body = m->body;
+    req.pin_dest = true; /* ACK, INFO, BYE where the device registered from, not to a private Contact */
     struct transport_dest dest;
     gb_device_dest(d, &dest);
     r->next = l->relays;
@@ -341,7 +337,7 @@ void gb_relay_invite(struct gb_lower *l, struct gb_upstream *up, struct txn *st,
     r->h = ua_request_send(l->ua, &req, &dest, NULL, &relay_invite_cb, r);
     if (!r->h) {
         r->st = NULL;
-        respond(st, 500, STR_NULL);
+        respond(l, st, 500, STR_NULL);
         relay_free(r);
         return;
     }
@@ -356,7 +352,7 @@ int gb_relay_cancel(struct gb_lower *l, struct txn *invite_st)
         if (r->h) ua_request_cancel(r->h);
         r->h = NULL;
         r->st = NULL;
-        respond(invite_st, 487, STR_NULL);
+        respond(l, invite_st, 487, STR_NULL);
         relay_free(r);
         return 1;
     }
@@ -470,7 +466,7 @@ void gb_relays_stop(struct gb_lower *l, struct gb_upstream *up, const char *reas
             continue;
         }
         if (r->h) ua_request_cancel(r->h);
-        if (r->st) respond(r->st, 480, STR_NULL);
+        if (r->st) respond(l, r->st, 480, STR_NULL);
         if (r->up_dlg) ua_dialog_bye(r->up_dlg);
         if (r->dev_dlg) ua_dialog_bye(r->dev_dlg);
         relay_log_end(r, reason);

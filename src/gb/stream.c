@@ -9,7 +9,20 @@
  * either way, RTP silence, device offline, API DELETE, shutdown). A stopped
  * stream leaves the table at once and is freed when libuv has closed its
  * sockets. The stream id is its SSRC: unique among live streams, and what an
- * operator sees in captures. */
+ * operator sees in captures.
+ *
+ * Where the dialog's requests go: the INVITE goes to the flow the device
+ * registered over (its UDP source address, or its TCP connection), and so do
+ * the ACK, INFO, re-INVITE and BYE (ua_request.pin_dest), whatever Contact the
+ * 200 carries. Devices behind NAT put private addresses there, and a device
+ * registered over TCP can only be reached over its connection; the flow the
+ * REGISTER came over is the one address known to reach the device.
+ *
+ * What RTP carries: MPEG-PS (pack header 00 00 01 BA) as GB/T 28181 asks, or
+ * MPEG-TS (PT 33, 0x47 every 188 bytes) as some cameras and simulators send;
+ * the container found is reported ("ps", "ts"). A device that sends with an
+ * SSRC other than the y= agreed is followed when that SSRC is the only one
+ * reaching the port and none with the agreed one came (logged). */
 #include "gb/upper_int.h"
 
 #include <arpa/inet.h>
@@ -65,6 +78,17 @@ static void on_handle_closed(uv_handle_t *h)
 
 /* ---- JSON ---- */
 
+static const char *container_name(enum gb_container c)
+{
+    return c == GB_CONTAINER_PS ? "ps" : c == GB_CONTAINER_TS ? "ts" : "unknown";
+}
+
+static gb_codec_t stream_codec(const struct gb_stream *s)
+{
+    if (s->container == GB_CONTAINER_TS) return s->ts_codec;
+    return s->demux_on ? s->demux.codec : GB_CODEC_UNKNOWN;
+}
+
 json_t *gb_stream_json(const struct gb_stream *s)
 {
     static const char *const states[] = {"inviting", "playing", "stopped"};
@@ -86,7 +110,9 @@ json_t *gb_stream_json(const struct gb_stream *s)
     json_object_set_new(o, "lost", json_integer((json_int_t)lost));
     json_object_set_new(o, "wrong_ssrc", json_integer((json_int_t)s->rtp.wrong_ssrc));
     json_object_set_new(o, "bad_packets", json_integer((json_int_t)s->bad_packets));
-    json_object_set_new(o, "codec", json_string(gb_codec_name(s->demux_on ? s->demux.codec : GB_CODEC_UNKNOWN)));
+    json_object_set_new(o, "rtp_ssrc", json_integer((json_int_t)s->ssrc_value));
+    json_object_set_new(o, "container", json_string(container_name(s->container)));
+    json_object_set_new(o, "codec", json_string(gb_codec_name(stream_codec(s))));
     json_object_set_new(o, "ps", json_boolean(s->demux_on && s->demux.stats.packs > 0));
     json_object_set_new(o, "ps_packs", json_integer(s->demux_on ? (json_int_t)s->demux.stats.packs : 0));
     json_object_set_new(o, "frames", json_integer(s->demux_on ? (json_int_t)s->demux.stats.frames : 0));
@@ -139,9 +165,10 @@ void gb_stream_stop(struct gb_stream *s, const char *reason, bool send_bye)
              (long long)lost);
     if (was_playing)
         gb_publish(g, "gb.stream.stopped",
-                   json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I}", "stream_id", s->sid, "device_id", s->device_id,
+                   json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:s,s:I}", "stream_id", s->sid, "device_id", s->device_id,
                              "channel_id", s->channel_id, "reason", reason, "packets", (json_int_t)s->rtp.received,
-                             "bytes", (json_int_t)s->bytes, "lost", (json_int_t)lost));
+                             "bytes", (json_int_t)s->bytes, "lost", (json_int_t)lost, "container",
+                             container_name(s->container), "rtp_ssrc", (json_int_t)s->ssrc_value));
     int open = 0;
     if (s->udp.loop) open++;
     if (s->listener.loop) open++;
@@ -198,6 +225,82 @@ static void account_bitrate(struct gb_stream *s, size_t n, uint64_t now)
     }
 }
 
+/* MPEG-TS program tables (ISO/IEC 13818-1 §2.4.4): the PAT names the PMT's
+ * PID, the PMT's stream_type the codec (0x1b H.264, 0x24 H.265). */
+static void ts_scan(struct gb_stream *s, const uint8_t *b)
+{
+    uint16_t pid = (uint16_t)(((b[1] & 0x1f) << 8) | b[2]);
+    if (!(b[1] & 0x40) || (pid != 0 && (!s->ts_pmt_pid || pid != s->ts_pmt_pid))) return; /* no section starts */
+    size_t off = 4;
+    if (b[3] & 0x20) off += 1u + b[4];          /* adaptation field */
+    if (off >= 188) return;
+    off += 1u + b[off];                         /* pointer_field */
+    if (off + 12 > 188) return;
+    size_t end = off + 3 + (((size_t)(b[off + 1] & 0x0f) << 8) | b[off + 2]);
+    if (end > 188) end = 188;
+    if (end < 4) return;
+    end -= 4;                                   /* CRC_32 */
+    if (pid == 0 && b[off] == 0x00) {
+        for (size_t x = off + 8; x + 4 <= end; x += 4)
+            if (b[x] || b[x + 1]) { /* program_number 0 is the network PID */
+                s->ts_pmt_pid = (uint16_t)(((b[x + 2] & 0x1f) << 8) | b[x + 3]);
+                return;
+            }
+    } else if (pid == s->ts_pmt_pid && b[off] == 0x02) {
+        size_t x = off + 12 + (((size_t)(b[off + 10] & 0x0f) << 8) | b[off + 11]);
+        for (; x + 5 <= end; x += 5 + (((size_t)(b[x + 3] & 0x0f) << 8) | b[x + 4])) {
+            if (b[x] == 0x1b) s->ts_codec = GB_CODEC_H264;
+            else if (b[x] == 0x24) s->ts_codec = GB_CODEC_H265;
+            else continue;
+            return;
+        }
+    }
+}
+
+static bool is_ts(const uint8_t *b, size_t n)
+{
+    if (!n || n % 188) return false;
+    for (size_t i = 0; i < n; i += 188)
+        if (b[i] != 0x47) return false;
+    return true;
+}
+
+/* Which container the payload is, once (a PS pack header, or whole TS
+ * packets; PT 33 is MP2T, RFC 3551 §6). */
+static void sniff_container(struct gb_stream *s, const gb_rtp_packet_t *p)
+{
+    const uint8_t *b = p->payload;
+    size_t n = p->payload_len;
+    if (n >= 4 && b[0] == 0 && b[1] == 0 && b[2] == 1 && b[3] == 0xBA) s->container = GB_CONTAINER_PS;
+    else if (is_ts(b, n) || ((p->payload_type == 33 || s->answer_ts) && n && b[0] == 0x47))
+        s->container = GB_CONTAINER_TS;
+    if (s->container != GB_CONTAINER_UNKNOWN)
+        log_info("gb stream %s: RTP carries MPEG-%s (PT %u)", s->sid, s->container == GB_CONTAINER_PS ? "PS" : "TS",
+                 p->payload_type);
+}
+
+/* Before any packet with the agreed SSRC: a device that sends another one
+ * (some pick their own and answer y= anyway) is followed once it is the only
+ * other SSRC reaching the port for GB_SSRC_FOLLOW_AFTER packets. */
+static void follow_ssrc(struct gb_stream *s, const gb_rtp_packet_t *p)
+{
+    if (s->rtp.received || p->ssrc == s->ssrc_value || s->foreign_mixed) return;
+    if (s->foreign_count && p->ssrc != s->foreign_ssrc) {
+        s->foreign_mixed = true;
+        log_warn("gb stream %s: RTP with SSRCs %u and %u, neither the agreed %u: none followed", s->sid,
+                 s->foreign_ssrc, p->ssrc, s->ssrc_value);
+        return;
+    }
+    s->foreign_ssrc = p->ssrc;
+    if (++s->foreign_count < GB_SSRC_FOLLOW_AFTER) return;
+    log_info("gb stream %s: the device sends SSRC %u, not the agreed %u; following it", s->sid, p->ssrc,
+             s->ssrc_value);
+    uint64_t wrong = s->rtp.wrong_ssrc;
+    gb_rtp_stats_init(&s->rtp, true, p->ssrc);
+    s->rtp.wrong_ssrc = wrong;
+    s->ssrc_value = p->ssrc;
+}
+
 static int on_rtp(void *arg, const uint8_t *pkt, size_t len)
 {
     struct gb_stream *s = arg;
@@ -209,13 +312,18 @@ static int on_rtp(void *arg, const uint8_t *pkt, size_t len)
         return 0;
     }
     if (p.payload_type >= 72 && p.payload_type <= 76) return 0; /* RTCP on the same flow (RFC 5761 §4) */
+    follow_ssrc(s, &p);
     if (gb_rtp_stats_update(&s->rtp, &p) != 0) return 0;          /* another SSRC, or a jump not yet trusted */
     uint64_t now = gb_now(s->g);
     s->last_rx = now;
     if (!s->first_rx) s->first_rx = now;
     s->bytes += p.payload_len;
     account_bitrate(s, p.payload_len, now);
-    if (s->demux_on && gb_ps_demux_feed(&s->demux, p.payload, p.payload_len) == 0 && p.marker)
+    if (s->container == GB_CONTAINER_UNKNOWN) sniff_container(s, &p);
+    if (s->container == GB_CONTAINER_TS) {
+        for (size_t i = 0; !s->ts_codec && i + 188 <= p.payload_len; i += 188)
+            if (p.payload[i] == 0x47) ts_scan(s, p.payload + i);
+    } else if (s->demux_on && gb_ps_demux_feed(&s->demux, p.payload, p.payload_len) == 0 && p.marker)
         gb_ps_demux_flush(&s->demux);
     if (s->dump && fwrite(p.payload, 1, p.payload_len, s->dump) != p.payload_len) {
         log_warn("gb stream %s: writing %s failed, dump stopped", s->sid, s->dump_path);
@@ -391,6 +499,10 @@ static void read_answer(struct gb_stream *s, const struct sip_msg *resp)
         enum sdp_direction dir = sdp_media_direction(&sdp, &sdp.media[i]);
         if (dir != SDP_SENDONLY && dir != SDP_SENDRECV)
             log_warn("gb stream %s: device answered a=%s", s->sid, sdp_direction_name(dir));
+        for (uint32_t k = 0; k < sdp.media[i].attr_count; k++) {
+            const struct sdp_attr *at = &sdp.media[i].attrs[k];
+            if (str_ieq_cstr(at->name, "rtpmap") && memmem(at->value.s, at->value.len, "MP2T", 4)) s->answer_ts = true;
+        }
         bool their_tcp = str_ieq_cstr(sdp.media[i].proto, "TCP/RTP/AVP");
         if (their_tcp != s->tcp)
             log_warn("gb stream %s: offered %s, the device answered %.*s", s->sid, s->tcp ? "TCP" : "UDP",
@@ -418,12 +530,6 @@ static void stream_on_final(void *arg, struct ua_uac *h, int status, const struc
     }
     s->dlg = dlg;
     ua_dialog_set_cb(dlg, &stream_dialog_cb, s);
-    struct gb_device *d = gb_device_find(g, s->device_id);
-    if (d) {
-        struct transport_dest dest;
-        gb_device_dest(d, &dest);
-        ua_dialog_set_dest(dlg, &dest); /* the BYE goes where the device registered from */
-    }
     if (resp) read_answer(s, resp);
     gb_rtp_stats_init(&s->rtp, true, s->ssrc_value);
     s->state = GB_STREAM_PLAYING;
@@ -432,9 +538,10 @@ static void stream_on_final(void *arg, struct ua_uac *h, int status, const struc
     log_info("gb stream %s playing: %s/%s over %s port %u", s->sid, s->device_id, s->channel_id,
              s->tcp ? "TCP" : "UDP", s->port);
     gb_publish(g, "gb.stream.started",
-               json_pack("{s:s,s:s,s:s,s:s,s:s,s:i,s:b}", "stream_id", s->sid, "device_id", s->device_id,
+               json_pack("{s:s,s:s,s:s,s:s,s:s,s:i,s:b,s:s}", "stream_id", s->sid, "device_id", s->device_id,
                          "channel_id", s->channel_id, "ssrc", s->ssrc, "transport", s->tcp ? "tcp" : "udp",
-                         "media_port", s->port, "playback", s->playback));
+                         "media_port", s->port, "playback", s->playback, "container",
+                         s->answer_ts ? "ts" : "ps")); /* as agreed; the stream's info says what came */
     if (s->waiter) gb_waiters_done(&s->waiter, 200, gb_stream_json(s));
 }
 
@@ -529,6 +636,7 @@ int gb_stream_play(struct gb_upper *g, struct gb_device *d, const char *channel,
     r.header_count = 1;
     r.content_type = STR_LIT("application/sdp");
     r.body = sbuf_str(&sdp);
+    r.pin_dest = true; /* one destination for the whole dialog: see the top of the file */
     struct transport_dest dest;
     gb_device_dest(d, &dest);
     struct ua_credentials cred = {.user = str_from_cstr(g->w->cfg.gb.id),

@@ -9,7 +9,17 @@
  * Digest: our own auth_server offering MD5 only (GB/T 28181 §9.1.2 devices
  * speak nothing else), realm = [gb] domain, qop per [gb] qop (many devices
  * fail with qop, RFC 2069 form by default). The HA1 is computed from the
- * device's password (its own record, else [gb] password). */
+ * device's password (its own record, else [gb] password). A REGISTER that
+ * re-uses the nonce of the device's last accepted REGISTER from another
+ * address is a replay (a captured Authorization): challenged again, the
+ * device stays where it is.
+ *
+ * Requests in a device's name (MESSAGE) are taken only from the flow it
+ * registered over: the same UDP address and port, or the same TCP
+ * connection. Anything else is refused 403 without a transaction record: a
+ * forged keepalive must not keep a dead camera online, nor a forged Catalog
+ * replace its channels. A device whose address changed (NAT rebinding)
+ * takes the 403 as "register again" (§9.6) and is then reached there. */
 #include "gb/upper_int.h"
 
 #include <arpa/inet.h>
@@ -52,6 +62,31 @@ json_t *gb_error_json(const char *code, const char *fmt, ...)
     vsnprintf(detail, sizeof(detail), fmt, ap);
     va_end(ap);
     return json_pack("{s:s,s:s}", "error", code, "detail", detail);
+}
+
+bool gb_refusal_log_ok(struct gb_upper *g)
+{
+    uint64_t now = gb_now(g);
+    if (now - g->refusal_window >= 1000) {
+        if (g->refusal_suppressed)
+            log_warn("gb: %u more refusals in the last second not logged", g->refusal_suppressed);
+        g->refusal_window = now;
+        g->refusal_logged = g->refusal_suppressed = 0;
+    }
+    if (g->refusal_logged < GB_REFUSAL_LOG_BURST) {
+        g->refusal_logged++;
+        return true;
+    }
+    g->refusal_suppressed++;
+    return false;
+}
+
+const char *gb_log_text(const char *in, char *out, size_t cap)
+{
+    size_t k = 0;
+    for (const char *p = in ? in : ""; *p && k + 1 < cap; p++) out[k++] = (*p >= 0x20 && *p < 0x7f) ? *p : '?';
+    out[k] = '\0';
+    return out;
 }
 
 /* ---- waiters ---- */
@@ -449,7 +484,60 @@ static void challenge(struct gb_upper *g, struct txn *st, bool stale)
     sbuf_free(&b);
 }
 
+/* Is rx where d registered from: the same TCP connection, else the same
+ * UDP address and port. */
+static bool device_flow_is(const struct gb_device *d, const struct transport_rx *rx)
+{
+    if (!d->addr.sa.sa_family || rx->proto != d->proto) return false;
+    if (d->proto == SIP_TRANSPORT_TCP) return d->conn_id && rx->conn_id == d->conn_id;
+    if (rx->src.ss_family != d->addr.sa.sa_family) return false;
+    if (d->addr.sa.sa_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&rx->src;
+        return a->sin_port == d->addr.in.sin_port && a->sin_addr.s_addr == d->addr.in.sin_addr.s_addr;
+    }
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&rx->src;
+    return a->sin6_port == d->addr.in6.sin6_port && !memcmp(&a->sin6_addr, &d->addr.in6.sin6_addr, sizeof(a->sin6_addr));
+}
+
+/* A captured Authorization replayed from elsewhere while its nonce lives:
+ * the nonce of d's last accepted REGISTER, from an address d is not at. The
+ * device itself may re-use its nonce (qop nc+1, or RFC 2069 form) from where
+ * it is; after a move it gets one more challenge, which costs a round trip. */
+static bool nonce_replayed(const struct gb_device *d, uint64_t nonce, const struct transport_rx *rx)
+{
+    return d->last_nonce && nonce == d->last_nonce && !device_flow_is(d, rx);
+}
+
+/* 64-bit FNV-1a: a device keeps 8 bytes of its nonce, not the nonce (the
+ * nonces are ours, nobody picks them to collide). Never 0. */
+static uint64_t nonce_hash(str_t nonce)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < nonce.len; i++) h = (h ^ (uint8_t)nonce.s[i]) * 1099511628211ull;
+    return h ? h : 1;
+}
+
 /* 1: authenticated; 0: answered (401/403). */
+/* auth.failed for a device's REGISTER, when the throttle says one is due
+ * (at most one per device and source per failure window). */
+static void auth_failed_event(struct gb_upper *g, str_t id, const struct transport_rx *rx, enum auth_result res,
+                              const struct auth_verify_info *info)
+{
+    const char *reason = res == AUTH_LOCKED
+                             ? (info->throttle.locked == AUTH_THROTTLE_USER ? "locked-user" : "locked-source")
+                         : res == AUTH_BAD_RESPONSE ? "wrong-password"
+                         : res == AUTH_REPLAY       ? "replay"
+                                                    : "bad-nonce";
+    json_t *f = json_object();
+    json_object_set_new(f, "user", json_stringn(id.s, id.len));
+    json_object_set_new(f, "realm", json_string(g->w->cfg.gb.domain));
+    json_object_set_new(f, "remote", json_string(rx->src_text));
+    json_object_set_new(f, "transport", json_string(rx->proto == SIP_TRANSPORT_TCP ? "tcp" : "udp"));
+    json_object_set_new(f, "reason", json_string(reason));
+    json_object_set_new(f, "count", json_integer(info->throttle.count));
+    gb_publish(g, "auth.failed", f);
+}
+
 static int check_auth(struct gb_upper *g, struct gb_device *d, str_t id, struct txn *st,
                       const struct transport_rx *rx)
 {
@@ -495,10 +583,33 @@ static int check_auth(struct gb_upper *g, struct gb_device *d, str_t id, struct 
         reply(g, st, 500, NULL, NULL, 0);
         return 0;
     }
+    struct auth_verify_info info;
     enum auth_result res =
         auth_verify_from(g->auth, &cr, STR_LIT("REGISTER"), str_from_cstr(ha1), (const struct sockaddr *)&rx->src,
-                         (uint64_t)(clock_wall_ms() / 1000), NULL);
-    if (res == AUTH_OK) return 1;
+                         (uint64_t)(clock_wall_ms() / 1000), &info);
+    if (info.throttle.report && res != AUTH_OK) auth_failed_event(g, id, rx, res, &info);
+    if (res == AUTH_LOCKED) {
+        /* Too many failures from this source or for this device: refused
+         * before any digest work, statelessly, until the lockout ends. */
+        char ra[32];
+        snprintf(ra, sizeof(ra), "Retry-After: %u", info.throttle.retry_after ? info.throttle.retry_after : 1);
+        str_t line = str_from_cstr(ra);
+        log_warn_rl("gb REGISTER from %.*s at %s: 403, too many failed attempts (%u s left)", STR_FMT(id),
+                    rx->src_text, info.throttle.retry_after);
+        reply_as(g, st, 403, "Too Many Failed Attempts", &line, 1, true);
+        return 0;
+    }
+    if (res == AUTH_OK && d && nonce_replayed(d, nonce_hash(cr.nonce), rx)) {
+        g->stats.nonce_replays++;
+        gb_log_refusal(g, "gb REGISTER from %.*s at %s refused: nonce of its last registration re-used from another address",
+                       STR_FMT(id), rx->src_text);
+        challenge(g, st, false);
+        return 0;
+    }
+    if (res == AUTH_OK) {
+        g->auth_nonce = nonce_hash(cr.nonce);
+        return 1;
+    }
     if (res == AUTH_STALE) {
         challenge(g, st, true);
         return 0;
@@ -582,6 +693,7 @@ static int on_register(struct gb_upper *g, struct txn *st, const struct transpor
         reply(g, st, 403, "Forbidden", NULL, 0);
         return 1;
     }
+    g->auth_nonce = 0;
     if ((!d || d->auth_enabled) && !check_auth(g, d, id, st, rx)) return 1;
 
     int expires = register_expires(m);
@@ -605,6 +717,7 @@ static int on_register(struct gb_upper *g, struct txn *st, const struct transpor
     d->conn_id = rx->conn_id;
     d->listener_id = rx->listener_id;
     set_str(&d->contact, first_contact_uri(m));
+    d->last_nonce = g->auth_nonce;
     char host[INET6_ADDRSTRLEN + 2];
     local_host_of(rx, host, sizeof(host));
     if (!d->local_host || strcmp(d->local_host, host) != 0) {
@@ -682,8 +795,17 @@ static int on_message(struct gb_upper *g, struct txn *st, const struct transport
     struct gb_device *d = gb_device_find_str(g, id);
     if (!d) {
         if (!gb_id_valid(id) || !(str_eq_cstr(m->ruri.user, g->w->cfg.gb.id) || our_domain(g, id))) return 0;
-        log_warn("gb MESSAGE from unknown device %.*s at %s: 403 (register first)", STR_FMT(id), rx->src_text);
+        gb_log_refusal(g, "gb MESSAGE from unknown device %.*s at %s: 403 (register first)", STR_FMT(id), rx->src_text);
         reply(g, st, 403, "Forbidden", NULL, 0);
+        return 1;
+    }
+    if (d->online && !device_flow_is(d, rx)) {
+        g->stats.foreign_messages++;
+        char at[TRANSPORT_ADDR_TEXT];
+        device_remote_text(d, at, sizeof(at));
+        gb_log_refusal(g, "gb MESSAGE in the name of %s from %s %s, not its registered %s %s: 403", d->id,
+                       transport_name(rx->proto), rx->src_text, transport_name(d->proto), at);
+        reply_as(g, st, 403, "Forbidden", NULL, 0, true);
         return 1;
     }
     g->stats.messages++;
@@ -705,6 +827,15 @@ static int on_message(struct gb_upper *g, struct txn *st, const struct transport
         return 1;
     }
     bool keepalive = body.kind == GB_MSG_NOTIFY && body.cmd == GB_CMD_KEEPALIVE;
+    if (keepalive && body.device_id && strcmp(body.device_id, d->id) != 0) {
+        /* §9.6.1: a device keeps itself alive; no keepalive on behalf of another. */
+        char named[32];
+        gb_log_refusal(g, "gb keepalive from %s at %s names DeviceID \"%s\": 400", d->id, rx->src_text,
+                       gb_log_text(body.device_id, named, sizeof(named)));
+        reply(g, st, 400, "DeviceID Mismatch", NULL, 0);
+        gb_manscdp_free(&body);
+        return 1;
+    }
     /* Keepalives are most of a large platform's traffic (100 000 devices at
      * 60 s: 1 667/s): their 200s keep no Timer J record. A retransmitted
      * keepalive is simply taken again. */

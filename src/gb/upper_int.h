@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <uv.h>
 
+#include "base/log.h"
 #include "base/timer.h"
 #include "gb/gbid.h"
 #include "gb/manscdp.h"
@@ -33,6 +34,7 @@
 #define GB_MAX_EXPIRES 86400
 #define GB_KEEPALIVE_PERSIST_MS 300000 /* last_keepalive reaches the store at most this often */
 #define GB_MAX_PENDING_PER_DEVICE 8   /* queries being assembled per device (pushed ones are refused above) */
+#define GB_REFUSAL_LOG_BURST 10       /* refusal lines logged per second (the rest counted, summed up later) */
 
 struct gb_waiter;
 /* status: an HTTP status; body: the answer or {"error","detail"} (stolen). */
@@ -92,6 +94,7 @@ struct gb_query {
     size_t index_cap;
     json_t *records;            /* array */
     size_t parts;               /* Response MESSAGEs taken */
+    size_t dropped;             /* catalog items refused (bad ids): they count towards SumNum */
 };
 
 struct gb_device {
@@ -113,6 +116,7 @@ struct gb_device {
     uint64_t conn_id;
     uint32_t listener_id;
     char *contact;              /* Contact URI of the last REGISTER */
+    uint64_t last_nonce;        /* hash of the nonce of the last accepted REGISTER (0 none) */
     char *local_host;           /* our address the device reached (interned: g->strings) */
     int expires_s;
     int64_t registered_at, last_keepalive, expires_at, keepalive_stored_at; /* wall ms */
@@ -126,6 +130,9 @@ struct gb_device {
 };
 
 enum gb_stream_state { GB_STREAM_INVITING = 0, GB_STREAM_PLAYING, GB_STREAM_STOPPED };
+/* What the RTP payload carries: MPEG-PS (GB/T 28181) or MPEG-TS (PT 33). */
+enum gb_container { GB_CONTAINER_UNKNOWN = 0, GB_CONTAINER_PS, GB_CONTAINER_TS };
+#define GB_SSRC_FOLLOW_AFTER 3        /* packets of one other SSRC (and none of ours) before it is taken */
 
 struct gb_stream {
     struct gb_stream *next, *prev; /* g->streams */
@@ -133,7 +140,14 @@ struct gb_stream {
     char sid[GB_SSRC_LEN + 1];    /* the stream id is its SSRC, unique while it lives */
     char device_id[GB_ID_LEN + 1], channel_id[GB_ID_LEN + 1];
     char ssrc[GB_SSRC_LEN + 1];   /* ours (y= of the offer) */
-    uint32_t ssrc_value;          /* what RTP must carry (the answer's y= wins) */
+    uint32_t ssrc_value;          /* what RTP must carry (the answer's y= wins, then what it sends) */
+    uint32_t foreign_ssrc;        /* another SSRC seen before any packet with ours */
+    uint32_t foreign_count;       /* its packets so far */
+    bool foreign_mixed;           /* more than one other SSRC: follow none */
+    enum gb_container container;  /* sniffed from the payload */
+    bool answer_ts;               /* the answer's rtpmap says MP2T */
+    gb_codec_t ts_codec;          /* from the TS program map */
+    uint16_t ts_pmt_pid;          /* 0 until the PAT named it */
     bool tcp, playback;
     uint16_t port;
     enum gb_stream_state state;
@@ -180,6 +194,9 @@ struct gb_upper {
     bool stopping;
     struct gb_upper_stats stats;
     struct gb_strpool *strings;   /* interned channel fields and local hosts */
+    uint64_t auth_nonce;          /* hash of the nonce check_auth just accepted (0 none) */
+    uint64_t refusal_window;      /* gb_refusal_log_ok: start of the current second */
+    uint32_t refusal_logged, refusal_suppressed;
 };
 
 /* upper.c */
@@ -201,6 +218,16 @@ json_t *gb_devices_json(struct gb_upper *g);
 void gb_device_foreach(struct gb_upper *g, void (*fn)(struct gb_device *d, void *arg), void *arg);
 void gb_publish(struct gb_upper *g, const char *type, json_t *fields);
 void gb_iso_time(int64_t wall_ms, char out[32]);
+/* Rate limit for refusal log lines (hostile input must not flood the log):
+ * true while fewer than GB_REFUSAL_LOG_BURST lines went out this second. */
+bool gb_refusal_log_ok(struct gb_upper *g);
+/* Copies at most cap-1 bytes of in (NULL: "") with anything but printable
+ * ASCII as '?': hostile text goes into one plain log line. Returns out. */
+const char *gb_log_text(const char *in, char *out, size_t cap);
+#define gb_log_refusal(g, ...)                           \
+    do {                                                 \
+        if (gb_refusal_log_ok(g)) log_warn(__VA_ARGS__); \
+    } while (0)
 
 /* upper_strings.c: interned, reference-counted strings (never written
  * through). gb_str_intern: NULL for NULL or no memory; gb_str_release takes

@@ -272,6 +272,7 @@ static struct ua_dialog *dialog_new_uac(struct ua *ua, struct ua_uac *h, const s
     d->auth_line = dup_c(h->auth_line);
     d->local_cseq = d->invite_cseq = q->cseq;
     d->flow = h->dest;
+    d->pinned = q->pin_dest;
     if (!d->call_id || !d->local_tag || !d->remote_tag || !d->local_uri || !d->remote_uri || !d->remote_target ||
         (q->local_host.len && !d->local_host) || (q->contact.len && !d->local_contact) || (h->user && !d->user) ||
         (h->password && !d->password) || (h->ha1 && !d->ha1) || (h->auth_line && !d->auth_line) ||
@@ -671,7 +672,7 @@ int ua_on_response(struct ua *ua, const struct transport_rx *rx)
     f->local_cseq = f->invite_cseq = d->invite_cseq;
     f->flow = d->flow;
     f->flow.conn_id = rx->conn_id;
-    f->pinned = false;
+    f->pinned = d->pinned;
     if (f->call_id && f->local_tag && f->remote_tag && f->local_uri && f->remote_uri && f->remote_target &&
         take_routes(f, m, true) == 0) {
         log_info("2xx from another fork of INVITE %s (%s): ACK and BYE", f->call_id, rx->src_text);

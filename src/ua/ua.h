@@ -89,6 +89,8 @@ struct ua_request {
     str_t content_type;         /* required when body is not empty */
     str_t body;
     str_t local_host;           /* Via/Contact host; empty: the worker's local_host */
+    bool pin_dest;              /* INVITE: the dialog its 2xx makes sends everything, the ACK
+                                   included, to the dest it was sent to (as ua_dialog_set_dest) */
 };
 
 /* The top Via of a request being printed. */

@@ -464,6 +464,128 @@ static void test_channel_strings_shared(void **state)
     assert_int_equal(gb_strpool_count(h->g->strings), before);
 }
 
+/* ---- hostile input (issue 9) ---- */
+
+/* Catalog items whose ids are not GB ids never become channels: counted,
+ * logged, and they count towards SumNum (the answer still completes). A
+ * catalog Notify is held to the same rule. */
+static void test_catalog_bad_ids_dropped(void **state)
+{
+    struct gbh *h = *state;
+    assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080), 200);
+    struct result r = {.wt.done = on_done};
+    assert_int_equal(gb_query_start(h->g, gb_device_find(h->g, DEV), GB_Q_CATALOG, NULL, NULL, NULL, &r.wt), 0);
+    gb_catalog_item_t items[6];
+    item(&items[0], "34020000001310000001", "good", DEV, NULL);
+    item(&items[1], "../../etc/passwd", "path", NULL, NULL);
+    item(&items[2], "<script>alert(1)</script>", "markup", NULL, NULL);
+    item(&items[3], "3402000000131000000", "19 digits", NULL, NULL);
+    item(&items[4], "34020000001310000005", "bad parent", "../34020000001320000001", NULL);
+    item(&items[5], "34020000001310000006", "civil-code parent and a path", "340200/34020000002160000001", NULL);
+    assert_int_equal(send_part(h, last_sn(h), items, 6, 0, 6, 6), 200);
+    assert_int_equal(r.status, 200); /* complete: 2 kept + 4 dropped = SumNum */
+    json_decref(r.body);
+    struct gb_device *d = gb_device_find(h->g, DEV);
+    assert_int_equal(d->channel_count, 2);
+    for (size_t i = 0; i < d->channel_count; i++)
+        assert_true(!strcmp(d->channels[i].id, "34020000001310000001") || !strcmp(d->channels[i].id, "34020000001310000006"));
+    struct gb_upper_stats st;
+    gb_upper_get_stats(h->g, &st);
+    assert_int_equal(st.catalog_items_dropped, 4);
+    /* Notify (ADD) with a bad id: dropped too. */
+    const char *notify = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Notify><CmdType>Catalog</CmdType><SN>9</SN>"
+                         "<DeviceID>" DEV "</DeviceID><SumNum>1</SumNum><DeviceList Num=\"1\"><Item>"
+                         "<DeviceID>&lt;img src=x&gt;</DeviceID><Name>x</Name><Event>ADD</Event></Item>"
+                         "</DeviceList></Notify>";
+    assert_int_equal(gbh_message(h, DEV, notify, strlen(notify), 5080), 200);
+    assert_int_equal(d->channel_count, 2);
+    gb_upper_get_stats(h->g, &st);
+    assert_int_equal(st.catalog_items_dropped, 5);
+}
+
+/* A registered device's MESSAGEs are taken only from where it registered:
+ * another port, or another TCP connection, gets 403 and changes nothing. A
+ * keepalive naming another DeviceID gets 400. */
+static void test_messages_only_from_the_registered_flow(void **state)
+{
+    struct gbh *h = *state;
+    assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080), 200);
+    struct gb_device *d = gb_device_find(h->g, DEV);
+    gbh_advance(h, 60000);
+    int64_t last = d->last_keepalive;
+    assert_int_equal(gbh_keepalive(h, DEV, 6666), 403);
+    assert_int_equal(d->last_keepalive, last);
+    assert_null(strstr(gbh_last(h), "To: <sip:34020000002000000001@3402000000>\r\n")); /* tagged */
+    /* Keepalives from the flow keep it online; forged ones do not. */
+    for (int i = 0; i < 4; i++) {
+        gbh_advance(h, 60000);
+        assert_int_equal(gbh_keepalive(h, DEV, 6666), 403);
+    }
+    assert_false(online(h, DEV)); /* 3 x 60 s without a keepalive of its own */
+    assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080), 200);
+    assert_int_equal(gbh_keepalive(h, DEV, 5080), 200);
+    /* DeviceID in the body is not the sender. */
+    char body[512];
+    int n = snprintf(body, sizeof(body),
+                     "<?xml version=\"1.0\"?><Notify><CmdType>Keepalive</CmdType><SN>1</SN>"
+                     "<DeviceID>34020000001320000002</DeviceID><Status>OK</Status></Notify>");
+    assert_int_equal(gbh_message(h, DEV, body, (size_t)n, 5080), 400);
+    /* A catalog pushed from elsewhere does not replace the channels. */
+    gb_catalog_item_t it;
+    item(&it, "34020000001310000666", "forged", NULL, NULL);
+    sbuf_t b;
+    sbuf_init(&b);
+    assert_int_equal(gb_manscdp_build_catalog_response(&b, GB_CHARSET_GB2312, 5, DEV, &it, 1, 0, 1), 0);
+    assert_int_equal(gbh_message(h, DEV, b.data, b.len, 6666), 403);
+    sbuf_free(&b);
+    gbh_advance(h, GB_QUERY_TIMEOUT_MS + 1);
+    assert_int_equal(d->channel_count, 0);
+    struct gb_upper_stats st;
+    gb_upper_get_stats(h->g, &st);
+    assert_int_equal(st.foreign_messages, 3); /* at 60 s and 120 s, and the catalog (offline ones: the usual 403) */
+    /* Over TCP: the connection it registered over, no other. */
+    assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_TCP, 41, 40000), 200);
+    assert_int_equal(gbh_keepalive(h, DEV, 40000), 403); /* UDP from the same address: not its flow */
+}
+
+/* A REGISTER answering with the nonce of the device's last registration,
+ * from another address, is a replay: 401 with a fresh nonce, the device stays. */
+static void test_register_nonce_replay(void **state)
+{
+    struct gbh *h = *state;
+    gbh_send_register(h, DEV, 3600, NULL, SIP_TRANSPORT_UDP, 0, 5080);
+    assert_int_equal(gbh_last_status(h), 401);
+    const char *w = strstr(gbh_last(h), "WWW-Authenticate: ") + 18;
+    struct auth_challenge ch;
+    assert_int_equal(auth_parse_challenge(str_make(w, (size_t)(strstr(w, "\r\n") - w)), &ch), 0);
+    char nonce[128];
+    str_copy(nonce, sizeof(nonce), ch.nonce);
+    sbuf_t ans;
+    sbuf_init(&ans);
+    auth_client_answer(&ch, str_from_cstr(DEV), STR_LIT("devpw"), STR_LIT("REGISTER"),
+                       STR_LIT("sip:34020000002000000001@3402000000"), 1, STR_NULL, &ans);
+    sbuf_append_char(&ans, '\0');
+    gbh_send_register(h, DEV, 3600, ans.data, SIP_TRANSPORT_UDP, 0, 5080);
+    assert_int_equal(gbh_last_status(h), 200);
+    /* The same Authorization from another port. */
+    gbh_send_register(h, DEV, 3600, ans.data, SIP_TRANSPORT_UDP, 0, 7777);
+    assert_int_equal(gbh_last_status(h), 401);
+    assert_non_null(strstr(gbh_last(h), "nonce=\""));
+    assert_null(strstr(gbh_last(h), nonce));
+    struct gb_device *d = gb_device_find(h->g, DEV);
+    assert_int_equal(ntohs(d->addr.in.sin_port), 5080);
+    struct gb_upper_stats st;
+    gb_upper_get_stats(h->g, &st);
+    assert_int_equal(st.nonce_replays, 1);
+    /* The device itself may refresh with it from where it is. */
+    gbh_send_register(h, DEV, 3600, ans.data, SIP_TRANSPORT_UDP, 0, 5080);
+    assert_int_equal(gbh_last_status(h), 200);
+    /* A fresh digest from a new address moves it (NAT rebinding). */
+    assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 7777), 200);
+    assert_int_equal(ntohs(d->addr.in.sin_port), 7777);
+    sbuf_free(&ans);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);
@@ -477,6 +599,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_info_and_bad_bodies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catalog_on_register, setup, teardown),
         cmocka_unit_test_setup_teardown(test_channel_strings_shared, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_catalog_bad_ids_dropped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_messages_only_from_the_registered_flow, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_register_nonce_replay, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
