@@ -50,6 +50,7 @@ void gb_upper_free(struct gb_upper *g);
 struct gb_upper_stats {
     uint32_t devices, online, streams, pending_queries;
     uint64_t registers, keepalives, messages, refused;
+    uint32_t catalog_queued, catalog_in_flight; /* catalog-on-register: waiting, started */
 };
 void gb_upper_get_stats(const struct gb_upper *g, struct gb_upper_stats *out);
 

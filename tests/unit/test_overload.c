@@ -1,0 +1,179 @@
+/* test_overload.c — admission control of new registrations (base/overload.c),
+ * driven by a fake clock: when a REGISTER that would create a registration
+ * is admitted, and what Retry-After it is told when not. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "base/overload.h"
+
+static struct overload_config quiet_config(void)
+{
+    struct overload_config c;
+    overload_config_default(&c);
+    c.max_server_txns = 0;
+    c.max_store_backlog = 0;
+    return c;
+}
+
+static void test_defaults_admit_an_idle_server(void **state)
+{
+    (void)state;
+    struct overload_config c;
+    overload_config_default(&c);
+    struct overload o;
+    overload_init(&o, &c, 42);
+    struct overload_load idle = {.server_txns = 10, .store_backlog = 3};
+    for (uint64_t t = 0; t < 10000; t += 10) assert_int_equal(overload_check(&o, t, &idle, true), OVERLOAD_ADMIT);
+    assert_int_equal(o.stats.admitted, 1000);
+    assert_int_equal(o.stats.refused, 0);
+}
+
+static void test_disabled_admits_everything(void **state)
+{
+    (void)state;
+    struct overload_config c = quiet_config();
+    c.enabled = false;
+    c.max_register_rate = 1;
+    struct overload o;
+    overload_init(&o, &c, 1);
+    for (int i = 0; i < 5; i++) overload_note_lag(&o, 100, 10000);
+    for (int i = 0; i < 100; i++) assert_int_equal(overload_check(&o, 100, NULL, true), OVERLOAD_ADMIT);
+}
+
+static void test_one_late_sample_is_not_overload(void **state)
+{
+    (void)state;
+    struct overload_config c = quiet_config(); /* 250 ms x 3 samples, held 2 s */
+    struct overload o;
+    overload_init(&o, &c, 1);
+    overload_note_lag(&o, 1000, 900);
+    overload_note_lag(&o, 1100, 900);
+    overload_note_lag(&o, 1200, 5);   /* the run is broken */
+    overload_note_lag(&o, 1300, 900);
+    assert_false(overload_lagging(&o, 1300));
+    assert_int_equal(overload_check(&o, 1300, NULL, true), OVERLOAD_ADMIT);
+    assert_int_equal(o.stats.loop_lag_ms, 900);
+    assert_int_equal(o.stats.loop_lag_max_ms, 900);
+}
+
+static void test_sustained_lag_refuses_then_recovers(void **state)
+{
+    (void)state;
+    struct overload_config c = quiet_config();
+    struct overload o;
+    overload_init(&o, &c, 1);
+    for (uint64_t t = 1000; t <= 1200; t += 100) overload_note_lag(&o, t, 300);
+    assert_true(overload_lagging(&o, 1200));
+    assert_int_equal(o.stats.lag_episodes, 1);
+    assert_int_equal(overload_check(&o, 1250, NULL, true), OVERLOAD_LAG);
+    /* Still late: the hold moves on, the episode is the same one. */
+    overload_note_lag(&o, 1300, 300);
+    assert_int_equal(o.stats.lag_episodes, 1);
+    /* Good samples do not end it at once: it holds for hold_ms after the last late one. */
+    overload_note_lag(&o, 1400, 1);
+    assert_int_equal(overload_check(&o, 3299, NULL, true), OVERLOAD_LAG);
+    assert_int_equal(overload_check(&o, 3300, NULL, true), OVERLOAD_ADMIT);
+    assert_int_equal(o.stats.refused_by[OVERLOAD_LAG], 2);
+    assert_int_equal(o.stats.refused, 2);
+    assert_int_equal(o.stats.admitted, 1);
+}
+
+static void test_queue_depths(void **state)
+{
+    (void)state;
+    struct overload_config c = quiet_config();
+    c.max_server_txns = 100;
+    c.max_store_backlog = 50;
+    struct overload o;
+    overload_init(&o, &c, 1);
+    struct overload_load l = {.server_txns = 99, .store_backlog = 49};
+    assert_int_equal(overload_check(&o, 0, &l, true), OVERLOAD_ADMIT);
+    l.server_txns = 100;
+    assert_int_equal(overload_check(&o, 0, &l, true), OVERLOAD_TXNS);
+    l.server_txns = 0;
+    l.store_backlog = 50;
+    assert_int_equal(overload_check(&o, 0, &l, true), OVERLOAD_STORE);
+    assert_int_equal(o.stats.refused_by[OVERLOAD_TXNS], 1);
+    assert_int_equal(o.stats.refused_by[OVERLOAD_STORE], 1);
+}
+
+static void test_rate_cap_is_a_token_bucket(void **state)
+{
+    (void)state;
+    struct overload_config c = quiet_config();
+    c.max_register_rate = 10;
+    struct overload o;
+    overload_init(&o, &c, 1);
+    /* A burst: one second's worth goes through, the rest is refused. */
+    int admitted = 0;
+    for (int i = 0; i < 50; i++) admitted += overload_check(&o, 5000, NULL, true) == OVERLOAD_ADMIT;
+    assert_int_equal(admitted, 10);
+    assert_int_equal(o.stats.refused_by[OVERLOAD_RATE], 40);
+    /* 100 ms later one more token has accrued, and only one. */
+    assert_int_equal(overload_check(&o, 5099, NULL, true), OVERLOAD_RATE);
+    assert_int_equal(overload_check(&o, 5100, NULL, true), OVERLOAD_ADMIT);
+    assert_int_equal(overload_check(&o, 5100, NULL, true), OVERLOAD_RATE);
+    /* A long pause banks one second's worth, not more. */
+    admitted = 0;
+    for (int i = 0; i < 50; i++) admitted += overload_check(&o, 60000, NULL, true) == OVERLOAD_ADMIT;
+    assert_int_equal(admitted, 10);
+    /* Offered at 3x the cap for 10 s, the cap's rate is admitted. */
+    admitted = 0;
+    for (uint64_t t = 60000; t < 70000; t += 33) admitted += overload_check(&o, t, NULL, true) == OVERLOAD_ADMIT;
+    assert_in_range(admitted, 99, 101);
+    /* The REGISTER answering our challenge takes no second token. */
+    while (overload_check(&o, 70000, NULL, true) == OVERLOAD_ADMIT) continue;
+    assert_int_equal(overload_check(&o, 70000, NULL, true), OVERLOAD_RATE);
+    assert_int_equal(overload_check(&o, 70000, NULL, false), OVERLOAD_ADMIT);
+}
+
+static void test_retry_after_is_spread_over_the_range(void **state)
+{
+    (void)state;
+    struct overload_config c = quiet_config();
+    c.retry_after_min_s = 5;
+    c.retry_after_max_s = 8;
+    struct overload o;
+    overload_init(&o, &c, 7);
+    int seen[9] = {0};
+    for (int i = 0; i < 400; i++) {
+        uint32_t v = overload_retry_after(&o);
+        assert_in_range(v, 5, 8);
+        seen[v]++;
+    }
+    for (int v = 5; v <= 8; v++) assert_true(seen[v] > 40); /* every value, roughly evenly */
+    /* A degenerate range is one value; max below min is raised to min. */
+    c.retry_after_min_s = 12;
+    c.retry_after_max_s = 3;
+    overload_init(&o, &c, 7);
+    for (int i = 0; i < 20; i++) assert_int_equal(overload_retry_after(&o), 12);
+}
+
+static void test_verdict_names(void **state)
+{
+    (void)state;
+    assert_string_equal(overload_verdict_name(OVERLOAD_RATE), "rate");
+    assert_string_equal(overload_verdict_name(OVERLOAD_LAG), "loop-lag");
+    assert_string_equal(overload_verdict_name((enum overload_verdict)99), "?");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults_admit_an_idle_server),
+        cmocka_unit_test(test_disabled_admits_everything),
+        cmocka_unit_test(test_one_late_sample_is_not_overload),
+        cmocka_unit_test(test_sustained_lag_refuses_then_recovers),
+        cmocka_unit_test(test_queue_depths),
+        cmocka_unit_test(test_rate_cap_is_a_token_bucket),
+        cmocka_unit_test(test_retry_after_is_spread_over_the_range),
+        cmocka_unit_test(test_verdict_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
