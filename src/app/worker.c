@@ -88,12 +88,19 @@ static uint32_t store_backlog(struct worker *w)
     return ss.submitted > ss.completed ? (uint32_t)(ss.submitted - ss.completed) : 0;
 }
 
+/* Server transactions still working: completed UDP ones kept for Timer J
+ * (compact records) are no queued work. */
+static uint32_t working_txns(const struct txn_stats *ts)
+{
+    return ts->server_live > ts->server_completed ? ts->server_live - ts->server_completed : 0;
+}
+
 bool worker_overload_refuse(struct worker *w, struct txn *st)
 {
     if (!w->overload.cfg.enabled) return false;
     struct txn_stats ts;
     txn_layer_stats(w->txn, &ts);
-    struct overload_load load = {.server_txns = ts.server_live, .store_backlog = store_backlog(w)};
+    struct overload_load load = {.server_txns = working_txns(&ts), .store_backlog = store_backlog(w)};
     const struct sip_msg *req = txn_request(st);
     bool second_leg = req && sip_msg_header(req, SIP_HDR_AUTHORIZATION);
     enum overload_verdict v = overload_check(&w->overload, uv_now(w->loop), &load, !second_leg);
@@ -135,7 +142,7 @@ static json_t *overload_json(struct worker *w)
                      "refused_store_backlog", (json_int_t)s->refused_by[OVERLOAD_STORE], "refused_rate",
                      (json_int_t)s->refused_by[OVERLOAD_RATE], "lag_episodes", (json_int_t)s->lag_episodes,
                      "loop_lag_ms", (int)s->loop_lag_ms, "loop_lag_max_ms", (int)s->loop_lag_max_ms,
-                     "server_transactions", (int)ts.server_live, "store_backlog", (int)store_backlog(w));
+                     "server_transactions", (int)working_txns(&ts), "store_backlog", (int)store_backlog(w));
 }
 
 static double metric_overload_refused(void *arg) { return (double)((struct worker *)arg)->overload.stats.refused; }
