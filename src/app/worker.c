@@ -65,8 +65,13 @@ static void on_lag_timer(uv_timer_t *h)
     uint64_t now_ns = uv_hrtime();
     uint64_t due_ns = w->lag_last_ns + (uint64_t)LAG_SAMPLE_MS * 1000000u;
     uint32_t lag_ms = now_ns > due_ns ? (uint32_t)((now_ns - due_ns) / 1000000u) : 0;
+    /* Busy: the share of the interval not spent waiting in epoll. */
+    uint64_t idle_ns = uv_metrics_idle_time(w->loop);
+    uint64_t span = now_ns - w->lag_last_ns, idle = idle_ns - w->idle_last_ns;
+    uint32_t busy = span && idle < span ? (uint32_t)((span - idle) * 100u / span) : 0;
     w->lag_last_ns = now_ns;
-    overload_note_lag(&w->overload, uv_now(w->loop), lag_ms);
+    w->idle_last_ns = idle_ns;
+    overload_note_loop(&w->overload, uv_now(w->loop), lag_ms, busy);
 }
 
 static void overload_start(struct worker *w)
@@ -76,6 +81,9 @@ static void overload_start(struct worker *w)
     overload_init(&w->overload, &w->cfg.overload, seed);
     uv_timer_init(w->loop, &w->lag_timer);
     w->lag_timer.data = w;
+    /* Before uv_run: idle time is only counted when asked for up front. */
+    if (uv_loop_configure(w->loop, UV_METRICS_IDLE_TIME) != 0) log_warn("overload: no loop idle-time metrics");
+    w->idle_last_ns = uv_metrics_idle_time(w->loop);
     w->lag_last_ns = uv_hrtime();
     uv_timer_start(&w->lag_timer, on_lag_timer, LAG_SAMPLE_MS, LAG_SAMPLE_MS);
     uv_unref((uv_handle_t *)&w->lag_timer); /* a sampler keeps no loop alive */
@@ -135,13 +143,15 @@ static json_t *overload_json(struct worker *w)
     const struct overload_stats *s = &w->overload.stats;
     struct txn_stats ts;
     txn_layer_stats(w->txn, &ts);
-    return json_pack("{s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:i,s:i,s:i,s:i}", "enabled", w->overload.cfg.enabled,
-                     "lagging", overload_lagging(&w->overload, uv_now(w->loop)), "admitted", (json_int_t)s->admitted,
-                     "refused", (json_int_t)s->refused, "refused_loop_lag", (json_int_t)s->refused_by[OVERLOAD_LAG],
+    return json_pack("{s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:i,s:i,s:i,s:i,s:i}", "enabled", w->overload.cfg.enabled,
+                     "loop_overloaded", overload_loop_overloaded(&w->overload, uv_now(w->loop)), "admitted",
+                     (json_int_t)s->admitted, "refused", (json_int_t)s->refused, "refused_loop",
+                     (json_int_t)s->refused_by[OVERLOAD_LOOP],
                      "refused_server_transactions", (json_int_t)s->refused_by[OVERLOAD_TXNS],
                      "refused_store_backlog", (json_int_t)s->refused_by[OVERLOAD_STORE], "refused_rate",
-                     (json_int_t)s->refused_by[OVERLOAD_RATE], "lag_episodes", (json_int_t)s->lag_episodes,
-                     "loop_lag_ms", (int)s->loop_lag_ms, "loop_lag_max_ms", (int)s->loop_lag_max_ms,
+                     (json_int_t)s->refused_by[OVERLOAD_RATE], "loop_episodes", (json_int_t)s->loop_episodes,
+                     "loop_lag_ms", (int)s->loop_lag_ms, "loop_lag_max_ms", (int)s->loop_lag_max_ms, "loop_busy_pct",
+                     (int)s->loop_busy_pct,
                      "server_transactions", (int)working_txns(&ts), "store_backlog", (int)store_backlog(w));
 }
 

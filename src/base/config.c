@@ -268,7 +268,8 @@ static int on_key(void *user, const char *section, const char *name, const char 
     else if (KEY("gb", "catalog_concurrency")) { if (!(bad = parse_int(v, 1, 10000, &n))) c->gb.catalog_concurrency = (int)n; }
     else if (KEY("overload", "enabled")) { if (!(bad = parse_bool(v, &b))) c->overload.enabled = b; }
     else if (KEY("overload", "max_loop_lag_ms")) { if (!(bad = parse_int(v, 0, 60000, &n))) c->overload.max_loop_lag_ms = (uint32_t)n; }
-    else if (KEY("overload", "lag_samples")) { if (!(bad = parse_int(v, 1, 100, &n))) c->overload.lag_samples = (uint32_t)n; }
+    else if (KEY("overload", "max_loop_busy")) { if (!(bad = parse_int(v, 0, 100, &n))) c->overload.max_loop_busy_pct = (uint32_t)n; }
+    else if (KEY("overload", "loop_samples")) { if (!(bad = parse_int(v, 1, 100, &n))) c->overload.loop_samples = (uint32_t)n; }
     else if (KEY("overload", "hold_ms")) { if (!(bad = parse_int(v, 0, 600000, &n))) c->overload.hold_ms = (uint32_t)n; }
     else if (KEY("overload", "max_server_transactions")) { if (!(bad = parse_int(v, 0, 10000000, &n))) c->overload.max_server_txns = (uint32_t)n; }
     else if (KEY("overload", "max_store_backlog")) { if (!(bad = parse_int(v, 0, 10000000, &n))) c->overload.max_store_backlog = (uint32_t)n; }

@@ -8,7 +8,8 @@ void overload_config_default(struct overload_config *cfg)
     memset(cfg, 0, sizeof(*cfg));
     cfg->enabled = true;
     cfg->max_loop_lag_ms = 250;
-    cfg->lag_samples = 3;
+    cfg->max_loop_busy_pct = 95;
+    cfg->loop_samples = 3;
     cfg->hold_ms = 2000;
     cfg->max_server_txns = 50000;
     cfg->max_store_backlog = 20000;
@@ -21,27 +22,37 @@ void overload_init(struct overload *o, const struct overload_config *cfg, uint64
 {
     memset(o, 0, sizeof(*o));
     o->cfg = *cfg;
-    if (!o->cfg.lag_samples) o->cfg.lag_samples = 1;
+    if (!o->cfg.loop_samples) o->cfg.loop_samples = 1;
     if (o->cfg.retry_after_max_s < o->cfg.retry_after_min_s) o->cfg.retry_after_max_s = o->cfg.retry_after_min_s;
     o->rng = seed | 1;
 }
 
-void overload_note_lag(struct overload *o, uint64_t now_ms, uint32_t lag_ms)
+/* Counts a run of bad samples; true once it is long enough. */
+static bool bad_run(uint32_t *run, bool bad, uint32_t needed)
 {
-    o->stats.loop_lag_ms = lag_ms;
-    if (lag_ms > o->stats.loop_lag_max_ms) o->stats.loop_lag_max_ms = lag_ms;
-    if (!o->cfg.max_loop_lag_ms || lag_ms <= o->cfg.max_loop_lag_ms) {
-        o->late_run = 0;
-        return;
+    if (!bad) {
+        *run = 0;
+        return false;
     }
-    if (++o->late_run < o->cfg.lag_samples) return;
-    if (!overload_lagging(o, now_ms)) o->stats.lag_episodes++;
-    o->lag_until_ms = now_ms + o->cfg.hold_ms;
+    return ++*run >= needed;
 }
 
-bool overload_lagging(const struct overload *o, uint64_t now_ms)
+void overload_note_loop(struct overload *o, uint64_t now_ms, uint32_t lag_ms, uint32_t busy_pct)
 {
-    return o->lag_until_ms && now_ms < o->lag_until_ms;
+    o->stats.loop_lag_ms = lag_ms;
+    o->stats.loop_busy_pct = busy_pct;
+    if (lag_ms > o->stats.loop_lag_max_ms) o->stats.loop_lag_max_ms = lag_ms;
+    bool late = bad_run(&o->late_run, o->cfg.max_loop_lag_ms && lag_ms > o->cfg.max_loop_lag_ms, o->cfg.loop_samples);
+    bool busy =
+        bad_run(&o->busy_run, o->cfg.max_loop_busy_pct && busy_pct >= o->cfg.max_loop_busy_pct, o->cfg.loop_samples);
+    if (!late && !busy) return;
+    if (!overload_loop_overloaded(o, now_ms)) o->stats.loop_episodes++;
+    o->loop_until_ms = now_ms + o->cfg.hold_ms;
+}
+
+bool overload_loop_overloaded(const struct overload *o, uint64_t now_ms)
+{
+    return o->loop_until_ms && now_ms < o->loop_until_ms;
 }
 
 /* Token bucket: max_register_rate per second, at most one second banked. */
@@ -66,7 +77,7 @@ static enum overload_verdict decide(struct overload *o, uint64_t now_ms, const s
                                     bool rated)
 {
     if (!o->cfg.enabled) return OVERLOAD_ADMIT;
-    if (overload_lagging(o, now_ms)) return OVERLOAD_LAG;
+    if (overload_loop_overloaded(o, now_ms)) return OVERLOAD_LOOP;
     if (load && o->cfg.max_server_txns && load->server_txns >= o->cfg.max_server_txns) return OVERLOAD_TXNS;
     if (load && o->cfg.max_store_backlog && load->store_backlog >= o->cfg.max_store_backlog) return OVERLOAD_STORE;
     if (rated && o->cfg.max_register_rate && !take_token(o, now_ms)) return OVERLOAD_RATE;
@@ -100,7 +111,7 @@ uint32_t overload_retry_after(struct overload *o)
 
 const char *overload_verdict_name(enum overload_verdict v)
 {
-    static const char *names[OVERLOAD_VERDICTS] = {"admit", "loop-lag", "server-transactions", "store-backlog",
+    static const char *names[OVERLOAD_VERDICTS] = {"admit", "loop", "server-transactions", "store-backlog",
                                                    "rate"};
     return (unsigned)v < OVERLOAD_VERDICTS ? names[v] : "?";
 }

@@ -90,7 +90,7 @@ check "during the storm: a call to bob (sipp UAC -> cascade -> UAS) completes" \
 check "the UAS got INVITE, ACK and BYE" wait "$UAS_PID"
 STATS1=$(api GET /stats)
 check "/stats: new registrations were refused for rate during the storm" \
-    jq_ok "$STATS1" '.overload.refused_rate > 0 and .overload.refused == .overload.refused_rate'
+    jq_ok "$STATS1" '.overload.refused_rate > 0'
 storm_done() { grep -q 'registered=30/30' "$WORK/storm.log"; }
 check "after the storm every simulated device ends registered (Retry-After honoured)" wait_for 150 storm_done
 sleep 1.5 # one more per-second line of the pre-storm device

@@ -42,24 +42,29 @@ static void test_disabled_admits_everything(void **state)
     c.max_register_rate = 1;
     struct overload o;
     overload_init(&o, &c, 1);
-    for (int i = 0; i < 5; i++) overload_note_lag(&o, 100, 10000);
+    for (int i = 0; i < 5; i++) overload_note_loop(&o, 100, 10000, 100);
     for (int i = 0; i < 100; i++) assert_int_equal(overload_check(&o, 100, NULL, true), OVERLOAD_ADMIT);
 }
 
-static void test_one_late_sample_is_not_overload(void **state)
+static void test_one_bad_sample_is_not_overload(void **state)
 {
     (void)state;
-    struct overload_config c = quiet_config(); /* 250 ms x 3 samples, held 2 s */
+    struct overload_config c = quiet_config(); /* 250 ms or 95 % x 3 samples, held 2 s */
     struct overload o;
     overload_init(&o, &c, 1);
-    overload_note_lag(&o, 1000, 900);
-    overload_note_lag(&o, 1100, 900);
-    overload_note_lag(&o, 1200, 5);   /* the run is broken */
-    overload_note_lag(&o, 1300, 900);
-    assert_false(overload_lagging(&o, 1300));
-    assert_int_equal(overload_check(&o, 1300, NULL, true), OVERLOAD_ADMIT);
-    assert_int_equal(o.stats.loop_lag_ms, 900);
+    overload_note_loop(&o, 1000, 900, 10);
+    overload_note_loop(&o, 1100, 900, 10);
+    overload_note_loop(&o, 1200, 5, 10);   /* the run is broken */
+    overload_note_loop(&o, 1300, 900, 10);
+    overload_note_loop(&o, 1400, 0, 100);  /* busy runs count on their own */
+    overload_note_loop(&o, 1500, 0, 100);
+    overload_note_loop(&o, 1600, 0, 94);   /* under the limit: broken */
+    overload_note_loop(&o, 1700, 0, 100);
+    assert_false(overload_loop_overloaded(&o, 1700));
+    assert_int_equal(overload_check(&o, 1700, NULL, true), OVERLOAD_ADMIT);
     assert_int_equal(o.stats.loop_lag_max_ms, 900);
+    assert_int_equal(o.stats.loop_busy_pct, 100);
+    assert_int_equal(o.stats.loop_episodes, 0);
 }
 
 static void test_sustained_lag_refuses_then_recovers(void **state)
@@ -68,20 +73,39 @@ static void test_sustained_lag_refuses_then_recovers(void **state)
     struct overload_config c = quiet_config();
     struct overload o;
     overload_init(&o, &c, 1);
-    for (uint64_t t = 1000; t <= 1200; t += 100) overload_note_lag(&o, t, 300);
-    assert_true(overload_lagging(&o, 1200));
-    assert_int_equal(o.stats.lag_episodes, 1);
-    assert_int_equal(overload_check(&o, 1250, NULL, true), OVERLOAD_LAG);
+    for (uint64_t t = 1000; t <= 1200; t += 100) overload_note_loop(&o, t, 300, 0);
+    assert_true(overload_loop_overloaded(&o, 1200));
+    assert_int_equal(o.stats.loop_episodes, 1);
+    assert_int_equal(overload_check(&o, 1250, NULL, true), OVERLOAD_LOOP);
     /* Still late: the hold moves on, the episode is the same one. */
-    overload_note_lag(&o, 1300, 300);
-    assert_int_equal(o.stats.lag_episodes, 1);
+    overload_note_loop(&o, 1300, 300, 0);
+    assert_int_equal(o.stats.loop_episodes, 1);
     /* Good samples do not end it at once: it holds for hold_ms after the last late one. */
-    overload_note_lag(&o, 1400, 1);
-    assert_int_equal(overload_check(&o, 3299, NULL, true), OVERLOAD_LAG);
+    overload_note_loop(&o, 1400, 1, 0);
+    assert_int_equal(overload_check(&o, 3299, NULL, true), OVERLOAD_LOOP);
     assert_int_equal(overload_check(&o, 3300, NULL, true), OVERLOAD_ADMIT);
-    assert_int_equal(o.stats.refused_by[OVERLOAD_LAG], 2);
+    assert_int_equal(o.stats.refused_by[OVERLOAD_LOOP], 2);
     assert_int_equal(o.stats.refused, 2);
     assert_int_equal(o.stats.admitted, 1);
+}
+
+/* A saturated UDP loop reads a few dozen datagrams per turn and runs its
+ * timers on time: busy ~100 % is what shows it. */
+static void test_sustained_busy_loop_refuses(void **state)
+{
+    (void)state;
+    struct overload_config c = quiet_config();
+    c.max_loop_lag_ms = 0; /* lag not checked: busy alone decides */
+    struct overload o;
+    overload_init(&o, &c, 1);
+    overload_note_loop(&o, 100, 5000, 96);
+    overload_note_loop(&o, 200, 5000, 99);
+    assert_int_equal(overload_check(&o, 200, NULL, true), OVERLOAD_ADMIT);
+    overload_note_loop(&o, 300, 5000, 95);
+    assert_int_equal(overload_check(&o, 300, NULL, false), OVERLOAD_LOOP); /* second legs too */
+    assert_int_equal(o.stats.loop_episodes, 1);
+    assert_int_equal(overload_check(&o, 2299, NULL, true), OVERLOAD_LOOP);
+    assert_int_equal(overload_check(&o, 2300, NULL, true), OVERLOAD_ADMIT);
 }
 
 static void test_queue_depths(void **state)
@@ -159,7 +183,7 @@ static void test_verdict_names(void **state)
 {
     (void)state;
     assert_string_equal(overload_verdict_name(OVERLOAD_RATE), "rate");
-    assert_string_equal(overload_verdict_name(OVERLOAD_LAG), "loop-lag");
+    assert_string_equal(overload_verdict_name(OVERLOAD_LOOP), "loop");
     assert_string_equal(overload_verdict_name((enum overload_verdict)99), "?");
 }
 
@@ -168,8 +192,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults_admit_an_idle_server),
         cmocka_unit_test(test_disabled_admits_everything),
-        cmocka_unit_test(test_one_late_sample_is_not_overload),
+        cmocka_unit_test(test_one_bad_sample_is_not_overload),
         cmocka_unit_test(test_sustained_lag_refuses_then_recovers),
+        cmocka_unit_test(test_sustained_busy_loop_refuses),
         cmocka_unit_test(test_queue_depths),
         cmocka_unit_test(test_rate_cap_is_a_token_bucket),
         cmocka_unit_test(test_retry_after_is_spread_over_the_range),
