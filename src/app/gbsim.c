@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <libxml/parser.h>
 #include <malloc.h>
 #include <uv.h>
 
@@ -1495,6 +1496,7 @@ int main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    xmlInitParser(); /* once, before the threads parse MANSCDP (libxml2's rule) */
     r.nthreads = r.o.threads;
     r.sims = calloc((size_t)r.nthreads, sizeof(*r.sims));
     if (!r.sims) return 1;
