@@ -84,6 +84,12 @@ static void catq_timer(struct timer_node *n, uint64_t now)
         if (rc == 0) q->started++;
         else log_debug("gb: catalog query to %s not started (%d)", id, rc);
     }
+    if (!q->count && q->cap > 1024) {
+        /* The storm is over: give back the ring it grew (20 B a device). */
+        free(q->ids);
+        q->ids = NULL;
+        q->cap = q->head = 0;
+    }
 }
 
 void gb_catq_free(struct gb_upper *g)
