@@ -1,6 +1,7 @@
 /* test_overload.c — admission control of new registrations (base/overload.c),
  * driven by a fake clock: when a REGISTER that would create a registration
- * is admitted, and what Retry-After it is told when not. */
+ * is admitted, and what Retry-After it is told when not; and the [overload]
+ * keys of the config. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +11,10 @@
 
 #include <cmocka.h>
 
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "base/config.h"
 #include "base/overload.h"
 
 static struct overload_config quiet_config(void)
@@ -187,6 +192,55 @@ static void test_verdict_names(void **state)
     assert_string_equal(overload_verdict_name((enum overload_verdict)99), "?");
 }
 
+/* Loads text as an ini file into c; returns config_load's result. */
+static int load_ini(struct config *c, const char *text, char *err, size_t cap)
+{
+    char path[] = "/tmp/test_overload_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    config_init(c);
+    int rc = config_load(c, path, err, cap);
+    unlink(path);
+    return rc;
+}
+
+static void test_config_keys(void **state)
+{
+    (void)state;
+    struct config c;
+    char err[256];
+    config_init(&c);
+    assert_true(c.overload.enabled);
+    assert_int_equal(c.overload.max_loop_lag_ms, 250);
+    assert_int_equal(c.overload.max_loop_busy_pct, 95);
+    assert_int_equal(c.gb.catalog_concurrency, 32);
+    assert_int_equal(load_ini(&c,
+                              "[overload]\nenabled = no\nmax_loop_lag_ms = 100\nmax_loop_busy = 0\nloop_samples = 5\n"
+                              "hold_ms = 500\nmax_server_transactions = 7\nmax_store_backlog = 8\n"
+                              "max_register_rate = 9\nretry_after_min = 10\nretry_after_max = 20\n"
+                              "[gb]\ncatalog_concurrency = 3\n",
+                              err, sizeof(err)),
+                     0);
+    assert_false(c.overload.enabled);
+    assert_int_equal(c.overload.max_loop_lag_ms, 100);
+    assert_int_equal(c.overload.max_loop_busy_pct, 0);
+    assert_int_equal(c.overload.loop_samples, 5);
+    assert_int_equal(c.overload.hold_ms, 500);
+    assert_int_equal(c.overload.max_server_txns, 7);
+    assert_int_equal(c.overload.max_store_backlog, 8);
+    assert_int_equal(c.overload.max_register_rate, 9);
+    assert_int_equal(c.overload.retry_after_min_s, 10);
+    assert_int_equal(c.overload.retry_after_max_s, 20);
+    assert_int_equal(c.gb.catalog_concurrency, 3);
+    /* Refused: an empty Retry-After range, a busy share over 100 %, no catalog slot. */
+    assert_int_equal(load_ini(&c, "[overload]\nretry_after_min = 30\nretry_after_max = 5\n", err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "retry_after_min > retry_after_max"));
+    assert_int_equal(load_ini(&c, "[overload]\nmax_loop_busy = 101\n", err, sizeof(err)), -1);
+    assert_int_equal(load_ini(&c, "[gb]\ncatalog_concurrency = 0\n", err, sizeof(err)), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -199,6 +253,7 @@ int main(void)
         cmocka_unit_test(test_rate_cap_is_a_token_bucket),
         cmocka_unit_test(test_retry_after_is_spread_over_the_range),
         cmocka_unit_test(test_verdict_names),
+        cmocka_unit_test(test_config_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
