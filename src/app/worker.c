@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api/events.h"
 #include "api/http.h"
@@ -59,18 +60,29 @@ static uint64_t clock_cb(void *user) { return uv_now(((struct worker *)user)->lo
 
 #define LAG_SAMPLE_MS 100
 
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return 0;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static void on_lag_timer(uv_timer_t *h)
 {
     struct worker *w = h->data;
     uint64_t now_ns = uv_hrtime();
     uint64_t due_ns = w->lag_last_ns + (uint64_t)LAG_SAMPLE_MS * 1000000u;
     uint32_t lag_ms = now_ns > due_ns ? (uint32_t)((now_ns - due_ns) / 1000000u) : 0;
-    /* Busy: the share of the interval not spent waiting in epoll. */
-    uint64_t idle_ns = uv_metrics_idle_time(w->loop);
-    uint64_t span = now_ns - w->lag_last_ns, idle = idle_ns - w->idle_last_ns;
-    uint32_t busy = span && idle < span ? (uint32_t)((span - idle) * 100u / span) : 0;
+    /* Busy: the loop thread's CPU time over that plus its time waiting in
+     * epoll. Time the thread sat runnable while another process had the
+     * core counts as neither, so a shared core does not look saturated
+     * unless the loop itself never waits. */
+    uint64_t idle_ns = uv_metrics_idle_time(w->loop), cpu_ns = thread_cpu_ns();
+    uint64_t idle = idle_ns - w->idle_last_ns, cpu = cpu_ns - w->cpu_last_ns;
+    uint32_t busy = cpu + idle ? (uint32_t)(cpu * 100u / (cpu + idle)) : 0;
     w->lag_last_ns = now_ns;
     w->idle_last_ns = idle_ns;
+    w->cpu_last_ns = cpu_ns;
     overload_note_loop(&w->overload, uv_now(w->loop), lag_ms, busy);
 }
 
@@ -84,6 +96,7 @@ static void overload_start(struct worker *w)
     /* Before uv_run: idle time is only counted when asked for up front. */
     if (uv_loop_configure(w->loop, UV_METRICS_IDLE_TIME) != 0) log_warn("overload: no loop idle-time metrics");
     w->idle_last_ns = uv_metrics_idle_time(w->loop);
+    w->cpu_last_ns = thread_cpu_ns();
     w->lag_last_ns = uv_hrtime();
     uv_timer_start(&w->lag_timer, on_lag_timer, LAG_SAMPLE_MS, LAG_SAMPLE_MS);
     uv_unref((uv_handle_t *)&w->lag_timer); /* a sampler keeps no loop alive */

@@ -76,7 +76,7 @@ struct worker {
     struct worker_stats stats;
     struct overload overload;                /* admission of new registrations */
     uv_timer_t lag_timer;                    /* samples the loop's lag for it */
-    uint64_t lag_last_ns, idle_last_ns;
+    uint64_t lag_last_ns, idle_last_ns, cpu_last_ns;
     uint64_t overload_log_at, overload_log_skipped;
 };
 

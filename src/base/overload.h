@@ -11,8 +11,9 @@
  *
  * Signals, each optional (0 = not checked):
  *   the loop      the owner samples it every 100 ms or so (overload_note_loop):
- *                 lag, how late a periodic timer fires, and busy, the share
- *                 of the interval not spent waiting for I/O. A UDP server
+ *                 lag, how late a periodic timer fires, and busy, the loop's
+ *                 CPU time over CPU time + time waiting for I/O (time spent
+ *                 waiting for a shared core is neither). A UDP server
  *                 reads a few dozen datagrams per loop turn, so a saturated
  *                 loop shows as busy ~100 % before its timers run late. Either
  *                 over its limit in loop_samples consecutive samples makes the
