@@ -1,58 +1,119 @@
 #!/usr/bin/env bash
-# gb-scale.sh — GB/T 28181 device scale: cascade-gbsim holds N devices online
-# against one cascade upper (UDP, digest, keepalives), for a sweep of N with
-# 60 s keepalives and a stress variant with 5 s keepalives. For each case:
+# gb-scale.sh — GB/T 28181 device scale: cascade-gbsim brings N devices online
+# against one cascade upper (UDP, digest, keepalives) at RATE registrations/s
+# offered, then holds them for HOLD s; cascade and the simulator can be pinned
+# to their own CPUs, and a CPU competitor can be started beside cascade. Per
+# case:
 #   ramp      seconds until the simulator had all N registered (sim clock)
+#   503s      REGISTERs cascade refused with 503 + Retry-After (overload control)
 #   rss/dev   cascade's RSS growth over its empty start, per device (bytes)
 #   trim/dev  the same after malloc_trim(0) in cascade (through gdb; NO_GDB=1 skips)
-#   cpu       cascade's CPU share of one core over a steady window of HOLD s
+#   cpu       cascade's CPU share of one core over the HOLD window
 #   sim       the simulator's RSS per device and CPU share over its whole run
+#   lag       the simulator's own timer lag p99 over the run (ms): when high,
+#             the simulator, not cascade, was the bottleneck
+#   rtt       cascade's response latency p99 seen by the simulator (ms)
 #   ka        keepalives answered 200 / not answered or refused (simulator)
-#   false     false offlines: gb.device.offline events at the upper plus
-#             devices not online at the end (goal 0)
+#   false     false offlines: devices that lost their registration (their
+#             keepalive refused or unanswered 3 times, as the simulator saw it)
+#             plus devices not online at cascade at the end (goal 0)
 # Usage: bench/gb-scale.sh [BUILD_DIR]
-#   env: SIZES="10000 50000 100000" KA=60 HOLD=120 SETTLE=20 RATE=2000
-#        STRESS=10000 STRESS_KA=5 STRESS_HOLD=30 CHANNELS=1 CATALOG=yes
-#        (STRESS= empty skips the stress case)
-# Not a test: the registration ramp loads both cores for N/RATE seconds, and
-# the sweep runs for (ramp + SETTLE + HOLD) per size.
+#   env: N=20000 (or SIZES="10000 100000" for a sweep) RATE=2000 KA=60 HOLD=120 SETTLE=20
+#        SERVER_CPUS=0 SIM_CPUS=1       taskset lists (empty: anywhere)
+#        THREADS=                       simulator threads (default: CPUs in SIM_CPUS, else 1)
+#        COMPETITOR_AT=  COMPETITOR_SECS=60  COMPETITOR_CPUS=$SERVER_CPUS
+#                                       a busy loop on those CPUs from COMPETITOR_AT s
+#                                       after the simulator starts, for COMPETITOR_SECS
+#        OVERLOAD=yes  MAX_REGISTER_RATE=0  RETRY_MIN=5 RETRY_MAX=30  CATALOG=yes
+#        CATALOG_CONCURRENCY=32  CHANNELS=1  STRESS=  (N for a 5 s keepalive case)
+#        LOG=warn (info logs every device event: large at 1M)  MAX_WAIT= (s for the ramp)
+# The 1M target (2 cores): N=1000000 RATE=8000 SERVER_CPUS=0 SIM_CPUS=1 HOLD=300
+#   all devices end online, 0 false offlines, cascade RSS < 1 KiB per device.
+# Not a test: the ramp loads both cores for N/RATE seconds or more.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/bench/lib.sh"
 build=$(cd "${1:-$root/build}" && pwd)
-sizes=${SIZES:-10000 50000 100000}
+sizes=${SIZES:-${N:-20000}}
 rate=${RATE:-2000}; hold=${HOLD:-120}; settle=${SETTLE:-20}; channels=${CHANNELS:-1}
+server_cpus=${SERVER_CPUS:-}
+sim_cpus=${SIM_CPUS:-}
+count_cpus() { # "0-2,5" -> 4
+    python3 -c 'import sys
+n=0
+for p in sys.argv[1].split(","):
+    a,_,b=p.partition("-"); n+=int(b or a)-int(a)+1
+print(n)' "$1"
+}
+threads=${THREADS:-}
+if [ -z "$threads" ]; then threads=1; [ -n "$sim_cpus" ] && threads=$(count_cpus "$sim_cpus"); fi
+sim_pre=()
+[ -n "$sim_cpus" ] && sim_pre=(taskset -c "$sim_cpus")
 results=()
 pids=()
 cleanup() { kill_quietly "${pids[@]:-}"; }
 trap cleanup EXIT
 
+write_ini() { # PORT API KEEPALIVE
+    cascade_write_ini "udp:127.0.0.1:$1" "127.0.0.1:$2" t "${LOG:-warn}" <<INI
+domain = 3402000000
+[gb]
+enabled = yes
+password = 12345678
+allow_unknown = yes
+keepalive_interval = $3
+keepalive_misses = 3
+catalog_on_register = ${CATALOG:-yes}
+catalog_concurrency = ${CATALOG_CONCURRENCY:-32}
+[overload]
+enabled = ${OVERLOAD:-yes}
+max_register_rate = ${MAX_REGISTER_RATE:-0}
+retry_after_min = ${RETRY_MIN:-5}
+retry_after_max = ${RETRY_MAX:-30}
+INI
+}
+
+stats() { curl -s -H 'Authorization: Bearer t' "http://127.0.0.1:$api/api/v1/stats"; }
+
+# competitor SECS CPUS: a busy loop pinned to CPUS for SECS seconds.
+competitor() {
+    local pre=()
+    [ -n "$2" ] && pre=(taskset -c "$2")
+    timeout "$1" "${pre[@]}" bash -c 'while :; do :; done' || true
+}
+
 # run_case N KEEPALIVE HOLD LABEL
 run_case() {
     local n=$1 ka=$2 win=$3 label=$4
-    local work port api
+    local port i
     work=$(mktemp -d /tmp/cascade-gbscale.XXXXXX)
     port=$(free_port_pair); api=$((port + 1))
-    cascade_gbsim_ini "$port" "$api" "$ka" "${CATALOG:-yes}" info
+    write_ini "$port" "$api" "$ka"
     start_cascade_ini
     local pid=$server_pid
     pids+=("$pid")
-    local i
-    for i in $(seq 1 50); do grep -q "cascade ready" "$work/cascade.log" && break; sleep 0.1; done
+    for i in $(seq 1 50); do stats | jq -e . >/dev/null 2>&1 && break; sleep 0.1; done
     sleep 1
     local r0; r0=$(proc_rss_kib "$pid")
     local t0=$SECONDS
-    "$build/cascade-gbsim" --target 127.0.0.1:$port --devices "$n" --channels "$channels" --rate "$rate" \
-        --sockets 16 --keepalive "$ka" --expires 3600 --json "$work/sim.json" >"$work/sim.log" 2>&1 &
+    "${sim_pre[@]}" "$build/cascade-gbsim" --target 127.0.0.1:$port --devices "$n" --channels "$channels" \
+        --rate "$rate" --threads "$threads" --sockets 16 --keepalive "$ka" --expires 3600 \
+        --json "$work/sim.json" >"$work/sim.log" 2>&1 &
     local sim=$!
     pids+=("$sim")
+    local comp=
+    if [ -n "${COMPETITOR_AT:-}" ]; then
+        (sleep "$COMPETITOR_AT"; competitor "${COMPETITOR_SECS:-60}" "${COMPETITOR_CPUS:-$server_cpus}") &
+        comp=$!
+        pids+=("$comp")
+    fi
     # Wait for the ramp: the simulator's per-second line says how many are registered.
-    local reg=0
+    local reg=0 max_wait=${MAX_WAIT:-$((n / rate * 5 + 120))}
     while :; do
         sleep 1
-        reg=$(tail -1 "$work/sim.log" | sed -n 's/.*registered=\([0-9]*\)\/.*/\1/p')
+        reg=$(grep '^t=' "$work/sim.log" | tail -1 | sed -n 's/.*registered=\([0-9]*\)\/.*/\1/p')
         [ "${reg:-0}" -ge "$n" ] && break
-        if [ $((SECONDS - t0)) -gt $((n / rate * 5 + 120)) ]; then echo "$label: only ${reg:-0} of $n registered"; break; fi
+        if [ $((SECONDS - t0)) -gt "$max_wait" ]; then echo "$label: only ${reg:-0} of $n registered"; break; fi
     done
     sleep "$settle" # the registration burst settles (catalog queries, store writes, first keepalives)
     local r1 c0 s0 c1 r2
@@ -66,39 +127,43 @@ run_case() {
         gdb -p "$pid" -batch -ex 'call (int)malloc_trim(0)' >/dev/null 2>&1 || true
         r3=$(proc_rss_kib "$pid")
     fi
-    local cpu_pct
+    local cpu_pct st online refused offl
     cpu_pct=$(cpu_percent "$c0" "$c1" $((SECONDS - s0)) 1)
-    local online offl
-    online=$(curl -s -H 'Authorization: Bearer t' "http://127.0.0.1:$api/api/v1/gb/devices" |
-        jq '[.devices[] | select(.online)] | length')
+    st=$(stats)
+    online=$(jq -r '.gb_upper.online' <<<"$st")
+    refused=$(jq -r '.overload.refused' <<<"$st")
     offl=$(grep -c '"type":"gb.device.offline"' "$work/cascade.log" || true)
     kill -INT "$sim"
     wait "$sim" || true
-    local ramp ka_ok ka_fail lost sim_rss sim_cpu
+    [ -n "$comp" ] && { kill "$comp" 2>/dev/null || true; wait "$comp" 2>/dev/null || true; }
+    local ramp ka_ok ka_fail lost sim_rss sim_cpu lag rtt
     ramp=$(jq -r '.ramp_s' "$work/sim.json")
     ka_ok=$(jq -r '.ka_ok' "$work/sim.json"); ka_fail=$(jq -r '.ka_fail' "$work/sim.json")
     lost=$(jq -r '.lost' "$work/sim.json")
+    lag=$(jq -r '.lag_p99_ms' "$work/sim.json"); rtt=$(jq -r '.rtt_p99_ms' "$work/sim.json")
     sim_rss=$(jq -r '.rss_kib' "$work/sim.json"); sim_cpu=$(jq -r '.cpu_share * 100 | floor' "$work/sim.json")
     local per_dev=$(((r2 - r0) * 1024 / n))
-    local false_off=$((offl + n - online))
+    local false_off=$((lost + n - online))
     local line
-    line=$(printf '| %-14s | %6d | %3ss | %6.1fs | %6d B | %6d B | %5s%% | %6d B | %3s%% | %8d / %-5d | %5d |' \
-        "$label" "$n" "$ka" "$ramp" "$per_dev" $(((r3 - r0) * 1024 / n)) "$cpu_pct" $((sim_rss * 1024 / n)) "$sim_cpu" \
-        "$ka_ok" "$ka_fail" "$false_off")
+    line=$(printf '| %-14s | %7d | %5d | %3ss | %7.1fs | %7d | %6d B | %6d B | %5s%% | %6d B | %3s%% | %5s | %5s | %9d / %-6d | %5d |' \
+        "$label" "$n" "$rate" "$ka" "$ramp" "$refused" "$per_dev" $(((r3 - r0) * 1024 / n)) "$cpu_pct" \
+        $((sim_rss * 1024 / n)) "$sim_cpu" "$lag" "$rtt" "$ka_ok" "$ka_fail" "$false_off")
     echo "$line"
-    echo "    cascade RSS ${r0} KiB empty -> ${r1} KiB after the ramp -> ${r2} KiB after ${win}s -> ${r3} KiB trimmed; online $online/$n;" \
-        "offline events $offl; simulator re-registrations $lost"
+    echo "    cascade RSS ${r0} KiB empty -> ${r1} KiB after the ramp -> ${r2} KiB after ${win}s -> ${r3} KiB trimmed;" \
+        "online $online/$n; offline events (LOG=info only) $offl; simulator re-registrations $lost;" \
+        "server cpus '${server_cpus}', sim cpus '${sim_cpus}' x $threads threads${COMPETITOR_AT:+, competitor at ${COMPETITOR_AT}s for ${COMPETITOR_SECS:-60}s}"
+    echo "    overload: $(jq -c .overload <<<"$st")"
     results+=("$line")
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
-    rm -rf "$work"
+    if [ -n "${KEEP_WORK:-}" ]; then echo "    work dir: $work"; else rm -rf "$work"; fi
 }
 
-header='| case           |      N |  ka |   ramp |  rss/dev | trim/dev |    cpu |  sim/dev | sim | ka ok / fail      | false |'
-sep='|----------------|--------|-----|--------|----------|----------|--------|----------|-----|-------------------|-------|'
+header='| case           |       N |  rate |  ka |     ramp |    503s |  rss/dev | trim/dev |    cpu |  sim/dev | sim |   lag |   rtt | ka ok / fail       | false |'
+sep='|----------------|---------|-------|-----|----------|---------|----------|----------|--------|----------|-----|-------|-------|--------------------|-------|'
 echo "$header"; echo "$sep"
 for n in $sizes; do run_case "$n" "${KA:-60}" "$hold" "keepalive ${KA:-60}s"; done
-for n in ${STRESS-10000}; do run_case "$n" "${STRESS_KA:-5}" "${STRESS_HOLD:-30}" "stress ${STRESS_KA:-5}s"; done
+for n in ${STRESS:-}; do run_case "$n" "${STRESS_KA:-5}" "${STRESS_HOLD:-30}" "stress ${STRESS_KA:-5}s"; done
 echo
 echo "$header"; echo "$sep"
 printf '%s\n' "${results[@]}"

@@ -253,11 +253,12 @@ void dispatch_stats(struct worker *w, json_t *stats)
         struct gb_upper_stats s;
         gb_upper_get_stats(w->gb_upper, &s);
         json_object_set_new(stats, "gb_upper",
-                            json_pack("{s:i,s:i,s:i,s:i,s:I,s:I,s:I,s:I}", "devices", (int)s.devices, "online",
+                            json_pack("{s:i,s:i,s:i,s:i,s:I,s:I,s:I,s:I,s:i,s:i}", "devices", (int)s.devices, "online",
                                       (int)s.online, "streams", (int)s.streams, "pending_queries",
                                       (int)s.pending_queries, "registers", (json_int_t)s.registers, "keepalives",
                                       (json_int_t)s.keepalives, "messages", (json_int_t)s.messages, "refused",
-                                      (json_int_t)s.refused));
+                                      (json_int_t)s.refused, "catalog_queued", (int)s.catalog_queued,
+                                      "catalog_in_flight", (int)s.catalog_in_flight));
     }
     if (w->gb_lower) gb_lower_stats_json(w->gb_lower, stats);
 }

@@ -12,14 +12,27 @@
  * --keepalive seconds, and answer Query Catalog / DeviceInfo / DeviceStatus /
  * RecordInfo, DeviceControl and INVITE (streaming the clip as PS over RTP).
  *
- * Scale: over UDP every device shares a few sockets (--sockets); requests
- * from the upper are routed to a device by the Request-URI user, so a device
- * costs one small struct (timer node, pending request, CSeq, state) and no
- * socket. Call-ID and From tag are derived from a per-run random and the
- * device index, not stored. Over TCP each device has its own connection.
+ * Scale: the devices are split over --threads threads, each with its own
+ * libuv loop, its own stack and its own UDP sockets (--sockets per thread),
+ * so the simulator is not the bottleneck of the server it measures. Within a
+ * thread, requests from the upper are routed to a device by the Request-URI
+ * user, so a device costs one small struct (timer-wheel node, pending
+ * request, CSeq, state) and no socket. Call-ID and From tag are derived from
+ * a per-run random and the device index, not stored. Over TCP each device
+ * has its own connection. Device timers sit in a timer wheel (gbsim_wheel.c),
+ * not in the stack's heap.
  *
- * Prints live counts every second and a final summary (text, and JSON with
- * --json). Runs for --duration seconds or until SIGINT/SIGTERM. */
+ * Like a real camera, a device whose REGISTER fails retries with exponential
+ * backoff and jitter (2 s doubling to 60 s), and after a 503 with
+ * Retry-After (RFC 3261 §21.5.4) waits what the server asked, plus up to a
+ * second of jitter.
+ *
+ * Prints every second (all threads summed): registered devices, REGISTERs
+ * sent/ok/failed/503, keepalives sent/ok/timed out/failed, the simulator's
+ * own timer lag (how late its device timers fire: when high, the simulator
+ * is the bottleneck) and the server's response latency p50/p99 (first send
+ * to final answer). A final summary (text, and JSON with --json). Runs for
+ * --duration seconds or until SIGINT/SIGTERM. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -32,9 +45,11 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <libxml/parser.h>
 #include <malloc.h>
 #include <uv.h>
 
+#include "app/gbsim_int.h"
 #include "app/worker.h"
 #include "base/clock.h"
 #include "base/log.h"
@@ -50,19 +65,24 @@
 #define SIM_RETRY_MIN_MS 2000
 #define SIM_RETRY_MAX_MS 60000
 #define SIM_MAX_STREAMS 10000
+#define SIM_MAX_THREADS 64
+#define SIM_WHEEL_SLOTS 8192       /* x 10 ms: 82 s, longer than a keepalive interval */
+#define SIM_WHEEL_TICK_MS 10
+#define SIM_PUBLISH_MS 250         /* threads hand their counts to the reporter */
 
 enum dev_state { DEV_IDLE = 0, DEV_REGISTERING, DEV_REGISTERED, DEV_FAILED, DEV_UNREGISTERING, DEV_DONE };
 enum pending_kind { PEND_NONE = 0, PEND_REGISTER, PEND_KEEPALIVE };
 
 struct sim;
 
-/* One simulated device: kept small (the benchmark holds 100 000 of them). */
+/* One simulated device: kept small (the benchmark holds 1 000 000 of them). */
 struct sim_dev {
-    struct timer_node timer;       /* next action: register, retry, keepalive, refresh */
+    struct gbsim_wheel_node timer; /* next action: register, retry, keepalive, refresh */
     struct sim *sim;
     struct ua_uac *pending;        /* the REGISTER or keepalive in flight */
     uint32_t cseq;
     uint32_t refresh_at_s;         /* sim clock seconds: REGISTER refresh due */
+    uint32_t sent_ms;              /* sim clock ms: the pending request was sent */
     uint8_t state, pend, misses, failures;
     uint8_t ever_registered;
 };
@@ -97,20 +117,41 @@ struct sim_opts {
     int catalog_items;
     char media[512];
     char json_path[512];
+    int threads;
 };
 
 struct sim_counts {
     uint64_t reg_sent, reg_ok, reg_fail, ka_sent, ka_ok, ka_fail, ka_refused, lost, queries, invites, controls;
     uint64_t streams_started, streams_stopped, rtp_packets;
+    uint64_t reg_503, reg_retry_after, ka_timeout;
+};
+
+/* What a device thread hands to the reporter (under mu). */
+struct sim_shared {
+    uv_mutex_t mu;
+    struct sim_counts c;
+    uint32_t registered, max_registered, stream_count, txns;
+    uint64_t all_registered_ms;    /* uv_hrtime ms, 0 until every device of the thread registered */
+    struct gbsim_hist rtt, lag;    /* since the reporter last took them */
+    bool done, failed;
+    bool no_wake;                  /* the thread closed its wake-up handle */
 };
 
 struct sim {
     struct sim_opts o;
+    int thread_index;
+    uint32_t index_base;           /* global index of this thread's device 0 */
+    struct sim_shared *sh;
+    uv_thread_t thread;
+    uv_loop_t loop;
+    uv_async_t wake;               /* the reporter asks to stop */
+    struct gbsim_wheel wheel;
+    uv_timer_t wheel_timer;
+    struct gbsim_hist rtt, lag;    /* since the last publish */
     struct worker w;               /* the stack's context: loop, timers, transport, txn, config */
     struct ua *ua;
     uv_timer_t timer_handle, tick;
     uv_prepare_t prepare;
-    uv_signal_t sigint, sigterm;
     uint32_t listeners[SIM_MAX_SOCKETS];
     int nlisteners;
     struct transport_dest target;
@@ -126,14 +167,13 @@ struct sim {
     uint32_t registered, max_registered;
     uint64_t start_ms, all_registered_ms, stop_at_ms;
     uint32_t sn;
-    struct sim_counts c, last;
+    struct sim_counts c;
     struct sim_stream *streams;
     uint32_t stream_count;
     struct gb_media_clip *clip;
     bool stopping, closing;
     uint32_t unregister_pending;
     uint64_t unregister_deadline;
-    double cpu_at_start;
 };
 
 /* ---- small helpers ---- */
@@ -202,9 +242,19 @@ static void tag_of(const struct sim *s, uint32_t i, char out[UA_TAG_SIZE])
     snprintf(out, UA_TAG_SIZE, "%016llx", (unsigned long long)v);
 }
 
-static void sim_arm(struct sim *s, struct sim_dev *d, uint64_t at, timer_cb cb)
+/* Every device timer runs dev_timer_cb (the wheel has one callback). */
+static void sim_arm(struct sim *s, struct sim_dev *d, uint64_t at)
 {
-    if (timer_start(&s->w.timers, &d->timer, at, cb) != 0) log_error("gbsim: no memory for a timer");
+    gbsim_wheel_add(&s->wheel, &d->timer, at);
+}
+
+/* Milliseconds since the start, by the sim clock (for a device's send time). */
+static uint32_t sim_ms(const struct sim *s) { return (uint32_t)(sim_now(s) - s->start_ms); }
+
+static void note_rtt(struct sim *s, struct sim_dev *d)
+{
+    uint32_t now = sim_ms(s);
+    gbsim_hist_add(&s->rtt, now > d->sent_ms ? now - d->sent_ms : 0);
 }
 
 /* ---- TCP flows ---- */
@@ -265,10 +315,20 @@ static void fill_request(struct sim *s, uint32_t i, enum sip_method m, struct ua
     r->to = m == SIP_REGISTER ? r->from : r->ruri;
 }
 
-static void dev_timer_cb(struct timer_node *n, uint64_t now);
 static void send_register(struct sim_dev *d, int expires);
 
 static uint64_t jitter(struct sim *s) { return s->o.jitter_ms ? sim_rand(s) % (s->o.jitter_ms + 1) : 0; }
+
+/* Retry-After: delta-seconds [comment] [;params] (RFC 3261 §20.33). */
+static bool retry_after(const struct sip_msg *resp, uint64_t *secs)
+{
+    const struct sip_header *h = resp ? sip_msg_header(resp, SIP_HDR_RETRY_AFTER) : NULL;
+    if (!h) return false;
+    str_t v = str_trim(h->value);
+    size_t n = 0;
+    while (n < v.len && v.s[n] >= '0' && v.s[n] <= '9') n++;
+    return n > 0 && str_to_u64(str_make(v.s, n), 86400, secs) == 0;
+}
 
 static uint64_t backoff(struct sim *s, struct sim_dev *d)
 {
@@ -299,6 +359,7 @@ static void on_register_final(void *arg, struct ua_uac *h, int status, const str
     d->cseq = ua_request_cseq(h);
     dev_learn_flow(s, i, h);
     uint64_t now = sim_now(s);
+    if (resp) note_rtt(s, d);
     if (d->state == DEV_UNREGISTERING) {
         d->state = DEV_DONE;
         if (s->unregister_pending) s->unregister_pending--;
@@ -322,24 +383,33 @@ static void on_register_final(void *arg, struct ua_uac *h, int status, const str
             /* First keepalive at a random phase of the interval: 100 000
              * devices registered in a burst must not keep alive in step. */
             uint64_t phase = (uint64_t)s->o.keepalive * 1000u;
-            sim_arm(s, d, now + 200 + sim_rand(s) % (phase ? phase : 1), dev_timer_cb);
-        } else if (!timer_armed(&d->timer)) {
-            sim_arm(s, d, now + (uint64_t)s->o.keepalive * 1000u, dev_timer_cb);
+            sim_arm(s, d, now + 200 + sim_rand(s) % (phase ? phase : 1));
+        } else if (!gbsim_wheel_armed(&d->timer)) {
+            sim_arm(s, d, now + (uint64_t)s->o.keepalive * 1000u);
         }
         return;
     }
     s->c.reg_fail++;
+    if (status == 503) s->c.reg_503++;
     dev_unregistered(s, d);
     d->state = DEV_FAILED;
     if (d->failures < 250) d->failures++;
+    uint64_t wait = backoff(s, d);
+    uint64_t ra;
+    if (retry_after(resp, &ra)) {
+        /* RFC 3261 §21.5.4: come back when the server said, a little
+         * spread so the devices it refused together do not return together. */
+        s->c.reg_retry_after++;
+        wait = ra * 1000u + sim_rand(s) % 1000u;
+    }
     if (status == 423 && resp) {
         const struct sip_header *me = sip_msg_header(resp, SIP_HDR_MIN_EXPIRES);
         uint64_t v;
         if (me && str_to_u64(str_trim(me->value), 86400, &v) == 0 && (int)v > s->o.expires) s->o.expires = (int)v;
     }
-    if (d->failures <= 1 || log_get_level() >= LOG_DEBUG)
-        log_warn("gbsim: device %u REGISTER failed: %d", i, status);
-    sim_arm(s, d, now + backoff(s, d), dev_timer_cb);
+    if ((d->failures <= 1 && status != 503) || log_get_level() >= LOG_DEBUG)
+        log_warn("gbsim: device %u REGISTER failed: %d", s->index_base + i, status);
+    sim_arm(s, d, now + wait);
 }
 
 static const struct ua_uac_cb register_cb = {.on_final = on_register_final};
@@ -368,6 +438,7 @@ static void send_register(struct sim_dev *d, int expires)
     struct transport_dest dest;
     dev_dest(s, i, &dest);
     s->c.reg_sent++;
+    d->sent_ms = sim_ms(s);
     d->pending = ua_request_send(s->ua, &r, &dest, &cred, &register_cb, d);
     if (d->pending) {
         d->pend = PEND_REGISTER;
@@ -390,6 +461,8 @@ static void on_keepalive_final(void *arg, struct ua_uac *h, int status, const st
     d->pending = NULL;
     d->pend = PEND_NONE;
     dev_learn_flow(s, dev_index(d), h);
+    if (resp) note_rtt(s, d);
+    else s->c.ka_timeout++; /* our own 408: no answer (Timer F) */
     if (s->stopping || d->state != DEV_REGISTERED) return;
     if (status >= 200 && status < 300) {
         s->c.ka_ok++;
@@ -435,15 +508,22 @@ static void send_keepalive(struct sim_dev *d)
     struct transport_dest dest;
     dev_dest(s, i, &dest);
     s->c.ka_sent++;
+    d->sent_ms = sim_ms(s);
     d->pending = ua_request_send(s->ua, &r, &dest, &cred, &keepalive_cb, d);
     d->pend = d->pending ? PEND_KEEPALIVE : PEND_NONE;
     sbuf_free(&body);
 }
 
-static void dev_timer_cb(struct timer_node *n, uint64_t now)
+static void dev_timer_cb(struct gbsim_wheel_node *n, uint64_t now, void *user)
 {
+    struct sim *s = user;
     struct sim_dev *d = container_of(n, struct sim_dev, timer);
-    struct sim *s = d->sim;
+    /* How late the simulator itself is: measured from the end of the
+     * deadline's wheel tick (when the wheel means to fire it), so what is
+     * left is a loop too busy to run its timers. */
+    uint64_t due = (n->deadline_ms / SIM_WHEEL_TICK_MS + 1) * SIM_WHEEL_TICK_MS - 1;
+    uint64_t real = uv_hrtime() / 1000000u;
+    gbsim_hist_add(&s->lag, real > due ? (uint32_t)(real - due) : 0);
     if (s->stopping) return;
     switch (d->state) {
     case DEV_IDLE:
@@ -464,6 +544,7 @@ static void dev_timer_cb(struct timer_node *n, uint64_t now)
         d->pending = NULL;
         d->pend = PEND_NONE;
         s->c.ka_fail++;
+        s->c.ka_timeout++;
         if (++d->misses >= s->o.keepalive_misses) {
             dev_unregistered(s, d);
             d->state = DEV_REGISTERING;
@@ -475,13 +556,13 @@ static void dev_timer_cb(struct timer_node *n, uint64_t now)
     uint64_t interval = (uint64_t)s->o.keepalive * 1000u;
     if (sim_secs(s) >= d->refresh_at_s) {
         if (d->pend == PEND_NONE) send_register(d, s->o.expires);
-        sim_arm(s, d, now + interval, dev_timer_cb);
+        sim_arm(s, d, now + interval);
         return;
     }
     if (d->pend == PEND_NONE) send_keepalive(d);
     uint64_t next = now + interval + (s->o.jitter_ms ? jitter(s) / 4 : 0);
     uint64_t refresh = s->start_ms + (uint64_t)d->refresh_at_s * 1000u;
-    sim_arm(s, d, refresh < next ? refresh : next, dev_timer_cb);
+    sim_arm(s, d, refresh < next ? refresh : next);
 }
 
 /* ---- requests from the upper ---- */
@@ -522,7 +603,7 @@ static void answer_catalog(struct sim *s, uint32_t i, const gb_manscdp_t *m)
         gb_catalog_item_init(it);
         chan_id(s, i, k, ids[k]);
         /* Chinese names: the upper must decode them from GB2312. */
-        snprintf(names[k], sizeof(names[k]), "模拟通道%u-%u", i + 1, k + 1);
+        snprintf(names[k], sizeof(names[k]), "模拟通道%u-%u", s->index_base + i + 1, k + 1);
         it->device_id = ids[k];
         it->name = names[k];
         it->manufacturer = (char *)"cascade-gbsim";
@@ -567,7 +648,7 @@ static void answer_query(struct sim *s, uint32_t i, int ch, const gb_manscdp_t *
     case GB_CMD_CATALOG: answer_catalog(s, i, m); return;
     case GB_CMD_DEVICE_INFO: {
         char name[48];
-        snprintf(name, sizeof(name), "模拟设备%u", i + 1);
+        snprintf(name, sizeof(name), "模拟设备%u", s->index_base + i + 1);
         gb_device_info_t info = {.device_name = name, .manufacturer = (char *)"cascade-gbsim",
                                  .model = (char *)"SIM-IPC", .firmware = (char *)"1.0",
                                  .channel = (int)s->o.channels};
@@ -799,7 +880,7 @@ static void on_conn_lost(void *user, uint64_t conn_id, const struct sockaddr_sto
     if (d->pending) ua_request_detach(d->pending);
     d->pending = NULL;
     d->pend = PEND_NONE;
-    sim_arm(s, d, sim_now(s) + 500 + sim_rand(s) % 3000, dev_timer_cb);
+    sim_arm(s, d, sim_now(s) + 500 + sim_rand(s) % 3000);
 }
 
 static void on_uv_timer(uv_timer_t *h)
@@ -820,83 +901,30 @@ static void on_prepare(uv_prepare_t *h)
     uv_timer_start(&s->timer_handle, on_uv_timer, next > now ? next - now : 0, 0);
 }
 
-/* ---- reporting ---- */
+/* ---- publishing (device thread -> reporter) ---- */
 
-static double cpu_seconds(void)
+static void publish(struct sim *s)
 {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-           ru.ru_stime.tv_usec / 1e6;
-}
-
-static long rss_kib(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    long pages = 0, rss = 0;
-    if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &rss) != 2) rss = 0;
-        fclose(f);
-    }
-    return rss * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
-static void print_tick(struct sim *s)
-{
-    uint64_t t = sim_now(s) - s->start_ms;
-    struct sim_counts *c = &s->c, *p = &s->last;
+    struct sim_shared *sh = s->sh;
     struct txn_stats ts;
-    txn_layer_stats(s->w.txn, &ts);
-    printf("t=%llus registered=%u/%u reg_ok=%llu reg_fail=%llu ka_ok=%llu(+%llu) ka_fail=%llu(+%llu) lost=%llu "
-           "streams=%u queries=%llu txns=%u rss=%ldKiB\n",
-           (unsigned long long)(t / 1000), s->registered, s->o.devices, (unsigned long long)c->reg_ok,
-           (unsigned long long)c->reg_fail, (unsigned long long)c->ka_ok, (unsigned long long)(c->ka_ok - p->ka_ok),
-           (unsigned long long)c->ka_fail, (unsigned long long)(c->ka_fail - p->ka_fail), (unsigned long long)c->lost,
-           s->stream_count, (unsigned long long)c->queries, ts.client_live + ts.server_live, rss_kib());
-    fflush(stdout);
-    s->last = s->c;
+    if (s->w.txn) txn_layer_stats(s->w.txn, &ts);
+    else memset(&ts, 0, sizeof(ts));
+    uv_mutex_lock(&sh->mu);
+    sh->c = s->c;
+    sh->registered = s->registered;
+    sh->max_registered = s->max_registered;
+    sh->stream_count = s->stream_count;
+    sh->txns = ts.client_live + ts.server_live;
+    if (s->all_registered_ms && !sh->all_registered_ms)
+        sh->all_registered_ms = uv_hrtime() / 1000000u - (sim_now(s) - s->all_registered_ms);
+    gbsim_hist_merge(&sh->rtt, &s->rtt);
+    gbsim_hist_merge(&sh->lag, &s->lag);
+    uv_mutex_unlock(&sh->mu);
+    memset(&s->rtt, 0, sizeof(s->rtt));
+    memset(&s->lag, 0, sizeof(s->lag));
 }
 
-static void summary(struct sim *s)
-{
-    uint64_t wall = sim_now(s) - s->start_ms;
-    double cpu = cpu_seconds() - s->cpu_at_start;
-    long rss = rss_kib();
-    for (struct sim_stream *x = s->streams; x; x = x->next) {
-        struct gb_media_sender_stats st;
-        gb_media_sender_get_stats(x->sender, &st);
-        s->c.rtp_packets += st.packets;
-    }
-    double ramp = s->all_registered_ms ? (double)(s->all_registered_ms - s->start_ms) / 1000.0 : -1;
-    printf("summary: devices=%u channels=%u transport=%s duration=%.1fs registered=%u max_registered=%u "
-           "ramp=%.2fs reg_sent=%llu reg_ok=%llu reg_fail=%llu ka_sent=%llu ka_ok=%llu ka_fail=%llu "
-           "ka_refused=%llu lost=%llu queries=%llu invites=%llu streams=%llu rtp_packets=%llu cpu=%.2fs "
-           "cpu_share=%.1f%% rss=%ldKiB rss_per_device=%.0fB\n",
-           s->o.devices, s->o.channels, s->o.proto == SIP_TRANSPORT_TCP ? "tcp" : "udp", wall / 1000.0, s->registered,
-           s->max_registered, ramp, (unsigned long long)s->c.reg_sent, (unsigned long long)s->c.reg_ok,
-           (unsigned long long)s->c.reg_fail, (unsigned long long)s->c.ka_sent, (unsigned long long)s->c.ka_ok,
-           (unsigned long long)s->c.ka_fail, (unsigned long long)s->c.ka_refused, (unsigned long long)s->c.lost,
-           (unsigned long long)s->c.queries, (unsigned long long)s->c.invites,
-           (unsigned long long)s->c.streams_started, (unsigned long long)s->c.rtp_packets, cpu,
-           wall ? 100.0 * cpu / (wall / 1000.0) : 0, rss, s->o.devices ? rss * 1024.0 / s->o.devices : 0);
-    fflush(stdout);
-    if (!s->o.json_path[0]) return;
-    json_t *j = json_pack(
-        "{s:i,s:i,s:s,s:f,s:i,s:i,s:f,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:I}", "devices",
-        (int)s->o.devices, "channels", (int)s->o.channels, "transport", s->o.proto == SIP_TRANSPORT_TCP ? "tcp" : "udp",
-        "duration_s", wall / 1000.0, "registered", (int)s->registered, "max_registered", (int)s->max_registered,
-        "ramp_s", ramp, "reg_sent", (json_int_t)s->c.reg_sent, "reg_ok", (json_int_t)s->c.reg_ok, "reg_fail",
-        (json_int_t)s->c.reg_fail, "ka_sent", (json_int_t)s->c.ka_sent, "ka_ok", (json_int_t)s->c.ka_ok, "ka_fail",
-        (json_int_t)s->c.ka_fail, "ka_refused", (json_int_t)s->c.ka_refused, "lost", (json_int_t)s->c.lost,
-        "queries", (json_int_t)s->c.queries, "invites", (json_int_t)s->c.invites, "streams",
-        (json_int_t)s->c.streams_started, "rtp_packets", (json_int_t)s->c.rtp_packets, "cpu_s", cpu, "cpu_share",
-        wall ? cpu / (wall / 1000.0) : 0.0, "rss_kib", (json_int_t)rss);
-    if (!strcmp(s->o.json_path, "-")) json_dumpf(j, stdout, JSON_COMPACT), printf("\n");
-    else if (json_dump_file(j, s->o.json_path, JSON_INDENT(2)) != 0) log_error("gbsim: cannot write %s", s->o.json_path);
-    json_decref(j);
-}
-
-/* ---- start and stop ---- */
+/* ---- start and stop (device thread) ---- */
 
 static void close_if_open(uv_handle_t *h)
 {
@@ -907,21 +935,27 @@ static void sim_close(struct sim *s)
 {
     if (s->closing) return;
     s->closing = true;
-    summary(s);
-    while (s->streams) stream_free(s->streams, true);
-    for (uint32_t i = 0; i < s->o.devices; i++) {
-        struct sim_dev *d = &s->devs[i];
-        timer_stop(&s->w.timers, &d->timer);
-        if (d->pending) ua_request_detach(d->pending);
-        d->pending = NULL;
-    }
+    while (s->streams) stream_free(s->streams, true); /* counts their packets */
+    if (s->devs)
+        for (uint32_t i = 0; i < s->o.devices; i++) {
+            struct sim_dev *d = &s->devs[i];
+            gbsim_wheel_del(&s->wheel, &d->timer);
+            if (d->pending) ua_request_detach(d->pending);
+            d->pending = NULL;
+        }
+    publish(s);
+    /* The reporter sends no wake-up from now on (under the lock: a send in
+     * flight finishes before the handle goes). */
+    uv_mutex_lock(&s->sh->mu);
+    s->sh->no_wake = true;
+    uv_mutex_unlock(&s->sh->mu);
     ua_free(s->ua);
     s->ua = NULL;
     if (s->w.transport) transport_free(s->w.transport);
     s->w.transport = NULL;
-    close_if_open((uv_handle_t *)&s->sigint);
-    close_if_open((uv_handle_t *)&s->sigterm);
+    close_if_open((uv_handle_t *)&s->wake);
     close_if_open((uv_handle_t *)&s->tick);
+    close_if_open((uv_handle_t *)&s->wheel_timer);
     uv_timer_stop(&s->timer_handle);
     close_if_open((uv_handle_t *)&s->timer_handle);
     close_if_open((uv_handle_t *)&s->prepare);
@@ -939,7 +973,7 @@ static void sim_stop(struct sim *s)
     s->stopping = false; /* let answers be processed */
     for (uint32_t i = 0; i < s->o.devices; i++) {
         struct sim_dev *d = &s->devs[i];
-        timer_stop(&s->w.timers, &d->timer);
+        gbsim_wheel_del(&s->wheel, &d->timer);
         if (d->state != DEV_REGISTERED) {
             d->state = DEV_DONE;
             continue;
@@ -961,19 +995,25 @@ static void on_tick(uv_timer_t *h)
     if (s->closing) return;
     /* The registration ramp leaves freed transactions in glibc's arenas;
      * give them back now and then so RSS shows what the devices hold. */
-    if (s->all_registered_ms && (sim_now(s) - s->start_ms) / 1000 % 30 == 0) malloc_trim(0);
+    uint64_t ms = sim_now(s) - s->start_ms;
+    if (s->all_registered_ms && ms / SIM_PUBLISH_MS % (30000 / SIM_PUBLISH_MS) == 0) malloc_trim(0);
     if (s->stopping) {
         if (!s->unregister_pending || sim_now(s) >= s->unregister_deadline) sim_close(s);
         return;
     }
-    if (!s->o.quiet) print_tick(s);
-    if (s->stop_at_ms && sim_now(s) >= s->stop_at_ms) sim_stop(s);
+    publish(s);
 }
 
-static void on_signal(uv_signal_t *h, int sig)
+static void on_wheel(uv_timer_t *h)
 {
     struct sim *s = h->data;
-    log_info("gbsim: signal %d, stopping", sig);
+    gbsim_wheel_run(&s->wheel, uv_now(s->w.loop));
+}
+
+/* The reporter asks to stop: the first time cleanly, then at once. */
+static void on_wake(uv_async_t *h)
+{
+    struct sim *s = h->data;
     if (s->stopping) sim_close(s);
     else sim_stop(s);
 }
@@ -989,6 +1029,16 @@ static int sim_start(struct sim *s, uv_loop_t *loop)
     uv_random(NULL, NULL, &s->run_id, sizeof(s->run_id), 0, NULL);
     s->rng = s->run_id | 1;
     w->tag_state = s->run_id | 1;
+    uv_timer_init(loop, &s->timer_handle);
+    s->timer_handle.data = s;
+    uv_prepare_init(loop, &s->prepare);
+    s->prepare.data = s;
+    uv_timer_init(loop, &s->tick);
+    s->tick.data = s;
+    uv_timer_init(loop, &s->wheel_timer);
+    s->wheel_timer.data = s;
+    uv_update_time(loop);
+    if (gbsim_wheel_init(&s->wheel, SIM_WHEEL_SLOTS, SIM_WHEEL_TICK_MS, uv_now(loop), dev_timer_cb, s) != 0) return -1;
 
     struct transport_config tcfg = {.tcp_max_connections = s->o.devices + 1024};
     sip_parse_limits_default(&tcfg.limits);
@@ -1043,48 +1093,232 @@ static int sim_start(struct sim *s, uv_loop_t *loop)
 
     s->devs = calloc(s->o.devices, sizeof(*s->devs));
     if (!s->devs) return -1;
-    uv_timer_init(loop, &s->timer_handle);
-    s->timer_handle.data = s;
-    uv_prepare_init(loop, &s->prepare);
-    s->prepare.data = s;
     uv_prepare_start(&s->prepare, on_prepare);
-    uv_timer_init(loop, &s->tick);
-    s->tick.data = s;
-    uv_timer_start(&s->tick, on_tick, 1000, 1000);
-    uv_signal_init(loop, &s->sigint);
-    uv_signal_init(loop, &s->sigterm);
-    s->sigint.data = s->sigterm.data = s;
-    uv_signal_start(&s->sigint, on_signal, SIGINT);
-    uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+    uv_timer_start(&s->tick, on_tick, SIM_PUBLISH_MS, SIM_PUBLISH_MS);
+    uv_timer_start(&s->wheel_timer, on_wheel, SIM_WHEEL_TICK_MS, SIM_WHEEL_TICK_MS);
 
     uv_update_time(loop);
     s->start_ms = uv_now(loop);
-    s->cpu_at_start = cpu_seconds();
-    if (s->o.duration_s) s->stop_at_ms = s->start_ms + (uint64_t)s->o.duration_s * 1000u;
     /* The ramp: device i starts at i / rate seconds, plus its jitter. */
     for (uint32_t i = 0; i < s->o.devices; i++) {
         struct sim_dev *d = &s->devs[i];
         d->sim = s;
-        timer_node_init(&d->timer);
         uint64_t at = s->start_ms + (uint64_t)((double)i * 1000.0 / s->o.rate) + jitter(s);
-        sim_arm(s, d, at, dev_timer_cb);
+        sim_arm(s, d, at);
     }
-    printf("gbsim: %u device(s) x %u channel(s) from %.13s%07u to %s:%u (%s, %d socket(s)), rate %.0f/s, "
-           "keepalive %d s, expires %d s\n",
-           s->o.devices, s->o.channels, s->prefix, s->base_num, s->o.target_host, s->o.target_port,
-           s->o.proto == SIP_TRANSPORT_TCP ? "tcp" : "udp", s->nlisteners, s->o.rate, s->o.keepalive, s->o.expires);
-    fflush(stdout);
     return 0;
 }
 
 static void sim_free(struct sim *s)
 {
     if (s->w.txn) txn_layer_free(s->w.txn);
+    s->w.txn = NULL;
     timer_service_free(&s->w.timers);
     gb_media_clip_unref(s->clip);
+    gbsim_wheel_free(&s->wheel);
     free(s->devs);
     free(s->conns);
     free(s->conn_index);
+}
+
+/* A device thread: its own loop (initialised with its wake-up handle by the
+ * main thread before the thread starts), stack, sockets and devices. */
+static void sim_thread(void *arg)
+{
+    struct sim *s = arg;
+    int rc = sim_start(s, &s->loop);
+    if (rc != 0) {
+        log_error("gbsim: thread %d: start-up failed", s->thread_index);
+        s->stopping = true;
+        sim_close(s);
+    }
+    uv_run(&s->loop, UV_RUN_DEFAULT);
+    sim_free(s);
+    uv_run(&s->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&s->loop);
+    uv_mutex_lock(&s->sh->mu);
+    s->sh->failed = rc != 0;
+    s->sh->done = true;
+    uv_mutex_unlock(&s->sh->mu);
+}
+
+/* ---- the reporter (main thread) ---- */
+
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec / 1e6;
+}
+
+static long rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0, rss = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &rss) != 2) rss = 0;
+        fclose(f);
+    }
+    return rss * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+struct reporter {
+    struct sim_opts o;             /* the whole run's options */
+    struct sim **sims;
+    int nthreads;
+    uv_loop_t *loop;
+    uv_timer_t tick;
+    uv_signal_t sigint, sigterm;
+    uint64_t start_ms, stop_at_ms; /* uv_hrtime ms */
+    double cpu_at_start;
+    bool stop_sent, closing;
+    /* sums over the threads */
+    struct sim_counts c, last;
+    uint32_t registered, max_registered, streams, txns;
+    uint64_t all_registered_ms;
+    struct gbsim_hist rtt, lag;        /* this second */
+    struct gbsim_hist rtt_all, lag_all; /* the whole run */
+    int done, failed;
+};
+
+static uint64_t hr_ms(void) { return uv_hrtime() / 1000000u; }
+
+static void add_counts(struct sim_counts *a, const struct sim_counts *b)
+{
+    const uint64_t *src = (const uint64_t *)b;
+    uint64_t *dst = (uint64_t *)a;
+    for (size_t i = 0; i < sizeof(*a) / sizeof(uint64_t); i++) dst[i] += src[i];
+}
+
+static void collect(struct reporter *r)
+{
+    memset(&r->c, 0, sizeof(r->c));
+    memset(&r->rtt, 0, sizeof(r->rtt));
+    memset(&r->lag, 0, sizeof(r->lag));
+    r->registered = r->streams = r->txns = 0;
+    r->done = r->failed = 0;
+    uint64_t all = 0;
+    int all_n = 0;
+    uint32_t max_reg = 0;
+    for (int k = 0; k < r->nthreads; k++) {
+        struct sim_shared *sh = r->sims[k]->sh;
+        uv_mutex_lock(&sh->mu);
+        add_counts(&r->c, &sh->c);
+        r->registered += sh->registered;
+        max_reg += sh->max_registered;
+        r->streams += sh->stream_count;
+        r->txns += sh->txns;
+        if (sh->all_registered_ms) {
+            all_n++;
+            if (sh->all_registered_ms > all) all = sh->all_registered_ms;
+        }
+        gbsim_hist_merge(&r->rtt, &sh->rtt);
+        gbsim_hist_merge(&r->lag, &sh->lag);
+        memset(&sh->rtt, 0, sizeof(sh->rtt));
+        memset(&sh->lag, 0, sizeof(sh->lag));
+        r->done += sh->done;
+        r->failed += sh->failed;
+        uv_mutex_unlock(&sh->mu);
+    }
+    if (max_reg > r->max_registered) r->max_registered = max_reg;
+    if (r->registered > r->max_registered) r->max_registered = r->registered;
+    if (all_n == r->nthreads && !r->all_registered_ms) r->all_registered_ms = all;
+    gbsim_hist_merge(&r->rtt_all, &r->rtt);
+    gbsim_hist_merge(&r->lag_all, &r->lag);
+}
+
+#define D(f) (unsigned long long)c->f, (unsigned long long)(c->f - p->f)
+
+static void print_tick(struct reporter *r)
+{
+    struct sim_counts *c = &r->c, *p = &r->last;
+    printf("t=%llus registered=%u/%u reg_sent=%llu(+%llu) reg_ok=%llu(+%llu) reg_fail=%llu(+%llu) "
+           "reg_503=%llu(+%llu) ka_sent=%llu(+%llu) ka_ok=%llu(+%llu) ka_timeout=%llu(+%llu) ka_fail=%llu(+%llu) "
+           "lag_ms=%u/%u rtt_ms=%u/%u lost=%llu streams=%u queries=%llu txns=%u rss=%ldKiB\n",
+           (unsigned long long)((hr_ms() - r->start_ms) / 1000), r->registered, r->o.devices, D(reg_sent), D(reg_ok),
+           D(reg_fail), D(reg_503), D(ka_sent), D(ka_ok), D(ka_timeout), D(ka_fail), gbsim_hist_quantile(&r->lag, 0.99),
+           r->lag.max, gbsim_hist_quantile(&r->rtt, 0.5), gbsim_hist_quantile(&r->rtt, 0.99),
+           (unsigned long long)c->lost, r->streams, (unsigned long long)c->queries, r->txns, rss_kib());
+    fflush(stdout);
+    r->last = r->c;
+}
+
+static void summary(struct reporter *r)
+{
+    uint64_t wall = hr_ms() - r->start_ms;
+    double cpu = cpu_seconds() - r->cpu_at_start;
+    long rss = rss_kib();
+    const struct sim_counts *c = &r->c;
+    double ramp = r->all_registered_ms ? (double)(r->all_registered_ms - r->start_ms) / 1000.0 : -1;
+    uint32_t rtt50 = gbsim_hist_quantile(&r->rtt_all, 0.5), rtt99 = gbsim_hist_quantile(&r->rtt_all, 0.99);
+    uint32_t lag99 = gbsim_hist_quantile(&r->lag_all, 0.99);
+    printf("summary: devices=%u channels=%u transport=%s threads=%d duration=%.1fs registered=%u max_registered=%u "
+           "ramp=%.2fs reg_sent=%llu reg_ok=%llu reg_fail=%llu reg_503=%llu reg_retry_after=%llu ka_sent=%llu "
+           "ka_ok=%llu ka_fail=%llu ka_timeout=%llu ka_refused=%llu lost=%llu queries=%llu invites=%llu streams=%llu "
+           "rtp_packets=%llu lag_p99=%ums lag_max=%ums rtt_p50=%ums rtt_p99=%ums cpu=%.2fs cpu_share=%.1f%% "
+           "rss=%ldKiB rss_per_device=%.0fB\n",
+           r->o.devices, r->o.channels, r->o.proto == SIP_TRANSPORT_TCP ? "tcp" : "udp", r->nthreads, wall / 1000.0,
+           r->registered, r->max_registered, ramp, (unsigned long long)c->reg_sent, (unsigned long long)c->reg_ok,
+           (unsigned long long)c->reg_fail, (unsigned long long)c->reg_503, (unsigned long long)c->reg_retry_after,
+           (unsigned long long)c->ka_sent, (unsigned long long)c->ka_ok, (unsigned long long)c->ka_fail,
+           (unsigned long long)c->ka_timeout, (unsigned long long)c->ka_refused, (unsigned long long)c->lost,
+           (unsigned long long)c->queries, (unsigned long long)c->invites, (unsigned long long)c->streams_started,
+           (unsigned long long)c->rtp_packets, lag99, r->lag_all.max, rtt50, rtt99, cpu,
+           wall ? 100.0 * cpu / (wall / 1000.0) : 0, rss, r->o.devices ? rss * 1024.0 / r->o.devices : 0);
+    fflush(stdout);
+    if (!r->o.json_path[0]) return;
+    json_t *j = json_pack("{s:i,s:i,s:s,s:i,s:f,s:i,s:i,s:f}", "devices", (int)r->o.devices, "channels",
+                          (int)r->o.channels, "transport", r->o.proto == SIP_TRANSPORT_TCP ? "tcp" : "udp", "threads",
+                          r->nthreads, "duration_s", wall / 1000.0, "registered", (int)r->registered,
+                          "max_registered", (int)r->max_registered, "ramp_s", ramp);
+    struct { const char *k; uint64_t v; } ints[] = {
+        {"reg_sent", c->reg_sent}, {"reg_ok", c->reg_ok}, {"reg_fail", c->reg_fail}, {"reg_503", c->reg_503},
+        {"reg_retry_after", c->reg_retry_after}, {"ka_sent", c->ka_sent}, {"ka_ok", c->ka_ok},
+        {"ka_fail", c->ka_fail}, {"ka_timeout", c->ka_timeout}, {"ka_refused", c->ka_refused}, {"lost", c->lost},
+        {"queries", c->queries}, {"invites", c->invites}, {"streams", c->streams_started},
+        {"rtp_packets", c->rtp_packets}, {"lag_p99_ms", lag99}, {"lag_max_ms", r->lag_all.max},
+        {"rtt_p50_ms", rtt50}, {"rtt_p99_ms", rtt99}, {"rss_kib", (uint64_t)rss}};
+    for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++)
+        json_object_set_new(j, ints[i].k, json_integer((json_int_t)ints[i].v));
+    json_object_set_new(j, "cpu_s", json_real(cpu));
+    json_object_set_new(j, "cpu_share", json_real(wall ? cpu / (wall / 1000.0) : 0.0));
+    if (!strcmp(r->o.json_path, "-")) json_dumpf(j, stdout, JSON_COMPACT), printf("\n");
+    else if (json_dump_file(j, r->o.json_path, JSON_INDENT(2)) != 0) log_error("gbsim: cannot write %s", r->o.json_path);
+    json_decref(j);
+}
+
+static void reporter_stop(struct reporter *r)
+{
+    r->stop_sent = true;
+    for (int k = 0; k < r->nthreads; k++) {
+        struct sim_shared *sh = r->sims[k]->sh;
+        uv_mutex_lock(&sh->mu);
+        if (!sh->no_wake) uv_async_send(&r->sims[k]->wake);
+        uv_mutex_unlock(&sh->mu);
+    }
+}
+
+static void reporter_tick(uv_timer_t *h)
+{
+    struct reporter *r = h->data;
+    collect(r);
+    if (r->done == r->nthreads) {
+        uv_close((uv_handle_t *)&r->tick, NULL);
+        uv_close((uv_handle_t *)&r->sigint, NULL);
+        uv_close((uv_handle_t *)&r->sigterm, NULL);
+        return;
+    }
+    if (r->failed && !r->stop_sent) reporter_stop(r);
+    if (!r->stop_sent && !r->o.quiet) print_tick(r);
+    if (r->stop_at_ms && hr_ms() >= r->stop_at_ms && !r->stop_sent) reporter_stop(r);
+}
+
+static void reporter_signal(uv_signal_t *h, int sig)
+{
+    struct reporter *r = h->data;
+    log_info("gbsim: signal %d, stopping", sig);
+    reporter_stop(r); /* a second signal: the threads close at once */
 }
 
 /* ---- options ---- */
@@ -1099,7 +1333,8 @@ static void usage(FILE *f)
             "  --transport udp|tcp     signalling transport (udp)\n"
             "  --local-ip IP           address to bind (127.0.0.1)\n"
             "  --local-port P          first UDP port (0: ephemeral)\n"
-            "  --sockets K             UDP sockets shared by the devices (4)\n"
+            "  --sockets K             UDP sockets per thread, shared by its devices (4)\n"
+            "  --threads N             threads, each with its own loop, sockets and slice of devices (1)\n"
             "  --devices N             devices to simulate (1)\n"
             "  --channels M            channels per device (1)\n"
             "  --base-id ID            id of the first device (34020000001320000001)\n"
@@ -1135,6 +1370,7 @@ static int parse_opts(int argc, char **argv, struct sim_opts *o)
     o->proto = SIP_TRANSPORT_UDP;
     snprintf(o->local_ip, sizeof(o->local_ip), "127.0.0.1");
     o->sockets = 4;
+    o->threads = 1;
     o->devices = 1;
     o->channels = 1;
     snprintf(o->base_id, sizeof(o->base_id), "34020000001320000001");
@@ -1159,7 +1395,7 @@ static int parse_opts(int argc, char **argv, struct sim_opts *o)
         {"charset", required_argument, NULL, 'c'}, {"catalog-items", required_argument, NULL, 'C'},
         {"media", required_argument, NULL, 'F'}, {"quiet", no_argument, NULL, 'q'},
         {"json", required_argument, NULL, 'J'}, {"log-level", required_argument, NULL, 'L'},
-        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+        {"threads", required_argument, NULL, 'N'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     int opt;
     uint32_t v;
     bool have_target = false;
@@ -1201,6 +1437,7 @@ static int parse_opts(int argc, char **argv, struct sim_opts *o)
         case 'C': if (parse_u32(optarg, 1, 64, &v)) return -1; o->catalog_items = (int)v; break;
         case 'F': snprintf(o->media, sizeof(o->media), "%s", optarg); break;
         case 'q': o->quiet = true; break;
+        case 'N': if (parse_u32(optarg, 1, SIM_MAX_THREADS, &v)) return -1; o->threads = (int)v; break;
         case 'J': snprintf(o->json_path, sizeof(o->json_path), "%s", optarg); break;
         case 'L': level = optarg; break;
         case 'h': usage(stdout); exit(0);
@@ -1223,38 +1460,101 @@ static int parse_opts(int argc, char **argv, struct sim_opts *o)
     return 0;
 }
 
+/* Thread k's share of the run: a contiguous slice of the devices (ids and
+ * channel ids as with one thread), its part of the rate, its own ports. */
+static void slice_opts(const struct sim_opts *all, int k, int n, struct sim_opts *o, uint32_t *first)
+{
+    *o = *all;
+    uint32_t per = all->devices / (uint32_t)n, extra = all->devices % (uint32_t)n;
+    *first = per * (uint32_t)k + ((uint32_t)k < extra ? (uint32_t)k : extra);
+    o->devices = per + ((uint32_t)k < extra ? 1 : 0);
+    o->rate = all->rate / n;
+    if (all->local_port) o->local_port = (uint16_t)(all->local_port + k * all->sockets);
+    o->duration_s = 0; /* the reporter stops the threads */
+}
+
 int main(int argc, char **argv)
 {
-    struct sim *s = calloc(1, sizeof(*s));
-    if (!s) return 1;
-    if (parse_opts(argc, argv, &s->o) != 0) {
+    struct reporter r;
+    memset(&r, 0, sizeof(r));
+    if (parse_opts(argc, argv, &r.o) != 0) {
         usage(stderr);
-        free(s);
         return 2;
     }
-    memcpy(s->prefix, s->o.base_id, 13);
-    s->prefix[13] = '\0';
-    s->base_num = (uint32_t)strtoul(s->o.base_id + 13, NULL, 10);
-    memcpy(s->domain, s->o.base_id, GB_DOMAIN_LEN);
-    if ((uint64_t)s->base_num + s->o.devices > 9999999u ||
-        ((uint64_t)s->base_num + s->o.devices) * (s->o.channels ? s->o.channels : 1) > 9999999u) {
+    char prefix[14];
+    memcpy(prefix, r.o.base_id, 13);
+    prefix[13] = '\0';
+    uint32_t base_num = (uint32_t)strtoul(r.o.base_id + 13, NULL, 10);
+    if ((uint64_t)base_num + r.o.devices > 9999999u ||
+        ((uint64_t)base_num + r.o.devices) * (r.o.channels ? r.o.channels : 1) > 9999999u) {
         fprintf(stderr, "cascade-gbsim: ids would overflow 7 digits (devices x channels < 10^7)\n");
-        free(s);
+        return 2;
+    }
+    if ((uint32_t)r.o.threads > r.o.devices) r.o.threads = (int)r.o.devices;
+    if (r.o.local_port && r.o.local_port + r.o.threads * r.o.sockets > 65536) {
+        fprintf(stderr, "cascade-gbsim: --local-port + threads x sockets passes 65535\n");
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    xmlInitParser(); /* once, before the threads parse MANSCDP (libxml2's rule) */
+    r.nthreads = r.o.threads;
+    r.sims = calloc((size_t)r.nthreads, sizeof(*r.sims));
+    if (!r.sims) return 1;
+    for (int k = 0; k < r.nthreads; k++) {
+        struct sim *s = calloc(1, sizeof(*s));
+        struct sim_shared *sh = calloc(1, sizeof(*sh));
+        if (!s || !sh) return 1;
+        uv_mutex_init(&sh->mu);
+        s->sh = sh;
+        s->thread_index = k;
+        uint32_t first;
+        slice_opts(&r.o, k, r.nthreads, &s->o, &first);
+        s->index_base = first;
+        memcpy(s->prefix, prefix, sizeof(prefix));
+        s->base_num = base_num + first;
+        memcpy(s->domain, r.o.base_id, GB_DOMAIN_LEN);
+        uv_loop_init(&s->loop);
+        uv_async_init(&s->loop, &s->wake, on_wake);
+        s->wake.data = s;
+        r.sims[k] = s;
+    }
     uv_loop_t loop;
     uv_loop_init(&loop);
-    int rc = sim_start(s, &loop);
-    if (rc != 0) {
-        log_error("gbsim: start-up failed");
-        s->stopping = true;
-        sim_close(s);
+    r.loop = &loop;
+    r.start_ms = hr_ms();
+    r.cpu_at_start = cpu_seconds();
+    if (r.o.duration_s) r.stop_at_ms = r.start_ms + (uint64_t)r.o.duration_s * 1000u;
+    uv_timer_init(&loop, &r.tick);
+    r.tick.data = &r;
+    uv_timer_start(&r.tick, reporter_tick, 1000, 1000);
+    uv_signal_init(&loop, &r.sigint);
+    uv_signal_init(&loop, &r.sigterm);
+    r.sigint.data = r.sigterm.data = &r;
+    uv_signal_start(&r.sigint, reporter_signal, SIGINT);
+    uv_signal_start(&r.sigterm, reporter_signal, SIGTERM);
+    printf("gbsim: %u device(s) x %u channel(s) from %s to %s:%u (%s, %d thread(s) x %d socket(s)), rate %.0f/s, "
+           "keepalive %d s, expires %d s\n",
+           r.o.devices, r.o.channels, r.o.base_id, r.o.target_host, r.o.target_port,
+           r.o.proto == SIP_TRANSPORT_TCP ? "tcp" : "udp", r.nthreads, r.o.proto == SIP_TRANSPORT_TCP ? 1 : r.o.sockets,
+           r.o.rate, r.o.keepalive, r.o.expires);
+    fflush(stdout);
+    for (int k = 0; k < r.nthreads; k++) {
+        if (uv_thread_create(&r.sims[k]->thread, sim_thread, r.sims[k]) != 0) {
+            log_error("gbsim: cannot start thread %d", k);
+            return 1;
+        }
     }
     uv_run(&loop, UV_RUN_DEFAULT);
-    sim_free(s);
-    uv_run(&loop, UV_RUN_DEFAULT);
+    for (int k = 0; k < r.nthreads; k++) uv_thread_join(&r.sims[k]->thread);
+    collect(&r);
+    summary(&r);
+    int failed = r.failed;
     uv_loop_close(&loop);
-    free(s);
-    return rc == 0 ? 0 : 1;
+    for (int k = 0; k < r.nthreads; k++) {
+        uv_mutex_destroy(&r.sims[k]->sh->mu);
+        free(r.sims[k]->sh);
+        free(r.sims[k]);
+    }
+    free(r.sims);
+    return failed ? 1 : 0;
 }

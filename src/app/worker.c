@@ -3,7 +3,12 @@
  * Timers: every module arms its timers in w->timers (src/base/timer.h). One
  * uv_timer_t drives them; a uv_prepare_t re-arms it at the earliest deadline
  * just before each loop iteration blocks, so modules never have to tell the
- * worker that a deadline moved. The clock is uv_now(loop). */
+ * worker that a deadline moved. The clock is uv_now(loop).
+ *
+ * Overload: a 100 ms timer measures how late it fires (the loop's lag) and
+ * feeds base/overload.c, which the REGISTER paths consult through
+ * worker_overload_refuse() together with the live server transactions and
+ * the store's backlog. */
 #include "app/worker.h"
 
 #include <errno.h>
@@ -12,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api/events.h"
 #include "api/http.h"
@@ -49,6 +55,121 @@ void worker_timers_changed(struct worker *w)
 static void on_prepare(uv_prepare_t *h) { worker_timers_changed(h->data); }
 
 static uint64_t clock_cb(void *user) { return uv_now(((struct worker *)user)->loop); }
+
+/* ---- overload control ---- */
+
+#define LAG_SAMPLE_MS 100
+
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return 0;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void on_lag_timer(uv_timer_t *h)
+{
+    struct worker *w = h->data;
+    uint64_t now_ns = uv_hrtime();
+    uint64_t due_ns = w->lag_last_ns + (uint64_t)LAG_SAMPLE_MS * 1000000u;
+    uint32_t lag_ms = now_ns > due_ns ? (uint32_t)((now_ns - due_ns) / 1000000u) : 0;
+    /* Busy: the loop thread's CPU time over that plus its time waiting in
+     * epoll. Time the thread sat runnable while another process had the
+     * core counts as neither, so a shared core does not look saturated
+     * unless the loop itself never waits. */
+    uint64_t idle_ns = uv_metrics_idle_time(w->loop), cpu_ns = thread_cpu_ns();
+    uint64_t idle = idle_ns - w->idle_last_ns, cpu = cpu_ns - w->cpu_last_ns;
+    uint32_t busy = cpu + idle ? (uint32_t)(cpu * 100u / (cpu + idle)) : 0;
+    w->lag_last_ns = now_ns;
+    w->idle_last_ns = idle_ns;
+    w->cpu_last_ns = cpu_ns;
+    overload_note_loop(&w->overload, uv_now(w->loop), lag_ms, busy);
+}
+
+static void overload_start(struct worker *w)
+{
+    uint64_t seed;
+    RAND_bytes((unsigned char *)&seed, sizeof(seed));
+    overload_init(&w->overload, &w->cfg.overload, seed);
+    uv_timer_init(w->loop, &w->lag_timer);
+    w->lag_timer.data = w;
+    /* Before uv_run: idle time is only counted when asked for up front. */
+    if (uv_loop_configure(w->loop, UV_METRICS_IDLE_TIME) != 0) log_warn("overload: no loop idle-time metrics");
+    w->idle_last_ns = uv_metrics_idle_time(w->loop);
+    w->cpu_last_ns = thread_cpu_ns();
+    w->lag_last_ns = uv_hrtime();
+    uv_timer_start(&w->lag_timer, on_lag_timer, LAG_SAMPLE_MS, LAG_SAMPLE_MS);
+    uv_unref((uv_handle_t *)&w->lag_timer); /* a sampler keeps no loop alive */
+}
+
+static uint32_t store_backlog(struct worker *w)
+{
+    struct store_stats ss;
+    store_get_stats(w->store, &ss);
+    return ss.submitted > ss.completed ? (uint32_t)(ss.submitted - ss.completed) : 0;
+}
+
+/* Server transactions still working: completed UDP ones kept for Timer J
+ * (compact records) are no queued work. */
+static uint32_t working_txns(const struct txn_stats *ts)
+{
+    return ts->server_live > ts->server_completed ? ts->server_live - ts->server_completed : 0;
+}
+
+bool worker_overload_refuse(struct worker *w, struct txn *st)
+{
+    if (!w->overload.cfg.enabled) return false;
+    struct txn_stats ts;
+    txn_layer_stats(w->txn, &ts);
+    struct overload_load load = {.server_txns = working_txns(&ts), .store_backlog = store_backlog(w)};
+    const struct sip_msg *req = txn_request(st);
+    bool second_leg = req && sip_msg_header(req, SIP_HDR_AUTHORIZATION);
+    enum overload_verdict v = overload_check(&w->overload, uv_now(w->loop), &load, !second_leg);
+    if (v == OVERLOAD_ADMIT) return false;
+    char ra[40], server[96], tag[17];
+    snprintf(ra, sizeof(ra), "Retry-After: %u", overload_retry_after(&w->overload));
+    snprintf(server, sizeof(server), "Server: %s", w->cfg.sip.user_agent);
+    str_t lines[] = {str_from_cstr(server), str_from_cstr(ra)};
+    worker_new_tag(w, tag);
+    const struct transport_rx *ri = txn_rx_info(st);
+    char src[TRANSPORT_ADDR_TEXT];
+    snprintf(src, sizeof(src), "%s", ri ? ri->src_text : "?");
+    /* RFC 3261 §21.5.4: 503 with Retry-After; no transaction record is kept
+     * (a retransmission is refused again, which costs as little). */
+    int rc = txn_respond_stateless(st, 503, "Service Unavailable", str_from_cstr(tag), lines, 2, STR_NULL, STR_NULL);
+    if (rc < 0) log_warn("overload: 503 to %s not sent: %s", src, strerror(-rc));
+    /* One line a second at most: a storm must not turn into a log storm. */
+    uint64_t now = uv_now(w->loop);
+    if (now - w->overload_log_at >= 1000 || !w->overload_log_at) {
+        log_warn("overload (%s): new REGISTER from %s refused with 503, %s (and %llu more in the last second)",
+                 overload_verdict_name(v), src, ra, (unsigned long long)w->overload_log_skipped);
+        w->overload_log_at = now;
+        w->overload_log_skipped = 0;
+    } else {
+        w->overload_log_skipped++;
+    }
+    return true;
+}
+
+static json_t *overload_json(struct worker *w)
+{
+    const struct overload_stats *s = &w->overload.stats;
+    struct txn_stats ts;
+    txn_layer_stats(w->txn, &ts);
+    return json_pack("{s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:i,s:i,s:i,s:i,s:i}", "enabled", w->overload.cfg.enabled,
+                     "loop_overloaded", overload_loop_overloaded(&w->overload, uv_now(w->loop)), "admitted",
+                     (json_int_t)s->admitted, "refused", (json_int_t)s->refused, "refused_loop",
+                     (json_int_t)s->refused_by[OVERLOAD_LOOP],
+                     "refused_server_transactions", (json_int_t)s->refused_by[OVERLOAD_TXNS],
+                     "refused_store_backlog", (json_int_t)s->refused_by[OVERLOAD_STORE], "refused_rate",
+                     (json_int_t)s->refused_by[OVERLOAD_RATE], "loop_episodes", (json_int_t)s->loop_episodes,
+                     "loop_lag_ms", (int)s->loop_lag_ms, "loop_lag_max_ms", (int)s->loop_lag_max_ms, "loop_busy_pct",
+                     (int)s->loop_busy_pct,
+                     "server_transactions", (int)working_txns(&ts), "store_backlog", (int)store_backlog(w));
+}
+
+static double metric_overload_refused(void *arg) { return (double)((struct worker *)arg)->overload.stats.refused; }
+static double metric_loop_lag(void *arg) { return ((struct worker *)arg)->overload.stats.loop_lag_ms; }
 
 /* ---- transport and transaction glue ---- */
 
@@ -150,6 +271,7 @@ static void stats_provider(json_t *stats, void *arg)
                                   "tcp_timed_out", (json_int_t)tr.tcp_timed_out, "tcp_max_connections",
                                   (json_int_t)tr.tcp_max_connections));
     json_object_set_new(stats, "bad_requests", json_integer((json_int_t)w->stats.bad_requests));
+    json_object_set_new(stats, "overload", overload_json(w));
     dispatch_stats(w, stats);
 }
 
@@ -207,6 +329,9 @@ static void api_setup(struct worker *w)
     api_metric_gauge(w->api, "cascade_client_transactions", "Live client transactions", metric_client_txns, w);
     api_metric_gauge(w->api, "cascade_tcp_connections", "Open SIP TCP connections", metric_tcp_open, w);
     api_metric_counter(w->api, "cascade_events_total", "Events published", metric_events, w);
+    api_metric_counter(w->api, "cascade_overload_refused_total", "New REGISTERs refused with 503 (overload)",
+                       metric_overload_refused, w);
+    api_metric_gauge(w->api, "cascade_loop_lag_ms", "Event loop lag, last 100 ms sample", metric_loop_lag, w);
 }
 
 /* ---- signals ---- */
@@ -258,6 +383,7 @@ int worker_start(struct worker *w, uv_loop_t *loop)
     snprintf(w->realm, sizeof(w->realm), "%s", w->cfg.auth.realm[0] ? w->cfg.auth.realm : w->cfg.sip.domain);
     RAND_bytes((unsigned char *)&w->tag_state, sizeof(w->tag_state));
     w->tag_state |= 1;
+    overload_start(w);
 
     char err[256];
     if (w->cfg.store.path[0]) {
@@ -363,6 +489,7 @@ static void stop_rest(void *arg)
     }
     close_if_open((uv_handle_t *)&w->sigint);
     close_if_open((uv_handle_t *)&w->sigterm);
+    close_if_open((uv_handle_t *)&w->lag_timer);
     uv_timer_stop(&w->timer_handle);
     close_if_open((uv_handle_t *)&w->timer_handle);
     close_if_open((uv_handle_t *)&w->prepare_handle);

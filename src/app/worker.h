@@ -18,6 +18,7 @@
 #include <uv.h>
 
 #include "base/config.h"
+#include "base/overload.h"
 #include "base/timer.h"
 #include "sip/msg.h"
 #include "transport/transport.h"
@@ -73,6 +74,10 @@ struct worker {
     char local_host[64];                     /* for Via/Contact/Record-Route */
     uint16_t local_udp_port, local_tcp_port;
     struct worker_stats stats;
+    struct overload overload;                /* admission of new registrations */
+    uv_timer_t lag_timer;                    /* samples the loop's lag for it */
+    uint64_t lag_last_ns, idle_last_ns, cpu_last_ns;
+    uint64_t overload_log_at, overload_log_skipped;
 };
 
 /* Starts every module from w->cfg on loop. 0, or -1 (logged). */
@@ -85,6 +90,13 @@ void worker_free(struct worker *w);
  * it after timer_start() when the new deadline may be the earliest. */
 void worker_timers_changed(struct worker *w);
 uint64_t worker_now_ms(const struct worker *w);
+
+/* Overload control for a REGISTER that would create a new registration (a
+ * SIP AoR without bindings, a GB device not online): true when it was
+ * refused — 503 with a random Retry-After sent statelessly on st, logged
+ * (rate-limited) with the sender; false: serve it. Call it before any digest
+ * or store work. */
+bool worker_overload_refuse(struct worker *w, struct txn *st);
 
 /* A fresh random tag (16 hex digits) for To/From (RFC 3261 §19.3). */
 void worker_new_tag(struct worker *w, char out[17]);

@@ -67,6 +67,8 @@ void config_init(struct config *cfg)
     cfg->gb.media_port_min = 30000;
     cfg->gb.media_port_max = 30999;
     cfg->gb.catalog_on_register = true;
+    cfg->gb.catalog_concurrency = 32;
+    overload_config_default(&cfg->overload);
     cfg->gb.qop = false;
 }
 
@@ -291,6 +293,17 @@ static int on_key(void *user, const char *section, const char *name, const char 
         }
     }
     else if (KEY("gb", "catalog_on_register")) { if (!(bad = parse_bool(v, &b))) c->gb.catalog_on_register = b; }
+    else if (KEY("gb", "catalog_concurrency")) { if (!(bad = parse_int(v, 1, 10000, &n))) c->gb.catalog_concurrency = (int)n; }
+    else if (KEY("overload", "enabled")) { if (!(bad = parse_bool(v, &b))) c->overload.enabled = b; }
+    else if (KEY("overload", "max_loop_lag_ms")) { if (!(bad = parse_int(v, 0, 60000, &n))) c->overload.max_loop_lag_ms = (uint32_t)n; }
+    else if (KEY("overload", "max_loop_busy")) { if (!(bad = parse_int(v, 0, 100, &n))) c->overload.max_loop_busy_pct = (uint32_t)n; }
+    else if (KEY("overload", "loop_samples")) { if (!(bad = parse_int(v, 1, 100, &n))) c->overload.loop_samples = (uint32_t)n; }
+    else if (KEY("overload", "hold_ms")) { if (!(bad = parse_int(v, 0, 600000, &n))) c->overload.hold_ms = (uint32_t)n; }
+    else if (KEY("overload", "max_server_transactions")) { if (!(bad = parse_int(v, 0, 10000000, &n))) c->overload.max_server_txns = (uint32_t)n; }
+    else if (KEY("overload", "max_store_backlog")) { if (!(bad = parse_int(v, 0, 10000000, &n))) c->overload.max_store_backlog = (uint32_t)n; }
+    else if (KEY("overload", "max_register_rate")) { if (!(bad = parse_int(v, 0, 10000000, &n))) c->overload.max_register_rate = (uint32_t)n; }
+    else if (KEY("overload", "retry_after_min")) { if (!(bad = parse_int(v, 1, 86400, &n))) c->overload.retry_after_min_s = (uint32_t)n; }
+    else if (KEY("overload", "retry_after_max")) { if (!(bad = parse_int(v, 1, 86400, &n))) c->overload.retry_after_max_s = (uint32_t)n; }
     else if (KEY("gb", "qop")) { if (!(bad = parse_bool(v, &b))) c->gb.qop = b; }
     else if (KEY("gb", "default_media")) COPY(c->gb.default_media, v);
     else goto unknown;
@@ -321,6 +334,10 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errcap)
             snprintf(tmp, sizeof(tmp), "%s", err);
             snprintf(err, errcap, "%s line %d: %s", path, rc, tmp);
         }
+        return -1;
+    }
+    if (cfg->overload.retry_after_min_s > cfg->overload.retry_after_max_s) {
+        snprintf(err, errcap, "%s: [overload] retry_after_min > retry_after_max", path);
         return -1;
     }
     if (cfg->registrar.min_expires > cfg->registrar.max_expires) {

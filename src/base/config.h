@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/overload.h"
+
 struct sockaddr;
 
 #define CONFIG_MAX_LISTEN 8
@@ -116,9 +118,11 @@ struct config {
         char media_ip[64];
         uint16_t media_port_min, media_port_max;
         bool catalog_on_register;
+        int catalog_concurrency;         /* catalog-on-register queries in flight at once (1..10000, default 32) */
         bool qop;                        /* offer qop=auth in challenges */
         char default_media[512];         /* lower role: H.264 file for channels naming none ("" = built-in clip) */
     } gb;
+    struct overload_config overload;    /* [overload] — 503 to new REGISTERs beyond capacity */
     struct config_upstream upstreams[CONFIG_MAX_UPSTREAMS];
     int upstream_count;
 };

@@ -335,6 +335,8 @@ static void query_unlink(struct gb_query *q)
         }
     }
     if (q->g->pending_queries) q->g->pending_queries--;
+    if (q->from_queue) gb_catq_done(q->g);
+    q->from_queue = false;
 }
 
 static void query_free(struct gb_query *q)
@@ -370,6 +372,8 @@ static struct gb_query *query_new(struct gb_upper *g, struct gb_device *d, enum 
     q->kind = kind;
     q->sn = sn;
     q->started_ms = gb_now(g);
+    q->from_queue = g->catq.starting;
+    if (q->from_queue) g->catq.in_flight++;
     timer_node_init(&q->timer);
     if (kind == GB_Q_RECORDS) q->records = json_array();
     q->next = d->queries;

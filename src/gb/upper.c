@@ -694,6 +694,9 @@ static int on_register(struct gb_upper *g, struct txn *st, const struct transpor
         return 1;
     }
     g->auth_nonce = 0;
+    /* Overload: a device not online is a new registration; refused before
+     * digest and store work (refreshes and unregistrations go on). */
+    if (!(d && d->online) && register_expires(m) != 0 && worker_overload_refuse(g->w, st)) return 1;
     if ((!d || d->auth_enabled) && !check_auth(g, d, id, st, rx)) return 1;
 
     int expires = register_expires(m);
@@ -754,7 +757,7 @@ static int on_register(struct gb_upper *g, struct txn *st, const struct transpor
         gb_publish(g, "gb.device.online",
                    json_pack("{s:s,s:s,s:s,s:s,s:i}", "device_id", d->id, "reason", "register", "remote", remote,
                              "transport", d->proto == SIP_TRANSPORT_TCP ? "tcp" : "udp", "expires", expires));
-        if (cfg->gb.catalog_on_register) gb_query_start(g, d, GB_Q_CATALOG, NULL, NULL, NULL, NULL);
+        if (cfg->gb.catalog_on_register) gb_catq_push(g, d);
     }
     return 1;
 }
@@ -1120,6 +1123,7 @@ void gb_upper_free(struct gb_upper *g)
     if (!g) return;
     gb_streams_stop_all(g, "shutdown");
     gb_device_foreach(g, free_device, NULL);
+    gb_catq_free(g);
     free(g->buckets);
     free(g->conn_buckets);
     if (g->auth) auth_server_free(g->auth);
@@ -1134,4 +1138,6 @@ void gb_upper_get_stats(const struct gb_upper *g, struct gb_upper_stats *out)
     out->online = g->online;
     out->streams = g->stream_count;
     out->pending_queries = g->pending_queries;
+    out->catalog_queued = g->catq.count;
+    out->catalog_in_flight = g->catq.in_flight;
 }

@@ -53,6 +53,7 @@ struct gb_upper_stats {
     uint64_t foreign_messages;     /* MESSAGEs in a device's name from another address/flow (403) */
     uint64_t nonce_replays;        /* REGISTERs re-using a device's nonce from another address (401) */
     uint64_t catalog_items_dropped; /* catalog items with an id that is not a GB id */
+    uint32_t catalog_queued, catalog_in_flight; /* catalog-on-register: waiting, started */
 };
 void gb_upper_get_stats(const struct gb_upper *g, struct gb_upper_stats *out);
 

@@ -95,6 +95,7 @@ struct gb_query {
     json_t *records;            /* array */
     size_t parts;               /* Response MESSAGEs taken */
     size_t dropped;             /* catalog items refused (bad ids): they count towards SumNum */
+    bool from_queue;            /* started by the catalog queue: its end frees a slot */
 };
 
 struct gb_device {
@@ -175,6 +176,17 @@ struct gb_stream {
     char buf[65536];
 };
 
+/* Catalog-on-register queries waiting for a slot (catalog_queue.c). */
+struct gb_catq {
+    char (*ids)[GB_ID_LEN];       /* ring of device ids */
+    uint32_t head, count, cap;
+    uint32_t in_flight;           /* queries started from the queue, not ended */
+    bool starting;                /* set while the queue calls gb_query_start */
+    bool timer_ready;
+    struct timer_node timer;      /* starts queries on a fresh timer run */
+    uint64_t started, dropped;
+};
+
 struct gb_upper {
     struct worker *w;
     struct ua *ua;
@@ -197,6 +209,7 @@ struct gb_upper {
     uint64_t auth_nonce;          /* hash of the nonce check_auth just accepted (0 none) */
     uint64_t refusal_window;      /* gb_refusal_log_ok: start of the current second */
     uint32_t refusal_logged, refusal_suppressed;
+    struct gb_catq catq;
 };
 
 /* upper.c */
@@ -238,6 +251,11 @@ void gb_strpool_free(struct gb_strpool *p);
 char *gb_str_intern(struct gb_strpool *p, const char *s);
 void gb_str_release(const char *s);
 uint32_t gb_strpool_count(const struct gb_strpool *p);
+
+/* catalog_queue.c: catalog-on-register through [gb] catalog_concurrency slots. */
+void gb_catq_push(struct gb_upper *g, struct gb_device *d);
+void gb_catq_done(struct gb_upper *g);   /* a query started from the queue ended */
+void gb_catq_free(struct gb_upper *g);
 
 /* catalog.c */
 /* 0, or -1 (no id, or no memory: c is then empty). */

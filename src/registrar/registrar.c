@@ -719,6 +719,10 @@ int registrar_on_request(struct registrar *r, struct txn *st, const struct trans
         reg_refuse(r, st, 404, "Not Found", "To has no usable user part");
         return 1;
     }
+    /* Overload: an AoR without bindings is a new registration; refused
+     * before digest and store work (refreshes and removals go on). */
+    if (m->expires != 0 && !location_lookup(w->location, str_from_cstr(aor), NULL, 0) && worker_overload_refuse(w, st))
+        return 1;
     bool nonce_reused = false;
     if (w->cfg.auth.require_auth && !reg_authenticate(r, st, rx, aor, &nonce_reused)) return 1;
     reg_apply(r, st, rx, aor, nonce_reused);

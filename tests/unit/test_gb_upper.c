@@ -394,7 +394,10 @@ static void test_catalog_on_register(void **state)
     uint64_t before = h->nsent;
     gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080);
     assert_true(online(h, DEV));
-    /* 401, 200, then the Query/Catalog MESSAGE to where the device registered from. */
+    /* 401, 200, then (from the catalog queue, on the next timer run) the
+     * Query/Catalog MESSAGE to where the device registered from. */
+    assert_int_equal(h->nsent, before + 2);
+    gbh_advance(h, 0);
     assert_int_equal(h->nsent, before + 3);
     assert_non_null(strstr(gbh_last(h), "MESSAGE sip:" DEV "@192.0.2.9:5080 SIP/2.0"));
     assert_non_null(strstr(gbh_last(h), "<CmdType>Catalog</CmdType>"));
@@ -405,6 +408,34 @@ static void test_catalog_on_register(void **state)
     /* A refresh while online sends no new query. */
     gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080);
     assert_int_equal(gbh_last_status(h), 200);
+}
+
+/* Catalog-on-register goes through a bounded queue: with
+ * catalog_concurrency = 1 the second device waits until the first one's
+ * query ends (here by timing out), then gets its own. */
+static void test_catalog_queue_is_bounded(void **state)
+{
+    struct gbh *h = *state;
+    h->w.cfg.gb.catalog_on_register = true;
+    h->w.cfg.gb.catalog_concurrency = 1;
+    const char *dev2 = "34020000001320000077";
+    assert_int_equal(gb_device_admin_set(h->g, dev2, "devpw", NULL, -1), 0);
+    assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080), 200);
+    assert_int_equal(gbh_register(h, dev2, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5081), 200);
+    gbh_advance(h, 0);
+    struct gb_upper_stats st;
+    gb_upper_get_stats(h->g, &st);
+    assert_int_equal(st.pending_queries, 1);
+    assert_int_equal(st.catalog_in_flight, 1);
+    assert_int_equal(st.catalog_queued, 1);
+    assert_non_null(strstr(gbh_last(h), "MESSAGE sip:" DEV "@192.0.2.9:5080 SIP/2.0"));
+    gbh_advance(h, GB_QUERY_TIMEOUT_MS + 1);
+    gb_upper_get_stats(h->g, &st);
+    assert_int_equal(st.catalog_queued, 0);
+    assert_int_equal(st.catalog_in_flight, 1);
+    assert_int_equal(st.pending_queries, 1);
+    assert_non_null(gb_device_find(h->g, dev2)->queries);
+    assert_null(gb_device_find(h->g, DEV)->queries);
 }
 
 /* Fields that channels repeat are kept once (interned); id, name and parent
@@ -597,6 +628,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_catalog_assembly_and_tree, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catalog_timeout_partial, setup, teardown),
         cmocka_unit_test_setup_teardown(test_info_and_bad_bodies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_catalog_queue_is_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catalog_on_register, setup, teardown),
         cmocka_unit_test_setup_teardown(test_channel_strings_shared, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catalog_bad_ids_dropped, setup, teardown),
