@@ -1133,7 +1133,7 @@ static void test_methods_and_reasons(void **state)
     assert_string_equal(sip_reason_phrase(513), "Message Too Large");
     assert_string_equal(sip_reason_phrase(606), "Not Acceptable");
     assert_string_equal(sip_reason_phrase(608), "Rejected");
-    assert_string_equal(sip_reason_phrase(299), "");
+    assert_string_equal(sip_reason_phrase(299), "Success");
     assert_string_equal(sip_reason_phrase(-1), "");
     /* every RFC 3261 §21 code has a phrase */
     static const int rfc3261[] = {100, 180, 181, 182, 183, 200, 300, 301, 302, 305, 380, 400, 401, 402, 403,
@@ -1142,6 +1142,54 @@ static void test_methods_and_reasons(void **state)
                                   513, 600, 603, 604, 606};
     for (size_t i = 0; i < sizeof(rfc3261) / sizeof(rfc3261[0]); i++)
         assert_true(sip_reason_phrase(rfc3261[i])[0] != '\0');
+}
+
+/* Issue 9: the proxy sent "SIP/2.0 478 " (no phrase). Every code 100..699
+ * has a non-empty phrase: its own when registered (and 478, which the proxy
+ * sends as Kamailio does), else its class's name (RFC 3261 §7.2). */
+static void test_reason_phrase_every_code(void **state)
+{
+    (void)state;
+    static const char *const classes[] = {"Provisional", "Success", "Redirection", "Client Error", "Server Error",
+                                          "Global Failure"};
+    int known = 0;
+    for (int code = 100; code <= 699; code++) {
+        const char *p = sip_reason_phrase(code);
+        assert_non_null(p);
+        assert_true(p[0] != '\0');
+        if (sip_reason_phrase_known(code)) {
+            known++;
+            assert_string_not_equal(p, classes[code / 100 - 1]);
+        } else {
+            assert_string_equal(p, classes[code / 100 - 1]);
+        }
+        /* a phrase is TEXT-UTF8 without CR/LF (RFC 3261 §25.1) */
+        assert_null(strpbrk(p, "\r\n"));
+    }
+    assert_true(known >= 70);
+    /* the codes cascade sends (grep txn_respond/proxy_reply/reply sites) */
+    static const int sent[] = {100, 180, 183, 200, 202, 302, 400, 401, 403, 404, 405, 407, 408, 413, 414,
+                               415, 416, 420, 423, 480, 481, 482, 483, 486, 487, 488, 489, 491, 500, 501,
+                               503, 504, 505, 513, 478};
+    for (size_t i = 0; i < sizeof(sent) / sizeof(sent[0]); i++) assert_true(sip_reason_phrase_known(sent[i]));
+    assert_string_equal(sip_reason_phrase(478), "Unresolvable Destination");
+    assert_string_equal(sip_reason_phrase(499), "Client Error");
+    assert_string_equal(sip_reason_phrase(599), "Server Error");
+    assert_string_equal(sip_reason_phrase(700), "");
+    assert_string_equal(sip_reason_phrase(99), "");
+    /* and the builder uses it: no empty phrase goes out */
+    struct pctx *c = parse_text("OPTIONS sip:a@b SIP/2.0\nVia: SIP/2.0/UDP h;branch=z9hG4bKrp\nFrom: <sip:a@b>;tag=1\n"
+                                "To: <sip:a@b>\nCall-ID: rp\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n");
+    assert_parse_ok(c);
+    sbuf_t out;
+    sbuf_init(&out);
+    assert_int_equal(sip_build_response(&c->m, 478, NULL, STR_LIT("t"), NULL, 0, STR_NULL, STR_NULL, &out), 0);
+    assert_true(out.len > 40 && memcmp(out.data, "SIP/2.0 478 Unresolvable Destination\r\n", 38) == 0);
+    sbuf_clear(&out);
+    assert_int_equal(sip_build_response(&c->m, 477, "", STR_LIT("t"), NULL, 0, STR_NULL, STR_NULL, &out), 0);
+    assert_true(memcmp(out.data, "SIP/2.0 477 Client Error\r\n", 26) == 0);
+    sbuf_free(&out);
+    pctx_free(c);
 }
 
 /* ---- stream framing ---------------------------------------------------- */
@@ -1256,6 +1304,7 @@ int main(void)
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_empty_and_garbage),
         cmocka_unit_test(test_methods_and_reasons),
+        cmocka_unit_test(test_reason_phrase_every_code),
         cmocka_unit_test(test_frame_length),
         cmocka_unit_test(test_truncated_constructs),
     };
