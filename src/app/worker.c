@@ -135,11 +135,16 @@ static void stats_provider(json_t *stats, void *arg)
     struct txn_stats ts;
     txn_layer_stats(w->txn, &ts);
     json_object_set_new(stats, "transactions",
-                        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "server_live", (json_int_t)ts.server_live,
-                                  "client_live", (json_int_t)ts.client_live, "created",
+                        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "server_live",
+                                  (json_int_t)ts.server_live, "client_live", (json_int_t)ts.client_live, "created",
                                   (json_int_t)(ts.server_created + ts.client_created), "retransmissions_absorbed",
                                   (json_int_t)ts.retransmissions_absorbed, "timeouts", (json_int_t)ts.timeouts,
-                                  "transport_errors", (json_int_t)ts.transport_errors));
+                                  "transport_errors", (json_int_t)ts.transport_errors, "server_completed",
+                                  (json_int_t)ts.server_completed, "server_max", (json_int_t)ts.server_max,
+                                  "refused_over_cap", (json_int_t)ts.refused_over_cap, "stateless_finals",
+                                  (json_int_t)ts.stateless_finals, "stateless_acks_absorbed",
+                                  (json_int_t)ts.stateless_acks_absorbed, "retransmissions_sent",
+                                  (json_int_t)ts.retransmissions_sent));
     struct transport_stats tr;
     transport_get_stats(w->transport, &tr);
     json_object_set_new(stats, "transport",
@@ -297,7 +302,7 @@ int worker_start(struct worker *w, uv_loop_t *loop)
     if (!w->transport || start_listeners(w) < 0) return -1;
 
     struct txn_config xcfg = {.t1_ms = w->cfg.sip.t1_ms, .t2_ms = w->cfg.sip.t2_ms, .t4_ms = w->cfg.sip.t4_ms,
-                              .limits = tcfg.limits};
+                              .limits = tcfg.limits, .max_server = w->cfg.sip.max_server_transactions};
     struct txn_layer_ops ops = {
         .user = w,
         .send = txn_send,

@@ -24,6 +24,7 @@ void config_init(struct config *cfg)
     cfg->sip.max_message_bytes = 65536;
     cfg->sip.tcp_idle_timeout_s = 3600;
     COPY(cfg->sip.user_agent, "cascade");
+    cfg->sip.max_server_transactions = 100000;
     cfg->registrar.min_expires = 60;
     cfg->registrar.max_expires = 7200;
     cfg->registrar.default_expires = 3600;
@@ -213,6 +214,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
     else if (KEY("sip", "max_message_bytes")) { if (!(bad = parse_int(v, 1024, 16 << 20, &n))) c->sip.max_message_bytes = (uint32_t)n; }
     else if (KEY("sip", "tcp_idle_timeout")) { if (!(bad = parse_int(v, 1, 86400 * 7, &n))) c->sip.tcp_idle_timeout_s = (uint32_t)n; }
     else if (KEY("sip", "user_agent")) COPY(c->sip.user_agent, v);
+    else if (KEY("sip", "max_server_transactions")) { if (!(bad = parse_int(v, 1, 100000000, &n))) c->sip.max_server_transactions = (uint32_t)n; }
     else if (KEY("registrar", "min_expires")) { if (!(bad = parse_int(v, 0, 86400 * 30, &n))) c->registrar.min_expires = (int)n; }
     else if (KEY("registrar", "max_expires")) { if (!(bad = parse_int(v, 1, 86400 * 30, &n))) c->registrar.max_expires = (int)n; }
     else if (KEY("registrar", "default_expires")) { if (!(bad = parse_int(v, 1, 86400 * 30, &n))) c->registrar.default_expires = (int)n; }

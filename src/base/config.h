@@ -54,6 +54,7 @@ struct config {
         uint32_t max_message_bytes;
         uint32_t tcp_idle_timeout_s;
         char user_agent[64];
+        uint32_t max_server_transactions; /* live server transactions; beyond: 503 stateless */
     } sip;
     struct {                            /* [registrar] */
         int min_expires, max_expires, default_expires;
