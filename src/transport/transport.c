@@ -591,10 +591,13 @@ void transport_deliver(struct transport *t, const char *data, size_t len, const 
             return;
         }
         if (!err.can_answer) {
-            /* Without Via/From/To/Call-ID/CSeq no response can be formed. */
+            /* Without a usable Via, From, To or CSeq no response can be
+             * formed. Over TCP the connection is closed rather than leave
+             * the client waiting for an answer that will not come (issue 9). */
             t->stats.dropped++;
-            log_warn("malformed request from %s %s dropped (cannot answer): %s", transport_name(o->proto),
-                     o->src_text, reason);
+            log_warn("malformed request from %s %s dropped (cannot answer): %s%s", transport_name(o->proto),
+                     o->src_text, reason, o->proto == SIP_TRANSPORT_TCP ? ", closing the connection" : "");
+            if (o->proto == SIP_TRANSPORT_TCP) tcp_close_conn(t, o->conn_id);
             return;
         }
         log_warn("malformed request from %s %s: %s (answering %d)", transport_name(o->proto), o->src_text, reason,
@@ -602,6 +605,7 @@ void transport_deliver(struct transport *t, const char *data, size_t len, const 
         if (via_stamp(&msg, &t->arena, o->src) != 0) {
             t->stats.dropped++;
             log_warn("malformed request from %s %s dropped: unusable Via", transport_name(o->proto), o->src_text);
+            if (o->proto == SIP_TRANSPORT_TCP) tcp_close_conn(t, o->conn_id);
             return;
         }
         rx.msg = &msg;
