@@ -452,9 +452,9 @@ static str_t join3(arena_t *a, str_t x, str_t y, str_t z)
 {
     char *b = arena_alloc(a, x.len + y.len + z.len + 1);
     if (!b) return STR_NULL;
-    memcpy(b, x.s, x.len);
-    memcpy(b + x.len, y.s, y.len);
-    memcpy(b + x.len + y.len, z.s, z.len);
+    if (x.len) memcpy(b, x.s, x.len);
+    if (y.len) memcpy(b + x.len, y.s, y.len);
+    if (z.len) memcpy(b + x.len + y.len, z.s, z.len);
     b[x.len + y.len + z.len] = '\0';
     return (str_t){b, x.len + y.len + z.len};
 }
