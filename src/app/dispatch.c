@@ -91,6 +91,30 @@ void dispatch_free_roles(struct worker *w)
     w->location = NULL;
 }
 
+#define REFUSAL_LOG_PER_S 20
+
+/* A flood of malformed requests must not become a flood of log lines: the
+ * first REFUSAL_LOG_PER_S a second are logged, then one line says how many
+ * were not. */
+static bool refusal_log_ok(struct worker *w)
+{
+    uint64_t now = worker_now_ms(w);
+    if (now - w->refusal_log_ms >= 1000) {
+        if (w->refusal_log_suppressed)
+            log_warn("%llu more malformed requests answered in the last second, not logged one by one",
+                     (unsigned long long)w->refusal_log_suppressed);
+        w->refusal_log_ms = now;
+        w->refusal_log_count = 0;
+        w->refusal_log_suppressed = 0;
+    }
+    if (w->refusal_log_count < REFUSAL_LOG_PER_S) {
+        w->refusal_log_count++;
+        return true;
+    }
+    w->refusal_log_suppressed++;
+    return false;
+}
+
 void worker_reply_stateless(struct worker *w, const struct transport_rx *rx, int status, const char *reason)
 {
     if (!w->transport || !w->txn) return;
@@ -99,7 +123,8 @@ void worker_reply_stateless(struct worker *w, const struct transport_rx *rx, int
     str_t extra[] = {str_from_cstr(server)};
     /* Through the txn layer: its To tag makes the ACK for a 4xx to INVITE absorbed. */
     int rc = txn_layer_reply_stateless(w->txn, rx, status, reason, extra, 1);
-    log_warn("%d %s to %s %s%s", status, reason, transport_name(rx->proto), rx->src_text, rc ? " (not sent)" : "");
+    if (refusal_log_ok(w))
+        log_warn("%d %s to %s %s%s", status, reason, transport_name(rx->proto), rx->src_text, rc ? " (not sent)" : "");
 }
 
 enum reply_mode {

@@ -73,6 +73,10 @@ struct worker {
     char local_host[64];                     /* for Via/Contact/Record-Route */
     uint16_t local_udp_port, local_tcp_port;
     struct worker_stats stats;
+    /* worker_reply_stateless's warnings: at most REFUSAL_LOG_PER_S a second */
+    uint64_t refusal_log_ms;
+    uint32_t refusal_log_count;
+    uint64_t refusal_log_suppressed;
 };
 
 /* Starts every module from w->cfg on loop. 0, or -1 (logged). */

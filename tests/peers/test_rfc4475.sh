@@ -43,5 +43,25 @@ PY
 done
 check "refusals are logged with the sender's address" grep -qE "WARN .*(400|505|513).*127\.0\.0\.1:" "$WORK/rfc.log"
 check "unanswerable requests are logged as dropped" grep -q "dropped (cannot answer)" "$WORK/rfc.log"
+# A burst of 200 malformed requests is answered 200 times but not logged 200
+# times by the core: 20 lines a second, then a count of the others.
+check "a burst of 200 malformed requests: all answered, refusals logged rate-limited" python3 - "$PORT" "$WORK/rfc.log" <<'PY'
+import sys, time
+from rfc4475 import cases
+from sipprobe import *
+port, log = int(sys.argv[1]), sys.argv[2]
+s = udp_socket(); lport = s.getsockname()[1]
+bad = [d for n, d, w in cases("UDP", lport, "rfc.test") if n == "CSeq method mismatch"][0]
+for i in range(200):
+    s.sendto(bad.replace(b"branch=z9hG4bK", b"branch=z9hG4bK%d" % i), ("127.0.0.1", port))
+got = collect([s], 2.0)[s]
+time.sleep(1.1)
+s.sendto(bad, ("127.0.0.1", port))  # the next refusal after the second closes the count
+collect([s], 1.0)
+lines = [l for l in open(log, errors="replace") if "400 CSeq method mismatch to UDP" in l]
+summary = [l for l in open(log, errors="replace") if "not logged one by one" in l]
+print("  %d answers, %d log lines for them, summary: %s" % (len(got), len(lines), summary[-1].strip()[-90:] if summary else None))
+sys.exit(0 if len(got) == 200 and 0 < len(lines) < 100 and summary else 1)
+PY
 check "daemon still alive" kill -0 "$rfc_PID"
 finish
