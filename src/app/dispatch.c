@@ -4,7 +4,13 @@
  * that returns 1 owns it. What no role takes is answered here, as a UAS core
  * would (RFC 3261 §8.2): OPTIONS -> 200 with our capabilities, a Require we do
  * not support -> 420, CANCEL -> 200 + 487 on the INVITE (or 481), in-dialog
- * requests nobody knows -> 481, unknown methods -> 501, known ones -> 405. */
+ * requests nobody knows -> 481, unknown methods -> 501, known ones -> 405.
+ *
+ * Issue 9: these answers go to anyone who sends a datagram, so they keep no
+ * state: the 200 to OPTIONS and every refusal of a request from outside a
+ * dialog are sent once (txn_reject, txn_respond_stateless), not kept for
+ * retransmissions for 32 s; only the 487 that ends a CANCELled INVITE, which
+ * the caller waits for, stays stateful. */
 #include <string.h>
 
 #include "app/worker.h"
@@ -18,13 +24,17 @@
 #include "txn/txn.h"
 #include "ua/ua.h"
 
-#define ACCEPT_VALUE "application/sdp, application/MANSCDP+xml"
-#define SUPPORTED_VALUE "path, outbound"
+/* Written tight: the 200 to OPTIONS goes to anyone, and its size over the
+ * request's is the amplification a spoofed ping buys (issue 9: <= 1.5x for a
+ * typical 340-byte OPTIONS; Accept-Language is left out, we serve no
+ * language-dependent content, RFC 3261 §11.2). */
+#define ACCEPT_VALUE "application/sdp,application/MANSCDP+xml"
+#define SUPPORTED_VALUE "path,outbound"
 
 static const char *allow_value(const struct worker *w)
 {
     (void)w;
-    return "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, MESSAGE, INFO, NOTIFY, SUBSCRIBE, UPDATE, PRACK, REFER";
+    return "INVITE,ACK,CANCEL,BYE,OPTIONS,REGISTER,MESSAGE,INFO,NOTIFY,SUBSCRIBE,UPDATE,PRACK,REFER";
 }
 
 int dispatch_start_roles(struct worker *w)
@@ -81,29 +91,51 @@ void dispatch_free_roles(struct worker *w)
     w->location = NULL;
 }
 
+#define REFUSAL_LOG_PER_S 20
+
+/* A flood of malformed requests must not become a flood of log lines: the
+ * first REFUSAL_LOG_PER_S a second are logged, then one line says how many
+ * were not. */
+static bool refusal_log_ok(struct worker *w)
+{
+    uint64_t now = worker_now_ms(w);
+    if (now - w->refusal_log_ms >= 1000) {
+        if (w->refusal_log_suppressed)
+            log_warn("%llu more malformed requests answered in the last second, not logged one by one",
+                     (unsigned long long)w->refusal_log_suppressed);
+        w->refusal_log_ms = now;
+        w->refusal_log_count = 0;
+        w->refusal_log_suppressed = 0;
+    }
+    if (w->refusal_log_count < REFUSAL_LOG_PER_S) {
+        w->refusal_log_count++;
+        return true;
+    }
+    w->refusal_log_suppressed++;
+    return false;
+}
+
 void worker_reply_stateless(struct worker *w, const struct transport_rx *rx, int status, const char *reason)
 {
-    if (!w->transport) return;
-    struct transport_dest dest;
-    if (transport_response_dest(rx, &dest) < 0) return;
-    char tag[17];
-    worker_new_tag(w, tag);
-    sbuf_t out;
-    sbuf_init(&out);
+    if (!w->transport || !w->txn) return;
     char server[96];
     snprintf(server, sizeof(server), "Server: %s", w->cfg.sip.user_agent);
     str_t extra[] = {str_from_cstr(server)};
-    if (sip_build_response(rx->msg, status, reason, str_from_cstr(tag), extra, 1, STR_NULL, STR_NULL, &out) == 0 &&
-        !out.failed) {
-        log_warn("%d %s to %s %s", status, reason, transport_name(rx->proto), rx->src_text);
-        worker_count_response_out(w, out.data, out.len);
-        transport_send(w->transport, &dest, out.data, out.len);
-    }
-    sbuf_free(&out);
+    /* Through the txn layer: its To tag makes the ACK for a 4xx to INVITE absorbed. */
+    int rc = txn_layer_reply_stateless(w->txn, rx, status, reason, extra, 1);
+    if (refusal_log_ok(w))
+        log_warn("%d %s to %s %s%s", status, reason, transport_name(rx->proto), rx->src_text, rc ? " (not sent)" : "");
 }
 
+enum reply_mode {
+    REPLY_REJECT,    /* txn_reject: stateless for a refusal out of a dialog */
+    REPLY_STATELESS, /* the 200 to OPTIONS */
+    REPLY_STATEFUL,  /* the 487 to a CANCELled INVITE: its retransmission must not start a new call */
+};
+
 /* Answers st with our tag and a Server header plus extra lines. */
-static void reply(struct worker *w, struct txn *st, int status, const char *reason, const str_t *extra, size_t n)
+static void reply_as(struct worker *w, struct txn *st, enum reply_mode mode, int status, const char *reason,
+                     const str_t *extra, size_t n)
 {
     char tag[17];
     worker_new_tag(w, tag);
@@ -115,8 +147,15 @@ static void reply(struct worker *w, struct txn *st, int status, const char *reas
     for (size_t i = 0; i < n && k < 8; i++) lines[k++] = extra[i];
     const struct sip_msg *req = txn_request(st);
     str_t to_tag = (req && req->to.tag.len) ? STR_NULL : str_from_cstr(tag);
-    int rc = txn_respond(st, status, reason, to_tag, lines, k, STR_NULL, STR_NULL);
+    int (*respond)(struct txn *, int, const char *, str_t, const str_t *, size_t, str_t, str_t) =
+        mode == REPLY_STATEFUL ? txn_respond : mode == REPLY_STATELESS ? txn_respond_stateless : txn_reject;
+    int rc = respond(st, status, reason, to_tag, lines, k, STR_NULL, STR_NULL);
     if (rc < 0) log_warn("cannot answer %d: %s", status, strerror(-rc));
+}
+
+static void reply(struct worker *w, struct txn *st, int status, const char *reason, const str_t *extra, size_t n)
+{
+    reply_as(w, st, REPLY_REJECT, status, reason, extra, n);
 }
 
 /* RFC 3261 §8.2.2.3: option tags in Require that we do not support. */
@@ -149,7 +188,7 @@ static void core_answer(struct worker *w, struct txn *st, const struct transport
             return;
         }
         reply(w, st, 200, "OK", NULL, 0);
-        if (txn_last_status(inv) < 200) reply(w, inv, 487, "Request Terminated", NULL, 0);
+        if (txn_last_status(inv) < 200) reply_as(w, inv, REPLY_STATEFUL, 487, "Request Terminated", NULL, 0);
         return;
     }
     char unsupported[256];
@@ -161,9 +200,8 @@ static void core_answer(struct worker *w, struct txn *st, const struct transport
         return;
     }
     if (m->method == SIP_OPTIONS) {
-        str_t extra[] = {str_from_cstr(allow), STR_LIT("Accept: " ACCEPT_VALUE),
-                         STR_LIT("Accept-Language: en"), STR_LIT("Supported: " SUPPORTED_VALUE)};
-        reply(w, st, 200, "OK", extra, 4);
+        str_t extra[] = {str_from_cstr(allow), STR_LIT("Accept: " ACCEPT_VALUE), STR_LIT("Supported: " SUPPORTED_VALUE)};
+        reply_as(w, st, REPLY_STATELESS, 200, "OK", extra, 3);
         return;
     }
     if (m->to.tag.len) {

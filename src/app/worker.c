@@ -83,7 +83,7 @@ static void on_lag_timer(uv_timer_t *h)
     w->lag_last_ns = now_ns;
     w->idle_last_ns = idle_ns;
     w->cpu_last_ns = cpu_ns;
-    overload_note_loop(&w->overload, uv_now(w->loop), lag_ms, busy);
+    overload_note_loop_rxq(&w->overload, uv_now(w->loop), lag_ms, busy, transport_udp_rx_queue_pct(w->transport));
 }
 
 static void overload_start(struct worker *w)
@@ -156,7 +156,7 @@ static json_t *overload_json(struct worker *w)
     const struct overload_stats *s = &w->overload.stats;
     struct txn_stats ts;
     txn_layer_stats(w->txn, &ts);
-    return json_pack("{s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:i,s:i,s:i,s:i,s:i}", "enabled", w->overload.cfg.enabled,
+    return json_pack("{s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:i,s:i,s:i,s:i,s:i,s:i}", "enabled", w->overload.cfg.enabled,
                      "loop_overloaded", overload_loop_overloaded(&w->overload, uv_now(w->loop)), "admitted",
                      (json_int_t)s->admitted, "refused", (json_int_t)s->refused, "refused_loop",
                      (json_int_t)s->refused_by[OVERLOAD_LOOP],
@@ -164,7 +164,7 @@ static json_t *overload_json(struct worker *w)
                      "refused_store_backlog", (json_int_t)s->refused_by[OVERLOAD_STORE], "refused_rate",
                      (json_int_t)s->refused_by[OVERLOAD_RATE], "loop_episodes", (json_int_t)s->loop_episodes,
                      "loop_lag_ms", (int)s->loop_lag_ms, "loop_lag_max_ms", (int)s->loop_lag_max_ms, "loop_busy_pct",
-                     (int)s->loop_busy_pct,
+                     (int)s->loop_busy_pct, "rx_queue_pct", (int)s->rx_queue_pct,
                      "server_transactions", (int)working_txns(&ts), "store_backlog", (int)store_backlog(w));
 }
 
@@ -256,11 +256,16 @@ static void stats_provider(json_t *stats, void *arg)
     struct txn_stats ts;
     txn_layer_stats(w->txn, &ts);
     json_object_set_new(stats, "transactions",
-                        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "server_live", (json_int_t)ts.server_live,
-                                  "client_live", (json_int_t)ts.client_live, "created",
+                        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "server_live",
+                                  (json_int_t)ts.server_live, "client_live", (json_int_t)ts.client_live, "created",
                                   (json_int_t)(ts.server_created + ts.client_created), "retransmissions_absorbed",
                                   (json_int_t)ts.retransmissions_absorbed, "timeouts", (json_int_t)ts.timeouts,
-                                  "transport_errors", (json_int_t)ts.transport_errors));
+                                  "transport_errors", (json_int_t)ts.transport_errors, "server_completed",
+                                  (json_int_t)ts.server_completed, "server_max", (json_int_t)ts.server_max,
+                                  "refused_over_cap", (json_int_t)ts.refused_over_cap, "stateless_finals",
+                                  (json_int_t)ts.stateless_finals, "stateless_acks_absorbed",
+                                  (json_int_t)ts.stateless_acks_absorbed, "retransmissions_sent",
+                                  (json_int_t)ts.retransmissions_sent));
     struct transport_stats tr;
     transport_get_stats(w->transport, &tr);
     json_object_set_new(stats, "transport",
@@ -427,7 +432,7 @@ int worker_start(struct worker *w, uv_loop_t *loop)
     if (!w->transport || start_listeners(w) < 0) return -1;
 
     struct txn_config xcfg = {.t1_ms = w->cfg.sip.t1_ms, .t2_ms = w->cfg.sip.t2_ms, .t4_ms = w->cfg.sip.t4_ms,
-                              .limits = tcfg.limits};
+                              .limits = tcfg.limits, .max_server = w->cfg.sip.max_server_transactions};
     struct txn_layer_ops ops = {
         .user = w,
         .send = txn_send,

@@ -78,6 +78,10 @@ struct worker {
     uv_timer_t lag_timer;                    /* samples the loop's lag for it */
     uint64_t lag_last_ns, idle_last_ns, cpu_last_ns;
     uint64_t overload_log_at, overload_log_skipped;
+    /* worker_reply_stateless's warnings: at most REFUSAL_LOG_PER_S a second */
+    uint64_t refusal_log_ms;
+    uint32_t refusal_log_count;
+    uint64_t refusal_log_suppressed;
 };
 
 /* Starts every module from w->cfg on loop. 0, or -1 (logged). */

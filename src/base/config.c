@@ -28,6 +28,7 @@ void config_init(struct config *cfg)
     cfg->sip.tcp_message_timeout_s = 10;
     cfg->sip.tcp_first_message_timeout_s = 30;
     COPY(cfg->sip.user_agent, "cascade");
+    cfg->sip.max_server_transactions = 100000;
     cfg->registrar.min_expires = 60;
     cfg->registrar.max_expires = 7200;
     cfg->registrar.default_expires = 3600;
@@ -233,6 +234,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
     else if (KEY("sip", "tcp_message_timeout")) { if (!(bad = parse_int(v, 1, 3600, &n))) c->sip.tcp_message_timeout_s = (uint32_t)n; }
     else if (KEY("sip", "tcp_first_message_timeout")) { if (!(bad = parse_int(v, 1, 86400, &n))) c->sip.tcp_first_message_timeout_s = (uint32_t)n; }
     else if (KEY("sip", "user_agent")) COPY(c->sip.user_agent, v);
+    else if (KEY("sip", "max_server_transactions")) { if (!(bad = parse_int(v, 1, 100000000, &n))) c->sip.max_server_transactions = (uint32_t)n; }
     else if (KEY("registrar", "min_expires")) { if (!(bad = parse_int(v, 0, 86400 * 30, &n))) c->registrar.min_expires = (int)n; }
     else if (KEY("registrar", "max_expires")) { if (!(bad = parse_int(v, 1, 86400 * 30, &n))) c->registrar.max_expires = (int)n; }
     else if (KEY("registrar", "default_expires")) { if (!(bad = parse_int(v, 1, 86400 * 30, &n))) c->registrar.default_expires = (int)n; }
@@ -297,9 +299,10 @@ static int on_key(void *user, const char *section, const char *name, const char 
     else if (KEY("overload", "enabled")) { if (!(bad = parse_bool(v, &b))) c->overload.enabled = b; }
     else if (KEY("overload", "max_loop_lag_ms")) { if (!(bad = parse_int(v, 0, 60000, &n))) c->overload.max_loop_lag_ms = (uint32_t)n; }
     else if (KEY("overload", "max_loop_busy")) { if (!(bad = parse_int(v, 0, 100, &n))) c->overload.max_loop_busy_pct = (uint32_t)n; }
+    else if (KEY("overload", "max_rx_queue")) { if (!(bad = parse_int(v, 0, 100, &n))) c->overload.max_rx_queue_pct = (uint32_t)n; }
     else if (KEY("overload", "loop_samples")) { if (!(bad = parse_int(v, 1, 100, &n))) c->overload.loop_samples = (uint32_t)n; }
     else if (KEY("overload", "hold_ms")) { if (!(bad = parse_int(v, 0, 600000, &n))) c->overload.hold_ms = (uint32_t)n; }
-    else if (KEY("overload", "max_server_transactions")) { if (!(bad = parse_int(v, 0, 10000000, &n))) c->overload.max_server_txns = (uint32_t)n; }
+    else if (KEY("overload", "max_working_transactions")) { if (!(bad = parse_int(v, 0, 10000000, &n))) c->overload.max_server_txns = (uint32_t)n; }
     else if (KEY("overload", "max_store_backlog")) { if (!(bad = parse_int(v, 0, 10000000, &n))) c->overload.max_store_backlog = (uint32_t)n; }
     else if (KEY("overload", "max_register_rate")) { if (!(bad = parse_int(v, 0, 10000000, &n))) c->overload.max_register_rate = (uint32_t)n; }
     else if (KEY("overload", "retry_after_min")) { if (!(bad = parse_int(v, 1, 86400, &n))) c->overload.retry_after_min_s = (uint32_t)n; }

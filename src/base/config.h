@@ -60,6 +60,7 @@ struct config {
         uint32_t tcp_message_timeout_s;  /* a message completes this long after its first byte */
         uint32_t tcp_first_message_timeout_s; /* an accepted connection sends a whole message by then */
         char user_agent[64];
+        uint32_t max_server_transactions; /* live server transactions; beyond: 503 stateless */
     } sip;
     struct {                            /* [registrar] */
         int min_expires, max_expires, default_expires;

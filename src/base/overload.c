@@ -9,6 +9,7 @@ void overload_config_default(struct overload_config *cfg)
     cfg->enabled = true;
     cfg->max_loop_lag_ms = 250;
     cfg->max_loop_busy_pct = 95;
+    cfg->max_rx_queue_pct = 50;
     cfg->loop_samples = 3;
     cfg->hold_ms = 2000;
     cfg->max_server_txns = 50000;
@@ -39,8 +40,15 @@ static bool bad_run(uint32_t *run, bool bad, uint32_t needed)
 
 void overload_note_loop(struct overload *o, uint64_t now_ms, uint32_t lag_ms, uint32_t busy_pct)
 {
+    overload_note_loop_rxq(o, now_ms, lag_ms, busy_pct, 100);
+}
+
+void overload_note_loop_rxq(struct overload *o, uint64_t now_ms, uint32_t lag_ms, uint32_t busy_pct, uint32_t rxq_pct)
+{
     o->stats.loop_lag_ms = lag_ms;
     o->stats.loop_busy_pct = busy_pct;
+    o->stats.rx_queue_pct = rxq_pct;
+    if (rxq_pct < o->cfg.max_rx_queue_pct) busy_pct = 0; /* busy, but keeping up */
     if (lag_ms > o->stats.loop_lag_max_ms) o->stats.loop_lag_max_ms = lag_ms;
     bool late = bad_run(&o->late_run, o->cfg.max_loop_lag_ms && lag_ms > o->cfg.max_loop_lag_ms, o->cfg.loop_samples);
     bool busy =

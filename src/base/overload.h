@@ -37,6 +37,7 @@ struct overload_config {
     bool enabled;
     uint32_t max_loop_lag_ms;      /* 0: loop lag not checked */
     uint32_t max_loop_busy_pct;    /* 0: loop busy share not checked */
+    uint32_t max_rx_queue_pct;     /* busy counts only with the UDP receive queue this full (0: always) */
     uint32_t loop_samples;         /* consecutive bad samples that mean overload (>= 1) */
     uint32_t hold_ms;              /* stays overloaded this long after the last bad sample */
     uint32_t max_server_txns;      /* 0: not checked */
@@ -68,6 +69,7 @@ struct overload_stats {
     uint32_t loop_lag_ms;                    /* last sample */
     uint32_t loop_lag_max_ms;                /* largest sample seen */
     uint32_t loop_busy_pct;                  /* last sample */
+    uint32_t rx_queue_pct;                   /* last sample */
 };
 
 struct overload {
@@ -89,6 +91,14 @@ void overload_init(struct overload *o, const struct overload_config *cfg, uint64
 /* One loop sample taken at now_ms: how late a periodic timer fired, and the
  * percentage of the interval the loop was not idle. */
 void overload_note_loop(struct overload *o, uint64_t now_ms, uint32_t lag_ms, uint32_t busy_pct);
+/* The same with the fill of the UDP receive queues (percent of the socket
+ * buffer, the fullest listener): a busy sample is bad only while the queue
+ * is at least max_rx_queue_pct full. A loop that is busy all the time but
+ * empties its socket every turn keeps up — it is at capacity, not beyond
+ * it — and refusing registrations then would only cut the peak rate; a
+ * queue that fills while the loop is busy means datagrams are about to be
+ * dropped. overload_note_loop is this with the queue taken as full. */
+void overload_note_loop_rxq(struct overload *o, uint64_t now_ms, uint32_t lag_ms, uint32_t busy_pct, uint32_t rxq_pct);
 /* Whether the loop counts as overloaded at now_ms. */
 bool overload_loop_overloaded(const struct overload *o, uint64_t now_ms);
 /* Decides about one new registration at now_ms and counts the verdict.

@@ -25,7 +25,10 @@
 
 /* ---- small helpers ---- */
 
-void proxy_reply(struct proxy *p, struct txn *st, int status, const char *reason, str_t extra)
+typedef int (*respond_fn)(struct txn *, int, const char *, str_t, const str_t *, size_t, str_t, str_t);
+
+static void reply_with(struct proxy *p, struct txn *st, int status, const char *reason, str_t extra,
+                       respond_fn respond)
 {
     struct worker *w = p->w;
     const struct sip_msg *req = txn_request(st);
@@ -43,17 +46,31 @@ void proxy_reply(struct proxy *p, struct txn *st, int status, const char *reason
         lines[n++] = str_from_cstr(server);
     }
     if (extra.len) lines[n++] = extra;
-    int rc = txn_respond(st, status, reason, req->to.tag.len ? STR_NULL : str_from_cstr(tag), lines, n, STR_NULL,
-                         STR_NULL);
+    int rc = respond(st, status, reason, req->to.tag.len ? STR_NULL : str_from_cstr(tag), lines, n, STR_NULL,
+                     STR_NULL);
     if (rc < 0)
         log_warn("proxy: cannot send %d to %s: %s", status, src, strerror(-rc));
+}
+
+/* The final of a request we forwarded (fork.c): stateful, its caller may
+ * retransmit the INVITE and must not start a second call. */
+void proxy_reply(struct proxy *p, struct txn *st, int status, const char *reason, str_t extra)
+{
+    reply_with(p, st, status, reason, extra, txn_respond);
+}
+
+/* A refusal before forwarding (404, 407, 403, 483, ...): txn_reject sends it
+ * once and keeps no state for a request from outside a dialog (issue 9). */
+static void proxy_reject(struct proxy *p, struct txn *st, int status, const char *reason, str_t extra)
+{
+    reply_with(p, st, status, reason, extra, txn_reject);
 }
 
 static void refuse(struct proxy *p, struct txn *st, const struct transport_rx *rx, int status, const char *reason,
                    str_t extra, const char *why)
 {
     log_warn("proxy: %d %s to %.*s from %s: %s", status, reason, STR_FMT(rx->msg->method_name), rx->src_text, why);
-    proxy_reply(p, st, status, reason, extra);
+    proxy_reject(p, st, status, reason, extra);
 }
 
 /* ---- per-source rate limit ([proxy] pike_*, pike.h) ---- */
@@ -285,11 +302,11 @@ static void redirect(struct proxy *p, struct txn *st, const struct location_bind
     if (b->failed) {
         sbuf_free(b);
         sbuf_init(b);
-        proxy_reply(p, st, 500, "Server Internal Error", STR_NULL);
+        proxy_reject(p, st, 500, "Server Internal Error", STR_NULL);
         return;
     }
     p->stats.redirected++;
-    proxy_reply(p, st, 302, "Moved Temporarily", sbuf_str(b));
+    proxy_reject(p, st, 302, "Moved Temporarily", sbuf_str(b));
 }
 
 /* ---- requests ---- */
@@ -315,11 +332,11 @@ static void route_local(struct proxy *p, struct txn *st, const struct transport_
         if (w->users && users_find(w->users, str_from_cstr(aor))) {
             p->stats.unavailable++;
             log_info("proxy: 480 to %.*s from %s: %s has no binding", STR_FMT(req->method_name), rx->src_text, aor);
-            proxy_reply(p, st, 480, "Temporarily Unavailable", STR_NULL);
+            proxy_reject(p, st, 480, "Temporarily Unavailable", STR_NULL);
         } else {
             p->stats.not_found++;
             log_info("proxy: 404 to %.*s from %s: no user %s", STR_FMT(req->method_name), rx->src_text, aor);
-            proxy_reply(p, st, 404, "Not Found", STR_NULL);
+            proxy_reject(p, st, 404, "Not Found", STR_NULL);
         }
         return;
     }
@@ -351,7 +368,7 @@ static void challenge(struct proxy *p, struct txn *st, const struct transport_rx
         refuse(p, st, rx, 500, "Server Internal Error", STR_NULL, "cannot build a challenge (realm empty?)");
         return;
     }
-    proxy_reply(p, st, 407, "Proxy Authentication Required", sbuf_lines(b));
+    proxy_reject(p, st, 407, "Proxy Authentication Required", sbuf_lines(b));
 }
 
 /* [proxy] authenticate: a new request that claims one of our users as its

@@ -135,8 +135,8 @@ enum digest_check digest_check_request(struct worker *w, const struct transport_
         }
     }
     if (!found) {
+        /* The first request of every client: challenged, not a refusal to log. */
         snprintf(out->why, sizeof(out->why), "no credentials for realm %s", w->realm);
-        log_slot(now, out);
         return DIGEST_CHECK_NONE;
     }
     if (!digest_uri_matches(creds.uri, m)) {

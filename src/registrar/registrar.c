@@ -220,7 +220,7 @@ static void reg_send(struct registrar *r, struct txn *st, int status, const char
     /* A challenge keeps no transaction record (RFC 3261 §8.2.7): under a
      * registration storm that halves what Timer J holds, and a retransmitted
      * REGISTER is simply challenged again with a fresh nonce. */
-    int rc = (stateless ? txn_respond_stateless : txn_respond)(
+    int rc = (stateless ? txn_respond_stateless : txn_reject)( /* refusals: stateless too (issue 9) */
         st, status, reason, req->to.tag.len ? STR_NULL : str_from_cstr(tag), lines, extra.len ? 1 : 0, STR_NULL,
         STR_NULL);
     if (rc < 0) log_warn("registrar: cannot send %d to %s: %s", status, src, strerror(-rc));

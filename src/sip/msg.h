@@ -239,7 +239,10 @@ long sip_frame_length(const char *buf, size_t len, size_t max_bytes, size_t *ski
 /* Method name <-> enum. */
 enum sip_method sip_method_from_str(str_t name);
 const char *sip_method_name(enum sip_method m);
-const char *sip_reason_phrase(int status);      /* "OK", "Not Found", ... ; "" unknown */
+/* "OK", "Not Found", ...; a code not in the table gets its class's name
+ * (RFC 3261 §7.2: "Client Error" for 499); "" outside 100..699. */
+const char *sip_reason_phrase(int status);
+bool sip_reason_phrase_known(int status);      /* in the table (not a class name) */
 
 /* Header access. */
 const struct sip_header *sip_msg_header(const struct sip_msg *m, enum sip_hdr type);

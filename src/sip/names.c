@@ -312,6 +312,7 @@ static const struct reason reasons[] = {
     {422, "Session Interval Too Small"},       /* RFC 4028 */
     {423, "Interval Too Brief"},
     {424, "Bad Location Information"},         /* RFC 6442 */
+    {425, "Bad Alert Message"},                /* RFC 8876 */
     {428, "Use Identity Header"},              /* RFC 8224 */
     {429, "Provide Referrer Identity"},        /* RFC 3892 */
     {430, "Flow Failed"},                      /* RFC 5626 */
@@ -323,6 +324,7 @@ static const struct reason reasons[] = {
     {440, "Max-Breadth Exceeded"},             /* RFC 5393 */
     {469, "Bad Info Package"},                 /* RFC 6086 */
     {470, "Consent Needed"},                   /* RFC 5360 */
+    {478, "Unresolvable Destination"},         /* not IANA: SER/Kamailio's, the proxy sends it */
     {480, "Temporarily Unavailable"},
     {481, "Call/Transaction Does Not Exist"},
     {482, "Loop Detected"},
@@ -353,6 +355,16 @@ static const struct reason reasons[] = {
     {608, "Rejected"},                         /* RFC 8688 */
 };
 
+/* Every code we may send gets a phrase: an empty one is legal (RFC 3261
+ * §25.1) but tells the peer nothing, and some parsers refuse it. */
+static const char *class_phrase(int status)
+{
+    /* RFC 3261 §7.2 names the six classes. */
+    static const char *const classes[] = {"Provisional", "Success", "Redirection", "Client Error", "Server Error",
+                                          "Global Failure"};
+    return status >= 100 && status <= 699 ? classes[status / 100 - 1] : "";
+}
+
 const char *sip_reason_phrase(int status)
 {
     /* binary search over the sorted table */
@@ -365,5 +377,11 @@ const char *sip_reason_phrase(int status)
         else
             hi = mid;
     }
-    return "";
+    return class_phrase(status);
+}
+
+bool sip_reason_phrase_known(int status)
+{
+    const char *p = sip_reason_phrase(status);
+    return p[0] && p != class_phrase(status);
 }

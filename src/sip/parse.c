@@ -8,7 +8,17 @@
  * headers every layer needs are parsed further (see msg.h). Errors that
  * leave the message answerable (a bad Max-Forwards, a CSeq method mismatch)
  * are remembered and reported after the whole header block was read, so
- * the caller can still send the 400 with the right Via/From/To/Call-ID/CSeq. */
+ * the caller can still send the 400 with the right Via/From/To/Call-ID/CSeq.
+ *
+ * Issue 9 / RFC 4475: a request is answered whenever a response can be
+ * formed, so that no client (a TCP one above all) waits for nothing. Extra
+ * or trailing SP in the request line and LWS in the Request-URI (§3.1.2.8-10),
+ * too many header fields or an overlong one (513), are refused but the
+ * header block is still read. When the fields a response copies are broken,
+ * the model is repaired for sip_build_response() only (see
+ * sip_parse_error.can_answer in msg.h): a From/To reduced to <URI> and tag,
+ * a CSeq with number 0, a stand-in Call-ID. A broken or missing Via, a
+ * missing From/To/CSeq cannot be answered. */
 #include <stddef.h>
 #include <string.h>
 
@@ -54,13 +64,35 @@ struct pstate {
     int status;
     bool ruri_set, via_bad, from_ok, to_ok, callid_ok, cseq_ok;
     bool from_seen, to_seen, callid_seen, cseq_seen, mf_seen, ct_seen, exp_seen;
+    bool unanswerable;  /* a field a response copies was not kept (too long, past the limit) */
+    bool over_headers;  /* more header fields than max_headers */
+    uint32_t via_lines; /* Via header fields kept */
+    bool minor;         /* reason is a fault in a field a response does not copy */
 };
+
+/* The fields a response copies (RFC 3261 §8.2.6.2). */
+static bool copied_in_response(enum sip_hdr t)
+{
+    return t == SIP_HDR_VIA || t == SIP_HDR_FROM || t == SIP_HDR_TO || t == SIP_HDR_CALL_ID || t == SIP_HDR_CSEQ;
+}
 
 static inline void defer(struct pstate *st, const char *reason, int status)
 {
-    if (!st->reason) {
+    if (!st->reason || st->minor) {
         st->reason = reason;
         st->status = status;
+        st->minor = false;
+    }
+}
+
+/* A fault in a field no response copies (Max-Forwards, Content-Type, ...):
+ * reported unless a worse one follows (RFC 4475 §3.1.2.4: the 400 is "due to
+ * the CSeq error", not the Max-Forwards one before it). */
+static inline void defer_minor(struct pstate *st, const char *reason, int status)
+{
+    if (!st->reason) {
+        defer(st, reason, status);
+        st->minor = true;
     }
 }
 
@@ -98,6 +130,43 @@ static bool ctype_ok(str_t v)
     if (q >= end || *q != '/') return false;
     q = skip_lws(q + 1, end);
     return q < end && (sip_cc[(unsigned char)*q] & CC_TOKEN);
+}
+
+/* media-range *(SEMI accept-param) (RFC 3261 §20.1, §25.1): "*" is a token
+ * character, so type/subtype covers "* / *" and "type / *"; the shape only. */
+static bool accept_range_ok(str_t v)
+{
+    const char *p = v.s, *end = v.s + v.len;
+    const char *q = skip_cls(p, end, CC_TOKEN);
+    if (q == p) return false;
+    q = skip_lws(q, end);
+    if (q >= end || *q != '/') return false;
+    q = skip_lws(q + 1, end);
+    const char *r = skip_cls(q, end, CC_TOKEN);
+    if (r == q) return false;
+    str_t params = {r, (size_t)(end - r)};
+    q = skip_lws(r, end);
+    if (q == end) return true;
+    if (*q != ';') return false;
+    params = (str_t){q + 1, (size_t)(end - q - 1)};
+    str_t name, value;
+    bool has_value;
+    while (params.len) {
+        if (!sip_param_next(&params, &name, &value, &has_value)) return false;
+        if (!name.len || skip_cls(name.s, name.s + name.len, CC_TOKEN) != name.s + name.len) return false;
+        if (has_value && !value.len) return false;
+    }
+    return true;
+}
+
+static bool accept_ok(str_t v)
+{
+    if (v.len == 0) return true; /* no body is acceptable (§20.1) */
+    if (sip_list_count_strict(v) < 0) return false;
+    str_t cur = v, item;
+    while (sip_list_next(&cur, &item))
+        if (!accept_range_ok(item)) return false;
+    return true;
 }
 
 /* The eager fields (msg.h): parsed as their header is stored. Shared with
@@ -176,7 +245,7 @@ static void eager(struct sip_msg *m, const struct sip_header *h, struct pstate *
     case SIP_HDR_MAX_FORWARDS: {
         uint64_t x;
         if (st->mf_seen) {
-            defer(st, "Multiple Max-Forwards", 400);
+            defer_minor(st, "Multiple Max-Forwards", 400);
             break;
         }
         st->mf_seen = true;
@@ -184,17 +253,17 @@ static void eager(struct sip_msg *m, const struct sip_header *h, struct pstate *
         if (sip_parse_u64(v.s, v.s + v.len, 255, &x) == 0)
             m->max_forwards = (int32_t)x;
         else
-            defer(st, "Bad Max-Forwards", 400);
+            defer_minor(st, "Bad Max-Forwards", 400);
         break;
     }
     case SIP_HDR_CONTENT_LENGTH: {
         uint64_t x;
         if (sip_parse_u64(v.s, v.s + v.len, 0xffffffffu, &x) < 0) {
-            defer(st, "Bad Content-Length", 400);
+            defer_minor(st, "Bad Content-Length", 400);
             break;
         }
         if (m->content_length >= 0 && (uint64_t)m->content_length != x) {
-            defer(st, "Conflicting Content-Length", 400);
+            defer_minor(st, "Conflicting Content-Length", 400);
             break;
         }
         m->content_length = (int64_t)x;
@@ -202,19 +271,19 @@ static void eager(struct sip_msg *m, const struct sip_header *h, struct pstate *
     }
     case SIP_HDR_CONTENT_TYPE:
         if (st->ct_seen) {
-            defer(st, "Multiple Content-Type", 400);
+            defer_minor(st, "Multiple Content-Type", 400);
             break;
         }
         st->ct_seen = true;
         if (ctype_ok(v))
             m->content_type = v;
         else
-            defer(st, "Bad Content-Type", 400);
+            defer_minor(st, "Bad Content-Type", 400);
         break;
     case SIP_HDR_EXPIRES: {
         uint64_t x;
         if (st->exp_seen) {
-            defer(st, "Multiple Expires", 400);
+            defer_minor(st, "Multiple Expires", 400);
             break;
         }
         st->exp_seen = true;
@@ -222,9 +291,12 @@ static void eager(struct sip_msg *m, const struct sip_header *h, struct pstate *
         if (sip_parse_u64(v.s, v.s + v.len, 0xffffffffu, &x) == 0)
             m->expires = (int64_t)x;
         else
-            defer(st, "Bad Expires", 400);
+            defer_minor(st, "Bad Expires", 400);
         break;
     }
+    case SIP_HDR_ACCEPT:
+        if (!accept_ok(v)) defer_minor(st, "Bad Accept", 400);
+        break;
     default:
         break;
     }
@@ -261,6 +333,42 @@ int sip_msg_refresh(struct sip_msg *m)
     return st.reason ? -1 : 0;
 }
 
+static bool is_sp(char c) { return c == ' ' || c == '\t'; }
+
+/* A request line that is not Method SP Request-URI SP SIP-Version but still
+ * ends in a version: extra SP between or after the elements (RFC 4475
+ * §3.1.2.9, §3.1.2.10) or LWS inside the Request-URI (§3.1.2.8). Refused
+ * (400), but the header block is read so that the refusal can be answered.
+ * us: after the method's SP. Returns the fatal reason, or NULL. */
+static const char *lenient_request_line(struct sip_msg *m, const char *us, const char *le, struct pstate *st)
+{
+    const char *e = le;
+    while (e > us && is_sp(e[-1])) e--;
+    const char *vs = e;
+    while (vs > us && !is_sp(vs[-1])) vs--;
+    if (vs == us) return "Bad Request Line";
+    int v = check_version(vs, (size_t)(e - vs));
+    if (v < 0) return "Bad Request Line";
+    const char *u = us, *ue = vs;
+    while (ue > u && is_sp(ue[-1])) ue--;
+    while (u < ue && is_sp(*u)) u++;
+    if (u == ue) return "Bad Request Line";
+    bool extra = u != us || ue + 1 != vs;
+    bool inner = false;
+    for (const char *x = u; x < ue; x++) inner |= is_sp(*x);
+    m->ruri_raw = (str_t){u, (size_t)(ue - u)};
+    m->version = (str_t){vs, (size_t)(e - vs)};
+    if (v > 0) defer(st, "Version Not Supported", 505);
+    if (inner)
+        defer(st, "LWS in Request-URI", 400);
+    else if (extra)
+        defer(st, "Extra Spaces in Request-Line", 400);
+    else
+        defer(st, "Trailing Space in Request-Line", 400); /* the only fault left */
+    /* m->ruri stays zeroed (ruri_set false): the request is refused anyway */
+    return NULL;
+}
+
 /* Request-Line = Method SP Request-URI SP SIP-Version (single spaces:
  * RFC 4475 §3.1.2.9/§3.1.2.10), Status-Line = SIP-Version SP Status-Code
  * SP Reason-Phrase. Returns the fatal reason, or NULL. */
@@ -287,11 +395,11 @@ static const char *parse_start_line(struct sip_msg *m, const char *s, const char
     m->is_request = true;
     const char *us = p + 1;
     const char *sp = memchr(us, ' ', (size_t)(le - us));
-    if (!sp || sp == us) return "Bad Request Line";
+    if (!sp || sp == us) return lenient_request_line(m, us, le, st);
     m->ruri_raw = (str_t){us, (size_t)(sp - us)};
     const char *vs = sp + 1;
     int v = check_version(vs, (size_t)(le - vs));
-    if (v < 0) return "Bad Request Line";
+    if (v < 0) return lenient_request_line(m, us, le, st);
     m->version = (str_t){vs, (size_t)(le - vs)};
     if (v > 0) defer(st, "Version Not Supported", 505);
     st->ruri_set = true;
@@ -333,6 +441,97 @@ static void clear_small(struct sip_msg *m)
 
 static int parse_all(const char *buf, size_t len, arena_t *arena, const struct sip_parse_limits *lim,
                      struct sip_msg *m, struct sip_parse_error *err, struct pstate *st);
+
+/* ---- answering a refused request ---- */
+
+/* Every response we build must parse again (tests/fuzz/fuzz_sip.c): a
+ * field that does not parse is not copied as it came. These repair the
+ * model of a refused request for sip_build_response() only. */
+
+static str_t join3(arena_t *a, str_t x, str_t y, str_t z)
+{
+    char *b = arena_alloc(a, x.len + y.len + z.len + 1);
+    if (!b) return STR_NULL;
+    if (x.len) memcpy(b, x.s, x.len);
+    if (y.len) memcpy(b + x.len, y.s, y.len);
+    if (z.len) memcpy(b + x.len + y.len, z.s, z.len);
+    b[x.len + y.len + z.len] = '\0';
+    return (str_t){b, x.len + y.len + z.len};
+}
+
+/* A From/To whose display name or parameters do not parse (RFC 4475
+ * §3.1.2.6, §3.1.2.15): "<URI>;tag=T" from its <URI> and tag, if they
+ * parse; the URI is the same, as RFC 3261 §8.2.6.2 asks, the display name
+ * is dropped. */
+static bool repair_name_addr(struct sip_msg *m, arena_t *a, enum sip_hdr type, struct sip_name_addr *na)
+{
+    if (m->first[type] < 0) return false;
+    struct sip_header *h = &m->headers[m->first[type]];
+    str_t v = h->value;
+    const char *lt = v.len ? memchr(v.s, '<', v.len) : NULL;
+    const char *gt = lt ? memchr(lt, '>', (size_t)(v.s + v.len - lt)) : NULL;
+    if (!gt) return false;
+    str_t addr = {lt, (size_t)(gt + 1 - lt)};
+    const char *semi = memchr(gt, ';', (size_t)(v.s + v.len - gt));
+    str_t tag = STR_NULL;
+    if (semi) (void)sip_param_get((str_t){semi + 1, (size_t)(v.s + v.len - semi - 1)}, "tag", &tag);
+    bool tag_ok = tag.len && skip_cls(tag.s, tag.s + tag.len, CC_TOKEN) == tag.s + tag.len;
+    str_t nv = join3(a, addr, tag_ok ? STR_LIT(";tag=") : STR_NULL, tag_ok ? tag : STR_NULL);
+    if (!nv.s || sip_name_addr_parse(nv, na) != 0 || na->star) return false;
+    h->value = nv;
+    return true;
+}
+
+/* A CSeq whose number is out of range or unreadable (RFC 4475 §3.1.2.4):
+ * "0 <request method>". Clients match a response by branch and CSeq method
+ * (RFC 3261 §17.1.3), not by number. */
+static bool repair_cseq(struct sip_msg *m, arena_t *a)
+{
+    if (m->first[SIP_HDR_CSEQ] < 0 || !m->method_name.len) return false;
+    str_t nv = join3(a, STR_LIT("0 "), m->method_name, STR_NULL);
+    if (!nv.s || sip_cseq_parse(nv, &m->cseq) != 0) return false;
+    m->headers[m->first[SIP_HDR_CSEQ]].value = nv;
+    return true;
+}
+
+/* A missing or malformed Call-ID: a stand-in, so that the 400 that names
+ * the fault stays a well-formed response (see docs: RFC 4475 §3.3.1). */
+#define CALL_ID_STAND_IN "missing-or-malformed.invalid"
+static bool repair_call_id(struct sip_msg *m, arena_t *a, const struct sip_parse_limits *lim)
+{
+    str_t v = STR_LIT(CALL_ID_STAND_IN);
+    if (m->first[SIP_HDR_CALL_ID] >= 0) {
+        m->headers[m->first[SIP_HDR_CALL_ID]].value = v;
+    } else {
+        if (m->header_count >= lim->max_headers + 4) return false;
+        if (m->header_count == m->header_cap) {
+            struct sip_header *nh = arena_alloc(a, (m->header_cap + 1) * sizeof(*nh));
+            if (!nh) return false;
+            memcpy(nh, m->headers, m->header_count * sizeof(*nh));
+            m->headers = nh;
+            m->header_cap++;
+        }
+        m->first[SIP_HDR_CALL_ID] = (int32_t)m->header_count;
+        m->headers[m->header_count++] = (struct sip_header){SIP_HDR_CALL_ID, STR_LIT("Call-ID"), v};
+    }
+    m->call_id = v;
+    return true;
+}
+
+/* Can the refused request m be answered: is there where to send (every Via
+ * well-formed) and what to copy (From, To, CSeq present; repaired when
+ * malformed)? */
+static bool answerable(struct sip_msg *m, arena_t *a, const struct sip_parse_limits *lim, const struct pstate *st)
+{
+    if (st->unanswerable || m->via_count == 0 || st->via_bad) return false;
+    /* the response must fit the header limit too: its Vias, 4 fields and a few of ours */
+    if (st->over_headers && st->via_lines + 8 > lim->max_headers) return false;
+    if (!st->from_ok && !repair_name_addr(m, a, SIP_HDR_FROM, &m->from)) return false;
+    if (!st->to_ok && !repair_name_addr(m, a, SIP_HDR_TO, &m->to)) return false;
+    if (!st->cseq_ok && !repair_cseq(m, a)) return false;
+    if (!st->callid_ok && !repair_call_id(m, a, lim)) return false;
+    return true;
+}
 
 int sip_parse(const char *buf, size_t len, arena_t *arena, const struct sip_parse_limits *lim,
               struct sip_msg *m, struct sip_parse_error *err)
@@ -445,11 +644,33 @@ static int parse_all(const char *buf, size_t len, arena_t *arena, const struct s
             if (p < end && (*p == ' ' || *p == '\t')) continue; /* folded (RFC 3261 §7.3.1) */
             break;
         }
-        if ((size_t)(le - ns) > lim->max_line_bytes) return fail(err, "Header Too Long", 513, false);
+        enum sip_hdr type = sip_hdr_lookup(ns, (size_t)(ne - ns));
+        if ((size_t)(le - ns) > lim->max_line_bytes) {
+            /* RFC 3261 §21.5.9; the line is not kept, so it must not be one a response copies */
+            defer(st, "Header Too Long", 513);
+            if (copied_in_response(type)) st->unanswerable = true;
+            continue;
+        }
+        if (m->header_count >= lim->max_headers) {
+            /* Past the limit only single fields a response copies are kept,
+             * 4 at most; the rest is read for its end only (and Content-Length). */
+            defer(st, "Too Many Headers", 513);
+            st->over_headers = true;
+            if (!copied_in_response(type) || type == SIP_HDR_VIA || m->header_count >= lim->max_headers + 4) {
+                if (copied_in_response(type)) st->unanswerable = true;
+                if (type == SIP_HDR_CONTENT_LENGTH) {
+                    struct sip_header tmp = {type, (str_t){ns, (size_t)(ne - ns)}, (str_t){vs, (size_t)(le - vs)}};
+                    while (tmp.value.len && cc_lws(tmp.value.s[0])) tmp.value.s++, tmp.value.len--;
+                    while (tmp.value.len && cc_lws(tmp.value.s[tmp.value.len - 1])) tmp.value.len--;
+                    eager(m, &tmp, st);
+                }
+                continue;
+            }
+        }
         if (m->header_count == m->header_cap) {
-            if (m->header_cap >= lim->max_headers) return fail(err, "Too Many Headers", 513, false);
             uint32_t ncap = m->header_cap * 2;
-            if (ncap > lim->max_headers) ncap = lim->max_headers;
+            uint32_t limit = st->over_headers ? lim->max_headers + 4 : lim->max_headers;
+            if (ncap > limit) ncap = limit;
             struct sip_header *nh = arena_alloc(arena, ncap * sizeof(struct sip_header));
             if (!nh) return fail(err, "Out of Memory", 500, false);
             memcpy(nh, m->headers, m->header_count * sizeof(struct sip_header));
@@ -459,7 +680,8 @@ static int parse_all(const char *buf, size_t len, arena_t *arena, const struct s
         while (vs < le && cc_lws(*vs)) vs++;
         while (le > vs && cc_lws(le[-1])) le--;
         struct sip_header *h = &m->headers[m->header_count];
-        h->type = sip_hdr_lookup(ns, (size_t)(ne - ns));
+        h->type = type;
+        if (type == SIP_HDR_VIA) st->via_lines++;
         h->name = (str_t){ns, (size_t)(ne - ns)};
         h->value = (str_t){vs, (size_t)(le - vs)};
         if (m->first[h->type] < 0) m->first[h->type] = (int32_t)m->header_count;
@@ -485,10 +707,6 @@ static int parse_all(const char *buf, size_t len, arena_t *arena, const struct s
     }
     m->len = (size_t)(m->body.s + m->body.len - start);
 
-    /* A malformed CSeq is not copied into a 400: every response we build must
-     * parse again (the fuzz target checks it), and the sender could not match
-     * it anyway. Such a request is dropped and logged by the transport. */
-    bool top_ok = m->via_count > 0 && !st->via_bad && st->from_ok && st->to_ok && st->callid_ok && st->cseq_ok;
     if (m->is_request && st->cseq_ok &&
         (m->cseq.method_name.len != m->method_name.len ||
          memcmp(m->cseq.method_name.s, m->method_name.s, m->method_name.len) != 0))
@@ -505,7 +723,7 @@ static int parse_all(const char *buf, size_t len, arena_t *arena, const struct s
         else if (m->first[SIP_HDR_CSEQ] < 0)
             defer(st, "Missing CSeq", 400);
     }
-    if (st->reason) return fail(err, st->reason, st->status, m->is_request && top_ok);
+    if (st->reason) return fail(err, st->reason, st->status, m->is_request && answerable(m, arena, lim, st));
     if (err) err->can_answer = m->is_request;
     return 0;
 }

@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/sock_diag.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -477,6 +478,24 @@ int transport_send(struct transport *t, struct transport_dest *dest, const void 
 
 int transport_close_conn(struct transport *t, uint64_t conn_id) { return tcp_close_conn(t, conn_id); }
 
+uint32_t transport_udp_rx_queue_pct(const struct transport *t)
+{
+    uint32_t most = 0;
+    for (uint32_t i = 0; t && i < t->listener_count; i++) {
+        const struct listener *l = t->listeners[i];
+        uv_os_fd_t fd;
+        if (l->proto != SIP_TRANSPORT_UDP || uv_fileno(&l->h.handle, &fd) != 0) continue;
+        uint32_t mem[SK_MEMINFO_VARS];
+        socklen_t len = sizeof(mem);
+        if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mem, &len) != 0 || len < sizeof(uint32_t) * (SK_MEMINFO_RCVBUF + 1))
+            continue;
+        if (mem[SK_MEMINFO_RCVBUF] == 0) continue;
+        uint64_t pct = (uint64_t)mem[SK_MEMINFO_RMEM_ALLOC] * 100u / mem[SK_MEMINFO_RCVBUF];
+        if (pct > most) most = pct > 100 ? 100 : (uint32_t)pct;
+    }
+    return most;
+}
+
 static bool addr_is_wildcard(const struct sockaddr_storage *a)
 {
     if (a->ss_family == AF_INET) return ((const struct sockaddr_in *)a)->sin_addr.s_addr == htonl(INADDR_ANY);
@@ -675,10 +694,13 @@ void transport_deliver(struct transport *t, const char *data, size_t len, const 
             return;
         }
         if (!err.can_answer) {
-            /* Without Via/From/To/Call-ID/CSeq no response can be formed. */
+            /* Without a usable Via, From, To or CSeq no response can be
+             * formed. Over TCP the connection is closed rather than leave
+             * the client waiting for an answer that will not come (issue 9). */
             t->stats.dropped++;
-            log_warn_rl("malformed request from %s %s dropped (cannot answer): %s", transport_name(o->proto),
-                     o->src_text, reason);
+            log_warn_rl("malformed request from %s %s dropped (cannot answer): %s%s", transport_name(o->proto),
+                     o->src_text, reason, o->proto == SIP_TRANSPORT_TCP ? ", closing the connection" : "");
+            if (o->proto == SIP_TRANSPORT_TCP) tcp_close_conn(t, o->conn_id);
             return;
         }
         log_warn_rl("malformed request from %s %s: %s (answering %d)", transport_name(o->proto), o->src_text, reason,
@@ -686,6 +708,7 @@ void transport_deliver(struct transport *t, const char *data, size_t len, const 
         if (via_stamp(&msg, &t->arena, o->src) != 0) {
             t->stats.dropped++;
             log_warn_rl("malformed request from %s %s dropped: unusable Via", transport_name(o->proto), o->src_text);
+            if (o->proto == SIP_TRANSPORT_TCP) tcp_close_conn(t, o->conn_id);
             return;
         }
         rx.msg = &msg;

@@ -160,6 +160,11 @@ int transport_response_dest(const struct transport_rx *rx, struct transport_dest
 int transport_close_conn(struct transport *t, uint64_t conn_id);
 void transport_get_stats(const struct transport *t, struct transport_stats *out);
 
+/* How full the fullest UDP listener's receive queue is, in percent of its
+ * socket buffer (SO_MEMINFO; 0 when unknown). One getsockopt per UDP
+ * listener: for periodic sampling (overload control), not per message. */
+uint32_t transport_udp_rx_queue_pct(const struct transport *t);
+
 /* Helpers shared with upper layers. */
 /* Numeric host (brackets allowed) + port -> address. 0, or -1 when not numeric. */
 int transport_addr_parse(const char *host, size_t host_len, uint16_t port, struct sockaddr_storage *out);

@@ -4,6 +4,13 @@
  *                                 \-(300-699)-> Completed (G, H) -ACK-> Confirmed --I--> gone
  * non-INVITE: Trying -(1xx)-> Proceeding -(final)-> Completed --J--> gone
  *
+ * Stateless finals (txn_respond_stateless, txn_reject): the response goes
+ * out once and the transaction ends at once, INVITE included (no G, H, I);
+ * its To tag starts with the layer's random prefix, which is how the ACK
+ * for it is recognised and absorbed. Over [sip] max_server_transactions
+ * live transactions, a new request is answered 503 statelessly before any
+ * transaction exists.
+ *
  * Matching (§17.2.3): branch with the magic cookie + sent-by + method (ACK
  * maps to INVITE); without the cookie, the RFC 2543 rules (Request-URI, tags,
  * Call-ID, CSeq, top Via). The request is borrowed from the transport during
@@ -13,6 +20,7 @@
 #include "txn/txn_int.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -250,6 +258,18 @@ static void server_handed_over(struct txn *t)
 static int server_send(struct txn *t, int status, const void *data, size_t len)
 {
     struct txn_layer *l = t->layer;
+    if (status >= 200 && t->stateless && t->state != TXN_ACCEPTED) {
+        /* Sent once from the caller's buffer; nothing is kept. */
+        t->last_status = status;
+        int rc = l->ops.send(l->ops.user, &t->dest, data, len);
+        if (rc < 0) {
+            server_transport_error(t, rc);
+            return rc;
+        }
+        l->stats.stateless_finals++;
+        server_handed_over(t);
+        return 0;
+    }
     if (status >= 200 && !t->invite && !t->reliable && !t->rfc2543) {
         /* Sent straight from the caller's buffer; the record keeps the copy. */
         t->last_status = status;
@@ -258,7 +278,7 @@ static int server_send(struct txn *t, int status, const void *data, size_t len)
             server_transport_error(t, rc);
             return rc;
         }
-        if (t->stateless || txn_done_add(l, t, data, len) == 0) {
+        if (txn_done_add(l, t, data, len) == 0) {
             server_handed_over(t);
             return 0;
         }
@@ -318,6 +338,11 @@ int txn_respond(struct txn *t, int status, const char *reason, str_t to_tag, con
     if (t->state == TXN_ACCEPTED) return server_send(t, status, t->bytes, t->bytes_len);
     if (!t->req) return -EINVAL;
     struct txn_layer *l = t->layer;
+    char sl_tag[TXN_SL_TAG_SIZE];
+    if (t->stateless && status >= 200 && t->req->to.tag.len == 0) {
+        txn_sl_tag(l, t->req, sl_tag); /* the ACK is recognised by it */
+        to_tag = str_from_cstr(sl_tag);
+    }
     sbuf_clear(&l->sb);
     if (sip_build_response(t->req, status, reason, to_tag, extra_headers, n_extra, content_type, body, &l->sb) != 0 ||
         l->sb.failed) {
@@ -336,6 +361,33 @@ int txn_respond_stateless(struct txn *t, int status, const char *reason, str_t t
     if (t && !t->client && status >= 200) t->stateless = true;
     int rc = txn_respond(t, status, reason, to_tag, extra_headers, n_extra, content_type, body);
     if (t && rc != 0 && !t->client && t->state != TXN_TERMINATED) t->stateless = false;
+    return rc;
+}
+
+int txn_reject(struct txn *t, int status, const char *reason, str_t to_tag, const str_t *extra_headers, size_t n_extra,
+               str_t content_type, str_t body)
+{
+    const struct sip_msg *req = txn_request(t);
+    bool stateless = req && status >= 300 && req->to.tag.len == 0 && t->last_status == 0;
+    return (stateless ? txn_respond_stateless : txn_respond)(t, status, reason, to_tag, extra_headers, n_extra,
+                                                             content_type, body);
+}
+
+int txn_layer_reply_stateless(struct txn_layer *l, const struct transport_rx *rx, int status, const char *reason,
+                              const str_t *extra_headers, size_t n_extra)
+{
+    struct transport_dest dest;
+    if (!l || !rx || !rx->msg || !rx->msg->is_request) return -EINVAL;
+    if (transport_response_dest(rx, &dest) != 0) return -EINVAL;
+    char sl_tag[TXN_SL_TAG_SIZE];
+    txn_sl_tag(l, rx->msg, sl_tag);
+    sbuf_clear(&l->sb);
+    if (sip_build_response(rx->msg, status, reason, str_from_cstr(sl_tag), extra_headers, n_extra, STR_NULL,
+                           STR_NULL, &l->sb) != 0 ||
+        l->sb.failed)
+        return l->sb.failed ? -ENOMEM : -EINVAL;
+    int rc = l->ops.send(l->ops.user, &dest, l->sb.data, l->sb.len);
+    if (rc == 0) l->stats.stateless_finals++;
     return rc;
 }
 
@@ -433,6 +485,11 @@ static void server_ack(struct txn_layer *l, struct txn *t, const struct transpor
         l->stats.retransmissions_absorbed++;
         return;
     default: /* Accepted (RFC 6026: the ACK for the 2xx goes to the TU) or no transaction */
+        if (!t && txn_sl_tag_is_ours(l, rx->msg->to.tag)) {
+            /* The ACK for a final we sent statelessly (§17.2.1's job, done without state). */
+            l->stats.stateless_acks_absorbed++;
+            return;
+        }
         if (l->ops.on_ack) l->ops.on_ack(l->ops.user, rx);
         return;
     }
@@ -518,6 +575,29 @@ static int server_create(struct txn_layer *l, const struct transport_rx *rx)
     return 0;
 }
 
+/* A new request while max_server transactions live: 503 + Retry-After
+ * (RFC 3261 §21.5.4), stateless, the TU never sees it. One warning a second
+ * at most, with the count of those not logged. */
+static void refuse_over_cap(struct txn_layer *l, const struct transport_rx *rx)
+{
+    l->stats.refused_over_cap++;
+    char line[32];
+    snprintf(line, sizeof(line), "Retry-After: %u", l->cfg.retry_after_s);
+    str_t extra = str_from_cstr(line);
+    int rc = txn_layer_reply_stateless(l, rx, 503, "Service Unavailable", &extra, 1);
+    uint64_t now = txn_now(l);
+    if (l->cap_log_ms && now - l->cap_log_ms < 1000) {
+        l->cap_log_suppressed++;
+        return;
+    }
+    log_warn("%.*s from %s %s: %u server transactions live ([sip] max_server_transactions), answering 503%s "
+             "(%llu more refused since the last warning)",
+             STR_FMT(rx->msg->method_name), transport_name(rx->proto), rx->src_text, l->stats.server_live,
+             rc == 0 ? "" : " failed", (unsigned long long)l->cap_log_suppressed);
+    l->cap_log_ms = now ? now : 1;
+    l->cap_log_suppressed = 0;
+}
+
 int txn_server_receive(struct txn_layer *l, const struct transport_rx *rx)
 {
     const struct sip_msg *m = rx->msg;
@@ -533,5 +613,9 @@ int txn_server_receive(struct txn_layer *l, const struct transport_rx *rx)
     if (m->method != SIP_INVITE && txn_branch_is_3261(m->via.branch) &&
         txn_done_receive(l, m, server_hash(m, m->method, true)))
         return 0;
+    if (l->cfg.max_server && l->stats.server_live >= l->cfg.max_server) {
+        refuse_over_cap(l, rx);
+        return 0;
+    }
     return server_create(l, rx);
 }

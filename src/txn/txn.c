@@ -129,6 +129,14 @@ struct txn_layer *txn_layer_new(struct timer_service *timers, const struct txn_c
     }
     arena_init(&l->scratch, l->scratch_mem, SCRATCH_BYTES);
     timer_node_init(&l->done.timer);
+    if (!l->cfg.retry_after_s) l->cfg.retry_after_s = 10;
+    /* Random per run, so that a peer cannot make an ACK we would swallow. */
+    char b[TXN_BRANCH_SIZE];
+    txn_new_branch(b);
+    memcpy(l->sl_prefix, b + sizeof(TXN_BRANCH_COOKIE) - 1, sizeof(l->sl_prefix) - 1);
+    for (size_t i = 0; i + 1 < sizeof(l->sl_prefix); i++)
+        if (l->sl_prefix[i] == '.' || l->sl_prefix[i] == '-') l->sl_prefix[i] = 'x';
+    l->sl_prefix[sizeof(l->sl_prefix) - 1] = '\0';
     return l;
 }
 
@@ -152,6 +160,22 @@ void txn_layer_stats(const struct txn_layer *l, struct txn_stats *out)
     *out = l->stats;
     out->server_completed = (uint32_t)l->done.count;
     out->server_completed_bytes = l->done.bytes;
+    out->server_max = l->cfg.max_server;
+}
+
+void txn_sl_tag(const struct txn_layer *l, const struct sip_msg *m, char out[TXN_SL_TAG_SIZE])
+{
+    uint32_t h = txn_key_hash(m->via.branch, SIP_METHOD_UNKNOWN, str_hash(m->call_id) ^ str_hash(m->from.tag));
+    static const char hex[] = "0123456789abcdef";
+    memcpy(out, l->sl_prefix, 10);
+    out[10] = '.';
+    for (int i = 0; i < 8; i++) out[11 + i] = hex[(h >> (28 - 4 * i)) & 15];
+    out[19] = '\0';
+}
+
+bool txn_sl_tag_is_ours(const struct txn_layer *l, str_t tag)
+{
+    return tag.len == TXN_SL_TAG_SIZE - 1 && memcmp(tag.s, l->sl_prefix, 10) == 0 && tag.s[10] == '.';
 }
 
 /* Branches must be unique in space and time (RFC 3261 §8.1.1.7) and hard to

@@ -42,6 +42,11 @@ struct txn_config {
     uint32_t trying_ms;               /* auto 100 Trying for INVITE, 0: 200 (§17.2.1) */
     uint32_t timer_d_ms;              /* 0: 32000 (§17.1.1.2, UDP) */
     struct sip_parse_limits limits;   /* for re-parsing kept requests; zero: defaults */
+    /* Live server transactions (Timer J records included) beyond which a
+     * new request is answered 503 with Retry-After, statelessly, and never
+     * reaches the TU. 0: no cap. */
+    uint32_t max_server;
+    uint32_t retry_after_s;           /* in that 503; 0: 10 */
 };
 
 struct txn_layer_ops {
@@ -97,6 +102,10 @@ struct txn_stats {
      * compact form for Timer J, and the bytes they take (keys + responses). */
     uint32_t server_completed;
     uint64_t server_completed_bytes;
+    uint32_t server_max;                 /* the cap (0: none) */
+    uint64_t refused_over_cap;           /* 503s sent because server_live reached the cap */
+    uint64_t stateless_finals;           /* finals sent keeping no state (txn_respond_stateless/txn_reject) */
+    uint64_t stateless_acks_absorbed;    /* ACKs for those finals, dropped by their To tag */
 };
 
 struct txn_layer *txn_layer_new(struct timer_service *timers, const struct txn_config *cfg,
@@ -131,14 +140,29 @@ void txn_new_branch(char buf[TXN_BRANCH_SIZE]);
  * error (the transaction then terminates, RFC 3261 §17.2.4). */
 int txn_respond(struct txn *st, int status, const char *reason, str_t to_tag, const str_t *extra_headers,
                 size_t n_extra, str_t content_type, str_t body);
-/* txn_respond for a final response to a non-INVITE request over UDP that
- * keeps nothing for Timer J: the transaction ends once the response is sent,
- * and a retransmission of the request is a new transaction, answered anew.
- * RFC 3261 §8.2.7 allows a UAS this stateless behaviour; it is meant for
- * challenges (a 401 costs no record, and the retransmission gets a fresh
- * nonce). Elsewhere (INVITE, TCP, provisional) it is plain txn_respond. */
+/* txn_respond for a final response that keeps nothing: the response is
+ * sent once and the transaction ends (RFC 3261 §8.2.7 lets a UAS answer
+ * statelessly). A retransmission of the request is a new transaction,
+ * answered anew (a 401 then carries a fresh nonce). For INVITE this means no
+ * Timer G retransmissions and no waiting for the ACK: the response carries a
+ * To tag the layer makes (when the request had none; to_tag is then
+ * ignored), and an ACK that comes back with that tag and matches no
+ * transaction is absorbed here, never given to ops.on_ack. Provisional
+ * responses are plain txn_respond. */
 int txn_respond_stateless(struct txn *st, int status, const char *reason, str_t to_tag, const str_t *extra_headers,
                           size_t n_extra, str_t content_type, str_t body);
+/* How a request is refused (issue 9: state and retransmissions for
+ * strangers): a final >= 300 to a request from outside a dialog (no To tag)
+ * that got no response yet is sent statelessly (txn_respond_stateless), so
+ * a refusal costs one datagram and no memory; anything else (a provisional
+ * went out, a forwarded INVITE's final, in-dialog, 2xx) is txn_respond. */
+int txn_reject(struct txn *st, int status, const char *reason, str_t to_tag, const str_t *extra_headers,
+               size_t n_extra, str_t content_type, str_t body);
+/* Answers a request that has no transaction (a malformed one, one refused
+ * over the cap) once, with the layer's stateless To tag (so its ACK is
+ * absorbed) and extra header lines. 0 or a negative errno. */
+int txn_layer_reply_stateless(struct txn_layer *layer, const struct transport_rx *rx, int status, const char *reason,
+                              const str_t *extra_headers, size_t n_extra);
 /* Sends a response the TU printed itself (a proxy forwarding one). */
 int txn_respond_bytes(struct txn *st, int status, const void *data, size_t len);
 /* The request, or NULL once the final response is sent. */

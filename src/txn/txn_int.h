@@ -107,7 +107,16 @@ struct txn_layer {
     char *scratch_mem;
     arena_t scratch;                /* parsing kept bytes on rare paths */
     struct txn_done_log done;
+    char sl_prefix[11];             /* To tags of stateless finals start with it */
+    uint64_t cap_log_ms;            /* last "over the cap" warning */
+    uint64_t cap_log_suppressed;    /* refusals since, not logged one by one */
 };
+
+/* A stateless final's To tag: sl_prefix, '.', 8 hex digits of the request's
+ * branch / Call-ID / From tag (RFC 3261 §19.3: unique enough per request). */
+#define TXN_SL_TAG_SIZE 20          /* 10 + 1 + 8 + NUL */
+void txn_sl_tag(const struct txn_layer *l, const struct sip_msg *m, char out[TXN_SL_TAG_SIZE]);
+bool txn_sl_tag_is_ours(const struct txn_layer *l, str_t tag);
 
 /* txn.c */
 uint64_t txn_now(struct txn_layer *l);

@@ -113,6 +113,27 @@ static void test_sustained_busy_loop_refuses(void **state)
     assert_int_equal(overload_check(&o, 2300, NULL, true), OVERLOAD_ADMIT);
 }
 
+/* A loop busy all the time that still empties its UDP socket keeps up: only
+ * a busy loop whose receive queue fills is overloaded. Lag counts either way. */
+static void test_busy_counts_only_with_a_filling_queue(void **state)
+{
+    (void)state;
+    struct overload_config c = quiet_config(); /* max_rx_queue 50 % by default */
+    struct overload o;
+    overload_init(&o, &c, 1);
+    for (uint64_t t = 1000; t <= 1500; t += 100) overload_note_loop_rxq(&o, t, 0, 100, 10);
+    assert_false(overload_loop_overloaded(&o, 1500));
+    assert_int_equal(overload_check(&o, 1500, NULL, true), OVERLOAD_ADMIT);
+    assert_int_equal(o.stats.rx_queue_pct, 10);
+    for (uint64_t t = 1600; t <= 1800; t += 100) overload_note_loop_rxq(&o, t, 0, 100, 60);
+    assert_true(overload_loop_overloaded(&o, 1800));
+    assert_int_equal(overload_check(&o, 1800, NULL, true), OVERLOAD_LOOP);
+    /* With an empty queue, a late timer is still overload. */
+    overload_init(&o, &c, 1);
+    for (uint64_t t = 1000; t <= 1200; t += 100) overload_note_loop_rxq(&o, t, 900, 0, 0);
+    assert_true(overload_loop_overloaded(&o, 1200));
+}
+
 static void test_queue_depths(void **state)
 {
     (void)state;
@@ -218,7 +239,7 @@ static void test_config_keys(void **state)
     assert_int_equal(c.gb.catalog_concurrency, 32);
     assert_int_equal(load_ini(&c,
                               "[overload]\nenabled = no\nmax_loop_lag_ms = 100\nmax_loop_busy = 0\nloop_samples = 5\n"
-                              "hold_ms = 500\nmax_server_transactions = 7\nmax_store_backlog = 8\n"
+                              "hold_ms = 500\nmax_working_transactions = 7\nmax_store_backlog = 8\n"
                               "max_register_rate = 9\nretry_after_min = 10\nretry_after_max = 20\n"
                               "[gb]\ncatalog_concurrency = 3\n",
                               err, sizeof(err)),
@@ -249,6 +270,7 @@ int main(void)
         cmocka_unit_test(test_one_bad_sample_is_not_overload),
         cmocka_unit_test(test_sustained_lag_refuses_then_recovers),
         cmocka_unit_test(test_sustained_busy_loop_refuses),
+        cmocka_unit_test(test_busy_counts_only_with_a_filling_queue),
         cmocka_unit_test(test_queue_depths),
         cmocka_unit_test(test_rate_cap_is_a_token_bucket),
         cmocka_unit_test(test_retry_after_is_spread_over_the_range),

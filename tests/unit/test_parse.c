@@ -734,11 +734,11 @@ static const struct bad_case bad_cases[] = {
     {"overlarge CSeq (scalar02)",
      "REGISTER sip:example.com SIP/2.0\n" GOOD_TAIL "CSeq: 36893488147419103232 REGISTER\n"
      "Via: SIP/2.0/TCP host129.example.com;branch=z9hG4bK342sdfoi3\nContent-Length: 0\n\n",
-     "Bad CSeq", 400, false},
+     "Bad CSeq", 400, true},
     {"CSeq of 2**31",
      "REGISTER sip:example.com SIP/2.0\n" GOOD_TAIL "CSeq: 2147483648 REGISTER\n"
      "Via: SIP/2.0/TCP host129.example.com;branch=z9hG4bK342sdfoi3\nContent-Length: 0\n\n",
-     "Bad CSeq", 400, false},
+     "Bad CSeq", 400, true},
     {"Max-Forwards over 255",
      "REGISTER sip:example.com SIP/2.0\nTo: <sip:bob@example.com>\nFrom: <sip:alice@example.com>;tag=1\n"
      "Call-ID: mf\nMax-Forwards: 300\nCSeq: 1 REGISTER\n"
@@ -758,7 +758,7 @@ static const struct bad_case bad_cases[] = {
      "INVITE sip:user@example.com SIP/2.0\nTo: \"Mr. J. User <sip:j.user@example.com>\n"
      "From: sip:caller@example.net;tag=93334\nMax-Forwards: 10\nCall-ID: quotbal.aksdj\nCSeq: 1 INVITE\n"
      "Via: SIP/2.0/UDP 192.0.2.59:5050;branch=z9hG4bKkdjuw39234\nContent-Length: 0\n\n",
-     "Bad To", 400, false},
+     "Bad To", 400, true},
     {"<> around the Request-URI (ltgtruri)",
      "INVITE <sip:user@example.com> SIP/2.0\n" GOOD_TAIL "CSeq: 23 INVITE\n"
      "Via: SIP/2.0/UDP 192.0.2.5;branch=z9hG4bKkdjuw\nContent-Length: 0\n\n",
@@ -766,15 +766,15 @@ static const struct bad_case bad_cases[] = {
     {"LWS inside the Request-URI (lwsruri)",
      "INVITE sip:user@example.com; lr SIP/2.0\n" GOOD_TAIL "CSeq: 1 INVITE\n"
      "Via: SIP/2.0/UDP 192.0.2.25;branch=z9hG4bKkdjuw\nContent-Length: 0\n\n",
-     "Bad Request Line", 400, false},
+     "LWS in Request-URI", 400, true},
     {"several SP between request-line elements (lwsstart)",
      "INVITE  sip:user@example.com  SIP/2.0\n" GOOD_TAIL "CSeq: 1 INVITE\n"
      "Via: SIP/2.0/UDP 192.0.2.25;branch=z9hG4bKkdjuw\nContent-Length: 0\n\n",
-     "Bad Request Line", 400, false},
+     "Extra Spaces in Request-Line", 400, true},
     {"SP after the SIP version (trws)",
      "OPTIONS sip:remote-target@example.com SIP/2.0  \n" GOOD_TAIL "CSeq: 1 OPTIONS\n"
      "Via: SIP/2.0/TCP host1.example.com;branch=z9hG4bK299342093\nContent-Length: 0\n\n",
-     "Bad Request Line", 400, false},
+     "Trailing Space in Request-Line", 400, true},
     {"escaped headers in the Request-URI (escruri)",
      "INVITE sip:user@example.com?Route=%3Csip:example.com%3E SIP/2.0\n" GOOD_TAIL "CSeq: 1 INVITE\n"
      "Via: SIP/2.0/UDP host5.example.com;branch=z9hG4bKkdjuw\nContent-Length: 0\n\n",
@@ -790,7 +790,7 @@ static const struct bad_case bad_cases[] = {
      "Max-Forwards: 70\nFrom: Bell, Alexander <sip:a.g.bell@example.com>;tag=43\n"
      "To: Watson, Thomas <sip:t.watson@example.org>\nCall-ID: baddn.31415@c.example.com\n"
      "CSeq: 3923239 OPTIONS\nl: 0\n\n",
-     "Bad From", 400, false},
+     "Bad From", 400, true},
     {"unknown SIP version (badvers)",
      "OPTIONS sip:t.watson@example.org SIP/7.0\nVia: SIP/2.0/UDP c.example.com;branch=z9hG4bKkdjuw\n"
      "Max-Forwards: 70\nFrom: A. Bell <sip:a.g.bell@example.com>;tag=qweoiqpe\n"
@@ -825,7 +825,7 @@ static const struct bad_case bad_cases[] = {
     {"missing Call-ID (insuf)",
      "INVITE sip:user@example.com SIP/2.0\nTo: sip:j.user@example.com\nFrom: sip:caller@example.net;tag=134161461246\n"
      "Max-Forwards: 7\nCSeq: 1 INVITE\nVia: SIP/2.0/UDP 192.0.2.15;branch=z9hG4bKkdjuw\nl: 0\n\n",
-     "Missing Call-ID", 400, false},
+     "Missing Call-ID", 400, true},
     {"missing From",
      "INVITE sip:user@example.com SIP/2.0\nTo: sip:j.user@example.com\nCall-ID: nf\n"
      "CSeq: 1 INVITE\nVia: SIP/2.0/UDP 192.0.2.15;branch=z9hG4bKkdjuw\nl: 0\n\n",
@@ -866,11 +866,11 @@ static const struct bad_case bad_cases[] = {
     {"Call-ID with white space",
      "OPTIONS sip:user@example.com SIP/2.0\nTo: <sip:bob@example.com>\nFrom: <sip:alice@example.com>;tag=1\n"
      "Call-ID: two words\nCSeq: 1 OPTIONS\nVia: SIP/2.0/UDP h.example.com;branch=z9hG4bK1\nl: 0\n\n",
-     "Bad Call-ID", 400, false},
+     "Bad Call-ID", 400, true},
     {"CSeq without method",
      "OPTIONS sip:user@example.com SIP/2.0\n" GOOD_TAIL "CSeq: 1\n"
      "Via: SIP/2.0/UDP h.example.com;branch=z9hG4bK1\nl: 0\n\n",
-     "Bad CSeq", 400, false},
+     "Bad CSeq", 400, true},
     {"a malformed second Via (it would go back in the response)",
      "OPTIONS sip:user@example.com SIP/2.0\n" GOOD_TAIL "CSeq: 1 OPTIONS\n"
      "Via: SIP/2.0/UDP h.example.com;branch=z9hG4bK1\nVia: SIP/2.0/UDP ;branch=z9hG4bK0\nl: 0\n\n",
@@ -924,7 +924,7 @@ static const struct bad_case bad_cases[] = {
      "OPTIONS sip:user@example.com SIP/2.0\nTo: <sip:bob@example.com>\n"
      "From: <sip:user@example.com>;tag=\nCall-ID: rb\nCSeq: 1 OPTIONS\n"
      "Via: SIP/2.0/UDP h.example.com;branch=z9hG4bK1\nl: 0\n\n",
-     "Bad From", 400, false},
+     "Bad From", 400, true},
     {"Content-Type without subtype",
      "MESSAGE sip:user@example.com SIP/2.0\n" GOOD_TAIL "CSeq: 1 MESSAGE\nContent-Type: text\n"
      "Via: SIP/2.0/UDP h.example.com;branch=z9hG4bK1\nl: 2\n\nhi",
@@ -934,16 +934,17 @@ static const struct bad_case bad_cases[] = {
 static void test_invalid_messages(void **state)
 {
     (void)state;
+    int wrong = 0;
     for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
         const struct bad_case *bc = &bad_cases[i];
         struct pctx *c = parse_text(bc->text);
         if (c->rc == 0) fail_msg("case \"%s\": parsed, want \"%s\"", bc->name, bc->reason);
-        if (strcmp(c->err.reason, bc->reason) != 0)
-            fail_msg("case \"%s\": reason \"%s\", want \"%s\"", bc->name, c->err.reason, bc->reason);
-        if (c->err.status != bc->status)
-            fail_msg("case \"%s\": status %d, want %d", bc->name, c->err.status, bc->status);
-        if (c->err.can_answer != bc->can_answer)
-            fail_msg("case \"%s\": can_answer %d, want %d", bc->name, c->err.can_answer, bc->can_answer);
+        if (strcmp(c->err.reason, bc->reason) != 0 || c->err.status != bc->status ||
+            c->err.can_answer != bc->can_answer) {
+            print_message("case \"%s\": %d \"%s\" can_answer %d, want %d \"%s\" can_answer %d\n", bc->name,
+                          c->err.status, c->err.reason, c->err.can_answer, bc->status, bc->reason, bc->can_answer);
+            wrong++;
+        }
         if (c->err.can_answer) {
             /* enough is there to build the 400 */
             sbuf_t out;
@@ -956,6 +957,183 @@ static void test_invalid_messages(void **state)
         }
         pctx_free(c);
     }
+    assert_int_equal(wrong, 0);
+}
+
+/* Builds the response to a refused request and parses it again (the fuzz
+ * target's invariant); returns the response's model in c2. */
+static struct pctx *answer_of(struct pctx *c)
+{
+    sbuf_t out;
+    sbuf_init(&out);
+    str_t server = STR_LIT("Server: test");
+    assert_int_equal(sip_build_response(&c->m, c->err.status, c->err.reason, STR_LIT("x1"), &server, 1, STR_NULL,
+                                        STR_NULL, &out),
+                     0);
+    struct pctx *r = parse_raw(out.data, out.len);
+    sbuf_free(&out);
+    assert_parse_ok(r);
+    assert_false(r->m.is_request);
+    assert_int_equal(r->m.status, c->err.status);
+    return r;
+}
+
+/* Issue 9: requests RFC 4475 says deserve an answer were dropped (a TCP
+ * client then waited forever). Each is refused with a reason that names the
+ * fault, and the response built from the repaired model parses again. */
+static void test_refused_but_answered(void **state)
+{
+    (void)state;
+    static const char via[] = "Via: SIP/2.0/UDP 192.0.2.7:5060;branch=z9hG4bKans\n";
+    static const char tail[] = "From: <sip:a@example.com>;tag=f1\nTo: <sip:b@example.com>\nCall-ID: ans-1\n";
+    char text[16384];
+
+    /* §3.1.2.6: To with an unterminated quote -> To: <URI> in the 400 */
+    snprintf(text, sizeof(text),
+             "INVITE sip:b@example.com SIP/2.0\n%sFrom: <sip:a@example.com>;tag=f1\n"
+             "To: \"Mr. B <sip:b@example.com>;tag=tt9\nCall-ID: q1\nCSeq: 4 INVITE\nl: 0\n\n", via);
+    struct pctx *c = parse_text(text);
+    assert_int_equal(c->rc, -1);
+    assert_string_equal(c->err.reason, "Bad To");
+    assert_true(c->err.can_answer);
+    struct pctx *r = answer_of(c);
+    assert_str(r->m.to.uri.user, "b");
+    assert_str(r->m.to.tag, "tt9");
+    assert_str(r->m.call_id, "q1");
+    assert_int_equal(r->m.cseq.number, 4);
+    pctx_free(r);
+    pctx_free(c);
+
+    /* §3.1.2.4: CSeq over 2**32-1 -> 400, the response carries "0 REGISTER" */
+    snprintf(text, sizeof(text), "REGISTER sip:example.com SIP/2.0\n%s%sCSeq: 36893488147419103232 REGISTER\nl: 0\n\n",
+             via, tail);
+    c = parse_text(text);
+    assert_string_equal(c->err.reason, "Bad CSeq");
+    assert_true(c->err.can_answer);
+    r = answer_of(c);
+    assert_int_equal(r->m.cseq.number, 0);
+    assert_int_equal(r->m.cseq.method, SIP_REGISTER);
+    assert_str(r->m.call_id, "ans-1");
+    pctx_free(r);
+    pctx_free(c);
+
+    /* no Call-ID: 400 "Missing Call-ID" with a stand-in */
+    snprintf(text, sizeof(text),
+             "OPTIONS sip:b@example.com SIP/2.0\n%sFrom: <sip:a@example.com>;tag=f1\nTo: <sip:b@example.com>\n"
+             "CSeq: 1 OPTIONS\nl: 0\n\n", via);
+    c = parse_text(text);
+    assert_string_equal(c->err.reason, "Missing Call-ID");
+    assert_true(c->err.can_answer);
+    r = answer_of(c);
+    assert_true(r->m.call_id.len > 0);
+    assert_str(r->m.via.branch, "z9hG4bKans");
+    pctx_free(r);
+    pctx_free(c);
+
+    /* §3.1.2.8-10: request-line spacing; the version is still checked first */
+    static const struct { const char *line, *reason; int status; } lines[] = {
+        {"OPTIONS  sip:b@example.com SIP/2.0", "Extra Spaces in Request-Line", 400},
+        {"OPTIONS sip:b@example.com  SIP/2.0", "Extra Spaces in Request-Line", 400},
+        {"OPTIONS sip:b@example.com SIP/2.0 ", "Trailing Space in Request-Line", 400},
+        {"OPTIONS sip:b@example.com; lr SIP/2.0", "LWS in Request-URI", 400},
+        {"OPTIONS  sip:b@example.com SIP/7.0", "Version Not Supported", 505},
+        {"OPTIONS sip:b@example.com SIP/7.0", "Version Not Supported", 505},
+    };
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+        snprintf(text, sizeof(text), "%s\n%s%sCSeq: 1 OPTIONS\nl: 0\n\n", lines[i].line, via, tail);
+        c = parse_text(text);
+        assert_int_equal(c->rc, -1);
+        assert_string_equal(c->err.reason, lines[i].reason);
+        assert_int_equal(c->err.status, lines[i].status);
+        assert_true(c->err.can_answer);
+        pctx_free(answer_of(c));
+        pctx_free(c);
+    }
+    /* still fatal: no version at the end, nothing between method and version */
+    c = parse_text("OPTIONS sip:b@example.com SIP/2.0 x\nl: 0\n\n");
+    assert_string_equal(c->err.reason, "Bad Request Line");
+    assert_false(c->err.can_answer);
+    pctx_free(c);
+    c = parse_text("OPTIONS   SIP/2.0\nl: 0\n\n");
+    assert_string_equal(c->err.reason, "Bad Request Line");
+    pctx_free(c);
+
+    /* Accept must be a list of media ranges (RFC 3261 §20.1) */
+    static const char *accepts_ok[] = {"application/sdp", "application/sdp, text/plain;charset=utf-8",
+                                       "*/*", "text/*;q=0.5", "application / sdp ; level = 1", ""};
+    static const char *accepts_bad[] = {"application", "application, sdp;;q==", "text/", "/sdp",
+                                        "application/sdp,,text/plain", "application/sdp;q="};
+    for (size_t i = 0; i < sizeof(accepts_ok) / sizeof(accepts_ok[0]); i++) {
+        snprintf(text, sizeof(text), "OPTIONS sip:b@example.com SIP/2.0\n%s%sCSeq: 1 OPTIONS\nAccept: %s\nl: 0\n\n",
+                 via, tail, accepts_ok[i]);
+        c = parse_text(text);
+        if (c->rc != 0) fail_msg("Accept: %s refused (%s)", accepts_ok[i], c->err.reason);
+        pctx_free(c);
+    }
+    for (size_t i = 0; i < sizeof(accepts_bad) / sizeof(accepts_bad[0]); i++) {
+        snprintf(text, sizeof(text), "OPTIONS sip:b@example.com SIP/2.0\n%s%sCSeq: 1 OPTIONS\nAccept: %s\nl: 0\n\n",
+                 via, tail, accepts_bad[i]);
+        c = parse_text(text);
+        if (c->rc == 0 || strcmp(c->err.reason, "Bad Accept") != 0) fail_msg("Accept: %s not refused", accepts_bad[i]);
+        assert_true(c->err.can_answer);
+        pctx_free(c);
+    }
+
+    /* more than 128 header fields: 513, answered; even with the fields a
+     * response copies after the limit */
+    int n = snprintf(text, sizeof(text), "OPTIONS sip:b@example.com SIP/2.0\n%s", via);
+    for (int i = 0; i < 140; i++) n += snprintf(text + n, sizeof(text) - (size_t)n, "X-F%d: %d\n", i, i);
+    snprintf(text + n, sizeof(text) - (size_t)n, "%sCSeq: 1 OPTIONS\nl: 0\n\n", tail);
+    c = parse_text(text);
+    assert_string_equal(c->err.reason, "Too Many Headers");
+    assert_int_equal(c->err.status, 513);
+    assert_true(c->err.can_answer);
+    r = answer_of(c);
+    assert_str(r->m.call_id, "ans-1");
+    pctx_free(r);
+    pctx_free(c);
+    /* ... but a Via past the limit cannot be copied: dropped */
+    n = snprintf(text, sizeof(text), "OPTIONS sip:b@example.com SIP/2.0\n%s%sCSeq: 1 OPTIONS\n", via, tail);
+    for (int i = 0; i < 140; i++) n += snprintf(text + n, sizeof(text) - (size_t)n, "X-F%d: %d\n", i, i);
+    snprintf(text + n, sizeof(text) - (size_t)n, "Via: SIP/2.0/UDP 192.0.2.8;branch=z9hG4bKlate\nl: 0\n\n");
+    c = parse_text(text);
+    assert_int_equal(c->err.status, 513);
+    assert_false(c->err.can_answer);
+    pctx_free(c);
+
+    /* one line over 8 KB: 513, answered unless it is a field the response copies */
+    char big[8400];
+    memset(big, 'a', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    snprintf(text, sizeof(text), "OPTIONS sip:b@example.com SIP/2.0\n%s%sCSeq: 1 OPTIONS\nX-Long: %s\nl: 0\n\n", via,
+             tail, big);
+    c = parse_text(text);
+    assert_string_equal(c->err.reason, "Header Too Long");
+    assert_int_equal(c->err.status, 513);
+    assert_true(c->err.can_answer);
+    pctx_free(answer_of(c));
+    pctx_free(c);
+    snprintf(text, sizeof(text), "OPTIONS sip:b@example.com SIP/2.0\n%s%sCSeq: 1 OPTIONS\nSubject: %s\nl: 0\n\n", via,
+             tail, big);
+    c = parse_text(text);
+    assert_true(c->err.can_answer); /* a Subject is not copied */
+    pctx_free(c);
+    snprintf(text, sizeof(text), "OPTIONS sip:b@example.com SIP/2.0\n%sFrom: <sip:a@example.com>;tag=%s\n"
+             "To: <sip:b@example.com>\nCall-ID: x\nCSeq: 1 OPTIONS\nl: 0\n\n", via, big);
+    c = parse_text(text);
+    assert_string_equal(c->err.reason, "Header Too Long");
+    assert_false(c->err.can_answer);
+    pctx_free(c);
+
+    /* nothing to send back: no Via, no From/To, no CSeq */
+    snprintf(text, sizeof(text), "OPTIONS sip:b@example.com SIP/2.0\n%sCSeq: 1 OPTIONS\nl: 0\n\n", tail);
+    c = parse_text(text);
+    assert_false(c->err.can_answer);
+    pctx_free(c);
+    snprintf(text, sizeof(text), "OPTIONS sip:b@example.com SIP/2.0\n%sCall-ID: z\nCSeq: 1 OPTIONS\nl: 0\n\n", via);
+    c = parse_text(text);
+    assert_false(c->err.can_answer);
+    pctx_free(c);
 }
 
 /* Contact-only errors surface on demand (RFC 4475 §3.1.2.13 regbadct). */
@@ -1133,7 +1311,7 @@ static void test_methods_and_reasons(void **state)
     assert_string_equal(sip_reason_phrase(513), "Message Too Large");
     assert_string_equal(sip_reason_phrase(606), "Not Acceptable");
     assert_string_equal(sip_reason_phrase(608), "Rejected");
-    assert_string_equal(sip_reason_phrase(299), "");
+    assert_string_equal(sip_reason_phrase(299), "Success");
     assert_string_equal(sip_reason_phrase(-1), "");
     /* every RFC 3261 §21 code has a phrase */
     static const int rfc3261[] = {100, 180, 181, 182, 183, 200, 300, 301, 302, 305, 380, 400, 401, 402, 403,
@@ -1142,6 +1320,54 @@ static void test_methods_and_reasons(void **state)
                                   513, 600, 603, 604, 606};
     for (size_t i = 0; i < sizeof(rfc3261) / sizeof(rfc3261[0]); i++)
         assert_true(sip_reason_phrase(rfc3261[i])[0] != '\0');
+}
+
+/* Issue 9: the proxy sent "SIP/2.0 478 " (no phrase). Every code 100..699
+ * has a non-empty phrase: its own when registered (and 478, which the proxy
+ * sends as Kamailio does), else its class's name (RFC 3261 §7.2). */
+static void test_reason_phrase_every_code(void **state)
+{
+    (void)state;
+    static const char *const classes[] = {"Provisional", "Success", "Redirection", "Client Error", "Server Error",
+                                          "Global Failure"};
+    int known = 0;
+    for (int code = 100; code <= 699; code++) {
+        const char *p = sip_reason_phrase(code);
+        assert_non_null(p);
+        assert_true(p[0] != '\0');
+        if (sip_reason_phrase_known(code)) {
+            known++;
+            assert_string_not_equal(p, classes[code / 100 - 1]);
+        } else {
+            assert_string_equal(p, classes[code / 100 - 1]);
+        }
+        /* a phrase is TEXT-UTF8 without CR/LF (RFC 3261 §25.1) */
+        assert_null(strpbrk(p, "\r\n"));
+    }
+    assert_true(known >= 70);
+    /* the codes cascade sends (grep txn_respond/proxy_reply/reply sites) */
+    static const int sent[] = {100, 180, 183, 200, 202, 302, 400, 401, 403, 404, 405, 407, 408, 413, 414,
+                               415, 416, 420, 423, 480, 481, 482, 483, 486, 487, 488, 489, 491, 500, 501,
+                               503, 504, 505, 513, 478};
+    for (size_t i = 0; i < sizeof(sent) / sizeof(sent[0]); i++) assert_true(sip_reason_phrase_known(sent[i]));
+    assert_string_equal(sip_reason_phrase(478), "Unresolvable Destination");
+    assert_string_equal(sip_reason_phrase(499), "Client Error");
+    assert_string_equal(sip_reason_phrase(599), "Server Error");
+    assert_string_equal(sip_reason_phrase(700), "");
+    assert_string_equal(sip_reason_phrase(99), "");
+    /* and the builder uses it: no empty phrase goes out */
+    struct pctx *c = parse_text("OPTIONS sip:a@b SIP/2.0\nVia: SIP/2.0/UDP h;branch=z9hG4bKrp\nFrom: <sip:a@b>;tag=1\n"
+                                "To: <sip:a@b>\nCall-ID: rp\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n");
+    assert_parse_ok(c);
+    sbuf_t out;
+    sbuf_init(&out);
+    assert_int_equal(sip_build_response(&c->m, 478, NULL, STR_LIT("t"), NULL, 0, STR_NULL, STR_NULL, &out), 0);
+    assert_true(out.len > 40 && memcmp(out.data, "SIP/2.0 478 Unresolvable Destination\r\n", 38) == 0);
+    sbuf_clear(&out);
+    assert_int_equal(sip_build_response(&c->m, 477, "", STR_LIT("t"), NULL, 0, STR_NULL, STR_NULL, &out), 0);
+    assert_true(memcmp(out.data, "SIP/2.0 477 Client Error\r\n", 26) == 0);
+    sbuf_free(&out);
+    pctx_free(c);
 }
 
 /* ---- stream framing ---------------------------------------------------- */
@@ -1256,6 +1482,8 @@ int main(void)
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_empty_and_garbage),
         cmocka_unit_test(test_methods_and_reasons),
+        cmocka_unit_test(test_reason_phrase_every_code),
+        cmocka_unit_test(test_refused_but_answered),
         cmocka_unit_test(test_frame_length),
         cmocka_unit_test(test_truncated_constructs),
     };

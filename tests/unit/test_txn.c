@@ -47,6 +47,7 @@ struct fake {
     int answer_status;        /* respond inside on_request when non-zero */
     str_t answer_tag;
     bool answer_stateless;    /* ... with txn_respond_stateless */
+    bool answer_reject;       /* ... with txn_reject */
 
     /* client side */
     int responses[32];
@@ -91,7 +92,7 @@ static void fake_on_request(void *u, struct txn *st, const struct transport_rx *
     f->last_method = rx->msg->method;
     assert_ptr_equal(txn_request(st), rx->msg);
     if (f->answer_status)
-        assert_int_equal((f->answer_stateless ? txn_respond_stateless : txn_respond)(
+        assert_int_equal((f->answer_reject ? txn_reject : f->answer_stateless ? txn_respond_stateless : txn_respond)(
                              st, f->answer_status, NULL, f->answer_tag, NULL, 0, STR_NULL, STR_NULL),
                          0);
 }
@@ -1145,6 +1146,153 @@ static void test_server_stateless_response(void **state)
     assert_int_equal(stats(f).server_completed, 0);
 }
 
+/* The To tag of sent[i] (after ";tag="), copied into out. */
+static void sent_to_tag(const struct sent *s, char *out, size_t cap)
+{
+    const char *to = strstr(s->data, "\r\nTo: ");
+    assert_non_null(to);
+    const char *tag = strstr(to, ";tag=");
+    assert_non_null(tag);
+    tag += 5;
+    size_t n = strcspn(tag, "\r\n;");
+    assert_true(n < cap);
+    memcpy(out, tag, n);
+    out[n] = '\0';
+}
+
+/* Issue 9: a refused INVITE from outside a dialog is answered once. No Timer
+ * G (one spoofed INVITE used to draw 11 responses), no Timer H state; the
+ * ACK that comes back carries the layer's To tag and is absorbed, never
+ * handed to the TU as the ACK of a 2xx. */
+static void test_server_reject_invite_stateless(void **state)
+{
+    struct fake *f = *state;
+    char req[1024], ack[1024];
+    request(req, sizeof(req), "INVITE", VIA_UDP, NULL, 1, "INVITE");
+    f->answer_status = 404;
+    f->answer_tag = STR_LIT("tutag");
+    f->answer_reject = true;
+    assert_int_equal(receive(f, SIP_TRANSPORT_UDP, req), 0);
+    assert_int_equal(f->requests, 1);
+    assert_int_equal(f->nsent, 1);
+    assert_int_equal(status_of(&f->sent[0]), 404);
+    assert_int_equal(stats(f).server_live, 0);
+    assert_int_equal(stats(f).stateless_finals, 1);
+    char tag[64];
+    sent_to_tag(&f->sent[0], tag, sizeof(tag));
+    assert_string_not_equal(tag, "tutag"); /* the layer's, recognisable in the ACK */
+    advance(f, 64 * T1 + T4);
+    assert_int_equal(f->nsent, 1); /* no Timer G retransmission */
+    assert_int_equal(f->server_terminated, 1);
+    /* RFC 3261 §17.1.1.3: the ACK has the branch of the INVITE and our To tag. */
+    request(ack, sizeof(ack), "ACK", VIA_UDP, tag, 1, "ACK");
+    assert_int_equal(receive(f, SIP_TRANSPORT_UDP, ack), 0);
+    assert_int_equal(f->acks, 0);
+    assert_int_equal(f->nsent, 1);
+    assert_int_equal(stats(f).stateless_acks_absorbed, 1);
+    /* An ACK with another To tag is a 2xx ACK for the TU, as before. */
+    request(ack, sizeof(ack), "ACK", VIA_UDP, "othertag", 1, "ACK");
+    assert_int_equal(receive(f, SIP_TRANSPORT_UDP, ack), 0);
+    assert_int_equal(f->acks, 1);
+    /* A retransmitted INVITE is a new request, answered once again. */
+    assert_int_equal(receive(f, SIP_TRANSPORT_UDP, req), 0);
+    assert_int_equal(f->requests, 2);
+    assert_int_equal(f->nsent, 2);
+    char tag2[64];
+    sent_to_tag(&f->sent[1], tag2, sizeof(tag2));
+    assert_string_equal(tag, tag2); /* same request, same tag */
+    /* Over TCP too: no Timer H wait for the ACK. */
+    request(req, sizeof(req), "INVITE", VIA_TCP, NULL, 2, "INVITE");
+    assert_int_equal(receive(f, SIP_TRANSPORT_TCP, req), 0);
+    assert_int_equal(f->nsent, 3);
+    assert_int_equal(stats(f).server_live, 0);
+}
+
+/* txn_reject is stateless only for a first answer >= 300 out of a dialog. */
+static void test_server_reject_rules(void **state)
+{
+    struct fake *f = *state;
+    char req[1024];
+    f->answer_reject = true;
+    /* 2xx: stateful (Timer J record). */
+    f->answer_status = 200;
+    request(req, sizeof(req), "OPTIONS", VIA_UDP, NULL, 1, "OPTIONS");
+    assert_int_equal(receive(f, SIP_TRANSPORT_UDP, req), 0);
+    assert_int_equal(stats(f).server_live, 1);
+    assert_int_equal(stats(f).stateless_finals, 0);
+    /* In a dialog (To tag): stateful. */
+    f->answer_status = 481;
+    request(req, sizeof(req), "BYE", "Via: SIP/2.0/UDP 192.0.2.10:5070;branch=z9hG4bKrr2\r\n", "theirs", 2, "BYE");
+    assert_int_equal(receive(f, SIP_TRANSPORT_UDP, req), 0);
+    assert_int_equal(stats(f).server_live, 2);
+    assert_int_equal(stats(f).stateless_finals, 0);
+    /* After a provisional (a forwarded INVITE): stateful, Timer G runs. */
+    f->answer_status = 0;
+    request(req, sizeof(req), "INVITE", "Via: SIP/2.0/UDP 192.0.2.10:5070;branch=z9hG4bKrr3\r\n", NULL, 3, "INVITE");
+    assert_int_equal(receive(f, SIP_TRANSPORT_UDP, req), 0);
+    int before = f->nsent;
+    assert_int_equal(txn_respond(f->st, 180, NULL, STR_LIT("t3"), NULL, 0, STR_NULL, STR_NULL), 0);
+    assert_int_equal(txn_reject(f->st, 486, NULL, STR_LIT("t3"), NULL, 0, STR_NULL, STR_NULL), 0);
+    assert_int_equal(stats(f).server_live, 3);
+    advance(f, T1);
+    assert_int_equal(f->nsent, before + 3); /* 180, 486, and the 486 again */
+    assert_int_equal(stats(f).stateless_finals, 0);
+}
+
+/* Issue 9: [sip] max_server_transactions caps live server transactions (the
+ * Timer J records included). Beyond it a new request gets 503 with
+ * Retry-After, statelessly, and never reaches the TU; retransmissions of
+ * live transactions are still absorbed; room frees as they end. */
+static void test_server_transaction_cap(void **state)
+{
+    struct fake *f = *state;
+    txn_layer_free(f->l);
+    struct txn_config cfg = {.t1_ms = T1, .t2_ms = T2, .t4_ms = T4, .max_server = 3, .retry_after_s = 7};
+    struct txn_layer_ops ops = {.user = f, .send = fake_send, .on_request = fake_on_request, .on_ack = fake_on_ack,
+                                .on_stray_response = fake_on_stray, .on_server_terminated = fake_server_terminated,
+                                .now_ms = fake_now};
+    f->l = txn_layer_new(&f->ts, &cfg, &ops);
+    assert_non_null(f->l);
+    assert_int_equal(stats(f).server_max, 3);
+    char req[1024], via[128];
+    f->answer_status = 200; /* stateful: a Timer J record each */
+    for (int i = 0; i < 3; i++) {
+        snprintf(via, sizeof(via), "Via: SIP/2.0/UDP 192.0.2.10:5070;branch=z9hG4bKcap%d\r\n", i);
+        request(req, sizeof(req), "MESSAGE", via, NULL, i + 1, "MESSAGE");
+        assert_int_equal(receive(f, SIP_TRANSPORT_UDP, req), 0);
+    }
+    assert_int_equal(f->requests, 3);
+    assert_int_equal(stats(f).server_live, 3);
+    /* The fourth: 503 + Retry-After, no transaction, the TU never sees it. */
+    request(req, sizeof(req), "INVITE", "Via: SIP/2.0/UDP 192.0.2.10:5070;branch=z9hG4bKcap9\r\n", NULL, 9,
+            "INVITE");
+    assert_int_equal(receive(f, SIP_TRANSPORT_UDP, req), 0);
+    assert_int_equal(f->requests, 3);
+    assert_int_equal(f->nsent, 4);
+    assert_int_equal(status_of(&f->sent[3]), 503);
+    assert_non_null(strstr(f->sent[3].data, "\r\nRetry-After: 7\r\n"));
+    assert_int_equal(stats(f).refused_over_cap, 1);
+    assert_int_equal(stats(f).server_live, 3);
+    /* its ACK is absorbed like any stateless final's */
+    char tag[64], ack[1024];
+    sent_to_tag(&f->sent[3], tag, sizeof(tag));
+    request(ack, sizeof(ack), "ACK", "Via: SIP/2.0/UDP 192.0.2.10:5070;branch=z9hG4bKcap9\r\n", tag, 9, "ACK");
+    assert_int_equal(receive(f, SIP_TRANSPORT_UDP, ack), 0);
+    assert_int_equal(f->acks, 0);
+    /* a retransmission of a live one is still answered from its record */
+    request(req, sizeof(req), "MESSAGE", "Via: SIP/2.0/UDP 192.0.2.10:5070;branch=z9hG4bKcap0\r\n", NULL, 1,
+            "MESSAGE");
+    assert_int_equal(receive(f, SIP_TRANSPORT_UDP, req), 0);
+    assert_int_equal(status_of(&f->sent[4]), 200);
+    /* Timer J frees the room */
+    advance(f, 64 * T1);
+    assert_int_equal(stats(f).server_live, 0);
+    request(req, sizeof(req), "INVITE", "Via: SIP/2.0/UDP 192.0.2.10:5070;branch=z9hG4bKcap9\r\n", NULL, 9,
+            "INVITE");
+    assert_int_equal(receive(f, SIP_TRANSPORT_UDP, req), 0);
+    assert_int_equal(f->requests, 4);
+}
+
 static void test_server_completed_extension_method(void **state)
 {
     struct fake *f = *state;
@@ -1317,6 +1465,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_server_completed_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_completed_extension_method, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_stateless_response, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_reject_invite_stateless, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_reject_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_transaction_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_completed_send_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_completed_many_blocks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_completed_index_churn, setup, teardown),
