@@ -158,7 +158,7 @@ cascade_write_ini() {
 # 127.0.0.1 with [auth] match_user = no (any AoR registers with the one digest
 # user), the API on 127.0.0.1:API_PORT, token bench.
 cascade_registrar_ini() {
-    cascade_write_ini "udp:127.0.0.1:$1" "127.0.0.1:$2" bench warn <<INI
+    cascade_write_ini "udp:127.0.0.1:$1" "127.0.0.1:$2" bench "${LOG_LEVEL:-warn}" <<INI
 domain = 127.0.0.1
 [auth]
 realm = 127.0.0.1
