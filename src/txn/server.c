@@ -8,7 +8,7 @@
  * out once and the transaction ends at once, INVITE included (no G, H, I);
  * its To tag starts with the layer's random prefix, which is how the ACK
  * for it is recognised and absorbed. Over [sip] max_server_transactions
- * live transactions, a new request is answered 503 statelessly before any
+ * live transactions (not counting compact Timer J records), a new request is answered 503 statelessly before any
  * transaction exists.
  *
  * Matching (§17.2.3): branch with the magic cookie + sent-by + method (ACK
@@ -449,7 +449,7 @@ static void server_main_timer(struct timer_node *n, uint64_t now)
 {
     (void)now;
     struct txn *t = container_of(n, struct txn, t_main);
-    if (t->invite && t->state == TXN_COMPLETED) {
+    if (t->invite && t->state == TXN_COMPLETED && !t->handed_over) { /* handed over: stateless, no ACK awaited */
         char peer[TRANSPORT_ADDR_TEXT];
         log_info("timer H: no ACK from %s for the %d to INVITE (branch %.*s)", peer_text(t, peer, sizeof(peer)),
                  t->last_status, STR_FMT(t->branch));
@@ -613,7 +613,11 @@ int txn_server_receive(struct txn_layer *l, const struct transport_rx *rx)
     if (m->method != SIP_INVITE && txn_branch_is_3261(m->via.branch) &&
         txn_done_receive(l, m, server_hash(m, m->method, true)))
         return 0;
-    if (l->cfg.max_server && l->stats.server_live >= l->cfg.max_server) {
+    /* The cap counts full transactions, the state a stranger could grow; the
+     * compact Timer J records of answered requests (done.c, a few hundred
+     * bytes each, gone after 64*T1) come only from requests we accepted, and
+     * a REGISTER rate above max_server / 32 s must not be refused for them. */
+    if (l->cfg.max_server && l->stats.server_live - (uint32_t)l->done.count >= l->cfg.max_server) {
         refuse_over_cap(l, rx);
         return 0;
     }

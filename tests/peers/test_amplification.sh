@@ -21,6 +21,7 @@ t1_ms = 100
 max_server_transactions = 50
 [proxy]
 authenticate = yes
+pike_limit = 0    ; one source floods here on purpose: the per-source limit is test_proxy_limits's
 INI
 start_cascade amp "$WORK/amp.ini"
 
@@ -142,16 +143,24 @@ ok = peak_rss - rss0 <= 60 * 1024 and peak_live <= 10 and codes.get(503, 0) == 0
 sys.exit(0 if ok else 1)
 PY
 
-# 4. The cap: 120 in-dialog BYEs nobody knows are answered 481 statefully
-#    (a Timer J record each, 6.4 s at T1 = 100 ms); past 50 live, 503.
+# 4. The cap: 120 re-INVITEs for dialogs nobody knows are answered 481
+#    statefully (a full INVITE transaction each until Timer H, 6.4 s at
+#    T1 = 100 ms; compact Timer J records of answered non-INVITEs do not
+#    count); past 50 live, 503.
 check "over max_server_transactions: 503 with Retry-After, server_live <= cap" python3 - "$PORT" "$API_PORT" "$API_TOKEN" <<'PY'
 import json, sys, urllib.request
 from sipprobe import *
 port, api_port, tok = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 s = udp_socket(); lport = s.getsockname()[1]
 for i in range(120):
-    s.sendto(request("BYE", "sip:ghost@amp.test", lport, to_tag="t%d" % i), ("127.0.0.1", port))
+    s.sendto(request("INVITE", "sip:ghost@amp.test", lport, to_tag="t%d" % i), ("127.0.0.1", port))
 got = collect([s], 2.0)[s]
+# A stateful 481 is re-sent by Timer G until an ACK that never comes: count
+# each request's first answer.
+first = {}
+for r in got:
+    first.setdefault(header(r, "Call-ID"), r)
+got = list(first.values())
 codes = {}
 for r in got:
     codes[status(r)] = codes.get(status(r), 0) + 1
@@ -166,5 +175,7 @@ sys.exit(0 if ok else 1)
 PY
 check "the refusals over the cap are logged with the sender, rate-limited" \
     bash -c "n=\$(grep -c 'max_server_transactions' '$WORK/amp.log'); grep -q '127.0.0.1.*max_server_transactions.*answering 503' '$WORK/amp.log' && [ \$n -ge 1 ] && [ \$n -le 5 ]"
+check "a stateless refusal awaits no ACK (no timer H line for the flood's 404s)" \
+    bash -c "! grep -q 'timer H: no ACK .* for the 404 to INVITE' '$WORK/amp.log'"
 check "daemon still alive" kill -0 "$amp_PID"
 finish

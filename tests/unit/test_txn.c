@@ -1239,10 +1239,12 @@ static void test_server_reject_rules(void **state)
     assert_int_equal(stats(f).stateless_finals, 0);
 }
 
-/* Issue 9: [sip] max_server_transactions caps live server transactions (the
- * Timer J records included). Beyond it a new request gets 503 with
- * Retry-After, statelessly, and never reaches the TU; retransmissions of
- * live transactions are still absorbed; room frees as they end. */
+/* Issue 9: [sip] max_server_transactions caps live server transactions —
+ * full ones; the compact Timer J records of answered requests do not count
+ * (a REGISTER rate above the cap / 64*T1 must not be refused for them).
+ * Beyond the cap a new request gets 503 with Retry-After, statelessly, and
+ * never reaches the TU; retransmissions of live transactions are still
+ * absorbed; room frees as they end. */
 static void test_server_transaction_cap(void **state)
 {
     struct fake *f = *state;
@@ -1255,42 +1257,56 @@ static void test_server_transaction_cap(void **state)
     assert_non_null(f->l);
     assert_int_equal(stats(f).server_max, 3);
     char req[1024], via[128];
-    f->answer_status = 200; /* stateful: a Timer J record each */
+    /* Answered at once: a Timer J record each, not counted against the cap. */
+    f->answer_status = 200;
+    for (int i = 0; i < 5; i++) {
+        snprintf(via, sizeof(via), "Via: SIP/2.0/UDP 192.0.2.10:5070;branch=z9hG4bKdone%d\r\n", i);
+        request(req, sizeof(req), "MESSAGE", via, NULL, i + 1, "MESSAGE");
+        assert_int_equal(receive(f, SIP_TRANSPORT_UDP, req), 0);
+    }
+    assert_int_equal(f->requests, 5);
+    assert_int_equal(stats(f).server_completed, 5);
+    /* Not answered yet: full transactions, up to the cap. */
+    f->answer_status = 0;
     for (int i = 0; i < 3; i++) {
         snprintf(via, sizeof(via), "Via: SIP/2.0/UDP 192.0.2.10:5070;branch=z9hG4bKcap%d\r\n", i);
         request(req, sizeof(req), "MESSAGE", via, NULL, i + 1, "MESSAGE");
         assert_int_equal(receive(f, SIP_TRANSPORT_UDP, req), 0);
     }
-    assert_int_equal(f->requests, 3);
-    assert_int_equal(stats(f).server_live, 3);
-    /* The fourth: 503 + Retry-After, no transaction, the TU never sees it. */
+    assert_int_equal(f->requests, 8);
+    assert_int_equal(stats(f).server_live, 8);
+    size_t sent_before = f->nsent;
+    /* The next one: 503 + Retry-After, no transaction, the TU never sees it. */
     request(req, sizeof(req), "INVITE", "Via: SIP/2.0/UDP 192.0.2.10:5070;branch=z9hG4bKcap9\r\n", NULL, 9,
             "INVITE");
     assert_int_equal(receive(f, SIP_TRANSPORT_UDP, req), 0);
-    assert_int_equal(f->requests, 3);
-    assert_int_equal(f->nsent, 4);
-    assert_int_equal(status_of(&f->sent[3]), 503);
-    assert_non_null(strstr(f->sent[3].data, "\r\nRetry-After: 7\r\n"));
+    assert_int_equal(f->requests, 8);
+    assert_int_equal(f->nsent, sent_before + 1);
+    assert_int_equal(status_of(&f->sent[sent_before]), 503);
+    assert_non_null(strstr(f->sent[sent_before].data, "\r\nRetry-After: 7\r\n"));
     assert_int_equal(stats(f).refused_over_cap, 1);
-    assert_int_equal(stats(f).server_live, 3);
+    assert_int_equal(stats(f).server_live, 8);
     /* its ACK is absorbed like any stateless final's */
     char tag[64], ack[1024];
-    sent_to_tag(&f->sent[3], tag, sizeof(tag));
+    sent_to_tag(&f->sent[sent_before], tag, sizeof(tag));
     request(ack, sizeof(ack), "ACK", "Via: SIP/2.0/UDP 192.0.2.10:5070;branch=z9hG4bKcap9\r\n", tag, 9, "ACK");
     assert_int_equal(receive(f, SIP_TRANSPORT_UDP, ack), 0);
     assert_int_equal(f->acks, 0);
-    /* a retransmission of a live one is still answered from its record */
-    request(req, sizeof(req), "MESSAGE", "Via: SIP/2.0/UDP 192.0.2.10:5070;branch=z9hG4bKcap0\r\n", NULL, 1,
+    /* a retransmission of an answered one is still answered from its record */
+    request(req, sizeof(req), "MESSAGE", "Via: SIP/2.0/UDP 192.0.2.10:5070;branch=z9hG4bKdone0\r\n", NULL, 1,
             "MESSAGE");
     assert_int_equal(receive(f, SIP_TRANSPORT_UDP, req), 0);
-    assert_int_equal(status_of(&f->sent[4]), 200);
-    /* Timer J frees the room */
+    assert_int_equal(status_of(&f->sent[sent_before + 1]), 200);
+    /* Timer J ends the records; the unanswered ones stay (a non-INVITE server
+     * transaction waits for its TU) and keep the cap reached. */
     advance(f, 64 * T1);
-    assert_int_equal(stats(f).server_live, 0);
-    request(req, sizeof(req), "INVITE", "Via: SIP/2.0/UDP 192.0.2.10:5070;branch=z9hG4bKcap9\r\n", NULL, 9,
+    assert_int_equal(stats(f).server_completed, 0);
+    assert_int_equal(stats(f).server_live, 3);
+    request(req, sizeof(req), "INVITE", "Via: SIP/2.0/UDP 192.0.2.10:5070;branch=z9hG4bKcap8\r\n", NULL, 8,
             "INVITE");
     assert_int_equal(receive(f, SIP_TRANSPORT_UDP, req), 0);
-    assert_int_equal(f->requests, 4);
+    assert_int_equal(f->requests, 8);
+    assert_int_equal(stats(f).refused_over_cap, 2);
 }
 
 static void test_server_completed_extension_method(void **state)
