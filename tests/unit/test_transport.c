@@ -958,7 +958,7 @@ static void test_tcp_slow_message_closed(void **state)
     uv_update_time(&x->loop);
     uint64_t end = uv_now(&x->loop) + 5000;
     while (n->lost == 0 && sent < len && uv_now(&x->loop) < end) {
-        if (send(fd, SIMPLE_REQ + sent, 1, MSG_NOSIGNAL) == 1) sent++;
+        if (send(fd, &SIMPLE_REQ[sent], 1, MSG_NOSIGNAL) == 1) sent++;
         run_for(x, 50);
     }
     assert_int_equal(n->lost, 1);
@@ -985,7 +985,7 @@ static void test_tcp_normal_client_kept(void **state)
     int fd = tcp_peer(n->t, (uint32_t)id);
     send_all(fd, SIMPLE_REQ, 30);
     run_for(x, 50);
-    send_all(fd, SIMPLE_REQ + 30, strlen(SIMPLE_REQ) - 30);
+    send_all(fd, &SIMPLE_REQ[30], strlen(SIMPLE_REQ) - 30);
     char buf[2048];
     assert_true(peer_recv(x, fd, buf, sizeof(buf), 3000) > 0);
     assert_non_null(strstr(buf, "SIP/2.0 200 "));
