@@ -151,6 +151,8 @@ cascade_write_ini() {
         printf '[api]\nlisten =%s\n' "${2:+ $2}"
         [ -n "$3" ] && printf 'token = %s\n' "$3"
         printf '[store]\npath = %s\n[log]\nlevel = %s\n' "$work/c.db" "$4"
+        # COMMIT_WINDOW_MS: the store's group-commit window ([store] commit_window_ms).
+        if [ -n "${COMMIT_WINDOW_MS:-}" ]; then printf '[store]\ncommit_window_ms = %s\n' "$COMMIT_WINDOW_MS"; fi
     } >"$work/c.ini"
 }
 

@@ -397,6 +397,7 @@ int worker_start(struct worker *w, uv_loop_t *loop)
             log_error("store: %s", err);
             return -1;
         }
+        store_set_commit_window(w->store, w->cfg.store.commit_window_ms);
     }
     w->events = event_bus_new(loop, w->cfg.events.ring_size, w->cfg.events.webhook);
     if (!w->events) return -1;

@@ -268,6 +268,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
     else if (KEY("proxy", "pike_limit")) { if (!(bad = parse_int(v, 0, 1000000, &n))) c->proxy.pike_limit = (uint32_t)n; }
     else if (KEY("proxy", "pike_window")) { if (!(bad = parse_int(v, 1, 3600, &n))) c->proxy.pike_window_s = (uint32_t)n; }
     else if (KEY("store", "path")) COPY(c->store.path, v);
+    else if (KEY("store", "commit_window_ms")) { if (!(bad = parse_int(v, 0, 1000, &n))) c->store.commit_window_ms = (uint32_t)n; }
     else if (KEY("api", "listen")) COPY(c->api.listen, v);
     else if (KEY("api", "token")) COPY(c->api.token, v);
     else if (KEY("events", "webhook")) COPY(c->events.webhook, v);

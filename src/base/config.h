@@ -95,6 +95,7 @@ struct config {
     } proxy;
     struct {                            /* [store] */
         char path[512];
+        uint32_t commit_window_ms;       /* group commit: ops wait this long for company (0: none) */
     } store;
     struct {                            /* [api] */
         char listen[128];                /* host:port, empty disables */

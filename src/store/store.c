@@ -52,6 +52,8 @@ struct store {
     uv_async_t *async;             /* own allocation: freed in its close callback */
     uv_prepare_t *prep;            /* hands staged ops over once per loop iteration */
     uv_idle_t *soon;               /* delivers inline commits in the next iteration */
+    uv_timer_t *window;            /* group-commit window (store_set_commit_window) */
+    uint32_t window_ms;
     struct store_writer_db w;      /* writer thread only (after open) */
     sqlite3 *rdb;                  /* loop thread only */
 
@@ -78,7 +80,9 @@ struct store {
 };
 
 /* A batch the loop thread may commit itself (see the top of this file). */
-#define STORE_INLINE_MAX 8
+#define STORE_INLINE_MAX 32
+/* Staged ops that end a commit window early (the burst goes at once). */
+#define STORE_WINDOW_SKIP 32
 /* WAL frames (pages) after which the writer checkpoints; SQLite's own
  * automatic checkpoint uses the same number. */
 #define STORE_CHECKPOINT_PAGES 1000
@@ -243,6 +247,7 @@ static bool commit_inline(struct store *st)
     st->staged_tail = &st->staged;
     st->staged_count = 0;
     uv_prepare_stop(st->prep);
+    uv_timer_stop(st->window);
     run_batch(st, batch, n);
     pthread_mutex_lock(&st->mu);
     *st->done_tail = batch;
@@ -286,6 +291,8 @@ static void hand_over(struct store *st)
 }
 
 static void on_prepare(uv_prepare_t *h) { hand_over(h->data); }
+
+static void on_window(uv_timer_t *h) { hand_over(h->data); }
 
 static sqlite3 *open_db(const char *path, char *err, size_t errcap)
 {
@@ -402,12 +409,24 @@ struct store *store_open(uv_loop_t *loop, const char *path, char *err, size_t er
         goto fail;
     }
     st->soon->data = st;
+    st->window = malloc(sizeof(*st->window));
+    if (!st->window || uv_timer_init(loop, st->window) != 0) {
+        free(st->window);
+        st->window = NULL;
+        uv_close((uv_handle_t *)st->async, on_handle_closed);
+        uv_close((uv_handle_t *)st->prep, on_handle_closed);
+        uv_close((uv_handle_t *)st->soon, on_handle_closed);
+        snprintf(err, errcap, "cannot create the store's timer");
+        goto fail;
+    }
+    st->window->data = st;
     int prc = pthread_create(&st->thread, NULL, writer_main, st);
     if (prc != 0) {
         snprintf(err, errcap, "cannot start the store writer thread: %s", strerror(prc));
         uv_close((uv_handle_t *)st->async, on_handle_closed);
         uv_close((uv_handle_t *)st->prep, on_handle_closed);
         uv_close((uv_handle_t *)st->soon, on_handle_closed);
+        uv_close((uv_handle_t *)st->window, on_handle_closed);
         goto fail;
     }
     st->thread_started = true;
@@ -432,7 +451,15 @@ int store_submit(struct store *st, struct store_op *op, store_done_cb cb, void *
     op->status = 0;
     op->next = NULL;
     st->submitted++;
-    if (!st->staged) uv_prepare_start(st->prep, on_prepare);
+    /* Commit at the end of this loop iteration, or, with a commit window,
+     * once the first staged op has waited that long (a burst that fills
+     * STORE_WINDOW_SKIP ops goes at once). */
+    if (!st->staged) {
+        if (st->window_ms) uv_timer_start(st->window, on_window, st->window_ms, 0);
+        else uv_prepare_start(st->prep, on_prepare);
+    } else if (st->window_ms && st->staged_count + 1 == STORE_WINDOW_SKIP) {
+        uv_prepare_start(st->prep, on_prepare);
+    }
     *st->staged_tail = op;
     st->staged_tail = &op->next;
     st->staged_count++;
@@ -463,9 +490,15 @@ void store_close(struct store *st)
     uv_close((uv_handle_t *)st->async, on_handle_closed);
     uv_close((uv_handle_t *)st->prep, on_handle_closed);
     uv_close((uv_handle_t *)st->soon, on_handle_closed);
+    uv_close((uv_handle_t *)st->window, on_handle_closed);
     log_info("store: closed (%llu ops, %llu failed, %llu batches)", (unsigned long long)st->completed,
              (unsigned long long)st->failed, (unsigned long long)st->batches);
     free_store(st);
+}
+
+void store_set_commit_window(struct store *st, uint32_t ms)
+{
+    if (st) st->window_ms = ms > 1000 ? 1000 : ms;
 }
 
 void store_get_stats(struct store *st, struct store_stats *out)

@@ -134,6 +134,15 @@ struct store_gb_record {
  * Must be called on loop's thread. */
 struct store *store_open(uv_loop_t *loop, const char *path, char *err, size_t errcap);
 
+/* Group-commit window ([store] commit_window_ms; 0, store_open's default:
+ * commit at the end of the loop iteration that submitted). With a window,
+ * ops wait up to `ms` after the first of them for company, so that at
+ * moderate rates one COMMIT (its WAL writes and file locks) serves several;
+ * a burst of 32 goes at once, and flush and close do not wait. The price:
+ * each op's callback (for the registrar, the 200) up to `ms` later. Loop
+ * thread only. */
+void store_set_commit_window(struct store *st, uint32_t ms);
+
 /* Waits until every op submitted so far is committed (or failed), then runs
  * their callbacks on the calling (loop) thread before returning. For shutdown
  * and tests; it blocks. Inside a store callback it only waits: the pending

@@ -598,6 +598,43 @@ static void test_lone_ops_commit_inline(void **state)
     free(log.status);
 }
 
+/* With a commit window, ops submitted one by one wait for company and share
+ * one COMMIT; a burst of 32 goes without waiting for the window (10 s here:
+ * were it waited out, uv_now would show it). */
+static void test_commit_window_groups_ops(void **state)
+{
+    struct env *e = *state;
+    struct store *st = open_store(e);
+    store_set_commit_window(st, 10000);
+    int done = 0;
+    char aor[32], contact[96];
+    struct store_binding b;
+    for (int i = 0; i < 3; i++) {
+        fill_binding(&b, aor, sizeof(aor), contact, sizeof(contact), i);
+        assert_int_equal(store_submit(st, store_op_binding_upsert(&b), count_cb, &done), 0);
+        uv_run(&e->loop, UV_RUN_NOWAIT);
+    }
+    assert_int_equal(done, 0); /* still waiting for company */
+    uv_update_time(&e->loop);
+    uint64_t t0 = uv_now(&e->loop);
+    for (int i = 3; i < 32; i++) {
+        fill_binding(&b, aor, sizeof(aor), contact, sizeof(contact), i);
+        assert_int_equal(store_submit(st, store_op_binding_upsert(&b), count_cb, &done), 0);
+    }
+    run_until(e, &done, 32);
+    uv_update_time(&e->loop);
+    assert_true(uv_now(&e->loop) - t0 < 5000);
+    struct store_stats stats;
+    store_get_stats(st, &stats);
+    assert_int_equal(stats.batches, 1);
+    /* A lone op after that waits out the window, unless flushed. */
+    fill_binding(&b, aor, sizeof(aor), contact, sizeof(contact), 99);
+    assert_int_equal(store_submit(st, store_op_binding_upsert(&b), count_cb, &done), 0);
+    store_flush_sync(st);
+    assert_int_equal(done, 33);
+    store_close(st);
+}
+
 /* Automatic checkpoints are off (they would run inline); the writer thread
  * checkpoints once the WAL is long, also when every commit was inline. */
 static void test_writer_checkpoints_inline_commits(void **state)
@@ -802,6 +839,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failed_op_is_isolated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lone_ops_commit_inline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_writer_checkpoints_inline_commits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_window_groups_ops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chained_submits_flush_and_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_committed_survives_sigkill, setup, teardown),
     };
