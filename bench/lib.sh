@@ -153,6 +153,8 @@ cascade_write_ini() {
         printf '[store]\npath = %s\n[log]\nlevel = %s\n' "$work/c.db" "$4"
         # COMMIT_WINDOW_MS: the store's group-commit window ([store] commit_window_ms).
         if [ -n "${COMMIT_WINDOW_MS:-}" ]; then printf '[store]\ncommit_window_ms = %s\n' "$COMMIT_WINDOW_MS"; fi
+        # EXTRA_INI: more ini lines, e.g. $'[overload]\nenabled = no'.
+        if [ -n "${EXTRA_INI:-}" ]; then printf '%s\n' "$EXTRA_INI"; fi
     } >"$work/c.ini"
 }
 

@@ -6,6 +6,10 @@
 #   RATES="6000 12000"  offered rates (sipp calls/s; one call = REGISTER, 401,
 #                       REGISTER with digest, 200)
 #   SECS=10             seconds per rate
+#   SIPP_ARGS="-buff_size 4194304"  extra sipp options (default: 4 MiB socket
+#                       buffers; with sipp's default 208 KiB it drops the
+#                       servers' answers on its own socket above ~12 000/s)
+#   EXTRA_INI=...       more lines for cascade's ini (bench/lib.sh)
 #   PERF=1              also `perf record` the daemon (cpu-clock, call graph
 #                       PERF_CALLGRAPH=fp|dwarf|lbr, default fp) for each
 #                       rate; perf.data.<rate> is kept in the work dir
@@ -76,7 +80,7 @@ for server in $servers; do
     t0=$(date +%s.%N)
     (cd "$work" && timeout $((secs + 60)) sipp "127.0.0.1:$cport" -sf "$shared/register-auth.xml" -inf users.csv \
         -au bench -ap secret -i 127.0.0.1 -p "$(free_port)" -r "$rate" -m $((rate * secs)) -l $((rate * 3)) \
-        -nostdin -trace_stat -stf s.csv -fd 1 >/dev/null 2>&1) || true
+        -nostdin -trace_stat -stf s.csv -fd 1 ${SIPP_ARGS--buff_size 4194304} >/dev/null 2>&1) || true
     t1=$(date +%s.%N)
     c1=$(tree_cpu_user_sys "$server_pid"); th1=$(threads_of "$server_pid")
     rss=0
