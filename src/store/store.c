@@ -168,7 +168,11 @@ static void *writer_main(void *arg)
 
     pthread_mutex_lock(&st->mu);
     for (;;) {
-        while (!st->pending && !st->stopping && !st->checkpoint_due) pthread_cond_wait(&st->wake, &st->mu);
+        /* busy: the loop thread is committing inline on the same connection
+         * (opened NOMUTEX); a checkpoint now would use it from two threads at
+         * once and corrupt the database. commit_inline wakes us after. */
+        while (st->busy || (!st->pending && !st->stopping && !st->checkpoint_due))
+            pthread_cond_wait(&st->wake, &st->mu);
         if (!st->pending && st->checkpoint_due) {
             checkpoint(st);
             continue;
@@ -257,7 +261,7 @@ static bool commit_inline(struct store *st)
     st->batches++;
     st->inline_batches++;
     if (n > st->max_batch) st->max_batch = n;
-    if (st->checkpoint_due) pthread_cond_signal(&st->wake);
+    if (st->checkpoint_due || st->pending || st->stopping) pthread_cond_signal(&st->wake);
     pthread_cond_broadcast(&st->idle);
     return true;
 }
