@@ -21,9 +21,9 @@
 
 #include "../tests/unit/clip_testutil.h"
 #include "base/sbuf.h"
-#include "gb/h264.h"
-#include "gb/ps.h"
-#include "gb/rtp.h"
+#include "media/h264.h"
+#include "media/ps.h"
+#include "media/rtp.h"
 
 #define MAX_STREAMS 1000
 

@@ -15,7 +15,7 @@
 
 #include <libxml/parser.h>
 
-#include "gb/manscdp.h"
+#include "gb/codec/manscdp.h"
 
 static double now(void)
 {

@@ -6,6 +6,10 @@
 #   RATES="6000 12000"  offered rates (sipp calls/s; one call = REGISTER, 401,
 #                       REGISTER with digest, 200)
 #   SECS=10             seconds per rate
+#   WARMUP_SECS=0       an unmeasured run first, at the same rate, by the same
+#                       users: the measured run then refreshes bindings (a
+#                       registrar's steady state) on a server that has touched
+#                       its tables and pools once
 #   SIPP_ARGS="-buff_size 4194304"  extra sipp options (default: 4 MiB socket
 #                       buffers; with sipp's default 208 KiB it drops the
 #                       servers' answers on its own socket above ~12 000/s)
@@ -38,6 +42,7 @@ rates=${RATES:-6000 12000}
 servers=${SERVERS:-cascade}
 kport=5070            # fixed by kamailio-registrar.cfg
 secs=${SECS:-10}
+warmup=${WARMUP_SECS:-0}
 work=$(mktemp -d /tmp/cascade-regcpu.XXXXXX)
 server_pid=
 perf_pid=
@@ -74,6 +79,14 @@ for server in $servers; do
         perf record -e cpu-clock --call-graph "${PERF_CALLGRAPH:-fp}" -p "$server_pid" -o "$work/perf.data.$rate" >/dev/null 2>&1 &
         perf_pid=$!
         sleep 0.3
+    fi
+    if [ "$warmup" -gt 0 ]; then
+        # Unmeasured: the same users register once before the measured run,
+        # which then refreshes their bindings (a registrar's steady state),
+        # and each server has touched its tables and pools once.
+        (cd "$work" && timeout $((warmup + 60)) sipp "127.0.0.1:$cport" -sf "$shared/register-auth.xml" -inf users.csv \
+            -au bench -ap secret -i 127.0.0.1 -p "$(free_port)" -r "$rate" -m $((rate * warmup)) -l $((rate * 3)) \
+            -nostdin -fd 1 ${SIPP_ARGS--buff_size 4194304} >/dev/null 2>&1) || true
     fi
     rm -f "$work/s.csv"
     c0=$(tree_cpu_user_sys "$server_pid"); th0=$(threads_of "$server_pid")

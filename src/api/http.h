@@ -33,7 +33,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "api/events.h"
+#include "events/events.h"
 
 struct api_server;
 struct api_request;

@@ -13,7 +13,7 @@
 
 #include "api/http.h"
 #include "base/log.h"
-#include "gb/upper_int.h"
+#include "gb/upper/upper_int.h"
 
 struct api_wait {
     struct gb_waiter wt;

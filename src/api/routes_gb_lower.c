@@ -10,7 +10,7 @@
 
 #include "api/http.h"
 #include "base/log.h"
-#include "gb/lower_int.h"
+#include "gb/lower/lower_int.h"
 
 static const char *jstr(json_t *o, const char *key)
 {

@@ -12,7 +12,7 @@
 #include <signal.h>
 #include <stddef.h>
 
-#include "api/httpc.h"
+#include "events/httpc.h"
 
 /* Called once per complete text message (fragments are joined; messages over
  * 16 MiB end the stream). Return nonzero to stop streaming. */

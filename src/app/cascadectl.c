@@ -24,7 +24,7 @@
 
 #include <jansson.h>
 
-#include "api/httpc.h"
+#include "events/httpc.h"
 #include "api/wsclient.h"
 #include "base/config.h"
 #include "base/log.h"

@@ -19,7 +19,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "api/events.h"
+#include "events/events.h"
 #include "api/http.h"
 #include "auth/digest.h"
 #include "base/log.h"
@@ -380,6 +380,8 @@ int worker_start(struct worker *w, uv_loop_t *loop)
 {
     w->loop = loop;
     timer_service_init(&w->timers);
+    w->timers.clock = clock_cb;
+    w->timers.clock_arg = w;
     uv_timer_init(loop, &w->timer_handle);
     w->timer_handle.data = w;
     uv_prepare_init(loop, &w->prepare_handle);

@@ -33,6 +33,10 @@ struct timer_service {
     uint32_t count, cap;
     uint64_t next_order;
     uint64_t now_ms;         /* the last time timer_run was given */
+    /* The owner's clock (the loop's in the daemon, a fake one in tests);
+     * modules read the time through timer_now() so tests can drive it. */
+    uint64_t (*clock)(void *arg);
+    void *clock_arg;
 };
 
 void timer_service_init(struct timer_service *ts);
@@ -46,5 +50,11 @@ void timer_stop(struct timer_service *ts, struct timer_node *n);
 int timer_run(struct timer_service *ts, uint64_t now_ms);
 /* Deadline of the earliest armed timer, or UINT64_MAX when none. */
 uint64_t timer_next_deadline(const struct timer_service *ts);
+/* The owner's clock in ms (monotonic); without one, the last time given to
+ * timer_run. */
+static inline uint64_t timer_now(const struct timer_service *ts)
+{
+    return ts->clock ? ts->clock(ts->clock_arg) : ts->now_ms;
+}
 
 #endif

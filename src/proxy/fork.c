@@ -242,11 +242,11 @@ static int build_upstream(struct proxy_call *c, const struct sip_msg *resp, bool
 {
     struct proxy *p = c->p;
     struct sip_msg m;
-    if (pmsg_clone(resp, &p->arena, &m) != 0) return -1;
-    pmsg_pop_first_entry(&m, SIP_HDR_VIA);
+    if (sip_edit_clone(resp, &p->arena, &m) != 0) return -1;
+    sip_edit_pop_first_entry(&m, SIP_HDR_VIA);
     if (aggregate && c->challenges.len) {
-        pmsg_remove_all(&m, SIP_HDR_WWW_AUTHENTICATE);
-        pmsg_remove_all(&m, SIP_HDR_PROXY_AUTHENTICATE);
+        sip_edit_remove_all(&m, SIP_HDR_WWW_AUTHENTICATE);
+        sip_edit_remove_all(&m, SIP_HDR_PROXY_AUTHENTICATE);
         str_t all = sbuf_str(&c->challenges);
         const char *s = all.s, *end = all.s + all.len;
         while (s < end) {
@@ -555,15 +555,15 @@ static void branch_start(struct proxy_call *c, struct proxy_branch *b, const str
     b->call = c;
     proxy_make_branch(b->branch, sizeof(b->branch), loop_hash, ++p->counter);
     struct sip_msg m;
-    if (pmsg_clone(req, a, &m) != 0) goto nomem;
+    if (sip_edit_clone(req, a, &m) != 0) goto nomem;
     if (t->ruri.len && sip_msg_set_ruri(&m, a, t->ruri) != 0) {
         log_warn("proxy: target %.*s is not a usable Request-URI", STR_FMT(t->ruri));
         branch_fail(b, 500);
         return;
     }
-    if (pmsg_set_max_forwards(&m, a, req->max_forwards >= 0 ? req->max_forwards - 1 : 70) != 0) goto nomem;
+    if (sip_edit_set_max_forwards(&m, a, req->max_forwards >= 0 ? req->max_forwards - 1 : 70) != 0) goto nomem;
     /* RFC 3327 §5.4: a binding's Path becomes the Route set's head. */
-    if (t->path.len && pmsg_insert_before(&m, a, SIP_HDR_ROUTE, -1, STR_LIT("Route"), t->path) != 0) goto nomem;
+    if (t->path.len && sip_edit_insert_before(&m, a, SIP_HDR_ROUTE, -1, STR_LIT("Route"), t->path) != 0) goto nomem;
 
     struct transport_dest dest;
     char host[PROXY_HOST_MAX];
@@ -581,13 +581,13 @@ static void branch_start(struct proxy_call *c, struct proxy_branch *b, const str
          * changes: the entry facing the callee on top. */
         const char *tp_in = rx->proto == SIP_TRANSPORT_TCP ? ";transport=tcp" : "";
         const char *tp_out = dest.proto == SIP_TRANSPORT_TCP ? ";transport=tcp" : "";
-        int at = pmsg_index_after(&m, SIP_HDR_VIA); /* after the Vias, above other Record-Routes */
+        int at = sip_edit_index_after(&m, SIP_HDR_VIA); /* after the Vias, above other Record-Routes */
         str_t rr_in = arena_printf(a, "<sip:%s:%u%s;lr>", via_host, in_port, tp_in);
-        if (!rr_in.s || pmsg_insert_before(&m, a, SIP_HDR_RECORD_ROUTE, at, STR_LIT("Record-Route"), rr_in) != 0)
+        if (!rr_in.s || sip_edit_insert_before(&m, a, SIP_HDR_RECORD_ROUTE, at, STR_LIT("Record-Route"), rr_in) != 0)
             goto nomem;
         if (dest.proto != rx->proto) {
             str_t rr_out = arena_printf(a, "<sip:%s:%u%s;lr>", via_host, out_port, tp_out);
-            if (!rr_out.s || pmsg_insert_before(&m, a, SIP_HDR_RECORD_ROUTE, at, STR_LIT("Record-Route"), rr_out) != 0)
+            if (!rr_out.s || sip_edit_insert_before(&m, a, SIP_HDR_RECORD_ROUTE, at, STR_LIT("Record-Route"), rr_out) != 0)
                 goto nomem;
         }
     }
@@ -639,7 +639,7 @@ void proxy_fork(struct proxy *p, struct txn *st, const struct transport_rx *rx, 
      * top Via as it arrived): §16.6 step 8. */
     uint32_t idx;
     str_t top = STR_NULL;
-    pmsg_first_entry(rx->msg, SIP_HDR_VIA, &idx, &top);
+    sip_edit_first_entry(rx->msg, SIP_HDR_VIA, &idx, &top);
     uint64_t lh = proxy_loop_hash(rx->msg, top);
     char via_host[80];
     proxy_via_host(p, rx, via_host, sizeof(via_host));

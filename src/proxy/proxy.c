@@ -237,16 +237,16 @@ static bool preprocess_routes(struct proxy *p, struct sip_msg *m, arena_t *a, co
     str_t entry;
     struct sip_name_addr na;
     if (m->ruri.user.len == 0 && m->ruri.lr && registrar_uri_is_local(w, &m->ruri, rx, true) &&
-        pmsg_last_entry(m, SIP_HDR_ROUTE, &idx, &entry) && route_entry_uri(entry, &na)) {
+        sip_edit_last_entry(m, SIP_HDR_ROUTE, &idx, &entry) && route_entry_uri(entry, &na)) {
         if (sip_msg_set_ruri(m, a, na.uri_raw) == 0) {
-            pmsg_pop_last_entry(m, SIP_HDR_ROUTE);
+            sip_edit_pop_last_entry(m, SIP_HDR_ROUTE);
             popped = true;
         }
     }
     for (int i = 0; i < 2; i++) {
-        if (!pmsg_first_entry(m, SIP_HDR_ROUTE, &idx, &entry) || !route_entry_uri(entry, &na)) break;
+        if (!sip_edit_first_entry(m, SIP_HDR_ROUTE, &idx, &entry) || !route_entry_uri(entry, &na)) break;
         if (!registrar_uri_is_local(w, &na.uri, rx, true)) break;
-        pmsg_pop_first_entry(m, SIP_HDR_ROUTE);
+        sip_edit_pop_first_entry(m, SIP_HDR_ROUTE);
         popped = true;
     }
     return popped;
@@ -258,7 +258,7 @@ int proxy_next_hop(struct proxy *p, struct sip_msg *m, arena_t *a, const struct 
     uint32_t idx;
     str_t entry;
     struct sip_name_addr na;
-    if (pmsg_first_entry(m, SIP_HDR_ROUTE, &idx, &entry)) {
+    if (sip_edit_first_entry(m, SIP_HDR_ROUTE, &idx, &entry)) {
         if (!route_entry_uri(entry, &na)) return -1;
         if (!na.uri.lr) {
             /* §16.6 step 6: a strict router gets the Route as its R-URI and
@@ -266,7 +266,7 @@ int proxy_next_hop(struct proxy *p, struct sip_msg *m, arena_t *a, const struct 
             str_t old = arena_printf(a, "<%.*s>", STR_FMT(m->ruri_raw));
             str_t next = arena_strdup(a, na.uri_raw);
             if (!old.s || !next.s || sip_msg_add_header(m, a, STR_LIT("Route"), old) != 0) return -1;
-            pmsg_pop_first_entry(m, SIP_HDR_ROUTE);
+            sip_edit_pop_first_entry(m, SIP_HDR_ROUTE);
             if (sip_msg_set_ruri(m, a, next) != 0) return -1;
             return proxy_uri_dest(&m->ruri, dest, host, cap, port);
         }
@@ -502,7 +502,7 @@ int proxy_on_request(struct proxy *p, struct txn *st, const struct transport_rx 
     }
 
     struct sip_msg req;
-    if (pmsg_clone(m, &p->arena, &req) != 0) {
+    if (sip_edit_clone(m, &p->arena, &req) != 0) {
         refuse(p, st, rx, 500, "Server Internal Error", STR_NULL, "out of memory");
         return 1;
     }
@@ -551,7 +551,7 @@ void proxy_on_ack(struct proxy *p, const struct transport_rx *rx)
     }
     arena_reset(&p->arena);
     struct sip_msg req;
-    if (pmsg_clone(m, &p->arena, &req) != 0) return;
+    if (sip_edit_clone(m, &p->arena, &req) != 0) return;
     bool popped = preprocess_routes(p, &req, &p->arena, rx);
     if (req.first[SIP_HDR_ROUTE] < 0 && registrar_uri_is_local(w, &req.ruri, rx, true)) {
         log_debug("proxy: ACK from %s is for this node", rx->src_text);
@@ -561,7 +561,7 @@ void proxy_on_ack(struct proxy *p, const struct transport_rx *rx)
         log_info("proxy: ACK from %s dropped: not routed through us", rx->src_text);
         return;
     }
-    if (pmsg_set_max_forwards(&req, &p->arena, m->max_forwards > 0 ? m->max_forwards - 1 : 70) != 0) return;
+    if (sip_edit_set_max_forwards(&req, &p->arena, m->max_forwards > 0 ? m->max_forwards - 1 : 70) != 0) return;
     struct transport_dest dest;
     char host[PROXY_HOST_MAX];
     uint16_t port = 0;
@@ -574,7 +574,7 @@ void proxy_on_ack(struct proxy *p, const struct transport_rx *rx)
     char branch[PROXY_BRANCH_LEN + 1];
     uint32_t idx;
     str_t top;
-    if (!pmsg_first_entry(m, SIP_HDR_VIA, &idx, &top)) return;
+    if (!sip_edit_first_entry(m, SIP_HDR_VIA, &idx, &top)) return;
     proxy_make_branch(branch, sizeof(branch), proxy_loop_hash(m, top), 0);
     char vh[80];
     proxy_via_host(p, rx, vh, sizeof(vh));
@@ -592,16 +592,16 @@ void proxy_forward_response_stateless(struct proxy *p, const struct sip_msg *res
     uint32_t idx;
     str_t top, next;
     struct sip_via v;
-    if (!pmsg_first_entry(resp, SIP_HDR_VIA, &idx, &top) || sip_via_parse(top, &v) != 0) return;
+    if (!sip_edit_first_entry(resp, SIP_HDR_VIA, &idx, &top) || sip_via_parse(top, &v) != 0) return;
     uint64_t h;
     if (!proxy_branch_loop_hash(v.branch, &h) || !proxy_via_is_ours(p, &v)) {
         log_debug("proxy: %d from %s dropped: top Via is not ours", resp->status, src_text);
         return;
     }
     struct sip_msg m;
-    if (pmsg_clone(resp, &p->arena, &m) != 0) return;
-    pmsg_pop_first_entry(&m, SIP_HDR_VIA);
-    if (!pmsg_first_entry(&m, SIP_HDR_VIA, &idx, &next) || sip_via_parse(next, &v) != 0) {
+    if (sip_edit_clone(resp, &p->arena, &m) != 0) return;
+    sip_edit_pop_first_entry(&m, SIP_HDR_VIA);
+    if (!sip_edit_first_entry(&m, SIP_HDR_VIA, &idx, &next) || sip_via_parse(next, &v) != 0) {
         log_info("proxy: %d from %s dropped: no Via left to send it to", resp->status, src_text);
         return;
     }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "base/arena.h"
+#include "sip/edit.h"
 #include "sip/msg.h"
 #include "transport/transport.h"
 
@@ -19,27 +20,6 @@
 #define PROXY_BRANCH_PREFIX "z9hG4bKcP"
 #define PROXY_BRANCH_LEN (sizeof(PROXY_BRANCH_PREFIX) - 1 + 16 + 1 + 8)
 #define PROXY_HOST_MAX 256
-
-/* Makes dst an editable copy of src: the header array is duplicated in a,
- * values still point into src's buffer (which must outlive dst). */
-int pmsg_clone(const struct sip_msg *src, arena_t *a, struct sip_msg *dst);
-
-/* The first / last element of all headers of a type (e.g. Route, Via),
- * with the index of the header holding it. false when there is none. */
-bool pmsg_first_entry(const struct sip_msg *m, enum sip_hdr type, uint32_t *hidx, str_t *entry);
-bool pmsg_last_entry(const struct sip_msg *m, enum sip_hdr type, uint32_t *hidx, str_t *entry);
-/* Removes that element; its header goes when it held only that one. */
-void pmsg_pop_first_entry(struct sip_msg *m, enum sip_hdr type);
-void pmsg_pop_last_entry(struct sip_msg *m, enum sip_hdr type);
-/* Sets Max-Forwards to value (replacing or adding the header). 0 / -1. */
-int pmsg_set_max_forwards(struct sip_msg *m, arena_t *a, int value);
-/* Inserts a header right before the first header of type before_type, or
- * at index at when there is none (-1 appends). 0 / -1. */
-int pmsg_insert_before(struct sip_msg *m, arena_t *a, enum sip_hdr before_type, int at, str_t name, str_t value);
-/* The index right after the last header of a type (0 when none). */
-int pmsg_index_after(const struct sip_msg *m, enum sip_hdr type);
-/* Removes every header of a type. */
-void pmsg_remove_all(struct sip_msg *m, enum sip_hdr type);
 
 /* The loop hash of a request as it would arrive at a proxy whose own Via is
  * right above prev_via (the via-parm that was on top when the request first

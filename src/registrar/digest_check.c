@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <strings.h>
 
-#include "api/events.h"
+#include "events/events.h"
 #include "app/worker.h"
 #include "auth/digest.h"
 #include "base/clock.h"

@@ -17,7 +17,7 @@
 #include <strings.h>
 #include <time.h>
 
-#include "api/events.h"
+#include "events/events.h"
 #include "app/worker.h"
 #include "auth/digest.h"
 #include "base/clock.h"

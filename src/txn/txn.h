@@ -202,4 +202,19 @@ int txn_last_status(const struct txn *t);      /* last response sent/received, 0
 str_t txn_branch(const struct txn *t);
 const struct transport_dest *txn_dest(const struct txn *t); /* where it sends */
 
+/* Admission control for requests that would create new state (a REGISTER
+ * for an AoR without bindings, a GB device not online): the app supplies it
+ * (overload control). refuse() returns true when it has answered st itself
+ * (503 + Retry-After, stateless) and the caller must do nothing more with it.
+ * Call it before any digest or store work. A NULL admission admits all. */
+struct txn_admission {
+    bool (*refuse)(void *arg, struct txn *st);
+    void *arg;
+};
+
+static inline bool txn_admission_refuse(const struct txn_admission *a, struct txn *st)
+{
+    return a && a->refuse && a->refuse(a->arg, st);
+}
+
 #endif

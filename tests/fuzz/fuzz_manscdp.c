@@ -11,7 +11,7 @@
 
 #include <libxml/parser.h>
 
-#include "gb/manscdp.h"
+#include "gb/codec/manscdp.h"
 
 /* What the builder does to a string (manscdp.h): control chars -> ' ',
  * invalid UTF-8 / U+FFFE / U+FFFF -> '?'; the parser then trims whitespace. */

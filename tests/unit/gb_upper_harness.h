@@ -13,8 +13,8 @@
 #include "app/worker.h"
 #include "auth/digest.h"
 #include "base/sbuf.h"
-#include "gb/upper.h"
-#include "gb/upper_int.h"
+#include "gb/upper/upper.h"
+#include "gb/upper/upper_int.h"
 #include "txn/txn.h"
 #include "ua/ua.h"
 

@@ -23,9 +23,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "api/events.h"
+#include "events/events.h"
 #include "api/http.h"
-#include "api/httpc.h"
+#include "events/httpc.h"
 #include "api/wsclient.h"
 #include "base/clock.h"
 #include "base/log.h"

@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "api/events.h"
+#include "events/events.h"
 #include "base/log.h"
 
 static json_t *parse(const char *json)

@@ -1,11 +1,11 @@
 /* test_gb_lower.c — the media side of the GB lower role and the simulator
- * (src/gb/media_sender.c): the clip index, the built-in clip, SDP offer
+ * (src/media/media_sender.c): the clip index, the built-in clip, SDP offer
  * reading and answer writing (a=setup roles, y=, the PS payload type), and
  * real streams on loopback — UDP, TCP passive (we listen) and TCP active (we
  * connect) — checked packet by packet (RTP header, SSRC, sequence, 90 kHz
  * timestamps at the clip's frame rate, marker per frame, RFC 4571 framing)
  * and frame by frame through the PS demuxer. Also the middle node's answers
- * to queries relayed to a device (src/gb/lower_query.c): the upper role's
+ * to queries relayed to a device (src/gb/lower/lower_query.c): the upper role's
  * JSON of the device's Response written back as MANSCDP for the upstream. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,10 +19,10 @@
 #include <uv.h>
 
 #include "base/timer.h"
-#include "gb/lower_int.h"
-#include "gb/media_sender.h"
-#include "gb/ps.h"
-#include "gb/rtp.h"
+#include "gb/lower/lower_int.h"
+#include "media/media_sender.h"
+#include "media/ps.h"
+#include "media/rtp.h"
 #include "transport/transport.h"
 
 /* ---- a loop driving a timer service, as the worker does ---- */

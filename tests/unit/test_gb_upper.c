@@ -1,4 +1,4 @@
-/* test_gb_upper.c — the GB/T 28181 upper role (src/gb/upper.c, catalog.c) on
+/* test_gb_upper.c — the GB/T 28181 upper role (src/gb/upper/upper.c, catalog.c) on
  * a fake clock: REGISTER challenge/digest/Date, 403 for ids not allowed,
  * allow_unknown, keepalive window and registration expiry (timers, exact
  * times), 403 to keepalives of unregistered devices, TCP loss, catalog

@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "gb/gbid.h"
+#include "gb/codec/gbid.h"
 
 static void test_ids(void **state)
 {

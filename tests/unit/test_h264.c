@@ -10,7 +10,7 @@
 #include <cmocka.h>
 
 #include "clip_testutil.h"
-#include "gb/h264.h"
+#include "media/h264.h"
 
 static void test_clip_access_units(void **state)
 {

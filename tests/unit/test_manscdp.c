@@ -10,7 +10,7 @@
 #include <cmocka.h>
 #include <libxml/parser.h>
 
-#include "gb/manscdp.h"
+#include "gb/codec/manscdp.h"
 
 /* GB2312 bytes of the Chinese strings used below (checked with iconv -t GB2312). */
 #define GB_YIHAO "\xd2\xbb\xba\xc5\xc9\xe3\xcf\xf1\xbb\xfa" /* 一号摄像机 */

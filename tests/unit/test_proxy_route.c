@@ -70,24 +70,24 @@ static void test_route_entries(void **state)
     struct parsed *p = parse(INVITE_HEAD "Route: <sip:p1.example.com;lr>, <sip:p2.example.com;lr>\n"
                                          "Route: <sip:p3.example.com;lr>\n" INVITE_TAIL);
     struct sip_msg m;
-    assert_int_equal(pmsg_clone(&p->msg, &p->arena, &m), 0);
+    assert_int_equal(sip_edit_clone(&p->msg, &p->arena, &m), 0);
     uint32_t idx;
     str_t e;
-    assert_true(pmsg_first_entry(&m, SIP_HDR_ROUTE, &idx, &e));
+    assert_true(sip_edit_first_entry(&m, SIP_HDR_ROUTE, &idx, &e));
     assert_true(str_eq_cstr(e, "<sip:p1.example.com;lr>"));
-    assert_true(pmsg_last_entry(&m, SIP_HDR_ROUTE, &idx, &e));
+    assert_true(sip_edit_last_entry(&m, SIP_HDR_ROUTE, &idx, &e));
     assert_true(str_eq_cstr(e, "<sip:p3.example.com;lr>"));
 
-    pmsg_pop_first_entry(&m, SIP_HDR_ROUTE);
+    sip_edit_pop_first_entry(&m, SIP_HDR_ROUTE);
     assert_true(str_eq_cstr(header_value(&m, SIP_HDR_ROUTE), "<sip:p2.example.com;lr>"));
-    pmsg_pop_last_entry(&m, SIP_HDR_ROUTE); /* p3's header goes */
-    assert_true(pmsg_last_entry(&m, SIP_HDR_ROUTE, &idx, &e));
+    sip_edit_pop_last_entry(&m, SIP_HDR_ROUTE); /* p3's header goes */
+    assert_true(sip_edit_last_entry(&m, SIP_HDR_ROUTE, &idx, &e));
     assert_true(str_eq_cstr(e, "<sip:p2.example.com;lr>"));
-    pmsg_pop_first_entry(&m, SIP_HDR_ROUTE);
-    assert_false(pmsg_first_entry(&m, SIP_HDR_ROUTE, &idx, &e));
+    sip_edit_pop_first_entry(&m, SIP_HDR_ROUTE);
+    assert_false(sip_edit_first_entry(&m, SIP_HDR_ROUTE, &idx, &e));
     assert_int_equal(m.first[SIP_HDR_ROUTE], -1);
     /* the original model is untouched */
-    assert_true(pmsg_first_entry(&p->msg, SIP_HDR_ROUTE, &idx, &e));
+    assert_true(sip_edit_first_entry(&p->msg, SIP_HDR_ROUTE, &idx, &e));
     assert_true(str_eq_cstr(e, "<sip:p1.example.com;lr>"));
     done(p);
 }
@@ -104,8 +104,8 @@ static void test_via_pop_in_response(void **state)
                              "CSeq: 1 INVITE\n"
                              "Content-Length: 0\n\n");
     struct sip_msg m;
-    assert_int_equal(pmsg_clone(&p->msg, &p->arena, &m), 0);
-    pmsg_pop_first_entry(&m, SIP_HDR_VIA);
+    assert_int_equal(sip_edit_clone(&p->msg, &p->arena, &m), 0);
+    sip_edit_pop_first_entry(&m, SIP_HDR_VIA);
     assert_true(str_eq_cstr(header_value(&m, SIP_HDR_VIA), "SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-caller-1"));
     sbuf_t out;
     sbuf_init(&out);
@@ -121,11 +121,11 @@ static void test_max_forwards_and_insert(void **state)
     (void)state;
     struct parsed *p = parse(INVITE_HEAD INVITE_TAIL);
     struct sip_msg m;
-    assert_int_equal(pmsg_clone(&p->msg, &p->arena, &m), 0);
-    assert_int_equal(pmsg_set_max_forwards(&m, &p->arena, 69), 0);
+    assert_int_equal(sip_edit_clone(&p->msg, &p->arena, &m), 0);
+    assert_int_equal(sip_edit_set_max_forwards(&m, &p->arena, 69), 0);
     assert_true(str_eq_cstr(header_value(&m, SIP_HDR_MAX_FORWARDS), "69"));
-    assert_int_equal(pmsg_index_after(&m, SIP_HDR_VIA), 1);
-    assert_int_equal(pmsg_insert_before(&m, &p->arena, SIP_HDR_RECORD_ROUTE, pmsg_index_after(&m, SIP_HDR_VIA),
+    assert_int_equal(sip_edit_index_after(&m, SIP_HDR_VIA), 1);
+    assert_int_equal(sip_edit_insert_before(&m, &p->arena, SIP_HDR_RECORD_ROUTE, sip_edit_index_after(&m, SIP_HDR_VIA),
                                         STR_LIT("Record-Route"), STR_LIT("<sip:10.0.0.1:5060;lr>")),
                      0);
     assert_int_equal(m.first[SIP_HDR_RECORD_ROUTE], 1);
@@ -137,8 +137,8 @@ static void test_max_forwards_and_insert(void **state)
                              "From: <sip:a@example.com>;tag=1\nTo: <sip:bob@example.com>\n"
                              "Call-ID: c\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n");
     struct sip_msg n;
-    assert_int_equal(pmsg_clone(&q->msg, &q->arena, &n), 0);
-    assert_int_equal(pmsg_set_max_forwards(&n, &q->arena, 70), 0); /* absent: added */
+    assert_int_equal(sip_edit_clone(&q->msg, &q->arena, &n), 0);
+    assert_int_equal(sip_edit_set_max_forwards(&n, &q->arena, 70), 0); /* absent: added */
     assert_true(str_eq_cstr(header_value(&n, SIP_HDR_MAX_FORWARDS), "70"));
     done(q);
     done(p);
@@ -177,7 +177,7 @@ static void looped_copy(const struct sip_msg *first, const char *ruri, char *out
 {
     uint32_t idx;
     str_t top;
-    assert_true(pmsg_first_entry(first, SIP_HDR_VIA, &idx, &top));
+    assert_true(sip_edit_first_entry(first, SIP_HDR_VIA, &idx, &top));
     char branch[64];
     proxy_make_branch(branch, sizeof(branch), proxy_loop_hash(first, top), 1);
     snprintf(out, cap,

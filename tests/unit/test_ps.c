@@ -12,8 +12,8 @@
 #include <cmocka.h>
 
 #include "clip_testutil.h"
-#include "gb/h264.h"
-#include "gb/ps.h"
+#include "media/h264.h"
+#include "media/ps.h"
 
 #define MAX_FRAMES 64
 

@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "gb/ptz.h"
+#include "gb/codec/ptz.h"
 
 static void expect_build(const char *cmd, int speed, int zoom, uint16_t addr, const char *want)
 {

@@ -11,10 +11,10 @@
 #include <cmocka.h>
 
 #include "clip_testutil.h"
-#include "gb/gbid.h"
-#include "gb/h264.h"
-#include "gb/ps.h"
-#include "gb/rtp.h"
+#include "gb/codec/gbid.h"
+#include "media/h264.h"
+#include "media/ps.h"
+#include "media/rtp.h"
 
 static void test_parse(void **state)
 {

@@ -20,9 +20,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "api/events.h"
-#include "api/httpc.h"
-#include "api/webhook.h"
+#include "events/events.h"
+#include "events/httpc.h"
+#include "events/webhook.h"
 #include "base/clock.h"
 #include "base/log.h"
 

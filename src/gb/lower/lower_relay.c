@@ -1,0 +1,611 @@
+/* lower_relay.c — the middle node of a multi-level cascade: this node is a
+ * lower platform to its upstreams and an upper platform to its devices, and
+ * relays between the two (GB/T 28181 §9.2.2 cascade play, §9.5 catalog).
+ *
+ *  - Catalog: the devices registered here appear in our answers as items
+ *    under our id (Parental 1, ParentID us) with their channels under them
+ *    (ParentID the device, or the parent the device gave inside its own tree).
+ *  - INVITE from an upstream for such a channel: sent on to the device with
+ *    the upstream's SDP unchanged, so the device streams straight to the
+ *    upstream's media address; the device's 200 (its SDP) answers the
+ *    upstream. Two dialogs, one per side; BYE on either side ends the other.
+ *    A CANCEL from the upstream cancels the INVITE to the device.
+ *  - DeviceControl for such a channel: re-encoded in the device's charset
+ *    and sent to the device.
+ *  - DeviceInfo / DeviceStatus / RecordInfo for such a device or channel:
+ *    asked of the device through the upper role's queries (a gb_waiter per
+ *    question, joined with the same question in flight); its answer, or an
+ *    error answer when it is offline or silent, goes to the upstream with
+ *    the upstream's SN and the id it asked about (lower_query.c builds it).
+ *  - Changes seen by the upper role (device online/offline, catalog updated),
+ *    followed on the event bus, go upward as catalog Notifies.
+ *
+ * The upper role's state is read through its internal header (same module,
+ * read-only here): devices by id, their channels, where to reach them. */
+#include "gb/lower/lower_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "events/events.h"
+#include "app/worker.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "gb/upper/upper_int.h"
+#include "txn/txn.h"
+
+/* ---- lookups ---- */
+
+struct owner_ctx {
+    str_t id;
+    struct gb_device *dev;
+    struct gb_channel *chan;
+};
+
+static void find_channel(struct gb_device *d, void *arg)
+{
+    struct owner_ctx *c = arg;
+    if (c->dev) return;
+    for (size_t i = 0; i < d->channel_count; i++)
+        if (d->channels[i].id && str_eq_cstr(c->id, d->channels[i].id)) {
+            c->dev = d;
+            c->chan = &d->channels[i];
+            return;
+        }
+}
+
+/* The device that is id or owns channel id. A linear pass over the upper's
+ * devices for a channel id: INVITEs and controls are rare next to keepalives. */
+static struct gb_device *owner_of(struct gb_lower *l, str_t id, struct gb_channel **chan)
+{
+    struct owner_ctx c = {.id = id};
+    if (chan) *chan = NULL;
+    if (!l->upper || id.len != GB_ID_LEN) return NULL;
+    struct gb_device *d = gb_device_find_str(l->upper, id);
+    if (d) return d;
+    gb_device_foreach(l->upper, find_channel, &c);
+    if (chan) *chan = c.chan;
+    return c.dev;
+}
+
+bool gb_relay_knows(struct gb_lower *l, str_t id) { return owner_of(l, id, NULL) != NULL; }
+
+/* ---- catalog ---- */
+
+static const char *info_str(const struct gb_device *d, const char *key)
+{
+    json_t *v = d->info ? json_object_get(d->info, key) : NULL;
+    return json_is_string(v) && json_string_length(v) ? json_string_value(v) : NULL;
+}
+
+struct cat_ctx {
+    struct gb_lower *l;
+    const char *only;
+    gb_catalog_item_t **items;
+    size_t *n, *cap;
+    int rc;
+};
+
+static void device_items(struct gb_device *d, void *arg)
+{
+    struct cat_ctx *c = arg;
+    struct gb_lower *l = c->l;
+    if (c->rc || (c->only && strcmp(c->only, d->id))) return;
+    char civil[GB_DOMAIN_LEN + 1];
+    memcpy(civil, d->id, 6);
+    civil[6] = '\0';
+    if (!c->only) {
+        gb_catalog_item_t it;
+        gb_catalog_item_init(&it);
+        it.device_id = d->id;
+        it.name = (char *)(info_str(d, "device_name") ? info_str(d, "device_name") : d->id);
+        it.manufacturer = (char *)(info_str(d, "manufacturer") ? info_str(d, "manufacturer") : "unknown");
+        it.model = (char *)(info_str(d, "model") ? info_str(d, "model") : "unknown");
+        it.owner = (char *)"Owner";
+        it.civil_code = civil;
+        it.address = (char *)"Address";
+        it.parental = 1;
+        it.parent_id = l->id;
+        it.safety_way = 0;
+        it.register_way = 1;
+        it.secrecy = 0;
+        it.status = d->online ? GB_ONOFF_ON : GB_ONOFF_OFF;
+        if ((c->rc = gb_lower_items_push(c->items, c->n, c->cap, &it)) != 0) return;
+    }
+    for (size_t i = 0; i < d->channel_count; i++) {
+        const struct gb_channel *ch = &d->channels[i];
+        if (!ch->id) continue;
+        gb_catalog_item_t it;
+        gb_catalog_item_init(&it);
+        it.device_id = ch->id;
+        it.name = ch->name ? ch->name : ch->id;
+        it.manufacturer = ch->manufacturer;
+        it.model = ch->model;
+        it.owner = (char *)"Owner";
+        it.civil_code = ch->civil_code ? ch->civil_code : civil;
+        it.address = ch->address ? ch->address : (char *)"Address";
+        it.parental = 0;
+        /* Keep the device's own tree; a channel hung on nothing (or on the
+         * platform it registered to, i.e. us) goes under its device. */
+        it.parent_id = ch->parent_id && *ch->parent_id && strcmp(ch->parent_id, l->id) ? ch->parent_id : d->id;
+        it.business_group_id = ch->business_group_id;
+        it.safety_way = 0;
+        it.register_way = 1;
+        it.secrecy = 0;
+        it.status = !d->online || !strcmp(ch->status, "OFF") ? GB_ONOFF_OFF : GB_ONOFF_ON;
+        if ((c->rc = gb_lower_items_push(c->items, c->n, c->cap, &it)) != 0) return;
+    }
+}
+
+int gb_relay_catalog(struct gb_lower *l, const char *only_device, gb_catalog_item_t **items, size_t *n,
+                     size_t *cap)
+{
+    if (!l->upper) return 0;
+    struct cat_ctx c = {.l = l, .only = only_device, .items = items, .n = n, .cap = cap};
+    if (only_device) {
+        struct gb_device *d = gb_device_find(l->upper, only_device);
+        if (d) device_items(d, &c);
+    } else {
+        gb_device_foreach(l->upper, device_items, &c);
+    }
+    return c.rc;
+}
+
+static void count_device(struct gb_device *d, void *arg) { *(size_t *)arg += 1 + d->channel_count; }
+
+size_t gb_relay_channel_count(struct gb_lower *l)
+{
+    size_t n = 0;
+    if (l->upper) gb_device_foreach(l->upper, count_device, &n);
+    return n;
+}
+
+static void device_json(struct gb_device *d, void *arg)
+{
+    json_t *arr = arg;
+    for (size_t i = 0; i < d->channel_count; i++) {
+        const struct gb_channel *ch = &d->channels[i];
+        if (!ch->id) continue;
+        json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:b}", "id", ch->id, "name", ch->name ? ch->name : ch->id,
+                              "parent_id", ch->parent_id && *ch->parent_id ? ch->parent_id : d->id, "status",
+                              d->online ? (ch->status[0] ? ch->status : "ON") : "OFF", "device_id", d->id, "online",
+                              d->online);
+        if (o) json_array_append_new(arr, o);
+    }
+}
+
+void gb_relay_channels_json(struct gb_lower *l, json_t *arr)
+{
+    if (l->upper) gb_device_foreach(l->upper, device_json, arr);
+}
+
+/* ---- INVITE relay ---- */
+
+static void relay_free(struct gb_relay *r)
+{
+    struct gb_lower *l = r->l;
+    if (r->prev) r->prev->next = r->next;
+    else l->relays = r->next;
+    if (r->next) r->next->prev = r->prev;
+    l->relay_count--;
+    free(r);
+}
+
+static void relay_log_end(struct gb_relay *r, const char *reason)
+{
+    log_info("gb lower: relayed stream of %s (device %s) for upstream %s ended: %s", r->channel_id, r->device_id,
+             r->up->cfg.id, reason);
+    gb_lower_publish(r->l, "gb.lower.relay.stopped",
+                     json_pack("{s:s,s:s,s:s,s:s}", "upstream", r->up->cfg.id, "device_id", r->device_id, "channel_id",
+                               r->channel_id, "reason", reason));
+}
+
+static void up_dlg_end(void *arg, struct ua_dialog *d, enum ua_dialog_end why)
+{
+    (void)d;
+    struct gb_relay *r = arg;
+    r->up_dlg = NULL;
+    if (r->dev_dlg) ua_dialog_bye(r->dev_dlg);
+    r->dev_dlg = NULL;
+    relay_log_end(r, why == UA_END_BYE_RECEIVED ? "bye-from-upstream" : "no-ack-from-upstream");
+    relay_free(r);
+}
+
+static void dev_dlg_end(void *arg, struct ua_dialog *d, enum ua_dialog_end why)
+{
+    (void)d;
+    (void)why;
+    struct gb_relay *r = arg;
+    r->dev_dlg = NULL;
+    if (r->up_dlg) ua_dialog_bye(r->up_dlg);
+    r->up_dlg = NULL;
+    relay_log_end(r, "bye-from-device");
+    relay_free(r);
+}
+
+static const struct ua_dialog_cb up_dlg_cb = {.on_end = up_dlg_end};
+static const struct ua_dialog_cb dev_dlg_cb = {.on_end = dev_dlg_end};
+
+static void respond(struct gb_lower *l, struct txn *st, int status, str_t reason)
+{
+    char rs[64];
+    str_copy(rs, sizeof(rs), reason);
+    gb_lower_respond(l, st, status, rs[0] ? rs : NULL, NULL, 0);
+}
+
+static void relay_invite_final(void *arg, struct ua_uac *h, int status, const struct sip_msg *resp,
+                               const struct transport_rx *rx, struct ua_dialog *dlg)
+{
+    (void)h;
+    (void)rx;
+    struct gb_relay *r = arg;
+    struct gb_lower *l = r->l;
+    r->h = NULL;
+    struct txn *st = r->st;
+    r->st = NULL;
+    if (status >= 200 && status < 300 && dlg) {
+        r->dev_dlg = dlg;
+        ua_dialog_set_cb(dlg, &dev_dlg_cb, r);
+        /* The dialog is pinned to the device's registered address (pin_dest):
+         * the ACK went there already, and so do the BYE and INFO. */
+        str_t body = resp ? resp->body : STR_NULL;
+        r->up_dlg = ua_answer_invite(l->ua, st, 200, STR_NULL, NULL, 0,
+                                     body.len ? STR_LIT("application/sdp") : STR_NULL, body, &up_dlg_cb, r);
+        if (!r->up_dlg) {
+            log_warn("gb lower: relayed 200 for %s could not be sent upstream; BYE to the device", r->channel_id);
+            respond(l, st, 500, STR_NULL);
+            ua_dialog_bye(r->dev_dlg);
+            r->dev_dlg = NULL;
+            relay_free(r);
+            return;
+        }
+        log_info("gb lower: relayed INVITE for %s: device %s answered, stream goes to upstream %s", r->channel_id,
+                 r->device_id, r->up->cfg.id);
+        gb_lower_publish(l, "gb.lower.relay.started",
+                         json_pack("{s:s,s:s,s:s}", "upstream", r->up->cfg.id, "device_id", r->device_id,
+                                   "channel_id", r->channel_id));
+        return;
+    }
+    int code = status >= 300 && status < 700 ? status : 500;
+    log_info("gb lower: relayed INVITE for %s: device %s answered %d", r->channel_id, r->device_id, status);
+    respond(l, st, code, resp ? resp->reason : STR_NULL);
+    relay_free(r);
+}
+
+static const struct ua_uac_cb relay_invite_cb = {.on_final = relay_invite_final};
+
+void gb_relay_invite(struct gb_lower *l, struct gb_upstream *up, struct txn *st, const struct transport_rx *rx)
+{
+    const struct sip_msg *m = rx->msg;
+    struct gb_channel *chan;
+    struct gb_device *d = owner_of(l, m->ruri.user, &chan);
+    if (!d) {
+        respond(l, st, 404, STR_NULL);
+        return;
+    }
+    if (!d->online) {
+        log_info("gb lower: INVITE from upstream %s for %.*s: device %s offline, 480", up->cfg.id,
+                 STR_FMT(m->ruri.user), d->id);
+        respond(l, st, 480, STR_NULL);
+        return;
+    }
+    struct gb_relay *r = calloc(1, sizeof(*r));
+    if (!r) {
+        respond(l, st, 500, STR_NULL);
+        return;
+    }
+    r->l = l;
+    r->up = up;
+    r->st = st;
+    r->started_at = clock_wall_ms();
+    snprintf(r->device_id, sizeof(r->device_id), "%s", d->id);
+    str_copy(r->channel_id, sizeof(r->channel_id), m->ruri.user);
+
+    struct ua_request req;
+    char buf[512];
+    gb_device_request(l->upper, d, r->channel_id, &req, buf, sizeof(buf));
+    req.method = SIP_INVITE;
+    req.auto_contact = true;
+    req.contact_user = str_from_cstr(l->id);
+    /* Subject (GB/T 28181 §9.2.2.1): "<channel>:<ssrc>,<sender>:<n>"; the
+     * sender on this leg is us. */
+    char subject[160];
+    const struct sip_header *sh = sip_msg_header(m, SIP_HDR_SUBJECT);
+    str_t first = STR_NULL;
+    if (sh) {
+        const char *comma = memchr(sh->value.s, ',', sh->value.len);
+        first = str_make(sh->value.s, comma ? (size_t)(comma - sh->value.s) : sh->value.len);
+    }
+    if (first.len && first.len < 64)
+        snprintf(subject, sizeof(subject), "Subject: %.*s,%s:0", STR_FMT(first), l->id);
+    else
+        snprintf(subject, sizeof(subject), "Subject: %s:0,%s:0", r->channel_id, l->id);
+    str_t hdr = str_from_cstr(subject);
+    req.headers = &hdr;
+    req.header_count = 1;
+    req.content_type = m->body.len ? STR_LIT("application/sdp") : STR_NULL;
+    req.body = m->body;
+    req.pin_dest = true; /* ACK, INFO, BYE where the device registered from, not to a private Contact */
+    struct transport_dest dest;
+    gb_device_dest(d, &dest);
+    r->next = l->relays;
+    if (l->relays) l->relays->prev = r;
+    l->relays = r;
+    l->relay_count++;
+    r->h = ua_request_send(l->ua, &req, &dest, NULL, &relay_invite_cb, r);
+    if (!r->h) {
+        r->st = NULL;
+        respond(l, st, 500, STR_NULL);
+        relay_free(r);
+        return;
+    }
+    log_info("gb lower: INVITE from upstream %s for %s relayed to device %s", up->cfg.id, r->channel_id, d->id);
+}
+
+int gb_relay_cancel(struct gb_lower *l, struct txn *invite_st)
+{
+    for (struct gb_relay *r = l->relays; r; r = r->next) {
+        if (r->st != invite_st) continue;
+        log_info("gb lower: relayed INVITE for %s cancelled by upstream %s", r->channel_id, r->up->cfg.id);
+        if (r->h) ua_request_cancel(r->h);
+        r->h = NULL;
+        r->st = NULL;
+        respond(l, invite_st, 487, STR_NULL);
+        relay_free(r);
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- queries asked of the device ---- */
+
+struct gb_relay_query {
+    struct gb_waiter wt;              /* first: done() hands it back */
+    struct gb_relay_query *next;      /* l->relay_queries */
+    struct gb_lower *l;
+    struct gb_upstream *up;
+    struct gb_relay_ask ask;
+};
+
+static void relay_query_unlink(struct gb_relay_query *q)
+{
+    for (struct gb_relay_query **pp = &q->l->relay_queries; *pp; pp = &(*pp)->next)
+        if (*pp == q) {
+            *pp = q->next;
+            break;
+        }
+}
+
+static void relay_query_free(struct gb_relay_query *q)
+{
+    free(q->ask.name);
+    free(q);
+}
+
+/* The upper role's answer (exactly once): the device's Response, or the
+ * query's failure (timeout, device gone offline, shutdown). */
+static void relay_query_done(struct gb_waiter *wt, int status, json_t *body)
+{
+    struct gb_relay_query *q = (struct gb_relay_query *)wt;
+    relay_query_unlink(q);
+    const char *what = gb_cmd_name(q->ask.cmd);
+    if (status == 200)
+        log_info("gb lower: %s for %s answered by its device, sent to upstream %s (SN %u)", what, q->ask.id,
+                 q->up->cfg.id, q->ask.sn);
+    else {
+        const char *why = json_string_value(json_object_get(body, "error"));
+        log_info("gb lower: %s for %s not answered by its device (%d %s): error answer to upstream %s", what,
+                 q->ask.id, status, why ? why : "-", q->up->cfg.id);
+    }
+    gb_lower_answer_relayed(q->l, q->up, &q->ask, status, body);
+    json_decref(body);
+    relay_query_free(q);
+}
+
+static enum gb_query_kind query_kind(gb_cmd_t cmd)
+{
+    return cmd == GB_CMD_DEVICE_INFO ? GB_Q_INFO : cmd == GB_CMD_DEVICE_STATUS ? GB_Q_STATUS : GB_Q_RECORDS;
+}
+
+int gb_relay_query(struct gb_lower *l, struct gb_upstream *up, const gb_manscdp_t *m)
+{
+    struct gb_channel *chan;
+    struct gb_device *d = m->device_id ? owner_of(l, str_from_cstr(m->device_id), &chan) : NULL;
+    if (!d) return -ENOENT;
+    struct gb_relay_query *q = calloc(1, sizeof(*q));
+    struct gb_relay_ask ask = {.cmd = m->cmd, .sn = m->sn};
+    snprintf(ask.id, sizeof(ask.id), "%s", m->device_id);
+    snprintf(ask.type, sizeof(ask.type), "%s", m->record_query.type ? m->record_query.type : "");
+    ask.name = m->cmd == GB_CMD_RECORD_INFO ? strdup(chan && chan->name ? chan->name : ask.id) : NULL;
+    enum gb_query_kind kind = query_kind(m->cmd);
+    int rc = -ENOMEM;
+    if (q && (ask.name || kind != GB_Q_RECORDS)) {
+        q->wt.done = relay_query_done;
+        q->l = l;
+        q->up = up;
+        q->ask = ask;
+        /* DeviceInfo / DeviceStatus of the device itself: target NULL, so it
+         * joins the same question asked through the API. */
+        const char *target = kind == GB_Q_RECORDS || chan ? ask.id : NULL;
+        rc = gb_query_start(l->upper, d, kind, target, m->record_query.start_time, m->record_query.end_time, &q->wt);
+    }
+    if (rc != 0) {
+        log_info("gb lower: %s for %s from upstream %s not asked of device %s (%s): error answer", gb_cmd_name(m->cmd),
+                 ask.id, up->cfg.id, d->id, rc == -ENOTCONN ? "offline" : strerror(-rc));
+        gb_lower_answer_relayed(l, up, &ask, rc == -ENOTCONN ? 409 : 503, NULL);
+        free(ask.name);
+        free(q);
+        return 0;
+    }
+    q->next = l->relay_queries;
+    l->relay_queries = q;
+    log_info("gb lower: %s for %s from upstream %s (SN %u) asked of device %s", gb_cmd_name(m->cmd), ask.id,
+             up->cfg.id, m->sn, d->id);
+    return 0;
+}
+
+void gb_relays_stop(struct gb_lower *l, struct gb_upstream *up, const char *reason)
+{
+    for (struct gb_relay_query **pp = &l->relay_queries; *pp;) {
+        struct gb_relay_query *q = *pp;
+        if (up && q->up != up) {
+            pp = &q->next;
+            continue;
+        }
+        *pp = q->next;
+        gb_waiter_cancel(&q->wt);
+        relay_query_free(q);
+    }
+    struct gb_relay *r = l->relays;
+    while (r) {
+        struct gb_relay *next = r->next;
+        if (up && r->up != up) {
+            r = next;
+            continue;
+        }
+        if (r->h) ua_request_cancel(r->h);
+        if (r->st) respond(l, r->st, 480, STR_NULL);
+        if (r->up_dlg) ua_dialog_bye(r->up_dlg);
+        if (r->dev_dlg) ua_dialog_bye(r->dev_dlg);
+        relay_log_end(r, reason);
+        relay_free(r);
+        r = next;
+    }
+}
+
+/* ---- DeviceControl ---- */
+
+int gb_relay_control(struct gb_lower *l, const gb_manscdp_t *m)
+{
+    struct gb_device *d = owner_of(l, str_from_cstr(m->device_id), NULL);
+    if (!d || !d->online) return -ENOTCONN;
+    sbuf_t body;
+    sbuf_init(&body);
+    int rc = gb_manscdp_build(&body, d->charset, m);
+    if (rc != 0) {
+        sbuf_free(&body);
+        return -EINVAL;
+    }
+    struct ua_request r;
+    char buf[512];
+    gb_device_request(l->upper, d, d->id, &r, buf, sizeof(buf));
+    r.method = SIP_MESSAGE;
+    r.content_type = STR_LIT("Application/MANSCDP+xml");
+    r.body = sbuf_str(&body);
+    struct transport_dest dest;
+    gb_device_dest(d, &dest);
+    struct ua_uac *h = ua_request_send(l->ua, &r, &dest, NULL, NULL, NULL);
+    sbuf_free(&body);
+    if (!h) return -EIO;
+    log_info("gb lower: DeviceControl for %s relayed to device %s", m->device_id, d->id);
+    return 0;
+}
+
+/* ---- changes seen by the upper role -> catalog Notify upward ---- */
+
+#define NOTE_BATCH_MS 500      /* changes gathered before one Notify batch goes up */
+#define NOTE_MAX (1u << 20)    /* pending changes kept at most (a registration storm) */
+
+static int note_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct gb_relay_note *)a)->device_id, ((const struct gb_relay_note *)b)->device_id);
+}
+
+/* Sends the changes gathered since the last batch, one entry per device
+ * whatever happened to it meanwhile, from the device's state now:
+ *  - offline: the device item OFF, its channels updated with status OFF;
+ *  - catalog updated: the device item and its channels as UPDATE (an
+ *    upper that did not know them adds them);
+ *  - back online only: the device item as UPDATE with status ON.
+ * While a previous batch is still going up the next one waits: a slow upper
+ * gets the changes later, merged, rather than a growing flood. */
+static void note_timer_cb(struct timer_node *n, uint64_t now)
+{
+    struct gb_lower *l = container_of(n, struct gb_lower, note_timer);
+    if (gb_lower_notify_busy(l)) {
+        gb_lower_arm(l, &l->note_timer, now + NOTE_BATCH_MS, note_timer_cb);
+        return;
+    }
+    qsort(l->notes, l->note_count, sizeof(*l->notes), note_cmp);
+    gb_catalog_item_t *items = NULL;
+    size_t count = 0, cap = 0;
+    struct cat_ctx c = {.l = l, .items = &items, .n = &count, .cap = &cap};
+    for (size_t i = 0; i < l->note_count && !c.rc;) {
+        size_t j = i;
+        bool updated = false;
+        for (; j < l->note_count && !strcmp(l->notes[j].device_id, l->notes[i].device_id); j++)
+            updated |= l->notes[j].event == GB_EVENT_UPDATE;
+        struct gb_device *d = l->upper ? gb_device_find(l->upper, l->notes[i].device_id) : NULL;
+        i = j;
+        if (!d) continue;
+        size_t first = count;
+        device_items(d, &c);
+        if (c.rc || count == first) continue;
+        items[first].event = d->online ? GB_EVENT_UPDATE : GB_EVENT_OFF;
+        if (d->online && !updated) {
+            gb_lower_items_free_tail(items, first + 1, count);
+            count = first + 1;
+        } else {
+            for (size_t k = first + 1; k < count; k++) items[k].event = GB_EVENT_UPDATE;
+        }
+    }
+    l->note_count = 0;
+    l->notes_dropped = false;
+    if (c.rc) log_error("gb lower: no memory for a catalog Notify batch");
+    else gb_lower_notify_items(l, items, count);
+    gb_lower_items_free(items, count);
+}
+
+static void note_add(struct gb_lower *l, const char *device_id, gb_catalog_event_t ev)
+{
+    if (l->note_count == l->note_cap) {
+        size_t nc = l->note_cap ? l->note_cap * 2 : 64;
+        struct gb_relay_note *nn = nc <= NOTE_MAX ? realloc(l->notes, nc * sizeof(*nn)) : NULL;
+        if (!nn) {
+            if (!l->notes_dropped) log_warn("gb lower: %zu device changes pending, more are dropped", l->note_count);
+            l->notes_dropped = true;
+            return;
+        }
+        l->notes = nn;
+        l->note_cap = nc;
+    }
+    struct gb_relay_note *note = &l->notes[l->note_count++];
+    snprintf(note->device_id, sizeof(note->device_id), "%s", device_id);
+    note->event = (uint8_t)ev;
+    if (!timer_armed(&l->note_timer)) gb_lower_arm(l, &l->note_timer, gb_lower_now(l) + NOTE_BATCH_MS, note_timer_cb);
+}
+
+static void on_bus_event(uint64_t seq, const char *json, size_t len, void *arg)
+{
+    (void)seq;
+    struct gb_lower *l = arg;
+    if (!l->upper || l->stopping) return;
+    /* Cheap filter before parsing: only the upper role's device events. */
+    if (!memmem(json, len, "\"gb.device.", 11) && !memmem(json, len, "\"gb.catalog.updated\"", 20)) return;
+    json_error_t err;
+    json_t *ev = json_loadb(json, len, 0, &err);
+    if (!ev) return;
+    const char *type = json_string_value(json_object_get(ev, "type"));
+    const char *id = json_string_value(json_object_get(ev, "device_id"));
+    if (type && id && gb_id_valid(str_from_cstr(id))) {
+        if (!strcmp(type, "gb.device.online")) note_add(l, id, GB_EVENT_ON);
+        else if (!strcmp(type, "gb.device.offline")) note_add(l, id, GB_EVENT_OFF);
+        else if (!strcmp(type, "gb.catalog.updated")) note_add(l, id, GB_EVENT_UPDATE);
+    }
+    json_decref(ev);
+}
+
+void gb_relay_watch(struct gb_lower *l, bool on)
+{
+    if (on) {
+        if (l->w->events) event_subscribe(l->w->events, on_bus_event, l);
+        return;
+    }
+    if (l->w->events) event_unsubscribe(l->w->events, on_bus_event, l);
+    timer_stop(&l->w->timers, &l->note_timer);
+    free(l->notes);
+    l->notes = NULL;
+    l->note_count = l->note_cap = 0;
+}

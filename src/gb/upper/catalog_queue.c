@@ -1,0 +1,100 @@
+/* catalog_queue.c — catalog-on-register queries through a bounded queue.
+ *
+ * A registration storm brings devices online by the thousand per second;
+ * querying each one's catalog at once would add a MESSAGE out, its 200 and
+ * the Response MESSAGEs in (and their store writes) to the storm, ahead of
+ * the keepalives of devices already online. So a device that comes online
+ * only queues its id here, and at most [gb] catalog_concurrency catalog
+ * queries started from the queue are in flight; each one's end (complete,
+ * refused, timed out, device gone) starts the next on a fresh timer run.
+ *
+ * The queue holds ids, not device pointers: a device deleted or gone offline
+ * while it waits is skipped when its turn comes. */
+#include "gb/upper/upper_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "app/worker.h"
+#include "base/log.h"
+
+#define CATQ_MAX (1u << 24)
+
+static void catq_timer(struct timer_node *n, uint64_t now);
+
+static void catq_schedule(struct gb_upper *g)
+{
+    if (!g->catq.timer_ready) {
+        timer_node_init(&g->catq.timer);
+        g->catq.timer_ready = true;
+    }
+    if (!timer_armed(&g->catq.timer)) timer_start(&g->w->timers, &g->catq.timer, gb_now(g), catq_timer);
+}
+
+static int catq_grow(struct gb_catq *q)
+{
+    uint32_t cap = q->cap ? q->cap * 2 : 1024;
+    if (cap > CATQ_MAX) return -1;
+    char(*ids)[GB_ID_LEN] = malloc((size_t)cap * GB_ID_LEN);
+    if (!ids) return -1;
+    for (uint32_t i = 0; i < q->count; i++) memcpy(ids[i], q->ids[(q->head + i) % q->cap], GB_ID_LEN);
+    free(q->ids);
+    q->ids = ids;
+    q->cap = cap;
+    q->head = 0;
+    return 0;
+}
+
+void gb_catq_push(struct gb_upper *g, struct gb_device *d)
+{
+    struct gb_catq *q = &g->catq;
+    if (q->count == q->cap && catq_grow(q) != 0) {
+        q->dropped++;
+        log_warn("gb: catalog queue full (%u), no catalog query for %s", q->count, d->id);
+        return;
+    }
+    memcpy(q->ids[(q->head + q->count) % q->cap], d->id, GB_ID_LEN);
+    q->count++;
+    catq_schedule(g);
+}
+
+void gb_catq_done(struct gb_upper *g)
+{
+    if (g->catq.in_flight) g->catq.in_flight--;
+    if (g->catq.count && !g->stopping) catq_schedule(g);
+}
+
+static void catq_timer(struct timer_node *n, uint64_t now)
+{
+    (void)now;
+    struct gb_upper *g = container_of(n, struct gb_upper, catq.timer);
+    struct gb_catq *q = &g->catq;
+    uint32_t limit = (uint32_t)(g->w->cfg.gb.catalog_concurrency > 0 ? g->w->cfg.gb.catalog_concurrency : 1);
+    while (!g->stopping && q->count && q->in_flight < limit) {
+        char id[GB_ID_LEN + 1];
+        memcpy(id, q->ids[q->head], GB_ID_LEN);
+        id[GB_ID_LEN] = '\0';
+        q->head = (q->head + 1) % q->cap;
+        q->count--;
+        struct gb_device *d = gb_device_find(g, id);
+        if (!d || !d->online) continue;
+        q->starting = true; /* the query made now counts as in flight (query_new) */
+        int rc = gb_query_start(g, d, GB_Q_CATALOG, NULL, NULL, NULL, NULL);
+        q->starting = false;
+        if (rc == 0) q->started++;
+        else log_debug("gb: catalog query to %s not started (%d)", id, rc);
+    }
+    if (!q->count && q->cap > 1024) {
+        /* The storm is over: give back the ring it grew (20 B a device). */
+        free(q->ids);
+        q->ids = NULL;
+        q->cap = q->head = 0;
+    }
+}
+
+void gb_catq_free(struct gb_upper *g)
+{
+    if (g->catq.timer_ready) timer_stop(&g->w->timers, &g->catq.timer);
+    free(g->catq.ids);
+    memset(&g->catq, 0, sizeof(g->catq));
+}

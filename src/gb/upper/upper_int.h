@@ -1,0 +1,301 @@
+/* upper_int.h — what the upper role's files share: upper.c (devices,
+ * REGISTER, keepalive, persistence), catalog.c (catalog trees and the
+ * queries: Catalog, DeviceInfo, DeviceStatus, RecordInfo, PTZ), stream.c
+ * (real-time play and the RTP receiver) and src/api/routes_gb.c (the HTTP
+ * routes). Not for other modules: use upper.h.
+ *
+ * Asynchronous results (a catalog being assembled, a play waiting for the
+ * device's 200) are handed to a struct gb_waiter: the API side embeds one per
+ * pending HTTP request and gets exactly one done() call, unless it cancels
+ * the waiter first (client gone). */
+#ifndef CASCADE_GB_UPPER_UPPER_INT_H
+#define CASCADE_GB_UPPER_UPPER_INT_H
+
+#include <jansson.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <uv.h>
+
+#include "base/log.h"
+#include "base/timer.h"
+#include "gb/codec/gbid.h"
+#include "gb/codec/manscdp.h"
+#include "media/ps.h"
+#include "media/rtp.h"
+#include "gb/upper/upper.h"
+#include "ua/ua.h"
+
+#define GB_QUERY_TIMEOUT_MS 10000     /* first answer, and between parts of a split answer */
+#define GB_RTP_TIMEOUT_MS 20000       /* RTP silence before a stream is stopped */
+#define GB_RTP_FIRST_TIMEOUT_MS 30000 /* from the 200 to the first packet */
+#define GB_MAX_CHANNELS 100000        /* per device, as the store allows */
+#define GB_MAX_RECORDS 10000          /* items in one RecordInfo answer */
+#define GB_DEFAULT_EXPIRES 3600
+#define GB_MAX_EXPIRES 86400
+#define GB_KEEPALIVE_PERSIST_MS 300000 /* last_keepalive reaches the store at most this often */
+#define GB_MAX_PENDING_PER_DEVICE 8   /* queries being assembled per device (pushed ones are refused above) */
+#define GB_REFUSAL_LOG_BURST 10       /* refusal lines logged per second (the rest counted, summed up later) */
+
+struct gb_waiter;
+/* status: an HTTP status; body: the answer or {"error","detail"} (stolen). */
+typedef void (*gb_waiter_done)(struct gb_waiter *wt, int status, json_t *body);
+
+struct gb_waiter {
+    gb_waiter_done done;
+    struct gb_waiter *next;     /* in the owner's list */
+    struct gb_waiter **list;    /* head of the list it sits in (NULL once done or cancelled) */
+};
+
+/* Removes wt from whatever waits for it (no done() call afterwards). */
+void gb_waiter_cancel(struct gb_waiter *wt);
+
+union gb_addr {
+    struct sockaddr sa;
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+};
+
+/* A channel's strings are read-only: id, name and parent_id share one block
+ * the channel owns (id first), the other fields are interned in the upper's
+ * string pool (upper_strings.c). Build with gb_channel_init, release with
+ * gb_channel_free; a channel struct may be moved (copied) freely. */
+struct gb_channel {
+    char *id, *name, *parent_id, *manufacturer, *model, *civil_code, *address, *business_group_id;
+    char *extra_json;           /* other item fields, JSON object text */
+    char status[4];             /* "ON", "OFF" or "" */
+};
+
+/* What gb_channel_init copies (any field NULL but id). */
+struct gb_channel_src {
+    const char *id, *name, *parent_id, *manufacturer, *model, *civil_code, *address, *business_group_id;
+    const char *extra_json, *status;
+};
+
+enum gb_query_kind { GB_Q_CATALOG = 0, GB_Q_INFO, GB_Q_STATUS, GB_Q_RECORDS };
+
+struct gb_query {
+    struct gb_query *next;      /* device's pending queries */
+    struct gb_upper *g;
+    struct gb_device *dev;
+    enum gb_query_kind kind;
+    bool pushed;                /* started by the device (no query of ours): not joinable */
+    uint32_t sn;
+    char target[GB_ID_LEN + 1]; /* the DeviceID asked about (not Catalog) */
+    struct timer_node timer;
+    struct ua_uac *h;           /* the MESSAGE, while its answer is pending */
+    struct gb_waiter *waiters;
+    uint64_t started_ms;
+    /* Catalog / RecordInfo assembly */
+    bool have_sum;
+    uint32_t sum_num;
+    struct gb_channel *items;
+    size_t count, cap;
+    uint32_t *index;            /* open addressing over items by id (dedupe) */
+    size_t index_cap;
+    json_t *records;            /* array */
+    size_t parts;               /* Response MESSAGEs taken */
+    size_t dropped;             /* catalog items refused (bad ids): they count towards SumNum */
+    bool from_queue;            /* started by the catalog queue: its end frees a slot */
+};
+
+struct gb_device {
+    struct gb_device *hnext;    /* g->devices by id */
+    struct gb_device *cnext;    /* g->by_conn, while registered over TCP */
+    struct gb_upper *g;
+    char id[GB_ID_LEN + 1];
+    /* administrative record */
+    char *password;             /* NULL: [gb] password */
+    gb_charset_t charset;
+    bool auth_enabled;
+    bool allow;                 /* false: REGISTER refused (403) */
+    bool in_store;
+    /* registration */
+    bool online;
+    bool on_conn_table;
+    enum sip_transport proto;
+    union gb_addr addr;
+    uint64_t conn_id;
+    uint32_t listener_id;
+    char *contact;              /* Contact URI of the last REGISTER */
+    uint64_t last_nonce;        /* hash of the nonce of the last accepted REGISTER (0 none) */
+    char *local_host;           /* our address the device reached (interned: g->strings) */
+    int expires_s;
+    int64_t registered_at, last_keepalive, expires_at, keepalive_stored_at; /* wall ms */
+    uint64_t expires_mono, keepalive_deadline; /* timer clock */
+    struct timer_node timer;
+    json_t *info, *status;      /* last DeviceInfo / DeviceStatus */
+    struct gb_channel *channels;
+    size_t channel_count;
+    struct gb_query *queries;
+    uint32_t streams;
+};
+
+enum gb_stream_state { GB_STREAM_INVITING = 0, GB_STREAM_PLAYING, GB_STREAM_STOPPED };
+/* What the RTP payload carries: MPEG-PS (GB/T 28181) or MPEG-TS (PT 33). */
+enum gb_container { GB_CONTAINER_UNKNOWN = 0, GB_CONTAINER_PS, GB_CONTAINER_TS };
+#define GB_SSRC_FOLLOW_AFTER 3        /* packets of one other SSRC (and none of ours) before it is taken */
+
+struct gb_stream {
+    struct gb_stream *next, *prev; /* g->streams */
+    struct gb_upper *g;
+    char sid[GB_SSRC_LEN + 1];    /* the stream id is its SSRC, unique while it lives */
+    char device_id[GB_ID_LEN + 1], channel_id[GB_ID_LEN + 1];
+    char ssrc[GB_SSRC_LEN + 1];   /* ours (y= of the offer) */
+    uint32_t ssrc_value;          /* what RTP must carry (the answer's y= wins, then what it sends) */
+    uint32_t foreign_ssrc;        /* another SSRC seen before any packet with ours */
+    uint32_t foreign_count;       /* its packets so far */
+    bool foreign_mixed;           /* more than one other SSRC: follow none */
+    enum gb_container container;  /* sniffed from the payload */
+    bool answer_ts;               /* the answer's rtpmap says MP2T */
+    gb_codec_t ts_codec;          /* from the TS program map */
+    uint16_t ts_pmt_pid;          /* 0 until the PAT named it */
+    bool tcp, playback;
+    uint16_t port;
+    enum gb_stream_state state;
+    char stop_reason[32];
+    struct ua_uac *h;             /* INVITE pending */
+    struct ua_dialog *dlg;
+    struct gb_waiter *waiter;     /* play request waiting for the 200 */
+    uv_udp_t udp;
+    uv_tcp_t listener;
+    uv_tcp_t *conn;
+    int handles;                  /* libuv handles not yet closed */
+    gb_rtp_stats_t rtp;
+    gb_rtp_deframer_t deframer;
+    gb_ps_demux_t demux;
+    bool demux_on;
+    uint64_t bytes;               /* RTP payload bytes */
+    uint64_t packets_in;          /* datagrams/frames seen, good or not */
+    uint64_t bad_packets;
+    FILE *dump;
+    char *dump_path;
+    int64_t started_at;           /* wall ms */
+    uint64_t first_rx, last_rx;   /* timer clock */
+    uint64_t win_start, win_bytes, bitrate_bps;
+    struct timer_node timer;
+    char buf[65536];
+};
+
+/* Catalog-on-register queries waiting for a slot (catalog_queue.c). */
+struct gb_catq {
+    char (*ids)[GB_ID_LEN];       /* ring of device ids */
+    uint32_t head, count, cap;
+    uint32_t in_flight;           /* queries started from the queue, not ended */
+    bool starting;                /* set while the queue calls gb_query_start */
+    bool timer_ready;
+    struct timer_node timer;      /* starts queries on a fresh timer run */
+    uint64_t started, dropped;
+};
+
+struct gb_upper {
+    struct worker *w;
+    struct ua *ua;
+    struct auth_server *auth;     /* MD5 challenges of our own (devices need MD5) */
+    gb_charset_t charset;
+    char media_ip[64];
+    struct gb_device **buckets;   /* devices by id */
+    uint32_t mask, count;
+    struct gb_device **conn_buckets; /* TCP-registered devices by conn_id (same size) */
+    uint32_t online;
+    uint32_t next_sn;
+    gb_ssrc_alloc_t ssrc;
+    uint16_t next_port;
+    struct gb_stream *streams;
+    uint32_t stream_count;
+    uint32_t pending_queries;
+    bool stopping;
+    struct gb_upper_stats stats;
+    struct gb_strpool *strings;   /* interned channel fields and local hosts */
+    uint64_t auth_nonce;          /* hash of the nonce check_auth just accepted (0 none) */
+    uint64_t refusal_window;      /* gb_refusal_log_ok: start of the current second */
+    uint32_t refusal_logged, refusal_suppressed;
+    struct gb_catq catq;
+};
+
+/* upper.c */
+uint64_t gb_now(const struct gb_upper *g);
+struct gb_device *gb_device_find(struct gb_upper *g, const char *id);
+struct gb_device *gb_device_find_str(struct gb_upper *g, str_t id);
+void gb_device_persist(struct gb_upper *g, struct gb_device *d);
+json_t *gb_device_json(struct gb_upper *g, struct gb_device *d, bool full);
+void gb_device_dest(const struct gb_device *d, struct transport_dest *out);
+/* Fills r for an out-of-dialog request to the device (R-URI its Contact
+ * address with user target_id, From us, To target_id@domain). buf holds the
+ * strings (>= 512 bytes). */
+void gb_device_request(struct gb_upper *g, struct gb_device *d, const char *target_id, struct ua_request *r,
+                       char *buf, size_t cap);
+/* Admin records (POST/DELETE /gb/devices). 0, or a negative errno. */
+int gb_device_admin_set(struct gb_upper *g, const char *id, const char *password, const char *charset, int auth);
+int gb_device_admin_delete(struct gb_upper *g, const char *id);
+json_t *gb_devices_json(struct gb_upper *g);
+void gb_device_foreach(struct gb_upper *g, void (*fn)(struct gb_device *d, void *arg), void *arg);
+void gb_publish(struct gb_upper *g, const char *type, json_t *fields);
+void gb_iso_time(int64_t wall_ms, char out[32]);
+/* Rate limit for refusal log lines (hostile input must not flood the log):
+ * true while fewer than GB_REFUSAL_LOG_BURST lines went out this second. */
+bool gb_refusal_log_ok(struct gb_upper *g);
+/* Copies at most cap-1 bytes of in (NULL: "") with anything but printable
+ * ASCII as '?': hostile text goes into one plain log line. Returns out. */
+const char *gb_log_text(const char *in, char *out, size_t cap);
+#define gb_log_refusal(g, ...)                           \
+    do {                                                 \
+        if (gb_refusal_log_ok(g)) log_warn(__VA_ARGS__); \
+    } while (0)
+
+/* upper_strings.c: interned, reference-counted strings (never written
+ * through). gb_str_intern: NULL for NULL or no memory; gb_str_release takes
+ * NULL. The pool must outlive every string taken from it. */
+struct gb_strpool;
+struct gb_strpool *gb_strpool_new(void);
+void gb_strpool_free(struct gb_strpool *p);
+char *gb_str_intern(struct gb_strpool *p, const char *s);
+void gb_str_release(const char *s);
+uint32_t gb_strpool_count(const struct gb_strpool *p);
+
+/* catalog_queue.c: catalog-on-register through [gb] catalog_concurrency slots. */
+void gb_catq_push(struct gb_upper *g, struct gb_device *d);
+void gb_catq_done(struct gb_upper *g);   /* a query started from the queue ended */
+void gb_catq_free(struct gb_upper *g);
+
+/* catalog.c */
+/* 0, or -1 (no id, or no memory: c is then empty). */
+int gb_channel_init(struct gb_upper *g, struct gb_channel *c, const struct gb_channel_src *src);
+void gb_channel_free(struct gb_channel *c);
+void gb_channels_free(struct gb_channel *cs, size_t n);
+json_t *gb_channel_json(const struct gb_channel *c);
+json_t *gb_channels_tree_json(const struct gb_device *d);
+/* Starts (or joins) a query; wt (may be NULL) gets the result. 0, or a
+ * negative errno (wt then untouched). target: the DeviceID asked about —
+ * RecordInfo the channel, DeviceInfo/DeviceStatus the device (NULL) or one of
+ * its channels (a camera behind a lower platform); start/end: RecordInfo. */
+int gb_query_start(struct gb_upper *g, struct gb_device *d, enum gb_query_kind kind, const char *target,
+                   const char *start, const char *end, struct gb_waiter *wt);
+/* A MANSCDP Response/Notify from device d (already answered 200). */
+void gb_query_on_response(struct gb_upper *g, struct gb_device *d, const gb_manscdp_t *m);
+void gb_catalog_on_notify(struct gb_upper *g, struct gb_device *d, const gb_manscdp_t *m);
+/* Fails every pending query of d with status (device gone or offline). */
+void gb_queries_fail(struct gb_upper *g, struct gb_device *d, int status, const char *code, const char *detail);
+int gb_ptz_send(struct gb_upper *g, struct gb_device *d, const char *channel, const char *cmd, int speed,
+                struct gb_waiter *wt, char hex_out[17]);
+/* Adds wt to the list at *list. */
+void gb_waiter_add(struct gb_waiter **list, struct gb_waiter *wt);
+/* Hands body (a new reference per waiter) to every waiter of the list and
+ * empties it; body is released. */
+void gb_waiters_done(struct gb_waiter **list, int status, json_t *body);
+json_t *gb_error_json(const char *code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* stream.c */
+/* start/end (epoch seconds, both > 0) ask for a playback (s=Playback, history SSRC). */
+int gb_stream_play(struct gb_upper *g, struct gb_device *d, const char *channel, bool tcp, bool dump,
+                   int64_t start, int64_t end, struct gb_waiter *wt);
+struct gb_stream *gb_stream_find(struct gb_upper *g, const char *sid);
+json_t *gb_stream_json(const struct gb_stream *s);
+json_t *gb_streams_json(struct gb_upper *g);
+/* Stops s (BYE when it has a dialog); reason goes into gb.stream.stopped. */
+void gb_stream_stop(struct gb_stream *s, const char *reason, bool send_bye);
+void gb_streams_stop_device(struct gb_upper *g, const char *device_id, const char *reason);
+void gb_streams_stop_all(struct gb_upper *g, const char *reason);
+/* A device said a playback/download of channel_id (NULL: any) reached its end. */
+void gb_streams_media_end(struct gb_upper *g, const char *device_id, const char *channel_id);
+
+#endif
