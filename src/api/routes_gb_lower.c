@@ -8,9 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/routes_gb_lower.h"
+
 #include "api/http.h"
 #include "base/log.h"
-#include "gb/lower/lower_int.h"
+#include "gb/lower/lower.h"
 
 static const char *jstr(json_t *o, const char *key)
 {
@@ -141,13 +143,13 @@ static void upstreams_list(struct api_request *req, void *user)
 {
     struct gb_lower *l = user;
     json_t *o = gb_lower_upstreams_json(l);
-    json_t *streams = gb_lstreams_json(l);
+    json_t *streams = gb_lower_streams_json(l);
     json_object_set(o, "streams", json_object_get(streams, "streams"));
     json_decref(streams);
     api_reply_json(req, 200, o);
 }
 
-void gb_lower_api_register(struct gb_lower *l, struct api_server *api)
+void api_routes_gb_lower(struct api_server *api, struct gb_lower *l)
 {
     if (!api) return;
     static const struct {

@@ -11,8 +11,10 @@
  * dialog are sent once (txn_reject, txn_respond_stateless), not kept for
  * retransmissions for 32 s; only the 487 that ends a CANCELled INVITE, which
  * the caller waits for, stays stateful. */
+#include <stdio.h>
 #include <string.h>
 
+#include "api/routes_gb_lower.h"
 #include "app/worker.h"
 #include "base/clock.h"
 #include "base/log.h"
@@ -21,6 +23,7 @@
 #include "proxy/proxy.h"
 #include "registrar/location.h"
 #include "registrar/registrar.h"
+#include "sip/local.h"
 #include "txn/txn.h"
 #include "ua/ua.h"
 
@@ -35,6 +38,18 @@ static const char *allow_value(const struct worker *w)
 {
     (void)w;
     return "INVITE,ACK,CANCEL,BYE,OPTIONS,REGISTER,MESSAGE,INFO,NOTIFY,SUBSCRIBE,UPDATE,PRACK,REFER";
+}
+
+/* Who this node is on the SIP side (sip/local.h), from the bound listeners. */
+static void sip_local_of(const struct worker *w, struct sip_local *out)
+{
+    memset(out, 0, sizeof(*out));
+    snprintf(out->domain, sizeof(out->domain), "%s", w->cfg.sip.domain);
+    snprintf(out->realm, sizeof(out->realm), "%s", w->realm);
+    snprintf(out->host, sizeof(out->host), "%s", w->local_host);
+    out->udp_port = w->local_udp_port;
+    out->tcp_port = w->local_tcp_port;
+    snprintf(out->user_agent, sizeof(out->user_agent), "%s", w->cfg.sip.user_agent);
 }
 
 int dispatch_start_roles(struct worker *w)
@@ -59,10 +74,14 @@ int dispatch_start_roles(struct worker *w)
         if (w->api) gb_upper_api_register(w->gb_upper, w->api);
     }
     if (w->cfg.gb.enabled || w->cfg.upstream_count > 0) {
-        w->gb_lower = gb_lower_new(w, w->ua);
+        struct sip_local local;
+        sip_local_of(w, &local);
+        struct gb_lower_deps deps = {.ua = w->ua, .txn = w->txn, .timers = &w->timers, .loop = w->loop,
+                                     .store = w->store, .events = w->events};
+        w->gb_lower = gb_lower_new(&w->cfg.gb, w->cfg.upstreams, w->cfg.upstream_count, &local, &deps);
         if (!w->gb_lower || gb_lower_load(w->gb_lower) < 0) return -1;
         if (w->gb_upper) gb_lower_set_upper(w->gb_lower, w->gb_upper);
-        if (w->api) gb_lower_api_register(w->gb_lower, w->api);
+        if (w->api) api_routes_gb_lower(w->api, w->gb_lower);
         gb_lower_start(w->gb_lower);
     }
     return 0;

@@ -12,15 +12,15 @@
 #include <strings.h>
 
 #include "events/events.h"
-#include "app/worker.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "sip/local.h"
 #include "store/store.h"
 #include "txn/txn.h"
 
 #define CHAN_BUCKETS_MIN 256
 
-uint64_t gb_lower_now(const struct gb_lower *l) { return worker_now_ms(l->w); }
+uint64_t gb_lower_now(const struct gb_lower *l) { return timer_now(l->timers); }
 
 uint64_t gb_lower_random(struct gb_lower *l)
 {
@@ -34,12 +34,12 @@ uint64_t gb_lower_random(struct gb_lower *l)
 
 void gb_lower_arm(struct gb_lower *l, struct timer_node *n, uint64_t at, timer_cb cb)
 {
-    if (timer_start(&l->w->timers, n, at, cb) != 0) log_error("gb lower: cannot arm a timer (no memory)");
+    if (timer_start(l->timers, n, at, cb) != 0) log_error("gb lower: cannot arm a timer (no memory)");
 }
 
 void gb_lower_publish(struct gb_lower *l, const char *type, json_t *fields)
 {
-    if (l->w->events) event_publish(l->w->events, type, fields);
+    if (l->events) event_publish(l->events, type, fields);
     else json_decref(fields);
 }
 
@@ -169,12 +169,12 @@ static void store_done(void *arg, int status)
 
 static void chan_persist(struct gb_lower *l, const struct gb_lchan *c)
 {
-    if (!l->w->store) return;
+    if (!l->store) return;
     struct store_gb_channel row = {
         .device_id = "", .id = c->id, .parent_id = c->parent_id, .name = c->name, .status = c->status,
         .manufacturer = c->manufacturer, .model = c->model, .civil_code = c->civil_code, .address = c->address,
         .extra_json = "", .media = c->media};
-    store_submit(l->w->store, store_op_gb_channel_upsert(&row), store_done, l);
+    store_submit(l->store, store_op_gb_channel_upsert(&row), store_done, l);
 }
 
 int gb_lower_channel_set(struct gb_lower *l, const struct gb_lower_channel_in *in)
@@ -249,7 +249,7 @@ int gb_lower_channel_delete(struct gb_lower *l, const char *id)
     struct gb_lchan *c = gb_lchan_find(l, str_from_cstr(id));
     if (!c) return -ENOENT;
     chan_unlink(l, c);
-    if (l->w->store) store_submit(l->w->store, store_op_gb_channel_delete("", c->id), store_done, l);
+    if (l->store) store_submit(l->store, store_op_gb_channel_delete("", c->id), store_done, l);
     log_info("gb lower: local channel %s deleted", c->id);
     gb_lower_notify_channel(l, c, GB_EVENT_DEL);
     lchan_free(c);
@@ -371,7 +371,7 @@ void gb_lower_items_free(gb_catalog_item_t *items, size_t n)
 
 struct gb_media_clip *gb_lower_clip(struct gb_lower *l, const char *path)
 {
-    if (!path || !*path) path = l->w->cfg.gb.default_media;
+    if (!path || !*path) path = l->default_media;
     char err[256];
     if (!path || !*path) {
         if (!l->builtin) {
@@ -430,35 +430,40 @@ struct ua_uac *gb_lower_send_manscdp(struct gb_lower *l, struct gb_upstream *up,
 
 /* ---- the role ---- */
 
-struct gb_lower *gb_lower_new(struct worker *w, struct ua *ua)
+struct gb_lower *gb_lower_new(const struct gb_config *gb, const struct config_upstream *ups, int n_ups,
+                              const struct sip_local *local, const struct gb_lower_deps *deps)
 {
-    const struct config *cfg = &w->cfg;
-    if (!gb_id_valid(str_from_cstr(cfg->gb.id))) {
-        log_error("gb lower: [gb] id '%s' is not a 20-digit GB id", cfg->gb.id);
+    if (!gb_id_valid(str_from_cstr(gb->id))) {
+        log_error("gb lower: [gb] id '%s' is not a 20-digit GB id", gb->id);
         return NULL;
     }
     struct gb_lower *l = calloc(1, sizeof(*l));
     if (!l) return NULL;
-    l->w = w;
-    l->ua = ua;
-    memcpy(l->id, cfg->gb.id, GB_ID_LEN); /* validated: exactly 20 digits */
-    if (cfg->gb.domain[0]) snprintf(l->domain, sizeof(l->domain), "%s", cfg->gb.domain);
+    l->ua = deps->ua;
+    l->txn = deps->txn;
+    l->timers = deps->timers;
+    l->loop = deps->loop;
+    l->store = deps->store;
+    l->events = deps->events;
+    snprintf(l->default_media, sizeof(l->default_media), "%s", gb->default_media);
+    memcpy(l->id, gb->id, GB_ID_LEN); /* validated: exactly 20 digits */
+    if (gb->domain[0]) snprintf(l->domain, sizeof(l->domain), "%s", gb->domain);
     else gb_id_domain(str_from_cstr(l->id), l->domain);
-    snprintf(l->media_ip, sizeof(l->media_ip), "%s", cfg->gb.media_ip[0] ? cfg->gb.media_ip : w->local_host);
+    snprintf(l->media_ip, sizeof(l->media_ip), "%s", gb->media_ip[0] ? gb->media_ip : local->host);
     timer_node_init(&l->stop_timer);
     timer_node_init(&l->note_timer);
     if (uv_random(NULL, NULL, &l->rng, sizeof(l->rng), 0, NULL) != 0) l->rng = (uint64_t)(uintptr_t)l;
     l->rng |= 1;
-    if (cfg->upstream_count > 0) {
-        l->ups = calloc((size_t)cfg->upstream_count, sizeof(*l->ups));
+    if (n_ups > 0) {
+        l->ups = calloc((size_t)n_ups, sizeof(*l->ups));
         if (!l->ups) {
             free(l);
             return NULL;
         }
     }
-    for (int i = 0; i < cfg->upstream_count; i++) {
+    for (int i = 0; i < n_ups; i++) {
         struct gb_upstream *up = &l->ups[i];
-        up->cfg = cfg->upstreams[i];
+        up->cfg = ups[i];
         up->index = i;
         gb_up_init(l, up);
         if (up->state == GB_UP_STOPPED && up->cfg.enabled) {
@@ -511,10 +516,10 @@ static int load_upstream_row(void *arg, const struct store_gb_upstream *row)
 
 int gb_lower_load(struct gb_lower *l)
 {
-    if (!l->w->store) return 0;
+    if (!l->store) return 0;
     struct load_ctx ctx = {.l = l};
-    if (store_load_gb_channels(l->w->store, "", load_channel_row, &ctx) < 0) return -1;
-    if (store_load_gb_upstreams(l->w->store, load_upstream_row, &ctx) < 0) return -1;
+    if (store_load_gb_channels(l->store, "", load_channel_row, &ctx) < 0) return -1;
+    if (store_load_gb_upstreams(l->store, load_upstream_row, &ctx) < 0) return -1;
     log_info("gb lower: %d local channel(s) loaded", ctx.loaded);
     return 0;
 }
@@ -535,11 +540,11 @@ void gb_lower_set_upper(struct gb_lower *l, struct gb_upper *g)
 
 void gb_lower_upstream_persist(struct gb_lower *l, struct gb_upstream *up)
 {
-    if (!l->w->store) return;
+    if (!l->store) return;
     struct store_gb_upstream row = {.id = up->cfg.id, .state = gb_up_state_name(up->state),
                                     .last_error = up->last_error, .registered_at = up->registered_at,
                                     .last_keepalive_ok = up->last_keepalive_ok};
-    store_submit(l->w->store, store_op_gb_upstream_upsert(&row), store_done, l);
+    store_submit(l->store, store_op_gb_upstream_upsert(&row), store_done, l);
 }
 
 json_t *gb_lower_upstreams_json(const struct gb_lower *l)
@@ -633,7 +638,7 @@ int gb_lower_on_request(struct gb_lower *l, struct txn *st, const struct transpo
     const struct sip_msg *m = rx->msg;
     if (!m || !m->is_request) return 0;
     if (m->method == SIP_CANCEL) {
-        struct txn *inv = txn_find_invite_for_cancel(l->w->txn, rx);
+        struct txn *inv = txn_find_invite_for_cancel(l->txn, rx);
         if (!inv || !gb_relay_cancel(l, inv)) return 0;
         respond(l, st, 200, NULL);
         return 1;
@@ -682,7 +687,7 @@ void gb_lower_on_conn_lost(struct gb_lower *l, uint64_t conn_id)
 
 static void stop_finish(struct gb_lower *l)
 {
-    timer_stop(&l->w->timers, &l->stop_timer);
+    timer_stop(l->timers, &l->stop_timer);
     void (*done)(void *) = l->stop_done;
     l->stop_done = NULL;
     if (done) done(l->stop_arg);
@@ -725,7 +730,7 @@ void gb_lower_free(struct gb_lower *l)
 {
     if (!l) return;
     if (l->upper) gb_relay_watch(l, false);
-    timer_stop(&l->w->timers, &l->stop_timer);
+    timer_stop(l->timers, &l->stop_timer);
     gb_lower_jobs_drop(l, NULL);
     gb_lstreams_stop(l, NULL, "shutdown");
     gb_relays_stop(l, NULL, "shutdown");

@@ -4,10 +4,11 @@
  * node and, on a middle node, the channels of the devices registered to its
  * upper role), answers their queries and streams video when they ask.
  *
- * Wiring (done by the app, see worker.h):
- *   l = gb_lower_new(w, ua);           when cfg.upstream_count > 0 or local channels exist
+ * Wiring (done by the app, src/app/dispatch.c):
+ *   l = gb_lower_new(&cfg.gb, cfg.upstreams, cfg.upstream_count, &local, &deps);
+ *                                      when [gb] is on or upstreams are configured
  *   gb_lower_load(l);                  local channels and upstream state from the store
- *   gb_lower_api_register(l, w->api);  when the API is on
+ *   api_routes_gb_lower(api, l);       when the API is on (src/api/routes_gb_lower.h)
  *   gb_lower_start(l);                 start registering to every enabled upstream
  *   dispatch_request: ua_on_request() first (in-dialog BYE), then gb_lower_on_request()
  *   dispatch_conn_lost: gb_lower_on_conn_lost(l, conn_id)
@@ -22,28 +23,50 @@
  * next is due, or a non-2xx answer) mean the registration is lost. Events:
  * gb.upstream.registered, gb.upstream.lost (reason), gb.upstream.failed.
  *
- * Everything runs on the worker's loop thread. */
+ * Everything runs on the owner's loop thread: the timer service's clock is
+ * the time, deps->loop carries the media sockets. */
 #ifndef CASCADE_GB_LOWER_LOWER_H
 #define CASCADE_GB_LOWER_LOWER_H
 
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <uv.h>
 
 #include "transport/transport.h"
 
-struct worker;
-struct ua;
-struct txn;
-struct api_server;
+struct config_upstream;
+struct event_bus;
+struct gb_config;
 struct gb_lower;
 struct gb_upper;
+struct sip_local;
+struct store;
+struct timer_service;
+struct txn;
+struct txn_layer;
+struct ua;
 
-/* NULL (logged) on a bad config (our [gb] id, an upstream id or host not
- * usable) or no memory. */
-struct gb_lower *gb_lower_new(struct worker *w, struct ua *ua);
+#define GB_LOWER_MAX_CHANNELS 100000    /* local channels at most */
+
+/* What the role works with; it owns none of them and they outlive it. */
+struct gb_lower_deps {
+    struct ua *ua;                    /* requests, dialogs, tags */
+    struct txn_layer *txn;            /* a CANCEL's INVITE */
+    struct timer_service *timers;     /* timers and the time (timer_now) */
+    uv_loop_t *loop;                  /* media senders' sockets */
+    struct store *store;              /* NULL: nothing loaded or persisted */
+    struct event_bus *events;         /* NULL: no events */
+};
+
+/* gb: our id, domain, media_ip and default_media ([gb]); ups[0..n_ups): the
+ * [upstream:ID] sections; local->host is the media address when [gb]
+ * media_ip is empty. Everything needed is copied. NULL (logged) on a bad
+ * config (our [gb] id, an upstream id or host not usable) or no memory. */
+struct gb_lower *gb_lower_new(const struct gb_config *gb, const struct config_upstream *ups, int n_ups,
+                              const struct sip_local *local, const struct gb_lower_deps *deps);
 /* Local channels (gb_channels with device_id "") and last known upstream
- * state from w->store (if any). 0, or -1 on a store error. */
+ * state from the store (if any). 0, or -1 on a store error. */
 int gb_lower_load(struct gb_lower *l);
 /* Starts registering to every enabled upstream. */
 void gb_lower_start(struct gb_lower *l);
@@ -55,8 +78,6 @@ int gb_lower_on_request(struct gb_lower *l, struct txn *st, const struct transpo
 /* A TCP connection is gone: an upstream registered over it is lost (and
  * registers again), streams sent over it stop. */
 void gb_lower_on_conn_lost(struct gb_lower *l, uint64_t conn_id);
-/* GET/POST/DELETE /api/v1/gb/channels, GET /api/v1/gb/upstreams. */
-void gb_lower_api_register(struct gb_lower *l, struct api_server *api);
 /* Middle node: the upper role whose devices are relayed (NULL: none). */
 void gb_lower_set_upper(struct gb_lower *l, struct gb_upper *g);
 /* Sends Expires: 0 to every registered upstream and stops every stream;
@@ -84,7 +105,10 @@ int gb_lower_channel_delete(struct gb_lower *l, const char *id);
  * middle node unless local_only, the channels of devices registered here
  * ("device_id": the device, "online"). */
 json_t *gb_lower_channels_json(struct gb_lower *l, bool local_only);
+/* {"upstreams": [...]}: each upstream's registration state and counters. */
 json_t *gb_lower_upstreams_json(const struct gb_lower *l);
+/* {"streams": [...]}: the streams sent to upstreams for local channels. */
+json_t *gb_lower_streams_json(const struct gb_lower *l);
 size_t gb_lower_channel_count(const struct gb_lower *l);
 
 struct gb_lower_stats {

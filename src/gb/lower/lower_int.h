@@ -2,8 +2,8 @@
  * directory, persistence, events, request dispatch), lower_reg.c (register
  * and keepalive per upstream), lower_query.c (MANSCDP answers and catalog
  * notifies), lower_media.c (INVITE for local channels and the streams),
- * lower_relay.c (middle node: the devices of the upper role relayed upward)
- * and src/api/routes_gb_lower.c. Not for other modules: use lower.h. */
+ * lower_relay.c (middle node: the devices of the upper role relayed upward).
+ * Not for other modules: use lower.h. */
 #ifndef CASCADE_GB_LOWER_LOWER_INT_H
 #define CASCADE_GB_LOWER_LOWER_INT_H
 
@@ -19,7 +19,6 @@
 #include "media/media_sender.h"
 #include "ua/ua.h"
 
-#define GB_LOWER_MAX_CHANNELS 100000
 #define GB_LOWER_RETRY_MIN_MS 2000      /* first retry after a failed REGISTER */
 #define GB_LOWER_RETRY_MAX_MS 120000    /* backoff ceiling */
 #define GB_LOWER_STOP_WAIT_MS 2000      /* unregister answers awaited at shutdown */
@@ -133,8 +132,13 @@ struct gb_clip_cache {
 };
 
 struct gb_lower {
-    struct worker *w;
     struct ua *ua;
+    struct txn_layer *txn;
+    struct timer_service *timers;
+    uv_loop_t *loop;
+    struct store *store;              /* NULL: nothing persisted */
+    struct event_bus *events;         /* NULL: no events */
+    char default_media[512];          /* [gb] default_media ("" = built-in clip) */
     struct gb_upper *upper;
     char id[GB_ID_LEN + 1];
     char domain[32];                  /* our SIP domain ([gb] domain) */
@@ -227,7 +231,6 @@ void gb_lower_records_free(gb_record_item_t *recs, size_t n);
 /* lower_media.c */
 void gb_lower_on_invite(struct gb_lower *l, struct gb_upstream *up, struct txn *st, const struct transport_rx *rx);
 void gb_lstreams_stop(struct gb_lower *l, struct gb_upstream *up, const char *reason); /* up NULL: all */
-json_t *gb_lstreams_json(const struct gb_lower *l);
 
 /* lower_relay.c (middle node) */
 /* 1 when id names a device of the upper role or one of its channels. */

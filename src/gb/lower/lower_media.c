@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app/worker.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "txn/txn.h"
@@ -100,7 +99,7 @@ void gb_lstreams_stop(struct gb_lower *l, struct gb_upstream *up, const char *re
     }
 }
 
-json_t *gb_lstreams_json(const struct gb_lower *l)
+json_t *gb_lower_streams_json(const struct gb_lower *l)
 {
     json_t *arr = json_array();
     for (const struct gb_lstream *s = l->streams; s; s = s->next) {
@@ -159,7 +158,7 @@ void gb_lower_on_invite(struct gb_lower *l, struct gb_upstream *up, struct txn *
     snprintf(s->channel_id, sizeof(s->channel_id), "%s", c->id);
     snprintf(s->ssrc, sizeof(s->ssrc), "%s", o.ssrc_text);
     snprintf(s->remote, sizeof(s->remote), "%s", o.remote_text);
-    struct gb_media_sender_config mc = {.loop = l->w->loop, .timers = &l->w->timers, .proto = o.proto,
+    struct gb_media_sender_config mc = {.loop = l->loop, .timers = l->timers, .proto = o.proto,
                                         .local_ip = l->media_ip, .remote = o.remote, .ssrc = o.ssrc,
                                         .payload_type = (uint8_t)o.pt, .clip = clip, .loop_clip = true};
     int err = 0;

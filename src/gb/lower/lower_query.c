@@ -19,7 +19,6 @@
 #include <strings.h>
 #include <time.h>
 
-#include "app/worker.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "gb/codec/ptz.h"
@@ -329,8 +328,8 @@ static void answer_records(struct gb_lower *l, struct gb_upstream *up, const gb_
     struct gb_lchan *c = gb_lchan_find(l, str_from_cstr(m->device_id));
     j->name = strdup(c ? c->name : m->device_id);
     struct rec_ctx ctx = {.j = j, .type = m->record_query.type};
-    if (l->w->store) {
-        int rc = store_load_gb_records(l->w->store, m->device_id, start, end, record_row, &ctx);
+    if (l->store) {
+        int rc = store_load_gb_records(l->store, m->device_id, start, end, record_row, &ctx);
         if (rc < 0) log_warn("gb lower: RecordInfo: store read failed (%d); answering what was read", rc);
     }
     if (ctx.err || !j->name) {

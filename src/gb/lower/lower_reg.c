@@ -20,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app/worker.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "txn/txn.h"
@@ -83,7 +82,7 @@ static json_t *up_event(const struct gb_upstream *up)
 
 static void stop_keepalive(struct gb_upstream *up)
 {
-    timer_stop(&up->l->w->timers, &up->ka_timer);
+    timer_stop(up->l->timers, &up->ka_timer);
     if (up->ka) ua_request_detach(up->ka);
     up->ka = NULL;
 }
@@ -239,7 +238,7 @@ static void send_register(struct gb_upstream *up, int expires)
 {
     struct gb_lower *l = up->l;
     if (up->reg) return; /* one in flight: its answer decides what comes next */
-    timer_stop(&l->w->timers, &up->reg_timer);
+    timer_stop(l->timers, &up->reg_timer);
     struct ua_request r;
     char from[96], exp[32];
     gb_lower_request_init(l, up, SIP_REGISTER, &r, from, sizeof(from));
@@ -276,7 +275,7 @@ void gb_up_lost(struct gb_upstream *up, const char *reason)
     if (up->state == GB_UP_STOPPED || up->state == GB_UP_IDLE) return;
     bool was = up->state == GB_UP_REGISTERED;
     stop_keepalive(up);
-    timer_stop(&l->w->timers, &up->reg_timer);
+    timer_stop(l->timers, &up->reg_timer);
     if (up->reg) ua_request_detach(up->reg);
     up->reg = NULL;
     up->misses = 0;
@@ -358,7 +357,7 @@ static void keepalive_timer_cb(struct timer_node *n, uint64_t now)
 int gb_up_stop(struct gb_upstream *up)
 {
     struct gb_lower *l = up->l;
-    timer_stop(&l->w->timers, &up->reg_timer);
+    timer_stop(l->timers, &up->reg_timer);
     stop_keepalive(up);
     bool bound = up->state == GB_UP_REGISTERED || up->reg;
     if (up->reg) ua_request_detach(up->reg);
@@ -385,7 +384,7 @@ int gb_up_stop(struct gb_upstream *up)
 void gb_up_free(struct gb_upstream *up)
 {
     if (!up->l) return;
-    timer_stop(&up->l->w->timers, &up->reg_timer);
+    timer_stop(up->l->timers, &up->reg_timer);
     stop_keepalive(up);
     if (up->reg) ua_request_detach(up->reg);
     up->reg = NULL;

@@ -30,7 +30,6 @@
 #include <string.h>
 
 #include "events/events.h"
-#include "app/worker.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "gb/upper/upper_int.h"
@@ -600,11 +599,11 @@ static void on_bus_event(uint64_t seq, const char *json, size_t len, void *arg)
 void gb_relay_watch(struct gb_lower *l, bool on)
 {
     if (on) {
-        if (l->w->events) event_subscribe(l->w->events, on_bus_event, l);
+        if (l->events) event_subscribe(l->events, on_bus_event, l);
         return;
     }
-    if (l->w->events) event_unsubscribe(l->w->events, on_bus_event, l);
-    timer_stop(&l->w->timers, &l->note_timer);
+    if (l->events) event_unsubscribe(l->events, on_bus_event, l);
+    timer_stop(l->timers, &l->note_timer);
     free(l->notes);
     l->notes = NULL;
     l->note_count = l->note_cap = 0;
