@@ -6,7 +6,12 @@
  * timestamps at the clip's frame rate, marker per frame, RFC 4571 framing)
  * and frame by frame through the PS demuxer. Also the middle node's answers
  * to queries relayed to a device (src/gb/lower/lower_query.c): the upper role's
- * JSON of the device's Response written back as MANSCDP for the upstream. */
+ * JSON of the device's Response written back as MANSCDP for the upstream.
+ * Last, the role built from its collaborators (gb_lower_new with [gb], the
+ * upstreams, sip_local and the real txn layer, UA and event bus; a fake clock,
+ * every message sent recorded): registration to an upstream, its refresh,
+ * backoff and the unregister at stop, and the local directory. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,8 +23,15 @@
 #include <cmocka.h>
 #include <uv.h>
 
+#include "app/worker.h" /* ua_new() still takes the worker (the role does not) */
+#include "base/config.h"
 #include "base/timer.h"
+#include "events/events.h"
+#include "gb/lower/lower.h"
 #include "gb/lower/lower_int.h"
+#include "sip/local.h"
+#include "txn/txn.h"
+#include "ua/ua.h"
 #include "media/media_sender.h"
 #include "media/ps.h"
 #include "media/rtp.h"
@@ -698,6 +710,420 @@ static void test_relayed_records(void **state)
     gb_lower_records_free(recs, n);
 }
 
+/* ---- the role built from its collaborators ---- */
+
+#define LOWER_ID "34020000002000000002"
+#define UPPER_ID "34020000002000000001"
+#define LH_KEEP 256
+
+struct lh {
+    struct worker w;                  /* only for ua_new(); the role gets what it needs below */
+    uv_loop_t loop;
+    struct event_bus *bus;
+    struct ua *ua;
+    struct gb_lower *l;
+    struct gb_config gb;
+    struct config_upstream up;
+    struct sip_local local;
+    uint64_t now;
+    char *sent[LH_KEEP];
+    size_t nsent;
+    char events[32][48];              /* types published, in order */
+    size_t nevents;
+    int stop_done;
+    _Alignas(16) char arena_mem[65536];
+};
+
+static int lh_record(void *u, struct transport_dest *dest, const void *data, size_t len)
+{
+    (void)dest;
+    struct lh *h = u;
+    if (h->nsent == LH_KEEP) return 0;
+    char *m = malloc(len + 1);
+    assert_non_null(m);
+    memcpy(m, data, len);
+    m[len] = '\0';
+    h->sent[h->nsent++] = m;
+    return 0;
+}
+
+static uint64_t lh_now(void *u) { return ((struct lh *)u)->now; }
+
+static void lh_on_request(void *u, struct txn *st, const struct transport_rx *rx)
+{
+    struct lh *h = u;
+    if (ua_on_request(h->ua, st, rx)) return;
+    if (h->l && gb_lower_on_request(h->l, st, rx)) return;
+    txn_respond(st, 405, NULL, STR_LIT("x"), NULL, 0, STR_NULL, STR_NULL);
+}
+static void lh_on_ack(void *u, const struct transport_rx *rx) { ua_on_ack(((struct lh *)u)->ua, rx); }
+static void lh_on_stray(void *u, const struct transport_rx *rx) { ua_on_response(((struct lh *)u)->ua, rx); }
+
+static void lh_on_event(uint64_t seq, const char *json, size_t len, void *arg)
+{
+    (void)seq;
+    (void)len;
+    struct lh *h = arg;
+    const char *t = strstr(json, "\"type\": \"");
+    size_t skip = 9;
+    if (!t) {
+        t = strstr(json, "\"type\":\"");
+        skip = 8;
+    }
+    if (!t || h->nevents == 32) return;
+    t += skip;
+    const char *e = strchr(t, '"');
+    snprintf(h->events[h->nevents++], sizeof(h->events[0]), "%.*s", e ? (int)(e - t) : 0, t);
+}
+
+/* [gb] id LOWER_ID and one enabled UDP upstream UPPER_ID at 192.0.2.7:5060;
+ * tests edit h->gb / h->up before lh_start. */
+static int lh_setup(void **state)
+{
+    struct lh *h = calloc(1, sizeof(*h));
+    assert_non_null(h);
+    struct config cfg;
+    config_init(&cfg);
+    h->gb = cfg.gb;
+    snprintf(h->gb.id, sizeof(h->gb.id), LOWER_ID);
+    snprintf(h->up.id, sizeof(h->up.id), UPPER_ID);
+    snprintf(h->up.host, sizeof(h->up.host), "192.0.2.7");
+    h->up.port = 5060;
+    h->up.transport = CONFIG_TRANSPORT_UDP;
+    snprintf(h->up.password, sizeof(h->up.password), "pw");
+    snprintf(h->up.charset, sizeof(h->up.charset), "GB2312");
+    h->up.expires = 3600;
+    h->up.keepalive_interval = 3600; /* keepalives out of the way of the registration tests */
+    h->up.keepalive_misses = 3;
+    h->up.enabled = true;
+    snprintf(h->local.host, sizeof(h->local.host), "192.0.2.1");
+    h->local.udp_port = 5060;
+    assert_int_equal(uv_loop_init(&h->loop), 0);
+    h->bus = event_bus_new(&h->loop, 64, NULL);
+    assert_non_null(h->bus);
+    assert_int_equal(event_subscribe(h->bus, lh_on_event, h), 0);
+    config_init(&h->w.cfg);
+    snprintf(h->w.local_host, sizeof(h->w.local_host), "192.0.2.1");
+    h->w.local_udp_port = 5060;
+    h->now = 1000;
+    timer_service_init(&h->w.timers);
+    timer_run(&h->w.timers, h->now);
+    struct txn_config xc = {.t1_ms = 500, .t2_ms = 4000, .t4_ms = 5000};
+    struct txn_layer_ops ops = {.user = h, .send = lh_record, .on_request = lh_on_request, .on_ack = lh_on_ack,
+                                .on_stray_response = lh_on_stray, .now_ms = lh_now};
+    h->w.txn = txn_layer_new(&h->w.timers, &xc, &ops);
+    assert_non_null(h->w.txn);
+    h->ua = ua_new(&h->w);
+    assert_non_null(h->ua);
+    ua_set_sender(h->ua, lh_record, h);
+    *state = h;
+    return 0;
+}
+
+static struct gb_lower *lh_new(struct lh *h)
+{
+    struct gb_lower_deps deps = {.ua = h->ua, .txn = h->w.txn, .timers = &h->w.timers, .loop = &h->loop,
+                                 .store = NULL, .events = h->bus};
+    return gb_lower_new(&h->gb, &h->up, 1, &h->local, &deps);
+}
+
+static void lh_start(struct lh *h)
+{
+    h->l = lh_new(h);
+    assert_non_null(h->l);
+    gb_lower_start(h->l);
+}
+
+static int lh_teardown(void **state)
+{
+    struct lh *h = *state;
+    gb_lower_free(h->l);
+    ua_free(h->ua);
+    txn_layer_free(h->w.txn);
+    timer_service_free(&h->w.timers);
+    event_bus_free(h->bus);
+    uv_run(&h->loop, UV_RUN_NOWAIT);
+    assert_int_equal(uv_loop_close(&h->loop), 0);
+    for (size_t i = 0; i < h->nsent; i++) free(h->sent[i]);
+    free(h);
+    return 0;
+}
+
+static void lh_advance(struct lh *h, uint64_t ms)
+{
+    uint64_t end = h->now + ms;
+    for (;;) {
+        uint64_t next = timer_next_deadline(&h->w.timers);
+        if (next > end) break;
+        if (next > h->now) h->now = next;
+        timer_run(&h->w.timers, h->now);
+    }
+    h->now = end;
+    timer_run(&h->w.timers, h->now);
+}
+
+/* The newest message sent that starts with prefix ("REGISTER ", "MESSAGE "), or NULL. */
+static const char *lh_last(const struct lh *h, const char *prefix)
+{
+    for (size_t i = h->nsent; i-- > 0;)
+        if (!strncmp(h->sent[i], prefix, strlen(prefix))) return h->sent[i];
+    return NULL;
+}
+
+/* How many different REGISTERs went out (retransmissions counted once). */
+static int lh_registers(const struct lh *h)
+{
+    int n = 0;
+    for (size_t i = 0; i < h->nsent; i++) {
+        if (strncmp(h->sent[i], "REGISTER ", 9)) continue;
+        bool again = false;
+        const char *br = strstr(h->sent[i], "branch=");
+        for (size_t j = 0; j < i && br; j++)
+            if (!strncmp(h->sent[j], "REGISTER ", 9) && strstr(h->sent[j], "branch=") &&
+                !strncmp(strstr(h->sent[j], "branch="), br, strcspn(br, ";\r")))
+                again = true;
+        n += !again;
+    }
+    return n;
+}
+
+static bool lh_event_seen(const struct lh *h, const char *type)
+{
+    for (size_t i = 0; i < h->nevents; i++)
+        if (!strcmp(h->events[i], type)) return true;
+    return false;
+}
+
+/* Copies the header line of req found by "\r\nName: " into b (with its CRLF). */
+static void copy_line(sbuf_t *b, const char *req, const char *name)
+{
+    const char *p = strstr(req, name);
+    assert_non_null(p);
+    p += 2;
+    sbuf_append(b, p, strcspn(p, "\r") + 2);
+}
+
+static void lh_feed(struct lh *h, const char *text, size_t len, const char *ip);
+
+/* Answers req (one we sent) as the upstream would, extra: more header lines
+ * ("Name: value\r\n" each) or "". */
+static void lh_answer(struct lh *h, const char *req, int status, const char *reason, const char *extra)
+{
+    sbuf_t b;
+    sbuf_init(&b);
+    sbuf_printf(&b, "SIP/2.0 %d %s\r\n", status, reason);
+    copy_line(&b, req, "\r\nVia: ");
+    copy_line(&b, req, "\r\nFrom: ");
+    const char *to = strstr(req, "\r\nTo: ");
+    assert_non_null(to);
+    sbuf_printf(&b, "%.*s;tag=up1\r\n", (int)strcspn(to + 2, "\r"), to + 2);
+    copy_line(&b, req, "\r\nCall-ID: ");
+    copy_line(&b, req, "\r\nCSeq: ");
+    sbuf_printf(&b, "%sContent-Length: 0\r\n\r\n", extra);
+    lh_feed(h, b.data, b.len, h->up.host);
+    sbuf_free(&b);
+}
+
+/* Hands one message from ip:5060 over UDP to the transaction layer, as the
+ * transport would. */
+static void lh_feed(struct lh *h, const char *text, size_t len, const char *ip)
+{
+    arena_t arena;
+    arena_init(&arena, h->arena_mem, sizeof(h->arena_mem));
+    struct sip_parse_limits lim;
+    sip_parse_limits_default(&lim);
+    struct sip_msg msg;
+    struct sip_parse_error err;
+    char *buf = malloc(len);
+    assert_non_null(buf);
+    memcpy(buf, text, len);
+    assert_int_equal(sip_parse(buf, len, &arena, &lim, &msg, &err), 0);
+    struct transport_rx rx = {.msg = &msg, .proto = SIP_TRANSPORT_UDP};
+    assert_int_equal(transport_addr_parse(ip, strlen(ip), 5060, &rx.src), 0);
+    transport_addr_parse(h->local.host, strlen(h->local.host), 5060, &rx.local);
+    snprintf(rx.src_text, sizeof(rx.src_text), "%s:5060", ip);
+    txn_layer_receive(h->w.txn, &rx);
+    arena_free(&arena);
+    free(buf);
+}
+
+static const char *upstream_state(const struct lh *h)
+{
+    static char state[16];
+    json_t *o = gb_lower_upstreams_json(h->l);
+    json_t *up = json_array_get(json_object_get(o, "upstreams"), 0);
+    snprintf(state, sizeof(state), "%s", json_string_value(json_object_get(up, "state")));
+    json_decref(o);
+    return state;
+}
+
+static void lh_register(struct lh *h, const char *expires_line)
+{
+    lh_start(h);
+    const char *reg = lh_last(h, "REGISTER ");
+    assert_non_null(reg);
+    lh_answer(h, reg, 200, "OK", expires_line);
+    assert_string_equal(upstream_state(h), "registered");
+}
+
+/* GB/T 28181 §9.1.2: a platform id is 20 digits; anything else is refused at
+ * construction, nothing is sent. */
+static void test_role_refuses_a_bad_gb_id(void **state)
+{
+    struct lh *h = *state;
+    snprintf(h->gb.id, sizeof(h->gb.id), "3402000000200000000");
+    assert_null(lh_new(h));
+    assert_int_equal(h->nsent, 0);
+}
+
+/* An enabled upstream must be reachable: a host that is not a numeric
+ * address makes the role refuse to start. */
+static void test_role_refuses_an_unusable_upstream(void **state)
+{
+    struct lh *h = *state;
+    snprintf(h->up.host, sizeof(h->up.host), "upper.example");
+    assert_null(lh_new(h));
+}
+
+/* GB/T 28181 §9.1.2.1 / RFC 3261 §10.2: REGISTER to sip:<upper id>@<upper
+ * domain>, From and To our own address of record, Expires as configured. */
+static void test_role_registers_to_its_upstream(void **state)
+{
+    struct lh *h = *state;
+    lh_start(h);
+    const char *reg = lh_last(h, "REGISTER ");
+    assert_non_null(reg);
+    assert_true(!strncmp(reg, "REGISTER sip:" UPPER_ID "@3402000000 SIP/2.0\r\n", 46));
+    assert_non_null(strstr(reg, "\r\nFrom: <sip:" LOWER_ID "@3402000000>;tag="));
+    assert_non_null(strstr(reg, "\r\nTo: <sip:" LOWER_ID "@3402000000>\r\n"));
+    assert_non_null(strstr(reg, "\r\nExpires: 3600\r\n"));
+    assert_non_null(strstr(reg, "Via: SIP/2.0/UDP 192.0.2.1:5060;"));
+    assert_string_equal(upstream_state(h), "registering");
+}
+
+/* A 2xx makes the upstream registered for the Expires it granted, publishes
+ * gb.upstream.registered and sends the first keepalive at once (§9.6). */
+static void test_role_is_registered_on_200(void **state)
+{
+    struct lh *h = *state;
+    lh_register(h, "Expires: 600\r\n");
+    json_t *o = gb_lower_upstreams_json(h->l);
+    json_t *up = json_array_get(json_object_get(o, "upstreams"), 0);
+    assert_int_equal(json_integer_value(json_object_get(up, "expires")), 600);
+    json_decref(o);
+    assert_true(lh_event_seen(h, "gb.upstream.registered"));
+    lh_advance(h, 0);
+    const char *ka = lh_last(h, "MESSAGE ");
+    assert_non_null(ka);
+    assert_non_null(strstr(ka, "<CmdType>Keepalive</CmdType>"));
+}
+
+/* The registration is refreshed at 2/3 of the granted time, not before. */
+static void test_role_refreshes_at_two_thirds(void **state)
+{
+    struct lh *h = *state;
+    lh_register(h, "Expires: 600\r\n");
+    lh_advance(h, 0);
+    lh_answer(h, lh_last(h, "MESSAGE "), 200, "OK", ""); /* the keepalive */
+    lh_advance(h, 399999);
+    assert_int_equal(lh_registers(h), 1);
+    lh_advance(h, 1);
+    assert_int_equal(lh_registers(h), 2);
+    assert_non_null(strstr(lh_last(h, "REGISTER "), "\r\nCSeq: 2 REGISTER\r\n"));
+}
+
+/* A refusal is retried after a backoff (2 s, half of it random), never at
+ * once, and published once as gb.upstream.failed. */
+static void test_role_retries_a_refusal_after_backoff(void **state)
+{
+    struct lh *h = *state;
+    lh_start(h);
+    lh_answer(h, lh_last(h, "REGISTER "), 403, "Forbidden", "");
+    assert_string_equal(upstream_state(h), "failed");
+    assert_true(lh_event_seen(h, "gb.upstream.failed"));
+    lh_advance(h, 999);
+    assert_int_equal(lh_registers(h), 1);
+    lh_advance(h, 1001);
+    assert_int_equal(lh_registers(h), 2);
+}
+
+static void lh_stopped(void *arg) { ((struct lh *)arg)->stop_done++; }
+
+/* At stop a registered upstream gets a REGISTER with Expires: 0 (RFC 3261
+ * §10.2.2); done runs once it answered, not before. */
+static void test_role_unregisters_at_stop(void **state)
+{
+    struct lh *h = *state;
+    lh_register(h, "Expires: 600\r\n");
+    gb_lower_stop(h->l, lh_stopped, h);
+    const char *reg = lh_last(h, "REGISTER ");
+    assert_non_null(strstr(reg, "\r\nExpires: 0\r\n"));
+    assert_int_equal(h->stop_done, 0);
+    lh_answer(h, reg, 200, "OK", "");
+    assert_int_equal(h->stop_done, 1);
+    assert_string_equal(upstream_state(h), "stopped");
+}
+
+/* With [gb] media_ip empty, the media go from the node's own SIP host
+ * (sip_local): an INVITE from the upstream for a local channel is answered
+ * 200 with that address in the SDP (GB/T 28181 §9.2.2), and the stream is
+ * listed for GET /gb/upstreams. */
+static void test_role_answers_an_invite_from_the_local_host(void **state)
+{
+    struct lh *h = *state;
+    snprintf(h->up.host, sizeof(h->up.host), "127.0.0.1");
+    snprintf(h->local.host, sizeof(h->local.host), "127.0.0.1");
+    h->gb.media_ip[0] = '\0';
+    lh_start(h);
+    struct gb_lower_channel_in in = {.id = "34020000001310000101"};
+    assert_int_equal(gb_lower_channel_set(h->l, &in), 0);
+    const char *sdp = "v=0\r\no=" UPPER_ID " 0 0 IN IP4 127.0.0.1\r\ns=Play\r\nc=IN IP4 127.0.0.1\r\n"
+                      "t=0 0\r\nm=video 30000 RTP/AVP 96\r\na=recvonly\r\na=rtpmap:96 PS/90000\r\n"
+                      "y=0100000001\r\n";
+    char inv[2048];
+    int n = snprintf(inv, sizeof(inv),
+                     "INVITE sip:34020000001310000101@3402000000 SIP/2.0\r\n"
+                     "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKinv1;rport\r\n"
+                     "From: <sip:" UPPER_ID "@3402000000>;tag=i1\r\n"
+                     "To: <sip:34020000001310000101@3402000000>\r\nCall-ID: inv-1\r\nCSeq: 1 INVITE\r\n"
+                     "Contact: <sip:" UPPER_ID "@127.0.0.1:5060>\r\nMax-Forwards: 70\r\n"
+                     "Content-Type: application/sdp\r\nContent-Length: %zu\r\n\r\n%s",
+                     strlen(sdp), sdp);
+    lh_feed(h, inv, (size_t)n, "127.0.0.1");
+    const char *ok = lh_last(h, "SIP/2.0 200 ");
+    assert_non_null(ok);
+    assert_non_null(strstr(ok, "\r\nc=IN IP4 127.0.0.1\r\n"));
+    assert_non_null(strstr(ok, "\r\ny=0100000001\r\n"));
+    json_t *o = gb_lower_streams_json(h->l);
+    json_t *st = json_array_get(json_object_get(o, "streams"), 0);
+    assert_string_equal(json_string_value(json_object_get(st, "channel_id")), "34020000001310000101");
+    assert_string_equal(json_string_value(json_object_get(st, "upstream")), UPPER_ID);
+    json_decref(o);
+}
+
+/* The local directory: a channel with a 20-digit id is kept and listed
+ * ("device_id": null), a bad id is refused with nothing changed, a delete of
+ * an unknown id says so. */
+static void test_role_local_directory(void **state)
+{
+    struct lh *h = *state;
+    lh_start(h);
+    struct gb_lower_channel_in in = {.id = "34020000001310000101", .name = "gate"};
+    assert_int_equal(gb_lower_channel_set(h->l, &in), 0);
+    struct gb_lower_channel_in bad = {.id = "3402000000131000010x"};
+    assert_int_equal(gb_lower_channel_set(h->l, &bad), -EINVAL);
+    assert_int_equal(gb_lower_channel_count(h->l), 1);
+    json_t *o = gb_lower_channels_json(h->l, true);
+    json_t *c = json_array_get(json_object_get(o, "channels"), 0);
+    assert_string_equal(json_string_value(json_object_get(c, "id")), "34020000001310000101");
+    assert_string_equal(json_string_value(json_object_get(c, "name")), "gate");
+    assert_true(json_is_null(json_object_get(c, "device_id")));
+    json_decref(o);
+    assert_int_equal(gb_lower_channel_delete(h->l, "34020000001310000101"), 0);
+    assert_int_equal(gb_lower_channel_delete(h->l, "34020000001310000101"), -ENOENT);
+    assert_int_equal(gb_lower_channel_count(h->l), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -716,6 +1142,15 @@ int main(void)
         cmocka_unit_test(test_relayed_info),
         cmocka_unit_test(test_relayed_status),
         cmocka_unit_test(test_relayed_records),
+        cmocka_unit_test_setup_teardown(test_role_refuses_a_bad_gb_id, lh_setup, lh_teardown),
+        cmocka_unit_test_setup_teardown(test_role_refuses_an_unusable_upstream, lh_setup, lh_teardown),
+        cmocka_unit_test_setup_teardown(test_role_registers_to_its_upstream, lh_setup, lh_teardown),
+        cmocka_unit_test_setup_teardown(test_role_is_registered_on_200, lh_setup, lh_teardown),
+        cmocka_unit_test_setup_teardown(test_role_refreshes_at_two_thirds, lh_setup, lh_teardown),
+        cmocka_unit_test_setup_teardown(test_role_retries_a_refusal_after_backoff, lh_setup, lh_teardown),
+        cmocka_unit_test_setup_teardown(test_role_unregisters_at_stop, lh_setup, lh_teardown),
+        cmocka_unit_test_setup_teardown(test_role_answers_an_invite_from_the_local_host, lh_setup, lh_teardown),
+        cmocka_unit_test_setup_teardown(test_role_local_directory, lh_setup, lh_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
