@@ -40,7 +40,6 @@
  * while it is still writing. */
 #define API_DRAIN_MAX (2 * (uint64_t)API_MAX_BODY)
 #define API_DRAIN_TIMEOUT_S 10
-#define API_REFUSAL_LOG_PER_S 20  /* refusal log lines per second; the rest are counted */
 
 /* ---- lws logging into ours ------------------------------------------------ */
 
@@ -252,28 +251,16 @@ int api_request_authorized(const struct api_server *srv, struct lws *wsi)
 
 void api_log_refusal(struct api_server *srv, const char *fmt, ...)
 {
-    /* A flood of bad requests must not flood the log: at most
-     * API_REFUSAL_LOG_PER_S lines a second; the next line that gets through
-     * says how many were left out. (A local limiter: base/log.h has none.) */
-    uint64_t now = uv_now(srv->loop);
-    if (now - srv->refusal_window_ms >= 1000) {
-        srv->refusal_window_ms = now;
-        srv->refusals_in_window = 0;
-    }
-    if (srv->refusals_in_window >= API_REFUSAL_LOG_PER_S) {
-        srv->refusals_unlogged++;
-        return;
-    }
-    srv->refusals_in_window++;
+    /* A flood of bad requests must not flood the log: one rate limit for all
+     * of this server's refusals (base/log.h: LOG_RATELIMIT_BURST lines a
+     * second; the next line that gets through says how many were left out). */
+    if (log_get_level() < LOG_WARN) return;
     char line[768];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
-    if (srv->refusals_unlogged)
-        log_warn("%s (and %" PRIu64 " refusals not logged)", line, srv->refusals_unlogged);
-    else log_warn("%s", line);
-    srv->refusals_unlogged = 0;
+    log_write_ratelimited(&srv->refusal_rl, LOG_WARN, "%s", line);
 }
 
 bool api_target_too_long(struct lws *wsi)

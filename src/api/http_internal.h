@@ -9,6 +9,7 @@
 
 #include "api/http.h"
 #include "base/arena.h"
+#include "base/log.h"
 
 struct api_route_entry {
     char method[8];
@@ -141,9 +142,7 @@ struct api_server {
     uint64_t responses_by_class[6];       /* index status/100 */
     uint64_t ws_dropped_slow;
     struct lws_token_limits token_limits; /* lws keeps a pointer: lives as long as the context */
-    uint64_t refusal_window_ms;           /* api_log_refusal's current one-second window */
-    int refusals_in_window;
-    uint64_t refusals_unlogged;
+    struct log_ratelimit refusal_rl;      /* api_log_refusal's one rate limit */
     struct api_wh_metric wh_metric[4];
 
     uv_timer_t sweep;                     /* liveness of peers with pending requests */

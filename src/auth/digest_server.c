@@ -38,6 +38,7 @@
 #include <openssl/params.h>
 #include <openssl/rand.h>
 
+#include "base/assoc.h"
 #include "base/log.h"
 
 #define NONCE_RAW 30
@@ -79,8 +80,7 @@ struct auth_server {
     EVP_MAC_CTX *mac_ctx;
     struct digest_hasher hasher;
     uint64_t salt;
-    struct replay_bucket *buckets;
-    size_t bucket_mask;
+    struct assoc replay;            /* struct replay_bucket */
     uint32_t max_uses;              /* 0: no limit */
     struct auth_throttle *throttle; /* NULL: no failure limits */
     uint32_t log_sec, log_lines, log_dropped; /* rate limit of refuse() */
@@ -165,11 +165,7 @@ struct auth_server *auth_server_new(const struct auth_server_config *cfg)
     srv->opaque_len = opaque_len;
 
     uint32_t entries = cfg->replay_entries ? cfg->replay_entries : 16384;
-    if (entries > REPLAY_MAX_ENTRIES) entries = REPLAY_MAX_ENTRIES;
-    size_t nbuckets = 1;
-    while (nbuckets * REPLAY_WAYS < entries) nbuckets <<= 1;
-    srv->buckets = calloc(nbuckets, sizeof *srv->buckets);
-    srv->bucket_mask = nbuckets - 1;
+    bool table_ok = assoc_init(&srv->replay, entries, REPLAY_MAX_ENTRIES, REPLAY_WAYS, sizeof(struct replay_bucket)) == 0;
     srv->max_uses = cfg->nonce_max_uses > UINT16_MAX ? UINT16_MAX : cfg->nonce_max_uses;
     bool want_throttle = cfg->throttle.max_failures || cfg->throttle.max_failures_user;
 
@@ -179,7 +175,7 @@ struct auth_server *auth_server_new(const struct auth_server_config *cfg)
     }
     OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA2-256", 0),
                            OSSL_PARAM_construct_end()};
-    bool ok = srv->buckets && digest_hasher_init(&srv->hasher) == 0 &&
+    bool ok = table_ok && digest_hasher_init(&srv->hasher) == 0 &&
               (!want_throttle || (srv->throttle = auth_throttle_new(&cfg->throttle)) != NULL) &&
               (cfg->secret || RAND_bytes(key, (int)key_len) == 1) &&
               RAND_bytes((unsigned char *)&srv->salt, sizeof srv->salt) == 1 &&
@@ -202,7 +198,7 @@ void auth_server_free(struct auth_server *srv)
     EVP_MAC_free(srv->mac);
     digest_hasher_free(&srv->hasher);
     auth_throttle_free(srv->throttle);
-    free(srv->buckets);
+    assoc_free(&srv->replay);
     free(srv);
 }
 
@@ -321,7 +317,7 @@ static struct replay_entry *replay_entry_of(struct auth_server *srv, const uint8
 {
     uint32_t idx;
     memcpy(&idx, mac, sizeof idx); /* HMAC output: uniform, and verified before we get here */
-    struct replay_bucket *b = &srv->buckets[idx & srv->bucket_mask];
+    struct replay_bucket *b = assoc_bucket(&srv->replay, idx);
     struct replay_entry *slot = NULL, *oldest = NULL;
 
     *evicted = false;

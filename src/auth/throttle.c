@@ -13,6 +13,8 @@
 
 #include <openssl/rand.h>
 
+#include "base/assoc.h"
+
 #define THR_WAYS 8
 #define THR_MAX_ENTRIES (1u << 24)
 
@@ -31,8 +33,7 @@ struct thr_entry {
 struct auth_throttle {
     struct auth_throttle_config cfg;
     uint64_t seed;
-    struct thr_entry *e;
-    size_t bucket_mask;
+    struct assoc table;     /* struct thr_entry[THR_WAYS] per bucket */
 };
 
 /* Seconds from a to b on a wrapping clock (negative: b before a). */
@@ -46,12 +47,8 @@ struct auth_throttle *auth_throttle_new(const struct auth_throttle_config *cfg)
     if (!t->cfg.window_s) t->cfg.window_s = 60;
     if (!t->cfg.lockout_s) t->cfg.lockout_s = 60;
     uint32_t entries = t->cfg.entries ? t->cfg.entries : 65536;
-    if (entries > THR_MAX_ENTRIES) entries = THR_MAX_ENTRIES;
-    size_t nbuckets = 1;
-    while (nbuckets * THR_WAYS < entries) nbuckets <<= 1;
-    t->e = calloc(nbuckets * THR_WAYS, sizeof *t->e);
-    t->bucket_mask = nbuckets - 1;
-    if (!t->e || RAND_bytes((unsigned char *)&t->seed, sizeof t->seed) != 1) {
+    if (assoc_init(&t->table, entries, THR_MAX_ENTRIES, THR_WAYS, THR_WAYS * sizeof(struct thr_entry)) != 0 ||
+        RAND_bytes((unsigned char *)&t->seed, sizeof t->seed) != 1) {
         auth_throttle_free(t);
         return NULL;
     }
@@ -61,7 +58,7 @@ struct auth_throttle *auth_throttle_new(const struct auth_throttle_config *cfg)
 void auth_throttle_free(struct auth_throttle *t)
 {
     if (!t) return;
-    free(t->e);
+    assoc_free(&t->table);
     free(t);
 }
 
@@ -140,7 +137,7 @@ static bool entry_idle(const struct auth_throttle *t, const struct thr_entry *e,
 
 static struct thr_entry *find(struct auth_throttle *t, uint64_t key)
 {
-    struct thr_entry *b = &t->e[(size_t)(key & t->bucket_mask) * THR_WAYS];
+    struct thr_entry *b = assoc_bucket(&t->table, key);
     for (int i = 0; i < THR_WAYS; i++)
         if (b[i].key == key) return &b[i];
     return NULL;
@@ -157,7 +154,7 @@ static int worth(const struct auth_throttle *t, const struct thr_entry *e, uint3
  * idle first, then the oldest count, then the lock that ends first. */
 static struct thr_entry *get(struct auth_throttle *t, uint64_t key, uint32_t now)
 {
-    struct thr_entry *b = &t->e[(size_t)(key & t->bucket_mask) * THR_WAYS];
+    struct thr_entry *b = assoc_bucket(&t->table, key);
     struct thr_entry *victim = NULL;
     int vw = 3;
     for (int i = 0; i < THR_WAYS; i++) {

@@ -24,70 +24,28 @@
 
 /* ---- the connection table ---- */
 
-static uint32_t id_hash(uint64_t id) { return (uint32_t)(id ^ (id >> 32)) * 2654435761u; }
+static uint32_t id_hash(uint64_t id) { return htable_hash_u64(id); }
 
 static uint32_t addr_hash(const struct sockaddr_storage *a)
 {
-    uint32_t h = 2166136261u;
-    const unsigned char *p;
-    size_t n;
-    if (a->ss_family == AF_INET6) {
-        p = (const unsigned char *)&((const struct sockaddr_in6 *)a)->sin6_addr;
-        n = 16;
-    } else {
-        p = (const unsigned char *)&((const struct sockaddr_in *)a)->sin_addr;
-        n = 4;
-    }
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
-    h = (h ^ transport_addr_port(a)) * 16777619u;
-    return h;
-}
-
-static int table_grow(struct conn_table *ct)
-{
-    uint32_t size = ct->mask ? (ct->mask + 1) * 2 : 64;
-    struct tcp_conn **by_id = calloc(size, sizeof(*by_id));
-    struct tcp_conn **by_addr = calloc(size, sizeof(*by_addr));
-    if (!by_id || !by_addr) {
-        free(by_id);
-        free(by_addr);
-        return -1;
-    }
-    uint32_t old = ct->mask ? ct->mask + 1 : 0;
-    for (uint32_t i = 0; i < old; i++) {
-        for (struct tcp_conn *c = ct->by_id[i], *next; c; c = next) {
-            next = c->id_next;
-            uint32_t b = id_hash(c->id) & (size - 1);
-            c->id_next = by_id[b];
-            by_id[b] = c;
-        }
-        for (struct tcp_conn *c = ct->by_addr[i], *next; c; c = next) {
-            next = c->addr_next;
-            uint32_t b = addr_hash(&c->peer) & (size - 1);
-            c->addr_next = by_addr[b];
-            by_addr[b] = c;
-        }
-    }
-    free(ct->by_id);
-    free(ct->by_addr);
-    ct->by_id = by_id;
-    ct->by_addr = by_addr;
-    ct->mask = size - 1;
-    return 0;
+    str_t ip;
+    if (a->ss_family == AF_INET6) ip = str_make((const char *)&((const struct sockaddr_in6 *)a)->sin6_addr, 16);
+    else ip = str_make((const char *)&((const struct sockaddr_in *)a)->sin_addr, 4);
+    return (str_hash(ip) ^ transport_addr_port(a)) * 16777619u;
 }
 
 static int conn_register(struct transport *t, struct tcp_conn *c)
 {
-    struct conn_table *ct = &t->conns;
-    if (ct->count + 1 > (ct->mask ? ct->mask + 1 : 0) && table_grow(ct) != 0) return -1;
     c->id = t->next_conn_id++;
-    uint32_t b = id_hash(c->id) & ct->mask;
-    c->id_next = ct->by_id[b];
-    ct->by_id[b] = c;
-    b = addr_hash(&c->peer) & ct->mask;
-    c->addr_next = ct->by_addr[b];
-    ct->by_addr[b] = c;
-    ct->count++;
+    if (htable_insert(&t->conns_by_id, &c->by_id, id_hash(c->id)) != 0) {
+        c->id = 0;
+        return -1;
+    }
+    if (htable_insert(&t->conns_by_addr, &c->by_addr, addr_hash(&c->peer)) != 0) {
+        htable_remove(&t->conns_by_id, &c->by_id);
+        c->id = 0;
+        return -1;
+    }
     c->all_prev = NULL;
     c->all_next = t->all;
     if (t->all) t->all->all_prev = c;
@@ -98,15 +56,9 @@ static int conn_register(struct transport *t, struct tcp_conn *c)
 
 static void conn_unregister(struct transport *t, struct tcp_conn *c)
 {
-    struct conn_table *ct = &t->conns;
     if (c->id == 0) return;
-    struct tcp_conn **pp = &ct->by_id[id_hash(c->id) & ct->mask];
-    while (*pp && *pp != c) pp = &(*pp)->id_next;
-    if (*pp) *pp = c->id_next;
-    pp = &ct->by_addr[addr_hash(&c->peer) & ct->mask];
-    while (*pp && *pp != c) pp = &(*pp)->addr_next;
-    if (*pp) *pp = c->addr_next;
-    ct->count--;
+    htable_remove(&t->conns_by_id, &c->by_id);
+    htable_remove(&t->conns_by_addr, &c->by_addr);
     if (c->all_prev) c->all_prev->all_next = c->all_next;
     else t->all = c->all_next;
     if (c->all_next) c->all_next->all_prev = c->all_prev;
@@ -117,23 +69,23 @@ static void conn_unregister(struct transport *t, struct tcp_conn *c)
 
 static struct tcp_conn *conn_by_id(struct transport *t, uint64_t id)
 {
-    if (!t->conns.mask) return NULL;
-    for (struct tcp_conn *c = t->conns.by_id[id_hash(id) & t->conns.mask]; c; c = c->id_next)
+    for (struct hnode *n = htable_first(&t->conns_by_id, id_hash(id)); n; n = htable_next(n)) {
+        struct tcp_conn *c = container_of(n, struct tcp_conn, by_id);
         if (c->id == id) return c;
+    }
     return NULL;
 }
 
 static struct tcp_conn *conn_by_addr(struct transport *t, const struct sockaddr_storage *a)
 {
-    if (!t->conns.mask) return NULL;
-    for (struct tcp_conn *c = t->conns.by_addr[addr_hash(a) & t->conns.mask]; c; c = c->addr_next)
+    for (struct hnode *n = htable_first(&t->conns_by_addr, addr_hash(a)); n; n = htable_next(n)) {
+        struct tcp_conn *c = container_of(n, struct tcp_conn, by_addr);
         if (transport_addr_equal(&c->peer, a)) return c;
+    }
     return NULL;
 }
 
 /* ---- connections per source IP ---- */
-
-static uint32_t ip_bucket(const struct sockaddr_storage *ip) { return addr_hash(ip) & (IP_COUNT_BUCKETS - 1); }
 
 static void ip_only(const struct sockaddr_storage *a, struct sockaddr_storage *out)
 {
@@ -150,15 +102,19 @@ static struct ip_count *ip_count_take(struct transport *t, const struct sockaddr
 {
     struct sockaddr_storage ip;
     ip_only(peer, &ip);
-    uint32_t b = ip_bucket(&ip);
-    struct ip_count *ic = t->ip_counts[b];
-    while (ic && !transport_addr_equal(&ic->ip, &ip)) ic = ic->next;
+    uint32_t h = addr_hash(&ip);
+    struct ip_count *ic = NULL;
+    for (struct hnode *n = htable_first(&t->ip_counts, h); n && !ic; n = htable_next(n))
+        if (transport_addr_equal(&container_of(n, struct ip_count, node)->ip, &ip))
+            ic = container_of(n, struct ip_count, node);
     if (!ic) {
         ic = calloc(1, sizeof(*ic));
         if (!ic) return NULL;
         ic->ip = ip;
-        ic->next = t->ip_counts[b];
-        t->ip_counts[b] = ic;
+        if (htable_insert(&t->ip_counts, &ic->node, h) != 0) {
+            free(ic);
+            return NULL;
+        }
     }
     if (ic->n >= t->cfg.tcp_max_per_ip) return NULL;
     ic->n++;
@@ -168,9 +124,7 @@ static struct ip_count *ip_count_take(struct transport *t, const struct sockaddr
 static void ip_count_give_back(struct transport *t, struct ip_count *ic)
 {
     if (--ic->n) return;
-    struct ip_count **pp = &t->ip_counts[ip_bucket(&ic->ip)];
-    while (*pp && *pp != ic) pp = &(*pp)->next;
-    if (*pp) *pp = ic->next;
+    htable_remove(&t->ip_counts, &ic->node);
     free(ic);
 }
 

@@ -207,11 +207,12 @@ struct transport *transport_new(uv_loop_t *loop, struct timer_service *timers, c
     t->udp_cap = (size_t)udp_max + 1;
     t->udp_buf = malloc(t->udp_cap);
     t->arena_mem = malloc(ARENA_FIRST_BYTES);
-    t->ip_counts = calloc(IP_COUNT_BUCKETS, sizeof(*t->ip_counts));
-    if (!t->udp_buf || !t->arena_mem || !t->ip_counts) {
+    htable_init(&t->conns_by_id);
+    htable_init(&t->conns_by_addr);
+    htable_init(&t->ip_counts);
+    if (!t->udp_buf || !t->arena_mem) {
         free(t->udp_buf);
         free(t->arena_mem);
-        free(t->ip_counts);
         free(t);
         return NULL;
     }
@@ -225,9 +226,9 @@ struct transport *transport_new(uv_loop_t *loop, struct timer_service *timers, c
 static void transport_release(struct transport *t)
 {
     for (uint32_t i = 0; i < t->listener_count; i++) free(t->listeners[i]);
-    free(t->conns.by_id);
-    free(t->conns.by_addr);
-    free(t->ip_counts); /* every count went back to zero (and was freed) as its connections closed */
+    htable_free(&t->conns_by_id);
+    htable_free(&t->conns_by_addr);
+    htable_free(&t->ip_counts); /* every count went back to zero (and was freed) as its connections closed */
     if (t->spare_fd >= 0) close(t->spare_fd);
     arena_free(&t->arena);
     free(t->arena_mem);

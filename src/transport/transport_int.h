@@ -6,6 +6,7 @@
 #include "transport/transport.h"
 
 #include "base/arena.h"
+#include "base/htable.h"
 
 struct transport;
 
@@ -55,22 +56,15 @@ struct tcp_conn {
     struct ip_count *ip;           /* accepted: the per-source-IP count it holds */
     struct conn_write *pending, **pending_tail; /* bytes queued while connecting */
     size_t queued;                 /* bytes handed to libuv or pending, not yet written */
-    struct tcp_conn *id_next, *addr_next; /* hash chains */
+    struct hnode by_id, by_addr;   /* in transport.conns_by_id / conns_by_addr */
     struct tcp_conn *all_prev, *all_next; /* every registered connection */
 };
 
 /* Accepted connections from one source IP (tcp_max_per_ip). */
 struct ip_count {
+    struct hnode node;             /* in transport.ip_counts */
     struct sockaddr_storage ip;    /* port 0 */
     uint32_t n;
-    struct ip_count *next;
-};
-#define IP_COUNT_BUCKETS 4096
-
-struct conn_table {
-    struct tcp_conn **by_id, **by_addr; /* buckets, same size (power of two) */
-    uint32_t mask;
-    uint32_t count;
 };
 
 struct transport {
@@ -89,9 +83,9 @@ struct transport {
     char *arena_mem;
     arena_t arena;
 
-    struct conn_table conns;
+    struct htable conns_by_id, conns_by_addr;
     struct tcp_conn *all;          /* list of registered connections */
-    struct ip_count **ip_counts;   /* IP_COUNT_BUCKETS chains */
+    struct htable ip_counts;       /* struct ip_count by IP */
     int spare_fd;                  /* closed to drain the backlog on EMFILE, then reopened; -1 */
     uint64_t next_conn_id;
 

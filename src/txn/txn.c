@@ -15,71 +15,33 @@
 
 uint64_t txn_now(struct txn_layer *l) { return l->ops.now_ms(l->ops.user); }
 
-/* ---- hash tables (chained, intrusive; grown at load factor 1) ---- */
+/* ---- tables (base/htable.h; a transaction links one node per table) ---- */
 
-static struct txn_link *link_of(const struct txn_table *tb, const struct txn *t)
+static struct txn *txn_of(const struct txn_table *tb, const struct hnode *n)
 {
-    return (struct txn_link *)((char *)t + tb->link_offset);
+    return n ? (struct txn *)((char *)n - tb->link_offset) : NULL;
 }
 
-static int table_grow(struct txn_table *tb)
+static struct hnode *node_of(const struct txn_table *tb, const struct txn *t)
 {
-    uint32_t size = tb->mask ? (tb->mask + 1) * 2 : 256;
-    struct txn **b = calloc(size, sizeof(*b));
-    if (!b) return -1;
-    uint32_t old = tb->mask ? tb->mask + 1 : 0;
-    for (uint32_t i = 0; i < old; i++) {
-        for (struct txn *t = tb->buckets[i], *next; t; t = next) {
-            struct txn_link *lk = link_of(tb, t);
-            next = lk->next;
-            lk->next = b[lk->hash & (size - 1)];
-            b[lk->hash & (size - 1)] = t;
-        }
-    }
-    free(tb->buckets);
-    tb->buckets = b;
-    tb->mask = size - 1;
-    return 0;
+    return (struct hnode *)((char *)t + tb->link_offset);
 }
 
 int txn_table_insert(struct txn_table *tb, struct txn *t, uint32_t hash)
 {
-    if (tb->count + 1 > (tb->mask ? tb->mask + 1 : 0) && table_grow(tb) != 0) return -ENOMEM;
-    struct txn_link *lk = link_of(tb, t);
-    lk->hash = hash;
-    lk->next = tb->buckets[hash & tb->mask];
-    lk->linked = true;
-    tb->buckets[hash & tb->mask] = t;
-    tb->count++;
-    return 0;
+    return htable_insert(&tb->t, node_of(tb, t), hash);
 }
 
-void txn_table_remove(struct txn_table *tb, struct txn *t)
-{
-    struct txn_link *lk = link_of(tb, t);
-    if (!lk->linked) return;
-    struct txn **pp = &tb->buckets[lk->hash & tb->mask];
-    while (*pp && *pp != t) pp = &link_of(tb, *pp)->next;
-    if (*pp) *pp = lk->next;
-    lk->next = NULL;
-    lk->linked = false;
-    tb->count--;
-}
+void txn_table_remove(struct txn_table *tb, struct txn *t) { htable_remove(&tb->t, node_of(tb, t)); }
 
 struct txn *txn_table_first(const struct txn_table *tb, uint32_t hash)
 {
-    if (!tb->mask) return NULL;
-    struct txn *t = tb->buckets[hash & tb->mask];
-    while (t && link_of(tb, t)->hash != hash) t = link_of(tb, t)->next;
-    return t;
+    return txn_of(tb, htable_first(&tb->t, hash));
 }
 
 struct txn *txn_table_next(const struct txn_table *tb, const struct txn *t)
 {
-    uint32_t hash = link_of(tb, t)->hash;
-    struct txn *n = link_of(tb, t)->next;
-    while (n && link_of(tb, n)->hash != hash) n = link_of(tb, n)->next;
-    return n;
+    return txn_of(tb, htable_next(node_of(tb, t)));
 }
 
 uint32_t txn_key_hash(str_t s, enum sip_method method, uint32_t extra)
@@ -121,6 +83,7 @@ struct txn_layer *txn_layer_new(struct timer_service *timers, const struct txn_c
     l->server.link_offset = offsetof(struct txn, hl);
     l->client.link_offset = offsetof(struct txn, hl);
     l->conns.link_offset = offsetof(struct txn, cl);
+    l->server.t.min_buckets = l->client.t.min_buckets = l->conns.t.min_buckets = 256;
     sbuf_init(&l->sb);
     l->scratch_mem = malloc(SCRATCH_BYTES);
     if (!l->scratch_mem) {
@@ -146,9 +109,9 @@ void txn_layer_free(struct txn_layer *l)
     l->freeing = true;
     while (l->all) txn_destroy(l->all);
     txn_done_free_all(l);
-    free(l->server.buckets);
-    free(l->client.buckets);
-    free(l->conns.buckets);
+    htable_free(&l->server.t);
+    htable_free(&l->client.t);
+    htable_free(&l->conns.t);
     sbuf_free(&l->sb);
     arena_free(&l->scratch);
     free(l->scratch_mem);

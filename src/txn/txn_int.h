@@ -6,20 +6,14 @@
 #include "txn/txn.h"
 
 #include "base/arena.h"
+#include "base/htable.h"
 #include "base/sbuf.h"
 
-/* A chain link of one hash table; hash is kept for resizing. */
-struct txn_link {
-    struct txn *next;
-    uint32_t hash;
-    bool linked;
-};
-
+/* One of the layer's tables: the base hash table, and which node of a
+ * transaction it links. */
 struct txn_table {
-    struct txn **buckets;
-    uint32_t mask;      /* buckets - 1, 0 before the first insert */
-    uint32_t count;
-    size_t link_offset; /* offsetof(struct txn, <link>) */
+    struct htable t;
+    size_t link_offset; /* offsetof(struct txn, <node>) */
 };
 
 /* A server transaction's copy of its request: the bytes, the parsed model
@@ -34,8 +28,8 @@ struct txn_req_copy {
 
 struct txn {
     struct txn_layer *layer;
-    struct txn_link hl;             /* server or client table */
-    struct txn_link cl;             /* client table by TCP conn_id */
+    struct hnode hl;                /* server or client table */
+    struct hnode cl;                /* client table by TCP conn_id */
     struct txn *all_prev, *all_next; /* every live transaction (for txn_layer_free) */
     bool client, invite;
     bool rfc2543;                   /* server: the request had no magic cookie */
