@@ -14,6 +14,8 @@
 #include <string.h>
 
 #include "app/worker.h"
+#include "api/routes_gb.h"
+#include "auth/digest.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "gb/lower/lower.h"
@@ -21,6 +23,7 @@
 #include "proxy/proxy.h"
 #include "registrar/location.h"
 #include "registrar/registrar.h"
+#include "sip/local.h"
 #include "txn/txn.h"
 #include "ua/ua.h"
 
@@ -35,6 +38,25 @@ static const char *allow_value(const struct worker *w)
 {
     (void)w;
     return "INVITE,ACK,CANCEL,BYE,OPTIONS,REGISTER,MESSAGE,INFO,NOTIFY,SUBSCRIBE,UPDATE,PRACK,REFER";
+}
+
+static bool gb_upper_admission(void *arg, struct txn *st) { return worker_overload_refuse(arg, st); }
+
+/* The GB upper role from its collaborators; it copies the config, the
+ * identity and the admission, so locals do. */
+static struct gb_upper *start_gb_upper(struct worker *w)
+{
+    struct sip_local local = {.udp_port = w->local_udp_port, .tcp_port = w->local_tcp_port};
+    snprintf(local.domain, sizeof(local.domain), "%s", w->cfg.sip.domain);
+    snprintf(local.realm, sizeof(local.realm), "%s", w->realm);
+    snprintf(local.host, sizeof(local.host), "%s", w->local_host);
+    snprintf(local.user_agent, sizeof(local.user_agent), "%s", w->cfg.sip.user_agent);
+    struct auth_server_config ac;
+    auth_server_config_from(&ac, &w->cfg, AUTH_OFFER(AUTH_ALG_MD5));
+    struct txn_admission admission = {.refuse = gb_upper_admission, .arg = w};
+    struct gb_upper_deps deps = {.loop = w->loop, .timers = &w->timers, .ua = w->ua, .store = w->store,
+                                 .events = w->events, .admission = &admission};
+    return gb_upper_new(&w->cfg.gb, &ac, &local, w->cfg.store.path, &deps);
 }
 
 int dispatch_start_roles(struct worker *w)
@@ -54,9 +76,9 @@ int dispatch_start_roles(struct worker *w)
     if (w->api) registrar_api_register(w->registrar, w->api);
 
     if (w->cfg.gb.enabled) {
-        w->gb_upper = gb_upper_new(w, w->ua);
+        w->gb_upper = start_gb_upper(w);
         if (!w->gb_upper || gb_upper_load(w->gb_upper) < 0) return -1;
-        if (w->api) gb_upper_api_register(w->gb_upper, w->api);
+        if (w->api) api_routes_gb_upper(w->api, w->gb_upper);
     }
     if (w->cfg.gb.enabled || w->cfg.upstream_count > 0) {
         w->gb_lower = gb_lower_new(w, w->ua);

@@ -16,17 +16,39 @@
 
 #define DEV "34020000001320000001"
 
-static int setup(void **state)
+/* The role copies its [gb] section when built: a test that needs other
+ * settings gets its own setup with them. */
+static int setup_with(void **state, void (*tweak)(struct gb_config *gb))
 {
     struct gbh *h = malloc(sizeof(*h));
     gbh_init(h);
-    h->w.cfg.gb.keepalive_interval = 60;
-    h->w.cfg.gb.keepalive_misses = 3;
+    h->cfg.gb.keepalive_interval = 60;
+    h->cfg.gb.keepalive_misses = 3;
+    if (tweak) tweak(&h->cfg.gb);
     assert_int_equal(gbh_start(h), 0);
     assert_int_equal(gb_device_admin_set(h->g, DEV, "devpw", NULL, -1), 0);
     *state = h;
     return 0;
 }
+
+static int setup(void **state) { return setup_with(state, NULL); }
+
+static void allow_unknown_qop(struct gb_config *gb)
+{
+    gb->allow_unknown = true;
+    gb->qop = true;
+}
+static int setup_allow_unknown_qop(void **state) { return setup_with(state, allow_unknown_qop); }
+
+static void catalog_on_register(struct gb_config *gb) { gb->catalog_on_register = true; }
+static int setup_catalog_on_register(void **state) { return setup_with(state, catalog_on_register); }
+
+static void catalog_one_slot(struct gb_config *gb)
+{
+    gb->catalog_on_register = true;
+    gb->catalog_concurrency = 1;
+}
+static int setup_catalog_one_slot(void **state) { return setup_with(state, catalog_one_slot); }
 
 static int teardown(void **state)
 {
@@ -88,9 +110,7 @@ static void test_register(void **state)
 
 static void test_allow_unknown_and_qop(void **state)
 {
-    struct gbh *h = *state;
-    h->w.cfg.gb.allow_unknown = true;
-    h->w.cfg.gb.qop = true;
+    struct gbh *h = *state; /* allow_unknown, qop */
     gbh_send_register(h, "34020000001320000050", 3600, NULL, SIP_TRANSPORT_UDP, 0, 5090);
     assert_int_equal(gbh_last_status(h), 401);
     assert_non_null(strstr(gbh_last(h), "qop=\"auth\""));
@@ -389,8 +409,7 @@ static void test_info_and_bad_bodies(void **state)
 
 static void test_catalog_on_register(void **state)
 {
-    struct gbh *h = *state;
-    h->w.cfg.gb.catalog_on_register = true;
+    struct gbh *h = *state; /* catalog_on_register */
     uint64_t before = h->nsent;
     gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080);
     assert_true(online(h, DEV));
@@ -415,9 +434,7 @@ static void test_catalog_on_register(void **state)
  * query ends (here by timing out), then gets its own. */
 static void test_catalog_queue_is_bounded(void **state)
 {
-    struct gbh *h = *state;
-    h->w.cfg.gb.catalog_on_register = true;
-    h->w.cfg.gb.catalog_concurrency = 1;
+    struct gbh *h = *state; /* catalog_on_register, catalog_concurrency 1 */
     const char *dev2 = "34020000001320000077";
     assert_int_equal(gb_device_admin_set(h->g, dev2, "devpw", NULL, -1), 0);
     assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080), 200);
@@ -622,14 +639,14 @@ int main(void)
     log_set_level(LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_register, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_allow_unknown_and_qop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_allow_unknown_and_qop, setup_allow_unknown_qop, teardown),
         cmocka_unit_test_setup_teardown(test_keepalive_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expiry_and_tcp_loss, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catalog_assembly_and_tree, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catalog_timeout_partial, setup, teardown),
         cmocka_unit_test_setup_teardown(test_info_and_bad_bodies, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_catalog_queue_is_bounded, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_catalog_on_register, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_catalog_queue_is_bounded, setup_catalog_one_slot, teardown),
+        cmocka_unit_test_setup_teardown(test_catalog_on_register, setup_catalog_on_register, teardown),
         cmocka_unit_test_setup_teardown(test_channel_strings_shared, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catalog_bad_ids_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_messages_only_from_the_registered_flow, setup, teardown),
