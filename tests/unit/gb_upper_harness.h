@@ -31,6 +31,7 @@ struct gbh {
      * uses, which the role gets as collaborators too. */
     struct worker ua_w;
     struct ua *ua;
+    const struct txn_admission *admission; /* set before gbh_start; NULL: admit all */
     struct gb_upper *g;
     uint64_t now;
     char *sent[GBH_KEEP];   /* the last messages sent, newest at (nsent-1) % GBH_KEEP */
@@ -113,7 +114,7 @@ static inline int gbh_start(struct gbh *h)
     snprintf(h->local.user_agent, sizeof(h->local.user_agent), "%s", h->cfg.sip.user_agent);
     struct auth_server_config ac;
     auth_server_config_from(&ac, &h->cfg, AUTH_OFFER(AUTH_ALG_MD5));
-    struct gb_upper_deps deps = {.timers = &h->ua_w.timers, .ua = h->ua};
+    struct gb_upper_deps deps = {.timers = &h->ua_w.timers, .ua = h->ua, .admission = h->admission};
     h->g = gb_upper_new(&h->cfg.gb, &ac, &h->local, h->cfg.store.path, &deps);
     return h->g ? 0 : -1;
 }

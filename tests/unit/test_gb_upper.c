@@ -634,6 +634,154 @@ static void test_register_nonce_replay(void **state)
     sbuf_free(&ans);
 }
 
+/* ---- the service API (upper.h): what the HTTP routes use, by id ---- */
+
+/* A device id the role does not know: no JSON, every command -ENOENT (the
+ * routes answer 404), and nothing goes on the wire. */
+static void test_service_unknown_device(void **state)
+{
+    struct gbh *h = *state;
+    const char *other = "34020000001320000099";
+    uint64_t sent = h->nsent;
+    struct result r = {.wt.done = on_done};
+    assert_false(gb_upper_has_device(h->g, other));
+    assert_null(gb_upper_device_json(h->g, other));
+    assert_null(gb_upper_channels_json(h->g, other));
+    assert_int_equal(gb_upper_query(h->g, other, GB_Q_CATALOG, NULL, NULL, NULL, &r.wt), -ENOENT);
+    assert_int_equal(gb_upper_ptz(h->g, other, other, "left", 128, &r.wt), -ENOENT);
+    assert_int_equal(gb_upper_play(h->g, other, other, false, false, 0, 0, &r.wt), -ENOENT);
+    assert_int_equal(h->nsent, sent);
+    assert_int_equal(r.status, 0);
+}
+
+/* The full record of a registered device, as GET /api/v1/gb/devices/{id} shows it. */
+static void test_service_device_json(void **state)
+{
+    struct gbh *h = *state;
+    assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080), 200);
+    assert_true(gb_upper_has_device(h->g, DEV));
+    json_t *o = gb_upper_device_json(h->g, DEV);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "id")), DEV);
+    assert_true(json_is_true(json_object_get(o, "online")));
+    assert_string_equal(json_string_value(json_object_get(o, "remote")), "192.0.2.9:5080");
+    assert_string_equal(json_string_value(json_object_get(o, "contact")), "sip:" DEV "@192.0.2.9:5080");
+    json_decref(o);
+    json_t *tree = gb_upper_channels_json(h->g, DEV);
+    assert_non_null(tree);
+    json_decref(tree);
+}
+
+/* A query by device id goes out as a MANSCDP MESSAGE to where the device
+ * registered from (GB/T 28181 §9.5); the waiter gets the device's answer. */
+static void test_service_query_by_id(void **state)
+{
+    struct gbh *h = *state;
+    assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080), 200);
+    struct result r = {.wt.done = on_done};
+    assert_int_equal(gb_upper_query(h->g, DEV, GB_Q_INFO, NULL, NULL, NULL, &r.wt), 0);
+    assert_non_null(strstr(gbh_last(h), "MESSAGE sip:" DEV "@192.0.2.9:5080 SIP/2.0"));
+    assert_non_null(strstr(gbh_last(h), "<CmdType>DeviceInfo</CmdType>"));
+    char body[512];
+    int n = snprintf(body, sizeof(body),
+                     "<?xml version=\"1.0\"?>\r\n<Response>\r\n<CmdType>DeviceInfo</CmdType>\r\n<SN>%u</SN>\r\n"
+                     "<DeviceID>%s</DeviceID>\r\n<Result>OK</Result>\r\n<Manufacturer>Acme</Manufacturer>\r\n"
+                     "</Response>\r\n",
+                     last_sn(h), DEV);
+    assert_int_equal(gbh_message(h, DEV, body, (size_t)n, 5080), 200);
+    assert_int_equal(r.status, 200);
+    assert_non_null(r.body);
+    json_decref(r.body);
+}
+
+/* Without a loop the role has no media sockets: play is refused -ENOTSUP
+ * (the route answers 500) and no INVITE is sent. */
+static void test_service_play_without_loop(void **state)
+{
+    struct gbh *h = *state;
+    assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080), 200);
+    uint64_t sent = h->nsent;
+    struct result r = {.wt.done = on_done};
+    assert_int_equal(gb_upper_play(h->g, DEV, "34020000001310000001", false, false, 0, 0, &r.wt), -ENOTSUP);
+    assert_int_equal(h->nsent, sent);
+}
+
+/* A stream id nobody holds: no JSON, stop says -ENOENT (404); the list
+ * is {"streams": []}. */
+static void test_service_unknown_stream(void **state)
+{
+    struct gbh *h = *state;
+    assert_null(gb_upper_stream_json(h->g, "0340200001"));
+    assert_int_equal(gb_upper_stream_stop(h->g, "0340200001", "api"), -ENOENT);
+    json_t *all = gb_upper_streams_json(h->g);
+    assert_true(json_is_array(json_object_get(all, "streams")));
+    assert_int_equal(json_array_size(json_object_get(all, "streams")), 0);
+    json_decref(all);
+}
+
+/* ---- admission (overload) ---- */
+
+/* Refuses while on, answering 503 itself as the admission contract says (txn.h). */
+struct gate {
+    bool on;
+    unsigned asked;
+};
+
+static bool gate_refuse(void *arg, struct txn *st)
+{
+    struct gate *gt = arg;
+    gt->asked++;
+    if (!gt->on) return false;
+    txn_respond_stateless(st, 503, "Service Unavailable", STR_LIT("gate"), NULL, 0, STR_NULL, STR_NULL);
+    return true;
+}
+
+static struct gate gate;
+static struct txn_admission gate_admission = {.refuse = gate_refuse, .arg = &gate};
+
+static int setup_gate(void **state)
+{
+    memset(&gate, 0, sizeof(gate));
+    struct gbh *h = malloc(sizeof(*h));
+    gbh_init(h);
+    h->admission = &gate_admission;
+    assert_int_equal(gbh_start(h), 0);
+    assert_int_equal(gb_device_admin_set(h->g, DEV, "devpw", NULL, -1), 0);
+    *state = h;
+    return 0;
+}
+
+/* A REGISTER that would bring a device online is put to the admission
+ * before any digest work: refused, it gets the 503 only (no 401) and the
+ * device stays offline. */
+static void test_admission_refuses_new_registration(void **state)
+{
+    struct gbh *h = *state;
+    gate.on = true;
+    gbh_send_register(h, DEV, 3600, NULL, SIP_TRANSPORT_UDP, 0, 5080);
+    assert_int_equal(gbh_last_status(h), 503);
+    assert_int_equal(gate.asked, 1);
+    assert_false(online(h, DEV));
+    gate.on = false;
+    assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080), 200);
+    assert_true(online(h, DEV));
+}
+
+/* A device already online refreshes and unregisters without being asked
+ * about: overload sheds new work, not the registrations it already holds. */
+static void test_admission_spares_online_devices(void **state)
+{
+    struct gbh *h = *state;
+    assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080), 200);
+    unsigned asked = gate.asked;
+    gate.on = true;
+    assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080), 200);
+    assert_true(online(h, DEV));
+    assert_int_equal(gbh_register(h, DEV, "devpw", 0, SIP_TRANSPORT_UDP, 0, 5080), 200);
+    assert_false(online(h, DEV));
+    assert_int_equal(gate.asked, asked);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);
@@ -651,6 +799,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_catalog_bad_ids_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_messages_only_from_the_registered_flow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_register_nonce_replay, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_unknown_device, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_device_json, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_query_by_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_play_without_loop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_unknown_stream, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_admission_refuses_new_registration, setup_gate, teardown),
+        cmocka_unit_test_setup_teardown(test_admission_spares_online_devices, setup_gate, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
