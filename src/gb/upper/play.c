@@ -1,4 +1,4 @@
-/* stream.c — real-time play and playback (GB/T 28181-2016 §9.2, §9.8): the
+/* play.c — real-time play and playback (GB/T 28181-2016 §9.2, §9.8): the
  * INVITE with Subject and a recvonly SDP offer (PS/90000 on PT 96, y= SSRC,
  * UDP or TCP passive with RFC 4571 framing), and the RTP receiver that checks
  * the SSRC, counts packets, bytes and loss (RFC 3550 A.1), finds the PS pack

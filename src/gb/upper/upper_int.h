@@ -1,9 +1,11 @@
 /* upper_int.h — what the upper role's files share: upper.c (devices,
  * REGISTER, keepalive, persistence), catalog.c (catalog trees and the
- * queries: Catalog, DeviceInfo, DeviceStatus, RecordInfo, PTZ), stream.c
- * (real-time play and the RTP receiver). Not for other modules: use
- * upper.h (src/gb/lower/lower_relay.c, the middle node, still reads the
- * device table through it). */
+ * queries: Catalog, DeviceInfo, DeviceStatus, RecordInfo, PTZ),
+ * catalog_queue.c (catalog-on-register slots), play.c (real-time play and
+ * the RTP receiver), upper_strings.c (the string pool) and upper_service.c
+ * (the service API of upper.h). Not for other modules: use upper.h
+ * (src/gb/lower/lower_relay.c, the middle node, still reads the device
+ * table through this one). */
 #ifndef CASCADE_GB_UPPER_UPPER_INT_H
 #define CASCADE_GB_UPPER_UPPER_INT_H
 
@@ -271,7 +273,7 @@ void gb_waiter_add(struct gb_waiter **list, struct gb_waiter *wt);
 void gb_waiters_done(struct gb_waiter **list, int status, json_t *body);
 json_t *gb_error_json(const char *code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* stream.c */
+/* play.c */
 /* start/end (epoch seconds, both > 0) ask for a playback (s=Playback, history SSRC). */
 int gb_stream_play(struct gb_upper *g, struct gb_device *d, const char *channel, bool tcp, bool dump,
                    int64_t start, int64_t end, struct gb_waiter *wt);
