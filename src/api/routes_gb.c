@@ -5,15 +5,19 @@
  *
  * Asynchronous routes park the HTTP request on a gb_waiter; if the client
  * goes away first, api_on_abort cancels the waiter so the role never answers
- * a freed request. */
+ * a freed request. The role is reached through its service API (upper.h)
+ * only: devices and streams by id. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "api/routes_gb.h"
+
 #include "api/http.h"
 #include "base/log.h"
-#include "gb/upper/upper_int.h"
+#include "gb/codec/gbid.h"
+#include "gb/upper/upper.h"
 
 struct api_wait {
     struct gb_waiter wt;
@@ -66,12 +70,13 @@ static void wait_fail(struct api_wait *a, int rc, const char *what, const char *
     }
 }
 
-static struct gb_device *device_or_404(struct gb_upper *g, struct api_request *req)
+/* The {id} of the path when it names a device, else NULL after answering 404. */
+static const char *device_or_404(struct gb_upper *g, struct api_request *req)
 {
     const char *id = api_param(req, "id");
-    struct gb_device *d = gb_device_find(g, id);
-    if (!d) api_reply_error(req, 404, "not-found", "no GB device %s", id ? id : "");
-    return d;
+    if (gb_upper_has_device(g, id)) return id;
+    api_reply_error(req, 404, "not-found", "no GB device %s", id ? id : "");
+    return NULL;
 }
 
 static const char *body_str(struct api_request *req, const char *key)
@@ -86,8 +91,8 @@ static void devices_list(struct api_request *req, void *user) { api_reply_json(r
 
 static void device_show(struct api_request *req, void *user)
 {
-    struct gb_device *d = device_or_404(user, req);
-    if (d) api_reply_json(req, 200, gb_device_json(user, d, true));
+    const char *id = device_or_404(user, req);
+    if (id) api_reply_json(req, 200, gb_upper_device_json(user, id));
 }
 
 static void device_add(struct api_request *req, void *user)
@@ -112,7 +117,7 @@ static void device_add(struct api_request *req, void *user)
         api_reply_error(req, 500, "internal", "device record not saved (%d)", rc);
         return;
     }
-    api_reply_json(req, 200, gb_device_json(g, gb_device_find(g, id), true));
+    api_reply_json(req, 200, gb_upper_device_json(g, id));
 }
 
 static void device_del(struct api_request *req, void *user)
@@ -127,9 +132,9 @@ static void device_del(struct api_request *req, void *user)
 
 static void device_channels(struct api_request *req, void *user)
 {
-    struct gb_device *d = device_or_404(user, req);
-    if (!d) return;
-    json_t *tree = gb_channels_tree_json(d);
+    const char *id = device_or_404(user, req);
+    if (!id) return;
+    json_t *tree = gb_upper_channels_json(user, id);
     if (!tree) api_reply_error(req, 500, "no-memory", "out of memory");
     else api_reply_json(req, 200, tree);
 }
@@ -139,13 +144,13 @@ static void device_channels(struct api_request *req, void *user)
 static void start_query(struct api_request *req, struct gb_upper *g, enum gb_query_kind kind, const char *target,
                         const char *start, const char *end, const char *what)
 {
-    struct gb_device *d = device_or_404(g, req);
-    if (!d) return;
+    const char *id = device_or_404(g, req);
+    if (!id) return;
     struct api_wait *a = wait_new(req);
     if (!a) return;
-    int rc = gb_query_start(g, d, kind, target, start, end, &a->wt);
+    int rc = gb_upper_query(g, id, kind, target, start, end, &a->wt);
     if (rc != 0) {
-        wait_fail(a, rc, what, d->id);
+        wait_fail(a, rc, what, id);
         return;
     }
     wait_start(a);
@@ -191,11 +196,11 @@ static bool gb_time_ok(const char *s, time_t *out)
 static void device_records(struct api_request *req, void *user)
 {
     struct gb_upper *g = user;
-    struct gb_device *d = device_or_404(g, req);
-    if (!d) return;
+    const char *id = device_or_404(g, req);
+    if (!id) return;
     const char *channel = body_str(req, "channel");
     const char *start = body_str(req, "start"), *end = body_str(req, "end");
-    if (!channel) channel = d->id;
+    if (!channel) channel = id;
     time_t ts, te;
     if (!gb_id_valid(str_from_cstr(channel)) || !gb_time_ok(start, &ts) || !gb_time_ok(end, &te) || te < ts) {
         api_reply_error(req, 400, "bad-request",
@@ -210,8 +215,8 @@ static void device_records(struct api_request *req, void *user)
 static void channel_ptz(struct api_request *req, void *user)
 {
     struct gb_upper *g = user;
-    struct gb_device *d = device_or_404(g, req);
-    if (!d) return;
+    const char *id = device_or_404(g, req);
+    if (!id) return;
     const char *cmd = body_str(req, "cmd");
     json_t *sp = api_body(req) ? json_object_get(api_body(req), "speed") : NULL;
     int speed = sp && json_is_integer(sp) ? (int)json_integer_value(sp) : 128;
@@ -221,9 +226,9 @@ static void channel_ptz(struct api_request *req, void *user)
     }
     struct api_wait *a = wait_new(req);
     if (!a) return;
-    int rc = gb_ptz_send(g, d, api_param(req, "cid"), cmd, speed, &a->wt, NULL);
+    int rc = gb_upper_ptz(g, id, api_param(req, "cid"), cmd, speed, &a->wt);
     if (rc != 0) {
-        wait_fail(a, rc, "PTZ (cmd and speed 0-255)", d->id);
+        wait_fail(a, rc, "PTZ (cmd and speed 0-255)", id);
         return;
     }
     wait_start(a);
@@ -232,8 +237,8 @@ static void channel_ptz(struct api_request *req, void *user)
 static void channel_play(struct api_request *req, void *user)
 {
     struct gb_upper *g = user;
-    struct gb_device *d = device_or_404(g, req);
-    if (!d) return;
+    const char *id = device_or_404(g, req);
+    if (!id) return;
     const char *tr = body_str(req, "transport");
     if (tr && strcasecmp(tr, "udp") && strcasecmp(tr, "tcp")) {
         api_reply_error(req, 400, "bad-request", "\"transport\" is udp or tcp");
@@ -248,10 +253,10 @@ static void channel_play(struct api_request *req, void *user)
     }
     struct api_wait *a = wait_new(req);
     if (!a) return;
-    int rc = gb_stream_play(g, d, api_param(req, "cid"), tr && !strcasecmp(tr, "tcp"), dump && json_is_true(dump),
-                            (int64_t)ts, (int64_t)te, &a->wt);
+    int rc = gb_upper_play(g, id, api_param(req, "cid"), tr && !strcasecmp(tr, "tcp"), dump && json_is_true(dump),
+                           (int64_t)ts, (int64_t)te, &a->wt);
     if (rc != 0) {
-        wait_fail(a, rc, "play", d->id);
+        wait_fail(a, rc, "play", id);
         return;
     }
     wait_start(a);
@@ -259,23 +264,21 @@ static void channel_play(struct api_request *req, void *user)
 
 /* ---- streams ---- */
 
-static void streams_list(struct api_request *req, void *user) { api_reply_json(req, 200, gb_streams_json(user)); }
+static void streams_list(struct api_request *req, void *user) { api_reply_json(req, 200, gb_upper_streams_json(user)); }
 
 static void stream_show(struct api_request *req, void *user)
 {
-    struct gb_stream *s = gb_stream_find(user, api_param(req, "sid"));
+    json_t *s = gb_upper_stream_json(user, api_param(req, "sid"));
     if (!s) api_reply_error(req, 404, "not-found", "no stream %s", api_param(req, "sid"));
-    else api_reply_json(req, 200, gb_stream_json(s));
+    else api_reply_json(req, 200, s);
 }
 
 static void stream_stop(struct api_request *req, void *user)
 {
-    struct gb_stream *s = gb_stream_find(user, api_param(req, "sid"));
-    if (!s) {
+    if (gb_upper_stream_stop(user, api_param(req, "sid"), "api") != 0) {
         api_reply_error(req, 404, "not-found", "no stream %s", api_param(req, "sid"));
         return;
     }
-    gb_stream_stop(s, "api", true);
     api_reply_json(req, 200, json_pack("{s:b}", "stopped", 1));
 }
 
@@ -293,7 +296,7 @@ static double metric_streams(void *arg)
     return st.streams;
 }
 
-void gb_upper_api_register(struct gb_upper *g, struct api_server *api)
+void api_routes_gb_upper(struct api_server *api, struct gb_upper *g)
 {
     static const struct {
         const char *method, *pattern;

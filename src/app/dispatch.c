@@ -16,6 +16,8 @@
 
 #include "api/routes_gb_lower.h"
 #include "app/worker.h"
+#include "api/routes_gb.h"
+#include "auth/digest.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "gb/lower/lower.h"
@@ -52,6 +54,22 @@ static void sip_local_of(const struct worker *w, struct sip_local *out)
     snprintf(out->user_agent, sizeof(out->user_agent), "%s", w->cfg.sip.user_agent);
 }
 
+static bool gb_upper_admission(void *arg, struct txn *st) { return worker_overload_refuse(arg, st); }
+
+/* The GB upper role from its collaborators; it copies the config, the
+ * identity and the admission, so locals do. */
+static struct gb_upper *start_gb_upper(struct worker *w)
+{
+    struct sip_local local;
+    sip_local_of(w, &local);
+    struct auth_server_config ac;
+    auth_server_config_from(&ac, &w->cfg, AUTH_OFFER(AUTH_ALG_MD5));
+    struct txn_admission admission = {.refuse = gb_upper_admission, .arg = w};
+    struct gb_upper_deps deps = {.loop = w->loop, .timers = &w->timers, .ua = w->ua, .store = w->store,
+                                 .events = w->events, .admission = &admission};
+    return gb_upper_new(&w->cfg.gb, &ac, &local, w->cfg.store.path, &deps);
+}
+
 int dispatch_start_roles(struct worker *w)
 {
     struct location_callbacks cb;
@@ -69,9 +87,9 @@ int dispatch_start_roles(struct worker *w)
     if (w->api) registrar_api_register(w->registrar, w->api);
 
     if (w->cfg.gb.enabled) {
-        w->gb_upper = gb_upper_new(w, w->ua);
+        w->gb_upper = start_gb_upper(w);
         if (!w->gb_upper || gb_upper_load(w->gb_upper) < 0) return -1;
-        if (w->api) gb_upper_api_register(w->gb_upper, w->api);
+        if (w->api) api_routes_gb_upper(w->api, w->gb_upper);
     }
     if (w->cfg.gb.enabled || w->cfg.upstream_count > 0) {
         struct sip_local local;

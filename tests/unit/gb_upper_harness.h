@@ -1,6 +1,7 @@
-/* gb_upper_harness.h — drives the GB upper role without sockets: a zeroed
- * worker with a real transaction layer and UA, a fake clock, every message
- * the stack sends recorded, and SIP text fed in as the transport would.
+/* gb_upper_harness.h — drives the GB upper role without sockets: the role
+ * built from its collaborators (a real transaction layer and UA, a timer
+ * service on a fake clock, no loop, store or event bus), every message the
+ * stack sends recorded, and SIP text fed in as the transport would.
  * Shared by tests/unit/test_gb_upper.c and bench/bench_gb_catalog.c
  * (header-only: static functions). */
 #ifndef CASCADE_TESTS_GB_UPPER_HARNESS_H
@@ -12,17 +13,25 @@
 
 #include "app/worker.h"
 #include "auth/digest.h"
+#include "base/config.h"
 #include "base/sbuf.h"
 #include "gb/upper/upper.h"
 #include "gb/upper/upper_int.h"
+#include "sip/local.h"
 #include "txn/txn.h"
 #include "ua/ua.h"
 
 #define GBH_KEEP 16
 
 struct gbh {
-    struct worker w;
+    struct config cfg;      /* [gb] and [auth] the role is built from: edit between gbh_init and gbh_start */
+    struct sip_local local;
+    /* ua_new() still takes a worker (its own change is on another branch):
+     * this one only carries the timer service and transaction layer the UA
+     * uses, which the role gets as collaborators too. */
+    struct worker ua_w;
     struct ua *ua;
+    const struct txn_admission *admission; /* set before gbh_start; NULL: admit all */
     struct gb_upper *g;
     uint64_t now;
     char *sent[GBH_KEEP];   /* the last messages sent, newest at (nsent-1) % GBH_KEEP */
@@ -72,21 +81,25 @@ static inline void gbh_on_request(void *u, struct txn *st, const struct transpor
 static inline void gbh_on_ack(void *u, const struct transport_rx *rx) { ua_on_ack(((struct gbh *)u)->ua, rx); }
 static inline void gbh_on_stray(void *u, const struct transport_rx *rx) { ua_on_response(((struct gbh *)u)->ua, rx); }
 
-/* Config tweaks go through cfg before gb_upper_new: call gbh_init, edit
- * h->w.cfg, then gbh_start. */
+/* Config tweaks go through cfg before gb_upper_new (the role copies it):
+ * call gbh_init, edit h->cfg, then gbh_start. */
 static inline void gbh_init(struct gbh *h)
 {
     memset(h, 0, sizeof(*h));
-    config_init(&h->w.cfg);
-    h->w.cfg.gb.enabled = true;
-    h->w.cfg.gb.catalog_on_register = false;
-    snprintf(h->w.cfg.gb.password, sizeof(h->w.cfg.gb.password), "defaultpw");
-    snprintf(h->w.local_host, sizeof(h->w.local_host), "192.0.2.1");
-    h->w.local_udp_port = 5060;
-    h->w.local_tcp_port = 5060;
+    config_init(&h->cfg);
+    h->cfg.gb.enabled = true;
+    h->cfg.gb.catalog_on_register = false;
+    snprintf(h->cfg.gb.password, sizeof(h->cfg.gb.password), "defaultpw");
+    snprintf(h->local.host, sizeof(h->local.host), "192.0.2.1");
+    h->local.udp_port = 5060;
+    h->local.tcp_port = 5060;
+    config_init(&h->ua_w.cfg);
+    snprintf(h->ua_w.local_host, sizeof(h->ua_w.local_host), "%s", h->local.host);
+    h->ua_w.local_udp_port = h->local.udp_port;
+    h->ua_w.local_tcp_port = h->local.tcp_port;
     h->now = 1000;
-    timer_service_init(&h->w.timers);
-    timer_run(&h->w.timers, h->now); /* the role reads the service's clock */
+    timer_service_init(&h->ua_w.timers);
+    timer_run(&h->ua_w.timers, h->now); /* the role reads the service's clock */
 }
 
 static inline int gbh_start(struct gbh *h)
@@ -94,11 +107,15 @@ static inline int gbh_start(struct gbh *h)
     struct txn_config xc = {.t1_ms = 500, .t2_ms = 4000, .t4_ms = 5000};
     struct txn_layer_ops ops = {.user = h, .send = gbh_op_send, .on_request = gbh_on_request, .on_ack = gbh_on_ack,
                                 .on_stray_response = gbh_on_stray, .now_ms = gbh_op_now};
-    h->w.txn = txn_layer_new(&h->w.timers, &xc, &ops);
-    h->ua = h->w.txn ? ua_new(&h->w) : NULL;
+    h->ua_w.txn = txn_layer_new(&h->ua_w.timers, &xc, &ops);
+    h->ua = h->ua_w.txn ? ua_new(&h->ua_w) : NULL;
     if (!h->ua) return -1;
     ua_set_sender(h->ua, gbh_ua_send, h);
-    h->g = gb_upper_new(&h->w, h->ua);
+    snprintf(h->local.user_agent, sizeof(h->local.user_agent), "%s", h->cfg.sip.user_agent);
+    struct auth_server_config ac;
+    auth_server_config_from(&ac, &h->cfg, AUTH_OFFER(AUTH_ALG_MD5));
+    struct gb_upper_deps deps = {.timers = &h->ua_w.timers, .ua = h->ua, .admission = h->admission};
+    h->g = gb_upper_new(&h->cfg.gb, &ac, &h->local, h->cfg.store.path, &deps);
     return h->g ? 0 : -1;
 }
 
@@ -107,8 +124,8 @@ static inline void gbh_free(struct gbh *h)
     if (h->g) gb_upper_stop(h->g);
     gb_upper_free(h->g);
     ua_free(h->ua);
-    if (h->w.txn) txn_layer_free(h->w.txn);
-    timer_service_free(&h->w.timers);
+    if (h->ua_w.txn) txn_layer_free(h->ua_w.txn);
+    timer_service_free(&h->ua_w.timers);
     for (int i = 0; i < GBH_KEEP; i++) free(h->sent[i]);
     free(h->buf);
 }
@@ -117,13 +134,13 @@ static inline void gbh_advance(struct gbh *h, uint64_t ms)
 {
     uint64_t end = h->now + ms;
     for (;;) {
-        uint64_t next = timer_next_deadline(&h->w.timers);
+        uint64_t next = timer_next_deadline(&h->ua_w.timers);
         if (next > end) break;
         if (next > h->now) h->now = next;
-        timer_run(&h->w.timers, h->now);
+        timer_run(&h->ua_w.timers, h->now);
     }
     h->now = end;
-    timer_run(&h->w.timers, h->now);
+    timer_run(&h->ua_w.timers, h->now);
 }
 
 static inline const char *gbh_last(const struct gbh *h)
@@ -162,7 +179,7 @@ static inline int gbh_feed(struct gbh *h, const char *text, size_t len, enum sip
     transport_addr_parse("192.0.2.9", 9, src_port, &h->rx.src);
     transport_addr_parse("192.0.2.1", 9, 5060, &h->rx.local);
     snprintf(h->rx.src_text, sizeof(h->rx.src_text), "192.0.2.9:%u", src_port);
-    int rc = txn_layer_receive(h->w.txn, &h->rx);
+    int rc = txn_layer_receive(h->ua_w.txn, &h->rx);
     arena_free(&h->arena);
     return rc;
 }

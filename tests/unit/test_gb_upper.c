@@ -16,17 +16,39 @@
 
 #define DEV "34020000001320000001"
 
-static int setup(void **state)
+/* The role copies its [gb] section when built: a test that needs other
+ * settings gets its own setup with them. */
+static int setup_with(void **state, void (*tweak)(struct gb_config *gb))
 {
     struct gbh *h = malloc(sizeof(*h));
     gbh_init(h);
-    h->w.cfg.gb.keepalive_interval = 60;
-    h->w.cfg.gb.keepalive_misses = 3;
+    h->cfg.gb.keepalive_interval = 60;
+    h->cfg.gb.keepalive_misses = 3;
+    if (tweak) tweak(&h->cfg.gb);
     assert_int_equal(gbh_start(h), 0);
     assert_int_equal(gb_device_admin_set(h->g, DEV, "devpw", NULL, -1), 0);
     *state = h;
     return 0;
 }
+
+static int setup(void **state) { return setup_with(state, NULL); }
+
+static void allow_unknown_qop(struct gb_config *gb)
+{
+    gb->allow_unknown = true;
+    gb->qop = true;
+}
+static int setup_allow_unknown_qop(void **state) { return setup_with(state, allow_unknown_qop); }
+
+static void catalog_on_register(struct gb_config *gb) { gb->catalog_on_register = true; }
+static int setup_catalog_on_register(void **state) { return setup_with(state, catalog_on_register); }
+
+static void catalog_one_slot(struct gb_config *gb)
+{
+    gb->catalog_on_register = true;
+    gb->catalog_concurrency = 1;
+}
+static int setup_catalog_one_slot(void **state) { return setup_with(state, catalog_one_slot); }
 
 static int teardown(void **state)
 {
@@ -88,9 +110,7 @@ static void test_register(void **state)
 
 static void test_allow_unknown_and_qop(void **state)
 {
-    struct gbh *h = *state;
-    h->w.cfg.gb.allow_unknown = true;
-    h->w.cfg.gb.qop = true;
+    struct gbh *h = *state; /* allow_unknown, qop */
     gbh_send_register(h, "34020000001320000050", 3600, NULL, SIP_TRANSPORT_UDP, 0, 5090);
     assert_int_equal(gbh_last_status(h), 401);
     assert_non_null(strstr(gbh_last(h), "qop=\"auth\""));
@@ -389,8 +409,7 @@ static void test_info_and_bad_bodies(void **state)
 
 static void test_catalog_on_register(void **state)
 {
-    struct gbh *h = *state;
-    h->w.cfg.gb.catalog_on_register = true;
+    struct gbh *h = *state; /* catalog_on_register */
     uint64_t before = h->nsent;
     gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080);
     assert_true(online(h, DEV));
@@ -415,9 +434,7 @@ static void test_catalog_on_register(void **state)
  * query ends (here by timing out), then gets its own. */
 static void test_catalog_queue_is_bounded(void **state)
 {
-    struct gbh *h = *state;
-    h->w.cfg.gb.catalog_on_register = true;
-    h->w.cfg.gb.catalog_concurrency = 1;
+    struct gbh *h = *state; /* catalog_on_register, catalog_concurrency 1 */
     const char *dev2 = "34020000001320000077";
     assert_int_equal(gb_device_admin_set(h->g, dev2, "devpw", NULL, -1), 0);
     assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080), 200);
@@ -617,23 +634,178 @@ static void test_register_nonce_replay(void **state)
     sbuf_free(&ans);
 }
 
+/* ---- the service API (upper.h): what the HTTP routes use, by id ---- */
+
+/* A device id the role does not know: no JSON, every command -ENOENT (the
+ * routes answer 404), and nothing goes on the wire. */
+static void test_service_unknown_device(void **state)
+{
+    struct gbh *h = *state;
+    const char *other = "34020000001320000099";
+    uint64_t sent = h->nsent;
+    struct result r = {.wt.done = on_done};
+    assert_false(gb_upper_has_device(h->g, other));
+    assert_null(gb_upper_device_json(h->g, other));
+    assert_null(gb_upper_channels_json(h->g, other));
+    assert_int_equal(gb_upper_query(h->g, other, GB_Q_CATALOG, NULL, NULL, NULL, &r.wt), -ENOENT);
+    assert_int_equal(gb_upper_ptz(h->g, other, other, "left", 128, &r.wt), -ENOENT);
+    assert_int_equal(gb_upper_play(h->g, other, other, false, false, 0, 0, &r.wt), -ENOENT);
+    assert_int_equal(h->nsent, sent);
+    assert_int_equal(r.status, 0);
+}
+
+/* The full record of a registered device, as GET /api/v1/gb/devices/{id} shows it. */
+static void test_service_device_json(void **state)
+{
+    struct gbh *h = *state;
+    assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080), 200);
+    assert_true(gb_upper_has_device(h->g, DEV));
+    json_t *o = gb_upper_device_json(h->g, DEV);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "id")), DEV);
+    assert_true(json_is_true(json_object_get(o, "online")));
+    assert_string_equal(json_string_value(json_object_get(o, "remote")), "192.0.2.9:5080");
+    assert_string_equal(json_string_value(json_object_get(o, "contact")), "sip:" DEV "@192.0.2.9:5080");
+    json_decref(o);
+    json_t *tree = gb_upper_channels_json(h->g, DEV);
+    assert_non_null(tree);
+    json_decref(tree);
+}
+
+/* A query by device id goes out as a MANSCDP MESSAGE to where the device
+ * registered from (GB/T 28181 §9.5); the waiter gets the device's answer. */
+static void test_service_query_by_id(void **state)
+{
+    struct gbh *h = *state;
+    assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080), 200);
+    struct result r = {.wt.done = on_done};
+    assert_int_equal(gb_upper_query(h->g, DEV, GB_Q_INFO, NULL, NULL, NULL, &r.wt), 0);
+    assert_non_null(strstr(gbh_last(h), "MESSAGE sip:" DEV "@192.0.2.9:5080 SIP/2.0"));
+    assert_non_null(strstr(gbh_last(h), "<CmdType>DeviceInfo</CmdType>"));
+    char body[512];
+    int n = snprintf(body, sizeof(body),
+                     "<?xml version=\"1.0\"?>\r\n<Response>\r\n<CmdType>DeviceInfo</CmdType>\r\n<SN>%u</SN>\r\n"
+                     "<DeviceID>%s</DeviceID>\r\n<Result>OK</Result>\r\n<Manufacturer>Acme</Manufacturer>\r\n"
+                     "</Response>\r\n",
+                     last_sn(h), DEV);
+    assert_int_equal(gbh_message(h, DEV, body, (size_t)n, 5080), 200);
+    assert_int_equal(r.status, 200);
+    assert_non_null(r.body);
+    json_decref(r.body);
+}
+
+/* Without a loop the role has no media sockets: play is refused -ENOTSUP
+ * (the route answers 500) and no INVITE is sent. */
+static void test_service_play_without_loop(void **state)
+{
+    struct gbh *h = *state;
+    assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080), 200);
+    uint64_t sent = h->nsent;
+    struct result r = {.wt.done = on_done};
+    assert_int_equal(gb_upper_play(h->g, DEV, "34020000001310000001", false, false, 0, 0, &r.wt), -ENOTSUP);
+    assert_int_equal(h->nsent, sent);
+}
+
+/* A stream id nobody holds: no JSON, stop says -ENOENT (404); the list
+ * is {"streams": []}. */
+static void test_service_unknown_stream(void **state)
+{
+    struct gbh *h = *state;
+    assert_null(gb_upper_stream_json(h->g, "0340200001"));
+    assert_int_equal(gb_upper_stream_stop(h->g, "0340200001", "api"), -ENOENT);
+    json_t *all = gb_upper_streams_json(h->g);
+    assert_true(json_is_array(json_object_get(all, "streams")));
+    assert_int_equal(json_array_size(json_object_get(all, "streams")), 0);
+    json_decref(all);
+}
+
+/* ---- admission (overload) ---- */
+
+/* Refuses while on, answering 503 itself as the admission contract says (txn.h). */
+struct gate {
+    bool on;
+    unsigned asked;
+};
+
+static bool gate_refuse(void *arg, struct txn *st)
+{
+    struct gate *gt = arg;
+    gt->asked++;
+    if (!gt->on) return false;
+    txn_respond_stateless(st, 503, "Service Unavailable", STR_LIT("gate"), NULL, 0, STR_NULL, STR_NULL);
+    return true;
+}
+
+static struct gate gate;
+static struct txn_admission gate_admission = {.refuse = gate_refuse, .arg = &gate};
+
+static int setup_gate(void **state)
+{
+    memset(&gate, 0, sizeof(gate));
+    struct gbh *h = malloc(sizeof(*h));
+    gbh_init(h);
+    h->admission = &gate_admission;
+    assert_int_equal(gbh_start(h), 0);
+    assert_int_equal(gb_device_admin_set(h->g, DEV, "devpw", NULL, -1), 0);
+    *state = h;
+    return 0;
+}
+
+/* A REGISTER that would bring a device online is put to the admission
+ * before any digest work: refused, it gets the 503 only (no 401) and the
+ * device stays offline. */
+static void test_admission_refuses_new_registration(void **state)
+{
+    struct gbh *h = *state;
+    gate.on = true;
+    gbh_send_register(h, DEV, 3600, NULL, SIP_TRANSPORT_UDP, 0, 5080);
+    assert_int_equal(gbh_last_status(h), 503);
+    assert_int_equal(gate.asked, 1);
+    assert_false(online(h, DEV));
+    gate.on = false;
+    assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080), 200);
+    assert_true(online(h, DEV));
+}
+
+/* A device already online refreshes and unregisters without being asked
+ * about: overload sheds new work, not the registrations it already holds. */
+static void test_admission_spares_online_devices(void **state)
+{
+    struct gbh *h = *state;
+    assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080), 200);
+    unsigned asked = gate.asked;
+    gate.on = true;
+    assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080), 200);
+    assert_true(online(h, DEV));
+    assert_int_equal(gbh_register(h, DEV, "devpw", 0, SIP_TRANSPORT_UDP, 0, 5080), 200);
+    assert_false(online(h, DEV));
+    assert_int_equal(gate.asked, asked);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_register, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_allow_unknown_and_qop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_allow_unknown_and_qop, setup_allow_unknown_qop, teardown),
         cmocka_unit_test_setup_teardown(test_keepalive_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expiry_and_tcp_loss, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catalog_assembly_and_tree, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catalog_timeout_partial, setup, teardown),
         cmocka_unit_test_setup_teardown(test_info_and_bad_bodies, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_catalog_queue_is_bounded, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_catalog_on_register, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_catalog_queue_is_bounded, setup_catalog_one_slot, teardown),
+        cmocka_unit_test_setup_teardown(test_catalog_on_register, setup_catalog_on_register, teardown),
         cmocka_unit_test_setup_teardown(test_channel_strings_shared, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catalog_bad_ids_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_messages_only_from_the_registered_flow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_register_nonce_replay, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_unknown_device, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_device_json, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_query_by_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_play_without_loop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_unknown_stream, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_admission_refuses_new_registration, setup_gate, teardown),
+        cmocka_unit_test_setup_teardown(test_admission_spares_online_devices, setup_gate, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

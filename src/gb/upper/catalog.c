@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app/worker.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "gb/codec/ptz.h"
@@ -194,22 +193,22 @@ static void store_channel(struct gb_upper *g, const char *device_id, const struc
 
 static void persist_channel(struct gb_upper *g, struct gb_device *d, const struct gb_channel *c)
 {
-    if (!g->w->store) return;
+    if (!g->store) return;
     struct store_gb_channel row;
     store_channel(g, d->id, c, &row);
-    store_submit(g->w->store, store_op_gb_channel_upsert(&row), NULL, NULL);
+    store_submit(g->store, store_op_gb_channel_upsert(&row), NULL, NULL);
 }
 
 static void persist_catalog(struct gb_upper *g, struct gb_device *d)
 {
-    if (!g->w->store) return;
+    if (!g->store) return;
     struct store_gb_channel *rows = calloc(d->channel_count ? d->channel_count : 1, sizeof(*rows));
     if (!rows) {
         log_error("gb device %s: no memory to store its catalog", d->id);
         return;
     }
     for (size_t i = 0; i < d->channel_count; i++) store_channel(g, d->id, &d->channels[i], &rows[i]);
-    int rc = store_submit(g->w->store, store_op_gb_channels_replace(d->id, rows, d->channel_count), NULL, NULL);
+    int rc = store_submit(g->store, store_op_gb_channels_replace(d->id, rows, d->channel_count), NULL, NULL);
     if (rc < 0) log_warn("gb device %s: catalog not stored (%s)", d->id, strerror(-rc));
     free(rows);
 }
@@ -341,7 +340,7 @@ static void query_unlink(struct gb_query *q)
 
 static void query_free(struct gb_query *q)
 {
-    timer_stop(&q->g->w->timers, &q->timer);
+    timer_stop(q->g->timers, &q->timer);
     if (q->h) ua_request_detach(q->h);
     gb_channels_free(q->items, q->count);
     free(q->index);
@@ -379,7 +378,7 @@ static struct gb_query *query_new(struct gb_upper *g, struct gb_device *d, enum 
     q->next = d->queries;
     d->queries = q;
     g->pending_queries++;
-    timer_start(&g->w->timers, &q->timer, gb_now(g) + GB_QUERY_TIMEOUT_MS, query_timer);
+    timer_start(g->timers, &q->timer, gb_now(g) + GB_QUERY_TIMEOUT_MS, query_timer);
     return q;
 }
 
@@ -456,8 +455,8 @@ int gb_query_start(struct gb_upper *g, struct gb_device *d, enum gb_query_kind k
     r.body = sbuf_str(&body);
     struct transport_dest dest;
     gb_device_dest(d, &dest);
-    struct ua_credentials cred = {.user = str_from_cstr(g->w->cfg.gb.id),
-                                  .password = str_from_cstr(d->password ? d->password : g->w->cfg.gb.password)};
+    struct ua_credentials cred = {.user = str_from_cstr(g->cfg.id),
+                                  .password = str_from_cstr(d->password ? d->password : g->cfg.password)};
     q->h = ua_request_send(g->ua, &r, &dest, &cred, &query_cb, q);
     sbuf_free(&body);
     if (!q->h) {
@@ -689,7 +688,7 @@ static void on_catalog_response(struct gb_upper *g, struct gb_device *d, const g
         query_free(q);
         return;
     }
-    timer_start(&g->w->timers, &q->timer, gb_now(g) + GB_QUERY_TIMEOUT_MS, query_timer);
+    timer_start(g->timers, &q->timer, gb_now(g) + GB_QUERY_TIMEOUT_MS, query_timer);
 }
 
 static void on_records_response(struct gb_upper *g, struct gb_device *d, const gb_manscdp_t *m)
@@ -715,7 +714,7 @@ static void on_records_response(struct gb_upper *g, struct gb_device *d, const g
         query_free(q);
         return;
     }
-    timer_start(&g->w->timers, &q->timer, gb_now(g) + GB_QUERY_TIMEOUT_MS, query_timer);
+    timer_start(g->timers, &q->timer, gb_now(g) + GB_QUERY_TIMEOUT_MS, query_timer);
 }
 
 static void on_single_response(struct gb_upper *g, struct gb_device *d, const gb_manscdp_t *m,
@@ -772,7 +771,7 @@ void gb_catalog_on_notify(struct gb_upper *g, struct gb_device *d, const gb_mans
             break;
         case GB_EVENT_DEL:
             if (!c) break;
-            if (g->w->store) store_submit(g->w->store, store_op_gb_channel_delete(d->id, c->id), NULL, NULL);
+            if (g->store) store_submit(g->store, store_op_gb_channel_delete(d->id, c->id), NULL, NULL);
             gb_channel_free(c);
             *c = d->channels[--d->channel_count];
             changes++;

@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app/worker.h"
 #include "base/log.h"
 
 #define CATQ_MAX (1u << 24)
@@ -28,7 +27,7 @@ static void catq_schedule(struct gb_upper *g)
         timer_node_init(&g->catq.timer);
         g->catq.timer_ready = true;
     }
-    if (!timer_armed(&g->catq.timer)) timer_start(&g->w->timers, &g->catq.timer, gb_now(g), catq_timer);
+    if (!timer_armed(&g->catq.timer)) timer_start(g->timers, &g->catq.timer, gb_now(g), catq_timer);
 }
 
 static int catq_grow(struct gb_catq *q)
@@ -69,7 +68,7 @@ static void catq_timer(struct timer_node *n, uint64_t now)
     (void)now;
     struct gb_upper *g = container_of(n, struct gb_upper, catq.timer);
     struct gb_catq *q = &g->catq;
-    uint32_t limit = (uint32_t)(g->w->cfg.gb.catalog_concurrency > 0 ? g->w->cfg.gb.catalog_concurrency : 1);
+    uint32_t limit = (uint32_t)(g->cfg.catalog_concurrency > 0 ? g->cfg.catalog_concurrency : 1);
     while (!g->stopping && q->count && q->in_flight < limit) {
         char id[GB_ID_LEN + 1];
         memcpy(id, q->ids[q->head], GB_ID_LEN);
@@ -94,7 +93,7 @@ static void catq_timer(struct timer_node *n, uint64_t now)
 
 void gb_catq_free(struct gb_upper *g)
 {
-    if (g->catq.timer_ready) timer_stop(&g->w->timers, &g->catq.timer);
+    if (g->catq.timer_ready) timer_stop(g->timers, &g->catq.timer);
     free(g->catq.ids);
     memset(&g->catq, 0, sizeof(g->catq));
 }

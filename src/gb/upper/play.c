@@ -1,4 +1,4 @@
-/* stream.c — real-time play and playback (GB/T 28181-2016 §9.2, §9.8): the
+/* play.c — real-time play and playback (GB/T 28181-2016 §9.2, §9.8): the
  * INVITE with Subject and a recvonly SDP offer (PS/90000 on PT 96, y= SSRC,
  * UDP or TCP passive with RFC 4571 framing), and the RTP receiver that checks
  * the SSRC, counts packets, bytes and loss (RFC 3550 A.1), finds the PS pack
@@ -33,7 +33,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "app/worker.h"
 #include "base/arena.h"
 #include "base/clock.h"
 #include "base/log.h"
@@ -139,7 +138,7 @@ void gb_stream_stop(struct gb_stream *s, const char *reason, bool send_bye)
     s->state = GB_STREAM_STOPPED;
     snprintf(s->stop_reason, sizeof(s->stop_reason), "%s", reason);
     stream_unlink(g, s);
-    timer_stop(&g->w->timers, &s->timer);
+    timer_stop(g->timers, &s->timer);
     if (s->h) {
         ua_request_cancel(s->h); /* a 2xx that still comes is ACKed and BYEd by the UA */
         s->h = NULL;
@@ -396,7 +395,7 @@ static void stream_timer(struct timer_node *n, uint64_t now)
         gb_stream_stop(s, "rtp-timeout", true);
         return;
     }
-    timer_start(&s->g->w->timers, &s->timer, deadline, stream_timer);
+    timer_start(s->g->timers, &s->timer, deadline, stream_timer);
 }
 
 /* ---- media sockets ---- */
@@ -429,22 +428,22 @@ static int open_media_socket(const char *ip, uint16_t port, bool tcp)
 
 static int open_media(struct gb_upper *g, struct gb_stream *s)
 {
-    const struct config *cfg = &g->w->cfg;
-    uint32_t range = (uint32_t)cfg->gb.media_port_max - cfg->gb.media_port_min + 1;
+    const struct gb_config *cfg = &g->cfg;
+    uint32_t range = (uint32_t)cfg->media_port_max - cfg->media_port_min + 1;
     for (uint32_t i = 0; i < range; i++) {
         uint16_t port = g->next_port;
-        g->next_port = port >= cfg->gb.media_port_max ? cfg->gb.media_port_min : (uint16_t)(port + 1);
+        g->next_port = port >= cfg->media_port_max ? cfg->media_port_min : (uint16_t)(port + 1);
         int fd = open_media_socket(g->media_ip, port, s->tcp);
         if (fd == -EADDRINUSE || fd == -EACCES) continue;
         if (fd < 0) return fd;
         int rc;
         if (s->tcp) {
-            uv_tcp_init(g->w->loop, &s->listener);
+            uv_tcp_init(g->loop, &s->listener);
             s->listener.data = s;
             rc = uv_tcp_open(&s->listener, fd);
             if (rc == 0) rc = uv_listen((uv_stream_t *)&s->listener, 4, on_tcp_connection);
         } else {
-            uv_udp_init(g->w->loop, &s->udp);
+            uv_udp_init(g->loop, &s->udp);
             s->udp.data = s;
             rc = uv_udp_open(&s->udp, fd);
             if (rc == 0) {
@@ -534,7 +533,7 @@ static void stream_on_final(void *arg, struct ua_uac *h, int status, const struc
     gb_rtp_stats_init(&s->rtp, true, s->ssrc_value);
     s->state = GB_STREAM_PLAYING;
     s->started_at = clock_wall_ms();
-    timer_start(&g->w->timers, &s->timer, gb_now(g) + GB_RTP_FIRST_TIMEOUT_MS, stream_timer);
+    timer_start(g->timers, &s->timer, gb_now(g) + GB_RTP_FIRST_TIMEOUT_MS, stream_timer);
     log_info("gb stream %s playing: %s/%s over %s port %u", s->sid, s->device_id, s->channel_id,
              s->tcp ? "TCP" : "UDP", s->port);
     gb_publish(g, "gb.stream.started",
@@ -550,7 +549,7 @@ static const struct ua_uac_cb stream_uac_cb = {.on_final = stream_on_final};
 static void offer_sdp(struct gb_upper *g, struct gb_stream *s, int64_t start, int64_t end, sbuf_t *out)
 {
     const char *ipv = strchr(g->media_ip, ':') ? "IP6" : "IP4";
-    sbuf_printf(out, "v=0\r\no=%s 0 0 IN %s %s\r\ns=%s\r\n", g->w->cfg.gb.id, ipv, g->media_ip,
+    sbuf_printf(out, "v=0\r\no=%s 0 0 IN %s %s\r\ns=%s\r\n", g->cfg.id, ipv, g->media_ip,
                 s->playback ? "Playback" : "Play");
     if (s->playback) sbuf_printf(out, "u=%s:0\r\n", s->channel_id);
     sbuf_printf(out, "c=IN %s %s\r\nt=%lld %lld\r\n", ipv, g->media_ip, (long long)(s->playback ? start : 0),
@@ -568,7 +567,7 @@ static void offer_sdp(struct gb_upper *g, struct gb_stream *s, int64_t start, in
 
 static char *dump_path_for(struct gb_upper *g, const char *sid)
 {
-    const char *db = g->w->cfg.store.path;
+    const char *db = g->store_path;
     const char *slash = strrchr(db, '/');
     char path[600];
     if (slash) snprintf(path, sizeof(path), "%.*s/gb-stream-%s.ps", (int)(slash - db), db, sid);
@@ -582,7 +581,7 @@ int gb_stream_play(struct gb_upper *g, struct gb_device *d, const char *channel,
     if (g->stopping) return -ESHUTDOWN;
     if (!d->online) return -ENOTCONN;
     if (!channel || !gb_id_valid(str_from_cstr(channel))) return -EINVAL;
-    if (!g->w->loop) return -ENOTSUP;
+    if (!g->loop) return -ENOTSUP;
     bool playback = start > 0 || end > 0;
     if (playback && (start <= 0 || end <= start)) return -EINVAL;
     struct gb_stream *s = calloc(1, sizeof(*s));
@@ -624,14 +623,14 @@ int gb_stream_play(struct gb_upper *g, struct gb_device *d, const char *channel,
     offer_sdp(g, s, start, end, &sdp);
     char subject[96];
     /* §9.2.2.1: Subject = media sender id:SSRC, receiver id:0. */
-    snprintf(subject, sizeof(subject), "Subject: %s:%s,%s:0", channel, s->ssrc, g->w->cfg.gb.id);
+    snprintf(subject, sizeof(subject), "Subject: %s:%s,%s:0", channel, s->ssrc, g->cfg.id);
     str_t extra[] = {str_from_cstr(subject)};
     struct ua_request r;
     char buf[512];
     gb_device_request(g, d, channel, &r, buf, sizeof(buf));
     r.method = SIP_INVITE;
     r.auto_contact = true;
-    r.contact_user = str_from_cstr(g->w->cfg.gb.id);
+    r.contact_user = str_from_cstr(g->cfg.id);
     r.headers = extra;
     r.header_count = 1;
     r.content_type = STR_LIT("application/sdp");
@@ -639,8 +638,8 @@ int gb_stream_play(struct gb_upper *g, struct gb_device *d, const char *channel,
     r.pin_dest = true; /* one destination for the whole dialog: see the top of the file */
     struct transport_dest dest;
     gb_device_dest(d, &dest);
-    struct ua_credentials cred = {.user = str_from_cstr(g->w->cfg.gb.id),
-                                  .password = str_from_cstr(d->password ? d->password : g->w->cfg.gb.password)};
+    struct ua_credentials cred = {.user = str_from_cstr(g->cfg.id),
+                                  .password = str_from_cstr(d->password ? d->password : g->cfg.password)};
     s->h = sdp.failed ? NULL : ua_request_send(g->ua, &r, &dest, &cred, &stream_uac_cb, s);
     sbuf_free(&sdp);
     if (!s->h) {

@@ -31,7 +31,6 @@
 #include <time.h>
 
 #include "events/events.h"
-#include "app/worker.h"
 #include "auth/digest.h"
 #include "base/clock.h"
 #include "base/log.h"
@@ -40,7 +39,7 @@
 
 #define MANSCDP_TYPE "Application/MANSCDP+xml"
 
-uint64_t gb_now(const struct gb_upper *g) { return g->w->loop ? uv_now(g->w->loop) : g->w->timers.now_ms; }
+uint64_t gb_now(const struct gb_upper *g) { return timer_now(g->timers); }
 
 void gb_iso_time(int64_t wall_ms, char out[32])
 {
@@ -50,7 +49,7 @@ void gb_iso_time(int64_t wall_ms, char out[32])
 
 void gb_publish(struct gb_upper *g, const char *type, json_t *fields)
 {
-    if (g->w->events) event_publish(g->w->events, type, fields);
+    if (g->events) event_publish(g->events, type, fields);
     else json_decref(fields);
 }
 
@@ -221,7 +220,7 @@ static struct gb_device *device_new(struct gb_upper *g, str_t id)
 
 static void device_free(struct gb_upper *g, struct gb_device *d)
 {
-    timer_stop(&g->w->timers, &d->timer);
+    timer_stop(g->timers, &d->timer);
     while (d->queries) gb_queries_fail(g, d, 503, "shutting-down", "the device record is gone");
     gb_channels_free(d->channels, d->channel_count);
     json_decref(d->info);
@@ -276,12 +275,12 @@ static void device_remote_text(const struct gb_device *d, char *buf, size_t cap)
 void gb_device_request(struct gb_upper *g, struct gb_device *d, const char *target_id, struct ua_request *r,
                        char *buf, size_t cap)
 {
-    const struct config *cfg = &g->w->cfg;
+    const struct gb_config *cfg = &g->cfg;
     char remote[TRANSPORT_ADDR_TEXT];
     device_remote_text(d, remote, sizeof(remote));
     memset(r, 0, sizeof(*r));
-    int a = snprintf(buf, cap, "sip:%s@%s", target_id, remote[0] ? remote : cfg->gb.domain);
-    int b = snprintf(buf + a + 1, cap - (size_t)a - 1, "<sip:%s@%s>", cfg->gb.id, cfg->gb.domain);
+    int a = snprintf(buf, cap, "sip:%s@%s", target_id, remote[0] ? remote : cfg->domain);
+    int b = snprintf(buf + a + 1, cap - (size_t)a - 1, "<sip:%s@%s>", cfg->id, cfg->domain);
     int c = snprintf(buf + a + b + 2, cap - (size_t)(a + b) - 2, "<sip:%s@%.10s>", target_id, target_id);
     r->ruri = str_make(buf, (size_t)a);
     r->from = str_make(buf + a + 1, (size_t)b);
@@ -293,7 +292,7 @@ void gb_device_request(struct gb_upper *g, struct gb_device *d, const char *targ
 
 void gb_device_persist(struct gb_upper *g, struct gb_device *d)
 {
-    if (!g->w->store) return;
+    if (!g->store) return;
     char remote[TRANSPORT_ADDR_TEXT];
     device_remote_text(d, remote, sizeof(remote));
     char *info = d->info ? json_dumps(d->info, JSON_COMPACT) : NULL;
@@ -313,7 +312,7 @@ void gb_device_persist(struct gb_upper *g, struct gb_device *d)
         .info_json = info ? info : "",
         .status_json = status ? status : "",
     };
-    int rc = store_submit(g->w->store, store_op_gb_device_upsert(&row), NULL, NULL);
+    int rc = store_submit(g->store, store_op_gb_device_upsert(&row), NULL, NULL);
     if (rc < 0) log_warn("gb device %s: not persisted (%s)", d->id, strerror(-rc));
     else d->in_store = true;
     d->keepalive_stored_at = d->last_keepalive;
@@ -389,7 +388,7 @@ json_t *gb_devices_json(struct gb_upper *g)
 static void device_arm(struct gb_upper *g, struct gb_device *d)
 {
     uint64_t next = d->expires_mono < d->keepalive_deadline ? d->expires_mono : d->keepalive_deadline;
-    timer_start(&g->w->timers, &d->timer, next, device_timer);
+    timer_start(g->timers, &d->timer, next, device_timer);
 }
 
 static void device_offline(struct gb_upper *g, struct gb_device *d, const char *reason)
@@ -397,7 +396,7 @@ static void device_offline(struct gb_upper *g, struct gb_device *d, const char *
     if (!d->online) return;
     d->online = false;
     if (g->online) g->online--;
-    timer_stop(&g->w->timers, &d->timer);
+    timer_stop(g->timers, &d->timer);
     conn_remove(g, d);
     log_info("gb device %s offline (%s)", d->id, reason);
     gb_streams_stop_device(g, d->id, "device-offline");
@@ -419,8 +418,8 @@ static void device_timer(struct timer_node *n, uint64_t now)
 
 static uint64_t keepalive_window_ms(const struct gb_upper *g)
 {
-    const struct config *cfg = &g->w->cfg;
-    return (uint64_t)cfg->gb.keepalive_interval * (uint64_t)cfg->gb.keepalive_misses * 1000u;
+    const struct gb_config *cfg = &g->cfg;
+    return (uint64_t)cfg->keepalive_interval * (uint64_t)cfg->keepalive_misses * 1000u;
 }
 
 /* ---- answering ---- */
@@ -434,8 +433,8 @@ static void reply_as(struct gb_upper *g, struct txn *st, int status, const char 
     str_t lines[8];
     size_t k = 0;
     char server[96];
-    snprintf(server, sizeof(server), "Server: %s", g->w->cfg.sip.user_agent);
-    if (g->w->cfg.sip.user_agent[0]) lines[k++] = str_from_cstr(server);
+    snprintf(server, sizeof(server), "Server: %s", g->local.user_agent);
+    if (g->local.user_agent[0]) lines[k++] = str_from_cstr(server);
     for (size_t i = 0; i < n && k < 8; i++) lines[k++] = extra[i];
     char tag[UA_TAG_SIZE];
     ua_new_tag(g->ua, tag);
@@ -472,7 +471,7 @@ static void challenge(struct gb_upper *g, struct txn *st, bool stale)
     sbuf_init(&b);
     sbuf_append_cstr(&b, "WWW-Authenticate: ");
     uint64_t now_s = (uint64_t)(clock_wall_ms() / 1000);
-    int rc = auth_challenge_for(g->auth, str_from_cstr(g->w->cfg.gb.domain), AUTH_ALG_MD5, g->w->cfg.gb.qop, stale,
+    int rc = auth_challenge_for(g->auth, str_from_cstr(g->cfg.domain), AUTH_ALG_MD5, g->cfg.qop, stale,
                                 (const struct sockaddr *)&txn_rx_info(st)->src, now_s, &b);
     if (rc != 0 || b.failed) {
         log_error("gb: cannot build a challenge (%d)", rc);
@@ -530,7 +529,7 @@ static void auth_failed_event(struct gb_upper *g, str_t id, const struct transpo
                                                     : "bad-nonce";
     json_t *f = json_object();
     json_object_set_new(f, "user", json_stringn(id.s, id.len));
-    json_object_set_new(f, "realm", json_string(g->w->cfg.gb.domain));
+    json_object_set_new(f, "realm", json_string(g->cfg.domain));
     json_object_set_new(f, "remote", json_string(rx->src_text));
     json_object_set_new(f, "transport", json_string(rx->proto == SIP_TRANSPORT_TCP ? "tcp" : "udp"));
     json_object_set_new(f, "reason", json_string(reason));
@@ -559,7 +558,7 @@ static int check_auth(struct gb_upper *g, struct gb_device *d, str_t id, struct 
         reply(g, st, 403, "Forbidden", NULL, 0);
         return 0;
     }
-    if (!str_eq_cstr(cr.realm, g->w->cfg.gb.domain)) {
+    if (!str_eq_cstr(cr.realm, g->cfg.domain)) {
         log_warn("gb REGISTER from %.*s at %s: realm %.*s is not ours", STR_FMT(id), rx->src_text,
                  STR_FMT(cr.realm));
         challenge(g, st, false);
@@ -577,7 +576,7 @@ static int check_auth(struct gb_upper *g, struct gb_device *d, str_t id, struct 
     }
     if (!sip_uri_equal(&du, &m->ruri))
         log_debug("gb REGISTER from %.*s: digest uri %.*s differs from the Request-URI", STR_FMT(id), STR_FMT(cr.uri));
-    const char *pw = d && d->password ? d->password : g->w->cfg.gb.password;
+    const char *pw = d && d->password ? d->password : g->cfg.password;
     char ha1[65];
     if (auth_ha1(AUTH_ALG_MD5, id, cr.realm, str_from_cstr(pw), ha1) != 0) {
         reply(g, st, 500, NULL, NULL, 0);
@@ -663,7 +662,7 @@ static void local_host_of(const struct transport_rx *rx, char *buf, size_t cap)
 
 static bool our_domain(const struct gb_upper *g, str_t id)
 {
-    return id.len == GB_ID_LEN && !memcmp(id.s, g->w->cfg.gb.domain, GB_DOMAIN_LEN);
+    return id.len == GB_ID_LEN && !memcmp(id.s, g->cfg.domain, GB_DOMAIN_LEN);
 }
 
 static void set_str(char **dst, str_t v)
@@ -676,10 +675,10 @@ static void set_str(char **dst, str_t v)
 static int on_register(struct gb_upper *g, struct txn *st, const struct transport_rx *rx)
 {
     const struct sip_msg *m = rx->msg;
-    const struct config *cfg = &g->w->cfg;
+    const struct gb_config *cfg = &g->cfg;
     str_t id = m->from.uri.user;
     struct gb_device *d = gb_device_find_str(g, id);
-    bool for_us = str_eq_cstr(m->ruri.user, cfg->gb.id);
+    bool for_us = str_eq_cstr(m->ruri.user, cfg->id);
     if (!d && !for_us && !(gb_id_valid(id) && our_domain(g, id))) return 0;
     g->stats.registers++;
     if (!gb_id_valid(id)) {
@@ -688,7 +687,7 @@ static int on_register(struct gb_upper *g, struct txn *st, const struct transpor
         reply(g, st, 403, "Forbidden", NULL, 0);
         return 1;
     }
-    if ((!d && !cfg->gb.allow_unknown) || (d && !d->allow)) {
+    if ((!d && !cfg->allow_unknown) || (d && !d->allow)) {
         log_warn("gb REGISTER from %.*s at %s: not an allowed device, 403", STR_FMT(id), rx->src_text);
         reply(g, st, 403, "Forbidden", NULL, 0);
         return 1;
@@ -696,7 +695,7 @@ static int on_register(struct gb_upper *g, struct txn *st, const struct transpor
     g->auth_nonce = 0;
     /* Overload: a device not online is a new registration; refused before
      * digest and store work (refreshes and unregistrations go on). */
-    if (!(d && d->online) && register_expires(m) != 0 && worker_overload_refuse(g->w, st)) return 1;
+    if (!(d && d->online) && register_expires(m) != 0 && txn_admission_refuse(&g->admission, st)) return 1;
     if ((!d || d->auth_enabled) && !check_auth(g, d, id, st, rx)) return 1;
 
     int expires = register_expires(m);
@@ -757,7 +756,7 @@ static int on_register(struct gb_upper *g, struct txn *st, const struct transpor
         gb_publish(g, "gb.device.online",
                    json_pack("{s:s,s:s,s:s,s:s,s:i}", "device_id", d->id, "reason", "register", "remote", remote,
                              "transport", d->proto == SIP_TRANSPORT_TCP ? "tcp" : "udp", "expires", expires));
-        if (cfg->gb.catalog_on_register) gb_catq_push(g, d);
+        if (cfg->catalog_on_register) gb_catq_push(g, d);
     }
     return 1;
 }
@@ -797,7 +796,7 @@ static int on_message(struct gb_upper *g, struct txn *st, const struct transport
     str_t id = m->from.uri.user;
     struct gb_device *d = gb_device_find_str(g, id);
     if (!d) {
-        if (!gb_id_valid(id) || !(str_eq_cstr(m->ruri.user, g->w->cfg.gb.id) || our_domain(g, id))) return 0;
+        if (!gb_id_valid(id) || !(str_eq_cstr(m->ruri.user, g->cfg.id) || our_domain(g, id))) return 0;
         gb_log_refusal(g, "gb MESSAGE from unknown device %.*s at %s: 403 (register first)", STR_FMT(id), rx->src_text);
         reply(g, st, 403, "Forbidden", NULL, 0);
         return 1;
@@ -865,39 +864,47 @@ static bool all_digits(const char *s, size_t n)
     return true;
 }
 
-struct gb_upper *gb_upper_new(struct worker *w, struct ua *ua)
+struct gb_upper *gb_upper_new(const struct gb_config *cfg, const struct auth_server_config *auth,
+                              const struct sip_local *local, const char *store_path, const struct gb_upper_deps *deps)
 {
-    const struct config *cfg = &w->cfg;
-    if (!all_digits(cfg->gb.id, GB_ID_LEN) || !all_digits(cfg->gb.domain, GB_DOMAIN_LEN)) {
-        log_error("[gb] id must be 20 digits and domain 10 digits (got \"%s\", \"%s\")", cfg->gb.id, cfg->gb.domain);
+    if (!all_digits(cfg->id, GB_ID_LEN) || !all_digits(cfg->domain, GB_DOMAIN_LEN)) {
+        log_error("[gb] id must be 20 digits and domain 10 digits (got \"%s\", \"%s\")", cfg->id, cfg->domain);
         return NULL;
     }
-    if (cfg->gb.media_port_min == 0 || cfg->gb.media_port_max < cfg->gb.media_port_min) {
+    if (cfg->media_port_min == 0 || cfg->media_port_max < cfg->media_port_min) {
         log_error("[gb] media_ports is empty");
         return NULL;
     }
     struct gb_upper *g = calloc(1, sizeof(*g));
     if (!g) return NULL;
-    g->w = w;
-    g->ua = ua;
-    if (gb_charset_from_name(cfg->gb.charset, &g->charset) != 0) {
-        log_warn("[gb] charset \"%s\" unknown, using GB2312", cfg->gb.charset);
+    g->cfg = *cfg;
+    g->local = *local;
+    snprintf(g->store_path, sizeof(g->store_path), "%s", store_path ? store_path : "");
+    g->loop = deps->loop;
+    g->timers = deps->timers;
+    g->ua = deps->ua;
+    g->store = deps->store;
+    g->events = deps->events;
+    if (deps->admission) g->admission = *deps->admission;
+    if (gb_charset_from_name(cfg->charset, &g->charset) != 0) {
+        log_warn("[gb] charset \"%s\" unknown, using GB2312", cfg->charset);
         g->charset = GB_CHARSET_GB2312;
     }
-    snprintf(g->media_ip, sizeof(g->media_ip), "%s", cfg->gb.media_ip[0] ? cfg->gb.media_ip : w->local_host);
-    struct auth_server_config ac;
-    auth_server_config_from(&ac, cfg, AUTH_OFFER(AUTH_ALG_MD5));
+    snprintf(g->media_ip, sizeof(g->media_ip), "%s", cfg->media_ip[0] ? cfg->media_ip : local->host);
+    /* Devices speak MD5 only (GB/T 28181 §9.1.2), whatever [auth] offers SIP UAs. */
+    struct auth_server_config ac = *auth;
+    ac.algorithms = AUTH_OFFER(AUTH_ALG_MD5);
     g->auth = auth_server_new(&ac);
     g->strings = gb_strpool_new();
-    if (!g->auth || !g->strings || gb_ssrc_alloc_init(&g->ssrc, str_from_cstr(cfg->gb.domain)) != 0 || table_grow(g) != 0) {
+    if (!g->auth || !g->strings || gb_ssrc_alloc_init(&g->ssrc, str_from_cstr(cfg->domain)) != 0 || table_grow(g) != 0) {
         gb_upper_free(g);
         return NULL;
     }
     g->next_sn = 1;
-    g->next_port = cfg->gb.media_port_min;
-    log_info("gb upper role: id %s domain %s, keepalive %d s x %d, media %s:%u-%u", cfg->gb.id, cfg->gb.domain,
-             cfg->gb.keepalive_interval, cfg->gb.keepalive_misses, g->media_ip, cfg->gb.media_port_min,
-             cfg->gb.media_port_max);
+    g->next_port = cfg->media_port_min;
+    log_info("gb upper role: id %s domain %s, keepalive %d s x %d, media %s:%u-%u", cfg->id, cfg->domain,
+             cfg->keepalive_interval, cfg->keepalive_misses, g->media_ip, cfg->media_port_min,
+             cfg->media_port_max);
     return g;
 }
 
@@ -948,7 +955,7 @@ int gb_device_admin_delete(struct gb_upper *g, const char *id)
     struct gb_device *d = gb_device_find(g, id);
     if (!d) return -ENOENT;
     device_offline(g, d, "unregister");
-    if (g->w->store) store_submit(g->w->store, store_op_gb_device_delete(d->id), NULL, NULL);
+    if (g->store) store_submit(g->store, store_op_gb_device_delete(d->id), NULL, NULL);
     device_unlink(g, d);
     device_free(g, d);
     return 0;
@@ -1079,14 +1086,14 @@ static void trim_channels(struct gb_device *d, void *arg)
 
 int gb_upper_load(struct gb_upper *g)
 {
-    if (!g->w->store) return 0;
-    int rc = store_load_gb_devices(g->w->store, load_device, g);
+    if (!g->store) return 0;
+    int rc = store_load_gb_devices(g->store, load_device, g);
     if (rc < 0) {
         log_error("gb: cannot load devices (%d)", rc);
         return -1;
     }
     struct load_ch lc = {.g = g};
-    rc = store_load_gb_channels(g->w->store, NULL, load_channel, &lc);
+    rc = store_load_gb_channels(g->store, NULL, load_channel, &lc);
     if (rc < 0) {
         log_error("gb: cannot load channels (%d)", rc);
         return -1;

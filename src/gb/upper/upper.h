@@ -2,10 +2,11 @@
  * platforms register here, send keepalives, answer catalog / info / status /
  * record queries, take PTZ commands and stream live video on request.
  *
- * Wiring (done by the app, see worker.h):
- *   g = gb_upper_new(w, ua);            when cfg.gb.enabled, after store/events/txn/ua exist
+ * Wiring (done by src/app, see dispatch.c):
+ *   g = gb_upper_new(&cfg.gb, &auth, &local, cfg.store.path, &deps);
+ *                                       when [gb] enabled, after store/events/txn/ua exist
  *   gb_upper_load(g);                   restore devices and channels from the store
- *   gb_upper_api_register(g, w->api);   when the API is on
+ *   api_routes_gb_upper(api, g);        when the API is on (src/api/routes_gb.h)
  *   dispatch_request: ua_on_request() first (BYE of a stream), then gb_upper_on_request()
  *   dispatch_conn_lost: gb_upper_on_conn_lost(g, conn_id)
  *   stop: gb_upper_stop(g) (BYE every stream, close media sockets) while the loop still runs;
@@ -13,25 +14,52 @@
  *
  * State (devices, channels, streams) lives in memory and is authoritative;
  * the store keeps devices and channels across restarts. Timers are on the
- * worker's timer service: one per device (registration expiry and keepalive
- * deadline), one per pending query, one per stream (RTP silence). */
+ * timer service it is given (its clock is the role's clock): one per device
+ * (registration expiry and keepalive deadline), one per pending query, one
+ * per stream (RTP silence).
+ *
+ * The service API at the end is what the HTTP routes use: devices, channels
+ * and streams by id, answers as JSON objects the role builds (shapes in
+ * docs/api.md). */
 #ifndef CASCADE_GB_UPPER_UPPER_H
 #define CASCADE_GB_UPPER_UPPER_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <uv.h>
 
 #include "transport/transport.h"
 
-struct worker;
-struct ua;
+struct auth_server_config;
+struct event_bus;
+struct gb_config;
+struct sip_local;
+struct store;
+struct timer_service;
 struct txn;
-struct api_server;
+struct txn_admission;
+struct ua;
 struct gb_upper;
 
-/* NULL (logged) on a bad [gb] config (id or domain not GB digits) or no memory. */
-struct gb_upper *gb_upper_new(struct worker *w, struct ua *ua);
-/* Restores devices and channels from w->store (if any). Registrations still
+/* What the role works with; it owns none of them, and each must outlive it. */
+struct gb_upper_deps {
+    uv_loop_t *loop;                       /* media sockets (RTP); NULL: play answers -ENOTSUP */
+    struct timer_service *timers;          /* every timer of the role; its clock is the role's */
+    struct ua *ua;                         /* requests to devices, dialogs, tags */
+    struct store *store;                   /* NULL: nothing persisted, nothing restored */
+    struct event_bus *events;              /* NULL: no events */
+    const struct txn_admission *admission; /* new registrations (overload); NULL: admit all */
+};
+
+/* cfg ([gb]) and local are copied. auth: nonce lifetimes and throttling of
+ * the role's own digest server (MD5 only whatever its algorithms say, GB/T
+ * 28181 §9.1.2). store_path: stream dumps are written beside that file (NULL
+ * or "": the working directory). NULL (logged) on a bad [gb] config (id or
+ * domain not GB digits, no media ports) or no memory. */
+struct gb_upper *gb_upper_new(const struct gb_config *cfg, const struct auth_server_config *auth,
+                              const struct sip_local *local, const char *store_path, const struct gb_upper_deps *deps);
+/* Restores devices and channels from the store (if any). Registrations still
  * valid over UDP come back online (their keepalive deadline restarts now);
  * TCP ones and expired ones are marked offline. 0, or -1 on a store error. */
 int gb_upper_load(struct gb_upper *g);
@@ -40,8 +68,6 @@ int gb_upper_load(struct gb_upper *g);
 int gb_upper_on_request(struct gb_upper *g, struct txn *st, const struct transport_rx *rx);
 /* A TCP connection went away: devices registered over it go offline. */
 void gb_upper_on_conn_lost(struct gb_upper *g, uint64_t conn_id);
-/* Registers the /api/v1/gb/... routes (src/api/routes_gb.c). */
-void gb_upper_api_register(struct gb_upper *g, struct api_server *api);
 /* BYE for every stream, media sockets closed, pending API requests answered
  * 503. Call while the loop still runs. */
 void gb_upper_stop(struct gb_upper *g);
@@ -56,5 +82,55 @@ struct gb_upper_stats {
     uint32_t catalog_queued, catalog_in_flight; /* catalog-on-register: waiting, started */
 };
 void gb_upper_get_stats(const struct gb_upper *g, struct gb_upper_stats *out);
+
+/* ---- service API (the HTTP routes, the middle node) ---- */
+
+/* Asynchronous results (a catalog being assembled, a play waiting for the
+ * device's 200) are handed to a struct gb_waiter: the caller embeds one per
+ * pending request and gets exactly one done() call, unless it cancels the
+ * waiter first (client gone). */
+struct gb_waiter;
+/* status: an HTTP status; body: the answer or {"error","detail"} (stolen). */
+typedef void (*gb_waiter_done)(struct gb_waiter *wt, int status, json_t *body);
+
+struct gb_waiter {
+    gb_waiter_done done;
+    struct gb_waiter *next;     /* in the owner's list */
+    struct gb_waiter **list;    /* head of the list it sits in (NULL once done or cancelled) */
+};
+
+/* Removes wt from whatever waits for it (no done() call afterwards). */
+void gb_waiter_cancel(struct gb_waiter *wt);
+
+enum gb_query_kind { GB_Q_CATALOG = 0, GB_Q_INFO, GB_Q_STATUS, GB_Q_RECORDS };
+
+/* Queries: new JSON (NULL: no such device or stream, or no memory). */
+bool gb_upper_has_device(struct gb_upper *g, const char *id);
+json_t *gb_devices_json(struct gb_upper *g);
+json_t *gb_upper_device_json(struct gb_upper *g, const char *id);   /* the full record */
+json_t *gb_upper_channels_json(struct gb_upper *g, const char *id); /* the channel tree */
+json_t *gb_upper_streams_json(struct gb_upper *g);
+json_t *gb_upper_stream_json(struct gb_upper *g, const char *sid);
+
+/* Admin records (POST/DELETE /gb/devices). 0, or a negative errno. */
+int gb_device_admin_set(struct gb_upper *g, const char *id, const char *password, const char *charset, int auth);
+int gb_device_admin_delete(struct gb_upper *g, const char *id);
+
+/* Commands to device_id. 0: wt gets the result; or a negative errno (wt then
+ * untouched): -ENOENT no such device, -ENOTCONN not online, -EINVAL bad
+ * arguments, -EBUSY too many queries pending, -ESHUTDOWN stopping, and for
+ * play -EADDRINUSE (no media port), -EMFILE (no SSRC), -ENOTSUP (no loop). */
+/* target: the DeviceID asked about — RecordInfo the channel, DeviceInfo /
+ * DeviceStatus the device (NULL) or one of its channels; start/end:
+ * RecordInfo ("YYYY-MM-DDThh:mm:ss"). */
+int gb_upper_query(struct gb_upper *g, const char *device_id, enum gb_query_kind kind, const char *target,
+                   const char *start, const char *end, struct gb_waiter *wt);
+int gb_upper_ptz(struct gb_upper *g, const char *device_id, const char *channel, const char *cmd, int speed,
+                 struct gb_waiter *wt);
+/* start/end (epoch seconds, both > 0) ask for a playback instead of live. */
+int gb_upper_play(struct gb_upper *g, const char *device_id, const char *channel, bool tcp, bool dump, int64_t start,
+                  int64_t end, struct gb_waiter *wt);
+/* BYE and close; 0, or -ENOENT when no such stream. */
+int gb_upper_stream_stop(struct gb_upper *g, const char *sid, const char *reason);
 
 #endif

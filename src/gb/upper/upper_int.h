@@ -1,13 +1,11 @@
 /* upper_int.h — what the upper role's files share: upper.c (devices,
  * REGISTER, keepalive, persistence), catalog.c (catalog trees and the
- * queries: Catalog, DeviceInfo, DeviceStatus, RecordInfo, PTZ), stream.c
- * (real-time play and the RTP receiver) and src/api/routes_gb.c (the HTTP
- * routes). Not for other modules: use upper.h.
- *
- * Asynchronous results (a catalog being assembled, a play waiting for the
- * device's 200) are handed to a struct gb_waiter: the API side embeds one per
- * pending HTTP request and gets exactly one done() call, unless it cancels
- * the waiter first (client gone). */
+ * queries: Catalog, DeviceInfo, DeviceStatus, RecordInfo, PTZ),
+ * catalog_queue.c (catalog-on-register slots), play.c (real-time play and
+ * the RTP receiver), upper_strings.c (the string pool) and upper_service.c
+ * (the service API of upper.h). Not for other modules: use upper.h
+ * (src/gb/lower/lower_relay.c, the middle node, still reads the device
+ * table through this one). */
 #ifndef CASCADE_GB_UPPER_UPPER_INT_H
 #define CASCADE_GB_UPPER_UPPER_INT_H
 
@@ -16,6 +14,7 @@
 #include <stdio.h>
 #include <uv.h>
 
+#include "base/config.h"
 #include "base/log.h"
 #include "base/timer.h"
 #include "gb/codec/gbid.h"
@@ -23,6 +22,8 @@
 #include "media/ps.h"
 #include "media/rtp.h"
 #include "gb/upper/upper.h"
+#include "sip/local.h"
+#include "txn/txn.h"
 #include "ua/ua.h"
 
 #define GB_QUERY_TIMEOUT_MS 10000     /* first answer, and between parts of a split answer */
@@ -35,19 +36,6 @@
 #define GB_KEEPALIVE_PERSIST_MS 300000 /* last_keepalive reaches the store at most this often */
 #define GB_MAX_PENDING_PER_DEVICE 8   /* queries being assembled per device (pushed ones are refused above) */
 #define GB_REFUSAL_LOG_BURST 10       /* refusal lines logged per second (the rest counted, summed up later) */
-
-struct gb_waiter;
-/* status: an HTTP status; body: the answer or {"error","detail"} (stolen). */
-typedef void (*gb_waiter_done)(struct gb_waiter *wt, int status, json_t *body);
-
-struct gb_waiter {
-    gb_waiter_done done;
-    struct gb_waiter *next;     /* in the owner's list */
-    struct gb_waiter **list;    /* head of the list it sits in (NULL once done or cancelled) */
-};
-
-/* Removes wt from whatever waits for it (no done() call afterwards). */
-void gb_waiter_cancel(struct gb_waiter *wt);
 
 union gb_addr {
     struct sockaddr sa;
@@ -70,8 +58,6 @@ struct gb_channel_src {
     const char *id, *name, *parent_id, *manufacturer, *model, *civil_code, *address, *business_group_id;
     const char *extra_json, *status;
 };
-
-enum gb_query_kind { GB_Q_CATALOG = 0, GB_Q_INFO, GB_Q_STATUS, GB_Q_RECORDS };
 
 struct gb_query {
     struct gb_query *next;      /* device's pending queries */
@@ -188,8 +174,15 @@ struct gb_catq {
 };
 
 struct gb_upper {
-    struct worker *w;
+    struct gb_config cfg;         /* [gb], copied at gb_upper_new */
+    struct sip_local local;       /* copied: user_agent for Server, host as the default media_ip */
+    char store_path[512];         /* stream dumps go beside the store's file */
+    uv_loop_t *loop;              /* media sockets; NULL: no streams */
+    struct timer_service *timers; /* every timer of the role, and its clock */
     struct ua *ua;
+    struct store *store;          /* NULL: nothing persisted */
+    struct event_bus *events;     /* NULL: no events */
+    struct txn_admission admission; /* new registrations (overload); zero: admit all */
     struct auth_server *auth;     /* MD5 challenges of our own (devices need MD5) */
     gb_charset_t charset;
     char media_ip[64];
@@ -224,10 +217,6 @@ void gb_device_dest(const struct gb_device *d, struct transport_dest *out);
  * strings (>= 512 bytes). */
 void gb_device_request(struct gb_upper *g, struct gb_device *d, const char *target_id, struct ua_request *r,
                        char *buf, size_t cap);
-/* Admin records (POST/DELETE /gb/devices). 0, or a negative errno. */
-int gb_device_admin_set(struct gb_upper *g, const char *id, const char *password, const char *charset, int auth);
-int gb_device_admin_delete(struct gb_upper *g, const char *id);
-json_t *gb_devices_json(struct gb_upper *g);
 void gb_device_foreach(struct gb_upper *g, void (*fn)(struct gb_device *d, void *arg), void *arg);
 void gb_publish(struct gb_upper *g, const char *type, json_t *fields);
 void gb_iso_time(int64_t wall_ms, char out[32]);
@@ -284,7 +273,7 @@ void gb_waiter_add(struct gb_waiter **list, struct gb_waiter *wt);
 void gb_waiters_done(struct gb_waiter **list, int status, json_t *body);
 json_t *gb_error_json(const char *code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* stream.c */
+/* play.c */
 /* start/end (epoch seconds, both > 0) ask for a playback (s=Playback, history SSRC). */
 int gb_stream_play(struct gb_upper *g, struct gb_device *d, const char *channel, bool tcp, bool dump,
                    int64_t start, int64_t end, struct gb_waiter *wt);
