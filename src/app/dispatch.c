@@ -11,8 +11,10 @@
  * dialog are sent once (txn_reject, txn_respond_stateless), not kept for
  * retransmissions for 32 s; only the 487 that ends a CANCELled INVITE, which
  * the caller waits for, stays stateful. */
+#include <stdio.h>
 #include <string.h>
 
+#include "api/routes_registrar.h"
 #include "app/worker.h"
 #include "base/clock.h"
 #include "base/log.h"
@@ -37,21 +39,66 @@ static const char *allow_value(const struct worker *w)
     return "INVITE,ACK,CANCEL,BYE,OPTIONS,REGISTER,MESSAGE,INFO,NOTIFY,SUBSCRIBE,UPDATE,PRACK,REFER";
 }
 
-int dispatch_start_roles(struct worker *w)
+static bool admission_refuse(void *arg, struct txn *st) { return worker_overload_refuse(arg, st); }
+
+/* NAT pings: one datagram from our socket. */
+static int send_datagram(void *arg, struct transport_dest *dest, const void *data, size_t len)
 {
+    return transport_send(arg, dest, data, len);
+}
+
+/* Who we are, as the roles get it (sip/local.h). */
+static void fill_local(struct worker *w)
+{
+    struct sip_local *l = &w->local;
+    snprintf(l->domain, sizeof(l->domain), "%s", w->cfg.sip.domain);
+    snprintf(l->realm, sizeof(l->realm), "%s", w->realm);
+    snprintf(l->host, sizeof(l->host), "%s", w->local_host);
+    l->udp_port = w->local_udp_port;
+    l->tcp_port = w->local_tcp_port;
+    snprintf(l->user_agent, sizeof(l->user_agent), "%s", w->cfg.sip.user_agent);
+    w->admission = (struct txn_admission){.refuse = admission_refuse, .arg = w};
+    digest_checker_init(&w->digest, &w->cfg.auth, &w->local, w->users, w->auth, w->events);
+}
+
+static int start_registrar(struct worker *w)
+{
+    struct registrar_deps d = {
+        .cfg = &w->cfg.registrar,
+        .auth_cfg = &w->cfg.auth,
+        .sip_cfg = &w->cfg.sip,
+        .local = &w->local,
+        .users = w->users,
+        .auth = w->auth,
+        .events = w->events,
+        .ua = w->ua,
+        .timers = &w->timers,
+        .admission = &w->admission,
+        .send = send_datagram,
+        .send_arg = w->transport,
+    };
+    w->registrar = registrar_new(&d);
+    if (!w->registrar) return -1;
     struct location_callbacks cb;
-    registrar_location_callbacks(w, &cb);
+    registrar_location_callbacks(w->registrar, &cb);
     w->location = location_new(&w->timers, w->store, &cb);
     if (!w->location) return -1;
     if (w->store && location_load(w->location, w->store, worker_now_ms(w), clock_wall_ms()) < 0) {
         log_error("cannot load registrations from the store");
         return -1;
     }
-    w->registrar = registrar_new(w);
+    registrar_set_location(w->registrar, w->location);
+    if (w->api) api_routes_registrar(w->api, w->registrar);
+    return 0;
+}
+
+int dispatch_start_roles(struct worker *w)
+{
+    fill_local(w);
+    w->ua = ua_new(w); /* first: the registrar takes its tags from it */
+    if (!w->ua || start_registrar(w) < 0) return -1;
     w->proxy = proxy_new(w);
-    w->ua = ua_new(w);
-    if (!w->registrar || !w->proxy || !w->ua) return -1;
-    if (w->api) registrar_api_register(w->registrar, w->api);
+    if (!w->proxy) return -1;
 
     if (w->cfg.gb.enabled) {
         w->gb_upper = gb_upper_new(w, w->ua);
@@ -225,7 +272,7 @@ static bool options_ping_for_us(struct worker *w, const struct transport_rx *rx)
     const struct sip_msg *m = rx->msg;
     if (m->method != SIP_OPTIONS || m->to.tag.len || !w->registrar) return false;
     if (m->ruri.scheme != SIP_SCHEME_SIP && m->ruri.scheme != SIP_SCHEME_SIPS) return false;
-    if (!registrar_uri_is_local(w, &m->ruri, rx, false)) return false;
+    if (!registrar_uri_is_local(w->registrar, &m->ruri, rx, false)) return false;
     if (!m->ruri.user.len) return true;
     char key[256];
     int n = registrar_aor_key(&m->ruri, key, sizeof(key));
