@@ -6,8 +6,8 @@
  * store has committed the change (group commit), listing every current
  * contact with its remaining expiry. It also turns location changes into
  * events (user.online / user.offline / registration.*), drops the bindings of
- * a lost TCP connection, and serves the /api/v1/registrations and
- * /api/v1/users routes (routes_registrar.c).
+ * a lost TCP connection, and answers the queries the API routes
+ * (src/api/routes_registrar.c) make through the functions at the end.
  *
  * Wiring (src/app), in this order:
  *   struct registrar_deps d = {config, collaborators, location = NULL};
