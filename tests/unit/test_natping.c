@@ -19,6 +19,7 @@
 
 #include "base/config.h"
 #include "base/log.h"
+#include "events/events.h"
 #include "harness.h"
 #include "registrar/location.h"
 #include "registrar/natping.h"
@@ -31,7 +32,18 @@ struct fx {
     struct registrar *r;
     uint32_t branch;
     size_t pings_seen;      /* raw sends already looked at */
+    uv_loop_t loop;         /* the bus needs one; nothing runs on it */
+    struct event_bus *events;
+    char last_offline[1024]; /* the last user.offline event's JSON */
 };
+
+static void on_event(uint64_t seq, const char *json, size_t len, void *arg)
+{
+    (void)seq;
+    struct fx *f = arg;
+    if (strstr(json, "\"type\":\"user.offline\""))
+        snprintf(f->last_offline, sizeof(f->last_offline), "%.*s", (int)len, json);
+}
 
 static void on_request(void *arg, struct txn *st, const struct transport_rx *rx)
 {
@@ -54,12 +66,17 @@ static int setup(void **state)
     f->cfg.auth.require_auth = false;
     f->cfg.registrar.nat_ping_interval_s = 10;
     f->cfg.registrar.nat_ping_max_lost = 3;
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    f->events = event_bus_new(&f->loop, 64, NULL);
+    assert_non_null(f->events);
+    assert_int_equal(event_subscribe(f->events, on_event, f), 0);
     struct registrar_deps d = {
         .cfg = &f->cfg.registrar,
         .auth_cfg = &f->cfg.auth,
         .sip_cfg = &f->cfg.sip,
         .local = &f->h->local,
         .ua = f->h->ua,
+        .events = f->events,
         .timers = f->h->timers,
         .send = harness_send,
         .send_arg = f->h,
@@ -83,6 +100,9 @@ static int teardown(void **state)
     struct fx *f = *state;
     registrar_free(f->r);
     location_free(f->loc);
+    event_bus_free(f->events);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
     harness_free(f->h);
     free(f);
     return 0;
@@ -211,7 +231,8 @@ static void test_answered_pings_keep_the_binding(void **state)
 }
 
 /* nat_ping_max_lost pings in a row without an answer: at the next turn the
- * binding is removed (reason unreachable) instead of pinged again. */
+ * binding is removed instead of pinged again, and user.offline says
+ * reason unreachable. */
 static void test_unanswered_pings_remove_the_binding(void **state)
 {
     struct fx *f = *state;
@@ -224,6 +245,8 @@ static void test_unanswered_pings_remove_the_binding(void **state)
     assert_int_equal(new_pings(f, NULL), 0);
     assert_int_equal(location_lookup(f->loc, STR_LIT("alice"), NULL, 0), 0);
     assert_int_equal(np_stat(f, "nat_unreachable_removed"), 1);
+    assert_non_null(strstr(f->last_offline, "\"user\":\"alice\""));
+    assert_non_null(strstr(f->last_offline, "\"reason\":\"unreachable\""));
 }
 
 /* A REGISTER refreshing the binding counts like an answer. */
