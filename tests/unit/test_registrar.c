@@ -19,6 +19,7 @@
 #include "base/config.h"
 #include "base/log.h"
 #include "base/sbuf.h"
+#include "events/events.h"
 #include "harness.h"
 #include "registrar/location.h"
 #include "registrar/registrar.h"
@@ -34,7 +35,22 @@ struct fx {
     int not_taken;          /* requests registrar_on_request left alone */
     uint32_t branch;
     char authz[1024];       /* the Authorization line of the last answered challenge */
+    uv_loop_t loop;         /* the event bus needs one; nothing runs on it */
+    struct event_bus *events;
+    char events_seen[4096]; /* the types of the events published, in order */
 };
+
+static void on_event(uint64_t seq, const char *json, size_t len, void *arg)
+{
+    (void)seq, (void)len;
+    struct fx *f = arg;
+    const char *t = strstr(json, "\"type\":\"");
+    if (!t) return;
+    t += 8;
+    size_t n = strcspn(t, "\"");
+    size_t used = strlen(f->events_seen);
+    snprintf(f->events_seen + used, sizeof(f->events_seen) - used, "%.*s ", (int)n, t);
+}
 
 static void on_request(void *arg, struct txn *st, const struct transport_rx *rx)
 {
@@ -71,6 +87,7 @@ static void start(struct fx *f)
         .local = &f->h->local,
         .users = f->users,
         .auth = f->auth,
+        .events = f->events,
         .ua = f->h->ua,
         .timers = f->h->timers,
         .send = harness_send,
@@ -94,6 +111,10 @@ static int setup(void **state)
     f->h = harness_new();
     config_init(&f->cfg);
     f->cfg.registrar.nat_ping_interval_s = 0;
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    f->events = event_bus_new(&f->loop, 64, NULL);
+    assert_non_null(f->events);
+    assert_int_equal(event_subscribe(f->events, on_event, f), 0);
     *state = f;
     return 0;
 }
@@ -105,6 +126,9 @@ static int teardown(void **state)
     location_free(f->loc);
     auth_server_free(f->auth);
     users_free(f->users);
+    event_bus_free(f->events);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
     harness_free(f->h);
     free(f);
     return 0;
@@ -392,6 +416,23 @@ static void test_binding_expires(void **state)
     assert_int_equal(bindings(f, "alice"), 0);
 }
 
+/* The events of a binding's life: the first binding of an AoR publishes
+ * registration.added then user.online; a refresh registration.refreshed;
+ * the removal registration.removed then user.offline. */
+static void test_binding_life_events(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    assert_int_equal(reg(f, "c1", 1, "Contact: <sip:alice@192.0.2.9:5080>\n"), 200);
+    assert_string_equal(f->events_seen, "registration.added user.online ");
+    f->events_seen[0] = '\0';
+    assert_int_equal(reg(f, "c1", 10, "Contact: <sip:alice@192.0.2.9:5080>\n"), 200);
+    assert_string_equal(f->events_seen, "registration.refreshed ");
+    f->events_seen[0] = '\0';
+    assert_int_equal(reg(f, "c1", 20, "Contact: <sip:alice@192.0.2.9:5080>;expires=0\n"), 200);
+    assert_string_equal(f->events_seen, "registration.removed user.offline ");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -413,6 +454,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_other_user_is_403_with_match_user, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_password_is_401, setup, teardown),
         cmocka_unit_test_setup_teardown(test_binding_expires, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_binding_life_events, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
