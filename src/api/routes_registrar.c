@@ -8,14 +8,16 @@
  *
  * Changes answer once the store has committed them, like REGISTER does; if
  * the HTTP client leaves first, the abort callback makes the late commit a
- * no-op. Registered through registrar_api_register(). */
+ * no-op. Registered through api_routes_registrar() (routes_registrar.h); they
+ * reach the registrar only through its public header. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/routes_registrar.h"
+
 #include "api/http.h"
-#include "app/worker.h"
 #include "auth/digest.h"
 #include "base/clock.h"
 #include "base/log.h"
@@ -66,15 +68,15 @@ static void iso_time(json_t *o, const char *key, int64_t wall_ms)
     json_object_set_new(o, key, json_string(buf));
 }
 
-static const char *node_domain(const struct worker *w)
+static const char *node_domain(const struct sip_local *l)
 {
-    return w->cfg.sip.domain[0] ? w->cfg.sip.domain : (w->realm[0] ? w->realm : w->local_host);
+    return l->domain[0] ? l->domain : (l->realm[0] ? l->realm : l->host);
 }
 
 /* ---- registrations ---- */
 
 struct reg_list {
-    struct worker *w;
+    const struct registrar *r;
     json_t *arr;
     uint64_t now_ms;
 };
@@ -85,7 +87,7 @@ static int add_binding(void *arg, const struct location_binding *b)
     json_t *o = json_object();
     if (!o) return 1;
     char aor[LOCATION_MAX_AOR + 160];
-    snprintf(aor, sizeof(aor), "sip:%s@%s", b->aor, node_domain(l->w));
+    snprintf(aor, sizeof(aor), "sip:%s@%s", b->aor, node_domain(registrar_local(l->r)));
     uint64_t left = b->expires_ms > l->now_ms ? (b->expires_ms - l->now_ms + 999) / 1000 : 0;
     json_object_set_new(o, "user", json_string(b->aor));
     json_object_set_new(o, "aor", json_string(aor));
@@ -110,21 +112,20 @@ static int add_binding(void *arg, const struct location_binding *b)
 static void registrations_list(struct api_request *req, void *user)
 {
     struct registrar *r = user;
-    struct worker *w = registrar_worker(r);
     json_t *arr = json_array();
-    struct reg_list l = {w, arr, worker_now_ms(w)};
+    struct reg_list l = {r, arr, registrar_now(r)};
     const char *who = api_query(req, "user");
     if (!arr) {
         api_reply_error(req, 500, "no-memory", "out of memory");
         return;
     }
-    if (w->location) {
+    if (registrar_location(r)) {
         if (who) {
             const struct location_binding *bs[LOCATION_MAX_CONTACTS];
-            size_t n = location_lookup(w->location, str_from_cstr(who), bs, LOCATION_MAX_CONTACTS);
+            size_t n = location_lookup(registrar_location(r), str_from_cstr(who), bs, LOCATION_MAX_CONTACTS);
             for (size_t i = 0; i < n && i < LOCATION_MAX_CONTACTS; i++) add_binding(&l, bs[i]);
         } else {
-            location_foreach(w->location, add_binding, &l);
+            location_foreach(registrar_location(r), add_binding, &l);
         }
     }
     api_reply_json(req, 200, json_pack("{s:o}", "registrations", arr));
@@ -144,13 +145,12 @@ static void kick_done(void *arg, int status)
 static void registrations_kick(struct api_request *req, void *user)
 {
     struct registrar *r = user;
-    struct worker *w = registrar_worker(r);
     const char *who = api_param(req, "user");
     if (!who || !*who || strlen(who) >= LOCATION_MAX_AOR) {
         api_reply_error(req, 400, "bad-user", "a user name is required");
         return;
     }
-    if (!w->location) {
+    if (!registrar_location(r)) {
         api_reply_error(req, 503, "no-location", "the location service is not running");
         return;
     }
@@ -162,9 +162,9 @@ static void registrations_kick(struct api_request *req, void *user)
     /* The count is known once the call returns; the callback may fire from
      * inside it (no store), so it reads aw->count through a pre-count. */
     const struct location_binding *bs[1];
-    aw->count = (int)location_lookup(w->location, str_from_cstr(who), bs, 0);
+    aw->count = (int)location_lookup(registrar_location(r), str_from_cstr(who), bs, 0);
     log_info("api: kick %s (%d binding(s)) from %s", who, aw->count, api_remote(req));
-    int n = location_remove_all(w->location, str_from_cstr(who), LOCATION_REMOVED_KICKED, kick_done, aw);
+    int n = location_remove_all(registrar_location(r), str_from_cstr(who), LOCATION_REMOVED_KICKED, kick_done, aw);
     if (n < 0) {
         struct api_request *rq = wait_take(aw);
         free(aw);
@@ -189,13 +189,12 @@ static int add_user(void *arg, const struct users_entry *e)
 static void users_list(struct api_request *req, void *user)
 {
     struct registrar *r = user;
-    struct worker *w = registrar_worker(r);
     json_t *arr = json_array();
     if (!arr) {
         api_reply_error(req, 500, "no-memory", "out of memory");
         return;
     }
-    if (w->users) users_foreach(w->users, add_user, arr);
+    if (registrar_users(r)) users_foreach(registrar_users(r), add_user, arr);
     api_reply_json(req, 200, json_pack("{s:o}", "users", arr));
 }
 
@@ -214,7 +213,6 @@ static void user_added(void *arg, int status)
 static void users_create(struct api_request *req, void *user)
 {
     struct registrar *r = user;
-    struct worker *w = registrar_worker(r);
     json_t *body = api_body(req);
     const char *name = body ? json_string_value(json_object_get(body, "name")) : NULL;
     const char *password = body ? json_string_value(json_object_get(body, "password")) : NULL;
@@ -230,16 +228,16 @@ static void users_create(struct api_request *req, void *user)
         api_reply_error(req, 400, "bad-password", "\"password\" must be 1..%d characters", PASSWORD_MAX);
         return;
     }
-    if (!w->users) {
+    if (!registrar_users(r)) {
         api_reply_error(req, 503, "no-users", "the user table is not loaded");
         return;
     }
-    if (!w->realm[0]) {
+    if (!registrar_local(r)->realm[0]) {
         api_reply_error(req, 409, "no-realm", "set [auth] realm or [sip] domain first: HA1 depends on it");
         return;
     }
     char md5[65], sha[65];
-    str_t n = str_from_cstr(name), realm = str_from_cstr(w->realm), pw = str_from_cstr(password);
+    str_t n = str_from_cstr(name), realm = str_from_cstr(registrar_local(r)->realm), pw = str_from_cstr(password);
     if (auth_ha1(AUTH_ALG_MD5, n, realm, pw, md5) < 0 || auth_ha1(AUTH_ALG_SHA256, n, realm, pw, sha) < 0) {
         api_reply_error(req, 500, "crypto-error", "cannot compute HA1");
         return;
@@ -250,8 +248,8 @@ static void users_create(struct api_request *req, void *user)
         return;
     }
     snprintf(aw->name, sizeof(aw->name), "%s", name);
-    snprintf(aw->realm, sizeof(aw->realm), "%s", w->realm);
-    int rc = users_add(w->users, name, w->realm, md5, sha, user_added, aw);
+    snprintf(aw->realm, sizeof(aw->realm), "%s", registrar_local(r)->realm);
+    int rc = users_add(registrar_users(r), name, registrar_local(r)->realm, md5, sha, user_added, aw);
     if (rc < 0) {
         struct api_request *rq = wait_take(aw);
         free(aw);
@@ -284,9 +282,8 @@ static void user_del_done(void *arg, int status)
 static void users_delete(struct api_request *req, void *user)
 {
     struct registrar *r = user;
-    struct worker *w = registrar_worker(r);
     const char *name = api_param(req, "name");
-    if (!name || !*name || !w->users || !users_find(w->users, str_from_cstr(name))) {
+    if (!name || !*name || !registrar_users(r) || !users_find(registrar_users(r), str_from_cstr(name))) {
         api_reply_error(req, 404, "not-found", "no user %s", name ? name : "");
         return;
     }
@@ -300,12 +297,12 @@ static void users_delete(struct api_request *req, void *user)
     d->aw = aw;
     /* Two writes to wait for; the guard reference keeps d alive while both are queued. */
     d->writes = 3;
-    if (users_del(w->users, name, user_del_done, d) < 0) d->writes--;
+    if (users_del(registrar_users(r), name, user_del_done, d) < 0) d->writes--;
     /* A deleted user must not stay reachable: its bindings go too (kicked). */
-    if (w->location) {
+    if (registrar_location(r)) {
         const struct location_binding *bs[1];
-        aw->count = (int)location_lookup(w->location, str_from_cstr(name), bs, 0);
-        if (location_remove_all(w->location, str_from_cstr(name), LOCATION_REMOVED_KICKED, user_del_done, d) < 0)
+        aw->count = (int)location_lookup(registrar_location(r), str_from_cstr(name), bs, 0);
+        if (location_remove_all(registrar_location(r), str_from_cstr(name), LOCATION_REMOVED_KICKED, user_del_done, d) < 0)
             d->writes--;
     } else {
         d->writes--;
@@ -318,20 +315,20 @@ static void users_delete(struct api_request *req, void *user)
 
 static double metric_bindings(void *arg)
 {
-    struct worker *w = registrar_worker(arg);
-    return w->location ? (double)location_count(w->location) : 0;
+    const struct registrar *r = arg;
+    return registrar_location(r) ? (double)location_count(registrar_location(r)) : 0;
 }
 
 static double metric_aors(void *arg)
 {
-    struct worker *w = registrar_worker(arg);
-    return w->location ? (double)location_aor_count(w->location) : 0;
+    const struct registrar *r = arg;
+    return registrar_location(r) ? (double)location_aor_count(registrar_location(r)) : 0;
 }
 
 static double metric_users(void *arg)
 {
-    struct worker *w = registrar_worker(arg);
-    return w->users ? (double)users_count(w->users) : 0;
+    const struct registrar *r = arg;
+    return registrar_users(r) ? (double)users_count(registrar_users(r)) : 0;
 }
 
 static void metric_registers(struct api_metric_writer *mw, void *arg)
@@ -345,7 +342,7 @@ static void metric_registers(struct api_metric_writer *mw, void *arg)
     api_metric_sample(mw, "result", "refused", (double)s.refused);
 }
 
-void registrar_api_register(struct registrar *r, struct api_server *api)
+void api_routes_registrar(struct api_server *api, struct registrar *r)
 {
     if (!r || !api) return;
     api_metric_gauge(api, "cascade_bindings", "Registered contact bindings", metric_bindings, r);

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "api/routes_gb_lower.h"
+#include "api/routes_registrar.h"
 #include "app/worker.h"
 #include "api/routes_gb.h"
 #include "auth/digest.h"
@@ -42,49 +43,77 @@ static const char *allow_value(const struct worker *w)
     return "INVITE,ACK,CANCEL,BYE,OPTIONS,REGISTER,MESSAGE,INFO,NOTIFY,SUBSCRIBE,UPDATE,PRACK,REFER";
 }
 
-/* Who this node is on the SIP side (sip/local.h), from the bound listeners. */
-static void sip_local_of(const struct worker *w, struct sip_local *out)
+static bool admission_refuse(void *arg, struct txn *st) { return worker_overload_refuse(arg, st); }
+
+/* NAT pings: one datagram from our socket. */
+static int send_datagram(void *arg, struct transport_dest *dest, const void *data, size_t len)
 {
-    memset(out, 0, sizeof(*out));
-    snprintf(out->domain, sizeof(out->domain), "%s", w->cfg.sip.domain);
-    snprintf(out->realm, sizeof(out->realm), "%s", w->realm);
-    snprintf(out->host, sizeof(out->host), "%s", w->local_host);
-    out->udp_port = w->local_udp_port;
-    out->tcp_port = w->local_tcp_port;
-    snprintf(out->user_agent, sizeof(out->user_agent), "%s", w->cfg.sip.user_agent);
+    return transport_send(arg, dest, data, len);
 }
 
-static bool gb_upper_admission(void *arg, struct txn *st) { return worker_overload_refuse(arg, st); }
+/* Who we are, as the roles get it (sip/local.h). */
+static void fill_local(struct worker *w)
+{
+    struct sip_local *l = &w->local;
+    snprintf(l->domain, sizeof(l->domain), "%s", w->cfg.sip.domain);
+    snprintf(l->realm, sizeof(l->realm), "%s", w->realm);
+    snprintf(l->host, sizeof(l->host), "%s", w->local_host);
+    l->udp_port = w->local_udp_port;
+    l->tcp_port = w->local_tcp_port;
+    snprintf(l->user_agent, sizeof(l->user_agent), "%s", w->cfg.sip.user_agent);
+    w->admission = (struct txn_admission){.refuse = admission_refuse, .arg = w};
+    digest_checker_init(&w->digest, &w->cfg.auth, &w->local, w->users, w->auth, w->events);
+}
 
-/* The GB upper role from its collaborators; it copies the config, the
- * identity and the admission, so locals do. */
+/* The GB upper role from its collaborators (it copies the config, the
+ * identity and the admission). */
 static struct gb_upper *start_gb_upper(struct worker *w)
 {
-    struct sip_local local;
-    sip_local_of(w, &local);
     struct auth_server_config ac;
     auth_server_config_from(&ac, &w->cfg, AUTH_OFFER(AUTH_ALG_MD5));
-    struct txn_admission admission = {.refuse = gb_upper_admission, .arg = w};
     struct gb_upper_deps deps = {.loop = w->loop, .timers = &w->timers, .ua = w->ua, .store = w->store,
-                                 .events = w->events, .admission = &admission};
-    return gb_upper_new(&w->cfg.gb, &ac, &local, w->cfg.store.path, &deps);
+                                 .events = w->events, .admission = &w->admission};
+    return gb_upper_new(&w->cfg.gb, &ac, &w->local, w->cfg.store.path, &deps);
 }
 
-int dispatch_start_roles(struct worker *w)
+static int start_registrar(struct worker *w)
 {
+    struct registrar_deps d = {
+        .cfg = &w->cfg.registrar,
+        .auth_cfg = &w->cfg.auth,
+        .sip_cfg = &w->cfg.sip,
+        .local = &w->local,
+        .users = w->users,
+        .auth = w->auth,
+        .events = w->events,
+        .ua = w->ua,
+        .timers = &w->timers,
+        .admission = &w->admission,
+        .send = send_datagram,
+        .send_arg = w->transport,
+    };
+    w->registrar = registrar_new(&d);
+    if (!w->registrar) return -1;
     struct location_callbacks cb;
-    registrar_location_callbacks(w, &cb);
+    registrar_location_callbacks(w->registrar, &cb);
     w->location = location_new(&w->timers, w->store, &cb);
     if (!w->location) return -1;
     if (w->store && location_load(w->location, w->store, worker_now_ms(w), clock_wall_ms()) < 0) {
         log_error("cannot load registrations from the store");
         return -1;
     }
-    w->registrar = registrar_new(w);
+    registrar_set_location(w->registrar, w->location);
+    if (w->api) api_routes_registrar(w->api, w->registrar);
+    return 0;
+}
+
+int dispatch_start_roles(struct worker *w)
+{
+    fill_local(w);
+    w->ua = ua_new(w); /* first: the registrar takes its tags from it */
+    if (!w->ua || start_registrar(w) < 0) return -1;
     w->proxy = proxy_new(w);
-    w->ua = ua_new(w);
-    if (!w->registrar || !w->proxy || !w->ua) return -1;
-    if (w->api) registrar_api_register(w->registrar, w->api);
+    if (!w->proxy) return -1;
 
     if (w->cfg.gb.enabled) {
         w->gb_upper = start_gb_upper(w);
@@ -92,11 +121,9 @@ int dispatch_start_roles(struct worker *w)
         if (w->api) api_routes_gb_upper(w->api, w->gb_upper);
     }
     if (w->cfg.gb.enabled || w->cfg.upstream_count > 0) {
-        struct sip_local local;
-        sip_local_of(w, &local);
         struct gb_lower_deps deps = {.ua = w->ua, .txn = w->txn, .timers = &w->timers, .loop = w->loop,
                                      .store = w->store, .events = w->events};
-        w->gb_lower = gb_lower_new(&w->cfg.gb, w->cfg.upstreams, w->cfg.upstream_count, &local, &deps);
+        w->gb_lower = gb_lower_new(&w->cfg.gb, w->cfg.upstreams, w->cfg.upstream_count, &w->local, &deps);
         if (!w->gb_lower || gb_lower_load(w->gb_lower) < 0) return -1;
         if (w->gb_upper) gb_lower_set_upper(w->gb_lower, w->gb_upper);
         if (w->api) api_routes_gb_lower(w->api, w->gb_lower);
@@ -262,7 +289,7 @@ static bool options_ping_for_us(struct worker *w, const struct transport_rx *rx)
     const struct sip_msg *m = rx->msg;
     if (m->method != SIP_OPTIONS || m->to.tag.len || !w->registrar) return false;
     if (m->ruri.scheme != SIP_SCHEME_SIP && m->ruri.scheme != SIP_SCHEME_SIPS) return false;
-    if (!registrar_uri_is_local(w, &m->ruri, rx, false)) return false;
+    if (!registrar_uri_is_local(w->registrar, &m->ruri, rx, false)) return false;
     if (!m->ruri.user.len) return true;
     char key[256];
     int n = registrar_aor_key(&m->ruri, key, sizeof(key));

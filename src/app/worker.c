@@ -23,6 +23,7 @@
 #include "api/http.h"
 #include "auth/digest.h"
 #include "base/log.h"
+#include "registrar/registrar.h"
 #include "registrar/users.h"
 #include "store/store.h"
 #include "txn/txn.h"
@@ -521,6 +522,7 @@ void worker_stop(struct worker *w)
 {
     if (w->stopping) return;
     w->stopping = true;
+    registrar_stop(w->registrar);
     if (w->started) dispatch_stop_roles(w, on_roles_stopped, w);
     else stop_rest(w);
 }

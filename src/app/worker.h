@@ -20,8 +20,11 @@
 #include "base/config.h"
 #include "base/overload.h"
 #include "base/timer.h"
+#include "registrar/digest_check.h"
+#include "sip/local.h"
 #include "sip/msg.h"
 #include "transport/transport.h"
+#include "txn/txn.h"
 
 struct txn;
 struct txn_layer;
@@ -73,6 +76,9 @@ struct worker {
     char realm[128];                         /* [auth] realm, else [sip] domain */
     char local_host[64];                     /* for Via/Contact/Record-Route */
     uint16_t local_udp_port, local_tcp_port;
+    struct sip_local local;                  /* the same, as roles get it (filled before the roles start) */
+    struct txn_admission admission;          /* worker_overload_refuse, as roles get it */
+    struct digest_checker digest;            /* the proxy's digest checks */
     struct worker_stats stats;
     struct overload overload;                /* admission of new registrations */
     uv_timer_t lag_timer;                    /* samples the loop's lag for it */

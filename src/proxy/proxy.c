@@ -163,12 +163,12 @@ bool proxy_via_is_ours(void *arg, const struct sip_via *v)
 {
     struct proxy *p = arg;
     struct sip_uri u = {.scheme = SIP_SCHEME_SIP, .host = v->host, .port = v->port};
-    if (registrar_uri_is_local(p->w, &u, NULL, true)) return true;
+    if (registrar_uri_is_local(p->w->registrar, &u, NULL, true)) return true;
     for (int i = 0; i < 4 && p->via_hosts[i][0]; i++)
         if (str_ieq_cstr(v->host, p->via_hosts[i])) {
             struct sip_uri l = {.scheme = SIP_SCHEME_SIP, .host = str_from_cstr(p->w->local_host), .port = v->port};
             /* same host as a wildcard listener: the port decides */
-            if (registrar_uri_is_local(p->w, &l, NULL, true) || wildcard_host(p->w->local_host)) return true;
+            if (registrar_uri_is_local(p->w->registrar, &l, NULL, true) || wildcard_host(p->w->local_host)) return true;
         }
     return false;
 }
@@ -236,7 +236,7 @@ static bool preprocess_routes(struct proxy *p, struct sip_msg *m, arena_t *a, co
     uint32_t idx;
     str_t entry;
     struct sip_name_addr na;
-    if (m->ruri.user.len == 0 && m->ruri.lr && registrar_uri_is_local(w, &m->ruri, rx, true) &&
+    if (m->ruri.user.len == 0 && m->ruri.lr && registrar_uri_is_local(w->registrar, &m->ruri, rx, true) &&
         sip_edit_last_entry(m, SIP_HDR_ROUTE, &idx, &entry) && route_entry_uri(entry, &na)) {
         if (sip_msg_set_ruri(m, a, na.uri_raw) == 0) {
             sip_edit_pop_last_entry(m, SIP_HDR_ROUTE);
@@ -245,7 +245,7 @@ static bool preprocess_routes(struct proxy *p, struct sip_msg *m, arena_t *a, co
     }
     for (int i = 0; i < 2; i++) {
         if (!sip_edit_first_entry(m, SIP_HDR_ROUTE, &idx, &entry) || !route_entry_uri(entry, &na)) break;
-        if (!registrar_uri_is_local(w, &na.uri, rx, true)) break;
+        if (!registrar_uri_is_local(w->registrar, &na.uri, rx, true)) break;
         sip_edit_pop_first_entry(m, SIP_HDR_ROUTE);
         popped = true;
     }
@@ -364,7 +364,7 @@ static void challenge(struct proxy *p, struct txn *st, const struct transport_rx
 {
     sbuf_t *b = &p->sb;
     sbuf_clear(b);
-    if (digest_check_challenge(p->w, true, stale, rx, b) != 0) {
+    if (digest_check_challenge(&p->w->digest, true, stale, rx, b) != 0) {
         refuse(p, st, rx, 500, "Server Internal Error", STR_NULL, "cannot build a challenge (realm empty?)");
         return;
     }
@@ -390,10 +390,10 @@ static int proxy_authenticate(struct proxy *p, struct txn *st, const struct tran
         config_cidr_match(w->cfg.proxy.trusted, w->cfg.proxy.trusted_count, (const struct sockaddr *)&rx->src))
         return 1;
     bool from_local = (m->from.uri.scheme == SIP_SCHEME_SIP || m->from.uri.scheme == SIP_SCHEME_SIPS) &&
-                      registrar_uri_is_local(w, &m->from.uri, rx, false);
+                      registrar_uri_is_local(w->registrar, &m->from.uri, rx, false);
     if (!from_local && !to_foreign) return 1;
     struct digest_check_result res;
-    switch (digest_check_request(w, rx, SIP_HDR_PROXY_AUTHORIZATION, &res)) {
+    switch (digest_check_request(&w->digest, rx, SIP_HDR_PROXY_AUTHORIZATION, &res)) {
     case DIGEST_CHECK_OK: break;
     case DIGEST_CHECK_NONE:
         p->stats.challenged++;
@@ -433,7 +433,7 @@ static int proxy_authenticate(struct proxy *p, struct txn *st, const struct tran
         refuse(p, st, rx, 403, "Forbidden", STR_NULL, why);
         return 0;
     }
-    digest_check_consume(w, req, SIP_HDR_PROXY_AUTHORIZATION);
+    digest_check_consume(&w->digest, req, SIP_HDR_PROXY_AUTHORIZATION);
     return 1;
 }
 
@@ -470,7 +470,7 @@ int proxy_on_request(struct proxy *p, struct txn *st, const struct transport_rx 
         return 1;
     }
     bool has_route = m->first[SIP_HDR_ROUTE] >= 0;
-    bool ruri_local = registrar_uri_is_local(w, &m->ruri, rx, true);
+    bool ruri_local = registrar_uri_is_local(w->registrar, &m->ruri, rx, true);
     /* Addressed to this node itself (OPTIONS ping, a dialog we are in): the core's. */
     if (!has_route && ruri_local && (m->ruri.user.len == 0 || m->to.tag.len)) return 0;
     if (!pike_allows(p, st, rx)) return 1;
@@ -509,7 +509,7 @@ int proxy_on_request(struct proxy *p, struct txn *st, const struct transport_rx 
     bool popped = preprocess_routes(p, &req, &p->arena, rx);
     bool rr = dialog_creating(req.method) && req.to.tag.len == 0;
     struct proxy_target keep = {0};
-    bool local_target = req.first[SIP_HDR_ROUTE] < 0 && registrar_uri_is_local(w, &req.ruri, rx, true);
+    bool local_target = req.first[SIP_HDR_ROUTE] < 0 && registrar_uri_is_local(w->registrar, &req.ruri, rx, true);
     bool for_us = local_target && (req.ruri.user.len == 0 || req.to.tag.len);
     if (req.first[SIP_HDR_ROUTE] >= 0) {
         /* Loose routing onward (§16.4, §16.6 step 7). */
@@ -553,7 +553,7 @@ void proxy_on_ack(struct proxy *p, const struct transport_rx *rx)
     struct sip_msg req;
     if (sip_edit_clone(m, &p->arena, &req) != 0) return;
     bool popped = preprocess_routes(p, &req, &p->arena, rx);
-    if (req.first[SIP_HDR_ROUTE] < 0 && registrar_uri_is_local(w, &req.ruri, rx, true)) {
+    if (req.first[SIP_HDR_ROUTE] < 0 && registrar_uri_is_local(w->registrar, &req.ruri, rx, true)) {
         log_debug("proxy: ACK from %s is for this node", rx->src_text);
         return;
     }

@@ -7,20 +7,26 @@
 #include <strings.h>
 
 #include "events/events.h"
-#include "app/worker.h"
 #include "auth/digest.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "registrar/users.h"
 
-static uint64_t now_s(void) { return (uint64_t)(clock_wall_ms() / 1000); }
-
-static bool offer_sha256(const struct worker *w)
+void digest_checker_init(struct digest_checker *dc, const struct auth_config *cfg, const struct sip_local *local,
+                         struct users *users, struct auth_server *auth, struct event_bus *events)
 {
-    return !strcasecmp(w->cfg.auth.algorithm, "SHA-256") || !strcasecmp(w->cfg.auth.algorithm, "both");
+    *dc = (struct digest_checker){.local = local, .users = users, .auth = auth, .events = events};
+    snprintf(dc->algorithm, sizeof(dc->algorithm), "%s", cfg->algorithm);
 }
 
-static bool offer_md5(const struct worker *w) { return strcasecmp(w->cfg.auth.algorithm, "SHA-256") != 0; }
+static uint64_t now_s(void) { return (uint64_t)(clock_wall_ms() / 1000); }
+
+static bool offer_sha256(const struct digest_checker *dc)
+{
+    return !strcasecmp(dc->algorithm, "SHA-256") || !strcasecmp(dc->algorithm, "both");
+}
+
+static bool offer_md5(const struct digest_checker *dc) { return strcasecmp(dc->algorithm, "SHA-256") != 0; }
 
 /* Whether the digest-uri names the Request-URI (RFC 2617 §3.2.2.5). */
 static bool digest_uri_matches(str_t duri, const struct sip_msg *m)
@@ -59,7 +65,7 @@ static const char *failure_reason(enum auth_result r, bool unknown, const struct
 }
 
 /* auth.failed, when the throttle says this user+source is due a report. */
-static void publish_failure(struct worker *w, const struct transport_rx *rx, const struct auth_credentials *c,
+static void publish_failure(const struct digest_checker *dc, const struct transport_rx *rx, const struct auth_credentials *c,
                             const char *reason, uint32_t count)
 {
     char user[65], realm[129];
@@ -73,11 +79,11 @@ static void publish_failure(struct worker *w, const struct transport_rx *rx, con
         EVENT_STR("reason", reason),
         EVENT_INT("count", count),
     };
-    if (w->events) event_publish_fields(w->events, "auth.failed", f, sizeof(f) / sizeof(f[0]));
+    if (dc->events) event_publish_fields(dc->events, "auth.failed", f, sizeof(f) / sizeof(f[0]));
 }
 
 /* The outcome of a refusal the auth layer counted or refused as locked. */
-static enum digest_check throttled(struct worker *w, const struct transport_rx *rx, const struct auth_credentials *c,
+static enum digest_check throttled(const struct digest_checker *dc, const struct transport_rx *rx, const struct auth_credentials *c,
                                    enum auth_result res, bool unknown, const struct auth_verify_info *info,
                                    struct digest_check_result *out)
 {
@@ -99,11 +105,11 @@ static enum digest_check throttled(struct worker *w, const struct transport_rx *
     else
         snprintf(out->why, sizeof(out->why), "user %.*s: %s (%u failure(s) since the last report)%s", ul,
                  c->username.s, auth_result_name(res), n->count, n->locked_now ? ", locked out" : "");
-    if (n->report) publish_failure(w, rx, c, reason, n->count);
+    if (n->report) publish_failure(dc, rx, c, reason, n->count);
     return DIGEST_CHECK_FAILED;
 }
 
-enum digest_check digest_check_request(struct worker *w, const struct transport_rx *rx, enum sip_hdr hdr,
+enum digest_check digest_check_request(const struct digest_checker *dc, const struct transport_rx *rx, enum sip_hdr hdr,
                                        struct digest_check_result *out)
 {
     const struct sip_msg *m = rx->msg;
@@ -114,7 +120,7 @@ enum digest_check digest_check_request(struct worker *w, const struct transport_
     out->log = false;
     out->retry_after = 0;
     out->why[0] = '\0';
-    str_t realm = str_from_cstr(w->realm);
+    str_t realm = str_from_cstr(dc->local->realm);
     struct auth_credentials creds;
     bool found = false;
     int seen = 0;
@@ -136,7 +142,7 @@ enum digest_check digest_check_request(struct worker *w, const struct transport_
     }
     if (!found) {
         /* The first request of every client: challenged, not a refusal to log. */
-        snprintf(out->why, sizeof(out->why), "no credentials for realm %s", w->realm);
+        snprintf(out->why, sizeof(out->why), "no credentials for realm %s", dc->local->realm);
         return DIGEST_CHECK_NONE;
     }
     if (!digest_uri_matches(creds.uri, m)) {
@@ -146,16 +152,16 @@ enum digest_check digest_check_request(struct worker *w, const struct transport_
         return DIGEST_CHECK_URI_MISMATCH;
     }
     struct auth_verify_info info;
-    const struct users_entry *u = w->users ? users_find(w->users, creds.username) : NULL;
+    const struct users_entry *u = dc->users ? users_find(dc->users, creds.username) : NULL;
     bool sha = auth_algorithm_base(creds.algorithm) == AUTH_ALG_SHA256;
     const char *ha1 = u ? (sha ? u->ha1_sha256 : u->ha1_md5) : NULL;
     if (!ha1 || !ha1[0]) {
         /* Unknown user, or none of this algorithm: a failure like a wrong
          * password, so names cannot be guessed any faster. */
-        enum auth_result res = auth_refuse_unknown(w->auth, &creds, peer, now, &info);
-        return throttled(w, rx, &creds, res, true, &info, out);
+        enum auth_result res = auth_refuse_unknown(dc->auth, &creds, peer, now, &info);
+        return throttled(dc, rx, &creds, res, true, &info, out);
     }
-    enum auth_result res = auth_verify_from(w->auth, &creds, m->method_name, str_from_cstr(ha1), peer, now, &info);
+    enum auth_result res = auth_verify_from(dc->auth, &creds, m->method_name, str_from_cstr(ha1), peer, now, &info);
     out->user = u;
     switch (res) {
     case AUTH_OK:
@@ -176,31 +182,31 @@ enum digest_check digest_check_request(struct worker *w, const struct transport_
          * locked-out source/user: counted by the auth layer. The caller
          * challenges afresh (RFC 3261 §22.4 lets the UA retry) or, when
          * locked, answers 403. */
-        return throttled(w, rx, &creds, res, false, &info, out);
+        return throttled(dc, rx, &creds, res, false, &info, out);
     }
 }
 
-int digest_check_challenge(struct worker *w, bool proxy, bool stale, const struct transport_rx *rx, sbuf_t *b)
+int digest_check_challenge(const struct digest_checker *dc, bool proxy, bool stale, const struct transport_rx *rx, sbuf_t *b)
 {
-    str_t realm = str_from_cstr(w->realm);
+    str_t realm = str_from_cstr(dc->local->realm);
     uint64_t t = now_s();
     enum auth_algorithm algs[2];
     int na = 0, rc = 0;
-    if (offer_sha256(w)) algs[na++] = AUTH_ALG_SHA256;
-    if (offer_md5(w)) algs[na++] = AUTH_ALG_MD5;
+    if (offer_sha256(dc)) algs[na++] = AUTH_ALG_SHA256;
+    if (offer_md5(dc)) algs[na++] = AUTH_ALG_MD5;
     const struct sockaddr *peer = rx ? (const struct sockaddr *)&rx->src : NULL;
     for (int i = 0; i < na && rc == 0; i++) {
         sbuf_append_cstr(b, proxy ? "Proxy-Authenticate: " : "WWW-Authenticate: ");
-        rc = auth_challenge_for(w->auth, realm, algs[i], true, stale, peer, t, b);
+        rc = auth_challenge_for(dc->auth, realm, algs[i], true, stale, peer, t, b);
         sbuf_append_cstr(b, "\r\n");
     }
     if (rc < 0) return rc;
     return b->failed ? -ENOMEM : 0;
 }
 
-void digest_check_consume(struct worker *w, struct sip_msg *m, enum sip_hdr hdr)
+void digest_check_consume(const struct digest_checker *dc, struct sip_msg *m, enum sip_hdr hdr)
 {
-    str_t realm = str_from_cstr(w->realm);
+    str_t realm = str_from_cstr(dc->local->realm);
     for (uint32_t k = m->header_count; k-- > 0;) {
         if (m->headers[k].type != hdr) continue;
         struct auth_credentials creds;

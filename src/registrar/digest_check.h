@@ -2,8 +2,10 @@
  * (RFC 3261 §22, RFC 7616), for the registrar (Authorization, 401) and the
  * proxy (Proxy-Authorization, 407).
  *
+ *   struct digest_checker dc;
+ *   digest_checker_init(&dc, &cfg->auth, local, users, auth, events);
  *   struct digest_check_result res;
- *   switch (digest_check_request(w, rx, SIP_HDR_AUTHORIZATION, &res)) {
+ *   switch (digest_check_request(&dc, rx, SIP_HDR_AUTHORIZATION, &res)) {
  *   case DIGEST_CHECK_OK: ... res.user is the authenticated user ...
  *   case DIGEST_CHECK_NONE: case DIGEST_CHECK_STALE: case DIGEST_CHECK_FAILED:
  *       challenge (stale=true for STALE) with digest_check_challenge(); log res.why when res.log
@@ -21,12 +23,29 @@
 
 #include <stdbool.h>
 
+#include "base/config.h"
 #include "base/sbuf.h"
+#include "sip/local.h"
 #include "sip/msg.h"
 #include "transport/transport.h"
 
-struct worker;
+struct auth_server;
+struct event_bus;
+struct users;
 struct users_entry;
+
+/* What a check works with: a value the caller keeps (the registrar and the
+ * proxy each have one). The pointers are borrowed. */
+struct digest_checker {
+    const struct sip_local *local;   /* realm */
+    char algorithm[16];              /* [auth] algorithm: MD5 | SHA-256 | both */
+    struct users *users;             /* NULL: every user is unknown */
+    struct auth_server *auth;        /* nonces, verification, failure throttle */
+    struct event_bus *events;        /* auth.failed; NULL: no events */
+};
+
+void digest_checker_init(struct digest_checker *dc, const struct auth_config *cfg, const struct sip_local *local,
+                         struct users *users, struct auth_server *auth, struct event_bus *events);
 
 #define DIGEST_CHECK_MAX_HEADERS 8  /* credential headers looked at per request */
 
@@ -52,16 +71,16 @@ struct digest_check_result {
  * (SIP_HDR_AUTHORIZATION or SIP_HDR_PROXY_AUTHORIZATION) of rx->msg and
  * verifies them against the users table, the method, the nonce and the
  * source address the nonce was issued to. */
-enum digest_check digest_check_request(struct worker *w, const struct transport_rx *rx, enum sip_hdr hdr,
+enum digest_check digest_check_request(const struct digest_checker *dc, const struct transport_rx *rx, enum sip_hdr hdr,
                                        struct digest_check_result *out);
 
 /* Appends one "WWW-Authenticate: ..." (proxy: "Proxy-Authenticate: ...")
  * line, CRLF-terminated, per algorithm of [auth] algorithm, SHA-256 first
  * (RFC 8760 §2.4: in order of preference). 0, or a negative errno. */
-int digest_check_challenge(struct worker *w, bool proxy, bool stale, const struct transport_rx *rx, sbuf_t *b);
+int digest_check_challenge(const struct digest_checker *dc, bool proxy, bool stale, const struct transport_rx *rx, sbuf_t *b);
 
 /* Removes the credentials for our realm from m (a proxy consumes what it
  * asked for; the next hop never sees them). Entries of other realms stay. */
-void digest_check_consume(struct worker *w, struct sip_msg *m, enum sip_hdr hdr);
+void digest_check_consume(const struct digest_checker *dc, struct sip_msg *m, enum sip_hdr hdr);
 
 #endif

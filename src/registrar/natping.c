@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app/worker.h"
 #include "base/log.h"
 #include "base/sbuf.h"
 #include "base/timer.h"
@@ -31,7 +30,7 @@ struct np_gone {
 };
 
 struct natping {
-    struct worker *w;
+    struct natping_deps d;
     struct timer_node timer;
     uint32_t interval_s;
     uint64_t tick;              /* seconds since start: picks this second's share */
@@ -145,12 +144,12 @@ static struct np_entry *entry(struct natping *np, uint64_t key, bool create)
  * carries the binding's key so that the answer finds its entry. */
 static void ping(struct natping *np, const struct location_binding *b, uint64_t key)
 {
-    struct worker *w = np->w;
+    const struct sip_local *l = np->d.local;
     sbuf_t *s = &np->sb;
     sbuf_clear(s);
     np->seq++;
     char tag[17];
-    worker_new_tag(w, tag);
+    ua_new_tag(np->d.ua, tag);
     sbuf_printf(s,
                 "OPTIONS %s SIP/2.0\r\n"
                 "Via: SIP/2.0/UDP %s:%u;branch=" NATPING_BRANCH_PREFIX "%016llx.%llx;rport\r\n"
@@ -160,16 +159,16 @@ static void ping(struct natping *np, const struct location_binding *b, uint64_t 
                 "Call-ID: np%llx.%s@%s\r\n"
                 "CSeq: 1 OPTIONS\r\n"
                 "Content-Length: 0\r\n\r\n",
-                b->contact, w->local_host, (unsigned)w->local_udp_port, (unsigned long long)key,
+                b->contact, l->host, (unsigned)l->udp_port, (unsigned long long)key,
                 (unsigned long long)np->seq,
-                w->cfg.sip.domain[0] ? w->cfg.sip.domain : w->local_host, tag, b->contact,
-                (unsigned long long)np->seq, tag, w->local_host);
+                l->domain[0] ? l->domain : l->host, tag, b->contact,
+                (unsigned long long)np->seq, tag, l->host);
     if (s->failed) return;
     struct transport_dest d;
     memset(&d, 0, sizeof(d));
     d.proto = SIP_TRANSPORT_UDP;
     memcpy(&d.addr, &b->addr, b->addr.sa.sa_family == AF_INET6 ? sizeof(b->addr.in6) : sizeof(b->addr.in));
-    if (transport_send(w->transport, &d, s->data, s->len) == 0) np->sent++;
+    if (np->d.send(np->d.send_arg, &d, s->data, s->len) == 0) np->sent++;
     else np->send_errors++;
 }
 
@@ -210,7 +209,7 @@ static int visit(void *arg, const struct location_binding *b)
 static void on_tick(struct timer_node *n, uint64_t now)
 {
     struct natping *np = container_of(n, struct natping, timer);
-    struct worker *w = np->w;
+    struct location *loc = np->d.location;
     /* Every second walks the bindings (no state to keep in step with the
      * location service), pinging the share whose contact hashes to it; not
      * at all while no binding is behind NAT. */
@@ -220,12 +219,12 @@ static void on_tick(struct timer_node *n, uint64_t now)
         /* Entries not pinged for two rounds: their binding is gone. */
         if (np->cap && np->round > 2) rebuild(np, np->cap, np->round - 2);
     }
-    if (w->location && location_nat_count(w->location)) location_foreach(w->location, visit, &r);
+    if (loc && location_nat_count(loc)) location_foreach(loc, visit, &r);
     for (size_t i = 0; i < np->n_gone; i++) {
         struct np_gone *g = &np->gone[i];
         log_info("registrar: %s (%s) answered none of its last %u NAT pings: removed", g->aor, g->contact,
                  np->max_lost);
-        if (w->location && location_remove(w->location, str_from_cstr(g->aor), str_from_cstr(g->contact),
+        if (loc && location_remove(loc, str_from_cstr(g->aor), str_from_cstr(g->contact),
                                            LOCATION_REMOVED_UNREACHABLE, NULL, NULL) >= 0)
             np->removed++;
         free(g->aor);
@@ -233,24 +232,24 @@ static void on_tick(struct timer_node *n, uint64_t now)
     }
     np->n_gone = 0;
     np->tick++;
-    timer_start(&w->timers, &np->timer, now + NATPING_TICK_MS, on_tick);
+    timer_start(np->d.timers, &np->timer, now + NATPING_TICK_MS, on_tick);
 }
 
-struct natping *natping_new(struct worker *w)
+struct natping *natping_new(const struct natping_deps *d)
 {
-    uint32_t interval = (uint32_t)w->cfg.registrar.nat_ping_interval_s;
+    uint32_t interval = d->interval_s;
     if (interval == 0) return NULL;
     struct natping *np = calloc(1, sizeof(*np));
     if (!np) {
         log_error("registrar: no memory for NAT pings: bindings behind NAT are not kept open");
         return NULL;
     }
-    np->w = w;
+    np->d = *d;
     np->interval_s = interval;
-    np->max_lost = (uint32_t)w->cfg.registrar.nat_ping_max_lost;
+    np->max_lost = d->max_lost;
     sbuf_init(&np->sb);
     timer_node_init(&np->timer);
-    if (timer_start(&w->timers, &np->timer, worker_now_ms(w) + NATPING_TICK_MS, on_tick) != 0) {
+    if (timer_start(d->timers, &np->timer, timer_now(d->timers) + NATPING_TICK_MS, on_tick) != 0) {
         log_error("registrar: cannot start the NAT ping timer");
         sbuf_free(&np->sb);
         free(np);
@@ -260,10 +259,15 @@ struct natping *natping_new(struct worker *w)
     return np;
 }
 
+void natping_set_location(struct natping *np, struct location *loc)
+{
+    if (np) np->d.location = loc;
+}
+
 void natping_free(struct natping *np)
 {
     if (!np) return;
-    timer_stop(&np->w->timers, &np->timer);
+    timer_stop(np->d.timers, &np->timer);
     for (size_t i = 0; i < np->n_gone; i++) free(np->gone[i].aor), free(np->gone[i].contact);
     free(np->tab);
     sbuf_free(&np->sb);
@@ -306,7 +310,7 @@ void natping_stats_json(const struct natping *np, json_t *o)
 {
     json_object_set_new(o, "nat_pings_sent", json_integer(np ? (json_int_t)np->sent : 0));
     json_object_set_new(o, "nat_pings_answered", json_integer(np ? (json_int_t)np->answered : 0));
-    size_t nat = np && np->w->location ? location_nat_count(np->w->location) : 0;
+    size_t nat = np && np->d.location ? location_nat_count(np->d.location) : 0;
     json_object_set_new(o, "nat_bindings", json_integer((json_int_t)nat));
     json_object_set_new(o, "nat_unreachable_removed", json_integer(np ? (json_int_t)np->removed : 0));
 }

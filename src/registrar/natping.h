@@ -22,14 +22,29 @@
 #include <sys/socket.h>
 
 #include "base/str.h"
+#include "base/timer.h"
+#include "sip/local.h"
 #include "transport/transport.h"
+#include "ua/ua.h"
 
+struct location;
 struct location_binding;
 struct sip_uri;
 struct sip_via;
 
-struct worker;
 struct natping;
+
+/* What the pings work with (borrowed; must outlive the natping). */
+struct natping_deps {
+    uint32_t interval_s;             /* [registrar] nat_ping_interval; 0: off */
+    uint32_t max_lost;               /* [registrar] nat_ping_max_lost; 0: never remove */
+    const struct sip_local *local;   /* Via host/port, From domain */
+    struct location *location;       /* may be NULL until natping_set_location */
+    struct timer_service *timers;
+    struct ua *ua;                   /* From tags */
+    ua_send_fn send;                 /* one datagram from our UDP socket */
+    void *send_arg;
+};
 
 #define NATPING_BRANCH_PREFIX "z9hG4bKnP"
 
@@ -46,9 +61,10 @@ struct natping;
 bool natping_request_natted(const struct sip_via *via, const struct sip_uri *contact,
                             const struct sockaddr_storage *src);
 
-/* NULL when [registrar] nat_ping_interval is 0 or on allocation failure
- * (logged). Uses w->timers, w->location, w->transport at ping time. */
-struct natping *natping_new(struct worker *w);
+/* NULL when d->interval_s is 0 or on allocation failure (logged). */
+struct natping *natping_new(const struct natping_deps *d);
+/* The location service whose bindings are pinged. NULL np is ignored. */
+void natping_set_location(struct natping *np, struct location *loc);
 void natping_free(struct natping *np);
 
 /* 1 when rx answers one of our pings (counted, nothing else to do), else 0. */

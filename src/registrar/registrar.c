@@ -18,7 +18,6 @@
 #include <time.h>
 
 #include "events/events.h"
-#include "app/worker.h"
 #include "auth/digest.h"
 #include "base/clock.h"
 #include "base/log.h"
@@ -50,7 +49,19 @@ struct reg_stash {
 };
 
 struct registrar {
-    struct worker *w;
+    struct registrar_config cfg;
+    bool require_auth, match_user;   /* [auth] */
+    struct sip_config sip;           /* [sip]: the listen addresses */
+    const struct sip_local *local;
+    struct location *location;
+    struct users *users;
+    struct auth_server *auth;
+    struct event_bus *events;
+    struct ua *ua;
+    struct timer_service *timers;
+    const struct txn_admission *admission;
+    struct digest_checker digest;
+    bool stopping;
     struct registrar_stats stats;
     struct reg_pending *pending;
     arena_t arena;                   /* per request: contacts, joined Path */
@@ -67,7 +78,10 @@ struct registrar {
     _Alignas(16) char arena_mem[REG_ARENA_BYTES];
 };
 
-struct worker *registrar_worker(const struct registrar *r) { return r->w; }
+struct location *registrar_location(const struct registrar *r) { return r->location; }
+struct users *registrar_users(const struct registrar *r) { return r->users; }
+const struct sip_local *registrar_local(const struct registrar *r) { return r->local; }
+uint64_t registrar_now(const struct registrar *r) { return timer_now(r->timers); }
 
 /* snprintf(dst, cap, "%s", src) without the format machinery (hot path). */
 static void copy_cstr(char *dst, size_t cap, const char *src)
@@ -109,17 +123,15 @@ static bool is_wildcard(const char *h) { return !h[0] || !strcmp(h, "0.0.0.0") |
 /* A listener on 0.0.0.0 or :: takes every address of this machine: host
  * (numeric) is ours when it is a loopback address or one of the machine's
  * interface addresses. */
-static bool host_is_this_machine(const struct worker *w, str_t host)
+static bool host_is_this_machine(struct registrar *r, str_t host)
 {
     bool wildcard = false;
-    for (int i = 0; !wildcard && i < w->cfg.sip.listen_count; i++) wildcard = is_wildcard(w->cfg.sip.listen[i].host);
+    for (int i = 0; !wildcard && i < r->sip.listen_count; i++) wildcard = is_wildcard(r->sip.listen[i].host);
     struct sockaddr_storage a;
     if (!wildcard || transport_addr_parse(host.s, host.len, 0, &a) != 0) return false;
     if (a.ss_family == AF_INET && (ntohl(((struct sockaddr_in *)&a)->sin_addr.s_addr) >> 24) == 127) return true;
     if (a.ss_family == AF_INET6 && IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&a)->sin6_addr)) return true;
-    struct registrar *r = w->registrar;
-    if (!r) return false;
-    uint64_t now = worker_now_ms(w);
+    uint64_t now = timer_now(r->timers);
     if (!r->ifaddr_read_ms || now - r->ifaddr_read_ms >= REG_IFADDR_TTL_MS) {
         uv_interface_address_t *ifs;
         int n;
@@ -144,15 +156,15 @@ static bool host_is_this_machine(const struct worker *w, str_t host)
     return false;
 }
 
-static bool port_is_ours(const struct worker *w, uint16_t port, const struct transport_rx *rx)
+static bool port_is_ours(const struct registrar *r, uint16_t port, const struct transport_rx *rx)
 {
-    if (port == w->local_udp_port || port == w->local_tcp_port) return true;
-    for (int i = 0; i < w->cfg.sip.listen_count; i++)
-        if (w->cfg.sip.listen[i].port && w->cfg.sip.listen[i].port == port) return true;
+    if (port == r->local->udp_port || port == r->local->tcp_port) return true;
+    for (int i = 0; i < r->sip.listen_count; i++)
+        if (r->sip.listen[i].port && r->sip.listen[i].port == port) return true;
     return rx && transport_addr_port(&rx->local) == port;
 }
 
-bool registrar_uri_is_local(const struct worker *w, const struct sip_uri *uri, const struct transport_rx *rx,
+bool registrar_uri_is_local(struct registrar *r, const struct sip_uri *uri, const struct transport_rx *rx,
                             bool check_port)
 {
     if (uri->scheme != SIP_SCHEME_SIP && uri->scheme != SIP_SCHEME_SIPS) return false;
@@ -162,28 +174,28 @@ bool registrar_uri_is_local(const struct worker *w, const struct sip_uri *uri, c
      * request go there. */
     if (uri->maddr.len) return false;
     bool addr = false;
-    if (w->cfg.sip.domain[0] && str_ieq(host, strip_brackets(str_from_cstr(w->cfg.sip.domain)))) {
+    if (r->local->domain[0] && str_ieq(host, strip_brackets(str_from_cstr(r->local->domain)))) {
         /* A domain name is ours on any port; a domain given as an address
          * is an address like the others (another UA may share the host). */
         struct sockaddr_storage ss;
         if (transport_addr_parse(host.s, host.len, 0, &ss) != 0) return true;
         addr = true;
     }
-    if (w->local_host[0] && str_ieq(host, strip_brackets(str_from_cstr(w->local_host)))) addr = true;
-    for (int i = 0; !addr && i < w->cfg.sip.listen_count; i++)
-        if (str_ieq(host, strip_brackets(str_from_cstr(w->cfg.sip.listen[i].host)))) addr = true;
+    if (r->local->host[0] && str_ieq(host, strip_brackets(str_from_cstr(r->local->host)))) addr = true;
+    for (int i = 0; !addr && i < r->sip.listen_count; i++)
+        if (str_ieq(host, strip_brackets(str_from_cstr(r->sip.listen[i].host)))) addr = true;
     if (!addr && rx) {
         char h[INET6_ADDRSTRLEN];
         if (addr_host(&rx->local, h, sizeof(h)) && str_ieq_cstr(host, h)) addr = true;
     }
-    if (!addr) addr = host_is_this_machine(w, host);
+    if (!addr) addr = host_is_this_machine(r, host);
     if (!addr) return false;
     /* No port: the URI names this host's SIP service, on whatever port it
      * listens (sip:bob@127.0.0.1 with us on 127.0.0.1:5070 is a call to
      * our user bob, issue 9). An explicit port must be one of ours: another
      * UA may share the host. */
     if (!check_port || !uri->port) return true;
-    return port_is_ours(w, uri->port, rx);
+    return port_is_ours(r, uri->port, rx);
 }
 
 int registrar_aor_key(const struct sip_uri *uri, char *out, size_t cap)
@@ -199,7 +211,7 @@ int registrar_aor_key(const struct sip_uri *uri, char *out, size_t cap)
 
 bool registrar_user_known(const struct registrar *r, str_t name)
 {
-    return r->w->users && users_find(r->w->users, name) != NULL;
+    return r->users && users_find(r->users, name) != NULL;
 }
 
 /* ---- answering ---- */
@@ -215,7 +227,7 @@ static void reg_send(struct registrar *r, struct txn *st, int status, const char
     char src[TRANSPORT_ADDR_TEXT];
     copy_cstr(src, sizeof(src), ri->src_text); /* the request may be gone after txn_respond */
     char tag[17];
-    worker_new_tag(r->w, tag);
+    ua_new_tag(r->ua, tag);
     str_t lines[1] = {extra};
     /* A challenge keeps no transaction record (RFC 3261 §8.2.7): under a
      * registration storm that halves what Timer J holds, and a retransmitted
@@ -280,11 +292,11 @@ static void append_date(struct registrar *r, sbuf_t *b)
     sbuf_append_cstr(b, r->date_line);
 }
 
-static void append_server(const struct worker *w, sbuf_t *b)
+static void append_server(const struct sip_local *local, sbuf_t *b)
 {
-    if (!w->cfg.sip.user_agent[0]) return;
+    if (!local->user_agent[0]) return;
     sbuf_append(b, "Server: ", 8);
-    sbuf_append_cstr(b, w->cfg.sip.user_agent);
+    sbuf_append_cstr(b, local->user_agent);
     sbuf_append(b, "\r\n", 2);
 }
 
@@ -313,11 +325,10 @@ static void reg_answer_ok(struct registrar *r, struct txn *st, const char *aor)
 {
     const struct sip_msg *req = txn_request(st);
     if (!req) return;
-    struct worker *w = r->w;
     const struct location_binding *bs[LOCATION_MAX_CONTACTS];
-    size_t n = location_lookup(w->location, str_from_cstr(aor), bs, LOCATION_MAX_CONTACTS);
+    size_t n = location_lookup(r->location, str_from_cstr(aor), bs, LOCATION_MAX_CONTACTS);
     if (n > LOCATION_MAX_CONTACTS) n = LOCATION_MAX_CONTACTS;
-    uint64_t now = worker_now_ms(w);
+    uint64_t now = timer_now(r->timers);
     sbuf_t *b = &r->sb;
     sbuf_clear(b);
     for (size_t i = 0; i < n; i++) {
@@ -340,7 +351,7 @@ static void reg_answer_ok(struct registrar *r, struct txn *st, const char *aor)
         }
     }
     append_date(r, b);
-    append_server(w, b);
+    append_server(r->local, b);
     if (b->failed) {
         sbuf_free(b);
         sbuf_init(b);
@@ -365,7 +376,7 @@ static void reg_committed(void *arg, int status)
     struct registrar *r = p->r;
     if (r) {
         pending_unlink(r, p);
-        if (r->w->stopping) {
+        if (r->stopping) {
             /* the transport is going away: nothing can be sent */
         } else if (status == 0) {
             reg_answer_ok(r, p->st, p->aor);
@@ -405,11 +416,10 @@ static void pending_drop(struct registrar *r, struct reg_pending *p)
  * the source address of the request. */
 static void reg_challenge(struct registrar *r, struct txn *st, bool stale)
 {
-    struct worker *w = r->w;
     sbuf_t *b = &r->sb;
     sbuf_clear(b);
-    int rc = digest_check_challenge(w, false, stale, txn_rx_info(st), b);
-    append_server(w, b);
+    int rc = digest_check_challenge(&r->digest, false, stale, txn_rx_info(st), b);
+    append_server(r->local, b);
     if (rc < 0 || b->failed) {
         sbuf_free(b);
         sbuf_init(b);
@@ -434,9 +444,8 @@ static void reg_locked_out(struct registrar *r, struct txn *st, const struct dig
 static int reg_authenticate(struct registrar *r, struct txn *st, const struct transport_rx *rx, const char *aor,
                             bool *nonce_reused)
 {
-    struct worker *w = r->w;
     struct digest_check_result res;
-    switch (digest_check_request(w, rx, SIP_HDR_AUTHORIZATION, &res)) {
+    switch (digest_check_request(&r->digest, rx, SIP_HDR_AUTHORIZATION, &res)) {
     case DIGEST_CHECK_OK: break;
     case DIGEST_CHECK_NONE:
         r->stats.challenged++;
@@ -468,7 +477,7 @@ static int reg_authenticate(struct registrar *r, struct txn *st, const struct tr
     }
     *nonce_reused = res.nonce_reused;
     /* RFC 3261 §10.3 step 3: is this user allowed to change this AoR? */
-    if (w->cfg.auth.match_user && strcmp(res.user->name, aor) != 0) {
+    if (r->match_user && strcmp(res.user->name, aor) != 0) {
         r->stats.forbidden++;
         log_warn("registrar: 403 to REGISTER from %s: user %s may not register %s", rx->src_text, res.user->name, aor);
         reg_reply(r, st, 403, "Forbidden", STR_NULL);
@@ -565,7 +574,6 @@ static bool reg_moves_binding(str_t key, const struct location_binding *const *o
 static void reg_apply(struct registrar *r, struct txn *st, const struct transport_rx *rx, const char *aor,
                       bool nonce_reused)
 {
-    struct worker *w = r->w;
     const struct sip_msg *m = rx->msg;
     struct sip_contact *list = NULL;
     bool star = false;
@@ -585,7 +593,7 @@ static void reg_apply(struct registrar *r, struct txn *st, const struct transpor
             reg_refuse(r, st, 500, "Server Internal Error", "out of memory");
             return;
         }
-        int rc = location_unregister_all(w->location, aor_s, m->call_id, m->cseq.number, reg_committed, p);
+        int rc = location_unregister_all(r->location, aor_s, m->call_id, m->cseq.number, reg_committed, p);
         if (rc < 0) {
             const char *reason;
             int status = location_error_status(rc, &reason);
@@ -600,14 +608,14 @@ static void reg_apply(struct registrar *r, struct txn *st, const struct transpor
     }
 
     const struct location_binding *old[LOCATION_MAX_CONTACTS];
-    size_t n_old = location_lookup(w->location, aor_s, old, LOCATION_MAX_CONTACTS);
+    size_t n_old = location_lookup(r->location, aor_s, old, LOCATION_MAX_CONTACTS);
     if (n_old > LOCATION_MAX_CONTACTS) n_old = LOCATION_MAX_CONTACTS;
 
     struct location_binding_in in[LOCATION_MAX_CONTACTS];
     size_t n = 0;
     str_t path = joined_path(r, m);
     const struct sip_header *ua = sip_msg_header(m, SIP_HDR_USER_AGENT);
-    int64_t min_e = w->cfg.registrar.min_expires, max_e = w->cfg.registrar.max_expires;
+    int64_t min_e = r->cfg.min_expires, max_e = r->cfg.max_expires;
     for (struct sip_contact *c = list; c; c = c->next) {
         if (n == LOCATION_MAX_CONTACTS) {
             reg_refuse(r, st, 403, "Too Many Contacts", "over the contacts limit of one REGISTER");
@@ -617,7 +625,7 @@ static void reg_apply(struct registrar *r, struct txn *st, const struct transpor
             reg_refuse(r, st, 400, "Bad Contact", "contact is not a sip/sips URI");
             return;
         }
-        int64_t e = c->expires >= 0 ? c->expires : (m->expires >= 0 ? m->expires : w->cfg.registrar.default_expires);
+        int64_t e = c->expires >= 0 ? c->expires : (m->expires >= 0 ? m->expires : r->cfg.default_expires);
         if (e > 0 && e < min_e) {
             /* RFC 3261 §10.3 step 7: 423 with our minimum. */
             char line[64];
@@ -671,7 +679,7 @@ static void reg_apply(struct registrar *r, struct txn *st, const struct transpor
         reg_refuse(r, st, 500, "Server Internal Error", "out of memory");
         return;
     }
-    int rc = location_update(w->location, aor_s, in, n, worker_now_ms(w), reg_committed, p);
+    int rc = location_update(r->location, aor_s, in, n, timer_now(r->timers), reg_committed, p);
     if (rc < 0) {
         const char *reason;
         int status = location_error_status(rc, &reason);
@@ -687,14 +695,13 @@ int registrar_on_request(struct registrar *r, struct txn *st, const struct trans
 {
     const struct sip_msg *m = rx->msg;
     if (!r || !m || m->method != SIP_REGISTER) return 0;
-    struct worker *w = r->w;
     /* §10.3 step 1: a REGISTER for another domain is not ours (the proxy
      * may forward it). A domain has no port: sip:127.0.0.1 reaching us on
      * another port is still for our domain. */
-    if (!registrar_uri_is_local(w, &m->ruri, rx, false)) return 0;
+    if (!registrar_uri_is_local(r, &m->ruri, rx, false)) return 0;
     r->stats.registers++;
     arena_reset(&r->arena);
-    if (!w->location) {
+    if (!r->location) {
         reg_refuse(r, st, 500, "Server Internal Error", "no location service");
         return 1;
     }
@@ -711,7 +718,7 @@ int registrar_on_request(struct registrar *r, struct txn *st, const struct trans
         reg_refuse(r, st, 404, "Not Found", "To is not a sip/sips URI");
         return 1;
     }
-    if (!registrar_uri_is_local(w, &m->to.uri, rx, false)) {
+    if (!registrar_uri_is_local(r, &m->to.uri, rx, false)) {
         reg_refuse(r, st, 404, "Not Found", "To names another domain");
         return 1;
     }
@@ -721,10 +728,11 @@ int registrar_on_request(struct registrar *r, struct txn *st, const struct trans
     }
     /* Overload: an AoR without bindings is a new registration; refused
      * before digest and store work (refreshes and removals go on). */
-    if (m->expires != 0 && !location_lookup(w->location, str_from_cstr(aor), NULL, 0) && worker_overload_refuse(w, st))
+    if (m->expires != 0 && !location_lookup(r->location, str_from_cstr(aor), NULL, 0) &&
+        txn_admission_refuse(r->admission, st))
         return 1;
     bool nonce_reused = false;
-    if (w->cfg.auth.require_auth && !reg_authenticate(r, st, rx, aor, &nonce_reused)) return 1;
+    if (r->require_auth && !reg_authenticate(r, st, rx, aor, &nonce_reused)) return 1;
     reg_apply(r, st, rx, aor, nonce_reused);
     return 1;
 }
@@ -755,15 +763,14 @@ static int collect_conn_aors(void *arg, const struct location_binding *b)
     return 0;
 }
 
-static void publish_offline(struct worker *w, const char *aor, const char *reason, const struct reg_stash *st,
+static void publish_offline(struct registrar *r, const char *aor, const char *reason, const struct reg_stash *st,
                             bool kept);
 
 void registrar_on_conn_lost(struct registrar *r, uint64_t conn_id, const char *peer_text)
 {
-    if (!r || !conn_id || !r->w->location) return;
-    struct worker *w = r->w;
-    if (!w->cfg.registrar.keep_on_transport_loss) {
-        int n = location_remove_by_conn(w->location, conn_id, LOCATION_REMOVED_TRANSPORT_LOST);
+    if (!r || !conn_id || !r->location) return;
+    if (!r->cfg.keep_on_transport_loss) {
+        int n = location_remove_by_conn(r->location, conn_id, LOCATION_REMOVED_TRANSPORT_LOST);
         if (n > 0) log_info("registrar: %d binding(s) dropped: connection %llu to %s lost", n,
                             (unsigned long long)conn_id, peer_text ? peer_text : "?");
         return;
@@ -772,13 +779,13 @@ void registrar_on_conn_lost(struct registrar *r, uint64_t conn_id, const char *p
      * cannot be reached any more; report each AoR whose every binding is now
      * flagged. This walks all bindings, which only this optional mode pays. */
     struct conn_scan s = {.conn_id = conn_id};
-    location_foreach(w->location, collect_conn_aors, &s);
-    int n = location_flag_conn_lost(w->location, conn_id);
+    location_foreach(r->location, collect_conn_aors, &s);
+    int n = location_flag_conn_lost(r->location, conn_id);
     if (n > 0) log_info("registrar: %d binding(s) flagged: connection %llu to %s lost", n,
                         (unsigned long long)conn_id, peer_text ? peer_text : "?");
     for (size_t i = 0; i < s.n; i++) {
         const struct location_binding *bs[LOCATION_MAX_CONTACTS];
-        size_t k = location_lookup(w->location, str_from_cstr(s.aors[i]), bs, LOCATION_MAX_CONTACTS);
+        size_t k = location_lookup(r->location, str_from_cstr(s.aors[i]), bs, LOCATION_MAX_CONTACTS);
         bool all = true;
         for (size_t j = 0; j < k && j < LOCATION_MAX_CONTACTS; j++)
             if (!(bs[j]->flags & LOCATION_FLAG_TRANSPORT_LOST)) all = false;
@@ -787,7 +794,7 @@ void registrar_on_conn_lost(struct registrar *r, uint64_t conn_id, const char *p
             snprintf(st.contact, sizeof(st.contact), "%s", bs[0]->contact);
             snprintf(st.remote, sizeof(st.remote), "%s", bs[0]->remote);
             snprintf(st.transport, sizeof(st.transport), "%s", location_transport_name(bs[0]->transport));
-            publish_offline(w, s.aors[i], "transport-lost", &st, true);
+            publish_offline(r, s.aors[i], "transport-lost", &st, true);
         }
         free(s.aors[i]);
     }
@@ -797,9 +804,10 @@ void registrar_on_conn_lost(struct registrar *r, uint64_t conn_id, const char *p
 /* ---- events (architecture.md "Events") ---- */
 
 /* "sip:AOR@DOMAIN" for the events' aor field (truncated like snprintf). */
-static const char *aor_uri(struct worker *w, const char *aor, char *buf, size_t cap)
+static const char *aor_uri(const struct registrar *r, const char *aor, char *buf, size_t cap)
 {
-    const char *dom = w->cfg.sip.domain[0] ? w->cfg.sip.domain : (w->realm[0] ? w->realm : w->local_host);
+    const struct sip_local *l = r->local;
+    const char *dom = l->domain[0] ? l->domain : (l->realm[0] ? l->realm : l->host);
     const char *parts[] = {"sip:", aor, "@", dom};
     size_t k = 0;
     for (size_t i = 0; i < 4; i++)
@@ -808,32 +816,32 @@ static const char *aor_uri(struct worker *w, const char *aor, char *buf, size_t 
     return buf;
 }
 
-static void stash_binding(struct worker *w, const struct location_binding *b)
+static void stash_binding(struct registrar *r, const struct location_binding *b)
 {
-    if (!w->registrar) return;
-    struct reg_stash *s = &w->registrar->stash;
+    struct reg_stash *s = &r->stash;
     copy_cstr(s->aor, sizeof(s->aor), b->aor);
     copy_cstr(s->contact, sizeof(s->contact), b->contact);
     copy_cstr(s->remote, sizeof(s->remote), b->remote);
     copy_cstr(s->transport, sizeof(s->transport), location_transport_name(b->transport));
 }
 
-static const struct reg_stash *stash_for(struct worker *w, const char *aor)
+static const struct reg_stash *stash_for(const struct registrar *r, const char *aor)
 {
-    if (!w->registrar || strcmp(w->registrar->stash.aor, aor) != 0) return NULL;
-    return &w->registrar->stash;
+    if (strcmp(r->stash.aor, aor) != 0) return NULL;
+    return &r->stash;
 }
 
 /* Events go out through event_publish_fields: one REGISTER that adds a
  * binding publishes two, and building jansson objects for them cost more than
  * the rest of the REGISTER. The field order is the JSON order. */
-static void publish_binding(struct worker *w, const char *type, const struct location_binding *b, const char *reason)
+static void publish_binding(struct registrar *r, const char *type, const struct location_binding *b,
+                            const char *reason)
 {
-    if (!w->events) return;
+    if (!r->events) return;
     char uri[LOCATION_MAX_AOR + 160];
     struct event_field f[7] = {
         EVENT_STR("user", b->aor),
-        EVENT_STR("aor", aor_uri(w, b->aor, uri, sizeof(uri))),
+        EVENT_STR("aor", aor_uri(r, b->aor, uri, sizeof(uri))),
         EVENT_STR("contact", b->contact),
         EVENT_STR("remote", b->remote),
         EVENT_STR("transport", location_transport_name(b->transport)),
@@ -841,22 +849,22 @@ static void publish_binding(struct worker *w, const char *type, const struct loc
     if (reason) {
         f[5] = EVENT_STR("reason", reason);
     } else {
-        uint64_t now = worker_now_ms(w);
+        uint64_t now = timer_now(r->timers);
         uint64_t left = b->expires_ms > now ? (b->expires_ms - now + 999) / 1000 : 0;
         f[5] = EVENT_INT("expires", left);
     }
-    event_publish_fields(w->events, type, f, 6);
+    event_publish_fields(r->events, type, f, 6);
 }
 
-static void publish_offline(struct worker *w, const char *aor, const char *reason, const struct reg_stash *st,
+static void publish_offline(struct registrar *r, const char *aor, const char *reason, const struct reg_stash *st,
                             bool kept)
 {
-    if (!w->events) return;
+    if (!r->events) return;
     char uri[LOCATION_MAX_AOR + 160];
     struct event_field f[7];
     size_t n = 0;
     f[n++] = EVENT_STR("user", aor);
-    f[n++] = EVENT_STR("aor", aor_uri(w, aor, uri, sizeof(uri)));
+    f[n++] = EVENT_STR("aor", aor_uri(r, aor, uri, sizeof(uri)));
     f[n++] = EVENT_STR("reason", reason);
     if (st) {
         f[n++] = EVENT_STR("contact", st->contact);
@@ -864,58 +872,58 @@ static void publish_offline(struct worker *w, const char *aor, const char *reaso
         f[n++] = EVENT_STR("transport", st->transport);
     }
     if (kept) f[n++] = EVENT_BOOL("kept", true);
-    event_publish_fields(w->events, "user.offline", f, n);
+    event_publish_fields(r->events, "user.offline", f, n);
 }
 
 static void cb_added(void *arg, const struct location_binding *b)
 {
-    struct worker *w = arg;
-    stash_binding(w, b);
-    publish_binding(w, "registration.added", b, NULL);
+    struct registrar *r = arg;
+    stash_binding(r, b);
+    publish_binding(r, "registration.added", b, NULL);
 }
 
 static void cb_refreshed(void *arg, const struct location_binding *b)
 {
-    struct worker *w = arg;
-    if (w->registrar) natping_refreshed(w->registrar->natping, b);
-    publish_binding(w, "registration.refreshed", b, NULL);
+    struct registrar *r = arg;
+    natping_refreshed(r->natping, b);
+    publish_binding(r, "registration.refreshed", b, NULL);
 }
 
 static void cb_removed(void *arg, const struct location_binding *b, enum location_reason reason)
 {
-    struct worker *w = arg;
-    stash_binding(w, b);
-    publish_binding(w, "registration.removed", b, location_reason_name(reason));
+    struct registrar *r = arg;
+    stash_binding(r, b);
+    publish_binding(r, "registration.removed", b, location_reason_name(reason));
 }
 
 static void cb_online(void *arg, const char *aor)
 {
-    struct worker *w = arg;
-    if (!w->events) return;
+    struct registrar *r = arg;
+    if (!r->events) return;
     char uri[LOCATION_MAX_AOR + 160];
     struct event_field f[5];
     size_t n = 0;
     f[n++] = EVENT_STR("user", aor);
-    f[n++] = EVENT_STR("aor", aor_uri(w, aor, uri, sizeof(uri)));
-    const struct reg_stash *st = stash_for(w, aor);
+    f[n++] = EVENT_STR("aor", aor_uri(r, aor, uri, sizeof(uri)));
+    const struct reg_stash *st = stash_for(r, aor);
     if (st) {
         f[n++] = EVENT_STR("contact", st->contact);
         f[n++] = EVENT_STR("remote", st->remote);
         f[n++] = EVENT_STR("transport", st->transport);
     }
-    event_publish_fields(w->events, "user.online", f, n);
+    event_publish_fields(r->events, "user.online", f, n);
 }
 
 static void cb_offline(void *arg, const char *aor, enum location_reason reason)
 {
-    struct worker *w = arg;
-    publish_offline(w, aor, location_reason_name(reason), stash_for(w, aor), false);
+    struct registrar *r = arg;
+    publish_offline(r, aor, location_reason_name(reason), stash_for(r, aor), false);
 }
 
-void registrar_location_callbacks(struct worker *w, struct location_callbacks *cb)
+void registrar_location_callbacks(struct registrar *r, struct location_callbacks *cb)
 {
     *cb = (struct location_callbacks){
-        .arg = w,
+        .arg = r,
         .binding_added = cb_added,
         .binding_refreshed = cb_refreshed,
         .binding_removed = cb_removed,
@@ -926,19 +934,51 @@ void registrar_location_callbacks(struct worker *w, struct location_callbacks *c
 
 /* ---- life cycle, stats ---- */
 
-struct registrar *registrar_new(struct worker *w)
+struct registrar *registrar_new(const struct registrar_deps *d)
 {
     struct registrar *r = calloc(1, sizeof(*r));
     if (!r) return NULL;
-    r->w = w;
+    r->cfg = *d->cfg;
+    r->require_auth = d->auth_cfg->require_auth;
+    r->match_user = d->auth_cfg->match_user;
+    r->sip = *d->sip_cfg;
+    r->local = d->local;
+    r->users = d->users;
+    r->auth = d->auth;
+    r->events = d->events;
+    r->ua = d->ua;
+    r->timers = d->timers;
+    r->admission = d->admission;
+    digest_checker_init(&r->digest, d->auth_cfg, d->local, d->users, d->auth, d->events);
     arena_init(&r->arena, r->arena_mem, sizeof(r->arena_mem));
     r->arena.limit = 1u << 20;
     sbuf_init(&r->sb);
-    if (!w->realm[0]) log_warn("registrar: no realm ([auth] realm or [sip] domain): digest challenges will fail");
-    r->natping = natping_new(w);
-    /* [registrar] max_contacts bounds the fan-out of one call (issue 9). */
-    if (w->location) location_set_limits(w->location, (uint32_t)w->cfg.registrar.max_contacts, 0);
+    if (!r->local->realm[0]) log_warn("registrar: no realm ([auth] realm or [sip] domain): digest challenges will fail");
+    struct natping_deps nd = {
+        .interval_s = (uint32_t)r->cfg.nat_ping_interval_s,
+        .max_lost = (uint32_t)r->cfg.nat_ping_max_lost,
+        .local = d->local,
+        .timers = d->timers,
+        .ua = d->ua,
+        .send = d->send,
+        .send_arg = d->send_arg,
+    };
+    r->natping = natping_new(&nd);
+    registrar_set_location(r, d->location);
     return r;
+}
+
+void registrar_set_location(struct registrar *r, struct location *loc)
+{
+    r->location = loc;
+    natping_set_location(r->natping, loc);
+    /* [registrar] max_contacts bounds the fan-out of one call (issue 9). */
+    if (loc) location_set_limits(loc, (uint32_t)r->cfg.max_contacts, 0);
+}
+
+void registrar_stop(struct registrar *r)
+{
+    if (r) r->stopping = true;
 }
 
 void registrar_free(struct registrar *r)
@@ -949,7 +989,6 @@ void registrar_free(struct registrar *r)
         p->r = NULL; /* freed by its store callback */
         p->prev = p->next = NULL;
     }
-    if (r->w->registrar == r) r->w->registrar = NULL;
     natping_free(r->natping);
     arena_free(&r->arena);
     sbuf_free(&r->sb);
@@ -970,10 +1009,10 @@ void registrar_stats_json(const struct registrar *r, json_t *stats)
                           (json_int_t)r->stats.auth_failed, "forbidden", (json_int_t)r->stats.forbidden, "refused",
                           (json_int_t)r->stats.refused, "locked_out", (json_int_t)r->stats.locked_out);
     if (!o) return;
-    if (r->w->location) {
-        json_object_set_new(o, "bindings", json_integer((json_int_t)location_count(r->w->location)));
-        json_object_set_new(o, "aors", json_integer((json_int_t)location_aor_count(r->w->location)));
-        json_object_set_new(stats, "bindings", json_integer((json_int_t)location_count(r->w->location)));
+    if (r->location) {
+        json_object_set_new(o, "bindings", json_integer((json_int_t)location_count(r->location)));
+        json_object_set_new(o, "aors", json_integer((json_int_t)location_aor_count(r->location)));
+        json_object_set_new(stats, "bindings", json_integer((json_int_t)location_count(r->location)));
     }
     natping_stats_json(r->natping, o);
     json_object_set_new(stats, "registrar", o);

@@ -6,18 +6,20 @@
  * store has committed the change (group commit), listing every current
  * contact with its remaining expiry. It also turns location changes into
  * events (user.online / user.offline / registration.*), drops the bindings of
- * a lost TCP connection, and serves the /api/v1/registrations and
- * /api/v1/users routes (routes_registrar.c).
+ * a lost TCP connection, and answers the queries the API routes
+ * (src/api/routes_registrar.c) make through the functions at the end.
  *
- * Wiring (worker.c), in this order:
+ * Wiring (src/app), in this order:
+ *   struct registrar_deps d = {config, collaborators, location = NULL};
+ *   r = registrar_new(&d);
  *   struct location_callbacks cb;
- *   registrar_location_callbacks(w, &cb);          (arg is the worker)
- *   w->location = location_new(&w->timers, w->store, &cb);
- *   location_load(...);
- *   w->registrar = registrar_new(w);
- *   registrar_api_register(w->registrar, w->api);  (when w->api)
+ *   registrar_location_callbacks(r, &cb);           (cb.arg is r)
+ *   loc = location_new(timers, store, &cb); location_load(...);
+ *   registrar_set_location(r, loc);
+ *   api_routes_registrar(api, r)                    (src/api/routes_registrar.h)
  * then registrar_on_request() from dispatch, registrar_on_conn_lost() from
- * the transport's conn-lost callback, registrar_free() at the end.
+ * the transport's conn-lost callback, registrar_stop() when the node starts
+ * to stop, registrar_free() at the end (before the location service).
  * Loop thread only. */
 #ifndef CASCADE_REGISTRAR_REGISTRAR_H
 #define CASCADE_REGISTRAR_REGISTRAR_H
@@ -27,14 +29,37 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/config.h"
+#include "base/timer.h"
 #include "registrar/location.h"
+#include "sip/local.h"
 #include "sip/msg.h"
 #include "transport/transport.h"
+#include "txn/txn.h"
+#include "ua/ua.h"
 
-struct worker;
-struct txn;
-struct api_server;
+struct auth_server;
+struct event_bus;
+struct users;
 struct registrar;
+
+/* What the registrar works with. The configs are copied; the rest is
+ * borrowed and must outlive the registrar. */
+struct registrar_deps {
+    const struct registrar_config *cfg;   /* [registrar] */
+    const struct auth_config *auth_cfg;   /* [auth] require_auth, match_user */
+    const struct sip_config *sip_cfg;     /* [sip] listen: which addresses are ours */
+    const struct sip_local *local;        /* domain, realm, host, ports, Server value */
+    struct location *location;            /* may be NULL here and given later (registrar_set_location) */
+    struct users *users;                  /* NULL: no user is known */
+    struct auth_server *auth;             /* nonces, digest verification, throttle */
+    struct event_bus *events;             /* NULL: no events */
+    struct ua *ua;                        /* To tags, NAT ping tags */
+    struct timer_service *timers;         /* the clock, the NAT ping timer */
+    const struct txn_admission *admission; /* overload: new registrations; NULL admits all */
+    ua_send_fn send;                      /* NAT pings: one datagram from our socket */
+    void *send_arg;
+};
 
 struct registrar_stats {
     uint64_t registers;        /* REGISTER requests taken */
@@ -46,9 +71,14 @@ struct registrar_stats {
     uint64_t locked_out;       /* 403 Too Many Failed Attempts ([auth] max_failures) */
 };
 
-/* NULL on allocation failure. Reads w->cfg; uses w->txn, w->auth,
- * w->users, w->location, w->events at request time. */
-struct registrar *registrar_new(struct worker *w);
+/* NULL on allocation failure. */
+struct registrar *registrar_new(const struct registrar_deps *d);
+/* The location service to work on (made with registrar_location_callbacks);
+ * applies [registrar] max_contacts to it. */
+void registrar_set_location(struct registrar *r, struct location *loc);
+/* The node is stopping: store commits that arrive from now on send nothing
+ * (the transport is going away). */
+void registrar_stop(struct registrar *r);
 /* Answers still waiting for a store commit are dropped (their callbacks,
  * when they come, only free). NULL is ignored. */
 void registrar_free(struct registrar *r);
@@ -62,14 +92,9 @@ int registrar_on_request(struct registrar *r, struct txn *st, const struct trans
  * keep_on_transport_loss, kept but flagged. */
 void registrar_on_conn_lost(struct registrar *r, uint64_t conn_id, const char *peer_text);
 
-/* Fills cb so that location changes publish events through w->events.
- * cb->arg is w. Safe to call before registrar_new. */
-void registrar_location_callbacks(struct worker *w, struct location_callbacks *cb);
-
-/* Adds GET /api/v1/registrations, DELETE /api/v1/registrations/{user},
- * GET/POST /api/v1/users, DELETE /api/v1/users/{name}
- * (routes_registrar.c). */
-void registrar_api_register(struct registrar *r, struct api_server *api);
+/* Fills cb so that location changes publish events (and reach the NAT
+ * pings). cb->arg is r. */
+void registrar_location_callbacks(struct registrar *r, struct location_callbacks *cb);
 
 void registrar_get_stats(const struct registrar *r, struct registrar_stats *out);
 /* 1 when rx (a response no transaction took) answers one of our NAT pings. */
@@ -82,7 +107,7 @@ void registrar_stats_json(const struct registrar *r, json_t *stats);
 /* Whether uri names this node: its host is [sip] domain (any port), or one
  * of our addresses (a listen address, the local host, or the address rx
  * arrived at) with, when check_port, one of our ports (absent = 5060). */
-bool registrar_uri_is_local(const struct worker *w, const struct sip_uri *uri, const struct transport_rx *rx,
+bool registrar_uri_is_local(struct registrar *r, const struct sip_uri *uri, const struct transport_rx *rx,
                             bool check_port);
 /* The location key of a SIP URI: its user part, unescaped (one domain per
  * node, so the host is not part of the key). Returns the length, or -1 when
@@ -91,7 +116,14 @@ int registrar_aor_key(const struct sip_uri *uri, char *out, size_t cap);
 /* Whether name is a provisioned user. */
 bool registrar_user_known(const struct registrar *r, str_t name);
 
-/* For routes_registrar.c. */
-struct worker *registrar_worker(const struct registrar *r);
+/* ---- for the API (src/api/routes_registrar.c) ---- */
+
+/* The location service (NULL before registrar_set_location), the users
+ * table (may be NULL) and who we are. */
+struct location *registrar_location(const struct registrar *r);
+struct users *registrar_users(const struct registrar *r);
+const struct sip_local *registrar_local(const struct registrar *r);
+/* Now on the clock binding expiries are kept on (ms). */
+uint64_t registrar_now(const struct registrar *r);
 
 #endif

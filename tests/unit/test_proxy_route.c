@@ -280,7 +280,22 @@ static bool local(const struct worker *w, const char *uri, bool check_port)
 {
     struct sip_uri u;
     if (sip_uri_parse(str_from_cstr(uri), &u) != 0) fail_msg("uri %s", uri);
-    return registrar_uri_is_local(w, &u, NULL, check_port);
+    /* The registrar keeps a copy of [sip] and who we are: one per question. */
+    struct timer_service ts;
+    timer_service_init(&ts);
+    struct sip_local l = {.udp_port = w->local_udp_port, .tcp_port = w->local_tcp_port};
+    snprintf(l.domain, sizeof(l.domain), "%s", w->cfg.sip.domain);
+    snprintf(l.realm, sizeof(l.realm), "%s", w->cfg.sip.domain);
+    snprintf(l.host, sizeof(l.host), "%s", w->local_host);
+    struct registrar_config rc = w->cfg.registrar;
+    rc.nat_ping_interval_s = 0;
+    struct registrar_deps d = {.cfg = &rc, .auth_cfg = &w->cfg.auth, .sip_cfg = &w->cfg.sip, .local = &l, .timers = &ts};
+    struct registrar *r = registrar_new(&d);
+    assert_non_null(r);
+    bool yes = registrar_uri_is_local(r, &u, NULL, check_port);
+    registrar_free(r);
+    timer_service_free(&ts);
+    return yes;
 }
 
 /* Which Request-URIs name this node (issue 9): the domain and every listen
