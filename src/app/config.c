@@ -41,3 +41,13 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errcap)
 {
     return config_schema_load(&config_schema, cfg, path, err, errcap);
 }
+
+int config_parse_listen(struct config *cfg, const char *value)
+{
+    return config_parse_listens(cfg->sip.listen, &cfg->sip.listen_count, CONFIG_MAX_LISTEN, value);
+}
+
+int config_parse_trusted(struct config *cfg, const char *value)
+{
+    return config_parse_cidrs(cfg->proxy.trusted, &cfg->proxy.trusted_count, CONFIG_MAX_TRUSTED, value);
+}

@@ -31,5 +31,9 @@ void config_init(struct config *cfg);
 /* Returns 0, or -1 with the errors, one a line, in err (file unreadable,
  * unknown section or key, bad value). */
 int config_load(struct config *cfg, const char *path, char *err, size_t errcap);
+/* "udp:127.0.0.1:5060, tcp:127.0.0.1:5060" into cfg->sip.listen: 0, or -1. */
+int config_parse_listen(struct config *cfg, const char *value);
+/* "ip[/bits], ..." into cfg->proxy.trusted: 0, or -1 on a bad entry or too many. */
+int config_parse_trusted(struct config *cfg, const char *value);
 
 #endif

@@ -50,7 +50,7 @@ static int parse_hostport(const char *s, char *host, size_t hostcap, uint16_t *p
     return 0;
 }
 
-int config_parse_listen(struct config_listen *list, int *count, int max, const char *value)
+int config_parse_listens(struct config_listen *list, int *count, int max, const char *value)
 {
     char buf[1024];
     COPY(buf, value);
@@ -165,7 +165,7 @@ int config_key_parse(const struct config_key *k, void *sec, const char *v)
         store_number(k, sec, n);
         return 0;
     case CONFIG_LISTEN:
-        return config_parse_listen(field(sec, k->offset), field(sec, k->offset2),
+        return config_parse_listens(field(sec, k->offset), field(sec, k->offset2),
                                    (int)(k->size / sizeof(struct config_listen)), v);
     case CONFIG_CIDR:
         return config_parse_cidrs(field(sec, k->offset), field(sec, k->offset2),

@@ -234,7 +234,7 @@ void config_schema_print(const struct config_schema *s, enum config_format f, FI
 /* ---- value parsers with logic of their own */
 
 /* "udp:127.0.0.1:5060, tcp:[::1]:5060" into list (at most max): 0, or -1. */
-int config_parse_listen(struct config_listen *list, int *count, int max, const char *value);
+int config_parse_listens(struct config_listen *list, int *count, int max, const char *value);
 /* "ip[/bits], ..." into list (at most max): 0, or -1 on a bad entry or too many. */
 int config_parse_cidrs(struct config_cidr *list, int *count, int max, const char *value);
 /* Whether sa (AF_INET/AF_INET6) falls in one of the n blocks. */
