@@ -84,14 +84,14 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    if (check_only) {
-        printf("cascade: %s: configuration ok\n", conf ? conf : "(embedded defaults)");
-        return 0;
-    }
     int lv = log_level_from_name(level ? level : w.cfg.log.level);
     if (lv < 0) {
         fprintf(stderr, "cascade: unknown log level\n");
         return 2;
+    }
+    if (check_only) {
+        printf("cascade: %s: configuration ok\n", conf ? conf : "(embedded defaults)");
+        return 0;
     }
     log_set_level((enum log_level)lv);
     signal(SIGPIPE, SIG_IGN);
