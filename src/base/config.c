@@ -305,6 +305,7 @@ static char *read_line(char *str, int num, void *stream)
     if (!fgets(str, num, c->f)) return NULL;
     c->line++;
     const char *p = str;
+    if (c->line == 1 && !strncmp(p, "\xEF\xBB\xBF", 3)) p += 3;   /* a UTF-8 BOM, as inih skips it */
     while (isspace((unsigned char)*p)) p++;
     if (*p == '[') {
         const char *end = strchr(p + 1, ']'), *id;
@@ -321,8 +322,13 @@ static int on_key(void *user, const char *section, const char *name, const char 
 {
     struct load_ctx *c = user;
     const char *id;
-    if (c->skip) return 1;
+    if (c->skip || !name) return 1;      /* !name: a new section, when inih reports those */
     const struct config_binding *b = binding_for(c, section, &id);
+    if (!b && section[0]) {              /* a header read_line did not see */
+        add_error(c, c->line, "unknown section [%s]", section);
+        c->skip = true;
+        return 1;
+    }
     if (!b) {                            /* keys before any section */
         add_error(c, c->line, "%s: key outside a section", name);
         return 1;

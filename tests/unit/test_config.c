@@ -298,6 +298,17 @@ static void test_unknown_section_names_line(void **state)
     assert_int_equal(error_lines(), 2);              /* not one more per key inside */
 }
 
+/* A file saved with a UTF-8 byte order mark: its first header is still read. */
+static void test_byte_order_mark(void **state)
+{
+    (void)state;
+    assert_int_equal(load("\xEF\xBB\xBF[sip]\ndomain = bom.test\n"), 0);
+    assert_string_equal(cfg.sip.domain, "bom.test");
+    assert_int_equal(load("\xEF\xBB\xBF[sipp]\ndomain = bom.test\n"), -1);
+    assert_true(has_error(1, "unknown section [sipp]"));
+    assert_int_equal(error_lines(), 1);
+}
+
 static void test_key_outside_a_section(void **state)
 {
     (void)state;
@@ -479,6 +490,7 @@ int main(void)
         cmocka_unit_test(test_port_range),
         cmocka_unit_test(test_unknown_key_names_file_and_line),
         cmocka_unit_test(test_unknown_section_names_line),
+        cmocka_unit_test(test_byte_order_mark),
         cmocka_unit_test(test_key_outside_a_section),
         cmocka_unit_test(test_syntax_error_line),
         cmocka_unit_test(test_every_error_is_reported),
