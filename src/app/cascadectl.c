@@ -26,7 +26,7 @@
 
 #include "events/httpc.h"
 #include "api/wsclient.h"
-#include "base/config.h"
+#include "app/config.h"
 #include "base/log.h"
 #include "base/sbuf.h"
 

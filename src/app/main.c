@@ -1,13 +1,17 @@
 /* main.c — the cascade daemon: `cascade [-c FILE] [-l LEVEL]` serves;
+ * `cascade -t -c FILE` checks a config and exits; `cascade --help-config[=ini]`
+ * prints every key from the key tables (=ini: cascade.ini.example);
  * `cascade parse FILE...` checks SIP messages in files (see parse_cmd.h). */
 #include <getopt.h>
 #include <libxml/parser.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
 
+#include "app/config.h"
 #include "app/parse_cmd.h"
 #include "app/worker.h"
 #include "base/log.h"
@@ -16,9 +20,33 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: cascade [-c FILE] [-l error|warn|info|debug]\n"
+            "       cascade -t [-c FILE]          check the config and exit (0: good, 1: errors)\n"
+            "       cascade --help-config[=ini]   every config key (=ini: as an example file)\n"
             "       cascade parse FILE...\n"
             "Serves SIP (registrar, proxy, GB/T 28181) with the config in FILE, or with the\n"
             "embedded defaults (UDP and TCP on 127.0.0.1:5060, database ./cascade.db).\n");
+}
+
+/* Prints the errors of config_load, one a line. */
+static void print_errors(const char *err)
+{
+    for (const char *p = err; *p;) {
+        const char *nl = strchr(p, '\n');
+        int len = nl ? (int)(nl - p) : (int)strlen(p);
+        fprintf(stderr, "cascade: %.*s\n", len, p);
+        p += len + (nl != NULL);
+    }
+}
+
+static int help_config(const char *format)
+{
+    if (!format || !strcmp(format, "help")) config_schema_print(&config_schema, CONFIG_FORMAT_HELP, stdout);
+    else if (!strcmp(format, "ini")) config_schema_print(&config_schema, CONFIG_FORMAT_INI, stdout);
+    else {
+        fprintf(stderr, "cascade: --help-config=%s: ini or help\n", format);
+        return 2;
+    }
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -26,14 +54,18 @@ int main(int argc, char **argv)
     if (argc > 1 && strcmp(argv[1], "parse") == 0) return parse_cmd_main(argc - 1, argv + 1);
 
     const char *conf = NULL, *level = NULL;
+    bool check_only = false;
     int opt;
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'}, {"log-level", required_argument, NULL, 'l'},
-        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    while ((opt = getopt_long(argc, argv, "c:l:h", longopts, NULL)) != -1) {
+        {"help", no_argument, NULL, 'h'}, {"test-config", no_argument, NULL, 't'},
+        {"help-config", optional_argument, NULL, 'H'}, {NULL, 0, NULL, 0}};
+    while ((opt = getopt_long(argc, argv, "c:l:ht", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c': conf = optarg; break;
         case 'l': level = optarg; break;
+        case 't': check_only = true; break;
+        case 'H': return help_config(optarg);
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -46,9 +78,9 @@ int main(int argc, char **argv)
     static struct worker w;
     config_init(&w.cfg);
     if (conf) {
-        char err[512];
+        char err[8192];
         if (config_load(&w.cfg, conf, err, sizeof(err)) < 0) {
-            fprintf(stderr, "cascade: %s\n", err);
+            print_errors(err);
             return 1;
         }
     }
@@ -56,6 +88,10 @@ int main(int argc, char **argv)
     if (lv < 0) {
         fprintf(stderr, "cascade: unknown log level\n");
         return 2;
+    }
+    if (check_only) {
+        printf("cascade: %s: configuration ok\n", conf ? conf : "(embedded defaults)");
+        return 0;
     }
     log_set_level((enum log_level)lv);
     signal(SIGPIPE, SIG_IGN);

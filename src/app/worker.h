@@ -17,7 +17,7 @@
 #include <jansson.h>
 #include <uv.h>
 
-#include "base/config.h"
+#include "app/config.h"
 #include "base/overload.h"
 #include "base/timer.h"
 #include "registrar/digest_check.h"

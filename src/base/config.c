@@ -1,77 +1,18 @@
-/* config.c — defaults and INI loading (see config.h). */
+/* config.c — the table-driven INI loader (see config.h). */
 #include "base/config.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
+#include <stdarg.h>
 
 #include <ini.h>
 
-#include "base/log.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #define COPY(dst, src) snprintf((dst), sizeof(dst), "%s", (src))
-
-void config_init(struct config *cfg)
-{
-    memset(cfg, 0, sizeof(*cfg));
-    config_parse_listen(cfg, "udp:127.0.0.1:5060, tcp:127.0.0.1:5060");
-    COPY(cfg->sip.domain, "127.0.0.1");
-    cfg->sip.t1_ms = 500;
-    cfg->sip.t2_ms = 4000;
-    cfg->sip.t4_ms = 5000;
-    cfg->sip.max_message_bytes = 65536;
-    cfg->sip.tcp_idle_timeout_s = 3600;
-    cfg->sip.tcp_max_connections = 10000;
-    cfg->sip.tcp_max_per_ip = 256;
-    cfg->sip.tcp_message_timeout_s = 10;
-    cfg->sip.tcp_first_message_timeout_s = 30;
-    COPY(cfg->sip.user_agent, "cascade");
-    cfg->sip.max_server_transactions = 100000;
-    cfg->registrar.min_expires = 60;
-    cfg->registrar.max_expires = 7200;
-    cfg->registrar.default_expires = 3600;
-    COPY(cfg->auth.realm, "");
-    cfg->auth.require_auth = true;
-    cfg->auth.match_user = true;
-    COPY(cfg->auth.algorithm, "MD5");
-    cfg->auth.nonce_ttl_s = 300;
-    cfg->auth.nonce_ttl_noqop_s = 30;
-    cfg->auth.nonce_max_uses = 100;
-    cfg->auth.max_failures = 10;
-    cfg->auth.max_failures_user = 50;
-    cfg->auth.failure_window_s = 60;
-    cfg->auth.lockout_s = 60;
-    COPY(cfg->proxy.mode, "proxy");
-    cfg->registrar.nat_ping_interval_s = 30;
-    cfg->registrar.nat_ping_max_lost = 3;
-    cfg->proxy.allow_foreign = false;
-    cfg->proxy.authenticate = true;
-    cfg->proxy.invite_timeout_s = 180;
-    cfg->registrar.max_contacts = 10;
-    cfg->proxy.non_invite_timeout_ms = 0;
-    cfg->proxy.pike_limit = 30;
-    cfg->proxy.pike_window_s = 2;
-    COPY(cfg->store.path, "./cascade.db");
-    COPY(cfg->api.listen, "127.0.0.1:8080");
-    cfg->events.ring_size = 4096;
-    COPY(cfg->log.level, "info");
-    cfg->gb.enabled = false;
-    COPY(cfg->gb.id, "34020000002000000001");
-    COPY(cfg->gb.domain, "3402000000");
-    COPY(cfg->gb.password, "12345678");
-    cfg->gb.keepalive_interval = 60;
-    cfg->gb.keepalive_misses = 3;
-    COPY(cfg->gb.charset, "GB2312");
-    COPY(cfg->gb.media_ip, "127.0.0.1");
-    cfg->gb.media_port_min = 30000;
-    cfg->gb.media_port_max = 30999;
-    cfg->gb.catalog_on_register = true;
-    cfg->gb.catalog_concurrency = 32;
-    overload_config_default(&cfg->overload);
-    cfg->gb.qop = false;
-}
 
 static int parse_bool(const char *v, bool *out)
 {
@@ -109,43 +50,43 @@ static int parse_hostport(const char *s, char *host, size_t hostcap, uint16_t *p
     return 0;
 }
 
-int config_parse_listen(struct config *cfg, const char *value)
+int config_parse_listens(struct config_listen *list, int *count, int max, const char *value)
 {
     char buf[1024];
     COPY(buf, value);
-    cfg->sip.listen_count = 0;
+    *count = 0;
     char *save = NULL;
     for (char *tok = strtok_r(buf, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
-        if (cfg->sip.listen_count == CONFIG_MAX_LISTEN) return -1;
-        struct config_listen *l = &cfg->sip.listen[cfg->sip.listen_count];
+        if (*count == max) return -1;
+        struct config_listen *l = &list[*count];
         if (!strncasecmp(tok, "udp:", 4)) l->transport = CONFIG_TRANSPORT_UDP;
         else if (!strncasecmp(tok, "tcp:", 4)) l->transport = CONFIG_TRANSPORT_TCP;
         else return -1;
         if (parse_hostport(tok + 4, l->host, sizeof(l->host), &l->port)) return -1;
-        cfg->sip.listen_count++;
+        (*count)++;
     }
-    return cfg->sip.listen_count ? 0 : -1;
+    return *count ? 0 : -1;
 }
 
-int config_parse_trusted(struct config *cfg, const char *value)
+int config_parse_cidrs(struct config_cidr *list, int *count, int max, const char *value)
 {
     char buf[2048];
     COPY(buf, value);
-    cfg->proxy.trusted_count = 0;
+    *count = 0;
     char *save = NULL;
     for (char *tok = strtok_r(buf, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
-        if (cfg->proxy.trusted_count == CONFIG_MAX_TRUSTED) return -1;
-        struct config_cidr *c = &cfg->proxy.trusted[cfg->proxy.trusted_count];
+        if (*count == max) return -1;
+        struct config_cidr *c = &list[*count];
         memset(c, 0, sizeof(*c));
         char *slash = strchr(tok, '/');
         if (slash) *slash = '\0';
         if (inet_pton(AF_INET, tok, c->addr) == 1) c->family = AF_INET;
         else if (inet_pton(AF_INET6, tok, c->addr) == 1) c->family = AF_INET6;
         else return -1;
-        long max = c->family == AF_INET ? 32 : 128, bits = max;
-        if (slash && parse_int(slash + 1, 0, max, &bits)) return -1;
+        long max_bits = c->family == AF_INET ? 32 : 128, bits = max_bits;
+        if (slash && parse_int(slash + 1, 0, max_bits, &bits)) return -1;
         c->bits = (uint8_t)bits;
-        cfg->proxy.trusted_count++;
+        (*count)++;
     }
     return 0;
 }
@@ -167,186 +108,348 @@ bool config_cidr_match(const struct config_cidr *list, int n, const struct socka
     return false;
 }
 
-struct load_ctx {
-    struct config *cfg;
-    char *err;
-    size_t errcap;
-};
+/* ---- one key */
 
-static struct config_upstream *upstream_for(struct config *cfg, const char *id)
+static void *field(void *sec, size_t offset) { return (char *)sec + offset; }
+
+static void store_number(const struct config_key *k, void *sec, long n)
 {
-    for (int i = 0; i < cfg->upstream_count; i++)
-        if (!strcmp(cfg->upstreams[i].id, id)) return &cfg->upstreams[i];
-    if (cfg->upstream_count == CONFIG_MAX_UPSTREAMS) return NULL;
-    struct config_upstream *u = &cfg->upstreams[cfg->upstream_count++];
-    memset(u, 0, sizeof(*u));
-    COPY(u->id, id);
-    u->port = 5060;
-    u->transport = CONFIG_TRANSPORT_UDP;
-    u->expires = 3600;
-    u->keepalive_interval = 60;
-    u->keepalive_misses = 3;
-    COPY(u->charset, "GB2312");
-    u->enabled = true;
-    u->catalog_items = 4;
-    return u;
+    void *f = field(sec, k->offset);
+    switch (k->size) {
+    case 1: *(uint8_t *)f = (uint8_t)n; break;
+    case 2: *(uint16_t *)f = (uint16_t)n; break;
+    case 8: *(int64_t *)f = (int64_t)n; break;
+    default:
+        if (k->type == CONFIG_UINT) *(uint32_t *)f = (uint32_t)n;
+        else *(int *)f = (int)n;
+    }
 }
 
-#define KEY(sec, key) (!strcmp(section, sec) && !strcmp(name, key))
+static int value_index(const char *const *values, const char *v)
+{
+    for (int i = 0; values[i]; i++)
+        if (!strcasecmp(values[i], v)) return i;
+    return -1;
+}
+
+static int parse_port_range(const struct config_key *k, void *sec, const char *v)
+{
+    char tmp[64];
+    long lo, hi;
+    COPY(tmp, v);
+    char *dash = strchr(tmp, '-');
+    if (!dash) return -1;
+    *dash = 0;
+    if (parse_int(tmp, k->min, k->max, &lo) || parse_int(dash + 1, k->min, k->max, &hi) || lo > hi) return -1;
+    *(uint16_t *)field(sec, k->offset) = (uint16_t)lo;
+    *(uint16_t *)field(sec, k->offset2) = (uint16_t)hi;
+    return 0;
+}
+
+int config_key_parse(const struct config_key *k, void *sec, const char *v)
+{
+    long n;
+    switch (k->type) {
+    case CONFIG_BOOL: return parse_bool(v, (bool *)field(sec, k->offset));
+    case CONFIG_INT:
+    case CONFIG_UINT:
+        if (parse_int(v, (long)k->min, (long)k->max, &n)) return -1;
+        store_number(k, sec, n);
+        return 0;
+    case CONFIG_STRING:
+        if (k->values && value_index(k->values, v) < 0) return -1;
+        snprintf(field(sec, k->offset), k->size, "%s", v);
+        return 0;
+    case CONFIG_ENUM:
+        if ((n = value_index(k->values, v)) < 0) return -1;
+        store_number(k, sec, n);
+        return 0;
+    case CONFIG_LISTEN:
+        return config_parse_listens(field(sec, k->offset), field(sec, k->offset2),
+                                   (int)(k->size / sizeof(struct config_listen)), v);
+    case CONFIG_CIDR:
+        return config_parse_cidrs(field(sec, k->offset), field(sec, k->offset2),
+                                  (int)(k->size / sizeof(struct config_cidr)), v);
+    case CONFIG_PORT_RANGE: return parse_port_range(k, sec, v);
+    }
+    return -1;
+}
+
+static void join_values(const char *const *values, char *out, size_t cap)
+{
+    size_t len = 0;
+    out[0] = 0;
+    for (int i = 0; values[i] && len < cap; i++)
+        len += (size_t)snprintf(out + len, cap - len, "%s%s", i ? "|" : "", values[i]);
+}
+
+void config_key_describe(const struct config_key *k, char *out, size_t cap)
+{
+    switch (k->type) {
+    case CONFIG_BOOL: snprintf(out, cap, "yes|no"); break;
+    case CONFIG_INT:
+    case CONFIG_UINT: snprintf(out, cap, "integer %lld..%lld", k->min, k->max); break;
+    case CONFIG_STRING:
+    case CONFIG_ENUM:
+        if (k->values) join_values(k->values, out, cap);
+        else snprintf(out, cap, "string, up to %zu bytes", k->size - 1);
+        break;
+    case CONFIG_LISTEN:
+        snprintf(out, cap, "udp|tcp:host:port, ... (1 to %zu)", k->size / sizeof(struct config_listen));
+        break;
+    case CONFIG_CIDR:
+        snprintf(out, cap, "ip[/bits], ... (up to %zu)", k->size / sizeof(struct config_cidr));
+        break;
+    case CONFIG_PORT_RANGE: snprintf(out, cap, "low-high, ports %lld..%lld", k->min, k->max); break;
+    }
+}
+
+/* ---- defaults */
+
+static const struct config_key *find_key(const struct config_section *s, const char *name)
+{
+    for (size_t i = 0; i < s->nkeys; i++)
+        if (!strcmp(s->keys[i].name, name)) return &s->keys[i];
+    return NULL;
+}
+
+static void section_defaults(const struct config_section *s, void *sec)
+{
+    for (size_t i = 0; i < s->nkeys; i++) {
+        const struct config_key *k = &s->keys[i];
+        /* An empty listen list is no default: the key then starts empty. */
+        if (config_key_parse(k, sec, k->def) < 0 && k->def[0]) {
+            fprintf(stderr, "config: [%s] %s: the default '%s' does not parse\n", s->name, k->name, k->def);
+            abort();                     /* a broken table: caught by test_config */
+        }
+    }
+}
+
+void config_schema_defaults(const struct config_schema *s, void *agg)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        const struct config_binding *b = &s->bindings[i];
+        if (b->stride) *(int *)field(agg, b->count_offset) = 0;
+        else section_defaults(b->section, field(agg, b->offset));
+    }
+}
+
+/* ---- loading a file */
+
+struct load_ctx {
+    const struct config_schema *schema;
+    void *agg;
+    const char *path;
+    FILE *f;
+    int line;                            /* the line inih is on */
+    bool skip;                           /* in an unknown section (reported at its header) */
+    int errors;
+    char *err;
+    size_t errcap, errlen;
+};
+
+static void add_error(struct load_ctx *c, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void add_error(struct load_ctx *c, int line, const char *fmt, ...)
+{
+    char msg[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    c->errors++;
+    if (c->errlen + 1 >= c->errcap) return;
+    int n = line > 0 ? snprintf(c->err + c->errlen, c->errcap - c->errlen, "%s%s:%d: %s", c->errlen ? "\n" : "", c->path, line, msg)
+                     : snprintf(c->err + c->errlen, c->errcap - c->errlen, "%s%s: %s", c->errlen ? "\n" : "", c->path, msg);
+    c->errlen += (size_t)n;
+    if (c->errlen >= c->errcap) c->errlen = c->errcap - 1;
+}
+
+/* The binding for a section name as written: "sip", or "upstream:<id>" (*id set). */
+static const struct config_binding *binding_for(const struct load_ctx *c, const char *name, const char **id)
+{
+    *id = NULL;
+    for (size_t i = 0; i < c->schema->n; i++) {
+        const struct config_binding *b = &c->schema->bindings[i];
+        size_t len = strlen(b->section->name);
+        if (!b->stride && !strcmp(name, b->section->name)) return b;
+        if (b->stride && !strncmp(name, b->section->name, len) && name[len] == ':') {
+            *id = name + len + 1;
+            return b;
+        }
+    }
+    return NULL;
+}
+
+/* An instance of an instanced section by id, made (with the defaults) on first use. */
+static void *instance_for(struct load_ctx *c, const struct config_binding *b, const char *id)
+{
+    int *count = field(c->agg, b->count_offset);
+    const struct config_section *s = b->section;
+    for (int i = 0; i < *count; i++) {
+        char *inst = (char *)c->agg + b->offset + (size_t)i * b->stride;
+        if (!strcmp(inst + s->id_offset, id)) return inst;
+    }
+    if (*count == b->max) return NULL;
+    char *inst = (char *)c->agg + b->offset + (size_t)(*count)++ * b->stride;
+    memset(inst, 0, b->stride);
+    section_defaults(s, inst);
+    snprintf(inst + s->id_offset, s->id_size, "%s", id);
+    return inst;
+}
+
+/* inih reads a line at a time through this: count lines and look at section
+ * headers, which inih does not report for a section without keys. */
+static char *read_line(char *str, int num, void *stream)
+{
+    struct load_ctx *c = stream;
+    if (!fgets(str, num, c->f)) return NULL;
+    c->line++;
+    const char *p = str;
+    if (c->line == 1 && !strncmp(p, "\xEF\xBB\xBF", 3)) p += 3;   /* a UTF-8 BOM, as inih skips it */
+    while (isspace((unsigned char)*p)) p++;
+    if (*p == '[') {
+        const char *end = strchr(p + 1, ']'), *id;
+        if (!end) return str;           /* inih reports the syntax error */
+        char name[256];
+        snprintf(name, sizeof(name), "%.*s", (int)(end - p - 1), p + 1);
+        c->skip = !binding_for(c, name, &id);
+        if (c->skip) add_error(c, c->line, "unknown section [%s]", name);
+    }
+    return str;
+}
 
 static int on_key(void *user, const char *section, const char *name, const char *v)
 {
-    struct load_ctx *ctx = user;
-    struct config *c = ctx->cfg;
-    long n;
-    bool b;
-    int bad = 0;
-
-    if (!strncmp(section, "upstream:", 9)) {
-        struct config_upstream *u = upstream_for(c, section + 9);
-        if (!u) bad = 1;
-        else if (!strcmp(name, "host")) COPY(u->host, v);
-        else if (!strcmp(name, "port")) { if (!(bad = parse_int(v, 1, 65535, &n))) u->port = (uint16_t)n; }
-        else if (!strcmp(name, "transport")) {
-            if (!strcasecmp(v, "udp")) u->transport = CONFIG_TRANSPORT_UDP;
-            else if (!strcasecmp(v, "tcp")) u->transport = CONFIG_TRANSPORT_TCP;
-            else bad = 1;
-        }
-        else if (!strcmp(name, "domain")) COPY(u->domain, v);
-        else if (!strcmp(name, "password")) COPY(u->password, v);
-        else if (!strcmp(name, "expires")) { if (!(bad = parse_int(v, 0, 86400, &n))) u->expires = (int)n; }
-        else if (!strcmp(name, "keepalive_interval")) { if (!(bad = parse_int(v, 1, 3600, &n))) u->keepalive_interval = (int)n; }
-        else if (!strcmp(name, "keepalive_misses")) { if (!(bad = parse_int(v, 1, 100, &n))) u->keepalive_misses = (int)n; }
-        else if (!strcmp(name, "charset")) COPY(u->charset, v);
-        else if (!strcmp(name, "enabled")) { if (!(bad = parse_bool(v, &b))) u->enabled = b; }
-        else if (!strcmp(name, "catalog_items")) { if (!(bad = parse_int(v, 1, 64, &n))) u->catalog_items = (int)n; }
-        else goto unknown;
+    struct load_ctx *c = user;
+    const char *id;
+    if (c->skip || !name) return 1;      /* !name: a new section, when inih reports those */
+    const struct config_binding *b = binding_for(c, section, &id);
+    if (!b && section[0]) {              /* a header read_line did not see */
+        add_error(c, c->line, "unknown section [%s]", section);
+        c->skip = true;
+        return 1;
     }
-    else if (KEY("sip", "listen")) bad = config_parse_listen(c, v);
-    else if (KEY("sip", "domain")) COPY(c->sip.domain, v);
-    else if (KEY("sip", "t1_ms")) { if (!(bad = parse_int(v, 1, 60000, &n))) c->sip.t1_ms = (uint32_t)n; }
-    else if (KEY("sip", "t2_ms")) { if (!(bad = parse_int(v, 1, 600000, &n))) c->sip.t2_ms = (uint32_t)n; }
-    else if (KEY("sip", "t4_ms")) { if (!(bad = parse_int(v, 1, 600000, &n))) c->sip.t4_ms = (uint32_t)n; }
-    else if (KEY("sip", "max_message_bytes")) { if (!(bad = parse_int(v, 1024, 16 << 20, &n))) c->sip.max_message_bytes = (uint32_t)n; }
-    else if (KEY("sip", "tcp_idle_timeout")) { if (!(bad = parse_int(v, 1, 86400 * 7, &n))) c->sip.tcp_idle_timeout_s = (uint32_t)n; }
-    else if (KEY("sip", "tcp_max_connections")) { if (!(bad = parse_int(v, 1, 1 << 24, &n))) c->sip.tcp_max_connections = (uint32_t)n; }
-    else if (KEY("sip", "tcp_max_per_ip")) { if (!(bad = parse_int(v, 1, 1 << 24, &n))) c->sip.tcp_max_per_ip = (uint32_t)n; }
-    else if (KEY("sip", "tcp_message_timeout")) { if (!(bad = parse_int(v, 1, 3600, &n))) c->sip.tcp_message_timeout_s = (uint32_t)n; }
-    else if (KEY("sip", "tcp_first_message_timeout")) { if (!(bad = parse_int(v, 1, 86400, &n))) c->sip.tcp_first_message_timeout_s = (uint32_t)n; }
-    else if (KEY("sip", "user_agent")) COPY(c->sip.user_agent, v);
-    else if (KEY("sip", "max_server_transactions")) { if (!(bad = parse_int(v, 1, 100000000, &n))) c->sip.max_server_transactions = (uint32_t)n; }
-    else if (KEY("registrar", "min_expires")) { if (!(bad = parse_int(v, 0, 86400 * 30, &n))) c->registrar.min_expires = (int)n; }
-    else if (KEY("registrar", "max_expires")) { if (!(bad = parse_int(v, 1, 86400 * 30, &n))) c->registrar.max_expires = (int)n; }
-    else if (KEY("registrar", "default_expires")) { if (!(bad = parse_int(v, 1, 86400 * 30, &n))) c->registrar.default_expires = (int)n; }
-    else if (KEY("registrar", "keep_on_transport_loss")) { if (!(bad = parse_bool(v, &b))) c->registrar.keep_on_transport_loss = b; }
-    else if (KEY("auth", "realm")) COPY(c->auth.realm, v);
-    else if (KEY("auth", "require_auth")) { if (!(bad = parse_bool(v, &b))) c->auth.require_auth = b; }
-    else if (KEY("auth", "match_user")) { if (!(bad = parse_bool(v, &b))) c->auth.match_user = b; }
-    else if (KEY("auth", "algorithm")) {
-        if (strcasecmp(v, "MD5") && strcasecmp(v, "SHA-256") && strcasecmp(v, "both")) bad = 1;
-        else COPY(c->auth.algorithm, v);
+    if (!b) {                            /* keys before any section */
+        add_error(c, c->line, "%s: key outside a section", name);
+        return 1;
     }
-    else if (KEY("auth", "nonce_ttl")) { if (!(bad = parse_int(v, 5, 86400, &n))) c->auth.nonce_ttl_s = (int)n; }
-    else if (KEY("auth", "nonce_ttl_noqop")) { if (!(bad = parse_int(v, 5, 86400, &n))) c->auth.nonce_ttl_noqop_s = (int)n; }
-    else if (KEY("auth", "nonce_max_uses")) { if (!(bad = parse_int(v, 0, 65535, &n))) c->auth.nonce_max_uses = (int)n; }
-    else if (KEY("auth", "max_failures")) { if (!(bad = parse_int(v, 0, 1000000, &n))) c->auth.max_failures = (int)n; }
-    else if (KEY("auth", "max_failures_user")) { if (!(bad = parse_int(v, 0, 1000000, &n))) c->auth.max_failures_user = (int)n; }
-    else if (KEY("auth", "failure_window")) { if (!(bad = parse_int(v, 1, 86400, &n))) c->auth.failure_window_s = (int)n; }
-    else if (KEY("auth", "lockout")) { if (!(bad = parse_int(v, 1, 86400, &n))) c->auth.lockout_s = (int)n; }
-    else if (KEY("proxy", "mode")) {
-        if (strcasecmp(v, "proxy") && strcasecmp(v, "redirect")) bad = 1;
-        else COPY(c->proxy.mode, v);
+    const struct config_key *k = find_key(b->section, name);
+    if (!k) {
+        add_error(c, c->line, "[%s] %s: unknown key", section, name);
+        return 1;
     }
-    else if (KEY("registrar", "nat_ping_max_lost")) { if (!(bad = parse_int(v, 0, 1000, &n))) c->registrar.nat_ping_max_lost = (int)n; }
-    else if (KEY("registrar", "nat_ping_interval")) { if (!(bad = parse_int(v, 0, 3600, &n))) c->registrar.nat_ping_interval_s = n; }
-    else if (KEY("proxy", "allow_foreign")) { if (!(bad = parse_bool(v, &b))) c->proxy.allow_foreign = b; }
-    else if (KEY("proxy", "authenticate")) { if (!(bad = parse_bool(v, &b))) c->proxy.authenticate = b; }
-    else if (KEY("proxy", "trusted")) bad = config_parse_trusted(c, v);
-    else if (KEY("proxy", "invite_timeout")) { if (!(bad = parse_int(v, 1, 3600, &n))) c->proxy.invite_timeout_s = (uint32_t)n; }
-    else if (KEY("registrar", "max_contacts")) { if (!(bad = parse_int(v, 0, 256, &n))) c->registrar.max_contacts = (int)n; }
-    else if (KEY("proxy", "non_invite_timeout_ms")) { if (!(bad = parse_int(v, 0, 3600000, &n))) c->proxy.non_invite_timeout_ms = (uint32_t)n; }
-    else if (KEY("proxy", "pike_limit")) { if (!(bad = parse_int(v, 0, 1000000, &n))) c->proxy.pike_limit = (uint32_t)n; }
-    else if (KEY("proxy", "pike_window")) { if (!(bad = parse_int(v, 1, 3600, &n))) c->proxy.pike_window_s = (uint32_t)n; }
-    else if (KEY("store", "path")) COPY(c->store.path, v);
-    else if (KEY("store", "commit_window_ms")) { if (!(bad = parse_int(v, 0, 1000, &n))) c->store.commit_window_ms = (uint32_t)n; }
-    else if (KEY("api", "listen")) COPY(c->api.listen, v);
-    else if (KEY("api", "token")) COPY(c->api.token, v);
-    else if (KEY("events", "webhook")) COPY(c->events.webhook, v);
-    else if (KEY("events", "ring_size")) { if (!(bad = parse_int(v, 16, 1 << 22, &n))) c->events.ring_size = (int)n; }
-    else if (KEY("log", "level")) { if (log_level_from_name(v) >= 0) COPY(c->log.level, v); else bad = 1; }
-    else if (KEY("gb", "enabled")) { if (!(bad = parse_bool(v, &b))) c->gb.enabled = b; }
-    else if (KEY("gb", "id")) COPY(c->gb.id, v);
-    else if (KEY("gb", "domain")) COPY(c->gb.domain, v);
-    else if (KEY("gb", "password")) COPY(c->gb.password, v);
-    else if (KEY("gb", "allow_unknown")) { if (!(bad = parse_bool(v, &b))) c->gb.allow_unknown = b; }
-    else if (KEY("gb", "keepalive_interval")) { if (!(bad = parse_int(v, 1, 3600, &n))) c->gb.keepalive_interval = (int)n; }
-    else if (KEY("gb", "keepalive_misses")) { if (!(bad = parse_int(v, 1, 100, &n))) c->gb.keepalive_misses = (int)n; }
-    else if (KEY("gb", "charset")) COPY(c->gb.charset, v);
-    else if (KEY("gb", "media_ip")) COPY(c->gb.media_ip, v);
-    else if (KEY("gb", "media_ports")) {
-        long lo, hi;
-        char tmp[64];
-        COPY(tmp, v);
-        char *dash = strchr(tmp, '-');
-        if (!dash) bad = 1;
-        else {
-            *dash = 0;
-            bad = parse_int(tmp, 1, 65535, &lo) || parse_int(dash + 1, 1, 65535, &hi) || lo > hi;
-            if (!bad) { c->gb.media_port_min = (uint16_t)lo; c->gb.media_port_max = (uint16_t)hi; }
-        }
+    void *sec = b->stride ? instance_for(c, b, id) : field(c->agg, b->offset);
+    if (!sec) {
+        add_error(c, c->line, "[%s]: too many [%s:<id>] sections (at most %d)", section, b->section->name, b->max);
+        return 1;
     }
-    else if (KEY("gb", "catalog_on_register")) { if (!(bad = parse_bool(v, &b))) c->gb.catalog_on_register = b; }
-    else if (KEY("gb", "catalog_concurrency")) { if (!(bad = parse_int(v, 1, 10000, &n))) c->gb.catalog_concurrency = (int)n; }
-    else if (KEY("overload", "enabled")) { if (!(bad = parse_bool(v, &b))) c->overload.enabled = b; }
-    else if (KEY("overload", "max_loop_lag_ms")) { if (!(bad = parse_int(v, 0, 60000, &n))) c->overload.max_loop_lag_ms = (uint32_t)n; }
-    else if (KEY("overload", "max_loop_busy")) { if (!(bad = parse_int(v, 0, 100, &n))) c->overload.max_loop_busy_pct = (uint32_t)n; }
-    else if (KEY("overload", "max_rx_queue")) { if (!(bad = parse_int(v, 0, 100, &n))) c->overload.max_rx_queue_pct = (uint32_t)n; }
-    else if (KEY("overload", "loop_samples")) { if (!(bad = parse_int(v, 1, 100, &n))) c->overload.loop_samples = (uint32_t)n; }
-    else if (KEY("overload", "hold_ms")) { if (!(bad = parse_int(v, 0, 600000, &n))) c->overload.hold_ms = (uint32_t)n; }
-    else if (KEY("overload", "max_working_transactions")) { if (!(bad = parse_int(v, 0, 10000000, &n))) c->overload.max_server_txns = (uint32_t)n; }
-    else if (KEY("overload", "max_store_backlog")) { if (!(bad = parse_int(v, 0, 10000000, &n))) c->overload.max_store_backlog = (uint32_t)n; }
-    else if (KEY("overload", "max_register_rate")) { if (!(bad = parse_int(v, 0, 10000000, &n))) c->overload.max_register_rate = (uint32_t)n; }
-    else if (KEY("overload", "retry_after_min")) { if (!(bad = parse_int(v, 1, 86400, &n))) c->overload.retry_after_min_s = (uint32_t)n; }
-    else if (KEY("overload", "retry_after_max")) { if (!(bad = parse_int(v, 1, 86400, &n))) c->overload.retry_after_max_s = (uint32_t)n; }
-    else if (KEY("gb", "qop")) { if (!(bad = parse_bool(v, &b))) c->gb.qop = b; }
-    else if (KEY("gb", "default_media")) COPY(c->gb.default_media, v);
-    else goto unknown;
-
-    if (bad) {
-        snprintf(ctx->err, ctx->errcap, "[%s] %s: bad value '%s'", section, name, v);
-        return 0;
+    if (config_key_parse(k, sec, v) < 0) {
+        char allowed[256];
+        config_key_describe(k, allowed, sizeof(allowed));
+        add_error(c, c->line, "[%s] %s: bad value '%s' (%s)", section, name, v, allowed);
     }
     return 1;
-unknown:
-    snprintf(ctx->err, ctx->errcap, "[%s] %s: unknown key", section, name);
-    return 0;
 }
 
-int config_load(struct config *cfg, const char *path, char *err, size_t errcap)
+static void run_checks(struct load_ctx *c)
 {
-    struct load_ctx ctx = {cfg, err, errcap};
+    for (size_t i = 0; i < c->schema->n; i++) {
+        const struct config_binding *b = &c->schema->bindings[i];
+        if (!b->section->check) continue;
+        int n = b->stride ? *(int *)field(c->agg, b->count_offset) : 1;
+        for (int j = 0; j < n; j++) {
+            char msg[256];
+            if (b->section->check((char *)c->agg + b->offset + (size_t)j * b->stride, msg, sizeof(msg)) < 0)
+                add_error(c, 0, "%s", msg);
+        }
+    }
+}
+
+int config_schema_load(const struct config_schema *s, void *agg, const char *path, char *err, size_t errcap)
+{
+    struct load_ctx c = {.schema = s, .agg = agg, .path = path, .err = err, .errcap = errcap};
     err[0] = 0;
-    int rc = ini_parse(path, on_key, &ctx);
-    if (rc == -1) {
+    c.f = fopen(path, "r");
+    if (!c.f) {
         snprintf(err, errcap, "%s: cannot open", path);
         return -1;
     }
-    if (rc != 0) {
-        if (!err[0]) snprintf(err, errcap, "%s: syntax error on line %d", path, rc);
-        else {
-            char tmp[256];
-            snprintf(tmp, sizeof(tmp), "%s", err);
-            snprintf(err, errcap, "%s line %d: %s", path, rc, tmp);
+    /* on_key records its own errors and always goes on, so rc > 0 is inih's
+     * first syntax error. */
+    int rc = ini_parse_stream(read_line, &c, on_key, &c);
+    fclose(c.f);
+    if (rc > 0) add_error(&c, rc, "syntax error");
+    else if (rc < 0) add_error(&c, 0, "cannot read");
+    run_checks(&c);
+    return c.errors ? -1 : 0;
+}
+
+/* ---- printing the tables */
+
+/* Writes text as comment lines from column col, wrapped before width. */
+static void print_comment(FILE *out, int col, int at, const char *text, int width)
+{
+    const char *p = text;
+    while (*p) {
+        if (at < col) at += fprintf(out, "%*s", col - at, "");
+        int room = width - col - 2, len = (int)strlen(p);
+        if (len > room) {
+            int cut = room;
+            while (cut > 0 && p[cut] != ' ') cut--;
+            if (cut == 0) cut = room;
+            len = cut;
         }
-        return -1;
+        fprintf(out, "; %.*s\n", len, p);
+        p += len;
+        while (*p == ' ') p++;
+        at = 0;
     }
-    if (cfg->overload.retry_after_min_s > cfg->overload.retry_after_max_s) {
-        snprintf(err, errcap, "%s: [overload] retry_after_min > retry_after_max", path);
-        return -1;
+}
+
+static void print_ini_key(FILE *out, const struct config_key *k, bool commented)
+{
+    char allowed[256] = "", help[512];
+    if (k->type == CONFIG_INT || k->type == CONFIG_UINT) snprintf(allowed, sizeof(allowed), "%lld..%lld", k->min, k->max);
+    else if (k->values) join_values(k->values, allowed, sizeof(allowed));
+    if (allowed[0]) snprintf(help, sizeof(help), "%s [%s]", k->help, allowed);
+    else snprintf(help, sizeof(help), "%s", k->help);
+    int at = fprintf(out, "%s%s =%s%s", commented ? ";" : "", k->name, k->def[0] ? " " : "", k->def);
+    print_comment(out, at < 34 ? 34 : at + 1, at, help, 110);
+}
+
+static void print_ini(const struct config_schema *s, FILE *out)
+{
+    print_comment(out, 0, 0, s->title, 80);
+    for (size_t i = 0; i < s->n; i++) {
+        const struct config_section *sec = s->bindings[i].section;
+        bool inst = s->bindings[i].stride != 0;
+        fprintf(out, "\n");
+        print_comment(out, 0, 0, sec->help, 100);
+        if (inst) fprintf(out, ";[%s:%s]\n", sec->name, sec->example_id);
+        else fprintf(out, "[%s]\n", sec->name);
+        for (size_t j = 0; j < sec->nkeys; j++) print_ini_key(out, &sec->keys[j], inst);
     }
-    if (cfg->registrar.min_expires > cfg->registrar.max_expires) {
-        snprintf(err, errcap, "%s: [registrar] min_expires > max_expires", path);
-        return -1;
+}
+
+static void print_help(const struct config_schema *s, FILE *out)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        const struct config_section *sec = s->bindings[i].section;
+        if (i) fprintf(out, "\n");
+        if (s->bindings[i].stride) fprintf(out, "[%s:<id>] (up to %d)\n", sec->name, s->bindings[i].max);
+        else fprintf(out, "[%s]\n", sec->name);
+        fprintf(out, "  %s\n", sec->help);
+        for (size_t j = 0; j < sec->nkeys; j++) {
+            const struct config_key *k = &sec->keys[j];
+            char allowed[256];
+            config_key_describe(k, allowed, sizeof(allowed));
+            fprintf(out, "  %-26s %s; default \"%s\"\n  %-26s %s\n", k->name, allowed, k->def, "", k->help);
+        }
     }
-    return 0;
+}
+
+void config_schema_print(const struct config_schema *s, enum config_format f, FILE *out)
+{
+    if (f == CONFIG_FORMAT_INI) print_ini(s, out);
+    else print_help(s, out);
 }

@@ -1,13 +1,20 @@
-/* config.h — the daemon's configuration: defaults, INI loading (inih), validation.
+/* config.h — configuration as data: the INI mechanics (inih) driven by key
+ * tables, and the settings structs of every section.
  *
- * config_init() fills the embedded defaults (the daemon serves with no file);
- * config_load() overlays an INI file. Unknown keys are errors so typos show. */
+ * Each module describes its own keys in a table (struct config_key: name,
+ * type, where the value goes, default, range, one-line help) next to its
+ * code, e.g. registrar/registrar_config.c; the app (app/config.c) lists the
+ * sections of its aggregate. From the tables this file's loader applies the
+ * defaults, parses and range-checks a file, names file and line of every
+ * unknown section, unknown key or bad value, and prints the reference
+ * (--help-config) and the example file (cascade.ini.example). */
 #ifndef CASCADE_BASE_CONFIG_H
 #define CASCADE_BASE_CONFIG_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "base/overload.h"
 
@@ -132,6 +139,9 @@ struct gb_config { /* [gb] — GB28181 upper role */
     char default_media[512];         /* lower role: H.264 file for channels naming none ("" = built-in clip) */
 };
 
+/* The daemon's aggregate. It belongs to src/app (app/config.h declares
+ * config_init/config_load over it); it stays here until no module outside
+ * src/app reads it (they get their own section struct instead). */
 struct config {
     struct sip_config sip;
     struct registrar_config registrar;
@@ -147,13 +157,86 @@ struct config {
     int upstream_count;
 };
 
-void config_init(struct config *cfg);
-/* Returns 0, or -1 with a message in err (file unreadable, bad key or value). */
-int config_load(struct config *cfg, const char *path, char *err, size_t errcap);
-/* Parses "udp:127.0.0.1:5060, tcp:127.0.0.1:5060" into cfg->sip.listen. */
-int config_parse_listen(struct config *cfg, const char *value);
-/* "ip[/bits], ..." into cfg->proxy.trusted. 0, or -1 on a bad entry or too many. */
-int config_parse_trusted(struct config *cfg, const char *value);
+/* ---- key and section descriptors */
+
+enum config_type {
+    CONFIG_BOOL,        /* bool: yes|no|on|off|true|false|1|0 */
+    CONFIG_INT,         /* int field: decimal in [min, max] */
+    CONFIG_UINT,        /* uint16_t/uint32_t field: decimal in [min, max] */
+    CONFIG_STRING,      /* char[]: stored as written (truncated to fit); values: the allowed ones */
+    CONFIG_ENUM,        /* int-sized field: the index of the value in values (case-insensitive) */
+    CONFIG_LISTEN,      /* struct config_listen[]: "udp:host:port, tcp:host:port"; count at offset2 */
+    CONFIG_CIDR,        /* struct config_cidr[]: "ip[/bits], ..."; count at offset2 */
+    CONFIG_PORT_RANGE,  /* two uint16_t: "lo-hi" with min <= lo <= hi <= max; hi at offset2 */
+};
+
+struct config_key {
+    const char *name;
+    enum config_type type;
+    size_t offset, size;                 /* the field in the section struct */
+    const char *def;                     /* the default, as written in a file ("" for none) */
+    long long min, max;                  /* INT, UINT, PORT_RANGE */
+    const char *const *values;           /* ENUM, STRING: NULL-terminated; NULL: any string */
+    size_t offset2;                      /* LISTEN, CIDR: int count; PORT_RANGE: the upper port */
+    const char *help;                    /* one line */
+};
+
+/* offset and size of a field, for the key tables. */
+#define CONFIG_FIELD(type, field) offsetof(type, field), sizeof(((type *)0)->field)
+
+struct config_section {
+    const char *name;                    /* [name]; instanced: [name:<id>] */
+    const char *help;                    /* one line, printed above the section */
+    const struct config_key *keys;
+    size_t nkeys;
+    /* Instanced sections ([upstream:<id>], many of them): where the id goes. */
+    size_t id_offset, id_size;           /* id_size 0: a plain section */
+    const char *example_id;              /* the id shown in the example file */
+    /* Rules between keys, checked after the whole file: 0, or -1 with a message
+     * ("[registrar] min_expires > max_expires") in err. NULL: none. */
+    int (*check)(const void *section, char *err, size_t errcap);
+};
+
+/* Where a section lives in an aggregate (e.g. struct config). */
+struct config_binding {
+    const struct config_section *section;
+    size_t offset;                       /* of the section struct (the first instance) */
+    size_t stride;                       /* instanced: sizeof one instance; 0: plain */
+    int max;                             /* instanced: at most this many */
+    size_t count_offset;                 /* instanced: int count of instances */
+};
+
+struct config_schema {
+    const char *title;                   /* comment lines heading the example file */
+    const struct config_binding *bindings;
+    size_t n;
+};
+
+/* ---- the loader */
+
+/* Fills every plain section of agg with its table's defaults; no instances. */
+void config_schema_defaults(const struct config_schema *s, void *agg);
+/* Overlays the INI file at path onto agg. Returns 0, or -1 with every error
+ * found, one a line ("FILE:LINE: [sip] t1_ms: bad value '0' (integer 1..60000)"),
+ * in err. */
+int config_schema_load(const struct config_schema *s, void *agg, const char *path, char *err, size_t errcap);
+/* Parses one value of key into the section struct at sec: 0, or -1 (bad value). */
+int config_key_parse(const struct config_key *k, void *sec, const char *value);
+/* The allowed values of k in words ("integer 1..60000", "MD5|SHA-256|both"). */
+void config_key_describe(const struct config_key *k, char *out, size_t cap);
+
+enum config_format {
+    CONFIG_FORMAT_HELP,                  /* every section and key: type, range, default, help */
+    CONFIG_FORMAT_INI,                   /* an INI file of the defaults with the help as comments */
+};
+void config_schema_print(const struct config_schema *s, enum config_format f, FILE *out);
+
+/* ---- value parsers with logic of their own */
+
+/* "udp:127.0.0.1:5060, tcp:[::1]:5060" into list (at most max): 0, or -1. */
+int config_parse_listens(struct config_listen *list, int *count, int max, const char *value);
+/* "ip[/bits], ..." into list (at most max): 0, or -1 on a bad entry or too many. */
+int config_parse_cidrs(struct config_cidr *list, int *count, int max, const char *value);
 /* Whether sa (AF_INET/AF_INET6) falls in one of the n blocks. */
 bool config_cidr_match(const struct config_cidr *list, int n, const struct sockaddr *sa);
 

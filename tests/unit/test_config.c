@@ -1,17 +1,412 @@
-/* test_config.c — config parsing pieces that have logic of their own:
- * [proxy] trusted address blocks. */
+/* test_config.c — configuration as data: the table-driven loader
+ * (base/config.c) over the daemon's sections (app/config.c). Each test is one
+ * rule an operator relies on: defaults as documented, typed values in range,
+ * unknown sections and keys named with file and line, [upstream:<id>]
+ * instances, rules between keys; and the [proxy] trusted address blocks. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
-#include "base/config.h"
+#include "app/config.h"
+#include "base/overload.h"
+
+static struct config cfg;
+static char err[4096];
+static char path[64];
+
+/* Writes text to a temporary file (its name in path). */
+static void write_ini(const char *text)
+{
+    snprintf(path, sizeof(path), "/tmp/test_config_XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+}
+
+/* config_init, then text loaded as a file over it: config_load's result. */
+static int load(const char *text)
+{
+    write_ini(text);
+    config_init(&cfg);
+    int rc = config_load(&cfg, path, err, sizeof(err));
+    unlink(path);
+    return rc;
+}
+
+/* err holds this line ("FILE:LINE: msg" with this run's file). */
+static bool has_error(int line, const char *msg)
+{
+    char want[600];
+    if (line) snprintf(want, sizeof(want), "%s:%d: %s", path, line, msg);
+    else snprintf(want, sizeof(want), "%s: %s", path, msg);
+    for (const char *p = err; (p = strstr(p, want)); p++)
+        if ((p == err || p[-1] == '\n') && (p[strlen(want)] == '\0' || p[strlen(want)] == '\n')) return true;
+    return false;
+}
+
+static int error_lines(void)
+{
+    int n = err[0] ? 1 : 0;
+    for (const char *p = err; (p = strchr(p, '\n')); p++) n++;
+    return n;
+}
+
+/* ---- defaults */
+
+/* The values config_init set before the key tables, field by field: the
+ * tables must give the same (the daemon serves with no file). */
+static void defaults_before_tables(struct config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->sip.listen_count = 2;
+    c->sip.listen[0] = (struct config_listen){CONFIG_TRANSPORT_UDP, "127.0.0.1", 5060};
+    c->sip.listen[1] = (struct config_listen){CONFIG_TRANSPORT_TCP, "127.0.0.1", 5060};
+    strcpy(c->sip.domain, "127.0.0.1");
+    c->sip.t1_ms = 500;
+    c->sip.t2_ms = 4000;
+    c->sip.t4_ms = 5000;
+    c->sip.max_message_bytes = 65536;
+    c->sip.tcp_idle_timeout_s = 3600;
+    c->sip.tcp_max_connections = 10000;
+    c->sip.tcp_max_per_ip = 256;
+    c->sip.tcp_message_timeout_s = 10;
+    c->sip.tcp_first_message_timeout_s = 30;
+    strcpy(c->sip.user_agent, "cascade");
+    c->sip.max_server_transactions = 100000;
+    c->registrar.min_expires = 60;
+    c->registrar.max_expires = 7200;
+    c->registrar.default_expires = 3600;
+    c->registrar.nat_ping_interval_s = 30;
+    c->registrar.nat_ping_max_lost = 3;
+    c->registrar.max_contacts = 10;
+    c->auth.require_auth = true;
+    c->auth.match_user = true;
+    strcpy(c->auth.algorithm, "MD5");
+    c->auth.nonce_ttl_s = 300;
+    c->auth.nonce_ttl_noqop_s = 30;
+    c->auth.nonce_max_uses = 100;
+    c->auth.max_failures = 10;
+    c->auth.max_failures_user = 50;
+    c->auth.failure_window_s = 60;
+    c->auth.lockout_s = 60;
+    strcpy(c->proxy.mode, "proxy");
+    c->proxy.authenticate = true;
+    c->proxy.invite_timeout_s = 180;
+    c->proxy.pike_limit = 30;
+    c->proxy.pike_window_s = 2;
+    strcpy(c->store.path, "./cascade.db");
+    strcpy(c->api.listen, "127.0.0.1:8080");
+    c->events.ring_size = 4096;
+    strcpy(c->log.level, "info");
+    strcpy(c->gb.id, "34020000002000000001");
+    strcpy(c->gb.domain, "3402000000");
+    strcpy(c->gb.password, "12345678");
+    c->gb.keepalive_interval = 60;
+    c->gb.keepalive_misses = 3;
+    strcpy(c->gb.charset, "GB2312");
+    strcpy(c->gb.media_ip, "127.0.0.1");
+    c->gb.media_port_min = 30000;
+    c->gb.media_port_max = 30999;
+    c->gb.catalog_on_register = true;
+    c->gb.catalog_concurrency = 32;
+    overload_config_default(&c->overload);
+}
+
+static void test_defaults_are_the_documented_ones(void **state)
+{
+    (void)state;
+    static struct config want;
+    defaults_before_tables(&want);
+    config_init(&cfg);
+    assert_memory_equal(&cfg, &want, sizeof(cfg));
+}
+
+/* The [overload] table and overload_config_default() (used without a config) agree. */
+static void test_overload_defaults_agree(void **state)
+{
+    (void)state;
+    struct overload_config want;
+    overload_config_default(&want);
+    config_init(&cfg);
+    assert_memory_equal(&cfg.overload, &want, sizeof(want));
+}
+
+/* Every key's default is a value its own type takes, and has a help line. */
+static void test_every_default_parses(void **state)
+{
+    (void)state;
+    static char scratch[sizeof(struct config)];
+    for (size_t i = 0; i < config_schema.n; i++) {
+        const struct config_section *s = config_schema.bindings[i].section;
+        assert_non_null(s->help);
+        for (size_t j = 0; j < s->nkeys; j++) {
+            const struct config_key *k = &s->keys[j];
+            assert_true(k->help && k->help[0]);
+            assert_int_equal(config_key_parse(k, scratch, k->def), 0);
+        }
+    }
+}
+
+/* The committed example file is the defaults: loading it changes nothing. */
+static void test_example_file_is_the_defaults(void **state)
+{
+    (void)state;
+    static struct config want;
+    config_init(&want);
+    config_init(&cfg);
+    assert_int_equal(config_load(&cfg, "../../cascade.ini.example", err, sizeof(err)), 0);
+    assert_memory_equal(&cfg, &want, sizeof(cfg));
+}
+
+/* ---- typed values */
+
+static void test_bool_spellings(void **state)
+{
+    (void)state;
+    assert_int_equal(load("[registrar]\nkeep_on_transport_loss = yes\n"), 0);
+    assert_true(cfg.registrar.keep_on_transport_loss);
+    assert_int_equal(load("[registrar]\nkeep_on_transport_loss = On\n"), 0);
+    assert_true(cfg.registrar.keep_on_transport_loss);
+    assert_int_equal(load("[registrar]\nkeep_on_transport_loss = 1\n"), 0);
+    assert_true(cfg.registrar.keep_on_transport_loss);
+    assert_int_equal(load("[proxy]\nauthenticate = FALSE\n"), 0);
+    assert_false(cfg.proxy.authenticate);
+    assert_int_equal(load("[proxy]\nauthenticate = off\n"), 0);
+    assert_false(cfg.proxy.authenticate);
+    assert_int_equal(load("[proxy]\nauthenticate = maybe\n"), -1);
+    assert_true(has_error(2, "[proxy] authenticate: bad value 'maybe' (yes|no)"));
+}
+
+/* A range's ends are in it; one past either end, or trailing junk, is not. */
+static void test_integer_range_edges(void **state)
+{
+    (void)state;
+    assert_int_equal(load("[sip]\nt1_ms = 1\n"), 0);
+    assert_int_equal(cfg.sip.t1_ms, 1);
+    assert_int_equal(load("[sip]\nt1_ms = 60000\n"), 0);
+    assert_int_equal(cfg.sip.t1_ms, 60000);
+    assert_int_equal(load("[sip]\nt1_ms = 0\n"), -1);
+    assert_true(has_error(2, "[sip] t1_ms: bad value '0' (integer 1..60000)"));
+    assert_int_equal(load("[sip]\nt1_ms = 60001\n"), -1);
+    assert_int_equal(load("[sip]\nt1_ms = 5s\n"), -1);
+    assert_int_equal(load("[sip]\nt1_ms =\n"), -1);
+    assert_int_equal(load("[registrar]\nmin_expires = 0\n"), 0);  /* 0 allowed here */
+    assert_int_equal(cfg.registrar.min_expires, 0);
+}
+
+/* A 16-bit field takes its whole range ([upstream] port 1..65535). */
+static void test_small_unsigned_field(void **state)
+{
+    (void)state;
+    assert_int_equal(load("[upstream:34020000002000000002]\nport = 65535\n"), 0);
+    assert_int_equal(cfg.upstreams[0].port, 65535);
+    assert_int_equal(load("[upstream:34020000002000000002]\nport = 65536\n"), -1);
+    assert_true(has_error(2, "[upstream:34020000002000000002] port: bad value '65536' (integer 1..65535)"));
+}
+
+/* Choices are matched without case and kept as written. */
+static void test_choice_kept_as_written(void **state)
+{
+    (void)state;
+    assert_int_equal(load("[auth]\nalgorithm = sha-256\n[proxy]\nmode = REDIRECT\n[log]\nlevel = Debug\n"), 0);
+    assert_string_equal(cfg.auth.algorithm, "sha-256");
+    assert_string_equal(cfg.proxy.mode, "REDIRECT");
+    assert_string_equal(cfg.log.level, "Debug");
+    assert_int_equal(load("[auth]\nalgorithm = SHA-512\n"), -1);
+    assert_true(has_error(2, "[auth] algorithm: bad value 'SHA-512' (MD5|SHA-256|both)"));
+    assert_int_equal(load("[log]\nlevel = verbose\n"), -1);
+    assert_true(has_error(2, "[log] level: bad value 'verbose' (error|warn|info|debug)"));
+}
+
+/* An enum stores the index of its value: [upstream] transport. */
+static void test_enum_value(void **state)
+{
+    (void)state;
+    assert_int_equal(load("[upstream:34020000002000000002]\ntransport = TCP\n"), 0);
+    assert_int_equal(cfg.upstreams[0].transport, CONFIG_TRANSPORT_TCP);
+    assert_int_equal(load("[upstream:34020000002000000002]\ntransport = sctp\n"), -1);
+    assert_true(has_error(2, "[upstream:34020000002000000002] transport: bad value 'sctp' (udp|tcp)"));
+}
+
+/* A string longer than its field is cut to fit, as before. */
+static void test_string_cut_to_fit(void **state)
+{
+    (void)state;
+    char text[200];
+    snprintf(text, sizeof(text), "[log]\n[sip]\nuser_agent = %0100d\n", 7);
+    assert_int_equal(load(text), 0);
+    assert_int_equal(strlen(cfg.sip.user_agent), sizeof(cfg.sip.user_agent) - 1);
+}
+
+static void test_listen_list(void **state)
+{
+    (void)state;
+    assert_int_equal(load("[sip]\nlisten = tcp:[::1]:5070, UDP:0.0.0.0:5080\n"), 0);
+    assert_int_equal(cfg.sip.listen_count, 2);
+    assert_int_equal(cfg.sip.listen[0].transport, CONFIG_TRANSPORT_TCP);
+    assert_string_equal(cfg.sip.listen[0].host, "::1");
+    assert_int_equal(cfg.sip.listen[0].port, 5070);
+    assert_int_equal(cfg.sip.listen[1].transport, CONFIG_TRANSPORT_UDP);
+    assert_string_equal(cfg.sip.listen[1].host, "0.0.0.0");
+    assert_int_equal(cfg.sip.listen[1].port, 5080);
+    assert_int_equal(load("[sip]\nlisten = tls:127.0.0.1:5061\n"), -1);
+    assert_int_equal(load("[sip]\nlisten = udp:127.0.0.1\n"), -1);
+    assert_int_equal(load("[sip]\nlisten =\n"), -1);        /* serving nothing is no config */
+    assert_true(has_error(2, "[sip] listen: bad value '' (udp|tcp:host:port, ... (1 to 8))"));
+}
+
+static void test_port_range(void **state)
+{
+    (void)state;
+    assert_int_equal(load("[gb]\nmedia_ports = 40000-40001\n"), 0);
+    assert_int_equal(cfg.gb.media_port_min, 40000);
+    assert_int_equal(cfg.gb.media_port_max, 40001);
+    assert_int_equal(load("[gb]\nmedia_ports = 40000-40000\n"), 0);
+    assert_int_equal(load("[gb]\nmedia_ports = 40001-40000\n"), -1);
+    assert_int_equal(load("[gb]\nmedia_ports = 0-10\n"), -1);
+    assert_int_equal(load("[gb]\nmedia_ports = 40000\n"), -1);
+    assert_true(has_error(2, "[gb] media_ports: bad value '40000' (low-high, ports 1..65535)"));
+}
+
+/* ---- errors: file and line */
+
+static void test_unknown_key_names_file_and_line(void **state)
+{
+    (void)state;
+    assert_int_equal(load("; a comment\n[sip]\ndomain = example.com\nt1 = 500\n"), -1);
+    assert_true(has_error(4, "[sip] t1: unknown key"));
+    assert_int_equal(error_lines(), 1);
+}
+
+/* A misspelt section is found even with no keys in it (inih never reports those). */
+static void test_unknown_section_names_line(void **state)
+{
+    (void)state;
+    assert_int_equal(load("[sip]\ndomain = example.com\n\n[registar]\nmin_expires = 30\n[gbb]\n"), -1);
+    assert_true(has_error(4, "unknown section [registar]"));
+    assert_true(has_error(6, "unknown section [gbb]"));
+    assert_int_equal(error_lines(), 2);              /* not one more per key inside */
+}
+
+/* A file saved with a UTF-8 byte order mark: its first header is still read. */
+static void test_byte_order_mark(void **state)
+{
+    (void)state;
+    assert_int_equal(load("\xEF\xBB\xBF[sip]\ndomain = bom.test\n"), 0);
+    assert_string_equal(cfg.sip.domain, "bom.test");
+    assert_int_equal(load("\xEF\xBB\xBF[sipp]\ndomain = bom.test\n"), -1);
+    assert_true(has_error(1, "unknown section [sipp]"));
+    assert_int_equal(error_lines(), 1);
+}
+
+static void test_key_outside_a_section(void **state)
+{
+    (void)state;
+    assert_int_equal(load("domain = example.com\n[sip]\n"), -1);
+    assert_true(has_error(1, "domain: key outside a section"));
+}
+
+static void test_syntax_error_line(void **state)
+{
+    (void)state;
+    assert_int_equal(load("[sip]\ndomain = example.com\nthis line has no equals sign\n"), -1);
+    assert_true(has_error(3, "syntax error"));
+}
+
+/* Every error of the file is reported, not only the first (cascade -t). */
+static void test_every_error_is_reported(void **state)
+{
+    (void)state;
+    assert_int_equal(load("[sip]\nt1_ms = 0\nbogus = 1\n[registrar]\nmax_contacts = 999\n[nope]\n"), -1);
+    assert_true(has_error(2, "[sip] t1_ms: bad value '0' (integer 1..60000)"));
+    assert_true(has_error(3, "[sip] bogus: unknown key"));
+    assert_true(has_error(5, "[registrar] max_contacts: bad value '999' (integer 0..256)"));
+    assert_true(has_error(6, "unknown section [nope]"));
+    assert_int_equal(error_lines(), 4);
+}
+
+static void test_missing_file(void **state)
+{
+    (void)state;
+    config_init(&cfg);
+    assert_int_equal(config_load(&cfg, "/nonexistent/cascade.ini", err, sizeof(err)), -1);
+    assert_string_equal(err, "/nonexistent/cascade.ini: cannot open");
+}
+
+/* Rules between keys are checked once the whole file is read. */
+static void test_rules_between_keys(void **state)
+{
+    (void)state;
+    assert_int_equal(load("[registrar]\nmin_expires = 600\nmax_expires = 60\n"), -1);
+    assert_true(has_error(0, "[registrar] min_expires > max_expires"));
+    /* Either order in the file: only the end result counts. */
+    assert_int_equal(load("[registrar]\nmin_expires = 8000\nmax_expires = 9000\n"), 0);
+    assert_int_equal(load("[overload]\nretry_after_min = 30\nretry_after_max = 5\n"), -1);
+    assert_true(has_error(0, "[overload] retry_after_min > retry_after_max"));
+}
+
+/* ---- [upstream:<id>] */
+
+/* Each id is one upstream with the table's defaults; a repeated id adds to it. */
+static void test_upstream_sections(void **state)
+{
+    (void)state;
+    assert_int_equal(load("[upstream:34020000002000000002]\nhost = 198.51.100.7\n"
+                          "[upstream:34020000002000000003]\nhost = 198.51.100.8\nport = 5070\nenabled = no\n"
+                          "[upstream:34020000002000000002]\npassword = secret\n"),
+                     0);
+    assert_int_equal(cfg.upstream_count, 2);
+    const struct config_upstream *a = &cfg.upstreams[0], *b = &cfg.upstreams[1];
+    assert_string_equal(a->id, "34020000002000000002");
+    assert_string_equal(a->host, "198.51.100.7");
+    assert_string_equal(a->password, "secret");
+    assert_int_equal(a->port, 5060);
+    assert_int_equal(a->transport, CONFIG_TRANSPORT_UDP);
+    assert_int_equal(a->expires, 3600);
+    assert_int_equal(a->keepalive_interval, 60);
+    assert_int_equal(a->keepalive_misses, 3);
+    assert_string_equal(a->charset, "GB2312");
+    assert_true(a->enabled);
+    assert_int_equal(a->catalog_items, 4);
+    assert_string_equal(b->id, "34020000002000000003");
+    assert_int_equal(b->port, 5070);
+    assert_false(b->enabled);
+}
+
+/* An [upstream:<id>] with no keys makes no upstream (as before the tables). */
+static void test_empty_upstream_section_makes_none(void **state)
+{
+    (void)state;
+    assert_int_equal(load("[upstream:34020000002000000002]\n"), 0);
+    assert_int_equal(cfg.upstream_count, 0);
+}
+
+static void test_too_many_upstreams(void **state)
+{
+    (void)state;
+    char text[4096] = "";
+    for (int i = 0; i <= CONFIG_MAX_UPSTREAMS; i++) {
+        char one[96];
+        snprintf(one, sizeof(one), "[upstream:340200000020000000%02d]\nhost = 192.0.2.%d\n", i, i + 1);
+        strcat(text, one);
+    }
+    assert_int_equal(load(text), -1);
+    assert_int_equal(cfg.upstream_count, CONFIG_MAX_UPSTREAMS);
+    assert_true(has_error(2 * CONFIG_MAX_UPSTREAMS + 2,
+                          "[upstream:34020000002000000016]: too many [upstream:<id>] sections (at most 16)"));
+}
+
+/* ---- [proxy] trusted */
 
 static bool matches(const struct config *c, const char *ip)
 {
@@ -67,10 +462,45 @@ static void test_trusted_blocks(void **state)
     assert_false(matches(&c, "2001:db8::1"));
 }
 
+/* The same blocks through the file, where the key is read. */
+static void test_trusted_key(void **state)
+{
+    (void)state;
+    assert_int_equal(load("[proxy]\ntrusted = 192.0.2.10, 10.0.0.0/8\n"), 0);
+    assert_int_equal(cfg.proxy.trusted_count, 2);
+    assert_true(matches(&cfg, "10.1.2.3"));
+    assert_int_equal(load("[proxy]\ntrusted = 10.0.0.0/33\n"), -1);
+    assert_true(has_error(2, "[proxy] trusted: bad value '10.0.0.0/33' (ip[/bits], ... (up to 32))"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults_are_the_documented_ones),
+        cmocka_unit_test(test_overload_defaults_agree),
+        cmocka_unit_test(test_every_default_parses),
+        cmocka_unit_test(test_example_file_is_the_defaults),
+        cmocka_unit_test(test_bool_spellings),
+        cmocka_unit_test(test_integer_range_edges),
+        cmocka_unit_test(test_small_unsigned_field),
+        cmocka_unit_test(test_choice_kept_as_written),
+        cmocka_unit_test(test_enum_value),
+        cmocka_unit_test(test_string_cut_to_fit),
+        cmocka_unit_test(test_listen_list),
+        cmocka_unit_test(test_port_range),
+        cmocka_unit_test(test_unknown_key_names_file_and_line),
+        cmocka_unit_test(test_unknown_section_names_line),
+        cmocka_unit_test(test_byte_order_mark),
+        cmocka_unit_test(test_key_outside_a_section),
+        cmocka_unit_test(test_syntax_error_line),
+        cmocka_unit_test(test_every_error_is_reported),
+        cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_rules_between_keys),
+        cmocka_unit_test(test_upstream_sections),
+        cmocka_unit_test(test_empty_upstream_section_makes_none),
+        cmocka_unit_test(test_too_many_upstreams),
         cmocka_unit_test(test_trusted_blocks),
+        cmocka_unit_test(test_trusted_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

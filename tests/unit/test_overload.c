@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "base/config.h"
+#include "app/config.h"
 #include "base/overload.h"
 
 static struct overload_config quiet_config(void)

@@ -1,0 +1,20 @@
+/* api_config.c — the keys of [api] (struct api_config, base/config.h). */
+#include <stddef.h>
+
+#include "base/config.h"
+
+#define KEY(name, type, f, def, lo, hi, help) {name, type, CONFIG_FIELD(struct api_config, f), def, lo, hi, NULL, 0, help}
+
+static const struct config_key keys[] = {
+    KEY("listen", CONFIG_STRING, listen, "127.0.0.1:8080",
+        0, 0, "an IP address and port, bound exactly (0.0.0.0 / [::]: every interface); empty: no API"),
+    KEY("token", CONFIG_STRING, token, "", 0, 0,
+        "Bearer token for every route but /metrics; without one, loopback listen only"),
+};
+
+const struct config_section api_config_section = {
+    .name = "api",
+    .help = "The HTTP API, the WebSocket event stream and /metrics.",
+    .keys = keys,
+    .nkeys = sizeof(keys) / sizeof(keys[0]),
+};
