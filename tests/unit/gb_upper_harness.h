@@ -13,7 +13,7 @@
 
 #include "app/worker.h"
 #include "auth/digest.h"
-#include "base/config.h"
+#include "app/config.h"
 #include "base/sbuf.h"
 #include "gb/upper/upper.h"
 #include "gb/upper/upper_int.h"

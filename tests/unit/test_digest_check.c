@@ -18,7 +18,7 @@
 
 #include "auth/digest.h"
 #include "base/clock.h"
-#include "base/config.h"
+#include "app/config.h"
 #include "base/log.h"
 #include "base/sbuf.h"
 #include "harness.h"

@@ -24,7 +24,7 @@
 #include <uv.h>
 
 #include "app/worker.h" /* ua_new() still takes the worker (the role does not) */
-#include "base/config.h"
+#include "app/config.h"
 #include "base/timer.h"
 #include "events/events.h"
 #include "gb/lower/lower.h"

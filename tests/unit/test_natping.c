@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/config.h"
+#include "app/config.h"
 #include "base/log.h"
 #include "events/events.h"
 #include "harness.h"

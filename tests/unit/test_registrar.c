@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "auth/digest.h"
-#include "base/config.h"
+#include "app/config.h"
 #include "base/log.h"
 #include "base/sbuf.h"
 #include "events/events.h"
