@@ -19,6 +19,7 @@
 #include "gb/lower/lower.h"
 #include "gb/upper/upper.h"
 #include "proxy/proxy.h"
+#include "registrar/digest_check.h"
 #include "registrar/location.h"
 #include "registrar/registrar.h"
 #include "txn/txn.h"
@@ -37,6 +38,50 @@ static const char *allow_value(const struct worker *w)
     return "INVITE,ACK,CANCEL,BYE,OPTIONS,REGISTER,MESSAGE,INFO,NOTIFY,SUBSCRIBE,UPDATE,PRACK,REFER";
 }
 
+/* ---- the proxy's collaborators: the registrar's digest checks and local
+ * URIs, the node's response counters (arg is the worker) ---- */
+
+static enum digest_check proxy_digest_check(void *arg, const struct transport_rx *rx, enum sip_hdr hdr,
+                                            struct digest_check_result *out)
+{
+    return digest_check_request(arg, rx, hdr, out);
+}
+static int proxy_digest_challenge(void *arg, bool proxy, bool stale, const struct transport_rx *rx, sbuf_t *b)
+{
+    return digest_check_challenge(arg, proxy, stale, rx, b);
+}
+static void proxy_digest_consume(void *arg, struct sip_msg *m, enum sip_hdr hdr) { digest_check_consume(arg, m, hdr); }
+static bool proxy_uri_is_local(void *arg, const struct sip_uri *uri, const struct transport_rx *rx, bool check_port)
+{
+    return registrar_uri_is_local(arg, uri, rx, check_port);
+}
+static void proxy_response_out(void *arg, const char *data, size_t len) { worker_count_response_out(arg, data, len); }
+
+static struct proxy *start_proxy(struct worker *w)
+{
+    struct proxy_deps d = {
+        .cfg = &w->cfg.proxy,
+        .sip_cfg = &w->cfg.sip,
+        .auth_cfg = &w->cfg.auth,
+        .reg_cfg = &w->cfg.registrar,
+        .local = &w->local,
+        .txn = w->txn,
+        .transport = w->transport,
+        .timers = &w->timers,
+        .loop = w->loop,
+        .location = w->location,
+        .users = w->users,
+        .ua = w->ua,
+        .digest = {.check = proxy_digest_check, .challenge = proxy_digest_challenge,
+                   .consume = proxy_digest_consume, .arg = w},
+        .uri_is_local = proxy_uri_is_local,
+        .uri_is_local_arg = w,
+        .on_response_out = proxy_response_out,
+        .on_response_out_arg = w,
+    };
+    return proxy_new(&d);
+}
+
 int dispatch_start_roles(struct worker *w)
 {
     struct location_callbacks cb;
@@ -48,8 +93,8 @@ int dispatch_start_roles(struct worker *w)
         return -1;
     }
     w->registrar = registrar_new(w);
-    w->proxy = proxy_new(w);
-    w->ua = ua_new(w);
+    w->ua = ua_new(&w->cfg.sip, &w->local, &w->timers, w->txn, w->transport, 0);
+    w->proxy = w->ua ? start_proxy(w) : NULL;
     if (!w->registrar || !w->proxy || !w->ua) return -1;
     if (w->api) registrar_api_register(w->registrar, w->api);
 

@@ -20,6 +20,7 @@
 #include "base/config.h"
 #include "base/overload.h"
 #include "base/timer.h"
+#include "sip/local.h"
 #include "sip/msg.h"
 #include "transport/transport.h"
 
@@ -73,6 +74,7 @@ struct worker {
     char realm[128];                         /* [auth] realm, else [sip] domain */
     char local_host[64];                     /* for Via/Contact/Record-Route */
     uint16_t local_udp_port, local_tcp_port;
+    struct sip_local local;                  /* the same, as roles get it (filled after the listeners) */
     struct worker_stats stats;
     struct overload overload;                /* admission of new registrations */
     uv_timer_t lag_timer;                    /* samples the loop's lag for it */
@@ -94,6 +96,8 @@ void worker_free(struct worker *w);
  * it after timer_start() when the new deadline may be the earliest. */
 void worker_timers_changed(struct worker *w);
 uint64_t worker_now_ms(const struct worker *w);
+/* Copies domain, realm, local host and ports, user agent into w->local. */
+void worker_fill_local(struct worker *w);
 
 /* Overload control for a REGISTER that would create a new registration (a
  * SIP AoR without bindings, a GB device not online): true when it was

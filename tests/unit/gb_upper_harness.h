@@ -95,7 +95,8 @@ static inline int gbh_start(struct gbh *h)
     struct txn_layer_ops ops = {.user = h, .send = gbh_op_send, .on_request = gbh_on_request, .on_ack = gbh_on_ack,
                                 .on_stray_response = gbh_on_stray, .now_ms = gbh_op_now};
     h->w.txn = txn_layer_new(&h->w.timers, &xc, &ops);
-    h->ua = h->w.txn ? ua_new(&h->w) : NULL;
+    worker_fill_local(&h->w);
+    h->ua = h->w.txn ? ua_new(&h->w.cfg.sip, &h->w.local, &h->w.timers, h->w.txn, NULL, 0) : NULL;
     if (!h->ua) return -1;
     ua_set_sender(h->ua, gbh_ua_send, h);
     h->g = gb_upper_new(&h->w, h->ua);

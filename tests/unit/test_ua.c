@@ -3,9 +3,11 @@
  * loose and strict routing, ACK for 2xx and its re-sending), UAS dialogs (2xx
  * retransmission until the ACK, BYE received, no ACK -> BYE) on a fake clock.
  *
- * The worker is a zeroed struct with a real transaction layer whose send op
- * and the UA's sender record every message; received messages are parsed
- * from text and fed through txn_layer_receive() as the transport would. */
+ * The UA gets what the daemon gives it — [sip] settings, the local host and
+ * ports, a timer service on a fake clock and a real transaction layer —
+ * and no transport: the transaction layer's send op and the UA's sender
+ * record every message; received messages are parsed from text and fed
+ * through txn_layer_receive() as the transport would. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,9 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app/worker.h"
 #include "auth/digest.h"
+#include "base/config.h"
 #include "base/log.h"
+#include "sip/local.h"
 #include "txn/txn.h"
 #include "ua/ua.h"
 
@@ -32,7 +35,10 @@ struct sent {
 };
 
 struct h {
-    struct worker w;
+    struct config cfg;
+    struct sip_local local;
+    struct timer_service timers;
+    struct txn_layer *txn;
     struct ua *ua;
     uint64_t now;
     struct sent sent[MAX_SENT];
@@ -127,20 +133,22 @@ static void op_on_stray(void *u, const struct transport_rx *rx) { ua_on_response
 static int setup(void **state)
 {
     struct h *h = calloc(1, sizeof(*h));
-    config_init(&h->w.cfg);
-    snprintf(h->w.cfg.sip.user_agent, sizeof(h->w.cfg.sip.user_agent), "cascade-test");
-    h->w.cfg.sip.t1_ms = 500;
-    h->w.cfg.sip.t2_ms = 4000;
-    snprintf(h->w.local_host, sizeof(h->w.local_host), "192.0.2.1");
-    h->w.local_udp_port = 5060;
-    h->w.local_tcp_port = 5061;
-    timer_service_init(&h->w.timers);
+    config_init(&h->cfg);
+    h->cfg.sip.t1_ms = 500;
+    h->cfg.sip.t2_ms = 4000;
+    snprintf(h->local.user_agent, sizeof(h->local.user_agent), "cascade-test");
+    snprintf(h->local.host, sizeof(h->local.host), "192.0.2.1");
+    h->local.udp_port = 5060;
+    h->local.tcp_port = 5061;
+    timer_service_init(&h->timers);
+    h->timers.clock = op_now;
+    h->timers.clock_arg = h;
     struct txn_config xc = {.t1_ms = 500, .t2_ms = 4000, .t4_ms = 5000};
     struct txn_layer_ops ops = {.user = h, .send = op_send, .on_request = op_on_request, .on_ack = op_on_ack,
                                 .on_stray_response = op_on_stray, .now_ms = op_now};
-    h->w.txn = txn_layer_new(&h->w.timers, &xc, &ops);
-    assert_non_null(h->w.txn);
-    h->ua = ua_new(&h->w);
+    h->txn = txn_layer_new(&h->timers, &xc, &ops);
+    assert_non_null(h->txn);
+    h->ua = ua_new(&h->cfg.sip, &h->local, &h->timers, h->txn, NULL, 0x5eed);
     assert_non_null(h->ua);
     ua_set_sender(h->ua, ua_sender, h);
     H = h;
@@ -152,8 +160,8 @@ static int teardown(void **state)
 {
     struct h *h = *state;
     ua_free(h->ua);
-    txn_layer_free(h->w.txn);
-    timer_service_free(&h->w.timers);
+    txn_layer_free(h->txn);
+    timer_service_free(&h->timers);
     for (int i = 0; i < h->nsent; i++) free(h->sent[i].data);
     free(h);
     return 0;
@@ -163,13 +171,13 @@ static void advance(struct h *h, uint64_t ms)
 {
     uint64_t end = h->now + ms;
     for (;;) {
-        uint64_t next = timer_next_deadline(&h->w.timers);
+        uint64_t next = timer_next_deadline(&h->timers);
         if (next > end) break;
         if (next > h->now) h->now = next;
-        timer_run(&h->w.timers, h->now);
+        timer_run(&h->timers, h->now);
     }
     h->now = end;
-    timer_run(&h->w.timers, h->now);
+    timer_run(&h->timers, h->now);
 }
 
 /* Feeds text (LF line ends turned into CRLF) as received over UDP. */
@@ -191,7 +199,7 @@ static void feed(struct h *h, const char *text)
     transport_addr_parse("192.0.2.9", 9, 5080, &h->rx.src);
     transport_addr_parse("192.0.2.1", 9, 5060, &h->rx.local);
     snprintf(h->rx.src_text, sizeof(h->rx.src_text), "192.0.2.9:5080");
-    assert_int_equal(txn_layer_receive(h->w.txn, &h->rx), 0);
+    assert_int_equal(txn_layer_receive(h->txn, &h->rx), 0);
 }
 
 /* Parses sent message i into h->pmsg. */
