@@ -74,7 +74,7 @@ struct worker {
     char realm[128];                         /* [auth] realm, else [sip] domain */
     char local_host[64];                     /* for Via/Contact/Record-Route */
     uint16_t local_udp_port, local_tcp_port;
-    struct sip_local local;                  /* the same, as roles get it (filled after the listeners) */
+    struct sip_local local;                  /* the same, as roles get it (filled before the roles start) */
     struct worker_stats stats;
     struct overload overload;                /* admission of new registrations */
     uv_timer_t lag_timer;                    /* samples the loop's lag for it */
