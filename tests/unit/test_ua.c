@@ -507,6 +507,64 @@ static void test_timeout_and_detach(void **state)
     assert_null(ua_request_send(h->ua, &r, &dest, NULL, &uac_cb, h));
 }
 
+/* ---- what the UA is given ---- */
+
+/* The seed given to ua_new() fixes the tag and Call-ID sequence, so a test
+ * can predict them; another seed gives others. Tags only need to be unique
+ * (RFC 3261 §19.3): 16 hex digits, a Call-ID 32 (§8.1.1.4). */
+static void test_seed(void **state)
+{
+    struct h *h = *state;
+    struct ua *same = ua_new(&h->cfg.sip, &h->local, &h->timers, h->txn, NULL, 0x5eed);
+    struct ua *other = ua_new(&h->cfg.sip, &h->local, &h->timers, h->txn, NULL, 0x5eee);
+    assert_non_null(same);
+    assert_non_null(other);
+    char a[UA_TAG_SIZE], b[UA_TAG_SIZE], c[UA_TAG_SIZE];
+    ua_new_tag(h->ua, a);
+    ua_new_tag(same, b);
+    ua_new_tag(other, c);
+    assert_string_equal(a, b);
+    assert_string_not_equal(a, c);
+    assert_int_equal(strlen(a), 16);
+    assert_int_equal(strspn(a, "0123456789abcdef"), 16);
+    char ca[UA_CALL_ID_SIZE], cb[UA_CALL_ID_SIZE];
+    ua_new_call_id(h->ua, ca);
+    ua_new_call_id(same, cb);
+    assert_string_equal(ca, cb);
+    assert_int_equal(strspn(ca, "0123456789abcdef"), 32);
+    ua_free(same);
+    ua_free(other);
+}
+
+/* The sent-by of Via (RFC 3261 §18.1.1), the automatic Contact and the
+ * User-Agent come from the sip_local the UA was given, read at each send:
+ * the app fills it once its listeners are bound. */
+static void test_local_read_at_send(void **state)
+{
+    struct h *h = *state;
+    struct ua_request r = register_req();
+    struct transport_dest dest;
+    ua_dest_from_host("192.0.2.9", 5080, SIP_TRANSPORT_UDP, 0, &dest);
+    assert_non_null(ua_request_send(h->ua, &r, &dest, NULL, NULL, NULL));
+    assert_int_equal(h->nsent, 1);
+    struct sip_msg *m = sent_msg(h, 0);
+    assert_true(str_eq_cstr(m->via.host, "192.0.2.1"));
+    assert_int_equal(m->via.port, 5060);
+    assert_true(str_eq_cstr(hdr(m, SIP_HDR_CONTACT), "<sip:34020000001320000001@192.0.2.1:5060>"));
+    assert_true(str_eq_cstr(hdr(m, SIP_HDR_USER_AGENT), "cascade-test"));
+
+    snprintf(h->local.host, sizeof(h->local.host), "198.51.100.7");
+    h->local.udp_port = 5070;
+    snprintf(h->local.user_agent, sizeof(h->local.user_agent), "cascade-2");
+    assert_non_null(ua_request_send(h->ua, &r, &dest, NULL, NULL, NULL));
+    assert_int_equal(h->nsent, 2);
+    m = sent_msg(h, 1);
+    assert_true(str_eq_cstr(m->via.host, "198.51.100.7"));
+    assert_int_equal(m->via.port, 5070);
+    assert_true(str_eq_cstr(hdr(m, SIP_HDR_CONTACT), "<sip:34020000001320000001@198.51.100.7:5070>"));
+    assert_true(str_eq_cstr(hdr(m, SIP_HDR_USER_AGENT), "cascade-2"));
+}
+
 /* ---- UAC dialogs ---- */
 
 static struct ua_uac *send_invite(struct h *h)
@@ -890,6 +948,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_print_request),
         cmocka_unit_test(test_dest),
+        cmocka_unit_test_setup_teardown(test_seed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_local_read_at_send, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_and_detach, setup, teardown),
         cmocka_unit_test_setup_teardown(test_uac_dialog, setup, teardown),
