@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """include-graph.py — the folder-level include graph of src/, its loops, and
-(with --layers) every include that goes up the layer order.
+(with --layers, or --cmake reading CASCADE_LAYERS from CMakeLists.txt) every
+include that does not go down the layer order.
 
-  scripts/include-graph.py [--root DIR] [--layers "base sip ... app"] [--lines]
+  scripts/include-graph.py [--root DIR] [--layers "base|sip|... app" | --cmake FILE] [--lines]
 
 A folder is the directory of a file under src/ (src/gb/upper/play.c is in
 gb/upper). An edge A -> B means some file in A includes "B/...h". Loops are
 the strongly connected components with more than one folder. With --layers
-(lowest first; a folder may share a layer with others: "a|b" on one rank),
-an include from a folder to a folder of a higher rank is reported. Exit
+(lowest first; folders of one layer joined by "|"), an include from a
+folder to a folder of the same or a higher layer is reported (CMake builds
+each folder seeing only the folders below its layer). Exit
 status: 0 clean, 1 when there is a loop or an upward include."""
 import argparse, collections, os, re, sys
 
@@ -68,8 +70,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--root', default=os.path.join(os.path.dirname(__file__), '..', 'src'))
     ap.add_argument('--layers', default='')
+    ap.add_argument('--cmake', default='')
     ap.add_argument('--lines', action='store_true')
     a = ap.parse_args()
+    if a.cmake:
+        text = open(a.cmake).read()
+        m = re.search(r'set\(CASCADE_LAYERS\s+(.*?)\)', text, re.S)
+        a.layers = ' '.join(x.replace(' ', '|') for x in re.findall(r'"([^"]+)"', m.group(1)))
     folders, edges, why, lines = scan(a.root)
     bad = 0
     loops = sccs(folders | set(edges), edges)
@@ -90,7 +97,7 @@ def main():
                 bad = 1
         for s in sorted(edges):
             for d in sorted(edges[s]):
-                if s in rank and d in rank and rank[d] > rank[s]:
+                if s in rank and d in rank and rank[d] >= rank[s]:
                     print('upward include: %s (%s) -> %s (%s): %s' % (s, rank[s], d, rank[d], why[(s, d)]))
                     bad = 1
     if a.lines:

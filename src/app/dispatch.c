@@ -24,6 +24,7 @@
 #include "gb/lower/lower.h"
 #include "gb/upper/upper.h"
 #include "proxy/proxy.h"
+#include "registrar/digest_check.h"
 #include "registrar/location.h"
 #include "registrar/registrar.h"
 #include "sip/local.h"
@@ -43,6 +44,50 @@ static const char *allow_value(const struct worker *w)
     return "INVITE,ACK,CANCEL,BYE,OPTIONS,REGISTER,MESSAGE,INFO,NOTIFY,SUBSCRIBE,UPDATE,PRACK,REFER";
 }
 
+/* ---- the proxy's collaborators: the registrar's digest checks and local
+ * URIs, the node's response counters ---- */
+
+static enum digest_check proxy_digest_check(void *arg, const struct transport_rx *rx, enum sip_hdr hdr,
+                                            struct digest_check_result *out)
+{
+    return digest_check_request(arg, rx, hdr, out); /* arg: the worker's digest_checker */
+}
+static int proxy_digest_challenge(void *arg, bool proxy, bool stale, const struct transport_rx *rx, sbuf_t *b)
+{
+    return digest_check_challenge(arg, proxy, stale, rx, b);
+}
+static void proxy_digest_consume(void *arg, struct sip_msg *m, enum sip_hdr hdr) { digest_check_consume(arg, m, hdr); }
+static bool proxy_uri_is_local(void *arg, const struct sip_uri *uri, const struct transport_rx *rx, bool check_port)
+{
+    return registrar_uri_is_local(arg, uri, rx, check_port);
+}
+static void proxy_response_out(void *arg, const char *data, size_t len) { worker_count_response_out(arg, data, len); }
+
+static struct proxy *start_proxy(struct worker *w)
+{
+    struct proxy_deps d = {
+        .cfg = &w->cfg.proxy,
+        .sip_cfg = &w->cfg.sip,
+        .auth_cfg = &w->cfg.auth,
+        .reg_cfg = &w->cfg.registrar,
+        .local = &w->local,
+        .txn = w->txn,
+        .transport = w->transport,
+        .timers = &w->timers,
+        .loop = w->loop,
+        .location = w->location,
+        .users = w->users,
+        .ua = w->ua,
+        .digest = {.check = proxy_digest_check, .challenge = proxy_digest_challenge,
+                   .consume = proxy_digest_consume, .arg = &w->digest},
+        .uri_is_local = proxy_uri_is_local,
+        .uri_is_local_arg = w->registrar,
+        .on_response_out = proxy_response_out,
+        .on_response_out_arg = w,
+    };
+    return proxy_new(&d);
+}
+
 static bool admission_refuse(void *arg, struct txn *st) { return worker_overload_refuse(arg, st); }
 
 /* NAT pings: one datagram from our socket. */
@@ -54,13 +99,7 @@ static int send_datagram(void *arg, struct transport_dest *dest, const void *dat
 /* Who we are, as the roles get it (sip/local.h). */
 static void fill_local(struct worker *w)
 {
-    struct sip_local *l = &w->local;
-    snprintf(l->domain, sizeof(l->domain), "%s", w->cfg.sip.domain);
-    snprintf(l->realm, sizeof(l->realm), "%s", w->realm);
-    snprintf(l->host, sizeof(l->host), "%s", w->local_host);
-    l->udp_port = w->local_udp_port;
-    l->tcp_port = w->local_tcp_port;
-    snprintf(l->user_agent, sizeof(l->user_agent), "%s", w->cfg.sip.user_agent);
+    worker_fill_local(w);
     w->admission = (struct txn_admission){.refuse = admission_refuse, .arg = w};
     digest_checker_init(&w->digest, &w->cfg.auth, &w->local, w->users, w->auth, w->events);
 }
@@ -110,9 +149,10 @@ static int start_registrar(struct worker *w)
 int dispatch_start_roles(struct worker *w)
 {
     fill_local(w);
-    w->ua = ua_new(w); /* first: the registrar takes its tags from it */
+    /* The UA first: the registrar and the proxy take their tags from it. */
+    w->ua = ua_new(&w->cfg.sip, &w->local, &w->timers, w->txn, w->transport, 0);
     if (!w->ua || start_registrar(w) < 0) return -1;
-    w->proxy = proxy_new(w);
+    w->proxy = start_proxy(w);
     if (!w->proxy) return -1;
 
     if (w->cfg.gb.enabled) {

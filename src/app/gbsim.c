@@ -1072,7 +1072,11 @@ static int sim_start(struct sim *s, uv_loop_t *loop)
     struct txn_layer_ops ops = {.user = s, .send = txn_send, .on_request = on_request, .on_ack = on_ack,
                                 .on_stray_response = on_stray, .now_ms = clock_cb};
     w->txn = txn_layer_new(&w->timers, &xcfg, &ops);
-    s->ua = w->txn ? ua_new(w) : NULL;
+    /* The UA reads the time through the timer service (timer_now). */
+    w->timers.clock = clock_cb;
+    w->timers.clock_arg = s;
+    worker_fill_local(w);
+    s->ua = w->txn ? ua_new(&w->cfg.sip, &w->local, &w->timers, w->txn, w->transport, 0) : NULL;
     if (!s->ua) return -1;
     if (ua_dest_from_host(s->o.target_host, s->o.target_port, s->o.proto, 0, &s->target) != 0) {
         log_error("gbsim: --target host must be a numeric address");

@@ -351,6 +351,18 @@ static void on_signal(uv_signal_t *h, int signum)
 
 /* ---- start / stop ---- */
 
+/* What roles get instead of the worker: who this node is (sip/local.h). */
+void worker_fill_local(struct worker *w)
+{
+    struct sip_local *l = &w->local;
+    snprintf(l->domain, sizeof(l->domain), "%s", w->cfg.sip.domain);
+    snprintf(l->realm, sizeof(l->realm), "%s", w->realm);
+    snprintf(l->host, sizeof(l->host), "%s", w->local_host);
+    l->udp_port = w->local_udp_port;
+    l->tcp_port = w->local_tcp_port;
+    snprintf(l->user_agent, sizeof(l->user_agent), "%s", w->cfg.sip.user_agent);
+}
+
 static int start_listeners(struct worker *w)
 {
     for (int i = 0; i < w->cfg.sip.listen_count; i++) {
@@ -367,6 +379,7 @@ static int start_listeners(struct worker *w)
         if (proto == SIP_TRANSPORT_TCP && !w->local_tcp_port) w->local_tcp_port = (uint16_t)port;
         if (!w->local_host[0]) snprintf(w->local_host, sizeof(w->local_host), "%s", l->host);
     }
+    worker_fill_local(w);
     return 0;
 }
 

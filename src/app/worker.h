@@ -100,6 +100,8 @@ void worker_free(struct worker *w);
  * it after timer_start() when the new deadline may be the earliest. */
 void worker_timers_changed(struct worker *w);
 uint64_t worker_now_ms(const struct worker *w);
+/* Copies domain, realm, local host and ports, user agent into w->local. */
+void worker_fill_local(struct worker *w);
 
 /* Overload control for a REGISTER that would create a new registration (a
  * SIP AoR without bindings, a GB device not online): true when it was

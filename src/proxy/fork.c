@@ -29,7 +29,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app/worker.h"
 #include "base/log.h"
 #include "proxy/proxy_int.h"
 #include "txn/txn.h"
@@ -83,7 +82,7 @@ static void branch_fail(struct proxy_branch *b, int status);
 static void dns_start(struct proxy *p, struct proxy_branch *br, const struct transport_dest *dest, const char *host,
                       uint16_t port, const char *data, size_t len);
 
-#define CLEANUP_MS(w) (64ull * ((w)->cfg.sip.t1_ms ? (w)->cfg.sip.t1_ms : 500))
+#define CLEANUP_MS(p) (64ull * (p)->t1_ms)
 
 /* ---- server transaction -> call ---- */
 
@@ -154,7 +153,7 @@ struct proxy_call *proxy_call_find(struct proxy *p, const struct txn *st)
 static void call_free(struct proxy_call *c)
 {
     struct proxy *p = c->p;
-    timer_stop(&p->w->timers, &c->timer);
+    timer_stop(p->d.timers, &c->timer);
     call_unhash(c);
     for (size_t i = 0; i < c->n; i++) {
         struct proxy_branch *b = &c->br[i];
@@ -265,8 +264,9 @@ static int build_upstream(struct proxy_call *c, const struct sip_msg *resp, bool
 
 static void start_cleanup(struct proxy_call *c)
 {
-    if (c->live > 0) timer_start(&c->p->w->timers, &c->timer, worker_now_ms(c->p->w) + CLEANUP_MS(c->p->w), call_timer);
-    else timer_stop(&c->p->w->timers, &c->timer);
+    struct proxy *p = c->p;
+    if (c->live > 0) timer_start(p->d.timers, &c->timer, timer_now(p->d.timers) + CLEANUP_MS(p), call_timer);
+    else timer_stop(p->d.timers, &c->timer);
 }
 
 /* The final response has gone (or cannot go) upstream: forget st. */
@@ -356,7 +356,6 @@ static void call_timer(struct timer_node *n, uint64_t now)
     (void)now;
     struct proxy_call *c = container_of(n, struct proxy_call, timer);
     struct proxy *p = c->p;
-    struct worker *w = p->w;
     arena_reset(&p->arena);
     if (!c->final_sent && !c->invite) {
         /* The non-INVITE deadline: silent branches count as 408 and the best
@@ -407,7 +406,7 @@ static void call_timer(struct timer_node *n, uint64_t now)
         }
         check_complete(c);
         /* A callee that ignores the CANCEL: the final goes up 64*T1 later. */
-        if (!c->final_sent) timer_start(&w->timers, &c->timer, worker_now_ms(w) + CLEANUP_MS(w), call_timer);
+        if (!c->final_sent) timer_start(p->d.timers, &c->timer, timer_now(p->d.timers) + CLEANUP_MS(p), call_timer);
         maybe_free(c);
         return;
     }
@@ -433,17 +432,17 @@ static void call_timer(struct timer_node *n, uint64_t now)
 /* The non-INVITE deadline (see the top of the file). */
 static void arm_non_invite_deadline(struct proxy_call *c)
 {
-    struct worker *w = c->p->w;
-    uint64_t ms = w->cfg.proxy.non_invite_timeout_ms;
-    if (!ms) ms = 60ull * (w->cfg.sip.t1_ms ? w->cfg.sip.t1_ms : 500);
-    timer_start(&w->timers, &c->timer, worker_now_ms(w) + ms, call_timer);
+    struct proxy *p = c->p;
+    uint64_t ms = p->cfg.non_invite_timeout_ms;
+    if (!ms) ms = 60ull * p->t1_ms;
+    timer_start(p->d.timers, &c->timer, timer_now(p->d.timers) + ms, call_timer);
 }
 
 static void arm_timer_c(struct proxy_call *c)
 {
-    struct worker *w = c->p->w;
-    uint64_t ms = (uint64_t)(w->cfg.proxy.invite_timeout_s ? w->cfg.proxy.invite_timeout_s : 180) * 1000;
-    timer_start(&w->timers, &c->timer, worker_now_ms(w) + ms, call_timer);
+    struct proxy *p = c->p;
+    uint64_t ms = (uint64_t)(p->cfg.invite_timeout_s ? p->cfg.invite_timeout_s : 180) * 1000;
+    timer_start(p->d.timers, &c->timer, timer_now(p->d.timers) + ms, call_timer);
 }
 
 /* ---- branch callbacks ---- */
@@ -534,7 +533,7 @@ static void branch_send(struct proxy_branch *b, const struct transport_dest *des
 {
     struct proxy_call *c = b->call;
     struct proxy *p = c->p;
-    b->ct = txn_client_new(p->w->txn, dest, data, len, str_from_cstr(b->branch), c->method, &branch_cb, b);
+    b->ct = txn_client_new(p->d.txn, dest, data, len, str_from_cstr(b->branch), c->method, &branch_cb, b);
     if (!b->ct) {
         log_error("proxy: client transaction for branch %s refused", b->branch);
         branch_fail(b, 500);
@@ -550,7 +549,7 @@ static void branch_start(struct proxy_call *c, struct proxy_branch *b, const str
                          uint64_t loop_hash, const char *via_host)
 {
     struct proxy *p = c->p;
-    struct worker *w = p->w;
+    const struct sip_local *l = p->d.local;
     arena_t *a = &p->arena;
     b->call = c;
     proxy_make_branch(b->branch, sizeof(b->branch), loop_hash, ++p->counter);
@@ -574,8 +573,8 @@ static void branch_start(struct proxy_call *c, struct proxy_branch *b, const str
         branch_fail(b, 503);
         return;
     }
-    uint16_t in_port = rx->proto == SIP_TRANSPORT_TCP && w->local_tcp_port ? w->local_tcp_port : w->local_udp_port;
-    uint16_t out_port = dest.proto == SIP_TRANSPORT_TCP && w->local_tcp_port ? w->local_tcp_port : w->local_udp_port;
+    uint16_t in_port = rx->proto == SIP_TRANSPORT_TCP && l->tcp_port ? l->tcp_port : l->udp_port;
+    uint16_t out_port = dest.proto == SIP_TRANSPORT_TCP && l->tcp_port ? l->tcp_port : l->udp_port;
     if (record_route) {
         /* §16.6 step 4; RFC 5658 double Record-Route when the transport
          * changes: the entry facing the callee on top. */
@@ -682,7 +681,7 @@ static void dns_done(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     if (p && !ai) p->stats.dns_failures++;
     if (p && d->stateless) {
         if (ai) {
-            int rc = transport_send(p->w->transport, &d->dest, d->data, d->len);
+            int rc = transport_send(p->d.transport, &d->dest, d->data, d->len);
             if (rc < 0) log_info("proxy: stateless send failed: %s", uv_strerror(rc));
         }
     } else if (p && d->br) {
@@ -721,7 +720,7 @@ static void dns_start(struct proxy *p, struct proxy_branch *br, const struct tra
     memcpy(d->data, data, len);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM};
     p->stats.dns_lookups++;
-    int rc = uv_getaddrinfo(p->w->loop, &d->req, dns_done, host, NULL, &hints);
+    int rc = uv_getaddrinfo(p->d.loop, &d->req, dns_done, host, NULL, &hints);
     if (rc < 0) {
         log_warn("proxy: cannot look %s up: %s", host, uv_strerror(rc));
         p->stats.dns_failures++;
@@ -745,6 +744,6 @@ void proxy_send_stateless(struct proxy *p, struct transport_dest *dest, const ch
         dns_start(p, NULL, dest, host, port, data, len);
         return;
     }
-    int rc = transport_send(p->w->transport, dest, data, len);
+    int rc = transport_send(p->d.transport, dest, data, len);
     if (rc < 0) log_info("proxy: stateless send failed: %s", uv_strerror(rc));
 }

@@ -13,36 +13,40 @@
 #include <string.h>
 #include <strings.h>
 
-#include "app/worker.h"
 #include "base/log.h"
 #include "proxy/pike.h"
 #include "proxy/proxy_int.h"
-#include "registrar/digest_check.h"
 #include "registrar/location.h"
 #include "registrar/registrar.h"
 #include "registrar/users.h"
 #include "txn/txn.h"
+#include "ua/ua.h"
 
 /* ---- small helpers ---- */
+
+static bool uri_is_local(const struct proxy *p, const struct sip_uri *uri, const struct transport_rx *rx,
+                         bool check_port)
+{
+    return p->d.uri_is_local(p->d.uri_is_local_arg, uri, rx, check_port);
+}
 
 typedef int (*respond_fn)(struct txn *, int, const char *, str_t, const str_t *, size_t, str_t, str_t);
 
 static void reply_with(struct proxy *p, struct txn *st, int status, const char *reason, str_t extra,
                        respond_fn respond)
 {
-    struct worker *w = p->w;
     const struct sip_msg *req = txn_request(st);
     const struct transport_rx *ri = txn_rx_info(st);
     if (!req || !ri) return;
     char src[TRANSPORT_ADDR_TEXT];
     snprintf(src, sizeof(src), "%s", ri->src_text);
-    char tag[17];
-    worker_new_tag(w, tag);
+    char tag[UA_TAG_SIZE];
+    ua_new_tag(p->d.ua, tag);
     char server[96];
     str_t lines[2];
     size_t n = 0;
-    if (w->cfg.sip.user_agent[0]) {
-        snprintf(server, sizeof(server), "Server: %s", w->cfg.sip.user_agent);
+    if (p->d.local->user_agent[0]) {
+        snprintf(server, sizeof(server), "Server: %s", p->d.local->user_agent);
         lines[n++] = str_from_cstr(server);
     }
     if (extra.len) lines[n++] = extra;
@@ -81,7 +85,7 @@ static void refuse(struct proxy *p, struct txn *st, const struct transport_rx *r
  * second in all (a flood from many sources must not flood the log). */
 static void pike_log(struct proxy *p, const struct transport_rx *rx, uint64_t now_ms)
 {
-    const struct config *cfg = &p->w->cfg;
+    const struct proxy_config *cfg = &p->cfg;
     uint64_t sec = now_ms / 1000;
     if (sec != p->pike_log_sec) {
         if (p->pike_log_suppressed)
@@ -96,28 +100,26 @@ static void pike_log(struct proxy *p, const struct transport_rx *rx, uint64_t no
     p->pike_log_lines++;
     log_warn("proxy: 503 to %.*s from %s: more than %u requests in %u s ([proxy] pike_limit), refused until the "
              "window ends",
-             STR_FMT(rx->msg->method_name), rx->src_text, cfg->proxy.pike_limit, cfg->proxy.pike_window_s);
+             STR_FMT(rx->msg->method_name), rx->src_text, cfg->pike_limit, cfg->pike_window_s);
 }
 
 /* Counts a request the proxy is about to route against its source's
  * allowance; trusted sources are exempt. false: answered 503 here. */
 static bool pike_allows(struct proxy *p, struct txn *st, const struct transport_rx *rx)
 {
-    struct worker *w = p->w;
     const struct sockaddr *src = (const struct sockaddr *)&rx->src;
-    if (!p->pike ||
-        (w->cfg.proxy.trusted_count && config_cidr_match(w->cfg.proxy.trusted, w->cfg.proxy.trusted_count, src)))
+    if (!p->pike || (p->cfg.trusted_count && config_cidr_match(p->cfg.trusted, p->cfg.trusted_count, src)))
         return true;
-    uint64_t now = worker_now_ms(w);
+    uint64_t now = timer_now(p->d.timers);
     enum proxy_pike_verdict v = proxy_pike_check(p->pike, src, now);
     if (v == PROXY_PIKE_PASS) return true;
     p->stats.pike_refused++;
     if (v == PROXY_PIKE_REFUSE_FIRST) pike_log(p, rx, now);
     /* Stateless where the transaction layer allows it: a flood keeps no
      * transaction records (RFC 3261 §8.2.7). */
-    char tag[17], ra[40];
-    worker_new_tag(w, tag);
-    snprintf(ra, sizeof(ra), "Retry-After: %u", w->cfg.proxy.pike_window_s);
+    char tag[UA_TAG_SIZE], ra[40];
+    ua_new_tag(p->d.ua, tag);
+    snprintf(ra, sizeof(ra), "Retry-After: %u", p->cfg.pike_window_s);
     str_t line = str_from_cstr(ra);
     int rc = txn_respond_stateless(st, 503, "Too Many Requests", rx->msg->to.tag.len ? STR_NULL : str_from_cstr(tag),
                                    &line, 1, STR_NULL, STR_NULL);
@@ -143,9 +145,9 @@ static void remember_via_host(struct proxy *p, const char *h)
 
 void proxy_via_host(const struct proxy *p, const struct transport_rx *rx, char *out, size_t cap)
 {
-    const struct worker *w = p->w;
-    if (!wildcard_host(w->local_host) || !rx) {
-        snprintf(out, cap, "%s", w->local_host[0] ? w->local_host : "127.0.0.1");
+    const char *local_host = p->d.local->host;
+    if (!wildcard_host(local_host) || !rx) {
+        snprintf(out, cap, "%s", local_host[0] ? local_host : "127.0.0.1");
         return;
     }
     char h[INET6_ADDRSTRLEN];
@@ -163,12 +165,12 @@ bool proxy_via_is_ours(void *arg, const struct sip_via *v)
 {
     struct proxy *p = arg;
     struct sip_uri u = {.scheme = SIP_SCHEME_SIP, .host = v->host, .port = v->port};
-    if (registrar_uri_is_local(p->w->registrar, &u, NULL, true)) return true;
+    if (uri_is_local(p, &u, NULL, true)) return true;
     for (int i = 0; i < 4 && p->via_hosts[i][0]; i++)
         if (str_ieq_cstr(v->host, p->via_hosts[i])) {
-            struct sip_uri l = {.scheme = SIP_SCHEME_SIP, .host = str_from_cstr(p->w->local_host), .port = v->port};
+            struct sip_uri l = {.scheme = SIP_SCHEME_SIP, .host = str_from_cstr(p->d.local->host), .port = v->port};
             /* same host as a wildcard listener: the port decides */
-            if (registrar_uri_is_local(p->w->registrar, &l, NULL, true) || wildcard_host(p->w->local_host)) return true;
+            if (uri_is_local(p, &l, NULL, true) || wildcard_host(p->d.local->host)) return true;
         }
     return false;
 }
@@ -203,11 +205,10 @@ static bool binding_flow(const struct location_binding *b, struct transport_dest
 
 bool proxy_flow_for_uri(struct proxy *p, const struct sip_uri *uri, struct transport_dest *dest)
 {
-    struct worker *w = p->w;
     char key[LOCATION_MAX_AOR];
-    if (!w->location || registrar_aor_key(uri, key, sizeof(key)) < 0) return false;
+    if (!p->d.location || registrar_aor_key(uri, key, sizeof(key)) < 0) return false;
     const struct location_binding *bs[PROXY_MAX_BRANCHES];
-    size_t n = location_lookup(w->location, str_from_cstr(key), bs, PROXY_MAX_BRANCHES);
+    size_t n = location_lookup(p->d.location, str_from_cstr(key), bs, PROXY_MAX_BRANCHES);
     if (n > PROXY_MAX_BRANCHES) n = PROXY_MAX_BRANCHES;
     for (size_t i = 0; i < n; i++) {
         bool same = str_eq_cstr(uri->raw, bs[i]->contact);
@@ -231,12 +232,11 @@ static bool route_entry_uri(str_t entry, struct sip_name_addr *na)
  * (two when we double record-routed). Returns whether one of ours was there. */
 static bool preprocess_routes(struct proxy *p, struct sip_msg *m, arena_t *a, const struct transport_rx *rx)
 {
-    struct worker *w = p->w;
     bool popped = false;
     uint32_t idx;
     str_t entry;
     struct sip_name_addr na;
-    if (m->ruri.user.len == 0 && m->ruri.lr && registrar_uri_is_local(w->registrar, &m->ruri, rx, true) &&
+    if (m->ruri.user.len == 0 && m->ruri.lr && uri_is_local(p, &m->ruri, rx, true) &&
         sip_edit_last_entry(m, SIP_HDR_ROUTE, &idx, &entry) && route_entry_uri(entry, &na)) {
         if (sip_msg_set_ruri(m, a, na.uri_raw) == 0) {
             sip_edit_pop_last_entry(m, SIP_HDR_ROUTE);
@@ -245,7 +245,7 @@ static bool preprocess_routes(struct proxy *p, struct sip_msg *m, arena_t *a, co
     }
     for (int i = 0; i < 2; i++) {
         if (!sip_edit_first_entry(m, SIP_HDR_ROUTE, &idx, &entry) || !route_entry_uri(entry, &na)) break;
-        if (!registrar_uri_is_local(w->registrar, &na.uri, rx, true)) break;
+        if (!uri_is_local(p, &na.uri, rx, true)) break;
         sip_edit_pop_first_entry(m, SIP_HDR_ROUTE);
         popped = true;
     }
@@ -288,10 +288,9 @@ int proxy_next_hop(struct proxy *p, struct sip_msg *m, arena_t *a, const struct 
 
 static void redirect(struct proxy *p, struct txn *st, const struct location_binding *const *bs, size_t n)
 {
-    struct worker *w = p->w;
     sbuf_t *b = &p->sb;
     sbuf_clear(b);
-    uint64_t now = worker_now_ms(w);
+    uint64_t now = timer_now(p->d.timers);
     for (size_t i = 0; i < n; i++) {
         uint64_t left = bs[i]->expires_ms > now ? (bs[i]->expires_ms - now + 999) / 1000 : 0;
         if (i) sbuf_append_cstr(b, "\r\n");
@@ -314,7 +313,6 @@ static void redirect(struct proxy *p, struct txn *st, const struct location_bind
 /* §16.5: the target set of a request for our domain. */
 static void route_local(struct proxy *p, struct txn *st, const struct transport_rx *rx, struct sip_msg *req)
 {
-    struct worker *w = p->w;
     char aor[LOCATION_MAX_AOR];
     if (registrar_aor_key(&req->ruri, aor, sizeof(aor)) < 0) {
         p->stats.not_found++;
@@ -322,14 +320,13 @@ static void route_local(struct proxy *p, struct txn *st, const struct transport_
         return;
     }
     const struct location_binding *bs[PROXY_MAX_BRANCHES];
-    size_t n = w->location ? location_lookup(w->location, str_from_cstr(aor), bs, PROXY_MAX_BRANCHES) : 0;
+    size_t n = p->d.location ? location_lookup(p->d.location, str_from_cstr(aor), bs, PROXY_MAX_BRANCHES) : 0;
     if (n > PROXY_MAX_BRANCHES) n = PROXY_MAX_BRANCHES;
     /* [registrar] max_contacts also bounds the fan-out when the store holds
      * more (bindings made before the limit was set): issue 9. */
-    if (w->cfg.registrar.max_contacts > 0 && n > (size_t)w->cfg.registrar.max_contacts)
-        n = (size_t)w->cfg.registrar.max_contacts;
+    if (p->max_contacts > 0 && n > (size_t)p->max_contacts) n = (size_t)p->max_contacts;
     if (n == 0) {
-        if (w->users && users_find(w->users, str_from_cstr(aor))) {
+        if (p->d.users && users_find(p->d.users, str_from_cstr(aor))) {
             p->stats.unavailable++;
             log_info("proxy: 480 to %.*s from %s: %s has no binding", STR_FMT(req->method_name), rx->src_text, aor);
             proxy_reject(p, st, 480, "Temporarily Unavailable", STR_NULL);
@@ -364,7 +361,7 @@ static void challenge(struct proxy *p, struct txn *st, const struct transport_rx
 {
     sbuf_t *b = &p->sb;
     sbuf_clear(b);
-    if (digest_check_challenge(&p->w->digest, true, stale, rx, b) != 0) {
+    if (p->d.digest.challenge(p->d.digest.arg, true, stale, rx, b) != 0) {
         refuse(p, st, rx, 500, "Server Internal Error", STR_NULL, "cannot build a challenge (realm empty?)");
         return;
     }
@@ -382,18 +379,17 @@ static void challenge(struct proxy *p, struct txn *st, const struct transport_rx
 static int proxy_authenticate(struct proxy *p, struct txn *st, const struct transport_rx *rx, struct sip_msg *req,
                               bool to_foreign)
 {
-    struct worker *w = p->w;
     const struct sip_msg *m = rx->msg;
-    if (!w->cfg.proxy.authenticate || m->to.tag.len) return 1;
+    if (!p->cfg.authenticate || m->to.tag.len) return 1;
     /* [proxy] trusted: gateways and peer proxies are not challenged. */
-    if (w->cfg.proxy.trusted_count &&
-        config_cidr_match(w->cfg.proxy.trusted, w->cfg.proxy.trusted_count, (const struct sockaddr *)&rx->src))
+    if (p->cfg.trusted_count &&
+        config_cidr_match(p->cfg.trusted, p->cfg.trusted_count, (const struct sockaddr *)&rx->src))
         return 1;
     bool from_local = (m->from.uri.scheme == SIP_SCHEME_SIP || m->from.uri.scheme == SIP_SCHEME_SIPS) &&
-                      registrar_uri_is_local(w->registrar, &m->from.uri, rx, false);
+                      uri_is_local(p, &m->from.uri, rx, false);
     if (!from_local && !to_foreign) return 1;
     struct digest_check_result res;
-    switch (digest_check_request(&w->digest, rx, SIP_HDR_PROXY_AUTHORIZATION, &res)) {
+    switch (p->d.digest.check(p->d.digest.arg, rx, SIP_HDR_PROXY_AUTHORIZATION, &res)) {
     case DIGEST_CHECK_OK: break;
     case DIGEST_CHECK_NONE:
         p->stats.challenged++;
@@ -424,7 +420,7 @@ static int proxy_authenticate(struct proxy *p, struct txn *st, const struct tran
         refuse(p, st, rx, 400, "Digest URI Mismatch", STR_NULL, res.why);
         return 0;
     }
-    if (w->cfg.auth.match_user && from_local && !str_eq_cstr(m->from.uri.user, res.user->name)) {
+    if (p->match_user && from_local && !str_eq_cstr(m->from.uri.user, res.user->name)) {
         p->stats.auth_failed++;
         char why[160];
         snprintf(why, sizeof(why), "user %s may not send as %.*s@%.*s", res.user->name,
@@ -433,7 +429,7 @@ static int proxy_authenticate(struct proxy *p, struct txn *st, const struct tran
         refuse(p, st, rx, 403, "Forbidden", STR_NULL, why);
         return 0;
     }
-    digest_check_consume(&w->digest, req, SIP_HDR_PROXY_AUTHORIZATION);
+    p->d.digest.consume(p->d.digest.arg, req, SIP_HDR_PROXY_AUTHORIZATION);
     return 1;
 }
 
@@ -456,11 +452,10 @@ int proxy_on_request(struct proxy *p, struct txn *st, const struct transport_rx 
 {
     const struct sip_msg *m = rx->msg;
     if (!p || !m || !m->is_request || m->method == SIP_ACK) return 0;
-    struct worker *w = p->w;
 
     if (m->method == SIP_CANCEL) {
         /* §16.10: a CANCEL for one of our response contexts. */
-        struct txn *inv = txn_find_invite_for_cancel(w->txn, rx);
+        struct txn *inv = txn_find_invite_for_cancel(p->d.txn, rx);
         struct proxy_call *c = inv ? proxy_call_find(p, inv) : NULL;
         if (!c) return 0;
         p->stats.cancels++;
@@ -470,7 +465,7 @@ int proxy_on_request(struct proxy *p, struct txn *st, const struct transport_rx 
         return 1;
     }
     bool has_route = m->first[SIP_HDR_ROUTE] >= 0;
-    bool ruri_local = registrar_uri_is_local(w->registrar, &m->ruri, rx, true);
+    bool ruri_local = uri_is_local(p, &m->ruri, rx, true);
     /* Addressed to this node itself (OPTIONS ping, a dialog we are in): the core's. */
     if (!has_route && ruri_local && (m->ruri.user.len == 0 || m->to.tag.len)) return 0;
     if (!pike_allows(p, st, rx)) return 1;
@@ -509,11 +504,11 @@ int proxy_on_request(struct proxy *p, struct txn *st, const struct transport_rx 
     bool popped = preprocess_routes(p, &req, &p->arena, rx);
     bool rr = dialog_creating(req.method) && req.to.tag.len == 0;
     struct proxy_target keep = {0};
-    bool local_target = req.first[SIP_HDR_ROUTE] < 0 && registrar_uri_is_local(w->registrar, &req.ruri, rx, true);
+    bool local_target = req.first[SIP_HDR_ROUTE] < 0 && uri_is_local(p, &req.ruri, rx, true);
     bool for_us = local_target && (req.ruri.user.len == 0 || req.to.tag.len);
     if (req.first[SIP_HDR_ROUTE] >= 0) {
         /* Loose routing onward (§16.4, §16.6 step 7). */
-        if (!popped && !w->cfg.proxy.allow_foreign) {
+        if (!popped && !p->cfg.allow_foreign) {
             p->stats.refused++;
             refuse(p, st, rx, 403, "Relaying Forbidden", STR_NULL, "Route set does not pass through us");
             return 1;
@@ -528,7 +523,7 @@ int proxy_on_request(struct proxy *p, struct txn *st, const struct transport_rx 
         route_local(p, st, rx, &req);
         return 1;
     }
-    if (!popped && !w->cfg.proxy.allow_foreign) {
+    if (!popped && !p->cfg.allow_foreign) {
         p->stats.refused++;
         refuse(p, st, rx, 403, "Relaying Forbidden", STR_NULL, "Request-URI names another domain");
         return 1;
@@ -544,7 +539,6 @@ void proxy_on_ack(struct proxy *p, const struct transport_rx *rx)
 {
     const struct sip_msg *m = rx->msg;
     if (!p || !m || m->method != SIP_ACK) return;
-    struct worker *w = p->w;
     if (m->max_forwards == 0) {
         log_info("proxy: ACK from %s dropped: Max-Forwards 0", rx->src_text);
         return;
@@ -553,11 +547,11 @@ void proxy_on_ack(struct proxy *p, const struct transport_rx *rx)
     struct sip_msg req;
     if (sip_edit_clone(m, &p->arena, &req) != 0) return;
     bool popped = preprocess_routes(p, &req, &p->arena, rx);
-    if (req.first[SIP_HDR_ROUTE] < 0 && registrar_uri_is_local(w->registrar, &req.ruri, rx, true)) {
+    if (req.first[SIP_HDR_ROUTE] < 0 && uri_is_local(p, &req.ruri, rx, true)) {
         log_debug("proxy: ACK from %s is for this node", rx->src_text);
         return;
     }
-    if (!popped && !w->cfg.proxy.allow_foreign) {
+    if (!popped && !p->cfg.allow_foreign) {
         log_info("proxy: ACK from %s dropped: not routed through us", rx->src_text);
         return;
     }
@@ -578,7 +572,8 @@ void proxy_on_ack(struct proxy *p, const struct transport_rx *rx)
     proxy_make_branch(branch, sizeof(branch), proxy_loop_hash(m, top), 0);
     char vh[80];
     proxy_via_host(p, rx, vh, sizeof(vh));
-    uint16_t vport = dest.proto == SIP_TRANSPORT_TCP && w->local_tcp_port ? w->local_tcp_port : w->local_udp_port;
+    const struct sip_local *l = p->d.local;
+    uint16_t vport = dest.proto == SIP_TRANSPORT_TCP && l->tcp_port ? l->tcp_port : l->udp_port;
     str_t via = arena_printf(&p->arena, "SIP/2.0/%s %s:%u;branch=%s", transport_name(dest.proto), vh, vport, branch);
     if (!via.s || sip_msg_insert_header(&req, &p->arena, 0, STR_LIT("Via"), via) != 0) return;
     sbuf_clear(&p->sb);
@@ -612,7 +607,7 @@ void proxy_forward_response_stateless(struct proxy *p, const struct sip_msg *res
     if (rc < 0) return;
     sbuf_clear(&p->sb);
     if (sip_print(&m, &p->sb) != 0 || p->sb.failed) return;
-    worker_count_response_out(p->w, p->sb.data, p->sb.len);
+    if (p->d.on_response_out) p->d.on_response_out(p->d.on_response_out_arg, p->sb.data, p->sb.len);
     p->stats.stray_forwarded++;
     proxy_send_stateless(p, &dest, rc == 1 ? host : NULL, port, p->sb.data, p->sb.len);
 }
@@ -639,26 +634,33 @@ void proxy_on_server_terminated(struct proxy *p, struct txn *st)
 
 /* ---- life cycle, stats ---- */
 
-struct proxy *proxy_new(struct worker *w)
+struct proxy *proxy_new(const struct proxy_deps *d)
 {
     struct proxy *p = calloc(1, sizeof(*p));
     if (!p) return NULL;
-    p->w = w;
-    p->redirect = !strcasecmp(w->cfg.proxy.mode, "redirect");
+    p->d = *d;
+    p->cfg = *d->cfg;
+    p->t1_ms = d->sip_cfg->t1_ms ? d->sip_cfg->t1_ms : 500;
+    p->match_user = d->auth_cfg->match_user;
+    p->max_contacts = d->reg_cfg->max_contacts;
+    p->d.cfg = NULL;
+    p->d.sip_cfg = NULL;
+    p->d.auth_cfg = NULL;
+    p->d.reg_cfg = NULL;
+    p->redirect = !strcasecmp(p->cfg.mode, "redirect");
     arena_init(&p->arena, p->arena_mem, sizeof(p->arena_mem));
     p->arena.limit = 4u << 20;
     sbuf_init(&p->sb);
-    if (w->cfg.proxy.pike_limit) {
-        p->pike = proxy_pike_new(w->cfg.proxy.pike_limit, w->cfg.proxy.pike_window_s * 1000);
+    if (p->cfg.pike_limit) {
+        p->pike = proxy_pike_new(p->cfg.pike_limit, p->cfg.pike_window_s * 1000);
         if (!p->pike) {
             free(p);
             return NULL;
         }
-        log_info("proxy: at most %u requests per source in %u s (pike)", w->cfg.proxy.pike_limit,
-                 w->cfg.proxy.pike_window_s);
+        log_info("proxy: at most %u requests per source in %u s (pike)", p->cfg.pike_limit, p->cfg.pike_window_s);
     }
     log_info("proxy: %s mode, foreign domains %s, timer C %us", p->redirect ? "redirect" : "stateful proxy",
-             w->cfg.proxy.allow_foreign ? "forwarded" : "refused", w->cfg.proxy.invite_timeout_s);
+             p->cfg.allow_foreign ? "forwarded" : "refused", p->cfg.invite_timeout_s);
     return p;
 }
 

@@ -22,8 +22,9 @@
  * With [proxy] mode = redirect it answers 302 with the bindings as Contacts
  * instead (404/480 the same way).
  *
- * Wiring (worker.c / dispatch.c):
- *   w->proxy = proxy_new(w);                     after registrar_new
+ * Wiring (src/app/dispatch.c):
+ *   struct proxy_deps d = {configs, local, collaborators, callbacks};
+ *   proxy = proxy_new(&d);                        after the registrar and the UA
  *   dispatch_request:  ... registrar_on_request(), then proxy_on_request()
  *   dispatch_ack:           proxy_on_ack()
  *   dispatch_stray_response: proxy_on_stray_response()
@@ -37,11 +38,25 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <uv.h>
+
+#include "base/sbuf.h"
+#include "registrar/digest_check.h"
+#include "sip/msg.h"
 #include "transport/transport.h"
 
-struct worker;
-struct txn;
+struct auth_config;
+struct location;
 struct proxy;
+struct proxy_config;
+struct registrar_config;
+struct sip_config;
+struct sip_local;
+struct timer_service;
+struct txn;
+struct txn_layer;
+struct ua;
+struct users;
 
 #define PROXY_MAX_BRANCHES 32       /* targets forked per request */
 
@@ -66,8 +81,48 @@ struct proxy_stats {
     uint32_t calls_live;            /* response contexts alive */
 };
 
-/* NULL on allocation failure. Reads w->cfg ([proxy], [sip]). */
-struct proxy *proxy_new(struct worker *w);
+/* Checking a request's digest credentials (registrar/digest_check.h): the
+ * proxy asks, whoever owns the nonces, users and failure counts answers.
+ * Each function has the meaning of its digest_check_* namesake; arg is
+ * passed back. */
+struct proxy_digest {
+    enum digest_check (*check)(void *arg, const struct transport_rx *rx, enum sip_hdr hdr,
+                               struct digest_check_result *out);
+    int (*challenge)(void *arg, bool proxy, bool stale, const struct transport_rx *rx, sbuf_t *b);
+    void (*consume)(void *arg, struct sip_msg *m, enum sip_hdr hdr);
+    void *arg;
+};
+
+/* What the proxy works with. The configs are copied; everything else is
+ * borrowed and must outlive the proxy. */
+struct proxy_deps {
+    const struct proxy_config *cfg;          /* [proxy] */
+    const struct sip_config *sip_cfg;        /* [sip] t1_ms (timer defaults) */
+    const struct auth_config *auth_cfg;      /* [auth] match_user */
+    const struct registrar_config *reg_cfg;  /* [registrar] max_contacts bounds the fan-out */
+    const struct sip_local *local;           /* Via/Record-Route host and ports, Server value;
+                                                read at each message */
+    struct txn_layer *txn;                   /* client transactions, CANCEL matching */
+    struct transport *transport;             /* stateless sends (ACK for 2xx, stray 2xx) */
+    struct timer_service *timers;            /* the clock (timer_now), timer C, deadlines */
+    uv_loop_t *loop;                         /* DNS lookups (uv_getaddrinfo) */
+    struct location *location;               /* targets; NULL: nobody is registered */
+    struct users *users;                     /* 480 vs 404; NULL: no user is known */
+    struct ua *ua;                           /* To tags of our answers */
+    struct proxy_digest digest;              /* [proxy] authenticate */
+    /* Whether uri names this node (registrar_uri_is_local's meaning):
+     * the host is the domain, or one of our addresses with, when
+     * check_port, one of our ports. rx may be NULL. */
+    bool (*uri_is_local)(void *arg, const struct sip_uri *uri, const struct transport_rx *rx, bool check_port);
+    void *uri_is_local_arg;
+    /* Optional: a response the proxy sends outside a transaction (a stray
+     * 2xx forwarded), for the node's response counters. */
+    void (*on_response_out)(void *arg, const char *data, size_t len);
+    void *on_response_out_arg;
+};
+
+/* NULL on allocation failure. */
+struct proxy *proxy_new(const struct proxy_deps *d);
 /* Detaches every client transaction and frees every context; call before
  * txn_layer_free(). Pending DNS lookups finish on the loop and free
  * themselves. NULL is ignored. */

@@ -50,11 +50,12 @@ int proxy_via_dest(const struct sip_via *v, struct transport_dest *dest, char *h
 
 #include <uv.h>
 
+#include "base/config.h"
 #include "base/sbuf.h"
 #include "base/timer.h"
 #include "proxy/proxy.h"
+#include "sip/local.h"
 
-struct worker;
 struct proxy_call;
 
 /* One target of a request (RFC 3261 §16.5): where the copy goes. */
@@ -66,7 +67,11 @@ struct proxy_target {
 };
 
 struct proxy {
-    struct worker *w;
+    struct proxy_deps d;              /* collaborators (the config pointers cleared: copied below) */
+    struct proxy_config cfg;          /* [proxy] */
+    uint32_t t1_ms;                   /* [sip] t1_ms, 500 when 0 */
+    bool match_user;                  /* [auth] match_user */
+    int max_contacts;                 /* [registrar] max_contacts */
     bool redirect;
     struct proxy_stats stats;
     struct proxy_call **buckets;      /* server transaction -> response context */

@@ -19,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app/worker.h"
 #include "base/log.h"
 #include "txn/txn.h"
 

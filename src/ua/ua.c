@@ -13,9 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app/worker.h"
 #include "auth/digest.h"
+#include "base/config.h"
 #include "base/log.h"
+#include "sip/local.h"
 #include "txn/txn.h"
 
 #define UA_MAX_EXTRA_HEADERS 64
@@ -171,19 +172,26 @@ int ua_print_request(const struct ua_request *r, const struct ua_via *via, str_t
 
 static int default_send(void *arg, struct transport_dest *dest, const void *data, size_t len)
 {
-    struct worker *w = arg;
-    if (!w->transport) return UV_ENOTCONN;
-    return transport_send(w->transport, dest, data, len);
+    struct transport *t = arg;
+    if (!t) return UV_ENOTCONN;
+    return transport_send(t, dest, data, len);
 }
 
-struct ua *ua_new(struct worker *w)
+struct ua *ua_new(const struct sip_config *sip, const struct sip_local *local, struct timer_service *timers,
+                  struct txn_layer *txn, struct transport *transport, uint64_t seed)
 {
     struct ua *ua = calloc(1, sizeof(*ua));
     if (!ua) return NULL;
-    ua->w = w;
+    ua->local = local;
+    ua->timers = timers;
+    ua->txn = txn;
+    ua->t1_ms = sip->t1_ms ? sip->t1_ms : 500;
+    ua->t2_ms = sip->t2_ms ? sip->t2_ms : 4000;
     ua->send = default_send;
-    ua->send_arg = w;
-    if (RAND_bytes((unsigned char *)&ua->rng, sizeof(ua->rng)) != 1) ua->rng = (uint64_t)(uintptr_t)ua ^ 0x9e3779b97f4a7c15ULL;
+    ua->send_arg = transport;
+    ua->rng = seed;
+    if (!ua->rng && RAND_bytes((unsigned char *)&ua->rng, sizeof(ua->rng)) != 1)
+        ua->rng = (uint64_t)(uintptr_t)ua ^ 0x9e3779b97f4a7c15ULL;
     ua->rng |= 1;
     return ua;
 }
@@ -240,10 +248,10 @@ void ua_new_call_id(struct ua *ua, char out[UA_CALL_ID_SIZE])
     out[32] = '\0';
 }
 
-uint64_t ua_now(const struct ua *ua) { return ua->w->loop ? uv_now(ua->w->loop) : ua->w->timers.now_ms; }
-uint32_t ua_t1(const struct ua *ua) { return ua->w->cfg.sip.t1_ms ? ua->w->cfg.sip.t1_ms : 500; }
-uint32_t ua_t2(const struct ua *ua) { return ua->w->cfg.sip.t2_ms ? ua->w->cfg.sip.t2_ms : 4000; }
-struct timer_service *ua_timers(const struct ua *ua) { return &ua->w->timers; }
+uint64_t ua_now(const struct ua *ua) { return timer_now(ua->timers); }
+uint32_t ua_t1(const struct ua *ua) { return ua->t1_ms; }
+uint32_t ua_t2(const struct ua *ua) { return ua->t2_ms; }
+struct timer_service *ua_timers(const struct ua *ua) { return ua->timers; }
 
 int ua_send_raw(struct ua *ua, struct transport_dest *dest, const void *data, size_t len)
 {
@@ -252,10 +260,10 @@ int ua_send_raw(struct ua *ua, struct transport_dest *dest, const void *data, si
 
 void ua_via_for(struct ua *ua, enum sip_transport proto, str_t local_host, struct ua_via *via)
 {
-    struct worker *w = ua->w;
+    const struct sip_local *l = ua->local;
     via->proto = proto;
-    via->host = local_host.len ? local_host : str_from_cstr(w->local_host);
-    via->port = proto == SIP_TRANSPORT_TCP ? w->local_tcp_port : w->local_udp_port;
+    via->host = local_host.len ? local_host : str_from_cstr(l->host);
+    via->port = proto == SIP_TRANSPORT_TCP ? l->tcp_port : l->udp_port;
 }
 
 void ua_get_stats(const struct ua *ua, struct ua_stats *out)
@@ -290,7 +298,7 @@ int ua_build(struct ua *ua, const struct ua_request *r, const struct transport_d
         if (n < 0 || (size_t)n >= sizeof(contact)) return -EINVAL;
         copy.contact = str_make(contact, (size_t)n);
     }
-    return ua_print_request(&copy, &via, str_from_cstr(ua->w->cfg.sip.user_agent), out);
+    return ua_print_request(&copy, &via, str_from_cstr(ua->local->user_agent), out);
 }
 
 /* ---- request copies ---- */
@@ -397,7 +405,7 @@ static int uac_send_attempt(struct ua_uac *h)
         sbuf_free(&out);
         return rc;
     }
-    h->ct = txn_client_new(ua->w->txn, &h->dest, out.data, out.len, str_from_cstr(branch), r.method, &uac_txn_cb, h);
+    h->ct = txn_client_new(ua->txn, &h->dest, out.data, out.len, str_from_cstr(branch), r.method, &uac_txn_cb, h);
     sbuf_free(&out);
     if (!h->ct) {
         log_error("%.*s to %.*s: no client transaction", STR_FMT(r.call_id), STR_FMT(r.ruri));

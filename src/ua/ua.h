@@ -43,8 +43,11 @@
 #include "sip/msg.h"
 #include "transport/transport.h"
 
-struct worker;
+struct sip_config;
+struct sip_local;
+struct timer_service;
 struct txn;
+struct txn_layer;
 struct ua;
 struct ua_uac;
 struct ua_dialog;
@@ -88,7 +91,7 @@ struct ua_request {
     size_t header_count;
     str_t content_type;         /* required when body is not empty */
     str_t body;
-    str_t local_host;           /* Via/Contact host; empty: the worker's local_host */
+    str_t local_host;           /* Via/Contact host; empty: the local host (sip_local) */
     bool pin_dest;              /* INVITE: the dialog its 2xx makes sends everything, the ACK
                                    included, to the dest it was sent to (as ua_dialog_set_dest) */
 };
@@ -111,13 +114,18 @@ int ua_print_request(const struct ua_request *r, const struct ua_via *via, str_t
 /* ---- the UA ---- */
 
 /* Sends bytes outside a transaction (ACK for 2xx, 2xx retransmissions).
- * Default: transport_send() on w->transport. */
+ * Default: transport_send() on the transport given to ua_new(). */
 typedef int (*ua_send_fn)(void *arg, struct transport_dest *dest, const void *data, size_t len);
 
-/* Uses w->txn, w->timers, w->transport, w->cfg.sip (T1, T2, user_agent) and
- * w->local_host / local_udp_port / local_tcp_port, read at each send. NULL on
- * allocation failure. */
-struct ua *ua_new(struct worker *w);
+/* A UA on the transaction layer txn and the timer service timers (its clock
+ * is the UA's: timer_now()). T1 and T2 come from sip ([sip] t1_ms, t2_ms;
+ * 500 and 4000 when 0). local (Via/Contact host and ports, User-Agent) is
+ * kept as a pointer and read at each send. transport sends what goes
+ * outside transactions; NULL: such sends fail until ua_set_sender().
+ * seed starts the tag and Call-ID generator (0: a random one). Every
+ * pointer must outlive the UA. NULL on allocation failure. */
+struct ua *ua_new(const struct sip_config *sip, const struct sip_local *local, struct timer_service *timers,
+                  struct txn_layer *txn, struct transport *transport, uint64_t seed);
 /* Frees every dialog and handle without callbacks (pending client
  * transactions are detached and run out on their own). */
 void ua_free(struct ua *ua);

@@ -59,7 +59,10 @@ struct ua_dialog {
 };
 
 struct ua {
-    struct worker *w;
+    const struct sip_local *local;  /* read at each send */
+    struct timer_service *timers;
+    struct txn_layer *txn;
+    uint32_t t1_ms, t2_ms;
     uint64_t rng;
     ua_send_fn send;
     void *send_arg;

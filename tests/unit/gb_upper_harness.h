@@ -108,7 +108,7 @@ static inline int gbh_start(struct gbh *h)
     struct txn_layer_ops ops = {.user = h, .send = gbh_op_send, .on_request = gbh_on_request, .on_ack = gbh_on_ack,
                                 .on_stray_response = gbh_on_stray, .now_ms = gbh_op_now};
     h->ua_w.txn = txn_layer_new(&h->ua_w.timers, &xc, &ops);
-    h->ua = h->ua_w.txn ? ua_new(&h->ua_w) : NULL;
+    h->ua = h->ua_w.txn ? ua_new(&h->cfg.sip, &h->local, &h->ua_w.timers, h->ua_w.txn, NULL, 0) : NULL;
     if (!h->ua) return -1;
     ua_set_sender(h->ua, gbh_ua_send, h);
     snprintf(h->local.user_agent, sizeof(h->local.user_agent), "%s", h->cfg.sip.user_agent);

@@ -12,10 +12,11 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "app/worker.h"
+#include "app/config.h"
 
 struct harness_priv {
-    struct worker w;                    /* for ua_new only */
+    struct timer_service timers;
+    struct config cfg;                  /* defaults; [sip] t1/t2 for the UA */
     char *in;                           /* the last injected message */
     _Alignas(16) char in_mem[65536];
     arena_t in_arena;
@@ -76,16 +77,11 @@ static uint64_t clock_now(void *u) { return ((struct harness *)u)->now; }
 
 static struct ua *harness_ua_new(struct harness *h)
 {
-    struct worker *w = &h->priv->w;
-    config_init(&w->cfg);
-    snprintf(w->cfg.sip.user_agent, sizeof(w->cfg.sip.user_agent), "%s", h->local.user_agent);
-    w->cfg.sip.t1_ms = 500;
-    w->cfg.sip.t2_ms = 4000;
-    snprintf(w->local_host, sizeof(w->local_host), "%s", h->local.host);
-    w->local_udp_port = h->local.udp_port;
-    w->local_tcp_port = h->local.tcp_port;
-    w->txn = h->txn;
-    struct ua *ua = ua_new(w);
+    struct config *c = &h->priv->cfg;
+    config_init(c);
+    c->sip.t1_ms = 500;
+    c->sip.t2_ms = 4000;
+    struct ua *ua = ua_new(&c->sip, &h->local, h->timers, h->txn, NULL, 1);
     if (ua) ua_set_sender(ua, harness_send, h);
     return ua;
 }
@@ -102,8 +98,7 @@ struct harness *harness_new(void)
     snprintf(h->local.realm, sizeof(h->local.realm), "example.com");
     snprintf(h->local.host, sizeof(h->local.host), "192.0.2.1");
     snprintf(h->local.user_agent, sizeof(h->local.user_agent), "cascade-test");
-    /* The UA reads the timers through its worker: they live there. */
-    h->timers = &h->priv->w.timers;
+    h->timers = &h->priv->timers;
     timer_service_init(h->timers);
     h->timers->clock = clock_now;
     h->timers->clock_arg = h;

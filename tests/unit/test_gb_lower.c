@@ -23,7 +23,7 @@
 #include <cmocka.h>
 #include <uv.h>
 
-#include "app/worker.h" /* ua_new() still takes the worker (the role does not) */
+#include "app/config.h"
 #include "app/config.h"
 #include "base/timer.h"
 #include "events/events.h"
@@ -717,7 +717,9 @@ static void test_relayed_records(void **state)
 #define LH_KEEP 256
 
 struct lh {
-    struct worker w;                  /* only for ua_new(); the role gets what it needs below */
+    struct config cfg;                /* defaults ([sip] for the UA, [gb] for the role) */
+    struct timer_service timers;
+    struct txn_layer *txn;
     uv_loop_t loop;
     struct event_bus *bus;
     struct ua *ua;
@@ -802,18 +804,16 @@ static int lh_setup(void **state)
     h->bus = event_bus_new(&h->loop, 64, NULL);
     assert_non_null(h->bus);
     assert_int_equal(event_subscribe(h->bus, lh_on_event, h), 0);
-    config_init(&h->w.cfg);
-    snprintf(h->w.local_host, sizeof(h->w.local_host), "192.0.2.1");
-    h->w.local_udp_port = 5060;
+    config_init(&h->cfg);
     h->now = 1000;
-    timer_service_init(&h->w.timers);
-    timer_run(&h->w.timers, h->now);
+    timer_service_init(&h->timers);
+    timer_run(&h->timers, h->now);
     struct txn_config xc = {.t1_ms = 500, .t2_ms = 4000, .t4_ms = 5000};
     struct txn_layer_ops ops = {.user = h, .send = lh_record, .on_request = lh_on_request, .on_ack = lh_on_ack,
                                 .on_stray_response = lh_on_stray, .now_ms = lh_now};
-    h->w.txn = txn_layer_new(&h->w.timers, &xc, &ops);
-    assert_non_null(h->w.txn);
-    h->ua = ua_new(&h->w);
+    h->txn = txn_layer_new(&h->timers, &xc, &ops);
+    assert_non_null(h->txn);
+    h->ua = ua_new(&h->cfg.sip, &h->local, &h->timers, h->txn, NULL, 1);
     assert_non_null(h->ua);
     ua_set_sender(h->ua, lh_record, h);
     *state = h;
@@ -822,7 +822,7 @@ static int lh_setup(void **state)
 
 static struct gb_lower *lh_new(struct lh *h)
 {
-    struct gb_lower_deps deps = {.ua = h->ua, .txn = h->w.txn, .timers = &h->w.timers, .loop = &h->loop,
+    struct gb_lower_deps deps = {.ua = h->ua, .txn = h->txn, .timers = &h->timers, .loop = &h->loop,
                                  .store = NULL, .events = h->bus};
     return gb_lower_new(&h->gb, &h->up, 1, &h->local, &deps);
 }
@@ -839,8 +839,8 @@ static int lh_teardown(void **state)
     struct lh *h = *state;
     gb_lower_free(h->l);
     ua_free(h->ua);
-    txn_layer_free(h->w.txn);
-    timer_service_free(&h->w.timers);
+    txn_layer_free(h->txn);
+    timer_service_free(&h->timers);
     event_bus_free(h->bus);
     uv_run(&h->loop, UV_RUN_NOWAIT);
     assert_int_equal(uv_loop_close(&h->loop), 0);
@@ -853,13 +853,13 @@ static void lh_advance(struct lh *h, uint64_t ms)
 {
     uint64_t end = h->now + ms;
     for (;;) {
-        uint64_t next = timer_next_deadline(&h->w.timers);
+        uint64_t next = timer_next_deadline(&h->timers);
         if (next > end) break;
         if (next > h->now) h->now = next;
-        timer_run(&h->w.timers, h->now);
+        timer_run(&h->timers, h->now);
     }
     h->now = end;
-    timer_run(&h->w.timers, h->now);
+    timer_run(&h->timers, h->now);
 }
 
 /* The newest message sent that starts with prefix ("REGISTER ", "MESSAGE "), or NULL. */
@@ -942,7 +942,7 @@ static void lh_feed(struct lh *h, const char *text, size_t len, const char *ip)
     assert_int_equal(transport_addr_parse(ip, strlen(ip), 5060, &rx.src), 0);
     transport_addr_parse(h->local.host, strlen(h->local.host), 5060, &rx.local);
     snprintf(rx.src_text, sizeof(rx.src_text), "%s:5060", ip);
-    txn_layer_receive(h->w.txn, &rx);
+    txn_layer_receive(h->txn, &rx);
     arena_free(&arena);
     free(buf);
 }

@@ -3,9 +3,11 @@
  * loose and strict routing, ACK for 2xx and its re-sending), UAS dialogs (2xx
  * retransmission until the ACK, BYE received, no ACK -> BYE) on a fake clock.
  *
- * The worker is a zeroed struct with a real transaction layer whose send op
- * and the UA's sender record every message; received messages are parsed
- * from text and fed through txn_layer_receive() as the transport would. */
+ * The UA gets what the daemon gives it — [sip] settings, the local host and
+ * ports, a timer service on a fake clock and a real transaction layer —
+ * and no transport: the transaction layer's send op and the UA's sender
+ * record every message; received messages are parsed from text and fed
+ * through txn_layer_receive() as the transport would. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,9 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app/worker.h"
 #include "auth/digest.h"
+#include "app/config.h"
 #include "base/log.h"
+#include "sip/local.h"
 #include "txn/txn.h"
 #include "ua/ua.h"
 
@@ -32,7 +35,10 @@ struct sent {
 };
 
 struct h {
-    struct worker w;
+    struct config cfg;
+    struct sip_local local;
+    struct timer_service timers;
+    struct txn_layer *txn;
     struct ua *ua;
     uint64_t now;
     struct sent sent[MAX_SENT];
@@ -127,20 +133,22 @@ static void op_on_stray(void *u, const struct transport_rx *rx) { ua_on_response
 static int setup(void **state)
 {
     struct h *h = calloc(1, sizeof(*h));
-    config_init(&h->w.cfg);
-    snprintf(h->w.cfg.sip.user_agent, sizeof(h->w.cfg.sip.user_agent), "cascade-test");
-    h->w.cfg.sip.t1_ms = 500;
-    h->w.cfg.sip.t2_ms = 4000;
-    snprintf(h->w.local_host, sizeof(h->w.local_host), "192.0.2.1");
-    h->w.local_udp_port = 5060;
-    h->w.local_tcp_port = 5061;
-    timer_service_init(&h->w.timers);
+    config_init(&h->cfg);
+    h->cfg.sip.t1_ms = 500;
+    h->cfg.sip.t2_ms = 4000;
+    snprintf(h->local.user_agent, sizeof(h->local.user_agent), "cascade-test");
+    snprintf(h->local.host, sizeof(h->local.host), "192.0.2.1");
+    h->local.udp_port = 5060;
+    h->local.tcp_port = 5061;
+    timer_service_init(&h->timers);
+    h->timers.clock = op_now;
+    h->timers.clock_arg = h;
     struct txn_config xc = {.t1_ms = 500, .t2_ms = 4000, .t4_ms = 5000};
     struct txn_layer_ops ops = {.user = h, .send = op_send, .on_request = op_on_request, .on_ack = op_on_ack,
                                 .on_stray_response = op_on_stray, .now_ms = op_now};
-    h->w.txn = txn_layer_new(&h->w.timers, &xc, &ops);
-    assert_non_null(h->w.txn);
-    h->ua = ua_new(&h->w);
+    h->txn = txn_layer_new(&h->timers, &xc, &ops);
+    assert_non_null(h->txn);
+    h->ua = ua_new(&h->cfg.sip, &h->local, &h->timers, h->txn, NULL, 0x5eed);
     assert_non_null(h->ua);
     ua_set_sender(h->ua, ua_sender, h);
     H = h;
@@ -152,8 +160,8 @@ static int teardown(void **state)
 {
     struct h *h = *state;
     ua_free(h->ua);
-    txn_layer_free(h->w.txn);
-    timer_service_free(&h->w.timers);
+    txn_layer_free(h->txn);
+    timer_service_free(&h->timers);
     for (int i = 0; i < h->nsent; i++) free(h->sent[i].data);
     free(h);
     return 0;
@@ -163,13 +171,13 @@ static void advance(struct h *h, uint64_t ms)
 {
     uint64_t end = h->now + ms;
     for (;;) {
-        uint64_t next = timer_next_deadline(&h->w.timers);
+        uint64_t next = timer_next_deadline(&h->timers);
         if (next > end) break;
         if (next > h->now) h->now = next;
-        timer_run(&h->w.timers, h->now);
+        timer_run(&h->timers, h->now);
     }
     h->now = end;
-    timer_run(&h->w.timers, h->now);
+    timer_run(&h->timers, h->now);
 }
 
 /* Feeds text (LF line ends turned into CRLF) as received over UDP. */
@@ -191,7 +199,7 @@ static void feed(struct h *h, const char *text)
     transport_addr_parse("192.0.2.9", 9, 5080, &h->rx.src);
     transport_addr_parse("192.0.2.1", 9, 5060, &h->rx.local);
     snprintf(h->rx.src_text, sizeof(h->rx.src_text), "192.0.2.9:5080");
-    assert_int_equal(txn_layer_receive(h->w.txn, &h->rx), 0);
+    assert_int_equal(txn_layer_receive(h->txn, &h->rx), 0);
 }
 
 /* Parses sent message i into h->pmsg. */
@@ -497,6 +505,64 @@ static void test_timeout_and_detach(void **state)
     /* Bad input builds nothing. */
     r.ruri = STR_LIT("sip:bad\r\nX: y");
     assert_null(ua_request_send(h->ua, &r, &dest, NULL, &uac_cb, h));
+}
+
+/* ---- what the UA is given ---- */
+
+/* The seed given to ua_new() fixes the tag and Call-ID sequence, so a test
+ * can predict them; another seed gives others. Tags only need to be unique
+ * (RFC 3261 §19.3): 16 hex digits, a Call-ID 32 (§8.1.1.4). */
+static void test_seed(void **state)
+{
+    struct h *h = *state;
+    struct ua *same = ua_new(&h->cfg.sip, &h->local, &h->timers, h->txn, NULL, 0x5eed);
+    struct ua *other = ua_new(&h->cfg.sip, &h->local, &h->timers, h->txn, NULL, 0x5eee);
+    assert_non_null(same);
+    assert_non_null(other);
+    char a[UA_TAG_SIZE], b[UA_TAG_SIZE], c[UA_TAG_SIZE];
+    ua_new_tag(h->ua, a);
+    ua_new_tag(same, b);
+    ua_new_tag(other, c);
+    assert_string_equal(a, b);
+    assert_string_not_equal(a, c);
+    assert_int_equal(strlen(a), 16);
+    assert_int_equal(strspn(a, "0123456789abcdef"), 16);
+    char ca[UA_CALL_ID_SIZE], cb[UA_CALL_ID_SIZE];
+    ua_new_call_id(h->ua, ca);
+    ua_new_call_id(same, cb);
+    assert_string_equal(ca, cb);
+    assert_int_equal(strspn(ca, "0123456789abcdef"), 32);
+    ua_free(same);
+    ua_free(other);
+}
+
+/* The sent-by of Via (RFC 3261 §18.1.1), the automatic Contact and the
+ * User-Agent come from the sip_local the UA was given, read at each send:
+ * the app fills it once its listeners are bound. */
+static void test_local_read_at_send(void **state)
+{
+    struct h *h = *state;
+    struct ua_request r = register_req();
+    struct transport_dest dest;
+    ua_dest_from_host("192.0.2.9", 5080, SIP_TRANSPORT_UDP, 0, &dest);
+    assert_non_null(ua_request_send(h->ua, &r, &dest, NULL, NULL, NULL));
+    assert_int_equal(h->nsent, 1);
+    struct sip_msg *m = sent_msg(h, 0);
+    assert_true(str_eq_cstr(m->via.host, "192.0.2.1"));
+    assert_int_equal(m->via.port, 5060);
+    assert_true(str_eq_cstr(hdr(m, SIP_HDR_CONTACT), "<sip:34020000001320000001@192.0.2.1:5060>"));
+    assert_true(str_eq_cstr(hdr(m, SIP_HDR_USER_AGENT), "cascade-test"));
+
+    snprintf(h->local.host, sizeof(h->local.host), "198.51.100.7");
+    h->local.udp_port = 5070;
+    snprintf(h->local.user_agent, sizeof(h->local.user_agent), "cascade-2");
+    assert_non_null(ua_request_send(h->ua, &r, &dest, NULL, NULL, NULL));
+    assert_int_equal(h->nsent, 2);
+    m = sent_msg(h, 1);
+    assert_true(str_eq_cstr(m->via.host, "198.51.100.7"));
+    assert_int_equal(m->via.port, 5070);
+    assert_true(str_eq_cstr(hdr(m, SIP_HDR_CONTACT), "<sip:34020000001320000001@198.51.100.7:5070>"));
+    assert_true(str_eq_cstr(hdr(m, SIP_HDR_USER_AGENT), "cascade-2"));
 }
 
 /* ---- UAC dialogs ---- */
@@ -882,6 +948,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_print_request),
         cmocka_unit_test(test_dest),
+        cmocka_unit_test_setup_teardown(test_seed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_local_read_at_send, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_and_detach, setup, teardown),
         cmocka_unit_test_setup_teardown(test_uac_dialog, setup, teardown),
