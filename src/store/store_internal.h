@@ -110,6 +110,7 @@ struct store_row_desc {
     const char *table;
     const char *what;          /* in log lines: "store: loading <what>: ..." */
     int since;                 /* schema version that created the table */
+    size_t row_size;           /* sizeof the row struct */
     const struct store_column *columns;
     size_t ncolumns;
 };

@@ -131,15 +131,15 @@ static const struct store_column record_columns[] = {
 };
 #undef R
 
-#define TABLE(name, what, cols) {name, what, 1, cols, sizeof(cols) / sizeof(cols[0])}
+#define TABLE(name, what, rowtype, cols) {name, what, 1, sizeof(rowtype), cols, sizeof(cols) / sizeof(cols[0])}
 
 const struct store_row_desc store_rows[STORE_ROW_KIND_COUNT] = {
-    [STORE_ROW_USER] = TABLE("users", "users", user_columns),
-    [STORE_ROW_BINDING] = TABLE("bindings", "bindings", binding_columns),
-    [STORE_ROW_GB_DEVICE] = TABLE("gb_devices", "gb devices", device_columns),
-    [STORE_ROW_GB_CHANNEL] = TABLE("gb_channels", "gb channels", channel_columns),
-    [STORE_ROW_GB_UPSTREAM] = TABLE("gb_upstreams", "gb upstreams", upstream_columns),
-    [STORE_ROW_GB_RECORD] = TABLE("gb_records", "gb records", record_columns),
+    [STORE_ROW_USER] = TABLE("users", "users", struct store_user, user_columns),
+    [STORE_ROW_BINDING] = TABLE("bindings", "bindings", struct store_binding, binding_columns),
+    [STORE_ROW_GB_DEVICE] = TABLE("gb_devices", "gb devices", struct store_gb_device, device_columns),
+    [STORE_ROW_GB_CHANNEL] = TABLE("gb_channels", "gb channels", struct store_gb_channel, channel_columns),
+    [STORE_ROW_GB_UPSTREAM] = TABLE("gb_upstreams", "gb upstreams", struct store_gb_upstream, upstream_columns),
+    [STORE_ROW_GB_RECORD] = TABLE("gb_records", "gb records", struct store_gb_record, record_columns),
 };
 
 /* ---- Deriving SQL. */
