@@ -976,6 +976,11 @@ static void test_derived_schema_equals_shipped(void **state)
         sqlite3_finalize(s);
     }
 
+    /* Migration 1 derives the very text that shipped. */
+    char migration[8192];
+    assert_int_equal(store_schema_migration_sql(1, migration, sizeof(migration)), 0);
+    assert_string_equal(migration, shipped_v1);
+
     static char want[16][2048], got[16][2048];
     int nwant = schema_rows(old, want, 16);
     sqlite3_close(old);
@@ -1016,6 +1021,52 @@ static void test_opens_shipped_v1_database(void **state)
     assert_int_equal(r.created[0], 7);
     assert_string_equal(r.names[1], "dave");
     store_close(st);
+}
+
+/* A column added by a later schema version is left out of the CREATE of
+ * earlier versions and added by ALTER TABLE with its declaration (SQLite
+ * requires a default for a NOT NULL column it adds). */
+static void test_later_column_is_added_by_alter(void **state)
+{
+    (void)state;
+    static const struct store_column cols[] = {
+        {"id", "id", STORE_COL_TEXT, offsetof(struct store_gb_upstream, id), NULL, STORE_COL_KEY, 1},
+        {"state", "state", STORE_COL_TEXT, offsetof(struct store_gb_upstream, state), "''", 0, 1},
+        {"registered_at", "registered_at", STORE_COL_INT64, offsetof(struct store_gb_upstream, registered_at), "0",
+         0, 2},
+    };
+    const struct store_row_desc d = {"t", "t", 1, sizeof(struct store_gb_upstream), cols, 3};
+    char sql[512];
+    assert_int_equal(store_row_create_sql(&d, 1, sql, sizeof(sql)), 0);
+    assert_string_equal(sql, "CREATE TABLE t( id TEXT PRIMARY KEY NOT NULL, state TEXT NOT NULL DEFAULT '') "
+                             "WITHOUT ROWID");
+    assert_int_equal(store_row_create_sql(&d, 2, sql, sizeof(sql)), 0);
+    assert_string_equal(sql, "CREATE TABLE t( id TEXT PRIMARY KEY NOT NULL, state TEXT NOT NULL DEFAULT '', "
+                             "registered_at INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID");
+    assert_int_equal(store_row_add_column_sql(&d, &cols[2], sql, sizeof(sql)), 0);
+    assert_string_equal(sql, "ALTER TABLE t ADD COLUMN registered_at INTEGER NOT NULL DEFAULT 0");
+    /* Too small a buffer is refused, not truncated silently. */
+    assert_int_equal(store_row_create_sql(&d, 2, sql, 16), -ENAMETOOLONG);
+}
+
+/* The statements the op path prepares (once per connection) are the ones
+ * the store always ran. */
+static void test_derived_statements(void **state)
+{
+    (void)state;
+    char sql[1024];
+    assert_int_equal(store_row_upsert_sql(&store_rows[STORE_ROW_USER], sql, sizeof(sql)), 0);
+    assert_string_equal(sql, "INSERT INTO users(name,realm,ha1_md5,ha1_sha256,created_at) VALUES(?1,?2,?3,?4,?5) "
+                             "ON CONFLICT(name) DO UPDATE SET realm=excluded.realm,ha1_md5=excluded.ha1_md5,"
+                             "ha1_sha256=excluded.ha1_sha256");
+    assert_int_equal(store_row_upsert_sql(&store_rows[STORE_ROW_GB_RECORD], sql, sizeof(sql)), 0);
+    assert_string_equal(sql, "INSERT OR REPLACE INTO gb_records(channel_id,start,\"end\",file_path,device_id,"
+                             "name,type,secrecy,size) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)");
+    assert_int_equal(store_row_delete_sql(&store_rows[STORE_ROW_BINDING], sql, sizeof(sql)), 0);
+    assert_string_equal(sql, "DELETE FROM bindings WHERE aor=?1 AND contact=?2");
+    assert_int_equal(store_row_select_sql(&store_rows[STORE_ROW_GB_UPSTREAM], "ORDER BY id", sql, sizeof(sql)), 0);
+    assert_string_equal(sql, "SELECT id,state,last_error,registered_at,last_keepalive_ok FROM gb_upstreams "
+                             "ORDER BY id");
 }
 
 static size_t col_size(enum store_col_type t)
@@ -1077,7 +1128,8 @@ struct round_trip {
 static int round_trip_check(struct round_trip *rt, const void *row)
 {
     rt->rows++;
-    for (size_t i = 0; i < rt->d->ncolumns; i++) rt->columns_equal += column_equal(rt->d, &rt->d->columns[i], rt->want, row);
+    for (size_t i = 0; i < rt->d->ncolumns; i++)
+        rt->columns_equal += column_equal(rt->d, &rt->d->columns[i], rt->want, row);
     return 0;
 }
 
@@ -1167,6 +1219,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_derived_schema_equals_shipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_opens_shipped_v1_database, setup, teardown),
         cmocka_unit_test(test_descriptors_cover_every_field),
+        cmocka_unit_test(test_later_column_is_added_by_alter),
+        cmocka_unit_test(test_derived_statements),
         cmocka_unit_test_setup_teardown(test_every_row_kind_round_trips_every_column, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
