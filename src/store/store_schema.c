@@ -27,26 +27,15 @@ static const char *const migration_extra[] = {
 
 int store_schema_version(void) { return MIGRATION_COUNT; }
 
-/* Appends one statement and its ';' at sql[*n]; false when it does not fit. */
-static bool append_stmt(char *sql, size_t cap, size_t *n, int (*make)(const void *, const void *, char *, size_t),
-                        const void *a, const void *b)
+/* After a statement written at sql[*n]: moves past it and adds its ';'.
+ * False when that does not fit. */
+static bool end_stmt(char *sql, size_t cap, size_t *n)
 {
-    if (*n >= cap || make(a, b, sql + *n, cap - *n) != 0) return false;
     *n += strlen(sql + *n);
     if (*n + 1 >= cap) return false;
     sql[(*n)++] = ';';
     sql[*n] = '\0';
     return true;
-}
-
-static int make_create(const void *d, const void *version, char *sql, size_t cap)
-{
-    return store_row_create_sql(d, *(const int *)version, sql, cap);
-}
-
-static int make_add_column(const void *d, const void *c, char *sql, size_t cap)
-{
-    return store_row_add_column_sql(d, c, sql, cap);
 }
 
 int store_schema_migration_sql(int version, char *sql, size_t cap)
@@ -57,14 +46,16 @@ int store_schema_migration_sql(int version, char *sql, size_t cap)
     for (int k = 0; k < STORE_ROW_KIND_COUNT; k++) {
         const struct store_row_desc *d = &store_rows[k];
         if (d->since == version) {
-            if (!append_stmt(sql, cap, &n, make_create, d, &version)) return -ENAMETOOLONG;
+            if (store_row_create_sql(d, version, sql + n, cap - n) != 0 || !end_stmt(sql, cap, &n))
+                return -ENAMETOOLONG;
             continue;
         }
         if (d->since > version) continue;
-        for (size_t i = 0; i < d->ncolumns; i++)
-            if (d->columns[i].since == version &&
-                !append_stmt(sql, cap, &n, make_add_column, d, &d->columns[i]))
+        for (size_t i = 0; i < d->ncolumns; i++) {
+            if (d->columns[i].since != version) continue;
+            if (store_row_add_column_sql(d, &d->columns[i], sql + n, cap - n) != 0 || !end_stmt(sql, cap, &n))
                 return -ENAMETOOLONG;
+        }
     }
     size_t extra = strlen(migration_extra[version - 1]);
     if (n + extra >= cap) return -ENAMETOOLONG;
