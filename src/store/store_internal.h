@@ -69,6 +69,73 @@ struct store_writer_db {
     sqlite3_stmt *stmt[STMT_COUNT];
 };
 
+/* ---- Row descriptors (store_rows.c). Each table is described once, by the
+ * columns of its row struct; the CREATE TABLE, the upsert and delete-by-key
+ * statements with their binds, the SELECT list and the reading of a row are
+ * all derived from it, and the op constructors take their string limits
+ * from it. Column order is the order in CREATE, INSERT and SELECT. */
+
+/* How a column is bound and read; the C type of its field decides (a field
+ * of another type fails to compile). SQL: TEXT or INTEGER. */
+enum store_col_type { STORE_COL_TEXT, STORE_COL_INT, STORE_COL_BOOL, STORE_COL_U32, STORE_COL_INT64, STORE_COL_U64 };
+
+enum {
+    STORE_COL_KEY = 1 << 0,      /* part of the primary key, in column order */
+    STORE_COL_REQUIRED = 1 << 1, /* text the op constructors refuse when empty */
+    STORE_COL_JSON = 1 << 2,     /* text up to STORE_MAX_JSON, not STORE_MAX_TEXT */
+    STORE_COL_KEEP = 1 << 3,     /* an upsert keeps the value first written */
+};
+
+struct store_column {
+    const char *name;          /* as SQL spells it ("\"end\"" for a keyword) */
+    const char *field;         /* the C field, in log lines */
+    enum store_col_type type;
+    size_t offset;             /* of the field in the row struct */
+    const char *dflt;          /* DEFAULT value as SQL text, NULL: none */
+    unsigned flags;            /* STORE_COL_* */
+    int since;                 /* schema version that added the column */
+};
+
+enum store_row_kind {
+    STORE_ROW_USER = 0,
+    STORE_ROW_BINDING,
+    STORE_ROW_GB_DEVICE,
+    STORE_ROW_GB_CHANNEL,
+    STORE_ROW_GB_UPSTREAM,
+    STORE_ROW_GB_RECORD,
+    STORE_ROW_KIND_COUNT
+};
+
+struct store_row_desc {
+    const char *table;
+    const char *what;          /* in log lines: "store: loading <what>: ..." */
+    int since;                 /* schema version that created the table */
+    size_t row_size;           /* sizeof the row struct */
+    const struct store_column *columns;
+    size_t ncolumns;
+};
+
+/* In schema order (the order migration 1 creates the tables). */
+extern const struct store_row_desc store_rows[STORE_ROW_KIND_COUNT];
+
+/* Each writes one SQL statement (no ';') into sql and returns 0, or
+ * -ENAMETOOLONG when it does not fit. */
+/* CREATE TABLE with the columns added up to schema version `version`. */
+int store_row_create_sql(const struct store_row_desc *d, int version, char *sql, size_t cap);
+/* ALTER TABLE ... ADD COLUMN for a column a later migration adds. */
+int store_row_add_column_sql(const struct store_row_desc *d, const struct store_column *c, char *sql, size_t cap);
+/* Binds ?1..?n in column order; INSERT OR REPLACE, or INSERT ... ON
+ * CONFLICT(keys) DO UPDATE when some column is STORE_COL_KEEP. */
+int store_row_upsert_sql(const struct store_row_desc *d, char *sql, size_t cap);
+/* DELETE FROM t WHERE key1=?1 AND key2=?2 ... */
+int store_row_delete_sql(const struct store_row_desc *d, char *sql, size_t cap);
+/* SELECT <columns> FROM <table> <tail> (tail: WHERE / ORDER BY). */
+int store_row_select_sql(const struct store_row_desc *d, const char *tail, char *sql, size_t cap);
+/* Binds row's fields to ?1..?n of an upsert statement. */
+void store_row_bind(sqlite3_stmt *s, const struct store_row_desc *d, const void *row);
+/* Reads a SELECT row into row (text pointers valid until the next step). */
+void store_row_read(sqlite3_stmt *s, const struct store_row_desc *d, void *row);
+
 const char *store_op_kind_name(enum store_op_kind kind);
 /* Runs one op inside the open transaction. Returns an SQLite result code. */
 int store_op_exec(struct store_writer_db *w, struct store_op *op);
@@ -82,5 +149,8 @@ sqlite3 *store_reader_db(struct store *st);
 
 /* Brings the schema to the newest version (store_schema.c). */
 int store_schema_migrate(sqlite3 *db, char *err, size_t errcap);
+/* The SQL migration `version` (1-based) runs, derived from the descriptors
+ * plus its hand-written part; -ENAMETOOLONG when it does not fit in sql. */
+int store_schema_migration_sql(int version, char *sql, size_t cap);
 
 #endif

@@ -2,10 +2,10 @@
  * on the writer connection (writer thread only).
  *
  * An op is one allocation: the header with a copy of the caller's row struct,
- * then every string it points to, copied and NUL-terminated. A table of
- * string fields per row type (offset, limit, required) drives both the size
- * pass and the copy pass, so adding a column means adding one line here and
- * one bind below. */
+ * then every string it points to, copied and NUL-terminated. The row's
+ * descriptor (store_rows.c) drives the size pass, the copy pass and the
+ * binds, and gives the upsert and delete-by-key statements, so adding a
+ * column touches only the descriptor (and the row struct). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,52 +16,12 @@
 _Static_assert(offsetof(struct store_op, data) % _Alignof(struct store_gb_channel) == 0,
                "channel items follow the op header");
 
-struct field_spec {
-    size_t offset;     /* of a const char * inside the row struct */
-    size_t max;        /* bytes, without the NUL */
-    bool required;     /* must be non-empty (a key) */
-    const char *name;
-};
-
-#define TXT(type, f) {offsetof(type, f), STORE_MAX_TEXT, false, #f}
-#define KEY(type, f) {offsetof(type, f), STORE_MAX_TEXT, true, #f}
-#define JSN(type, f) {offsetof(type, f), STORE_MAX_JSON, false, #f}
-#define NFIELDS(a) (sizeof(a) / sizeof((a)[0]))
-
-static const struct field_spec binding_fields[] = {
-    KEY(struct store_binding, aor),       KEY(struct store_binding, contact),
-    TXT(struct store_binding, call_id),   TXT(struct store_binding, transport),
-    TXT(struct store_binding, remote),    TXT(struct store_binding, path),
-    TXT(struct store_binding, user_agent), TXT(struct store_binding, instance),
-};
-static const struct field_spec user_fields[] = {
-    KEY(struct store_user, name), TXT(struct store_user, realm),
-    TXT(struct store_user, ha1_md5), TXT(struct store_user, ha1_sha256),
-};
-static const struct field_spec device_fields[] = {
-    KEY(struct store_gb_device, id),        TXT(struct store_gb_device, password),
-    TXT(struct store_gb_device, charset),   TXT(struct store_gb_device, remote),
-    TXT(struct store_gb_device, transport), JSN(struct store_gb_device, info_json),
-    JSN(struct store_gb_device, status_json),
-};
-/* device_id may be "" (local directory), so it is not a required key. */
-static const struct field_spec channel_fields[] = {
-    TXT(struct store_gb_channel, device_id), KEY(struct store_gb_channel, id),
-    TXT(struct store_gb_channel, parent_id), TXT(struct store_gb_channel, name),
-    TXT(struct store_gb_channel, status),    TXT(struct store_gb_channel, manufacturer),
-    TXT(struct store_gb_channel, model),     TXT(struct store_gb_channel, civil_code),
-    TXT(struct store_gb_channel, address),   JSN(struct store_gb_channel, extra_json),
-    TXT(struct store_gb_channel, media),
-};
-static const struct field_spec upstream_fields[] = {
-    KEY(struct store_gb_upstream, id), TXT(struct store_gb_upstream, state),
-    TXT(struct store_gb_upstream, last_error),
-};
-static const struct field_spec record_fields[] = {
-    TXT(struct store_gb_record, device_id), KEY(struct store_gb_record, channel_id),
-    TXT(struct store_gb_record, name),      TXT(struct store_gb_record, type),
-    TXT(struct store_gb_record, file_path),
-};
+static const struct store_row_desc *const user_row = &store_rows[STORE_ROW_USER];
+static const struct store_row_desc *const binding_row = &store_rows[STORE_ROW_BINDING];
+static const struct store_row_desc *const device_row = &store_rows[STORE_ROW_GB_DEVICE];
+static const struct store_row_desc *const channel_row = &store_rows[STORE_ROW_GB_CHANNEL];
+static const struct store_row_desc *const upstream_row = &store_rows[STORE_ROW_GB_UPSTREAM];
+static const struct store_row_desc *const record_row = &store_rows[STORE_ROW_GB_RECORD];
 
 static const char *const kind_names[STORE_OP_KIND_COUNT] = {
     [STORE_OP_BARRIER] = "barrier",
@@ -87,25 +47,31 @@ const char *store_op_kind_name(enum store_op_kind kind)
     return (unsigned)kind < STORE_OP_KIND_COUNT ? kind_names[kind] : "?";
 }
 
-static const char **field_at(const void *row, const struct field_spec *f)
+static const char **field_at(const void *row, const struct store_column *c)
 {
-    return (const char **)((char *)(uintptr_t)row + f->offset);
+    return (const char **)((char *)(uintptr_t)row + c->offset);
+}
+
+static size_t text_max(const struct store_column *c)
+{
+    return (c->flags & STORE_COL_JSON) ? STORE_MAX_JSON : STORE_MAX_TEXT;
 }
 
 /* Adds the bytes row's strings need to *total; false (logged) when a field
  * is too long or a required one is empty. */
-static bool measure(const void *row, const struct field_spec *spec, size_t n, const char *what,
-                    size_t *total)
+static bool measure(const void *row, const struct store_column *cols, size_t n, const char *what, size_t *total)
 {
     for (size_t i = 0; i < n; i++) {
-        const char *s = *field_at(row, &spec[i]);
-        size_t len = s ? strnlen(s, spec[i].max + 1) : 0;
-        if (len > spec[i].max) {
-            log_warn("store: %s refused: %s longer than %zu bytes", what, spec[i].name, spec[i].max);
+        if (cols[i].type != STORE_COL_TEXT) continue;
+        const char *s = *field_at(row, &cols[i]);
+        size_t max = text_max(&cols[i]);
+        size_t len = s ? strnlen(s, max + 1) : 0;
+        if (len > max) {
+            log_warn("store: %s refused: %s longer than %zu bytes", what, cols[i].field, max);
             return false;
         }
-        if (spec[i].required && len == 0) {
-            log_warn("store: %s refused: empty %s", what, spec[i].name);
+        if ((cols[i].flags & STORE_COL_REQUIRED) && len == 0) {
+            log_warn("store: %s refused: empty %s", what, cols[i].field);
             return false;
         }
         *total += len + 1;
@@ -114,10 +80,11 @@ static bool measure(const void *row, const struct field_spec *spec, size_t n, co
 }
 
 /* Copies row's strings to *cur and re-points the row's fields at the copies. */
-static void pack(void *row, const struct field_spec *spec, size_t n, char **cur)
+static void pack(void *row, const struct store_column *cols, size_t n, char **cur)
 {
     for (size_t i = 0; i < n; i++) {
-        const char **f = field_at(row, &spec[i]);
+        if (cols[i].type != STORE_COL_TEXT) continue;
+        const char **f = field_at(row, &cols[i]);
         size_t len = *f ? strlen(*f) : 0;
         if (len) memcpy(*cur, *f, len);
         (*cur)[len] = '\0';
@@ -139,16 +106,16 @@ static struct store_op *op_alloc(enum store_op_kind kind, size_t extra)
 
 /* An op holding one row struct (copied into the union at offset 0). */
 static struct store_op *op_row(enum store_op_kind kind, const void *row, size_t row_size,
-                               const struct field_spec *spec, size_t n)
+                               const struct store_row_desc *d)
 {
     if (!row) return NULL;
     size_t total = 0;
-    if (!measure(row, spec, n, store_op_kind_name(kind), &total)) return NULL;
+    if (!measure(row, d->columns, d->ncolumns, store_op_kind_name(kind), &total)) return NULL;
     struct store_op *op = op_alloc(kind, total);
     if (!op) return NULL;
     memcpy(&op->u, row, row_size);
     char *cur = op->data;
-    pack(&op->u, spec, n, &cur);
+    pack(&op->u, d->columns, d->ncolumns, &cur);
     return op;
 }
 
@@ -156,12 +123,12 @@ static struct store_op *op_row(enum store_op_kind kind, const void *row, size_t 
 static struct store_op *op_keys(enum store_op_kind kind, const char *a, const char *b, bool b_used,
                                 bool a_required)
 {
-    static const struct field_spec key_spec[2] = {
-        {offsetof(union store_op_data, key.a), STORE_MAX_TEXT, true, "key"},
-        {offsetof(union store_op_data, key.b), STORE_MAX_TEXT, true, "second key"},
+    struct store_column spec[2] = {
+        {.name = "key", .field = "key", .type = STORE_COL_TEXT, .offset = offsetof(union store_op_data, key.a),
+         .flags = a_required ? STORE_COL_REQUIRED : 0u},
+        {.name = "key", .field = "second key", .type = STORE_COL_TEXT,
+         .offset = offsetof(union store_op_data, key.b), .flags = STORE_COL_REQUIRED},
     };
-    struct field_spec spec[2] = {key_spec[0], key_spec[1]};
-    spec[0].required = a_required;
     union store_op_data u = {.key = {a, b}};
     size_t total = 0;
     size_t n = b_used ? 2 : 1;
@@ -176,7 +143,7 @@ static struct store_op *op_keys(enum store_op_kind kind, const char *a, const ch
 
 struct store_op *store_op_binding_upsert(const struct store_binding *b)
 {
-    return op_row(STORE_OP_BINDING_UPSERT, b, sizeof(*b), binding_fields, NFIELDS(binding_fields));
+    return op_row(STORE_OP_BINDING_UPSERT, b, sizeof(*b), binding_row);
 }
 
 struct store_op *store_op_binding_delete(const char *aor, const char *contact)
@@ -198,7 +165,7 @@ struct store_op *store_op_binding_delete_expired(int64_t before)
 
 struct store_op *store_op_user_upsert(const struct store_user *u)
 {
-    return op_row(STORE_OP_USER_UPSERT, u, sizeof(*u), user_fields, NFIELDS(user_fields));
+    return op_row(STORE_OP_USER_UPSERT, u, sizeof(*u), user_row);
 }
 
 struct store_op *store_op_user_delete(const char *name)
@@ -208,7 +175,7 @@ struct store_op *store_op_user_delete(const char *name)
 
 struct store_op *store_op_gb_device_upsert(const struct store_gb_device *d)
 {
-    return op_row(STORE_OP_GB_DEVICE_UPSERT, d, sizeof(*d), device_fields, NFIELDS(device_fields));
+    return op_row(STORE_OP_GB_DEVICE_UPSERT, d, sizeof(*d), device_row);
 }
 
 struct store_op *store_op_gb_device_delete(const char *id)
@@ -218,7 +185,7 @@ struct store_op *store_op_gb_device_delete(const char *id)
 
 struct store_op *store_op_gb_channel_upsert(const struct store_gb_channel *c)
 {
-    return op_row(STORE_OP_GB_CHANNEL_UPSERT, c, sizeof(*c), channel_fields, NFIELDS(channel_fields));
+    return op_row(STORE_OP_GB_CHANNEL_UPSERT, c, sizeof(*c), channel_row);
 }
 
 struct store_op *store_op_gb_channel_delete(const char *device_id, const char *id)
@@ -246,7 +213,7 @@ struct store_op *store_op_gb_channels_replace(const char *device_id, const struc
     for (size_t i = 0; i < n; i++) {
         struct store_gb_channel c = chs[i];
         c.device_id = "";
-        if (!measure(&c, channel_fields, NFIELDS(channel_fields), what, &total)) return NULL;
+        if (!measure(&c, channel_row->columns, channel_row->ncolumns, what, &total)) return NULL;
     }
     struct store_op *op = op_alloc(STORE_OP_GB_CHANNELS_REPLACE, total);
     if (!op) return NULL;
@@ -259,7 +226,7 @@ struct store_op *store_op_gb_channels_replace(const char *device_id, const struc
     for (size_t i = 0; i < n; i++) {
         items[i] = chs[i];
         items[i].device_id = "";
-        pack(&items[i], channel_fields, NFIELDS(channel_fields), &cur);
+        pack(&items[i], channel_row->columns, channel_row->ncolumns, &cur);
         items[i].device_id = op->u.channels.device_id;
     }
     op->u.channels.items = items;
@@ -269,7 +236,7 @@ struct store_op *store_op_gb_channels_replace(const char *device_id, const struc
 
 struct store_op *store_op_gb_upstream_upsert(const struct store_gb_upstream *u)
 {
-    return op_row(STORE_OP_GB_UPSTREAM_UPSERT, u, sizeof(*u), upstream_fields, NFIELDS(upstream_fields));
+    return op_row(STORE_OP_GB_UPSTREAM_UPSERT, u, sizeof(*u), upstream_row);
 }
 
 struct store_op *store_op_gb_upstream_delete(const char *id)
@@ -279,7 +246,7 @@ struct store_op *store_op_gb_upstream_delete(const char *id)
 
 struct store_op *store_op_gb_record_upsert(const struct store_gb_record *r)
 {
-    return op_row(STORE_OP_GB_RECORD_UPSERT, r, sizeof(*r), record_fields, NFIELDS(record_fields));
+    return op_row(STORE_OP_GB_RECORD_UPSERT, r, sizeof(*r), record_row);
 }
 
 struct store_op *store_op_gb_records_delete(const char *channel_id, int64_t start, int64_t end)
@@ -300,6 +267,8 @@ void store_op_free(struct store_op *op) { free(op); }
 
 /* ---- Execution on the writer connection. */
 
+/* Statements written here; the upserts and deletes by key are derived from
+ * the descriptors (stmt_derived) when first prepared. */
 static const char *const stmt_sql[STMT_COUNT] = {
     /* IMMEDIATE takes the write lock at BEGIN, so a batch never fails half-way
      * on a read-to-write lock upgrade. */
@@ -309,43 +278,60 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_SAVEPOINT] = "SAVEPOINT op",
     [STMT_RELEASE] = "RELEASE op",
     [STMT_ROLLBACK_TO] = "ROLLBACK TO op",
-    [STMT_BINDING_UPSERT] =
-        "INSERT OR REPLACE INTO bindings(aor,contact,expires_at,q1000,call_id,cseq,transport,remote,"
-        "conn_id,path,user_agent,instance,reg_id,flags,received_at) "
-        "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)",
-    [STMT_BINDING_DELETE] = "DELETE FROM bindings WHERE aor=?1 AND contact=?2",
     [STMT_BINDING_DELETE_AOR] = "DELETE FROM bindings WHERE aor=?1",
     [STMT_BINDING_DELETE_EXPIRED] = "DELETE FROM bindings WHERE expires_at<=?1",
-    /* created_at stays as first written. */
-    [STMT_USER_UPSERT] = "INSERT INTO users(name,realm,ha1_md5,ha1_sha256,created_at) VALUES(?1,?2,?3,?4,?5) "
-                         "ON CONFLICT(name) DO UPDATE SET realm=excluded.realm,ha1_md5=excluded.ha1_md5,"
-                         "ha1_sha256=excluded.ha1_sha256",
-    [STMT_USER_DELETE] = "DELETE FROM users WHERE name=?1",
-    [STMT_DEVICE_UPSERT] =
-        "INSERT OR REPLACE INTO gb_devices(id,password,charset,auth_enabled,allow,online,remote,transport,"
-        "registered_at,last_keepalive,expires_at,info_json,status_json) "
-        "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)",
-    [STMT_DEVICE_DELETE] = "DELETE FROM gb_devices WHERE id=?1",
     [STMT_DEVICE_CHANNELS_DELETE] = "DELETE FROM gb_channels WHERE device_id=?1",
     [STMT_DEVICE_RECORDS_DELETE] = "DELETE FROM gb_records WHERE device_id=?1",
-    [STMT_CHANNEL_UPSERT] =
-        "INSERT OR REPLACE INTO gb_channels(device_id,id,parent_id,name,status,manufacturer,model,"
-        "civil_code,address,extra_json,media) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
-    [STMT_CHANNEL_DELETE] = "DELETE FROM gb_channels WHERE device_id=?1 AND id=?2",
-    [STMT_UPSTREAM_UPSERT] = "INSERT OR REPLACE INTO gb_upstreams(id,state,last_error,registered_at,"
-                             "last_keepalive_ok) VALUES(?1,?2,?3,?4,?5)",
-    [STMT_UPSTREAM_DELETE] = "DELETE FROM gb_upstreams WHERE id=?1",
-    [STMT_RECORD_UPSERT] = "INSERT OR REPLACE INTO gb_records(channel_id,start,\"end\",file_path,device_id,"
-                           "name,type,secrecy,size) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
     [STMT_RECORDS_DELETE] = "DELETE FROM gb_records WHERE channel_id=?1 AND start<?3 AND \"end\">?2",
 };
 
+enum derived_kind { NOT_DERIVED = 0, DERIVED_UPSERT, DERIVED_DELETE };
+
+static const struct {
+    enum derived_kind how;
+    enum store_row_kind row;
+} stmt_derived[STMT_COUNT] = {
+    [STMT_BINDING_UPSERT] = {DERIVED_UPSERT, STORE_ROW_BINDING},
+    [STMT_BINDING_DELETE] = {DERIVED_DELETE, STORE_ROW_BINDING},
+    /* users keep created_at as first written (STORE_COL_KEEP). */
+    [STMT_USER_UPSERT] = {DERIVED_UPSERT, STORE_ROW_USER},
+    [STMT_USER_DELETE] = {DERIVED_DELETE, STORE_ROW_USER},
+    [STMT_DEVICE_UPSERT] = {DERIVED_UPSERT, STORE_ROW_GB_DEVICE},
+    [STMT_DEVICE_DELETE] = {DERIVED_DELETE, STORE_ROW_GB_DEVICE},
+    [STMT_CHANNEL_UPSERT] = {DERIVED_UPSERT, STORE_ROW_GB_CHANNEL},
+    [STMT_CHANNEL_DELETE] = {DERIVED_DELETE, STORE_ROW_GB_CHANNEL},
+    [STMT_UPSTREAM_UPSERT] = {DERIVED_UPSERT, STORE_ROW_GB_UPSTREAM},
+    [STMT_UPSTREAM_DELETE] = {DERIVED_DELETE, STORE_ROW_GB_UPSTREAM},
+    [STMT_RECORD_UPSERT] = {DERIVED_UPSERT, STORE_ROW_GB_RECORD},
+};
+
+/* The SQL of statement which: written, or derived into buf. NULL when a
+ * derived one does not fit (it always does: the tables are small). */
+static const char *stmt_text(enum store_stmt which, char *buf, size_t cap)
+{
+    const struct store_row_desc *d = &store_rows[stmt_derived[which].row];
+    switch (stmt_derived[which].how) {
+    case DERIVED_UPSERT: return store_row_upsert_sql(d, buf, cap) == 0 ? buf : NULL;
+    case DERIVED_DELETE: return store_row_delete_sql(d, buf, cap) == 0 ? buf : NULL;
+    case NOT_DERIVED: break;
+    }
+    return stmt_sql[which];
+}
+
+/* Prepared once per connection and cached: the op path builds no SQL. */
 static sqlite3_stmt *stmt_get(struct store_writer_db *w, enum store_stmt which, int *rc)
 {
     if (!w->stmt[which]) {
-        *rc = sqlite3_prepare_v3(w->db, stmt_sql[which], -1, SQLITE_PREPARE_PERSISTENT, &w->stmt[which], NULL);
+        char buf[2048];
+        const char *sql = stmt_text(which, buf, sizeof(buf));
+        if (!sql) {
+            log_error("store: statement %d does not fit in %zu bytes", (int)which, sizeof(buf));
+            *rc = SQLITE_TOOBIG;
+            return NULL;
+        }
+        *rc = sqlite3_prepare_v3(w->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &w->stmt[which], NULL);
         if (*rc != SQLITE_OK) {
-            log_error("store: preparing \"%s\": %s", stmt_sql[which], sqlite3_errmsg(w->db));
+            log_error("store: preparing \"%s\": %s", sql, sqlite3_errmsg(w->db));
             return NULL;
         }
     }
@@ -383,20 +369,25 @@ int store_exec_stmt(struct store_writer_db *w, enum store_stmt which)
     return s ? step(w, s) : rc;
 }
 
-static int bind_channel(sqlite3_stmt *s, const struct store_gb_channel *c)
+/* Runs a derived upsert of row, described by its statement's descriptor. */
+static int exec_upsert(struct store_writer_db *w, enum store_stmt which, const void *row)
 {
-    bt(s, 1, c->device_id);
-    bt(s, 2, c->id);
-    bt(s, 3, c->parent_id);
-    bt(s, 4, c->name);
-    bt(s, 5, c->status);
-    bt(s, 6, c->manufacturer);
-    bt(s, 7, c->model);
-    bt(s, 8, c->civil_code);
-    bt(s, 9, c->address);
-    bt(s, 10, c->extra_json);
-    bt(s, 11, c->media);
-    return 0;
+    int rc;
+    sqlite3_stmt *s = stmt_get(w, which, &rc);
+    if (!s) return rc;
+    store_row_bind(s, &store_rows[stmt_derived[which].row], row);
+    return step(w, s);
+}
+
+/* Runs a statement taking one or two text parameters (b NULL: one). */
+static int exec_keys(struct store_writer_db *w, enum store_stmt which, const char *a, const char *b)
+{
+    int rc;
+    sqlite3_stmt *s = stmt_get(w, which, &rc);
+    if (!s) return rc;
+    bt(s, 1, a);
+    if (b) bt(s, 2, b);
+    return step(w, s);
 }
 
 /* Runs a one-statement op: statement-level atomicity is enough. */
@@ -406,104 +397,21 @@ static int exec_single(struct store_writer_db *w, struct store_op *op)
     sqlite3_stmt *s;
     const union store_op_data *u = &op->u;
     switch (op->kind) {
-    case STORE_OP_BINDING_UPSERT: {
-        const struct store_binding *b = &u->binding;
-        if (!(s = stmt_get(w, STMT_BINDING_UPSERT, &rc))) return rc;
-        bt(s, 1, b->aor);
-        bt(s, 2, b->contact);
-        bi(s, 3, b->expires_at);
-        bi(s, 4, b->q1000);
-        bt(s, 5, b->call_id);
-        bi(s, 6, b->cseq);
-        bt(s, 7, b->transport);
-        bt(s, 8, b->remote);
-        bi(s, 9, (int64_t)b->conn_id);
-        bt(s, 10, b->path);
-        bt(s, 11, b->user_agent);
-        bt(s, 12, b->instance);
-        bi(s, 13, b->reg_id);
-        bi(s, 14, b->flags);
-        bi(s, 15, b->received_at);
-        return step(w, s);
-    }
-    case STORE_OP_BINDING_DELETE:
-        if (!(s = stmt_get(w, STMT_BINDING_DELETE, &rc))) return rc;
-        bt(s, 1, u->key.a);
-        bt(s, 2, u->key.b);
-        return step(w, s);
-    case STORE_OP_BINDING_DELETE_AOR:
-        if (!(s = stmt_get(w, STMT_BINDING_DELETE_AOR, &rc))) return rc;
-        bt(s, 1, u->key.a);
-        return step(w, s);
+    case STORE_OP_BINDING_UPSERT: return exec_upsert(w, STMT_BINDING_UPSERT, &u->binding);
+    case STORE_OP_BINDING_DELETE: return exec_keys(w, STMT_BINDING_DELETE, u->key.a, u->key.b);
+    case STORE_OP_BINDING_DELETE_AOR: return exec_keys(w, STMT_BINDING_DELETE_AOR, u->key.a, NULL);
     case STORE_OP_BINDING_DELETE_EXPIRED:
         if (!(s = stmt_get(w, STMT_BINDING_DELETE_EXPIRED, &rc))) return rc;
         bi(s, 1, u->before);
         return step(w, s);
-    case STORE_OP_USER_UPSERT:
-        if (!(s = stmt_get(w, STMT_USER_UPSERT, &rc))) return rc;
-        bt(s, 1, u->user.name);
-        bt(s, 2, u->user.realm);
-        bt(s, 3, u->user.ha1_md5);
-        bt(s, 4, u->user.ha1_sha256);
-        bi(s, 5, u->user.created_at);
-        return step(w, s);
-    case STORE_OP_USER_DELETE:
-        if (!(s = stmt_get(w, STMT_USER_DELETE, &rc))) return rc;
-        bt(s, 1, u->key.a);
-        return step(w, s);
-    case STORE_OP_GB_DEVICE_UPSERT: {
-        const struct store_gb_device *d = &u->device;
-        if (!(s = stmt_get(w, STMT_DEVICE_UPSERT, &rc))) return rc;
-        bt(s, 1, d->id);
-        bt(s, 2, d->password);
-        bt(s, 3, d->charset);
-        bi(s, 4, d->auth_enabled);
-        bi(s, 5, d->allow);
-        bi(s, 6, d->online);
-        bt(s, 7, d->remote);
-        bt(s, 8, d->transport);
-        bi(s, 9, d->registered_at);
-        bi(s, 10, d->last_keepalive);
-        bi(s, 11, d->expires_at);
-        bt(s, 12, d->info_json);
-        bt(s, 13, d->status_json);
-        return step(w, s);
-    }
-    case STORE_OP_GB_CHANNEL_UPSERT:
-        if (!(s = stmt_get(w, STMT_CHANNEL_UPSERT, &rc))) return rc;
-        bind_channel(s, &u->channel);
-        return step(w, s);
-    case STORE_OP_GB_CHANNEL_DELETE:
-        if (!(s = stmt_get(w, STMT_CHANNEL_DELETE, &rc))) return rc;
-        bt(s, 1, u->key.a);
-        bt(s, 2, u->key.b);
-        return step(w, s);
-    case STORE_OP_GB_UPSTREAM_UPSERT:
-        if (!(s = stmt_get(w, STMT_UPSTREAM_UPSERT, &rc))) return rc;
-        bt(s, 1, u->upstream.id);
-        bt(s, 2, u->upstream.state);
-        bt(s, 3, u->upstream.last_error);
-        bi(s, 4, u->upstream.registered_at);
-        bi(s, 5, u->upstream.last_keepalive_ok);
-        return step(w, s);
-    case STORE_OP_GB_UPSTREAM_DELETE:
-        if (!(s = stmt_get(w, STMT_UPSTREAM_DELETE, &rc))) return rc;
-        bt(s, 1, u->key.a);
-        return step(w, s);
-    case STORE_OP_GB_RECORD_UPSERT: {
-        const struct store_gb_record *r = &u->record;
-        if (!(s = stmt_get(w, STMT_RECORD_UPSERT, &rc))) return rc;
-        bt(s, 1, r->channel_id);
-        bi(s, 2, r->start);
-        bi(s, 3, r->end);
-        bt(s, 4, r->file_path);
-        bt(s, 5, r->device_id);
-        bt(s, 6, r->name);
-        bt(s, 7, r->type);
-        bi(s, 8, r->secrecy);
-        bi(s, 9, r->size);
-        return step(w, s);
-    }
+    case STORE_OP_USER_UPSERT: return exec_upsert(w, STMT_USER_UPSERT, &u->user);
+    case STORE_OP_USER_DELETE: return exec_keys(w, STMT_USER_DELETE, u->key.a, NULL);
+    case STORE_OP_GB_DEVICE_UPSERT: return exec_upsert(w, STMT_DEVICE_UPSERT, &u->device);
+    case STORE_OP_GB_CHANNEL_UPSERT: return exec_upsert(w, STMT_CHANNEL_UPSERT, &u->channel);
+    case STORE_OP_GB_CHANNEL_DELETE: return exec_keys(w, STMT_CHANNEL_DELETE, u->key.a, u->key.b);
+    case STORE_OP_GB_UPSTREAM_UPSERT: return exec_upsert(w, STMT_UPSTREAM_UPSERT, &u->upstream);
+    case STORE_OP_GB_UPSTREAM_DELETE: return exec_keys(w, STMT_UPSTREAM_DELETE, u->key.a, NULL);
+    case STORE_OP_GB_RECORD_UPSERT: return exec_upsert(w, STMT_RECORD_UPSERT, &u->record);
     case STORE_OP_GB_RECORDS_DELETE:
         if (!(s = stmt_get(w, STMT_RECORDS_DELETE, &rc))) return rc;
         bt(s, 1, u->range.channel_id);
@@ -520,26 +428,17 @@ static int exec_single(struct store_writer_db *w, struct store_op *op)
 static int exec_multi_body(struct store_writer_db *w, struct store_op *op)
 {
     int rc;
-    sqlite3_stmt *s;
     if (op->kind == STORE_OP_GB_DEVICE_DELETE) {
         static const enum store_stmt order[] = {STMT_DEVICE_RECORDS_DELETE, STMT_DEVICE_CHANNELS_DELETE,
                                                 STMT_DEVICE_DELETE};
-        for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
-            if (!(s = stmt_get(w, order[i], &rc))) return rc;
-            bt(s, 1, op->u.key.a);
-            if ((rc = step(w, s)) != SQLITE_OK) return rc;
-        }
+        for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+            if ((rc = exec_keys(w, order[i], op->u.key.a, NULL)) != SQLITE_OK) return rc;
         return SQLITE_OK;
     }
     /* STORE_OP_GB_CHANNELS_REPLACE */
-    if (!(s = stmt_get(w, STMT_DEVICE_CHANNELS_DELETE, &rc))) return rc;
-    bt(s, 1, op->u.channels.device_id);
-    if ((rc = step(w, s)) != SQLITE_OK) return rc;
-    if (!(s = stmt_get(w, STMT_CHANNEL_UPSERT, &rc))) return rc;
-    for (size_t i = 0; i < op->u.channels.n; i++) {
-        bind_channel(s, &op->u.channels.items[i]);
-        if ((rc = step(w, s)) != SQLITE_OK) return rc;
-    }
+    if ((rc = exec_keys(w, STMT_DEVICE_CHANNELS_DELETE, op->u.channels.device_id, NULL)) != SQLITE_OK) return rc;
+    for (size_t i = 0; i < op->u.channels.n; i++)
+        if ((rc = exec_upsert(w, STMT_CHANNEL_UPSERT, &op->u.channels.items[i])) != SQLITE_OK) return rc;
     return SQLITE_OK;
 }
 

@@ -3,95 +3,65 @@
  * PRAGMA user_version holds how many migrations a database has seen. At open,
  * each missing migration runs in its own transaction together with the
  * user_version bump, so a crash leaves the database at a whole version.
- * To change the schema, append a migration (e.g. "ALTER TABLE gb_devices ADD
- * COLUMN ...") — never edit one that has shipped. A database written by a
- * newer build (higher version) is refused rather than guessed at. */
+ * A migration is derived from the row descriptors (store_rows.c): version v
+ * creates the tables whose `since` is v and adds to older tables the columns
+ * whose `since` is v; then it runs its hand-written part below (indexes,
+ * data fixes). To change the schema, add the column or table with the next
+ * version and append that version's entry here (it may be "") — never edit
+ * what has shipped. A database written by a newer build (higher version) is
+ * refused rather than guessed at. */
+#include <errno.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "base/log.h"
 #include "store/store_internal.h"
 
-static const char *const migrations[] = {
-    /* 1: initial schema. Times are wall-clock ms since the epoch. */
-    "CREATE TABLE users("
-    " name TEXT PRIMARY KEY NOT NULL,"
-    " realm TEXT NOT NULL DEFAULT '',"
-    " ha1_md5 TEXT NOT NULL DEFAULT '',"
-    " ha1_sha256 TEXT NOT NULL DEFAULT '',"
-    " created_at INTEGER NOT NULL DEFAULT 0"
-    ") WITHOUT ROWID;"
-    "CREATE TABLE bindings("
-    " aor TEXT NOT NULL,"
-    " contact TEXT NOT NULL,"
-    " expires_at INTEGER NOT NULL,"
-    " q1000 INTEGER NOT NULL DEFAULT 1000,"
-    " call_id TEXT NOT NULL DEFAULT '',"
-    " cseq INTEGER NOT NULL DEFAULT 0,"
-    " transport TEXT NOT NULL DEFAULT 'udp',"
-    " remote TEXT NOT NULL DEFAULT '',"
-    " conn_id INTEGER NOT NULL DEFAULT 0,"
-    " path TEXT NOT NULL DEFAULT '',"
-    " user_agent TEXT NOT NULL DEFAULT '',"
-    " instance TEXT NOT NULL DEFAULT '',"
-    " reg_id INTEGER NOT NULL DEFAULT 0,"
-    " flags INTEGER NOT NULL DEFAULT 0,"
-    " received_at INTEGER NOT NULL DEFAULT 0,"
-    " PRIMARY KEY(aor, contact)"
-    ") WITHOUT ROWID;"
-    "CREATE TABLE gb_devices("
-    " id TEXT PRIMARY KEY NOT NULL,"
-    " password TEXT NOT NULL DEFAULT '',"
-    " charset TEXT NOT NULL DEFAULT 'GB2312',"
-    " auth_enabled INTEGER NOT NULL DEFAULT 1,"
-    " allow INTEGER NOT NULL DEFAULT 1,"
-    " online INTEGER NOT NULL DEFAULT 0,"
-    " remote TEXT NOT NULL DEFAULT '',"
-    " transport TEXT NOT NULL DEFAULT '',"
-    " registered_at INTEGER NOT NULL DEFAULT 0,"
-    " last_keepalive INTEGER NOT NULL DEFAULT 0,"
-    " expires_at INTEGER NOT NULL DEFAULT 0,"
-    " info_json TEXT NOT NULL DEFAULT '',"
-    " status_json TEXT NOT NULL DEFAULT ''"
-    ") WITHOUT ROWID;"
-    "CREATE TABLE gb_channels("
-    " device_id TEXT NOT NULL,"
-    " id TEXT NOT NULL,"
-    " parent_id TEXT NOT NULL DEFAULT '',"
-    " name TEXT NOT NULL DEFAULT '',"
-    " status TEXT NOT NULL DEFAULT '',"
-    " manufacturer TEXT NOT NULL DEFAULT '',"
-    " model TEXT NOT NULL DEFAULT '',"
-    " civil_code TEXT NOT NULL DEFAULT '',"
-    " address TEXT NOT NULL DEFAULT '',"
-    " extra_json TEXT NOT NULL DEFAULT '',"
-    " media TEXT NOT NULL DEFAULT '',"
-    " PRIMARY KEY(device_id, id)"
-    ") WITHOUT ROWID;"
-    "CREATE TABLE gb_upstreams("
-    " id TEXT PRIMARY KEY NOT NULL,"
-    " state TEXT NOT NULL DEFAULT '',"
-    " last_error TEXT NOT NULL DEFAULT '',"
-    " registered_at INTEGER NOT NULL DEFAULT 0,"
-    " last_keepalive_ok INTEGER NOT NULL DEFAULT 0"
-    ") WITHOUT ROWID;"
-    "CREATE TABLE gb_records("
-    " channel_id TEXT NOT NULL,"
-    " start INTEGER NOT NULL,"
-    " \"end\" INTEGER NOT NULL,"
-    " file_path TEXT NOT NULL DEFAULT '',"
-    " device_id TEXT NOT NULL DEFAULT '',"
-    " name TEXT NOT NULL DEFAULT '',"
-    " type TEXT NOT NULL DEFAULT '',"
-    " secrecy INTEGER NOT NULL DEFAULT 0,"
-    " size INTEGER NOT NULL DEFAULT 0,"
-    " PRIMARY KEY(channel_id, start, \"end\", file_path)"
-    ") WITHOUT ROWID;"
+/* What each migration runs after the tables and columns it derives. */
+static const char *const migration_extra[] = {
+    /* 1: initial schema (every table of store_rows.c). */
     "CREATE INDEX gb_records_device ON gb_records(device_id);",
 };
 
-#define MIGRATION_COUNT ((int)(sizeof(migrations) / sizeof(migrations[0])))
+#define MIGRATION_COUNT ((int)(sizeof(migration_extra) / sizeof(migration_extra[0])))
 
 int store_schema_version(void) { return MIGRATION_COUNT; }
+
+/* After a statement written at sql[*n]: moves past it and adds its ';'.
+ * False when that does not fit. */
+static bool end_stmt(char *sql, size_t cap, size_t *n)
+{
+    *n += strlen(sql + *n);
+    if (*n + 1 >= cap) return false;
+    sql[(*n)++] = ';';
+    sql[*n] = '\0';
+    return true;
+}
+
+int store_schema_migration_sql(int version, char *sql, size_t cap)
+{
+    if (version < 1 || version > MIGRATION_COUNT || cap == 0) return -EINVAL;
+    size_t n = 0;
+    sql[0] = '\0';
+    for (int k = 0; k < STORE_ROW_KIND_COUNT; k++) {
+        const struct store_row_desc *d = &store_rows[k];
+        if (d->since == version) {
+            if (store_row_create_sql(d, version, sql + n, cap - n) != 0 || !end_stmt(sql, cap, &n))
+                return -ENAMETOOLONG;
+            continue;
+        }
+        if (d->since > version) continue;
+        for (size_t i = 0; i < d->ncolumns; i++) {
+            if (d->columns[i].since != version) continue;
+            if (store_row_add_column_sql(d, &d->columns[i], sql + n, cap - n) != 0 || !end_stmt(sql, cap, &n))
+                return -ENAMETOOLONG;
+        }
+    }
+    size_t extra = strlen(migration_extra[version - 1]);
+    if (n + extra >= cap) return -ENAMETOOLONG;
+    memcpy(sql + n, migration_extra[version - 1], extra + 1);
+    return 0;
+}
 
 static int user_version(sqlite3 *db, int *out)
 {
@@ -123,11 +93,16 @@ int store_schema_migrate(sqlite3 *db, char *err, size_t errcap)
     for (int v = version; v < MIGRATION_COUNT; v++) {
         char bump[64];
         snprintf(bump, sizeof(bump), "PRAGMA user_version=%d;", v + 1);
+        char sql[16384];
+        if (store_schema_migration_sql(v + 1, sql, sizeof(sql)) != 0) {
+            snprintf(err, errcap, "schema migration %d: SQL too long", v + 1);
+            return -1;
+        }
         char *msg = NULL;
         /* IMMEDIATE: take the write lock first so two daemons starting on the
          * same file cannot both run the same migration. */
         int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg);
-        if (rc == SQLITE_OK) rc = sqlite3_exec(db, migrations[v], NULL, NULL, &msg);
+        if (rc == SQLITE_OK) rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
         if (rc == SQLITE_OK) rc = sqlite3_exec(db, bump, NULL, NULL, &msg);
         if (rc == SQLITE_OK) rc = sqlite3_exec(db, "COMMIT", NULL, NULL, &msg);
         if (rc != SQLITE_OK) {

@@ -18,6 +18,7 @@
 
 #include "base/log.h"
 #include "store/store.h"
+#include "store/store_internal.h"
 
 struct env {
     char dir[64];
@@ -851,6 +852,355 @@ static void test_committed_survives_sigkill(void **state)
     store_close(st);
 }
 
+/* ---- Row descriptors: the derived schema against the one that shipped. */
+
+/* Schema version 1 exactly as it shipped (the text of migration 1 before the
+ * descriptors existed): what every existing database holds. Never edit. */
+static const char shipped_v1[] =
+    "CREATE TABLE users("
+    " name TEXT PRIMARY KEY NOT NULL,"
+    " realm TEXT NOT NULL DEFAULT '',"
+    " ha1_md5 TEXT NOT NULL DEFAULT '',"
+    " ha1_sha256 TEXT NOT NULL DEFAULT '',"
+    " created_at INTEGER NOT NULL DEFAULT 0"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE bindings("
+    " aor TEXT NOT NULL,"
+    " contact TEXT NOT NULL,"
+    " expires_at INTEGER NOT NULL,"
+    " q1000 INTEGER NOT NULL DEFAULT 1000,"
+    " call_id TEXT NOT NULL DEFAULT '',"
+    " cseq INTEGER NOT NULL DEFAULT 0,"
+    " transport TEXT NOT NULL DEFAULT 'udp',"
+    " remote TEXT NOT NULL DEFAULT '',"
+    " conn_id INTEGER NOT NULL DEFAULT 0,"
+    " path TEXT NOT NULL DEFAULT '',"
+    " user_agent TEXT NOT NULL DEFAULT '',"
+    " instance TEXT NOT NULL DEFAULT '',"
+    " reg_id INTEGER NOT NULL DEFAULT 0,"
+    " flags INTEGER NOT NULL DEFAULT 0,"
+    " received_at INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY(aor, contact)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE gb_devices("
+    " id TEXT PRIMARY KEY NOT NULL,"
+    " password TEXT NOT NULL DEFAULT '',"
+    " charset TEXT NOT NULL DEFAULT 'GB2312',"
+    " auth_enabled INTEGER NOT NULL DEFAULT 1,"
+    " allow INTEGER NOT NULL DEFAULT 1,"
+    " online INTEGER NOT NULL DEFAULT 0,"
+    " remote TEXT NOT NULL DEFAULT '',"
+    " transport TEXT NOT NULL DEFAULT '',"
+    " registered_at INTEGER NOT NULL DEFAULT 0,"
+    " last_keepalive INTEGER NOT NULL DEFAULT 0,"
+    " expires_at INTEGER NOT NULL DEFAULT 0,"
+    " info_json TEXT NOT NULL DEFAULT '',"
+    " status_json TEXT NOT NULL DEFAULT ''"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE gb_channels("
+    " device_id TEXT NOT NULL,"
+    " id TEXT NOT NULL,"
+    " parent_id TEXT NOT NULL DEFAULT '',"
+    " name TEXT NOT NULL DEFAULT '',"
+    " status TEXT NOT NULL DEFAULT '',"
+    " manufacturer TEXT NOT NULL DEFAULT '',"
+    " model TEXT NOT NULL DEFAULT '',"
+    " civil_code TEXT NOT NULL DEFAULT '',"
+    " address TEXT NOT NULL DEFAULT '',"
+    " extra_json TEXT NOT NULL DEFAULT '',"
+    " media TEXT NOT NULL DEFAULT '',"
+    " PRIMARY KEY(device_id, id)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE gb_upstreams("
+    " id TEXT PRIMARY KEY NOT NULL,"
+    " state TEXT NOT NULL DEFAULT '',"
+    " last_error TEXT NOT NULL DEFAULT '',"
+    " registered_at INTEGER NOT NULL DEFAULT 0,"
+    " last_keepalive_ok INTEGER NOT NULL DEFAULT 0"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE gb_records("
+    " channel_id TEXT NOT NULL,"
+    " start INTEGER NOT NULL,"
+    " \"end\" INTEGER NOT NULL,"
+    " file_path TEXT NOT NULL DEFAULT '',"
+    " device_id TEXT NOT NULL DEFAULT '',"
+    " name TEXT NOT NULL DEFAULT '',"
+    " type TEXT NOT NULL DEFAULT '',"
+    " secrecy INTEGER NOT NULL DEFAULT 0,"
+    " size INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY(channel_id, start, \"end\", file_path)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX gb_records_device ON gb_records(device_id);";
+
+/* Fills out[] with "type name tbl_name sql" of every schema object, by name. */
+static int schema_rows(sqlite3 *db, char out[][2048], int cap)
+{
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT type,name,tbl_name,sql FROM sqlite_master ORDER BY name", -1,
+                                        &s, NULL),
+                     SQLITE_OK);
+    int n = 0;
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        assert_true(n < cap);
+        snprintf(out[n++], 2048, "%s %s %s %s", sqlite3_column_text(s, 0), sqlite3_column_text(s, 1),
+                 sqlite3_column_text(s, 2), sqlite3_column_text(s, 3));
+    }
+    sqlite3_finalize(s);
+    return n;
+}
+
+/* A database created by the shipped version 1 has, in sqlite_master, exactly
+ * the CREATE text each descriptor derives, and a fresh database made from the
+ * descriptors has the same sqlite_master as the shipped one. */
+static void test_derived_schema_equals_shipped(void **state)
+{
+    struct env *e = *state;
+    char old_path[128];
+    snprintf(old_path, sizeof(old_path), "%s/old.sqlite", e->dir);
+    sqlite3 *old;
+    assert_int_equal(sqlite3_open(old_path, &old), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(old, shipped_v1, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(old, "PRAGMA user_version=1", NULL, NULL, NULL), SQLITE_OK);
+
+    for (int k = 0; k < STORE_ROW_KIND_COUNT; k++) {
+        const struct store_row_desc *d = &store_rows[k];
+        char derived[2048];
+        assert_int_equal(store_row_create_sql(d, store_schema_version(), derived, sizeof(derived)), 0);
+        sqlite3_stmt *s;
+        assert_int_equal(
+            sqlite3_prepare_v2(old, "SELECT sql FROM sqlite_master WHERE type='table' AND name=?1", -1, &s, NULL),
+            SQLITE_OK);
+        sqlite3_bind_text(s, 1, d->table, -1, SQLITE_STATIC);
+        assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+        assert_string_equal(derived, (const char *)sqlite3_column_text(s, 0));
+        sqlite3_finalize(s);
+    }
+
+    /* Migration 1 derives the very text that shipped. */
+    char migration[8192];
+    assert_int_equal(store_schema_migration_sql(1, migration, sizeof(migration)), 0);
+    assert_string_equal(migration, shipped_v1);
+
+    static char want[16][2048], got[16][2048];
+    int nwant = schema_rows(old, want, 16);
+    sqlite3_close(old);
+    store_close(open_store(e)); /* a fresh database, from the descriptors */
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(e->path, &db), SQLITE_OK);
+    int ngot = schema_rows(db, got, 16);
+    sqlite3_close(db);
+    assert_int_equal(ngot, nwant);
+    assert_int_equal(nwant, STORE_ROW_KIND_COUNT + 1); /* the tables, the records' device index */
+    for (int i = 0; i < nwant; i++) assert_string_equal(got[i], want[i]);
+    unlink(old_path);
+}
+
+/* A database written by the shipped version 1 opens without a migration and
+ * takes and returns rows. */
+static void test_opens_shipped_v1_database(void **state)
+{
+    struct env *e = *state;
+    sqlite3 *old;
+    assert_int_equal(sqlite3_open(e->path, &old), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(old, shipped_v1, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(old,
+                                  "PRAGMA user_version=1;"
+                                  "INSERT INTO users(name,realm,created_at) VALUES('carol','old.example',7)",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(old);
+    struct store *st = open_store(e);
+    struct store_user u = {"dave", "new.example", "", "", 8};
+    assert_int_equal(store_submit(st, store_op_user_upsert(&u), NULL, NULL), 0);
+    store_flush_sync(st);
+    struct user_rows r = {0};
+    assert_int_equal(store_load_users(st, user_cb, &r), 0);
+    assert_int_equal(r.n, 2);
+    assert_string_equal(r.names[0], "carol");
+    assert_string_equal(r.realms[0], "old.example");
+    assert_int_equal(r.created[0], 7);
+    assert_string_equal(r.names[1], "dave");
+    store_close(st);
+}
+
+/* A column added by a later schema version is left out of the CREATE of
+ * earlier versions and added by ALTER TABLE with its declaration (SQLite
+ * requires a default for a NOT NULL column it adds). */
+static void test_later_column_is_added_by_alter(void **state)
+{
+    (void)state;
+    static const struct store_column cols[] = {
+        {"id", "id", STORE_COL_TEXT, offsetof(struct store_gb_upstream, id), NULL, STORE_COL_KEY, 1},
+        {"state", "state", STORE_COL_TEXT, offsetof(struct store_gb_upstream, state), "''", 0, 1},
+        {"registered_at", "registered_at", STORE_COL_INT64, offsetof(struct store_gb_upstream, registered_at), "0",
+         0, 2},
+    };
+    const struct store_row_desc d = {"t", "t", 1, sizeof(struct store_gb_upstream), cols, 3};
+    char sql[512];
+    assert_int_equal(store_row_create_sql(&d, 1, sql, sizeof(sql)), 0);
+    assert_string_equal(sql, "CREATE TABLE t( id TEXT PRIMARY KEY NOT NULL, state TEXT NOT NULL DEFAULT '') "
+                             "WITHOUT ROWID");
+    assert_int_equal(store_row_create_sql(&d, 2, sql, sizeof(sql)), 0);
+    assert_string_equal(sql, "CREATE TABLE t( id TEXT PRIMARY KEY NOT NULL, state TEXT NOT NULL DEFAULT '', "
+                             "registered_at INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID");
+    assert_int_equal(store_row_add_column_sql(&d, &cols[2], sql, sizeof(sql)), 0);
+    assert_string_equal(sql, "ALTER TABLE t ADD COLUMN registered_at INTEGER NOT NULL DEFAULT 0");
+    /* Too small a buffer is refused, not truncated silently. */
+    assert_int_equal(store_row_create_sql(&d, 2, sql, 16), -ENAMETOOLONG);
+}
+
+/* The statements the op path prepares (once per connection) are the ones
+ * the store always ran. */
+static void test_derived_statements(void **state)
+{
+    (void)state;
+    char sql[1024];
+    assert_int_equal(store_row_upsert_sql(&store_rows[STORE_ROW_USER], sql, sizeof(sql)), 0);
+    assert_string_equal(sql, "INSERT INTO users(name,realm,ha1_md5,ha1_sha256,created_at) VALUES(?1,?2,?3,?4,?5) "
+                             "ON CONFLICT(name) DO UPDATE SET realm=excluded.realm,ha1_md5=excluded.ha1_md5,"
+                             "ha1_sha256=excluded.ha1_sha256");
+    assert_int_equal(store_row_upsert_sql(&store_rows[STORE_ROW_GB_RECORD], sql, sizeof(sql)), 0);
+    assert_string_equal(sql, "INSERT OR REPLACE INTO gb_records(channel_id,start,\"end\",file_path,device_id,"
+                             "name,type,secrecy,size) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)");
+    assert_int_equal(store_row_delete_sql(&store_rows[STORE_ROW_BINDING], sql, sizeof(sql)), 0);
+    assert_string_equal(sql, "DELETE FROM bindings WHERE aor=?1 AND contact=?2");
+    assert_int_equal(store_row_select_sql(&store_rows[STORE_ROW_GB_UPSTREAM], "ORDER BY id", sql, sizeof(sql)), 0);
+    assert_string_equal(sql, "SELECT id,state,last_error,registered_at,last_keepalive_ok FROM gb_upstreams "
+                             "ORDER BY id");
+}
+
+static size_t col_size(enum store_col_type t)
+{
+    switch (t) {
+    case STORE_COL_TEXT: return sizeof(const char *);
+    case STORE_COL_INT: return sizeof(int);
+    case STORE_COL_BOOL: return sizeof(bool);
+    case STORE_COL_U32: return sizeof(uint32_t);
+    case STORE_COL_INT64: return sizeof(int64_t);
+    case STORE_COL_U64: return sizeof(uint64_t);
+    }
+    return 0;
+}
+
+/* Every field of every row struct has a column: laid out by offset, the
+ * columns leave no gap but alignment padding and reach the struct's end. */
+static void test_descriptors_cover_every_field(void **state)
+{
+    (void)state;
+    for (int k = 0; k < STORE_ROW_KIND_COUNT; k++) {
+        const struct store_row_desc *d = &store_rows[k];
+        size_t end = 0;
+        for (size_t covered = 0; covered < d->ncolumns; covered++) {
+            const struct store_column *next = NULL; /* the column at the lowest offset >= end */
+            for (size_t i = 0; i < d->ncolumns; i++)
+                if (d->columns[i].offset >= end && (!next || d->columns[i].offset < next->offset))
+                    next = &d->columns[i];
+            assert_non_null(next);
+            size_t size = col_size(next->type);
+            size_t aligned = (end + size - 1) / size * size; /* these types align to their size */
+            if (next->offset != aligned)
+                fail_msg("%s: a field between offset %zu and column %s is not described", d->table, end, next->name);
+            end = next->offset + size;
+        }
+        assert_true(d->row_size - end < sizeof(void *)); /* only tail padding left */
+    }
+}
+
+/* Compares the field of column c in two rows; false and a message when they
+ * differ. */
+static bool column_equal(const struct store_row_desc *d, const struct store_column *c, const void *a,
+                         const void *b)
+{
+    const char *fa = (const char *)a + c->offset, *fb = (const char *)b + c->offset;
+    bool same;
+    if (c->type == STORE_COL_TEXT) same = strcmp(*(const char *const *)fa, *(const char *const *)fb) == 0;
+    else same = memcmp(fa, fb, col_size(c->type)) == 0;
+    if (!same) print_error("%s.%s did not round-trip\n", d->table, c->name);
+    return same;
+}
+
+struct round_trip {
+    const struct store_row_desc *d;
+    const void *want;
+    int rows, columns_equal;
+};
+
+static int round_trip_check(struct round_trip *rt, const void *row)
+{
+    rt->rows++;
+    for (size_t i = 0; i < rt->d->ncolumns; i++)
+        rt->columns_equal += column_equal(rt->d, &rt->d->columns[i], rt->want, row);
+    return 0;
+}
+
+static int rt_user_cb(void *arg, const struct store_user *r) { return round_trip_check(arg, r); }
+static int rt_binding_cb(void *arg, const struct store_binding *r) { return round_trip_check(arg, r); }
+static int rt_device_cb(void *arg, const struct store_gb_device *r) { return round_trip_check(arg, r); }
+static int rt_channel_cb(void *arg, const struct store_gb_channel *r) { return round_trip_check(arg, r); }
+static int rt_upstream_cb(void *arg, const struct store_gb_upstream *r) { return round_trip_check(arg, r); }
+static int rt_record_cb(void *arg, const struct store_gb_record *r) { return round_trip_check(arg, r); }
+
+/* Every row kind comes back from an upsert with every column as written,
+ * including values at the edges of their C types and non-default booleans. */
+static void test_every_row_kind_round_trips_every_column(void **state)
+{
+    struct env *e = *state;
+    struct store *st = open_store(e);
+    const struct store_user user = {"alice", "realm.example", "0123456789abcdef0123456789abcdef",
+                                    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+                                    INT64_MAX - 1};
+    const struct store_binding binding = {
+        .aor = "sip:alice@example.com", .contact = "<sip:alice@10.0.0.1:5062;ob>", .expires_at = 1700000003600000,
+        .q1000 = 500, .call_id = "call-1@host", .cseq = UINT32_MAX, .transport = "tcp", .remote = "10.0.0.1:5062",
+        .conn_id = UINT64_MAX - 7, .path = "<sip:edge.example;lr>", .user_agent = "phone/1.0",
+        .instance = "<urn:uuid:00000000-0000-0000-0000-000000000001>", .reg_id = 4000000000u,
+        .flags = 0x80000001u, .received_at = 1700000000000};
+    const struct store_gb_device device = {
+        .id = "34020000001320000001", .password = "secret", .charset = "UTF-8", .auth_enabled = false,
+        .allow = false, .online = true, .remote = "10.0.0.2:5060", .transport = "udp",
+        .registered_at = 1700000000001, .last_keepalive = 1700000000002, .expires_at = 1700000003600000,
+        .info_json = "{\"Manufacturer\":\"x\"}", .status_json = "{\"Online\":\"ONLINE\"}"};
+    const struct store_gb_channel channel = {
+        .device_id = "34020000001320000001", .id = "34020000001310000001", .parent_id = "34020000002000000001",
+        .name = "gate", .status = "ON", .manufacturer = "maker", .model = "m1", .civil_code = "340200",
+        .address = "street 1", .extra_json = "{\"PTZType\":\"1\"}", .media = "clip.h264"};
+    const struct store_gb_upstream upstream = {"34020000002000000009", "registered", "timeout", 1700000000003,
+                                               1700000000004};
+    const struct store_gb_record record = {
+        .device_id = "34020000001320000001", .channel_id = "34020000001310000001", .name = "rec",
+        .start = 1700000000000, .end = 1700000060000, .type = "alarm", .file_path = "/rec/1.ps", .secrecy = 1,
+        .size = INT64_C(1) << 40};
+    assert_int_equal(store_submit(st, store_op_user_upsert(&user), NULL, NULL), 0);
+    assert_int_equal(store_submit(st, store_op_binding_upsert(&binding), NULL, NULL), 0);
+    assert_int_equal(store_submit(st, store_op_gb_device_upsert(&device), NULL, NULL), 0);
+    assert_int_equal(store_submit(st, store_op_gb_channel_upsert(&channel), NULL, NULL), 0);
+    assert_int_equal(store_submit(st, store_op_gb_upstream_upsert(&upstream), NULL, NULL), 0);
+    assert_int_equal(store_submit(st, store_op_gb_record_upsert(&record), NULL, NULL), 0);
+    store_flush_sync(st);
+
+    struct round_trip rt[STORE_ROW_KIND_COUNT] = {
+        [STORE_ROW_USER] = {&store_rows[STORE_ROW_USER], &user, 0, 0},
+        [STORE_ROW_BINDING] = {&store_rows[STORE_ROW_BINDING], &binding, 0, 0},
+        [STORE_ROW_GB_DEVICE] = {&store_rows[STORE_ROW_GB_DEVICE], &device, 0, 0},
+        [STORE_ROW_GB_CHANNEL] = {&store_rows[STORE_ROW_GB_CHANNEL], &channel, 0, 0},
+        [STORE_ROW_GB_UPSTREAM] = {&store_rows[STORE_ROW_GB_UPSTREAM], &upstream, 0, 0},
+        [STORE_ROW_GB_RECORD] = {&store_rows[STORE_ROW_GB_RECORD], &record, 0, 0},
+    };
+    assert_int_equal(store_load_users(st, rt_user_cb, &rt[STORE_ROW_USER]), 0);
+    assert_int_equal(store_load_bindings(st, rt_binding_cb, &rt[STORE_ROW_BINDING]), 0);
+    assert_int_equal(store_load_gb_devices(st, rt_device_cb, &rt[STORE_ROW_GB_DEVICE]), 0);
+    assert_int_equal(store_load_gb_channels(st, NULL, rt_channel_cb, &rt[STORE_ROW_GB_CHANNEL]), 0);
+    assert_int_equal(store_load_gb_upstreams(st, rt_upstream_cb, &rt[STORE_ROW_GB_UPSTREAM]), 0);
+    assert_int_equal(store_load_gb_records(st, record.channel_id, 0, INT64_MAX, rt_record_cb,
+                                           &rt[STORE_ROW_GB_RECORD]),
+                     0);
+    for (int k = 0; k < STORE_ROW_KIND_COUNT; k++) {
+        assert_int_equal(rt[k].rows, 1);
+        assert_int_equal(rt[k].columns_equal, (int)rt[k].d->ncolumns);
+    }
+    store_close(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -866,6 +1216,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_commit_window_groups_ops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chained_submits_flush_and_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_committed_survives_sigkill, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_derived_schema_equals_shipped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_opens_shipped_v1_database, setup, teardown),
+        cmocka_unit_test(test_descriptors_cover_every_field),
+        cmocka_unit_test(test_later_column_is_added_by_alter),
+        cmocka_unit_test(test_derived_statements),
+        cmocka_unit_test_setup_teardown(test_every_row_kind_round_trips_every_column, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
