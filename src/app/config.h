@@ -10,6 +10,23 @@
 #include <stddef.h>
 
 #include "base/config.h"
+#include "base/overload.h"
+
+/* The daemon's aggregate: every section; roles get only their own. */
+struct config {
+    struct sip_config sip;
+    struct registrar_config registrar;
+    struct auth_config auth;
+    struct proxy_config proxy;
+    struct store_config store;
+    struct api_config api;
+    struct events_config events;
+    struct log_config log;
+    struct gb_config gb;
+    struct overload_config overload;    /* [overload] — 503 to new REGISTERs beyond capacity */
+    struct config_upstream upstreams[CONFIG_MAX_UPSTREAMS];
+    int upstream_count;
+};
 
 /* The key tables, each next to the code that reads its section. */
 extern const struct config_section sip_config_section;        /* sip/sip_config.c */

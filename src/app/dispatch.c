@@ -109,7 +109,7 @@ static void fill_local(struct worker *w)
 static struct gb_upper *start_gb_upper(struct worker *w)
 {
     struct auth_server_config ac;
-    auth_server_config_from(&ac, &w->cfg, AUTH_OFFER(AUTH_ALG_MD5));
+    auth_server_config_from(&ac, &w->cfg.auth, AUTH_OFFER(AUTH_ALG_MD5));
     struct gb_upper_deps deps = {.loop = w->loop, .timers = &w->timers, .ua = w->ua, .store = w->store,
                                  .events = w->events, .admission = &w->admission};
     return gb_upper_new(&w->cfg.gb, &ac, &w->local, w->cfg.store.path, &deps);

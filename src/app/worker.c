@@ -419,7 +419,7 @@ int worker_start(struct worker *w, uv_loop_t *loop)
     if (!w->events) return -1;
 
     struct auth_server_config acfg;
-    auth_server_config_from(&acfg, &w->cfg, auth_algorithms(&w->cfg));
+    auth_server_config_from(&acfg, &w->cfg.auth, auth_algorithms(&w->cfg));
     /* Room for every nonce handed out within a nonce lifetime at
      * registrar rates (~7 MB): a smaller table evicts fresh nonces and
      * sipp at 5 000 REGISTER/s then sees stale=true. */

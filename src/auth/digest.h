@@ -97,10 +97,10 @@ struct auth_server_config {
     struct auth_throttle_config throttle; /* failure limits; max_failures* 0: none */
 };
 
-struct config;
+struct auth_config;
 /* cfg's [auth] keys (nonce lifetimes and uses, failure limits) for a server
  * offering algorithms (AUTH_OFFER mask); the secret is left random. */
-void auth_server_config_from(struct auth_server_config *out, const struct config *cfg, unsigned algorithms);
+void auth_server_config_from(struct auth_server_config *out, const struct auth_config *cfg, unsigned algorithms);
 
 struct auth_server;
 

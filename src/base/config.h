@@ -139,23 +139,6 @@ struct gb_config { /* [gb] — GB28181 upper role */
     char default_media[512];         /* lower role: H.264 file for channels naming none ("" = built-in clip) */
 };
 
-/* The daemon's aggregate. It belongs to src/app (app/config.h declares
- * config_init/config_load over it); it stays here until no module outside
- * src/app reads it (they get their own section struct instead). */
-struct config {
-    struct sip_config sip;
-    struct registrar_config registrar;
-    struct auth_config auth;
-    struct proxy_config proxy;
-    struct store_config store;
-    struct api_config api;
-    struct events_config events;
-    struct log_config log;
-    struct gb_config gb;
-    struct overload_config overload;    /* [overload] — 503 to new REGISTERs beyond capacity */
-    struct config_upstream upstreams[CONFIG_MAX_UPSTREAMS];
-    int upstream_count;
-};
 
 /* ---- key and section descriptors */
 

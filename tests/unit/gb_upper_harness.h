@@ -113,7 +113,7 @@ static inline int gbh_start(struct gbh *h)
     ua_set_sender(h->ua, gbh_ua_send, h);
     snprintf(h->local.user_agent, sizeof(h->local.user_agent), "%s", h->cfg.sip.user_agent);
     struct auth_server_config ac;
-    auth_server_config_from(&ac, &h->cfg, AUTH_OFFER(AUTH_ALG_MD5));
+    auth_server_config_from(&ac, &h->cfg.auth, AUTH_OFFER(AUTH_ALG_MD5));
     struct gb_upper_deps deps = {.timers = &h->ua_w.timers, .ua = h->ua, .admission = h->admission};
     h->g = gb_upper_new(&h->cfg.gb, &ac, &h->local, h->cfg.store.path, &deps);
     return h->g ? 0 : -1;

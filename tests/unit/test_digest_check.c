@@ -70,7 +70,7 @@ static void start(struct fx *f)
     assert_int_equal(auth_ha1(AUTH_ALG_SHA256, STR_LIT("alice"), realm, STR_LIT("secret-a"), sha), 0);
     assert_int_equal(users_add(f->users, "alice", "example.com", md5, sha, NULL, NULL), 0);
     struct auth_server_config ac;
-    auth_server_config_from(&ac, &f->cfg, f->offer ? f->offer : AUTH_OFFER(AUTH_ALG_MD5));
+    auth_server_config_from(&ac, &f->cfg.auth, f->offer ? f->offer : AUTH_OFFER(AUTH_ALG_MD5));
     f->auth = auth_server_new(&ac);
     assert_non_null(f->auth);
     digest_checker_init(&f->dc, &f->cfg.auth, &f->h->local, f->users, f->auth, NULL);

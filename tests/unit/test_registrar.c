@@ -77,7 +77,7 @@ static void start(struct fx *f)
     add_user(f, "alice", "secret-a");
     add_user(f, "bob", "secret-b");
     struct auth_server_config ac;
-    auth_server_config_from(&ac, &f->cfg, AUTH_OFFER(AUTH_ALG_MD5));
+    auth_server_config_from(&ac, &f->cfg.auth, AUTH_OFFER(AUTH_ALG_MD5));
     f->auth = auth_server_new(&ac);
     assert_non_null(f->auth);
     struct registrar_deps d = {
