@@ -1,6 +1,8 @@
 /* api_config.c — the keys of [api] (struct api_config, base/config.h). */
 #include <stddef.h>
 
+#include "api/api_config.h"
+
 #include "base/config.h"
 
 #define KEY(name, type, f, def, lo, hi, help) {name, type, CONFIG_FIELD(struct api_config, f), def, lo, hi, NULL, 0, help}

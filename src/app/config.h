@@ -9,8 +9,18 @@
 
 #include <stddef.h>
 
+#include "api/api_config.h"
+#include "auth/auth_config.h"
 #include "base/config.h"
+#include "base/log_config.h"
 #include "base/overload.h"
+#include "events/events_config.h"
+#include "gb/lower/upstream_config.h"
+#include "gb/upper/gb_config.h"
+#include "proxy/proxy_config.h"
+#include "registrar/registrar_config.h"
+#include "sip/sip_config.h"
+#include "store/store_config.h"
 
 /* The daemon's aggregate: every section; roles get only their own. */
 struct config {

@@ -2,6 +2,8 @@
  * digest realm and algorithms, nonce lifetimes, failure limits. */
 #include <stddef.h>
 
+#include "auth/auth_config.h"
+
 #include "base/config.h"
 
 #define KEY(name, type, f, def, lo, hi, help) {name, type, CONFIG_FIELD(struct auth_config, f), def, lo, hi, NULL, 0, help}

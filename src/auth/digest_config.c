@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "auth/digest.h"
-#include "base/config.h"
+#include "auth/auth_config.h"
 
 void auth_server_config_from(struct auth_server_config *out, const struct auth_config *cfg, unsigned algorithms)
 {

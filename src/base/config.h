@@ -1,5 +1,6 @@
 /* config.h — configuration as data: the INI mechanics (inih) driven by key
- * tables, and the settings structs of every section.
+ * tables. The settings struct of each section lives with its module
+ * (registrar/registrar_config.h, ...), the aggregate in app/config.h.
  *
  * Each module describes its own keys in a table (struct config_key: name,
  * type, where the value goes, default, range, one-line help) next to its
@@ -16,12 +17,11 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "base/overload.h"
-
 struct sockaddr;
 
+/* Value types the loader parses besides numbers and strings: a listen list
+ * ("udp:127.0.0.1:5060, tcp:...") and address blocks (config_cidr). */
 #define CONFIG_MAX_LISTEN 8
-#define CONFIG_MAX_UPSTREAMS 16
 
 enum config_transport { CONFIG_TRANSPORT_UDP = 0, CONFIG_TRANSPORT_TCP = 1 };
 
@@ -31,114 +31,12 @@ struct config_listen {
     uint16_t port;
 };
 
-struct config_upstream {               /* [upstream:<20-digit id>] — GB28181 lower role */
-    char id[32];
-    char host[64];
-    uint16_t port;
-    enum config_transport transport;
-    char domain[32];
-    char password[128];
-    int expires;
-    int keepalive_interval;
-    int keepalive_misses;
-    char charset[16];                   /* GB2312 | UTF-8 */
-    bool enabled;
-    int catalog_items;                  /* catalog items per Response MESSAGE (1..64, default 4) */
-};
-
 /* An address block: 192.0.2.10 (a /32), 10.0.0.0/8, 2001:db8::/32. */
 struct config_cidr {
     int family;                          /* AF_INET or AF_INET6 */
     uint8_t addr[16];                    /* network byte order */
     uint8_t bits;
 };
-#define CONFIG_MAX_TRUSTED 32
-
-struct sip_config { /* [sip] */
-    struct config_listen listen[CONFIG_MAX_LISTEN];
-    int listen_count;
-    char domain[128];
-    uint32_t t1_ms, t2_ms, t4_ms;
-    uint32_t max_message_bytes;
-    uint32_t tcp_idle_timeout_s;
-    uint32_t tcp_max_connections;    /* clamped at start to RLIMIT_NOFILE minus a reserve */
-    uint32_t tcp_max_per_ip;         /* accepted connections from one source IP */
-    uint32_t tcp_message_timeout_s;  /* a message completes this long after its first byte */
-    uint32_t tcp_first_message_timeout_s; /* an accepted connection sends a whole message by then */
-    char user_agent[64];
-    uint32_t max_server_transactions; /* live server transactions; beyond: 503 stateless */
-};
-
-struct registrar_config { /* [registrar] */
-    int min_expires, max_expires, default_expires;
-    bool keep_on_transport_loss;     /* keep bindings flagged instead of dropping them */
-    int nat_ping_interval_s;         /* OPTIONS to UDP bindings behind NAT; 0: off */
-    int nat_ping_max_lost;           /* unanswered pings in a row that remove the binding; 0: never */
-    int max_contacts;                /* bindings per AoR; one more is refused 403; 0: no limit */
-};
-
-struct auth_config { /* [auth] */
-    char realm[128];
-    bool require_auth;
-    bool match_user;
-    char algorithm[16];              /* MD5 | SHA-256 | both */
-    int nonce_ttl_s;
-    int nonce_ttl_noqop_s;           /* nonces answered without qop (GB devices): replay window */
-    int nonce_max_uses;              /* answers checked per nonce (nc ceiling with qop); 0: no limit */
-    int max_failures;                /* failed attempts per source in failure_window, then lockout; 0: off */
-    int max_failures_user;           /* ... per user, from any source; 0: off */
-    int failure_window_s;            /* counting window, also the auth.failed event interval */
-    int lockout_s;                   /* how long a locked source/user gets 403 */
-};
-
-struct proxy_config { /* [proxy] */
-    char mode[16];                   /* proxy | redirect */
-    bool allow_foreign;              /* forward requests for other domains */
-    bool authenticate;               /* 407 for new requests from our users or relayed elsewhere */
-    struct config_cidr trusted[CONFIG_MAX_TRUSTED]; /* sources never challenged (trunks, peers) */
-    int trusted_count;
-    uint32_t invite_timeout_s;       /* timer C */
-    uint32_t non_invite_timeout_ms;  /* 408 upstream for unanswered non-INVITE; 0: 60*T1 */
-    uint32_t pike_limit;             /* new requests per source per window; 0: off */
-    uint32_t pike_window_s;          /* the pike window */
-};
-
-struct store_config { /* [store] */
-    char path[512];
-    uint32_t commit_window_ms;       /* group commit: ops wait this long for company (0: none) */
-};
-
-struct api_config { /* [api] */
-    char listen[128];                /* host:port, empty disables */
-    char token[128];
-};
-
-struct events_config { /* [events] */
-    char webhook[512];
-    int ring_size;
-};
-
-struct log_config { /* [log] */
-    char level[16];
-};
-
-struct gb_config { /* [gb] — GB28181 upper role */
-    bool enabled;
-    char id[32];
-    char domain[32];
-    char password[128];
-    bool allow_unknown;
-    int keepalive_interval;
-    int keepalive_misses;
-    char charset[16];
-    char media_ip[64];
-    uint16_t media_port_min, media_port_max;
-    bool catalog_on_register;
-    int catalog_concurrency;         /* catalog-on-register queries in flight at once (1..10000, default 32) */
-    bool qop;                        /* offer qop=auth in challenges */
-    char default_media[512];         /* lower role: H.264 file for channels naming none ("" = built-in clip) */
-};
-
 
 /* ---- key and section descriptors */
 

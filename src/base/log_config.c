@@ -1,6 +1,8 @@
 /* log_config.c — the keys of [log] (struct log_config, config.h). */
 #include <stddef.h>
 
+#include "base/log_config.h"
+
 #include "base/config.h"
 
 /* The names log_level_from_name() takes. */

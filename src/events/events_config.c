@@ -1,6 +1,8 @@
 /* events_config.c — the keys of [events] (struct events_config, base/config.h). */
 #include <stddef.h>
 
+#include "events/events_config.h"
+
 #include "base/config.h"
 
 #define KEY(name, type, f, def, lo, hi, help) {name, type, CONFIG_FIELD(struct events_config, f), def, lo, hi, NULL, 0, help}

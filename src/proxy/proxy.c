@@ -5,6 +5,7 @@
  * and the stateless paths: ACK for 2xx and stray 2xx retransmissions.
  * Forking and response handling live in fork.c. */
 #include "proxy/proxy.h"
+#include "sip/sip_config.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -2,6 +2,8 @@
  * mode, who is challenged, timers, the pike limit. */
 #include <stddef.h>
 
+#include "proxy/proxy_config.h"
+
 #include "base/config.h"
 
 #define KEY(name, type, f, def, lo, hi, help) {name, type, CONFIG_FIELD(struct proxy_config, f), def, lo, hi, NULL, 0, help}

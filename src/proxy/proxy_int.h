@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "base/arena.h"
+#include "proxy/proxy_config.h"
 #include "sip/edit.h"
 #include "sip/msg.h"
 #include "transport/transport.h"
@@ -50,7 +51,6 @@ int proxy_via_dest(const struct sip_via *v, struct transport_dest *dest, char *h
 
 #include <uv.h>
 
-#include "base/config.h"
 #include "base/sbuf.h"
 #include "base/timer.h"
 #include "proxy/proxy.h"

@@ -23,7 +23,7 @@
 
 #include <stdbool.h>
 
-#include "base/config.h"
+#include "auth/auth_config.h"
 #include "base/sbuf.h"
 #include "sip/local.h"
 #include "sip/msg.h"

@@ -8,6 +8,8 @@
  * transaction keeps), listing every binding of the AoR as it is at that
  * moment. Nothing here blocks. */
 #include "registrar/registrar.h"
+#include "sip/sip_config.h"
+#include "registrar/registrar_config.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

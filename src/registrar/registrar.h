@@ -29,7 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "base/config.h"
+#include "registrar/registrar_config.h"
 #include "base/timer.h"
 #include "registrar/location.h"
 #include "sip/local.h"

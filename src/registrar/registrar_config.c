@@ -2,6 +2,8 @@
  * base/config.h): binding lifetimes, NAT keepalives, contacts per AoR. */
 #include <stdio.h>
 
+#include "registrar/registrar_config.h"
+
 #include "base/config.h"
 
 #define KEY(name, type, f, def, lo, hi, help) {name, type, CONFIG_FIELD(struct registrar_config, f), def, lo, hi, NULL, 0, help}

@@ -2,6 +2,8 @@
  * where SIP is served, the RFC 3261 timers, message and TCP limits. */
 #include <stddef.h>
 
+#include "sip/sip_config.h"
+
 #include "base/config.h"
 
 #define KEY(name, type, f, def, lo, hi, help) {name, type, CONFIG_FIELD(struct sip_config, f), def, lo, hi, NULL, 0, help}

@@ -1,6 +1,8 @@
 /* store_config.c — the keys of [store] (struct store_config, base/config.h). */
 #include <stddef.h>
 
+#include "store/store_config.h"
+
 #include "base/config.h"
 
 #define KEY(name, type, f, def, lo, hi, help) {name, type, CONFIG_FIELD(struct store_config, f), def, lo, hi, NULL, 0, help}

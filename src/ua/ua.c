@@ -6,6 +6,7 @@
  * line (§22.2; the Call-ID and From tag stay, §8.1.3.5). Each attempt is a
  * fresh client transaction with a new branch. */
 #include "ua/ua_int.h"
+#include "sip/sip_config.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -14,7 +15,6 @@
 #include <string.h>
 
 #include "auth/digest.h"
-#include "base/config.h"
 #include "base/log.h"
 #include "sip/local.h"
 #include "txn/txn.h"

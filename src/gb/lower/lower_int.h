@@ -11,7 +11,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "base/config.h"
+#include "gb/upper/gb_config.h"
+#include "gb/lower/upstream_config.h"
 #include "base/timer.h"
 #include "gb/codec/gbid.h"
 #include "gb/lower/lower.h"

@@ -2,6 +2,8 @@
  * base/config.h): one section per upper platform the lower role registers to. */
 #include <stddef.h>
 
+#include "gb/lower/upstream_config.h"
+
 #include "base/config.h"
 
 #define KEY(name, type, f, def, lo, hi, help) {name, type, CONFIG_FIELD(struct config_upstream, f), def, lo, hi, NULL, 0, help}

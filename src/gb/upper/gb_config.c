@@ -2,6 +2,8 @@
  * node's GB/T 28181 identity and the upper role (devices register here). */
 #include <stddef.h>
 
+#include "gb/upper/gb_config.h"
+
 #include "base/config.h"
 
 #define KEY(name, type, f, def, lo, hi, help) {name, type, CONFIG_FIELD(struct gb_config, f), def, lo, hi, NULL, 0, help}

@@ -14,7 +14,7 @@
 #include <stdio.h>
 #include <uv.h>
 
-#include "base/config.h"
+#include "gb/upper/gb_config.h"
 #include "base/log.h"
 #include "base/timer.h"
 #include "gb/codec/gbid.h"

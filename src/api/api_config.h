@@ -1,0 +1,13 @@
+/* api_config.h — the [api] section (keys: api_config.c). */
+#ifndef CASCADE_API_API_CONFIG_H
+#define CASCADE_API_API_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct api_config { /* [api] */
+    char listen[128];                /* host:port, empty disables */
+    char token[128];
+};
+
+#endif

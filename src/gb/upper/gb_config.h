@@ -1,0 +1,25 @@
+/* gb_config.h — the [gb] section (keys: gb_config.c), read by both GB roles. */
+#ifndef CASCADE_GB_UPPER_GB_CONFIG_H
+#define CASCADE_GB_UPPER_GB_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct gb_config { /* [gb] — GB28181 upper role */
+    bool enabled;
+    char id[32];
+    char domain[32];
+    char password[128];
+    bool allow_unknown;
+    int keepalive_interval;
+    int keepalive_misses;
+    char charset[16];
+    char media_ip[64];
+    uint16_t media_port_min, media_port_max;
+    bool catalog_on_register;
+    int catalog_concurrency;         /* catalog-on-register queries in flight at once (1..10000, default 32) */
+    bool qop;                        /* offer qop=auth in challenges */
+    char default_media[512];         /* lower role: H.264 file for channels naming none ("" = built-in clip) */
+};
+
+#endif
