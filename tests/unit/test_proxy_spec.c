@@ -206,8 +206,9 @@ static int answer_since(struct fx *f, size_t from)
 }
 
 /* The callee at ip answers the request sent as message i with status
- * (To tag "callee" for everything but 100). */
-static void reply_to(struct fx *f, size_t i, const char *ip, int status, const char *reason)
+ * (To tag "callee" for everything but 100) and extra header lines (each
+ * ending in \n). */
+static void reply_with(struct fx *f, size_t i, const char *ip, int status, const char *reason, const char *extra)
 {
     const struct sip_msg *m = harness_sent_msg(f->h, i);
     char vias[1024] = "";
@@ -220,10 +221,15 @@ static void reply_to(struct fx *f, size_t i, const char *ip, int status, const c
     str_t cid = harness_header(m, SIP_HDR_CALL_ID), cseq = harness_header(m, SIP_HDR_CSEQ);
     char text[4096];
     snprintf(text, sizeof(text),
-             "SIP/2.0 %d %s\n%sFrom: %.*s\nTo: %.*s%s\nCall-ID: %.*s\nCSeq: %.*s\nContent-Length: 0\n\n", status,
+             "SIP/2.0 %d %s\n%sFrom: %.*s\nTo: %.*s%s\nCall-ID: %.*s\nCSeq: %.*s\n%sContent-Length: 0\n\n", status,
              reason, vias, STR_FMT(from), STR_FMT(to), status == 100 ? "" : ";tag=callee", STR_FMT(cid),
-             STR_FMT(cseq));
+             STR_FMT(cseq), extra);
     assert_int_equal(harness_inject(f->h, ip, BOB_PORT, SIP_TRANSPORT_UDP, text), 0);
+}
+
+static void reply_to(struct fx *f, size_t i, const char *ip, int status, const char *reason)
+{
+    reply_with(f, i, ip, status, reason, "");
 }
 
 /* The index of the first request starting with prefix sent to ip since from. */
@@ -599,6 +605,28 @@ static void send_alice(struct fx *f, int cseq, const char *extra)
     assert_int_equal(harness_inject(f->h, CALLER, CALLER_PORT, SIP_TRANSPORT_UDP, text), 0);
 }
 
+/* The Proxy-Authorization line (ending in \n) answering the 407 last sent
+ * as user/pw, for INVITE sip:bob@example.com. */
+static void answer_407(struct fx *f, const char *user, const char *pw, char *line, size_t cap)
+{
+    char chal[1024];
+    str_t v = harness_header(harness_last(f->h), SIP_HDR_PROXY_AUTHENTICATE);
+    assert_true(v.len > 0);
+    snprintf(chal, sizeof(chal), "%.*s", STR_FMT(v));
+    struct auth_challenge ch;
+    assert_int_equal(auth_parse_challenge(str_from_cstr(chal), &ch), 0);
+    sbuf_t b;
+    sbuf_init(&b);
+    sbuf_append_cstr(&b, "Proxy-Authorization: ");
+    assert_int_equal(auth_client_answer(&ch, str_from_cstr(user), str_from_cstr(pw), STR_LIT("INVITE"),
+                                        STR_LIT("sip:bob@example.com"), 1, STR_NULL, &b),
+                     0);
+    sbuf_append_cstr(&b, "\n");
+    assert_false(b.failed);
+    snprintf(line, cap, "%.*s", (int)b.len, b.data);
+    sbuf_free(&b);
+}
+
 /* §22.3: a new request claiming one of our users gets 407 with a
  * Proxy-Authenticate for our realm, and is not forwarded. */
 static void test_our_user_without_credentials_gets_407(void **state)
@@ -620,21 +648,8 @@ static void test_our_user_with_credentials_is_forwarded(void **state)
     start(f);
     add_binding(f, "bob", "sip:bob@" BOB_A ":5070", 1000);
     send_alice(f, 1, "");
-    char chal[1024];
-    str_t v = harness_header(harness_last(f->h), SIP_HDR_PROXY_AUTHENTICATE);
-    snprintf(chal, sizeof(chal), "%.*s", STR_FMT(v));
-    struct auth_challenge ch;
-    assert_int_equal(auth_parse_challenge(str_from_cstr(chal), &ch), 0);
-    sbuf_t b;
-    sbuf_init(&b);
-    sbuf_append_cstr(&b, "Proxy-Authorization: ");
-    assert_int_equal(auth_client_answer(&ch, STR_LIT("alice"), STR_LIT("secret-a"), STR_LIT("INVITE"),
-                                        STR_LIT("sip:bob@example.com"), 1, STR_NULL, &b),
-                     0);
-    sbuf_append_cstr(&b, "\n");
     char line[1024];
-    snprintf(line, sizeof(line), "%.*s", (int)b.len, b.data);
-    sbuf_free(&b);
+    answer_407(f, "alice", "secret-a", line, sizeof(line));
     size_t mark = harness_sent_count(f->h);
     send_alice(f, 2, line);
     int i = harness_find_sent(f->h, mark, "INVITE ");
@@ -654,6 +669,176 @@ static void test_trusted_source_is_not_challenged(void **state)
     send_alice(f, 1, "");
     assert_true(harness_find_sent(f->h, 0, "INVITE ") >= 0);
     assert_int_equal(harness_find_sent(f->h, 0, "SIP/2.0 407"), -1);
+}
+
+/* §16.5: a request for another domain is refused when [proxy]
+ * allow_foreign is off (the default): we are no open relay. */
+static void test_foreign_domain_is_403_without_allow_foreign(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    send_req(f, "INVITE", "sip:x@192.0.2.30:5060", "");
+    assert_int_equal(answer_since(f, 0), 403);
+    assert_int_equal(harness_find_sent(f->h, 0, "INVITE "), -1);
+}
+
+/* §16.4: a request addressed to this node itself (no user part, no Route)
+ * is not proxied: the core answers it. */
+static void test_request_for_this_node_left_to_core(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    send_req(f, "OPTIONS", "sip:example.com", "");
+    assert_int_equal(f->not_taken, 1);
+    assert_int_equal(answer_since(f, 0), 604);
+}
+
+/* §16.6 step 2: a binding registered with a Path (RFC 3327 §5.4) is
+ * reached through it: the Path is the forwarded request's first Route. */
+static void test_binding_path_becomes_first_route(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    struct location_binding_in in = {
+        .contact = STR_LIT("sip:bob@10.0.0.5:5070"), .expires_s = 3600, .q1000 = 1000,
+        .call_id = STR_LIT("reg-path"), .cseq = 1, .transport = LOCATION_TRANSPORT_UDP,
+        .path = STR_LIT("<sip:192.0.2.50:5060;lr>"),
+    };
+    assert_int_equal(location_update(f->loc, STR_LIT("bob"), &in, 1, f->h->now, NULL, NULL), 0);
+    invite_bob(f);
+    int i = harness_find_sent(f->h, 0, "INVITE ");
+    assert_true(i >= 0);
+    assert_true(harness_sent_to(f->h, (size_t)i, "192.0.2.50", 5060));
+    const struct sip_msg *m = harness_sent_msg(f->h, (size_t)i);
+    assert_true(str_eq(m->ruri_raw, STR_LIT("sip:bob@10.0.0.5:5070")));
+    assert_true(str_eq(harness_header(m, SIP_HDR_ROUTE), STR_LIT("<sip:192.0.2.50:5060;lr>")));
+}
+
+/* §16.7 step 6: a 503 from the only branch goes upstream as 500 (the
+ * caller must not think this proxy is overloaded). */
+static void test_503_from_branch_becomes_500(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    add_binding(f, "bob", "sip:bob@" BOB_A ":5070", 1000);
+    invite_bob(f);
+    size_t inv = sent_to_since(f, 0, "INVITE ", BOB_A);
+    size_t mark = harness_sent_count(f->h);
+    reply_to(f, inv, BOB_A, 503, "Service Unavailable");
+    assert_int_equal(answer_since(f, mark), 500);
+}
+
+/* §16.7 step 7: 407s from several branches are aggregated: the answer
+ * upstream carries every branch's Proxy-Authenticate. */
+static void test_407_challenges_are_aggregated(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    bind_bob_twice(f);
+    invite_bob(f);
+    size_t to_b = sent_to_since(f, 0, "INVITE ", BOB_B), to_a = sent_to_since(f, 0, "INVITE ", BOB_A);
+    size_t mark = harness_sent_count(f->h);
+    reply_with(f, to_a, BOB_A, 407, "Proxy Authentication Required",
+               "Proxy-Authenticate: Digest realm=\"a.example\", nonce=\"na\"\n");
+    reply_with(f, to_b, BOB_B, 407, "Proxy Authentication Required",
+               "Proxy-Authenticate: Digest realm=\"b.example\", nonce=\"nb\"\n");
+    assert_int_equal(answer_since(f, mark), 407);
+    const struct sip_msg *m = harness_last(f->h);
+    assert_int_equal(harness_header_count(m, SIP_HDR_PROXY_AUTHENTICATE), 2);
+    assert_true(harness_header_has(m, SIP_HDR_PROXY_AUTHENTICATE, "realm=\"a.example\""));
+    assert_true(harness_header_has(m, SIP_HDR_PROXY_AUTHENTICATE, "realm=\"b.example\""));
+}
+
+/* §16.8: a callee that ignores the CANCEL sent at timer C: the caller gets
+ * 408 64*T1 (32 s) later. */
+static void test_callee_ignoring_cancel_gets_408_after_64_t1(void **state)
+{
+    struct fx *f = *state;
+    f->cfg.proxy.invite_timeout_s = 20;
+    start(f);
+    add_binding(f, "bob", "sip:bob@" BOB_A ":5070", 1000);
+    invite_bob(f);
+    size_t inv = sent_to_since(f, 0, "INVITE ", BOB_A);
+    reply_to(f, inv, BOB_A, 180, "Ringing");
+    size_t mark = harness_sent_count(f->h);
+    harness_advance(f->h, 20000);
+    (void)sent_to_since(f, mark, "CANCEL ", BOB_A);
+    harness_advance(f->h, 31999);
+    assert_int_equal(harness_find_sent(f->h, mark, "SIP/2.0 "), -1);
+    harness_advance(f->h, 1);
+    assert_int_equal(answer_since(f, mark), 408);
+}
+
+/* Non-INVITE (issue 9, a deliberate deviation from RFC 4320 §4.2): a
+ * request no branch answers gets 408 at [proxy] non_invite_timeout_ms,
+ * before the sender's own timer F. */
+static void test_unanswered_message_gets_408_at_deadline(void **state)
+{
+    struct fx *f = *state;
+    f->cfg.proxy.non_invite_timeout_ms = 10000;
+    start(f);
+    add_binding(f, "bob", "sip:bob@" BOB_A ":5070", 1000);
+    send_req(f, "MESSAGE", "sip:bob@example.com", "");
+    assert_true(harness_find_sent(f->h, 0, "MESSAGE ") >= 0);
+    size_t mark = harness_sent_count(f->h);
+    harness_advance(f->h, 9999);
+    assert_int_equal(harness_find_sent(f->h, mark, "SIP/2.0 "), -1);
+    harness_advance(f->h, 1);
+    assert_int_equal(answer_since(f, mark), 408);
+}
+
+/* §16.7 step 5: the 2xx to a MESSAGE goes upstream without our Via. */
+static void test_2xx_to_message_forwarded(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    add_binding(f, "bob", "sip:bob@" BOB_A ":5070", 1000);
+    send_req(f, "MESSAGE", "sip:bob@example.com", "");
+    size_t msg = sent_to_since(f, 0, "MESSAGE ", BOB_A);
+    size_t mark = harness_sent_count(f->h);
+    reply_to(f, msg, BOB_A, 200, "OK");
+    assert_int_equal(answer_since(f, mark), 200);
+    assert_int_equal(harness_header_count(harness_last(f->h), SIP_HDR_VIA), 1);
+}
+
+/* [auth] match_user: authenticated as alice, a request may not claim to
+ * be from dave: 403. */
+static void test_credentials_of_another_user_are_403_with_match_user(void **state)
+{
+    struct fx *f = *state;
+    f->cfg.auth.match_user = true;
+    start(f);
+    add_binding(f, "bob", "sip:bob@" BOB_A ":5070", 1000);
+    char text[4096];
+    const char *dave =
+        "INVITE sip:bob@example.com SIP/2.0\n"
+        "Via: SIP/2.0/UDP " CALLER ":5080;branch=z9hG4bK-dv%d\n"
+        "Max-Forwards: 70\nFrom: <sip:dave@example.com>;tag=fd\nTo: <sip:bob@example.com>\n"
+        "Call-ID: dv@" CALLER "\nCSeq: %d INVITE\n%sContent-Length: 0\n\n";
+    snprintf(text, sizeof(text), dave, 1, 1, "");
+    assert_int_equal(harness_inject(f->h, CALLER, CALLER_PORT, SIP_TRANSPORT_UDP, text), 0);
+    char line[1024];
+    answer_407(f, "alice", "secret-a", line, sizeof(line));
+    size_t mark = harness_sent_count(f->h);
+    snprintf(text, sizeof(text), dave, 2, 2, line);
+    assert_int_equal(harness_inject(f->h, CALLER, CALLER_PORT, SIP_TRANSPORT_UDP, text), 0);
+    assert_int_equal(answer_since(f, mark), 403);
+    assert_int_equal(harness_find_sent(f->h, mark, "INVITE "), -1);
+}
+
+/* [proxy] pike_limit: a source over its allowance per window gets 503 with
+ * Retry-After (the window), and is not forwarded. */
+static void test_source_over_pike_limit_gets_503(void **state)
+{
+    struct fx *f = *state;
+    f->cfg.proxy.pike_limit = 2;
+    start(f);
+    send_req(f, "INVITE", "sip:nobody@example.com", "");
+    send_req(f, "MESSAGE", "sip:nobody@example.com", "");
+    size_t mark = harness_sent_count(f->h);
+    send_req(f, "INFO", "sip:nobody@example.com", "");
+    assert_int_equal(answer_since(f, mark), 503);
+    assert_true(str_eq(harness_header(harness_last(f->h), SIP_HDR_RETRY_AFTER), STR_LIT("2")));
 }
 
 /* ---- redirect mode (§8.3, [proxy] mode = redirect) ---- */
@@ -714,6 +899,16 @@ int main(void)
         T(test_our_user_without_credentials_gets_407),
         T(test_our_user_with_credentials_is_forwarded),
         T(test_trusted_source_is_not_challenged),
+        T(test_foreign_domain_is_403_without_allow_foreign),
+        T(test_request_for_this_node_left_to_core),
+        T(test_binding_path_becomes_first_route),
+        T(test_503_from_branch_becomes_500),
+        T(test_407_challenges_are_aggregated),
+        T(test_callee_ignoring_cancel_gets_408_after_64_t1),
+        T(test_unanswered_message_gets_408_at_deadline),
+        T(test_2xx_to_message_forwarded),
+        T(test_credentials_of_another_user_are_403_with_match_user),
+        T(test_source_over_pike_limit_gets_503),
         T(test_redirect_answers_302_with_contacts),
         T(test_redirect_unknown_user_is_404),
 #undef T
