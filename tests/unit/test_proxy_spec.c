@@ -243,6 +243,16 @@ static size_t sent_to_since(struct fx *f, size_t from, const char *prefix, const
 
 /* ---- §16.3 request validation ---- */
 
+/* §16.3 step 2: a Request-URI scheme we do not handle: 416. */
+static void test_unsupported_uri_scheme_is_416(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    send_req(f, "INVITE", "tel:+15551234", "");
+    assert_int_equal(answer_since(f, 0), 416);
+    assert_int_equal(harness_find_sent(f->h, 0, "INVITE "), -1);
+}
+
 /* §16.3 step 3: Max-Forwards 0 is refused with 483 and not forwarded. */
 static void test_max_forwards_zero_is_483(void **state)
 {
@@ -314,6 +324,23 @@ static void test_loose_route_pops_ours_and_goes_to_next(void **state)
     assert_int_equal(harness_header_count(m, SIP_HDR_ROUTE), 1);
     assert_true(harness_header_has(m, SIP_HDR_ROUTE, "<sip:192.0.2.40:5060;lr>"));
     assert_false(harness_header_has(m, SIP_HDR_ROUTE, "192.0.2.1"));
+}
+
+/* §16.4: a Request-URI that is our own lr URI (the previous hop was a
+ * strict router) is replaced by the last Route, which is popped. */
+static void test_strict_router_request_uri_restored_from_last_route(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    send_req(f, "BYE", "sip:192.0.2.1:5060;lr",
+             "Route: <sip:192.0.2.40:5060;lr>, <sip:bob@" BOB_A ":5070>\n");
+    int i = harness_find_sent(f->h, 0, "BYE ");
+    assert_true(i >= 0);
+    assert_true(harness_sent_to(f->h, (size_t)i, "192.0.2.40", 5060));
+    const struct sip_msg *m = harness_sent_msg(f->h, (size_t)i);
+    assert_true(str_eq(m->ruri_raw, STR_LIT("sip:bob@" BOB_A ":5070")));
+    assert_int_equal(harness_header_count(m, SIP_HDR_ROUTE), 1);
+    assert_true(str_eq(harness_header(m, SIP_HDR_ROUTE), STR_LIT("<sip:192.0.2.40:5060;lr>")));
 }
 
 /* ---- §16.5 determining the targets ---- */
@@ -412,6 +439,24 @@ static void test_message_is_not_record_routed(void **state)
     int i = harness_find_sent(f->h, 0, "MESSAGE ");
     assert_true(i >= 0);
     assert_int_equal(harness_header_count(harness_sent_msg(f->h, (size_t)i), SIP_HDR_RECORD_ROUTE), 0);
+}
+
+/* §16.6 step 3: a request without Max-Forwards is forwarded with 70. */
+static void test_missing_max_forwards_becomes_70(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    add_binding(f, "bob", "sip:bob@" BOB_A ":5070", 1000);
+    assert_int_equal(harness_inject(f->h, CALLER, CALLER_PORT, SIP_TRANSPORT_UDP,
+                                    "MESSAGE sip:bob@example.com SIP/2.0\n"
+                                    "Via: SIP/2.0/UDP " CALLER ":5080;branch=z9hG4bK-nomf\n"
+                                    "From: <sip:carol@other.net>;tag=f1\nTo: <sip:bob@example.com>\n"
+                                    "Call-ID: nomf\nCSeq: 1 MESSAGE\nContent-Length: 0\n\n"),
+                     0);
+    int i = harness_find_sent(f->h, 0, "MESSAGE ");
+    assert_true(i >= 0);
+    const struct sip_msg *m = harness_sent_msg(f->h, (size_t)i);
+    assert_true(str_eq(harness_header(m, SIP_HDR_MAX_FORWARDS), STR_LIT("70")));
 }
 
 /* ---- §16.7 response processing ---- */
@@ -657,6 +702,21 @@ static void test_our_user_with_credentials_is_forwarded(void **state)
     assert_int_equal(harness_header_count(harness_sent_msg(f->h, (size_t)i), SIP_HDR_PROXY_AUTHORIZATION), 0);
 }
 
+/* §22.3: a wrong password is challenged again, and nothing is forwarded. */
+static void test_wrong_password_is_challenged_again(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    add_binding(f, "bob", "sip:bob@" BOB_A ":5070", 1000);
+    send_alice(f, 1, "");
+    char line[1024];
+    answer_407(f, "alice", "wrong", line, sizeof(line));
+    size_t mark = harness_sent_count(f->h);
+    send_alice(f, 2, line);
+    assert_int_equal(answer_since(f, mark), 407);
+    assert_int_equal(harness_find_sent(f->h, 0, "INVITE "), -1);
+}
+
 /* [proxy] trusted: a source in the list is not challenged. */
 static void test_trusted_source_is_not_challenged(void **state)
 {
@@ -876,10 +936,12 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+        T(test_unsupported_uri_scheme_is_416),
         T(test_max_forwards_zero_is_483),
         T(test_request_coming_back_unchanged_is_482),
         T(test_unsupported_proxy_require_is_420),
         T(test_loose_route_pops_ours_and_goes_to_next),
+        T(test_strict_router_request_uri_restored_from_last_route),
         T(test_unknown_user_is_404),
         T(test_user_without_binding_is_480),
         T(test_forks_to_every_binding_by_q),
@@ -887,6 +949,7 @@ int main(void)
         T(test_each_branch_has_its_own_via_branch),
         T(test_invite_is_record_routed),
         T(test_message_is_not_record_routed),
+        T(test_missing_max_forwards_becomes_70),
         T(test_provisional_forwarded_without_our_via_100_not),
         T(test_2xx_forwarded_at_once_and_others_cancelled),
         T(test_best_final_is_lowest_class),
@@ -898,6 +961,7 @@ int main(void)
         T(test_timer_c_silent_branch_is_408),
         T(test_our_user_without_credentials_gets_407),
         T(test_our_user_with_credentials_is_forwarded),
+        T(test_wrong_password_is_challenged_again),
         T(test_trusted_source_is_not_challenged),
         T(test_foreign_domain_is_403_without_allow_foreign),
         T(test_request_for_this_node_left_to_core),
