@@ -5,6 +5,7 @@
  * day ua_new takes its collaborators one function changes. */
 #include "harness.h"
 
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -73,6 +74,12 @@ static void op_on_stray(void *u, const struct transport_rx *rx)
     if (h->on_stray_response) h->on_stray_response(h->arg, rx);
 }
 
+static void op_on_server_terminated(void *u, struct txn *st)
+{
+    struct harness *h = u;
+    if (h->on_server_terminated) h->on_server_terminated(h->arg, st);
+}
+
 static uint64_t clock_now(void *u) { return ((struct harness *)u)->now; }
 
 static struct ua *harness_ua_new(struct harness *h)
@@ -105,7 +112,8 @@ struct harness *harness_new(void)
     h->timers->now_ms = h->now;
     struct txn_config xc = {.t1_ms = 500, .t2_ms = 4000, .t4_ms = 5000};
     struct txn_layer_ops ops = {.user = h, .send = op_send, .on_request = op_on_request, .on_ack = op_on_ack,
-                                .on_stray_response = op_on_stray, .now_ms = clock_now};
+                                .on_stray_response = op_on_stray, .on_server_terminated = op_on_server_terminated,
+                                .now_ms = clock_now};
     h->txn = txn_layer_new(h->timers, &xc, &ops);
     assert_non_null(h->txn);
     h->ua = harness_ua_new(h);
@@ -226,6 +234,35 @@ const struct sip_msg *harness_last(struct harness *h)
 {
     assert_true(h->nsent > 0);
     return harness_sent_msg(h, h->nsent - 1);
+}
+
+int harness_find_sent(const struct harness *h, size_t from, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    for (size_t i = from; i < h->nsent; i++)
+        if (h->sent[i].len >= n && !memcmp(h->sent[i].data, prefix, n)) return (int)i;
+    return -1;
+}
+
+size_t harness_count_sent(const struct harness *h, size_t from, const char *prefix)
+{
+    size_t k = 0;
+    for (int i = harness_find_sent(h, from, prefix); i >= 0; i = harness_find_sent(h, (size_t)i + 1, prefix)) k++;
+    return k;
+}
+
+bool harness_sent_to(const struct harness *h, size_t i, const char *ip, uint16_t port)
+{
+    struct sockaddr_storage want;
+    if (i >= h->nsent || transport_addr_parse(ip, strlen(ip), port, &want) != 0) return false;
+    const struct sockaddr_storage *got = &h->sent[i].dest.addr;
+    if (got->ss_family != want.ss_family) return false;
+    if (want.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const void *)got, *b = (const void *)&want;
+        return a->sin_port == b->sin_port && a->sin_addr.s_addr == b->sin_addr.s_addr;
+    }
+    const struct sockaddr_in6 *a = (const void *)got, *b = (const void *)&want;
+    return a->sin6_port == b->sin6_port && !memcmp(&a->sin6_addr, &b->sin6_addr, sizeof(a->sin6_addr));
 }
 
 int harness_sent_status(struct harness *h, size_t i)

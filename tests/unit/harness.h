@@ -47,6 +47,8 @@ struct harness {
      * NULL: requests are answered 501, stray responses dropped). */
     void (*on_request)(void *arg, struct txn *st, const struct transport_rx *rx);
     void (*on_stray_response)(void *arg, const struct transport_rx *rx);
+    /* A server transaction is being freed (may be NULL). */
+    void (*on_server_terminated)(void *arg, struct txn *st);
     void *arg;
     uint64_t conn_id;                   /* given to TCP requests injected */
 
@@ -80,6 +82,13 @@ void harness_clear_sent(struct harness *h);
 const struct sip_msg *harness_sent_msg(struct harness *h, size_t i);
 /* The last message sent, parsed (fails the test when none). */
 const struct sip_msg *harness_last(struct harness *h);
+/* The index of the first message sent at or after from whose text starts
+ * with prefix ("INVITE ", "SIP/2.0 180", "CANCEL "), or -1. */
+int harness_find_sent(const struct harness *h, size_t from, const char *prefix);
+/* How many messages sent at or after from start with prefix. */
+size_t harness_count_sent(const struct harness *h, size_t from, const char *prefix);
+/* Whether message i went to ip:port. */
+bool harness_sent_to(const struct harness *h, size_t i, const char *ip, uint16_t port);
 /* Status of message i (0 for a request). */
 int harness_sent_status(struct harness *h, size_t i);
 

@@ -1,0 +1,981 @@
+/* test_proxy_spec.c — the stateful proxy and the redirect server as RFC 3261 §16
+ * specifies them, on the in-process stack (harness.h): the real location
+ * service, users table, digest server and registrar (for "is this URI
+ * ours"), the harness's transaction layer and UA, a fake clock, and every
+ * message the proxy sends recorded.
+ *
+ * We are example.com at 192.0.2.1:5060. The caller is 192.0.2.9:5080
+ * (carol@other.net, a foreign user: not challenged unless stated). Our
+ * users: alice ("secret-a"), bob and dave; bob has bindings at
+ * 192.0.2.20:5070 and 192.0.2.21:5070 when a test gives them. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app/config.h"
+#include "auth/digest.h"
+#include "base/log.h"
+#include "base/sbuf.h"
+#include "harness.h"
+#include "proxy/proxy.h"
+#include "registrar/digest_check.h"
+#include "registrar/location.h"
+#include "registrar/registrar.h"
+#include "registrar/users.h"
+
+#define CALLER "192.0.2.9"
+#define CALLER_PORT 5080
+#define BOB_A "192.0.2.20"
+#define BOB_B "192.0.2.21"
+#define BOB_PORT 5070
+
+struct fx {
+    struct harness *h;
+    struct config cfg;
+    struct users *users;
+    struct auth_server *auth;
+    struct location *loc;
+    struct registrar *r;
+    struct digest_checker dc;
+    struct proxy *p;
+    int not_taken;          /* requests the proxy left to the core */
+};
+
+/* ---- the proxy wired as src/app/dispatch.c wires it ---- */
+
+static enum digest_check d_check(void *arg, const struct transport_rx *rx, enum sip_hdr hdr,
+                                 struct digest_check_result *out)
+{
+    return digest_check_request(arg, rx, hdr, out);
+}
+static int d_challenge(void *arg, bool proxy, bool stale, const struct transport_rx *rx, sbuf_t *b)
+{
+    return digest_check_challenge(arg, proxy, stale, rx, b);
+}
+static void d_consume(void *arg, struct sip_msg *m, enum sip_hdr hdr) { digest_check_consume(arg, m, hdr); }
+static bool is_local(void *arg, const struct sip_uri *uri, const struct transport_rx *rx, bool check_port)
+{
+    return registrar_uri_is_local(arg, uri, rx, check_port);
+}
+
+static void on_request(void *arg, struct txn *st, const struct transport_rx *rx)
+{
+    struct fx *f = arg;
+    if (proxy_on_request(f->p, st, rx)) return;
+    f->not_taken++;
+    txn_respond(st, 604, "Not Taken", STR_NULL, NULL, 0, STR_NULL, STR_NULL);
+}
+
+static void on_server_terminated(void *arg, struct txn *st) { proxy_on_server_terminated(((struct fx *)arg)->p, st); }
+
+static void add_user(struct fx *f, const char *name, const char *pw)
+{
+    char md5[65], sha[65];
+    str_t realm = str_from_cstr(f->h->local.realm);
+    assert_int_equal(auth_ha1(AUTH_ALG_MD5, str_from_cstr(name), realm, str_from_cstr(pw), md5), 0);
+    assert_int_equal(auth_ha1(AUTH_ALG_SHA256, str_from_cstr(name), realm, str_from_cstr(pw), sha), 0);
+    assert_int_equal(users_add(f->users, name, f->h->local.realm, md5, sha, NULL, NULL), 0);
+}
+
+/* Builds the stack from f->cfg (tests change it first). */
+static void start(struct fx *f)
+{
+    f->users = users_new(NULL);
+    assert_non_null(f->users);
+    add_user(f, "alice", "secret-a");
+    add_user(f, "bob", "secret-b");
+    add_user(f, "dave", "secret-d");
+    struct auth_server_config ac;
+    auth_server_config_from(&ac, &f->cfg, AUTH_OFFER(AUTH_ALG_MD5));
+    f->auth = auth_server_new(&ac);
+    assert_non_null(f->auth);
+    struct registrar_deps rd = {
+        .cfg = &f->cfg.registrar, .auth_cfg = &f->cfg.auth, .sip_cfg = &f->cfg.sip, .local = &f->h->local,
+        .users = f->users, .auth = f->auth, .ua = f->h->ua, .timers = f->h->timers,
+        .send = harness_send, .send_arg = f->h,
+    };
+    f->r = registrar_new(&rd);
+    assert_non_null(f->r);
+    struct location_callbacks cb;
+    registrar_location_callbacks(f->r, &cb);
+    f->loc = location_new(f->h->timers, NULL, &cb);
+    assert_non_null(f->loc);
+    registrar_set_location(f->r, f->loc);
+    digest_checker_init(&f->dc, &f->cfg.auth, &f->h->local, f->users, f->auth, NULL);
+    struct proxy_deps d = {
+        .cfg = &f->cfg.proxy, .sip_cfg = &f->cfg.sip, .auth_cfg = &f->cfg.auth, .reg_cfg = &f->cfg.registrar,
+        .local = &f->h->local, .txn = f->h->txn, .timers = f->h->timers,
+        .location = f->loc, .users = f->users, .ua = f->h->ua,
+        .digest = {.check = d_check, .challenge = d_challenge, .consume = d_consume, .arg = &f->dc},
+        .uri_is_local = is_local, .uri_is_local_arg = f->r,
+    };
+    f->p = proxy_new(&d);
+    assert_non_null(f->p);
+    f->h->on_request = on_request;
+    f->h->on_server_terminated = on_server_terminated;
+    f->h->arg = f;
+}
+
+static int setup(void **state)
+{
+    log_set_level(LOG_ERROR);
+    struct fx *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    f->h = harness_new();
+    config_init(&f->cfg);
+    f->cfg.registrar.nat_ping_interval_s = 0;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    proxy_free(f->p);
+    registrar_free(f->r);
+    location_free(f->loc);
+    auth_server_free(f->auth);
+    users_free(f->users);
+    harness_free(f->h);
+    free(f);
+    return 0;
+}
+
+/* A UDP binding of aor (the location key: the user part) to contact with q (in thousandths), for an hour. */
+static void add_binding(struct fx *f, const char *aor, const char *contact, int q1000)
+{
+    char call_id[64];
+    snprintf(call_id, sizeof(call_id), "reg-%s", contact);
+    struct location_binding_in in = {
+        .contact = str_from_cstr(contact), .expires_s = 3600, .q1000 = q1000, .call_id = str_from_cstr(call_id),
+        .cseq = 1, .transport = LOCATION_TRANSPORT_UDP,
+    };
+    assert_int_equal(location_update(f->loc, str_from_cstr(aor), &in, 1, f->h->now, NULL, NULL), 0);
+}
+
+static void bind_bob_twice(struct fx *f)
+{
+    add_binding(f, "bob", "sip:bob@" BOB_A ":5070", 500);
+    add_binding(f, "bob", "sip:bob@" BOB_B ":5070", 1000);
+}
+
+/* A request from the caller: method to ruri, From carol@other.net (a BYE
+ * with a To tag, the others without), with extra header lines (each ending
+ * in \n). */
+static void send_req(struct fx *f, const char *method, const char *ruri, const char *extra)
+{
+    char text[4096];
+    snprintf(text, sizeof(text),
+             "%s %s SIP/2.0\n"
+             "Via: SIP/2.0/UDP " CALLER ":5080;branch=z9hG4bK-caller1\n"
+             "Max-Forwards: 70\n"
+             "From: <sip:carol@other.net>;tag=f1\n"
+             "To: <%s>%s\n"
+             "Call-ID: call-1@" CALLER "\n"
+             "CSeq: 1 %s\n"
+             "Contact: <sip:carol@" CALLER ":5080>\n"
+             "%s"
+             "Content-Length: 0\n\n",
+             method, ruri, ruri, strcmp(method, "BYE") ? "" : ";tag=t1" /* a BYE is in a dialog */, method, extra);
+    assert_int_equal(harness_inject(f->h, CALLER, CALLER_PORT, SIP_TRANSPORT_UDP, text), 0);
+}
+
+static void invite_bob(struct fx *f) { send_req(f, "INVITE", "sip:bob@example.com", ""); }
+
+/* The status of the single final or forwarded response sent to the caller
+ * since from (the transaction layer's own 100 Trying, RFC 3261 §17.2.1,
+ * left aside). */
+static int answer_since(struct fx *f, size_t from)
+{
+    int found = -1;
+    for (int i = harness_find_sent(f->h, from, "SIP/2.0 "); i >= 0;
+         i = harness_find_sent(f->h, (size_t)i + 1, "SIP/2.0 ")) {
+        if (harness_sent_status(f->h, (size_t)i) == 100) continue;
+        assert_int_equal(found, -1);
+        found = i;
+    }
+    assert_true(found >= 0);
+    assert_true(harness_sent_to(f->h, (size_t)found, CALLER, CALLER_PORT));
+    return harness_sent_status(f->h, (size_t)found);
+}
+
+/* The callee at ip answers the request sent as message i with status
+ * (To tag "callee" for everything but 100) and extra header lines (each
+ * ending in \n). */
+static void reply_with(struct fx *f, size_t i, const char *ip, int status, const char *reason, const char *extra)
+{
+    const struct sip_msg *m = harness_sent_msg(f->h, i);
+    char vias[1024] = "";
+    for (int k = 0; k < harness_header_count(m, SIP_HDR_VIA); k++) {
+        str_t v = harness_header_nth(m, SIP_HDR_VIA, k);
+        size_t used = strlen(vias);
+        snprintf(vias + used, sizeof(vias) - used, "Via: %.*s\n", STR_FMT(v));
+    }
+    str_t from = harness_header(m, SIP_HDR_FROM), to = harness_header(m, SIP_HDR_TO);
+    str_t cid = harness_header(m, SIP_HDR_CALL_ID), cseq = harness_header(m, SIP_HDR_CSEQ);
+    char text[4096];
+    snprintf(text, sizeof(text),
+             "SIP/2.0 %d %s\n%sFrom: %.*s\nTo: %.*s%s\nCall-ID: %.*s\nCSeq: %.*s\n%sContent-Length: 0\n\n", status,
+             reason, vias, STR_FMT(from), STR_FMT(to), status == 100 ? "" : ";tag=callee", STR_FMT(cid),
+             STR_FMT(cseq), extra);
+    assert_int_equal(harness_inject(f->h, ip, BOB_PORT, SIP_TRANSPORT_UDP, text), 0);
+}
+
+static void reply_to(struct fx *f, size_t i, const char *ip, int status, const char *reason)
+{
+    reply_with(f, i, ip, status, reason, "");
+}
+
+/* The index of the first request starting with prefix sent to ip since from. */
+static size_t sent_to_since(struct fx *f, size_t from, const char *prefix, const char *ip)
+{
+    for (int i = harness_find_sent(f->h, from, prefix); i >= 0; i = harness_find_sent(f->h, (size_t)i + 1, prefix))
+        if (harness_sent_to(f->h, (size_t)i, ip, BOB_PORT)) return (size_t)i;
+    fail_msg("no %s sent to %s", prefix, ip);
+    return 0;
+}
+
+/* ---- §16.3 request validation ---- */
+
+/* §16.3 step 2: a Request-URI scheme we do not handle: 416. */
+static void test_unsupported_uri_scheme_is_416(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    send_req(f, "INVITE", "tel:+15551234", "");
+    assert_int_equal(answer_since(f, 0), 416);
+    assert_int_equal(harness_find_sent(f->h, 0, "INVITE "), -1);
+}
+
+/* §16.3 step 3: Max-Forwards 0 is refused with 483 and not forwarded. */
+static void test_max_forwards_zero_is_483(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    bind_bob_twice(f);
+    char text[1024];
+    snprintf(text, sizeof(text),
+             "INVITE sip:bob@example.com SIP/2.0\nVia: SIP/2.0/UDP " CALLER ":5080;branch=z9hG4bK-mf0\n"
+             "Max-Forwards: 0\nFrom: <sip:carol@other.net>;tag=f1\nTo: <sip:bob@example.com>\n"
+             "Call-ID: mf0\nCSeq: 1 INVITE\nContent-Length: 0\n\n");
+    assert_int_equal(harness_inject(f->h, CALLER, CALLER_PORT, SIP_TRANSPORT_UDP, text), 0);
+    assert_int_equal(harness_sent_count(f->h), 1);
+    assert_int_equal(answer_since(f, 0), 483);
+    assert_int_equal(harness_find_sent(f->h, 0, "INVITE "), -1);
+}
+
+/* §16.3 step 4: a request that comes back to us unchanged (our Via below
+ * the top with the same loop hash) is a loop: 482. */
+static void test_request_coming_back_unchanged_is_482(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    /* In-dialog BYE routed through us to 192.0.2.40. */
+    send_req(f, "BYE", "sip:bob@" BOB_A ":5070",
+             "Route: <sip:192.0.2.1:5060;lr>, <sip:192.0.2.40:5060;lr>\n");
+    int i = harness_find_sent(f->h, 0, "BYE ");
+    assert_true(i >= 0);
+    /* 192.0.2.40 sends it straight back (its own Via on top). */
+    char back[4096];
+    const char *lf = strchr(f->h->sent[i].data, '\n');
+    snprintf(back, sizeof(back), "%.*sVia: SIP/2.0/UDP 192.0.2.40:5060;branch=z9hG4bK-back\r\n%s",
+             (int)(lf - f->h->sent[i].data + 1), f->h->sent[i].data, lf + 1);
+    size_t before = harness_sent_count(f->h);
+    assert_int_equal(harness_inject(f->h, "192.0.2.40", 5060, SIP_TRANSPORT_UDP, back), 0);
+    assert_int_equal(harness_sent_count(f->h), before + 1);
+    assert_int_equal(harness_sent_status(f->h, before), 482);
+    assert_true(harness_sent_to(f->h, before, "192.0.2.40", 5060));
+}
+
+/* §16.3 step 5: a Proxy-Require we do not support: 420 listing it in
+ * Unsupported. */
+static void test_unsupported_proxy_require_is_420(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    bind_bob_twice(f);
+    send_req(f, "INVITE", "sip:bob@example.com", "Proxy-Require: foo\n");
+    assert_int_equal(answer_since(f, 0), 420);
+    assert_true(harness_header_has(harness_last(f->h), SIP_HDR_UNSUPPORTED, "foo"));
+    assert_int_equal(harness_find_sent(f->h, 0, "INVITE "), -1);
+}
+
+/* ---- §16.4 Route information preprocessing ---- */
+
+/* §16.4, §16.6 step 7: our Route entry is popped and the request goes,
+ * Request-URI untouched, to the next (loose) Route. */
+static void test_loose_route_pops_ours_and_goes_to_next(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    send_req(f, "BYE", "sip:bob@" BOB_A ":5070;x=1",
+             "Route: <sip:192.0.2.1:5060;lr>, <sip:192.0.2.40:5060;lr>\n");
+    int i = harness_find_sent(f->h, 0, "BYE ");
+    assert_true(i >= 0);
+    assert_true(harness_sent_to(f->h, (size_t)i, "192.0.2.40", 5060));
+    const struct sip_msg *m = harness_sent_msg(f->h, (size_t)i);
+    assert_true(str_eq(m->ruri_raw, STR_LIT("sip:bob@" BOB_A ":5070;x=1")));
+    assert_int_equal(harness_header_count(m, SIP_HDR_ROUTE), 1);
+    assert_true(harness_header_has(m, SIP_HDR_ROUTE, "<sip:192.0.2.40:5060;lr>"));
+    assert_false(harness_header_has(m, SIP_HDR_ROUTE, "192.0.2.1"));
+}
+
+/* §16.4: a Request-URI that is our own lr URI (the previous hop was a
+ * strict router) is replaced by the last Route, which is popped. */
+static void test_strict_router_request_uri_restored_from_last_route(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    send_req(f, "BYE", "sip:192.0.2.1:5060;lr",
+             "Route: <sip:192.0.2.40:5060;lr>, <sip:bob@" BOB_A ":5070>\n");
+    int i = harness_find_sent(f->h, 0, "BYE ");
+    assert_true(i >= 0);
+    assert_true(harness_sent_to(f->h, (size_t)i, "192.0.2.40", 5060));
+    const struct sip_msg *m = harness_sent_msg(f->h, (size_t)i);
+    assert_true(str_eq(m->ruri_raw, STR_LIT("sip:bob@" BOB_A ":5070")));
+    assert_int_equal(harness_header_count(m, SIP_HDR_ROUTE), 1);
+    assert_true(str_eq(harness_header(m, SIP_HDR_ROUTE), STR_LIT("<sip:192.0.2.40:5060;lr>")));
+}
+
+/* ---- §16.5 determining the targets ---- */
+
+/* §16.5: a Request-URI for our domain naming nobody: 404. */
+static void test_unknown_user_is_404(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    send_req(f, "INVITE", "sip:nobody@example.com", "");
+    assert_int_equal(answer_since(f, 0), 404);
+    assert_int_equal(harness_sent_count(f->h), 1);
+}
+
+/* §16.5: one of our users with no binding: 480. */
+static void test_user_without_binding_is_480(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    send_req(f, "INVITE", "sip:dave@example.com", "");
+    assert_int_equal(answer_since(f, 0), 480);
+    assert_int_equal(harness_sent_count(f->h), 1);
+}
+
+/* §16.5, §16.6 step 2: one branch per binding, highest q first, each with
+ * the binding's contact as Request-URI, sent to that contact. */
+static void test_forks_to_every_binding_by_q(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    bind_bob_twice(f);
+    invite_bob(f);
+    assert_int_equal(harness_count_sent(f->h, 0, "INVITE "), 2);
+    int first = harness_find_sent(f->h, 0, "INVITE ");
+    int second = harness_find_sent(f->h, (size_t)first + 1, "INVITE ");
+    assert_true(harness_sent_to(f->h, (size_t)first, BOB_B, BOB_PORT));   /* q=1 */
+    assert_true(harness_sent_to(f->h, (size_t)second, BOB_A, BOB_PORT));  /* q=0.5 */
+    assert_true(str_eq(harness_sent_msg(f->h, (size_t)first)->ruri_raw, STR_LIT("sip:bob@" BOB_B ":5070")));
+    assert_true(str_eq(harness_sent_msg(f->h, (size_t)second)->ruri_raw, STR_LIT("sip:bob@" BOB_A ":5070")));
+    assert_int_equal(harness_find_sent(f->h, 0, "SIP/2.0 "), -1); /* nothing final yet (the 100 is the txn's) */
+}
+
+/* ---- §16.6 request forwarding ---- */
+
+/* §16.6 steps 3 and 8: Max-Forwards one less; our Via on top with a
+ * branch of our own (the magic cookie first), the caller's below. */
+static void test_forwarded_copy_has_max_forwards_decremented_and_our_via(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    add_binding(f, "bob", "sip:bob@" BOB_A ":5070", 1000);
+    invite_bob(f);
+    const struct sip_msg *m = harness_sent_msg(f->h, (size_t)harness_find_sent(f->h, 0, "INVITE "));
+    assert_int_equal(m->max_forwards, 69);
+    assert_int_equal(harness_header_count(m, SIP_HDR_VIA), 2);
+    str_t top = harness_header_nth(m, SIP_HDR_VIA, 0);
+    assert_true(str_eq(str_make(top.s, strlen("SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK")),
+                       STR_LIT("SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK")));
+    assert_true(str_eq(harness_header_nth(m, SIP_HDR_VIA, 1),
+                       STR_LIT("SIP/2.0/UDP " CALLER ":5080;branch=z9hG4bK-caller1")));
+}
+
+/* §16.6 step 8: each branch has its own branch parameter. */
+static void test_each_branch_has_its_own_via_branch(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    bind_bob_twice(f);
+    invite_bob(f);
+    int a = harness_find_sent(f->h, 0, "INVITE "), b = harness_find_sent(f->h, (size_t)a + 1, "INVITE ");
+    char top_a[256];
+    str_t v = harness_header(harness_sent_msg(f->h, (size_t)a), SIP_HDR_VIA);
+    snprintf(top_a, sizeof(top_a), "%.*s", STR_FMT(v));
+    assert_false(str_eq(harness_header(harness_sent_msg(f->h, (size_t)b), SIP_HDR_VIA), str_from_cstr(top_a)));
+}
+
+/* §16.6 step 4: a dialog-creating request is record-routed (loose). */
+static void test_invite_is_record_routed(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    add_binding(f, "bob", "sip:bob@" BOB_A ":5070", 1000);
+    invite_bob(f);
+    const struct sip_msg *m = harness_sent_msg(f->h, (size_t)harness_find_sent(f->h, 0, "INVITE "));
+    assert_int_equal(harness_header_count(m, SIP_HDR_RECORD_ROUTE), 1);
+    assert_true(str_eq(harness_header(m, SIP_HDR_RECORD_ROUTE), STR_LIT("<sip:192.0.2.1:5060;lr>")));
+}
+
+/* §16.6 step 4: a MESSAGE creates no dialog: no Record-Route. */
+static void test_message_is_not_record_routed(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    add_binding(f, "bob", "sip:bob@" BOB_A ":5070", 1000);
+    send_req(f, "MESSAGE", "sip:bob@example.com", "");
+    int i = harness_find_sent(f->h, 0, "MESSAGE ");
+    assert_true(i >= 0);
+    assert_int_equal(harness_header_count(harness_sent_msg(f->h, (size_t)i), SIP_HDR_RECORD_ROUTE), 0);
+}
+
+/* §16.6 step 3: a request without Max-Forwards is forwarded with 70. */
+static void test_missing_max_forwards_becomes_70(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    add_binding(f, "bob", "sip:bob@" BOB_A ":5070", 1000);
+    assert_int_equal(harness_inject(f->h, CALLER, CALLER_PORT, SIP_TRANSPORT_UDP,
+                                    "MESSAGE sip:bob@example.com SIP/2.0\n"
+                                    "Via: SIP/2.0/UDP " CALLER ":5080;branch=z9hG4bK-nomf\n"
+                                    "From: <sip:carol@other.net>;tag=f1\nTo: <sip:bob@example.com>\n"
+                                    "Call-ID: nomf\nCSeq: 1 MESSAGE\nContent-Length: 0\n\n"),
+                     0);
+    int i = harness_find_sent(f->h, 0, "MESSAGE ");
+    assert_true(i >= 0);
+    const struct sip_msg *m = harness_sent_msg(f->h, (size_t)i);
+    assert_true(str_eq(harness_header(m, SIP_HDR_MAX_FORWARDS), STR_LIT("70")));
+}
+
+/* ---- §16.7 response processing ---- */
+
+/* §16.7 steps 3 and 9: a 100 stays hop by hop; a 180 goes upstream without
+ * our Via. */
+static void test_provisional_forwarded_without_our_via_100_not(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    add_binding(f, "bob", "sip:bob@" BOB_A ":5070", 1000);
+    invite_bob(f);
+    size_t inv = (size_t)harness_find_sent(f->h, 0, "INVITE ");
+    size_t mark = harness_sent_count(f->h);
+    reply_to(f, inv, BOB_A, 100, "Trying");
+    assert_int_equal(harness_sent_count(f->h), mark);
+    reply_to(f, inv, BOB_A, 180, "Ringing");
+    assert_int_equal(answer_since(f, mark), 180);
+    const struct sip_msg *m = harness_last(f->h);
+    assert_int_equal(harness_header_count(m, SIP_HDR_VIA), 1);
+    assert_true(harness_header_has(m, SIP_HDR_VIA, "branch=z9hG4bK-caller1"));
+}
+
+/* §16.7 step 5: a 2xx goes upstream at once (our Via removed) and the
+ * other branches are CANCELled. */
+static void test_2xx_forwarded_at_once_and_others_cancelled(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    bind_bob_twice(f);
+    invite_bob(f);
+    size_t to_b = sent_to_since(f, 0, "INVITE ", BOB_B), to_a = sent_to_since(f, 0, "INVITE ", BOB_A);
+    reply_to(f, to_a, BOB_A, 180, "Ringing");
+    size_t mark = harness_sent_count(f->h);
+    reply_to(f, to_b, BOB_B, 200, "OK");
+    assert_int_equal(answer_since(f, mark), 200);
+    const struct sip_msg *m = harness_sent_msg(f->h, (size_t)harness_find_sent(f->h, mark, "SIP/2.0 "));
+    assert_int_equal(harness_header_count(m, SIP_HDR_VIA), 1);
+    (void)sent_to_since(f, mark, "CANCEL ", BOB_A);
+    assert_int_equal(harness_count_sent(f->h, mark, "CANCEL "), 1);
+}
+
+/* §16.7 step 6: with every branch failed, the best final goes upstream
+ * once: the lowest class (486 over 500). */
+static void test_best_final_is_lowest_class(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    bind_bob_twice(f);
+    invite_bob(f);
+    size_t to_b = sent_to_since(f, 0, "INVITE ", BOB_B), to_a = sent_to_since(f, 0, "INVITE ", BOB_A);
+    size_t mark = harness_sent_count(f->h);
+    reply_to(f, to_b, BOB_B, 500, "Server Error");
+    assert_int_equal(harness_find_sent(f->h, mark, "SIP/2.0 "), -1); /* one branch still pending */
+    reply_to(f, to_a, BOB_A, 486, "Busy Here");
+    assert_int_equal(answer_since(f, mark), 486);
+    assert_int_equal(harness_count_sent(f->h, mark, "ACK "), 2); /* §17.1.1.3: each non-2xx ACKed hop by hop */
+}
+
+/* §16.7 step 5: a 6xx CANCELs the other branches and is the answer once
+ * they ended (their 487 does not win over it). */
+static void test_6xx_cancels_the_others_and_wins(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    bind_bob_twice(f);
+    invite_bob(f);
+    size_t to_b = sent_to_since(f, 0, "INVITE ", BOB_B), to_a = sent_to_since(f, 0, "INVITE ", BOB_A);
+    reply_to(f, to_a, BOB_A, 180, "Ringing");
+    size_t mark = harness_sent_count(f->h);
+    reply_to(f, to_b, BOB_B, 603, "Decline");
+    size_t cancel = sent_to_since(f, mark, "CANCEL ", BOB_A);
+    assert_int_equal(harness_find_sent(f->h, mark, "SIP/2.0 "), -1); /* waits for the CANCELled branch */
+    reply_to(f, cancel, BOB_A, 200, "OK");
+    reply_to(f, to_a, BOB_A, 487, "Request Terminated");
+    assert_int_equal(answer_since(f, mark), 603);
+}
+
+/* ---- §16.10 CANCEL ---- */
+
+/* §16.10: a CANCEL matching a proxied INVITE is answered 200 by us and
+ * CANCELs every ringing branch; their 487 goes upstream. */
+static void test_cancel_answered_and_forwarded_to_branches(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    bind_bob_twice(f);
+    invite_bob(f);
+    size_t to_b = sent_to_since(f, 0, "INVITE ", BOB_B), to_a = sent_to_since(f, 0, "INVITE ", BOB_A);
+    reply_to(f, to_a, BOB_A, 180, "Ringing");
+    reply_to(f, to_b, BOB_B, 180, "Ringing");
+    size_t mark = harness_sent_count(f->h);
+    assert_int_equal(harness_inject(f->h, CALLER, CALLER_PORT, SIP_TRANSPORT_UDP,
+                                    "CANCEL sip:bob@example.com SIP/2.0\n"
+                                    "Via: SIP/2.0/UDP " CALLER ":5080;branch=z9hG4bK-caller1\n"
+                                    "Max-Forwards: 70\nFrom: <sip:carol@other.net>;tag=f1\n"
+                                    "To: <sip:bob@example.com>\nCall-ID: call-1@" CALLER "\n"
+                                    "CSeq: 1 CANCEL\nContent-Length: 0\n\n"),
+                     0);
+    int ok = harness_find_sent(f->h, mark, "SIP/2.0 200");
+    assert_true(ok >= 0);
+    assert_int_equal(harness_sent_msg(f->h, (size_t)ok)->cseq.method, SIP_CANCEL);
+    size_t ca = sent_to_since(f, mark, "CANCEL ", BOB_A), cb = sent_to_since(f, mark, "CANCEL ", BOB_B);
+    assert_int_equal(f->not_taken, 0);
+    size_t before_487 = harness_sent_count(f->h);
+    reply_to(f, ca, BOB_A, 200, "OK");
+    reply_to(f, cb, BOB_B, 200, "OK");
+    reply_to(f, to_a, BOB_A, 487, "Request Terminated");
+    reply_to(f, to_b, BOB_B, 487, "Request Terminated");
+    assert_int_equal(answer_since(f, before_487), 487);
+}
+
+/* §16.10: a CANCEL matching nothing of ours is left to the core. */
+static void test_cancel_of_unknown_invite_left_to_core(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    send_req(f, "CANCEL", "sip:bob@example.com", "");
+    assert_int_equal(f->not_taken, 1);
+}
+
+/* ---- §16.8 timer C ---- */
+
+/* §16.8: when timer C ([proxy] invite_timeout) fires, a ringing branch
+ * is CANCELled; its 487 goes upstream. */
+static void test_timer_c_cancels_ringing_branch(void **state)
+{
+    struct fx *f = *state;
+    f->cfg.proxy.invite_timeout_s = 20;
+    start(f);
+    add_binding(f, "bob", "sip:bob@" BOB_A ":5070", 1000);
+    invite_bob(f);
+    size_t inv = sent_to_since(f, 0, "INVITE ", BOB_A);
+    reply_to(f, inv, BOB_A, 180, "Ringing");
+    size_t mark = harness_sent_count(f->h);
+    harness_advance(f->h, 19999);
+    assert_int_equal(harness_find_sent(f->h, mark, "CANCEL "), -1);
+    harness_advance(f->h, 1);
+    size_t cancel = sent_to_since(f, mark, "CANCEL ", BOB_A);
+    assert_int_equal(harness_find_sent(f->h, mark, "SIP/2.0 "), -1);
+    reply_to(f, cancel, BOB_A, 200, "OK");
+    reply_to(f, inv, BOB_A, 487, "Request Terminated");
+    assert_int_equal(answer_since(f, mark), 487);
+}
+
+/* §16.8: a provisional restarts timer C. */
+static void test_provisional_restarts_timer_c(void **state)
+{
+    struct fx *f = *state;
+    f->cfg.proxy.invite_timeout_s = 20;
+    start(f);
+    add_binding(f, "bob", "sip:bob@" BOB_A ":5070", 1000);
+    invite_bob(f);
+    size_t inv = sent_to_since(f, 0, "INVITE ", BOB_A);
+    harness_advance(f->h, 15000);
+    reply_to(f, inv, BOB_A, 180, "Ringing");
+    size_t mark = harness_sent_count(f->h);
+    harness_advance(f->h, 19000);
+    assert_int_equal(harness_find_sent(f->h, mark, "CANCEL "), -1);
+    harness_advance(f->h, 1000);
+    (void)sent_to_since(f, mark, "CANCEL ", BOB_A);
+}
+
+/* §16.8: a branch that never answered counts as 408 when timer C fires
+ * (before the client transaction's own timer B at 64*T1 = 32 s). */
+static void test_timer_c_silent_branch_is_408(void **state)
+{
+    struct fx *f = *state;
+    f->cfg.proxy.invite_timeout_s = 20;
+    start(f);
+    add_binding(f, "bob", "sip:bob@" BOB_A ":5070", 1000);
+    invite_bob(f);
+    size_t mark = harness_sent_count(f->h);
+    harness_advance(f->h, 20000);
+    assert_int_equal(answer_since(f, mark), 408);
+    assert_int_equal(harness_find_sent(f->h, mark, "CANCEL "), -1); /* nothing rang: nothing to CANCEL */
+}
+
+/* ---- [proxy] authenticate (RFC 3261 §22.3) ---- */
+
+static const char *alice_invite =
+    "INVITE sip:bob@example.com SIP/2.0\n"
+    "Via: SIP/2.0/UDP " CALLER ":5080;branch=z9hG4bK-al%d\n"
+    "Max-Forwards: 70\nFrom: <sip:alice@example.com>;tag=fa\nTo: <sip:bob@example.com>\n"
+    "Call-ID: al@" CALLER "\nCSeq: %d INVITE\n%sContent-Length: 0\n\n";
+
+static void send_alice(struct fx *f, int cseq, const char *extra)
+{
+    char text[4096];
+    snprintf(text, sizeof(text), alice_invite, cseq, cseq, extra);
+    assert_int_equal(harness_inject(f->h, CALLER, CALLER_PORT, SIP_TRANSPORT_UDP, text), 0);
+}
+
+/* The Proxy-Authorization line (ending in \n) answering the 407 last sent
+ * as user/pw, for INVITE sip:bob@example.com. */
+static void answer_407(struct fx *f, const char *user, const char *pw, char *line, size_t cap)
+{
+    char chal[1024];
+    str_t v = harness_header(harness_last(f->h), SIP_HDR_PROXY_AUTHENTICATE);
+    assert_true(v.len > 0);
+    snprintf(chal, sizeof(chal), "%.*s", STR_FMT(v));
+    struct auth_challenge ch;
+    assert_int_equal(auth_parse_challenge(str_from_cstr(chal), &ch), 0);
+    sbuf_t b;
+    sbuf_init(&b);
+    sbuf_append_cstr(&b, "Proxy-Authorization: ");
+    assert_int_equal(auth_client_answer(&ch, str_from_cstr(user), str_from_cstr(pw), STR_LIT("INVITE"),
+                                        STR_LIT("sip:bob@example.com"), 1, STR_NULL, &b),
+                     0);
+    sbuf_append_cstr(&b, "\n");
+    assert_false(b.failed);
+    snprintf(line, cap, "%.*s", (int)b.len, b.data);
+    sbuf_free(&b);
+}
+
+/* §22.3: a new request claiming one of our users gets 407 with a
+ * Proxy-Authenticate for our realm, and is not forwarded. */
+static void test_our_user_without_credentials_gets_407(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    add_binding(f, "bob", "sip:bob@" BOB_A ":5070", 1000);
+    send_alice(f, 1, "");
+    assert_int_equal(answer_since(f, 0), 407);
+    assert_true(harness_header_has(harness_last(f->h), SIP_HDR_PROXY_AUTHENTICATE, "realm=\"example.com\""));
+    assert_int_equal(harness_find_sent(f->h, 0, "INVITE "), -1);
+}
+
+/* §22.3: answered with the right password, the request is forwarded and
+ * our realm's Proxy-Authorization is taken out of the copy. */
+static void test_our_user_with_credentials_is_forwarded(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    add_binding(f, "bob", "sip:bob@" BOB_A ":5070", 1000);
+    send_alice(f, 1, "");
+    char line[1024];
+    answer_407(f, "alice", "secret-a", line, sizeof(line));
+    size_t mark = harness_sent_count(f->h);
+    send_alice(f, 2, line);
+    int i = harness_find_sent(f->h, mark, "INVITE ");
+    assert_true(i >= 0);
+    assert_int_equal(harness_header_count(harness_sent_msg(f->h, (size_t)i), SIP_HDR_PROXY_AUTHORIZATION), 0);
+}
+
+/* §22.3: a wrong password is challenged again, and nothing is forwarded. */
+static void test_wrong_password_is_challenged_again(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    add_binding(f, "bob", "sip:bob@" BOB_A ":5070", 1000);
+    send_alice(f, 1, "");
+    char line[1024];
+    answer_407(f, "alice", "wrong", line, sizeof(line));
+    size_t mark = harness_sent_count(f->h);
+    send_alice(f, 2, line);
+    assert_int_equal(answer_since(f, mark), 407);
+    assert_int_equal(harness_find_sent(f->h, 0, "INVITE "), -1);
+}
+
+/* [proxy] trusted: a source in the list is not challenged. */
+static void test_trusted_source_is_not_challenged(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(config_parse_cidrs(f->cfg.proxy.trusted, &f->cfg.proxy.trusted_count, CONFIG_MAX_TRUSTED,
+                                        CALLER "/32"),
+                     0);
+    start(f);
+    add_binding(f, "bob", "sip:bob@" BOB_A ":5070", 1000);
+    send_alice(f, 1, "");
+    assert_true(harness_find_sent(f->h, 0, "INVITE ") >= 0);
+    assert_int_equal(harness_find_sent(f->h, 0, "SIP/2.0 407"), -1);
+}
+
+/* §16.5: a request for another domain is refused when [proxy]
+ * allow_foreign is off (the default): we are no open relay. */
+static void test_foreign_domain_is_403_without_allow_foreign(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    send_req(f, "INVITE", "sip:x@192.0.2.30:5060", "");
+    assert_int_equal(answer_since(f, 0), 403);
+    assert_int_equal(harness_find_sent(f->h, 0, "INVITE "), -1);
+}
+
+/* §16.4: a request addressed to this node itself (no user part, no Route)
+ * is not proxied: the core answers it. */
+static void test_request_for_this_node_left_to_core(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    send_req(f, "OPTIONS", "sip:example.com", "");
+    assert_int_equal(f->not_taken, 1);
+    assert_int_equal(answer_since(f, 0), 604);
+}
+
+/* §16.6 step 2: a binding registered with a Path (RFC 3327 §5.4) is
+ * reached through it: the Path is the forwarded request's first Route. */
+static void test_binding_path_becomes_first_route(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    struct location_binding_in in = {
+        .contact = STR_LIT("sip:bob@10.0.0.5:5070"), .expires_s = 3600, .q1000 = 1000,
+        .call_id = STR_LIT("reg-path"), .cseq = 1, .transport = LOCATION_TRANSPORT_UDP,
+        .path = STR_LIT("<sip:192.0.2.50:5060;lr>"),
+    };
+    assert_int_equal(location_update(f->loc, STR_LIT("bob"), &in, 1, f->h->now, NULL, NULL), 0);
+    invite_bob(f);
+    int i = harness_find_sent(f->h, 0, "INVITE ");
+    assert_true(i >= 0);
+    assert_true(harness_sent_to(f->h, (size_t)i, "192.0.2.50", 5060));
+    const struct sip_msg *m = harness_sent_msg(f->h, (size_t)i);
+    assert_true(str_eq(m->ruri_raw, STR_LIT("sip:bob@10.0.0.5:5070")));
+    assert_true(str_eq(harness_header(m, SIP_HDR_ROUTE), STR_LIT("<sip:192.0.2.50:5060;lr>")));
+}
+
+/* §16.7 step 6: a 503 from the only branch goes upstream as 500 (the
+ * caller must not think this proxy is overloaded). */
+static void test_503_from_branch_becomes_500(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    add_binding(f, "bob", "sip:bob@" BOB_A ":5070", 1000);
+    invite_bob(f);
+    size_t inv = sent_to_since(f, 0, "INVITE ", BOB_A);
+    size_t mark = harness_sent_count(f->h);
+    reply_to(f, inv, BOB_A, 503, "Service Unavailable");
+    assert_int_equal(answer_since(f, mark), 500);
+}
+
+/* §16.7 step 7: 407s from several branches are aggregated: the answer
+ * upstream carries every branch's Proxy-Authenticate. */
+static void test_407_challenges_are_aggregated(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    bind_bob_twice(f);
+    invite_bob(f);
+    size_t to_b = sent_to_since(f, 0, "INVITE ", BOB_B), to_a = sent_to_since(f, 0, "INVITE ", BOB_A);
+    size_t mark = harness_sent_count(f->h);
+    reply_with(f, to_a, BOB_A, 407, "Proxy Authentication Required",
+               "Proxy-Authenticate: Digest realm=\"a.example\", nonce=\"na\"\n");
+    reply_with(f, to_b, BOB_B, 407, "Proxy Authentication Required",
+               "Proxy-Authenticate: Digest realm=\"b.example\", nonce=\"nb\"\n");
+    assert_int_equal(answer_since(f, mark), 407);
+    const struct sip_msg *m = harness_last(f->h);
+    assert_int_equal(harness_header_count(m, SIP_HDR_PROXY_AUTHENTICATE), 2);
+    assert_true(harness_header_has(m, SIP_HDR_PROXY_AUTHENTICATE, "realm=\"a.example\""));
+    assert_true(harness_header_has(m, SIP_HDR_PROXY_AUTHENTICATE, "realm=\"b.example\""));
+}
+
+/* §16.8: a callee that ignores the CANCEL sent at timer C: the caller gets
+ * 408 64*T1 (32 s) later. */
+static void test_callee_ignoring_cancel_gets_408_after_64_t1(void **state)
+{
+    struct fx *f = *state;
+    f->cfg.proxy.invite_timeout_s = 20;
+    start(f);
+    add_binding(f, "bob", "sip:bob@" BOB_A ":5070", 1000);
+    invite_bob(f);
+    size_t inv = sent_to_since(f, 0, "INVITE ", BOB_A);
+    reply_to(f, inv, BOB_A, 180, "Ringing");
+    size_t mark = harness_sent_count(f->h);
+    harness_advance(f->h, 20000);
+    (void)sent_to_since(f, mark, "CANCEL ", BOB_A);
+    harness_advance(f->h, 31999);
+    assert_int_equal(harness_find_sent(f->h, mark, "SIP/2.0 "), -1);
+    harness_advance(f->h, 1);
+    assert_int_equal(answer_since(f, mark), 408);
+}
+
+/* Non-INVITE (issue 9, a deliberate deviation from RFC 4320 §4.2): a
+ * request no branch answers gets 408 at [proxy] non_invite_timeout_ms,
+ * before the sender's own timer F. */
+static void test_unanswered_message_gets_408_at_deadline(void **state)
+{
+    struct fx *f = *state;
+    f->cfg.proxy.non_invite_timeout_ms = 10000;
+    start(f);
+    add_binding(f, "bob", "sip:bob@" BOB_A ":5070", 1000);
+    send_req(f, "MESSAGE", "sip:bob@example.com", "");
+    assert_true(harness_find_sent(f->h, 0, "MESSAGE ") >= 0);
+    size_t mark = harness_sent_count(f->h);
+    harness_advance(f->h, 9999);
+    assert_int_equal(harness_find_sent(f->h, mark, "SIP/2.0 "), -1);
+    harness_advance(f->h, 1);
+    assert_int_equal(answer_since(f, mark), 408);
+}
+
+/* §16.7 step 5: the 2xx to a MESSAGE goes upstream without our Via. */
+static void test_2xx_to_message_forwarded(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    add_binding(f, "bob", "sip:bob@" BOB_A ":5070", 1000);
+    send_req(f, "MESSAGE", "sip:bob@example.com", "");
+    size_t msg = sent_to_since(f, 0, "MESSAGE ", BOB_A);
+    size_t mark = harness_sent_count(f->h);
+    reply_to(f, msg, BOB_A, 200, "OK");
+    assert_int_equal(answer_since(f, mark), 200);
+    assert_int_equal(harness_header_count(harness_last(f->h), SIP_HDR_VIA), 1);
+}
+
+/* [auth] match_user: authenticated as alice, a request may not claim to
+ * be from dave: 403. */
+static void test_credentials_of_another_user_are_403_with_match_user(void **state)
+{
+    struct fx *f = *state;
+    f->cfg.auth.match_user = true;
+    start(f);
+    add_binding(f, "bob", "sip:bob@" BOB_A ":5070", 1000);
+    char text[4096];
+    const char *dave =
+        "INVITE sip:bob@example.com SIP/2.0\n"
+        "Via: SIP/2.0/UDP " CALLER ":5080;branch=z9hG4bK-dv%d\n"
+        "Max-Forwards: 70\nFrom: <sip:dave@example.com>;tag=fd\nTo: <sip:bob@example.com>\n"
+        "Call-ID: dv@" CALLER "\nCSeq: %d INVITE\n%sContent-Length: 0\n\n";
+    snprintf(text, sizeof(text), dave, 1, 1, "");
+    assert_int_equal(harness_inject(f->h, CALLER, CALLER_PORT, SIP_TRANSPORT_UDP, text), 0);
+    char line[1024];
+    answer_407(f, "alice", "secret-a", line, sizeof(line));
+    size_t mark = harness_sent_count(f->h);
+    snprintf(text, sizeof(text), dave, 2, 2, line);
+    assert_int_equal(harness_inject(f->h, CALLER, CALLER_PORT, SIP_TRANSPORT_UDP, text), 0);
+    assert_int_equal(answer_since(f, mark), 403);
+    assert_int_equal(harness_find_sent(f->h, mark, "INVITE "), -1);
+}
+
+/* [proxy] pike_limit: a source over its allowance per window gets 503 with
+ * Retry-After (the window), and is not forwarded. */
+static void test_source_over_pike_limit_gets_503(void **state)
+{
+    struct fx *f = *state;
+    f->cfg.proxy.pike_limit = 2;
+    start(f);
+    send_req(f, "INVITE", "sip:nobody@example.com", "");
+    send_req(f, "MESSAGE", "sip:nobody@example.com", "");
+    size_t mark = harness_sent_count(f->h);
+    send_req(f, "INFO", "sip:nobody@example.com", "");
+    assert_int_equal(answer_since(f, mark), 503);
+    assert_true(str_eq(harness_header(harness_last(f->h), SIP_HDR_RETRY_AFTER), STR_LIT("2")));
+}
+
+/* ---- redirect mode (§8.3, [proxy] mode = redirect) ---- */
+
+/* A redirect server answers 302 with every binding as a Contact (q kept
+ * when below 1, expires left) and forwards nothing. */
+static void test_redirect_answers_302_with_contacts(void **state)
+{
+    struct fx *f = *state;
+    snprintf(f->cfg.proxy.mode, sizeof(f->cfg.proxy.mode), "redirect");
+    start(f);
+    bind_bob_twice(f);
+    harness_advance(f->h, 600000);
+    invite_bob(f);
+    assert_int_equal(answer_since(f, 0), 302);
+    const struct sip_msg *m = harness_last(f->h);
+    assert_int_equal(harness_header_count(m, SIP_HDR_CONTACT), 2);
+    assert_true(str_eq(harness_header_nth(m, SIP_HDR_CONTACT, 0), STR_LIT("<sip:bob@" BOB_B ":5070>;expires=3000")));
+    assert_true(
+        str_eq(harness_header_nth(m, SIP_HDR_CONTACT, 1), STR_LIT("<sip:bob@" BOB_A ":5070>;q=0.500;expires=3000")));
+    assert_int_equal(harness_find_sent(f->h, 0, "INVITE "), -1);
+}
+
+/* Redirect mode answers an unknown user 404 as the proxy does. */
+static void test_redirect_unknown_user_is_404(void **state)
+{
+    struct fx *f = *state;
+    snprintf(f->cfg.proxy.mode, sizeof(f->cfg.proxy.mode), "redirect");
+    start(f);
+    send_req(f, "INVITE", "sip:nobody@example.com", "");
+    assert_int_equal(answer_since(f, 0), 404);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+        T(test_unsupported_uri_scheme_is_416),
+        T(test_max_forwards_zero_is_483),
+        T(test_request_coming_back_unchanged_is_482),
+        T(test_unsupported_proxy_require_is_420),
+        T(test_loose_route_pops_ours_and_goes_to_next),
+        T(test_strict_router_request_uri_restored_from_last_route),
+        T(test_unknown_user_is_404),
+        T(test_user_without_binding_is_480),
+        T(test_forks_to_every_binding_by_q),
+        T(test_forwarded_copy_has_max_forwards_decremented_and_our_via),
+        T(test_each_branch_has_its_own_via_branch),
+        T(test_invite_is_record_routed),
+        T(test_message_is_not_record_routed),
+        T(test_missing_max_forwards_becomes_70),
+        T(test_provisional_forwarded_without_our_via_100_not),
+        T(test_2xx_forwarded_at_once_and_others_cancelled),
+        T(test_best_final_is_lowest_class),
+        T(test_6xx_cancels_the_others_and_wins),
+        T(test_cancel_answered_and_forwarded_to_branches),
+        T(test_cancel_of_unknown_invite_left_to_core),
+        T(test_timer_c_cancels_ringing_branch),
+        T(test_provisional_restarts_timer_c),
+        T(test_timer_c_silent_branch_is_408),
+        T(test_our_user_without_credentials_gets_407),
+        T(test_our_user_with_credentials_is_forwarded),
+        T(test_wrong_password_is_challenged_again),
+        T(test_trusted_source_is_not_challenged),
+        T(test_foreign_domain_is_403_without_allow_foreign),
+        T(test_request_for_this_node_left_to_core),
+        T(test_binding_path_becomes_first_route),
+        T(test_503_from_branch_becomes_500),
+        T(test_407_challenges_are_aggregated),
+        T(test_callee_ignoring_cancel_gets_408_after_64_t1),
+        T(test_unanswered_message_gets_408_at_deadline),
+        T(test_2xx_to_message_forwarded),
+        T(test_credentials_of_another_user_are_403_with_match_user),
+        T(test_source_over_pike_limit_gets_503),
+        T(test_redirect_answers_302_with_contacts),
+        T(test_redirect_unknown_user_is_404),
+#undef T
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
