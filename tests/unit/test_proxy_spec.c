@@ -92,7 +92,7 @@ static void start(struct fx *f)
     add_user(f, "bob", "secret-b");
     add_user(f, "dave", "secret-d");
     struct auth_server_config ac;
-    auth_server_config_from(&ac, &f->cfg, AUTH_OFFER(AUTH_ALG_MD5));
+    auth_server_config_from(&ac, &f->cfg.auth, AUTH_OFFER(AUTH_ALG_MD5));
     f->auth = auth_server_new(&ac);
     assert_non_null(f->auth);
     struct registrar_deps rd = {
