@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "base/config.h"
+#include "base/htable.h"
 #include "base/timer.h"
 #include "gb/codec/gbid.h"
 #include "gb/lower/lower.h"
@@ -56,7 +57,7 @@ struct gb_upstream {
 };
 
 struct gb_lchan {                     /* a local channel (store: device_id "") */
-    struct gb_lchan *hnext;
+    struct hnode by_id;               /* l->chans */
     char id[GB_ID_LEN + 1];
     char *name, *parent_id, *manufacturer, *model, *civil_code, *address, *media;
     char status[4];                   /* "ON" / "OFF" */
@@ -145,8 +146,7 @@ struct gb_lower {
     char media_ip[64];
     struct gb_upstream *ups;
     int up_count;
-    struct gb_lchan **buckets;        /* local channels by id */
-    uint32_t mask, chan_count;
+    struct htable chans;              /* local channels by id */
     struct gb_lstream *streams;
     uint32_t stream_count;
     struct gb_relay *relays;
