@@ -896,6 +896,33 @@ static void test_conn_loss_spares_a_device_gone_udp(void **state)
     assert_true(gb_device_online(gb_device_find(h->g, DEV)));
 }
 
+/* A catalog longer than the assembly's first slots, every part sent twice
+ * (UDP duplicates): the repeats replace, never add (GB/T 28181 §A.2.6: SumNum
+ * counts distinct items). */
+static void test_catalog_repeats_across_growth(void **state)
+{
+    struct gbh *h = *state;
+    assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080), 200);
+    struct result r = {.wt.done = on_done};
+    assert_int_equal(gb_query_start(h->g, gb_device_find(h->g, DEV), GB_Q_CATALOG, NULL, NULL, NULL, &r.wt), 0);
+    uint32_t sn = last_sn(h);
+    enum { N = 100 };
+    gb_catalog_item_t it[N];
+    char ids[N][21];
+    for (int i = 0; i < N; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "3402000000131%07d", i + 1);
+        item(&it[i], ids[i], ids[i], DEV, NULL);
+    }
+    for (size_t from = 0; from < N; from += 4) {
+        assert_int_equal(send_part(h, sn, it, N, from, 4, N), 200);
+        if (from + 4 < N) assert_int_equal(send_part(h, sn, it, N, from, 4, N), 200);
+    }
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_array_size(json_object_get(r.body, "channels")), N);
+    json_decref(r.body);
+    assert_int_equal(gb_device_channel_count(gb_device_find(h->g, DEV)), N);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);
@@ -925,6 +952,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_foreach_visits_every_device, setup, teardown),
         cmocka_unit_test_setup_teardown(test_device_send_addresses_the_device, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conn_loss_spares_a_device_gone_udp, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_catalog_repeats_across_growth, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

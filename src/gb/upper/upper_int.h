@@ -57,6 +57,13 @@ struct gb_channel_src {
     const char *extra_json, *status;
 };
 
+/* Channels of an array by id (catalog.c): nodes beside the array. */
+struct gb_chan_index {
+    struct htable t;
+    struct hnode *nodes;        /* nodes[i]: channel i */
+    size_t cap;
+};
+
 struct gb_query {
     struct gb_query *next;      /* device's pending queries */
     struct gb_upper *g;
@@ -74,8 +81,7 @@ struct gb_query {
     uint32_t sum_num;
     struct gb_channel *items;
     size_t count, cap;
-    uint32_t *index;            /* open addressing over items by id (dedupe) */
-    size_t index_cap;
+    struct gb_chan_index index; /* items by id (dedupe) */
     json_t *records;            /* array */
     size_t parts;               /* Response MESSAGEs taken */
     size_t dropped;             /* catalog items refused (bad ids): they count towards SumNum */
