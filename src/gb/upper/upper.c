@@ -823,6 +823,7 @@ struct gb_upper *gb_upper_new(const struct gb_config *cfg, const struct auth_ser
     htable_init(&g->devices);
     g->devices.min_buckets = 1024; /* a platform has devices: skip the first doublings */
     htable_init(&g->by_conn);
+    htable_init(&g->streams_by_sid);
     snprintf(g->store_path, sizeof(g->store_path), "%s", store_path ? store_path : "");
     g->loop = deps->loop;
     g->timers = deps->timers;
@@ -1077,6 +1078,7 @@ void gb_upper_free(struct gb_upper *g)
     gb_catq_free(g);
     htable_free(&g->devices);
     htable_free(&g->by_conn);
+    htable_free(&g->streams_by_sid);
     if (g->auth) auth_server_free(g->auth);
     gb_strpool_free(g->strings); /* after the devices: they hold its strings */
     free(g);

@@ -126,6 +126,7 @@ enum gb_container { GB_CONTAINER_UNKNOWN = 0, GB_CONTAINER_PS, GB_CONTAINER_TS }
 
 struct gb_stream {
     struct gb_stream *next, *prev; /* g->streams */
+    struct hnode by_sid;          /* g->streams_by_sid */
     struct gb_upper *g;
     char sid[GB_SSRC_LEN + 1];    /* the stream id is its SSRC, unique while it lives */
     char device_id[GB_ID_LEN + 1], channel_id[GB_ID_LEN + 1];
@@ -196,6 +197,7 @@ struct gb_upper {
     gb_ssrc_alloc_t ssrc;
     uint16_t next_port;
     struct gb_stream *streams;
+    struct htable streams_by_sid; /* the same streams by sid */
     uint32_t stream_count;
     uint32_t pending_queries;
     bool stopping;
