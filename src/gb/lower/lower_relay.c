@@ -58,8 +58,9 @@ static void find_channel(struct gb_device *d, void *arg)
 }
 
 /* The device that is id or owns channel id. A linear pass over the upper's
- * devices for a channel id: INVITEs and controls are rare next to keepalives. */
-/* *chan (when asked): the channel, or NULL when id is the device itself. */
+ * devices for a channel id: INVITEs and controls are rare next to keepalives.
+ * *chan (when asked): the channel (copied into *chan_out), or NULL when id is
+ * the device itself. */
 static struct gb_device *owner_of(struct gb_lower *l, str_t id, struct gb_channel_view *chan_out,
                                   const struct gb_channel_view **chan)
 {

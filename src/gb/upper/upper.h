@@ -170,7 +170,7 @@ bool gb_device_channel(const struct gb_device *d, size_t i, struct gb_channel_vi
  * fills r's R-URI (its Contact address, user target_id), From (us), To
  * (target_id) and local host; the caller sets the rest (method, headers,
  * body, contact, pin_dest). The handle as ua_request_send gives it (NULL:
- * not sent). */
+ * not sent); the addressing written into r is only valid during the call. */
 struct ua_uac *gb_device_send(struct gb_upper *g, struct gb_device *d, const char *target_id, struct ua_request *r,
                               const struct ua_uac_cb *cb, void *arg);
 
