@@ -4,7 +4,8 @@
  * times), 403 to keepalives of unregistered devices, TCP loss, catalog
  * assembly across MESSAGEs (repeats, SumNum, timeout with a partial merge),
  * the channel tree (ParentID, BusinessGroupID, "a/b" paths, cycles), catalog
- * Notify, DeviceInfo, bad bodies. Streams need sockets: tests/peers. */
+ * Notify, DeviceInfo, bad bodies, the device handles of upper.h (what the
+ * middle node reads). Streams need sockets: tests/peers. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -782,6 +783,146 @@ static void test_admission_spares_online_devices(void **state)
     assert_int_equal(gate.asked, asked);
 }
 
+/* ---- devices as handles (upper.h: what the middle node reads) ---- */
+
+/* A registered device found by id reads back what it registered with; other
+ * ids (unknown, not 20 digits) find nothing. */
+static void test_handle_reads_a_registered_device(void **state)
+{
+    struct gbh *h = *state;
+    assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080), 200);
+    struct gb_device *d = gb_device_find_str(h->g, STR_LIT(DEV));
+    assert_non_null(d);
+    assert_ptr_equal(gb_device_find(h->g, DEV), d);
+    assert_string_equal(gb_device_id(d), DEV);
+    assert_true(gb_device_online(d));
+    assert_int_equal(gb_device_charset(d), GB_CHARSET_GB2312);
+    assert_null(gb_device_info_str(d, "device_name")); /* no DeviceInfo answer yet */
+    assert_int_equal(gb_device_channel_count(d), 0);
+    assert_null(gb_device_find(h->g, "34020000001320000099"));
+    assert_null(gb_device_find_str(h->g, STR_LIT("3402000000132000000")));
+    assert_null(gb_device_find(h->g, NULL));
+}
+
+/* The channels of the device's catalog read back as views, slot by slot
+ * (GB/T 28181 §A.2.4.4 items: id, name, parent, status). */
+static void test_handle_channel_views(void **state)
+{
+    struct gbh *h = *state;
+    assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080), 200);
+    struct gb_device *d = gb_device_find(h->g, DEV);
+    struct result r = {.wt.done = on_done};
+    assert_int_equal(gb_query_start(h->g, d, GB_Q_CATALOG, NULL, NULL, NULL, &r.wt), 0);
+    gb_catalog_item_t it[2];
+    item(&it[0], "34020000001310000001", "大门", DEV, NULL);
+    item(&it[1], "34020000001310000002", "后门", DEV, NULL);
+    it[1].status = GB_ONOFF_OFF;
+    assert_int_equal(send_part(h, last_sn(h), it, 2, 0, 2, 2), 200);
+    assert_int_equal(r.status, 200);
+    json_decref(r.body);
+
+    assert_int_equal(gb_device_channel_count(d), 2);
+    struct gb_channel_view v[2];
+    assert_true(gb_device_channel(d, 0, &v[0]));
+    assert_true(gb_device_channel(d, 1, &v[1]));
+    /* Slot order is the role's; find each by id. */
+    if (strcmp(v[0].id, "34020000001310000001")) {
+        struct gb_channel_view t = v[0];
+        v[0] = v[1];
+        v[1] = t;
+    }
+    assert_string_equal(v[0].id, "34020000001310000001");
+    assert_string_equal(v[0].name, "大门");
+    assert_string_equal(v[0].parent_id, DEV);
+    assert_string_equal(v[0].status, "ON");
+    assert_string_equal(v[1].id, "34020000001310000002");
+    assert_string_equal(v[1].status, "OFF");
+    assert_false(gb_device_channel(d, 2, &v[0]));
+}
+
+static void count_one(struct gb_device *d, void *arg)
+{
+    (void)d;
+    (*(int *)arg)++;
+}
+
+/* foreach visits every device record, registered or only configured. */
+static void test_foreach_visits_every_device(void **state)
+{
+    struct gbh *h = *state;
+    assert_int_equal(gb_device_admin_set(h->g, "34020000001320000002", "pw2", NULL, -1), 0);
+    assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080), 200);
+    int n = 0;
+    gb_device_foreach(h->g, count_one, &n);
+    assert_int_equal(n, 2);
+    assert_int_equal(gb_device_admin_delete(h->g, "34020000001320000002"), 0);
+    n = 0;
+    gb_device_foreach(h->g, count_one, &n);
+    assert_int_equal(n, 1);
+}
+
+/* A request sent to a device goes to where it registered from, R-URI its
+ * Contact address with the target's id, From us, To the target (GB/T 28181
+ * §9.3.2: out-of-dialog MESSAGE to a device); the caller's method, body and
+ * content type are kept. */
+static void test_device_send_addresses_the_device(void **state)
+{
+    struct gbh *h = *state;
+    assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080), 200);
+    struct gb_device *d = gb_device_find(h->g, DEV);
+    struct ua_request r = {0};
+    r.method = SIP_MESSAGE;
+    r.content_type = STR_LIT("Application/MANSCDP+xml");
+    r.body = STR_LIT("<Control/>");
+    uint64_t sent = h->nsent;
+    assert_non_null(gb_device_send(h->g, d, "34020000001310000001", &r, NULL, NULL));
+    assert_int_equal(h->nsent, sent + 1);
+    const char *m = gbh_last(h);
+    assert_non_null(strstr(m, "MESSAGE sip:34020000001310000001@192.0.2.9:5080 SIP/2.0\r\n"));
+    assert_non_null(strstr(m, "From: <sip:34020000002000000001@3402000000>;tag="));
+    assert_non_null(strstr(m, "To: <sip:34020000001310000001@3402000000>\r\n"));
+    assert_non_null(strstr(m, "Content-Type: Application/MANSCDP+xml\r\n"));
+    assert_non_null(strstr(m, "\r\n\r\n<Control/>"));
+}
+
+/* A device that registered over TCP and then again over UDP is no longer
+ * tied to its old connection: losing that connection leaves it online. */
+static void test_conn_loss_spares_a_device_gone_udp(void **state)
+{
+    struct gbh *h = *state;
+    assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_TCP, 7, 5080), 200);
+    assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080), 200);
+    gb_upper_on_conn_lost(h->g, 7);
+    assert_true(gb_device_online(gb_device_find(h->g, DEV)));
+}
+
+/* A catalog longer than the assembly's first slots, every part sent twice
+ * (UDP duplicates): the repeats replace, never add (GB/T 28181 §A.2.6: SumNum
+ * counts distinct items). */
+static void test_catalog_repeats_across_growth(void **state)
+{
+    struct gbh *h = *state;
+    assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080), 200);
+    struct result r = {.wt.done = on_done};
+    assert_int_equal(gb_query_start(h->g, gb_device_find(h->g, DEV), GB_Q_CATALOG, NULL, NULL, NULL, &r.wt), 0);
+    uint32_t sn = last_sn(h);
+    enum { N = 100 };
+    gb_catalog_item_t it[N];
+    char ids[N][21];
+    for (int i = 0; i < N; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "3402000000131%07d", i + 1);
+        item(&it[i], ids[i], ids[i], DEV, NULL);
+    }
+    for (size_t from = 0; from < N; from += 4) {
+        assert_int_equal(send_part(h, sn, it, N, from, 4, N), 200);
+        if (from + 4 < N) assert_int_equal(send_part(h, sn, it, N, from, 4, N), 200);
+    }
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_array_size(json_object_get(r.body, "channels")), N);
+    json_decref(r.body);
+    assert_int_equal(gb_device_channel_count(gb_device_find(h->g, DEV)), N);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);
@@ -806,6 +947,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_service_unknown_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admission_refuses_new_registration, setup_gate, teardown),
         cmocka_unit_test_setup_teardown(test_admission_spares_online_devices, setup_gate, teardown),
+        cmocka_unit_test_setup_teardown(test_handle_reads_a_registered_device, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_handle_channel_views, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_foreach_visits_every_device, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_device_send_addresses_the_device, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_conn_loss_spares_a_device_gone_udp, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_catalog_repeats_across_growth, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

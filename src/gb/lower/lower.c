@@ -18,8 +18,6 @@
 #include "store/store.h"
 #include "txn/txn.h"
 
-#define CHAN_BUCKETS_MIN 256
-
 uint64_t gb_lower_now(const struct gb_lower *l) { return timer_now(l->timers); }
 
 uint64_t gb_lower_random(struct gb_lower *l)
@@ -45,37 +43,17 @@ void gb_lower_publish(struct gb_lower *l, const char *type, json_t *fields)
 
 /* ---- local channels ---- */
 
+/* Local channels by id: a base/htable.h table (node in the channel). */
 static uint32_t chan_hash(str_t id) { return str_hash(id); }
 
 struct gb_lchan *gb_lchan_find(const struct gb_lower *l, str_t id)
 {
-    if (!l->buckets || id.len != GB_ID_LEN) return NULL;
-    for (struct gb_lchan *c = l->buckets[chan_hash(id) & l->mask]; c; c = c->hnext)
+    if (id.len != GB_ID_LEN) return NULL;
+    for (struct hnode *n = htable_first(&l->chans, chan_hash(id)); n; n = htable_next(n)) {
+        struct gb_lchan *c = container_of(n, struct gb_lchan, by_id);
         if (!memcmp(c->id, id.s, GB_ID_LEN)) return c;
-    return NULL;
-}
-
-static int chan_table_grow(struct gb_lower *l)
-{
-    uint32_t n = l->buckets ? (l->mask + 1) * 2 : CHAN_BUCKETS_MIN;
-    struct gb_lchan **nb = calloc(n, sizeof(*nb));
-    if (!nb) return -ENOMEM;
-    if (l->buckets) {
-        for (uint32_t i = 0; i <= l->mask; i++) {
-            struct gb_lchan *c = l->buckets[i];
-            while (c) {
-                struct gb_lchan *next = c->hnext;
-                uint32_t b = chan_hash(str_make(c->id, GB_ID_LEN)) & (n - 1);
-                c->hnext = nb[b];
-                nb[b] = c;
-                c = next;
-            }
-        }
-        free(l->buckets);
     }
-    l->buckets = nb;
-    l->mask = n - 1;
-    return 0;
+    return NULL;
 }
 
 static void lchan_free(struct gb_lchan *c)
@@ -91,12 +69,16 @@ static void lchan_free(struct gb_lchan *c)
     free(c);
 }
 
+static int chan_free_visit(struct hnode *n, void *arg)
+{
+    (void)arg;
+    lchan_free(container_of(n, struct gb_lchan, by_id));
+    return 0;
+}
+
 static void chan_unlink(struct gb_lower *l, struct gb_lchan *c)
 {
-    struct gb_lchan **pp = &l->buckets[chan_hash(str_make(c->id, GB_ID_LEN)) & l->mask];
-    while (*pp && *pp != c) pp = &(*pp)->hnext;
-    if (*pp) *pp = c->hnext;
-    l->chan_count--;
+    htable_remove(&l->chans, &c->by_id);
 }
 
 /* Text fields of a channel: bounded, no control characters (they go into
@@ -127,7 +109,7 @@ static int chan_put(struct gb_lower *l, const struct gb_lower_channel_in *in, bo
     if (in->parent_id && *in->parent_id && strlen(in->parent_id) > GB_ID_LEN + 12) return -EINVAL;
     if (in->status && *in->status && strcasecmp(in->status, "ON") && strcasecmp(in->status, "OFF")) return -EINVAL;
     struct gb_lchan *old = gb_lchan_find(l, str_from_cstr(in->id));
-    if (!old && l->chan_count >= GB_LOWER_MAX_CHANNELS) return -ENOSPC;
+    if (!old && htable_count(&l->chans) >= GB_LOWER_MAX_CHANNELS) return -ENOSPC;
     struct gb_lchan *c = calloc(1, sizeof(*c));
     if (!c) return -ENOMEM;
     snprintf(c->id, sizeof(c->id), "%s", in->id);
@@ -149,14 +131,10 @@ static int chan_put(struct gb_lower *l, const struct gb_lower_channel_in *in, bo
         chan_unlink(l, old);
         lchan_free(old);
     }
-    if ((!l->buckets || l->chan_count + 1 > (l->mask + 1) * 2) && chan_table_grow(l) != 0 && !l->buckets) {
+    if (htable_insert(&l->chans, &c->by_id, chan_hash(str_make(c->id, GB_ID_LEN))) != 0) {
         lchan_free(c);
         return -ENOMEM;
     }
-    uint32_t b = chan_hash(str_make(c->id, GB_ID_LEN)) & l->mask;
-    c->hnext = l->buckets[b];
-    l->buckets[b] = c;
-    l->chan_count++;
     if (was_new) *was_new = !old;
     return 0;
 }
@@ -220,7 +198,7 @@ int gb_lower_channel_set_many(struct gb_lower *l, const struct gb_lower_channel_
             return -EINVAL;
         }
     }
-    if (l->chan_count + n > GB_LOWER_MAX_CHANNELS) return -ENOSPC;
+    if (htable_count(&l->chans) + n > GB_LOWER_MAX_CHANNELS) return -ENOSPC;
     gb_catalog_item_t *items = calloc(n ? n : 1, sizeof(*items));
     if (!items) return -ENOMEM;
     size_t k = 0;
@@ -256,7 +234,7 @@ int gb_lower_channel_delete(struct gb_lower *l, const char *id)
     return 0;
 }
 
-size_t gb_lower_channel_count(const struct gb_lower *l) { return l->chan_count; }
+size_t gb_lower_channel_count(const struct gb_lower *l) { return htable_count(&l->chans); }
 
 static json_t *chan_json(const struct gb_lchan *c)
 {
@@ -275,15 +253,25 @@ static int chan_cmp(const void *a, const void *b)
     return strcmp((*(struct gb_lchan *const *)a)->id, (*(struct gb_lchan *const *)b)->id);
 }
 
+struct chan_collect_ctx {
+    struct gb_lchan **v;
+    size_t *n;
+};
+
+static int chan_collect(struct hnode *n, void *arg)
+{
+    struct chan_collect_ctx *c = arg;
+    c->v[(*c->n)++] = container_of(n, struct gb_lchan, by_id);
+    return 0;
+}
+
 /* The local channels sorted by id (callers free the array). */
 static struct gb_lchan **chan_sorted(const struct gb_lower *l, size_t *n)
 {
     *n = 0;
-    struct gb_lchan **v = malloc((l->chan_count ? l->chan_count : 1) * sizeof(*v));
+    struct gb_lchan **v = malloc((htable_count(&l->chans) ? htable_count(&l->chans) : 1) * sizeof(*v));
     if (!v) return NULL;
-    if (l->buckets)
-        for (uint32_t i = 0; i <= l->mask; i++)
-            for (struct gb_lchan *c = l->buckets[i]; c; c = c->hnext) v[(*n)++] = c;
+    htable_foreach((struct htable *)&l->chans, chan_collect, &(struct chan_collect_ctx){.v = v, .n = n});
     qsort(v, *n, sizeof(*v), chan_cmp);
     return v;
 }
@@ -439,6 +427,8 @@ struct gb_lower *gb_lower_new(const struct gb_config *gb, const struct config_up
     }
     struct gb_lower *l = calloc(1, sizeof(*l));
     if (!l) return NULL;
+    htable_init(&l->chans);
+    l->chans.min_buckets = 256;
     l->ua = deps->ua;
     l->txn = deps->txn;
     l->timers = deps->timers;
@@ -472,10 +462,6 @@ struct gb_lower *gb_lower_new(const struct gb_config *gb, const struct config_up
             return NULL;
         }
         l->up_count++;
-    }
-    if (chan_table_grow(l) != 0) {
-        gb_lower_free(l);
-        return NULL;
     }
     log_info("gb lower: id %s, %d upstream(s)", l->id, l->up_count);
     return l;
@@ -736,17 +722,8 @@ void gb_lower_free(struct gb_lower *l)
     gb_relays_stop(l, NULL, "shutdown");
     for (int i = 0; i < l->up_count; i++) gb_up_free(&l->ups[i]);
     free(l->ups);
-    if (l->buckets) {
-        for (uint32_t i = 0; i <= l->mask; i++) {
-            struct gb_lchan *c = l->buckets[i];
-            while (c) {
-                struct gb_lchan *next = c->hnext;
-                lchan_free(c);
-                c = next;
-            }
-        }
-        free(l->buckets);
-    }
+    htable_foreach(&l->chans, chan_free_visit, NULL);
+    htable_free(&l->chans);
     while (l->clips) {
         struct gb_clip_cache *c = l->clips;
         l->clips = c->next;
@@ -776,7 +753,7 @@ void gb_lower_get_stats(const struct gb_lower *l, struct gb_lower_stats *out)
     }
     out->streams = l->stream_count;
     out->relays = l->relay_count;
-    out->channels = l->chan_count;
+    out->channels = htable_count(&l->chans);
 }
 
 void gb_lower_stats_json(const struct gb_lower *l, json_t *stats)

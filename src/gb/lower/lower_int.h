@@ -11,8 +11,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "gb/upper/gb_config.h"
+#include "base/htable.h"
 #include "gb/lower/upstream_config.h"
+#include "gb/upper/gb_config.h"
 #include "base/timer.h"
 #include "gb/codec/gbid.h"
 #include "gb/lower/lower.h"
@@ -57,7 +58,7 @@ struct gb_upstream {
 };
 
 struct gb_lchan {                     /* a local channel (store: device_id "") */
-    struct gb_lchan *hnext;
+    struct hnode by_id;               /* l->chans */
     char id[GB_ID_LEN + 1];
     char *name, *parent_id, *manufacturer, *model, *civil_code, *address, *media;
     char status[4];                   /* "ON" / "OFF" */
@@ -146,8 +147,7 @@ struct gb_lower {
     char media_ip[64];
     struct gb_upstream *ups;
     int up_count;
-    struct gb_lchan **buckets;        /* local channels by id */
-    uint32_t mask, chan_count;
+    struct htable chans;              /* local channels by id */
     struct gb_lstream *streams;
     uint32_t stream_count;
     struct gb_relay *relays;

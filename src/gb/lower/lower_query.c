@@ -428,7 +428,7 @@ static void answer_info(struct gb_lower *l, struct gb_upstream *up, const gb_man
         info.model = c->model;
         info.channel = 1;
     } else {
-        info.channel = (int)(l->chan_count + (l->upper ? gb_relay_channel_count(l) : 0));
+        info.channel = (int)(htable_count(&l->chans) + (l->upper ? gb_relay_channel_count(l) : 0));
     }
     sbuf_t body;
     sbuf_init(&body);

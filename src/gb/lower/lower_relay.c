@@ -20,8 +20,9 @@
  *  - Changes seen by the upper role (device online/offline, catalog updated),
  *    followed on the event bus, go upward as catalog Notifies.
  *
- * The upper role's state is read through its internal header (same module,
- * read-only here): devices by id, their channels, where to reach them. */
+ * The upper role's devices are read through its public header (upper.h):
+ * device handles found by id, their channels as read-only views, requests
+ * sent to them and queries asked of them by the role itself. */
 #include "gb/lower/lower_int.h"
 
 #include <errno.h>
@@ -32,7 +33,7 @@
 #include "events/events.h"
 #include "base/clock.h"
 #include "base/log.h"
-#include "gb/upper/upper_int.h"
+#include "gb/upper/upper.h"
 #include "txn/txn.h"
 
 /* ---- lookups ---- */
@@ -40,24 +41,28 @@
 struct owner_ctx {
     str_t id;
     struct gb_device *dev;
-    struct gb_channel *chan;
+    struct gb_channel_view chan;
 };
 
 static void find_channel(struct gb_device *d, void *arg)
 {
     struct owner_ctx *c = arg;
     if (c->dev) return;
-    for (size_t i = 0; i < d->channel_count; i++)
-        if (d->channels[i].id && str_eq_cstr(c->id, d->channels[i].id)) {
+    struct gb_channel_view ch;
+    for (size_t i = 0; i < gb_device_channel_count(d); i++)
+        if (gb_device_channel(d, i, &ch) && str_eq_cstr(c->id, ch.id)) {
             c->dev = d;
-            c->chan = &d->channels[i];
+            c->chan = ch;
             return;
         }
 }
 
 /* The device that is id or owns channel id. A linear pass over the upper's
- * devices for a channel id: INVITEs and controls are rare next to keepalives. */
-static struct gb_device *owner_of(struct gb_lower *l, str_t id, struct gb_channel **chan)
+ * devices for a channel id: INVITEs and controls are rare next to keepalives.
+ * *chan (when asked): the channel (copied into *chan_out), or NULL when id is
+ * the device itself. */
+static struct gb_device *owner_of(struct gb_lower *l, str_t id, struct gb_channel_view *chan_out,
+                                  const struct gb_channel_view **chan)
 {
     struct owner_ctx c = {.id = id};
     if (chan) *chan = NULL;
@@ -65,19 +70,16 @@ static struct gb_device *owner_of(struct gb_lower *l, str_t id, struct gb_channe
     struct gb_device *d = gb_device_find_str(l->upper, id);
     if (d) return d;
     gb_device_foreach(l->upper, find_channel, &c);
-    if (chan) *chan = c.chan;
+    if (chan && c.dev) {
+        *chan_out = c.chan;
+        *chan = chan_out;
+    }
     return c.dev;
 }
 
-bool gb_relay_knows(struct gb_lower *l, str_t id) { return owner_of(l, id, NULL) != NULL; }
+bool gb_relay_knows(struct gb_lower *l, str_t id) { return owner_of(l, id, NULL, NULL) != NULL; }
 
 /* ---- catalog ---- */
-
-static const char *info_str(const struct gb_device *d, const char *key)
-{
-    json_t *v = d->info ? json_object_get(d->info, key) : NULL;
-    return json_is_string(v) && json_string_length(v) ? json_string_value(v) : NULL;
-}
 
 struct cat_ctx {
     struct gb_lower *l;
@@ -91,17 +93,22 @@ static void device_items(struct gb_device *d, void *arg)
 {
     struct cat_ctx *c = arg;
     struct gb_lower *l = c->l;
-    if (c->rc || (c->only && strcmp(c->only, d->id))) return;
+    const char *id = gb_device_id(d);
+    bool online = gb_device_online(d);
+    if (c->rc || (c->only && strcmp(c->only, id))) return;
     char civil[GB_DOMAIN_LEN + 1];
-    memcpy(civil, d->id, 6);
+    memcpy(civil, id, 6);
     civil[6] = '\0';
     if (!c->only) {
         gb_catalog_item_t it;
         gb_catalog_item_init(&it);
-        it.device_id = d->id;
-        it.name = (char *)(info_str(d, "device_name") ? info_str(d, "device_name") : d->id);
-        it.manufacturer = (char *)(info_str(d, "manufacturer") ? info_str(d, "manufacturer") : "unknown");
-        it.model = (char *)(info_str(d, "model") ? info_str(d, "model") : "unknown");
+        const char *name = gb_device_info_str(d, "device_name");
+        const char *manufacturer = gb_device_info_str(d, "manufacturer");
+        const char *model = gb_device_info_str(d, "model");
+        it.device_id = (char *)id;
+        it.name = (char *)(name ? name : id);
+        it.manufacturer = (char *)(manufacturer ? manufacturer : "unknown");
+        it.model = (char *)(model ? model : "unknown");
         it.owner = (char *)"Owner";
         it.civil_code = civil;
         it.address = (char *)"Address";
@@ -110,30 +117,31 @@ static void device_items(struct gb_device *d, void *arg)
         it.safety_way = 0;
         it.register_way = 1;
         it.secrecy = 0;
-        it.status = d->online ? GB_ONOFF_ON : GB_ONOFF_OFF;
+        it.status = online ? GB_ONOFF_ON : GB_ONOFF_OFF;
         if ((c->rc = gb_lower_items_push(c->items, c->n, c->cap, &it)) != 0) return;
     }
-    for (size_t i = 0; i < d->channel_count; i++) {
-        const struct gb_channel *ch = &d->channels[i];
-        if (!ch->id) continue;
+    struct gb_channel_view view;
+    const struct gb_channel_view *ch = &view;
+    for (size_t i = 0; i < gb_device_channel_count(d); i++) {
+        if (!gb_device_channel(d, i, &view)) continue;
         gb_catalog_item_t it;
         gb_catalog_item_init(&it);
-        it.device_id = ch->id;
-        it.name = ch->name ? ch->name : ch->id;
-        it.manufacturer = ch->manufacturer;
-        it.model = ch->model;
+        it.device_id = (char *)ch->id;
+        it.name = (char *)(ch->name ? ch->name : ch->id);
+        it.manufacturer = (char *)ch->manufacturer;
+        it.model = (char *)ch->model;
         it.owner = (char *)"Owner";
-        it.civil_code = ch->civil_code ? ch->civil_code : civil;
-        it.address = ch->address ? ch->address : (char *)"Address";
+        it.civil_code = (char *)(ch->civil_code ? ch->civil_code : civil);
+        it.address = (char *)(ch->address ? ch->address : "Address");
         it.parental = 0;
         /* Keep the device's own tree; a channel hung on nothing (or on the
          * platform it registered to, i.e. us) goes under its device. */
-        it.parent_id = ch->parent_id && *ch->parent_id && strcmp(ch->parent_id, l->id) ? ch->parent_id : d->id;
-        it.business_group_id = ch->business_group_id;
+        it.parent_id = (char *)(ch->parent_id && *ch->parent_id && strcmp(ch->parent_id, l->id) ? ch->parent_id : id);
+        it.business_group_id = (char *)ch->business_group_id;
         it.safety_way = 0;
         it.register_way = 1;
         it.secrecy = 0;
-        it.status = !d->online || !strcmp(ch->status, "OFF") ? GB_ONOFF_OFF : GB_ONOFF_ON;
+        it.status = !online || !strcmp(ch->status, "OFF") ? GB_ONOFF_OFF : GB_ONOFF_ON;
         if ((c->rc = gb_lower_items_push(c->items, c->n, c->cap, &it)) != 0) return;
     }
 }
@@ -152,7 +160,7 @@ int gb_relay_catalog(struct gb_lower *l, const char *only_device, gb_catalog_ite
     return c.rc;
 }
 
-static void count_device(struct gb_device *d, void *arg) { *(size_t *)arg += 1 + d->channel_count; }
+static void count_device(struct gb_device *d, void *arg) { *(size_t *)arg += 1 + gb_device_channel_count(d); }
 
 size_t gb_relay_channel_count(struct gb_lower *l)
 {
@@ -164,13 +172,15 @@ size_t gb_relay_channel_count(struct gb_lower *l)
 static void device_json(struct gb_device *d, void *arg)
 {
     json_t *arr = arg;
-    for (size_t i = 0; i < d->channel_count; i++) {
-        const struct gb_channel *ch = &d->channels[i];
-        if (!ch->id) continue;
-        json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:b}", "id", ch->id, "name", ch->name ? ch->name : ch->id,
-                              "parent_id", ch->parent_id && *ch->parent_id ? ch->parent_id : d->id, "status",
-                              d->online ? (ch->status[0] ? ch->status : "ON") : "OFF", "device_id", d->id, "online",
-                              d->online);
+    const char *id = gb_device_id(d);
+    bool online = gb_device_online(d);
+    struct gb_channel_view ch;
+    for (size_t i = 0; i < gb_device_channel_count(d); i++) {
+        if (!gb_device_channel(d, i, &ch)) continue;
+        json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:b}", "id", ch.id, "name", ch.name ? ch.name : ch.id,
+                              "parent_id", ch.parent_id && *ch.parent_id ? ch.parent_id : id, "status",
+                              online ? (ch.status[0] ? ch.status : "ON") : "OFF", "device_id", id, "online",
+                              online);
         if (o) json_array_append_new(arr, o);
     }
 }
@@ -278,15 +288,14 @@ static const struct ua_uac_cb relay_invite_cb = {.on_final = relay_invite_final}
 void gb_relay_invite(struct gb_lower *l, struct gb_upstream *up, struct txn *st, const struct transport_rx *rx)
 {
     const struct sip_msg *m = rx->msg;
-    struct gb_channel *chan;
-    struct gb_device *d = owner_of(l, m->ruri.user, &chan);
+    struct gb_device *d = owner_of(l, m->ruri.user, NULL, NULL);
     if (!d) {
         respond(l, st, 404, STR_NULL);
         return;
     }
-    if (!d->online) {
+    if (!gb_device_online(d)) {
         log_info("gb lower: INVITE from upstream %s for %.*s: device %s offline, 480", up->cfg.id,
-                 STR_FMT(m->ruri.user), d->id);
+                 STR_FMT(m->ruri.user), gb_device_id(d));
         respond(l, st, 480, STR_NULL);
         return;
     }
@@ -299,12 +308,10 @@ void gb_relay_invite(struct gb_lower *l, struct gb_upstream *up, struct txn *st,
     r->up = up;
     r->st = st;
     r->started_at = clock_wall_ms();
-    snprintf(r->device_id, sizeof(r->device_id), "%s", d->id);
+    snprintf(r->device_id, sizeof(r->device_id), "%s", gb_device_id(d));
     str_copy(r->channel_id, sizeof(r->channel_id), m->ruri.user);
 
-    struct ua_request req;
-    char buf[512];
-    gb_device_request(l->upper, d, r->channel_id, &req, buf, sizeof(buf));
+    struct ua_request req = {0};
     req.method = SIP_INVITE;
     req.auto_contact = true;
     req.contact_user = str_from_cstr(l->id);
@@ -327,20 +334,19 @@ void gb_relay_invite(struct gb_lower *l, struct gb_upstream *up, struct txn *st,
     req.content_type = m->body.len ? STR_LIT("application/sdp") : STR_NULL;
     req.body = m->body;
     req.pin_dest = true; /* ACK, INFO, BYE where the device registered from, not to a private Contact */
-    struct transport_dest dest;
-    gb_device_dest(d, &dest);
     r->next = l->relays;
     if (l->relays) l->relays->prev = r;
     l->relays = r;
     l->relay_count++;
-    r->h = ua_request_send(l->ua, &req, &dest, NULL, &relay_invite_cb, r);
+    r->h = gb_device_send(l->upper, d, r->channel_id, &req, &relay_invite_cb, r);
     if (!r->h) {
         r->st = NULL;
         respond(l, st, 500, STR_NULL);
         relay_free(r);
         return;
     }
-    log_info("gb lower: INVITE from upstream %s for %s relayed to device %s", up->cfg.id, r->channel_id, d->id);
+    log_info("gb lower: INVITE from upstream %s for %s relayed to device %s", up->cfg.id, r->channel_id,
+             r->device_id);
 }
 
 int gb_relay_cancel(struct gb_lower *l, struct txn *invite_st)
@@ -410,8 +416,9 @@ static enum gb_query_kind query_kind(gb_cmd_t cmd)
 
 int gb_relay_query(struct gb_lower *l, struct gb_upstream *up, const gb_manscdp_t *m)
 {
-    struct gb_channel *chan;
-    struct gb_device *d = m->device_id ? owner_of(l, str_from_cstr(m->device_id), &chan) : NULL;
+    struct gb_channel_view view;
+    const struct gb_channel_view *chan;
+    struct gb_device *d = m->device_id ? owner_of(l, str_from_cstr(m->device_id), &view, &chan) : NULL;
     if (!d) return -ENOENT;
     struct gb_relay_query *q = calloc(1, sizeof(*q));
     struct gb_relay_ask ask = {.cmd = m->cmd, .sn = m->sn};
@@ -432,7 +439,7 @@ int gb_relay_query(struct gb_lower *l, struct gb_upstream *up, const gb_manscdp_
     }
     if (rc != 0) {
         log_info("gb lower: %s for %s from upstream %s not asked of device %s (%s): error answer", gb_cmd_name(m->cmd),
-                 ask.id, up->cfg.id, d->id, rc == -ENOTCONN ? "offline" : strerror(-rc));
+                 ask.id, up->cfg.id, gb_device_id(d), rc == -ENOTCONN ? "offline" : strerror(-rc));
         gb_lower_answer_relayed(l, up, &ask, rc == -ENOTCONN ? 409 : 503, NULL);
         free(ask.name);
         free(q);
@@ -441,7 +448,7 @@ int gb_relay_query(struct gb_lower *l, struct gb_upstream *up, const gb_manscdp_
     q->next = l->relay_queries;
     l->relay_queries = q;
     log_info("gb lower: %s for %s from upstream %s (SN %u) asked of device %s", gb_cmd_name(m->cmd), ask.id,
-             up->cfg.id, m->sn, d->id);
+             up->cfg.id, m->sn, gb_device_id(d));
     return 0;
 }
 
@@ -478,27 +485,23 @@ void gb_relays_stop(struct gb_lower *l, struct gb_upstream *up, const char *reas
 
 int gb_relay_control(struct gb_lower *l, const gb_manscdp_t *m)
 {
-    struct gb_device *d = owner_of(l, str_from_cstr(m->device_id), NULL);
-    if (!d || !d->online) return -ENOTCONN;
+    struct gb_device *d = owner_of(l, str_from_cstr(m->device_id), NULL, NULL);
+    if (!d || !gb_device_online(d)) return -ENOTCONN;
     sbuf_t body;
     sbuf_init(&body);
-    int rc = gb_manscdp_build(&body, d->charset, m);
+    int rc = gb_manscdp_build(&body, gb_device_charset(d), m);
     if (rc != 0) {
         sbuf_free(&body);
         return -EINVAL;
     }
-    struct ua_request r;
-    char buf[512];
-    gb_device_request(l->upper, d, d->id, &r, buf, sizeof(buf));
+    struct ua_request r = {0};
     r.method = SIP_MESSAGE;
     r.content_type = STR_LIT("Application/MANSCDP+xml");
     r.body = sbuf_str(&body);
-    struct transport_dest dest;
-    gb_device_dest(d, &dest);
-    struct ua_uac *h = ua_request_send(l->ua, &r, &dest, NULL, NULL, NULL);
+    struct ua_uac *h = gb_device_send(l->upper, d, gb_device_id(d), &r, NULL, NULL);
     sbuf_free(&body);
     if (!h) return -EIO;
-    log_info("gb lower: DeviceControl for %s relayed to device %s", m->device_id, d->id);
+    log_info("gb lower: DeviceControl for %s relayed to device %s", m->device_id, gb_device_id(d));
     return 0;
 }
 
@@ -542,8 +545,9 @@ static void note_timer_cb(struct timer_node *n, uint64_t now)
         size_t first = count;
         device_items(d, &c);
         if (c.rc || count == first) continue;
-        items[first].event = d->online ? GB_EVENT_UPDATE : GB_EVENT_OFF;
-        if (d->online && !updated) {
+        bool online = gb_device_online(d);
+        items[first].event = online ? GB_EVENT_UPDATE : GB_EVENT_OFF;
+        if (online && !updated) {
             gb_lower_items_free_tail(items, first + 1, count);
             count = first + 1;
         } else {

@@ -230,33 +230,46 @@ static const char *parent_key(const char *p)
     return slash ? slash + 1 : p;
 }
 
-struct id_index {
-    uint32_t *slot; /* index + 1, 0 empty */
-    size_t cap;
-};
+/* struct gb_chan_index (upper_int.h): channels of an array by id, on a
+ * base/htable.h table whose nodes sit in an array of their own, node i for
+ * channel i. The channel structs move when their array grows, and a channel
+ * does not carry a node of its own (memory per channel); position i does not
+ * move, so the index survives the array's reallocation. */
+static uint32_t chan_id_hash(const char *id) { return str_hash(str_from_cstr(id)); }
 
-static int index_build(struct id_index *ix, const struct gb_channel *cs, size_t n)
+/* Room for cap channels, and the first n of cs indexed again (a bigger node
+ * array may have moved). 0, or -1 (no memory: the index is as it was, or
+ * empty when its first bucket array could not be had). */
+static int chan_index_reserve(struct gb_chan_index *ix, const struct gb_channel *cs, size_t n, size_t cap)
 {
-    ix->cap = 16;
-    while (ix->cap < n * 2) ix->cap *= 2;
-    ix->slot = calloc(ix->cap, sizeof(*ix->slot));
-    if (!ix->slot) return -1;
+    if (cap > ix->cap) {
+        struct hnode *nn = realloc(ix->nodes, cap * sizeof(*nn));
+        if (!nn) return -1;
+        ix->nodes = nn;
+        ix->cap = cap;
+    }
+    htable_free(&ix->t);
     for (size_t i = 0; i < n; i++) {
-        size_t h = str_hash(str_from_cstr(cs[i].id)) & (ix->cap - 1);
-        while (ix->slot[h]) h = (h + 1) & (ix->cap - 1);
-        ix->slot[h] = (uint32_t)i + 1;
+        ix->nodes[i].linked = false;
+        if (htable_insert(&ix->t, &ix->nodes[i], chan_id_hash(cs[i].id)) != 0) return -1;
     }
     return 0;
 }
 
-static long index_find(const struct id_index *ix, const struct gb_channel *cs, const char *id)
+static void chan_index_free(struct gb_chan_index *ix)
+{
+    htable_free(&ix->t);
+    free(ix->nodes);
+    *ix = (struct gb_chan_index){0};
+}
+
+/* The position of the channel with this id in cs (the array indexed), or -1. */
+static long chan_index_find(const struct gb_chan_index *ix, const struct gb_channel *cs, const char *id)
 {
     if (!id) return -1;
-    size_t h = str_hash(str_from_cstr(id)) & (ix->cap - 1);
-    while (ix->slot[h]) {
-        uint32_t i = ix->slot[h] - 1;
+    for (struct hnode *n = htable_first(&ix->t, chan_id_hash(id)); n; n = htable_next(n)) {
+        long i = n - ix->nodes;
         if (!strcmp(cs[i].id, id)) return i;
-        h = (h + 1) & (ix->cap - 1);
     }
     return -1;
 }
@@ -267,23 +280,24 @@ json_t *gb_channels_tree_json(const struct gb_device *d)
     const struct gb_channel *cs = d->channels;
     json_t *roots = json_array();
     if (!n) return json_pack("{s:s,s:o}", "device_id", d->id, "channels", roots);
-    struct id_index ix;
+    struct gb_chan_index ix = {0};
     long *parent = malloc(n * sizeof(*parent));
     long *first = malloc(n * sizeof(*first));
     long *sibling = malloc(n * sizeof(*sibling));
     long *queue = malloc(n * sizeof(*queue));
     json_t **obj = calloc(n, sizeof(*obj));
     char *seen = calloc(n, 1);
-    if (!parent || !first || !sibling || !queue || !obj || !seen || index_build(&ix, cs, n) != 0) {
+    if (!parent || !first || !sibling || !queue || !obj || !seen || chan_index_reserve(&ix, cs, n, n) != 0) {
         free(parent), free(first), free(sibling), free(queue), free(obj), free(seen);
+        chan_index_free(&ix);
         json_decref(roots);
         return NULL;
     }
     for (size_t i = 0; i < n; i++) first[i] = sibling[i] = -1;
     /* Children in reverse so that pushing to the front keeps catalog order. */
     for (size_t k = n; k-- > 0;) {
-        long p = index_find(&ix, cs, parent_key(cs[k].parent_id));
-        if (p < 0 || (size_t)p == k) p = index_find(&ix, cs, cs[k].business_group_id);
+        long p = chan_index_find(&ix, cs, parent_key(cs[k].parent_id));
+        if (p < 0 || (size_t)p == k) p = chan_index_find(&ix, cs, cs[k].business_group_id);
         if ((size_t)p == k) p = -1;
         parent[k] = p;
         if (p >= 0) {
@@ -316,7 +330,8 @@ json_t *gb_channels_tree_json(const struct gb_device *d)
         }
     }
     for (size_t i = 0; i < n; i++) json_decref(obj[i]);
-    free(parent), free(first), free(sibling), free(queue), free(obj), free(seen), free(ix.slot);
+    free(parent), free(first), free(sibling), free(queue), free(obj), free(seen);
+    chan_index_free(&ix);
     return json_pack("{s:s,s:o}", "device_id", d->id, "channels", roots);
 }
 
@@ -343,7 +358,7 @@ static void query_free(struct gb_query *q)
     timer_stop(q->g->timers, &q->timer);
     if (q->h) ua_request_detach(q->h);
     gb_channels_free(q->items, q->count);
-    free(q->index);
+    chan_index_free(&q->index);
     json_decref(q->records);
     free(q);
 }
@@ -478,30 +493,13 @@ static int assembly_add(struct gb_query *q, const gb_catalog_item_t *it)
         q->dropped++;
         return 0;
     }
-    if (q->count * 2 >= q->index_cap) {
-        size_t ncap = q->index_cap ? q->index_cap * 2 : 64;
-        uint32_t *ni = calloc(ncap, sizeof(*ni));
-        if (!ni) return -1;
-        for (size_t i = 0; i < q->count; i++) {
-            size_t h = str_hash(str_from_cstr(q->items[i].id)) & (ncap - 1);
-            while (ni[h]) h = (h + 1) & (ncap - 1);
-            ni[h] = (uint32_t)i + 1;
-        }
-        free(q->index);
-        q->index = ni;
-        q->index_cap = ncap;
-    }
-    size_t h = str_hash(str_from_cstr(it->device_id)) & (q->index_cap - 1);
-    while (q->index[h]) {
-        struct gb_channel *c = &q->items[q->index[h] - 1];
-        if (!strcmp(c->id, it->device_id)) { /* a repeat: the newer item wins */
-            struct gb_channel nc;
-            if (channel_from_item(q->g, &nc, it) != 0) return -1;
-            gb_channel_free(c);
-            *c = nc;
-            return 0;
-        }
-        h = (h + 1) & (q->index_cap - 1);
+    long at = chan_index_find(&q->index, q->items, it->device_id);
+    if (at >= 0) { /* a repeat: the newer item wins */
+        struct gb_channel nc;
+        if (channel_from_item(q->g, &nc, it) != 0) return -1;
+        gb_channel_free(&q->items[at]);
+        q->items[at] = nc;
+        return 0;
     }
     if (q->count == q->cap) {
         size_t ncap = q->cap ? q->cap * 2 : 32;
@@ -510,9 +508,15 @@ static int assembly_add(struct gb_query *q, const gb_catalog_item_t *it)
         q->items = ni;
         q->cap = ncap;
     }
+    if (q->index.cap < q->cap && chan_index_reserve(&q->index, q->items, q->count, q->cap) != 0) return -1;
     if (channel_from_item(q->g, &q->items[q->count], it) != 0) return -1;
+    struct hnode *n = &q->index.nodes[q->count];
+    n->linked = false;
+    if (htable_insert(&q->index.t, n, chan_id_hash(q->items[q->count].id)) != 0) {
+        gb_channel_free(&q->items[q->count]);
+        return -1;
+    }
     q->count++;
-    q->index[h] = (uint32_t)q->count;
     return 0;
 }
 
@@ -542,6 +546,7 @@ static void catalog_complete(struct gb_upper *g, struct gb_query *q)
     d->channel_count = q->count;
     q->items = NULL;
     q->count = q->cap = 0;
+    chan_index_free(&q->index); /* it indexed the items the device now holds */
     persist_catalog(g, d);
     uint64_t took = gb_now(g) - q->started_ms;
     log_info("gb device %s: catalog of %zu channels assembled from %zu messages in %llu ms", d->id, d->channel_count,
@@ -557,11 +562,11 @@ static void catalog_complete(struct gb_upper *g, struct gb_query *q)
 static void catalog_partial(struct gb_upper *g, struct gb_query *q)
 {
     struct gb_device *d = q->dev;
-    struct id_index ix = {0};
-    bool indexed = d->channel_count && index_build(&ix, d->channels, d->channel_count) == 0;
+    struct gb_chan_index ix = {0};
+    bool indexed = d->channel_count && chan_index_reserve(&ix, d->channels, d->channel_count, d->channel_count) == 0;
     size_t old = d->channel_count;
     for (size_t i = 0; i < q->count; i++) {
-        long at = indexed ? index_find(&ix, d->channels, q->items[i].id) : -1;
+        long at = indexed ? chan_index_find(&ix, d->channels, q->items[i].id) : -1;
         struct gb_channel *c = at >= 0 && (size_t)at < old ? &d->channels[at] : NULL;
         if (!indexed && old) c = device_channel(d, q->items[i].id);
         if (c) {
@@ -580,8 +585,9 @@ static void catalog_partial(struct gb_upper *g, struct gb_query *q)
         memset(&q->items[i], 0, sizeof(q->items[i]));
         persist_channel(g, d, c);
     }
-    free(ix.slot);
+    chan_index_free(&ix);
     q->count = 0;
+    chan_index_free(&q->index); /* the items were handed over */
     gb_publish(g, "gb.catalog.updated",
                json_pack("{s:s,s:I,s:I,s:b}", "device_id", d->id, "channels", (json_int_t)d->channel_count,
                          "sum_num", (json_int_t)q->sum_num, "complete", 0));

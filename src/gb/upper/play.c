@@ -40,13 +40,19 @@
 
 static void stream_timer(struct timer_node *n, uint64_t now);
 
-/* ---- table ---- */
+/* ---- table ----
+ * A list (newest first: the order of the API's answers) and a base/htable.h
+ * table by stream id over the same streams. */
+
+static uint32_t sid_hash(const char *sid) { return str_hash(str_from_cstr(sid)); }
 
 struct gb_stream *gb_stream_find(struct gb_upper *g, const char *sid)
 {
     if (!sid) return NULL;
-    for (struct gb_stream *s = g->streams; s; s = s->next)
+    for (struct hnode *n = htable_first(&g->streams_by_sid, sid_hash(sid)); n; n = htable_next(n)) {
+        struct gb_stream *s = container_of(n, struct gb_stream, by_sid);
         if (!strcmp(s->sid, sid)) return s;
+    }
     return NULL;
 }
 
@@ -56,6 +62,7 @@ static void stream_unlink(struct gb_upper *g, struct gb_stream *s)
     else if (g->streams == s) g->streams = s->next;
     if (s->next) s->next->prev = s->prev;
     s->next = s->prev = NULL;
+    htable_remove(&g->streams_by_sid, &s->by_sid);
     if (g->stream_count) g->stream_count--;
 }
 
@@ -601,6 +608,11 @@ int gb_stream_play(struct gb_upper *g, struct gb_device *d, const char *channel,
     }
     snprintf(s->sid, sizeof(s->sid), "%s", s->ssrc);
     gb_ssrc_to_u32(str_from_cstr(s->ssrc), &s->ssrc_value);
+    if (htable_insert(&g->streams_by_sid, &s->by_sid, sid_hash(s->sid)) != 0) {
+        gb_ssrc_release(&g->ssrc, str_from_cstr(s->ssrc));
+        stream_free(s);
+        return -ENOMEM;
+    }
     /* In the table from here on: gb_stream_stop() undoes everything below. */
     s->next = g->streams;
     if (g->streams) g->streams->prev = s;

@@ -63,23 +63,6 @@ json_t *gb_error_json(const char *code, const char *fmt, ...)
     return json_pack("{s:s,s:s}", "error", code, "detail", detail);
 }
 
-bool gb_refusal_log_ok(struct gb_upper *g)
-{
-    uint64_t now = gb_now(g);
-    if (now - g->refusal_window >= 1000) {
-        if (g->refusal_suppressed)
-            log_warn("gb: %u more refusals in the last second not logged", g->refusal_suppressed);
-        g->refusal_window = now;
-        g->refusal_logged = g->refusal_suppressed = 0;
-    }
-    if (g->refusal_logged < GB_REFUSAL_LOG_BURST) {
-        g->refusal_logged++;
-        return true;
-    }
-    g->refusal_suppressed++;
-    return false;
-}
-
 const char *gb_log_text(const char *in, char *out, size_t cap)
 {
     size_t k = 0;
@@ -125,48 +108,17 @@ void gb_waiters_done(struct gb_waiter **list, int status, json_t *body)
 
 /* ---- device table ---- */
 
+/* Two base/htable.h tables over the same devices: by id (every device) and
+ * by conn_id (those registered over TCP, for a lost connection). */
 static uint32_t id_hash(str_t id) { return str_hash(id); }
-static uint32_t conn_hash(uint64_t c) { return (uint32_t)((c ^ (c >> 32)) * 2654435761u); }
-
-static int table_grow(struct gb_upper *g)
-{
-    uint32_t n = g->mask ? (g->mask + 1) * 2 : 1024;
-    struct gb_device **nb = calloc(n, sizeof(*nb));
-    struct gb_device **nc = calloc(n, sizeof(*nc));
-    if (!nb || !nc) {
-        free(nb);
-        free(nc);
-        return -1;
-    }
-    if (g->buckets) {
-        for (uint32_t i = 0; i <= g->mask; i++) {
-            for (struct gb_device *d = g->buckets[i], *next; d; d = next) {
-                next = d->hnext;
-                uint32_t h = id_hash(str_from_cstr(d->id)) & (n - 1);
-                d->hnext = nb[h];
-                nb[h] = d;
-            }
-            for (struct gb_device *d = g->conn_buckets[i], *next; d; d = next) {
-                next = d->cnext;
-                uint32_t h = conn_hash(d->conn_id) & (n - 1);
-                d->cnext = nc[h];
-                nc[h] = d;
-            }
-        }
-    }
-    free(g->buckets);
-    free(g->conn_buckets);
-    g->buckets = nb;
-    g->conn_buckets = nc;
-    g->mask = n - 1;
-    return 0;
-}
 
 struct gb_device *gb_device_find_str(struct gb_upper *g, str_t id)
 {
-    if (!g->buckets || id.len != GB_ID_LEN) return NULL;
-    for (struct gb_device *d = g->buckets[id_hash(id) & g->mask]; d; d = d->hnext)
+    if (id.len != GB_ID_LEN) return NULL;
+    for (struct hnode *n = htable_first(&g->devices, id_hash(id)); n; n = htable_next(n)) {
+        struct gb_device *d = container_of(n, struct gb_device, by_id);
         if (str_eq_cstr(id, d->id)) return d;
+    }
     return NULL;
 }
 
@@ -177,32 +129,19 @@ struct gb_device *gb_device_find(struct gb_upper *g, const char *id)
 
 static void conn_add(struct gb_upper *g, struct gb_device *d)
 {
-    if (d->on_conn_table || !d->conn_id) return;
-    uint32_t h = conn_hash(d->conn_id) & g->mask;
-    d->cnext = g->conn_buckets[h];
-    g->conn_buckets[h] = d;
-    d->on_conn_table = true;
+    if (hnode_linked(&d->by_conn) || !d->conn_id) return;
+    /* No memory for the very first bucket array: the device is simply not
+     * found when its connection goes (its keepalive deadline still ends it). */
+    (void)htable_insert(&g->by_conn, &d->by_conn, htable_hash_u64(d->conn_id));
 }
 
-static void conn_remove(struct gb_upper *g, struct gb_device *d)
-{
-    if (!d->on_conn_table) return;
-    for (struct gb_device **pp = &g->conn_buckets[conn_hash(d->conn_id) & g->mask]; *pp; pp = &(*pp)->cnext) {
-        if (*pp == d) {
-            *pp = d->cnext;
-            break;
-        }
-    }
-    d->cnext = NULL;
-    d->on_conn_table = false;
-}
+static void conn_remove(struct gb_upper *g, struct gb_device *d) { htable_remove(&g->by_conn, &d->by_conn); }
 
 static void device_timer(struct timer_node *n, uint64_t now);
 
 static struct gb_device *device_new(struct gb_upper *g, str_t id)
 {
     if (!gb_id_valid(id)) return NULL;
-    if ((!g->buckets || g->count >= (g->mask + 1)) && table_grow(g) != 0 && !g->buckets) return NULL;
     struct gb_device *d = calloc(1, sizeof(*d));
     if (!d) return NULL;
     d->g = g;
@@ -211,10 +150,10 @@ static struct gb_device *device_new(struct gb_upper *g, str_t id)
     d->auth_enabled = true;
     d->allow = true;
     timer_node_init(&d->timer);
-    uint32_t h = id_hash(id) & g->mask;
-    d->hnext = g->buckets[h];
-    g->buckets[h] = d;
-    g->count++;
+    if (htable_insert(&g->devices, &d->by_id, id_hash(id)) != 0) {
+        free(d);
+        return NULL;
+    }
     return d;
 }
 
@@ -234,23 +173,25 @@ static void device_free(struct gb_upper *g, struct gb_device *d)
 static void device_unlink(struct gb_upper *g, struct gb_device *d)
 {
     conn_remove(g, d);
-    for (struct gb_device **pp = &g->buckets[id_hash(str_from_cstr(d->id)) & g->mask]; *pp; pp = &(*pp)->hnext) {
-        if (*pp == d) {
-            *pp = d->hnext;
-            g->count--;
-            break;
-        }
-    }
+    htable_remove(&g->devices, &d->by_id);
+}
+
+struct foreach_ctx {
+    void (*fn)(struct gb_device *d, void *arg);
+    void *arg;
+};
+
+static int foreach_visit(struct hnode *n, void *arg)
+{
+    struct foreach_ctx *c = arg;
+    c->fn(container_of(n, struct gb_device, by_id), c->arg);
+    return 0;
 }
 
 void gb_device_foreach(struct gb_upper *g, void (*fn)(struct gb_device *d, void *arg), void *arg)
 {
-    if (!g->buckets) return;
-    for (uint32_t i = 0; i <= g->mask; i++)
-        for (struct gb_device *d = g->buckets[i], *next; d; d = next) {
-            next = d->hnext;
-            fn(d, arg);
-        }
+    struct foreach_ctx c = {.fn = fn, .arg = arg};
+    htable_foreach(&g->devices, foreach_visit, &c);
 }
 
 void gb_device_dest(const struct gb_device *d, struct transport_dest *out)
@@ -712,7 +653,7 @@ static int on_register(struct gb_upper *g, struct txn *st, const struct transpor
         return 1;
     }
     /* The flow the device is reached over (RFC 3261 §18.2.2 / RFC 5626 style). */
-    if (d->on_conn_table && (rx->proto != SIP_TRANSPORT_TCP || rx->conn_id != d->conn_id)) conn_remove(g, d);
+    if (hnode_linked(&d->by_conn) && (rx->proto != SIP_TRANSPORT_TCP || rx->conn_id != d->conn_id)) conn_remove(g, d);
     d->proto = rx->proto;
     memset(&d->addr, 0, sizeof(d->addr));
     memcpy(&d->addr, &rx->src, rx->src.ss_family == AF_INET6 ? sizeof(d->addr.in6) : sizeof(d->addr.in));
@@ -879,6 +820,10 @@ struct gb_upper *gb_upper_new(const struct gb_config *cfg, const struct auth_ser
     if (!g) return NULL;
     g->cfg = *cfg;
     g->local = *local;
+    htable_init(&g->devices);
+    g->devices.min_buckets = 1024; /* a platform has devices: skip the first doublings */
+    htable_init(&g->by_conn);
+    htable_init(&g->streams_by_sid);
     snprintf(g->store_path, sizeof(g->store_path), "%s", store_path ? store_path : "");
     g->loop = deps->loop;
     g->timers = deps->timers;
@@ -896,7 +841,7 @@ struct gb_upper *gb_upper_new(const struct gb_config *cfg, const struct auth_ser
     ac.algorithms = AUTH_OFFER(AUTH_ALG_MD5);
     g->auth = auth_server_new(&ac);
     g->strings = gb_strpool_new();
-    if (!g->auth || !g->strings || gb_ssrc_alloc_init(&g->ssrc, str_from_cstr(cfg->domain)) != 0 || table_grow(g) != 0) {
+    if (!g->auth || !g->strings || gb_ssrc_alloc_init(&g->ssrc, str_from_cstr(cfg->domain)) != 0) {
         gb_upper_free(g);
         return NULL;
     }
@@ -920,10 +865,10 @@ int gb_upper_on_request(struct gb_upper *g, struct txn *st, const struct transpo
 
 void gb_upper_on_conn_lost(struct gb_upper *g, uint64_t conn_id)
 {
-    if (!g || !conn_id || !g->conn_buckets) return;
-    uint32_t h = conn_hash(conn_id) & g->mask;
-    for (struct gb_device *d = g->conn_buckets[h], *next; d; d = next) {
-        next = d->cnext;
+    if (!g || !conn_id) return;
+    for (struct hnode *n = htable_first(&g->by_conn, htable_hash_u64(conn_id)), *next; n; n = next) {
+        next = htable_next(n); /* device_offline takes d off this table */
+        struct gb_device *d = container_of(n, struct gb_device, by_conn);
         if (d->conn_id == conn_id) device_offline(g, d, "transport-lost");
     }
 }
@@ -1099,7 +1044,7 @@ int gb_upper_load(struct gb_upper *g)
         return -1;
     }
     gb_device_foreach(g, trim_channels, NULL);
-    log_info("gb: %u devices restored, %u online", g->count, g->online);
+    log_info("gb: %u devices restored, %u online", htable_count(&g->devices), g->online);
     return 0;
 }
 
@@ -1131,8 +1076,9 @@ void gb_upper_free(struct gb_upper *g)
     gb_streams_stop_all(g, "shutdown");
     gb_device_foreach(g, free_device, NULL);
     gb_catq_free(g);
-    free(g->buckets);
-    free(g->conn_buckets);
+    htable_free(&g->devices);
+    htable_free(&g->by_conn);
+    htable_free(&g->streams_by_sid);
     if (g->auth) auth_server_free(g->auth);
     gb_strpool_free(g->strings); /* after the devices: they hold its strings */
     free(g);
@@ -1141,7 +1087,7 @@ void gb_upper_free(struct gb_upper *g)
 void gb_upper_get_stats(const struct gb_upper *g, struct gb_upper_stats *out)
 {
     *out = g->stats;
-    out->devices = g->count;
+    out->devices = htable_count(&g->devices);
     out->online = g->online;
     out->streams = g->stream_count;
     out->pending_queries = g->pending_queries;

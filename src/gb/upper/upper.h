@@ -29,6 +29,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "base/str.h"
+#include "gb/codec/manscdp.h"
 #include "transport/transport.h"
 
 struct auth_server_config;
@@ -40,6 +42,9 @@ struct timer_service;
 struct txn;
 struct txn_admission;
 struct ua;
+struct ua_request;
+struct ua_uac;
+struct ua_uac_cb;
 struct gb_upper;
 
 /* What the role works with; it owns none of them, and each must outlive it. */
@@ -132,5 +137,49 @@ int gb_upper_play(struct gb_upper *g, const char *device_id, const char *channel
                   int64_t end, struct gb_waiter *wt);
 /* BYE and close; 0, or -ENOENT when no such stream. */
 int gb_upper_stream_stop(struct gb_upper *g, const char *sid, const char *reason);
+
+/* ---- devices as handles (the middle node, src/gb/lower/lower_relay.c) ----
+ * A struct gb_device is opaque outside the role: read it through the
+ * accessors below, and only until control goes back to the loop (the role
+ * may drop the device then). */
+struct gb_device;
+
+/* The device with this id (NULL: none). */
+struct gb_device *gb_device_find(struct gb_upper *g, const char *id);
+struct gb_device *gb_device_find_str(struct gb_upper *g, str_t id);
+/* fn for every device, in no particular order (fn must not add or remove devices). */
+void gb_device_foreach(struct gb_upper *g, void (*fn)(struct gb_device *d, void *arg), void *arg);
+
+const char *gb_device_id(const struct gb_device *d);
+bool gb_device_online(const struct gb_device *d);
+gb_charset_t gb_device_charset(const struct gb_device *d);
+/* A non-empty string of the last DeviceInfo answer ("device_name",
+ * "manufacturer", "model"), or NULL. */
+const char *gb_device_info_str(const struct gb_device *d, const char *key);
+
+/* A channel of a device as its catalog gave it (strings owned by the role,
+ * read-only; any may be NULL but id; status "ON", "OFF" or ""). */
+struct gb_channel_view {
+    const char *id, *name, *parent_id, *manufacturer, *model, *civil_code, *address, *business_group_id, *status;
+};
+/* Slots 0 .. gb_device_channel_count()-1; false for an empty slot (no id). */
+size_t gb_device_channel_count(const struct gb_device *d);
+bool gb_device_channel(const struct gb_device *d, size_t i, struct gb_channel_view *out);
+
+/* Sends r out of dialog to the device where it registered from: the role
+ * fills r's R-URI (its Contact address, user target_id), From (us), To
+ * (target_id) and local host; the caller sets the rest (method, headers,
+ * body, contact, pin_dest). The handle as ua_request_send gives it (NULL:
+ * not sent); the addressing written into r is only valid during the call. */
+struct ua_uac *gb_device_send(struct gb_upper *g, struct gb_device *d, const char *target_id, struct ua_request *r,
+                              const struct ua_uac_cb *cb, void *arg);
+
+/* gb_upper_query for a device in hand: starts (or joins) a query; wt (may be
+ * NULL) gets the result. 0, or a negative errno (wt then untouched).
+ * target: the DeviceID asked about — RecordInfo the channel,
+ * DeviceInfo/DeviceStatus the device (NULL) or one of its channels (a camera
+ * behind a lower platform); start/end: RecordInfo. */
+int gb_query_start(struct gb_upper *g, struct gb_device *d, enum gb_query_kind kind, const char *target,
+                   const char *start, const char *end, struct gb_waiter *wt);
 
 #endif

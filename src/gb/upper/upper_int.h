@@ -3,9 +3,7 @@
  * queries: Catalog, DeviceInfo, DeviceStatus, RecordInfo, PTZ),
  * catalog_queue.c (catalog-on-register slots), play.c (real-time play and
  * the RTP receiver), upper_strings.c (the string pool) and upper_service.c
- * (the service API of upper.h). Not for other modules: use upper.h
- * (src/gb/lower/lower_relay.c, the middle node, still reads the device
- * table through this one). */
+ * (the service API of upper.h). Not for other modules: they use upper.h. */
 #ifndef CASCADE_GB_UPPER_UPPER_INT_H
 #define CASCADE_GB_UPPER_UPPER_INT_H
 
@@ -14,6 +12,7 @@
 #include <stdio.h>
 #include <uv.h>
 
+#include "base/htable.h"
 #include "gb/upper/gb_config.h"
 #include "base/log.h"
 #include "base/timer.h"
@@ -35,7 +34,6 @@
 #define GB_MAX_EXPIRES 86400
 #define GB_KEEPALIVE_PERSIST_MS 300000 /* last_keepalive reaches the store at most this often */
 #define GB_MAX_PENDING_PER_DEVICE 8   /* queries being assembled per device (pushed ones are refused above) */
-#define GB_REFUSAL_LOG_BURST 10       /* refusal lines logged per second (the rest counted, summed up later) */
 
 union gb_addr {
     struct sockaddr sa;
@@ -59,6 +57,13 @@ struct gb_channel_src {
     const char *extra_json, *status;
 };
 
+/* Channels of an array by id (catalog.c): nodes beside the array. */
+struct gb_chan_index {
+    struct htable t;
+    struct hnode *nodes;        /* nodes[i]: channel i */
+    size_t cap;
+};
+
 struct gb_query {
     struct gb_query *next;      /* device's pending queries */
     struct gb_upper *g;
@@ -76,8 +81,7 @@ struct gb_query {
     uint32_t sum_num;
     struct gb_channel *items;
     size_t count, cap;
-    uint32_t *index;            /* open addressing over items by id (dedupe) */
-    size_t index_cap;
+    struct gb_chan_index index; /* items by id (dedupe) */
     json_t *records;            /* array */
     size_t parts;               /* Response MESSAGEs taken */
     size_t dropped;             /* catalog items refused (bad ids): they count towards SumNum */
@@ -85,8 +89,8 @@ struct gb_query {
 };
 
 struct gb_device {
-    struct gb_device *hnext;    /* g->devices by id */
-    struct gb_device *cnext;    /* g->by_conn, while registered over TCP */
+    struct hnode by_id;         /* g->devices */
+    struct hnode by_conn;       /* g->by_conn, while registered over TCP */
     struct gb_upper *g;
     char id[GB_ID_LEN + 1];
     /* administrative record */
@@ -97,7 +101,6 @@ struct gb_device {
     bool in_store;
     /* registration */
     bool online;
-    bool on_conn_table;
     enum sip_transport proto;
     union gb_addr addr;
     uint64_t conn_id;
@@ -123,6 +126,7 @@ enum gb_container { GB_CONTAINER_UNKNOWN = 0, GB_CONTAINER_PS, GB_CONTAINER_TS }
 
 struct gb_stream {
     struct gb_stream *next, *prev; /* g->streams */
+    struct hnode by_sid;          /* g->streams_by_sid */
     struct gb_upper *g;
     char sid[GB_SSRC_LEN + 1];    /* the stream id is its SSRC, unique while it lives */
     char device_id[GB_ID_LEN + 1], channel_id[GB_ID_LEN + 1];
@@ -186,29 +190,26 @@ struct gb_upper {
     struct auth_server *auth;     /* MD5 challenges of our own (devices need MD5) */
     gb_charset_t charset;
     char media_ip[64];
-    struct gb_device **buckets;   /* devices by id */
-    uint32_t mask, count;
-    struct gb_device **conn_buckets; /* TCP-registered devices by conn_id (same size) */
+    struct htable devices;        /* every device, by id */
+    struct htable by_conn;        /* TCP-registered devices, by conn_id */
     uint32_t online;
     uint32_t next_sn;
     gb_ssrc_alloc_t ssrc;
     uint16_t next_port;
     struct gb_stream *streams;
+    struct htable streams_by_sid; /* the same streams by sid */
     uint32_t stream_count;
     uint32_t pending_queries;
     bool stopping;
     struct gb_upper_stats stats;
     struct gb_strpool *strings;   /* interned channel fields and local hosts */
     uint64_t auth_nonce;          /* hash of the nonce check_auth just accepted (0 none) */
-    uint64_t refusal_window;      /* gb_refusal_log_ok: start of the current second */
-    uint32_t refusal_logged, refusal_suppressed;
+    struct log_ratelimit refusal_rl; /* gb_log_refusal: one key for all the role's refusal lines */
     struct gb_catq catq;
 };
 
 /* upper.c */
 uint64_t gb_now(const struct gb_upper *g);
-struct gb_device *gb_device_find(struct gb_upper *g, const char *id);
-struct gb_device *gb_device_find_str(struct gb_upper *g, str_t id);
 void gb_device_persist(struct gb_upper *g, struct gb_device *d);
 json_t *gb_device_json(struct gb_upper *g, struct gb_device *d, bool full);
 void gb_device_dest(const struct gb_device *d, struct transport_dest *out);
@@ -217,19 +218,15 @@ void gb_device_dest(const struct gb_device *d, struct transport_dest *out);
  * strings (>= 512 bytes). */
 void gb_device_request(struct gb_upper *g, struct gb_device *d, const char *target_id, struct ua_request *r,
                        char *buf, size_t cap);
-void gb_device_foreach(struct gb_upper *g, void (*fn)(struct gb_device *d, void *arg), void *arg);
 void gb_publish(struct gb_upper *g, const char *type, json_t *fields);
 void gb_iso_time(int64_t wall_ms, char out[32]);
-/* Rate limit for refusal log lines (hostile input must not flood the log):
- * true while fewer than GB_REFUSAL_LOG_BURST lines went out this second. */
-bool gb_refusal_log_ok(struct gb_upper *g);
 /* Copies at most cap-1 bytes of in (NULL: "") with anything but printable
  * ASCII as '?': hostile text goes into one plain log line. Returns out. */
 const char *gb_log_text(const char *in, char *out, size_t cap);
-#define gb_log_refusal(g, ...)                           \
-    do {                                                 \
-        if (gb_refusal_log_ok(g)) log_warn(__VA_ARGS__); \
-    } while (0)
+/* A refusal line (with the sender in it): hostile input must not flood the
+ * log, so every refusal of the role shares one rate-limit key (base/log.h:
+ * LOG_RATELIMIT_BURST lines a second, then " (suppressed N similar)"). */
+#define gb_log_refusal(g, ...) log_write_ratelimited(&(g)->refusal_rl, LOG_WARN, __VA_ARGS__)
 
 /* upper_strings.c: interned, reference-counted strings (never written
  * through). gb_str_intern: NULL for NULL or no memory; gb_str_release takes
@@ -253,12 +250,6 @@ void gb_channel_free(struct gb_channel *c);
 void gb_channels_free(struct gb_channel *cs, size_t n);
 json_t *gb_channel_json(const struct gb_channel *c);
 json_t *gb_channels_tree_json(const struct gb_device *d);
-/* Starts (or joins) a query; wt (may be NULL) gets the result. 0, or a
- * negative errno (wt then untouched). target: the DeviceID asked about —
- * RecordInfo the channel, DeviceInfo/DeviceStatus the device (NULL) or one of
- * its channels (a camera behind a lower platform); start/end: RecordInfo. */
-int gb_query_start(struct gb_upper *g, struct gb_device *d, enum gb_query_kind kind, const char *target,
-                   const char *start, const char *end, struct gb_waiter *wt);
 /* A MANSCDP Response/Notify from device d (already answered 200). */
 void gb_query_on_response(struct gb_upper *g, struct gb_device *d, const gb_manscdp_t *m);
 void gb_catalog_on_notify(struct gb_upper *g, struct gb_device *d, const gb_manscdp_t *m);

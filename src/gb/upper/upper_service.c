@@ -58,3 +58,54 @@ int gb_upper_stream_stop(struct gb_upper *g, const char *sid, const char *reason
     gb_stream_stop(s, reason, true);
     return 0;
 }
+
+/* ---- devices as handles (the middle node) ---- */
+
+const char *gb_device_id(const struct gb_device *d) { return d->id; }
+
+bool gb_device_online(const struct gb_device *d) { return d->online; }
+
+gb_charset_t gb_device_charset(const struct gb_device *d) { return d->charset; }
+
+const char *gb_device_info_str(const struct gb_device *d, const char *key)
+{
+    json_t *v = d->info ? json_object_get(d->info, key) : NULL;
+    return json_is_string(v) && json_string_length(v) ? json_string_value(v) : NULL;
+}
+
+size_t gb_device_channel_count(const struct gb_device *d) { return d->channel_count; }
+
+bool gb_device_channel(const struct gb_device *d, size_t i, struct gb_channel_view *out)
+{
+    const struct gb_channel *ch = i < d->channel_count ? &d->channels[i] : NULL;
+    if (!ch || !ch->id) return false;
+    *out = (struct gb_channel_view){
+        .id = ch->id,
+        .name = ch->name,
+        .parent_id = ch->parent_id,
+        .manufacturer = ch->manufacturer,
+        .model = ch->model,
+        .civil_code = ch->civil_code,
+        .address = ch->address,
+        .business_group_id = ch->business_group_id,
+        .status = ch->status,
+    };
+    return true;
+}
+
+struct ua_uac *gb_device_send(struct gb_upper *g, struct gb_device *d, const char *target_id, struct ua_request *r,
+                              const struct ua_uac_cb *cb, void *arg)
+{
+    /* gb_device_request starts from a blank request: keep the caller's
+     * fields and take only the addressing from it. */
+    struct ua_request addr;
+    char buf[512];
+    gb_device_request(g, d, target_id, &addr, buf, sizeof(buf));
+    r->ruri = addr.ruri;
+    r->from = addr.from;
+    r->to = addr.to;
+    r->local_host = addr.local_host;
+    struct transport_dest dest;
+    gb_device_dest(d, &dest);
+    return ua_request_send(g->ua, r, &dest, NULL, cb, arg);
+}

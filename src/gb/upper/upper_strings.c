@@ -16,19 +16,16 @@
 
 #include "base/log.h"
 
-#define POOL_MIN_BUCKETS 64
-
+/* Entries sit in a base/htable.h table keyed by the string's hash. */
 struct gb_str {
-    struct gb_str *next;        /* hash chain */
+    struct hnode node;          /* pool->table */
     struct gb_strpool *pool;
-    uint32_t refs, hash;
+    uint32_t refs;
     char s[];
 };
 
 struct gb_strpool {
-    struct gb_str **buckets;
-    uint32_t mask;              /* buckets - 1 */
-    uint32_t count;
+    struct htable table;
 };
 
 static struct gb_str *entry_of(const char *s) { return (struct gb_str *)(s - offsetof(struct gb_str, s)); }
@@ -39,44 +36,25 @@ struct gb_strpool *gb_strpool_new(void)
 {
     struct gb_strpool *p = calloc(1, sizeof(*p));
     if (!p) return NULL;
-    p->buckets = calloc(POOL_MIN_BUCKETS, sizeof(*p->buckets));
-    if (!p->buckets) {
-        free(p);
-        return NULL;
-    }
-    p->mask = POOL_MIN_BUCKETS - 1;
+    htable_init(&p->table);
     return p;
+}
+
+static int entry_free(struct hnode *n, void *arg)
+{
+    (void)arg;
+    free(container_of(n, struct gb_str, node));
+    return 0;
 }
 
 void gb_strpool_free(struct gb_strpool *p)
 {
     if (!p) return;
-    if (p->count) log_debug("gb: %u interned string(s) still held at shutdown", p->count);
-    for (uint32_t i = 0; i <= p->mask; i++) {
-        for (struct gb_str *e = p->buckets[i], *next; e; e = next) {
-            next = e->next;
-            free(e);
-        }
-    }
-    free(p->buckets);
+    if (htable_count(&p->table))
+        log_debug("gb: %u interned string(s) still held at shutdown", htable_count(&p->table));
+    htable_foreach(&p->table, entry_free, NULL);
+    htable_free(&p->table);
     free(p);
-}
-
-static void pool_grow(struct gb_strpool *p)
-{
-    uint32_t size = (p->mask + 1) * 2;
-    struct gb_str **b = calloc(size, sizeof(*b));
-    if (!b) return; /* longer chains, still correct */
-    for (uint32_t i = 0; i <= p->mask; i++) {
-        for (struct gb_str *e = p->buckets[i], *next; e; e = next) {
-            next = e->next;
-            e->next = b[e->hash & (size - 1)];
-            b[e->hash & (size - 1)] = e;
-        }
-    }
-    free(p->buckets);
-    p->buckets = b;
-    p->mask = size - 1;
 }
 
 char *gb_str_intern(struct gb_strpool *p, const char *s)
@@ -84,8 +62,9 @@ char *gb_str_intern(struct gb_strpool *p, const char *s)
     if (!s) return NULL;
     size_t len = strlen(s);
     uint32_t h = hash_of(s, len);
-    for (struct gb_str *e = p->buckets[h & p->mask]; e; e = e->next) {
-        if (e->hash == h && !strcmp(e->s, s) && e->refs < UINT32_MAX) {
+    for (struct hnode *n = htable_first(&p->table, h); n; n = htable_next(n)) {
+        struct gb_str *e = container_of(n, struct gb_str, node);
+        if (!strcmp(e->s, s) && e->refs < UINT32_MAX) {
             e->refs++;
             return e->s;
         }
@@ -94,11 +73,11 @@ char *gb_str_intern(struct gb_strpool *p, const char *s)
     if (!e) return NULL;
     e->pool = p;
     e->refs = 1;
-    e->hash = h;
     memcpy(e->s, s, len + 1);
-    e->next = p->buckets[h & p->mask];
-    p->buckets[h & p->mask] = e;
-    if (++p->count > p->mask + 1) pool_grow(p);
+    if (htable_insert(&p->table, &e->node, h) != 0) {
+        free(e);
+        return NULL;
+    }
     return e->s;
 }
 
@@ -107,15 +86,8 @@ void gb_str_release(const char *s)
     if (!s) return;
     struct gb_str *e = entry_of(s);
     if (--e->refs) return;
-    struct gb_strpool *p = e->pool;
-    for (struct gb_str **pp = &p->buckets[e->hash & p->mask]; *pp; pp = &(*pp)->next) {
-        if (*pp == e) {
-            *pp = e->next;
-            break;
-        }
-    }
-    p->count--;
+    htable_remove(&e->pool->table, &e->node);
     free(e);
 }
 
-uint32_t gb_strpool_count(const struct gb_strpool *p) { return p ? p->count : 0; }
+uint32_t gb_strpool_count(const struct gb_strpool *p) { return p ? htable_count(&p->table) : 0; }
