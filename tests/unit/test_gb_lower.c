@@ -1124,6 +1124,32 @@ static void test_role_local_directory(void **state)
     assert_int_equal(gb_lower_channel_count(h->l), 0);
 }
 
+/* An import is all or nothing, with the rules of a single set: a parent id
+ * longer than an id (plus room) refuses the whole import, naming the entry,
+ * and stores none of it (it once passed the import's own check, failed in
+ * the middle and left the earlier entries stored). Updates of held channels
+ * do not count as new ones. */
+static void test_role_import_all_or_nothing(void **state)
+{
+    struct lh *h = *state;
+    lh_start(h);
+    char long_parent[41];
+    memset(long_parent, '1', 40);
+    long_parent[40] = '\0';
+    struct gb_lower_channel_in in[2] = {{.id = "34020000001310000101", .name = "a"},
+                                        {.id = "34020000001310000102", .name = "b", .parent_id = long_parent}};
+    size_t bad = 99;
+    assert_int_equal(gb_lower_channel_set_many(h->l, in, 2, &bad), -EINVAL);
+    assert_int_equal(bad, 1);
+    assert_int_equal(gb_lower_channel_count(h->l), 0);
+    in[1].parent_id = "34020000002000000001";
+    assert_int_equal(gb_lower_channel_set_many(h->l, in, 2, &bad), 0);
+    assert_int_equal(gb_lower_channel_count(h->l), 2);
+    in[0].name = "a2";
+    assert_int_equal(gb_lower_channel_set_many(h->l, in, 2, &bad), 0); /* updates */
+    assert_int_equal(gb_lower_channel_count(h->l), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1151,6 +1177,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_role_unregisters_at_stop, lh_setup, lh_teardown),
         cmocka_unit_test_setup_teardown(test_role_answers_an_invite_from_the_local_host, lh_setup, lh_teardown),
         cmocka_unit_test_setup_teardown(test_role_local_directory, lh_setup, lh_teardown),
+        cmocka_unit_test_setup_teardown(test_role_import_all_or_nothing, lh_setup, lh_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

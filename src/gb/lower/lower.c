@@ -98,16 +98,25 @@ static char *dup_or(const char *s, const char *dflt)
     return strdup(s && *s ? s : (dflt ? dflt : ""));
 }
 
+/* The one rule set for a channel given through the API (one at a time or an
+ * import): a GB id, text fields of sane length, a parent id no longer than
+ * an id with a little room, status ON or OFF. */
+static bool chan_in_valid(const struct gb_lower_channel_in *in)
+{
+    if (!in->id || !gb_id_valid(str_from_cstr(in->id))) return false;
+    const char *fields[] = {in->name, in->parent_id, in->manufacturer, in->model, in->civil_code, in->address};
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+        if (!field_ok(fields[i], 256)) return false;
+    if (!field_ok(in->media, 1024)) return false;
+    if (in->parent_id && *in->parent_id && strlen(in->parent_id) > GB_ID_LEN + 12) return false;
+    if (in->status && *in->status && strcasecmp(in->status, "ON") && strcasecmp(in->status, "OFF")) return false;
+    return true;
+}
+
 /* Inserts or replaces in memory only. *was_new tells ADD from UPDATE. */
 static int chan_put(struct gb_lower *l, const struct gb_lower_channel_in *in, bool *was_new)
 {
-    if (!in->id || !gb_id_valid(str_from_cstr(in->id))) return -EINVAL;
-    const char *fields[] = {in->name, in->parent_id, in->manufacturer, in->model, in->civil_code, in->address};
-    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
-        if (!field_ok(fields[i], 256)) return -EINVAL;
-    if (!field_ok(in->media, 1024)) return -EINVAL;
-    if (in->parent_id && *in->parent_id && strlen(in->parent_id) > GB_ID_LEN + 12) return -EINVAL;
-    if (in->status && *in->status && strcasecmp(in->status, "ON") && strcasecmp(in->status, "OFF")) return -EINVAL;
+    if (!chan_in_valid(in)) return -EINVAL;
     struct gb_lchan *old = gb_lchan_find(l, str_from_cstr(in->id));
     if (!old && htable_count(&l->chans) >= GB_LOWER_MAX_CHANNELS) return -ENOSPC;
     struct gb_lchan *c = calloc(1, sizeof(*c));
@@ -187,18 +196,17 @@ static void chan_item(const struct gb_lower *l, const struct gb_lchan *c, gb_cat
 
 int gb_lower_channel_set_many(struct gb_lower *l, const struct gb_lower_channel_in *in, size_t n, size_t *bad)
 {
+    /* Validate everything first, with the rules chan_put applies: an import
+     * is all or nothing. Only ids not held yet count against the cap. */
+    size_t added = 0;
     for (size_t i = 0; i < n; i++) {
-        /* Validate everything first: an import is all or nothing. */
-        const struct gb_lower_channel_in *c = &in[i];
-        if (!c->id || !gb_id_valid(str_from_cstr(c->id)) || !field_ok(c->name, 256) || !field_ok(c->media, 1024) ||
-            !field_ok(c->parent_id, 64) || !field_ok(c->manufacturer, 256) || !field_ok(c->model, 256) ||
-            !field_ok(c->civil_code, 256) || !field_ok(c->address, 256) ||
-            (c->status && *c->status && strcasecmp(c->status, "ON") && strcasecmp(c->status, "OFF"))) {
+        if (!chan_in_valid(&in[i])) {
             if (bad) *bad = i;
             return -EINVAL;
         }
+        if (!gb_lchan_find(l, str_from_cstr(in[i].id))) added++;
     }
-    if (htable_count(&l->chans) + n > GB_LOWER_MAX_CHANNELS) return -ENOSPC;
+    if (htable_count(&l->chans) + added > GB_LOWER_MAX_CHANNELS) return -ENOSPC;
     gb_catalog_item_t *items = calloc(n ? n : 1, sizeof(*items));
     if (!items) return -ENOMEM;
     size_t k = 0;
