@@ -79,28 +79,15 @@ static void refuse(struct proxy *p, struct txn *st, const struct transport_rx *r
 
 /* ---- per-source rate limit ([proxy] pike_*, pike.h) ---- */
 
-#define PROXY_PIKE_LOG_PER_S 10
-
-/* One line per source and window, and at most PROXY_PIKE_LOG_PER_S a
- * second in all (a flood from many sources must not flood the log). */
-static void pike_log(struct proxy *p, const struct transport_rx *rx, uint64_t now_ms)
+/* One line per source and window (PROXY_PIKE_REFUSE_FIRST), and at most
+ * LOG_RATELIMIT_BURST a second in all (base/log): a flood from many sources
+ * must not flood the log. */
+static void pike_log(struct proxy *p, const struct transport_rx *rx)
 {
     const struct proxy_config *cfg = &p->cfg;
-    uint64_t sec = now_ms / 1000;
-    if (sec != p->pike_log_sec) {
-        if (p->pike_log_suppressed)
-            log_warn("proxy: %u more source(s) went over [proxy] pike_limit (not logged)", p->pike_log_suppressed);
-        p->pike_log_sec = sec;
-        p->pike_log_lines = p->pike_log_suppressed = 0;
-    }
-    if (p->pike_log_lines >= PROXY_PIKE_LOG_PER_S) {
-        p->pike_log_suppressed++;
-        return;
-    }
-    p->pike_log_lines++;
-    log_warn("proxy: 503 to %.*s from %s: more than %u requests in %u s ([proxy] pike_limit), refused until the "
-             "window ends",
-             STR_FMT(rx->msg->method_name), rx->src_text, cfg->pike_limit, cfg->pike_window_s);
+    log_warn_rl("proxy: 503 to %.*s from %s: more than %u requests in %u s ([proxy] pike_limit), refused until the "
+                "window ends",
+                STR_FMT(rx->msg->method_name), rx->src_text, cfg->pike_limit, cfg->pike_window_s);
 }
 
 /* Counts a request the proxy is about to route against its source's
@@ -114,7 +101,7 @@ static bool pike_allows(struct proxy *p, struct txn *st, const struct transport_
     enum proxy_pike_verdict v = proxy_pike_check(p->pike, src, now);
     if (v == PROXY_PIKE_PASS) return true;
     p->stats.pike_refused++;
-    if (v == PROXY_PIKE_REFUSE_FIRST) pike_log(p, rx, now);
+    if (v == PROXY_PIKE_REFUSE_FIRST) pike_log(p, rx);
     /* Stateless where the transaction layer allows it: a flood keeps no
      * transaction records (RFC 3261 §8.2.7). */
     char tag[UA_TAG_SIZE], ra[40];
@@ -669,7 +656,7 @@ void proxy_free(struct proxy *p)
     if (!p) return;
     proxy_calls_free(p);
     proxy_pike_free(p->pike);
-    free(p->buckets);
+    htable_free(&p->by_st);
     arena_free(&p->arena);
     sbuf_free(&p->sb);
     free(p);
