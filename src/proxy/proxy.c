@@ -77,6 +77,15 @@ static void refuse(struct proxy *p, struct txn *st, const struct transport_rx *r
     proxy_reject(p, st, status, reason, extra);
 }
 
+/* refuse() for what any stranger can send in a flood (bad credentials): the
+ * line at most LOG_RATELIMIT_BURST a second (base/log). */
+static void refuse_rl(struct proxy *p, struct txn *st, const struct transport_rx *rx, int status, const char *reason,
+                      const char *why)
+{
+    log_warn_rl("proxy: %d %s to %.*s from %s: %s", status, reason, STR_FMT(rx->msg->method_name), rx->src_text, why);
+    proxy_reject(p, st, status, reason, STR_NULL);
+}
+
 /* ---- per-source rate limit ([proxy] pike_*, pike.h) ---- */
 
 /* One line per source and window (PROXY_PIKE_REFUSE_FIRST), and at most
@@ -385,26 +394,26 @@ static int proxy_authenticate(struct proxy *p, struct txn *st, const struct tran
         return 0;
     case DIGEST_CHECK_STALE:
         p->stats.challenged++;
-        log_info("proxy: %s from %s: re-challenging", res.why, rx->src_text);
+        log_info_rl("proxy: %s from %s: re-challenging", res.why, rx->src_text);
         challenge(p, st, rx, true);
         return 0;
     case DIGEST_CHECK_FAILED:
         p->stats.auth_failed++;
-        if (res.log) log_warn("proxy: 407 to %.*s from %s: %s", STR_FMT(m->method_name), rx->src_text, res.why);
+        if (res.log) log_warn_rl("proxy: 407 to %.*s from %s: %s", STR_FMT(m->method_name), rx->src_text, res.why);
         challenge(p, st, rx, false);
         return 0;
     case DIGEST_CHECK_LOCKED:
         p->stats.auth_failed++;
-        if (res.log) log_warn("proxy: 403 to %.*s from %s: %s", STR_FMT(m->method_name), rx->src_text, res.why);
+        if (res.log) log_warn_rl("proxy: 403 to %.*s from %s: %s", STR_FMT(m->method_name), rx->src_text, res.why);
         proxy_reply(p, st, 403, "Too Many Failed Attempts", STR_NULL);
         return 0;
     case DIGEST_CHECK_BAD_HEADER:
         p->stats.refused++;
-        refuse(p, st, rx, 400, "Bad Proxy-Authorization Header", STR_NULL, res.why);
+        refuse_rl(p, st, rx, 400, "Bad Proxy-Authorization Header", res.why);
         return 0;
     case DIGEST_CHECK_URI_MISMATCH:
         p->stats.refused++;
-        refuse(p, st, rx, 400, "Digest URI Mismatch", STR_NULL, res.why);
+        refuse_rl(p, st, rx, 400, "Digest URI Mismatch", res.why);
         return 0;
     }
     if (p->match_user && from_local && !str_eq_cstr(m->from.uri.user, res.user->name)) {
