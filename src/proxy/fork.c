@@ -60,10 +60,10 @@ struct proxy_branch {
 struct proxy_call {
     struct proxy *p;
     struct txn *st;                   /* NULL once the final went upstream */
-    struct proxy_call *hnext;         /* p->buckets chain */
+    struct hnode node;                /* in p->by_st, while linked */
     struct proxy_call *prev, *next;   /* p->calls */
     struct timer_node timer;          /* timer C, then cleanup */
-    bool invite, final_sent, hashed;
+    bool invite, final_sent;
     bool timer_c_fired;               /* §16.8 done: waiting for the CANCELled branches */
                                       /* (non-INVITE: the deadline passed) */
     enum sip_method method;
@@ -86,65 +86,21 @@ static void dns_start(struct proxy *p, struct proxy_branch *br, const struct tra
 
 /* ---- server transaction -> call ---- */
 
-static size_t st_hash(const struct proxy *p, const struct txn *st)
-{
-    uint64_t x = (uint64_t)(uintptr_t)st;
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    return (size_t)x & p->mask;
-}
-
-static int hash_grow(struct proxy *p)
-{
-    size_t nb = p->mask ? (p->mask + 1) * 2 : 64;
-    struct proxy_call **b = calloc(nb, sizeof(*b));
-    if (!b) return -1;
-    size_t old = p->mask ? p->mask + 1 : 0;
-    struct proxy_call **ob = p->buckets;
-    p->buckets = b;
-    p->mask = nb - 1;
-    for (size_t i = 0; i < old; i++) {
-        for (struct proxy_call *c = ob[i], *next; c; c = next) {
-            next = c->hnext;
-            size_t h = st_hash(p, c->st);
-            c->hnext = b[h];
-            b[h] = c;
-        }
-    }
-    free(ob);
-    return 0;
-}
+static uint32_t st_hash(const struct txn *st) { return htable_hash_u64((uint64_t)(uintptr_t)st); }
 
 static int call_hash(struct proxy_call *c)
 {
-    struct proxy *p = c->p;
-    if ((!p->mask || p->count >= p->mask + 1) && hash_grow(p) != 0) return -1;
-    size_t h = st_hash(p, c->st);
-    c->hnext = p->buckets[h];
-    p->buckets[h] = c;
-    p->count++;
-    c->hashed = true;
-    return 0;
+    return htable_insert(&c->p->by_st, &c->node, st_hash(c->st)) == 0 ? 0 : -1;
 }
 
-static void call_unhash(struct proxy_call *c)
-{
-    if (!c->hashed) return;
-    struct proxy *p = c->p;
-    struct proxy_call **pp = &p->buckets[st_hash(p, c->st)];
-    while (*pp && *pp != c) pp = &(*pp)->hnext;
-    if (*pp) *pp = c->hnext;
-    c->hnext = NULL;
-    c->hashed = false;
-    p->count--;
-}
+static void call_unhash(struct proxy_call *c) { htable_remove(&c->p->by_st, &c->node); }
 
 struct proxy_call *proxy_call_find(struct proxy *p, const struct txn *st)
 {
-    if (!p->mask) return NULL;
-    for (struct proxy_call *c = p->buckets[st_hash(p, st)]; c; c = c->hnext)
+    for (struct hnode *n = htable_first(&p->by_st, st_hash(st)); n; n = htable_next(n)) {
+        struct proxy_call *c = container_of(n, struct proxy_call, node);
         if (c->st == st) return c;
+    }
     return NULL;
 }
 

@@ -1,4 +1,8 @@
-/* pike.c — per-source request counting for the proxy (see pike.h). */
+/* pike.c — per-source request counting for the proxy (see pike.h).
+ *
+ * A base/assoc table: PIKE_SLOTS entries in buckets of PIKE_PROBE, the
+ * bucket picked by a seeded hash of the address so a sender cannot aim its
+ * sources at the bucket of a real one. */
 #include "proxy/pike.h"
 
 #include <netinet/in.h>
@@ -6,6 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+
+#include <openssl/rand.h>
+
+#include "base/assoc.h"
 
 struct pike_slot {
     uint8_t family;                   /* 0: free */
@@ -16,7 +24,8 @@ struct pike_slot {
 
 struct proxy_pike {
     uint32_t limit, window_ms;
-    struct pike_slot slots[PIKE_SLOTS];
+    uint64_t seed;
+    struct assoc table;               /* struct pike_slot[PIKE_PROBE] per bucket */
 };
 
 struct proxy_pike *proxy_pike_new(uint32_t limit, uint32_t window_ms)
@@ -25,10 +34,20 @@ struct proxy_pike *proxy_pike_new(uint32_t limit, uint32_t window_ms)
     if (!pk) return NULL;
     pk->limit = limit;
     pk->window_ms = window_ms ? window_ms : 1;
+    if (assoc_init(&pk->table, PIKE_SLOTS, PIKE_SLOTS, PIKE_PROBE, PIKE_PROBE * sizeof(struct pike_slot)) != 0 ||
+        RAND_bytes((unsigned char *)&pk->seed, sizeof(pk->seed)) != 1) {
+        proxy_pike_free(pk);
+        return NULL;
+    }
     return pk;
 }
 
-void proxy_pike_free(struct proxy_pike *pk) { free(pk); }
+void proxy_pike_free(struct proxy_pike *pk)
+{
+    if (!pk) return;
+    assoc_free(&pk->table);
+    free(pk);
+}
 
 /* The address bytes of sa; 0 when it is neither IPv4 nor IPv6. */
 static size_t addr_key(const struct sockaddr *sa, uint8_t out[16])
@@ -44,11 +63,14 @@ static size_t addr_key(const struct sockaddr *sa, uint8_t out[16])
     return 0;
 }
 
-static uint32_t addr_hash(const uint8_t *a, size_t n)
+/* FNV-1a from the seed, then splitmix64's finaliser (the bucket is the low bits). */
+static uint64_t addr_hash(const struct proxy_pike *pk, const uint8_t *a, size_t n)
 {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) h = (h ^ a[i]) * 16777619u;
-    return h;
+    uint64_t h = 0xcbf29ce484222325ULL ^ pk->seed;
+    for (size_t i = 0; i < n; i++) h = (h ^ a[i]) * 0x100000001b3ULL;
+    h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    h = (h ^ (h >> 27)) * 0x94d049bb133111ebULL;
+    return h ^ (h >> 31);
 }
 
 static bool slot_is(const struct pike_slot *s, int family, const uint8_t *a, size_t n)
@@ -56,13 +78,15 @@ static bool slot_is(const struct pike_slot *s, int family, const uint8_t *a, siz
     return s->family == family && !memcmp(s->addr, a, n);
 }
 
-static const struct pike_slot *find(const struct proxy_pike *pk, int family, const uint8_t *a, size_t n)
+static struct pike_slot *bucket_of(const struct proxy_pike *pk, const uint8_t *a, size_t n)
 {
-    uint32_t h = addr_hash(a, n);
-    for (uint32_t i = 0; i < PIKE_PROBE; i++) {
-        const struct pike_slot *s = &pk->slots[(h + i) % PIKE_SLOTS];
-        if (slot_is(s, family, a, n)) return s;
-    }
+    return assoc_bucket(&pk->table, addr_hash(pk, a, n));
+}
+
+static struct pike_slot *find(struct pike_slot *b, int family, const uint8_t *a, size_t n)
+{
+    for (uint32_t i = 0; i < PIKE_PROBE; i++)
+        if (slot_is(&b[i], family, a, n)) return &b[i];
     return NULL;
 }
 
@@ -71,13 +95,13 @@ enum proxy_pike_verdict proxy_pike_check(struct proxy_pike *pk, const struct soc
     uint8_t a[16] = {0};
     size_t n = addr_key(sa, a);
     if (!pk->limit || !n) return PROXY_PIKE_PASS;
-    struct pike_slot *s = (struct pike_slot *)find(pk, sa->sa_family, a, n);
+    struct pike_slot *b = bucket_of(pk, a, n);
+    struct pike_slot *s = find(b, sa->sa_family, a, n);
     if (!s) {
-        /* A free or expired slot, else the one with the oldest window. */
-        uint32_t h = addr_hash(a, n);
+        /* A free or expired way, else the one with the oldest window. */
         struct pike_slot *victim = NULL;
         for (uint32_t i = 0; i < PIKE_PROBE; i++) {
-            struct pike_slot *c = &pk->slots[(h + i) % PIKE_SLOTS];
+            struct pike_slot *c = &b[i];
             if (!c->family || now_ms - c->start >= pk->window_ms) {
                 victim = c;
                 break;
@@ -102,6 +126,6 @@ uint32_t proxy_pike_count(const struct proxy_pike *pk, const struct sockaddr *sa
 {
     uint8_t a[16] = {0};
     size_t n = addr_key(sa, a);
-    const struct pike_slot *s = n ? find(pk, sa->sa_family, a, n) : NULL;
+    const struct pike_slot *s = n ? find(bucket_of(pk, a, n), sa->sa_family, a, n) : NULL;
     return s ? s->count : 0;
 }

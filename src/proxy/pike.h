@@ -8,9 +8,10 @@
  *   switch (proxy_pike_check(pk, (const struct sockaddr *)&rx->src, now_ms)) { ... }
  *   proxy_pike_free(pk);
  *
- * Fixed memory: PIKE_SLOTS entries found by hashing the address and probing
- * PIKE_PROBE slots; when all of them hold other live sources, the one whose
- * window is oldest is taken over (a flood of spoofed sources can push a
+ * Fixed memory (base/assoc): PIKE_SLOTS entries in buckets of PIKE_PROBE,
+ * the bucket picked by a seeded hash of the address; when every way of the
+ * bucket holds another live source, the one whose window is oldest is taken
+ * over (a flood of spoofed sources can push a
  * real one out, and then it starts a fresh window: it is never refused for
  * somebody else's requests). Reads no clock: the caller passes now_ms. */
 #ifndef CASCADE_PROXY_PIKE_H

@@ -78,30 +78,26 @@ static void refuse(struct proxy *p, struct txn *st, const struct transport_rx *r
     proxy_reject(p, st, status, reason, extra);
 }
 
+/* refuse() for what any stranger can send in a flood (bad credentials): the
+ * line at most LOG_RATELIMIT_BURST a second (base/log). */
+static void refuse_rl(struct proxy *p, struct txn *st, const struct transport_rx *rx, int status, const char *reason,
+                      const char *why)
+{
+    log_warn_rl("proxy: %d %s to %.*s from %s: %s", status, reason, STR_FMT(rx->msg->method_name), rx->src_text, why);
+    proxy_reject(p, st, status, reason, STR_NULL);
+}
+
 /* ---- per-source rate limit ([proxy] pike_*, pike.h) ---- */
 
-#define PROXY_PIKE_LOG_PER_S 10
-
-/* One line per source and window, and at most PROXY_PIKE_LOG_PER_S a
- * second in all (a flood from many sources must not flood the log). */
-static void pike_log(struct proxy *p, const struct transport_rx *rx, uint64_t now_ms)
+/* One line per source and window (PROXY_PIKE_REFUSE_FIRST), and at most
+ * LOG_RATELIMIT_BURST a second in all (base/log): a flood from many sources
+ * must not flood the log. */
+static void pike_log(struct proxy *p, const struct transport_rx *rx)
 {
     const struct proxy_config *cfg = &p->cfg;
-    uint64_t sec = now_ms / 1000;
-    if (sec != p->pike_log_sec) {
-        if (p->pike_log_suppressed)
-            log_warn("proxy: %u more source(s) went over [proxy] pike_limit (not logged)", p->pike_log_suppressed);
-        p->pike_log_sec = sec;
-        p->pike_log_lines = p->pike_log_suppressed = 0;
-    }
-    if (p->pike_log_lines >= PROXY_PIKE_LOG_PER_S) {
-        p->pike_log_suppressed++;
-        return;
-    }
-    p->pike_log_lines++;
-    log_warn("proxy: 503 to %.*s from %s: more than %u requests in %u s ([proxy] pike_limit), refused until the "
-             "window ends",
-             STR_FMT(rx->msg->method_name), rx->src_text, cfg->pike_limit, cfg->pike_window_s);
+    log_warn_rl("proxy: 503 to %.*s from %s: more than %u requests in %u s ([proxy] pike_limit), refused until the "
+                "window ends",
+                STR_FMT(rx->msg->method_name), rx->src_text, cfg->pike_limit, cfg->pike_window_s);
 }
 
 /* Counts a request the proxy is about to route against its source's
@@ -115,7 +111,7 @@ static bool pike_allows(struct proxy *p, struct txn *st, const struct transport_
     enum proxy_pike_verdict v = proxy_pike_check(p->pike, src, now);
     if (v == PROXY_PIKE_PASS) return true;
     p->stats.pike_refused++;
-    if (v == PROXY_PIKE_REFUSE_FIRST) pike_log(p, rx, now);
+    if (v == PROXY_PIKE_REFUSE_FIRST) pike_log(p, rx);
     /* Stateless where the transaction layer allows it: a flood keeps no
      * transaction records (RFC 3261 §8.2.7). */
     char tag[UA_TAG_SIZE], ra[40];
@@ -399,26 +395,26 @@ static int proxy_authenticate(struct proxy *p, struct txn *st, const struct tran
         return 0;
     case DIGEST_CHECK_STALE:
         p->stats.challenged++;
-        log_info("proxy: %s from %s: re-challenging", res.why, rx->src_text);
+        log_info_rl("proxy: %s from %s: re-challenging", res.why, rx->src_text);
         challenge(p, st, rx, true);
         return 0;
     case DIGEST_CHECK_FAILED:
         p->stats.auth_failed++;
-        if (res.log) log_warn("proxy: 407 to %.*s from %s: %s", STR_FMT(m->method_name), rx->src_text, res.why);
+        if (res.log) log_warn_rl("proxy: 407 to %.*s from %s: %s", STR_FMT(m->method_name), rx->src_text, res.why);
         challenge(p, st, rx, false);
         return 0;
     case DIGEST_CHECK_LOCKED:
         p->stats.auth_failed++;
-        if (res.log) log_warn("proxy: 403 to %.*s from %s: %s", STR_FMT(m->method_name), rx->src_text, res.why);
+        if (res.log) log_warn_rl("proxy: 403 to %.*s from %s: %s", STR_FMT(m->method_name), rx->src_text, res.why);
         proxy_reply(p, st, 403, "Too Many Failed Attempts", STR_NULL);
         return 0;
     case DIGEST_CHECK_BAD_HEADER:
         p->stats.refused++;
-        refuse(p, st, rx, 400, "Bad Proxy-Authorization Header", STR_NULL, res.why);
+        refuse_rl(p, st, rx, 400, "Bad Proxy-Authorization Header", res.why);
         return 0;
     case DIGEST_CHECK_URI_MISMATCH:
         p->stats.refused++;
-        refuse(p, st, rx, 400, "Digest URI Mismatch", STR_NULL, res.why);
+        refuse_rl(p, st, rx, 400, "Digest URI Mismatch", res.why);
         return 0;
     }
     if (p->match_user && from_local && !str_eq_cstr(m->from.uri.user, res.user->name)) {
@@ -670,7 +666,7 @@ void proxy_free(struct proxy *p)
     if (!p) return;
     proxy_calls_free(p);
     proxy_pike_free(p->pike);
-    free(p->buckets);
+    htable_free(&p->by_st);
     arena_free(&p->arena);
     sbuf_free(&p->sb);
     free(p);

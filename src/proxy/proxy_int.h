@@ -51,6 +51,7 @@ int proxy_via_dest(const struct sip_via *v, struct transport_dest *dest, char *h
 
 #include <uv.h>
 
+#include "base/htable.h"
 #include "base/sbuf.h"
 #include "base/timer.h"
 #include "proxy/proxy.h"
@@ -74,15 +75,12 @@ struct proxy {
     int max_contacts;                 /* [registrar] max_contacts */
     bool redirect;
     struct proxy_stats stats;
-    struct proxy_call **buckets;      /* server transaction -> response context */
-    size_t mask, count;
+    struct htable by_st;              /* server transaction -> response context */
     struct proxy_call *calls;         /* every live context */
     struct proxy_dns *dns;            /* lookups in flight */
     uint32_t counter;                 /* branch uniqueness */
     char via_hosts[4][64];            /* hosts we put in Via when listening on a wildcard */
     struct proxy_pike *pike;          /* [proxy] pike_limit; NULL: off */
-    uint64_t pike_log_sec;            /* refusal log lines: at most PROXY_PIKE_LOG_PER_S a second */
-    uint32_t pike_log_lines, pike_log_suppressed;
     arena_t arena;                    /* per message handled */
     sbuf_t sb;                        /* printing */
     _Alignas(16) char arena_mem[32768];

@@ -36,22 +36,10 @@ static bool digest_uri_matches(str_t duri, const struct sip_msg *m)
     return sip_uri_parse(duri, &u) == 0 && sip_uri_equal(&u, &m->ruri);
 }
 
-/* Lines for refusals the throttle does not space out (stale, bad headers):
- * at most LOG_PER_S a second, the rest counted into the next line. */
-#define LOG_PER_S 10
-static bool log_slot(uint64_t now, struct digest_check_result *out)
-{
-    static uint64_t sec;
-    static unsigned lines, dropped;
-    if (now != sec) {
-        if (dropped) log_warn("digest: %u more refusals not logged in the last second", dropped);
-        sec = now;
-        lines = dropped = 0;
-    }
-    out->log = ++lines <= LOG_PER_S;
-    if (!out->log) dropped++;
-    return out->log;
-}
+/* A refusal the throttle does not space out (stale, bad headers): always
+ * worth a line; the caller prints it through base/log's per-call-site
+ * limiter (log_warn_rl), so a flood of them stays bounded. */
+static void log_always(struct digest_check_result *out) { out->log = true; }
 
 static const char *failure_reason(enum auth_result r, bool unknown, const struct auth_throttle_note *n)
 {
@@ -132,7 +120,7 @@ enum digest_check digest_check_request(const struct digest_checker *dc, const st
             snprintf(out->why, sizeof(out->why), "bad %s (%s)",
                      hdr == SIP_HDR_PROXY_AUTHORIZATION ? "Proxy-Authorization" : "Authorization",
                      creds.error ? creds.error : "?");
-            log_slot(now, out);
+            log_always(out);
             return DIGEST_CHECK_BAD_HEADER;
         }
         if (str_eq(creds.realm, realm)) {
@@ -148,7 +136,7 @@ enum digest_check digest_check_request(const struct digest_checker *dc, const st
     if (!digest_uri_matches(creds.uri, m)) {
         snprintf(out->why, sizeof(out->why), "digest uri \"%.*s\" is not the Request-URI",
                  (int)(creds.uri.len > 100 ? 100 : creds.uri.len), creds.uri.s);
-        log_slot(now, out);
+        log_always(out);
         return DIGEST_CHECK_URI_MISMATCH;
     }
     struct auth_verify_info info;
@@ -170,12 +158,12 @@ enum digest_check digest_check_request(const struct digest_checker *dc, const st
     case AUTH_STALE:
         snprintf(out->why, sizeof(out->why), "stale nonce (user %s%s)", u->name,
                  info.peer_changed ? ", nonce issued to another address" : "");
-        log_slot(now, out);
+        log_always(out);
         return DIGEST_CHECK_STALE;
     case AUTH_MALFORMED:
         snprintf(out->why, sizeof(out->why), "user %s: %s", u->name, auth_result_name(res));
         out->user = NULL;
-        log_slot(now, out);
+        log_always(out);
         return DIGEST_CHECK_FAILED;
     default:
         /* Wrong password, a replayed nc, a nonce we did not issue, or a

@@ -16,7 +16,9 @@
  * (auth/throttle.h); they are published as auth.failed events (fields user,
  * realm, remote, transport, reason, count), at most one per user+source per
  * [auth] failure_window, and res.log is set only as often, so an attack
- * cannot flood the log. Nonces are bound to the request's source IP.
+ * cannot flood the log; other refusals (stale, bad header, URI mismatch)
+ * always set res.log and the caller prints them with log_*_rl (base/log.h),
+ * the sender in the line. Nonces are bound to the request's source IP.
  * Loop thread only. */
 #ifndef CASCADE_REGISTRAR_DIGEST_CHECK_H
 #define CASCADE_REGISTRAR_DIGEST_CHECK_H

@@ -1,11 +1,11 @@
 /* location.c — the location service (see location.h).
  *
- * Layout: a chained hash table of AoR records (struct aor), each holding a
- * short singly-linked list of its bindings sorted by q. Every binding is one
- * allocation — the public struct, its timer node, the list links, then its
- * strings packed behind it — so a binding costs one malloc and one free.
- * A second chained hash table indexes bindings by conn_id (intrusive doubly
- * linked chains), so a lost connection finds its bindings without a scan.
+ * Layout: a hash table (base/htable) of AoR records (struct aor), each
+ * holding a short singly-linked list of its bindings sorted by q. Every
+ * binding is one allocation — the public struct, its timer node, the list
+ * links, then its strings packed behind it — so a binding costs one malloc
+ * and one free. A second table indexes bindings by conn_id, so a lost
+ * connection finds its bindings without a scan.
  *
  * An update never edits a binding in place: it builds a new object and swaps
  * it in. That keeps string packing simple and makes location_update easy to
@@ -22,16 +22,16 @@
 #include <strings.h>
 
 #include "base/clock.h"
+#include "base/htable.h"
 #include "base/log.h"
 #include "transport/transport.h"
 
 struct aor {
-    struct aor *next;                 /* hash chain */
+    struct hnode node;                /* in loc->aors, under str_hash(name) */
     struct location *loc;
     struct binding *bindings;         /* q descending, newest first among equals */
-    uint32_t hash;
     uint32_t count;
-    size_t len;
+    uint32_t len;                     /* <= LOCATION_MAX_AOR */
     char name[];
 };
 
@@ -39,7 +39,7 @@ struct binding {
     struct location_binding pub;
     struct timer_node timer;
     struct binding *next;             /* in its AoR's list */
-    struct binding *conn_prev, *conn_next; /* conn index, when pub.conn_id != 0 */
+    struct hnode by_conn;             /* in loc->conns, when pub.conn_id != 0 */
     struct aor *aor;
     char strings[];
 };
@@ -48,10 +48,8 @@ struct location {
     struct timer_service *timers;
     struct store *store;
     struct location_callbacks cb;
-    struct aor **aors;
-    size_t aor_mask, aor_count;
-    struct binding **conns;
-    size_t conn_mask, conn_count;
+    struct htable aors;               /* struct aor by name */
+    struct htable conns;              /* struct binding by conn_id */
     size_t binding_count;
     size_t nat_count;                 /* bindings with LOCATION_FLAG_NAT */
     uint32_t max_per_aor, max_total;
@@ -91,21 +89,46 @@ int location_transport_from_name(const char *name)
 
 /* ---- Life cycle. */
 
+/* Allocates the first bucket array now: after it an htable insert cannot
+ * fail (a failed growth only lengthens chains), which keeps location_update
+ * atomic — nothing can fail once it starts changing the tables. */
+static int table_prime(struct htable *t)
+{
+    struct hnode probe;
+    htable_init(t);
+    t->min_buckets = INITIAL_BUCKETS;
+    if (htable_insert(t, &probe, 0) != 0) return -1;
+    htable_remove(t, &probe);
+    return 0;
+}
+
+static int free_aor(struct hnode *n, void *arg)
+{
+    struct location *loc = arg;
+    struct aor *a = container_of(n, struct aor, node);
+    struct binding *b = a->bindings;
+    while (b) {
+        struct binding *bn = b->next;
+        timer_stop(loc->timers, &b->timer);
+        free(b);
+        b = bn;
+    }
+    free(a);
+    return 0;
+}
+
 struct location *location_new(struct timer_service *timers, struct store *store,
                               const struct location_callbacks *cb)
 {
     if (!timers) return NULL;
     struct location *loc = calloc(1, sizeof(*loc));
     if (!loc) return NULL;
-    loc->aors = calloc(INITIAL_BUCKETS, sizeof(*loc->aors));
-    loc->conns = calloc(INITIAL_BUCKETS, sizeof(*loc->conns));
-    if (!loc->aors || !loc->conns) {
-        free(loc->aors);
-        free(loc->conns);
+    if (table_prime(&loc->aors) != 0 || table_prime(&loc->conns) != 0) {
+        htable_free(&loc->aors);
+        htable_free(&loc->conns);
         free(loc);
         return NULL;
     }
-    loc->aor_mask = loc->conn_mask = INITIAL_BUCKETS - 1;
     loc->timers = timers;
     loc->store = store;
     if (cb) loc->cb = *cb;
@@ -116,23 +139,9 @@ struct location *location_new(struct timer_service *timers, struct store *store,
 void location_free(struct location *loc)
 {
     if (!loc) return;
-    for (size_t i = 0; i <= loc->aor_mask; i++) {
-        struct aor *a = loc->aors[i];
-        while (a) {
-            struct aor *an = a->next;
-            struct binding *b = a->bindings;
-            while (b) {
-                struct binding *bn = b->next;
-                timer_stop(loc->timers, &b->timer);
-                free(b);
-                b = bn;
-            }
-            free(a);
-            a = an;
-        }
-    }
-    free(loc->aors);
-    free(loc->conns);
+    htable_foreach(&loc->aors, free_aor, loc);
+    htable_free(&loc->aors);
+    htable_free(&loc->conns);
     free(loc);
 }
 
@@ -145,21 +154,17 @@ void location_set_limits(struct location *loc, uint32_t max_per_aor, uint32_t ma
 size_t location_count(const struct location *loc) { return loc->binding_count; }
 
 size_t location_nat_count(const struct location *loc) { return loc->nat_count; }
-size_t location_aor_count(const struct location *loc) { return loc->aor_count; }
+size_t location_aor_count(const struct location *loc) { return htable_count(&loc->aors); }
 
 /* ---- AoR table. */
 
-static struct aor **aor_slot(const struct location *loc, str_t key, uint32_t hash)
-{
-    struct aor **p = &loc->aors[hash & loc->aor_mask];
-    while (*p && !((*p)->hash == hash && (*p)->len == key.len && memcmp((*p)->name, key.s, key.len) == 0))
-        p = &(*p)->next;
-    return p;
-}
-
 static struct aor *aor_find(const struct location *loc, str_t key)
 {
-    return *aor_slot(loc, key, str_hash(key));
+    for (struct hnode *n = htable_first(&loc->aors, str_hash(key)); n; n = htable_next(n)) {
+        struct aor *a = container_of(n, struct aor, node);
+        if (a->len == key.len && memcmp(a->name, key.s, key.len) == 0) return a;
+    }
+    return NULL;
 }
 
 static struct aor *aor_alloc(struct location *loc, str_t key)
@@ -168,48 +173,18 @@ static struct aor *aor_alloc(struct location *loc, str_t key)
     if (!a) return NULL;
     memcpy(a->name, key.s, key.len);
     a->name[key.len] = '\0';
-    a->len = key.len;
-    a->hash = str_hash(key);
+    a->len = (uint32_t)key.len;
     a->loc = loc;
     return a;
 }
 
-static void aor_grow(struct location *loc)
-{
-    size_t nb = (loc->aor_mask + 1) * 2;
-    struct aor **t = calloc(nb, sizeof(*t));
-    if (!t) return; /* longer chains, still correct */
-    for (size_t i = 0; i <= loc->aor_mask; i++) {
-        struct aor *a = loc->aors[i];
-        while (a) {
-            struct aor *next = a->next;
-            a->next = t[a->hash & (nb - 1)];
-            t[a->hash & (nb - 1)] = a;
-            a = next;
-        }
-    }
-    free(loc->aors);
-    loc->aors = t;
-    loc->aor_mask = nb - 1;
-}
-
+/* Cannot fail: the table was primed in location_new. */
 static void aor_insert(struct location *loc, struct aor *a)
 {
-    struct aor **slot = &loc->aors[a->hash & loc->aor_mask];
-    a->next = *slot;
-    *slot = a;
-    if (++loc->aor_count > loc->aor_mask + 1) aor_grow(loc);
+    htable_insert(&loc->aors, &a->node, str_hash(str_make(a->name, a->len)));
 }
 
-static void aor_remove(struct location *loc, struct aor *a)
-{
-    struct aor **p = &loc->aors[a->hash & loc->aor_mask];
-    while (*p && *p != a) p = &(*p)->next;
-    if (*p) {
-        *p = a->next;
-        loc->aor_count--;
-    }
-}
+static void aor_remove(struct location *loc, struct aor *a) { htable_remove(&loc->aors, &a->node); }
 
 /* ---- Bindings in their AoR. */
 
@@ -270,48 +245,14 @@ static uint32_t conn_hash(uint64_t id)
     return (uint32_t)id;
 }
 
-static void conn_grow(struct location *loc)
-{
-    size_t nb = (loc->conn_mask + 1) * 2;
-    struct binding **t = calloc(nb, sizeof(*t));
-    if (!t) return;
-    for (size_t i = 0; i <= loc->conn_mask; i++) {
-        struct binding *b = loc->conns[i];
-        while (b) {
-            struct binding *next = b->conn_next;
-            struct binding **head = &t[conn_hash(b->pub.conn_id) & (nb - 1)];
-            b->conn_prev = NULL;
-            b->conn_next = *head;
-            if (*head) (*head)->conn_prev = b;
-            *head = b;
-            b = next;
-        }
-    }
-    free(loc->conns);
-    loc->conns = t;
-    loc->conn_mask = nb - 1;
-}
-
+/* Cannot fail: the table was primed in location_new. */
 static void conn_link(struct location *loc, struct binding *b)
 {
     if (!b->pub.conn_id) return;
-    struct binding **head = &loc->conns[conn_hash(b->pub.conn_id) & loc->conn_mask];
-    b->conn_prev = NULL;
-    b->conn_next = *head;
-    if (*head) (*head)->conn_prev = b;
-    *head = b;
-    if (++loc->conn_count > loc->conn_mask + 1) conn_grow(loc);
+    htable_insert(&loc->conns, &b->by_conn, conn_hash(b->pub.conn_id));
 }
 
-static void conn_unlink(struct location *loc, struct binding *b)
-{
-    if (!b->pub.conn_id) return;
-    if (b->conn_prev) b->conn_prev->conn_next = b->conn_next;
-    else loc->conns[conn_hash(b->pub.conn_id) & loc->conn_mask] = b->conn_next;
-    if (b->conn_next) b->conn_next->conn_prev = b->conn_prev;
-    b->conn_prev = b->conn_next = NULL;
-    loc->conn_count--;
-}
+static void conn_unlink(struct location *loc, struct binding *b) { htable_remove(&loc->conns, &b->by_conn); }
 
 /* ---- Persistence: every change becomes a store op; a caller waiting for
  * the commit gets one callback after the last of its ops. */
@@ -496,7 +437,8 @@ static struct binding *binding_alloc(struct location *loc, const struct binding_
         .transport = f->transport,
         .flags = f->flags,
     };
-    b->next = b->conn_prev = b->conn_next = NULL;
+    b->next = NULL;
+    b->by_conn = (struct hnode){0};
     b->aor = NULL;
     timer_node_init(&b->timer);
     if (timer_start(loc->timers, &b->timer, b->pub.expires_ms, on_expire) != 0) {
@@ -808,14 +750,15 @@ int location_remove_by_conn(struct location *loc, uint64_t conn_id, enum locatio
     if (!conn_id) return 0;
     struct persist ps = {.loc = loc, .store = loc->store};
     int removed = 0;
-    struct binding *b = loc->conns[conn_hash(conn_id) & loc->conn_mask];
-    while (b) {
-        struct binding *next = b->conn_next; /* callbacks cannot modify: next stays valid */
+    struct hnode *n = htable_first(&loc->conns, conn_hash(conn_id));
+    while (n) {
+        struct hnode *next = htable_next(n); /* callbacks cannot modify: next stays valid */
+        struct binding *b = container_of(n, struct binding, by_conn);
         if (b->pub.conn_id == conn_id) {
             binding_remove(loc, b, reason, &ps);
             removed++;
         }
-        b = next;
+        n = next;
     }
     return removed;
 }
@@ -825,9 +768,10 @@ int location_flag_conn_lost(struct location *loc, uint64_t conn_id)
     if (!conn_id) return 0;
     struct persist ps = {.loc = loc, .store = loc->store};
     int flagged = 0;
-    struct binding *b = loc->conns[conn_hash(conn_id) & loc->conn_mask];
-    while (b) {
-        struct binding *next = b->conn_next;
+    struct hnode *n = htable_first(&loc->conns, conn_hash(conn_id));
+    while (n) {
+        struct hnode *next = htable_next(n);
+        struct binding *b = container_of(n, struct binding, by_conn);
         if (b->pub.conn_id == conn_id) {
             conn_unlink(loc, b);
             b->pub.conn_id = 0;
@@ -835,7 +779,7 @@ int location_flag_conn_lost(struct location *loc, uint64_t conn_id)
             persist_upsert(&ps, b);
             flagged++;
         }
-        b = next;
+        n = next;
     }
     return flagged;
 }
@@ -852,16 +796,27 @@ size_t location_lookup(const struct location *loc, str_t aor, const struct locat
     return a->count;
 }
 
+struct foreach_ctx {
+    int (*cb)(void *arg, const struct location_binding *b);
+    void *arg;
+};
+
+static int foreach_aor(struct hnode *n, void *arg)
+{
+    struct foreach_ctx *c = arg;
+    for (struct binding *b = container_of(n, struct aor, node)->bindings; b; b = b->next) {
+        int rc = c->cb(c->arg, &b->pub);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
 int location_foreach(const struct location *loc, int (*cb)(void *arg, const struct location_binding *b),
                      void *arg)
 {
-    for (size_t i = 0; i <= loc->aor_mask; i++)
-        for (struct aor *a = loc->aors[i]; a; a = a->next)
-            for (struct binding *b = a->bindings; b; b = b->next) {
-                int rc = cb(arg, &b->pub);
-                if (rc) return rc;
-            }
-    return 0;
+    struct foreach_ctx c = {cb, arg};
+    /* the callback only reads: cast away const for the walk */
+    return htable_foreach((struct htable *)&loc->aors, foreach_aor, &c);
 }
 
 /* ---- Reload at start. */

@@ -253,28 +253,10 @@ static const char *st_src(const struct txn *st)
     return ri ? ri->src_text : "?";
 }
 
-/* Refusal lines at most REG_LOG_PER_S a second (a flood of bad REGISTERs
- * must not flood the log); the rest are counted into the next line. A
- * minimal local limiter until base/log.h has a shared one. */
-#define REG_LOG_PER_S 10
-static bool reg_log_ok(void)
-{
-    static time_t sec;
-    static unsigned lines, dropped;
-    time_t now = time(NULL);
-    if (now != sec) {
-        if (dropped) log_warn("registrar: %u more refusals not logged in the last second", dropped);
-        sec = now;
-        lines = dropped = 0;
-    }
-    if (++lines <= REG_LOG_PER_S) return true;
-    dropped++;
-    return false;
-}
-
 static void reg_refuse(struct registrar *r, struct txn *st, int status, const char *reason, const char *why)
 {
-    if (reg_log_ok()) log_warn("registrar: %d %s to REGISTER from %s: %s", status, reason, st_src(st), why);
+    /* at most LOG_RATELIMIT_BURST a second: a flood of bad REGISTERs must not flood the log */
+    log_warn_rl("registrar: %d %s to REGISTER from %s: %s", status, reason, st_src(st), why);
     reg_reply(r, st, status, reason, STR_NULL);
 }
 
@@ -455,25 +437,25 @@ static int reg_authenticate(struct registrar *r, struct txn *st, const struct tr
         return 0;
     case DIGEST_CHECK_STALE:
         r->stats.challenged++;
-        if (res.log) log_info("registrar: %s from %s: re-challenging", res.why, rx->src_text);
+        if (res.log) log_info_rl("registrar: %s from %s: re-challenging", res.why, rx->src_text);
         reg_challenge(r, st, true);
         return 0;
     case DIGEST_CHECK_FAILED:
         r->stats.auth_failed++;
-        if (res.log) log_warn("registrar: 401 to REGISTER from %s: %s", rx->src_text, res.why);
+        if (res.log) log_warn_rl("registrar: 401 to REGISTER from %s: %s", rx->src_text, res.why);
         reg_challenge(r, st, false);
         return 0;
     case DIGEST_CHECK_LOCKED:
-        if (res.log) log_warn("registrar: 403 to REGISTER from %s: %s", rx->src_text, res.why);
+        if (res.log) log_warn_rl("registrar: 403 to REGISTER from %s: %s", rx->src_text, res.why);
         reg_locked_out(r, st, &res);
         return 0;
     case DIGEST_CHECK_BAD_HEADER:
         r->stats.refused++;
-        if (res.log) log_warn("registrar: 400 to REGISTER from %s: %s", rx->src_text, res.why);
+        if (res.log) log_warn_rl("registrar: 400 to REGISTER from %s: %s", rx->src_text, res.why);
         reg_reply(r, st, 400, "Bad Authorization Header", STR_NULL);
         return 0;
     case DIGEST_CHECK_URI_MISMATCH:
-        if (res.log) log_warn("registrar: 400 to REGISTER from %s: %s", rx->src_text, res.why);
+        if (res.log) log_warn_rl("registrar: 400 to REGISTER from %s: %s", rx->src_text, res.why);
         reg_reply(r, st, 400, "Digest URI Mismatch", STR_NULL);
         return 0;
     }
@@ -648,10 +630,9 @@ static void reg_apply(struct registrar *r, struct txn *st, const struct transpor
             /* stale=true: a UA with the password answers a fresh nonce at
              * once; a replayed capture gets no further. */
             r->stats.challenged++;
-            if (reg_log_ok())
-                log_info("registrar: REGISTER from %s for %s on a reused nonce would add or move contact %.*s: "
-                         "re-challenging",
-                         rx->src_text, aor, (int)(key.len > 100 ? 100 : key.len), key.s);
+            log_info_rl("registrar: REGISTER from %s for %s on a reused nonce would add or move contact %.*s: "
+                        "re-challenging",
+                        rx->src_text, aor, (int)(key.len > 100 ? 100 : key.len), key.s);
             reg_challenge(r, st, true);
             return;
         }

@@ -1,8 +1,7 @@
 /* users.c — in-memory user table backed by the store (see users.h).
  *
- * Chained hash table with a power-of-two bucket array that doubles when the
- * load factor passes 1. Each user is one allocation: the node, then the name
- * and realm strings. */
+ * A base/htable keyed by str_hash(name). Each user is one allocation: the
+ * node, then the name and realm strings. */
 #include "registrar/users.h"
 
 #include <errno.h>
@@ -10,20 +9,19 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "base/htable.h"
+#include "base/timer.h" /* container_of */
 #include "base/log.h"
 
 struct user_node {
     struct users_entry pub;
-    struct user_node *next;
-    uint32_t hash;
+    struct hnode node;        /* in users->table */
     char strings[];
 };
 
 struct users {
     struct store *store;
-    struct user_node **buckets;
-    size_t mask;              /* buckets - 1 */
-    size_t count;
+    struct htable table;      /* struct user_node by name */
 };
 
 #define USERS_INITIAL_BUCKETS 64
@@ -32,28 +30,24 @@ struct users *users_new(struct store *store)
 {
     struct users *u = calloc(1, sizeof(*u));
     if (!u) return NULL;
-    u->buckets = calloc(USERS_INITIAL_BUCKETS, sizeof(*u->buckets));
-    if (!u->buckets) {
-        free(u);
-        return NULL;
-    }
-    u->mask = USERS_INITIAL_BUCKETS - 1;
+    htable_init(&u->table);
+    u->table.min_buckets = USERS_INITIAL_BUCKETS;
     u->store = store;
     return u;
+}
+
+static int free_node(struct hnode *n, void *arg)
+{
+    (void)arg;
+    free(container_of(n, struct user_node, node));
+    return 0;
 }
 
 void users_free(struct users *u)
 {
     if (!u) return;
-    for (size_t i = 0; i <= u->mask; i++) {
-        struct user_node *n = u->buckets[i];
-        while (n) {
-            struct user_node *next = n->next;
-            free(n);
-            n = next;
-        }
-    }
-    free(u->buckets);
+    htable_foreach(&u->table, free_node, NULL);
+    htable_free(&u->table);
     free(u);
 }
 
@@ -101,30 +95,13 @@ static bool ha1_ok(const char *in, size_t digits, char *out)
 
 /* ---- Table. */
 
-static struct user_node **slot_of(const struct users *u, str_t name, uint32_t hash)
+static struct user_node *node_find(const struct users *u, str_t name)
 {
-    struct user_node **p = &u->buckets[hash & u->mask];
-    while (*p && !((*p)->hash == hash && str_eq_cstr(name, (*p)->pub.name))) p = &(*p)->next;
-    return p;
-}
-
-static void grow(struct users *u)
-{
-    size_t nb = (u->mask + 1) * 2;
-    struct user_node **b = calloc(nb, sizeof(*b));
-    if (!b) return; /* keep working with longer chains */
-    for (size_t i = 0; i <= u->mask; i++) {
-        struct user_node *n = u->buckets[i];
-        while (n) {
-            struct user_node *next = n->next;
-            n->next = b[n->hash & (nb - 1)];
-            b[n->hash & (nb - 1)] = n;
-            n = next;
-        }
+    for (struct hnode *h = htable_first(&u->table, str_hash(name)); h; h = htable_next(h)) {
+        struct user_node *n = container_of(h, struct user_node, node);
+        if (str_eq_cstr(name, n->pub.name)) return n;
     }
-    free(u->buckets);
-    u->buckets = b;
-    u->mask = nb - 1;
+    return NULL;
 }
 
 /* Validates and inserts (replacing any previous entry of that name).
@@ -151,21 +128,18 @@ static struct user_node *put(struct users *u, const char *name, const char *real
     n->pub.realm = n->strings + nlen + 1;
     memcpy(n->pub.ha1_md5, m, sizeof(m));
     memcpy(n->pub.ha1_sha256, s, sizeof(s));
-    n->hash = str_hash(str_make(name, nlen));
 
-    struct user_node **slot = slot_of(u, str_make(name, nlen), n->hash);
-    if (*slot) {
-        struct user_node *old = *slot;
-        n->pub.created_at = old->pub.created_at;
-        n->next = old->next;
-        *slot = n;
-        free(old);
-    } else {
-        n->pub.created_at = created_at;
-        n->next = NULL;
-        *slot = n;
-        if (++u->count > u->mask + 1) grow(u);
+    str_t key = str_make(name, nlen);
+    struct user_node *old = node_find(u, key);
+    n->pub.created_at = old ? old->pub.created_at : created_at;
+    if (old) htable_remove(&u->table, &old->node);
+    /* fails only for the first bucket array: never when replacing */
+    if (htable_insert(&u->table, &n->node, str_hash(key)) != 0) {
+        free(n);
+        *err = -ENOMEM;
+        return NULL;
     }
+    free(old);
     return n;
 }
 
@@ -206,11 +180,9 @@ int users_del(struct users *u, const char *name, store_done_cb cb, void *arg)
 {
     if (!name) return -ENOENT;
     str_t key = str_from_cstr(name);
-    struct user_node **slot = slot_of(u, key, str_hash(key));
-    if (!*slot) return -ENOENT;
-    struct user_node *n = *slot;
-    *slot = n->next;
-    u->count--;
+    struct user_node *n = node_find(u, key);
+    if (!n) return -ENOENT;
+    htable_remove(&u->table, &n->node);
     struct store_op *op = u->store ? store_op_user_delete(n->pub.name) : NULL;
     persist(u, op, "delete", name, cb, arg);
     free(n);
@@ -219,20 +191,28 @@ int users_del(struct users *u, const char *name, store_done_cb cb, void *arg)
 
 const struct users_entry *users_find(const struct users *u, str_t name)
 {
-    struct user_node *n = *slot_of(u, name, str_hash(name));
+    struct user_node *n = node_find(u, name);
     return n ? &n->pub : NULL;
 }
 
-size_t users_count(const struct users *u) { return u->count; }
+size_t users_count(const struct users *u) { return htable_count(&u->table); }
+
+struct foreach_ctx {
+    int (*cb)(void *arg, const struct users_entry *e);
+    void *arg;
+};
+
+static int foreach_node(struct hnode *h, void *arg)
+{
+    struct foreach_ctx *c = arg;
+    return c->cb(c->arg, &container_of(h, struct user_node, node)->pub);
+}
 
 int users_foreach(const struct users *u, int (*cb)(void *arg, const struct users_entry *e), void *arg)
 {
-    for (size_t i = 0; i <= u->mask; i++)
-        for (struct user_node *n = u->buckets[i]; n; n = n->next) {
-            int rc = cb(arg, &n->pub);
-            if (rc) return rc;
-        }
-    return 0;
+    struct foreach_ctx c = {cb, arg};
+    /* the callback only reads: cast away const for the walk */
+    return htable_foreach((struct htable *)&u->table, foreach_node, &c);
 }
 
 struct load_ctx {

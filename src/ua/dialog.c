@@ -37,55 +37,21 @@ const char *ua_dialog_end_name(enum ua_dialog_end why)
 
 uint32_t ua_dialog_hash(str_t call_id, str_t local_tag) { return str_hash(call_id) * 31u ^ str_hash(local_tag); }
 
-static int table_grow(struct ua *ua)
-{
-    uint32_t n = ua->mask ? (ua->mask + 1) * 2 : 64;
-    struct ua_dialog **nb = calloc(n, sizeof(*nb));
-    if (!nb) return -1;
-    if (ua->buckets) {
-        for (uint32_t i = 0; i <= ua->mask; i++) {
-            for (struct ua_dialog *d = ua->buckets[i], *next; d; d = next) {
-                next = d->hnext;
-                d->hnext = nb[d->hash & (n - 1)];
-                nb[d->hash & (n - 1)] = d;
-            }
-        }
-    }
-    free(ua->buckets);
-    ua->buckets = nb;
-    ua->mask = n - 1;
-    return 0;
-}
-
 static int table_insert(struct ua *ua, struct ua_dialog *d)
 {
-    if ((!ua->buckets || ua->count >= (ua->mask + 1) * 2) && table_grow(ua) != 0 && !ua->buckets) return -1;
-    d->hash = ua_dialog_hash(str_from_cstr(d->call_id), str_from_cstr(d->local_tag));
-    d->hnext = ua->buckets[d->hash & ua->mask];
-    ua->buckets[d->hash & ua->mask] = d;
-    ua->count++;
-    return 0;
+    uint32_t h = ua_dialog_hash(str_from_cstr(d->call_id), str_from_cstr(d->local_tag));
+    return htable_insert(&ua->dialogs, &d->node, h) == 0 ? 0 : -1;
 }
 
-static void table_remove(struct ua *ua, struct ua_dialog *d)
-{
-    if (!ua->buckets) return;
-    for (struct ua_dialog **pp = &ua->buckets[d->hash & ua->mask]; *pp; pp = &(*pp)->hnext) {
-        if (*pp == d) {
-            *pp = d->hnext;
-            d->hnext = NULL;
-            ua->count--;
-            return;
-        }
-    }
-}
+static void table_remove(struct ua *ua, struct ua_dialog *d) { htable_remove(&ua->dialogs, &d->node); }
 
 struct ua_dialog *ua_dialog_find(struct ua *ua, str_t call_id, str_t local_tag)
 {
-    if (!ua->buckets || !call_id.len || !local_tag.len) return NULL;
-    uint32_t h = ua_dialog_hash(call_id, local_tag);
-    for (struct ua_dialog *d = ua->buckets[h & ua->mask]; d; d = d->hnext)
-        if (d->hash == h && str_eq_cstr(call_id, d->call_id) && str_eq_cstr(local_tag, d->local_tag)) return d;
+    if (!call_id.len || !local_tag.len) return NULL;
+    for (struct hnode *n = htable_first(&ua->dialogs, ua_dialog_hash(call_id, local_tag)); n; n = htable_next(n)) {
+        struct ua_dialog *d = container_of(n, struct ua_dialog, node);
+        if (str_eq_cstr(call_id, d->call_id) && str_eq_cstr(local_tag, d->local_tag)) return d;
+    }
     return NULL;
 }
 
@@ -115,18 +81,15 @@ static void dialog_free(struct ua_dialog *d, bool in_table)
     free(d);
 }
 
-void ua_dialogs_free(struct ua *ua)
+static int free_one(struct hnode *n, void *arg)
 {
-    if (!ua->buckets) return;
-    for (uint32_t i = 0; i <= ua->mask; i++) {
-        while (ua->buckets[i]) {
-            struct ua_dialog *d = ua->buckets[i];
-            ua->buckets[i] = d->hnext;
-            ua->count--;
-            dialog_free(d, false);
-        }
-    }
+    struct ua *ua = arg;
+    htable_remove(&ua->dialogs, n);
+    dialog_free(container_of(n, struct ua_dialog, node), false);
+    return 0;
 }
+
+void ua_dialogs_free(struct ua *ua) { htable_foreach(&ua->dialogs, free_one, ua); }
 
 static char *dup_c(const char *s) { return s ? strdup(s) : NULL; }
 

@@ -214,7 +214,7 @@ void ua_free(struct ua *ua)
         h->ct = NULL;
         uac_free(h);
     }
-    free(ua->buckets);
+    htable_free(&ua->dialogs);
     free(ua);
 }
 
@@ -269,7 +269,7 @@ void ua_via_for(struct ua *ua, enum sip_transport proto, str_t local_host, struc
 void ua_get_stats(const struct ua *ua, struct ua_stats *out)
 {
     *out = ua->stats;
-    out->dialogs = ua->count;
+    out->dialogs = htable_count(&ua->dialogs);
 }
 
 /* The user part of a From value (for an automatic Contact). */

@@ -5,6 +5,7 @@
 
 #include "ua/ua.h"
 
+#include "base/htable.h"
 #include "base/timer.h"
 
 /* A deep copy of a struct ua_request in one allocation (req's slices point
@@ -32,8 +33,7 @@ struct ua_uac {
 
 struct ua_dialog {
     struct ua *ua;
-    struct ua_dialog *hnext;        /* ua->dialogs chain */
-    uint32_t hash;
+    struct hnode node;              /* in ua->dialogs, under ua_dialog_hash */
     bool uac, confirmed, ending;
     char *call_id, *local_tag, *remote_tag;
     char *local_uri, *remote_uri;   /* "<uri>" */
@@ -67,8 +67,7 @@ struct ua {
     ua_send_fn send;
     void *send_arg;
     struct ua_uac *uacs;            /* live handles */
-    struct ua_dialog **buckets;     /* dialogs by hash(call-id, local tag) */
-    uint32_t mask, count;
+    struct htable dialogs;          /* struct ua_dialog by hash(call-id, local tag) */
     struct ua_stats stats;
 };
 

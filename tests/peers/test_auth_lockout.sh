@@ -52,6 +52,46 @@ check "the right password from another source (127.0.0.2) still works" \
 check "after the lockout (20 s) 127.0.0.1 registers again" \
     wait_for 60 bash -c "[ \"\$(python3 '$PEERS_DIR/sipreg.py' --server 127.0.0.1:$PORT --user alice --password alicepw register)\" = 200 ]"
 
+# Malformed Authorization from 127.0.0.4, 30 in a burst: each is answered
+# 400, and the log keeps base/log's bound (LOG_RATELIMIT_BURST = 5 lines a
+# second per call site, the rest counted into the next line as
+# "(suppressed N similar)"), every line naming the sender.
+bad_auth() { # bad_auth COUNT: the statuses of COUNT bad REGISTERs from 127.0.0.4
+    python3 - "$PORT" "$1" <<'PY'
+import socket, sys
+port, n = int(sys.argv[1]), int(sys.argv[2])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.4", 0))
+s.settimeout(2.0)
+lport = s.getsockname()[1]
+out = []
+for i in range(n):
+    req = ("REGISTER sip:127.0.0.1:%d SIP/2.0\r\n"
+           "Via: SIP/2.0/UDP 127.0.0.4:%d;branch=z9hG4bK-bad%d-%d\r\n"
+           "From: <sip:alice@127.0.0.1>;tag=b1\r\nTo: <sip:alice@127.0.0.1>\r\n"
+           "Call-ID: badauth-%d\r\nCSeq: %d REGISTER\r\nMax-Forwards: 70\r\n"
+           "Contact: <sip:alice@127.0.0.4:%d>\r\n"
+           "Authorization: Digest username=\"alice\", realm=\"cascade.test\", nonce=\r\n"
+           "Content-Length: 0\r\n\r\n") % (port, lport, lport, i, lport, i + 1, lport)
+    s.sendto(req.encode(), ("127.0.0.1", port))
+    try:
+        out.append(s.recv(65536).decode(errors="replace").split()[1])
+    except socket.timeout:
+        out.append("none")
+print(" ".join(out))
+PY
+}
+OUT=$(bad_auth 30)
+check "30 malformed Authorization headers: 30 times 400" test "$(printf '%s\n' $OUT | grep -c '^400$')" = 30
+sleep 1.2
+OUT=$(bad_auth 1)
+check "one more, a second later: 400" test "$OUT" = 400
+N=$(grep -c 'registrar: 400 to REGISTER from 127\.0\.0\.4:.*bad Authorization' "$WORK/lock.log")
+check "bad headers are logged with the sender, at most 5 lines a second ($N lines for 31)" \
+    bash -c "[ $N -ge 2 ] && [ $N -le 15 ]"
+check "the lines left out are counted: (suppressed N similar)" \
+    grep -qE 'registrar: 400 to REGISTER from 127\.0\.0\.4:.*\(suppressed [0-9]+ similar\)' "$WORK/lock.log"
+
 # Guessing user names from 127.0.0.3: throttled the same way.
 OUT=$(for i in $(seq 1 12); do reg --bind 127.0.0.3 --user "nobody$i" --password x register; done | tr '\n' ' ')
 echo "# statuses: $OUT"

@@ -276,6 +276,22 @@ static void test_lockout_after_max_failures(void **state)
 }
 
 /* A proxy consumes its own realm's credentials and leaves others'. */
+/* A malformed Authorization is refused (400 from the caller) and always
+ * marked to be logged, however many come: bounding those lines is base/log's
+ * job (log_warn_rl at the caller), not a counter here. */
+static void test_bad_header_always_marked_for_the_log(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    snprintf(f->authz, sizeof(f->authz), "Authorization: Digest username=\"alice\", realm=\"example.com\", nonce=\n");
+    for (int i = 0; i < 25; i++) {
+        send_req(f);
+        assert_int_equal(f->last, DIGEST_CHECK_BAD_HEADER);
+        assert_true(f->res.log);
+        assert_non_null(strstr(f->res.why, "bad Authorization"));
+    }
+}
+
 static void test_consume_removes_only_our_realm(void **state)
 {
     struct fx *f = *state;
@@ -323,6 +339,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_expired_nonce_is_stale, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replayed_nc_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lockout_after_max_failures, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_header_always_marked_for_the_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_consume_removes_only_our_realm, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

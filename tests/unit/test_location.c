@@ -386,6 +386,45 @@ static void test_remove_by_conn(void **state)
     assert_int_equal(location_count(f->loc), 2);
 }
 
+/* The AoR table grows past its first 256 buckets: every AoR stays found
+ * (lookup is by exact AoR), counted once, visited once by foreach, and an
+ * unregister of each leaves the table empty. */
+static int count_visit(void *arg, const struct location_binding *b)
+{
+    (void)b;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static void test_aor_table_growth_keeps_every_aor(void **state)
+{
+    struct fixture *f = *state;
+    enum { N = 3000 };
+    char aor[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(aor, sizeof(aor), "user%d", i);
+        assert_int_equal(update1(f->loc, aor, contact("sip:u@192.0.2.1", 600, "g", 1), 0), 0);
+    }
+    assert_int_equal(location_aor_count(f->loc), N);
+    const struct location_binding *b[2];
+    for (int i = 0; i < N; i++) {
+        snprintf(aor, sizeof(aor), "user%d", i);
+        assert_int_equal(lookup(f->loc, aor, b, 2), 1);
+        assert_string_equal(b[0]->aor, aor);
+    }
+    assert_int_equal(lookup(f->loc, "user", b, 2), 0);
+    assert_int_equal(lookup(f->loc, "user30000", b, 2), 0);
+    int visited = 0;
+    assert_int_equal(location_foreach(f->loc, count_visit, &visited), 0);
+    assert_int_equal(visited, N);
+    for (int i = 0; i < N; i++) {
+        snprintf(aor, sizeof(aor), "user%d", i);
+        assert_int_equal(update1(f->loc, aor, contact("sip:u@192.0.2.1", 0, "g", 2), 0), 0);
+    }
+    assert_int_equal(location_aor_count(f->loc), 0);
+    assert_int_equal(location_count(f->loc), 0);
+}
+
 static void test_instance_replace(void **state)
 {
     struct fixture *f = *state;
@@ -738,6 +777,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_online_offline_multiple, setup, teardown),
         cmocka_unit_test_setup_teardown(test_q_ordering, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remove_by_conn, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_aor_table_growth_keeps_every_aor, setup, teardown),
         cmocka_unit_test_setup_teardown(test_instance_replace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits_and_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_store_done_is_synchronous, setup, teardown),
