@@ -74,7 +74,12 @@ static void proxy_reject(struct proxy *p, struct txn *st, int status, const char
 static void refuse(struct proxy *p, struct txn *st, const struct transport_rx *rx, int status, const char *reason,
                    str_t extra, const char *why)
 {
-    log_warn("proxy: %d %s to %.*s from %s: %s", status, reason, STR_FMT(rx->msg->method_name), rx->src_text, why);
+    /* Anyone can make us refuse (404, 403 Relaying Forbidden, 483, ...):
+     * at most LOG_RATELIMIT_BURST lines a second per status (base/log). */
+    if (log_get_level() >= LOG_WARN)
+        log_write_ratelimited(&p->refuse_log[(unsigned)status % PROXY_REFUSE_LOG_KEYS], LOG_WARN,
+                              "proxy: %d %s to %.*s from %s: %s", status, reason, STR_FMT(rx->msg->method_name),
+                              rx->src_text, why);
     proxy_reject(p, st, status, reason, extra);
 }
 
@@ -325,11 +330,11 @@ static void route_local(struct proxy *p, struct txn *st, const struct transport_
     if (n == 0) {
         if (p->d.users && users_find(p->d.users, str_from_cstr(aor))) {
             p->stats.unavailable++;
-            log_info("proxy: 480 to %.*s from %s: %s has no binding", STR_FMT(req->method_name), rx->src_text, aor);
+            log_info_rl("proxy: 480 to %.*s from %s: %s has no binding", STR_FMT(req->method_name), rx->src_text, aor);
             proxy_reject(p, st, 480, "Temporarily Unavailable", STR_NULL);
         } else {
             p->stats.not_found++;
-            log_info("proxy: 404 to %.*s from %s: no user %s", STR_FMT(req->method_name), rx->src_text, aor);
+            log_info_rl("proxy: 404 to %.*s from %s: no user %s", STR_FMT(req->method_name), rx->src_text, aor);
             proxy_reject(p, st, 404, "Not Found", STR_NULL);
         }
         return;
@@ -537,7 +542,7 @@ void proxy_on_ack(struct proxy *p, const struct transport_rx *rx)
     const struct sip_msg *m = rx->msg;
     if (!p || !m || m->method != SIP_ACK) return;
     if (m->max_forwards == 0) {
-        log_info("proxy: ACK from %s dropped: Max-Forwards 0", rx->src_text);
+        log_info_rl("proxy: ACK from %s dropped: Max-Forwards 0", rx->src_text);
         return;
     }
     arena_reset(&p->arena);
@@ -549,7 +554,7 @@ void proxy_on_ack(struct proxy *p, const struct transport_rx *rx)
         return;
     }
     if (!popped && !p->cfg.allow_foreign) {
-        log_info("proxy: ACK from %s dropped: not routed through us", rx->src_text);
+        log_info_rl("proxy: ACK from %s dropped: not routed through us", rx->src_text);
         return;
     }
     if (sip_edit_set_max_forwards(&req, &p->arena, m->max_forwards > 0 ? m->max_forwards - 1 : 70) != 0) return;
@@ -558,7 +563,7 @@ void proxy_on_ack(struct proxy *p, const struct transport_rx *rx)
     uint16_t port = 0;
     int rc = proxy_next_hop(p, &req, &p->arena, NULL, &dest, host, sizeof(host), &port);
     if (rc < 0) {
-        log_info("proxy: ACK from %s dropped: no usable next hop", rx->src_text);
+        log_info_rl("proxy: ACK from %s dropped: no usable next hop", rx->src_text);
         return;
     }
     /* §16.11: the same branch for a retransmitted ACK. */
@@ -594,7 +599,7 @@ void proxy_forward_response_stateless(struct proxy *p, const struct sip_msg *res
     if (sip_edit_clone(resp, &p->arena, &m) != 0) return;
     sip_edit_pop_first_entry(&m, SIP_HDR_VIA);
     if (!sip_edit_first_entry(&m, SIP_HDR_VIA, &idx, &next) || sip_via_parse(next, &v) != 0) {
-        log_info("proxy: %d from %s dropped: no Via left to send it to", resp->status, src_text);
+        log_info_rl("proxy: %d from %s dropped: no Via left to send it to", resp->status, src_text);
         return;
     }
     struct transport_dest dest;

@@ -52,6 +52,7 @@ int proxy_via_dest(const struct sip_via *v, struct transport_dest *dest, char *h
 #include <uv.h>
 
 #include "base/htable.h"
+#include "base/log.h"
 #include "base/sbuf.h"
 #include "base/timer.h"
 #include "proxy/proxy.h"
@@ -67,12 +68,17 @@ struct proxy_target {
     struct transport_dest flow;
 };
 
+#define PROXY_REFUSE_LOG_KEYS 32
+
 struct proxy {
     struct proxy_deps d;              /* collaborators (the config pointers cleared: copied below) */
     struct proxy_config cfg;          /* [proxy] */
     uint32_t t1_ms;                   /* [sip] t1_ms, 500 when 0 */
     bool match_user;                  /* [auth] match_user */
     int max_contacts;                 /* [registrar] max_contacts */
+    /* refuse()'s log lines: one rate-limit key per status (mod the size),
+     * so a flood of one refusal cannot hide another kind. */
+    struct log_ratelimit refuse_log[PROXY_REFUSE_LOG_KEYS];
     bool redirect;
     struct proxy_stats stats;
     struct htable by_st;              /* server transaction -> response context */

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "app/config.h"
 #include "auth/digest.h"
@@ -886,6 +887,55 @@ static void test_credentials_of_another_user_are_403_with_match_user(void **stat
     assert_int_equal(harness_find_sent(f->h, mark, "INVITE "), -1);
 }
 
+/* Refusals are logged with the sender, but a stranger's flood of one kind
+ * (here 50 INVITEs for unknown users, 404) writes at most
+ * LOG_RATELIMIT_BURST lines a second, and does not hide a refusal of another
+ * kind (483) in the same second. Every request is still answered. */
+static void test_refusal_flood_is_logged_bounded(void **state)
+{
+    struct fx *f = *state;
+    f->cfg.proxy.pike_limit = 0; /* the per-source limit would answer 503 first */
+    start(f);
+    bind_bob_twice(f);
+    char path[] = "/tmp/cascade-proxy-log-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *logf = fdopen(fd, "w+");
+    log_set_file(logf);
+    log_set_level(LOG_INFO); /* the unknown-user 404 is an info line */
+    for (int i = 0; i < 50; i++) {
+        char text[1024];
+        snprintf(text, sizeof(text),
+                 "INVITE sip:nobody%d@example.com SIP/2.0\nVia: SIP/2.0/UDP 198.51.100.7:5080;branch=z9hG4bK-fl%d\n"
+                 "Max-Forwards: 70\nFrom: <sip:x@other.net>;tag=f%d\nTo: <sip:nobody%d@example.com>\n"
+                 "Call-ID: flood-%d\nCSeq: 1 INVITE\nContent-Length: 0\n\n",
+                 i, i, i, i, i);
+        assert_int_equal(harness_inject(f->h, "198.51.100.7", 5080, SIP_TRANSPORT_UDP, text), 0);
+    }
+    assert_int_equal(harness_count_sent(f->h, 0, "SIP/2.0 404"), 50);
+    assert_int_equal(harness_inject(f->h, "198.51.100.8", 5080, SIP_TRANSPORT_UDP,
+                                    "INVITE sip:bob@example.com SIP/2.0\nVia: SIP/2.0/UDP 198.51.100.8:5080;"
+                                    "branch=z9hG4bK-mf0\nMax-Forwards: 0\nFrom: <sip:x@other.net>;tag=m\n"
+                                    "To: <sip:bob@example.com>\nCall-ID: mf-flood\nCSeq: 1 INVITE\n"
+                                    "Content-Length: 0\n\n"),
+                     0);
+    log_set_file(stderr);
+    log_set_level(LOG_ERROR);
+    fflush(logf);
+    rewind(logf);
+    char line[1024];
+    int n404 = 0, n483 = 0;
+    while (fgets(line, sizeof(line), logf)) {
+        if (strstr(line, "proxy: 404") && strstr(line, "from 198.51.100.7:5080")) n404++;
+        if (strstr(line, "proxy: 483") && strstr(line, "from 198.51.100.8:5080")) n483++;
+    }
+    fclose(logf);
+    unlink(path);
+    assert_true(n404 >= 1);
+    assert_true(n404 <= 2 * LOG_RATELIMIT_BURST); /* the run may straddle a second */
+    assert_int_equal(n483, 1);
+}
+
 /* [proxy] pike_limit: a source over its allowance per window gets 503 with
  * Retry-After (the window), and is not forwarded. */
 static void test_source_over_pike_limit_gets_503(void **state)
@@ -973,6 +1023,7 @@ int main(void)
         T(test_2xx_to_message_forwarded),
         T(test_credentials_of_another_user_are_403_with_match_user),
         T(test_source_over_pike_limit_gets_503),
+        T(test_refusal_flood_is_logged_bounded),
         T(test_redirect_answers_302_with_contacts),
         T(test_redirect_unknown_user_is_404),
 #undef T
