@@ -44,6 +44,12 @@ static const char *allow_value(const struct worker *w)
     return "INVITE,ACK,CANCEL,BYE,OPTIONS,REGISTER,MESSAGE,INFO,NOTIFY,SUBSCRIBE,UPDATE,PRACK,REFER";
 }
 
+/* NAT pings and the proxy's stateless sends: one message from our sockets. */
+static int send_datagram(void *arg, struct transport_dest *dest, const void *data, size_t len)
+{
+    return transport_send(arg, dest, data, len);
+}
+
 /* ---- the proxy's collaborators: the registrar's digest checks and local
  * URIs, the node's response counters ---- */
 
@@ -72,7 +78,8 @@ static struct proxy *start_proxy(struct worker *w)
         .reg_cfg = &w->cfg.registrar,
         .local = &w->local,
         .txn = w->txn,
-        .transport = w->transport,
+        .send = send_datagram,
+        .send_arg = w->transport,
         .timers = &w->timers,
         .loop = w->loop,
         .location = w->location,
@@ -90,11 +97,6 @@ static struct proxy *start_proxy(struct worker *w)
 
 static bool admission_refuse(void *arg, struct txn *st) { return worker_overload_refuse(arg, st); }
 
-/* NAT pings: one datagram from our socket. */
-static int send_datagram(void *arg, struct transport_dest *dest, const void *data, size_t len)
-{
-    return transport_send(arg, dest, data, len);
-}
 
 /* Who we are, as the roles get it (sip/local.h). */
 static void fill_local(struct worker *w)

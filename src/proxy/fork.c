@@ -637,8 +637,8 @@ static void dns_done(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     if (p && !ai) p->stats.dns_failures++;
     if (p && d->stateless) {
         if (ai) {
-            int rc = transport_send(p->d.transport, &d->dest, d->data, d->len);
-            if (rc < 0) log_info("proxy: stateless send failed: %s", uv_strerror(rc));
+            int rc = p->d.send ? p->d.send(p->d.send_arg, &d->dest, d->data, d->len) : UV_ENOTCONN;
+            if (rc < 0) log_info_rl("proxy: stateless send failed: %s", uv_strerror(rc));
         }
     } else if (p && d->br) {
         struct proxy_branch *b = d->br;
@@ -700,6 +700,6 @@ void proxy_send_stateless(struct proxy *p, struct transport_dest *dest, const ch
         dns_start(p, NULL, dest, host, port, data, len);
         return;
     }
-    int rc = transport_send(p->d.transport, dest, data, len);
-    if (rc < 0) log_info("proxy: stateless send failed: %s", uv_strerror(rc));
+    int rc = p->d.send ? p->d.send(p->d.send_arg, dest, data, len) : UV_ENOTCONN;
+    if (rc < 0) log_info_rl("proxy: stateless send failed: %s", uv_strerror(rc));
 }

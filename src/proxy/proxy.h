@@ -103,7 +103,10 @@ struct proxy_deps {
     const struct sip_local *local;           /* Via/Record-Route host and ports, Server value;
                                                 read at each message */
     struct txn_layer *txn;                   /* client transactions, CANCEL matching */
-    struct transport *transport;             /* stateless sends (ACK for 2xx, stray 2xx) */
+    /* Stateless sends (ACK for 2xx, stray 2xx): one datagram or message to
+     * dest (the app: transport_send; tests: a recorder). NULL: not sent. */
+    int (*send)(void *arg, struct transport_dest *dest, const void *data, size_t len);
+    void *send_arg;
     struct timer_service *timers;            /* the clock (timer_now), timer C, deadlines */
     uv_loop_t *loop;                         /* DNS lookups (uv_getaddrinfo) */
     struct location *location;               /* targets; NULL: nobody is registered */

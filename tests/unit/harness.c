@@ -66,7 +66,12 @@ static void op_on_request(void *u, struct txn *st, const struct transport_rx *rx
     else txn_respond(st, 501, NULL, STR_NULL, NULL, 0, STR_NULL, STR_NULL);
 }
 
-static void op_on_ack(void *u, const struct transport_rx *rx) { ua_on_ack(((struct harness *)u)->ua, rx); }
+static void op_on_ack(void *u, const struct transport_rx *rx)
+{
+    struct harness *h = u;
+    if (h->on_ack) h->on_ack(h->arg, rx);
+    else ua_on_ack(h->ua, rx);
+}
 
 static void op_on_stray(void *u, const struct transport_rx *rx)
 {

@@ -49,6 +49,8 @@ struct harness {
     void (*on_stray_response)(void *arg, const struct transport_rx *rx);
     /* A server transaction is being freed (may be NULL). */
     void (*on_server_terminated)(void *arg, struct txn *st);
+    /* ACKs for 2xx (no transaction): when set, instead of the UA. */
+    void (*on_ack)(void *arg, const struct transport_rx *rx);
     void *arg;
     uint64_t conn_id;                   /* given to TCP requests injected */
 

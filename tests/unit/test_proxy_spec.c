@@ -75,6 +75,8 @@ static void on_request(void *arg, struct txn *st, const struct transport_rx *rx)
 
 static void on_server_terminated(void *arg, struct txn *st) { proxy_on_server_terminated(((struct fx *)arg)->p, st); }
 
+static void on_ack(void *arg, const struct transport_rx *rx) { proxy_on_ack(((struct fx *)arg)->p, rx); }
+
 static void add_user(struct fx *f, const char *name, const char *pw)
 {
     char md5[65], sha[65];
@@ -115,11 +117,13 @@ static void start(struct fx *f)
         .location = f->loc, .users = f->users, .ua = f->h->ua,
         .digest = {.check = d_check, .challenge = d_challenge, .consume = d_consume, .arg = &f->dc},
         .uri_is_local = is_local, .uri_is_local_arg = f->r,
+        .send = harness_send, .send_arg = f->h,
     };
     f->p = proxy_new(&d);
     assert_non_null(f->p);
     f->h->on_request = on_request;
     f->h->on_server_terminated = on_server_terminated;
+    f->h->on_ack = on_ack;
     f->h->arg = f;
 }
 
@@ -887,6 +891,49 @@ static void test_credentials_of_another_user_are_403_with_match_user(void **stat
     assert_int_equal(harness_find_sent(f->h, mark, "INVITE "), -1);
 }
 
+/* §16.7 step 10 / §13.2.2.4: the ACK for a 2xx is a new transaction the
+ * caller sends along the route set; the proxy that record-routed relays it
+ * statelessly to the callee's Contact, with its own Via on top, our Route
+ * popped and Max-Forwards decremented. */
+static void test_ack_for_2xx_relayed_statelessly(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    bind_bob_twice(f);
+    invite_bob(f);
+    size_t to_b = sent_to_since(f, 0, "INVITE ", BOB_B);
+    /* the route set: our Record-Route in the INVITE as forwarded */
+    str_t rr = harness_header(harness_sent_msg(f->h, to_b), SIP_HDR_RECORD_ROUTE);
+    assert_true(rr.len > 0);
+    char rrbuf[256];
+    snprintf(rrbuf, sizeof(rrbuf), "%.*s", STR_FMT(rr));
+    reply_with(f, to_b, BOB_B, 200, "OK", "Contact: <sip:bob@" BOB_B ":5070>\n");
+    assert_true(harness_find_sent(f->h, 0, "SIP/2.0 200") >= 0);
+    size_t mark = harness_sent_count(f->h);
+    char text[2048];
+    snprintf(text, sizeof(text),
+             "ACK sip:bob@" BOB_B ":5070 SIP/2.0\nVia: SIP/2.0/UDP " CALLER ":5080;branch=z9hG4bK-ack2xx\n"
+             "Route: %s\nMax-Forwards: 70\nFrom: <sip:carol@other.net>;tag=f1\n"
+             "To: <sip:bob@example.com>;tag=callee\nCall-ID: call-1@" CALLER "\nCSeq: 1 ACK\n"
+             "Content-Length: 0\n\n",
+             rrbuf);
+    assert_int_equal(harness_inject(f->h, CALLER, CALLER_PORT, SIP_TRANSPORT_UDP, text), 0);
+    int ack = harness_find_sent(f->h, mark, "ACK ");
+    assert_true(ack >= 0);
+    assert_true(harness_sent_to(f->h, (size_t)ack, BOB_B, BOB_PORT));
+    const struct sip_msg *a = harness_sent_msg(f->h, (size_t)ack);
+    assert_int_equal(harness_header_count(a, SIP_HDR_VIA), 2);
+    char top[256], below[256]; /* ours on top, the caller's below */
+    str_t v0 = harness_header_nth(a, SIP_HDR_VIA, 0), v1 = harness_header_nth(a, SIP_HDR_VIA, 1);
+    snprintf(top, sizeof(top), "%.*s", STR_FMT(v0));
+    snprintf(below, sizeof(below), "%.*s", STR_FMT(v1));
+    assert_non_null(strstr(top, f->h->local.host));
+    assert_non_null(strstr(below, "z9hG4bK-ack2xx"));
+    assert_int_equal(harness_header_count(a, SIP_HDR_ROUTE), 0);
+    assert_int_equal(a->max_forwards, 69);
+    assert_int_equal(harness_count_sent(f->h, mark, "ACK "), 1);
+}
+
 /* Refusals are logged with the sender, but a stranger's flood of one kind
  * (here 50 INVITEs for unknown users, 404) writes at most
  * LOG_RATELIMIT_BURST lines a second, and does not hide a refusal of another
@@ -1024,6 +1071,7 @@ int main(void)
         T(test_credentials_of_another_user_are_403_with_match_user),
         T(test_source_over_pike_limit_gets_503),
         T(test_refusal_flood_is_logged_bounded),
+        T(test_ack_for_2xx_relayed_statelessly),
         T(test_redirect_answers_302_with_contacts),
         T(test_redirect_unknown_user_is_404),
 #undef T
