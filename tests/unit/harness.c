@@ -14,6 +14,8 @@
 #include <cmocka.h>
 
 #include "app/config.h"
+#include "registrar/users.h"
+#include "auth/digest.h"
 
 struct harness_priv {
     struct timer_service timers;
@@ -299,4 +301,13 @@ bool harness_header_has(const struct sip_msg *m, enum sip_hdr t, const char *nee
         for (size_t i = 0; i + nl <= x->value.len; i++)
             if (!memcmp(x->value.s + i, needle, nl)) return true;
     return false;
+}
+
+void harness_add_user(struct harness *h, struct users *users, const char *name, const char *password)
+{
+    char md5[65], sha[65];
+    str_t realm = str_from_cstr(h->local.realm), n = str_from_cstr(name), pw = str_from_cstr(password);
+    assert_int_equal(auth_ha1(AUTH_ALG_MD5, n, realm, pw, md5), 0);
+    assert_int_equal(auth_ha1(AUTH_ALG_SHA256, n, realm, pw, sha), 0);
+    assert_int_equal(users_add(users, name, h->local.realm, md5, sha, NULL, NULL), 0);
 }

@@ -60,6 +60,8 @@ struct harness {
     struct harness_priv *priv;          /* the rest (harness.c) */
 };
 
+struct users;
+
 struct harness *harness_new(void);
 void harness_free(struct harness *h);
 
@@ -75,6 +77,9 @@ int harness_inject(struct harness *h, const char *ip, uint16_t port, enum sip_tr
 /* A sender for what a role sends outside transactions (ua_send_fn): the
  * message is recorded with raw = true. arg is the harness. */
 int harness_send(void *arg, struct transport_dest *dest, const void *data, size_t len);
+/* Adds name/password to users with MD5 and SHA-256 HA1s in the harness's
+ * realm (asserts on failure). */
+void harness_add_user(struct harness *h, struct users *users, const char *name, const char *password);
 
 size_t harness_sent_count(const struct harness *h);
 /* Forgets what was sent so far. */

@@ -77,14 +77,7 @@ static void on_server_terminated(void *arg, struct txn *st) { proxy_on_server_te
 
 static void on_ack(void *arg, const struct transport_rx *rx) { proxy_on_ack(((struct fx *)arg)->p, rx); }
 
-static void add_user(struct fx *f, const char *name, const char *pw)
-{
-    char md5[65], sha[65];
-    str_t realm = str_from_cstr(f->h->local.realm);
-    assert_int_equal(auth_ha1(AUTH_ALG_MD5, str_from_cstr(name), realm, str_from_cstr(pw), md5), 0);
-    assert_int_equal(auth_ha1(AUTH_ALG_SHA256, str_from_cstr(name), realm, str_from_cstr(pw), sha), 0);
-    assert_int_equal(users_add(f->users, name, f->h->local.realm, md5, sha, NULL, NULL), 0);
-}
+static void add_user(struct fx *f, const char *name, const char *pw) { harness_add_user(f->h, f->users, name, pw); }
 
 /* Builds the stack from f->cfg (tests change it first). */
 static void start(struct fx *f)

@@ -60,14 +60,7 @@ static void on_request(void *arg, struct txn *st, const struct transport_rx *rx)
     txn_respond(st, 604, "Not Taken", STR_NULL, NULL, 0, STR_NULL, STR_NULL);
 }
 
-static void add_user(struct fx *f, const char *name, const char *pw)
-{
-    char md5[65], sha[65];
-    str_t realm = str_from_cstr(f->h->local.realm);
-    assert_int_equal(auth_ha1(AUTH_ALG_MD5, str_from_cstr(name), realm, str_from_cstr(pw), md5), 0);
-    assert_int_equal(auth_ha1(AUTH_ALG_SHA256, str_from_cstr(name), realm, str_from_cstr(pw), sha), 0);
-    assert_int_equal(users_add(f->users, name, f->h->local.realm, md5, sha, NULL, NULL), 0);
-}
+static void add_user(struct fx *f, const char *name, const char *pw) { harness_add_user(f->h, f->users, name, pw); }
 
 /* Builds the registrar from f->cfg (tests change it first). */
 static void start(struct fx *f)
