@@ -1025,7 +1025,7 @@ static int sim_start(struct sim *s, uv_loop_t *loop)
     snprintf(w->cfg.sip.user_agent, sizeof(w->cfg.sip.user_agent), "cascade-gbsim");
     w->loop = loop;
     timer_service_init(&w->timers);
-    snprintf(w->local_host, sizeof(w->local_host), "%s", s->o.local_ip);
+    snprintf(w->local.host, sizeof(w->local.host), "%s", s->o.local_ip);
     uv_random(NULL, NULL, &s->run_id, sizeof(s->run_id), 0, NULL);
     s->rng = s->run_id | 1;
     w->tag_state = s->run_id | 1;
@@ -1054,13 +1054,13 @@ static int sim_start(struct sim *s, uv_loop_t *loop)
             return -1;
         }
         s->listeners[s->nlisteners++] = (uint32_t)id;
-        if (!w->local_udp_port) w->local_udp_port = (uint16_t)transport_listener_port(w->transport, (uint32_t)id);
+        if (!w->local.udp_port) w->local.udp_port = (uint16_t)transport_listener_port(w->transport, (uint32_t)id);
     }
     if (s->o.proto == SIP_TRANSPORT_TCP) {
         /* Outgoing connections carry the requests; the listener is what
          * Contact names (most uppers answer over the device's connection). */
-        int id = transport_listen(w->transport, SIP_TRANSPORT_TCP, s->o.local_ip, w->local_udp_port);
-        if (id > 0) w->local_tcp_port = (uint16_t)transport_listener_port(w->transport, (uint32_t)id);
+        int id = transport_listen(w->transport, SIP_TRANSPORT_TCP, s->o.local_ip, w->local.udp_port);
+        if (id > 0) w->local.tcp_port = (uint16_t)transport_listener_port(w->transport, (uint32_t)id);
         s->conns = calloc(s->o.devices, sizeof(*s->conns));
         uint32_t cap = 1024;
         while (cap < s->o.devices * 2u) cap *= 2;

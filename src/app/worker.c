@@ -354,12 +354,10 @@ static void on_signal(uv_signal_t *h, int signum)
 /* What roles get instead of the worker: who this node is (sip/local.h). */
 void worker_fill_local(struct worker *w)
 {
+    /* realm, host and ports are written where they become known (worker_start,
+     * the listeners); the rest comes from the config. */
     struct sip_local *l = &w->local;
     snprintf(l->domain, sizeof(l->domain), "%s", w->cfg.sip.domain);
-    snprintf(l->realm, sizeof(l->realm), "%s", w->realm);
-    snprintf(l->host, sizeof(l->host), "%s", w->local_host);
-    l->udp_port = w->local_udp_port;
-    l->tcp_port = w->local_tcp_port;
     snprintf(l->user_agent, sizeof(l->user_agent), "%s", w->cfg.sip.user_agent);
 }
 
@@ -375,9 +373,9 @@ static int start_listeners(struct worker *w)
         }
         int port = transport_listener_port(w->transport, (uint32_t)id);
         log_info("listening on %s %s:%d", transport_name(proto), l->host, port);
-        if (proto == SIP_TRANSPORT_UDP && !w->local_udp_port) w->local_udp_port = (uint16_t)port;
-        if (proto == SIP_TRANSPORT_TCP && !w->local_tcp_port) w->local_tcp_port = (uint16_t)port;
-        if (!w->local_host[0]) snprintf(w->local_host, sizeof(w->local_host), "%s", l->host);
+        if (proto == SIP_TRANSPORT_UDP && !w->local.udp_port) w->local.udp_port = (uint16_t)port;
+        if (proto == SIP_TRANSPORT_TCP && !w->local.tcp_port) w->local.tcp_port = (uint16_t)port;
+        if (!w->local.host[0]) snprintf(w->local.host, sizeof(w->local.host), "%s", l->host);
     }
     worker_fill_local(w);
     return 0;
@@ -401,7 +399,7 @@ int worker_start(struct worker *w, uv_loop_t *loop)
     uv_prepare_init(loop, &w->prepare_handle);
     w->prepare_handle.data = w;
     uv_prepare_start(&w->prepare_handle, on_prepare);
-    snprintf(w->realm, sizeof(w->realm), "%s", w->cfg.auth.realm[0] ? w->cfg.auth.realm : w->cfg.sip.domain);
+    snprintf(w->local.realm, sizeof(w->local.realm), "%s", w->cfg.auth.realm[0] ? w->cfg.auth.realm : w->cfg.sip.domain);
     RAND_bytes((unsigned char *)&w->tag_state, sizeof(w->tag_state));
     w->tag_state |= 1;
     overload_start(w);
@@ -479,8 +477,8 @@ int worker_start(struct worker *w, uv_loop_t *loop)
     uv_signal_start(&w->sigint, on_signal, SIGINT);
     uv_signal_start(&w->sigterm, on_signal, SIGTERM);
     w->started = true;
-    log_info("cascade ready: sip udp %s:%u tcp %s:%u, domain %s", w->local_host, w->local_udp_port, w->local_host,
-             w->local_tcp_port, w->cfg.sip.domain);
+    log_info("cascade ready: sip udp %s:%u tcp %s:%u, domain %s", w->local.host, w->local.udp_port, w->local.host,
+             w->local.tcp_port, w->cfg.sip.domain);
     return 0;
 }
 

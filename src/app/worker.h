@@ -73,10 +73,9 @@ struct worker {
     struct gb_upper *gb_upper;
     struct gb_lower *gb_lower;
 
-    char realm[128];                         /* [auth] realm, else [sip] domain */
-    char local_host[64];                     /* for Via/Contact/Record-Route */
-    uint16_t local_udp_port, local_tcp_port;
-    struct sip_local local;                  /* the same, as roles get it (filled before the roles start) */
+    struct sip_local local;                  /* who we are, as roles get it: realm ([auth] realm, else
+                                                the domain), Via/Contact host and ports from the
+                                                first listeners, domain, user agent */
     struct txn_admission admission;          /* worker_overload_refuse, as roles get it */
     struct digest_checker digest;            /* the proxy's digest checks */
     struct worker_stats stats;

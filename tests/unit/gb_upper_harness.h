@@ -94,9 +94,9 @@ static inline void gbh_init(struct gbh *h)
     h->local.udp_port = 5060;
     h->local.tcp_port = 5060;
     config_init(&h->ua_w.cfg);
-    snprintf(h->ua_w.local_host, sizeof(h->ua_w.local_host), "%s", h->local.host);
-    h->ua_w.local_udp_port = h->local.udp_port;
-    h->ua_w.local_tcp_port = h->local.tcp_port;
+    snprintf(h->ua_w.local.host, sizeof(h->ua_w.local.host), "%s", h->local.host);
+    h->ua_w.local.udp_port = h->local.udp_port;
+    h->ua_w.local.tcp_port = h->local.tcp_port;
     h->now = 1000;
     timer_service_init(&h->ua_w.timers);
     timer_run(&h->ua_w.timers, h->now); /* the role reads the service's clock */

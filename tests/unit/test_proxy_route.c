@@ -283,10 +283,10 @@ static bool local(const struct worker *w, const char *uri, bool check_port)
     /* The registrar keeps a copy of [sip] and who we are: one per question. */
     struct timer_service ts;
     timer_service_init(&ts);
-    struct sip_local l = {.udp_port = w->local_udp_port, .tcp_port = w->local_tcp_port};
+    struct sip_local l = {.udp_port = w->local.udp_port, .tcp_port = w->local.tcp_port};
     snprintf(l.domain, sizeof(l.domain), "%s", w->cfg.sip.domain);
     snprintf(l.realm, sizeof(l.realm), "%s", w->cfg.sip.domain);
-    snprintf(l.host, sizeof(l.host), "%s", w->local_host);
+    snprintf(l.host, sizeof(l.host), "%s", w->local.host);
     struct registrar_config rc = w->cfg.registrar;
     rc.nat_ping_interval_s = 0;
     struct registrar_deps d = {.cfg = &rc, .auth_cfg = &w->cfg.auth, .sip_cfg = &w->cfg.sip, .local = &l, .timers = &ts};
@@ -308,8 +308,8 @@ static void test_uri_is_local(void **state)
     config_init(&w->cfg);
     assert_int_equal(config_parse_listen(&w->cfg, "udp:127.0.0.1:5070, tcp:127.0.0.1:5070"), 0);
     snprintf(w->cfg.sip.domain, sizeof(w->cfg.sip.domain), "127.0.0.1");
-    snprintf(w->local_host, sizeof(w->local_host), "127.0.0.1");
-    w->local_udp_port = w->local_tcp_port = 5070;
+    snprintf(w->local.host, sizeof(w->local.host), "127.0.0.1");
+    w->local.udp_port = w->local.tcp_port = 5070;
     /* the domain written as an address, on a port other than 5060 */
     assert_true(local(w, "sip:bob@127.0.0.1", true));
     assert_true(local(w, "sip:bob@127.0.0.1:5070", true));
@@ -326,7 +326,7 @@ static void test_uri_is_local(void **state)
     assert_false(local(w, "sip:bob@example.com", true));
     /* 0.0.0.0: any local address, still only on our port when one is given */
     assert_int_equal(config_parse_listen(&w->cfg, "udp:0.0.0.0:5070"), 0);
-    snprintf(w->local_host, sizeof(w->local_host), "0.0.0.0");
+    snprintf(w->local.host, sizeof(w->local.host), "0.0.0.0");
     assert_true(local(w, "sip:bob@127.0.0.2", true));
     assert_true(local(w, "sip:bob@127.0.0.1:5070", true));
     assert_false(local(w, "sip:bob@127.0.0.1:5080", true));
