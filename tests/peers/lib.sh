@@ -37,12 +37,20 @@ trap cleanup EXIT
 # Under set -e a failing command ends the script: name it (cleanup keeps the logs).
 trap 'echo "--- stopped at ${BASH_SOURCE[0]##*/}:$LINENO: $BASH_COMMAND (status $?)"' ERR
 
-# free_port [udp|tcp]: a port free for both UDP and TCP on 127.0.0.1.
+# free_port [udp|tcp]: a port free for both UDP and TCP on 127.0.0.1, below the
+# kernel's ephemeral range: a port from that range may be taken by any client's
+# outgoing connection (curl, the simulator) between a test's stop and restart of
+# a node on the same port. Callers use up to port+140 (media ports).
 free_port() {
     python3 - <<'PY'
 import socket, random
+try:
+    low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+except (OSError, ValueError, IndexError):
+    low = 32768
+top = max(low - 200, 12000)
 for _ in range(200):
-    p = random.randint(20000, 59999)
+    p = random.randint(10000, top)
     try:
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", p))
         t = socket.socket(socket.AF_INET, socket.SOCK_STREAM); t.bind(("127.0.0.1", p))
