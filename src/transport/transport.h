@@ -28,8 +28,7 @@
 
 #include "base/timer.h"
 #include "sip/msg.h"
-
-enum sip_transport { SIP_TRANSPORT_UDP = 0, SIP_TRANSPORT_TCP = 1 };
+#include "sip/proto.h"
 
 #define TRANSPORT_MAX_LISTENERS 16
 #define TRANSPORT_ADDR_TEXT 64      /* "[v6 address]:port" with room to spare */
