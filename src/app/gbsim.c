@@ -1054,13 +1054,13 @@ static int sim_start(struct sim *s, uv_loop_t *loop)
             return -1;
         }
         s->listeners[s->nlisteners++] = (uint32_t)id;
-        if (!w->local.udp_port) w->local.udp_port = (uint16_t)transport_listener_port(w->transport, (uint32_t)id);
+        if (!w->local.port[SIP_TRANSPORT_UDP]) w->local.port[SIP_TRANSPORT_UDP] = (uint16_t)transport_listener_port(w->transport, (uint32_t)id);
     }
     if (s->o.proto == SIP_TRANSPORT_TCP) {
         /* Outgoing connections carry the requests; the listener is what
          * Contact names (most uppers answer over the device's connection). */
-        int id = transport_listen(w->transport, SIP_TRANSPORT_TCP, s->o.local_ip, w->local.udp_port);
-        if (id > 0) w->local.tcp_port = (uint16_t)transport_listener_port(w->transport, (uint32_t)id);
+        int id = transport_listen(w->transport, SIP_TRANSPORT_TCP, s->o.local_ip, w->local.port[SIP_TRANSPORT_UDP]);
+        if (id > 0) w->local.port[SIP_TRANSPORT_TCP] = (uint16_t)transport_listener_port(w->transport, (uint32_t)id);
         s->conns = calloc(s->o.devices, sizeof(*s->conns));
         uint32_t cap = 1024;
         while (cap < s->o.devices * 2u) cap *= 2;

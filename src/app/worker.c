@@ -361,11 +361,14 @@ void worker_fill_local(struct worker *w)
     snprintf(l->user_agent, sizeof(l->user_agent), "%s", w->cfg.sip.user_agent);
 }
 
+_Static_assert((int)CONFIG_TRANSPORT_WSS == (int)SIP_TRANSPORT_WSS && (int)CONFIG_TRANSPORT_TLS == (int)SIP_TRANSPORT_TLS,
+               "config and SIP transports are numbered alike");
+
 static int start_listeners(struct worker *w)
 {
     for (int i = 0; i < w->cfg.sip.listen_count; i++) {
         const struct config_listen *l = &w->cfg.sip.listen[i];
-        enum sip_transport proto = l->transport == CONFIG_TRANSPORT_TCP ? SIP_TRANSPORT_TCP : SIP_TRANSPORT_UDP;
+        enum sip_transport proto = (enum sip_transport)l->transport; /* the same numbering, see base/config.h */
         int id = transport_listen(w->transport, proto, l->host, l->port);
         if (id < 0) {
             log_error("cannot listen on %s:%s:%u: %s", transport_name(proto), l->host, l->port, uv_strerror(id));
@@ -373,8 +376,7 @@ static int start_listeners(struct worker *w)
         }
         int port = transport_listener_port(w->transport, (uint32_t)id);
         log_info("listening on %s %s:%d", transport_name(proto), l->host, port);
-        if (proto == SIP_TRANSPORT_UDP && !w->local.udp_port) w->local.udp_port = (uint16_t)port;
-        if (proto == SIP_TRANSPORT_TCP && !w->local.tcp_port) w->local.tcp_port = (uint16_t)port;
+        if (!w->local.port[proto]) w->local.port[proto] = (uint16_t)port;
         if (!w->local.host[0]) snprintf(w->local.host, sizeof(w->local.host), "%s", l->host);
     }
     worker_fill_local(w);
@@ -477,8 +479,14 @@ int worker_start(struct worker *w, uv_loop_t *loop)
     uv_signal_start(&w->sigint, on_signal, SIGINT);
     uv_signal_start(&w->sigterm, on_signal, SIGTERM);
     w->started = true;
-    log_info("cascade ready: sip udp %s:%u tcp %s:%u, domain %s", w->local.host, w->local.udp_port, w->local.host,
-             w->local.tcp_port, w->cfg.sip.domain);
+    char where[256] = "";
+    size_t n = 0;
+    bool v6 = strchr(w->local.host, ':') != NULL;
+    for (int i = 0; i < SIP_TRANSPORT_COUNT && n < sizeof(where); i++)
+        if (w->local.port[i])
+            n += (size_t)snprintf(where + n, sizeof(where) - n, " %s %s%s%s:%u", sip_transport_param(i), v6 ? "[" : "",
+                                  w->local.host, v6 ? "]" : "", w->local.port[i]);
+    log_info("cascade ready: sip%s, domain %s", where, w->cfg.sip.domain);
     return 0;
 }
 

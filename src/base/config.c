@@ -59,10 +59,14 @@ int config_parse_listens(struct config_listen *list, int *count, int max, const 
     for (char *tok = strtok_r(buf, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
         if (*count == max) return -1;
         struct config_listen *l = &list[*count];
-        if (!strncasecmp(tok, "udp:", 4)) l->transport = CONFIG_TRANSPORT_UDP;
-        else if (!strncasecmp(tok, "tcp:", 4)) l->transport = CONFIG_TRANSPORT_TCP;
-        else return -1;
-        if (parse_hostport(tok + 4, l->host, sizeof(l->host), &l->port)) return -1;
+        static const char *const schemes[] = {"udp:", "tcp:", "tls:", "ws:", "wss:"};
+        size_t skip = 0;
+        for (int i = 0; i < (int)(sizeof(schemes) / sizeof(schemes[0])) && !skip; i++)
+            if (!strncasecmp(tok, schemes[i], strlen(schemes[i]))) {
+                l->transport = (enum config_transport)i;
+                skip = strlen(schemes[i]);
+            }
+        if (!skip || parse_hostport(tok + skip, l->host, sizeof(l->host), &l->port)) return -1;
         (*count)++;
     }
     return *count ? 0 : -1;
@@ -195,7 +199,7 @@ void config_key_describe(const struct config_key *k, char *out, size_t cap)
         else snprintf(out, cap, "string, up to %zu bytes", k->size - 1);
         break;
     case CONFIG_LISTEN:
-        snprintf(out, cap, "udp|tcp:host:port, ... (1 to %zu)", k->size / sizeof(struct config_listen));
+        snprintf(out, cap, "udp|tcp|tls|ws|wss:host:port, ... (1 to %zu)", k->size / sizeof(struct config_listen));
         break;
     case CONFIG_CIDR:
         snprintf(out, cap, "ip[/bits], ... (up to %zu)", k->size / sizeof(struct config_cidr));

@@ -23,7 +23,14 @@ struct sockaddr;
  * ("udp:127.0.0.1:5060, tcp:...") and address blocks (config_cidr). */
 #define CONFIG_MAX_LISTEN 8
 
-enum config_transport { CONFIG_TRANSPORT_UDP = 0, CONFIG_TRANSPORT_TCP = 1 };
+/* Numbered as enum sip_transport (sip/proto.h), which base cannot include. */
+enum config_transport {
+    CONFIG_TRANSPORT_UDP = 0,
+    CONFIG_TRANSPORT_TCP = 1,
+    CONFIG_TRANSPORT_TLS = 2,
+    CONFIG_TRANSPORT_WS = 3,
+    CONFIG_TRANSPORT_WSS = 4,
+};
 
 struct config_listen {
     enum config_transport transport;

@@ -529,8 +529,8 @@ static void branch_start(struct proxy_call *c, struct proxy_branch *b, const str
         branch_fail(b, 503);
         return;
     }
-    uint16_t in_port = rx->proto == SIP_TRANSPORT_TCP && l->tcp_port ? l->tcp_port : l->udp_port;
-    uint16_t out_port = dest.proto == SIP_TRANSPORT_TCP && l->tcp_port ? l->tcp_port : l->udp_port;
+    uint16_t in_port = sip_local_port(l, rx->proto);
+    uint16_t out_port = sip_local_port(l, dest.proto);
     if (record_route) {
         /* §16.6 step 4; RFC 5658 double Record-Route when the transport
          * changes: the entry facing the callee on top. */

@@ -575,7 +575,7 @@ void proxy_on_ack(struct proxy *p, const struct transport_rx *rx)
     char vh[80];
     proxy_via_host(p, rx, vh, sizeof(vh));
     const struct sip_local *l = p->d.local;
-    uint16_t vport = dest.proto == SIP_TRANSPORT_TCP && l->tcp_port ? l->tcp_port : l->udp_port;
+    uint16_t vport = sip_local_port(l, dest.proto);
     str_t via = arena_printf(&p->arena, "SIP/2.0/%s %s:%u;branch=%s", transport_name(dest.proto), vh, vport, branch);
     if (!via.s || sip_msg_insert_header(&req, &p->arena, 0, STR_LIT("Via"), via) != 0) return;
     sbuf_clear(&p->sb);

@@ -63,7 +63,7 @@ static void publish_failure(const struct digest_checker *dc, const struct transp
         EVENT_STR("user", user),
         EVENT_STR("realm", realm),
         EVENT_STR("remote", rx->src_text),
-        EVENT_STR("transport", rx->proto == SIP_TRANSPORT_TCP ? "tcp" : "udp"),
+        EVENT_STR("transport", sip_transport_param(rx->proto)),
         EVENT_STR("reason", reason),
         EVENT_INT("count", count),
     };

@@ -159,7 +159,7 @@ static void ping(struct natping *np, const struct location_binding *b, uint64_t 
                 "Call-ID: np%llx.%s@%s\r\n"
                 "CSeq: 1 OPTIONS\r\n"
                 "Content-Length: 0\r\n\r\n",
-                b->contact, l->host, (unsigned)l->udp_port, (unsigned long long)key,
+                b->contact, l->host, (unsigned)l->port[SIP_TRANSPORT_UDP], (unsigned long long)key,
                 (unsigned long long)np->seq,
                 l->domain[0] ? l->domain : l->host, tag, b->contact,
                 (unsigned long long)np->seq, tag, l->host);

@@ -158,9 +158,12 @@ static bool host_is_this_machine(struct registrar *r, str_t host)
     return false;
 }
 
+_Static_assert((int)LOCATION_TRANSPORT_WSS == (int)SIP_TRANSPORT_WSS, "location and SIP transports are numbered alike");
+
 static bool port_is_ours(const struct registrar *r, uint16_t port, const struct transport_rx *rx)
 {
-    if (port == r->local->udp_port || port == r->local->tcp_port) return true;
+    for (int i = 0; i < SIP_TRANSPORT_COUNT; i++)
+        if (r->local->port[i] && port == r->local->port[i]) return true;
     for (int i = 0; i < r->sip.listen_count; i++)
         if (r->sip.listen[i].port && r->sip.listen[i].port == port) return true;
     return rx && transport_addr_port(&rx->local) == port;
@@ -550,7 +553,7 @@ static bool reg_moves_binding(str_t key, const struct location_binding *const *o
         memset(&a, 0, sizeof(a));
         memcpy(&a, &old[i]->addr, sizeof(old[i]->addr));
         if (old[i]->addr.sa.sa_family == AF_UNSPEC || !transport_addr_equal(&a, &rx->src)) return true;
-        return rx->proto == SIP_TRANSPORT_TCP && old[i]->conn_id != rx->conn_id;
+        return sip_transport_is_stream(rx->proto) && old[i]->conn_id != rx->conn_id;
     }
     return true;
 }
@@ -642,9 +645,9 @@ static void reg_apply(struct registrar *r, struct txn *st, const struct transpor
             .q1000 = c->q1000,
             .call_id = m->call_id,
             .cseq = m->cseq.number,
-            .transport = rx->proto == SIP_TRANSPORT_TCP ? LOCATION_TRANSPORT_TCP : LOCATION_TRANSPORT_UDP,
+            .transport = (enum location_transport)rx->proto, /* numbered alike (location.h) */
             .remote_addr = (const struct sockaddr *)&rx->src,
-            .conn_id = rx->proto == SIP_TRANSPORT_TCP ? rx->conn_id : 0,
+            .conn_id = sip_transport_is_stream(rx->proto) ? rx->conn_id : 0,
             .path = path,
             .user_agent = ua ? ua->value : STR_NULL,
             .instance = c->instance,

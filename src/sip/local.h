@@ -8,13 +8,23 @@
 
 #include <stdint.h>
 
+#include "sip/proto.h"
+
 struct sip_local {
     char domain[128];          /* [sip] domain */
     char realm[128];           /* [auth] realm, else the domain */
     char host[64];             /* Via/Contact/Record-Route host (IPv6 without brackets) */
-    uint16_t udp_port;         /* first UDP listener; 0: none */
-    uint16_t tcp_port;         /* first TCP listener; 0: none */
+    uint16_t port[SIP_TRANSPORT_COUNT]; /* first listener of each transport; 0: none */
     char user_agent[64];       /* [sip] user_agent: User-Agent / Server value */
 };
+
+/* The port to name in a Via or Record-Route for proto: its listener's, else
+ * (a connection we opened on a transport we do not listen on: responses come
+ * back on that connection anyway) the UDP, then the TCP listener's. */
+static inline uint16_t sip_local_port(const struct sip_local *l, enum sip_transport proto)
+{
+    if (l->port[proto]) return l->port[proto];
+    return l->port[SIP_TRANSPORT_UDP] ? l->port[SIP_TRANSPORT_UDP] : l->port[SIP_TRANSPORT_TCP];
+}
 
 #endif

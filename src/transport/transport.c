@@ -146,7 +146,7 @@ bool transport_addr_equal(const struct sockaddr_storage *a, const struct sockadd
     return addr_same_ip(a, b) && transport_addr_port(a) == transport_addr_port(b);
 }
 
-const char *transport_name(enum sip_transport proto) { return proto == SIP_TRANSPORT_TCP ? "TCP" : "UDP"; }
+const char *transport_name(enum sip_transport proto) { return sip_transport_via_name(proto); }
 
 /* ---- lifecycle ---- */
 

@@ -90,7 +90,7 @@ static struct txn *client_create(struct txn_layer *l, const struct transport_des
     t->invite = method == SIP_INVITE;
     t->state = t->invite ? TXN_CALLING : TXN_TRYING;
     t->dest = *dest;
-    t->reliable = dest->proto == SIP_TRANSPORT_TCP;
+    t->reliable = sip_transport_is_stream(dest->proto);
     if (cb) t->cb = *cb;
     else t->detached = true;
     t->arg = arg;

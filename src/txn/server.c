@@ -546,7 +546,7 @@ static int server_create(struct txn_layer *l, const struct transport_rx *rx)
         free(t);
         return -EINVAL;
     }
-    t->reliable = t->dest.proto == SIP_TRANSPORT_TCP;
+    t->reliable = sip_transport_is_stream(t->dest.proto);
     if (txn_table_insert(&l->server, t, server_hash(m, m->method, !rfc2543)) != 0) {
         log_error("%.*s from %s dropped: out of memory for the transaction table", STR_FMT(m->method_name),
                   rx->src_text);

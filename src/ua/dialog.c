@@ -129,7 +129,7 @@ static int take_routes(struct ua_dialog *d, const struct sip_msg *m, bool revers
 /* Where in-dialog requests go: see ua_dialog_set_dest. */
 static void dialog_dest(const struct ua_dialog *d, struct transport_dest *out)
 {
-    if (d->pinned || (d->flow.proto == SIP_TRANSPORT_TCP && d->flow.conn_id)) {
+    if (d->pinned || (sip_transport_is_stream(d->flow.proto) && d->flow.conn_id)) {
         *out = d->flow;
         return;
     }
@@ -468,9 +468,9 @@ struct ua_dialog *ua_answer_invite(struct ua *ua, struct txn *st, int status, st
         bool v6 = memchr(via.host.s, ':', via.host.len) && via.host.s[0] != '[';
         sbuf_t c;
         sbuf_init(&c);
-        sbuf_printf(&c, "<sip:%.*s%s%s%.*s%s:%u%s>", STR_FMT(req->ruri.user), req->ruri.user.len ? "@" : "",
+        sbuf_printf(&c, "<sip:%.*s%s%s%.*s%s:%u%s%s>", STR_FMT(req->ruri.user), req->ruri.user.len ? "@" : "",
                     v6 ? "[" : "", STR_FMT(via.host), v6 ? "]" : "", via.port,
-                    rx->proto == SIP_TRANSPORT_TCP ? ";transport=tcp" : "");
+                    rx->proto != SIP_TRANSPORT_UDP ? ";transport=" : "", rx->proto != SIP_TRANSPORT_UDP ? sip_transport_param(rx->proto) : "");
         d->local_contact = c.failed ? NULL : sbuf_take(&c);
         sbuf_free(&c);
     }

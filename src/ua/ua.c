@@ -60,7 +60,7 @@ int ua_dest_from_host(const char *host, uint16_t port, enum sip_transport proto,
     memset(out, 0, sizeof(*out));
     if (!host || transport_addr_parse(host, strlen(host), port ? port : 5060, &out->addr) != 0) return -ENOENT;
     out->proto = proto;
-    out->conn_id = proto == SIP_TRANSPORT_TCP ? conn_id : 0;
+    out->conn_id = sip_transport_is_stream(proto) ? conn_id : 0;
     return 0;
 }
 
@@ -263,7 +263,7 @@ void ua_via_for(struct ua *ua, enum sip_transport proto, str_t local_host, struc
     const struct sip_local *l = ua->local;
     via->proto = proto;
     via->host = local_host.len ? local_host : str_from_cstr(l->host);
-    via->port = proto == SIP_TRANSPORT_TCP ? l->tcp_port : l->udp_port;
+    via->port = sip_local_port(l, proto);
 }
 
 void ua_get_stats(const struct ua *ua, struct ua_stats *out)
@@ -292,9 +292,9 @@ int ua_build(struct ua *ua, const struct ua_request *r, const struct transport_d
     if (!r->contact.len && r->auto_contact) {
         str_t user = r->contact_user.len ? r->contact_user : from_user(r->from);
         bool v6 = memchr(via.host.s, ':', via.host.len) && via.host.s[0] != '[';
-        int n = snprintf(contact, sizeof(contact), "<sip:%.*s%s%s%.*s%s:%u%s>", STR_FMT(user), user.len ? "@" : "",
+        int n = snprintf(contact, sizeof(contact), "<sip:%.*s%s%s%.*s%s:%u%s%s>", STR_FMT(user), user.len ? "@" : "",
                          v6 ? "[" : "", STR_FMT(via.host), v6 ? "]" : "", via.port,
-                         dest->proto == SIP_TRANSPORT_TCP ? ";transport=tcp" : "");
+                         dest->proto != SIP_TRANSPORT_UDP ? ";transport=" : "", dest->proto != SIP_TRANSPORT_UDP ? sip_transport_param(dest->proto) : "");
         if (n < 0 || (size_t)n >= sizeof(contact)) return -EINVAL;
         copy.contact = str_make(contact, (size_t)n);
     }

@@ -91,12 +91,12 @@ static inline void gbh_init(struct gbh *h)
     h->cfg.gb.catalog_on_register = false;
     snprintf(h->cfg.gb.password, sizeof(h->cfg.gb.password), "defaultpw");
     snprintf(h->local.host, sizeof(h->local.host), "192.0.2.1");
-    h->local.udp_port = 5060;
-    h->local.tcp_port = 5060;
+    h->local.port[SIP_TRANSPORT_UDP] = 5060;
+    h->local.port[SIP_TRANSPORT_TCP] = 5060;
     config_init(&h->ua_w.cfg);
     snprintf(h->ua_w.local.host, sizeof(h->ua_w.local.host), "%s", h->local.host);
-    h->ua_w.local.udp_port = h->local.udp_port;
-    h->ua_w.local.tcp_port = h->local.tcp_port;
+    h->ua_w.local.port[SIP_TRANSPORT_UDP] = h->local.port[SIP_TRANSPORT_UDP];
+    h->ua_w.local.port[SIP_TRANSPORT_TCP] = h->local.port[SIP_TRANSPORT_TCP];
     h->now = 1000;
     timer_service_init(&h->ua_w.timers);
     timer_run(&h->ua_w.timers, h->now); /* the role reads the service's clock */

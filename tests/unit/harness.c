@@ -107,7 +107,7 @@ struct harness *harness_new(void)
     h->priv = calloc(1, sizeof(*h->priv));
     assert_non_null(h->priv);
     h->now = 1000000;
-    h->local = (struct sip_local){.udp_port = 5060, .tcp_port = 5060};
+    h->local = (struct sip_local){.port = {5060, 5060}};
     snprintf(h->local.domain, sizeof(h->local.domain), "example.com");
     snprintf(h->local.realm, sizeof(h->local.realm), "example.com");
     snprintf(h->local.host, sizeof(h->local.host), "192.0.2.1");
@@ -206,7 +206,7 @@ int harness_inject(struct harness *h, const char *ip, uint16_t port, enum sip_tr
     rx->proto = proto;
     rx->conn_id = proto == SIP_TRANSPORT_TCP ? h->conn_id : 0;
     if (transport_addr_parse(ip, strlen(ip), port, &rx->src) != 0) return -22;
-    transport_addr_parse(h->local.host, strlen(h->local.host), h->local.udp_port, &rx->local);
+    transport_addr_parse(h->local.host, strlen(h->local.host), h->local.port[SIP_TRANSPORT_UDP], &rx->local);
     snprintf(rx->src_text, sizeof(rx->src_text), strchr(ip, ':') ? "[%s]:%u" : "%s:%u", ip, (unsigned)port);
     return txn_layer_receive(h->txn, rx);
 }

@@ -259,10 +259,17 @@ static void test_listen_list(void **state)
     assert_int_equal(cfg.sip.listen[1].transport, CONFIG_TRANSPORT_UDP);
     assert_string_equal(cfg.sip.listen[1].host, "0.0.0.0");
     assert_int_equal(cfg.sip.listen[1].port, 5080);
-    assert_int_equal(load("[sip]\nlisten = tls:127.0.0.1:5061\n"), -1);
+    assert_int_equal(load("[sip]\nlisten = tls:127.0.0.1:5061, ws:[::1]:8088, WSS:0.0.0.0:8089\n"), 0);
+    assert_int_equal(cfg.sip.listen_count, 3);
+    assert_int_equal(cfg.sip.listen[0].transport, CONFIG_TRANSPORT_TLS);
+    assert_int_equal(cfg.sip.listen[1].transport, CONFIG_TRANSPORT_WS);
+    assert_string_equal(cfg.sip.listen[1].host, "::1");
+    assert_int_equal(cfg.sip.listen[2].transport, CONFIG_TRANSPORT_WSS);
+    assert_int_equal(cfg.sip.listen[2].port, 8089);
+    assert_int_equal(load("[sip]\nlisten = sctp:127.0.0.1:5060\n"), -1);
     assert_int_equal(load("[sip]\nlisten = udp:127.0.0.1\n"), -1);
     assert_int_equal(load("[sip]\nlisten =\n"), -1);        /* serving nothing is no config */
-    assert_true(has_error(2, "[sip] listen: bad value '' (udp|tcp:host:port, ... (1 to 8))"));
+    assert_true(has_error(2, "[sip] listen: bad value '' (udp|tcp|tls|ws|wss:host:port, ... (1 to 8))"));
 }
 
 static void test_port_range(void **state)

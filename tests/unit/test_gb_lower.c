@@ -799,7 +799,7 @@ static int lh_setup(void **state)
     h->up.keepalive_misses = 3;
     h->up.enabled = true;
     snprintf(h->local.host, sizeof(h->local.host), "192.0.2.1");
-    h->local.udp_port = 5060;
+    h->local.port[SIP_TRANSPORT_UDP] = 5060;
     assert_int_equal(uv_loop_init(&h->loop), 0);
     h->bus = event_bus_new(&h->loop, 64, NULL);
     assert_non_null(h->bus);

@@ -283,7 +283,7 @@ static bool local(const struct worker *w, const char *uri, bool check_port)
     /* The registrar keeps a copy of [sip] and who we are: one per question. */
     struct timer_service ts;
     timer_service_init(&ts);
-    struct sip_local l = {.udp_port = w->local.udp_port, .tcp_port = w->local.tcp_port};
+    struct sip_local l = {.port = {w->local.port[SIP_TRANSPORT_UDP], w->local.port[SIP_TRANSPORT_TCP]}};
     snprintf(l.domain, sizeof(l.domain), "%s", w->cfg.sip.domain);
     snprintf(l.realm, sizeof(l.realm), "%s", w->cfg.sip.domain);
     snprintf(l.host, sizeof(l.host), "%s", w->local.host);
@@ -309,7 +309,7 @@ static void test_uri_is_local(void **state)
     assert_int_equal(config_parse_listen(&w->cfg, "udp:127.0.0.1:5070, tcp:127.0.0.1:5070"), 0);
     snprintf(w->cfg.sip.domain, sizeof(w->cfg.sip.domain), "127.0.0.1");
     snprintf(w->local.host, sizeof(w->local.host), "127.0.0.1");
-    w->local.udp_port = w->local.tcp_port = 5070;
+    w->local.port[SIP_TRANSPORT_UDP] = w->local.port[SIP_TRANSPORT_TCP] = 5070;
     /* the domain written as an address, on a port other than 5060 */
     assert_true(local(w, "sip:bob@127.0.0.1", true));
     assert_true(local(w, "sip:bob@127.0.0.1:5070", true));

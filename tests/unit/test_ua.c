@@ -138,8 +138,8 @@ static int setup(void **state)
     h->cfg.sip.t2_ms = 4000;
     snprintf(h->local.user_agent, sizeof(h->local.user_agent), "cascade-test");
     snprintf(h->local.host, sizeof(h->local.host), "192.0.2.1");
-    h->local.udp_port = 5060;
-    h->local.tcp_port = 5061;
+    h->local.port[SIP_TRANSPORT_UDP] = 5060;
+    h->local.port[SIP_TRANSPORT_TCP] = 5061;
     timer_service_init(&h->timers);
     h->timers.clock = op_now;
     h->timers.clock_arg = h;
@@ -554,7 +554,7 @@ static void test_local_read_at_send(void **state)
     assert_true(str_eq_cstr(hdr(m, SIP_HDR_USER_AGENT), "cascade-test"));
 
     snprintf(h->local.host, sizeof(h->local.host), "198.51.100.7");
-    h->local.udp_port = 5070;
+    h->local.port[SIP_TRANSPORT_UDP] = 5070;
     snprintf(h->local.user_agent, sizeof(h->local.user_agent), "cascade-2");
     assert_non_null(ua_request_send(h->ua, &r, &dest, NULL, NULL, NULL));
     assert_int_equal(h->nsent, 2);

@@ -199,7 +199,7 @@ void gb_device_dest(const struct gb_device *d, struct transport_dest *out)
     memset(out, 0, sizeof(*out));
     out->proto = d->proto;
     memcpy(&out->addr, &d->addr, d->addr.sa.sa_family == AF_INET6 ? sizeof(d->addr.in6) : sizeof(d->addr.in));
-    out->conn_id = d->proto == SIP_TRANSPORT_TCP ? d->conn_id : 0;
+    out->conn_id = sip_transport_is_stream(d->proto) ? d->conn_id : 0;
     out->listener_id = d->proto == SIP_TRANSPORT_UDP ? d->listener_id : 0;
 }
 
@@ -246,7 +246,7 @@ void gb_device_persist(struct gb_upper *g, struct gb_device *d)
         .allow = d->allow,
         .online = d->online,
         .remote = remote,
-        .transport = d->proto == SIP_TRANSPORT_TCP ? "tcp" : "udp",
+        .transport = sip_transport_param(d->proto),
         .registered_at = d->registered_at,
         .last_keepalive = d->last_keepalive,
         .expires_at = d->expires_at,
@@ -279,7 +279,7 @@ json_t *gb_device_json(struct gb_upper *g, struct gb_device *d, bool full)
     json_object_set_new(o, "id", json_string(d->id));
     json_object_set_new(o, "online", json_boolean(d->online));
     json_object_set_new(o, "remote", remote[0] ? json_string(remote) : json_null());
-    json_object_set_new(o, "transport", d->addr.sa.sa_family ? json_string(d->proto == SIP_TRANSPORT_TCP ? "tcp" : "udp")
+    json_object_set_new(o, "transport", d->addr.sa.sa_family ? json_string(sip_transport_param(d->proto))
                                                              : json_null());
     json_object_set_new(o, "registered_at", time_or_null(d->registered_at));
     json_object_set_new(o, "last_keepalive", time_or_null(d->last_keepalive));
@@ -429,7 +429,7 @@ static void challenge(struct gb_upper *g, struct txn *st, bool stale)
 static bool device_flow_is(const struct gb_device *d, const struct transport_rx *rx)
 {
     if (!d->addr.sa.sa_family || rx->proto != d->proto) return false;
-    if (d->proto == SIP_TRANSPORT_TCP) return d->conn_id && rx->conn_id == d->conn_id;
+    if (sip_transport_is_stream(d->proto)) return d->conn_id && rx->conn_id == d->conn_id;
     if (rx->src.ss_family != d->addr.sa.sa_family) return false;
     if (d->addr.sa.sa_family == AF_INET) {
         const struct sockaddr_in *a = (const struct sockaddr_in *)&rx->src;
@@ -472,7 +472,7 @@ static void auth_failed_event(struct gb_upper *g, str_t id, const struct transpo
     json_object_set_new(f, "user", json_stringn(id.s, id.len));
     json_object_set_new(f, "realm", json_string(g->cfg.domain));
     json_object_set_new(f, "remote", json_string(rx->src_text));
-    json_object_set_new(f, "transport", json_string(rx->proto == SIP_TRANSPORT_TCP ? "tcp" : "udp"));
+    json_object_set_new(f, "transport", json_string(sip_transport_param(rx->proto)));
     json_object_set_new(f, "reason", json_string(reason));
     json_object_set_new(f, "count", json_integer(info->throttle.count));
     gb_publish(g, "auth.failed", f);
@@ -653,7 +653,7 @@ static int on_register(struct gb_upper *g, struct txn *st, const struct transpor
         return 1;
     }
     /* The flow the device is reached over (RFC 3261 §18.2.2 / RFC 5626 style). */
-    if (hnode_linked(&d->by_conn) && (rx->proto != SIP_TRANSPORT_TCP || rx->conn_id != d->conn_id)) conn_remove(g, d);
+    if (hnode_linked(&d->by_conn) && (!sip_transport_is_stream(rx->proto) || rx->conn_id != d->conn_id)) conn_remove(g, d);
     d->proto = rx->proto;
     memset(&d->addr, 0, sizeof(d->addr));
     memcpy(&d->addr, &rx->src, rx->src.ss_family == AF_INET6 ? sizeof(d->addr.in6) : sizeof(d->addr.in));
@@ -668,7 +668,7 @@ static int on_register(struct gb_upper *g, struct txn *st, const struct transpor
         gb_str_release(d->local_host);
         d->local_host = host[0] ? gb_str_intern(g->strings, host) : NULL;
     }
-    if (d->proto == SIP_TRANSPORT_TCP) conn_add(g, d);
+    if (sip_transport_is_stream(d->proto)) conn_add(g, d);
 
     int64_t wall = clock_wall_ms();
     uint64_t now = gb_now(g);
@@ -696,7 +696,7 @@ static int on_register(struct gb_upper *g, struct txn *st, const struct transpor
         log_info("gb device %s online from %s %s (expires %d)", d->id, transport_name(d->proto), remote, expires);
         gb_publish(g, "gb.device.online",
                    json_pack("{s:s,s:s,s:s,s:s,s:i}", "device_id", d->id, "reason", "register", "remote", remote,
-                             "transport", d->proto == SIP_TRANSPORT_TCP ? "tcp" : "udp", "expires", expires));
+                             "transport", sip_transport_param(d->proto), "expires", expires));
         if (cfg->catalog_on_register) gb_catq_push(g, d);
     }
     return 1;
@@ -937,7 +937,8 @@ static int load_device(void *arg, const struct store_gb_device *row)
     if (gb_charset_from_name(row->charset, &cs) == 0) d->charset = cs;
     d->auth_enabled = row->auth_enabled;
     d->allow = row->allow;
-    d->proto = !strcasecmp(row->transport, "tcp") ? SIP_TRANSPORT_TCP : SIP_TRANSPORT_UDP;
+    int proto = sip_transport_from_name(str_from_cstr(row->transport));
+    d->proto = proto < 0 ? SIP_TRANSPORT_UDP : (enum sip_transport)proto;
     if (row->remote[0] && parse_remote(row->remote, &d->addr) != 0) memset(&d->addr, 0, sizeof(d->addr));
     d->registered_at = row->registered_at;
     d->last_keepalive = d->keepalive_stored_at = row->last_keepalive;
@@ -949,7 +950,7 @@ static int load_device(void *arg, const struct store_gb_device *row)
     int64_t wall = clock_wall_ms();
     const char *lost = NULL;
     if (row->expires_at <= wall) lost = "expired";
-    else if (d->proto == SIP_TRANSPORT_TCP) lost = "transport-lost"; /* the connection did not survive us */
+    else if (sip_transport_is_stream(d->proto)) lost = "transport-lost"; /* the connection did not survive us */
     else if (!d->addr.sa.sa_family) lost = "expired";
     if (lost) {
         d->online = true; /* so that device_offline reports and persists the change */
