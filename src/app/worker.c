@@ -276,6 +276,15 @@ static void stats_provider(json_t *stats, void *arg)
                                   (json_int_t)tr.tcp_open, "tcp_refused", (json_int_t)tr.tcp_refused,
                                   "tcp_timed_out", (json_int_t)tr.tcp_timed_out, "tcp_max_connections",
                                   (json_int_t)tr.tcp_max_connections));
+    json_t *tj = json_object_get(stats, "transport");
+    json_t *open = json_object();
+    for (int p = SIP_TRANSPORT_TCP; p < SIP_TRANSPORT_COUNT; p++)
+        json_object_set_new(open, sip_transport_param(p), json_integer(tr.conns_by_proto[p]));
+    json_object_set_new(tj, "connections", open);
+    json_object_set_new(tj, "tls_handshakes", json_integer((json_int_t)tr.tls_handshakes));
+    json_object_set_new(tj, "tls_failed", json_integer((json_int_t)tr.tls_failed));
+    json_object_set_new(tj, "ws_upgrades", json_integer((json_int_t)tr.ws_upgrades));
+    json_object_set_new(tj, "ws_refused", json_integer((json_int_t)tr.ws_refused));
     json_object_set_new(stats, "bad_requests", json_integer((json_int_t)w->stats.bad_requests));
     json_object_set_new(stats, "overload", overload_json(w));
     dispatch_stats(w, stats);
@@ -322,6 +331,21 @@ static double metric_tcp_open(void *arg)
     return tr.tcp_open;
 }
 
+static void metric_connections(struct api_metric_writer *mw, void *arg)
+{
+    struct transport_stats tr;
+    transport_get_stats(((struct worker *)arg)->transport, &tr);
+    for (int p = SIP_TRANSPORT_TCP; p < SIP_TRANSPORT_COUNT; p++)
+        api_metric_sample(mw, "transport", sip_transport_param(p), tr.conns_by_proto[p]);
+}
+
+static double metric_tls_handshakes(void *arg)
+{
+    struct transport_stats tr;
+    transport_get_stats(((struct worker *)arg)->transport, &tr);
+    return (double)tr.tls_handshakes;
+}
+
 static double metric_events(void *arg) { return (double)event_bus_published(((struct worker *)arg)->events); }
 
 static void api_setup(struct worker *w)
@@ -333,7 +357,11 @@ static void api_setup(struct worker *w)
                       API_METRIC_COUNTER, metric_responses, w);
     api_metric_gauge(w->api, "cascade_server_transactions", "Live server transactions", metric_server_txns, w);
     api_metric_gauge(w->api, "cascade_client_transactions", "Live client transactions", metric_client_txns, w);
-    api_metric_gauge(w->api, "cascade_tcp_connections", "Open SIP TCP connections", metric_tcp_open, w);
+    api_metric_gauge(w->api, "cascade_tcp_connections", "Open SIP connections (TCP, TLS, WS, WSS)", metric_tcp_open, w);
+    api_metric_family(w->api, "cascade_sip_connections", "Open SIP connections, by transport", API_METRIC_GAUGE,
+                      metric_connections, w);
+    api_metric_counter(w->api, "cascade_tls_handshakes_total", "TLS handshakes completed (SIP over TLS and WSS)",
+                       metric_tls_handshakes, w);
     api_metric_counter(w->api, "cascade_events_total", "Events published", metric_events, w);
     api_metric_counter(w->api, "cascade_overload_refused_total", "New REGISTERs refused with 503 (overload)",
                        metric_overload_refused, w);
@@ -440,7 +468,10 @@ int worker_start(struct worker *w, uv_loop_t *loop)
         .tcp_max_per_ip = w->cfg.sip.tcp_max_per_ip,
         .tcp_message_timeout_ms = w->cfg.sip.tcp_message_timeout_s * 1000u,
         .tcp_first_message_timeout_ms = w->cfg.sip.tcp_first_message_timeout_s * 1000u,
+        .ws_ping_interval_ms = w->cfg.sip.ws_ping_interval_s * 1000u,
+        .ws_require_origin = w->cfg.sip.ws_require_origin,
     };
+    snprintf(tcfg.ws_origins, sizeof(tcfg.ws_origins), "%s", w->cfg.sip.ws_origins);
     sip_parse_limits_default(&tcfg.limits);
     tcfg.limits.max_message_bytes = w->cfg.sip.max_message_bytes;
     struct transport_callbacks tcb = {

@@ -10,7 +10,7 @@
 
 static const struct config_key keys[] = {
     {"listen", CONFIG_LISTEN, CONFIG_FIELD(struct sip_config, listen), "udp:127.0.0.1:5060, tcp:127.0.0.1:5060", 0, 0, NULL,
-     offsetof(struct sip_config, listen_count), "the sockets SIP is served on (0.0.0.0 / [::]: every interface)"},
+     offsetof(struct sip_config, listen_count), "the sockets SIP is served on: udp: tcp: tls: ws: wss: host:port (0.0.0.0 / [::]: every interface; tls: and wss: need [tls] cert)"},
     KEY("domain", CONFIG_STRING, domain, "127.0.0.1", 0, 0, "the domain we are registrar/proxy for"),
     KEY("t1_ms", CONFIG_UINT, t1_ms, "500", 1, 60000, "RFC 3261 T1: round-trip estimate, ms"),
     KEY("t2_ms", CONFIG_UINT, t2_ms, "4000", 1, 600000, "RFC 3261 T2: longest retransmit interval of non-INVITE requests, ms"),
@@ -28,6 +28,12 @@ static const struct config_key keys[] = {
     KEY("user_agent", CONFIG_STRING, user_agent, "cascade", 0, 0, "User-Agent and Server header value"),
     KEY("max_server_transactions", CONFIG_UINT, max_server_transactions, "100000", 1, 100000000,
         "live server transactions (Timer J records of answered requests not counted); beyond, new requests get 503 + Retry-After"),
+    KEY("ws_ping_interval", CONFIG_UINT, ws_ping_interval_s, "30", 1, 86400,
+        "seconds of silence on a ws:/wss: connection before we send a WebSocket ping (a dead peer then meets tcp_idle_timeout)"),
+    KEY("ws_origins", CONFIG_STRING, ws_origins, "", 0, 0,
+        "Origin values a browser may open ws:/wss: from, comma-separated (e.g. https://phone.example.com); empty: any (403 otherwise)"),
+    KEY("ws_require_origin", CONFIG_BOOL, ws_require_origin, "no", 0, 0,
+        "yes: WebSocket clients that send no Origin header (not browsers) are refused"),
 };
 
 const struct config_section sip_config_section = {

@@ -20,6 +20,9 @@ struct sip_config { /* [sip] */
     uint32_t tcp_first_message_timeout_s; /* an accepted connection sends a whole message by then */
     char user_agent[64];
     uint32_t max_server_transactions; /* live server transactions; beyond: 503 stateless */
+    uint32_t ws_ping_interval_s;     /* WebSocket ping after this long with nothing received */
+    char ws_origins[512];            /* browsers' Origin values allowed on ws:/wss:, comma-separated; empty: any */
+    bool ws_require_origin;          /* refuse WebSocket clients that send no Origin */
 };
 
 #endif

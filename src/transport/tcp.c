@@ -1,8 +1,16 @@
-/* tcp.c — SIP over TCP: accepted and outbound connections, the connection
- * table (by id and by remote ip:port), stream framing (RFC 3261 §18.3),
- * CRLF keepalives (RFC 5626 §3.5.1), idle and connect timeouts, the
- * deadlines that close slow senders, and the descriptor budget (a global
- * and a per-source-IP cap on accepted connections, a spare descriptor).
+/* tcp.c — SIP over connections (TCP, TLS, WS, WSS): accepted and outbound
+ * connections, the connection table (by id and by remote ip:port), stream
+ * framing (RFC 3261 §18.3), CRLF keepalives (RFC 5626 §3.5.1), idle and
+ * connect timeouts, the deadlines that close slow senders, and the
+ * descriptor budget (a global and a per-source-IP cap on accepted
+ * connections, a spare descriptor).
+ *
+ * Layers on a connection: the socket; TLS for TLS and WSS (a tls_session
+ * on memory BIOs: ciphertext read goes in, plaintext comes out into the
+ * connection's buffer; what we write goes through it); then either SIP
+ * stream framing (TCP, TLS) or WebSocket (WS, WSS: the opening handshake,
+ * then one SIP message per message, RFC 7118 §5). Everything above the
+ * framing — flows, caps, timeouts — is the same for all four.
  *
  * A connection is freed only from its libuv close callback, so a pointer
  * stays valid through every callback of the loop iteration that closed it;
@@ -51,6 +59,7 @@ static int conn_register(struct transport *t, struct tcp_conn *c)
     if (t->all) t->all->all_prev = c;
     t->all = c;
     t->stats.tcp_open++;
+    t->stats.conns_by_proto[c->proto]++;
     return 0;
 }
 
@@ -64,6 +73,7 @@ static void conn_unregister(struct transport *t, struct tcp_conn *c)
     if (c->all_next) c->all_next->all_prev = c->all_prev;
     c->all_prev = c->all_next = NULL;
     t->stats.tcp_open--;
+    t->stats.conns_by_proto[c->proto]--;
     t->stats.tcp_closed++;
 }
 
@@ -76,11 +86,11 @@ static struct tcp_conn *conn_by_id(struct transport *t, uint64_t id)
     return NULL;
 }
 
-static struct tcp_conn *conn_by_addr(struct transport *t, const struct sockaddr_storage *a)
+static struct tcp_conn *conn_by_addr(struct transport *t, const struct sockaddr_storage *a, enum sip_transport proto)
 {
     for (struct hnode *n = htable_first(&t->conns_by_addr, addr_hash(a)); n; n = htable_next(n)) {
         struct tcp_conn *c = container_of(n, struct tcp_conn, by_addr);
-        if (transport_addr_equal(&c->peer, a)) return c;
+        if (c->proto == proto && transport_addr_equal(&c->peer, a)) return c;
     }
     return NULL;
 }
@@ -134,6 +144,8 @@ static void conn_closed(uv_handle_t *h)
 {
     struct tcp_conn *c = h->data;
     struct transport *t = c->t;
+    tls_session_free(c->tls);
+    free(c->ws_msg);
     free(c->buf);
     free(c);
     transport_handle_closed(t);
@@ -157,10 +169,12 @@ static void conn_close(struct tcp_conn *c, const char *reason, bool notify)
     timer_stop(t->timers, &c->timer);
     conn_drop_pending(c);
     bool registered = c->id != 0;
+    if (c->tls && !c->tls_up) t->stats.tls_failed++;
     conn_unregister(t, c);
     if (c->ip) ip_count_give_back(t, c->ip);
     c->ip = NULL;
-    log_debug("TCP connection %llu to %s closed: %s", (unsigned long long)c->id, c->peer_text, reason);
+    log_debug("%s connection %llu to %s closed: %s", transport_name(c->proto), (unsigned long long)c->id, c->peer_text,
+              reason);
     if (notify && registered && t->cb.on_conn_lost) t->cb.on_conn_lost(t->cb.user, c->id, &c->peer, reason);
     uv_close((uv_handle_t *)&c->handle, conn_closed);
 }
@@ -182,6 +196,14 @@ int tcp_close_conn(struct transport *t, uint64_t conn_id)
 
 static uint64_t deadline_min(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
+static uint32_t tls_handshake_ms(const struct transport *t)
+{
+    const struct tls_config *tc = t->tls ? tls_context_config(t->tls) : NULL;
+    return tc && tc->handshake_timeout_ms ? tc->handshake_timeout_ms : 10000;
+}
+
+static void ws_send_ping(struct tcp_conn *c);
+
 /* When an open connection must be looked at again: the earliest of its idle,
  * message and first-message deadlines; UINT64_MAX when none applies. */
 static uint64_t conn_deadline(const struct tcp_conn *c)
@@ -191,6 +213,8 @@ static uint64_t conn_deadline(const struct tcp_conn *c)
     if (t->cfg.tcp_idle_timeout_ms) d = c->last_activity + t->cfg.tcp_idle_timeout_ms;
     if (c->msg_partial) d = deadline_min(d, c->msg_started + t->cfg.tcp_message_timeout_ms);
     if (c->listener_id && !c->got_message) d = deadline_min(d, c->opened_at + t->cfg.tcp_first_message_timeout_ms);
+    if (c->tls && !c->tls_up) d = deadline_min(d, c->opened_at + tls_handshake_ms(t));
+    if (c->ws_open && !c->ws_ping_out) d = deadline_min(d, c->last_rx + t->cfg.ws_ping_interval_ms);
     return d;
 }
 
@@ -220,6 +244,13 @@ static void conn_timer(struct timer_node *n, uint64_t now)
         return;
     }
     if (c->state != CONN_OPEN) return;
+    if (c->tls && !c->tls_up && now >= c->opened_at + tls_handshake_ms(t)) {
+        t->stats.tcp_timed_out++;
+        log_warn_rl("TLS connection %s %s: handshake not done %u ms after it opened: closing",
+                    c->listener_id ? "from" : "to", c->peer_text, tls_handshake_ms(t));
+        conn_close(c, "TLS handshake timeout", true);
+        return;
+    }
     if (c->msg_partial && now >= c->msg_started + t->cfg.tcp_message_timeout_ms) {
         t->stats.tcp_timed_out++;
         log_warn_rl("TCP connection from %s: message incomplete %u ms after its first byte: closing", c->peer_text,
@@ -240,6 +271,7 @@ static void conn_timer(struct timer_node *n, uint64_t now)
         conn_close(c, "idle timeout", true);
         return;
     }
+    if (c->ws_open && !c->ws_ping_out && now >= c->last_rx + t->cfg.ws_ping_interval_ms) ws_send_ping(c);
     /* Activity does not touch the heap; the timer catches up here. */
     conn_arm(c, true);
 }
@@ -247,7 +279,7 @@ static void conn_timer(struct timer_node *n, uint64_t now)
 /* An open connection starts its deadlines. */
 static void conn_arm_open(struct tcp_conn *c)
 {
-    c->last_activity = c->opened_at = transport_now(c->t);
+    c->last_activity = c->opened_at = c->last_rx = transport_now(c->t);
     conn_arm(c, true);
 }
 
@@ -263,7 +295,19 @@ static void conn_written(uv_write_t *req, int status)
     if (status < 0) {
         log_warn_rl("TCP write to %s failed: %s", c->peer_text, uv_strerror(status));
         conn_close(c, "write error", true);
+        return;
     }
+    if (c->close_when_written && c->queued == 0) conn_close(c, c->close_when_written, true);
+}
+
+/* Refused (a WebSocket handshake, a close frame): stop reading, and close
+ * once what is queued, the answer, is written. */
+static void conn_close_when_written(struct tcp_conn *c, const char *reason)
+{
+    if (c->state != CONN_OPEN) return;
+    uv_read_stop((uv_stream_t *)&c->handle);
+    c->close_when_written = reason;
+    if (c->queued == 0) conn_close(c, reason, true);
 }
 
 static struct conn_write *write_copy(struct tcp_conn *c, const void *data, size_t len)
@@ -288,7 +332,8 @@ static int conn_write_queue(struct tcp_conn *c, struct conn_write *w)
     return rc;
 }
 
-static int conn_write(struct tcp_conn *c, const char *data, size_t len)
+/* Bytes for the socket (ciphertext on TLS). */
+static int sock_write(struct tcp_conn *c, const char *data, size_t len)
 {
     struct transport *t = c->t;
     if (c->state == CONN_CLOSING) return UV_ENOTCONN;
@@ -334,13 +379,193 @@ static int conn_write(struct tcp_conn *c, const char *data, size_t len)
     return rc;
 }
 
+/* ---- TLS between the socket and the framing ---- */
+
+static int tls_io_send(void *user, const void *data, size_t len) { return sock_write(user, data, len); }
+static int conn_take_plain(void *user, const void *data, size_t len);
+
+static const struct tls_io *conn_tls_io(struct tcp_conn *c, struct tls_io *io)
+{
+    io->user = c;
+    io->send = tls_io_send;
+    io->recv = conn_take_plain;
+    return io;
+}
+
+static void conn_tls_failed(struct tcp_conn *c, const char *why)
+{
+    if (c->state == CONN_CLOSING) return;
+    c->t->stats.dropped++;
+    log_warn_rl("TLS connection %s %s: %s: closing", c->listener_id ? "from" : "to", c->peer_text,
+                why ? why : "error");
+    conn_close(c, why ? why : "TLS error", true);
+}
+
+/* The handshake finished during the last call into the session. */
+static void conn_tls_check_up(struct tcp_conn *c)
+{
+    if (c->tls_up || !tls_session_established(c->tls)) return;
+    c->tls_up = true;
+    c->t->stats.tls_handshakes++;
+    char d[160];
+    tls_session_describe(c->tls, d, sizeof(d));
+    log_debug("TLS connection %llu %s %s: %s", (unsigned long long)c->id, c->listener_id ? "from" : "to",
+              c->peer_text, d);
+    conn_arm(c, true); /* the handshake deadline is gone */
+}
+
+/* Bytes of the framing (plaintext): through TLS when the connection has it. */
+static int conn_write(struct tcp_conn *c, const char *data, size_t len)
+{
+    if (!c->tls) return sock_write(c, data, len);
+    if (c->state == CONN_CLOSING) return UV_ENOTCONN;
+    if (tls_session_pending(c->tls) + c->queued + len > c->t->cfg.tcp_max_send_queue) {
+        log_warn_rl("TLS connection to %s: send queue over %u bytes, closing", c->peer_text,
+                    c->t->cfg.tcp_max_send_queue);
+        conn_close(c, "send queue overflow", true);
+        return UV_ENOBUFS;
+    }
+    struct tls_io io;
+    const char *why = NULL;
+    if (tls_session_write(c->tls, data, len, conn_tls_io(c, &io), &why) != 0) {
+        conn_tls_failed(c, why);
+        return UV_EPROTO;
+    }
+    return c->state == CONN_CLOSING ? UV_ENOTCONN : 0;
+}
+
+/* ---- WebSocket (RFC 6455, RFC 7118) ---- */
+
+static int ws_send_frame(struct tcp_conn *c, enum ws_opcode op, const void *data, size_t len)
+{
+    uint8_t hdr[WS_MAX_HEADER];
+    size_t h = ws_frame_header(hdr, op, len);
+    char small[2048 + WS_MAX_HEADER];
+    char *buf = h + len <= sizeof(small) ? small : malloc(h + len);
+    if (!buf) return UV_ENOMEM;
+    memcpy(buf, hdr, h);
+    if (len) memcpy(buf + h, data, len);
+    int rc = conn_write(c, buf, h + len);
+    if (buf != small) free(buf);
+    return rc;
+}
+
+static void ws_send_ping(struct tcp_conn *c)
+{
+    c->ws_ping_out = true;
+    ws_send_frame(c, WS_OP_PING, "cascade", 7);
+}
+
+/* A protocol error or a close: a close frame with code, then close. */
+static void ws_close(struct tcp_conn *c, uint16_t code, const char *why)
+{
+    uint8_t payload[125];
+    size_t n = ws_close_payload(payload, sizeof(payload), code, why);
+    ws_send_frame(c, WS_OP_CLOSE, payload, n);
+    conn_close_when_written(c, why);
+}
+
+static void ws_fail(struct tcp_conn *c, uint16_t code, const char *why)
+{
+    c->t->stats.dropped++;
+    log_warn_rl("%s connection from %s: %s: closing (%u)", transport_name(c->proto), c->peer_text, why, code);
+    ws_close(c, code, why);
+}
+
+static void conn_deliver(struct tcp_conn *c, const char *data, size_t len)
+{
+    struct rx_origin o = {c->proto, &c->peer, c->peer_text, c->id, c->listener_id, &c->local};
+    c->got_message = true;
+    transport_deliver(c->t, data, len, &o);
+}
+
+static bool only_crlf(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != '\r' && p[i] != '\n') return false;
+    return true;
+}
+
+/* One data message: one SIP message (RFC 7118 §5.2); text or binary alike. */
+static void ws_message(struct tcp_conn *c, const uint8_t *data, size_t len)
+{
+    if (len == 0 || only_crlf(data, len)) return; /* nothing to parse: a keepalive some clients send */
+    conn_deliver(c, (const char *)data, len);
+}
+
+static void ws_handle_frame(struct tcp_conn *c, const struct ws_frame *f)
+{
+    struct transport *t = c->t;
+    switch (f->opcode) {
+    case WS_OP_TEXT:
+    case WS_OP_BINARY:
+        if (c->ws_msg) {
+            ws_fail(c, 1002, "new message inside a fragmented one");
+        } else if (f->fin) {
+            ws_message(c, f->payload, f->len);
+        } else {
+            c->ws_msg = malloc(t->cfg.max_message_bytes ? t->cfg.max_message_bytes : 1);
+            if (!c->ws_msg) {
+                ws_fail(c, 1011, "out of memory");
+                return;
+            }
+            memcpy(c->ws_msg, f->payload, f->len); /* f->len <= max_message_bytes (ws_frame_decode) */
+            c->ws_msg_len = f->len;
+        }
+        break;
+    case WS_OP_CONTINUATION:
+        if (!c->ws_msg) {
+            ws_fail(c, 1002, "continuation without a message");
+        } else if (c->ws_msg_len + f->len > t->cfg.max_message_bytes) {
+            ws_fail(c, 1009, "message over the size limit");
+        } else {
+            memcpy(c->ws_msg + c->ws_msg_len, f->payload, f->len);
+            c->ws_msg_len += f->len;
+            if (f->fin) {
+                uint8_t *m = c->ws_msg;
+                size_t n = c->ws_msg_len;
+                c->ws_msg = NULL;
+                c->ws_msg_len = 0;
+                ws_message(c, m, n);
+                free(m);
+            }
+        }
+        break;
+    case WS_OP_PING:
+        ws_send_frame(c, WS_OP_PONG, f->payload, f->len);
+        break;
+    case WS_OP_PONG:
+        break; /* anything received ended the wait (last_rx) */
+    case WS_OP_CLOSE: {
+        uint16_t code = f->len >= 2 ? (uint16_t)(f->payload[0] << 8 | f->payload[1]) : 1000;
+        log_debug("%s connection %llu from %s: close %u from the peer", transport_name(c->proto),
+                  (unsigned long long)c->id, c->peer_text, code);
+        /* RFC 6455 §5.5.1: answer with a close, echoing the code. */
+        ws_close(c, code == 1005 || code == 1006 || code == 1015 ? 1000 : code, "remote closed");
+        break;
+    }
+    }
+}
+
 /* ---- reading and framing ---- */
 
-static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+/* How much the framing buffer may hold: one message over the limit is
+ * seen as such; a WebSocket frame adds its header, the opening handshake
+ * its head. */
+static size_t conn_buf_limit(const struct tcp_conn *c)
 {
-    (void)suggested;
-    struct tcp_conn *c = h->data;
     size_t limit = (size_t)c->t->cfg.max_message_bytes + 1;
+    if (sip_transport_is_ws(c->proto)) {
+        limit += WS_MAX_HEADER + 4; /* + the mask key */
+        if (limit < WS_MAX_HEAD + 1) limit = WS_MAX_HEAD + 1;
+    }
+    return limit;
+}
+
+/* Makes room in the framing buffer (up to conn_buf_limit). */
+static void conn_buf_grow(struct tcp_conn *c)
+{
+    size_t limit = conn_buf_limit(c);
     if (c->cap - c->len < 1024 && c->cap < limit) {
         size_t cap = c->cap ? c->cap * 2 : CONN_BUF_MIN;
         if (cap > limit) cap = limit;
@@ -350,6 +575,20 @@ static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
             c->cap = cap;
         }
     }
+}
+
+static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    struct tcp_conn *c = h->data;
+    if (c->tls) {
+        /* Ciphertext goes into the receive scratch (one read at a time);
+         * the plaintext into the framing buffer. */
+        buf->base = c->t->udp_buf;
+        buf->len = c->t->udp_cap;
+        return;
+    }
+    conn_buf_grow(c);
     buf->base = c->buf ? c->buf + c->len : NULL;
     buf->len = c->cap - c->len;
 }
@@ -361,8 +600,10 @@ static void conn_refuse(struct tcp_conn *c, const char *why)
     conn_close(c, why, true);
 }
 
+static void conn_consumed(struct tcp_conn *c, size_t off, bool delivered);
+
 /* Hands every complete message in the buffer up; keeps the unfinished tail. */
-static void conn_frame(struct tcp_conn *c)
+static void sip_frame(struct tcp_conn *c)
 {
     struct transport *t = c->t;
     size_t max = t->cfg.max_message_bytes;
@@ -404,11 +645,68 @@ static void conn_frame(struct tcp_conn *c)
             conn_refuse(c, "message over the size limit");
             return;
         }
-        struct rx_origin o = {SIP_TRANSPORT_TCP, &c->peer, c->peer_text, c->id, c->listener_id, &c->local};
-        c->got_message = delivered = true;
-        transport_deliver(t, p + skip, (size_t)n, &o);
+        delivered = true;
+        conn_deliver(c, p + skip, (size_t)n);
         off += skip + (size_t)n;
     }
+    conn_consumed(c, off, delivered);
+}
+
+/* WebSocket: the opening handshake, then frames. */
+static void ws_frame(struct tcp_conn *c)
+{
+    struct transport *t = c->t;
+    size_t off = 0;
+    bool delivered = false;
+    while (off < c->len && c->state == CONN_OPEN && !c->close_when_written) {
+        if (!c->ws_open) {
+            char out[1024];
+            size_t outlen = 0, consumed = 0;
+            const char *why = NULL;
+            enum ws_handshake_result r =
+                ws_handshake(c->buf + off, c->len - off, &t->ws, out, sizeof(out), &outlen, &consumed, &why);
+            if (r == WS_HANDSHAKE_INCOMPLETE) break;
+            if (outlen) conn_write(c, out, outlen);
+            if (r == WS_HANDSHAKE_REFUSED) {
+                t->stats.ws_refused++;
+                log_warn_rl("%s handshake from %s refused: %s", transport_name(c->proto), c->peer_text,
+                            why ? why : "bad request");
+                conn_close_when_written(c, why ? why : "WebSocket handshake refused");
+                return;
+            }
+            t->stats.ws_upgrades++;
+            c->ws_open = true;
+            off += consumed;
+            log_debug("%s connection %llu from %s: WebSocket open", transport_name(c->proto),
+                      (unsigned long long)c->id, c->peer_text);
+            continue;
+        }
+        struct ws_frame f;
+        const char *why = NULL;
+        long n = ws_frame_decode((uint8_t *)c->buf + off, c->len - off, t->cfg.max_message_bytes, &f, &why);
+        if (n == 0) break;
+        if (n < 0) {
+            ws_fail(c, n == -2 ? 1009 : 1002, why ? why : "bad frame");
+            return;
+        }
+        off += (size_t)n;
+        if (f.opcode == WS_OP_TEXT || f.opcode == WS_OP_BINARY || f.opcode == WS_OP_CONTINUATION) delivered = true;
+        ws_handle_frame(c, &f);
+    }
+    conn_consumed(c, off, delivered);
+}
+
+static void conn_frame(struct tcp_conn *c)
+{
+    if (sip_transport_is_ws(c->proto)) ws_frame(c);
+    else sip_frame(c);
+}
+
+/* The framing used the first off bytes: keep the rest, and start the
+ * message deadline when a new unfinished message is waiting. */
+static void conn_consumed(struct tcp_conn *c, size_t off, bool delivered)
+{
+    struct transport *t = c->t;
     if (c->state != CONN_OPEN) return;
     /* A message has tcp_message_timeout_ms from its first byte: bytes
      * trickling in must not keep a connection (and its buffer) forever. */
@@ -450,9 +748,49 @@ static void conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     t->stats.bytes_in += (uint64_t)nread;
+    c->last_activity = c->last_rx = transport_now(t);
+    if (c->ws_ping_out) {
+        c->ws_ping_out = false;
+        conn_arm(c, false);
+    }
+    if (c->tls) {
+        struct tls_io io;
+        const char *why = NULL;
+        int rc = tls_session_input(c->tls, buf->base, (size_t)nread, conn_tls_io(c, &io), &why);
+        if (c->state != CONN_OPEN) return;
+        if (rc != 0) {
+            conn_tls_failed(c, why);
+            return;
+        }
+        conn_tls_check_up(c);
+        return;
+    }
     c->len += (size_t)nread;
-    c->last_activity = transport_now(t);
     conn_frame(c);
+}
+
+/* Plaintext out of TLS: into the framing buffer, framed as it fills. */
+static int conn_take_plain(void *user, const void *data, size_t len)
+{
+    struct tcp_conn *c = user;
+    const char *p = data;
+    conn_tls_check_up(c); /* plaintext means the handshake is done */
+    while (len && c->state == CONN_OPEN) {
+        conn_buf_grow(c);
+        size_t room = c->cap - c->len;
+        if (room == 0) {
+            /* Full and nothing framed out of it: one message over the limit. */
+            conn_refuse(c, c->buf ? "message over the size limit" : "out of memory");
+            break;
+        }
+        size_t n = len < room ? len : room;
+        memcpy(c->buf + c->len, p, n);
+        c->len += n;
+        p += n;
+        len -= n;
+        conn_frame(c);
+    }
+    return c->state == CONN_OPEN ? 0 : -1;
 }
 
 /* ---- accepting and connecting ---- */
@@ -568,6 +906,7 @@ static void on_accept(uv_stream_t *server, int status)
         return;
     }
     c->listener_id = l->id;
+    c->proto = l->proto;
     c->state = CONN_OPEN;
     if (uv_accept(server, (uv_stream_t *)&c->handle) != 0) {
         conn_close(c, "accept failed", false);
@@ -581,6 +920,10 @@ static void on_accept(uv_stream_t *server, int status)
     c->ip = ip_count_take(t, &c->peer);
     if (!c->ip) {
         accept_refuse(c, "tcp_max_per_ip reached for its address");
+        return;
+    }
+    if (sip_transport_is_secure(c->proto) && !(c->tls = t->tls ? tls_session_server(t->tls) : NULL)) {
+        accept_refuse(c, "no TLS session (no certificate, or out of memory)");
         return;
     }
     if (conn_register(t, c) != 0) {
@@ -597,7 +940,8 @@ static void on_accept(uv_stream_t *server, int status)
         conn_close(c, "read failed", true);
         return;
     }
-    log_debug("TCP connection %llu from %s accepted", (unsigned long long)c->id, c->peer_text);
+    log_debug("%s connection %llu from %s accepted", transport_name(c->proto), (unsigned long long)c->id,
+              c->peer_text);
 }
 
 int tcp_listener_start(struct transport *t, struct listener *l)
@@ -678,6 +1022,34 @@ static int conn_bind_source(struct transport *t, struct tcp_conn *c, const struc
     return rc;
 }
 
+/* An outbound TLS connection's session, its ClientHello queued first. The
+ * certificate must name dest->server_name, else the address we connect to. */
+static int conn_tls_client(struct tcp_conn *c, const struct transport_dest *dest)
+{
+    char ip[TRANSPORT_ADDR_TEXT];
+    const char *name = dest->server_name;
+    if (!name[0]) {
+        transport_addr_text(&c->peer, ip, sizeof(ip));
+        char *colon = strrchr(ip, ':'); /* "1.2.3.4:5061" / "[::1]:5061" -> the address */
+        if (colon) *colon = '\0';
+        if (ip[0] == '[') {
+            memmove(ip, ip + 1, strlen(ip));
+            char *rb = strchr(ip, ']');
+            if (rb) *rb = '\0';
+        }
+        name = ip;
+    }
+    c->tls = tls_session_client(c->t->tls, name);
+    if (!c->tls) return UV_ENOMEM;
+    struct tls_io io;
+    const char *why = NULL;
+    if (tls_session_start(c->tls, conn_tls_io(c, &io), &why) != 0) {
+        log_warn_rl("TLS connect to %s: %s", c->peer_text, why ? why : "cannot start");
+        return UV_EPROTO;
+    }
+    return 0;
+}
+
 static struct tcp_conn *conn_connect(struct transport *t, const struct transport_dest *dest, int *err)
 {
     const struct sockaddr_storage *addr = &dest->addr;
@@ -691,6 +1063,7 @@ static struct tcp_conn *conn_connect(struct transport *t, const struct transport
         return NULL;
     }
     c->state = CONN_CONNECTING;
+    c->proto = dest->proto;
     c->peer = *addr;
     transport_addr_text(&c->peer, c->peer_text, sizeof(c->peer_text));
     int rc = conn_bind_source(t, c, dest);
@@ -706,8 +1079,21 @@ static struct tcp_conn *conn_connect(struct transport *t, const struct transport
     }
     if (timer_start(t->timers, &c->timer, transport_now(t) + t->cfg.tcp_connect_timeout_ms, conn_timer) != 0)
         log_error_rl("TCP connect to %s: no memory for the connect timer", c->peer_text);
+    if (c->proto == SIP_TRANSPORT_TLS && (rc = conn_tls_client(c, dest)) != 0) {
+        conn_close(c, "TLS setup failed", false);
+        *err = rc;
+        return NULL;
+    }
     log_debug("TCP connection %llu to %s: connecting", (unsigned long long)c->id, c->peer_text);
     return c;
+}
+
+/* One SIP message on the connection: a text frame on WS/WSS (RFC 7118 §5.2). */
+static int conn_send_message(struct tcp_conn *c, const char *data, size_t len)
+{
+    if (!sip_transport_is_ws(c->proto)) return conn_write(c, data, len);
+    if (!c->ws_open || c->close_when_written) return UV_ENOTCONN;
+    return ws_send_frame(c, WS_OP_TEXT, data, len);
 }
 
 int tcp_send(struct transport *t, struct transport_dest *dest, const void *data, size_t len)
@@ -715,13 +1101,17 @@ int tcp_send(struct transport *t, struct transport_dest *dest, const void *data,
     struct tcp_conn *c = dest->conn_id ? conn_by_id(t, dest->conn_id) : NULL;
     if (!c) {
         if (dest->addr.ss_family != AF_INET && dest->addr.ss_family != AF_INET6) return UV_ENOTCONN;
-        if (!dest->new_flow) c = conn_by_addr(t, &dest->addr);
+        if (!dest->new_flow) c = conn_by_addr(t, &dest->addr, dest->proto);
     }
     if (!c) {
+        /* We do not open WebSocket connections: a WS client is reached on
+         * its own. TLS needs a context. */
+        if (sip_transport_is_ws(dest->proto)) return UV_ENOTCONN;
+        if (dest->proto == SIP_TRANSPORT_TLS && !t->tls) return UV_EPROTONOSUPPORT;
         int err = 0;
         c = conn_connect(t, dest, &err);
         if (!c) return err;
     }
     dest->conn_id = c->id;
-    return conn_write(c, data, len);
+    return conn_send_message(c, data, len);
 }

@@ -1,6 +1,6 @@
 /* transport.c — transport core: listeners, UDP, the receive path (parse,
  * received/rport stamping) and where responses go (RFC 3261 §18, RFC 3581).
- * TCP connections and stream framing are in tcp.c. */
+ * Connections (TCP, TLS, WS, WSS) and their framing are in tcp.c. */
 #include "transport/transport_int.h"
 
 #include <arpa/inet.h>
@@ -171,6 +171,22 @@ static uint32_t tcp_fd_budget(uint32_t want, uint32_t reserve)
     return cap;
 }
 
+/* [sip] ws_origins "https://a, https://b" -> the handshake's allow-list. */
+static void ws_origins_init(struct transport *t)
+{
+    snprintf(t->ws_origins_buf, sizeof(t->ws_origins_buf), "%s", t->cfg.ws_origins);
+    size_t n = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(t->ws_origins_buf, ", \t", &save); tok && n < sizeof(t->ws_origins) / sizeof(t->ws_origins[0]);
+         tok = strtok_r(NULL, ", \t", &save))
+        t->ws_origins[n++] = tok;
+    t->ws.origins = t->ws_origins;
+    t->ws.n_origins = n;
+    t->ws.allow_no_origin = !t->cfg.ws_require_origin;
+}
+
+void transport_set_tls(struct transport *t, struct tls_context *ctx) { t->tls = ctx; }
+
 uint64_t transport_now(struct transport *t)
 {
     return t->cb.now_ms ? t->cb.now_ms(t->cb.user) : uv_now(t->loop);
@@ -194,6 +210,8 @@ struct transport *transport_new(uv_loop_t *loop, struct timer_service *timers, c
     if (t->cfg.tcp_fd_reserve == 0) t->cfg.tcp_fd_reserve = 64;
     if (t->cfg.tcp_message_timeout_ms == 0) t->cfg.tcp_message_timeout_ms = 10000;
     if (t->cfg.tcp_first_message_timeout_ms == 0) t->cfg.tcp_first_message_timeout_ms = 30000;
+    if (t->cfg.ws_ping_interval_ms == 0) t->cfg.ws_ping_interval_ms = 30000;
+    ws_origins_init(t);
     t->cfg.tcp_max_connections = tcp_fd_budget(t->cfg.tcp_max_connections, t->cfg.tcp_fd_reserve);
     t->stats.tcp_max_connections = t->cfg.tcp_max_connections;
 
@@ -354,7 +372,12 @@ static void failed_listener_closed(uv_handle_t *h)
 
 int transport_listen(struct transport *t, enum sip_transport proto, const char *host, uint16_t port)
 {
-    if (t->freeing || (proto != SIP_TRANSPORT_UDP && proto != SIP_TRANSPORT_TCP)) return UV_EINVAL;
+    if (t->freeing || (unsigned)proto >= SIP_TRANSPORT_COUNT) return UV_EINVAL;
+    if (sip_transport_is_secure(proto) && !(t->tls && tls_context_can_serve(t->tls))) {
+        log_error("listen %s %s:%u: no certificate ([tls] cert and key)", transport_name(proto), host ? host : "(null)",
+                  port);
+        return UV_EINVAL;
+    }
     if (t->listener_count >= TRANSPORT_MAX_LISTENERS) return UV_ENOSPC;
     struct listener *l = calloc(1, sizeof(*l));
     if (!l) return UV_ENOMEM;
@@ -460,10 +483,10 @@ int transport_send(struct transport *t, struct transport_dest *dest, const void 
     if (t->freeing) return UV_ECANCELED;
     if (len == 0 || len > UINT32_MAX) return UV_EINVAL;
     bool has_addr = dest->addr.ss_family == AF_INET || dest->addr.ss_family == AF_INET6;
-    if (!has_addr && !(dest->proto == SIP_TRANSPORT_TCP && dest->conn_id)) return UV_EAFNOSUPPORT;
+    if (!has_addr && !(sip_transport_is_stream(dest->proto) && dest->conn_id)) return UV_EAFNOSUPPORT;
     int rc;
     if (dest->proto == SIP_TRANSPORT_UDP) rc = udp_send(t, dest, data, len);
-    else if (dest->proto == SIP_TRANSPORT_TCP) rc = tcp_send(t, dest, data, len);
+    else if ((unsigned)dest->proto < SIP_TRANSPORT_COUNT) rc = tcp_send(t, dest, data, len);
     else rc = UV_EINVAL;
     if (rc < 0) {
         t->stats.send_errors++;
@@ -516,12 +539,16 @@ const struct listener *transport_bind_listener(const struct transport *t, const 
     const struct listener *pick = NULL;
     if (dest->listener_id && dest->listener_id <= t->listener_count) {
         const struct listener *l = t->listeners[dest->listener_id - 1];
-        if (l->proto == SIP_TRANSPORT_TCP && l->addr.ss_family == dest->addr.ss_family) pick = l;
+        if (sip_transport_is_stream(l->proto) && l->addr.ss_family == dest->addr.ss_family) pick = l;
     }
-    for (int proto = SIP_TRANSPORT_TCP; !pick && proto >= SIP_TRANSPORT_UDP; proto--)
+    /* The listener of the same transport, else any connection listener, else UDP. */
+    for (int round = 0; round < 3 && !pick; round++)
         for (uint32_t i = 0; i < t->listener_count && !pick; i++) {
             const struct listener *l = t->listeners[i];
-            if ((int)l->proto == proto && l->addr.ss_family == dest->addr.ss_family) pick = l;
+            bool fits = round == 0   ? l->proto == dest->proto
+                        : round == 1 ? sip_transport_is_stream(l->proto)
+                                     : l->proto == SIP_TRANSPORT_UDP;
+            if (fits && l->addr.ss_family == dest->addr.ss_family) pick = l;
         }
     if (!pick || addr_is_wildcard(&pick->addr)) return NULL; /* the kernel picks by route */
     /* A loopback source cannot reach another host. */
@@ -539,12 +566,12 @@ int transport_response_dest(const struct transport_rx *rx, struct transport_dest
     d->proto = rx->proto;
     d->listener_id = rx->listener_id;
     d->addr = rx->src;
-    if (rx->proto == SIP_TRANSPORT_TCP) d->conn_id = rx->conn_id;
+    if (sip_transport_is_stream(rx->proto)) d->conn_id = rx->conn_id;
     if (rx->src.ss_family != AF_INET && rx->src.ss_family != AF_INET6) return -1;
     const struct sip_msg *m = rx->msg;
     if (!m || m->via.host.len == 0) return 0; /* nothing better than the source */
     uint16_t sent_by_port = m->via.port ? m->via.port : 5060;
-    if (rx->proto == SIP_TRANSPORT_TCP) {
+    if (sip_transport_is_stream(rx->proto)) {
         /* The same connection; if it is gone, the received IP and the sent-by port. */
         addr_set_port(&d->addr, sent_by_port);
         return 0;
@@ -700,8 +727,8 @@ void transport_deliver(struct transport *t, const char *data, size_t len, const 
              * the client waiting for an answer that will not come (issue 9). */
             t->stats.dropped++;
             log_warn_rl("malformed request from %s %s dropped (cannot answer): %s%s", transport_name(o->proto),
-                     o->src_text, reason, o->proto == SIP_TRANSPORT_TCP ? ", closing the connection" : "");
-            if (o->proto == SIP_TRANSPORT_TCP) tcp_close_conn(t, o->conn_id);
+                     o->src_text, reason, sip_transport_is_stream(o->proto) ? ", closing the connection" : "");
+            if (sip_transport_is_stream(o->proto)) tcp_close_conn(t, o->conn_id);
             return;
         }
         log_warn_rl("malformed request from %s %s: %s (answering %d)", transport_name(o->proto), o->src_text, reason,
@@ -709,7 +736,7 @@ void transport_deliver(struct transport *t, const char *data, size_t len, const 
         if (via_stamp(&msg, &t->arena, o->src) != 0) {
             t->stats.dropped++;
             log_warn_rl("malformed request from %s %s dropped: unusable Via", transport_name(o->proto), o->src_text);
-            if (o->proto == SIP_TRANSPORT_TCP) tcp_close_conn(t, o->conn_id);
+            if (sip_transport_is_stream(o->proto)) tcp_close_conn(t, o->conn_id);
             return;
         }
         rx.msg = &msg;

@@ -1,9 +1,15 @@
-/* transport.h — SIP over UDP and TCP on libuv (RFC 3261 §18, RFC 3581, RFC 5626 §3.5.1).
+/* transport.h — SIP over UDP, TCP, TLS, WebSocket and secure WebSocket on
+ * libuv (RFC 3261 §18 and §26, RFC 3581, RFC 5626 §3.5.1, RFC 7118).
  *
- * A transport owns the listening sockets and the TCP connections of one
- * worker loop. It frames stream data, parses every message into a receive
- * scratch buffer and arena (no malloc per UDP message) and hands it up through
- * on_message; the message is valid only during that callback. On each
+ * A transport owns the listening sockets and the connections of one worker
+ * loop. It frames stream data, parses every message into a receive scratch
+ * buffer and arena (no malloc per UDP message) and hands it up through
+ * on_message; the message is valid only during that callback. TLS runs on
+ * memory BIOs (tls.h) and the WebSocket framing is ours (ws.h); both sit
+ * between the socket and the same connection code (tcp.c), so every
+ * connection-oriented transport has the same flows, caps and timeouts.
+ * WebSocket connections are only accepted (browsers connect to us): a
+ * request to a WS client goes on its connection. On each
  * received request it stamps received/rport into the top Via (RFC 3261
  * §18.2.1, RFC 3581 §4) so that a response built from the request carries
  * them. Responses and requests go out through transport_send(), which reuses
@@ -60,6 +66,14 @@ struct transport_config {
     /* Parse limits; zero fields take sip_parse_limits_default(). The message
      * size limit used is max_message_bytes above. */
     struct sip_parse_limits limits;
+    /* WebSocket (RFC 7118): a ping after ws_ping_interval_ms (0: 30000) with
+     * nothing received; an open connection that stays silent after it meets
+     * tcp_idle_timeout_ms like any other. ws_origins: the Origin values a
+     * browser's handshake may carry, comma-separated, empty: any. Clients
+     * that send no Origin (not browsers) are let in unless ws_require_origin. */
+    uint32_t ws_ping_interval_ms;
+    char ws_origins[512];
+    bool ws_require_origin;
 };
 
 /* One received message (or a request that failed to parse). Everything it
@@ -103,6 +117,9 @@ struct transport_dest {
      * reusing another connection to the same address (a simulator running
      * many clients on one transport, each with its own flow). */
     bool new_flow;
+    /* TLS: when a connection is opened, the name the server's certificate
+     * must carry (a DNS name is also sent as SNI); empty: its IP address. */
+    char server_name[64];
 };
 
 struct transport_stats {
@@ -118,6 +135,11 @@ struct transport_stats {
     uint64_t tcp_refused;       /* accepted then closed: over tcp_max_connections or tcp_max_per_ip */
     uint64_t tcp_timed_out;     /* closed by tcp_message_timeout / tcp_first_message_timeout */
     uint32_t tcp_max_connections; /* the cap in force (after the RLIMIT_NOFILE clamp) */
+    uint64_t tls_handshakes;    /* TLS sessions established (accepted and outbound) */
+    uint64_t tls_failed;        /* TLS connections closed before or by a failed handshake */
+    uint64_t ws_upgrades;       /* WebSocket handshakes accepted */
+    uint64_t ws_refused;        /* WebSocket handshakes refused (bad request, Origin, no sip subprotocol) */
+    uint32_t conns_by_proto[SIP_TRANSPORT_COUNT]; /* connections open now per transport (TCP, TLS, WS, WSS) */
 };
 
 struct transport *transport_new(uv_loop_t *loop, struct timer_service *timers,
@@ -125,9 +147,16 @@ struct transport *transport_new(uv_loop_t *loop, struct timer_service *timers,
                                 const struct transport_callbacks *cb);
 void transport_free(struct transport *t);
 
-/* Binds a listener. host is a numeric IPv4 or IPv6 address (brackets
- * allowed); port 0 picks an ephemeral port. Returns the listener id (> 0), or
- * a negative libuv error code. */
+/* The TLS context TLS and WSS connections are made from (not owned; it
+ * must outlive the transport). A TLS or WSS listener needs one that can
+ * serve; outbound TLS needs one. Until set, both are refused. */
+struct tls_context;
+void transport_set_tls(struct transport *t, struct tls_context *ctx);
+
+/* Binds a listener (UDP, TCP, TLS, WS or WSS). host is a numeric IPv4 or
+ * IPv6 address (brackets allowed); port 0 picks an ephemeral port. Returns
+ * the listener id (> 0), or a negative libuv error code (UV_EINVAL for TLS
+ * or WSS without a context that can serve). */
 int transport_listen(struct transport *t, enum sip_transport proto, const char *host, uint16_t port);
 /* The bound port of a listener, or a negative error code. */
 int transport_listener_port(const struct transport *t, uint32_t listener_id);

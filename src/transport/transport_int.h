@@ -7,6 +7,8 @@
 
 #include "base/arena.h"
 #include "base/htable.h"
+#include "transport/tls.h"
+#include "transport/ws.h"
 
 struct transport;
 
@@ -39,10 +41,20 @@ struct conn_write {
 struct tcp_conn {
     uv_tcp_t handle;               /* handle.data = this */
     uv_connect_t connect_req;
+    uv_shutdown_t shutdown_req;
     struct transport *t;
     uint64_t id;                   /* 0 until registered in the tables */
     uint32_t listener_id;          /* accepting listener, 0 for outbound */
+    enum sip_transport proto;      /* TCP, TLS, WS or WSS */
     enum conn_state state;
+    struct tls_session *tls;       /* TLS and WSS: what the socket carries is TLS */
+    bool tls_up;                   /* its handshake is done */
+    bool ws_open;                  /* WS and WSS: the opening handshake was answered 101 */
+    bool ws_ping_out;              /* a ping went out and nothing came in since */
+    const char *close_when_written; /* refused: close with this reason once the answer is out */
+    uint64_t last_rx;              /* WS ping deadline: + ws_ping_interval_ms */
+    uint8_t *ws_msg;               /* a fragmented WebSocket message being put together */
+    size_t ws_msg_len;
     struct sockaddr_storage peer, local;
     char peer_text[TRANSPORT_ADDR_TEXT];
     char *buf;                     /* bytes read, not yet framed */
@@ -88,6 +100,11 @@ struct transport {
     struct htable ip_counts;       /* struct ip_count by IP */
     int spare_fd;                  /* closed to drain the backlog on EMFILE, then reopened; -1 */
     uint64_t next_conn_id;
+
+    struct tls_context *tls;       /* TLS and WSS (not owned); NULL: none */
+    struct ws_handshake_config ws; /* origins point into ws_origins_buf */
+    const char *ws_origins[16];
+    char ws_origins_buf[512];
 
     struct transport_stats stats;
     uint32_t open_handles;         /* handles not yet closed; the struct outlives them */
