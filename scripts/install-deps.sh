@@ -1,17 +1,37 @@
 #!/usr/bin/env bash
-# Installs the Debian packages cascade needs to build and test, only when something is missing.
+# Installs the Debian packages cascade needs to build and test, only when something is missing,
+# then the npm packages of the browser tests (tests/browser, from its lockfile) when they changed.
 set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
 pkgs=(build-essential cmake pkg-config clang
       libuv1-dev libssl-dev libxml2-dev libjansson-dev libsqlite3-dev libwebsockets-dev
       libinih-dev libcmocka-dev
-      sip-tester sipsak baresip-core kamailio ffmpeg curl sqlite3 python3 procps iproute2)
+      sip-tester sipsak baresip-core kamailio ffmpeg curl sqlite3 python3 procps iproute2
+      chromium fonts-liberation)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
-echo "install-deps: installing ${missing[*]}"
-SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Node may come from Debian (nodejs + npm) or from NodeSource (one nodejs package with npm in
+# it, which Debian's npm package conflicts with): ask for the commands, not the packages.
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# JsSIP and puppeteer-core, exactly as package-lock.json pins them; puppeteer-core downloads no
+# browser (the driver uses /usr/bin/chromium). A stamp of the lockfile's hash says whether
+# node_modules already matches it.
+browser="$root/tests/browser"
+stamp="$browser/node_modules/.cascade-lock.sha256"
+want=$(sha256sum "$browser/package-lock.json" | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "install-deps: npm ci in tests/browser"
+  (cd "$browser" && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  echo "$want" >"$stamp"
+fi

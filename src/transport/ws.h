@@ -24,7 +24,8 @@
 struct ws_handshake_config {
     const char *const *origins; /* allowed Origin values ("https://host:port"), exact, case-insensitive */
     size_t n_origins;           /* 0: any Origin */
-    bool allow_no_origin;       /* a request without Origin (not a browser) is allowed */
+    bool allow_no_origin;       /* a request without Origin (not a browser) is allowed; this holds
+                                 * with or without a list (false: only browsers get in) */
 };
 
 enum ws_handshake_result {
@@ -38,8 +39,16 @@ enum ws_handshake_result {
  * *outlen, and the head's length (bytes to consume) in *consumed. REFUSED
  * answers: 400 (not a WebSocket upgrade, a bad key, no "sip" subprotocol;
  * a wrong version also gets Sec-WebSocket-Version: 13), 403 (Origin not
- * allowed), 431 (a head over WS_MAX_HEAD). The 101 carries
- * Sec-WebSocket-Accept and Sec-WebSocket-Protocol: sip. */
+ * allowed, or none and !allow_no_origin), 431 (a head over WS_MAX_HEAD;
+ * *consumed is then len), 500 (SHA-1 unavailable in the OpenSSL providers).
+ * A 400 is also what malformed heads get: not "GET target HTTP/1.1", a line
+ * not ending in CRLF, obsolete line folding, no Host, a repeated key,
+ * version or Origin. Refusals carry Connection: close and Content-Length: 0.
+ * The 101 carries Sec-WebSocket-Accept and Sec-WebSocket-Protocol: sip
+ * ("sip" is matched exactly in the offered list: the browser compares our
+ * echo byte for byte). Bytes after the head are not consumed (a client may
+ * send its first frame right behind it). When outcap is too small for the
+ * answer, *outlen is 0. why may be NULL. */
 enum ws_handshake_result ws_handshake(const char *buf, size_t len, const struct ws_handshake_config *cfg, char *out,
                                       size_t outcap, size_t *outlen, size_t *consumed, const char **why);
 
@@ -63,8 +72,14 @@ struct ws_frame {
  * unmasks its payload in place. Returns the frame's total length (> 0), 0
  * when the buffer holds only part of it, or -1 on a protocol error (*why:
  * "unmasked frame", "reserved bits set", "unknown opcode", "fragmented
- * control frame", "control frame over 125 bytes"), or -2 when the payload
- * is over max_payload (*why "frame over the size limit": close 1009). */
+ * control frame", "control frame over 125 bytes", "bad frame length" (a
+ * 64-bit length with its top bit set)), or -2 when the payload is over
+ * max_payload (*why "frame over the size limit": close 1009). Errors are
+ * returned as soon as the bytes showing them are in (before the payload
+ * arrives), so a bad frame is never waited for. Lengths need not use the
+ * shortest form (RFC 6455 does not require it). Fragment sequencing
+ * (continuation without a start), UTF-8 of text and close payloads are the
+ * caller's checks. why may be NULL. */
 long ws_frame_decode(uint8_t *buf, size_t len, size_t max_payload, struct ws_frame *f, const char **why);
 
 /* Writes the header of an unmasked server frame (FIN set) carrying len
