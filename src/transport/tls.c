@@ -97,7 +97,9 @@ static int load_identity(SSL_CTX *c, const struct tls_config *cfg, char *err, si
         snprintf(err, errcap, "[tls] cert %s: %s", cfg->cert, ssl_reason("not a PEM certificate"));
         return -1;
     }
-    if (SSL_CTX_use_PrivateKey_file(c, cfg->key, SSL_FILETYPE_PEM) != 1) {
+    /* OpenSSL checks the key against the certificate as it loads it. */
+    if (SSL_CTX_use_PrivateKey_file(c, cfg->key, SSL_FILETYPE_PEM) != 1 &&
+        ERR_GET_REASON(ERR_peek_last_error()) != X509_R_KEY_VALUES_MISMATCH) {
         snprintf(err, errcap, "[tls] key %s: %s", cfg->key, ssl_reason("not a PEM private key"));
         return -1;
     }
