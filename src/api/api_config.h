@@ -8,6 +8,8 @@
 struct api_config { /* [api] */
     char listen[128];                /* host:port, empty disables */
     char token[128];
+    char tls_cert[256];              /* PEM chain: the API serves https:// and wss:// only */
+    char tls_key[256];               /* its private key; both set or neither */
 };
 
 #endif

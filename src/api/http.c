@@ -1127,6 +1127,31 @@ static void register_builtin_metrics(struct api_server *srv)
 
 struct api_server *api_server_new(uv_loop_t *loop, const char *listen, const char *token, struct event_bus *bus)
 {
+    return api_server_new_tls(loop, listen, token, NULL, NULL, bus);
+}
+
+/* A certificate file lws will load: say which one is missing and why (lws
+ * only logs that the vhost failed). */
+static int tls_file_readable(const char *what, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f) {
+        fclose(f);
+        return 0;
+    }
+    log_error("api: %s %s: %s", what, path, strerror(errno));
+    return -1;
+}
+
+struct api_server *api_server_new_tls(uv_loop_t *loop, const char *listen, const char *token, const char *tls_cert,
+                                      const char *tls_key, struct event_bus *bus)
+{
+    bool tls = tls_cert && tls_cert[0];
+    if (tls != (tls_key && tls_key[0])) {
+        log_error("api: tls_cert and tls_key go together: set both or neither");
+        return NULL;
+    }
+    if (tls && (tls_file_readable("tls_cert", tls_cert) || tls_file_readable("tls_key", tls_key))) return NULL;
     char host[128];
     int port;
     if (!listen || parse_listen(listen, host, sizeof(host), &port)) {
@@ -1173,6 +1198,7 @@ struct api_server *api_server_new(uv_loop_t *loop, const char *listen, const cha
     struct lws_context_creation_info ci;
     memset(&ci, 0, sizeof(ci));
     ci.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+    if (tls) ci.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     ci.foreign_loops = foreign;
     ci.port = CONTEXT_PORT_NO_LISTEN;
     ci.user = srv;
@@ -1210,9 +1236,20 @@ struct api_server *api_server_new(uv_loop_t *loop, const char *listen, const cha
     vi.vhost_name = "cascade-api";
     vi.keepalive_timeout = 30;
     vi.timeout_secs = 20;
+    if (tls) {
+        /* TLS only on this port: a plain HTTP request fails the handshake
+         * (no LWS_SERVER_OPTION_ALLOW_NON_SSL_ON_SSL_PORT). */
+        vi.ssl_cert_filepath = tls_cert;
+        vi.ssl_private_key_filepath = tls_key;
+    }
     srv->vhost = lws_create_vhost(srv->ctx, &vi);
     if (!srv->vhost) {
-        log_error("api: cannot listen on %s", listen);
+        if (tls)
+            log_error("api: cannot listen on %s with tls_cert %s and tls_key %s (bad certificate or key, or the "
+                      "address is taken)",
+                      listen, tls_cert, tls_key);
+        else
+            log_error("api: cannot listen on %s", listen);
         start_teardown(srv);                    /* frees srv once the loop ran */
         return NULL;
     }
@@ -1234,6 +1271,6 @@ struct api_server *api_server_new(uv_loop_t *loop, const char *listen, const cha
     }
     if (srv->open_access)
         log_warn("api: no [api] token configured: every API request is allowed without authentication");
-    log_info("api: listening on %s (port %d)", listen, srv->port);
+    log_info("api: listening on %s://%s (port %d)", tls ? "https" : "http", listen, srv->port);
     return srv;
 }

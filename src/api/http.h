@@ -55,6 +55,11 @@ typedef void (*api_stats_fn)(json_t *stats, void *arg);
  * when the address cannot be bound; the loop must still run afterwards so
  * that libwebsockets can release what it had set up. */
 struct api_server *api_server_new(uv_loop_t *loop, const char *listen, const char *token, struct event_bus *bus);
+/* The same serving https:// and wss:// only: tls_cert (PEM chain) and
+ * tls_key, both set or both NULL/"" (then as api_server_new). NULL (logged,
+ * naming the file) when a file cannot be read or lws refuses it. */
+struct api_server *api_server_new_tls(uv_loop_t *loop, const char *listen, const char *token, const char *tls_cert,
+                                      const char *tls_key, struct event_bus *bus);
 
 /* Closes every connection and starts tearing libwebsockets down. Pending
  * requests get their abort callback; requests without one are freed too, so

@@ -9,6 +9,7 @@
 
 static const struct config_binding bindings[] = {
     SECTION(sip, sip_config_section),
+    SECTION(tls, tls_config_section),
     SECTION(registrar, registrar_config_section),
     SECTION(auth, auth_config_section),
     SECTION(proxy, proxy_config_section),

@@ -21,10 +21,12 @@
 #include "registrar/registrar_config.h"
 #include "sip/sip_config.h"
 #include "store/store_config.h"
+#include "transport/tls_config.h"
 
 /* The daemon's aggregate: every section; roles get only their own. */
 struct config {
     struct sip_config sip;
+    struct tls_config tls;              /* [tls] — certificates for tls: listeners and outgoing TLS */
     struct registrar_config registrar;
     struct auth_config auth;
     struct proxy_config proxy;
@@ -40,6 +42,7 @@ struct config {
 
 /* The key tables, each next to the code that reads its section. */
 extern const struct config_section sip_config_section;        /* sip/sip_config.c */
+extern const struct config_section tls_config_section;        /* transport/tls_config.c */
 extern const struct config_section registrar_config_section;  /* registrar/registrar_config.c */
 extern const struct config_section auth_config_section;       /* auth/auth_config.c */
 extern const struct config_section proxy_config_section;      /* proxy/proxy_config.c */

@@ -2,6 +2,7 @@
  * `cascade -t -c FILE` checks a config and exits; `cascade --help-config[=ini]`
  * prints every key from the key tables (=ini: cascade.ini.example);
  * `cascade parse FILE...` checks SIP messages in files (see parse_cmd.h). */
+#include <errno.h>
 #include <getopt.h>
 #include <libxml/parser.h>
 #include <signal.h>
@@ -15,6 +16,7 @@
 #include "app/parse_cmd.h"
 #include "app/worker.h"
 #include "base/log.h"
+#include "transport/tls.h"
 
 static void usage(FILE *f)
 {
@@ -36,6 +38,30 @@ static void print_errors(const char *err)
         fprintf(stderr, "cascade: %.*s\n", len, p);
         p += len + (nl != NULL);
     }
+}
+
+/* What -t can check beyond the file's syntax: the certificate files load.
+ * Prints each problem; 0 when there is none. */
+static int check_files(const struct config *cfg)
+{
+    int bad = 0;
+    char err[640];
+    struct tls_context *tls = tls_context_new(&cfg->tls, err, sizeof(err));
+    if (!tls) {
+        fprintf(stderr, "cascade: %s\n", err);
+        bad = 1;
+    }
+    tls_context_free(tls);
+    const char *api_files[2][2] = {{"tls_cert", cfg->api.tls_cert}, {"tls_key", cfg->api.tls_key}};
+    for (int i = 0; i < 2; i++) {
+        FILE *f = api_files[i][1][0] ? fopen(api_files[i][1], "r") : NULL;
+        if (f) fclose(f);
+        else if (api_files[i][1][0]) {
+            fprintf(stderr, "cascade: [api] %s %s: %s\n", api_files[i][0], api_files[i][1], strerror(errno));
+            bad = 1;
+        }
+    }
+    return bad;
 }
 
 static int help_config(const char *format)
@@ -90,6 +116,7 @@ int main(int argc, char **argv)
         return 2;
     }
     if (check_only) {
+        if (check_files(&w.cfg)) return 1;
         printf("cascade: %s: configuration ok\n", conf ? conf : "(embedded defaults)");
         return 0;
     }

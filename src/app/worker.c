@@ -434,7 +434,7 @@ int worker_start(struct worker *w, uv_loop_t *loop)
     w->tag_state |= 1;
     overload_start(w);
 
-    char err[256];
+    char err[640];
     if (w->cfg.store.path[0]) {
         w->store = store_open(loop, w->cfg.store.path, err, sizeof(err));
         if (!w->store) {
@@ -458,6 +458,12 @@ int worker_start(struct worker *w, uv_loop_t *loop)
     w->users = users_new(w->store);
     if (!w->users || (w->store && users_load(w->users, w->store) < 0)) {
         log_error("cannot load users");
+        return -1;
+    }
+
+    w->tls = tls_context_new(&w->cfg.tls, err, sizeof(err));
+    if (!w->tls) {
+        log_error("tls: %s", err);
         return -1;
     }
 
@@ -494,7 +500,8 @@ int worker_start(struct worker *w, uv_loop_t *loop)
     if (!w->txn) return -1;
 
     if (w->cfg.api.listen[0]) {
-        w->api = api_server_new(loop, w->cfg.api.listen, w->cfg.api.token, w->events);
+        w->api = api_server_new_tls(loop, w->cfg.api.listen, w->cfg.api.token, w->cfg.api.tls_cert,
+                                    w->cfg.api.tls_key, w->events);
         if (!w->api) return -1;
         api_setup(w);
         log_info("api listening on %s (port %d)", w->cfg.api.listen, api_server_port(w->api));
@@ -538,6 +545,8 @@ static void stop_rest(void *arg)
         transport_free(w->transport);
         w->transport = NULL;
     }
+    tls_context_free(w->tls);               /* after the sessions: they hold their own references */
+    w->tls = NULL;
     if (w->store) {
         /* Answered registrations are committed before their 200 went out;
          * this drains whatever is still queued, then releases the async handle

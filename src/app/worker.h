@@ -23,6 +23,7 @@
 #include "registrar/digest_check.h"
 #include "sip/local.h"
 #include "sip/msg.h"
+#include "transport/tls.h"
 #include "transport/transport.h"
 #include "txn/txn.h"
 
@@ -60,6 +61,7 @@ struct worker {
     uint64_t tag_state;                      /* PRNG state for To/From tags */
 
     struct transport *transport;
+    struct tls_context *tls;                 /* [tls]: serves tls: listeners when it has a cert; outgoing TLS */
     struct txn_layer *txn;
     struct store *store;
     struct event_bus *events;

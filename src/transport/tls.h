@@ -28,11 +28,17 @@ struct tls_config {
     char ca[256];               /* trust anchors for peers; empty: the system store */
     bool verify_peer;           /* server: require a client certificate the ca trusts */
     bool verify_server;         /* client: check the server's certificate and name (default yes) */
-    int min_version;            /* 12 or 13 (TLS 1.2 / 1.3); default 12 */
-    char ciphers[512];          /* TLS 1.2 cipher list (OpenSSL syntax); empty: OpenSSL's default */
+    int min_version;            /* TLS_MIN_1_2 (default) or TLS_MIN_1_3; 12 and 13 are taken too */
+    char ciphers[512];          /* TLS 1.2 cipher list (OpenSSL syntax); empty: OpenSSL's ECDHE ones */
     char ciphersuites[256];     /* TLS 1.3 suites; empty: OpenSSL's default */
     uint32_t handshake_timeout_ms; /* a handshake must finish within this; 0: 10000 */
 };
+
+/* [tls] min_version "1.2" | "1.3" (the index in the key's values). */
+enum { TLS_MIN_1_2 = 0, TLS_MIN_1_3 = 1 };
+
+/* Plaintext a session keeps while its handshake runs; more fails the write. */
+#define TLS_MAX_PENDING (256u * 1024u)
 
 struct tls_context;
 struct tls_session;
@@ -64,23 +70,27 @@ struct tls_io {
 struct tls_session *tls_session_server(struct tls_context *ctx);
 /* A client session. server_name: the host we connect to — a DNS name is sent
  * as SNI and checked against the certificate's names; a numeric address is
- * checked against its IP addresses (no SNI). NULL: no name check (only when
- * verify_server is off). NULL on no memory. */
+ * checked against its IP addresses (no SNI); "[::1]" is taken as ::1.
+ * NULL: no name check (meant for verify_server off; with it on the chain is
+ * still verified). NULL on no memory. */
 struct tls_session *tls_session_client(struct tls_context *ctx, const char *server_name);
 void tls_session_free(struct tls_session *s);
 
-/* Client: sends the ClientHello. 0, or -1 with *why. */
+/* Client: sends the ClientHello (a server session waits for input; calling
+ * this on one is harmless). 0, or -1 with *why. */
 int tls_session_start(struct tls_session *s, const struct tls_io *io, const char **why);
 /* Ciphertext from the socket: drives the handshake, hands plaintext to
  * io->recv, writes handshake records and alerts through io->send. 0, or -1
  * when the connection must close (*why: a short static reason for the log,
- * e.g. "not TLS", "handshake failed: certificate verify failed",
- * "close_notify"). */
+ * e.g. "not TLS", "handshake failed: certificate verify failed (hostname
+ * mismatch)", "close_notify"). *why stays valid until the next failing call
+ * on this thread, also after tls_session_free(). After a failure every call
+ * fails ("closed"). */
 int tls_session_input(struct tls_session *s, const void *data, size_t len, const struct tls_io *io,
                       const char **why);
 /* Encrypts plaintext and sends it; before the handshake is done it is kept
- * (bounded by the caller's send-queue cap, see tls_session_pending) and sent
- * once the handshake completes. 0, or -1 with *why. */
+ * (at most TLS_MAX_PENDING bytes, see tls_session_pending) and sent once
+ * the handshake completes. 0, or -1 with *why. */
 int tls_session_write(struct tls_session *s, const void *data, size_t len, const struct tls_io *io,
                       const char **why);
 /* Plaintext bytes kept until the handshake completes. */

@@ -83,6 +83,9 @@ static void defaults_before_tables(struct config *c)
     c->sip.tcp_first_message_timeout_s = 30;
     strcpy(c->sip.user_agent, "cascade");
     c->sip.max_server_transactions = 100000;
+    c->tls.verify_server = true;
+    c->tls.min_version = TLS_MIN_1_2;
+    c->tls.handshake_timeout_ms = 10000;
     c->registrar.min_expires = 60;
     c->registrar.max_expires = 7200;
     c->registrar.default_expires = 3600;
@@ -362,6 +365,24 @@ static void test_rules_between_keys(void **state)
     assert_true(has_error(0, "[overload] retry_after_min > retry_after_max"));
 }
 
+/* [tls]: min_version as an operator writes it; cert and key together; a
+ * client certificate check needs the CA that signs them; [api] likewise. */
+static void test_tls_section(void **state)
+{
+    (void)state;
+    assert_int_equal(load("[tls]\ncert = /etc/c.pem\nkey = /etc/c.key\nmin_version = 1.3\n"), 0);
+    assert_int_equal(cfg.tls.min_version, TLS_MIN_1_3);
+    assert_string_equal(cfg.tls.cert, "/etc/c.pem");
+    assert_int_equal(load("[tls]\nmin_version = 1.1\n"), -1);
+    assert_true(has_error(2, "[tls] min_version: bad value '1.1' (1.2|1.3)"));
+    assert_int_equal(load("[tls]\ncert = /etc/c.pem\n"), -1);
+    assert_true(has_error(0, "[tls] cert and key go together: set both or neither"));
+    assert_int_equal(load("[tls]\nverify_peer = yes\n"), -1);
+    assert_true(has_error(0, "[tls] verify_peer = yes needs ca (the CA that signs the clients' certificates)"));
+    assert_int_equal(load("[api]\ntls_key = /etc/k.pem\n"), -1);
+    assert_true(has_error(0, "[api] tls_cert and tls_key go together: set both or neither"));
+}
+
 /* ---- [upstream:<id>] */
 
 /* Each id is one upstream with the table's defaults; a repeated id adds to it. */
@@ -503,6 +524,7 @@ int main(void)
         cmocka_unit_test(test_every_error_is_reported),
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_rules_between_keys),
+        cmocka_unit_test(test_tls_section),
         cmocka_unit_test(test_upstream_sections),
         cmocka_unit_test(test_empty_upstream_section_makes_none),
         cmocka_unit_test(test_too_many_upstreams),
