@@ -483,7 +483,9 @@ int worker_start(struct worker *w, uv_loop_t *loop)
     struct transport_callbacks tcb = {
         .user = w, .on_message = on_message, .on_conn_lost = on_conn_lost, .now_ms = clock_cb};
     w->transport = transport_new(loop, &w->timers, &tcfg, &tcb);
-    if (!w->transport || start_listeners(w) < 0) return -1;
+    if (!w->transport) return -1;
+    transport_set_tls(w->transport, w->tls);
+    if (start_listeners(w) < 0) return -1;
 
     struct txn_config xcfg = {.t1_ms = w->cfg.sip.t1_ms, .t2_ms = w->cfg.sip.t2_ms, .t4_ms = w->cfg.sip.t4_ms,
                               .limits = tcfg.limits, .max_server = w->cfg.sip.max_server_transactions};
