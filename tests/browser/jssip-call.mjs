@@ -13,7 +13,8 @@
 //
 // Prints one JSON line per step on stdout ({"step":..., "ok":true, ...});
 // on failure a line with "ok":false, the error, every page's events and
-// screenshots in the work dir, and exits 1 (2: bad usage).
+// screenshots in the work dir, and exits 1 (2: bad usage). The work dir also
+// gets each page's console log and a screenshot of the call in progress.
 //
 //   node tests/browser/jssip-call.mjs --ws ws://127.0.0.1:5066 --domain 127.0.0.1 \
 //        --alice alice:secret --bob bob:secret [--cert server.pem] [--workdir DIR]
@@ -269,7 +270,14 @@ try {
     if (!opts['no-media']) {
       current = 'media';
       const stats = await waitMedia(both);
-      step('media', { stats });
+      // What the call looked like (both videos playing), as an artifact.
+      const shots = [];
+      for (const n of both) {
+        const f = path.join(workdir, `call-${n}.png`);
+        await pages[n].page.screenshot({ path: f });
+        shots.push(f);
+      }
+      step('media', { stats, screenshots: shots });
     }
 
     current = 'hangup';
