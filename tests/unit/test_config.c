@@ -83,6 +83,7 @@ static void defaults_before_tables(struct config *c)
     c->sip.tcp_first_message_timeout_s = 30;
     strcpy(c->sip.user_agent, "cascade");
     c->sip.max_server_transactions = 100000;
+    c->sip.ws_ping_interval_s = 30;
     c->tls.verify_server = true;
     c->tls.min_version = TLS_MIN_1_2;
     c->tls.handshake_timeout_ms = 10000;
