@@ -4,7 +4,7 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang
       libuv1-dev libssl-dev libxml2-dev libjansson-dev libsqlite3-dev libwebsockets-dev
       libinih-dev libcmocka-dev
-      sip-tester sipsak baresip-core kamailio ffmpeg curl sqlite3 python3 procps iproute2)
+      sip-tester sipsak baresip-core kamailio ffmpeg curl sqlite3 python3 procps iproute2 openssl)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
