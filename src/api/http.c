@@ -1239,6 +1239,7 @@ struct api_server *api_server_new_tls(uv_loop_t *loop, const char *listen, const
     if (tls) {
         /* TLS only on this port: a plain HTTP request fails the handshake
          * (no LWS_SERVER_OPTION_ALLOW_NON_SSL_ON_SSL_PORT). */
+        vi.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;  /* lws checks it per vhost too */
         vi.ssl_cert_filepath = tls_cert;
         vi.ssl_private_key_filepath = tls_key;
     }

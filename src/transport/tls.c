@@ -15,6 +15,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -417,7 +418,7 @@ int tls_session_input(struct tls_session *s, const void *data, size_t len, const
         if (b != 0x16 && (s->server || b != 0x15)) return fail(s, why, "not TLS");
         s->seen_first = true;
     }
-    if (BIO_write(s->rbio, data, (int)len) != (int)len) return fail(s, why, "out of memory");
+    if (len > INT_MAX || BIO_write(s->rbio, data, (int)len) != (int)len) return fail(s, why, "out of memory");
     if (!s->established) {
         if (handshake(s, io, why)) return -1;
         if (!s->established) return 0;

@@ -11,10 +11,13 @@
 #include <cmocka.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cert_testutil.h"
 #include "transport/tls.h"
@@ -260,6 +263,57 @@ static void test_client_refuses_a_server_its_ca_did_not_sign(void **state)
     end_free(&s);
     tls_context_free(sctx);
     tls_context_free(cctx);
+}
+
+/* verify_server off (a lab without certificates): any certificate goes. */
+static void test_client_without_verify_server_takes_any_certificate(void **state)
+{
+    (void)state;
+    struct tls_config sc = server_cfg(), cc = client_cfg(NULL, NULL);
+    snprintf(sc.cert, sizeof(sc.cert), "%s", pki.stranger_cert);
+    snprintf(sc.key, sizeof(sc.key), "%s", pki.stranger_key);
+    cc.verify_server = false;
+    struct tls_context *sctx = context(&sc), *cctx = context(&cc);
+    struct end c, s;
+    connect_pair(cctx, sctx, "sip.test", &c, &s);
+    if (c.rc) fail_msg("client: %s", c.why);
+    assert_true(tls_session_established(c.s));
+    end_free(&c);
+    end_free(&s);
+    tls_context_free(sctx);
+    tls_context_free(cctx);
+}
+
+/* [tls] ca may be a directory of certificates named by subject hash
+ * (what `openssl rehash` makes). */
+static void test_ca_may_be_a_hashed_directory(void **state)
+{
+    (void)state;
+    char dir[160], link[200];
+    snprintf(dir, sizeof(dir), "%s/cadir", pki.dir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    FILE *f = fopen(pki.ca, "r");
+    assert_non_null(f);
+    X509 *ca = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    assert_non_null(ca);
+    snprintf(link, sizeof(link), "%s/%08lx.0", dir, X509_subject_name_hash(ca));
+    X509_free(ca);
+    assert_int_equal(symlink(pki.ca, link), 0);
+
+    struct tls_config sc = server_cfg(), cc = client_cfg(NULL, NULL);
+    snprintf(cc.ca, sizeof(cc.ca), "%s", dir);
+    struct tls_context *sctx = context(&sc), *cctx = context(&cc);
+    struct end c, s;
+    connect_pair(cctx, sctx, "sip.test", &c, &s);
+    if (c.rc) fail_msg("client: %s", c.why);
+    assert_true(tls_session_established(c.s));
+    end_free(&c);
+    end_free(&s);
+    tls_context_free(sctx);
+    tls_context_free(cctx);
+    unlink(link);
+    rmdir(dir);
 }
 
 /* verify_peer: the server asks for a certificate and refuses a client
@@ -544,6 +598,8 @@ int main(void)
         cmocka_unit_test(test_client_refuses_a_server_named_otherwise),
         cmocka_unit_test(test_client_accepts_the_server_by_name_and_by_address),
         cmocka_unit_test(test_client_refuses_a_server_its_ca_did_not_sign),
+        cmocka_unit_test(test_client_without_verify_server_takes_any_certificate),
+        cmocka_unit_test(test_ca_may_be_a_hashed_directory),
         cmocka_unit_test(test_verify_peer_refuses_a_client_without_a_certificate),
         cmocka_unit_test(test_verify_peer_refuses_a_self_signed_stranger),
         cmocka_unit_test(test_verify_peer_accepts_a_client_the_ca_signed),
