@@ -377,6 +377,23 @@ static void on_signal(uv_signal_t *h, int signum)
     worker_stop(w);
 }
 
+/* SIGHUP: the [tls] certificate files are read again (a renewed
+ * certificate). New connections use them; open ones keep theirs, so none
+ * drops. Bad files leave the old certificate in use. */
+static void on_sighup(uv_signal_t *h, int signum)
+{
+    (void)signum;
+    struct worker *w = h->data;
+    char err[640];
+    if (!w->tls) return;
+    if (tls_context_reload(w->tls, &w->cfg.tls, err, sizeof(err)) != 0)
+        log_error("SIGHUP: TLS certificates not reloaded, the old ones stay: %s", err);
+    else if (w->cfg.tls.cert[0])
+        log_info("SIGHUP: TLS certificate %s reloaded; new connections use it", w->cfg.tls.cert);
+    else
+        log_info("SIGHUP: TLS trust anchors reloaded");
+}
+
 /* ---- start / stop ---- */
 
 /* What roles get instead of the worker: who this node is (sip/local.h). */
@@ -518,6 +535,9 @@ int worker_start(struct worker *w, uv_loop_t *loop)
     w->sigint.data = w->sigterm.data = w;
     uv_signal_start(&w->sigint, on_signal, SIGINT);
     uv_signal_start(&w->sigterm, on_signal, SIGTERM);
+    uv_signal_init(loop, &w->sighup);
+    w->sighup.data = w;
+    uv_signal_start(&w->sighup, on_sighup, SIGHUP);
     w->started = true;
     char where[256] = "";
     size_t n = 0;
@@ -559,6 +579,7 @@ static void stop_rest(void *arg)
     }
     close_if_open((uv_handle_t *)&w->sigint);
     close_if_open((uv_handle_t *)&w->sigterm);
+    close_if_open((uv_handle_t *)&w->sighup);
     close_if_open((uv_handle_t *)&w->lag_timer);
     uv_timer_stop(&w->timer_handle);
     close_if_open((uv_handle_t *)&w->timer_handle);

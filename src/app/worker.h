@@ -56,7 +56,7 @@ struct worker {
     uv_timer_t timer_handle;                 /* drives timers */
     uv_prepare_t prepare_handle;             /* re-arms timer_handle each iteration */
     uv_timer_t stop_timer;                   /* finishes a stop on a fresh loop turn */
-    uv_signal_t sigint, sigterm;
+    uv_signal_t sigint, sigterm, sighup;
     bool started, stopping;
     uint64_t tag_state;                      /* PRNG state for To/From tags */
 
