@@ -204,7 +204,7 @@ int harness_inject(struct harness *h, const char *ip, uint16_t port, enum sip_tr
     memset(rx, 0, sizeof(*rx));
     rx->msg = &p->in_msg;
     rx->proto = proto;
-    rx->conn_id = proto == SIP_TRANSPORT_TCP ? h->conn_id : 0;
+    rx->conn_id = sip_transport_is_stream(proto) ? h->conn_id : 0;
     if (transport_addr_parse(ip, strlen(ip), port, &rx->src) != 0) return -22;
     transport_addr_parse(h->local.host, strlen(h->local.host), h->local.port[SIP_TRANSPORT_UDP], &rx->local);
     snprintf(rx->src_text, sizeof(rx->src_text), strchr(ip, ':') ? "[%s]:%u" : "%s:%u", ip, (unsigned)port);

@@ -52,7 +52,7 @@ struct harness {
     /* ACKs for 2xx (no transaction): when set, instead of the UA. */
     void (*on_ack)(void *arg, const struct transport_rx *rx);
     void *arg;
-    uint64_t conn_id;                   /* given to TCP requests injected */
+    uint64_t conn_id;                   /* given to requests injected over a stream transport (TCP, TLS, WS, WSS) */
 
     struct harness_sent *sent;
     size_t nsent, sent_cap;
