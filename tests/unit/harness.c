@@ -33,6 +33,7 @@ struct harness_priv {
 
 static int record(struct harness *h, struct transport_dest *dest, const void *data, size_t len, bool raw)
 {
+    if (h->dead_conn_id && dest->conn_id == h->dead_conn_id) return UV_ENOTCONN;
     if (h->nsent == h->sent_cap) {
         size_t cap = h->sent_cap ? h->sent_cap * 2 : 16;
         struct harness_sent *n = realloc(h->sent, cap * sizeof(*n));
