@@ -53,6 +53,7 @@ struct proxy_branch {
     struct txn *ct;                   /* live client transaction we listen to */
     struct proxy_dns *dns;            /* lookup in flight */
     bool provisional, final;
+    bool by_token;                    /* sent over a flow named by a flow token: failure is 430 */
     int status;
     char branch[PROXY_BRANCH_LEN + 1];
 };
@@ -69,6 +70,7 @@ struct proxy_call {
     enum sip_method method;
     int live;                         /* client transactions + lookups */
     int best_status, best_rank;
+    bool sips_refused;                /* a branch had no TLS/WSS hop for its sips: request */
     char *best;                       /* raw bytes of the best final so far; NULL: synthetic */
     size_t best_len;
     sbuf_t challenges;                /* WWW-/Proxy-Authenticate lines of every 401/407 */
@@ -256,12 +258,18 @@ static void send_final(struct proxy_call *c)
     }
     /* §16.7 step 6: a 503 becomes 500; §16.9: a transport error counts as 503. */
     const char *reason = NULL;
+    str_t extra = STR_NULL;
     if (status == 503) {
         status = 500;
         reason = "Next Hop Failed";
+    } else if (status == 430) {
+        reason = "Flow Failed"; /* RFC 5626 §5.3 */
+    } else if (status == 480 && c->sips_refused) {
+        reason = "SIPS Not Allowed";
+        extra = proxy_sips_warning(p);
     }
     log_info("proxy: %d to %s (no better answer from %zu branch(es))", status, c->src, c->n);
-    proxy_reply(p, st, status, reason, STR_NULL);
+    proxy_reply(p, st, status, reason, extra);
 }
 
 static void check_complete(struct proxy_call *c)
@@ -461,6 +469,9 @@ static void br_on_failure(void *arg, struct txn *ct, int status)
     arena_reset(&c->p->arena);
     if (b->final) return;
     log_info("proxy: branch %s of a request from %s failed: %d", b->branch, c->src, status);
+    /* RFC 5626 §5.3: the flow a token named is gone (the transport
+     * reports 503 for a connection it no longer has). */
+    if (b->by_token && status == 503) status = 430;
     branch_fail(b, status);
     check_complete(c);
     maybe_free(c);
@@ -499,6 +510,73 @@ static void branch_send(struct proxy_branch *b, const struct transport_dest *des
     p->stats.forwarded++;
 }
 
+/* Whether m, as it goes out, must go over TLS/WSS: a sips: R-URI or top
+ * Route (RFC 5630 §5.1.1, §5.3). */
+static bool sips_hop(const struct sip_msg *m)
+{
+    if (m->ruri.scheme == SIP_SCHEME_SIPS) return true;
+    uint32_t idx;
+    str_t entry;
+    struct sip_name_addr na;
+    return sip_edit_first_entry(m, SIP_HDR_ROUTE, &idx, &entry) && sip_name_addr_parse(entry, &na) == 0 &&
+           na.uri.scheme == SIP_SCHEME_SIPS;
+}
+
+/* Whether the request came from a client only its flow reaches (RFC 5626
+ * §5.3): over WS/WSS, or over another connection with ;ob in its Contact. */
+static bool caller_needs_token(struct proxy *p, const struct transport_rx *rx)
+{
+    if (!sip_transport_is_stream(rx->proto) || !rx->conn_id) return false;
+    if (sip_transport_is_ws(rx->proto)) return true;
+    struct sip_contact *list = NULL;
+    bool star = false;
+    if (sip_msg_contacts(rx->msg, &p->arena, &list, &star) < 0 || !list) return false;
+    return sip_param_get(list->addr.uri.params, "ob", NULL);
+}
+
+/* One of our Record-Route entries, facing a hop over proto. A sips:
+ * request gets sips: URIs (RFC 5630 §5.3, without transport=tls, which
+ * RFC 5630 deprecates); otherwise the transport parameter names the hop's
+ * transport (tcp, tls, ws; WSS is ws as well, RFC 7118 §5.2, the scheme
+ * telling the two apart). token (may be NULL): a flow token for the user
+ * part, marked with ;ob (RFC 5626 §5.3). */
+static str_t rr_entry(arena_t *a, const struct sip_local *l, bool sips, enum sip_transport proto, const char *host,
+                      const char *token)
+{
+    const char *tp = "";
+    if (proto == SIP_TRANSPORT_TCP) tp = ";transport=tcp";
+    else if (proto == SIP_TRANSPORT_TLS && !sips) tp = ";transport=tls";
+    else if (sip_transport_is_ws(proto)) tp = ";transport=ws";
+    return arena_printf(a, "<%s:%s%s%s:%u%s;lr%s>", sips ? "sips" : "sip", token ? token : "", token ? "@" : "",
+                        host, sip_local_port(l, proto), tp, token ? ";ob" : "");
+}
+
+/* §16.6 step 4: record-route m, which goes to dest for target t. One entry
+ * when both hops share a transport; two (RFC 5658), the one facing the
+ * callee on top, when the transport changes or a hop is a flow that
+ * needs a token (each direction then pops the entry facing it). */
+static int record_route_add(struct proxy *p, struct sip_msg *m, arena_t *a, const struct transport_rx *rx,
+                            const struct proxy_target *t, const struct transport_dest *dest, const char *host)
+{
+    const struct sip_local *l = p->d.local;
+    bool sips = m->ruri.scheme == SIP_SCHEME_SIPS;
+    char tok_in[PROXY_FLOW_TOKEN_LEN + 1], tok_out[PROXY_FLOW_TOKEN_LEN + 1];
+    bool has_in = caller_needs_token(p, rx);
+    bool has_out = t->flow_token && t->use_flow && dest->conn_id;
+    if (has_in) proxy_flow_token_make(&p->flow_key, rx->proto, rx->conn_id, tok_in, sizeof(tok_in));
+    if (has_out) proxy_flow_token_make(&p->flow_key, dest->proto, dest->conn_id, tok_out, sizeof(tok_out));
+    int at = sip_edit_index_after(m, SIP_HDR_VIA); /* after the Vias, above other Record-Routes */
+    str_t rr_in = rr_entry(a, l, sips, rx->proto, host, has_in ? tok_in : NULL);
+    if (!rr_in.s || sip_edit_insert_before(m, a, SIP_HDR_RECORD_ROUTE, at, STR_LIT("Record-Route"), rr_in) != 0)
+        return -1;
+    if (dest->proto != rx->proto || has_in || has_out) {
+        str_t rr_out = rr_entry(a, l, sips, dest->proto, host, has_out ? tok_out : NULL);
+        if (!rr_out.s || sip_edit_insert_before(m, a, SIP_HDR_RECORD_ROUTE, at, STR_LIT("Record-Route"), rr_out) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* Builds the copy for one target (§16.6 steps 1-8) and sends it. */
 static void branch_start(struct proxy_call *c, struct proxy_branch *b, const struct transport_rx *rx,
                          const struct sip_msg *req, const struct proxy_target *t, bool record_route,
@@ -529,23 +607,18 @@ static void branch_start(struct proxy_call *c, struct proxy_branch *b, const str
         branch_fail(b, 503);
         return;
     }
-    uint16_t in_port = sip_local_port(l, rx->proto);
-    uint16_t out_port = sip_local_port(l, dest.proto);
-    if (record_route) {
-        /* §16.6 step 4; RFC 5658 double Record-Route when the transport
-         * changes: the entry facing the callee on top. */
-        const char *tp_in = rx->proto == SIP_TRANSPORT_TCP ? ";transport=tcp" : "";
-        const char *tp_out = dest.proto == SIP_TRANSPORT_TCP ? ";transport=tcp" : "";
-        int at = sip_edit_index_after(&m, SIP_HDR_VIA); /* after the Vias, above other Record-Routes */
-        str_t rr_in = arena_printf(a, "<sip:%s:%u%s;lr>", via_host, in_port, tp_in);
-        if (!rr_in.s || sip_edit_insert_before(&m, a, SIP_HDR_RECORD_ROUTE, at, STR_LIT("Record-Route"), rr_in) != 0)
-            goto nomem;
-        if (dest.proto != rx->proto) {
-            str_t rr_out = arena_printf(a, "<sip:%s:%u%s;lr>", via_host, out_port, tp_out);
-            if (!rr_out.s || sip_edit_insert_before(&m, a, SIP_HDR_RECORD_ROUTE, at, STR_LIT("Record-Route"), rr_out) != 0)
-                goto nomem;
-        }
+    if (sips_hop(&m) && !sip_transport_is_secure(dest.proto)) {
+        /* RFC 5630 §5.3 (no last-hop exception): never a sips: request
+         * over UDP/TCP/WS. */
+        log_info("proxy: branch %s: sips: request and the next hop is over %s: refused", b->branch,
+                 sip_transport_param(dest.proto));
+        c->sips_refused = true;
+        branch_fail(b, 480);
+        return;
     }
+    b->by_token = t->by_token;
+    uint16_t out_port = sip_local_port(l, dest.proto);
+    if (record_route && record_route_add(p, &m, a, rx, t, &dest, via_host) != 0) goto nomem;
     /* §16.6 step 8: our Via on top. */
     str_t via = arena_printf(a, "SIP/2.0/%s %s:%u;branch=%s", transport_name(dest.proto), via_host, out_port, b->branch);
     if (!via.s || sip_msg_insert_header(&m, a, 0, STR_LIT("Via"), via) != 0) goto nomem;

@@ -149,7 +149,7 @@ void proxy_via_host(const struct proxy *p, const struct transport_rx *rx, char *
 {
     const char *local_host = p->d.local->host;
     if (!wildcard_host(local_host) || !rx) {
-        snprintf(out, cap, "%s", local_host[0] ? local_host : "127.0.0.1");
+        sip_host_for_header(local_host[0] ? local_host : "127.0.0.1", out, cap); /* "[::1]" for ::1 */
         return;
     }
     char h[INET6_ADDRSTRLEN];
@@ -177,32 +177,63 @@ bool proxy_via_is_ours(void *arg, const struct sip_via *v)
     return false;
 }
 
+/* Whether m must travel over TLS/WSS: a sips: R-URI or top Route (RFC
+ * 5630 §5.1.1: a sips top Route is a TLS hop even with a sip: R-URI). */
+static bool sips_demanded(const struct sip_msg *m)
+{
+    if (m->ruri.scheme == SIP_SCHEME_SIPS) return true;
+    uint32_t idx;
+    str_t entry;
+    struct sip_name_addr na;
+    return sip_edit_first_entry(m, SIP_HDR_ROUTE, &idx, &entry) && sip_name_addr_parse(entry, &na) == 0 &&
+           na.uri.scheme == SIP_SCHEME_SIPS;
+}
+
 static bool dialog_creating(enum sip_method m)
 {
     return m == SIP_INVITE || m == SIP_SUBSCRIBE || m == SIP_REFER;
 }
 
-/* ---- flows (RFC 5626 §5.3 in spirit: reuse the connection a UA registered over) ---- */
+/* ---- flows (RFC 5626 §5.3: reuse the connection a UA registered over) ---- */
 
-static bool binding_flow(const struct location_binding *b, struct transport_dest *d)
+enum binding_reach {
+    REACH_CONTACT,  /* send where the Contact (or Path) says */
+    REACH_FLOW,     /* over the flow written to dest */
+    REACH_NONE,     /* nowhere: a WebSocket client whose connection is gone */
+};
+
+/* How a binding is reached. A connection-oriented binding (TCP, TLS, WS,
+ * WSS) over the connection it registered on; a TCP/TLS one whose
+ * connection is gone by its Contact, but a WS/WSS one has no other way in:
+ * its Contact host is a made-up ".invalid" name (RFC 7118 §5) and nobody
+ * connects to a browser. Such a flow is given without an address, so that
+ * the transport never opens a new connection for it. UDP behind NAT: its
+ * source address. */
+static enum binding_reach binding_flow(const struct location_binding *b, struct transport_dest *d)
 {
     memset(d, 0, sizeof(*d));
-    if (b->path[0]) return false; /* reach it through its Path */
+    if (b->path[0]) return REACH_CONTACT; /* reach it through its Path */
     size_t alen = b->addr.sa.sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                   : b->addr.sa.sa_family == AF_INET ? sizeof(struct sockaddr_in)
                                                     : 0;
-    if (b->transport == LOCATION_TRANSPORT_TCP) {
-        if (!b->conn_id || !alen) return false; /* flow gone: connect to the contact */
-        d->proto = SIP_TRANSPORT_TCP;
+    if (b->transport >= SIP_TRANSPORT_COUNT) return REACH_CONTACT;
+    enum sip_transport proto = (enum sip_transport)b->transport; /* numbered alike (location.h) */
+    if (sip_transport_is_ws(proto)) {
+        if (!b->conn_id || (b->flags & LOCATION_FLAG_TRANSPORT_LOST)) return REACH_NONE;
+        d->proto = proto;
         d->conn_id = b->conn_id;
-    } else if (b->transport == LOCATION_TRANSPORT_UDP) {
-        if (!alen || !(b->flags & LOCATION_FLAG_NAT)) return false; /* not behind NAT: to the Contact */
-        d->proto = SIP_TRANSPORT_UDP;
+        return REACH_FLOW;
+    }
+    if (sip_transport_is_stream(proto)) {
+        if (!b->conn_id || !alen) return REACH_CONTACT; /* flow gone: connect to the contact */
+        d->proto = proto;
+        d->conn_id = b->conn_id;
     } else {
-        return false;
+        if (!alen || !(b->flags & LOCATION_FLAG_NAT)) return REACH_CONTACT; /* not behind NAT: to the Contact */
+        d->proto = SIP_TRANSPORT_UDP;
     }
     memcpy(&d->addr, &b->addr, alen);
-    return true;
+    return REACH_FLOW;
 }
 
 bool proxy_flow_for_uri(struct proxy *p, const struct sip_uri *uri, struct transport_dest *dest)
@@ -218,7 +249,7 @@ bool proxy_flow_for_uri(struct proxy *p, const struct sip_uri *uri, struct trans
             struct sip_uri u;
             same = sip_uri_parse(str_from_cstr(bs[i]->contact), &u) == 0 && sip_uri_equal(&u, uri);
         }
-        if (same) return binding_flow(bs[i], dest);
+        if (same) return binding_flow(bs[i], dest) == REACH_FLOW;
     }
     return false;
 }
@@ -230,10 +261,40 @@ static bool route_entry_uri(str_t entry, struct sip_name_addr *na)
     return sip_name_addr_parse(entry, na) == 0 && !na->star;
 }
 
-/* §16.4: undo a strict router's rewrite, then pop our own Route entries
- * (two when we double record-routed). Returns whether one of ours was there. */
-static bool preprocess_routes(struct proxy *p, struct sip_msg *m, arena_t *a, const struct transport_rx *rx)
+/* A flow named by a flow token in one of our Route entries. */
+struct route_flow {
+    bool found;                       /* dest is the flow to send on */
+    bool bad;                         /* a token we did not make (or altered) */
+    struct transport_dest dest;
+};
+
+/* RFC 5626 §5.3: our Route entry u may carry a flow token (user part, with
+ * ;ob). A token naming the flow the request arrived on is ignored: the
+ * request goes the other way, by the rest of its route or its R-URI. */
+static void take_flow_token(struct proxy *p, const struct sip_uri *u, const struct transport_rx *rx,
+                            struct route_flow *rf)
 {
+    if (!rf || !u->user.len || !sip_param_get(u->params, "ob", NULL)) return;
+    enum sip_transport proto;
+    uint64_t id;
+    if (proxy_flow_token_parse(&p->flow_key, u->user, &proto, &id) != 0) {
+        rf->bad = true;
+        return;
+    }
+    if (sip_transport_is_stream(rx->proto) && rx->conn_id == id) return;
+    rf->found = true;
+    memset(&rf->dest, 0, sizeof(rf->dest));
+    rf->dest.proto = proto;
+    rf->dest.conn_id = id; /* no address: a gone flow is never reopened */
+}
+
+/* §16.4: undo a strict router's rewrite, then pop our own Route entries
+ * (two when we double record-routed), noting a flow token in them (rf may
+ * be NULL). Returns whether one of ours was there. */
+static bool preprocess_routes(struct proxy *p, struct sip_msg *m, arena_t *a, const struct transport_rx *rx,
+                              struct route_flow *rf)
+{
+    if (rf) memset(rf, 0, sizeof(*rf));
     bool popped = false;
     uint32_t idx;
     str_t entry;
@@ -248,6 +309,7 @@ static bool preprocess_routes(struct proxy *p, struct sip_msg *m, arena_t *a, co
     for (int i = 0; i < 2; i++) {
         if (!sip_edit_first_entry(m, SIP_HDR_ROUTE, &idx, &entry) || !route_entry_uri(entry, &na)) break;
         if (!uri_is_local(p, &na.uri, rx, true)) break;
+        take_flow_token(p, &na.uri, rx, rf);
         sip_edit_pop_first_entry(m, SIP_HDR_ROUTE);
         popped = true;
     }
@@ -312,6 +374,65 @@ static void redirect(struct proxy *p, struct txn *st, const struct location_bind
 
 /* ---- requests ---- */
 
+/* The Warning of a refused sips: request (RFC 5630 §5.3, warn-code 380
+ * registered by its §9), in the arena. */
+str_t proxy_sips_warning(struct proxy *p)
+{
+    const struct sip_local *l = p->d.local;
+    char agent[sizeof(l->domain) + 2];
+    sip_host_for_header(l->domain[0] ? l->domain : l->host[0] ? l->host : "127.0.0.1", agent, sizeof(agent));
+    return arena_printf(&p->arena, "Warning: 380 %s \"SIPS Not Allowed\"", agent);
+}
+
+/* RFC 5630 §5.3: a sips: request goes only to a binding that asked for
+ * sips (a sips: Contact) and is reached securely (registered over TLS or
+ * WSS; the registrar takes a sips: Contact over nothing else). */
+static bool binding_takes_sips(const struct location_binding *b, bool contact_sips)
+{
+    return contact_sips && b->transport < SIP_TRANSPORT_COUNT &&
+           sip_transport_is_secure((enum sip_transport)b->transport);
+}
+
+static bool contact_is_sips(const char *contact)
+{
+    return !strncasecmp(contact, "sips:", 5);
+}
+
+/* The target for binding b of a request whose R-URI scheme is sips or not.
+ * false: b cannot be reached (a WebSocket client whose flow is gone). */
+static bool binding_target(struct proxy *p, const struct location_binding *b, bool sips, struct proxy_target *t)
+{
+    *t = (struct proxy_target){
+        .path = b->path[0] ? arena_strdup(&p->arena, str_from_cstr(b->path)) : STR_NULL,
+    };
+    enum binding_reach reach = binding_flow(b, &t->flow);
+    if (reach == REACH_NONE) return false;
+    t->use_flow = reach == REACH_FLOW;
+    /* RFC 5626 §5.3: a client only its flow reaches gets a flow token in
+     * our Record-Route, so that requests later in the dialog find it: a
+     * WebSocket client, or one that registered as outbound (reg-id). */
+    t->flow_token = t->use_flow && sip_transport_is_stream(t->flow.proto) &&
+                    (sip_transport_is_ws(t->flow.proto) || b->reg_id);
+    const char *c = b->contact;
+    if (!sips && contact_is_sips(c)) {
+        /* RFC 5630 §5.3: a sip: request to a sips: Contact goes with a sip:
+         * R-URI, over TLS all the same: over its flow, else to where the
+         * sips: Contact says (by name: kept sips, see the report). */
+        struct sip_uri u;
+        char host[PROXY_HOST_MAX];
+        uint16_t port;
+        if (!t->use_flow && !b->path[0] && sip_uri_parse(str_from_cstr(c), &u) == 0 &&
+            proxy_uri_dest(&u, &t->flow, host, sizeof(host), &port) == 0)
+            t->use_flow = true;
+        if (t->use_flow || b->path[0]) {
+            t->ruri = arena_printf(&p->arena, "sip:%s", c + 5);
+            return true;
+        }
+    }
+    t->ruri = arena_strdup(&p->arena, str_from_cstr(c));
+    return true;
+}
+
 /* §16.5: the target set of a request for our domain. */
 static void route_local(struct proxy *p, struct txn *st, const struct transport_rx *rx, struct sip_msg *req)
 {
@@ -339,23 +460,42 @@ static void route_local(struct proxy *p, struct txn *st, const struct transport_
         }
         return;
     }
+    /* RFC 5630 §5.3: a sips: request only to the bindings that take sips;
+     * none: 480 with warn-code 380, never a downgrade. */
+    bool sips = req->ruri.scheme == SIP_SCHEME_SIPS;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!sips || binding_takes_sips(bs[i], contact_is_sips(bs[i]->contact))) bs[k++] = bs[i];
+    if (k == 0) {
+        p->stats.unavailable++;
+        log_info_rl("proxy: 480 to %.*s from %s: sips: request and no binding of %s takes sips (RFC 5630 §5.3)",
+                    STR_FMT(req->method_name), rx->src_text, aor);
+        proxy_reject(p, st, 480, "SIPS Not Allowed", proxy_sips_warning(p));
+        return;
+    }
+    n = k;
     if (p->redirect) {
         redirect(p, st, bs, n);
         return;
     }
     struct proxy_target t[PROXY_MAX_BRANCHES];
+    k = 0;
     for (size_t i = 0; i < n; i++) {
-        t[i] = (struct proxy_target){
-            .ruri = arena_strdup(&p->arena, str_from_cstr(bs[i]->contact)),
-            .path = bs[i]->path[0] ? arena_strdup(&p->arena, str_from_cstr(bs[i]->path)) : STR_NULL,
-        };
-        t[i].use_flow = binding_flow(bs[i], &t[i].flow);
-        if (!t[i].ruri.s) {
+        if (!binding_target(p, bs[i], sips, &t[k])) continue; /* its WebSocket is gone */
+        if (!t[k].ruri.s) {
             refuse(p, st, rx, 500, "Server Internal Error", STR_NULL, "out of memory");
             return;
         }
+        k++;
     }
-    proxy_fork(p, st, rx, req, t, n, dialog_creating(req->method) && req->to.tag.len == 0);
+    if (k == 0) {
+        p->stats.unavailable++;
+        log_info_rl("proxy: 480 to %.*s from %s: no binding of %s is reachable (their WebSocket flows are gone)",
+                    STR_FMT(req->method_name), rx->src_text, aor);
+        proxy_reject(p, st, 480, "Temporarily Unavailable", STR_NULL);
+        return;
+    }
+    proxy_fork(p, st, rx, req, t, k, dialog_creating(req->method) && req->to.tag.len == 0);
 }
 
 /* 407 with one Proxy-Authenticate per offered algorithm. */
@@ -479,6 +619,14 @@ int proxy_on_request(struct proxy *p, struct txn *st, const struct transport_rx 
         refuse(p, st, rx, 416, "Unsupported URI Scheme", STR_NULL, "Request-URI scheme");
         return 1;
     }
+    if (!sip_transport_is_secure(rx->proto) && sips_demanded(m)) {
+        /* RFC 3261 §26.2.2 as RFC 5630 §4 / Appendix A puts it: sips means
+         * TLS on every hop, this one included. Going on would hand the next
+         * hop a sips: request that already crossed the network in clear. */
+        p->stats.refused++;
+        refuse(p, st, rx, 480, "SIPS Not Allowed", proxy_sips_warning(p), "sips: request over a non-secure transport");
+        return 1;
+    }
     if (m->max_forwards == 0) {
         p->stats.too_many_hops++;
         refuse(p, st, rx, 483, "Too Many Hops", STR_NULL, "Max-Forwards is 0");
@@ -503,8 +651,23 @@ int proxy_on_request(struct proxy *p, struct txn *st, const struct transport_rx 
         refuse(p, st, rx, 500, "Server Internal Error", STR_NULL, "out of memory");
         return 1;
     }
-    bool popped = preprocess_routes(p, &req, &p->arena, rx);
+    struct route_flow rf;
+    bool popped = preprocess_routes(p, &req, &p->arena, rx, &rf);
     bool rr = dialog_creating(req.method) && req.to.tag.len == 0;
+    if (rf.bad) {
+        /* RFC 5626 §5.3: a flow token that fails its check is 403. */
+        p->stats.refused++;
+        refuse(p, st, rx, 403, "Forbidden", STR_NULL, "flow token in our Route altered or not ours");
+        return 1;
+    }
+    if (rf.found) {
+        /* RFC 5626 §5.3: over the flow the token names, whatever the
+         * R-URI says (a WebSocket client's Contact cannot be resolved). */
+        if (!proxy_authenticate(p, st, rx, &req, false)) return 1;
+        struct proxy_target ft = {.use_flow = true, .flow = rf.dest, .by_token = true};
+        proxy_fork(p, st, rx, &req, &ft, 1, rr);
+        return 1;
+    }
     struct proxy_target keep = {0};
     bool local_target = req.first[SIP_HDR_ROUTE] < 0 && uri_is_local(p, &req.ruri, rx, true);
     bool for_us = local_target && (req.ruri.user.len == 0 || req.to.tag.len);
@@ -548,8 +711,18 @@ void proxy_on_ack(struct proxy *p, const struct transport_rx *rx)
     arena_reset(&p->arena);
     struct sip_msg req;
     if (sip_edit_clone(m, &p->arena, &req) != 0) return;
-    bool popped = preprocess_routes(p, &req, &p->arena, rx);
-    if (req.first[SIP_HDR_ROUTE] < 0 && uri_is_local(p, &req.ruri, rx, true)) {
+    if (!sip_transport_is_secure(rx->proto) && sips_demanded(m)) {
+        log_info_rl("proxy: ACK from %s dropped: sips: over a non-secure transport", rx->src_text);
+        return;
+    }
+    struct route_flow rf;
+    bool popped = preprocess_routes(p, &req, &p->arena, rx, &rf);
+    if (rf.bad) {
+        log_info_rl("proxy: ACK from %s dropped: flow token in our Route altered or not ours", rx->src_text);
+        return;
+    }
+    struct proxy_target ft = {.use_flow = true, .flow = rf.dest, .by_token = true};
+    if (!rf.found && req.first[SIP_HDR_ROUTE] < 0 && uri_is_local(p, &req.ruri, rx, true)) {
         log_debug("proxy: ACK from %s is for this node", rx->src_text);
         return;
     }
@@ -561,9 +734,13 @@ void proxy_on_ack(struct proxy *p, const struct transport_rx *rx)
     struct transport_dest dest;
     char host[PROXY_HOST_MAX];
     uint16_t port = 0;
-    int rc = proxy_next_hop(p, &req, &p->arena, NULL, &dest, host, sizeof(host), &port);
+    int rc = proxy_next_hop(p, &req, &p->arena, rf.found ? &ft : NULL, &dest, host, sizeof(host), &port);
     if (rc < 0) {
         log_info_rl("proxy: ACK from %s dropped: no usable next hop", rx->src_text);
+        return;
+    }
+    if (sips_demanded(&req) && !sip_transport_is_secure(dest.proto)) {
+        log_info_rl("proxy: ACK from %s dropped: its sips: next hop is not over TLS/WSS", rx->src_text);
         return;
     }
     /* §16.11: the same branch for a retransmitted ACK. */
@@ -650,6 +827,11 @@ struct proxy *proxy_new(const struct proxy_deps *d)
     p->d.auth_cfg = NULL;
     p->d.reg_cfg = NULL;
     p->redirect = !strcasecmp(p->cfg.mode, "redirect");
+    if (proxy_flow_key_init(&p->flow_key) != 0) {
+        log_error("proxy: no random bytes for the flow token key");
+        free(p);
+        return NULL;
+    }
     arena_init(&p->arena, p->arena_mem, sizeof(p->arena_mem));
     p->arena.limit = 4u << 20;
     sbuf_init(&p->sb);

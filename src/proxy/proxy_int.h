@@ -38,14 +38,35 @@ bool proxy_branch_loop_hash(str_t branch, uint64_t *hash);
 bool proxy_detect_loop(const struct sip_msg *m, bool (*is_ours)(void *arg, const struct sip_via *v), void *arg);
 
 /* Where a URI says to send (RFC 3263 reduced to A/AAAA: maddr, else host;
- * port or 5060; transport param tcp/udp). Returns 0 with dest filled when
- * the host is numeric, 1 when host (NUL-terminated) needs a DNS lookup
- * (dest->proto and *port are set), -1 when unusable (sips/tel/no host). */
+ * port or the transport's default; the transport as sip_uri_transport
+ * says: sips: only TLS/WSS). Returns 0 with dest filled when the host is
+ * numeric, 1 when host (NUL-terminated) needs a DNS lookup (dest->proto and
+ * *port are set), -1 when unusable (tel, sips;transport=udp, no host). */
 int proxy_uri_dest(const struct sip_uri *u, struct transport_dest *dest, char *host, size_t cap, uint16_t *port);
 /* Where a response goes back to, from a Via entry (RFC 3261 §18.2.2,
- * RFC 3581): received or sent-by host, rport or port or 5060. 0 when
+ * RFC 3581): received or sent-by host, rport or port or the transport's
+ * default, the Via's transport (UDP TCP TLS WS WSS). 0 when
  * numeric, 1 when host needs DNS, -1 unusable. */
 int proxy_via_dest(const struct sip_via *v, struct transport_dest *dest, char *host, size_t cap, uint16_t *port);
+
+/* ---- flow tokens (flow_token.c, RFC 5626 §5.3) ---- */
+
+#define PROXY_FLOW_TOKEN_LEN 38     /* "ft" + 36 hex digits */
+
+/* The per-process secret tokens are signed with. */
+struct proxy_flow_key {
+    unsigned char k[32];
+};
+/* Draws a fresh key. 0, or -1 when the RNG fails. */
+int proxy_flow_key_init(struct proxy_flow_key *k);
+/* The token naming connection conn_id on proto (a stream transport), for
+ * the user part of a Record-Route URI; out gets PROXY_FLOW_TOKEN_LEN
+ * characters and a NUL (cap > PROXY_FLOW_TOKEN_LEN, else out is ""). */
+void proxy_flow_token_make(const struct proxy_flow_key *k, enum sip_transport proto, uint64_t conn_id, char *out,
+                           size_t cap);
+/* 0 with *proto and *conn_id when user is a token we made with k; -1 when
+ * it is not (malformed, altered, signed with another key). */
+int proxy_flow_token_parse(const struct proxy_flow_key *k, str_t user, enum sip_transport *proto, uint64_t *conn_id);
 
 /* ---- the proxy's own state (proxy.c, fork.c) ---- */
 
@@ -66,6 +87,12 @@ struct proxy_target {
     str_t path;                       /* Route values to push first (a binding's Path) */
     bool use_flow;                    /* send over flow (a binding's connection/source) */
     struct transport_dest flow;
+    /* Record-route towards this target with a flow token (RFC 5626 §5.3):
+     * it is reached over flow only (WebSocket, or an outbound binding). */
+    bool flow_token;
+    /* flow came from a flow token in our Route: when it fails the answer
+     * is 430 Flow Failed (RFC 5626 §5.3), not 500. */
+    bool by_token;
 };
 
 #define PROXY_REFUSE_LOG_KEYS 32
@@ -86,6 +113,7 @@ struct proxy {
     struct proxy_dns *dns;            /* lookups in flight */
     uint32_t counter;                 /* branch uniqueness */
     char via_hosts[4][64];            /* hosts we put in Via when listening on a wildcard */
+    struct proxy_flow_key flow_key;   /* signs our flow tokens (flow_token.c) */
     struct proxy_pike *pike;          /* [proxy] pike_limit; NULL: off */
     arena_t arena;                    /* per message handled */
     sbuf_t sb;                        /* printing */
@@ -121,6 +149,8 @@ bool proxy_flow_for_uri(struct proxy *p, const struct sip_uri *uri, struct trans
  * 0 dest filled, 1 host needs DNS (dest->proto, *port set), -1 unusable. */
 int proxy_next_hop(struct proxy *p, struct sip_msg *m, arena_t *a, const struct proxy_target *t,
                    struct transport_dest *dest, char *host, size_t cap, uint16_t *port);
+/* "Warning: 380 <us> \"SIPS Not Allowed\"" (RFC 5630 §5.3), in p->arena. */
+str_t proxy_sips_warning(struct proxy *p);
 /* A 2xx arriving with nobody to give it to: pop our Via, send to the next. */
 void proxy_forward_response_stateless(struct proxy *p, const struct sip_msg *resp, const char *src_text);
 

@@ -126,23 +126,22 @@ static int fill_dest(str_t host, uint16_t port, struct transport_dest *dest, cha
 int proxy_uri_dest(const struct sip_uri *u, struct transport_dest *dest, char *host, size_t cap, uint16_t *port)
 {
     memset(dest, 0, sizeof(*dest));
-    if (u->scheme != SIP_SCHEME_SIP) return -1; /* sips needs TLS, which we do not speak yet */
-    if (u->transport.len == 0 || str_ieq_cstr(u->transport, "udp")) dest->proto = SIP_TRANSPORT_UDP;
-    else if (str_ieq_cstr(u->transport, "tcp")) dest->proto = SIP_TRANSPORT_TCP;
-    else return -1;
+    int proto = sip_uri_transport(u); /* sips: TLS or WSS only (RFC 5630 §3) */
+    if (proto < 0) return -1;
+    dest->proto = (enum sip_transport)proto;
     str_t h = u->maddr.len ? u->maddr : u->host;
     if (h.len == 0) return -1;
-    return fill_dest(h, u->port ? u->port : 5060, dest, host, cap, port);
+    return fill_dest(h, u->port ? u->port : sip_transport_default_port(dest->proto), dest, host, cap, port);
 }
 
 int proxy_via_dest(const struct sip_via *v, struct transport_dest *dest, char *host, size_t cap, uint16_t *port)
 {
     memset(dest, 0, sizeof(*dest));
-    if (str_ieq_cstr(v->transport, "UDP")) dest->proto = SIP_TRANSPORT_UDP;
-    else if (str_ieq_cstr(v->transport, "TCP")) dest->proto = SIP_TRANSPORT_TCP;
-    else return -1;
+    int proto = sip_transport_from_name(v->transport); /* UDP TCP TLS WS WSS */
+    if (proto < 0) return -1;
+    dest->proto = (enum sip_transport)proto;
     str_t h = v->received.len ? v->received : v->host;
     if (h.len == 0) return -1;
-    uint16_t p = v->has_rport && v->rport ? v->rport : (v->port ? v->port : 5060);
+    uint16_t p = v->has_rport && v->rport ? v->rport : (v->port ? v->port : sip_transport_default_port(dest->proto));
     return fill_dest(h, p, dest, host, cap, port);
 }

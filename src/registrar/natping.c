@@ -145,6 +145,8 @@ static struct np_entry *entry(struct natping *np, uint64_t key, bool create)
 static void ping(struct natping *np, const struct location_binding *b, uint64_t key)
 {
     const struct sip_local *l = np->d.local;
+    char host[sizeof(l->host) + 2];
+    sip_host_for_header(l->host, host, sizeof(host));
     sbuf_t *s = &np->sb;
     sbuf_clear(s);
     np->seq++;
@@ -159,10 +161,10 @@ static void ping(struct natping *np, const struct location_binding *b, uint64_t 
                 "Call-ID: np%llx.%s@%s\r\n"
                 "CSeq: 1 OPTIONS\r\n"
                 "Content-Length: 0\r\n\r\n",
-                b->contact, l->host, (unsigned)l->port[SIP_TRANSPORT_UDP], (unsigned long long)key,
+                b->contact, host, (unsigned)l->port[SIP_TRANSPORT_UDP], (unsigned long long)key,
                 (unsigned long long)np->seq,
-                l->domain[0] ? l->domain : l->host, tag, b->contact,
-                (unsigned long long)np->seq, tag, l->host);
+                l->domain[0] ? l->domain : host, tag, b->contact,
+                (unsigned long long)np->seq, tag, host);
     if (s->failed) return;
     struct transport_dest d;
     memset(&d, 0, sizeof(d));

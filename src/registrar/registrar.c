@@ -287,14 +287,37 @@ static void append_server(const struct sip_local *local, sbuf_t *b)
     sbuf_append(b, "\r\n", 2);
 }
 
-static bool supports_path(const struct sip_msg *m)
+static bool supports_tag(const struct sip_msg *m, const char *tag)
 {
     struct sip_list_iter it;
     str_t item;
     sip_list_iter_init(&it, m, SIP_HDR_SUPPORTED);
     while (sip_list_iter_next(&it, &item))
-        if (str_ieq_cstr(item, "path")) return true;
+        if (str_ieq_cstr(item, tag)) return true;
     return false;
+}
+
+static bool supports_path(const struct sip_msg *m) { return supports_tag(m, "path"); }
+
+/* An outbound REGISTER (RFC 5626 §4.2, §6): the UA supports outbound and a
+ * Contact carries reg-id and +sip.instance. We are its first hop when it
+ * has no Path; a Path whose first URI lacks ;ob means the edge proxy does
+ * not keep flows, and the flow part is then not honoured (§6: no Require). */
+static bool outbound_register(struct registrar *r, const struct sip_msg *req)
+{
+    if (!supports_tag(req, "outbound")) return false;
+    struct sip_contact *list = NULL;
+    bool star = false;
+    if (sip_msg_contacts(req, &r->arena, &list, &star) < 0) return false;
+    bool any = false;
+    for (struct sip_contact *c = list; c && !any; c = c->next) any = c->reg_id.len && c->instance.len;
+    if (!any) return false;
+    struct sip_list_iter it;
+    str_t first;
+    struct sip_name_addr na;
+    sip_list_iter_init(&it, req, SIP_HDR_PATH);
+    if (!sip_list_iter_next(&it, &first)) return true;
+    return sip_name_addr_parse(first, &na) == 0 && sip_param_get(na.uri.params, "ob", NULL);
 }
 
 static void append_q(sbuf_t *b, int q1000)
@@ -330,6 +353,9 @@ static void reg_answer_ok(struct registrar *r, struct txn *st, const char *aor)
         if (x->reg_id) sbuf_printf(b, ";reg-id=%u", x->reg_id);
         sbuf_append_cstr(b, "\r\n");
     }
+    /* RFC 5626 §6: we keep the flow of an outbound registration (reg-id
+     * and +sip.instance, asked for with Supported: outbound) and say so. */
+    if (outbound_register(r, req)) sbuf_append_cstr(b, "Require: outbound\r\nSupported: outbound, path\r\n");
     if (req->first[SIP_HDR_PATH] >= 0 && supports_path(req)) {
         for (const struct sip_header *h = sip_msg_header(req, SIP_HDR_PATH); h; h = sip_msg_header_next(req, h)) {
             sbuf_append_cstr(b, "Path: ");
@@ -558,6 +584,26 @@ static bool reg_moves_binding(str_t key, const struct location_binding *const *o
     return true;
 }
 
+/* RFC 5630 §5.2: a registrar binds a sips: Contact only when the REGISTER
+ * itself came the secure way, its Request-URI and every Path URI sips: too,
+ * and refuses it with 400 otherwise. The hop it arrived on must be TLS or
+ * WSS (RFC 3261 §26.2.2 as RFC 5630 updates it: sips means TLS on every
+ * hop); else anyone on the path could register a "secure" contact in
+ * clear. NULL when the contact may be bound, else why not. */
+static const char *sips_contact_refused(const struct sip_msg *m, const struct transport_rx *rx)
+{
+    if (!sip_transport_is_secure(rx->proto)) return "sips: Contact over a non-secure transport (RFC 5630 §5.2)";
+    if (m->ruri.scheme != SIP_SCHEME_SIPS) return "sips: Contact in a REGISTER for a sip: Request-URI (RFC 5630 §5.2)";
+    struct sip_list_iter it;
+    str_t item;
+    struct sip_name_addr na;
+    sip_list_iter_init(&it, m, SIP_HDR_PATH);
+    while (sip_list_iter_next(&it, &item))
+        if (sip_name_addr_parse(item, &na) != 0 || na.uri.scheme != SIP_SCHEME_SIPS)
+            return "sips: Contact behind a sip: Path (RFC 5630 §5.2)";
+    return NULL;
+}
+
 static void reg_apply(struct registrar *r, struct txn *st, const struct transport_rx *rx, const char *aor,
                       bool nonce_reused)
 {
@@ -610,6 +656,11 @@ static void reg_apply(struct registrar *r, struct txn *st, const struct transpor
         }
         if (c->addr.uri.scheme != SIP_SCHEME_SIP && c->addr.uri.scheme != SIP_SCHEME_SIPS) {
             reg_refuse(r, st, 400, "Bad Contact", "contact is not a sip/sips URI");
+            return;
+        }
+        const char *why = c->addr.uri.scheme == SIP_SCHEME_SIPS ? sips_contact_refused(m, rx) : NULL;
+        if (why) {
+            reg_refuse(r, st, 400, "SIPS Contact Not Allowed", why);
             return;
         }
         int64_t e = c->expires >= 0 ? c->expires : (m->expires >= 0 ? m->expires : r->cfg.default_expires);

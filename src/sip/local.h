@@ -6,6 +6,7 @@
 #ifndef CASCADE_SIP_LOCAL_H
 #define CASCADE_SIP_LOCAL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "sip/proto.h"
@@ -26,5 +27,13 @@ static inline uint16_t sip_local_port(const struct sip_local *l, enum sip_transp
     if (l->port[proto]) return l->port[proto];
     return l->port[SIP_TRANSPORT_UDP] ? l->port[SIP_TRANSPORT_UDP] : l->port[SIP_TRANSPORT_TCP];
 }
+
+/* host as it goes into a header we write (Via sent-by, Contact,
+ * Record-Route, Path, From/To/Call-ID hosts): an IPv6 literal gets its
+ * brackets (RFC 3261 §25.1 IPv6reference: "::1" -> "[::1]"), anything else,
+ * a bracketed literal included, is copied as it is. An SDP c= line is not a
+ * header: it takes the bare address (RFC 4566 §5.7). Returns the length
+ * written, truncated to cap - 1 like snprintf (cap > 0). */
+size_t sip_host_for_header(const char *host, char *out, size_t cap);
 
 #endif

@@ -37,4 +37,16 @@ const char *sip_transport_param(enum sip_transport p);
  * -1 when it names none we carry (SCTP, garbage). */
 int sip_transport_from_name(str_t name);
 
+struct sip_uri;
+/* The transport a sip:/sips: URI asks for (RFC 3261 §19.1.2 with RFC 3263
+ * §4.1 reduced to the transport parameter; RFC 5630 §3: sips means TLS on
+ * the hop, so sips + tcp is TLS and sips + ws is WSS, RFC 7118 §5.2).
+ * No parameter: UDP for sip:, TLS for sips:. -1 for other schemes, for a
+ * transport we do not carry, and for sips with transport=udp (no TLS over
+ * UDP). */
+int sip_uri_transport(const struct sip_uri *u);
+/* The port a URI without one means on proto: 5061 for TLS (RFC 3261
+ * §19.1.2), 80/443 for WS/WSS (RFC 7118 §5.2: HTTP's), else 5060. */
+uint16_t sip_transport_default_port(enum sip_transport p);
+
 #endif

@@ -69,16 +69,12 @@ int ua_dest_from_uri(str_t text, struct transport_dest *out)
     struct sip_uri u;
     memset(out, 0, sizeof(*out));
     if (sip_uri_parse(text, &u) != 0) return -EINVAL;
-    if (u.scheme != SIP_SCHEME_SIP) return -ENOTSUP; /* sips needs TLS, which we do not have */
-    enum sip_transport proto = SIP_TRANSPORT_UDP;
-    if (u.transport.len) {
-        if (str_ieq_cstr(u.transport, "tcp")) proto = SIP_TRANSPORT_TCP;
-        else if (!str_ieq_cstr(u.transport, "udp")) return -ENOTSUP;
-    }
+    int proto = sip_uri_transport(&u); /* sips: TLS (or WSS), never UDP/TCP (RFC 5630 §3) */
+    if (proto < 0) return -ENOTSUP;
     str_t host = u.maddr.len ? u.maddr : u.host; /* RFC 3261 §8.1.2 / RFC 3263 §4 */
-    if (!host.len || transport_addr_parse(host.s, host.len, u.port ? u.port : 5060, &out->addr) != 0)
-        return -ENOENT;
-    out->proto = proto;
+    uint16_t port = u.port ? u.port : sip_transport_default_port((enum sip_transport)proto);
+    if (!host.len || transport_addr_parse(host.s, host.len, port, &out->addr) != 0) return -ENOENT;
+    out->proto = (enum sip_transport)proto;
     return 0;
 }
 

@@ -33,6 +33,7 @@ struct harness_priv {
 
 static int record(struct harness *h, struct transport_dest *dest, const void *data, size_t len, bool raw)
 {
+    if (h->dead_conn_id && dest->conn_id == h->dead_conn_id) return UV_ENOTCONN;
     if (h->nsent == h->sent_cap) {
         size_t cap = h->sent_cap ? h->sent_cap * 2 : 16;
         struct harness_sent *n = realloc(h->sent, cap * sizeof(*n));
@@ -204,7 +205,7 @@ int harness_inject(struct harness *h, const char *ip, uint16_t port, enum sip_tr
     memset(rx, 0, sizeof(*rx));
     rx->msg = &p->in_msg;
     rx->proto = proto;
-    rx->conn_id = proto == SIP_TRANSPORT_TCP ? h->conn_id : 0;
+    rx->conn_id = sip_transport_is_stream(proto) ? h->conn_id : 0;
     if (transport_addr_parse(ip, strlen(ip), port, &rx->src) != 0) return -22;
     transport_addr_parse(h->local.host, strlen(h->local.host), h->local.port[SIP_TRANSPORT_UDP], &rx->local);
     snprintf(rx->src_text, sizeof(rx->src_text), strchr(ip, ':') ? "[%s]:%u" : "%s:%u", ip, (unsigned)port);

@@ -52,7 +52,11 @@ struct harness {
     /* ACKs for 2xx (no transaction): when set, instead of the UA. */
     void (*on_ack)(void *arg, const struct transport_rx *rx);
     void *arg;
-    uint64_t conn_id;                   /* given to TCP requests injected */
+    uint64_t conn_id;                   /* given to requests injected over a stream transport (TCP, TLS, WS, WSS) */
+    /* A connection that is gone: a send over it fails with UV_ENOTCONN and
+     * is not recorded, as the transport's does for a flow it no longer has
+     * and no address to reach (0: none). */
+    uint64_t dead_conn_id;
 
     struct harness_sent *sent;
     size_t nsent, sent_cap;

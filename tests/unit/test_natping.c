@@ -288,6 +288,25 @@ static void test_natted_rules(void **state)
                         5060));
 }
 
+/* RFC 3261 §25.1: on an IPv6 listener (host ::1) the ping's Via sent-by and
+ * From/Call-ID hosts carry the brackets, and its answer is still matched. */
+static void test_ping_from_ipv6_host_is_bracketed(void **state)
+{
+    struct fx *f = *state;
+    snprintf(f->h->local.host, sizeof(f->h->local.host), "::1");
+    register_from(f, "198.51.100.7", 40000, "10.0.0.5:5060");
+    new_pings(f, NULL);
+    harness_advance(f->h, 10000);
+    size_t i = 0;
+    assert_int_equal(new_pings(f, &i), 1);
+    const struct sip_msg *m = harness_sent_msg(f->h, i);
+    str_t via = harness_header(m, SIP_HDR_VIA);
+    assert_true(via.len > 24 && !memcmp(via.s, "SIP/2.0/UDP [::1]:5060;", 23));
+    assert_true(m->call_id.len > 6 && !memcmp(m->call_id.s + m->call_id.len - 6, "@[::1]", 6));
+    answer_ping(f, i);
+    assert_int_equal(np_stat(f, "nat_pings_answered"), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -296,6 +315,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_answered_pings_keep_the_binding, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unanswered_pings_remove_the_binding, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refresh_clears_the_count, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ping_from_ipv6_host_is_bracketed, setup, teardown),
         cmocka_unit_test(test_natted_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

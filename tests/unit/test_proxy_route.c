@@ -245,8 +245,34 @@ static void test_uri_dest(void **state)
     assert_int_equal(proxy_uri_dest(&u, &d, host, sizeof(host), &port), 0);
     assert_int_equal(d.addr.ss_family, AF_INET6);
 
+    /* RFC 5630 §3, RFC 3261 §19.1.2: sips is TLS, on 5061 by default */
     assert_int_equal(sip_uri_parse(STR_LIT("sips:bob@192.0.2.5"), &u), 0);
+    assert_int_equal(proxy_uri_dest(&u, &d, host, sizeof(host), &port), 0);
+    assert_int_equal(d.proto, SIP_TRANSPORT_TLS);
+    assert_int_equal(transport_addr_port(&d.addr), 5061);
+    /* sips with transport=tcp is still TLS; with transport=ws it is WSS (RFC 7118 §5.2) */
+    assert_int_equal(sip_uri_parse(STR_LIT("sips:bob@192.0.2.5:5071;transport=tcp"), &u), 0);
+    assert_int_equal(proxy_uri_dest(&u, &d, host, sizeof(host), &port), 0);
+    assert_int_equal(d.proto, SIP_TRANSPORT_TLS);
+    assert_int_equal(sip_uri_parse(STR_LIT("sips:bob@192.0.2.5:443;transport=ws"), &u), 0);
+    assert_int_equal(proxy_uri_dest(&u, &d, host, sizeof(host), &port), 0);
+    assert_int_equal(d.proto, SIP_TRANSPORT_WSS);
+    /* no TLS over UDP: a sips URI asking for UDP is unusable */
+    assert_int_equal(sip_uri_parse(STR_LIT("sips:bob@192.0.2.5;transport=udp"), &u), 0);
     assert_int_equal(proxy_uri_dest(&u, &d, host, sizeof(host), &port), -1);
+    /* every transport name we carry */
+    assert_int_equal(sip_uri_parse(STR_LIT("sip:bob@192.0.2.5;transport=TLS"), &u), 0);
+    assert_int_equal(proxy_uri_dest(&u, &d, host, sizeof(host), &port), 0);
+    assert_int_equal(d.proto, SIP_TRANSPORT_TLS);
+    assert_int_equal(transport_addr_port(&d.addr), 5061);
+    assert_int_equal(sip_uri_parse(STR_LIT("sip:bob@192.0.2.5:8080;transport=ws"), &u), 0);
+    assert_int_equal(proxy_uri_dest(&u, &d, host, sizeof(host), &port), 0);
+    assert_int_equal(d.proto, SIP_TRANSPORT_WS);
+    assert_int_equal(sip_uri_parse(STR_LIT("sip:bob@[::1]:5070;transport=wss"), &u), 0);
+    assert_int_equal(proxy_uri_dest(&u, &d, host, sizeof(host), &port), 0);
+    assert_int_equal(d.proto, SIP_TRANSPORT_WSS);
+    assert_int_equal(d.addr.ss_family, AF_INET6);
+    assert_int_equal(transport_addr_port(&d.addr), 5070);
     assert_int_equal(sip_uri_parse(STR_LIT("sip:bob@192.0.2.5;transport=sctp"), &u), 0);
     assert_int_equal(proxy_uri_dest(&u, &d, host, sizeof(host), &port), -1);
 }
@@ -272,7 +298,17 @@ static void test_via_dest(void **state)
     assert_int_equal(proxy_via_dest(&v, &d, host, sizeof(host), &port), 1);
     assert_string_equal(host, "pc.example.com");
 
-    assert_int_equal(sip_via_parse(STR_LIT("SIP/2.0/WSS 192.0.2.1;branch=z9hG4bK4"), &v), 0);
+    /* every Via transport we carry (RFC 7118 §5.1: WS, WSS) */
+    assert_int_equal(sip_via_parse(STR_LIT("SIP/2.0/WSS 192.0.2.1;branch=z9hG4bK4;received=192.0.2.8;rport=50000"), &v), 0);
+    assert_int_equal(proxy_via_dest(&v, &d, host, sizeof(host), &port), 0);
+    assert_int_equal(d.proto, SIP_TRANSPORT_WSS);
+    transport_addr_text(&d.addr, a, sizeof(a));
+    assert_string_equal(a, "192.0.2.8:50000");
+    assert_int_equal(sip_via_parse(STR_LIT("SIP/2.0/TLS [2001:db8::5];branch=z9hG4bK5"), &v), 0);
+    assert_int_equal(proxy_via_dest(&v, &d, host, sizeof(host), &port), 0);
+    assert_int_equal(d.proto, SIP_TRANSPORT_TLS);
+    assert_int_equal(transport_addr_port(&d.addr), 5061);
+    assert_int_equal(sip_via_parse(STR_LIT("SIP/2.0/SCTP 192.0.2.1;branch=z9hG4bK6"), &v), 0);
     assert_int_equal(proxy_via_dest(&v, &d, host, sizeof(host), &port), -1);
 }
 

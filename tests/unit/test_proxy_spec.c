@@ -1022,6 +1022,314 @@ static void test_redirect_unknown_user_is_404(void **state)
     assert_int_equal(answer_since(f, 0), 404);
 }
 
+/* ---- transports: IPv6, sips (RFC 5630), WebSocket flows and flow tokens (RFC 7118, RFC 5626) ---- */
+
+#define BOB_WS_CONTACT "sip:bob@df7jal23ls0d.invalid;transport=ws"
+#define BOB_WS_CONN 9u
+
+/* A binding of aor to contact made over transport tp, from ip:port, on
+ * connection conn (0: none), with RFC 5626 reg-id (0: none). */
+static void add_binding_over(struct fx *f, const char *aor, const char *contact, enum location_transport tp,
+                             uint64_t conn, const char *ip, uint16_t port, uint32_t reg_id)
+{
+    struct sockaddr_storage src;
+    assert_int_equal(transport_addr_parse(ip, strlen(ip), port, &src), 0);
+    char call_id[96];
+    snprintf(call_id, sizeof(call_id), "reg-%s", contact);
+    struct location_binding_in in = {
+        .contact = str_from_cstr(contact), .expires_s = 3600, .q1000 = 1000, .call_id = str_from_cstr(call_id),
+        .cseq = 1, .transport = tp, .remote_addr = (const struct sockaddr *)&src, .conn_id = conn,
+        .reg_id = reg_id, .instance = reg_id ? STR_LIT("<urn:uuid:00000000-0000-1000-8000-000000000001>") : STR_NULL,
+    };
+    assert_int_equal(location_update(f->loc, str_from_cstr(aor), &in, 1, f->h->now, NULL, NULL), 0);
+}
+
+/* A request as send_req's, from ip:port over proto (on connection conn for
+ * a stream transport), with contact as its Contact URI, route (may be "")
+ * as Route lines, a To tag when to_tag. */
+static void send_over(struct fx *f, const char *ip, uint16_t port, enum sip_transport proto, uint64_t conn,
+                      const char *method, const char *ruri, const char *contact, const char *route, bool to_tag)
+{
+    bool v6 = strchr(ip, ':') != NULL;
+    char text[4096];
+    snprintf(text, sizeof(text),
+             "%s %s SIP/2.0\n"
+             "Via: SIP/2.0/%s %s%s%s:%u;branch=z9hG4bK-%s%u\n"
+             "Max-Forwards: 70\n"
+             "From: <sip:carol@other.net>;tag=f1\n"
+             "To: <%s>%s\n"
+             "Call-ID: call-t@other.net\n"
+             "CSeq: 2 %s\n"
+             "Contact: <%s>\n"
+             "%s"
+             "Content-Length: 0\n\n",
+             method, ruri, sip_transport_via_name(proto), v6 ? "[" : "", ip, v6 ? "]" : "", port, method,
+             (unsigned)harness_sent_count(f->h), ruri, to_tag ? ";tag=t1" : "", method, contact, route);
+    f->h->conn_id = conn;
+    assert_int_equal(harness_inject(f->h, ip, port, proto, text), 0);
+}
+
+/* The request starting with prefix sent since from (fails when none). */
+static const struct sip_msg *sent_req(struct fx *f, size_t from, const char *prefix, size_t *index)
+{
+    int i = harness_find_sent(f->h, from, prefix);
+    assert_true(i >= 0);
+    if (index) *index = (size_t)i;
+    return harness_sent_msg(f->h, (size_t)i);
+}
+
+/* The final answer to a request that came from ip:port since from. */
+static int final_since(struct fx *f, size_t from, const char *ip, uint16_t port, str_t *warning)
+{
+    for (int i = harness_find_sent(f->h, from, "SIP/2.0 "); i >= 0; i = harness_find_sent(f->h, (size_t)i + 1, "SIP/2.0 ")) {
+        int st = harness_sent_status(f->h, (size_t)i);
+        if (st < 200 || !harness_sent_to(f->h, (size_t)i, ip, port)) continue;
+        if (warning) *warning = harness_header(harness_sent_msg(f->h, (size_t)i), SIP_HDR_WARNING);
+        return st;
+    }
+    fail_msg("no final answer sent to %s:%u", ip, port);
+    return 0;
+}
+
+/* RFC 3261 §25.1 (IPv6reference): listening on ::1, our Via sent-by and
+ * Record-Route carry the brackets, and a Route naming [::1] is ours. */
+static void test_ipv6_host_is_bracketed_in_via_and_record_route(void **state)
+{
+    struct fx *f = *state;
+    snprintf(f->h->local.host, sizeof(f->h->local.host), "::1");
+    start(f);
+    add_binding(f, "bob", "sip:bob@[2001:db8::20]:5070", 1000);
+    send_over(f, "2001:db8::9", 5080, SIP_TRANSPORT_UDP, 0, "INVITE", "sip:bob@example.com",
+              "sip:carol@[2001:db8::9]:5080", "", false);
+    size_t inv;
+    const struct sip_msg *m = sent_req(f, 0, "INVITE ", &inv);
+    assert_true(harness_sent_to(f->h, inv, "2001:db8::20", 5070));
+    str_t via = harness_header(m, SIP_HDR_VIA);
+    assert_true(via.len > 25 && !memcmp(via.s, "SIP/2.0/UDP [::1]:5060;branch=", 30));
+    assert_true(str_eq(harness_header(m, SIP_HDR_RECORD_ROUTE), STR_LIT("<sip:[::1]:5060;lr>")));
+    /* The callee's BYE, routed by that Record-Route, reaches the caller. */
+    size_t mark = harness_sent_count(f->h);
+    send_over(f, "2001:db8::20", 5070, SIP_TRANSPORT_UDP, 0, "BYE", "sip:carol@[2001:db8::9]:5080",
+              "sip:bob@[2001:db8::20]:5070", "Route: <sip:[::1]:5060;lr>\n", true);
+    size_t bye;
+    m = sent_req(f, mark, "BYE ", &bye);
+    assert_true(harness_sent_to(f->h, bye, "2001:db8::9", 5080));
+    assert_int_equal(harness_header_count(m, SIP_HDR_ROUTE), 0);
+}
+
+/* RFC 5630 §4, RFC 3261 §26.2.2 as RFC 5630 updates it: sips: means TLS on
+ * every hop; a sips: request that arrived over UDP is refused with 480 and
+ * warn-code 380, and goes nowhere. */
+static void test_sips_request_over_udp_is_480_sips_not_allowed(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    add_binding_over(f, "bob", "sips:bob@" BOB_B ":5071", LOCATION_TRANSPORT_TLS, 7, BOB_B, 40000, 0);
+    send_req(f, "INVITE", "sips:bob@example.com", "");
+    str_t warning;
+    assert_int_equal(final_since(f, 0, CALLER, CALLER_PORT, &warning), 480);
+    assert_true(warning.len > 4 && !memcmp(warning.s, "380 ", 4));
+    assert_int_equal(harness_find_sent(f->h, 0, "INVITE "), -1);
+}
+
+/* RFC 5630 §5.3: a sips: request goes only to a binding with a sips:
+ * Contact reached over TLS, keeps its sips: R-URI, leaves with Via TLS and
+ * a sips: Record-Route (no transport=tls). */
+static void test_sips_request_goes_only_to_the_tls_binding(void **state)
+{
+    struct fx *f = *state;
+    f->h->local.port[SIP_TRANSPORT_TLS] = 5061;
+    start(f);
+    add_binding(f, "bob", "sip:bob@" BOB_A ":5070", 1000);
+    add_binding_over(f, "bob", "sips:bob@" BOB_B ":5071", LOCATION_TRANSPORT_TLS, 7, BOB_B, 40000, 0);
+    send_over(f, CALLER, 5081, SIP_TRANSPORT_TLS, 3, "INVITE", "sips:bob@example.com", "sips:carol@" CALLER ":5081",
+              "", false);
+    assert_int_equal(harness_count_sent(f->h, 0, "INVITE "), 1);
+    size_t inv;
+    const struct sip_msg *m = sent_req(f, 0, "INVITE ", &inv);
+    assert_int_equal(f->h->sent[inv].dest.proto, SIP_TRANSPORT_TLS);
+    assert_int_equal(f->h->sent[inv].dest.conn_id, 7);
+    assert_true(str_eq(m->ruri_raw, STR_LIT("sips:bob@" BOB_B ":5071")));
+    str_t via = harness_header(m, SIP_HDR_VIA);
+    assert_true(via.len > 28 && !memcmp(via.s, "SIP/2.0/TLS 192.0.2.1:5061;", 27));
+    assert_int_equal(harness_header_count(m, SIP_HDR_RECORD_ROUTE), 1);
+    assert_true(str_eq(harness_header(m, SIP_HDR_RECORD_ROUTE), STR_LIT("<sips:192.0.2.1:5061;lr>")));
+}
+
+/* RFC 5630 §5.3: bindings reached over UDP, or over TLS with a sip:
+ * Contact (the UA did not ask for sips), never get a sips: request: 480
+ * with warn-code 380 (SIPS Not Allowed, RFC 5630 §9). */
+static void test_sips_request_without_secure_binding_is_480(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    add_binding(f, "bob", "sip:bob@" BOB_A ":5070", 1000);
+    add_binding_over(f, "bob", "sip:bob@" BOB_B ":5071;transport=tls", LOCATION_TRANSPORT_TLS, 7, BOB_B, 40000, 0);
+    send_over(f, CALLER, 5081, SIP_TRANSPORT_TLS, 3, "INVITE", "sips:bob@example.com", "sips:carol@" CALLER ":5081",
+              "", false);
+    str_t warning;
+    assert_int_equal(final_since(f, 0, CALLER, 5081, &warning), 480);
+    assert_true(warning.len > 4 && !memcmp(warning.s, "380 ", 4));
+    assert_int_equal(harness_find_sent(f->h, 0, "INVITE "), -1);
+}
+
+/* RFC 5630 §5.3: a sip: request to a binding with a sips: Contact goes
+ * with the scheme replaced by sip:, over TLS all the same. */
+static void test_sip_request_to_sips_contact_goes_over_tls_with_sip_uri(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    add_binding_over(f, "bob", "sips:bob@" BOB_B ":5071", LOCATION_TRANSPORT_TLS, 7, BOB_B, 40000, 0);
+    invite_bob(f);
+    size_t inv;
+    const struct sip_msg *m = sent_req(f, 0, "INVITE ", &inv);
+    assert_int_equal(f->h->sent[inv].dest.proto, SIP_TRANSPORT_TLS);
+    assert_int_equal(f->h->sent[inv].dest.conn_id, 7);
+    assert_true(str_eq(m->ruri_raw, STR_LIT("sip:bob@" BOB_B ":5071")));
+}
+
+/* RFC 7118 §5, RFC 5626 §5.3: a WebSocket client's Contact host is a
+ * made-up .invalid name: it is reached over the connection it registered
+ * on, with Via WS, never by resolving the Contact; the Record-Route facing
+ * it carries a flow token. */
+static void test_ws_binding_is_reached_on_its_flow(void **state)
+{
+    struct fx *f = *state;
+    f->h->local.port[SIP_TRANSPORT_WS] = 8080;
+    start(f);
+    add_binding_over(f, "bob", BOB_WS_CONTACT, LOCATION_TRANSPORT_WS, BOB_WS_CONN, BOB_A, 51000, 0);
+    invite_bob(f);
+    size_t inv;
+    const struct sip_msg *m = sent_req(f, 0, "INVITE ", &inv);
+    assert_int_equal(f->h->sent[inv].dest.proto, SIP_TRANSPORT_WS);
+    assert_int_equal(f->h->sent[inv].dest.conn_id, BOB_WS_CONN);
+    assert_int_equal(f->h->sent[inv].dest.addr.ss_family, AF_UNSPEC); /* nothing to reconnect to */
+    assert_true(str_eq(m->ruri_raw, STR_LIT(BOB_WS_CONTACT)));
+    str_t via = harness_header(m, SIP_HDR_VIA);
+    assert_true(via.len > 27 && !memcmp(via.s, "SIP/2.0/WS 192.0.2.1:8080;", 26));
+    /* RFC 5658: one entry per side; the one facing bob (on top) has the token */
+    assert_int_equal(harness_header_count(m, SIP_HDR_RECORD_ROUTE), 2);
+    char out[128];
+    str_t rr = harness_header_nth(m, SIP_HDR_RECORD_ROUTE, 0);
+    snprintf(out, sizeof(out), "%.*s", STR_FMT(rr));
+    assert_true(!strncmp(out, "<sip:ft", 7));
+    assert_non_null(strstr(out, "@192.0.2.1:8080;transport=ws;lr;ob>"));
+    assert_true(str_eq(harness_header_nth(m, SIP_HDR_RECORD_ROUTE, 1), STR_LIT("<sip:192.0.2.1:5060;lr>")));
+}
+
+/* RFC 7118 §5: a WebSocket binding whose connection is gone cannot be
+ * reached at all (nobody connects to a browser): 480, nothing sent. */
+static void test_ws_binding_with_flow_gone_is_480(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    add_binding_over(f, "bob", BOB_WS_CONTACT, LOCATION_TRANSPORT_WS, 0, BOB_A, 51000, 0);
+    invite_bob(f);
+    assert_int_equal(answer_since(f, 0), 480);
+    assert_int_equal(harness_find_sent(f->h, 0, "INVITE "), -1);
+}
+
+/* The Record-Route entries of the INVITE forwarded to the WS binding,
+ * as the callee (rr) and the caller (reversed) will put them in Route. */
+static void ws_call_routes(struct fx *f, char *callee_route, char *caller_route, size_t cap, char *token_entry)
+{
+    f->h->local.port[SIP_TRANSPORT_WS] = 8080;
+    start(f);
+    add_binding_over(f, "bob", BOB_WS_CONTACT, LOCATION_TRANSPORT_WS, BOB_WS_CONN, BOB_A, 51000, 0);
+    invite_bob(f);
+    const struct sip_msg *m = sent_req(f, 0, "INVITE ", NULL);
+    str_t out = harness_header_nth(m, SIP_HDR_RECORD_ROUTE, 0), in = harness_header_nth(m, SIP_HDR_RECORD_ROUTE, 1);
+    snprintf(callee_route, cap, "Route: %.*s\nRoute: %.*s\n", STR_FMT(out), STR_FMT(in));
+    snprintf(caller_route, cap, "Route: %.*s\nRoute: %.*s\n", STR_FMT(in), STR_FMT(out));
+    snprintf(token_entry, cap, "%.*s", STR_FMT(out));
+}
+
+/* RFC 5626 §5.3: a request in the dialog coming back with our flow token
+ * in its Route goes over that flow, whatever its R-URI says; the callee's
+ * own request (the token names the flow it came on) goes by its R-URI. */
+static void test_flow_token_round_trip(void **state)
+{
+    struct fx *f = *state;
+    char callee_route[512], caller_route[512], tok[256];
+    ws_call_routes(f, callee_route, caller_route, sizeof(callee_route), tok);
+    size_t mark = harness_sent_count(f->h);
+    send_over(f, CALLER, CALLER_PORT, SIP_TRANSPORT_UDP, 0, "BYE", BOB_WS_CONTACT, "sip:carol@" CALLER ":5080",
+              caller_route, true);
+    size_t bye;
+    const struct sip_msg *m = sent_req(f, mark, "BYE ", &bye);
+    assert_int_equal(f->h->sent[bye].dest.proto, SIP_TRANSPORT_WS);
+    assert_int_equal(f->h->sent[bye].dest.conn_id, BOB_WS_CONN);
+    assert_int_equal(harness_header_count(m, SIP_HDR_ROUTE), 0);
+    str_t via = harness_header(m, SIP_HDR_VIA);
+    assert_true(via.len > 11 && !memcmp(via.s, "SIP/2.0/WS ", 11));
+
+    mark = harness_sent_count(f->h);
+    send_over(f, BOB_A, 51000, SIP_TRANSPORT_WS, BOB_WS_CONN, "BYE", "sip:carol@" CALLER ":5080", BOB_WS_CONTACT,
+              callee_route, true);
+    m = sent_req(f, mark, "BYE ", &bye);
+    assert_int_equal(f->h->sent[bye].dest.proto, SIP_TRANSPORT_UDP);
+    assert_true(harness_sent_to(f->h, bye, CALLER, CALLER_PORT));
+}
+
+/* RFC 5626 §5.3: a flow token that does not pass its integrity check (one
+ * digit changed) is refused with 403, and nothing is sent on. */
+static void test_tampered_flow_token_is_403(void **state)
+{
+    struct fx *f = *state;
+    char callee_route[512], caller_route[512], tok[256];
+    ws_call_routes(f, callee_route, caller_route, sizeof(callee_route), tok);
+    char *digit = strstr(caller_route, "<sip:ft") + 8; /* a digit of the token (its version byte) */
+    *digit = *digit == '0' ? '1' : '0';
+    size_t mark = harness_sent_count(f->h);
+    send_over(f, CALLER, CALLER_PORT, SIP_TRANSPORT_UDP, 0, "BYE", BOB_WS_CONTACT, "sip:carol@" CALLER ":5080",
+              caller_route, true);
+    assert_int_equal(final_since(f, mark, CALLER, CALLER_PORT, NULL), 403);
+    assert_int_equal(harness_find_sent(f->h, mark, "BYE "), -1);
+}
+
+/* RFC 5626 §5.3: the flow the token names is gone: 430 Flow Failed (the
+ * proxy does not open a new connection towards the client). */
+static void test_flow_token_of_gone_flow_is_430(void **state)
+{
+    struct fx *f = *state;
+    char callee_route[512], caller_route[512], tok[256];
+    ws_call_routes(f, callee_route, caller_route, sizeof(callee_route), tok);
+    f->h->dead_conn_id = BOB_WS_CONN;
+    size_t mark = harness_sent_count(f->h);
+    send_over(f, CALLER, CALLER_PORT, SIP_TRANSPORT_UDP, 0, "BYE", BOB_WS_CONTACT, "sip:carol@" CALLER ":5080",
+              caller_route, true);
+    harness_advance(f->h, 10);
+    assert_int_equal(final_since(f, mark, CALLER, CALLER_PORT, NULL), 430);
+    assert_int_equal(harness_find_sent(f->h, mark, "BYE "), -1);
+}
+
+/* RFC 5626 §5.3: a caller on a WebSocket gets a flow token in the entry
+ * facing it, so the callee's requests reach it over its flow although its
+ * Contact (a .invalid host) cannot be resolved. */
+static void test_ws_caller_is_reached_through_its_token(void **state)
+{
+    struct fx *f = *state;
+    f->h->local.port[SIP_TRANSPORT_WS] = 8080;
+    start(f);
+    add_binding(f, "bob", "sip:bob@" BOB_A ":5070", 1000);
+    send_over(f, "192.0.2.30", 52000, SIP_TRANSPORT_WS, 4, "INVITE", "sip:bob@example.com",
+              "sip:carol@k3x9.invalid;transport=ws", "", false);
+    const struct sip_msg *m = sent_req(f, 0, "INVITE ", NULL);
+    assert_int_equal(harness_header_count(m, SIP_HDR_RECORD_ROUTE), 2);
+    str_t out = harness_header_nth(m, SIP_HDR_RECORD_ROUTE, 0), in = harness_header_nth(m, SIP_HDR_RECORD_ROUTE, 1);
+    assert_true(str_eq(out, STR_LIT("<sip:192.0.2.1:5060;lr>")));
+    assert_true(in.len > 7 && !memcmp(in.s, "<sip:ft", 7));
+    char route[512];
+    snprintf(route, sizeof(route), "Route: %.*s\nRoute: %.*s\n", STR_FMT(out), STR_FMT(in));
+    size_t mark = harness_sent_count(f->h);
+    send_over(f, BOB_A, BOB_PORT, SIP_TRANSPORT_UDP, 0, "BYE", "sip:carol@k3x9.invalid;transport=ws",
+              "sip:bob@" BOB_A ":5070", route, true);
+    size_t bye;
+    sent_req(f, mark, "BYE ", &bye);
+    assert_int_equal(f->h->sent[bye].dest.proto, SIP_TRANSPORT_WS);
+    assert_int_equal(f->h->sent[bye].dest.conn_id, 4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1067,6 +1375,17 @@ int main(void)
         T(test_ack_for_2xx_relayed_statelessly),
         T(test_redirect_answers_302_with_contacts),
         T(test_redirect_unknown_user_is_404),
+        T(test_ipv6_host_is_bracketed_in_via_and_record_route),
+        T(test_sips_request_over_udp_is_480_sips_not_allowed),
+        T(test_sips_request_goes_only_to_the_tls_binding),
+        T(test_sips_request_without_secure_binding_is_480),
+        T(test_sip_request_to_sips_contact_goes_over_tls_with_sip_uri),
+        T(test_ws_binding_is_reached_on_its_flow),
+        T(test_ws_binding_with_flow_gone_is_480),
+        T(test_flow_token_round_trip),
+        T(test_tampered_flow_token_is_403),
+        T(test_flow_token_of_gone_flow_is_430),
+        T(test_ws_caller_is_reached_through_its_token),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

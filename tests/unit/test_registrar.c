@@ -38,6 +38,7 @@ struct fx {
     uv_loop_t loop;         /* the event bus needs one; nothing runs on it */
     struct event_bus *events;
     char events_seen[4096]; /* the types of the events published, in order */
+    char online_json[2048]; /* the last user.online event */
 };
 
 static void on_event(uint64_t seq, const char *json, size_t len, void *arg)
@@ -48,6 +49,7 @@ static void on_event(uint64_t seq, const char *json, size_t len, void *arg)
     if (!t) return;
     t += 8;
     size_t n = strcspn(t, "\"");
+    if (n == 11 && !strncmp(t, "user.online", 11)) snprintf(f->online_json, sizeof(f->online_json), "%s", json);
     size_t used = strlen(f->events_seen);
     snprintf(f->events_seen + used, sizeof(f->events_seen) - used, "%.*s ", (int)n, t);
 }
@@ -426,6 +428,123 @@ static void test_binding_life_events(void **state)
     assert_string_equal(f->events_seen, "registration.removed user.offline ");
 }
 
+/* ---- transports: sips (RFC 5630 §5.2), WebSocket flows (RFC 7118), outbound (RFC 5626 §6) ---- */
+
+/* A REGISTER for alice (no digest: the test turns require_auth off) to
+ * ruri, from 192.0.2.9:5090 over proto on connection conn, with contact
+ * (a whole Contact value) and extra header lines. Returns the status. */
+static int reg_over(struct fx *f, enum sip_transport proto, uint64_t conn, const char *ruri, const char *contact,
+                    const char *extra)
+{
+    char text[4096];
+    unsigned n = ++f->branch;
+    snprintf(text, sizeof(text),
+             "REGISTER %s SIP/2.0\n"
+             "Via: SIP/2.0/%s 192.0.2.9:5090;branch=z9hG4bK-x%u\n"
+             "Max-Forwards: 70\n"
+             "From: <sip:alice@example.com>;tag=f1\n"
+             "To: <sip:alice@example.com>\n"
+             "Call-ID: reg-over-%u\n"
+             "CSeq: 1 REGISTER\n"
+             "Contact: %s\n"
+             "%s"
+             "Content-Length: 0\n\n",
+             ruri, sip_transport_via_name(proto), n, n, contact, extra);
+    f->h->conn_id = conn;
+    size_t before = harness_sent_count(f->h);
+    assert_int_equal(harness_inject(f->h, "192.0.2.9", 5090, proto, text), 0);
+    assert_true(harness_sent_count(f->h) > before);
+    return harness_sent_status(f->h, harness_sent_count(f->h) - 1);
+}
+
+static void start_open(struct fx *f)
+{
+    f->cfg.auth.require_auth = false;
+    start(f);
+}
+
+/* RFC 5630 §5.2: a sips: Contact registered over UDP is refused with 400
+ * (sips means TLS on every hop, the last one included); nothing is bound. */
+static void test_sips_contact_over_udp_is_400(void **state)
+{
+    struct fx *f = *state;
+    start_open(f);
+    assert_int_equal(reg_over(f, SIP_TRANSPORT_UDP, 0, "sips:example.com", "<sips:alice@192.0.2.9:5090>", ""), 400);
+    assert_int_equal(bindings(f, "alice"), 0);
+    assert_true(str_eq(harness_last(f->h)->reason, STR_LIT("SIPS Contact Not Allowed")));
+}
+
+/* RFC 5630 §5.2: a sips: Contact in a REGISTER whose Request-URI is sip:
+ * is refused with 400 even over TLS. */
+static void test_sips_contact_for_sip_request_uri_is_400(void **state)
+{
+    struct fx *f = *state;
+    start_open(f);
+    assert_int_equal(reg_over(f, SIP_TRANSPORT_TLS, 5, "sip:example.com", "<sips:alice@192.0.2.9:5091>", ""), 400);
+    assert_int_equal(bindings(f, "alice"), 0);
+    assert_true(str_eq(harness_last(f->h)->reason, STR_LIT("SIPS Contact Not Allowed")));
+}
+
+/* RFC 5630 §5.2: over TLS with a sips: Request-URI the sips: Contact is
+ * bound, with its TLS flow; user.online says tls. */
+static void test_sips_contact_over_tls_is_bound(void **state)
+{
+    struct fx *f = *state;
+    start_open(f);
+    assert_int_equal(reg_over(f, SIP_TRANSPORT_TLS, 5, "sips:example.com", "<sips:alice@192.0.2.9:5091>", ""), 200);
+    const struct location_binding *b;
+    assert_int_equal(location_lookup(f->loc, STR_LIT("alice"), &b, 1), 1);
+    assert_int_equal(b->transport, LOCATION_TRANSPORT_TLS);
+    assert_int_equal(b->conn_id, 5);
+    assert_non_null(strstr(f->online_json, "\"transport\":\"tls\""));
+}
+
+/* RFC 7118 §5: a WebSocket client registers a .invalid Contact; the binding
+ * keeps the connection it came on (the only way to reach it) and
+ * user.online names the transport ws. */
+static void test_ws_register_keeps_its_flow_and_user_online_says_ws(void **state)
+{
+    struct fx *f = *state;
+    start_open(f);
+    assert_int_equal(reg_over(f, SIP_TRANSPORT_WS, 9, "sip:example.com",
+                              "<sip:x7k2@df7jal23ls0d.invalid;transport=ws>", ""),
+                     200);
+    const struct location_binding *b;
+    assert_int_equal(location_lookup(f->loc, STR_LIT("alice"), &b, 1), 1);
+    assert_int_equal(b->transport, LOCATION_TRANSPORT_WS);
+    assert_int_equal(b->conn_id, 9);
+    assert_non_null(strstr(f->online_json, "\"transport\":\"ws\""));
+}
+
+/* The same over WSS: user.online says wss. */
+static void test_wss_register_user_online_says_wss(void **state)
+{
+    struct fx *f = *state;
+    start_open(f);
+    assert_int_equal(reg_over(f, SIP_TRANSPORT_WSS, 11, "sip:example.com",
+                              "<sip:x7k2@df7jal23ls0d.invalid;transport=ws>", ""),
+                     200);
+    assert_non_null(strstr(f->online_json, "\"transport\":\"wss\""));
+}
+
+/* RFC 5626 §6: an outbound REGISTER (Supported: outbound, reg-id and
+ * +sip.instance) reaching us directly is answered with Require: outbound;
+ * a plain one is not. */
+static void test_outbound_register_gets_require_outbound(void **state)
+{
+    struct fx *f = *state;
+    start_open(f);
+    assert_int_equal(reg_over(f, SIP_TRANSPORT_WS, 9, "sip:example.com",
+                              "<sip:x7k2@df7jal23ls0d.invalid;transport=ws;ob>;reg-id=1;"
+                              "+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-000000000001>\"",
+                              "Supported: path, outbound\n"),
+                     200);
+    const struct sip_msg *m = harness_last(f->h);
+    assert_true(harness_header_has(m, SIP_HDR_REQUIRE, "outbound"));
+    assert_int_equal(reg_over(f, SIP_TRANSPORT_UDP, 0, "sip:example.com", "<sip:alice@192.0.2.9:5090>", ""), 200);
+    assert_int_equal(harness_header_count(harness_last(f->h), SIP_HDR_REQUIRE), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -448,6 +567,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wrong_password_is_401, setup, teardown),
         cmocka_unit_test_setup_teardown(test_binding_expires, setup, teardown),
         cmocka_unit_test_setup_teardown(test_binding_life_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sips_contact_over_udp_is_400, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sips_contact_for_sip_request_uri_is_400, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sips_contact_over_tls_is_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ws_register_keeps_its_flow_and_user_online_says_ws, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wss_register_user_online_says_wss, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outbound_register_gets_require_outbound, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

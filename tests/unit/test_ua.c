@@ -350,7 +350,15 @@ static void test_dest(void **state)
     transport_addr_text(&d.addr, text, sizeof(text));
     assert_string_equal(text, "[2001:db8::2]:5070");
     assert_int_equal(ua_dest_from_uri(STR_LIT("sip:u@example.com"), &d), -ENOENT);
-    assert_int_equal(ua_dest_from_uri(STR_LIT("sips:u@192.0.2.9"), &d), -ENOTSUP);
+    /* sips: TLS on 5061 (RFC 5630 §3, RFC 3261 §19.1.2), never UDP */
+    assert_int_equal(ua_dest_from_uri(STR_LIT("sips:u@192.0.2.9"), &d), 0);
+    assert_int_equal(d.proto, SIP_TRANSPORT_TLS);
+    assert_int_equal(transport_addr_port(&d.addr), 5061);
+    assert_int_equal(ua_dest_from_uri(STR_LIT("sips:u@192.0.2.9;transport=udp"), &d), -ENOTSUP);
+    assert_int_equal(ua_dest_from_uri(STR_LIT("sip:u@192.0.2.9:8443;transport=wss"), &d), 0);
+    assert_int_equal(d.proto, SIP_TRANSPORT_WSS);
+    assert_int_equal(ua_dest_from_uri(STR_LIT("sip:u@192.0.2.9;transport=tls"), &d), 0);
+    assert_int_equal(d.proto, SIP_TRANSPORT_TLS);
     assert_int_equal(ua_dest_from_uri(STR_LIT("sip:u@192.0.2.9;transport=sctp"), &d), -ENOTSUP);
     assert_int_equal(ua_dest_from_uri(STR_LIT("not a uri"), &d), -EINVAL);
     assert_int_equal(ua_dest_from_host("192.0.2.3", 0, SIP_TRANSPORT_TCP, 42, &d), 0);

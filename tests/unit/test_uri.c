@@ -1,6 +1,8 @@
 /* test_uri.c — URI parsing (RFC 3261 §19.1.1, §25.1), escapes, parameter
  * access, and the comparison rules of RFC 3261 §19.1.4 with its examples. */
 #include "sip_testutil.h"
+#include "sip/local.h"
+#include "sip/proto.h"
 
 static struct sip_uri parse_ok(const char *s)
 {
@@ -266,6 +268,53 @@ static void test_fuzz_regressions(void **state)
     assert_true(eq("sip:a@b.example.com;transport=tcp;transport=udp", "sip:a@b.example.com;transport=udp;transport=tcp"));
 }
 
+/* RFC 3261 §25.1: an IPv6 literal goes into a header in brackets; names,
+ * IPv4 and already bracketed literals as they are; truncation is safe. */
+static void test_host_for_header(void **state)
+{
+    (void)state;
+    char out[64];
+    assert_int_equal(sip_host_for_header("::1", out, sizeof(out)), 5);
+    assert_string_equal(out, "[::1]");
+    sip_host_for_header("2001:db8::5", out, sizeof(out));
+    assert_string_equal(out, "[2001:db8::5]");
+    sip_host_for_header("[::1]", out, sizeof(out));
+    assert_string_equal(out, "[::1]");
+    sip_host_for_header("192.0.2.1", out, sizeof(out));
+    assert_string_equal(out, "192.0.2.1");
+    sip_host_for_header("sip.example.com", out, sizeof(out));
+    assert_string_equal(out, "sip.example.com");
+    assert_int_equal(sip_host_for_header("2001:db8::5", out, 4), 3);
+    assert_string_equal(out, "[20");
+}
+
+/* RFC 3261 §19.1.2, RFC 5630 §3, RFC 7118 §5.2: the transport a URI asks
+ * for; sips never means UDP, TCP or plain WS. */
+static void test_uri_transport(void **state)
+{
+    (void)state;
+    static const struct { const char *uri; int proto; } cases[] = {
+        {"sip:a@h", SIP_TRANSPORT_UDP},
+        {"sip:a@h;transport=TCP", SIP_TRANSPORT_TCP},
+        {"sip:a@h;transport=tls", SIP_TRANSPORT_TLS},
+        {"sip:a@h;transport=ws", SIP_TRANSPORT_WS},
+        {"sip:a@h;transport=wss", SIP_TRANSPORT_WSS},
+        {"sips:a@h", SIP_TRANSPORT_TLS},
+        {"sips:a@h;transport=tcp", SIP_TRANSPORT_TLS},
+        {"sips:a@h;transport=ws", SIP_TRANSPORT_WSS},
+        {"sips:a@h;transport=udp", -1},
+        {"sip:a@h;transport=sctp", -1},
+        {"tel:+15551234", -1},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct sip_uri u;
+        assert_int_equal(sip_uri_parse(str_from_cstr(cases[i].uri), &u), 0);
+        if (sip_uri_transport(&u) != cases[i].proto) fail_msg("%s", cases[i].uri);
+    }
+    assert_int_equal(sip_transport_default_port(SIP_TRANSPORT_TLS), 5061);
+    assert_int_equal(sip_transport_default_port(SIP_TRANSPORT_UDP), 5060);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -273,6 +322,7 @@ int main(void)
         cmocka_unit_test(test_unescape),        cmocka_unit_test(test_params),
         cmocka_unit_test(test_equal_examples),  cmocka_unit_test(test_not_equal_examples),
         cmocka_unit_test(test_equal_rules),     cmocka_unit_test(test_fuzz_regressions),
+        cmocka_unit_test(test_host_for_header), cmocka_unit_test(test_uri_transport),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
