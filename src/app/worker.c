@@ -229,7 +229,7 @@ static void on_conn_lost(void *user, uint64_t conn_id, const struct sockaddr_sto
     struct worker *w = user;
     char text[TRANSPORT_ADDR_TEXT];
     transport_addr_text(peer, text, sizeof(text));
-    log_info("tcp connection %llu to %s lost: %s", (unsigned long long)conn_id, text, reason);
+    log_info("SIP connection %llu with %s lost: %s", (unsigned long long)conn_id, text, reason);
     txn_layer_conn_lost(w->txn, conn_id);
     dispatch_conn_lost(w, conn_id, text);
 }

@@ -676,6 +676,7 @@ static void ws_frame(struct tcp_conn *c)
             }
             t->stats.ws_upgrades++;
             c->ws_open = true;
+            conn_arm(c, false); /* the ping deadline */
             off += consumed;
             log_debug("%s connection %llu from %s: WebSocket open", transport_name(c->proto),
                       (unsigned long long)c->id, c->peer_text);
