@@ -53,12 +53,13 @@ void gb_up_init(struct gb_lower *l, struct gb_upstream *up)
         log_warn("gb lower: [upstream:%s] charset '%s' unknown, using GB2312", up->cfg.id, up->cfg.charset);
         up->charset = GB_CHARSET_GB2312;
     }
-    enum sip_transport proto = up->cfg.transport == CONFIG_TRANSPORT_TCP ? SIP_TRANSPORT_TCP : SIP_TRANSPORT_UDP;
+    enum sip_transport proto = (enum sip_transport)up->cfg.transport; /* numbered alike (base/config.h) */
     if (ua_dest_from_host(up->cfg.host, up->cfg.port, proto, 0, &up->dest) != 0) {
         log_error("gb lower: [upstream:%s] host '%s' is not a numeric address", up->cfg.id, up->cfg.host);
         up->state = GB_UP_STOPPED;
         return;
     }
+    snprintf(up->dest.server_name, sizeof(up->dest.server_name), "%s", up->cfg.tls_name);
     char dom[GB_DOMAIN_LEN + 1];
     gb_id_domain(str_from_cstr(up->cfg.id), dom);
     snprintf(up->ruri, sizeof(up->ruri), "sip:%s@%s", up->cfg.id, up->cfg.domain[0] ? up->cfg.domain : dom);
@@ -77,7 +78,7 @@ void gb_up_init(struct gb_lower *l, struct gb_upstream *up)
 static json_t *up_event(const struct gb_upstream *up)
 {
     return json_pack("{s:s,s:s,s:s}", "upstream", up->cfg.id, "host", up->cfg.host, "transport",
-                     up->cfg.transport == CONFIG_TRANSPORT_TCP ? "tcp" : "udp");
+                     sip_transport_param(up->dest.proto));
 }
 
 static void stop_keepalive(struct gb_upstream *up)
@@ -179,7 +180,7 @@ static void registered(struct gb_upstream *up, const struct sip_msg *resp)
         up->misses = 0;
         const struct sip_header *date = sip_msg_header(resp, SIP_HDR_DATE);
         log_info("gb lower: registered to upstream %s (%s:%u %s), expires %d s%s%.*s", up->cfg.id, up->cfg.host,
-                 up->cfg.port, up->cfg.transport == CONFIG_TRANSPORT_TCP ? "tcp" : "udp", up->granted,
+                 up->cfg.port, sip_transport_param(up->dest.proto), up->granted,
                  date ? ", upper time " : "", date ? (int)date->value.len : 0, date ? date->value.s : "");
         json_t *f = up_event(up);
         json_object_set_new(f, "expires", json_integer(up->granted));
@@ -204,7 +205,7 @@ static void on_register_final(void *arg, struct ua_uac *h, int status, const str
     struct gb_lower *l = up->l;
     up->reg = NULL;
     up->cseq = ua_request_cseq(h);
-    if (up->dest.proto == SIP_TRANSPORT_TCP) up->dest.conn_id = ua_request_dest(h)->conn_id;
+    if (sip_transport_is_stream(up->dest.proto)) up->dest.conn_id = ua_request_dest(h)->conn_id;
     if (up->unregistering) {
         up->unregistering = false;
         up->state = GB_UP_STOPPED;
@@ -310,7 +311,7 @@ static void on_keepalive_final(void *arg, struct ua_uac *h, int status, const st
     (void)dlg;
     struct gb_upstream *up = arg;
     up->ka = NULL;
-    if (up->dest.proto == SIP_TRANSPORT_TCP) up->dest.conn_id = ua_request_dest(h)->conn_id;
+    if (sip_transport_is_stream(up->dest.proto)) up->dest.conn_id = ua_request_dest(h)->conn_id;
     if (up->state != GB_UP_REGISTERED || up->l->stopping) return;
     if (status >= 200 && status < 300) {
         up->misses = 0;
@@ -401,7 +402,7 @@ static json_t *time_or_null(int64_t ms)
 json_t *gb_up_json(const struct gb_upstream *up)
 {
     json_t *o = json_pack("{s:s,s:s,s:i,s:s,s:s,s:s}", "id", up->cfg.id, "host", up->cfg.host, "port",
-                          (int)up->cfg.port, "transport", up->cfg.transport == CONFIG_TRANSPORT_TCP ? "tcp" : "udp",
+                          (int)up->cfg.port, "transport", sip_transport_param(up->dest.proto),
                           "state", gb_up_state_name(up->state), "last_error", up->last_error);
     if (!o) return NULL;
     json_object_set_new(o, "registered_at", time_or_null(up->state == GB_UP_REGISTERED ? up->registered_at : 0));

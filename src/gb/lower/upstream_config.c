@@ -9,13 +9,15 @@
 #define KEY(name, type, f, def, lo, hi, help) {name, type, CONFIG_FIELD(struct config_upstream, f), def, lo, hi, NULL, 0, help}
 
 /* Indexed by enum config_transport. */
-static const char *const transports[] = {"udp", "tcp", NULL};
+static const char *const transports[] = {"udp", "tcp", "tls", NULL};
 
 static const struct config_key keys[] = {
     KEY("host", CONFIG_STRING, host, "", 0, 0, "the upper platform's address"),
     KEY("port", CONFIG_UINT, port, "5060", 1, 65535, "its SIP port"),
     {"transport", CONFIG_ENUM, CONFIG_FIELD(struct config_upstream, transport), "udp", 0, 0, transports, 0,
-     "the SIP transport to it"},
+     "the SIP transport to it: udp | tcp | tls (tls checks its certificate against [tls] ca)"},
+    KEY("tls_name", CONFIG_STRING, tls_name, "", 0, 0,
+        "transport tls: the name its certificate must carry (also sent as SNI); empty: its address"),
     KEY("domain", CONFIG_STRING, domain, "", 0, 0, "its 10-digit GB/T 28181 domain"),
     KEY("password", CONFIG_STRING, password, "", 0, 0, "our password there"),
     KEY("expires", CONFIG_INT, expires, "3600", 0, 86400, "registration lifetime asked, seconds"),

@@ -13,7 +13,8 @@ struct config_upstream {               /* [upstream:<20-digit id>] — GB28181 l
     char id[32];
     char host[64];
     uint16_t port;
-    enum config_transport transport;
+    enum config_transport transport;   /* udp, tcp or tls */
+    char tls_name[64];                  /* tls: the certificate's name; empty: the host address */
     char domain[32];
     char password[128];
     int expires;
