@@ -670,7 +670,7 @@ void gb_lower_on_conn_lost(struct gb_lower *l, uint64_t conn_id)
 {
     for (int i = 0; i < l->up_count; i++) {
         struct gb_upstream *up = &l->ups[i];
-        if (up->dest.proto != SIP_TRANSPORT_TCP || up->dest.conn_id != conn_id) continue;
+        if (!sip_transport_is_stream(up->dest.proto) || up->dest.conn_id != conn_id) continue;
         up->dest.conn_id = 0;
         if (!l->stopping && (up->state == GB_UP_REGISTERED || up->state == GB_UP_REGISTERING))
             gb_up_lost(up, "transport-lost");

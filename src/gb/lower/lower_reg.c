@@ -204,7 +204,7 @@ static void on_register_final(void *arg, struct ua_uac *h, int status, const str
     struct gb_lower *l = up->l;
     up->reg = NULL;
     up->cseq = ua_request_cseq(h);
-    if (up->dest.proto == SIP_TRANSPORT_TCP) up->dest.conn_id = ua_request_dest(h)->conn_id;
+    if (sip_transport_is_stream(up->dest.proto)) up->dest.conn_id = ua_request_dest(h)->conn_id;
     if (up->unregistering) {
         up->unregistering = false;
         up->state = GB_UP_STOPPED;
@@ -310,7 +310,7 @@ static void on_keepalive_final(void *arg, struct ua_uac *h, int status, const st
     (void)dlg;
     struct gb_upstream *up = arg;
     up->ka = NULL;
-    if (up->dest.proto == SIP_TRANSPORT_TCP) up->dest.conn_id = ua_request_dest(h)->conn_id;
+    if (sip_transport_is_stream(up->dest.proto)) up->dest.conn_id = ua_request_dest(h)->conn_id;
     if (up->state != GB_UP_REGISTERED || up->l->stopping) return;
     if (status >= 200 && status < 300) {
         up->misses = 0;
