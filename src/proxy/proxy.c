@@ -414,8 +414,10 @@ static bool binding_target(struct proxy *p, const struct location_binding *b, bo
     const char *c = b->contact;
     if (!sips && contact_is_sips(c)) {
         /* RFC 5630 §5.3: a sip: request to a sips: Contact goes with a sip:
-         * R-URI, over TLS all the same: over its flow, else to where the
-         * sips: Contact says (by name: kept sips, see the report). */
+         * R-URI, over TLS all the same: over its flow, else to the address
+         * the sips: Contact names. A Contact naming a host that needs a DNS
+         * lookup keeps its sips: R-URI (the lookup then yields a TLS hop):
+         * a sip: R-URI there would be sent over UDP. */
         struct sip_uri u;
         char host[PROXY_HOST_MAX];
         uint16_t port;
