@@ -510,18 +510,6 @@ static void branch_send(struct proxy_branch *b, const struct transport_dest *des
     p->stats.forwarded++;
 }
 
-/* Whether m, as it goes out, must go over TLS/WSS: a sips: R-URI or top
- * Route (RFC 5630 §5.1.1, §5.3). */
-static bool sips_hop(const struct sip_msg *m)
-{
-    if (m->ruri.scheme == SIP_SCHEME_SIPS) return true;
-    uint32_t idx;
-    str_t entry;
-    struct sip_name_addr na;
-    return sip_edit_first_entry(m, SIP_HDR_ROUTE, &idx, &entry) && sip_name_addr_parse(entry, &na) == 0 &&
-           na.uri.scheme == SIP_SCHEME_SIPS;
-}
-
 /* Whether the request came from a client only its flow reaches (RFC 5626
  * §5.3): over WS/WSS, or over another connection with ;ob in its Contact. */
 static bool caller_needs_token(struct proxy *p, const struct transport_rx *rx)
@@ -607,7 +595,7 @@ static void branch_start(struct proxy_call *c, struct proxy_branch *b, const str
         branch_fail(b, 503);
         return;
     }
-    if (sips_hop(&m) && !sip_transport_is_secure(dest.proto)) {
+    if (proxy_sips_demanded(&m) && !sip_transport_is_secure(dest.proto)) {
         /* RFC 5630 §5.3 (no last-hop exception): never a sips: request
          * over UDP/TCP/WS. */
         log_info("proxy: branch %s: sips: request and the next hop is over %s: refused", b->branch,

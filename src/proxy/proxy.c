@@ -177,9 +177,7 @@ bool proxy_via_is_ours(void *arg, const struct sip_via *v)
     return false;
 }
 
-/* Whether m must travel over TLS/WSS: a sips: R-URI or top Route (RFC
- * 5630 §5.1.1: a sips top Route is a TLS hop even with a sip: R-URI). */
-static bool sips_demanded(const struct sip_msg *m)
+bool proxy_sips_demanded(const struct sip_msg *m)
 {
     if (m->ruri.scheme == SIP_SCHEME_SIPS) return true;
     uint32_t idx;
@@ -416,8 +414,10 @@ static bool binding_target(struct proxy *p, const struct location_binding *b, bo
     const char *c = b->contact;
     if (!sips && contact_is_sips(c)) {
         /* RFC 5630 §5.3: a sip: request to a sips: Contact goes with a sip:
-         * R-URI, over TLS all the same: over its flow, else to where the
-         * sips: Contact says (by name: kept sips, see the report). */
+         * R-URI, over TLS all the same: over its flow, else to the address
+         * the sips: Contact names. A Contact naming a host that needs a DNS
+         * lookup keeps its sips: R-URI (the lookup then yields a TLS hop):
+         * a sip: R-URI there would be sent over UDP. */
         struct sip_uri u;
         char host[PROXY_HOST_MAX];
         uint16_t port;
@@ -619,7 +619,7 @@ int proxy_on_request(struct proxy *p, struct txn *st, const struct transport_rx 
         refuse(p, st, rx, 416, "Unsupported URI Scheme", STR_NULL, "Request-URI scheme");
         return 1;
     }
-    if (!sip_transport_is_secure(rx->proto) && sips_demanded(m)) {
+    if (!sip_transport_is_secure(rx->proto) && proxy_sips_demanded(m)) {
         /* RFC 3261 §26.2.2 as RFC 5630 §4 / Appendix A puts it: sips means
          * TLS on every hop, this one included. Going on would hand the next
          * hop a sips: request that already crossed the network in clear. */
@@ -711,7 +711,7 @@ void proxy_on_ack(struct proxy *p, const struct transport_rx *rx)
     arena_reset(&p->arena);
     struct sip_msg req;
     if (sip_edit_clone(m, &p->arena, &req) != 0) return;
-    if (!sip_transport_is_secure(rx->proto) && sips_demanded(m)) {
+    if (!sip_transport_is_secure(rx->proto) && proxy_sips_demanded(m)) {
         log_info_rl("proxy: ACK from %s dropped: sips: over a non-secure transport", rx->src_text);
         return;
     }
@@ -739,7 +739,7 @@ void proxy_on_ack(struct proxy *p, const struct transport_rx *rx)
         log_info_rl("proxy: ACK from %s dropped: no usable next hop", rx->src_text);
         return;
     }
-    if (sips_demanded(&req) && !sip_transport_is_secure(dest.proto)) {
+    if (proxy_sips_demanded(&req) && !sip_transport_is_secure(dest.proto)) {
         log_info_rl("proxy: ACK from %s dropped: its sips: next hop is not over TLS/WSS", rx->src_text);
         return;
     }

@@ -2,8 +2,19 @@
  *
  * For a request to our domain the proxy looks the Request-URI's user up in
  * the location service and forks it in parallel to every binding, each
- * branch its own client transaction sent over the binding's flow (the TCP
- * connection it registered over, RFC 5626 style). It record-routes
+ * branch its own client transaction sent over the binding's flow (the
+ * TCP/TLS/WS/WSS connection it registered over, RFC 5626 §5.3; a WebSocket
+ * client, whose Contact host is a made-up .invalid name, is reached that
+ * way or not at all: 480 when no binding is reachable). Towards a client
+ * only its flow reaches (WS/WSS, or outbound with ;ob / reg-id) our
+ * Record-Route carries a flow token (flow_token.c): a request coming back
+ * with it in its Route goes over that flow (403 when the token was
+ * altered, 430 Flow Failed when the flow is gone). sips: (RFC 5630) means
+ * TLS/WSS on every hop: a sips: request that arrived over anything else,
+ * or that has no binding with a sips: Contact over TLS/WSS, or no secure
+ * next hop, is answered 480 with Warning 380 "SIPS Not Allowed" (§5.3);
+ * its Record-Route entries are sips: URIs. IPv6 hosts are bracketed in
+ * every header we write. It record-routes
  * dialog-creating requests, routes in-dialog requests by their Route set
  * (loose routing, §16.4), checks Max-Forwards (483), loops (482) and
  * Proxy-Require (420), forwards provisional responses, picks the best final

@@ -149,6 +149,9 @@ bool proxy_flow_for_uri(struct proxy *p, const struct sip_uri *uri, struct trans
  * 0 dest filled, 1 host needs DNS (dest->proto, *port set), -1 unusable. */
 int proxy_next_hop(struct proxy *p, struct sip_msg *m, arena_t *a, const struct proxy_target *t,
                    struct transport_dest *dest, char *host, size_t cap, uint16_t *port);
+/* Whether m must travel over TLS/WSS: a sips: R-URI or top Route (RFC
+ * 5630 §5.1.1: a sips: top Route is a TLS hop even with a sip: R-URI). */
+bool proxy_sips_demanded(const struct sip_msg *m);
 /* "Warning: 380 <us> \"SIPS Not Allowed\"" (RFC 5630 §5.3), in p->arena. */
 str_t proxy_sips_warning(struct proxy *p);
 /* A 2xx arriving with nobody to give it to: pop our Via, send to the next. */

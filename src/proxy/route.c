@@ -112,6 +112,11 @@ static int fill_dest(str_t host, uint16_t port, struct transport_dest *dest, cha
     if (transport_addr_parse(host.s, host.len, port, &dest->addr) == 0) return 0;
     str_t bare = unbracket(host);
     if (bare.len == 0 || bare.len >= cap) return -1;
+    /* RFC 6761 §6.4: .invalid never resolves; a WebSocket client's Contact
+     * (RFC 7118 §5) is reached over its flow or not at all. */
+    static const char inv[] = ".invalid";
+    size_t il = sizeof(inv) - 1;
+    if (bare.len >= il && str_ieq_cstr(str_make(bare.s + bare.len - il, il), inv)) return -1;
     for (size_t i = 0; i < bare.len; i++) {
         char c = bare.s[i];
         /* a DNS name: letters, digits, '-', '.' (RFC 1123) */

@@ -5,8 +5,11 @@
  * location service (src/registrar/location.h) and answers 200 only once the
  * store has committed the change (group commit), listing every current
  * contact with its remaining expiry. It also turns location changes into
- * events (user.online / user.offline / registration.*), drops the bindings of
- * a lost TCP connection, and answers the queries the API routes
+ * events (user.online / user.offline / registration.*, their transport
+ * udp/tcp/tls/ws/wss), drops the bindings of a lost TCP/TLS/WS connection,
+ * binds a sips: Contact only from a REGISTER that came over TLS/WSS with a
+ * sips: Request-URI and Path (else 400, RFC 5630 §5.2), answers an outbound
+ * REGISTER with Require: outbound (RFC 5626 §6), and answers the queries the API routes
  * (src/api/routes_registrar.c) make through the functions at the end.
  *
  * Wiring (src/app), in this order:

@@ -273,6 +273,9 @@ static void test_uri_dest(void **state)
     assert_int_equal(d.proto, SIP_TRANSPORT_WSS);
     assert_int_equal(d.addr.ss_family, AF_INET6);
     assert_int_equal(transport_addr_port(&d.addr), 5070);
+    /* RFC 6761 §6.4, RFC 7118 §5: a .invalid host is never looked up */
+    assert_int_equal(sip_uri_parse(STR_LIT("sip:bob@df7jal23ls0d.invalid;transport=ws"), &u), 0);
+    assert_int_equal(proxy_uri_dest(&u, &d, host, sizeof(host), &port), -1);
     assert_int_equal(sip_uri_parse(STR_LIT("sip:bob@192.0.2.5;transport=sctp"), &u), 0);
     assert_int_equal(proxy_uri_dest(&u, &d, host, sizeof(host), &port), -1);
 }

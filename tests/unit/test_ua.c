@@ -573,6 +573,24 @@ static void test_local_read_at_send(void **state)
     assert_true(str_eq_cstr(hdr(m, SIP_HDR_USER_AGENT), "cascade-2"));
 }
 
+/* RFC 3261 §25.1: listening on ::1, the UA's Via sent-by and automatic
+ * Contact carry the brackets; over TLS they name TLS and its port. */
+static void test_ipv6_local_host_bracketed(void **state)
+{
+    struct h *h = *state;
+    snprintf(h->local.host, sizeof(h->local.host), "::1");
+    h->local.port[SIP_TRANSPORT_TLS] = 5061;
+    struct ua_request r = register_req();
+    struct transport_dest dest;
+    assert_int_equal(ua_dest_from_host("2001:db8::9", 5081, SIP_TRANSPORT_TLS, 0, &dest), 0);
+    assert_non_null(ua_request_send(h->ua, &r, &dest, NULL, NULL, NULL));
+    struct sip_msg *m = sent_msg(h, h->nsent - 1);
+    assert_true(str_eq_cstr(m->via.host, "[::1]"));
+    assert_true(str_eq_cstr(m->via.transport, "TLS"));
+    assert_int_equal(m->via.port, 5061);
+    assert_true(str_eq_cstr(hdr(m, SIP_HDR_CONTACT), "<sip:34020000001320000001@[::1]:5061;transport=tls>"));
+}
+
 /* ---- UAC dialogs ---- */
 
 static struct ua_uac *send_invite(struct h *h)
@@ -958,6 +976,7 @@ int main(void)
         cmocka_unit_test(test_dest),
         cmocka_unit_test_setup_teardown(test_seed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_local_read_at_send, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ipv6_local_host_bracketed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_and_detach, setup, teardown),
         cmocka_unit_test_setup_teardown(test_uac_dialog, setup, teardown),
