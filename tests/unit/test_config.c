@@ -239,7 +239,7 @@ static void test_enum_value(void **state)
     assert_int_equal(load("[upstream:34020000002000000002]\ntransport = TCP\n"), 0);
     assert_int_equal(cfg.upstreams[0].transport, CONFIG_TRANSPORT_TCP);
     assert_int_equal(load("[upstream:34020000002000000002]\ntransport = sctp\n"), -1);
-    assert_true(has_error(2, "[upstream:34020000002000000002] transport: bad value 'sctp' (udp|tcp)"));
+    assert_true(has_error(2, "[upstream:34020000002000000002] transport: bad value 'sctp' (udp|tcp|tls)"));
 }
 
 /* A string longer than its field is cut to fit, as before. */
