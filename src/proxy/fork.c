@@ -732,6 +732,9 @@ static void dns_start(struct proxy *p, struct proxy_branch *br, const struct tra
     d->br = br;
     d->stateless = br == NULL;
     d->dest = *dest;
+    /* A TLS connection opened to what the name gives must carry a
+     * certificate for the name (RFC 5922 §4): it goes in as SNI too. */
+    snprintf(d->dest.server_name, sizeof(d->dest.server_name), "%s", host);
     d->port = port;
     d->len = len;
     memcpy(d->data, data, len);
