@@ -523,7 +523,6 @@ int worker_start(struct worker *w, uv_loop_t *loop)
                                     w->cfg.api.tls_key, w->events);
         if (!w->api) return -1;
         api_setup(w);
-        log_info("api listening on %s (port %d)", w->cfg.api.listen, api_server_port(w->api));
     }
 
     if (dispatch_start_roles(w) < 0) return -1;
