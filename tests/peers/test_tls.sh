@@ -178,7 +178,7 @@ start_baresip alice alicepw 127.0.0.1 "$TPORT"
 (cd "$WORK" && HOME=$LP_HOME exec linphone-daemon --config "$WORK/linphonerc" --pipe "$LP_PIPE" \
     --log "$WORK/linphone.log" --auto-answer >"$WORK/linphone-out.log" 2>&1) &
 PIDS+=("$!")
-check "linphone-daemon is up (its command socket answers)" wait_for 10 test -S "/tmp/$LP_PIPE"
+check "linphone-daemon is up (its command socket answers)" wait_for 15 lp_has version "Status: Ok"
 # The proxy is named "localhost", not 127.0.0.1: linphone's TLS library
 # (mbedTLS in belle-sip 5.1) cannot read IP addresses in subjectAltName and so
 # would fail the name check on 127.0.0.1 (its log: flags=[CN-mismatch]).
@@ -207,5 +207,69 @@ check "bob (linphone) got the BYE and ended the call" \
     wait_for 10 grep -q "Server BYE transaction.*terminated\|moving from state LinphoneCallStreamsRunning to LinphoneCallEnd" "$WORK/linphone.log"
 check "linphone: no call left (call-status)" not lp_has call-status "State: LinphoneCall"
 check "the BYE went through the proxy too (forwarded >= 2)" jq_ok "$(api GET /stats)" '.proxy.forwarded >= 2'
+
+# ---- 2. bad input on the TLS port; good clients are not disturbed ----
+failed0=$(api GET /stats | jq '.transport.tls_failed')
+$PROBE half 127.0.0.1 "$TPORT" >"$WORK/half.out" 2>&1 &
+HALF=$!
+check "plain SIP text to the TLS port: the connection is closed" $PROBE plain 127.0.0.1 "$TPORT"
+check "a good TLS client meanwhile gets 200 for OPTIONS" $PROBE options 127.0.0.1 "$TPORT" "$PKI/ca.pem"
+check "cascade logs 'not TLS' with the sender" \
+    wait_for 5 grep -qE "TLS connection from 127\.0\.0\.1:[0-9]+: .*not TLS" "$WORK/c.log"
+check "half a ClientHello then silence: closed by the server" wait "$HALF"
+check "... not before handshake_timeout_ms (2000): $(cat "$WORK/half.out") s" \
+    python3 -c "import sys; sys.exit(0 if float(open('$WORK/half.out').read()) >= 1.9 else 1)"
+check "cascade logs the handshake timeout with the sender" \
+    grep -qE "TLS connection from 127\.0\.0\.1:[0-9]+: handshake not done 2000 ms" "$WORK/c.log"
+check "/stats transport.tls_failed counts both (+2 or more)" \
+    jq_ok "$(api GET /stats)" ".transport.tls_failed >= $failed0 + 2"
+check "the TLS bindings of alice and bob are still there" \
+    jq_ok "$(api GET /registrations)" '[.registrations[] | select(.transport == "tls")] | length == 2'
+check "cascade still answers OPTIONS over TLS" $PROBE options 127.0.0.1 "$TPORT" "$PKI/ca.pem"
+
+# ---- 3. SIGHUP re-reads the certificate files ----
+$PROBE hold 127.0.0.1 "$TPORT" "$PKI/ca.pem" "$WORK/hold.ready" "$WORK/hold.go" >"$WORK/hold.out" 2>&1 &
+HOLD=$!
+check "a connection opened before the reload gets 200" \
+    wait_for 10 grep -q "SIP/2.0 200" "$WORK/hold.ready"
+# server_serial PORT [HOST]: the serial of the certificate a new handshake sees (verified against the CA).
+server_serial() {
+    openssl s_client -connect "${2:-127.0.0.1}:$1" -CAfile "$PKI/ca.pem" -verify_return_error </dev/null 2>/dev/null |
+        openssl x509 -noout -serial
+}
+check "before: s_client sees server.pem's serial" \
+    test "$(server_serial "$TPORT")" = "$(openssl x509 -in "$PKI/server.pem" -noout -serial)"
+issue_server_cert "$PKI" renewed renewed.localhost
+cp "$PKI/renewed.pem" "$WORK/live.pem"
+cp "$PKI/renewed.key" "$WORK/live.key"
+kill -HUP "$c_PID"
+check "cascade logs the reload" wait_for 10 grep -q "SIGHUP: TLS certificate .* reloaded" "$WORK/c.log"
+check "after SIGHUP: a new s_client sees the new serial" \
+    test "$(server_serial "$TPORT")" = "$(openssl x509 -in "$PKI/renewed.pem" -noout -serial)"
+check "... and the new subject" \
+    bash -c "openssl s_client -connect 127.0.0.1:$TPORT -CAfile $PKI/ca.pem </dev/null 2>/dev/null | openssl x509 -noout -subject | grep -q renewed.localhost"
+touch "$WORK/hold.go"
+check "the connection opened before the reload still gets 200 for OPTIONS" wait "$HOLD"
+check "cascade is still up" kill -0 "$c_PID"
+
+# ---- 4. sips: never downgraded (RFC 5630 §5.2, §5.3) ----
+CPORT=$(free_port)
+check "sipp registers carol over UDP" \
+    sipp_scn regc register.xml -s carol -au carol -ap carolpw -key expires 300 -key cport "$CPORT" -p "$CPORT"
+sed -e 's/INVITE sip:\[service\]/INVITE sips:[service]/' -e 's/ACK sip:\[service\]/ACK sips:[service]/' \
+    -e 's/STATUS/480/g' "$PEERS_DIR/sipp/uac-reject.xml" >"$WORK/sips-udp.xml"
+check "sipp: INVITE sips:bob over UDP -> 480" \
+    sipp_scn sipsudp "$WORK/sips-udp.xml" -s bob -key target "127.0.0.1:$PORT" -key mf 70 -p "$(free_port)"
+check "... with Warning: 380 (SIPS Not Allowed)" grep -q "^Warning: 380 " "$WORK/sipsudp.msg"
+sed -e 's/Contact: <sip:/Contact: <sips:/' -e 's/recv response="200"/recv response="400"/' \
+    "$PEERS_DIR/sipp/register.xml" >"$WORK/sips-reg.xml"
+check "sipp: REGISTER with a sips: Contact over UDP -> 400 (after the digest)" \
+    sipp_scn sipsreg "$WORK/sips-reg.xml" -s carol -au carol -ap carolpw -key expires 300 -key cport "$CPORT" -p "$(free_port)"
+check "carol still has only her UDP binding" \
+    jq_ok "$(api GET /registrations?user=carol)" '[.registrations[] | .transport] == ["udp"]'
+$PROBE request 127.0.0.1 "$TPORT" "$PKI/ca.pem" INVITE sips:carol@127.0.0.1 >"$WORK/sips-tls.out" 2>&1 || true
+check "INVITE sips:carol over TLS, carol bound only over UDP -> 480: $(head -1 "$WORK/sips-tls.out")" \
+    grep -q "^SIP/2.0 480" "$WORK/sips-tls.out"
+check "... with Warning 380" grep -q "^Warning: 380 " "$WORK/sips-tls.out"
 
 finish

@@ -67,7 +67,7 @@ def read_response(s, want_final=True):
 
 
 def request_over(s, host, lport, method, ruri, extra=()):
-    s.sendall(sipprobe.request(method, ruri, lport, transport="TLS", extra=extra).encode())
+    s.sendall(sipprobe.request(method, ruri, lport, transport="TLS", extra=extra))
     return read_response(s)
 
 
@@ -142,7 +142,7 @@ def cmd_plain(host, port):
     s = socket.socket(family(host), socket.SOCK_STREAM)
     s.connect((host, port))
     s.sendall(sipprobe.request("OPTIONS", "sip:%s:%d" % (sipprobe_host(host), port), s.getsockname()[1],
-                               transport="TCP").encode())
+                               transport="TCP"))
     t = wait_closed(s, 10)
     print("closed" if t is not None else "still open after 10 s")
     return 0 if t is not None else 1
