@@ -71,7 +71,7 @@ check "cascadectl user add carol" ctl user add carol --password carolpw
 # ---- 1. baresip and linphone over TLS ----
 
 # start_baresip NAME PASSWORD HOST TLS_PORT: a headless baresip in $WORK/NAME
-# registering sip:NAME@127.0.0.1 over TLS to HOST:TLS_PORT with the test CA,
+# registering sip:NAME@HOST over TLS to HOST:TLS_PORT with the test CA,
 # auto-answering, with a ctrl_tcp port.
 start_baresip() {
     local name=$1 pw=$2 host=$3 port=$4 dir=$WORK/$1 sip ctrl listen
@@ -95,7 +95,7 @@ module_app		menu.so
 module_app		ctrl_tcp.so
 ctrl_tcp_listen		127.0.0.1:$ctrl
 CONF
-    echo "<sip:$name@127.0.0.1;transport=tls>;auth_pass=$pw;outbound=\"sip:$host:$port;transport=tls\";answermode=auto;regint=600" >"$dir/accounts"
+    echo "<sip:$name@$host;transport=tls>;auth_pass=$pw;outbound=\"sip:$host:$port;transport=tls\";answermode=auto;regint=600" >"$dir/accounts"
     (cd "$dir" && exec baresip -f "$dir" -v >"$WORK/baresip-$name.log" 2>&1) &
     PIDS+=("$!")
     eval "${name}_PID=$! ${name}_CTRL=$ctrl"
@@ -271,5 +271,119 @@ $PROBE request 127.0.0.1 "$TPORT" "$PKI/ca.pem" INVITE sips:carol@127.0.0.1 >"$W
 check "INVITE sips:carol over TLS, carol bound only over UDP -> 480: $(head -1 "$WORK/sips-tls.out")" \
     grep -q "^SIP/2.0 480" "$WORK/sips-tls.out"
 check "... with Warning 380" grep -q "^Warning: 380 " "$WORK/sips-tls.out"
+
+# ---- 5. [tls] verify_peer: only clients with a certificate from our CA ----
+VPORT=$(free_port); VTPORT=$(free_port); VAPI=$(free_port)
+cat >"$WORK/v.ini" <<INI
+[sip]
+listen = udp:127.0.0.1:$VPORT, tls:127.0.0.1:$VTPORT
+domain = 127.0.0.1
+[tls]
+cert = $PKI/server.pem
+key = $PKI/server.key
+ca = $PKI/ca.pem
+verify_peer = yes
+[api]
+listen = 127.0.0.1:$VAPI
+token = $API_TOKEN
+[store]
+path = $WORK/v.db
+[log]
+level = info
+INI
+start_cascade v "$WORK/v.ini"
+OPTS="OPTIONS sip:127.0.0.1:$VTPORT SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5061;branch=z9hG4bKsclient1;rport\r\nMax-Forwards: 70\r\nFrom: <sip:probe@example.org>;tag=sc1\r\nTo: <sip:127.0.0.1:$VTPORT>\r\nCall-ID: sclient-$$\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+# s_client_options [openssl args]: OPTIONS through openssl s_client; prints what came back.
+# -ign_eof keeps s_client reading after stdin ends; timeout ends it. s_client
+# prints the answer right after its session dump, on the same line.
+s_client_options() {
+    { printf "$OPTS"; sleep 3; } | timeout 6 openssl s_client -connect "127.0.0.1:$VTPORT" -CAfile "$PKI/ca.pem" \
+        -ign_eof "$@" 2>&1 || true
+}
+s_client_options >"$WORK/sc-nocert.out"
+check "s_client without a certificate gets no answer" not grep -q "SIP/2.0 200" "$WORK/sc-nocert.out"
+check "cascade logs the refusal with the sender (no certificate)" \
+    wait_for 5 grep -qE "TLS connection from 127\.0\.0\.1:[0-9]+: handshake failed: .*(did not return a certificate|certificate required)" "$WORK/v.log"
+s_client_options -cert "$PKI/stranger.pem" -key "$PKI/stranger.key" >"$WORK/sc-stranger.out"
+check "s_client with the stranger's certificate gets no answer" not grep -q "SIP/2.0 200" "$WORK/sc-stranger.out"
+check "cascade logs the refusal with the sender (certificate not from our CA)" \
+    wait_for 5 grep -qE "TLS connection from 127\.0\.0\.1:[0-9]+: handshake failed: .*certificate verify failed" "$WORK/v.log"
+s_client_options -cert "$PKI/client.pem" -key "$PKI/client.key" >"$WORK/sc-client.out"
+check "s_client with client.pem: OPTIONS over it gets 200" grep -q "SIP/2.0 200 OK" "$WORK/sc-client.out"
+check "python ssl: no certificate -> refused" not $PROBE options 127.0.0.1 "$VTPORT" "$PKI/ca.pem"
+check "python ssl: client.pem -> 200" \
+    $PROBE options 127.0.0.1 "$VTPORT" "$PKI/ca.pem" "$PKI/client.pem" "$PKI/client.key"
+check "/stats of that node: tls_failed >= 3, handshakes >= 2" \
+    jq_ok "$(API_PORT=$VAPI api GET /stats)" '.transport.tls_failed >= 3 and .transport.tls_handshakes >= 2'
+
+# ---- 6. IPv6: [::1] on UDP, TCP and TLS ----
+P6=$(free_port); P6T=$(free_port); API6=$(free_port)
+cat >"$WORK/six.ini" <<INI
+[sip]
+listen = udp:[::1]:$P6, tcp:[::1]:$P6, tls:[::1]:$P6T
+domain = ::1
+[tls]
+cert = $PKI/server.pem
+key = $PKI/server.key
+[proxy]
+authenticate = no
+[auth]
+require_auth = no
+[api]
+listen = 127.0.0.1:$API6
+token = $API_TOKEN
+[store]
+path = $WORK/six.db
+[log]
+level = info
+INI
+# No digest on this node: sipp 3.6 writes the digest uri of an IPv6 target
+# without brackets ("sip:::1:PORT"), which cascade rightly refuses (400
+# Digest URI Mismatch).
+start_cascade six "$WORK/six.ini"
+API_PORT_SAVED=$API_PORT; API_PORT=$API6
+check "v6 node: cascadectl user add dave" ctl user add dave --password davepw
+check "v6 node: cascadectl user add erin" ctl user add erin --password erinpw
+# sipp6 NAME SCENARIO [args]: one sipp call from ::1 to [::1]:$P6.
+sipp6() {
+    local name=$1 sf=$2
+    shift 2
+    [[ $sf == /* ]] || sf=$PEERS_DIR/sipp/$sf
+    (cd "$WORK" && timeout 60 sipp "[::1]:$P6" -sf "$sf" -i ::1 -m 1 -nostdin \
+        -trace_msg -message_file "$name.msg" -trace_err -error_file "$name.err" "$@" >"$WORK/$name.out" 2>&1)
+}
+# uas6 NAME PORT: a sipp UAS for one call on [::1]:PORT in the background.
+uas6() {
+    (cd "$WORK" && exec timeout 60 sipp -sf "$PEERS_DIR/sipp/uas-call.xml" -s dave -i ::1 -p "$2" -m 1 -nostdin \
+        -trace_msg -message_file "$1.msg" -trace_err -error_file "$1.err" >"$WORK/$1.out" 2>&1) &
+    UAS6=$!
+    PIDS+=("$UAS6")
+    wait_for 5 bash -c "ss -Hlun | grep -q '\[::1\]:$2 '"
+}
+U6=$(free_port)
+# register.xml without the challenge round (no digest on this node).
+sed '/<recv response="401"/,/<\/send>/d' "$PEERS_DIR/sipp/register.xml" >"$WORK/register-noauth.xml"
+check "sipp registers dave over UDP on [::1]" \
+    sipp6 reg6 "$WORK/register-noauth.xml" -s dave -key expires 300 -key cport "$U6" -p "$U6"
+check "the binding's contact and source are [::1]" \
+    jq_ok "$(api GET /registrations?user=dave)" '.registrations[0].contact | contains("[::1]")'
+uas6 uas6u "$U6"
+check "sipp UAC over UDP on [::1]: INVITE/180/200/ACK/BYE through cascade" sipp6 uac6u uac-call.xml -s dave -p "$(free_port)"
+check "sipp UAS: the whole call arrived" wait "$UAS6"
+check "the INVITE the UAS got has cascade's Via with [::1]" grep -qE "^Via: SIP/2.0/UDP \[::1\]:$P6;" "$WORK/uas6u.msg"
+check "... and its Record-Route with [::1]" grep -qE "^Record-Route: <sip:\[::1\]:$P6" "$WORK/uas6u.msg"
+uas6 uas6t "$U6"
+check "sipp UAC over TCP on [::1]: the call through cascade" sipp6 uac6t uac-call.xml -s dave -t t1 -p "$(free_port)"
+check "sipp UAS: the whole call arrived (TCP -> UDP)" wait "$UAS6"
+check "the INVITE forwarded to the UAS: Via [::1], Record-Route [::1] (TCP and UDP)" \
+    bash -c "grep -qE '^Via: SIP/2.0/UDP \[::1\]:$P6;' '$WORK/uas6t.msg' && grep -qE '^Record-Route: <sip:\[::1\]:$P6;transport=tcp' '$WORK/uas6t.msg'"
+start_baresip erin erinpw ::1 "$P6T"
+check "baresip registers erin over TLS to [::1]" \
+    wait_for 15 bash -c "[ \"\$(curl -s -H 'Authorization: Bearer $API_TOKEN' 'http://127.0.0.1:$API6/api/v1/registrations?user=erin' |
+        jq -r '.registrations[0].transport')\" = tls ]"
+check "erin's binding: contact and remote on [::1]" \
+    jq_ok "$(api GET /registrations?user=erin)" '(.registrations[0].remote | startswith("[::1]:"))'
+check "python ssl to [::1]: OPTIONS over TLS -> 200 (certificate names ::1)" $PROBE options ::1 "$P6T" "$PKI/ca.pem"
+API_PORT=$API_PORT_SAVED
 
 finish
