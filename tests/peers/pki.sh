@@ -5,6 +5,9 @@
 #   DIR/server.pem, DIR/server.key    signed by the CA for "localhost", 127.0.0.1 and ::1
 #   DIR/client.pem, DIR/client.key    a client certificate (CN test-client) signed by the CA
 #   DIR/stranger.pem, DIR/stranger.key  self-signed (CN stranger), trusted by nobody
+# issue_server_cert DIR NAME CN then signs another server certificate with that CA
+# (DIR/NAME.pem, DIR/NAME.key, same names as server.pem, a new serial), e.g. to
+# replace the files a running server reads and reload them.
 # Returns non-zero (with openssl's words on stderr) when a step fails.
 
 # _pki_leaf DIR NAME CN EXTENSIONS: a key and a CA-signed certificate.
@@ -19,6 +22,16 @@ _pki_leaf() {
     rm -f "$d/$name.csr" "$d/$name.ext" "$d/$name.err"
 }
 
+# _pki_server_ext: the extensions of a server certificate for this machine's loopback names.
+_pki_server_ext='basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=serverAuth
+subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1'
+
+issue_server_cert() {
+    _pki_leaf "$1" "$2" "$3" "$_pki_server_ext"
+}
+
 make_test_pki() {
     local d=$1
     mkdir -p "$d"
@@ -27,10 +40,7 @@ make_test_pki() {
         -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
         2>"$d/ca.err" || { cat "$d/ca.err" >&2; return 1; }
     rm -f "$d/ca.err"
-    _pki_leaf "$d" server localhost "basicConstraints=critical,CA:FALSE
-keyUsage=critical,digitalSignature
-extendedKeyUsage=serverAuth
-subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1" || return 1
+    _pki_leaf "$d" server localhost "$_pki_server_ext" || return 1
     _pki_leaf "$d" client test-client "basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature
 extendedKeyUsage=clientAuth" || return 1
