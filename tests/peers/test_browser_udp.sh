@@ -170,8 +170,9 @@ check "bob (baresip) registers over UDP" \
 # step_ok STEP [JQ]: the driver printed STEP with ok true (and JQ holds on it).
 OUT=$WORK/jssip.out
 step_ok() { jq -e -s --arg s "$1" "[.[] | select(.step == \$s and .ok) | ${2:-.}] | length > 0 and all" "$OUT" >/dev/null; }
-# step_seen STEP: the driver got to STEP, or failed (no point waiting on).
-step_seen() { grep -qE "\"step\":\"$1\"|\"ok\":false" "$OUT" && step_ok "$1"; }
+# reached SECONDS STEP: waits until the driver got to STEP or failed; then
+# whether it got there.
+reached() { wait_for "$1" grep -qE "\"step\":\"$2\"|\"ok\":false" "$OUT"; step_ok "$2"; }
 
 node "$DRIVER" --ws "wss://127.0.0.1:$WSS_PORT" --cert "$WORK/pki/server.pem" --domain 127.0.0.1 \
     --alice alice:alicepw --target sip:bob@127.0.0.1 --audio-only --no-loopback-ice --answer-incoming \
@@ -180,7 +181,7 @@ DRIVER_PID=$!
 PIDS+=("$DRIVER_PID")
 
 # ---- call 1: the browser calls the UDP phone ----
-check "call 1: the driver got to alice's hang-up" wait_for 40 step_seen ended
+check "call 1: the driver got to alice's hang-up" reached 40 ended
 check "alice registered over wss" has_event 'select(.type=="user.online" and .user=="alice" and .transport=="wss")'
 check "call 1: the browser saw the call confirmed (JsSIP confirmed)" step_ok confirmed
 check "call 1: audio RTP arrived in the browser (getStats)" step_ok media '.stats.alice.audio > 0'
@@ -195,7 +196,7 @@ check "call 1: bob answered the BYE with 200" \
     wait_for 10 trace_ok "$TO_CASCADE and .status == 200 and (.cseq | endswith(\"BYE\"))"
 
 # ---- call 2: the UDP phone calls the browser ----
-check "call 2: alice's page waits for a call" wait_for 15 step_seen waiting-incoming
+check "call 2: alice's page waits for a call" reached 15 waiting-incoming
 check "call 2: bob dials sip:alice@127.0.0.1 (ctrl_tcp)" bctl dial "sip:alice@127.0.0.1:$PORT"
 check "call 2: the INVITE reached the browser over its wss flow (R-URI the .invalid contact)" \
     wait_for 20 step_ok incoming '(.from | startswith("sip:bob@")) and (.ruri | test("^sip:[^@]+@[^;]+\\.invalid(;|$)"))'
