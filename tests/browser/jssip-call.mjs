@@ -9,7 +9,10 @@
 // (getStats inbound-rtp packetsReceived > 0, audio and video), alice hangs
 // up, both see it ended, then bob's page is closed without unregistering
 // (the server should see the transport lost). With --target, alice alone
-// calls that URI (e.g. a UDP phone behind the server) instead of bob.
+// calls that URI (e.g. a UDP phone behind the server) instead of bob. With
+// --answer-incoming, alice then waits for a call to her (from a phone the
+// caller of this script drives), answers it, and waits for the caller to
+// hang up.
 //
 // Prints one JSON line per step on stdout ({"step":..., "ok":true, ...});
 // on failure a line with "ok":false, the error, every page's events and
@@ -27,6 +30,12 @@
 //   --password P        password for users given without one [JSSIP_PASSWORD]
 //   --target URI        alice calls this instead of bob (no bob page)
 //   --no-media          do not wait for RTP (e.g. a --target without video)
+//   --audio-only        calls with audio alone; RTP awaited for audio alone
+//   --answer-incoming   after alice's call to --target (if any), alice waits
+//                       for an incoming call, answers it, sees it confirmed
+//                       (and RTP unless --no-media), then waits for the
+//                       remote end to hang up
+//   --no-loopback-ice   no ICE candidates on loopback (see launch() below)
 //   --cert PEM          the wss server's certificate: trusted by its key (below)
 //   --expect-no-register  success is alice failing to connect or register
 //   --linger MS         keep alice registered MS ms after bob's page closed
@@ -64,6 +73,9 @@ try {
       password: { type: 'string', default: process.env.JSSIP_PASSWORD || '' },
       target: { type: 'string' },
       'no-media': { type: 'boolean', default: false },
+      'audio-only': { type: 'boolean', default: false },
+      'answer-incoming': { type: 'boolean', default: false },
+      'no-loopback-ice': { type: 'boolean', default: false },
       cert: { type: 'string' },
       'expect-no-register': { type: 'boolean', default: false },
       linger: { type: 'string', default: '0' },
@@ -87,7 +99,7 @@ function user(spec) {
   const i = spec.indexOf(':');
   const name = i < 0 ? spec : spec.slice(0, i);
   const password = i < 0 ? opts.password : spec.slice(i + 1);
-  return { name, uri: `sip:${name}@${opts.domain}`, password, ws: opts.ws, debug: opts.debug };
+  return { name, uri: `sip:${name}@${opts.domain}`, password, ws: opts.ws, debug: opts.debug, video: !opts['audio-only'] };
 }
 
 function step(name, fields) {
@@ -136,16 +148,22 @@ function spkiHash(certFile) {
   return crypto.createHash('sha256').update(der).digest('base64');
 }
 
+// --no-loopback-ice: a peer whose ICE gathers no loopback candidate (baresip
+// 1.0.0 skips lo) is reachable from Chromium's loopback and non-loopback
+// host candidates alike, so two pairs succeed and each side may select a
+// different one; baresip's DTLS then drops Chromium's handshake arriving on
+// the other pair ("dtls already accepted"). Without loopback candidates only
+// the host-address pair exists.
 async function launch() {
   const args = [
     '--no-sandbox', // runs as root in CI containers
     '--use-fake-device-for-media-stream',
     '--use-fake-ui-for-media-stream',
-    '--allow-loopback-in-peer-connection',
     '--autoplay-policy=no-user-gesture-required',
     '--disable-gpu',
     '--disable-dev-shm-usage',
   ];
+  if (!opts['no-loopback-ice']) args.push('--allow-loopback-in-peer-connection');
   if (opts.cert) args.push(`--ignore-certificate-errors-spki-list=${spkiHash(opts.cert)}`);
   return puppeteer.launch({ executablePath: opts.chromium, headless: true, args, protocolTimeout: timeout * 3 });
 }
@@ -168,17 +186,18 @@ async function openPhone(browser, origin, u) {
   return page;
 }
 
-// Waits until the page's event list has one of `want` (returned) or one of
-// `fail` (an error naming it).
-async function waitEvent(name, want, fail = []) {
+// Waits until the page's event list, from index `since` on, has one of
+// `want` (returned) or one of `fail` (an error naming it).
+async function waitEvent(name, want, fail = [], since = 0) {
   const { page } = pages[name];
   let handle;
   try {
     handle = await page.waitForFunction(
-      (w, f) => window.phoneEvents.find((e) => w.includes(e.ev) || f.includes(e.ev)),
+      (w, f, from) => window.phoneEvents.slice(from).find((e) => w.includes(e.ev) || f.includes(e.ev)),
       { timeout, polling: 100 },
       want,
       fail,
+      since,
     );
   } catch (e) {
     throw new Error(`${name}: no ${want.join('/')} within ${timeout} ms`);
@@ -188,6 +207,12 @@ async function waitEvent(name, want, fail = []) {
   return ev;
 }
 
+// How many events the page has had so far: waitEvent's `since` for what
+// happens from now on.
+function eventCount(name) {
+  return pages[name].page.evaluate(() => window.phoneEvents.length);
+}
+
 async function waitMedia(names) {
   const deadline = Date.now() + timeout;
   let last = {};
@@ -195,10 +220,10 @@ async function waitMedia(names) {
     let all = true;
     for (const n of names) {
       last[n] = await pages[n].page.evaluate(() => window.phone.stats());
-      if (!(last[n].audio > 0 && last[n].video > 0)) all = false;
+      if (!(last[n].audio > 0 && (opts['audio-only'] || last[n].video > 0))) all = false;
     }
     if (all) return last;
-    if (Date.now() > deadline) throw new Error(`no RTP both ways within ${timeout} ms: ${JSON.stringify(last)}`);
+    if (Date.now() > deadline) throw new Error(`no RTP within ${timeout} ms: ${JSON.stringify(last)}`);
     await new Promise((r) => setTimeout(r, 250));
   }
 }
@@ -238,7 +263,7 @@ try {
   step('browser', { version: await browser.version(), pinned_spki: opts.cert ? spkiHash(opts.cert) : null });
 
   const alice = user(opts.alice);
-  const bob = opts.target ? null : user(opts.bob);
+  const bob = opts.target || opts['answer-incoming'] ? null : user(opts.bob);
 
   if (opts['expect-no-register']) {
     current = 'no-register';
@@ -254,37 +279,60 @@ try {
       step('registered', { user: u.name, code: ev.code });
     }
 
-    current = 'call';
-    const target = opts.target || bob.uri;
-    await pages[alice.name].page.evaluate((t) => window.phone.call(t), target);
-    step('calling', { from: alice.uri, to: target });
-    if (bob) {
-      await waitEvent(bob.name, ['incoming']);
-      await pages[bob.name].page.evaluate(() => window.phone.answer());
-      step('answered', { user: bob.name });
-    }
+    const calling = !!opts.target || !opts['answer-incoming'];
     const both = [alice, bob].filter(Boolean).map((u) => u.name);
-    for (const n of both) await waitEvent(n, ['confirmed'], ['failed', 'ended']);
-    step('confirmed', { users: both });
-
-    if (!opts['no-media']) {
-      current = 'media';
-      const stats = await waitMedia(both);
-      // What the call looked like (both videos playing), as an artifact.
-      const shots = [];
-      for (const n of both) {
-        const f = path.join(workdir, `call-${n}.png`);
-        await pages[n].page.screenshot({ path: f });
-        shots.push(f);
+    if (calling) {
+      current = 'call';
+      const target = opts.target || bob.uri;
+      await pages[alice.name].page.evaluate((t) => window.phone.call(t), target);
+      step('calling', { from: alice.uri, to: target });
+      if (bob) {
+        await waitEvent(bob.name, ['incoming']);
+        await pages[bob.name].page.evaluate(() => window.phone.answer());
+        step('answered', { user: bob.name });
       }
-      step('media', { stats, screenshots: shots });
+      for (const n of both) await waitEvent(n, ['confirmed'], ['failed', 'ended']);
+      step('confirmed', { users: both });
+
+      if (!opts['no-media']) {
+        current = 'media';
+        const stats = await waitMedia(both);
+        // What the call looked like (both videos playing), as an artifact.
+        const shots = [];
+        for (const n of both) {
+          const f = path.join(workdir, `call-${n}.png`);
+          await pages[n].page.screenshot({ path: f });
+          shots.push(f);
+        }
+        step('media', { stats, screenshots: shots });
+      }
+
+      current = 'hangup';
+      await pages[alice.name].page.evaluate(() => window.phone.hangup());
+      for (const n of both) {
+        const ev = await waitEvent(n, ['ended'], ['failed']);
+        step('ended', { user: n, originator: ev.originator, cause: ev.cause });
+      }
     }
 
-    current = 'hangup';
-    await pages[alice.name].page.evaluate(() => window.phone.hangup());
-    for (const n of both) {
-      const ev = await waitEvent(n, ['ended'], ['failed']);
-      step('ended', { user: n, originator: ev.originator, cause: ev.cause });
+    if (opts['answer-incoming']) {
+      // The first call's events stay in the list: look past them.
+      current = 'incoming';
+      const since = await eventCount(alice.name);
+      step('waiting-incoming', { user: alice.name });
+      const inc = await waitEvent(alice.name, ['incoming'], [], since);
+      step('incoming', { user: alice.name, from: inc.from, ruri: inc.ruri });
+      await pages[alice.name].page.evaluate(() => window.phone.answer());
+      await waitEvent(alice.name, ['confirmed'], ['failed', 'ended'], since);
+      step('incoming-confirmed', { user: alice.name });
+      if (!opts['no-media']) {
+        current = 'incoming-media';
+        const stats = await waitMedia([alice.name]);
+        step('incoming-media', { stats });
+      }
+      current = 'incoming-hangup';
+      const ev = await waitEvent(alice.name, ['ended'], ['failed'], since);
+      step('incoming-ended', { user: alice.name, originator: ev.originator, cause: ev.cause });
     }
 
     if (bob) {

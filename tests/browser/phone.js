@@ -15,6 +15,7 @@ function note(ev, extra) {
   document.getElementById('log').textContent += JSON.stringify(e) + '\n';
 }
 
+// start() sets video false for an audio-only phone.
 const mediaConstraints = { audio: true, video: true };
 // Loopback only: no STUN, host candidates are enough (Chromium runs with
 // --allow-loopback-in-peer-connection).
@@ -45,8 +46,9 @@ function watch(s) {
 }
 
 window.phone = {
-  /* user: {uri, password, ws, name, debug}: connects and registers. */
+  /* user: {uri, password, ws, name, debug, video}: connects and registers. */
   start(user) {
+    mediaConstraints.video = user.video !== false;
     document.getElementById('who').textContent = user.uri;
     if (user.debug) JsSIP.debug.enable('JsSIP:*');
     else JsSIP.debug.disable('JsSIP:*');
@@ -71,7 +73,9 @@ window.phone = {
     ua.on('unregistered', () => note('unregistered'));
     ua.on('registrationFailed', (e) => note('registrationFailed', { cause: e.cause, code: e.response ? e.response.status_code : null }));
     ua.on('newRTCSession', (e) => {
-      if (e.originator === 'remote') note('incoming', { from: e.request.from.uri.toString() });
+      if (e.originator === 'remote') {
+        note('incoming', { from: e.request.from.uri.toString(), ruri: e.request.ruri.toString() });
+      }
       watch(e.session);
     });
     ua.start();
