@@ -133,8 +133,9 @@ PY
 # linphone-daemon: its own HOME (it will not start its core without a
 # writable ~/.local/share/linphone for its database), no UDP/TCP listener, a
 # random local TLS port, the test CA, server certificates verified with the
-# name checked. Commands go through its --pipe socket (/tmp/NAME).
-LP_PIPE=cascade-lp-$$
+# name checked. Commands go through its --pipe socket, which it makes at
+# /tmp/NAME: NAME leads into $WORK (under /tmp), so the socket goes with it.
+LP_PIPE=${WORK#/tmp/}/lp.sock
 LP_HOME=$WORK/lp-home
 mkdir -p "$LP_HOME/.local/share/linphone"
 cat >"$WORK/linphonerc" <<RC
