@@ -844,7 +844,8 @@ void registrar_on_conn_lost(struct registrar *r, uint64_t conn_id, const char *p
 static const char *aor_uri(const struct registrar *r, const char *aor, char *buf, size_t cap)
 {
     const struct sip_local *l = r->local;
-    const char *dom = l->domain[0] ? l->domain : (l->realm[0] ? l->realm : l->host);
+    char dom[160]; /* an IPv6 literal domain in brackets, as in any URI */
+    sip_host_for_header(l->domain[0] ? l->domain : (l->realm[0] ? l->realm : l->host), dom, sizeof(dom));
     const char *parts[] = {"sip:", aor, "@", dom};
     size_t k = 0;
     for (size_t i = 0; i < 4; i++)

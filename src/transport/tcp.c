@@ -169,7 +169,7 @@ static void conn_close(struct tcp_conn *c, const char *reason, bool notify)
     timer_stop(t->timers, &c->timer);
     conn_drop_pending(c);
     bool registered = c->id != 0;
-    if (c->tls && !c->tls_up) t->stats.tls_failed++;
+    if (c->tls && !tls_session_established(c->tls)) t->stats.tls_failed++;
     conn_unregister(t, c);
     if (c->ip) ip_count_give_back(t, c->ip);
     c->ip = NULL;
@@ -285,6 +285,16 @@ static void conn_arm_open(struct tcp_conn *c)
 
 /* ---- writing ---- */
 
+/* A peer that closed or reset under our write is the peer's business (info);
+ * anything else is ours (warn). */
+static void conn_log_write_error(const struct tcp_conn *c, int err)
+{
+    if (err == UV_ECONNRESET || err == UV_EPIPE)
+        log_info_rl("%s write to %s failed: %s", transport_name(c->proto), c->peer_text, uv_strerror(err));
+    else
+        log_warn_rl("%s write to %s failed: %s", transport_name(c->proto), c->peer_text, uv_strerror(err));
+}
+
 static void conn_written(uv_write_t *req, int status)
 {
     struct conn_write *w = container_of(req, struct conn_write, req);
@@ -293,7 +303,7 @@ static void conn_written(uv_write_t *req, int status)
     free(w);
     if (status == UV_ECANCELED || c->state == CONN_CLOSING) return;
     if (status < 0) {
-        log_warn_rl("TCP write to %s failed: %s", c->peer_text, uv_strerror(status));
+        conn_log_write_error(c, status);
         conn_close(c, "write error", true);
         return;
     }
@@ -356,7 +366,7 @@ static int sock_write(struct tcp_conn *c, const char *data, size_t len)
         uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
         int n = uv_try_write((uv_stream_t *)&c->handle, &b, 1);
         if (n < 0 && n != UV_EAGAIN) {
-            log_warn_rl("TCP write to %s failed: %s", c->peer_text, uv_strerror(n));
+            conn_log_write_error(c, n);
             conn_close(c, "write error", true);
             return n;
         }
@@ -373,7 +383,7 @@ static int sock_write(struct tcp_conn *c, const char *data, size_t len)
     c->queued += w->len;
     int rc = conn_write_queue(c, w);
     if (rc) {
-        log_warn_rl("TCP write to %s failed: %s", c->peer_text, uv_strerror(rc));
+        conn_log_write_error(c, rc);
         conn_close(c, "write error", true);
     }
     return rc;
@@ -395,6 +405,10 @@ static const struct tls_io *conn_tls_io(struct tcp_conn *c, struct tls_io *io)
 static void conn_tls_failed(struct tcp_conn *c, const char *why)
 {
     if (c->state == CONN_CLOSING) return;
+    if (why && !strcmp(why, "close_notify")) { /* the peer's orderly close */
+        conn_close(c, "remote closed (close_notify)", true);
+        return;
+    }
     c->t->stats.dropped++;
     log_warn_rl("TLS connection %s %s: %s: closing", c->listener_id ? "from" : "to", c->peer_text,
                 why ? why : "error");

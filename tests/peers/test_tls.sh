@@ -369,6 +369,8 @@ U6=$(free_port)
 sed '/<recv response="401"/,/<\/send>/d' "$PEERS_DIR/sipp/register.xml" >"$WORK/register-noauth.xml"
 check "sipp registers dave over UDP on [::1]" \
     sipp6 reg6 "$WORK/register-noauth.xml" -s dave -key expires 300 -key cport "$U6" -p "$U6"
+check "events: user.online for dave names the AoR sip:dave@[::1]" \
+    bash -c "grep -q '\"type\":\"user.online\",\"user\":\"dave\",\"aor\":\"sip:dave@\[::1\]\"' '$WORK/six.log'"
 check "the binding's contact and source are [::1]" \
     jq_ok "$(api GET /registrations?user=dave)" '.registrations[0].contact | contains("[::1]")'
 uas6 uas6u "$U6"
