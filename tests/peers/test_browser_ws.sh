@@ -54,7 +54,7 @@ call_over() {
     PIDS+=("$pid")
     check "$scheme: the driver got to closing bob's page" wait_for 120 grep -q '"step":"bob-closed"' "$out"
     check "$scheme: user.offline bob transport-lost at once when the page closes" \
-        wait_for 2 has_event "select(.type==\"user.offline\" and .user==\"bob\" and .reason==\"transport-lost\")" "$seq"
+        wait_for 20 has_event "select(.type==\"user.offline\" and .user==\"bob\" and .reason==\"transport-lost\")" "$seq"
     check "$scheme: alice is still registered" test "$(binding_count alice)" = 1
     check "$scheme: the driver exits 0" wait "$pid"
     cat "$out"

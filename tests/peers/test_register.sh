@@ -120,7 +120,7 @@ SEQ=$(events_json | jq '.last_seq')
 check "sipp over TCP: carol REGISTER -> 200" \
     sipp_scn carol_tcp register.xml -t t1 -s carol -au carol -ap carolpw -key expires 300 -key cport 5091 -p "$(free_port)"
 check "user.offline reason transport-lost for carol once sipp's connection closed" \
-    wait_for 2 has_event 'select(.type=="user.offline" and .user=="carol" and .reason=="transport-lost" and .transport=="tcp")' "$SEQ"
+    wait_for 20 has_event 'select(.type=="user.offline" and .user=="carol" and .reason=="transport-lost" and .transport=="tcp")' "$SEQ"
 check "carol's TCP binding is gone" test "$(binding_count carol)" = 0
 
 # 10. Restart: bob's binding (answered 200) is loaded back from the store.
@@ -137,7 +137,7 @@ SEQ=$(events_json | jq '.last_seq')
 check "keep mode: sipp over TCP: carol REGISTER -> 200" \
     sipp_scn carol_keep register.xml -t t1 -s carol -au carol -ap carolpw -key expires 300 -key cport 5090 -p "$(free_port)"
 check "keep mode: user.offline transport-lost (kept) for carol" \
-    wait_for 2 has_event 'select(.type=="user.offline" and .user=="carol" and .reason=="transport-lost" and .kept==true)' "$SEQ"
+    wait_for 20 has_event 'select(.type=="user.offline" and .user=="carol" and .reason=="transport-lost" and .kept==true)' "$SEQ"
 check "keep mode: the binding stays, flagged transport_lost" \
     jq_ok "$(api GET '/registrations?user=carol')" '.registrations | length == 1 and .[0].transport_lost == true'
 
