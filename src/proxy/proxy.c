@@ -475,7 +475,18 @@ static void route_local(struct proxy *p, struct txn *st, const struct transport_
     }
     n = k;
     if (p->redirect) {
-        redirect(p, st, bs, n);
+        /* A WebSocket client is reached only on its own connection (its
+         * Contact names a .invalid host, RFC 7118 §5.2): no use to a caller
+         * sent elsewhere. */
+        k = 0;
+        for (size_t i = 0; i < n; i++)
+            if (bs[i]->transport != LOCATION_TRANSPORT_WS && bs[i]->transport != LOCATION_TRANSPORT_WSS) bs[k++] = bs[i];
+        if (k == 0) {
+            p->stats.unavailable++;
+            proxy_reject(p, st, 480, "Temporarily Unavailable", STR_NULL);
+            return;
+        }
+        redirect(p, st, bs, k);
         return;
     }
     struct proxy_target t[PROXY_MAX_BRANCHES];

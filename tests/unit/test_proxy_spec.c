@@ -1192,6 +1192,25 @@ static void test_sip_request_to_sips_contact_goes_over_tls_with_sip_uri(void **s
  * made-up .invalid name: it is reached over the connection it registered
  * on, with Via WS, never by resolving the Contact; the Record-Route facing
  * it carries a flow token. */
+/* Redirect mode leaves WebSocket bindings out of its 302: a caller sent to a
+ * .invalid Contact cannot reach it (RFC 7118 §5.2); with nothing else: 480. */
+static void test_redirect_leaves_out_websocket_bindings(void **state)
+{
+    struct fx *f = *state;
+    snprintf(f->cfg.proxy.mode, sizeof(f->cfg.proxy.mode), "redirect");
+    start(f);
+    add_binding_over(f, "bob", BOB_WS_CONTACT, LOCATION_TRANSPORT_WS, BOB_WS_CONN, BOB_A, 51000, 0);
+    invite_bob(f);
+    assert_int_equal(answer_since(f, 0), 480);
+    size_t mark = f->h->nsent;
+    add_binding_over(f, "bob", "sip:bob@" BOB_B ":5070", LOCATION_TRANSPORT_UDP, 0, BOB_B, 5070, 0);
+    invite_bob(f);
+    assert_int_equal(answer_since(f, mark), 302);
+    const struct sip_msg *m = harness_last(f->h);
+    assert_int_equal(harness_header_count(m, SIP_HDR_CONTACT), 1);
+    assert_true(str_eq(harness_header_nth(m, SIP_HDR_CONTACT, 0), STR_LIT("<sip:bob@" BOB_B ":5070>;expires=3600")));
+}
+
 static void test_ws_binding_is_reached_on_its_flow(void **state)
 {
     struct fx *f = *state;
@@ -1380,6 +1399,7 @@ int main(void)
         T(test_sips_request_goes_only_to_the_tls_binding),
         T(test_sips_request_without_secure_binding_is_480),
         T(test_sip_request_to_sips_contact_goes_over_tls_with_sip_uri),
+        T(test_redirect_leaves_out_websocket_bindings),
         T(test_ws_binding_is_reached_on_its_flow),
         T(test_ws_binding_with_flow_gone_is_480),
         T(test_flow_token_round_trip),
