@@ -452,8 +452,9 @@ static void test_parse_attributes(void **state)
     assert_int_equal(stun_parse(t.b, t.len, &m, &why), STUN_PARSE_MALFORMED);
     assert_string_equal(why, "too many attributes");
 
-    /* An attribute header cut short (a 2-byte tail cannot be: lengths are
-     * multiples of 4; a zero-length attribute is 4 bytes). */
+    /* No buffer. (An attribute header cut short cannot happen once the
+     * header passed: the length and every padded attribute are multiples
+     * of 4; the parser checks it anyway.) */
     assert_int_equal(stun_parse(NULL, 20, &m, NULL), STUN_PARSE_NOT_STUN);
 }
 
