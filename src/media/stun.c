@@ -502,7 +502,7 @@ int stun_ice_lite_answer(const uint8_t *req, size_t len, const struct sockaddr *
      * agent sends no requests, so no response is ours. Other methods are not
      * spoken on this port. */
     if (m.type != STUN_BINDING_REQUEST) return ice_drop(info, outlen, "not a Binding request");
-    /* RFC 8489 §7.3: a FINGERPRINT that does not match means the packet is
+    /* RFC 8489 §7: a FINGERPRINT that does not match means the packet is
      * not STUN (or was damaged), so it is not answered. A malformed message
      * may still end in one: then it decides between a 400 and silence. */
     if (rc == STUN_PARSE_MALFORMED) {

@@ -181,7 +181,7 @@ int stun_build_binding_request(const uint8_t tid[STUN_TID_LEN], const char *user
 typedef enum {
     /* Send nothing: *outlen is 0. Not STUN, not a Binding request (indications
      * and responses included), or a FINGERPRINT that does not match (RFC 8489
-     * §7.3: the packet is not taken as STUN). info.why says which. */
+     * §7: the packet is not taken as STUN). info.why says which. */
     STUN_ICE_DROP = 0,
     /* out holds a success response; the check passed: info says which pair
      * to nominate (use_candidate) and the caller refreshes consent (RFC 7675). */
@@ -205,7 +205,8 @@ typedef struct {
 /* Answers one packet received on the ICE-lite port from src (RFC 8445 §7.3,
  * RFC 8489 §6.3, §9.1.3), in this order:
  *   not STUN / not a Binding request / bad FINGERPRINT  -> DROP
- *   an attribute malformed                                -> 400
+ *   an attribute malformed                                -> 400 (DROP when
+ *     the message ends in a FINGERPRINT attribute that does not match)
  *   no USERNAME or no MESSAGE-INTEGRITY                    -> 400
  *   USERNAME not "local_ufrag:<something>"                 -> 401
  *   MESSAGE-INTEGRITY wrong for local_pwd                  -> 401
