@@ -18,8 +18,8 @@
 
 typedef struct nack_cache nack_cache_t;
 
-/* slots: a power of two, 1..32768 (half the sequence space, so a slot never
- * holds a number one wrap away from one still asked for); max_bytes:
+/* slots: a power of two, 1..32768 (at most half the sequence space, so
+ * "the last slots packets" is unambiguous across the wrap); max_bytes:
  * 1..2^31, at least the largest packet to be put. NULL on a bad argument or
  * no memory. */
 nack_cache_t *nack_cache_new(size_t slots, size_t max_bytes);

@@ -24,6 +24,8 @@
  *   partial FCI, a FIR without entries, REMB without its identifier...) is
  *   refused by its decoder (-1) and the caller goes on to the next packet,
  *   since the length field still locates it.
+ * - a P bit on a packet other than the last is accepted (§6.4.1 reserves it
+ *   for the last): its padding lies inside its own length, so framing holds.
  * - the first-packet rule (SR/RR first) is not enforced: reduced-size RTCP
  *   (RFC 5506), which browsers negotiate, sends lone feedback packets.
  */
