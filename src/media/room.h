@@ -80,7 +80,7 @@ enum room_participant_state {
     ROOM_PART_JOINING,          /* admitted, not announced yet */
     ROOM_PART_JOINED,
     ROOM_PART_PUBLISHING,       /* joined, with at least one stream */
-    ROOM_PART_LEAVING,          /* only seen from inside the exit's events */
+    ROOM_PART_LEAVING,          /* inside the exit only; the lookups never show it */
 };
 
 /* One event. Every pointer is valid only during the emit call. participant_id,
