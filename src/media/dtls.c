@@ -10,7 +10,11 @@
  *
  * The peer's certificate is checked by a certificate-verify callback that
  * replaces OpenSSL's chain building: only the SHA-256 of the leaf's DER is
- * compared with the SDP fingerprint, in constant time. */
+ * compared with the SDP fingerprint, in constant time.
+ *
+ * The server sends no HelloVerifyRequest (RFC 6347 §4.2.1 cookie): the
+ * transport is meant to hand it datagrams only from an address that passed
+ * an ICE connectivity check, which already proves the peer receives there. */
 #include "media/dtls.h"
 
 #include <limits.h>

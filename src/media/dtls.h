@@ -94,9 +94,10 @@ void dtls_session_free(struct dtls_session *s);
 int dtls_session_start(struct dtls_session *s, const struct dtls_io *io, const char **why);
 /* One received datagram (first byte 20..63, RFC 7983): drives the
  * handshake, sending replies through io. Application data after the
- * handshake is read and dropped (no data channels here). 0, or -1 when the
- * session is dead. *why: a short reason for the log — "not DTLS",
- * "fingerprint mismatch", "handshake failed: <OpenSSL reason>", "no SRTP
+ * handshake is read and dropped (no data channels here). 0, or -1: with
+ * *why "not DTLS" the datagram was refused and the session lives on (a
+ * stray packet must not end it); any other -1 leaves the session dead.
+ * *why: a short reason for the log — "fingerprint mismatch", "handshake failed: <OpenSSL reason>", "no SRTP
  * profile agreed", "close_notify", "send failed", "closed" (already dead);
  * valid until the next failing call on this thread. Records that do not
  * decrypt are dropped by OpenSSL silently (RFC 6347 §4.1.2.7), not failed. */
