@@ -5,7 +5,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 pkgs=(build-essential cmake pkg-config clang
       libuv1-dev libssl-dev libxml2-dev libjansson-dev libsqlite3-dev libwebsockets-dev
-      libinih-dev libcmocka-dev
+      libinih-dev libcmocka-dev libsrtp2-dev
       sip-tester sipsak baresip-core kamailio kamailio-tls-modules kamailio-websocket-modules
       linphone-cli stunnel4 ffmpeg curl sqlite3 python3 procps iproute2 openssl
       chromium fonts-liberation)
