@@ -4,7 +4,7 @@
 BUILD        ?= build
 BUILD_ASAN   ?= build-asan
 BUILD_FUZZ   ?= build-fuzz
-FUZZ_SECONDS ?= 60
+FUZZ_SECONDS ?= 30
 JOBS         ?= $(shell nproc)
 CMAKE_FLAGS  ?=
 # Build types compiled by test-buildtypes, each in build-<type> (RelWithDebInfo
