@@ -259,7 +259,8 @@ static void test_head_over_limit_431(void **state)
     assert_int_equal(a.consumed, n);
 
     /* GOOD with a padding header that makes it exactly WS_MAX_HEAD long */
-    const char *tail = GOOD + strlen("GET / HTTP/1.1\r\n");
+    const char *good = GOOD;
+    const char *tail = good + strlen("GET / HTTP/1.1\r\n");
     size_t fixed = strlen("GET / HTTP/1.1\r\nX-Pad: \r\n") + strlen(tail);
     n = (size_t)snprintf(big, WS_MAX_HEAD + 64, "GET / HTTP/1.1\r\nX-Pad: ");
     while (n < WS_MAX_HEAD - (fixed - strlen("GET / HTTP/1.1\r\nX-Pad: "))) big[n++] = 'a';
