@@ -106,29 +106,7 @@ CONF
 }
 
 # bctl PORT COMMAND [PARAMS]: one ctrl_tcp command (netstring JSON); prints the answer.
-bctl() {
-    python3 - "$@" <<'PY'
-import json, socket, sys
-port, cmd = int(sys.argv[1]), sys.argv[2]
-params = sys.argv[3] if len(sys.argv) > 3 else ""
-s = socket.create_connection(("127.0.0.1", port), timeout=5)
-body = json.dumps({"command": cmd, "params": params, "token": "t1"}).encode()
-s.sendall(b"%d:%s," % (len(body), body))
-buf = b""
-while True:
-    while b":" in buf:
-        n, rest = buf.split(b":", 1)
-        if not n.isdigit() or len(rest) < int(n) + 1:
-            break
-        msg = json.loads(rest[:int(n)]); buf = rest[int(n) + 1:]
-        if msg.get("response"):
-            print(json.dumps(msg)); sys.exit(0 if msg.get("ok") else 1)
-    chunk = s.recv(65536)
-    if not chunk:
-        sys.exit(1)
-    buf += chunk
-PY
-}
+bctl() { python3 "$PEERS_DIR/bctl.py" "$@"; }
 
 # linphone-daemon: its own HOME (it will not start its core without a
 # writable ~/.local/share/linphone for its database), no UDP/TCP listener, a
