@@ -1,0 +1,101 @@
+/* sfu.h — the selective forwarding unit: rooms (room.h) with WebRTC peers
+ * (rtc.h) behind them, the answers to publish/view offers (sdp.h), and the
+ * forwarding of each publisher's RTP to its viewers.
+ *
+ * Signaling front ends (WHIP/WHEP over HTTP, the room WebSocket) call in
+ * here; they never touch peers or packets. Each call names participants by
+ * id (room.h's rule), so a late call for someone already gone is a clean
+ * -ENOENT.
+ *
+ * Forwarding keeps the publisher's SSRCs and sequence numbers (the viewer's
+ * answer announces them); per viewer it rewrites the payload type to the
+ * viewer's number for the same codec and the one-byte header-extension ids
+ * to the viewer's (extensions the viewer did not agree to are blanked to
+ * padding), then protects with the viewer's SRTP context. Each publisher
+ * stream keeps a NACK cache (~1 s of packets): a viewer's generic NACK is
+ * answered from it; a miss is passed to the publisher. A viewer that
+ * connects, or sends PLI/FIR, makes the server ask the publisher for a key
+ * frame (PLI, at most one per stream per pli_interval_ms). Publisher SR are
+ * forwarded; the server sends the publisher RR and REMB (remb_bps).
+ *
+ * Events: the room registry's (room.created|closed,
+ * room.participant.joined|left, room.stream.published|unpublished) go to the
+ * bus exactly once each. A participant is joined (announced) when its peer
+ * connects; it leaves with reason leave (sfu_leave), disconnected (DTLS
+ * closed, or never connected), consent-expired, kicked (sfu_kick). */
+#ifndef CASCADE_MEDIA_SFU_H
+#define CASCADE_MEDIA_SFU_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "base/sbuf.h"
+#include "events/events.h"
+#include "media/room.h"
+#include "media/rtc.h"
+
+struct sfu;
+
+struct sfu_config {
+    struct rtc_config rtc;
+    struct room_config rooms;
+    uint32_t pli_interval_ms;     /* default 1000 */
+    uint32_t remb_bps;            /* REMB sent to publishers; default 2500000 */
+    uint32_t nack_cache_ms;       /* default 1000 */
+};
+void sfu_config_default(struct sfu_config *cfg);
+
+/* bus may be NULL (no events). NULL with err when the transport cannot start. */
+struct sfu *sfu_new(uv_loop_t *loop, const struct sfu_config *cfg, struct event_bus *bus, char *err, size_t errcap);
+/* Every participant leaves with reason shutdown (events emitted), then the
+ * transport is freed; keep running the loop until it has no handles. */
+void sfu_free(struct sfu *s);
+
+/* The room registry, for read-only listings (room_list, room_get,
+ * room_participants, room_participant_get) by the API. */
+const struct room_registry *sfu_rooms(const struct sfu *s);
+
+/* Publish into room (created on first use): offer in, answer out, the new
+ * participant's id out. name/user as in room_join_req (may be NULL).
+ * Returns 0 or a negative errno with *why a phrase for the client:
+ *   -EINVAL  bad room name or bad offer (400)
+ *   -ENOTSUP nothing in the offer we can receive (400 / 406)
+ *   -ENOSPC  a cap reached: rooms, participants, peers (503)
+ *   -ENOMEM */
+int sfu_publish(struct sfu *s, const char *room, const char *name, const char *user, const char *offer,
+                size_t offer_len, sbuf_t *answer, char id_out[ROOM_ID_LEN + 1], const char **why);
+
+/* View a publisher in room: publisher_id, or NULL for the room's most
+ * recent publisher that publishes now. Errors as sfu_publish plus
+ *   -ENOENT  no such room / no publisher to view (404) */
+int sfu_view(struct sfu *s, const char *room, const char *publisher_id, const char *name, const char *user,
+             const char *offer, size_t offer_len, sbuf_t *answer, char id_out[ROOM_ID_LEN + 1], const char **why);
+
+/* The participant leaves (reason leave) / is kicked; its peer is closed.
+ * 0 or -ENOENT. */
+int sfu_leave(struct sfu *s, const char *participant_id);
+int sfu_kick(struct sfu *s, const char *participant_id);
+/* The room's participants all leave (reason room-closed) and it closes.
+ * 0 or -ENOENT. */
+int sfu_close_room(struct sfu *s, const char *room);
+
+struct sfu_stats {
+    uint32_t rooms, participants, publishers, viewers;
+    uint64_t rtp_forwarded, rtp_dropped, nacks_answered, nacks_forwarded, plis_sent;
+    struct rtc_transport_stats rtc;
+};
+void sfu_get_stats(const struct sfu *s, struct sfu_stats *out);
+
+/* Per participant media counters for the API (0, or -ENOENT). */
+struct sfu_peer_info {
+    bool connected;
+    char remote[64];               /* selected address, "" before ICE */
+    bool publisher;
+    char viewing[ROOM_ID_LEN + 1]; /* viewers: whom, "" when the publisher left */
+    struct rtc_peer_stats stats;
+};
+int sfu_peer_info(const struct sfu *s, const char *participant_id, struct sfu_peer_info *out);
+
+#endif
