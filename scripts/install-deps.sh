@@ -8,7 +8,9 @@ pkgs=(build-essential cmake pkg-config clang
       libinih-dev libcmocka-dev libsrtp2-dev
       sip-tester sipsak baresip-core kamailio kamailio-tls-modules kamailio-websocket-modules
       linphone-cli stunnel4 ffmpeg curl sqlite3 python3 procps iproute2 openssl
-      chromium fonts-liberation)
+      chromium fonts-liberation
+      gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-nice
+      gir1.2-gstreamer-1.0 gir1.2-gst-plugins-bad-1.0 python3-gi)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
