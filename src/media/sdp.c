@@ -415,7 +415,9 @@ static int parse_attr(struct parse *p, str_t line, const char **why)
     }
     struct sdp_media *m = p->m;
     if (str_eq_cstr(name, "mid")) {
-        if (!copy_capped(m->mid, sizeof(m->mid), v) || !v.len) return *why = "bad a=mid", -1;
+        /* a token (RFC 5888): it is written space-separated in the BUNDLE group */
+        if (!copy_capped(m->mid, sizeof(m->mid), v) || !v.len || memchr(v.s, ' ', v.len) || memchr(v.s, '\t', v.len))
+            return *why = "bad a=mid", -1;
     } else if (str_eq_cstr(name, "sendrecv")) {
         m->dir = SDP_DIR_SENDRECV;
     } else if (str_eq_cstr(name, "sendonly")) {
