@@ -148,7 +148,7 @@ static bool ext_known(const char *uri) { return !strcmp(uri, SDP_EXT_MID) || !st
 struct parse {
     struct sdp_session *s;
     struct sdp_media *m;         /* current m-line, NULL at session level */
-    bool m_ufrag, m_pwd, m_fp, m_setup; /* set from a media level already */
+    bool m_ufrag, m_pwd, m_fp, m_setup; /* taken from a media level already (the first m-line having it wins) */
     bool fp_seen_other;          /* a fingerprint with another hash */
     bool has_bundle;
     char bundle[SDP_LINE_MAX];   /* the first BUNDLE group's mids */
@@ -184,7 +184,6 @@ static int parse_m_line(struct parse *p, str_t v, const char **why)
     struct sdp_media *m = &s->media[s->n_media++];
     memset(m, 0, sizeof(*m));
     p->m = m;
-    p->m_ufrag = p->m_pwd = p->m_fp = p->m_setup = false;
     str_t kind = next_word(&v), port = next_word(&v), proto = next_word(&v), fmts = str_trim(v), tail;
     uint64_t n;
     port = split_at(port, '/', &tail); /* port/count: the count does not matter to bundled media */
@@ -676,6 +675,7 @@ int sdp_answer_view(const struct sdp_session *offer, const struct sdp_session *p
 {
     const char *dummy;
     if (!why) why = &dummy;
+    if (!pub) return *why = "no publisher", -1;
     if (answer_session(answer, offer, local, why) != 0) return -1;
     bool used[SDP_MAX_MEDIA] = {false};
     size_t matched = 0;

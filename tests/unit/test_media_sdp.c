@@ -564,6 +564,25 @@ static void test_refusals(void **state)
     expect_publish_refused(f, t, n, "a publisher that only receives");
 }
 
+/* ICE/DTLS attributes at session level are overridden by the first m-line
+ * carrying them; later m-lines (the same under BUNDLE) do not count. */
+static void test_transport_attribute_levels(void **state)
+{
+    struct fx *f = *state;
+    char t[4096], v[4096];
+    size_t n = edit(t, sizeof(t), NULL,
+                    "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:b\r\na=ice-ufrag:late\r\na=setup:active\r\n"
+                    "a=sendonly\r\na=rtcp-mux\r\na=rtpmap:96 VP8/90000\r\n");
+    const char *m = strstr(t, "m=audio");
+    snprintf(v, sizeof(v), "%.*sa=ice-ufrag:sess\r\na=setup:active\r\n%.*s", (int)(m - t), t,
+             (int)(n - (size_t)(m - t)), m);
+    const char *why;
+    assert_int_equal(sdp_parse(v, strlen(v), &f->offer, &why), 0);
+    assert_string_equal(f->offer.ice_ufrag, "abcd");            /* first m-line's */
+    assert_int_equal(f->offer.setup, SDP_SETUP_ACTPASS);        /* first m-line's over the session's */
+    assert_false(f->offer.bundle);                              /* "b" is not in the group */
+}
+
 /* JSEP max-bundle: port 0 with a=bundle-only is in the BUNDLE, not rejected. */
 static void test_bundle_only(void **state)
 {
@@ -705,6 +724,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_view_answer_h264_profiles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_base_offer_is_accepted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transport_attribute_levels, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bundle_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_refuses_inconsistent, setup, teardown),
