@@ -37,6 +37,7 @@
 #define SDP_PWD_MAX 256          /* ice-pwd (RFC 8839: 22..256 chars) */
 #define SDP_FMTP_MAX 256
 #define SDP_URI_MAX 128
+#define SDP_LINE_MAX 1024        /* one offer line, without its line end; longer refuses the offer */
 
 enum sdp_kind { SDP_KIND_AUDIO, SDP_KIND_VIDEO, SDP_KIND_OTHER };
 enum sdp_dir { SDP_DIR_SENDRECV, SDP_DIR_SENDONLY, SDP_DIR_RECVONLY, SDP_DIR_INACTIVE };
@@ -88,6 +89,9 @@ struct sdp_media {
     char msid_stream[SDP_TOKEN_MAX];        /* a=msid:<stream> <track>, "" when absent */
     char msid_track[SDP_TOKEN_MAX];
     bool has_rids;              /* a=rid / a=simulcast present (simulcast: not supported yet) */
+    char fmt_token[SDP_TOKEN_MAX];  /* the m-line's formats when they are not payload types
+                                     * ("webrtc-datachannel"), "" for RTP m-lines */
+    bool bundle_only;           /* a=bundle-only: port 0 that means "in the BUNDLE", not rejected */
     /* Media-level transport attributes (with BUNDLE they are the same on
      * every m-line; the session copy below is what counts). */
 };
@@ -104,6 +108,12 @@ struct sdp_session {
     struct sdp_media media[SDP_MAX_MEDIA];
     size_t n_media;
 };
+
+/* src/sip/sdp.h (the GB/T 28181 SDP) already links a function named
+ * sdp_parse; this one is linked as msdp_parse so both libraries can sit in
+ * one program. Callers still write sdp_parse. A file cannot include both
+ * headers (struct sdp_session is in both). */
+#define sdp_parse msdp_parse
 
 /* Parses an offer (CRLF or LF line ends). 0, or -1 with *why a static
  * phrase for a 400 detail: not SDP, a line or value over its cap, too many
@@ -150,7 +160,16 @@ int sdp_answer_publish(const struct sdp_session *offer, const struct sdp_local *
 int sdp_answer_view(const struct sdp_session *offer, const struct sdp_session *pub, const struct sdp_local *local,
                     struct sdp_session *answer, const char **why);
 
-/* Writes the answer (CRLF line ends; the media lines in answer order, which
+/* In an answer the session-level fields describe our side, as the written
+ * text does: ice_ufrag/ice_pwd and fingerprint are local's, setup is
+ * passive, ice_lite and bundle are true; the browser's own credentials and
+ * fingerprint stay in the offer. Accepted m-lines have port 9 and exactly
+ * one codec; rejected ones port 0 and no codec. A publish answer keeps the
+ * publisher's SSRCs, repair SSRC and msid in its (recvonly) m-lines, which
+ * sdp_write does not print (they are the browser's, not ours); a view answer
+ * holds in each sendonly m-line the SSRC and msid we announce.
+ *
+ * Writes the answer (CRLF line ends; the media lines in answer order, which
  * is the offer's). Returns 0 or -1 when the struct is inconsistent. */
 int sdp_write(sbuf_t *out, const struct sdp_session *answer, const struct sdp_local *local);
 
