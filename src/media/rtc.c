@@ -144,7 +144,7 @@ static void peer_retire(struct rtc_peer *p)
     htable_remove(&t->by_ufrag, &p->by_ufrag);
     peer_unlink_addr(p);
     timer_stop(&t->timers, &p->tn);
-    if (p->conn) rtc_tcp_detach(p->conn);
+    rtc_tcp_peer_gone(p);
     p->conn = NULL;
     if (p->prev) p->prev->next = p->next;
     else t->peers = p->next;
@@ -280,9 +280,7 @@ static void select_path(struct rtc_peer *p, const struct sockaddr_storage *from,
 {
     struct rtc_transport *t = p->t;
     peer_unlink_addr(p);
-    if (p->conn && p->conn != conn) rtc_tcp_detach(p->conn);
     p->conn = conn;
-    if (conn) rtc_tcp_attach(conn, p);
     p->addr = *from;
     p->has_path = true;
     transport_addr_text(from, p->remote, sizeof(p->remote));
@@ -316,6 +314,8 @@ struct rtc_peer *rtc_on_stun(struct rtc_transport *t, const uint8_t *buf, size_t
     struct rtc_peer *p = NULL;
     if (cls == STUN_CLASS_REQUEST && stun_username_split(m.username, &local, &remote) == 0)
         p = peer_by_ufrag(t, local);
+    /* A connection speaks for the one peer it first authenticated for. */
+    if (p && conn && conn->peer && conn->peer != p) p = NULL;
     if (!p) {
         /* Strangers get no answer: a 401 to anyone who asks would make
          * the port a reflector. */
@@ -347,6 +347,7 @@ struct rtc_peer *rtc_on_stun(struct rtc_transport *t, const uint8_t *buf, size_t
     }
     t->stats.stun_ok++;
     p->consent_ms = now_ms(t);
+    if (conn) rtc_tcp_adopt(conn, p);
     bool same = p->has_path && transport_addr_equal(&p->addr, from) && p->conn == conn;
     if (!p->has_path || (info.use_candidate && !same)) select_path(p, from, conn);
     int rc = conn ? rtc_tcp_send(conn, out, outlen) : rtc_udp_send(t, from, out, outlen);
@@ -552,11 +553,12 @@ size_t rtc_transport_candidates(const struct rtc_transport *t, struct sdp_candid
 
 /* ---- transport lifetime */
 
-static void handle_closed(uv_handle_t *h)
+void rtc_handle_released(struct rtc_transport *t)
 {
-    struct rtc_transport *t = h->data;
     if (--t->open_handles == 0) free(t);
 }
+
+static void handle_closed(uv_handle_t *h) { rtc_handle_released(h->data); }
 
 void rtc_close_handle(struct rtc_transport *t, uv_handle_t *h)
 {
@@ -666,11 +668,17 @@ struct rtc_transport *rtc_transport_new(uv_loop_t *loop, const struct rtc_config
     t->udp.data = t;
     t->timer.data = t;
     t->open_handles = 2;
-    if (udp_open(t, &addr, err, errcap) != 0 || (c.tcp && rtc_tcp_open(t, &addr, err, errcap) != 0)) {
+    if (udp_open(t, &addr, err, errcap) != 0) {
         transport_finish_free(t);
         return NULL;
     }
-    t->tcp_enabled = c.tcp;
+    /* ICE-TCP on the same port number the UDP socket got. */
+    if (addr.ss_family == AF_INET) ((struct sockaddr_in *)&addr)->sin_port = htons(t->port);
+    else ((struct sockaddr_in6 *)&addr)->sin6_port = htons(t->port);
+    if (c.tcp && rtc_tcp_open(t, &addr, err, errcap) != 0) {
+        transport_finish_free(t);
+        return NULL;
+    }
     make_candidates(t, &addr, c.bind_ip);
     return t;
 }

@@ -14,8 +14,27 @@
 #define RTC_UFRAG_LEN 8
 #define RTC_PWD_LEN 24
 #define RTC_MAX_ADDRS 8         /* candidate addresses kept per transport */
+/* Bytes one ICE-TCP connection queues when the socket will not take a
+ * frame at once; frames that do not fit are dropped whole (never a partial
+ * frame: that would break the RFC 4571 framing). */
+#define RTC_TCP_QUEUE (32 * 1024)
 
-struct rtc_tcp_conn;
+/* One accepted ICE-TCP connection (RFC 6544 passive, RFC 4571 framing). */
+struct rtc_tcp_conn {
+    uv_tcp_t h;
+    struct rtc_transport *t;
+    struct rtc_tcp_conn *prev, *next;       /* t->tcp_conns */
+    struct rtc_peer *peer;                  /* the peer its first request authenticated for */
+    struct rtc_tcp_conn *pprev, *pnext;     /* peer->tcp_conns */
+    struct sockaddr_storage addr;
+    struct timer_node auth_timer;           /* closes it unless a request authenticates in time */
+    bool closing, writing;
+    size_t rlen;                            /* bytes in rbuf */
+    uint8_t rbuf[2 + RTC_MAX_PACKET];       /* one frame, length prefix included */
+    uv_write_t wreq;
+    size_t inflight, qlen;                  /* q[0..inflight) is being written, then queued bytes */
+    uint8_t q[RTC_TCP_QUEUE];
+};
 
 struct rtc_peer {
     struct rtc_transport *t;
@@ -32,6 +51,7 @@ struct rtc_peer {
     bool has_path;                  /* addr (and conn for ICE-TCP) is the selected path */
     struct sockaddr_storage addr;
     struct rtc_tcp_conn *conn;      /* the path is this ICE-TCP connection */
+    struct rtc_tcp_conn *tcp_conns; /* every connection authenticated for this peer */
     char remote[TRANSPORT_ADDR_TEXT];
     uint64_t created_ms, consent_ms;
     bool connected, dead;
@@ -49,7 +69,9 @@ struct rtc_transport {
     uint32_t open_handles;          /* t is freed when the last one closed */
     uint16_t port;
     bool tcp_enabled;
-    struct rtc_tcp *tcp;            /* rtc_tcp.c's state, NULL without ICE-TCP */
+    uv_tcp_t tcp;                   /* the ICE-TCP listener, when tcp_enabled */
+    struct rtc_tcp_conn *tcp_conns;
+    uint32_t ntcp_conns;
     struct htable by_ufrag, by_addr;
     struct timer_service timers;
     bool timers_dirty;
@@ -78,12 +100,17 @@ void rtc_peer_gone(struct rtc_peer *p, enum rtc_gone_reason why);
 void rtc_peer_timer_fired(struct timer_node *n, uint64_t now);
 void rtc_after_dispatch(struct rtc_transport *t);
 void rtc_close_handle(struct rtc_transport *t, uv_handle_t *h);
+/* A handle of t (counted in open_handles) finished closing; may free t. */
+void rtc_handle_released(struct rtc_transport *t);
 
 /* rtc_tcp.c: ICE-TCP passive (RFC 6544, RFC 4571 framing). */
 int rtc_tcp_open(struct rtc_transport *t, const struct sockaddr_storage *addr, char *err, size_t errcap);
 void rtc_tcp_free(struct rtc_transport *t);
+/* One frame on the connection: 0, or -1 when it was dropped. */
 int rtc_tcp_send(struct rtc_tcp_conn *c, const void *data, size_t len);
-void rtc_tcp_attach(struct rtc_tcp_conn *c, struct rtc_peer *p);
-void rtc_tcp_detach(struct rtc_tcp_conn *c);
+/* The connection's requests authenticated for p: it belongs to p now. */
+void rtc_tcp_adopt(struct rtc_tcp_conn *c, struct rtc_peer *p);
+/* p is going: its connections close. */
+void rtc_tcp_peer_gone(struct rtc_peer *p);
 
 #endif

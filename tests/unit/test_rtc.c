@@ -45,6 +45,12 @@ struct rec {
 
 struct client {
     uv_udp_t udp;
+    /* ICE-TCP instead of UDP when tcp_on (RFC 4571 frames both ways). */
+    bool tcp_on, tcp_connected, tcp_closed;
+    uv_tcp_t tcp;
+    uv_connect_t creq;
+    uint8_t tbuf[4096];
+    size_t tlen;
     struct sockaddr_storage self, server;
     struct dtls_context *ctx;
     struct dtls_session *dtls;
@@ -94,6 +100,11 @@ static struct rtc_transport_stats stats(struct env *e)
 static int client_send(void *user, const void *data, size_t len)
 {
     struct client *c = user;
+    if (c->tcp_on) {
+        uint8_t hdr[2] = {(uint8_t)(len >> 8), (uint8_t)len};
+        uv_buf_t b[2] = {uv_buf_init((char *)hdr, 2), uv_buf_init((char *)data, (unsigned)len)};
+        return uv_try_write((uv_stream_t *)&c->tcp, b, 2) == (int)(len + 2) ? 0 : -1;
+    }
     uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
     return uv_udp_try_send(&c->udp, &b, 1, (const struct sockaddr *)&c->server) < 0 ? -1 : 0;
 }
@@ -121,12 +132,9 @@ static void client_on_dtls(struct client *c, const uint8_t *buf, size_t len)
     }
 }
 
-static void client_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *buf, const struct sockaddr *addr, unsigned flags)
+/* One datagram or frame, in c->rx. */
+static void client_packet(struct client *c, size_t len)
 {
-    (void)buf, (void)flags;
-    struct client *c = h->data;
-    if (n <= 0 || !addr) return;
-    size_t len = (size_t)n;
     media_demux_kind_t k = media_demux_kind(c->rx[0]);
     if (k == MEDIA_DEMUX_STUN) {
         memcpy(c->stun, c->rx, len);
@@ -145,6 +153,51 @@ static void client_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *buf, const struc
         c->media_len = len;
         c->media_count++;
     }
+}
+
+static void client_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *buf, const struct sockaddr *addr, unsigned flags)
+{
+    (void)buf, (void)flags;
+    struct client *c = h->data;
+    if (n <= 0 || !addr) return;
+    client_packet(c, (size_t)n);
+}
+
+static void client_tcp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    struct client *c = h->data;
+    *buf = uv_buf_init((char *)c->tbuf + c->tlen, (unsigned)(sizeof(c->tbuf) - c->tlen));
+}
+
+static void client_tcp_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    (void)buf;
+    struct client *c = s->data;
+    if (n < 0) {
+        c->tcp_closed = true;
+        uv_read_stop(s);
+        return;
+    }
+    c->tlen += (size_t)n;
+    size_t off = 0;
+    while (c->tlen - off >= 2) {
+        size_t flen = (size_t)c->tbuf[off] << 8 | c->tbuf[off + 1];
+        if (c->tlen - off < 2 + flen) break;
+        memcpy(c->rx, c->tbuf + off + 2, flen);
+        off += 2 + flen;
+        client_packet(c, flen);
+    }
+    memmove(c->tbuf, c->tbuf + off, c->tlen - off);
+    c->tlen -= off;
+}
+
+static void client_tcp_connected(uv_connect_t *req, int status)
+{
+    struct client *c = req->data;
+    assert_int_equal(status, 0);
+    c->tcp_connected = true;
+    assert_int_equal(uv_read_start((uv_stream_t *)&c->tcp, client_tcp_alloc, client_tcp_read), 0);
 }
 
 static void on_tick(uv_timer_t *h)
@@ -245,6 +298,7 @@ static void env_stop(struct env *e)
     msrtp_free(e->c.out);
     dtls_context_free(e->c.ctx);
     uv_close((uv_handle_t *)&e->c.udp, NULL);
+    if (e->c.tcp_on) uv_close((uv_handle_t *)&e->c.tcp, NULL);
     uv_close((uv_handle_t *)&e->tick, NULL);
     uv_run(&e->loop, UV_RUN_DEFAULT);
     /* Every handle of the transport closed: it freed itself. */
@@ -676,6 +730,133 @@ static void test_free_inside_gone(void **state)
     env_stop(&e);
 }
 
+/* Switches the client to ICE-TCP: connects to the transport's port. */
+static void tcp_connect(struct env *e)
+{
+    struct client *c = &e->c;
+    c->tcp_on = true;
+    c->tcp_connected = c->tcp_closed = false;
+    c->tlen = 0;
+    uv_tcp_init(&e->loop, &c->tcp);
+    c->tcp.data = c;
+    c->creq.data = c;
+    assert_int_equal(uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&c->server, client_tcp_connected), 0);
+    WAIT_FOR(e, c->tcp_connected);
+    int len = sizeof(c->self);
+    assert_int_equal(uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&c->self, &len), 0);
+}
+
+static void test_ice_tcp(void **state)
+{
+    (void)state;
+    struct env e;
+    struct rtc_config cfg = local_cfg();
+    cfg.tcp = true;
+    env_start(&e, &cfg);
+    struct sdp_candidate cand[4];
+    assert_int_equal(rtc_transport_candidates(e.t, cand, 4), 2);
+    assert_false(cand[0].tcp);
+    assert_true(cand[1].tcp);
+    assert_int_equal(cand[1].port, rtc_transport_port(e.t));
+
+    tcp_connect(&e);
+    WAIT_FOR(&e, stats(&e).tcp_connections == 1);
+    struct rtc_peer *p = connect_peer(&e);
+    stun_msg_t m;
+    assert_int_equal(stun_parse(e.c.stun, e.c.stun_len, &m, NULL), STUN_PARSE_OK);
+    assert_int_equal(m.type, STUN_BINDING_SUCCESS);
+    char want[64];
+    snprintf(want, sizeof(want), "127.0.0.1:%u", ntohs(((struct sockaddr_in *)&e.c.self)->sin_port));
+    assert_string_equal(rtc_peer_remote(p), want);
+
+    uint8_t plain[256], buf[256 + RTC_SEND_SLACK];
+    size_t n = make_rtp(plain, 1, "over tcp");
+    memcpy(buf, plain, n);
+    size_t len = n;
+    assert_int_equal(msrtp_protect_rtp(e.c.out, buf, &len, sizeof(buf)), 0);
+    send_raw(&e, buf, len);
+    WAIT_FOR(&e, e.rec.rtp == 1);
+    assert_memory_equal(e.rec.rtp_pkt, plain, n);
+    n = make_rtp(plain, 2, "back over tcp");
+    memcpy(buf, plain, n);
+    assert_int_equal(rtc_peer_send_rtp(p, buf, n), 0);
+    WAIT_FOR(&e, e.c.media_count == 1);
+    assert_memory_equal(e.c.media, plain, n);
+
+    /* The peer going closes its connection. */
+    rtc_peer_close(p);
+    WAIT_FOR(&e, e.c.tcp_closed);
+    assert_int_equal(e.rec.gone, 0);
+    env_stop(&e);
+}
+
+static void tcp_handle_closed(uv_handle_t *h) { *(bool *)h->data = true; }
+
+/* Closes the client's connection and waits until libuv let go of it. */
+static void tcp_drop(struct env *e)
+{
+    bool done = false;
+    e->c.tcp.data = &done;
+    uv_close((uv_handle_t *)&e->c.tcp, tcp_handle_closed);
+    WAIT_FOR(e, done);
+    e->c.tcp_on = false;
+}
+
+static void test_ice_tcp_refused(void **state)
+{
+    (void)state;
+    struct env e;
+    struct rtc_config cfg = local_cfg();
+    cfg.tcp = true;
+    cfg.max_peers = 1;
+    env_start(&e, &cfg);
+    struct rtc_peer *p = new_peer(&e, NULL);
+
+    /* A first frame that is not STUN. */
+    tcp_connect(&e);
+    static const uint8_t junk[] = {0x80, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1};
+    send_raw(&e, junk, sizeof(junk));
+    WAIT_FOR(&e, e.c.tcp_closed);
+    tcp_drop(&e);
+
+    /* A Binding request for nobody. */
+    tcp_connect(&e);
+    uint8_t tid[STUN_TID_LEN];
+    send_binding(&e, "nosuchuf", rtc_peer_pwd(p), true, tid);
+    WAIT_FOR(&e, e.c.tcp_closed);
+    assert_int_equal(e.c.stun_count, 0);
+    tcp_drop(&e);
+
+    /* A frame longer than any packet. */
+    tcp_connect(&e);
+    static const uint8_t huge[] = {0xff, 0xff, 0, 1};
+    uv_buf_t b = uv_buf_init((char *)huge, sizeof(huge));
+    assert_int_equal(uv_try_write((uv_stream_t *)&e.c.tcp, &b, 1), (int)sizeof(huge));
+    WAIT_FOR(&e, e.c.tcp_closed);
+    tcp_drop(&e);
+    assert_int_equal(stats(&e).dropped_garbage, 2);
+
+    /* Over the cap (max_peers = 1): with one connection held, a second one
+     * is closed at once. */
+    tcp_connect(&e);
+    ice(&e, p);
+    struct client c2;
+    memset(&c2, 0, sizeof(c2));
+    uv_tcp_init(&e.loop, &c2.tcp);
+    c2.tcp.data = &c2;
+    c2.creq.data = &c2;
+    assert_int_equal(uv_tcp_connect(&c2.creq, &c2.tcp, (const struct sockaddr *)&e.c.server, client_tcp_connected), 0);
+    WAIT_FOR(&e, c2.tcp_closed);
+    assert_false(e.c.tcp_closed);
+    bool done = false;
+    c2.tcp.data = &done;
+    uv_close((uv_handle_t *)&c2.tcp, tcp_handle_closed);
+    WAIT_FOR(&e, done);
+    assert_int_equal(stats(&e).tcp_connections, 4);
+    assert_int_equal(e.rec.connected, 0);
+    env_stop(&e);
+}
+
 static void test_candidates(void **state)
 {
     (void)state;
@@ -746,6 +927,8 @@ int main(void)
         cmocka_unit_test(test_max_peers),
         cmocka_unit_test(test_free_with_live_peers),
         cmocka_unit_test(test_free_inside_gone),
+        cmocka_unit_test(test_ice_tcp),
+        cmocka_unit_test(test_ice_tcp_refused),
         cmocka_unit_test(test_candidates),
         cmocka_unit_test(test_reason_names),
     };
