@@ -166,7 +166,7 @@ void rtc_peer_gone(struct rtc_peer *p, enum rtc_gone_reason why)
     log_info("rtc: peer %s (%s) gone: %s", p->ufrag, p->remote[0] ? p->remote : "no path", rtc_gone_reason_name(why));
     t->depth++;
     p->dead = true;  /* a close from inside gone is a no-op */
-    if (t->cb.gone) t->cb.gone(t->cb.user, p, why);
+    if (t->cb.gone && !t->freeing) t->cb.gone(t->cb.user, p, why);
     t->depth--;
     peer_retire(p);
     rtc_after_dispatch(t);
@@ -289,6 +289,7 @@ static void select_path(struct rtc_peer *p, const struct sockaddr_storage *from,
         if (other) {
             peer_unlink_addr(other);
             other->has_path = false;
+            other->remote[0] = '\0';
         }
         htable_insert(&t->by_addr, &p->by_addr, addr_hash(from));
     }
@@ -376,7 +377,7 @@ static void dtls_established(struct rtc_peer *p)
     t->stats.dtls_handshakes++;
     peer_arm(p);
     log_debug("rtc: peer %s connected via %s", p->ufrag, p->remote);
-    if (t->cb.connected) t->cb.connected(t->cb.user, p);
+    if (t->cb.connected && !t->freeing) t->cb.connected(t->cb.user, p);
 }
 
 void rtc_on_dtls(struct rtc_transport *t, struct rtc_peer *p, const uint8_t *buf, size_t len)
@@ -421,6 +422,8 @@ void rtc_on_srtp(struct rtc_transport *t, struct rtc_peer *p, uint8_t *buf, size
         if (st != MSRTP_ERR_REPLAY) rtc_refuse_log(t, from, rtcp ? "SRTCP that does not unprotect" : "SRTP that does not unprotect");
         return;
     }
+    /* A transport freed from a callback says nothing more. */
+    if (t->freeing) return;
     if (rtcp) {
         p->st.rtcp_in++;
         if (t->cb.rtcp) t->cb.rtcp(t->cb.user, p, buf, n);
