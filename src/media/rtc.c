@@ -274,6 +274,22 @@ static struct rtc_peer *peer_by_addr(struct rtc_transport *t, const struct socka
     return NULL;
 }
 
+/* On a dual-stack socket IPv4 peers appear as ::ffff:a.b.c.d; the browser
+ * knows its address as IPv4, so XOR-MAPPED-ADDRESS says it that way. */
+static void unmap_v4(const struct sockaddr_storage *from, struct sockaddr_storage *out)
+{
+    *out = *from;
+    const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)from;
+    if (from->ss_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) return;
+    struct sockaddr_in v4;
+    memset(&v4, 0, sizeof(v4));
+    v4.sin_family = AF_INET;
+    v4.sin_port = v6->sin6_port;
+    memcpy(&v4.sin_addr, v6->sin6_addr.s6_addr + 12, 4);
+    memset(out, 0, sizeof(*out));
+    memcpy(out, &v4, sizeof(v4));
+}
+
 /* The pair the browser nominated (or first proved) becomes the path. A
  * source another peer held moves to this one: the nomination is newer. */
 static void select_path(struct rtc_peer *p, const struct sockaddr_storage *from, struct rtc_tcp_conn *conn)
@@ -328,8 +344,10 @@ struct rtc_peer *rtc_on_stun(struct rtc_transport *t, const uint8_t *buf, size_t
     uint8_t out[STUN_MAX_MESSAGE];
     size_t outlen = 0;
     stun_ice_info_t info;
-    int v = stun_ice_lite_answer(buf, len, (const struct sockaddr *)from, p->ufrag, p->pwd, out, sizeof(out), &outlen,
-                                 &info);
+    struct sockaddr_storage mapped;
+    unmap_v4(from, &mapped);
+    int v = stun_ice_lite_answer(buf, len, (const struct sockaddr *)&mapped, p->ufrag, p->pwd, out, sizeof(out),
+                                 &outlen, &info);
     if (v == STUN_ICE_SUCCESS && p->remote_ufrag[0] &&
         (info.remote_ufrag.len != strlen(p->remote_ufrag) ||
          memcmp(info.remote_ufrag.p, p->remote_ufrag, info.remote_ufrag.len) != 0)) {

@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <uv.h>
 
@@ -903,6 +905,33 @@ static void test_address_moves_to_newer_peer(void **state)
     env_stop(&e);
 }
 
+/* Bound to "::" (dual stack), an IPv4 client is told its IPv4 address. */
+static void test_dual_stack_maps_ipv4(void **state)
+{
+    (void)state;
+    int fd = socket(AF_INET6, SOCK_DGRAM, 0);
+    if (fd < 0) skip();
+    close(fd);
+    struct env e;
+    struct rtc_config cfg = local_cfg();
+    cfg.bind_ip = "::";
+    env_start(&e, &cfg);
+    struct rtc_peer *p = new_peer(&e, NULL);
+    ice(&e, p);
+    stun_msg_t m;
+    assert_int_equal(stun_parse(e.c.stun, e.c.stun_len, &m, NULL), STUN_PARSE_OK);
+    assert_int_equal(m.type, STUN_BINDING_SUCCESS);
+    const struct sockaddr_in *got = (const struct sockaddr_in *)&m.xor_mapped;
+    const struct sockaddr_in *self = (const struct sockaddr_in *)&e.c.self;
+    assert_int_equal(got->sin_family, AF_INET);
+    assert_int_equal(got->sin_addr.s_addr, self->sin_addr.s_addr);
+    assert_int_equal(got->sin_port, self->sin_port);
+    /* DTLS and media flow over the mapped path as well. */
+    dtls_start(&e);
+    WAIT_FOR(&e, e.rec.connected == 1);
+    env_stop(&e);
+}
+
 static void test_candidates(void **state)
 {
     (void)state;
@@ -975,6 +1004,7 @@ int main(void)
         cmocka_unit_test(test_free_inside_gone),
         cmocka_unit_test(test_close_from_rtp_callback),
         cmocka_unit_test(test_address_moves_to_newer_peer),
+        cmocka_unit_test(test_dual_stack_maps_ipv4),
         cmocka_unit_test(test_ice_tcp),
         cmocka_unit_test(test_ice_tcp_refused),
         cmocka_unit_test(test_candidates),
