@@ -1,0 +1,898 @@
+/* sfu.c — the SFU (sfu.h): glue between the room state machine (room.h),
+ * the WebRTC transport (rtc.h), offer/answer (sdp.h) and the per-packet
+ * rules (forward.h). It owns one room registry, one transport, a 1 s timer
+ * (room grace closes, RR + REMB to publishers, NACK retries, freeing retired
+ * peers) and a struct sfu_peer per participant, found by id in a
+ * base/htable and attached to its rtc_peer as user data.
+ *
+ * A peer's life: made by sfu_publish/sfu_view with the participant pending
+ * in its room; announced (confirmed, streams published, subscription made)
+ * when the transport says connected. Every way out — leave, kick, room
+ * close, shutdown, gone, a rejoin replacing it — ends in peer_retire, which
+ * detaches it from streams and viewers at once, and parks it on the zombie
+ * list; zombie_sweep closes its rtc_peer (if the transport has not freed it)
+ * and frees it. The sweep runs only outside transport callbacks (API calls
+ * and the timer), so a callback never sees its own peer closed under it,
+ * and a zombie's late callbacks find a retired peer and do nothing.
+ *
+ * Room events arrive synchronously inside room_* calls: a left event retires
+ * the peer (that is how a rejoin, a room close or a shutdown reach us),
+ * subscription_dropped detaches a viewer from a publisher going away. Both
+ * only touch sfu.c's own structures, as room.h requires.
+ *
+ * Per packet nothing is allocated: a publisher's RTP is parsed, cached and
+ * copied per viewer into a stack buffer (forward_prepare) and protected
+ * there by the transport. */
+#include "media/sfu.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/rand.h>
+
+#include "base/htable.h"
+#include "base/log.h"
+#include "base/str.h"
+#include "base/timer.h" /* container_of */
+#include "media/forward.h"
+#include "media/sdp.h"
+
+#define SFU_TICK_MS 1000
+#define SFU_NACK_RETRY_MS 100  /* a NACKed packet is asked again after this (no RTT estimate yet) */
+#define SFU_CNAME "cascade"
+#define SFU_BUF (RTC_MAX_PACKET + RTC_SEND_SLACK)
+
+struct sfu_peer;
+
+struct sfu_sink {
+    struct fwd_sink fk;
+    struct sfu_stream *st;
+    struct sfu_peer *viewer;
+    struct sfu_sink *prev, *next; /* in st->sinks */
+};
+
+struct sfu_stream {
+    struct sfu_peer *pub;
+    size_t media_index;           /* its m-line in pub->answer */
+    char id[ROOM_TEXT_MAX + 1];   /* announced stream id: the mid */
+    char mid[SDP_TOKEN_MAX];
+    enum room_stream_kind kind;
+    uint8_t mid_ext;              /* the publisher's mid extension id, to learn an unsignaled SSRC */
+    struct fwd_stream fs;
+    struct sfu_sink *sinks;
+};
+
+struct sfu_peer {
+    struct hnode by_id;
+    struct sfu *s;
+    struct rtc_peer *rtc;         /* NULL once the transport reported it gone */
+    char id[ROOM_ID_LEN + 1];
+    char room[ROOM_NAME_MAX + 1];
+    bool publisher, connected, confirmed, retired;
+    struct sfu_peer *prev, *next; /* s->peers while live, s->zombies once retired */
+    /* publisher */
+    struct sdp_session *answer;   /* what viewers' answers are made against */
+    struct sfu_stream *streams;
+    size_t n_streams;
+    struct sfu_peer *viewers;     /* through v_prev/v_next */
+    /* viewer */
+    struct sfu_peer *viewing;
+    struct sfu_peer *v_prev, *v_next;
+    bool subscribed;
+    struct sfu_sink sinks[SDP_MAX_MEDIA];
+    size_t n_sinks;
+};
+
+struct sfu {
+    uv_loop_t *loop;
+    struct sfu_config cfg;
+    struct event_bus *bus;
+    struct room_registry *rooms;
+    struct rtc_transport *rtc;
+    uv_timer_t timer;
+    struct htable by_id;
+    struct sfu_peer *head, *tail; /* live peers, oldest first */
+    struct sfu_peer *zombies;
+    uint32_t publishers, viewers;
+    uint32_t rtcp_ssrc;           /* our sender SSRC in RTCP to publishers */
+    uint64_t rtp_forwarded, rtp_dropped, nacks_answered, nacks_forwarded, plis_sent;
+};
+
+static uint64_t now_ms(const struct sfu *s) { return uv_now(s->loop); }
+
+void sfu_config_default(struct sfu_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->rtc.bind_ip = "127.0.0.1";
+    cfg->rtc.connect_timeout_ms = 15000;
+    cfg->rtc.consent_timeout_ms = 30000;
+    cfg->rtc.max_peers = 5000;
+    room_config_default(&cfg->rooms);
+    cfg->pli_interval_ms = 1000;
+    cfg->remb_bps = 2500000;
+    cfg->nack_cache_ms = 1000;
+}
+
+/* ---- peers by id ---- */
+
+static uint32_t id_hash(const char *id) { return str_hash(str_from_cstr(id)); }
+
+static struct sfu_peer *peer_find(const struct sfu *s, const char *id)
+{
+    if (!id) return NULL;
+    for (struct hnode *n = htable_first(&s->by_id, id_hash(id)); n; n = htable_next(n)) {
+        struct sfu_peer *p = container_of(n, struct sfu_peer, by_id);
+        if (strcmp(p->id, id) == 0) return p;
+    }
+    return NULL;
+}
+
+static void live_append(struct sfu *s, struct sfu_peer *p)
+{
+    p->prev = s->tail;
+    p->next = NULL;
+    if (s->tail)
+        s->tail->next = p;
+    else
+        s->head = p;
+    s->tail = p;
+}
+
+static void live_unlink(struct sfu *s, struct sfu_peer *p)
+{
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        s->head = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    else
+        s->tail = p->prev;
+    p->prev = p->next = NULL;
+}
+
+/* ---- attaching viewers to publishers ---- */
+
+static void sink_unlink(struct sfu_sink *k)
+{
+    if (k->prev)
+        k->prev->next = k->next;
+    else
+        k->st->sinks = k->next;
+    if (k->next) k->next->prev = k->prev;
+    k->prev = k->next = NULL;
+    k->st = NULL;
+}
+
+/* The viewer stops receiving its publisher (it stays connected). */
+static void viewer_detach(struct sfu_peer *v)
+{
+    for (size_t i = 0; i < v->n_sinks; i++)
+        if (v->sinks[i].st) sink_unlink(&v->sinks[i]);
+    v->n_sinks = 0;
+    struct sfu_peer *pub = v->viewing;
+    if (!pub) return;
+    if (v->v_prev)
+        v->v_prev->v_next = v->v_next;
+    else
+        pub->viewers = v->v_next;
+    if (v->v_next) v->v_next->v_prev = v->v_prev;
+    v->v_prev = v->v_next = NULL;
+    v->viewing = NULL;
+    v->subscribed = false;
+}
+
+static void viewer_attach(struct sfu_peer *v, struct sfu_peer *pub, const struct sdp_session *view)
+{
+    int map[SDP_MAX_MEDIA];
+    forward_match_view(pub->answer, view, map);
+    for (size_t i = 0; i < view->n_media && i < SDP_MAX_MEDIA; i++) {
+        if (map[i] < 0) continue;
+        struct sfu_stream *st = NULL;
+        for (size_t j = 0; j < pub->n_streams && !st; j++)
+            if (pub->streams[j].media_index == (size_t)map[i]) st = &pub->streams[j];
+        const struct sdp_codec *c = sdp_media_codec(&view->media[i]);
+        if (!st || !c) continue;
+        struct sfu_sink *k = &v->sinks[v->n_sinks++];
+        forward_sink_from_media(&k->fk, c->pt, &pub->answer->media[st->media_index], &view->media[i]);
+        k->st = st;
+        k->viewer = v;
+        k->prev = NULL;
+        k->next = st->sinks;
+        if (st->sinks) st->sinks->prev = k;
+        st->sinks = k;
+    }
+    v->viewing = pub;
+    v->v_prev = NULL;
+    v->v_next = pub->viewers;
+    if (pub->viewers) pub->viewers->v_prev = v;
+    pub->viewers = v;
+}
+
+static void streams_free(struct sfu_peer *p)
+{
+    for (size_t i = 0; i < p->n_streams; i++) forward_stream_free(&p->streams[i].fs);
+    free(p->streams);
+    p->streams = NULL;
+    p->n_streams = 0;
+    free(p->answer);
+    p->answer = NULL;
+}
+
+/* Out of every structure but the zombie list; idempotent. */
+static void peer_retire(struct sfu_peer *p)
+{
+    struct sfu *s = p->s;
+    if (p->retired) return;
+    p->retired = true;
+    htable_remove(&s->by_id, &p->by_id);
+    live_unlink(s, p);
+    if (p->publisher) {
+        while (p->viewers) viewer_detach(p->viewers);
+        streams_free(p);
+        s->publishers--;
+    } else {
+        viewer_detach(p);
+        s->viewers--;
+    }
+    p->next = s->zombies;
+    s->zombies = p;
+}
+
+/* Closes and frees retired peers. Never from inside a transport callback. */
+static void zombie_sweep(struct sfu *s)
+{
+    while (s->zombies) {
+        struct sfu_peer *p = s->zombies;
+        s->zombies = p->next;
+        if (p->rtc) {
+            rtc_peer_set_user(p->rtc, NULL);
+            rtc_peer_close(p->rtc);
+        }
+        free(p);
+    }
+}
+
+/* ---- room events ---- */
+
+static void on_room_event(void *user, const struct room_event *ev)
+{
+    struct sfu *s = user;
+    if (s->bus) room_event_publish(s->bus, ev);
+    if (ev->type == ROOM_EV_LEFT) {
+        struct sfu_peer *p = peer_find(s, ev->participant_id);
+        if (p) peer_retire(p);
+    }
+}
+
+static void on_subscription_dropped(void *user, const char *room, const char *viewer_id, const char *publisher_id)
+{
+    (void)room;
+    struct sfu_peer *v = peer_find(user, viewer_id);
+    if (v && v->viewing && strcmp(v->viewing->id, publisher_id) == 0) viewer_detach(v);
+}
+
+/* ---- sending ---- */
+
+static bool can_send(const struct sfu_peer *p) { return p && !p->retired && p->rtc && p->connected; }
+
+static void send_rtcp(struct sfu_peer *p, uint8_t *buf, int len)
+{
+    if (len > 0 && can_send(p)) rtc_peer_send_rtcp(p->rtc, buf, (size_t)len);
+}
+
+/* One packet of the sink's stream to its viewer, in the viewer's terms. */
+static bool send_to_sink(struct sfu *s, const struct sfu_sink *k, const uint8_t *pkt, size_t len)
+{
+    uint8_t buf[SFU_BUF];
+    if (!can_send(k->viewer)) return false;
+    int n = forward_prepare(&k->fk, pkt, len, buf, RTC_MAX_PACKET);
+    if (n < 0 || rtc_peer_send_rtp(k->viewer->rtc, buf, (size_t)n) < 0) {
+        s->rtp_dropped++;
+        return false;
+    }
+    return true;
+}
+
+static void send_keyframe_requests(struct sfu *s, struct sfu_peer *pub, uint64_t now)
+{
+    if (!can_send(pub)) return;
+    for (size_t i = 0; i < pub->n_streams; i++) {
+        struct sfu_stream *st = &pub->streams[i];
+        if (st->kind != ROOM_STREAM_VIDEO) continue;
+        uint8_t buf[SFU_BUF];
+        int n = forward_stream_keyframe(&st->fs, now, s->cfg.pli_interval_ms, s->rtcp_ssrc, buf, RTC_MAX_PACKET);
+        if (n > 0) {
+            send_rtcp(pub, buf, n);
+            s->plis_sent++;
+        }
+    }
+}
+
+static void send_nack(struct sfu *s, struct sfu_stream *st, uint64_t now)
+{
+    uint8_t buf[SFU_BUF];
+    int n = forward_stream_nack(&st->fs, now, SFU_NACK_RETRY_MS, s->rtcp_ssrc, buf, RTC_MAX_PACKET);
+    send_rtcp(st->pub, buf, n);
+}
+
+/* ---- transport callbacks ---- */
+
+static struct sfu_peer *live_peer(struct rtc_peer *rp)
+{
+    struct sfu_peer *p = rtc_peer_user(rp);
+    return p && !p->retired ? p : NULL;
+}
+
+static void subscribe(struct sfu *s, struct sfu_peer *v)
+{
+    if (v->subscribed || !v->confirmed || !v->viewing || !v->viewing->confirmed) return;
+    int rc = room_subscribe(s->rooms, v->id, v->viewing->id);
+    if (rc == 0 || rc == -EEXIST)
+        v->subscribed = true;
+    else
+        log_warn("sfu: %s cannot subscribe to %s: %s", v->id, v->viewing->id, strerror(-rc));
+}
+
+static void publish_streams(struct sfu *s, struct sfu_peer *p, uint64_t now)
+{
+    for (size_t i = 0; i < p->n_streams; i++) {
+        int rc = room_publish(s->rooms, p->id, p->streams[i].id, p->streams[i].kind, now);
+        if (rc < 0) log_warn("sfu: %s cannot publish stream %s: %s", p->id, p->streams[i].id, strerror(-rc));
+    }
+}
+
+static void on_connected(void *user, struct rtc_peer *rp)
+{
+    struct sfu *s = user;
+    struct sfu_peer *p = live_peer(rp);
+    if (!p || p->connected) return;
+    uint64_t now = now_ms(s);
+    p->connected = true;
+    int rc = room_participant_confirm(s->rooms, p->id, now);
+    if (rc < 0 && rc != -EALREADY) { /* it left the room meanwhile (closed, replaced): closed at the next sweep */
+        peer_retire(p);
+        return;
+    }
+    p->confirmed = true;
+    if (p->publisher) {
+        publish_streams(s, p, now);
+        for (struct sfu_peer *v = p->viewers; v; v = v->v_next) subscribe(s, v);
+        if (p->viewers) send_keyframe_requests(s, p, now);
+    } else if (p->viewing) {
+        subscribe(s, p);
+        send_keyframe_requests(s, p->viewing, now);
+    }
+}
+
+static struct sfu_stream *stream_by_ssrc(struct sfu_peer *p, uint32_t ssrc)
+{
+    for (size_t i = 0; i < p->n_streams; i++)
+        if (p->streams[i].fs.cfg.ssrc == ssrc && ssrc) return &p->streams[i];
+    return NULL;
+}
+
+/* An SSRC the offer did not name: the stream whose mid the packet carries
+ * (BUNDLE demux, RFC 8843 §9.2), or the only one still waiting for its SSRC
+ * with this payload type. The payload type must be the stream's, so an RTX
+ * or FEC SSRC is never taken for the media one. */
+static struct sfu_stream *stream_learn(struct sfu_peer *p, const uint8_t *pkt, const struct fwd_rtp *h)
+{
+    struct sfu_stream *hit = NULL;
+    for (size_t i = 0; i < p->n_streams && !hit; i++) {
+        struct sfu_stream *st = &p->streams[i];
+        size_t vlen = 0;
+        const uint8_t *mid = st->mid_ext ? forward_rtp_ext(pkt, h, st->mid_ext, &vlen) : NULL;
+        if (mid && vlen == strlen(st->mid) && memcmp(mid, st->mid, vlen) == 0 && h->pt == st->fs.cfg.pt) hit = st;
+    }
+    for (size_t i = 0; i < p->n_streams && !hit; i++) {
+        struct sfu_stream *st = &p->streams[i];
+        if (!st->fs.cfg.ssrc && h->pt == st->fs.cfg.pt) hit = st;
+    }
+    if (hit) {
+        log_info("sfu: %s stream %s is SSRC %08x", p->id, hit->id, h->ssrc);
+        forward_stream_set_ssrc(&hit->fs, h->ssrc);
+    }
+    return hit;
+}
+
+static void on_rtp(void *user, struct rtc_peer *rp, uint8_t *pkt, size_t len)
+{
+    struct sfu *s = user;
+    struct sfu_peer *p = live_peer(rp);
+    struct fwd_rtp h;
+    if (!p || !p->publisher || len > RTC_MAX_PACKET || forward_rtp_parse(pkt, len, &h) < 0) {
+        s->rtp_dropped++;
+        return;
+    }
+    struct sfu_stream *st = stream_by_ssrc(p, h.ssrc);
+    if (!st) st = stream_learn(p, pkt, &h);
+    if (!st || h.pt != st->fs.cfg.pt) { /* unknown SSRC, or RTX/FEC we did not negotiate */
+        s->rtp_dropped++;
+        return;
+    }
+    uint64_t now = now_ms(s);
+    if (forward_stream_receive(&st->fs, pkt, len, &h, now) == FWD_DUPLICATE) {
+        s->rtp_dropped++;
+        return;
+    }
+    if (st->fs.n_missing) send_nack(s, st, now);
+    for (struct sfu_sink *k = st->sinks; k; k = k->next)
+        if (send_to_sink(s, k, pkt, len)) s->rtp_forwarded++;
+}
+
+static struct fwd_stream *find_pub_stream(void *arg, uint32_t ssrc, void **tag)
+{
+    struct sfu_stream *st = stream_by_ssrc(arg, ssrc);
+    *tag = st;
+    return st ? &st->fs : NULL;
+}
+
+static struct fwd_stream *find_viewer_stream(void *arg, uint32_t ssrc, void **tag)
+{
+    struct sfu_peer *v = arg;
+    for (size_t i = 0; i < v->n_sinks; i++) {
+        struct sfu_sink *k = &v->sinks[i];
+        if (k->st && ssrc && k->st->fs.cfg.ssrc == ssrc) {
+            *tag = k;
+            return &k->st->fs;
+        }
+    }
+    return NULL;
+}
+
+static struct sfu_stream *stream_of(struct sfu_peer *pub, const struct fwd_stream *fs)
+{
+    for (size_t i = 0; i < pub->n_streams; i++)
+        if (&pub->streams[i].fs == fs) return &pub->streams[i];
+    return NULL;
+}
+
+/* SRs go on to every viewer, each copy protected for that viewer. */
+static void publisher_rtcp(struct sfu_peer *p, const uint8_t *pkt, size_t len, uint64_t now)
+{
+    uint8_t srs[SFU_BUF], buf[SFU_BUF];
+    int n = forward_publisher_rtcp(pkt, len, find_pub_stream, p, now, srs, RTC_MAX_PACKET);
+    if (n <= 0) return;
+    for (struct sfu_peer *v = p->viewers; v; v = v->v_next) {
+        if (!can_send(v)) continue;
+        memcpy(buf, srs, (size_t)n);
+        rtc_peer_send_rtcp(v->rtc, buf, (size_t)n);
+    }
+}
+
+/* NACKs answered from the caches, misses and key frame requests passed to
+ * the publisher; reports and REMB consumed. */
+static void viewer_rtcp(struct sfu *s, struct sfu_peer *v, const uint8_t *pkt, size_t len, uint64_t now)
+{
+    struct sfu_peer *pub = v->viewing;
+    if (!pub) return;
+    struct fwd_viewer_rtcp fb;
+    forward_viewer_rtcp(pkt, len, find_viewer_stream, v, now, s->cfg.pli_interval_ms, &fb);
+    for (size_t i = 0; i < fb.n_resend; i++) {
+        size_t clen = 0;
+        const uint8_t *c = forward_stream_cached(fb.resend[i].st, fb.resend[i].seq, &clen);
+        if (c && send_to_sink(s, fb.resend[i].tag, c, clen)) s->nacks_answered++;
+    }
+    for (size_t i = 0; i < fb.n_upstream; i++) {
+        struct sfu_stream *st = stream_of(pub, fb.upstream[i]);
+        if (!st) continue;
+        send_nack(s, st, now);
+        s->nacks_forwarded++;
+    }
+    for (size_t i = 0; i < fb.n_keyframe; i++) {
+        uint8_t buf[SFU_BUF];
+        int n = forward_stream_keyframe_build(fb.keyframe[i], s->rtcp_ssrc, buf, RTC_MAX_PACKET);
+        if (n > 0 && can_send(pub)) {
+            send_rtcp(pub, buf, n);
+            s->plis_sent++;
+        }
+    }
+}
+
+static void on_rtcp(void *user, struct rtc_peer *rp, uint8_t *pkt, size_t len)
+{
+    struct sfu *s = user;
+    struct sfu_peer *p = live_peer(rp);
+    if (!p) return;
+    if (p->publisher)
+        publisher_rtcp(p, pkt, len, now_ms(s));
+    else
+        viewer_rtcp(s, p, pkt, len, now_ms(s));
+}
+
+static void on_gone(void *user, struct rtc_peer *rp, enum rtc_gone_reason why)
+{
+    struct sfu *s = user;
+    struct sfu_peer *p = rtc_peer_user(rp);
+    if (!p) return;
+    p->rtc = NULL; /* the transport frees it after this returns */
+    if (p->retired) return;
+    enum room_leave_reason reason =
+        why == RTC_GONE_CONSENT_EXPIRED ? ROOM_LEAVE_CONSENT_EXPIRED : ROOM_LEAVE_DISCONNECTED;
+    log_info("sfu: %s gone (%s)", p->id, rtc_gone_reason_name(why));
+    room_participant_exit(s->rooms, p->id, reason, now_ms(s));
+    peer_retire(p); /* a participant never announced leaves without an event */
+}
+
+/* ---- the timer ---- */
+
+static void send_receiver_report(struct sfu *s, struct sfu_peer *p, uint64_t now)
+{
+    struct fwd_stream *fs[SDP_MAX_MEDIA];
+    size_t n = 0;
+    for (size_t i = 0; i < p->n_streams && n < SDP_MAX_MEDIA; i++) fs[n++] = &p->streams[i].fs;
+    uint8_t buf[SFU_BUF];
+    int len = forward_build_receiver_report(fs, n, s->rtcp_ssrc, SFU_CNAME, s->cfg.remb_bps, now, buf, RTC_MAX_PACKET);
+    send_rtcp(p, buf, len);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct sfu *s = t->data;
+    uint64_t now = now_ms(s);
+    room_registry_tick(s->rooms, now);
+    zombie_sweep(s);
+    for (struct sfu_peer *p = s->head; p; p = p->next) {
+        if (!p->publisher || !can_send(p)) continue;
+        send_receiver_report(s, p, now);
+        for (size_t i = 0; i < p->n_streams; i++)
+            if (p->streams[i].fs.n_missing) send_nack(s, &p->streams[i], now);
+    }
+}
+
+/* ---- construction ---- */
+
+struct sfu *sfu_new(uv_loop_t *loop, const struct sfu_config *cfg, struct event_bus *bus, char *err, size_t errcap)
+{
+    struct sfu *s = calloc(1, sizeof(*s));
+    if (!s) {
+        snprintf(err, errcap, "out of memory");
+        return NULL;
+    }
+    s->loop = loop;
+    s->cfg = *cfg;
+    s->bus = bus;
+    if (!s->cfg.pli_interval_ms) s->cfg.pli_interval_ms = 1000;
+    if (!s->cfg.nack_cache_ms) s->cfg.nack_cache_ms = 1000;
+    struct room_config rdef;
+    room_config_default(&rdef);
+    if (!s->cfg.rooms.max_streams_per_participant)
+        s->cfg.rooms.max_streams_per_participant = rdef.max_streams_per_participant;
+    htable_init(&s->by_id);
+    if (RAND_bytes((unsigned char *)&s->rtcp_ssrc, sizeof(s->rtcp_ssrc)) != 1 || !s->rtcp_ssrc) s->rtcp_ssrc = 1;
+    struct room_events ev = {.user = s, .emit = on_room_event, .subscription_dropped = on_subscription_dropped};
+    s->rooms = room_registry_new(&s->cfg.rooms, &ev, NULL, NULL);
+    if (!s->rooms) {
+        snprintf(err, errcap, "out of memory");
+        free(s);
+        return NULL;
+    }
+    struct rtc_callbacks cb = {
+        .user = s, .connected = on_connected, .rtp = on_rtp, .rtcp = on_rtcp, .gone = on_gone};
+    s->rtc = rtc_transport_new(loop, &s->cfg.rtc, &cb, err, errcap);
+    if (!s->rtc) {
+        room_registry_free(s->rooms);
+        free(s);
+        return NULL;
+    }
+    uv_timer_init(loop, &s->timer);
+    s->timer.data = s;
+    uv_timer_start(&s->timer, on_tick, SFU_TICK_MS, SFU_TICK_MS);
+    return s;
+}
+
+static void free_on_close(uv_handle_t *h) { free(h->data); }
+
+void sfu_free(struct sfu *s)
+{
+    if (!s) return;
+    room_registry_shutdown(s->rooms, now_ms(s));
+    while (s->head) peer_retire(s->head); /* the pending ones, never announced */
+    zombie_sweep(s);
+    room_registry_free(s->rooms);
+    rtc_transport_free(s->rtc);
+    htable_free(&s->by_id);
+    uv_timer_stop(&s->timer);
+    uv_close((uv_handle_t *)&s->timer, free_on_close);
+}
+
+const struct room_registry *sfu_rooms(const struct sfu *s) { return s->rooms; }
+
+/* ---- publish and view ---- */
+
+/* What our side of an answer says, for a new rtc peer. */
+static void local_for(struct sfu *s, struct rtc_peer *rp, struct sdp_candidate *cands, struct sdp_local *l)
+{
+    uint64_t sess = 0;
+    if (RAND_bytes((unsigned char *)&sess, sizeof(sess)) != 1) sess = now_ms(s);
+    *l = (struct sdp_local){
+        .ice_ufrag = rtc_peer_ufrag(rp),
+        .ice_pwd = rtc_peer_pwd(rp),
+        .fingerprint = rtc_transport_fingerprint(s->rtc),
+        .candidates = cands,
+        .n_candidates = rtc_transport_candidates(s->rtc, cands, SDP_MAX_CANDIDATES),
+        .sess_id = sess >> 1, /* RFC 8866 §5.2: keep it within 63 bits */
+        .cname = SFU_CNAME,
+    };
+}
+
+static int join_error(int rc, const char **why)
+{
+    switch (rc) {
+    case -EINVAL: *why = "bad room name, display name or user"; return -EINVAL;
+    case -ENOSPC: *why = "too many rooms"; return -ENOSPC;
+    case -EUSERS: *why = "the room is full"; return -ENOSPC;
+    case -EIO: *why = "no random source for an id"; return -ENOMEM;
+    default: *why = "out of memory"; return -ENOMEM;
+    }
+}
+
+/* The work both kinds share, once the peer and its answer exist: admit the
+ * participant (pending), write the answer, index the peer. */
+static int admit(struct sfu *s, struct sfu_peer *p, const char *name, const char *user, bool rejoin,
+                 const struct sdp_session *answer, const struct sdp_local *local, sbuf_t *out, const char **why)
+{
+    struct room_join_req req = {
+        .room = p->room, .name = name, .user = user, .rejoin = rejoin, .pending = true};
+    uint64_t now = now_ms(s);
+    int rc = room_join(s->rooms, &req, now, p->id);
+    if (rc < 0) return join_error(rc, why);
+    if (sdp_write(out, answer, local) < 0 || out->failed) {
+        room_participant_exit(s->rooms, p->id, ROOM_LEAVE_DISCONNECTED, now); /* pending: no event */
+        *why = out->failed ? "out of memory" : "could not write the answer";
+        return out->failed ? -ENOMEM : -EINVAL;
+    }
+    if (htable_insert(&s->by_id, &p->by_id, id_hash(p->id)) < 0) {
+        room_participant_exit(s->rooms, p->id, ROOM_LEAVE_DISCONNECTED, now);
+        *why = "out of memory";
+        return -ENOMEM;
+    }
+    live_append(s, p);
+    if (p->publisher)
+        s->publishers++;
+    else
+        s->viewers++;
+    return 0;
+}
+
+/* One forwarding stream per accepted m-line, up to the per-participant cap. */
+static int streams_make(struct sfu *s, struct sfu_peer *p)
+{
+    const struct sdp_session *a = p->answer;
+    size_t cap = s->cfg.rooms.max_streams_per_participant;
+    if (cap > SDP_MAX_MEDIA) cap = SDP_MAX_MEDIA;
+    p->streams = calloc(cap ? cap : 1, sizeof(*p->streams));
+    if (!p->streams) return -ENOMEM;
+    for (size_t i = 0; i < a->n_media && i < SDP_MAX_MEDIA; i++) {
+        const struct sdp_media *m = &a->media[i];
+        const struct sdp_codec *c = sdp_media_codec(m);
+        if (!c || m->port == 0 || m->kind == SDP_KIND_OTHER) continue;
+        if (p->n_streams == cap) {
+            log_warn("sfu: %s offers more than %zu streams: m-line %s not forwarded", p->room, cap, m->mid);
+            break;
+        }
+        struct sfu_stream *st = &p->streams[p->n_streams];
+        st->pub = p;
+        st->media_index = i;
+        st->kind = m->kind == SDP_KIND_VIDEO ? ROOM_STREAM_VIDEO : ROOM_STREAM_AUDIO;
+        snprintf(st->mid, sizeof(st->mid), "%s", m->mid);
+        if (m->mid[0])
+            snprintf(st->id, sizeof(st->id), "%s", m->mid);
+        else
+            snprintf(st->id, sizeof(st->id), "%s%zu", room_stream_kind_name(st->kind), i);
+        st->mid_ext = sdp_media_ext_id(m, SDP_EXT_MID);
+        struct fwd_stream_config fc = {
+            .video = st->kind == ROOM_STREAM_VIDEO,
+            .pt = c->pt,
+            .ssrc = m->n_ssrcs ? m->ssrcs[0].ssrc : 0,
+            .clock = c->clock,
+            .use_fir = c->fb_fir && !c->fb_pli,
+            .nack = c->fb_nack,
+            .cache_ms = s->cfg.nack_cache_ms,
+        };
+        if (forward_stream_init(&st->fs, &fc) < 0) return -ENOMEM;
+        p->n_streams++;
+    }
+    return 0;
+}
+
+/* A peer whose setup failed: nothing points at it yet. */
+static void peer_discard(struct sfu_peer *p)
+{
+    if (p->rtc) rtc_peer_close(p->rtc);
+    streams_free(p);
+    free(p);
+}
+
+static struct sfu_peer *peer_alloc(struct sfu *s, const char *room, bool publisher)
+{
+    struct sfu_peer *p = calloc(1, sizeof(*p));
+    if (!p) return NULL;
+    p->s = s;
+    p->publisher = publisher;
+    snprintf(p->room, sizeof(p->room), "%s", room);
+    return p;
+}
+
+/* Parses the offer and makes the rtc peer for it. */
+static int offer_peer(struct sfu *s, struct sfu_peer *p, const char *offer, size_t offer_len,
+                      struct sdp_session *parsed, const char **why)
+{
+    if (!offer || sdp_parse(offer, offer_len, parsed, why) < 0) {
+        if (!offer) *why = "no offer";
+        return -EINVAL;
+    }
+    p->rtc = rtc_peer_new(s->rtc, parsed->ice_ufrag, parsed->fingerprint, p);
+    if (!p->rtc) {
+        *why = "no room for another media peer";
+        return -ENOSPC;
+    }
+    return 0;
+}
+
+int sfu_publish(struct sfu *s, const char *room, const char *name, const char *user, const char *offer,
+                size_t offer_len, sbuf_t *answer, char id_out[ROOM_ID_LEN + 1], const char **why)
+{
+    const char *dummy;
+    if (!why) why = &dummy;
+    *why = "";
+    if (!room || (*why = room_name_check(room)) != NULL) return -EINVAL;
+    *why = "";
+    struct sfu_peer *p = peer_alloc(s, room, true);
+    struct sdp_session *off = calloc(1, sizeof(*off));
+    if (p) p->answer = calloc(1, sizeof(*p->answer));
+    int rc = -ENOMEM;
+    if (!p || !off || !p->answer) {
+        *why = "out of memory";
+        goto fail;
+    }
+    if ((rc = offer_peer(s, p, offer, offer_len, off, why)) < 0) goto fail;
+    struct sdp_candidate cands[SDP_MAX_CANDIDATES];
+    struct sdp_local local;
+    local_for(s, p->rtc, cands, &local);
+    if (sdp_answer_publish(off, &local, p->answer, why) < 0) {
+        rc = -ENOTSUP;
+        goto fail;
+    }
+    if ((rc = streams_make(s, p)) < 0) {
+        *why = "out of memory";
+        goto fail;
+    }
+    /* A publisher with a user key replaces its earlier self (a reloaded page). */
+    if ((rc = admit(s, p, name, user, user && *user, p->answer, &local, answer, why)) < 0) goto fail;
+    free(off);
+    if (id_out) memcpy(id_out, p->id, ROOM_ID_LEN + 1);
+    log_info("sfu: %s publishes in %s (%zu streams)", p->id, room, p->n_streams);
+    zombie_sweep(s); /* the replaced one, if any */
+    return 0;
+fail:
+    free(off);
+    if (p) peer_discard(p);
+    zombie_sweep(s);
+    return rc;
+}
+
+/* The room's newest publisher with streams announced. */
+static struct sfu_peer *current_publisher(struct sfu *s, const char *room)
+{
+    for (struct sfu_peer *p = s->tail; p; p = p->prev)
+        if (p->publisher && p->confirmed && p->n_streams && strcmp(p->room, room) == 0) return p;
+    return NULL;
+}
+
+int sfu_view(struct sfu *s, const char *room, const char *publisher_id, const char *name, const char *user,
+             const char *offer, size_t offer_len, sbuf_t *answer, char id_out[ROOM_ID_LEN + 1], const char **why)
+{
+    const char *dummy;
+    if (!why) why = &dummy;
+    *why = "";
+    if (!room || (*why = room_name_check(room)) != NULL) return -EINVAL;
+    struct room_info ri;
+    if (room_get(s->rooms, room, &ri) < 0) {
+        *why = "no such room";
+        return -ENOENT;
+    }
+    struct sfu_peer *pub = publisher_id ? peer_find(s, publisher_id) : current_publisher(s, room);
+    if (!pub || !pub->publisher || strcmp(pub->room, room) != 0 || !pub->answer) {
+        *why = publisher_id ? "no such publisher in this room" : "nobody publishes in this room";
+        return -ENOENT;
+    }
+    struct sfu_peer *p = peer_alloc(s, room, false);
+    struct sdp_session *off = calloc(1, sizeof(*off)), *ans = calloc(1, sizeof(*ans));
+    int rc = -ENOMEM;
+    if (!p || !off || !ans) {
+        *why = "out of memory";
+        goto fail;
+    }
+    if ((rc = offer_peer(s, p, offer, offer_len, off, why)) < 0) goto fail;
+    struct sdp_candidate cands[SDP_MAX_CANDIDATES];
+    struct sdp_local local;
+    local_for(s, p->rtc, cands, &local);
+    if (sdp_answer_view(off, pub->answer, &local, ans, why) < 0) {
+        rc = -ENOTSUP;
+        goto fail;
+    }
+    if ((rc = admit(s, p, name, user, false, ans, &local, answer, why)) < 0) goto fail;
+    viewer_attach(p, pub, ans);
+    free(off);
+    free(ans);
+    if (id_out) memcpy(id_out, p->id, ROOM_ID_LEN + 1);
+    log_info("sfu: %s views %s in %s (%zu streams)", p->id, pub->id, room, p->n_sinks);
+    return 0;
+fail:
+    free(off);
+    free(ans);
+    if (p) peer_discard(p);
+    return rc;
+}
+
+/* ---- leaving ---- */
+
+static int peer_exit(struct sfu *s, const char *id, bool kick)
+{
+    struct sfu_peer *p = peer_find(s, id);
+    if (!p) return -ENOENT;
+    uint64_t now = now_ms(s);
+    if (kick)
+        room_kick(s->rooms, p->id, now);
+    else
+        room_participant_exit(s->rooms, p->id, ROOM_LEAVE_REQUEST, now);
+    peer_retire(p);
+    zombie_sweep(s);
+    return 0;
+}
+
+int sfu_leave(struct sfu *s, const char *participant_id) { return peer_exit(s, participant_id, false); }
+int sfu_kick(struct sfu *s, const char *participant_id) { return peer_exit(s, participant_id, true); }
+
+int sfu_close_room(struct sfu *s, const char *room)
+{
+    if (!room) return -ENOENT;
+    int rc = room_close(s->rooms, room, now_ms(s));
+    if (rc < 0) return rc;
+    /* The announced ones were retired by their left events; the pending
+     * ones left silently. */
+    struct sfu_peer *p = s->head;
+    while (p) {
+        struct sfu_peer *next = p->next;
+        if (strcmp(p->room, room) == 0) peer_retire(p);
+        p = next;
+    }
+    zombie_sweep(s);
+    return 0;
+}
+
+/* ---- lookups ---- */
+
+void sfu_get_stats(const struct sfu *s, struct sfu_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->rooms = room_registry_count(s->rooms);
+    out->publishers = s->publishers;
+    out->viewers = s->viewers;
+    out->participants = s->publishers + s->viewers;
+    out->rtp_forwarded = s->rtp_forwarded;
+    out->rtp_dropped = s->rtp_dropped;
+    out->nacks_answered = s->nacks_answered;
+    out->nacks_forwarded = s->nacks_forwarded;
+    out->plis_sent = s->plis_sent;
+    rtc_transport_get_stats(s->rtc, &out->rtc);
+}
+
+int sfu_peer_info(const struct sfu *s, const char *participant_id, struct sfu_peer_info *out)
+{
+    const struct sfu_peer *p = peer_find(s, participant_id);
+    if (!p) return -ENOENT;
+    memset(out, 0, sizeof(*out));
+    out->connected = p->connected && p->rtc;
+    out->publisher = p->publisher;
+    if (p->rtc) {
+        snprintf(out->remote, sizeof(out->remote), "%s", rtc_peer_remote(p->rtc));
+        rtc_peer_get_stats(p->rtc, &out->stats);
+    }
+    if (p->viewing) memcpy(out->viewing, p->viewing->id, ROOM_ID_LEN + 1);
+    return 0;
+}

@@ -1,0 +1,708 @@
+/* test_forward.c — the SFU's per-packet rules (media/forward.h): what a
+ * viewer's copy of a packet looks like (RFC 8285 extension layouts from the
+ * RFC's own figures), how a publisher stream notices loss and asks for it
+ * (RFC 4585 generic NACK bitmasks), how a viewer's feedback is split, the
+ * key frame limiter with explicit times, and the reports sent upstream. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "media/forward.h"
+
+/* ---- helpers ---- */
+
+/* An RTP packet: header, optional extension block (profile + elements,
+ * whose length must be a multiple of 4), then payload bytes 0xA0, 0xA1, … */
+static size_t rtp(uint8_t *b, uint8_t pt, bool marker, uint16_t seq, uint32_t ts, uint32_t ssrc, uint16_t profile,
+                  const uint8_t *ext, size_t ext_len, size_t payload)
+{
+    b[0] = 0x80 | (ext ? 0x10 : 0);
+    b[1] = (uint8_t)((marker ? 0x80 : 0) | pt);
+    b[2] = (uint8_t)(seq >> 8), b[3] = (uint8_t)seq;
+    b[4] = (uint8_t)(ts >> 24), b[5] = (uint8_t)(ts >> 16), b[6] = (uint8_t)(ts >> 8), b[7] = (uint8_t)ts;
+    b[8] = (uint8_t)(ssrc >> 24), b[9] = (uint8_t)(ssrc >> 16), b[10] = (uint8_t)(ssrc >> 8), b[11] = (uint8_t)ssrc;
+    size_t off = 12;
+    if (ext) {
+        b[off] = (uint8_t)(profile >> 8), b[off + 1] = (uint8_t)profile;
+        b[off + 2] = (uint8_t)((ext_len / 4) >> 8), b[off + 3] = (uint8_t)(ext_len / 4);
+        memcpy(b + off + 4, ext, ext_len);
+        off += 4 + ext_len;
+    }
+    for (size_t i = 0; i < payload; i++) b[off + i] = (uint8_t)(0xA0 + i);
+    return off + payload;
+}
+
+static size_t simple(uint8_t *b, uint16_t seq, uint32_t ssrc) { return rtp(b, 96, false, seq, seq * 3000u, ssrc, 0, NULL, 0, 20); }
+
+static struct fwd_stream *stream_new(bool video, uint32_t ssrc)
+{
+    struct fwd_stream *st = calloc(1, sizeof(*st));
+    struct fwd_stream_config cfg = {
+        .video = video, .pt = 96, .ssrc = ssrc, .clock = 90000, .nack = true, .cache_ms = 1000};
+    assert_int_equal(forward_stream_init(st, &cfg), 0);
+    return st;
+}
+
+static void stream_del(struct fwd_stream *st)
+{
+    forward_stream_free(st);
+    free(st);
+}
+
+static enum fwd_verdict feed(struct fwd_stream *st, uint16_t seq, uint64_t now)
+{
+    uint8_t b[200];
+    size_t n = simple(b, seq, st->cfg.ssrc);
+    struct fwd_rtp h;
+    assert_int_equal(forward_rtp_parse(b, n, &h), 0);
+    return forward_stream_receive(st, b, n, &h, now);
+}
+
+/* The NACK's lost sequence numbers, decoded back. */
+static size_t nack_seqs(const uint8_t *buf, int len, uint32_t *media, uint16_t *out)
+{
+    assert_true(len > 0);
+    rtcp_iter_t it;
+    rtcp_packet_t p;
+    rtcp_nack_t nack;
+    rtcp_iter_init(&it, buf, (size_t)len);
+    assert_int_equal(rtcp_iter_next(&it, &p), 1);
+    assert_int_equal(rtcp_parse_nack(&p, &nack), 0);
+    *media = nack.media_ssrc;
+    memcpy(out, nack.seqs, nack.count * sizeof(uint16_t));
+    return nack.count;
+}
+
+/* ---- RTP header ---- */
+
+static void test_rtp_parse(void **state)
+{
+    (void)state;
+    uint8_t b[200];
+    const uint8_t ext[4] = {0x10, 0xAA, 0, 0};
+    size_t n = rtp(b, 111, true, 0x1234, 0xCAFEBABE, 0x01020304, FWD_EXT_ONE_BYTE, ext, 4, 10);
+    struct fwd_rtp h;
+    assert_int_equal(forward_rtp_parse(b, n, &h), 0);
+    assert_int_equal(h.pt, 111);
+    assert_true(h.marker);
+    assert_int_equal(h.seq, 0x1234);
+    assert_int_equal(h.ts, 0xCAFEBABE);
+    assert_int_equal(h.ssrc, 0x01020304);
+    assert_int_equal(h.ext_profile, 0xBEDE);
+    assert_int_equal(h.ext_off, 16);
+    assert_int_equal(h.ext_len, 4);
+    assert_int_equal(h.payload_off, 20);
+
+    /* the refusals: short, version, CSRCs or extension past the end, padding */
+    assert_int_equal(forward_rtp_parse(b, 11, &h), -1);
+    b[0] = 0x40 | 0x10;
+    assert_int_equal(forward_rtp_parse(b, n, &h), -1);
+    b[0] = 0x80 | 0x0F;
+    assert_int_equal(forward_rtp_parse(b, 60, &h), -1);
+    b[0] = 0x90;
+    assert_int_equal(forward_rtp_parse(b, 17, &h), -1); /* extension header cut */
+    assert_int_equal(forward_rtp_parse(b, 19, &h), -1); /* one word announced, 3 bytes there */
+    b[0] = 0xA0;                                         /* padding: last octet counts it */
+    b[n - 1] = 0;
+    assert_int_equal(forward_rtp_parse(b, n, &h), -1);
+    b[n - 1] = 9;
+    assert_int_equal(forward_rtp_parse(b, n, &h), 0);
+    b[n - 1] = 200;
+    assert_int_equal(forward_rtp_parse(b, n, &h), -1);
+}
+
+/* RFC 8285 §4.2's figure: IDs with L=0 (1 byte), L=1 (2 bytes), two
+ * padding bytes, L=3 (4 bytes); length = 3 words. Here A=1, B=2, C=3. */
+static const uint8_t one_byte_fig[12] = {0x10, 0x11, 0x21, 0x22, 0x23, 0x00, 0x00, 0x33, 0x31, 0x32, 0x33, 0x34};
+/* RFC 8285 §4.3's figure: ID L=0, ID L=1 (1 byte), padding, ID L=4. A=1,
+ * B=2, C=20 (two-byte ids may exceed 14). */
+static const uint8_t two_byte_fig[12] = {0x01, 0x00, 0x02, 0x01, 0x21, 0x00, 0x14, 0x04, 0x31, 0x32, 0x33, 0x34};
+
+static void test_ext_lookup_both_forms(void **state)
+{
+    (void)state;
+    uint8_t b[200];
+    struct fwd_rtp h;
+    size_t vlen = 0;
+    size_t n = rtp(b, 96, false, 1, 1, 1, FWD_EXT_ONE_BYTE, one_byte_fig, 12, 4);
+    assert_int_equal(forward_rtp_parse(b, n, &h), 0);
+    const uint8_t *v = forward_rtp_ext(b, &h, 1, &vlen);
+    assert_non_null(v);
+    assert_int_equal(vlen, 1);
+    assert_int_equal(v[0], 0x11);
+    v = forward_rtp_ext(b, &h, 2, &vlen);
+    assert_int_equal(vlen, 2);
+    assert_memory_equal(v, "\x22\x23", 2);
+    v = forward_rtp_ext(b, &h, 3, &vlen); /* found past the padding */
+    assert_int_equal(vlen, 4);
+    assert_memory_equal(v, "\x31\x32\x33\x34", 4);
+    assert_null(forward_rtp_ext(b, &h, 4, &vlen));
+
+    n = rtp(b, 96, false, 1, 1, 1, FWD_EXT_TWO_BYTE | 0x5, two_byte_fig, 12, 4); /* appbits are free */
+    assert_int_equal(forward_rtp_parse(b, n, &h), 0);
+    v = forward_rtp_ext(b, &h, 1, &vlen);
+    assert_non_null(v);
+    assert_int_equal(vlen, 0);
+    v = forward_rtp_ext(b, &h, 2, &vlen);
+    assert_int_equal(vlen, 1);
+    assert_int_equal(v[0], 0x21);
+    v = forward_rtp_ext(b, &h, 20, &vlen);
+    assert_int_equal(vlen, 4);
+    assert_memory_equal(v, "\x31\x32\x33\x34", 4);
+
+    /* not RFC 8285: no elements */
+    n = rtp(b, 96, false, 1, 1, 1, 0x1234, one_byte_fig, 12, 4);
+    assert_int_equal(forward_rtp_parse(b, n, &h), 0);
+    assert_null(forward_rtp_ext(b, &h, 1, &vlen));
+}
+
+/* The viewer's copy: payload type rewritten (marker kept), ids translated,
+ * an extension the viewer lacks blanked to zero bytes, the rest untouched. */
+static void test_prepare_one_byte(void **state)
+{
+    (void)state;
+    uint8_t in[200], out[200];
+    size_t n = rtp(in, 96, true, 7, 9, 0xAABBCCDD, FWD_EXT_ONE_BYTE, one_byte_fig, 12, 30);
+    struct fwd_sink k;
+    forward_sink_init(&k, 102);
+    forward_sink_map(&k, 1, 5); /* A → 5 */
+    /* B (2) not agreed by the viewer: blanked */
+    forward_sink_map(&k, 3, 14); /* C → 14 */
+    assert_int_equal(forward_prepare(&k, in, n, out, sizeof(out)), (int)n);
+    assert_int_equal(out[1], 0x80 | 102);
+    assert_memory_equal(out + 2, in + 2, 10); /* seq, timestamp, SSRC kept */
+    const uint8_t want[12] = {0x50, 0x11, 0x00, 0x00, 0x00, 0x00, 0x00, 0xE3, 0x31, 0x32, 0x33, 0x34};
+    assert_memory_equal(out + 16, want, 12);
+    assert_memory_equal(out + 28, in + 28, 30);
+    /* the input is not touched, and a short output buffer is refused */
+    assert_memory_equal(in + 16, one_byte_fig, 12);
+    assert_int_equal(forward_prepare(&k, in, n, out, n - 1), -1);
+    assert_int_equal(forward_prepare(&k, in, 11, out, sizeof(out)), -1);
+
+    /* no marker stays no marker; a packet without extensions is copied */
+    n = simple(in, 5, 1);
+    assert_int_equal(forward_prepare(&k, in, n, out, sizeof(out)), (int)n);
+    assert_int_equal(out[1], 102);
+    assert_memory_equal(out + 2, in + 2, n - 2);
+}
+
+static void test_prepare_two_byte(void **state)
+{
+    (void)state;
+    uint8_t in[200], out[200];
+    size_t n = rtp(in, 96, false, 7, 9, 1, FWD_EXT_TWO_BYTE, two_byte_fig, 12, 8);
+    struct fwd_sink k;
+    forward_sink_init(&k, 96);
+    forward_sink_map(&k, 1, 9);
+    forward_sink_map(&k, 2, 3);
+    /* C is id 20: beyond the table, always blanked */
+    assert_int_equal(forward_prepare(&k, in, n, out, sizeof(out)), (int)n);
+    const uint8_t want[12] = {0x09, 0x00, 0x03, 0x01, 0x21, 0x00, 0, 0, 0, 0, 0, 0};
+    assert_memory_equal(out + 16, want, 12);
+    assert_int_equal(out[12], 0x10);
+    assert_int_equal(out[13], 0x00);
+}
+
+/* RFC 8285 §4.2: id 15 stops the parsing; what follows is not translated,
+ * so the viewer's copy carries it as padding. An element that runs past
+ * the block likewise. */
+static void test_prepare_stop_and_truncated(void **state)
+{
+    (void)state;
+    uint8_t in[200], out[200];
+    struct fwd_sink k;
+    forward_sink_init(&k, 96);
+    forward_sink_map(&k, 1, 1);
+    forward_sink_map(&k, 2, 2);
+    const uint8_t stop[8] = {0x10, 0x55, 0xF0, 0x20, 0x66, 0x00, 0x00, 0x00};
+    size_t n = rtp(in, 96, false, 1, 1, 1, FWD_EXT_ONE_BYTE, stop, 8, 4);
+    assert_int_equal(forward_prepare(&k, in, n, out, sizeof(out)), (int)n);
+    const uint8_t want[8] = {0x10, 0x55, 0, 0, 0, 0, 0, 0};
+    assert_memory_equal(out + 16, want, 8);
+
+    const uint8_t cut[4] = {0x10, 0x55, 0x23, 0x01}; /* id 2 wants 4 bytes, 1 left */
+    n = rtp(in, 96, false, 1, 1, 1, FWD_EXT_ONE_BYTE, cut, 4, 4);
+    assert_int_equal(forward_prepare(&k, in, n, out, sizeof(out)), (int)n);
+    assert_memory_equal(out + 16, "\x10\x55\x00\x00", 4);
+}
+
+/* The mid element carries the viewer's mid: same length replaced, shorter
+ * written with zero padding after it, longer impossible (blanked). */
+static void test_prepare_mid(void **state)
+{
+    (void)state;
+    uint8_t in[200], out[200];
+    const uint8_t ext[4] = {0x10, '0', 0x00, 0x00}; /* mid (id 1) = "0" */
+    size_t n = rtp(in, 96, false, 1, 1, 1, FWD_EXT_ONE_BYTE, ext, 4, 4);
+    struct fwd_sink k;
+    forward_sink_init(&k, 96);
+    forward_sink_set_mid(&k, 1, 4, "1");
+    assert_int_equal(forward_prepare(&k, in, n, out, sizeof(out)), (int)n);
+    assert_memory_equal(out + 16, "\x40" "1\x00\x00", 4);
+
+    forward_sink_set_mid(&k, 1, 4, "10");
+    assert_int_equal(forward_prepare(&k, in, n, out, sizeof(out)), (int)n);
+    assert_memory_equal(out + 16, "\x00\x00\x00\x00", 4);
+
+    const uint8_t ext3[4] = {0x12, 'a', 'b', 'c'}; /* mid = "abc" */
+    n = rtp(in, 96, false, 1, 1, 1, FWD_EXT_ONE_BYTE, ext3, 4, 4);
+    forward_sink_set_mid(&k, 1, 4, "v");
+    assert_int_equal(forward_prepare(&k, in, n, out, sizeof(out)), (int)n);
+    assert_memory_equal(out + 16, "\x40v\x00\x00", 4);
+
+    const uint8_t ext2b[8] = {0x01, 0x03, 'a', 'b', 'c', 0, 0, 0}; /* two-byte form */
+    n = rtp(in, 96, false, 1, 1, 1, FWD_EXT_TWO_BYTE, ext2b, 8, 4);
+    forward_sink_set_mid(&k, 1, 4, "xy");
+    assert_int_equal(forward_prepare(&k, in, n, out, sizeof(out)), (int)n);
+    assert_memory_equal(out + 16, "\x04\x02xy\x00\x00\x00\x00", 8);
+}
+
+static struct sdp_media *media(struct sdp_session *s, enum sdp_kind kind, const char *mid, const char *codec,
+                               uint8_t pt, uint32_t clock, uint32_t ssrc)
+{
+    struct sdp_media *m = &s->media[s->n_media++];
+    m->kind = kind;
+    m->port = 9;
+    m->dir = SDP_DIR_SENDONLY;
+    strcpy(m->mid, mid);
+    m->codecs[0].pt = pt;
+    strcpy(m->codecs[0].name, codec);
+    m->codecs[0].clock = clock;
+    m->n_codecs = 1;
+    if (ssrc) {
+        m->ssrcs[0].ssrc = ssrc;
+        m->n_ssrcs = 1;
+    }
+    return m;
+}
+
+static void ext(struct sdp_media *m, uint8_t id, const char *uri)
+{
+    m->ext[m->n_ext].id = id;
+    strcpy(m->ext[m->n_ext].uri, uri);
+    m->n_ext++;
+}
+
+/* The mapping comes from the two answers, by URI. */
+static void test_sink_from_media(void **state)
+{
+    (void)state;
+    struct sdp_session *pub = calloc(1, sizeof(*pub)), *view = calloc(1, sizeof(*view));
+    struct sdp_media *p = media(pub, SDP_KIND_VIDEO, "0", "VP8", 96, 90000, 0);
+    ext(p, 1, SDP_EXT_MID);
+    ext(p, 3, SDP_EXT_ABS_SEND_TIME);
+    ext(p, 5, "urn:example:only-the-publisher");
+    struct sdp_media *v = media(view, SDP_KIND_VIDEO, "v1", "VP8", 120, 90000, 0);
+    ext(v, 2, SDP_EXT_ABS_SEND_TIME);
+    ext(v, 4, SDP_EXT_MID);
+    struct fwd_sink k;
+    forward_sink_from_media(&k, 120, p, v);
+    assert_int_equal(k.pt, 120);
+    assert_int_equal(k.ext[1], 4);
+    assert_int_equal(k.mid_pub_id, 1);
+    assert_int_equal(k.mid_len, 2);
+    assert_memory_equal(k.mid, "v1", 2);
+    assert_int_equal(k.ext[3], 2);
+    assert_int_equal(k.ext[5], 0);
+    free(pub);
+    free(view);
+}
+
+/* A viewer m-line naming the publisher's SSRC takes that m-line; otherwise
+ * the next unused one of its kind and codec. */
+static void test_match_view(void **state)
+{
+    (void)state;
+    struct sdp_session *pub = calloc(1, sizeof(*pub)), *view = calloc(1, sizeof(*view));
+    media(pub, SDP_KIND_AUDIO, "0", "opus", 111, 48000, 11);
+    media(pub, SDP_KIND_VIDEO, "1", "VP8", 96, 90000, 22);
+    media(pub, SDP_KIND_VIDEO, "2", "H264", 102, 90000, 33);
+    pub->media[2].port = 0; /* rejected: never matched */
+    media(view, SDP_KIND_VIDEO, "a", "vp8", 100, 90000, 0);
+    media(view, SDP_KIND_AUDIO, "b", "opus", 109, 48000, 0);
+    media(view, SDP_KIND_VIDEO, "c", "VP8", 100, 90000, 0); /* the only VP8 is taken */
+    media(view, SDP_KIND_AUDIO, "d", "opus", 109, 48000, 0);
+    view->media[3].dir = SDP_DIR_INACTIVE;
+    int map[SDP_MAX_MEDIA];
+    forward_match_view(pub, view, map);
+    assert_int_equal(map[0], 1);
+    assert_int_equal(map[1], 0);
+    assert_int_equal(map[2], -1);
+    assert_int_equal(map[3], -1);
+    assert_int_equal(map[4], -1);
+
+    memset(view, 0, sizeof(*view));
+    media(view, SDP_KIND_VIDEO, "a", "VP8", 100, 90000, 22);
+    forward_match_view(pub, view, map);
+    assert_int_equal(map[0], 1);
+    free(pub);
+    free(view);
+}
+
+/* ---- publisher streams ---- */
+
+static void test_cache_size(void **state)
+{
+    (void)state;
+    size_t slots, bytes;
+    forward_cache_size(true, 1000, &slots, &bytes);
+    assert_int_equal(slots, 512);
+    assert_int_equal(bytes, 512 * 1200);
+    forward_cache_size(false, 1000, &slots, &bytes);
+    assert_int_equal(slots, 128);
+    assert_true(bytes >= 6000);
+    forward_cache_size(true, 1000000, &slots, &bytes);
+    assert_int_equal(slots, 32768);
+}
+
+/* RFC 4585 §6.2.1: PID is the first lost packet, bit i of BLP the loss of
+ * PID+i+1. Packets 100, 102, 104 arrive: 101 and 103 are lost, one FCI
+ * with PID 101 and BLP 0x0002. */
+static void test_gap_nack_bitmask(void **state)
+{
+    (void)state;
+    struct fwd_stream *st = stream_new(true, 0x5EED);
+    assert_int_equal(feed(st, 100, 0), FWD_FORWARD);
+    assert_int_equal(feed(st, 102, 1), FWD_FORWARD);
+    assert_int_equal(feed(st, 104, 2), FWD_FORWARD);
+    uint8_t buf[200];
+    int n = forward_stream_nack(st, 3, 100, 0xF00D, buf, sizeof(buf));
+    assert_int_equal(n, 16);
+    assert_int_equal(buf[0], 0x81);    /* V=2, FMT 1 */
+    assert_int_equal(buf[1], 205);     /* RTPFB */
+    assert_memory_equal(buf + 4, "\x00\x00\xF0\x0D\x00\x00\x5E\xED", 8);
+    assert_memory_equal(buf + 12, "\x00\x65\x00\x02", 4);
+    stream_del(st);
+}
+
+/* Each lost packet is asked again after the retry time, at most
+ * FWD_NACK_TRIES times; one that arrives stops being asked. */
+static void test_nack_retries(void **state)
+{
+    (void)state;
+    struct fwd_stream *st = stream_new(true, 7);
+    uint8_t buf[200];
+    uint16_t seqs[64];
+    uint32_t media;
+    feed(st, 10, 0);
+    feed(st, 13, 0); /* 11, 12 lost */
+    assert_int_equal(nack_seqs(buf, forward_stream_nack(st, 0, 100, 1, buf, sizeof(buf)), &media, seqs), 2);
+    assert_int_equal(media, 7);
+    assert_int_equal(forward_stream_nack(st, 50, 100, 1, buf, sizeof(buf)), 0); /* too soon */
+    assert_int_equal(feed(st, 11, 60), FWD_FORWARD);                              /* recovered, late */
+    assert_int_equal(nack_seqs(buf, forward_stream_nack(st, 100, 100, 1, buf, sizeof(buf)), &media, seqs), 1);
+    assert_int_equal(seqs[0], 12);
+    assert_int_equal(nack_seqs(buf, forward_stream_nack(st, 200, 100, 1, buf, sizeof(buf)), &media, seqs), 1);
+    assert_int_equal(forward_stream_nack(st, 300, 100, 1, buf, sizeof(buf)), 0); /* three tries: given up */
+    assert_int_equal(st->n_missing, 0);
+    assert_int_equal(feed(st, 11, 400), FWD_DUPLICATE);
+    stream_del(st);
+}
+
+/* Bounded: a gap wider than FWD_MISSING_MAX asks only for the newest; a gap
+ * wider than the cache window is a new run and asks for nothing. */
+static void test_nack_bounds(void **state)
+{
+    (void)state;
+    struct fwd_stream *st = stream_new(true, 7);
+    uint8_t buf[600];
+    uint16_t seqs[64];
+    uint32_t media;
+    feed(st, 1000, 0);
+    feed(st, 1000 + 101, 0); /* 100 lost */
+    size_t n = nack_seqs(buf, forward_stream_nack(st, 0, 100, 1, buf, sizeof(buf)), &media, seqs);
+    assert_int_equal(n, FWD_MISSING_MAX);
+    assert_int_equal(seqs[0], 1101 - FWD_MISSING_MAX);
+    assert_int_equal(seqs[n - 1], 1100);
+
+    uint16_t far = (uint16_t)(1101 + st->window + 1);
+    feed(st, far, 1);
+    assert_int_equal(st->restarts, 1);
+    assert_int_equal(forward_stream_nack(st, 1000, 100, 1, buf, sizeof(buf)), 0);
+    feed(st, (uint16_t)(far + 1), 2);
+    assert_int_equal(forward_stream_nack(st, 1000, 100, 1, buf, sizeof(buf)), 0);
+
+    /* a stream whose publisher takes no NACK asks nothing */
+    struct fwd_stream *quiet = stream_new(false, 8);
+    quiet->cfg.nack = false;
+    feed(quiet, 1, 0);
+    feed(quiet, 5, 0);
+    assert_int_equal(forward_stream_nack(quiet, 0, 100, 1, buf, sizeof(buf)), 0);
+    stream_del(quiet);
+    stream_del(st);
+}
+
+/* The 16-bit wrap: 65534, then 1 — 65535 and 0 are lost, not 65 000 others. */
+static void test_wrap(void **state)
+{
+    (void)state;
+    struct fwd_stream *st = stream_new(true, 7);
+    uint8_t buf[200];
+    uint16_t seqs[64];
+    uint32_t media;
+    feed(st, 65534, 0);
+    feed(st, 1, 0);
+    assert_int_equal(nack_seqs(buf, forward_stream_nack(st, 0, 100, 1, buf, sizeof(buf)), &media, seqs), 2);
+    assert_int_equal(seqs[0], 65535);
+    assert_int_equal(seqs[1], 0);
+    rtcp_report_block_t rb;
+    assert_true(forward_stream_report(st, 0, &rb));
+    assert_int_equal(rb.ext_highest_seq, 65536 + 1);
+    assert_int_equal(rb.cumulative_lost, 2);
+    stream_del(st);
+}
+
+/* A viewer's miss is asked upstream once, only inside the window and only
+ * for packets that were sent. */
+static void test_want(void **state)
+{
+    (void)state;
+    struct fwd_stream *st = stream_new(true, 7);
+    assert_false(forward_stream_want(st, 5, 0)); /* nothing seen yet */
+    for (uint16_t s = 100; s < 110; s++) feed(st, s, 0);
+    assert_non_null(forward_stream_cached(st, 105, NULL));
+    assert_false(forward_stream_want(st, 110, 0)); /* not sent yet */
+    assert_false(forward_stream_want(st, 109, 0)); /* the newest */
+    assert_false(forward_stream_want(st, (uint16_t)(109 - st->window), 0));
+    st->n_missing = 0;
+    assert_true(forward_stream_want(st, 104, 0)); /* say the byte budget evicted it */
+    assert_false(forward_stream_want(st, 104, 0));
+    uint8_t buf[100];
+    uint16_t seqs[64];
+    uint32_t media;
+    assert_int_equal(nack_seqs(buf, forward_stream_nack(st, 0, 100, 1, buf, sizeof(buf)), &media, seqs), 1);
+    assert_int_equal(seqs[0], 104);
+    stream_del(st);
+}
+
+/* One key frame request per interval, whoever asks; times passed in. */
+static void test_keyframe_rate_limit(void **state)
+{
+    (void)state;
+    struct fwd_stream *st = stream_new(true, 0xABCD);
+    uint8_t buf[64];
+    int n = forward_stream_keyframe(st, 5000, 1000, 0x1111, buf, sizeof(buf));
+    assert_int_equal(n, 12); /* PLI: header, sender, media; no FCI */
+    assert_memory_equal(buf, "\x81\xCE\x00\x02\x00\x00\x11\x11\x00\x00\xAB\xCD", 12);
+    assert_int_equal(forward_stream_keyframe(st, 5500, 1000, 0x1111, buf, sizeof(buf)), 0);
+    assert_int_equal(forward_stream_keyframe(st, 5999, 1000, 0x1111, buf, sizeof(buf)), 0);
+    assert_int_equal(forward_stream_keyframe(st, 6000, 1000, 0x1111, buf, sizeof(buf)), 12);
+
+    st->cfg.use_fir = true; /* FIR: the command sequence number grows per request */
+    assert_int_equal(forward_stream_keyframe(st, 7000, 1000, 0x1111, buf, sizeof(buf)), 20);
+    assert_int_equal(buf[0], 0x84);
+    assert_int_equal(buf[16], 1);
+    assert_int_equal(forward_stream_keyframe(st, 8000, 1000, 0x1111, buf, sizeof(buf)), 20);
+    assert_int_equal(buf[16], 2);
+
+    st->cfg.ssrc = 0; /* not learnt yet: nothing to name */
+    assert_int_equal(forward_stream_keyframe(st, 9000, 1000, 0x1111, buf, sizeof(buf)), 0);
+    stream_del(st);
+}
+
+/* ---- RTCP ---- */
+
+struct two_streams {
+    struct fwd_stream *video, *audio;
+};
+
+static struct fwd_stream *find2(void *arg, uint32_t ssrc, void **tag)
+{
+    struct two_streams *t = arg;
+    if (ssrc == t->video->cfg.ssrc) {
+        *tag = t;
+        return t->video;
+    }
+    if (ssrc == t->audio->cfg.ssrc) return t->audio;
+    return NULL;
+}
+
+/* A viewer's compound: RR, NACK (some cached, some not), PLI, REMB and a
+ * FIR for an SSRC it does not receive. */
+static void test_viewer_rtcp(void **state)
+{
+    (void)state;
+    struct two_streams t = {stream_new(true, 0x1000), stream_new(false, 0x2000)};
+    for (uint16_t s = 10; s < 20; s++)
+        if (s != 15) feed(t.video, s, 0);
+    t.video->n_missing = 0; /* as if 15 had been given up */
+    uint8_t c[400];
+    int off = rtcp_build_rr(c, sizeof(c), 0x9999, NULL, 0);
+    const uint16_t asked[] = {12, 15, 17};
+    off += rtcp_build_nack(c + off, sizeof(c) - (size_t)off, 0x9999, 0x1000, asked, 3);
+    off += rtcp_build_pli(c + off, sizeof(c) - (size_t)off, 0x9999, 0x1000);
+    const uint32_t remb_ssrcs[] = {0x1000};
+    off += rtcp_build_remb(c + off, sizeof(c) - (size_t)off, 0x9999, 300000, remb_ssrcs, 1);
+    off += rtcp_build_fir(c + off, sizeof(c) - (size_t)off, 0x9999, 0x7777, 1);
+    struct fwd_viewer_rtcp *r = malloc(sizeof(*r));
+    forward_viewer_rtcp(c, (size_t)off, find2, &t, 10000, 1000, r);
+    assert_int_equal(r->reports, 1);
+    assert_int_equal(r->remb, 1);
+    assert_int_equal(r->nacked, 3);
+    assert_int_equal(r->n_resend, 2);
+    assert_int_equal(r->resend[0].seq, 12);
+    assert_ptr_equal(r->resend[0].st, t.video);
+    assert_ptr_equal(r->resend[0].tag, &t);
+    assert_int_equal(r->resend[1].seq, 17);
+    assert_int_equal(r->missed, 1);
+    assert_int_equal(r->n_upstream, 1);
+    assert_ptr_equal(r->upstream[0], t.video);
+    assert_int_equal(r->n_keyframe, 1);
+    assert_ptr_equal(r->keyframe[0], t.video);
+    assert_int_equal(r->unknown, 1);
+    assert_int_equal(r->malformed, 0);
+
+    /* the same again 500 ms later: the miss is already being asked, the PLI is held back */
+    forward_viewer_rtcp(c, (size_t)off, find2, &t, 10500, 1000, r);
+    assert_int_equal(r->n_upstream, 0);
+    assert_int_equal(r->n_keyframe, 0);
+    assert_int_equal(r->rate_limited, 1);
+    uint8_t buf[64];
+    assert_int_equal(forward_stream_keyframe_build(t.video, 1, buf, sizeof(buf)), 12);
+
+    /* broken framing stops the walk, counted */
+    c[1] = 201;
+    c[2] = 0x7F;
+    forward_viewer_rtcp(c, (size_t)off, find2, &t, 20000, 1000, r);
+    assert_int_equal(r->malformed, 1);
+    assert_int_equal(r->n_resend, 0);
+    free(r);
+    stream_del(t.video);
+    stream_del(t.audio);
+}
+
+/* A publisher's SR goes to viewers without its report blocks, and its time
+ * comes back to the publisher as LSR with the delay since (DLSR). */
+static void test_publisher_sr_and_rr(void **state)
+{
+    (void)state;
+    struct two_streams t = {stream_new(true, 0x1000), stream_new(false, 0x2000)};
+    uint8_t c[400], out[400];
+    rtcp_sender_info_t si = {.ntp = 0x0000123456789ABCull, .rtp_ts = 4242, .packet_count = 9, .octet_count = 900};
+    rtcp_report_block_t blk = {.ssrc = 0x5555};
+    int off = rtcp_build_sr(c, sizeof(c), 0x1000, &si, &blk, 1);
+    off += rtcp_build_sdes_cname(c + off, sizeof(c) - (size_t)off, 0x1000, "pub", 3);
+    off += rtcp_build_sr(c + off, sizeof(c) - (size_t)off, 0x3333, &si, NULL, 0); /* unknown stream */
+    int n = forward_publisher_rtcp(c, (size_t)off, find2, &t, 50000, out, sizeof(out));
+    assert_int_equal(n, 28);
+    rtcp_iter_t it;
+    rtcp_packet_t p;
+    rtcp_report_t rep;
+    rtcp_iter_init(&it, out, (size_t)n);
+    assert_int_equal(rtcp_iter_next(&it, &p), 1);
+    assert_int_equal(rtcp_parse_report(&p, &rep), 0);
+    assert_true(rep.is_sr);
+    assert_int_equal(rep.ssrc, 0x1000);
+    assert_int_equal(rep.report_count, 0);
+    assert_int_equal(rep.si.rtp_ts, 4242);
+    assert_int_equal(forward_publisher_rtcp(c, (size_t)off, find2, &t, 50000, out, 10), -ENOSPC);
+
+    /* 10 packets expected, 8 received: fraction 2/10 = 51/256 */
+    for (uint16_t s = 0; s < 10; s++)
+        if (s != 3 && s != 6) feed(t.video, s, 50000);
+    uint8_t rr[400];
+    struct fwd_stream *both[2] = {t.video, t.audio};
+    n = forward_build_receiver_report(both, 2, 0xBEEF, "cascade", 2500000, 50500, rr, sizeof(rr));
+    assert_true(n > 0);
+    rtcp_iter_init(&it, rr, (size_t)n);
+    assert_int_equal(rtcp_iter_next(&it, &p), 1);
+    assert_int_equal(rtcp_parse_report(&p, &rep), 0);
+    assert_false(rep.is_sr);
+    assert_int_equal(rep.ssrc, 0xBEEF);
+    assert_int_equal(rep.report_count, 1); /* the audio stream has not started */
+    assert_int_equal(rep.reports[0].ssrc, 0x1000);
+    assert_int_equal(rep.reports[0].fraction_lost, 51);
+    assert_int_equal(rep.reports[0].cumulative_lost, 2);
+    assert_int_equal(rep.reports[0].ext_highest_seq, 9);
+    assert_int_equal(rep.reports[0].lsr, 0x12345678); /* the middle 32 bits of the NTP time */
+    assert_int_equal(rep.reports[0].dlsr, 32768); /* 500 ms in 1/65536 s */
+    assert_int_equal(rtcp_iter_next(&it, &p), 1);
+    assert_int_equal(p.pt, RTCP_PT_SDES);
+    assert_int_equal(rtcp_iter_next(&it, &p), 1);
+    rtcp_remb_t remb;
+    assert_int_equal(rtcp_parse_remb(&p, &remb), 0);
+    assert_int_equal(remb.ssrc_count, 1);
+    assert_int_equal(remb.ssrcs[0], 0x1000);
+    assert_true(remb.bitrate <= 2500000 && remb.bitrate > 2490000);
+    assert_int_equal(rtcp_iter_next(&it, &p), 0);
+
+    /* the next interval with no loss says 0 */
+    feed(t.video, 10, 51000);
+    n = forward_build_receiver_report(both, 2, 0xBEEF, NULL, 0, 51000, rr, sizeof(rr));
+    assert_int_equal(n, 8 + 24);
+    rtcp_iter_init(&it, rr, (size_t)n);
+    assert_int_equal(rtcp_iter_next(&it, &p), 1);
+    assert_int_equal(rtcp_parse_report(&p, &rep), 0);
+    assert_int_equal(rep.reports[0].fraction_lost, 0);
+    stream_del(t.video);
+    stream_del(t.audio);
+}
+
+/* Jitter (RFC 3550 A.8): packets on time have none; one late by 10 ms adds
+ * |D|/16 = 900/16 in 90 kHz units. */
+static void test_jitter(void **state)
+{
+    (void)state;
+    struct fwd_stream *st = stream_new(true, 7);
+    uint8_t b[100];
+    struct fwd_rtp h;
+    for (uint16_t s = 0; s < 3; s++) { /* 20 ms apart in both clocks */
+        size_t n = rtp(b, 96, false, s, s * 1800u, 7, 0, NULL, 0, 10);
+        assert_int_equal(forward_rtp_parse(b, n, &h), 0);
+        forward_stream_receive(st, b, n, &h, 1000 + s * 20u);
+    }
+    assert_int_equal(st->jitter_q4 >> 4, 0);
+    size_t n = rtp(b, 96, false, 3, 3 * 1800u, 7, 0, NULL, 0, 10);
+    assert_int_equal(forward_rtp_parse(b, n, &h), 0);
+    forward_stream_receive(st, b, n, &h, 1000 + 60 + 10);
+    assert_int_equal(st->jitter_q4, 900);
+    stream_del(st);
+}
+
+/* SSRC learnt later: the old history is forgotten. */
+static void test_set_ssrc(void **state)
+{
+    (void)state;
+    struct fwd_stream *st = stream_new(true, 0);
+    uint8_t buf[64];
+    assert_int_equal(forward_stream_keyframe(st, 0, 1000, 1, buf, sizeof(buf)), 0);
+    forward_stream_set_ssrc(st, 99);
+    feed(st, 5, 0);
+    assert_non_null(forward_stream_cached(st, 5, NULL));
+    forward_stream_set_ssrc(st, 100);
+    assert_null(forward_stream_cached(st, 5, NULL));
+    assert_false(st->started);
+    stream_del(st);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rtp_parse),
+        cmocka_unit_test(test_ext_lookup_both_forms),
+        cmocka_unit_test(test_prepare_one_byte),
+        cmocka_unit_test(test_prepare_two_byte),
+        cmocka_unit_test(test_prepare_stop_and_truncated),
+        cmocka_unit_test(test_prepare_mid),
+        cmocka_unit_test(test_sink_from_media),
+        cmocka_unit_test(test_match_view),
+        cmocka_unit_test(test_cache_size),
+        cmocka_unit_test(test_gap_nack_bitmask),
+        cmocka_unit_test(test_nack_retries),
+        cmocka_unit_test(test_nack_bounds),
+        cmocka_unit_test(test_wrap),
+        cmocka_unit_test(test_want),
+        cmocka_unit_test(test_keyframe_rate_limit),
+        cmocka_unit_test(test_viewer_rtcp),
+        cmocka_unit_test(test_publisher_sr_and_rr),
+        cmocka_unit_test(test_jitter),
+        cmocka_unit_test(test_set_ssrc),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
