@@ -1184,6 +1184,7 @@ void api_server_free(struct api_server *srv)
 }
 
 int api_server_port(const struct api_server *srv) { return srv->port; }
+uv_loop_t *api_server_loop(const struct api_server *srv) { return srv->loop; }
 
 static double metric_requests(void *arg) { return (double)((struct api_server *)arg)->requests_total; }
 static double metric_ws_clients(void *arg) { return (double)((struct api_server *)arg)->nws; }

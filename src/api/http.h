@@ -82,6 +82,7 @@ struct api_server *api_server_new_tls(uv_loop_t *loop, const char *listen, const
 void api_server_free(struct api_server *srv);
 
 int api_server_port(const struct api_server *srv);   /* the bound TCP port */
+uv_loop_t *api_server_loop(const struct api_server *srv);   /* the loop it serves on (its clock, uv_now) */
 
 /* method: "GET", "POST", "PUT", "PATCH" or "DELETE". pattern: an absolute
  * path whose segments are literals or {name} captures. A literal segment
