@@ -346,7 +346,8 @@ static int answer(struct api_request *req, int status, const char *content_type,
     req->resp = owned;
     req->resp_len = len;
     req->srv->responses_by_class[status / 100]++;
-    if (status >= 500) log_warn("api: %s %s from %s -> %d", req->method, req->path, req->remote, status);
+    /* rate-limited: a storm of 503s (a full room, overload) must not flood the log */
+    if (status >= 500) api_log_refusal(req->srv, "api: %s %.200s from %s -> %d", req->method, req->path, req->remote, status);
     else log_debug("api: %s %s from %s -> %d", req->method, req->path, req->remote, status);
     if (!req->wsi) {                           /* client left earlier: discard */
         request_free(req);
