@@ -18,16 +18,16 @@ static const char *const media_enabled_values[] = {"no", "yes", "auto", NULL};
 
 static const struct config_key media_keys[] = {
     {"enabled", CONFIG_ENUM, CONFIG_FIELD(struct media_config, enabled), "auto", 0, 0, media_enabled_values, 0,
-     "rooms, WHIP and WHEP: yes | no | auto (serve them unless the media port cannot be bound, then say why)"},
+     "rooms, WHIP and WHEP; auto: unless the media port cannot be bound (logged)"},
     MKEY("listen", CONFIG_STRING, listen, "127.0.0.1", 0, 0,
-         "IP address of the media port (0.0.0.0 / ::: every interface, each announced)"),
+         "IP address of the media port; 0.0.0.0 or '::': every interface, each announced"),
     MKEY("port", CONFIG_UINT, port, "20000", 0, 65535,
-         "the one UDP port (and TCP, with ice_tcp) every WebRTC peer uses; 0: any free port"),
+         "the one UDP (and ICE-TCP) port every WebRTC peer uses; 0: any free one"),
     MKEY("announce_ip", CONFIG_STRING, announce_ip, "", 0, 0,
-         "address written into ICE candidates (behind NAT: the public one); empty: listen's"),
+         "address in our ICE candidates (behind NAT: the public one); empty: listen's"),
     MKEY("ice_tcp", CONFIG_BOOL, ice_tcp, "yes", 0, 0, "also accept ICE over TCP (RFC 6544) on the same port number"),
     MKEY("consent_timeout_s", CONFIG_UINT, consent_timeout_s, "30", 1, 3600,
-         "a peer without a valid ICE consent check this long is gone (RFC 7675: 30)"),
+         "a peer without a valid ICE check this long is gone (RFC 7675)"),
     MKEY("connect_timeout_s", CONFIG_UINT, connect_timeout_s, "15", 1, 3600,
          "ICE and DTLS must complete this soon after the offer"),
     MKEY("max_peers", CONFIG_UINT, max_peers, "5000", 1, 1000000, "WebRTC peers (publishers and viewers) at once"),
@@ -35,9 +35,9 @@ static const struct config_key media_keys[] = {
     MKEY("max_participants_per_room", CONFIG_UINT, max_participants_per_room, "1000", 1, 1000000,
          "participants in one room; joins beyond get 503"),
     MKEY("pli_interval_ms", CONFIG_UINT, pli_interval_ms, "1000", 10, 60000,
-         "key frame requests (PLI) to a publisher stream: at most one per this"),
+         "at most one key frame request (PLI) per publisher stream this often"),
     MKEY("remb_bps", CONFIG_UINT, remb_bps, "2500000", 10000, 1000000000,
-         "bitrate publishers are asked to stay within (REMB), bits/s"),
+         "bits/s publishers are asked to stay within (REMB)"),
 };
 
 static bool is_ip(const char *s)
