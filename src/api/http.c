@@ -13,6 +13,7 @@
 #include "api/http_internal.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -345,7 +346,8 @@ static int answer(struct api_request *req, int status, const char *content_type,
     req->resp = owned;
     req->resp_len = len;
     req->srv->responses_by_class[status / 100]++;
-    if (status >= 500) log_warn("api: %s %s from %s -> %d", req->method, req->path, req->remote, status);
+    /* rate-limited: a storm of 503s (a full room, overload) must not flood the log */
+    if (status >= 500) api_log_refusal(req->srv, "api: %s %.200s from %s -> %d", req->method, req->path, req->remote, status);
     else log_debug("api: %s %s from %s -> %d", req->method, req->path, req->remote, status);
     if (!req->wsi) {                           /* client left earlier: discard */
         request_free(req);
@@ -413,6 +415,64 @@ const char *api_method(const struct api_request *req) { return req->method; }
 const char *api_path(const struct api_request *req) { return req->path; }
 const char *api_remote(const struct api_request *req) { return req->remote; }
 json_t *api_body(const struct api_request *req) { return req->json; }
+
+const char *api_body_raw(const struct api_request *req, size_t *len)
+{
+    bool have = req->body_buf && req->state != API_REQ_BODY;
+    if (len) *len = have ? req->body_len : 0;
+    return have ? req->body_buf : NULL;
+}
+
+/* A copy of header token t of the request in the arena; NULL when absent. */
+static const char *header_copy(struct api_request *req, int t)
+{
+    int len = lws_hdr_total_length(req->wsi, (enum lws_token_indexes)t);
+    if (len <= 0) return NULL;
+    char *v = arena_alloc(&req->arena, (size_t)len + 1);
+    if (!v || lws_hdr_copy(req->wsi, v, len + 1, (enum lws_token_indexes)t) < 0) return NULL;
+    return v;
+}
+
+const char *api_header(struct api_request *req, const char *name)
+{
+    size_t nl = name ? strlen(name) : 0;
+    if (!req->wsi || !nl || nl > 64 || req->state == API_REQ_ANSWERED || req->state == API_REQ_ABORTING)
+        return NULL;
+    /* lws names its tokens in lower case with the colon: "content-type:" */
+    for (int t = 0; t < WSI_TOKEN_COUNT; t++) {
+        const char *tn = (const char *)lws_token_to_string((enum lws_token_indexes)t);
+        if (tn && strlen(tn) == nl + 1 && tn[nl] == ':' && !strncasecmp(tn, name, nl)) return header_copy(req, t);
+    }
+#if defined(LWS_WITH_CUSTOM_HEADERS)
+    char lname[72];
+    for (size_t i = 0; i < nl; i++) lname[i] = (char)tolower((unsigned char)name[i]);
+    lname[nl] = ':';
+    lname[nl + 1] = '\0';
+    int len = lws_hdr_custom_length(req->wsi, lname, (int)nl + 1);
+    if (len < 0) return NULL;
+    char *v = arena_alloc(&req->arena, (size_t)len + 1);
+    if (!v || lws_hdr_custom_copy(req->wsi, v, len + 1, lname, (int)nl + 1) < 0) return NULL;
+    v[len] = '\0';
+    return v;
+#else
+    return NULL;
+#endif
+}
+
+int api_add_header(struct api_request *req, const char *name, const char *value)
+{
+    if (req->state == API_REQ_ANSWERED || req->nextra >= API_MAX_EXTRA_HEADERS || !name || !value || !name[0] ||
+        strlen(name) > 64 || strpbrk(name, "\r\n: ") || strpbrk(value, "\r\n")) {
+        log_error("api: %s %s: header %s not added", req->method, req->path, name ? name : "?");
+        return -1;
+    }
+    /* lws writes the name as given: keep the colon it wants at the end */
+    str_t n = arena_printf(&req->arena, "%s:", name);
+    str_t v = arena_strdup(&req->arena, str_from_cstr(value));
+    if (!n.s || !v.s) return -1;
+    req->extra[req->nextra++] = (struct api_kv){n.s, v.s};
+    return 0;
+}
 struct api_server *api_request_server(const struct api_request *req) { return req->srv; }
 
 const char *api_param(const struct api_request *req, const char *name)
@@ -498,6 +558,12 @@ static int split_path(char *p, const char **seg, int max)
 
 int api_route(struct api_server *srv, const char *method, const char *pattern, api_handler handler, void *user)
 {
+    return api_route_ex(srv, method, pattern, handler, user, 0);
+}
+
+int api_route_ex(struct api_server *srv, const char *method, const char *pattern, api_handler handler, void *user,
+                 unsigned flags)
+{
     if (!method || !pattern || pattern[0] != '/' || !handler || strlen(method) >= sizeof(srv->routes[0].method)) {
         log_error("api: bad route %s %s", method ? method : "?", pattern ? pattern : "?");
         return -1;
@@ -550,6 +616,7 @@ int api_route(struct api_server *srv, const char *method, const char *pattern, a
     r.handler = handler;
     r.user = user;
     r.public_route = !strcmp(method, "GET") && !strcmp(pattern, "/metrics");
+    r.flags = flags;
     srv->routes[srv->nroutes++] = r;
     return 0;
 oom:
@@ -561,10 +628,12 @@ fail:
 }
 
 /* Finds the route for (method, path). On a path match with another method,
- * returns NULL and lists the allowed methods in allow. */
+ * returns NULL and lists the allowed methods in allow. *cors: some route of
+ * the path (any method) is API_ROUTE_CORS. */
 static const struct api_route_entry *match_route(struct api_server *srv, struct api_request *req, char *allow,
-                                                 size_t allowcap)
+                                                 size_t allowcap, bool *cors)
 {
+    *cors = false;
     char buf[API_MAX_URI + 1];
     const char *seg[API_MAX_SEGMENTS];
     allow[0] = '\0';
@@ -585,6 +654,7 @@ static const struct api_route_entry *match_route(struct api_server *srv, struct 
             else break;
         }
         if (k < n) continue;
+        if (r->flags & API_ROUTE_CORS) *cors = true;
         if (strcmp(r->method, req->method)) {
             if (!strstr(allow, r->method)) {
                 size_t l = strlen(allow);
@@ -623,6 +693,20 @@ static int refuse(struct api_request *req, int status, const char *code, const c
                 req->declared_length < API_DRAIN_MAX ? req->declared_length : API_DRAIN_MAX;
     }
     return api_reply_error(req, status, code, "%s", detail);
+}
+
+/* A CORS preflight (Fetch standard §3.2.2): browsers send it without
+ * credentials, so it is answered before the token check, and says which
+ * methods and request headers the real request may use. */
+static int preflight(struct api_request *req, const char *allow)
+{
+    str_t methods = arena_printf(&req->arena, "%s%sOPTIONS", allow, allow[0] ? ", " : "");
+    if (!methods.s) return refuse(req, 500, "internal", "out of memory");
+    if (req->content_length) req->close_after = true;   /* a preflight has no body: do not read one */
+    api_add_header(req, "Access-Control-Allow-Methods", methods.s);
+    api_add_header(req, "Access-Control-Allow-Headers", "Authorization, Content-Type");
+    api_add_header(req, "Access-Control-Max-Age", "600");
+    return api_reply_bytes(req, 204, "", "", 0) ? -1 : 0;
 }
 
 static void dispatch(struct api_request *req)
@@ -712,12 +796,16 @@ static int on_http(struct api_server *srv, struct lws *wsi, struct api_session *
     }
 
     char allow[64];
-    const struct api_route_entry *route = mname ? match_route(srv, req, allow, sizeof(allow)) : NULL;
+    bool cors = false;
+    const struct api_route_entry *route = mname ? match_route(srv, req, allow, sizeof(allow), &cors) : NULL;
+    req->cors = cors;
     if (route) {
         /* copied: the route table may grow (realloc) while a body arrives */
         req->handler = route->handler;
         req->handler_user = route->user;
+        req->route_flags = route->flags;
     }
+    if (!route && cors && !strcmp(req->method, "OPTIONS")) return preflight(req, allow);
     if (!(route && route->public_route)) {
         if (!api_request_authorized(srv, wsi)) {
             req->allow = "Bearer";   /* sent as WWW-Authenticate */
@@ -771,7 +859,8 @@ static int on_body_done(struct api_session *ss)
     if (ss && (ss->drain_left || ss->drain_answered)) return drain(ss, 0, true);
     struct api_request *req = ss ? ss->req : NULL;
     if (!req || req->state != API_REQ_BODY || !req->body_buf) return 0;
-    size_t n = req->body_len;
+    req->body_buf[req->body_len] = '\0';      /* allocated content_length + 1 */
+    size_t n = (req->route_flags & API_ROUTE_RAW_BODY) ? 0 : req->body_len;
     while (n && (req->body_buf[n - 1] == ' ' || req->body_buf[n - 1] == '\n' || req->body_buf[n - 1] == '\r' ||
                  req->body_buf[n - 1] == '\t'))
         n--;
@@ -785,9 +874,24 @@ static int on_body_done(struct api_session *ss)
                                    jerr.line, jerr.column) ? -1 : 0;
         }
     }
-    free(req->body_buf);
-    req->body_buf = NULL;
+    /* body_buf stays for api_body_raw until the request is freed */
     dispatch(req);
+    return 0;
+}
+
+/* On every answer of a cross-origin route: any origin may read it (the
+ * token, not the origin, is the credential) and see where a WHIP/WHEP
+ * session lives. */
+static int add_cors_headers(struct lws *wsi, unsigned char **p, unsigned char *end)
+{
+    static const char *const h[][2] = {
+        {"access-control-allow-origin:", "*"},
+        {"access-control-expose-headers:", "Location"},
+    };
+    for (size_t i = 0; i < sizeof(h) / sizeof(h[0]); i++)
+        if (lws_add_http_header_by_name(wsi, (const unsigned char *)h[i][0], (const unsigned char *)h[i][1],
+                                        (int)strlen(h[i][1]), p, end))
+            return -1;
     return 0;
 }
 
@@ -799,7 +903,8 @@ static int on_http_writeable(struct api_server *srv, struct lws *wsi, struct api
         unsigned char *buf = api_scratch(srv, 2048);
         if (!buf) return -1;
         unsigned char *start = buf + LWS_PRE, *p = start, *end = start + 2048;
-        if (lws_add_http_common_headers(wsi, (unsigned int)req->status, req->content_type, req->resp_len, &p, end) ||
+        if (lws_add_http_common_headers(wsi, (unsigned int)req->status,
+                                        req->content_type[0] ? req->content_type : NULL, req->resp_len, &p, end) ||
             lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
                                         (const unsigned char *)"no-store", 8, &p, end))
             return -1;
@@ -812,6 +917,12 @@ static int on_http_writeable(struct api_server *srv, struct lws *wsi, struct api
         if (req->close_after &&
             lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close", 5, &p, end))
             return -1;
+        if (req->cors && add_cors_headers(wsi, &p, end)) return -1;
+        for (int i = 0; i < req->nextra; i++)
+            if (lws_add_http_header_by_name(wsi, (const unsigned char *)req->extra[i].name,
+                                            (const unsigned char *)req->extra[i].value,
+                                            (int)strlen(req->extra[i].value), &p, end))
+                return -1;
         if (lws_finalize_write_http_header(wsi, start, &p, end)) return -1;
         req->headers_sent = true;
         if (req->resp_len && !req->head_only) {
@@ -1074,6 +1185,7 @@ void api_server_free(struct api_server *srv)
 }
 
 int api_server_port(const struct api_server *srv) { return srv->port; }
+uv_loop_t *api_server_loop(const struct api_server *srv) { return srv->loop; }
 
 static double metric_requests(void *arg) { return (double)((struct api_server *)arg)->requests_total; }
 static double metric_ws_clients(void *arg) { return (double)((struct api_server *)arg)->nws; }

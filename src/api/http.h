@@ -20,6 +20,19 @@
  * must forget the pointer. Without an abort callback the request stays valid
  * until it is answered and the answer is then discarded.
  *
+ * Bodies: a route registered with api_route() gets its body parsed as JSON
+ * (400 bad-json otherwise) and read with api_body(). A route registered with
+ * api_route_ex(..., API_ROUTE_RAW_BODY) gets it unparsed (WHIP/WHEP offers are
+ * application/sdp): the handler checks api_header(req, "content-type") and
+ * reads api_body_raw(). Either way bodies above API_MAX_BODY get 413.
+ *
+ * Cross-origin (API_ROUTE_CORS, for browser WHIP/WHEP players on another
+ * origin): an OPTIONS preflight for such a path is answered 204 without a
+ * token, with Access-Control-Allow-Origin: *, -Allow-Methods (the path's
+ * methods and OPTIONS), -Allow-Headers: Authorization, Content-Type and
+ * -Max-Age; every answer on such a route (401 included) carries
+ * Access-Control-Allow-Origin: * and Access-Control-Expose-Headers: Location.
+ *
  * Built-in routes: GET /metrics (no auth), GET /api/v1/stats,
  * GET /api/v1/events (WebSocket; ?since=SEQ), GET /api/v1/events/recent?since=SEQ.
  * Every route except GET /metrics needs "Authorization: Bearer <token>" unless
@@ -69,12 +82,23 @@ struct api_server *api_server_new_tls(uv_loop_t *loop, const char *listen, const
 void api_server_free(struct api_server *srv);
 
 int api_server_port(const struct api_server *srv);   /* the bound TCP port */
+uv_loop_t *api_server_loop(const struct api_server *srv);   /* the loop it serves on (its clock, uv_now) */
 
 /* method: "GET", "POST", "PUT", "PATCH" or "DELETE". pattern: an absolute
  * path whose segments are literals or {name} captures. A literal segment
  * wins over a capture at the same position. Returns 0, or -1 (logged) on a
  * bad pattern, duplicate route, or allocation failure. */
 int api_route(struct api_server *srv, const char *method, const char *pattern, api_handler handler, void *user);
+
+/* Route flags for api_route_ex (see the top of the file). */
+#define API_ROUTE_RAW_BODY 0x1u      /* the body is not parsed as JSON: api_body_raw() */
+#define API_ROUTE_CORS 0x2u          /* answers preflights; answers carry CORS headers */
+
+/* api_route with flags (API_ROUTE_*; 0 is api_route). Routes sharing a path
+ * should agree on API_ROUTE_CORS: a preflight is answered when any of them
+ * has it. */
+int api_route_ex(struct api_server *srv, const char *method, const char *pattern, api_handler handler, void *user,
+                 unsigned flags);
 
 /* Providers are called in registration order for each GET /api/v1/stats. */
 int api_stats_provider(struct api_server *srv, api_stats_fn fn, void *arg);
@@ -85,6 +109,15 @@ const char *api_path(const struct api_request *req);      /* decoded path, no qu
 const char *api_param(const struct api_request *req, const char *name);  /* NULL if absent */
 const char *api_query(const struct api_request *req, const char *name);  /* decoded; NULL if absent */
 json_t *api_body(const struct api_request *req);           /* borrowed; NULL when no body */
+/* The body as sent (any route), NUL-terminated (the NUL is not counted in
+ * *len; the body may hold NULs of its own). NULL, *len 0, when there is none. */
+const char *api_body_raw(const struct api_request *req, size_t *len);
+/* A request header by name (case-insensitive, without the colon): the
+ * fields libwebsockets parses ("content-type", "authorization", "origin",
+ * "user-agent", ...) and any other one by its lower-case name. A copy that
+ * stays valid until the request is answered; NULL when absent (or when the
+ * client is gone). Repeated fields are joined by lws with ", " or "; ". */
+const char *api_header(struct api_request *req, const char *name);
 const char *api_remote(const struct api_request *req);    /* peer address for logs */
 struct api_server *api_request_server(const struct api_request *req);
 
@@ -102,6 +135,13 @@ int api_reply_error(struct api_request *req, int status, const char *code, const
     __attribute__((format(printf, 4, 5)));
 int api_reply_text(struct api_request *req, int status, const char *content_type, const char *text);
 int api_reply_bytes(struct api_request *req, int status, const char *content_type, const char *data, size_t len);
+/* A header for the answer ("Location", "/api/v1/whip/room/id"), set before
+ * calling api_reply_*; name and value are copied, and must be one line (no
+ * CR/LF: refused). At most API_MAX_EXTRA_HEADERS. 0, or -1 (logged) when
+ * refused or the request was already answered; the answer is sent without
+ * it. */
+#define API_MAX_EXTRA_HEADERS 8
+int api_add_header(struct api_request *req, const char *name, const char *value);
 
 /* ---- Prometheus metrics (GET /metrics, text format 0.0.4) ----------------
  * A name may carry fixed labels: "cascade_messages_in_total{method=\"REGISTER\"}".

@@ -19,6 +19,7 @@ struct api_route_entry {
     bool is_param[API_MAX_SEGMENTS];
     int nseg;
     bool public_route;                    /* no bearer token needed (GET /metrics) */
+    unsigned flags;                       /* API_ROUTE_* */
     api_handler handler;
     void *user;
 };
@@ -51,7 +52,9 @@ struct api_request {
     int nparams;
     api_handler handler;                  /* of the matched route */
     void *handler_user;
-    char *body_buf;                       /* raw body while reading */
+    unsigned route_flags;                 /* of the matched route (API_ROUTE_*) */
+    bool cors;                            /* answers carry the CORS headers */
+    char *body_buf;                       /* the raw body (NUL-terminated once complete) */
     size_t body_len, content_length;
     uint64_t declared_length;             /* Content-Length as sent (content_length is capped) */
     json_t *json;
@@ -65,6 +68,8 @@ struct api_request {
     char *resp;
     size_t resp_len, resp_off;
     const char *allow;                    /* for 405 */
+    struct api_kv extra[API_MAX_EXTRA_HEADERS];   /* api_add_header, in the arena */
+    int nextra;
     bool headers_sent;
     bool close_after;                     /* body not read, or refused: close after answering */
     bool head_only;                       /* HEAD: answer as GET, without the body */

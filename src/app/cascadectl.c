@@ -77,6 +77,10 @@ static const char usage_text[] =
     "  gb channel import FILE                     JSON ([...] or {\"channels\":[...]}) or CSV\n"
     "                                             lines: id,name[,parent_id[,media]]\n"
     "  gb upstream list\n"
+    "  room list                                  SFU rooms\n"
+    "  room show NAME                             its participants, streams and media counters\n"
+    "  room kick NAME ID                          remove a participant (reason kicked)\n"
+    "  room close NAME                            every participant leaves, the room closes\n"
     "\n"
     "Options may appear anywhere. Defaults: CASCADE_URL, CASCADE_TOKEN, then the [api]\n"
     "section of -c FILE (or ./cascade.ini), then http://127.0.0.1:8080.\n"
@@ -793,6 +797,82 @@ static int cmd_gb_stream(struct ctl *c, const char *verb, struct args *a)
     return usage_error("gb stream: unknown verb '%s' (list, show, stop)", verb);
 }
 
+/* ---- rooms (the SFU) ------------------------------------------------------ */
+
+/* room show: the room's lines, then its participants as a table (a
+ * participant's media counters come with --json). */
+static int show_room(const struct ctl *c, json_t *j)
+{
+    if (c->json) return show_object(c, j);
+    json_t *parts = json_incref(json_object_get(j, "participants"));
+    json_object_del(j, "participants");
+    print_flat(j, "");
+    json_t *rows = json_array();
+    size_t i;
+    json_t *p;
+    json_array_foreach(parts, i, p) {
+        json_t *media = json_object_get(p, "media");
+        json_t *row = json_pack("{s:O*,s:O*,s:O*,s:O*,s:i,s:i,s:O*,s:O*,s:O*,s:O*}", "id", json_object_get(p, "id"),
+                                "name", json_object_get(p, "name"), "user", json_object_get(p, "user"), "state",
+                                json_object_get(p, "state"), "streams",
+                                (json_int_t)json_array_size(json_object_get(p, "streams")), "subscriptions",
+                                json_integer_value(json_object_get(p, "subscriptions")), "connected",
+                                json_object_get(media, "connected"), "remote", json_object_get(media, "remote"),
+                                "rtp_in", json_object_get(json_object_get(media, "counters"), "rtp_in"), "rtp_out",
+                                json_object_get(json_object_get(media, "counters"), "rtp_out"));
+        if (row) json_array_append_new(rows, row);
+    }
+    static const struct column cols[] = {{"id", "ID"},         {"name", "NAME"},
+                                         {"user", "USER"},     {"state", "STATE"},
+                                         {"streams", "STREAMS"}, {"subscriptions", "SUBS"},
+                                         {"connected", "CONNECTED"}, {"remote", "REMOTE"},
+                                         {"rtp_in", "RTP_IN"}, {"rtp_out", "RTP_OUT"}};
+    printf("participants:\n");
+    print_table(rows, cols, 10, NULL);
+    json_decref(rows);
+    json_decref(parts);
+    json_decref(j);
+    return 0;
+}
+
+static int cmd_room(struct ctl *c, const char *verb, struct args *a)
+{
+    json_t *j;
+    int rc;
+    if (!strcmp(verb, "list")) {
+        if ((rc = positional(a, 0, "room list"))) return rc;
+        if ((rc = call(c, "GET", api_path(c, "/rooms"), NULL, &j))) return rc;
+        static const struct column cols[] = {{"name", "ROOM"},
+                                             {"participants", "PARTICIPANTS"},
+                                             {"publishers", "PUBLISHERS"},
+                                             {"created", "CREATED"}};
+        return show_list(c, j, "rooms", cols, 4);
+    }
+    if (!strcmp(verb, "show")) {
+        if ((rc = positional(a, 1, "room show NAME"))) return rc;
+        if ((rc = call(c, "GET", api_path(c, "/rooms/%s", a->argv[0]), NULL, &j))) return rc;
+        return show_room(c, j);
+    }
+    if (!strcmp(verb, "kick")) {
+        if ((rc = positional(a, 2, "room kick NAME ID"))) return rc;
+        char *path = api_path(c, "/rooms/%s/participants/%s", a->argv[0], a->argv[1]);
+        if ((rc = call(c, "DELETE", path, NULL, &j))) return rc;
+        if (c->json) print_json(j);
+        else printf("participant %s kicked from room %s\n", a->argv[1], a->argv[0]);
+        json_decref(j);
+        return 0;
+    }
+    if (!strcmp(verb, "close")) {
+        if ((rc = positional(a, 1, "room close NAME"))) return rc;
+        if ((rc = call(c, "DELETE", api_path(c, "/rooms/%s", a->argv[0]), NULL, &j))) return rc;
+        if (c->json) print_json(j);
+        else printf("room %s closed\n", a->argv[0]);
+        json_decref(j);
+        return 0;
+    }
+    return usage_error("room: unknown verb '%s' (list, show, kick, close)", verb);
+}
+
 /* One channel from a CSV line "id,name[,parent_id[,media]]"; NULL for blank
  * lines and comments. */
 static json_t *csv_channel(char *line, int lineno, bool *bad)
@@ -1049,11 +1129,12 @@ int main(int argc, char **argv)
     if (!strcmp(noun, "events")) return cmd_events(&c, &a);
     if (!strcmp(noun, "stats")) return cmd_stats(&c, &a);
     if (!strcmp(noun, "gb")) return cmd_gb(&c, &a);
-    if (!strcmp(noun, "user") || !strcmp(noun, "reg")) {
+    if (!strcmp(noun, "user") || !strcmp(noun, "reg") || !strcmp(noun, "room")) {
         if (a.argc < 1) return usage_error("%s needs a verb", noun);
         const char *verb = a.argv[0];
         a.argv++;
         a.argc--;
+        if (!strcmp(noun, "room")) return cmd_room(&c, verb, &a);
         return !strcmp(noun, "user") ? cmd_user(&c, verb, &a) : cmd_reg(&c, verb, &a);
     }
     return usage_error("unknown command '%s'", noun);

@@ -7,7 +7,9 @@
 #ifndef CASCADE_APP_CONFIG_H
 #define CASCADE_APP_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "api/api_config.h"
 #include "auth/auth_config.h"
@@ -23,6 +25,27 @@
 #include "store/store_config.h"
 #include "transport/tls_config.h"
 
+/* [media] enabled: auto serves rooms when the media port can be bound and
+ * otherwise says why and goes on without them (the embedded default, so
+ * that `make run` serves rooms while two daemons on one machine still
+ * start); yes makes a port that cannot be bound a start-up error. */
+enum media_enabled { MEDIA_ENABLED_NO, MEDIA_ENABLED_YES, MEDIA_ENABLED_AUTO };
+
+/* [media] — the WebRTC SFU: rooms, WHIP and WHEP (keys: app/config.c; the
+ * daemon turns it into a struct sfu_config, media/sfu.h). */
+struct media_config {
+    int enabled;                          /* enum media_enabled */
+    char listen[64];                      /* IP address the media port binds */
+    uint16_t port;                        /* UDP, and TCP for ICE-TCP; 0: any free port */
+    char announce_ip[64];                 /* address in our candidates; "": listen's */
+    bool ice_tcp;                         /* also ICE over TCP (RFC 6544 passive) */
+    uint32_t consent_timeout_s;           /* RFC 7675: a peer silent this long is gone */
+    uint32_t connect_timeout_s;           /* ICE + DTLS must finish within this */
+    uint32_t max_peers, max_rooms, max_participants_per_room;
+    uint32_t pli_interval_ms;             /* key frame requests per publisher stream, at most one per */
+    uint32_t remb_bps;                    /* bitrate we ask publishers for (REMB) */
+};
+
 /* The daemon's aggregate: every section; roles get only their own. */
 struct config {
     struct sip_config sip;
@@ -36,6 +59,7 @@ struct config {
     struct log_config log;
     struct gb_config gb;
     struct overload_config overload;    /* [overload] — 503 to new REGISTERs beyond capacity */
+    struct media_config media;          /* [media] — rooms, WHIP, WHEP */
     struct config_upstream upstreams[CONFIG_MAX_UPSTREAMS];
     int upstream_count;
 };
@@ -53,6 +77,7 @@ extern const struct config_section log_config_section;        /* base/log_config
 extern const struct config_section gb_config_section;         /* gb/upper/gb_config.c */
 extern const struct config_section overload_config_section;   /* base/overload_config.c */
 extern const struct config_section upstream_config_section;   /* gb/lower/upstream_config.c */
+extern const struct config_section media_config_section;      /* app/config.c (the SFU's config is media/sfu.h) */
 
 /* Every section of struct config, in the order of the example file. */
 extern const struct config_schema config_schema;

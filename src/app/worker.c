@@ -21,8 +21,10 @@
 
 #include "events/events.h"
 #include "api/http.h"
+#include "api/routes_rooms.h"
 #include "auth/digest.h"
 #include "base/log.h"
+#include "media/sfu.h"
 #include "registrar/registrar.h"
 #include "registrar/users.h"
 #include "store/store.h"
@@ -368,6 +370,52 @@ static void api_setup(struct worker *w)
     api_metric_gauge(w->api, "cascade_loop_lag_ms", "Event loop lag, last 100 ms sample", metric_loop_lag, w);
 }
 
+/* ---- media ---- */
+
+/* [media] as the SFU takes it; the strings point into cfg. */
+static void media_sfu_config(const struct media_config *m, struct sfu_config *sc)
+{
+    sfu_config_default(sc);
+    sc->rtc.bind_ip = m->listen;
+    sc->rtc.port = m->port;
+    sc->rtc.tcp = m->ice_tcp;
+    sc->rtc.announce_ip = m->announce_ip[0] ? m->announce_ip : NULL;
+    sc->rtc.consent_timeout_ms = m->consent_timeout_s * 1000u;
+    sc->rtc.connect_timeout_ms = m->connect_timeout_s * 1000u;
+    sc->rtc.max_peers = m->max_peers;
+    sc->rooms.max_rooms = m->max_rooms;
+    sc->rooms.max_participants_per_room = m->max_participants_per_room;
+    sc->pli_interval_ms = m->pli_interval_ms;
+    sc->remb_bps = m->remb_bps;
+}
+
+/* The SFU once the event bus and the API exist: its routes answer 503
+ * while it is off. enabled = auto goes on without it when it cannot start
+ * (another daemon has the port); yes makes that fatal. */
+static int start_media(struct worker *w)
+{
+    const struct media_config *m = &w->cfg.media;
+    if (m->enabled != MEDIA_ENABLED_NO) {
+        struct sfu_config sc;
+        media_sfu_config(m, &sc);
+        char err[256] = "";
+        w->sfu = sfu_new(w->loop, &sc, w->events, err, sizeof(err));
+        if (w->sfu) {
+            log_info("media: rooms, WHIP and WHEP on; media port %s %u (udp%s)", m->listen, m->port,
+                     m->ice_tcp ? ", tcp" : "");
+        } else if (m->enabled == MEDIA_ENABLED_YES) {
+            log_error("media: cannot start on %s port %u: %s", m->listen, m->port, err);
+            return -1;
+        } else {
+            log_error("media: cannot start on %s port %u: %s; going on without rooms, WHIP and WHEP ([media] "
+                      "enabled = auto; set another port, or enabled = no)",
+                      m->listen, m->port, err);
+        }
+    }
+    if (w->api) api_routes_rooms(w->api, w->sfu);
+    return 0;
+}
+
 /* ---- signals ---- */
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -524,6 +572,7 @@ int worker_start(struct worker *w, uv_loop_t *loop)
         if (!w->api) return -1;
         api_setup(w);
     }
+    if (start_media(w) < 0) return -1;
 
     if (dispatch_start_roles(w) < 0) return -1;
 
@@ -558,6 +607,12 @@ static void close_if_open(uv_handle_t *h)
 static void stop_rest(void *arg)
 {
     struct worker *w = arg;
+    if (w->sfu) {
+        /* participants leave (reason shutdown, on the bus) while the API and
+         * the bus still stand; its handles close as the loop drains */
+        sfu_free(w->sfu);
+        w->sfu = NULL;
+    }
     if (w->api) {
         api_server_free(w->api);
         w->api = NULL;

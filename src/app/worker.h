@@ -40,6 +40,7 @@ struct proxy;
 struct gb_upper;
 struct gb_lower;
 struct ua;
+struct sfu;
 
 struct worker_stats {
     uint64_t requests_in[SIP_METHOD_COUNT];  /* by method; [0] counts extension methods */
@@ -74,6 +75,7 @@ struct worker {
     struct ua *ua;
     struct gb_upper *gb_upper;
     struct gb_lower *gb_lower;
+    struct sfu *sfu;                         /* [media]: rooms, WHIP, WHEP; NULL when off */
 
     struct sip_local local;                  /* who we are, as roles get it: realm ([auth] realm, else
                                                 the domain), Via/Contact host and ports from the

@@ -124,6 +124,17 @@ static void defaults_before_tables(struct config *c)
     c->gb.catalog_on_register = true;
     c->gb.catalog_concurrency = 32;
     overload_config_default(&c->overload);
+    c->media.enabled = MEDIA_ENABLED_AUTO;
+    strcpy(c->media.listen, "127.0.0.1");
+    c->media.port = 20000;
+    c->media.ice_tcp = true;
+    c->media.consent_timeout_s = 30;
+    c->media.connect_timeout_s = 15;
+    c->media.max_peers = 5000;
+    c->media.max_rooms = 1000;
+    c->media.max_participants_per_room = 1000;
+    c->media.pli_interval_ms = 1000;
+    c->media.remb_bps = 2500000;
 }
 
 static void test_defaults_are_the_documented_ones(void **state)
@@ -170,6 +181,62 @@ static void test_example_file_is_the_defaults(void **state)
     config_init(&cfg);
     assert_int_equal(config_load(&cfg, "../../cascade.ini.example", err, sizeof(err)), 0);
     assert_memory_equal(&cfg, &want, sizeof(cfg));
+}
+
+/* ---- [media] */
+
+/* enabled takes yes, no and auto (the default: serve rooms unless the port
+ * is taken); anything else names the choices. */
+static void test_media_enabled(void **state)
+{
+    (void)state;
+    assert_int_equal(load("[media]\nenabled = no\n"), 0);
+    assert_int_equal(cfg.media.enabled, MEDIA_ENABLED_NO);
+    assert_int_equal(load("[media]\nenabled = YES\n"), 0);
+    assert_int_equal(cfg.media.enabled, MEDIA_ENABLED_YES);
+    assert_int_equal(load("[media]\nenabled = auto\n"), 0);
+    assert_int_equal(cfg.media.enabled, MEDIA_ENABLED_AUTO);
+    assert_int_equal(load("[media]\nenabled = maybe\n"), -1);
+    assert_true(has_error(2, "[media] enabled: bad value 'maybe' (no|yes|auto)"));
+}
+
+/* Every key lands in its field; port 0 (any free port) is allowed. */
+static void test_media_values(void **state)
+{
+    (void)state;
+    assert_int_equal(load("[media]\nlisten = ::\nport = 0\nannounce_ip = 198.51.100.7\nice_tcp = no\n"
+                          "consent_timeout_s = 3\nconnect_timeout_s = 600\nmax_peers = 20\nmax_rooms = 2\n"
+                          "max_participants_per_room = 5\npli_interval_ms = 500\nremb_bps = 800000\n"),
+                     0);
+    assert_string_equal(cfg.media.listen, "::");
+    assert_int_equal(cfg.media.port, 0);
+    assert_string_equal(cfg.media.announce_ip, "198.51.100.7");
+    assert_false(cfg.media.ice_tcp);
+    assert_int_equal(cfg.media.consent_timeout_s, 3);
+    assert_int_equal(cfg.media.connect_timeout_s, 600);
+    assert_int_equal(cfg.media.max_peers, 20);
+    assert_int_equal(cfg.media.max_rooms, 2);
+    assert_int_equal(cfg.media.max_participants_per_room, 5);
+    assert_int_equal(cfg.media.pli_interval_ms, 500);
+    assert_int_equal(cfg.media.remb_bps, 800000);
+    assert_int_equal(load("[media]\nport = 65536\n"), -1);
+    assert_true(has_error(2, "[media] port: bad value '65536' (integer 0..65535)"));
+    assert_int_equal(load("[media]\nconsent_timeout_s = 0\n"), -1);
+    assert_true(has_error(2, "[media] consent_timeout_s: bad value '0' (integer 1..3600)"));
+}
+
+/* Addresses are IP addresses (a name could resolve to several, and the
+ * candidates must say one); a room cap above the peer cap could never fill. */
+static void test_media_rules(void **state)
+{
+    (void)state;
+    assert_int_equal(load("[media]\nlisten = localhost\n"), -1);
+    assert_true(has_error(0, "[media] listen: 'localhost' is not an IP address (127.0.0.1, 0.0.0.0, ::1, ::)"));
+    assert_int_equal(load("[media]\nannounce_ip = media.example.com\n"), -1);
+    assert_true(has_error(0, "[media] announce_ip: 'media.example.com' is not an IP address"));
+    assert_int_equal(load("[media]\nmax_peers = 10\nmax_participants_per_room = 11\n"), -1);
+    assert_true(has_error(0, "[media] max_participants_per_room > max_peers (a room could never fill)"));
+    assert_int_equal(load("[media]\nmax_participants_per_room = 10\nmax_peers = 10\n"), 0);
 }
 
 /* ---- typed values */
@@ -509,6 +576,9 @@ int main(void)
         cmocka_unit_test(test_overload_defaults_agree),
         cmocka_unit_test(test_every_default_parses),
         cmocka_unit_test(test_example_file_is_the_defaults),
+        cmocka_unit_test(test_media_enabled),
+        cmocka_unit_test(test_media_values),
+        cmocka_unit_test(test_media_rules),
         cmocka_unit_test(test_bool_spellings),
         cmocka_unit_test(test_integer_range_edges),
         cmocka_unit_test(test_small_unsigned_field),
