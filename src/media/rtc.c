@@ -12,13 +12,17 @@
  * dispatch that called out returns (t->depth counts nesting), so no code
  * below a callback touches freed memory. The same holds for the transport.
  *
+ * Refusals (strangers, garbage, SRTP that does not unprotect) are counted
+ * and logged with the sender through one rate limit per transport.
+ * rtc_transport_free sends close_notify to connected peers (best effort)
+ * before freeing them; no gone callback follows.
+ *
  * Timers: a peer has one timer node at the earliest of its connect or
  * consent deadline and its DTLS retransmission time. Consent refreshes only
  * stamp the peer; the node is moved when it fires early (lazy), so a Binding
  * request costs no heap operation. */
 #include "media/rtc.h"
 
-#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
