@@ -733,12 +733,13 @@ static const char *dir_name(enum sdp_dir d)
 }
 
 /* A value going into a line: no line breaks or other control bytes (the
- * struct may come from elsewhere than sdp_parse). */
+ * struct may come from elsewhere than sdp_parse); TAB, as sdp_parse lets
+ * it through. */
 static bool safe(const char *v, bool may_be_empty)
 {
     if (!v || (!may_be_empty && !v[0])) return false;
     for (; *v; v++)
-        if ((unsigned char)*v < 0x20 || *v == 0x7f) return false;
+        if (((unsigned char)*v < 0x20 && *v != '\t') || *v == 0x7f) return false;
     return true;
 }
 

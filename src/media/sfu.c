@@ -377,12 +377,15 @@ static struct sfu_stream *stream_by_ssrc(struct sfu_peer *p, uint32_t ssrc)
 /* An SSRC the offer did not name: the stream whose mid the packet carries
  * (BUNDLE demux, RFC 8843 §9.2), or the only one still waiting for its SSRC
  * with this payload type. The payload type must be the stream's, so an RTX
- * or FEC SSRC is never taken for the media one. */
+ * or FEC SSRC is never taken for the media one; and a stream that already
+ * receives keeps its SSRC, so simulcast layers (not supported yet) are
+ * dropped rather than flipping it packet by packet. */
 static struct sfu_stream *stream_learn(struct sfu_peer *p, const uint8_t *pkt, const struct fwd_rtp *h)
 {
     struct sfu_stream *hit = NULL;
     for (size_t i = 0; i < p->n_streams && !hit; i++) {
         struct sfu_stream *st = &p->streams[i];
+        if (st->fs.started) continue;
         size_t vlen = 0;
         const uint8_t *mid = st->mid_ext ? forward_rtp_ext(pkt, h, st->mid_ext, &vlen) : NULL;
         if (mid && vlen == strlen(st->mid) && memcmp(mid, st->mid, vlen) == 0 && h->pt == st->fs.cfg.pt) hit = st;

@@ -709,6 +709,20 @@ static void test_write_refuses_inconsistent(void **state)
     assert_non_null(strstr(f->out.data, "a=candidate:1 1 udp 2130706431 ::1 5000 typ host\r\n"));
 }
 
+/* Found by fuzz_media_sdp: a TAB inside a kept value (here the fmtp) is
+ * accepted by the parser, so the writer must write it too. */
+static void test_tab_in_fmtp_is_written(void **state)
+{
+    struct fx *f = *state;
+    char t[4096];
+    size_t n = edit(t, sizeof(t), NULL, "a=fmtp:111 minptime=10;\tuseinbandfec=1\r\n");
+    const char *why;
+    assert_int_equal(sdp_parse(t, n, &f->offer, &why), 0);
+    assert_int_equal(sdp_answer_publish(&f->offer, &local, &f->pub, &why), 0);
+    assert_int_equal(sdp_write(&f->out, &f->pub, &local), 0);
+    assert_non_null(strstr(f->out.data, "a=fmtp:111 minptime=10;\tuseinbandfec=1\r\n"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -728,6 +742,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bundle_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_refuses_inconsistent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tab_in_fmtp_is_written, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,130 @@
+/* rooms.js — what one browser participant does, as window.room, for the
+ * driver (tests/browser/rooms.mjs): publish the fake camera and microphone
+ * with WHIP, or view a room with WHEP (RFC 9725 style: one POST of a complete
+ * offer, 201 with the answer and a Location; no trickle ICE, as cascade is
+ * ICE-lite and its answer holds every candidate), report getStats(), and
+ * leave with DELETE on the Location. Events of interest go to
+ * window.roomEvents as {ev, ...} with the time since the page loaded, so the
+ * driver waits on conditions, not on timing. */
+'use strict';
+
+window.roomEvents = [];
+const t0 = performance.now();
+let pc = null;
+let session = null; // {url, id}: the Location of our WHIP/WHEP session
+let api = null;
+
+function note(ev, extra) {
+  const e = Object.assign({ ev, ms: Math.round(performance.now() - t0) }, extra || {});
+  window.roomEvents.push(e);
+  document.getElementById('log').textContent += JSON.stringify(e) + '\n';
+}
+
+// The complete offer: wait for ICE gathering to finish (loopback host
+// candidates only, so it is quick), as a non-trickle WHIP client does.
+async function completeOffer() {
+  await pc.setLocalDescription(await pc.createOffer());
+  if (pc.iceGatheringState !== 'complete') {
+    await new Promise((resolve) => {
+      const done = () => pc.iceGatheringState === 'complete' && resolve();
+      pc.addEventListener('icegatheringstatechange', done);
+      setTimeout(resolve, 5000); // what was gathered by then is enough on loopback
+    });
+  }
+  return pc.localDescription.sdp;
+}
+
+function watchPc(kind) {
+  pc.addEventListener('connectionstatechange', () => note('connection', { state: pc.connectionState }));
+  pc.addEventListener('iceconnectionstatechange', () => note('ice', { state: pc.iceConnectionState }));
+  pc.addEventListener('track', (e) => {
+    note('track', { kind: e.track.kind });
+    if (kind === 'whep' && e.track.kind === 'video') {
+      document.getElementById('video').srcObject = e.streams[0] || new MediaStream([e.track]);
+    }
+  });
+}
+
+// POSTs the offer to base/kind/room (with query), applies the answer.
+async function exchange(kind, room, query) {
+  const offer = await completeOffer();
+  const url = `${api.base}/api/v1/${kind}/${encodeURIComponent(room)}${query ? '?' + query : ''}`;
+  const r = await fetch(url, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${api.token}`, 'Content-Type': 'application/sdp' },
+    body: offer,
+  });
+  const body = await r.text();
+  if (r.status !== 201) {
+    note('refused', { status: r.status, body });
+    throw new Error(`${kind} ${room}: HTTP ${r.status} ${body}`);
+  }
+  // Readable cross-origin only thanks to Access-Control-Expose-Headers.
+  const location = r.headers.get('Location');
+  if (!location) throw new Error(`${kind} ${room}: 201 without a readable Location`);
+  session = { url: new URL(location, api.base).toString(), id: location.split('/').pop() };
+  await pc.setRemoteDescription({ type: 'answer', sdp: body });
+  note('answered', { kind, location, id: session.id, contentType: r.headers.get('Content-Type') });
+  return session.id;
+}
+
+window.room = {
+  // {base, token}: the API's origin (http://127.0.0.1:PORT) and Bearer token.
+  setApi(a) {
+    api = a;
+  },
+
+  async publish(room, name, user) {
+    document.getElementById('who').textContent = `publisher ${name} in ${room}`;
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 320, height: 240 } });
+    document.getElementById('video').srcObject = stream;
+    pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: 'max-bundle' });
+    watchPc('whip');
+    for (const t of stream.getTracks()) pc.addTransceiver(t, { direction: 'sendonly', streams: [stream] });
+    const q = new URLSearchParams({ name, user }).toString();
+    return exchange('whip', room, q);
+  },
+
+  async view(room, name, publisher) {
+    document.getElementById('who').textContent = `viewer ${name} in ${room}`;
+    pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: 'max-bundle' });
+    watchPc('whep');
+    pc.addTransceiver('audio', { direction: 'recvonly' });
+    pc.addTransceiver('video', { direction: 'recvonly' });
+    const q = new URLSearchParams({ name });
+    if (publisher) q.set('participant', publisher);
+    return exchange('whep', room, q.toString());
+  },
+
+  state() {
+    return pc ? pc.connectionState : 'none';
+  },
+
+  // What arrived so far: video frames decoded, audio energy, packets.
+  async stats() {
+    const out = { framesDecoded: 0, totalAudioEnergy: 0, videoPackets: 0, audioPackets: 0, sentPackets: 0 };
+    if (!pc) return out;
+    const report = await pc.getStats();
+    report.forEach((s) => {
+      if (s.type === 'inbound-rtp' && s.kind === 'video') {
+        out.framesDecoded += s.framesDecoded || 0;
+        out.videoPackets += s.packetsReceived || 0;
+      }
+      if (s.type === 'inbound-rtp' && s.kind === 'audio') {
+        out.totalAudioEnergy += s.totalAudioEnergy || 0;
+        out.audioPackets += s.packetsReceived || 0;
+      }
+      if (s.type === 'outbound-rtp') out.sentPackets += s.packetsSent || 0;
+    });
+    return out;
+  },
+
+  // DELETE on our Location: the clean way out (reason leave).
+  async leave() {
+    if (!session) return 0;
+    const r = await fetch(session.url, { method: 'DELETE', headers: { Authorization: `Bearer ${api.token}` } });
+    note('left', { status: r.status });
+    if (pc) pc.close();
+    return r.status;
+  },
+};
