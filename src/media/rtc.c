@@ -18,7 +18,8 @@
  * before freeing them; no gone callback follows.
  *
  * Timers: a peer has one timer node at the earliest of its connect or
- * consent deadline and its DTLS retransmission time. Consent refreshes only
+ * consent deadline and its DTLS retransmission time. Consent refreshes (a
+ * valid Binding request, or SRTP/SRTCP that unprotects) only
  * stamp the peer; the node is moved when it fires early (lazy), so a Binding
  * request costs no heap operation. */
 #include "media/rtc.h"
@@ -444,6 +445,14 @@ void rtc_on_srtp(struct rtc_transport *t, struct rtc_peer *p, uint8_t *buf, size
         if (st != MSRTP_ERR_REPLAY) rtc_refuse_log(t, from, rtcp ? "SRTCP that does not unprotect" : "SRTP that does not unprotect");
         return;
     }
+    /* Authenticated SRTP/SRTCP from the selected path refreshes consent
+     * as a Binding request does: it proves the same thing RFC 7675 asks
+     * for (the peer at this address holds the DTLS-keyed session and
+     * wants the flow), and it cannot be forged without the keys. Stacks
+     * that keep a path alive only with unauthenticated Binding
+     * indications (libnice, GStreamer's webrtcbin) would otherwise be
+     * dropped while their media and RTCP flow. */
+    p->consent_ms = now_ms(t);
     /* A transport freed from a callback says nothing more. */
     if (t->freeing) return;
     if (rtcp) {

@@ -7,7 +7,10 @@
  *           peer's local ufrag; a request with valid MESSAGE-INTEGRITY is
  *           answered and its source becomes (or refreshes) that peer's path;
  *           USE-CANDIDATE, or the first valid request, selects the path.
- *           Every valid request refreshes consent (RFC 7675).
+ *           Every valid request refreshes consent (RFC 7675), and so does
+ *           SRTP/SRTCP that unprotects on the selected path (authenticated
+ *           by the DTLS keys; libnice-based peers keep paths alive with
+ *           unauthenticated indications only).
  *   DTLS  → the peer owning the source 5-tuple (unknown sources: dropped,
  *           counted); we are the DTLS server (a=setup:passive). The remote
  *           certificate must match the offer's fingerprint.

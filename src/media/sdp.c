@@ -118,7 +118,9 @@ static int h264_profile(const struct sdp_codec *c)
 /* A codec the forwarder can pass through (sdp.h: Opus, VP8, H.264 pm=1). */
 static bool codec_supported(const struct sdp_codec *c, enum sdp_kind kind)
 {
-    if (kind == SDP_KIND_AUDIO) return codec_is(c, "opus") && c->clock == 48000 && c->channels == 2;
+    /* RFC 7587 §7: Opus is always "opus/48000/2" whatever is sent; some
+     * stacks (GStreamer's webrtcbin, receiving) leave the channels out. */
+    if (kind == SDP_KIND_AUDIO) return codec_is(c, "opus") && c->clock == 48000 && c->channels <= 2;
     if (kind != SDP_KIND_VIDEO || c->clock != 90000) return false;
     if (codec_is(c, "VP8")) return true;
     return codec_is(c, "H264") && h264_mode(c) == 1 && h264_profile(c) >= 0;
@@ -129,6 +131,7 @@ static bool codec_supported(const struct sdp_codec *c, enum sdp_kind kind)
 static bool codec_same(const struct sdp_codec *a, const struct sdp_codec *b)
 {
     if (strcasecmp(a->name, b->name) != 0 || a->clock != b->clock) return false;
+    if (codec_is(a, "opus")) return true; /* one format whatever the channel count says (above) */
     if ((a->channels ? a->channels : 1) != (b->channels ? b->channels : 1)) return false;
     if (codec_is(a, "H264")) return h264_mode(a) == h264_mode(b) && h264_profile(a) == h264_profile(b);
     return true;
@@ -779,7 +782,8 @@ static void write_candidates(sbuf_t *out, const struct sdp_local *local)
 static void write_codec(sbuf_t *out, const struct sdp_codec *c)
 {
     sbuf_printf(out, "a=rtpmap:%u %s/%u", c->pt, c->name, (unsigned)c->clock);
-    if (c->channels) sbuf_printf(out, "/%u", c->channels);
+    unsigned channels = c->channels ? c->channels : codec_is(c, "opus") ? 2 : 0; /* RFC 7587 §7 */
+    if (channels) sbuf_printf(out, "/%u", channels);
     sbuf_append_cstr(out, "\r\n");
     if (c->fmtp[0]) sbuf_printf(out, "a=fmtp:%u %s\r\n", c->pt, c->fmtp);
     if (c->fb_remb) sbuf_printf(out, "a=rtcp-fb:%u goog-remb\r\n", c->pt);
