@@ -25,6 +25,8 @@ except (ImportError, ValueError) as e:
     print(f"gstwebrtc: GStreamer WebRTC bindings missing: {e}", file=sys.stderr)
     sys.exit(77)
 
+ICE_TCP = False  # set by --tcp: ICE over TCP only (RFC 6544)
+
 PUBLISH = (
     "webrtcbin name=w bundle-policy=max-bundle "
     "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=15/1 "
@@ -57,6 +59,17 @@ class Client:
                 self.w.emit("add-transceiver", GstWebRTC.WebRTCRTPTransceiverDirection.RECVONLY,
                             Gst.Caps.from_string(caps))
             self.w.connect("pad-added", self.on_pad)
+        # RFC 7675 consent: keepalives as authenticated Binding requests on the
+        # selected pair (libnice's default keepalives are unauthenticated
+        # indications, which an ICE-lite server must not count as consent;
+        # its consent-freshness mode can only be chosen at construction).
+        # (kept on self: PyGObject drops a reference it was not given when
+        # these wrappers die, which would free webrtcbin's own agent)
+        self.ice = self.w.get_property("ice-agent")
+        self.nice = self.ice.get_property("agent")
+        self.nice.set_property("keepalive-conncheck", True)
+        self.ice.set_property("ice-tcp", ICE_TCP)
+        self.ice.set_property("ice-udp", not ICE_TCP)
         self.w.connect("on-negotiation-needed", self.on_negotiation_needed)
         self.w.connect("notify::ice-gathering-state", self.on_gathering)
         bus = self.pipe.get_bus()
@@ -206,6 +219,10 @@ def main():
     if len(sys.argv) < 5 or sys.argv[1] not in ("publish", "view"):
         print(__doc__, file=sys.stderr)
         return 2
+    global ICE_TCP
+    if "--tcp" in sys.argv:
+        sys.argv.remove("--tcp")
+        ICE_TCP = True
     mode, url, token, seconds = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
     min_frames = int(sys.argv[5]) if mode == "view" and len(sys.argv) > 5 else 30
     return Client(mode, url, token, seconds, min_frames).run()
