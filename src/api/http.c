@@ -347,7 +347,8 @@ static int answer(struct api_request *req, int status, const char *content_type,
     req->resp_len = len;
     req->srv->responses_by_class[status / 100]++;
     /* rate-limited: a storm of 503s (a full room, overload) must not flood the log */
-    if (status >= 500) api_log_refusal(req->srv, "api: %s %.200s from %s -> %d", req->method, req->path, req->remote, status);
+    if (status >= 500)
+        api_log_refusal(req->srv, "api: %s %.200s from %s -> %d", req->method, req->path, req->remote, status);
     else log_debug("api: %s %s from %s -> %d", req->method, req->path, req->remote, status);
     if (!req->wsi) {                           /* client left earlier: discard */
         request_free(req);
@@ -462,7 +463,7 @@ const char *api_header(struct api_request *req, const char *name)
 int api_add_header(struct api_request *req, const char *name, const char *value)
 {
     if (req->state == API_REQ_ANSWERED || req->nextra >= API_MAX_EXTRA_HEADERS || !name || !value || !name[0] ||
-        strlen(name) > 64 || strpbrk(name, "\r\n: ") || strpbrk(value, "\r\n")) {
+        strlen(name) > 64 || strpbrk(name, "\r\n: ") || strlen(value) > 1024 || strpbrk(value, "\r\n")) {
         log_error("api: %s %s: header %s not added", req->method, req->path, name ? name : "?");
         return -1;
     }
@@ -900,9 +901,11 @@ static int on_http_writeable(struct api_server *srv, struct lws *wsi, struct api
     struct api_request *req = ss ? ss->req : NULL;
     if (!req || req->state != API_REQ_ANSWERED) return 0;
     if (!req->headers_sent) {
-        unsigned char *buf = api_scratch(srv, 2048);
+        size_t room = 2048;                    /* the fixed headers, and the extra ones on top */
+        for (int i = 0; i < req->nextra; i++) room += strlen(req->extra[i].name) + strlen(req->extra[i].value) + 4;
+        unsigned char *buf = api_scratch(srv, room);
         if (!buf) return -1;
-        unsigned char *start = buf + LWS_PRE, *p = start, *end = start + 2048;
+        unsigned char *start = buf + LWS_PRE, *p = start, *end = start + room;
         if (lws_add_http_common_headers(wsi, (unsigned int)req->status,
                                         req->content_type[0] ? req->content_type : NULL, req->resp_len, &p, end) ||
             lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",

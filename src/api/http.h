@@ -137,7 +137,8 @@ int api_reply_text(struct api_request *req, int status, const char *content_type
 int api_reply_bytes(struct api_request *req, int status, const char *content_type, const char *data, size_t len);
 /* A header for the answer ("Location", "/api/v1/whip/room/id"), set before
  * calling api_reply_*; name and value are copied, and must be one line (no
- * CR/LF: refused). At most API_MAX_EXTRA_HEADERS. 0, or -1 (logged) when
+ * CR/LF: refused), the name a token of at most 64 bytes, the value at most
+ * 1024. At most API_MAX_EXTRA_HEADERS. 0, or -1 (logged) when
  * refused or the request was already answered; the answer is sent without
  * it. */
 #define API_MAX_EXTRA_HEADERS 8

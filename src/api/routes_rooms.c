@@ -179,13 +179,21 @@ static void whep_post(struct api_request *req, void *user)
     sbuf_free(&answer);
 }
 
-/* DELETE /whip|whep/{room}/{id}: the session ends (reason leave). */
+/* DELETE /whip|whep/{room}/{id}: the session ends (reason leave). A
+ * session is named by the Location it was given: a publisher's under whip,
+ * a viewer's under whep. */
 static void session_delete(struct api_request *req, void *user)
 {
     struct sfu *s = user;
     struct room_participant_info pi;
+    struct sfu_peer_info pe;
     const char *room, *id;
     if (media_off(req, s) || !(room = room_param(req)) || !(id = member_param(req, s, room, &pi))) return;
+    bool whip = !strncmp(api_path(req), "/api/v1/whip/", 13);
+    if (sfu_peer_info(s, id, &pe) == 0 && pe.publisher != whip) {
+        api_reply_error(req, 404, "not-found", "%s is not a %s session of room %s", id, whip ? "WHIP" : "WHEP", room);
+        return;
+    }
     if (sfu_leave(s, id) != 0) {
         api_reply_error(req, 404, "not-found", "no participant %s in room %s", id, room);
         return;

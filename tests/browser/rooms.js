@@ -57,6 +57,7 @@ async function exchange(kind, room, query) {
   const body = await r.text();
   if (r.status !== 201) {
     note('refused', { status: r.status, body });
+    pc.close(); // a refused offer leaves nothing on the server: start afresh next time
     throw new Error(`${kind} ${room}: HTTP ${r.status} ${body}`);
   }
   // Readable cross-origin only thanks to Access-Control-Expose-Headers.

@@ -100,11 +100,15 @@ async function lastSeq() {
 async function roomEvents(since) {
   const j = await apiGet(`/events/recent?since=${since}`);
   return (j.events || []).filter(
-    (e) => e.room === opts.room && (e.type === 'room.participant.joined' || e.type === 'room.participant.left'),
+    (e) =>
+      e.room === opts.room &&
+      (e.type === 'room.participant.joined' || e.type === 'room.participant.left' || e.type === 'room.stream.published'),
   );
 }
 
 const count = (evs, type, id) => evs.filter((e) => e.type === type && e.participant === id).length;
+const kinds = (evs, id) =>
+  new Set(evs.filter((e) => e.type === 'room.stream.published' && e.participant === id).map((e) => e.kind));
 
 // Polls the events until pred(events) holds; returns them. what names the wait.
 async function waitEvents(since, pred, what, within = timeout) {
@@ -210,6 +214,20 @@ async function waitMediaRising(name) {
   }
 }
 
+// WHEP for viewer name; a 404 (the publisher's streams not announced yet)
+// is retried: it leaves nothing behind on the server.
+async function view(name) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    try {
+      return await pages[name].page.evaluate((r, n) => window.room.view(r, n, null), opts.room, name);
+    } catch (e) {
+      if (!/HTTP 404/.test(e.message) || Date.now() > deadline) throw e;
+      await sleep(500);
+    }
+  }
+}
+
 async function failureReport(err, current, since) {
   const events = {};
   const screenshots = [];
@@ -265,13 +283,20 @@ try {
   step('published', { id: pub1 });
   await waitConnected('publisher');
   step('publisher-connected', { id: pub1 });
+  // Viewers come once the publisher's audio and video are announced.
+  await waitEvents(
+    since,
+    (e) => kinds(e, pub1).has('audio') && kinds(e, pub1).has('video'),
+    `room.stream.published audio and video for ${pub1}`,
+  );
+  step('publisher-streams', { id: pub1 });
 
   current = 'view';
   const viewers = ['viewer1', 'viewer2', 'viewer3'];
   const vid = {};
   for (const v of viewers) {
     await openPage(browser, origin, v);
-    vid[v] = await pages[v].page.evaluate((r, n) => window.room.view(r, n, null), opts.room, v);
+    vid[v] = await view(v);
     step('viewing', { viewer: v, id: vid[v] });
   }
   for (const v of viewers) await waitConnected(v);
@@ -354,7 +379,7 @@ try {
   const counts = {};
   for (const id of all)
     counts[id] = { joined: count(evs, 'room.participant.joined', id), left: count(evs, 'room.participant.left', id) };
-  const strangers = evs.filter((e) => !all.includes(e.participant));
+  const strangers = evs.filter((e) => e.type !== 'room.stream.published' && !all.includes(e.participant));
   const bad = Object.entries(counts).filter(([, c]) => c.joined !== 1 || c.left !== 1);
   if (bad.length || strangers.length)
     throw new Error(`not exactly once: ${JSON.stringify(counts)}; others: ${JSON.stringify(strangers)}`);

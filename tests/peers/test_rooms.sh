@@ -212,6 +212,8 @@ SECOND=$(jq -r '.locations[1] | split("/") | last' "$WORK/storm.json")
 check "cascadectl room kick of a participant of another room fails" not ctl room kick r1 "$FIRST"
 check "cascadectl room kick storm $FIRST" ctl room kick storm "$FIRST"
 check "... it is gone from the room" jq_ok "$(api GET /rooms/storm)" "[.participants[] | select(.id == \"$FIRST\")] | length == 0"
+check "DELETE of a WHIP session under /whep/: 404 (not that kind of session)" \
+    test "$(authed DELETE "/whep/storm/$SECOND")" = 404
 check "DELETE of a WHIP session ends it: 200" test "$(authed DELETE "/whip/storm/$SECOND")" = 200
 check "... a second DELETE: 404" test "$(authed DELETE "/whip/storm/$SECOND")" = 404
 check "with two places free a publish is admitted again: 201" test "$(sdp_post /whip/storm "$PUBLISH_SDP")" = 201
