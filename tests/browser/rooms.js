@@ -39,9 +39,12 @@ function watchPc(kind) {
   pc.addEventListener('iceconnectionstatechange', () => note('ice', { state: pc.iceConnectionState }));
   pc.addEventListener('track', (e) => {
     note('track', { kind: e.track.kind });
-    if (kind === 'whep' && e.track.kind === 'video') {
-      document.getElementById('video').srcObject = e.streams[0] || new MediaStream([e.track]);
-    }
+    if (kind !== 'whep') return;
+    // Each track on its own element, played: Chromium decodes remote audio
+    // (and counts totalAudioEnergy) only while something plays it out.
+    const el = document.getElementById(e.track.kind === 'video' ? 'video' : 'audio');
+    el.srcObject = new MediaStream([e.track]);
+    el.play().catch((err) => note('play-failed', { kind: e.track.kind, error: String(err) }));
   });
 }
 
