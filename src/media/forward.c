@@ -191,22 +191,22 @@ int forward_prepare(const struct fwd_sink *k, const uint8_t *pkt, size_t len, ui
     return (int)len;
 }
 
-const struct sdp_codec *forward_media_codec(const struct sdp_media *m)
+const struct wsdp_codec *forward_media_codec(const struct wsdp_media *m)
 {
     if (!m || m->port == 0) return NULL;
-    for (size_t i = 0; i < m->n_codecs && i < SDP_MAX_CODECS; i++)
+    for (size_t i = 0; i < m->n_codecs && i < WSDP_MAX_CODECS; i++)
         if (m->codecs[i].rtx_for == 0 && strcasecmp(m->codecs[i].name, "rtx") != 0) return &m->codecs[i];
     return NULL;
 }
 
-void forward_sink_from_media(struct fwd_sink *k, uint8_t pt, const struct sdp_media *pub, const struct sdp_media *view)
+void forward_sink_from_media(struct fwd_sink *k, uint8_t pt, const struct wsdp_media *pub, const struct wsdp_media *view)
 {
     forward_sink_init(k, pt);
-    for (size_t i = 0; i < pub->n_ext && i < SDP_MAX_EXTMAP; i++) {
-        const struct sdp_extmap *pe = &pub->ext[i];
-        for (size_t j = 0; j < view->n_ext && j < SDP_MAX_EXTMAP; j++) {
+    for (size_t i = 0; i < pub->n_ext && i < WSDP_MAX_EXTMAP; i++) {
+        const struct wsdp_extmap *pe = &pub->ext[i];
+        for (size_t j = 0; j < view->n_ext && j < WSDP_MAX_EXTMAP; j++) {
             if (strcmp(pe->uri, view->ext[j].uri) != 0) continue;
-            if (strcmp(pe->uri, SDP_EXT_MID) == 0)
+            if (strcmp(pe->uri, WSDP_EXT_MID) == 0)
                 forward_sink_set_mid(k, pe->id, view->ext[j].id, view->mid);
             else
                 forward_sink_map(k, pe->id, view->ext[j].id);
@@ -215,32 +215,32 @@ void forward_sink_from_media(struct fwd_sink *k, uint8_t pt, const struct sdp_me
     }
 }
 
-static bool media_receivable(const struct sdp_media *m)
+static bool media_receivable(const struct wsdp_media *m)
 {
-    return m->port != 0 && m->dir != SDP_DIR_INACTIVE && m->kind != SDP_KIND_OTHER && forward_media_codec(m);
+    return m->port != 0 && m->dir != WSDP_DIR_INACTIVE && m->kind != WSDP_KIND_OTHER && forward_media_codec(m);
 }
 
-static bool same_codec(const struct sdp_codec *a, const struct sdp_codec *b)
+static bool same_codec(const struct wsdp_codec *a, const struct wsdp_codec *b)
 {
     return strcasecmp(a->name, b->name) == 0 && a->clock == b->clock;
 }
 
-void forward_match_view(const struct sdp_session *pub, const struct sdp_session *view, int map[SDP_MAX_MEDIA])
+void forward_match_view(const struct wsdp_session *pub, const struct wsdp_session *view, int map[WSDP_MAX_MEDIA])
 {
-    bool used[SDP_MAX_MEDIA] = {false};
-    size_t np = pub->n_media < SDP_MAX_MEDIA ? pub->n_media : SDP_MAX_MEDIA;
-    for (size_t i = 0; i < SDP_MAX_MEDIA; i++) map[i] = -1;
-    for (size_t i = 0; i < view->n_media && i < SDP_MAX_MEDIA; i++) {
-        const struct sdp_media *v = &view->media[i];
+    bool used[WSDP_MAX_MEDIA] = {false};
+    size_t np = pub->n_media < WSDP_MAX_MEDIA ? pub->n_media : WSDP_MAX_MEDIA;
+    for (size_t i = 0; i < WSDP_MAX_MEDIA; i++) map[i] = -1;
+    for (size_t i = 0; i < view->n_media && i < WSDP_MAX_MEDIA; i++) {
+        const struct wsdp_media *v = &view->media[i];
         if (!media_receivable(v)) continue;
         uint32_t ssrc = v->n_ssrcs ? v->ssrcs[0].ssrc : 0;
         int take = -1;
         for (size_t j = 0; ssrc && j < np && take < 0; j++) {
-            const struct sdp_media *p = &pub->media[j];
+            const struct wsdp_media *p = &pub->media[j];
             if (!used[j] && media_receivable(p) && p->n_ssrcs && p->ssrcs[0].ssrc == ssrc) take = (int)j;
         }
         for (size_t j = 0; j < np && take < 0; j++) {
-            const struct sdp_media *p = &pub->media[j];
+            const struct wsdp_media *p = &pub->media[j];
             if (!used[j] && media_receivable(p) && p->kind == v->kind &&
                 same_codec(forward_media_codec(p), forward_media_codec(v)))
                 take = (int)j;

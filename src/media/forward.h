@@ -27,7 +27,7 @@
 
 #include "media/nack_cache.h"
 #include "media/rtcp.h"
-#include "media/sdp.h"
+#include "media/webrtc_sdp.h"
 
 #define FWD_RTP_HEADER 12
 #define FWD_EXT_IDS 15       /* one-byte ids 1..14 (index 0 unused); 15 stops parsing (RFC 8285 §4.2) */
@@ -35,7 +35,7 @@
 #define FWD_MISSING_MAX 64   /* sequence numbers tracked as lost per stream, and per NACK we send */
 #define FWD_NACK_TRIES 3     /* NACKs per lost packet before giving up on it */
 #define FWD_FB_MAX 128       /* resends and upstream asks taken from one viewer compound */
-#define FWD_FB_STREAMS 8     /* streams one compound can name (a viewer has <= SDP_MAX_MEDIA sinks) */
+#define FWD_FB_STREAMS 8     /* streams one compound can name (a viewer has <= WSDP_MAX_MEDIA sinks) */
 
 /* RFC 8285 §4.2 / §4.3: the profiles marking the two extension forms. */
 #define FWD_EXT_ONE_BYTE 0xBEDE
@@ -182,7 +182,7 @@ void forward_sink_map(struct fwd_sink *k, uint8_t pub_id, uint8_t viewer_id);
 void forward_sink_set_mid(struct fwd_sink *k, uint8_t pub_id, uint8_t viewer_id, const char *mid);
 /* From the two negotiated m-lines: every extension URI both have is mapped,
  * the mid one with the viewer's mid value. */
-void forward_sink_from_media(struct fwd_sink *k, uint8_t pt, const struct sdp_media *pub, const struct sdp_media *view);
+void forward_sink_from_media(struct fwd_sink *k, uint8_t pt, const struct wsdp_media *pub, const struct wsdp_media *view);
 
 /* Copies pkt into out (cap >= len) for the sink: payload type rewritten
  * (marker kept), extension ids translated, elements the viewer lacks
@@ -195,11 +195,11 @@ int forward_prepare(const struct fwd_sink *k, const uint8_t *pkt, size_t len, ui
  * map[i] is an index into pub->media, or -1 (rejected, inactive, no match).
  * A viewer m-line naming a publisher SSRC takes that m-line; otherwise the
  * next unused one of the same kind with the same codec (name, clock). */
-void forward_match_view(const struct sdp_session *pub, const struct sdp_session *view, int map[SDP_MAX_MEDIA]);
+void forward_match_view(const struct wsdp_session *pub, const struct wsdp_session *view, int map[WSDP_MAX_MEDIA]);
 
 /* The one codec of a negotiated m-line (first that is not RTX), NULL when
  * the m-line is rejected. */
-const struct sdp_codec *forward_media_codec(const struct sdp_media *m);
+const struct wsdp_codec *forward_media_codec(const struct wsdp_media *m);
 
 /* ---- RTCP ---- */
 

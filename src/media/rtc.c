@@ -570,7 +570,7 @@ static void make_candidates(struct rtc_transport *t, const struct sockaddr_stora
     else enumerate_interfaces(t, bound->ss_family);
 }
 
-size_t rtc_transport_candidates(const struct rtc_transport *t, struct sdp_candidate *out, size_t max)
+size_t rtc_transport_candidates(const struct rtc_transport *t, struct wsdp_candidate *out, size_t max)
 {
     size_t n = 0;
     for (int tcp = 0; tcp < 2; tcp++) {

@@ -37,7 +37,7 @@
 #include <uv.h>
 
 #include "media/dtls.h"
-#include "media/sdp.h"
+#include "media/webrtc_sdp.h"
 
 struct rtc_transport;
 struct rtc_peer;
@@ -90,7 +90,7 @@ void rtc_transport_free(struct rtc_transport *t);
 uint16_t rtc_transport_port(const struct rtc_transport *t);
 const char *rtc_transport_fingerprint(const struct rtc_transport *t);   /* "sha-256 AB:…" */
 /* Our candidates for answers (UDP first, then TCP passive). */
-size_t rtc_transport_candidates(const struct rtc_transport *t, struct sdp_candidate *out, size_t max);
+size_t rtc_transport_candidates(const struct rtc_transport *t, struct wsdp_candidate *out, size_t max);
 
 /* A peer for one browser PeerConnection. remote_ufrag/remote_fp from its
  * offer. Local ufrag (8 chars) and pwd (24 chars) are random. NULL when

@@ -43,7 +43,7 @@ struct rtc_peer {
     struct rtc_peer *prev, *next;   /* t->peers; next also links t->zombies */
     char ufrag[RTC_UFRAG_LEN + 1];
     char pwd[RTC_PWD_LEN + 1];
-    char remote_ufrag[SDP_TOKEN_MAX];
+    char remote_ufrag[WSDP_TOKEN_MAX];
     void *user;
     struct dtls_session *dtls;
     struct dtls_io dtls_io;

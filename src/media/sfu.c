@@ -1,5 +1,5 @@
 /* sfu.c — the SFU (sfu.h): glue between the room state machine (room.h),
- * the WebRTC transport (rtc.h), offer/answer (sdp.h) and the per-packet
+ * the WebRTC transport (rtc.h), offer/answer (webrtc_sdp.h) and the per-packet
  * rules (forward.h). It owns one room registry, one transport, a 1 s timer
  * (room grace closes, RR + REMB to publishers, NACK retries, freeing retired
  * peers) and a struct sfu_peer per participant, found by id in a
@@ -37,7 +37,7 @@
 #include "base/str.h"
 #include "base/timer.h" /* container_of */
 #include "media/forward.h"
-#include "media/sdp.h"
+#include "media/webrtc_sdp.h"
 
 #define SFU_TICK_MS 1000
 #define SFU_NACK_RETRY_MS 100  /* a NACKed packet is asked again after this (no RTT estimate yet) */
@@ -57,7 +57,7 @@ struct sfu_stream {
     struct sfu_peer *pub;
     size_t media_index;           /* its m-line in pub->answer */
     char id[ROOM_TEXT_MAX + 1];   /* announced stream id: the mid */
-    char mid[SDP_TOKEN_MAX];
+    char mid[WSDP_TOKEN_MAX];
     enum room_stream_kind kind;
     uint8_t mid_ext;              /* the publisher's mid extension id, to learn an unsignaled SSRC */
     struct fwd_stream fs;
@@ -73,7 +73,7 @@ struct sfu_peer {
     bool publisher, connected, confirmed, retired;
     struct sfu_peer *prev, *next; /* s->peers while live, s->zombies once retired */
     /* publisher */
-    struct sdp_session *answer;   /* what viewers' answers are made against */
+    struct wsdp_session *answer;   /* what viewers' answers are made against */
     struct sfu_stream *streams;
     size_t n_streams;
     struct sfu_peer *viewers;     /* through v_prev/v_next */
@@ -81,7 +81,7 @@ struct sfu_peer {
     struct sfu_peer *viewing;
     struct sfu_peer *v_prev, *v_next;
     bool subscribed;
-    struct sfu_sink sinks[SDP_MAX_MEDIA];
+    struct sfu_sink sinks[WSDP_MAX_MEDIA];
     size_t n_sinks;
 };
 
@@ -184,16 +184,16 @@ static void viewer_detach(struct sfu_peer *v)
     v->subscribed = false;
 }
 
-static void viewer_attach(struct sfu_peer *v, struct sfu_peer *pub, const struct sdp_session *view)
+static void viewer_attach(struct sfu_peer *v, struct sfu_peer *pub, const struct wsdp_session *view)
 {
-    int map[SDP_MAX_MEDIA];
+    int map[WSDP_MAX_MEDIA];
     forward_match_view(pub->answer, view, map);
-    for (size_t i = 0; i < view->n_media && i < SDP_MAX_MEDIA; i++) {
+    for (size_t i = 0; i < view->n_media && i < WSDP_MAX_MEDIA; i++) {
         if (map[i] < 0) continue;
         struct sfu_stream *st = NULL;
         for (size_t j = 0; j < pub->n_streams && !st; j++)
             if (pub->streams[j].media_index == (size_t)map[i]) st = &pub->streams[j];
-        const struct sdp_codec *c = sdp_media_codec(&view->media[i]);
+        const struct wsdp_codec *c = wsdp_media_codec(&view->media[i]);
         if (!st || !c) continue;
         struct sfu_sink *k = &v->sinks[v->n_sinks++];
         forward_sink_from_media(&k->fk, c->pt, &pub->answer->media[st->media_index], &view->media[i]);
@@ -524,9 +524,9 @@ static void on_gone(void *user, struct rtc_peer *rp, enum rtc_gone_reason why)
 
 static void send_receiver_report(struct sfu *s, struct sfu_peer *p, uint64_t now)
 {
-    struct fwd_stream *fs[SDP_MAX_MEDIA];
+    struct fwd_stream *fs[WSDP_MAX_MEDIA];
     size_t n = 0;
-    for (size_t i = 0; i < p->n_streams && n < SDP_MAX_MEDIA; i++) fs[n++] = &p->streams[i].fs;
+    for (size_t i = 0; i < p->n_streams && n < WSDP_MAX_MEDIA; i++) fs[n++] = &p->streams[i].fs;
     uint8_t buf[SFU_BUF];
     int len = forward_build_receiver_report(fs, n, s->rtcp_ssrc, SFU_CNAME, s->cfg.remb_bps, now, buf, RTC_MAX_PACKET);
     send_rtcp(p, buf, len);
@@ -607,16 +607,16 @@ const struct room_registry *sfu_rooms(const struct sfu *s) { return s->rooms; }
 /* ---- publish and view ---- */
 
 /* What our side of an answer says, for a new rtc peer. */
-static void local_for(struct sfu *s, struct rtc_peer *rp, struct sdp_candidate *cands, struct sdp_local *l)
+static void local_for(struct sfu *s, struct rtc_peer *rp, struct wsdp_candidate *cands, struct wsdp_local *l)
 {
     uint64_t sess = 0;
     if (RAND_bytes((unsigned char *)&sess, sizeof(sess)) != 1) sess = now_ms(s);
-    *l = (struct sdp_local){
+    *l = (struct wsdp_local){
         .ice_ufrag = rtc_peer_ufrag(rp),
         .ice_pwd = rtc_peer_pwd(rp),
         .fingerprint = rtc_transport_fingerprint(s->rtc),
         .candidates = cands,
-        .n_candidates = rtc_transport_candidates(s->rtc, cands, SDP_MAX_CANDIDATES),
+        .n_candidates = rtc_transport_candidates(s->rtc, cands, WSDP_MAX_CANDIDATES),
         .sess_id = sess >> 1, /* RFC 8866 §5.2: keep it within 63 bits */
         .cname = SFU_CNAME,
     };
@@ -636,14 +636,14 @@ static int join_error(int rc, const char **why)
 /* The work both kinds share, once the peer and its answer exist: admit the
  * participant (pending), write the answer, index the peer. */
 static int admit(struct sfu *s, struct sfu_peer *p, const char *name, const char *user, bool rejoin,
-                 const struct sdp_session *answer, const struct sdp_local *local, sbuf_t *out, const char **why)
+                 const struct wsdp_session *answer, const struct wsdp_local *local, sbuf_t *out, const char **why)
 {
     struct room_join_req req = {
         .room = p->room, .name = name, .user = user, .rejoin = rejoin, .pending = true};
     uint64_t now = now_ms(s);
     int rc = room_join(s->rooms, &req, now, p->id);
     if (rc < 0) return join_error(rc, why);
-    if (sdp_write(out, answer, local) < 0 || out->failed) {
+    if (wsdp_write(out, answer, local) < 0 || out->failed) {
         room_participant_exit(s->rooms, p->id, ROOM_LEAVE_DISCONNECTED, now); /* pending: no event */
         *why = out->failed ? "out of memory" : "could not write the answer";
         return out->failed ? -ENOMEM : -EINVAL;
@@ -664,15 +664,15 @@ static int admit(struct sfu *s, struct sfu_peer *p, const char *name, const char
 /* One forwarding stream per accepted m-line, up to the per-participant cap. */
 static int streams_make(struct sfu *s, struct sfu_peer *p)
 {
-    const struct sdp_session *a = p->answer;
+    const struct wsdp_session *a = p->answer;
     size_t cap = s->cfg.rooms.max_streams_per_participant;
-    if (cap > SDP_MAX_MEDIA) cap = SDP_MAX_MEDIA;
+    if (cap > WSDP_MAX_MEDIA) cap = WSDP_MAX_MEDIA;
     p->streams = calloc(cap ? cap : 1, sizeof(*p->streams));
     if (!p->streams) return -ENOMEM;
-    for (size_t i = 0; i < a->n_media && i < SDP_MAX_MEDIA; i++) {
-        const struct sdp_media *m = &a->media[i];
-        const struct sdp_codec *c = sdp_media_codec(m);
-        if (!c || m->port == 0 || m->kind == SDP_KIND_OTHER) continue;
+    for (size_t i = 0; i < a->n_media && i < WSDP_MAX_MEDIA; i++) {
+        const struct wsdp_media *m = &a->media[i];
+        const struct wsdp_codec *c = wsdp_media_codec(m);
+        if (!c || m->port == 0 || m->kind == WSDP_KIND_OTHER) continue;
         if (p->n_streams == cap) {
             log_warn("sfu: %s offers more than %zu streams: m-line %s not forwarded", p->room, cap, m->mid);
             break;
@@ -680,13 +680,13 @@ static int streams_make(struct sfu *s, struct sfu_peer *p)
         struct sfu_stream *st = &p->streams[p->n_streams];
         st->pub = p;
         st->media_index = i;
-        st->kind = m->kind == SDP_KIND_VIDEO ? ROOM_STREAM_VIDEO : ROOM_STREAM_AUDIO;
+        st->kind = m->kind == WSDP_KIND_VIDEO ? ROOM_STREAM_VIDEO : ROOM_STREAM_AUDIO;
         snprintf(st->mid, sizeof(st->mid), "%s", m->mid);
         if (m->mid[0])
             snprintf(st->id, sizeof(st->id), "%s", m->mid);
         else
             snprintf(st->id, sizeof(st->id), "%s%zu", room_stream_kind_name(st->kind), i);
-        st->mid_ext = sdp_media_ext_id(m, SDP_EXT_MID);
+        st->mid_ext = wsdp_media_ext_id(m, WSDP_EXT_MID);
         struct fwd_stream_config fc = {
             .video = st->kind == ROOM_STREAM_VIDEO,
             .pt = c->pt,
@@ -722,9 +722,9 @@ static struct sfu_peer *peer_alloc(struct sfu *s, const char *room, bool publish
 
 /* Parses the offer and makes the rtc peer for it. */
 static int offer_peer(struct sfu *s, struct sfu_peer *p, const char *offer, size_t offer_len,
-                      struct sdp_session *parsed, const char **why)
+                      struct wsdp_session *parsed, const char **why)
 {
-    if (!offer || sdp_parse(offer, offer_len, parsed, why) < 0) {
+    if (!offer || wsdp_parse(offer, offer_len, parsed, why) < 0) {
         if (!offer) *why = "no offer";
         return -EINVAL;
     }
@@ -745,7 +745,7 @@ int sfu_publish(struct sfu *s, const char *room, const char *name, const char *u
     if (!room || (*why = room_name_check(room)) != NULL) return -EINVAL;
     *why = "";
     struct sfu_peer *p = peer_alloc(s, room, true);
-    struct sdp_session *off = calloc(1, sizeof(*off));
+    struct wsdp_session *off = calloc(1, sizeof(*off));
     if (p) p->answer = calloc(1, sizeof(*p->answer));
     int rc = -ENOMEM;
     if (!p || !off || !p->answer) {
@@ -753,10 +753,10 @@ int sfu_publish(struct sfu *s, const char *room, const char *name, const char *u
         goto fail;
     }
     if ((rc = offer_peer(s, p, offer, offer_len, off, why)) < 0) goto fail;
-    struct sdp_candidate cands[SDP_MAX_CANDIDATES];
-    struct sdp_local local;
+    struct wsdp_candidate cands[WSDP_MAX_CANDIDATES];
+    struct wsdp_local local;
     local_for(s, p->rtc, cands, &local);
-    if (sdp_answer_publish(off, &local, p->answer, why) < 0) {
+    if (wsdp_answer_publish(off, &local, p->answer, why) < 0) {
         rc = -ENOTSUP;
         goto fail;
     }
@@ -804,17 +804,17 @@ int sfu_view(struct sfu *s, const char *room, const char *publisher_id, const ch
         return -ENOENT;
     }
     struct sfu_peer *p = peer_alloc(s, room, false);
-    struct sdp_session *off = calloc(1, sizeof(*off)), *ans = calloc(1, sizeof(*ans));
+    struct wsdp_session *off = calloc(1, sizeof(*off)), *ans = calloc(1, sizeof(*ans));
     int rc = -ENOMEM;
     if (!p || !off || !ans) {
         *why = "out of memory";
         goto fail;
     }
     if ((rc = offer_peer(s, p, offer, offer_len, off, why)) < 0) goto fail;
-    struct sdp_candidate cands[SDP_MAX_CANDIDATES];
-    struct sdp_local local;
+    struct wsdp_candidate cands[WSDP_MAX_CANDIDATES];
+    struct wsdp_local local;
     local_for(s, p->rtc, cands, &local);
-    if (sdp_answer_view(off, pub->answer, &local, ans, why) < 0) {
+    if (wsdp_answer_view(off, pub->answer, &local, ans, why) < 0) {
         rc = -ENOTSUP;
         goto fail;
     }

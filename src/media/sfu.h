@@ -1,5 +1,5 @@
 /* sfu.h — the selective forwarding unit: rooms (room.h) with WebRTC peers
- * (rtc.h) behind them, the answers to publish/view offers (sdp.h), and the
+ * (rtc.h) behind them, the answers to publish/view offers (webrtc_sdp.h), and the
  * forwarding of each publisher's RTP to its viewers.
  *
  * Signaling front ends (WHIP/WHEP over HTTP, the room WebSocket) call in

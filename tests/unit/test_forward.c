@@ -263,13 +263,13 @@ static void test_prepare_mid(void **state)
     assert_memory_equal(out + 16, "\x04\x02xy\x00\x00\x00\x00", 8);
 }
 
-static struct sdp_media *media(struct sdp_session *s, enum sdp_kind kind, const char *mid, const char *codec,
+static struct wsdp_media *media(struct wsdp_session *s, enum wsdp_kind kind, const char *mid, const char *codec,
                                uint8_t pt, uint32_t clock, uint32_t ssrc)
 {
-    struct sdp_media *m = &s->media[s->n_media++];
+    struct wsdp_media *m = &s->media[s->n_media++];
     m->kind = kind;
     m->port = 9;
-    m->dir = SDP_DIR_SENDONLY;
+    m->dir = WSDP_DIR_SENDONLY;
     strcpy(m->mid, mid);
     m->codecs[0].pt = pt;
     strcpy(m->codecs[0].name, codec);
@@ -282,7 +282,7 @@ static struct sdp_media *media(struct sdp_session *s, enum sdp_kind kind, const 
     return m;
 }
 
-static void ext(struct sdp_media *m, uint8_t id, const char *uri)
+static void ext(struct wsdp_media *m, uint8_t id, const char *uri)
 {
     m->ext[m->n_ext].id = id;
     strcpy(m->ext[m->n_ext].uri, uri);
@@ -293,14 +293,14 @@ static void ext(struct sdp_media *m, uint8_t id, const char *uri)
 static void test_sink_from_media(void **state)
 {
     (void)state;
-    struct sdp_session *pub = calloc(1, sizeof(*pub)), *view = calloc(1, sizeof(*view));
-    struct sdp_media *p = media(pub, SDP_KIND_VIDEO, "0", "VP8", 96, 90000, 0);
-    ext(p, 1, SDP_EXT_MID);
-    ext(p, 3, SDP_EXT_ABS_SEND_TIME);
+    struct wsdp_session *pub = calloc(1, sizeof(*pub)), *view = calloc(1, sizeof(*view));
+    struct wsdp_media *p = media(pub, WSDP_KIND_VIDEO, "0", "VP8", 96, 90000, 0);
+    ext(p, 1, WSDP_EXT_MID);
+    ext(p, 3, WSDP_EXT_ABS_SEND_TIME);
     ext(p, 5, "urn:example:only-the-publisher");
-    struct sdp_media *v = media(view, SDP_KIND_VIDEO, "v1", "VP8", 120, 90000, 0);
-    ext(v, 2, SDP_EXT_ABS_SEND_TIME);
-    ext(v, 4, SDP_EXT_MID);
+    struct wsdp_media *v = media(view, WSDP_KIND_VIDEO, "v1", "VP8", 120, 90000, 0);
+    ext(v, 2, WSDP_EXT_ABS_SEND_TIME);
+    ext(v, 4, WSDP_EXT_MID);
     struct fwd_sink k;
     forward_sink_from_media(&k, 120, p, v);
     assert_int_equal(k.pt, 120);
@@ -319,17 +319,17 @@ static void test_sink_from_media(void **state)
 static void test_match_view(void **state)
 {
     (void)state;
-    struct sdp_session *pub = calloc(1, sizeof(*pub)), *view = calloc(1, sizeof(*view));
-    media(pub, SDP_KIND_AUDIO, "0", "opus", 111, 48000, 11);
-    media(pub, SDP_KIND_VIDEO, "1", "VP8", 96, 90000, 22);
-    media(pub, SDP_KIND_VIDEO, "2", "H264", 102, 90000, 33);
+    struct wsdp_session *pub = calloc(1, sizeof(*pub)), *view = calloc(1, sizeof(*view));
+    media(pub, WSDP_KIND_AUDIO, "0", "opus", 111, 48000, 11);
+    media(pub, WSDP_KIND_VIDEO, "1", "VP8", 96, 90000, 22);
+    media(pub, WSDP_KIND_VIDEO, "2", "H264", 102, 90000, 33);
     pub->media[2].port = 0; /* rejected: never matched */
-    media(view, SDP_KIND_VIDEO, "a", "vp8", 100, 90000, 0);
-    media(view, SDP_KIND_AUDIO, "b", "opus", 109, 48000, 0);
-    media(view, SDP_KIND_VIDEO, "c", "VP8", 100, 90000, 0); /* the only VP8 is taken */
-    media(view, SDP_KIND_AUDIO, "d", "opus", 109, 48000, 0);
-    view->media[3].dir = SDP_DIR_INACTIVE;
-    int map[SDP_MAX_MEDIA];
+    media(view, WSDP_KIND_VIDEO, "a", "vp8", 100, 90000, 0);
+    media(view, WSDP_KIND_AUDIO, "b", "opus", 109, 48000, 0);
+    media(view, WSDP_KIND_VIDEO, "c", "VP8", 100, 90000, 0); /* the only VP8 is taken */
+    media(view, WSDP_KIND_AUDIO, "d", "opus", 109, 48000, 0);
+    view->media[3].dir = WSDP_DIR_INACTIVE;
+    int map[WSDP_MAX_MEDIA];
     forward_match_view(pub, view, map);
     assert_int_equal(map[0], 1);
     assert_int_equal(map[1], 0);
@@ -338,7 +338,7 @@ static void test_match_view(void **state)
     assert_int_equal(map[4], -1);
 
     memset(view, 0, sizeof(*view));
-    media(view, SDP_KIND_VIDEO, "a", "VP8", 100, 90000, 22);
+    media(view, WSDP_KIND_VIDEO, "a", "VP8", 100, 90000, 22);
     forward_match_view(pub, view, map);
     assert_int_equal(map[0], 1);
     free(pub);

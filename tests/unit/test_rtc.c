@@ -758,7 +758,7 @@ static void test_ice_tcp(void **state)
     struct rtc_config cfg = local_cfg();
     cfg.tcp = true;
     env_start(&e, &cfg);
-    struct sdp_candidate cand[4];
+    struct wsdp_candidate cand[4];
     assert_int_equal(rtc_transport_candidates(e.t, cand, 4), 2);
     assert_false(cand[0].tcp);
     assert_true(cand[1].tcp);
@@ -972,7 +972,7 @@ static void test_candidates(void **state)
     uv_loop_init(&loop);
     struct rtc_callbacks cb = {0};
     char err[256];
-    struct sdp_candidate c[4];
+    struct wsdp_candidate c[4];
 
     struct rtc_config cfg = local_cfg();
     struct rtc_transport *t = rtc_transport_new(&loop, &cfg, &cb, err, sizeof(err));

@@ -1,4 +1,4 @@
-/* fuzz_media_sdp.c — libFuzzer target for WebRTC offers (media/sdp.h): the
+/* fuzz_webrtc_sdp.c — libFuzzer target for WebRTC offers (media/webrtc_sdp.h): the
  * parser, both answers and the writer on arbitrary text. (fuzz_sdp is the
  * GB/T 28181 SDP of src/sip.)
  *
@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "media/sdp.h"
+#include "media/webrtc_sdp.h"
 
 #define CHECK(x) \
     do {         \
@@ -30,8 +30,8 @@ static const char pub_offer[] =
     "a=rtpmap:102 H264/90000\r\na=fmtp:102 packetization-mode=1;profile-level-id=42e01f\r\n"
     "a=ssrc-group:FID 336574753 197470527\r\na=ssrc:336574753 cname:x\r\na=ssrc:197470527 cname:x\r\n";
 
-static const struct sdp_candidate cands[] = {{.ip = "192.0.2.1", .port = 40000}, {.ip = "::1", .port = 40001, .tcp = true}};
-static const struct sdp_local local = {
+static const struct wsdp_candidate cands[] = {{.ip = "192.0.2.1", .port = 40000}, {.ip = "::1", .port = 40001, .tcp = true}};
+static const struct wsdp_local local = {
     .ice_ufrag = "srv1",
     .ice_pwd = "0123456789abcdefghijklmn",
     .fingerprint = "sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:"
@@ -43,26 +43,26 @@ static const struct sdp_local local = {
 };
 
 /* Sessions are large: static, one input at a time. */
-static struct sdp_session offer, own_pub, fixed_pub, answer, again;
+static struct wsdp_session offer, own_pub, fixed_pub, answer, again;
 
-static void write_and_reparse(const struct sdp_session *a)
+static void write_and_reparse(const struct wsdp_session *a)
 {
     sbuf_t out;
     sbuf_init(&out);
-    CHECK(sdp_write(&out, a, &local) == 0);
+    CHECK(wsdp_write(&out, a, &local) == 0);
     const char *why = NULL;
-    CHECK(sdp_parse(out.data, out.len, &again, &why) == 0);
+    CHECK(wsdp_parse(out.data, out.len, &again, &why) == 0);
     CHECK(again.n_media == a->n_media && again.bundle && again.ice_lite);
-    CHECK(again.setup == SDP_SETUP_PASSIVE && !memcmp(again.fingerprint, a->fingerprint, 32));
+    CHECK(again.setup == WSDP_SETUP_PASSIVE && !memcmp(again.fingerprint, a->fingerprint, 32));
     for (size_t i = 0; i < a->n_media; i++) {
-        const struct sdp_media *x = &a->media[i], *y = &again.media[i];
+        const struct wsdp_media *x = &a->media[i], *y = &again.media[i];
         CHECK(x->port == y->port && !strcmp(x->mid, y->mid) && !strcmp(x->kind_name, y->kind_name));
-        const struct sdp_codec *cx = sdp_media_codec(x), *cy = sdp_media_codec(y);
+        const struct wsdp_codec *cx = wsdp_media_codec(x), *cy = wsdp_media_codec(y);
         CHECK((cx == NULL) == (cy == NULL));
         if (!cx) continue;
         CHECK(cx->pt == cy->pt && !strcmp(cx->name, cy->name) && !strcmp(cx->fmtp, cy->fmtp));
         CHECK(x->dir == y->dir && x->n_ext == y->n_ext && y->n_codecs == 1);
-        if (x->dir == SDP_DIR_SENDONLY && x->n_ssrcs) CHECK(y->n_ssrcs == 1 && y->ssrcs[0].ssrc == x->ssrcs[0].ssrc);
+        if (x->dir == WSDP_DIR_SENDONLY && x->n_ssrcs) CHECK(y->n_ssrcs == 1 && y->ssrcs[0].ssrc == x->ssrcs[0].ssrc);
     }
     sbuf_free(&out);
 }
@@ -72,33 +72,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static bool init;
     const char *why = NULL;
     if (!init) {
-        CHECK(sdp_parse(pub_offer, sizeof(pub_offer) - 1, &offer, &why) == 0);
-        CHECK(sdp_answer_publish(&offer, &local, &fixed_pub, &why) == 0);
+        CHECK(wsdp_parse(pub_offer, sizeof(pub_offer) - 1, &offer, &why) == 0);
+        CHECK(wsdp_answer_publish(&offer, &local, &fixed_pub, &why) == 0);
         init = true;
     }
-    if (sdp_parse((const char *)data, size, &offer, &why) != 0) {
+    if (wsdp_parse((const char *)data, size, &offer, &why) != 0) {
         CHECK(why != NULL);
         return 0;
     }
-    CHECK(offer.n_media <= SDP_MAX_MEDIA && offer.has_fingerprint && offer.ice_ufrag[0] && offer.ice_pwd[0]);
+    CHECK(offer.n_media <= WSDP_MAX_MEDIA && offer.has_fingerprint && offer.ice_ufrag[0] && offer.ice_pwd[0]);
     for (size_t i = 0; i < offer.n_media; i++) {
-        const struct sdp_media *m = &offer.media[i];
-        CHECK(m->n_codecs <= SDP_MAX_CODECS && m->n_ext <= SDP_MAX_EXTMAP && m->n_ssrcs <= SDP_MAX_SSRCS);
-        if (m->mid[0]) CHECK(sdp_find_mid(&offer, m->mid) == m);
+        const struct wsdp_media *m = &offer.media[i];
+        CHECK(m->n_codecs <= WSDP_MAX_CODECS && m->n_ext <= WSDP_MAX_EXTMAP && m->n_ssrcs <= WSDP_MAX_SSRCS);
+        if (m->mid[0]) CHECK(wsdp_find_mid(&offer, m->mid) == m);
     }
     why = NULL;
-    bool have_pub = sdp_answer_publish(&offer, &local, &own_pub, &why) == 0;
+    bool have_pub = wsdp_answer_publish(&offer, &local, &own_pub, &why) == 0;
     CHECK(have_pub || why);
     if (have_pub) write_and_reparse(&own_pub);
     if (have_pub) {
         why = NULL;
-        if (sdp_answer_view(&offer, &own_pub, &local, &answer, &why) == 0)
+        if (wsdp_answer_view(&offer, &own_pub, &local, &answer, &why) == 0)
             write_and_reparse(&answer);
         else
             CHECK(why != NULL);
     }
     why = NULL;
-    if (sdp_answer_view(&offer, &fixed_pub, &local, &answer, &why) == 0)
+    if (wsdp_answer_view(&offer, &fixed_pub, &local, &answer, &why) == 0)
         write_and_reparse(&answer);
     else
         CHECK(why != NULL);

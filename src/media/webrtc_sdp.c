@@ -1,12 +1,12 @@
-/* sdp.c — WebRTC offers in, answers out (see sdp.h): a line parser that
+/* webrtc_sdp.c — WebRTC offers in, answers out (see webrtc_sdp.h): a line parser that
  * copies what the SFU needs into fixed-size fields, the publish and view
  * answer decisions, and the answer writer.
  *
- * Everything is bounded: the text by SDP_MAX_TEXT, each line by
- * SDP_LINE_MAX, each kept value by its field (too long refuses the offer),
+ * Everything is bounded: the text by WSDP_MAX_TEXT, each line by
+ * WSDP_LINE_MAX, each kept value by its field (too long refuses the offer),
  * each list by its SDP_MAX_* (what does not fit is dropped, keeping first
  * what an answer can use). */
-#include "media/sdp.h"
+#include "media/webrtc_sdp.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -71,7 +71,7 @@ static bool parse_sha256(str_t v, uint8_t out[32])
 
 /* ---- codecs ---- */
 
-static bool codec_is(const struct sdp_codec *c, const char *name) { return strcasecmp(c->name, name) == 0; }
+static bool codec_is(const struct wsdp_codec *c, const char *name) { return strcasecmp(c->name, name) == 0; }
 
 /* Looks up key=value in an fmtp parameter list ("a=1;b=2", spaces allowed). */
 static bool fmtp_param(const char *fmtp, const char *key, str_t *val)
@@ -90,7 +90,7 @@ static bool fmtp_param(const char *fmtp, const char *key, str_t *val)
 }
 
 /* H.264 packetization-mode (RFC 6184 §8.1: absent means 0). */
-static unsigned h264_mode(const struct sdp_codec *c)
+static unsigned h264_mode(const struct wsdp_codec *c)
 {
     str_t v;
     uint64_t m = 0;
@@ -101,7 +101,7 @@ static unsigned h264_mode(const struct sdp_codec *c)
 /* profile_idc and constraint flags of profile-level-id, as 0xPPCC (the level
  * byte is left out on purpose: a decoder of a higher level takes a lower
  * one, and the level is the sender's business). Absent: Baseline 42 00. */
-static int h264_profile(const struct sdp_codec *c)
+static int h264_profile(const struct wsdp_codec *c)
 {
     str_t v;
     if (!fmtp_param(c->fmtp, "profile-level-id", &v)) return 0x4200;
@@ -115,20 +115,20 @@ static int h264_profile(const struct sdp_codec *c)
     return x >> 8;
 }
 
-/* A codec the forwarder can pass through (sdp.h: Opus, VP8, H.264 pm=1). */
-static bool codec_supported(const struct sdp_codec *c, enum sdp_kind kind)
+/* A codec the forwarder can pass through (webrtc_sdp.h: Opus, VP8, H.264 pm=1). */
+static bool codec_supported(const struct wsdp_codec *c, enum wsdp_kind kind)
 {
     /* RFC 7587 §7: Opus is always "opus/48000/2" whatever is sent; some
      * stacks (GStreamer's webrtcbin, receiving) leave the channels out. */
-    if (kind == SDP_KIND_AUDIO) return codec_is(c, "opus") && c->clock == 48000 && c->channels <= 2;
-    if (kind != SDP_KIND_VIDEO || c->clock != 90000) return false;
+    if (kind == WSDP_KIND_AUDIO) return codec_is(c, "opus") && c->clock == 48000 && c->channels <= 2;
+    if (kind != WSDP_KIND_VIDEO || c->clock != 90000) return false;
     if (codec_is(c, "VP8")) return true;
     return codec_is(c, "H264") && h264_mode(c) == 1 && h264_profile(c) >= 0;
 }
 
 /* Same stream format on both sides: what a viewer must decode is exactly
  * what the publisher sends. */
-static bool codec_same(const struct sdp_codec *a, const struct sdp_codec *b)
+static bool codec_same(const struct wsdp_codec *a, const struct wsdp_codec *b)
 {
     if (strcasecmp(a->name, b->name) != 0 || a->clock != b->clock) return false;
     if (codec_is(a, "opus")) return true; /* one format whatever the channel count says (above) */
@@ -137,27 +137,27 @@ static bool codec_same(const struct sdp_codec *a, const struct sdp_codec *b)
     return true;
 }
 
-static struct sdp_codec *codec_by_pt(struct sdp_media *m, unsigned pt)
+static struct wsdp_codec *codec_by_pt(struct wsdp_media *m, unsigned pt)
 {
     for (size_t i = 0; i < m->n_codecs; i++)
         if (m->codecs[i].pt == pt) return &m->codecs[i];
     return NULL;
 }
 
-static bool ext_known(const char *uri) { return !strcmp(uri, SDP_EXT_MID) || !strcmp(uri, SDP_EXT_ABS_SEND_TIME); }
+static bool ext_known(const char *uri) { return !strcmp(uri, WSDP_EXT_MID) || !strcmp(uri, WSDP_EXT_ABS_SEND_TIME); }
 
 /* ---- parsing ---- */
 
 struct parse {
-    struct sdp_session *s;
-    struct sdp_media *m;         /* current m-line, NULL at session level */
+    struct wsdp_session *s;
+    struct wsdp_media *m;         /* current m-line, NULL at session level */
     bool m_ufrag, m_pwd, m_fp, m_setup; /* taken from a media level already (the first m-line having it wins) */
     bool fp_seen_other;          /* a fingerprint with another hash */
     bool has_bundle;
-    char bundle[SDP_LINE_MAX];   /* the first BUNDLE group's mids */
+    char bundle[WSDP_LINE_MAX];   /* the first BUNDLE group's mids */
     uint32_t repair[REPAIR_MAX]; /* FID repair SSRCs of the current m-line */
     size_t n_repair;
-    bool fb_all[SDP_MAX_MEDIA][5]; /* a=rtcp-fb:* per m-line, applied at the end */
+    bool fb_all[WSDP_MAX_MEDIA][5]; /* a=rtcp-fb:* per m-line, applied at the end */
 };
 
 static bool is_repair(const struct parse *p, uint32_t ssrc)
@@ -170,7 +170,7 @@ static bool is_repair(const struct parse *p, uint32_t ssrc)
 /* Drops repair SSRCs that were listed before their a=ssrc-group line. */
 static void finish_media(struct parse *p)
 {
-    struct sdp_media *m = p->m;
+    struct wsdp_media *m = p->m;
     if (!m) return;
     size_t k = 0;
     for (size_t i = 0; i < m->n_ssrcs; i++)
@@ -181,10 +181,10 @@ static void finish_media(struct parse *p)
 
 static int parse_m_line(struct parse *p, str_t v, const char **why)
 {
-    struct sdp_session *s = p->s;
+    struct wsdp_session *s = p->s;
     finish_media(p);
-    if (s->n_media >= SDP_MAX_MEDIA) return *why = "too many m-lines", -1;
-    struct sdp_media *m = &s->media[s->n_media++];
+    if (s->n_media >= WSDP_MAX_MEDIA) return *why = "too many m-lines", -1;
+    struct wsdp_media *m = &s->media[s->n_media++];
     memset(m, 0, sizeof(*m));
     p->m = m;
     str_t kind = next_word(&v), port = next_word(&v), proto = next_word(&v), fmts = str_trim(v), tail;
@@ -194,8 +194,8 @@ static int parse_m_line(struct parse *p, str_t v, const char **why)
     if (!copy_capped(m->kind_name, sizeof(m->kind_name), kind) || !copy_capped(m->proto, sizeof(m->proto), proto))
         return *why = "m-line value too long", -1;
     m->port = (uint16_t)n;
-    m->kind = str_eq_cstr(kind, "audio") ? SDP_KIND_AUDIO : str_eq_cstr(kind, "video") ? SDP_KIND_VIDEO : SDP_KIND_OTHER;
-    m->dir = SDP_DIR_SENDRECV; /* RFC 8866 §6.7: the default */
+    m->kind = str_eq_cstr(kind, "audio") ? WSDP_KIND_AUDIO : str_eq_cstr(kind, "video") ? WSDP_KIND_VIDEO : WSDP_KIND_OTHER;
+    m->dir = WSDP_DIR_SENDRECV; /* RFC 8866 §6.7: the default */
     if (!memmem(proto.s, proto.len, "RTP", 3)) {
         /* data channels: "webrtc-datachannel", not payload types */
         if (!copy_capped(m->fmt_token, sizeof(m->fmt_token), fmts)) return *why = "m-line value too long", -1;
@@ -205,16 +205,16 @@ static int parse_m_line(struct parse *p, str_t v, const char **why)
         str_t f = next_word(&fmts);
         if (!f.len) break;
         if (str_to_u64(f, 127, &n) != 0) return *why = "bad m-line payload type", -1;
-        if (m->n_fmt_pts < SDP_MAX_CODECS) m->fmt_pts[m->n_fmt_pts++] = (uint8_t)n;
+        if (m->n_fmt_pts < WSDP_MAX_CODECS) m->fmt_pts[m->n_fmt_pts++] = (uint8_t)n;
     }
     return 0;
 }
 
 /* Keeps a new codec; when the list is full a codec the SFU can use takes
  * the place of the last one it cannot (Chromium offers 30+ video types). */
-static struct sdp_codec *codec_slot(struct sdp_media *m, const struct sdp_codec *c)
+static struct wsdp_codec *codec_slot(struct wsdp_media *m, const struct wsdp_codec *c)
 {
-    if (m->n_codecs < SDP_MAX_CODECS) return &m->codecs[m->n_codecs++];
+    if (m->n_codecs < WSDP_MAX_CODECS) return &m->codecs[m->n_codecs++];
     if (!codec_supported(c, m->kind)) return NULL;
     for (size_t i = m->n_codecs; i-- > 0;) {
         if (codec_supported(&m->codecs[i], m->kind)) continue;
@@ -224,7 +224,7 @@ static struct sdp_codec *codec_slot(struct sdp_media *m, const struct sdp_codec 
     return NULL;
 }
 
-static int attr_rtpmap(struct sdp_media *m, str_t v, const char **why)
+static int attr_rtpmap(struct wsdp_media *m, str_t v, const char **why)
 {
     uint64_t pt, clock, ch = 0;
     str_t pts = next_word(&v), enc = str_trim(v), rest, rest2;
@@ -234,19 +234,19 @@ static int attr_rtpmap(struct sdp_media *m, str_t v, const char **why)
         (rest2.len && str_to_u64(rest2, 255, &ch) != 0))
         return *why = "bad a=rtpmap", -1;
     if (codec_by_pt(m, (unsigned)pt)) return 0; /* a second rtpmap for a type: the first stands */
-    struct sdp_codec c = {.pt = (uint8_t)pt, .clock = (uint32_t)clock, .channels = (uint8_t)ch};
+    struct wsdp_codec c = {.pt = (uint8_t)pt, .clock = (uint32_t)clock, .channels = (uint8_t)ch};
     if (!copy_capped(c.name, sizeof(c.name), name)) return *why = "codec name too long", -1;
-    struct sdp_codec *slot = codec_slot(m, &c);
+    struct wsdp_codec *slot = codec_slot(m, &c);
     if (slot) *slot = c;
     return 0;
 }
 
-static int attr_fmtp(struct sdp_media *m, str_t v, const char **why)
+static int attr_fmtp(struct wsdp_media *m, str_t v, const char **why)
 {
     uint64_t pt;
     str_t pts = next_word(&v), params = str_trim(v), a;
     if (str_to_u64(pts, 127, &pt) != 0) return *why = "bad a=fmtp", -1;
-    struct sdp_codec *c = codec_by_pt(m, (unsigned)pt);
+    struct wsdp_codec *c = codec_by_pt(m, (unsigned)pt);
     if (!c) return 0;
     if (!copy_capped(c->fmtp, sizeof(c->fmtp), params)) return *why = "a=fmtp too long", -1;
     uint64_t apt;
@@ -265,7 +265,7 @@ static int fb_kind(str_t v)
     return -1;
 }
 
-static void fb_set(struct sdp_codec *c, int k)
+static void fb_set(struct wsdp_codec *c, int k)
 {
     switch (k) {
     case 0: c->fb_nack = true; break;
@@ -287,18 +287,18 @@ static void attr_rtcp_fb(struct parse *p, str_t v)
         p->fb_all[p->m - p->s->media][k] = true;
         return;
     }
-    struct sdp_codec *c = str_to_u64(pts, 127, &pt) == 0 ? codec_by_pt(p->m, (unsigned)pt) : NULL;
+    struct wsdp_codec *c = str_to_u64(pts, 127, &pt) == 0 ? codec_by_pt(p->m, (unsigned)pt) : NULL;
     if (c) fb_set(c, k);
 }
 
-static int attr_extmap(struct sdp_media *m, str_t v, const char **why)
+static int attr_extmap(struct wsdp_media *m, str_t v, const char **why)
 {
     str_t idw = next_word(&v), uri = next_word(&v), dir;
     uint64_t id;
     if (str_to_u64(split_at(idw, '/', &dir), 255, &id) != 0 || id == 0 || !uri.len) return *why = "bad a=extmap", -1;
-    struct sdp_extmap e = {.id = (uint8_t)id};
+    struct wsdp_extmap e = {.id = (uint8_t)id};
     if (!copy_capped(e.uri, sizeof(e.uri), uri)) return *why = "a=extmap URI too long", -1;
-    if (m->n_ext < SDP_MAX_EXTMAP) {
+    if (m->n_ext < WSDP_MAX_EXTMAP) {
         m->ext[m->n_ext++] = e;
     } else if (ext_known(e.uri)) {
         /* full: an extension we use replaces the last one we do not */
@@ -312,12 +312,12 @@ static int attr_extmap(struct sdp_media *m, str_t v, const char **why)
     return 0;
 }
 
-static struct sdp_ssrc *ssrc_entry(struct sdp_media *m, uint32_t id)
+static struct wsdp_ssrc *ssrc_entry(struct wsdp_media *m, uint32_t id)
 {
     for (size_t i = 0; i < m->n_ssrcs; i++)
         if (m->ssrcs[i].ssrc == id) return &m->ssrcs[i];
-    if (m->n_ssrcs >= SDP_MAX_SSRCS) return NULL;
-    struct sdp_ssrc *e = &m->ssrcs[m->n_ssrcs++];
+    if (m->n_ssrcs >= WSDP_MAX_SSRCS) return NULL;
+    struct wsdp_ssrc *e = &m->ssrcs[m->n_ssrcs++];
     memset(e, 0, sizeof(*e));
     e->ssrc = id;
     return e;
@@ -326,7 +326,7 @@ static struct sdp_ssrc *ssrc_entry(struct sdp_media *m, uint32_t id)
 static int msid_pair(str_t v, char *stream, char *track)
 {
     str_t st = next_word(&v), tr = next_word(&v);
-    if (!copy_capped(stream, SDP_TOKEN_MAX, st) || !copy_capped(track, SDP_TOKEN_MAX, tr)) return -1;
+    if (!copy_capped(stream, WSDP_TOKEN_MAX, st) || !copy_capped(track, WSDP_TOKEN_MAX, tr)) return -1;
     return 0;
 }
 
@@ -336,7 +336,7 @@ static int attr_ssrc(struct parse *p, str_t v, const char **why)
     str_t ids = next_word(&v), rest = str_trim(v), val;
     if (str_to_u64(ids, UINT32_MAX, &id) != 0) return *why = "bad a=ssrc", -1;
     if (is_repair(p, (uint32_t)id)) return 0;
-    struct sdp_ssrc *e = ssrc_entry(p->m, (uint32_t)id);
+    struct wsdp_ssrc *e = ssrc_entry(p->m, (uint32_t)id);
     if (!e) return 0;
     str_t name = split_at(rest, ':', &val);
     if (str_eq_cstr(name, "cname") && !copy_capped(e->cname, sizeof(e->cname), val))
@@ -363,7 +363,7 @@ static int attr_ssrc_group(struct parse *p, str_t v, const char **why)
  * m-lines carry the same). */
 static int attr_transport(struct parse *p, str_t name, str_t v, const char **why, bool *handled)
 {
-    struct sdp_session *s = p->s;
+    struct wsdp_session *s = p->s;
     bool media = p->m != NULL;
     *handled = true;
     if (str_eq_cstr(name, "ice-ufrag")) {
@@ -388,10 +388,10 @@ static int attr_transport(struct parse *p, str_t name, str_t v, const char **why
         p->m_fp = media;
     } else if (str_eq_cstr(name, "setup")) {
         if (media && p->m_setup) return 0;
-        s->setup = str_eq_cstr(v, "actpass")   ? SDP_SETUP_ACTPASS
-                   : str_eq_cstr(v, "active")  ? SDP_SETUP_ACTIVE
-                   : str_eq_cstr(v, "passive") ? SDP_SETUP_PASSIVE
-                                               : SDP_SETUP_NONE;
+        s->setup = str_eq_cstr(v, "actpass")   ? WSDP_SETUP_ACTPASS
+                   : str_eq_cstr(v, "active")  ? WSDP_SETUP_ACTIVE
+                   : str_eq_cstr(v, "passive") ? WSDP_SETUP_PASSIVE
+                                               : WSDP_SETUP_NONE;
         p->m_setup = media;
     } else {
         *handled = false;
@@ -410,24 +410,24 @@ static int parse_attr(struct parse *p, str_t line, const char **why)
             str_t sem = next_word(&v);
             if (str_eq_cstr(sem, "BUNDLE")) {
                 p->has_bundle = true;
-                str_copy(p->bundle, sizeof(p->bundle), v); /* fits: a line is at most SDP_LINE_MAX */
+                str_copy(p->bundle, sizeof(p->bundle), v); /* fits: a line is at most WSDP_LINE_MAX */
             }
         }
         return 0;
     }
-    struct sdp_media *m = p->m;
+    struct wsdp_media *m = p->m;
     if (str_eq_cstr(name, "mid")) {
         /* a token (RFC 5888): it is written space-separated in the BUNDLE group */
         if (!copy_capped(m->mid, sizeof(m->mid), v) || !v.len || memchr(v.s, ' ', v.len) || memchr(v.s, '\t', v.len))
             return *why = "bad a=mid", -1;
     } else if (str_eq_cstr(name, "sendrecv")) {
-        m->dir = SDP_DIR_SENDRECV;
+        m->dir = WSDP_DIR_SENDRECV;
     } else if (str_eq_cstr(name, "sendonly")) {
-        m->dir = SDP_DIR_SENDONLY;
+        m->dir = WSDP_DIR_SENDONLY;
     } else if (str_eq_cstr(name, "recvonly")) {
-        m->dir = SDP_DIR_RECVONLY;
+        m->dir = WSDP_DIR_RECVONLY;
     } else if (str_eq_cstr(name, "inactive")) {
-        m->dir = SDP_DIR_INACTIVE;
+        m->dir = WSDP_DIR_INACTIVE;
     } else if (str_eq_cstr(name, "rtcp-mux")) {
         m->rtcp_mux = true;
     } else if (str_eq_cstr(name, "rtcp-rsize")) {
@@ -465,11 +465,11 @@ static bool in_bundle(const char *group, const char *mid)
 /* After the last line: rtcp-fb wildcards, BUNDLE membership, required values. */
 static int parse_finish(struct parse *p, const char **why)
 {
-    struct sdp_session *s = p->s;
+    struct wsdp_session *s = p->s;
     finish_media(p);
     s->bundle = p->has_bundle;
     for (size_t i = 0; i < s->n_media; i++) {
-        struct sdp_media *m = &s->media[i];
+        struct wsdp_media *m = &s->media[i];
         for (int k = 0; k < 5; k++)
             if (p->fb_all[i][k])
                 for (size_t c = 0; c < m->n_codecs; c++) fb_set(&m->codecs[c], k);
@@ -493,12 +493,12 @@ static bool line_bytes_ok(str_t l)
     return true;
 }
 
-int sdp_parse(const char *text, size_t len, struct sdp_session *out, const char **why)
+int wsdp_parse(const char *text, size_t len, struct wsdp_session *out, const char **why)
 {
     const char *dummy;
     if (!why) why = &dummy;
     if (!text || len == 0) return *why = "empty SDP", -1;
-    if (len > SDP_MAX_TEXT) return *why = "SDP too long", -1;
+    if (len > WSDP_MAX_TEXT) return *why = "SDP too long", -1;
     static const struct parse zero;
     struct parse p = zero;
     memset(out, 0, sizeof(*out));
@@ -510,7 +510,7 @@ int sdp_parse(const char *text, size_t len, struct sdp_session *out, const char 
         str_t l = {text + pos, end - pos};
         pos = end + 1;
         if (l.len && l.s[l.len - 1] == '\r') l.len--;
-        if (l.len > SDP_LINE_MAX) return *why = "SDP line too long", -1;
+        if (l.len > WSDP_LINE_MAX) return *why = "SDP line too long", -1;
         if (!line_bytes_ok(l)) return *why = "not SDP (control bytes)", -1;
         if (l.len == 0) continue; /* blank lines (a trailing one is common) */
         if (nline++ == 0 && !str_eq_cstr(l, "v=0")) return *why = "not SDP (no v=0 first)", -1;
@@ -535,13 +535,13 @@ int sdp_parse(const char *text, size_t len, struct sdp_session *out, const char 
 
 /* ---- answers ---- */
 
-/* The answer's session part: our side (see sdp.h). */
-static int answer_session(struct sdp_session *a, const struct sdp_session *offer, const struct sdp_local *local,
+/* The answer's session part: our side (see webrtc_sdp.h). */
+static int answer_session(struct wsdp_session *a, const struct wsdp_session *offer, const struct wsdp_local *local,
                           const char **why)
 {
     memset(a, 0, sizeof(*a));
     if (!offer->bundle) return *why = "offer without BUNDLE of all its m-lines", -1;
-    if (offer->setup != SDP_SETUP_ACTPASS && offer->setup != SDP_SETUP_ACTIVE)
+    if (offer->setup != WSDP_SETUP_ACTPASS && offer->setup != WSDP_SETUP_ACTIVE)
         return *why = "a=setup must be actpass or active (we are the DTLS server)", -1;
     if (!local || !local->ice_ufrag || !local->ice_pwd || !local->fingerprint)
         return *why = "local ICE/DTLS parameters missing", -1;
@@ -553,14 +553,14 @@ static int answer_session(struct sdp_session *a, const struct sdp_session *offer
     a->sess_id = local->sess_id;
     a->sess_version = 2;
     a->ice_lite = true;
-    a->setup = SDP_SETUP_PASSIVE;
+    a->setup = WSDP_SETUP_PASSIVE;
     a->bundle = true;
     a->n_media = offer->n_media;
     return 0;
 }
 
 /* Common part of an answer m-line; rejected (port 0) until accepted. */
-static void answer_media_base(struct sdp_media *am, const struct sdp_media *om)
+static void answer_media_base(struct wsdp_media *am, const struct wsdp_media *om)
 {
     memset(am, 0, sizeof(*am));
     am->kind = om->kind;
@@ -570,20 +570,20 @@ static void answer_media_base(struct sdp_media *am, const struct sdp_media *om)
     memcpy(am->fmt_pts, om->fmt_pts, sizeof(am->fmt_pts));
     am->n_fmt_pts = om->n_fmt_pts;
     memcpy(am->fmt_token, om->fmt_token, sizeof(am->fmt_token));
-    am->dir = SDP_DIR_INACTIVE;
+    am->dir = WSDP_DIR_INACTIVE;
 }
 
 /* An offered m-line we could take at all: live RTP audio/video, bundled. */
-static bool media_usable(const struct sdp_media *om)
+static bool media_usable(const struct wsdp_media *om)
 {
-    return om->kind != SDP_KIND_OTHER && (om->port != 0 || om->bundle_only) && om->mid[0] &&
+    return om->kind != WSDP_KIND_OTHER && (om->port != 0 || om->bundle_only) && om->mid[0] &&
            strstr(om->proto, "RTP/SAVPF") != NULL;
 }
 
 /* Accepts am with one codec from the offer (feedback limited to what we
  * act on; no transport-cc: the forwarder does not answer it). */
-static void answer_accept(struct sdp_media *am, const struct sdp_media *om, const struct sdp_codec *c,
-                          enum sdp_dir dir)
+static void answer_accept(struct wsdp_media *am, const struct wsdp_media *om, const struct wsdp_codec *c,
+                          enum wsdp_dir dir)
 {
     am->port = 9;
     am->dir = dir;
@@ -598,8 +598,8 @@ static void answer_accept(struct sdp_media *am, const struct sdp_media *om, cons
 }
 
 /* The first supported codec in the offer's preference order (the m-line
- * order; rtpmap order for types past SDP_MAX_CODECS on the m-line). */
-static const struct sdp_codec *first_supported(const struct sdp_media *om)
+ * order; rtpmap order for types past WSDP_MAX_CODECS on the m-line). */
+static const struct wsdp_codec *first_supported(const struct wsdp_media *om)
 {
     for (size_t i = 0; i < om->n_fmt_pts; i++)
         for (size_t k = 0; k < om->n_codecs; k++)
@@ -609,7 +609,7 @@ static const struct sdp_codec *first_supported(const struct sdp_media *om)
     return NULL;
 }
 
-int sdp_answer_publish(const struct sdp_session *offer, const struct sdp_local *local, struct sdp_session *answer,
+int wsdp_answer_publish(const struct wsdp_session *offer, const struct wsdp_local *local, struct wsdp_session *answer,
                        const char **why)
 {
     const char *dummy;
@@ -617,14 +617,14 @@ int sdp_answer_publish(const struct sdp_session *offer, const struct sdp_local *
     if (answer_session(answer, offer, local, why) != 0) return -1;
     size_t accepted = 0;
     for (size_t i = 0; i < offer->n_media; i++) {
-        const struct sdp_media *om = &offer->media[i];
-        struct sdp_media *am = &answer->media[i];
+        const struct wsdp_media *om = &offer->media[i];
+        struct wsdp_media *am = &answer->media[i];
         answer_media_base(am, om);
-        if (!media_usable(om) || (om->dir != SDP_DIR_SENDONLY && om->dir != SDP_DIR_SENDRECV)) continue;
+        if (!media_usable(om) || (om->dir != WSDP_DIR_SENDONLY && om->dir != WSDP_DIR_SENDRECV)) continue;
         if (!om->rtcp_mux) return *why = "offer without a=rtcp-mux", -1;
-        const struct sdp_codec *c = first_supported(om);
+        const struct wsdp_codec *c = first_supported(om);
         if (!c) continue;
-        answer_accept(am, om, c, SDP_DIR_RECVONLY);
+        answer_accept(am, om, c, WSDP_DIR_RECVONLY);
         for (size_t e = 0; e < om->n_ext; e++)
             if (ext_known(om->ext[e].uri)) am->ext[am->n_ext++] = om->ext[e];
         memcpy(am->ssrcs, om->ssrcs, sizeof(am->ssrcs));
@@ -643,7 +643,7 @@ int sdp_answer_publish(const struct sdp_session *offer, const struct sdp_local *
     return 0;
 }
 
-static const struct sdp_codec *viewer_codec(const struct sdp_media *vm, const struct sdp_codec *pc)
+static const struct wsdp_codec *viewer_codec(const struct wsdp_media *vm, const struct wsdp_codec *pc)
 {
     for (size_t k = 0; k < vm->n_codecs; k++)
         if (codec_same(&vm->codecs[k], pc)) return &vm->codecs[k];
@@ -652,7 +652,7 @@ static const struct sdp_codec *viewer_codec(const struct sdp_media *vm, const st
 
 /* What we announce on a sendonly m-line: the publisher's SSRC (the
  * forwarder keeps it) and msid, with our CNAME. */
-static void view_sender(struct sdp_media *am, const struct sdp_media *pm, const struct sdp_local *local)
+static void view_sender(struct wsdp_media *am, const struct wsdp_media *pm, const struct wsdp_local *local)
 {
     if (pm->msid_stream[0]) {
         memcpy(am->msid_stream, pm->msid_stream, sizeof(am->msid_stream));
@@ -662,10 +662,10 @@ static void view_sender(struct sdp_media *am, const struct sdp_media *pm, const 
          * ontrack gets one for audio and video together */
         snprintf(am->msid_stream, sizeof(am->msid_stream), "cascade");
         snprintf(am->msid_track, sizeof(am->msid_track), "%s-%.40s",
-                 pm->kind == SDP_KIND_AUDIO ? "audio" : "video", pm->mid);
+                 pm->kind == WSDP_KIND_AUDIO ? "audio" : "video", pm->mid);
     }
     if (pm->n_ssrcs == 0) return;
-    struct sdp_ssrc *s = &am->ssrcs[0];
+    struct wsdp_ssrc *s = &am->ssrcs[0];
     s->ssrc = pm->ssrcs[0].ssrc;
     str_copy(s->cname, sizeof(s->cname), str_from_cstr(local->cname ? local->cname : "cascade"));
     memcpy(s->msid_stream, am->msid_stream, sizeof(s->msid_stream));
@@ -673,27 +673,27 @@ static void view_sender(struct sdp_media *am, const struct sdp_media *pm, const 
     am->n_ssrcs = 1;
 }
 
-int sdp_answer_view(const struct sdp_session *offer, const struct sdp_session *pub, const struct sdp_local *local,
-                    struct sdp_session *answer, const char **why)
+int wsdp_answer_view(const struct wsdp_session *offer, const struct wsdp_session *pub, const struct wsdp_local *local,
+                    struct wsdp_session *answer, const char **why)
 {
     const char *dummy;
     if (!why) why = &dummy;
     if (!pub) return *why = "no publisher", -1;
     if (answer_session(answer, offer, local, why) != 0) return -1;
-    bool used[SDP_MAX_MEDIA] = {false};
+    bool used[WSDP_MAX_MEDIA] = {false};
     size_t matched = 0;
-    size_t n_pub = pub->n_media < SDP_MAX_MEDIA ? pub->n_media : SDP_MAX_MEDIA;
+    size_t n_pub = pub->n_media < WSDP_MAX_MEDIA ? pub->n_media : WSDP_MAX_MEDIA;
     for (size_t i = 0; i < offer->n_media; i++) {
-        const struct sdp_media *vm = &offer->media[i];
-        struct sdp_media *am = &answer->media[i];
+        const struct wsdp_media *vm = &offer->media[i];
+        struct wsdp_media *am = &answer->media[i];
         answer_media_base(am, vm);
         if (!media_usable(vm)) continue;
         if (!vm->rtcp_mux) return *why = "offer without a=rtcp-mux", -1;
-        const struct sdp_codec *vc = NULL;
-        const struct sdp_media *pm = NULL;
-        if (vm->dir == SDP_DIR_RECVONLY || vm->dir == SDP_DIR_SENDRECV) {
+        const struct wsdp_codec *vc = NULL;
+        const struct wsdp_media *pm = NULL;
+        if (vm->dir == WSDP_DIR_RECVONLY || vm->dir == WSDP_DIR_SENDRECV) {
             for (size_t j = 0; j < n_pub && !vc; j++) {
-                const struct sdp_codec *pc = sdp_media_codec(&pub->media[j]);
+                const struct wsdp_codec *pc = wsdp_media_codec(&pub->media[j]);
                 if (used[j] || pub->media[j].kind != vm->kind || !pc) continue;
                 vc = viewer_codec(vm, pc);
                 if (vc) {
@@ -705,14 +705,14 @@ int sdp_answer_view(const struct sdp_session *offer, const struct sdp_session *p
         if (!pm) {
             /* nothing to send here: inactive keeps the viewer's transceiver
              * (an accepted m-line still names one codec) */
-            const struct sdp_codec *c = first_supported(vm);
-            if (c) answer_accept(am, vm, c, SDP_DIR_INACTIVE);
+            const struct wsdp_codec *c = first_supported(vm);
+            if (c) answer_accept(am, vm, c, WSDP_DIR_INACTIVE);
             continue;
         }
-        answer_accept(am, vm, vc, SDP_DIR_SENDONLY);
+        answer_accept(am, vm, vc, WSDP_DIR_SENDONLY);
         for (size_t e = 0; e < pm->n_ext; e++) {
-            uint8_t id = sdp_media_ext_id(vm, pm->ext[e].uri);
-            if (!id || am->n_ext >= SDP_MAX_EXTMAP) continue;
+            uint8_t id = wsdp_media_ext_id(vm, pm->ext[e].uri);
+            if (!id || am->n_ext >= WSDP_MAX_EXTMAP) continue;
             am->ext[am->n_ext] = pm->ext[e];
             am->ext[am->n_ext++].id = id;
         }
@@ -725,18 +725,18 @@ int sdp_answer_view(const struct sdp_session *offer, const struct sdp_session *p
 
 /* ---- writing ---- */
 
-static const char *dir_name(enum sdp_dir d)
+static const char *dir_name(enum wsdp_dir d)
 {
     switch (d) {
-    case SDP_DIR_SENDRECV: return "sendrecv";
-    case SDP_DIR_SENDONLY: return "sendonly";
-    case SDP_DIR_RECVONLY: return "recvonly";
+    case WSDP_DIR_SENDRECV: return "sendrecv";
+    case WSDP_DIR_SENDONLY: return "sendonly";
+    case WSDP_DIR_RECVONLY: return "recvonly";
     default: return "inactive";
     }
 }
 
 /* A value going into a line: no line breaks or other control bytes (the
- * struct may come from elsewhere than sdp_parse); TAB, as sdp_parse lets
+ * struct may come from elsewhere than wsdp_parse); TAB, as wsdp_parse lets
  * it through. */
 static bool safe(const char *v, bool may_be_empty)
 {
@@ -746,14 +746,14 @@ static bool safe(const char *v, bool may_be_empty)
     return true;
 }
 
-static bool media_consistent(const struct sdp_media *m)
+static bool media_consistent(const struct wsdp_media *m)
 {
     if (!safe(m->kind_name, false) || !safe(m->proto, false) || !safe(m->mid, true) || !safe(m->fmt_token, true))
         return false;
-    if (m->n_fmt_pts > SDP_MAX_CODECS || m->n_ext > SDP_MAX_EXTMAP || m->n_ssrcs > SDP_MAX_SSRCS) return false;
+    if (m->n_fmt_pts > WSDP_MAX_CODECS || m->n_ext > WSDP_MAX_EXTMAP || m->n_ssrcs > WSDP_MAX_SSRCS) return false;
     if (m->port == 0) return m->n_fmt_pts > 0 || m->fmt_token[0];
     if (m->n_codecs != 1 || !m->mid[0] || m->codecs[0].pt > 127) return false;
-    const struct sdp_codec *c = &m->codecs[0];
+    const struct wsdp_codec *c = &m->codecs[0];
     if (!safe(c->name, false) || !safe(c->fmtp, true) || !safe(m->msid_stream, true) || !safe(m->msid_track, true))
         return false;
     for (size_t i = 0; i < m->n_ext; i++)
@@ -765,10 +765,10 @@ static bool media_consistent(const struct sdp_media *m)
     return true;
 }
 
-static void write_candidates(sbuf_t *out, const struct sdp_local *local)
+static void write_candidates(sbuf_t *out, const struct wsdp_local *local)
 {
-    for (size_t i = 0; i < local->n_candidates && i < SDP_MAX_CANDIDATES; i++) {
-        const struct sdp_candidate *c = &local->candidates[i];
+    for (size_t i = 0; i < local->n_candidates && i < WSDP_MAX_CANDIDATES; i++) {
+        const struct wsdp_candidate *c = &local->candidates[i];
         /* host priorities of RFC 8445 §5.1.2 (type 126, local 65535) and for
          * passive TCP RFC 6544 §4.2 (lower, so UDP is preferred) */
         if (c->tcp)
@@ -779,7 +779,7 @@ static void write_candidates(sbuf_t *out, const struct sdp_local *local)
     sbuf_append_cstr(out, "a=end-of-candidates\r\n");
 }
 
-static void write_codec(sbuf_t *out, const struct sdp_codec *c)
+static void write_codec(sbuf_t *out, const struct wsdp_codec *c)
 {
     sbuf_printf(out, "a=rtpmap:%u %s/%u", c->pt, c->name, (unsigned)c->clock);
     unsigned channels = c->channels ? c->channels : codec_is(c, "opus") ? 2 : 0; /* RFC 7587 §7 */
@@ -792,7 +792,7 @@ static void write_codec(sbuf_t *out, const struct sdp_codec *c)
     if (c->fb_pli) sbuf_printf(out, "a=rtcp-fb:%u nack pli\r\n", c->pt);
 }
 
-static void write_media(sbuf_t *out, const struct sdp_media *m, const struct sdp_local *local, const char *cline)
+static void write_media(sbuf_t *out, const struct wsdp_media *m, const struct wsdp_local *local, const char *cline)
 {
     sbuf_printf(out, "m=%s %u %s", m->kind_name, m->port ? 9u : 0u, m->proto);
     if (m->fmt_token[0]) sbuf_printf(out, " %s", m->fmt_token);
@@ -807,7 +807,7 @@ static void write_media(sbuf_t *out, const struct sdp_media *m, const struct sdp
     sbuf_append_cstr(out, "a=rtcp-mux\r\n");
     if (m->rtcp_rsize) sbuf_append_cstr(out, "a=rtcp-rsize\r\n");
     sbuf_printf(out, "a=%s\r\n", dir_name(m->dir));
-    bool sending = m->dir == SDP_DIR_SENDONLY || m->dir == SDP_DIR_SENDRECV;
+    bool sending = m->dir == WSDP_DIR_SENDONLY || m->dir == WSDP_DIR_SENDRECV;
     if (sending && m->msid_stream[0]) {
         sbuf_printf(out, "a=msid:%s", m->msid_stream);
         if (m->msid_track[0]) sbuf_printf(out, " %s", m->msid_track);
@@ -816,7 +816,7 @@ static void write_media(sbuf_t *out, const struct sdp_media *m, const struct sdp
     for (size_t i = 0; i < m->n_ext; i++) sbuf_printf(out, "a=extmap:%u %s\r\n", m->ext[i].id, m->ext[i].uri);
     write_codec(out, &m->codecs[0]);
     for (size_t i = 0; sending && i < m->n_ssrcs; i++) {
-        const struct sdp_ssrc *s = &m->ssrcs[i];
+        const struct wsdp_ssrc *s = &m->ssrcs[i];
         if (s->cname[0]) sbuf_printf(out, "a=ssrc:%u cname:%s\r\n", (unsigned)s->ssrc, s->cname);
         if (s->msid_stream[0]) {
             sbuf_printf(out, "a=ssrc:%u msid:%s", (unsigned)s->ssrc, s->msid_stream);
@@ -827,12 +827,12 @@ static void write_media(sbuf_t *out, const struct sdp_media *m, const struct sdp
     write_candidates(out, local);
 }
 
-int sdp_write(sbuf_t *out, const struct sdp_session *answer, const struct sdp_local *local)
+int wsdp_write(sbuf_t *out, const struct wsdp_session *answer, const struct wsdp_local *local)
 {
-    if (!out || !answer || !local || answer->n_media == 0 || answer->n_media > SDP_MAX_MEDIA) return -1;
+    if (!out || !answer || !local || answer->n_media == 0 || answer->n_media > WSDP_MAX_MEDIA) return -1;
     if (!safe(local->ice_ufrag, false) || !safe(local->ice_pwd, false) || !safe(local->fingerprint, false)) return -1;
     if (local->n_candidates && !local->candidates) return -1;
-    for (size_t i = 0; i < local->n_candidates && i < SDP_MAX_CANDIDATES; i++) {
+    for (size_t i = 0; i < local->n_candidates && i < WSDP_MAX_CANDIDATES; i++) {
         const char *ip = local->candidates[i].ip;
         if (!memchr(ip, '\0', sizeof(local->candidates[i].ip)) || !safe(ip, false) || strchr(ip, ' ')) return -1;
     }
@@ -857,19 +857,19 @@ int sdp_write(sbuf_t *out, const struct sdp_session *answer, const struct sdp_lo
 
 /* ---- lookups ---- */
 
-const struct sdp_codec *sdp_media_codec(const struct sdp_media *m)
+const struct wsdp_codec *wsdp_media_codec(const struct wsdp_media *m)
 {
     return m && m->port != 0 && m->n_codecs > 0 ? &m->codecs[0] : NULL;
 }
 
-uint8_t sdp_media_ext_id(const struct sdp_media *m, const char *uri)
+uint8_t wsdp_media_ext_id(const struct wsdp_media *m, const char *uri)
 {
     for (size_t i = 0; m && uri && i < m->n_ext; i++)
         if (!strcmp(m->ext[i].uri, uri)) return m->ext[i].id;
     return 0;
 }
 
-const struct sdp_media *sdp_find_mid(const struct sdp_session *s, const char *mid)
+const struct wsdp_media *wsdp_find_mid(const struct wsdp_session *s, const char *mid)
 {
     for (size_t i = 0; s && mid && i < s->n_media; i++)
         if (s->media[i].mid[0] && !strcmp(s->media[i].mid, mid)) return &s->media[i];

@@ -1,4 +1,4 @@
-/* test_media_sdp.c — WebRTC offers and answers (src/media/sdp.h): parsing
+/* test_webrtc_sdp.c — WebRTC offers and answers (src/media/webrtc_sdp.h): parsing
  * real Chromium offers, the publish and view answers the SFU gives, the
  * offers it refuses, and the written answer read back.
  *
@@ -14,7 +14,7 @@
  * H.264 publish answer, the answer rejecting the data channel, and the view
  * answer for the default viewer offer against the VP8 publisher and against
  * the H.264 publisher (audio inactive, video sendonly H.264 102; ontrack
- * fired with the publisher's msid stream). This file is named test_media_sdp
+ * fired with the publisher's msid stream). This file is named test_webrtc_sdp
  * because tests/unit/test_sdp.c tests the GB/T 28181 SDP of src/sip. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,16 +26,16 @@
 
 #include <cmocka.h>
 
-#include "media/sdp.h"
+#include "media/webrtc_sdp.h"
 
 /* What the server puts into every answer here. */
-static const struct sdp_candidate cands[] = {
+static const struct wsdp_candidate cands[] = {
     {.ip = "127.0.0.1", .port = 40000, .tcp = false},
     {.ip = "127.0.0.1", .port = 40001, .tcp = true},
 };
 static const char local_fp[] = "sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:"
                                "00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF";
-static const struct sdp_local local = {
+static const struct wsdp_local local = {
     .ice_ufrag = "srv1",
     .ice_pwd = "0123456789abcdefghijklmn",
     .fingerprint = local_fp,
@@ -47,8 +47,8 @@ static const struct sdp_local local = {
 
 /* Sessions are ~90 KB each: on the heap, not the stack. */
 struct fx {
-    struct sdp_session offer, pub, view_offer, answer, again;
-    char text[SDP_MAX_TEXT + 2];
+    struct wsdp_session offer, pub, view_offer, answer, again;
+    char text[WSDP_MAX_TEXT + 2];
     size_t len;
     sbuf_t out;
 };
@@ -81,14 +81,14 @@ static void load(struct fx *f, const char *name)
     f->text[f->len] = '\0';
 }
 
-static void parse_file(struct fx *f, const char *name, struct sdp_session *s)
+static void parse_file(struct fx *f, const char *name, struct wsdp_session *s)
 {
     load(f, name);
     const char *why = NULL;
-    if (sdp_parse(f->text, f->len, s, &why) != 0) fail_msg("%s: %s", name, why);
+    if (wsdp_parse(f->text, f->len, s, &why) != 0) fail_msg("%s: %s", name, why);
 }
 
-static const struct sdp_codec *codec_pt(const struct sdp_media *m, unsigned pt)
+static const struct wsdp_codec *codec_pt(const struct wsdp_media *m, unsigned pt)
 {
     for (size_t i = 0; i < m->n_codecs; i++)
         if (m->codecs[i].pt == pt) return &m->codecs[i];
@@ -100,7 +100,7 @@ static const struct sdp_codec *codec_pt(const struct sdp_media *m, unsigned pt)
 static void test_parse_chromium_publish(void **state)
 {
     struct fx *f = *state;
-    struct sdp_session *s = &f->offer;
+    struct wsdp_session *s = &f->offer;
     parse_file(f, "chromium_publish.sdp", s);
     assert_true(s->sess_id == 6483162566577808696ull);
     assert_int_equal(s->sess_version, 2);
@@ -111,23 +111,23 @@ static void test_parse_chromium_publish(void **state)
                                    0xBA, 0x36, 0x97, 0x90, 0x84, 0xD2, 0x38, 0xB2, 0x7A, 0xEC};
     assert_true(s->has_fingerprint);
     assert_memory_equal(s->fingerprint, fp, 32);
-    assert_int_equal(s->setup, SDP_SETUP_ACTPASS);
+    assert_int_equal(s->setup, WSDP_SETUP_ACTPASS);
     assert_false(s->ice_lite);
     assert_true(s->bundle);
     assert_int_equal(s->n_media, 2);
 
-    const struct sdp_media *a = &s->media[0];
-    assert_int_equal(a->kind, SDP_KIND_AUDIO);
+    const struct wsdp_media *a = &s->media[0];
+    assert_int_equal(a->kind, WSDP_KIND_AUDIO);
     assert_string_equal(a->kind_name, "audio");
     assert_string_equal(a->proto, "UDP/TLS/RTP/SAVPF");
     assert_string_equal(a->mid, "0");
     assert_int_equal(a->port, 33651);
-    assert_int_equal(a->dir, SDP_DIR_SENDRECV);
+    assert_int_equal(a->dir, WSDP_DIR_SENDRECV);
     assert_true(a->rtcp_mux && a->rtcp_rsize);
     assert_int_equal(a->n_fmt_pts, 8);
     assert_int_equal(a->fmt_pts[0], 111);
     assert_int_equal(a->n_codecs, 8);
-    const struct sdp_codec *opus = codec_pt(a, 111);
+    const struct wsdp_codec *opus = codec_pt(a, 111);
     assert_non_null(opus);
     assert_string_equal(opus->name, "opus");
     assert_int_equal(opus->clock, 48000);
@@ -135,9 +135,9 @@ static void test_parse_chromium_publish(void **state)
     assert_string_equal(opus->fmtp, "minptime=10;useinbandfec=1");
     assert_true(opus->fb_twcc);
     assert_false(opus->fb_nack);
-    assert_int_equal(sdp_media_ext_id(a, SDP_EXT_MID), 4);
-    assert_int_equal(sdp_media_ext_id(a, SDP_EXT_ABS_SEND_TIME), 2);
-    assert_int_equal(sdp_media_ext_id(a, "urn:ietf:params:rtp-hdrext:ssrc-audio-level"), 1);
+    assert_int_equal(wsdp_media_ext_id(a, WSDP_EXT_MID), 4);
+    assert_int_equal(wsdp_media_ext_id(a, WSDP_EXT_ABS_SEND_TIME), 2);
+    assert_int_equal(wsdp_media_ext_id(a, "urn:ietf:params:rtp-hdrext:ssrc-audio-level"), 1);
     assert_int_equal(a->n_ssrcs, 1);
     assert_int_equal(a->ssrcs[0].ssrc, 2399284583u);
     assert_string_equal(a->ssrcs[0].cname, "AsjGqdPXVMevqOyI");
@@ -145,12 +145,12 @@ static void test_parse_chromium_publish(void **state)
     assert_string_equal(a->msid_track, "bb815b9b-51b0-4be1-82d8-bb0ae4e53403");
     assert_int_equal(a->rtx_ssrc, 0);
 
-    const struct sdp_media *v = &s->media[1];
-    assert_int_equal(v->kind, SDP_KIND_VIDEO);
+    const struct wsdp_media *v = &s->media[1];
+    assert_int_equal(v->kind, WSDP_KIND_VIDEO);
     assert_string_equal(v->mid, "1");
     assert_int_equal(v->n_fmt_pts, 23);
     assert_int_equal(v->n_codecs, 23);
-    const struct sdp_codec *vp8 = codec_pt(v, 96), *rtx = codec_pt(v, 97), *h264 = codec_pt(v, 108);
+    const struct wsdp_codec *vp8 = codec_pt(v, 96), *rtx = codec_pt(v, 97), *h264 = codec_pt(v, 108);
     assert_string_equal(vp8->name, "VP8");
     assert_int_equal(vp8->clock, 90000);
     assert_int_equal(vp8->channels, 0);
@@ -158,9 +158,9 @@ static void test_parse_chromium_publish(void **state)
     assert_string_equal(rtx->name, "rtx");
     assert_int_equal(rtx->rtx_for, 96);
     assert_string_equal(h264->fmtp, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f");
-    assert_int_equal(sdp_media_ext_id(v, "urn:ietf:params:rtp-hdrext:toffset"), 14);
-    assert_int_equal(sdp_media_ext_id(v, SDP_EXT_MID), 4);
-    assert_int_equal(sdp_media_ext_id(v, "urn:example:absent"), 0);
+    assert_int_equal(wsdp_media_ext_id(v, "urn:ietf:params:rtp-hdrext:toffset"), 14);
+    assert_int_equal(wsdp_media_ext_id(v, WSDP_EXT_MID), 4);
+    assert_int_equal(wsdp_media_ext_id(v, "urn:example:absent"), 0);
     /* FID 336574753 197470527: the media SSRC is listed, the repair one apart */
     assert_int_equal(v->n_ssrcs, 1);
     assert_int_equal(v->ssrcs[0].ssrc, 336574753u);
@@ -168,29 +168,29 @@ static void test_parse_chromium_publish(void **state)
     assert_string_equal(v->ssrcs[0].msid_track, "4fb438d6-23f1-4cf7-98e8-88b96e8f65ec");
     assert_false(v->has_rids);
 
-    assert_ptr_equal(sdp_find_mid(s, "1"), v);
-    assert_null(sdp_find_mid(s, "2"));
+    assert_ptr_equal(wsdp_find_mid(s, "1"), v);
+    assert_null(wsdp_find_mid(s, "2"));
 }
 
 /* The viewer's video m-line lists 34 payload types, more than
- * SDP_MAX_CODECS: the ones the SFU can use are kept over the others. */
+ * WSDP_MAX_CODECS: the ones the SFU can use are kept over the others. */
 static void test_parse_chromium_view(void **state)
 {
     struct fx *f = *state;
-    struct sdp_session *s = &f->offer;
+    struct wsdp_session *s = &f->offer;
     parse_file(f, "chromium_view.sdp", s);
     assert_string_equal(s->ice_ufrag, "b/Qn");
     assert_int_equal(s->fingerprint[0], 0xE0);
     assert_int_equal(s->fingerprint[31], 0x0B);
     assert_true(s->bundle);
     assert_int_equal(s->n_media, 2);
-    assert_int_equal(s->media[0].dir, SDP_DIR_RECVONLY);
-    const struct sdp_media *v = &s->media[1];
-    assert_int_equal(v->dir, SDP_DIR_RECVONLY);
+    assert_int_equal(s->media[0].dir, WSDP_DIR_RECVONLY);
+    const struct wsdp_media *v = &s->media[1];
+    assert_int_equal(v->dir, WSDP_DIR_RECVONLY);
     assert_int_equal(v->n_ssrcs, 0);
     assert_string_equal(v->msid_stream, "");
-    assert_int_equal(v->n_fmt_pts, SDP_MAX_CODECS);
-    assert_int_equal(v->n_codecs, SDP_MAX_CODECS);
+    assert_int_equal(v->n_fmt_pts, WSDP_MAX_CODECS);
+    assert_int_equal(v->n_codecs, WSDP_MAX_CODECS);
     assert_non_null(codec_pt(v, 96));   /* VP8 */
     assert_non_null(codec_pt(v, 102));  /* H.264 42001f pm=1 */
     assert_non_null(codec_pt(v, 108));  /* H.264 42e01f pm=1 */
@@ -201,11 +201,11 @@ static void test_parse_chromium_view(void **state)
 static void test_parse_chromium_h264_publish(void **state)
 {
     struct fx *f = *state;
-    struct sdp_session *s = &f->offer;
+    struct wsdp_session *s = &f->offer;
     parse_file(f, "chromium_publish_h264.sdp", s);
     assert_int_equal(s->n_media, 1);
-    const struct sdp_media *v = &s->media[0];
-    assert_int_equal(v->dir, SDP_DIR_SENDONLY);
+    const struct wsdp_media *v = &s->media[0];
+    assert_int_equal(v->dir, WSDP_DIR_SENDONLY);
     assert_int_equal(v->fmt_pts[0], 102);
     assert_int_equal(v->ssrcs[0].ssrc, 515152628u);
     assert_int_equal(v->rtx_ssrc, 1790710381u);
@@ -219,38 +219,38 @@ static void test_publish_answer_vp8_opus(void **state)
     struct fx *f = *state;
     parse_file(f, "chromium_publish.sdp", &f->offer);
     const char *why = NULL;
-    if (sdp_answer_publish(&f->offer, &local, &f->pub, &why) != 0) fail_msg("%s", why);
-    const struct sdp_session *a = &f->pub;
+    if (wsdp_answer_publish(&f->offer, &local, &f->pub, &why) != 0) fail_msg("%s", why);
+    const struct wsdp_session *a = &f->pub;
     assert_true(a->ice_lite && a->bundle);
-    assert_int_equal(a->setup, SDP_SETUP_PASSIVE);
+    assert_int_equal(a->setup, WSDP_SETUP_PASSIVE);
     assert_string_equal(a->ice_ufrag, "srv1");
     assert_int_equal(a->sess_id, 4242);
     assert_int_equal(a->n_media, 2);
-    const struct sdp_media *au = &a->media[0], *vi = &a->media[1];
+    const struct wsdp_media *au = &a->media[0], *vi = &a->media[1];
     assert_int_equal(au->port, 9);
-    assert_int_equal(au->dir, SDP_DIR_RECVONLY);
+    assert_int_equal(au->dir, WSDP_DIR_RECVONLY);
     assert_int_equal(au->n_codecs, 1);
-    const struct sdp_codec *c = sdp_media_codec(au);
+    const struct wsdp_codec *c = wsdp_media_codec(au);
     assert_string_equal(c->name, "opus");
     assert_int_equal(c->pt, 111);
     assert_false(c->fb_twcc); /* the forwarder gives no transport-cc feedback */
     /* first supported in the offer's order: VP8 (96), not its RTX (97) */
-    c = sdp_media_codec(vi);
+    c = wsdp_media_codec(vi);
     assert_string_equal(c->name, "VP8");
     assert_int_equal(c->pt, 96);
     assert_int_equal(vi->n_codecs, 1);
-    assert_int_equal(vi->dir, SDP_DIR_RECVONLY);
+    assert_int_equal(vi->dir, WSDP_DIR_RECVONLY);
     assert_true(c->fb_nack && c->fb_pli && c->fb_fir && c->fb_remb);
     /* only the extensions we use, with the offer's ids */
     assert_int_equal(vi->n_ext, 2);
-    assert_int_equal(sdp_media_ext_id(vi, SDP_EXT_MID), 4);
-    assert_int_equal(sdp_media_ext_id(vi, SDP_EXT_ABS_SEND_TIME), 2);
+    assert_int_equal(wsdp_media_ext_id(vi, WSDP_EXT_MID), 4);
+    assert_int_equal(wsdp_media_ext_id(vi, WSDP_EXT_ABS_SEND_TIME), 2);
     /* the publisher's SSRCs, kept for the forwarder */
     assert_int_equal(vi->ssrcs[0].ssrc, 336574753u);
     assert_int_equal(vi->rtx_ssrc, 197470527u);
     assert_int_equal(au->ssrcs[0].ssrc, 2399284583u);
 
-    assert_int_equal(sdp_write(&f->out, a, &local), 0);
+    assert_int_equal(wsdp_write(&f->out, a, &local), 0);
     const char *t = f->out.data;
     assert_non_null(strstr(t, "v=0\r\no=- 4242 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n"
                               "a=ice-lite\r\na=msid-semantic: WMS *\r\n"));
@@ -275,13 +275,13 @@ static void test_publish_answer_h264(void **state)
     struct fx *f = *state;
     parse_file(f, "chromium_publish_h264.sdp", &f->offer);
     const char *why = NULL;
-    if (sdp_answer_publish(&f->offer, &local, &f->pub, &why) != 0) fail_msg("%s", why);
-    const struct sdp_codec *c = sdp_media_codec(&f->pub.media[0]);
+    if (wsdp_answer_publish(&f->offer, &local, &f->pub, &why) != 0) fail_msg("%s", why);
+    const struct wsdp_codec *c = wsdp_media_codec(&f->pub.media[0]);
     assert_string_equal(c->name, "H264");
     assert_int_equal(c->pt, 102);
     /* the offer's fmtp for the chosen type, unchanged */
     assert_string_equal(c->fmtp, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f");
-    assert_int_equal(sdp_write(&f->out, &f->pub, &local), 0);
+    assert_int_equal(wsdp_write(&f->out, &f->pub, &local), 0);
     assert_non_null(strstr(f->out.data, "a=group:BUNDLE 0\r\n"));
     assert_non_null(strstr(f->out.data, "m=video 9 UDP/TLS/RTP/SAVPF 102\r\n"));
     assert_non_null(strstr(f->out.data, "a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;"
@@ -303,9 +303,9 @@ static void test_publish_answer_h264_mode0_refused(void **state)
                                 "a=rtpmap:102 H264/90000\r\n"
                                 "a=fmtp:102 packetization-mode=1;profile-level-id=42e01f\r\n";
     const char *why;
-    assert_int_equal(sdp_parse(offer, sizeof(offer) - 1, &f->offer, &why), 0);
-    assert_int_equal(sdp_answer_publish(&f->offer, &local, &f->pub, &why), 0);
-    assert_int_equal(sdp_media_codec(&f->pub.media[0])->pt, 102);
+    assert_int_equal(wsdp_parse(offer, sizeof(offer) - 1, &f->offer, &why), 0);
+    assert_int_equal(wsdp_answer_publish(&f->offer, &local, &f->pub, &why), 0);
+    assert_int_equal(wsdp_media_codec(&f->pub.media[0])->pt, 102);
 }
 
 /* The data channel m-line is rejected in place: same order, port 0, the
@@ -315,16 +315,16 @@ static void test_publish_answer_rejects_datachannel(void **state)
     struct fx *f = *state;
     parse_file(f, "chromium_publish_datachannel.sdp", &f->offer);
     assert_int_equal(f->offer.n_media, 3);
-    const struct sdp_media *dc = &f->offer.media[2];
-    assert_int_equal(dc->kind, SDP_KIND_OTHER);
+    const struct wsdp_media *dc = &f->offer.media[2];
+    assert_int_equal(dc->kind, WSDP_KIND_OTHER);
     assert_string_equal(dc->kind_name, "application");
     assert_string_equal(dc->fmt_token, "webrtc-datachannel");
     assert_int_equal(dc->n_fmt_pts, 0);
     const char *why = NULL;
-    if (sdp_answer_publish(&f->offer, &local, &f->pub, &why) != 0) fail_msg("%s", why);
+    if (wsdp_answer_publish(&f->offer, &local, &f->pub, &why) != 0) fail_msg("%s", why);
     assert_int_equal(f->pub.media[2].port, 0);
-    assert_null(sdp_media_codec(&f->pub.media[2]));
-    assert_int_equal(sdp_write(&f->out, &f->pub, &local), 0);
+    assert_null(wsdp_media_codec(&f->pub.media[2]));
+    assert_int_equal(wsdp_write(&f->out, &f->pub, &local), 0);
     const char *t = f->out.data;
     assert_non_null(strstr(t, "a=group:BUNDLE 0 1\r\n"));
     const char *app = strstr(t, "m=application 0 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:2\r\n");
@@ -339,23 +339,23 @@ static void publish_and_view(struct fx *f, const char *pub_file)
 {
     const char *why = NULL;
     parse_file(f, pub_file, &f->offer);
-    if (sdp_answer_publish(&f->offer, &local, &f->pub, &why) != 0) fail_msg("%s", why);
+    if (wsdp_answer_publish(&f->offer, &local, &f->pub, &why) != 0) fail_msg("%s", why);
     parse_file(f, "chromium_view.sdp", &f->view_offer);
-    if (sdp_answer_view(&f->view_offer, &f->pub, &local, &f->answer, &why) != 0) fail_msg("%s", why);
+    if (wsdp_answer_view(&f->view_offer, &f->pub, &local, &f->answer, &why) != 0) fail_msg("%s", why);
 }
 
 static void test_view_answer_vp8_opus(void **state)
 {
     struct fx *f = *state;
     publish_and_view(f, "chromium_publish.sdp");
-    const struct sdp_session *a = &f->answer;
+    const struct wsdp_session *a = &f->answer;
     assert_int_equal(a->n_media, 2);
-    const struct sdp_media *au = &a->media[0], *vi = &a->media[1];
+    const struct wsdp_media *au = &a->media[0], *vi = &a->media[1];
     assert_string_equal(au->mid, "0"); /* the viewer's mids */
-    assert_int_equal(au->dir, SDP_DIR_SENDONLY);
-    assert_int_equal(sdp_media_codec(au)->pt, 111);
-    assert_int_equal(vi->dir, SDP_DIR_SENDONLY);
-    const struct sdp_codec *c = sdp_media_codec(vi);
+    assert_int_equal(au->dir, WSDP_DIR_SENDONLY);
+    assert_int_equal(wsdp_media_codec(au)->pt, 111);
+    assert_int_equal(vi->dir, WSDP_DIR_SENDONLY);
+    const struct wsdp_codec *c = wsdp_media_codec(vi);
     assert_string_equal(c->name, "VP8");
     assert_int_equal(c->pt, 96); /* the viewer's type for VP8 */
     /* the publisher's SSRC with our CNAME, the publisher's msid */
@@ -366,10 +366,10 @@ static void test_view_answer_vp8_opus(void **state)
     assert_string_equal(vi->msid_track, "4fb438d6-23f1-4cf7-98e8-88b96e8f65ec");
     assert_int_equal(vi->rtx_ssrc, 0);
     assert_int_equal(au->ssrcs[0].ssrc, 2399284583u);
-    assert_int_equal(sdp_media_ext_id(vi, SDP_EXT_MID), 4);
-    assert_int_equal(sdp_media_ext_id(vi, SDP_EXT_ABS_SEND_TIME), 2);
+    assert_int_equal(wsdp_media_ext_id(vi, WSDP_EXT_MID), 4);
+    assert_int_equal(wsdp_media_ext_id(vi, WSDP_EXT_ABS_SEND_TIME), 2);
 
-    assert_int_equal(sdp_write(&f->out, a, &local), 0);
+    assert_int_equal(wsdp_write(&f->out, a, &local), 0);
     const char *t = f->out.data;
     assert_non_null(strstr(t, "a=sendonly\r\na=msid:3df82043-39eb-4dfd-97b2-67fc6a3c0c8f "
                               "4fb438d6-23f1-4cf7-98e8-88b96e8f65ec\r\n"));
@@ -388,17 +388,17 @@ static void test_view_answer_h264_publisher(void **state)
 {
     struct fx *f = *state;
     publish_and_view(f, "chromium_publish_h264.sdp");
-    const struct sdp_media *au = &f->answer.media[0], *vi = &f->answer.media[1];
+    const struct wsdp_media *au = &f->answer.media[0], *vi = &f->answer.media[1];
     assert_int_equal(au->port, 9);
-    assert_int_equal(au->dir, SDP_DIR_INACTIVE);
+    assert_int_equal(au->dir, WSDP_DIR_INACTIVE);
     assert_int_equal(au->n_ssrcs, 0);
-    assert_string_equal(sdp_media_codec(au)->name, "opus");
-    assert_int_equal(vi->dir, SDP_DIR_SENDONLY);
-    const struct sdp_codec *c = sdp_media_codec(vi);
+    assert_string_equal(wsdp_media_codec(au)->name, "opus");
+    assert_int_equal(vi->dir, WSDP_DIR_SENDONLY);
+    const struct wsdp_codec *c = wsdp_media_codec(vi);
     assert_int_equal(c->pt, 102);
     assert_string_equal(c->fmtp, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f");
     assert_int_equal(vi->ssrcs[0].ssrc, 515152628u);
-    assert_int_equal(sdp_write(&f->out, &f->answer, &local), 0);
+    assert_int_equal(wsdp_write(&f->out, &f->answer, &local), 0);
     assert_non_null(strstr(f->out.data, "a=group:BUNDLE 0 1\r\n"));
     assert_non_null(strstr(f->out.data, "a=inactive\r\na=rtpmap:111 opus/48000/2\r\n"));
 }
@@ -421,25 +421,25 @@ static void test_view_answer_h264_profiles(void **state)
                      "%sa=sendonly\r\na=ssrc:7 cname:x\r\na=rtpmap:100 H264/90000\r\n"
                      "a=fmtp:100 packetization-mode=1;profile-level-id=42e01f\r\n",
                      head);
-    assert_int_equal(sdp_parse(offer, (size_t)n, &f->offer, &why), 0);
-    assert_int_equal(sdp_answer_publish(&f->offer, &local, &f->pub, &why), 0);
+    assert_int_equal(wsdp_parse(offer, (size_t)n, &f->offer, &why), 0);
+    assert_int_equal(wsdp_answer_publish(&f->offer, &local, &f->pub, &why), 0);
     /* viewer: 42001f (Baseline) first, then 42e034 (Constrained Baseline, level 5.2) */
     n = snprintf(offer, sizeof(offer),
                  "%sa=recvonly\r\na=rtpmap:100 H264/90000\r\n"
                  "a=fmtp:100 packetization-mode=1;profile-level-id=42001f\r\n"
                  "a=rtpmap:101 H264/90000\r\na=fmtp:101 packetization-mode=1;profile-level-id=42e034\r\n",
                  head);
-    assert_int_equal(sdp_parse(offer, (size_t)n, &f->view_offer, &why), 0);
-    assert_int_equal(sdp_answer_view(&f->view_offer, &f->pub, &local, &f->answer, &why), 0);
-    assert_int_equal(sdp_media_codec(&f->answer.media[0])->pt, 101);
+    assert_int_equal(wsdp_parse(offer, (size_t)n, &f->view_offer, &why), 0);
+    assert_int_equal(wsdp_answer_view(&f->view_offer, &f->pub, &local, &f->answer, &why), 0);
+    assert_int_equal(wsdp_media_codec(&f->answer.media[0])->pt, 101);
     assert_int_equal(f->answer.media[0].ssrcs[0].ssrc, 7);
     /* viewer with Main (4d001f) only: no common codec, nothing to view */
     n = snprintf(offer, sizeof(offer),
                  "%sa=recvonly\r\na=rtpmap:100 H264/90000\r\n"
                  "a=fmtp:100 packetization-mode=1;profile-level-id=4d001f\r\n",
                  head);
-    assert_int_equal(sdp_parse(offer, (size_t)n, &f->view_offer, &why), 0);
-    assert_int_equal(sdp_answer_view(&f->view_offer, &f->pub, &local, &f->answer, &why), -1);
+    assert_int_equal(wsdp_parse(offer, (size_t)n, &f->view_offer, &why), 0);
+    assert_int_equal(wsdp_answer_view(&f->view_offer, &f->pub, &local, &f->answer, &why), -1);
     assert_non_null(why);
 }
 
@@ -478,30 +478,30 @@ static void test_base_offer_is_accepted(void **state)
 {
     struct fx *f = *state;
     const char *why;
-    assert_int_equal(sdp_parse(base_offer, sizeof(base_offer) - 1, &f->offer, &why), 0);
-    assert_int_equal(sdp_answer_publish(&f->offer, &local, &f->pub, &why), 0);
+    assert_int_equal(wsdp_parse(base_offer, sizeof(base_offer) - 1, &f->offer, &why), 0);
+    assert_int_equal(wsdp_answer_publish(&f->offer, &local, &f->pub, &why), 0);
     /* LF line ends and a trailing blank line are fine too */
     char lf[sizeof(base_offer)];
     size_t n = 0;
     for (const char *p = base_offer; *p; p++)
         if (*p != '\r') lf[n++] = *p;
     lf[n++] = '\n';
-    assert_int_equal(sdp_parse(lf, n, &f->offer, &why), 0);
+    assert_int_equal(wsdp_parse(lf, n, &f->offer, &why), 0);
     assert_string_equal(f->offer.ice_pwd, "0123456789012345678901");
 }
 
 static void expect_parse_refused(struct fx *f, const char *text, size_t len, const char *what)
 {
     const char *why = NULL;
-    if (sdp_parse(text, len, &f->offer, &why) == 0) fail_msg("accepted: %s", what);
+    if (wsdp_parse(text, len, &f->offer, &why) == 0) fail_msg("accepted: %s", what);
     print_message("%-40s -> %s\n", what, why);
 }
 
 static void expect_publish_refused(struct fx *f, const char *text, size_t len, const char *what)
 {
     const char *why = NULL;
-    if (sdp_parse(text, len, &f->offer, &why) != 0) fail_msg("%s: parse: %s", what, why);
-    if (sdp_answer_publish(&f->offer, &local, &f->pub, &why) == 0) fail_msg("answered: %s", what);
+    if (wsdp_parse(text, len, &f->offer, &why) != 0) fail_msg("%s: parse: %s", what, why);
+    if (wsdp_answer_publish(&f->offer, &local, &f->pub, &why) == 0) fail_msg("answered: %s", what);
     print_message("%-40s -> %s\n", what, why);
 }
 
@@ -525,10 +525,10 @@ static void test_refusals(void **state)
                                           "0123456789012345678901234567890123456789012345678901234567890123\r\n");
     expect_parse_refused(f, t, n, "over-long ufrag");
     {
-        char big[SDP_LINE_MAX + 32];
+        char big[WSDP_LINE_MAX + 32];
         memcpy(big, "a=tool:", 7);
-        memset(big + 7, 'x', SDP_LINE_MAX);
-        memcpy(big + 7 + SDP_LINE_MAX, "\r\n", 3);
+        memset(big + 7, 'x', WSDP_LINE_MAX);
+        memcpy(big + 7 + WSDP_LINE_MAX, "\r\n", 3);
         n = edit(t, sizeof(t), NULL, big);
         expect_parse_refused(f, t, n, "over-long line");
     }
@@ -577,9 +577,9 @@ static void test_transport_attribute_levels(void **state)
     snprintf(v, sizeof(v), "%.*sa=ice-ufrag:sess\r\na=setup:active\r\n%.*s", (int)(m - t), t,
              (int)(n - (size_t)(m - t)), m);
     const char *why;
-    assert_int_equal(sdp_parse(v, strlen(v), &f->offer, &why), 0);
+    assert_int_equal(wsdp_parse(v, strlen(v), &f->offer, &why), 0);
     assert_string_equal(f->offer.ice_ufrag, "abcd");            /* first m-line's */
-    assert_int_equal(f->offer.setup, SDP_SETUP_ACTPASS);        /* first m-line's over the session's */
+    assert_int_equal(f->offer.setup, WSDP_SETUP_ACTPASS);        /* first m-line's over the session's */
     assert_false(f->offer.bundle);                              /* "b" is not in the group */
 }
 
@@ -593,18 +593,18 @@ static void test_bundle_only(void **state)
     const char *m = strstr(t, "m=audio"); /* the group line again, now naming both, before the m-lines */
     snprintf(v, sizeof(v), "%.*sa=group:BUNDLE a b\r\n%.*s", (int)(m - t), t, (int)(n - (size_t)(m - t)), m);
     const char *why;
-    assert_int_equal(sdp_parse(v, strlen(v), &f->offer, &why), 0);
+    assert_int_equal(wsdp_parse(v, strlen(v), &f->offer, &why), 0);
     assert_true(f->offer.bundle);
     assert_true(f->offer.media[1].bundle_only);
     assert_int_equal(f->offer.media[1].port, 0);
-    assert_int_equal(sdp_answer_publish(&f->offer, &local, &f->pub, &why), 0);
+    assert_int_equal(wsdp_answer_publish(&f->offer, &local, &f->pub, &why), 0);
     assert_int_equal(f->pub.media[1].port, 9);
-    assert_string_equal(sdp_media_codec(&f->pub.media[1])->name, "VP8");
+    assert_string_equal(wsdp_media_codec(&f->pub.media[1])->name, "VP8");
 }
 
 /* ---- the written answer read back ---- */
 
-static void assert_same_media(const struct sdp_media *x, const struct sdp_media *y)
+static void assert_same_media(const struct wsdp_media *x, const struct wsdp_media *y)
 {
     assert_int_equal(x->kind, y->kind);
     assert_string_equal(x->kind_name, y->kind_name);
@@ -620,7 +620,7 @@ static void assert_same_media(const struct sdp_media *x, const struct sdp_media 
     assert_int_equal(x->rtcp_rsize, y->rtcp_rsize);
     assert_int_equal(x->n_codecs, 1);
     assert_int_equal(y->n_codecs, 1);
-    const struct sdp_codec *a = &x->codecs[0], *b = &y->codecs[0];
+    const struct wsdp_codec *a = &x->codecs[0], *b = &y->codecs[0];
     assert_int_equal(a->pt, b->pt);
     assert_string_equal(a->name, b->name);
     assert_int_equal(a->clock, b->clock);
@@ -633,7 +633,7 @@ static void assert_same_media(const struct sdp_media *x, const struct sdp_media 
         assert_int_equal(x->ext[i].id, y->ext[i].id);
         assert_string_equal(x->ext[i].uri, y->ext[i].uri);
     }
-    if (x->dir != SDP_DIR_SENDONLY) return; /* a recvonly line announces no SSRC */
+    if (x->dir != WSDP_DIR_SENDONLY) return; /* a recvonly line announces no SSRC */
     assert_string_equal(x->msid_stream, y->msid_stream);
     assert_string_equal(x->msid_track, y->msid_track);
     assert_int_equal(x->n_ssrcs, y->n_ssrcs);
@@ -645,19 +645,19 @@ static void assert_same_media(const struct sdp_media *x, const struct sdp_media 
     }
 }
 
-static void round_trip(struct fx *f, const struct sdp_session *ans)
+static void round_trip(struct fx *f, const struct wsdp_session *ans)
 {
     sbuf_clear(&f->out);
-    assert_int_equal(sdp_write(&f->out, ans, &local), 0);
+    assert_int_equal(wsdp_write(&f->out, ans, &local), 0);
     const char *why = NULL;
-    if (sdp_parse(f->out.data, f->out.len, &f->again, &why) != 0) fail_msg("written answer: %s", why);
-    const struct sdp_session *b = &f->again;
+    if (wsdp_parse(f->out.data, f->out.len, &f->again, &why) != 0) fail_msg("written answer: %s", why);
+    const struct wsdp_session *b = &f->again;
     assert_int_equal(b->sess_id, ans->sess_id);
     assert_int_equal(b->sess_version, ans->sess_version);
     assert_string_equal(b->ice_ufrag, ans->ice_ufrag);
     assert_string_equal(b->ice_pwd, ans->ice_pwd);
     assert_memory_equal(b->fingerprint, ans->fingerprint, 32);
-    assert_int_equal(b->setup, SDP_SETUP_PASSIVE);
+    assert_int_equal(b->setup, WSDP_SETUP_PASSIVE);
     assert_true(b->ice_lite && b->bundle);
     assert_int_equal(b->n_media, ans->n_media);
     for (size_t i = 0; i < ans->n_media; i++) assert_same_media(&ans->media[i], &b->media[i]);
@@ -674,42 +674,42 @@ static void test_round_trip(void **state)
     round_trip(f, &f->answer);
     const char *why;
     parse_file(f, "chromium_publish_datachannel.sdp", &f->offer);
-    assert_int_equal(sdp_answer_publish(&f->offer, &local, &f->pub, &why), 0);
+    assert_int_equal(wsdp_answer_publish(&f->offer, &local, &f->pub, &why), 0);
     round_trip(f, &f->pub);
 }
 
-/* sdp_write refuses what it cannot write truthfully. */
+/* wsdp_write refuses what it cannot write truthfully. */
 static void test_write_refuses_inconsistent(void **state)
 {
     struct fx *f = *state;
     publish_and_view(f, "chromium_publish.sdp");
-    struct sdp_session *a = &f->answer;
+    struct wsdp_session *a = &f->answer;
     a->media[1].n_codecs = 0; /* accepted but no codec */
-    assert_int_equal(sdp_write(&f->out, a, &local), -1);
+    assert_int_equal(wsdp_write(&f->out, a, &local), -1);
     a->media[1].n_codecs = 1;
     strcpy(a->media[1].mid, "1\r\na=evil"); /* a line break inside a value */
-    assert_int_equal(sdp_write(&f->out, a, &local), -1);
+    assert_int_equal(wsdp_write(&f->out, a, &local), -1);
     strcpy(a->media[1].mid, "1");
-    struct sdp_local l = local;
+    struct wsdp_local l = local;
     l.fingerprint = NULL;
-    assert_int_equal(sdp_write(&f->out, a, &l), -1);
-    a->n_media = SDP_MAX_MEDIA + 1;
-    assert_int_equal(sdp_write(&f->out, a, &local), -1);
+    assert_int_equal(wsdp_write(&f->out, a, &l), -1);
+    a->n_media = WSDP_MAX_MEDIA + 1;
+    assert_int_equal(wsdp_write(&f->out, a, &local), -1);
     a->n_media = 2;
     sbuf_clear(&f->out);
-    assert_int_equal(sdp_write(&f->out, a, &local), 0);
+    assert_int_equal(wsdp_write(&f->out, a, &local), 0);
     /* an IPv6 first candidate: c= says IP6 */
-    static const struct sdp_candidate v6[] = {{.ip = "::1", .port = 5000}};
+    static const struct wsdp_candidate v6[] = {{.ip = "::1", .port = 5000}};
     l = local;
     l.candidates = v6;
     l.n_candidates = 1;
     sbuf_clear(&f->out);
-    assert_int_equal(sdp_write(&f->out, a, &l), 0);
+    assert_int_equal(wsdp_write(&f->out, a, &l), 0);
     assert_non_null(strstr(f->out.data, "c=IN IP6 ::\r\n"));
     assert_non_null(strstr(f->out.data, "a=candidate:1 1 udp 2130706431 ::1 5000 typ host\r\n"));
 }
 
-/* Found by fuzz_media_sdp: a TAB inside a kept value (here the fmtp) is
+/* Found by fuzz_webrtc_sdp: a TAB inside a kept value (here the fmtp) is
  * accepted by the parser, so the writer must write it too. */
 static void test_tab_in_fmtp_is_written(void **state)
 {
@@ -717,9 +717,9 @@ static void test_tab_in_fmtp_is_written(void **state)
     char t[4096];
     size_t n = edit(t, sizeof(t), NULL, "a=fmtp:111 minptime=10;\tuseinbandfec=1\r\n");
     const char *why;
-    assert_int_equal(sdp_parse(t, n, &f->offer, &why), 0);
-    assert_int_equal(sdp_answer_publish(&f->offer, &local, &f->pub, &why), 0);
-    assert_int_equal(sdp_write(&f->out, &f->pub, &local), 0);
+    assert_int_equal(wsdp_parse(t, n, &f->offer, &why), 0);
+    assert_int_equal(wsdp_answer_publish(&f->offer, &local, &f->pub, &why), 0);
+    assert_int_equal(wsdp_write(&f->out, &f->pub, &local), 0);
     assert_non_null(strstr(f->out.data, "a=fmtp:111 minptime=10;\tuseinbandfec=1\r\n"));
 }
 
