@@ -6,6 +6,11 @@ BUILD_ASAN   ?= build-asan
 BUILD_FUZZ   ?= build-fuzz
 FUZZ_SECONDS ?= 30
 JOBS         ?= $(shell nproc)
+# Tests at once in each ctest pass: nproc, at least 2 (the peer tests mostly
+# wait on timers and peers), at most 4. Tests that must run alone say so
+# (RUN_SERIAL in CMakeLists.txt). Fuzz targets at once: FUZZ_JOBS.
+CTEST_JOBS   ?= $(shell n=$$(nproc); [ $$n -lt 2 ] && n=2; [ $$n -gt 4 ] && n=4; echo $$n)
+FUZZ_JOBS    ?= 2
 CMAKE_FLAGS  ?=
 # Build types compiled by test-buildtypes, each in build-<type> (RelWithDebInfo
 # is $(BUILD), the tree test-plain runs): optimisation levels change what gcc
@@ -42,18 +47,18 @@ test-buildtypes: deps
 	done
 
 test-plain: build
-	cd $(BUILD) && ctest --output-on-failure -j 1
+	cd $(BUILD) && ctest --output-on-failure -j $(CTEST_JOBS)
 
 test-asan: deps
 	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DCASCADE_SANITIZE=ON $(CMAKE_FLAGS) >/dev/null
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
 	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		ctest --output-on-failure -j 1
+		ctest --output-on-failure -j $(CTEST_JOBS)
 
 test-fuzz: deps
 	CC=clang cmake -S . -B $(BUILD_FUZZ) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCASCADE_FUZZ=ON -DCASCADE_SANITIZE=ON $(CMAKE_FLAGS) >/dev/null
 	cmake --build $(BUILD_FUZZ) -j $(JOBS)
-	bash scripts/run-fuzz.sh $(BUILD_FUZZ) $(FUZZ_SECONDS)
+	bash scripts/run-fuzz.sh $(BUILD_FUZZ) $(FUZZ_SECONDS) $(FUZZ_JOBS)
 
 bench: build
 	@echo "see bench/README.md"

@@ -37,28 +37,69 @@ trap cleanup EXIT
 # Under set -e a failing command ends the script: name it (cleanup keeps the logs).
 trap 'echo "--- stopped at ${BASH_SOURCE[0]##*/}:$LINENO: $BASH_COMMAND (status $?)"' ERR
 
-# free_port [udp|tcp]: a port free for both UDP and TCP on 127.0.0.1, below the
-# kernel's ephemeral range: a port from that range may be taken by any client's
-# outgoing connection (curl, the simulator) between a test's stop and restart of
-# a node on the same port. Callers use up to port+140 (media ports).
-free_port() {
-    python3 - <<'PY'
-import socket, random
+# Ports. ctest runs peer tests in parallel, so each test script has its own
+# slot of PORT_SLOT_SIZE ports (the script's index among the sorted
+# tests/peers/test_*.sh picks it) between 10000 and 200 below the kernel's
+# ephemeral range (a port from that range may be taken by any client's
+# outgoing connection — curl, the simulator — between a test's stop and
+# restart of a node on the same port). Inside its slot a test hands out ports
+# in order (the next free one is kept in $WORK/ports.next, under a lock: calls
+# run in $(...) subshells), so two tests never race for a port that one of
+# them found free. A test using more than its slot stops with an error.
+PORT_SLOT_SIZE=400
+
+# free_range N: the first of N consecutive ports, each free for both UDP and
+# TCP on 127.0.0.1, taken from this test's slot (never handed out again).
+free_range() {
+    python3 - "$WORK/ports.next" "$PEERS_DIR" "$0" "$PORT_SLOT_SIZE" "$1" <<'PY'
+import fcntl, glob, os, socket, sys
+state, peers, script, size, want = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 try:
     low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
 except (OSError, ValueError, IndexError):
     low = 32768
-top = max(low - 200, 12000)
-for _ in range(200):
-    p = random.randint(10000, top)
-    try:
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", p))
-        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM); t.bind(("127.0.0.1", p))
-        s.close(); t.close(); print(p); break
-    except OSError:
-        pass
+tests = sorted(os.path.basename(t) for t in glob.glob(os.path.join(peers, "test_*.sh")))
+# An ephemeral range starting too low for a slot per test: the slots go into it
+# anyway (disjoint between tests still matters more; the probe below skips
+# what a client took).
+slots = max((low - 200 - 10000) // size, len(tests) + 1)
+name = os.path.basename(script)
+index = tests.index(name) if name in tests else len(tests)  # a script not in the list: the spare slot
+base = 10000 + (index % slots) * size
+
+def free(p):
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        s = socket.socket(socket.AF_INET, kind)
+        try:
+            s.bind(("127.0.0.1", p))
+        except OSError:
+            return False
+        finally:
+            s.close()
+    return True
+
+with open(state, "a+") as f:
+    fcntl.flock(f, fcntl.LOCK_EX)
+    f.seek(0)
+    text = f.read().strip()
+    p = int(text) if text else base
+    while p + want <= base + size:
+        bad = [q for q in range(p, p + want) if not free(q)]
+        if not bad:
+            f.seek(0); f.truncate(); f.write(str(p + want))
+            print(p)
+            sys.exit(0)
+        p = bad[-1] + 1
+    sys.stderr.write("free_range: %s used up its port slot %d-%d (PORT_SLOT_SIZE in lib.sh)\n"
+                     % (name, base, base + size - 1))
+    sys.exit(1)
 PY
 }
+
+# free_port: a port free for both UDP and TCP on 127.0.0.1, with the next three
+# free too (baresip binds its SIP port + 1 for TLS; sipp's -mp takes audio and
+# video RTP/RTCP at +0..+3).
+free_port() { free_range 4; }
 
 pass() { PASSES=$((PASSES + 1)); echo "ok   - $*"; }
 fail() { FAILS=$((FAILS + 1)); echo "FAIL - $*"; }
@@ -109,11 +150,12 @@ INI
 }
 
 # gb_upper_ini NAME SIP_PORT API_PORT GB_ID PASSWORD ALLOW_UNKNOWN: node_ini for
-# a node with the GB/T 28181 upper role on (domain 3402000000, media on
-# 127.0.0.1 ports SIP_PORT+100..SIP_PORT+140); stdin goes on in its [gb]
-# section and may add sections after it.
+# a node with the GB/T 28181 upper role on (domain 3402000000, media on 41
+# ports of 127.0.0.1 from free_range); stdin goes on in its [gb] section and
+# may add sections after it.
 gb_upper_ini() {
-    local name=$1 sip=$2 api=$3 id=$4 password=$5 allow_unknown=$6
+    local name=$1 sip=$2 api=$3 id=$4 password=$5 allow_unknown=$6 media
+    media=$(free_range 41)
     {
         cat <<INI
 [gb]
@@ -123,7 +165,7 @@ domain = 3402000000
 password = $password
 allow_unknown = $allow_unknown
 media_ip = 127.0.0.1
-media_ports = $((sip + 100))-$((sip + 140))
+media_ports = $media-$((media + 40))
 INI
         cat
     } | node_ini "$name" "$sip" "$api" 3402000000

@@ -23,7 +23,7 @@ G=34020000001320000013      # victim of a REGISTER replay
 CAM=34020000001310000011
 
 PORT=$(free_port); API_PORT=$(free_port); API_TOKEN=gbguard
-MP=$(free_port)
+MP=$(free_range 21)
 node_ini c "$PORT" "$API_PORT" "$DOMAIN" <<INI
 [gb]
 enabled = yes

@@ -13,6 +13,7 @@ make_test_pki "$WORK/pki" >/dev/null
 
 UP_SIP=$(free_port); UP_TLS=$(free_port); UP_API=$(free_port)
 LO_SIP=$(free_port); LO_API=$(free_port); BAD_SIP=$(free_port); BAD_API=$(free_port)
+UP_MEDIA=$(free_range 41)
 UP_ID=34020000002000000001
 LO_ID=34020000002000000002
 BAD_ID=34020000002000000003
@@ -32,7 +33,7 @@ domain = 3402000000
 password = gbsecret
 allow_unknown = yes
 media_ip = 127.0.0.1
-media_ports = $((UP_SIP + 100))-$((UP_SIP + 140))
+media_ports = $UP_MEDIA-$((UP_MEDIA + 40))
 [api]
 listen = 127.0.0.1:$UP_API
 token = $API_TOKEN

@@ -20,7 +20,7 @@ U=34020000001320000099      # not allowed
 CAM1=34020000001310000001
 
 PORT=$(free_port); API_PORT=$(free_port); API_TOKEN=gbtoken
-MP=$(free_port)
+MP=$(free_range 21)
 node_ini c "$PORT" "$API_PORT" "$DOMAIN" <<INI
 [gb]
 enabled = yes

@@ -14,6 +14,7 @@ source "$(dirname "$0")/lib.sh"
 GBSIM=$BUILD_DIR/cascade-gbsim
 
 PORT=$(free_port); API_PORT=$(free_port); API_TOKEN=ovtoken
+MEDIA=$(free_range 41)
 node_ini ov "$PORT" "$API_PORT" 127.0.0.1 <<INI
 [auth]
 realm = cascade.test
@@ -27,7 +28,7 @@ allow_unknown = yes
 keepalive_interval = 2
 keepalive_misses = 3
 media_ip = 127.0.0.1
-media_ports = $((PORT + 100))-$((PORT + 140))
+media_ports = $MEDIA-$((MEDIA + 40))
 catalog_on_register = yes
 catalog_concurrency = 2
 [overload]
