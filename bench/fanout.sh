@@ -14,6 +14,8 @@
 #                        [--window S] [--storm N] [BUILD_DIR]
 # env: JANUS_EVENT_LOOPS=k  Janus with a static pool of k media loops (default:
 #                           Janus's own default, a loop and thread per handle)
+#      JANUS_RELAY_THREADS=k the streaming mountpoint's helper threads for
+#                           relaying (its "threads"; default 0, as Janus ships)
 #      KEEP_WORK=1          keep the work dir (logs, rtcload's JSON lines)
 # Needs: janus, gst-launch-1.0 with x264enc (gstreamer1.0-plugins-ugly) and
 # opusenc, jq, and build/cascade-rtcload (cmake --build build --target
@@ -88,6 +90,22 @@ start_feeder() {
 
 janus_port= janus_mount=1
 rtcload_args=()
+# UDP ports where the server takes the source in: their kernel drop counters
+# tell loss before the fan-out (the server not draining its input) from
+# loss after it.
+server_in_ports=
+
+# Datagrams the kernel dropped on the 127.0.0.1 UDP sockets of these ports
+# (/proc/net/udp, last column), summed.
+udp_drops() {
+    local p hex sum=0 d
+    for p in "$@"; do
+        hex=$(printf '%04X' "$p")
+        d=$(awk -v h=":$hex" 'NR > 1 && substr($2, length($2) - 4) == h {s += $NF} END {print s + 0}' /proc/net/udp)
+        sum=$((sum + d))
+    done
+    echo "$sum"
+}
 
 janus_start() {
     local d=$work/janus lib=/usr/lib/x86_64-linux-gnu/janus ap vp f loops_sed
@@ -99,6 +117,7 @@ janus_start() {
     for f in "$root"/bench/janus/*.jcfg; do
         sed -e "s|@LIB@|$lib|; s|@CONFIGS@|$d|; s|@LOG@|$d/janus.log|; s|@HTTP_PORT@|$janus_port|" \
             -e "s|@MOUNT_ID@|$janus_mount|; s|@AUDIO_PORT@|$ap|; s|@VIDEO_PORT@|$vp|" \
+            -e "s|@RELAY_THREADS@|${JANUS_RELAY_THREADS:-0}|" \
             -e "s|ice_enforce_list = \"lo\"|ice_enforce_list = \"$host_ip\"|" -e "$loops_sed" \
             "$f" >"$d/$(basename "$f")"
     done
@@ -113,6 +132,7 @@ janus_start() {
     done
     start_feeder "$ap" "$vp"
     rtcload_args=(--janus "http://127.0.0.1:$janus_port/janus" --mountpoint "$janus_mount")
+    server_in_ports="$ap $vp"
 }
 
 janus_stop() {
@@ -126,8 +146,9 @@ janus_stop() {
 # endpoint, start a WHIP publisher of the same 2 Mbit/s H.264 + Opus source
 # (e.g. a webrtcbin pipeline like tests/peers/gstwebrtc.py publish, with
 # x264enc as in start_feeder), set server_pid to cascade's pid, feeder_pid
-# to the publisher's, and rtcload_args to (--whep URL --token TOKEN). Return
-# non-zero to skip cascade with a message.
+# to the publisher's, rtcload_args to (--whep URL --token TOKEN), and
+# server_in_ports to cascade's media port if it is one UDP socket (or empty).
+# Return non-zero to skip cascade with a message.
 cascade_start() {
     echo "fanout: cascade's WHIP/WHEP is not wired into bench/fanout.sh yet (cascade_start)" >&2
     return 1
@@ -144,36 +165,46 @@ clk=$(getconf CLK_TCK)
 
 # run_point SERVER N RAMP_MS -> one table row on stdout, rtcload's lines in the work dir.
 run_point() {
-    local srv=$1 n=$2 ramp=$3 out rss0 rss1 c0 c1 dur row
+    local srv=$1 n=$2 ramp=$3 out rss0 rss1 c0 c1 d0 d1 dur w0
     "${srv}_start" || return 1
     sleep 2                       # the source is flowing and the server settled
     rss0=$(proc_rss_kib "$server_pid")
     out=$work/$srv-$n.jsonl
-    dur=$(( (ramp + 999) / 1000 + settle + window + 2 ))
+    w0=$(( (ramp + 999) / 1000 + settle ))
+    dur=$(( w0 + window + 2 ))
     "$rtcload" "${rtcload_args[@]}" -n "$n" --ramp "$ramp" --duration "$dur" --quiet >"$out" 2>"$out.err" &
     local lpid=$!
-    sleep $(( (ramp + 999) / 1000 + settle ))
-    c0=$(tree_cpu_ticks "$server_pid")
+    sleep "$w0"
+    c0=$(tree_cpu_ticks "$server_pid"); d0=$(udp_drops $server_in_ports)
     sleep "$window"
-    c1=$(tree_cpu_ticks "$server_pid")
+    c1=$(tree_cpu_ticks "$server_pid"); d1=$(udp_drops $server_in_ports)
     rss1=$(proc_rss_kib "$server_pid")
     wait "$lpid" || true
     "${srv}_stop"
-    local s; s=$(grep '"summary":true' "$out" || echo '{}')
-    jq -r --arg srv "$srv" --argjson n "$n" --argjson ticks $((c1 - c0)) --argjson clk "$clk" \
-        --argjson win "$window" --argjson rss0 "$rss0" --argjson rss1 "$rss1" '
+    # Loss and rates over the sampled window, from rtcload's cumulative
+    # per-second lines; connection times from its summary.
+    jq -rs --arg srv "$srv" --argjson n "$n" --argjson ticks $((c1 - c0)) --argjson clk "$clk" \
+        --argjson win "$window" --argjson w0 "$w0" --argjson rss0 "$rss0" --argjson rss1 "$rss1" \
+        --argjson indrops $((d1 - d0)) '
         def r(d): if . == null then "-" else (. * pow(10; d) | round / pow(10; d) | tostring) end;
-        ($ticks / $clk / $win * 100) as $cpu
-        | [$srv, $n, (.connected // 0), ($cpu | r(1)), ($cpu * 10 / $n | r(3)),
+        (map(select(.summary == true)) | first // {}) as $s
+        | [.[] | select(.t != null and .t >= $w0 and .t <= $w0 + $win)] as $w
+        | ($ticks / $clk / $win * 100) as $cpu
+        | (if ($w | length) > 1 then ($w | last) as $b | ($w | first) as $a
+             | (if $b.expected > $a.expected then 100 * ($b.lost - $a.lost) / ($b.expected - $a.expected) else null end)
+           else null end) as $loss
+        | (if ($w | length) > 1 then ($w[1:] | map(.pps) | add / length) else null end) as $pps
+        | (if ($w | length) > 1 then ($w[1:] | map(.mbps) | add / length) else null end) as $mbps
+        | [$srv, $n, ($s.connected // 0), ($cpu | r(1)), ($cpu * 10 / $n | r(3)),
            ($rss1 / 1024 | r(1)), (($rss1 - $rss0) / $n | r(1)),
-           (.loss_pct | r(3)), (.socket_drops // "-"), ((.pps_last10s // 0) / $n | r(0)),
-           ((.all_connected_ms // null) | r(0)), ((.all_keyframed_ms // null) | r(0)),
-           (.client_cpu_pct | r(0))]
-        | @tsv' <<<"$s"
+           ($loss | r(3)), ($s.loss_pct | r(3)), $indrops, ($s.socket_drops // "-"),
+           (if $pps then $pps / $n else null end | r(0)), (if $mbps then $mbps / $n else null end | r(2)),
+           ($s.all_connected_ms | r(0)), ($s.all_keyframed_ms | r(0)), ($s.client_cpu_pct | r(0))]
+        | @tsv' "$out"
 }
 
 header() {
-    printf 'server\tN\tconnected\tCPU%%\tCPUms/viewer/s\tRSS_MiB\tKiB/viewer\tloss%%\tsock_drops\tpps/viewer\tall_conn_ms\tall_key_ms\trtcload_CPU%%\n'
+    printf 'server\tN\tconnected\tCPU%%\tCPUms/viewer/s\tRSS_MiB\tKiB/viewer\tloss%%_window\tloss%%_run\tsrv_in_drops\tviewer_drops\tpps/viewer\tMbps/viewer\tall_conn_ms\tall_key_ms\trtcload_CPU%%\n'
 }
 
 # The join storm: N viewers within 2 s; the figure is all_keyframed_ms.
@@ -191,7 +222,7 @@ run_storm() {
 }
 
 echo "# fan-out bench $(date -u +%FT%TZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); window ${window}s" \
-     "; janus event_loops=${JANUS_EVENT_LOOPS:-per-handle}"
+     "; janus event_loops=${JANUS_EVENT_LOOPS:-per-handle} relay threads=${JANUS_RELAY_THREADS:-0}"
 servers=()
 [ "$do_janus" = 1 ] && servers+=(janus)
 [ "$do_cascade" = 1 ] && servers+=(cascade)

@@ -440,21 +440,21 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 
 static void on_udp(uv_udp_t *h, ssize_t n, const uv_buf_t *buf, const struct sockaddr *src, unsigned flags)
 {
-    (void)buf;
     (void)flags;
     viewer_t *v = h->data;
     if (n <= 0 || !src || v->state == V_FAILED)
         return;
+    uint8_t *d = (uint8_t *)buf->base;
     uint64_t t = now_ns();
-    switch (media_demux_kind(rxbuf[0])) {
+    switch (media_demux_kind(d[0])) {
     case MEDIA_DEMUX_STUN:
-        on_stun(v, rxbuf, (size_t)n, src, t / 1000000u);
+        on_stun(v, d, (size_t)n, src, t / 1000000u);
         break;
     case MEDIA_DEMUX_DTLS:
-        on_dtls(v, rxbuf, (size_t)n, t);
+        on_dtls(v, d, (size_t)n, t);
         break;
     case MEDIA_DEMUX_RTP:
-        on_rtp(v, rxbuf, (size_t)n, t);
+        on_rtp(v, d, (size_t)n, t);
         break;
     default:
         break;
@@ -795,10 +795,10 @@ static void print_second(uint64_t ms)
     bytes_window[window_n % 10] = db;
     window_n++;
     printf("{\"t\":%.1f,\"joined\":%d,\"connected\":%d,\"keyframed\":%d,\"failed\":%d,\"pps\":%" PRIu64
-           ",\"mbps\":%.2f,\"nacks\":%" PRIu64 ",\"lost\":%" PRIu64 ",\"loss_pct\":%.4f,\"jitter_ms\":%.2f,"
+           ",\"mbps\":%.2f,\"nacks\":%" PRIu64 ",\"expected\":%" PRIu64 ",\"lost\":%" PRIu64 ",\"loss_pct\":%.4f,\"jitter_ms\":%.2f,"
            "\"http_pending\":%zu}\n",
            (double)(ms - t0 / 1000000u) / 1000.0, joined, t.connected, t.keyframed, t.failed, dp,
-           (double)db * 8 / 1e6, t.nacks - prev_nacks, t.lost,
+           (double)db * 8 / 1e6, t.nacks - prev_nacks, t.expected, t.lost,
            t.expected ? 100.0 * (double)t.lost / (double)t.expected : 0.0,
            t.jitter_n ? t.jitter_ms_sum / t.jitter_n : 0.0, rl_http_pending());
     fflush(stdout);
