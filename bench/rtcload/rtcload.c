@@ -14,8 +14,8 @@
  *
  * Built from the project's blocks: media/stun.h (Binding requests and the
  * responder), media/dtls.h (client role, one certificate for all viewers),
- * media/srtp.h, media/rtcp.h (RR, NACK, PLI builders), media/rtp.h (receive
- * statistics). Output: one JSON line a second on stdout, then a summary
+ * media/srtp.h, media/rtcp.h (RR, NACK, PLI builders), media/rtp.h (RTP
+ * header parsing). Output: one JSON line a second on stdout, then a summary
  * line ("summary":true). Per-packet work allocates nothing: one receive
  * buffer for the whole loop, fixed per-viewer state. */
 #include <errno.h>
@@ -50,10 +50,60 @@
 
 enum vstate { V_IDLE, V_SIGNALING, V_ICE, V_DTLS, V_MEDIA, V_FAILED };
 
+/* Sequence accounting of one SSRC. Not rtp.h's RFC 3550 A.1 statistics:
+ * those take a jump of more than 3000 as a sender restart and start
+ * counting afresh, which hides exactly the loss we measure when a server
+ * drops seconds of a queue at once. Here every forward step (the signed
+ * 16-bit difference) extends the highest sequence number. */
+typedef struct {
+    bool started;
+    uint32_t ssrc;
+    uint16_t max_seq;
+    uint32_t cycles, base;
+    uint64_t received;
+    uint64_t exp_prior, recv_prior; /* for the RR's fraction lost */
+} seqstat_t;
+
+static void seq_init(seqstat_t *q, uint32_t ssrc, uint16_t seq)
+{
+    *q = (seqstat_t){.started = true, .ssrc = ssrc, .max_seq = seq, .base = seq, .received = 1};
+}
+
+static uint32_t seq_ext_max(const seqstat_t *q) { return q->cycles + q->max_seq; }
+static uint64_t seq_expected(const seqstat_t *q) { return q->started ? (uint64_t)seq_ext_max(q) - q->base + 1 : 0; }
+
+/* Lost so far, never negative (duplicates count as received). */
+static uint64_t seq_lost(const seqstat_t *q)
+{
+    uint64_t e = seq_expected(q);
+    return e > q->received ? e - q->received : 0;
+}
+
+static void seq_update(seqstat_t *q, uint16_t seq)
+{
+    int16_t d = (int16_t)(uint16_t)(seq - q->max_seq);
+    if (d > 0) {
+        if (seq < q->max_seq)
+            q->cycles += 65536u;
+        q->max_seq = seq;
+    }
+    q->received++;
+}
+
+/* RFC 3550 §6.4.1 fraction lost since the last call, in 1/256. */
+static uint8_t seq_fraction(seqstat_t *q)
+{
+    uint64_t e = seq_expected(q), r = q->received;
+    uint64_t de = e - q->exp_prior, dr = r - q->recv_prior;
+    q->exp_prior = e;
+    q->recv_prior = r;
+    return de == 0 || dr >= de ? 0 : (uint8_t)(((de - dr) << 8) / de);
+}
+
 typedef struct {
     bool used, video;
     uint32_t clock;
-    gb_rtp_stats_t st;
+    seqstat_t st;
     uint32_t jitter_q4;            /* RFC 3550 A.8 jitter in timestamp units, <<4 */
     int64_t last_transit;
     bool have_transit;
@@ -93,7 +143,7 @@ static struct {
     const char *whep, *token, *janus, *bind_ip;
     uint64_t mountpoint;
     int n, ramp_ms, duration_s, inflight;
-    bool decrypt_all, quiet;
+    bool decrypt_all, quiet, print_sdp;
 } cfg = {.n = 10, .ramp_ms = 2000, .duration_s = 30, .inflight = 16};
 
 static uv_loop_t *loop;
@@ -177,12 +227,12 @@ static void send_rr(viewer_t *v)
         stream_t *s = &v->streams[i];
         if (!s->used || !s->st.started)
             continue;
-        int64_t lost = gb_rtp_stats_lost(&s->st);
+        uint64_t lost = seq_lost(&s->st);
         blocks[nb++] = (rtcp_report_block_t){
             .ssrc = s->st.ssrc,
-            .fraction_lost = gb_rtp_stats_fraction_lost(&s->st),
-            .cumulative_lost = (int32_t)(lost > 0x7fffff ? 0x7fffff : lost < -0x800000 ? -0x800000 : lost),
-            .ext_highest_seq = gb_rtp_stats_ext_max(&s->st),
+            .fraction_lost = seq_fraction(&s->st),
+            .cumulative_lost = (int32_t)(lost > 0x7fffff ? 0x7fffff : lost),
+            .ext_highest_seq = seq_ext_max(&s->st),
             .jitter = s->jitter_q4 >> 4,
         };
     }
@@ -252,7 +302,7 @@ static stream_t *stream_for(viewer_t *v, uint32_t ssrc, uint8_t pt)
         s->used = true;
         s->video = (int)pt == v->pt_h264 || (int)pt == v->pt_vp8;
         s->clock = s->video ? 90000 : 48000;
-        gb_rtp_stats_init(&s->st, true, ssrc);
+        s->st.ssrc = ssrc; /* started by the first packet */
         return s;
     }
     return NULL;
@@ -308,13 +358,15 @@ static void on_rtp(viewer_t *v, uint8_t *buf, size_t len, uint64_t t)
     stream_t *s = stream_for(v, p.ssrc, p.payload_type);
     if (!s)
         return;
-    uint32_t prev = s->st.started ? gb_rtp_stats_ext_max(&s->st) : 0;
+    uint32_t prev = s->st.started ? seq_ext_max(&s->st) : 0;
     bool was_started = s->st.started;
-    if (gb_rtp_stats_update(&s->st, &p) != 0)
-        return;
+    if (was_started)
+        seq_update(&s->st, p.seq);
+    else
+        seq_init(&s->st, p.ssrc, p.seq);
     v->pkts++;
     v->bytes += len;
-    uint32_t cur = gb_rtp_stats_ext_max(&s->st);
+    uint32_t cur = seq_ext_max(&s->st);
     if (was_started && s->video)
         nack_gap(v, s, prev, cur);
     if (!was_started || cur > prev) { /* jitter from in-order packets only, RFC 3550 A.8 */
@@ -525,6 +577,8 @@ static void on_whep_answer(void *user, const rl_http_resp_t *r)
             v->location = p ? strdup(p) : NULL;
         }
     }
+    if (cfg.print_sdp && v->idx == 0)
+        fprintf(stderr, "--- answer (viewer 0): HTTP %d\n%.*s", r->status, (int)r->body_len, r->body);
     const char *why = "bad answer";
     if (rl_sdp_parse(r->body, r->body_len, &v->peer, &why) < 0 || take_peer(v) < 0) {
         sig_fail++;
@@ -546,6 +600,8 @@ static void whep_join(viewer_t *v)
         fail(v, "offer too long");
         return;
     }
+    if (cfg.print_sdp && v->idx == 0)
+        fprintf(stderr, "--- offer (viewer 0)\n%s", sdp);
     rl_http_request(&srv_addr, srv_hostport, "POST", srv_path, "application/sdp", cfg.token ? auth_hdr : NULL, sdp,
                     (size_t)n, on_whep_answer, v);
 }
@@ -579,6 +635,8 @@ static void on_janus_start(void *user, const rl_http_resp_t *r)
 
 static void janus_offer(viewer_t *v, const char *sdp)
 {
+    if (cfg.print_sdp && v->idx == 0)
+        fprintf(stderr, "--- Janus offer (viewer 0)\n%s", sdp);
     const char *why = "bad offer";
     if (rl_sdp_parse(sdp, strlen(sdp), &v->peer, &why) < 0) {
         fail(v, why);
@@ -598,6 +656,8 @@ static void janus_offer(viewer_t *v, const char *sdp)
         fail(v, "cannot answer Janus's offer");
         return;
     }
+    if (cfg.print_sdp && v->idx == 0)
+        fprintf(stderr, "--- answer (viewer 0)\n%s", ans);
     snprintf(path, sizeof path, "%s/%" PRIu64 "/%" PRIu64, srv_path, janus_session, v->janus_handle);
     janus_post(path,
                json_pack("{s:s, s:s, s:{s:s}, s:{s:s, s:s}}", "janus", "message", "transaction", "start", "body",
@@ -775,9 +835,8 @@ static totals_t totals(void)
             stream_t *s = &v->streams[k];
             if (!s->used || !s->st.started)
                 continue;
-            int64_t lost = gb_rtp_stats_lost(&s->st);
-            t.expected += gb_rtp_stats_expected(&s->st);
-            t.lost += lost > 0 ? (uint64_t)lost : 0;
+            t.expected += seq_expected(&s->st);
+            t.lost += seq_lost(&s->st);
             if (s->video) {
                 t.jitter_ms_sum += (double)(s->jitter_q4 >> 4) * 1000.0 / s->clock;
                 t.jitter_n++;
@@ -1015,7 +1074,8 @@ static void usage(void)
             "  --inflight K         signaling requests at once (16)\n"
             "  --decrypt-all        unprotect every packet (default: until the first key frame,\n"
             "                       then count from the clear RTP header only)\n"
-            "  --quiet              no per-viewer failure lines on stderr\n");
+            "  --quiet              no per-viewer failure lines on stderr\n"
+            "  --print-sdp          viewer 0's offer and answer on stderr\n");
     exit(2);
 }
 
@@ -1027,7 +1087,8 @@ static void parse_args(int argc, char **argv)
         {"viewers", required_argument, 0, 'n'},  {"ramp", required_argument, 0, 'r'},
         {"duration", required_argument, 0, 'd'}, {"bind", required_argument, 0, 'b'},
         {"inflight", required_argument, 0, 'i'}, {"decrypt-all", no_argument, 0, 'a'},
-        {"quiet", no_argument, 0, 'q'},          {0, 0, 0, 0}};
+        {"quiet", no_argument, 0, 'q'},          {"print-sdp", no_argument, 0, 'p'},
+        {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "n:", opts, NULL)) != -1) {
         switch (c) {
@@ -1042,6 +1103,7 @@ static void parse_args(int argc, char **argv)
         case 'i': cfg.inflight = atoi(optarg); break;
         case 'a': cfg.decrypt_all = true; break;
         case 'q': cfg.quiet = true; break;
+        case 'p': cfg.print_sdp = true; break;
         default: usage();
         }
     }

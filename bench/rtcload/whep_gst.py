@@ -60,10 +60,20 @@ class Session:
             i += 1
 
     def on_remote(self, promise, _):
+        reply = promise.get_reply()
+        if reply is not None and reply.has_field("error"):
+            print(f"whep_gst: offer refused: {reply.get_value('error')}", file=sys.stderr)
+            self.done.set()
+            return
         self.w.emit("create-answer", None, Gst.Promise.new_with_change_func(self.on_answer, None))
 
     def on_answer(self, promise, _):
-        answer = promise.get_reply().get_value("answer")
+        reply = promise.get_reply()
+        answer = reply.get_value("answer") if reply is not None and reply.has_field("answer") else None
+        if answer is None:
+            print(f"whep_gst: no answer: {reply}", file=sys.stderr)
+            self.done.set()
+            return
         self.w.emit("set-local-description", answer, Gst.Promise.new())
 
     def on_gathering(self, *args):
@@ -94,7 +104,7 @@ class Handler(BaseHTTPRequestHandler):
         while "s" not in box and time.time() < deadline:
             time.sleep(0.01)
         s = box.get("s")
-        if not s or not s.done.wait(max(0.1, deadline - time.time())):
+        if not s or not s.done.wait(max(0.1, deadline - time.time())) or not s.answer:
             self.send_error(500)
             return
         with lock:
