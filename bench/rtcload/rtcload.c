@@ -120,7 +120,7 @@ typedef struct viewer {
     uint8_t peer_fp[DTLS_FP_LEN];
     bool controlling;
     uint64_t tie;
-    bool check_ok, peer_checked;
+    bool check_ok, peer_checked, peer_nominated;
     uint64_t last_check_ok, ice_ok_at;
     struct dtls_session *dtls;
     struct msrtp *in, *out;
@@ -418,15 +418,20 @@ static void start_dtls(viewer_t *v)
     v->state = V_DTLS;
 }
 
-/* Janus (full ICE) takes our data only once its own check of the pair has
- * worked, so we wait for its check as well as our response; an ICE-lite
- * server needs only ours. A full agent that never checks gets DTLS anyway
- * after 500 ms. */
+/* When to send the ClientHello. An ICE-lite server (cascade) takes media and
+ * DTLS as soon as one of our checks has been answered. A full agent that
+ * controls (Janus) starts its DTLS side only once it has nominated a pair
+ * (its check with USE-CANDIDATE): a ClientHello before that is dropped and
+ * the retransmission backs off (400 ms, 800 ms, ...), which would charge the
+ * server for our impatience; browsers also wait for the nominated pair. A
+ * full agent that we control needs its own check to have worked. Whatever
+ * the peer, 1 s after our first answered check we go ahead regardless. */
 static void maybe_start_dtls(viewer_t *v, uint64_t ms)
 {
     if (v->state != V_ICE || !v->check_ok)
         return;
-    if (v->peer.ice_lite || v->peer_checked || ms - v->ice_ok_at >= 500)
+    bool ready = v->peer.ice_lite || (v->controlling ? v->peer_checked : v->peer_nominated);
+    if (ready || ms - v->ice_ok_at >= 1000)
         start_dtls(v);
 }
 
@@ -443,8 +448,9 @@ static void on_stun(viewer_t *v, const uint8_t *buf, size_t len, const struct so
         int r = stun_ice_lite_answer(buf, len, src, v->ufrag, v->pwd, out, sizeof out, &olen, &info);
         if (olen)
             udp_send(v, out, olen);
-        if (r == STUN_ICE_SUCCESS && !v->peer_checked) {
+        if (r == STUN_ICE_SUCCESS) {
             v->peer_checked = true;
+            v->peer_nominated |= info.use_candidate;
             maybe_start_dtls(v, ms);
         }
     } else if (cls == STUN_CLASS_SUCCESS) {
@@ -812,7 +818,7 @@ static double quant_ms(uint64_t *a, size_t n, double q)
 }
 
 typedef struct {
-    int connected, keyframed, failed;
+    int connected, keyframed, failed, signaling, ice, dtls;
     uint64_t pkts, bytes, nacks, plis, expected, lost, auth_fail;
     double jitter_ms_sum;
     int jitter_n;
@@ -826,6 +832,9 @@ static totals_t totals(void)
         t.connected += v->t_conn != 0;
         t.keyframed += v->keyframed;
         t.failed += v->state == V_FAILED;
+        t.signaling += v->state == V_SIGNALING;
+        t.ice += v->state == V_ICE;
+        t.dtls += v->state == V_DTLS;
         t.pkts += v->pkts;
         t.bytes += v->bytes;
         t.nacks += v->nacks;
@@ -853,10 +862,12 @@ static void print_second(uint64_t ms)
     pps_window[window_n % 10] = dp;
     bytes_window[window_n % 10] = db;
     window_n++;
-    printf("{\"t\":%.1f,\"joined\":%d,\"connected\":%d,\"keyframed\":%d,\"failed\":%d,\"pps\":%" PRIu64
+    printf("{\"t\":%.1f,\"joined\":%d,\"connected\":%d,\"keyframed\":%d,\"failed\":%d,"
+           "\"in_signaling\":%d,\"in_ice\":%d,\"in_dtls\":%d,\"pps\":%" PRIu64
            ",\"mbps\":%.2f,\"nacks\":%" PRIu64 ",\"expected\":%" PRIu64 ",\"lost\":%" PRIu64 ",\"loss_pct\":%.4f,\"jitter_ms\":%.2f,"
            "\"http_pending\":%zu}\n",
-           (double)(ms - t0 / 1000000u) / 1000.0, joined, t.connected, t.keyframed, t.failed, dp,
+           (double)(ms - t0 / 1000000u) / 1000.0, joined, t.connected, t.keyframed, t.failed, t.signaling, t.ice,
+           t.dtls, dp,
            (double)db * 8 / 1e6, t.nacks - prev_nacks, t.expected, t.lost,
            t.expected ? 100.0 * (double)t.lost / (double)t.expected : 0.0,
            t.jitter_n ? t.jitter_ms_sum / t.jitter_n : 0.0, rl_http_pending());
