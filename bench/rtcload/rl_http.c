@@ -14,7 +14,8 @@
 #define RL_HTTP_MAX_RESPONSE (1u << 20)
 
 typedef struct rl_req {
-    struct rl_req *next;
+    struct rl_req *next;           /* in the queue */
+    struct rl_req *rnext, *rprev;  /* among the running */
     struct sockaddr_in addr;
     char *text;
     size_t text_len;
@@ -32,6 +33,8 @@ static uv_loop_t *g_loop;
 static int g_max = 16, g_running;
 static size_t g_pending;
 static rl_req_t *g_head, *g_tail;
+static rl_req_t *g_running_list;
+static bool g_aborting;
 
 int rl_http_url(const char *url, struct sockaddr_in *addr, char *hostport, size_t hcap, char *path, size_t pcap)
 {
@@ -146,18 +149,29 @@ static void finish(rl_req_t *r)
 static void on_close(uv_handle_t *h)
 {
     rl_req_t *r = h->data;
+    if (r->rprev)
+        r->rprev->rnext = r->rnext;
+    else
+        g_running_list = r->rnext;
+    if (r->rnext)
+        r->rnext->rprev = r->rprev;
     free(r->text);
     free(r->resp);
     free(r);
     g_running--;
     g_pending--;
-    start_next();
+    if (!g_aborting)
+        start_next();
 }
 
 static void done(rl_req_t *r)
 {
-    finish(r);
-    uv_close((uv_handle_t *)&r->tcp, on_close);
+    if (!g_aborting)
+        finish(r);
+    /* At exit the program closes every handle; a connect or read then ends
+     * with UV_ECANCELED on a handle already closing. */
+    if (!uv_is_closing((uv_handle_t *)&r->tcp))
+        uv_close((uv_handle_t *)&r->tcp, on_close);
 }
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
@@ -229,6 +243,11 @@ static void start_next(void)
         if (!g_head)
             g_tail = NULL;
         g_running++;
+        r->rprev = NULL;
+        r->rnext = g_running_list;
+        if (g_running_list)
+            g_running_list->rprev = r;
+        g_running_list = r;
         uv_tcp_init(g_loop, &r->tcp);
         r->tcp.data = r;
         r->conn.data = r;
@@ -276,4 +295,20 @@ void rl_http_request(const struct sockaddr_in *addr, const char *hostport, const
     g_tail = r;
     g_pending++;
     start_next();
+}
+
+void rl_http_abort_all(void)
+{
+    g_aborting = true;
+    while (g_head) {
+        rl_req_t *r = g_head;
+        g_head = r->next;
+        free(r->text);
+        free(r);
+        g_pending--;
+    }
+    g_tail = NULL;
+    for (rl_req_t *r = g_running_list; r; r = r->rnext)
+        if (!uv_is_closing((uv_handle_t *)&r->tcp))
+            uv_close((uv_handle_t *)&r->tcp, on_close);
 }

@@ -32,5 +32,9 @@ void rl_http_request(const struct sockaddr_in *addr, const char *hostport, const
                      void *user);
 /* Requests queued or running. */
 size_t rl_http_pending(void);
+/* At exit: drops the queue and closes the running requests without
+ * calling their callbacks; their memory goes once the loop runs the
+ * close callbacks. */
+void rl_http_abort_all(void);
 
 #endif

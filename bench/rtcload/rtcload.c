@@ -964,7 +964,7 @@ static void print_summary(void)
 static void on_stop_walk(uv_handle_t *h, void *arg)
 {
     (void)arg;
-    if (!uv_is_closing(h))
+    if (!uv_is_closing(h) && h->type != UV_TCP) /* TCP: rl_http's, closed by it */
         uv_close(h, NULL);
 }
 
@@ -974,6 +974,7 @@ static void on_stop(uv_timer_t *t)
     /* Leave once the goodbyes are out, or after 5 s regardless. */
     if (rl_http_pending() > 0 && now_ms() < t_end + 5000)
         return;
+    rl_http_abort_all();
     uv_walk(loop, on_stop_walk, NULL);
 }
 
