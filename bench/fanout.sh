@@ -88,7 +88,7 @@ start_feeder() {
 
 # ---- Janus ----
 
-janus_port= janus_mount=1
+janus_port='' janus_mount=1
 rtcload_args=()
 # UDP ports where the server takes the source in: their kernel drop counters
 # tell loss before the fan-out (the server not draining its input) from
@@ -175,9 +175,13 @@ run_point() {
     "$rtcload" "${rtcload_args[@]}" -n "$n" --ramp "$ramp" --duration "$dur" --quiet >"$out" 2>"$out.err" &
     local lpid=$!
     sleep "$w0"
-    c0=$(tree_cpu_ticks "$server_pid"); d0=$(udp_drops $server_in_ports)
+    c0=$(tree_cpu_ticks "$server_pid")
+    # shellcheck disable=SC2086 # one port a word
+    d0=$(udp_drops $server_in_ports)
     sleep "$window"
-    c1=$(tree_cpu_ticks "$server_pid"); d1=$(udp_drops $server_in_ports)
+    c1=$(tree_cpu_ticks "$server_pid")
+    # shellcheck disable=SC2086 # one port a word
+    d1=$(udp_drops $server_in_ports)
     rss1=$(proc_rss_kib "$server_pid")
     wait "$lpid" || true
     "${srv}_stop"
