@@ -17,6 +17,7 @@
 #      JANUS_RELAY_THREADS=k the streaming mountpoint's helper threads for
 #                           relaying (its "threads"; default 0, as Janus ships)
 #      KEEP_WORK=1          keep the work dir (logs, rtcload's JSON lines)
+#      RTCLOAD_ARGS="..."   more rtcload options (e.g. --decrypt-all)
 # Needs: janus, gst-launch-1.0 with x264enc (gstreamer1.0-plugins-ugly) and
 # opusenc, jq, and build/cascade-rtcload (cmake --build build --target
 # cascade-rtcload). Not a test: it loads both cores for minutes.
@@ -172,7 +173,9 @@ run_point() {
     out=$work/$srv-$n.jsonl
     w0=$(( (ramp + 999) / 1000 + settle ))
     dur=$(( w0 + window + 2 ))
-    "$rtcload" "${rtcload_args[@]}" -n "$n" --ramp "$ramp" --duration "$dur" --quiet >"$out" 2>"$out.err" &
+    # shellcheck disable=SC2086 # options, one a word
+    "$rtcload" "${rtcload_args[@]}" -n "$n" --ramp "$ramp" --duration "$dur" --quiet ${RTCLOAD_ARGS:-} \
+        >"$out" 2>"$out.err" &
     local lpid=$!
     sleep "$w0"
     c0=$(tree_cpu_ticks "$server_pid")
@@ -217,7 +220,9 @@ run_storm() {
     "${srv}_start" || return 1
     sleep 2
     out=$work/$srv-storm.jsonl
-    "$rtcload" "${rtcload_args[@]}" -n "$storm" --ramp 2000 --duration 12 --quiet >"$out" 2>"$out.err" || true
+    # shellcheck disable=SC2086 # options, one a word
+    "$rtcload" "${rtcload_args[@]}" -n "$storm" --ramp 2000 --duration 12 --quiet ${RTCLOAD_ARGS:-} \
+        >"$out" 2>"$out.err" || true
     "${srv}_stop"
     grep '"summary":true' "$out" | jq -r --arg srv "$srv" '
         "\($srv) join storm: \(.viewers) viewers in 2 s: connected \(.connected), key-framed \(.keyframed); " +
