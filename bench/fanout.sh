@@ -141,18 +141,53 @@ janus_stop() {
     stop_server
 }
 
-# ---- cascade (the lead wires this) ----
+# ---- cascade ----
 #
-# cascade_start must: start cascade (from $build) with a room and a WHEP
-# endpoint, start a WHIP publisher of the same 2 Mbit/s H.264 + Opus source
-# (e.g. a webrtcbin pipeline like tests/peers/gstwebrtc.py publish, with
-# x264enc as in start_feeder), set server_pid to cascade's pid, feeder_pid
-# to the publisher's, rtcload_args to (--whep URL --token TOKEN), and
-# server_in_ports to cascade's media port if it is one UDP socket (or empty).
-# Return non-zero to skip cascade with a message.
+# cascade with rooms on the host address (the same meeting point as Janus's),
+# the same 2 Mbit/s H.264 + Opus source published into room "bench" over
+# WHIP by GStreamer's webrtcbin (tests/peers/gstwebrtc.py --h264: the same
+# x264enc settings as start_feeder), the viewers over WHEP. cascade's media
+# input is its one UDP media port, which also carries every viewer's RTCP.
 cascade_start() {
-    echo "fanout: cascade's WHIP/WHEP is not wired into bench/fanout.sh yet (cascade_start)" >&2
-    return 1
+    local d=$work/cascade api sip mp i
+    [ -x "$build/cascade" ] || { echo "fanout: $build/cascade not built" >&2; return 1; }
+    mkdir -p "$d"
+    api=$(free_tcp_port); sip=$(free_port); mp=$(free_port)
+    cat >"$d/cascade.ini" <<INI
+[sip]
+listen = udp:127.0.0.1:$sip
+[api]
+listen = 127.0.0.1:$api
+token = bench
+[store]
+path = $d/cascade.db
+[log]
+level = warn
+[media]
+enabled = yes
+listen = $host_ip
+port = $mp
+ice_tcp = no
+max_peers = 20000
+max_participants_per_room = 20000
+INI
+    (ulimit -n 65536 2>/dev/null || true; exec "$build/cascade" -c "$d/cascade.ini" >"$d/cascade.log" 2>&1) &
+    server_pid=$!
+    for i in $(seq 100); do
+        curl -fs -o /dev/null -H 'Authorization: Bearer bench' "http://127.0.0.1:$api/api/v1/stats" && break
+        kill -0 "$server_pid" 2>/dev/null || { echo "fanout: cascade died, see $d" >&2; KEEP_WORK=1; exit 1; }
+        sleep 0.1
+    done
+    /usr/bin/python3 "$root/tests/peers/gstwebrtc.py" publish --h264 "http://127.0.0.1:$api/api/v1/whip/bench" bench 100000 \
+        >"$d/publisher.log" 2>&1 &
+    feeder_pid=$!
+    for i in $(seq 150); do
+        curl -fs -H 'Authorization: Bearer bench' "http://127.0.0.1:$api/api/v1/rooms/bench" 2>/dev/null |
+            jq -e '[.participants[] | select(.state == "publishing")] | length == 1' >/dev/null && break
+        sleep 0.2
+    done
+    rtcload_args=(--whep "http://127.0.0.1:$api/api/v1/whep/bench" --token bench)
+    server_in_ports=$mp
 }
 
 cascade_stop() {

@@ -3,6 +3,7 @@
 publishing into cascade over WHIP or viewing over WHEP, for the interop test.
 
   gstwebrtc.py publish URL TOKEN SECONDS       # VP8 test pattern + Opus sine, sendonly
+                                               # (--h264: the benchmark's 2 Mbit/s H.264 source)
   gstwebrtc.py view URL TOKEN SECONDS MIN      # recvonly; exits 0 when MIN video frames decoded
 
 Both create the offer (as WHIP/WHEP clients do), wait for ICE gathering to complete (no trickle:
@@ -27,6 +28,21 @@ except (ImportError, ValueError) as e:
 
 ICE_TCP = False  # set by --tcp: ICE over TCP only (RFC 6544)
 
+# --h264: the benchmark's source (bench/fanout.sh), the one its Janus side
+# gets as plain RTP: 640x360 30 fps H.264 constrained baseline at 2 Mbit/s
+# (x264enc, gstreamer1.0-plugins-ugly; "snow" so the encoder spends its
+# rate; a key frame every 2 s with SPS/PPS) and Opus at 64 kbit/s.
+PUBLISH_H264 = (
+    "webrtcbin name=w bundle-policy=max-bundle "
+    "videotestsrc is-live=true pattern=snow ! video/x-raw,width=640,height=360,framerate=30/1 "
+    "! x264enc tune=zerolatency speed-preset=ultrafast bitrate=2000 vbv-buf-capacity=500 key-int-max=60 "
+    "! video/x-h264,profile=constrained-baseline ! rtph264pay pt=102 config-interval=-1 mtu=1200 "
+    "! application/x-rtp,media=video,encoding-name=H264,payload=102,clock-rate=90000 ! w. "
+    "audiotestsrc is-live=true wave=pink-noise ! audioconvert ! audioresample ! opusenc bitrate=64000 "
+    "! rtpopuspay pt=111 ! application/x-rtp,media=audio,encoding-name=OPUS,payload=111,clock-rate=48000 ! w. "
+)
+H264 = False
+
 PUBLISH = (
     "webrtcbin name=w bundle-policy=max-bundle "
     "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=15/1 "
@@ -47,7 +63,7 @@ class Client:
         self.location = None
         self.loop = GLib.MainLoop()
         if mode == "publish":
-            self.pipe = Gst.parse_launch(PUBLISH)
+            self.pipe = Gst.parse_launch(PUBLISH_H264 if H264 else PUBLISH)
             self.w = self.pipe.get_by_name("w")
         else:
             self.pipe = Gst.Pipeline.new("viewer")
@@ -219,7 +235,10 @@ def main():
     if len(sys.argv) < 5 or sys.argv[1] not in ("publish", "view"):
         print(__doc__, file=sys.stderr)
         return 2
-    global ICE_TCP
+    global ICE_TCP, H264
+    if "--h264" in sys.argv:
+        sys.argv.remove("--h264")
+        H264 = True
     if "--tcp" in sys.argv:
         sys.argv.remove("--tcp")
         ICE_TCP = True
