@@ -98,21 +98,60 @@ static unsigned h264_mode(const struct wsdp_codec *c)
     return (unsigned)m;
 }
 
-/* profile_idc and constraint flags of profile-level-id, as 0xPPCC (the level
- * byte is left out on purpose: a decoder of a higher level takes a lower
- * one, and the level is the sender's business). Absent: Baseline 42 00. */
-static int h264_profile(const struct wsdp_codec *c)
+/* H.264 profiles as a decoder sees them. profile-level-id spells one profile
+ * several ways (RFC 6184 §8.1 with H.264 Annex A.2): Constrained Baseline is
+ * 42 with constraint_set1, or 4D with constraint_set0, or 58 with set0 and
+ * set1 — cameras and encoders write 42c0xx, browsers 42e0xx, and these must
+ * match. The level is left out on purpose: a decoder of a higher level takes
+ * a lower one, and the level is the sender's business. */
+enum h264_profile {
+    H264_PROFILE_UNKNOWN = -1,
+    H264_PROFILE_CONSTRAINED_BASELINE,
+    H264_PROFILE_BASELINE,
+    H264_PROFILE_MAIN,
+    H264_PROFILE_CONSTRAINED_HIGH,
+    H264_PROFILE_HIGH,
+    H264_PROFILE_PREDICTIVE_HIGH_444,
+};
+
+/* The profile of profile_idc idc with constraint flags cf (set0 is 0x80).
+ * Reserved low bits set: unknown. */
+static enum h264_profile h264_profile_of(unsigned idc, unsigned cf)
+{
+    bool set0 = cf & 0x80, set1 = cf & 0x40, set3 = cf & 0x10, set4 = cf & 0x08;
+    switch (idc) {
+    case 0x42: /* Baseline; with set1 its Constrained subset */
+        if (cf & 0x0f) return H264_PROFILE_UNKNOWN;
+        return set1 ? H264_PROFILE_CONSTRAINED_BASELINE : H264_PROFILE_BASELINE;
+    case 0x4D: /* Main; with set0 it obeys Baseline's constraints too */
+        if (cf & 0x0f) return H264_PROFILE_UNKNOWN;
+        return set0 ? H264_PROFILE_CONSTRAINED_BASELINE : H264_PROFILE_MAIN;
+    case 0x58: /* Extended with set0: Baseline; with set0 and set1: Constrained Baseline */
+        if ((cf & 0x0f) || !set0) return H264_PROFILE_UNKNOWN;
+        return set1 ? H264_PROFILE_CONSTRAINED_BASELINE : H264_PROFILE_BASELINE;
+    case 0x64: /* High; set3 and set4 together: Constrained High */
+        if (cf == 0) return H264_PROFILE_HIGH;
+        return (cf == 0x0c || (set3 && set4 && !(cf & 0xe3))) ? H264_PROFILE_CONSTRAINED_HIGH : H264_PROFILE_UNKNOWN;
+    case 0xF4:
+        return cf == 0 ? H264_PROFILE_PREDICTIVE_HIGH_444 : H264_PROFILE_UNKNOWN;
+    }
+    return H264_PROFILE_UNKNOWN;
+}
+
+/* The profile of a codec's profile-level-id (absent: Baseline, RFC 6184
+ * §8.1's default 420010). */
+static enum h264_profile h264_profile(const struct wsdp_codec *c)
 {
     str_t v;
-    if (!fmtp_param(c->fmtp, "profile-level-id", &v)) return 0x4200;
-    if (v.len != 6) return -1;
-    int x = 0;
+    if (!fmtp_param(c->fmtp, "profile-level-id", &v)) return H264_PROFILE_BASELINE;
+    if (v.len != 6) return H264_PROFILE_UNKNOWN;
+    unsigned x = 0;
     for (size_t i = 0; i < 6; i++) {
         int h = hexval(v.s[i]);
-        if (h < 0) return -1;
-        x = x << 4 | h;
+        if (h < 0) return H264_PROFILE_UNKNOWN;
+        x = x << 4 | (unsigned)h;
     }
-    return x >> 8;
+    return h264_profile_of(x >> 16, (x >> 8) & 0xff);
 }
 
 /* A codec the forwarder can pass through (webrtc_sdp.h: Opus, VP8, H.264 pm=1). */
@@ -123,7 +162,7 @@ static bool codec_supported(const struct wsdp_codec *c, enum wsdp_kind kind)
     if (kind == WSDP_KIND_AUDIO) return codec_is(c, "opus") && c->clock == 48000 && c->channels <= 2;
     if (kind != WSDP_KIND_VIDEO || c->clock != 90000) return false;
     if (codec_is(c, "VP8")) return true;
-    return codec_is(c, "H264") && h264_mode(c) == 1 && h264_profile(c) >= 0;
+    return codec_is(c, "H264") && h264_mode(c) == 1 && h264_profile(c) != H264_PROFILE_UNKNOWN;
 }
 
 /* Same stream format on both sides: what a viewer must decode is exactly

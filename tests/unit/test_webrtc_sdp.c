@@ -403,8 +403,9 @@ static void test_view_answer_h264_publisher(void **state)
     assert_non_null(strstr(f->out.data, "a=inactive\r\na=rtpmap:111 opus/48000/2\r\n"));
 }
 
-/* H.264 matching: profile_idc and constraint byte must agree, the level
- * need not; a viewer without such a profile gets nothing, which refuses. */
+/* H.264 matching: the profiles must agree (profile_idc read with its
+ * constraint flags, as a decoder does), the level need not; a viewer
+ * without such a profile gets nothing, which refuses. */
 static void test_view_answer_h264_profiles(void **state)
 {
     struct fx *f = *state;
@@ -441,6 +442,30 @@ static void test_view_answer_h264_profiles(void **state)
     assert_int_equal(wsdp_parse(offer, (size_t)n, &f->view_offer, &why), 0);
     assert_int_equal(wsdp_answer_view(&f->view_offer, &f->pub, &local, &f->answer, &why), -1);
     assert_non_null(why);
+    /* publisher: 42c01e, Constrained Baseline as x264 and cameras write it
+     * (constraint_set0 and set1); a browser's 42e01f is the same profile,
+     * its Baseline 42001f is not */
+    n = snprintf(offer, sizeof(offer),
+                 "%sa=sendonly\r\na=ssrc:8 cname:x\r\na=rtpmap:100 H264/90000\r\n"
+                 "a=fmtp:100 packetization-mode=1;profile-level-id=42c01e\r\n",
+                 head);
+    assert_int_equal(wsdp_parse(offer, (size_t)n, &f->offer, &why), 0);
+    assert_int_equal(wsdp_answer_publish(&f->offer, &local, &f->pub, &why), 0);
+    n = snprintf(offer, sizeof(offer),
+                 "%sa=recvonly\r\na=rtpmap:100 H264/90000\r\n"
+                 "a=fmtp:100 packetization-mode=1;profile-level-id=42001f\r\n"
+                 "a=rtpmap:101 H264/90000\r\na=fmtp:101 packetization-mode=1;profile-level-id=42e01f\r\n",
+                 head);
+    assert_int_equal(wsdp_parse(offer, (size_t)n, &f->view_offer, &why), 0);
+    assert_int_equal(wsdp_answer_view(&f->view_offer, &f->pub, &local, &f->answer, &why), 0);
+    assert_int_equal(wsdp_media_codec(&f->answer.media[0])->pt, 101);
+    /* a reserved constraint bit set: not a profile we know, not published */
+    n = snprintf(offer, sizeof(offer),
+                 "%sa=sendonly\r\na=ssrc:9 cname:x\r\na=rtpmap:100 H264/90000\r\n"
+                 "a=fmtp:100 packetization-mode=1;profile-level-id=42e11f\r\n",
+                 head);
+    assert_int_equal(wsdp_parse(offer, (size_t)n, &f->offer, &why), 0);
+    assert_int_equal(wsdp_answer_publish(&f->offer, &local, &f->pub, &why), -1);
 }
 
 /* ---- refusals ---- */
