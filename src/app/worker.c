@@ -25,6 +25,7 @@
 #include "auth/digest.h"
 #include "base/log.h"
 #include "media/sfu.h"
+#include "media/srtp_crypto.h"
 #include "registrar/registrar.h"
 #include "registrar/users.h"
 #include "store/store.h"
@@ -401,8 +402,8 @@ static int start_media(struct worker *w)
         char err[256] = "";
         w->sfu = sfu_new(w->loop, &sc, w->events, err, sizeof(err));
         if (w->sfu) {
-            log_info("media: rooms, WHIP and WHEP on; media port %s %u (udp%s)", m->listen, m->port,
-                     m->ice_tcp ? ", tcp" : "");
+            log_info("media: rooms, WHIP and WHEP on; media port %s %u (udp%s); SRTP by %s", m->listen, m->port,
+                     m->ice_tcp ? ", tcp" : "", msrtp_crypto_name());
         } else if (m->enabled == MEDIA_ENABLED_YES) {
             log_error("media: cannot start on %s port %u: %s", m->listen, m->port, err);
             return -1;

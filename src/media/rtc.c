@@ -671,6 +671,7 @@ struct rtc_transport *rtc_transport_new(uv_loop_t *loop, const struct rtc_config
 {
     struct rtc_config c = *cfg;
     set_defaults(&c);
+    msrtp_global_init();   /* SRTP's primitives chosen before any peer (srtp_crypto.h) */
     struct sockaddr_storage addr;
     if (transport_addr_parse(c.bind_ip, strlen(c.bind_ip), c.port, &addr) != 0) {
         snprintf(err, errcap, "rtc: bind address %s is not a numeric IP", c.bind_ip);

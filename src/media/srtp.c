@@ -6,6 +6,7 @@
  * learnt from the packets). Replay protection lives in libsrtp's per-SSRC
  * stream, made on the first packet of each SSRC. */
 #include "media/srtp.h"
+#include "media/srtp_crypto.h"
 
 #include <limits.h>
 #include <pthread.h>
@@ -27,7 +28,12 @@ static srtp_err_status_t init_status = srtp_err_status_init_fail;
 static void global_init(void)
 {
     init_status = srtp_init();
+    /* A failed replacement leaves libsrtp2's own primitives: slower, as
+     * correct (msrtp_crypto_name says which). */
+    if (init_status == srtp_err_status_ok) (void)msrtp_crypto_install();
 }
+
+void msrtp_global_init(void) { pthread_once(&init_once, global_init); }
 
 const char *msrtp_strerror(int status)
 {

@@ -46,6 +46,10 @@ struct msrtp;
 /* A short text for a status ("auth failed", "replayed", ...). */
 const char *msrtp_strerror(int status);
 
+/* libsrtp2's one-time set-up (also done by the first msrtp_new): call it
+ * before logging msrtp_crypto_name() (srtp_crypto.h). */
+void msrtp_global_init(void);
+
 /* One direction from a key and salt of the given DTLS_SRTP_* profile.
  * *status: MSRTP_ERR_PARAM for a wrong profile or length, MSRTP_ERR_NOMEM,
  * MSRTP_ERR_FAIL when libsrtp cannot start. NULL on error. */
