@@ -24,6 +24,7 @@
  * request costs no heap operation. */
 #include "media/rtc.h"
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -660,6 +661,9 @@ static int udp_open(struct rtc_transport *t, const struct sockaddr_storage *addr
         size = SOCKET_BUFFER;
         uv_send_buffer_size((uv_handle_t *)&t->udp, &size);
         t->port = transport_addr_port(&bound);
+        t->udp_family = bound.ss_family;
+        uv_os_fd_t fd;
+        t->udp_fd = uv_fileno((uv_handle_t *)&t->udp, &fd) == 0 ? fd : -1;
         rc = uv_udp_recv_start(&t->udp, udp_alloc, udp_recv);
     }
     if (rc) snprintf(err, errcap, "rtc: UDP %s:%u: %s", t->cfg.bind_ip, t->cfg.port, uv_strerror(rc));
@@ -678,6 +682,7 @@ struct rtc_transport *rtc_transport_new(uv_loop_t *loop, const struct rtc_config
         return NULL;
     }
     struct rtc_transport *t = calloc(1, sizeof(*t));
+    if (t) t->udp_fd = -1;
     if (!t) {
         snprintf(err, errcap, "rtc: out of memory");
         return NULL;
@@ -780,9 +785,49 @@ void rtc_peer_close(struct rtc_peer *p)
     peer_retire(p);
 }
 
+static void count_sent(struct rtc_peer *p, bool rtcp, size_t n)
+{
+    if (rtcp) p->st.rtcp_out++;
+    else p->st.rtp_out++;
+    p->st.bytes_out += n;
+}
+
+/* Queues a protected copy of pkt for the next sendmmsg. */
+static int batch_add(struct rtc_peer *p, const uint8_t *pkt, size_t len, bool rtcp)
+{
+    struct rtc_transport *t = p->t;
+    if (t->nbatch == RTC_BATCH) {
+        rtc_transport_batch_flush(t);
+        t->batching = true;   /* the caller's batch goes on */
+    }
+    struct rtc_batch_slot *b = &t->batch[t->nbatch];
+    memcpy(b->buf, pkt, len);
+    size_t n = len;
+    int st = rtcp ? msrtp_protect_rtcp(p->srtp_out, b->buf, &n, sizeof(b->buf))
+                  : msrtp_protect_rtp(p->srtp_out, b->buf, &n, sizeof(b->buf));
+    if (st != 0) {
+        p->st.srtp_errors++;
+        return -1;
+    }
+    b->peer = p;
+    b->rtcp = rtcp;
+    t->batch_iov[t->nbatch] = (struct iovec){.iov_base = b->buf, .iov_len = n};
+    t->batch_msg[t->nbatch] = (struct mmsghdr){.msg_hdr = {
+        .msg_name = &p->addr,
+        .msg_namelen = p->addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in),
+        .msg_iov = &t->batch_iov[t->nbatch],
+        .msg_iovlen = 1,
+    }};
+    t->nbatch++;
+    return 0;
+}
+
 static int peer_send(struct rtc_peer *p, uint8_t *pkt, size_t len, bool rtcp)
 {
     if (p->dead || !p->connected || len > RTC_MAX_PACKET) return -1;
+    struct rtc_transport *t = p->t;
+    if (t->batching && !p->conn && p->has_path && t->udp_fd >= 0 && p->addr.ss_family == t->udp_family)
+        return batch_add(p, pkt, len, rtcp);
     size_t n = len;
     int st = rtcp ? msrtp_protect_rtcp(p->srtp_out, pkt, &n, len + RTC_SEND_SLACK)
                   : msrtp_protect_rtp(p->srtp_out, pkt, &n, len + RTC_SEND_SLACK);
@@ -794,10 +839,35 @@ static int peer_send(struct rtc_peer *p, uint8_t *pkt, size_t len, bool rtcp)
         p->st.send_errors++;
         return -1;
     }
-    if (rtcp) p->st.rtcp_out++;
-    else p->st.rtp_out++;
-    p->st.bytes_out += n;
+    count_sent(p, rtcp, n);
     return 0;
+}
+
+void rtc_transport_batch_begin(struct rtc_transport *t) { t->batching = true; }
+
+/* sendmmsg stops at the first message the socket refuses: that one is
+ * counted lost (as uv_udp_try_send's callers count a refusal) and the rest
+ * go on, except after EAGAIN (the buffer is full: the rest would be
+ * refused too). */
+void rtc_transport_batch_flush(struct rtc_transport *t)
+{
+    unsigned off = 0;
+    while (off < t->nbatch) {
+        int k = sendmmsg(t->udp_fd, &t->batch_msg[off], t->nbatch - off, MSG_DONTWAIT);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) {
+            bool full = errno == EAGAIN || errno == EWOULDBLOCK;
+            for (unsigned i = off; i < (full ? t->nbatch : off + 1); i++) t->batch[i].peer->st.send_errors++;
+            if (full) break;
+            off++;
+            continue;
+        }
+        for (unsigned i = off; i < off + (unsigned)k; i++)
+            count_sent(t->batch[i].peer, t->batch[i].rtcp, t->batch_iov[i].iov_len);
+        off += (unsigned)k;
+    }
+    t->nbatch = 0;
+    t->batching = false;
 }
 
 int rtc_peer_send_rtp(struct rtc_peer *p, uint8_t *pkt, size_t len) { return peer_send(p, pkt, len, false); }

@@ -114,6 +114,18 @@ void rtc_peer_close(struct rtc_peer *p);
 int rtc_peer_send_rtp(struct rtc_peer *p, uint8_t *pkt, size_t len);
 int rtc_peer_send_rtcp(struct rtc_peer *p, uint8_t *pkt, size_t len);
 
+/* Batched sends. Between begin and flush, rtc_peer_send_rtp/rtcp to UDP
+ * peers protect a copy of the packet (the caller's buffer is left as it
+ * was) and queue it; flush sends the queue with sendmmsg, RTC_BATCH packets
+ * a system call (a full queue flushes itself). A fan-out of one publisher
+ * packet to N viewers costs N/RTC_BATCH system calls instead of N. The
+ * sends return 0 when queued; what the socket then refuses is counted in
+ * the peer's send_errors at the flush. ICE-TCP peers are sent at once.
+ * Begin and flush must pair up within one callback (no nesting). */
+#define RTC_BATCH 64
+void rtc_transport_batch_begin(struct rtc_transport *t);
+void rtc_transport_batch_flush(struct rtc_transport *t);
+
 struct rtc_peer_stats {
     uint64_t rtp_in, rtp_out, rtcp_in, rtcp_out, bytes_in, bytes_out;
     uint64_t srtp_errors, send_errors;

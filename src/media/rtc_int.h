@@ -4,6 +4,9 @@
 #ifndef CASCADE_MEDIA_RTC_INT_H
 #define CASCADE_MEDIA_RTC_INT_H
 
+#include <sys/socket.h>
+#include <sys/uio.h>
+
 #include "base/htable.h"
 #include "base/log.h"
 #include "base/timer.h"
@@ -86,6 +89,19 @@ struct rtc_transport {
     /* Every datagram lands here (no allocation per packet); the callbacks
      * get RTC_SEND_SLACK spare bytes after any packet of RTC_MAX_PACKET. */
     uint8_t rx[RTC_MAX_PACKET + RTC_SEND_SLACK];
+    /* The send batch (rtc_transport_batch_begin): protected copies waiting
+     * for one sendmmsg. */
+    int udp_fd;                     /* the UDP socket's descriptor, -1 when unknown */
+    int udp_family;                 /* its address family: only peers of it are batched */
+    bool batching;
+    unsigned nbatch;
+    struct rtc_batch_slot {
+        struct rtc_peer *peer;
+        bool rtcp;
+        uint8_t buf[RTC_MAX_PACKET + RTC_SEND_SLACK];
+    } batch[RTC_BATCH];
+    struct mmsghdr batch_msg[RTC_BATCH];
+    struct iovec batch_iov[RTC_BATCH];
 };
 
 /* rtc.c */

@@ -422,8 +422,11 @@ static void on_rtp(void *user, struct rtc_peer *rp, uint8_t *pkt, size_t len)
         return;
     }
     if (st->fs.n_missing) send_nack(s, st, now);
+    /* One sendmmsg per RTC_BATCH viewers instead of a system call each. */
+    rtc_transport_batch_begin(s->rtc);
     for (struct sfu_sink *k = st->sinks; k; k = k->next)
         if (send_to_sink(s, k, pkt, len)) s->rtp_forwarded++;
+    rtc_transport_batch_flush(s->rtc);
 }
 
 static struct fwd_stream *find_pub_stream(void *arg, uint32_t ssrc, void **tag)
@@ -459,11 +462,13 @@ static void publisher_rtcp(struct sfu_peer *p, const uint8_t *pkt, size_t len, u
     uint8_t srs[SFU_BUF], buf[SFU_BUF];
     int n = forward_publisher_rtcp(pkt, len, find_pub_stream, p, now, srs, RTC_MAX_PACKET);
     if (n <= 0) return;
+    rtc_transport_batch_begin(p->s->rtc);
     for (struct sfu_peer *v = p->viewers; v; v = v->v_next) {
         if (!can_send(v)) continue;
         memcpy(buf, srs, (size_t)n);
         rtc_peer_send_rtcp(v->rtc, buf, (size_t)n);
     }
+    rtc_transport_batch_flush(p->s->rtc);
 }
 
 /* NACKs answered from the caches, misses and key frame requests passed to
