@@ -108,7 +108,20 @@ udp_drops() {
     echo "$sum"
 }
 
+# delay_buckets: the server's forwarding-delay histogram, [[upper_us, count],
+# ...] (cascade's /api/v1/stats media.forward_delay_us: packet in on the
+# media port → out in sendmmsg); [] for a server without one (Janus).
+stats_url=
+delay_buckets() {
+    if [ -n "$stats_url" ]; then
+        curl -fs -H 'Authorization: Bearer bench' "$stats_url" | jq -c '.media.forward_delay_us.buckets // []'
+    else
+        echo '[]'
+    fi
+}
+
 janus_start() {
+    stats_url=
     local d=$work/janus lib=/usr/lib/x86_64-linux-gnu/janus ap vp f loops_sed
     need janus "apt-get install janus"
     mkdir -p "$d"
@@ -187,6 +200,7 @@ INI
         sleep 0.2
     done
     rtcload_args=(--whep "http://127.0.0.1:$api/api/v1/whep/bench" --token bench)
+    stats_url=http://127.0.0.1:$api/api/v1/stats
     server_in_ports=$mp
 }
 
@@ -201,7 +215,7 @@ clk=$(getconf CLK_TCK)
 
 # run_point SERVER N RAMP_MS -> one table row on stdout, rtcload's lines in the work dir.
 run_point() {
-    local srv=$1 n=$2 ramp=$3 out rss0 rss1 c0 c1 d0 d1 dur w0
+    local srv=$1 n=$2 ramp=$3 out rss0 rss1 c0 c1 d0 d1 dur w0 b0 b1
     "${srv}_start" || return 1
     sleep 2                       # the source is flowing and the server settled
     rss0=$(proc_rss_kib "$server_pid")
@@ -214,10 +228,12 @@ run_point() {
     local lpid=$!
     sleep "$w0"
     c0=$(tree_cpu_ticks "$server_pid")
+    b0=$(delay_buckets)
     # shellcheck disable=SC2086 # one port a word
     d0=$(udp_drops $server_in_ports)
     sleep "$window"
     c1=$(tree_cpu_ticks "$server_pid")
+    b1=$(delay_buckets)
     # shellcheck disable=SC2086 # one port a word
     d1=$(udp_drops $server_in_ports)
     rss1=$(proc_rss_kib "$server_pid")
@@ -227,8 +243,16 @@ run_point() {
     # per-second lines; connection times from its summary.
     jq -rs --arg srv "$srv" --argjson n "$n" --argjson ticks $((c1 - c0)) --argjson clk "$clk" \
         --argjson win "$window" --argjson w0 "$w0" --argjson rss0 "$rss0" --argjson rss1 "$rss1" \
-        --argjson indrops $((d1 - d0)) '
+        --argjson indrops $((d1 - d0)) --argjson b0 "$b0" --argjson b1 "$b1" '
         def r(d): if . == null then "-" else (. * pow(10; d) | round / pow(10; d) | tostring) end;
+        # the delay histogram of the window: second reading less the first
+        ($b0 | map({key: (.[0] | tostring), value: .[1]}) | from_entries) as $m0
+        | [$b1[] | [.[0], (.[1] - ($m0[.[0] | tostring] // 0))] | select(.[1] > 0)] as $dh
+        | ($dh | map(.[1]) | add // 0) as $dn
+        | def dq($f): if $dn == 0 then null else
+            (reduce $dh[] as $x ({seen: 0, v: null};
+               if .v == null then (.seen += $x[1]) | (if .seen > $f * $dn then .v = $x[0] else . end) else . end) | .v)
+          end;
         (map(select(.summary == true)) | first // {}) as $s
         | [.[] | select(.t != null and .t >= $w0 and .t <= $w0 + $win)] as $w
         | ($ticks / $clk / $win * 100) as $cpu
@@ -241,12 +265,13 @@ run_point() {
            ($rss1 / 1024 | r(1)), (($rss1 - $rss0) / $n | r(1)),
            ($loss | r(3)), ($s.loss_pct | r(3)), $indrops, ($s.socket_drops // "-"),
            (if $pps then $pps / $n else null end | r(0)), (if $mbps then $mbps / $n else null end | r(2)),
-           ($s.all_connected_ms | r(0)), ($s.all_keyframed_ms | r(0)), ($s.client_cpu_pct | r(0))]
+           ($s.all_connected_ms | r(0)), ($s.all_keyframed_ms | r(0)), ($s.client_cpu_pct | r(0)),
+           (dq(0.5) | r(0)), (dq(0.99) | r(0))]
         | @tsv' "$out"
 }
 
 header() {
-    printf 'server\tN\tconnected\tCPU%%\tCPUms/viewer/s\tRSS_MiB\tKiB/viewer\tloss%%_window\tloss%%_run\tsrv_in_drops\tviewer_drops\tpps/viewer\tMbps/viewer\tall_conn_ms\tall_key_ms\trtcload_CPU%%\n'
+    printf 'server\tN\tconnected\tCPU%%\tCPUms/viewer/s\tRSS_MiB\tKiB/viewer\tloss%%_window\tloss%%_run\tsrv_in_drops\tviewer_drops\tpps/viewer\tMbps/viewer\tall_conn_ms\tall_key_ms\trtcload_CPU%%\tfwd_p50_us\tfwd_p99_us\n'
 }
 
 # The join storm: N viewers within 2 s; the figure is all_keyframed_ms.

@@ -347,6 +347,35 @@ static void participant_delete(struct api_request *req, void *user)
 
 /* ---- stats and metrics ---------------------------------------------------- */
 
+/* The upper edge (µs) of the bucket holding the q-th fraction of n. */
+static json_int_t delay_quantile(const uint64_t *h, uint64_t n, double q)
+{
+    uint64_t want = (uint64_t)(q * (double)n), seen = 0;
+    for (size_t i = 0; i < RTC_DELAY_BUCKETS; i++) {
+        seen += h[i];
+        if (seen > want) return (json_int_t)((i + 1) * RTC_DELAY_BUCKET_US);
+    }
+    return (json_int_t)(RTC_DELAY_BUCKETS * RTC_DELAY_BUCKET_US);
+}
+
+/* "forward_delay_us": count and quantiles (bucket upper edges), and the
+ * non-empty buckets as [upper_us, count] so that a benchmark can take the
+ * difference of two readings. */
+static json_t *delay_json(const struct sfu *s)
+{
+    static uint64_t h[RTC_DELAY_BUCKETS];   /* loop thread only; 8 KiB off the stack */
+    sfu_delay_histogram(s, h);
+    uint64_t n = 0;
+    json_t *hist = json_array();
+    for (size_t i = 0; i < RTC_DELAY_BUCKETS; i++) {
+        n += h[i];
+        if (h[i]) json_array_append_new(hist, json_pack("[I,I]", (json_int_t)((i + 1) * RTC_DELAY_BUCKET_US), (json_int_t)h[i]));
+    }
+    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:o}", "count", (json_int_t)n, "p50", delay_quantile(h, n, 0.50), "p90",
+                     delay_quantile(h, n, 0.90), "p99", delay_quantile(h, n, 0.99), "bucket_us",
+                     (json_int_t)RTC_DELAY_BUCKET_US, "buckets", hist);
+}
+
 static void stats_media(json_t *stats, void *arg)
 {
     struct sfu_stats st;
@@ -366,6 +395,7 @@ static void stats_media(json_t *stats, void *arg)
                           "rtp_dropped", (json_int_t)st.rtp_dropped, "nacks_answered", (json_int_t)st.nacks_answered,
                           "nacks_forwarded", (json_int_t)st.nacks_forwarded, "plis_sent", (json_int_t)st.plis_sent,
                           "rtc", rtc);
+    if (m) json_object_set_new(m, "forward_delay_us", delay_json(arg));
     if (m) json_object_set_new(stats, "media", m);
 }
 

@@ -504,6 +504,7 @@ static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const stru
     struct rtc_transport *t = h->data;
     (void)buf;
     if (nread == 0 || !addr || t->free_pending) return;
+    t->rx_ns = uv_hrtime();   /* forwarding delay starts here (batch_flush) */
     if (nread < 0) {
         log_warn_rl("rtc: UDP receive: %s", uv_strerror((int)nread));
         return;
@@ -845,6 +846,21 @@ static int peer_send(struct rtc_peer *p, uint8_t *pkt, size_t len, bool rtcp)
 
 void rtc_transport_batch_begin(struct rtc_transport *t) { t->batching = true; }
 
+/* k packets just left: each waited from its datagram's arrival (rx_ns)
+ * until now, in RTC_DELAY_BUCKET_US steps, the last bucket open-ended. */
+static void record_delay(struct rtc_transport *t, unsigned k)
+{
+    if (!t->rx_ns) return;
+    uint64_t us = (uv_hrtime() - t->rx_ns) / 1000;
+    uint64_t b = us / RTC_DELAY_BUCKET_US;
+    t->delay_hist[b < RTC_DELAY_BUCKETS ? b : RTC_DELAY_BUCKETS - 1] += k;
+}
+
+void rtc_transport_delay_histogram(const struct rtc_transport *t, uint64_t out[RTC_DELAY_BUCKETS])
+{
+    memcpy(out, t->delay_hist, sizeof(t->delay_hist));
+}
+
 /* sendmmsg stops at the first message the socket refuses: that one is
  * counted lost (as uv_udp_try_send's callers count a refusal) and the rest
  * go on, except after EAGAIN (the buffer is full: the rest would be
@@ -864,6 +880,7 @@ void rtc_transport_batch_flush(struct rtc_transport *t)
         }
         for (unsigned i = off; i < off + (unsigned)k; i++)
             count_sent(t->batch[i].peer, t->batch[i].rtcp, t->batch_iov[i].iov_len);
+        record_delay(t, (unsigned)k);
         off += (unsigned)k;
     }
     t->nbatch = 0;

@@ -126,6 +126,15 @@ int rtc_peer_send_rtcp(struct rtc_peer *p, uint8_t *pkt, size_t len);
 void rtc_transport_batch_begin(struct rtc_transport *t);
 void rtc_transport_batch_flush(struct rtc_transport *t);
 
+/* Forwarding delay: for each packet sent in a batch, the time from its
+ * source datagram's arrival on the media port to the sendmmsg that sent
+ * it (the SFU's own part of the path: decrypt, copy, rewrite, protect,
+ * queue, system call), counted in buckets of RTC_DELAY_BUCKET_US; the last
+ * bucket holds everything longer. Cumulative since the transport started. */
+#define RTC_DELAY_BUCKET_US 10
+#define RTC_DELAY_BUCKETS 1000
+void rtc_transport_delay_histogram(const struct rtc_transport *t, uint64_t out[RTC_DELAY_BUCKETS]);
+
 struct rtc_peer_stats {
     uint64_t rtp_in, rtp_out, rtcp_in, rtcp_out, bytes_in, bytes_out;
     uint64_t srtp_errors, send_errors;

@@ -92,6 +92,8 @@ struct rtc_transport {
     /* The send batch (rtc_transport_batch_begin): protected copies waiting
      * for one sendmmsg. */
     int udp_fd;                     /* the UDP socket's descriptor, -1 when unknown */
+    uint64_t rx_ns;                 /* uv_hrtime() when the datagram in hand arrived */
+    uint64_t delay_hist[RTC_DELAY_BUCKETS];
     int udp_family;                 /* its address family: only peers of it are batched */
     bool batching;
     unsigned nbatch;

@@ -217,6 +217,7 @@ static void conn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     struct rtc_tcp_conn *c = s->data;
     struct rtc_transport *t = c->t;
     if (n == 0 || c->closing) return;
+    t->rx_ns = uv_hrtime();   /* forwarding delay starts here (batch_flush) */
     if (n < 0) {
         conn_close(c);
         return;

@@ -904,3 +904,8 @@ int sfu_peer_info(const struct sfu *s, const char *participant_id, struct sfu_pe
     if (p->viewing) memcpy(out->viewing, p->viewing->id, ROOM_ID_LEN + 1);
     return 0;
 }
+
+void sfu_delay_histogram(const struct sfu *s, uint64_t out[RTC_DELAY_BUCKETS])
+{
+    rtc_transport_delay_histogram(s->rtc, out);
+}
