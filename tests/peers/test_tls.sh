@@ -129,25 +129,29 @@ echocancellation=0
 [rtp]
 audio_rtp_port=$(free_port)
 RC
-# lp COMMAND: one linphone-daemon command; prints its answer.
+# lp COMMAND: one linphone-daemon command; prints its answer (nothing when
+# the daemon dropped the connection: under load it was seen to run a command
+# and close before its answer could be read — so assert on effects).
 lp() {
     python3 - "/tmp/$LP_PIPE" "$1" <<'PY'
 import socket, sys
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(5)
-s.sendall((sys.argv[2] + "\n").encode())
 buf = b""
 try:
+    s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(5)
+    s.sendall((sys.argv[2] + "\n").encode())
     while not (b"\n\n" in buf or buf.endswith(b"\0")):
         c = s.recv(65536)
         if not c:
             break
         buf += c
-except socket.timeout:
-    pass
+except OSError as e:  # timeout, refused, reset, broken pipe
+    print(f"lp: {sys.argv[2].split()[0]}: {e}", file=sys.stderr)
 print(buf.decode(errors="replace").rstrip("\0\n"))
 PY
 }
 lp_has() { lp "$1" | grep -q "$2"; }
+# lp_lacks COMMAND PATTERN: the daemon answered COMMAND and PATTERN is not in it.
+lp_lacks() { local a; a=$(lp "$1"); [[ $a == *Status:* ]] && ! grep -q "$2" <<<"$a"; }
 
 python3 - "$WORK/tone.wav" <<'PY'
 import math, struct, sys, wave
@@ -164,9 +168,9 @@ check "linphone-daemon is up (its command socket answers)" wait_for 15 lp_has ve
 # The proxy is named "localhost", not 127.0.0.1: linphone's TLS library
 # (mbedTLS in belle-sip 5.1) cannot read IP addresses in subjectAltName and so
 # would fail the name check on 127.0.0.1 (its log: flags=[CN-mismatch]).
-check "linphone-daemon: register bob over TLS (proxy sip:localhost:TLSPORT;transport=tls)" \
-    lp_has "register sip:bob@127.0.0.1 <sip:localhost:$TPORT;transport=tls> bobpw bob NULL" "Status: Ok"
-check "linphone: bob's registration is LinphoneRegistrationOk" \
+# (its answer is not asserted: see lp; the registration below is)
+lp "register sip:bob@127.0.0.1 <sip:localhost:$TPORT;transport=tls> bobpw bob NULL"
+check "linphone: bob, registered over TLS (proxy sip:localhost:TLSPORT;transport=tls), is LinphoneRegistrationOk" \
     wait_for 15 lp_has "register-status ALL" LinphoneRegistrationOk
 check "both register over TLS (two tls bindings in the API)" \
     wait_for 15 bash -c "[ \"\$(curl -s -H 'Authorization: Bearer $API_TOKEN' http://127.0.0.1:$API_PORT/api/v1/registrations |
@@ -187,7 +191,7 @@ check "the INVITE was proxied (stats)" jq_ok "$(api GET /stats)" '.proxy.forward
 check "alice hangs up (ctrl_tcp)" bctl "$alice_CTRL" hangup
 check "bob (linphone) got the BYE and ended the call" \
     wait_for 10 grep -q "Server BYE transaction.*terminated\|moving from state LinphoneCallStreamsRunning to LinphoneCallEnd" "$WORK/linphone.log"
-check "linphone: no call left (call-status)" not lp_has call-status "State: LinphoneCall"
+check "linphone: no call left (call-status)" lp_lacks call-status "State: LinphoneCall"
 check "the BYE went through the proxy too (forwarded >= 2)" jq_ok "$(api GET /stats)" '.proxy.forwarded >= 2'
 
 # ---- 2. bad input on the TLS port; good clients are not disturbed ----
