@@ -47,13 +47,14 @@
 //   --debug             JsSIP's own debug log into the page logs
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import puppeteer from 'puppeteer-core';
+
+import { serveFiles } from './static-server.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -113,24 +114,6 @@ const files = {
   '/phone.js': [path.join(here, 'phone.js'), 'text/javascript; charset=utf-8'],
   '/jssip.min.js': [path.join(here, 'node_modules/jssip/dist/jssip.min.js'), 'text/javascript; charset=utf-8'],
 };
-
-function serve(port) {
-  const server = http.createServer((req, res) => {
-    const f = files[new URL(req.url, 'http://x').pathname];
-    if (!f) {
-      res.writeHead(404, { 'Content-Length': 0 });
-      res.end();
-      return;
-    }
-    const body = fs.readFileSync(f[0]);
-    res.writeHead(200, { 'Content-Type': f[1], 'Content-Length': body.length, 'Cache-Control': 'no-store' });
-    res.end(body);
-  });
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve(server));
-  });
-}
 
 // ---- Chromium ----
 
@@ -254,7 +237,7 @@ let server = null;
 let code = 0;
 try {
   current = 'http';
-  server = await serve(Number(opts['http-port']));
+  server = await serveFiles(files, Number(opts['http-port']));
   const origin = `http://127.0.0.1:${server.address().port}`;
   step('http', { origin, workdir });
 

@@ -37,13 +37,14 @@
 //   --workdir DIR           screenshots and page logs (default a new temp dir)
 //   --chromium PATH         default /usr/bin/chromium [CHROMIUM]
 import fs from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import puppeteer from 'puppeteer-core';
+
+import { serveFiles } from './static-server.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -128,24 +129,6 @@ const files = {
   '/rooms.html': [path.join(here, 'rooms.html'), 'text/html; charset=utf-8'],
   '/rooms.js': [path.join(here, 'rooms.js'), 'text/javascript; charset=utf-8'],
 };
-
-function serve() {
-  const server = http.createServer((req, res) => {
-    const f = files[new URL(req.url, 'http://x').pathname];
-    if (!f) {
-      res.writeHead(404, { 'Content-Length': 0 });
-      res.end();
-      return;
-    }
-    const body = fs.readFileSync(f[0]);
-    res.writeHead(200, { 'Content-Type': f[1], 'Content-Length': body.length, 'Cache-Control': 'no-store' });
-    res.end(body);
-  });
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve(server));
-  });
-}
 
 // ---- Chromium ----
 
@@ -262,7 +245,7 @@ let since = 0;
 let code = 0;
 try {
   current = 'http';
-  server = await serve();
+  server = await serveFiles(files);
   const origin = `http://127.0.0.1:${server.address().port}`;
   since = await lastSeq();
   step('http', { origin, api: apiBase, since, workdir });
