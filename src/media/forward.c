@@ -237,7 +237,9 @@ void forward_match_view(const struct wsdp_session *pub, const struct wsdp_sessio
         int take = -1;
         for (size_t j = 0; ssrc && j < np && take < 0; j++) {
             const struct wsdp_media *p = &pub->media[j];
-            if (!used[j] && media_receivable(p) && p->n_ssrcs && p->ssrcs[0].ssrc == ssrc) take = (int)j;
+            if (!used[j] && media_receivable(p) &&
+                ((p->n_ssrcs && p->ssrcs[0].ssrc == ssrc) || (p->n_rids && p->out_ssrc == ssrc)))
+                take = (int)j;
         }
         for (size_t j = 0; j < np && take < 0; j++) {
             const struct wsdp_media *p = &pub->media[j];
