@@ -732,6 +732,14 @@ bool forward_sel_lookup(const struct fwd_sel *k, uint16_t out_seq, int *layer, u
 }
 
 
+int forward_sel_sr(const struct fwd_sel *k, int layer, const rtcp_sender_info_t *si, uint8_t *buf, size_t cap)
+{
+    if (!k->sent || layer != k->current || k->n_hist == 0) return 0;
+    rtcp_sender_info_t out = *si;
+    out.rtp_ts = si->rtp_ts + k->hist[k->n_hist - 1].ts_off;
+    return rtcp_build_sr(buf, cap, k->ssrc, &out, NULL, 0);
+}
+
 /* ---- RTCP from viewers and publishers ---- */
 
 static void ask_keyframe(struct fwd_viewer_rtcp *out, struct fwd_stream *st, uint64_t now_ms, uint32_t interval_ms)

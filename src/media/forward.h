@@ -321,6 +321,13 @@ void forward_sel_rewrite(const struct fwd_sel *k, uint8_t *pkt, const struct fwd
  * when it is not sent yet or older than the remembered switches. */
 bool forward_sel_lookup(const struct fwd_sel *k, uint16_t out_seq, int *layer, uint16_t *in_seq, uint32_t *ts_off);
 
+/* The SR a viewer of k gets for a layer's SR (si: what the publisher said
+ * of that layer): under the viewer's SSRC, the RTP time moved as the
+ * current run moves it, so the viewer can sync it with the audio. Bytes
+ * written; 0 when layer is not the one forwarded now (its clock is not the
+ * viewer's); negative when buf is too small. */
+int forward_sel_sr(const struct fwd_sel *k, int layer, const rtcp_sender_info_t *si, uint8_t *buf, size_t cap);
+
 /* ---- RTCP ---- */
 
 /* Resolves a media SSRC named in feedback to the stream (and the caller's

@@ -523,16 +523,24 @@ static void on_rtp(void *user, struct rtc_peer *rp, uint8_t *pkt, size_t len)
     rtc_transport_batch_flush(s->rtc);
 }
 
-static struct fwd_stream *find_pub_stream(void *arg, uint32_t ssrc, void **tag)
+/* The stream and layer of one of the publisher's SSRCs. */
+static struct sfu_stream *layer_of(struct sfu_peer *p, uint32_t ssrc, size_t *layer)
 {
-    struct sfu_peer *p = arg;
     for (size_t i = 0; ssrc && i < p->n_streams; i++)
         for (size_t l = 0; l < stream_nfs(&p->streams[i]); l++)
             if (stream_fs(&p->streams[i], l)->cfg.ssrc == ssrc) {
-                *tag = &p->streams[i];
-                return stream_fs(&p->streams[i], l);
+                *layer = l;
+                return &p->streams[i];
             }
     return NULL;
+}
+
+static struct fwd_stream *find_pub_stream(void *arg, uint32_t ssrc, void **tag)
+{
+    size_t layer = 0;
+    struct sfu_stream *st = layer_of(arg, ssrc, &layer);
+    *tag = st;
+    return st ? stream_fs(st, layer) : NULL;
 }
 
 /* A simulcast sink's feedback goes to the layer it receives (the one it
@@ -586,17 +594,65 @@ static bool resend_to_sink(struct sfu *s, struct sfu_sink *k, const struct fwd_r
     return send_to_sim_sink(s, k, c, clen, &o);
 }
 
-/* SRs go on to every viewer, each copy protected for that viewer. */
+struct sim_sr {
+    struct sfu_stream *st;
+    int layer;
+    rtcp_sender_info_t si;
+};
+
+/* Splits the SRs for viewers: those of plain streams go to all as they
+ * are (into common), those of simulcast layers into sims, for each viewer
+ * to translate. Returns the bytes in common. */
+static size_t split_srs(struct sfu_peer *p, const uint8_t *srs, size_t n, uint8_t *common, struct sim_sr *sims,
+                        size_t *n_sims)
+{
+    rtcp_iter_t it;
+    rtcp_packet_t pk;
+    size_t nc = 0;
+    *n_sims = 0;
+    rtcp_iter_init(&it, srs, n);
+    while (rtcp_iter_next(&it, &pk) == 1) {
+        uint32_t ssrc = pk.len >= 8 ? (uint32_t)pk.data[4] << 24 | (uint32_t)pk.data[5] << 16 |
+                                          (uint32_t)pk.data[6] << 8 | pk.data[7]
+                                    : 0;
+        size_t layer = 0;
+        struct sfu_stream *st = layer_of(p, ssrc, &layer);
+        rtcp_report_t r;
+        if (st && st->sim) {
+            if (*n_sims < WSDP_MAX_MEDIA * FWD_MAX_LAYERS && rtcp_parse_report(&pk, &r) == 0)
+                sims[(*n_sims)++] = (struct sim_sr){.st = st, .layer = (int)layer, .si = r.si};
+            continue;
+        }
+        memcpy(common + nc, pk.data, pk.len); /* fits: common is as large as srs */
+        nc += pk.len;
+    }
+    return nc;
+}
+
+/* SRs go on to every viewer, each copy protected for that viewer; a
+ * simulcast layer's SR only to the viewers receiving that layer, under
+ * their SSRC and time (forward_sel_sr). */
 static void publisher_rtcp(struct sfu_peer *p, const uint8_t *pkt, size_t len, uint64_t now)
 {
-    uint8_t srs[SFU_BUF], buf[SFU_BUF];
+    uint8_t srs[SFU_BUF], common[SFU_BUF], buf[SFU_BUF];
+    struct sim_sr sims[WSDP_MAX_MEDIA * FWD_MAX_LAYERS];
+    size_t n_sims;
     int n = forward_publisher_rtcp(pkt, len, find_pub_stream, p, now, srs, RTC_MAX_PACKET);
     if (n <= 0) return;
+    size_t nc = split_srs(p, srs, (size_t)n, common, sims, &n_sims);
     rtc_transport_batch_begin(p->s->rtc);
     for (struct sfu_peer *v = p->viewers; v; v = v->v_next) {
         if (!can_send(v)) continue;
-        memcpy(buf, srs, (size_t)n);
-        rtc_peer_send_rtcp(v->rtc, buf, (size_t)n);
+        memcpy(buf, common, nc);
+        size_t off = nc;
+        for (size_t i = 0; i < n_sims; i++)
+            for (size_t j = 0; j < v->n_sinks; j++) {
+                const struct sfu_sink *k = &v->sinks[j];
+                if (!k->sim || k->st != sims[i].st) continue;
+                int w = forward_sel_sr(&k->sel, sims[i].layer, &sims[i].si, buf + off, RTC_MAX_PACKET - off);
+                if (w > 0) off += (size_t)w;
+            }
+        if (off) rtc_peer_send_rtcp(v->rtc, buf, off);
     }
     rtc_transport_batch_flush(p->s->rtc);
 }

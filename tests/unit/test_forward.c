@@ -1106,6 +1106,37 @@ static void test_sel_history_bound(void **state)
     assert_true(forward_sel_lookup(&k, k.last_seq, &layer, &seq, &ts_off));
 }
 
+/* A layer's SR reaches the viewer under its SSRC with the RTP time moved
+ * as its packets' are; SRs of layers it does not receive do not. */
+static void test_sel_sr(void **state)
+{
+    (void)state;
+    struct fwd_sel k;
+    forward_sel_init(&k, OUT_SSRC, 90000, 2);
+    rtcp_sender_info_t si = {.ntp = 0x0102030405060708ull, .rtp_ts = layer_ts0[1] + 6000, .packet_count = 9};
+    uint8_t buf[64];
+    assert_int_equal(forward_sel_sr(&k, 1, &si, buf, sizeof(buf)), 0); /* nothing sent yet */
+    k.target = 0;
+    assert_true(offer(&k, 0, 0, true, 0, NULL) >= 0);
+    k.target = 1;
+    uint32_t ts;
+    assert_true(offer(&k, 1, 2, true, 100, &ts) >= 0); /* h's packet at layer_ts0[1] + 6000 went out as ts */
+    assert_int_equal(forward_sel_sr(&k, 0, &si, buf, sizeof(buf)), 0);
+    int n = forward_sel_sr(&k, 1, &si, buf, sizeof(buf));
+    assert_int_equal(n, 28);
+    rtcp_iter_t it;
+    rtcp_packet_t p;
+    rtcp_report_t r;
+    rtcp_iter_init(&it, buf, (size_t)n);
+    assert_int_equal(rtcp_iter_next(&it, &p), 1);
+    assert_int_equal(rtcp_parse_report(&p, &r), 0);
+    assert_int_equal(r.ssrc, OUT_SSRC);
+    assert_int_equal(r.si.rtp_ts, ts);
+    assert_true(r.si.ntp == si.ntp);
+    assert_int_equal(r.report_count, 0);
+    assert_true(forward_sel_sr(&k, 1, &si, buf, 8) < 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1138,6 +1169,7 @@ int main(void)
         cmocka_unit_test(test_sel_seq_continuous),
         cmocka_unit_test(test_sel_nack_maps_to_layer),
         cmocka_unit_test(test_sel_history_bound),
+        cmocka_unit_test(test_sel_sr),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
