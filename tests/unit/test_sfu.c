@@ -21,6 +21,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -333,16 +334,16 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Publisher and viewer connected; the viewer's answer names out_ssrc. */
-static void publish_and_view(struct env *e)
+/* Publisher (offer file pub_file) and viewer connected; out_ssrc is what
+ * the viewer's answer names for video. */
+static void publish_and_view(struct env *e, const char *pub_file)
 {
     static char offer[WSDP_MAX_TEXT];
     const char *why = NULL;
     sbuf_t ans;
     sbuf_init(&ans);
-    size_t n = client_offer(&e->pub, "chromium_publish_simulcast.sdp", offer, sizeof(offer));
+    size_t n = client_offer(&e->pub, pub_file, offer, sizeof(offer));
     if (sfu_publish(e->sfu, "sim", "pub", NULL, offer, n, &ans, e->pub_id, &why) != 0) fail_msg("publish: %s", why);
-    assert_non_null(strstr(ans.data, "a=simulcast:recv q;h;f\r\n"));
     client_connect(e, &e->pub, ans.data, ans.len);
     WAIT_FOR(e, connected(e, e->pub_id));
 
@@ -354,7 +355,6 @@ static void publish_and_view(struct env *e)
     assert_int_equal(a.media[1].n_ssrcs, 1);
     e->out_ssrc = a.media[1].ssrcs[0].ssrc;
     assert_true(e->out_ssrc != 0);
-    for (int l = 0; l < 3; l++) assert_true(e->out_ssrc != layer_ssrc[l]);
     assert_null(strstr(ans.data, "rid"));
     client_connect(e, &e->view, ans.data, ans.len);
     WAIT_FOR(e, connected(e, e->view_id));
@@ -389,7 +389,8 @@ static bool pli_for(const struct client *c, uint32_t ssrc)
 static void test_simulcast_layers(void **state)
 {
     struct env *e = *state;
-    publish_and_view(e);
+    publish_and_view(e, "chromium_publish_simulcast.sdp");
+    for (int l = 0; l < 3; l++) assert_true(e->out_ssrc != layer_ssrc[l]);
 
     /* Key frames of every layer: with no estimate yet the viewer climbs to
      * f within the first frame, as one stream. Frames go on for over a
@@ -452,11 +453,63 @@ static void test_simulcast_layers(void **state)
     assert_int_equal(e->view.got[had + 1].ssrc, e->out_ssrc);
 }
 
+/* The viewer asks for no more than h: it leaves f at h's next key frame. */
+static void test_simulcast_max_layer(void **state)
+{
+    struct env *e = *state;
+    publish_and_view(e, "chromium_publish_simulcast.sdp");
+    pub_frame(e, true);
+    WAIT_FOR(e, got_layer(&e->view, 2));
+    assert_int_equal(sfu_set_max_layer(e->sfu, e->view_id, 1), 0);
+    assert_int_equal(sfu_set_max_layer(e->sfu, e->pub_id, 1), -EINVAL);
+    assert_int_equal(sfu_set_max_layer(e->sfu, "nobody", 1), -ENOENT);
+    pub_frame(e, false);
+    WAIT_FOR(e, pli_for(&e->pub, layer_ssrc[1]));
+    size_t before = e->view.n_got;
+    pub_frame(e, false);
+    WAIT_FOR(e, e->view.n_got > before);
+    assert_true(got_layer(&e->view, 2)); /* no key frame of h yet */
+    pub_send(e, 0, false);
+    pub_send(e, 1, true);
+    pub_send(e, 2, false);
+    WAIT_FOR(e, got_layer(&e->view, 1));
+    run_for(e, 50);
+    assert_true(got_layer(&e->view, 1));
+    assert_one_continuous_stream(e, 0);
+}
+
+/* Without simulcast nothing is renumbered: the viewer gets the publisher's
+ * SSRC and sequence numbers as they are. */
+static void test_plain_publisher_unchanged(void **state)
+{
+    struct env *e = *state;
+    publish_and_view(e, "chromium_publish.sdp");
+    const uint32_t ssrc = 336574753u; /* the offer's video SSRC, announced to the viewer */
+    assert_int_equal(e->out_ssrc, ssrc);
+    for (uint16_t i = 0; i < 5; i++) {
+        uint8_t b[64] = {0x80, 96, 0xFF, (uint8_t)(0xFE + i), 0, 0, 0, 9, (uint8_t)(ssrc >> 24),
+                         (uint8_t)(ssrc >> 16), (uint8_t)(ssrc >> 8), (uint8_t)ssrc, 0x10, 0x00, 7};
+        uint16_t seq = (uint16_t)(0xFFFE + i);
+        b[2] = (uint8_t)(seq >> 8), b[3] = (uint8_t)seq;
+        size_t len = 20;
+        assert_int_equal(msrtp_protect_rtp(e->pub.out, b, &len, sizeof(b)), 0);
+        assert_int_equal(client_send(&e->pub, b, len), 0);
+    }
+    WAIT_FOR(e, e->view.n_got == 5);
+    for (uint16_t i = 0; i < 5; i++) {
+        assert_int_equal(e->view.got[i].ssrc, ssrc);
+        assert_int_equal(e->view.got[i].seq, (uint16_t)(0xFFFE + i));
+        assert_int_equal(e->view.got[i].layer, 7);
+    }
+}
+
 int main(void)
 {
     log_set_level(LOG_WARN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_simulcast_layers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_simulcast_max_layer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plain_publisher_unchanged, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
