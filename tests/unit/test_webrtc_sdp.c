@@ -19,7 +19,9 @@
  * fired with the publisher's msid stream). The simulcast publish answer
  * (a=rid:q/h/f recv, a=simulcast:recv q;h;f, the rid extensions) was given
  * to a live simulcast offer of that Chromium and accepted, its sender
- * keeping the three encodings. This file is named test_webrtc_sdp
+ * keeping the three encodings; the view answer for a live viewer offer
+ * against that simulcast publisher (video sendonly under an out_ssrc of
+ * ours) was accepted too, ontrack firing for audio and video. This file is named test_webrtc_sdp
  * because tests/unit/test_sdp.c tests the GB/T 28181 SDP of src/sip. */
 #include <setjmp.h>
 #include <stdarg.h>
