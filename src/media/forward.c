@@ -237,7 +237,9 @@ void forward_match_view(const struct wsdp_session *pub, const struct wsdp_sessio
         int take = -1;
         for (size_t j = 0; ssrc && j < np && take < 0; j++) {
             const struct wsdp_media *p = &pub->media[j];
-            if (!used[j] && media_receivable(p) && p->n_ssrcs && p->ssrcs[0].ssrc == ssrc) take = (int)j;
+            if (!used[j] && media_receivable(p) &&
+                ((p->n_ssrcs && p->ssrcs[0].ssrc == ssrc) || (p->n_rids && p->out_ssrc == ssrc)))
+                take = (int)j;
         }
         for (size_t j = 0; j < np && take < 0; j++) {
             const struct wsdp_media *p = &pub->media[j];
@@ -497,6 +499,247 @@ int forward_build_receiver_report(struct fwd_stream *const *streams, size_t n, u
     return off;
 }
 
+/* ---- simulcast ---- */
+
+enum fwd_video_codec forward_video_codec(const struct wsdp_codec *c)
+{
+    if (!c) return FWD_VIDEO_OTHER;
+    if (strcasecmp(c->name, "VP8") == 0) return FWD_VIDEO_VP8;
+    if (strcasecmp(c->name, "H264") == 0) return FWD_VIDEO_H264;
+    return FWD_VIDEO_OTHER;
+}
+
+bool forward_rtp_payload(const uint8_t *pkt, size_t len, const struct fwd_rtp *h, const uint8_t **payload,
+                         size_t *plen)
+{
+    size_t end = len;
+    if (pkt[0] & 0x20) end -= pkt[len - 1]; /* forward_rtp_parse checked it fits */
+    if (h->payload_off >= end) return false;
+    *payload = pkt + h->payload_off;
+    *plen = end - h->payload_off;
+    return true;
+}
+
+/* RFC 7741 §4.2: the payload descriptor's length, 0 when it runs past len. */
+static size_t vp8_descriptor_len(const uint8_t *p, size_t len)
+{
+    size_t off = 1;
+    if (!(p[0] & 0x80)) return off;
+    if (len < 2) return 0;
+    uint8_t x = p[1];
+    off = 2;
+    if (x & 0x80) { /* I: PictureID, 15 bits when its M bit is set */
+        if (off >= len) return 0;
+        off += (p[off] & 0x80) ? 2 : 1;
+    }
+    if (x & 0x40) off++;          /* L: TL0PICIDX */
+    if (x & 0x30) off++;          /* T or K: TID/Y/KEYIDX */
+    return off < len ? off : 0;
+}
+
+static bool vp8_key(const uint8_t *p, size_t len)
+{
+    if (len < 2 || !(p[0] & 0x10) || (p[0] & 0x07) != 0) return false; /* S set, partition 0 */
+    size_t off = vp8_descriptor_len(p, len);
+    return off && !(p[off] & 0x01); /* RFC 7741 §4.3: P bit clear is a key frame */
+}
+
+static bool h264_key_nal(uint8_t type) { return type == 5 || type == 7; } /* IDR slice, SPS */
+
+static bool h264_key(const uint8_t *p, size_t len)
+{
+    uint8_t type = p[0] & 0x1F;
+    if (type >= 1 && type <= 23) return h264_key_nal(type);
+    if (type == 24) { /* STAP-A (RFC 6184 §5.7.1): 16-bit size, NAL unit, … */
+        for (size_t off = 1; off + 2 < len;) {
+            size_t n = (size_t)p[off] << 8 | p[off + 1];
+            if (n == 0 || n > len - off - 2) return false;
+            if (h264_key_nal(p[off + 2] & 0x1F)) return true;
+            off += 2 + n;
+        }
+        return false;
+    }
+    if (type == 28) /* FU-A (§5.8): the start fragment of a key NAL unit */
+        return len >= 2 && (p[1] & 0x80) && h264_key_nal(p[1] & 0x1F);
+    return false;
+}
+
+bool forward_keyframe_start(enum fwd_video_codec codec, const uint8_t *payload, size_t len)
+{
+    if (!payload || len == 0) return false;
+    if (codec == FWD_VIDEO_VP8) return vp8_key(payload, len);
+    if (codec == FWD_VIDEO_H264) return h264_key(payload, len);
+    return false;
+}
+
+void forward_layers_init(struct fwd_layers *l, const char (*rids)[WSDP_RID_MAX], size_t n)
+{
+    memset(l, 0, sizeof(*l));
+    l->n = n > FWD_MAX_LAYERS ? FWD_MAX_LAYERS : n;
+    for (size_t i = 0; i < l->n; i++) {
+        memcpy(l->rid[i], rids[i], WSDP_RID_MAX);
+        l->rid[i][WSDP_RID_MAX - 1] = '\0';
+    }
+}
+
+int forward_layers_classify(struct fwd_layers *l, const uint8_t *pkt, const struct fwd_rtp *h, uint8_t rid_ext,
+                            bool *learnt)
+{
+    *learnt = false;
+    for (size_t i = 0; i < l->n; i++)
+        if (l->ssrc[i] && l->ssrc[i] == h->ssrc) return (int)i;
+    size_t vlen = 0;
+    const uint8_t *v = rid_ext ? forward_rtp_ext(pkt, h, rid_ext, &vlen) : NULL;
+    if (!v || !h->ssrc) return -1;
+    for (size_t i = 0; i < l->n; i++) {
+        if (strlen(l->rid[i]) != vlen || memcmp(l->rid[i], v, vlen) != 0) continue;
+        /* a new SSRC for a rid: the encoder restarted; the old one is gone */
+        l->ssrc[i] = h->ssrc;
+        l->seen[i] = false;
+        *learnt = true;
+        return (int)i;
+    }
+    return -1;
+}
+
+void forward_layers_account(struct fwd_layers *l, int layer, size_t len, uint64_t now_ms)
+{
+    if (layer < 0 || (size_t)layer >= l->n) return;
+    if (!l->win_started) {
+        l->win_started = true;
+        l->win_start_ms = now_ms;
+    } else if (now_ms >= l->win_start_ms + FWD_RATE_WINDOW_MS) {
+        uint64_t span = now_ms - l->win_start_ms;
+        for (size_t i = 0; i < l->n; i++) {
+            l->bps[i] = l->win_bytes[i] * 8 * 1000 / span;
+            l->win_bytes[i] = 0;
+        }
+        l->win_start_ms = now_ms;
+    }
+    l->win_bytes[layer] += len;
+    l->last_ms[layer] = now_ms;
+    l->seen[layer] = true;
+}
+
+bool forward_layer_active(const struct fwd_layers *l, int layer, uint64_t now_ms)
+{
+    if (layer < 0 || (size_t)layer >= l->n || !l->seen[layer]) return false;
+    return now_ms < l->last_ms[layer] || now_ms - l->last_ms[layer] < FWD_LAYER_IDLE_MS;
+}
+
+void forward_sel_init(struct fwd_sel *k, uint32_t ssrc, uint32_t clock, int max_layer)
+{
+    memset(k, 0, sizeof(*k));
+    k->ssrc = ssrc;
+    k->clock = clock;
+    k->max_layer = max_layer < 0 ? 0 : max_layer >= FWD_MAX_LAYERS ? FWD_MAX_LAYERS - 1 : max_layer;
+    k->current = k->target = -1;
+}
+
+int forward_sel_choose(struct fwd_sel *k, const struct fwd_layers *l, uint64_t now_ms)
+{
+    int fit = -1, lowest = -1;
+    for (int i = 0; i < (int)l->n; i++) {
+        if (!forward_layer_active(l, i, now_ms)) continue;
+        if (lowest < 0) lowest = i;
+        if (i <= k->max_layer && (!k->bwe_bps || l->bps[i] <= k->bwe_bps)) fit = i;
+    }
+    if (fit < 0) fit = lowest;
+    if (fit >= 0) k->target = fit;
+    return k->target;
+}
+
+bool forward_sel_waiting(const struct fwd_sel *k) { return k->target >= 0 && k->target != k->current; }
+
+/* The target's key frame: the new run starts right after the last packet
+ * sent (no gap, no repeat) and one frame interval's worth of clock later
+ * than the last timestamp (at least one tick), whatever the layer's own
+ * numbering. The first run keeps the layer's numbers. */
+static void sel_switch(struct fwd_sel *k, int layer, const struct fwd_rtp *h, uint64_t now_ms)
+{
+    struct fwd_sel_switch sw = {.layer = layer};
+    if (k->sent) {
+        uint64_t ms = now_ms > k->last_ms ? now_ms - k->last_ms : 0;
+        uint32_t step = (uint32_t)(ms * k->clock / 1000);
+        sw.seq_off = (uint16_t)(k->last_seq + 1 - h->seq);
+        sw.ts_off = k->last_ts + (step ? step : 1) - h->ts;
+    }
+    sw.out_seq = (uint16_t)(h->seq + sw.seq_off);
+    if (k->n_hist == FWD_SEL_HISTORY) {
+        memmove(&k->hist[0], &k->hist[1], (FWD_SEL_HISTORY - 1) * sizeof(k->hist[0]));
+        k->n_hist--;
+    }
+    k->hist[k->n_hist++] = sw;
+    k->current = layer;
+    k->start_seq = h->seq;
+    k->switches++;
+}
+
+bool forward_sel_packet(struct fwd_sel *k, int layer, const struct fwd_rtp *h, bool keyframe, uint64_t now_ms,
+                        struct fwd_sel_out *out)
+{
+    if (layer >= 0 && layer == k->target && layer != k->current && keyframe) sel_switch(k, layer, h, now_ms);
+    if (layer < 0 || layer != k->current || (int16_t)(uint16_t)(h->seq - k->start_seq) < 0) {
+        k->dropped++;
+        return false;
+    }
+    const struct fwd_sel_switch *sw = &k->hist[k->n_hist - 1];
+    out->seq = (uint16_t)(h->seq + sw->seq_off);
+    out->ts = h->ts + sw->ts_off;
+    if (!k->sent || (int16_t)(uint16_t)(out->seq - k->last_seq) > 0) {
+        k->last_seq = out->seq;
+        k->last_ts = out->ts;
+        k->last_ms = now_ms;
+    }
+    k->sent = true;
+    return true;
+}
+
+static void wr16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+static void wr32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+void forward_sel_rewrite(const struct fwd_sel *k, uint8_t *pkt, const struct fwd_sel_out *o)
+{
+    wr16(pkt + 2, o->seq);
+    wr32(pkt + 4, o->ts);
+    wr32(pkt + 8, k->ssrc);
+}
+
+bool forward_sel_lookup(const struct fwd_sel *k, uint16_t out_seq, int *layer, uint16_t *in_seq, uint32_t *ts_off)
+{
+    if (!k->sent || (int16_t)(uint16_t)(k->last_seq - out_seq) < 0) return false; /* not sent yet */
+    for (size_t i = k->n_hist; i-- > 0;) {
+        const struct fwd_sel_switch *sw = &k->hist[i];
+        /* runs follow each other: the newest one starting at or before out_seq holds it */
+        if ((int16_t)(uint16_t)(out_seq - sw->out_seq) < 0) continue;
+        *layer = sw->layer;
+        *in_seq = (uint16_t)(out_seq - sw->seq_off);
+        *ts_off = sw->ts_off;
+        return true;
+    }
+    return false;
+}
+
+
+int forward_sel_sr(const struct fwd_sel *k, int layer, const rtcp_sender_info_t *si, uint8_t *buf, size_t cap)
+{
+    if (!k->sent || layer != k->current || k->n_hist == 0) return 0;
+    rtcp_sender_info_t out = *si;
+    out.rtp_ts = si->rtp_ts + k->hist[k->n_hist - 1].ts_off;
+    return rtcp_build_sr(buf, cap, k->ssrc, &out, NULL, 0);
+}
+
 /* ---- RTCP from viewers and publishers ---- */
 
 static void ask_keyframe(struct fwd_viewer_rtcp *out, struct fwd_stream *st, uint64_t now_ms, uint32_t interval_ms)
@@ -517,7 +760,7 @@ static void note_upstream(struct fwd_viewer_rtcp *out, struct fwd_stream *st)
     if (out->n_upstream < FWD_FB_STREAMS) out->upstream[out->n_upstream++] = st;
 }
 
-static void viewer_nack(const rtcp_packet_t *p, fwd_find_fn find, void *arg, uint64_t now_ms,
+static void viewer_nack(const rtcp_packet_t *p, fwd_find_fn find, fwd_map_fn map, void *arg, uint64_t now_ms,
                         struct fwd_viewer_rtcp *out)
 {
     rtcp_nack_t nack;
@@ -526,21 +769,26 @@ static void viewer_nack(const rtcp_packet_t *p, fwd_find_fn find, void *arg, uin
         return;
     }
     void *tag = NULL;
-    struct fwd_stream *st = find(arg, nack.media_ssrc, &tag);
-    if (!st) {
+    struct fwd_stream *named = find(arg, nack.media_ssrc, &tag);
+    if (!named) {
         out->unknown++;
         return;
     }
     if (nack.truncated) out->truncated = true;
     for (size_t i = 0; i < nack.count; i++) {
-        uint16_t seq = nack.seqs[i];
+        uint16_t out_seq = nack.seqs[i], seq = out_seq;
+        struct fwd_stream *st = named;
         out->nacked++;
+        if (map && !map(arg, tag, out_seq, &st, &seq)) {
+            out->missed++;
+            continue;
+        }
         if (forward_stream_cached(st, seq, NULL)) {
             if (out->n_resend == FWD_FB_MAX) {
                 out->truncated = true;
                 continue;
             }
-            out->resend[out->n_resend++] = (struct fwd_resend){.st = st, .tag = tag, .seq = seq};
+            out->resend[out->n_resend++] = (struct fwd_resend){.st = st, .tag = tag, .seq = seq, .out_seq = out_seq};
         } else {
             out->missed++;
             if (forward_stream_want(st, seq, now_ms)) note_upstream(out, st);
@@ -578,9 +826,10 @@ static void viewer_psfb(const rtcp_packet_t *p, fwd_find_fn find, void *arg, uin
         }
     } else if (p->count == RTCP_FMT_AFB) {
         rtcp_remb_t remb;
-        if (rtcp_parse_remb(p, &remb) == 0)
-            out->remb++; /* the viewer's estimate: consumed (no simulcast layer to pick yet) */
-        else
+        if (rtcp_parse_remb(p, &remb) == 0) {
+            out->remb++; /* the viewer's estimate: picks its simulcast layer */
+            out->remb_bps = remb.bitrate;
+        } else
             out->other++;
     } else {
         out->other++;
@@ -590,6 +839,13 @@ static void viewer_psfb(const rtcp_packet_t *p, fwd_find_fn find, void *arg, uin
 void forward_viewer_rtcp(const uint8_t *pkt, size_t len, fwd_find_fn find, void *arg, uint64_t now_ms,
                          uint32_t interval_ms, struct fwd_viewer_rtcp *out)
 {
+    forward_viewer_rtcp_map(pkt, len, find, NULL, arg, now_ms, interval_ms, out);
+}
+
+void forward_viewer_rtcp_map(const uint8_t *pkt, size_t len, fwd_find_fn find, fwd_map_fn map, void *arg,
+                             uint64_t now_ms, uint32_t interval_ms, struct fwd_viewer_rtcp *out)
+{
+    out->remb_bps = 0;
     out->n_resend = out->n_upstream = out->n_keyframe = 0;
     out->nacked = out->missed = out->rate_limited = out->unknown = 0;
     out->reports = out->remb = out->other = out->malformed = 0;
@@ -602,7 +858,7 @@ void forward_viewer_rtcp(const uint8_t *pkt, size_t len, fwd_find_fn find, void 
         if (p.pt == RTCP_PT_SR || p.pt == RTCP_PT_RR)
             out->reports++; /* about what we send: nothing to act on yet */
         else if (p.pt == RTCP_PT_RTPFB && p.count == RTCP_FMT_NACK)
-            viewer_nack(&p, find, arg, now_ms, out);
+            viewer_nack(&p, find, map, arg, now_ms, out);
         else if (p.pt == RTCP_PT_PSFB)
             viewer_psfb(&p, find, arg, now_ms, interval_ms, out);
         else

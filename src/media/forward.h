@@ -10,6 +10,12 @@
  *   ids (RFC 8285, one-byte and two-byte forms) where an extension the
  *   viewer did not agree to is blanked to padding and the mid value is
  *   rewritten to the viewer's mid;
+ * - simulcast (RFC 8853): a publisher stream of up to FWD_MAX_LAYERS layers
+ *   (struct fwd_layers: which SSRC is which rid, learnt from the
+ *   rtp-stream-id extension, and each layer's bitrate), and per viewer a
+ *   layer selector (struct fwd_sel) that forwards exactly one layer as one
+ *   continuous stream — one SSRC, sequence numbers and timestamps rewritten
+ *   — switching layer only at a key frame of the layer it switches to;
  * - RTCP: what a viewer's compound asks for (NACKs split into resends from
  *   the cache and misses to ask upstream, key frame requests let through or
  *   rate-limited), the SRs of a publisher to pass on, and the RR + REMB we
@@ -201,6 +207,127 @@ void forward_match_view(const struct wsdp_session *pub, const struct wsdp_sessio
  * the m-line is rejected. */
 const struct wsdp_codec *forward_media_codec(const struct wsdp_media *m);
 
+/* ---- simulcast ---- */
+
+#define FWD_MAX_LAYERS WSDP_MAX_RIDS
+#define FWD_LAYER_IDLE_MS 1000   /* a layer silent this long is not chosen (the browser paused it) */
+#define FWD_RATE_WINDOW_MS 1000  /* a layer's bitrate is measured over windows this long */
+#define FWD_SEL_HISTORY 8        /* layer switches a selector remembers, to answer NACKs across them */
+
+enum fwd_video_codec { FWD_VIDEO_OTHER, FWD_VIDEO_VP8, FWD_VIDEO_H264 };
+
+/* VP8, H264 or other from a negotiated codec (NULL: other). */
+enum fwd_video_codec forward_video_codec(const struct wsdp_codec *c);
+
+/* The payload of a parsed packet without its padding; false when empty. */
+bool forward_rtp_payload(const uint8_t *pkt, size_t len, const struct fwd_rtp *h, const uint8_t **payload,
+                         size_t *plen);
+
+/* Whether an RTP payload is the first packet of a key frame: VP8 (RFC 7741
+ * §4.2/§4.3: start of partition 0 with the P bit clear); H.264 (RFC 6184):
+ * an IDR slice or SPS alone, a STAP-A holding one, or an FU-A start of one.
+ * A decoder can start at such a packet. */
+bool forward_keyframe_start(enum fwd_video_codec codec, const uint8_t *payload, size_t len);
+
+/* A simulcast publisher stream's layers, lowest first (the a=simulcast
+ * order). */
+struct fwd_layers {
+    size_t n;
+    char rid[FWD_MAX_LAYERS][WSDP_RID_MAX];
+    uint32_t ssrc[FWD_MAX_LAYERS];     /* 0 until learnt */
+    uint64_t last_ms[FWD_MAX_LAYERS];  /* newest packet */
+    bool seen[FWD_MAX_LAYERS];         /* any packet yet */
+    uint64_t bps[FWD_MAX_LAYERS];      /* bitrate over the last full window; 0 before one */
+    uint64_t win_bytes[FWD_MAX_LAYERS];
+    uint64_t win_start_ms;
+    bool win_started;
+};
+
+/* n rids (at most FWD_MAX_LAYERS are taken), lowest layer first. */
+void forward_layers_init(struct fwd_layers *l, const char (*rids)[WSDP_RID_MAX], size_t n);
+
+/* The layer of a packet: by its SSRC, else by its rtp-stream-id element
+ * (rid_ext: the publisher's id for it), whose SSRC is then learnt (*learnt
+ * true: the caller forgets that layer's stream history,
+ * forward_stream_set_ssrc). -1 when it belongs to no layer. */
+int forward_layers_classify(struct fwd_layers *l, const uint8_t *pkt, const struct fwd_rtp *h, uint8_t rid_ext,
+                            bool *learnt);
+
+/* Counts a packet of len bytes of layer at now_ms (activity and bitrate). */
+void forward_layers_account(struct fwd_layers *l, int layer, size_t len, uint64_t now_ms);
+
+/* A layer that sent within FWD_LAYER_IDLE_MS of now_ms. */
+bool forward_layer_active(const struct fwd_layers *l, int layer, uint64_t now_ms);
+
+/* Where a run of the outgoing stream comes from: from out_seq on, layer's
+ * packets go out with seq + seq_off and ts + ts_off. */
+struct fwd_sel_switch {
+    uint16_t out_seq;
+    uint16_t seq_off;
+    uint32_t ts_off;
+    int layer;
+};
+
+/* One viewer's view of a simulcast stream. */
+struct fwd_sel {
+    uint32_t ssrc;            /* the one SSRC the viewer receives (its answer announces it) */
+    uint32_t clock;           /* RTP clock, for the timestamp step at a switch */
+    int max_layer;            /* the highest layer the viewer asked for */
+    uint64_t bwe_bps;         /* the viewer's bandwidth estimate (REMB); 0: none yet */
+    int current;              /* the layer forwarded; -1 before the first key frame */
+    int target;               /* the layer wanted; a switch waits for its key frame */
+    bool sent;                /* anything forwarded yet */
+    uint16_t start_seq;       /* the current layer's first forwarded (input) sequence number */
+    uint16_t last_seq;        /* the highest sequence number sent */
+    uint32_t last_ts;         /* its timestamp */
+    uint64_t last_ms;         /* when it was sent */
+    struct fwd_sel_switch hist[FWD_SEL_HISTORY]; /* oldest first; the last is the current run */
+    size_t n_hist;
+    uint64_t switches, dropped;
+};
+
+/* ssrc: the outgoing one; max_layer: FWD_MAX_LAYERS - 1 for "any". */
+void forward_sel_init(struct fwd_sel *k, uint32_t ssrc, uint32_t clock, int max_layer);
+
+/* The target at now_ms, from the viewer's bwe_bps and max_layer and the
+ * layers' activity and bitrates: the highest active layer up to max_layer
+ * whose bitrate fits the estimate (an unmeasured layer fits; no estimate
+ * yet fits everything), else the lowest active layer. No active layer:
+ * the target stays. Returns the target. */
+int forward_sel_choose(struct fwd_sel *k, const struct fwd_layers *l, uint64_t now_ms);
+
+/* A switch waits (for a key frame of the target: worth a PLI to it). */
+bool forward_sel_waiting(const struct fwd_sel *k);
+
+struct fwd_sel_out {
+    uint16_t seq;
+    uint32_t ts;
+};
+
+/* One new packet of layer (h parsed, keyframe from forward_keyframe_start)
+ * at now_ms: true with the sequence number and timestamp it goes out with.
+ * The target's key frame start switches to it: its sequence numbers follow
+ * the last sent without a gap, its timestamps the last sent plus the time
+ * since. Packets of other layers, and of the current one from before the
+ * switch, are dropped. */
+bool forward_sel_packet(struct fwd_sel *k, int layer, const struct fwd_rtp *h, bool keyframe, uint64_t now_ms,
+                        struct fwd_sel_out *out);
+
+/* Writes the viewer's SSRC, seq and ts into a packet copy (>= 12 bytes). */
+void forward_sel_rewrite(const struct fwd_sel *k, uint8_t *pkt, const struct fwd_sel_out *o);
+
+/* A NACKed outgoing sequence number: the layer and input sequence number
+ * it was (or would have been) sent from, and its timestamp offset. False
+ * when it is not sent yet or older than the remembered switches. */
+bool forward_sel_lookup(const struct fwd_sel *k, uint16_t out_seq, int *layer, uint16_t *in_seq, uint32_t *ts_off);
+
+/* The SR a viewer of k gets for a layer's SR (si: what the publisher said
+ * of that layer): under the viewer's SSRC, the RTP time moved as the
+ * current run moves it, so the viewer can sync it with the audio. Bytes
+ * written; 0 when layer is not the one forwarded now (its clock is not the
+ * viewer's); negative when buf is too small. */
+int forward_sel_sr(const struct fwd_sel *k, int layer, const rtcp_sender_info_t *si, uint8_t *buf, size_t cap);
+
 /* ---- RTCP ---- */
 
 /* Resolves a media SSRC named in feedback to the stream (and the caller's
@@ -210,8 +337,15 @@ typedef struct fwd_stream *(*fwd_find_fn)(void *arg, uint32_t ssrc, void **tag);
 struct fwd_resend {
     struct fwd_stream *st;
     void *tag;
-    uint16_t seq;
+    uint16_t seq;           /* in st's cache */
+    uint16_t out_seq;       /* as the viewer asked (seq, unless a map translated it) */
 };
+
+/* For a viewer receiving a translated stream (simulcast): the stream and
+ * input sequence number behind the out_seq it NACKed on the stream find
+ * gave (tag as find set it). False: not known (counted missed). NULL map:
+ * every sequence number is the stream's own. */
+typedef bool (*fwd_map_fn)(void *arg, void *tag, uint16_t out_seq, struct fwd_stream **st, uint16_t *seq);
 
 /* What a viewer's compound RTCP asks for. */
 struct fwd_viewer_rtcp {
@@ -226,6 +360,7 @@ struct fwd_viewer_rtcp {
     uint32_t rate_limited;                    /* PLI/FIR held back by the limiter */
     uint32_t unknown;                         /* feedback for an SSRC the viewer does not receive */
     uint32_t reports, remb, other, malformed;
+    uint64_t remb_bps;                        /* the last REMB's estimate, 0: none in this compound */
     bool truncated;                           /* more than FWD_FB_MAX seqs asked */
 };
 
@@ -237,6 +372,9 @@ struct fwd_viewer_rtcp {
  * counted only. */
 void forward_viewer_rtcp(const uint8_t *pkt, size_t len, fwd_find_fn find, void *arg, uint64_t now_ms,
                          uint32_t interval_ms, struct fwd_viewer_rtcp *out);
+/* The same with each NACKed sequence number translated by map. */
+void forward_viewer_rtcp_map(const uint8_t *pkt, size_t len, fwd_find_fn find, fwd_map_fn map, void *arg,
+                             uint64_t now_ms, uint32_t interval_ms, struct fwd_viewer_rtcp *out);
 
 /* The PLI (or FIR) for st without asking the limiter (it already agreed). */
 int forward_stream_keyframe_build(struct fwd_stream *st, uint32_t sender_ssrc, uint8_t *buf, size_t cap);

@@ -22,7 +22,15 @@
  *
  * Per packet nothing is allocated: a publisher's RTP is parsed, cached and
  * copied per viewer into a stack buffer (forward_prepare) and protected
- * there by the transport. */
+ * there by the transport.
+ *
+ * Simulcast (a publisher m-line with rids): the stream has one fwd_stream
+ * per layer (fs is layer 0, upper[] the others: cache, loss, RR each), the
+ * layers' SSRCs learnt from the rtp-stream-id extension; every viewer sink
+ * has a layer selector (forward.h's fwd_sel) that sends one layer under
+ * the stream's out_ssrc — the SSRC the viewer's answer announces — picking
+ * the layer from the viewer's REMB and its max layer (sfu_set_max_layer)
+ * and asking the target layer for a key frame while a switch waits. */
 #include "media/sfu.h"
 
 #include <errno.h>
@@ -48,6 +56,8 @@ struct sfu_peer;
 
 struct sfu_sink {
     struct fwd_sink fk;
+    bool sim;                     /* the stream is simulcast: sel picks and renumbers */
+    struct fwd_sel sel;
     struct sfu_stream *st;
     struct sfu_peer *viewer;
     struct sfu_sink *prev, *next; /* in st->sinks */
@@ -60,7 +70,15 @@ struct sfu_stream {
     char mid[WSDP_TOKEN_MAX];
     enum room_stream_kind kind;
     uint8_t mid_ext;              /* the publisher's mid extension id, to learn an unsignaled SSRC */
-    struct fwd_stream fs;
+    struct fwd_stream fs;         /* the stream; with simulcast its layer 0 */
+    /* simulcast */
+    bool sim;
+    struct fwd_layers layers;
+    struct fwd_stream upper[FWD_MAX_LAYERS - 1]; /* layers 1.. */
+    uint8_t rid_ext;              /* the publisher's rtp-stream-id extension id */
+    enum fwd_video_codec codec;   /* for key frame detection */
+    uint32_t out_ssrc;            /* what viewers receive it as */
+    uint32_t clock;
     struct sfu_sink *sinks;
 };
 
@@ -81,6 +99,7 @@ struct sfu_peer {
     struct sfu_peer *viewing;
     struct sfu_peer *v_prev, *v_next;
     bool subscribed;
+    int max_layer;                /* simulcast: the highest layer it takes (sfu_set_max_layer) */
     struct sfu_sink sinks[WSDP_MAX_MEDIA];
     size_t n_sinks;
 };
@@ -101,6 +120,10 @@ struct sfu {
 };
 
 static uint64_t now_ms(const struct sfu *s) { return uv_now(s->loop); }
+
+/* The stream's fwd_streams: one, or one per simulcast layer. */
+static size_t stream_nfs(const struct sfu_stream *st) { return st->sim ? st->layers.n : 1; }
+static struct fwd_stream *stream_fs(struct sfu_stream *st, size_t i) { return i == 0 ? &st->fs : &st->upper[i - 1]; }
 
 void sfu_config_default(struct sfu_config *cfg)
 {
@@ -197,6 +220,8 @@ static void viewer_attach(struct sfu_peer *v, struct sfu_peer *pub, const struct
         if (!st || !c) continue;
         struct sfu_sink *k = &v->sinks[v->n_sinks++];
         forward_sink_from_media(&k->fk, c->pt, &pub->answer->media[st->media_index], &view->media[i]);
+        k->sim = st->sim;
+        if (st->sim) forward_sel_init(&k->sel, st->out_ssrc, st->clock, v->max_layer);
         k->st = st;
         k->viewer = v;
         k->prev = NULL;
@@ -213,7 +238,8 @@ static void viewer_attach(struct sfu_peer *v, struct sfu_peer *pub, const struct
 
 static void streams_free(struct sfu_peer *p)
 {
-    for (size_t i = 0; i < p->n_streams; i++) forward_stream_free(&p->streams[i].fs);
+    for (size_t i = 0; i < p->n_streams; i++)
+        for (size_t l = 0; l < stream_nfs(&p->streams[i]); l++) forward_stream_free(stream_fs(&p->streams[i], l));
     free(p->streams);
     p->streams = NULL;
     p->n_streams = 0;
@@ -296,26 +322,48 @@ static bool send_to_sink(struct sfu *s, const struct sfu_sink *k, const uint8_t 
     return true;
 }
 
+/* A simulcast sink's copy: as send_to_sink, then under the viewer's one
+ * SSRC with the selector's numbers. */
+static bool send_to_sim_sink(struct sfu *s, const struct sfu_sink *k, const uint8_t *pkt, size_t len,
+                             const struct fwd_sel_out *o)
+{
+    uint8_t buf[SFU_BUF];
+    if (!can_send(k->viewer)) return false;
+    int n = forward_prepare(&k->fk, pkt, len, buf, RTC_MAX_PACKET);
+    if (n >= 0) forward_sel_rewrite(&k->sel, buf, o);
+    if (n < 0 || rtc_peer_send_rtp(k->viewer->rtc, buf, (size_t)n) < 0) {
+        s->rtp_dropped++;
+        return false;
+    }
+    return true;
+}
+
+/* A key frame request to one stream (a simulcast layer), rate-limited. */
+static void request_keyframe(struct sfu *s, struct sfu_peer *pub, struct fwd_stream *fs, uint64_t now)
+{
+    uint8_t buf[SFU_BUF];
+    int n = forward_stream_keyframe(fs, now, s->cfg.pli_interval_ms, s->rtcp_ssrc, buf, RTC_MAX_PACKET);
+    if (n > 0) {
+        send_rtcp(pub, buf, n);
+        s->plis_sent++;
+    }
+}
+
 static void send_keyframe_requests(struct sfu *s, struct sfu_peer *pub, uint64_t now)
 {
     if (!can_send(pub)) return;
     for (size_t i = 0; i < pub->n_streams; i++) {
         struct sfu_stream *st = &pub->streams[i];
         if (st->kind != ROOM_STREAM_VIDEO) continue;
-        uint8_t buf[SFU_BUF];
-        int n = forward_stream_keyframe(&st->fs, now, s->cfg.pli_interval_ms, s->rtcp_ssrc, buf, RTC_MAX_PACKET);
-        if (n > 0) {
-            send_rtcp(pub, buf, n);
-            s->plis_sent++;
-        }
+        for (size_t l = 0; l < stream_nfs(st); l++) request_keyframe(s, pub, stream_fs(st, l), now);
     }
 }
 
-static void send_nack(struct sfu *s, struct sfu_stream *st, uint64_t now)
+static void send_nack(struct sfu *s, struct sfu_peer *pub, struct fwd_stream *fs, uint64_t now)
 {
     uint8_t buf[SFU_BUF];
-    int n = forward_stream_nack(&st->fs, now, SFU_NACK_RETRY_MS, s->rtcp_ssrc, buf, RTC_MAX_PACKET);
-    send_rtcp(st->pub, buf, n);
+    int n = forward_stream_nack(fs, now, SFU_NACK_RETRY_MS, s->rtcp_ssrc, buf, RTC_MAX_PACKET);
+    send_rtcp(pub, buf, n);
 }
 
 /* ---- transport callbacks ---- */
@@ -370,7 +418,7 @@ static void on_connected(void *user, struct rtc_peer *rp)
 static struct sfu_stream *stream_by_ssrc(struct sfu_peer *p, uint32_t ssrc)
 {
     for (size_t i = 0; i < p->n_streams; i++)
-        if (p->streams[i].fs.cfg.ssrc == ssrc && ssrc) return &p->streams[i];
+        if (!p->streams[i].sim && p->streams[i].fs.cfg.ssrc == ssrc && ssrc) return &p->streams[i];
     return NULL;
 }
 
@@ -378,27 +426,66 @@ static struct sfu_stream *stream_by_ssrc(struct sfu_peer *p, uint32_t ssrc)
  * (BUNDLE demux, RFC 8843 §9.2), or the only one still waiting for its SSRC
  * with this payload type. The payload type must be the stream's, so an RTX
  * or FEC SSRC is never taken for the media one; and a stream that already
- * receives keeps its SSRC, so simulcast layers (not supported yet) are
- * dropped rather than flipping it packet by packet. */
+ * receives keeps its SSRC, so layers of a simulcast the answer declined are
+ * dropped rather than flipping it packet by packet. Simulcast streams learn
+ * their layers' SSRCs by rid (sim_stream). */
 static struct sfu_stream *stream_learn(struct sfu_peer *p, const uint8_t *pkt, const struct fwd_rtp *h)
 {
     struct sfu_stream *hit = NULL;
     for (size_t i = 0; i < p->n_streams && !hit; i++) {
         struct sfu_stream *st = &p->streams[i];
-        if (st->fs.started) continue;
+        if (st->fs.started || st->sim) continue;
         size_t vlen = 0;
         const uint8_t *mid = st->mid_ext ? forward_rtp_ext(pkt, h, st->mid_ext, &vlen) : NULL;
         if (mid && vlen == strlen(st->mid) && memcmp(mid, st->mid, vlen) == 0 && h->pt == st->fs.cfg.pt) hit = st;
     }
     for (size_t i = 0; i < p->n_streams && !hit; i++) {
         struct sfu_stream *st = &p->streams[i];
-        if (!st->fs.cfg.ssrc && h->pt == st->fs.cfg.pt) hit = st;
+        if (!st->sim && !st->fs.cfg.ssrc && h->pt == st->fs.cfg.pt) hit = st;
     }
     if (hit) {
         log_info("sfu: %s stream %s is SSRC %08x", p->id, hit->id, h->ssrc);
         forward_stream_set_ssrc(&hit->fs, h->ssrc);
     }
     return hit;
+}
+
+/* The simulcast stream and layer of a packet (by SSRC, or by rid), or NULL. */
+static struct sfu_stream *sim_stream(struct sfu_peer *p, const uint8_t *pkt, const struct fwd_rtp *h, int *layer)
+{
+    for (size_t i = 0; i < p->n_streams; i++) {
+        struct sfu_stream *st = &p->streams[i];
+        bool learnt;
+        if (!st->sim || (*layer = forward_layers_classify(&st->layers, pkt, h, st->rid_ext, &learnt)) < 0) continue;
+        if (learnt) {
+            log_info("sfu: %s stream %s layer %s is SSRC %08x", p->id, st->id, st->layers.rid[*layer], h->ssrc);
+            forward_stream_set_ssrc(stream_fs(st, (size_t)*layer), h->ssrc);
+        }
+        return st;
+    }
+    return NULL;
+}
+
+/* A packet of a simulcast layer: each sink's selector picks (its target
+ * from the layers' state and the viewer's estimate; a key frame asked of
+ * the target while a switch waits) and renumbers. */
+static void sim_forward(struct sfu *s, struct sfu_stream *st, int layer, const uint8_t *pkt, size_t len,
+                        const struct fwd_rtp *h, uint64_t now)
+{
+    const uint8_t *payload;
+    size_t plen;
+    bool key = forward_rtp_payload(pkt, len, h, &payload, &plen) && forward_keyframe_start(st->codec, payload, plen);
+    forward_layers_account(&st->layers, layer, len, now);
+    rtc_transport_batch_begin(s->rtc);
+    for (struct sfu_sink *k = st->sinks; k; k = k->next) {
+        int target = forward_sel_choose(&k->sel, &st->layers, now);
+        struct fwd_sel_out o;
+        if (forward_sel_packet(&k->sel, layer, h, key, now, &o) && send_to_sim_sink(s, k, pkt, len, &o))
+            s->rtp_forwarded++;
+        if (target >= 0 && forward_sel_waiting(&k->sel) && can_send(st->pub))
+            request_keyframe(s, st->pub, stream_fs(st, (size_t)target), now);
+    }
+    rtc_transport_batch_flush(s->rtc);
 }
 
 static void on_rtp(void *user, struct rtc_peer *rp, uint8_t *pkt, size_t len)
@@ -410,18 +497,25 @@ static void on_rtp(void *user, struct rtc_peer *rp, uint8_t *pkt, size_t len)
         s->rtp_dropped++;
         return;
     }
+    int layer = 0;
     struct sfu_stream *st = stream_by_ssrc(p, h.ssrc);
+    if (!st) st = sim_stream(p, pkt, &h, &layer);
     if (!st) st = stream_learn(p, pkt, &h);
     if (!st || h.pt != st->fs.cfg.pt) { /* unknown SSRC, or RTX/FEC we did not negotiate */
         s->rtp_dropped++;
         return;
     }
     uint64_t now = now_ms(s);
-    if (forward_stream_receive(&st->fs, pkt, len, &h, now) == FWD_DUPLICATE) {
+    struct fwd_stream *fs = stream_fs(st, (size_t)layer);
+    if (forward_stream_receive(fs, pkt, len, &h, now) == FWD_DUPLICATE) {
         s->rtp_dropped++;
         return;
     }
-    if (st->fs.n_missing) send_nack(s, st, now);
+    if (fs->n_missing) send_nack(s, p, fs, now);
+    if (st->sim) {
+        sim_forward(s, st, layer, pkt, len, &h, now);
+        return;
+    }
     /* One sendmmsg per RTC_BATCH viewers instead of a system call each. */
     rtc_transport_batch_begin(s->rtc);
     for (struct sfu_sink *k = st->sinks; k; k = k->next)
@@ -429,19 +523,40 @@ static void on_rtp(void *user, struct rtc_peer *rp, uint8_t *pkt, size_t len)
     rtc_transport_batch_flush(s->rtc);
 }
 
-static struct fwd_stream *find_pub_stream(void *arg, uint32_t ssrc, void **tag)
+/* The stream and layer of one of the publisher's SSRCs. */
+static struct sfu_stream *layer_of(struct sfu_peer *p, uint32_t ssrc, size_t *layer)
 {
-    struct sfu_stream *st = stream_by_ssrc(arg, ssrc);
-    *tag = st;
-    return st ? &st->fs : NULL;
+    for (size_t i = 0; ssrc && i < p->n_streams; i++)
+        for (size_t l = 0; l < stream_nfs(&p->streams[i]); l++)
+            if (stream_fs(&p->streams[i], l)->cfg.ssrc == ssrc) {
+                *layer = l;
+                return &p->streams[i];
+            }
+    return NULL;
 }
 
+static struct fwd_stream *find_pub_stream(void *arg, uint32_t ssrc, void **tag)
+{
+    size_t layer = 0;
+    struct sfu_stream *st = layer_of(arg, ssrc, &layer);
+    *tag = st;
+    return st ? stream_fs(st, layer) : NULL;
+}
+
+/* A simulcast sink's feedback goes to the layer it receives (the one it
+ * waits for, before the first). */
 static struct fwd_stream *find_viewer_stream(void *arg, uint32_t ssrc, void **tag)
 {
     struct sfu_peer *v = arg;
     for (size_t i = 0; i < v->n_sinks; i++) {
         struct sfu_sink *k = &v->sinks[i];
-        if (k->st && ssrc && k->st->fs.cfg.ssrc == ssrc) {
+        if (!k->st || !ssrc) continue;
+        if (k->sim && k->sel.ssrc == ssrc) {
+            int layer = k->sel.current >= 0 ? k->sel.current : k->sel.target >= 0 ? k->sel.target : 0;
+            *tag = k;
+            return stream_fs(k->st, (size_t)layer);
+        }
+        if (!k->sim && k->st->fs.cfg.ssrc == ssrc) {
             *tag = k;
             return &k->st->fs;
         }
@@ -449,47 +564,116 @@ static struct fwd_stream *find_viewer_stream(void *arg, uint32_t ssrc, void **ta
     return NULL;
 }
 
-static struct sfu_stream *stream_of(struct sfu_peer *pub, const struct fwd_stream *fs)
+/* A simulcast sink's NACKed number: the layer and number it came from. */
+static bool map_viewer_seq(void *arg, void *tag, uint16_t out_seq, struct fwd_stream **st, uint16_t *seq)
 {
-    for (size_t i = 0; i < pub->n_streams; i++)
-        if (&pub->streams[i].fs == fs) return &pub->streams[i];
-    return NULL;
+    (void)arg;
+    struct sfu_sink *k = tag;
+    if (!k->sim) return true; /* the publisher's own numbers */
+    int layer;
+    uint32_t ts_off;
+    if (!forward_sel_lookup(&k->sel, out_seq, &layer, seq, &ts_off)) return false;
+    *st = stream_fs(k->st, (size_t)layer);
+    return true;
 }
 
-/* SRs go on to every viewer, each copy protected for that viewer. */
+/* The resend of a NACKed packet, renumbered as first sent for a simulcast sink. */
+static bool resend_to_sink(struct sfu *s, struct sfu_sink *k, const struct fwd_resend *r)
+{
+    size_t clen = 0;
+    const uint8_t *c = forward_stream_cached(r->st, r->seq, &clen);
+    if (!c) return false;
+    if (!k->sim) return send_to_sink(s, k, c, clen);
+    struct fwd_rtp h;
+    int layer;
+    uint16_t in_seq;
+    uint32_t ts_off;
+    if (forward_rtp_parse(c, clen, &h) < 0 || !forward_sel_lookup(&k->sel, r->out_seq, &layer, &in_seq, &ts_off))
+        return false;
+    struct fwd_sel_out o = {.seq = r->out_seq, .ts = h.ts + ts_off};
+    return send_to_sim_sink(s, k, c, clen, &o);
+}
+
+struct sim_sr {
+    struct sfu_stream *st;
+    int layer;
+    rtcp_sender_info_t si;
+};
+
+/* Splits the SRs for viewers: those of plain streams go to all as they
+ * are (into common), those of simulcast layers into sims, for each viewer
+ * to translate. Returns the bytes in common. */
+static size_t split_srs(struct sfu_peer *p, const uint8_t *srs, size_t n, uint8_t *common, struct sim_sr *sims,
+                        size_t *n_sims)
+{
+    rtcp_iter_t it;
+    rtcp_packet_t pk;
+    size_t nc = 0;
+    *n_sims = 0;
+    rtcp_iter_init(&it, srs, n);
+    while (rtcp_iter_next(&it, &pk) == 1) {
+        uint32_t ssrc = pk.len >= 8 ? (uint32_t)pk.data[4] << 24 | (uint32_t)pk.data[5] << 16 |
+                                          (uint32_t)pk.data[6] << 8 | pk.data[7]
+                                    : 0;
+        size_t layer = 0;
+        struct sfu_stream *st = layer_of(p, ssrc, &layer);
+        rtcp_report_t r;
+        if (st && st->sim) {
+            if (*n_sims < WSDP_MAX_MEDIA * FWD_MAX_LAYERS && rtcp_parse_report(&pk, &r) == 0)
+                sims[(*n_sims)++] = (struct sim_sr){.st = st, .layer = (int)layer, .si = r.si};
+            continue;
+        }
+        memcpy(common + nc, pk.data, pk.len); /* fits: common is as large as srs */
+        nc += pk.len;
+    }
+    return nc;
+}
+
+/* SRs go on to every viewer, each copy protected for that viewer; a
+ * simulcast layer's SR only to the viewers receiving that layer, under
+ * their SSRC and time (forward_sel_sr). */
 static void publisher_rtcp(struct sfu_peer *p, const uint8_t *pkt, size_t len, uint64_t now)
 {
-    uint8_t srs[SFU_BUF], buf[SFU_BUF];
+    uint8_t srs[SFU_BUF], common[SFU_BUF], buf[SFU_BUF];
+    struct sim_sr sims[WSDP_MAX_MEDIA * FWD_MAX_LAYERS];
+    size_t n_sims;
     int n = forward_publisher_rtcp(pkt, len, find_pub_stream, p, now, srs, RTC_MAX_PACKET);
     if (n <= 0) return;
+    size_t nc = split_srs(p, srs, (size_t)n, common, sims, &n_sims);
     rtc_transport_batch_begin(p->s->rtc);
     for (struct sfu_peer *v = p->viewers; v; v = v->v_next) {
         if (!can_send(v)) continue;
-        memcpy(buf, srs, (size_t)n);
-        rtc_peer_send_rtcp(v->rtc, buf, (size_t)n);
+        memcpy(buf, common, nc);
+        size_t off = nc;
+        for (size_t i = 0; i < n_sims; i++)
+            for (size_t j = 0; j < v->n_sinks; j++) {
+                const struct sfu_sink *k = &v->sinks[j];
+                if (!k->sim || k->st != sims[i].st) continue;
+                int w = forward_sel_sr(&k->sel, sims[i].layer, &sims[i].si, buf + off, RTC_MAX_PACKET - off);
+                if (w > 0) off += (size_t)w;
+            }
+        if (off) rtc_peer_send_rtcp(v->rtc, buf, off);
     }
     rtc_transport_batch_flush(p->s->rtc);
 }
 
 /* NACKs answered from the caches, misses and key frame requests passed to
- * the publisher; reports and REMB consumed. */
+ * the publisher; REMB feeds the layer selectors; reports consumed. */
 static void viewer_rtcp(struct sfu *s, struct sfu_peer *v, const uint8_t *pkt, size_t len, uint64_t now)
 {
     struct sfu_peer *pub = v->viewing;
     if (!pub) return;
     struct fwd_viewer_rtcp fb;
-    forward_viewer_rtcp(pkt, len, find_viewer_stream, v, now, s->cfg.pli_interval_ms, &fb);
-    for (size_t i = 0; i < fb.n_resend; i++) {
-        size_t clen = 0;
-        const uint8_t *c = forward_stream_cached(fb.resend[i].st, fb.resend[i].seq, &clen);
-        if (c && send_to_sink(s, fb.resend[i].tag, c, clen)) s->nacks_answered++;
-    }
+    forward_viewer_rtcp_map(pkt, len, find_viewer_stream, map_viewer_seq, v, now, s->cfg.pli_interval_ms, &fb);
+    for (size_t i = 0; i < fb.n_resend; i++)
+        if (resend_to_sink(s, fb.resend[i].tag, &fb.resend[i])) s->nacks_answered++;
     for (size_t i = 0; i < fb.n_upstream; i++) {
-        struct sfu_stream *st = stream_of(pub, fb.upstream[i]);
-        if (!st) continue;
-        send_nack(s, st, now);
+        send_nack(s, pub, fb.upstream[i], now);
         s->nacks_forwarded++;
     }
+    if (fb.remb_bps) /* the viewer's estimate picks its simulcast layers */
+        for (size_t i = 0; i < v->n_sinks; i++)
+            if (v->sinks[i].sim) v->sinks[i].sel.bwe_bps = fb.remb_bps;
     for (size_t i = 0; i < fb.n_keyframe; i++) {
         uint8_t buf[SFU_BUF];
         int n = forward_stream_keyframe_build(fb.keyframe[i], s->rtcp_ssrc, buf, RTC_MAX_PACKET);
@@ -529,9 +713,10 @@ static void on_gone(void *user, struct rtc_peer *rp, enum rtc_gone_reason why)
 
 static void send_receiver_report(struct sfu *s, struct sfu_peer *p, uint64_t now)
 {
-    struct fwd_stream *fs[WSDP_MAX_MEDIA];
+    struct fwd_stream *fs[WSDP_MAX_MEDIA * FWD_MAX_LAYERS];
     size_t n = 0;
-    for (size_t i = 0; i < p->n_streams && n < WSDP_MAX_MEDIA; i++) fs[n++] = &p->streams[i].fs;
+    for (size_t i = 0; i < p->n_streams && i < WSDP_MAX_MEDIA; i++)
+        for (size_t l = 0; l < stream_nfs(&p->streams[i]); l++) fs[n++] = stream_fs(&p->streams[i], l);
     uint8_t buf[SFU_BUF];
     int len = forward_build_receiver_report(fs, n, s->rtcp_ssrc, SFU_CNAME, s->cfg.remb_bps, now, buf, RTC_MAX_PACKET);
     send_rtcp(p, buf, len);
@@ -547,7 +732,8 @@ static void on_tick(uv_timer_t *t)
         if (!p->publisher || !can_send(p)) continue;
         send_receiver_report(s, p, now);
         for (size_t i = 0; i < p->n_streams; i++)
-            if (p->streams[i].fs.n_missing) send_nack(s, &p->streams[i], now);
+            for (size_t l = 0; l < stream_nfs(&p->streams[i]); l++)
+                if (stream_fs(&p->streams[i], l)->n_missing) send_nack(s, p, stream_fs(&p->streams[i], l), now);
     }
 }
 
@@ -666,6 +852,29 @@ static int admit(struct sfu *s, struct sfu_peer *p, const char *name, const char
     return 0;
 }
 
+/* A simulcast stream: a fwd_stream per layer, SSRCs learnt by rid, and the
+ * SSRC viewers get it as (set in the answer for their answers to announce). */
+static int sim_make(struct sfu_peer *p, struct sfu_stream *st, const struct wsdp_media *m,
+                    const struct fwd_stream_config *fc)
+{
+    struct fwd_stream_config lc = *fc;
+    lc.ssrc = 0;
+    st->sim = true;
+    forward_layers_init(&st->layers, m->rids, m->n_rids);
+    st->rid_ext = wsdp_media_ext_id(m, WSDP_EXT_RID);
+    st->codec = forward_video_codec(wsdp_media_codec(m));
+    st->clock = fc->clock;
+    for (size_t l = 0; l < st->layers.n; l++) {
+        if (forward_stream_init(stream_fs(st, l), &lc) == 0) continue;
+        while (l-- > 0) forward_stream_free(stream_fs(st, l)); /* not counted in n_streams: freed here */
+        return -ENOMEM;
+    }
+    if (RAND_bytes((unsigned char *)&st->out_ssrc, sizeof(st->out_ssrc)) != 1 || !st->out_ssrc)
+        st->out_ssrc = 0x5C000000u | (uint32_t)st->media_index;
+    p->answer->media[st->media_index].out_ssrc = st->out_ssrc;
+    return 0;
+}
+
 /* One forwarding stream per accepted m-line, up to the per-participant cap. */
 static int streams_make(struct sfu *s, struct sfu_peer *p)
 {
@@ -701,7 +910,11 @@ static int streams_make(struct sfu *s, struct sfu_peer *p)
             .nack = c->fb_nack,
             .cache_ms = s->cfg.nack_cache_ms,
         };
-        if (forward_stream_init(&st->fs, &fc) < 0) return -ENOMEM;
+        if (m->n_rids && st->kind == ROOM_STREAM_VIDEO) {
+            if (sim_make(p, st, m, &fc) < 0) return -ENOMEM;
+        } else if (forward_stream_init(&st->fs, &fc) < 0) {
+            return -ENOMEM;
+        }
         p->n_streams++;
     }
     return 0;
@@ -721,6 +934,7 @@ static struct sfu_peer *peer_alloc(struct sfu *s, const char *room, bool publish
     if (!p) return NULL;
     p->s = s;
     p->publisher = publisher;
+    p->max_layer = FWD_MAX_LAYERS - 1;
     snprintf(p->room, sizeof(p->room), "%s", room);
     return p;
 }
@@ -870,6 +1084,18 @@ int sfu_close_room(struct sfu *s, const char *room)
         p = next;
     }
     zombie_sweep(s);
+    return 0;
+}
+
+int sfu_set_max_layer(struct sfu *s, const char *viewer_id, int max_layer)
+{
+    struct sfu_peer *v = peer_find(s, viewer_id);
+    if (!v) return -ENOENT;
+    if (v->publisher || max_layer < 0) return -EINVAL;
+    if (max_layer >= FWD_MAX_LAYERS) max_layer = FWD_MAX_LAYERS - 1;
+    for (size_t i = 0; i < v->n_sinks; i++)
+        if (v->sinks[i].sim) v->sinks[i].sel.max_layer = max_layer;
+    v->max_layer = max_layer;
     return 0;
 }
 

@@ -8,7 +8,10 @@
  * -ENOENT.
  *
  * Forwarding keeps the publisher's SSRCs and sequence numbers (the viewer's
- * answer announces them); per viewer it rewrites the payload type to the
+ * answer announces them) — except for simulcast (RFC 8853: a publisher's
+ * video in 2-3 rid layers), where each viewer gets one layer as one stream
+ * under an SSRC of ours, the layer chosen from the viewer's REMB and
+ * sfu_set_max_layer and switched only at a key frame; per viewer it rewrites the payload type to the
  * viewer's number for the same codec and the one-byte header-extension ids
  * to the viewer's (extensions the viewer did not agree to are blanked to
  * padding), then protects with the viewer's SRTP context. Each publisher
@@ -76,6 +79,11 @@ int sfu_view(struct sfu *s, const char *room, const char *publisher_id, const ch
 /* The participant leaves (reason leave) / is kicked; its peer is closed.
  * 0 or -ENOENT. */
 int sfu_leave(struct sfu *s, const char *participant_id);
+
+/* Simulcast: the highest layer (0: the lowest; layers go up in the
+ * publisher's a=simulcast order) a viewer takes of every simulcast stream,
+ * by default all. 0, -ENOENT, or -EINVAL (not a viewer, negative). */
+int sfu_set_max_layer(struct sfu *s, const char *viewer_id, int max_layer);
 int sfu_kick(struct sfu *s, const char *participant_id);
 /* The room's participants all leave (reason room-closed) and it closes.
  * 0 or -ENOENT. */

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #define REPAIR_MAX 8 /* FID repair SSRCs remembered per m-line while parsing */
+#define RID_SEEN_MAX 8 /* a=rid send lines remembered per m-line while parsing */
 
 /* ---- small text helpers over str_t ---- */
 
@@ -184,6 +185,19 @@ static struct wsdp_codec *codec_by_pt(struct wsdp_media *m, unsigned pt)
 }
 
 static bool ext_known(const char *uri) { return !strcmp(uri, WSDP_EXT_MID) || !strcmp(uri, WSDP_EXT_ABS_SEND_TIME); }
+static bool ext_rid(const char *uri) { return !strcmp(uri, WSDP_EXT_RID) || !strcmp(uri, WSDP_EXT_REPAIRED_RID); }
+
+/* RFC 8851 §10: rid-id = 1*(alpha-numeric / "-" / "_"). */
+static bool rid_token(str_t v)
+{
+    if (!v.len) return false;
+    for (size_t i = 0; i < v.len; i++) {
+        char c = v.s[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' || c == '_'))
+            return false;
+    }
+    return true;
+}
 
 /* ---- parsing ---- */
 
@@ -196,6 +210,9 @@ struct parse {
     char bundle[WSDP_LINE_MAX];   /* the first BUNDLE group's mids */
     uint32_t repair[REPAIR_MAX]; /* FID repair SSRCs of the current m-line */
     size_t n_repair;
+    char rid_send[RID_SEEN_MAX][WSDP_RID_MAX]; /* a=rid:<id> send of the current m-line */
+    size_t n_rid_send;
+    char sim_send[WSDP_LINE_MAX]; /* its a=simulcast send list, "" when none */
     bool fb_all[WSDP_MAX_MEDIA][5]; /* a=rtcp-fb:* per m-line, applied at the end */
 };
 
@@ -206,7 +223,35 @@ static bool is_repair(const struct parse *p, uint32_t ssrc)
     return false;
 }
 
-/* Drops repair SSRCs that were listed before their a=ssrc-group line. */
+static bool rid_sent(const struct parse *p, str_t id)
+{
+    for (size_t i = 0; i < p->n_rid_send; i++)
+        if (str_eq_cstr(id, p->rid_send[i])) return true;
+    return false;
+}
+
+/* The simulcast streams of the m-line: each ';'-separated stream of the
+ * send list by its first alternative (RFC 8853 §5.1: the others are
+ * fallbacks; '~' marks it paused, still a layer), kept when an a=rid send
+ * line defines it, not twice, at most WSDP_MAX_RIDS. */
+static void finish_rids(struct parse *p, struct wsdp_media *m)
+{
+    str_t rest = str_from_cstr(p->sim_send), tail;
+    while (rest.len && m->n_rids < WSDP_MAX_RIDS) {
+        str_t stream = split_at(rest, ';', &tail), more;
+        str_t id = str_trim(split_at(stream, ',', &more));
+        if (id.len && id.s[0] == '~') id = (str_t){id.s + 1, id.len - 1};
+        bool dup = false;
+        for (size_t i = 0; i < m->n_rids; i++) dup |= str_eq_cstr(id, m->rids[i]);
+        if (!dup && rid_sent(p, id)) str_copy(m->rids[m->n_rids++], WSDP_RID_MAX, id);
+        rest = tail;
+    }
+    p->n_rid_send = 0;
+    p->sim_send[0] = '\0';
+}
+
+/* Drops repair SSRCs that were listed before their a=ssrc-group line and
+ * settles the simulcast streams. */
 static void finish_media(struct parse *p)
 {
     struct wsdp_media *m = p->m;
@@ -216,6 +261,27 @@ static void finish_media(struct parse *p)
         if (!is_repair(p, m->ssrcs[i].ssrc)) m->ssrcs[k++] = m->ssrcs[i];
     m->n_ssrcs = k;
     p->n_repair = 0;
+    finish_rids(p, m);
+}
+
+/* a=rid:<id> <send|recv> [params] (RFC 8851 §10); the restrictions are not
+ * used: the answer takes one codec for every layer. */
+static int attr_rid(struct parse *p, str_t v, const char **why)
+{
+    str_t id = next_word(&v), dir = next_word(&v);
+    if (!rid_token(id) || !dir.len) return *why = "bad a=rid", -1;
+    if (id.len >= WSDP_RID_MAX) return *why = "a=rid id too long", -1;
+    if (!str_eq_cstr(dir, "send") || rid_sent(p, id) || p->n_rid_send >= RID_SEEN_MAX) return 0;
+    str_copy(p->rid_send[p->n_rid_send++], WSDP_RID_MAX, id);
+    return 0;
+}
+
+/* a=simulcast: "send <list>" and/or "recv <list>" in either order (RFC
+ * 8853 §5.1); only the send list matters to a publisher's offer. */
+static void attr_simulcast(struct parse *p, str_t v)
+{
+    for (str_t dir = next_word(&v), list = next_word(&v); dir.len; dir = next_word(&v), list = next_word(&v))
+        if (str_eq_cstr(dir, "send")) str_copy(p->sim_send, sizeof(p->sim_send), list); /* fits: within a line */
 }
 
 static int parse_m_line(struct parse *p, str_t v, const char **why)
@@ -339,10 +405,10 @@ static int attr_extmap(struct wsdp_media *m, str_t v, const char **why)
     if (!copy_capped(e.uri, sizeof(e.uri), uri)) return *why = "a=extmap URI too long", -1;
     if (m->n_ext < WSDP_MAX_EXTMAP) {
         m->ext[m->n_ext++] = e;
-    } else if (ext_known(e.uri)) {
+    } else if (ext_known(e.uri) || ext_rid(e.uri)) {
         /* full: an extension we use replaces the last one we do not */
         for (size_t i = m->n_ext; i-- > 0;) {
-            if (ext_known(m->ext[i].uri)) continue;
+            if (ext_known(m->ext[i].uri) || ext_rid(m->ext[i].uri)) continue;
             memmove(&m->ext[i], &m->ext[i + 1], (m->n_ext - i - 1) * sizeof(m->ext[0]));
             m->ext[m->n_ext - 1] = e;
             break;
@@ -487,8 +553,12 @@ static int parse_attr(struct parse *p, str_t line, const char **why)
         return attr_ssrc_group(p, v, why);
     } else if (str_eq_cstr(name, "msid")) {
         if (msid_pair(v, m->msid_stream, m->msid_track) != 0) return *why = "a=msid too long", -1;
-    } else if (str_eq_cstr(name, "rid") || str_eq_cstr(name, "simulcast")) {
+    } else if (str_eq_cstr(name, "rid")) {
         m->has_rids = true;
+        return attr_rid(p, v, why);
+    } else if (str_eq_cstr(name, "simulcast")) {
+        m->has_rids = true;
+        attr_simulcast(p, v);
     }
     return 0;
 }
@@ -648,6 +718,17 @@ static const struct wsdp_codec *first_supported(const struct wsdp_media *om)
     return NULL;
 }
 
+/* Takes the offer's simulcast streams on a video m-line whose packets say
+ * their rid (see wsdp_answer_publish). */
+static void answer_simulcast(struct wsdp_media *am, const struct wsdp_media *om)
+{
+    if (!om->n_rids || om->kind != WSDP_KIND_VIDEO || !wsdp_media_ext_id(om, WSDP_EXT_RID)) return;
+    for (size_t e = 0; e < om->n_ext && am->n_ext < WSDP_MAX_EXTMAP; e++)
+        if (ext_rid(om->ext[e].uri)) am->ext[am->n_ext++] = om->ext[e];
+    memcpy(am->rids, om->rids, sizeof(am->rids));
+    am->n_rids = om->n_rids;
+}
+
 int wsdp_answer_publish(const struct wsdp_session *offer, const struct wsdp_local *local, struct wsdp_session *answer,
                        const char **why)
 {
@@ -676,6 +757,7 @@ int wsdp_answer_publish(const struct wsdp_session *offer, const struct wsdp_loca
             memcpy(am->msid_track, om->ssrcs[0].msid_track, sizeof(am->msid_track));
         }
         am->has_rids = om->has_rids;
+        answer_simulcast(am, om);
         accepted++;
     }
     if (!accepted) return *why = "no audio or video we can receive (Opus, VP8, H.264 packetization-mode=1)", -1;
@@ -690,7 +772,8 @@ static const struct wsdp_codec *viewer_codec(const struct wsdp_media *vm, const 
 }
 
 /* What we announce on a sendonly m-line: the publisher's SSRC (the
- * forwarder keeps it) and msid, with our CNAME. */
+ * forwarder keeps it; a simulcast one goes out as out_ssrc) and msid, with
+ * our CNAME. */
 static void view_sender(struct wsdp_media *am, const struct wsdp_media *pm, const struct wsdp_local *local)
 {
     if (pm->msid_stream[0]) {
@@ -703,9 +786,10 @@ static void view_sender(struct wsdp_media *am, const struct wsdp_media *pm, cons
         snprintf(am->msid_track, sizeof(am->msid_track), "%s-%.40s",
                  pm->kind == WSDP_KIND_AUDIO ? "audio" : "video", pm->mid);
     }
-    if (pm->n_ssrcs == 0) return;
+    uint32_t ssrc = pm->n_rids ? pm->out_ssrc : pm->n_ssrcs ? pm->ssrcs[0].ssrc : 0;
+    if (!ssrc) return;
     struct wsdp_ssrc *s = &am->ssrcs[0];
-    s->ssrc = pm->ssrcs[0].ssrc;
+    s->ssrc = ssrc;
     str_copy(s->cname, sizeof(s->cname), str_from_cstr(local->cname ? local->cname : "cascade"));
     memcpy(s->msid_stream, am->msid_stream, sizeof(s->msid_stream));
     memcpy(s->msid_track, am->msid_track, sizeof(s->msid_track));
@@ -751,7 +835,7 @@ int wsdp_answer_view(const struct wsdp_session *offer, const struct wsdp_session
         answer_accept(am, vm, vc, WSDP_DIR_SENDONLY);
         for (size_t e = 0; e < pm->n_ext; e++) {
             uint8_t id = wsdp_media_ext_id(vm, pm->ext[e].uri);
-            if (!id || am->n_ext >= WSDP_MAX_EXTMAP) continue;
+            if (!id || am->n_ext >= WSDP_MAX_EXTMAP || ext_rid(pm->ext[e].uri)) continue;
             am->ext[am->n_ext] = pm->ext[e];
             am->ext[am->n_ext++].id = id;
         }
@@ -797,6 +881,9 @@ static bool media_consistent(const struct wsdp_media *m)
         return false;
     for (size_t i = 0; i < m->n_ext; i++)
         if (!m->ext[i].id || !safe(m->ext[i].uri, false)) return false;
+    if (m->n_rids > WSDP_MAX_RIDS) return false;
+    for (size_t i = 0; i < m->n_rids; i++)
+        if (!memchr(m->rids[i], '\0', WSDP_RID_MAX) || !rid_token(str_from_cstr(m->rids[i]))) return false;
     for (size_t i = 0; i < m->n_ssrcs; i++)
         if (!safe(m->ssrcs[i].cname, true) || !safe(m->ssrcs[i].msid_stream, true) ||
             !safe(m->ssrcs[i].msid_track, true))
@@ -831,6 +918,15 @@ static void write_codec(sbuf_t *out, const struct wsdp_codec *c)
     if (c->fb_pli) sbuf_printf(out, "a=rtcp-fb:%u nack pli\r\n", c->pt);
 }
 
+/* RFC 8853 §5.3: the answerer receives what the offerer sends. */
+static void write_simulcast(sbuf_t *out, const struct wsdp_media *m)
+{
+    for (size_t i = 0; i < m->n_rids; i++) sbuf_printf(out, "a=rid:%s recv\r\n", m->rids[i]);
+    sbuf_append_cstr(out, "a=simulcast:recv ");
+    for (size_t i = 0; i < m->n_rids; i++) sbuf_printf(out, "%s%s", i ? ";" : "", m->rids[i]);
+    sbuf_append_cstr(out, "\r\n");
+}
+
 static void write_media(sbuf_t *out, const struct wsdp_media *m, const struct wsdp_local *local, const char *cline)
 {
     sbuf_printf(out, "m=%s %u %s", m->kind_name, m->port ? 9u : 0u, m->proto);
@@ -854,6 +950,7 @@ static void write_media(sbuf_t *out, const struct wsdp_media *m, const struct ws
     }
     for (size_t i = 0; i < m->n_ext; i++) sbuf_printf(out, "a=extmap:%u %s\r\n", m->ext[i].id, m->ext[i].uri);
     write_codec(out, &m->codecs[0]);
+    if (m->n_rids && m->dir == WSDP_DIR_RECVONLY) write_simulcast(out, m);
     for (size_t i = 0; sending && i < m->n_ssrcs; i++) {
         const struct wsdp_ssrc *s = &m->ssrcs[i];
         if (s->cname[0]) sbuf_printf(out, "a=ssrc:%u cname:%s\r\n", (unsigned)s->ssrc, s->cname);

@@ -38,6 +38,8 @@
 #define WSDP_FMTP_MAX 256
 #define WSDP_URI_MAX 128
 #define WSDP_LINE_MAX 1024        /* one offer line, without its line end; longer refuses the offer */
+#define WSDP_MAX_RIDS 3           /* simulcast streams kept per m-line (RFC 8853); more are left out of the answer */
+#define WSDP_RID_MAX 17           /* a rid-id and its NUL: 16 bytes fit one one-byte header-extension element */
 
 enum wsdp_kind { WSDP_KIND_AUDIO, WSDP_KIND_VIDEO, WSDP_KIND_OTHER };
 enum wsdp_dir { WSDP_DIR_SENDRECV, WSDP_DIR_SENDONLY, WSDP_DIR_RECVONLY, WSDP_DIR_INACTIVE };
@@ -46,6 +48,10 @@ enum wsdp_setup { WSDP_SETUP_NONE, WSDP_SETUP_ACTPASS, WSDP_SETUP_ACTIVE, WSDP_S
 /* Header extensions the forwarder knows by URI. */
 #define WSDP_EXT_MID "urn:ietf:params:rtp-hdrext:sdes:mid"
 #define WSDP_EXT_ABS_SEND_TIME "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+/* RFC 8852: which simulcast stream (rid) a packet, or its repair, belongs to.
+ * Accepted only on a publisher's simulcast m-line, never sent to viewers. */
+#define WSDP_EXT_RID "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
+#define WSDP_EXT_REPAIRED_RID "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"
 
 struct wsdp_codec {
     uint8_t pt;
@@ -88,7 +94,20 @@ struct wsdp_media {
     uint32_t rtx_ssrc;          /* a=ssrc-group:FID media repair: the repair one, 0 when none */
     char msid_stream[WSDP_TOKEN_MAX];        /* a=msid:<stream> <track>, "" when absent */
     char msid_track[WSDP_TOKEN_MAX];
-    bool has_rids;              /* a=rid / a=simulcast present (simulcast: not supported yet) */
+    bool has_rids;              /* a=rid / a=simulcast present */
+    /* Simulcast (RFC 8853 with RFC 8851 rids): in an offer, the streams of
+     * a=simulcast:send that have an a=rid:<id> send line, in the simulcast
+     * order (the first alternative of each stream, paused '~' or not), at
+     * most WSDP_MAX_RIDS; in a publish answer, the ones accepted (written
+     * as a=rid:<id> recv and a=simulcast:recv). Layers are taken lowest
+     * quality first in this order, as browsers list sendEncodings. 0: no
+     * simulcast. */
+    char rids[WSDP_MAX_RIDS][WSDP_RID_MAX];
+    size_t n_rids;
+    /* View answers of a simulcast publisher: the one SSRC its layers go out
+     * with to viewers, chosen by the caller and set in the publish answer
+     * (wsdp_answer_view announces it); 0: none chosen. */
+    uint32_t out_ssrc;
     char fmt_token[WSDP_TOKEN_MAX];  /* the m-line's formats when they are not payload types
                                      * ("webrtc-datachannel"), "" for RTP m-lines */
     bool bundle_only;           /* a=bundle-only: port 0 that means "in the BUNDLE", not rejected */
@@ -133,7 +152,11 @@ struct wsdp_local {
 
 /* Answer for a publisher's offer: every sendonly/sendrecv audio or video
  * m-line becomes recvonly with the first supported codec in the offer's
- * order; everything else is rejected (port 0). On success answer holds what
+ * order; everything else is rejected (port 0). A simulcast video m-line
+ * (n_rids > 0) is accepted with all its rids, and with the rtp-stream-id
+ * and repaired-rtp-stream-id extensions when offered; without the
+ * rtp-stream-id extension its layers cannot be told apart, so simulcast is
+ * then declined (no a=simulcast: the browser sends its first layer only). On success answer holds what
  * was agreed (pt, codec, ext ids, the publisher's SSRCs copied from the
  * offer) and can be written with wsdp_write. -1 with *why when nothing is
  * acceptable (no audio/video we can take, no rtcp-mux, no BUNDLE, setup
@@ -147,8 +170,9 @@ int wsdp_answer_publish(const struct wsdp_session *offer, const struct wsdp_loca
  * same kind: sendonly, the viewer's payload type for the publisher's codec
  * (same name, clock, channels; H.264 same packetization-mode and profile),
  * the viewer's ids for the extensions both sides have, a=msid and a=ssrc
- * lines naming the publisher's SSRC (the forwarder keeps SSRCs) with
- * local->cname. Viewer m-lines with nothing to take (no such kind, no
+ * lines naming the publisher's SSRC (the forwarder keeps SSRCs; for a
+ * simulcast m-line its out_ssrc) with local->cname; the rid extensions are
+ * never offered to a viewer. Viewer m-lines with nothing to take (no such kind, no
  * common codec) are answered inactive, so the browser keeps the
  * transceiver. -1 with *why when no m-line could be matched at all. */
 int wsdp_answer_view(const struct wsdp_session *offer, const struct wsdp_session *pub, const struct wsdp_local *local,

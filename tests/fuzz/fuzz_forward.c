@@ -6,7 +6,10 @@
  * sink's payload type, and hold no extension id outside the sink's
  * translation. The packet then goes through a publisher stream (loss
  * tracking, NACK building) and, read as RTCP, through the viewer and
- * publisher classifiers, whose outputs must stay inside their caps. */
+ * publisher classifiers, whose outputs must stay inside their caps. As a
+ * simulcast layer (its rid element id from data[13]) it goes through key
+ * frame detection (VP8 and H.264) and a layer selector: what it forwards
+ * must map back (forward_sel_lookup) to the packet it came from. */
 #include <stdint.h>
 #include <string.h>
 
@@ -19,6 +22,8 @@
 
 static struct fwd_stream stream;
 static bool stream_ready;
+static struct fwd_layers layers;
+static struct fwd_sel sel;
 static uint64_t clock_ms;
 
 static struct fwd_stream *find(void *arg, uint32_t ssrc, void **tag)
@@ -57,6 +62,36 @@ static void check_copy(const struct fwd_sink *k, const uint8_t *pkt, size_t len)
     }
 }
 
+static void check_simulcast(const uint8_t *pkt, size_t len, const struct fwd_rtp *h, uint8_t rid_ext)
+{
+    const uint8_t *payload = NULL;
+    size_t plen = 0;
+    bool key = false;
+    if (forward_rtp_payload(pkt, len, h, &payload, &plen)) {
+        CHECK(payload >= pkt && payload + plen <= pkt + len);
+        key = forward_keyframe_start(FWD_VIDEO_VP8, payload, plen);
+        key |= forward_keyframe_start(FWD_VIDEO_H264, payload, plen);
+    }
+    bool learnt;
+    int layer = forward_layers_classify(&layers, pkt, h, rid_ext, &learnt);
+    CHECK(layer >= -1 && layer < (int)layers.n);
+    if (layer < 0) layer = h->ssrc % 3; /* still drive the selector */
+    forward_layers_account(&layers, layer, len, clock_ms);
+    sel.bwe_bps = (uint64_t)h->ts * 10;
+    int target = forward_sel_choose(&sel, &layers, clock_ms);
+    CHECK(target >= -1 && target < FWD_MAX_LAYERS);
+    struct fwd_sel_out o;
+    if (forward_sel_packet(&sel, layer, h, key, clock_ms, &o)) {
+        int l;
+        uint16_t in_seq;
+        uint32_t ts_off;
+        CHECK(layer == sel.current);
+        CHECK(forward_sel_lookup(&sel, o.seq, &l, &in_seq, &ts_off));
+        CHECK(l == layer && in_seq == h->seq && o.ts == h->ts + ts_off);
+    }
+    CHECK(sel.n_hist <= FWD_SEL_HISTORY);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 16) return 0;
@@ -64,6 +99,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct fwd_stream_config cfg = {.video = true, .pt = 96, .ssrc = 0x1234, .clock = 90000, .nack = true, .cache_ms = 200};
         if (forward_stream_init(&stream, &cfg) < 0) return 0;
         stream_ready = true;
+        static const char rids[3][WSDP_RID_MAX] = {"q", "h", "f"};
+        forward_layers_init(&layers, rids, 3);
+        forward_sel_init(&sel, 0x5151, 90000, 2);
     }
     struct fwd_sink k;
     forward_sink_init(&k, data[0]);
@@ -81,6 +119,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uint8_t nack[600];
         int n = forward_stream_nack(&stream, clock_ms, 20, 1, nack, sizeof(nack));
         CHECK(n >= 0 && n <= (int)sizeof(nack));
+        check_simulcast(pkt, len, &h, data[13]);
     }
     static struct fwd_viewer_rtcp fb;
     forward_viewer_rtcp(pkt, len, find, &k, clock_ms, 100, &fb);

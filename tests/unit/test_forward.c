@@ -544,6 +544,7 @@ static void test_viewer_rtcp(void **state)
     forward_viewer_rtcp(c, (size_t)off, find2, &t, 10000, 1000, r);
     assert_int_equal(r->reports, 1);
     assert_int_equal(r->remb, 1);
+    assert_true(r->remb_bps == 300000); /* the viewer's estimate, for its simulcast layer */
     assert_int_equal(r->nacked, 3);
     assert_int_equal(r->n_resend, 2);
     assert_int_equal(r->resend[0].seq, 12);
@@ -681,6 +682,461 @@ static void test_set_ssrc(void **state)
     stream_del(st);
 }
 
+/* ---- simulcast ---- */
+
+#define RID_EXT 10
+#define OUT_SSRC 0xABCD0001u
+
+/* Layers q (0), h (1), f (2) with SSRCs 0x100, 0x200, 0x300 and their own
+ * sequence numbers and timestamps, as Chromium numbers each encoding. */
+static const uint32_t layer_ssrc[3] = {0x100, 0x200, 0x300};
+static const uint16_t layer_seq0[3] = {1000, 20000, 65530};
+static const uint32_t layer_ts0[3] = {5000, 900000, 4294960000u};
+
+/* A VP8 packet of layer n: its k-th packet (seq and ts from the layer's
+ * bases, 3000 ticks per packet: one packet per frame), key or not, the rid
+ * element when with_rid. */
+static size_t vp8_pkt(uint8_t *b, int n, uint16_t k, bool key, bool with_rid)
+{
+    static const char *rid[3] = {"q", "h", "f"};
+    uint8_t ext[4] = {(uint8_t)(RID_EXT << 4 | 0), (uint8_t)rid[n][0], 0, 0};
+    size_t off = rtp(b, 96, true, (uint16_t)(layer_seq0[n] + k), layer_ts0[n] + 3000u * k, layer_ssrc[n],
+                     FWD_EXT_ONE_BYTE, with_rid ? ext : NULL, with_rid ? 4 : 0, 0);
+    b[off] = 0x10;                    /* S=1, PID 0 */
+    b[off + 1] = key ? 0x00 : 0x01;   /* P bit: 0 is a key frame */
+    memset(b + off + 2, (uint8_t)(0x40 + n), 20);
+    return off + 22;
+}
+
+static void init_layers(struct fwd_layers *l)
+{
+    static const char rids[3][WSDP_RID_MAX] = {"q", "h", "f"};
+    forward_layers_init(l, rids, 3);
+    for (int i = 0; i < 3; i++) l->ssrc[i] = layer_ssrc[i];
+}
+
+static bool keyframe_of(const uint8_t *b, size_t n)
+{
+    struct fwd_rtp h;
+    const uint8_t *p;
+    size_t pl;
+    assert_int_equal(forward_rtp_parse(b, n, &h), 0);
+    return forward_rtp_payload(b, n, &h, &p, &pl) && forward_keyframe_start(FWD_VIDEO_VP8, p, pl);
+}
+
+/* Offers packet k of layer n to the selector at now; returns the seq it
+ * goes out with, or -1 when dropped. */
+static int32_t offer(struct fwd_sel *k, int n, uint16_t idx, bool key, uint64_t now, uint32_t *ts)
+{
+    uint8_t b[200];
+    size_t len = vp8_pkt(b, n, idx, key, false);
+    struct fwd_rtp h;
+    assert_int_equal(forward_rtp_parse(b, len, &h), 0);
+    assert_int_equal(keyframe_of(b, len), key);
+    struct fwd_sel_out o;
+    if (!forward_sel_packet(k, n, &h, key, now, &o)) return -1;
+    if (ts) *ts = o.ts;
+    return o.seq;
+}
+
+static void test_keyframe_vp8(void **state)
+{
+    (void)state;
+    const uint8_t key[] = {0x10, 0x00, 0x9d}, inter[] = {0x10, 0x01, 0x9d}, later[] = {0x00, 0x00, 0x9d};
+    const uint8_t part1[] = {0x11, 0x00, 0x9d};
+    assert_true(forward_keyframe_start(FWD_VIDEO_VP8, key, sizeof(key)));
+    assert_false(forward_keyframe_start(FWD_VIDEO_VP8, inter, sizeof(inter)));
+    assert_false(forward_keyframe_start(FWD_VIDEO_VP8, later, sizeof(later)));   /* not the start (S=0) */
+    assert_false(forward_keyframe_start(FWD_VIDEO_VP8, part1, sizeof(part1)));   /* partition 1 */
+    /* X: I with a 15-bit PictureID (M), L (TL0PICIDX), T/K byte, then the P bit */
+    const uint8_t ext_key[] = {0x90, 0xF0, 0x80 | 0x12, 0x34, 0x07, 0x40, 0x00, 0x9d};
+    const uint8_t ext_inter[] = {0x90, 0xF0, 0x80 | 0x12, 0x34, 0x07, 0x40, 0x01, 0x9d};
+    const uint8_t ext_short_pid[] = {0x90, 0x80, 0x12, 0x00};
+    assert_true(forward_keyframe_start(FWD_VIDEO_VP8, ext_key, sizeof(ext_key)));
+    assert_false(forward_keyframe_start(FWD_VIDEO_VP8, ext_inter, sizeof(ext_inter)));
+    assert_true(forward_keyframe_start(FWD_VIDEO_VP8, ext_short_pid, sizeof(ext_short_pid)));
+    /* a descriptor running past the payload is no key frame */
+    assert_false(forward_keyframe_start(FWD_VIDEO_VP8, ext_key, 6));
+    assert_false(forward_keyframe_start(FWD_VIDEO_VP8, ext_key, 1));
+    assert_false(forward_keyframe_start(FWD_VIDEO_OTHER, key, sizeof(key)));
+}
+
+static void test_keyframe_h264(void **state)
+{
+    (void)state;
+    const uint8_t idr[] = {0x65, 0x88}, sps[] = {0x67, 0x42}, pps[] = {0x68, 0xce}, slice[] = {0x41, 0x9a};
+    assert_true(forward_keyframe_start(FWD_VIDEO_H264, idr, sizeof(idr)));
+    assert_true(forward_keyframe_start(FWD_VIDEO_H264, sps, sizeof(sps)));
+    assert_false(forward_keyframe_start(FWD_VIDEO_H264, pps, sizeof(pps)));
+    assert_false(forward_keyframe_start(FWD_VIDEO_H264, slice, sizeof(slice)));
+    /* STAP-A: SPS + PPS (what browsers send before the IDR) */
+    const uint8_t stap[] = {0x78, 0x00, 0x02, 0x67, 0x42, 0x00, 0x02, 0x68, 0xce};
+    const uint8_t stap_inter[] = {0x78, 0x00, 0x02, 0x06, 0x05, 0x00, 0x02, 0x41, 0x9a};
+    const uint8_t stap_bad[] = {0x78, 0x00, 0x09, 0x67, 0x42};
+    assert_true(forward_keyframe_start(FWD_VIDEO_H264, stap, sizeof(stap)));
+    assert_false(forward_keyframe_start(FWD_VIDEO_H264, stap_inter, sizeof(stap_inter)));
+    assert_false(forward_keyframe_start(FWD_VIDEO_H264, stap_bad, sizeof(stap_bad)));
+    /* FU-A: the start fragment of an IDR only */
+    const uint8_t fu_start[] = {0x7C, 0x85, 0x88}, fu_mid[] = {0x7C, 0x05, 0x88}, fu_p[] = {0x7C, 0x81, 0x9a};
+    assert_true(forward_keyframe_start(FWD_VIDEO_H264, fu_start, sizeof(fu_start)));
+    assert_false(forward_keyframe_start(FWD_VIDEO_H264, fu_mid, sizeof(fu_mid)));
+    assert_false(forward_keyframe_start(FWD_VIDEO_H264, fu_p, sizeof(fu_p)));
+    assert_false(forward_keyframe_start(FWD_VIDEO_H264, fu_start, 1));
+}
+
+/* SSRCs are learnt from the rtp-stream-id element; a packet without it and
+ * with an unknown SSRC belongs to no layer; a rid's new SSRC replaces the old. */
+static void test_layers_learn_ssrc(void **state)
+{
+    (void)state;
+    static const char rids[3][WSDP_RID_MAX] = {"q", "h", "f"};
+    struct fwd_layers l;
+    forward_layers_init(&l, rids, 3);
+    uint8_t b[200];
+    struct fwd_rtp h;
+    bool learnt;
+    size_t n = vp8_pkt(b, 1, 0, true, false);
+    assert_int_equal(forward_rtp_parse(b, n, &h), 0);
+    assert_int_equal(forward_layers_classify(&l, b, &h, RID_EXT, &learnt), -1);
+    n = vp8_pkt(b, 1, 1, false, true);
+    assert_int_equal(forward_rtp_parse(b, n, &h), 0);
+    assert_int_equal(forward_layers_classify(&l, b, &h, RID_EXT, &learnt), 1);
+    assert_true(learnt);
+    assert_int_equal(l.ssrc[1], 0x200);
+    n = vp8_pkt(b, 1, 2, false, false);
+    assert_int_equal(forward_rtp_parse(b, n, &h), 0);
+    assert_int_equal(forward_layers_classify(&l, b, &h, RID_EXT, &learnt), 1);
+    assert_false(learnt);
+    /* rid "h" again under another SSRC */
+    n = vp8_pkt(b, 1, 3, false, true);
+    b[11] = 0x99;
+    assert_int_equal(forward_rtp_parse(b, n, &h), 0);
+    assert_int_equal(forward_layers_classify(&l, b, &h, RID_EXT, &learnt), 1);
+    assert_true(learnt);
+    assert_int_equal(l.ssrc[1], 0x299);
+    /* a rid that is not ours; the extension id not negotiated */
+    n = vp8_pkt(b, 0, 0, false, true);
+    b[n - 22 - 3] = 'x';
+    assert_int_equal(forward_rtp_parse(b, n, &h), 0);
+    assert_int_equal(forward_layers_classify(&l, b, &h, RID_EXT, &learnt), -1);
+    n = vp8_pkt(b, 0, 0, false, true);
+    assert_int_equal(forward_rtp_parse(b, n, &h), 0);
+    assert_int_equal(forward_layers_classify(&l, b, &h, 0, &learnt), -1);
+}
+
+/* Bitrates per 1 s window, activity per layer. */
+static void feed_rates(struct fwd_layers *l, uint64_t from, uint64_t to, const uint64_t bps[3])
+{
+    for (uint64_t t = from; t < to; t += 10)
+        for (int i = 0; i < 3; i++)
+            if (bps[i]) forward_layers_account(l, i, (size_t)(bps[i] / 8 / 100), t);
+}
+
+/* The target: the highest active layer up to the viewer's max whose
+ * bitrate fits its estimate; none fits: the lowest active. */
+static void test_sel_choose(void **state)
+{
+    (void)state;
+    struct fwd_layers l;
+    init_layers(&l);
+    struct fwd_sel k;
+    forward_sel_init(&k, OUT_SSRC, 90000, 2);
+    assert_int_equal(forward_sel_choose(&k, &l, 0), -1); /* nothing sent yet */
+    const uint64_t rates[3] = {150000, 500000, 1500000};
+    feed_rates(&l, 0, 1010, rates);
+    assert_true(l.bps[0] >= 140000 && l.bps[0] <= 160000);
+    assert_true(l.bps[2] >= 1400000 && l.bps[2] <= 1600000);
+    /* no estimate yet: the highest */
+    assert_int_equal(forward_sel_choose(&k, &l, 1010), 2);
+    k.bwe_bps = 1000000;
+    assert_int_equal(forward_sel_choose(&k, &l, 1010), 1);
+    k.bwe_bps = 5000000;
+    assert_int_equal(forward_sel_choose(&k, &l, 1010), 2);
+    k.max_layer = 1; /* the viewer asked for no more than h */
+    assert_int_equal(forward_sel_choose(&k, &l, 1010), 1);
+    k.max_layer = 2;
+    k.bwe_bps = 50000; /* nothing fits: the lowest */
+    assert_int_equal(forward_sel_choose(&k, &l, 1010), 0);
+    /* f stops (the browser paused it): after FWD_LAYER_IDLE_MS it is not chosen */
+    const uint64_t no_f[3] = {150000, 500000, 0};
+    k.bwe_bps = 5000000;
+    feed_rates(&l, 1010, 2500, no_f);
+    assert_int_equal(forward_sel_choose(&k, &l, 2500), 1);
+    /* everything silent: the target stays */
+    assert_int_equal(forward_sel_choose(&k, &l, 9000), 1);
+}
+
+/* The first packet a viewer gets is a key frame of its target; the first
+ * run keeps that layer's numbers, under the viewer's SSRC. */
+static void test_sel_starts_at_keyframe(void **state)
+{
+    (void)state;
+    struct fwd_sel k;
+    forward_sel_init(&k, OUT_SSRC, 90000, 2);
+    k.target = 2;
+    assert_true(forward_sel_waiting(&k));
+    assert_int_equal(offer(&k, 2, 0, false, 100, NULL), -1);
+    assert_int_equal(offer(&k, 0, 0, true, 100, NULL), -1); /* a key frame, of another layer */
+    uint32_t ts;
+    assert_int_equal(offer(&k, 2, 1, true, 133, &ts), (uint16_t)(layer_seq0[2] + 1));
+    assert_int_equal(ts, layer_ts0[2] + 3000);
+    assert_false(forward_sel_waiting(&k));
+    assert_int_equal(offer(&k, 2, 2, false, 166, NULL), (uint16_t)(layer_seq0[2] + 2));
+    uint8_t b[200];
+    size_t n = vp8_pkt(b, 2, 2, false, false);
+    struct fwd_sel_out o = {.seq = 7, .ts = 9};
+    forward_sel_rewrite(&k, b, &o);
+    struct fwd_rtp h;
+    assert_int_equal(forward_rtp_parse(b, n, &h), 0);
+    assert_int_equal(h.ssrc, OUT_SSRC);
+    assert_int_equal(h.seq, 7);
+    assert_int_equal(h.ts, 9);
+    assert_int_equal(k.dropped, 2);
+}
+
+/* Going up at t=1000 waits for f's key frame at t=1100: q goes on until
+ * then; f's first packet follows q's last seq by one, its timestamp q's
+ * last plus the 100 ms between them; q is dropped from then on. */
+static void test_sel_switch_up_waits_for_keyframe(void **state)
+{
+    (void)state;
+    struct fwd_sel k;
+    forward_sel_init(&k, OUT_SSRC, 90000, 2);
+    k.target = 0;
+    uint32_t ts, last_ts = 0;
+    int32_t first = offer(&k, 0, 0, true, 900, &ts), seq = first;
+    for (uint16_t i = 1; i <= 3; i++) seq = offer(&k, 0, i, false, 900 + 33u * i, &last_ts);
+    assert_int_equal(seq, (uint16_t)(first + 3));
+    /* t=1000: the estimate allows f */
+    k.target = 2;
+    assert_true(forward_sel_waiting(&k));
+    assert_int_equal(offer(&k, 2, 40, false, 1000, NULL), -1);
+    seq = offer(&k, 0, 4, false, 1033, &last_ts); /* q still flows */
+    assert_int_equal(seq, (uint16_t)(first + 4));
+    assert_int_equal(offer(&k, 2, 41, false, 1066, NULL), -1);
+    /* t=1100: f's key frame */
+    int32_t up = offer(&k, 2, 42, true, 1100, &ts);
+    assert_int_equal(up, (uint16_t)(seq + 1));
+    assert_int_equal(ts, last_ts + 67 * 90); /* 1100 - 1033 ms at 90 kHz */
+    assert_false(forward_sel_waiting(&k));
+    assert_int_equal(offer(&k, 0, 5, false, 1100, NULL), -1);
+    uint32_t ts2;
+    assert_int_equal(offer(&k, 2, 43, false, 1133, &ts2), (uint16_t)(up + 1));
+    assert_int_equal(ts2, ts + 3000); /* f's own spacing from there */
+    assert_int_equal(k.switches, 2);
+}
+
+/* Going down waits too: f goes on until h's key frame. */
+static void test_sel_switch_down_waits_for_keyframe(void **state)
+{
+    (void)state;
+    struct fwd_sel k;
+    forward_sel_init(&k, OUT_SSRC, 90000, 2);
+    k.target = 2;
+    int32_t seq = offer(&k, 2, 0, true, 0, NULL);
+    k.target = 1;
+    assert_int_equal(offer(&k, 1, 0, false, 10, NULL), -1);
+    assert_int_equal(offer(&k, 2, 1, false, 33, NULL), (uint16_t)(seq + 1));
+    assert_int_equal(offer(&k, 1, 1, false, 40, NULL), -1);
+    assert_int_equal(offer(&k, 2, 2, false, 66, NULL), (uint16_t)(seq + 2));
+    assert_int_equal(offer(&k, 1, 2, true, 70, NULL), (uint16_t)(seq + 3));
+    assert_int_equal(offer(&k, 2, 3, false, 99, NULL), -1);
+    assert_int_equal(offer(&k, 1, 3, false, 100, NULL), (uint16_t)(seq + 4));
+}
+
+/* Many switches, every layer's numbers wrapping differently: what the
+ * viewer receives counts up by one, never a gap, never a repeat; old
+ * packets of the current layer from before its switch are dropped. */
+static void test_sel_seq_continuous(void **state)
+{
+    (void)state;
+    struct fwd_sel k;
+    forward_sel_init(&k, OUT_SSRC, 90000, 2);
+    static const int plan[] = {0, 2, 1, 2, 0, 1, 0, 2, 2, 1};
+    int32_t prev = -1;
+    uint32_t prev_ts = 0;
+    uint64_t now = 0;
+    uint16_t idx = 0;
+    size_t sent = 0;
+    for (size_t p = 0; p < sizeof(plan) / sizeof(plan[0]); p++) {
+        k.target = plan[p];
+        uint64_t switches = k.switches;
+        int32_t switch_idx = -1;
+        for (int f = 0; f < 12; f++, idx++, now += 33) {
+            for (int n = 0; n < 3; n++) {
+                bool key = f == 4 || (n == 0 && f == 0 && p == 0);
+                uint32_t ts;
+                int32_t s = offer(&k, n, idx, key, now, &ts);
+                if (k.switches != switches && switch_idx < 0) switch_idx = idx;
+                if (s < 0) continue;
+                if (prev >= 0) {
+                    assert_int_equal(s, (uint16_t)(prev + 1));
+                    assert_true((int32_t)(ts - prev_ts) > 0); /* time goes forward */
+                }
+                prev = s;
+                prev_ts = ts;
+                sent++;
+            }
+        }
+        /* a late packet of the new layer from just before its switch */
+        if (switch_idx > 0) assert_int_equal(offer(&k, k.current, (uint16_t)(switch_idx - 1), false, now, NULL), -1);
+    }
+    assert_true(sent >= 100);
+}
+
+struct sim {
+    struct fwd_stream *layer[3];
+    struct fwd_sel k;
+};
+
+static struct fwd_stream *find_sim(void *arg, uint32_t ssrc, void **tag)
+{
+    struct sim *m = arg;
+    if (ssrc != m->k.ssrc || m->k.current < 0) return NULL;
+    *tag = &m->k;
+    return m->layer[m->k.current];
+}
+
+static bool map_sim(void *arg, void *tag, uint16_t out_seq, struct fwd_stream **st, uint16_t *seq)
+{
+    struct sim *m = arg;
+    int layer;
+    uint32_t ts_off;
+    assert_ptr_equal(tag, &m->k);
+    if (!forward_sel_lookup(&m->k, out_seq, &layer, seq, &ts_off)) return false;
+    *st = m->layer[layer];
+    return true;
+}
+
+/* Packets go to each layer's cache and through the selector (q, then h
+ * from its key frame); the viewer NACKs on its own numbers, across the
+ * switch: each maps back to the right layer's cached packet. */
+static void test_sel_nack_maps_to_layer(void **state)
+{
+    (void)state;
+    struct sim *m = calloc(1, sizeof(*m));
+    for (int i = 0; i < 3; i++) m->layer[i] = stream_new(true, layer_ssrc[i]);
+    forward_sel_init(&m->k, OUT_SSRC, 90000, 2);
+    m->k.target = 0;
+    uint16_t outs[20];
+    int out_layer[20];
+    uint16_t in_seq[20];
+    size_t n_out = 0;
+    for (uint16_t i = 0; i < 10; i++) {
+        if (i == 5) m->k.target = 1;
+        for (int n = 0; n < 2; n++) {
+            uint8_t b[200];
+            bool key = (n == 0 && i == 0) || (n == 1 && i == 7);
+            size_t len = vp8_pkt(b, n, i, key, false);
+            struct fwd_rtp h;
+            assert_int_equal(forward_rtp_parse(b, len, &h), 0);
+            assert_int_equal(forward_stream_receive(m->layer[n], b, len, &h, 100u * i), FWD_FORWARD);
+            struct fwd_sel_out o;
+            if (!forward_sel_packet(&m->k, n, &h, key, 100u * i, &o)) continue;
+            outs[n_out] = o.seq;
+            out_layer[n_out] = n;
+            in_seq[n_out++] = h.seq;
+        }
+    }
+    assert_int_equal(n_out, 11); /* q 0..7 (its 7 comes before h's key frame 7), h 7..9 */
+    assert_int_equal(out_layer[7], 0);
+    assert_int_equal(out_layer[8], 1);
+    for (size_t i = 0; i < n_out; i++) {
+        int layer;
+        uint16_t seq;
+        uint32_t ts_off;
+        assert_true(forward_sel_lookup(&m->k, outs[i], &layer, &seq, &ts_off));
+        assert_int_equal(layer, out_layer[i]);
+        assert_int_equal(seq, in_seq[i]);
+    }
+    int layer;
+    uint16_t seq;
+    uint32_t ts_off;
+    assert_false(forward_sel_lookup(&m->k, (uint16_t)(outs[10] + 1), &layer, &seq, &ts_off)); /* not sent yet */
+
+    /* one NACK naming the last two of q and the first two of h */
+    uint8_t c[200];
+    const uint16_t asked[] = {outs[6], outs[7], outs[8], outs[9]};
+    int off = rtcp_build_nack(c, sizeof(c), 0x9999, OUT_SSRC, asked, 4);
+    struct fwd_viewer_rtcp *r = malloc(sizeof(*r));
+    forward_viewer_rtcp_map(c, (size_t)off, find_sim, map_sim, m, 2000, 1000, r);
+    assert_int_equal(r->nacked, 4);
+    assert_int_equal(r->n_resend, 4);
+    for (size_t i = 0; i < 4; i++) {
+        assert_ptr_equal(r->resend[i].st, m->layer[out_layer[6 + i]]);
+        assert_int_equal(r->resend[i].seq, in_seq[6 + i]);
+        assert_int_equal(r->resend[i].out_seq, outs[6 + i]);
+        size_t clen;
+        const uint8_t *cp = forward_stream_cached(r->resend[i].st, r->resend[i].seq, &clen);
+        struct fwd_rtp h;
+        assert_int_equal(forward_rtp_parse(cp, clen, &h), 0);
+        assert_int_equal(h.ssrc, layer_ssrc[out_layer[6 + i]]);
+    }
+    /* a sequence number the viewer was never sent: missed */
+    const uint16_t ahead[] = {(uint16_t)(outs[10] + 5)};
+    off = rtcp_build_nack(c, sizeof(c), 0x9999, OUT_SSRC, ahead, 1);
+    forward_viewer_rtcp_map(c, (size_t)off, find_sim, map_sim, m, 2000, 1000, r);
+    assert_int_equal(r->n_resend, 0);
+    assert_int_equal(r->missed, 1);
+    free(r);
+    for (int i = 0; i < 3; i++) stream_del(m->layer[i]);
+    free(m);
+}
+
+/* Only FWD_SEL_HISTORY runs are remembered: NACKs older than that are not
+ * answered. */
+static void test_sel_history_bound(void **state)
+{
+    (void)state;
+    struct fwd_sel k;
+    forward_sel_init(&k, OUT_SSRC, 90000, 2);
+    uint16_t first = 0;
+    for (int s = 0; s < FWD_SEL_HISTORY + 2; s++) {
+        k.target = s % 2;
+        int32_t seq = offer(&k, s % 2, (uint16_t)(s * 2), true, (uint64_t)s * 100, NULL);
+        assert_true(seq >= 0);
+        if (s == 0) first = (uint16_t)seq;
+        assert_true(offer(&k, s % 2, (uint16_t)(s * 2 + 1), false, (uint64_t)s * 100 + 33, NULL) >= 0);
+    }
+    assert_int_equal(k.n_hist, FWD_SEL_HISTORY);
+    int layer;
+    uint16_t seq;
+    uint32_t ts_off;
+    assert_false(forward_sel_lookup(&k, first, &layer, &seq, &ts_off));
+    assert_true(forward_sel_lookup(&k, k.last_seq, &layer, &seq, &ts_off));
+}
+
+/* A layer's SR reaches the viewer under its SSRC with the RTP time moved
+ * as its packets' are; SRs of layers it does not receive do not. */
+static void test_sel_sr(void **state)
+{
+    (void)state;
+    struct fwd_sel k;
+    forward_sel_init(&k, OUT_SSRC, 90000, 2);
+    rtcp_sender_info_t si = {.ntp = 0x0102030405060708ull, .rtp_ts = layer_ts0[1] + 6000, .packet_count = 9};
+    uint8_t buf[64];
+    assert_int_equal(forward_sel_sr(&k, 1, &si, buf, sizeof(buf)), 0); /* nothing sent yet */
+    k.target = 0;
+    assert_true(offer(&k, 0, 0, true, 0, NULL) >= 0);
+    k.target = 1;
+    uint32_t ts;
+    assert_true(offer(&k, 1, 2, true, 100, &ts) >= 0); /* h's packet at layer_ts0[1] + 6000 went out as ts */
+    assert_int_equal(forward_sel_sr(&k, 0, &si, buf, sizeof(buf)), 0);
+    int n = forward_sel_sr(&k, 1, &si, buf, sizeof(buf));
+    assert_int_equal(n, 28);
+    rtcp_iter_t it;
+    rtcp_packet_t p;
+    rtcp_report_t r;
+    rtcp_iter_init(&it, buf, (size_t)n);
+    assert_int_equal(rtcp_iter_next(&it, &p), 1);
+    assert_int_equal(rtcp_parse_report(&p, &r), 0);
+    assert_int_equal(r.ssrc, OUT_SSRC);
+    assert_int_equal(r.si.rtp_ts, ts);
+    assert_true(r.si.ntp == si.ntp);
+    assert_int_equal(r.report_count, 0);
+    assert_true(forward_sel_sr(&k, 1, &si, buf, 8) < 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -703,6 +1159,17 @@ int main(void)
         cmocka_unit_test(test_publisher_sr_and_rr),
         cmocka_unit_test(test_jitter),
         cmocka_unit_test(test_set_ssrc),
+        cmocka_unit_test(test_keyframe_vp8),
+        cmocka_unit_test(test_keyframe_h264),
+        cmocka_unit_test(test_layers_learn_ssrc),
+        cmocka_unit_test(test_sel_choose),
+        cmocka_unit_test(test_sel_starts_at_keyframe),
+        cmocka_unit_test(test_sel_switch_up_waits_for_keyframe),
+        cmocka_unit_test(test_sel_switch_down_waits_for_keyframe),
+        cmocka_unit_test(test_sel_seq_continuous),
+        cmocka_unit_test(test_sel_nack_maps_to_layer),
+        cmocka_unit_test(test_sel_history_bound),
+        cmocka_unit_test(test_sel_sr),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,13 +8,20 @@
  *   chromium_publish_h264.sdp     video only, H.264 first by setCodecPreferences
  *   chromium_publish_datachannel.sdp  audio+video plus createDataChannel
  *   chromium_view.sdp             two recvonly transceivers (audio, video)
+ *   chromium_publish_simulcast.sdp  audio, and video by addTransceiver with
+ *                                 sendEncodings rid q (1/4), h (1/2), f (full)
  * The answers these tests check were given to that same Chromium 156.0.8078.114
  * with setRemoteDescription({type:'answer'}) on a live offer of each kind and
  * it accepted all of them: the publish answer (Opus + VP8, recvonly), the
  * H.264 publish answer, the answer rejecting the data channel, and the view
  * answer for the default viewer offer against the VP8 publisher and against
  * the H.264 publisher (audio inactive, video sendonly H.264 102; ontrack
- * fired with the publisher's msid stream). This file is named test_webrtc_sdp
+ * fired with the publisher's msid stream). The simulcast publish answer
+ * (a=rid:q/h/f recv, a=simulcast:recv q;h;f, the rid extensions) was given
+ * to a live simulcast offer of that Chromium and accepted, its sender
+ * keeping the three encodings; the view answer for a live viewer offer
+ * against that simulcast publisher (video sendonly under an out_ssrc of
+ * ours) was accepted too, ontrack firing for audio and video. This file is named test_webrtc_sdp
  * because tests/unit/test_sdp.c tests the GB/T 28181 SDP of src/sip. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -748,6 +755,168 @@ static void test_tab_in_fmtp_is_written(void **state)
     assert_non_null(strstr(f->out.data, "a=fmtp:111 minptime=10;\tuseinbandfec=1\r\n"));
 }
 
+/* ---- simulcast (RFC 8853 with RFC 8851 rids) ---- */
+
+static void test_parse_chromium_simulcast(void **state)
+{
+    struct fx *f = *state;
+    parse_file(f, "chromium_publish_simulcast.sdp", &f->offer);
+    assert_int_equal(f->offer.n_media, 2);
+    const struct wsdp_media *au = &f->offer.media[0], *v = &f->offer.media[1];
+    assert_int_equal(au->n_rids, 0);
+    assert_false(au->has_rids);
+    assert_true(v->has_rids);
+    assert_int_equal(v->dir, WSDP_DIR_SENDONLY);
+    assert_int_equal(v->n_rids, 3);
+    assert_string_equal(v->rids[0], "q");
+    assert_string_equal(v->rids[1], "h");
+    assert_string_equal(v->rids[2], "f");
+    assert_int_equal(v->n_ssrcs, 0); /* Chromium names no SSRC for simulcast: learnt from the rid extension */
+    assert_int_equal(wsdp_media_ext_id(v, WSDP_EXT_RID), 10);
+    assert_int_equal(wsdp_media_ext_id(v, WSDP_EXT_REPAIRED_RID), 11);
+}
+
+static void test_publish_answer_simulcast(void **state)
+{
+    struct fx *f = *state;
+    parse_file(f, "chromium_publish_simulcast.sdp", &f->offer);
+    const char *why = NULL;
+    if (wsdp_answer_publish(&f->offer, &local, &f->pub, &why) != 0) fail_msg("%s", why);
+    const struct wsdp_media *au = &f->pub.media[0], *v = &f->pub.media[1];
+    assert_int_equal(au->n_rids, 0);
+    assert_int_equal(v->dir, WSDP_DIR_RECVONLY);
+    assert_int_equal(v->n_rids, 3);
+    assert_string_equal(v->rids[2], "f");
+    assert_int_equal(wsdp_media_ext_id(v, WSDP_EXT_RID), 10);
+    assert_int_equal(wsdp_media_ext_id(v, WSDP_EXT_REPAIRED_RID), 11);
+    assert_int_equal(wsdp_media_ext_id(v, WSDP_EXT_MID), 4);
+    assert_int_equal(wsdp_write(&f->out, &f->pub, &local), 0);
+    const char *t = f->out.data;
+    assert_non_null(strstr(t, "a=extmap:10 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\r\n"
+                              "a=extmap:11 urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id\r\n"));
+    assert_non_null(strstr(t, "a=rid:q recv\r\na=rid:h recv\r\na=rid:f recv\r\na=simulcast:recv q;h;f\r\n"));
+    /* audio says nothing of simulcast */
+    assert_true(strstr(t, "a=rid:") > strstr(t, "m=video"));
+}
+
+/* Without simulcast the rid extensions stay out of the answer, as before. */
+static void test_publish_answer_no_simulcast_no_rid_ext(void **state)
+{
+    struct fx *f = *state;
+    parse_file(f, "chromium_publish.sdp", &f->offer);
+    const char *why = NULL;
+    assert_int_equal(wsdp_answer_publish(&f->offer, &local, &f->pub, &why), 0);
+    assert_int_equal(f->pub.media[1].n_rids, 0);
+    assert_int_equal(wsdp_media_ext_id(&f->pub.media[1], WSDP_EXT_RID), 0);
+    assert_int_equal(wsdp_write(&f->out, &f->pub, &local), 0);
+    assert_null(strstr(f->out.data, "rid"));
+    assert_null(strstr(f->out.data, "simulcast"));
+}
+
+/* A viewer receives one stream: the publisher's out_ssrc, no rid
+ * extensions, no simulcast lines. */
+static void test_view_answer_simulcast_publisher(void **state)
+{
+    struct fx *f = *state;
+    publish_and_view(f, "chromium_publish_simulcast.sdp");
+    const struct wsdp_media *vi = &f->answer.media[1];
+    assert_int_equal(vi->dir, WSDP_DIR_SENDONLY);
+    assert_int_equal(vi->n_ssrcs, 0); /* no out_ssrc chosen: nothing announced */
+    f->pub.media[1].out_ssrc = 123456789u;
+    const char *why = NULL;
+    if (wsdp_answer_view(&f->view_offer, &f->pub, &local, &f->answer, &why) != 0) fail_msg("%s", why);
+    vi = &f->answer.media[1];
+    assert_int_equal(vi->n_ssrcs, 1);
+    assert_int_equal(vi->ssrcs[0].ssrc, 123456789u);
+    assert_int_equal(vi->n_rids, 0);
+    assert_int_equal(wsdp_media_ext_id(vi, WSDP_EXT_RID), 0);
+    assert_int_equal(wsdp_media_ext_id(vi, WSDP_EXT_REPAIRED_RID), 0);
+    assert_int_equal(wsdp_media_ext_id(vi, WSDP_EXT_MID), 4);
+    assert_int_equal(wsdp_write(&f->out, &f->answer, &local), 0);
+    assert_non_null(strstr(f->out.data, "a=ssrc:123456789 cname:cascade-sfu\r\n"));
+    assert_null(strstr(f->out.data, "rid"));
+    assert_null(strstr(f->out.data, "simulcast"));
+}
+
+static const char sim_head[] = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE v\r\n"
+                               "m=video 9 UDP/TLS/RTP/SAVPF 96\r\n"
+                               "a=ice-ufrag:abcd\r\na=ice-pwd:0123456789012345678901\r\n"
+                               "a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:"
+                               "00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\n"
+                               "a=setup:actpass\r\na=mid:v\r\na=sendonly\r\na=rtcp-mux\r\na=rtpmap:96 VP8/90000\r\n";
+
+static int sim_parse(struct fx *f, const char *tail, const char **why)
+{
+    char t[4096];
+    int n = snprintf(t, sizeof(t), "%s%s", sim_head, tail);
+    assert_true(n > 0 && (size_t)n < sizeof(t));
+    return wsdp_parse(t, (size_t)n, &f->offer, why);
+}
+
+/* The simulcast line decides which rids and in what order; alternatives
+ * and pause marks (RFC 8853 §5.1); rids without a send line, recv rids,
+ * duplicates and a fourth stream are left out; rid params are ignored. */
+static void test_simulcast_parse_rules(void **state)
+{
+    struct fx *f = *state;
+    const char *why = NULL;
+    static const char ext[] = "a=extmap:3 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\r\n";
+    char tail[1024];
+    snprintf(tail, sizeof(tail),
+             "%sa=rid:lo send pt=96;max-width=320\r\na=rid:mid send\r\na=rid:hi send\r\na=rid:x send\r\n"
+             "a=rid:in recv\r\na=simulcast:recv in send hi;~mid,lo;nodef;mid;lo;x\r\n",
+             ext);
+    if (sim_parse(f, tail, &why) != 0) fail_msg("%s", why);
+    const struct wsdp_media *m = &f->offer.media[0];
+    assert_int_equal(m->n_rids, 3);
+    assert_string_equal(m->rids[0], "hi");
+    assert_string_equal(m->rids[1], "mid");
+    assert_string_equal(m->rids[2], "lo");
+    /* a=rid without a=simulcast, or the other way round: no simulcast */
+    snprintf(tail, sizeof(tail), "%sa=rid:a send\r\n", ext);
+    assert_int_equal(sim_parse(f, tail, &why), 0);
+    assert_true(f->offer.media[0].has_rids);
+    assert_int_equal(f->offer.media[0].n_rids, 0);
+    snprintf(tail, sizeof(tail), "%sa=simulcast:send a;b\r\n", ext);
+    assert_int_equal(sim_parse(f, tail, &why), 0);
+    assert_int_equal(f->offer.media[0].n_rids, 0);
+    /* bad or over-long rid ids refuse the offer, as other over-long values */
+    assert_int_equal(sim_parse(f, "a=rid:a.b send\r\n", &why), -1);
+    assert_int_equal(sim_parse(f, "a=rid:abcdefghijklmnopq send\r\n", &why), -1);
+    assert_string_equal(why, "a=rid id too long");
+    assert_int_equal(sim_parse(f, "a=rid:abcdefghijklmnop send\r\na=simulcast:send abcdefghijklmnop\r\n", &why), 0);
+    assert_string_equal(f->offer.media[0].rids[0], "abcdefghijklmnop");
+}
+
+/* Simulcast whose packets would not say their rid is declined: the video
+ * is still taken, as one stream. */
+static void test_simulcast_without_rid_ext_declined(void **state)
+{
+    struct fx *f = *state;
+    const char *why = NULL;
+    assert_int_equal(sim_parse(f, "a=rid:a send\r\na=rid:b send\r\na=simulcast:send a;b\r\n", &why), 0);
+    assert_int_equal(f->offer.media[0].n_rids, 2);
+    assert_int_equal(wsdp_answer_publish(&f->offer, &local, &f->pub, &why), 0);
+    assert_int_equal(f->pub.media[0].port, 9);
+    assert_int_equal(f->pub.media[0].n_rids, 0);
+    assert_int_equal(wsdp_write(&f->out, &f->pub, &local), 0);
+    assert_null(strstr(f->out.data, "simulcast"));
+}
+
+/* The writer refuses a rid that would break its line. */
+static void test_write_refuses_bad_rid(void **state)
+{
+    struct fx *f = *state;
+    parse_file(f, "chromium_publish_simulcast.sdp", &f->offer);
+    const char *why = NULL;
+    assert_int_equal(wsdp_answer_publish(&f->offer, &local, &f->pub, &why), 0);
+    strcpy(f->pub.media[1].rids[1], "h;x");
+    assert_int_equal(wsdp_write(&f->out, &f->pub, &local), -1);
+    strcpy(f->pub.media[1].rids[1], "h");
+    f->pub.media[1].n_rids = WSDP_MAX_RIDS + 1;
+    assert_int_equal(wsdp_write(&f->out, &f->pub, &local), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -768,6 +937,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_refuses_inconsistent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tab_in_fmtp_is_written, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_parse_chromium_simulcast, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_publish_answer_simulcast, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_publish_answer_no_simulcast_no_rid_ext, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_view_answer_simulcast_publisher, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_simulcast_parse_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_simulcast_without_rid_ext_declined, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_refuses_bad_rid, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
