@@ -17,6 +17,7 @@
 #include "api/http.h"
 #include "base/log.h"
 #include "gb/codec/gbid.h"
+#include "gb/codec/mansrtsp.h"
 #include "gb/upper/upper.h"
 
 struct api_wait {
@@ -264,6 +265,64 @@ static void channel_play(struct api_request *req, void *user)
 
 /* ---- streams ---- */
 
+/* Playback control: {"action": "pause" | "resume" | "seek" | "speed",
+ * "position": seconds into the recording (seek), "speed": 0.0625..16
+ * (speed)}; the device's answer decides the reply. */
+static int control_from_body(struct api_request *req, struct gb_rtsp_req *r)
+{
+    const char *action = body_str(req, "action");
+    json_t *b = api_body(req);
+    json_t *pos = b ? json_object_get(b, "position") : NULL, *speed = b ? json_object_get(b, "speed") : NULL;
+    memset(r, 0, sizeof(*r));
+    r->scale = 1.0;
+    if (!action) return -1;
+    if (!strcmp(action, "pause")) r->method = GB_RTSP_PAUSE;
+    else if (!strcmp(action, "resume")) {
+        r->method = GB_RTSP_PLAY;
+        r->has_range = true;
+        r->range_from = -1;
+    } else if (!strcmp(action, "seek")) {
+        if (!json_is_number(pos) || json_number_value(pos) < 0) return -1;
+        r->method = GB_RTSP_PLAY;
+        r->has_range = true;
+        r->range_from = json_number_value(pos);
+    } else if (!strcmp(action, "speed")) {
+        if (!json_is_number(speed)) return -1;
+        r->method = GB_RTSP_PLAY;
+        r->has_scale = true;
+        r->scale = json_number_value(speed);
+        if (!(r->scale >= GB_MANSRTSP_MIN_SCALE && r->scale <= GB_MANSRTSP_MAX_SCALE)) return -1;
+    } else return -1;
+    return 0;
+}
+
+static void stream_control(struct api_request *req, void *user)
+{
+    struct gb_upper *g = user;
+    const char *sid = api_param(req, "sid");
+    struct gb_rtsp_req r;
+    if (control_from_body(req, &r) != 0) {
+        api_reply_error(req, 400, "bad-request",
+                        "\"action\" is pause, resume, seek (with \"position\" >= 0 seconds) or speed (with \"speed\" "
+                        "0.0625 to 16)");
+        return;
+    }
+    struct api_wait *a = wait_new(req);
+    if (!a) return;
+    int rc = gb_upper_stream_control(g, sid, &r, &a->wt);
+    if (rc == 0) {
+        wait_start(a);
+        return;
+    }
+    free(a);
+    switch (rc) {
+    case -ENOENT: api_reply_error(req, 404, "not-found", "no stream %s", sid ? sid : ""); break;
+    case -EINVAL: api_reply_error(req, 409, "not-playback", "stream %s is live, not a playback", sid); break;
+    case -ENOTCONN: api_reply_error(req, 409, "not-playing", "stream %s is not playing yet", sid); break;
+    default: api_reply_error(req, 502, "not-sent", "the control could not be sent (%d)", rc); break;
+    }
+}
+
 static void streams_list(struct api_request *req, void *user) { api_reply_json(req, 200, gb_upper_streams_json(user)); }
 
 static void stream_show(struct api_request *req, void *user)
@@ -316,6 +375,7 @@ void api_routes_gb_upper(struct api_server *api, struct gb_upper *g)
         {"GET", "/api/v1/gb/streams", streams_list},
         {"GET", "/api/v1/gb/streams/{sid}", stream_show},
         {"DELETE", "/api/v1/gb/streams/{sid}", stream_stop},
+        {"POST", "/api/v1/gb/streams/{sid}/control", stream_control},
     };
     if (!g || !api) return;
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)

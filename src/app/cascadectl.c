@@ -71,6 +71,7 @@ static const char usage_text[] =
     "  gb device ptz ID CHANNEL CMD [--speed N]   CMD: left right up down zoomin zoomout stop ...\n"
     "  gb device play ID CHANNEL [--transport udp|tcp]\n"
     "  gb stream list | show SID | stop SID\n"
+    "  gb stream pause SID | resume SID | speed SID X | seek SID SECONDS   (playbacks)\n"
     "  gb channel list\n"
     "  gb channel add ID --name NAME [--parent ID] [--media FILE] [--status ON|OFF]\n"
     "  gb channel del ID\n"
@@ -794,7 +795,34 @@ static int cmd_gb_stream(struct ctl *c, const char *verb, struct args *a)
         json_decref(j);
         return 0;
     }
-    return usage_error("gb stream: unknown verb '%s' (list, show, stop)", verb);
+    if (!strcmp(verb, "pause") || !strcmp(verb, "resume") || !strcmp(verb, "speed") || !strcmp(verb, "seek")) {
+        /* Playback control: the device's answer decides the outcome. */
+        bool pause_resume = verb[0] == 'p' || verb[0] == 'r';
+        if ((rc = positional(a, pause_resume ? 1 : 2,
+                             pause_resume ? "gb stream pause|resume SID" : "gb stream speed SID X | seek SID SECONDS")))
+            return rc;
+        json_t *body = json_pack("{s:s}", "action", verb);
+        if (!pause_resume) {
+            char *end;
+            double v = strtod(a->argv[1], &end);
+            if (end == a->argv[1] || *end) {
+                json_decref(body);
+                return usage_error("gb stream %s: '%s' is not a number", verb, a->argv[1]);
+            }
+            json_object_set_new(body, verb[1] == 'p' ? "speed" : "position", json_real(v));
+        }
+        rc = call(c, "POST", api_path(c, "/gb/streams/%s/control", a->argv[0]), body, &j);
+        json_decref(body);
+        if (rc) return rc;
+        if (c->json) print_json(j);
+        else
+            printf("stream %s: %s (paused %s, speed %g)\n", a->argv[0], verb,
+                   json_is_true(json_object_get(j, "paused")) ? "yes" : "no",
+                   json_number_value(json_object_get(j, "scale")));
+        json_decref(j);
+        return 0;
+    }
+    return usage_error("gb stream: unknown verb '%s' (list, show, stop, pause, resume, speed, seek)", verb);
 }
 
 /* ---- rooms (the SFU) ------------------------------------------------------ */

@@ -55,6 +55,7 @@
 #include "base/log.h"
 #include "gb/codec/gbid.h"
 #include "gb/codec/manscdp.h"
+#include "gb/codec/mansrtsp.h"
 #include "media/media_sender.h"
 #include "gb/codec/ptz.h"
 #include "txn/txn.h"
@@ -94,6 +95,7 @@ struct sim_stream {
     char channel_id[GB_ID_LEN + 1];
     struct ua_dialog *dlg;
     struct gb_media_sender *sender;
+    bool playback, ended;   /* ended: the range was sent, MediaStatus went up, the upper's BYE is due */
 };
 
 struct sim_opts {
@@ -124,6 +126,7 @@ struct sim_counts {
     uint64_t reg_sent, reg_ok, reg_fail, ka_sent, ka_ok, ka_fail, ka_refused, lost, queries, invites, controls;
     uint64_t streams_started, streams_stopped, rtp_packets;
     uint64_t reg_503, reg_retry_after, ka_timeout;
+    uint64_t playbacks, rtsp_play, rtsp_pause, rtsp_scale, rtsp_seek, rtsp_bad, media_status;
 };
 
 /* What a device thread hands to the reporter (under mu). */
@@ -740,13 +743,69 @@ static void stream_end(void *arg, struct ua_dialog *d, enum ua_dialog_end why)
     stream_free(x, false);
 }
 
-static const struct ua_dialog_cb stream_dlg_cb = {.on_ack = stream_ack, .on_end = stream_end};
+/* Playback control from the upper (GB/T 28181 Annex B): MANSRTSP in INFO.
+ * Each request is logged with its body's meaning and counted, so that a test
+ * can check what reached the device. */
+static void stream_info(struct sim_stream *x, struct txn *st, const struct sip_msg *m)
+{
+    struct sim *s = x->sim;
+    struct gb_rtsp_req r;
+    const char *why = NULL;
+    if (!gb_mansrtsp_is_type(m->content_type.s, m->content_type.len)) {
+        respond(st, 415);
+        return;
+    }
+    if (!x->playback || gb_mansrtsp_parse(m->body.s, m->body.len, &r, &why) != 0) {
+        s->c.rtsp_bad++;
+        log_warn("gbsim: INFO for %s refused: %s", x->channel_id, x->playback ? why : "not a playback");
+        respond(st, x->playback ? 400 : 488);
+        return;
+    }
+    if (gb_media_sender_apply(x->sender, &r) != 0) {
+        respond(st, 457); /* RTSP "Invalid Range", as devices answer a seek past the end */
+        return;
+    }
+    if (r.method == GB_RTSP_PAUSE) s->c.rtsp_pause++;
+    if (r.method == GB_RTSP_PLAY) s->c.rtsp_play++;
+    if (r.has_scale) s->c.rtsp_scale++;
+    if (r.has_range && r.range_from >= 0) s->c.rtsp_seek++;
+    log_info("gbsim: INFO for %s: %s cseq %u%s scale %.3g position %.1fs", x->channel_id,
+             gb_rtsp_method_name(r.method), r.cseq, gb_media_sender_paused(x->sender) ? " (paused)" : "",
+             r.has_scale ? r.scale : 0.0, gb_media_sender_position(x->sender));
+    respond(st, 200);
+    if (r.method == GB_RTSP_TEARDOWN) stream_free(x, true);
+}
+
+static void stream_request(void *arg, struct ua_dialog *d, struct txn *st, const struct transport_rx *rx)
+{
+    (void)d;
+    struct sim_stream *x = arg;
+    if (rx->msg->method == SIP_INFO) stream_info(x, st, rx->msg);
+    else respond(st, rx->msg->method == SIP_INVITE || rx->msg->method == SIP_UPDATE ? 488 : 200);
+}
+
+static const struct ua_dialog_cb stream_dlg_cb = {.on_request = stream_request, .on_ack = stream_ack,
+                                                  .on_end = stream_end};
 
 static void stream_stopped(void *arg, struct gb_media_sender *sender, const char *reason)
 {
     (void)sender;
     struct sim_stream *x = arg;
+    struct sim *s = x->sim;
     log_info("gbsim: stream of %s stopped: %s", x->channel_id, reason);
+    if (x->playback && !strcmp(reason, "end") && x->dlg) {
+        /* The range was sent: tell the upper (§A.2.5.9, NotifyType 121);
+         * its BYE ends the dialog (stream_end). */
+        sbuf_t body;
+        sbuf_init(&body);
+        if (gb_manscdp_build_media_status(&body, s->o.charset, ++s->sn, x->channel_id) == 0) {
+            send_to_upper(s, x->dev, &body);
+            s->c.media_status++;
+            x->ended = true;
+        }
+        sbuf_free(&body);
+        if (x->ended) return;
+    }
     stream_free(x, true);
 }
 
@@ -783,6 +842,14 @@ static void on_invite(struct sim *s, uint32_t i, int ch, struct txn *st, const s
     struct gb_media_sender_config mc = {.loop = s->w.loop, .timers = &s->w.timers, .proto = o.proto,
                                         .local_ip = s->o.local_ip, .remote = o.remote, .ssrc = o.ssrc,
                                         .payload_type = (uint8_t)o.pt, .clip = s->clip, .loop_clip = true};
+    x->playback = !strcasecmp(o.session, "Playback") || !strcasecmp(o.session, "Download");
+    if (x->playback) {
+        /* A recording of end - start seconds: the clip, looped, for that
+         * long (capped at a day), then MediaStatus. */
+        int64_t span = o.end > o.start ? o.end - o.start : 0;
+        mc.duration_ms = span <= 0 ? 0 : span > 86400 ? 86400000u : (uint32_t)(span * 1000);
+        s->c.playbacks++;
+    }
     int err = 0;
     x->sender = gb_media_sender_new(&mc, &stream_sender_cb, x, &err);
     sbuf_t sdp;
@@ -808,8 +875,8 @@ static void on_invite(struct sim *s, uint32_t i, int ch, struct txn *st, const s
         stream_free(x, false);
         return;
     }
-    log_info("gbsim: INVITE for %s: %s to %s ssrc %s", x->channel_id, gb_media_proto_name(o.proto), o.remote_text,
-             o.ssrc_text);
+    log_info("gbsim: INVITE for %s: %s %s to %s ssrc %s t=%lld-%lld", x->channel_id, o.session,
+             gb_media_proto_name(o.proto), o.remote_text, o.ssrc_text, (long long)o.start, (long long)o.end);
 }
 
 /* ---- the stack's glue (what worker.c does for the daemon) ---- */
@@ -1281,7 +1348,9 @@ static void summary(struct reporter *r)
         {"reg_retry_after", c->reg_retry_after}, {"ka_sent", c->ka_sent}, {"ka_ok", c->ka_ok},
         {"ka_fail", c->ka_fail}, {"ka_timeout", c->ka_timeout}, {"ka_refused", c->ka_refused}, {"lost", c->lost},
         {"queries", c->queries}, {"invites", c->invites}, {"streams", c->streams_started},
-        {"rtp_packets", c->rtp_packets}, {"lag_p99_ms", lag99}, {"lag_max_ms", r->lag_all.max},
+        {"rtp_packets", c->rtp_packets}, {"playbacks", c->playbacks}, {"rtsp_play", c->rtsp_play},
+        {"rtsp_pause", c->rtsp_pause}, {"rtsp_scale", c->rtsp_scale}, {"rtsp_seek", c->rtsp_seek},
+        {"rtsp_bad", c->rtsp_bad}, {"media_status", c->media_status}, {"lag_p99_ms", lag99}, {"lag_max_ms", r->lag_all.max},
         {"rtt_p50_ms", rtt50}, {"rtt_p99_ms", rtt99}, {"rss_kib", (uint64_t)rss}};
     for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++)
         json_object_set_new(j, ints[i].k, json_integer((json_int_t)ints[i].v));

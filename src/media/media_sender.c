@@ -10,6 +10,7 @@
 
 #include "base/log.h"
 #include "base/sbuf.h"
+#include "gb/codec/mansrtsp.h"
 #include "media/ps.h"
 #include "media/rtp.h"
 #include "sip/sdp.h"
@@ -202,9 +203,13 @@ struct gb_media_sender {
     struct timer_node frame_timer, wait_timer;
     gb_rtp_packer_t packer;
     size_t next_frame;       /* index into the clip */
-    uint64_t frame_no;       /* frames since start (clock) */
-    uint64_t start_ms;
+    uint64_t frame_no;       /* frames of media time since start (PTS clock) */
+    uint64_t pace_ms;        /* wall time at which frame pace_frame was due */
+    uint64_t pace_frame;
     double frame_ms;
+    double scale;            /* media time per wall time (playback speed) */
+    uint32_t duration_ms;    /* playback: media time to send, 0: unbounded */
+    bool paused, frames_on;  /* frames_on: begin_frames ran (started and connected) */
     uint32_t ts_base;
     sbuf_t ps, out;
     struct gb_media_sender_stats stats;
@@ -346,19 +351,37 @@ static int send_frame(struct gb_media_sender *s)
     return rc;
 }
 
+/* When frame n is due on the wall clock: the pace restarts (pace_ms,
+ * pace_frame) whenever the speed changes, a pause ends or a seek jumps, so
+ * that the change takes effect from that moment. */
+static uint64_t frame_due(const struct gb_media_sender *s, uint64_t n)
+{
+    return s->pace_ms + (uint64_t)((double)(n - s->pace_frame) * s->frame_ms / s->scale);
+}
+
+static void pace_restart(struct gb_media_sender *s, uint64_t now)
+{
+    s->pace_ms = now;
+    s->pace_frame = s->frame_no;
+}
+
+static bool media_time_over(const struct gb_media_sender *s)
+{
+    return s->duration_ms && (double)s->frame_no * s->frame_ms >= (double)s->duration_ms;
+}
+
 static void frame_timer_cb(struct timer_node *n, uint64_t now)
 {
     struct gb_media_sender *s = container_of(n, struct gb_media_sender, frame_timer);
     int sent = 0;
-    while (!s->stopped) {
-        uint64_t due = s->start_ms + (uint64_t)((double)s->frame_no * s->frame_ms);
-        if (due > now) break;
+    while (!s->stopped && !s->paused) {
+        if (frame_due(s, s->frame_no) > now) break;
         if (sent == MAX_CATCH_UP) {
             /* Far behind (a stalled loop): restart the clock instead of bursting. */
-            s->start_ms = now - (uint64_t)((double)s->frame_no * s->frame_ms);
+            pace_restart(s, now);
             break;
         }
-        if (!s->loop_clip && s->stats.loops > 0) {
+        if ((!s->loop_clip && s->stats.loops > 0) || media_time_over(s)) {
             sender_stop(s, "end");
             return;
         }
@@ -371,16 +394,81 @@ static void frame_timer_cb(struct timer_node *n, uint64_t now)
         }
         sent++;
     }
-    if (s->stopped) return;
-    uint64_t next = s->start_ms + (uint64_t)((double)s->frame_no * s->frame_ms);
+    if (s->stopped || s->paused) return;
+    uint64_t next = frame_due(s, s->frame_no);
     sender_arm(s, &s->frame_timer, next > now ? next : now + 1, frame_timer_cb);
 }
 
 static void begin_frames(struct gb_media_sender *s)
 {
-    s->start_ms = sender_now(s);
-    sender_arm(s, &s->frame_timer, s->start_ms, frame_timer_cb);
+    s->frames_on = true;
+    pace_restart(s, sender_now(s));
+    if (!s->paused) sender_arm(s, &s->frame_timer, s->pace_ms, frame_timer_cb);
 }
+
+/* ---- playback control ---- */
+
+void gb_media_sender_pause(struct gb_media_sender *s)
+{
+    if (s->paused || s->stopped) return;
+    s->paused = true;
+    timer_stop(s->timers, &s->frame_timer);
+}
+
+void gb_media_sender_resume(struct gb_media_sender *s)
+{
+    if (!s->paused || s->stopped) return;
+    s->paused = false;
+    if (!s->frames_on) return; /* not connected yet: begin_frames starts it */
+    pace_restart(s, sender_now(s));
+    sender_arm(s, &s->frame_timer, s->pace_ms, frame_timer_cb);
+}
+
+int gb_media_sender_set_scale(struct gb_media_sender *s, double scale)
+{
+    if (!(scale >= 0.0625 && scale <= 16.0)) return -EINVAL;
+    s->scale = scale;
+    if (s->frames_on && !s->paused && !s->stopped) {
+        pace_restart(s, sender_now(s));
+        sender_arm(s, &s->frame_timer, s->pace_ms, frame_timer_cb);
+    }
+    return 0;
+}
+
+int gb_media_sender_seek(struct gb_media_sender *s, double pos_s)
+{
+    if (!(pos_s >= 0) || pos_s > 1e7 || (s->duration_ms && pos_s * 1000.0 >= (double)s->duration_ms)) return -EINVAL;
+    uint64_t target = (uint64_t)(pos_s * s->clip->fps);
+    /* Land on a key frame so the receiver can decode from the first frame. */
+    size_t idx = (size_t)(target % s->clip->nframes), back = 0;
+    while (idx > 0 && !s->clip->frames[idx].key) idx--, back++;
+    s->frame_no = target - back;
+    s->next_frame = idx;
+    s->skip_to_key = false;
+    if (s->frames_on && !s->paused && !s->stopped) {
+        pace_restart(s, sender_now(s));
+        sender_arm(s, &s->frame_timer, s->pace_ms, frame_timer_cb);
+    }
+    return 0;
+}
+
+bool gb_media_sender_paused(const struct gb_media_sender *s) { return s->paused; }
+
+int gb_media_sender_apply(struct gb_media_sender *s, const struct gb_rtsp_req *r)
+{
+    switch (r->method) {
+    case GB_RTSP_PAUSE: gb_media_sender_pause(s); return 0;
+    case GB_RTSP_PLAY:
+        if (r->has_range && r->range_from >= 0 && gb_media_sender_seek(s, r->range_from) != 0) return -EINVAL;
+        if (r->has_scale && gb_media_sender_set_scale(s, r->scale) != 0) return -EINVAL;
+        gb_media_sender_resume(s);
+        return 0;
+    case GB_RTSP_TEARDOWN: return 0;
+    }
+    return -EINVAL;
+}
+
+double gb_media_sender_position(const struct gb_media_sender *s) { return (double)s->frame_no * s->frame_ms / 1000.0; }
 
 /* ---- TCP connection set-up ---- */
 
@@ -509,6 +597,8 @@ struct gb_media_sender *gb_media_sender_new(const struct gb_media_sender_config 
     if (cb) s->cb = *cb;
     s->arg = arg;
     s->frame_ms = 1000.0 / s->clip->fps;
+    s->scale = 1.0;
+    s->duration_ms = cfg->duration_ms;
     timer_node_init(&s->frame_timer);
     timer_node_init(&s->wait_timer);
     sbuf_init(&s->ps);
@@ -674,6 +764,15 @@ int gb_media_offer_parse(str_t content_type, str_t body, struct gb_media_offer *
             break;
         }
     }
+    if (sdp.time_count && sdp.times[0].start <= INT64_MAX && sdp.times[0].stop <= INT64_MAX) {
+        o->start = (int64_t)sdp.times[0].start;
+        o->end = (int64_t)sdp.times[0].stop;
+    }
+    if (sdp.uri.len && sdp.uri.len < sizeof(o->uri)) {
+        str_copy(o->uri, sizeof(o->uri), sdp.uri);
+        for (char *p = o->uri; *p; p++)
+            if (*p < 0x21 || *p > 0x7e) *p = '_';
+    }
     if (sdp_gb_ssrc(&sdp, &o->ssrc) == 0 && sdp.gb_ssrc.len < sizeof(o->ssrc_text)) {
         str_copy(o->ssrc_text, sizeof(o->ssrc_text), sdp.gb_ssrc);
         o->has_ssrc = true;
@@ -694,12 +793,12 @@ int gb_media_answer_sdp(sbuf_t *out, const char *origin_id, const char *ip, uint
                 "o=%s 0 0 IN %s %s\r\n"
                 "s=%s\r\n"
                 "c=IN %s %s\r\n"
-                "t=0 0\r\n"
+                "t=%lld %lld\r\n"
                 "m=video %u %s %u\r\n"
                 "a=sendonly\r\n"
                 "a=rtpmap:%u PS/90000\r\n",
-                origin_id, af, ip, o->session[0] ? o->session : "Play", af, ip, port, tcp ? "TCP/RTP/AVP" : "RTP/AVP",
-                o->pt, o->pt);
+                origin_id, af, ip, o->session[0] ? o->session : "Play", af, ip, (long long)o->start,
+                (long long)o->end, port, tcp ? "TCP/RTP/AVP" : "RTP/AVP", o->pt, o->pt);
     if (tcp)
         sbuf_printf(out, "a=setup:%s\r\na=connection:new\r\n", o->proto == GB_MEDIA_TCP_ACTIVE ? "active" : "passive");
     if (o->ssrc_text[0]) sbuf_printf(out, "y=%s\r\n", o->ssrc_text);

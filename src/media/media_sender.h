@@ -83,6 +83,7 @@ struct gb_media_sender_config {
     uint32_t max_queue_bytes;           /* TCP: frames are skipped above it; 0: 2 MiB */
     uint32_t connect_timeout_ms;        /* TCP: connect / accept wait; 0: 10000 */
     bool loop_clip;                     /* false: stop after one pass (on_stopped "end") */
+    uint32_t duration_ms;               /* playback: stop after this much media time ("end"); 0: none */
 };
 
 struct gb_media_sender_stats {
@@ -115,6 +116,24 @@ enum gb_media_proto gb_media_sender_proto(const struct gb_media_sender *s);
 /* Stops and closes; no callback after this. NULL is ignored. */
 void gb_media_sender_free(struct gb_media_sender *s);
 
+/* Playback control (GB/T 28181 Annex B, MANSRTSP in INFO). Pause holds the
+ * position; resume goes on from it. A scale (0.0625..16) makes media time
+ * run that much faster or slower than the wall clock (timestamps keep media
+ * time, as a device sends a recording faster). Seek moves to the key frame
+ * at or before pos_s seconds into the stream's media time. */
+void gb_media_sender_pause(struct gb_media_sender *s);
+void gb_media_sender_resume(struct gb_media_sender *s);
+int gb_media_sender_set_scale(struct gb_media_sender *s, double scale); /* 0, -EINVAL */
+int gb_media_sender_seek(struct gb_media_sender *s, double pos_s);     /* 0, -EINVAL */
+bool gb_media_sender_paused(const struct gb_media_sender *s);
+/* Applies one MANSRTSP request as a device does: PAUSE pauses; PLAY seeks
+ * (Range npt=N-), sets the speed (Scale) and resumes; TEARDOWN changes
+ * nothing (the caller ends the stream). 0, or -EINVAL for a seek outside the
+ * range (answer 457 Invalid Range). */
+struct gb_rtsp_req;
+int gb_media_sender_apply(struct gb_media_sender *s, const struct gb_rtsp_req *r);
+double gb_media_sender_position(const struct gb_media_sender *s);      /* seconds of media time sent */
+
 /* ---- the SDP of a GB/T 28181 play request (§9.2, Annex F) ---- */
 
 struct gb_media_offer {
@@ -126,6 +145,8 @@ struct gb_media_offer {
     char ssrc_text[11];                 /* y= as sent (10 digits) */
     unsigned pt;                        /* the payload type mapped to PS (96 when none is) */
     char session[16];                   /* s=: Play, Playback, Download */
+    int64_t start, end;                 /* t= (playback: the recording's range, NTP or Unix seconds); 0 0 live */
+    char uri[64];                       /* u= (playback: "<channel-id>:<type>"), "" when absent */
 };
 
 /* Reads the offer of an INVITE (content type and body). 0, or the SIP status
@@ -133,8 +154,9 @@ struct gb_media_offer {
  * TCP roles (RFC 4145): a=setup:active in the offer makes us passive (we
  * listen); passive or absent makes us active (we connect). */
 int gb_media_offer_parse(str_t content_type, str_t body, struct gb_media_offer *o, const char **why);
-/* Appends our answer: sendonly, PS on the offer's PT, the same y=, our
- * address and port, a=setup/a=connection for TCP. 0, or -1 when out failed. */
+/* Appends our answer: sendonly, PS on the offer's PT, the same s=, t= and
+ * y=, our address and port, a=setup/a=connection for TCP. 0, or -1 when out
+ * failed. */
 int gb_media_answer_sdp(sbuf_t *out, const char *origin_id, const char *ip, uint16_t port,
                         const struct gb_media_offer *o);
 

@@ -117,6 +117,7 @@ static const field_t root_fields[] = {
     {"Status", F_STR, M(status), 0},
     {"Result", F_STR, M(result), 0},
     {"Name", F_STR, M(name), 0},
+    {"NotifyType", F_STR, M(notify_type), 0},
     {"SumNum", F_U32, M(sum_num), M(has_sum_num)},
     /* DeviceInfo */
     {"DeviceName", F_STR, M(info.device_name), 0},
@@ -846,6 +847,15 @@ int gb_manscdp_build_keepalive(sbuf_t *out, gb_charset_t cs, uint32_t sn, const 
     gb_manscdp_t m;
     msg_start(&m, GB_MSG_NOTIFY, GB_CMD_KEEPALIVE, sn, device_id);
     m.status = (char *)(status ? status : "OK");
+    return gb_manscdp_build(out, cs, &m);
+}
+
+int gb_manscdp_build_media_status(sbuf_t *out, gb_charset_t cs, uint32_t sn, const char *device_id)
+{
+    gb_manscdp_t m;
+    msg_start(&m, GB_MSG_NOTIFY, GB_CMD_UNKNOWN, sn, device_id);
+    m.cmd_type = (char *)"MediaStatus";
+    m.notify_type = (char *)"121";
     return gb_manscdp_build(out, cs, &m);
 }
 

@@ -145,6 +145,7 @@ typedef struct {
     char *status; /* Keepalive (OK/ERROR) and DeviceStatus response (OK/ERROR) */
     char *result; /* DeviceInfo/DeviceStatus/DeviceControl responses (OK/ERROR) */
     char *name;   /* RecordInfo response */
+    char *notify_type; /* MediaStatus notify (§A.2.5.9): "121", the file ended */
 
     /* Catalog response/notify and RecordInfo response. */
     bool has_sum_num;
@@ -200,6 +201,10 @@ int gb_manscdp_build(sbuf_t *out, gb_charset_t cs, const gb_manscdp_t *m);
 /* <Notify> Keepalive with <Status> (status NULL -> "OK"). */
 int gb_manscdp_build_keepalive(sbuf_t *out, gb_charset_t cs, uint32_t sn, const char *device_id, const char *status);
 /* <Query> with only CmdType/SN/DeviceID: Catalog, DeviceInfo, DeviceStatus. */
+/* The MediaStatus notify a device sends when a playback or download reached
+ * the end of the requested range (NotifyType 121, §A.2.5.9); device_id is
+ * the channel that was played. */
+int gb_manscdp_build_media_status(sbuf_t *out, gb_charset_t cs, uint32_t sn, const char *device_id);
 int gb_manscdp_build_query(sbuf_t *out, gb_charset_t cs, gb_cmd_t cmd, uint32_t sn, const char *device_id);
 /* <Response> Catalog carrying items[from, from+n) of a catalog of total items:
  * SumNum = total, DeviceList Num = n. -EARG when the slice is out of range. */

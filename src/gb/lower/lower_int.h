@@ -77,6 +77,8 @@ struct gb_lstream {
     struct ua_dialog *dlg;
     struct gb_media_sender *sender;
     int64_t started_at;
+    bool playback;                    /* s=Playback/Download: a range, MANSRTSP control, MediaStatus at its end */
+    bool ended;                       /* the range was sent; the upstream's BYE is due */
 };
 
 /* Middle node: an INVITE from an upstream relayed to a device of the upper role. */

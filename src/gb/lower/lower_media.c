@@ -15,9 +15,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "gb/codec/mansrtsp.h"
 #include "txn/txn.h"
 
 static void respond(struct gb_lower *l, struct txn *st, int status, const char *reason)
@@ -78,12 +80,59 @@ static void dlg_on_end(void *arg, struct ua_dialog *d, enum ua_dialog_end why)
     lstream_end(s, why == UA_END_BYE_RECEIVED ? "bye" : "no-ack", false);
 }
 
-static const struct ua_dialog_cb lstream_dlg_cb = {.on_ack = dlg_on_ack, .on_end = dlg_on_end};
+/* Playback control from the upstream (MANSRTSP in INFO, Annex B). */
+static void dlg_on_request(void *arg, struct ua_dialog *d, struct txn *st, const struct transport_rx *rx)
+{
+    (void)d;
+    struct gb_lstream *s = arg;
+    const struct sip_msg *m = rx->msg;
+    if (m->method != SIP_INFO) {
+        respond(s->l, st, m->method == SIP_INVITE || m->method == SIP_UPDATE ? 488 : 200, NULL);
+        return;
+    }
+    if (!gb_mansrtsp_is_type(m->content_type.s, m->content_type.len)) {
+        respond(s->l, st, 415, NULL);
+        return;
+    }
+    struct gb_rtsp_req r;
+    const char *why = "not a playback";
+    if (!s->playback || gb_mansrtsp_parse(m->body.s, m->body.len, &r, &why) != 0) {
+        log_warn("gb lower: INFO for %s from upstream %s refused: %s", s->channel_id, s->up->cfg.id, why);
+        respond(s->l, st, s->playback ? 400 : 488, NULL);
+        return;
+    }
+    if (gb_media_sender_apply(s->sender, &r) != 0) {
+        respond(s->l, st, 457, "Invalid Range");
+        return;
+    }
+    log_info("gb lower: playback of %s for upstream %s: %s (cseq %u)%s", s->channel_id, s->up->cfg.id,
+             gb_rtsp_method_name(r.method), r.cseq, gb_media_sender_paused(s->sender) ? ", paused" : "");
+    respond(s->l, st, 200, NULL);
+    if (r.method == GB_RTSP_TEARDOWN) lstream_end(s, "teardown", true);
+}
+
+static const struct ua_dialog_cb lstream_dlg_cb = {.on_request = dlg_on_request, .on_ack = dlg_on_ack,
+                                                   .on_end = dlg_on_end};
 
 static void sender_stopped(void *arg, struct gb_media_sender *sender, const char *reason)
 {
     (void)sender;
     struct gb_lstream *s = arg;
+    if (s->playback && !strcmp(reason, "end") && s->dlg && !s->ended) {
+        /* The requested range was sent: MediaStatus 121 (§A.2.5.9) to the
+         * upstream, whose BYE ends the dialog (dlg_on_end). */
+        struct gb_lower *l = s->l;
+        sbuf_t body;
+        sbuf_init(&body);
+        if (gb_manscdp_build_media_status(&body, s->up->charset, ++l->sn, s->channel_id) == 0 &&
+            gb_lower_send_manscdp(l, s->up, &body, NULL, NULL)) {
+            s->ended = true;
+            log_info("gb lower: playback of %s for upstream %s reached its end: MediaStatus sent", s->channel_id,
+                     s->up->cfg.id);
+        }
+        sbuf_free(&body);
+        if (s->ended) return;
+    }
     lstream_end(s, reason, true);
 }
 
@@ -161,6 +210,13 @@ void gb_lower_on_invite(struct gb_lower *l, struct gb_upstream *up, struct txn *
     struct gb_media_sender_config mc = {.loop = l->loop, .timers = l->timers, .proto = o.proto,
                                         .local_ip = l->media_ip, .remote = o.remote, .ssrc = o.ssrc,
                                         .payload_type = (uint8_t)o.pt, .clip = clip, .loop_clip = true};
+    s->playback = !strcasecmp(o.session, "Playback") || !strcasecmp(o.session, "Download");
+    if (s->playback) {
+        /* The recording of the requested range (t=): the channel's clip,
+         * looped, for end - start seconds (at most a day). */
+        int64_t span = o.end > o.start ? o.end - o.start : 0;
+        mc.duration_ms = span <= 0 ? 0 : span > 86400 ? 86400000u : (uint32_t)(span * 1000);
+    }
     int err = 0;
     s->sender = gb_media_sender_new(&mc, &lstream_sender_cb, s, &err);
     if (!s->sender) {
@@ -192,6 +248,7 @@ void gb_lower_on_invite(struct gb_lower *l, struct gb_upstream *up, struct txn *
         free(s);
         return;
     }
-    log_info("gb lower: INVITE for %s from upstream %s: %s to %s, ssrc %s, PT %u", c->id, up->cfg.id,
-             gb_media_proto_name(o.proto), o.remote_text, o.ssrc_text, o.pt);
+    log_info("gb lower: INVITE for %s from upstream %s: %s %s to %s, ssrc %s, PT %u, t=%lld-%lld", c->id, up->cfg.id,
+             o.session, gb_media_proto_name(o.proto), o.remote_text, o.ssrc_text, o.pt, (long long)o.start,
+             (long long)o.end);
 }

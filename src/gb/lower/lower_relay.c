@@ -192,6 +192,8 @@ void gb_relay_channels_json(struct gb_lower *l, json_t *arr)
 
 /* ---- INVITE relay ---- */
 
+static void respond(struct gb_lower *l, struct txn *st, int status, str_t reason);
+
 static void relay_free(struct gb_relay *r)
 {
     struct gb_lower *l = r->l;
@@ -234,7 +236,53 @@ static void dev_dlg_end(void *arg, struct ua_dialog *d, enum ua_dialog_end why)
     relay_free(r);
 }
 
-static const struct ua_dialog_cb up_dlg_cb = {.on_end = up_dlg_end};
+/* In-dialog requests from the upstream: INFO (playback control, MANSRTSP)
+ * goes on to the device in its dialog, and the device's final status comes
+ * back as ours. The upstream's transaction lives until we answer it, and the
+ * device's INFO always ends (a final or 408), so the context needs nothing
+ * from the relay after sending: the relay may end meanwhile. */
+struct info_relay {
+    struct txn *st;
+    char channel_id[GB_ID_LEN + 1];
+};
+
+static void info_relay_final(void *arg, struct ua_uac *h, int status, const struct sip_msg *resp,
+                             const struct transport_rx *rx, struct ua_dialog *dlg)
+{
+    (void)h, (void)resp, (void)rx, (void)dlg;
+    struct info_relay *c = arg;
+    log_info("gb lower: relayed INFO for %s: device answered %d", c->channel_id, status);
+    int rc = txn_respond(c->st, status >= 200 && status < 700 ? status : 500, NULL, STR_NULL, NULL, 0, STR_NULL,
+                         STR_NULL);
+    if (rc < 0) log_debug("gb lower: relayed INFO answer not sent: %s", strerror(-rc));
+    free(c);
+}
+
+static const struct ua_uac_cb info_relay_cb = {.on_final = info_relay_final};
+
+static void up_dlg_request(void *arg, struct ua_dialog *d, struct txn *st, const struct transport_rx *rx)
+{
+    (void)d;
+    struct gb_relay *r = arg;
+    const struct sip_msg *m = rx->msg;
+    if (m->method != SIP_INFO) {
+        respond(r->l, st, m->method == SIP_INVITE || m->method == SIP_UPDATE ? 488 : 200, STR_NULL);
+        return;
+    }
+    struct info_relay *c = r->dev_dlg ? calloc(1, sizeof(*c)) : NULL;
+    if (!c) {
+        respond(r->l, st, r->dev_dlg ? 500 : 481, STR_NULL);
+        return;
+    }
+    c->st = st;
+    snprintf(c->channel_id, sizeof(c->channel_id), "%s", r->channel_id);
+    if (!ua_dialog_request(r->dev_dlg, SIP_INFO, NULL, 0, m->content_type, m->body, &info_relay_cb, c)) {
+        free(c);
+        respond(r->l, st, 500, STR_NULL);
+    }
+}
+
+static const struct ua_dialog_cb up_dlg_cb = {.on_request = up_dlg_request, .on_end = up_dlg_end};
 static const struct ua_dialog_cb dev_dlg_cb = {.on_end = dev_dlg_end};
 
 static void respond(struct gb_lower *l, struct txn *st, int status, str_t reason)

@@ -110,6 +110,10 @@ json_t *gb_stream_json(const struct gb_stream *s)
     json_object_set_new(o, "media_ip", json_string(s->g->media_ip));
     json_object_set_new(o, "media_port", json_integer(s->port));
     json_object_set_new(o, "playback", json_boolean(s->playback));
+    if (s->playback) {
+        json_object_set_new(o, "paused", json_boolean(s->paused));
+        json_object_set_new(o, "scale", json_real(s->scale > 0 ? s->scale : 1.0));
+    }
     json_object_set_new(o, "state", json_string(states[s->state]));
     json_object_set_new(o, "packets", json_integer((json_int_t)s->rtp.received));
     json_object_set_new(o, "bytes", json_integer((json_int_t)s->bytes));
@@ -395,6 +399,11 @@ static void stream_timer(struct timer_node *n, uint64_t now)
 {
     struct gb_stream *s = container_of(n, struct gb_stream, timer);
     if (s->state != GB_STREAM_PLAYING) return;
+    if (s->paused) {
+        /* A paused playback sends nothing: silence is expected until PLAY. */
+        timer_start(s->g->timers, &s->timer, now + GB_RTP_TIMEOUT_MS, stream_timer);
+        return;
+    }
     uint64_t deadline = s->last_rx ? s->last_rx + GB_RTP_TIMEOUT_MS : 0;
     if (!s->last_rx || now >= deadline) {
         log_warn("gb stream %s: no RTP for %d s", s->sid,
@@ -661,5 +670,95 @@ int gb_stream_play(struct gb_upper *g, struct gb_device *d, const char *channel,
     if (wt) gb_waiter_add(&s->waiter, wt);
     log_info("gb stream %s: INVITE %s/%s, %s media on %s:%u", s->sid, d->id, channel, tcp ? "TCP passive" : "UDP",
              g->media_ip, s->port);
+    return 0;
+}
+
+/* ---- playback control (MANSRTSP in INFO, GB/T 28181 Annex B) ----
+ * The context outlives the stream if need be: the INFO transaction reports
+ * its answer whatever happened to the dialog, and the stream is found again
+ * by id to record what the device acknowledged. */
+
+struct control_ctx {
+    struct gb_upper *g;
+    struct gb_waiter *waiters;
+    struct gb_rtsp_req req;
+    char sid[GB_SSRC_LEN + 1];
+};
+
+static const char *control_action(const struct gb_rtsp_req *r)
+{
+    if (r->method == GB_RTSP_PAUSE) return "pause";
+    if (r->method == GB_RTSP_TEARDOWN) return "teardown";
+    if (r->has_range && r->range_from >= 0) return "seek";
+    return r->has_scale ? "speed" : "resume";
+}
+
+static void control_on_final(void *arg, struct ua_uac *h, int status, const struct sip_msg *resp,
+                             const struct transport_rx *rx, struct ua_dialog *dlg)
+{
+    (void)h, (void)resp, (void)rx, (void)dlg;
+    struct control_ctx *c = arg;
+    struct gb_stream *s = gb_stream_find(c->g, c->sid);
+    if (status >= 300) {
+        log_info("gb stream %s: %s refused by the device: %d", c->sid, control_action(&c->req), status);
+        gb_waiters_done(&c->waiters, status == 408 ? 504 : 502,
+                        gb_error_json(status == 408 ? "timeout" : "device-refused",
+                                      "the device answered the playback control with %d", status));
+        free(c);
+        return;
+    }
+    bool paused = false;
+    double scale = 1.0;
+    if (s) {
+        if (c->req.method == GB_RTSP_PAUSE) s->paused = true;
+        if (c->req.method == GB_RTSP_PLAY) {
+            if (s->paused) s->last_rx = gb_now(c->g); /* silence counts from the resume */
+            s->paused = false;
+        }
+        if (c->req.has_scale) s->scale = c->req.scale;
+        paused = s->paused;
+        scale = s->scale > 0 ? s->scale : 1.0;
+        gb_publish(c->g, "gb.stream.control",
+                   json_pack("{s:s,s:s,s:s,s:s,s:b,s:f}", "stream_id", s->sid, "device_id", s->device_id,
+                             "channel_id", s->channel_id, "action", control_action(&c->req), "paused", paused,
+                             "scale", scale));
+    }
+    gb_waiters_done(&c->waiters, 200,
+                    json_pack("{s:s,s:s,s:b,s:f}", "stream_id", c->sid, "action", control_action(&c->req), "paused",
+                              paused, "scale", scale));
+    free(c);
+}
+
+static const struct ua_uac_cb control_cb = {.on_final = control_on_final};
+
+int gb_upper_stream_control(struct gb_upper *g, const char *sid, const struct gb_rtsp_req *r, struct gb_waiter *wt)
+{
+    struct gb_stream *s = gb_stream_find(g, sid);
+    if (!s) return -ENOENT;
+    if (!s->playback) return -EINVAL;
+    if (s->state != GB_STREAM_PLAYING || !s->dlg) return -ENOTCONN;
+    struct control_ctx *c = calloc(1, sizeof(*c));
+    if (!c) return -ENOMEM;
+    c->g = g;
+    c->req = *r;
+    c->req.cseq = ++s->rtsp_cseq;
+    snprintf(c->sid, sizeof(c->sid), "%s", s->sid);
+    sbuf_t body;
+    sbuf_init(&body);
+    if (gb_mansrtsp_build(&body, &c->req) != 0) {
+        sbuf_free(&body);
+        free(c);
+        return -EINVAL;
+    }
+    struct ua_uac *h = ua_dialog_request(s->dlg, SIP_INFO, NULL, 0, STR_LIT(GB_MANSRTSP_TYPE), sbuf_str(&body),
+                                         &control_cb, c);
+    sbuf_free(&body);
+    if (!h) {
+        free(c);
+        return -EIO;
+    }
+    if (wt) gb_waiter_add(&c->waiters, wt);
+    log_info("gb stream %s (%s/%s): %s sent (MANSRTSP cseq %u)", s->sid, s->device_id, s->channel_id,
+             control_action(&c->req), c->req.cseq);
     return 0;
 }

@@ -135,6 +135,14 @@ int gb_upper_ptz(struct gb_upper *g, const char *device_id, const char *channel,
 /* start/end (epoch seconds, both > 0) ask for a playback instead of live. */
 int gb_upper_play(struct gb_upper *g, const char *device_id, const char *channel, bool tcp, bool dump, int64_t start,
                   int64_t end, struct gb_waiter *wt);
+/* Playback control (GB/T 28181 Annex B): r (method, range, scale; the CSeq
+ * is the stream's) goes to the device as MANSRTSP in INFO inside the
+ * playback's dialog; wt gets 200 {"stream_id","action","paused","scale"} on
+ * the device's 2xx, 502 when it refused, 504 on timeout. 0, or -ENOENT (no
+ * such stream), -EINVAL (not a playback), -ENOTCONN (not playing yet),
+ * -EIO (not sent). */
+struct gb_rtsp_req;
+int gb_upper_stream_control(struct gb_upper *g, const char *sid, const struct gb_rtsp_req *r, struct gb_waiter *wt);
 /* BYE and close; 0, or -ENOENT when no such stream. */
 int gb_upper_stream_stop(struct gb_upper *g, const char *sid, const char *reason);
 

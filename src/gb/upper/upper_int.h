@@ -18,6 +18,7 @@
 #include "base/timer.h"
 #include "gb/codec/gbid.h"
 #include "gb/codec/manscdp.h"
+#include "gb/codec/mansrtsp.h"
 #include "media/ps.h"
 #include "media/rtp.h"
 #include "gb/upper/upper.h"
@@ -140,6 +141,9 @@ struct gb_stream {
     gb_codec_t ts_codec;          /* from the TS program map */
     uint16_t ts_pmt_pid;          /* 0 until the PAT named it */
     bool tcp, playback;
+    bool paused;                  /* playback: the device acknowledged a PAUSE (no RTP expected) */
+    double scale;                 /* playback: the speed the device last acknowledged */
+    uint32_t rtsp_cseq;           /* MANSRTSP CSeq of the last INFO sent */
     uint16_t port;
     enum gb_stream_state state;
     char stop_reason[32];
