@@ -67,17 +67,18 @@ grows() { # grows SID: the packet count rises within 30 s
     done
     return 1
 }
-# still SID: the count stops (two reads 1.5 s apart agree, within 30 s), then
-# stays the same for 3 s more — a paused device sends nothing. Polling, not a
-# fixed wait: what was in flight when the PAUSE was answered may still arrive.
+# still SID: the count stops (two reads 1 s apart agree, within 30 s), then
+# stays the same for 2 s more (50 frames at 25 fps) — a paused device sends
+# nothing. Polling, not a fixed wait: what was in flight when the PAUSE was
+# answered may still arrive.
 still() {
     local a b
-    for _ in $(seq 1 20); do
-        a=$(packets "$1"); sleep 1.5; b=$(packets "$1")
+    for _ in $(seq 1 30); do
+        a=$(packets "$1"); sleep 1; b=$(packets "$1")
         [ "$a" = "$b" ] && break
     done
     [ "$a" = "$b" ] || return 1
-    sleep 3
+    sleep 2
     [ "$(packets "$1")" = "$b" ]
 }
 control() { top POST "/gb/streams/$1/control" "$2"; }
