@@ -27,6 +27,22 @@ static void remember(gb_h264_rtp_t *p, uint8_t *slot, size_t *slot_len, const gb
     *slot_len = n->len;
 }
 
+/* Types 1-23 only: 0 and 24-31 are unspecified in H.264 and 24-29 mean
+ * aggregation/fragmentation units to a receiver (RFC 6184 §5.2), so such a
+ * NAL sent as it is would be misread. */
+static bool sendable(const gb_nal_t *n)
+{
+    int t = gb_h264_nal_type(n);
+    return t >= 1 && t <= 23;
+}
+
+/* Left out of an access unit that gets the remembered SPS/PPS. */
+static bool replaced(const gb_h264_rtp_t *p, const gb_nal_t *n)
+{
+    int t = gb_h264_nal_type(n);
+    return p->insert && (t == GB_H264_NAL_SPS || t == GB_H264_NAL_PPS);
+}
+
 /* The next NAL unit to send, in order: the AU's NALs, with the remembered
  * SPS and PPS put in at insert_pos (and the AU's own then left out). */
 static bool fetch(gb_h264_rtp_t *p, gb_nal_t *out)
@@ -40,9 +56,7 @@ static bool fetch(gb_h264_rtp_t *p, gb_nal_t *out)
             return true;
         }
         if (!gb_nal_next(p->au, p->au_len, &p->pos, out)) return false;
-        int t = gb_h264_nal_type(out);
-        if (p->insert && (t == GB_H264_NAL_SPS || t == GB_H264_NAL_PPS)) continue;
-        return true;
+        if (sendable(out) && !replaced(p, out)) return true;
     }
 }
 
@@ -58,15 +72,18 @@ int gb_h264_rtp_begin(gb_h264_rtp_t *p, const uint8_t *au, size_t len, uint32_t 
     /* Pass 1: parameter sets to remember, whether this is an IDR AU, and
      * where SPS/PPS would go (after a leading AUD, H.264 §7.4.1.2.3). */
     bool idr = false, first = true;
-    size_t pos = 0, before = 0, insert_pos = 0, count = 0;
+    size_t pos = 0, before = 0, insert_pos = 0;
     gb_nal_t n;
     while (before = pos, gb_nal_next(p->au, p->au_len, &pos, &n)) {
         int t = gb_h264_nal_type(&n);
+        if (!sendable(&n)) {
+            p->stats.nals_dropped++;
+            continue;
+        }
         if (first && t != GB_H264_NAL_AUD) insert_pos = before, first = false;
         if (t == GB_H264_NAL_SPS) remember(p, p->sps, &p->sps_len, &n);
         if (t == GB_H264_NAL_PPS) remember(p, p->pps, &p->pps_len, &n);
         idr |= t == GB_H264_NAL_IDR;
-        count++;
     }
     if (idr && p->sps_len && p->pps_len) {
         p->insert = true;
@@ -75,22 +92,16 @@ int gb_h264_rtp_begin(gb_h264_rtp_t *p, const uint8_t *au, size_t len, uint32_t 
     } else if (idr) {
         p->stats.idr_without_params++;
     }
+    /* Pass 2: how many NAL units go out, as fetch() will pick them. */
+    int count = p->insert ? 2 : 0;
+    pos = 0;
+    while (gb_nal_next(p->au, p->au_len, &pos, &n)) count += sendable(&n) && !replaced(p, &n);
     p->pos = 0;
     p->have_cur = fetch(p, &p->cur);
-    if (p->have_cur) p->have_next = fetch(p, &p->next);
     if (!p->have_cur) return 0;
+    p->have_next = fetch(p, &p->next);
     p->stats.access_units++;
-    /* What will go out: the walk above is redone by fetch, so count it the same way. */
-    if (p->insert) {
-        size_t skipped = 0;
-        pos = 0;
-        while (gb_nal_next(p->au, p->au_len, &pos, &n)) {
-            int t = gb_h264_nal_type(&n);
-            skipped += t == GB_H264_NAL_SPS || t == GB_H264_NAL_PPS;
-        }
-        count = count - skipped + 2;
-    }
-    return (int)count;
+    return count;
 }
 
 static uint8_t *rtp_header(gb_h264_rtp_t *p, uint8_t *b, bool marker)

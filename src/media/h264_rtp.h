@@ -15,6 +15,8 @@
  *   - before every IDR access unit, the last SPS and PPS seen (cameras often
  *     send them once in a PS stream, a viewer joining later needs them): they
  *     go after a leading AUD, and the AU's own SPS/PPS are then not repeated;
+ *   - NAL types 0 and 24-31 (unspecified in H.264; 24-29 would be read as
+ *     STAP/MTAP/FU by a receiver) are left out, counted;
  *   - the marker bit on the last packet of the access unit (§5.1);
  *   - sequence numbers continuous across access units (16-bit wrap), one
  *     timestamp per access unit. */
@@ -37,6 +39,7 @@ typedef struct {
     uint64_t params_inserted;   /* IDR access units sent with remembered SPS/PPS */
     uint64_t idr_without_params; /* IDR sent before any SPS/PPS was seen */
     uint64_t params_too_big;
+    uint64_t nals_dropped;      /* types 0 and 24-31: not H.264 payload (RFC 6184 §5.2) */
 } gb_h264_rtp_stats_t;
 
 typedef struct {

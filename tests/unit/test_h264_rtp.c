@@ -196,6 +196,13 @@ static void test_init(void **state)
     assert_int_equal(buf[1], 0x80 | PT);
     assert_memory_equal(buf + 12, au + 3, 4);
     assert_int_equal(p.seq, 8);
+    /* NAL types 0 and 24-31 would read as STAP/FU to a receiver: left out. */
+    static const uint8_t odd[] = {0, 0, 1, 0x7c, 0x85, 1, 0, 0, 1, 0x00, 5, 0, 0, 1, 0x41, 9};
+    assert_int_equal(gb_h264_rtp_begin(&p, odd, sizeof(odd), 0), 1);
+    assert_int_equal(gb_h264_rtp_next(&p, buf, sizeof(buf)), 12 + 2);
+    assert_int_equal(buf[12], 0x41);
+    assert_int_equal(gb_h264_rtp_next(&p, buf, sizeof(buf)), 0);
+    assert_int_equal(p.stats.nals_dropped, 2);
 }
 
 typedef struct {
