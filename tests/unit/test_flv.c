@@ -1,7 +1,8 @@
 /* test_flv.c — the FLV muxer (src/media/flv.c): the header blob, the clip
  * muxed and read back by an independent tag walker here, by ffprobe and by
  * ffmpeg (whole stream and a late viewer starting at a key frame), parameter
- * set changes, the 33-bit timestamp wrap, composition time, G.711 audio, and
+ * set changes, the 33-bit timestamp wrap, composition time (also with a
+ * libx264 High profile B-frame clip made at test time), G.711 audio, and
  * H.265 as enhanced-RTMP hvc1 from a clip made with libx265 at test time. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -501,6 +502,94 @@ static void test_timestamps_wrap_and_composition(void **state)
     assert_int_equal(be24(out + 4), 20000000u & 0xFFFFFF);
 }
 
+/* High profile with B-frames, made by libx264 at test time: the avcC carries
+ * the format fields, and the DTS/PTS ffprobe reads back from the FLV are the
+ * source's (composition time = PTS - DTS). */
+static void test_high_profile_b_frames(void **state)
+{
+    (void)state;
+    if (!have_ffmpeg() || system("ffmpeg -hide_banner -encoders 2>/dev/null | grep -q libx264") != 0) {
+        print_message("SKIP: no ffmpeg with libx264, the B-frame clip cannot be made\n");
+        skip();
+    }
+    char ts_path[] = "/tmp/cascade_test_flv_ts_XXXXXX";
+    int fd = mkstemp(ts_path);
+    assert_true(fd >= 0);
+    close(fd);
+    char es_path[64], cmd[1024], out[16384];
+    snprintf(es_path, sizeof(es_path), "%s.h264", ts_path);
+    snprintf(cmd, sizeof(cmd),
+             "ffmpeg -nostdin -v error -y -f lavfi -i testsrc=size=320x240:rate=25 -t 2 -c:v libx264 -profile:v high "
+             "-bf 2 -g 25 -pix_fmt yuv420p -f mpegts %s 2>&1 && ffmpeg -nostdin -v error -y -i %s -c copy -f h264 %s 2>&1",
+             ts_path, ts_path, es_path);
+    assert_int_equal(run(cmd, out, sizeof(out)), 0);
+    /* The packets' timestamps, in decode order (the order of the access units). */
+    snprintf(cmd, sizeof(cmd), "ffprobe -v error -select_streams v -show_entries packet=pts,dts -of default=nw=1 %s",
+             ts_path);
+    assert_int_equal(run(cmd, out, sizeof(out)), 0);
+    static uint64_t pts[MAX_AUS], dts[MAX_AUS];
+    size_t np = 0, nd = 0;
+    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+        if (strncmp(line, "pts=", 4) == 0 && np < MAX_AUS) pts[np++] = strtoull(line + 4, NULL, 10);
+        if (strncmp(line, "dts=", 4) == 0 && nd < MAX_AUS) dts[nd++] = strtoull(line + 4, NULL, 10);
+    }
+    assert_int_equal(np, 50);
+    assert_int_equal(nd, 50);
+    size_t len;
+    uint8_t *es = read_whole_file(es_path, &len);
+    assert_non_null(es);
+    aus_t a;
+    split_aus(GB_CODEC_H264, es, len, &a);
+    assert_int_equal(a.count, 50);
+    gb_flv_muxer_t m;
+    gb_flv_config_t cfg = {.video = GB_CODEC_H264};
+    assert_int_equal(gb_flv_muxer_init(&m, &cfg), 0);
+    shared_t s;
+    memset(&s, 0, sizeof(s));
+    bool reordered = false;
+    for (size_t i = 0; i < a.count; i++) {
+        shared_video(&s, &m, a.data[i], a.len[i], pts[i], dts[i]);
+        reordered |= pts[i] != dts[i];
+    }
+    assert_true(reordered);
+    /* avcC of a High profile SPS: 4:2:0 and 8-bit after the PPS. */
+    uint8_t h[GB_FLV_HEADER_MAX];
+    int hl = gb_flv_write_header(&m, h, sizeof(h));
+    tag_t ht[4];
+    assert_int_equal(walk_tags(h, (size_t)hl, true, ht, 4), 2);
+    assert_int_equal(ht[1].body[5 + 1], 100);
+    assert_memory_equal(ht[1].body + ht[1].len - 4, "\xFD\xF8\xF8\x00", 4);
+    char *path = write_viewer(&m, &s, 0);
+    snprintf(cmd, sizeof(cmd), "ffprobe -v error -select_streams v -show_entries packet=pts,dts -of default=nw=1 %s",
+             path);
+    assert_int_equal(run(cmd, out, sizeof(out)), 0);
+    size_t k = 0;
+    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+        /* FLV time base is 1 ms; the FLV's first DTS is 0. */
+        size_t i = k / 2;
+        assert_true(i < 50);
+        uint64_t want = strncmp(line, "pts=", 4) == 0 ? (pts[i] - dts[0]) / 90 : (dts[i] - dts[0]) / 90;
+        assert_true(strncmp(line, k % 2 ? "dts=" : "pts=", 4) == 0);
+        assert_int_equal(strtoull(line + 4, NULL, 10), want);
+        k++;
+    }
+    assert_int_equal(k, 100);
+    snprintf(cmd, sizeof(cmd),
+             "ffprobe -v error -show_entries stream=profile,has_b_frames -of default=nw=1 %s 2>&1; "
+             "ffmpeg -nostdin -v error -i %s -f null - 2>&1",
+             path, path);
+    assert_int_equal(run(cmd, out, sizeof(out)), 0);
+    print_message("ffprobe (B-frames): %s", out);
+    assert_string_equal(out, "profile=High\nhas_b_frames=2\n");
+    assert_ffmpeg_copies(path);
+    unlink(path);
+    free(path);
+    unlink(es_path);
+    unlink(ts_path);
+    free(es);
+    free(s.buf);
+}
+
 /* ---- H.265 ---- */
 
 static bool make_h265_clip(const char *path)
@@ -675,6 +764,7 @@ int main(void)
         cmocka_unit_test(test_ffprobe_and_ffmpeg_read_it),
         cmocka_unit_test(test_parameter_sets_change),
         cmocka_unit_test(test_timestamps_wrap_and_composition),
+        cmocka_unit_test(test_high_profile_b_frames),
         cmocka_unit_test(test_h265_enhanced_rtmp),
         cmocka_unit_test(test_garbage_never_overruns),
     };
