@@ -15,6 +15,7 @@
 #define EX_CODED_FRAMES 1
 #define FOURCC_HVC1 0x68766331u /* "hvc1" */
 #define PTS_WRAP (1ull << 33)
+#define FRAME_NALS 32 /* NAL units per frame remembered between the two passes */
 #define TIME_ORIGIN (1ull << 40) /* unwrapped time starts here, so earlier stamps stay positive */
 
 /* ---- byte writing (callers checked the capacity) ---- */
@@ -440,8 +441,11 @@ int gb_flv_write_video(gb_flv_muxer_t *m, const uint8_t *au, size_t len, uint64_
 {
     memset(info, 0, sizeof(*info));
     if (m->cfg.video == GB_CODEC_UNKNOWN || cap < gb_flv_video_bound(len)) return -1;
-    /* Pass 1: parameter sets, and what the frame tag will hold. */
-    size_t pos = 0, payload = 0;
+    /* Pass 1: parameter sets, and what the frame tag will hold. The NAL
+     * units to send are kept (up to FRAME_NALS) so the copy need not search
+     * for start codes again. */
+    gb_nal_t nals[FRAME_NALS];
+    size_t pos = 0, payload = 0, count = 0;
     gb_nal_t n;
     bool key = false;
     while (gb_nal_next(au, len, &pos, &n)) {
@@ -451,6 +455,8 @@ int gb_flv_write_video(gb_flv_muxer_t *m, const uint8_t *au, size_t len, uint64_
             continue;
         }
         if (is_aud(m, &n)) continue;
+        if (count < FRAME_NALS) nals[count] = n;
+        count++;
         payload += 4 + n.len;
         key |= gb_nal_is_key(m->cfg.video, &n);
     }
@@ -492,11 +498,17 @@ int gb_flv_write_video(gb_flv_muxer_t *m, const uint8_t *au, size_t len, uint64_
         p = put32(p, FOURCC_HVC1);
     }
     p = put24(p, (uint32_t)cts & 0xFFFFFF);
-    pos = 0;
-    while (gb_nal_next(au, len, &pos, &n)) {
-        if (param_slot(m, &n) || is_aud(m, &n)) continue;
-        p = put32(p, (uint32_t)n.len);
-        p = putmem(p, n.data, n.len);
+    for (size_t i = 0; i < count && i < FRAME_NALS; i++) {
+        p = put32(p, (uint32_t)nals[i].len);
+        p = putmem(p, nals[i].data, nals[i].len);
+    }
+    if (count > FRAME_NALS) { /* many slices: the rest found again */
+        pos = (size_t)(nals[FRAME_NALS - 1].data + nals[FRAME_NALS - 1].len - au);
+        while (gb_nal_next(au, len, &pos, &n)) {
+            if (param_slot(m, &n) || is_aud(m, &n)) continue;
+            p = put32(p, (uint32_t)n.len);
+            p = putmem(p, n.data, n.len);
+        }
     }
     p = tag_end(p, body);
     info->key = key;

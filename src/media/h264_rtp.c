@@ -73,6 +73,7 @@ int gb_h264_rtp_begin(gb_h264_rtp_t *p, const uint8_t *au, size_t len, uint32_t 
      * where SPS/PPS would go (after a leading AUD, H.264 §7.4.1.2.3). */
     bool idr = false, first = true;
     size_t pos = 0, before = 0, insert_pos = 0;
+    int count = 0, params = 0;
     gb_nal_t n;
     while (before = pos, gb_nal_next(p->au, p->au_len, &pos, &n)) {
         int t = gb_h264_nal_type(&n);
@@ -80,22 +81,20 @@ int gb_h264_rtp_begin(gb_h264_rtp_t *p, const uint8_t *au, size_t len, uint32_t 
             p->stats.nals_dropped++;
             continue;
         }
+        count++;
         if (first && t != GB_H264_NAL_AUD) insert_pos = before, first = false;
-        if (t == GB_H264_NAL_SPS) remember(p, p->sps, &p->sps_len, &n);
-        if (t == GB_H264_NAL_PPS) remember(p, p->pps, &p->pps_len, &n);
+        if (t == GB_H264_NAL_SPS) remember(p, p->sps, &p->sps_len, &n), params++;
+        if (t == GB_H264_NAL_PPS) remember(p, p->pps, &p->pps_len, &n), params++;
         idr |= t == GB_H264_NAL_IDR;
     }
     if (idr && p->sps_len && p->pps_len) {
         p->insert = true;
         p->insert_pos = insert_pos;
         p->stats.params_inserted++;
+        count += 2 - params; /* the remembered pair instead of the AU's own */
     } else if (idr) {
         p->stats.idr_without_params++;
     }
-    /* Pass 2: how many NAL units go out, as fetch() will pick them. */
-    int count = p->insert ? 2 : 0;
-    pos = 0;
-    while (gb_nal_next(p->au, p->au_len, &pos, &n)) count += sendable(&n) && !replaced(p, &n);
     p->pos = 0;
     p->have_cur = fetch(p, &p->cur);
     if (!p->have_cur) return 0;
