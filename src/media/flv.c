@@ -473,8 +473,11 @@ int gb_flv_write_video(gb_flv_muxer_t *m, const uint8_t *au, size_t len, uint64_
         m->stats.seq_headers++;
         info->seq_header = true;
     }
-    if (payload == 0 || !m->have_seq) {
-        if (payload) m->stats.frames_no_params++;
+    bool h264 = m->cfg.video == GB_CODEC_H264;
+    size_t body = (h264 ? 5 : 8) + payload;
+    if (payload == 0 || !m->have_seq || body > 0xFFFFFF) {
+        if (payload && !m->have_seq) m->stats.frames_no_params++;
+        if (payload && m->have_seq) m->stats.frames_too_big++; /* DataSize is 24 bits */
         info->len = (size_t)(p - out);
         m->stats.bytes += info->len;
         return 0;
@@ -486,8 +489,6 @@ int gb_flv_write_video(gb_flv_muxer_t *m, const uint8_t *au, size_t len, uint64_
     int64_t cts = cts90 / 90;
     if (cts > 0x7FFFFF) cts = 0x7FFFFF;
     if (cts < -0x800000) cts = -0x800000;
-    bool h264 = m->cfg.video == GB_CODEC_H264;
-    size_t body = (h264 ? 5 : 8) + payload;
     p = tag_begin(p, TAG_VIDEO, body, ts);
     unsigned ft = key ? FRAME_KEY : FRAME_INTER;
     if (h264) {

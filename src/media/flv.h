@@ -56,6 +56,7 @@ typedef struct {
     uint64_t seq_headers;       /* sequence header tags written (first + changes) */
     uint64_t frames_no_params;  /* dropped: no SPS/PPS (VPS) seen yet */
     uint64_t params_too_big;    /* parameter sets refused (> GB_FLV_MAX_PARAM) */
+    uint64_t frames_too_big;    /* dropped: a tag body holds at most 16 MiB - 1 */
     uint64_t bad_sps;           /* SPS that did not parse (kept, size unknown) */
 } gb_flv_stats_t;
 

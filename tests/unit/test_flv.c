@@ -443,6 +443,17 @@ static void test_parameter_sets_change(void **state)
     assert_false(info.seq_header);
     free(o2);
     free(big);
+    /* A frame too big for a tag's 24-bit DataSize is dropped, counted. */
+    big_len = 4 + 0xFFFFFF;
+    big = malloc(big_len);
+    memcpy(big, "\x00\x00\x01\x65", 4);
+    memset(big + 4, 0x55, big_len - 4);
+    o2 = malloc(gb_flv_video_bound(big_len));
+    assert_int_equal(gb_flv_write_video(&m, big, big_len, 0, 0, o2, gb_flv_video_bound(big_len), &info), 0);
+    assert_int_equal(info.len, 0);
+    assert_int_equal(m.stats.frames_too_big, 1);
+    free(o2);
+    free(big);
     free(out);
     free(s.buf);
     free(clip);
