@@ -484,7 +484,7 @@ static void sim_forward(struct sfu *s, struct sfu_stream *st, int layer, const u
         if (forward_sel_packet(&k->sel, layer, h, key, now, &o) && send_to_sim_sink(s, k, pkt, len, &o))
             s->rtp_forwarded++;
         if (k->sel.switches != switches) /* rare: the operator's (and the browser test's) view of the choice */
-            log_info("sfu: %s receives %s layer %s (estimate %llu bit/s)", k->viewer->id, st->id,
+            log_info("sfu: %s receives stream %s layer %s (estimate %llu bit/s)", k->viewer->id, st->id,
                      st->layers.rid[layer], (unsigned long long)k->sel.bwe_bps);
         if (target >= 0 && forward_sel_waiting(&k->sel) && can_send(st->pub))
             request_keyframe(s, st->pub, stream_fs(st, (size_t)target), now);

@@ -58,7 +58,7 @@ check "everyone left with DELETE" step_ok done
 # cascade's own account (its log: one line per layer switch of a viewer).
 v1=$(jq -s -r '.[] | select(.step == "viewers-connected") | .viewer1' "$OUT")
 v2=$(jq -s -r '.[] | select(.step == "viewers-connected") | .viewer2' "$OUT")
-last_layer() { grep -o "sfu: $1 receives [^ ]* layer [a-z]*" "$WORK/sim.log" | tail -1 | awk '{print $NF}'; }
+last_layer() { grep -o "sfu: $1 receives stream [^ ]* layer [a-z]*" "$WORK/sim.log" | tail -1 | awk '{print $NF}'; }
 l1=$(last_layer "$v1"); l2=$(last_layer "$v2")
 grep "sfu: .* receives" "$WORK/sim.log" || true
 echo "cascade: viewer1 ($v1) last layer '$l1', viewer2 ($v2) last layer '$l2'"
