@@ -480,8 +480,12 @@ static void sim_forward(struct sfu *s, struct sfu_stream *st, int layer, const u
     for (struct sfu_sink *k = st->sinks; k; k = k->next) {
         int target = forward_sel_choose(&k->sel, &st->layers, now);
         struct fwd_sel_out o;
+        uint64_t switches = k->sel.switches;
         if (forward_sel_packet(&k->sel, layer, h, key, now, &o) && send_to_sim_sink(s, k, pkt, len, &o))
             s->rtp_forwarded++;
+        if (k->sel.switches != switches) /* rare: the operator's (and the browser test's) view of the choice */
+            log_info("sfu: %s receives stream %s layer %s (estimate %llu bit/s)", k->viewer->id, st->id,
+                     st->layers.rid[layer], (unsigned long long)k->sel.bwe_bps);
         if (target >= 0 && forward_sel_waiting(&k->sel) && can_send(st->pub))
             request_keyframe(s, st->pub, stream_fs(st, (size_t)target), now);
     }
@@ -673,7 +677,7 @@ static void viewer_rtcp(struct sfu *s, struct sfu_peer *v, const uint8_t *pkt, s
     }
     if (fb.remb_bps) /* the viewer's estimate picks its simulcast layers */
         for (size_t i = 0; i < v->n_sinks; i++)
-            if (v->sinks[i].sim) v->sinks[i].sel.bwe_bps = fb.remb_bps;
+            if (v->sinks[i].sim) forward_sel_estimate(&v->sinks[i].sel, fb.remb_bps);
     for (size_t i = 0; i < fb.n_keyframe; i++) {
         uint8_t buf[SFU_BUF];
         int n = forward_stream_keyframe_build(fb.keyframe[i], s->rtcp_ssrc, buf, RTC_MAX_PACKET);
