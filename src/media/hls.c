@@ -164,7 +164,7 @@ static uint64_t frame_step(gb_hls_t *h, uint64_t pts, bool *jump)
 
 static int cut_segment(gb_hls_t *h, const char *why)
 {
-    h->cur->duration += h->frame_len; /* its last frame lasts as long as the one before */
+    /* The frame that triggered the cut already ended the last one: duration is complete. */
     log_warn_rl("hls %s: segment %llu closed without a key frame (%s) after %u frames, %zu bytes; "
                 "waiting for the next key frame",
                 h->name, (unsigned long long)h->cur->seq, why, h->cur->frames, h->cur->len);
