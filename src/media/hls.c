@@ -127,6 +127,18 @@ static void segment_close(gb_hls_t *h, bool cut)
     if (secs > h->target_s) h->target_s = secs > 3600 ? 3600 : (unsigned)secs;
 }
 
+/* Drops the segment being built, its sequence number with it: the ring's
+ * numbers stay contiguous (gb_hls_segment_ref() indexes by them). */
+static int segment_abandon(gb_hls_t *h, int rc)
+{
+    gb_hls_segment_t *s = h->cur;
+    h->cur = NULL;
+    h->next_seq = s->seq;
+    h->pending_discontinuity = s->discontinuity;
+    gb_hls_segment_unref(s);
+    return rc;
+}
+
 static bool segment_grow(const gb_hls_t *h, gb_hls_segment_t *s, size_t need)
 {
     if (s->cap - s->len >= need) return true;
@@ -210,13 +222,9 @@ int gb_hls_push(gb_hls_t *h, const uint8_t *au, size_t len, uint64_t pts, bool k
         fresh = true;
     }
     gb_hls_segment_t *s = h->cur;
-    if (!segment_grow(h, s, need)) {
-        h->cur = NULL;
-        gb_hls_segment_unref(s);
-        return -ENOMEM;
-    }
+    if (!segment_grow(h, s, need)) return segment_abandon(h, -ENOMEM);
     long n = gb_ts_mux_frame(&h->mux, s->buf + s->len, s->cap - s->len, au, len, pts, pts, key, fresh);
-    if (n < 0) return -EINVAL; /* cannot happen: room was reserved for the bound */
+    if (n < 0) return segment_abandon(h, -EINVAL); /* not expected: room for the bound was made */
     s->len += (size_t)n;
     s->frames++;
     h->stats.frames_muxed++;

@@ -17,8 +17,8 @@
  *   - a segment that reaches max_segment_bytes or max_segment_ms without a
  *     key frame (a camera that never sends one) is closed there, a warning
  *     is logged, and frames are dropped until the next key frame: memory
- *     stays bounded by ring x max_segment_bytes plus the segments viewers
- *     still hold;
+ *     stays bounded by (ring + 2) x max_segment_bytes (the ring, the segment
+ *     being built, one spare buffer) plus the segments viewers still hold;
  *   - a PTS jump (backwards, or forward by more than 5 s) ends the segment
  *     too; the next one, at a key frame, carries EXT-X-DISCONTINUITY.
  *
