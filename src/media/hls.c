@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "media/fmp4.h"
 #include "media/mpegts.h"
 
 #define HLS_DEFAULT_TARGET_MS 1000
@@ -35,6 +36,10 @@ struct gb_hls {
     uint64_t prev_pts, frame_len; /* 90 kHz */
     bool have_prev, pending_discontinuity;
     unsigned target_s;
+    uint64_t dts; /* fMP4: decode time of the last frame, continuous (PTS steps, jumps smoothed) */
+    gb_hls_segment_t *init;    /* fMP4 init segment, from the first usable key frame */
+    gb_fmp4_sample_t *samples; /* fMP4: the samples of the segment being built */
+    size_t nsamples;
     gb_hls_stats_t stats;
 };
 
@@ -66,6 +71,10 @@ gb_hls_t *gb_hls_new(const gb_hls_cfg_t *cfg)
     h->cfg.name = h->name;
     h->frame_len = HLS_DEFAULT_FRAME;
     h->target_s = 1;
+    if (h->cfg.format == GB_HLS_FMP4 && !(h->samples = calloc(GB_HLS_MAX_SAMPLES, sizeof(*h->samples)))) {
+        free(h);
+        return NULL;
+    }
     return h;
 }
 
@@ -93,7 +102,8 @@ static gb_hls_segment_t *segment_open(gb_hls_t *h, uint64_t pts)
     s->buf = buf, s->cap = cap, s->data = buf;
     s->refs = 1; /* the segmenter's */
     s->seq = h->next_seq++;
-    s->start_pts = pts;
+    s->start_pts = h->cfg.format == GB_HLS_FMP4 ? h->dts : pts;
+    h->nsamples = 0;
     s->discontinuity = h->pending_discontinuity;
     h->pending_discontinuity = false;
     return s;
@@ -112,8 +122,43 @@ static void ring_drop_oldest(gb_hls_t *h)
     else gb_hls_segment_unref(old);
 }
 
+/* Drops the segment being built, its sequence number with it: the ring's
+ * numbers stay contiguous (gb_hls_segment_ref() indexes by them). */
+static int segment_abandon(gb_hls_t *h, int rc)
+{
+    gb_hls_segment_t *s = h->cur;
+    h->cur = NULL;
+    h->next_seq = s->seq;
+    h->pending_discontinuity = s->discontinuity;
+    h->nsamples = 0;
+    gb_hls_segment_unref(s);
+    return rc;
+}
+
+/* fMP4: moof + mdat header in front of the samples (one move per segment). */
+static int fmp4_finish(gb_hls_t *h, gb_hls_segment_t *s)
+{
+    size_t hl = gb_fmp4_fragment_header_len(h->nsamples);
+    if (h->nsamples == 0 || hl == SIZE_MAX || s->len > SIZE_MAX - hl) return -1;
+    if (s->cap < s->len + hl) {
+        uint8_t *p = realloc(s->buf, s->len + hl);
+        if (!p) return -1;
+        s->buf = p, s->cap = s->len + hl;
+    }
+    memmove(s->buf + hl, s->buf, s->len);
+    if (gb_fmp4_fragment_header(s->buf, hl, (uint32_t)(s->seq + 1), s->start_pts, h->samples, h->nsamples, s->len) < 0)
+        return -1;
+    s->len += hl;
+    h->nsamples = 0;
+    return 0;
+}
+
 static void segment_close(gb_hls_t *h, bool cut)
 {
+    if (h->cfg.format == GB_HLS_FMP4 && fmp4_finish(h, h->cur) < 0) {
+        segment_abandon(h, 0); /* nothing playable in it (no slice), or no memory */
+        return;
+    }
     gb_hls_segment_t *s = h->cur;
     h->cur = NULL;
     s->cut = cut;
@@ -125,18 +170,6 @@ static void segment_close(gb_hls_t *h, bool cut)
     if (cut) h->stats.cuts++;
     uint64_t secs = (s->duration + 89999) / 90000; /* §4.3.3.1: EXTINF rounded <= target */
     if (secs > h->target_s) h->target_s = secs > 3600 ? 3600 : (unsigned)secs;
-}
-
-/* Drops the segment being built, its sequence number with it: the ring's
- * numbers stay contiguous (gb_hls_segment_ref() indexes by them). */
-static int segment_abandon(gb_hls_t *h, int rc)
-{
-    gb_hls_segment_t *s = h->cur;
-    h->cur = NULL;
-    h->next_seq = s->seq;
-    h->pending_discontinuity = s->discontinuity;
-    gb_hls_segment_unref(s);
-    return rc;
 }
 
 static bool segment_grow(const gb_hls_t *h, gb_hls_segment_t *s, size_t need)
@@ -161,6 +194,7 @@ static uint64_t frame_step(gb_hls_t *h, uint64_t pts, bool *jump)
     if (!h->have_prev) {
         h->have_prev = true;
         h->prev_pts = pts;
+        h->dts = pts;
         return 0;
     }
     uint64_t step = (pts - h->prev_pts) & HLS_PTS_MASK;
@@ -168,9 +202,11 @@ static uint64_t frame_step(gb_hls_t *h, uint64_t pts, bool *jump)
     if (step > HLS_PTS_JUMP) {
         *jump = true;
         h->stats.pts_jumps++;
-        return h->frame_len;
+        step = h->frame_len;
+    } else if (step) {
+        h->frame_len = step;
     }
-    if (step) h->frame_len = step;
+    h->dts += step;
     return step;
 }
 
@@ -184,6 +220,50 @@ static int cut_segment(gb_hls_t *h, const char *why)
     return GB_HLS_CUT;
 }
 
+/* Bytes one more frame may add to the segment being built, framing included. */
+static size_t frame_need(const gb_hls_t *h, size_t len)
+{
+    if (h->cfg.format == GB_HLS_TS) return gb_ts_mux_bound(len);
+    size_t hl = gb_fmp4_fragment_header_len(h->nsamples + 1);
+    return len > SIZE_MAX / 2 ? SIZE_MAX : gb_fmp4_sample_bound(len) + hl;
+}
+
+static bool full(const gb_hls_t *h, size_t need)
+{
+    return h->cur->len + need > h->cfg.max_segment_bytes ||
+           (h->cfg.format == GB_HLS_FMP4 && h->nsamples >= GB_HLS_MAX_SAMPLES);
+}
+
+/* fMP4: the init segment from the first key frame that has the parameter sets. */
+static bool fmp4_init(gb_hls_t *h, const uint8_t *au, size_t len)
+{
+    if (h->init) return true;
+    sbuf_t b;
+    sbuf_init(&b);
+    gb_hls_segment_t *s = calloc(1, sizeof(*s));
+    if (!s || gb_fmp4_init_segment(&b, h->cfg.codec, au, len, NULL) < 0) {
+        free(s);
+        sbuf_free(&b);
+        return false;
+    }
+    s->len = s->cap = b.len;
+    s->buf = (uint8_t *)sbuf_take(&b);
+    s->data = s->buf;
+    s->refs = 1;
+    h->init = s;
+    return true;
+}
+
+static long write_frame(gb_hls_t *h, gb_hls_segment_t *s, const uint8_t *au, size_t len, uint64_t pts, bool key,
+                        bool fresh)
+{
+    if (h->cfg.format == GB_HLS_TS)
+        return gb_ts_mux_frame(&h->mux, s->buf + s->len, s->cap - s->len, au, len, pts, pts, key, fresh);
+    long n = gb_fmp4_sample(s->buf + s->len, s->cap - s->len, h->cfg.codec, au, len);
+    if (n > 0) h->samples[h->nsamples++] = (gb_fmp4_sample_t){0, (uint32_t)n, key};
+    return n; /* 0: only parameter sets / AUD; the next frame's step lands on the previous sample */
+}
+
 int gb_hls_push(gb_hls_t *h, const uint8_t *au, size_t len, uint64_t pts, bool key)
 {
     if (!au || len == 0) return -EINVAL;
@@ -192,28 +272,29 @@ int gb_hls_push(gb_hls_t *h, const uint8_t *au, size_t len, uint64_t pts, bool k
     bool jump;
     uint64_t step = frame_step(h, pts, &jump);
     int rc = GB_HLS_QUEUED;
-    if (h->cur) h->cur->duration += step;
+    if (h->cur) {
+        h->cur->duration += step;
+        if (h->nsamples) h->samples[h->nsamples - 1].duration += (uint32_t)step;
+    }
     if (jump && h->next_seq > 0) h->pending_discontinuity = true;
     if (jump && h->cur) {
         segment_close(h, true); /* a new timeline: the next key frame opens a new segment */
         rc = GB_HLS_CUT;
     }
-    size_t need = gb_ts_mux_bound(len);
-    if (need > h->cfg.max_segment_bytes) {
+    if (frame_need(h, len) > h->cfg.max_segment_bytes) {
         h->stats.frames_too_big++;
         if (h->cur) return cut_segment(h, "frame above the segment cap");
         return rc == GB_HLS_CUT ? rc : GB_HLS_WAIT_KEY;
     }
-    if (h->cur && key && (h->cur->duration >= (uint64_t)h->cfg.target_ms * 90 ||
-                          h->cur->len + need > h->cfg.max_segment_bytes)) {
+    if (h->cur && key && (h->cur->duration >= (uint64_t)h->cfg.target_ms * 90 || full(h, frame_need(h, len)))) {
         segment_close(h, false);
         rc = GB_HLS_SEGMENT_DONE;
     }
-    if (h->cur && h->cur->len + need > h->cfg.max_segment_bytes) return cut_segment(h, "byte cap");
+    if (h->cur && full(h, frame_need(h, len))) return cut_segment(h, "byte or frame cap");
     if (h->cur && h->cur->duration >= (uint64_t)h->cfg.max_segment_ms * 90) return cut_segment(h, "duration cap");
     bool fresh = false;
     if (!h->cur) {
-        if (!key) {
+        if (!key || (h->cfg.format == GB_HLS_FMP4 && !fmp4_init(h, au, len))) {
             h->stats.frames_waiting_key++;
             return rc == GB_HLS_CUT ? rc : GB_HLS_WAIT_KEY;
         }
@@ -222,8 +303,8 @@ int gb_hls_push(gb_hls_t *h, const uint8_t *au, size_t len, uint64_t pts, bool k
         fresh = true;
     }
     gb_hls_segment_t *s = h->cur;
-    if (!segment_grow(h, s, need)) return segment_abandon(h, -ENOMEM);
-    long n = gb_ts_mux_frame(&h->mux, s->buf + s->len, s->cap - s->len, au, len, pts, pts, key, fresh);
+    if (!segment_grow(h, s, frame_need(h, len))) return segment_abandon(h, -ENOMEM);
+    long n = write_frame(h, s, au, len, pts, key, fresh);
     if (n < 0) return segment_abandon(h, -EINVAL); /* not expected: room for the bound was made */
     s->len += (size_t)n;
     s->frames++;
@@ -242,18 +323,21 @@ static const gb_hls_segment_t *ring_at(const gb_hls_t *h, unsigned i)
 int gb_hls_playlist(const gb_hls_t *h, sbuf_t *out)
 {
     if (h->count == 0) return 0;
+    bool fmp4 = h->cfg.format == GB_HLS_FMP4;
+    /* Version 7 for fMP4 (EXT-X-MAP in a media playlist needs 6, §7), 3 for decimal EXTINF. */
     sbuf_printf(out,
-                "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:%u\n#EXT-X-MEDIA-SEQUENCE:%llu\n",
-                h->target_s, (unsigned long long)ring_at(h, 0)->seq);
+                "#EXTM3U\n#EXT-X-VERSION:%d\n#EXT-X-TARGETDURATION:%u\n#EXT-X-MEDIA-SEQUENCE:%llu\n",
+                fmp4 ? 7 : 3, h->target_s, (unsigned long long)ring_at(h, 0)->seq);
     if (h->discontinuity_seq)
         sbuf_printf(out, "#EXT-X-DISCONTINUITY-SEQUENCE:%llu\n", (unsigned long long)h->discontinuity_seq);
     sbuf_append_cstr(out, "#EXT-X-INDEPENDENT-SEGMENTS\n");
+    if (fmp4) sbuf_printf(out, "#EXT-X-MAP:URI=\"%sinit.mp4\"\n", h->prefix);
     for (unsigned i = 0; i < h->count; i++) {
         const gb_hls_segment_t *s = ring_at(h, i);
         uint64_t ms = s->duration / 90;
         if (s->discontinuity) sbuf_append_cstr(out, "#EXT-X-DISCONTINUITY\n");
-        sbuf_printf(out, "#EXTINF:%llu.%03u,\n%s%llu.ts\n", (unsigned long long)(ms / 1000), (unsigned)(ms % 1000),
-                    h->prefix, (unsigned long long)s->seq);
+        sbuf_printf(out, "#EXTINF:%llu.%03u,\n%s%llu.%s\n", (unsigned long long)(ms / 1000), (unsigned)(ms % 1000),
+                    h->prefix, (unsigned long long)s->seq, fmp4 ? "m4s" : "ts");
     }
     return out->failed ? -ENOMEM : (int)h->count;
 }
@@ -276,14 +360,23 @@ bool gb_hls_seq_range(const gb_hls_t *h, uint64_t *first, uint64_t *last)
     return true;
 }
 
+gb_hls_segment_t *gb_hls_init_ref(gb_hls_t *h)
+{
+    if (h->init) h->init->refs++;
+    return h->init;
+}
+
 bool gb_hls_parse_uri(const gb_hls_t *h, const char *name, size_t len, uint64_t *seq)
 {
     size_t plen = strlen(h->prefix);
-    if (len < plen + 4 || memcmp(name, h->prefix, plen) != 0 || memcmp(name + len - 3, ".ts", 3) != 0) return false;
+    const char *ext = h->cfg.format == GB_HLS_FMP4 ? ".m4s" : ".ts";
+    size_t elen = strlen(ext);
+    if (len < plen + elen + 1 || memcmp(name, h->prefix, plen) != 0 || memcmp(name + len - elen, ext, elen) != 0)
+        return false;
     uint64_t v = 0;
-    size_t digits = len - plen - 3;
-    if (digits == 0 || digits > 19) return false;
-    for (size_t i = plen; i < len - 3; i++) {
+    size_t digits = len - plen - elen;
+    if (digits > 19) return false;
+    for (size_t i = plen; i < len - elen; i++) {
         if (name[i] < '0' || name[i] > '9') return false;
         v = v * 10 + (uint64_t)(name[i] - '0');
     }
@@ -307,5 +400,7 @@ void gb_hls_free(gb_hls_t *h)
     }
     if (h->cur) gb_hls_segment_unref(h->cur);
     if (h->spare) gb_hls_segment_unref(h->spare);
+    if (h->init) gb_hls_segment_unref(h->init);
+    free(h->samples);
     free(h);
 }

@@ -27,8 +27,10 @@
  * even after it rotated out of the ring or the segmenter was freed. Not
  * thread-safe: one event loop owns the segmenter and its segments.
  *
- * Not done: fMP4/CMAF segments (H.265 as hvc1, which Safari needs): H.265 is
- * segmented as TS (stream_type 0x24), which hls.js, VLC and ffplay read. */
+ * Two segment formats: MPEG-TS (mpegts.h; H.264 0x1B, H.265 0x24 — hls.js,
+ * VLC, ffplay) and fMP4 (fmp4.h; an init segment with avc1/hvc1 built from
+ * the first key frame's parameter sets, then one moof + mdat per segment —
+ * what Safari needs for H.265). */
 #ifndef CASCADE_MEDIA_HLS_H
 #define CASCADE_MEDIA_HLS_H
 
@@ -43,13 +45,19 @@
 #define GB_HLS_RING_MAX 32
 #define GB_HLS_URI_PREFIX_MAX 128
 
+typedef enum { GB_HLS_TS = 0, GB_HLS_FMP4 } gb_hls_format_t;
+
+#define GB_HLS_MAX_SAMPLES 2048 /* fMP4: frames per segment; more is cut like the byte cap */
+
 typedef struct {
     gb_codec_t codec;         /* H.264 or H.265 */
+    gb_hls_format_t format;   /* TS (default) or fMP4 */
     uint32_t target_ms;       /* cut at the first key frame after this; 0 = 1000 */
     unsigned ring;            /* completed segments kept and listed; 0 = 6, clamped to 3..32 */
     size_t max_segment_bytes; /* 0 = 8 MiB; at least 64 KiB */
     uint32_t max_segment_ms;  /* 0 = 30 s */
-    const char *uri_prefix;   /* copied; segment URI = prefix + sequence + ".ts"; NULL = "" */
+    const char *uri_prefix;   /* copied; segment URI = prefix + sequence + ".ts" (fMP4: ".m4s",
+                                 init segment prefix + "init.mp4"); NULL = "" */
     const char *name;         /* copied; names the stream in log lines; NULL = "hls" */
 } gb_hls_cfg_t;
 
@@ -58,7 +66,7 @@ typedef struct gb_hls_segment {
     uint64_t seq;           /* media sequence number */
     const uint8_t *data;    /* the TS bytes */
     size_t len;
-    uint64_t start_pts;     /* 90 kHz, of its first (key) frame */
+    uint64_t start_pts;     /* 90 kHz, of its first (key) frame; fMP4: its tfdt decode time */
     uint64_t duration;      /* 90 kHz, from the PTS of its frames */
     unsigned frames;
     bool discontinuity;     /* listed after EXT-X-DISCONTINUITY */
@@ -109,10 +117,13 @@ int gb_hls_playlist(const gb_hls_t *h, sbuf_t *out);
  * or NULL when it is not (or no longer) in the ring. */
 gb_hls_segment_t *gb_hls_segment_ref(gb_hls_t *h, uint64_t seq);
 void gb_hls_segment_unref(gb_hls_segment_t *s);
+/* fMP4: the init segment (seq 0, duration 0), with a reference taken; NULL
+ * in TS mode or before the first key frame with parameter sets. */
+gb_hls_segment_t *gb_hls_init_ref(gb_hls_t *h);
 
 /* Sequence numbers in the ring: first..last; false when it is empty. */
 bool gb_hls_seq_range(const gb_hls_t *h, uint64_t *first, uint64_t *last);
-/* Parses a segment URI's last path element ("<prefix><seq>.ts") back to seq. */
+/* Parses a segment URI's last path element ("<prefix><seq>.ts", fMP4 ".m4s") back to seq. */
 bool gb_hls_parse_uri(const gb_hls_t *h, const char *name, size_t len, uint64_t *seq);
 const gb_hls_stats_t *gb_hls_stats(const gb_hls_t *h);
 /* EXT-X-TARGETDURATION in seconds: the longest segment so far, rounded up (at least 1). */

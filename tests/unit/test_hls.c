@@ -325,54 +325,66 @@ static size_t run_capture(const char *cmd, char *text, size_t cap, int *rc)
     return n;
 }
 
-/* The playlist and segments on disk, as an HTTP server would serve them:
- * ffprobe reads the stream, ffmpeg copies 5 s without an error. */
-static void test_ffmpeg_plays_playlist(void **state)
+static bool have_ffmpeg(void)
 {
-    (void)state;
-    if (system("command -v ffprobe >/dev/null 2>&1 && command -v ffmpeg >/dev/null 2>&1") != 0) {
-        print_message("SKIP: ffprobe/ffmpeg not installed, the playlist is not played by a real reader\n");
-        skip();
-    }
-    clip_t c;
-    load_clip(&c);
-    gb_hls_t *h = new_hls(0, 0, 0);
-    feed(h, &c, 0, 250, 8589000000ull); /* 10 s, across the 33-bit wrap as well */
+    if (system("command -v ffprobe >/dev/null 2>&1 && command -v ffmpeg >/dev/null 2>&1") == 0) return true;
+    print_message("SKIP: ffprobe/ffmpeg not installed, the playlist is not played by a real reader\n");
+    return false;
+}
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    fclose(f);
+}
+
+/* The playlist, segments (and fMP4 init segment) on disk, as an HTTP server
+ * would serve them: ffprobe reads the stream as want (codec, 320x240,
+ * 25 fps), ffmpeg copies 5 s = 125 frames without an error. */
+static void play_from_disk(gb_hls_t *h, bool fmp4, const char *want_codec)
+{
     char dir[] = "/tmp/cascade_test_hls_XXXXXX";
     assert_non_null(mkdtemp(dir));
     char path[256];
+    const char *ext = fmp4 ? "m4s" : "ts";
     uint64_t first, last;
     assert_true(gb_hls_seq_range(h, &first, &last));
     for (uint64_t q = first; q <= last; q++) {
         gb_hls_segment_t *s = gb_hls_segment_ref(h, q);
         assert_non_null(s);
-        snprintf(path, sizeof(path), "%s/cam7-%llu.ts", dir, (unsigned long long)q);
-        FILE *f = fopen(path, "wb");
-        assert_non_null(f);
-        assert_int_equal(fwrite(s->data, 1, s->len, f), s->len);
-        fclose(f);
+        snprintf(path, sizeof(path), "%s/cam7-%llu.%s", dir, (unsigned long long)q, ext);
+        write_file(path, s->data, s->len);
         gb_hls_segment_unref(s);
+    }
+    if (fmp4) {
+        gb_hls_segment_t *init = gb_hls_init_ref(h);
+        assert_non_null(init);
+        snprintf(path, sizeof(path), "%s/cam7-init.mp4", dir);
+        write_file(path, init->data, init->len);
+        gb_hls_segment_unref(init);
     }
     sbuf_t pl;
     sbuf_init(&pl);
     assert_int_equal(gb_hls_playlist(h, &pl), 6);
     snprintf(path, sizeof(path), "%s/live.m3u8", dir);
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(pl.data, 1, pl.len, f), pl.len);
-    fclose(f);
+    write_file(path, pl.data, pl.len);
 
     char cmd[768], text[2048];
     int rc;
     /* A live playlist: start at its first segment, or the reader waits at the live edge for more. */
     snprintf(cmd, sizeof(cmd),
              "timeout 60 ffprobe -v error -live_start_index 0 -select_streams v -show_entries "
-             "stream=codec_name,width,height,r_frame_rate -of default=noprint_wrappers=1 %s 2>&1",
+             "stream=codec_name,codec_tag_string,width,height,r_frame_rate -of default=noprint_wrappers=1 %s 2>&1",
              path);
     run_capture(cmd, text, sizeof(text), &rc);
     print_message("ffprobe: %s", text);
     assert_int_equal(rc, 0);
-    assert_non_null(strstr(text, "codec_name=h264"));
+    char want[64];
+    snprintf(want, sizeof(want), "codec_name=%s\n", want_codec);
+    assert_non_null(strstr(text, want));
+    if (fmp4 && strcmp(want_codec, "hevc") == 0) assert_non_null(strstr(text, "codec_tag_string=hvc1"));
     assert_non_null(strstr(text, "width=320"));
     assert_non_null(strstr(text, "height=240"));
     assert_non_null(strstr(text, "r_frame_rate=25/1"));
@@ -382,7 +394,6 @@ static void test_ffmpeg_plays_playlist(void **state)
     if (n) print_message("ffmpeg said: %s", text);
     assert_int_equal(n, 0);
     assert_int_equal(rc, 0);
-    /* And the frames it copied: 5 s at 25 fps. */
     snprintf(cmd, sizeof(cmd),
              "timeout 60 ffmpeg -nostdin -v info -live_start_index 0 -i %s -t 5 -c copy -f null - 2>&1 | "
              "grep -o 'frame= *[0-9]*' | tail -1",
@@ -391,16 +402,128 @@ static void test_ffmpeg_plays_playlist(void **state)
     print_message("ffmpeg copied: %s", text);
     assert_non_null(strstr(text, "125"));
 
-    for (uint64_t q = first; q <= last; q++) {
-        snprintf(path, sizeof(path), "%s/cam7-%llu.ts", dir, (unsigned long long)q);
-        unlink(path);
-    }
-    snprintf(path, sizeof(path), "%s/live.m3u8", dir);
-    unlink(path);
-    rmdir(dir);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
     sbuf_free(&pl);
+}
+
+static void test_ffmpeg_plays_playlist(void **state)
+{
+    (void)state;
+    if (!have_ffmpeg()) skip();
+    clip_t c;
+    load_clip(&c);
+    gb_hls_t *h = new_hls(0, 0, 0);
+    feed(h, &c, 0, 250, 8589000000ull); /* 10 s, across the 33-bit wrap as well */
+    play_from_disk(h, false, "h264");
     gb_hls_free(h);
     free(c.clip);
+}
+
+static uint32_t be32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
+
+/* fMP4 with H.264: init segment (ftyp, moov), each segment one moof + mdat
+ * whose tfdt continues where the previous segment ended. */
+static void test_fmp4_h264(void **state)
+{
+    (void)state;
+    clip_t c;
+    load_clip(&c);
+    gb_hls_cfg_t cfg = {.codec = GB_CODEC_H264, .format = GB_HLS_FMP4, .uri_prefix = "cam7-"};
+    gb_hls_t *h = gb_hls_new(&cfg);
+    assert_non_null(h);
+    assert_null(gb_hls_init_ref(h));
+    /* No parameter sets in the key frame: no init, no segment. */
+    static const uint8_t bare[] = {0, 0, 0, 1, 0x65, 0x88, 0x84};
+    assert_int_equal(gb_hls_push(h, bare, sizeof(bare), 0, true), GB_HLS_WAIT_KEY);
+    assert_null(gb_hls_init_ref(h));
+    assert_int_equal(feed(h, &c, 0, 250, 3600), 9);
+    gb_hls_segment_t *init = gb_hls_init_ref(h);
+    assert_non_null(init);
+    assert_memory_equal(init->data + 4, "ftyp", 4);
+    assert_memory_equal(init->data + be32(init->data) + 4, "moov", 4);
+    assert_non_null(memmem(init->data, init->len, "avcC", 4));
+    gb_hls_segment_unref(init);
+    uint64_t prev_end = 0;
+    for (uint64_t q = 3; q <= 8; q++) {
+        gb_hls_segment_t *s = gb_hls_segment_ref(h, q);
+        assert_non_null(s);
+        assert_int_equal(s->duration, 90000);
+        assert_memory_equal(s->data + 4, "moof", 4);
+        uint32_t moof = be32(s->data);
+        assert_memory_equal(s->data + moof + 4, "mdat", 4);
+        assert_int_equal(moof + be32(s->data + moof), s->len);
+        assert_int_equal(be32(s->data + 20), q + 1); /* mfhd sequence_number */
+        const uint8_t *tfdt = memmem(s->data, moof, "tfdt", 4);
+        assert_non_null(tfdt);
+        uint64_t base = (uint64_t)be32(tfdt + 8) << 32 | be32(tfdt + 12);
+        assert_int_equal(base, s->start_pts);
+        if (prev_end) assert_int_equal(base, prev_end);
+        prev_end = base + s->duration;
+        const uint8_t *trun = memmem(s->data, moof, "trun", 4);
+        assert_non_null(trun);
+        assert_int_equal(be32(trun + 8), 25); /* samples */
+        assert_int_equal(be32(trun + 24), 0x02000000); /* the first is a sync sample */
+        gb_hls_segment_unref(s);
+    }
+    sbuf_t pl;
+    sbuf_init(&pl);
+    assert_int_equal(gb_hls_playlist(h, &pl), 6);
+    sbuf_append_char(&pl, '\0');
+    assert_non_null(strstr(pl.data, "#EXT-X-VERSION:7\n"));
+    assert_non_null(strstr(pl.data, "#EXT-X-MAP:URI=\"cam7-init.mp4\"\n#EXTINF:1.000,\ncam7-3.m4s\n"));
+    uint64_t seq;
+    assert_true(gb_hls_parse_uri(h, "cam7-8.m4s", 10, &seq));
+    assert_int_equal(seq, 8);
+    assert_false(gb_hls_parse_uri(h, "cam7-8.ts", 9, &seq));
+    sbuf_free(&pl);
+    if (have_ffmpeg()) play_from_disk(h, true, "h264");
+    gb_hls_free(h);
+    free(c.clip);
+}
+
+/* H.265 (the reason for fMP4): a clip made by libx265 at test time, played
+ * from fMP4 (hvc1) and from TS (stream_type 0x24). */
+static void test_h265_fmp4_and_ts(void **state)
+{
+    (void)state;
+    if (!have_ffmpeg()) skip();
+    char path[] = "/tmp/cascade_test_h265_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd),
+             "ffmpeg -nostdin -v error -y -f lavfi -i testsrc=size=320x240:rate=25 -t 2 -c:v libx265 "
+             "-x265-params keyint=25:min-keyint=25:bframes=0:log-level=error -f hevc %s 2>/dev/null",
+             path);
+    if (system(cmd) != 0) {
+        unlink(path);
+        print_message("SKIP: this ffmpeg cannot encode H.265 (libx265), no H.265 clip to segment\n");
+        skip();
+    }
+    size_t len;
+    uint8_t *clip = read_whole_file(path, &len);
+    unlink(path);
+    assert_non_null(clip);
+    clip_t c;
+    memset(&c, 0, sizeof(c));
+    gb_au_reader_t r;
+    gb_au_reader_init(&r, GB_CODEC_H265, clip, len);
+    gb_au_t au;
+    size_t n = 0;
+    while (gb_au_reader_next(&r, &au) && n < CLIP_FRAMES) c.data[n] = au.data, c.len[n] = au.len, c.key[n] = au.key, n++;
+    assert_int_equal(n, CLIP_FRAMES);
+    assert_true(c.key[0] && c.key[25]);
+    for (int fmt = 0; fmt < 2; fmt++) {
+        gb_hls_cfg_t cfg = {.codec = GB_CODEC_H265, .format = fmt ? GB_HLS_FMP4 : GB_HLS_TS, .uri_prefix = "cam7-"};
+        gb_hls_t *h = gb_hls_new(&cfg);
+        assert_non_null(h);
+        assert_int_equal(feed(h, &c, 0, 250, 3600), 9);
+        play_from_disk(h, fmt == 1, "hevc");
+        gb_hls_free(h);
+    }
+    free(clip);
 }
 
 int main(void)
@@ -412,6 +535,8 @@ int main(void)
         cmocka_unit_test(test_no_key_frames_stay_bounded),
         cmocka_unit_test(test_pts_jump_and_wrap),
         cmocka_unit_test(test_ffmpeg_plays_playlist),
+        cmocka_unit_test(test_fmp4_h264),
+        cmocka_unit_test(test_h265_fmp4_and_ts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
