@@ -181,7 +181,7 @@ static int put_avcc(sbuf_t *b, const params_t *p, gb_fmp4_video_t *info)
 {
     gb_h264_sps_t sps;
     if (p->sps_len > PARAM_MAX || p->pps_len > PARAM_MAX || gb_h264_parse_sps(p->sps, p->sps_len, &sps) < 0 ||
-        p->sps_len < 4)
+        p->sps_len < 4 || sps.width <= 0 || sps.height <= 0 || sps.width > 16384 || sps.height > 16384)
         return -1;
     info->width = sps.width, info->height = sps.height;
     info->profile_idc = sps.profile_idc, info->level_idc = sps.level_idc;

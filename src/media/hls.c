@@ -306,6 +306,11 @@ int gb_hls_push(gb_hls_t *h, const uint8_t *au, size_t len, uint64_t pts, bool k
     if (!segment_grow(h, s, frame_need(h, len))) return segment_abandon(h, -ENOMEM);
     long n = write_frame(h, s, au, len, pts, key, fresh);
     if (n < 0) return segment_abandon(h, -EINVAL); /* not expected: room for the bound was made */
+    if (n == 0 && fresh) { /* fMP4: a "key frame" with no slice cannot open a segment */
+        h->stats.frames_waiting_key++;
+        segment_abandon(h, 0);
+        return rc == GB_HLS_SEGMENT_DONE ? rc : GB_HLS_WAIT_KEY;
+    }
     s->len += (size_t)n;
     s->frames++;
     h->stats.frames_muxed++;

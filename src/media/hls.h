@@ -97,7 +97,7 @@ void gb_hls_free(gb_hls_t *h);
 /* What gb_hls_push() did with a frame. */
 enum {
     GB_HLS_QUEUED = 0,       /* added to the segment being built */
-    GB_HLS_SEGMENT_DONE = 1, /* a segment was completed, this key frame opened the next */
+    GB_HLS_SEGMENT_DONE = 1, /* a segment was completed (this key frame opens the next, if it has a slice) */
     GB_HLS_WAIT_KEY = 2,     /* dropped: waiting for a key frame to open a segment */
     GB_HLS_CUT = 3,          /* the segment was closed at a cap or PTS jump; this frame dropped */
 };
