@@ -294,7 +294,9 @@ int gb_hls_push(gb_hls_t *h, const uint8_t *au, size_t len, uint64_t pts, bool k
     if (h->cur && h->cur->duration >= (uint64_t)h->cfg.max_segment_ms * 90) return cut_segment(h, "duration cap");
     bool fresh = false;
     if (!h->cur) {
-        if (!key || (h->cfg.format == GB_HLS_FMP4 && !fmp4_init(h, au, len))) {
+        /* The flag is the caller's; the IDR/IRAP slice is checked, once per segment. */
+        if (!key || !gb_annexb_has_key(h->cfg.codec, au, len) ||
+            (h->cfg.format == GB_HLS_FMP4 && !fmp4_init(h, au, len))) {
             h->stats.frames_waiting_key++;
             return rc == GB_HLS_CUT ? rc : GB_HLS_WAIT_KEY;
         }

@@ -8,9 +8,10 @@
  * callback and serves its output from the HTTP layer.
  *
  * Segmenting rules:
- *   - a segment always starts with a key frame (PAT/PMT, then the IDR/IRAP
- *     with its parameter sets — see mpegts.h); frames before the first key
- *     frame are dropped;
+ *   - a segment always starts with a key frame (TS: PAT/PMT, then the
+ *     IDR/IRAP with its parameter sets — see mpegts.h); the caller's key flag
+ *     is checked against the AU (it must hold an IDR/IRAP slice); frames
+ *     before the first key frame are dropped;
  *   - it ends at the first key frame once it holds target_ms of video, so
  *     its length is a multiple of the camera's GOP (1 s target, 2 s GOP →
  *     2 s segments);

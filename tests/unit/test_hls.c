@@ -432,13 +432,24 @@ static void test_fmp4_h264(void **state)
     gb_hls_cfg_t cfg = {.codec = GB_CODEC_H264, .format = GB_HLS_FMP4, .uri_prefix = "cam7-"};
     gb_hls_t *h = gb_hls_new(&cfg);
     assert_non_null(h);
-    assert_null(gb_hls_init_ref(h));
+    gb_hls_segment_t *init = gb_hls_init_ref(h);
+    assert_null(init);
     /* No parameter sets in the key frame: no init, no segment. */
     static const uint8_t bare[] = {0, 0, 0, 1, 0x65, 0x88, 0x84};
     assert_int_equal(gb_hls_push(h, bare, sizeof(bare), 0, true), GB_HLS_WAIT_KEY);
     assert_null(gb_hls_init_ref(h));
+    /* Parameter sets alone, flagged key: no segment without the IDR slice. */
+    size_t pos = 0, idr_at = 0;
+    gb_nal_t nal;
+    while (gb_nal_next(c.data[0], c.len[0], &pos, &nal))
+        if (gb_h264_nal_type(&nal) == GB_H264_NAL_IDR) idr_at = (size_t)(nal.start - c.data[0]);
+    assert_true(idr_at > 0);
+    assert_int_equal(gb_hls_push(h, c.data[0], idr_at, 0, true), GB_HLS_WAIT_KEY);
+    uint64_t first, last;
+    assert_false(gb_hls_seq_range(h, &first, &last));
+    assert_null(gb_hls_init_ref(h));
     assert_int_equal(feed(h, &c, 0, 250, 3600), 9);
-    gb_hls_segment_t *init = gb_hls_init_ref(h);
+    init = gb_hls_init_ref(h);
     assert_non_null(init);
     assert_memory_equal(init->data + 4, "ftyp", 4);
     assert_memory_equal(init->data + be32(init->data) + 4, "moov", 4);
