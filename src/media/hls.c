@@ -264,6 +264,33 @@ static long write_frame(gb_hls_t *h, gb_hls_segment_t *s, const uint8_t *au, siz
     return n; /* 0: only parameter sets / AUD; the next frame's step lands on the previous sample */
 }
 
+/* Ends the segment being built where this frame says so: a PTS jump, the
+ * target reached at a key frame, or a cap. Returns the GB_HLS_* so far, or
+ * GB_HLS_CUT | DROP when the frame must not go in. */
+#define HLS_DROP 0x100
+static int close_if_due(gb_hls_t *h, size_t len, bool key, bool jump)
+{
+    int rc = GB_HLS_QUEUED;
+    if (jump && h->cur) {
+        segment_close(h, true); /* a new timeline: the next key frame opens a new segment */
+        rc = GB_HLS_CUT;
+    }
+    if (frame_need(h, len) > h->cfg.max_segment_bytes) {
+        h->stats.frames_too_big++;
+        if (h->cur) return cut_segment(h, "frame above the segment cap") | HLS_DROP;
+        return (rc == GB_HLS_CUT ? rc : GB_HLS_WAIT_KEY) | HLS_DROP;
+    }
+    if (!h->cur) return rc;
+    if (key && (h->cur->duration >= (uint64_t)h->cfg.target_ms * 90 || full(h, frame_need(h, len)))) {
+        segment_close(h, false);
+        return GB_HLS_SEGMENT_DONE;
+    }
+    if (full(h, frame_need(h, len))) return cut_segment(h, "byte or frame cap") | HLS_DROP;
+    if (h->cur->duration >= (uint64_t)h->cfg.max_segment_ms * 90)
+        return cut_segment(h, "duration cap") | HLS_DROP;
+    return rc;
+}
+
 int gb_hls_push(gb_hls_t *h, const uint8_t *au, size_t len, uint64_t pts, bool key)
 {
     if (!au || len == 0) return -EINVAL;
@@ -271,27 +298,13 @@ int gb_hls_push(gb_hls_t *h, const uint8_t *au, size_t len, uint64_t pts, bool k
     pts &= HLS_PTS_MASK;
     bool jump;
     uint64_t step = frame_step(h, pts, &jump);
-    int rc = GB_HLS_QUEUED;
     if (h->cur) {
         h->cur->duration += step;
         if (h->nsamples) h->samples[h->nsamples - 1].duration += (uint32_t)step;
     }
     if (jump && h->next_seq > 0) h->pending_discontinuity = true;
-    if (jump && h->cur) {
-        segment_close(h, true); /* a new timeline: the next key frame opens a new segment */
-        rc = GB_HLS_CUT;
-    }
-    if (frame_need(h, len) > h->cfg.max_segment_bytes) {
-        h->stats.frames_too_big++;
-        if (h->cur) return cut_segment(h, "frame above the segment cap");
-        return rc == GB_HLS_CUT ? rc : GB_HLS_WAIT_KEY;
-    }
-    if (h->cur && key && (h->cur->duration >= (uint64_t)h->cfg.target_ms * 90 || full(h, frame_need(h, len)))) {
-        segment_close(h, false);
-        rc = GB_HLS_SEGMENT_DONE;
-    }
-    if (h->cur && full(h, frame_need(h, len))) return cut_segment(h, "byte or frame cap");
-    if (h->cur && h->cur->duration >= (uint64_t)h->cfg.max_segment_ms * 90) return cut_segment(h, "duration cap");
+    int rc = close_if_due(h, len, key, jump);
+    if (rc & HLS_DROP) return rc & ~HLS_DROP;
     bool fresh = false;
     if (!h->cur) {
         /* The flag is the caller's; the IDR/IRAP slice is checked, once per segment. */
@@ -308,7 +321,7 @@ int gb_hls_push(gb_hls_t *h, const uint8_t *au, size_t len, uint64_t pts, bool k
     if (!segment_grow(h, s, frame_need(h, len))) return segment_abandon(h, -ENOMEM);
     long n = write_frame(h, s, au, len, pts, key, fresh);
     if (n < 0) return segment_abandon(h, -EINVAL); /* not expected: room for the bound was made */
-    if (n == 0 && fresh) { /* fMP4: a "key frame" with no slice cannot open a segment */
+    if (n == 0 && fresh) { /* fMP4: nothing but parameter sets / AUD: cannot open a segment */
         h->stats.frames_waiting_key++;
         segment_abandon(h, 0);
         return rc == GB_HLS_SEGMENT_DONE ? rc : GB_HLS_WAIT_KEY;
