@@ -171,8 +171,8 @@ static json_t *event_push(const struct room_event *ev)
 {
     switch (ev->type) {
     case ROOM_EV_JOINED:
-        return json_pack("{s:s,s:{s:s,s:s}}", "type", "participant.joined", "participant", "id", ev->participant_id,
-                         "name", ev->name);
+        return json_pack("{s:s,s:s,s:s}", "type", "participant.joined", "participant", ev->participant_id, "name",
+                         ev->name);
     case ROOM_EV_LEFT:
         return json_pack("{s:s,s:s,s:s}", "type", "participant.left", "participant", ev->participant_id, "reason",
                          room_leave_reason_name(ev->reason));
