@@ -251,7 +251,7 @@ static int sfu_error(struct api_rws_session *c, json_t *re, int rc, const char *
 {
     const char *code;
     switch (rc) {
-    case -EINVAL: code = "bad-request"; break;
+    case -EINVAL: code = "bad-offer"; break;
     case -ENOTSUP: code = "unsupported-offer"; break;
     case -ENOENT: code = "not-found"; break;
     case -ENOSPC:
@@ -271,7 +271,8 @@ static int do_join(struct api_rws_session *c, json_t *req, json_t *re)
     char id[ROOM_ID_LEN + 1];
     const char *why = NULL;
     int rc = sfu_join(s, c->room, name, NULL, id, &why);
-    if (rc < 0) return sfu_error(c, re, rc, rc == -EINVAL ? "bad display name" : why);
+    if (rc == -EINVAL) return rws_error(c, re, "bad-request", "bad display name");
+    if (rc < 0) return sfu_error(c, re, rc, why);
     memcpy(c->id, id, sizeof(c->id));
     c->joined = true; /* only now: our own joined event was not for us */
     struct member_list l = {c->id, sfu_rooms(s), json_array()};
