@@ -97,32 +97,22 @@ static void rws_kill_slow(struct api_rws_session *c)
     api_wake(c->rw->srv);
 }
 
-/* Queues a JSON message (stolen) for the client. */
-static void rws_send(struct api_rws_session *c, json_t *msg)
+/* Queues len bytes of JSON text for the client. */
+static void rws_send_text(struct api_rws_session *c, const char *text, size_t len)
 {
-    if (!msg) return;
-    char *text = json_dumps(msg, JSON_COMPACT);
-    json_decref(msg);
-    if (!text || c->killed) {
-        free(text);
-        return;
-    }
-    size_t len = strlen(text);
+    if (c->killed) return;
     if (c->q_count >= RWS_QUEUE_MAX || c->q_bytes + len > RWS_QUEUE_BYTES) {
-        free(text);
         rws_kill_slow(c);
         return;
     }
     struct rws_msg *m = malloc(sizeof(*m) + len);
     if (!m) {
-        free(text);
         rws_kill_slow(c);
         return;
     }
     m->next = NULL;
     m->len = len;
     memcpy(m->text, text, len);
-    free(text);
     if (c->q_tail)
         c->q_tail->next = m;
     else
@@ -132,6 +122,15 @@ static void rws_send(struct api_rws_session *c, json_t *msg)
     c->q_bytes += len;
     lws_callback_on_writable(c->wsi);
     api_wake(c->rw->srv);
+}
+
+/* Queues a JSON message (stolen) for the client. */
+static void rws_send(struct api_rws_session *c, json_t *msg)
+{
+    char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+    json_decref(msg);
+    if (text) rws_send_text(c, text, strlen(text));
+    free(text);
 }
 
 /* A reply: the request's id comes back as "re". */
@@ -189,10 +188,20 @@ static json_t *event_push(const struct room_event *ev)
 static void on_room_event(void *user, const struct room_event *ev)
 {
     struct api_rooms_ws *rw = user;
+    char *push = NULL; /* made once, for every other member of the room */
+    size_t push_len = 0;
     for (struct api_rws_session *c = rw->head; c; c = c->next) {
         if (!c->joined || c->gone || strcmp(c->room, ev->room) != 0) continue;
         if (strcmp(c->id, ev->participant_id) != 0) {
-            rws_send(c, event_push(ev));
+            if (!push) {
+                json_t *o = event_push(ev);
+                if (!o) break;
+                push = json_dumps(o, JSON_COMPACT);
+                json_decref(o);
+                if (!push) break;
+                push_len = strlen(push);
+            }
+            rws_send_text(c, push, push_len);
         } else if (ev->type == ROOM_EV_LEFT) { /* our own end: say why, then close */
             c->gone = true;
             snprintf(c->close_reason, sizeof(c->close_reason), "%s", room_leave_reason_name(ev->reason));
@@ -200,6 +209,7 @@ static void on_room_event(void *user, const struct room_event *ev)
             lws_callback_on_writable(c->wsi);
         }
     }
+    free(push);
 }
 
 static struct api_rws_session *session_of(struct api_rooms_ws *rw, const char *id)
