@@ -131,6 +131,13 @@ window.rws = {
     return r.type;
   },
 
+  // Closes one peer connection (DTLS close_notify): the socket stays.
+  closePc(name, key) {
+    const s = sock(name);
+    if (s.pcs[key]) s.pcs[key].close();
+    delete s.pcs[key];
+  },
+
   state(name, key) {
     const pc = sock(name).pcs[key];
     return pc ? pc.connectionState : 'none';

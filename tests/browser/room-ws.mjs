@@ -8,7 +8,8 @@
 // expired tokens: 401; a bad room name: 400); page A joins with its token
 // and publishes the fake camera and microphone; page B joins, sees A and its
 // streams, subscribes and decodes (getStats framesDecoded and audio energy
-// rising); bad messages get error replies on a socket that stays usable;
+// rising); A's publishing peer closed alone ends its streams and B's
+// subscription but not A, which publishes again for B to decode; bad messages get error replies on a socket that stays usable;
 // the room's participant cap (the daemon's max_participants_per_room, 4)
 // refuses the next join with "full"; a participant kicked with DELETE is
 // told and closed; an oversize message closes with 1009, a binary frame
@@ -297,6 +298,27 @@ try {
   if (codes.join() !== 'error/bad-request,error/unknown-type,error/already-joined,error/not-found' || pong.type !== 'pong')
     throw new Error(`bad messages: ${JSON.stringify([e1, e2, e3, e4, pong])}`);
   step('bad-messages', { codes, still_open: pong.type });
+
+  // A's publishing peer alone ends (its DTLS closes; the socket stays): its
+  // streams go and B's subscription with them, A stays in the room; A
+  // publishes again and B subscribes again.
+  current = 'republish';
+  await ev('A', () => window.rws.closePc('a', 'pub'));
+  await waitMsgs('A', 'a', (m) => m.some((y) => y.type === 'publish.ended'), 'publish.ended on A', consentMs * 2 + 20000);
+  let bm = await waitMsgs('B', 'b', (m) => count(m, 'stream.unpublished', a) === 2 &&
+    m.some((y) => y.type === 'unsubscribed' && y.participant === a), `stream.unpublished x2 and unsubscribed for ${a}`);
+  if (count(bm, 'participant.left', a) !== 0) throw new Error('A left when only its peer ended');
+  const ended = (await ev('A', () => window.rws.msgs('a'))).find((y) => y.type === 'publish.ended');
+  const unsub = bm.find((y) => y.type === 'unsubscribed' && y.participant === a);
+  await ev('B', (p) => window.rws.closePc('b', p), a);
+  await ev('A', () => window.rws.publish('a'));
+  await waitState('A', 'a', 'pub');
+  bm = await waitMsgs('B', 'b', (m) => m.some((y) => y.type === 'stream.published' && y.participant === a && y.kind === 'video'),
+    `stream.published again for ${a}`);
+  await ev('B', (p) => window.rws.subscribe('b', p), a);
+  await waitState('B', 'b', a);
+  const again = await waitMediaRising('B', 'b', a);
+  step('republish', { publish_ended: ended.reason, unsubscribed: unsub.reason, stats: again });
 
   current = 'cap';
   const x = {};

@@ -3,6 +3,7 @@
 # "Signaling"; tests/browser/room-ws.mjs): refused upgrades (401 for missing,
 # garbage, tampered, another room's and expired tokens; 400 for a bad room),
 # a publisher page and a subscriber page joined with tokens, frames decoded,
+# the publishing peer ended alone (not the participant) and published again,
 # error replies on a socket that stays usable, the participant cap, a kick,
 # 1009 and 1003 closes, the publisher's page closed giving one
 # participant.left; then, from the events API independently, exactly one
@@ -49,6 +50,9 @@ check "upgrades: 401 without or with bad/tampered/other-room/expired tokens, 400
 check "B decoded A's rising video frames and audio energy through the WebSocket" step_ok b-decodes \
     '.stats.last.framesDecoded > .stats.first.framesDecoded'
 check "bad messages get error replies; the socket stays usable" step_ok bad-messages '.still_open == "pong"'
+check "A's publishing peer closed alone: its streams and B's subscription end, A stays, publishes again, B decodes again" \
+    step_ok republish '(.publish_ended == "disconnected" or .publish_ended == "consent-expired") and .unsubscribed == "unpublished"
+       and .stats.last.framesDecoded > .stats.first.framesDecoded'
 check "the join past max_participants_per_room is refused with full" step_ok cap '.refused.code == "full"'
 check "a kicked participant is told and closed" step_ok kick
 check "oversize message closes with 1009, binary with 1003" step_ok frames '.oversize.code == 1009 and .binary.code == 1003'
@@ -63,9 +67,11 @@ check "events: four participants in demo, each joined once and left once" jq -e 
     | group_by(.participant) | length == 4 and all(
         ([.[] | select(.type == "room.participant.joined")] | length) == 1 and
         ([.[] | select(.type == "room.participant.left")] | length) == 1)' "$WORK/events.json"
-check "events: each stream published is unpublished once" jq -e '
+check "events: each stream is published and unpublished in turn, twice for A's (it published twice)" jq -e '
     [.events[] | select(.room == "demo" and (.type == "room.stream.published" or .type == "room.stream.unpublished"))]
-    | group_by(.participant + "/" + .stream) | length > 0 and all(length == 2)' "$WORK/events.json"
+    | group_by(.participant + "/" + .stream) | length > 0 and all(length == 4 and
+        (map(.type) == ["room.stream.published", "room.stream.unpublished", "room.stream.published",
+                        "room.stream.unpublished"]))' "$WORK/events.json"
 check "metrics: the room websocket gauge is exported" sh -c "curl -s http://127.0.0.1:$API_PORT/metrics | grep -q '^cascade_media_ws_sessions'"
 
 finish
