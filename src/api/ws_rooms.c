@@ -410,7 +410,7 @@ static void rws_request(struct api_rws_session *c, const char *text, size_t len)
         return;
     }
     json_t *re = json_object_get(req, "id");
-    if (re && !json_is_string(re) && !json_is_integer(re)) re = NULL;
+    if (re && !json_is_string(re) && !json_is_number(re)) re = NULL;
     const char *type = json_string_value(json_object_get(req, "type"));
     if (!type) {
         rws_error(c, re, "bad-request", "the message has no \"type\"");
@@ -722,6 +722,14 @@ static void tokens_post(struct api_request *req, void *user)
                                        "ttl_s", (json_int_t)ttl, "publish", t.publish, "subscribe", t.subscribe));
 }
 
+/* GET /api/v1/rooms/{room}/ws without an upgrade. */
+static void ws_plain(struct api_request *req, void *user)
+{
+    (void)user;
+    api_reply_error(req, 426, "upgrade-required",
+                    "this is the room WebSocket: connect with a WebSocket client (see docs/api.md)");
+}
+
 static double metric_ws_sessions(void *arg) { return ((struct api_rooms_ws *)arg)->sessions; }
 static double metric_ws_slow(void *arg) { return (double)((struct api_rooms_ws *)arg)->dropped_slow; }
 
@@ -754,5 +762,6 @@ int api_rooms_ws_start(struct api_server *srv, struct sfu *s, const char *secret
         api_metric_counter(srv, "cascade_media_ws_slow_disconnects_total",
                            "Room WebSocket clients dropped for not reading", metric_ws_slow, rw);
     }
+    if (api_route(srv, "GET", "/api/v1/rooms/{room}/ws", ws_plain, rw) != 0) return -ENOMEM;
     return api_route(srv, "POST", "/api/v1/rooms/{room}/tokens", tokens_post, rw);
 }
