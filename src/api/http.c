@@ -616,7 +616,7 @@ int api_route_ex(struct api_server *srv, const char *method, const char *pattern
     }
     r.handler = handler;
     r.user = user;
-    r.public_route = !strcmp(method, "GET") && !strcmp(pattern, "/metrics");
+    r.public_route = (!strcmp(method, "GET") && !strcmp(pattern, "/metrics")) || (flags & API_ROUTE_PUBLIC);
     r.flags = flags;
     srv->routes[srv->nroutes++] = r;
     return 0;
@@ -896,6 +896,27 @@ static int add_cors_headers(struct lws *wsi, unsigned char **p, unsigned char *e
     return 0;
 }
 
+/* On every answer (the console's pages and the JSON alike): scripts only
+ * from this origin and none inline, no framing, no type sniffing, no
+ * Referer carrying URLs elsewhere. */
+static int add_security_headers(struct lws *wsi, unsigned char **p, unsigned char *end)
+{
+    static const char *const h[][2] = {
+        {"content-security-policy:",
+         "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self' ws: wss:; "
+         "img-src 'self' data: blob:; media-src 'self' blob:; object-src 'none'; base-uri 'none'; "
+         "form-action 'self'; frame-ancestors 'none'"},
+        {"x-frame-options:", "DENY"},
+        {"x-content-type-options:", "nosniff"},
+        {"referrer-policy:", "no-referrer"},
+    };
+    for (size_t i = 0; i < sizeof(h) / sizeof(h[0]); i++)
+        if (lws_add_http_header_by_name(wsi, (const unsigned char *)h[i][0], (const unsigned char *)h[i][1],
+                                        (int)strlen(h[i][1]), p, end))
+            return -1;
+    return 0;
+}
+
 static int on_http_writeable(struct api_server *srv, struct lws *wsi, struct api_session *ss)
 {
     struct api_request *req = ss ? ss->req : NULL;
@@ -906,10 +927,13 @@ static int on_http_writeable(struct api_server *srv, struct lws *wsi, struct api
         unsigned char *buf = api_scratch(srv, room);
         if (!buf) return -1;
         unsigned char *start = buf + LWS_PRE, *p = start, *end = start + room;
+        bool own_cache = false;   /* a handler's Cache-Control replaces no-store (console files) */
+        for (int i = 0; i < req->nextra; i++) own_cache |= !strcasecmp(req->extra[i].name, "cache-control:");
         if (lws_add_http_common_headers(wsi, (unsigned int)req->status,
                                         req->content_type[0] ? req->content_type : NULL, req->resp_len, &p, end) ||
-            lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
-                                        (const unsigned char *)"no-store", 8, &p, end))
+            (!own_cache && lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+                                                       (const unsigned char *)"no-store", 8, &p, end)) ||
+            add_security_headers(wsi, &p, end))
             return -1;
         if (req->allow) {
             const char *name = req->status == 401 ? "www-authenticate:" : "allow:";
@@ -1057,6 +1081,7 @@ void api_register_builtin_routes(struct api_server *srv)
     api_route(srv, "GET", "/api/v1/stats", stats_route, srv);
     api_metrics_routes(srv);
     if (srv->bus) api_stream_routes(srv);
+    api_console_routes(srv);
 }
 
 /* ---- life cycle ----------------------------------------------------------- */

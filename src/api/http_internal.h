@@ -162,6 +162,10 @@ struct api_server {
     int teardown_spins;
 };
 
+/* A route anyone may call, without the Bearer token (api_route_ex flags;
+ * the console's static files). */
+#define API_ROUTE_PUBLIC 0x100u
+
 /* http.c */
 void api_lws_logging(void);   /* routes lws's own log lines into ours (also used by wsclient.c) */
 void api_wake(struct api_server *srv);
@@ -195,6 +199,9 @@ int api_rooms_ws_receive(struct api_server *srv, struct lws *wsi, struct api_ses
 int api_rooms_ws_writeable(struct api_server *srv, struct lws *wsi, struct api_session *ss);
 void api_rooms_ws_closed(struct api_server *srv, struct api_session *ss);
 void api_rooms_ws_free(struct api_server *srv);
+
+/* console.c: the web console's static files */
+void api_console_routes(struct api_server *srv);
 
 /* metrics.c */
 void api_metrics_free(struct api_server *srv);

@@ -1,0 +1,202 @@
+// page-devices.js — GB devices: the list (GET /gb/devices) with a search by
+// id that renders at most CAP rows (10 000 devices stay
+// responsive: filtering is one pass over plain objects, the DOM holds only
+// what is shown), and one device: its record, DeviceInfo/DeviceStatus
+// queries, the catalog as a tree (GET /gb/devices/{id}/channels) and a PTZ
+// pad for the channel picked in it.
+import { api } from './api.js';
+import { clear, fmtTime, h } from './dom.js';
+import { t } from './i18n.js';
+import { onLive } from './live.js';
+
+const CAP = 200;
+const REFRESH_MS = 5000;
+
+export function mount(el, args) {
+  return args[0] ? mountDevice(el, args[0]) : mountList(el);
+}
+
+// ---- the list ---------------------------------------------------------------
+
+function mountList(el) {
+  let devices = [];
+  let error = '';
+  let query = sessionStorage.getItem('cascade.devq') || '';
+  const input = h('input', { id: 'device-search', type: 'search', placeholder: t('search'), value: query });
+  const count = h('p', { class: 'muted small', id: 'device-count' });
+  const body = h('tbody', {});
+  const table = h('table', { class: 'list', id: 'device-list' },
+    h('thead', {}, h('tr', {}, ['id', 'state', 'remote', 'transport', 'channels', 'streams',
+                                'lastKeepalive'].map((k) => h('th', { text: t(k) })))), body);
+  const errEl = h('p', { class: 'error' });
+  clear(el).append(h('h1', { text: t('devices') }), input, count, errEl, table);
+
+  const draw = () => {
+    errEl.textContent = error;
+    const q = query.trim().toLowerCase();
+    // the list's device objects carry no name (docs/api.md): the id is what is searched
+    const match = q ? devices.filter((d) => d.id.includes(q)) : devices;
+    const shown = match.slice(0, CAP);
+    clear(body).append(...shown.map((d) => h('tr', { 'data-id': d.id, class: d.online ? 'on' : 'off' },
+      h('td', {}, h('a', { href: `#/devices/${encodeURIComponent(d.id)}`, text: d.id })),
+      h('td', {}, h('span', { class: `badge ${d.online ? 'ok' : 'bad'}`, text: d.online ? t('online') : t('offline') })),
+      h('td', { text: d.remote || '—' }),
+      h('td', { text: d.transport || '—' }),
+      h('td', { text: String(d.channels ?? 0) }),
+      h('td', { text: String(d.streams ?? 0) }),
+      h('td', { text: fmtTime(d.last_keepalive) }))));
+    count.textContent = t('showing', shown.length, match.length, devices.length);
+    el.dataset.loaded = '1';
+  };
+
+  let timer = null;
+  let alive = true;
+  const load = async () => {
+    try {
+      const r = await api('GET', '/gb/devices');
+      devices = r.devices || [];
+      error = '';
+    } catch (e) {
+      error = e.status === 404 ? t('gbOff') : e.message;
+    }
+    if (!alive) return;
+    draw();
+    timer = setTimeout(load, REFRESH_MS);
+  };
+  let pending = null;
+  input.addEventListener('input', () => {
+    query = input.value;
+    sessionStorage.setItem('cascade.devq', query);
+    cancelAnimationFrame(pending);
+    pending = requestAnimationFrame(draw);   // one redraw per frame however fast one types
+  });
+  // a device coming or going shows at once, not at the next refresh
+  const off = onLive((kind, evs) => {
+    if (kind === 'events' && evs.some((e) => e.type.startsWith('gb.device.'))) {
+      clearTimeout(timer);
+      load();
+    }
+  });
+  load();
+  return () => { alive = false; clearTimeout(timer); off(); };
+}
+
+// ---- one device -------------------------------------------------------------
+
+function kv(rows) {
+  return h('table', { class: 'kv' }, h('tbody', {}, rows.map(([k, v]) => h('tr', {},
+    h('th', { text: k }), h('td', { text: v === null || v === undefined ? '—' : String(v) })))));
+}
+
+// channels: nodes with children; onPick(channel)
+function tree(channels, onPick) {
+  const ul = h('ul', { class: 'tree' });
+  for (const c of channels) {
+    const label = h('button', { type: 'button', class: 'node', 'data-channel': c.id,
+                                onclick: () => onPick(c, label) },
+      h('span', { class: `dot ${c.status === 'ON' ? 'ok' : 'bad'}` }),
+      h('span', { class: 'node-name', text: c.name ?? c.id }), ' ',
+      h('span', { class: 'muted small', text: c.id }));
+    ul.append(h('li', { 'data-id': c.id }, label, c.children?.length ? tree(c.children, onPick) : null));
+  }
+  return ul;
+}
+
+function ptzPad(deviceId, getChannel, out) {
+  const speed = h('input', { type: 'number', min: 0, max: 255, value: 128, id: 'ptz-speed' });
+  const send = async (cmd) => {
+    const cid = getChannel();
+    if (!cid) { out.textContent = t('pickChannel'); return; }
+    out.textContent = '…';
+    try {
+      const r = await api('POST', `/gb/devices/${encodeURIComponent(deviceId)}/channels/${encodeURIComponent(cid)}/ptz`,
+                          { cmd, speed: Number(speed.value) });
+      out.textContent = `${cmd}: ${t('sent')} ${r.ptz_cmd || ''}`;
+    } catch (e) {
+      out.textContent = `${cmd}: ${e.message}`;
+    }
+  };
+  const b = (cmd, label) => h('button', { type: 'button', 'data-ptz': cmd, text: label, onclick: () => send(cmd) });
+  return h('div', { class: 'ptz', id: 'ptz' },
+    h('div', { class: 'pad' },
+      b('upleft', '↖'), b('up', '↑'), b('upright', '↗'),
+      b('left', '←'), b('stop', '■'), b('right', '→'),
+      b('downleft', '↙'), b('down', '↓'), b('downright', '↘')),
+    h('div', { class: 'zoom' }, b('zoomin', t('zoomin')), b('zoomout', t('zoomout'))),
+    h('label', {}, t('speed'), ' ', speed));
+}
+
+function mountDevice(el, id) {
+  let alive = true;
+  let channel = null;
+  const path = `/gb/devices/${encodeURIComponent(id)}`;
+  const info = h('div', { id: 'device-info' });
+  const treeBox = h('div', { id: 'catalog' });
+  const answer = h('pre', { class: 'answer', id: 'device-answer' });
+  const ptzOut = h('p', { class: 'muted', id: 'ptz-out', text: t('pickChannel') });
+  const chosen = h('span', { id: 'ptz-channel', class: 'muted' });
+
+  const ask = (what) => async () => {
+    answer.textContent = '…';
+    try {
+      const r = await api('POST', `${path}/${what}`, {});
+      answer.textContent = JSON.stringify(r, null, 2);
+      loadDevice();
+    } catch (e) {
+      answer.textContent = e.message;
+    }
+  };
+
+  const loadDevice = async () => {
+    try {
+      const d = await api('GET', path);
+      if (!alive) return;
+      clear(info).append(
+        h('h1', {}, h('span', { class: `dot ${d.online ? 'ok' : 'bad'}` }), ' ', h('span', { text: d.id })),
+        kv([[t('state'), d.online ? t('online') : t('offline')], [t('remote'), d.remote], [t('transport'), d.transport],
+            [t('registeredAt'), fmtTime(d.registered_at)], [t('lastKeepalive'), fmtTime(d.last_keepalive)],
+            [t('channels'), d.channels], [t('streams'), d.streams], ['charset', d.charset], [t('contact'), d.contact],
+            [t('info'), d.info ? JSON.stringify(d.info) : null], [t('status'), d.status ? JSON.stringify(d.status) : null]]));
+    } catch (e) {
+      clear(info).append(h('h1', { text: id }), h('p', { class: 'error', text: e.status === 404 ? t('noDevice') : e.message }));
+    }
+  };
+
+  let picked = null;
+  const loadTree = async () => {
+    try {
+      const r = await api('GET', `${path}/channels`);
+      if (!alive) return;
+      clear(treeBox).append(tree(r.channels || [], (c, btn) => {
+        channel = c.id;
+        picked?.classList.remove('picked');
+        picked = btn;
+        btn.classList.add('picked');
+        chosen.textContent = `${t('ptzChannel')} ${c.name ?? ''} (${c.id})`;
+      }));
+      treeBox.dataset.loaded = '1';
+    } catch (e) {
+      clear(treeBox).append(h('p', { class: 'error', text: e.message }));
+    }
+  };
+
+  clear(el).append(
+    h('a', { href: '#/devices', text: t('back') }), info,
+    h('div', { class: 'actions' },
+      h('button', { type: 'button', id: 'btn-info', text: t('queryInfo'), onclick: ask('info') }),
+      h('button', { type: 'button', id: 'btn-status', text: t('queryStatus'), onclick: ask('status') }),
+      h('button', { type: 'button', id: 'btn-catalog', text: t('queryCatalog'),
+                    onclick: async () => { await ask('catalog')(); loadTree(); } })),
+    answer,
+    h('div', { class: 'split' },
+      h('section', { class: 'panel' }, h('h2', { text: t('catalog') }), treeBox),
+      h('section', { class: 'panel' }, h('h2', { text: t('ptz') }), chosen, ptzPad(id, () => channel, ptzOut), ptzOut)));
+  loadDevice();
+  loadTree();
+  const off = onLive((kind, evs) => {
+    if (kind !== 'events') return;
+    if (evs.some((e) => e.device_id === id && e.type.startsWith('gb.device.'))) loadDevice();
+    if (evs.some((e) => e.device_id === id && e.type === 'gb.catalog.updated')) loadTree();
+  });
+  return () => { alive = false; off(); };
+}
