@@ -51,7 +51,9 @@ function mountList(el) {
 
   let timer = null;
   let alive = true;
+  let loadedAt = 0;
   const load = async () => {
+    loadedAt = Date.now();
     try {
       const r = await api('GET', '/gb/devices');
       devices = r.devices || [];
@@ -70,9 +72,10 @@ function mountList(el) {
     cancelAnimationFrame(pending);
     pending = requestAnimationFrame(draw);   // one redraw per frame however fast one types
   });
-  // a device coming or going shows at once, not at the next refresh
+  // a device coming or going shows at once, not at the next refresh; at
+  // most one reload in 2 s however many register (10 000 in a burst)
   const off = onLive((kind, evs) => {
-    if (kind === 'events' && evs.some((e) => e.type.startsWith('gb.device.'))) {
+    if (kind === 'events' && evs.some((e) => e.type.startsWith('gb.device.')) && Date.now() - loadedAt > 2000) {
       clearTimeout(timer);
       load();
     }

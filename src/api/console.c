@@ -44,7 +44,7 @@ static void serve(struct api_request *req, const char *path)
     api_add_header(req, "Cache-Control", "no-cache");
     api_add_header(req, "ETag", f->etag);
     if (etag_matches(api_header(req, "if-none-match"), f->etag)) {
-        api_reply_bytes(req, 304, NULL, "", 0);
+        api_reply_bytes(req, 304, f->content_type, "", 0);   /* the type of what the cached copy is */
         return;
     }
     api_reply_bytes(req, 200, f->content_type, (const char *)f->data, f->len);
