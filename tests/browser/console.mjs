@@ -251,6 +251,11 @@ try {
     const kept = await page.$$eval('#ev-body tr', (r) => r.every((x) => x.dataset.type === 'gb.device.offline') && r.length > 0);
     await page.evaluate(() => { const i = document.querySelector('#ev-type'); i.value = ''; i.dispatchEvent(new Event('input')); });
     if (!kept) throw new Error('the type filter did not keep only gb.device.offline');
+    // the user/device text filter: only rows naming that device
+    await page.type('#ev-who', dev);
+    const only = await page.$$eval('#ev-body tr', (r, d) => r.length > 0 && r.every((x) => x.textContent.includes(d)), dev);
+    await page.evaluate(() => { const i = document.querySelector('#ev-who'); i.value = ''; i.dispatchEvent(new Event('input')); });
+    if (!only) throw new Error(`the user/device filter did not keep only ${dev}`);
     step('events-live', { details: row });
   }
   await page.$eval('#ev-since', (e) => { e.value = '0'; });
