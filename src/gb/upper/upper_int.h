@@ -167,8 +167,17 @@ struct gb_stream {
     uint64_t first_rx, last_rx;   /* timer clock */
     uint64_t win_start, win_bytes, bitrate_bps;
     struct timer_node timer;
+    struct gb_live *live;         /* HTTP-FLV packaging while viewers watch (live.c) */
+    bool live_shared;             /* started for live view: shared per channel, stopped when idle */
+    struct timer_node live_idle;
     char buf[65536];
 };
+
+/* live.c */
+void gb_live_on_frame(struct gb_stream *s, const gb_ps_frame_t *f);
+void gb_live_on_stream_end(struct gb_stream *s, const char *reason);
+void gb_live_arm_idle(struct gb_stream *s);
+void gb_live_json(const struct gb_stream *s, json_t *o);
 
 /* Catalog-on-register queries waiting for a slot (catalog_queue.c). */
 struct gb_catq {
