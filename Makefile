@@ -14,8 +14,9 @@ FUZZ_JOBS    ?= 2
 CMAKE_FLAGS  ?=
 # Build types compiled by test-buildtypes, each in build-<type> (RelWithDebInfo
 # is $(BUILD), the tree test-plain runs): optimisation levels change what gcc
-# warns about (-Wdangling-pointer, -Wmaybe-uninitialized, ...).
-BUILD_TYPES  ?= Release MinSizeRel Debug RelWithDebInfo
+# warns about (-Wdangling-pointer, -Wmaybe-uninitialized, ...). Debug is the
+# ASan+UBSan tree of test-asan, also built with -Werror (one build, not two).
+BUILD_TYPES  ?= Release MinSizeRel RelWithDebInfo
 UNIT_TESTS   := $(basename $(notdir $(wildcard tests/unit/test_*.c)))
 PROGRAMS     := cascade cascadectl $(if $(wildcard src/app/gbsim.c),cascade-gbsim)
 
@@ -50,7 +51,7 @@ test-plain: build
 	cd $(BUILD) && ctest --output-on-failure -j $(CTEST_JOBS)
 
 test-asan: deps
-	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DCASCADE_SANITIZE=ON $(CMAKE_FLAGS) >/dev/null
+	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DCASCADE_SANITIZE=ON -DCASCADE_WERROR=ON $(CMAKE_FLAGS) >/dev/null
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
 	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		ctest --output-on-failure -j $(CTEST_JOBS)

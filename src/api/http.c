@@ -1039,22 +1039,29 @@ static int dispatch_callback(struct api_server *srv, struct lws *wsi, enum lws_c
         head_watch_remove(lws_get_socket_fd(wsi));
         detach_request(ss);
         return 0;
-    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
         head_watch_remove(lws_get_socket_fd(wsi));
-        return api_ws_filter(srv, wsi, ss);
+        int r = api_rooms_ws_filter(srv, wsi, ss);
+        return r == API_WS_NOT_MINE ? api_ws_filter(srv, wsi, ss) : r;
+    }
     case LWS_CALLBACK_ESTABLISHED:
+        if (ss && ss->rws) return api_rooms_ws_established(srv, wsi, ss);
         return api_ws_established(srv, wsi, ss);
     case LWS_CALLBACK_SERVER_WRITEABLE:
+        if (ss && ss->rws) return api_rooms_ws_writeable(srv, wsi, ss);
         return api_ws_writeable(srv, wsi, ss);
     case LWS_CALLBACK_RECEIVE:
-        return 0;                                  /* the stream is one-way; ignore client text */
+        if (ss && ss->rws) return api_rooms_ws_receive(srv, wsi, ss, in, len);
+        return 0;                                  /* the event stream is one-way; ignore client text */
     case LWS_CALLBACK_CLOSED:
+        api_rooms_ws_closed(srv, ss);
         api_ws_closed(srv, ss);
         return 0;
     case LWS_CALLBACK_WSI_DESTROY:
         head_watch_remove(lws_get_socket_fd(wsi));
         /* Last word on a connection: whatever CLOSED* did not release. */
         detach_request(ss);
+        api_rooms_ws_closed(srv, ss);
         api_ws_closed(srv, ss);
         return 0;
     default:
@@ -1147,6 +1154,7 @@ static void free_memory(struct api_server *srv)
 {
     while (srv->requests) request_free(srv->requests);
     while (srv->ws_clients) api_ws_closed(srv, NULL);
+    api_rooms_ws_free(srv);
     for (int i = 0; i < srv->nroutes; i++) {
         free(srv->routes[i].pattern);
         free(srv->routes[i].segs_mem);

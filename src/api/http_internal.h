@@ -82,11 +82,14 @@ struct api_request {
 };
 
 struct api_ws_client;
+struct api_rws_session;
+struct api_rooms_ws;
 
 /* lws per-session data for every connection of our protocol. */
 struct api_session {
     struct api_request *req;
     struct api_ws_client *ws;
+    struct api_rws_session *rws;          /* a room WebSocket (ws_rooms.c) */
     uint64_t ws_since;                    /* from ?since= at upgrade time */
     bool ws_has_since;
     bool ws_accepted;                     /* passed the upgrade filter */
@@ -141,6 +144,7 @@ struct api_server {
     struct api_request *requests;         /* every live request, newest first */
     struct api_ws_client *ws_clients;
     int nws;
+    struct api_rooms_ws *rooms_ws;        /* ws_rooms.c, once api_routes_rooms ran */
 
     unsigned char *scratch;               /* LWS_PRE + payload, for lws_write */
     size_t scratch_cap;
@@ -182,6 +186,17 @@ int api_ws_writeable(struct api_server *srv, struct lws *wsi, struct api_session
 void api_ws_closed(struct api_server *srv, struct api_session *ss);
 void api_ws_on_event(uint64_t seq, const char *json, size_t len, void *arg);
 void api_stream_routes(struct api_server *srv);
+
+/* ws_rooms.c: the room WebSocket. The filter answers API_WS_NOT_MINE for
+ * targets other than /api/v1/rooms/{room}/ws, else as api_ws_filter; the
+ * rest are called for sessions whose rws is set. */
+#define API_WS_NOT_MINE 2
+int api_rooms_ws_filter(struct api_server *srv, struct lws *wsi, struct api_session *ss);
+int api_rooms_ws_established(struct api_server *srv, struct lws *wsi, struct api_session *ss);
+int api_rooms_ws_receive(struct api_server *srv, struct lws *wsi, struct api_session *ss, const void *in, size_t len);
+int api_rooms_ws_writeable(struct api_server *srv, struct lws *wsi, struct api_session *ss);
+void api_rooms_ws_closed(struct api_server *srv, struct api_session *ss);
+void api_rooms_ws_free(struct api_server *srv);
 
 /* metrics.c */
 void api_metrics_free(struct api_server *srv);

@@ -190,7 +190,7 @@ static void session_delete(struct api_request *req, void *user)
     const char *room, *id;
     if (media_off(req, s) || !(room = room_param(req)) || !(id = member_param(req, s, room, &pi))) return;
     bool whip = !strncmp(api_path(req), "/api/v1/whip/", 13);
-    if (sfu_peer_info(s, id, &pe) == 0 && pe.publisher != whip) {
+    if (sfu_peer_info(s, id, &pe) == 0 && (pe.publisher != whip || pe.member)) {
         api_reply_error(req, 404, "not-found", "%s is not a %s session of room %s", id, whip ? "WHIP" : "WHEP", room);
         return;
     }

@@ -22,4 +22,11 @@ struct sfu;
  * wall-clock ISO-8601. */
 void api_routes_rooms(struct api_server *api, struct sfu *s);
 
+/* The room WebSocket and its join tokens (ws_rooms.c, docs/api.md "Room
+ * WebSocket"): GET /api/v1/rooms/{room}/ws and POST
+ * /api/v1/rooms/{room}/tokens. secret signs the tokens (HMAC-SHA256);
+ * NULL or "": a random one (logged: tokens then die with the process).
+ * Called by api_routes_rooms' caller once; 0 or a negative errno. */
+int api_rooms_ws_start(struct api_server *srv, struct sfu *s, const char *secret);
+
 #endif

@@ -82,6 +82,7 @@ static const char usage_text[] =
     "  room show NAME                             its participants, streams and media counters\n"
     "  room kick NAME ID                          remove a participant (reason kicked)\n"
     "  room close NAME                            every participant leaves, the room closes\n"
+    "  room token NAME [--name N] [--ttl S]       a join token for the room WebSocket (default 3600 s)\n"
     "\n"
     "Options may appear anywhere. Defaults: CASCADE_URL, CASCADE_TOKEN, then the [api]\n"
     "section of -c FILE (or ./cascade.ini), then http://127.0.0.1:8080.\n"
@@ -898,7 +899,28 @@ static int cmd_room(struct ctl *c, const char *verb, struct args *a)
         json_decref(j);
         return 0;
     }
-    return usage_error("room: unknown verb '%s' (list, show, kick, close)", verb);
+    if (!strcmp(verb, "token")) {
+        bool missing = false;
+        const char *name = take_opt(a, "--name", &missing);
+        const char *ttl = take_opt(a, "--ttl", &missing);
+        if (missing) return usage_error("--name and --ttl need a value");
+        if ((rc = positional(a, 1, "room token NAME [--name N] [--ttl S]"))) return rc;
+        char *end = NULL;
+        long long ttl_s = ttl ? strtoll(ttl, &end, 10) : 0;
+        if (ttl && (end == ttl || *end || ttl_s <= 0)) return usage_error("--ttl needs seconds (> 0)");
+        json_t *body = json_object();
+        if (name) json_object_set_new(body, "name", json_string(name));
+        if (ttl) json_object_set_new(body, "ttl_s", json_integer(ttl_s));
+        rc = call(c, "POST", api_path(c, "/rooms/%s/tokens", a->argv[0]), body, &j);
+        json_decref(body);
+        if (rc) return rc;
+        if (c->json) print_json(j);
+        else printf("%s\nexpires %s\n", json_string_value(json_object_get(j, "token")),
+                    json_string_value(json_object_get(j, "expires_at")));
+        json_decref(j);
+        return 0;
+    }
+    return usage_error("room: unknown verb '%s' (list, show, kick, close, token)", verb);
 }
 
 /* One channel from a CSV line "id,name[,parent_id[,media]]"; NULL for blank

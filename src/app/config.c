@@ -39,6 +39,9 @@ static const struct config_key media_keys[] = {
          "at most one key frame request (PLI) per publisher stream this often"),
     MKEY("remb_bps", CONFIG_UINT, remb_bps, "2500000", 10000, 1000000000,
          "bits/s publishers are asked to stay within (REMB)"),
+    MKEY("token_secret", CONFIG_STRING, token_secret, "", 0, 0,
+         "signs room join tokens (HMAC-SHA256); the same on every node that must accept them; empty: a random one "
+         "per start (tokens die with the process)"),
     MKEY("idle_stop", CONFIG_UINT, idle_stop_s, "10", 0, 3600,
          "a GB live stream nobody watches is stopped (BYE) this many seconds after its last viewer left"),
 };

@@ -44,6 +44,7 @@ struct media_config {
     uint32_t max_peers, max_rooms, max_participants_per_room;
     uint32_t pli_interval_ms;             /* key frame requests per publisher stream, at most one per */
     uint32_t remb_bps;                    /* bitrate we ask publishers for (REMB) */
+    char token_secret[128];               /* signs room join tokens; "": random per start */
     uint32_t idle_stop_s;                 /* GB live view: BYE this long after the last viewer */
 };
 

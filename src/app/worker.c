@@ -413,7 +413,10 @@ static int start_media(struct worker *w)
                       m->listen, m->port, err);
         }
     }
-    if (w->api) api_routes_rooms(w->api, w->sfu);
+    if (w->api) {
+        api_routes_rooms(w->api, w->sfu);
+        if (api_rooms_ws_start(w->api, w->sfu, m->token_secret) < 0) log_error("media: the room websocket cannot start");
+    }
     return 0;
 }
 

@@ -636,14 +636,39 @@ void forward_sel_init(struct fwd_sel *k, uint32_t ssrc, uint32_t clock, int max_
     k->current = k->target = -1;
 }
 
+void forward_sel_estimate(struct fwd_sel *k, uint64_t bps)
+{
+    /* An equal estimate (the browser holding it) keeps the state: only a
+     * rise says the queue is gone. */
+    if (k->bwe_bps && bps < k->bwe_bps) k->bwe_fell = true;
+    if (bps > k->bwe_bps) k->bwe_fell = false;
+    k->bwe_bps = bps;
+}
+
+/* Whether the estimate says a layer of layer_bps is too much for the
+ * viewer (forward_sel_choose). */
+static bool sel_too_much(const struct fwd_sel *k, uint64_t layer_bps)
+{
+    if (!k->bwe_bps || layer_bps <= k->bwe_bps) return false;
+    if (k->bwe_bps * 2 < layer_bps) return true;
+    return k->bwe_fell && k->bwe_bps * 10 < layer_bps * 7;
+}
+
 int forward_sel_choose(struct fwd_sel *k, const struct fwd_layers *l, uint64_t now_ms)
 {
     int fit = -1, lowest = -1;
+    bool keep = false; /* the layer forwarded now may stay */
     for (int i = 0; i < (int)l->n; i++) {
         if (!forward_layer_active(l, i, now_ms)) continue;
         if (lowest < 0) lowest = i;
-        if (i <= k->max_layer && (!k->bwe_bps || l->bps[i] <= k->bwe_bps)) fit = i;
+        /* Up from the layer forwarded wants headroom: a layer that only
+         * just fits in the estimate fills the path, and its estimate falls. */
+        uint64_t need = l->bps[i];
+        if (k->current >= 0 && i > k->current) need += need / 4;
+        if (i <= k->max_layer && (!k->bwe_bps || need <= k->bwe_bps)) fit = i;
+        if (i == k->current && i <= k->max_layer && !sel_too_much(k, l->bps[i])) keep = true;
     }
+    if (keep && fit < k->current) fit = k->current;
     if (fit < 0) fit = lowest;
     if (fit >= 0) k->target = fit;
     return k->target;

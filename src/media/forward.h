@@ -274,6 +274,7 @@ struct fwd_sel {
     uint32_t clock;           /* RTP clock, for the timestamp step at a switch */
     int max_layer;            /* the highest layer the viewer asked for */
     uint64_t bwe_bps;         /* the viewer's bandwidth estimate (REMB); 0: none yet */
+    bool bwe_fell;            /* it fell since it last rose: the viewer's path queues up */
     int current;              /* the layer forwarded; -1 before the first key frame */
     int target;               /* the layer wanted; a switch waits for its key frame */
     bool sent;                /* anything forwarded yet */
@@ -289,11 +290,20 @@ struct fwd_sel {
 /* ssrc: the outgoing one; max_layer: FWD_MAX_LAYERS - 1 for "any". */
 void forward_sel_init(struct fwd_sel *k, uint32_t ssrc, uint32_t clock, int max_layer);
 
-/* The target at now_ms, from the viewer's bwe_bps and max_layer and the
+/* A new estimate from the viewer (its REMB). */
+void forward_sel_estimate(struct fwd_sel *k, uint64_t bps);
+
+/* The target at now_ms, from the viewer's estimate and max_layer and the
  * layers' activity and bitrates: the highest active layer up to max_layer
  * whose bitrate fits the estimate (an unmeasured layer fits; no estimate
- * yet fits everything), else the lowest active layer. No active layer:
- * the target stays. Returns the target. */
+ * yet fits everything; one above the layer forwarded fits with a quarter
+ * of its bitrate to spare), else the lowest active layer — except that the
+ * layer being forwarded is kept while the estimate does not say it is too
+ * much: below half its bitrate, or fallen below 70 % of it. (A browser's
+ * receive-side estimate starts from what arrives and grows slowly, so it
+ * lags a stream that is ramping up; and a queue on the way makes it fall
+ * to ~85 % of what arrives.) No active layer: the target stays. Returns
+ * the target. */
 int forward_sel_choose(struct fwd_sel *k, const struct fwd_layers *l, uint64_t now_ms);
 
 /* A switch waits (for a key frame of the target: worth a PLI to it). */

@@ -10,7 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <stdio.h>
 
 #include "base/htable.h"
 #include "base/str.h"
@@ -675,4 +679,118 @@ void room_event_publish(void *bus, const struct room_event *ev)
         f[n++] = EVENT_STR("kind", room_stream_kind_name(ev->kind));
     }
     event_publish_fields(bus, room_event_type_name(ev->type), f, n);
+}
+
+/* ---- join tokens ---- */
+
+#define TOKEN_MAC_LEN 32 /* SHA-256 */
+#define TOKEN_PAYLOAD_MAX (ROOM_NAME_MAX + ROOM_TEXT_MAX + 48)
+
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* RFC 4648 §5 without padding. out has room for 4 * ceil(n / 3) + 1. */
+static size_t b64url_encode(const uint8_t *in, size_t n, char *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0) | (i + 2 < n ? in[i + 2] : 0);
+        size_t chars = n - i >= 3 ? 4 : n - i + 1;
+        for (size_t k = 0; k < chars; k++) out[o++] = b64url[(v >> (18 - 6 * k)) & 63];
+    }
+    out[o] = '\0';
+    return o;
+}
+
+/* Strict: only the alphabet, no padding, no trailing bits. -1 on error. */
+static int b64url_decode(const char *in, size_t n, uint8_t *out, size_t cap)
+{
+    if (n % 4 == 1) return -1;
+    size_t o = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *hit = memchr(b64url, in[i], 64);
+        if (!hit || !in[i]) return -1;
+        acc = acc << 6 | (uint32_t)(hit - b64url);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (o == cap) return -1;
+            out[o++] = (uint8_t)(acc >> bits);
+        }
+    }
+    if (bits && (acc & ((1u << bits) - 1))) return -1;
+    return (int)o;
+}
+
+static bool token_mac(const uint8_t *key, size_t key_len, const uint8_t *msg, size_t n, uint8_t mac[TOKEN_MAC_LEN])
+{
+    unsigned int len = 0;
+    return HMAC(EVP_sha256(), key, (int)key_len, msg, n, mac, &len) && len == TOKEN_MAC_LEN;
+}
+
+/* payload: "v1\n" room "\n" expires "\n" rights "\n" name — the name last,
+ * as it is the only free text (no control characters: text_ok). */
+int room_token_sign(const uint8_t *key, size_t key_len, const struct room_token *t, char *out, size_t cap)
+{
+    if (!key || !key_len || room_name_check(t->room) || !text_ok(t->name, 0)) return -EINVAL;
+    if (cap < ROOM_TOKEN_MAX + 1) return -ENOSPC;
+    char payload[TOKEN_PAYLOAD_MAX];
+    int n = snprintf(payload, sizeof(payload), "v1\n%s\n%llu\n%s%s\n%s", t->room, (unsigned long long)t->expires_s,
+                     t->publish ? "p" : "", t->subscribe ? "s" : "", t->name);
+    if (n < 0 || (size_t)n >= sizeof(payload)) return -EINVAL;
+    uint8_t mac[TOKEN_MAC_LEN];
+    if (!token_mac(key, key_len, (const uint8_t *)payload, (size_t)n, mac)) return -EINVAL;
+    size_t o = b64url_encode((const uint8_t *)payload, (size_t)n, out);
+    out[o++] = '.';
+    o += b64url_encode(mac, sizeof(mac), out + o);
+    return (int)o;
+}
+
+static int token_fields(const char *payload, size_t n, struct room_token *out)
+{
+    const char *f[5];
+    size_t len[5], k = 0, start = 0;
+    for (size_t i = 0; i <= n && k < 5; i++) {
+        if (i < n && (payload[i] != '\n' || k == 4)) continue;
+        f[k] = payload + start;
+        len[k++] = i - start;
+        start = i + 1;
+    }
+    if (k != 5 || len[0] != 2 || memcmp(f[0], "v1", 2) || len[1] > ROOM_NAME_MAX || len[4] > ROOM_TEXT_MAX)
+        return -EINVAL;
+    memset(out, 0, sizeof(*out));
+    memcpy(out->room, f[1], len[1]);
+    memcpy(out->name, f[4], len[4]);
+    if (!len[2] || len[2] > 20) return -EINVAL;
+    for (size_t i = 0; i < len[2]; i++) {
+        if (f[2][i] < '0' || f[2][i] > '9') return -EINVAL;
+        out->expires_s = out->expires_s * 10 + (uint64_t)(f[2][i] - '0');
+    }
+    for (size_t i = 0; i < len[3]; i++) {
+        if (f[3][i] == 'p') out->publish = true;
+        else if (f[3][i] == 's') out->subscribe = true;
+        else return -EINVAL;
+    }
+    return 0;
+}
+
+int room_token_verify(const uint8_t *key, size_t key_len, const char *token, const char *room, uint64_t now_s,
+                      struct room_token *out)
+{
+    if (!key || !key_len || !token) return -EINVAL;
+    size_t n = strnlen(token, ROOM_TOKEN_MAX + 1);
+    const char *dot = memchr(token, '.', n);
+    if (n > ROOM_TOKEN_MAX || !dot) return -EINVAL;
+    uint8_t payload[TOKEN_PAYLOAD_MAX], mac[TOKEN_MAC_LEN + 3], want[TOKEN_MAC_LEN];
+    int pn = b64url_decode(token, (size_t)(dot - token), payload, sizeof(payload));
+    int mn = b64url_decode(dot + 1, n - (size_t)(dot - token) - 1, mac, sizeof(mac));
+    if (pn <= 0 || mn != TOKEN_MAC_LEN || !token_mac(key, key_len, payload, (size_t)pn, want)) return -EINVAL;
+    if (CRYPTO_memcmp(mac, want, TOKEN_MAC_LEN) != 0) return -EINVAL;
+    struct room_token t;
+    if (token_fields((const char *)payload, (size_t)pn, &t) < 0) return -EINVAL;
+    if (!room || strcmp(t.room, room) != 0) return -EXDEV;
+    if (now_s >= t.expires_s) return -ETIMEDOUT;
+    if (out) *out = t;
+    return 0;
 }

@@ -230,6 +230,33 @@ int room_participant_stream(const struct room_registry *reg, const char *id, uin
 /* Is viewer subscribed to publisher? */
 bool room_is_subscribed(const struct room_registry *reg, const char *viewer_id, const char *publisher_id);
 
+/* ---- join tokens ----
+ * A per-room join token is stateless: the room, the expiry (Unix seconds),
+ * the rights and a display name, signed with HMAC-SHA256 under a node
+ * secret, as base64url(payload) "." base64url(mac) — URL-safe, so that a
+ * browser can put it in the WebSocket URL (it cannot set headers there).
+ * A token names one room: it never opens another. Whoever holds the
+ * secret can mint tokens; tokens live until they expire (no revocation). */
+#define ROOM_TOKEN_MAX 320      /* a token's length, NUL excluded, at most */
+
+struct room_token {
+    char room[ROOM_NAME_MAX + 1];
+    char name[ROOM_TEXT_MAX + 1];   /* "" for none */
+    uint64_t expires_s;             /* Unix time */
+    bool publish, subscribe;
+};
+
+/* Writes the token for t (room and name checked as room_join does) to out.
+ * Returns its length, or -EINVAL (bad room or name, no key), -ENOSPC (cap
+ * smaller than ROOM_TOKEN_MAX + 1). */
+int room_token_sign(const uint8_t *key, size_t key_len, const struct room_token *t, char *out, size_t cap);
+/* Checks token for room at now_s (Unix seconds) and fills out. 0, -EINVAL
+ * (malformed, or the signature does not match: tampered, another node's
+ * secret), -EXDEV (a good token for another room), -ETIMEDOUT (expired).
+ * The signature is compared in constant time. */
+int room_token_verify(const uint8_t *key, size_t key_len, const char *token, const char *room, uint64_t now_s,
+                      struct room_token *out);
+
 /* Names as the events carry them: "room.created", ..., and "leave",
  * "disconnected", "consent-expired", "kicked", "room-closed", "shutdown";
  * "audio" / "video". */

@@ -5,6 +5,14 @@
  * peers) and a struct sfu_peer per participant, found by id in a
  * base/htable and attached to its rtc_peer as user data.
  *
+ * A member (sfu_join: a room WebSocket's participant) has no peer of its
+ * own: it is joined at once and holds one publishing peer and up to
+ * max_subscriptions_per_participant subscribing peers, each under an id of
+ * its own in by_id and named by the member's id towards the room. When one
+ * of them goes (consent, DTLS, a replacement) only its streams are
+ * unpublished or its subscription dropped, and the observer is told; the
+ * member leaves only through sfu_exit or the room (kick, close, shutdown).
+ *
  * A peer's life: made by sfu_publish/sfu_view with the participant pending
  * in its room; announced (confirmed, streams published, subscription made)
  * when the transport says connected. Every way out — leave, kick, room
@@ -82,12 +90,18 @@ struct sfu_stream {
     struct sfu_sink *sinks;
 };
 
+struct sfu_member;
+
 struct sfu_peer {
     struct hnode by_id;
     struct sfu *s;
     struct rtc_peer *rtc;         /* NULL once the transport reported it gone */
-    char id[ROOM_ID_LEN + 1];
+    char id[ROOM_ID_LEN + 1];     /* the key in by_id: the participant's id, or a member peer's own */
+    char part[ROOM_ID_LEN + 1];   /* the participant it is (WHIP/WHEP) or belongs to (member) */
     char room[ROOM_NAME_MAX + 1];
+    struct sfu_member *member;    /* NULL: the peer is its participant (WHIP/WHEP) */
+    struct sfu_peer *m_prev, *m_next; /* a member's subscribing peers */
+    char target[ROOM_ID_LEN + 1]; /* a member's subscribing peer: the participant it watches */
     bool publisher, connected, confirmed, retired;
     struct sfu_peer *prev, *next; /* s->peers while live, s->zombies once retired */
     /* publisher */
@@ -104,6 +118,17 @@ struct sfu_peer {
     size_t n_sinks;
 };
 
+/* A participant with no peer of its own (the room WebSocket): it joins at
+ * once and its publishing peer and subscribing peers come and go under it. */
+struct sfu_member {
+    struct hnode by_id;
+    char id[ROOM_ID_LEN + 1];
+    char room[ROOM_NAME_MAX + 1];
+    struct sfu_peer *pub;         /* its publishing peer, or NULL */
+    struct sfu_peer *subs;        /* its subscribing peers, through m_prev/m_next */
+    uint32_t n_subs;
+};
+
 struct sfu {
     uv_loop_t *loop;
     struct sfu_config cfg;
@@ -112,6 +137,9 @@ struct sfu {
     struct rtc_transport *rtc;
     uv_timer_t timer;
     struct htable by_id;
+    struct htable members;
+    struct sfu_observer ob;
+    uint32_t n_members, n_own;    /* participants: members, and peers that are their participant */
     struct sfu_peer *head, *tail; /* live peers, oldest first */
     struct sfu_peer *zombies;
     uint32_t publishers, viewers;
@@ -150,6 +178,45 @@ static struct sfu_peer *peer_find(const struct sfu *s, const char *id)
         if (strcmp(p->id, id) == 0) return p;
     }
     return NULL;
+}
+
+/* The peer that is participant id (WHIP/WHEP), not a member's peer. */
+static struct sfu_peer *part_peer(const struct sfu *s, const char *id)
+{
+    struct sfu_peer *p = peer_find(s, id);
+    return p && !p->member ? p : NULL;
+}
+
+static struct sfu_member *member_find(const struct sfu *s, const char *id)
+{
+    if (!id) return NULL;
+    for (struct hnode *n = htable_first(&s->members, id_hash(id)); n; n = htable_next(n)) {
+        struct sfu_member *m = container_of(n, struct sfu_member, by_id);
+        if (strcmp(m->id, id) == 0) return m;
+    }
+    return NULL;
+}
+
+/* A member's subscribing peer watching participant pub_id. */
+static struct sfu_peer *member_sub(const struct sfu_member *m, const char *pub_id)
+{
+    for (struct sfu_peer *v = m->subs; v; v = v->m_next)
+        if (strcmp(v->target, pub_id) == 0) return v;
+    return NULL;
+}
+
+/* The peer publishing for participant id: its own, or a member's. */
+static struct sfu_peer *publishing_peer(const struct sfu *s, const char *id)
+{
+    struct sfu_peer *p = part_peer(s, id);
+    if (p) return p->publisher ? p : NULL;
+    struct sfu_member *m = member_find(s, id);
+    return m ? m->pub : NULL;
+}
+
+static void note_ended(struct sfu *s, const char *room, const char *part, const char *pub, const char *reason)
+{
+    if (s->ob.peer_ended) s->ob.peer_ended(s->ob.user, room, part, pub, reason);
 }
 
 static void live_append(struct sfu *s, struct sfu_peer *p)
@@ -247,7 +314,30 @@ static void streams_free(struct sfu_peer *p)
     p->answer = NULL;
 }
 
-/* Out of every structure but the zombie list; idempotent. */
+static void member_sub_end(struct sfu *s, struct sfu_peer *v, const char *reason, bool notify);
+
+/* Out of its member, if it has one. */
+static void member_unlink(struct sfu_peer *p)
+{
+    struct sfu_member *m = p->member;
+    if (!m) return;
+    if (m->pub == p) {
+        m->pub = NULL;
+    } else {
+        if (p->m_prev)
+            p->m_prev->m_next = p->m_next;
+        else
+            m->subs = p->m_next;
+        if (p->m_next) p->m_next->m_prev = p->m_prev;
+        m->n_subs--;
+    }
+    p->m_prev = p->m_next = NULL;
+    p->member = NULL;
+}
+
+/* Out of every structure but the zombie list; idempotent. A publisher's
+ * viewers stay connected without media (WHEP), except a member's
+ * subscribing peers: that subscription has ended. */
 static void peer_retire(struct sfu_peer *p)
 {
     struct sfu *s = p->s;
@@ -255,8 +345,16 @@ static void peer_retire(struct sfu_peer *p)
     p->retired = true;
     htable_remove(&s->by_id, &p->by_id);
     live_unlink(s, p);
+    if (!p->member) s->n_own--;
+    member_unlink(p);
     if (p->publisher) {
-        while (p->viewers) viewer_detach(p->viewers);
+        while (p->viewers) {
+            struct sfu_peer *v = p->viewers;
+            if (v->member)
+                member_sub_end(s, v, "unpublished", true);
+            else
+                viewer_detach(v);
+        }
         streams_free(p);
         s->publishers--;
     } else {
@@ -265,6 +363,45 @@ static void peer_retire(struct sfu_peer *p)
     }
     p->next = s->zombies;
     s->zombies = p;
+}
+
+/* A member's subscribing peer ends (it went, was replaced or unsubscribed,
+ * or its publisher did): the member stays in the room. */
+static void member_sub_end(struct sfu *s, struct sfu_peer *v, const char *reason, bool notify)
+{
+    char room[ROOM_NAME_MAX + 1], part[ROOM_ID_LEN + 1], target[ROOM_ID_LEN + 1];
+    memcpy(room, v->room, sizeof(room));
+    memcpy(part, v->part, sizeof(part));
+    memcpy(target, v->target, sizeof(target));
+    if (v->subscribed) room_unsubscribe(s->rooms, part, target);
+    peer_retire(v);
+    if (notify) note_ended(s, room, part, target, reason);
+}
+
+/* A member's publishing peer ends: each stream it announced is unpublished
+ * (the room emits that once: a stream already gone is -ENOENT), its
+ * viewers are detached, the member stays in the room. */
+static void member_pub_end(struct sfu *s, struct sfu_peer *p, const char *reason, bool notify)
+{
+    char room[ROOM_NAME_MAX + 1], part[ROOM_ID_LEN + 1];
+    memcpy(room, p->room, sizeof(room));
+    memcpy(part, p->part, sizeof(part));
+    uint64_t now = now_ms(s);
+    for (size_t i = p->n_streams; i-- > 0;) room_unpublish(s->rooms, part, p->streams[i].id, now);
+    for (struct sfu_peer *v = p->viewers; v; v = v->v_next)
+        if (!v->member && v->subscribed) room_unsubscribe(s->rooms, v->part, part);
+    peer_retire(p);
+    if (notify) note_ended(s, room, part, NULL, reason);
+}
+
+/* The member left the room (its left event): its peers end unannounced. */
+static void member_free(struct sfu *s, struct sfu_member *m)
+{
+    if (m->pub) member_pub_end(s, m->pub, "left", false);
+    while (m->subs) member_sub_end(s, m->subs, "left", false);
+    htable_remove(&s->members, &m->by_id);
+    s->n_members--;
+    free(m);
 }
 
 /* Closes and frees retired peers. Never from inside a transport callback. */
@@ -288,16 +425,26 @@ static void on_room_event(void *user, const struct room_event *ev)
     struct sfu *s = user;
     if (s->bus) room_event_publish(s->bus, ev);
     if (ev->type == ROOM_EV_LEFT) {
-        struct sfu_peer *p = peer_find(s, ev->participant_id);
+        struct sfu_peer *p = part_peer(s, ev->participant_id);
         if (p) peer_retire(p);
+        struct sfu_member *m = member_find(s, ev->participant_id);
+        if (m) member_free(s, m);
     }
+    if (s->ob.room_event) s->ob.room_event(s->ob.user, ev);
 }
 
 static void on_subscription_dropped(void *user, const char *room, const char *viewer_id, const char *publisher_id)
 {
     (void)room;
-    struct sfu_peer *v = peer_find(user, viewer_id);
-    if (v && v->viewing && strcmp(v->viewing->id, publisher_id) == 0) viewer_detach(v);
+    struct sfu *s = user;
+    struct sfu_member *m = member_find(s, viewer_id);
+    struct sfu_peer *v = m ? member_sub(m, publisher_id) : part_peer(s, viewer_id);
+    if (v && m) {
+        v->subscribed = false; /* the room has dropped it */
+        member_sub_end(s, v, "left", true);
+    } else if (v && v->viewing && strcmp(v->viewing->part, publisher_id) == 0) {
+        viewer_detach(v);
+    }
 }
 
 /* ---- sending ---- */
@@ -377,17 +524,17 @@ static struct sfu_peer *live_peer(struct rtc_peer *rp)
 static void subscribe(struct sfu *s, struct sfu_peer *v)
 {
     if (v->subscribed || !v->confirmed || !v->viewing || !v->viewing->confirmed) return;
-    int rc = room_subscribe(s->rooms, v->id, v->viewing->id);
+    int rc = room_subscribe(s->rooms, v->part, v->viewing->part);
     if (rc == 0 || rc == -EEXIST)
         v->subscribed = true;
     else
-        log_warn("sfu: %s cannot subscribe to %s: %s", v->id, v->viewing->id, strerror(-rc));
+        log_warn("sfu: %s cannot subscribe to %s: %s", v->part, v->viewing->part, strerror(-rc));
 }
 
 static void publish_streams(struct sfu *s, struct sfu_peer *p, uint64_t now)
 {
     for (size_t i = 0; i < p->n_streams; i++) {
-        int rc = room_publish(s->rooms, p->id, p->streams[i].id, p->streams[i].kind, now);
+        int rc = room_publish(s->rooms, p->part, p->streams[i].id, p->streams[i].kind, now);
         if (rc < 0) log_warn("sfu: %s cannot publish stream %s: %s", p->id, p->streams[i].id, strerror(-rc));
     }
 }
@@ -399,7 +546,8 @@ static void on_connected(void *user, struct rtc_peer *rp)
     if (!p || p->connected) return;
     uint64_t now = now_ms(s);
     p->connected = true;
-    int rc = room_participant_confirm(s->rooms, p->id, now);
+    /* A member's peer: its participant is in the room already. */
+    int rc = p->member ? 0 : room_participant_confirm(s->rooms, p->id, now);
     if (rc < 0 && rc != -EALREADY) { /* it left the room meanwhile (closed, replaced): closed at the next sweep */
         peer_retire(p);
         return;
@@ -480,8 +628,12 @@ static void sim_forward(struct sfu *s, struct sfu_stream *st, int layer, const u
     for (struct sfu_sink *k = st->sinks; k; k = k->next) {
         int target = forward_sel_choose(&k->sel, &st->layers, now);
         struct fwd_sel_out o;
+        uint64_t switches = k->sel.switches;
         if (forward_sel_packet(&k->sel, layer, h, key, now, &o) && send_to_sim_sink(s, k, pkt, len, &o))
             s->rtp_forwarded++;
+        if (k->sel.switches != switches) /* rare: the operator's (and the browser test's) view of the choice */
+            log_info("sfu: %s receives stream %s layer %s (estimate %llu bit/s)", k->viewer->id, st->id,
+                     st->layers.rid[layer], (unsigned long long)k->sel.bwe_bps);
         if (target >= 0 && forward_sel_waiting(&k->sel) && can_send(st->pub))
             request_keyframe(s, st->pub, stream_fs(st, (size_t)target), now);
     }
@@ -673,7 +825,7 @@ static void viewer_rtcp(struct sfu *s, struct sfu_peer *v, const uint8_t *pkt, s
     }
     if (fb.remb_bps) /* the viewer's estimate picks its simulcast layers */
         for (size_t i = 0; i < v->n_sinks; i++)
-            if (v->sinks[i].sim) v->sinks[i].sel.bwe_bps = fb.remb_bps;
+            if (v->sinks[i].sim) forward_sel_estimate(&v->sinks[i].sel, fb.remb_bps);
     for (size_t i = 0; i < fb.n_keyframe; i++) {
         uint8_t buf[SFU_BUF];
         int n = forward_stream_keyframe_build(fb.keyframe[i], s->rtcp_ssrc, buf, RTC_MAX_PACKET);
@@ -705,6 +857,13 @@ static void on_gone(void *user, struct rtc_peer *rp, enum rtc_gone_reason why)
     enum room_leave_reason reason =
         why == RTC_GONE_CONSENT_EXPIRED ? ROOM_LEAVE_CONSENT_EXPIRED : ROOM_LEAVE_DISCONNECTED;
     log_info("sfu: %s gone (%s)", p->id, rtc_gone_reason_name(why));
+    if (p->member) { /* only this stream or subscription ends, not the participant */
+        if (p->publisher)
+            member_pub_end(s, p, room_leave_reason_name(reason), true);
+        else
+            member_sub_end(s, p, room_leave_reason_name(reason), true);
+        return;
+    }
     room_participant_exit(s->rooms, p->id, reason, now_ms(s));
     peer_retire(p); /* a participant never announced leaves without an event */
 }
@@ -756,6 +915,7 @@ struct sfu *sfu_new(uv_loop_t *loop, const struct sfu_config *cfg, struct event_
     if (!s->cfg.rooms.max_streams_per_participant)
         s->cfg.rooms.max_streams_per_participant = rdef.max_streams_per_participant;
     htable_init(&s->by_id);
+    htable_init(&s->members);
     if (RAND_bytes((unsigned char *)&s->rtcp_ssrc, sizeof(s->rtcp_ssrc)) != 1 || !s->rtcp_ssrc) s->rtcp_ssrc = 1;
     struct room_events ev = {.user = s, .emit = on_room_event, .subscription_dropped = on_subscription_dropped};
     s->rooms = room_registry_new(&s->cfg.rooms, &ev, NULL, NULL);
@@ -786,9 +946,12 @@ void sfu_free(struct sfu *s)
     room_registry_shutdown(s->rooms, now_ms(s));
     while (s->head) peer_retire(s->head); /* the pending ones, never announced */
     zombie_sweep(s);
+    if (s->ob.detached) s->ob.detached(s->ob.user);
+    s->ob = (struct sfu_observer){0};
     room_registry_free(s->rooms);
     rtc_transport_free(s->rtc);
     htable_free(&s->by_id);
+    htable_free(&s->members);
     uv_timer_stop(&s->timer);
     uv_close((uv_handle_t *)&s->timer, free_on_close);
 }
@@ -844,7 +1007,9 @@ static int admit(struct sfu *s, struct sfu_peer *p, const char *name, const char
         *why = "out of memory";
         return -ENOMEM;
     }
+    memcpy(p->part, p->id, sizeof(p->part));
     live_append(s, p);
+    s->n_own++;
     if (p->publisher)
         s->publishers++;
     else
@@ -1017,7 +1182,7 @@ int sfu_view(struct sfu *s, const char *room, const char *publisher_id, const ch
         *why = "no such room";
         return -ENOENT;
     }
-    struct sfu_peer *pub = publisher_id ? peer_find(s, publisher_id) : current_publisher(s, room);
+    struct sfu_peer *pub = publisher_id ? publishing_peer(s, publisher_id) : current_publisher(s, room);
     if (!pub || !pub->publisher || strcmp(pub->room, room) != 0 || !pub->answer) {
         *why = publisher_id ? "no such publisher in this room" : "nobody publishes in this room";
         return -ENOENT;
@@ -1053,22 +1218,23 @@ fail:
 
 /* ---- leaving ---- */
 
-static int peer_exit(struct sfu *s, const char *id, bool kick)
+int sfu_exit(struct sfu *s, const char *participant_id, enum room_leave_reason reason)
 {
-    struct sfu_peer *p = peer_find(s, id);
-    if (!p) return -ENOENT;
-    uint64_t now = now_ms(s);
-    if (kick)
-        room_kick(s->rooms, p->id, now);
-    else
-        room_participant_exit(s->rooms, p->id, ROOM_LEAVE_REQUEST, now);
-    peer_retire(p);
+    struct sfu_peer *p = part_peer(s, participant_id);
+    struct sfu_member *m = p ? NULL : member_find(s, participant_id);
+    if (!p && !m) return -ENOENT;
+    char id[ROOM_ID_LEN + 1];
+    snprintf(id, sizeof(id), "%s", participant_id);
+    room_participant_exit(s->rooms, id, reason, now_ms(s));
+    /* The left event retired and freed them; a pending peer has none. */
+    if ((p = part_peer(s, id)) != NULL) peer_retire(p);
+    if ((m = member_find(s, id)) != NULL) member_free(s, m);
     zombie_sweep(s);
     return 0;
 }
 
-int sfu_leave(struct sfu *s, const char *participant_id) { return peer_exit(s, participant_id, false); }
-int sfu_kick(struct sfu *s, const char *participant_id) { return peer_exit(s, participant_id, true); }
+int sfu_leave(struct sfu *s, const char *participant_id) { return sfu_exit(s, participant_id, ROOM_LEAVE_REQUEST); }
+int sfu_kick(struct sfu *s, const char *participant_id) { return sfu_exit(s, participant_id, ROOM_LEAVE_KICKED); }
 
 int sfu_close_room(struct sfu *s, const char *room)
 {
@@ -1087,9 +1253,8 @@ int sfu_close_room(struct sfu *s, const char *room)
     return 0;
 }
 
-int sfu_set_max_layer(struct sfu *s, const char *viewer_id, int max_layer)
+static int set_layer(struct sfu_peer *v, int max_layer)
 {
-    struct sfu_peer *v = peer_find(s, viewer_id);
     if (!v) return -ENOENT;
     if (v->publisher || max_layer < 0) return -EINVAL;
     if (max_layer >= FWD_MAX_LAYERS) max_layer = FWD_MAX_LAYERS - 1;
@@ -1097,6 +1262,214 @@ int sfu_set_max_layer(struct sfu *s, const char *viewer_id, int max_layer)
         if (v->sinks[i].sim) v->sinks[i].sel.max_layer = max_layer;
     v->max_layer = max_layer;
     return 0;
+}
+
+int sfu_set_max_layer(struct sfu *s, const char *viewer_id, int max_layer)
+{
+    return set_layer(part_peer(s, viewer_id), max_layer);
+}
+
+void sfu_set_observer(struct sfu *s, const struct sfu_observer *ob)
+{
+    s->ob = ob ? *ob : (struct sfu_observer){0};
+}
+
+/* ---- members: participants of the room WebSocket ---- */
+
+int sfu_join(struct sfu *s, const char *room, const char *name, const char *user, char id_out[ROOM_ID_LEN + 1],
+             const char **why)
+{
+    const char *dummy;
+    if (!why) why = &dummy;
+    if (!room || (*why = room_name_check(room)) != NULL) return -EINVAL;
+    struct sfu_member *m = calloc(1, sizeof(*m));
+    if (!m) {
+        *why = "out of memory";
+        return -ENOMEM;
+    }
+    snprintf(m->room, sizeof(m->room), "%s", room);
+    struct room_join_req req = {.room = room, .name = name, .user = user};
+    int rc = room_join(s->rooms, &req, now_ms(s), m->id);
+    if (rc < 0) {
+        free(m);
+        return join_error(rc, why);
+    }
+    if (htable_insert(&s->members, &m->by_id, id_hash(m->id)) < 0) {
+        room_participant_exit(s->rooms, m->id, ROOM_LEAVE_DISCONNECTED, now_ms(s));
+        free(m);
+        *why = "out of memory";
+        return -ENOMEM;
+    }
+    s->n_members++;
+    memcpy(id_out, m->id, ROOM_ID_LEN + 1);
+    *why = "";
+    log_info("sfu: %s joins %s", m->id, room);
+    return 0;
+}
+
+/* A new peer of member m: its own id (16 hex digits, not a participant's). */
+static int member_peer_id(struct sfu *s, char out[ROOM_ID_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int tries = 0; tries < 8; tries++) {
+        uint8_t b[ROOM_ID_LEN / 2];
+        if (RAND_bytes(b, sizeof(b)) != 1) return -ENOMEM;
+        for (size_t i = 0; i < sizeof(b); i++) {
+            out[2 * i] = hex[b[i] >> 4];
+            out[2 * i + 1] = hex[b[i] & 15];
+        }
+        out[ROOM_ID_LEN] = '\0';
+        if (!peer_find(s, out) && !member_find(s, out)) return 0;
+    }
+    return -ENOMEM;
+}
+
+/* Indexes a member's new peer once its answer is written. */
+static int member_peer_add(struct sfu *s, struct sfu_member *m, struct sfu_peer *p, const struct wsdp_session *ans,
+                           const struct wsdp_local *local, sbuf_t *out, const char **why)
+{
+    if (wsdp_write(out, ans, local) < 0 || out->failed) {
+        *why = out->failed ? "out of memory" : "could not write the answer";
+        return out->failed ? -ENOMEM : -EINVAL;
+    }
+    if (member_peer_id(s, p->id) < 0 || htable_insert(&s->by_id, &p->by_id, id_hash(p->id)) < 0) {
+        *why = "out of memory";
+        return -ENOMEM;
+    }
+    memcpy(p->part, m->id, sizeof(p->part));
+    p->member = m;
+    live_append(s, p);
+    if (p->publisher) {
+        s->publishers++;
+        m->pub = p;
+    } else {
+        s->viewers++;
+        p->m_next = m->subs;
+        if (m->subs) m->subs->m_prev = p;
+        m->subs = p;
+        m->n_subs++;
+    }
+    return 0;
+}
+
+int sfu_publish_as(struct sfu *s, const char *member_id, const char *offer, size_t offer_len, sbuf_t *answer,
+                   const char **why)
+{
+    const char *dummy;
+    if (!why) why = &dummy;
+    *why = "";
+    struct sfu_member *m = member_find(s, member_id);
+    if (!m) {
+        *why = "not in a room";
+        return -ENOENT;
+    }
+    struct sfu_peer *p = peer_alloc(s, m->room, true);
+    struct wsdp_session *off = calloc(1, sizeof(*off));
+    if (p) p->answer = calloc(1, sizeof(*p->answer));
+    int rc = -ENOMEM;
+    if (!p || !off || !p->answer) {
+        *why = "out of memory";
+        goto fail;
+    }
+    if ((rc = offer_peer(s, p, offer, offer_len, off, why)) < 0) goto fail;
+    struct wsdp_candidate cands[WSDP_MAX_CANDIDATES];
+    struct wsdp_local local;
+    local_for(s, p->rtc, cands, &local);
+    if (wsdp_answer_publish(off, &local, p->answer, why) < 0) {
+        rc = -ENOTSUP;
+        goto fail;
+    }
+    if ((rc = streams_make(s, p)) < 0) {
+        *why = "out of memory";
+        goto fail;
+    }
+    /* A publish again (a new camera, a renegotiation) replaces the last. */
+    if (m->pub) member_pub_end(s, m->pub, "replaced", false);
+    if ((rc = member_peer_add(s, m, p, p->answer, &local, answer, why)) < 0) goto fail;
+    free(off);
+    log_info("sfu: %s publishes in %s through peer %s (%zu streams)", m->id, m->room, p->id, p->n_streams);
+    zombie_sweep(s);
+    return 0;
+fail:
+    free(off);
+    if (p) peer_discard(p);
+    zombie_sweep(s);
+    return rc;
+}
+
+int sfu_subscribe_as(struct sfu *s, const char *member_id, const char *publisher_id, const char *offer,
+                     size_t offer_len, int max_layer, sbuf_t *answer, const char **why)
+{
+    const char *dummy;
+    if (!why) why = &dummy;
+    *why = "";
+    struct sfu_member *m = member_find(s, member_id);
+    if (!m) {
+        *why = "not in a room";
+        return -ENOENT;
+    }
+    if (publisher_id && strcmp(publisher_id, m->id) == 0) {
+        *why = "a participant cannot subscribe to itself";
+        return -EINVAL;
+    }
+    struct sfu_peer *pub = publishing_peer(s, publisher_id);
+    if (!pub || strcmp(pub->room, m->room) != 0 || !pub->answer) {
+        *why = "that participant does not publish in this room";
+        return -ENOENT;
+    }
+    struct sfu_peer *old = member_sub(m, publisher_id);
+    if (!old && m->n_subs >= s->cfg.rooms.max_subscriptions_per_participant) {
+        *why = "too many subscriptions";
+        return -ENOSPC;
+    }
+    struct sfu_peer *p = peer_alloc(s, m->room, false);
+    struct wsdp_session *off = calloc(1, sizeof(*off)), *ans = calloc(1, sizeof(*ans));
+    int rc = -ENOMEM;
+    if (!p || !off || !ans) {
+        *why = "out of memory";
+        goto fail;
+    }
+    if ((rc = offer_peer(s, p, offer, offer_len, off, why)) < 0) goto fail;
+    struct wsdp_candidate cands[WSDP_MAX_CANDIDATES];
+    struct wsdp_local local;
+    local_for(s, p->rtc, cands, &local);
+    if (wsdp_answer_view(off, pub->answer, &local, ans, why) < 0) {
+        rc = -ENOTSUP;
+        goto fail;
+    }
+    if (old) member_sub_end(s, old, "replaced", false);
+    if ((rc = member_peer_add(s, m, p, ans, &local, answer, why)) < 0) goto fail;
+    snprintf(p->target, sizeof(p->target), "%s", publisher_id);
+    if (max_layer >= 0) set_layer(p, max_layer);
+    viewer_attach(p, pub, ans);
+    free(off);
+    free(ans);
+    log_info("sfu: %s subscribes to %s in %s through peer %s (%zu streams)", m->id, publisher_id, m->room, p->id,
+             p->n_sinks);
+    zombie_sweep(s);
+    return 0;
+fail:
+    free(off);
+    free(ans);
+    if (p) peer_discard(p);
+    zombie_sweep(s);
+    return rc;
+}
+
+int sfu_unsubscribe_as(struct sfu *s, const char *member_id, const char *publisher_id)
+{
+    struct sfu_member *m = member_find(s, member_id);
+    struct sfu_peer *v = m && publisher_id ? member_sub(m, publisher_id) : NULL;
+    if (!v) return -ENOENT;
+    member_sub_end(s, v, "unsubscribed", false);
+    zombie_sweep(s);
+    return 0;
+}
+
+int sfu_set_max_layer_as(struct sfu *s, const char *member_id, const char *publisher_id, int max_layer)
+{
+    struct sfu_member *m = member_find(s, member_id);
+    return set_layer(m && publisher_id ? member_sub(m, publisher_id) : NULL, max_layer);
 }
 
 /* ---- lookups ---- */
@@ -1107,7 +1480,7 @@ void sfu_get_stats(const struct sfu *s, struct sfu_stats *out)
     out->rooms = room_registry_count(s->rooms);
     out->publishers = s->publishers;
     out->viewers = s->viewers;
-    out->participants = s->publishers + s->viewers;
+    out->participants = s->n_own + s->n_members;
     out->rtp_forwarded = s->rtp_forwarded;
     out->rtp_dropped = s->rtp_dropped;
     out->nacks_answered = s->nacks_answered;
@@ -1118,9 +1491,15 @@ void sfu_get_stats(const struct sfu *s, struct sfu_stats *out)
 
 int sfu_peer_info(const struct sfu *s, const char *participant_id, struct sfu_peer_info *out)
 {
-    const struct sfu_peer *p = peer_find(s, participant_id);
-    if (!p) return -ENOENT;
+    const struct sfu_peer *p = part_peer(s, participant_id);
+    const struct sfu_member *m = p ? NULL : member_find(s, participant_id);
+    if (!p && !m) return -ENOENT;
     memset(out, 0, sizeof(*out));
+    if (m) { /* a member: what its publishing peer does */
+        out->member = true;
+        out->subscriptions = m->n_subs;
+        if (!(p = m->pub)) return 0;
+    }
     out->connected = p->connected && p->rtc;
     out->publisher = p->publisher;
     if (p->rtc) {

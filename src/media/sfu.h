@@ -21,6 +21,9 @@
  * frame (PLI, at most one per stream per pli_interval_ms). Publisher SR are
  * forwarded; the server sends the publisher RR and REMB (remb_bps).
  *
+ * Participants are WHIP/WHEP peers (one peer each) or members (the room
+ * WebSocket: many peers each, see sfu_join below).
+ *
  * Events: the room registry's (room.created|closed,
  * room.participant.joined|left, room.stream.published|unpublished) go to the
  * bus exactly once each. A participant is joined (announced) when its peer
@@ -85,6 +88,53 @@ int sfu_leave(struct sfu *s, const char *participant_id);
  * by default all. 0, -ENOENT, or -EINVAL (not a viewer, negative). */
 int sfu_set_max_layer(struct sfu *s, const char *viewer_id, int max_layer);
 int sfu_kick(struct sfu *s, const char *participant_id);
+/* Any participant (WHIP/WHEP or member) leaves with this reason: 0 or
+ * -ENOENT (gone already: the exit is exactly once). */
+int sfu_exit(struct sfu *s, const char *participant_id, enum room_leave_reason reason);
+
+/* ---- members: the participants of the room WebSocket ----
+ * A member joins the room at once (joined emitted inside sfu_join) without
+ * a peer; it then publishes through one peer (a new publish replaces it)
+ * and subscribes to other participants through one peer each. A member
+ * peer that goes (RTC consent expired, DTLS closed, never connected) ends
+ * only its streams (unpublished, once each) or its subscription; the
+ * member stays until sfu_exit/sfu_leave/sfu_kick, a room close or the
+ * shutdown. Errors as sfu_publish / sfu_view; -ENOENT for an unknown
+ * member or a participant that does not publish. */
+int sfu_join(struct sfu *s, const char *room, const char *name, const char *user, char id_out[ROOM_ID_LEN + 1],
+             const char **why);
+int sfu_publish_as(struct sfu *s, const char *member_id, const char *offer, size_t offer_len, sbuf_t *answer,
+                   const char **why);
+/* max_layer < 0: all layers. A second subscribe to the same publisher
+ * replaces the first; past max_subscriptions_per_participant: -ENOSPC. */
+int sfu_subscribe_as(struct sfu *s, const char *member_id, const char *publisher_id, const char *offer,
+                     size_t offer_len, int max_layer, sbuf_t *answer, const char **why);
+/* 0 or -ENOENT (no such subscription). */
+int sfu_unsubscribe_as(struct sfu *s, const char *member_id, const char *publisher_id);
+/* sfu_set_max_layer for the member's subscription to publisher_id. */
+int sfu_set_max_layer_as(struct sfu *s, const char *member_id, const char *publisher_id, int max_layer);
+
+/* Who learns of the rooms besides the bus (the room WebSocket). Called
+ * synchronously from inside sfu calls and transport callbacks: they may
+ * record and queue, never call an sfu function that changes state.
+ *   room_event  every room event, after the bus got it; pointers valid
+ *               during the call only.
+ *   peer_ended  a member's publishing peer (publisher_id NULL) or its
+ *               subscription to publisher_id ended while the member stays;
+ *               reason "consent-expired", "disconnected", "unpublished"
+ *               (the publisher's peer went) or "left" (the publisher did).
+ *               Not called for what the member asked (unsubscribe, a
+ *               replacing publish/subscribe) nor when it leaves itself.
+ *   detached    sfu_free: nothing is called after this. */
+struct sfu_observer {
+    void *user;
+    void (*room_event)(void *user, const struct room_event *ev);
+    void (*peer_ended)(void *user, const char *room, const char *participant_id, const char *publisher_id,
+                       const char *reason);
+    void (*detached)(void *user);
+};
+/* Replaces the observer (NULL: none). */
+void sfu_set_observer(struct sfu *s, const struct sfu_observer *ob);
 /* The room's participants all leave (reason room-closed) and it closes.
  * 0 or -ENOENT. */
 int sfu_close_room(struct sfu *s, const char *room);
@@ -106,6 +156,8 @@ struct sfu_peer_info {
     char remote[64];               /* selected address, "" before ICE */
     bool publisher;
     char viewing[ROOM_ID_LEN + 1]; /* viewers: whom, "" when the publisher left */
+    bool member;                   /* a room WebSocket participant: the rest is its publishing peer's */
+    uint32_t subscriptions;        /* members: subscribing peers */
     struct rtc_peer_stats stats;
 };
 int sfu_peer_info(const struct sfu *s, const char *participant_id, struct sfu_peer_info *out);

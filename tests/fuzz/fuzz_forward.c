@@ -77,7 +77,7 @@ static void check_simulcast(const uint8_t *pkt, size_t len, const struct fwd_rtp
     CHECK(layer >= -1 && layer < (int)layers.n);
     if (layer < 0) layer = h->ssrc % 3; /* still drive the selector */
     forward_layers_account(&layers, layer, len, clock_ms);
-    sel.bwe_bps = (uint64_t)h->ts * 10;
+    forward_sel_estimate(&sel, (uint64_t)h->ts * 10); /* rises and falls: the hysteresis paths */
     int target = forward_sel_choose(&sel, &layers, clock_ms);
     CHECK(target >= -1 && target < FWD_MAX_LAYERS);
     struct fwd_sel_out o;

@@ -866,6 +866,55 @@ static void test_sel_choose(void **state)
     assert_int_equal(forward_sel_choose(&k, &l, 9000), 1);
 }
 
+/* A viewer forwarded f keeps it while its estimate only lags (a browser's
+ * REMB starts from what arrives and grows slowly): it goes down when the
+ * estimate falls below 70 % of f (its path queues up) or is below half of
+ * f whatever its history; it goes up only with headroom. */
+static void test_sel_lagging_estimate(void **state)
+{
+    (void)state;
+    struct fwd_layers l;
+    init_layers(&l);
+    const uint64_t rates[3] = {150000, 500000, 1500000};
+    feed_rates(&l, 0, 1010, rates);
+    struct fwd_sel k;
+    forward_sel_init(&k, OUT_SSRC, 90000, 2);
+    k.current = k.target = 2;
+    forward_sel_estimate(&k, 1000000); /* the first estimate, two thirds of f: lagging */
+    assert_int_equal(forward_sel_choose(&k, &l, 1010), 2);
+    forward_sel_estimate(&k, 1100000); /* it grows */
+    assert_int_equal(forward_sel_choose(&k, &l, 1010), 2);
+    forward_sel_estimate(&k, 1200000);
+    forward_sel_estimate(&k, 1150000); /* a small fall: still 77 % of f */
+    assert_int_equal(forward_sel_choose(&k, &l, 1010), 2);
+    forward_sel_estimate(&k, 1000000); /* fallen to 67 %: the highest that fits */
+    assert_int_equal(forward_sel_choose(&k, &l, 1010), 1);
+    forward_sel_estimate(&k, 1000000); /* held, not risen: still too much */
+    assert_int_equal(forward_sel_choose(&k, &l, 1010), 1);
+    forward_sel_estimate(&k, 1050000); /* rising again: f (still forwarded) may stay */
+    assert_int_equal(forward_sel_choose(&k, &l, 1010), 2);
+
+    /* A first estimate under half of f: too much at once. */
+    forward_sel_init(&k, OUT_SSRC, 90000, 2);
+    k.current = k.target = 2;
+    forward_sel_estimate(&k, 600000);
+    assert_int_equal(forward_sel_choose(&k, &l, 1010), 1);
+    forward_sel_estimate(&k, 200000); /* nor does h fit now: q */
+    assert_int_equal(forward_sel_choose(&k, &l, 1010), 0);
+    /* Forwarded q, the estimate rises past h's rate: up to h only with a
+     * quarter of h to spare. */
+    k.current = 0;
+    forward_sel_estimate(&k, 600000);
+    assert_int_equal(forward_sel_choose(&k, &l, 1010), 0);
+    forward_sel_estimate(&k, 650000);
+    assert_int_equal(forward_sel_choose(&k, &l, 1010), 1);
+    /* The viewer's max layer is below the one forwarded: down, whatever the estimate. */
+    k.current = 2;
+    k.max_layer = 1;
+    forward_sel_estimate(&k, 5000000);
+    assert_int_equal(forward_sel_choose(&k, &l, 1010), 1);
+}
+
 /* The first packet a viewer gets is a key frame of its target; the first
  * run keeps that layer's numbers, under the viewer's SSRC. */
 static void test_sel_starts_at_keyframe(void **state)
@@ -1163,6 +1212,7 @@ int main(void)
         cmocka_unit_test(test_keyframe_h264),
         cmocka_unit_test(test_layers_learn_ssrc),
         cmocka_unit_test(test_sel_choose),
+        cmocka_unit_test(test_sel_lagging_estimate),
         cmocka_unit_test(test_sel_starts_at_keyframe),
         cmocka_unit_test(test_sel_switch_up_waits_for_keyframe),
         cmocka_unit_test(test_sel_switch_down_waits_for_keyframe),

@@ -799,6 +799,139 @@ static void test_events_reach_the_bus(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* ---- a room WebSocket member: streams come and go, the participant stays ---- */
+
+/* A member's publishing peer ends (consent) and it publishes again under
+ * the same stream ids: each publish and unpublish once, no left; then the
+ * socket closes and a kick arrives late: one left, nothing more. */
+static void test_a_member_republishes_without_leaving(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new(NULL);
+    char a[ROOM_ID_LEN + 1], b[ROOM_ID_LEN + 1];
+    struct room_join_req ra = {.room = "demo", .name = "a"}, rb = {.room = "demo", .name = "b"};
+    assert_int_equal(room_join(f->reg, &ra, 1, a), 0);
+    assert_int_equal(room_join(f->reg, &rb, 1, b), 0);
+    assert_int_equal(room_publish(f->reg, a, "0", ROOM_STREAM_AUDIO, 2), 0);
+    assert_int_equal(room_publish(f->reg, a, "1", ROOM_STREAM_VIDEO, 2), 0);
+    assert_int_equal(room_subscribe(f->reg, b, a), 0);
+    /* the publishing peer's consent expired: its streams go, the subscription with them */
+    assert_int_equal(room_unpublish(f->reg, a, "1", 3), 0);
+    assert_int_equal(room_unpublish(f->reg, a, "0", 3), 0);
+    assert_int_equal(room_unsubscribe(f->reg, b, a), 0);
+    assert_int_equal(room_unpublish(f->reg, a, "0", 3), -ENOENT); /* a late second report */
+    assert_int_equal(count(&f->rec, ROOM_EV_UNPUBLISHED, a), 2);
+    assert_int_equal(count(&f->rec, ROOM_EV_LEFT, NULL), 0);
+    /* it publishes again, same stream ids */
+    assert_int_equal(room_publish(f->reg, a, "0", ROOM_STREAM_AUDIO, 4), 0);
+    assert_int_equal(room_publish(f->reg, a, "1", ROOM_STREAM_VIDEO, 4), 0);
+    assert_int_equal(room_subscribe(f->reg, b, a), 0);
+    /* the socket closes, then the kick arrives */
+    assert_int_equal(room_participant_exit(f->reg, a, ROOM_LEAVE_DISCONNECTED, 5), 0);
+    assert_int_equal(room_kick(f->reg, a, 6), -ENOENT);
+    assert_int_equal(room_unpublish(f->reg, a, "1", 6), -ENOENT);
+    assert_int_equal(count(&f->rec, ROOM_EV_PUBLISHED, a), 4);
+    assert_int_equal(count(&f->rec, ROOM_EV_UNPUBLISHED, a), 4);
+    assert_int_equal(count(&f->rec, ROOM_EV_LEFT, a), 1);
+    assert_int_equal(find(&f->rec, ROOM_EV_LEFT, a)->reason, ROOM_LEAVE_DISCONNECTED);
+    assert_int_equal(f->rec.ndrops, 1); /* b was told once, for the second subscription */
+    assert_int_equal(count(&f->rec, ROOM_EV_JOINED, NULL), 2);
+    fixture_free(f);
+}
+
+/* ---- join tokens ---- */
+
+static const uint8_t key1[] = "node secret one", key2[] = "node secret two";
+
+static int sign(const uint8_t *key, const char *room, const char *name, uint64_t exp, bool pub, bool sub, char *out)
+{
+    struct room_token t = {.expires_s = exp, .publish = pub, .subscribe = sub};
+    snprintf(t.room, sizeof t.room, "%s", room);
+    snprintf(t.name, sizeof t.name, "%s", name);
+    return room_token_sign(key, sizeof key1 - 1, &t, out, ROOM_TOKEN_MAX + 1);
+}
+
+static void test_a_token_opens_its_room_until_it_expires(void **state)
+{
+    (void)state;
+    char tok[ROOM_TOKEN_MAX + 1];
+    int n = sign(key1, "demo", "Zoë", 1000, true, false, tok);
+    assert_true(n > 0 && (size_t)n == strlen(tok));
+    for (const char *p = tok; *p; p++) /* fits a URL query as it is */
+        assert_non_null(strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.", *p));
+    struct room_token t;
+    assert_int_equal(room_token_verify(key1, sizeof key1 - 1, tok, "demo", 999, &t), 0);
+    assert_string_equal(t.room, "demo");
+    assert_string_equal(t.name, "Zoë");
+    assert_int_equal(t.expires_s, 1000);
+    assert_true(t.publish);
+    assert_false(t.subscribe);
+    assert_int_equal(room_token_verify(key1, sizeof key1 - 1, tok, "demo", 1000, &t), -ETIMEDOUT);
+    assert_int_equal(room_token_verify(key1, sizeof key1 - 1, tok, "demo2", 999, &t), -EXDEV);
+    assert_int_equal(room_token_verify(key1, sizeof key1 - 1, tok, NULL, 999, &t), -EXDEV);
+    /* another node's secret */
+    assert_int_equal(room_token_verify(key2, sizeof key2 - 1, tok, "demo", 999, &t), -EINVAL);
+    /* rights and name of its own */
+    assert_true(sign(key1, "demo", "", 5000, false, true, tok) > 0);
+    assert_int_equal(room_token_verify(key1, sizeof key1 - 1, tok, "demo", 1, &t), 0);
+    assert_false(t.publish);
+    assert_true(t.subscribe);
+    assert_string_equal(t.name, "");
+}
+
+static void test_a_tampered_token_is_refused(void **state)
+{
+    (void)state;
+    char tok[ROOM_TOKEN_MAX + 1], other[ROOM_TOKEN_MAX + 1], mixed[2 * ROOM_TOKEN_MAX + 2];
+    assert_true(sign(key1, "demo", "a", 1000, false, true, tok) > 0);
+    struct room_token t;
+    /* every single character changed */
+    size_t n = strlen(tok);
+    for (size_t i = 0; i < n; i++) {
+        char c = tok[i];
+        tok[i] = c == 'A' ? 'B' : 'A';
+        assert_int_not_equal(room_token_verify(key1, sizeof key1 - 1, tok, "demo", 1, &t), 0);
+        tok[i] = c;
+    }
+    /* truncated, extended, no dot, empty, garbage */
+    tok[n - 1] = '\0';
+    assert_int_equal(room_token_verify(key1, sizeof key1 - 1, tok, "demo", 1, &t), -EINVAL);
+    assert_int_equal(room_token_verify(key1, sizeof key1 - 1, "", "demo", 1, &t), -EINVAL);
+    assert_int_equal(room_token_verify(key1, sizeof key1 - 1, "abc", "demo", 1, &t), -EINVAL);
+    assert_int_equal(room_token_verify(key1, sizeof key1 - 1, "a.b", "demo", 1, &t), -EINVAL);
+    assert_int_equal(room_token_verify(key1, sizeof key1 - 1, "....", "demo", 1, &t), -EINVAL);
+    /* a payload from one token with the signature of another (publish rights grafted on) */
+    assert_true(sign(key1, "demo", "a", 1000, false, true, tok) > 0);
+    assert_true(sign(key1, "demo", "a", 1000, true, true, other) > 0);
+    snprintf(mixed, sizeof mixed, "%.*s%s", (int)(strchr(other, '.') - other), other, strchr(tok, '.'));
+    assert_int_equal(room_token_verify(key1, sizeof key1 - 1, mixed, "demo", 1, &t), -EINVAL);
+    /* longer than a token can be */
+    char longtok[ROOM_TOKEN_MAX + 40];
+    memset(longtok, 'A', sizeof longtok - 1);
+    longtok[sizeof longtok - 1] = '\0';
+    assert_int_equal(room_token_verify(key1, sizeof key1 - 1, longtok, "demo", 1, &t), -EINVAL);
+}
+
+static void test_token_signing_checks_its_input(void **state)
+{
+    (void)state;
+    char tok[ROOM_TOKEN_MAX + 1];
+    assert_int_equal(sign(key1, "../x", "", 10, true, true, tok), -EINVAL);
+    assert_int_equal(sign(key1, "demo", "new\nline", 10, true, true, tok), -EINVAL);
+    struct room_token t = {.room = "demo", .expires_s = 10};
+    assert_int_equal(room_token_sign(key1, 0, &t, tok, sizeof tok), -EINVAL);
+    assert_int_equal(room_token_sign(key1, sizeof key1 - 1, &t, tok, 10), -ENOSPC);
+    /* the longest room and name still fit */
+    char room[ROOM_NAME_MAX + 1], name[ROOM_TEXT_MAX + 1];
+    memset(room, 'r', ROOM_NAME_MAX);
+    room[ROOM_NAME_MAX] = '\0';
+    memset(name, 'n', ROOM_TEXT_MAX);
+    name[ROOM_TEXT_MAX] = '\0';
+    assert_true(sign(key1, room, name, UINT64_MAX - 1, true, true, tok) > 0);
+    assert_int_equal(room_token_verify(key1, sizeof key1 - 1, tok, room, 1, &t), 0);
+    assert_string_equal(t.name, name);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -822,6 +955,10 @@ int main(void)
         cmocka_unit_test(test_created_rooms_stay_until_closed),
         cmocka_unit_test(test_lookups_and_kick),
         cmocka_unit_test(test_events_reach_the_bus),
+        cmocka_unit_test(test_a_member_republishes_without_leaving),
+        cmocka_unit_test(test_a_token_opens_its_room_until_it_expires),
+        cmocka_unit_test(test_a_tampered_token_is_refused),
+        cmocka_unit_test(test_token_signing_checks_its_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

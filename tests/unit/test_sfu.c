@@ -13,6 +13,12 @@
  * SSRC) and switch there only at that key frame; a NACK of the viewer's
  * number is answered with the right layer's packet under that number.
  *
+ * Members (sfu_join: the room WebSocket's participants): a member's
+ * publishing peer whose consent expires ends its streams and the
+ * subscriptions to it, never the member; the member leaves once whatever
+ * order its socket close, a kick and its peer's expiry arrive in; its
+ * subscriptions are capped, replaced on a second subscribe.
+ *
  * The loop runs until a condition holds or 10 s pass; no test asserts on
  * elapsed time. */
 #include <stdarg.h>
@@ -70,6 +76,9 @@ struct client {
     uint16_t drop[2];  /* RTP sequence numbers to lose on the way in (before SRTP, which would */
     size_t n_drop;     /* refuse their resends as replays had they been taken) */
     size_t dropped;
+    bool dtls_closed;  /* the server ended DTLS (an alert) */
+    bool keep;         /* refresh ICE consent (a binding every ~300 ms) */
+    int tick;
     uint8_t rx[2048];
 };
 
@@ -144,7 +153,12 @@ static void client_recv(uv_udp_t *u, ssize_t n, const uv_buf_t *buf, const struc
         c->stun_count++;
     } else if (k == MEDIA_DEMUX_DTLS && c->dtls) {
         const char *why = NULL;
-        assert_int_equal(dtls_session_input(c->dtls, c->rx, len, &c->io, &why), 0);
+        /* Fails only on the server's alert once it closed the peer (members' tests). */
+        if (dtls_session_input(c->dtls, c->rx, len, &c->io, &why) != 0) {
+            assert_non_null(c->in);
+            c->dtls_closed = true;
+            return;
+        }
         if (!c->in && dtls_session_established(c->dtls)) {
             struct dtls_srtp_keys keys;
             assert_int_equal(dtls_session_srtp_keys(c->dtls, &keys), 0);
@@ -167,12 +181,15 @@ static void client_recv(uv_udp_t *u, ssize_t n, const uv_buf_t *buf, const struc
     }
 }
 
+static void client_binding(struct client *c);
+
 static void on_tick(uv_timer_t *t)
 {
     struct env *e = t->data;
     struct client *cs[2] = {&e->pub, &e->view};
     for (int i = 0; i < 2; i++) {
         const char *why;
+        if (cs[i]->keep && ++cs[i]->tick % 60 == 0) client_binding(cs[i]);
         if (cs[i]->dtls && dtls_session_timeout_ms(cs[i]->dtls) == 0)
             dtls_session_handle_timeout(cs[i]->dtls, &cs[i]->io, &why);
     }
@@ -232,7 +249,17 @@ static void client_connect(struct env *e, struct client *c, const char *answer, 
     unsigned port = 0;
     assert_int_equal(sscanf(cand, "a=candidate:1 1 udp 2130706431 127.0.0.1 %u", &port), 1);
     uv_ip4_addr("127.0.0.1", (int)port, (struct sockaddr_in *)&c->server);
+    client_binding(c);
+    WAIT_FOR(e, c->stun_count >= 1);
+    c->dtls = dtls_session_new(c->ctx, DTLS_ROLE_CLIENT, c->server_fp);
+    assert_non_null(c->dtls);
+    assert_int_equal(dtls_session_start(c->dtls, &c->io, &why), 0);
+    WAIT_FOR(e, c->in != NULL);
+}
 
+/* A Binding request nominating the pair (and refreshing consent, RFC 7675). */
+static void client_binding(struct client *c)
+{
     char username[160];
     snprintf(username, sizeof(username), "%s:%s", c->server_ufrag, c->ufrag);
     uint8_t tid[STUN_TID_LEN], req[STUN_MAX_MESSAGE];
@@ -243,11 +270,6 @@ static void client_connect(struct env *e, struct client *c, const char *answer, 
                                                 sizeof(req), &rlen),
                      0);
     assert_int_equal(client_send(c, req, rlen), 0);
-    WAIT_FOR(e, c->stun_count == 1);
-    c->dtls = dtls_session_new(c->ctx, DTLS_ROLE_CLIENT, c->server_fp);
-    assert_non_null(c->dtls);
-    assert_int_equal(dtls_session_start(c->dtls, &c->io, &why), 0);
-    WAIT_FOR(e, c->in != NULL);
 }
 
 static bool connected(struct env *e, const char *id)
@@ -503,6 +525,219 @@ static void test_plain_publisher_unchanged(void **state)
     }
 }
 
+/* ---- members (the room WebSocket's participants) ---- */
+
+/* What the SFU's observer said. */
+struct obs {
+    struct {
+        enum room_event_type type;
+        char id[ROOM_ID_LEN + 1];
+        enum room_leave_reason reason;
+    } ev[256];
+    size_t n;
+    struct {
+        char part[ROOM_ID_LEN + 1], pub[ROOM_ID_LEN + 1], reason[32];
+    } note[64];
+    size_t n_notes;
+};
+static struct obs obs;
+
+static void obs_event(void *user, const struct room_event *ev)
+{
+    (void)user;
+    if (obs.n == 256) return;
+    obs.ev[obs.n].type = ev->type;
+    snprintf(obs.ev[obs.n].id, sizeof(obs.ev[0].id), "%s", ev->participant_id);
+    obs.ev[obs.n++].reason = ev->reason;
+}
+
+static void obs_ended(void *user, const char *room, const char *part, const char *pub, const char *reason)
+{
+    (void)user;
+    assert_string_equal(room, "m");
+    if (obs.n_notes == 64) return;
+    snprintf(obs.note[obs.n_notes].part, sizeof(obs.note[0].part), "%s", part);
+    snprintf(obs.note[obs.n_notes].pub, sizeof(obs.note[0].pub), "%s", pub ? pub : "");
+    snprintf(obs.note[obs.n_notes++].reason, sizeof(obs.note[0].reason), "%s", reason);
+}
+
+static size_t n_ev(enum room_event_type t, const char *id)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < obs.n; i++)
+        if (obs.ev[i].type == t && (!id || !strcmp(obs.ev[i].id, id))) c++;
+    return c;
+}
+
+static int left_reason(const char *id)
+{
+    for (size_t i = 0; i < obs.n; i++)
+        if (obs.ev[i].type == ROOM_EV_LEFT && !strcmp(obs.ev[i].id, id)) return (int)obs.ev[i].reason;
+    return -1;
+}
+
+static bool noted(const char *part, const char *pub, const char *reason)
+{
+    for (size_t i = 0; i < obs.n_notes; i++)
+        if (!strcmp(obs.note[i].part, part) && !strcmp(obs.note[i].pub, pub) && !strcmp(obs.note[i].reason, reason))
+            return true;
+    return false;
+}
+
+/* Consent short (2 s) so that a client that stops refreshing it is gone soon. */
+static int setup_members(void **state)
+{
+    setup(state);
+    struct env *e = *state;
+    sfu_free(e->sfu);
+    uv_run(&e->loop, UV_RUN_NOWAIT);
+    struct sfu_config cfg;
+    sfu_config_default(&cfg);
+    cfg.rtc.consent_timeout_ms = 2000;
+    cfg.rooms.max_subscriptions_per_participant = 1;
+    char err[256] = "";
+    e->sfu = sfu_new(&e->loop, &cfg, NULL, err, sizeof(err));
+    if (!e->sfu) fail_msg("sfu_new: %s", err);
+    memset(&obs, 0, sizeof(obs));
+    struct sfu_observer ob = {.room_event = obs_event, .peer_ended = obs_ended};
+    sfu_set_observer(e->sfu, &ob);
+    return 0;
+}
+
+/* Members a and b join "m"; a publishes (pub client), b subscribes to a
+ * (view client); both connected, consent kept fresh. */
+static void members_connected(struct env *e, char a[ROOM_ID_LEN + 1], char b[ROOM_ID_LEN + 1])
+{
+    static char offer[WSDP_MAX_TEXT];
+    const char *why = NULL;
+    sbuf_t ans;
+    sbuf_init(&ans);
+    assert_int_equal(sfu_join(e->sfu, "m", "a", NULL, a, &why), 0);
+    assert_int_equal(sfu_join(e->sfu, "m", "b", NULL, b, &why), 0);
+    assert_int_equal(n_ev(ROOM_EV_JOINED, NULL), 2);
+    size_t n = client_offer(&e->pub, "chromium_publish.sdp", offer, sizeof(offer));
+    if (sfu_publish_as(e->sfu, a, offer, n, &ans, &why) != 0) fail_msg("publish_as: %s", why);
+    e->pub.keep = true;
+    client_connect(e, &e->pub, ans.data, ans.len);
+    WAIT_FOR(e, n_ev(ROOM_EV_PUBLISHED, a) == 2);
+    sbuf_clear(&ans);
+    n = client_offer(&e->view, "chromium_view.sdp", offer, sizeof(offer));
+    if (sfu_subscribe_as(e->sfu, b, a, offer, n, -1, &ans, &why) != 0) fail_msg("subscribe_as: %s", why);
+    e->view.keep = true;
+    client_connect(e, &e->view, ans.data, ans.len);
+    WAIT_FOR(e, room_is_subscribed(sfu_rooms(e->sfu), b, a));
+    sbuf_free(&ans);
+}
+
+/* A member's publishing peer whose consent expires ends its streams (each
+ * unpublished once) and b's subscription, never the member; then a kick,
+ * a late socket close and a late leave: one left each, with the first
+ * reason. */
+static void test_member_peer_gone_is_not_a_leave(void **state)
+{
+    struct env *e = *state;
+    char a[ROOM_ID_LEN + 1], b[ROOM_ID_LEN + 1];
+    members_connected(e, a, b);
+    e->pub.keep = false; /* the publishing page froze */
+    WAIT_FOR(e, n_ev(ROOM_EV_UNPUBLISHED, a) == 2 && noted(b, a, "unpublished"));
+    assert_true(noted(a, "", "consent-expired"));
+    assert_int_equal(n_ev(ROOM_EV_LEFT, NULL), 0);
+    struct room_participant_info pi;
+    assert_int_equal(room_participant_get(sfu_rooms(e->sfu), a, &pi), 0);
+    assert_int_equal(pi.streams, 0);
+    assert_false(room_is_subscribed(sfu_rooms(e->sfu), b, a));
+    struct sfu_peer_info info;
+    assert_int_equal(sfu_peer_info(e->sfu, b, &info), 0);
+    assert_true(info.member);
+    assert_int_equal(info.subscriptions, 0);
+
+    assert_int_equal(sfu_kick(e->sfu, a), 0);
+    assert_int_equal(sfu_exit(e->sfu, a, ROOM_LEAVE_DISCONNECTED), -ENOENT); /* its socket closes after */
+    assert_int_equal(sfu_exit(e->sfu, b, ROOM_LEAVE_DISCONNECTED), 0);
+    assert_int_equal(sfu_leave(e->sfu, b), -ENOENT);
+    e->view.keep = false;
+    run_for(e, 2500); /* b's own peer would have expired by now: it was closed with b */
+    assert_int_equal(n_ev(ROOM_EV_JOINED, NULL), 2);
+    assert_int_equal(n_ev(ROOM_EV_LEFT, a), 1);
+    assert_int_equal(n_ev(ROOM_EV_LEFT, b), 1);
+    assert_int_equal(left_reason(a), ROOM_LEAVE_KICKED);
+    assert_int_equal(left_reason(b), ROOM_LEAVE_DISCONNECTED);
+    assert_int_equal(n_ev(ROOM_EV_PUBLISHED, a), 2);
+    assert_int_equal(n_ev(ROOM_EV_UNPUBLISHED, a), 2);
+}
+
+/* The other order: the socket closes first (one left, streams unpublished
+ * with it), then the consent of its peer would expire and a kick arrives:
+ * nothing more. b stays until the room closes. */
+static void test_member_socket_close_then_consent(void **state)
+{
+    struct env *e = *state;
+    char a[ROOM_ID_LEN + 1], b[ROOM_ID_LEN + 1];
+    members_connected(e, a, b);
+    assert_int_equal(sfu_exit(e->sfu, a, ROOM_LEAVE_DISCONNECTED), 0);
+    assert_int_equal(n_ev(ROOM_EV_UNPUBLISHED, a), 2);
+    assert_int_equal(n_ev(ROOM_EV_LEFT, a), 1);
+    assert_true(noted(b, a, "left"));
+    e->pub.keep = false;
+    run_for(e, 3000);
+    assert_int_equal(sfu_kick(e->sfu, a), -ENOENT);
+    assert_int_equal(n_ev(ROOM_EV_UNPUBLISHED, a), 2);
+    assert_int_equal(n_ev(ROOM_EV_LEFT, a), 1);
+    assert_int_equal(n_ev(ROOM_EV_LEFT, b), 0);
+    assert_int_equal(sfu_close_room(e->sfu, "m"), 0);
+    assert_int_equal(n_ev(ROOM_EV_LEFT, b), 1);
+    assert_int_equal(left_reason(b), ROOM_LEAVE_ROOM_CLOSED);
+    assert_int_equal(sfu_exit(e->sfu, b, ROOM_LEAVE_DISCONNECTED), -ENOENT);
+}
+
+/* Subscriptions are capped per member (here 1); subscribing again to the
+ * same publisher replaces the first; self, strangers and other rooms are
+ * refused; a WHIP publisher can be subscribed to, and a WHEP viewer can
+ * view a member. */
+static void test_member_subscriptions(void **state)
+{
+    struct env *e = *state;
+    static char offer[WSDP_MAX_TEXT];
+    const char *why = NULL;
+    char a[ROOM_ID_LEN + 1], b[ROOM_ID_LEN + 1], w[ROOM_ID_LEN + 1], x[ROOM_ID_LEN + 1], v[ROOM_ID_LEN + 1];
+    sbuf_t ans;
+    sbuf_init(&ans);
+    assert_int_equal(sfu_join(e->sfu, "m", "a", NULL, a, &why), 0);
+    assert_int_equal(sfu_join(e->sfu, "m", "b", NULL, b, &why), 0);
+    assert_int_equal(sfu_join(e->sfu, "other", "x", NULL, x, &why), 0);
+    assert_int_equal(sfu_join(e->sfu, "../m", "x", NULL, x, &why), -EINVAL);
+    size_t n = client_offer(&e->pub, "chromium_publish.sdp", offer, sizeof(offer));
+    assert_int_equal(sfu_publish_as(e->sfu, a, offer, n, &ans, &why), 0);
+    sbuf_clear(&ans);
+    assert_int_equal(sfu_publish(e->sfu, "m", "whip", NULL, offer, n, &ans, w, &why), 0);
+    n = client_offer(&e->view, "chromium_view.sdp", offer, sizeof(offer));
+    sbuf_clear(&ans);
+    assert_int_equal(sfu_subscribe_as(e->sfu, b, a, offer, n, -1, &ans, &why), 0);
+    sbuf_clear(&ans);
+    assert_int_equal(sfu_subscribe_as(e->sfu, b, a, offer, n, 0, &ans, &why), 0); /* replaces */
+    assert_int_equal(sfu_set_max_layer_as(e->sfu, b, a, 1), 0);
+    sbuf_clear(&ans);
+    assert_int_equal(sfu_subscribe_as(e->sfu, b, w, offer, n, -1, &ans, &why), -ENOSPC);
+    assert_int_equal(sfu_subscribe_as(e->sfu, a, a, offer, n, -1, &ans, &why), -EINVAL);
+    assert_int_equal(sfu_subscribe_as(e->sfu, x, a, offer, n, -1, &ans, &why), -ENOENT);
+    assert_int_equal(sfu_subscribe_as(e->sfu, b, "0123456789abcdef", offer, n, -1, &ans, &why), -ENOENT);
+    assert_int_equal(sfu_unsubscribe_as(e->sfu, b, a), 0);
+    assert_int_equal(sfu_unsubscribe_as(e->sfu, b, a), -ENOENT);
+    assert_int_equal(sfu_set_max_layer_as(e->sfu, b, a, 1), -ENOENT);
+    sbuf_clear(&ans);
+    assert_int_equal(sfu_subscribe_as(e->sfu, b, w, offer, n, -1, &ans, &why), 0); /* room again */
+    sbuf_clear(&ans);
+    assert_int_equal(sfu_view(e->sfu, "m", a, "whep", NULL, offer, n, &ans, v, &why), 0);
+    assert_int_equal(obs.n_notes, 0); /* nothing ended that the members did not ask for */
+    struct sfu_stats st;
+    sfu_get_stats(e->sfu, &st);
+    assert_int_equal(st.participants, 5); /* a, b, x, whip, whep */
+    sfu_close_room(e->sfu, "m");
+    sfu_close_room(e->sfu, "other");
+    assert_int_equal(n_ev(ROOM_EV_LEFT, NULL), 3); /* the WHIP and WHEP peers were never announced */
+    sbuf_free(&ans);
+}
+
 int main(void)
 {
     log_set_level(LOG_WARN);
@@ -510,6 +745,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_simulcast_layers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_simulcast_max_layer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plain_publisher_unchanged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_member_peer_gone_is_not_a_leave, setup_members, teardown),
+        cmocka_unit_test_setup_teardown(test_member_socket_close_then_consent, setup_members, teardown),
+        cmocka_unit_test_setup_teardown(test_member_subscriptions, setup_members, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,356 @@
+#!/usr/bin/env node
+// simulcast.mjs — simulcast through cascade's SFU with real Chromium (issue
+// 12: "with simulcast on, a viewer limited in bandwidth gets a lower layer").
+//
+// Steps: serve simulcast.html on an origin of its own; launch Chromium with
+// a fake camera; the publisher page publishes 1280x720 in three layers (q
+// 320x180, h 640x360, f 1280x720) with WHIP, and its outbound-rtp stats
+// show all three rids sending; viewer1 views with WHEP directly, viewer2
+// through a UDP bottleneck (shaper.mjs: rate-limited queue, drops when
+// full) between its page and cascade's media port; cascade's view answer
+// offers REMB and no transport-cc, so each Chromium viewer estimates its
+// bandwidth itself and says so in REMB, which is what cascade's layer
+// selector reads. Then: viewer1 keeps receiving a layer above the middle
+// one (frame width > 640), viewer2's frame width settles at the low layer
+// (<= 320) — it stays there over a whole observation window while viewer1
+// stays high — and both keep decoding frames. The room seen by the API has
+// the publisher and both viewers. All leave with DELETE.
+//
+// Prints one JSON line per step on stdout ({"step":..., "ok":true, ...});
+// on failure a line with "ok":false, the error, the pages' events and
+// screenshots in the work dir, and exits 1. Exits 77 (skipped, the reason
+// on stderr) only when Chromium cannot be started; 2: bad usage.
+//
+//   node tests/browser/simulcast.mjs --api http://127.0.0.1:8080 --token T \
+//        --media-port 40000 [--room sim] [--rate 300000] [--workdir DIR]
+//
+// Options:
+//   --api URL          the cascade API's origin (http://127.0.0.1:PORT)
+//   --token T          its Bearer token
+//   --media-port N     cascade's UDP media port on 127.0.0.1 (the relay's target)
+//   --room NAME        the room (default: sim)
+//   --rate BPS         the bottleneck in bits per second (default 300000)
+//   --queue-ms MS      its queue, in ms at that rate (default 400)
+//   --timeout MS       per short step (default 30000); the layer waits take 3x
+//   --observe MS       how long the settled layers are watched (default 15000)
+//   --workdir DIR      screenshots and page logs (default a new temp dir)
+//   --chromium PATH    default /usr/bin/chromium [CHROMIUM]
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+import puppeteer from 'puppeteer-core';
+
+import { startShaper } from './shaper.mjs';
+import { serveFiles } from './static-server.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+function usage(msg) {
+  process.stderr.write(`simulcast: ${msg}\n(see the options at the top of ${path.join(here, 'simulcast.mjs')})\n`);
+  process.exit(2);
+}
+
+let opts;
+try {
+  opts = parseArgs({
+    options: {
+      api: { type: 'string' },
+      token: { type: 'string', default: '' },
+      'media-port': { type: 'string' },
+      room: { type: 'string', default: 'sim' },
+      rate: { type: 'string', default: '300000' },
+      'queue-ms': { type: 'string', default: '400' },
+      timeout: { type: 'string', default: '30000' },
+      observe: { type: 'string', default: '15000' },
+      workdir: { type: 'string' },
+      chromium: { type: 'string', default: process.env.CHROMIUM || '/usr/bin/chromium' },
+    },
+  }).values;
+} catch (e) {
+  usage(e.message);
+}
+if (!opts.api || !/^https?:\/\//.test(opts.api)) usage('--api http://HOST:PORT is required');
+const mediaPort = Number(opts['media-port']);
+if (!(mediaPort > 0 && mediaPort < 65536)) usage('--media-port N is required');
+const apiBase = opts.api.replace(/\/+$/, '');
+const timeout = Number(opts.timeout);
+const layerWithin = timeout * 3; // a layer switch on a loaded machine: REMB, PLI, key frame
+const observeMs = Number(opts.observe);
+const rate = Number(opts.rate);
+const queueBytes = Math.round((rate / 8) * (Number(opts['queue-ms']) / 1000));
+const workdir = opts.workdir || fs.mkdtempSync(path.join(os.tmpdir(), 'simulcast-'));
+fs.mkdirSync(workdir, { recursive: true });
+
+// The layers' widths (simulcast.js: 1280x720 scaled down by 4, 2, 1).
+const LOW_MAX = 320;
+const MID = 640;
+
+function step(name, fields) {
+  process.stdout.write(JSON.stringify(Object.assign({ step: name, ok: true }, fields || {})) + '\n');
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function apiGet(p) {
+  const r = await fetch(`${apiBase}/api/v1${p}`, { headers: { Authorization: `Bearer ${opts.token}` } });
+  if (r.status !== 200) throw new Error(`GET ${p}: HTTP ${r.status} ${await r.text()}`);
+  return r.json();
+}
+
+const files = {
+  '/simulcast.html': [path.join(here, 'simulcast.html'), 'text/html; charset=utf-8'],
+  '/simulcast.js': [path.join(here, 'simulcast.js'), 'text/javascript; charset=utf-8'],
+};
+
+async function launch() {
+  const args = [
+    '--no-sandbox', // runs as root in CI containers
+    '--use-fake-device-for-media-stream',
+    '--use-fake-ui-for-media-stream',
+    '--allow-loopback-in-peer-connection', // cascade's candidates are 127.0.0.1 here
+    '--autoplay-policy=no-user-gesture-required',
+    '--disable-gpu',
+    '--disable-dev-shm-usage',
+    // Background pages must not be throttled: three pages, one visible.
+    '--disable-background-timer-throttling',
+    '--disable-renderer-backgrounding',
+    '--disable-backgrounding-occluded-windows',
+  ];
+  return puppeteer.launch({ executablePath: opts.chromium, headless: true, args, protocolTimeout: layerWithin * 2 });
+}
+
+const pages = {}; // name -> {page, log}
+
+async function openPage(browser, origin, name) {
+  const page = await browser.newPage();
+  const log = fs.createWriteStream(path.join(workdir, `page-${name}.log`), { flags: 'a' });
+  page.on('console', (m) => log.write(`${m.type()}: ${m.text()}\n`));
+  page.on('pageerror', (e) => log.write(`pageerror: ${e.message}\n`));
+  pages[name] = { page, log, samples: [] };
+  await page.goto(`${origin}/simulcast.html`, { waitUntil: 'load', timeout });
+  if (!(await page.evaluate(() => typeof window.sim === 'object'))) throw new Error(`${name}: simulcast.js did not load`);
+  await page.evaluate((a) => window.sim.setApi(a), { base: apiBase, token: opts.token });
+  return page;
+}
+
+async function waitConnected(name) {
+  const { page } = pages[name];
+  try {
+    await page.waitForFunction(() => window.sim.state() === 'connected', { timeout, polling: 100 });
+  } catch (e) {
+    const state = await page.evaluate(() => window.sim.state()).catch(() => '?');
+    throw new Error(`${name}: not connected within ${timeout} ms (state ${state})`);
+  }
+}
+
+// One stats sample of a page, kept (the last ones go into the failure report).
+async function sample(name) {
+  const p = pages[name];
+  const s = await p.page.evaluate(() => window.sim.stats());
+  s.at = Date.now();
+  p.samples.push(s);
+  if (p.samples.length > 40) p.samples.shift();
+  return s;
+}
+
+// Polls name's stats every 500 ms until pred(before, last) holds for two
+// samples in a row (before: the one before last); returns them.
+async function waitStats(name, pred, what, within) {
+  const deadline = Date.now() + within;
+  let before = await sample(name);
+  for (;;) {
+    await sleep(500);
+    const last = await sample(name);
+    if (pred(before, last)) return { first: before, last };
+    if (Date.now() > deadline)
+      throw new Error(`${name}: ${what} not within ${within} ms: last stats ${JSON.stringify(last)}`);
+    before = last;
+  }
+}
+
+// Every rid sending: packets and encoded frames rising for q, h and f, and f
+// at the camera's full width.
+function allLayersSending(first, last) {
+  return ['q', 'h', 'f'].every((rid) => {
+    const a = first.layers[rid];
+    const b = last.layers[rid];
+    return a && b && b.packetsSent > a.packetsSent && b.framesEncoded > a.framesEncoded && b.frameWidth > 0;
+  }) && last.layers.f.frameWidth === 1280;
+}
+
+async function view(name, relayPort) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    try {
+      return await pages[name].page.evaluate((r, n, rp) => window.sim.view(r, n, rp), opts.room, name, relayPort);
+    } catch (e) {
+      if (!/HTTP 404/.test(e.message) || Date.now() > deadline) throw e;
+      await sleep(500);
+    }
+  }
+}
+
+// What cascade's view answer says about feedback: the one the viewer's
+// Chromium then runs (REMB needs goog-remb; transport-cc would replace it).
+function answerFeedback(sdp) {
+  const video = sdp.split(/\r\nm=/).find((m) => m.startsWith('video')) || '';
+  return {
+    remb: /a=rtcp-fb:\d+ goog-remb/.test(video),
+    transportCc: /a=rtcp-fb:\d+ transport-cc/.test(video) || /transport-wide-cc/.test(video),
+    absSendTime: /abs-send-time/.test(video),
+    ssrcs: [...new Set([...video.matchAll(/a=ssrc:(\d+)/g)].map((m) => Number(m[1])))],
+  };
+}
+
+async function failureReport(err, current, shaper) {
+  const out = {};
+  const screenshots = [];
+  for (const [n, p] of Object.entries(pages)) {
+    try {
+      out[n] = { events: await p.page.evaluate(() => window.simEvents), samples: p.samples.slice(-6) };
+      const f = path.join(workdir, `fail-${n}.png`);
+      await p.page.screenshot({ path: f, fullPage: true });
+      screenshots.push(f);
+    } catch (e) {
+      out[n] = `(page gone: ${e.message})`;
+    }
+  }
+  process.stdout.write(
+    JSON.stringify({
+      step: current,
+      ok: false,
+      error: err.message,
+      pages: out,
+      shaper: shaper ? shaper.stats() : null,
+      screenshots,
+      workdir,
+    }) + '\n',
+  );
+}
+
+let current = 'start';
+let browser = null;
+let server = null;
+let shaper = null;
+let code = 0;
+try {
+  current = 'http';
+  server = await serveFiles(files);
+  const origin = `http://127.0.0.1:${server.address().port}`;
+  shaper = await startShaper({ target: { host: '127.0.0.1', port: mediaPort }, rate, queueBytes });
+  step('http', { origin, api: apiBase, relay: shaper.port, rate, queueBytes, workdir });
+
+  current = 'browser';
+  try {
+    browser = await launch();
+  } catch (e) {
+    process.stderr.write(`simulcast: SKIP: Chromium (${opts.chromium}) cannot start here: ${e.message}\n`);
+    code = 77;
+    throw Object.assign(new Error('skip'), { skip: true });
+  }
+  step('browser', { version: await browser.version() });
+
+  current = 'publish';
+  await openPage(browser, origin, 'publisher');
+  const pub = await pages.publisher.page.evaluate((r) => window.sim.publish(r, 'cam'), opts.room);
+  await waitConnected('publisher');
+  step('publisher-connected', { id: pub });
+  // Chromium's send estimate starts low and grows (cascade's REMB to it is
+  // generous): the top layer comes last.
+  const sent = await waitStats('publisher', allLayersSending, 'q, h and f all sending (f at 1280 wide)', layerWithin);
+  // And they go on: a few seconds later every rid has sent more frames.
+  await sleep(3000);
+  const later = await sample('publisher');
+  if (!allLayersSending(sent.last, later)) throw new Error(`the layers did not go on sending: ${JSON.stringify(later.layers)}`);
+  const grew = {};
+  for (const rid of ['q', 'h', 'f']) grew[rid] = later.layers[rid].framesEncoded - sent.last.layers[rid].framesEncoded;
+  step('publisher-layers', { layers: later.layers, framesEncodedIn3s: grew, outgoingBps: later.outgoingBps });
+
+  current = 'view';
+  await openPage(browser, origin, 'viewer1');
+  const v1 = await view('viewer1', null);
+  await openPage(browser, origin, 'viewer2');
+  const v2 = await view('viewer2', shaper.port);
+  await waitConnected('viewer1');
+  await waitConnected('viewer2');
+  const fb = {};
+  for (const v of ['viewer1', 'viewer2']) fb[v] = answerFeedback(await pages[v].page.evaluate(() => window.simAnswer));
+  for (const [v, f] of Object.entries(fb))
+    if (!f.remb || f.transportCc) throw new Error(`${v}: the view answer must offer goog-remb and no transport-cc: ${JSON.stringify(f)}`);
+  step('viewers-connected', { viewer1: v1, viewer2: v2, answer: fb });
+
+  // viewer1 (no bottleneck) gets a layer above the middle one.
+  current = 'viewer1-high';
+  const high = await waitStats(
+    'viewer1',
+    (a, b) => b.video && b.video.frameWidth > MID && b.video.framesDecoded > (a.video ? a.video.framesDecoded : 0),
+    `a frame width above ${MID} and frames decoded rising`,
+    layerWithin,
+  );
+  step('viewer1-high', { video: high.last.video });
+
+  // viewer2's estimate falls under the bottleneck: cascade moves it to q.
+  current = 'viewer2-low';
+  const low = await waitStats(
+    'viewer2',
+    (a, b) => b.video && b.video.frameWidth > 0 && b.video.frameWidth <= LOW_MAX && b.video.framesDecoded > (a.video ? a.video.framesDecoded : 0),
+    `a frame width of at most ${LOW_MAX} (the low layer) and frames decoded rising`,
+    layerWithin,
+  );
+  step('viewer2-low', { video: low.last.video, shaper: shaper.stats() });
+
+  // Settled: over a whole window viewer2 stays low, viewer1 stays high,
+  // both keep decoding. A sample is a reading of both pages.
+  current = 'settled';
+  const start = { viewer1: await sample('viewer1'), viewer2: await sample('viewer2') };
+  const widths = { viewer1: [], viewer2: [] };
+  const until = Date.now() + observeMs;
+  let end;
+  do {
+    await sleep(1000);
+    end = { viewer1: await sample('viewer1'), viewer2: await sample('viewer2') };
+    widths.viewer1.push(end.viewer1.video.frameWidth);
+    widths.viewer2.push(end.viewer2.video.frameWidth);
+  } while (Date.now() < until);
+  if (!widths.viewer2.every((w) => w > 0 && w <= LOW_MAX)) throw new Error(`viewer2 left the low layer: widths ${widths.viewer2}`);
+  if (!widths.viewer1.every((w) => w > MID)) throw new Error(`viewer1 left the high layers: widths ${widths.viewer1}`);
+  const decoded = {};
+  for (const v of ['viewer1', 'viewer2']) {
+    decoded[v] = end[v].video.framesDecoded - start[v].video.framesDecoded;
+    if (decoded[v] <= 0) throw new Error(`${v} decoded no frame while observed: ${JSON.stringify(end[v].video)}`);
+  }
+  // One SSRC per viewer, the one cascade's answer announced, across switches.
+  for (const v of ['viewer1', 'viewer2'])
+    if (fb[v].ssrcs.length && !fb[v].ssrcs.includes(end[v].video.ssrc))
+      throw new Error(`${v} receives SSRC ${end[v].video.ssrc}, its answer announced ${fb[v].ssrcs}`);
+  step('settled', { widths, decoded, viewer1: end.viewer1.video, viewer2: end.viewer2.video, shaper: shaper.stats() });
+
+  // cascade's side: the room has the publisher and both viewers.
+  current = 'room';
+  const room = await apiGet(`/rooms/${encodeURIComponent(opts.room)}`);
+  const ids = (room.participants || []).map((p) => p.id);
+  for (const id of [pub, v1, v2]) if (!ids.includes(id)) throw new Error(`room ${opts.room} lacks ${id}: ${JSON.stringify(room)}`);
+  step('room', { publisher: pub, viewer1: v1, viewer2: v2, room });
+
+  current = 'leave';
+  for (const n of ['viewer1', 'viewer2', 'publisher']) {
+    const st = await pages[n].page.evaluate(() => window.sim.leave());
+    if (st !== 200) throw new Error(`${n}: DELETE of its session: HTTP ${st}`);
+  }
+  step('left');
+  step('done');
+} catch (err) {
+  if (!err.skip) {
+    code = 1;
+    await failureReport(err, current, shaper).catch(() => {});
+  }
+} finally {
+  for (const p of Object.values(pages)) p.log.end();
+  if (browser) await browser.close().catch(() => {});
+  if (server) server.close();
+  if (shaper) shaper.close();
+}
+process.exit(code);

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Simulcast with real browsers (issue 12: "with simulcast on, a viewer
+# limited in bandwidth gets a lower layer"): headless Chromium publishes its
+# fake camera at 1280x720 in three layers (q, h, f) with WHIP; one page views
+# directly with WHEP, another through a UDP bottleneck of 300 kbit/s
+# (tests/browser/shaper.mjs) — its own Chromium estimates the bandwidth and
+# sends REMB, cascade moves it to the low layer at a key frame while the
+# other viewer stays high, and both keep decoding (tests/browser/simulcast.mjs).
+# cascade's log must tell the same story: the shaped viewer's last layer is q,
+# the other's is not. Skipped (77) only when Chromium cannot start.
+source "$(dirname "$0")/lib.sh"
+
+ROOT=$(cd "$PEERS_DIR/../.." && pwd)
+DRIVER=$ROOT/tests/browser/simulcast.mjs
+if [ ! -x /usr/bin/chromium ] || [ ! -d "$ROOT/tests/browser/node_modules/puppeteer-core" ]; then
+    echo "chromium or tests/browser/node_modules missing: run scripts/install-deps.sh"; exit 1
+fi
+
+PORT=$(free_port); API_PORT=$(free_port); MEDIA_PORT=$(free_port); API_TOKEN=simbrowser
+node_ini n "$PORT" "$API_PORT" 127.0.0.1 <<INI
+[media]
+enabled = yes
+listen = 127.0.0.1
+port = $MEDIA_PORT
+INI
+start_cascade sim "$WORK/n.ini"
+
+OUT=$WORK/simulcast.out
+node "$DRIVER" --api "http://127.0.0.1:$API_PORT" --token "$API_TOKEN" --media-port "$MEDIA_PORT" --room sim \
+    --rate 300000 --timeout 30000 --workdir "$WORK/browser" \
+    >"$OUT" 2>"$WORK/simulcast-driver.log" && rc=0 || rc=$?
+cat "$OUT"
+if [ "$rc" = 77 ]; then
+    cat "$WORK/simulcast-driver.log"
+    echo "SKIP - Chromium cannot start here (see above)"
+    exit 77
+fi
+check "the driver exits 0" test "$rc" = 0
+
+# step_ok STEP [JQ]: the driver printed STEP with ok true (and JQ holds on it).
+step_ok() { jq -e -s --arg s "$1" "[.[] | select(.step == \$s and .ok) | ${2:-.}] | length > 0 and all" "$OUT" >/dev/null; }
+
+check "the publisher sends q, h and f (outbound-rtp per rid, frames rising), f at 1280 wide" step_ok publisher-layers \
+    '.layers.q.frameWidth > 0 and .layers.h.frameWidth > .layers.q.frameWidth and .layers.f.frameWidth == 1280 and
+       (.framesEncodedIn3s | [.q, .h, .f] | all(. > 0))'
+check "the view answers offer goog-remb and no transport-cc" step_ok viewers-connected \
+    '.answer | to_entries | all(.value.remb and (.value.transportCc | not))'
+check "the unshaped viewer decodes a layer above the middle one" step_ok viewer1-high '.video.frameWidth > 640'
+check "the shaped viewer gets the low layer (<= 320 wide) and decodes it" step_ok viewer2-low \
+    '.video.frameWidth <= 320 and .video.framesDecoded > 0'
+check "settled: shaped low, unshaped high, both decoding, each on its announced SSRC" step_ok settled \
+    '(.widths.viewer2 | all(. <= 320)) and (.widths.viewer1 | all(. > 640)) and .decoded.viewer1 > 0 and .decoded.viewer2 > 0'
+check "the bottleneck was one (it dropped what exceeded 300 kbit/s)" step_ok settled \
+    '.shaper.toPage.packets > 0 and .shaper.toServer.packets > 0 and .shaper.toPage.dropped > 0'
+check "the room (API) holds the publisher and both viewers" step_ok room
+check "everyone left with DELETE" step_ok done
+
+# cascade's own account (its log: one line per layer switch of a viewer).
+v1=$(jq -s -r '.[] | select(.step == "viewers-connected") | .viewer1' "$OUT")
+v2=$(jq -s -r '.[] | select(.step == "viewers-connected") | .viewer2' "$OUT")
+last_layer() { grep -o "sfu: $1 receives stream [^ ]* layer [a-z]*" "$WORK/sim.log" | tail -1 | awk '{print $NF}'; }
+l1=$(last_layer "$v1"); l2=$(last_layer "$v2")
+grep "sfu: .* receives" "$WORK/sim.log" || true
+echo "cascade: viewer1 ($v1) last layer '$l1', viewer2 ($v2) last layer '$l2'"
+check "cascade: the shaped viewer's last layer switch was to q" test "$l2" = q
+check "cascade: the unshaped viewer's last layer is h or f" test "$l1" = h -o "$l1" = f
+check "cascade: the shaped viewer switched at least once after its first layer" \
+    test "$(grep -c "sfu: $v2 receives" "$WORK/sim.log")" -ge 2
+
+finish
