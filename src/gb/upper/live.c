@@ -173,6 +173,12 @@ void gb_live_arm_idle(struct gb_stream *s)
     timer_start(s->g->timers, &s->live_idle, gb_now(s->g) + s->g->cfg.live_idle_stop_ms, idle_timer);
 }
 
+/* A shared stream that plays with nobody reading yet stops if nobody comes. */
+void gb_live_on_playing(struct gb_stream *s)
+{
+    if (!s->live || !s->live->nreaders) gb_live_arm_idle(s);
+}
+
 struct gb_live_reader *gb_live_open(struct gb_upper *g, const char *sid, void (*wake)(void *arg), void *arg,
                                     int *err)
 {

@@ -552,6 +552,7 @@ static void stream_on_final(void *arg, struct ua_uac *h, int status, const struc
     if (resp) read_answer(s, resp);
     gb_rtp_stats_init(&s->rtp, true, s->ssrc_value);
     s->state = GB_STREAM_PLAYING;
+    gb_live_on_playing(s);
     s->started_at = clock_wall_ms();
     timer_start(g->timers, &s->timer, gb_now(g) + GB_RTP_FIRST_TIMEOUT_MS, stream_timer);
     log_info("gb stream %s playing: %s/%s over %s port %u", s->sid, s->device_id, s->channel_id,

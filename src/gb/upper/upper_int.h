@@ -177,6 +177,7 @@ struct gb_stream {
 void gb_live_on_frame(struct gb_stream *s, const gb_ps_frame_t *f);
 void gb_live_on_stream_end(struct gb_stream *s, const char *reason);
 void gb_live_arm_idle(struct gb_stream *s);
+void gb_live_on_playing(struct gb_stream *s);
 void gb_live_json(const struct gb_stream *s, json_t *o);
 
 /* Catalog-on-register queries waiting for a slot (catalog_queue.c). */
