@@ -158,11 +158,46 @@ void gb_live_on_stream_end(struct gb_stream *s, const char *reason)
     wake_readers(l);
 }
 
+static uint32_t viewers_total(const struct gb_stream *s)
+{
+    uint32_t n = 0;
+    for (int i = 0; i < GB_LIVE_OUTPUTS; i++) n += s->live_viewers[i];
+    return n;
+}
+
+const char *gb_live_output_name(enum gb_live_output o)
+{
+    static const char *const names[] = {"flv", "hls", "webrtc"};
+    return o < GB_LIVE_OUTPUTS ? names[o] : "?";
+}
+
+static void viewer_event(struct gb_stream *s, const char *type, enum gb_live_output o)
+{
+    gb_publish(s->g, type,
+               json_pack("{s:s,s:s,s:s,s:s,s:i,s:i}", "stream_id", s->sid, "device_id", s->device_id, "channel_id",
+                         s->channel_id, "output", gb_live_output_name(o), "viewers", (int)s->live_viewers[o],
+                         "viewers_total", (int)viewers_total(s)));
+}
+
+void gb_live_viewer_joined(struct gb_stream *s, enum gb_live_output o)
+{
+    s->live_viewers[o]++;
+    timer_stop(s->g->timers, &s->live_idle);
+    viewer_event(s, "media.viewer.joined", o);
+}
+
+void gb_live_viewer_left(struct gb_stream *s, enum gb_live_output o)
+{
+    if (s->live_viewers[o]) s->live_viewers[o]--;
+    viewer_event(s, "media.viewer.left", o);
+    if (!viewers_total(s)) gb_live_arm_idle(s);
+}
+
 static void idle_timer(struct timer_node *n, uint64_t now)
 {
     (void)now;
     struct gb_stream *s = container_of(n, struct gb_stream, live_idle);
-    if (s->live && s->live->nreaders) return;
+    if (viewers_total(s)) return;
     log_info("gb stream %s: no live viewer for %u ms: stopping", s->sid, s->g->cfg.live_idle_stop_ms);
     gb_stream_stop(s, "idle", true);
 }
@@ -173,10 +208,10 @@ void gb_live_arm_idle(struct gb_stream *s)
     timer_start(s->g->timers, &s->live_idle, gb_now(s->g) + s->g->cfg.live_idle_stop_ms, idle_timer);
 }
 
-/* A shared stream that plays with nobody reading yet stops if nobody comes. */
+/* A shared stream that plays with nobody watching yet stops if nobody comes. */
 void gb_live_on_playing(struct gb_stream *s)
 {
-    if (!s->live || !s->live->nreaders) gb_live_arm_idle(s);
+    if (!viewers_total(s)) gb_live_arm_idle(s);
 }
 
 struct gb_live_reader *gb_live_open(struct gb_upper *g, const char *sid, void (*wake)(void *arg), void *arg,
@@ -209,10 +244,7 @@ struct gb_live_reader *gb_live_open(struct gb_upper *g, const char *sid, void (*
     l->readers = r;
     l->nreaders++;
     l->viewers_total++;
-    timer_stop(g->timers, &s->live_idle);
-    gb_publish(g, "media.viewer.joined",
-               json_pack("{s:s,s:s,s:s,s:s,s:i}", "stream_id", s->sid, "device_id", s->device_id, "channel_id",
-                         s->channel_id, "output", "flv", "viewers", (int)l->nreaders));
+    gb_live_viewer_joined(s, GB_LIVE_FLV);
     return r;
 }
 
@@ -272,21 +304,21 @@ void gb_live_close(struct gb_live_reader *r)
     if (r->next) r->next->prev = r->prev;
     l->nreaders--;
     struct gb_stream *s = l->stream;
-    if (s)
-        gb_publish(l->g, "media.viewer.left",
-                   json_pack("{s:s,s:s,s:s,s:s,s:i}", "stream_id", s->sid, "device_id", s->device_id, "channel_id",
-                             s->channel_id, "output", "flv", "viewers", (int)l->nreaders));
     free(r->hdr);
     free(r);
-    if (!s && !l->readers) live_free(l);
-    else if (s && !l->nreaders) gb_live_arm_idle(s);
+    if (s) gb_live_viewer_left(s, GB_LIVE_FLV);
+    else if (!l->readers) live_free(l);
 }
 
 void gb_live_json(const struct gb_stream *s, json_t *o)
 {
     const struct gb_live *l = s->live;
     json_object_set_new(o, "live_shared", json_boolean(s->live_shared));
-    json_object_set_new(o, "viewers", json_integer(l ? (json_int_t)l->nreaders : 0));
+    json_t *per = json_object();
+    for (int i = 0; i < GB_LIVE_OUTPUTS; i++)
+        json_object_set_new(per, gb_live_output_name(i), json_integer(s->live_viewers[i]));
+    json_object_set_new(o, "viewers", json_integer(viewers_total(s)));
+    json_object_set_new(o, "viewers_by_output", per);
     if (l)
         json_object_set_new(o, "flv", json_pack("{s:I,s:I,s:I,s:I}", "frames", (json_int_t)l->frames, "dropped",
                                                 (json_int_t)l->frames_dropped, "bytes", (json_int_t)l->head,
