@@ -303,6 +303,9 @@ void gb_live_close(struct gb_live_reader *r)
     else l->readers = r->next;
     if (r->next) r->next->prev = r->prev;
     l->nreaders--;
+    /* Nothing is packaged while nobody reads: the next viewer must wait for
+     * a fresh key frame rather than start at a stale one. */
+    if (!l->nreaders) l->key_pos = UINT64_MAX;
     struct gb_stream *s = l->stream;
     free(r->hdr);
     free(r);
