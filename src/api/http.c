@@ -316,6 +316,9 @@ static struct api_request *request_new(struct api_server *srv, struct lws *wsi, 
 static void request_free(struct api_request *req)
 {
     struct api_server *srv = req->srv;
+    /* A streaming answer's owner learns that the request is gone (the client
+     * left, HEAD, the server stops) unless it ended the body itself. */
+    if (req->stream && req->stream->gone) req->stream->gone(req->stream_arg);
     if (req->prev) req->prev->next = req->next;
     else srv->requests = req->next;
     if (req->next) req->next->prev = req->prev;
@@ -362,6 +365,42 @@ static int answer(struct api_request *req, int status, const char *content_type,
     }
     lws_callback_on_writable(req->wsi);
     api_wake(req->srv);
+    return 0;
+}
+
+int api_reply_stream(struct api_request *req, int status, const char *content_type,
+                     const struct api_stream_ops *ops, void *arg)
+{
+    if (req->state == API_REQ_PENDING || req->state == API_REQ_BODY) {
+        req->stream = ops;
+        req->stream_arg = arg;
+        req->close_after = true; /* no length: the body ends with the connection */
+    }
+    return answer(req, status, content_type, NULL, 0);
+}
+
+void api_stream_wake(struct api_request *req)
+{
+    if (!req || !req->wsi || !req->stream || req->state != API_REQ_ANSWERED) return;
+    lws_callback_on_writable(req->wsi);
+    api_wake(req->srv);
+}
+
+/* The next piece of a streaming body: 0 to wait for more (or after writing
+ * one piece: the next writeable callback asks again), -1 to close. */
+static int stream_writeable(struct api_server *srv, struct lws *wsi, struct api_request *req)
+{
+    unsigned char *buf = api_scratch(srv, API_WRITE_CHUNK);
+    if (!buf) return -1;
+    long n = req->stream->pull(req->stream_arg, buf + LWS_PRE, API_WRITE_CHUNK);
+    if (n < 0) {
+        req->stream = NULL; /* the owner ended it: no gone() */
+        request_free(req);
+        return -1;
+    }
+    if (n == 0) return 0;
+    if (lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_HTTP) < (int)n) return -1;
+    lws_callback_on_writable(wsi);
     return 0;
 }
 
@@ -929,8 +968,9 @@ static int on_http_writeable(struct api_server *srv, struct lws *wsi, struct api
         unsigned char *start = buf + LWS_PRE, *p = start, *end = start + room;
         bool own_cache = false;   /* a handler's Cache-Control replaces no-store (console files) */
         for (int i = 0; i < req->nextra; i++) own_cache |= !strcasecmp(req->extra[i].name, "cache-control:");
+        lws_filepos_t length = req->stream ? LWS_ILLEGAL_HTTP_CONTENT_LEN : req->resp_len;
         if (lws_add_http_common_headers(wsi, (unsigned int)req->status,
-                                        req->content_type[0] ? req->content_type : NULL, req->resp_len, &p, end) ||
+                                        req->content_type[0] ? req->content_type : NULL, length, &p, end) ||
             (!own_cache && lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
                                                        (const unsigned char *)"no-store", 8, &p, end)) ||
             add_security_headers(wsi, &p, end))
@@ -952,10 +992,16 @@ static int on_http_writeable(struct api_server *srv, struct lws *wsi, struct api
                 return -1;
         if (lws_finalize_write_http_header(wsi, start, &p, end)) return -1;
         req->headers_sent = true;
+        if (req->stream && !req->head_only) {
+            lws_callback_on_writable(wsi);
+            return 0;
+        }
         if (req->resp_len && !req->head_only) {
             lws_callback_on_writable(wsi);
             return 0;
         }
+    } else if (req->stream) {
+        return stream_writeable(srv, wsi, req);
     } else {
         size_t n = req->resp_len - req->resp_off;
         if (n > API_WRITE_CHUNK) n = API_WRITE_CHUNK;

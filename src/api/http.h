@@ -135,6 +135,27 @@ int api_reply_error(struct api_request *req, int status, const char *code, const
     __attribute__((format(printf, 4, 5)));
 int api_reply_text(struct api_request *req, int status, const char *content_type, const char *text);
 int api_reply_bytes(struct api_request *req, int status, const char *content_type, const char *data, size_t len);
+/* A streaming answer (HTTP-FLV and other live bodies): the headers go out
+ * now, without a length and with "Connection: close"; the body is whatever
+ * the owner has as the socket can take it, pulled through ops; the
+ * connection closes when the owner ends the body. One copy of the data
+ * serves every viewer: pull() copies from the owner's shared buffer into the
+ * socket's write buffer, at the viewer's own pace. */
+struct api_stream_ops {
+    /* Copies up to cap bytes of body into buf. Returns the count (> 0), 0
+     * when nothing is ready now (call api_stream_wake when there is), or -1
+     * to end the body (the connection closes; gone() is not called). */
+    long (*pull)(void *arg, unsigned char *buf, size_t cap);
+    /* The client went away or the server is stopping: no call after this,
+     * and the request pointer must be forgotten. May come from inside
+     * api_reply_stream (the client left before the answer). */
+    void (*gone)(void *arg);
+};
+int api_reply_stream(struct api_request *req, int status, const char *content_type,
+                     const struct api_stream_ops *ops, void *arg);
+/* There is body to pull now (the server asks when the socket can take it). */
+void api_stream_wake(struct api_request *req);
+
 /* A header for the answer ("Location", "/api/v1/whip/room/id"), set before
  * calling api_reply_*; name and value are copied, and must be one line (no
  * CR/LF: refused), the name a token of at most 64 bytes, the value at most

@@ -71,6 +71,8 @@ struct api_request {
     struct api_kv extra[API_MAX_EXTRA_HEADERS];   /* api_add_header, in the arena */
     int nextra;
     bool headers_sent;
+    const struct api_stream_ops *stream;  /* a streaming answer (api_reply_stream) */
+    void *stream_arg;
     bool close_after;                     /* body not read, or refused: close after answering */
     bool head_only;                       /* HEAD: answer as GET, without the body */
     bool rx_paused;                       /* lws rx flow control off while PENDING */

@@ -8,6 +8,7 @@
  * a freed request. The role is reached through its service API (upper.h)
  * only: devices and streams by id. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -263,6 +264,101 @@ static void channel_play(struct api_request *req, void *user)
     wait_start(a);
 }
 
+/* ---- live view (HTTP-FLV) ---- */
+
+/* The URLs of a stream's outputs, from the Host the client used. */
+static void add_live_urls(struct api_request *req, json_t *body)
+{
+    const char *sid = json_string_value(json_object_get(body, "stream_id"));
+    const char *host = api_header(req, "host");
+    if (!sid) return;
+    char url[512];
+    snprintf(url, sizeof(url), "%s%s/api/v1/gb/streams/%s/live.flv", host ? "http://" : "", host ? host : "", sid);
+    json_object_set_new(body, "flv", json_string(url));
+}
+
+static void live_done(struct gb_waiter *wt, int status, json_t *body)
+{
+    struct api_wait *a = (struct api_wait *)wt;
+    if (status == 200) add_live_urls(a->req, body);
+    api_reply_json(a->req, status, body);
+    free(a);
+}
+
+/* The channel's shared live stream, started when nobody watches it yet;
+ * answers with the stream and the URL of each output. */
+static void channel_live(struct api_request *req, void *user)
+{
+    struct gb_upper *g = user;
+    const char *id = device_or_404(g, req);
+    if (!id) return;
+    const char *cid = api_param(req, "cid");
+    json_t *playing = gb_live_playing_json(g, id, cid);
+    if (playing) {
+        add_live_urls(req, playing);
+        api_reply_json(req, 200, playing);
+        return;
+    }
+    struct api_wait *a = wait_new(req);
+    if (!a) return;
+    a->wt.done = live_done;
+    int rc = gb_live_start(g, id, cid, &a->wt);
+    if (rc != 0) {
+        wait_fail(a, rc, "live", id);
+        return;
+    }
+    wait_start(a);
+}
+
+struct flv_viewer {
+    struct api_request *req;
+    struct gb_live_reader *r;
+};
+
+static long flv_pull(void *arg, unsigned char *buf, size_t cap)
+{
+    struct flv_viewer *v = arg;
+    long n = gb_live_read(v->r, buf, cap);
+    if (n < 0) {
+        gb_live_close(v->r);
+        free(v);
+    }
+    return n;
+}
+
+static void flv_gone(void *arg)
+{
+    struct flv_viewer *v = arg;
+    gb_live_close(v->r);
+    free(v);
+}
+
+static void flv_wake(void *arg) { api_stream_wake(((struct flv_viewer *)arg)->req); }
+
+static const struct api_stream_ops flv_ops = {.pull = flv_pull, .gone = flv_gone};
+
+static void stream_flv(struct api_request *req, void *user)
+{
+    struct gb_upper *g = user;
+    const char *sid = api_param(req, "sid");
+    struct flv_viewer *v = calloc(1, sizeof(*v));
+    if (!v) {
+        api_reply_error(req, 500, "no-memory", "out of memory");
+        return;
+    }
+    int err = 0;
+    v->req = req;
+    v->r = gb_live_open(g, sid, flv_wake, v, &err);
+    if (!v->r) {
+        free(v);
+        if (err == -ENOENT) api_reply_error(req, 404, "not-found", "no stream %s", sid ? sid : "");
+        else if (err == -EINVAL) api_reply_error(req, 409, "not-live", "stream %s is a playback", sid);
+        else api_reply_error(req, 500, "no-memory", "out of memory");
+        return;
+    }
+    api_reply_stream(req, 200, "video/x-flv", &flv_ops, v);
+}
+
 /* ---- streams ---- */
 
 /* Playback control: {"action": "pause" | "resume" | "seek" | "speed",
@@ -372,6 +468,8 @@ void api_routes_gb_upper(struct api_server *api, struct gb_upper *g)
         {"POST", "/api/v1/gb/devices/{id}/records", device_records},
         {"POST", "/api/v1/gb/devices/{id}/channels/{cid}/ptz", channel_ptz},
         {"POST", "/api/v1/gb/devices/{id}/channels/{cid}/play", channel_play},
+        {"POST", "/api/v1/gb/devices/{id}/channels/{cid}/live", channel_live},
+        {"GET", "/api/v1/gb/streams/{sid}/live.flv", stream_flv},
         {"GET", "/api/v1/gb/streams", streams_list},
         {"GET", "/api/v1/gb/streams/{sid}", stream_show},
         {"DELETE", "/api/v1/gb/streams/{sid}", stream_stop},

@@ -450,8 +450,9 @@ static int query_arg(struct lws *wsi, const char *name, char *out, size_t cap)
             continue;
         }
         if (strncmp(frag, name, nl) || frag[nl] != '=') continue;
-        if (strlen(frag + nl + 1) >= cap) return -1;
-        snprintf(out, cap, "%s", frag + nl + 1);
+        size_t vlen = strlen(frag + nl + 1);
+        if (vlen >= cap) return -1;
+        memcpy(out, frag + nl + 1, vlen + 1);
         return 1;
     }
     return 0;

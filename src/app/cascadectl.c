@@ -70,6 +70,7 @@ static const char usage_text[] =
     "  gb device records ID --channel C --start T --end T\n"
     "  gb device ptz ID CHANNEL CMD [--speed N]   CMD: left right up down zoomin zoomout stop ...\n"
     "  gb device play ID CHANNEL [--transport udp|tcp]\n"
+    "  gb live ID CHANNEL                         start/share the channel's live stream, print its URLs\n"
     "  gb stream list | show SID | stop SID\n"
     "  gb stream pause SID | resume SID | speed SID X | seek SID SECONDS   (playbacks)\n"
     "  gb channel list\n"
@@ -1072,6 +1073,20 @@ static int cmd_gb(struct ctl *c, struct args *a)
     a->argc -= 2;
     if (!strcmp(noun, "device")) return cmd_gb_device(c, verb, a);
     if (!strcmp(noun, "stream")) return cmd_gb_stream(c, verb, a);
+    if (!strcmp(noun, "live")) {
+        /* gb live ID CHANNEL: the channel's shared live stream and its URLs */
+        if (a->argc != 1) return usage_error("gb live ID CHANNEL");
+        json_t *j;
+        int rc = call(c, "POST", api_path(c, "/gb/devices/%s/channels/%s/live", verb, a->argv[0]), NULL, &j);
+        if (rc) return rc;
+        if (c->json) print_json(j);
+        else
+            printf("stream %s (viewers %lld)\nflv  %s\n", json_string_value(json_object_get(j, "stream_id")),
+                   (long long)json_integer_value(json_object_get(j, "viewers")),
+                   json_string_value(json_object_get(j, "flv")));
+        json_decref(j);
+        return 0;
+    }
     if (!strcmp(noun, "channel")) return cmd_gb_channel(c, verb, a);
     if (!strcmp(noun, "upstream")) {
         json_t *j;

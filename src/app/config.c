@@ -42,6 +42,8 @@ static const struct config_key media_keys[] = {
     MKEY("token_secret", CONFIG_STRING, token_secret, "", 0, 0,
          "signs room join tokens (HMAC-SHA256); the same on every node that must accept them; empty: a random one "
          "per start (tokens die with the process)"),
+    MKEY("idle_stop", CONFIG_UINT, idle_stop_s, "10", 0, 3600,
+         "a GB live stream nobody watches is stopped (BYE) this many seconds after its last viewer left"),
 };
 
 static bool is_ip(const char *s)

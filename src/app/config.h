@@ -45,6 +45,7 @@ struct media_config {
     uint32_t pli_interval_ms;             /* key frame requests per publisher stream, at most one per */
     uint32_t remb_bps;                    /* bitrate we ask publishers for (REMB) */
     char token_secret[128];               /* signs room join tokens; "": random per start */
+    uint32_t idle_stop_s;                 /* GB live view: BYE this long after the last viewer */
 };
 
 /* The daemon's aggregate: every section; roles get only their own. */

@@ -114,7 +114,9 @@ static struct gb_upper *start_gb_upper(struct worker *w)
     auth_server_config_from(&ac, &w->cfg.auth, AUTH_OFFER(AUTH_ALG_MD5));
     struct gb_upper_deps deps = {.loop = w->loop, .timers = &w->timers, .ua = w->ua, .store = w->store,
                                  .events = w->events, .admission = &w->admission};
-    return gb_upper_new(&w->cfg.gb, &ac, &w->local, w->cfg.store.path, &deps);
+    struct gb_config gc = w->cfg.gb;
+    gc.live_idle_stop_ms = w->cfg.media.idle_stop_s * 1000u; /* [media] idle_stop */
+    return gb_upper_new(&gc, &ac, &w->local, w->cfg.store.path, &deps);
 }
 
 static int start_registrar(struct worker *w)

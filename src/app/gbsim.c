@@ -737,8 +737,8 @@ static void stream_ack(void *arg, struct ua_dialog *d, const struct transport_rx
 static void stream_end(void *arg, struct ua_dialog *d, enum ua_dialog_end why)
 {
     (void)d;
-    (void)why;
     struct sim_stream *x = arg;
+    log_info("gbsim: stream of %s ended: %s", x->channel_id, why == UA_END_BYE_RECEIVED ? "BYE from the upper" : "no ACK");
     x->dlg = NULL;
     stream_free(x, false);
 }

@@ -26,7 +26,8 @@ static void usage(FILE *f)
             "       cascade --help-config[=ini]   every config key (=ini: as an example file)\n"
             "       cascade parse FILE...\n"
             "Serves SIP (registrar, proxy, GB/T 28181) with the config in FILE, or with the\n"
-            "embedded defaults (UDP and TCP on 127.0.0.1:5060, database ./cascade.db).\n");
+            "embedded defaults (UDP and TCP on 127.0.0.1:5060, database ./cascade.db, GB upper role on, any\n"
+            "device of domain 3402000000 with password 12345678).\n");
 }
 
 /* Prints the errors of config_load, one a line. */
@@ -109,6 +110,12 @@ int main(int argc, char **argv)
             print_errors(err);
             return 1;
         }
+    } else {
+        /* The embedded defaults are for trying cascade on this machine: the
+         * GB upper role is on too, and takes any device of its domain with
+         * the default password (only loopback reaches it). */
+        w.cfg.gb.enabled = true;
+        w.cfg.gb.allow_unknown = true;
     }
     int lv = log_level_from_name(level ? level : w.cfg.log.level);
     if (lv < 0) {

@@ -20,6 +20,7 @@ struct gb_config { /* [gb] — GB28181 upper role */
     int catalog_concurrency;         /* catalog-on-register queries in flight at once (1..10000, default 32) */
     bool qop;                        /* offer qop=auth in challenges */
     char default_media[512];         /* lower role: H.264 file for channels naming none ("" = built-in clip) */
+    uint32_t live_idle_stop_ms;      /* not a [gb] key: [media] idle_stop, set by the daemon */
 };
 
 #endif

@@ -129,6 +129,7 @@ json_t *gb_stream_json(const struct gb_stream *s)
     json_object_set_new(o, "bitrate_bps", json_integer((json_int_t)s->bitrate_bps));
     json_object_set_new(o, "started_at", started[0] ? json_string(started) : json_null());
     if (s->dump_path) json_object_set_new(o, "dump_path", json_string(s->dump_path));
+    gb_live_json(s, o);
     return o;
 }
 
@@ -165,6 +166,8 @@ void gb_stream_stop(struct gb_stream *s, const char *reason, bool send_bye)
     struct gb_device *d = gb_device_find(g, s->device_id);
     if (d && d->streams) d->streams--;
     if (s->demux_on) gb_ps_demux_flush(&s->demux);
+    timer_stop(g->timers, &s->live_idle);
+    gb_live_on_stream_end(s, reason); /* live viewers drain what was packaged, then end */
     if (s->dump) {
         fclose(s->dump);
         s->dump = NULL;
@@ -220,8 +223,9 @@ void gb_streams_stop_all(struct gb_upper *g, const char *reason)
 
 static void on_ps_frame(void *arg, const gb_ps_frame_t *f)
 {
-    (void)arg;
-    (void)f; /* counted by the demuxer; the codec comes from its PSM */
+    /* Counted by the demuxer (the codec comes from its PSM); packaged for
+     * live viewers when there are any. */
+    gb_live_on_frame(arg, f);
 }
 
 static void account_bitrate(struct gb_stream *s, size_t n, uint64_t now)
@@ -548,6 +552,7 @@ static void stream_on_final(void *arg, struct ua_uac *h, int status, const struc
     if (resp) read_answer(s, resp);
     gb_rtp_stats_init(&s->rtp, true, s->ssrc_value);
     s->state = GB_STREAM_PLAYING;
+    gb_live_on_playing(s);
     s->started_at = clock_wall_ms();
     timer_start(g->timers, &s->timer, gb_now(g) + GB_RTP_FIRST_TIMEOUT_MS, stream_timer);
     log_info("gb stream %s playing: %s/%s over %s port %u", s->sid, s->device_id, s->channel_id,
@@ -608,6 +613,7 @@ int gb_stream_play(struct gb_upper *g, struct gb_device *d, const char *channel,
     snprintf(s->device_id, sizeof(s->device_id), "%s", d->id);
     snprintf(s->channel_id, sizeof(s->channel_id), "%s", channel);
     timer_node_init(&s->timer);
+    timer_node_init(&s->live_idle);
     gb_rtp_deframer_init(&s->deframer);
     gb_ps_demux_init(&s->demux, on_ps_frame, s);
     s->demux_on = true;

@@ -143,6 +143,25 @@ int gb_upper_play(struct gb_upper *g, const char *device_id, const char *channel
  * -EIO (not sent). */
 struct gb_rtsp_req;
 int gb_upper_stream_control(struct gb_upper *g, const char *sid, const struct gb_rtsp_req *r, struct gb_waiter *wt);
+/* ---- live view (HTTP-FLV, live.c) ----
+ * A live stream of a channel is shared by all its viewers: gb_live_start
+ * INVITEs it once (a second call while it is inviting waits for the same
+ * answer); it stops [gb] live_idle_stop_ms after its last viewer left.
+ * gb_live_playing_json: the shared stream's JSON when it plays now (NULL:
+ * call gb_live_start). A reader gets the stream as FLV: a header made for it,
+ * then frames from the newest key frame on. */
+json_t *gb_live_playing_json(struct gb_upper *g, const char *device_id, const char *channel);
+int gb_live_start(struct gb_upper *g, const char *device_id, const char *channel, struct gb_waiter *wt);
+struct gb_live_reader;
+/* NULL with *err -ENOENT (no such stream), -EINVAL (a playback), -ENOMEM.
+ * wake(arg) when bytes arrived for a reader whose read returned 0. */
+struct gb_live_reader *gb_live_open(struct gb_upper *g, const char *sid, void (*wake)(void *arg), void *arg,
+                                    int *err);
+/* Bytes copied (> 0), 0 when none now (wake follows), -1 at the end (the
+ * stream stopped and all was read, or the reader fell behind the ring). */
+long gb_live_read(struct gb_live_reader *r, uint8_t *buf, size_t cap);
+void gb_live_close(struct gb_live_reader *r);
+
 /* BYE and close; 0, or -ENOENT when no such stream. */
 int gb_upper_stream_stop(struct gb_upper *g, const char *sid, const char *reason);
 

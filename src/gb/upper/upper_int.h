@@ -125,6 +125,8 @@ enum gb_stream_state { GB_STREAM_INVITING = 0, GB_STREAM_PLAYING, GB_STREAM_STOP
 enum gb_container { GB_CONTAINER_UNKNOWN = 0, GB_CONTAINER_PS, GB_CONTAINER_TS };
 #define GB_SSRC_FOLLOW_AFTER 3        /* packets of one other SSRC (and none of ours) before it is taken */
 
+enum gb_live_output { GB_LIVE_FLV, GB_LIVE_HLS, GB_LIVE_WEBRTC, GB_LIVE_OUTPUTS };
+
 struct gb_stream {
     struct gb_stream *next, *prev; /* g->streams */
     struct hnode by_sid;          /* g->streams_by_sid */
@@ -167,8 +169,24 @@ struct gb_stream {
     uint64_t first_rx, last_rx;   /* timer clock */
     uint64_t win_start, win_bytes, bitrate_bps;
     struct timer_node timer;
+    struct gb_live *live;         /* HTTP-FLV packaging while viewers watch (live.c) */
+    bool live_shared;             /* started for live view: shared per channel, stopped when idle */
+    struct timer_node live_idle;
+    uint32_t live_viewers[GB_LIVE_OUTPUTS]; /* per output; all zero: the idle stop runs */
     char buf[65536];
 };
+
+/* live.c — the outputs a live stream is watched through. Each output
+ * reports its viewers with gb_live_viewer_joined/left (events, and the idle
+ * stop of a shared stream when the last one of every output left). */
+void gb_live_viewer_joined(struct gb_stream *s, enum gb_live_output o);
+void gb_live_viewer_left(struct gb_stream *s, enum gb_live_output o);
+const char *gb_live_output_name(enum gb_live_output o);
+void gb_live_on_frame(struct gb_stream *s, const gb_ps_frame_t *f);
+void gb_live_on_stream_end(struct gb_stream *s, const char *reason);
+void gb_live_arm_idle(struct gb_stream *s);
+void gb_live_on_playing(struct gb_stream *s);
+void gb_live_json(const struct gb_stream *s, json_t *o);
 
 /* Catalog-on-register queries waiting for a slot (catalog_queue.c). */
 struct gb_catq {

@@ -1,0 +1,366 @@
+/* live.c — live view of a GB stream over HTTP-FLV (see upper.h, "live
+ * view"): the stream's video frames, demultiplexed once from its PS, are
+ * packaged once into FLV (media/flv.h) in a byte ring every viewer reads from
+ * at its own pace.
+ *
+ * The ring: bytes are addressed by their offset since the packaging began
+ * (64 bits, never reused); the ring holds the last LIVE_RING bytes. The
+ * offset of the newest key frame's first byte is kept, so a viewer that
+ * joins starts there at once (its first frame decodes: no wait for the next
+ * key frame) after a header blob made for it (FLV header, onMetaData, the
+ * sequence header). A viewer whose read offset falls out of the ring (it
+ * reads slower than the camera sends, by more than the ring) is ended.
+ *
+ * Lifetime: the packaging (struct gb_live) belongs to its stream while the
+ * stream lives and is freed with the stream when no viewer reads; a stream
+ * that stops first leaves it to its viewers, who drain what is left and get
+ * the end. A stream started for live view (gb_live_start) is shared by all
+ * viewers of its channel and stopped [gb] live_idle_stop_ms after its last
+ * viewer left (or after it started, when nobody came). */
+#include "gb/upper/upper_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "media/flv.h"
+
+#define LIVE_RING (4u << 20)        /* 4 MiB: > 8 s at 4 Mbit/s, two GOPs of most cameras */
+#define LIVE_MAX_FRAME (1u << 20)   /* tags of one frame above this are dropped (a broken stream) */
+
+struct gb_live_reader {
+    struct gb_live *live;
+    struct gb_live_reader *prev, *next;
+    void (*wake)(void *arg);
+    void *arg;
+    uint64_t pos;                   /* next ring offset to send; UINT64_MAX: waits for a key frame */
+    uint8_t *hdr;                   /* the header blob made for this viewer, sent first */
+    size_t hdr_len, hdr_off;
+    bool waiting;                   /* read returned 0: wake when bytes arrive */
+};
+
+struct gb_live {
+    struct gb_upper *g;
+    struct gb_stream *stream;       /* NULL once the stream stopped */
+    char sid[GB_SSRC_LEN + 1];
+    bool muxer_ready;
+    gb_flv_muxer_t flv;
+    uint8_t *ring;
+    uint64_t head;                  /* offset of the next byte written */
+    uint64_t key_pos;               /* offset of the newest key frame; UINT64_MAX: none yet */
+    uint8_t *tmp;                   /* one frame's tags before they go into the ring */
+    size_t tmp_cap;
+    struct gb_live_reader *readers;
+    uint32_t nreaders;
+    uint64_t frames, frames_dropped, viewers_total, viewers_slow;
+    char end_reason[32];
+};
+
+static void live_free(struct gb_live *l)
+{
+    free(l->ring);
+    free(l->tmp);
+    free(l);
+}
+
+static struct gb_live *live_get(struct gb_stream *s)
+{
+    if (s->live) return s->live;
+    struct gb_live *l = calloc(1, sizeof(*l));
+    if (!l) return NULL;
+    l->ring = malloc(LIVE_RING);
+    if (!l->ring) {
+        free(l);
+        return NULL;
+    }
+    l->g = s->g;
+    l->stream = s;
+    l->key_pos = UINT64_MAX;
+    snprintf(l->sid, sizeof(l->sid), "%s", s->sid);
+    s->live = l;
+    return l;
+}
+
+static void ring_append(struct gb_live *l, const uint8_t *p, size_t n)
+{
+    size_t at = (size_t)(l->head % LIVE_RING);
+    size_t first = n < LIVE_RING - at ? n : LIVE_RING - at;
+    memcpy(l->ring + at, p, first);
+    memcpy(l->ring, p + first, n - first);
+    l->head += n;
+}
+
+static void wake_readers(struct gb_live *l)
+{
+    for (struct gb_live_reader *r = l->readers; r; r = r->next)
+        if (r->waiting) {
+            r->waiting = false;
+            r->wake(r->arg);
+        }
+}
+
+static bool tmp_reserve(struct gb_live *l, size_t need)
+{
+    if (need <= l->tmp_cap) return true;
+    size_t cap = l->tmp_cap ? l->tmp_cap : 65536;
+    while (cap < need) cap *= 2;
+    uint8_t *t = realloc(l->tmp, cap);
+    if (!t) return false;
+    l->tmp = t;
+    l->tmp_cap = cap;
+    return true;
+}
+
+/* A frame of the stream (play.c's demuxer): packaged once for every viewer. */
+void gb_live_on_frame(struct gb_stream *s, const gb_ps_frame_t *f)
+{
+    struct gb_live *l = s->live;
+    if (!l || !l->nreaders || !f->len) return; /* nobody watches: nothing to package */
+    if (!l->muxer_ready) {
+        gb_codec_t codec = f->codec == GB_CODEC_H265 ? GB_CODEC_H265 : GB_CODEC_H264;
+        gb_flv_config_t cfg = {.video = codec, .audio = GB_FLV_AUDIO_NONE, .fps = 0};
+        if (gb_flv_muxer_init(&l->flv, &cfg) != 0) return;
+        l->muxer_ready = true;
+    }
+    size_t bound = gb_flv_video_bound(f->len);
+    if (bound > LIVE_MAX_FRAME || !tmp_reserve(l, bound)) {
+        l->frames_dropped++;
+        return;
+    }
+    gb_flv_frame_info_t info;
+    uint64_t pts = f->has_pts ? f->pts : 0;
+    if (gb_flv_write_video(&l->flv, f->data, f->len, pts, pts, l->tmp, l->tmp_cap, &info) != 0 || !info.len) {
+        l->frames_dropped++;
+        return;
+    }
+    if (info.key) l->key_pos = l->head;
+    ring_append(l, l->tmp, info.len);
+    l->frames++;
+    /* Viewers waiting for their first key frame start at this one. */
+    for (struct gb_live_reader *r = l->readers; r; r = r->next)
+        if (r->pos == UINT64_MAX && info.key) r->pos = l->key_pos;
+    wake_readers(l);
+}
+
+/* The stream stops: its viewers drain what is left, then end. */
+void gb_live_on_stream_end(struct gb_stream *s, const char *reason)
+{
+    struct gb_live *l = s->live;
+    if (!l) return;
+    s->live = NULL;
+    l->stream = NULL;
+    snprintf(l->end_reason, sizeof(l->end_reason), "%s", reason);
+    if (!l->readers) {
+        live_free(l);
+        return;
+    }
+    for (struct gb_live_reader *r = l->readers; r; r = r->next) r->waiting = true;
+    wake_readers(l);
+}
+
+static uint32_t viewers_total(const struct gb_stream *s)
+{
+    uint32_t n = 0;
+    for (int i = 0; i < GB_LIVE_OUTPUTS; i++) n += s->live_viewers[i];
+    return n;
+}
+
+const char *gb_live_output_name(enum gb_live_output o)
+{
+    static const char *const names[] = {"flv", "hls", "webrtc"};
+    return o < GB_LIVE_OUTPUTS ? names[o] : "?";
+}
+
+static void viewer_event(struct gb_stream *s, const char *type, enum gb_live_output o)
+{
+    gb_publish(s->g, type,
+               json_pack("{s:s,s:s,s:s,s:s,s:i,s:i}", "stream_id", s->sid, "device_id", s->device_id, "channel_id",
+                         s->channel_id, "output", gb_live_output_name(o), "viewers", (int)s->live_viewers[o],
+                         "viewers_total", (int)viewers_total(s)));
+}
+
+void gb_live_viewer_joined(struct gb_stream *s, enum gb_live_output o)
+{
+    s->live_viewers[o]++;
+    timer_stop(s->g->timers, &s->live_idle);
+    viewer_event(s, "media.viewer.joined", o);
+}
+
+void gb_live_viewer_left(struct gb_stream *s, enum gb_live_output o)
+{
+    if (s->live_viewers[o]) s->live_viewers[o]--;
+    viewer_event(s, "media.viewer.left", o);
+    if (!viewers_total(s)) gb_live_arm_idle(s);
+}
+
+static void idle_timer(struct timer_node *n, uint64_t now)
+{
+    (void)now;
+    struct gb_stream *s = container_of(n, struct gb_stream, live_idle);
+    if (viewers_total(s)) return;
+    log_info("gb stream %s: no live viewer for %u ms: stopping", s->sid, s->g->cfg.live_idle_stop_ms);
+    gb_stream_stop(s, "idle", true);
+}
+
+void gb_live_arm_idle(struct gb_stream *s)
+{
+    if (!s->live_shared) return;
+    timer_start(s->g->timers, &s->live_idle, gb_now(s->g) + s->g->cfg.live_idle_stop_ms, idle_timer);
+}
+
+/* A shared stream that plays with nobody watching yet stops if nobody comes. */
+void gb_live_on_playing(struct gb_stream *s)
+{
+    if (!viewers_total(s)) gb_live_arm_idle(s);
+}
+
+struct gb_live_reader *gb_live_open(struct gb_upper *g, const char *sid, void (*wake)(void *arg), void *arg,
+                                    int *err)
+{
+    struct gb_stream *s = gb_stream_find(g, sid);
+    if (!s || s->state == GB_STREAM_STOPPED) {
+        *err = -ENOENT;
+        return NULL;
+    }
+    if (s->playback) {
+        *err = -EINVAL; /* playbacks are one viewer's: watched through their own outputs later */
+        return NULL;
+    }
+    struct gb_live *l = live_get(s);
+    struct gb_live_reader *r = l ? calloc(1, sizeof(*r)) : NULL;
+    uint8_t *hdr = r ? malloc(GB_FLV_HEADER_MAX) : NULL;
+    if (!hdr) {
+        free(r);
+        *err = -ENOMEM;
+        return NULL;
+    }
+    r->live = l;
+    r->wake = wake;
+    r->arg = arg;
+    r->hdr = hdr;
+    r->pos = l->key_pos != UINT64_MAX && l->head - l->key_pos <= LIVE_RING ? l->key_pos : UINT64_MAX;
+    r->next = l->readers;
+    if (l->readers) l->readers->prev = r;
+    l->readers = r;
+    l->nreaders++;
+    l->viewers_total++;
+    gb_live_viewer_joined(s, GB_LIVE_FLV);
+    return r;
+}
+
+/* The header blob is made when the viewer's first frame is known, so that it
+ * carries the sequence header that frame needs. */
+static bool reader_header(struct gb_live_reader *r)
+{
+    struct gb_live *l = r->live;
+    if (r->hdr_len || !l->muxer_ready) return r->hdr_len > 0;
+    int n = gb_flv_write_header(&l->flv, r->hdr, GB_FLV_HEADER_MAX);
+    if (n <= 0) return false;
+    r->hdr_len = (size_t)n;
+    return true;
+}
+
+long gb_live_read(struct gb_live_reader *r, uint8_t *buf, size_t cap)
+{
+    struct gb_live *l = r->live;
+    if (r->pos != UINT64_MAX && l->head - r->pos > LIVE_RING) {
+        l->viewers_slow++;
+        log_info("gb stream %s: a live viewer fell %llu bytes behind: dropped", l->sid,
+                 (unsigned long long)(l->head - r->pos));
+        return -1;
+    }
+    if (r->pos == UINT64_MAX || !reader_header(r)) {
+        if (!l->stream) return -1;
+        r->waiting = true;
+        return 0;
+    }
+    size_t n = 0;
+    if (r->hdr_off < r->hdr_len) {
+        n = r->hdr_len - r->hdr_off < cap ? r->hdr_len - r->hdr_off : cap;
+        memcpy(buf, r->hdr + r->hdr_off, n);
+        r->hdr_off += n;
+        return (long)n;
+    }
+    uint64_t avail = l->head - r->pos;
+    if (!avail) {
+        if (!l->stream) return -1;
+        r->waiting = true;
+        return 0;
+    }
+    n = avail < cap ? (size_t)avail : cap;
+    size_t at = (size_t)(r->pos % LIVE_RING);
+    size_t first = n < LIVE_RING - at ? n : LIVE_RING - at;
+    memcpy(buf, l->ring + at, first);
+    memcpy(buf + first, l->ring, n - first);
+    r->pos += n;
+    return (long)n;
+}
+
+void gb_live_close(struct gb_live_reader *r)
+{
+    struct gb_live *l = r->live;
+    if (r->prev) r->prev->next = r->next;
+    else l->readers = r->next;
+    if (r->next) r->next->prev = r->prev;
+    l->nreaders--;
+    /* Nothing is packaged while nobody reads: the next viewer must wait for
+     * a fresh key frame rather than start at a stale one. */
+    if (!l->nreaders) l->key_pos = UINT64_MAX;
+    struct gb_stream *s = l->stream;
+    free(r->hdr);
+    free(r);
+    if (s) gb_live_viewer_left(s, GB_LIVE_FLV);
+    else if (!l->readers) live_free(l);
+}
+
+void gb_live_json(const struct gb_stream *s, json_t *o)
+{
+    const struct gb_live *l = s->live;
+    json_object_set_new(o, "live_shared", json_boolean(s->live_shared));
+    json_t *per = json_object();
+    for (int i = 0; i < GB_LIVE_OUTPUTS; i++)
+        json_object_set_new(per, gb_live_output_name(i), json_integer(s->live_viewers[i]));
+    json_object_set_new(o, "viewers", json_integer(viewers_total(s)));
+    json_object_set_new(o, "viewers_by_output", per);
+    if (l)
+        json_object_set_new(o, "flv", json_pack("{s:I,s:I,s:I,s:I}", "frames", (json_int_t)l->frames, "dropped",
+                                                (json_int_t)l->frames_dropped, "bytes", (json_int_t)l->head,
+                                                "viewers_total", (json_int_t)l->viewers_total));
+}
+
+/* ---- the shared live stream of a channel ---- */
+
+static struct gb_stream *find_shared(struct gb_upper *g, const char *device_id, const char *channel)
+{
+    for (struct gb_stream *s = g->streams; s; s = s->next)
+        if (s->live_shared && s->state != GB_STREAM_STOPPED && !strcmp(s->device_id, device_id) &&
+            !strcmp(s->channel_id, channel))
+            return s;
+    return NULL;
+}
+
+json_t *gb_live_playing_json(struct gb_upper *g, const char *device_id, const char *channel)
+{
+    struct gb_stream *s = find_shared(g, device_id, channel);
+    return s && s->state == GB_STREAM_PLAYING ? gb_stream_json(s) : NULL;
+}
+
+int gb_live_start(struct gb_upper *g, const char *device_id, const char *channel, struct gb_waiter *wt)
+{
+    struct gb_device *d = gb_device_find(g, device_id);
+    if (!d) return -ENOENT;
+    struct gb_stream *s = find_shared(g, device_id, channel);
+    if (s) {
+        /* One INVITE per channel: wait with those already waiting. */
+        gb_waiter_add(&s->waiter, wt);
+        return 0;
+    }
+    int rc = gb_stream_play(g, d, channel, false, false, 0, 0, wt);
+    if (rc != 0) return rc;
+    s = g->streams; /* the stream just made: the list is newest first */
+    if (s && !strcmp(s->device_id, device_id) && !strcmp(s->channel_id, channel)) {
+        s->live_shared = true;
+        gb_live_arm_idle(s); /* nobody comes: stop after the grace period */
+    }
+    return 0;
+}

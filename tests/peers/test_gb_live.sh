@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# test_gb_live.sh — GB/T 28181 live view over HTTP-FLV, with cascade-gbsim as
+# the camera and ffprobe/ffmpeg as the players:
+#  - POST .../channels/{cid}/live starts the channel's shared stream and
+#    answers its FLV URL; ffprobe reads h264 320x240 at 25 fps from it and
+#    ffmpeg copies 5 s without an error;
+#  - two requests at the same moment and two players at once share one
+#    upstream session (exactly one INVITE reaches the device);
+#  - when the last player leaves, the stream stops after [media] idle_stop
+#    (reason idle) and the device gets its BYE;
+#  - a stream stopped while a player reads ends that player cleanly;
+#  - refusals: an unknown stream (404), a playback (409), no token (401).
+source "$(dirname "$0")/lib.sh"
+GBSIM=$BUILD_DIR/cascade-gbsim
+command -v ffprobe >/dev/null && command -v ffmpeg >/dev/null || { echo "skip: ffprobe/ffmpeg not installed"; exit 77; }
+
+SIP=$(free_port); API_PORT=$(free_port); API_TOKEN=tok
+UPPER=34020000002000000001
+DEV=34020000001320000001
+CH1=34020000001310000001
+CH2=34020000001310000002
+gb_upper_ini top "$SIP" "$API_PORT" "$UPPER" dev-secret yes </dev/null
+cat >>"$WORK/top.ini" <<EOF
+[media]
+enabled = no
+idle_stop = 6
+EOF
+start_cascade top "$WORK/top.ini"
+"$GBSIM" --target 127.0.0.1:$SIP --target-id $UPPER --password dev-secret --devices 1 --channels 2 \
+    --keepalive 1 --quiet --log-level info --duration 300 >"$WORK/gbsim.log" 2>&1 &
+SIM=$!
+PIDS+=("$SIM")
+check "the device is online" wait_for 30 bash -c \
+    "curl -s -H 'Authorization: Bearer $API_TOKEN' http://127.0.0.1:$API_PORT/api/v1/gb/devices/$DEV | grep -q '\"online\": *true'"
+
+AUTH="Authorization: Bearer $API_TOKEN"
+probe() { # probe URL: codec,width,height,rate of the first video stream
+    timeout 60 ffprobe -v error -headers "$AUTH"$'\r\n' -select_streams v:0 \
+        -show_entries stream=codec_name,width,height,r_frame_rate -of csv=p=0 "$1"
+}
+invites() { grep -c "INVITE for $1: " "$WORK/gbsim.log" || true; }
+
+L=$(api POST "/gb/devices/$DEV/channels/$CH1/live" '{}')
+SID=$(echo "$L" | jget 'd.get("stream_id","")')
+URL=$(echo "$L" | jget 'd.get("flv","")')
+check "live: the channel's stream started ($SID)" test -n "$SID"
+check "live: the answer names the FLV URL" test "$URL" = "http://127.0.0.1:$API_PORT/api/v1/gb/streams/$SID/live.flv"
+# A player that stays through the sharing checks, so that the stream cannot
+# go idle between them however slow the machine is; it leaves before the
+# idle check.
+timeout 120 ffmpeg -nostdin -v error -headers "$AUTH"$'\r\n' -i "$URL" -c copy -f null - 2>/dev/null &
+KEEPER=$!
+PIDS+=("$KEEPER")
+ctl_live_url() { ctl gb live "$DEV" "$CH1" | grep -qF "flv  $URL"; }
+check "cascadectl gb live prints the same stream's FLV URL" ctl_live_url
+check "live: the stream is shared" jq_ok "$(api GET "/gb/streams/$SID")" '.live_shared == true'
+check "ffprobe reads h264 320x240 at 25 fps from the FLV URL" test "$(probe "$URL")" = "h264,320,240,25/1"
+check "ffmpeg copies 5 s of it without an error" \
+    bash -c "timeout 60 ffmpeg -nostdin -v error -headers '$AUTH'$'\r\n' -i '$URL' -t 5 -c copy -f null - 2>'$WORK/ffmpeg.err' && ! [ -s '$WORK/ffmpeg.err' ]"
+
+# Two players at once, and a second live request: one upstream session.
+A=$(api POST "/gb/devices/$DEV/channels/$CH1/live" '{}' | jget 'd.get("stream_id","")')
+check "a second live request gets the same stream" test "$A" = "$SID"
+timeout 60 ffmpeg -nostdin -v error -headers "$AUTH"$'\r\n' -i "$URL" -t 6 -c copy -f null - 2>"$WORK/p1.err" &
+P1=$!
+timeout 60 ffmpeg -nostdin -v error -headers "$AUTH"$'\r\n' -i "$URL" -t 6 -c copy -f null - 2>"$WORK/p2.err" &
+P2=$!
+two_viewers() { jq_ok "$(api GET "/gb/streams/$SID")" '.viewers == 3'; }
+check "two players read at once beside the first (viewers 3)" wait_for 30 two_viewers
+wait $P1; R1=$?
+wait $P2; R2=$?
+check "both players ended well" test "$R1.$R2" = "0.0"
+check "exactly one INVITE reached the device for the channel" test "$(invites $CH1)" = 1
+check "media.viewer.joined events name the FLV output" \
+    has_event "select(.type==\"media.viewer.joined\" and .stream_id==\"$SID\" and .output==\"flv\")"
+
+# Nobody watches: the stream stops after idle_stop (6 s here), with a BYE.
+kill "$KEEPER" 2>/dev/null || true; wait "$KEEPER" 2>/dev/null || true
+check "no viewer: the stream stopped with reason idle" wait_for 30 \
+    has_event "select(.type==\"gb.stream.stopped\" and .stream_id==\"$SID\" and .reason==\"idle\")"
+check "the device saw the BYE" wait_for 10 grep -q "stream of $CH1 ended: BYE from the upper" "$WORK/gbsim.log"
+
+# Two requests at the same moment for a channel not playing: one INVITE.
+api POST "/gb/devices/$DEV/channels/$CH2/live" '{}' >"$WORK/r1.json" &
+Q1=$!
+api POST "/gb/devices/$DEV/channels/$CH2/live" '{}' >"$WORK/r2.json" &
+Q2=$!
+wait $Q1 $Q2
+S1=$(jget 'd.get("stream_id","")' <"$WORK/r1.json"); S2=$(jget 'd.get("stream_id","")' <"$WORK/r2.json")
+check "two simultaneous live requests: one stream ($S1 $S2)" test -n "$S1" -a "$S1" = "$S2"
+check "two simultaneous live requests: one INVITE" test "$(invites $CH2)" = 1
+
+# The stream stops while a player reads: the player ends (no hang).
+URL2="http://127.0.0.1:$API_PORT/api/v1/gb/streams/$S1/live.flv"
+timeout 60 ffmpeg -nostdin -v error -headers "$AUTH"$'\r\n' -i "$URL2" -c copy -f null - 2>"$WORK/p3.err" &
+P3=$!
+one_viewer() { jq_ok "$(api GET "/gb/streams/$S1")" '.viewers == 1'; }
+check "a player reads the second channel" wait_for 30 one_viewer
+api DELETE "/gb/streams/$S1" >/dev/null
+ended() { ! kill -0 "$P3" 2>/dev/null; }
+check "the player ends when the stream stops" wait_for 30 ended
+
+# Refusals.
+check "live.flv of an unknown stream: 404" \
+    test "$(curl -s -o /dev/null -w '%{http_code}' -H "$AUTH" "http://127.0.0.1:$API_PORT/api/v1/gb/streams/0000000000/live.flv")" = 404
+check "live.flv without the token: 401" \
+    test "$(curl -s -o /dev/null -w '%{http_code}' "$URL")" = 401
+PB=$(api POST "/gb/devices/$DEV/channels/$CH1/play" '{"start":"2026-12-01T10:00:00","end":"2026-12-01T10:10:00"}' | jget 'd.get("stream_id","")')
+check "live.flv of a playback: 409" \
+    test "$(curl -s -o /dev/null -w '%{http_code}' -H "$AUTH" "http://127.0.0.1:$API_PORT/api/v1/gb/streams/$PB/live.flv")" = 409
+api DELETE "/gb/streams/$PB" >/dev/null
+check "live of an unknown device: 404" jq_ok "$(api POST "/gb/devices/34020000001320000099/channels/$CH1/live" '{}')" \
+    '.error == "not-found"'
+
+finish
