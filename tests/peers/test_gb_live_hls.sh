@@ -10,7 +10,8 @@
 #    the viewers expire and the stream stops after [media] idle_stop
 #    (reason idle);
 #  - refusals: an unknown segment or stream (404), a playback (409), no
-#    token (401).
+#    token (401);
+#  - a first request abandoned while it waits, and a stop with HLS on.
 source "$(dirname "$0")/lib.sh"
 GBSIM=$BUILD_DIR/cascade-gbsim
 command -v ffprobe >/dev/null && command -v ffmpeg >/dev/null || { echo "skip: ffprobe/ffmpeg not installed"; exit 77; }
@@ -119,5 +120,12 @@ PB=$(api POST "/gb/devices/$DEV/channels/$CH1/play" '{"start":"2026-12-01T10:00:
 check "the playlist of a playback: 409" test "$(code "$BASE/$PB/hls/index.m3u8")" = 409
 check "a segment of a playback: 409" test "$(code "$BASE/$PB/hls/0.ts")" = 409
 api DELETE "/gb/streams/$PB" >/dev/null
+
+# A player that gives up while its first request waits for the first
+# segment, then one that stays: answered; the daemon then stops with the HLS
+# output on (under ASan: no leak, no use after free).
+S2=$(api POST "/gb/devices/$DEV/channels/$CH1/live" '{}' | jget 'd.get("stream_id","")')
+curl -s -m 0.3 -H "$AUTH" "$BASE/$S2/hls/index.m3u8" >/dev/null || true
+check "a new stream's playlist is answered once its first segment is done" test "$(code "$BASE/$S2/hls/index.m3u8")" = 200
 
 finish
