@@ -42,6 +42,7 @@ struct gb_live_hls {
     struct gb_stream *s;
     gb_hls_t *hls;                /* NULL until the first frame names the codec */
     gb_hls_format_t format;
+    bool broken;                  /* the segmenter could not be made: not tried again (one log line) */
     struct gb_waiter *waiters;    /* playlist requests waiting for the first segment */
     uint64_t wait_deadline;       /* timer clock: the waiters get 503 then */
     struct timer_node sweep;
@@ -141,7 +142,10 @@ static bool segmenter_start(struct gb_live_hls *lh, gb_codec_t codec)
                         .uri_prefix = "",
                         .name = name};
     lh->hls = gb_hls_new(&cfg);
-    if (!lh->hls) log_warn("gb stream %s: the HLS segmenter could not be made", lh->s->sid);
+    if (!lh->hls) {
+        log_warn("gb stream %s: the HLS segmenter could not be made (out of memory): no HLS", lh->s->sid);
+        lh->broken = true;
+    }
     return lh->hls != NULL;
 }
 
@@ -150,7 +154,10 @@ void gb_live_hls_on_frame(struct gb_stream *s, const gb_ps_frame_t *f)
 {
     struct gb_live_hls *lh = s->live_hls;
     if (!lh || !f->len) return; /* no HLS request yet: nothing to segment */
-    if (!lh->hls && !segmenter_start(lh, f->codec)) return;
+    /* The codec comes with the PSM, ahead of key frames: a frame before
+     * either would be dropped anyway (a segment opens at a key frame). */
+    if (!lh->hls && f->codec == GB_CODEC_UNKNOWN && !f->key) return;
+    if (!lh->hls && (lh->broken || !segmenter_start(lh, f->codec))) return;
     uint64_t pts = f->has_pts ? f->pts : lh->last_pts + HLS_FRAME_STEP;
     lh->last_pts = pts;
     int rc = gb_hls_push(lh->hls, f->data, f->len, pts, f->key);
