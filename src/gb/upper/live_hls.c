@@ -104,7 +104,7 @@ static void sweep_timer(struct timer_node *n, uint64_t now)
     if (!lh->waiters) {
         uint64_t window = active_ms(lh);
         for (unsigned i = 0; i < lh->nclients;) {
-            if (now - lh->clients[i].last_seen < window) {
+            if (lh->clients[i].last_seen + window > now) { /* last_seen may be a little after the timer's now */
                 i++;
                 continue;
             }
