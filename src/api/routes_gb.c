@@ -20,6 +20,7 @@
 #include "gb/codec/gbid.h"
 #include "gb/codec/mansrtsp.h"
 #include "gb/upper/upper.h"
+#include "media/hls.h"
 
 struct api_wait {
     struct gb_waiter wt;
@@ -275,6 +276,9 @@ static void add_live_urls(struct api_request *req, json_t *body)
     char url[512];
     snprintf(url, sizeof(url), "%s%s/api/v1/gb/streams/%s/live.flv", host ? "http://" : "", host ? host : "", sid);
     json_object_set_new(body, "flv", json_string(url));
+    snprintf(url, sizeof(url), "%s%s/api/v1/gb/streams/%s/hls/index.m3u8", host ? "http://" : "", host ? host : "",
+             sid);
+    json_object_set_new(body, "hls", json_string(url));
 }
 
 static void live_done(struct gb_waiter *wt, int status, json_t *body)
@@ -357,6 +361,117 @@ static void stream_flv(struct api_request *req, void *user)
         return;
     }
     api_reply_stream(req, 200, "video/x-flv", &flv_ops, v);
+}
+
+/* ---- live view (HLS) ----
+ * URIs in the playlist are relative ("12.ts"), so a player reaches the
+ * segments the way it reached the playlist (its Authorization header, or
+ * none). A viewer is its ?session= when it sends one, else its address and
+ * User-Agent (see gb_live_hls_playlist). */
+
+#define HLS_SESSION_MAX 64
+#define HLS_CLIENT_MAX (HLS_SESSION_MAX + 300)
+
+/* The ?session= of the request when it is a plain token, else NULL. */
+static const char *hls_session(struct api_request *req)
+{
+    const char *s = api_query(req, "session");
+    size_t n = s ? strlen(s) : 0;
+    if (!n || n > HLS_SESSION_MAX || strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") != n)
+        return NULL;
+    return s;
+}
+
+static void hls_client_key(struct api_request *req, char *key, size_t cap)
+{
+    const char *session = hls_session(req), *ua = api_header(req, "user-agent");
+    if (session) snprintf(key, cap, "s:%s", session);
+    else snprintf(key, cap, "a:%s|%.256s", api_remote(req), ua ? ua : "");
+}
+
+struct hls_wait {
+    struct gb_waiter wt;
+    struct api_request *req;
+    struct gb_upper *g;
+};
+
+static void hls_refused(struct api_request *req, int rc, const char *sid)
+{
+    switch (rc) {
+    case -ENOENT: api_reply_error(req, 404, "not-found", "no stream %s", sid ? sid : ""); break;
+    case -EINVAL: api_reply_error(req, 409, "not-live", "stream %s is a playback", sid); break;
+    case -EAGAIN: api_reply_error(req, 503, "no-segment", "stream %s has no segment yet", sid); break;
+    default: api_reply_error(req, 500, "no-memory", "out of memory"); break;
+    }
+}
+
+/* Answers the playlist, or the refusal; rc -EINPROGRESS only with wt. */
+static int hls_playlist_reply(struct api_request *req, struct gb_upper *g, struct gb_waiter *wt)
+{
+    const char *sid = api_param(req, "sid");
+    char key[HLS_CLIENT_MAX];
+    hls_client_key(req, key, sizeof(key));
+    sbuf_t out;
+    sbuf_init(&out);
+    int rc = gb_live_hls_playlist(g, sid, key, hls_session(req), &out, wt);
+    if (rc == 0) api_reply_bytes(req, 200, "application/vnd.apple.mpegurl", out.data, out.len);
+    else if (rc != -EINPROGRESS) hls_refused(req, rc, sid);
+    sbuf_free(&out);
+    return rc;
+}
+
+static void hls_wait_done(struct gb_waiter *wt, int status, json_t *body)
+{
+    struct hls_wait *w = (struct hls_wait *)wt;
+    if (status == 200) {
+        json_decref(body);
+        hls_playlist_reply(w->req, w->g, NULL);
+    } else api_reply_json(w->req, status, body);
+    free(w);
+}
+
+static void hls_wait_abort(struct api_request *req, void *arg)
+{
+    (void)req;
+    struct hls_wait *w = arg;
+    gb_waiter_cancel(&w->wt);
+    free(w);
+}
+
+/* The live playlist; the first request of a stream waits for its first
+ * segment (players give up on a playlist without one). */
+static void stream_hls_playlist(struct api_request *req, void *user)
+{
+    struct hls_wait *w = calloc(1, sizeof(*w));
+    if (!w) {
+        api_reply_error(req, 500, "no-memory", "out of memory");
+        return;
+    }
+    w->wt.done = hls_wait_done;
+    w->req = req;
+    w->g = user;
+    if (hls_playlist_reply(req, user, &w->wt) == -EINPROGRESS) api_on_abort(req, hls_wait_abort, w);
+    else free(w);
+}
+
+static void stream_hls_segment(struct api_request *req, void *user)
+{
+    const char *sid = api_param(req, "sid"), *name = api_param(req, "segment");
+    char key[HLS_CLIENT_MAX];
+    hls_client_key(req, key, sizeof(key));
+    const char *type = NULL;
+    int err = 0;
+    struct gb_hls_segment *seg = gb_live_hls_segment(user, sid, name, key, &type, &err);
+    if (!seg) {
+        if (err == -ENOENT) api_reply_error(req, 404, "not-found", "no segment %s of stream %s", name ? name : "",
+                                            sid ? sid : "");
+        else hls_refused(req, err, sid);
+        return;
+    }
+    /* Copied into the answer (a length, so the connection stays open for
+     * the next request); the reference keeps the bytes while they are. */
+    api_reply_bytes(req, 200, type, (const char *)seg->data, seg->len);
+    gb_hls_segment_unref(seg);
 }
 
 /* ---- streams ---- */
@@ -470,6 +585,8 @@ void api_routes_gb_upper(struct api_server *api, struct gb_upper *g)
         {"POST", "/api/v1/gb/devices/{id}/channels/{cid}/play", channel_play},
         {"POST", "/api/v1/gb/devices/{id}/channels/{cid}/live", channel_live},
         {"GET", "/api/v1/gb/streams/{sid}/live.flv", stream_flv},
+        {"GET", "/api/v1/gb/streams/{sid}/hls/index.m3u8", stream_hls_playlist},
+        {"GET", "/api/v1/gb/streams/{sid}/hls/{segment}", stream_hls_segment},
         {"GET", "/api/v1/gb/streams", streams_list},
         {"GET", "/api/v1/gb/streams/{sid}", stream_show},
         {"DELETE", "/api/v1/gb/streams/{sid}", stream_stop},

@@ -145,6 +145,7 @@ void gb_live_on_frame(struct gb_stream *s, const gb_ps_frame_t *f)
 /* The stream stops: its viewers drain what is left, then end. */
 void gb_live_on_stream_end(struct gb_stream *s, const char *reason)
 {
+    gb_live_hls_on_stream_end(s, reason);
     struct gb_live *l = s->live;
     if (!l) return;
     s->live = NULL;
@@ -322,6 +323,7 @@ void gb_live_json(const struct gb_stream *s, json_t *o)
         json_object_set_new(per, gb_live_output_name(i), json_integer(s->live_viewers[i]));
     json_object_set_new(o, "viewers", json_integer(viewers_total(s)));
     json_object_set_new(o, "viewers_by_output", per);
+    gb_live_hls_json(s, o);
     if (l)
         json_object_set_new(o, "flv", json_pack("{s:I,s:I,s:I,s:I}", "frames", (json_int_t)l->frames, "dropped",
                                                 (json_int_t)l->frames_dropped, "bytes", (json_int_t)l->head,

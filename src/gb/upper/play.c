@@ -226,6 +226,7 @@ static void on_ps_frame(void *arg, const gb_ps_frame_t *f)
     /* Counted by the demuxer (the codec comes from its PSM); packaged for
      * live viewers when there are any. */
     gb_live_on_frame(arg, f);
+    gb_live_hls_on_frame(arg, f);
 }
 
 static void account_bitrate(struct gb_stream *s, size_t n, uint64_t now)

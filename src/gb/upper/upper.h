@@ -29,6 +29,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "base/sbuf.h"
 #include "base/str.h"
 #include "gb/codec/manscdp.h"
 #include "transport/transport.h"
@@ -161,6 +162,27 @@ struct gb_live_reader *gb_live_open(struct gb_upper *g, const char *sid, void (*
  * stream stopped and all was read, or the reader fell behind the ring). */
 long gb_live_read(struct gb_live_reader *r, uint8_t *buf, size_t cap);
 void gb_live_close(struct gb_live_reader *r);
+
+/* ---- live view over HLS (live_hls.c) ----
+ * The segments of a live stream (MPEG-TS for H.264, fMP4 for H.265) and
+ * its live playlist, made from the first HLS request on. client keys a
+ * viewer (the caller's choice: a session id, or address + User-Agent);
+ * each request counts it as watching for 3 target durations.
+ * gb_live_hls_playlist appends the playlist to out (session, when not NULL,
+ * is appended to its URIs as ?session=; [A-Za-z0-9._-] only) and returns
+ * 0; when no segment is complete yet it queues wt and returns -EINPROGRESS:
+ * done(200, NULL) when one is (call again, wt NULL), done(503 | 404, error)
+ * after 10 s or when the stream stops. Else -ENOENT (no such stream),
+ * -EINVAL (a playback), -EAGAIN (no segment and wt NULL), -ENOMEM. */
+int gb_live_hls_playlist(struct gb_upper *g, const char *sid, const char *client, const char *session, sbuf_t *out,
+                         struct gb_waiter *wt);
+/* The segment called name ("<seq>.ts", "<seq>.m4s", "init.mp4") with a
+ * reference the caller drops (gb_hls_segment_unref) when it is sent, and
+ * its content type; NULL with *err -ENOENT (no such stream or segment) or
+ * -EINVAL (a playback). */
+struct gb_hls_segment;
+struct gb_hls_segment *gb_live_hls_segment(struct gb_upper *g, const char *sid, const char *name, const char *client,
+                                           const char **content_type, int *err);
 
 /* BYE and close; 0, or -ENOENT when no such stream. */
 int gb_upper_stream_stop(struct gb_upper *g, const char *sid, const char *reason);

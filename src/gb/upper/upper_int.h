@@ -173,6 +173,7 @@ struct gb_stream {
     bool live_shared;             /* started for live view: shared per channel, stopped when idle */
     struct timer_node live_idle;
     uint32_t live_viewers[GB_LIVE_OUTPUTS]; /* per output; all zero: the idle stop runs */
+    struct gb_live_hls *live_hls; /* HLS segmenter and viewers, from the first HLS request (live_hls.c) */
     char buf[65536];
 };
 
@@ -187,6 +188,10 @@ void gb_live_on_stream_end(struct gb_stream *s, const char *reason);
 void gb_live_arm_idle(struct gb_stream *s);
 void gb_live_on_playing(struct gb_stream *s);
 void gb_live_json(const struct gb_stream *s, json_t *o);
+/* live_hls.c — the HLS output: fed every frame, freed when the stream stops. */
+void gb_live_hls_on_frame(struct gb_stream *s, const gb_ps_frame_t *f);
+void gb_live_hls_on_stream_end(struct gb_stream *s, const char *reason);
+void gb_live_hls_json(const struct gb_stream *s, json_t *o);
 
 /* Catalog-on-register queries waiting for a slot (catalog_queue.c). */
 struct gb_catq {
