@@ -64,6 +64,11 @@ window.gbLive = {
   state() {
     return pc ? pc.connectionState : 'none';
   },
+  // The DTLS transport's state ('closed' once the server's close_notify came).
+  dtlsState() {
+    const r = pc && pc.getReceivers()[0];
+    return r && r.transport ? r.transport.state : 'none';
+  },
   // The inbound video's counters (zeros before any).
   async stats() {
     const out = { framesDecoded: 0, frameWidth: 0, frameHeight: 0, packetsReceived: 0, ms: 0 };

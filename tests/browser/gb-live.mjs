@@ -14,7 +14,8 @@
 //   idle         gb.stream.stopped with reason idle follows;
 //   stop-*       on channel2 a tab plays, the stream is stopped with DELETE
 //                /gb/streams/{sid}: what the tab sees (its connection state
-//                and whether its track ended) is printed as stop-seen.
+//                the DTLS transport's, whether its track ended) is
+//                printed as stop-seen once the connection is no longer up.
 // On failure: a line with "ok":false and the error, screenshots and page
 // logs in the work dir, exit 1. Exit 77 only when Chromium cannot start.
 //
@@ -196,10 +197,11 @@ try {
   const seen = await until('the tab to see the end', timeout, async () => {
     const evs = await c.evaluate(() => window.gbEvents);
     const state = await c.evaluate(() => window.gbLive.state());
+    const dtls = await c.evaluate(() => window.gbLive.dtlsState());
     const ended = evs.some((e) => e.ev === 'track-ended');
-    return { done: state === 'failed' || state === 'closed' || state === 'disconnected' || ended, state, ended };
+    return { done: (dtls === 'closed' && state !== 'connected') || ended, state, dtls, ended };
   });
-  step('stop-seen', { state: seen.state, track_ended: seen.ended });
+  step('stop-seen', { state: seen.state, dtls: seen.dtls, track_ended: seen.ended });
 } catch (err) {
   if (!err.skip) {
     process.stdout.write(JSON.stringify({ step: current, ok: false, error: String(err.stack || err) }) + '\n');

@@ -64,6 +64,6 @@ check "the device saw one BYE" wait_for 10 bash -c "test \$(grep -c 'stream of $
 check "media.viewer.left events name the webrtc output" \
     has_event "select(.type==\"media.viewer.left\" and .stream_id==\"$SID\" and .output==\"webrtc\")"
 check "a tab plays the second channel" step_ok stop-playing '.width == 320'
-check "the stream stopped under it: the tab's peer ends (closed or failed)" step_ok stop-seen \
-    '.state == "closed" or .state == "failed"'
+check "the stream stopped under it: the tab's DTLS transport is closed (close_notify) and its connection down" step_ok stop-seen \
+    '.dtls == "closed" and .state != "connected"'
 finish
