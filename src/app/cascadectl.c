@@ -1084,6 +1084,8 @@ static int cmd_gb(struct ctl *c, struct args *a)
             printf("stream %s (viewers %lld)\nflv  %s\n", json_string_value(json_object_get(j, "stream_id")),
                    (long long)json_integer_value(json_object_get(j, "viewers")),
                    json_string_value(json_object_get(j, "flv")));
+        if (!c->json && json_string_value(json_object_get(j, "webrtc")))
+            printf("webrtc  %s (WHEP: POST an SDP offer)\n", json_string_value(json_object_get(j, "webrtc")));
         json_decref(j);
         return 0;
     }

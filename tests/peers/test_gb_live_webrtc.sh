@@ -7,7 +7,9 @@
 #  - a second tab reuses the upstream: exactly one INVITE reaches the device;
 #  - both tabs gone (one DELETE, one page closed) → the stream stops after
 #    [media] idle_stop with reason idle, the device gets one BYE;
-#  - the stream stopped while a tab plays: the tab's peer ends.
+#  - the stream stopped while a tab plays: the tab's peer ends (its DTLS
+#    transport closed by our close_notify, the connection down);
+#  - cascadectl gb live prints the WHEP URL; refusals (404, 401).
 # Skipped (77) only when Chromium cannot start.
 source "$(dirname "$0")/lib.sh"
 GBSIM=$BUILD_DIR/cascade-gbsim
@@ -66,4 +68,14 @@ check "media.viewer.left events name the webrtc output" \
 check "a tab plays the second channel" step_ok stop-playing '.width == 320'
 check "the stream stopped under it: the tab's DTLS transport is closed (close_notify) and its connection down" step_ok stop-seen \
     '.dtls == "closed" and .state != "connected"'
+
+# cascadectl prints the WHEP URL; refusals.
+ctl_webrtc() { ctl gb live "$DEV" "$CH1" | grep -q "^webrtc  http://127.0.0.1:$API_PORT/api/v1/gb/streams/[0-9]*/whep"; }
+check "cascadectl gb live prints the webrtc (WHEP) URL" ctl_webrtc
+whep_code() { curl -s -o /dev/null -w '%{http_code}' -X POST "$@" --data-binary $'v=0\r\n'; }
+check "WHEP of an unknown stream: 404" \
+    test "$(whep_code -H "Authorization: Bearer $API_TOKEN" -H 'Content-Type: application/sdp' \
+        "http://127.0.0.1:$API_PORT/api/v1/gb/streams/0000000000/whep")" = 404
+check "WHEP without the token: 401" \
+    test "$(whep_code -H 'Content-Type: application/sdp' "http://127.0.0.1:$API_PORT/api/v1/gb/streams/$SID/whep")" = 401
 finish
