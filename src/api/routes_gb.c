@@ -455,6 +455,7 @@ static void whep_error(struct api_request *req, int rc, const char *why)
     switch (rc) {
     case -ENOENT: status = 404, code = "not-found"; break;
     case -EPROTONOSUPPORT: status = 415, code = "unsupported-codec"; break;
+    case -EPERM: status = 409, code = "not-live"; break;
     case -EINVAL: status = 400, code = "bad-offer"; break;
     case -ENOTSUP: status = 400, code = "unsupported-offer"; break;
     case -ENOSPC:

@@ -131,7 +131,7 @@ int gb_live_whep(struct gb_upper *g, const char *sid, const char *offer, size_t 
     }
     if (s->playback) {
         *why = "a playback is watched by the one who asked for it";
-        return -EINVAL;
+        return -EPERM;
     }
     if (s->demux.codec == GB_CODEC_H265) {
         *why = "the stream is H.265: the browser path needs H.264";

@@ -170,7 +170,7 @@ void gb_live_close(struct gb_live_reader *r);
  * WHEP resource in room gb_live_rtc_room) out. The first viewer makes the
  * stream's source (room "gb-<sid>"); viewers count for the idle stop once
  * their peer connects; the stream's end closes their peers. 0, or
- * -ENOENT (no such stream), -EINVAL (a playback, or a bad offer: *why),
+ * -ENOENT (no such stream), -EPERM (a playback), -EINVAL (a bad offer: *why),
  * -EPROTONOSUPPORT (H.265: the browser path needs H.264), -ENOTSUP (no
  * SFU, or nothing in the offer to send), -ENOSPC, -ENOMEM (as sfu_view). */
 struct sfu;
