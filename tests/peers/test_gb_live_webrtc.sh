@@ -60,6 +60,7 @@ check "a tab decodes the camera at 320x240" step_ok first '.width == 320 and .he
 check "its framesDecoded keeps rising" step_ok rising '.to > .from'
 check "a second tab decodes the same stream" step_ok second '.width == 320'
 check "the stream counts two WebRTC viewers" step_ok viewers '.webrtc == 2'
+check "viewers got the newest GOP when their peer connected" step_ok viewers '.source.gop_replays >= 1'
 check "exactly one INVITE reached the device for the channel" test "$(grep -c "INVITE for $CH1: " "$WORK/gbsim.log")" = 1
 check "both tabs gone: the stream stopped with reason idle" step_ok idle '.reason == "idle"'
 check "the device saw one BYE" wait_for 10 bash -c "test \$(grep -c 'stream of $CH1 ended: BYE from the upper' '$WORK/gbsim.log') = 1"
