@@ -268,6 +268,14 @@ static void channel_play(struct api_request *req, void *user)
 /* ---- live view (HTTP-FLV) ---- */
 
 /* The URLs of a stream's outputs, from the Host the client used. */
+/* The WHEP URL of the stream's WebRTC output (POST an SDP offer to it). */
+static void add_webrtc_url(const char *host, const char *sid, json_t *body)
+{
+    char url[512];
+    snprintf(url, sizeof(url), "%s%s/api/v1/gb/streams/%s/whep", host ? "http://" : "", host ? host : "", sid);
+    json_object_set_new(body, "webrtc", json_string(url));
+}
+
 static void add_live_urls(struct api_request *req, json_t *body)
 {
     const char *sid = json_string_value(json_object_get(body, "stream_id"));
@@ -279,6 +287,7 @@ static void add_live_urls(struct api_request *req, json_t *body)
     snprintf(url, sizeof(url), "%s%s/api/v1/gb/streams/%s/hls/index.m3u8", host ? "http://" : "", host ? host : "",
              sid);
     json_object_set_new(body, "hls", json_string(url));
+    add_webrtc_url(host, sid, body);
 }
 
 static void live_done(struct gb_waiter *wt, int status, json_t *body)
@@ -552,6 +561,65 @@ static void stream_stop(struct api_request *req, void *user)
     api_reply_json(req, 200, json_pack("{s:b}", "stopped", 1));
 }
 
+/* ---- WebRTC: WHEP viewers of a stream (live_rtc.c) ---- */
+
+static void whep_error(struct api_request *req, int rc, const char *why)
+{
+    int status;
+    const char *code;
+    switch (rc) {
+    case -ENOENT: status = 404, code = "not-found"; break;
+    case -EPROTONOSUPPORT: status = 415, code = "unsupported-codec"; break;
+    case -EPERM: status = 409, code = "not-live"; break;
+    case -EINVAL: status = 400, code = "bad-offer"; break;
+    case -ENOTSUP: status = 400, code = "unsupported-offer"; break;
+    case -ENOSPC:
+    case -ENOMEM: status = 503, code = "full"; break;
+    default: status = 500, code = "internal"; break;
+    }
+    if (rc == -ENOTSUP && why && strstr(why, "not running")) status = 503, code = "media-off";
+    api_log_refused(req, status, code);
+    if (status == 503) api_add_header(req, "Retry-After", "5");
+    api_reply_error(req, status, code, "%s", why && why[0] ? why : strerror(-rc));
+}
+
+/* POST /gb/streams/{sid}/whep: an SDP offer in, 201 with the answer and
+ * the Location of the viewer's session (DELETE it to leave: the rooms'
+ * WHEP resource in room gb-<sid>). */
+static void stream_whep(struct api_request *req, void *user)
+{
+    const char *sid = api_param(req, "sid");
+    const char *ct = api_header(req, "content-type");
+    size_t len = 0;
+    const char *offer = api_body_raw(req, &len);
+    if (!ct || strncasecmp(ct, "application/sdp", 15) != 0) {
+        api_log_refused(req, 415, "unsupported-media-type");
+        api_add_header(req, "Accept-Post", "application/sdp");
+        api_reply_error(req, 415, "unsupported-media-type", "the offer must be sent as Content-Type: application/sdp");
+        return;
+    }
+    if (!offer || !len) {
+        api_reply_error(req, 400, "bad-offer", "the body must be an SDP offer");
+        return;
+    }
+    sbuf_t answer;
+    sbuf_init(&answer);
+    char id[17] = "", room[32];
+    const char *why = NULL;
+    int rc = gb_live_whep(user, sid, offer, len, &answer, id, &why);
+    if (rc == 0) {
+        char location[160];
+        gb_live_rtc_room(sid, room, sizeof(room));
+        snprintf(location, sizeof(location), "/api/v1/whep/%s/%s", room, id);
+        log_info("api: %s watches GB stream %s over WebRTC as %s", api_remote(req), sid, id);
+        api_add_header(req, "Location", location);
+        api_reply_bytes(req, 201, "application/sdp", answer.data ? answer.data : "", answer.len);
+    } else {
+        whep_error(req, rc, why);
+    }
+    sbuf_free(&answer);
+}
+
 static double metric_online(void *arg)
 {
     struct gb_upper_stats st;
@@ -596,6 +664,8 @@ void api_routes_gb_upper(struct api_server *api, struct gb_upper *g)
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
         if (api_route(api, routes[i].method, routes[i].pattern, routes[i].fn, g) != 0)
             log_error("gb: route %s %s not registered", routes[i].method, routes[i].pattern);
+    if (api_route_ex(api, "POST", "/api/v1/gb/streams/{sid}/whep", stream_whep, g, API_ROUTE_RAW_BODY | API_ROUTE_CORS))
+        log_error("gb: route POST /api/v1/gb/streams/{sid}/whep not registered");
     api_metric_gauge(api, "cascade_gb_devices_online", "GB28181 devices online", metric_online, g);
     api_metric_gauge(api, "cascade_gb_streams", "GB28181 live streams", metric_streams, g);
 }

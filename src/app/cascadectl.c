@@ -1086,6 +1086,8 @@ static int cmd_gb(struct ctl *c, struct args *a)
                    json_string_value(json_object_get(j, "flv")));
         if (!c->json && json_is_string(json_object_get(j, "hls")))
             printf("hls  %s\n", json_string_value(json_object_get(j, "hls")));
+        if (!c->json && json_string_value(json_object_get(j, "webrtc")))
+            printf("webrtc  %s (WHEP: POST an SDP offer)\n", json_string_value(json_object_get(j, "webrtc")));
         json_decref(j);
         return 0;
     }

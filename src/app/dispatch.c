@@ -116,7 +116,9 @@ static struct gb_upper *start_gb_upper(struct worker *w)
                                  .events = w->events, .admission = &w->admission};
     struct gb_config gc = w->cfg.gb;
     gc.live_idle_stop_ms = w->cfg.media.idle_stop_s * 1000u; /* [media] idle_stop */
-    return gb_upper_new(&gc, &ac, &w->local, w->cfg.store.path, &deps);
+    struct gb_upper *g = gb_upper_new(&gc, &ac, &w->local, w->cfg.store.path, &deps);
+    if (g) gb_upper_set_sfu(g, w->sfu); /* WebRTC live view; the SFU outlives the role's streams */
+    return g;
 }
 
 static int start_registrar(struct worker *w)

@@ -53,6 +53,7 @@
 #include "base/str.h"
 #include "base/timer.h" /* container_of */
 #include "media/forward.h"
+#include "media/h264_rtp.h"
 #include "media/webrtc_sdp.h"
 
 #define SFU_TICK_MS 1000
@@ -116,7 +117,14 @@ struct sfu_peer {
     int max_layer;                /* simulcast: the highest layer it takes (sfu_set_max_layer) */
     struct sfu_sink sinks[WSDP_MAX_MEDIA];
     size_t n_sinks;
+    /* local sources (sfu_source_new) */
+    struct sfu_source *src;       /* publisher: the source it is, NULL once freed */
+    bool src_joined;              /* viewer of a source: reported joined */
 };
+
+static void source_viewer_note(struct sfu_peer *v, struct sfu_peer *pub, bool joined);
+static void source_connected(struct sfu_peer *v);
+static void source_keyframe(struct sfu_peer *pub);
 
 /* A participant with no peer of its own (the room WebSocket): it joins at
  * once and its publishing peer and subscribing peers come and go under it. */
@@ -264,6 +272,7 @@ static void viewer_detach(struct sfu_peer *v)
     v->n_sinks = 0;
     struct sfu_peer *pub = v->viewing;
     if (!pub) return;
+    if (v->src_joined) source_viewer_note(v, pub, false);
     if (v->v_prev)
         v->v_prev->v_next = v->v_next;
     else
@@ -559,7 +568,10 @@ static void on_connected(void *user, struct rtc_peer *rp)
         if (p->viewers) send_keyframe_requests(s, p, now);
     } else if (p->viewing) {
         subscribe(s, p);
-        send_keyframe_requests(s, p->viewing, now);
+        if (p->viewing->src)
+            source_connected(p); /* its newest GOP at once: nobody to ask for a key frame */
+        else
+            send_keyframe_requests(s, p->viewing, now);
     }
 }
 
@@ -826,7 +838,8 @@ static void viewer_rtcp(struct sfu *s, struct sfu_peer *v, const uint8_t *pkt, s
     if (fb.remb_bps) /* the viewer's estimate picks its simulcast layers */
         for (size_t i = 0; i < v->n_sinks; i++)
             if (v->sinks[i].sim) forward_sel_estimate(&v->sinks[i].sel, fb.remb_bps);
-    for (size_t i = 0; i < fb.n_keyframe; i++) {
+    for (size_t i = 0; i < fb.n_keyframe && pub->src; i++) source_keyframe(pub);
+    for (size_t i = 0; i < fb.n_keyframe && !pub->src; i++) {
         uint8_t buf[SFU_BUF];
         int n = forward_stream_keyframe_build(fb.keyframe[i], s->rtcp_ssrc, buf, RTC_MAX_PACKET);
         if (n > 0 && can_send(pub)) {
@@ -1513,4 +1526,234 @@ int sfu_peer_info(const struct sfu *s, const char *participant_id, struct sfu_pe
 void sfu_delay_histogram(const struct sfu *s, uint64_t out[RTC_DELAY_BUCKETS])
 {
     rtc_transport_delay_histogram(s->rtc, out);
+}
+
+/* ---- local sources (sfu.h): a publisher whose packets we make ----
+ *
+ * The source is an sfu_peer like any publisher — its answer made here
+ * rather than from an offer, no rtc peer, connected from the start — so the
+ * view path, the sinks and the NACK cache are the publishers'. Its handle
+ * finds the peer by id on every call: the peer may be retired under it
+ * (kicked, its room closed), the handle then answers -ENOENT. */
+
+#define SFU_SOURCE_PT 102
+#define SFU_SOURCE_GOP (2u << 20)
+
+struct sfu_source {
+    struct sfu *s;
+    char id[ROOM_ID_LEN + 1];
+    char room[ROOM_NAME_MAX + 1];
+    struct sfu_source_callbacks cb;
+    gb_h264_rtp_t pk;
+    /* The newest GOP's packets as sent, each behind a 2-byte length. */
+    uint8_t *gop;
+    size_t gop_len, gop_cap;
+    bool gop_ok;                  /* gop holds everything since a key frame */
+    struct sfu_source_stats st;
+};
+
+static struct sfu_peer *source_peer(const struct sfu_source *src)
+{
+    struct sfu_peer *p = part_peer(src->s, src->id);
+    return p && p->src == src ? p : NULL;
+}
+
+static void source_viewer_note(struct sfu_peer *v, struct sfu_peer *pub, bool joined)
+{
+    struct sfu_source *src = pub->src;
+    v->src_joined = joined;
+    if (!src) return;
+    if (joined)
+        src->st.viewers++;
+    else if (src->st.viewers)
+        src->st.viewers--;
+    if (src->cb.viewer) src->cb.viewer(src->cb.user, v->part, joined);
+}
+
+/* A viewer's peer connected: the GOP so far, so its first frame decodes. */
+static void source_connected(struct sfu_peer *v)
+{
+    struct sfu_peer *pub = v->viewing;
+    struct sfu_source *src = pub->src;
+    struct sfu *s = pub->s;
+    source_viewer_note(v, pub, true);
+    if (!src->gop_ok || !src->gop_len) return;
+    src->st.gop_replays++;
+    rtc_transport_batch_begin(s->rtc);
+    for (size_t off = 0; off + 2 <= src->gop_len;) {
+        size_t n = (size_t)src->gop[off] << 8 | src->gop[off + 1];
+        const uint8_t *pkt = src->gop + off + 2;
+        off += 2 + n;
+        for (size_t i = 0; i < v->n_sinks; i++)
+            if (v->sinks[i].st && v->sinks[i].st->pub == pub && send_to_sink(s, &v->sinks[i], pkt, n))
+                s->rtp_forwarded++;
+    }
+    rtc_transport_batch_flush(s->rtc);
+}
+
+static void source_keyframe(struct sfu_peer *pub)
+{
+    struct sfu_source *src = pub->src;
+    src->st.keyframe_requests++;
+    if (src->cb.keyframe) src->cb.keyframe(src->cb.user);
+}
+
+/* What a publish answer would hold for one H.264 video stream we send. */
+static void source_answer(struct wsdp_session *a, const char *room, const char *plid, uint32_t ssrc)
+{
+    a->bundle = true;
+    a->n_media = 1;
+    struct wsdp_media *m = &a->media[0];
+    m->kind = WSDP_KIND_VIDEO;
+    snprintf(m->kind_name, sizeof(m->kind_name), "video");
+    snprintf(m->proto, sizeof(m->proto), "UDP/TLS/RTP/SAVPF");
+    m->port = 9;
+    snprintf(m->mid, sizeof(m->mid), "0");
+    m->dir = WSDP_DIR_RECVONLY;
+    m->rtcp_mux = m->rtcp_rsize = true;
+    struct wsdp_codec *c = &m->codecs[0];
+    m->n_codecs = 1;
+    c->pt = SFU_SOURCE_PT;
+    snprintf(c->name, sizeof(c->name), "H264");
+    c->clock = 90000;
+    snprintf(c->fmtp, sizeof(c->fmtp), "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=%s", plid);
+    c->fb_nack = c->fb_pli = c->fb_fir = true;
+    m->fmt_pts[0] = SFU_SOURCE_PT;
+    m->n_fmt_pts = 1;
+    snprintf(m->msid_stream, sizeof(m->msid_stream), "%.40s", room);
+    snprintf(m->msid_track, sizeof(m->msid_track), "video");
+    m->ssrcs[0].ssrc = ssrc;
+    snprintf(m->ssrcs[0].cname, sizeof(m->ssrcs[0].cname), SFU_CNAME);
+    m->n_ssrcs = 1;
+}
+
+static bool plid_ok(const char *v) { return strlen(v) == 6 && strspn(v, "0123456789abcdefABCDEF") == 6; }
+
+/* The source's participant: joined and publishing at once. */
+static int source_admit(struct sfu *s, struct sfu_peer *p, const struct sfu_source_config *cfg, const char **why)
+{
+    struct room_join_req req = {.room = cfg->room, .name = cfg->name};
+    uint64_t now = now_ms(s);
+    int rc = room_join(s->rooms, &req, now, p->id);
+    if (rc < 0) return join_error(rc, why);
+    if (htable_insert(&s->by_id, &p->by_id, id_hash(p->id)) < 0) {
+        room_participant_exit(s->rooms, p->id, ROOM_LEAVE_DISCONNECTED, now);
+        *why = "out of memory";
+        return -ENOMEM;
+    }
+    memcpy(p->part, p->id, sizeof(p->part));
+    live_append(s, p);
+    s->n_own++;
+    s->publishers++;
+    p->connected = p->confirmed = true;
+    publish_streams(s, p, now);
+    return 0;
+}
+
+struct sfu_source *sfu_source_new(struct sfu *s, const struct sfu_source_config *cfg, int *err, const char **why)
+{
+    const char *dummy;
+    int e;
+    if (!why) why = &dummy;
+    if (!err) err = &e;
+    *why = "";
+    const char *plid = cfg->profile_level_id ? cfg->profile_level_id : "42e01f";
+    if (!cfg->room || (*why = room_name_check(cfg->room)) != NULL || !plid_ok(plid)) {
+        if (!*why) *why = "bad profile-level-id";
+        *err = -EINVAL;
+        return NULL;
+    }
+    struct sfu_source *src = calloc(1, sizeof(*src));
+    struct sfu_peer *p = src ? peer_alloc(s, cfg->room, true) : NULL;
+    if (p) p->answer = calloc(1, sizeof(*p->answer));
+    if (src) src->gop_cap = cfg->gop_cache_bytes ? cfg->gop_cache_bytes : SFU_SOURCE_GOP;
+    if (src) src->gop = malloc(src->gop_cap);
+    uint32_t ssrc = 0;
+    uint16_t seq = 0;
+    *err = -ENOMEM;
+    *why = "out of memory";
+    if (!p || !p->answer || !src->gop) goto fail;
+    if (RAND_bytes((unsigned char *)&ssrc, sizeof(ssrc)) != 1 || RAND_bytes((unsigned char *)&seq, sizeof(seq)) != 1)
+        goto fail;
+    if (!ssrc) ssrc = 0x6B000001u;
+    source_answer(p->answer, cfg->room, plid, ssrc);
+    if (streams_make(s, p) < 0 || p->n_streams != 1) goto fail;
+    p->streams[0].fs.cfg.nack = false; /* nobody upstream to ask */
+    if (gb_h264_rtp_init(&src->pk, ssrc, SFU_SOURCE_PT, seq, 0) < 0) goto fail;
+    if ((*err = source_admit(s, p, cfg, why)) < 0) goto fail;
+    src->s = s;
+    src->cb = cfg->cb;
+    memcpy(src->id, p->id, sizeof(src->id));
+    snprintf(src->room, sizeof(src->room), "%s", cfg->room);
+    p->src = src;
+    *why = "";
+    log_info("sfu: %s is a local H.264 source in %s (profile-level-id %s)", p->id, cfg->room, plid);
+    return src;
+fail:
+    if (p) peer_discard(p);
+    if (src) free(src->gop);
+    free(src);
+    return NULL;
+}
+
+/* Keeps a packet of the GOP being sent; one that does not fit ends the
+ * keeping until the next key frame (viewers then wait for that one). */
+static void source_keep(struct sfu_source *src, const uint8_t *pkt, size_t n)
+{
+    if (!src->gop_ok) return;
+    if (src->gop_cap - src->gop_len < n + 2) {
+        src->gop_ok = false;
+        src->st.gop_overflows++;
+        return;
+    }
+    src->gop[src->gop_len] = (uint8_t)(n >> 8);
+    src->gop[src->gop_len + 1] = (uint8_t)n;
+    memcpy(src->gop + src->gop_len + 2, pkt, n);
+    src->gop_len += n + 2;
+}
+
+int sfu_source_video(struct sfu_source *src, const uint8_t *au, size_t len, uint32_t pts90k, bool key)
+{
+    struct sfu_peer *p = source_peer(src);
+    if (!p) return -ENOENT;
+    struct sfu *s = src->s;
+    struct sfu_stream *st = &p->streams[0];
+    if (!au || !len || gb_h264_rtp_begin(&src->pk, au, len, pts90k) <= 0) return 0;
+    if (key) {
+        src->gop_len = 0;
+        src->gop_ok = true;
+    }
+    src->st.access_units++;
+    uint64_t now = now_ms(s);
+    uint8_t pkt[SFU_BUF];
+    int n;
+    rtc_transport_batch_begin(s->rtc);
+    while ((n = gb_h264_rtp_next(&src->pk, pkt, RTC_MAX_PACKET)) > 0) {
+        struct fwd_rtp h;
+        if (forward_rtp_parse(pkt, (size_t)n, &h) < 0) break;
+        forward_stream_receive(&st->fs, pkt, (size_t)n, &h, now); /* into the NACK cache */
+        source_keep(src, pkt, (size_t)n);
+        src->st.packets++;
+        for (struct sfu_sink *k = st->sinks; k; k = k->next)
+            if (send_to_sink(s, k, pkt, (size_t)n)) s->rtp_forwarded++;
+    }
+    rtc_transport_batch_flush(s->rtc);
+    return 0;
+}
+
+const char *sfu_source_id(const struct sfu_source *src) { return src->id; }
+const char *sfu_source_room(const struct sfu_source *src) { return src->room; }
+
+void sfu_source_get_stats(const struct sfu_source *src, struct sfu_source_stats *out) { *out = src->st; }
+
+void sfu_source_free(struct sfu_source *src)
+{
+    if (!src) return;
+    struct sfu_peer *p = source_peer(src);
+    if (p) {
+        p->src = NULL; /* no callback from here on */
+        sfu_close_room(src->s, src->room);
+    }
+    free(src->gop);
+    free(src);
 }

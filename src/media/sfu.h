@@ -162,4 +162,50 @@ struct sfu_peer_info {
 };
 int sfu_peer_info(const struct sfu *s, const char *participant_id, struct sfu_peer_info *out);
 
+/* ---- local sources: streams the node makes itself ----
+ * A source is a publisher without a WebRTC peer: the caller hands it H.264
+ * access units (Annex B) and the SFU packetizes them (h264_rtp.h, mode 1)
+ * and forwards the packets to the source's viewers exactly as a publisher's
+ * (payload type and extension rewrite, SRTP, the NACK cache answering
+ * NACKs). It is a participant of its room (announced at once, one video
+ * stream "video"), so WHEP viewers find it with sfu_view(room, NULL).
+ *
+ * A source cannot be asked for a key frame, so it keeps the packets of its
+ * newest GOP (up to gop_cache_bytes) and sends them to each viewer when
+ * that viewer's peer connects: the viewer decodes at once rather than at
+ * the next key frame. PLI/FIR of a viewer go to the keyframe callback.
+ *
+ * Callbacks run inside sfu calls and transport callbacks: they may record,
+ * never call into the SFU. viewer: a viewer's peer connected (joined) or
+ * the viewer is gone (left: it left, its peer went, the room closed). */
+struct sfu_source;
+struct sfu_source_callbacks {
+    void *user;
+    void (*keyframe)(void *user);
+    void (*viewer)(void *user, const char *viewer_id, bool joined);
+};
+struct sfu_source_config {
+    const char *room;              /* created when absent */
+    const char *name;              /* display name, may be NULL */
+    const char *profile_level_id;  /* 6 hex digits from the SPS; NULL: 42e01f */
+    size_t gop_cache_bytes;        /* 0: 2 MiB */
+    struct sfu_source_callbacks cb;
+};
+/* NULL with *err a negative errno (as sfu_publish) and *why a phrase. */
+struct sfu_source *sfu_source_new(struct sfu *s, const struct sfu_source_config *cfg, int *err, const char **why);
+/* One access unit (pts on the 90 kHz clock; key: an IDR is in it). 0, or
+ * -ENOENT when the source's participant is gone (kicked, room closed):
+ * free it and make another. */
+int sfu_source_video(struct sfu_source *src, const uint8_t *au, size_t len, uint32_t pts90k, bool key);
+const char *sfu_source_id(const struct sfu_source *src);
+const char *sfu_source_room(const struct sfu_source *src);
+struct sfu_source_stats {
+    uint64_t access_units, packets, keyframe_requests, gop_replays, gop_overflows;
+    uint32_t viewers;              /* connected viewers now */
+};
+void sfu_source_get_stats(const struct sfu_source *src, struct sfu_source_stats *out);
+/* Closes the source's room: its viewers leave (room-closed) and their peers
+ * are closed; no callback runs. Free every source before sfu_free. */
+void sfu_source_free(struct sfu_source *src);
+
 #endif

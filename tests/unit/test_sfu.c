@@ -78,8 +78,23 @@ struct client {
     size_t dropped;
     bool dtls_closed;  /* the server ended DTLS (an alert) */
     bool keep;         /* refresh ICE consent (a binding every ~300 ms) */
+    struct capture *cap; /* local sources: whole packets depacketized into access units */
     int tick;
     uint8_t rx[2048];
+};
+
+/* H.264 access units rebuilt from RFC 6184 packets (single NAL and FU-A),
+ * each NAL behind a 4-byte start code. */
+#define CAP_AUS 8
+#define CAP_AU_MAX 16384
+struct capture {
+    uint8_t au[CAP_AUS][CAP_AU_MAX];
+    size_t len[CAP_AUS];
+    size_t n;            /* complete access units */
+    size_t cur;          /* bytes of the one being rebuilt */
+    uint32_t pt_seen;    /* the payload type the viewer got */
+    uint16_t seqs[512];  /* every sequence number, in arrival order */
+    size_t n_seqs;
 };
 
 struct env {
@@ -135,8 +150,11 @@ static void client_rtcp(struct client *c, const uint8_t *pkt, size_t len)
     }
 }
 
+static void capture_rtp(struct capture *k, const uint8_t *pkt, size_t len);
+
 static void client_rtp(struct client *c, const uint8_t *pkt, size_t len)
 {
+    if (c->cap) capture_rtp(c->cap, pkt, len);
     struct fwd_rtp h;
     if (forward_rtp_parse(pkt, len, &h) < 0 || c->n_got == MAX_GOT || len < h.payload_off + 3) return;
     c->got[c->n_got++] = (struct got){.ssrc = h.ssrc, .seq = h.seq, .layer = pkt[h.payload_off + 2]};
@@ -738,6 +756,189 @@ static void test_member_subscriptions(void **state)
     sbuf_free(&ans);
 }
 
+/* ---- local sources (sfu_source_new) ---- */
+
+static void cap_put(struct capture *k, const uint8_t *p, size_t n)
+{
+    if (k->n == CAP_AUS || k->cur + n > CAP_AU_MAX) return;
+    memcpy(k->au[k->n] + k->cur, p, n);
+    k->cur += n;
+}
+
+static void capture_rtp(struct capture *k, const uint8_t *pkt, size_t len)
+{
+    static const uint8_t sc[4] = {0, 0, 0, 1};
+    struct fwd_rtp h;
+    if (forward_rtp_parse(pkt, len, &h) < 0 || len <= h.payload_off) return;
+    const uint8_t *p = pkt + h.payload_off;
+    size_t n = len - h.payload_off;
+    k->pt_seen = h.pt;
+    if (k->n_seqs < 512) k->seqs[k->n_seqs++] = h.seq;
+    if ((p[0] & 0x1f) == 28 && n > 2) { /* FU-A */
+        if (p[1] & 0x80) {
+            uint8_t hdr = (uint8_t)((p[0] & 0xe0) | (p[1] & 0x1f));
+            cap_put(k, sc, 4);
+            cap_put(k, &hdr, 1);
+        }
+        cap_put(k, p + 2, n - 2);
+    } else {
+        cap_put(k, sc, 4);
+        cap_put(k, p, n);
+    }
+    if (h.marker && k->n < CAP_AUS) {
+        k->len[k->n++] = k->cur;
+        k->cur = 0;
+    }
+}
+
+struct src_obs {
+    int joined, left, keyframes;
+};
+
+static void src_keyframe(void *user) { ((struct src_obs *)user)->keyframes++; }
+static void src_viewer(void *user, const char *id, bool joined)
+{
+    (void)id;
+    struct src_obs *o = user;
+    if (joined)
+        o->joined++;
+    else
+        o->left++;
+}
+
+/* An access unit of NALs (type, size) with 4-byte start codes; the bytes
+ * after each header are a pattern of the NAL's index. */
+static size_t make_au(uint8_t *out, const uint8_t *types, const size_t *sizes, size_t n, uint8_t mark)
+{
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        out[off++] = 0, out[off++] = 0, out[off++] = 0, out[off++] = 1;
+        out[off++] = (uint8_t)(0x60 | types[i]);
+        for (size_t j = 1; j < sizes[i]; j++) out[off++] = (uint8_t)(0x10 + ((mark + i + j) % 0xe0)); /* no 00 00 */
+    }
+    return off;
+}
+
+static void test_local_source(void **state)
+{
+    struct env *e = *state;
+    static struct capture cap;
+    memset(&cap, 0, sizeof(cap));
+    struct src_obs so = {0};
+    struct sfu_source_config sc = {.room = "gb-1", .name = "camera", .profile_level_id = "42e01f",
+                                   .cb = {.user = &so, .keyframe = src_keyframe, .viewer = src_viewer}};
+    int err = 0;
+    const char *why = NULL;
+    struct sfu_source *src = sfu_source_new(e->sfu, &sc, &err, &why);
+    if (!src) fail_msg("sfu_source_new: %d %s", err, why);
+    assert_string_equal(sfu_source_room(src), "gb-1");
+    /* A key frame (SPS, PPS, an IDR slice in FU-A fragments) and a P frame
+     * before anybody watches: the GOP a viewer gets when it connects. */
+    static uint8_t aus[4][8192];
+    size_t lens[4];
+    const uint8_t key_t[3] = {7, 8, 5}, p_t[1] = {1};
+    const size_t key_s[3] = {12, 4, 3000}, p1_s[1] = {500}, p2_s[1] = {1400}, p3_s[1] = {40};
+    lens[0] = make_au(aus[0], key_t, key_s, 3, 0);
+    aus[0][5] = 0x42, aus[0][6] = 0xe0, aus[0][7] = 0x1f; /* the SPS's profile-level-id */
+    lens[1] = make_au(aus[1], p_t, p1_s, 1, 1);
+    lens[2] = make_au(aus[2], p_t, p2_s, 1, 2);
+    lens[3] = make_au(aus[3], p_t, p3_s, 1, 3);
+    assert_int_equal(sfu_source_video(src, aus[0], lens[0], 1000, true), 0);
+    assert_int_equal(sfu_source_video(src, aus[1], lens[1], 4600, false), 0);
+
+    static char offer[WSDP_MAX_TEXT];
+    sbuf_t ans;
+    sbuf_init(&ans);
+    size_t n = client_offer(&e->view, "chromium_view.sdp", offer, sizeof(offer));
+    if (sfu_view(e->sfu, "gb-1", NULL, "view", NULL, offer, n, &ans, e->view_id, &why) != 0) fail_msg("view: %s", why);
+    static struct wsdp_session a;
+    assert_int_equal(wsdp_parse(ans.data, ans.len, &a, &why), 0);
+    const struct wsdp_codec *vc = wsdp_media_codec(&a.media[1]);
+    assert_non_null(vc);
+    assert_string_equal(vc->name, "H264");
+    assert_non_null(strstr(vc->fmtp, "packetization-mode=1"));
+    assert_int_equal(a.media[1].n_ssrcs, 1);
+    uint32_t ssrc = a.media[1].ssrcs[0].ssrc;
+    e->view.cap = &cap;
+    client_connect(e, &e->view, ans.data, ans.len);
+    WAIT_FOR(e, so.joined == 1);
+    /* The GOP so far arrives at once, then what is fed after. */
+    WAIT_FOR(e, cap.n == 2);
+    assert_int_equal(sfu_source_video(src, aus[2], lens[2], 8200, false), 0);
+    assert_int_equal(sfu_source_video(src, aus[3], lens[3], 11800, false), 0);
+    WAIT_FOR(e, cap.n == 4);
+    assert_int_equal(cap.pt_seen, vc->pt);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(cap.len[i], lens[i]);
+        assert_memory_equal(cap.au[i], aus[i], lens[i]);
+    }
+    for (size_t i = 1; i < cap.n_seqs; i++) assert_int_equal(cap.seqs[i], (uint16_t)(cap.seqs[i - 1] + 1));
+
+    /* A lost packet's NACK is answered from the cache (lost before SRTP,
+     * which would refuse a second copy as a replay); a PLI reaches the
+     * callback. */
+    uint8_t rtcp[256];
+    uint16_t asked = (uint16_t)(cap.seqs[cap.n_seqs - 1] + 1);
+    e->view.drop[0] = asked;
+    e->view.n_drop = 1;
+    assert_int_equal(sfu_source_video(src, aus[3], lens[3], 15400, false), 0);
+    WAIT_FOR(e, e->view.dropped == 1);
+    size_t had = cap.n_seqs;
+    int w = rtcp_build_nack(rtcp, sizeof(rtcp), 0x7777, ssrc, &asked, 1);
+    client_send_rtcp(&e->view, rtcp, (size_t)w);
+    WAIT_FOR(e, cap.n_seqs == had + 1);
+    assert_int_equal(cap.seqs[had], asked);
+    w = rtcp_build_pli(rtcp, sizeof(rtcp), 0x7777, ssrc);
+    client_send_rtcp(&e->view, rtcp, (size_t)w);
+    WAIT_FOR(e, so.keyframes == 1);
+    struct sfu_source_stats st;
+    sfu_source_get_stats(src, &st);
+    assert_int_equal(st.access_units, 5);
+    assert_int_equal(st.gop_replays, 1);
+    assert_int_equal(st.viewers, 1);
+
+    /* The viewer leaves: reported once. */
+    assert_int_equal(sfu_leave(e->sfu, e->view_id), 0);
+    assert_int_equal(so.left, 1);
+    sfu_source_free(src);
+    sbuf_free(&ans);
+}
+
+/* Freeing the source closes its room: the viewer's DTLS is closed, its
+ * participant gone, and no callback runs from the free. */
+static void test_local_source_free_ends_viewers(void **state)
+{
+    struct env *e = *state;
+    struct src_obs so = {0};
+    struct sfu_source_config sc = {.room = "gb-2", .cb = {.user = &so, .viewer = src_viewer}};
+    struct sfu_source *src = sfu_source_new(e->sfu, &sc, NULL, NULL);
+    assert_non_null(src);
+    static char offer[WSDP_MAX_TEXT];
+    const char *why = NULL;
+    sbuf_t ans;
+    sbuf_init(&ans);
+    size_t n = client_offer(&e->view, "chromium_view.sdp", offer, sizeof(offer));
+    if (sfu_view(e->sfu, "gb-2", NULL, "view", NULL, offer, n, &ans, e->view_id, &why) != 0) fail_msg("view: %s", why);
+    client_connect(e, &e->view, ans.data, ans.len);
+    WAIT_FOR(e, so.joined == 1);
+    sfu_source_free(src);
+    WAIT_FOR(e, e->view.dtls_closed);
+    struct sfu_peer_info info;
+    assert_int_equal(sfu_peer_info(e->sfu, e->view_id, &info), -ENOENT);
+    assert_int_equal(so.left, 0);
+    struct room_info ri;
+    assert_true(room_get(sfu_rooms(e->sfu), "gb-2", &ri) < 0);
+    /* A bad profile-level-id or room name is refused. */
+    int err = 0;
+    struct sfu_source_config bad = {.room = "gb-3", .profile_level_id = "42e0"};
+    assert_null(sfu_source_new(e->sfu, &bad, &err, &why));
+    assert_int_equal(err, -EINVAL);
+    bad = (struct sfu_source_config){.room = "bad room"};
+    assert_null(sfu_source_new(e->sfu, &bad, &err, &why));
+    assert_int_equal(err, -EINVAL);
+    sbuf_free(&ans);
+}
+
 int main(void)
 {
     log_set_level(LOG_WARN);
@@ -748,6 +949,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_member_peer_gone_is_not_a_leave, setup_members, teardown),
         cmocka_unit_test_setup_teardown(test_member_socket_close_then_consent, setup_members, teardown),
         cmocka_unit_test_setup_teardown(test_member_subscriptions, setup_members, teardown),
+        cmocka_unit_test_setup_teardown(test_local_source, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_local_source_free_ends_viewers, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

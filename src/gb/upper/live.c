@@ -114,6 +114,7 @@ static bool tmp_reserve(struct gb_live *l, size_t need)
 /* A frame of the stream (play.c's demuxer): packaged once for every viewer. */
 void gb_live_on_frame(struct gb_stream *s, const gb_ps_frame_t *f)
 {
+    gb_live_rtc_on_frame(s, f); /* WebRTC (live_rtc.c) */
     struct gb_live *l = s->live;
     if (!l || !l->nreaders || !f->len) return; /* nobody watches: nothing to package */
     if (!l->muxer_ready) {
@@ -146,6 +147,7 @@ void gb_live_on_frame(struct gb_stream *s, const gb_ps_frame_t *f)
 void gb_live_on_stream_end(struct gb_stream *s, const char *reason)
 {
     gb_live_hls_on_stream_end(s, reason);
+    gb_live_rtc_on_stream_end(s); /* WebRTC viewers' peers close now */
     struct gb_live *l = s->live;
     if (!l) return;
     s->live = NULL;
@@ -324,6 +326,7 @@ void gb_live_json(const struct gb_stream *s, json_t *o)
     json_object_set_new(o, "viewers", json_integer(viewers_total(s)));
     json_object_set_new(o, "viewers_by_output", per);
     gb_live_hls_json(s, o);
+    gb_live_rtc_json(s, o);
     if (l)
         json_object_set_new(o, "flv", json_pack("{s:I,s:I,s:I,s:I}", "frames", (json_int_t)l->frames, "dropped",
                                                 (json_int_t)l->frames_dropped, "bytes", (json_int_t)l->head,

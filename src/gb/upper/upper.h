@@ -183,6 +183,22 @@ int gb_live_hls_playlist(struct gb_upper *g, const char *sid, const char *client
 struct gb_hls_segment;
 struct gb_hls_segment *gb_live_hls_segment(struct gb_upper *g, const char *sid, const char *name, const char *client,
                                            const char **content_type, int *err);
+/* ---- live view over WebRTC (live_rtc.c) ----
+ * The SFU the WebRTC output goes through (NULL: none; set before any
+ * stream, kept until gb_upper_stop). gb_live_whep: a WHEP viewer of stream
+ * sid — its SDP offer in, the answer and the viewer's participant id (its
+ * WHEP resource in room gb_live_rtc_room) out. The first viewer makes the
+ * stream's source (room "gb-<sid>"); viewers count for the idle stop once
+ * their peer connects; the stream's end closes their peers. 0, or
+ * -ENOENT (no such stream), -EPERM (a playback), -EINVAL (a bad offer: *why),
+ * -EPROTONOSUPPORT (H.265: the browser path needs H.264), -ENOTSUP (no
+ * SFU, or nothing in the offer to send), -ENOSPC, -ENOMEM (as sfu_view). */
+struct sfu;
+void gb_upper_set_sfu(struct gb_upper *g, struct sfu *sfu);
+int gb_live_whep(struct gb_upper *g, const char *sid, const char *offer, size_t offer_len, sbuf_t *answer,
+                 char id_out[17], const char **why);
+/* "gb-<sid>" into out (cap >= 32). */
+void gb_live_rtc_room(const char *sid, char *out, size_t cap);
 
 /* BYE and close; 0, or -ENOENT when no such stream. */
 int gb_upper_stream_stop(struct gb_upper *g, const char *sid, const char *reason);

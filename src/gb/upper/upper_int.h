@@ -174,6 +174,8 @@ struct gb_stream {
     struct timer_node live_idle;
     uint32_t live_viewers[GB_LIVE_OUTPUTS]; /* per output; all zero: the idle stop runs */
     struct gb_live_hls *live_hls; /* HLS segmenter and viewers, from the first HLS request (live_hls.c) */
+    struct gb_live_rtc *rtc;      /* WebRTC output: the SFU source while viewers come (live_rtc.c) */
+    char h264_plid[7];            /* profile-level-id of the newest SPS, "" before one */
     char buf[65536];
 };
 
@@ -192,6 +194,11 @@ void gb_live_json(const struct gb_stream *s, json_t *o);
 void gb_live_hls_on_frame(struct gb_stream *s, const gb_ps_frame_t *f);
 void gb_live_hls_on_stream_end(struct gb_stream *s, const char *reason);
 void gb_live_hls_json(const struct gb_stream *s, json_t *o);
+/* live_rtc.c — the WebRTC output: every frame (codec learnt, the source
+ * fed while it exists), the stream's end (the source and its viewers go). */
+void gb_live_rtc_on_frame(struct gb_stream *s, const gb_ps_frame_t *f);
+void gb_live_rtc_on_stream_end(struct gb_stream *s);
+void gb_live_rtc_json(const struct gb_stream *s, json_t *o);
 
 /* Catalog-on-register queries waiting for a slot (catalog_queue.c). */
 struct gb_catq {
@@ -213,6 +220,7 @@ struct gb_upper {
     struct ua *ua;
     struct store *store;          /* NULL: nothing persisted */
     struct event_bus *events;     /* NULL: no events */
+    struct sfu *sfu;              /* WebRTC live view (gb_upper_set_sfu); NULL: none */
     struct txn_admission admission; /* new registrations (overload); zero: admit all */
     struct auth_server *auth;     /* MD5 challenges of our own (devices need MD5) */
     gb_charset_t charset;
