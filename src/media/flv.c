@@ -4,6 +4,8 @@
 
 #include <string.h>
 
+#include "media/codec_config.h"
+
 #define TAG_AUDIO 8
 #define TAG_VIDEO 9
 #define TAG_SCRIPT 18
@@ -82,119 +84,6 @@ static uint8_t *amf_string(uint8_t *p, const char *key, const char *v)
     return amf_key(p, v); /* same form: u16 length + bytes */
 }
 
-/* ---- parameter sets ---- */
-
-typedef struct {
-    const uint8_t *p;
-    size_t bits, pos;
-    bool err;
-} bits_t;
-
-static uint32_t get_bits(bits_t *b, unsigned n)
-{
-    uint32_t v = 0;
-    if (b->err || n > 32 || b->pos + n > b->bits) {
-        b->err = true;
-        return 0;
-    }
-    for (unsigned i = 0; i < n; i++, b->pos++) v = (v << 1) | ((b->p[b->pos >> 3] >> (7 - (b->pos & 7))) & 1);
-    return v;
-}
-static uint32_t get_ue(bits_t *b)
-{
-    unsigned zeros = 0;
-    while (!b->err && get_bits(b, 1) == 0)
-        if (++zeros > 31) b->err = true;
-    return b->err ? 0 : (uint32_t)((1ull << zeros) - 1 + get_bits(b, zeros));
-}
-
-/* NAL payload without emulation prevention bytes (H.264 §7.4.1), skipping a
- * header of hdr bytes. Returns the RBSP length. */
-static size_t unescape(const uint8_t *nal, size_t len, size_t hdr, uint8_t *out, size_t cap)
-{
-    size_t n = 0;
-    unsigned zeros = 0;
-    for (size_t i = hdr; i < len && n < cap; i++) {
-        if (zeros >= 2 && nal[i] == 3) {
-            zeros = 0;
-            continue;
-        }
-        zeros = nal[i] == 0 ? zeros + 1 : 0;
-        out[n++] = nal[i];
-    }
-    return n;
-}
-
-typedef struct {
-    int width, height;
-    unsigned chroma, depth_luma, depth_chroma; /* minus 8 for the depths */
-    /* H.265 only */
-    uint8_t ptl[12];     /* general profile_tier_level: space..level_idc */
-    unsigned sub_layers; /* sps_max_sub_layers_minus1 + 1 */
-    unsigned id_nesting;
-} sps_info_t;
-
-/* The bits of an H.264 SPS the avcC needs beyond what gb_h264_parse_sps
- * gives: chroma format and bit depths (§7.3.2.1.1, high profiles only). */
-static void h264_sps_format(const gb_flv_param_t *sps, sps_info_t *info)
-{
-    info->chroma = 1, info->depth_luma = 0, info->depth_chroma = 0;
-    uint8_t rbsp[64];
-    size_t n = unescape(sps->data, sps->len, 1, rbsp, sizeof(rbsp));
-    bits_t b = {rbsp, n * 8, 0, false};
-    unsigned profile = get_bits(&b, 8);
-    get_bits(&b, 16);
-    get_ue(&b); /* seq_parameter_set_id */
-    if (profile == 100 || profile == 110 || profile == 122 || profile == 244 || profile == 44 || profile == 83 ||
-        profile == 86 || profile == 118 || profile == 128 || profile == 138 || profile == 139 || profile == 134 ||
-        profile == 135) {
-        unsigned c = get_ue(&b);
-        if (c == 3) get_bits(&b, 1);
-        unsigned dl = get_ue(&b), dc = get_ue(&b);
-        if (!b.err && c <= 3 && dl <= 6 && dc <= 6) info->chroma = c, info->depth_luma = dl, info->depth_chroma = dc;
-    }
-}
-
-/* H.265 SPS up to the bit depths (H.265 §7.3.2.2.1, §7.3.3). */
-static int h265_sps_parse(const gb_flv_param_t *sps, sps_info_t *info)
-{
-    uint8_t rbsp[256];
-    size_t n = unescape(sps->data, sps->len, 2, rbsp, sizeof(rbsp));
-    if (n < 13) return -1;
-    bits_t b = {rbsp, n * 8, 0, false};
-    get_bits(&b, 4); /* sps_video_parameter_set_id */
-    unsigned max_sub = get_bits(&b, 3);
-    info->id_nesting = get_bits(&b, 1);
-    info->sub_layers = max_sub + 1;
-    memcpy(info->ptl, rbsp + 1, 12);
-    b.pos += 96;
-    unsigned prof_present = 0, level_present = 0;
-    for (unsigned i = 0; i < max_sub; i++) {
-        prof_present |= get_bits(&b, 1) << i;
-        level_present |= get_bits(&b, 1) << i;
-    }
-    if (max_sub > 0)
-        for (unsigned i = max_sub; i < 8; i++) get_bits(&b, 2);
-    for (unsigned i = 0; i < max_sub; i++) {
-        if (prof_present >> i & 1) b.pos += 88;
-        if (level_present >> i & 1) b.pos += 8;
-    }
-    get_ue(&b); /* sps_seq_parameter_set_id */
-    unsigned chroma = get_ue(&b);
-    unsigned separate = chroma == 3 ? get_bits(&b, 1) : 0;
-    uint32_t w = get_ue(&b), h = get_ue(&b);
-    uint32_t cl = 0, cr = 0, ct = 0, cb = 0;
-    if (get_bits(&b, 1)) cl = get_ue(&b), cr = get_ue(&b), ct = get_ue(&b), cb = get_ue(&b);
-    unsigned dl = get_ue(&b), dc = get_ue(&b);
-    if (b.err || chroma > 3 || dl > 8 || dc > 8 || w == 0 || h == 0 || w > 16888 || h > 16888) return -1;
-    unsigned sx = (!separate && (chroma == 1 || chroma == 2)) ? 2 : 1, sy = (!separate && chroma == 1) ? 2 : 1;
-    int64_t cw = (int64_t)w - (int64_t)sx * ((int64_t)cl + cr), ch = (int64_t)h - (int64_t)sy * ((int64_t)ct + cb);
-    info->width = cw > 0 ? (int)cw : 0;
-    info->height = ch > 0 ? (int)ch : 0;
-    info->chroma = chroma, info->depth_luma = dl, info->depth_chroma = dc;
-    return 0;
-}
-
 /* ---- muxer ---- */
 
 int gb_flv_muxer_init(gb_flv_muxer_t *m, const gb_flv_config_t *cfg)
@@ -213,65 +102,36 @@ static bool params_complete(const gb_flv_muxer_t *m)
     return m->sps.len && m->pps.len && (m->cfg.video != GB_CODEC_H265 || m->vps.len);
 }
 
-/* ISO/IEC 14496-15 §5.3.3.1: the format fields follow for these profiles only. */
-static bool avcc_has_ext(const gb_flv_muxer_t *m)
+static gb_param_sets_t param_sets(const gb_flv_muxer_t *m)
 {
-    unsigned p = m->sps.data[1];
-    return p == 100 || p == 110 || p == 122 || p == 144;
+    gb_param_sets_t p = {m->vps.data, m->sps.data, m->pps.data, m->vps.len, m->sps.len, m->pps.len};
+    return p;
 }
 
 /* Body length of the sequence header tag for the current parameter sets. */
 static size_t seq_body_len(const gb_flv_muxer_t *m)
 {
-    if (m->cfg.video == GB_CODEC_H264) return 5 + 11 + m->sps.len + m->pps.len + (avcc_has_ext(m) ? 4 : 0);
-    return 5 + 23 + 3 * 5 + m->vps.len + m->sps.len + m->pps.len;
+    gb_param_sets_t p = param_sets(m);
+    return m->cfg.video == GB_CODEC_H264 ? 5 + gb_avcc_size(&p, true) : 5 + gb_hvcc_size(&p);
 }
 
-/* AVCDecoderConfigurationRecord (ISO/IEC 14496-15 §5.3.3.1). */
-static uint8_t *write_avcc(const gb_flv_muxer_t *m, uint8_t *p)
+/* The avcC / hvcC after the tag's 5-byte video header. An H.265 SPS that does
+ * not parse still gets a record (4:2:0, one sub-layer) so players can try. */
+static uint8_t *write_config(const gb_flv_muxer_t *m, uint8_t *p)
 {
-    const uint8_t *s = m->sps.data;
-    p = put8(p, 1);
-    p = put8(p, s[1]), p = put8(p, s[2]), p = put8(p, s[3]); /* profile, compatibility, level */
-    p = put8(p, 0xFC | 3);                                   /* lengthSizeMinusOne: 4-byte lengths */
-    p = put8(p, 0xE0 | 1);
-    p = put16(p, (unsigned)m->sps.len), p = putmem(p, s, m->sps.len);
-    p = put8(p, 1);
-    p = put16(p, (unsigned)m->pps.len), p = putmem(p, m->pps.data, m->pps.len);
-    if (!avcc_has_ext(m)) return p;
-    sps_info_t info;
-    h264_sps_format(&m->sps, &info);
-    p = put8(p, 0xFC | info.chroma);
-    p = put8(p, 0xF8 | info.depth_luma);
-    p = put8(p, 0xF8 | info.depth_chroma);
-    return put8(p, 0); /* numOfSequenceParameterSetExt */
-}
-
-/* HEVCDecoderConfigurationRecord (ISO/IEC 14496-15 §8.3.3.1). */
-static uint8_t *write_hvcc(const gb_flv_muxer_t *m, uint8_t *p)
-{
-    sps_info_t info;
-    memset(&info, 0, sizeof(info));
-    if (h265_sps_parse(&m->sps, &info) < 0) info.chroma = 1, info.sub_layers = 1; /* ptl stays zero */
-    p = put8(p, 1);
-    p = putmem(p, info.ptl, 12); /* space/tier/profile, compatibility, constraints, level */
-    p = put16(p, 0xF000);        /* min_spatial_segmentation_idc 0 */
-    p = put8(p, 0xFC);           /* parallelismType 0 */
-    p = put8(p, 0xFC | info.chroma);
-    p = put8(p, 0xF8 | info.depth_luma);
-    p = put8(p, 0xF8 | info.depth_chroma);
-    p = put16(p, 0); /* avgFrameRate unknown */
-    p = put8(p, (info.sub_layers & 7) << 3 | (info.id_nesting & 1) << 2 | 3);
-    p = put8(p, 3);
-    const gb_flv_param_t *sets[3] = {&m->vps, &m->sps, &m->pps};
-    const int types[3] = {GB_H265_NAL_VPS, GB_H265_NAL_SPS, GB_H265_NAL_PPS};
-    for (int i = 0; i < 3; i++) {
-        p = put8(p, 0x80 | (unsigned)types[i]); /* array_completeness: no others in-band */
-        p = put16(p, 1);
-        p = put16(p, (unsigned)sets[i]->len);
-        p = putmem(p, sets[i]->data, sets[i]->len);
+    gb_param_sets_t ps = param_sets(m);
+    long n;
+    if (m->cfg.video == GB_CODEC_H264) {
+        n = gb_avcc_write(&ps, true, p, gb_avcc_size(&ps, true));
+    } else {
+        gb_h265_sps_t info;
+        memset(&info, 0, sizeof(info));
+        if (gb_h265_sps_parse(m->sps.data, m->sps.len, &info) < 0) info.chroma_format_idc = 1, info.sub_layers = 1;
+        n = gb_hvcc_write(&ps, &info, p, gb_hvcc_size(&ps));
     }
-    return p;
+    /* Cannot fail: keep_param() holds sets of 4..GB_FLV_MAX_PARAM bytes (SPS)
+     * and the capacity is the record's own size. */
+    return n > 0 ? p + n : p;
 }
 
 static uint8_t *write_seq_tag(const gb_flv_muxer_t *m, uint8_t *p, uint32_t ts_ms)
@@ -282,12 +142,11 @@ static uint8_t *write_seq_tag(const gb_flv_muxer_t *m, uint8_t *p, uint32_t ts_m
         p = put8(p, FRAME_KEY << 4 | FLV_CODEC_AVC);
         p = put8(p, 0);  /* AVCPacketType: sequence header */
         p = put24(p, 0); /* CompositionTime */
-        p = write_avcc(m, p);
     } else {
         p = put8(p, EX_HEADER | FRAME_KEY << 4 | EX_SEQUENCE_START);
         p = put32(p, FOURCC_HVC1);
-        p = write_hvcc(m, p);
     }
+    p = write_config(m, p);
     return tag_end(p, body);
 }
 
@@ -414,8 +273,8 @@ static void learn_sps(gb_flv_muxer_t *m)
         if (s.has_timing && s.fps >= 1 && s.fps <= 240) m->fps = s.fps;
         return;
     }
-    sps_info_t info;
-    if (h265_sps_parse(&m->sps, &info) < 0) {
+    gb_h265_sps_t info;
+    if (gb_h265_sps_parse(m->sps.data, m->sps.len, &info) < 0) {
         m->stats.bad_sps++;
         return;
     }

@@ -1,18 +1,18 @@
 /* fmp4.c — fMP4 init segments and fragments for one video track (see fmp4.h).
  * Boxes: ISO/IEC 14496-12 §4.3 ftyp, §8.2 moov/mvhd, §8.3 trak/tkhd,
  * §8.4 mdia/mdhd/hdlr/minf, §8.5 stbl/stsd, §8.8 mvex/trex/moof/mfhd/traf/
- * tfhd/trun, §8.8.12 tfdt; sample entries and avcC/hvcC: ISO/IEC 14496-15
- * §5.3.3 (AVCDecoderConfigurationRecord), §8.3.3 (HEVCDecoderConfigurationRecord);
- * H.265 SPS: ITU-T H.265 §7.3.2.2, profile_tier_level §7.3.3. */
+ * tfhd/trun, §8.8.12 tfdt; sample entries: ISO/IEC 14496-15 §5.3.4, §8.4.1.
+ * The avcC/hvcC bodies and the H.265 SPS come from codec_config.h. */
 #include "media/fmp4.h"
 
 #include <string.h>
+
+#include "media/codec_config.h"
 
 #define PARAM_MAX 512 /* larger parameter sets are refused: cameras send tens of bytes */
 
 /* ---- box writing into an sbuf ------------------------------------------ */
 
-static void put8(sbuf_t *b, unsigned v) { sbuf_append_char(b, (char)(uint8_t)v); }
 static void put16(sbuf_t *b, unsigned v)
 {
     uint8_t p[2] = {(uint8_t)(v >> 8), (uint8_t)v};
@@ -63,12 +63,7 @@ static void put_matrix(sbuf_t *b)
 
 /* ---- parameter sets ----------------------------------------------------- */
 
-typedef struct {
-    const uint8_t *vps, *sps, *pps; /* NAL header onward */
-    size_t vps_len, sps_len, pps_len;
-} params_t;
-
-static void find_params(gb_codec_t codec, const uint8_t *au, size_t len, params_t *p)
+static void find_params(gb_codec_t codec, const uint8_t *au, size_t len, gb_param_sets_t *p)
 {
     memset(p, 0, sizeof(*p));
     size_t pos = 0;
@@ -82,102 +77,10 @@ static void find_params(gb_codec_t codec, const uint8_t *au, size_t len, params_
     }
 }
 
-typedef struct {
-    const uint8_t *p;
-    size_t len, bit;
-    bool overrun;
-} bits_t;
+/* A record of at most this size: the sets are PARAM_MAX bytes at the most. */
+#define CONFIG_MAX (23 + 3 * 5 + 3 * PARAM_MAX)
 
-static uint32_t bits_get(bits_t *b, unsigned n)
-{
-    uint32_t v = 0;
-    while (n--) {
-        if (b->bit >= b->len * 8) {
-            b->overrun = true;
-            return 0;
-        }
-        v = v << 1 | ((b->p[b->bit >> 3] >> (7 - (b->bit & 7))) & 1);
-        b->bit++;
-    }
-    return v;
-}
-
-static uint32_t bits_ue(bits_t *b)
-{
-    unsigned zeros = 0;
-    while (bits_get(b, 1) == 0 && !b->overrun)
-        if (++zeros > 31) return b->overrun = true, 0;
-    return (uint32_t)((1ull << zeros) - 1 + bits_get(b, zeros));
-}
-
-/* Emulation prevention bytes out (H.265 §7.4.2): 00 00 03 -> 00 00. */
-static size_t unescape(const uint8_t *in, size_t len, uint8_t *out)
-{
-    size_t n = 0, zeros = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (zeros >= 2 && in[i] == 3) {
-            zeros = 0;
-            continue;
-        }
-        zeros = in[i] == 0 ? zeros + 1 : 0;
-        out[n++] = in[i];
-    }
-    return n;
-}
-
-typedef struct {
-    uint8_t ptl[12];        /* general profile_tier_level bytes, as hvcC wants them */
-    unsigned max_sub_layers; /* sps_max_sub_layers_minus1 + 1 */
-    bool temporal_nesting;
-    unsigned chroma_format_idc, bit_depth_luma, bit_depth_chroma; /* depths minus 8 */
-    int width, height;
-} h265_sps_t;
-
-static int parse_h265_sps(const uint8_t *nal, size_t len, h265_sps_t *s)
-{
-    uint8_t rbsp[PARAM_MAX];
-    if (len < 3 || len > sizeof(rbsp)) return -1;
-    size_t n = unescape(nal + 2, len - 2, rbsp); /* past the 2-byte NAL header */
-    bits_t b = {rbsp, n, 0, false};
-    bits_get(&b, 4); /* sps_video_parameter_set_id */
-    unsigned msl = bits_get(&b, 3);
-    s->max_sub_layers = msl + 1;
-    s->temporal_nesting = bits_get(&b, 1);
-    if (n < 13) return -1;
-    memcpy(s->ptl, rbsp + 1, 12);
-    b.bit += 96;
-    unsigned prof[8] = {0}, lvl[8] = {0};
-    for (unsigned i = 0; i < msl; i++) prof[i] = bits_get(&b, 1), lvl[i] = bits_get(&b, 1);
-    if (msl > 0)
-        for (unsigned i = msl; i < 8; i++) bits_get(&b, 2);
-    for (unsigned i = 0; i < msl; i++) b.bit += (prof[i] ? 88 : 0) + (lvl[i] ? 8 : 0);
-    bits_ue(&b); /* sps_seq_parameter_set_id */
-    s->chroma_format_idc = bits_ue(&b);
-    if (s->chroma_format_idc > 3) return -1;
-    if (s->chroma_format_idc == 3) bits_get(&b, 1);
-    uint32_t w = bits_ue(&b), h = bits_ue(&b);
-    if (bits_get(&b, 1)) { /* conformance window, in chroma sample units */
-        uint32_t l = bits_ue(&b), r = bits_ue(&b), t = bits_ue(&b), bo = bits_ue(&b);
-        uint32_t sw = s->chroma_format_idc == 1 || s->chroma_format_idc == 2 ? 2 : 1;
-        uint32_t sh = s->chroma_format_idc == 1 ? 2 : 1;
-        if ((uint64_t)(l + r) * sw >= w || (uint64_t)(t + bo) * sh >= h) return -1;
-        w -= (l + r) * sw, h -= (t + bo) * sh;
-    }
-    s->bit_depth_luma = bits_ue(&b);
-    s->bit_depth_chroma = bits_ue(&b);
-    if (b.overrun || w == 0 || h == 0 || w > 16384 || h > 16384 || s->bit_depth_luma > 8 || s->bit_depth_chroma > 8)
-        return -1;
-    s->width = (int)w, s->height = (int)h;
-    return 0;
-}
-
-static void put_nal16(sbuf_t *b, const uint8_t *p, size_t n)
-{
-    put16(b, (unsigned)n);
-    sbuf_append(b, p, n);
-}
-
-static int put_avcc(sbuf_t *b, const params_t *p, gb_fmp4_video_t *info)
+static int put_avcc(sbuf_t *b, const gb_param_sets_t *p, gb_fmp4_video_t *info)
 {
     gb_h264_sps_t sps;
     if (p->sps_len > PARAM_MAX || p->pps_len > PARAM_MAX || gb_h264_parse_sps(p->sps, p->sps_len, &sps) < 0 ||
@@ -185,50 +88,36 @@ static int put_avcc(sbuf_t *b, const params_t *p, gb_fmp4_video_t *info)
         return -1;
     info->width = sps.width, info->height = sps.height;
     info->profile_idc = sps.profile_idc, info->level_idc = sps.level_idc;
+    uint8_t rec[CONFIG_MAX];
+    long n = gb_avcc_write(p, false, rec, sizeof(rec)); /* the chroma/depth fields are left out */
+    if (n < 0) return -1;
     size_t at = box_begin(b, "avcC");
-    put8(b, 1);
-    sbuf_append(b, p->sps + 1, 3); /* profile, constraint flags, level */
-    put8(b, 0xFF);                 /* 4-byte NAL lengths */
-    put8(b, 0xE1);                 /* one SPS */
-    put_nal16(b, p->sps, p->sps_len);
-    put8(b, 1);
-    put_nal16(b, p->pps, p->pps_len);
+    sbuf_append(b, rec, (size_t)n);
     box_end(b, at);
     return 0;
 }
 
-static int put_hvcc(sbuf_t *b, const params_t *p, gb_fmp4_video_t *info)
+static int put_hvcc(sbuf_t *b, const gb_param_sets_t *p, gb_fmp4_video_t *info)
 {
-    h265_sps_t sps;
-    if (p->vps_len > PARAM_MAX || p->pps_len > PARAM_MAX || parse_h265_sps(p->sps, p->sps_len, &sps) < 0) return -1;
+    gb_h265_sps_t sps;
+    if (p->vps_len > PARAM_MAX || p->sps_len > PARAM_MAX || p->pps_len > PARAM_MAX ||
+        gb_h265_sps_parse(p->sps, p->sps_len, &sps) < 0 || sps.width <= 0 || sps.height <= 0 || sps.width > 16384 ||
+        sps.height > 16384)
+        return -1;
     info->width = sps.width, info->height = sps.height;
     info->profile_idc = sps.ptl[0] & 0x1F, info->level_idc = sps.ptl[11];
+    uint8_t rec[CONFIG_MAX];
+    long n = gb_hvcc_write(p, &sps, rec, sizeof(rec));
+    if (n < 0) return -1;
     size_t at = box_begin(b, "hvcC");
-    put8(b, 1);
-    sbuf_append(b, sps.ptl, 12);
-    put16(b, 0xF000); /* min_spatial_segmentation_idc 0 */
-    put8(b, 0xFC);    /* parallelismType 0 */
-    put8(b, 0xFC | sps.chroma_format_idc);
-    put8(b, 0xF8 | sps.bit_depth_luma);
-    put8(b, 0xF8 | sps.bit_depth_chroma);
-    put16(b, 0); /* avgFrameRate unknown */
-    put8(b, (sps.max_sub_layers & 7) << 3 | (sps.temporal_nesting ? 4 : 0) | 3);
-    put8(b, 3); /* arrays: VPS, SPS, PPS, each complete (only in here) */
-    const uint8_t *nal[3] = {p->vps, p->sps, p->pps};
-    size_t len[3] = {p->vps_len, p->sps_len, p->pps_len};
-    const unsigned type[3] = {GB_H265_NAL_VPS, GB_H265_NAL_SPS, GB_H265_NAL_PPS};
-    for (int i = 0; i < 3; i++) {
-        put8(b, 0x80 | type[i]);
-        put16(b, 1);
-        put_nal16(b, nal[i], len[i]);
-    }
+    sbuf_append(b, rec, (size_t)n);
     box_end(b, at);
     return 0;
 }
 
 /* ---- init segment ------------------------------------------------------- */
 
-static int put_sample_entry(sbuf_t *b, gb_codec_t codec, const params_t *p, gb_fmp4_video_t *info)
+static int put_sample_entry(sbuf_t *b, gb_codec_t codec, const gb_param_sets_t *p, gb_fmp4_video_t *info)
 {
     size_t at = box_begin(b, codec == GB_CODEC_H264 ? "avc1" : "hvc1");
     put_zero(b, 6);
@@ -266,7 +155,7 @@ static void put_empty_tables(sbuf_t *b)
 int gb_fmp4_init_segment(sbuf_t *out, gb_codec_t codec, const uint8_t *au, size_t len, gb_fmp4_video_t *info)
 {
     if (codec != GB_CODEC_H264 && codec != GB_CODEC_H265) return -1;
-    params_t p;
+    gb_param_sets_t p;
     find_params(codec, au, len, &p);
     if (!p.sps || !p.pps || (codec == GB_CODEC_H265 && !p.vps)) return -1;
     size_t start = out->len;

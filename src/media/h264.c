@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "media/codec_config.h"
+
 const char *gb_codec_name(gb_codec_t codec)
 {
     switch (codec) {
@@ -134,48 +136,12 @@ bool gb_au_reader_next(gb_au_reader_t *r, gb_au_t *au)
 
 /* ---- SPS (H.264 §7.3.2.1.1, Annex E.1.1) ---- */
 
-typedef struct {
-    const uint8_t *p;
-    size_t bits, pos;
-    bool err;
-} bitreader_t;
-
-static uint32_t br_bits(bitreader_t *b, unsigned n)
-{
-    uint32_t v = 0;
-    if (b->err || n > 32 || b->pos + n > b->bits) {
-        b->err = true;
-        return 0;
-    }
-    for (unsigned i = 0; i < n; i++, b->pos++) v = (v << 1) | ((b->p[b->pos >> 3] >> (7 - (b->pos & 7))) & 1);
-    return v;
-}
-
-static uint32_t br_ue(bitreader_t *b)
-{
-    unsigned zeros = 0;
-    while (!b->err && br_bits(b, 1) == 0) {
-        if (++zeros > 31) {
-            b->err = true;
-            return 0;
-        }
-    }
-    if (b->err) return 0;
-    return (uint32_t)((1ull << zeros) - 1 + br_bits(b, zeros));
-}
-
-static int32_t br_se(bitreader_t *b)
-{
-    uint32_t k = br_ue(b);
-    return (k & 1) ? (int32_t)((k + 1) / 2) : -(int32_t)(k / 2);
-}
-
-static void skip_scaling_list(bitreader_t *b, int size)
+static void skip_scaling_list(gb_bits_t *b, int size)
 {
     int last = 8, next = 8;
     for (int j = 0; j < size && !b->err; j++) {
         if (next != 0) {
-            int32_t delta = br_se(b);
+            int32_t delta = gb_bits_se(b);
             if (delta < -128 || delta > 127) {
                 b->err = true;
                 return;
@@ -192,64 +158,55 @@ int gb_h264_parse_sps(const uint8_t *nal, size_t len, gb_h264_sps_t *out)
 {
     if (!nal || len < 4 || (nal[0] & 0x1f) != GB_H264_NAL_SPS) return -1;
     uint8_t rbsp[SPS_MAX_RBSP];
-    size_t n = 0;
-    unsigned zeros = 0;
-    for (size_t i = 1; i < len && n < sizeof(rbsp); i++) {
-        if (zeros >= 2 && nal[i] == 0x03) { /* emulation_prevention_three_byte */
-            zeros = 0;
-            continue;
-        }
-        zeros = nal[i] == 0 ? zeros + 1 : 0;
-        rbsp[n++] = nal[i];
-    }
-    bitreader_t b = {rbsp, n * 8, 0, false};
+    gb_bits_t b;
+    gb_bits_init(&b, rbsp, gb_rbsp_unescape(nal + 1, len - 1, rbsp, sizeof(rbsp)));
     gb_h264_sps_t s;
     memset(&s, 0, sizeof(s));
-    s.profile_idc = (int)br_bits(&b, 8);
-    br_bits(&b, 8); /* constraint flags */
-    s.level_idc = (int)br_bits(&b, 8);
-    br_ue(&b); /* seq_parameter_set_id */
+    s.profile_idc = (int)gb_bits_get(&b, 8);
+    gb_bits_get(&b, 8); /* constraint flags */
+    s.level_idc = (int)gb_bits_get(&b, 8);
+    gb_bits_ue(&b); /* seq_parameter_set_id */
     uint32_t chroma_format_idc = 1;
     switch (s.profile_idc) {
     case 100: case 110: case 122: case 244: case 44: case 83: case 86: case 118: case 128: case 138: case 139:
     case 134: case 135:
-        chroma_format_idc = br_ue(&b);
+        chroma_format_idc = gb_bits_ue(&b);
         if (chroma_format_idc > 3) return -1;
-        if (chroma_format_idc == 3) br_bits(&b, 1); /* separate_colour_plane_flag */
-        br_ue(&b);                                  /* bit_depth_luma_minus8 */
-        br_ue(&b);                                  /* bit_depth_chroma_minus8 */
-        br_bits(&b, 1);                             /* qpprime_y_zero_transform_bypass_flag */
-        if (br_bits(&b, 1)) {                       /* seq_scaling_matrix_present_flag */
+        if (chroma_format_idc == 3) gb_bits_get(&b, 1); /* separate_colour_plane_flag */
+        gb_bits_ue(&b);                                 /* bit_depth_luma_minus8 */
+        gb_bits_ue(&b);                                 /* bit_depth_chroma_minus8 */
+        gb_bits_get(&b, 1);                             /* qpprime_y_zero_transform_bypass_flag */
+        if (gb_bits_get(&b, 1)) {                       /* seq_scaling_matrix_present_flag */
             int lists = chroma_format_idc != 3 ? 8 : 12;
             for (int i = 0; i < lists && !b.err; i++)
-                if (br_bits(&b, 1)) skip_scaling_list(&b, i < 6 ? 16 : 64);
+                if (gb_bits_get(&b, 1)) skip_scaling_list(&b, i < 6 ? 16 : 64);
         }
         break;
     default: break;
     }
-    br_ue(&b); /* log2_max_frame_num_minus4 */
-    uint32_t poc_type = br_ue(&b);
+    gb_bits_ue(&b); /* log2_max_frame_num_minus4 */
+    uint32_t poc_type = gb_bits_ue(&b);
     if (poc_type == 0) {
-        br_ue(&b); /* log2_max_pic_order_cnt_lsb_minus4 */
+        gb_bits_ue(&b); /* log2_max_pic_order_cnt_lsb_minus4 */
     } else if (poc_type == 1) {
-        br_bits(&b, 1); /* delta_pic_order_always_zero_flag */
-        br_se(&b);      /* offset_for_non_ref_pic */
-        br_se(&b);      /* offset_for_top_to_bottom_field */
-        uint32_t cycle = br_ue(&b);
+        gb_bits_get(&b, 1); /* delta_pic_order_always_zero_flag */
+        gb_bits_se(&b);     /* offset_for_non_ref_pic */
+        gb_bits_se(&b);     /* offset_for_top_to_bottom_field */
+        uint32_t cycle = gb_bits_ue(&b);
         if (cycle > 255) return -1;
-        for (uint32_t i = 0; i < cycle && !b.err; i++) br_se(&b);
+        for (uint32_t i = 0; i < cycle && !b.err; i++) gb_bits_se(&b);
     } else if (poc_type != 2) {
         return -1;
     }
-    br_ue(&b);      /* max_num_ref_frames */
-    br_bits(&b, 1); /* gaps_in_frame_num_value_allowed_flag */
-    uint32_t w_mbs = br_ue(&b) + 1, h_units = br_ue(&b) + 1;
-    uint32_t frame_mbs_only = br_bits(&b, 1);
-    if (!frame_mbs_only) br_bits(&b, 1); /* mb_adaptive_frame_field_flag */
-    br_bits(&b, 1);                      /* direct_8x8_inference_flag */
+    gb_bits_ue(&b);     /* max_num_ref_frames */
+    gb_bits_get(&b, 1); /* gaps_in_frame_num_value_allowed_flag */
+    uint32_t w_mbs = gb_bits_ue(&b) + 1, h_units = gb_bits_ue(&b) + 1;
+    uint32_t frame_mbs_only = gb_bits_get(&b, 1);
+    if (!frame_mbs_only) gb_bits_get(&b, 1); /* mb_adaptive_frame_field_flag */
+    gb_bits_get(&b, 1);                      /* direct_8x8_inference_flag */
     uint32_t crop_l = 0, crop_r = 0, crop_t = 0, crop_b = 0;
-    if (br_bits(&b, 1)) {
-        crop_l = br_ue(&b), crop_r = br_ue(&b), crop_t = br_ue(&b), crop_b = br_ue(&b);
+    if (gb_bits_get(&b, 1)) {
+        crop_l = gb_bits_ue(&b), crop_r = gb_bits_ue(&b), crop_t = gb_bits_ue(&b), crop_b = gb_bits_ue(&b);
     }
     if (b.err || w_mbs > 2048 || h_units > 2048) return -1;
     /* §7.4.2.1.1: crop units depend on chroma sampling and field coding. */
@@ -259,17 +216,17 @@ int gb_h264_parse_sps(const uint8_t *nal, size_t len, gb_h264_sps_t *out)
     int64_t h = (int64_t)h_units * 16 * (2 - frame_mbs_only) - (int64_t)cy * (crop_t + crop_b);
     s.width = w > 0 ? (int)w : 0;
     s.height = h > 0 ? (int)h : 0;
-    if (br_bits(&b, 1)) { /* vui_parameters_present_flag */
-        if (br_bits(&b, 1) && br_bits(&b, 8) == 255) br_bits(&b, 32); /* aspect ratio, sar w/h */
-        if (br_bits(&b, 1)) br_bits(&b, 1);                           /* overscan */
-        if (br_bits(&b, 1)) {                                         /* video_signal_type */
-            br_bits(&b, 4);
-            if (br_bits(&b, 1)) br_bits(&b, 24); /* colour description */
+    if (gb_bits_get(&b, 1)) { /* vui_parameters_present_flag */
+        if (gb_bits_get(&b, 1) && gb_bits_get(&b, 8) == 255) gb_bits_get(&b, 32); /* aspect ratio, sar w/h */
+        if (gb_bits_get(&b, 1)) gb_bits_get(&b, 1);                                 /* overscan */
+        if (gb_bits_get(&b, 1)) { /* video_signal_type */
+            gb_bits_get(&b, 4);
+            if (gb_bits_get(&b, 1)) gb_bits_get(&b, 24); /* colour description */
         }
-        if (br_bits(&b, 1)) br_ue(&b), br_ue(&b); /* chroma_loc_info */
-        if (br_bits(&b, 1)) {                     /* timing_info_present_flag */
-            s.num_units_in_tick = br_bits(&b, 32);
-            s.time_scale = br_bits(&b, 32);
+        if (gb_bits_get(&b, 1)) gb_bits_ue(&b), gb_bits_ue(&b); /* chroma_loc_info */
+        if (gb_bits_get(&b, 1)) { /* timing_info_present_flag */
+            s.num_units_in_tick = gb_bits_get(&b, 32);
+            s.time_scale = gb_bits_get(&b, 32);
             if (!b.err && s.num_units_in_tick && s.time_scale) {
                 s.has_timing = true;
                 s.fps = (double)s.time_scale / (2.0 * s.num_units_in_tick);

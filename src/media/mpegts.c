@@ -191,16 +191,6 @@ static size_t missing_params(const gb_ts_mux_t *m, int have, uint8_t *buf)
 
 /* ---- PES and packets -------------------------------------------------- */
 
-/* §2.4.3.7: 4-bit prefix, then 33 bits as 3+15+15 with marker bits. */
-static void put_pes_ts(uint8_t *p, unsigned prefix, uint64_t ts)
-{
-    p[0] = (uint8_t)((prefix << 4) | ((ts >> 29) & 0x0E) | 1);
-    p[1] = (uint8_t)(ts >> 22);
-    p[2] = (uint8_t)(((ts >> 14) & 0xFE) | 1);
-    p[3] = (uint8_t)(ts >> 7);
-    p[4] = (uint8_t)(((ts << 1) & 0xFE) | 1);
-}
-
 static size_t put_pes_header(uint8_t *p, uint64_t pts, uint64_t dts)
 {
     bool with_dts = dts != pts;
@@ -208,8 +198,8 @@ static size_t put_pes_header(uint8_t *p, uint64_t pts, uint64_t dts)
     p[6] = 0x80;                              /* '10', no scrambling, no priority/alignment flags */
     p[7] = with_dts ? 0xC0 : 0x80;
     p[8] = with_dts ? 10 : 5;
-    put_pes_ts(p + 9, with_dts ? 3 : 2, pts);
-    if (with_dts) put_pes_ts(p + 14, 1, dts);
+    gb_ps_put_pes_ts(p + 9, with_dts ? 3 : 2, pts);
+    if (with_dts) gb_ps_put_pes_ts(p + 14, 1, dts);
     return with_dts ? 19 : 14;
 }
 

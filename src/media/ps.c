@@ -44,8 +44,8 @@ static void put_u16(uint8_t *p, unsigned v)
     p[1] = (uint8_t)v;
 }
 
-/* §2.4.3.7: '0011'/'0001' prefix, then the 33-bit stamp in 3+15+15 bits with markers. */
-static void put_pes_ts(uint8_t *p, unsigned prefix, uint64_t ts)
+/* §2.4.3.7: 4-bit prefix, then the 33-bit stamp in 3+15+15 bits with markers. */
+void gb_ps_put_pes_ts(uint8_t p[5], unsigned prefix, uint64_t ts)
 {
     p[0] = (uint8_t)((prefix << 4) | ((ts >> 29) & 0x0E) | 1);
     p[1] = (uint8_t)(ts >> 22);
@@ -139,8 +139,8 @@ int gb_ps_mux_frame(sbuf_t *out, gb_codec_t codec, const uint8_t *au, size_t len
         pes[7] = first ? 0xC0 : 0x00; /* PTS_DTS_flags '11' */
         pes[8] = (uint8_t)hlen;
         if (first) {
-            put_pes_ts(pes + 9, 0x3, pts);
-            put_pes_ts(pes + 14, 0x1, pts);
+            gb_ps_put_pes_ts(pes + 9, 0x3, pts);
+            gb_ps_put_pes_ts(pes + 14, 0x1, pts);
         }
         sbuf_append(out, pes, 9 + hlen);
         sbuf_append(out, au + off, n);

@@ -33,6 +33,11 @@ gb_codec_t gb_ps_codec_of_stream_type(int stream_type);
 /* MPEG-2 CRC32 (poly 0x04C11DB7, init 0xFFFFFFFF, no reflection), as in the PSM. */
 uint32_t gb_ps_crc32(const uint8_t *p, size_t len);
 
+/* Writes a PES PTS or DTS field (ISO/IEC 13818-1 §2.4.3.7): prefix is 2 for
+ * a PTS alone, 3 for a PTS followed by a DTS, 1 for that DTS; 33 bits of ts
+ * are used. Shared with the TS muxer, whose PES headers are the same. */
+void gb_ps_put_pes_ts(uint8_t p[5], unsigned prefix, uint64_t ts);
+
 /* Appends the PS for one access unit (Annex B bytes) to out. pts is 90 kHz
  * (33 bits used). key adds the system header and PSM. Returns 0, or -1 for an
  * unknown codec, an empty frame, or when out failed to grow. */
