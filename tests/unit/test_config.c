@@ -135,6 +135,7 @@ static void defaults_before_tables(struct config *c)
     c->media.max_participants_per_room = 1000;
     c->media.pli_interval_ms = 1000;
     c->media.remb_bps = 2500000;
+    c->media.idle_stop_s = 10;
 }
 
 static void test_defaults_are_the_documented_ones(void **state)
