@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "clip_testutil.h"
+#include "media/flv.h"
 #include "media/h264.h"
 #include "media/ps.h"
 
@@ -350,7 +351,8 @@ static void test_device_quirks(void **state)
     sbuf_free(&b);
 }
 
-/* A frame that never ends is cut at GB_PS_MAX_FRAME and dropped, not buffered forever. */
+/* A frame that never ends is cut at GB_PS_MAX_FRAME and dropped, not buffered forever. (One PES
+ * cannot itself exceed GB_PS_MAX_FRAME: PES_packet_length is 16 bits; a frame can, over many PES.) */
 static void test_oversized_frame_dropped(void **state)
 {
     (void)state;
@@ -417,6 +419,167 @@ static void test_garbage(void **state)
     free(clip);
 }
 
+/* Garbage before the first pack and between every pack (bytes that hold no
+ * start code, and start codes no PS unit has): skipped and counted exactly,
+ * and every frame of the clip still comes out whole. */
+static void test_garbage_among_packs(void **state)
+{
+    (void)state;
+    uint8_t *clip;
+    size_t clip_len;
+    frames_t f;
+    sbuf_t ps, b;
+    sbuf_init(&ps);
+    sbuf_init(&b);
+    mux_clip(&clip, &clip_len, &f, &ps);
+    static const uint8_t junk[][6] = {{0x47, 0x11, 0x00, 0x00, 0x02, 0x7F}, /* a TS-looking byte, a lone 00 00 */
+                                      {0x00, 0x00, 0x01, 0x00, 0x12, 0x34}, /* a start code of a slice, not PS */
+                                      {0x00, 0x00, 0x01, 0xBA, 0x00, 0xFF}}; /* a pack header of no MPEG version */
+    const uint8_t *p = (const uint8_t *)ps.data;
+    size_t junk_total = 0, packs = 0;
+    for (size_t i = 0; i < ps.len; i++) {
+        /* A pack starts at 00 00 01 BA: 0xBA is no H.264 NAL header (its forbidden bit is set). */
+        if (i + 4 <= ps.len && !memcmp(p + i, "\x00\x00\x01\xBA", 4)) {
+            sbuf_append(&b, junk[packs % 3], 6);
+            junk_total += 6;
+            packs++;
+        }
+        sbuf_append_char(&b, (char)p[i]);
+    }
+    assert_int_equal(packs, f.count);
+    check_t c = {.want = &f, .all_equal = true};
+    gb_ps_demux_t d;
+    gb_ps_demux_init(&d, check_frame, &c);
+    for (size_t off = 0; off < b.len; off += 333)
+        assert_int_equal(gb_ps_demux_feed(&d, (const uint8_t *)b.data + off, b.len - off < 333 ? b.len - off : 333), 0);
+    gb_ps_demux_flush(&d);
+    assert_int_equal(c.got, f.count);
+    assert_true(c.all_equal);
+    assert_int_equal(d.stats.bytes_skipped, junk_total);
+    assert_true(d.stats.resyncs >= packs);
+    assert_int_equal(d.stats.packs, f.count);
+    gb_ps_demux_free(&d);
+    sbuf_free(&b);
+    sbuf_free(&ps);
+    free(clip);
+}
+
+/* A stream with no PSM at all (some devices never send one): the frames come
+ * out with the codec unknown, and the FLV output, which then takes them as
+ * H.264, packages the clip. */
+static void test_no_psm_still_packaged(void **state)
+{
+    (void)state;
+    uint8_t *clip;
+    size_t clip_len;
+    frames_t f;
+    sbuf_t ps, b;
+    sbuf_init(&ps);
+    sbuf_init(&b);
+    mux_clip(&clip, &clip_len, &f, &ps);
+    /* Take every PSM (00 00 01 BC, its length in the next two bytes) out. */
+    const uint8_t *p = (const uint8_t *)ps.data;
+    size_t removed = 0;
+    for (size_t i = 0; i < ps.len;) {
+        if (i + 6 <= ps.len && !memcmp(p + i, "\x00\x00\x01\xBC", 4)) {
+            i += 6 + ((size_t)p[i + 4] << 8 | p[i + 5]);
+            removed++;
+            continue;
+        }
+        sbuf_append_char(&b, (char)p[i++]);
+    }
+    assert_true(removed > 0);
+    check_t c = {.want = &f, .all_equal = true};
+    gb_ps_demux_t d;
+    gb_ps_demux_init(&d, check_frame, &c);
+    assert_int_equal(gb_ps_demux_feed(&d, (const uint8_t *)b.data, b.len), 0);
+    gb_ps_demux_flush(&d);
+    assert_int_equal(c.got, f.count);
+    assert_true(c.all_equal);
+    assert_int_equal(c.codec, GB_CODEC_UNKNOWN);
+    assert_int_equal(c.stream_type, -1);
+    assert_int_equal(d.stats.psms, 0);
+    gb_ps_demux_free(&d);
+
+    gb_flv_muxer_t m;
+    gb_flv_config_t cfg = {.video = GB_CODEC_H264};
+    assert_int_equal(gb_flv_muxer_init(&m, &cfg), 0);
+    uint8_t *out = malloc(gb_flv_video_bound(65536));
+    assert_non_null(out);
+    size_t written = 0;
+    for (size_t i = 0; i < f.count; i++) {
+        gb_flv_frame_info_t info;
+        assert_true(f.len[i] <= 65536);
+        assert_int_equal(gb_flv_write_video(&m, f.data[i], f.len[i], f.pts[i], f.pts[i], out,
+                                            gb_flv_video_bound(65536), &info), 0);
+        if (info.len) written++;
+    }
+    assert_int_equal(written, f.count);
+    assert_true(m.width > 0 && m.height > 0);
+    free(out);
+    sbuf_free(&b);
+    sbuf_free(&ps);
+    free(clip);
+}
+
+/* An H.265 stream (the PSM says 0x24) whose frames carry SPS and PPS but no
+ * VPS: the demuxer hands the frames out (an IRAP is a key frame); the FLV
+ * muxer, which needs all three parameter sets for its hvcC, drops and counts
+ * every frame instead of writing a sequence header it cannot complete. */
+static void test_h265_without_vps(void **state)
+{
+    (void)state;
+    static const uint8_t sps[] = {0, 0, 0, 1, 0x42, 0x01, 0x01, 0x01, 0x60, 0x00, 0x00, 0x03, 0x00, 0x00};
+    static const uint8_t pps[] = {0, 0, 0, 1, 0x44, 0x01, 0xC1, 0x72, 0xB4, 0x62, 0x40};
+    static const uint8_t idr[] = {0, 0, 0, 1, 0x26, 0x01, 0xAF, 0x06, 0xB8, 0x10};  /* IDR_W_RADL (19) */
+    static const uint8_t trail[] = {0, 0, 0, 1, 0x02, 0x01, 0xD0, 0x09, 0x7E};      /* TRAIL_R (1) */
+    uint8_t key[sizeof(sps) + sizeof(pps) + sizeof(idr)];
+    memcpy(key, sps, sizeof(sps));
+    memcpy(key + sizeof(sps), pps, sizeof(pps));
+    memcpy(key + sizeof(sps) + sizeof(pps), idr, sizeof(idr));
+    sbuf_t ps;
+    sbuf_init(&ps);
+    for (int i = 0; i < 4; i++) {
+        bool k = i % 2 == 0;
+        assert_int_equal(gb_ps_mux_frame(&ps, GB_CODEC_H265, k ? key : trail, k ? sizeof(key) : sizeof(trail),
+                                         3600u * (unsigned)(i + 1), k),
+                         0);
+    }
+    collect_t c = {0};
+    gb_ps_demux_t d;
+    gb_ps_demux_init(&d, collect, &c);
+    for (size_t i = 0; i < ps.len; i += 7)
+        assert_int_equal(gb_ps_demux_feed(&d, (const uint8_t *)ps.data + i, ps.len - i < 7 ? ps.len - i : 7), 0);
+    gb_ps_demux_flush(&d);
+    assert_int_equal(c.count, 4);
+    assert_int_equal(d.codec, GB_CODEC_H265);
+    assert_int_equal(d.stream_type, GB_PS_STREAM_TYPE_H265);
+    assert_true(c.key[0]);
+    assert_false(c.key[1]);
+    assert_true(c.key[2]);
+    assert_int_equal(c.len[0], sizeof(key));
+
+    gb_flv_muxer_t m;
+    gb_flv_config_t cfg = {.video = GB_CODEC_H265};
+    assert_int_equal(gb_flv_muxer_init(&m, &cfg), 0);
+    size_t cap = gb_flv_video_bound(sizeof(key));
+    uint8_t *out = malloc(cap);
+    assert_non_null(out);
+    for (int i = 0; i < 4; i++) {
+        bool k = i % 2 == 0;
+        gb_flv_frame_info_t info;
+        assert_int_equal(gb_flv_write_video(&m, k ? key : trail, k ? sizeof(key) : sizeof(trail), 3600, 3600, out,
+                                            cap, &info),
+                         0);
+        assert_int_equal(info.len, 0);
+    }
+    assert_int_equal(m.stats.frames_no_params, 4);
+    assert_false(m.have_seq);
+    free(out);
+    gb_ps_demux_free(&d);
+    sbuf_free(&ps);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -428,6 +591,9 @@ int main(void)
         cmocka_unit_test(test_device_quirks),
         cmocka_unit_test(test_oversized_frame_dropped),
         cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_garbage_among_packs),
+        cmocka_unit_test(test_no_psm_still_packaged),
+        cmocka_unit_test(test_h265_without_vps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
