@@ -545,6 +545,10 @@ static void stream_control(struct api_request *req, void *user)
 
 static void streams_list(struct api_request *req, void *user) { api_reply_json(req, 200, gb_upper_streams_json(user)); }
 
+/* GET /media/streams: the streams being watched (or shared for live view).
+ * Only GB streams exist as media streams today, so the route lives here. */
+static void media_streams(struct api_request *req, void *user) { api_reply_json(req, 200, gb_media_streams_json(user)); }
+
 static void stream_show(struct api_request *req, void *user)
 {
     json_t *s = gb_upper_stream_json(user, api_param(req, "sid"));
@@ -659,6 +663,7 @@ void api_routes_gb_upper(struct api_server *api, struct gb_upper *g)
         {"GET", "/api/v1/gb/streams/{sid}", stream_show},
         {"DELETE", "/api/v1/gb/streams/{sid}", stream_stop},
         {"POST", "/api/v1/gb/streams/{sid}/control", stream_control},
+        {"GET", "/api/v1/media/streams", media_streams},
     };
     if (!g || !api) return;
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)

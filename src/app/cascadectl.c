@@ -79,6 +79,7 @@ static const char usage_text[] =
     "  gb channel import FILE                     JSON ([...] or {\"channels\":[...]}) or CSV\n"
     "                                             lines: id,name[,parent_id[,media]]\n"
     "  gb upstream list\n"
+    "  media streams                              streams being watched: source, viewers, codec, size, fps\n"
     "  room list                                  SFU rooms\n"
     "  room show NAME                             its participants, streams and media counters\n"
     "  room kick NAME ID                          remove a participant (reason kicked)\n"
@@ -865,6 +866,50 @@ static int show_room(const struct ctl *c, json_t *j)
     return 0;
 }
 
+/* A /media/streams row flattened for the table: its source and its viewers per output. */
+static json_t *media_row(json_t *r)
+{
+    json_t *src = json_object_get(r, "source"), *per = json_object_get(r, "viewers_by_output");
+    json_t *w = json_object_get(r, "width"), *h = json_object_get(r, "height");
+    char size[32] = "-";
+    if (json_is_integer(w) && json_is_integer(h))
+        snprintf(size, sizeof(size), "%lldx%lld", (long long)json_integer_value(w), (long long)json_integer_value(h));
+    json_t *o = json_object();
+    json_object_set(o, "stream_id", json_object_get(r, "stream_id"));
+    json_object_set(o, "device_id", json_object_get(src, "device_id"));
+    json_object_set(o, "channel_id", json_object_get(src, "channel_id"));
+    json_object_set(o, "kind", json_object_get(src, "kind"));
+    json_object_set(o, "flv", json_object_get(per, "flv"));
+    json_object_set(o, "hls", json_object_get(per, "hls"));
+    json_object_set(o, "webrtc", json_object_get(per, "webrtc"));
+    json_object_set(o, "codec", json_object_get(r, "codec"));
+    json_object_set_new(o, "size", json_string(size));
+    json_object_set(o, "frame_rate", json_object_get(r, "frame_rate"));
+    json_object_set(o, "bitrate_bps", json_object_get(r, "bitrate_bps"));
+    json_object_set(o, "started_at", json_object_get(r, "started_at"));
+    return o;
+}
+
+static int cmd_media(struct ctl *c, const char *verb, struct args *a)
+{
+    json_t *j;
+    int rc;
+    if (strcmp(verb, "streams")) return usage_error("media: unknown verb '%s' (streams)", verb);
+    if ((rc = positional(a, 0, "media streams"))) return rc;
+    if ((rc = call(c, "GET", api_path(c, "/media/streams"), NULL, &j))) return rc;
+    if (c->json) return show_list(c, j, "streams", NULL, 0);
+    json_t *rows = json_object_get(j, "streams"), *flat = json_array();
+    size_t i;
+    json_t *r;
+    json_array_foreach(rows, i, r) json_array_append_new(flat, media_row(r));
+    json_decref(j);
+    static const struct column cols[] = {
+        {"stream_id", "STREAM"}, {"device_id", "DEVICE"}, {"channel_id", "CHANNEL"}, {"kind", "KIND"},
+        {"flv", "FLV"},          {"hls", "HLS"},          {"webrtc", "WEBRTC"},      {"codec", "CODEC"},
+        {"size", "SIZE"},        {"frame_rate", "FPS"},   {"bitrate_bps", "BPS"},    {"started_at", "STARTED"}};
+    return show_list(c, json_pack("{s:o}", "streams", flat), "streams", cols, 12);
+}
+
 static int cmd_room(struct ctl *c, const char *verb, struct args *a)
 {
     json_t *j;
@@ -1198,12 +1243,13 @@ int main(int argc, char **argv)
     if (!strcmp(noun, "events")) return cmd_events(&c, &a);
     if (!strcmp(noun, "stats")) return cmd_stats(&c, &a);
     if (!strcmp(noun, "gb")) return cmd_gb(&c, &a);
-    if (!strcmp(noun, "user") || !strcmp(noun, "reg") || !strcmp(noun, "room")) {
+    if (!strcmp(noun, "user") || !strcmp(noun, "reg") || !strcmp(noun, "room") || !strcmp(noun, "media")) {
         if (a.argc < 1) return usage_error("%s needs a verb", noun);
         const char *verb = a.argv[0];
         a.argv++;
         a.argc--;
         if (!strcmp(noun, "room")) return cmd_room(&c, verb, &a);
+        if (!strcmp(noun, "media")) return cmd_media(&c, verb, &a);
         return !strcmp(noun, "user") ? cmd_user(&c, verb, &a) : cmd_reg(&c, verb, &a);
     }
     return usage_error("unknown command '%s'", noun);

@@ -9,7 +9,10 @@
 #  - when the last player leaves, the stream stops after [media] idle_stop
 #    (reason idle) and the device gets its BYE;
 #  - a stream stopped while a player reads ends that player cleanly;
-#  - refusals: an unknown stream (404), a playback (409), no token (401).
+#  - GET /media/streams lists the stream (source, viewers per output, codec,
+#    the SPS's size, frame rate, bitrate) and cascadectl media streams prints it;
+#  - gb.stream.started/stopped carry the viewers of that moment;
+#  - refusals: an unknown stream (404), no token (401).
 source "$(dirname "$0")/lib.sh"
 GBSIM=$BUILD_DIR/cascade-gbsim
 command -v ffprobe >/dev/null && command -v ffmpeg >/dev/null || { echo "skip: ffprobe/ffmpeg not installed"; exit 77; }
@@ -57,6 +60,18 @@ check "live: the stream is shared" jq_ok "$(api GET "/gb/streams/$SID")" '.live_
 check "ffprobe reads h264 320x240 at 25 fps from the FLV URL" test "$(probe "$URL")" = "h264,320,240,25/1"
 check "ffmpeg copies 5 s of it without an error" \
     bash -c "timeout 60 ffmpeg -nostdin -v error -headers '$AUTH'$'\r\n' -i '$URL' -t 5 -c copy -f null - 2>'$WORK/ffmpeg.err' && ! [ -s '$WORK/ffmpeg.err' ]"
+media_row() { api GET "/media/streams" | jq -c ".streams[] | select(.stream_id==\"$SID\")"; }
+media_known() { jq_ok "$(media_row)" '.width == 320 and .height == 240 and .frame_rate != null and .bitrate_bps > 0'; }
+check "media/streams: the stream's size and frame rate become known" wait_for 30 media_known
+ROW=$(media_row)
+check "media/streams: source, viewers per output, codec, 320x240, about 25 fps ($ROW)" jq_ok "$ROW" \
+    ".source.device_id == \"$DEV\" and .source.channel_id == \"$CH1\" and .source.kind == \"live\"
+     and .viewers_by_output.flv >= 1 and .viewers >= 1 and .codec == \"h264\"
+     and .frame_rate > 24 and .frame_rate < 26 and (.started_at | type) == \"string\""
+ctl_media() { ctl media streams | grep -E "^$SID +$DEV +$CH1 +live +[0-9]+ +0 +0 +h264 +320x240 +25 "; }
+check "cascadectl media streams prints it as a table" ctl_media
+check "gb.stream.started carries viewers" \
+    has_event "select(.type==\"gb.stream.started\" and .stream_id==\"$SID\" and (.viewers|type)==\"number\")"
 
 # Two players at once, and a second live request: one upstream session.
 A=$(api POST "/gb/devices/$DEV/channels/$CH1/live" '{}' | jget 'd.get("stream_id","")')
@@ -79,6 +94,10 @@ kill "$KEEPER" 2>/dev/null || true; wait "$KEEPER" 2>/dev/null || true
 check "no viewer: the stream stopped with reason idle" wait_for 30 \
     has_event "select(.type==\"gb.stream.stopped\" and .stream_id==\"$SID\" and .reason==\"idle\")"
 check "the device saw the BYE" wait_for 10 grep -q "stream of $CH1 ended: BYE from the upper" "$WORK/gbsim.log"
+check "gb.stream.stopped (idle) says nobody watched" has_event \
+    "select(.type==\"gb.stream.stopped\" and .stream_id==\"$SID\" and .viewers==0 and .viewers_by_output.flv==0)"
+not_listed() { ! api GET /media/streams | grep -q "$SID"; }
+check "media/streams no longer lists it" not_listed
 
 # Two requests at the same moment for a channel not playing: one INVITE.
 api POST "/gb/devices/$DEV/channels/$CH2/live" '{}' >"$WORK/r1.json" &
@@ -99,6 +118,8 @@ check "a player reads the second channel" wait_for 30 one_viewer
 api DELETE "/gb/streams/$S1" >/dev/null
 ended() { ! kill -0 "$P3" 2>/dev/null; }
 check "the player ends when the stream stops" wait_for 30 ended
+check "gb.stream.stopped (api) counts the player that was reading" has_event \
+    "select(.type==\"gb.stream.stopped\" and .stream_id==\"$S1\" and .reason==\"api\" and .viewers==1 and .viewers_by_output.flv==1)"
 
 # Refusals.
 check "live.flv of an unknown stream: 404" \

@@ -168,6 +168,16 @@ static uint32_t viewers_total(const struct gb_stream *s)
     return n;
 }
 
+uint32_t gb_live_viewers(const struct gb_stream *s) { return viewers_total(s); }
+
+json_t *gb_live_viewers_by_output(const struct gb_stream *s)
+{
+    json_t *per = json_object();
+    for (int i = 0; i < GB_LIVE_OUTPUTS; i++)
+        json_object_set_new(per, gb_live_output_name(i), json_integer(s->live_viewers[i]));
+    return per;
+}
+
 const char *gb_live_output_name(enum gb_live_output o)
 {
     static const char *const names[] = {"flv", "hls", "webrtc"};
@@ -320,11 +330,8 @@ void gb_live_json(const struct gb_stream *s, json_t *o)
 {
     const struct gb_live *l = s->live;
     json_object_set_new(o, "live_shared", json_boolean(s->live_shared));
-    json_t *per = json_object();
-    for (int i = 0; i < GB_LIVE_OUTPUTS; i++)
-        json_object_set_new(per, gb_live_output_name(i), json_integer(s->live_viewers[i]));
     json_object_set_new(o, "viewers", json_integer(viewers_total(s)));
-    json_object_set_new(o, "viewers_by_output", per);
+    json_object_set_new(o, "viewers_by_output", gb_live_viewers_by_output(s));
     gb_live_hls_json(s, o);
     gb_live_rtc_json(s, o);
     if (l)

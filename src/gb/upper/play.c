@@ -147,6 +147,9 @@ void gb_stream_stop(struct gb_stream *s, const char *reason, bool send_bye)
     struct gb_upper *g = s->g;
     if (s->state == GB_STREAM_STOPPED) return;
     bool was_playing = s->state == GB_STREAM_PLAYING;
+    /* Taken before the outputs end: the event says who was watching. */
+    json_int_t viewers = gb_live_viewers(s);
+    json_t *by_output = gb_live_viewers_by_output(s);
     s->state = GB_STREAM_STOPPED;
     snprintf(s->stop_reason, sizeof(s->stop_reason), "%s", reason);
     stream_unlink(g, s);
@@ -178,10 +181,13 @@ void gb_stream_stop(struct gb_stream *s, const char *reason, bool send_bye)
              (long long)lost);
     if (was_playing)
         gb_publish(g, "gb.stream.stopped",
-                   json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:s,s:I}", "stream_id", s->sid, "device_id", s->device_id,
-                             "channel_id", s->channel_id, "reason", reason, "packets", (json_int_t)s->rtp.received,
-                             "bytes", (json_int_t)s->bytes, "lost", (json_int_t)lost, "container",
-                             container_name(s->container), "rtp_ssrc", (json_int_t)s->ssrc_value));
+                   json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:s,s:I,s:I,s:o}", "stream_id", s->sid, "device_id",
+                             s->device_id, "channel_id", s->channel_id, "reason", reason, "packets",
+                             (json_int_t)s->rtp.received, "bytes", (json_int_t)s->bytes, "lost", (json_int_t)lost,
+                             "container", container_name(s->container), "rtp_ssrc", (json_int_t)s->ssrc_value,
+                             "viewers", viewers, "viewers_by_output", by_output));
+    else
+        json_decref(by_output);
     int open = 0;
     if (s->udp.loop) open++;
     if (s->listener.loop) open++;
@@ -225,6 +231,7 @@ static void on_ps_frame(void *arg, const gb_ps_frame_t *f)
 {
     /* Counted by the demuxer (the codec comes from its PSM); packaged for
      * live viewers when there are any. */
+    gb_live_learn(arg, f);
     gb_live_on_frame(arg, f);
     gb_live_hls_on_frame(arg, f);
 }
@@ -559,10 +566,11 @@ static void stream_on_final(void *arg, struct ua_uac *h, int status, const struc
     log_info("gb stream %s playing: %s/%s over %s port %u", s->sid, s->device_id, s->channel_id,
              s->tcp ? "TCP" : "UDP", s->port);
     gb_publish(g, "gb.stream.started",
-               json_pack("{s:s,s:s,s:s,s:s,s:s,s:i,s:b,s:s}", "stream_id", s->sid, "device_id", s->device_id,
+               json_pack("{s:s,s:s,s:s,s:s,s:s,s:i,s:b,s:s,s:I}", "stream_id", s->sid, "device_id", s->device_id,
                          "channel_id", s->channel_id, "ssrc", s->ssrc, "transport", s->tcp ? "tcp" : "udp",
                          "media_port", s->port, "playback", s->playback, "container",
-                         s->answer_ts ? "ts" : "ps")); /* as agreed; the stream's info says what came */
+                         s->answer_ts ? "ts" : "ps", /* as agreed; the stream's info says what came */
+                         "viewers", (json_int_t)gb_live_viewers(s)));
     if (s->waiter) gb_waiters_done(&s->waiter, 200, gb_stream_json(s));
 }
 

@@ -117,6 +117,10 @@ json_t *gb_upper_device_json(struct gb_upper *g, const char *id);   /* the full 
 json_t *gb_upper_channels_json(struct gb_upper *g, const char *id); /* the channel tree */
 json_t *gb_upper_streams_json(struct gb_upper *g);
 json_t *gb_upper_stream_json(struct gb_upper *g, const char *sid);
+/* {"streams":[...]}: every stream with live outputs (shared live streams,
+ * and any stream being watched), with its source, viewers per output,
+ * bitrate, codec, picture size and frame rate (GET /api/v1/media/streams). */
+json_t *gb_media_streams_json(struct gb_upper *g);
 
 /* Admin records (POST/DELETE /gb/devices). 0, or a negative errno. */
 int gb_device_admin_set(struct gb_upper *g, const char *id, const char *password, const char *charset, int auth);

@@ -127,6 +127,17 @@ enum gb_container { GB_CONTAINER_UNKNOWN = 0, GB_CONTAINER_PS, GB_CONTAINER_TS }
 
 enum gb_live_output { GB_LIVE_FLV, GB_LIVE_HLS, GB_LIVE_WEBRTC, GB_LIVE_OUTPUTS };
 
+/* The video a stream carries, as its frames show it (live_info.c). */
+struct gb_video_info {
+    gb_codec_t codec;             /* the PSM's; H.264 assumed without one */
+    int width, height;            /* from the newest key frame's SPS; 0 unknown */
+    double sps_fps;               /* the SPS's VUI timing; 0 when it has none */
+    double measured_fps;          /* from the PTS over ~2 s; 0 until measured */
+    bool meas_on;
+    uint64_t meas_pts0;
+    uint32_t meas_frames;
+};
+
 struct gb_stream {
     struct gb_stream *next, *prev; /* g->streams */
     struct hnode by_sid;          /* g->streams_by_sid */
@@ -176,6 +187,7 @@ struct gb_stream {
     struct gb_live_hls *live_hls; /* HLS segmenter and viewers, from the first HLS request (live_hls.c) */
     struct gb_live_rtc *rtc;      /* WebRTC output: the SFU source while viewers come (live_rtc.c) */
     char h264_plid[7];            /* profile-level-id of the newest SPS, "" before one */
+    struct gb_video_info video;   /* live_info.c */
     char buf[65536];
 };
 
@@ -185,11 +197,16 @@ struct gb_stream {
 void gb_live_viewer_joined(struct gb_stream *s, enum gb_live_output o);
 void gb_live_viewer_left(struct gb_stream *s, enum gb_live_output o);
 const char *gb_live_output_name(enum gb_live_output o);
+/* Viewers of s now: in all, and {"flv":n,"hls":n,"webrtc":n} (a new object). */
+uint32_t gb_live_viewers(const struct gb_stream *s);
+json_t *gb_live_viewers_by_output(const struct gb_stream *s);
 void gb_live_on_frame(struct gb_stream *s, const gb_ps_frame_t *f);
 void gb_live_on_stream_end(struct gb_stream *s, const char *reason);
 void gb_live_arm_idle(struct gb_stream *s);
 void gb_live_on_playing(struct gb_stream *s);
 void gb_live_json(const struct gb_stream *s, json_t *o);
+/* live_info.c — every frame of a PS stream: the video's size and frame rate learnt. */
+void gb_live_learn(struct gb_stream *s, const gb_ps_frame_t *f);
 /* live_hls.c — the HLS output: fed every frame, freed when the stream stops. */
 void gb_live_hls_on_frame(struct gb_stream *s, const gb_ps_frame_t *f);
 void gb_live_hls_on_stream_end(struct gb_stream *s, const char *reason);
