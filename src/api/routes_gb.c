@@ -237,6 +237,41 @@ static void channel_ptz(struct api_request *req, void *user)
     wait_start(a);
 }
 
+/* ---- the URLs of a stream's outputs, from the Host the client used ---- */
+
+/* The WHEP URL of the stream's WebRTC output (POST an SDP offer to it). */
+static void add_webrtc_url(const char *host, const char *sid, json_t *body)
+{
+    char url[512];
+    snprintf(url, sizeof(url), "%s%s/api/v1/gb/streams/%s/whep", host ? "http://" : "", host ? host : "", sid);
+    json_object_set_new(body, "webrtc", json_string(url));
+}
+
+/* webrtc: a playback has no WebRTC output (live_rtc.c says why). */
+static void add_output_urls(struct api_request *req, json_t *body, bool webrtc)
+{
+    const char *sid = json_string_value(json_object_get(body, "stream_id"));
+    const char *host = api_header(req, "host");
+    if (!sid) return;
+    char url[512];
+    snprintf(url, sizeof(url), "%s%s/api/v1/gb/streams/%s/live.flv", host ? "http://" : "", host ? host : "", sid);
+    json_object_set_new(body, "flv", json_string(url));
+    snprintf(url, sizeof(url), "%s%s/api/v1/gb/streams/%s/hls/index.m3u8", host ? "http://" : "", host ? host : "",
+             sid);
+    json_object_set_new(body, "hls", json_string(url));
+    if (webrtc) add_webrtc_url(host, sid, body);
+}
+
+static void add_live_urls(struct api_request *req, json_t *body) { add_output_urls(req, body, true); }
+
+static void playback_done(struct gb_waiter *wt, int status, json_t *body)
+{
+    struct api_wait *a = (struct api_wait *)wt;
+    if (status == 200) add_output_urls(a->req, body, false);
+    api_reply_json(a->req, status, body);
+    free(a);
+}
+
 static void channel_play(struct api_request *req, void *user)
 {
     struct gb_upper *g = user;
@@ -256,6 +291,7 @@ static void channel_play(struct api_request *req, void *user)
     }
     struct api_wait *a = wait_new(req);
     if (!a) return;
+    if (ts) a->wt.done = playback_done; /* a playback is watched through its own live.flv / HLS */
     int rc = gb_upper_play(g, id, api_param(req, "cid"), tr && !strcasecmp(tr, "tcp"), dump && json_is_true(dump),
                            (int64_t)ts, (int64_t)te, &a->wt);
     if (rc != 0) {
@@ -266,29 +302,6 @@ static void channel_play(struct api_request *req, void *user)
 }
 
 /* ---- live view (HTTP-FLV) ---- */
-
-/* The URLs of a stream's outputs, from the Host the client used. */
-/* The WHEP URL of the stream's WebRTC output (POST an SDP offer to it). */
-static void add_webrtc_url(const char *host, const char *sid, json_t *body)
-{
-    char url[512];
-    snprintf(url, sizeof(url), "%s%s/api/v1/gb/streams/%s/whep", host ? "http://" : "", host ? host : "", sid);
-    json_object_set_new(body, "webrtc", json_string(url));
-}
-
-static void add_live_urls(struct api_request *req, json_t *body)
-{
-    const char *sid = json_string_value(json_object_get(body, "stream_id"));
-    const char *host = api_header(req, "host");
-    if (!sid) return;
-    char url[512];
-    snprintf(url, sizeof(url), "%s%s/api/v1/gb/streams/%s/live.flv", host ? "http://" : "", host ? host : "", sid);
-    json_object_set_new(body, "flv", json_string(url));
-    snprintf(url, sizeof(url), "%s%s/api/v1/gb/streams/%s/hls/index.m3u8", host ? "http://" : "", host ? host : "",
-             sid);
-    json_object_set_new(body, "hls", json_string(url));
-    add_webrtc_url(host, sid, body);
-}
 
 static void live_done(struct gb_waiter *wt, int status, json_t *body)
 {
@@ -365,7 +378,6 @@ static void stream_flv(struct api_request *req, void *user)
     if (!v->r) {
         free(v);
         if (err == -ENOENT) api_reply_error(req, 404, "not-found", "no stream %s", sid ? sid : "");
-        else if (err == -EINVAL) api_reply_error(req, 409, "not-live", "stream %s is a playback", sid);
         else api_reply_error(req, 500, "no-memory", "out of memory");
         return;
     }
@@ -408,7 +420,6 @@ static void hls_refused(struct api_request *req, int rc, const char *sid)
 {
     switch (rc) {
     case -ENOENT: api_reply_error(req, 404, "not-found", "no stream %s", sid ? sid : ""); break;
-    case -EINVAL: api_reply_error(req, 409, "not-live", "stream %s is a playback", sid); break;
     case -EAGAIN: api_reply_error(req, 503, "no-segment", "stream %s has no segment yet", sid); break;
     default: api_reply_error(req, 500, "no-memory", "out of memory"); break;
     }

@@ -12,6 +12,10 @@
 #  - GET /media/streams lists the stream (source, viewers per output, codec,
 #    the SPS's size, frame rate, bitrate) and cascadectl media streams prints it;
 #  - gb.stream.started/stopped carry the viewers of that moment;
+#  - a playback (POST .../play {start,end}) is watched through its own
+#    live.flv: ffprobe reads it, a live request for the channel gets another
+#    stream, it is not idle-stopped, and it ends (its player too) when the
+#    recording's range was sent (media-end);
 #  - refusals: an unknown stream (404), no token (401).
 source "$(dirname "$0")/lib.sh"
 GBSIM=$BUILD_DIR/cascade-gbsim
@@ -126,10 +130,25 @@ check "live.flv of an unknown stream: 404" \
     test "$(curl -s -o /dev/null -w '%{http_code}' -H "$AUTH" "http://127.0.0.1:$API_PORT/api/v1/gb/streams/0000000000/live.flv")" = 404
 check "live.flv without the token: 401" \
     test "$(curl -s -o /dev/null -w '%{http_code}' "$URL")" = 401
-PB=$(api POST "/gb/devices/$DEV/channels/$CH1/play" '{"start":"2026-12-01T10:00:00","end":"2026-12-01T10:10:00"}' | jget 'd.get("stream_id","")')
-check "live.flv of a playback: 409" \
-    test "$(curl -s -o /dev/null -w '%{http_code}' -H "$AUTH" "http://127.0.0.1:$API_PORT/api/v1/gb/streams/$PB/live.flv")" = 409
-api DELETE "/gb/streams/$PB" >/dev/null
+
+# A playback of 20 s of recording (gbsim sends it in 20 s, then MediaStatus).
+PBJ=$(api POST "/gb/devices/$DEV/channels/$CH1/play" '{"start":"2026-12-01T10:00:00","end":"2026-12-01T10:00:20"}')
+PB=$(echo "$PBJ" | jget 'd.get("stream_id","")')
+PB_URL=$(echo "$PBJ" | jget 'd.get("flv","")')
+check "a playback's answer names its live.flv ($PB)" \
+    test "$PB_URL" = "http://127.0.0.1:$API_PORT/api/v1/gb/streams/$PB/live.flv"
+check "ffprobe reads h264 320x240 at 25 fps from the playback's live.flv" test "$(probe "$PB_URL")" = "h264,320,240,25/1"
+timeout 120 ffmpeg -nostdin -v error -headers "$AUTH"$'\r\n' -i "$PB_URL" -c copy -f null - 2>/dev/null &
+P4=$!
+PIDS+=("$P4")
+pb_watched() { jq_ok "$(api GET "/media/streams")" ".streams[] | select(.stream_id==\"$PB\") | .source.kind == \"playback\" and .viewers_by_output.flv == 1"; }
+check "media/streams lists the playback with its FLV viewer" wait_for 30 pb_watched
+LV=$(api POST "/gb/devices/$DEV/channels/$CH1/live" '{}' | jget 'd.get("stream_id","")')
+check "a live request for the channel gets its own stream, not the playback ($LV)" test -n "$LV" -a "$LV" != "$PB"
+api DELETE "/gb/streams/$LV" >/dev/null
+check "the playback ends when its range was sent (media-end), not idle" wait_for 60 \
+    has_event "select(.type==\"gb.stream.stopped\" and .stream_id==\"$PB\" and .reason==\"media-end\" and .viewers_by_output.flv==1)"
+check "its player ends with it" wait_for 30 bash -c "! kill -0 $P4 2>/dev/null"
 check "live of an unknown device: 404" jq_ok "$(api POST "/gb/devices/34020000001320000099/channels/$CH1/live" '{}')" \
     '.error == "not-found"'
 

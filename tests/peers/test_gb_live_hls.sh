@@ -9,8 +9,8 @@
 #  - the players counted as HLS viewers while they poll; once they stop,
 #    the viewers expire and the stream stops after [media] idle_stop
 #    (reason idle);
-#  - refusals: an unknown segment or stream (404), a playback (409), no
-#    token (401);
+#  - refusals: an unknown segment or stream (404), no token (401);
+#  - a playback is watched through its own HLS playlist (ffprobe reads it);
 #  - a first request abandoned while it waits, and a stop with HLS on.
 source "$(dirname "$0")/lib.sh"
 GBSIM=$BUILD_DIR/cascade-gbsim
@@ -116,9 +116,12 @@ check "nobody watches: the stream stopped with reason idle" wait_for 60 \
 check "the device saw the BYE" wait_for 10 grep -q "stream of $CH1 ended: BYE from the upper" "$WORK/gbsim.log"
 check "the stopped stream's playlist: 404" test "$(code "$URL")" = 404
 
-PB=$(api POST "/gb/devices/$DEV/channels/$CH1/play" '{"start":"2026-12-01T10:00:00","end":"2026-12-01T10:10:00"}' | jget 'd.get("stream_id","")')
-check "the playlist of a playback: 409" test "$(code "$BASE/$PB/hls/index.m3u8")" = 409
-check "a segment of a playback: 409" test "$(code "$BASE/$PB/hls/0.ts")" = 409
+PBJ=$(api POST "/gb/devices/$DEV/channels/$CH1/play" '{"start":"2026-12-01T10:00:00","end":"2026-12-01T10:10:00"}')
+PB=$(echo "$PBJ" | jget 'd.get("stream_id","")')
+PB_HLS=$(echo "$PBJ" | jget 'd.get("hls","")')
+check "a playback's answer names its HLS playlist, no WebRTC URL" \
+    jq_ok "$PBJ" ".playback == true and .hls == \"$BASE/$PB/hls/index.m3u8\" and (has(\"webrtc\") | not)"
+check "ffprobe reads h264 320x240 from the playback's HLS playlist" test "$(probe "$PB_HLS" | cut -d, -f1-3)" = "h264,320,240"
 api DELETE "/gb/streams/$PB" >/dev/null
 
 # A player that gives up while its first request waits for the first

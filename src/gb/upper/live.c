@@ -16,7 +16,9 @@
  * that stops first leaves it to its viewers, who drain what is left and get
  * the end. A stream started for live view (gb_live_start) is shared by all
  * viewers of its channel and stopped [gb] live_idle_stop_ms after its last
- * viewer left (or after it started, when nobody came). */
+ * viewer left (or after it started, when nobody came). A playback (or any
+ * stream started with play) is read through the same ring but neither
+ * shared nor idle-stopped. */
 #include "gb/upper/upper_int.h"
 
 #include <errno.h>
@@ -235,10 +237,10 @@ struct gb_live_reader *gb_live_open(struct gb_upper *g, const char *sid, void (*
         *err = -ENOENT;
         return NULL;
     }
-    if (s->playback) {
-        *err = -EINVAL; /* playbacks are one viewer's: watched through their own outputs later */
-        return NULL;
-    }
+    /* A playback is read here too: by whoever started it (they alone know
+     * its id), never shared with live requests (find_shared skips it), and
+     * never idle-stopped (gb_live_arm_idle needs live_shared): it ends with
+     * the recording (media-end) or a DELETE. */
     struct gb_live *l = live_get(s);
     struct gb_live_reader *r = l ? calloc(1, sizeof(*r)) : NULL;
     uint8_t *hdr = r ? malloc(GB_FLV_HEADER_MAX) : NULL;

@@ -200,10 +200,7 @@ static struct gb_live_hls *hls_lookup(struct gb_upper *g, const char *sid, bool 
         *err = -ENOENT;
         return NULL;
     }
-    if (s->playback) {
-        *err = -EINVAL; /* a playback is one viewer's, not shared live view */
-        return NULL;
-    }
+    /* A playback is segmented too, for whoever started it (see live.c). */
     struct gb_live_hls *lh = make ? hls_get(s) : s->live_hls;
     if (!lh) *err = make ? -ENOMEM : -ENOENT;
     return lh;

@@ -201,8 +201,12 @@ int gb_live_whep(struct gb_upper *g, const char *sid, const char *offer, size_t 
         *why = "the media plane (WebRTC) is not running";
         return -ENOTSUP;
     }
+    /* Not a playback: its speed changes and seeks send frames faster than
+     * real time or with jumps, which a WebRTC receiver's jitter buffer
+     * (paced by the RTP clock) drops or stalls on, and the SFU room a
+     * WebRTC output is would make it shared. FLV and HLS carry it. */
     if (s->playback) {
-        *why = "a playback is watched by the one who asked for it";
+        *why = "a playback is not sent over WebRTC (speed and seeks break its real-time timeline): use live.flv or HLS";
         return -EPERM;
     }
     if (s->demux.codec == GB_CODEC_H265) {
