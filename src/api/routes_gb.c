@@ -513,7 +513,7 @@ static int control_from_body(struct api_request *req, struct gb_rtsp_req *r)
         r->has_range = true;
         r->range_from = -1;
     } else if (!strcmp(action, "seek")) {
-        if (!json_is_number(pos) || json_number_value(pos) < 0) return -1;
+        if (!json_is_number(pos) || json_number_value(pos) < 0 || json_number_value(pos) > GB_MANSRTSP_MAX_NPT) return -1;
         r->method = GB_RTSP_PLAY;
         r->has_range = true;
         r->range_from = json_number_value(pos);

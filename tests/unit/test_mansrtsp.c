@@ -68,6 +68,9 @@ static void test_parse_refusals(void **state)
     parse_refused("PLAY MANSRTSP/1.0\r\nCSeq: 1\r\nScale: -1\r\n", "Scale");
     parse_refused("PLAY MANSRTSP/1.0\r\nCSeq: 1\r\nRange: clock=20200101T000000Z-\r\n", "Range");
     parse_refused("PLAY MANSRTSP/1.0\r\nCSeq: 1\r\nRange: npt=-5-\r\n", "Range");
+    /* Found by fuzz_mansrtsp: a position whose "%.3f" form the parser could not read back. */
+    parse_refused("PLAY MANSRTSP/1.0\r\nCSeq: 4\r\nRange: npt=1288888888888888888888888880-\r\n", "Range");
+    parse_refused("PLAY MANSRTSP/1.0\r\nCSeq: 4\r\nRange: npt=0-99999999999\r\n", "Range");
     parse_refused("PLAY MANSRTSP/1.0\r\nCSeq: 1\r\nnocolon\r\n", "':'");
     char big[GB_MANSRTSP_MAX_BODY + 10];
     memset(big, 'a', sizeof(big));

@@ -87,10 +87,10 @@ static int parse_range(const char *v, size_t n, struct gb_rtsp_req *r)
     if (!dash) return -1;
     size_t flen = (size_t)(dash - v);
     if (span_ieq(v, flen, "now")) r->range_from = -1;
-    else if (parse_number(v, flen, &r->range_from) != 0) return -1;
+    else if (parse_number(v, flen, &r->range_from) != 0 || r->range_from > GB_MANSRTSP_MAX_NPT) return -1;
     size_t rest = n - flen - 1;
     double end;
-    if (rest && parse_number(dash + 1, rest, &end) != 0) return -1;
+    if (rest && (parse_number(dash + 1, rest, &end) != 0 || end > GB_MANSRTSP_MAX_NPT)) return -1;
     r->has_range = true;
     return 0;
 }
@@ -179,7 +179,8 @@ int gb_mansrtsp_parse(const char *buf, size_t len, struct gb_rtsp_req *out, cons
 int gb_mansrtsp_build(sbuf_t *out, const struct gb_rtsp_req *r)
 {
     if (r->has_scale && !(r->scale >= GB_MANSRTSP_MIN_SCALE && r->scale <= GB_MANSRTSP_MAX_SCALE)) return -1;
-    if (r->has_range && !(r->range_from < 0 || isfinite(r->range_from))) return -1;
+    if (r->has_range && !(r->range_from < 0 || (isfinite(r->range_from) && r->range_from <= GB_MANSRTSP_MAX_NPT)))
+        return -1;
     sbuf_printf(out, "%s MANSRTSP/1.0\r\nCSeq: %u\r\n", gb_rtsp_method_name(r->method), r->cseq);
     switch (r->method) {
     case GB_RTSP_PAUSE: sbuf_printf(out, "PauseTime: now\r\n"); break;

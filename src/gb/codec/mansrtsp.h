@@ -23,6 +23,7 @@
 #define GB_MANSRTSP_TYPE "Application/MANSRTSP"
 #define GB_MANSRTSP_MIN_SCALE 0.0625
 #define GB_MANSRTSP_MAX_SCALE 16.0
+#define GB_MANSRTSP_MAX_NPT 1e9 /* seconds (31 years): a larger Range is refused, so what we write reads back */
 
 enum gb_rtsp_method { GB_RTSP_PLAY, GB_RTSP_PAUSE, GB_RTSP_TEARDOWN };
 
