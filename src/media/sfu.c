@@ -1133,6 +1133,32 @@ static int offer_peer(struct sfu *s, struct sfu_peer *p, const char *offer, size
     return 0;
 }
 
+/* A publishing peer for room from an offer: the offer read, the answer made
+ * (p->answer, its candidates in cands/local, which the caller writes out
+ * later), its streams made. 0, or a negative errno with *why; either way
+ * *p and *off are the caller's to keep or discard (peer_discard, free). */
+static int publisher_from_offer(struct sfu *s, const char *room, const char *offer, size_t offer_len,
+                                struct wsdp_candidate cands[WSDP_MAX_CANDIDATES], struct wsdp_local *local,
+                                struct sfu_peer **p_out, struct wsdp_session **off_out, const char **why)
+{
+    struct sfu_peer *p = *p_out = peer_alloc(s, room, true);
+    struct wsdp_session *off = *off_out = calloc(1, sizeof(*off));
+    if (p) p->answer = calloc(1, sizeof(*p->answer));
+    if (!p || !off || !p->answer) {
+        *why = "out of memory";
+        return -ENOMEM;
+    }
+    int rc = offer_peer(s, p, offer, offer_len, off, why);
+    if (rc < 0) return rc;
+    local_for(s, p->rtc, cands, local);
+    if (wsdp_answer_publish(off, local, p->answer, why) < 0) return -ENOTSUP;
+    if (streams_make(s, p) < 0) {
+        *why = "out of memory";
+        return -ENOMEM;
+    }
+    return 0;
+}
+
 int sfu_publish(struct sfu *s, const char *room, const char *name, const char *user, const char *offer,
                 size_t offer_len, sbuf_t *answer, char id_out[ROOM_ID_LEN + 1], const char **why)
 {
@@ -1141,26 +1167,12 @@ int sfu_publish(struct sfu *s, const char *room, const char *name, const char *u
     *why = "";
     if (!room || (*why = room_name_check(room)) != NULL) return -EINVAL;
     *why = "";
-    struct sfu_peer *p = peer_alloc(s, room, true);
-    struct wsdp_session *off = calloc(1, sizeof(*off));
-    if (p) p->answer = calloc(1, sizeof(*p->answer));
-    int rc = -ENOMEM;
-    if (!p || !off || !p->answer) {
-        *why = "out of memory";
-        goto fail;
-    }
-    if ((rc = offer_peer(s, p, offer, offer_len, off, why)) < 0) goto fail;
+    struct sfu_peer *p = NULL;
+    struct wsdp_session *off = NULL;
     struct wsdp_candidate cands[WSDP_MAX_CANDIDATES];
     struct wsdp_local local;
-    local_for(s, p->rtc, cands, &local);
-    if (wsdp_answer_publish(off, &local, p->answer, why) < 0) {
-        rc = -ENOTSUP;
-        goto fail;
-    }
-    if ((rc = streams_make(s, p)) < 0) {
-        *why = "out of memory";
-        goto fail;
-    }
+    int rc = publisher_from_offer(s, room, offer, offer_len, cands, &local, &p, &off, why);
+    if (rc < 0) goto fail;
     /* A publisher with a user key replaces its earlier self (a reloaded page). */
     if ((rc = admit(s, p, name, user, user && *user, p->answer, &local, answer, why)) < 0) goto fail;
     free(off);
@@ -1376,26 +1388,12 @@ int sfu_publish_as(struct sfu *s, const char *member_id, const char *offer, size
         *why = "not in a room";
         return -ENOENT;
     }
-    struct sfu_peer *p = peer_alloc(s, m->room, true);
-    struct wsdp_session *off = calloc(1, sizeof(*off));
-    if (p) p->answer = calloc(1, sizeof(*p->answer));
-    int rc = -ENOMEM;
-    if (!p || !off || !p->answer) {
-        *why = "out of memory";
-        goto fail;
-    }
-    if ((rc = offer_peer(s, p, offer, offer_len, off, why)) < 0) goto fail;
+    struct sfu_peer *p = NULL;
+    struct wsdp_session *off = NULL;
     struct wsdp_candidate cands[WSDP_MAX_CANDIDATES];
     struct wsdp_local local;
-    local_for(s, p->rtc, cands, &local);
-    if (wsdp_answer_publish(off, &local, p->answer, why) < 0) {
-        rc = -ENOTSUP;
-        goto fail;
-    }
-    if ((rc = streams_make(s, p)) < 0) {
-        *why = "out of memory";
-        goto fail;
-    }
+    int rc = publisher_from_offer(s, m->room, offer, offer_len, cands, &local, &p, &off, why);
+    if (rc < 0) goto fail;
     /* A publish again (a new camera, a renegotiation) replaces the last. */
     if (m->pub) member_pub_end(s, m->pub, "replaced", false);
     if ((rc = member_peer_add(s, m, p, p->answer, &local, answer, why)) < 0) goto fail;
