@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "base/log.h"
@@ -18,6 +19,28 @@
 #define ARENA_FIRST_BYTES (64 * 1024)
 #define ARENA_HEAP_LIMIT (1024 * 1024)
 #define UDP_MAX_PAYLOAD 65535u
+/* recvmmsg slots: libuv reads one datagram per 64 KiB of the buffer it is
+ * given (UV__UDP_DGRAM_MAXSIZE), and so do the coalescing ticks. */
+#define UDP_RX_CHUNK (64u * 1024u)
+#define UDP_RX_CHUNKS 8u
+/* Batched sends: entries and bytes held per loop turn. */
+#define UDP_BATCH_MAX 64u
+#define UDP_BATCH_BYTES (128u * 1024u)
+
+struct udp_batch_entry {
+    struct listener *l;
+    struct sockaddr_storage addr;
+    uint32_t off, len;
+};
+
+struct udp_batch {
+    uint32_t n;
+    uint32_t used;
+    struct udp_batch_entry e[UDP_BATCH_MAX];
+    struct mmsghdr mm[UDP_BATCH_MAX];
+    struct iovec iov[UDP_BATCH_MAX];
+    char bytes[UDP_BATCH_BYTES];
+};
 
 /* ---- address helpers ---- */
 
@@ -192,6 +215,10 @@ uint64_t transport_now(struct transport *t)
     return t->cb.now_ms ? t->cb.now_ms(t->cb.user) : uv_now(t->loop);
 }
 
+static void batch_handles_init(struct transport *t);
+static void batch_handle_closed(uv_handle_t *h);
+static void udp_batch_flush(struct transport *t);
+
 struct transport *transport_new(uv_loop_t *loop, struct timer_service *timers, const struct transport_config *cfg,
                                 const struct transport_callbacks *cb)
 {
@@ -223,13 +250,15 @@ struct transport *transport_new(uv_loop_t *loop, struct timer_service *timers, c
     /* One byte more than the limit so that an oversize datagram is seen as such. */
     uint32_t udp_max = t->cfg.max_message_bytes < UDP_MAX_PAYLOAD ? t->cfg.max_message_bytes : UDP_MAX_PAYLOAD;
     t->udp_cap = (size_t)udp_max + 1;
-    t->udp_buf = malloc(t->udp_cap);
+    t->udp_buf = malloc((size_t)UDP_RX_CHUNK * UDP_RX_CHUNKS);
+    t->batch = calloc(1, sizeof(*t->batch));
     t->arena_mem = malloc(ARENA_FIRST_BYTES);
     htable_init(&t->conns_by_id);
     htable_init(&t->conns_by_addr);
     htable_init(&t->ip_counts);
-    if (!t->udp_buf || !t->arena_mem) {
+    if (!t->udp_buf || !t->arena_mem || !t->batch) {
         free(t->udp_buf);
+        free(t->batch);
         free(t->arena_mem);
         free(t);
         return NULL;
@@ -238,6 +267,7 @@ struct transport *transport_new(uv_loop_t *loop, struct timer_service *timers, c
     arena_init(&t->arena, t->arena_mem, ARENA_FIRST_BYTES);
     t->arena.limit = ARENA_HEAP_LIMIT;
     t->next_conn_id = 1;
+    batch_handles_init(t);
     return t;
 }
 
@@ -251,6 +281,7 @@ static void transport_release(struct transport *t)
     arena_free(&t->arena);
     free(t->arena_mem);
     free(t->udp_buf);
+    free(t->batch);
     free(t);
 }
 
@@ -270,11 +301,16 @@ void transport_listener_closed(uv_handle_t *h)
 void transport_free(struct transport *t)
 {
     if (!t) return;
+    udp_batch_flush(t);
     t->freeing = true;
+    uv_close((uv_handle_t *)&t->batch_check, batch_handle_closed);
+    uv_close((uv_handle_t *)&t->batch_prepare, batch_handle_closed);
     tcp_close_all(t);
     for (uint32_t i = 0; i < t->listener_count; i++) {
         struct listener *l = t->listeners[i];
         timer_stop(t->timers, &l->resume);
+        timer_stop(t->timers, &l->tick);
+        l->coalescing = false;
         /* A paused listener is closed or closing already. */
         if (l->handle_open && !uv_is_closing(&l->h.handle)) uv_close(&l->h.handle, transport_listener_closed);
     }
@@ -289,9 +325,11 @@ static void udp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     struct listener *l = h->data;
-    /* One datagram is handled at a time (no recvmmsg), so one buffer serves every socket. */
+    /* libuv fills the slots with one recvmmsg, then hands them over one by
+     * one; each is handled before the next read, so one buffer serves every
+     * socket. */
     buf->base = l->t->udp_buf;
-    buf->len = l->t->udp_cap;
+    buf->len = UDP_RX_CHUNK * UDP_RX_CHUNKS;
 }
 
 /* RFC 5626 §4.4.1 uses STUN on UDP, but some UAs send bare CRLFs: ignore them. */
@@ -302,31 +340,138 @@ static bool only_crlf(const char *p, size_t n)
     return true;
 }
 
-static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr, unsigned flags)
+/* One datagram read from listener l, by libuv or by a coalescing tick. */
+static void udp_datagram(struct listener *l, const char *data, size_t len, bool truncated,
+                         const struct sockaddr *addr)
 {
-    struct listener *l = h->data;
     struct transport *t = l->t;
-    if (nread == 0 && !addr) return; /* nothing more to read */
     char src_text[TRANSPORT_ADDR_TEXT] = "?";
     struct sockaddr_storage src = {0};
     if (addr) {
         memcpy(&src, addr, addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
         transport_addr_text(&src, src_text, sizeof(src_text));
     }
-    if (nread < 0) {
-        log_warn_rl("UDP receive error on listener %u from %s: %s", l->id, src_text, uv_strerror((int)nread));
-        return;
-    }
-    if (nread == 0) return;
-    t->stats.bytes_in += (uint64_t)nread;
-    if ((flags & UV_UDP_PARTIAL) || (size_t)nread > t->cfg.max_message_bytes) {
+    t->stats.bytes_in += len;
+    if (truncated || len > t->cfg.max_message_bytes) {
         t->stats.dropped++;
         log_warn_rl("UDP datagram from %s dropped: larger than %u bytes", src_text, t->cfg.max_message_bytes);
         return;
     }
-    if (only_crlf(buf->base, (size_t)nread)) return;
+    if (only_crlf(data, len)) return;
     struct rx_origin o = {SIP_TRANSPORT_UDP, &src, src_text, 0, l->id, &l->addr};
-    transport_deliver(t, buf->base, (size_t)nread, &o);
+    transport_deliver(t, data, len, &o);
+}
+
+/* ---- coalescing ----
+ * At a moderate steady rate each datagram arrives alone, and its wake-up
+ * (epoll, the scheduler, on a VM the hypervisor) costs more than handling
+ * it. A listener that sees that for a whole window stops libuv's reading
+ * and drains the socket from a timer every udp_coalesce_ms; it goes back as
+ * soon as the rate falls (a tick would wake for nothing) or a tick finds a
+ * backlog (the loop is busy: libuv's reading batches by itself then). */
+#define COALESCE_WINDOW_MS 100
+#define COALESCE_TICK_MAX 256 /* datagrams per tick before handing back to libuv */
+
+static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr, unsigned flags);
+static void coalesce_tick(struct timer_node *n, uint64_t now_ms);
+
+static void coalesce_window(struct listener *l, uint64_t now)
+{
+    struct transport *t = l->t;
+    if (now - l->window_start_ms < COALESCE_WINDOW_MS) return;
+    uint64_t per_window_at_one_per_tick = COALESCE_WINDOW_MS / t->cfg.udp_coalesce_ms;
+    uint32_t d = l->window_datagrams, w = l->window_wakes;
+    l->window_start_ms = now;
+    l->window_datagrams = l->window_wakes = 0;
+    if (!l->coalescing) {
+        /* Twice as many datagrams as ticks, and few per wake-up. */
+        if (d < 2 * per_window_at_one_per_tick || d >= 4u * (w ? w : 1)) return;
+        if (uv_udp_recv_stop(&l->h.udp) != 0) return;
+        l->coalescing = true;
+        t->stats.udp_coalesce_on++;
+        timer_start(t->timers, &l->tick, now + t->cfg.udp_coalesce_ms, coalesce_tick);
+    } else if (d < per_window_at_one_per_tick) {
+        l->coalescing = false;
+        t->stats.udp_coalesce_off++;
+        timer_stop(t->timers, &l->tick);
+        uv_udp_recv_start(&l->h.udp, udp_alloc, udp_recv);
+    }
+}
+
+static void coalesce_tick(struct timer_node *n, uint64_t now_ms)
+{
+    struct listener *l = container_of(n, struct listener, tick);
+    struct transport *t = l->t;
+    uv_os_fd_t fd;
+    if (t->freeing || uv_fileno(&l->h.handle, &fd) != 0) return;
+    uint32_t got = 0;
+    struct sockaddr_storage from[UDP_RX_CHUNKS];
+    struct iovec iov[UDP_RX_CHUNKS];
+    struct mmsghdr mm[UDP_RX_CHUNKS];
+    while (got < COALESCE_TICK_MAX) {
+        for (uint32_t i = 0; i < UDP_RX_CHUNKS; i++) {
+            iov[i] = (struct iovec){t->udp_buf + (size_t)i * UDP_RX_CHUNK, UDP_RX_CHUNK};
+            mm[i] = (struct mmsghdr){.msg_hdr = {.msg_name = &from[i], .msg_namelen = sizeof(from[i]),
+                                                  .msg_iov = &iov[i], .msg_iovlen = 1}};
+        }
+        int r = recvmmsg(fd, mm, UDP_RX_CHUNKS, MSG_DONTWAIT, NULL);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+                log_warn_rl("UDP receive error on listener %u: %s", l->id, strerror(errno));
+            break;
+        }
+        for (int i = 0; i < r; i++) {
+            got++;
+            if (mm[i].msg_len > 0)
+                udp_datagram(l, iov[i].iov_base, mm[i].msg_len, (mm[i].msg_hdr.msg_flags & MSG_TRUNC) != 0,
+                             (struct sockaddr *)&from[i]);
+            if (!l->coalescing) return; /* handed back (or freed) from inside a delivery */
+        }
+        if ((uint32_t)r < UDP_RX_CHUNKS) break; /* drained */
+    }
+    l->window_datagrams += got;
+    l->window_wakes++;
+    t->stats.udp_coalesce_ticks++;
+    if (got >= COALESCE_TICK_MAX) {
+        /* A backlog: let libuv read as fast as the loop turns. */
+        l->coalescing = false;
+        t->stats.udp_coalesce_off++;
+        l->window_start_ms = now_ms;
+        l->window_datagrams = l->window_wakes = 0;
+        uv_udp_recv_start(&l->h.udp, udp_alloc, udp_recv);
+        return;
+    }
+    timer_start(t->timers, &l->tick, now_ms + t->cfg.udp_coalesce_ms, coalesce_tick);
+    coalesce_window(l, now_ms);
+}
+
+static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr, unsigned flags)
+{
+    struct listener *l = h->data;
+    struct transport *t = l->t;
+    if (flags & UV_UDP_MMSG_FREE) return; /* the end of one recvmmsg's slots, not of the wake-up */
+    if (nread == 0 && !addr) {
+        /* The socket is drained: one wake-up ended. */
+        if (t->cfg.udp_coalesce_ms) {
+            l->window_wakes++;
+            coalesce_window(l, timer_now(t->timers));
+        }
+        return;
+    }
+    if (nread < 0) {
+        char src_text[TRANSPORT_ADDR_TEXT] = "?";
+        if (addr) {
+            struct sockaddr_storage src = {0};
+            memcpy(&src, addr, addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+            transport_addr_text(&src, src_text, sizeof(src_text));
+        }
+        log_warn_rl("UDP receive error on listener %u from %s: %s", l->id, src_text, uv_strerror((int)nread));
+        return;
+    }
+    l->window_datagrams++;
+    if (nread == 0) return;
+    udp_datagram(l, buf->base, (size_t)nread, (flags & UV_UDP_PARTIAL) != 0, addr);
 }
 
 static int listener_bind(struct transport *t, struct listener *l)
@@ -334,7 +479,7 @@ static int listener_bind(struct transport *t, struct listener *l)
     const struct sockaddr *sa = (const struct sockaddr *)&l->addr;
     int rc;
     if (l->proto == SIP_TRANSPORT_UDP) {
-        rc = uv_udp_init(t->loop, &l->h.udp);
+        rc = uv_udp_init_ex(t->loop, &l->h.udp, AF_UNSPEC | UV_UDP_RECVMMSG);
         if (rc) return rc;
         t->open_handles++;
         l->handle_open = true;
@@ -385,6 +530,7 @@ int transport_listen(struct transport *t, enum sip_transport proto, const char *
     l->proto = proto;
     l->id = t->listener_count + 1;
     timer_node_init(&l->resume);
+    timer_node_init(&l->tick);
     if (!host || transport_addr_parse(host, strlen(host), port, &l->addr) != 0) {
         log_error("listen %s %s:%u: not a numeric IP address", transport_name(proto), host ? host : "(null)", port);
         free(l);
@@ -460,22 +606,127 @@ static struct listener *udp_pick(struct transport *t, const struct transport_des
     return NULL;
 }
 
-static int udp_send(struct transport *t, const struct transport_dest *d, const void *data, size_t len)
+/* A copy queued behind the socket (it was full): libuv sends it when it can. */
+static int udp_send_queued(struct listener *l, const struct sockaddr *to, const void *data, size_t len)
 {
-    struct listener *l = udp_pick(t, d);
-    if (!l) return UV_EAFNOSUPPORT;
+    struct udp_send_req *r = malloc(sizeof(*r) + len);
+    if (!r) return UV_ENOMEM;
+    memcpy(r->data, data, len);
+    uv_buf_t b = uv_buf_init(r->data, (unsigned)len);
+    int rc = uv_udp_send(&r->req, &l->h.udp, &b, 1, to, udp_sent);
+    if (rc) free(r);
+    return rc;
+}
+
+static int udp_send_now(struct listener *l, const struct transport_dest *d, const void *data, size_t len)
+{
     uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
     int rc = uv_udp_try_send(&l->h.udp, &b, 1, (const struct sockaddr *)&d->addr);
     if (rc >= 0) return 0;
     if (rc != UV_EAGAIN) return rc;
-    /* The socket is busy: queue a copy (rare; the hot path never allocates). */
-    struct udp_send_req *r = malloc(sizeof(*r) + len);
-    if (!r) return UV_ENOMEM;
-    memcpy(r->data, data, len);
-    b = uv_buf_init(r->data, (unsigned)len);
-    rc = uv_udp_send(&r->req, &l->h.udp, &b, 1, (const struct sockaddr *)&d->addr, udp_sent);
-    if (rc) free(r);
-    return rc;
+    /* The socket is busy (rare; the hot path never allocates). */
+    return udp_send_queued(l, (const struct sockaddr *)&d->addr, data, len);
+}
+
+/* ---- batched sends ----
+ * A datagram costs a system call, and at moderate rates the call (on a VM,
+ * its trip through the hypervisor) weighs more than building the message.
+ * Responses are therefore held until the loop turn's callbacks are done and
+ * leave in one sendmmsg per socket, in the order they were made. Requests
+ * are sent at once: a client transaction reports a send error as 503 at
+ * once, which a batch could not tell it. A response's send error is counted
+ * and logged at the flush (the server transaction cannot act on it). */
+static socklen_t addr_len(const struct sockaddr_storage *a)
+{
+    return a->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+}
+
+static void udp_batch_send_run(struct transport *t, struct udp_batch *b, uint32_t from, uint32_t to)
+{
+    struct listener *l = b->e[from].l;
+    uv_os_fd_t fd;
+    bool direct = !uv_is_closing(&l->h.handle) && uv_fileno(&l->h.handle, &fd) == 0 &&
+                  l->h.udp.send_queue_count == 0; /* else libuv's queue first, to keep the order */
+    uint32_t k = to - from, sent = 0;
+    for (uint32_t i = 0; i < k; i++) {
+        struct udp_batch_entry *e = &b->e[from + i];
+        b->iov[i] = (struct iovec){b->bytes + e->off, e->len};
+        b->mm[i] = (struct mmsghdr){.msg_hdr = {.msg_name = &e->addr, .msg_namelen = addr_len(&e->addr),
+                                                 .msg_iov = &b->iov[i], .msg_iovlen = 1}};
+    }
+    while (direct && sent < k) {
+        int r = sendmmsg(fd, b->mm + sent, k - sent, 0);
+        if (r > 0) {
+            sent += (uint32_t)r;
+            continue;
+        }
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        /* The datagram at `sent` failed alone; the rest still go. */
+        char text[TRANSPORT_ADDR_TEXT];
+        transport_addr_text(&b->e[from + sent].addr, text, sizeof(text));
+        t->stats.send_errors++;
+        log_warn_rl("UDP send to %s failed: %s", text, strerror(r < 0 ? errno : EIO));
+        sent++;
+    }
+    for (; sent < k; sent++) {
+        struct udp_batch_entry *e = &b->e[from + sent];
+        if (uv_is_closing(&l->h.handle) ||
+            udp_send_queued(l, (const struct sockaddr *)&e->addr, b->bytes + e->off, e->len) != 0)
+            t->stats.send_errors++;
+    }
+}
+
+static void udp_batch_flush(struct transport *t)
+{
+    struct udp_batch *b = t->batch;
+    if (!b || b->n == 0) return;
+    uint32_t i = 0;
+    while (i < b->n) {
+        uint32_t j = i + 1;
+        while (j < b->n && b->e[j].l == b->e[i].l) j++;
+        udp_batch_send_run(t, b, i, j);
+        i = j;
+    }
+    b->n = 0;
+    b->used = 0;
+}
+
+static void batch_check_cb(uv_check_t *h) { udp_batch_flush(h->data); }
+static void batch_prepare_cb(uv_prepare_t *h) { udp_batch_flush(h->data); }
+
+static void batch_handle_closed(uv_handle_t *h) { transport_handle_closed(h->data); }
+
+static void batch_handles_init(struct transport *t)
+{
+    uv_check_init(t->loop, &t->batch_check);
+    uv_prepare_init(t->loop, &t->batch_prepare);
+    t->batch_check.data = t->batch_prepare.data = t;
+    uv_check_start(&t->batch_check, batch_check_cb);
+    uv_prepare_start(&t->batch_prepare, batch_prepare_cb);
+    /* They run every turn but never keep the loop alive. */
+    uv_unref((uv_handle_t *)&t->batch_check);
+    uv_unref((uv_handle_t *)&t->batch_prepare);
+    t->open_handles += 2;
+}
+
+static bool is_response(const void *data, size_t len) { return len > 8 && memcmp(data, "SIP/2.0 ", 8) == 0; }
+
+static int udp_send(struct transport *t, const struct transport_dest *d, const void *data, size_t len)
+{
+    struct listener *l = udp_pick(t, d);
+    if (!l) return UV_EAFNOSUPPORT;
+    struct udp_batch *b = t->batch;
+    if (!is_response(data, len) || len > UDP_BATCH_BYTES) return udp_send_now(l, d, data, len);
+    if (b->n == UDP_BATCH_MAX || len > UDP_BATCH_BYTES - b->used) udp_batch_flush(t);
+    struct udp_batch_entry *e = &b->e[b->n++];
+    e->l = l;
+    memcpy(&e->addr, &d->addr, addr_len(&d->addr));
+    e->off = b->used;
+    e->len = (uint32_t)len;
+    memcpy(b->bytes + b->used, data, len);
+    b->used += (uint32_t)len;
+    return 0;
 }
 
 int transport_send(struct transport *t, struct transport_dest *dest, const void *data, size_t len)

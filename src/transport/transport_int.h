@@ -25,6 +25,15 @@ struct listener {
     bool handle_open;             /* h initialised and its close callback not yet run */
     bool paused;                  /* TCP: closed while the process is out of descriptors */
     struct timer_node resume;     /* ... listens again when this fires */
+    /* UDP receive coalescing (transport.c, "coalescing"): while on, libuv's
+     * reading is stopped and the tick timer drains the socket every
+     * udp_coalesce_ms. The window counts what arrived and the wake-ups it
+     * took, to decide when to switch. */
+    bool coalescing;
+    struct timer_node tick;
+    uint64_t window_start_ms;
+    uint32_t window_datagrams;
+    uint32_t window_wakes;
 };
 
 enum conn_state { CONN_CONNECTING, CONN_OPEN, CONN_CLOSING };
@@ -89,9 +98,16 @@ struct transport {
     struct listener *listeners[TRANSPORT_MAX_LISTENERS];
     uint32_t listener_count;
 
-    /* Receive scratch: one datagram at a time, and one parse arena reset per message. */
+    /* Receive scratch: UDP_RX_CHUNKS datagram slots of UDP_RX_CHUNK bytes
+     * (one recvmmsg fills several; each is handled before the next read),
+     * and one parse arena reset per message. */
     char *udp_buf;
-    size_t udp_cap;
+    size_t udp_cap;                /* the largest datagram taken, +1 to see an oversize one */
+    /* Responses sent over UDP wait here until the loop turn ends and leave
+     * in one sendmmsg per socket (transport.c, "batched sends"). */
+    struct udp_batch *batch;
+    uv_check_t batch_check;        /* flushes after the turn's I/O callbacks */
+    uv_prepare_t batch_prepare;    /* ... and after its timers, before the loop sleeps */
     char *arena_mem;
     arena_t arena;
 

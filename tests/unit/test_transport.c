@@ -49,6 +49,8 @@ struct node {                      /* one transport plus what it saw */
     uint64_t lost_conn;
     char lost_reason[64];
     int reply_status;              /* answer requests statelessly with this status */
+    bool count_only;               /* count requests, check their Call-IDs run "q0", "q1", ... */
+    int seq_errors;
     struct txn_layer *txn;         /* when set, messages go to the transaction layer */
 };
 
@@ -71,7 +73,26 @@ static void on_message(void *user, const struct transport_rx *rx)
         txn_layer_receive(n->txn, rx);
         return;
     }
-    assert_true(n->nmsgs < MAX_MSGS);
+    if (n->count_only) {
+        char want[16];
+        int w = snprintf(want, sizeof(want), "q%d", n->nmsgs++);
+        if (!rx->msg || rx->msg->call_id.len != (size_t)w || memcmp(rx->msg->call_id.s, want, (size_t)w) != 0)
+            n->seq_errors++;
+        if (!n->reply_status || !rx->msg) return;
+    } else {
+        assert_true(n->nmsgs < MAX_MSGS);
+    }
+    if (n->count_only) {
+        sbuf_t b;
+        sbuf_init(&b);
+        assert_int_equal(sip_build_response(rx->msg, n->reply_status, NULL, STR_LIT("rt"), NULL, 0, STR_NULL,
+                                            STR_NULL, &b), 0);
+        struct transport_dest d;
+        assert_int_equal(transport_response_dest(rx, &d), 0);
+        assert_int_equal(transport_send(n->t, &d, b.data, b.len), 0);
+        sbuf_free(&b);
+        return;
+    }
     struct got *g = &n->msgs[n->nmsgs++];
     memset(g, 0, sizeof(*g));
     g->parse_error = rx->parse_error != NULL;
@@ -424,6 +445,136 @@ static void test_udp_ipv6(void **state)
 }
 
 /* ---- TCP ---- */
+
+/* One OPTIONS from fd to srv with Call-ID q<i>. */
+static void send_numbered(int fd, const struct sockaddr_storage *srv, int i)
+{
+    char req[512];
+    snprintf(req, sizeof(req),
+             "OPTIONS sip:cascade@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;rport;branch=z9hG4bKq%d\r\n"
+             "Max-Forwards: 70\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: q%d\r\n"
+             "CSeq: %d OPTIONS\r\nContent-Length: 0\r\n\r\n",
+             i, i, i + 1);
+    assert_true(sendto(fd, req, strlen(req), 0, (const struct sockaddr *)srv, sizeof(struct sockaddr_in)) > 0);
+}
+
+/* Responses leave at the end of the loop turn, in one batch and in the order
+ * they were made; a request leaves at once (its sender sees errors). */
+static void test_udp_responses_batched_requests_immediate(void **state)
+{
+    struct tt *x = *state;
+    struct node *n = &x->b;
+    node_start(x, n, NULL);
+    n->reply_status = 200;
+    n->count_only = true;
+    int id = transport_listen(n->t, SIP_TRANSPORT_UDP, "127.0.0.1", 0);
+    assert_true(id > 0);
+    struct sockaddr_storage me, srv;
+    int fd = peer_socket(AF_INET, SOCK_DGRAM, &me);
+    listener_addr(n->t, (uint32_t)id, "127.0.0.1", &srv);
+    enum { N = 40 };
+    for (int i = 0; i < N; i++) send_numbered(fd, &srv, i);
+    assert_true(run_until(x, &n->nmsgs, N, 5000));
+    assert_int_equal(n->seq_errors, 0);
+    /* Every answer arrives, in order. */
+    for (int i = 0; i < N; i++) {
+        char buf[2048], want[32];
+        ssize_t r = peer_recv(x, fd, buf, sizeof(buf), 2000);
+        assert_true(r > 0);
+        assert_non_null(strstr(buf, "SIP/2.0 200 "));
+        snprintf(want, sizeof(want), "CSeq: %d OPTIONS", i + 1);
+        assert_non_null(strstr(buf, want));
+    }
+    /* A response handed over outside any loop turn waits for the next one... */
+    struct transport_dest d = {.proto = SIP_TRANSPORT_UDP, .listener_id = (uint32_t)id};
+    memcpy(&d.addr, &me, sizeof(struct sockaddr_in));
+    const char *resp = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKx\r\nFrom: <sip:a@x>;tag=1\r\n"
+                       "To: <sip:b@x>;tag=2\r\nCall-ID: late\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+    assert_int_equal(transport_send(n->t, &d, resp, strlen(resp)), 0);
+    char buf[2048];
+    assert_true(recv(fd, buf, sizeof(buf), MSG_DONTWAIT) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+    /* ... and a request does not. */
+    const char *req = REQ_HEAD("SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKnow") "Content-Length: 0\r\n\r\n";
+    assert_int_equal(transport_send(n->t, &d, req, strlen(req)), 0);
+    ssize_t r = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+    assert_true(r > 0);
+    buf[r] = '\0';
+    assert_non_null(strstr(buf, "OPTIONS sip:"));
+    r = peer_recv(x, fd, buf, sizeof(buf), 2000);
+    assert_true(r > 0);
+    assert_non_null(strstr(buf, "Call-ID: late"));
+    close(fd);
+}
+
+/* Streams three datagrams per loop turn (thousands per second, three per
+ * wake-up) until the listener has switched on target times in all (or 20 s
+ * of loop time pass). */
+static void stream_until(struct tt *x, struct node *n, int fd, const struct sockaddr_storage *srv, int *sent,
+                         uint64_t target)
+{
+    struct transport_stats s;
+    uv_update_time(&x->loop);
+    uint64_t end = uv_now(&x->loop) + 20000;
+    transport_get_stats(n->t, &s);
+    while (s.udp_coalesce_on < target && uv_now(&x->loop) < end) {
+        for (int k = 0; k < 3; k++) send_numbered(fd, srv, (*sent)++);
+        usleep(100);
+        uv_run(&x->loop, UV_RUN_NOWAIT);
+        uv_update_time(&x->loop);
+        transport_get_stats(n->t, &s);
+    }
+    assert_true(s.udp_coalesce_on >= target);
+}
+
+/* A steady stream of datagrams, a few per wake-up, switches the listener to
+ * coalesced reads; a backlog or silence switches it back; nothing is lost
+ * or reordered across the switches. The stream runs until the switches were
+ * seen (the loop's clock decides, not a stopwatch), with a generous bound. */
+static void test_udp_coalescing_switches_and_keeps_order(void **state)
+{
+    struct tt *x = *state;
+    struct node *n = &x->b;
+    struct transport_config cfg = {.udp_coalesce_ms = 2};
+    node_start(x, n, &cfg);
+    n->count_only = true;
+    int id = transport_listen(n->t, SIP_TRANSPORT_UDP, "127.0.0.1", 0);
+    assert_true(id > 0);
+    struct sockaddr_storage me, srv;
+    int fd = peer_socket(AF_INET, SOCK_DGRAM, &me);
+    listener_addr(n->t, (uint32_t)id, "127.0.0.1", &srv);
+    struct transport_stats s = {0};
+    int sent = 0;
+    /* 1. A steady stream until it switches on. */
+    stream_until(x, n, fd, &srv, &sent, 1);
+    assert_true(run_until(x, &n->nmsgs, sent, 10000));
+    /* 2. Silence: back to waking per datagram. */
+    transport_get_stats(n->t, &s);
+    uint64_t off = s.udp_coalesce_off;
+    uv_update_time(&x->loop);
+    uint64_t end = uv_now(&x->loop) + 10000;
+    while (s.udp_coalesce_off == off && uv_now(&x->loop) < end) {
+        run_for(x, 20);
+        transport_get_stats(n->t, &s);
+    }
+    assert_true(s.udp_coalesce_off > off);
+    /* 3. On again, then a burst larger than a tick takes: back to libuv's reading (a backlog). */
+    stream_until(x, n, fd, &srv, &sent, 2);
+    off = s.udp_coalesce_off;
+    for (int i = 0; i < 600; i++) send_numbered(fd, &srv, sent++);
+    assert_true(run_until(x, &n->nmsgs, sent, 10000));
+    transport_get_stats(n->t, &s);
+    assert_true(s.udp_coalesce_off > off);
+    /* Nothing lost or reordered across the switches, and it still reads. */
+    send_numbered(fd, &srv, sent++);
+    assert_true(run_until(x, &n->nmsgs, sent, 5000));
+    assert_int_equal(n->nmsgs, sent);
+    assert_int_equal(n->seq_errors, 0);
+    assert_true(s.udp_coalesce_ticks > 0);
+    print_message("coalescing: %d datagrams, on %llu, off %llu, %llu ticks\n", sent,
+                  (unsigned long long)s.udp_coalesce_on, (unsigned long long)s.udp_coalesce_off,
+                  (unsigned long long)s.udp_coalesce_ticks);
+    close(fd);
+}
 
 static void test_tcp_framing(void **state)
 {
@@ -1131,6 +1282,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_udp_via_list_and_existing_received, setup, teardown),
         cmocka_unit_test_setup_teardown(test_udp_oversize_and_malformed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_udp_ipv6, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_udp_responses_batched_requests_immediate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_udp_coalescing_switches_and_keeps_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tcp_framing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tcp_crlf_ping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tcp_garbage_closes, setup, teardown),
