@@ -389,12 +389,15 @@ void dispatch_request(struct worker *w, struct txn *st, const struct transport_r
         return;
     }
     /* Our own dialogs first (a BYE for a stream we play or serve), then the
-     * GB roles (they recognise GB ids and MANSCDP bodies), then the
-     * registrar and the proxy; what is left is the UAS core's. */
+     * GB roles (they recognise GB ids and MANSCDP bodies), then the event
+     * notifier (SUBSCRIBE to us), the registrar and the proxy; what is left
+     * is the UAS core's. */
     if (w->ua && rx->msg->to.tag.len && ua_on_request(w->ua, st, rx)) return;
-    if (w->subs && subs_on_request(w->subs, st, rx)) return;
     if (w->gb_lower && gb_lower_on_request(w->gb_lower, st, rx)) return;
     if (w->gb_upper && gb_upper_on_request(w->gb_upper, st, rx)) return;
+    /* After the GB roles: a GB/T 28181 subscription (Catalog, Alarm, ...) is
+     * theirs to claim; what they leave is the notifier's (489 or reg). */
+    if (w->subs && subs_on_request(w->subs, st, rx)) return;
     if (w->registrar && registrar_on_request(w->registrar, st, rx)) return;
     if (options_ping_for_us(w, rx)) {
         core_answer(w, st, rx);

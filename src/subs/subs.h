@@ -17,7 +17,7 @@
  * Wiring (src/app), after the registrar and its location:
  *   s = subs_new(&deps); subs_load(s, wall_now);
  *   registrar_set_observer(reg, &cb) with subs_location_observer(s, &cb)
- *   subs_on_request() from dispatch, after the UA's dialogs;
+ *   subs_on_request() from dispatch, after the UA's dialogs and the GB roles;
  *   subs_free() before the UA and the location are freed.
  * Loop thread only. */
 #ifndef CASCADE_SUBS_SUBS_H

@@ -505,12 +505,40 @@ static void test_caps(void **state)
 {
     struct fx *f = *state;
     f->cfg.subs.max_per_subscriber = 2;
-    f->cfg.subs.max_total = 3;
+    f->cfg.subs.max_total = 2;
     start(f);
     assert_int_equal(subscribe(f, "alice", "c-1", 1, "", "reg", "Expires: 600\n"), 200);
     assert_int_equal(subscribe(f, "bob", "c-2", 1, "", "reg", "Expires: 600\n"), 200);
-    assert_int_equal(subscribe(f, "alice", "c-3", 1, "", "reg", "Expires: 600\n"), 403); /* per subscriber */
+    assert_int_equal(subscribe(f, "alice", "c-3", 1, "", "reg", "Expires: 600\n"), 503); /* total */
+    assert_true(harness_header_has(last_response(f), SIP_HDR_RETRY_AFTER, "60"));
+    subs_free(f->s);
+    struct subs_deps sd = {.cfg = &f->cfg.subs, .local = &f->h->local, .digest = &f->digest, .registrar = f->r,
+                           .ua = f->h->ua, .timers = f->h->timers};
+    f->cfg.subs.max_total = 0;
+    f->s = subs_new(&sd);
+    assert_int_equal(subscribe(f, "alice", "c-4", 1, "", "reg", "Expires: 600\n"), 200);
+    assert_int_equal(subscribe(f, "bob", "c-5", 1, "", "reg", "Expires: 600\n"), 200);
+    assert_int_equal(subscribe(f, "alice", "c-6", 1, "", "reg", "Expires: 600\n"), 403); /* per subscriber */
     assert_int_equal(active(f), 2);
+}
+
+/* The route set: the 200 carries the Record-Route set, and NOTIFYs go to
+ * its first entry with Route lines in order (RFC 3261 §12.1.1, §12.2.1.1). */
+static void test_record_route(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    assert_int_equal(subscribe(f, "alice", "rr-1", 1, "", "reg",
+                               "Expires: 600\nRecord-Route: <sip:192.0.2.50:5070;lr>, <sip:192.0.2.51;lr>\n"),
+                     200);
+    const struct sip_msg *ok = last_response(f);
+    assert_true(harness_header_has(ok, SIP_HDR_RECORD_ROUTE, "192.0.2.50:5070"));
+    int n = last_notify(f);
+    assert_true(harness_sent_to(f->h, (size_t)n, "192.0.2.50", 5070));
+    const struct sip_msg *m = harness_sent_msg(f->h, (size_t)n);
+    assert_int_equal(harness_header_count(m, SIP_HDR_ROUTE), 2);
+    assert_true(harness_header_has(m, SIP_HDR_ROUTE, "192.0.2.50:5070"));
+    assert_true(str_eq_cstr(m->ruri.raw, "sip:watcher@192.0.2.9:5080"));
 }
 
 /* With [auth] require_auth: 401 first; the AoR's own user only. */
@@ -559,6 +587,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_notify_failure_ends, setup, teardown),
         cmocka_unit_test_setup_teardown(test_caps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_record_route, setup, teardown),
         cmocka_unit_test_setup_teardown(test_own_user_only, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
