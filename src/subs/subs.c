@@ -132,15 +132,24 @@ static struct subs_sub *find_sub(const struct subs *s, const char *call_id, cons
     return NULL;
 }
 
-static uint32_t subscriber_count(const struct subs *s, const char *subscriber)
+struct count_ctx {
+    const char *subscriber;
+    uint32_t n;
+};
+
+static int count_one(struct hnode *n, void *arg)
 {
-    uint32_t n = 0;
-    /* By AoR would not help here; the per-subscriber cap is checked only on
-     * a new subscription, and the total cap bounds this walk. */
-    for (uint32_t b = 0; s->by_key.buckets && b <= s->by_key.mask; b++)
-        for (struct hnode *h = s->by_key.buckets[b]; h; h = h->next)
-            if (strcmp(container_of(h, struct subs_sub, by_key)->subscriber, subscriber) == 0) n++;
-    return n;
+    struct count_ctx *c = arg;
+    if (strcmp(container_of(n, struct subs_sub, by_key)->subscriber, c->subscriber) == 0) c->n++;
+    return 0;
+}
+
+/* Only a new subscription asks, and [subscriptions] max_total bounds the walk. */
+static uint32_t subscriber_count(struct subs *s, const char *subscriber)
+{
+    struct count_ctx c = {subscriber, 0};
+    htable_foreach(&s->by_key, count_one, &c);
+    return c.n;
 }
 
 /* ---- persistence ---- */
@@ -408,7 +417,7 @@ static void accept_subscribe(struct subs *s, struct txn *st, const struct transp
         snprintf(rr_lines[k], sizeof(rr_lines[k]), "Record-Route: %.*s", STR_FMT(h->value));
         extra[n++] = str_from_cstr(rr_lines[k++]);
     }
-    respond(st, expires ? 200 : 200, "OK", str_from_cstr(sub->local_tag), extra, n);
+    respond(st, 200, "OK", str_from_cstr(sub->local_tag), extra, n);
 }
 
 /* The route set from Record-Route, in order (RFC 3261 §12.1.1). */
@@ -583,7 +592,8 @@ int subs_on_request(struct subs *s, struct txn *st, const struct transport_rx *r
         char cid[SUBS_MAX_CALL_ID], tag[UA_TAG_SIZE];
         if (!copy_str(cid, sizeof(cid), m->call_id) || !copy_str(tag, sizeof(tag), m->to.tag)) return 0;
         struct subs_sub *sub = find_sub(s, cid, tag);
-        if (!sub) return 0; /* not ours: the proxy or the core (481) */
+        /* Not ours (or not from this subscriber): the proxy or the core (481). */
+        if (!sub || !str_eq_cstr(m->from.tag, sub->remote_tag)) return 0;
         char pkg[16];
         const struct sip_header *ev = sip_msg_header(m, SIP_HDR_EVENT);
         if (!ev || subs_event_package(ev->value, pkg, sizeof(pkg)) < 0 || strcmp(pkg, sub->event) != 0) {
