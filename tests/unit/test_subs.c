@@ -522,6 +522,36 @@ static void test_caps(void **state)
     assert_int_equal(active(f), 2);
 }
 
+/* A binding whose TCP connection is lost: a partial NOTIFY with the contact
+ * terminated, event deactivated (RFC 3680 §5.3: it may come back). */
+static void test_transport_loss_deactivated(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    assert_int_equal(subscribe(f, "alice", "t-1", 1, "", "reg", "Expires: 600\n"), 200);
+    answer_notify(f, last_notify(f), 200);
+    f->h->conn_id = 77;
+    char text[1024];
+    snprintf(text, sizeof(text),
+             "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/TCP 192.0.2.20:5062;branch=z9hG4bK-tcp1\n"
+             "Max-Forwards: 70\nFrom: <sip:alice@example.com>;tag=r1\nTo: <sip:alice@example.com>\n"
+             "Call-ID: reg-tcp\nCSeq: 1 REGISTER\nContact: <sip:alice@192.0.2.20:5062;transport=tcp>;expires=300\n"
+             "Content-Length: 0\n\n");
+    assert_int_equal(harness_inject(f->h, "192.0.2.20", 5062, SIP_TRANSPORT_TCP, text), 0);
+    int n = last_notify(f);
+    answer_notify(f, n, 200);
+    registrar_on_conn_lost(f->r, 77, "192.0.2.20:5062");
+    int m = last_notify(f);
+    assert_true(m > n);
+    struct doc d;
+    notify_doc(f, m, &d);
+    assert_string_equal(xs(&d, "/r:reginfo/@state"), "partial");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/r:contact/@state"), "terminated");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/r:contact/@event"), "deactivated");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/@state"), "terminated");
+    doc_close(&d);
+}
+
 /* The route set: the 200 carries the Record-Route set, and NOTIFYs go to
  * its first entry with Route lines in order (RFC 3261 §12.1.1, §12.2.1.1). */
 static void test_record_route(void **state)
@@ -588,6 +618,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_notify_failure_ends, setup, teardown),
         cmocka_unit_test_setup_teardown(test_caps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_route, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transport_loss_deactivated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_own_user_only, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
