@@ -348,9 +348,14 @@ static void on_expiry(struct timer_node *node, uint64_t now_ms)
 
 /* ---- answering SUBSCRIBE ---- */
 
+/* A refusal of a request outside a dialog goes once, with no transaction
+ * kept (issue 9: strangers get no state); 2xx and in-dialog answers are
+ * stateful. */
 static void respond(struct txn *st, int status, const char *reason, str_t tag, const str_t *extra, size_t n)
 {
-    int rc = txn_respond(st, status, reason, tag, extra, n, STR_NULL, STR_NULL);
+    const struct sip_msg *req = txn_request(st);
+    bool once = status >= 300 && req && !req->to.tag.len;
+    int rc = (once ? txn_reject : txn_respond)(st, status, reason, tag, extra, n, STR_NULL, STR_NULL);
     if (rc < 0) log_warn("subs: cannot answer %d: %s", status, strerror(-rc));
 }
 
