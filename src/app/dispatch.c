@@ -40,19 +40,27 @@
 #define SUPPORTED_VALUE "path,outbound"
 
 /* The methods this node serves when it is the target (RFC 3261 §20.5):
- * REGISTER, OPTIONS, SUBSCRIBE when the notifier is on, and what ends or
- * acknowledges the dialogs it takes part in. except (a 405's method, or
- * SIP_METHOD_UNKNOWN for none) is left out: a 405 never lists the method it
- * refuses (issue 15). */
+ * REGISTER, OPTIONS, SUBSCRIBE when the notifier is on, what ends or
+ * acknowledges the dialogs it takes part in, and with a GB/T 28181 role the
+ * INVITE, MESSAGE (MANSCDP) and INFO (MANSRTSP) it takes from devices and
+ * platforms. except (a 405's method, or SIP_METHOD_UNKNOWN for none) is left
+ * out: a 405 never lists the method it refuses (issue 15). */
 static void allow_value(const struct worker *w, enum sip_method except, char *out, size_t cap)
 {
-    static const enum sip_method served[] = {SIP_REGISTER, SIP_OPTIONS, SIP_SUBSCRIBE, SIP_ACK, SIP_CANCEL,
-                                             SIP_BYE};
+    bool gb = w->gb_upper || w->gb_lower;
+    const struct {
+        enum sip_method m;
+        bool on;
+    } served[] = {
+        {SIP_REGISTER, true}, {SIP_OPTIONS, true}, {SIP_SUBSCRIBE, w->subs != NULL}, {SIP_INVITE, gb},
+        {SIP_ACK, true},      {SIP_CANCEL, true},  {SIP_BYE, true},                  {SIP_MESSAGE, gb},
+        {SIP_INFO, gb},
+    };
     size_t used = (size_t)snprintf(out, cap, "Allow: ");
     const char *sep = "";
     for (size_t i = 0; i < sizeof(served) / sizeof(served[0]) && used < cap; i++) {
-        if (served[i] == except || (served[i] == SIP_SUBSCRIBE && !w->subs)) continue;
-        used += (size_t)snprintf(out + used, cap - used, "%s%s", sep, sip_method_name(served[i]));
+        if (!served[i].on || served[i].m == except) continue;
+        used += (size_t)snprintf(out + used, cap - used, "%s%s", sep, sip_method_name(served[i].m));
         sep = ",";
     }
 }

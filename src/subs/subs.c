@@ -410,8 +410,9 @@ static void accept_subscribe(struct subs *s, struct txn *st, const struct transp
     size_t n = 0;
     char contact[LOCATION_MAX_AOR + 128], host[80], exp[32];
     sip_host_for_header(s->local->host, host, sizeof(host));
-    snprintf(contact, sizeof(contact), "Contact: <sip:%s@%s:%u%s>", sub->aor, host,
-             sip_local_port(s->local, rx->proto), rx->proto == SIP_TRANSPORT_TCP ? ";transport=tcp" : "");
+    snprintf(contact, sizeof(contact), "Contact: <sip:%s@%s:%u%s%s>", sub->aor, host,
+             sip_local_port(s->local, rx->proto), rx->proto == SIP_TRANSPORT_UDP ? "" : ";transport=",
+             rx->proto == SIP_TRANSPORT_UDP ? "" : sip_transport_param(rx->proto));
     snprintf(exp, sizeof(exp), "Expires: %u", expires);
     extra[n++] = str_from_cstr(contact);
     extra[n++] = str_from_cstr(exp);

@@ -1007,6 +1007,13 @@ static void test_derived_schema_equals_shipped(void **state)
 
 /* A database written by the shipped version 1 opens without a migration and
  * takes and returns rows. */
+static int count_subscription(void *arg, const struct store_subscription *row)
+{
+    (void)row;
+    (*(int *)arg)++;
+    return 0;
+}
+
 static void test_opens_shipped_v1_database(void **state)
 {
     struct env *e = *state;
@@ -1030,6 +1037,9 @@ static void test_opens_shipped_v1_database(void **state)
     assert_string_equal(r.realms[0], "old.example");
     assert_int_equal(r.created[0], 7);
     assert_string_equal(r.names[1], "dave");
+    /* Migration 2 made the subscriptions table: it loads (empty). */
+    assert_int_equal(store_load_subscriptions(st, count_subscription, &r.n), 0);
+    assert_int_equal(r.n, 2);
     store_close(st);
 }
 
