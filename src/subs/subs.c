@@ -8,6 +8,10 @@
  *   active --Expires: 0 | expiry--> terminated NOTIFY (reason=timeout), gone
  *   active --481 / no answer to a NOTIFY--> gone (no NOTIFY)
  *
+ * One NOTIFY is in flight per subscription at a time, so they cannot pass
+ * each other on the way: a change while one is outstanding marks the
+ * subscription dirty, and the answer to it sends the full state then.
+ *
  * Each is a dialog keyed by (Call-ID, our tag), indexed a second time by AoR
  * so that a registrar change finds its watchers, with one expiry timer, and
  * a row in the store written at each change of what the row holds (the
@@ -55,6 +59,8 @@ struct subs_sub {
     char remote[TRANSPORT_ADDR_TEXT];
     struct transport_dest dest;        /* where NOTIFYs go when there is no route set */
     bool dest_ok;
+    bool in_flight;                    /* a NOTIFY awaits its final answer */
+    bool dirty;                        /* state changed meanwhile: a full NOTIFY follows it */
     int64_t expires_wall_ms;
     uint32_t local_cseq, remote_cseq, version;
 };
@@ -197,25 +203,32 @@ static void pending_unlink(struct subs_pending *p)
     if (p->next) p->next->pprev = p->pprev;
 }
 
+static void sub_notify_full(struct subs *s, struct subs_sub *sub);
+
 static void on_notify_final(void *arg, struct ua_uac *h, int status, const struct sip_msg *resp,
                             const struct transport_rx *rx, struct ua_dialog *dlg)
 {
-    (void)h, (void)resp, (void)rx, (void)dlg;
+    (void)h, (void)rx, (void)dlg;
     struct subs_pending *p = arg;
     struct subs *s = p->owner;
     pending_unlink(p);
+    struct subs_sub *sub = p->final ? NULL : find_sub(s, p->call_id, p->local_tag);
+    free(p);
+    if (!sub) return;
+    sub->in_flight = false;
     /* RFC 6665 §4.2.2: a 481, and a timeout or transport failure (our 408
      * and 503), mean the subscriber is gone. */
-    if (!p->final && (status == 481 || (status == 408 && !resp) || (status == 503 && !resp))) {
-        struct subs_sub *sub = find_sub(s, p->call_id, p->local_tag);
-        if (sub) {
-            log_info("subs: %s subscription %s to %s ended: NOTIFY answered %d", sub->event, sub->subscriber,
-                     sub->aor, status);
-            s->stats.ended_by_peer++;
-            sub_remove(s, sub);
-        }
+    if (status == 481 || (status == 408 && !resp) || (status == 503 && !resp)) {
+        log_info("subs: %s subscription %s to %s ended: NOTIFY answered %d", sub->event, sub->subscriber, sub->aor,
+                 status);
+        s->stats.ended_by_peer++;
+        sub_remove(s, sub);
+        return;
     }
-    free(p);
+    if (sub->dirty) {
+        sub->dirty = false;
+        sub_notify_full(s, sub);
+    }
 }
 
 /* Splits the route set text into values (pointing into buf). */
@@ -287,6 +300,7 @@ static int sub_send_notify(struct subs *s, struct subs_sub *sub, const char *sta
     if (p->next) p->next->pprev = &p->next;
     p->pprev = &s->pending;
     s->pending = p;
+    if (!final) sub->in_flight = true;
     s->stats.notifies++;
     return 0;
 }
@@ -322,6 +336,10 @@ static uint32_t seconds_left(const struct subs *s, const struct subs_sub *sub)
 
 static void sub_notify_full(struct subs *s, struct subs_sub *sub)
 {
+    if (sub->in_flight) {
+        sub->dirty = true;
+        return;
+    }
     if (build_full(s, sub, false) < 0) return;
     char state[48];
     snprintf(state, sizeof(state), "active;expires=%u", seconds_left(s, sub));
@@ -657,6 +675,10 @@ static void notify_change(struct subs *s, const struct location_binding *b, cons
     for (; n; n = htable_next(n)) {
         struct subs_sub *sub = container_of(n, struct subs_sub, by_aor);
         if (strcmp(sub->aor, b->aor) != 0) continue;
+        if (sub->in_flight) {
+            sub->dirty = true; /* the full state goes when the NOTIFY out is answered */
+            continue;
+        }
         sbuf_clear(&s->sb);
         if (reginfo_build(&s->sb, sub->version++, false, uri, reg_state, &c, 1) < 0) continue;
         char line[48];

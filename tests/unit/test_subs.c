@@ -522,6 +522,31 @@ static void test_caps(void **state)
     assert_int_equal(active(f), 2);
 }
 
+/* One NOTIFY in flight at a time: a change while one is unanswered waits,
+ * and the answer brings the full state (with the change) in the next. */
+static void test_one_notify_in_flight(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    assert_int_equal(subscribe(f, "alice", "q-1", 1, "", "reg", "Expires: 600\n"), 200);
+    int n1 = last_notify(f);
+    register_alice(f, "sip:alice@192.0.2.20:5062", 300, 1);
+    assert_int_equal(harness_count_sent(f->h, (size_t)n1 + 1, "NOTIFY "), 0);
+    answer_notify(f, n1, 200);
+    int n2 = last_notify(f);
+    assert_true(n2 > n1);
+    assert_int_equal(harness_sent_msg(f->h, (size_t)n2)->cseq.number, 2);
+    struct doc d;
+    notify_doc(f, n2, &d);
+    assert_string_equal(xs(&d, "/r:reginfo/@state"), "full");
+    assert_string_equal(xs(&d, "/r:reginfo/@version"), "1");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/r:contact/r:uri"), "sip:alice@192.0.2.20:5062");
+    doc_close(&d);
+    answer_notify(f, n2, 200);
+    /* Nothing changed since: no further NOTIFY. */
+    assert_int_equal(harness_count_sent(f->h, (size_t)n2 + 1, "NOTIFY "), 0);
+}
+
 /* A binding whose TCP connection is lost: a partial NOTIFY with the contact
  * terminated, event deactivated (RFC 3680 §5.3: it may come back). */
 static void test_transport_loss_deactivated(void **state)
@@ -619,6 +644,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_caps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_route, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transport_loss_deactivated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_notify_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_own_user_only, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
