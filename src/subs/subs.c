@@ -395,7 +395,7 @@ static int authorise(struct subs *s, struct txn *st, const struct transport_rx *
     struct digest_check_result res;
     enum digest_check c = digest_check_request(s->digest, rx, SIP_HDR_AUTHORIZATION, &res);
     if (c == DIGEST_CHECK_OK) {
-        if (strcmp(res.user->name, aor) == 0) return 1;
+        if (s->cfg.reg_any_user || strcmp(res.user->name, aor) == 0) return 1;
         refuse(s, st, rx, 403, "Forbidden", NULL, "only the AoR's own user may watch its registrations");
         return 0;
     }

@@ -19,6 +19,8 @@ static const struct config_key keys[] = {
         "active subscriptions of one subscriber URI; one more is refused 403; 0: no limit"),
     KEY("max_total", CONFIG_INT, max_total, "10000", 0, 10000000,
         "active subscriptions on the node; one more is refused 503; 0: no limit"),
+    KEY("reg_any_user", CONFIG_BOOL, reg_any_user, "no", 0, 0,
+        "reg: yes lets every authenticated user watch any AoR's registrations; no: only the AoR's own user"),
 };
 
 static int check(const void *section, char *err, size_t errcap)

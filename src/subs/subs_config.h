@@ -11,6 +11,7 @@ struct subs_config { /* [subscriptions] */
     int default_expires;       /* a SUBSCRIBE with no Expires (RFC 3680 §4.1: 3761 s) */
     int max_per_subscriber;    /* per subscriber URI; 0: no limit */
     int max_total;             /* on the node; 0: no limit */
+    bool reg_any_user;         /* reg: every authenticated user of ours may watch any AoR (not only its own) */
 };
 
 #endif

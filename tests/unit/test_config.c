@@ -142,6 +142,7 @@ static void defaults_before_tables(struct config *c)
     c->subs.default_expires = 3761;
     c->subs.max_per_subscriber = 20;
     c->subs.max_total = 10000;
+    c->subs.reg_any_user = false;
 }
 
 static void test_defaults_are_the_documented_ones(void **state)

@@ -629,6 +629,32 @@ static void test_own_user_only(void **state)
     f->authz[0] = '\0';
 }
 
+/* [subscriptions] reg_any_user: every authenticated user may watch any AoR. */
+static void test_reg_any_user(void **state)
+{
+    struct fx *f = *state;
+    f->cfg.auth.require_auth = true;
+    f->cfg.subs.reg_any_user = true;
+    start(f);
+    assert_int_equal(subscribe(f, "alice", "y-1", 1, "", "reg", "Expires: 600\n"), 401);
+    str_t v = harness_header(last_response(f), SIP_HDR_WWW_AUTHENTICATE);
+    char copy[1024];
+    snprintf(copy, sizeof(copy), "%.*s", STR_FMT(v));
+    struct auth_challenge ch;
+    assert_int_equal(auth_parse_challenge(str_from_cstr(copy), &ch), 0);
+    sbuf_t b;
+    sbuf_init(&b);
+    sbuf_append_cstr(&b, "Authorization: ");
+    assert_int_equal(auth_client_answer(&ch, STR_LIT("bob"), STR_LIT("secret-b"), STR_LIT("SUBSCRIBE"),
+                                        STR_LIT("sip:alice@example.com"), 1, STR_NULL, &b),
+                     0);
+    sbuf_append_cstr(&b, "\n");
+    snprintf(f->authz, sizeof(f->authz), "%.*s", (int)b.len, b.data);
+    sbuf_free(&b);
+    assert_int_equal(subscribe(f, "alice", "y-1", 2, "", "reg", "Expires: 600\n"), 200); /* bob may */
+    f->authz[0] = '\0';
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -646,6 +672,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_transport_loss_deactivated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_notify_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_own_user_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reg_any_user, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     xmlCleanupParser();
