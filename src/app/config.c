@@ -91,6 +91,7 @@ static const struct config_binding bindings[] = {
     SECTION(gb, gb_config_section),
     SECTION(overload, overload_config_section),
     SECTION(media, media_config_section),
+    SECTION(subs, subs_config_section),
     {&upstream_config_section, offsetof(struct config, upstreams), sizeof(struct config_upstream), CONFIG_MAX_UPSTREAMS,
      offsetof(struct config, upstream_count)},
 };

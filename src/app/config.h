@@ -23,6 +23,7 @@
 #include "registrar/registrar_config.h"
 #include "sip/sip_config.h"
 #include "store/store_config.h"
+#include "subs/subs_config.h"
 #include "transport/tls_config.h"
 
 /* [media] enabled: auto serves rooms when the media port can be bound and
@@ -62,6 +63,7 @@ struct config {
     struct gb_config gb;
     struct overload_config overload;    /* [overload] — 503 to new REGISTERs beyond capacity */
     struct media_config media;          /* [media] — rooms, WHIP, WHEP */
+    struct subs_config subs;            /* [subscriptions] — the RFC 6665 notifier */
     struct config_upstream upstreams[CONFIG_MAX_UPSTREAMS];
     int upstream_count;
 };
@@ -78,6 +80,7 @@ extern const struct config_section events_config_section;     /* events/events_c
 extern const struct config_section log_config_section;        /* base/log_config.c */
 extern const struct config_section gb_config_section;         /* gb/upper/gb_config.c */
 extern const struct config_section overload_config_section;   /* base/overload_config.c */
+extern const struct config_section subs_config_section;       /* subs/subs_config.c */
 extern const struct config_section upstream_config_section;   /* gb/lower/upstream_config.c */
 extern const struct config_section media_config_section;      /* app/config.c (the SFU's config is media/sfu.h) */
 

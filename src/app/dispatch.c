@@ -28,6 +28,7 @@
 #include "registrar/location.h"
 #include "registrar/registrar.h"
 #include "sip/local.h"
+#include "subs/subs.h"
 #include "txn/txn.h"
 #include "ua/ua.h"
 
@@ -38,10 +39,30 @@
 #define ACCEPT_VALUE "application/sdp,application/MANSCDP+xml"
 #define SUPPORTED_VALUE "path,outbound"
 
-static const char *allow_value(const struct worker *w)
+/* The methods this node serves when it is the target (RFC 3261 §20.5):
+ * REGISTER, OPTIONS, SUBSCRIBE when the notifier is on, what ends or
+ * acknowledges the dialogs it takes part in, and with a GB/T 28181 role the
+ * INVITE, MESSAGE (MANSCDP) and INFO (MANSRTSP) it takes from devices and
+ * platforms. except (a 405's method, or SIP_METHOD_UNKNOWN for none) is left
+ * out: a 405 never lists the method it refuses (issue 15). */
+static void allow_value(const struct worker *w, enum sip_method except, char *out, size_t cap)
 {
-    (void)w;
-    return "INVITE,ACK,CANCEL,BYE,OPTIONS,REGISTER,MESSAGE,INFO,NOTIFY,SUBSCRIBE,UPDATE,PRACK,REFER";
+    bool gb = w->gb_upper || w->gb_lower;
+    const struct {
+        enum sip_method m;
+        bool on;
+    } served[] = {
+        {SIP_REGISTER, true}, {SIP_OPTIONS, true}, {SIP_SUBSCRIBE, w->subs != NULL}, {SIP_INVITE, gb},
+        {SIP_ACK, true},      {SIP_CANCEL, true},  {SIP_BYE, true},                  {SIP_MESSAGE, gb},
+        {SIP_INFO, gb},
+    };
+    size_t used = (size_t)snprintf(out, cap, "Allow: ");
+    const char *sep = "";
+    for (size_t i = 0; i < sizeof(served) / sizeof(served[0]) && used < cap; i++) {
+        if (!served[i].on || served[i].m == except) continue;
+        used += (size_t)snprintf(out + used, cap - used, "%s%s", sep, sip_method_name(served[i].m));
+        sep = ",";
+    }
 }
 
 /* NAT pings and the proxy's stateless sends: one message from our sockets. */
@@ -152,12 +173,32 @@ static int start_registrar(struct worker *w)
     return 0;
 }
 
+/* The RFC 6665 notifier on the registrar's location; its subscriptions come
+ * back from the store. */
+static int start_subs(struct worker *w)
+{
+    if (!w->cfg.subs.enabled) return 0;
+    struct subs_deps d = {.cfg = &w->cfg.subs, .local = &w->local, .require_auth = w->cfg.auth.require_auth,
+                          .digest = &w->digest, .registrar = w->registrar, .ua = w->ua, .timers = &w->timers,
+                          .store = w->store};
+    w->subs = subs_new(&d);
+    if (!w->subs) return -1;
+    if (subs_load(w->subs, clock_wall_ms()) < 0) {
+        log_error("cannot load subscriptions from the store");
+        return -1;
+    }
+    struct location_callbacks obs;
+    subs_location_observer(w->subs, &obs);
+    registrar_set_observer(w->registrar, &obs);
+    return 0;
+}
+
 int dispatch_start_roles(struct worker *w)
 {
     fill_local(w);
     /* The UA first: the registrar and the proxy take their tags from it. */
     w->ua = ua_new(&w->cfg.sip, &w->local, &w->timers, w->txn, w->transport, 0);
-    if (!w->ua || start_registrar(w) < 0) return -1;
+    if (!w->ua || start_registrar(w) < 0 || start_subs(w) < 0) return -1;
     w->proxy = start_proxy(w);
     if (!w->proxy) return -1;
 
@@ -190,6 +231,9 @@ void dispatch_free_roles(struct worker *w)
     if (w->gb_lower) gb_lower_free(w->gb_lower);
     if (w->gb_upper) gb_upper_free(w->gb_upper);
     if (w->proxy) proxy_free(w->proxy);
+    if (w->registrar) registrar_set_observer(w->registrar, NULL);
+    subs_free(w->subs);
+    w->subs = NULL;
     if (w->registrar) registrar_free(w->registrar);
     if (w->ua) ua_free(w->ua);
     if (w->location) location_free(w->location);
@@ -289,7 +333,7 @@ static void core_answer(struct worker *w, struct txn *st, const struct transport
 {
     const struct sip_msg *m = rx->msg;
     char allow[256];
-    snprintf(allow, sizeof(allow), "Allow: %s", allow_value(w));
+    allow_value(w, m->method == SIP_OPTIONS ? SIP_METHOD_UNKNOWN : m->method, allow, sizeof(allow));
 
     if (m->method == SIP_CANCEL) {
         struct txn *inv = txn_find_invite_for_cancel(w->txn, rx);
@@ -353,11 +397,15 @@ void dispatch_request(struct worker *w, struct txn *st, const struct transport_r
         return;
     }
     /* Our own dialogs first (a BYE for a stream we play or serve), then the
-     * GB roles (they recognise GB ids and MANSCDP bodies), then the
-     * registrar and the proxy; what is left is the UAS core's. */
+     * GB roles (they recognise GB ids and MANSCDP bodies), then the event
+     * notifier (SUBSCRIBE to us), the registrar and the proxy; what is left
+     * is the UAS core's. */
     if (w->ua && rx->msg->to.tag.len && ua_on_request(w->ua, st, rx)) return;
     if (w->gb_lower && gb_lower_on_request(w->gb_lower, st, rx)) return;
     if (w->gb_upper && gb_upper_on_request(w->gb_upper, st, rx)) return;
+    /* After the GB roles: a GB/T 28181 subscription (Catalog, Alarm, ...) is
+     * theirs to claim; what they leave is the notifier's (489 or reg). */
+    if (w->subs && subs_on_request(w->subs, st, rx)) return;
     if (w->registrar && registrar_on_request(w->registrar, st, rx)) return;
     if (options_ping_for_us(w, rx)) {
         core_answer(w, st, rx);
@@ -397,6 +445,7 @@ void dispatch_stats(struct worker *w, json_t *stats)
 {
     if (w->registrar) registrar_stats_json(w->registrar, stats);
     if (w->proxy) proxy_stats_json(w->proxy, stats);
+    if (w->subs) subs_stats_json(w->subs, stats);
     if (w->gb_upper) {
         struct gb_upper_stats s;
         gb_upper_get_stats(w->gb_upper, &s);

@@ -36,6 +36,7 @@ struct auth_server;
 struct users;
 struct location;
 struct registrar;
+struct subs;
 struct proxy;
 struct gb_upper;
 struct gb_lower;
@@ -72,6 +73,7 @@ struct worker {
     struct location *location;
     struct registrar *registrar;
     struct proxy *proxy;
+    struct subs *subs;                       /* [subscriptions]: the notifier; NULL when off */
     struct ua *ua;
     struct gb_upper *gb_upper;
     struct gb_lower *gb_lower;

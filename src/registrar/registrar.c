@@ -63,6 +63,7 @@ struct registrar {
     struct timer_service *timers;
     const struct txn_admission *admission;
     struct digest_checker digest;
+    struct location_callbacks observer; /* registrar_set_observer; members NULL when none */
     bool stopping;
     struct registrar_stats stats;
     struct reg_pending *pending;
@@ -918,6 +919,7 @@ static void cb_added(void *arg, const struct location_binding *b)
     struct registrar *r = arg;
     stash_binding(r, b);
     publish_binding(r, "registration.added", b, NULL);
+    if (r->observer.binding_added) r->observer.binding_added(r->observer.arg, b);
 }
 
 static void cb_refreshed(void *arg, const struct location_binding *b)
@@ -925,6 +927,7 @@ static void cb_refreshed(void *arg, const struct location_binding *b)
     struct registrar *r = arg;
     natping_refreshed(r->natping, b);
     publish_binding(r, "registration.refreshed", b, NULL);
+    if (r->observer.binding_refreshed) r->observer.binding_refreshed(r->observer.arg, b);
 }
 
 static void cb_removed(void *arg, const struct location_binding *b, enum location_reason reason)
@@ -932,6 +935,7 @@ static void cb_removed(void *arg, const struct location_binding *b, enum locatio
     struct registrar *r = arg;
     stash_binding(r, b);
     publish_binding(r, "registration.removed", b, location_reason_name(reason));
+    if (r->observer.binding_removed) r->observer.binding_removed(r->observer.arg, b, reason);
 }
 
 static void cb_online(void *arg, const char *aor)
@@ -968,6 +972,12 @@ void registrar_location_callbacks(struct registrar *r, struct location_callbacks
         .aor_online = cb_online,
         .aor_offline = cb_offline,
     };
+}
+
+void registrar_set_observer(struct registrar *r, const struct location_callbacks *obs)
+{
+    if (obs) r->observer = *obs;
+    else memset(&r->observer, 0, sizeof(r->observer));
 }
 
 /* ---- life cycle, stats ---- */

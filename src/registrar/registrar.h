@@ -98,6 +98,11 @@ void registrar_on_conn_lost(struct registrar *r, uint64_t conn_id, const char *p
 /* Fills cb so that location changes publish events (and reach the NAT
  * pings). cb->arg is r. */
 void registrar_location_callbacks(struct registrar *r, struct location_callbacks *cb);
+/* One more party told of each binding change, after the registrar's own
+ * events (the notifier of reg subscriptions, src/subs): its binding_*
+ * members are called with the same arguments and the same rules as
+ * location callbacks. obs is copied; NULL removes it. */
+void registrar_set_observer(struct registrar *r, const struct location_callbacks *obs);
 
 void registrar_get_stats(const struct registrar *r, struct registrar_stats *out);
 /* 1 when rx (a response no transaction took) answers one of our NAT pings. */

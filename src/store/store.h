@@ -1,7 +1,8 @@
 /* store.h — persistent storage: SQLite in WAL mode behind a small interface.
  *
- * What lives here: users (HA1 only), registrar bindings, GB28181 devices,
- * channels, upstream platforms and cached record lists. The in-memory state
+ * What lives here: users (HA1 only), registrar bindings, event
+ * subscriptions (RFC 6665), GB28181 devices, channels, upstream platforms
+ * and cached record lists. The in-memory state
  * of each module is authoritative while the daemon runs; the store is what
  * survives a restart.
  *
@@ -127,6 +128,25 @@ struct store_gb_record {
     int64_t size;              /* bytes, 0 when unknown */
 };
 
+/* An RFC 6665 subscription the notifier (src/subs) holds: the dialog as
+ * the notifier sees it, so that it survives a restart. */
+struct store_subscription {
+    const char *call_id;       /* key part 1 */
+    const char *local_tag;     /* key part 2: our tag (the To tag of our 200) */
+    const char *remote_tag;    /* the subscriber's From tag */
+    const char *event;         /* package: "reg" */
+    const char *aor;           /* the resource (location key) */
+    const char *subscriber;    /* the subscriber's From URI */
+    const char *target;        /* remote target: the SUBSCRIBE's Contact URI */
+    const char *routes;        /* route set, Record-Route values comma-joined in order, or "" */
+    const char *remote;        /* "ip:port" the SUBSCRIBE came from */
+    const char *transport;     /* "udp", "tcp", ... */
+    int64_t expires_at;
+    uint32_t local_cseq;       /* last CSeq of our NOTIFYs */
+    uint32_t remote_cseq;      /* last CSeq of the subscriber's requests */
+    uint32_t version;          /* the package's document version (reginfo) */
+};
+
 /* ---- Opening and closing. */
 
 /* Opens or creates the database at path, brings the schema up to date and
@@ -187,6 +207,8 @@ struct store_op *store_op_gb_upstream_delete(const char *id);
 struct store_op *store_op_gb_record_upsert(const struct store_gb_record *r);
 /* Deletes records of channel_id overlapping [start, end). */
 struct store_op *store_op_gb_records_delete(const char *channel_id, int64_t start, int64_t end);
+struct store_op *store_op_subscription_upsert(const struct store_subscription *s);
+struct store_op *store_op_subscription_delete(const char *call_id, const char *local_tag);
 /* Does nothing; its callback fires once everything submitted before it is
  * committed (or failed). */
 struct store_op *store_op_barrier(void);
@@ -201,10 +223,12 @@ typedef int (*store_gb_device_row_cb)(void *arg, const struct store_gb_device *r
 typedef int (*store_gb_channel_row_cb)(void *arg, const struct store_gb_channel *row);
 typedef int (*store_gb_upstream_row_cb)(void *arg, const struct store_gb_upstream *row);
 typedef int (*store_gb_record_row_cb)(void *arg, const struct store_gb_record *row);
+typedef int (*store_subscription_row_cb)(void *arg, const struct store_subscription *row);
 
 int store_load_users(struct store *st, store_user_row_cb cb, void *arg);
 int store_load_bindings(struct store *st, store_binding_row_cb cb, void *arg);   /* by aor, contact */
 int store_load_gb_devices(struct store *st, store_gb_device_row_cb cb, void *arg);
+int store_load_subscriptions(struct store *st, store_subscription_row_cb cb, void *arg);
 /* device_id NULL: every channel (ordered by device, id); else that device's. */
 int store_load_gb_channels(struct store *st, const char *device_id, store_gb_channel_row_cb cb, void *arg);
 int store_load_gb_upstreams(struct store *st, store_gb_upstream_row_cb cb, void *arg);

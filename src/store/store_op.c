@@ -22,6 +22,7 @@ static const struct store_row_desc *const device_row = &store_rows[STORE_ROW_GB_
 static const struct store_row_desc *const channel_row = &store_rows[STORE_ROW_GB_CHANNEL];
 static const struct store_row_desc *const upstream_row = &store_rows[STORE_ROW_GB_UPSTREAM];
 static const struct store_row_desc *const record_row = &store_rows[STORE_ROW_GB_RECORD];
+static const struct store_row_desc *const subscription_row = &store_rows[STORE_ROW_SUBSCRIPTION];
 
 static const char *const kind_names[STORE_OP_KIND_COUNT] = {
     [STORE_OP_BARRIER] = "barrier",
@@ -40,6 +41,8 @@ static const char *const kind_names[STORE_OP_KIND_COUNT] = {
     [STORE_OP_GB_UPSTREAM_DELETE] = "gb upstream delete",
     [STORE_OP_GB_RECORD_UPSERT] = "gb record upsert",
     [STORE_OP_GB_RECORDS_DELETE] = "gb records delete",
+    [STORE_OP_SUBSCRIPTION_UPSERT] = "subscription upsert",
+    [STORE_OP_SUBSCRIPTION_DELETE] = "subscription delete",
 };
 
 const char *store_op_kind_name(enum store_op_kind kind)
@@ -161,6 +164,16 @@ struct store_op *store_op_binding_delete_expired(int64_t before)
     struct store_op *op = op_alloc(STORE_OP_BINDING_DELETE_EXPIRED, 0);
     if (op) op->u.before = before;
     return op;
+}
+
+struct store_op *store_op_subscription_upsert(const struct store_subscription *sub)
+{
+    return op_row(STORE_OP_SUBSCRIPTION_UPSERT, sub, sizeof(*sub), subscription_row);
+}
+
+struct store_op *store_op_subscription_delete(const char *call_id, const char *local_tag)
+{
+    return op_keys(STORE_OP_SUBSCRIPTION_DELETE, call_id, local_tag, true, true);
 }
 
 struct store_op *store_op_user_upsert(const struct store_user *u)
@@ -303,6 +316,8 @@ static const struct {
     [STMT_UPSTREAM_UPSERT] = {DERIVED_UPSERT, STORE_ROW_GB_UPSTREAM},
     [STMT_UPSTREAM_DELETE] = {DERIVED_DELETE, STORE_ROW_GB_UPSTREAM},
     [STMT_RECORD_UPSERT] = {DERIVED_UPSERT, STORE_ROW_GB_RECORD},
+    [STMT_SUBSCRIPTION_UPSERT] = {DERIVED_UPSERT, STORE_ROW_SUBSCRIPTION},
+    [STMT_SUBSCRIPTION_DELETE] = {DERIVED_DELETE, STORE_ROW_SUBSCRIPTION},
 };
 
 /* The SQL of statement which: written, or derived into buf. NULL when a
@@ -412,6 +427,8 @@ static int exec_single(struct store_writer_db *w, struct store_op *op)
     case STORE_OP_GB_UPSTREAM_UPSERT: return exec_upsert(w, STMT_UPSTREAM_UPSERT, &u->upstream);
     case STORE_OP_GB_UPSTREAM_DELETE: return exec_keys(w, STMT_UPSTREAM_DELETE, u->key.a, NULL);
     case STORE_OP_GB_RECORD_UPSERT: return exec_upsert(w, STMT_RECORD_UPSERT, &u->record);
+    case STORE_OP_SUBSCRIPTION_UPSERT: return exec_upsert(w, STMT_SUBSCRIPTION_UPSERT, &u->subscription);
+    case STORE_OP_SUBSCRIPTION_DELETE: return exec_keys(w, STMT_SUBSCRIPTION_DELETE, u->key.a, u->key.b);
     case STORE_OP_GB_RECORDS_DELETE:
         if (!(s = stmt_get(w, STMT_RECORDS_DELETE, &rc))) return rc;
         bt(s, 1, u->range.channel_id);

@@ -131,7 +131,28 @@ static const struct store_column record_columns[] = {
 };
 #undef R
 
-#define TABLE(name, what, rowtype, cols) {name, what, 1, sizeof(rowtype), cols, sizeof(cols) / sizeof(cols[0])}
+/* Schema version 2 (issue 15): RFC 6665 subscriptions, keyed by dialog. */
+#define S struct store_subscription
+static const struct store_column subscription_columns[] = {
+    COLUMN_SINCE(2, S, call_id, NULL, KEY | REQ),
+    COLUMN_SINCE(2, S, local_tag, NULL, KEY | REQ),
+    COLUMN_SINCE(2, S, remote_tag, "''", 0),
+    COLUMN_SINCE(2, S, event, "''", 0),
+    COLUMN_SINCE(2, S, aor, "''", 0),
+    COLUMN_SINCE(2, S, subscriber, "''", 0),
+    COLUMN_SINCE(2, S, target, "''", 0),
+    COLUMN_SINCE(2, S, routes, "''", 0),
+    COLUMN_SINCE(2, S, remote, "''", 0),
+    COLUMN_SINCE(2, S, transport, "'udp'", 0),
+    COLUMN_SINCE(2, S, expires_at, "0", 0),
+    COLUMN_SINCE(2, S, local_cseq, "0", 0),
+    COLUMN_SINCE(2, S, remote_cseq, "0", 0),
+    COLUMN_SINCE(2, S, version, "0", 0),
+};
+#undef S
+
+#define TABLE_SINCE(v, name, what, rowtype, cols) {name, what, v, sizeof(rowtype), cols, sizeof(cols) / sizeof(cols[0])}
+#define TABLE(name, what, rowtype, cols) TABLE_SINCE(1, name, what, rowtype, cols)
 
 const struct store_row_desc store_rows[STORE_ROW_KIND_COUNT] = {
     [STORE_ROW_USER] = TABLE("users", "users", struct store_user, user_columns),
@@ -140,6 +161,8 @@ const struct store_row_desc store_rows[STORE_ROW_KIND_COUNT] = {
     [STORE_ROW_GB_CHANNEL] = TABLE("gb_channels", "gb channels", struct store_gb_channel, channel_columns),
     [STORE_ROW_GB_UPSTREAM] = TABLE("gb_upstreams", "gb upstreams", struct store_gb_upstream, upstream_columns),
     [STORE_ROW_GB_RECORD] = TABLE("gb_records", "gb records", struct store_gb_record, record_columns),
+    [STORE_ROW_SUBSCRIPTION] =
+        TABLE_SINCE(2, "subscriptions", "subscriptions", struct store_subscription, subscription_columns),
 };
 
 /* ---- Deriving SQL. */

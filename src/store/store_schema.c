@@ -21,6 +21,8 @@
 static const char *const migration_extra[] = {
     /* 1: initial schema (every table of store_rows.c). */
     "CREATE INDEX gb_records_device ON gb_records(device_id);",
+    /* 2: subscriptions (issue 15). */
+    "",
 };
 
 #define MIGRATION_COUNT ((int)(sizeof(migration_extra) / sizeof(migration_extra[0])))

@@ -136,6 +136,13 @@ static void defaults_before_tables(struct config *c)
     c->media.pli_interval_ms = 1000;
     c->media.remb_bps = 2500000;
     c->media.idle_stop_s = 10;
+    c->subs.enabled = true;
+    c->subs.min_expires = 60;
+    c->subs.max_expires = 7200;
+    c->subs.default_expires = 3761;
+    c->subs.max_per_subscriber = 20;
+    c->subs.max_total = 10000;
+    c->subs.reg_any_user = false;
 }
 
 static void test_defaults_are_the_documented_ones(void **state)

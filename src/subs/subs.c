@@ -1,0 +1,833 @@
+/* subs.c — the RFC 6665 notifier and the reg package (RFC 3680) on it.
+ *
+ * A subscription, as the notifier holds it:
+ *
+ *   SUBSCRIBE (no To tag) --200 + full NOTIFY--> active
+ *   active --SUBSCRIBE refresh--> active (new expiry, full NOTIFY)
+ *   active --registrar change--> active (partial NOTIFY, version + 1)
+ *   active --Expires: 0 | expiry--> terminated NOTIFY (reason=timeout), gone
+ *   active --481 / no answer to a NOTIFY--> gone (no NOTIFY)
+ *
+ * One NOTIFY is in flight per subscription at a time, so they cannot pass
+ * each other on the way: a change while one is outstanding marks the
+ * subscription dirty, and the answer to it sends the full state then.
+ *
+ * Each is a dialog keyed by (Call-ID, our tag), indexed a second time by AoR
+ * so that a registrar change finds its watchers, with one expiry timer, and
+ * a row in the store written at each change of what the row holds (the
+ * NOTIFY CSeq and the document version included: after a restart both go on
+ * increasing). NOTIFYs are UAC transactions of the UA layer; their outcome
+ * is matched back by key, so a subscription that went away in between is
+ * simply not found. */
+#include "subs/subs.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/htable.h"
+#include "base/log.h"
+#include "base/str.h"
+#include "base/timer.h"
+#include "sip/proto.h"
+#include "registrar/users.h"
+#include "sip/local.h"
+#include "store/store.h"
+#include "subs/reginfo.h"
+
+
+#define SUBS_MAX_CALL_ID 256
+#define SUBS_MAX_TAG 128
+#define SUBS_MAX_URI 512
+#define SUBS_MAX_ROUTES_TEXT 1024
+#define SUBS_MAX_CONTACTS 64       /* contacts in one full document */
+
+struct subs_sub {
+    struct hnode by_key, by_aor;
+    struct timer_node expiry;
+    struct subs *owner;
+    char call_id[SUBS_MAX_CALL_ID];
+    char local_tag[UA_TAG_SIZE];
+    char remote_tag[SUBS_MAX_TAG];
+    char event[16];
+    char aor[LOCATION_MAX_AOR];
+    char subscriber[SUBS_MAX_URI];     /* the subscriber's From URI */
+    char target[SUBS_MAX_URI];         /* remote target (Contact URI) */
+    char routes[SUBS_MAX_ROUTES_TEXT]; /* route set, comma-joined, in order */
+    char remote[TRANSPORT_ADDR_TEXT];
+    struct transport_dest dest;        /* where NOTIFYs go when there is no route set */
+    bool dest_ok;
+    bool in_flight;                    /* a NOTIFY awaits its final answer */
+    bool dirty;                        /* state changed meanwhile: a full NOTIFY follows it */
+    int64_t expires_wall_ms;
+    uint32_t local_cseq, remote_cseq, version;
+};
+
+/* One NOTIFY in flight: what its answer needs to find the subscription. */
+struct subs_pending {
+    struct subs_pending *next, **pprev;
+    struct subs *owner;
+    struct ua_uac *h;
+    bool final;                        /* the terminated NOTIFY: nothing to end on failure */
+    char call_id[SUBS_MAX_CALL_ID];
+    char local_tag[UA_TAG_SIZE];
+};
+
+struct subs {
+    struct subs_config cfg;
+    const struct sip_local *local;
+    bool require_auth;
+    const struct digest_checker *digest;
+    struct registrar *registrar;
+    struct ua *ua;
+    struct timer_service *timers;
+    struct store *store;
+    struct htable by_key, by_aor;
+    struct subs_pending *pending;
+    struct subs_stats stats;
+    sbuf_t sb;
+};
+
+/* ---- pure helpers ---- */
+
+int64_t subs_clamp_expires(const struct subs_config *cfg, int64_t asked)
+{
+    if (asked < 0) asked = cfg->default_expires;
+    if (asked == 0) return 0;
+    if (asked < cfg->min_expires) return -1;
+    if (asked > cfg->max_expires) return cfg->max_expires;
+    return asked;
+}
+
+int subs_event_package(str_t event, char *out, size_t cap)
+{
+    size_t n = 0;
+    size_t i = 0;
+    while (i < event.len && (event.s[i] == ' ' || event.s[i] == '\t')) i++;
+    for (; i < event.len && event.s[i] != ';' && event.s[i] != ' ' && event.s[i] != '\t'; i++) {
+        if (n + 1 >= cap) return -1;
+        char c = event.s[i];
+        out[n++] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+    }
+    if (n == 0 || cap == 0) return -1;
+    out[n] = '\0';
+    return (int)n;
+}
+
+static bool copy_str(char *dst, size_t cap, str_t s)
+{
+    if (s.len >= cap) return false;
+    memcpy(dst, s.s, s.len);
+    dst[s.len] = '\0';
+    return true;
+}
+
+static uint32_t key_hash(const char *call_id, const char *tag)
+{
+    return str_hash(str_from_cstr(call_id)) * 31u ^ str_hash(str_from_cstr(tag));
+}
+
+static struct subs_sub *find_sub(const struct subs *s, const char *call_id, const char *tag)
+{
+    for (struct hnode *n = htable_first(&s->by_key, key_hash(call_id, tag)); n; n = htable_next(n)) {
+        struct subs_sub *sub = container_of(n, struct subs_sub, by_key);
+        if (strcmp(sub->call_id, call_id) == 0 && strcmp(sub->local_tag, tag) == 0) return sub;
+    }
+    return NULL;
+}
+
+struct count_ctx {
+    const char *subscriber;
+    uint32_t n;
+};
+
+static int count_one(struct hnode *n, void *arg)
+{
+    struct count_ctx *c = arg;
+    if (strcmp(container_of(n, struct subs_sub, by_key)->subscriber, c->subscriber) == 0) c->n++;
+    return 0;
+}
+
+/* Only a new subscription asks, and [subscriptions] max_total bounds the walk. */
+static uint32_t subscriber_count(struct subs *s, const char *subscriber)
+{
+    struct count_ctx c = {subscriber, 0};
+    htable_foreach(&s->by_key, count_one, &c);
+    return c.n;
+}
+
+/* ---- persistence ---- */
+
+static void sub_persist(struct subs *s, const struct subs_sub *sub)
+{
+    if (!s->store) return;
+    struct store_subscription row = {
+        .call_id = sub->call_id, .local_tag = sub->local_tag, .remote_tag = sub->remote_tag,
+        .event = sub->event, .aor = sub->aor, .subscriber = sub->subscriber, .target = sub->target,
+        .routes = sub->routes, .remote = sub->remote,
+        .transport = sip_transport_param(sub->dest.proto), .expires_at = sub->expires_wall_ms,
+        .local_cseq = sub->local_cseq, .remote_cseq = sub->remote_cseq, .version = sub->version};
+    if (store_submit(s->store, store_op_subscription_upsert(&row), NULL, NULL) < 0)
+        log_warn("subs: cannot store the subscription %s", sub->call_id);
+}
+
+static void sub_forget(struct subs *s, const char *call_id, const char *tag)
+{
+    if (s->store) store_submit(s->store, store_op_subscription_delete(call_id, tag), NULL, NULL);
+}
+
+/* Unlinks and frees sub, deleting its row. */
+static void sub_remove(struct subs *s, struct subs_sub *sub)
+{
+    timer_stop(s->timers, &sub->expiry);
+    htable_remove(&s->by_key, &sub->by_key);
+    htable_remove(&s->by_aor, &sub->by_aor);
+    sub_forget(s, sub->call_id, sub->local_tag);
+    if (s->stats.active) s->stats.active--;
+    free(sub);
+}
+
+/* ---- NOTIFY ---- */
+
+static void aor_uri(const struct subs *s, const char *aor, char *out, size_t cap)
+{
+    if (strchr(aor, '@')) snprintf(out, cap, "sip:%s", aor);
+    else snprintf(out, cap, "sip:%s@%s", aor, s->local->domain);
+}
+
+static void pending_unlink(struct subs_pending *p)
+{
+    *p->pprev = p->next;
+    if (p->next) p->next->pprev = p->pprev;
+}
+
+static void sub_notify_full(struct subs *s, struct subs_sub *sub);
+
+static void on_notify_final(void *arg, struct ua_uac *h, int status, const struct sip_msg *resp,
+                            const struct transport_rx *rx, struct ua_dialog *dlg)
+{
+    (void)h, (void)rx, (void)dlg;
+    struct subs_pending *p = arg;
+    struct subs *s = p->owner;
+    pending_unlink(p);
+    struct subs_sub *sub = p->final ? NULL : find_sub(s, p->call_id, p->local_tag);
+    free(p);
+    if (!sub) return;
+    sub->in_flight = false;
+    /* RFC 6665 §4.2.2: a 481, and a timeout or transport failure (our 408
+     * and 503), mean the subscriber is gone. */
+    if (status == 481 || (status == 408 && !resp) || (status == 503 && !resp)) {
+        log_info("subs: %s subscription %s to %s ended: NOTIFY answered %d", sub->event, sub->subscriber, sub->aor,
+                 status);
+        s->stats.ended_by_peer++;
+        sub_remove(s, sub);
+        return;
+    }
+    if (sub->dirty) {
+        sub->dirty = false;
+        sub_notify_full(s, sub);
+    }
+}
+
+/* Splits the route set text into values (pointing into buf). */
+static size_t split_routes(const char *routes, char *buf, size_t cap, str_t *out, size_t max)
+{
+    if (!copy_str(buf, cap, str_from_cstr(routes))) return 0;
+    str_t cursor = str_from_cstr(buf), item;
+    size_t n = 0;
+    while (n < max && sip_list_next(&cursor, &item)) out[n++] = item;
+    return n;
+}
+
+/* Where a NOTIFY goes (RFC 3261 §12.2.1.1 with the pinned flow): the first
+ * route when there is a route set, else the address the SUBSCRIBE came
+ * from (the subscriber may sit behind NAT, RFC 3581), else the target. */
+static int notify_dest(const struct subs_sub *sub, const str_t *routes, size_t nroutes, struct transport_dest *out)
+{
+    if (nroutes) {
+        struct sip_name_addr na;
+        if (sip_name_addr_parse(routes[0], &na) != 0) return -EINVAL;
+        return ua_dest_from_uri(na.uri_raw, out);
+    }
+    if (sub->dest_ok) {
+        *out = sub->dest;
+        return 0;
+    }
+    return ua_dest_from_uri(str_from_cstr(sub->target), out);
+}
+
+/* Sends one NOTIFY in sub's dialog with Subscription-State state_line and
+ * the body in s->sb. final: the subscription is already gone. */
+static int sub_send_notify(struct subs *s, struct subs_sub *sub, const char *state_line, bool final)
+{
+    char rbuf[SUBS_MAX_ROUTES_TEXT];
+    str_t routes[UA_MAX_ROUTES];
+    size_t nroutes = split_routes(sub->routes, rbuf, sizeof(rbuf), routes, UA_MAX_ROUTES);
+    struct transport_dest dest;
+    int rc = notify_dest(sub, routes, nroutes, &dest);
+    if (rc < 0) {
+        log_warn("subs: no destination for a NOTIFY to %s (%s)", sub->target, strerror(-rc));
+        return rc;
+    }
+    char from[LOCATION_MAX_AOR + 160], event[40], state[96], to[SUBS_MAX_URI + 2];
+    aor_uri(s, sub->aor, from, sizeof(from));
+    snprintf(event, sizeof(event), "Event: %s", sub->event);
+    snprintf(state, sizeof(state), "Subscription-State: %s", state_line);
+    snprintf(to, sizeof(to), "<%s>", sub->subscriber);
+    str_t headers[] = {str_from_cstr(event), str_from_cstr(state)};
+    struct subs_pending *p = calloc(1, sizeof(*p));
+    if (!p) return -ENOMEM;
+    p->owner = s;
+    p->final = final;
+    memcpy(p->call_id, sub->call_id, sizeof(p->call_id));
+    memcpy(p->local_tag, sub->local_tag, sizeof(p->local_tag));
+    sub->local_cseq++;
+    struct ua_request r = {
+        .method = SIP_NOTIFY, .ruri = str_from_cstr(sub->target), .from = str_from_cstr(from),
+        .from_tag = str_from_cstr(sub->local_tag), .to = str_from_cstr(to), .to_tag = str_from_cstr(sub->remote_tag),
+        .call_id = str_from_cstr(sub->call_id), .cseq = sub->local_cseq, .auto_contact = true,
+        .contact_user = str_from_cstr(sub->aor), .routes = routes, .route_count = nroutes, .headers = headers,
+        .header_count = 2, .content_type = STR_LIT(REGINFO_CONTENT_TYPE), .body = sbuf_str(&s->sb)};
+    struct ua_uac_cb cb = {.on_final = on_notify_final};
+    p->h = ua_request_send(s->ua, &r, &dest, NULL, &cb, p);
+    if (!p->h) {
+        free(p);
+        return -EIO;
+    }
+    p->next = s->pending;
+    if (p->next) p->next->pprev = &p->next;
+    p->pprev = &s->pending;
+    s->pending = p;
+    if (!final) sub->in_flight = true;
+    s->stats.notifies++;
+    return 0;
+}
+
+/* The whole registration state of sub's AoR into s->sb. */
+static int build_full(struct subs *s, struct subs_sub *sub, bool terminated)
+{
+    struct location *loc = registrar_location(s->registrar);
+    const struct location_binding *b[SUBS_MAX_CONTACTS];
+    size_t n = loc ? location_lookup(loc, str_from_cstr(sub->aor), b, SUBS_MAX_CONTACTS) : 0;
+    if (n > SUBS_MAX_CONTACTS) n = SUBS_MAX_CONTACTS;
+    struct reginfo_contact c[SUBS_MAX_CONTACTS];
+    uint64_t now = timer_now(s->timers);
+    for (size_t i = 0; i < n; i++)
+        c[i] = (struct reginfo_contact){.uri = b[i]->contact, .state = "active", .event = "registered",
+                                        .expires = b[i]->expires_ms > now
+                                                       ? (uint32_t)((b[i]->expires_ms - now + 999) / 1000)
+                                                       : 0,
+                                        .q1000 = b[i]->q1000, .call_id = b[i]->call_id, .cseq = b[i]->cseq};
+    char uri[LOCATION_MAX_AOR + 160];
+    aor_uri(s, sub->aor, uri, sizeof(uri));
+    sbuf_clear(&s->sb);
+    /* RFC 3680 §5.3: "init" when no contact is bound. */
+    const char *state = terminated ? "terminated" : n ? "active" : "init";
+    return reginfo_build(&s->sb, sub->version++, true, uri, state, c, n);
+}
+
+static uint32_t seconds_left(const struct subs *s, const struct subs_sub *sub)
+{
+    uint64_t now = timer_now(s->timers);
+    return sub->expiry.deadline_ms > now ? (uint32_t)((sub->expiry.deadline_ms - now + 999) / 1000) : 0;
+}
+
+static void sub_notify_full(struct subs *s, struct subs_sub *sub)
+{
+    if (sub->in_flight) {
+        sub->dirty = true;
+        return;
+    }
+    if (build_full(s, sub, false) < 0) return;
+    char state[48];
+    snprintf(state, sizeof(state), "active;expires=%u", seconds_left(s, sub));
+    sub_send_notify(s, sub, state, false);
+    sub_persist(s, sub);
+}
+
+/* The terminated NOTIFY (RFC 6665 §4.2.1.4 and §4.2.2), then sub is gone. */
+static void sub_terminate(struct subs *s, struct subs_sub *sub, const char *reason)
+{
+    char state[48];
+    snprintf(state, sizeof(state), "terminated;reason=%s", reason);
+    if (build_full(s, sub, false) == 0) sub_send_notify(s, sub, state, true);
+    sub_remove(s, sub);
+}
+
+static void on_expiry(struct timer_node *node, uint64_t now_ms)
+{
+    (void)now_ms;
+    struct subs_sub *sub = container_of(node, struct subs_sub, expiry);
+    log_info("subs: %s subscription of %s to %s expired", sub->event, sub->subscriber, sub->aor);
+    sub_terminate(sub->owner, sub, "timeout");
+}
+
+/* ---- answering SUBSCRIBE ---- */
+
+/* A refusal of a request outside a dialog goes once, with no transaction
+ * kept (issue 9: strangers get no state); 2xx and in-dialog answers are
+ * stateful. */
+static void respond(struct txn *st, int status, const char *reason, str_t tag, const str_t *extra, size_t n)
+{
+    const struct sip_msg *req = txn_request(st);
+    bool once = status >= 300 && req && !req->to.tag.len;
+    int rc = (once ? txn_reject : txn_respond)(st, status, reason, tag, extra, n, STR_NULL, STR_NULL);
+    if (rc < 0) log_warn("subs: cannot answer %d: %s", status, strerror(-rc));
+}
+
+static void refuse(struct subs *s, struct txn *st, const struct transport_rx *rx, int status, const char *reason,
+                   const char *extra_line, const char *why)
+{
+    s->stats.refused++;
+    str_t extra[1] = {str_from_cstr(extra_line)};
+    log_warn_rl("subs: %d to SUBSCRIBE from %s (%.*s): %s", status, rx->src_text,
+                (int)(rx->msg->from.uri_raw.len > 128 ? 128 : rx->msg->from.uri_raw.len), rx->msg->from.uri_raw.s,
+                why);
+    respond(st, status, reason, STR_NULL, extra, extra_line ? 1 : 0);
+}
+
+/* 401/403/400 answered (0), or 1: the SUBSCRIBE's user may watch aor. */
+static int authorise(struct subs *s, struct txn *st, const struct transport_rx *rx, const char *aor)
+{
+    if (!s->require_auth) return 1;
+    struct digest_check_result res;
+    enum digest_check c = digest_check_request(s->digest, rx, SIP_HDR_AUTHORIZATION, &res);
+    if (c == DIGEST_CHECK_OK) {
+        if (s->cfg.reg_any_user || strcmp(res.user->name, aor) == 0) return 1;
+        refuse(s, st, rx, 403, "Forbidden", NULL, "only the AoR's own user may watch its registrations");
+        return 0;
+    }
+    if (c == DIGEST_CHECK_BAD_HEADER || c == DIGEST_CHECK_URI_MISMATCH) {
+        refuse(s, st, rx, 400, c == DIGEST_CHECK_BAD_HEADER ? "Bad Authorization Header" : "Digest URI Mismatch",
+               NULL, res.why);
+        return 0;
+    }
+    if (c == DIGEST_CHECK_LOCKED) {
+        refuse(s, st, rx, 403, "Too Many Failed Attempts", NULL, res.why);
+        return 0;
+    }
+    if (c != DIGEST_CHECK_NONE && res.log) log_warn_rl("subs: 401 to SUBSCRIBE from %s: %s", rx->src_text, res.why);
+    sbuf_clear(&s->sb);
+    if (digest_check_challenge(s->digest, false, c == DIGEST_CHECK_STALE, rx, &s->sb) < 0 || s->sb.failed) {
+        respond(st, 500, "Server Internal Error", STR_NULL, NULL, 0);
+        return 0;
+    }
+    str_t extra[] = {sbuf_lines(&s->sb)};
+    respond(st, 401, "Unauthorized", STR_NULL, extra, 1);
+    return 0;
+}
+
+/* Our 2xx: To tag, Contact, Expires and the Record-Route set (RFC 6665
+ * §4.2.1, RFC 3261 §12.1.1). */
+static void accept_subscribe(struct subs *s, struct txn *st, const struct transport_rx *rx, struct subs_sub *sub,
+                             uint32_t expires)
+{
+    str_t extra[4 + UA_MAX_ROUTES];
+    size_t n = 0;
+    char contact[LOCATION_MAX_AOR + 128], host[80], exp[32];
+    sip_host_for_header(s->local->host, host, sizeof(host));
+    snprintf(contact, sizeof(contact), "Contact: <sip:%s@%s:%u%s%s>", sub->aor, host,
+             sip_local_port(s->local, rx->proto), rx->proto == SIP_TRANSPORT_UDP ? "" : ";transport=",
+             rx->proto == SIP_TRANSPORT_UDP ? "" : sip_transport_param(rx->proto));
+    snprintf(exp, sizeof(exp), "Expires: %u", expires);
+    extra[n++] = str_from_cstr(contact);
+    extra[n++] = str_from_cstr(exp);
+    char rr_lines[UA_MAX_ROUTES][SUBS_MAX_URI + 16];
+    size_t k = 0;
+    for (const struct sip_header *h = sip_msg_header(rx->msg, SIP_HDR_RECORD_ROUTE); h && k < UA_MAX_ROUTES;
+         h = sip_msg_header_next(rx->msg, h)) {
+        snprintf(rr_lines[k], sizeof(rr_lines[k]), "Record-Route: %.*s", STR_FMT(h->value));
+        extra[n++] = str_from_cstr(rr_lines[k++]);
+    }
+    respond(st, 200, "OK", str_from_cstr(sub->local_tag), extra, n);
+}
+
+/* The route set from Record-Route, in order (RFC 3261 §12.1.1). */
+static bool take_routes(const struct sip_msg *m, char *out, size_t cap)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    struct sip_list_iter it;
+    str_t item;
+    sip_list_iter_init(&it, m, SIP_HDR_RECORD_ROUTE);
+    while (sip_list_iter_next(&it, &item)) {
+        int w = snprintf(out + used, cap - used, "%s%.*s", used ? "," : "", STR_FMT(item));
+        if (w < 0 || (size_t)w >= cap - used) return false;
+        used += (size_t)w;
+    }
+    return true;
+}
+
+static bool take_target(const struct sip_msg *m, char *out, size_t cap)
+{
+    const struct sip_header *h = sip_msg_header(m, SIP_HDR_CONTACT);
+    struct sip_name_addr na;
+    str_t cursor, item;
+    if (!h) return false;
+    cursor = h->value;
+    if (!sip_list_next(&cursor, &item) || sip_name_addr_parse(item, &na) != 0 || na.star) return false;
+    return copy_str(out, cap, na.uri_raw);
+}
+
+static void set_dest(struct subs_sub *sub, const struct transport_rx *rx)
+{
+    memset(&sub->dest, 0, sizeof(sub->dest));
+    sub->dest.proto = rx->proto;
+    sub->dest.addr = rx->src;
+    sub->dest.conn_id = rx->conn_id;
+    sub->dest_ok = true;
+    snprintf(sub->remote, sizeof(sub->remote), "%s", rx->src_text);
+}
+
+static void arm_expiry(struct subs *s, struct subs_sub *sub, uint32_t expires, int64_t wall_now)
+{
+    timer_start(s->timers, &sub->expiry, timer_now(s->timers) + (uint64_t)expires * 1000u, on_expiry);
+    sub->expires_wall_ms = wall_now + (int64_t)expires * 1000;
+}
+
+static int link_sub(struct subs *s, struct subs_sub *sub)
+{
+    if (htable_insert(&s->by_key, &sub->by_key, key_hash(sub->call_id, sub->local_tag)) < 0) return -ENOMEM;
+    if (htable_insert(&s->by_aor, &sub->by_aor, str_hash(str_from_cstr(sub->aor))) < 0) {
+        htable_remove(&s->by_key, &sub->by_key);
+        return -ENOMEM;
+    }
+    s->stats.active++;
+    return 0;
+}
+
+/* An initial SUBSCRIBE for the reg package of aor. */
+static void new_subscription(struct subs *s, struct txn *st, const struct transport_rx *rx, const char *aor,
+                             const char *package)
+{
+    const struct sip_msg *m = rx->msg;
+    int64_t expires = subs_clamp_expires(&s->cfg, m->expires);
+    if (expires < 0) {
+        char line[40];
+        snprintf(line, sizeof(line), "Min-Expires: %d", s->cfg.min_expires);
+        refuse(s, st, rx, 423, "Interval Too Brief", line, "expiry below min_expires");
+        return;
+    }
+    struct subs_sub *sub = calloc(1, sizeof(*sub));
+    if (!sub) {
+        respond(st, 500, "Server Internal Error", STR_NULL, NULL, 0);
+        return;
+    }
+    timer_node_init(&sub->expiry);
+    sub->owner = s;
+    snprintf(sub->event, sizeof(sub->event), "%s", package);
+    snprintf(sub->aor, sizeof(sub->aor), "%s", aor);
+    if (!copy_str(sub->call_id, sizeof(sub->call_id), m->call_id) ||
+        !copy_str(sub->remote_tag, sizeof(sub->remote_tag), m->from.tag) ||
+        !copy_str(sub->subscriber, sizeof(sub->subscriber), m->from.uri_raw) ||
+        !take_routes(m, sub->routes, sizeof(sub->routes))) {
+        free(sub);
+        refuse(s, st, rx, 400, "Bad Request", NULL, "a dialog field is too long");
+        return;
+    }
+    if (!take_target(m, sub->target, sizeof(sub->target))) {
+        free(sub);
+        refuse(s, st, rx, 400, "Missing Contact", NULL, "no usable Contact");
+        return;
+    }
+    if (s->cfg.max_total && s->stats.active >= (uint32_t)s->cfg.max_total && expires) {
+        free(sub);
+        refuse(s, st, rx, 503, "Service Unavailable", "Retry-After: 60", "[subscriptions] max_total reached");
+        return;
+    }
+    if (s->cfg.max_per_subscriber && expires &&
+        subscriber_count(s, sub->subscriber) >= (uint32_t)s->cfg.max_per_subscriber) {
+        free(sub);
+        refuse(s, st, rx, 403, "Too Many Subscriptions", NULL, "[subscriptions] max_per_subscriber reached");
+        return;
+    }
+    char tag[UA_TAG_SIZE];
+    ua_new_tag(s->ua, tag);
+    memcpy(sub->local_tag, tag, sizeof(tag));
+    sub->remote_cseq = m->cseq.number;
+    set_dest(sub, rx);
+    accept_subscribe(s, st, rx, sub, (uint32_t)expires);
+    s->stats.accepted++;
+    if (expires == 0) {
+        /* A fetch (RFC 6665 §4.4.3): one terminated NOTIFY with the state. */
+        if (build_full(s, sub, false) == 0) sub_send_notify(s, sub, "terminated;reason=timeout", true);
+        free(sub);
+        return;
+    }
+    if (link_sub(s, sub) < 0) {
+        free(sub);
+        return;
+    }
+    arm_expiry(s, sub, (uint32_t)expires, clock_wall_ms());
+    log_info("subs: %s subscription of %s to %s for %llds from %s", package, sub->subscriber, aor,
+             (long long)expires, rx->src_text);
+    sub_notify_full(s, sub);
+}
+
+/* A SUBSCRIBE inside sub's dialog: refresh or unsubscribe. */
+static void refresh_subscription(struct subs *s, struct txn *st, const struct transport_rx *rx,
+                                 struct subs_sub *sub)
+{
+    const struct sip_msg *m = rx->msg;
+    if (m->cseq.number <= sub->remote_cseq) {
+        respond(st, 500, "Server Internal Error", STR_NULL, NULL, 0); /* RFC 3261 §12.2.2 */
+        return;
+    }
+    int64_t expires = subs_clamp_expires(&s->cfg, m->expires);
+    if (expires < 0) {
+        char line[40];
+        snprintf(line, sizeof(line), "Min-Expires: %d", s->cfg.min_expires);
+        refuse(s, st, rx, 423, "Interval Too Brief", line, "expiry below min_expires");
+        return;
+    }
+    sub->remote_cseq = m->cseq.number;
+    char target[SUBS_MAX_URI];
+    if (take_target(m, target, sizeof(target))) memcpy(sub->target, target, sizeof(target));
+    set_dest(sub, rx);
+    accept_subscribe(s, st, rx, sub, (uint32_t)expires);
+    if (expires == 0) {
+        log_info("subs: %s subscription of %s to %s ended by the subscriber", sub->event, sub->subscriber, sub->aor);
+        sub_terminate(s, sub, "timeout");
+        return;
+    }
+    arm_expiry(s, sub, (uint32_t)expires, clock_wall_ms());
+    sub_notify_full(s, sub);
+}
+
+/* Whether the request names this node, and the AoR key ("" for the domain). */
+static bool for_us(struct subs *s, const struct transport_rx *rx, char *aor, size_t cap)
+{
+    const struct sip_uri *u = &rx->msg->ruri;
+    if (u->scheme != SIP_SCHEME_SIP && u->scheme != SIP_SCHEME_SIPS) return false;
+    if (!registrar_uri_is_local(s->registrar, u, rx, false)) return false;
+    aor[0] = '\0';
+    if (!u->user.len) return true;
+    int n = registrar_aor_key(u, aor, cap);
+    return n > 0;
+}
+
+int subs_on_request(struct subs *s, struct txn *st, const struct transport_rx *rx)
+{
+    const struct sip_msg *m = rx->msg;
+    if (!s || !m || m->method != SIP_SUBSCRIBE) return 0;
+    if (m->to.tag.len) {
+        char cid[SUBS_MAX_CALL_ID], tag[UA_TAG_SIZE];
+        if (!copy_str(cid, sizeof(cid), m->call_id) || !copy_str(tag, sizeof(tag), m->to.tag)) return 0;
+        struct subs_sub *sub = find_sub(s, cid, tag);
+        /* Not ours (or not from this subscriber): the proxy or the core (481). */
+        if (!sub || !str_eq_cstr(m->from.tag, sub->remote_tag)) return 0;
+        char pkg[16];
+        const struct sip_header *ev = sip_msg_header(m, SIP_HDR_EVENT);
+        if (!ev || subs_event_package(ev->value, pkg, sizeof(pkg)) < 0 || strcmp(pkg, sub->event) != 0) {
+            refuse(s, st, rx, 489, "Bad Event", "Allow-Events: " SUBS_ALLOW_EVENTS, "not this dialog's package");
+            return 1;
+        }
+        refresh_subscription(s, st, rx, sub);
+        return 1;
+    }
+    char aor[LOCATION_MAX_AOR];
+    if (!for_us(s, rx, aor, sizeof(aor))) return 0;
+    char pkg[16];
+    const struct sip_header *ev = sip_msg_header(m, SIP_HDR_EVENT);
+    if (!ev || subs_event_package(ev->value, pkg, sizeof(pkg)) < 0 || strcmp(pkg, "reg") != 0) {
+        refuse(s, st, rx, 489, "Bad Event", "Allow-Events: " SUBS_ALLOW_EVENTS, "package not served");
+        return 1;
+    }
+    if (!aor[0]) {
+        refuse(s, st, rx, 404, "Not Found", NULL, "reg needs an AoR, not the domain");
+        return 1;
+    }
+    const struct location_binding *b;
+    struct location *loc = registrar_location(s->registrar);
+    if (!registrar_user_known(s->registrar, str_from_cstr(aor)) &&
+        (!loc || location_lookup(loc, str_from_cstr(aor), &b, 1) == 0)) {
+        refuse(s, st, rx, 404, "Not Found", NULL, "no such user");
+        return 1;
+    }
+    if (!authorise(s, st, rx, aor)) return 1;
+    new_subscription(s, st, rx, aor, pkg);
+    return 1;
+}
+
+/* ---- registrar changes: partial NOTIFYs (RFC 3680 §5.3) ---- */
+
+static void notify_change(struct subs *s, const struct location_binding *b, const char *state, const char *event)
+{
+    uint32_t h = str_hash(str_from_cstr(b->aor));
+    struct hnode *n = htable_first(&s->by_aor, h);
+    if (!n) return;
+    struct location *loc = registrar_location(s->registrar);
+    const struct location_binding *all[SUBS_MAX_CONTACTS];
+    size_t count = loc ? location_lookup(loc, str_from_cstr(b->aor), all, SUBS_MAX_CONTACTS) : 0;
+    size_t others = 0;
+    for (size_t i = 0; i < count && i < SUBS_MAX_CONTACTS; i++)
+        if (strcmp(all[i]->contact, b->contact) != 0) others++;
+    bool active = strcmp(state, "active") == 0;
+    const char *reg_state = (active || others) ? "active" : "terminated";
+    uint64_t now = timer_now(s->timers);
+    struct reginfo_contact c = {.uri = b->contact, .state = state, .event = event,
+                                .expires = b->expires_ms > now ? (uint32_t)((b->expires_ms - now + 999) / 1000) : 0,
+                                .q1000 = b->q1000, .call_id = b->call_id, .cseq = b->cseq};
+    char uri[LOCATION_MAX_AOR + 160];
+    aor_uri(s, b->aor, uri, sizeof(uri));
+    for (; n; n = htable_next(n)) {
+        struct subs_sub *sub = container_of(n, struct subs_sub, by_aor);
+        if (strcmp(sub->aor, b->aor) != 0) continue;
+        if (sub->in_flight) {
+            sub->dirty = true; /* the full state goes when the NOTIFY out is answered */
+            continue;
+        }
+        sbuf_clear(&s->sb);
+        if (reginfo_build(&s->sb, sub->version++, false, uri, reg_state, &c, 1) < 0) continue;
+        char line[48];
+        snprintf(line, sizeof(line), "active;expires=%u", seconds_left(s, sub));
+        sub_send_notify(s, sub, line, false);
+        sub_persist(s, sub);
+    }
+}
+
+static void obs_added(void *arg, const struct location_binding *b) { notify_change(arg, b, "active", "registered"); }
+static void obs_refreshed(void *arg, const struct location_binding *b)
+{
+    notify_change(arg, b, "active", "refreshed");
+}
+static void obs_removed(void *arg, const struct location_binding *b, enum location_reason reason)
+{
+    notify_change(arg, b, "terminated", reginfo_event_for_removal(reason));
+}
+
+void subs_location_observer(struct subs *s, struct location_callbacks *cb)
+{
+    *cb = (struct location_callbacks){
+        .arg = s, .binding_added = obs_added, .binding_refreshed = obs_refreshed, .binding_removed = obs_removed};
+}
+
+/* ---- life cycle ---- */
+
+struct subs *subs_new(const struct subs_deps *d)
+{
+    struct subs *s = calloc(1, sizeof(*s));
+    if (!s) return NULL;
+    s->cfg = *d->cfg;
+    s->local = d->local;
+    s->require_auth = d->require_auth;
+    s->digest = d->digest;
+    s->registrar = d->registrar;
+    s->ua = d->ua;
+    s->timers = d->timers;
+    s->store = d->store;
+    htable_init(&s->by_key);
+    htable_init(&s->by_aor);
+    sbuf_init(&s->sb);
+    return s;
+}
+
+struct load_ctx {
+    struct subs *s;
+    int64_t now_wall;
+    int loaded;
+};
+
+/* The flow a subscription came over died with the old process: UDP keeps
+ * its source address, a connection-oriented one goes to its target. */
+static void restore_dest(struct subs_sub *sub, const char *transport)
+{
+    int proto = sip_transport_from_name(str_from_cstr(transport));
+    if (proto != SIP_TRANSPORT_UDP) return;
+    char host[TRANSPORT_ADDR_TEXT];
+    snprintf(host, sizeof(host), "%s", sub->remote);
+    char *colon = strrchr(host, ':');
+    if (!colon) return;
+    *colon = '\0';
+    char *h = host;
+    size_t hl = strlen(h);
+    if (h[0] == '[' && hl > 1 && h[hl - 1] == ']') {
+        h[hl - 1] = '\0';
+        h++;
+    }
+    if (ua_dest_from_host(h, (uint16_t)atoi(colon + 1), SIP_TRANSPORT_UDP, 0, &sub->dest) == 0) sub->dest_ok = true;
+}
+
+static int load_row(void *arg, const struct store_subscription *row)
+{
+    struct load_ctx *c = arg;
+    if (row->expires_at <= c->now_wall) {
+        sub_forget(c->s, row->call_id, row->local_tag);
+        return 0;
+    }
+    struct subs_sub *sub = calloc(1, sizeof(*sub));
+    if (!sub) return -ENOMEM;
+    timer_node_init(&sub->expiry);
+    sub->owner = c->s;
+    if (!copy_str(sub->call_id, sizeof(sub->call_id), str_from_cstr(row->call_id)) ||
+        !copy_str(sub->local_tag, sizeof(sub->local_tag), str_from_cstr(row->local_tag)) ||
+        !copy_str(sub->remote_tag, sizeof(sub->remote_tag), str_from_cstr(row->remote_tag)) ||
+        !copy_str(sub->event, sizeof(sub->event), str_from_cstr(row->event)) ||
+        !copy_str(sub->aor, sizeof(sub->aor), str_from_cstr(row->aor)) ||
+        !copy_str(sub->subscriber, sizeof(sub->subscriber), str_from_cstr(row->subscriber)) ||
+        !copy_str(sub->target, sizeof(sub->target), str_from_cstr(row->target)) ||
+        !copy_str(sub->routes, sizeof(sub->routes), str_from_cstr(row->routes)) ||
+        !copy_str(sub->remote, sizeof(sub->remote), str_from_cstr(row->remote)) || link_sub(c->s, sub) < 0) {
+        free(sub);
+        return 0;
+    }
+    sub->local_cseq = row->local_cseq;
+    sub->remote_cseq = row->remote_cseq;
+    sub->version = row->version;
+    restore_dest(sub, row->transport);
+    uint64_t left_ms = (uint64_t)(row->expires_at - c->now_wall);
+    timer_start(c->s->timers, &sub->expiry, timer_now(c->s->timers) + left_ms, on_expiry);
+    sub->expires_wall_ms = row->expires_at;
+    c->loaded++;
+    return 0;
+}
+
+int subs_load(struct subs *s, int64_t now_wall_ms)
+{
+    if (!s->store) return 0;
+    struct load_ctx c = {s, now_wall_ms, 0};
+    int rc = store_load_subscriptions(s->store, load_row, &c);
+    if (rc < 0) return rc;
+    if (c.loaded) log_info("subs: %d subscriptions taken up from the store", c.loaded);
+    return c.loaded;
+}
+
+static int free_one(struct hnode *n, void *arg)
+{
+    struct subs *s = arg;
+    struct subs_sub *sub = container_of(n, struct subs_sub, by_key);
+    timer_stop(s->timers, &sub->expiry);
+    htable_remove(&s->by_key, &sub->by_key);
+    htable_remove(&s->by_aor, &sub->by_aor);
+    free(sub);
+    return 0;
+}
+
+void subs_free(struct subs *s)
+{
+    if (!s) return;
+    while (s->pending) {
+        struct subs_pending *p = s->pending;
+        pending_unlink(p);
+        ua_request_detach(p->h);
+        free(p);
+    }
+    htable_foreach(&s->by_key, free_one, s);
+    htable_free(&s->by_key);
+    htable_free(&s->by_aor);
+    sbuf_free(&s->sb);
+    free(s);
+}
+
+void subs_get_stats(const struct subs *s, struct subs_stats *out) { *out = s->stats; }
+
+void subs_stats_json(const struct subs *s, json_t *stats)
+{
+    json_object_set_new(stats, "subscriptions",
+                        json_pack("{s:i,s:I,s:I,s:I,s:I}", "active", (int)s->stats.active, "accepted",
+                                  (json_int_t)s->stats.accepted, "refused", (json_int_t)s->stats.refused,
+                                  "notifies", (json_int_t)s->stats.notifies, "ended_by_peer",
+                                  (json_int_t)s->stats.ended_by_peer));
+}

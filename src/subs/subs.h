@@ -1,0 +1,92 @@
+/* subs.h — the notifier of SIP-specific event notification (RFC 6665) for
+ * the packages cascade serves itself: today reg (RFC 3680), a subscription
+ * to an AoR's registrations.
+ *
+ * A SUBSCRIBE whose Request-URI names this node is taken here instead of
+ * being proxied to phones: a package we do not serve gets 489 with
+ * Allow-Events; otherwise the subscriber is authenticated like a REGISTER
+ * (401, the AoR's own user only), its Expires is clamped to [subscriptions]
+ * bounds (423 with Min-Expires below the minimum) and the subscription
+ * dialog is made (our To tag, Contact, the Record-Route set). A NOTIFY with
+ * the full state follows each accepted SUBSCRIBE and refresh, a partial one
+ * each registrar change; Expires: 0 or the expiry ends it with a terminated
+ * NOTIFY (reason=timeout). A NOTIFY answered 481, or not answered at all,
+ * ends the subscription silently (RFC 6665 §4.1.3). Subscriptions are
+ * written to the store and reloaded at start-up (subs_load).
+ *
+ * Wiring (src/app), after the registrar and its location:
+ *   s = subs_new(&deps); subs_load(s, wall_now);
+ *   registrar_set_observer(reg, &cb) with subs_location_observer(s, &cb)
+ *   subs_on_request() from dispatch, after the UA's dialogs and the GB roles;
+ *   subs_free() before the UA and the location are freed.
+ * Loop thread only. */
+#ifndef CASCADE_SUBS_SUBS_H
+#define CASCADE_SUBS_SUBS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "registrar/digest_check.h"
+#include "registrar/location.h"
+#include "registrar/registrar.h"
+#include "subs/subs_config.h"
+#include "txn/txn.h"
+#include "ua/ua.h"
+
+struct store;
+struct subs;
+
+/* The packages served, as Allow-Events lists them. */
+#define SUBS_ALLOW_EVENTS "reg"
+
+struct subs_deps {
+    const struct subs_config *cfg;        /* copied */
+    const struct sip_local *local;        /* domain, host, ports */
+    bool require_auth;                    /* [auth] require_auth */
+    const struct digest_checker *digest;  /* the node's digest checks (borrowed) */
+    struct registrar *registrar;          /* locality, AoR keys, the location service */
+    struct ua *ua;                        /* tags, NOTIFY transactions */
+    struct timer_service *timers;         /* expiries */
+    struct store *store;                  /* NULL: nothing survives a restart */
+};
+
+/* NULL on allocation failure. Every pointer must outlive the notifier. */
+struct subs *subs_new(const struct subs_deps *d);
+/* Reloads the store's subscriptions (those expired at now_wall_ms are
+ * deleted). Returns how many were loaded, or a negative errno. */
+int subs_load(struct subs *s, int64_t now_wall_ms);
+/* Frees every subscription without NOTIFY (they stay in the store, so a
+ * restart takes them up again); pending NOTIFY transactions are detached. */
+void subs_free(struct subs *s);
+
+/* 1 when the request was ours (answered here): a SUBSCRIBE to this node, or
+ * a request inside one of our subscription dialogs. 0 otherwise. */
+int subs_on_request(struct subs *s, struct txn *st, const struct transport_rx *rx);
+
+/* Fills cb so that registrar changes reach the subscriptions (cb->arg is s).
+ * Only the binding_* members are set. */
+void subs_location_observer(struct subs *s, struct location_callbacks *cb);
+
+struct subs_stats {
+    uint32_t active;              /* subscriptions held */
+    uint64_t accepted;            /* initial SUBSCRIBEs answered 200 */
+    uint64_t refused;             /* 4xx/5xx to SUBSCRIBE (489, 423, 403, 503 ...) */
+    uint64_t notifies;            /* NOTIFYs sent */
+    uint64_t ended_by_peer;       /* 481 or no answer to a NOTIFY */
+};
+void subs_get_stats(const struct subs *s, struct subs_stats *out);
+/* Adds "subscriptions": {...} to a /stats object. */
+void subs_stats_json(const struct subs *s, json_t *stats);
+
+/* ---- pure helpers, for tests ---- */
+
+/* The expiry to grant for a request asking `asked` seconds (-1: no
+ * Expires): 0 for 0, default for -1, max for more than max; -1 when
+ * 0 < asked < min (the caller answers 423). */
+int64_t subs_clamp_expires(const struct subs_config *cfg, int64_t asked);
+/* The package of an Event header value ("reg;id=1" -> "reg"): its length
+ * in out (lower-cased), or -1 when empty or longer than cap - 1. */
+int subs_event_package(str_t event, char *out, size_t cap);
+
+#endif

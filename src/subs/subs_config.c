@@ -1,0 +1,42 @@
+/* subs_config.c — the keys of [subscriptions] (struct subs_config,
+ * base/config.h): which bounds the notifier puts on subscriptions. */
+#include <stdio.h>
+
+#include "subs/subs_config.h"
+
+#include "base/config.h"
+
+#define KEY(name, type, f, def, lo, hi, help) {name, type, CONFIG_FIELD(struct subs_config, f), def, lo, hi, NULL, 0, help}
+
+static const struct config_key keys[] = {
+    KEY("enabled", CONFIG_BOOL, enabled, "yes", 0, 0,
+        "yes: cascade is the notifier for the packages it serves (reg); no: SUBSCRIBE is proxied"),
+    KEY("min_expires", CONFIG_INT, min_expires, "60", 1, 86400, "shorter asks get 423 with Min-Expires"),
+    KEY("max_expires", CONFIG_INT, max_expires, "7200", 1, 86400, "longer asks are granted this"),
+    KEY("default_expires", CONFIG_INT, default_expires, "3761", 1, 86400,
+        "for a SUBSCRIBE that names no expiry (RFC 3680 section 4.1)"),
+    KEY("max_per_subscriber", CONFIG_INT, max_per_subscriber, "20", 0, 100000,
+        "active subscriptions of one subscriber URI; one more is refused 403; 0: no limit"),
+    KEY("max_total", CONFIG_INT, max_total, "10000", 0, 10000000,
+        "active subscriptions on the node; one more is refused 503; 0: no limit"),
+    KEY("reg_any_user", CONFIG_BOOL, reg_any_user, "no", 0, 0,
+        "reg: yes lets every authenticated user watch any AoR's registrations; no: only the AoR's own user"),
+};
+
+static int check(const void *section, char *err, size_t errcap)
+{
+    const struct subs_config *c = section;
+    if (c->min_expires > c->max_expires) {
+        snprintf(err, errcap, "[subscriptions] min_expires > max_expires");
+        return -1;
+    }
+    return 0;
+}
+
+const struct config_section subs_config_section = {
+    .name = "subscriptions",
+    .help = "SIP event subscriptions (RFC 6665) cascade answers itself: the reg package (RFC 3680).",
+    .keys = keys,
+    .nkeys = sizeof(keys) / sizeof(keys[0]),
+    .check = check,
+};

@@ -1,0 +1,17 @@
+/* subs_config.h — the [subscriptions] section (keys: subs_config.c). */
+#ifndef CASCADE_SUBS_SUBS_CONFIG_H
+#define CASCADE_SUBS_SUBS_CONFIG_H
+
+#include <stdbool.h>
+
+struct subs_config { /* [subscriptions] */
+    bool enabled;              /* no: SUBSCRIBE is proxied as before */
+    int min_expires;           /* shorter asks get 423 with Min-Expires */
+    int max_expires;           /* longer asks are granted this */
+    int default_expires;       /* a SUBSCRIBE with no Expires (RFC 3680 §4.1: 3761 s) */
+    int max_per_subscriber;    /* per subscriber URI; 0: no limit */
+    int max_total;             /* on the node; 0: no limit */
+    bool reg_any_user;         /* reg: every authenticated user of ours may watch any AoR (not only its own) */
+};
+
+#endif

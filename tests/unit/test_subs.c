@@ -1,0 +1,680 @@
+/* test_subs.c — the RFC 6665 notifier and the reg package (RFC 3680) as
+ * specified, on the in-process stack (harness.h) with the real registrar and
+ * location service (no store): SUBSCRIBEs given as SIP text from
+ * 192.0.2.9:5080, answers and NOTIFYs read back from what was sent, NOTIFY
+ * bodies parsed with libxml2 and checked by XPath.
+ *
+ * Our domain is example.com; users alice and bob. [subscriptions] defaults
+ * (min 60 s, max 7200 s) unless a test changes them. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libxml/parser.h>
+#include <libxml/xpath.h>
+#include <libxml/xpathInternals.h>
+
+#include "app/config.h"
+#include "auth/digest.h"
+#include "base/log.h"
+#include "base/sbuf.h"
+#include "harness.h"
+#include "registrar/digest_check.h"
+#include "registrar/location.h"
+#include "registrar/registrar.h"
+#include "registrar/users.h"
+#include "subs/reginfo.h"
+#include "subs/subs.h"
+
+/* ---- reginfo documents, read back with libxml2 ---- */
+
+struct doc {
+    xmlDocPtr d;
+    xmlXPathContextPtr x;
+};
+
+static void doc_open(struct doc *doc, const char *text, size_t len)
+{
+    doc->d = xmlReadMemory(text, (int)len, "reginfo.xml", NULL, XML_PARSE_NONET);
+    assert_non_null(doc->d);
+    doc->x = xmlXPathNewContext(doc->d);
+    assert_non_null(doc->x);
+    assert_int_equal(xmlXPathRegisterNs(doc->x, BAD_CAST "r", BAD_CAST "urn:ietf:params:xml:ns:reginfo"), 0);
+}
+
+static void doc_close(struct doc *doc)
+{
+    xmlXPathFreeContext(doc->x);
+    xmlFreeDoc(doc->d);
+}
+
+/* The string value of an XPath expression (in a static buffer). */
+static const char *xs(struct doc *doc, const char *expr)
+{
+    static char out[512];
+    char q[600];
+    snprintf(q, sizeof(q), "string(%s)", expr);
+    xmlXPathObjectPtr o = xmlXPathEvalExpression(BAD_CAST q, doc->x);
+    assert_non_null(o);
+    snprintf(out, sizeof(out), "%s", o->stringval ? (const char *)o->stringval : "");
+    xmlXPathFreeObject(o);
+    return out;
+}
+
+static double xn(struct doc *doc, const char *expr)
+{
+    xmlXPathObjectPtr o = xmlXPathEvalExpression(BAD_CAST expr, doc->x);
+    assert_non_null(o);
+    double v = o->floatval;
+    xmlXPathFreeObject(o);
+    return v;
+}
+
+static void test_reginfo_full_parses_back(void **state)
+{
+    (void)state;
+    struct reginfo_contact c[2] = {
+        {.uri = "sip:alice@192.0.2.7:5062;x=\"a&b<c\"", .state = "active", .event = "registered", .expires = 3600,
+         .q1000 = 500, .call_id = "c1@h", .cseq = 7},
+        {.uri = "sip:alice@192.0.2.8", .state = "active", .event = "registered", .expires = 10, .q1000 = 1000},
+    };
+    sbuf_t b;
+    sbuf_init(&b);
+    assert_int_equal(reginfo_build(&b, 4, true, "sip:alice@example.com", "active", c, 2), 0);
+    struct doc d;
+    doc_open(&d, b.data, b.len);
+    assert_string_equal(xs(&d, "/r:reginfo/@state"), "full");
+    assert_string_equal(xs(&d, "/r:reginfo/@version"), "4");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/@aor"), "sip:alice@example.com");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/@state"), "active");
+    assert_true(xn(&d, "count(/r:reginfo/r:registration/r:contact)") == 2);
+    /* The special characters come back as they were (escaped on the way). */
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/r:contact[1]/r:uri"), c[0].uri);
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/r:contact[1]/@q"), "0.500");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/r:contact[1]/@expires"), "3600");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/r:contact[1]/@callid"), "c1@h");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/r:contact[1]/@cseq"), "7");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/r:contact[2]/@q"), ""); /* 1.0 is the default */
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/r:contact[2]/@event"), "registered");
+    /* Ids are stable per contact and differ between contacts. */
+    char id1[64];
+    snprintf(id1, sizeof(id1), "%s", xs(&d, "/r:reginfo/r:registration/r:contact[1]/@id"));
+    assert_string_not_equal(id1, xs(&d, "/r:reginfo/r:registration/r:contact[2]/@id"));
+    doc_close(&d);
+    sbuf_free(&b);
+}
+
+static void test_reginfo_partial_terminated(void **state)
+{
+    (void)state;
+    struct reginfo_contact c = {.uri = "sip:bob@192.0.2.9", .state = "terminated",
+                                .event = reginfo_event_for_removal(LOCATION_REMOVED_TRANSPORT_LOST), .q1000 = 1000};
+    sbuf_t b;
+    sbuf_init(&b);
+    assert_int_equal(reginfo_build(&b, 9, false, "sip:bob@example.com", "terminated", &c, 1), 0);
+    struct doc d;
+    doc_open(&d, b.data, b.len);
+    assert_string_equal(xs(&d, "/r:reginfo/@state"), "partial");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/@state"), "terminated");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/r:contact/@state"), "terminated");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/r:contact/@event"), "deactivated");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/r:contact/@expires"), ""); /* only for active */
+    doc_close(&d);
+    sbuf_free(&b);
+    assert_string_equal(reginfo_event_for_removal(LOCATION_REMOVED_EXPIRED), "expired");
+    assert_string_equal(reginfo_event_for_removal(LOCATION_REMOVED_UNREGISTER), "unregistered");
+    assert_string_equal(reginfo_event_for_removal(LOCATION_REMOVED_KICKED), "rejected");
+    assert_string_equal(reginfo_event_for_removal(LOCATION_REMOVED_UNREACHABLE), "deactivated");
+}
+
+static void test_clamp_expires(void **state)
+{
+    (void)state;
+    struct subs_config c = {.min_expires = 60, .max_expires = 7200, .default_expires = 3761};
+    assert_int_equal(subs_clamp_expires(&c, -1), 3761); /* no Expires */
+    assert_int_equal(subs_clamp_expires(&c, 0), 0);     /* unsubscribe / fetch */
+    assert_int_equal(subs_clamp_expires(&c, 59), -1);   /* 423 */
+    assert_int_equal(subs_clamp_expires(&c, 60), 60);
+    assert_int_equal(subs_clamp_expires(&c, 7200), 7200);
+    assert_int_equal(subs_clamp_expires(&c, 7201), 7200);
+    assert_int_equal(subs_clamp_expires(&c, INT64_MAX), 7200);
+}
+
+static void test_event_package(void **state)
+{
+    (void)state;
+    char p[16];
+    assert_int_equal(subs_event_package(STR_LIT("reg"), p, sizeof(p)), 3);
+    assert_string_equal(p, "reg");
+    assert_int_equal(subs_event_package(STR_LIT(" Reg;id=7"), p, sizeof(p)), 3);
+    assert_string_equal(p, "reg");
+    assert_int_equal(subs_event_package(STR_LIT(""), p, sizeof(p)), -1);
+    assert_int_equal(subs_event_package(STR_LIT(";id=1"), p, sizeof(p)), -1);
+    assert_int_equal(subs_event_package(STR_LIT("a-package-name-too-long"), p, sizeof(p)), -1);
+}
+
+/* ---- the notifier on the stack ---- */
+
+struct fx {
+    struct harness *h;
+    struct config cfg;
+    struct users *users;
+    struct auth_server *auth;
+    struct digest_checker digest;
+    struct location *loc;
+    struct registrar *r;
+    struct subs *s;
+    uint32_t branch;
+    int not_taken;
+    char authz[1024];
+};
+
+static void on_request(void *arg, struct txn *st, const struct transport_rx *rx)
+{
+    struct fx *f = arg;
+    if (subs_on_request(f->s, st, rx)) return;
+    if (registrar_on_request(f->r, st, rx)) return;
+    f->not_taken++;
+    txn_respond(st, 604, "Not Taken", STR_NULL, NULL, 0, STR_NULL, STR_NULL);
+}
+
+static void start(struct fx *f)
+{
+    f->users = users_new(NULL);
+    harness_add_user(f->h, f->users, "alice", "secret-a");
+    harness_add_user(f->h, f->users, "bob", "secret-b");
+    struct auth_server_config ac;
+    auth_server_config_from(&ac, &f->cfg.auth, AUTH_OFFER(AUTH_ALG_MD5));
+    f->auth = auth_server_new(&ac);
+    assert_non_null(f->auth);
+    digest_checker_init(&f->digest, &f->cfg.auth, &f->h->local, f->users, f->auth, NULL);
+    struct registrar_config rc = f->cfg.registrar;
+    struct auth_config no_auth = f->cfg.auth;
+    no_auth.require_auth = false; /* REGISTERs are not what is tested here */
+    struct registrar_deps d = {.cfg = &rc, .auth_cfg = &no_auth, .sip_cfg = &f->cfg.sip, .local = &f->h->local,
+                               .users = f->users, .auth = f->auth, .ua = f->h->ua, .timers = f->h->timers,
+                               .send = harness_send, .send_arg = f->h};
+    f->r = registrar_new(&d);
+    assert_non_null(f->r);
+    struct location_callbacks cb;
+    registrar_location_callbacks(f->r, &cb);
+    f->loc = location_new(f->h->timers, NULL, &cb);
+    registrar_set_location(f->r, f->loc);
+    struct subs_deps sd = {.cfg = &f->cfg.subs, .local = &f->h->local, .require_auth = f->cfg.auth.require_auth,
+                           .digest = &f->digest, .registrar = f->r, .ua = f->h->ua, .timers = f->h->timers};
+    f->s = subs_new(&sd);
+    assert_non_null(f->s);
+    struct location_callbacks obs;
+    subs_location_observer(f->s, &obs);
+    registrar_set_observer(f->r, &obs);
+    f->h->on_request = on_request;
+    f->h->arg = f;
+}
+
+static int setup(void **state)
+{
+    log_set_level(LOG_ERROR);
+    struct fx *f = calloc(1, sizeof(*f));
+    f->h = harness_new();
+    config_init(&f->cfg);
+    f->cfg.registrar.nat_ping_interval_s = 0;
+    f->cfg.auth.require_auth = false;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    subs_free(f->s);
+    registrar_free(f->r);
+    location_free(f->loc);
+    auth_server_free(f->auth);
+    users_free(f->users);
+    harness_free(f->h);
+    free(f);
+    return 0;
+}
+
+/* Sends a SUBSCRIBE for user's reg (to_tag "" for an initial one); extra
+ * lines end in \n. Returns the status of the answer to it. */
+static int subscribe(struct fx *f, const char *user, const char *call_id, int cseq, const char *to_tag,
+                     const char *event, const char *extra)
+{
+    char text[4096], to[128] = "", ev[64] = "";
+    if (to_tag && *to_tag) snprintf(to, sizeof(to), ";tag=%s", to_tag);
+    if (event) snprintf(ev, sizeof(ev), "Event: %s\n", event);
+    snprintf(text, sizeof(text),
+             "SUBSCRIBE sip:%s@example.com SIP/2.0\n"
+             "Via: SIP/2.0/UDP 192.0.2.9:5080;branch=z9hG4bK-s%u\n"
+             "Max-Forwards: 70\n"
+             "From: <sip:watcher@example.com>;tag=f1\n"
+             "To: <sip:%s@example.com>%s\n"
+             "Call-ID: %s\n"
+             "CSeq: %d SUBSCRIBE\n"
+             "Contact: <sip:watcher@192.0.2.9:5080>\n"
+             "%s%s%s"
+             "Content-Length: 0\n\n",
+             user, ++f->branch, user, to, call_id, cseq, ev, f->authz, extra ? extra : "");
+    size_t before = harness_sent_count(f->h);
+    assert_int_equal(harness_inject(f->h, "192.0.2.9", 5080, SIP_TRANSPORT_UDP, text), 0);
+    int i = harness_find_sent(f->h, before, "SIP/2.0 ");
+    assert_true(i >= 0);
+    return harness_sent_status(f->h, (size_t)i);
+}
+
+/* The last response sent (the answer to a SUBSCRIBE). */
+static const struct sip_msg *last_response(struct fx *f)
+{
+    for (size_t i = harness_sent_count(f->h); i-- > 0;)
+        if (harness_sent_status(f->h, i)) return harness_sent_msg(f->h, i);
+    fail();
+    return NULL;
+}
+
+/* The index of the last NOTIFY sent, or -1. */
+static int last_notify(struct fx *f)
+{
+    int found = -1;
+    for (int i = 0; (i = harness_find_sent(f->h, (size_t)i, "NOTIFY ")) >= 0; i++) found = i;
+    return found;
+}
+
+/* Answers the NOTIFY sent at index i with status. */
+static void answer_notify(struct fx *f, int i, int status)
+{
+    const struct sip_msg *m = harness_sent_msg(f->h, (size_t)i);
+    char text[2048];
+    snprintf(text, sizeof(text),
+             "SIP/2.0 %d Whatever\nVia: %.*s\nFrom: %.*s\nTo: %.*s\nCall-ID: %.*s\nCSeq: %u NOTIFY\n"
+             "Content-Length: 0\n\n",
+             status, STR_FMT(harness_header(m, SIP_HDR_VIA)), STR_FMT(harness_header(m, SIP_HDR_FROM)),
+             STR_FMT(harness_header(m, SIP_HDR_TO)), STR_FMT(m->call_id), m->cseq.number);
+    assert_int_equal(harness_inject(f->h, "192.0.2.9", 5080, SIP_TRANSPORT_UDP, text), 0);
+}
+
+static uint32_t active(struct fx *f)
+{
+    struct subs_stats st;
+    subs_get_stats(f->s, &st);
+    return st.active;
+}
+
+/* REGISTER (no auth in these tests) of alice's contact with expires. */
+static void register_alice(struct fx *f, const char *contact, int expires, int cseq)
+{
+    char text[1024];
+    snprintf(text, sizeof(text),
+             "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.20:5062;branch=z9hG4bK-r%u\n"
+             "Max-Forwards: 70\nFrom: <sip:alice@example.com>;tag=r1\nTo: <sip:alice@example.com>\n"
+             "Call-ID: reg-1\nCSeq: %d REGISTER\nContact: <%s>;expires=%d\nContent-Length: 0\n\n",
+             ++f->branch, cseq, contact, expires);
+    size_t before = harness_sent_count(f->h);
+    assert_int_equal(harness_inject(f->h, "192.0.2.20", 5062, SIP_TRANSPORT_UDP, text), 0);
+    int i = harness_find_sent(f->h, before, "SIP/2.0 200");
+    assert_true(i >= 0);
+}
+
+/* Opens the body of the NOTIFY at i. */
+static void notify_doc(struct fx *f, int i, struct doc *d)
+{
+    const struct sip_msg *m = harness_sent_msg(f->h, (size_t)i);
+    assert_true(str_eq_cstr(m->content_type, REGINFO_CONTENT_TYPE));
+    doc_open(d, m->body.s, m->body.len);
+}
+
+static bool notify_state_is(struct fx *f, int i, const char *state)
+{
+    const struct sip_msg *m = harness_sent_msg(f->h, (size_t)i);
+    return str_eq_cstr(harness_header(m, SIP_HDR_SUBSCRIPTION_STATE), state);
+}
+
+/* The whole life: subscribe, full NOTIFY, partial NOTIFYs for a REGISTER
+ * and its removal, refresh, unsubscribe with the terminated NOTIFY. */
+static void test_subscription_life(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    assert_int_equal(subscribe(f, "alice", "sub-1", 1, "", "reg", "Expires: 600\n"), 200);
+    const struct sip_msg *ok = last_response(f);
+    char tag[64];
+    assert_true(ok->to.tag.len > 0 && ok->to.tag.len < sizeof(tag));
+    snprintf(tag, sizeof(tag), "%.*s", STR_FMT(ok->to.tag));
+    assert_true(str_eq_cstr(harness_header(ok, SIP_HDR_EXPIRES), "600"));
+    assert_true(harness_header_has(ok, SIP_HDR_CONTACT, "sip:alice@192.0.2.1:5060"));
+    assert_int_equal(active(f), 1);
+
+    /* The full NOTIFY, in the dialog: our tag as From tag, theirs as To tag. */
+    int n1 = last_notify(f);
+    assert_true(n1 >= 0);
+    assert_true(harness_sent_to(f->h, (size_t)n1, "192.0.2.9", 5080));
+    const struct sip_msg *m = harness_sent_msg(f->h, (size_t)n1);
+    assert_true(str_eq_cstr(m->from.tag, tag));
+    assert_true(str_eq_cstr(m->to.tag, "f1"));
+    assert_true(str_eq_cstr(m->call_id, "sub-1"));
+    assert_int_equal(m->cseq.number, 1);
+    assert_true(str_eq_cstr(harness_header(m, SIP_HDR_EVENT), "reg"));
+    assert_true(notify_state_is(f, n1, "active;expires=600"));
+    struct doc d;
+    notify_doc(f, n1, &d);
+    assert_string_equal(xs(&d, "/r:reginfo/@state"), "full");
+    assert_string_equal(xs(&d, "/r:reginfo/@version"), "0");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/@state"), "init");
+    doc_close(&d);
+    answer_notify(f, n1, 200);
+
+    /* A registration: partial, version 1, the contact registered. */
+    register_alice(f, "sip:alice@192.0.2.20:5062", 300, 1);
+    int n2 = last_notify(f);
+    assert_true(n2 > n1);
+    assert_int_equal(harness_sent_msg(f->h, (size_t)n2)->cseq.number, 2);
+    notify_doc(f, n2, &d);
+    assert_string_equal(xs(&d, "/r:reginfo/@state"), "partial");
+    assert_string_equal(xs(&d, "/r:reginfo/@version"), "1");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/@state"), "active");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/r:contact/r:uri"), "sip:alice@192.0.2.20:5062");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/r:contact/@event"), "registered");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/r:contact/@expires"), "300");
+    doc_close(&d);
+    answer_notify(f, n2, 200);
+
+    /* A refresh of the registration: event refreshed. */
+    register_alice(f, "sip:alice@192.0.2.20:5062", 300, 2);
+    int n3 = last_notify(f);
+    notify_doc(f, n3, &d);
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/r:contact/@event"), "refreshed");
+    doc_close(&d);
+    answer_notify(f, n3, 200);
+
+    /* A refresh of the subscription: 200 with the new expiry, full state. */
+    assert_int_equal(subscribe(f, "alice", "sub-1", 2, tag, "reg", "Expires: 1200\n"), 200);
+    assert_true(str_eq_cstr(harness_header(last_response(f), SIP_HDR_EXPIRES), "1200"));
+    int n4 = last_notify(f);
+    assert_true(notify_state_is(f, n4, "active;expires=1200"));
+    notify_doc(f, n4, &d);
+    assert_string_equal(xs(&d, "/r:reginfo/@state"), "full");
+    assert_true(xn(&d, "count(//r:contact[@state='active'])") == 1);
+    doc_close(&d);
+    answer_notify(f, n4, 200);
+
+    /* The binding removed: terminated, unregistered, registration terminated. */
+    register_alice(f, "sip:alice@192.0.2.20:5062", 0, 3);
+    int n5 = last_notify(f);
+    notify_doc(f, n5, &d);
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/@state"), "terminated");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/r:contact/@state"), "terminated");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/r:contact/@event"), "unregistered");
+    doc_close(&d);
+    answer_notify(f, n5, 200);
+
+    /* An old CSeq in the dialog: 500 (RFC 3261 §12.2.2). */
+    assert_int_equal(subscribe(f, "alice", "sub-1", 2, tag, "reg", "Expires: 600\n"), 500);
+
+    /* Unsubscribe: 200, then the terminated NOTIFY; the dialog is gone. */
+    assert_int_equal(subscribe(f, "alice", "sub-1", 3, tag, "reg", "Expires: 0\n"), 200);
+    int n6 = last_notify(f);
+    assert_true(notify_state_is(f, n6, "terminated;reason=timeout"));
+    assert_int_equal(harness_sent_msg(f->h, (size_t)n6)->cseq.number, 6);
+    assert_int_equal(active(f), 0);
+    assert_int_equal(subscribe(f, "alice", "sub-1", 4, tag, "reg", "Expires: 600\n"), 604); /* not ours now */
+}
+
+static void test_refusals(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    /* A package we do not serve, or none: 489 with Allow-Events. */
+    assert_int_equal(subscribe(f, "alice", "b-1", 1, "", "presence", "Expires: 600\n"), 489);
+    assert_true(str_eq_cstr(harness_header(last_response(f), SIP_HDR_ALLOW_EVENTS), "reg"));
+    assert_int_equal(subscribe(f, "alice", "b-2", 1, "", NULL, "Expires: 600\n"), 489);
+    /* Too brief: 423 with Min-Expires. */
+    assert_int_equal(subscribe(f, "alice", "b-3", 1, "", "reg", "Expires: 10\n"), 423);
+    assert_true(str_eq_cstr(harness_header(last_response(f), SIP_HDR_MIN_EXPIRES), "60"));
+    /* Too long: granted the maximum. */
+    assert_int_equal(subscribe(f, "alice", "b-4", 1, "", "reg", "Expires: 99999\n"), 200);
+    assert_true(str_eq_cstr(harness_header(last_response(f), SIP_HDR_EXPIRES), "7200"));
+    /* No Expires: the default. */
+    assert_int_equal(subscribe(f, "alice", "b-5", 1, "", "reg", NULL), 200);
+    assert_true(str_eq_cstr(harness_header(last_response(f), SIP_HDR_EXPIRES), "3761"));
+    /* Nobody by that name: 404. */
+    assert_int_equal(subscribe(f, "nobody", "b-6", 1, "", "reg", "Expires: 600\n"), 404);
+    assert_int_equal(active(f), 2);
+    assert_int_equal(f->not_taken, 0);
+}
+
+/* Expires: 0 on an initial SUBSCRIBE is a fetch: 200, one terminated NOTIFY
+ * with the state, nothing kept (RFC 6665 §4.4.3). */
+static void test_fetch(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    assert_int_equal(subscribe(f, "alice", "fetch-1", 1, "", "reg", "Expires: 0\n"), 200);
+    int n = last_notify(f);
+    assert_true(n >= 0);
+    assert_true(notify_state_is(f, n, "terminated;reason=timeout"));
+    assert_int_equal(active(f), 0);
+}
+
+/* At expiry the notifier sends the terminated NOTIFY and forgets it. */
+static void test_expiry(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    assert_int_equal(subscribe(f, "alice", "exp-1", 1, "", "reg", "Expires: 60\n"), 200);
+    answer_notify(f, last_notify(f), 200);
+    harness_advance(f->h, 59000);
+    assert_int_equal(active(f), 1);
+    size_t before = harness_sent_count(f->h);
+    harness_advance(f->h, 2000);
+    int n = harness_find_sent(f->h, before, "NOTIFY ");
+    assert_true(n >= 0);
+    assert_true(notify_state_is(f, n, "terminated;reason=timeout"));
+    assert_int_equal(active(f), 0);
+}
+
+/* A 481 to a NOTIFY, or no answer at all, ends the subscription (RFC 6665
+ * §4.2.2) without another NOTIFY. */
+static void test_notify_failure_ends(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    assert_int_equal(subscribe(f, "alice", "g-1", 1, "", "reg", "Expires: 600\n"), 200);
+    assert_int_equal(subscribe(f, "alice", "g-2", 1, "", "reg", "Expires: 600\n"), 200);
+    assert_int_equal(active(f), 2);
+    /* g-1's NOTIFY is answered 481. */
+    int i = harness_find_sent(f->h, 0, "NOTIFY ");
+    assert_true(str_eq_cstr(harness_sent_msg(f->h, (size_t)i)->call_id, "g-1"));
+    answer_notify(f, i, 481);
+    assert_int_equal(active(f), 1);
+    /* g-2's is never answered: after Timer F (64*T1) it is gone. */
+    size_t before = harness_sent_count(f->h);
+    harness_advance(f->h, 40000);
+    assert_int_equal(active(f), 0);
+    /* Retransmissions of that NOTIFY only; no terminated NOTIFY. */
+    for (size_t k = before; k < harness_sent_count(f->h); k++)
+        assert_false(harness_header_has(harness_sent_msg(f->h, k), SIP_HDR_SUBSCRIPTION_STATE, "terminated"));
+}
+
+static void test_caps(void **state)
+{
+    struct fx *f = *state;
+    f->cfg.subs.max_per_subscriber = 2;
+    f->cfg.subs.max_total = 2;
+    start(f);
+    assert_int_equal(subscribe(f, "alice", "c-1", 1, "", "reg", "Expires: 600\n"), 200);
+    assert_int_equal(subscribe(f, "bob", "c-2", 1, "", "reg", "Expires: 600\n"), 200);
+    assert_int_equal(subscribe(f, "alice", "c-3", 1, "", "reg", "Expires: 600\n"), 503); /* total */
+    assert_true(harness_header_has(last_response(f), SIP_HDR_RETRY_AFTER, "60"));
+    subs_free(f->s);
+    struct subs_deps sd = {.cfg = &f->cfg.subs, .local = &f->h->local, .digest = &f->digest, .registrar = f->r,
+                           .ua = f->h->ua, .timers = f->h->timers};
+    f->cfg.subs.max_total = 0;
+    f->s = subs_new(&sd);
+    assert_int_equal(subscribe(f, "alice", "c-4", 1, "", "reg", "Expires: 600\n"), 200);
+    assert_int_equal(subscribe(f, "bob", "c-5", 1, "", "reg", "Expires: 600\n"), 200);
+    assert_int_equal(subscribe(f, "alice", "c-6", 1, "", "reg", "Expires: 600\n"), 403); /* per subscriber */
+    assert_int_equal(active(f), 2);
+}
+
+/* One NOTIFY in flight at a time: a change while one is unanswered waits,
+ * and the answer brings the full state (with the change) in the next. */
+static void test_one_notify_in_flight(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    assert_int_equal(subscribe(f, "alice", "q-1", 1, "", "reg", "Expires: 600\n"), 200);
+    int n1 = last_notify(f);
+    register_alice(f, "sip:alice@192.0.2.20:5062", 300, 1);
+    assert_int_equal(harness_count_sent(f->h, (size_t)n1 + 1, "NOTIFY "), 0);
+    answer_notify(f, n1, 200);
+    int n2 = last_notify(f);
+    assert_true(n2 > n1);
+    assert_int_equal(harness_sent_msg(f->h, (size_t)n2)->cseq.number, 2);
+    struct doc d;
+    notify_doc(f, n2, &d);
+    assert_string_equal(xs(&d, "/r:reginfo/@state"), "full");
+    assert_string_equal(xs(&d, "/r:reginfo/@version"), "1");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/r:contact/r:uri"), "sip:alice@192.0.2.20:5062");
+    doc_close(&d);
+    answer_notify(f, n2, 200);
+    /* Nothing changed since: no further NOTIFY. */
+    assert_int_equal(harness_count_sent(f->h, (size_t)n2 + 1, "NOTIFY "), 0);
+}
+
+/* A binding whose TCP connection is lost: a partial NOTIFY with the contact
+ * terminated, event deactivated (RFC 3680 §5.3: it may come back). */
+static void test_transport_loss_deactivated(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    assert_int_equal(subscribe(f, "alice", "t-1", 1, "", "reg", "Expires: 600\n"), 200);
+    answer_notify(f, last_notify(f), 200);
+    f->h->conn_id = 77;
+    char text[1024];
+    snprintf(text, sizeof(text),
+             "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/TCP 192.0.2.20:5062;branch=z9hG4bK-tcp1\n"
+             "Max-Forwards: 70\nFrom: <sip:alice@example.com>;tag=r1\nTo: <sip:alice@example.com>\n"
+             "Call-ID: reg-tcp\nCSeq: 1 REGISTER\nContact: <sip:alice@192.0.2.20:5062;transport=tcp>;expires=300\n"
+             "Content-Length: 0\n\n");
+    assert_int_equal(harness_inject(f->h, "192.0.2.20", 5062, SIP_TRANSPORT_TCP, text), 0);
+    int n = last_notify(f);
+    answer_notify(f, n, 200);
+    registrar_on_conn_lost(f->r, 77, "192.0.2.20:5062");
+    int m = last_notify(f);
+    assert_true(m > n);
+    struct doc d;
+    notify_doc(f, m, &d);
+    assert_string_equal(xs(&d, "/r:reginfo/@state"), "partial");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/r:contact/@state"), "terminated");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/r:contact/@event"), "deactivated");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/@state"), "terminated");
+    doc_close(&d);
+}
+
+/* The route set: the 200 carries the Record-Route set, and NOTIFYs go to
+ * its first entry with Route lines in order (RFC 3261 §12.1.1, §12.2.1.1). */
+static void test_record_route(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    assert_int_equal(subscribe(f, "alice", "rr-1", 1, "", "reg",
+                               "Expires: 600\nRecord-Route: <sip:192.0.2.50:5070;lr>, <sip:192.0.2.51;lr>\n"),
+                     200);
+    const struct sip_msg *ok = last_response(f);
+    assert_true(harness_header_has(ok, SIP_HDR_RECORD_ROUTE, "192.0.2.50:5070"));
+    int n = last_notify(f);
+    assert_true(harness_sent_to(f->h, (size_t)n, "192.0.2.50", 5070));
+    const struct sip_msg *m = harness_sent_msg(f->h, (size_t)n);
+    assert_int_equal(harness_header_count(m, SIP_HDR_ROUTE), 2);
+    assert_true(harness_header_has(m, SIP_HDR_ROUTE, "192.0.2.50:5070"));
+    assert_true(str_eq_cstr(m->ruri.raw, "sip:watcher@192.0.2.9:5080"));
+}
+
+/* With [auth] require_auth: 401 first; the AoR's own user only. */
+static void test_own_user_only(void **state)
+{
+    struct fx *f = *state;
+    f->cfg.auth.require_auth = true;
+    start(f);
+    assert_int_equal(subscribe(f, "alice", "a-1", 1, "", "reg", "Expires: 600\n"), 401);
+    str_t v = harness_header(last_response(f), SIP_HDR_WWW_AUTHENTICATE);
+    char copy[1024];
+    snprintf(copy, sizeof(copy), "%.*s", STR_FMT(v));
+    struct auth_challenge ch;
+    assert_int_equal(auth_parse_challenge(str_from_cstr(copy), &ch), 0);
+    sbuf_t b;
+    sbuf_init(&b);
+    sbuf_append_cstr(&b, "Authorization: ");
+    assert_int_equal(auth_client_answer(&ch, STR_LIT("bob"), STR_LIT("secret-b"), STR_LIT("SUBSCRIBE"),
+                                        STR_LIT("sip:alice@example.com"), 1, STR_NULL, &b),
+                     0);
+    sbuf_append_cstr(&b, "\n");
+    snprintf(f->authz, sizeof(f->authz), "%.*s", (int)b.len, b.data);
+    assert_int_equal(subscribe(f, "alice", "a-1", 2, "", "reg", "Expires: 600\n"), 403); /* bob may not */
+    sbuf_clear(&b);
+    sbuf_append_cstr(&b, "Authorization: ");
+    assert_int_equal(auth_client_answer(&ch, STR_LIT("alice"), STR_LIT("secret-a"), STR_LIT("SUBSCRIBE"),
+                                        STR_LIT("sip:alice@example.com"), 2, STR_NULL, &b),
+                     0);
+    sbuf_append_cstr(&b, "\n");
+    snprintf(f->authz, sizeof(f->authz), "%.*s", (int)b.len, b.data);
+    assert_int_equal(subscribe(f, "alice", "a-1", 3, "", "reg", "Expires: 600\n"), 200);
+    sbuf_free(&b);
+    f->authz[0] = '\0';
+}
+
+/* [subscriptions] reg_any_user: every authenticated user may watch any AoR. */
+static void test_reg_any_user(void **state)
+{
+    struct fx *f = *state;
+    f->cfg.auth.require_auth = true;
+    f->cfg.subs.reg_any_user = true;
+    start(f);
+    assert_int_equal(subscribe(f, "alice", "y-1", 1, "", "reg", "Expires: 600\n"), 401);
+    str_t v = harness_header(last_response(f), SIP_HDR_WWW_AUTHENTICATE);
+    char copy[1024];
+    snprintf(copy, sizeof(copy), "%.*s", STR_FMT(v));
+    struct auth_challenge ch;
+    assert_int_equal(auth_parse_challenge(str_from_cstr(copy), &ch), 0);
+    sbuf_t b;
+    sbuf_init(&b);
+    sbuf_append_cstr(&b, "Authorization: ");
+    assert_int_equal(auth_client_answer(&ch, STR_LIT("bob"), STR_LIT("secret-b"), STR_LIT("SUBSCRIBE"),
+                                        STR_LIT("sip:alice@example.com"), 1, STR_NULL, &b),
+                     0);
+    sbuf_append_cstr(&b, "\n");
+    snprintf(f->authz, sizeof(f->authz), "%.*s", (int)b.len, b.data);
+    sbuf_free(&b);
+    assert_int_equal(subscribe(f, "alice", "y-1", 2, "", "reg", "Expires: 600\n"), 200); /* bob may */
+    f->authz[0] = '\0';
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reginfo_full_parses_back),
+        cmocka_unit_test(test_reginfo_partial_terminated),
+        cmocka_unit_test(test_clamp_expires),
+        cmocka_unit_test(test_event_package),
+        cmocka_unit_test_setup_teardown(test_subscription_life, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fetch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_notify_failure_ends, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_caps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_record_route, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transport_loss_deactivated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_notify_in_flight, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_own_user_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reg_any_user, setup, teardown),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    xmlCleanupParser();
+    return rc;
+}
