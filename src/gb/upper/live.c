@@ -160,6 +160,7 @@ void gb_live_on_frame(struct gb_stream *s, const gb_ps_frame_t *f)
  * so audio between two video frames reaches those already reading. */
 void gb_live_on_audio(struct gb_stream *s, const gb_ps_audio_t *a)
 {
+    gb_live_rtc_on_audio(s, a); /* WebRTC (live_rtc.c) */
     struct gb_live *l = s->live;
     if (!l || !l->nreaders || !l->muxer_ready || !a->has_pts) return;
     if (l->flv.cfg.audio == GB_FLV_AUDIO_NONE || flv_audio_of(a->stream_type) != l->flv.cfg.audio) return;
