@@ -52,8 +52,8 @@ int16_t gb_g711_ulaw_decode(uint8_t u)
     u = (uint8_t)~u;
     int seg = (u >> 4) & 7, mant = u & 0x0F;
     int mag = ((mant << 1) + 33) << seg;
-    mag -= 33;
-    return (int16_t)((u & 0x80 ? -mag : mag) << 2);
+    mag = (mag - 33) << 2;
+    return (int16_t)(u & 0x80 ? -mag : mag);
 }
 
 void gb_g711_tone(uint8_t *out, size_t n, uint64_t first, double freq_hz, int amplitude, int ulaw)
