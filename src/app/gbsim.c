@@ -118,6 +118,7 @@ struct sim_opts {
     gb_charset_t charset;
     int catalog_items;
     char media[512];
+    int audio; /* enum gb_media_audio: the tone sent beside the video (PCMA) */
     char json_path[512];
     int threads;
 };
@@ -841,7 +842,8 @@ static void on_invite(struct sim *s, uint32_t i, int ch, struct txn *st, const s
     chan_id(s, i, (uint32_t)ch, x->channel_id);
     struct gb_media_sender_config mc = {.loop = s->w.loop, .timers = &s->w.timers, .proto = o.proto,
                                         .local_ip = s->o.local_ip, .remote = o.remote, .ssrc = o.ssrc,
-                                        .payload_type = (uint8_t)o.pt, .clip = s->clip, .loop_clip = true};
+                                        .payload_type = (uint8_t)o.pt, .clip = s->clip, .loop_clip = true,
+                                        .audio = (enum gb_media_audio)s->o.audio};
     x->playback = !strcasecmp(o.session, "Playback") || !strcasecmp(o.session, "Download");
     if (x->playback) {
         /* A recording of end - start seconds: the clip, looped, for that
@@ -1422,6 +1424,7 @@ static void usage(FILE *f)
             "  --charset GB2312|UTF-8  body charset (GB2312)\n"
             "  --catalog-items K       catalog items per Response MESSAGE (4)\n"
             "  --media FILE            H.264 Annex B clip to stream (built-in test clip)\n"
+            "  --audio pcma|pcmu|none  G.711 audio (a 440 Hz tone) in the PS beside the video (pcma)\n"
             "  --quiet                 no per-second lines\n"
             "  --json FILE             write the final summary as JSON ('-': stdout)\n"
             "  --log-level L           error|warn|info|debug (warn)\n");
@@ -1454,6 +1457,7 @@ static int parse_opts(int argc, char **argv, struct sim_opts *o)
     o->rate = 1000;
     o->charset = GB_CHARSET_GB2312;
     o->catalog_items = 4;
+    o->audio = GB_MEDIA_AUDIO_PCMA;
     const char *level = "warn";
     static const struct option longopts[] = {
         {"target", required_argument, NULL, 't'}, {"target-id", required_argument, NULL, 'I'},
@@ -1466,7 +1470,8 @@ static int parse_opts(int argc, char **argv, struct sim_opts *o)
         {"rate", required_argument, NULL, 'r'}, {"jitter", required_argument, NULL, 'j'},
         {"duration", required_argument, NULL, 'd'}, {"unregister", no_argument, NULL, 'u'},
         {"charset", required_argument, NULL, 'c'}, {"catalog-items", required_argument, NULL, 'C'},
-        {"media", required_argument, NULL, 'F'}, {"quiet", no_argument, NULL, 'q'},
+        {"media", required_argument, NULL, 'F'},
+        {"audio", required_argument, NULL, 'A'}, {"quiet", no_argument, NULL, 'q'},
         {"json", required_argument, NULL, 'J'}, {"log-level", required_argument, NULL, 'L'},
         {"threads", required_argument, NULL, 'N'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     int opt;
@@ -1509,6 +1514,12 @@ static int parse_opts(int argc, char **argv, struct sim_opts *o)
         case 'c': if (gb_charset_from_name(optarg, &o->charset)) return -1; break;
         case 'C': if (parse_u32(optarg, 1, 64, &v)) return -1; o->catalog_items = (int)v; break;
         case 'F': snprintf(o->media, sizeof(o->media), "%s", optarg); break;
+        case 'A':
+            if (!strcasecmp(optarg, "pcma")) o->audio = GB_MEDIA_AUDIO_PCMA;
+            else if (!strcasecmp(optarg, "pcmu")) o->audio = GB_MEDIA_AUDIO_PCMU;
+            else if (!strcasecmp(optarg, "none")) o->audio = GB_MEDIA_AUDIO_NONE;
+            else return -1;
+            break;
         case 'q': o->quiet = true; break;
         case 'N': if (parse_u32(optarg, 1, SIM_MAX_THREADS, &v)) return -1; o->threads = (int)v; break;
         case 'J': snprintf(o->json_path, sizeof(o->json_path), "%s", optarg); break;

@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "base/sbuf.h"
 #include "gb/codec/mansrtsp.h"
+#include "media/g711.h"
 #include "media/ps.h"
 #include "media/rtp.h"
 #include "sip/sdp.h"
@@ -189,6 +190,7 @@ struct gb_media_sender {
     struct gb_media_clip *clip;
     uint32_t max_queue, connect_timeout;
     bool loop_clip;
+    enum gb_media_audio audio;
     struct gb_media_sender_cb cb;
     void *arg;
 
@@ -319,6 +321,34 @@ static int tcp_write_out(struct gb_media_sender *s)
     return rc;
 }
 
+#define AUDIO_PES_SAMPLES 320 /* 40 ms of G.711 per PES, as many cameras send */
+#define AUDIO_TONE_HZ 440.0
+#define AUDIO_TONE_AMPLITUDE 8000 /* about -12 dBFS */
+
+/* Sample index (8 kHz) at the start of frame n of the media clock. */
+static uint64_t audio_sample_at(const struct gb_media_sender *s, uint64_t n)
+{
+    return (uint64_t)((double)n * GB_G711_RATE / s->clip->fps + 0.5);
+}
+
+/* Appends the audio of frame s->frame_no (the tone over the frame's time)
+ * after its video pack. */
+static int mux_frame_audio(struct gb_media_sender *s)
+{
+    uint8_t buf[AUDIO_PES_SAMPLES];
+    uint64_t from = audio_sample_at(s, s->frame_no), to = audio_sample_at(s, s->frame_no + 1);
+    while (from < to) {
+        size_t n = to - from < AUDIO_PES_SAMPLES ? (size_t)(to - from) : AUDIO_PES_SAMPLES;
+        gb_g711_tone(buf, n, from, AUDIO_TONE_HZ, AUDIO_TONE_AMPLITUDE, s->audio == GB_MEDIA_AUDIO_PCMU);
+        uint64_t pts = from * 90000 / GB_G711_RATE; /* 11.25 ticks a sample */
+        if (gb_ps_mux_audio(&s->ps, buf, n, pts & 0x1FFFFFFFFULL) != 0) return -ENOMEM;
+        s->stats.audio_pes++;
+        s->stats.audio_samples += n;
+        from += n;
+    }
+    return 0;
+}
+
 /* Sends clip frame s->next_frame with the clock of frame s->frame_no. */
 static int send_frame(struct gb_media_sender *s)
 {
@@ -336,8 +366,13 @@ static int send_frame(struct gb_media_sender *s)
     } else {
         sbuf_clear(&s->ps);
         sbuf_clear(&s->out);
-        if (gb_ps_mux_frame(&s->ps, s->clip->codec, s->clip->data + f->off, f->len, pts & 0x1FFFFFFFFULL, f->key) != 0)
+        int audio_type = s->audio == GB_MEDIA_AUDIO_PCMA   ? GB_PS_STREAM_TYPE_PCMA
+                         : s->audio == GB_MEDIA_AUDIO_PCMU ? GB_PS_STREAM_TYPE_PCMU
+                                                           : -1;
+        if (gb_ps_mux_frame_av(&s->ps, s->clip->codec, audio_type, s->clip->data + f->off, f->len,
+                               pts & 0x1FFFFFFFFULL, f->key) != 0)
             return -ENOMEM;
+        if (audio_type >= 0 && mux_frame_audio(s) != 0) return -ENOMEM;
         rc = gb_rtp_pack_frame(&s->packer, (const uint8_t *)s->ps.data, s->ps.len, s->ts_base + (uint32_t)pts,
                                tcp ? emit_tcp : emit_udp, s);
         if (rc == 0 && tcp) rc = tcp_write_out(s);
@@ -568,7 +603,8 @@ struct gb_media_sender *gb_media_sender_new(const struct gb_media_sender_config 
                                             const struct gb_media_sender_cb *cb, void *arg, int *err)
 {
     int e = 0;
-    if (!cfg || !cfg->loop || !cfg->timers || !cfg->clip || cfg->proto > GB_MEDIA_TCP_PASSIVE) {
+    if (!cfg || !cfg->loop || !cfg->timers || !cfg->clip || cfg->proto > GB_MEDIA_TCP_PASSIVE ||
+        cfg->audio > GB_MEDIA_AUDIO_PCMU) {
         if (err) *err = -EINVAL;
         return NULL;
     }
@@ -594,6 +630,7 @@ struct gb_media_sender *gb_media_sender_new(const struct gb_media_sender_config 
     s->max_queue = cfg->max_queue_bytes ? cfg->max_queue_bytes : DEFAULT_MAX_QUEUE;
     s->connect_timeout = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT;
     s->loop_clip = cfg->loop_clip;
+    s->audio = cfg->audio;
     if (cb) s->cb = *cb;
     s->arg = arg;
     s->frame_ms = 1000.0 / s->clip->fps;

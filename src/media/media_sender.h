@@ -21,6 +21,11 @@
  * frames) and cut into RTP packets with the marker on the last. Timestamps
  * keep growing across loops, so a receiver sees one endless stream.
  *
+ * With audio set, each frame's pack is followed by G.711 audio covering the
+ * frame's time (a 440 Hz tone, 8 kHz mono, in PES of at most 40 ms, each
+ * pack of its own with a PTS on the same clock as the video), and the PSM
+ * lists it (0x90 A-law, 0x91 µ-law), as GB cameras with a microphone send.
+ *
  * Sockets are libuv handles on the caller's loop; gb_media_sender_free()
  * closes them and the memory goes in the close callbacks, so the loop must
  * run once more before it is closed. */
@@ -66,6 +71,12 @@ enum gb_media_proto {
 };
 const char *gb_media_proto_name(enum gb_media_proto p); /* "udp", "tcp-active", "tcp-passive" */
 
+enum gb_media_audio {
+    GB_MEDIA_AUDIO_NONE = 0,
+    GB_MEDIA_AUDIO_PCMA,   /* G.711 A-law, PS stream type 0x90 */
+    GB_MEDIA_AUDIO_PCMU,   /* G.711 µ-law, 0x91 */
+};
+
 struct gb_media_sender_config {
     uv_loop_t *loop;
     struct timer_service *timers;
@@ -84,10 +95,12 @@ struct gb_media_sender_config {
     uint32_t connect_timeout_ms;        /* TCP: connect / accept wait; 0: 10000 */
     bool loop_clip;                     /* false: stop after one pass (on_stopped "end") */
     uint32_t duration_ms;               /* playback: stop after this much media time ("end"); 0: none */
+    enum gb_media_audio audio;          /* a test tone beside the video; NONE: video only */
 };
 
 struct gb_media_sender_stats {
     uint64_t frames, packets, bytes;    /* sent (RTP bytes, no RFC 4571 prefix) */
+    uint64_t audio_pes, audio_samples;  /* G.711 sent with the frames */
     uint64_t frames_skipped;            /* TCP backpressure, UDP send errors */
     uint64_t loops;                     /* full passes over the clip */
     bool started, connected;

@@ -76,55 +76,77 @@ static void put_pack_header(uint8_t p[14], uint64_t scr)
     p[13] = 0xF8; /* reserved '11111', pack_stuffing_length 0 */
 }
 
-static void put_system_header(uint8_t p[15])
+/* Returns the length written (15, or 18 with an audio stream). */
+static size_t put_system_header(uint8_t p[18], bool audio)
 {
     const unsigned rate_bound = PS_MUX_RATE;
     p[0] = 0, p[1] = 0, p[2] = 1, p[3] = 0xBB;
-    put_u16(p + 4, 9); /* header_length: 6 fixed bytes + one 3-byte stream entry */
+    put_u16(p + 4, audio ? 12 : 9); /* header_length: 6 fixed bytes + 3 per stream entry */
     p[6] = (uint8_t)(0x80 | ((rate_bound >> 15) & 0x7F));
     p[7] = (uint8_t)(rate_bound >> 7);
     p[8] = (uint8_t)(((rate_bound << 1) & 0xFE) | 1);
-    p[9] = 0x00;  /* audio_bound 0, fixed_flag 0, CSPS_flag 0 */
+    p[9] = audio ? 0x04 : 0x00; /* audio_bound (6 bits), fixed_flag 0, CSPS_flag 0 */
     p[10] = 0xE1; /* audio lock, video lock, marker, video_bound 1 */
     p[11] = 0x7F; /* packet_rate_restriction_flag 0, reserved */
     /* Video 0xE0: '11', P-STD_buffer_bound_scale 1 (units of 1024 bytes), size bound. */
     p[12] = GB_PS_VIDEO_STREAM_ID;
     p[13] = (uint8_t)(0xE0 | ((PS_PSTD_BUFFER_KB >> 8) & 0x1F));
     p[14] = (uint8_t)(PS_PSTD_BUFFER_KB & 0xFF);
+    if (!audio) return 15;
+    /* Audio 0xC0: scale 0 (units of 128 bytes), 32 x 128 = 4 KiB, seconds of G.711. */
+    p[15] = GB_PS_AUDIO_STREAM_ID;
+    p[16] = 0xC0;
+    p[17] = 32;
+    return 18;
 }
 
-static void put_psm(uint8_t p[20], int stream_type)
+/* Returns the length written (20, or 24 with an audio entry). */
+static size_t put_psm(uint8_t p[24], int stream_type, int audio_stream_type)
 {
+    bool audio = audio_stream_type >= 0;
     p[0] = 0, p[1] = 0, p[2] = 1, p[3] = 0xBC;
-    put_u16(p + 4, 14);
+    put_u16(p + 4, audio ? 18 : 14);
     p[6] = 0xE0; /* current_next_indicator 1, reserved, version 0 */
     p[7] = 0xFF; /* reserved, marker */
     put_u16(p + 8, 0);  /* program_stream_info_length */
-    put_u16(p + 10, 4); /* elementary_stream_map_length */
+    put_u16(p + 10, audio ? 8 : 4); /* elementary_stream_map_length */
     p[12] = (uint8_t)stream_type;
     p[13] = GB_PS_VIDEO_STREAM_ID;
     put_u16(p + 14, 0); /* elementary_stream_info_length */
-    uint32_t crc = gb_ps_crc32(p, 16);
-    p[16] = (uint8_t)(crc >> 24), p[17] = (uint8_t)(crc >> 16), p[18] = (uint8_t)(crc >> 8), p[19] = (uint8_t)crc;
+    size_t n = 16;
+    if (audio) {
+        p[16] = (uint8_t)audio_stream_type;
+        p[17] = GB_PS_AUDIO_STREAM_ID;
+        put_u16(p + 18, 0);
+        n = 20;
+    }
+    uint32_t crc = gb_ps_crc32(p, n);
+    p[n] = (uint8_t)(crc >> 24), p[n + 1] = (uint8_t)(crc >> 16), p[n + 2] = (uint8_t)(crc >> 8);
+    p[n + 3] = (uint8_t)crc;
+    return n + 4;
 }
 
 int gb_ps_mux_frame(sbuf_t *out, gb_codec_t codec, const uint8_t *au, size_t len, uint64_t pts, bool key)
 {
+    return gb_ps_mux_frame_av(out, codec, -1, au, len, pts, key);
+}
+
+int gb_ps_mux_frame_av(sbuf_t *out, gb_codec_t codec, int audio_stream_type, const uint8_t *au, size_t len,
+                       uint64_t pts, bool key)
+{
     int stream_type = gb_ps_stream_type(codec);
-    if (stream_type < 0 || !au || !len || out->failed) return -1;
+    if (stream_type < 0 || audio_stream_type > 0xFF || !au || !len || out->failed) return -1;
     pts &= 0x1FFFFFFFFull;
     size_t before = out->len;
     size_t pes_count = len / (PS_PES_MAX_LEN - 3 - 10) + 1;
-    if (!sbuf_reserve(out, 14 + 15 + 20 + len + pes_count * 19)) return -1;
+    if (!sbuf_reserve(out, 14 + 18 + 24 + len + pes_count * 19)) return -1;
 
-    uint8_t hdr[20];
+    uint8_t hdr[24];
     put_pack_header(hdr, pts);
     sbuf_append(out, hdr, 14);
     if (key) {
-        put_system_header(hdr);
-        sbuf_append(out, hdr, 15);
-        put_psm(hdr, stream_type);
-        sbuf_append(out, hdr, 20);
+        sbuf_append(out, hdr, put_system_header(hdr, audio_stream_type >= 0));
+        sbuf_append(out, hdr, put_psm(hdr, stream_type, audio_stream_type));
     }
     size_t off = 0;
     bool first = true;
@@ -154,6 +176,30 @@ int gb_ps_mux_frame(sbuf_t *out, gb_codec_t codec, const uint8_t *au, size_t len
     return 0;
 }
 
+int gb_ps_mux_audio(sbuf_t *out, const uint8_t *samples, size_t len, uint64_t pts)
+{
+    if (!samples || !len || len > 65000 || out->failed) return -1;
+    pts &= 0x1FFFFFFFFull;
+    size_t before = out->len;
+    if (!sbuf_reserve(out, 14 + 14 + len)) return -1;
+    uint8_t hdr[14];
+    put_pack_header(hdr, pts);
+    sbuf_append(out, hdr, 14);
+    hdr[0] = 0, hdr[1] = 0, hdr[2] = 1, hdr[3] = GB_PS_AUDIO_STREAM_ID;
+    put_u16(hdr + 4, (unsigned)(3 + 5 + len));
+    hdr[6] = 0x84; /* '10', data_alignment_indicator: the PES starts a block of samples */
+    hdr[7] = 0x80; /* PTS_DTS_flags '10': a PTS alone */
+    hdr[8] = 5;
+    gb_ps_put_pes_ts(hdr + 9, 0x2, pts);
+    sbuf_append(out, hdr, 14);
+    sbuf_append(out, samples, len);
+    if (out->failed) {
+        out->len = before;
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- demuxer ---- */
 
 void gb_ps_demux_init(gb_ps_demux_t *d, gb_ps_frame_cb cb, void *arg)
@@ -162,6 +208,13 @@ void gb_ps_demux_init(gb_ps_demux_t *d, gb_ps_frame_cb cb, void *arg)
     d->cb = cb;
     d->arg = arg;
     d->stream_type = -1;
+    d->audio_stream_type = -1;
+}
+
+void gb_ps_demux_set_audio_cb(gb_ps_demux_t *d, gb_ps_audio_cb cb, void *arg)
+{
+    d->audio_cb = cb;
+    d->audio_arg = arg;
 }
 
 void gb_ps_demux_free(gb_ps_demux_t *d)
@@ -199,6 +252,7 @@ static void emit_frame(gb_ps_demux_t *d)
             .len = d->frame_len,
             .has_pts = d->frame_has_pts,
             .pts = d->frame_pts,
+            .audio_stream_type = d->audio_stream_type,
         };
         f.key = gb_annexb_has_key(d->codec == GB_CODEC_UNKNOWN ? GB_CODEC_H264 : d->codec, d->frame, d->frame_len);
         d->stats.frames++;
@@ -246,15 +300,27 @@ static void parse_psm(gb_ps_demux_t *d, const uint8_t *p, size_t total)
     size_t map_end = off + 2 + be16(p + off);
     off += 2;
     if (map_end > end) map_end = end;
-    while (off + 4 <= map_end) {
+    bool video_seen = false, audio_seen = false;
+    while (off + 4 <= map_end && !(video_seen && audio_seen)) {
         int type = p[off];
         uint8_t id = p[off + 1];
         off += 4 + be16(p + off + 2);
-        if (id < 0xE0 || id > 0xEF) continue;
+        if (id >= 0xC0 && id <= 0xDF && !audio_seen) {
+            /* The first audio entry is the audio (cameras have one). */
+            audio_seen = true;
+            d->audio_id = id;
+            d->audio_stream_type = type;
+            continue;
+        }
+        if (id < 0xE0 || id > 0xEF || video_seen) continue;
         if (d->video_id && id != d->video_id) continue;
+        video_seen = true;
         d->stream_type = type;
         d->codec = gb_ps_codec_of_stream_type(type);
-        break;
+    }
+    if (!audio_seen && off + 4 > map_end) { /* a whole map without audio: the audio is gone */
+        d->audio_id = 0;
+        d->audio_stream_type = -1;
     }
 }
 
@@ -273,6 +339,22 @@ static int parse_video_pes(gb_ps_demux_t *d, const uint8_t *p, size_t total)
         pts = get_pes_ts(p + 9);
     }
     return video_payload(d, has_pts, pts, p + 9 + hlen, total - 9 - hlen);
+}
+
+/* One PES of the audio stream: handed up whole, from the input buffer. */
+static void parse_audio_pes(gb_ps_demux_t *d, const uint8_t *p, size_t total)
+{
+    d->stats.pes_audio++;
+    if (total < 9 || (p[6] & 0xC0) != 0x80) return; /* not an MPEG-2 PES header: drop */
+    size_t hlen = p[8];
+    if (9 + hlen >= total || !d->audio_cb) return;
+    unsigned pts_flags = p[7] >> 6;
+    gb_ps_audio_t a = {.stream_type = d->audio_stream_type, .data = p + 9 + hlen, .len = total - 9 - hlen};
+    if ((pts_flags == 2 || pts_flags == 3) && hlen >= 5) {
+        a.has_pts = true;
+        a.pts = get_pes_ts(p + 9);
+    }
+    d->audio_cb(d->audio_arg, &a);
 }
 
 /* Length of the unit at p (a start code is there), 0 when more bytes are
@@ -333,6 +415,8 @@ static int parse_units(gb_ps_demux_t *d)
                 rc = -1;
                 break;
             }
+        } else if (d->audio_id && id == d->audio_id) {
+            parse_audio_pes(d, p, (size_t)n);
         } else if (id != 0xB9) {
             d->stats.pes_other++;
         }

@@ -1536,6 +1536,7 @@ void sfu_delay_histogram(const struct sfu *s, uint64_t out[RTC_DELAY_BUCKETS])
 
 #define SFU_SOURCE_PT 102
 #define SFU_SOURCE_GOP (2u << 20)
+#define SFU_SOURCE_AUDIO_PACKET 160 /* G.711 samples per RTP packet: 20 ms, what browsers expect (ptime 20) */
 
 struct sfu_source {
     struct sfu *s;
@@ -1547,6 +1548,11 @@ struct sfu_source {
     uint8_t *gop;
     size_t gop_len, gop_cap;
     bool gop_ok;                  /* gop holds everything since a key frame */
+    /* G.711 audio (cfg.audio): its own SSRC and sequence, packets sent as made */
+    bool has_audio;
+    uint8_t audio_pt;             /* 8 PCMA, 0 PCMU (RFC 3551 static types) */
+    uint32_t audio_ssrc;
+    uint16_t audio_seq;
     struct sfu_source_stats st;
 };
 
@@ -1625,6 +1631,32 @@ static void source_answer(struct wsdp_session *a, const char *room, const char *
     m->n_ssrcs = 1;
 }
 
+/* The source's audio m-line (mid "1"): G.711 at 8 kHz mono, no feedback
+ * (nothing upstream to ask for a retransmission). */
+static void source_answer_audio(struct wsdp_session *a, const char *room, const char *law, uint8_t pt, uint32_t ssrc)
+{
+    struct wsdp_media *m = &a->media[a->n_media++];
+    m->kind = WSDP_KIND_AUDIO;
+    snprintf(m->kind_name, sizeof(m->kind_name), "audio");
+    snprintf(m->proto, sizeof(m->proto), "UDP/TLS/RTP/SAVPF");
+    m->port = 9;
+    snprintf(m->mid, sizeof(m->mid), "1");
+    m->dir = WSDP_DIR_RECVONLY;
+    m->rtcp_mux = m->rtcp_rsize = true;
+    struct wsdp_codec *c = &m->codecs[0];
+    m->n_codecs = 1;
+    c->pt = pt;
+    snprintf(c->name, sizeof(c->name), "%s", law);
+    c->clock = 8000;
+    m->fmt_pts[0] = pt;
+    m->n_fmt_pts = 1;
+    snprintf(m->msid_stream, sizeof(m->msid_stream), "%.40s", room);
+    snprintf(m->msid_track, sizeof(m->msid_track), "audio");
+    m->ssrcs[0].ssrc = ssrc;
+    snprintf(m->ssrcs[0].cname, sizeof(m->ssrcs[0].cname), SFU_CNAME);
+    m->n_ssrcs = 1;
+}
+
 static bool plid_ok(const char *v) { return strlen(v) == 6 && strspn(v, "0123456789abcdefABCDEF") == 6; }
 
 /* The source's participant: joined and publishing at once. */
@@ -1656,6 +1688,12 @@ struct sfu_source *sfu_source_new(struct sfu *s, const struct sfu_source_config 
     if (!err) err = &e;
     *why = "";
     const char *plid = cfg->profile_level_id ? cfg->profile_level_id : "42e01f";
+    bool audio = cfg->audio != NULL;
+    if (audio && strcmp(cfg->audio, "PCMA") != 0 && strcmp(cfg->audio, "PCMU") != 0) {
+        *why = "audio is PCMA or PCMU";
+        *err = -EINVAL;
+        return NULL;
+    }
     if (!cfg->room || (*why = room_name_check(cfg->room)) != NULL || !plid_ok(plid)) {
         if (!*why) *why = "bad profile-level-id";
         *err = -EINVAL;
@@ -1675,8 +1713,17 @@ struct sfu_source *sfu_source_new(struct sfu *s, const struct sfu_source_config 
         goto fail;
     if (!ssrc) ssrc = 0x6B000001u;
     source_answer(p->answer, cfg->room, plid, ssrc);
-    if (streams_make(s, p) < 0 || p->n_streams != 1) goto fail;
-    p->streams[0].fs.cfg.nack = false; /* nobody upstream to ask */
+    if (audio) {
+        src->has_audio = true;
+        src->audio_pt = cfg->audio[3] == 'A' ? 8 : 0;
+        if (RAND_bytes((unsigned char *)&src->audio_ssrc, sizeof(src->audio_ssrc)) != 1 ||
+            RAND_bytes((unsigned char *)&src->audio_seq, sizeof(src->audio_seq)) != 1)
+            goto fail;
+        if (!src->audio_ssrc || src->audio_ssrc == ssrc) src->audio_ssrc = ssrc ^ 0x5A5A0001u;
+        source_answer_audio(p->answer, cfg->room, cfg->audio, src->audio_pt, src->audio_ssrc);
+    }
+    if (streams_make(s, p) < 0 || p->n_streams != (audio ? 2u : 1u)) goto fail;
+    for (size_t i = 0; i < p->n_streams; i++) p->streams[i].fs.cfg.nack = false; /* nobody upstream to ask */
     if (gb_h264_rtp_init(&src->pk, ssrc, SFU_SOURCE_PT, seq, 0) < 0) goto fail;
     if ((*err = source_admit(s, p, cfg, why)) < 0) goto fail;
     src->s = s;
@@ -1685,7 +1732,8 @@ struct sfu_source *sfu_source_new(struct sfu *s, const struct sfu_source_config 
     snprintf(src->room, sizeof(src->room), "%s", cfg->room);
     p->src = src;
     *why = "";
-    log_info("sfu: %s is a local H.264 source in %s (profile-level-id %s)", p->id, cfg->room, plid);
+    log_info("sfu: %s is a local H.264 source in %s (profile-level-id %s%s%s)", p->id, cfg->room, plid,
+             audio ? ", audio " : "", audio ? cfg->audio : "");
     return src;
 fail:
     if (p) peer_discard(p);
@@ -1734,6 +1782,41 @@ int sfu_source_video(struct sfu_source *src, const uint8_t *au, size_t len, uint
         src->st.packets++;
         for (struct sfu_sink *k = st->sinks; k; k = k->next)
             if (send_to_sink(s, k, pkt, (size_t)n)) s->rtp_forwarded++;
+    }
+    rtc_transport_batch_flush(s->rtc);
+    return 0;
+}
+
+int sfu_source_audio(struct sfu_source *src, const uint8_t *samples, size_t len, uint32_t ts8k)
+{
+    if (!src->has_audio) return -EINVAL;
+    struct sfu_peer *p = source_peer(src);
+    if (!p) return -ENOENT;
+    if (!samples || !len || p->n_streams < 2) return 0;
+    struct sfu *s = src->s;
+    struct sfu_stream *st = &p->streams[1];
+    uint64_t now = now_ms(s);
+    uint8_t pkt[12 + SFU_SOURCE_AUDIO_PACKET];
+    rtc_transport_batch_begin(s->rtc);
+    for (size_t off = 0; off < len;) {
+        size_t n = len - off < SFU_SOURCE_AUDIO_PACKET ? len - off : SFU_SOURCE_AUDIO_PACKET;
+        uint32_t ts = ts8k + (uint32_t)off;
+        /* RFC 3550 §5.1 header, no marker: G.711 is sent without silence suppression. */
+        pkt[0] = 0x80;
+        pkt[1] = src->audio_pt;
+        pkt[2] = (uint8_t)(src->audio_seq >> 8), pkt[3] = (uint8_t)src->audio_seq;
+        pkt[4] = (uint8_t)(ts >> 24), pkt[5] = (uint8_t)(ts >> 16), pkt[6] = (uint8_t)(ts >> 8), pkt[7] = (uint8_t)ts;
+        pkt[8] = (uint8_t)(src->audio_ssrc >> 24), pkt[9] = (uint8_t)(src->audio_ssrc >> 16);
+        pkt[10] = (uint8_t)(src->audio_ssrc >> 8), pkt[11] = (uint8_t)src->audio_ssrc;
+        memcpy(pkt + 12, samples + off, n);
+        src->audio_seq++;
+        off += n;
+        struct fwd_rtp h;
+        if (forward_rtp_parse(pkt, 12 + n, &h) < 0) break;
+        forward_stream_receive(&st->fs, pkt, 12 + n, &h, now);
+        src->st.audio_packets++;
+        for (struct sfu_sink *k = st->sinks; k; k = k->next)
+            if (send_to_sink(s, k, pkt, 12 + n)) s->rtp_forwarded++;
     }
     rtc_transport_batch_flush(s->rtc);
     return 0;

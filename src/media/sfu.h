@@ -168,7 +168,8 @@ int sfu_peer_info(const struct sfu *s, const char *participant_id, struct sfu_pe
  * and forwards the packets to the source's viewers exactly as a publisher's
  * (payload type and extension rewrite, SRTP, the NACK cache answering
  * NACKs). It is a participant of its room (announced at once, one video
- * stream "video"), so WHEP viewers find it with sfu_view(room, NULL).
+ * stream "video", and with cfg.audio an audio stream of G.711 it is handed
+ * as samples), so WHEP viewers find it with sfu_view(room, NULL).
  *
  * A source cannot be asked for a key frame, so it keeps the packets of its
  * newest GOP (up to gop_cache_bytes) and sends them to each viewer when
@@ -189,6 +190,9 @@ struct sfu_source_config {
     const char *name;              /* display name, may be NULL */
     const char *profile_level_id;  /* 6 hex digits from the SPS; NULL: 42e01f */
     size_t gop_cache_bytes;        /* 0: 2 MiB */
+    /* "PCMA" or "PCMU": a second m-line (audio, mid "1", 8 kHz, its own
+     * SSRC) fed by sfu_source_audio; NULL: video only. */
+    const char *audio;
     struct sfu_source_callbacks cb;
 };
 /* NULL with *err a negative errno (as sfu_publish) and *why a phrase. */
@@ -197,10 +201,16 @@ struct sfu_source *sfu_source_new(struct sfu *s, const struct sfu_source_config 
  * -ENOENT when the source's participant is gone (kicked, room closed):
  * free it and make another. */
 int sfu_source_video(struct sfu_source *src, const uint8_t *au, size_t len, uint32_t pts90k, bool key);
+/* G.711 samples (the law given as cfg.audio), ts8k the first sample's
+ * RTP timestamp on the 8 kHz clock: sent as packets of 20 ms (160 samples;
+ * the rest in a shorter one). 0, -EINVAL (the source has no audio), or
+ * -ENOENT as sfu_source_video. */
+int sfu_source_audio(struct sfu_source *src, const uint8_t *samples, size_t len, uint32_t ts8k);
 const char *sfu_source_id(const struct sfu_source *src);
 const char *sfu_source_room(const struct sfu_source *src);
 struct sfu_source_stats {
     uint64_t access_units, packets, keyframe_requests, gop_replays, gop_overflows;
+    uint64_t audio_packets;
     uint32_t viewers;              /* connected viewers now */
 };
 void sfu_source_get_stats(const struct sfu_source *src, struct sfu_source_stats *out);

@@ -1,7 +1,8 @@
 /* gb-live.js — a WHEP viewer of a GB camera's live stream, as window.gbLive,
  * for tests/browser/gb-live.mjs: one POST of a complete offer (recvonly
- * video) to the stream's WHEP URL, the answer applied, getStats() of the
- * inbound video, DELETE on the Location to leave. Connection states and the
+ * video, and recvonly audio: Chromium offers PCMA/PCMU among its codecs) to
+ * the stream's WHEP URL, the answer applied, getStats() of the inbound video
+ * and audio, DELETE on the Location to leave. Connection states and the
  * track's end go to window.gbEvents with the time since watch() began, so
  * the driver waits on conditions and can say how long the first frame took. */
 'use strict';
@@ -35,13 +36,17 @@ window.gbLive = {
     t0 = performance.now();
     pc = new RTCPeerConnection();
     pc.addTransceiver('video', { direction: 'recvonly' });
+    pc.addTransceiver('audio', { direction: 'recvonly' });
     pc.addEventListener('connectionstatechange', () => note('connection', { state: pc.connectionState }));
     pc.addEventListener('track', (e) => {
       note('track', { kind: e.track.kind });
       e.track.addEventListener('ended', () => note('track-ended'));
-      const v = document.getElementById('video');
-      v.srcObject = new MediaStream([e.track]);
-      v.play().catch((err) => note('play-failed', { error: String(err) }));
+      // The video plays muted; the audio in an element of its own, not
+      // muted: Chromium applies the element's volume before it measures
+      // audioLevel, so a muted element reports silence.
+      const el = document.getElementById(e.track.kind === 'audio' ? 'audio' : 'video');
+      el.srcObject = new MediaStream([e.track]);
+      el.play().catch((err) => note('play-failed', { kind: e.track.kind, error: String(err) }));
     });
     const offer = await completeOffer();
     const r = await fetch(url, {
@@ -69,16 +74,26 @@ window.gbLive = {
     const r = pc && pc.getReceivers()[0];
     return r && r.transport ? r.transport.state : 'none';
   },
-  // The inbound video's counters (zeros before any).
+  // The inbound video's and audio's counters (zeros before any).
   async stats() {
-    const out = { framesDecoded: 0, frameWidth: 0, frameHeight: 0, packetsReceived: 0, ms: 0 };
+    const out = { framesDecoded: 0, frameWidth: 0, frameHeight: 0, packetsReceived: 0, ms: 0,
+      audioPacketsReceived: 0, totalSamplesReceived: 0, concealedSamples: 0, audioLevel: 0, audioCodec: '' };
     if (!pc) return out;
-    (await pc.getStats()).forEach((s) => {
+    const report = await pc.getStats();
+    report.forEach((s) => {
       if (s.type === 'inbound-rtp' && s.kind === 'video') {
         out.framesDecoded = s.framesDecoded || 0;
         out.frameWidth = s.frameWidth || 0;
         out.frameHeight = s.frameHeight || 0;
         out.packetsReceived = s.packetsReceived || 0;
+      }
+      if (s.type === 'inbound-rtp' && s.kind === 'audio') {
+        out.audioPacketsReceived = s.packetsReceived || 0;
+        out.totalSamplesReceived = s.totalSamplesReceived || 0;
+        out.concealedSamples = s.concealedSamples || 0;
+        out.audioLevel = s.audioLevel || 0;
+        const c = s.codecId && report.get(s.codecId);
+        out.audioCodec = c ? `${c.mimeType}/${c.clockRate}` : '';
       }
     });
     out.ms = Math.round(performance.now() - t0);

@@ -161,6 +161,19 @@ try {
   });
   step('rising', { from: base, to: r.framesDecoded });
 
+  // The camera's G.711 arrives as PCMA: packets keep coming, samples are
+  // decoded and the tone has a level.
+  current = 'audio';
+  const a0 = await a.evaluate(() => window.gbLive.stats());
+  const au = await until('audio received and decoded', timeout, async () => {
+    const s = await a.evaluate(() => window.gbLive.stats());
+    return Object.assign(s, {
+      done: s.audioPacketsReceived >= a0.audioPacketsReceived + 50 && s.totalSamplesReceived > 0 && s.audioLevel > 0,
+    });
+  });
+  step('audio', { codec: au.audioCodec, from: a0.audioPacketsReceived, to: au.audioPacketsReceived,
+    samples: au.totalSamplesReceived, level: au.audioLevel });
+
   current = 'second';
   const again = await api('POST', `/gb/devices/${opts.device}/channels/${opts.channel}/live`, {});
   if (again.stream_id !== sid) throw new Error(`a second live request got another stream ${again.stream_id}`);

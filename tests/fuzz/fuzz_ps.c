@@ -5,14 +5,17 @@
  * flush at every cut); bytes 1..8 are the chunk sizes, used in turn, in
  * which the rest is fed to the demuxer (a 0 becomes 1), like RTP payloads
  * or TCP reads cut anywhere. Every frame the demuxer hands out goes through
- * the packagers as live.c, live_rtc.c and live_hls.c use them.
+ * the packagers as live.c, live_rtc.c and live_hls.c use them; every audio
+ * PES (a PSM listing 0xC0-0xDF) goes to the FLV muxer as live.c does when
+ * the PSM said G.711.
  *
  * Checked: a frame is never empty, never above GB_PS_MAX_FRAME nor above the
  * bytes fed so far; the frames' bytes add up to no more than the input; the
  * demuxer's pending input stays bounded; the FLV output of a frame fits its
  * bound and is a run of well-formed tags (type 9, size, PreviousTagSize =
  * 11 + size); every RTP packet is a version 2 header plus 1..budget bytes of
- * payload, sequence numbers run on without gaps, the marker is set on the
+ * payload, an audio PES is non-empty, within the input, with a 33-bit PTS,
+ * and its FLV tag is one well-formed audio tag; sequence numbers run on without gaps, the marker is set on the
  * last packet of an access unit only, and one timestamp covers it; the HLS
  * segmenter answers one of its documented values. */
 #include <stdint.h>
@@ -71,6 +74,8 @@ static void to_flv(fz_t *z, const gb_ps_frame_t *f)
 {
     if (!z->flv_ready) {
         gb_flv_config_t cfg = {.video = f->codec == GB_CODEC_H265 ? GB_CODEC_H265 : GB_CODEC_H264};
+        if (f->audio_stream_type == GB_PS_STREAM_TYPE_PCMA) cfg.audio = GB_FLV_AUDIO_PCMA;
+        if (f->audio_stream_type == GB_PS_STREAM_TYPE_PCMU) cfg.audio = GB_FLV_AUDIO_PCMU;
         CHECK(gb_flv_muxer_init(&z->flv, &cfg) == 0);
         z->flv_ready = true;
     }
@@ -158,6 +163,28 @@ static void on_frame(void *arg, const gb_ps_frame_t *f)
     to_hls(z, f);
 }
 
+static void on_audio(void *arg, const gb_ps_audio_t *a)
+{
+    fz_t *z = arg;
+    CHECK(a->data != NULL && a->len > 0 && a->len <= z->fed && a->len <= 65535);
+    CHECK(a->stream_type >= 0 && a->stream_type <= 0xFF);
+    CHECK(a->has_pts || a->pts == 0);
+    CHECK(a->pts < (1ull << 33));
+    if (!z->flv_ready || z->flv.cfg.audio == GB_FLV_AUDIO_NONE) return;
+    size_t need = a->len + 1 + GB_FLV_TAG_OVERHEAD;
+    if (need > z->out_cap) {
+        uint8_t *p = realloc(z->out, need);
+        CHECK(p != NULL);
+        z->out = p;
+        z->out_cap = need;
+    }
+    gb_flv_frame_info_t info;
+    CHECK(gb_flv_write_audio(&z->flv, a->data, a->len, a->pts, z->out, need - 1, &info) == -1);
+    CHECK(gb_flv_write_audio(&z->flv, a->data, a->len, a->pts, z->out, need, &info) == 0);
+    CHECK(info.len == need && z->out[0] == 8 && be24(z->out + 1) == a->len + 1);
+    CHECK(be32(z->out + 11 + a->len + 1) == 11 + a->len + 1);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1 + NCUTS) return 0;
@@ -177,6 +204,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     z.next_seq = seq0;
     gb_ps_demux_t d;
     gb_ps_demux_init(&d, on_frame, &z);
+    gb_ps_demux_set_audio_cb(&d, on_audio, &z);
     const uint8_t *cuts = data + 1;
     size_t pos = 1 + NCUTS, k = 0;
     while (pos < size) {

@@ -64,6 +64,26 @@ check "live: the stream is shared" jq_ok "$(api GET "/gb/streams/$SID")" '.live_
 check "ffprobe reads h264 320x240 at 25 fps from the FLV URL" test "$(probe "$URL")" = "h264,320,240,25/1"
 check "ffmpeg copies 5 s of it without an error" \
     bash -c "timeout 60 ffmpeg -nostdin -v error -headers '$AUTH'$'\r\n' -i '$URL' -t 5 -c copy -f null - 2>'$WORK/ffmpeg.err' && ! [ -s '$WORK/ffmpeg.err' ]"
+# Audio: gbsim sends G.711 A-law (a 440 Hz tone) in the PS, as cameras do;
+# live.flv carries it as FLV SoundFormat 7, and ffmpeg decodes it cleanly.
+aprobe() { # aprobe URL: codec,sample_rate,channels of the first audio stream
+    timeout 60 ffprobe -v error -headers "$AUTH"$'\r\n' -select_streams a:0 \
+        -show_entries stream=codec_name,sample_rate,channels -of csv=p=0 "$1"
+}
+check "ffprobe reads the audio as pcm_alaw 8000 Hz mono from the FLV URL" test "$(aprobe "$URL")" = "pcm_alaw,8000,1"
+adecode() {
+    timeout 60 ffmpeg -nostdin -v error -headers "$AUTH"$'\r\n' -i "$URL" -map 0:a -t 4 -f null - 2>"$WORK/adec.err" &&
+        ! [ -s "$WORK/adec.err" ]
+}
+check "ffmpeg decodes 4 s of the audio without an error" adecode
+# The tone at about -12 dBFS (amplitude 8000): RMS about -15 dB, not silence.
+arms() {
+    timeout 60 ffmpeg -nostdin -v info -headers "$AUTH"$'\r\n' -i "$URL" -map 0:a -t 2 -af volumedetect -f null - 2>&1 |
+        sed -n 's/.*mean_volume: \(-[0-9.]*\) dB.*/\1/p' | awk '{ exit !($1 > -20 && $1 < -10) }'
+}
+check "the audio is the tone (mean volume between -20 and -10 dB)" arms
+check "the stream's FLV output counted audio tags" \
+    jq_ok "$(api GET "/gb/streams/$SID")" '.flv.audio_frames > 0'
 media_row() { api GET "/media/streams" | jq -c ".streams[] | select(.stream_id==\"$SID\")"; }
 media_known() { jq_ok "$(media_row)" '.width == 320 and .height == 240 and .frame_rate != null and .bitrate_bps > 0'; }
 check "media/streams: the stream's size and frame rate become known" wait_for 30 media_known

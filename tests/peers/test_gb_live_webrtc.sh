@@ -58,6 +58,8 @@ SID=$(jq -s -r '.[] | select(.step == "live") | .sid' "$OUT")
 check "the live answer names the WHEP URL" step_ok live ".webrtc == \"http://127.0.0.1:$API_PORT/api/v1/gb/streams/$SID/whep\""
 check "a tab decodes the camera at 320x240" step_ok first '.width == 320 and .height == 240'
 check "its framesDecoded keeps rising" step_ok rising '.to > .from'
+check "the camera's G.711 plays as PCMA/8000: packets keep coming, samples decoded, the tone's level (about 8000/32767)" \
+    step_ok audio '.codec == "audio/PCMA/8000" and .to > .from and .samples > 0 and .level > 0.2 and .level < 0.3'
 check "a second tab decodes the same stream" step_ok second '.width == 320'
 check "the stream counts two WebRTC viewers" step_ok viewers '.webrtc == 2'
 check "viewers got the newest GOP when their peer connected" step_ok viewers '.source.gop_replays >= 1'

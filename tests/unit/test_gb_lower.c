@@ -32,6 +32,7 @@
 #include "sip/local.h"
 #include "txn/txn.h"
 #include "ua/ua.h"
+#include "media/g711.h"
 #include "media/media_sender.h"
 #include "media/ps.h"
 #include "media/rtp.h"
@@ -394,6 +395,92 @@ static void test_udp_stream(void **state)
     gb_media_sender_get_stats(h->s, &st);
     assert_int_equal(st.packets, h->npkts);
     assert_int_equal(h->stopped, 0);
+}
+
+/* ---- audio: the G.711 tone beside the video ---- */
+
+struct audio_seen {
+    int pes, bad_type, gaps, too_long;
+    uint64_t samples, next_pts;
+    int16_t peak;
+    int crossings;
+    int16_t last;
+};
+
+static void on_audio(void *arg, const gb_ps_audio_t *a)
+{
+    struct audio_seen *d = arg;
+    if (a->stream_type != GB_PS_STREAM_TYPE_PCMA || !a->has_pts) d->bad_type++;
+    if (a->len > 320) d->too_long++;
+    /* Contiguous: each PES starts where the previous ended (11.25 ticks a sample, rounded down). */
+    if (d->pes && (a->pts + 1 < d->next_pts || a->pts > d->next_pts + 1)) d->gaps++;
+    d->next_pts = a->pts + (uint64_t)a->len * 90000 / 8000;
+    for (size_t i = 0; i < a->len; i++) {
+        int16_t v = gb_g711_alaw_decode(a->data[i]);
+        if (v > d->peak) d->peak = v;
+        if ((d->last < 0) != (v < 0)) d->crossings++;
+        d->last = v;
+    }
+    d->samples += a->len;
+    d->pes++;
+}
+
+static void count_frame(void *arg, const gb_ps_frame_t *f)
+{
+    int *frames = arg;
+    (*frames)++;
+    assert_int_equal(f->audio_stream_type, GB_PS_STREAM_TYPE_PCMA);
+}
+
+/* With audio, every frame is followed by its 40 ms of A-law (at 25 fps:
+ * one PES of 320 samples), a 440 Hz tone at about -12 dBFS, contiguous in
+ * PTS, and the PSM lists it; the video is as without audio. */
+static void test_udp_stream_with_audio(void **state)
+{
+    struct h *h = *state;
+    struct sockaddr_in a;
+    uv_ip4_addr("127.0.0.1", 0, &a);
+    uv_udp_init(&h->loop, &h->udp);
+    h->udp.data = h;
+    assert_int_equal(uv_udp_bind(&h->udp, (const struct sockaddr *)&a, 0), 0);
+    uv_udp_recv_start(&h->udp, udp_alloc, udp_recv);
+    struct gb_media_clip *clip = builtin();
+    struct gb_media_sender_config c = {.loop = &h->loop, .timers = &h->timers, .proto = GB_MEDIA_UDP,
+                                       .local_ip = "127.0.0.1", .ssrc = 100000002u, .clip = clip,
+                                       .loop_clip = true, .audio = GB_MEDIA_AUDIO_PCMA};
+    transport_addr_parse("127.0.0.1", 9, bound_port_udp(&h->udp), &c.remote);
+    h->s = gb_media_sender_new(&c, &sender_cb, h, NULL);
+    gb_media_clip_unref(clip);
+    assert_non_null(h->s);
+    assert_int_equal(gb_media_sender_start(h->s), 0);
+    run_for(h, 600);
+    int frames = check_stream(h, 100000002u, 96, 25.0);
+    assert_true(frames >= 5);
+
+    gb_ps_demux_t dm;
+    int vframes = 0;
+    struct audio_seen seen = {0};
+    gb_ps_demux_init(&dm, count_frame, &vframes);
+    gb_ps_demux_set_audio_cb(&dm, on_audio, &seen);
+    for (size_t i = 0; i < h->npkts; i++) {
+        gb_rtp_packet_t p;
+        assert_int_equal(gb_rtp_parse(h->pkts[i], h->lens[i], &p), 0);
+        assert_int_equal(gb_ps_demux_feed(&dm, p.payload, p.payload_len), 0);
+    }
+    gb_ps_demux_flush(&dm);
+    assert_int_equal(dm.stats.pes_other, 0);
+    gb_ps_demux_free(&dm);
+    assert_int_equal(seen.pes, frames); /* one 40 ms PES per frame at 25 fps */
+    assert_int_equal(seen.samples, (uint64_t)frames * 320);
+    assert_int_equal(seen.bad_type + seen.gaps + seen.too_long, 0);
+    assert_true(seen.peak > 7000 && seen.peak < 9000);
+    /* 440 Hz: 880 sign changes a second (8 samples of the first are its own start). */
+    double rate = seen.crossings * 8000.0 / (double)seen.samples;
+    assert_true(rate > 860 && rate < 900);
+    struct gb_media_sender_stats st;
+    gb_media_sender_get_stats(h->s, &st);
+    assert_int_equal(st.audio_pes, (uint64_t)frames);
+    assert_int_equal(st.audio_samples, seen.samples);
 }
 
 static void test_udp_loops_the_clip(void **state)
@@ -1159,6 +1246,7 @@ int main(void)
         cmocka_unit_test(test_offer_tcp_roles),
         cmocka_unit_test(test_offer_refusals),
         cmocka_unit_test_setup_teardown(test_udp_stream, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_udp_stream_with_audio, setup, teardown),
         cmocka_unit_test_setup_teardown(test_udp_loops_the_clip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tcp_passive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tcp_active, setup, teardown),

@@ -939,6 +939,67 @@ static void test_local_source_free_ends_viewers(void **state)
     sbuf_free(&ans);
 }
 
+/* A source with audio (a camera's G.711): a second m-line the browser's
+ * audio m-line takes (PCMA, its own SSRC), samples sent in 20 ms packets
+ * with consecutive sequence numbers; a video-only source refuses samples,
+ * and only PCMA/PCMU are audio. */
+static void test_local_source_audio(void **state)
+{
+    struct env *e = *state;
+    static struct capture cap;
+    memset(&cap, 0, sizeof(cap));
+    struct src_obs so = {0};
+    struct sfu_source_config sc = {.room = "gb-4", .audio = "PCMA", .cb = {.user = &so, .viewer = src_viewer}};
+    int err = 0;
+    const char *why = NULL;
+    struct sfu_source *src = sfu_source_new(e->sfu, &sc, &err, &why);
+    if (!src) fail_msg("sfu_source_new: %d %s", err, why);
+    static char offer[WSDP_MAX_TEXT];
+    sbuf_t ans;
+    sbuf_init(&ans);
+    size_t n = client_offer(&e->view, "chromium_view.sdp", offer, sizeof(offer));
+    if (sfu_view(e->sfu, "gb-4", NULL, "view", NULL, offer, n, &ans, e->view_id, &why) != 0) fail_msg("view: %s", why);
+    static struct wsdp_session a;
+    assert_int_equal(wsdp_parse(ans.data, ans.len, &a, &why), 0);
+    const struct wsdp_codec *ac = wsdp_media_codec(&a.media[0]); /* Chromium's audio m-line comes first */
+    assert_non_null(ac);
+    assert_string_equal(ac->name, "PCMA");
+    assert_int_equal(ac->clock, 8000);
+    assert_int_equal(ac->pt, 8);
+    assert_int_equal(a.media[0].n_ssrcs, 1);
+    assert_int_equal(a.media[1].n_ssrcs, 1);
+    assert_int_not_equal(a.media[0].ssrcs[0].ssrc, a.media[1].ssrcs[0].ssrc);
+    e->view.cap = &cap;
+    client_connect(e, &e->view, ans.data, ans.len);
+    WAIT_FOR(e, so.joined == 1);
+    uint8_t samples[400];
+    for (size_t i = 0; i < sizeof(samples); i++) samples[i] = (uint8_t)(0xD5 ^ (i & 3));
+    assert_int_equal(sfu_source_audio(src, samples, sizeof(samples), 8000), 0);
+    WAIT_FOR(e, cap.n_seqs == 3); /* 160 + 160 + 80 samples */
+    assert_int_equal(cap.pt_seen, 8);
+    assert_int_equal(cap.seqs[1], (uint16_t)(cap.seqs[0] + 1));
+    assert_int_equal(cap.seqs[2], (uint16_t)(cap.seqs[1] + 1));
+    /* The capture keeps each payload behind a 4-byte start code. */
+    assert_int_equal(cap.cur, 3 * 4 + sizeof(samples));
+    assert_memory_equal(cap.au[0] + 4, samples, 160);
+    assert_memory_equal(cap.au[0] + 4 + 160 + 4, samples + 160, 160);
+    assert_memory_equal(cap.au[0] + 2 * (4 + 160) + 4, samples + 320, 80);
+    struct sfu_source_stats st;
+    sfu_source_get_stats(src, &st);
+    assert_int_equal(st.audio_packets, 3);
+    sfu_source_free(src);
+    sbuf_free(&ans);
+
+    struct sfu_source_config video_only = {.room = "gb-5"};
+    src = sfu_source_new(e->sfu, &video_only, NULL, NULL);
+    assert_non_null(src);
+    assert_int_equal(sfu_source_audio(src, samples, 160, 0), -EINVAL);
+    sfu_source_free(src);
+    struct sfu_source_config bad = {.room = "gb-6", .audio = "opus"};
+    assert_null(sfu_source_new(e->sfu, &bad, &err, &why));
+    assert_int_equal(err, -EINVAL);
+}
+
 int main(void)
 {
     log_set_level(LOG_WARN);
@@ -951,6 +1012,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_member_subscriptions, setup_members, teardown),
         cmocka_unit_test_setup_teardown(test_local_source, setup, teardown),
         cmocka_unit_test_setup_teardown(test_local_source_free_ends_viewers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_local_source_audio, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

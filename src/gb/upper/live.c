@@ -55,6 +55,7 @@ struct gb_live {
     struct gb_live_reader *readers;
     uint32_t nreaders;
     uint64_t frames, frames_dropped, viewers_total, viewers_slow;
+    uint64_t audio_frames;          /* G.711 tags packaged */
     char end_reason[32];
 };
 
@@ -113,6 +114,13 @@ static bool tmp_reserve(struct gb_live *l, size_t need)
     return true;
 }
 
+static gb_flv_audio_t flv_audio_of(int stream_type)
+{
+    return stream_type == GB_PS_STREAM_TYPE_PCMA   ? GB_FLV_AUDIO_PCMA
+           : stream_type == GB_PS_STREAM_TYPE_PCMU ? GB_FLV_AUDIO_PCMU
+                                                   : GB_FLV_AUDIO_NONE;
+}
+
 /* A frame of the stream (play.c's demuxer): packaged once for every viewer. */
 void gb_live_on_frame(struct gb_stream *s, const gb_ps_frame_t *f)
 {
@@ -121,7 +129,8 @@ void gb_live_on_frame(struct gb_stream *s, const gb_ps_frame_t *f)
     if (!l || !l->nreaders || !f->len) return; /* nobody watches: nothing to package */
     if (!l->muxer_ready) {
         gb_codec_t codec = f->codec == GB_CODEC_H265 ? GB_CODEC_H265 : GB_CODEC_H264;
-        gb_flv_config_t cfg = {.video = codec, .audio = GB_FLV_AUDIO_NONE, .fps = 0};
+        /* The audio the PSM lists is packaged too when FLV carries it (G.711). */
+        gb_flv_config_t cfg = {.video = codec, .audio = flv_audio_of(f->audio_stream_type), .fps = 0};
         if (gb_flv_muxer_init(&l->flv, &cfg) != 0) return;
         l->muxer_ready = true;
     }
@@ -142,6 +151,25 @@ void gb_live_on_frame(struct gb_stream *s, const gb_ps_frame_t *f)
     /* Viewers waiting for their first key frame start at this one. */
     for (struct gb_live_reader *r = l->readers; r; r = r->next)
         if (r->pos == UINT64_MAX && info.key) r->pos = l->key_pos;
+    wake_readers(l);
+}
+
+/* An audio PES of the stream (play.c's demuxer): once the FLV muxer was
+ * made (at the first video frame, from the PSM) with this G.711 law, its
+ * samples become one audio tag in the ring. Viewers start at a key frame,
+ * so audio between two video frames reaches those already reading. */
+void gb_live_on_audio(struct gb_stream *s, const gb_ps_audio_t *a)
+{
+    gb_live_rtc_on_audio(s, a); /* WebRTC (live_rtc.c) */
+    struct gb_live *l = s->live;
+    if (!l || !l->nreaders || !l->muxer_ready || !a->has_pts) return;
+    if (l->flv.cfg.audio == GB_FLV_AUDIO_NONE || flv_audio_of(a->stream_type) != l->flv.cfg.audio) return;
+    size_t need = a->len + 1 + GB_FLV_TAG_OVERHEAD;
+    if (need > LIVE_MAX_FRAME || !tmp_reserve(l, need)) return;
+    gb_flv_frame_info_t info;
+    if (gb_flv_write_audio(&l->flv, a->data, a->len, a->pts, l->tmp, l->tmp_cap, &info) != 0) return;
+    ring_append(l, l->tmp, info.len);
+    l->audio_frames++;
     wake_readers(l);
 }
 
@@ -337,8 +365,9 @@ void gb_live_json(const struct gb_stream *s, json_t *o)
     gb_live_hls_json(s, o);
     gb_live_rtc_json(s, o);
     if (l)
-        json_object_set_new(o, "flv", json_pack("{s:I,s:I,s:I,s:I}", "frames", (json_int_t)l->frames, "dropped",
-                                                (json_int_t)l->frames_dropped, "bytes", (json_int_t)l->head,
+        json_object_set_new(o, "flv", json_pack("{s:I,s:I,s:I,s:I,s:I}", "frames", (json_int_t)l->frames, "dropped",
+                                                (json_int_t)l->frames_dropped, "audio_frames",
+                                                (json_int_t)l->audio_frames, "bytes", (json_int_t)l->head,
                                                 "viewers_total", (json_int_t)l->viewers_total));
 }
 

@@ -35,6 +35,8 @@ struct gb_live_rtc {
     uint8_t *gop;                   /* [len][ts][frame]... since the newest key frame */
     size_t gop_len, gop_cap;
     bool gop_ok;
+    int audio_type;                 /* PS stream type of the source's audio (0x90/0x91), -1: video only */
+    uint64_t audio_pes;             /* G.711 PES handed to the source */
 };
 
 void gb_upper_set_sfu(struct gb_upper *g, struct sfu *sfu) { g->sfu = sfu; }
@@ -141,6 +143,15 @@ void gb_live_rtc_on_frame(struct gb_stream *s, const gb_ps_frame_t *f)
     r->frames++;
 }
 
+/* The G.711 of the stream goes to the source's audio m-line as it comes
+ * (RTP timestamps: the PES PTS on the 8 kHz clock, 90000/8000 = 45/4). */
+void gb_live_rtc_on_audio(struct gb_stream *s, const gb_ps_audio_t *a)
+{
+    struct gb_live_rtc *r = s->rtc;
+    if (!r || !r->src || r->audio_type < 0 || a->stream_type != r->audio_type || !a->has_pts) return;
+    if (sfu_source_audio(r->src, a->data, a->len, (uint32_t)(a->pts * 4 / 45)) == 0) r->audio_pes++;
+}
+
 void gb_live_rtc_on_stream_end(struct gb_stream *s) { rtc_free(s); }
 
 /* A camera cannot be asked for a key frame: the viewer's PLI is counted (it
@@ -171,10 +182,18 @@ static int rtc_make(struct gb_stream *s, const char **why)
     char room[32], name[64];
     gb_live_rtc_room(s->sid, room, sizeof(room));
     snprintf(name, sizeof(name), "gb %s/%s", s->device_id, s->channel_id);
+    /* Audio when the PSM lists G.711 (known once the stream's first PSM
+     * came, which precedes its first key frame): the browser takes it
+     * when its offer has PCMA/PCMU, as Chromium's does. */
+    int at = s->demux.audio_stream_type;
+    r->audio_type = at == GB_PS_STREAM_TYPE_PCMA || at == GB_PS_STREAM_TYPE_PCMU ? at : -1;
     struct sfu_source_config sc = {
         .room = room,
         .name = name,
         .profile_level_id = s->h264_plid[0] ? s->h264_plid : NULL,
+        .audio = r->audio_type == GB_PS_STREAM_TYPE_PCMA   ? "PCMA"
+                 : r->audio_type == GB_PS_STREAM_TYPE_PCMU ? "PCMU"
+                                                           : NULL,
         .cb = {.user = s, .keyframe = on_keyframe, .viewer = on_viewer},
     };
     int err = 0;
@@ -231,8 +250,10 @@ void gb_live_rtc_json(const struct gb_stream *s, json_t *o)
     struct sfu_source_stats st;
     sfu_source_get_stats(r->src, &st);
     json_object_set_new(o, "webrtc",
-                        json_pack("{s:s,s:I,s:I,s:I,s:I,s:i}", "participant_id", sfu_source_id(r->src), "frames",
-                                  (json_int_t)r->frames, "packets", (json_int_t)st.packets, "keyframe_requests",
+                        json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:i}", "participant_id", sfu_source_id(r->src), "frames",
+                                  (json_int_t)r->frames, "packets", (json_int_t)st.packets, "audio_pes",
+                                  (json_int_t)r->audio_pes, "audio_packets", (json_int_t)st.audio_packets,
+                                  "keyframe_requests",
                                   (json_int_t)r->keyframe_requests, "gop_replays", (json_int_t)st.gop_replays,
                                   "viewers", (int)st.viewers));
 }

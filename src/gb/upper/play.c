@@ -236,6 +236,8 @@ static void on_ps_frame(void *arg, const gb_ps_frame_t *f)
     gb_live_hls_on_frame(arg, f);
 }
 
+static void on_ps_audio(void *arg, const gb_ps_audio_t *a) { gb_live_on_audio(arg, a); }
+
 static void account_bitrate(struct gb_stream *s, size_t n, uint64_t now)
 {
     if (!s->win_start) s->win_start = now;
@@ -625,6 +627,7 @@ int gb_stream_play(struct gb_upper *g, struct gb_device *d, const char *channel,
     timer_node_init(&s->live_idle);
     gb_rtp_deframer_init(&s->deframer);
     gb_ps_demux_init(&s->demux, on_ps_frame, s);
+    gb_ps_demux_set_audio_cb(&s->demux, on_ps_audio, s);
     s->demux_on = true;
     if (gb_ssrc_alloc(&g->ssrc, playback, s->ssrc) != 0) {
         stream_free(s);

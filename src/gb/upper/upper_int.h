@@ -201,6 +201,8 @@ const char *gb_live_output_name(enum gb_live_output o);
 uint32_t gb_live_viewers(const struct gb_stream *s);
 json_t *gb_live_viewers_by_output(const struct gb_stream *s);
 void gb_live_on_frame(struct gb_stream *s, const gb_ps_frame_t *f);
+/* An audio PES (G.711 for the outputs that carry it: FLV and WebRTC; HLS is video only). */
+void gb_live_on_audio(struct gb_stream *s, const gb_ps_audio_t *a);
 void gb_live_on_stream_end(struct gb_stream *s, const char *reason);
 void gb_live_arm_idle(struct gb_stream *s);
 void gb_live_on_playing(struct gb_stream *s);
@@ -214,6 +216,7 @@ void gb_live_hls_json(const struct gb_stream *s, json_t *o);
 /* live_rtc.c — the WebRTC output: every frame (codec learnt, the source
  * fed while it exists), the stream's end (the source and its viewers go). */
 void gb_live_rtc_on_frame(struct gb_stream *s, const gb_ps_frame_t *f);
+void gb_live_rtc_on_audio(struct gb_stream *s, const gb_ps_audio_t *a);
 void gb_live_rtc_on_stream_end(struct gb_stream *s);
 void gb_live_rtc_json(const struct gb_stream *s, json_t *o);
 
