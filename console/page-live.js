@@ -141,8 +141,9 @@ class Tile {
     });
     pc.addEventListener('connectionstatechange', () => {
       if (this.pc !== pc) return;
-      if (pc.connectionState === 'connected' && this.el.dataset.state === 'connecting') this.setState('playing');
-      if (['failed', 'closed', 'disconnected'].includes(pc.connectionState) && this.el.dataset.state !== 'ended')
+      // 'disconnected' may come back (consent checks resume); the stream's own end comes as an event
+      if (pc.connectionState === 'connected' && this.el.dataset.state !== 'playing') this.setState('playing');
+      if (['failed', 'closed', 'disconnected'].includes(pc.connectionState) && this.el.dataset.state === 'playing')
         this.setState('ended', t('peerGone'));
     });
     try {
