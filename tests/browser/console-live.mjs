@@ -14,8 +14,9 @@
 // is refused, 409); pause: the frame count stops
 // (two reads agree, and still after 3 s), resume: it rises again; speed 2
 // answered; close every tile: the playback stream is gone, the live
-// streams' WebRTC viewers drop to 0; the language switch names the page in
-// Chinese. No page error, nothing refused by the CSP. PNGs in the work dir.
+// streams' WebRTC viewers drop to 0; the devices page's Watch button opens
+// the live page playing the channel; the language switch names the page in
+// Chinese (and the re-rendered page closes its tiles). No page error, nothing refused by the CSP. PNGs in the work dir.
 //
 // One JSON line per step on stdout ({"step":..., "ok":true, ...}); on
 // failure a line with "ok":false and the error, exit 1. Exit 77 (skipped,
@@ -286,6 +287,16 @@ try {
     return liveSids.every((sid) => !(ms.find((s) => s.stream_id === sid)?.viewers_by_output?.webrtc)) ? ms.length : false;
   }, 'the live streams\' WebRTC viewers to drop to 0');
   step('close', { playback: gone, live: liveSids, media_streams: dropped });
+
+  current = 'watch-button';
+  // the devices page's Watch button opens the live page playing the channel picked there
+  await page.evaluate((d) => { location.hash = `#/devices/${d}`; }, opts.device);
+  await page.waitForSelector(`#catalog[data-loaded] button.node[data-channel="${opts.channel}"]`, { timeout });
+  await page.click(`#catalog button.node[data-channel="${opts.channel}"]`);
+  await page.click('#btn-watch');
+  await page.waitForSelector('#page-live #live-grid', { timeout });
+  const watched = await plays(0, 'the Watch button');
+  step('watch-button', watched);
 
   current = 'language';
   await page.click('#lang');
