@@ -139,8 +139,9 @@ function mountDevice(el, id) {
   const answer = h('pre', { class: 'answer', id: 'device-answer' });
   const ptzOut = h('p', { class: 'muted', id: 'ptz-out', text: t('pickChannel') });
   const chosen = h('span', { id: 'ptz-channel', class: 'muted' });
-  const watchBtn = h('button', { type: 'button', id: 'btn-watch', text: t('watch'), disabled: true,
-                                 onclick: () => { if (channel) location.hash = `#/live/${encodeURIComponent(id)}/${encodeURIComponent(channel)}`; } });
+  const watchBtn = h('button', { type: 'button', id: 'btn-watch', text: t('watch'), disabled: true, onclick: () => {
+    if (channel) location.hash = `#/live/${encodeURIComponent(id)}/${encodeURIComponent(channel)}`;
+  } });
 
   const ask = (what) => async () => {
     answer.textContent = '…';

@@ -189,7 +189,8 @@ class Tile {
       h('button', { type: 'button', class: 'pb-pause', text: t('pause'), onclick: ctl('pause') }),
       h('button', { type: 'button', class: 'pb-resume', text: t('resume'), onclick: ctl('resume') }),
       speed, pos,
-      h('button', { type: 'button', class: 'pb-seek', text: t('seek'), onclick: () => ctl('seek', { position: Number(pos.value) })() }));
+      h('button', { type: 'button', class: 'pb-seek', text: t('seek'),
+                    onclick: () => ctl('seek', { position: Number(pos.value) })() }));
     for (const c of this.controls.children) c.addEventListener('click', (ev) => ev.stopPropagation());
   }
 
