@@ -15,8 +15,10 @@
 // (two reads agree, and still after 3 s), resume: it rises again; speed 2
 // answered; close every tile: the playback stream is gone, the live
 // streams' WebRTC viewers drop to 0; the devices page's Watch button opens
-// the live page playing the channel; the language switch names the page in
-// Chinese (and the re-rendered page closes its tiles). No page error, nothing refused by the CSP. PNGs in the work dir.
+// the live page playing the channel, which shows "ended" with the reason
+// when the stream is stopped through the API; the language switch names
+// the page in Chinese (and the re-rendered page closes its tiles). No page
+// error, nothing refused by the CSP. PNGs in the work dir.
 //
 // One JSON line per step on stdout ({"step":..., "ok":true, ...}); on
 // failure a line with "ok":false and the error, exit 1. Exit 77 (skipped,
@@ -296,7 +298,13 @@ try {
   await page.click('#btn-watch');
   await page.waitForSelector('#page-live #live-grid', { timeout });
   const watched = await plays(0, 'the Watch button');
-  step('watch-button', watched);
+  // the stream stopped under the tile: it shows ended, with the reason the API gave (gb.stream.stopped)
+  await apiCall('DELETE', `/gb/streams/${watched.sid}`);
+  const ended = await until(async () => {
+    const st = await tileState(0);
+    return st.state === 'ended' && st.reason ? st.reason : false;
+  }, 'the tile to show the stream ended');
+  step('watch-button', { ...watched, ended });
 
   current = 'language';
   await page.click('#lang');

@@ -10,7 +10,8 @@
 #    as a timeline, a click plays one over WebRTC, pause stops the frames and
 #    resume brings them back (the controls reached the middle), speed 2;
 #  - closing the tiles stops the playback and drops the live viewers; the
-#    devices page's Watch button opens the live page playing the channel;
+#    devices page's Watch button opens the live page playing the channel,
+#    whose tile shows "ended" and the reason when the stream is stopped;
 #    once the page is left, the shared live streams idle-stop.
 # Skipped (77) only when Chromium cannot start.
 source "$(dirname "$0")/lib.sh"
@@ -102,6 +103,7 @@ check "the middle applied pause and play" test "$(grep -cE "playback of $LCH for
     "$WORK/middle.log")" -ge 2
 check "tiles closed: the playback stopped, the live viewers dropped" step_ok close
 check "the devices page's Watch button: the live page plays the channel" step_ok watch-button '.width == 320 and .to > .from'
+check "the stream stopped through the API: the tile shows ended, reason api" step_ok watch-button '.ended == "api"'
 check "the playback ended by the page (reason api)" \
     has_event "select(.type == \"gb.stream.stopped\" and .stream_id == \"$PB\" and .reason == \"api\")"
 no_live() { [ "$(api GET /media/streams | jq '[.streams[] | select(.source.kind == "live")] | length')" = 0 ]; }
