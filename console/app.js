@@ -1,5 +1,5 @@
 // app.js — the console's shell: sign-in, the hash router (#/overview,
-// #/devices[/ID], #/users, #/events, #/rooms, #/upstreams), the header with
+// #/devices[/ID], #/live[/ID/CHANNEL], #/users, #/events, #/rooms, #/upstreams), the header with
 // the language switch, and the live feed started once signed in.
 import { api, ApiError, dropToken, setToken, setUnauthorizedHandler, token } from './api.js';
 import { clear, h } from './dom.js';
@@ -7,13 +7,14 @@ import { getLang, setLang, t } from './i18n.js';
 import { startLive, stopLive } from './live.js';
 import * as overview from './page-overview.js';
 import * as devices from './page-devices.js';
+import * as liveView from './page-live.js';
 import * as users from './page-users.js';
 import * as events from './page-events.js';
 import * as rooms from './page-rooms.js';
 import * as upstreams from './page-upstreams.js';
 
 const PAGES = [
-  ['overview', overview], ['devices', devices], ['users', users],
+  ['overview', overview], ['devices', devices], ['live', liveView], ['users', users],
   ['events', events], ['rooms', rooms], ['upstreams', upstreams],
 ];
 

@@ -31,6 +31,13 @@ const STRINGS = {
     upOff: 'The GB lower role is off on this node (no [upstream:ID]).', host: 'Host', lastError: 'Last error',
     lastKeepaliveOk: 'Last keepalive', misses: 'Misses', joined: 'Joined', kind: 'Kind',
     pollNote: 'live by polling /events/recent every second',
+    // live view (page-live.js)
+    live: 'Live view', watch: 'Watch', grid: 'Grid', gridOf: '{0} tiles', closeAll: 'Close all', load: 'Load',
+    deviceId: 'Device id', tileEmpty: 'empty: pick a channel', closeTile: 'Close', st_connecting: 'connecting',
+    st_playing: 'playing', st_ended: 'ended', peerGone: 'the connection ended', resume: 'Resume', seek: 'Seek',
+    seekPos: 'seconds into the recording', tileInfo: '{0} · {1} frames', ptzSelect: 'select a playing tile',
+    playbackTitle: 'Playback', day: 'Day', searchRecords: 'Search records', recFor: 'recordings of {0} ({1})',
+    recFound: '{0} recordings of {1}: click one to play it in the selected tile',
   },
   zh: {
     title: 'cascade 控制台', signin: '登录', token: 'API 令牌', signout: '退出',
@@ -61,6 +68,13 @@ const STRINGS = {
     upOff: '本节点未启用国标下级角色（无 [upstream:ID]）。', host: '主机', lastError: '最近错误',
     lastKeepaliveOk: '最近心跳', misses: '丢失次数', joined: '加入时间', kind: '类型',
     pollNote: '每秒轮询 /events/recent 实时更新',
+    // 实时预览（page-live.js）
+    live: '实时预览', watch: '预览', grid: '分屏', gridOf: '{0} 画面', closeAll: '全部关闭', load: '加载',
+    deviceId: '设备编号', tileEmpty: '空：请选择通道', closeTile: '关闭', st_connecting: '连接中',
+    st_playing: '播放中', st_ended: '已结束', peerGone: '连接已断开', resume: '继续', seek: '跳转',
+    seekPos: '录像内的秒数', tileInfo: '{0} · {1} 帧', ptzSelect: '请选择正在播放的画面',
+    playbackTitle: '录像回放', day: '日期', searchRecords: '查询录像', recFor: '{0}（{1}）的录像',
+    recFound: '{1} 的 {0} 段录像：点击一段在选中的画面中回放',
   },
 };
 

@@ -3,7 +3,7 @@
 // responsive: filtering is one pass over plain objects, the DOM holds only
 // what is shown), and one device: its record, DeviceInfo/DeviceStatus
 // queries, the catalog as a tree (GET /gb/devices/{id}/channels) and a PTZ
-// pad for the channel picked in it.
+// pad for the channel picked in it, and a button that watches it (#/live).
 import { api } from './api.js';
 import { clear, fmtTime, h } from './dom.js';
 import { t } from './i18n.js';
@@ -91,8 +91,8 @@ function kv(rows) {
     h('th', { text: k }), h('td', { text: v === null || v === undefined ? '—' : String(v) })))));
 }
 
-// channels: nodes with children; onPick(channel)
-function tree(channels, onPick) {
+// channels: nodes with children; onPick(channel); the live page uses it too
+export function tree(channels, onPick) {
   const ul = h('ul', { class: 'tree' });
   for (const c of channels) {
     const label = h('button', { type: 'button', class: 'node', 'data-channel': c.id,
@@ -105,7 +105,8 @@ function tree(channels, onPick) {
   return ul;
 }
 
-function ptzPad(deviceId, getChannel, out) {
+// the pad for one channel (getChannel() → its id); the live page uses it too
+export function ptzPad(deviceId, getChannel, out) {
   const speed = h('input', { type: 'number', min: 0, max: 255, value: 128, id: 'ptz-speed' });
   const send = async (cmd) => {
     const cid = getChannel();
@@ -138,6 +139,9 @@ function mountDevice(el, id) {
   const answer = h('pre', { class: 'answer', id: 'device-answer' });
   const ptzOut = h('p', { class: 'muted', id: 'ptz-out', text: t('pickChannel') });
   const chosen = h('span', { id: 'ptz-channel', class: 'muted' });
+  const watchBtn = h('button', { type: 'button', id: 'btn-watch', text: t('watch'), disabled: true, onclick: () => {
+    if (channel) location.hash = `#/live/${encodeURIComponent(id)}/${encodeURIComponent(channel)}`;
+  } });
 
   const ask = (what) => async () => {
     answer.textContent = '…';
@@ -176,6 +180,7 @@ function mountDevice(el, id) {
         picked = btn;
         btn.classList.add('picked');
         chosen.textContent = `${t('ptzChannel')} ${c.name ?? ''} (${c.id})`;
+        watchBtn.disabled = false;
       }));
       treeBox.dataset.loaded = '1';
     } catch (e) {
@@ -193,7 +198,7 @@ function mountDevice(el, id) {
     answer,
     h('div', { class: 'split' },
       h('section', { class: 'panel' }, h('h2', { text: t('catalog') }), treeBox),
-      h('section', { class: 'panel' }, h('h2', { text: t('ptz') }), chosen, ptzPad(id, () => channel, ptzOut), ptzOut)));
+      h('section', { class: 'panel' }, h('h2', { text: t('ptz') }), chosen, ' ', watchBtn, ptzPad(id, () => channel, ptzOut), ptzOut)));
   loadDevice();
   loadTree();
   const off = onLive((kind, evs) => {

@@ -9,7 +9,8 @@
 #    [media] idle_stop with reason idle, the device gets one BYE;
 #  - the stream stopped while a tab plays: the tab's peer ends (its DTLS
 #    transport closed by our close_notify, the connection down);
-#  - cascadectl gb live prints the WHEP URL; refusals (404, 401, 409).
+#  - cascadectl gb live prints the WHEP URL; refusals (404, 401, 400).
+# (A playback watched over WebRTC, and its one-viewer 409: test_console_live.)
 # Skipped (77) only when Chromium cannot start.
 source "$(dirname "$0")/lib.sh"
 GBSIM=$BUILD_DIR/cascade-gbsim
@@ -82,8 +83,8 @@ check "WHEP of an unknown stream: 404" \
 check "WHEP without the token: 401" \
     test "$(whep_code -H 'Content-Type: application/sdp' "http://127.0.0.1:$API_PORT/api/v1/gb/streams/$SID/whep")" = 401
 PB=$(api POST "/gb/devices/$DEV/channels/$CH1/play" '{"start":"2026-12-01T10:00:00","end":"2026-12-01T10:10:00"}' | jget 'd.get("stream_id","")')
-check "WHEP of a playback: 409" \
+check "WHEP of a playback with a bad offer: 400 (a playback has a WebRTC output; the offer is refused)" \
     test "$(whep_code -H "Authorization: Bearer $API_TOKEN" -H 'Content-Type: application/sdp' \
-        "http://127.0.0.1:$API_PORT/api/v1/gb/streams/$PB/whep")" = 409
+        "http://127.0.0.1:$API_PORT/api/v1/gb/streams/$PB/whep")" = 400
 api DELETE "/gb/streams/$PB" >/dev/null
 finish

@@ -10,7 +10,12 @@
  * Freed with the stream — which closes the room and so the viewers' peers. Viewers count for the
  * idle stop (gb_live_viewer_joined/left, output webrtc) from the moment
  * their peer connects until it goes. The profile-level-id announced is the
- * newest SPS's, learnt from key frames before any viewer asked. */
+ * newest SPS's, learnt from key frames before any viewer asked.
+ *
+ * A playback has its own source too (its own stream, so its own room) with
+ * one viewer, whoever started it: its frames are stamped with their arrival
+ * time rather than their PTS, so speed changes and seeks reach the browser
+ * as a real-time stream (a paused playback simply sends nothing). */
 #include "gb/upper/upper_int.h"
 
 #include <errno.h>
@@ -24,7 +29,7 @@
 #define RTC_GOP_MAX (2u << 20) /* frames kept for the first viewer; a longer GOP is not kept */
 #define RTC_GOP_HDR 8          /* per kept frame: its length and timestamp, 4 bytes each */
 
-/* Made for a shared live stream at its first frame (when the node has an
+/* Made for a shared live stream or a playback at its first frame (when the node has an
  * SFU): until a viewer makes the source, the frames since the newest key
  * frame are kept here, so the source starts with them and even the first
  * viewer decodes at once; the source then keeps its own GOP. */
@@ -32,6 +37,7 @@ struct gb_live_rtc {
     struct sfu_source *src;
     uint32_t next_ts;               /* frames without a PTS */
     uint64_t frames, keyframe_requests;
+    char viewer[17];                /* a playback's one viewer, "" before it */
     uint8_t *gop;                   /* [len][ts][frame]... since the newest key frame */
     size_t gop_len, gop_cap;
     bool gop_ok;
@@ -125,10 +131,12 @@ void gb_live_rtc_on_frame(struct gb_stream *s, const gb_ps_frame_t *f)
 {
     if (f->codec == GB_CODEC_H265 || !f->len || !s->g->sfu) return;
     if (f->key) learn_plid(s, f);
-    if (!s->rtc && s->live_shared && !s->playback) s->rtc = calloc(1, sizeof(*s->rtc));
+    if (!s->rtc && (s->live_shared || s->playback)) s->rtc = calloc(1, sizeof(*s->rtc));
     struct gb_live_rtc *r = s->rtc;
     if (!r) return;
-    uint32_t ts = f->has_pts ? (uint32_t)f->pts : r->next_ts;
+    /* a playback's PTS jump with seeks and run fast with speed: its 90 kHz
+     * time is when the frame came (ns * 90000 / 1e9) */
+    uint32_t ts = s->playback ? (uint32_t)(uv_hrtime() / 100000u * 9u) : f->has_pts ? (uint32_t)f->pts : r->next_ts;
     r->next_ts = ts + RTC_FRAME_TICKS;
     if (!r->src) {
         gop_keep(r, f, ts);
@@ -220,12 +228,11 @@ int gb_live_whep(struct gb_upper *g, const char *sid, const char *offer, size_t 
         *why = "the media plane (WebRTC) is not running";
         return -ENOTSUP;
     }
-    /* Not a playback: its speed changes and seeks send frames faster than
-     * real time or with jumps, which a WebRTC receiver's jitter buffer
-     * (paced by the RTP clock) drops or stalls on, and the SFU room a
-     * WebRTC output is would make it shared. FLV and HLS carry it. */
-    if (s->playback) {
-        *why = "a playback is not sent over WebRTC (speed and seeks break its real-time timeline): use live.flv or HLS";
+    /* A playback is its asker's own: one viewer (who may come back once
+     * its earlier session is gone). */
+    struct sfu_peer_info pi;
+    if (s->playback && s->rtc && s->rtc->viewer[0] && sfu_peer_info(g->sfu, s->rtc->viewer, &pi) == 0) {
+        *why = "a playback has one WebRTC viewer, and it has one";
         return -EPERM;
     }
     if (s->demux.codec == GB_CODEC_H265) {
@@ -240,6 +247,7 @@ int gb_live_whep(struct gb_upper *g, const char *sid, const char *offer, size_t 
     gb_live_rtc_room(s->sid, room, sizeof(room));
     int rc = sfu_view(g->sfu, room, sfu_source_id(s->rtc->src), NULL, NULL, offer, offer_len, answer, id_out, why);
     if (rc == 0) log_info("gb stream %s: WebRTC viewer %s answered", s->sid, id_out);
+    if (rc == 0 && s->playback) snprintf(s->rtc->viewer, sizeof(s->rtc->viewer), "%s", id_out);
     return rc;
 }
 
