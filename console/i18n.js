@@ -31,6 +31,10 @@ const STRINGS = {
     upOff: 'The GB lower role is off on this node (no [upstream:ID]).', host: 'Host', lastError: 'Last error',
     lastKeepaliveOk: 'Last keepalive', misses: 'Misses', joined: 'Joined', kind: 'Kind',
     pollNote: 'live by polling /events/recent every second',
+    // events over WebSocket, device names (feat/cevents)
+    evWs: 'live over WebSocket', evPoll: 'live by polling /events/recent every second (no WebSocket)',
+    evConnecting: 'connecting…', evReconnect: 'WebSocket closed: reconnecting in {0} s',
+    searchIdName: 'Search by device id or name',
   },
   zh: {
     title: 'cascade 控制台', signin: '登录', token: 'API 令牌', signout: '退出',
@@ -61,6 +65,10 @@ const STRINGS = {
     upOff: '本节点未启用国标下级角色（无 [upstream:ID]）。', host: '主机', lastError: '最近错误',
     lastKeepaliveOk: '最近心跳', misses: '丢失次数', joined: '加入时间', kind: '类型',
     pollNote: '每秒轮询 /events/recent 实时更新',
+    // events over WebSocket, device names (feat/cevents)
+    evWs: '通过 WebSocket 实时更新', evPoll: '每秒轮询 /events/recent 实时更新（无 WebSocket）',
+    evConnecting: '正在连接…', evReconnect: 'WebSocket 已断开：{0} 秒后重连',
+    searchIdName: '按设备编号或名称搜索',
   },
 };
 
