@@ -1125,6 +1125,7 @@ void gb_upper_free(struct gb_upper *g)
 {
     if (!g) return;
     gb_streams_stop_all(g, "shutdown");
+    gb_live_hls_free_ended(g);
     gb_device_foreach(g, free_device, NULL);
     gb_catq_free(g);
     htable_free(&g->devices);
