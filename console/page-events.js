@@ -126,16 +126,15 @@ export function mount(el) {
     if (rows.length > KEEP) rows.splice(0, rows.length - KEEP);
     draw();
   };
-  // From the socket: each event once (a reconnect asks since the last seq).
+  // From the socket: a connection sends each event once, after the since it
+  // was opened with (a restarted daemon, whose seqs began again, replays its
+  // whole ring: no seq filter here, or those would be dropped).
   const fromSocket = (evs) => {
-    const fresh = [];
     for (const e of evs) {
-      if (e.type === 'events.lost') { lost += e.count || 0; fresh.push(e); continue; }
-      if (!(e.seq > lastSeq)) continue;
-      lastSeq = e.seq;
-      fresh.push(e);
+      if (e.type === 'events.lost') lost += e.count || 0;
+      else if (e.seq) lastSeq = e.seq;
     }
-    if (fresh.length) add(fresh);
+    add(evs);
   };
   const stopSocket = eventSocket(() => lastSeq, fromSocket, (m, detail) => {
     mode = m;

@@ -134,6 +134,8 @@ check "the device list found $DEV_A2 by its name" step_ok devices ".byName.id ==
 check "the events page was live over the WebSocket and showed the user.offline of cascadectl reg kick" \
     step_ok events-ws '.indicator | length > 0'
 check "the events page showed gb.device.offline live" step_ok events-live
+check "the page opened its socket with a ticket of its own (/stats: more than the one redeemed above)" \
+    jq_ok "$(api GET /stats)" '.event_tickets.redeemed >= 2'
 check "replay from seq 0" step_ok events-replay
 check "rooms, upstreams, language switch" step_ok language
 check "no dialog, nothing refused by the CSP, no page error" step_ok safety
