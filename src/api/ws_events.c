@@ -62,7 +62,7 @@ static int query_arg(struct lws *wsi, const char *name, char *out, size_t cap)
 
 static int since_from_args(struct lws *wsi, uint64_t *since)
 {
-    char v[64];
+    char v[128];   /* as long as any fragment query_arg reads: a too long since is refused, not ignored */
     if (!query_arg(wsi, "since", v, sizeof(v))) return 0;
     return str_to_u64(str_from_cstr(v), UINT64_MAX, since) ? -1 : 1;
 }
