@@ -38,6 +38,10 @@ const STRINGS = {
     seekPos: 'seconds into the recording', tileInfo: '{0} · {1} frames', ptzSelect: 'select a playing tile',
     playbackTitle: 'Playback', day: 'Day', searchRecords: 'Search records', recFor: 'recordings of {0} ({1})',
     recFound: '{0} recordings of {1}: click one to play it in the selected tile',
+    // events over WebSocket, device names (feat/cevents)
+    evWs: 'live over WebSocket', evPoll: 'live by polling /events/recent every second (no WebSocket)',
+    evConnecting: 'connecting…', evReconnect: 'WebSocket closed: reconnecting in {0} s',
+    searchIdName: 'Search by device id or name',
   },
   zh: {
     title: 'cascade 控制台', signin: '登录', token: 'API 令牌', signout: '退出',
@@ -75,6 +79,10 @@ const STRINGS = {
     seekPos: '录像内的秒数', tileInfo: '{0} · {1} 帧', ptzSelect: '请选择正在播放的画面',
     playbackTitle: '录像回放', day: '日期', searchRecords: '查询录像', recFor: '{0}（{1}）的录像',
     recFound: '{1} 的 {0} 段录像：点击一段在选中的画面中回放',
+    // events over WebSocket, device names (feat/cevents)
+    evWs: '通过 WebSocket 实时更新', evPoll: '每秒轮询 /events/recent 实时更新（无 WebSocket）',
+    evConnecting: '正在连接…', evReconnect: 'WebSocket 已断开：{0} 秒后重连',
+    searchIdName: '按设备编号或名称搜索',
   },
 };
 

@@ -1,6 +1,6 @@
 // page-devices.js — GB devices: the list (GET /gb/devices) with a search by
-// id that renders at most CAP rows (10 000 devices stay
-// responsive: filtering is one pass over plain objects, the DOM holds only
+// id or name (substring, case-insensitive) that renders at most CAP rows
+// (10 000 devices stay responsive: filtering is one pass over plain objects, the DOM holds only
 // what is shown), and one device: its record, DeviceInfo/DeviceStatus
 // queries, the catalog as a tree (GET /gb/devices/{id}/channels) and a PTZ
 // pad for the channel picked in it, and a button that watches it (#/live).
@@ -22,11 +22,11 @@ function mountList(el) {
   let devices = [];
   let error = '';
   let query = sessionStorage.getItem('cascade.devq') || '';
-  const input = h('input', { id: 'device-search', type: 'search', placeholder: t('search'), value: query });
+  const input = h('input', { id: 'device-search', type: 'search', placeholder: t('searchIdName'), value: query });
   const count = h('p', { class: 'muted small', id: 'device-count' });
   const body = h('tbody', {});
   const table = h('table', { class: 'list', id: 'device-list' },
-    h('thead', {}, h('tr', {}, ['id', 'state', 'remote', 'transport', 'channels', 'streams',
+    h('thead', {}, h('tr', {}, ['id', 'name', 'state', 'remote', 'transport', 'channels', 'streams',
                                 'lastKeepalive'].map((k) => h('th', { text: t(k) })))), body);
   const errEl = h('p', { class: 'error' });
   clear(el).append(h('h1', { text: t('devices') }), input, count, errEl, table);
@@ -34,11 +34,12 @@ function mountList(el) {
   const draw = () => {
     errEl.textContent = error;
     const q = query.trim().toLowerCase();
-    // the list's device objects carry no name (docs/api.md): the id is what is searched
-    const match = q ? devices.filter((d) => d.id.includes(q)) : devices;
+    // the name is the device's own (DeviceInfo), shown in its own script
+    const match = q ? devices.filter((d) => d.id.includes(q) || (d.name && d.name.toLowerCase().includes(q))) : devices;
     const shown = match.slice(0, CAP);
     clear(body).append(...shown.map((d) => h('tr', { 'data-id': d.id, class: d.online ? 'on' : 'off' },
       h('td', {}, h('a', { href: `#/devices/${encodeURIComponent(d.id)}`, text: d.id })),
+      h('td', { class: 'name', text: d.name || '—' }),
       h('td', {}, h('span', { class: `badge ${d.online ? 'ok' : 'bad'}`, text: d.online ? t('online') : t('offline') })),
       h('td', { text: d.remote || '—' }),
       h('td', { text: d.transport || '—' }),

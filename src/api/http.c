@@ -1180,6 +1180,7 @@ static void free_memory(struct api_server *srv)
     while (srv->requests) request_free(srv->requests);
     while (srv->ws_clients) api_ws_closed(srv, NULL);
     api_rooms_ws_free(srv);
+    api_stream_free(srv);
     for (int i = 0; i < srv->nroutes; i++) {
         free(srv->routes[i].pattern);
         free(srv->routes[i].segs_mem);

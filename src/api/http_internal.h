@@ -145,6 +145,7 @@ struct api_server {
     struct api_ws_client *ws_clients;
     int nws;
     struct api_rooms_ws *rooms_ws;        /* ws_rooms.c, once api_routes_rooms ran */
+    struct api_tickets *tickets;          /* ws_events.c: ?ticket= for browsers' event streams */
 
     unsigned char *scratch;               /* LWS_PRE + payload, for lws_write */
     size_t scratch_cap;
@@ -190,6 +191,7 @@ int api_ws_writeable(struct api_server *srv, struct lws *wsi, struct api_session
 void api_ws_closed(struct api_server *srv, struct api_session *ss);
 void api_ws_on_event(uint64_t seq, const char *json, size_t len, void *arg);
 void api_stream_routes(struct api_server *srv);
+void api_stream_free(struct api_server *srv);   /* the ticket table */
 
 /* ws_rooms.c: the room WebSocket. The filter answers API_WS_NOT_MINE for
  * targets other than /api/v1/rooms/{room}/ws, else as api_ws_filter; the

@@ -90,7 +90,16 @@ static const char *body_str(struct api_request *req, const char *key)
 
 /* ---- devices ---- */
 
-static void devices_list(struct api_request *req, void *user) { api_reply_json(req, 200, gb_devices_json(user)); }
+/* GET /gb/devices[?q=TEXT]: every device, or those whose id or name holds TEXT. */
+static void devices_list(struct api_request *req, void *user)
+{
+    const char *q = api_query(req, "q");
+    if (q && strlen(q) > GB_DEVICES_QUERY_MAX) {
+        api_reply_error(req, 400, "bad-request", "q is longer than %d bytes", GB_DEVICES_QUERY_MAX);
+        return;
+    }
+    api_reply_json(req, 200, gb_devices_json_match(user, q));
+}
 
 static void device_show(struct api_request *req, void *user)
 {

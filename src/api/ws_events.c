@@ -1,4 +1,4 @@
-/* stream.c — the event stream: GET /api/v1/events upgraded to a WebSocket
+/* ws_events.c — the event stream: GET /api/v1/events upgraded to a WebSocket
  * sends one JSON event per text frame; GET /api/v1/events/recent answers the
  * same events as one JSON document for polling clients and tests.
  *
@@ -13,7 +13,12 @@
  * With ?since=SEQ the client first gets the events after SEQ that the ring
  * still holds (preceded by an events.lost notice if some are gone), then live
  * ones. Without it, only live events. A since beyond the last seq means the
- * daemon restarted (seqs start at 1 again): the whole ring is replayed. */
+ * daemon restarted (seqs start at 1 again): the whole ring is replayed.
+ *
+ * Authorization: the Bearer header, or (for browsers, whose WebSocket cannot
+ * send one) ?ticket= with a ticket from POST /api/v1/events/ticket: good for
+ * API_TICKET_TTL_MS and one upgrade (ws_ticket.h). With no token configured
+ * neither is needed. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +26,7 @@
 #include "api/http_internal.h"
 #include "base/log.h"
 #include "base/sbuf.h"
+#include "api/ws_ticket.h"
 
 #define STREAM_PATH "/api/v1/events"
 
@@ -35,19 +41,43 @@ struct api_ws_client {
     struct api_ws_client *prev, *next;
 };
 
-static int since_from_args(struct lws *wsi, uint64_t *since)
+/* The value of query argument name= (the first one) copied to out: 1, or
+ * 0 when absent or longer than cap - 1 bytes. */
+static int query_arg(struct lws *wsi, const char *name, char *out, size_t cap)
 {
+    size_t nl = strlen(name);
     for (int i = 0; i < 64; i++) {
         char frag[128];
         int flen = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
         if (flen <= 0) break;
         if (flen >= (int)sizeof(frag)) continue;
         if (lws_hdr_copy_fragment(wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, i) < 0) break;
-        if (strncmp(frag, "since=", 6)) continue;
-        if (str_to_u64(str_from_cstr(frag + 6), UINT64_MAX, since)) return -1;
+        if (strncmp(frag, name, nl) || frag[nl] != '=') continue;
+        if (strlen(frag + nl + 1) >= cap) return 0;
+        memcpy(out, frag + nl + 1, strlen(frag + nl + 1) + 1);
         return 1;
     }
     return 0;
+}
+
+static int since_from_args(struct lws *wsi, uint64_t *since)
+{
+    char v[128];   /* as long as any fragment query_arg reads: a too long since is refused, not ignored */
+    if (!query_arg(wsi, "since", v, sizeof(v))) return 0;
+    return str_to_u64(str_from_cstr(v), UINT64_MAX, since) ? -1 : 1;
+}
+
+/* The upgrade's credential: the Bearer header, else a ticket, used up here
+ * (a ticket is tried only when the header does not do: a good header with
+ * a ticket leaves the ticket for its own use). */
+static bool upgrade_authorized(struct api_server *srv, struct lws *wsi, bool *had_ticket)
+{
+    char ticket[API_TICKET_TEXT + 2];
+    *had_ticket = false;
+    if (api_request_authorized(srv, wsi)) return true;
+    if (!srv->tickets || !query_arg(wsi, "ticket", ticket, sizeof(ticket))) return false;
+    *had_ticket = true;
+    return api_tickets_redeem(srv->tickets, uv_now(srv->loop), ticket, strlen(ticket)) == 1;
 }
 
 /* Answers a refused upgrade with a plain HTTP error so that clients learn
@@ -89,10 +119,14 @@ int api_ws_filter(struct api_server *srv, struct lws *wsi, struct api_session *s
         api_log_refusal(srv, "api: websocket upgrade for %s from %s refused: no such stream", uri, remote);
         return refuse_upgrade(srv, wsi, 404, "not-found", "no such stream");
     }
-    if (!api_request_authorized(srv, wsi)) {
-        api_log_refusal(srv, "api: websocket upgrade for %s from %s refused: unauthorized", uri, remote);
+    bool had_ticket;
+    if (!upgrade_authorized(srv, wsi, &had_ticket)) {
+        api_log_refusal(srv, "api: websocket upgrade for %s from %s refused: unauthorized (%s)", uri, remote,
+                        had_ticket ? "ticket unknown, used or expired" : "no valid token or ticket");
         return refuse_upgrade(srv, wsi, 401, "unauthorized",
-                              "a valid 'Authorization: Bearer <token>' header is required");
+                              had_ticket ? "the ticket is unknown, used or expired: ask POST /api/v1/events/ticket "
+                                           "for a new one"
+                                         : "a valid 'Authorization: Bearer <token>' header or ?ticket= is required");
     }
     int r = since_from_args(wsi, &ss->ws_since);
     if (r < 0) {
@@ -271,8 +305,48 @@ static void events_recent(struct api_request *req, void *user)
     sbuf_free(&out);
 }
 
+/* POST /api/v1/events/ticket: a single-use ticket for ?ticket= on the
+ * event stream's upgrade (authorized like every route). */
+static void events_ticket(struct api_request *req, void *user)
+{
+    struct api_server *srv = user;
+    char ticket[API_TICKET_TEXT + 1];
+    if (!srv->tickets || api_tickets_issue(srv->tickets, uv_now(srv->loop), ticket)) {
+        api_reply_error(req, 503, "unavailable", "no ticket can be issued now");
+        return;
+    }
+    api_reply_json(req, 200,
+                   json_pack("{s:s,s:i}", "ticket", ticket, "expires_in",
+                             (int)(api_tickets_ttl_ms(srv->tickets) / 1000)));
+}
+
+static void tickets_stats(json_t *stats, void *arg)
+{
+    struct api_server *srv = arg;
+    struct api_tickets_stats st;
+    if (!srv->tickets) return;
+    api_tickets_get_stats(srv->tickets, &st);
+    json_object_set_new(stats, "event_tickets",
+                        json_pack("{s:I,s:I,s:I,s:I,s:i}", "issued", (json_int_t)st.issued, "redeemed",
+                                  (json_int_t)st.redeemed, "refused", (json_int_t)st.refused, "evicted",
+                                  (json_int_t)st.evicted, "outstanding", (int)st.outstanding));
+}
+
 void api_stream_routes(struct api_server *srv)
 {
     api_route(srv, "GET", STREAM_PATH, events_plain, srv);
     api_route(srv, "GET", STREAM_PATH "/recent", events_recent, srv);
+    srv->tickets = api_tickets_new(API_TICKET_CAP, API_TICKET_TTL_MS);
+    if (!srv->tickets) {
+        log_warn("api: out of memory for the event stream's ticket table: browsers will poll");
+        return;
+    }
+    api_route(srv, "POST", STREAM_PATH "/ticket", events_ticket, srv);
+    api_stats_provider(srv, tickets_stats, srv);
+}
+
+void api_stream_free(struct api_server *srv)
+{
+    api_tickets_free(srv->tickets);
+    srv->tickets = NULL;
 }

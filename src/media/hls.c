@@ -35,6 +35,7 @@ struct gb_hls {
     uint64_t discontinuity_seq;
     uint64_t prev_pts, frame_len; /* 90 kHz */
     bool have_prev, pending_discontinuity;
+    bool ended;              /* gb_hls_end: the playlist is final */
     unsigned target_s;
     uint64_t dts; /* fMP4: decode time of the last frame, continuous (PTS steps, jumps smoothed) */
     gb_hls_segment_t *init;    /* fMP4 init segment, from the first usable key frame */
@@ -294,6 +295,7 @@ static int close_if_due(gb_hls_t *h, size_t len, bool key, bool jump)
 int gb_hls_push(gb_hls_t *h, const uint8_t *au, size_t len, uint64_t pts, bool key)
 {
     if (!au || len == 0) return -EINVAL;
+    if (h->ended) return -EPIPE;
     h->stats.frames_in++;
     pts &= HLS_PTS_MASK;
     bool jump;
@@ -350,6 +352,9 @@ int gb_hls_playlist(const gb_hls_t *h, sbuf_t *out)
                 fmp4 ? 7 : 3, h->target_s, (unsigned long long)ring_at(h, 0)->seq);
     if (h->discontinuity_seq)
         sbuf_printf(out, "#EXT-X-DISCONTINUITY-SEQUENCE:%llu\n", (unsigned long long)h->discontinuity_seq);
+    /* Ended with every segment since the first still held: the whole
+     * recording, which will not change any more (§4.3.3.5). */
+    if (h->ended && ring_at(h, 0)->seq == 0) sbuf_append_cstr(out, "#EXT-X-PLAYLIST-TYPE:VOD\n");
     sbuf_append_cstr(out, "#EXT-X-INDEPENDENT-SEGMENTS\n");
     if (fmp4) sbuf_printf(out, "#EXT-X-MAP:URI=\"%sinit.mp4\"\n", h->prefix);
     for (unsigned i = 0; i < h->count; i++) {
@@ -359,8 +364,31 @@ int gb_hls_playlist(const gb_hls_t *h, sbuf_t *out)
         sbuf_printf(out, "#EXTINF:%llu.%03u,\n%s%llu.%s\n", (unsigned long long)(ms / 1000), (unsigned)(ms % 1000),
                     h->prefix, (unsigned long long)s->seq, fmp4 ? "m4s" : "ts");
     }
+    if (h->ended) sbuf_append_cstr(out, "#EXT-X-ENDLIST\n");
     return out->failed ? -ENOMEM : (int)h->count;
 }
+
+int gb_hls_end(gb_hls_t *h)
+{
+    if (h->ended) return (int)h->count;
+    h->ended = true;
+    if (h->cur && h->cur->frames) {
+        /* Durations come from the next frame's PTS; the last frame has
+         * none, so it lasts as long as the one before it. */
+        h->cur->duration += h->frame_len;
+        if (h->nsamples) h->samples[h->nsamples - 1].duration += (uint32_t)h->frame_len;
+        segment_close(h, false);
+    } else if (h->cur) {
+        segment_abandon(h, 0);
+    }
+    if (h->spare) { /* nothing will be built any more */
+        gb_hls_segment_unref(h->spare);
+        h->spare = NULL;
+    }
+    return (int)h->count;
+}
+
+bool gb_hls_ended(const gb_hls_t *h) { return h->ended; }
 
 gb_hls_segment_t *gb_hls_segment_ref(gb_hls_t *h, uint64_t seq)
 {

@@ -105,14 +105,23 @@ enum {
 
 /* Feeds one access unit (Annex B). pts is 90 kHz (33 bits used); key is
  * the frame's IDR/IRAP flag (gb_ps_frame_t.key). Returns a GB_HLS_* value,
- * -EINVAL for an empty frame, -ENOMEM when a segment buffer could not grow
+ * -EINVAL for an empty frame, -EPIPE after gb_hls_end, -ENOMEM when a segment buffer could not grow
  * (the segment being built is then dropped and the next key frame starts
  * over). */
 int gb_hls_push(gb_hls_t *h, const uint8_t *au, size_t len, uint64_t pts, bool key);
 
 /* Appends the live media playlist to out. Returns the number of segments
- * listed (0: nothing to play yet — answer 404 or wait), or -ENOMEM. */
+ * listed (0: nothing to play yet — answer 404 or wait), or -ENOMEM. Once
+ * ended (gb_hls_end) it closes with EXT-X-ENDLIST, and says
+ * EXT-X-PLAYLIST-TYPE:VOD when the ring still holds every segment. */
 int gb_hls_playlist(const gb_hls_t *h, sbuf_t *out);
+
+/* The stream ended (a recording played to its end): the segment being
+ * built is completed (its last frame counted one frame length), and the
+ * playlist becomes final (RFC 8216 §4.3.3.4: no segment will be added).
+ * Later pushes return -EPIPE. Returns the segments held. Idempotent. */
+int gb_hls_end(gb_hls_t *h);
+bool gb_hls_ended(const gb_hls_t *h);
 
 /* The segment with this media sequence number, with a reference taken,
  * or NULL when it is not (or no longer) in the ring. */

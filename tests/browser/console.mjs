@@ -9,8 +9,10 @@
 // matches GET /gb/devices/{id}/channels (ids, names, nesting) and a PTZ
 // command from the pad is sent; the users page lists the registered user,
 // its user agent (a <script> text) shown as text, and adds a user from the
-// form; the events page shows gb.device.offline live once --kill-pid is
-// killed; the rooms and upstreams pages load; the language switch turns the
+// form; the device list's search finds --name-device by --name-search (its
+// DeviceInfo name); the events page says it is live over the WebSocket and
+// shows the event --event-cmd causes (--event-type naming --event-text)
+// while it is, then gb.device.offline live once --kill-pid is killed; the rooms and upstreams pages load; the language switch turns the
 // UI to Chinese. No dialog may open (an executed <script> would) and the CSP
 // must not refuse anything the page does. A PNG of every page goes to the
 // work dir.
@@ -26,6 +28,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { execFileSync } from 'node:child_process';
 
 import puppeteer from 'puppeteer-core';
 
@@ -45,6 +48,11 @@ try {
       'kill-pid': { type: 'string' },
       'kill-device': { type: 'string' },
       'sip-user': { type: 'string' },
+      'name-search': { type: 'string' },
+      'name-device': { type: 'string' },
+      'event-cmd': { type: 'string' },
+      'event-type': { type: 'string' },
+      'event-text': { type: 'string' },
       'add-user': { type: 'string', default: 'webuser' },
       'script-text': { type: 'string', default: '<script>alert(1)</script>' },
       timeout: { type: 'string', default: '30000' },
@@ -198,7 +206,19 @@ try {
   }), 'the search to narrow the list to one device');
   if (narrowed !== q) throw new Error(`search for ${q} showed ${narrowed}`);
   await page.evaluate(() => { const i = document.querySelector('#device-search'); i.value = ''; i.dispatchEvent(new Event('input')); });
-  step('devices', { online: devices, search: narrowed });
+  let byName = null;
+  if (opts['name-search']) {
+    // by name, in its own script (a substring, any case): the one device, its name shown
+    await page.type('#device-search', opts['name-search']);
+    byName = await until(() => page.evaluate(() => {
+      const rows = document.querySelectorAll('#device-list tbody tr');
+      return rows.length === 1 ? { id: rows[0].dataset.id, name: rows[0].querySelector('td.name').textContent } : false;
+    }), `the search by name "${opts['name-search']}" to narrow the list to one device`);
+    if (byName.id !== opts['name-device'] || !byName.name.toLowerCase().includes(opts['name-search'].toLowerCase()))
+      throw new Error(`search by name ${opts['name-search']} showed ${JSON.stringify(byName)}`);
+    await page.evaluate(() => { const i = document.querySelector('#device-search'); i.value = ''; i.dispatchEvent(new Event('input')); });
+  }
+  step('devices', { online: devices, search: narrowed, byName });
 
   current = 'catalog';
   const cdev = opts['catalog-device'] || devices[0];
@@ -238,6 +258,20 @@ try {
 
   current = 'events';
   await go('#/events', '#ev-table');
+  const mode = await until(() => page.$eval('#ev-conn', (e) => (e.dataset.mode === 'websocket' ? e.textContent : false)),
+    'the events page to say it is live over the WebSocket');
+  if (opts['event-cmd']) {
+    // While the socket is up the poller's events are not shown: this row came over it.
+    execFileSync('sh', ['-c', opts['event-cmd']], { stdio: ['ignore', 'ignore', 'inherit'] });
+    const row = await until(() => page.evaluate((ty, tx) => {
+      for (const tr of document.querySelectorAll(`#ev-body tr[data-type="${ty}"]`))
+        if (tr.querySelector('.details').textContent.includes(tx)) return tr.querySelector('.details').textContent;
+      return false;
+    }, opts['event-type'], opts['event-text']), `${opts['event-type']} for ${opts['event-text']} over the WebSocket`);
+    const still = await page.$eval('#ev-conn', (e) => e.dataset.mode);
+    if (still !== 'websocket') throw new Error(`the events page fell back to ${still}`);
+    step('events-ws', { indicator: mode, details: row });
+  }
   if (opts['kill-pid']) {
     process.kill(Number(opts['kill-pid']), 'SIGKILL');
     const dev = opts['kill-device'];

@@ -8,8 +8,10 @@
 # headers; then by the driver: a wrong token shows the sign-in again, the
 # overview shows the counts of /stats, the devices are listed online, a
 # device's tree matches its catalog, PTZ is sent, a user added from the page
-# appears in `cascadectl user list`, the events page shows gb.device.offline
-# live when the TCP gbsim is killed, no dialog opens and the CSP refuses
+# appears in `cascadectl user list`, the device list finds a device by its
+# DeviceInfo name, the events page is live over the WebSocket (a ticket from
+# POST /events/ticket) and shows the user.offline that `cascadectl reg kick`
+# causes, then gb.device.offline live when the TCP gbsim is killed, no dialog opens and the CSP refuses
 # nothing. Screenshots of every page are left in $WORK/browser (kept with
 # KEEP_WORK=1). Skipped (77) only when Chromium cannot start.
 source "$(dirname "$0")/lib.sh"
@@ -71,9 +73,47 @@ check "sipp registers alice (User-Agent: $SCRIPT)" \
 ua_is_script() { api GET '/registrations?user=alice' | jq -e --arg ua "$SCRIPT" '.registrations[0].user_agent == $ua'; }
 check "the registration carries that user agent" ua_is_script
 
+# ---- the event stream's tickets (curl's upgrade: 101 or a refusal) ----
+ws_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 2 -H 'Connection: Upgrade' -H 'Upgrade: websocket' \
+    -H 'Sec-WebSocket-Version: 13' -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' "$@" || true; }
+TICKET_JSON=$(api POST /events/ticket)
+TICKET=$(jq -r .ticket <<<"$TICKET_JSON")
+check "POST /events/ticket: a ticket of 32 hex digits, expires_in 30" \
+    jq_ok "$TICKET_JSON" '(.ticket | test("^[0-9a-f]{32}$")) and .expires_in == 30'
+check "POST /events/ticket without the token: 401" \
+    test "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$URL/api/v1/events/ticket")" = 401
+check "the event WebSocket opens with ?ticket= (101)" test "$(ws_code "$URL/api/v1/events?ticket=$TICKET")" = 101
+check "the same ticket a second time: 401" test "$(ws_code "$URL/api/v1/events?ticket=$TICKET")" = 401
+check "a made-up ticket: 401" test "$(ws_code "$URL/api/v1/events?ticket=0123456789abcdef0123456789abcdef")" = 401
+check "neither token nor ticket: 401" test "$(ws_code "$URL/api/v1/events")" = 401
+check "the Bearer header still opens it (101)" \
+    test "$(ws_code -H "Authorization: Bearer $API_TOKEN" "$URL/api/v1/events")" = 101
+check "the refusals are logged with the sender" grep -q 'websocket upgrade for /api/v1/events from 127.0.0.1 refused: unauthorized (ticket' "$WORK/n.log"
+check "/stats counts one ticket redeemed, two refused" \
+    jq_ok "$(api GET /stats)" '.event_tickets.redeemed == 1 and .event_tickets.refused == 2'
+
+# ---- device names (DeviceInfo) in the list, and ?q= ----
+check "DeviceInfo of $DEV_A2 answered" jq_ok "$(api POST /gb/devices/$DEV_A2/info)" '.device_name | length > 0'
+NAME_A2=$(api GET "/gb/devices/$DEV_A2" | jq -r .name)
+named_in_list() { api GET /gb/devices | jq -e --arg id "$DEV_A2" --arg n "$1" \
+    '[.devices[] | select(.id == $id and .name == $n and .manufacturer == "cascade-gbsim")] | length == 1' >/dev/null; }
+check "the device's name ($NAME_A2) is in its record and the list" named_in_list "$NAME_A2"
+QNAME=$(python3 -c 'import sys,urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$NAME_A2")
+check "GET /gb/devices?q=<its name>: that device alone" \
+    jq_ok "$(api GET "/gb/devices?q=$QNAME")" "[.devices[].id] == [\"$DEV_A2\"]"
+check "GET /gb/devices?q=132000000 (a part of the id): the two A devices" \
+    jq_ok "$(api GET '/gb/devices?q=132000000')" "[.devices[].id] == [\"$DEV_A1\", \"$DEV_A2\"]"
+check "GET /gb/devices?q=no-such: none" jq_ok "$(api GET '/gb/devices?q=no-such')" '.devices == []'
+check "GET /gb/devices?q= longer than 64 bytes: 400" \
+    test "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $API_TOKEN" \
+        "$URL/api/v1/gb/devices?q=$(printf 'x%.0s' $(seq 65))")" = 400
+
 # ---- the browser ----
 OUT=$WORK/console.out
+KICK="$CASCADECTL --url $URL --token $API_TOKEN reg kick alice"
 node "$DRIVER" --api "$URL" --token "$API_TOKEN" --devices "$DEV_A1,$DEV_A2,$DEV_B" --catalog-device $DEV_A1 \
+    --name-search "$NAME_A2" --name-device $DEV_A2 \
+    --event-cmd "$KICK" --event-type user.offline --event-text alice \
     --kill-pid $SIM_B --kill-device $DEV_B --sip-user alice --add-user webuser --script-text "$SCRIPT" \
     --timeout 30000 --workdir "$WORK/browser" >"$OUT" 2>"$WORK/console-driver.log" && rc=0 || rc=$?
 cat "$OUT"
@@ -90,7 +130,12 @@ check "the overview shows the counts of /stats (3 GB devices online)" step_ok ov
 check "the device list shows the gbsim devices online; the search narrows it" step_ok devices
 check "the device's tree matches its catalog; PTZ sent" step_ok catalog '.nodes == 3'
 check "the registration's <script> user agent shown as text" step_ok users '.registration.scripts == 0'
+check "the device list found $DEV_A2 by its name" step_ok devices ".byName.id == \"$DEV_A2\""
+check "the events page was live over the WebSocket and showed the user.offline of cascadectl reg kick" \
+    step_ok events-ws '.indicator | length > 0'
 check "the events page showed gb.device.offline live" step_ok events-live
+check "the page opened its socket with a ticket of its own (/stats: more than the one redeemed above)" \
+    jq_ok "$(api GET /stats)" '.event_tickets.redeemed >= 2'
 check "replay from seq 0" step_ok events-replay
 check "rooms, upstreams, language switch" step_ok language
 check "no dialog, nothing refused by the CSP, no page error" step_ok safety

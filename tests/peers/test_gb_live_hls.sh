@@ -11,6 +11,8 @@
 #    (reason idle);
 #  - refusals: an unknown segment or stream (404), no token (401);
 #  - a playback is watched through its own HLS playlist (ffprobe reads it);
+#    one that reaches the end of its recording ends its playlist
+#    (EXT-X-ENDLIST): ffmpeg reads it to the end and exits 0 by itself;
 #  - a first request abandoned while it waits, and a stop with HLS on.
 source "$(dirname "$0")/lib.sh"
 GBSIM=$BUILD_DIR/cascade-gbsim
@@ -123,6 +125,29 @@ check "a playback's answer names its HLS playlist, no WebRTC URL" \
     jq_ok "$PBJ" ".playback == true and .hls == \"$BASE/$PB/hls/index.m3u8\" and (has(\"webrtc\") | not)"
 check "ffprobe reads h264 320x240 from the playback's HLS playlist" test "$(probe "$PB_HLS" | cut -d, -f1-3)" = "h264,320,240"
 api DELETE "/gb/streams/$PB" >/dev/null
+
+# A playback that reaches the end of its recording (6 s; MediaStatus 121):
+# its playlist gets EXT-X-ENDLIST, so ffmpeg, reading from the first
+# segment, copies it to the end and exits 0 by itself; the final playlist
+# (VOD: every segment still held) is served after the stream stopped.
+PB=$(api POST "/gb/devices/$DEV/channels/$CH1/play" '{"start":"2026-12-01T10:00:00","end":"2026-12-01T10:00:06"}' |
+    jget 'd.get("stream_id","")')
+check "a 6 s playback started ($PB)" test -n "$PB"
+timeout 120 ffmpeg -nostdin -v error -headers "$AUTH"$'\r\n' -live_start_index 0 -i "$BASE/$PB/hls/index.m3u8" \
+    -c copy -f mpegts -y "$WORK/playback.ts" 2>"$WORK/ffmpeg-playback.log" && rc=0 || rc=$?
+check "ffmpeg read the playback's HLS to its end and exited 0 by itself (rc $rc)" test "$rc" = 0
+check "the stream stopped with reason media-end" wait_for 30 \
+    has_event "select(.type==\"gb.stream.stopped\" and .stream_id==\"$PB\" and .reason==\"media-end\")"
+frames() { ffprobe -v error -count_frames -select_streams v:0 -show_entries stream=nb_read_frames -of csv=p=0 "$1" | grep -m1 .; }
+NF=$(frames "$WORK/playback.ts")
+check "ffmpeg copied the whole recording, from its first frame ($NF frames; 6 s at 25 fps)" test "${NF:-0}" -ge 125
+curl -s -H "$AUTH" -o "$WORK/final.m3u8" "$BASE/$PB/hls/index.m3u8"
+check "after the end, the final playlist: VOD, from segment 0, EXT-X-ENDLIST last" bash -c \
+    'grep -q "^#EXT-X-PLAYLIST-TYPE:VOD" "$1" && grep -q "^#EXT-X-MEDIA-SEQUENCE:0" "$1" && tail -n1 "$1" | grep -qx "#EXT-X-ENDLIST"' \
+    _ "$WORK/final.m3u8"
+SEG0=$(grep -m1 -v '^#' "$WORK/final.m3u8")
+check "its segments are still served ($SEG0)" test "$(code "$BASE/$PB/hls/$SEG0")" = 200
+check "ffprobe reads the ended playback's playlist" test "$(probe "$BASE/$PB/hls/index.m3u8" | cut -d, -f1)" = h264
 
 # A player that gives up while its first request waits for the first
 # segment, then one that stays: answered; the daemon then stops with the HLS

@@ -1085,6 +1085,38 @@ static void test_ws_refused(void **state)
     call_free(&c);
 }
 
+/* A browser's way in: POST /events/ticket (authorized), then the upgrade
+ * with ?ticket= and no header. The ticket opens one stream, not a second. */
+static void test_ws_ticket_single_use(void **state)
+{
+    struct fixture *f = *state;
+    struct call c;
+    assert_int_equal(http(f, &c, "POST", "/api/v1/events/ticket", NULL, NULL), 401);
+    call_free(&c);
+    assert_int_equal(http(f, &c, "POST", "/api/v1/events/ticket", AUTH, NULL), 200);
+    char target[128];
+    snprintf(target, sizeof(target), "/api/v1/events?since=0&ticket=%s", jstr(c.json, "ticket"));
+    assert_int_equal(json_integer_value(json_object_get(c.json, "expires_in")), 30);
+    call_free(&c);
+    event_publish(f->bus, "user.online", fields("user", "alice"));
+    struct ws_run *w = ws_start(f, target, NULL, 1);
+    ws_finish(f, w);
+    assert_int_equal(w->rc, API_WS_STOPPED);
+    assert_int_equal(w->n, 1);
+    ws_free(w);
+    w = ws_start(f, target, NULL, 1);   /* used up */
+    ws_finish(f, w);
+    assert_int_equal(w->rc, API_WS_FAILED);
+    assert_non_null(strstr(w->err, "unauthorized"));
+    ws_free(w);
+    assert_int_equal(http(f, &c, "GET", "/api/v1/stats", AUTH, NULL), 200);
+    json_t *t = json_object_get(c.json, "event_tickets");
+    assert_int_equal(json_integer_value(json_object_get(t, "issued")), 1);
+    assert_int_equal(json_integer_value(json_object_get(t, "redeemed")), 1);
+    assert_int_equal(json_integer_value(json_object_get(t, "refused")), 1);
+    call_free(&c);
+}
+
 static void test_ws_slow_client_dropped(void **state)
 {
     struct fixture *f = *state;
@@ -1167,6 +1199,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ws_since_then_live, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ws_lost_notice_and_live_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ws_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ws_ticket_single_use, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ws_slow_client_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_recent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_access_without_token, setup, teardown),

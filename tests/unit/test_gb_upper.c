@@ -695,6 +695,51 @@ static void test_service_query_by_id(void **state)
     json_decref(r.body);
 }
 
+static size_t listed(struct gb_upper *g, const char *q)
+{
+    json_t *o = gb_devices_json_match(g, q);
+    size_t n = json_array_size(json_object_get(o, "devices"));
+    json_decref(o);
+    return n;
+}
+
+/* The device's name comes from its DeviceInfo answer (in its own script):
+ * the list shows it, and ?q= finds the device by a part of its id or of
+ * its name, ASCII letters in any case. */
+static void test_service_device_name_and_search(void **state)
+{
+    struct gbh *h = *state;
+    assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080), 200);
+    json_t *o = gb_upper_device_json(h->g, DEV);
+    assert_true(json_is_null(json_object_get(o, "name"))); /* no DeviceInfo yet */
+    json_decref(o);
+    assert_int_equal(listed(h->g, "gate"), 0);
+    struct result r = {.wt.done = on_done};
+    assert_int_equal(gb_upper_query(h->g, DEV, GB_Q_INFO, NULL, NULL, NULL, &r.wt), 0);
+    char body[512];
+    int n = snprintf(body, sizeof(body),
+                     "<?xml version=\"1.0\"?>\r\n<Response>\r\n<CmdType>DeviceInfo</CmdType>\r\n<SN>%u</SN>\r\n"
+                     "<DeviceID>%s</DeviceID>\r\n<DeviceName>Gate Cam 东门</DeviceName>\r\n<Result>OK</Result>\r\n"
+                     "<Manufacturer>Acme</Manufacturer>\r\n</Response>\r\n",
+                     last_sn(h), DEV);
+    assert_int_equal(gbh_message(h, DEV, body, (size_t)n, 5080), 200);
+    assert_int_equal(r.status, 200);
+    json_decref(r.body);
+    o = gb_devices_json(h->g);
+    json_t *d = json_array_get(json_object_get(o, "devices"), 0);
+    assert_string_equal(json_string_value(json_object_get(d, "name")), "Gate Cam 东门");
+    assert_string_equal(json_string_value(json_object_get(d, "manufacturer")), "Acme");
+    assert_true(json_is_null(json_object_get(d, "model")));
+    json_decref(o);
+    assert_int_equal(listed(h->g, NULL), 1);
+    assert_int_equal(listed(h->g, ""), 1);
+    assert_int_equal(listed(h->g, "gATE cAM"), 1);
+    assert_int_equal(listed(h->g, "东门"), 1);
+    assert_int_equal(listed(h->g, "1320000001"), 1);
+    assert_int_equal(listed(h->g, "Acme"), 0);   /* the manufacturer is not searched */
+    assert_int_equal(listed(h->g, "西门"), 0);
+}
+
 /* Without a loop the role has no media sockets: play is refused -ENOTSUP
  * (the route answers 500) and no INVITE is sent. */
 static void test_service_play_without_loop(void **state)
@@ -943,6 +988,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_service_unknown_device, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_device_json, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_query_by_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_device_name_and_search, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_play_without_loop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_unknown_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admission_refuses_new_registration, setup_gate, teardown),

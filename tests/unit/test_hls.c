@@ -143,6 +143,63 @@ static void test_segments_and_playlist(void **state)
     free(c.clip);
 }
 
+/* A recording that ends: the half-built segment is completed (its last
+ * frame lasting one frame length), the playlist closes with ENDLIST and,
+ * holding every segment since the first, says VOD; nothing more goes in. */
+static void test_end_makes_the_playlist_final(void **state)
+{
+    (void)state;
+    clip_t c;
+    load_clip(&c);
+    gb_hls_t *h = new_hls(0, 32, 0);
+    assert_int_equal(feed(h, &c, 0, 60, 0), 2); /* 2 s done, 10 frames being built */
+    assert_false(gb_hls_ended(h));
+    assert_int_equal(gb_hls_end(h), 3);
+    assert_true(gb_hls_ended(h));
+    assert_int_equal(gb_hls_end(h), 3); /* again: nothing changes */
+    gb_hls_segment_t *s = gb_hls_segment_ref(h, 2);
+    assert_non_null(s);
+    assert_int_equal(s->frames, 10);
+    assert_int_equal(s->duration, 10 * 3600);
+    assert_segment_starts_with_key(s);
+    gb_hls_segment_unref(s);
+    assert_int_equal(gb_hls_push(h, c.data[0], c.len[0], 60 * 3600, true), -EPIPE);
+    sbuf_t pl;
+    sbuf_init(&pl);
+    assert_int_equal(gb_hls_playlist(h, &pl), 3);
+    sbuf_append_char(&pl, '\0');
+    const char *want = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:0\n"
+                       "#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-INDEPENDENT-SEGMENTS\n"
+                       "#EXTINF:1.000,\ncam7-0.ts\n#EXTINF:1.000,\ncam7-1.ts\n#EXTINF:0.400,\ncam7-2.ts\n"
+                       "#EXT-X-ENDLIST\n";
+    assert_string_equal(pl.data, want);
+    sbuf_free(&pl);
+    gb_hls_free(h);
+
+    /* Some segments rotated out: final, but not the whole recording. */
+    h = new_hls(0, 3, 0);
+    assert_int_equal(feed(h, &c, 0, 150, 0), 5);
+    assert_int_equal(gb_hls_end(h), 3);
+    sbuf_init(&pl);
+    assert_int_equal(gb_hls_playlist(h, &pl), 3);
+    sbuf_append_char(&pl, '\0');
+    assert_null(strstr(pl.data, "PLAYLIST-TYPE"));
+    assert_non_null(strstr(pl.data, "#EXT-X-MEDIA-SEQUENCE:3\n"));
+    assert_non_null(strstr(pl.data, "cam7-5.ts\n#EXT-X-ENDLIST\n"));
+    sbuf_free(&pl);
+    gb_hls_free(h);
+
+    /* Ended before any key frame: nothing to list. */
+    h = new_hls(0, 0, 0);
+    assert_int_equal(feed(h, &c, 1, 20, 0), 0);
+    assert_int_equal(gb_hls_end(h), 0);
+    sbuf_init(&pl);
+    assert_int_equal(gb_hls_playlist(h, &pl), 0);
+    sbuf_free(&pl);
+    gb_hls_free(h);
+    free(c.clip);
+}
+
 /* Frames before the first key frame are dropped; a longer target takes
  * several GOPs; the target duration follows the longest segment. */
 static void test_start_and_target(void **state)
@@ -542,6 +599,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_segments_and_playlist),
         cmocka_unit_test(test_start_and_target),
+        cmocka_unit_test(test_end_makes_the_playlist_final),
         cmocka_unit_test(test_segment_outlives_rotation),
         cmocka_unit_test(test_no_key_frames_stay_bounded),
         cmocka_unit_test(test_pts_jump_and_wrap),

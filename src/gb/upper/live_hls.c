@@ -4,7 +4,7 @@
  * H.265) that every HLS viewer fetches.
  *
  * Lifetime: the state (struct gb_live_hls) is made by the first HLS request
- * of a stream, its segmenter by the first frame after that (the frame names
+ * of a live stream (by the first frame of a playback), its segmenter by the first frame after that (the frame names
  * the codec), and both are freed when the stream stops. A segment being sent
  * holds a reference of its own (gb_hls_segment_ref), so it outlives both.
  *
@@ -16,7 +16,17 @@
  *
  * The first playlist request of a stream that has no segment yet waits
  * (HLS_FIRST_WAIT_MS at most) for the first one: a playlist without
- * segments makes ffmpeg and hls.js give up instead of reloading. */
+ * segments makes ffmpeg and hls.js give up instead of reloading.
+ *
+ * A playback that reaches the end of its recording (media-end: MediaStatus
+ * 121) outlives its stream: the segmenter completes its last segment and
+ * its playlist gets EXT-X-ENDLIST (media/hls.h, gb_hls_end), so players
+ * read to the end and stop instead of reloading a playlist that is gone.
+ * The ended state leaves the stream for g->hls_ended (by sid, at most
+ * HLS_ENDED_MAX, the oldest goes first) and is freed HLS_ENDED_LINGER_MS
+ * later. A playback keeps more segments (GB_HLS_RING_MAX) than a live
+ * stream, so that a player behind the live edge still finds them. Viewers
+ * of an ended playlist are not counted: the stream is gone. */
 #include "gb/upper/upper_int.h"
 
 #include <errno.h>
@@ -32,6 +42,8 @@
 #define HLS_ACTIVE_TARGETS 3      /* a client counts as a viewer this many target durations after a request */
 #define HLS_CLIENTS_MAX 512       /* viewers tracked per stream; more are served but not counted */
 #define HLS_FRAME_STEP 3600       /* 90 kHz: a frame without a PTS is placed 40 ms after the last */
+#define HLS_ENDED_MAX 8           /* ended playbacks' playlists held at once */
+#define HLS_ENDED_LINGER_MS 60000 /* ... each this long after its recording ended */
 
 struct hls_client {
     uint64_t key;                 /* FNV-1a of the client's key string */
@@ -39,7 +51,10 @@ struct hls_client {
 };
 
 struct gb_live_hls {
-    struct gb_stream *s;
+    struct gb_stream *s;          /* NULL once ended (on g->hls_ended) */
+    struct gb_upper *g;
+    char sid[GB_SSRC_LEN + 1];
+    struct gb_live_hls *ended_next; /* g->hls_ended, newest first */
     gb_hls_t *hls;                /* NULL until the first frame names the codec */
     gb_hls_format_t format;
     bool broken;                  /* the segmenter could not be made: not tried again (one log line) */
@@ -75,8 +90,9 @@ static void sweep_arm(struct gb_live_hls *lh)
 /* A request of this client: it joins unless it was seen recently. */
 static void client_touch(struct gb_live_hls *lh, const char *key)
 {
-    uint64_t k = key_hash(key ? key : ""), now = gb_now(lh->s->g);
     lh->requests++;
+    if (!lh->s) return; /* ended: no stream to keep alive */
+    uint64_t k = key_hash(key ? key : ""), now = gb_now(lh->s->g);
     for (unsigned i = 0; i < lh->nclients; i++)
         if (lh->clients[i].key == k) {
             lh->clients[i].last_seen = now;
@@ -124,6 +140,8 @@ static struct gb_live_hls *hls_get(struct gb_stream *s)
     struct gb_live_hls *lh = calloc(1, sizeof(*lh));
     if (!lh) return NULL;
     lh->s = s;
+    lh->g = s->g;
+    snprintf(lh->sid, sizeof(lh->sid), "%s", s->sid);
     timer_node_init(&lh->sweep);
     s->live_hls = lh;
     return lh;
@@ -138,7 +156,7 @@ static bool segmenter_start(struct gb_live_hls *lh, gb_codec_t codec)
     gb_hls_cfg_t cfg = {.codec = codec == GB_CODEC_H265 ? GB_CODEC_H265 : GB_CODEC_H264,
                         .format = lh->format,
                         .target_ms = HLS_TARGET_MS,
-                        .ring = HLS_RING,
+                        .ring = lh->s->playback ? GB_HLS_RING_MAX : HLS_RING,
                         .uri_prefix = "",
                         .name = name};
     lh->hls = gb_hls_new(&cfg);
@@ -153,6 +171,10 @@ static bool segmenter_start(struct gb_live_hls *lh, gb_codec_t codec)
 void gb_live_hls_on_frame(struct gb_stream *s, const gb_ps_frame_t *f)
 {
     struct gb_live_hls *lh = s->live_hls;
+    /* A live stream is segmented from its first HLS request on; a playback
+     * from its first frame, so that its playlist holds the recording from
+     * the start (a player that comes a little late still reads all of it). */
+    if (!lh && s->playback && f->len) lh = hls_get(s);
     if (!lh || !f->len) return; /* no HLS request yet: nothing to segment */
     /* The codec comes with the PSM, ahead of key frames: a frame before
      * either would be dropped anyway (a segment opens at a key frame). */
@@ -164,19 +186,90 @@ void gb_live_hls_on_frame(struct gb_stream *s, const gb_ps_frame_t *f)
     if (rc == GB_HLS_SEGMENT_DONE && lh->waiters) gb_waiters_done(&lh->waiters, 200, NULL);
 }
 
+static void hls_free(struct gb_live_hls *lh)
+{
+    gb_hls_free(lh->hls);
+    free(lh);
+}
+
+static void ended_unlink(struct gb_upper *g, struct gb_live_hls *lh)
+{
+    for (struct gb_live_hls **p = &g->hls_ended; *p; p = &(*p)->ended_next)
+        if (*p == lh) {
+            *p = lh->ended_next;
+            g->hls_ended_count--;
+            timer_stop(g->timers, &lh->sweep);
+            return;
+        }
+}
+
+static void ended_timer(struct timer_node *n, uint64_t now)
+{
+    (void)now;
+    struct gb_live_hls *lh = container_of(n, struct gb_live_hls, sweep);
+    log_info("gb stream %s: the final HLS playlist of the ended playback is gone", lh->sid);
+    ended_unlink(lh->g, lh);
+    hls_free(lh);
+}
+
+static struct gb_live_hls *ended_find(struct gb_upper *g, const char *sid)
+{
+    for (struct gb_live_hls *lh = g->hls_ended; lh; lh = lh->ended_next)
+        if (!strcmp(lh->sid, sid)) return lh;
+    return NULL;
+}
+
+/* The playback's recording ended: its playlist is made final and kept. */
+static void ended_keep(struct gb_upper *g, struct gb_live_hls *lh)
+{
+    struct gb_live_hls *old = ended_find(g, lh->sid); /* an earlier stream with the same SSRC */
+    if (old) {
+        ended_unlink(g, old);
+        hls_free(old);
+    }
+    if (g->hls_ended_count == HLS_ENDED_MAX) {
+        struct gb_live_hls *last = g->hls_ended;
+        while (last->ended_next) last = last->ended_next;
+        ended_unlink(g, last);
+        hls_free(last);
+    }
+    lh->s = NULL;
+    lh->nclients = 0;
+    lh->ended_next = g->hls_ended;
+    g->hls_ended = lh;
+    g->hls_ended_count++;
+    timer_start(g->timers, &lh->sweep, gb_now(g) + HLS_ENDED_LINGER_MS, ended_timer);
+    log_info("gb stream %s: recording ended; its final HLS playlist (%d segments, EXT-X-ENDLIST) is served for %u s",
+             lh->sid, gb_hls_end(lh->hls), HLS_ENDED_LINGER_MS / 1000);
+}
+
 /* The stream stops: waiting requests end, the segmenter goes (segments
- * being sent keep their own reference). No viewer.left: the stream is gone
- * and its idle timer must stay stopped. */
+ * being sent keep their own reference), unless a playback's recording
+ * ended: then the playlist becomes final and stays a while. No viewer.left:
+ * the stream is gone and its idle timer must stay stopped. */
 void gb_live_hls_on_stream_end(struct gb_stream *s, const char *reason)
 {
     struct gb_live_hls *lh = s->live_hls;
     if (!lh) return;
     s->live_hls = NULL;
     timer_stop(s->g->timers, &lh->sweep);
+    if (s->playback && !strcmp(reason, "media-end") && lh->hls && gb_hls_end(lh->hls) > 0) {
+        ended_keep(s->g, lh);
+        if (lh->waiters) gb_waiters_done(&lh->waiters, 200, NULL); /* they read the final playlist */
+        return;
+    }
     if (lh->waiters)
         gb_waiters_done(&lh->waiters, 404, gb_error_json("stream-stopped", "stream %s stopped (%s)", s->sid, reason));
-    gb_hls_free(lh->hls);
-    free(lh);
+    hls_free(lh);
+}
+
+void gb_live_hls_free_ended(struct gb_upper *g)
+{
+    while (g->hls_ended) {
+        struct gb_live_hls *lh = g->hls_ended;
+        ended_unlink(g, lh);
+        hls_free(lh);
+    }
 }
 
 void gb_live_hls_json(const struct gb_stream *s, json_t *o)
@@ -197,8 +290,9 @@ static struct gb_live_hls *hls_lookup(struct gb_upper *g, const char *sid, bool 
 {
     struct gb_stream *s = sid ? gb_stream_find(g, sid) : NULL;
     if (!s || s->state == GB_STREAM_STOPPED) {
-        *err = -ENOENT;
-        return NULL;
+        struct gb_live_hls *ended = sid ? ended_find(g, sid) : NULL;
+        if (!ended) *err = -ENOENT;
+        return ended;
     }
     /* A playback is segmented too, for whoever started it (see live.c). */
     struct gb_live_hls *lh = make ? hls_get(s) : s->live_hls;

@@ -23,6 +23,7 @@
 #include "gb/upper/upper_int.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -270,6 +271,13 @@ static json_t *time_or_null(int64_t ms)
     return t[0] ? json_string(t) : json_null();
 }
 
+/* A member of the last DeviceInfo answer, or null (none yet, or empty). */
+static json_t *info_or_null(const struct gb_device *d, const char *key)
+{
+    const char *v = gb_device_info_str(d, key);
+    return v ? json_string(v) : json_null();
+}
+
 json_t *gb_device_json(struct gb_upper *g, struct gb_device *d, bool full)
 {
     (void)g;
@@ -277,6 +285,11 @@ json_t *gb_device_json(struct gb_upper *g, struct gb_device *d, bool full)
     device_remote_text(d, remote, sizeof(remote));
     json_t *o = json_object();
     json_object_set_new(o, "id", json_string(d->id));
+    /* The device names itself only in its DeviceInfo answer (§A.2.6.6; kept
+     * in the store): null until one came. */
+    json_object_set_new(o, "name", info_or_null(d, "device_name"));
+    json_object_set_new(o, "manufacturer", info_or_null(d, "manufacturer"));
+    json_object_set_new(o, "model", info_or_null(d, "model"));
     json_object_set_new(o, "online", json_boolean(d->online));
     json_object_set_new(o, "remote", remote[0] ? json_string(remote) : json_null());
     json_object_set_new(o, "transport", d->addr.sa.sa_family ? json_string(sip_transport_param(d->proto))
@@ -298,7 +311,33 @@ json_t *gb_device_json(struct gb_upper *g, struct gb_device *d, bool full)
     return o;
 }
 
-static void collect_device(struct gb_device *d, void *arg) { json_array_append_new(arg, gb_device_json(d->g, d, false)); }
+struct device_filter {
+    json_t *arr;
+    const char *q;    /* NULL: every device */
+};
+
+/* needle (already lower case) in hay, ASCII letters folded: names in other
+ * scripts (Chinese) have no case and match byte for byte. */
+static bool contains_folded(const char *hay, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (; *hay; hay++) {
+        size_t i = 0;
+        while (i < n && hay[i] && (char)tolower((unsigned char)hay[i]) == needle[i]) i++;
+        if (i == n) return true;
+    }
+    return !n;
+}
+
+static void collect_device(struct gb_device *d, void *arg)
+{
+    struct device_filter *f = arg;
+    if (f->q) {
+        const char *name = gb_device_info_str(d, "device_name");
+        if (!contains_folded(d->id, f->q) && !(name && contains_folded(name, f->q))) return;
+    }
+    json_array_append_new(f->arr, gb_device_json(d->g, d, false));
+}
 
 static int cmp_id(const void *a, const void *b)
 {
@@ -307,10 +346,21 @@ static int cmp_id(const void *a, const void *b)
     return strcmp(x ? x : "", y ? y : "");
 }
 
-json_t *gb_devices_json(struct gb_upper *g)
+json_t *gb_devices_json(struct gb_upper *g) { return gb_devices_json_match(g, NULL); }
+
+json_t *gb_devices_json_match(struct gb_upper *g, const char *q)
 {
+    char folded[GB_DEVICES_QUERY_MAX + 1];
     json_t *arr = json_array();
-    gb_device_foreach(g, collect_device, arr);
+    struct device_filter f = {.arr = arr, .q = NULL};
+    if (q && *q) {
+        size_t n = strnlen(q, GB_DEVICES_QUERY_MAX + 1);
+        if (n > GB_DEVICES_QUERY_MAX) n = GB_DEVICES_QUERY_MAX; /* the route refuses longer ones */
+        for (size_t i = 0; i < n; i++) folded[i] = (char)tolower((unsigned char)q[i]);
+        folded[n] = '\0';
+        f.q = folded;
+    }
+    gb_device_foreach(g, collect_device, &f);
     /* Stable order for people and tests. */
     size_t n = json_array_size(arr);
     json_t **v = malloc((n ? n : 1) * sizeof(*v));
@@ -1075,6 +1125,7 @@ void gb_upper_free(struct gb_upper *g)
 {
     if (!g) return;
     gb_streams_stop_all(g, "shutdown");
+    gb_live_hls_free_ended(g);
     gb_device_foreach(g, free_device, NULL);
     gb_catq_free(g);
     htable_free(&g->devices);

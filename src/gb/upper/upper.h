@@ -113,6 +113,11 @@ enum gb_query_kind { GB_Q_CATALOG = 0, GB_Q_INFO, GB_Q_STATUS, GB_Q_RECORDS };
 /* Queries: new JSON (NULL: no such device or stream, or no memory). */
 bool gb_upper_has_device(struct gb_upper *g, const char *id);
 json_t *gb_devices_json(struct gb_upper *g);
+/* {"devices":[...]} of the devices whose id or name (DeviceInfo's) holds q,
+ * ASCII case folded; q NULL or "" lists every one. Only the first
+ * GB_DEVICES_QUERY_MAX bytes of q count. */
+#define GB_DEVICES_QUERY_MAX 64
+json_t *gb_devices_json_match(struct gb_upper *g, const char *q);
 json_t *gb_upper_device_json(struct gb_upper *g, const char *id);   /* the full record */
 json_t *gb_upper_channels_json(struct gb_upper *g, const char *id); /* the channel tree */
 json_t *gb_upper_streams_json(struct gb_upper *g);

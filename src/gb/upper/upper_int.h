@@ -213,6 +213,7 @@ void gb_live_learn(struct gb_stream *s, const gb_ps_frame_t *f);
 void gb_live_hls_on_frame(struct gb_stream *s, const gb_ps_frame_t *f);
 void gb_live_hls_on_stream_end(struct gb_stream *s, const char *reason);
 void gb_live_hls_json(const struct gb_stream *s, json_t *o);
+void gb_live_hls_free_ended(struct gb_upper *g);   /* gb_upper_free */
 /* live_rtc.c — the WebRTC output: every frame (codec learnt, the source
  * fed while it exists), the stream's end (the source and its viewers go). */
 void gb_live_rtc_on_frame(struct gb_stream *s, const gb_ps_frame_t *f);
@@ -261,6 +262,8 @@ struct gb_upper {
     uint64_t auth_nonce;          /* hash of the nonce check_auth just accepted (0 none) */
     struct log_ratelimit refusal_rl; /* gb_log_refusal: one key for all the role's refusal lines */
     struct gb_catq catq;
+    struct gb_live_hls *hls_ended; /* live_hls.c: ended playbacks' final playlists, a while */
+    unsigned hls_ended_count;
 };
 
 /* upper.c */
