@@ -256,8 +256,8 @@ static void add_webrtc_url(const char *host, const char *sid, json_t *body)
     json_object_set_new(body, "webrtc", json_string(url));
 }
 
-/* webrtc: a playback has no WebRTC output (live_rtc.c says why). */
-static void add_output_urls(struct api_request *req, json_t *body, bool webrtc)
+/* The URLs of a stream's outputs: FLV, HLS and WHEP. */
+static void add_output_urls(struct api_request *req, json_t *body)
 {
     const char *sid = json_string_value(json_object_get(body, "stream_id"));
     const char *host = api_header(req, "host");
@@ -268,15 +268,15 @@ static void add_output_urls(struct api_request *req, json_t *body, bool webrtc)
     snprintf(url, sizeof(url), "%s%s/api/v1/gb/streams/%s/hls/index.m3u8", host ? "http://" : "", host ? host : "",
              sid);
     json_object_set_new(body, "hls", json_string(url));
-    if (webrtc) add_webrtc_url(host, sid, body);
+    add_webrtc_url(host, sid, body);
 }
 
-static void add_live_urls(struct api_request *req, json_t *body) { add_output_urls(req, body, true); }
+static void add_live_urls(struct api_request *req, json_t *body) { add_output_urls(req, body); }
 
 static void playback_done(struct gb_waiter *wt, int status, json_t *body)
 {
     struct api_wait *a = (struct api_wait *)wt;
-    if (status == 200) add_output_urls(a->req, body, false);
+    if (status == 200) add_output_urls(a->req, body); /* a playback's WHEP takes one viewer (409 viewer-taken) */
     api_reply_json(a->req, status, body);
     free(a);
 }
@@ -594,7 +594,7 @@ static void whep_error(struct api_request *req, int rc, const char *why)
     switch (rc) {
     case -ENOENT: status = 404, code = "not-found"; break;
     case -EPROTONOSUPPORT: status = 415, code = "unsupported-codec"; break;
-    case -EPERM: status = 409, code = "not-live"; break;
+    case -EPERM: status = 409, code = "viewer-taken"; break;
     case -EINVAL: status = 400, code = "bad-offer"; break;
     case -ENOTSUP: status = 400, code = "unsupported-offer"; break;
     case -ENOSPC:

@@ -633,8 +633,9 @@ static int udp_send_now(struct listener *l, const struct transport_dest *d, cons
  * its trip through the hypervisor) weighs more than building the message.
  * Responses are therefore held until the loop turn's callbacks are done and
  * leave in one sendmmsg per socket, in the order they were made. Requests
- * are sent at once: a client transaction reports a send error as 503 at
- * once, which a batch could not tell it. A response's send error is counted
+ * are sent at once, after what the batch holds (the order of everything we
+ * send is kept): a client transaction reports a send error as 503 at once,
+ * which a batch could not tell it. A response's send error is counted
  * and logged at the flush (the server transaction cannot act on it). */
 static socklen_t addr_len(const struct sockaddr_storage *a)
 {
@@ -717,7 +718,11 @@ static int udp_send(struct transport *t, const struct transport_dest *d, const v
     struct listener *l = udp_pick(t, d);
     if (!l) return UV_EAFNOSUPPORT;
     struct udp_batch *b = t->batch;
-    if (!is_response(data, len) || len > UDP_BATCH_BYTES) return udp_send_now(l, d, data, len);
+    if (!is_response(data, len) || len > UDP_BATCH_BYTES) {
+        /* What was made before leaves before it: a NOTIFY must not pass the 200 of its SUBSCRIBE. */
+        udp_batch_flush(t);
+        return udp_send_now(l, d, data, len);
+    }
     if (b->n == UDP_BATCH_MAX || len > UDP_BATCH_BYTES - b->used) udp_batch_flush(t);
     struct udp_batch_entry *e = &b->e[b->n++];
     e->l = l;

@@ -122,6 +122,7 @@ static void defaults_before_tables(struct config *c)
     c->gb.media_port_min = 30000;
     c->gb.media_port_max = 30999;
     c->gb.catalog_on_register = true;
+    c->gb.info_on_register = true;
     c->gb.catalog_concurrency = 32;
     overload_config_default(&c->overload);
     c->media.enabled = MEDIA_ENABLED_AUTO;

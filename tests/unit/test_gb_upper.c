@@ -41,12 +41,17 @@ static void allow_unknown_qop(struct gb_config *gb)
 }
 static int setup_allow_unknown_qop(void **state) { return setup_with(state, allow_unknown_qop); }
 
-static void catalog_on_register(struct gb_config *gb) { gb->catalog_on_register = true; }
+static void catalog_on_register(struct gb_config *gb)
+{
+    gb->catalog_on_register = true;
+    gb->info_on_register = true;
+}
 static int setup_catalog_on_register(void **state) { return setup_with(state, catalog_on_register); }
 
 static void catalog_one_slot(struct gb_config *gb)
 {
     gb->catalog_on_register = true;
+    gb->info_on_register = false; /* the catalog queue alone */
     gb->catalog_concurrency = 1;
 }
 static int setup_catalog_one_slot(void **state) { return setup_with(state, catalog_one_slot); }
@@ -415,16 +420,20 @@ static void test_catalog_on_register(void **state)
     gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080);
     assert_true(online(h, DEV));
     /* 401, 200, then (from the catalog queue, on the next timer run) the
-     * Query/Catalog MESSAGE to where the device registered from. */
+     * Query/Catalog MESSAGE to where the device registered from, and its
+     * DeviceInfo (no name is known for it yet). */
     assert_int_equal(h->nsent, before + 2);
     gbh_advance(h, 0);
-    assert_int_equal(h->nsent, before + 3);
+    assert_int_equal(h->nsent, before + 4);
+    const char *catq = h->sent[(h->nsent - 2) % GBH_KEEP];
+    assert_non_null(strstr(catq, "MESSAGE sip:" DEV "@192.0.2.9:5080 SIP/2.0"));
+    assert_non_null(strstr(catq, "<CmdType>Catalog</CmdType>"));
+    assert_non_null(strstr(catq, "From: <sip:34020000002000000001@3402000000>;tag="));
     assert_non_null(strstr(gbh_last(h), "MESSAGE sip:" DEV "@192.0.2.9:5080 SIP/2.0"));
-    assert_non_null(strstr(gbh_last(h), "<CmdType>Catalog</CmdType>"));
-    assert_non_null(strstr(gbh_last(h), "From: <sip:34020000002000000001@3402000000>;tag="));
+    assert_non_null(strstr(gbh_last(h), "<CmdType>DeviceInfo</CmdType>"));
     struct gb_upper_stats st;
     gb_upper_get_stats(h->g, &st);
-    assert_int_equal(st.pending_queries, 1);
+    assert_int_equal(st.pending_queries, 2);
     /* A refresh while online sends no new query. */
     gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080);
     assert_int_equal(gbh_last_status(h), 200);

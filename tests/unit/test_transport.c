@@ -493,16 +493,17 @@ static void test_udp_responses_batched_requests_immediate(void **state)
     assert_int_equal(transport_send(n->t, &d, resp, strlen(resp)), 0);
     char buf[2048];
     assert_true(recv(fd, buf, sizeof(buf), MSG_DONTWAIT) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
-    /* ... and a request does not. */
+    /* ... and a request does not, but leaves after the response made before it (the order is kept). */
     const char *req = REQ_HEAD("SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKnow") "Content-Length: 0\r\n\r\n";
     assert_int_equal(transport_send(n->t, &d, req, strlen(req)), 0);
     ssize_t r = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
     assert_true(r > 0);
     buf[r] = '\0';
-    assert_non_null(strstr(buf, "OPTIONS sip:"));
-    r = peer_recv(x, fd, buf, sizeof(buf), 2000);
-    assert_true(r > 0);
     assert_non_null(strstr(buf, "Call-ID: late"));
+    r = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+    assert_true(r > 0);
+    buf[r] = '\0';
+    assert_non_null(strstr(buf, "OPTIONS sip:"));
     close(fd);
 }
 

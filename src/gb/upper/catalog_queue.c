@@ -82,6 +82,12 @@ static void catq_timer(struct timer_node *n, uint64_t now)
         q->starting = false;
         if (rc == 0) q->started++;
         else log_debug("gb: catalog query to %s not started (%d)", id, rc);
+        /* The device names itself only in a DeviceInfo answer: ask once, while no name is known (it is kept in
+         * the store, so a device that registers again is not asked again). Not counted in flight: it is one
+         * short answer. */
+        if (rc == 0 && g->cfg.info_on_register && !gb_device_info_str(d, "device_name") &&
+            gb_query_start(g, d, GB_Q_INFO, NULL, NULL, NULL, NULL) != 0)
+            log_debug("gb: DeviceInfo query to %s not started", id);
     }
     if (!q->count && q->cap > 1024) {
         /* The storm is over: give back the ring it grew (20 B a device). */

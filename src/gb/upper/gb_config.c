@@ -22,6 +22,8 @@ static const struct config_key keys[] = {
     {"media_ports", CONFIG_PORT_RANGE, CONFIG_FIELD(struct gb_config, media_port_min), "30000-30999", 1, 65535, NULL,
      offsetof(struct gb_config, media_port_max), "RTP ports for the streams we receive"},
     KEY("catalog_on_register", CONFIG_BOOL, catalog_on_register, "yes", 0, 0, "query a device's catalog when it registers"),
+    KEY("info_on_register", CONFIG_BOOL, info_on_register, "yes", 0, 0,
+        "with the catalog query on register, also ask DeviceInfo (name, maker, model) while none is known for the device"),
     KEY("catalog_concurrency", CONFIG_INT, catalog_concurrency, "32", 1, 10000,
         "catalog-on-register queries in flight at once; the rest wait in a queue"),
     KEY("qop", CONFIG_BOOL, qop, "no", 0, 0, "offer qop=auth in challenges; many devices need the legacy no-qop digest"),

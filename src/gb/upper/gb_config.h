@@ -17,6 +17,7 @@ struct gb_config { /* [gb] — GB28181 upper role */
     char media_ip[64];
     uint16_t media_port_min, media_port_max;
     bool catalog_on_register;
+    bool info_on_register;           /* with the catalog query: DeviceInfo when no name is known yet */
     int catalog_concurrency;         /* catalog-on-register queries in flight at once (1..10000, default 32) */
     bool qop;                        /* offer qop=auth in challenges */
     char default_media[512];         /* lower role: H.264 file for channels naming none ("" = built-in clip) */
