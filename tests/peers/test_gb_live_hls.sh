@@ -40,7 +40,7 @@ AUTH="Authorization: Bearer $API_TOKEN"
 BASE="http://127.0.0.1:$API_PORT/api/v1/gb/streams"
 probe() { # probe URL: codec,width,height,rate of the first video stream (HLS lists it under its program too)
     timeout 60 ffprobe -v error -headers "$AUTH"$'\r\n' -select_streams v:0 \
-        -show_entries stream=codec_name,width,height,r_frame_rate -of csv=p=0 "$1" | grep -m1 .
+        -show_entries stream=codec_name,width,height,r_frame_rate -of csv=p=0 "$1" | awk 'NF && !n++'
 }
 invites() { grep -c "INVITE for $1: " "$WORK/gbsim.log" || true; }
 code() { curl -s -o /dev/null -w '%{http_code}' -H "$AUTH" "$1"; }
@@ -71,7 +71,7 @@ SEG=$(grep -E '^[0-9]+\.ts$' "$WORK/pl.m3u8" | tail -1 || true)
 curl -s -D "$WORK/seg.hdr" -H "$AUTH" -o "$WORK/seg.ts" "$BASE/$SID/hls/$SEG"
 check "a segment is video/mp2t" grep -qi '^content-type: video/mp2t' "$WORK/seg.hdr"
 check "a segment's first packet is a key frame" \
-    test "$(ffprobe -v error -select_streams v:0 -show_packets -show_entries packet=flags -of csv=p=0 "$WORK/seg.ts" | head -1 | cut -c1)" = K
+    test "$(ffprobe -v error -select_streams v:0 -show_packets -show_entries packet=flags -of csv=p=0 "$WORK/seg.ts" | awk '!n++' | cut -c1)" = K
 durations_ok() { # every EXTINF between 0.5 and 2.5 s
     grep '^#EXTINF:' "$WORK/pl.m3u8" | sed 's/#EXTINF:\([0-9.]*\),.*/\1/' |
         awk 'BEGIN{n=0} {n++; if ($1 < 0.5 || $1 > 2.5) bad=1} END{exit (bad || n == 0)}'
@@ -121,8 +121,8 @@ check "the stopped stream's playlist: 404" test "$(code "$URL")" = 404
 PBJ=$(api POST "/gb/devices/$DEV/channels/$CH1/play" '{"start":"2026-12-01T10:00:00","end":"2026-12-01T10:10:00"}')
 PB=$(echo "$PBJ" | jget 'd.get("stream_id","")')
 PB_HLS=$(echo "$PBJ" | jget 'd.get("hls","")')
-check "a playback's answer names its HLS playlist, no WebRTC URL" \
-    jq_ok "$PBJ" ".playback == true and .hls == \"$BASE/$PB/hls/index.m3u8\" and (has(\"webrtc\") | not)"
+check "a playback's answer names its HLS playlist and its WHEP URL" \
+    jq_ok "$PBJ" ".playback == true and .hls == \"$BASE/$PB/hls/index.m3u8\" and .webrtc == \"$BASE/$PB/whep\""
 check "ffprobe reads h264 320x240 from the playback's HLS playlist" test "$(probe "$PB_HLS" | cut -d, -f1-3)" = "h264,320,240"
 api DELETE "/gb/streams/$PB" >/dev/null
 
@@ -138,7 +138,7 @@ timeout 120 ffmpeg -nostdin -v error -headers "$AUTH"$'\r\n' -live_start_index 0
 check "ffmpeg read the playback's HLS to its end and exited 0 by itself (rc $rc)" test "$rc" = 0
 check "the stream stopped with reason media-end" wait_for 30 \
     has_event "select(.type==\"gb.stream.stopped\" and .stream_id==\"$PB\" and .reason==\"media-end\")"
-frames() { ffprobe -v error -count_frames -select_streams v:0 -show_entries stream=nb_read_frames -of csv=p=0 "$1" | grep -m1 .; }
+frames() { ffprobe -v error -count_frames -select_streams v:0 -show_entries stream=nb_read_frames -of csv=p=0 "$1" | awk 'NF && !n++'; }
 NF=$(frames "$WORK/playback.ts")
 check "ffmpeg copied the whole recording, from its first frame ($NF frames; 6 s at 25 fps)" test "${NF:-0}" -ge 125
 curl -s -H "$AUTH" -o "$WORK/final.m3u8" "$BASE/$PB/hls/index.m3u8"
