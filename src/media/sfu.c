@@ -1159,6 +1159,31 @@ static int publisher_from_offer(struct sfu *s, const char *room, const char *off
     return 0;
 }
 
+/* A viewing peer for room from an offer, on publisher pub's streams: the
+ * offer read, the answer made (*ans_out, its candidates in cands/local, which
+ * the caller writes out later). The caller binds the streams
+ * (viewer_attach with *ans_out) once the peer is indexed. 0, or a negative
+ * errno with *why; either way *p_out, *off_out and *ans_out are the caller's
+ * to keep or discard (peer_discard, free). */
+static int viewer_from_offer(struct sfu *s, const char *room, const struct sfu_peer *pub, const char *offer,
+                             size_t offer_len, struct wsdp_candidate cands[WSDP_MAX_CANDIDATES],
+                             struct wsdp_local *local, struct sfu_peer **p_out, struct wsdp_session **off_out,
+                             struct wsdp_session **ans_out, const char **why)
+{
+    struct sfu_peer *p = *p_out = peer_alloc(s, room, false);
+    struct wsdp_session *off = *off_out = calloc(1, sizeof(*off));
+    struct wsdp_session *ans = *ans_out = calloc(1, sizeof(*ans));
+    if (!p || !off || !ans) {
+        *why = "out of memory";
+        return -ENOMEM;
+    }
+    int rc = offer_peer(s, p, offer, offer_len, off, why);
+    if (rc < 0) return rc;
+    local_for(s, p->rtc, cands, local);
+    if (wsdp_answer_view(off, pub->answer, local, ans, why) < 0) return -ENOTSUP;
+    return 0;
+}
+
 int sfu_publish(struct sfu *s, const char *room, const char *name, const char *user, const char *offer,
                 size_t offer_len, sbuf_t *answer, char id_out[ROOM_ID_LEN + 1], const char **why)
 {
@@ -1212,21 +1237,12 @@ int sfu_view(struct sfu *s, const char *room, const char *publisher_id, const ch
         *why = publisher_id ? "no such publisher in this room" : "nobody publishes in this room";
         return -ENOENT;
     }
-    struct sfu_peer *p = peer_alloc(s, room, false);
-    struct wsdp_session *off = calloc(1, sizeof(*off)), *ans = calloc(1, sizeof(*ans));
-    int rc = -ENOMEM;
-    if (!p || !off || !ans) {
-        *why = "out of memory";
-        goto fail;
-    }
-    if ((rc = offer_peer(s, p, offer, offer_len, off, why)) < 0) goto fail;
+    struct sfu_peer *p = NULL;
+    struct wsdp_session *off = NULL, *ans = NULL;
     struct wsdp_candidate cands[WSDP_MAX_CANDIDATES];
     struct wsdp_local local;
-    local_for(s, p->rtc, cands, &local);
-    if (wsdp_answer_view(off, pub->answer, &local, ans, why) < 0) {
-        rc = -ENOTSUP;
-        goto fail;
-    }
+    int rc = viewer_from_offer(s, room, pub, offer, offer_len, cands, &local, &p, &off, &ans, why);
+    if (rc < 0) goto fail;
     if ((rc = admit(s, p, name, user, false, ans, &local, answer, why)) < 0) goto fail;
     viewer_attach(p, pub, ans);
     free(off);
@@ -1433,21 +1449,12 @@ int sfu_subscribe_as(struct sfu *s, const char *member_id, const char *publisher
         *why = "too many subscriptions";
         return -ENOSPC;
     }
-    struct sfu_peer *p = peer_alloc(s, m->room, false);
-    struct wsdp_session *off = calloc(1, sizeof(*off)), *ans = calloc(1, sizeof(*ans));
-    int rc = -ENOMEM;
-    if (!p || !off || !ans) {
-        *why = "out of memory";
-        goto fail;
-    }
-    if ((rc = offer_peer(s, p, offer, offer_len, off, why)) < 0) goto fail;
+    struct sfu_peer *p = NULL;
+    struct wsdp_session *off = NULL, *ans = NULL;
     struct wsdp_candidate cands[WSDP_MAX_CANDIDATES];
     struct wsdp_local local;
-    local_for(s, p->rtc, cands, &local);
-    if (wsdp_answer_view(off, pub->answer, &local, ans, why) < 0) {
-        rc = -ENOTSUP;
-        goto fail;
-    }
+    int rc = viewer_from_offer(s, m->room, pub, offer, offer_len, cands, &local, &p, &off, &ans, why);
+    if (rc < 0) goto fail;
     if (old) member_sub_end(s, old, "replaced", false);
     if ((rc = member_peer_add(s, m, p, ans, &local, answer, why)) < 0) goto fail;
     snprintf(p->target, sizeof(p->target), "%s", publisher_id);

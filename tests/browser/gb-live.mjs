@@ -23,48 +23,28 @@
 //        --device ID --channel CID --channel2 CID2 [--timeout MS] [--workdir DIR]
 //        [--gone-ms MS] (how long a closed page may take to be noticed and
 //        the idle stop to follow; default 60000)
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 
-import puppeteer from 'puppeteer-core';
-
+import { launch, openLoggedPage, parseArgs, step, usage, waitUntil } from './chromium.mjs';
 import { serveFiles } from './static-server.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-let opts;
-try {
-  opts = parseArgs({
-    options: {
-      api: { type: 'string' },
-      token: { type: 'string', default: '' },
-      device: { type: 'string' },
-      channel: { type: 'string' },
-      channel2: { type: 'string' },
-      timeout: { type: 'string', default: '30000' },
-      'gone-ms': { type: 'string', default: '60000' },
-      workdir: { type: 'string' },
-      chromium: { type: 'string', default: process.env.CHROMIUM || '/usr/bin/chromium' },
-    },
-  }).values;
-} catch (e) {
-  process.stderr.write(`gb-live: ${e.message}\n`);
-  process.exit(2);
-}
-if (!opts.api || !opts.device || !opts.channel || !opts.channel2) {
-  process.stderr.write('gb-live: --api, --device, --channel and --channel2 are required\n');
-  process.exit(2);
-}
+const opts = parseArgs('gb-live', {
+  api: { type: 'string' },
+  token: { type: 'string', default: '' },
+  device: { type: 'string' },
+  channel: { type: 'string' },
+  channel2: { type: 'string' },
+  timeout: { type: 'string', default: '30000' },
+  'gone-ms': { type: 'string', default: '60000' },
+});
+if (!opts.api || !opts.device || !opts.channel || !opts.channel2)
+  usage('gb-live', '--api, --device, --channel and --channel2 are required');
 const apiBase = opts.api.replace(/\/+$/, '');
 const timeout = Number(opts.timeout);
 const goneMs = Number(opts['gone-ms']);
-const workdir = opts.workdir || fs.mkdtempSync(path.join(os.tmpdir(), 'gb-live-'));
-fs.mkdirSync(workdir, { recursive: true });
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const step = (name, fields) =>
-  process.stdout.write(JSON.stringify(Object.assign({ step: name, ok: true }, fields || {})) + '\n');
+const workdir = opts.workdir;
 
 async function api(method, p, body) {
   const r = await fetch(`${apiBase}/api/v1${p}`, {
@@ -77,25 +57,18 @@ async function api(method, p, body) {
   return JSON.parse(text);
 }
 
-async function until(what, within, fn) {
-  const deadline = Date.now() + within;
+// Polls fn until its answer has done set; returns that answer.
+function until(what, within, fn) {
   let last;
-  for (;;) {
-    last = await fn();
-    if (last && last.done) return last;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${within} ms (last ${JSON.stringify(last)})`);
-    await sleep(250);
-  }
+  return waitUntil(async () => ((last = await fn()) && last.done ? last : null), within, what, {
+    seen: () => `last ${JSON.stringify(last)}`,
+  });
 }
 
 const pages = {};
 
 async function openTab(browser, origin, name) {
-  const page = await browser.newPage();
-  const log = fs.createWriteStream(path.join(workdir, `page-${name}.log`), { flags: 'a' });
-  page.on('console', (m) => log.write(`${m.type()}: ${m.text()}\n`));
-  page.on('pageerror', (e) => log.write(`pageerror: ${e.message}\n`));
-  await page.goto(`${origin}/gb-live.html`, { waitUntil: 'load', timeout });
+  const { page } = await openLoggedPage(browser, `${origin}/gb-live.html`, name, { workdir, timeout });
   pages[name] = page;
   return page;
 }
@@ -129,18 +102,7 @@ try {
     '/gb-live.js': [path.join(here, 'gb-live.js'), 'text/javascript; charset=utf-8'],
   });
   const origin = `http://127.0.0.1:${server.address().port}`;
-  try {
-    browser = await puppeteer.launch({
-      executablePath: opts.chromium,
-      headless: true,
-      protocolTimeout: timeout * 3,
-      args: ['--no-sandbox', '--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required',
-        '--disable-gpu', '--disable-dev-shm-usage'],
-    });
-  } catch (e) {
-    process.stderr.write(`gb-live: Chromium cannot start: ${e.message}\n`);
-    throw Object.assign(new Error('skip'), { skip: true });
-  }
+  browser = await launch(opts, [], { protocolTimeout: timeout * 3 });
 
   current = 'live';
   const live = await api('POST', `/gb/devices/${opts.device}/channels/${opts.channel}/live`, {});
@@ -216,7 +178,8 @@ try {
   });
   step('stop-seen', { state: seen.state, dtls: seen.dtls, track_ended: seen.ended });
 } catch (err) {
-  if (!err.skip) {
+  if (err.skip) process.stderr.write(`gb-live: SKIP: ${err.message}\n`);
+  else {
     process.stdout.write(JSON.stringify({ step: current, ok: false, error: String(err.stack || err) }) + '\n');
     for (const [name, page] of Object.entries(pages)) {
       await page.screenshot({ path: path.join(workdir, `fail-${name}.png`) }).catch(() => {});

@@ -35,7 +35,7 @@
 //                       for an incoming call, answers it, sees it confirmed
 //                       (and RTP unless --no-media), then waits for the
 //                       remote end to hang up
-//   --no-loopback-ice   no ICE candidates on loopback (see launch() below)
+//   --no-loopback-ice   no ICE candidates on loopback (see startChromium() below)
 //   --cert PEM          the wss server's certificate: trusted by its key (below)
 //   --expect-no-register  success is alice failing to connect or register
 //   --linger MS         keep alice registered MS ms after bob's page closed
@@ -47,64 +47,42 @@
 //   --debug             JsSIP's own debug log into the page logs
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 
-import puppeteer from 'puppeteer-core';
-
+import { launch, openLoggedPage, parseArgs, sleep, step, usage, waitUntil } from './chromium.mjs';
 import { serveFiles } from './static-server.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
-function usage(msg) {
-  process.stderr.write(`jssip-call: ${msg}\n(see the options at the top of ${path.join(here, 'jssip-call.mjs')})\n`);
-  process.exit(2);
-}
-
-let opts;
-try {
-  opts = parseArgs({
-    options: {
-      ws: { type: 'string', default: process.env.JSSIP_WS },
-      domain: { type: 'string', default: process.env.JSSIP_DOMAIN },
-      alice: { type: 'string', default: 'alice' },
-      bob: { type: 'string', default: 'bob' },
-      password: { type: 'string', default: process.env.JSSIP_PASSWORD || '' },
-      target: { type: 'string' },
-      'no-media': { type: 'boolean', default: false },
-      'audio-only': { type: 'boolean', default: false },
-      'answer-incoming': { type: 'boolean', default: false },
-      'no-loopback-ice': { type: 'boolean', default: false },
-      cert: { type: 'string' },
-      'expect-no-register': { type: 'boolean', default: false },
-      linger: { type: 'string', default: '0' },
-      timeout: { type: 'string', default: process.env.JSSIP_TIMEOUT || '20000' },
-      workdir: { type: 'string' },
-      'http-port': { type: 'string', default: '0' },
-      chromium: { type: 'string', default: process.env.CHROMIUM || '/usr/bin/chromium' },
-      debug: { type: 'boolean', default: false },
-    },
-  }).values;
-} catch (e) {
-  usage(e.message);
-}
-if (!opts.ws || !/^wss?:\/\//.test(opts.ws)) usage('--ws ws://HOST:PORT or wss://HOST:PORT is required');
-if (!opts.domain) usage('--domain is required');
+const opts = parseArgs('jssip-call', {
+  ws: { type: 'string', default: process.env.JSSIP_WS },
+  domain: { type: 'string', default: process.env.JSSIP_DOMAIN },
+  alice: { type: 'string', default: 'alice' },
+  bob: { type: 'string', default: 'bob' },
+  password: { type: 'string', default: process.env.JSSIP_PASSWORD || '' },
+  target: { type: 'string' },
+  'no-media': { type: 'boolean', default: false },
+  'audio-only': { type: 'boolean', default: false },
+  'answer-incoming': { type: 'boolean', default: false },
+  'no-loopback-ice': { type: 'boolean', default: false },
+  cert: { type: 'string' },
+  'expect-no-register': { type: 'boolean', default: false },
+  linger: { type: 'string', default: '0' },
+  timeout: { type: 'string', default: process.env.JSSIP_TIMEOUT || '20000' },
+  'http-port': { type: 'string', default: '0' },
+  debug: { type: 'boolean', default: false },
+});
+if (!opts.ws || !/^wss?:\/\//.test(opts.ws)) usage('jssip-call', '--ws ws://HOST:PORT or wss://HOST:PORT is required');
+if (!opts.domain) usage('jssip-call', '--domain is required');
 const timeout = Number(opts.timeout);
-const workdir = opts.workdir || fs.mkdtempSync(path.join(os.tmpdir(), 'jssip-call-'));
-fs.mkdirSync(workdir, { recursive: true });
+const workdir = opts.workdir;
 
 function user(spec) {
   const i = spec.indexOf(':');
   const name = i < 0 ? spec : spec.slice(0, i);
   const password = i < 0 ? opts.password : spec.slice(i + 1);
   return { name, uri: `sip:${name}@${opts.domain}`, password, ws: opts.ws, debug: opts.debug, video: !opts['audio-only'] };
-}
-
-function step(name, fields) {
-  process.stdout.write(JSON.stringify(Object.assign({ step: name, ok: true }, fields || {})) + '\n');
 }
 
 // ---- the page's origin: a static server for the page and JsSIP's bundle ----
@@ -137,18 +115,9 @@ function spkiHash(certFile) {
 // different one; baresip's DTLS then drops Chromium's handshake arriving on
 // the other pair ("dtls already accepted"). Without loopback candidates only
 // the host-address pair exists.
-async function launch() {
-  const args = [
-    '--no-sandbox', // runs as root in CI containers
-    '--use-fake-device-for-media-stream',
-    '--use-fake-ui-for-media-stream',
-    '--autoplay-policy=no-user-gesture-required',
-    '--disable-gpu',
-    '--disable-dev-shm-usage',
-  ];
-  if (!opts['no-loopback-ice']) args.push('--allow-loopback-in-peer-connection');
-  if (opts.cert) args.push(`--ignore-certificate-errors-spki-list=${spkiHash(opts.cert)}`);
-  return puppeteer.launch({ executablePath: opts.chromium, headless: true, args, protocolTimeout: timeout * 3 });
+function startChromium() {
+  const flags = opts.cert ? [`--ignore-certificate-errors-spki-list=${spkiHash(opts.cert)}`] : [];
+  return launch(opts, flags, { protocolTimeout: timeout * 3, loopbackIce: !opts['no-loopback-ice'] });
 }
 
 // ---- pages ----
@@ -156,13 +125,8 @@ async function launch() {
 const pages = {}; // name -> {page, log}
 
 async function openPhone(browser, origin, u) {
-  const page = await browser.newPage();
-  const logFile = path.join(workdir, `page-${u.name}.log`);
-  const log = fs.createWriteStream(logFile);
-  page.on('console', (m) => log.write(`${m.type()}: ${m.text()}\n`));
-  page.on('pageerror', (e) => log.write(`pageerror: ${e.message}\n`));
-  pages[u.name] = { page, log };
-  await page.goto(`${origin}/phone.html`, { waitUntil: 'load', timeout });
+  pages[u.name] = await openLoggedPage(browser, `${origin}/phone.html`, u.name, { workdir, timeout });
+  const { page } = pages[u.name];
   const hasJsSIP = await page.evaluate(() => typeof JsSIP === 'object' && typeof window.phone === 'object');
   if (!hasJsSIP) throw new Error(`${u.name}: JsSIP did not load`);
   await page.evaluate((x) => window.phone.start(x), u);
@@ -197,18 +161,20 @@ function eventCount(name) {
 }
 
 async function waitMedia(names) {
-  const deadline = Date.now() + timeout;
-  let last = {};
-  for (;;) {
-    let all = true;
-    for (const n of names) {
-      last[n] = await pages[n].page.evaluate(() => window.phone.stats());
-      if (!(last[n].audio > 0 && (opts['audio-only'] || last[n].video > 0))) all = false;
-    }
-    if (all) return last;
-    if (Date.now() > deadline) throw new Error(`no RTP within ${timeout} ms: ${JSON.stringify(last)}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  const last = {};
+  return waitUntil(
+    async () => {
+      let all = true;
+      for (const n of names) {
+        last[n] = await pages[n].page.evaluate(() => window.phone.stats());
+        if (!(last[n].audio > 0 && (opts['audio-only'] || last[n].video > 0))) all = false;
+      }
+      return all ? last : null;
+    },
+    timeout,
+    'RTP',
+    { seen: () => JSON.stringify(last) },
+  );
 }
 
 async function failureReport(err, current) {
@@ -242,7 +208,7 @@ try {
   step('http', { origin, workdir });
 
   current = 'browser';
-  browser = await launch();
+  browser = await startChromium();
   step('browser', { version: await browser.version(), pinned_spki: opts.cert ? spkiHash(opts.cert) : null });
 
   const alice = user(opts.alice);
@@ -327,7 +293,7 @@ try {
       delete pages[bob.name];
       step('bob-closed', { user: bob.name });
       const linger = Number(opts.linger);
-      if (linger > 0) await new Promise((r) => setTimeout(r, linger));
+      if (linger > 0) await sleep(linger);
     }
   }
   step('done');

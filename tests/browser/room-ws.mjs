@@ -24,51 +24,29 @@
 //
 //   node tests/browser/room-ws.mjs --api http://127.0.0.1:8080 --token T \
 //        [--room demo] [--consent-timeout-ms 10000] [--timeout 30000] [--workdir DIR]
-import fs from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 
-import puppeteer from 'puppeteer-core';
-
+import { launch, openLoggedPage, parseArgs, sleep, step, usage, waitUntil } from './chromium.mjs';
 import { serveFiles } from './static-server.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
-let opts;
-try {
-  opts = parseArgs({
-    options: {
-      api: { type: 'string' },
-      token: { type: 'string', default: '' },
-      room: { type: 'string', default: 'demo' },
-      'consent-timeout-ms': { type: 'string', default: '30000' },
-      timeout: { type: 'string', default: '20000' },
-      workdir: { type: 'string' },
-      chromium: { type: 'string', default: process.env.CHROMIUM || '/usr/bin/chromium' },
-    },
-  }).values;
-} catch (e) {
-  process.stderr.write(`room-ws: ${e.message}\n`);
-  process.exit(2);
-}
-if (!opts.api || !/^http:\/\//.test(opts.api)) {
-  process.stderr.write('room-ws: --api http://HOST:PORT is required\n');
-  process.exit(2);
-}
+const opts = parseArgs('room-ws', {
+  api: { type: 'string' },
+  token: { type: 'string', default: '' },
+  room: { type: 'string', default: 'demo' },
+  'consent-timeout-ms': { type: 'string', default: '30000' },
+  timeout: { type: 'string', default: '20000' },
+});
+if (!opts.api || !/^http:\/\//.test(opts.api)) usage('room-ws', '--api http://HOST:PORT is required');
 const apiBase = opts.api.replace(/\/+$/, '');
 const wsBase = apiBase.replace(/^http/, 'ws');
 const timeout = Number(opts.timeout);
 const consentMs = Number(opts['consent-timeout-ms']);
-const workdir = opts.workdir || fs.mkdtempSync(path.join(os.tmpdir(), 'room-ws-'));
-fs.mkdirSync(workdir, { recursive: true });
+const workdir = opts.workdir;
 const room = opts.room;
-
-const step = (name, fields) =>
-  process.stdout.write(JSON.stringify(Object.assign({ step: name, ok: true }, fields || {})) + '\n');
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // ---- HTTP ----
 
@@ -127,12 +105,8 @@ async function participantEvents(since) {
 const pages = {};
 
 async function openPage(browser, origin, name) {
-  const page = await browser.newPage();
-  const log = fs.createWriteStream(path.join(workdir, `page-${name}.log`), { flags: 'a' });
-  page.on('console', (m) => log.write(`${m.type()}: ${m.text()}\n`));
-  page.on('pageerror', (e) => log.write(`pageerror: ${e.message}\n`));
-  pages[name] = { page, log };
-  await page.goto(`${origin}/room-ws.html`, { waitUntil: 'load', timeout });
+  pages[name] = await openLoggedPage(browser, `${origin}/room-ws.html`, name, { workdir, timeout });
+  const { page } = pages[name];
   if (!(await page.evaluate(() => typeof window.rws === 'object'))) throw new Error(`${name}: room-ws.js did not load`);
   return page;
 }
@@ -141,49 +115,45 @@ const ev = (name, fn, ...args) => pages[name].page.evaluate(fn, ...args);
 
 // Waits until pred(messages of socket s on page name) holds; returns them.
 async function waitMsgs(name, s, pred, what, within = timeout) {
-  const deadline = Date.now() + within;
-  for (;;) {
-    const msgs = await ev(name, (k) => window.rws.msgs(k), s);
-    if (pred(msgs)) return msgs;
-    if (Date.now() > deadline) throw new Error(`${name}/${s}: no ${what} within ${within} ms; got ${JSON.stringify(msgs).slice(0, 2000)}`);
-    await sleep(200);
-  }
+  let msgs = [];
+  await waitUntil(async () => pred((msgs = await ev(name, (k) => window.rws.msgs(k), s))), within, `${name}/${s}: ${what}`, {
+    every: 200,
+    seen: () => `got ${JSON.stringify(msgs).slice(0, 2000)}`,
+  });
+  return msgs;
 }
 
-async function waitClosed(name, s, what) {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    const c = await ev(name, (k) => window.rws.closed(k), s);
-    if (c) return c;
-    if (Date.now() > deadline) throw new Error(`${name}/${s}: not closed (${what}) within ${timeout} ms`);
-    await sleep(200);
-  }
+function waitClosed(name, s, what) {
+  return waitUntil(() => ev(name, (k) => window.rws.closed(k), s), timeout, `${name}/${s}: close (${what})`, { every: 200 });
 }
 
 async function waitState(name, s, key) {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    const st = await ev(name, (k, p) => window.rws.state(k, p), s, key);
-    if (st === 'connected') return;
-    if (Date.now() > deadline) throw new Error(`${name}/${s}: peer ${key} not connected within ${timeout} ms (${st})`);
-    await sleep(200);
-  }
+  let st = null;
+  await waitUntil(
+    async () => (st = await ev(name, (k, p) => window.rws.state(k, p), s, key)) === 'connected',
+    timeout,
+    `${name}/${s}: connected peer ${key}`,
+    { every: 200, seen: () => `state ${st}` },
+  );
 }
 
 async function waitMediaRising(name, s, key) {
-  const deadline = Date.now() + timeout;
   let first = null;
   let last = null;
-  for (;;) {
-    last = await ev(name, (k, p) => window.rws.stats(k, p), s, key);
-    if (!first) {
-      if (last.framesDecoded > 0 && last.totalAudioEnergy > 0) first = last;
-    } else if (last.framesDecoded > first.framesDecoded && last.totalAudioEnergy > first.totalAudioEnergy) {
-      return { first, last };
-    }
-    if (Date.now() > deadline) throw new Error(`${name}: media not rising: ${JSON.stringify({ first, last })}`);
-    await sleep(250);
-  }
+  await waitUntil(
+    async () => {
+      last = await ev(name, (k, p) => window.rws.stats(k, p), s, key);
+      if (!first) {
+        if (last.framesDecoded > 0 && last.totalAudioEnergy > 0) first = last;
+        return false;
+      }
+      return last.framesDecoded > first.framesDecoded && last.totalAudioEnergy > first.totalAudioEnergy;
+    },
+    timeout,
+    `rising media on ${name}`,
+    { seen: () => JSON.stringify({ first, last }) },
+  );
+  return { first, last };
 }
 
 const count = (msgs, type, id) => msgs.filter((m) => m.type === type && m.participant === id).length;
@@ -240,20 +210,7 @@ try {
   step('refusals', { answers: seen });
 
   current = 'browser';
-  try {
-    browser = await puppeteer.launch({
-      executablePath: opts.chromium,
-      headless: true,
-      protocolTimeout: timeout * 3,
-      args: ['--no-sandbox', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-        '--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required', '--disable-gpu',
-        '--disable-dev-shm-usage'],
-    });
-  } catch (e) {
-    process.stderr.write(`room-ws: SKIP: Chromium (${opts.chromium}) cannot start here: ${e.message}\n`);
-    code = 77;
-    throw Object.assign(new Error('skip'), { skip: true });
-  }
+  browser = await launch(opts, [], { protocolTimeout: timeout * 3 });
   step('browser', { version: await browser.version() });
 
   current = 'a-publishes';
@@ -392,7 +349,10 @@ try {
   step('exactly-once', { counts });
   step('done');
 } catch (err) {
-  if (!err.skip) {
+  if (err.skip) {
+    process.stderr.write(`room-ws: SKIP: ${err.message}\n`);
+    code = 77;
+  } else {
     code = 1;
     const msgs = {};
     for (const [n, p] of Object.entries(pages)) {

@@ -36,54 +36,29 @@
 //   --timeout MS            per step (default 20000)
 //   --workdir DIR           screenshots and page logs (default a new temp dir)
 //   --chromium PATH         default /usr/bin/chromium [CHROMIUM]
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 
-import puppeteer from 'puppeteer-core';
-
+import { launch, openLoggedPage, parseArgs, sleep, step, usage, waitUntil } from './chromium.mjs';
 import { serveFiles } from './static-server.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
-function usage(msg) {
-  process.stderr.write(`rooms: ${msg}\n(see the options at the top of ${path.join(here, 'rooms.mjs')})\n`);
-  process.exit(2);
-}
-
-let opts;
-try {
-  opts = parseArgs({
-    options: {
-      api: { type: 'string' },
-      token: { type: 'string', default: '' },
-      room: { type: 'string', default: 'demo' },
-      'consent-timeout-ms': { type: 'string', default: '30000' },
-      timeout: { type: 'string', default: '20000' },
-      workdir: { type: 'string' },
-      chromium: { type: 'string', default: process.env.CHROMIUM || '/usr/bin/chromium' },
-    },
-  }).values;
-} catch (e) {
-  usage(e.message);
-}
-if (!opts.api || !/^https?:\/\//.test(opts.api)) usage('--api http://HOST:PORT is required');
+const opts = parseArgs('rooms', {
+  api: { type: 'string' },
+  token: { type: 'string', default: '' },
+  room: { type: 'string', default: 'demo' },
+  'consent-timeout-ms': { type: 'string', default: '30000' },
+  timeout: { type: 'string', default: '20000' },
+});
+if (!opts.api || !/^https?:\/\//.test(opts.api)) usage('rooms', '--api http://HOST:PORT is required');
 const apiBase = opts.api.replace(/\/+$/, '');
 const timeout = Number(opts.timeout);
 const consentMs = Number(opts['consent-timeout-ms']);
 // A vanished peer is gone after at most the consent timeout, plus the time a
 // loaded machine takes to notice: generous, as tests must not race.
 const goneWithin = consentMs * 2 + 20000;
-const workdir = opts.workdir || fs.mkdtempSync(path.join(os.tmpdir(), 'rooms-'));
-fs.mkdirSync(workdir, { recursive: true });
-
-function step(name, fields) {
-  process.stdout.write(JSON.stringify(Object.assign({ step: name, ok: true }, fields || {})) + '\n');
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const workdir = opts.workdir;
 
 // ---- the API (events) ----
 
@@ -113,14 +88,11 @@ const kinds = (evs, id) =>
 
 // Polls the events until pred(events) holds; returns them. what names the wait.
 async function waitEvents(since, pred, what, within = timeout) {
-  const deadline = Date.now() + within;
   let evs = [];
-  for (;;) {
-    evs = await roomEvents(since);
-    if (pred(evs)) return evs;
-    if (Date.now() > deadline) throw new Error(`no ${what} within ${within} ms; room events: ${JSON.stringify(evs)}`);
-    await sleep(250);
-  }
+  await waitUntil(async () => pred((evs = await roomEvents(since))), within, what, {
+    seen: () => `room events: ${JSON.stringify(evs)}`,
+  });
+  return evs;
 }
 
 // ---- the page's origin ----
@@ -130,41 +102,26 @@ const files = {
   '/rooms.js': [path.join(here, 'rooms.js'), 'text/javascript; charset=utf-8'],
 };
 
-// ---- Chromium ----
-
-async function launch() {
-  const args = [
-    '--no-sandbox', // runs as root in CI containers
-    '--use-fake-device-for-media-stream',
-    '--use-fake-ui-for-media-stream',
-    '--allow-loopback-in-peer-connection', // cascade's candidates are 127.0.0.1 here
-    '--autoplay-policy=no-user-gesture-required',
-    '--disable-gpu',
-    '--disable-dev-shm-usage',
-  ];
-  return puppeteer.launch({ executablePath: opts.chromium, headless: true, args, protocolTimeout: timeout * 3 });
-}
-
 // ---- pages ----
 
 const pages = {}; // name -> {page, log}
 
 async function openPage(browser, origin, name) {
-  const page = await browser.newPage();
-  const log = fs.createWriteStream(path.join(workdir, `page-${name}.log`), { flags: 'a' });
-  page.on('console', (m) => log.write(`${m.type()}: ${m.text()}\n`));
-  page.on('pageerror', (e) => log.write(`pageerror: ${e.message}\n`));
-  pages[name] = { page, log };
-  await loadPage(name, origin);
-  return page;
+  pages[name] = await openLoggedPage(browser, `${origin}/rooms.html`, name, { workdir, timeout });
+  await pageReady(name);
+  return pages[name].page;
 }
 
-async function loadPage(name, origin, reload = false) {
+// rooms.js is there and talks to the API.
+async function pageReady(name) {
   const { page } = pages[name];
-  if (reload) await page.reload({ waitUntil: 'load', timeout });
-  else await page.goto(`${origin}/rooms.html`, { waitUntil: 'load', timeout });
   if (!(await page.evaluate(() => typeof window.room === 'object'))) throw new Error(`${name}: rooms.js did not load`);
   await page.evaluate((a) => window.room.setApi(a), { base: apiBase, token: opts.token });
+}
+
+async function reloadPage(name) {
+  await pages[name].page.reload({ waitUntil: 'load', timeout });
+  await pageReady(name);
 }
 
 async function waitConnected(name) {
@@ -181,20 +138,22 @@ async function waitConnected(name) {
 // went up again: media keeps flowing, not one burst.
 async function waitMediaRising(name) {
   const { page } = pages[name];
-  const deadline = Date.now() + timeout;
   let first = null;
   let last = null;
-  for (;;) {
-    last = await page.evaluate(() => window.room.stats());
-    if (!first) {
-      if (last.framesDecoded > 0 && last.totalAudioEnergy > 0) first = last;
-    } else if (last.framesDecoded > first.framesDecoded && last.totalAudioEnergy > first.totalAudioEnergy) {
-      return { first, last };
-    }
-    if (Date.now() > deadline)
-      throw new Error(`${name}: media not rising within ${timeout} ms: first ${JSON.stringify(first)} last ${JSON.stringify(last)}`);
-    await sleep(250);
-  }
+  await waitUntil(
+    async () => {
+      last = await page.evaluate(() => window.room.stats());
+      if (!first) {
+        if (last.framesDecoded > 0 && last.totalAudioEnergy > 0) first = last;
+        return false;
+      }
+      return last.framesDecoded > first.framesDecoded && last.totalAudioEnergy > first.totalAudioEnergy;
+    },
+    timeout,
+    `rising media on ${name}`,
+    { seen: () => `first ${JSON.stringify(first)} last ${JSON.stringify(last)}` },
+  );
+  return { first, last };
 }
 
 // WHEP for viewer name; a 404 (the publisher's streams not announced yet)
@@ -251,13 +210,7 @@ try {
   step('http', { origin, api: apiBase, since, workdir });
 
   current = 'browser';
-  try {
-    browser = await launch();
-  } catch (e) {
-    process.stderr.write(`rooms: SKIP: Chromium (${opts.chromium}) cannot start here: ${e.message}\n`);
-    code = 77;
-    throw Object.assign(new Error('skip'), { skip: true });
-  }
+  browser = await launch(opts, [], { protocolTimeout: timeout * 3 });
   step('browser', { version: await browser.version() });
 
   current = 'publish';
@@ -323,7 +276,7 @@ try {
 
   // The publisher reloads its page and publishes again as the same user.
   current = 'publisher-reload';
-  await loadPage('publisher', origin, true);
+  await reloadPage('publisher');
   const pub2 = await pages.publisher.page.evaluate((r) => window.room.publish(r, 'cam', 'cam-1'), opts.room);
   await waitConnected('publisher');
   evs = await waitEvents(
@@ -369,7 +322,10 @@ try {
   step('exactly-once', { counts });
   step('done');
 } catch (err) {
-  if (!err.skip) {
+  if (err.skip) {
+    process.stderr.write(`rooms: SKIP: ${err.message}\n`);
+    code = 77;
+  } else {
     code = 1;
     await failureReport(err, current, since).catch(() => {});
   }

@@ -35,64 +35,39 @@
 //   --observe MS       how long the settled layers are watched (default 15000)
 //   --workdir DIR      screenshots and page logs (default a new temp dir)
 //   --chromium PATH    default /usr/bin/chromium [CHROMIUM]
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 
-import puppeteer from 'puppeteer-core';
-
+import { launch, openLoggedPage, parseArgs, sleep, step, usage, waitUntil } from './chromium.mjs';
 import { startShaper } from './shaper.mjs';
 import { serveFiles } from './static-server.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
-function usage(msg) {
-  process.stderr.write(`simulcast: ${msg}\n(see the options at the top of ${path.join(here, 'simulcast.mjs')})\n`);
-  process.exit(2);
-}
-
-let opts;
-try {
-  opts = parseArgs({
-    options: {
-      api: { type: 'string' },
-      token: { type: 'string', default: '' },
-      'media-port': { type: 'string' },
-      room: { type: 'string', default: 'sim' },
-      rate: { type: 'string', default: '300000' },
-      'queue-ms': { type: 'string', default: '400' },
-      timeout: { type: 'string', default: '30000' },
-      observe: { type: 'string', default: '15000' },
-      workdir: { type: 'string' },
-      chromium: { type: 'string', default: process.env.CHROMIUM || '/usr/bin/chromium' },
-    },
-  }).values;
-} catch (e) {
-  usage(e.message);
-}
-if (!opts.api || !/^https?:\/\//.test(opts.api)) usage('--api http://HOST:PORT is required');
+const opts = parseArgs('simulcast', {
+  api: { type: 'string' },
+  token: { type: 'string', default: '' },
+  'media-port': { type: 'string' },
+  room: { type: 'string', default: 'sim' },
+  rate: { type: 'string', default: '300000' },
+  'queue-ms': { type: 'string', default: '400' },
+  timeout: { type: 'string', default: '30000' },
+  observe: { type: 'string', default: '15000' },
+});
+if (!opts.api || !/^https?:\/\//.test(opts.api)) usage('simulcast', '--api http://HOST:PORT is required');
 const mediaPort = Number(opts['media-port']);
-if (!(mediaPort > 0 && mediaPort < 65536)) usage('--media-port N is required');
+if (!(mediaPort > 0 && mediaPort < 65536)) usage('simulcast', '--media-port N is required');
 const apiBase = opts.api.replace(/\/+$/, '');
 const timeout = Number(opts.timeout);
 const layerWithin = timeout * 3; // a layer switch on a loaded machine: REMB, PLI, key frame
 const observeMs = Number(opts.observe);
 const rate = Number(opts.rate);
 const queueBytes = Math.round((rate / 8) * (Number(opts['queue-ms']) / 1000));
-const workdir = opts.workdir || fs.mkdtempSync(path.join(os.tmpdir(), 'simulcast-'));
-fs.mkdirSync(workdir, { recursive: true });
+const workdir = opts.workdir;
 
 // The layers' widths (simulcast.js: 1280x720 scaled down by 4, 2, 1).
 const LOW_MAX = 320;
 const MID = 640;
-
-function step(name, fields) {
-  process.stdout.write(JSON.stringify(Object.assign({ step: name, ok: true }, fields || {})) + '\n');
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function apiGet(p) {
   const r = await fetch(`${apiBase}/api/v1${p}`, { headers: { Authorization: `Bearer ${opts.token}` } });
@@ -105,32 +80,12 @@ const files = {
   '/simulcast.js': [path.join(here, 'simulcast.js'), 'text/javascript; charset=utf-8'],
 };
 
-async function launch() {
-  const args = [
-    '--no-sandbox', // runs as root in CI containers
-    '--use-fake-device-for-media-stream',
-    '--use-fake-ui-for-media-stream',
-    '--allow-loopback-in-peer-connection', // cascade's candidates are 127.0.0.1 here
-    '--autoplay-policy=no-user-gesture-required',
-    '--disable-gpu',
-    '--disable-dev-shm-usage',
-    // Background pages must not be throttled: three pages, one visible.
-    '--disable-background-timer-throttling',
-    '--disable-renderer-backgrounding',
-    '--disable-backgrounding-occluded-windows',
-  ];
-  return puppeteer.launch({ executablePath: opts.chromium, headless: true, args, protocolTimeout: layerWithin * 2 });
-}
-
-const pages = {}; // name -> {page, log}
+const pages = {}; // name -> {page, log, samples}
 
 async function openPage(browser, origin, name) {
-  const page = await browser.newPage();
-  const log = fs.createWriteStream(path.join(workdir, `page-${name}.log`), { flags: 'a' });
-  page.on('console', (m) => log.write(`${m.type()}: ${m.text()}\n`));
-  page.on('pageerror', (e) => log.write(`pageerror: ${e.message}\n`));
-  pages[name] = { page, log, samples: [] };
-  await page.goto(`${origin}/simulcast.html`, { waitUntil: 'load', timeout });
+  pages[name] = await openLoggedPage(browser, `${origin}/simulcast.html`, name, { workdir, timeout });
+  pages[name].samples = [];
+  const { page } = pages[name];
   if (!(await page.evaluate(() => typeof window.sim === 'object'))) throw new Error(`${name}: simulcast.js did not load`);
   await page.evaluate((a) => window.sim.setApi(a), { base: apiBase, token: opts.token });
   return page;
@@ -159,16 +114,19 @@ async function sample(name) {
 // Polls name's stats every 500 ms until pred(before, last) holds for two
 // samples in a row (before: the one before last); returns them.
 async function waitStats(name, pred, what, within) {
-  const deadline = Date.now() + within;
-  let before = await sample(name);
-  for (;;) {
-    await sleep(500);
-    const last = await sample(name);
-    if (pred(before, last)) return { first: before, last };
-    if (Date.now() > deadline)
-      throw new Error(`${name}: ${what} not within ${within} ms: last stats ${JSON.stringify(last)}`);
-    before = last;
-  }
+  let before = null;
+  let last = null;
+  return waitUntil(
+    async () => {
+      last = await sample(name);
+      const held = before && pred(before, last) ? { first: before, last } : null;
+      before = last;
+      return held;
+    },
+    within,
+    `${what} on ${name}`,
+    { every: 500, seen: () => `last stats ${JSON.stringify(last)}` },
+  );
 }
 
 // Every rid sending: packets and encoded frames rising for q, h and f, and f
@@ -244,13 +202,10 @@ try {
   step('http', { origin, api: apiBase, relay: shaper.port, rate, queueBytes, workdir });
 
   current = 'browser';
-  try {
-    browser = await launch();
-  } catch (e) {
-    process.stderr.write(`simulcast: SKIP: Chromium (${opts.chromium}) cannot start here: ${e.message}\n`);
-    code = 77;
-    throw Object.assign(new Error('skip'), { skip: true });
-  }
+  // Background pages must not be throttled: three pages, one visible.
+  const background = ['--disable-background-timer-throttling', '--disable-renderer-backgrounding',
+    '--disable-backgrounding-occluded-windows'];
+  browser = await launch(opts, background, { protocolTimeout: layerWithin * 2 });
   step('browser', { version: await browser.version() });
 
   current = 'publish';
@@ -343,7 +298,10 @@ try {
   step('left');
   step('done');
 } catch (err) {
-  if (!err.skip) {
+  if (err.skip) {
+    process.stderr.write(`simulcast: SKIP: ${err.message}\n`);
+    code = 77;
+  } else {
     code = 1;
     await failureReport(err, current, shaper).catch(() => {});
   }

@@ -171,6 +171,37 @@ INI
     } | node_ini "$name" "$sip" "$api" 3402000000
 }
 
+# gb_sim SIP_PORT TARGET_ID LOG [cascade-gbsim options...]: cascade-gbsim in the
+# background, registering with password dev-secret to the node at
+# 127.0.0.1:SIP_PORT whose GB id is TARGET_ID (1 s keepalives, 300 s at most),
+# its output in $WORK/LOG; its pid in SIM (and in PIDS).
+gb_sim() {
+    local sip=$1 target=$2 log=$3
+    shift 3
+    "$BUILD_DIR/cascade-gbsim" --target "127.0.0.1:$sip" --target-id "$target" --password dev-secret \
+        --keepalive 1 --quiet --log-level info --duration 300 "$@" >"$WORK/$log" 2>&1 &
+    SIM=$!
+    PIDS+=("$SIM")
+}
+
+# gb_device_online ID: the node at $API_PORT shows GB device ID online.
+gb_device_online() {
+    curl -s -H "Authorization: Bearer $API_TOKEN" "http://127.0.0.1:$API_PORT/api/v1/gb/devices/$1" |
+        grep -q '"online": *true'
+}
+
+# gb_live_top CHANNELS: the live-view tests' setup: node "top" (gb_upper_ini
+# on $SIP and $API_PORT as $UPPER, password dev-secret, unknown devices
+# allowed; stdin goes on in its [gb] section, e.g. a [media] section) started,
+# one cascade-gbsim device with CHANNELS channels registered to it (gb_sim,
+# log gbsim.log), and a check that device $DEV comes online.
+gb_live_top() {
+    gb_upper_ini top "$SIP" "$API_PORT" "$UPPER" dev-secret yes
+    start_cascade top "$WORK/top.ini"
+    gb_sim "$SIP" "$UPPER" gbsim.log --devices 1 --channels "$1"
+    check "the device is online" wait_for 30 gb_device_online "$DEV"
+}
+
 # gb_upstream_ini UPPER_ID UPPER_SIP_PORT TRANSPORT PASSWORD EXPIRES: prints the
 # start of an [upstream:UPPER_ID] section (the lower role registering to the
 # upper at 127.0.0.1:UPPER_SIP_PORT); the caller adds the section's other keys.

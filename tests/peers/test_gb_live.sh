@@ -18,7 +18,6 @@
 #    recording's range was sent (media-end);
 #  - refusals: an unknown stream (404), no token (401).
 source "$(dirname "$0")/lib.sh"
-GBSIM=$BUILD_DIR/cascade-gbsim
 command -v ffprobe >/dev/null && command -v ffmpeg >/dev/null || { echo "skip: ffprobe/ffmpeg not installed"; exit 77; }
 
 SIP=$(free_port); API_PORT=$(free_port); API_TOKEN=tok
@@ -26,19 +25,11 @@ UPPER=34020000002000000001
 DEV=34020000001320000001
 CH1=34020000001310000001
 CH2=34020000001310000002
-gb_upper_ini top "$SIP" "$API_PORT" "$UPPER" dev-secret yes </dev/null
-cat >>"$WORK/top.ini" <<EOF
+gb_live_top 2 <<EOF
 [media]
 enabled = no
 idle_stop = 6
 EOF
-start_cascade top "$WORK/top.ini"
-"$GBSIM" --target 127.0.0.1:$SIP --target-id $UPPER --password dev-secret --devices 1 --channels 2 \
-    --keepalive 1 --quiet --log-level info --duration 300 >"$WORK/gbsim.log" 2>&1 &
-SIM=$!
-PIDS+=("$SIM")
-check "the device is online" wait_for 30 bash -c \
-    "curl -s -H 'Authorization: Bearer $API_TOKEN' http://127.0.0.1:$API_PORT/api/v1/gb/devices/$DEV | grep -q '\"online\": *true'"
 
 AUTH="Authorization: Bearer $API_TOKEN"
 probe() { # probe URL: codec,width,height,rate of the first video stream

@@ -9,7 +9,6 @@
 #    exactly one INVITE at the device;
 #  - GET /media/streams at the top names the middle node as the source.
 source "$(dirname "$0")/lib.sh"
-GBSIM=$BUILD_DIR/cascade-gbsim
 command -v ffprobe >/dev/null && command -v ffmpeg >/dev/null || { echo "skip: ffprobe/ffmpeg not installed"; exit 77; }
 
 TOP_SIP=$(free_port); TOP_API=$(free_port); MID_SIP=$(free_port); MID_API=$(free_port)
@@ -34,9 +33,7 @@ start_cascade top "$WORK/top.ini"
 start_cascade middle "$WORK/middle.ini"
 check "middle registered to the top" wait_for 30 bash -c \
     "curl -s -H 'Authorization: Bearer $API_TOKEN' http://127.0.0.1:$MID_API/api/v1/gb/upstreams | grep -q '\"state\": *\"registered\"'"
-"$GBSIM" --target 127.0.0.1:$MID_SIP --target-id $MID_ID --password dev-secret --devices 1 --channels 2 \
-    --keepalive 1 --quiet --log-level info --duration 300 >"$WORK/gbsim.log" 2>&1 &
-PIDS+=("$!")
+gb_sim "$MID_SIP" "$MID_ID" gbsim.log --devices 1 --channels 2
 dev_online() { mid GET "/gb/devices/$DEV" | jq -e '.online == true and .channels == 2' >/dev/null; }
 check "the camera is online at the middle node" wait_for 30 dev_online
 check "top: the middle's catalog lists the camera's channel" \

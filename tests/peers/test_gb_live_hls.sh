@@ -22,19 +22,11 @@ SIP=$(free_port); API_PORT=$(free_port); API_TOKEN=tok
 UPPER=34020000002000000001
 DEV=34020000001320000001
 CH1=34020000001310000001
-gb_upper_ini top "$SIP" "$API_PORT" "$UPPER" dev-secret yes </dev/null
-cat >>"$WORK/top.ini" <<EOF
+gb_live_top 1 <<EOF
 [media]
 enabled = no
 idle_stop = 15
 EOF
-start_cascade top "$WORK/top.ini"
-"$GBSIM" --target 127.0.0.1:$SIP --target-id $UPPER --password dev-secret --devices 1 --channels 1 \
-    --keepalive 1 --quiet --log-level info --duration 300 >"$WORK/gbsim.log" 2>&1 &
-SIM=$!
-PIDS+=("$SIM")
-check "the device is online" wait_for 30 bash -c \
-    "curl -s -H 'Authorization: Bearer $API_TOKEN' http://127.0.0.1:$API_PORT/api/v1/gb/devices/$DEV | grep -q '\"online\": *true'"
 
 AUTH="Authorization: Bearer $API_TOKEN"
 BASE="http://127.0.0.1:$API_PORT/api/v1/gb/streams"

@@ -12,7 +12,6 @@
 # In both cases two FLV players (ffmpeg) were reading: gb.stream.stopped
 # counts them (viewers 2) and both players end.
 source "$(dirname "$0")/lib.sh"
-GBSIM=$BUILD_DIR/cascade-gbsim
 command -v ffmpeg >/dev/null || { echo "skip: ffmpeg not installed"; exit 77; }
 
 SIP=$(free_port); API_PORT=$(free_port); API_TOKEN=tok
@@ -31,10 +30,7 @@ start_cascade top "$WORK/top.ini"
 AUTH="Authorization: Bearer $API_TOKEN"
 
 sim() { # sim TRANSPORT DEVICE_ID LOG: one device with one channel
-    "$GBSIM" --target 127.0.0.1:$SIP --target-id $UPPER --password dev-secret --transport "$1" --base-id "$2" \
-        --devices 1 --channels 1 --keepalive 1 --quiet --log-level info --duration 300 >"$WORK/$3" 2>&1 &
-    SIM=$!
-    PIDS+=("$SIM")
+    gb_sim "$SIP" "$UPPER" "$3" --transport "$1" --base-id "$2" --devices 1 --channels 1
 }
 online() { api GET "/gb/devices/$1" | jq -e '.online == true' >/dev/null; }
 viewers_are() { api GET "/gb/streams/$1" | jq -e ".viewers == $2" >/dev/null; }

@@ -26,8 +26,7 @@ DEV=34020000001320000001
 CH1=34020000001310000001
 CH2=34020000001310000002
 CONSENT_S=10
-gb_upper_ini top "$SIP" "$API_PORT" "$UPPER" dev-secret yes </dev/null
-cat >>"$WORK/top.ini" <<EOF
+gb_live_top 2 <<EOF
 [media]
 enabled = yes
 listen = 127.0.0.1
@@ -35,13 +34,6 @@ port = $MEDIA_PORT
 consent_timeout_s = $CONSENT_S
 idle_stop = 6
 EOF
-start_cascade top "$WORK/top.ini"
-"$GBSIM" --target 127.0.0.1:$SIP --target-id $UPPER --password dev-secret --devices 1 --channels 2 \
-    --keepalive 1 --quiet --log-level info --duration 300 >"$WORK/gbsim.log" 2>&1 &
-SIM=$!
-PIDS+=("$SIM")
-check "the device is online" wait_for 30 bash -c \
-    "curl -s -H 'Authorization: Bearer $API_TOKEN' http://127.0.0.1:$API_PORT/api/v1/gb/devices/$DEV | grep -q '\"online\": *true'"
 
 OUT=$WORK/gb-live.out
 node "$DRIVER" --api "http://127.0.0.1:$API_PORT" --token "$API_TOKEN" --device "$DEV" --channel "$CH1" \

@@ -183,6 +183,47 @@ static void assert_ffmpeg_copies(const char *path)
     assert_string_equal(out, "");
 }
 
+/* Runs `ffprobe -v error ARGS PATH`; its stdout+stderr in out. Returns its exit status. */
+static int ffprobe(const char *args, const char *path, char *out, size_t cap)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "ffprobe -v error %s %s 2>&1", args, path);
+    return run(cmd, out, cap);
+}
+
+/* The video packets' PTS and DTS as ffprobe reads them from path, in the
+ * file's (decode) order; returns how many (at most MAX_AUS). */
+static size_t probe_packet_times(const char *path, uint64_t *pts, uint64_t *dts)
+{
+    static char out[16384];
+    assert_int_equal(ffprobe("-select_streams v -show_entries packet=pts,dts -of default=nw=1", path, out, sizeof(out)), 0);
+    size_t np = 0, nd = 0;
+    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+        if (strncmp(line, "pts=", 4) == 0) {
+            assert_true(np < MAX_AUS && np == nd);
+            pts[np++] = strtoull(line + 4, NULL, 10);
+        } else {
+            assert_true(strncmp(line, "dts=", 4) == 0 && nd < np);
+            dts[nd++] = strtoull(line + 4, NULL, 10);
+        }
+    }
+    assert_int_equal(np, nd);
+    return np;
+}
+
+/* The header blob of a muxer that has seen its parameter sets, walked: the
+ * onMetaData tag then the sequence header, in ht[0] and ht[1] (pointing
+ * into h, GB_FLV_HEADER_MAX bytes). */
+static void header_tags(const gb_flv_muxer_t *m, uint8_t *h, tag_t ht[2])
+{
+    int hl = gb_flv_write_header(m, h, GB_FLV_HEADER_MAX);
+    assert_true(hl > 13);
+    tag_t t[4];
+    assert_int_equal(walk_tags(h, (size_t)hl, true, t, 4), 2);
+    ht[0] = t[0];
+    ht[1] = t[1];
+}
+
 /* ---- tests ---- */
 
 static void test_header_before_parameter_sets(void **state)
@@ -328,9 +369,8 @@ static void test_clip_read_back(void **state)
     }
     /* The header blob: metadata with the size and rate, then the same avcC. */
     uint8_t h[GB_FLV_HEADER_MAX];
-    int hl = gb_flv_write_header(&m, h, sizeof(h));
-    tag_t ht[4];
-    assert_int_equal(walk_tags(h, (size_t)hl, true, ht, 4), 2);
+    tag_t ht[2];
+    header_tags(&m, h, ht);
     double v;
     assert_true(meta_number(&ht[0], "width", &v) && v == 320);
     assert_true(meta_number(&ht[0], "height", &v) && v == 240);
@@ -356,11 +396,10 @@ static void test_ffprobe_and_ffmpeg_read_it(void **state)
     mux_clip(&clip, &a, &m, &s, true);
     char *path = write_viewer(&m, &s, 0);
     char cmd[512], out[4096];
-    snprintf(cmd, sizeof(cmd),
-             "ffprobe -v error -count_frames -show_entries stream=codec_name,width,height,avg_frame_rate,nb_read_frames,"
-             "sample_rate,channels -of default=noprint_wrappers=1 %s 2>&1",
-             path);
-    assert_int_equal(run(cmd, out, sizeof(out)), 0);
+    assert_int_equal(ffprobe("-count_frames -show_entries stream=codec_name,width,height,avg_frame_rate,nb_read_frames,"
+                             "sample_rate,channels -of default=noprint_wrappers=1",
+                             path, out, sizeof(out)),
+                     0);
     print_message("ffprobe: %s", out);
     assert_non_null(strstr(out, "codec_name=h264"));
     assert_non_null(strstr(out, "width=320"));
@@ -378,11 +417,10 @@ static void test_ffprobe_and_ffmpeg_read_it(void **state)
      * bytes from there. It decodes from its first frame. */
     assert_int_equal(s.keys, 2);
     path = write_viewer(&m, &s, s.key_off[1]);
-    snprintf(cmd, sizeof(cmd),
-             "ffprobe -v error -count_frames -select_streams v -show_entries stream=codec_name,width,height,nb_read_frames "
-             "-of default=noprint_wrappers=1 %s 2>&1",
-             path);
-    assert_int_equal(run(cmd, out, sizeof(out)), 0);
+    assert_int_equal(ffprobe("-count_frames -select_streams v -show_entries stream=codec_name,width,height,nb_read_frames "
+                             "-of default=noprint_wrappers=1",
+                             path, out, sizeof(out)),
+                     0);
     print_message("ffprobe (late viewer): %s", out);
     assert_non_null(strstr(out, "width=320"));
     assert_non_null(strstr(out, "nb_read_frames=25"));
@@ -535,17 +573,8 @@ static void test_high_profile_b_frames(void **state)
              ts_path, ts_path, es_path);
     assert_int_equal(run(cmd, out, sizeof(out)), 0);
     /* The packets' timestamps, in decode order (the order of the access units). */
-    snprintf(cmd, sizeof(cmd), "ffprobe -v error -select_streams v -show_entries packet=pts,dts -of default=nw=1 %s",
-             ts_path);
-    assert_int_equal(run(cmd, out, sizeof(out)), 0);
     static uint64_t pts[MAX_AUS], dts[MAX_AUS];
-    size_t np = 0, nd = 0;
-    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
-        if (strncmp(line, "pts=", 4) == 0 && np < MAX_AUS) pts[np++] = strtoull(line + 4, NULL, 10);
-        if (strncmp(line, "dts=", 4) == 0 && nd < MAX_AUS) dts[nd++] = strtoull(line + 4, NULL, 10);
-    }
-    assert_int_equal(np, 50);
-    assert_int_equal(nd, 50);
+    assert_int_equal(probe_packet_times(ts_path, pts, dts), 50);
     size_t len;
     uint8_t *es = read_whole_file(es_path, &len);
     assert_non_null(es);
@@ -565,26 +594,18 @@ static void test_high_profile_b_frames(void **state)
     assert_true(reordered);
     /* avcC of a High profile SPS: 4:2:0 and 8-bit after the PPS. */
     uint8_t h[GB_FLV_HEADER_MAX];
-    int hl = gb_flv_write_header(&m, h, sizeof(h));
-    tag_t ht[4];
-    assert_int_equal(walk_tags(h, (size_t)hl, true, ht, 4), 2);
+    tag_t ht[2];
+    header_tags(&m, h, ht);
     assert_int_equal(ht[1].body[5 + 1], 100);
     assert_memory_equal(ht[1].body + ht[1].len - 4, "\xFD\xF8\xF8\x00", 4);
     char *path = write_viewer(&m, &s, 0);
-    snprintf(cmd, sizeof(cmd), "ffprobe -v error -select_streams v -show_entries packet=pts,dts -of default=nw=1 %s",
-             path);
-    assert_int_equal(run(cmd, out, sizeof(out)), 0);
-    size_t k = 0;
-    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+    static uint64_t fpts[MAX_AUS], fdts[MAX_AUS];
+    assert_int_equal(probe_packet_times(path, fpts, fdts), 50);
+    for (size_t i = 0; i < 50; i++) {
         /* FLV time base is 1 ms; the FLV's first DTS is 0. */
-        size_t i = k / 2;
-        assert_true(i < 50);
-        uint64_t want = strncmp(line, "pts=", 4) == 0 ? (pts[i] - dts[0]) / 90 : (dts[i] - dts[0]) / 90;
-        assert_true(strncmp(line, k % 2 ? "dts=" : "pts=", 4) == 0);
-        assert_int_equal(strtoull(line + 4, NULL, 10), want);
-        k++;
+        assert_int_equal(fpts[i], (pts[i] - dts[0]) / 90);
+        assert_int_equal(fdts[i], (dts[i] - dts[0]) / 90);
     }
-    assert_int_equal(k, 100);
     snprintf(cmd, sizeof(cmd),
              "ffprobe -v error -show_entries stream=profile,has_b_frames -of default=nw=1 %s 2>&1; "
              "ffmpeg -nostdin -v error -i %s -f null - 2>&1",
@@ -648,9 +669,8 @@ static void test_h265_enhanced_rtmp(void **state)
     assert_true(m.fps == 25.0);
     assert_int_equal(s.keys, 2);
     uint8_t h[GB_FLV_HEADER_MAX];
-    int hl = gb_flv_write_header(&m, h, sizeof(h));
-    tag_t ht[4];
-    assert_int_equal(walk_tags(h, (size_t)hl, true, ht, 4), 2);
+    tag_t ht[2];
+    header_tags(&m, h, ht);
     double v;
     assert_true(meta_number(&ht[0], "videocodecid", &v) && v == (double)0x68766331u);
     /* SequenceStart: ExVideoTagHeader key frame, FourCC hvc1, then hvcC. */
@@ -705,12 +725,11 @@ static void test_h265_enhanced_rtmp(void **state)
     assert_true(fd >= 0);
     assert_int_equal(write(fd, es.data, es.len), (ssize_t)es.len);
     close(fd);
-    char cmd[512], out[4096];
-    snprintf(cmd, sizeof(cmd),
-             "ffprobe -v error -f hevc -count_frames -show_entries stream=codec_name,width,height,nb_read_frames "
-             "-of default=noprint_wrappers=1 %s 2>&1",
-             es_path);
-    assert_int_equal(run(cmd, out, sizeof(out)), 0);
+    char out[4096];
+    assert_int_equal(ffprobe("-f hevc -count_frames -show_entries stream=codec_name,width,height,nb_read_frames "
+                             "-of default=noprint_wrappers=1",
+                             es_path, out, sizeof(out)),
+                     0);
     print_message("ffprobe (hvcC + frames as Annex B): %s", out);
     assert_non_null(strstr(out, "codec_name=hevc"));
     assert_non_null(strstr(out, "width=320"));
@@ -719,9 +738,7 @@ static void test_h265_enhanced_rtmp(void **state)
     unlink(es_path);
     /* ffmpeg reads enhanced-RTMP FLV from 6.1 on: check it when it can. */
     char *path = write_viewer(&m, &s, 0);
-    snprintf(cmd, sizeof(cmd),
-             "ffprobe -v error -show_entries stream=codec_name,width,height -of default=noprint_wrappers=1 %s 2>&1", path);
-    run(cmd, out, sizeof(out));
+    ffprobe("-show_entries stream=codec_name,width,height -of default=noprint_wrappers=1", path, out, sizeof(out));
     if (strstr(out, "codec_name=hevc")) {
         assert_non_null(strstr(out, "width=320"));
         assert_ffmpeg_copies(path);
