@@ -101,12 +101,6 @@ for server in $servers; do
         rss=$((rss + $(proc_rss_kib "$p" 2>/dev/null || echo 0)))
     done
     if [ -n "$perf_pid" ]; then kill -INT "$perf_pid" 2>/dev/null || true; wait "$perf_pid" 2>/dev/null || true; perf_pid=; fi
-    coalesce=
-    if [ "$server" = cascade ]; then
-        # How the UDP listener read (transport.c, coalescing): its switches and drain ticks over the server's life.
-        coalesce=$(curl -s -H 'Authorization: Bearer bench' "http://127.0.0.1:$aport/api/v1/stats" |
-            python3 -c 'import json,sys; t=json.load(sys.stdin)["transport"]; print(" | coalesced reads %d (switched on %d)" % (t["udp_coalesce_ticks"], t["udp_coalesce_on"]))' 2>/dev/null) || true
-    fi
     stop_server
     line=$(python3 - "$(sipp_csv_counts "$work/s.csv")" "$t0" "$t1" "$c0" "$c1" "$(getconf CLK_TCK)" "$rate" "$th0" "$th1" "$server" "$rss" <<'PY'
 import sys
@@ -123,7 +117,7 @@ print("%-8s %-8s | %10.0f %6d %6d %8.2f | %.3f (%.3f + %.3f%s) | RSS %d MiB" % (
     sys.argv[10], sys.argv[7], ok / wall, bad, rt, cpu, cpu * k, user * k, sys_ * k, threads, int(sys.argv[11]) // 1024))
 PY
 )
-    echo "$line$coalesce"
+    echo "$line"
     per10k[$server]=$(echo "$line" | awk -F'|' '{split($3, a, " "); print a[1]}')
 done
 # Both servers measured at this rate: cascade's CPU per registration over Kamailio's.

@@ -280,8 +280,6 @@ static void stats_provider(json_t *stats, void *arg)
                                   "tcp_timed_out", (json_int_t)tr.tcp_timed_out, "tcp_max_connections",
                                   (json_int_t)tr.tcp_max_connections));
     json_t *tj = json_object_get(stats, "transport");
-    json_object_set_new(tj, "udp_coalesce_on", json_integer((json_int_t)tr.udp_coalesce_on));
-    json_object_set_new(tj, "udp_coalesce_ticks", json_integer((json_int_t)tr.udp_coalesce_ticks));
     json_t *open = json_object();
     for (int p = SIP_TRANSPORT_TCP; p < SIP_TRANSPORT_COUNT; p++)
         json_object_set_new(open, sip_transport_param(p), json_integer(tr.conns_by_proto[p]));
@@ -544,7 +542,6 @@ int worker_start(struct worker *w, uv_loop_t *loop)
         .tcp_max_connections = w->cfg.sip.tcp_max_connections,
         .tcp_max_per_ip = w->cfg.sip.tcp_max_per_ip,
         .tcp_message_timeout_ms = w->cfg.sip.tcp_message_timeout_s * 1000u,
-        .udp_coalesce_ms = w->cfg.sip.udp_coalesce_ms,
         .tcp_first_message_timeout_ms = w->cfg.sip.tcp_first_message_timeout_s * 1000u,
         .ws_ping_interval_ms = w->cfg.sip.ws_ping_interval_s * 1000u,
         .ws_require_origin = w->cfg.sip.ws_require_origin,

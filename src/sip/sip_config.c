@@ -34,8 +34,6 @@ static const struct config_key keys[] = {
         "Origin values a browser may open ws:/wss: from, comma-separated (e.g. https://phone.example.com); empty: any (403 otherwise)"),
     KEY("ws_require_origin", CONFIG_BOOL, ws_require_origin, "no", 0, 0,
         "yes: WebSocket clients that send no Origin header (not browsers) are refused"),
-    KEY("udp_coalesce_ms", CONFIG_UINT, udp_coalesce_ms, "0", 0, 20,
-        "when UDP datagrams arrive one per wake-up at a steady rate above 1000/this per second, read them every this many ms instead of waking for each (less CPU at moderate load, up to this much added delay); 0: off"),
 };
 
 const struct config_section sip_config_section = {

@@ -23,7 +23,6 @@ struct sip_config { /* [sip] */
     uint32_t ws_ping_interval_s;     /* WebSocket ping after this long with nothing received */
     char ws_origins[512];            /* browsers' Origin values allowed on ws:/wss:, comma-separated; empty: any */
     bool ws_require_origin;          /* refuse WebSocket clients that send no Origin */
-    uint32_t udp_coalesce_ms;        /* UDP receive coalescing at moderate steady rates; 0: off */
 };
 
 #endif

@@ -20,7 +20,7 @@
 #define ARENA_HEAP_LIMIT (1024 * 1024)
 #define UDP_MAX_PAYLOAD 65535u
 /* recvmmsg slots: libuv reads one datagram per 64 KiB of the buffer it is
- * given (UV__UDP_DGRAM_MAXSIZE), and so do the coalescing ticks. */
+ * given (UV__UDP_DGRAM_MAXSIZE). */
 #define UDP_RX_CHUNK (64u * 1024u)
 #define UDP_RX_CHUNKS 8u
 /* Batched sends: entries and bytes held per loop turn. */
@@ -309,8 +309,6 @@ void transport_free(struct transport *t)
     for (uint32_t i = 0; i < t->listener_count; i++) {
         struct listener *l = t->listeners[i];
         timer_stop(t->timers, &l->resume);
-        timer_stop(t->timers, &l->tick);
-        l->coalescing = false;
         /* A paused listener is closed or closing already. */
         if (l->handle_open && !uv_is_closing(&l->h.handle)) uv_close(&l->h.handle, transport_listener_closed);
     }
@@ -340,7 +338,7 @@ static bool only_crlf(const char *p, size_t n)
     return true;
 }
 
-/* One datagram read from listener l, by libuv or by a coalescing tick. */
+/* One datagram read from listener l. */
 static void udp_datagram(struct listener *l, const char *data, size_t len, bool truncated,
                          const struct sockaddr *addr)
 {
@@ -362,103 +360,11 @@ static void udp_datagram(struct listener *l, const char *data, size_t len, bool 
     transport_deliver(t, data, len, &o);
 }
 
-/* ---- coalescing ----
- * At a moderate steady rate each datagram arrives alone, and its wake-up
- * (epoll, the scheduler, on a VM the hypervisor) costs more than handling
- * it. A listener that sees that for a whole window stops libuv's reading
- * and drains the socket from a timer every udp_coalesce_ms; it goes back as
- * soon as the rate falls (a tick would wake for nothing) or a tick finds a
- * backlog (the loop is busy: libuv's reading batches by itself then). */
-#define COALESCE_WINDOW_MS 100
-#define COALESCE_TICK_MAX 256 /* datagrams per tick before handing back to libuv */
-
-static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr, unsigned flags);
-static void coalesce_tick(struct timer_node *n, uint64_t now_ms);
-
-static void coalesce_window(struct listener *l, uint64_t now)
-{
-    struct transport *t = l->t;
-    if (now - l->window_start_ms < COALESCE_WINDOW_MS) return;
-    uint64_t per_window_at_one_per_tick = COALESCE_WINDOW_MS / t->cfg.udp_coalesce_ms;
-    uint32_t d = l->window_datagrams, w = l->window_wakes;
-    l->window_start_ms = now;
-    l->window_datagrams = l->window_wakes = 0;
-    if (!l->coalescing) {
-        /* Twice as many datagrams as ticks, and few per wake-up. */
-        if (d < 2 * per_window_at_one_per_tick || d >= 4u * (w ? w : 1)) return;
-        if (uv_udp_recv_stop(&l->h.udp) != 0) return;
-        l->coalescing = true;
-        t->stats.udp_coalesce_on++;
-        timer_start(t->timers, &l->tick, now + t->cfg.udp_coalesce_ms, coalesce_tick);
-    } else if (d < per_window_at_one_per_tick) {
-        l->coalescing = false;
-        t->stats.udp_coalesce_off++;
-        timer_stop(t->timers, &l->tick);
-        uv_udp_recv_start(&l->h.udp, udp_alloc, udp_recv);
-    }
-}
-
-static void coalesce_tick(struct timer_node *n, uint64_t now_ms)
-{
-    struct listener *l = container_of(n, struct listener, tick);
-    struct transport *t = l->t;
-    uv_os_fd_t fd;
-    if (t->freeing || uv_fileno(&l->h.handle, &fd) != 0) return;
-    uint32_t got = 0;
-    struct sockaddr_storage from[UDP_RX_CHUNKS];
-    struct iovec iov[UDP_RX_CHUNKS];
-    struct mmsghdr mm[UDP_RX_CHUNKS];
-    while (got < COALESCE_TICK_MAX) {
-        for (uint32_t i = 0; i < UDP_RX_CHUNKS; i++) {
-            iov[i] = (struct iovec){t->udp_buf + (size_t)i * UDP_RX_CHUNK, UDP_RX_CHUNK};
-            mm[i] = (struct mmsghdr){.msg_hdr = {.msg_name = &from[i], .msg_namelen = sizeof(from[i]),
-                                                  .msg_iov = &iov[i], .msg_iovlen = 1}};
-        }
-        int r = recvmmsg(fd, mm, UDP_RX_CHUNKS, MSG_DONTWAIT, NULL);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) {
-            if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-                log_warn_rl("UDP receive error on listener %u: %s", l->id, strerror(errno));
-            break;
-        }
-        for (int i = 0; i < r; i++) {
-            got++;
-            if (mm[i].msg_len > 0)
-                udp_datagram(l, iov[i].iov_base, mm[i].msg_len, (mm[i].msg_hdr.msg_flags & MSG_TRUNC) != 0,
-                             (struct sockaddr *)&from[i]);
-            if (!l->coalescing) return; /* handed back (or freed) from inside a delivery */
-        }
-        if ((uint32_t)r < UDP_RX_CHUNKS) break; /* drained */
-    }
-    l->window_datagrams += got;
-    l->window_wakes++;
-    t->stats.udp_coalesce_ticks++;
-    if (got >= COALESCE_TICK_MAX) {
-        /* A backlog: let libuv read as fast as the loop turns. */
-        l->coalescing = false;
-        t->stats.udp_coalesce_off++;
-        l->window_start_ms = now_ms;
-        l->window_datagrams = l->window_wakes = 0;
-        uv_udp_recv_start(&l->h.udp, udp_alloc, udp_recv);
-        return;
-    }
-    timer_start(t->timers, &l->tick, now_ms + t->cfg.udp_coalesce_ms, coalesce_tick);
-    coalesce_window(l, now_ms);
-}
-
 static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr, unsigned flags)
 {
     struct listener *l = h->data;
-    struct transport *t = l->t;
-    if (flags & UV_UDP_MMSG_FREE) return; /* the end of one recvmmsg's slots, not of the wake-up */
-    if (nread == 0 && !addr) {
-        /* The socket is drained: one wake-up ended. */
-        if (t->cfg.udp_coalesce_ms) {
-            l->window_wakes++;
-            coalesce_window(l, timer_now(t->timers));
-        }
-        return;
-    }
+    if (flags & UV_UDP_MMSG_FREE) return; /* the end of one recvmmsg's slots */
+    if (nread == 0 && !addr) return;      /* the socket is drained */
     if (nread < 0) {
         char src_text[TRANSPORT_ADDR_TEXT] = "?";
         if (addr) {
@@ -469,7 +375,6 @@ static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const stru
         log_warn_rl("UDP receive error on listener %u from %s: %s", l->id, src_text, uv_strerror((int)nread));
         return;
     }
-    l->window_datagrams++;
     if (nread == 0) return;
     udp_datagram(l, buf->base, (size_t)nread, (flags & UV_UDP_PARTIAL) != 0, addr);
 }
@@ -530,7 +435,6 @@ int transport_listen(struct transport *t, enum sip_transport proto, const char *
     l->proto = proto;
     l->id = t->listener_count + 1;
     timer_node_init(&l->resume);
-    timer_node_init(&l->tick);
     if (!host || transport_addr_parse(host, strlen(host), port, &l->addr) != 0) {
         log_error("listen %s %s:%u: not a numeric IP address", transport_name(proto), host ? host : "(null)", port);
         free(l);

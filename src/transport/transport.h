@@ -74,13 +74,6 @@ struct transport_config {
     uint32_t ws_ping_interval_ms;
     char ws_origins[512];
     bool ws_require_origin;
-    /* UDP receive coalescing: when datagrams arrive one per wake-up at a
-     * sustained rate above 1000/udp_coalesce_ms per second, a listener stops
-     * waking per datagram and drains its socket every udp_coalesce_ms
-     * instead (fewer wake-ups, up to that much added delay); it goes back to
-     * waking per datagram when the rate falls or a drain finds a backlog.
-     * 0: off. */
-    uint32_t udp_coalesce_ms;
 };
 
 /* One received message (or a request that failed to parse). Everything it
@@ -147,9 +140,6 @@ struct transport_stats {
     uint64_t ws_upgrades;       /* WebSocket handshakes accepted */
     uint64_t ws_refused;        /* WebSocket handshakes refused (bad request, Origin, no sip subprotocol) */
     uint32_t conns_by_proto[SIP_TRANSPORT_COUNT]; /* connections open now per transport (TCP, TLS, WS, WSS) */
-    uint64_t udp_coalesce_on;   /* times a UDP listener switched to coalesced reading */
-    uint64_t udp_coalesce_off;  /* ... and back to waking per datagram (silence or a backlog) */
-    uint64_t udp_coalesce_ticks; /* coalesced reads (each one wake-up, any number of datagrams) */
 };
 
 struct transport *transport_new(uv_loop_t *loop, struct timer_service *timers,

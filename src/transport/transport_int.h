@@ -25,15 +25,6 @@ struct listener {
     bool handle_open;             /* h initialised and its close callback not yet run */
     bool paused;                  /* TCP: closed while the process is out of descriptors */
     struct timer_node resume;     /* ... listens again when this fires */
-    /* UDP receive coalescing (transport.c, "coalescing"): while on, libuv's
-     * reading is stopped and the tick timer drains the socket every
-     * udp_coalesce_ms. The window counts what arrived and the wake-ups it
-     * took, to decide when to switch. */
-    bool coalescing;
-    struct timer_node tick;
-    uint64_t window_start_ms;
-    uint32_t window_datagrams;
-    uint32_t window_wakes;
 };
 
 enum conn_state { CONN_CONNECTING, CONN_OPEN, CONN_CLOSING };

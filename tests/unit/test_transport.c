@@ -507,76 +507,6 @@ static void test_udp_responses_batched_requests_immediate(void **state)
     close(fd);
 }
 
-/* Streams three datagrams per loop turn (thousands per second, three per
- * wake-up) until the listener has switched on target times in all (or 20 s
- * of loop time pass). */
-static void stream_until(struct tt *x, struct node *n, int fd, const struct sockaddr_storage *srv, int *sent,
-                         uint64_t target)
-{
-    struct transport_stats s;
-    uv_update_time(&x->loop);
-    uint64_t end = uv_now(&x->loop) + 20000;
-    transport_get_stats(n->t, &s);
-    while (s.udp_coalesce_on < target && uv_now(&x->loop) < end) {
-        for (int k = 0; k < 3; k++) send_numbered(fd, srv, (*sent)++);
-        usleep(100);
-        uv_run(&x->loop, UV_RUN_NOWAIT);
-        uv_update_time(&x->loop);
-        transport_get_stats(n->t, &s);
-    }
-    assert_true(s.udp_coalesce_on >= target);
-}
-
-/* A steady stream of datagrams, a few per wake-up, switches the listener to
- * coalesced reads; a backlog or silence switches it back; nothing is lost
- * or reordered across the switches. The stream runs until the switches were
- * seen (the loop's clock decides, not a stopwatch), with a generous bound. */
-static void test_udp_coalescing_switches_and_keeps_order(void **state)
-{
-    struct tt *x = *state;
-    struct node *n = &x->b;
-    struct transport_config cfg = {.udp_coalesce_ms = 2};
-    node_start(x, n, &cfg);
-    n->count_only = true;
-    int id = transport_listen(n->t, SIP_TRANSPORT_UDP, "127.0.0.1", 0);
-    assert_true(id > 0);
-    struct sockaddr_storage me, srv;
-    int fd = peer_socket(AF_INET, SOCK_DGRAM, &me);
-    listener_addr(n->t, (uint32_t)id, "127.0.0.1", &srv);
-    struct transport_stats s = {0};
-    int sent = 0;
-    /* 1. A steady stream until it switches on. */
-    stream_until(x, n, fd, &srv, &sent, 1);
-    assert_true(run_until(x, &n->nmsgs, sent, 10000));
-    /* 2. Silence: back to waking per datagram. */
-    transport_get_stats(n->t, &s);
-    uint64_t off = s.udp_coalesce_off;
-    uv_update_time(&x->loop);
-    uint64_t end = uv_now(&x->loop) + 10000;
-    while (s.udp_coalesce_off == off && uv_now(&x->loop) < end) {
-        run_for(x, 20);
-        transport_get_stats(n->t, &s);
-    }
-    assert_true(s.udp_coalesce_off > off);
-    /* 3. On again, then a burst larger than a tick takes: back to libuv's reading (a backlog). */
-    stream_until(x, n, fd, &srv, &sent, 2);
-    off = s.udp_coalesce_off;
-    for (int i = 0; i < 600; i++) send_numbered(fd, &srv, sent++);
-    assert_true(run_until(x, &n->nmsgs, sent, 10000));
-    transport_get_stats(n->t, &s);
-    assert_true(s.udp_coalesce_off > off);
-    /* Nothing lost or reordered across the switches, and it still reads. */
-    send_numbered(fd, &srv, sent++);
-    assert_true(run_until(x, &n->nmsgs, sent, 5000));
-    assert_int_equal(n->nmsgs, sent);
-    assert_int_equal(n->seq_errors, 0);
-    assert_true(s.udp_coalesce_ticks > 0);
-    print_message("coalescing: %d datagrams, on %llu, off %llu, %llu ticks\n", sent,
-                  (unsigned long long)s.udp_coalesce_on, (unsigned long long)s.udp_coalesce_off,
-                  (unsigned long long)s.udp_coalesce_ticks);
-    close(fd);
-}
-
 static void test_tcp_framing(void **state)
 {
     struct tt *x = *state;
@@ -1284,7 +1214,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_udp_oversize_and_malformed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_udp_ipv6, setup, teardown),
         cmocka_unit_test_setup_teardown(test_udp_responses_batched_requests_immediate, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_udp_coalescing_switches_and_keeps_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tcp_framing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tcp_crlf_ping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tcp_garbage_closes, setup, teardown),
