@@ -56,8 +56,10 @@ start_cascade lower "$WORK/lower.ini"
 sleep 7
 REG_BAD=$(upper_count REGISTER)
 MSG_BAD=$(upper_count MESSAGE)
-check "wrong password: state failed with the 401 as last error" \
-    test "$(lo GET /gb/upstreams | jget 'd["upstreams"][0]["state"]+" "+d["upstreams"][0]["last_error"][:3]')" = "failed 401"
+# Between attempts the state is failed; during one (a REGISTER and its 401 in
+# flight) it is registering: wait for the former rather than read it once.
+failed_401() { test "$(lo GET /gb/upstreams | jget 'd["upstreams"][0]["state"]+" "+d["upstreams"][0]["last_error"][:3]')" = "failed 401"; }
+check "wrong password: state failed with the 401 as last error" wait_for 30 failed_401
 # Backoff 2 s, 4 s, 8 s (jittered, halves at least): in 7 s at most 4
 # attempts of 2 REGISTERs (challenge + answer) reach the upper.
 check "wrong password: retried with backoff, no storm ($REG_BAD REGISTERs in 7 s)" \
