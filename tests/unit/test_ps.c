@@ -175,6 +175,30 @@ static void test_clip_round_trip_any_cut(void **state)
     free(clip);
 }
 
+/* Writes ps to a temp file and reads ffprobe's view of its video stream
+ * (entries: -show_entries stream=...; stderr: "2>&1" or "2>/dev/null")
+ * into out. */
+static void ffprobe_ps(const sbuf_t *ps, const char *entries, const char *stderr_to, char *out, size_t cap)
+{
+    char path[] = "/tmp/cascade_test_ps_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, ps->data, ps->len), (ssize_t)ps->len);
+    close(fd);
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd),
+             "ffprobe -v error -count_frames -select_streams v -show_entries stream=%s "
+             "-of default=noprint_wrappers=1 %s %s",
+             entries, path, stderr_to);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    pclose(p);
+    unlink(path);
+    print_message("ffprobe: %s", out);
+}
+
 static void test_ffprobe_reads_it(void **state)
 {
     (void)state;
@@ -188,24 +212,8 @@ static void test_ffprobe_reads_it(void **state)
     sbuf_t ps;
     sbuf_init(&ps);
     mux_clip(&clip, &clip_len, &f, &ps);
-    char path[] = "/tmp/cascade_test_ps_XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, ps.data, ps.len), (ssize_t)ps.len);
-    close(fd);
-    char cmd[256];
-    snprintf(cmd, sizeof(cmd),
-             "ffprobe -v error -count_frames -select_streams v -show_entries stream=codec_name,nb_read_frames,width,height "
-             "-of default=noprint_wrappers=1 %s 2>&1",
-             path);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    char out[1024] = "";
-    size_t n = fread(out, 1, sizeof(out) - 1, p);
-    out[n] = '\0';
-    pclose(p);
-    unlink(path);
-    print_message("ffprobe: %s", out);
+    char out[1024];
+    ffprobe_ps(&ps, "codec_name,nb_read_frames,width,height", "2>&1", out, sizeof(out));
     assert_non_null(strstr(out, "codec_name=h264"));
     assert_non_null(strstr(out, "width=320"));
     assert_non_null(strstr(out, "height=240"));
@@ -769,24 +777,8 @@ static void test_ffprobe_reads_video_beside_audio(void **state)
     sbuf_t ps;
     sbuf_init(&ps);
     mux_clip_av(&clip, &clip_len, &f, &ps);
-    char path[] = "/tmp/cascade_test_ps_audio_XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, ps.data, ps.len), (ssize_t)ps.len);
-    close(fd);
-    char cmd[512];
-    snprintf(cmd, sizeof(cmd),
-             "ffprobe -v error -count_frames -select_streams v -show_entries stream=codec_name,nb_read_frames "
-             "-of default=noprint_wrappers=1 %s 2>/dev/null",
-             path);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    char out[1024] = "";
-    size_t n = fread(out, 1, sizeof(out) - 1, p);
-    out[n] = '\0';
-    pclose(p);
-    unlink(path);
-    print_message("ffprobe: %s", out);
+    char out[1024];
+    ffprobe_ps(&ps, "codec_name,nb_read_frames", "2>/dev/null", out, sizeof(out));
     assert_non_null(strstr(out, "codec_name=h264"));
     assert_non_null(strstr(out, "nb_read_frames=50"));
     sbuf_free(&ps);
