@@ -596,6 +596,28 @@ static void test_record_route(void **state)
     assert_true(str_eq_cstr(m->ruri.raw, "sip:watcher@192.0.2.9:5080"));
 }
 
+/* Puts user's answer to *ch (nc: the request count) in f->authz; with
+ * read_401, *ch is first read from the last 401's WWW-Authenticate. */
+static void answer_challenge(struct fx *f, struct auth_challenge *ch, bool read_401, const char *user,
+                             const char *password, uint32_t nc)
+{
+    if (read_401) {
+        str_t v = harness_header(last_response(f), SIP_HDR_WWW_AUTHENTICATE);
+        static char copy[1024]; /* ch points into it */
+        snprintf(copy, sizeof(copy), "%.*s", STR_FMT(v));
+        assert_int_equal(auth_parse_challenge(str_from_cstr(copy), ch), 0);
+    }
+    sbuf_t b;
+    sbuf_init(&b);
+    sbuf_append_cstr(&b, "Authorization: ");
+    assert_int_equal(auth_client_answer(ch, str_from_cstr(user), str_from_cstr(password), STR_LIT("SUBSCRIBE"),
+                                        STR_LIT("sip:alice@example.com"), nc, STR_NULL, &b),
+                     0);
+    sbuf_append_cstr(&b, "\n");
+    snprintf(f->authz, sizeof(f->authz), "%.*s", (int)b.len, b.data);
+    sbuf_free(&b);
+}
+
 /* With [auth] require_auth: 401 first; the AoR's own user only. */
 static void test_own_user_only(void **state)
 {
@@ -603,29 +625,11 @@ static void test_own_user_only(void **state)
     f->cfg.auth.require_auth = true;
     start(f);
     assert_int_equal(subscribe(f, "alice", "a-1", 1, "", "reg", "Expires: 600\n"), 401);
-    str_t v = harness_header(last_response(f), SIP_HDR_WWW_AUTHENTICATE);
-    char copy[1024];
-    snprintf(copy, sizeof(copy), "%.*s", STR_FMT(v));
     struct auth_challenge ch;
-    assert_int_equal(auth_parse_challenge(str_from_cstr(copy), &ch), 0);
-    sbuf_t b;
-    sbuf_init(&b);
-    sbuf_append_cstr(&b, "Authorization: ");
-    assert_int_equal(auth_client_answer(&ch, STR_LIT("bob"), STR_LIT("secret-b"), STR_LIT("SUBSCRIBE"),
-                                        STR_LIT("sip:alice@example.com"), 1, STR_NULL, &b),
-                     0);
-    sbuf_append_cstr(&b, "\n");
-    snprintf(f->authz, sizeof(f->authz), "%.*s", (int)b.len, b.data);
+    answer_challenge(f, &ch, true, "bob", "secret-b", 1);
     assert_int_equal(subscribe(f, "alice", "a-1", 2, "", "reg", "Expires: 600\n"), 403); /* bob may not */
-    sbuf_clear(&b);
-    sbuf_append_cstr(&b, "Authorization: ");
-    assert_int_equal(auth_client_answer(&ch, STR_LIT("alice"), STR_LIT("secret-a"), STR_LIT("SUBSCRIBE"),
-                                        STR_LIT("sip:alice@example.com"), 2, STR_NULL, &b),
-                     0);
-    sbuf_append_cstr(&b, "\n");
-    snprintf(f->authz, sizeof(f->authz), "%.*s", (int)b.len, b.data);
+    answer_challenge(f, &ch, false, "alice", "secret-a", 2);
     assert_int_equal(subscribe(f, "alice", "a-1", 3, "", "reg", "Expires: 600\n"), 200);
-    sbuf_free(&b);
     f->authz[0] = '\0';
 }
 
@@ -637,20 +641,8 @@ static void test_reg_any_user(void **state)
     f->cfg.subs.reg_any_user = true;
     start(f);
     assert_int_equal(subscribe(f, "alice", "y-1", 1, "", "reg", "Expires: 600\n"), 401);
-    str_t v = harness_header(last_response(f), SIP_HDR_WWW_AUTHENTICATE);
-    char copy[1024];
-    snprintf(copy, sizeof(copy), "%.*s", STR_FMT(v));
     struct auth_challenge ch;
-    assert_int_equal(auth_parse_challenge(str_from_cstr(copy), &ch), 0);
-    sbuf_t b;
-    sbuf_init(&b);
-    sbuf_append_cstr(&b, "Authorization: ");
-    assert_int_equal(auth_client_answer(&ch, STR_LIT("bob"), STR_LIT("secret-b"), STR_LIT("SUBSCRIBE"),
-                                        STR_LIT("sip:alice@example.com"), 1, STR_NULL, &b),
-                     0);
-    sbuf_append_cstr(&b, "\n");
-    snprintf(f->authz, sizeof(f->authz), "%.*s", (int)b.len, b.data);
-    sbuf_free(&b);
+    answer_challenge(f, &ch, true, "bob", "secret-b", 1);
     assert_int_equal(subscribe(f, "alice", "y-1", 2, "", "reg", "Expires: 600\n"), 200); /* bob may */
     f->authz[0] = '\0';
 }
