@@ -120,6 +120,16 @@ run_case() {
     r1=$(proc_rss_kib "$pid"); c0=$(proc_cpu_ticks "$pid"); s0=$SECONDS
     sleep "$win"
     c1=$(proc_cpu_ticks "$pid"); r2=$(proc_rss_kib "$pid")
+    local cpu_pct st online refused offl
+    cpu_pct=$(cpu_percent "$c0" "$c1" $((SECONDS - s0)) 1)
+    st=$(stats)
+    online=$(jq -r '.gb_upper.online' <<<"$st")
+    refused=$(jq -r '.overload.refused' <<<"$st")
+    offl=$(grep -c '"type":"gb.device.offline"' "$work/cascade.log" || true)
+    # The simulator stops (and writes its counters) before gdb freezes cascade
+    # below: keepalives unanswered during that freeze are the script's doing.
+    kill -INT "$sim"
+    wait "$sim" || true
     # RSS once glibc gave back what the registration burst freed (what the
     # devices really hold): malloc_trim(0) called in cascade through gdb.
     local r3=$r2
@@ -127,14 +137,6 @@ run_case() {
         gdb -p "$pid" -batch -ex 'call (int)malloc_trim(0)' >/dev/null 2>&1 || true
         r3=$(proc_rss_kib "$pid")
     fi
-    local cpu_pct st online refused offl
-    cpu_pct=$(cpu_percent "$c0" "$c1" $((SECONDS - s0)) 1)
-    st=$(stats)
-    online=$(jq -r '.gb_upper.online' <<<"$st")
-    refused=$(jq -r '.overload.refused' <<<"$st")
-    offl=$(grep -c '"type":"gb.device.offline"' "$work/cascade.log" || true)
-    kill -INT "$sim"
-    wait "$sim" || true
     [ -n "$comp" ] && { kill "$comp" 2>/dev/null || true; wait "$comp" 2>/dev/null || true; }
     local ramp ka_ok ka_fail lost sim_rss sim_cpu lag rtt
     ramp=$(jq -r '.ramp_s' "$work/sim.json")
@@ -153,6 +155,7 @@ run_case() {
         "online $online/$n; offline events (LOG=info only) $offl; simulator re-registrations $lost;" \
         "server cpus '${server_cpus}', sim cpus '${sim_cpus}' x $threads threads${COMPETITOR_AT:+, competitor at ${COMPETITOR_AT}s for ${COMPETITOR_SECS:-60}s}"
     echo "    overload: $(jq -c .overload <<<"$st")"
+    echo "    catalog on register: $(jq -c '.gb_upper | {catalog_queued, catalog_in_flight, catalog_started, catalog_paused}' <<<"$st")"
     results+=("$line")
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true

@@ -117,13 +117,14 @@ static struct proxy *start_proxy(struct worker *w)
 }
 
 static bool admission_refuse(void *arg, struct txn *st) { return worker_overload_refuse(arg, st); }
+static bool admission_busy(void *arg) { return worker_overload_busy(arg); }
 
 
 /* Who we are, as the roles get it (sip/local.h). */
 static void fill_local(struct worker *w)
 {
     worker_fill_local(w);
-    w->admission = (struct txn_admission){.refuse = admission_refuse, .arg = w};
+    w->admission = (struct txn_admission){.refuse = admission_refuse, .busy = admission_busy, .arg = w};
     digest_checker_init(&w->digest, &w->cfg.auth, &w->local, w->users, w->auth, w->events);
 }
 
@@ -450,12 +451,13 @@ void dispatch_stats(struct worker *w, json_t *stats)
         struct gb_upper_stats s;
         gb_upper_get_stats(w->gb_upper, &s);
         json_object_set_new(stats, "gb_upper",
-                            json_pack("{s:i,s:i,s:i,s:i,s:I,s:I,s:I,s:I,s:i,s:i}", "devices", (int)s.devices, "online",
+                            json_pack("{s:i,s:i,s:i,s:i,s:I,s:I,s:I,s:I,s:i,s:i,s:I,s:I}", "devices", (int)s.devices, "online",
                                       (int)s.online, "streams", (int)s.streams, "pending_queries",
                                       (int)s.pending_queries, "registers", (json_int_t)s.registers, "keepalives",
                                       (json_int_t)s.keepalives, "messages", (json_int_t)s.messages, "refused",
                                       (json_int_t)s.refused, "catalog_queued", (int)s.catalog_queued,
-                                      "catalog_in_flight", (int)s.catalog_in_flight));
+                                      "catalog_in_flight", (int)s.catalog_in_flight, "catalog_started",
+                                      (json_int_t)s.catalog_started, "catalog_paused", (json_int_t)s.catalog_paused));
     }
     if (w->gb_lower) gb_lower_stats_json(w->gb_lower, stats);
 }

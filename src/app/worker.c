@@ -120,6 +120,14 @@ static uint32_t working_txns(const struct txn_stats *ts)
     return ts->server_live > ts->server_completed ? ts->server_live - ts->server_completed : 0;
 }
 
+bool worker_overload_busy(struct worker *w)
+{
+    struct txn_stats ts;
+    txn_layer_stats(w->txn, &ts);
+    struct overload_load load = {.server_txns = working_txns(&ts), .store_backlog = store_backlog(w)};
+    return overload_busy(&w->overload, uv_now(w->loop), &load);
+}
+
 bool worker_overload_refuse(struct worker *w, struct txn *st)
 {
     if (!w->overload.cfg.enabled) return false;

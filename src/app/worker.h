@@ -114,6 +114,7 @@ void worker_fill_local(struct worker *w);
  * (rate-limited) with the sender; false: serve it. Call it before any digest
  * or store work. */
 bool worker_overload_refuse(struct worker *w, struct txn *st);
+bool worker_overload_busy(struct worker *w); /* background work should wait (overload_busy) */
 
 /* A fresh random tag (16 hex digits) for To/From (RFC 3261 §19.3). */
 void worker_new_tag(struct worker *w, char out[17]);

@@ -63,6 +63,18 @@ bool overload_loop_overloaded(const struct overload *o, uint64_t now_ms)
     return o->loop_until_ms && now_ms < o->loop_until_ms;
 }
 
+bool overload_busy(const struct overload *o, uint64_t now_ms, const struct overload_load *load)
+{
+    if (!o->cfg.enabled) return false;
+    if (overload_loop_overloaded(o, now_ms)) return true;
+    /* Background work backs off at half of what refuses registrations, and
+     * while the receive queue fills, before anything is refused or lost. */
+    if (o->cfg.max_rx_queue_pct && o->stats.rx_queue_pct >= o->cfg.max_rx_queue_pct) return true;
+    if (load && o->cfg.max_server_txns && load->server_txns >= o->cfg.max_server_txns / 2) return true;
+    if (load && o->cfg.max_store_backlog && load->store_backlog >= o->cfg.max_store_backlog / 2) return true;
+    return false;
+}
+
 /* Token bucket: max_register_rate per second, at most one second banked. */
 static bool take_token(struct overload *o, uint64_t now_ms)
 {

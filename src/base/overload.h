@@ -101,6 +101,10 @@ void overload_note_loop(struct overload *o, uint64_t now_ms, uint32_t lag_ms, ui
 void overload_note_loop_rxq(struct overload *o, uint64_t now_ms, uint32_t lag_ms, uint32_t busy_pct, uint32_t rxq_pct);
 /* Whether the loop counts as overloaded at now_ms. */
 bool overload_loop_overloaded(const struct overload *o, uint64_t now_ms);
+/* True while background work (catalog queries on register) should wait: the
+ * loop is overloaded, its UDP receive queue is filling, or the server
+ * transactions or store backlog are past half of their limits. */
+bool overload_busy(const struct overload *o, uint64_t now_ms, const struct overload_load *load);
 /* Decides about one new registration at now_ms and counts the verdict.
  * OVERLOAD_ADMIT (a rate token is taken when rated), or why to refuse it.
  * rated: false for the second leg of a registration (the REGISTER answering

@@ -209,12 +209,20 @@ const struct transport_dest *txn_dest(const struct txn *t); /* where it sends */
  * Call it before any digest or store work. A NULL admission admits all. */
 struct txn_admission {
     bool (*refuse)(void *arg, struct txn *st);
+    /* True while the node is over capacity: work nobody is waiting for (catalog
+     * queries on register) holds back so keepalives and calls keep their share. */
+    bool (*busy)(void *arg);
     void *arg;
 };
 
 static inline bool txn_admission_refuse(const struct txn_admission *a, struct txn *st)
 {
     return a && a->refuse && a->refuse(a->arg, st);
+}
+
+static inline bool txn_admission_busy(const struct txn_admission *a)
+{
+    return a && a->busy && a->busy(a->arg);
 }
 
 #endif

@@ -124,6 +124,7 @@ static void defaults_before_tables(struct config *c)
     c->gb.catalog_on_register = true;
     c->gb.info_on_register = true;
     c->gb.catalog_concurrency = 32;
+    c->gb.catalog_rate = 1000;
     overload_config_default(&c->overload);
     c->media.enabled = MEDIA_ENABLED_AUTO;
     strcpy(c->media.listen, "127.0.0.1");

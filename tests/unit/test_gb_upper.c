@@ -779,6 +779,7 @@ static void test_service_unknown_stream(void **state)
 /* Refuses while on, answering 503 itself as the admission contract says (txn.h). */
 struct gate {
     bool on;
+    bool busy; /* what busy() says (background work waits) */
     unsigned asked;
 };
 
@@ -835,6 +836,83 @@ static void test_admission_spares_online_devices(void **state)
     assert_int_equal(gbh_register(h, DEV, "devpw", 0, SIP_TRANSPORT_UDP, 0, 5080), 200);
     assert_false(online(h, DEV));
     assert_int_equal(gate.asked, asked);
+}
+
+/* Catalog queries on register are background work: while the node says it
+ * is busy (overload) none starts; they start when it is not. */
+static bool gate_busy(void *arg) { return ((struct gate *)arg)->busy; }
+static struct txn_admission busy_admission = {.refuse = gate_refuse, .busy = gate_busy, .arg = &gate};
+
+static int setup_busy_gate(void **state)
+{
+    memset(&gate, 0, sizeof(gate));
+    struct gbh *h = malloc(sizeof(*h));
+    gbh_init(h);
+    h->admission = &busy_admission;
+    h->cfg.gb.catalog_on_register = true;
+    h->cfg.gb.info_on_register = false;
+    assert_int_equal(gbh_start(h), 0);
+    assert_int_equal(gb_device_admin_set(h->g, DEV, "devpw", NULL, -1), 0);
+    *state = h;
+    return 0;
+}
+
+static void test_catalog_queue_waits_while_busy(void **state)
+{
+    struct gbh *h = *state;
+    gate.busy = true;
+    assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080), 200);
+    gbh_advance(h, 2000);
+    struct gb_upper_stats st;
+    gb_upper_get_stats(h->g, &st);
+    assert_int_equal(st.catalog_queued, 1);
+    assert_int_equal(st.catalog_in_flight, 0);
+    assert_int_equal(st.pending_queries, 0);
+    assert_true(st.catalog_paused >= 2);
+    assert_null(strstr(gbh_last(h), "MESSAGE sip:"));
+    gate.busy = false;
+    gbh_advance(h, 1000);
+    gb_upper_get_stats(h->g, &st);
+    assert_int_equal(st.catalog_queued, 0);
+    assert_int_equal(st.catalog_in_flight, 1);
+    assert_int_equal(st.catalog_started, 1);
+    assert_non_null(strstr(gbh_last(h), "MESSAGE sip:" DEV "@192.0.2.9:5080 SIP/2.0"));
+}
+
+/* [gb] catalog_rate: at most that many queries start a second (one second
+ * may be banked), however many slots are free. */
+static void catalog_two_a_second(struct gb_config *gb)
+{
+    gb->catalog_on_register = true;
+    gb->info_on_register = false;
+    gb->catalog_concurrency = 100;
+    gb->catalog_rate = 2;
+}
+static int setup_catalog_two_a_second(void **state) { return setup_with(state, catalog_two_a_second); }
+
+static void test_catalog_queue_rate(void **state)
+{
+    struct gbh *h = *state;
+    char id[8][21];
+    for (int i = 0; i < 8; i++) {
+        snprintf(id[i], sizeof(id[i]), "340200000013200001%02d", i);
+        assert_int_equal(gb_device_admin_set(h->g, id[i], "devpw", NULL, -1), 0);
+        assert_int_equal(gbh_register(h, id[i], "devpw", 3600, SIP_TRANSPORT_UDP, 0, (uint16_t)(5100 + i)), 200);
+    }
+    gbh_advance(h, 0);
+    struct gb_upper_stats st;
+    gb_upper_get_stats(h->g, &st);
+    assert_int_equal(st.catalog_started, 2); /* the banked second */
+    gbh_advance(h, 499);
+    gb_upper_get_stats(h->g, &st);
+    assert_int_equal(st.catalog_started, 2);
+    gbh_advance(h, 1);
+    gb_upper_get_stats(h->g, &st);
+    assert_int_equal(st.catalog_started, 3);
+    gbh_advance(h, 1500);
+    gb_upper_get_stats(h->g, &st);
+    assert_int_equal(st.catalog_started, 6);
+    assert_int_equal(st.catalog_queued, 2);
 }
 
 /* ---- devices as handles (upper.h: what the middle node reads) ---- */
@@ -1002,6 +1080,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_service_unknown_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admission_refuses_new_registration, setup_gate, teardown),
         cmocka_unit_test_setup_teardown(test_admission_spares_online_devices, setup_gate, teardown),
+        cmocka_unit_test_setup_teardown(test_catalog_queue_waits_while_busy, setup_busy_gate, teardown),
+        cmocka_unit_test_setup_teardown(test_catalog_queue_rate, setup_catalog_two_a_second, teardown),
         cmocka_unit_test_setup_teardown(test_handle_reads_a_registered_device, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handle_channel_views, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreach_visits_every_device, setup, teardown),

@@ -262,6 +262,38 @@ static void test_config_keys(void **state)
     assert_int_equal(load_ini(&c, "[gb]\ncatalog_concurrency = 0\n", err, sizeof(err)), -1);
 }
 
+/* Background work waits earlier than registrations are refused: at half of
+ * the transaction and store limits, and while the receive queue fills. */
+static void test_busy_for_background_work(void **state)
+{
+    (void)state;
+    struct overload_config c = quiet_config();
+    c.max_server_txns = 1000;
+    c.max_store_backlog = 100;
+    struct overload o;
+    overload_init(&o, &c, 1);
+    overload_note_loop_rxq(&o, 1000, 0, 10, 0);
+    struct overload_load load = {.server_txns = 499, .store_backlog = 49};
+    assert_false(overload_busy(&o, 1000, &load));
+    load.server_txns = 500;
+    assert_true(overload_busy(&o, 1000, &load));
+    assert_int_equal(overload_check(&o, 1000, &load, true), OVERLOAD_ADMIT); /* not refused yet */
+    load.server_txns = 0;
+    load.store_backlog = 50;
+    assert_true(overload_busy(&o, 1000, &load));
+    load.store_backlog = 0;
+    overload_note_loop_rxq(&o, 1100, 0, 10, c.max_rx_queue_pct);
+    assert_true(overload_busy(&o, 1100, &load));
+    overload_note_loop_rxq(&o, 1200, 0, 10, 0);
+    assert_false(overload_busy(&o, 1200, &load));
+    for (uint64_t t = 1300; t <= 1500; t += 100) overload_note_loop_rxq(&o, t, 300, 10, 0);
+    assert_true(overload_busy(&o, 1500, NULL));
+    c.enabled = false;
+    overload_init(&o, &c, 1);
+    load.server_txns = 100000;
+    assert_false(overload_busy(&o, 1000, &load));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -272,6 +304,7 @@ int main(void)
         cmocka_unit_test(test_sustained_busy_loop_refuses),
         cmocka_unit_test(test_busy_counts_only_with_a_filling_queue),
         cmocka_unit_test(test_queue_depths),
+        cmocka_unit_test(test_busy_for_background_work),
         cmocka_unit_test(test_rate_cap_is_a_token_bucket),
         cmocka_unit_test(test_retry_after_is_spread_over_the_range),
         cmocka_unit_test(test_verdict_names),

@@ -26,6 +26,9 @@ static const struct config_key keys[] = {
         "with the catalog query on register, also ask DeviceInfo (name, maker, model) while none is known for the device"),
     KEY("catalog_concurrency", CONFIG_INT, catalog_concurrency, "32", 1, 10000,
         "catalog-on-register queries in flight at once; the rest wait in a queue"),
+    KEY("catalog_rate", CONFIG_INT, catalog_rate, "1000", 0, 1000000,
+        "catalog-on-register queries (and their DeviceInfo) started per second at most; 0: no cap. "
+        "They also wait while the node is overloaded"),
     KEY("qop", CONFIG_BOOL, qop, "no", 0, 0, "offer qop=auth in challenges; many devices need the legacy no-qop digest"),
     KEY("default_media", CONFIG_STRING, default_media, "", 0, 0,
         "H.264 Annex B file streamed for local channels without one; empty: the built-in clip"),

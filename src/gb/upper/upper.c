@@ -1145,4 +1145,6 @@ void gb_upper_get_stats(const struct gb_upper *g, struct gb_upper_stats *out)
     out->pending_queries = g->pending_queries;
     out->catalog_queued = g->catq.count;
     out->catalog_in_flight = g->catq.in_flight;
+    out->catalog_started = g->catq.started;
+    out->catalog_paused = g->catq.paused;
 }

@@ -86,6 +86,7 @@ struct gb_upper_stats {
     uint64_t nonce_replays;        /* REGISTERs re-using a device's nonce from another address (401) */
     uint64_t catalog_items_dropped; /* catalog items with an id that is not a GB id */
     uint32_t catalog_queued, catalog_in_flight; /* catalog-on-register: waiting, started */
+    uint64_t catalog_started, catalog_paused;   /* queries started from the queue; waits while overloaded */
 };
 void gb_upper_get_stats(const struct gb_upper *g, struct gb_upper_stats *out);
 

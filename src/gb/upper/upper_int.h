@@ -230,6 +230,9 @@ struct gb_catq {
     bool timer_ready;
     struct timer_node timer;      /* starts queries on a fresh timer run */
     uint64_t started, dropped;
+    uint64_t paused;              /* timer runs that waited: the node was busy (overload) */
+    uint64_t credit;              /* [gb] catalog_rate bucket, in 1/1000 query */
+    uint64_t credit_at;           /* when it was last filled (ms) */
 };
 
 struct gb_upper {
