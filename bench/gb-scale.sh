@@ -24,6 +24,7 @@
 #        COMPETITOR_AT=  COMPETITOR_SECS=60  COMPETITOR_CPUS=$SERVER_CPUS
 #                                       a busy loop on those CPUs from COMPETITOR_AT s
 #                                       after the simulator starts, for COMPETITOR_SECS
+#                                       (COMPETITOR_AT=hold: 10 s into the hold window)
 #        OVERLOAD=yes  MAX_REGISTER_RATE=0  RETRY_MIN=5 RETRY_MAX=30  CATALOG=yes
 #        CATALOG_CONCURRENCY=32  CHANNELS=1  STRESS=  (N for a 5 s keepalive case)
 #        LOG=warn (info logs every device event: large at 1M)  MAX_WAIT= (s for the ramp)
@@ -102,7 +103,7 @@ run_case() {
     local sim=$!
     pids+=("$sim")
     local comp=
-    if [ -n "${COMPETITOR_AT:-}" ]; then
+    if [ -n "${COMPETITOR_AT:-}" ] && [ "$COMPETITOR_AT" != hold ]; then
         (sleep "$COMPETITOR_AT"; competitor "${COMPETITOR_SECS:-60}" "${COMPETITOR_CPUS:-$server_cpus}") &
         comp=$!
         pids+=("$comp")
@@ -118,6 +119,11 @@ run_case() {
     sleep "$settle" # the registration burst settles (catalog queries, store writes, first keepalives)
     local r1 c0 s0 c1 r2
     r1=$(proc_rss_kib "$pid"); c0=$(proc_cpu_ticks "$pid"); s0=$SECONDS
+    if [ "${COMPETITOR_AT:-}" = hold ]; then # 10 s into the hold, whenever the ramp ended
+        (sleep 10; competitor "${COMPETITOR_SECS:-60}" "${COMPETITOR_CPUS:-$server_cpus}") &
+        comp=$!
+        pids+=("$comp")
+    fi
     sleep "$win"
     c1=$(proc_cpu_ticks "$pid"); r2=$(proc_rss_kib "$pid")
     local cpu_pct st online refused offl
