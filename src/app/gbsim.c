@@ -69,6 +69,7 @@
 #define SIM_MAX_THREADS 64
 #define SIM_WHEEL_SLOTS 8192       /* x 10 ms: 82 s, longer than a keepalive interval */
 #define SIM_WHEEL_TICK_MS 10
+#define SIM_WHEEL_BUDGET 2000      /* timers fired per wheel run (every tick): 200 000/s, then the sockets */
 #define SIM_PUBLISH_MS 250         /* threads hand their counts to the reporter */
 
 enum dev_state { DEV_IDLE = 0, DEV_REGISTERING, DEV_REGISTERED, DEV_FAILED, DEV_UNREGISTERING, DEV_DONE };
@@ -1076,7 +1077,7 @@ static void on_tick(uv_timer_t *h)
 static void on_wheel(uv_timer_t *h)
 {
     struct sim *s = h->data;
-    gbsim_wheel_run(&s->wheel, uv_now(s->w.loop));
+    gbsim_wheel_run(&s->wheel, uv_now(s->w.loop), SIM_WHEEL_BUDGET);
 }
 
 /* The reporter asks to stop: the first time cleanly, then at once. */

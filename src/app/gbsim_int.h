@@ -41,8 +41,11 @@ void gbsim_wheel_free(struct gbsim_wheel *w);
 static inline bool gbsim_wheel_armed(const struct gbsim_wheel_node *n) { return n->next != 0; }
 void gbsim_wheel_add(struct gbsim_wheel *w, struct gbsim_wheel_node *n, uint64_t deadline_ms);
 void gbsim_wheel_del(struct gbsim_wheel *w, struct gbsim_wheel_node *n);
-/* Fires every node due by now_ms. Returns how many fired. */
-uint32_t gbsim_wheel_run(struct gbsim_wheel *w, uint64_t now_ms);
+/* Fires the nodes due by now_ms, at most max of them (0: all): a simulator
+ * that fell behind fires its backlog in slices and reads its sockets in
+ * between, instead of sending seconds of requests while their answers
+ * overflow the receive buffer. Returns how many fired. */
+uint32_t gbsim_wheel_run(struct gbsim_wheel *w, uint64_t now_ms, uint32_t max);
 
 /* ---- histograms (gbsim_stats.c) ----
  * Milliseconds in buckets of 1 ms up to 128 ms, then 16 per doubling up to

@@ -56,7 +56,7 @@ void gbsim_wheel_del(struct gbsim_wheel *w, struct gbsim_wheel_node *n)
     w->count--;
 }
 
-uint32_t gbsim_wheel_run(struct gbsim_wheel *w, uint64_t now_ms)
+uint32_t gbsim_wheel_run(struct gbsim_wheel *w, uint64_t now_ms, uint32_t max)
 {
     uint32_t fired = 0;
     /* A tick runs once it is over, so nothing fires before its deadline. */
@@ -75,6 +75,16 @@ uint32_t gbsim_wheel_run(struct gbsim_wheel *w, uint64_t now_ms)
         pending.prev->next = &pending;
         head->next = head->prev = head;
         while (pending.next != &pending) {
+            if (max && fired == max) {
+                /* Out of budget: what is left of this tick goes back in
+                 * front of its slot and the tick runs again next time. */
+                pending.prev->next = head->next;
+                head->next->prev = pending.prev;
+                head->next = pending.next;
+                pending.next->prev = head;
+                w->cur_tick = tick;
+                return fired;
+            }
             struct gbsim_wheel_node *n = pending.next;
             unlink_node(n);
             if (n->deadline_ms / w->tick_ms > tick) {
