@@ -1,6 +1,6 @@
 # cascade — top-level commands. `make run` builds and starts the daemon with the
 # embedded default config; `make test` runs every test (every CMake build type
-# compiled once with -Werror, then plain, then ASan+UBSan, then fuzz).
+# compiled once with -Werror, plain, ASan+UBSan, fuzz: scripts/test-all.sh).
 BUILD        ?= build
 BUILD_ASAN   ?= build-asan
 BUILD_FUZZ   ?= build-fuzz
@@ -36,7 +36,13 @@ run: deps
 	cmake --build $(BUILD) -j $(JOBS) --target cascade cascadectl
 	./$(BUILD)/cascade $(ARGS)
 
-test: test-buildtypes test-plain test-asan test-fuzz
+# The whole suite (scripts/test-all.sh): the RelWithDebInfo tree, then the
+# plain ctest pass while the other trees compile beside it at low priority,
+# then ASan+UBSan, then fuzz. The targets below run one stage each.
+test: deps
+	@BUILD=$(BUILD) BUILD_ASAN=$(BUILD_ASAN) BUILD_FUZZ=$(BUILD_FUZZ) JOBS=$(JOBS) CTEST_JOBS=$(CTEST_JOBS) \
+		FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_JOBS=$(FUZZ_JOBS) BUILD_TYPES="$(BUILD_TYPES)" CMAKE_FLAGS="$(CMAKE_FLAGS)" \
+		PROGRAMS="$(PROGRAMS)" UNIT_TESTS="$(UNIT_TESTS)" bash scripts/test-all.sh
 
 # Compile only (the library, the programs, the unit tests), gcc, -Werror.
 test-buildtypes: deps
