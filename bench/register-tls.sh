@@ -173,7 +173,9 @@ start_server() {
 }
 
 # run_sipp SERVER RATE: one step through stunnel; sets ok, bad, p99 (none), gen_ach
-# (none: the step's wall time is used) and gen_cpu (stunnel's CPU s).
+# (successful calls over sipp's start to the statistics row where the last one
+# is counted: sipp's own wall time, without its start and exit) and gen_cpu
+# (stunnel's CPU s).
 run_sipp() {
     local s0 s1
     rm -f "$work/s.csv"
@@ -183,8 +185,17 @@ run_sipp() {
         -l $(($2 * 3)) -nostdin -trace_stat -stf s.csv -fd 1 >"$work/sipp-$1-$2.out" 2>&1) || true
     s1=$(proc_cpu_ticks "$stunnel_pid")
     read -r ok bad _ < <(sipp_csv_counts "$work/s.csv")
-    p99=- gen_ach=
-    gen_cpu=$(echo "scale=2; ($s1 - $s0) / $(getconf CLK_TCK)" | bc)
+    p99=-
+    gen_ach=$(python3 - "$work/s.csv" <<'PY'
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1]), delimiter=';')); h = rows[0]
+ok = int(rows[-1][h.index("SuccessfulCall(C)")])
+row = next(r for r in rows[1:] if int(r[h.index("SuccessfulCall(C)")]) == ok)
+secs = float(row[h.index("CurrentTime")].split()[-1]) - float(row[h.index("StartTime")].split()[-1])
+print("%.0f" % (ok / secs) if ok and secs > 0 else 0)
+PY
+)
+    gen_cpu=$(python3 -c 'import sys; print("%.2f" % (float(sys.argv[1]) / float(sys.argv[2])))' "$((s1 - s0))" "$(getconf CLK_TCK)")
 }
 
 # run_sipload SERVER RATE: one step straight to the server's tls: port; sets ok,
@@ -203,7 +214,7 @@ run_sipload() {
     [ -n "$fin" ] || bad=$((bad + 1))  # no final line: count the step as failed
     p99=$(sed -n 's/.* p99_ms=\([0-9.]*\).*/\1/p' <<<"$fin"); p99=${p99:--}
     gen_ach=$(sed -n 's/.* achieved_per_s=\([0-9]*\).*/\1/p' <<<"$fin")
-    gen_cpu=$(awk '/^cpu / {print $2 + $3}' "$work/sipload-$1-$2.time")
+    gen_cpu=$(awk '/^cpu / {printf "%.2f", $2 + $3}' "$work/sipload-$1-$2.time")
 }
 
 users=$(max_step_calls "$rates" "$secs")
@@ -213,8 +224,9 @@ else
     echo "REGISTER over TLS (sipp -t t1 -> stunnel -> one TLS connection), $secs s per rate"
 fi
 echo "server on CPUs ${server_cpus:-any}, generator on CPUs ${load_cpus:-any}"
+gen_name=sipload; [ "$loadgen" = sipp ] && gen_name=stunnel
 printf '%-8s %-8s | %10s %6s %8s | %s | %s\n' server offered "achieved/s" fail "p99 ms" \
-    "server cpu s per 10k REGISTER" "$loadgen cpu s"
+    "server cpu s per 10k REGISTER" "$gen_name cpu s"
 declare -A best achieved cpu10k
 for rate in $rates; do
     for server in $servers; do
