@@ -51,7 +51,7 @@
 #define T1_MS 500            /* RFC 3261 17.1.2.2 Timer A start */
 #define T2_MS 4000           /* ... and its cap for non-INVITE */
 #define TIMER_B_MS 32000     /* 64*T1: no final answer to one request in this time: failed */
-#define SCAN_MS 20           /* how often resends and timeouts are looked at */
+#define SCAN_MS 50           /* how often resends and timeouts are looked at */
 #define HIST_SUB 512         /* latency histogram: 512 steps per power of two above 1024 us */
 #define HIST_BUCKETS (1024 + 32 * HIST_SUB)
 
@@ -67,8 +67,7 @@ struct slot {
     uint64_t sent_ms;     /* current request (re)sent */
     uint64_t req_first_ms;/* current request first sent: Timer B counts from here */
     uint32_t interval_ms; /* Timer A */
-    uint16_t req_len;
-    char req[REQ_MAX];    /* the current request, for UDP resends */
+    uint16_t req_len;     /* of its request in load.reqs (UDP resends) */
 };
 
 /* Latency histogram in microseconds: exact below 1024, ~0.2% steps above. */
@@ -131,8 +130,12 @@ struct load {
     /* stream input (plaintext) */
     char in[MAX_MSG * 2];
     size_t in_len;
-    /* transactions */
+    /* TLS plaintext gathered over one loop turn: one SSL_write (a few records) per turn */
+    struct outbuf plain;
+    /* transactions; the slots stay small (scanned every SCAN_MS) and the
+     * requests sit apart: one per slot over UDP (resends), one scratch otherwise */
     struct slot *slots;
+    char *reqs;
     uint32_t *free_list;
     uint32_t free_n;
     uint32_t inflight;
@@ -301,11 +304,11 @@ static void on_write(uv_write_t *req, int status)
     stream_flush(L);
 }
 
-static int out_append(struct load *L, const void *p, size_t n)
+/* Append to B, growing it to what the window needs once; then it stays. */
+static int out_append(struct load *L, struct outbuf *b, const void *p, size_t n)
 {
-    struct outbuf *b = &L->out[L->cur];
+    (void)L;
     if (b->len + n > b->cap) {
-        /* Grows to what the window needs once, then stays. */
         size_t cap = b->cap ? b->cap : 65536;
         while (cap < b->len + n)
             cap *= 2;
@@ -326,7 +329,7 @@ static int tls_drain_wbio(struct load *L)
     char buf[16384];
     int n;
     while ((n = BIO_read(L->wbio, buf, sizeof buf)) > 0)
-        if (out_append(L, buf, (size_t)n) != 0)
+        if (out_append(L, &L->out[L->cur], buf, (size_t)n) != 0)
             return -1;
     return 0;
 }
@@ -341,18 +344,40 @@ static void send_bytes(struct load *L, const char *p, size_t n)
         (void)uv_udp_try_send(&L->udp, &ub, 1, NULL);
         return;
     }
-    int rc = 0;
-    if (L->o.proto == P_TLS) {
-        if (SSL_write(L->ssl, p, (int)n) <= 0 || tls_drain_wbio(L) != 0)
-            rc = -1;
-    } else {
-        rc = out_append(L, p, n);
+    if (out_append(L, L->o.proto == P_TLS ? &L->plain : &L->out[L->cur], p, n) != 0) {
+        load_fail_all(L, "cannot queue a request");
+        return;
     }
-    if (rc != 0) {
+    if (L->o.proto == P_TCP)
+        stream_flush(L);
+}
+
+/* End of a loop turn's sending over TLS: encrypt what was gathered and queue it. */
+static void tls_flush_plain(struct load *L)
+{
+    if (L->o.proto != P_TLS || L->closing || L->plain.len == 0)
+        return;
+    size_t off = 0;
+    while (off < L->plain.len) {
+        /* SSL_write takes an int and cuts records itself (16 KiB each). */
+        size_t k = L->plain.len - off < (1u << 20) ? L->plain.len - off : (1u << 20);
+        if (SSL_write(L->ssl, L->plain.p + off, (int)k) <= 0) {
+            load_fail_all(L, "TLS write error");
+            return;
+        }
+        off += k;
+    }
+    L->plain.len = 0;
+    if (tls_drain_wbio(L) != 0) {
         load_fail_all(L, "cannot queue a request");
         return;
     }
     stream_flush(L);
+}
+
+static char *slot_req(struct load *L, uint32_t i)
+{
+    return L->o.proto == P_UDP ? L->reqs + (size_t)i * REQ_MAX : L->reqs;
 }
 
 static const char *transport_name(enum proto p)
@@ -364,8 +389,9 @@ static const char *transport_name(enum proto p)
 static bool send_register(struct load *L, uint32_t i, int cseq, const char *auth)
 {
     struct slot *s = &L->slots[i];
+    char *req = slot_req(L, i);
     const char *tp = L->o.proto == P_TLS ? ";transport=tls" : L->o.proto == P_TCP ? ";transport=tcp" : "";
-    int n = snprintf(s->req, sizeof s->req,
+    int n = snprintf(req, REQ_MAX,
                      "REGISTER sip:%s SIP/2.0\r\n"
                      "Via: SIP/2.0/%s %s:%d;branch=z9hG4bK-sl%" PRIu32 "x%" PRIu32 "x%d;rport\r\n"
                      "From: <sip:%s%" PRIu32 "@%s>;tag=%s%" PRIu32 "\r\n"
@@ -378,12 +404,12 @@ static bool send_register(struct load *L, uint32_t i, int cseq, const char *auth
                      L->o.domain, transport_name(L->o.proto), L->local_ip, L->local_port, i, s->gen, cseq,
                      L->o.prefix, s->user, L->o.domain, L->tag, i, L->o.prefix, s->user, L->o.domain, i, s->gen,
                      L->tag, cseq, L->o.prefix, s->user, L->local_ip, L->local_port, tp, auth ? auth : "");
-    if (n < 0 || (size_t)n >= sizeof s->req)
+    if (n < 0 || (size_t)n >= REQ_MAX)
         return false;
     s->req_len = (uint16_t)n;
     s->sent_ms = s->req_first_ms = now_ms();
     s->interval_ms = T1_MS;
-    send_bytes(L, s->req, (size_t)n);
+    send_bytes(L, req, (size_t)n);
     return true;
 }
 
@@ -747,8 +773,9 @@ static void tls_pump(struct load *L)
         if (L->closing)
             return;
     }
-    /* SSL_read may have written (a key update, a ticket answer). */
-    if (tls_drain_wbio(L) == 0)
+    /* The REGISTERs answering the 401s just read, and whatever SSL_read wrote (a key update). */
+    tls_flush_plain(L);
+    if (!L->closing && tls_drain_wbio(L) == 0)
         stream_flush(L);
 }
 
@@ -918,6 +945,7 @@ static void on_tick(uv_timer_t *t)
             /* A full window defers starts; they are made up as slots free (as sipp's -l does). */
             while (L->tot.attempted < due && start_one(L) && !L->closing)
                 ;
+            tls_flush_plain(L);
         }
     }
     if (L->done_sending && L->inflight == 0)
@@ -938,7 +966,7 @@ static void on_scan(uv_timer_t *t)
             continue;
         }
         if (L->o.proto == P_UDP && ms - s->sent_ms >= s->interval_ms) {
-            send_bytes(L, s->req, s->req_len);
+            send_bytes(L, slot_req(L, i), s->req_len);
             s->sent_ms = ms;
             s->interval_ms = s->interval_ms * 2 < T2_MS ? s->interval_ms * 2 : T2_MS;
             L->tot.retrans++;
@@ -1040,7 +1068,7 @@ static void parse_args(struct opts *o, int argc, char **argv)
         else
             usage();
     }
-    if (o->rate <= 0 || o->duration <= 0 || o->users == 0 || o->window == 0 || o->window > 1000000 ||
+    if (o->rate <= 0 || o->duration <= 0 || o->users == 0 || o->window == 0 || o->window > 500000 ||
         strlen(o->prefix) > 64 || strlen(o->password) > 128 || (o->auth_user && strlen(o->auth_user) > 100))
         usage();
     if (o->proto == P_TLS && !o->ca) {
@@ -1109,10 +1137,11 @@ int main(int argc, char **argv)
     parse_args(&L.o, argc, argv);
     L.loop = uv_default_loop();
     L.slots = calloc(L.o.window, sizeof *L.slots);
+    L.reqs = malloc(L.o.proto == P_UDP ? (size_t)L.o.window * REQ_MAX : REQ_MAX);
     L.free_list = calloc(L.o.window, sizeof *L.free_list);
     L.md5 = EVP_MD_fetch(NULL, "MD5", NULL);
     L.mdctx = EVP_MD_CTX_new();
-    if (!L.slots || !L.free_list || !L.md5 || !L.mdctx) {
+    if (!L.slots || !L.reqs || !L.free_list || !L.md5 || !L.mdctx) {
         fprintf(stderr, "sipload: out of memory (or no MD5 in this OpenSSL)\n");
         return 2;
     }
@@ -1134,6 +1163,8 @@ int main(int argc, char **argv)
     EVP_MD_CTX_free(L.mdctx);
     EVP_MD_free(L.md5);
     free(L.slots);
+    free(L.reqs);
+    free(L.plain.p);
     free(L.free_list);
     free(L.out[0].p);
     free(L.out[1].p);
