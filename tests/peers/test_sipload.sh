@@ -11,6 +11,8 @@
 #  3. a wrong password: every attempt counted failed, none ok, exit 1.
 #  4. a CA that did not sign the server's certificate: no transaction, exit 2,
 #     the verification failure said.
+#  5. UDP through a relay that loses the first copy of every request: Timer A
+#     resends them (retrans counts at least one a request) and all 20 end ok.
 # Cheap: about 10 s of 100/s on one connection.
 source "$(dirname "$0")/lib.sh"
 source "$PEERS_DIR/pki.sh"
@@ -43,6 +45,8 @@ level = info
 INI
 start_cascade node "$WORK/n.ini"
 check "user bench added" ctl user add bench --password secret >/dev/null
+# bench2: the user of part 5 (bench is locked out from 127.0.0.1 after part 3)
+check "user bench2 added" ctl user add bench2 --password secret2 >/dev/null
 
 # field NAME FILE: the value of NAME= on sipload's final line in FILE.
 field() { sed -n "s/^final .* $1=\([0-9.]*\).*/\1/p" "$2"; }
@@ -104,5 +108,38 @@ timeout 60 "$SIPLOAD" "tls:127.0.0.1:$TPORT" --ca "$PKI/stranger.pem" --tls-name
 check "untrusted CA: exit 2" test "$RC" = 2
 check "... the verification failure said" grep -q 'certificate verify failed' "$WORK/stranger.err"
 check "... and no transaction attempted" final_is "$WORK/stranger.out" 0 0 0
+
+# ---- 5. a lossy path: Timer A ----
+# A UDP relay to cascade dropping the first copy of each request (Call-ID + CSeq).
+RELAY_PORT=$(free_port)
+python3 - "$RELAY_PORT" "$PORT" >"$WORK/relay.log" 2>&1 <<'PY' &
+import re, select, socket, sys
+relay, target = int(sys.argv[1]), ("127.0.0.1", int(sys.argv[2]))
+front = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); front.bind(("127.0.0.1", relay))
+back = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); back.connect(target)
+seen, client = set(), None
+print("relay ready", flush=True)
+while True:
+    ready, _, _ = select.select([front, back], [], [])
+    for sock in ready:
+        data, addr = sock.recvfrom(65535)
+        if sock is front:
+            client = addr
+            key = (re.search(rb"Call-ID: (\S+)", data) or [b""])[0] + (re.search(rb"CSeq: (\d+)", data) or [b""])[0]
+            if key not in seen:
+                seen.add(key)
+                continue
+            back.send(data)
+        elif client:
+            front.sendto(data, client)
+PY
+PIDS+=("$!")
+wait_for 20 grep -q "relay ready" "$WORK/relay.log"
+RC=0
+timeout 120 "$SIPLOAD" "udp:127.0.0.1:$RELAY_PORT" --rate 20 --duration 1 --users 20 --window 40 --prefix lossy \
+    --auth-user bench2 --password secret2 >"$WORK/lossy.out" 2>"$WORK/lossy.err" || RC=$?
+check "lossy UDP: exit 0" test "$RC" = 0
+check "lossy UDP: attempted=20 ok=20 failed=0" final_is "$WORK/lossy.out" 20 20 0
+check "lossy UDP: retrans counts the 40 lost requests (at least)" test "$(field retrans "$WORK/lossy.out")" -ge 40
 
 finish
