@@ -19,9 +19,9 @@
 # connection (TLS 1.2+, the test CA verified, host name checked) straight to
 # the server's tls: port and runs the transaction of register-auth.xml at the
 # offered rate with at most 3 x rate in flight, AoRs u0.. in turn, digest
-# user bench. One process and no proxy in between: at the rates of the
-# >= 2x goal it needs less than the core it is pinned to, which sipp and
-# stunnel did not (near 15 000/s they ran out of CPU first).
+# user bench. One process and no proxy in between (about 5 % of a core at
+# 2 000/s in a smoke check), where sipp and stunnel ran out of CPU near
+# 15 000/s before the server did.
 #
 # LOADGEN=sipp: Debian's sipp is built without TLS, so sipp speaks TCP (-t t1:
 # one connection for every call) to a local stunnel in client mode, which
