@@ -3,21 +3,34 @@
 # Kamailio (its tls module) in the same run, and TLS handshakes per second.
 #
 # Usage: bench/register-tls.sh [BUILD_DIR]
-#   RATES="1000 2000 4000 8000"  offered rates (sipp calls/s; one call =
+#   RATES="1000 2000 4000 8000"  offered rates (transactions/s; one =
 #                       REGISTER, 401, REGISTER with digest, 200)
 #   SECS=10             seconds per rate
-#   HS_SECS=10          seconds of the handshake test per server
+#   HS_SECS=10          seconds of the handshake test per server (0: none)
 #   SERVERS="cascade kamailio"
+#   LOADGEN=sipload     the generator: sipload (the default when BUILD_DIR has
+#                       it) or sipp (sipp over TCP into stunnel, as before)
+#   SERVER_CPUS=0 LOAD_CPUS=1  taskset lists: the server (all its processes)
+#                       on one core, the generator (and stunnel) on the other;
+#                       empty: no pinning
 #   KEEP_WORK=1         keep the work dir (configs, logs)
 #
-# Debian's sipp is built without TLS, so sipp speaks TCP (-t t1: one
-# connection for every call) to a local stunnel in client mode, which holds
-# ONE TLS connection to the server's TLS port. The same stunnel process (one
-# service per server, identical settings: TLS 1.2+, the test CA verified,
-# host name checked) carries both servers' traffic, so the TLS client side
-# costs the same in both measurements; its CPU is printed beside the server's
-# and is not part of the server's figure. Everything runs on this machine's
-# 2 cores: sipp, stunnel and the server share them.
+# LOADGEN=sipload: bench/sipload.c (built beside cascade) holds ONE TLS
+# connection (TLS 1.2+, the test CA verified, host name checked) straight to
+# the server's tls: port and runs the transaction of register-auth.xml at the
+# offered rate with at most 3 x rate in flight, AoRs u0.. in turn, digest
+# user bench. One process and no proxy in between (about 5 % of a core at
+# 2 000/s in a smoke check), where sipp and stunnel ran out of CPU near
+# 15 000/s before the server did.
+#
+# LOADGEN=sipp: Debian's sipp is built without TLS, so sipp speaks TCP (-t t1:
+# one connection for every call) to a local stunnel in client mode, which
+# holds ONE TLS connection to the server's TLS port. The same stunnel process
+# (one service per server, identical settings) carries both servers' traffic,
+# so the TLS client side costs the same in both measurements.
+#
+# In both, the generator's CPU is printed beside the server's and is not part
+# of the server's figure.
 #
 # Servers: cascade with udp: and tls: listeners, the test PKI
 # (tests/peers/pki.sh), SQLite persistence and [auth] match_user = no as in
@@ -25,13 +38,15 @@
 # (2 children, in-memory usrloc, digest) to which this script adds tls.so, a
 # tls: listener and a tls.cfg with the same certificate: both written into the
 # work dir. One fresh server per rate. Printed per rate and server: achieved
-# registrations/s, failed calls, server CPU seconds per 10 000 registrations
-# (user + sys over all its processes), stunnel's CPU seconds over the run;
-# last, the highest rate each server kept with 0 failures.
+# registrations/s, failed transactions, the generator's p99 latency (sipload
+# only), server CPU seconds per 10 000 registrations (user + sys over all its
+# processes) and the generator's CPU seconds (sipload, or stunnel for sipp);
+# after both servers, the ratios at that rate; last, the highest achieved
+# rate each server kept with 0 failures and their ratio.
 #
-# Handshakes: each server pinned to CPU 0 (taskset; Kamailio's processes all
-# inherit it), `openssl s_time -new` (a full handshake per connection, no
-# resumption) on CPU 1 for HS_SECS seconds: connections/s as s_time counts
+# Handshakes: each server pinned to SERVER_CPUS (taskset; Kamailio's processes
+# all inherit it), `openssl s_time -new` (a full handshake per connection, no
+# resumption) on LOAD_CPUS for HS_SECS seconds: connections/s as s_time counts
 # them, and the server's CPU seconds over that time, i.e. handshakes per
 # second of one server core.
 # Not a test: it takes both cores for about RATES x SERVERS x SECS + 2 x HS_SECS seconds.
@@ -45,6 +60,17 @@ rates=${RATES:-1000 2000 4000 8000}
 servers=${SERVERS:-cascade kamailio}
 secs=${SECS:-10}
 hs_secs=${HS_SECS:-10}
+sipload=${SIPLOAD:-$build/sipload}
+if [ -x "$sipload" ]; then loadgen=${LOADGEN:-sipload}; else loadgen=${LOADGEN:-sipp}; fi
+case $loadgen in
+sipload) [ -x "$sipload" ] || { echo "LOADGEN=sipload: no $sipload (cmake --build $build --target sipload)"; exit 1; } ;;
+sipp) ;;
+*) echo "LOADGEN must be sipload or sipp"; exit 1 ;;
+esac
+server_cpus=${SERVER_CPUS-0}
+load_cpus=${LOAD_CPUS-1}
+load_pre=()
+[ -n "$load_cpus" ] && load_pre=(taskset -c "$load_cpus")
 work=$(mktemp -d /tmp/cascade-regtls.XXXXXX)
 server_pid=
 stunnel_pid=
@@ -80,8 +106,8 @@ verify_certificate = no
 require_certificate = no
 CFG
 
-# --- stunnel: one client-mode process, a service per server ---
-cat >"$work/stunnel.conf" <<CONF
+# --- stunnel (LOADGEN=sipp only): one client-mode process, a service per server ---
+[ "$loadgen" = sipp ] && cat >"$work/stunnel.conf" <<CONF
 foreground = yes
 pid =
 debug = 3
@@ -103,8 +129,10 @@ verifyChain = yes
 checkHost = localhost
 sslVersionMin = TLSv1.2
 CONF
-stunnel "$work/stunnel.conf" >"$work/stunnel.out" 2>&1 &
-stunnel_pid=$!
+if [ "$loadgen" = sipp ]; then
+    "${load_pre[@]}" stunnel "$work/stunnel.conf" >"$work/stunnel.out" 2>&1 &
+    stunnel_pid=$!
+fi
 
 wait_tcp_listen() {
     for _ in $(seq 1 50); do
@@ -113,7 +141,7 @@ wait_tcp_listen() {
     done
     return 1
 }
-wait_tcp_listen "$st_c" || fail_start stunnel
+[ "$loadgen" = sipp ] && { wait_tcp_listen "$st_c" || fail_start stunnel; }
 
 cascade_tls_ini() {
     cascade_write_ini "udp:127.0.0.1:$1, tls:127.0.0.1:$c_tls" "127.0.0.1:$2" bench "${LOG_LEVEL:-warn}" <<INI
@@ -129,60 +157,118 @@ max_expires = 3600
 INI
 }
 
-# start_server NAME: a fresh server; sets server_pid and entry (stunnel's port for it).
+# start_server NAME: a fresh server; sets server_pid, tls_port (its tls: port) and entry
+# (stunnel's port for it).
 start_server() {
     if [ "$1" = kamailio ]; then
         server_exec kamailio -f "$work/kamailio-registrar-tls.cfg" -DD -E -w "$work" -m 512 -M 32 >"$work/kamailio.log" 2>&1 &
         server_pid=$!
         wait_tcp_listen "$k_tls" || fail_start kamailio
-        entry=$st_k
+        entry=$st_k tls_port=$k_tls
     else
         start_fresh_cascade cascade_tls_ini bench
         wait_tcp_listen "$c_tls" || fail_start cascade
-        entry=$st_c
+        entry=$st_c tls_port=$c_tls
     fi
 }
 
-echo "REGISTER over TLS (sipp -t t1 -> stunnel -> one TLS connection), $secs s per rate"
-printf '%-8s %-8s | %10s %6s | %s | %s\n' server offered "achieved/s" fail "server cpu s per 10k REGISTER" "stunnel cpu s"
-declare -A best
+# run_sipp SERVER RATE: one step through stunnel; sets ok, bad, p99 (none), gen_ach
+# (successful calls over sipp's start to the statistics row where the last one
+# is counted: sipp's own wall time, without its start and exit) and gen_cpu
+# (stunnel's CPU s).
+run_sipp() {
+    local s0 s1
+    rm -f "$work/s.csv"
+    s0=$(proc_cpu_ticks "$stunnel_pid")
+    (cd "$work" && timeout $((secs + 60)) "${load_pre[@]}" sipp "127.0.0.1:$entry" -t t1 -sf "$shared/register-auth.xml" \
+        -inf users.csv -au bench -ap secret -i 127.0.0.1 -p "$(free_port)" -r "$2" -m $(($2 * secs)) \
+        -l $(($2 * 3)) -nostdin -trace_stat -stf s.csv -fd 1 >"$work/sipp-$1-$2.out" 2>&1) || true
+    s1=$(proc_cpu_ticks "$stunnel_pid")
+    read -r ok bad _ < <(sipp_csv_counts "$work/s.csv")
+    p99=-
+    gen_ach=$(python3 - "$work/s.csv" <<'PY'
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1]), delimiter=';')); h = rows[0]
+ok = int(rows[-1][h.index("SuccessfulCall(C)")])
+row = next(r for r in rows[1:] if int(r[h.index("SuccessfulCall(C)")]) == ok)
+secs = float(row[h.index("CurrentTime")].split()[-1]) - float(row[h.index("StartTime")].split()[-1])
+print("%.0f" % (ok / secs) if ok and secs > 0 else 0)
+PY
+)
+    gen_cpu=$(python3 -c 'import sys; print("%.2f" % (float(sys.argv[1]) / float(sys.argv[2])))' "$((s1 - s0))" "$(getconf CLK_TCK)")
+}
+
+# run_sipload SERVER RATE: one step straight to the server's tls: port; sets ok,
+# bad, p99 (ms), gen_ach (sipload's achieved/s: ok over its first send to its
+# last answer, without process start and TLS handshake) and gen_cpu (sipload's
+# user + sys CPU s).
+run_sipload() {
+    local out=$work/sipload-$1-$2.out fin
+    timeout $((secs + 60)) /usr/bin/time -f 'cpu %U %S' -o "$work/sipload-$1-$2.time" "${load_pre[@]}" "$sipload" \
+        "tls:127.0.0.1:$tls_port" --ca "$work/pki/ca.pem" --tls-name localhost --rate "$2" --duration "$secs" \
+        --users "$users" --window $(($2 * 3)) --prefix u --auth-user bench --password secret \
+        >"$out" 2>&1 || true
+    fin=$(grep '^final ' "$out" || true)
+    ok=$(sed -n 's/.* ok=\([0-9]*\).*/\1/p' <<<"$fin"); ok=${ok:-0}
+    bad=$(sed -n 's/.* attempted=\([0-9]*\).*/\1/p' <<<"$fin"); bad=$((${bad:-0} - ok))
+    [ -n "$fin" ] || bad=$((bad + 1))  # no final line: count the step as failed
+    p99=$(sed -n 's/.* p99_ms=\([0-9.]*\).*/\1/p' <<<"$fin"); p99=${p99:--}
+    gen_ach=$(sed -n 's/.* achieved_per_s=\([0-9]*\).*/\1/p' <<<"$fin")
+    gen_cpu=$(awk '/^cpu / {printf "%.2f", $2 + $3}' "$work/sipload-$1-$2.time")
+}
+
+users=$(max_step_calls "$rates" "$secs")
+if [ "$loadgen" = sipload ]; then
+    echo "REGISTER over TLS (sipload, one TLS connection straight to the server), $secs s per rate"
+else
+    echo "REGISTER over TLS (sipp -t t1 -> stunnel -> one TLS connection), $secs s per rate"
+fi
+echo "server on CPUs ${server_cpus:-any}, generator on CPUs ${load_cpus:-any}"
+gen_name=sipload; [ "$loadgen" = sipp ] && gen_name=stunnel
+printf '%-8s %-8s | %10s %6s %8s | %s | %s\n' server offered "achieved/s" fail "p99 ms" \
+    "server cpu s per 10k REGISTER" "$gen_name cpu s"
+declare -A best achieved cpu10k
 for rate in $rates; do
     for server in $servers; do
         start_server "$server"
-        rm -f "$work/s.csv"
-        c0=$(tree_cpu_ticks "$server_pid"); s0=$(proc_cpu_ticks "$stunnel_pid")
+        c0=$(tree_cpu_ticks "$server_pid")
         t0=$(date +%s.%N)
-        (cd "$work" && timeout $((secs + 60)) sipp "127.0.0.1:$entry" -t t1 -sf "$shared/register-auth.xml" \
-            -inf users.csv -au bench -ap secret -i 127.0.0.1 -p "$(free_port)" -r "$rate" -m $((rate * secs)) \
-            -l $((rate * 3)) -nostdin -trace_stat -stf s.csv -fd 1 >"$work/sipp-$server-$rate.out" 2>&1) || true
+        "run_$loadgen" "$server" "$rate"
         t1=$(date +%s.%N)
-        c1=$(tree_cpu_ticks "$server_pid"); s1=$(proc_cpu_ticks "$stunnel_pid")
+        c1=$(tree_cpu_ticks "$server_pid")
         kill -0 "$server_pid" 2>/dev/null || echo "NOTE: $server exited during the run (see its log in $work)"
         stop_server
-        read -r ok bad _ < <(sipp_csv_counts "$work/s.csv")
-        python3 - "$server" "$rate" "$ok" "$bad" "$t0" "$t1" "$c0" "$c1" "$s0" "$s1" "$(getconf CLK_TCK)" <<'PY'
+        # achieved: the generator's own figure, else over the wall time of the step
+        read -r ach per10k < <(python3 - "$ok" "$t0" "$t1" "$c0" "$c1" "$(getconf CLK_TCK)" "${gen_ach:-}" <<'PY'
 import sys
-name, rate, ok, bad = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-t0, t1, c0, c1, s0, s1, hz = map(float, sys.argv[5:])
+ok = int(sys.argv[1]); t0, t1, c0, c1, hz = map(float, sys.argv[2:7])
 cpu = (c1 - c0) / hz
-print("%-8s %-8s | %10.0f %6d | %30.3f | %.2f" % (name, rate, ok / (t1 - t0), bad, cpu * 10000 / ok if ok else 0,
-                                                 (s1 - s0) / hz))
+ach = float(sys.argv[7]) if sys.argv[7] else ok / (t1 - t0)
+print("%.0f %.3f" % (ach, cpu * 10000 / ok if ok else 0))
 PY
-        if [ "$bad" -eq 0 ] && [ "$ok" -gt 0 ]; then best[$server]=$rate; fi
+)
+        printf '%-8s %-8s | %10s %6s %8s | %30s | %s\n' "$server" "$rate" "$ach" "$bad" "$p99" "$per10k" "$gen_cpu"
+        achieved[$server]=$ach; cpu10k[$server]=$per10k
+        if [ "$bad" -eq 0 ] && [ "$ok" -gt 0 ] && [ "$ach" -gt "${best[$server]:-0}" ]; then best[$server]=$ach; fi
     done
+    if [ -n "${achieved[cascade]:-}" ] && [ -n "${achieved[kamailio]:-}" ]; then
+        python3 -c 'import sys; ac, ak, cc, ck = map(float, sys.argv[2:]); print("ratio at %s/s offered: achieved cascade/kamailio %.2f, CPU per registration cascade/kamailio %.2f" % (sys.argv[1], ac / ak if ak else 0, cc / ck if ck else 0))' \
+            "$rate" "${achieved[cascade]}" "${achieved[kamailio]}" "${cpu10k[cascade]}" "${cpu10k[kamailio]}"
+    fi
 done
-for server in $servers; do echo "highest offered rate with 0 failures: $server ${best[$server]:-none}"; done
+for server in $servers; do echo "highest achieved/s with 0 failures: $server ${best[$server]:-none}"; done
+if [ -n "${best[cascade]:-}" ] && [ -n "${best[kamailio]:-}" ]; then print_ratio "${best[kamailio]}" "${best[cascade]}"; fi
 
-# --- handshakes per second, server on CPU 0, s_time on CPU 1 ---
+# --- handshakes per second, server on SERVER_CPUS, s_time on LOAD_CPUS ---
+[ "$hs_secs" -gt 0 ] || exit 0
 echo
-echo "TLS handshakes (openssl s_time -new, $hs_secs s; server pinned to CPU 0, client on CPU 1)"
+echo "TLS handshakes (openssl s_time -new, $hs_secs s; server on CPUs ${server_cpus:-any}, client on CPUs ${load_cpus:-any})"
 printf '%-8s | %12s | %s\n' server "handshakes/s" "per server CPU second"
-server_cpus=0
 for server in $servers; do
     start_server "$server"
     port=$c_tls; [ "$server" = kamailio ] && port=$k_tls
     c0=$(tree_cpu_ticks "$server_pid"); t0=$(date +%s.%N)
-    taskset -c 1 openssl s_time -connect "127.0.0.1:$port" -new -time "$hs_secs" -CAfile "$work/pki/ca.pem" \
+    "${load_pre[@]}" openssl s_time -connect "127.0.0.1:$port" -new -time "$hs_secs" -CAfile "$work/pki/ca.pem" \
         >"$work/s_time-$server.out" 2>&1 || true
     t1=$(date +%s.%N); c1=$(tree_cpu_ticks "$server_pid")
     kill -0 "$server_pid" 2>/dev/null || echo "NOTE: $server exited during the run (see its log in $work)"
