@@ -1,7 +1,9 @@
 /* main.c — the cascade daemon: `cascade [-c FILE] [-l LEVEL]` serves;
- * `cascade -t -c FILE` checks a config and exits; `cascade --help-config[=ini]`
- * prints every key from the key tables (=ini: cascade.ini.example);
- * `cascade parse FILE...` checks SIP messages in files (see parse_cmd.h). */
+ * `cascade -t -c FILE` checks a config and exits; `cascade --help-config[=ini|man]`
+ * prints every key from the key tables (=ini: cascade.ini.example, =man: the
+ * body of cascade.ini(5)); `cascade parse FILE...` checks SIP messages in
+ * files (see parse_cmd.h). Under systemd it reports READY/STOPPING/WATCHDOG
+ * (sdnotify.h). */
 #include <errno.h>
 #include <getopt.h>
 #include <libxml/parser.h>
@@ -13,7 +15,9 @@
 #include <uv.h>
 
 #include "app/config.h"
+#include "app/manpage.h"
 #include "app/parse_cmd.h"
+#include "app/sdnotify.h"
 #include "app/worker.h"
 #include "base/log.h"
 #include "transport/tls.h"
@@ -23,11 +27,15 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: cascade [-c FILE] [-l error|warn|info|debug]\n"
             "       cascade -t [-c FILE]          check the config and exit (0: good, 1: errors)\n"
-            "       cascade --help-config[=ini]   every config key (=ini: as an example file)\n"
+            "       cascade --help-config[=ini|man]  every config key (=ini: as an example file,\n"
+            "                                     =man: as roff for cascade.ini(5))\n"
             "       cascade parse FILE...\n"
             "Serves SIP (registrar, proxy, GB/T 28181) with the config in FILE, or with the\n"
             "embedded defaults (UDP and TCP on 127.0.0.1:5060, database ./cascade.db, GB upper role on, any\n"
-            "device of domain 3402000000 with password 12345678).\n");
+            "device of domain 3402000000 with password 12345678).\n"
+            "Signals: SIGTERM or SIGINT stop it; SIGHUP reloads the [tls] certificates.\n"
+            "Under systemd (Type=notify, NOTIFY_SOCKET set) it reports READY=1 once listening,\n"
+            "STOPPING=1 on SIGTERM, and WATCHDOG=1 every half WATCHDOG_USEC.\n");
 }
 
 /* Prints the errors of config_load, one a line. */
@@ -69,8 +77,9 @@ static int help_config(const char *format)
 {
     if (!format || !strcmp(format, "help")) config_schema_print(&config_schema, CONFIG_FORMAT_HELP, stdout);
     else if (!strcmp(format, "ini")) config_schema_print(&config_schema, CONFIG_FORMAT_INI, stdout);
+    else if (!strcmp(format, "man")) manpage_config_print(&config_schema, stdout);
     else {
-        fprintf(stderr, "cascade: --help-config=%s: ini or help\n", format);
+        fprintf(stderr, "cascade: --help-config=%s: ini, man or help\n", format);
         return 2;
     }
     return 0;
@@ -133,12 +142,16 @@ int main(int argc, char **argv)
     xmlInitParser(); /* once, before the store's writer thread starts */
     uv_loop_t loop;
     uv_loop_init(&loop);
+    static struct sdnotify sd;
     int rc = worker_start(&w, &loop);
     if (rc < 0) {
         log_error("cascade: start-up failed");
         worker_stop(&w);
+    } else {
+        sdnotify_start(&sd, &loop); /* the sockets are bound: READY=1 */
     }
     uv_run(&loop, UV_RUN_DEFAULT);
+    sdnotify_stop(&sd);
     worker_free(&w);
     /* Let close callbacks of anything freed last run, then close the loop. */
     uv_run(&loop, UV_RUN_DEFAULT);
