@@ -1,6 +1,8 @@
 # cascade — top-level commands. `make run` builds and starts the daemon with the
 # embedded default config; `make test` runs every test (every CMake build type
-# compiled once with -Werror, plain, ASan+UBSan, fuzz: scripts/test-all.sh).
+# compiled once with -Werror, plain, ASan+UBSan, fuzz: scripts/test-all.sh);
+# `make install PREFIX=/usr/local [DESTDIR=...]` installs (cmake --install);
+# `make deb` builds dist/cascade_<version>_<arch>.deb (packaging/make-deb.sh).
 BUILD        ?= build
 BUILD_ASAN   ?= build-asan
 BUILD_FUZZ   ?= build-fuzz
@@ -12,6 +14,8 @@ JOBS         ?= $(shell nproc)
 CTEST_JOBS   ?= $(shell n=$$(nproc); [ $$n -lt 2 ] && n=2; [ $$n -gt 4 ] && n=4; echo $$n)
 FUZZ_JOBS    ?= 2
 CMAKE_FLAGS  ?=
+PREFIX       ?= /usr/local
+DEB_DIR      ?= dist
 # Build types compiled by test-buildtypes, each in build-<type> (RelWithDebInfo
 # is $(BUILD), the tree test-plain runs): optimisation levels change what gcc
 # warns about (-Wdangling-pointer, -Wmaybe-uninitialized, ...). Debug is the
@@ -20,7 +24,7 @@ BUILD_TYPES  ?= Release MinSizeRel RelWithDebInfo
 UNIT_TESTS   := $(basename $(notdir $(wildcard tests/unit/test_*.c)))
 PROGRAMS     := cascade cascadectl $(if $(wildcard src/app/gbsim.c),cascade-gbsim)
 
-.PHONY: all build run test test-buildtypes test-plain test-asan test-fuzz deps bench clean
+.PHONY: all build run install deb test test-buildtypes test-plain test-asan test-fuzz deps bench clean
 
 all: build
 
@@ -35,6 +39,15 @@ run: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
 	cmake --build $(BUILD) -j $(JOBS) --target cascade cascadectl
 	./$(BUILD)/cascade $(ARGS)
+
+# The programs and manual pages, the console's files, the example config in
+# PREFIX/etc/cascade (/etc for PREFIX=/usr) and the systemd unit; DESTDIR is
+# honoured (cmake --install reads it from the environment).
+install: build
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD) --prefix $(PREFIX)
+
+deb: build
+	@bash packaging/make-deb.sh $(BUILD) $(DEB_DIR)
 
 # The whole suite (scripts/test-all.sh): the RelWithDebInfo tree, then the
 # plain ctest pass while the other trees compile beside it at low priority,
@@ -71,4 +84,4 @@ bench: build
 	@echo "see bench/README.md"
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ) $(addprefix build-,$(BUILD_TYPES))
+	rm -rf $(DEB_DIR) $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ) $(addprefix build-,$(BUILD_TYPES))
