@@ -67,7 +67,7 @@ check "... configuration ok" grep -q "configuration ok" "$WORK/t.out"
 check "the packaged cascade.ini is the example (defaults, loopback)" \
     cmp -s "$R/etc/cascade/cascade.ini" "$R/etc/cascade/cascade.ini.example"
 
-PORT=$(free_port); API_PORT=$(free_port); API_TOKEN=tok
+PORT=$(free_port); API_PORT=$((PORT + 1)); API_TOKEN=tok   # free_port keeps the next three free too
 node_ini deb "$PORT" "$API_PORT" cascade.test </dev/null
 CASCADE=$R/usr/bin/cascade
 start_cascade deb "$WORK/deb.ini"

@@ -37,7 +37,7 @@ RC=0; (cd "$WORK/run" && "$P/bin/cascade" -t -c "$P/etc/cascade/cascade.ini.exam
 check "installed cascade -t on the installed example: exit 0" test "$RC" = 0
 check "... configuration ok" grep -q "configuration ok" "$WORK/t.out"
 
-PORT=$(free_port); API_PORT=$(free_port); API_TOKEN=tok
+PORT=$(free_port); API_PORT=$((PORT + 1)); API_TOKEN=tok   # free_port keeps the next three free too
 node_ini inst "$PORT" "$API_PORT" cascade.test </dev/null
 CASCADE=$P/bin/cascade
 start_cascade inst "$WORK/inst.ini"

@@ -32,7 +32,7 @@ got() { grep -q -- "$2" "$WORK/$1.msgs" 2>/dev/null; }   # got NAME PATTERN
 run() {
     local name=$1; shift
     local port api
-    port=$(free_port); api=$(free_port)
+    port=$(free_port); api=$((port + 1))   # free_port keeps the next three free too
     node_ini "$name" "$port" "$api" cascade.test </dev/null
     (cd "$WORK" && exec env "$@" "$CASCADE" -c "$WORK/$name.ini" >"$WORK/$name.log" 2>&1) &
     PIDS+=("$!")
