@@ -4,7 +4,7 @@
 # root, the control file (Depends from dpkg-shlibdeps when dpkg-dev is there,
 # else the list below), the maintainer scripts of packaging/debian/.
 # `make deb` runs it. Usage: packaging/make-deb.sh BUILD_DIR OUT_DIR [VERSION]
-# Prints the path of the .deb.
+# Prints the path of the .deb. DEB_COMPRESS: xz (the default), gzip or none.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -58,5 +58,5 @@ install -m 755 "$here/debian/postinst" "$here/debian/prerm" "$here/debian/postrm
     >"$stage/DEBIAN/md5sums"
 
 deb=$out/cascade_${version}_${arch}.deb
-dpkg-deb --root-owner-group -Zxz --build "$stage" "$deb" >/dev/null
+dpkg-deb --root-owner-group -Z"${DEB_COMPRESS:-xz}" --build "$stage" "$deb" >/dev/null
 echo "$deb"
