@@ -1424,7 +1424,7 @@ static void usage(FILE *f)
             "  --unregister            send Expires: 0 for every device at the end\n"
             "  --charset GB2312|UTF-8  body charset (GB2312)\n"
             "  --catalog-items K       catalog items per Response MESSAGE (4)\n"
-            "  --media FILE            H.264 Annex B clip to stream (built-in test clip)\n"
+            "  --media FILE            H.264 or H.265 Annex B clip to stream (built-in test clip)\n"
             "  --audio pcma|pcmu|none  G.711 audio (a 440 Hz tone) in the PS beside the video (pcma)\n"
             "  --quiet                 no per-second lines\n"
             "  --json FILE             write the final summary as JSON ('-': stdout)\n"

@@ -56,6 +56,14 @@ static void catalog_one_slot(struct gb_config *gb)
 }
 static int setup_catalog_one_slot(void **state) { return setup_with(state, catalog_one_slot); }
 
+static void catalog_and_info_two_slots(struct gb_config *gb)
+{
+    gb->catalog_on_register = true;
+    gb->info_on_register = true;
+    gb->catalog_concurrency = 2;
+}
+static int setup_catalog_two_slots(void **state) { return setup_with(state, catalog_and_info_two_slots); }
+
 static int teardown(void **state)
 {
     struct gbh *h = *state;
@@ -463,6 +471,68 @@ static void test_catalog_queue_is_bounded(void **state)
     assert_int_equal(st.pending_queries, 1);
     assert_non_null(gb_device_find(h->g, dev2)->queries);
     assert_null(gb_device_find(h->g, DEV)->queries);
+}
+
+/* The DeviceInfo query asked on register counts in flight too, one slot
+ * per query: with catalog_concurrency = 2 a device asked both fills the
+ * slots, and the next one (that needs two as well) waits until both are
+ * free, not just one. */
+static void test_catalog_queue_counts_device_info(void **state)
+{
+    struct gbh *h = *state; /* catalog_on_register, info_on_register, catalog_concurrency 2 */
+    const char *dev2 = "34020000001320000077";
+    assert_int_equal(gb_device_admin_set(h->g, dev2, "devpw", NULL, -1), 0);
+    assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080), 200);
+    assert_int_equal(gbh_register(h, dev2, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5081), 200);
+    gbh_advance(h, 0);
+    struct gb_upper_stats st;
+    gb_upper_get_stats(h->g, &st);
+    assert_int_equal(st.catalog_in_flight, 2);
+    assert_int_equal(st.pending_queries, 2);
+    assert_int_equal(st.catalog_queued, 1);
+    assert_null(gb_device_find(h->g, dev2)->queries);
+    /* DEV answers its DeviceInfo: one slot frees, too few for dev2. */
+    assert_non_null(strstr(gbh_last(h), "<CmdType>DeviceInfo</CmdType>"));
+    char body[512];
+    int n = snprintf(body, sizeof(body),
+                     "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><CmdType>DeviceInfo</CmdType><SN>%u</SN>"
+                     "<DeviceID>" DEV "</DeviceID><Result>OK</Result><DeviceName>gate</DeviceName></Response>",
+                     last_sn(h));
+    assert_int_equal(gbh_message(h, DEV, body, (size_t)n, 5080), 200);
+    gbh_advance(h, 0);
+    gb_upper_get_stats(h->g, &st);
+    assert_int_equal(st.catalog_in_flight, 1);
+    assert_int_equal(st.catalog_queued, 1);
+    assert_null(gb_device_find(h->g, dev2)->queries);
+    /* DEV's catalog query ends (timed out): dev2 gets its two queries. */
+    gbh_advance(h, GB_QUERY_TIMEOUT_MS + 1);
+    gb_upper_get_stats(h->g, &st);
+    assert_int_equal(st.catalog_queued, 0);
+    assert_int_equal(st.catalog_in_flight, 2);
+    assert_int_equal(st.pending_queries, 2);
+    assert_null(gb_device_find(h->g, DEV)->queries);
+    assert_non_null(strstr(gbh_last(h), "<CmdType>DeviceInfo</CmdType>"));
+    assert_non_null(strstr(gbh_last(h), "MESSAGE sip:34020000001320000077@192.0.2.9:5081 SIP/2.0"));
+    /* Both end: nothing in flight is left counted. */
+    gbh_advance(h, GB_QUERY_TIMEOUT_MS + 1);
+    gb_upper_get_stats(h->g, &st);
+    assert_int_equal(st.catalog_in_flight, 0);
+    assert_int_equal(st.pending_queries, 0);
+}
+
+/* With one slot a device asked both still gets both (nothing else is in
+ * flight): a limit of 1 never stalls the queue. */
+static void test_catalog_queue_one_slot_still_asks_info(void **state)
+{
+    struct gbh *h = *state; /* catalog_concurrency 1, info_on_register turned on below */
+    h->g->cfg.info_on_register = true;
+    assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080), 200);
+    gbh_advance(h, 0);
+    struct gb_upper_stats st;
+    gb_upper_get_stats(h->g, &st);
+    assert_int_equal(st.catalog_in_flight, 2);
+    assert_int_equal(st.catalog_queued, 0);
+    assert_non_null(strstr(gbh_last(h), "<CmdType>DeviceInfo</CmdType>"));
 }
 
 /* Fields that channels repeat are kept once (interned); id, name and parent
@@ -1067,6 +1137,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_catalog_timeout_partial, setup, teardown),
         cmocka_unit_test_setup_teardown(test_info_and_bad_bodies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catalog_queue_is_bounded, setup_catalog_one_slot, teardown),
+        cmocka_unit_test_setup_teardown(test_catalog_queue_counts_device_info, setup_catalog_two_slots, teardown),
+        cmocka_unit_test_setup_teardown(test_catalog_queue_one_slot_still_asks_info, setup_catalog_one_slot, teardown),
         cmocka_unit_test_setup_teardown(test_catalog_on_register, setup_catalog_on_register, teardown),
         cmocka_unit_test_setup_teardown(test_channel_strings_shared, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catalog_bad_ids_dropped, setup, teardown),

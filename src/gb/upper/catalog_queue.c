@@ -4,9 +4,13 @@
  * querying each one's catalog at once would add a MESSAGE out, its 200 and
  * the Response MESSAGEs in (and their store writes) to the storm, ahead of
  * the keepalives of devices already online. So a device that comes online
- * only queues its id here, and at most [gb] catalog_concurrency catalog
- * queries started from the queue are in flight; each one's end (complete,
- * refused, timed out, device gone) starts the next on a fresh timer run.
+ * only queues its id here, and at most [gb] catalog_concurrency queries
+ * started from the queue are in flight; each one's end (complete, refused,
+ * timed out, device gone) starts the next on a fresh timer run. A device
+ * that gets a DeviceInfo query beside its catalog ([gb] info_on_register,
+ * while no name is known) takes two slots: otherwise a storm of new devices
+ * would have twice the limit in flight. It waits until both are free, unless
+ * nothing is in flight (a limit of 1 still lets every device through).
  *
  * The queue is background work: it starts at most [gb] catalog_rate queries a
  * second (a DeviceInfo query counts as one), and none while the node is
@@ -98,6 +102,24 @@ void gb_catq_done(struct gb_upper *g)
     if (g->catq.count && !g->stopping) catq_schedule(g);
 }
 
+/* Starts the device's catalog query (and its DeviceInfo query when info is
+ * set), each counted in flight until it ends (query_new, query_unlink). */
+static void catq_start(struct gb_upper *g, struct gb_device *d, bool info)
+{
+    struct gb_catq *q = &g->catq;
+    q->starting = true;
+    int rc = gb_query_start(g, d, GB_Q_CATALOG, NULL, NULL, NULL, NULL);
+    catq_spend(g);
+    if (rc == 0) q->started++;
+    else log_debug("gb: catalog query to %s not started (%d)", d->id, rc);
+    if (rc == 0 && info) {
+        if (gb_query_start(g, d, GB_Q_INFO, NULL, NULL, NULL, NULL) != 0)
+            log_debug("gb: DeviceInfo query to %s not started", d->id);
+        else catq_spend(g);
+    }
+    q->starting = false;
+}
+
 static void catq_timer(struct timer_node *n, uint64_t now)
 {
     struct gb_upper *g = container_of(n, struct gb_upper, catq.timer);
@@ -116,24 +138,15 @@ static void catq_timer(struct timer_node *n, uint64_t now)
         char id[GB_ID_LEN + 1];
         memcpy(id, q->ids[q->head], GB_ID_LEN);
         id[GB_ID_LEN] = '\0';
+        struct gb_device *d = gb_device_find(g, id);
+        /* The device names itself only in a DeviceInfo answer: ask once, while no name is known (it is kept in
+         * the store, so a device that registers again is not asked again). */
+        bool info = d && d->online && g->cfg.info_on_register && !gb_device_info_str(d, "device_name");
+        if (info && q->in_flight && q->in_flight + 2 > limit) break; /* its turn comes when a slot more is free */
         q->head = (q->head + 1) % q->cap;
         q->count--;
-        struct gb_device *d = gb_device_find(g, id);
         if (!d || !d->online) continue;
-        q->starting = true; /* the query made now counts as in flight (query_new) */
-        int rc = gb_query_start(g, d, GB_Q_CATALOG, NULL, NULL, NULL, NULL);
-        q->starting = false;
-        catq_spend(g);
-        if (rc == 0) q->started++;
-        else log_debug("gb: catalog query to %s not started (%d)", id, rc);
-        /* The device names itself only in a DeviceInfo answer: ask once, while no name is known (it is kept in
-         * the store, so a device that registers again is not asked again). Not counted in flight: it is one
-         * short answer. */
-        if (rc == 0 && g->cfg.info_on_register && !gb_device_info_str(d, "device_name")) {
-            if (gb_query_start(g, d, GB_Q_INFO, NULL, NULL, NULL, NULL) != 0)
-                log_debug("gb: DeviceInfo query to %s not started", id);
-            else catq_spend(g);
-        }
+        catq_start(g, d, info);
     }
     if (!q->count && q->cap > 1024) {
         /* The storm is over: give back the ring it grew (20 B a device). */

@@ -25,7 +25,7 @@ static const struct config_key keys[] = {
     KEY("info_on_register", CONFIG_BOOL, info_on_register, "yes", 0, 0,
         "with the catalog query on register, also ask DeviceInfo (name, maker, model) while none is known for the device"),
     KEY("catalog_concurrency", CONFIG_INT, catalog_concurrency, "32", 1, 10000,
-        "catalog-on-register queries in flight at once; the rest wait in a queue"),
+        "queries asked on register (catalog, DeviceInfo: one each) in flight at once; the rest wait in a queue"),
     KEY("catalog_rate", CONFIG_INT, catalog_rate, "1000", 0, 1000000,
         "catalog-on-register queries (and their DeviceInfo) started per second at most; 0: no cap. "
         "They also wait while the node is overloaded"),

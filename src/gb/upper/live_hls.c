@@ -4,9 +4,11 @@
  * H.265) that every HLS viewer fetches.
  *
  * Lifetime: the state (struct gb_live_hls) is made by the first HLS request
- * of a live stream (by the first frame of a playback), its segmenter by the first frame after that (the frame names
- * the codec), and both are freed when the stream stops. A segment being sent
- * holds a reference of its own (gb_hls_segment_ref), so it outlives both.
+ * of a stream, live or playback, its segmenter by the first frame after that
+ * (the frame names the codec), and both are freed when the stream stops. A
+ * stream nobody asked over HLS costs no HLS memory: a playback watched over
+ * FLV or WebRTC only has no segment ring. A segment being sent holds a
+ * reference of its own (gb_hls_segment_ref), so it outlives both.
  *
  * Viewers: HLS is request/response, so a viewer is a client (its key: the
  * ?session= it sent, else its address and User-Agent) seen within the last
@@ -24,9 +26,11 @@
  * read to the end and stop instead of reloading a playlist that is gone.
  * The ended state leaves the stream for g->hls_ended (by sid, at most
  * HLS_ENDED_MAX, the oldest goes first) and is freed HLS_ENDED_LINGER_MS
- * later. A playback keeps more segments (GB_HLS_RING_MAX) than a live
- * stream, so that a player behind the live edge still finds them. Viewers
- * of an ended playlist are not counted: the stream is gone. */
+ * later. A playback asked over HLS keeps more segments (GB_HLS_RING_MAX)
+ * than a live stream: the final playlist lists what was segmented since the
+ * first request (VOD when the ring still holds all of it), and a player
+ * behind the live edge still finds its next segment. Viewers of an ended
+ * playlist are not counted: the stream is gone. */
 #include "gb/upper/upper_int.h"
 
 #include <errno.h>
@@ -171,10 +175,6 @@ static bool segmenter_start(struct gb_live_hls *lh, gb_codec_t codec)
 void gb_live_hls_on_frame(struct gb_stream *s, const gb_ps_frame_t *f)
 {
     struct gb_live_hls *lh = s->live_hls;
-    /* A live stream is segmented from its first HLS request on; a playback
-     * from its first frame, so that its playlist holds the recording from
-     * the start (a player that comes a little late still reads all of it). */
-    if (!lh && s->playback && f->len) lh = hls_get(s);
     if (!lh || !f->len) return; /* no HLS request yet: nothing to segment */
     /* The codec comes with the PSM, ahead of key frames: a frame before
      * either would be dropped anyway (a segment opens at a key frame). */
@@ -294,7 +294,7 @@ static struct gb_live_hls *hls_lookup(struct gb_upper *g, const char *sid, bool 
         if (!ended) *err = -ENOENT;
         return ended;
     }
-    /* A playback is segmented too, for whoever started it (see live.c). */
+    /* A playback too is segmented from its first HLS request on. */
     struct gb_live_hls *lh = make ? hls_get(s) : s->live_hls;
     if (!lh) *err = make ? -ENOMEM : -ENOENT;
     return lh;
