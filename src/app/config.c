@@ -92,6 +92,7 @@ static const struct config_binding bindings[] = {
     SECTION(overload, overload_config_section),
     SECTION(media, media_config_section),
     SECTION(subs, subs_config_section),
+    SECTION(messages, offline_msg_config_section),
     {&upstream_config_section, offsetof(struct config, upstreams), sizeof(struct config_upstream), CONFIG_MAX_UPSTREAMS,
      offsetof(struct config, upstream_count)},
 };

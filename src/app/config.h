@@ -23,6 +23,7 @@
 #include "registrar/registrar_config.h"
 #include "sip/sip_config.h"
 #include "store/store_config.h"
+#include "subs/offline_msg.h"
 #include "subs/subs_config.h"
 #include "transport/tls_config.h"
 
@@ -64,6 +65,7 @@ struct config {
     struct overload_config overload;    /* [overload] — 503 to new REGISTERs beyond capacity */
     struct media_config media;          /* [media] — rooms, WHIP, WHEP */
     struct subs_config subs;            /* [subscriptions] — the RFC 6665 notifier */
+    struct offline_msg_config messages; /* [messages] — offline instant messages */
     struct config_upstream upstreams[CONFIG_MAX_UPSTREAMS];
     int upstream_count;
 };

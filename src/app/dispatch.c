@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "api/routes_gb_lower.h"
+#include "api/routes_messages.h"
 #include "api/routes_registrar.h"
 #include "app/worker.h"
 #include "api/routes_gb.h"
@@ -28,6 +29,7 @@
 #include "registrar/location.h"
 #include "registrar/registrar.h"
 #include "sip/local.h"
+#include "subs/offline_msg.h"
 #include "subs/subs.h"
 #include "txn/txn.h"
 #include "ua/ua.h"
@@ -89,6 +91,10 @@ static bool proxy_uri_is_local(void *arg, const struct sip_uri *uri, const struc
     return registrar_uri_is_local(arg, uri, rx, check_port);
 }
 static void proxy_response_out(void *arg, const char *data, size_t len) { worker_count_response_out(arg, data, len); }
+static int proxy_offline(void *arg, const struct sip_msg *req, const char *aor, const char **reason)
+{
+    return offline_msg_take(arg, req, aor, reason);
+}
 
 static struct proxy *start_proxy(struct worker *w)
 {
@@ -112,6 +118,8 @@ static struct proxy *start_proxy(struct worker *w)
         .uri_is_local_arg = w->registrar,
         .on_response_out = proxy_response_out,
         .on_response_out_arg = w,
+        .offline = w->offline ? proxy_offline : NULL,
+        .offline_arg = w->offline,
     };
     return proxy_new(&d);
 }
@@ -194,12 +202,30 @@ static int start_subs(struct worker *w)
     return 0;
 }
 
+/* Offline instant messages: kept when the proxy cannot deliver, sent at the
+ * user's next registration; they come back from the store. */
+static int start_offline(struct worker *w)
+{
+    if (!w->cfg.messages.offline) return 0;
+    struct offline_msg_deps d = {.cfg = &w->cfg.messages, .registrar = w->registrar, .ua = w->ua,
+                                 .timers = &w->timers, .store = w->store, .events = w->events};
+    w->offline = offline_msg_new(&d);
+    if (!w->offline) return -1;
+    if (offline_msg_load(w->offline) < 0) {
+        log_error("cannot load offline messages from the store");
+        return -1;
+    }
+    registrar_set_on_registered(w->registrar, offline_msg_on_registered, w->offline);
+    if (w->api) api_routes_messages(w->api, w->offline);
+    return 0;
+}
+
 int dispatch_start_roles(struct worker *w)
 {
     fill_local(w);
     /* The UA first: the registrar and the proxy take their tags from it. */
     w->ua = ua_new(&w->cfg.sip, &w->local, &w->timers, w->txn, w->transport, 0);
-    if (!w->ua || start_registrar(w) < 0 || start_subs(w) < 0) return -1;
+    if (!w->ua || start_registrar(w) < 0 || start_subs(w) < 0 || start_offline(w) < 0) return -1;
     w->proxy = start_proxy(w);
     if (!w->proxy) return -1;
 
@@ -235,6 +261,9 @@ void dispatch_free_roles(struct worker *w)
     if (w->registrar) registrar_set_observer(w->registrar, NULL);
     subs_free(w->subs);
     w->subs = NULL;
+    if (w->registrar) registrar_set_on_registered(w->registrar, NULL, NULL);
+    offline_msg_free(w->offline);
+    w->offline = NULL;
     if (w->registrar) registrar_free(w->registrar);
     if (w->ua) ua_free(w->ua);
     if (w->location) location_free(w->location);
@@ -447,6 +476,7 @@ void dispatch_stats(struct worker *w, json_t *stats)
     if (w->registrar) registrar_stats_json(w->registrar, stats);
     if (w->proxy) proxy_stats_json(w->proxy, stats);
     if (w->subs) subs_stats_json(w->subs, stats);
+    if (w->offline) offline_msg_stats_json(w->offline, stats);
     if (w->gb_upper) {
         struct gb_upper_stats s;
         gb_upper_get_stats(w->gb_upper, &s);

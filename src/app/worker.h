@@ -37,6 +37,7 @@ struct users;
 struct location;
 struct registrar;
 struct subs;
+struct offline_msg;
 struct proxy;
 struct gb_upper;
 struct gb_lower;
@@ -74,6 +75,7 @@ struct worker {
     struct registrar *registrar;
     struct proxy *proxy;
     struct subs *subs;                       /* [subscriptions]: the notifier; NULL when off */
+    struct offline_msg *offline;             /* [messages] offline: kept MESSAGEs; NULL when off */
     struct ua *ua;
     struct gb_upper *gb_upper;
     struct gb_lower *gb_lower;

@@ -31,6 +31,7 @@
 
 #include "base/log.h"
 #include "proxy/proxy_int.h"
+#include "registrar/location.h"
 #include "txn/txn.h"
 
 struct proxy_branch;
@@ -75,6 +76,7 @@ struct proxy_call {
     size_t best_len;
     sbuf_t challenges;                /* WWW-/Proxy-Authenticate lines of every 401/407 */
     char src[TRANSPORT_ADDR_TEXT];    /* for logs */
+    char offline_aor[LOCATION_MAX_AOR]; /* a MESSAGE that may be kept for this user; "" none */
     size_t n;
     struct proxy_branch br[];
 };
@@ -243,6 +245,15 @@ static void send_final(struct proxy_call *c)
     int status = c->best_status ? c->best_status : 500;
     mark_final(c);
     if (!st) return;
+    /* Registered but unreachable (no answer, unavailable, transport error):
+     * a MESSAGE may still be kept for later (offline_msg.h). */
+    if (c->offline_aor[0] && (status == 408 || status == 480 || status == 503)) {
+        const struct sip_msg *req = txn_request(st);
+        if (req && proxy_offline_offer(p, st, req, c->offline_aor)) {
+            log_info("proxy: MESSAGE from %s: every branch failed (%d), offered for later", c->src, status);
+            return;
+        }
+    }
     int rc = -1;
     if (c->best && status != 503) {
         struct sip_msg resp;
@@ -624,7 +635,7 @@ nomem:
 }
 
 void proxy_fork(struct proxy *p, struct txn *st, const struct transport_rx *rx, const struct sip_msg *req,
-                const struct proxy_target *targets, size_t n, bool record_route)
+                const struct proxy_target *targets, size_t n, bool record_route, const char *offline_aor)
 {
     if (n > PROXY_MAX_BRANCHES) n = PROXY_MAX_BRANCHES;
     struct proxy_call *c = calloc(1, sizeof(*c) + n * sizeof(c->br[0]));
@@ -641,6 +652,7 @@ void proxy_fork(struct proxy *p, struct txn *st, const struct transport_rx *rx, 
     sbuf_init(&c->challenges);
     timer_node_init(&c->timer);
     snprintf(c->src, sizeof(c->src), "%s", rx->src_text);
+    if (offline_aor) snprintf(c->offline_aor, sizeof(c->offline_aor), "%s", offline_aor);
     if (call_hash(c) != 0) {
         free(c);
         proxy_reply(p, st, 500, "Server Internal Error", STR_NULL);

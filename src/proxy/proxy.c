@@ -433,6 +433,22 @@ static bool binding_target(struct proxy *p, const struct location_binding *b, bo
     return true;
 }
 
+/* A MESSAGE outside a dialog may be kept for its user (offline_msg.h). */
+static bool offline_candidate(const struct proxy *p, const struct sip_msg *req)
+{
+    return p->d.offline && req->method == SIP_MESSAGE && req->to.tag.len == 0;
+}
+
+bool proxy_offline_offer(struct proxy *p, struct txn *st, const struct sip_msg *req, const char *aor)
+{
+    const char *reason = NULL;
+    int status = p->d.offline(p->d.offline_arg, req, aor, &reason);
+    if (status == 0) return false;
+    if (status == 202) reason = "Accepted";
+    proxy_reply(p, st, status, reason, STR_NULL);
+    return true;
+}
+
 /* §16.5: the target set of a request for our domain. */
 static void route_local(struct proxy *p, struct txn *st, const struct transport_rx *rx, struct sip_msg *req)
 {
@@ -450,6 +466,7 @@ static void route_local(struct proxy *p, struct txn *st, const struct transport_
     if (p->max_contacts > 0 && n > (size_t)p->max_contacts) n = (size_t)p->max_contacts;
     if (n == 0) {
         if (p->d.users && users_find(p->d.users, str_from_cstr(aor))) {
+            if (offline_candidate(p, req) && proxy_offline_offer(p, st, req, aor)) return;
             p->stats.unavailable++;
             log_info_rl("proxy: 480 to %.*s from %s: %s has no binding", STR_FMT(req->method_name), rx->src_text, aor);
             proxy_reject(p, st, 480, "Temporarily Unavailable", STR_NULL);
@@ -500,13 +517,15 @@ static void route_local(struct proxy *p, struct txn *st, const struct transport_
         k++;
     }
     if (k == 0) {
+        if (offline_candidate(p, req) && proxy_offline_offer(p, st, req, aor)) return;
         p->stats.unavailable++;
         log_info_rl("proxy: 480 to %.*s from %s: no binding of %s is reachable (their WebSocket flows are gone)",
                     STR_FMT(req->method_name), rx->src_text, aor);
         proxy_reject(p, st, 480, "Temporarily Unavailable", STR_NULL);
         return;
     }
-    proxy_fork(p, st, rx, req, t, k, dialog_creating(req->method) && req->to.tag.len == 0);
+    proxy_fork(p, st, rx, req, t, k, dialog_creating(req->method) && req->to.tag.len == 0,
+               offline_candidate(p, req) ? aor : NULL);
 }
 
 /* 407 with one Proxy-Authenticate per offered algorithm. */
@@ -676,7 +695,7 @@ int proxy_on_request(struct proxy *p, struct txn *st, const struct transport_rx 
          * R-URI says (a WebSocket client's Contact cannot be resolved). */
         if (!proxy_authenticate(p, st, rx, &req, false)) return 1;
         struct proxy_target ft = {.use_flow = true, .flow = rf.dest, .by_token = true};
-        proxy_fork(p, st, rx, &req, &ft, 1, rr);
+        proxy_fork(p, st, rx, &req, &ft, 1, rr, NULL);
         return 1;
     }
     struct proxy_target keep = {0};
@@ -690,7 +709,7 @@ int proxy_on_request(struct proxy *p, struct txn *st, const struct transport_rx 
             return 1;
         }
         if (!proxy_authenticate(p, st, rx, &req, true)) return 1;
-        proxy_fork(p, st, rx, &req, &keep, 1, rr);
+        proxy_fork(p, st, rx, &req, &keep, 1, rr, NULL);
         return 1;
     }
     if (local_target) {
@@ -705,7 +724,7 @@ int proxy_on_request(struct proxy *p, struct txn *st, const struct transport_rx 
         return 1;
     }
     if (!proxy_authenticate(p, st, rx, &req, true)) return 1;
-    proxy_fork(p, st, rx, &req, &keep, 1, rr);
+    proxy_fork(p, st, rx, &req, &keep, 1, rr, NULL);
     return 1;
 }
 

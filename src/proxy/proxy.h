@@ -30,6 +30,10 @@
  * are forwarded (numeric host or a DNS A/AAAA lookup) when [proxy]
  * allow_foreign is on, else refused with 403.
  *
+ * A MESSAGE outside a dialog whose user has no binding, or whose branches
+ * all failed (408, 480, 503), is offered to deps.offline first (offline
+ * messages: 202 when kept).
+ *
  * With [proxy] mode = redirect it answers 302 with the bindings as Contacts
  * instead (404/480 the same way).
  *
@@ -133,6 +137,13 @@ struct proxy_deps {
      * 2xx forwarded), for the node's response counters. */
     void (*on_response_out)(void *arg, const char *data, size_t len);
     void *on_response_out_arg;
+    /* Optional: offline messages (src/subs/offline_msg.h). A MESSAGE
+     * outside a dialog for a local user aor who has no binding, or whose
+     * branches all ended 408, 480, 503 or unanswered, is offered here; a
+     * non-zero return is the status answered instead (202 kept, or a
+     * refusal with *reason), 0 lets the usual answer go. */
+    int (*offline)(void *arg, const struct sip_msg *req, const char *aor, const char **reason);
+    void *offline_arg;
 };
 
 /* NULL on allocation failure. */

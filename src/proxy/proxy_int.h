@@ -122,9 +122,14 @@ struct proxy {
 
 /* fork.c: response contexts (RFC 3261 §16.6-§16.10). */
 /* Forks the request of st to targets[0..n) (n >= 1). rx is the received
- * request (after any Route popping, req is the edited copy to forward). */
+ * request (after any Route popping, req is the edited copy to forward).
+ * offline_aor: the local user of a MESSAGE that may be kept for later
+ * when every branch fails (proxy_offline_offer), or NULL. */
 void proxy_fork(struct proxy *p, struct txn *st, const struct transport_rx *rx, const struct sip_msg *req,
-                const struct proxy_target *targets, size_t n, bool record_route);
+                const struct proxy_target *targets, size_t n, bool record_route, const char *offline_aor);
+/* Offers st's request to deps.offline for user aor (see proxy.h) and, when
+ * it is taken or refused there, answers st. True when st was answered. */
+bool proxy_offline_offer(struct proxy *p, struct txn *st, const struct sip_msg *req, const char *aor);
 /* The context of an INVITE server transaction, or NULL. */
 struct proxy_call *proxy_call_find(struct proxy *p, const struct txn *st);
 /* CANCEL matched c's INVITE: CANCEL every pending branch (§16.10). */

@@ -64,6 +64,8 @@ struct registrar {
     const struct txn_admission *admission;
     struct digest_checker digest;
     struct location_callbacks observer; /* registrar_set_observer; members NULL when none */
+    void (*on_registered)(void *arg, const char *aor); /* registrar_set_on_registered */
+    void *on_registered_arg;
     bool stopping;
     struct registrar_stats stats;
     struct reg_pending *pending;
@@ -372,7 +374,11 @@ static void reg_answer_ok(struct registrar *r, struct txn *st, const char *aor)
         reg_refuse(r, st, 500, "Server Internal Error", "out of memory building the 200");
         return;
     }
+    /* A fetch (no Contact) says nothing about the UA listening now. Read
+     * before the answer: the transaction lets go of the request with it. */
+    bool registered = n && req->first[SIP_HDR_CONTACT] >= 0;
     reg_reply(r, st, 200, "OK", sbuf_lines(b));
+    if (registered && r->on_registered) r->on_registered(r->on_registered_arg, aor);
 }
 
 static void pending_unlink(struct registrar *r, struct reg_pending *p)
@@ -972,6 +978,12 @@ void registrar_location_callbacks(struct registrar *r, struct location_callbacks
         .aor_online = cb_online,
         .aor_offline = cb_offline,
     };
+}
+
+void registrar_set_on_registered(struct registrar *r, void (*fn)(void *arg, const char *aor), void *arg)
+{
+    r->on_registered = fn;
+    r->on_registered_arg = fn ? arg : NULL;
 }
 
 void registrar_set_observer(struct registrar *r, const struct location_callbacks *obs)

@@ -103,6 +103,11 @@ void registrar_location_callbacks(struct registrar *r, struct location_callbacks
  * members are called with the same arguments and the same rules as
  * location callbacks. obs is copied; NULL removes it. */
 void registrar_set_observer(struct registrar *r, const struct location_callbacks *obs);
+/* fn(arg, aor) right after a REGISTER was answered 200 while the AoR has a
+ * binding (a new one or a refresh; not a removal or a fetch): the moment
+ * the UA is known to listen (offline messages, src/subs/offline_msg.h).
+ * fn NULL removes the hook. */
+void registrar_set_on_registered(struct registrar *r, void (*fn)(void *arg, const char *aor), void *arg);
 
 void registrar_get_stats(const struct registrar *r, struct registrar_stats *out);
 /* 1 when rx (a response no transaction took) answers one of our NAT pings. */

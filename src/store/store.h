@@ -1,7 +1,7 @@
 /* store.h — persistent storage: SQLite in WAL mode behind a small interface.
  *
  * What lives here: users (HA1 only), registrar bindings, event
- * subscriptions (RFC 6665), GB28181 devices, channels, upstream platforms
+ * subscriptions (RFC 6665), offline instant messages, GB28181 devices, channels, upstream platforms
  * and cached record lists. The in-memory state
  * of each module is authoritative while the daemon runs; the store is what
  * survives a restart.
@@ -147,6 +147,20 @@ struct store_subscription {
     uint32_t version;          /* the package's document version (reginfo) */
 };
 
+/* An instant message (RFC 3428 MESSAGE) kept for a user who could not take
+ * it (src/subs/offline_msg.c), until it is delivered or expires. */
+struct store_offline_msg {
+    uint64_t id;               /* key: arrival order on this node */
+    const char *owner;         /* the recipient's AoR key (as the location service keys it) */
+    const char *from_uri;      /* the sender's From (name-addr, tag removed) */
+    const char *to_uri;        /* the To the sender wrote (name-addr, no tag) */
+    const char *content_type;
+    const char *body;          /* text up to STORE_MAX_JSON; "" once delivered or expired */
+    int64_t received_at;
+    const char *state;         /* "queued" | "delivered" | "expired" */
+    int64_t updated_at;        /* the last change of state */
+};
+
 /* ---- Opening and closing. */
 
 /* Opens or creates the database at path, brings the schema up to date and
@@ -209,6 +223,10 @@ struct store_op *store_op_gb_record_upsert(const struct store_gb_record *r);
 struct store_op *store_op_gb_records_delete(const char *channel_id, int64_t start, int64_t end);
 struct store_op *store_op_subscription_upsert(const struct store_subscription *s);
 struct store_op *store_op_subscription_delete(const char *call_id, const char *local_tag);
+struct store_op *store_op_offline_msg_upsert(const struct store_offline_msg *m);
+/* Deletes every offline message not "queued" whose updated_at <= before
+ * (the sweep of delivered and expired ones). */
+struct store_op *store_op_offline_msgs_delete_done(int64_t before);
 /* Does nothing; its callback fires once everything submitted before it is
  * committed (or failed). */
 struct store_op *store_op_barrier(void);
@@ -224,11 +242,13 @@ typedef int (*store_gb_channel_row_cb)(void *arg, const struct store_gb_channel 
 typedef int (*store_gb_upstream_row_cb)(void *arg, const struct store_gb_upstream *row);
 typedef int (*store_gb_record_row_cb)(void *arg, const struct store_gb_record *row);
 typedef int (*store_subscription_row_cb)(void *arg, const struct store_subscription *row);
+typedef int (*store_offline_msg_row_cb)(void *arg, const struct store_offline_msg *row);
 
 int store_load_users(struct store *st, store_user_row_cb cb, void *arg);
 int store_load_bindings(struct store *st, store_binding_row_cb cb, void *arg);   /* by aor, contact */
 int store_load_gb_devices(struct store *st, store_gb_device_row_cb cb, void *arg);
 int store_load_subscriptions(struct store *st, store_subscription_row_cb cb, void *arg);
+int store_load_offline_msgs(struct store *st, store_offline_msg_row_cb cb, void *arg);   /* by id */
 /* device_id NULL: every channel (ordered by device, id); else that device's. */
 int store_load_gb_channels(struct store *st, const char *device_id, store_gb_channel_row_cb cb, void *arg);
 int store_load_gb_upstreams(struct store *st, store_gb_upstream_row_cb cb, void *arg);

@@ -26,6 +26,8 @@ enum store_op_kind {
     STORE_OP_GB_RECORDS_DELETE,
     STORE_OP_SUBSCRIPTION_UPSERT,
     STORE_OP_SUBSCRIPTION_DELETE,
+    STORE_OP_OFFLINE_MSG_UPSERT,
+    STORE_OP_OFFLINE_MSGS_DELETE_DONE,
     STORE_OP_KIND_COUNT
 };
 
@@ -37,6 +39,7 @@ union store_op_data {
     struct store_gb_upstream upstream;
     struct store_gb_record record;
     struct store_subscription subscription;
+    struct store_offline_msg offline_msg;
     struct { const char *a, *b; } key;          /* deletes by one or two text keys */
     struct { const char *device_id; struct store_gb_channel *items; size_t n; } channels;
     struct { const char *channel_id; int64_t start, end; } range;
@@ -65,6 +68,7 @@ enum store_stmt {
     STMT_UPSTREAM_UPSERT, STMT_UPSTREAM_DELETE,
     STMT_RECORD_UPSERT, STMT_RECORDS_DELETE,
     STMT_SUBSCRIPTION_UPSERT, STMT_SUBSCRIPTION_DELETE,
+    STMT_OFFLINE_MSG_UPSERT, STMT_OFFLINE_MSGS_DELETE_DONE,
     STMT_COUNT
 };
 
@@ -108,6 +112,7 @@ enum store_row_kind {
     STORE_ROW_GB_UPSTREAM,
     STORE_ROW_GB_RECORD,
     STORE_ROW_SUBSCRIPTION,     /* since schema version 2 */
+    STORE_ROW_OFFLINE_MSG,      /* since schema version 3 */
     STORE_ROW_KIND_COUNT
 };
 

@@ -21,6 +21,7 @@ union store_row {
     struct store_gb_upstream upstream;
     struct store_gb_record record;
     struct store_subscription subscription;
+    struct store_offline_msg offline_msg;
 };
 
 /* Row callbacks travel as a generic function pointer and are cast back to
@@ -37,6 +38,7 @@ static int deliver(enum store_row_kind kind, any_fn cb, void *arg, const union s
     case STORE_ROW_GB_UPSTREAM: return ((store_gb_upstream_row_cb)cb)(arg, &row->upstream);
     case STORE_ROW_GB_RECORD: return ((store_gb_record_row_cb)cb)(arg, &row->record);
     case STORE_ROW_SUBSCRIPTION: return ((store_subscription_row_cb)cb)(arg, &row->subscription);
+    case STORE_ROW_OFFLINE_MSG: return ((store_offline_msg_row_cb)cb)(arg, &row->offline_msg);
     case STORE_ROW_KIND_COUNT: break;
     }
     return -EINVAL;
@@ -91,6 +93,11 @@ int store_load_bindings(struct store *st, store_binding_row_cb cb, void *arg)
 int store_load_subscriptions(struct store *st, store_subscription_row_cb cb, void *arg)
 {
     return load(st, STORE_ROW_SUBSCRIPTION, "ORDER BY call_id,local_tag", NULL, NULL, (any_fn)cb, arg);
+}
+
+int store_load_offline_msgs(struct store *st, store_offline_msg_row_cb cb, void *arg)
+{
+    return load(st, STORE_ROW_OFFLINE_MSG, "ORDER BY id", NULL, NULL, (any_fn)cb, arg);
 }
 
 int store_load_gb_devices(struct store *st, store_gb_device_row_cb cb, void *arg)

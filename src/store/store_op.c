@@ -23,6 +23,7 @@ static const struct store_row_desc *const channel_row = &store_rows[STORE_ROW_GB
 static const struct store_row_desc *const upstream_row = &store_rows[STORE_ROW_GB_UPSTREAM];
 static const struct store_row_desc *const record_row = &store_rows[STORE_ROW_GB_RECORD];
 static const struct store_row_desc *const subscription_row = &store_rows[STORE_ROW_SUBSCRIPTION];
+static const struct store_row_desc *const offline_msg_row = &store_rows[STORE_ROW_OFFLINE_MSG];
 
 static const char *const kind_names[STORE_OP_KIND_COUNT] = {
     [STORE_OP_BARRIER] = "barrier",
@@ -43,6 +44,8 @@ static const char *const kind_names[STORE_OP_KIND_COUNT] = {
     [STORE_OP_GB_RECORDS_DELETE] = "gb records delete",
     [STORE_OP_SUBSCRIPTION_UPSERT] = "subscription upsert",
     [STORE_OP_SUBSCRIPTION_DELETE] = "subscription delete",
+    [STORE_OP_OFFLINE_MSG_UPSERT] = "offline message upsert",
+    [STORE_OP_OFFLINE_MSGS_DELETE_DONE] = "offline messages delete-done",
 };
 
 const char *store_op_kind_name(enum store_op_kind kind)
@@ -176,6 +179,18 @@ struct store_op *store_op_subscription_delete(const char *call_id, const char *l
     return op_keys(STORE_OP_SUBSCRIPTION_DELETE, call_id, local_tag, true, true);
 }
 
+struct store_op *store_op_offline_msg_upsert(const struct store_offline_msg *m)
+{
+    return op_row(STORE_OP_OFFLINE_MSG_UPSERT, m, sizeof(*m), offline_msg_row);
+}
+
+struct store_op *store_op_offline_msgs_delete_done(int64_t before)
+{
+    struct store_op *op = op_alloc(STORE_OP_OFFLINE_MSGS_DELETE_DONE, 0);
+    if (op) op->u.before = before;
+    return op;
+}
+
 struct store_op *store_op_user_upsert(const struct store_user *u)
 {
     return op_row(STORE_OP_USER_UPSERT, u, sizeof(*u), user_row);
@@ -296,6 +311,7 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_DEVICE_CHANNELS_DELETE] = "DELETE FROM gb_channels WHERE device_id=?1",
     [STMT_DEVICE_RECORDS_DELETE] = "DELETE FROM gb_records WHERE device_id=?1",
     [STMT_RECORDS_DELETE] = "DELETE FROM gb_records WHERE channel_id=?1 AND start<?3 AND \"end\">?2",
+    [STMT_OFFLINE_MSGS_DELETE_DONE] = "DELETE FROM offline_messages WHERE state<>'queued' AND updated_at<=?1",
 };
 
 enum derived_kind { NOT_DERIVED = 0, DERIVED_UPSERT, DERIVED_DELETE };
@@ -318,6 +334,7 @@ static const struct {
     [STMT_RECORD_UPSERT] = {DERIVED_UPSERT, STORE_ROW_GB_RECORD},
     [STMT_SUBSCRIPTION_UPSERT] = {DERIVED_UPSERT, STORE_ROW_SUBSCRIPTION},
     [STMT_SUBSCRIPTION_DELETE] = {DERIVED_DELETE, STORE_ROW_SUBSCRIPTION},
+    [STMT_OFFLINE_MSG_UPSERT] = {DERIVED_UPSERT, STORE_ROW_OFFLINE_MSG},
 };
 
 /* The SQL of statement which: written, or derived into buf. NULL when a
@@ -429,6 +446,11 @@ static int exec_single(struct store_writer_db *w, struct store_op *op)
     case STORE_OP_GB_RECORD_UPSERT: return exec_upsert(w, STMT_RECORD_UPSERT, &u->record);
     case STORE_OP_SUBSCRIPTION_UPSERT: return exec_upsert(w, STMT_SUBSCRIPTION_UPSERT, &u->subscription);
     case STORE_OP_SUBSCRIPTION_DELETE: return exec_keys(w, STMT_SUBSCRIPTION_DELETE, u->key.a, u->key.b);
+    case STORE_OP_OFFLINE_MSG_UPSERT: return exec_upsert(w, STMT_OFFLINE_MSG_UPSERT, &u->offline_msg);
+    case STORE_OP_OFFLINE_MSGS_DELETE_DONE:
+        if (!(s = stmt_get(w, STMT_OFFLINE_MSGS_DELETE_DONE, &rc))) return rc;
+        bi(s, 1, u->before);
+        return step(w, s);
     case STORE_OP_GB_RECORDS_DELETE:
         if (!(s = stmt_get(w, STMT_RECORDS_DELETE, &rc))) return rc;
         bt(s, 1, u->range.channel_id);

@@ -151,6 +151,22 @@ static const struct store_column subscription_columns[] = {
 };
 #undef S
 
+/* Schema version 3 (issue 15): offline instant messages. The body may be
+ * as long as a *_json field (the [messages] max_body cap sits below it). */
+#define M struct store_offline_msg
+static const struct store_column offline_msg_columns[] = {
+    COLUMN_SINCE(3, M, id, NULL, KEY),
+    COLUMN_SINCE(3, M, owner, "''", REQ),
+    COLUMN_SINCE(3, M, from_uri, "''", 0),
+    COLUMN_SINCE(3, M, to_uri, "''", 0),
+    COLUMN_SINCE(3, M, content_type, "''", 0),
+    COLUMN_SINCE(3, M, body, "''", JSON),
+    COLUMN_SINCE(3, M, received_at, "0", 0),
+    COLUMN_SINCE(3, M, state, "'queued'", 0),
+    COLUMN_SINCE(3, M, updated_at, "0", 0),
+};
+#undef M
+
 #define TABLE_SINCE(v, name, what, rowtype, cols) {name, what, v, sizeof(rowtype), cols, sizeof(cols) / sizeof(cols[0])}
 #define TABLE(name, what, rowtype, cols) TABLE_SINCE(1, name, what, rowtype, cols)
 
@@ -163,6 +179,8 @@ const struct store_row_desc store_rows[STORE_ROW_KIND_COUNT] = {
     [STORE_ROW_GB_RECORD] = TABLE("gb_records", "gb records", struct store_gb_record, record_columns),
     [STORE_ROW_SUBSCRIPTION] =
         TABLE_SINCE(2, "subscriptions", "subscriptions", struct store_subscription, subscription_columns),
+    [STORE_ROW_OFFLINE_MSG] =
+        TABLE_SINCE(3, "offline_messages", "offline messages", struct store_offline_msg, offline_msg_columns),
 };
 
 /* ---- Deriving SQL. */

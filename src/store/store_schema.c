@@ -23,6 +23,8 @@ static const char *const migration_extra[] = {
     "CREATE INDEX gb_records_device ON gb_records(device_id);",
     /* 2: subscriptions (issue 15). */
     "",
+    /* 3: offline instant messages (issue 15). */
+    "",
 };
 
 #define MIGRATION_COUNT ((int)(sizeof(migration_extra) / sizeof(migration_extra[0])))

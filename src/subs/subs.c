@@ -75,6 +75,15 @@ struct subs_pending {
     char local_tag[UA_TAG_SIZE];
 };
 
+/* How many subscriptions one subscriber URI holds ([subscriptions]
+ * max_per_subscriber), kept as they come and go so that a new SUBSCRIBE
+ * costs one lookup, not a walk over every subscription. Freed at zero. */
+struct subs_count {
+    struct hnode node;
+    uint32_t n;
+    char subscriber[];
+};
+
 struct subs {
     struct subs_config cfg;
     const struct sip_local *local;
@@ -85,6 +94,7 @@ struct subs {
     struct timer_service *timers;
     struct store *store;
     struct htable by_key, by_aor;
+    struct htable by_subscriber;       /* struct subs_count */
     struct subs_pending *pending;
     struct subs_stats stats;
     sbuf_t sb;
@@ -138,24 +148,46 @@ static struct subs_sub *find_sub(const struct subs *s, const char *call_id, cons
     return NULL;
 }
 
-struct count_ctx {
-    const char *subscriber;
-    uint32_t n;
-};
-
-static int count_one(struct hnode *n, void *arg)
+static struct subs_count *count_find(const struct subs *s, const char *subscriber, uint32_t h)
 {
-    struct count_ctx *c = arg;
-    if (strcmp(container_of(n, struct subs_sub, by_key)->subscriber, c->subscriber) == 0) c->n++;
+    for (struct hnode *n = htable_first(&s->by_subscriber, h); n; n = htable_next(n)) {
+        struct subs_count *c = container_of(n, struct subs_count, node);
+        if (strcmp(c->subscriber, subscriber) == 0) return c;
+    }
+    return NULL;
+}
+
+static uint32_t subscriber_count(const struct subs *s, const char *subscriber)
+{
+    const struct subs_count *c = count_find(s, subscriber, str_hash(str_from_cstr(subscriber)));
+    return c ? c->n : 0;
+}
+
+/* One more subscription of subscriber; -ENOMEM when its count cannot be had. */
+static int count_add(struct subs *s, const char *subscriber)
+{
+    uint32_t h = str_hash(str_from_cstr(subscriber));
+    struct subs_count *c = count_find(s, subscriber, h);
+    if (!c) {
+        size_t len = strlen(subscriber);
+        c = calloc(1, sizeof(*c) + len + 1);
+        if (!c) return -ENOMEM;
+        memcpy(c->subscriber, subscriber, len + 1);
+        if (htable_insert(&s->by_subscriber, &c->node, h) < 0) {
+            free(c);
+            return -ENOMEM;
+        }
+    }
+    c->n++;
     return 0;
 }
 
-/* Only a new subscription asks, and [subscriptions] max_total bounds the walk. */
-static uint32_t subscriber_count(struct subs *s, const char *subscriber)
+static void count_drop(struct subs *s, const char *subscriber)
 {
-    struct count_ctx c = {subscriber, 0};
-    htable_foreach(&s->by_key, count_one, &c);
-    return c.n;
+    struct subs_count *c = count_find(s, subscriber, str_hash(str_from_cstr(subscriber)));
+    if (!c || --c->n > 0) return;
+    htable_remove(&s->by_subscriber, &c->node);
+    free(c);
 }
 
 /* ---- persistence ---- */
@@ -184,6 +216,7 @@ static void sub_remove(struct subs *s, struct subs_sub *sub)
     timer_stop(s->timers, &sub->expiry);
     htable_remove(&s->by_key, &sub->by_key);
     htable_remove(&s->by_aor, &sub->by_aor);
+    count_drop(s, sub->subscriber);
     sub_forget(s, sub->call_id, sub->local_tag);
     if (s->stats.active) s->stats.active--;
     free(sub);
@@ -494,6 +527,11 @@ static int link_sub(struct subs *s, struct subs_sub *sub)
         htable_remove(&s->by_key, &sub->by_key);
         return -ENOMEM;
     }
+    if (count_add(s, sub->subscriber) < 0) {
+        htable_remove(&s->by_aor, &sub->by_aor);
+        htable_remove(&s->by_key, &sub->by_key);
+        return -ENOMEM;
+    }
     s->stats.active++;
     return 0;
 }
@@ -720,6 +758,7 @@ struct subs *subs_new(const struct subs_deps *d)
     s->store = d->store;
     htable_init(&s->by_key);
     htable_init(&s->by_aor);
+    htable_init(&s->by_subscriber);
     sbuf_init(&s->sb);
     return s;
 }
@@ -801,6 +840,7 @@ static int free_one(struct hnode *n, void *arg)
     timer_stop(s->timers, &sub->expiry);
     htable_remove(&s->by_key, &sub->by_key);
     htable_remove(&s->by_aor, &sub->by_aor);
+    count_drop(s, sub->subscriber);
     free(sub);
     return 0;
 }
@@ -817,6 +857,7 @@ void subs_free(struct subs *s)
     htable_foreach(&s->by_key, free_one, s);
     htable_free(&s->by_key);
     htable_free(&s->by_aor);
+    htable_free(&s->by_subscriber); /* every count went to zero (and was freed) with its subscriptions */
     sbuf_free(&s->sb);
     free(s);
 }

@@ -28,6 +28,9 @@ non_invite_timeout_ms = 1000
 pike_limit = $LIMIT
 pike_window = 30
 trusted = 127.0.0.3
+; check 2 is about the proxy's own 408: no offline message store taking it (202)
+[messages]
+offline = no
 INI
 start_cascade proxy "$WORK/p.ini"
 H=127.0.0.1

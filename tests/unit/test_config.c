@@ -145,6 +145,11 @@ static void defaults_before_tables(struct config *c)
     c->subs.max_per_subscriber = 20;
     c->subs.max_total = 10000;
     c->subs.reg_any_user = false;
+    c->messages.offline = true;
+    c->messages.max_per_user = 100;
+    c->messages.max_bytes_per_user = 262144;
+    c->messages.max_body = 8192;
+    c->messages.max_age = 604800;
 }
 
 static void test_defaults_are_the_documented_ones(void **state)

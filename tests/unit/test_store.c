@@ -1160,6 +1160,7 @@ static int rt_channel_cb(void *arg, const struct store_gb_channel *r) { return r
 static int rt_upstream_cb(void *arg, const struct store_gb_upstream *r) { return round_trip_check(arg, r); }
 static int rt_record_cb(void *arg, const struct store_gb_record *r) { return round_trip_check(arg, r); }
 static int rt_subscription_cb(void *arg, const struct store_subscription *r) { return round_trip_check(arg, r); }
+static int rt_offline_msg_cb(void *arg, const struct store_offline_msg *r) { return round_trip_check(arg, r); }
 
 /* Every row kind comes back from an upsert with every column as written,
  * including values at the edges of their C types and non-default booleans. */
@@ -1203,6 +1204,11 @@ static void test_every_row_kind_round_trips_every_column(void **state)
         .routes = "<sip:p1.example;lr>,<sip:p2.example;lr>", .remote = "10.0.0.3:5070", .transport = "tcp",
         .expires_at = 1700000003600000, .local_cseq = UINT32_MAX, .remote_cseq = 4000000001u, .version = 77};
     assert_int_equal(store_submit(st, store_op_subscription_upsert(&subscription), NULL, NULL), 0);
+    const struct store_offline_msg offline_msg = {
+        .id = UINT64_MAX >> 1, .owner = "bob", .from_uri = "\"Alice\" <sip:alice@example.com>",
+        .to_uri = "<sip:bob@example.com>", .content_type = "text/plain;charset=UTF-8", .body = "hello, bob",
+        .received_at = 1700000000005, .state = "delivered", .updated_at = 1700000000006};
+    assert_int_equal(store_submit(st, store_op_offline_msg_upsert(&offline_msg), NULL, NULL), 0);
     store_flush_sync(st);
 
     struct round_trip rt[STORE_ROW_KIND_COUNT] = {
@@ -1213,7 +1219,9 @@ static void test_every_row_kind_round_trips_every_column(void **state)
         [STORE_ROW_GB_UPSTREAM] = {&store_rows[STORE_ROW_GB_UPSTREAM], &upstream, 0, 0},
         [STORE_ROW_GB_RECORD] = {&store_rows[STORE_ROW_GB_RECORD], &record, 0, 0},
         [STORE_ROW_SUBSCRIPTION] = {&store_rows[STORE_ROW_SUBSCRIPTION], &subscription, 0, 0},
+        [STORE_ROW_OFFLINE_MSG] = {&store_rows[STORE_ROW_OFFLINE_MSG], &offline_msg, 0, 0},
     };
+    assert_int_equal(store_load_offline_msgs(st, rt_offline_msg_cb, &rt[STORE_ROW_OFFLINE_MSG]), 0);
     assert_int_equal(store_load_subscriptions(st, rt_subscription_cb, &rt[STORE_ROW_SUBSCRIPTION]), 0);
     assert_int_equal(store_load_users(st, rt_user_cb, &rt[STORE_ROW_USER]), 0);
     assert_int_equal(store_load_bindings(st, rt_binding_cb, &rt[STORE_ROW_BINDING]), 0);
@@ -1230,6 +1238,85 @@ static void test_every_row_kind_round_trips_every_column(void **state)
     store_close(st);
 }
 
+/* Offline messages: loaded in id order whatever order they were written
+ * in; a state change is an upsert of the same id; the sweep deletes only
+ * rows that are no longer queued and whose last change is old enough; a
+ * body at the JSON size limit is kept whole, one byte more is refused. */
+struct offline_rows {
+    int n;
+    uint64_t ids[8];
+    char states[8][16];
+    size_t body_len[8];
+};
+
+static int offline_cb(void *arg, const struct store_offline_msg *row)
+{
+    struct offline_rows *r = arg;
+    if (r->n >= 8) return 1;
+    r->ids[r->n] = row->id;
+    snprintf(r->states[r->n], sizeof(r->states[0]), "%s", row->state);
+    r->body_len[r->n] = strlen(row->body);
+    r->n++;
+    return 0;
+}
+
+static void test_offline_messages(void **state)
+{
+    struct env *e = *state;
+    struct store *st = open_store(e);
+    char *big = malloc(STORE_MAX_JSON + 2);
+    assert_non_null(big);
+    memset(big, 'x', STORE_MAX_JSON + 1);
+    big[STORE_MAX_JSON + 1] = '\0';
+    struct store_offline_msg m = {.owner = "bob", .from_uri = "<sip:alice@example.com>", .to_uri = "<sip:bob@x>",
+                                  .content_type = "text/plain", .body = "one", .received_at = 100,
+                                  .state = "queued", .updated_at = 100};
+    const uint64_t order[] = {3, 1, 2, 4};
+    for (size_t i = 0; i < 4; i++) {
+        m.id = order[i];
+        assert_int_equal(store_submit(st, store_op_offline_msg_upsert(&m), NULL, NULL), 0);
+    }
+    m.body = big; /* one byte over */
+    assert_null(store_op_offline_msg_upsert(&m));
+    big[STORE_MAX_JSON] = '\0';
+    m.id = 5;
+    assert_int_equal(store_submit(st, store_op_offline_msg_upsert(&m), NULL, NULL), 0);
+    m.owner = ""; /* the owner is required */
+    assert_null(store_op_offline_msg_upsert(&m));
+    /* 1 delivered at 200, 2 expired at 300, 3 stays queued (old). */
+    m = (struct store_offline_msg){.id = 1, .owner = "bob", .state = "delivered", .received_at = 100, .updated_at = 200};
+    assert_int_equal(store_submit(st, store_op_offline_msg_upsert(&m), NULL, NULL), 0);
+    m.id = 2, m.state = "expired", m.updated_at = 300;
+    assert_int_equal(store_submit(st, store_op_offline_msg_upsert(&m), NULL, NULL), 0);
+    store_flush_sync(st);
+    struct offline_rows r = {0};
+    assert_int_equal(store_load_offline_msgs(st, offline_cb, &r), 0);
+    assert_int_equal(r.n, 5);
+    for (int i = 0; i < 5; i++) assert_int_equal(r.ids[i], (uint64_t)i + 1);
+    assert_string_equal(r.states[0], "delivered");
+    assert_int_equal(r.body_len[0], 0);
+    assert_string_equal(r.states[2], "queued");
+    assert_int_equal(r.body_len[4], STORE_MAX_JSON);
+    /* The sweep at 250: the delivered one goes; the expired (changed at
+     * 300) and the queued ones stay. */
+    assert_int_equal(store_submit(st, store_op_offline_msgs_delete_done(250), NULL, NULL), 0);
+    store_close(st);
+    st = open_store(e); /* and it all survives a reopen */
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(store_load_offline_msgs(st, offline_cb, &r), 0);
+    assert_int_equal(r.n, 4);
+    assert_int_equal(r.ids[0], 2);
+    assert_string_equal(r.states[0], "expired");
+    assert_int_equal(store_submit(st, store_op_offline_msgs_delete_done(300), NULL, NULL), 0);
+    store_flush_sync(st);
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(store_load_offline_msgs(st, offline_cb, &r), 0);
+    assert_int_equal(r.n, 3);
+    assert_int_equal(r.ids[0], 3);
+    store_close(st);
+    free(big);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1237,6 +1324,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_callbacks_in_submission_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_binding_round_trip_and_deletes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_users, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_offline_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gb_tables, setup, teardown),
         cmocka_unit_test_setup_teardown(test_constructors_refuse_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_op_is_isolated, setup, teardown),

@@ -522,6 +522,28 @@ static void test_caps(void **state)
     assert_int_equal(active(f), 2);
 }
 
+/* The per-subscriber count (the watcher's From URI) follows subscriptions
+ * as they end: a subscriber at its cap gets room back when one ends, and a
+ * refresh is not counted as one more. */
+static void test_subscriber_count_follows(void **state)
+{
+    struct fx *f = *state;
+    f->cfg.subs.max_per_subscriber = 2;
+    start(f);
+    assert_int_equal(subscribe(f, "alice", "k-1", 1, "", "reg", "Expires: 600\n"), 200);
+    char tag[64];
+    snprintf(tag, sizeof(tag), "%.*s", STR_FMT(last_response(f)->to.tag));
+    assert_int_equal(subscribe(f, "alice", "k-2", 1, "", "reg", "Expires: 600\n"), 200);
+    assert_int_equal(subscribe(f, "alice", "k-3", 1, "", "reg", "Expires: 600\n"), 403);
+    /* A refresh is no new subscription: it does not count. */
+    assert_int_equal(subscribe(f, "alice", "k-1", 2, tag, "reg", "Expires: 600\n"), 200);
+    /* alice ends one: room for one more, and only one. */
+    assert_int_equal(subscribe(f, "alice", "k-1", 3, tag, "reg", "Expires: 0\n"), 200);
+    assert_int_equal(subscribe(f, "alice", "k-5", 1, "", "reg", "Expires: 600\n"), 200);
+    assert_int_equal(subscribe(f, "bob", "k-6", 1, "", "reg", "Expires: 600\n"), 403);
+    assert_int_equal(active(f), 2);
+}
+
 /* One NOTIFY in flight at a time: a change while one is unanswered waits,
  * and the answer brings the full state (with the change) in the next. */
 static void test_one_notify_in_flight(void **state)
@@ -660,6 +682,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_notify_failure_ends, setup, teardown),
         cmocka_unit_test_setup_teardown(test_caps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_subscriber_count_follows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_route, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transport_loss_deactivated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_notify_in_flight, setup, teardown),
