@@ -69,8 +69,14 @@ static void defaults_before_tables(struct config *c)
 {
     memset(c, 0, sizeof(*c));
     c->sip.listen_count = 2;
-    c->sip.listen[0] = (struct config_listen){CONFIG_TRANSPORT_UDP, "127.0.0.1", 5060};
-    c->sip.listen[1] = (struct config_listen){CONFIG_TRANSPORT_TCP, "127.0.0.1", 5060};
+    /* Field by field: a compound literal's padding need not be zero (clang
+     * copies it as it is), and the comparison below is byte by byte. */
+    c->sip.listen[0].transport = CONFIG_TRANSPORT_UDP;
+    snprintf(c->sip.listen[0].host, sizeof(c->sip.listen[0].host), "127.0.0.1");
+    c->sip.listen[0].port = 5060;
+    c->sip.listen[1].transport = CONFIG_TRANSPORT_TCP;
+    snprintf(c->sip.listen[1].host, sizeof(c->sip.listen[1].host), "127.0.0.1");
+    c->sip.listen[1].port = 5060;
     strcpy(c->sip.domain, "127.0.0.1");
     c->sip.t1_ms = 500;
     c->sip.t2_ms = 4000;
