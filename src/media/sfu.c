@@ -381,6 +381,8 @@ static void peer_retire(struct sfu_peer *p)
         s->publishers--;
     } else {
         viewer_detach(p);
+        free(p->tws); /* nothing is sent to a retired peer */
+        p->tws = NULL;
         s->viewers--;
     }
     p->next = s->zombies;
