@@ -269,6 +269,16 @@ static json_t *peer_json(const struct sfu_peer_info *pe)
                                   (json_int_t)st->bytes_out, "srtp_errors", (json_int_t)st->srtp_errors,
                                   "send_errors", (json_int_t)st->send_errors, "stun_requests",
                                   (json_int_t)st->stun_requests));
+    json_t *bw = json_pack("{s:b,s:I}", "transport_cc", pe->transport_cc, "twcc_feedbacks",
+                           (json_int_t)pe->twcc_feedbacks);
+    if (bw && !pe->publisher) {
+        json_object_set_new(bw, "estimate_bps", json_integer((json_int_t)pe->bwe_bps));
+        json_object_set_new(bw, "remb_bps", json_integer((json_int_t)pe->remb_bps));
+        json_object_set_new(bw, "twcc_bps", json_integer((json_int_t)pe->twcc_bps));
+        json_object_set_new(bw, "twcc_delivered_bps", json_integer((json_int_t)pe->twcc_delivered_bps));
+        json_object_set_new(bw, "twcc_queue_us", json_integer((json_int_t)pe->twcc_queue_us));
+    }
+    json_object_set_new(o, "bandwidth", bw);
     return o;
 }
 

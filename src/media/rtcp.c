@@ -461,6 +461,68 @@ int rtcp_build_remb(uint8_t *buf, size_t cap, uint32_t sender_ssrc, uint64_t bit
     return len;
 }
 
+/* The chunk for the packets from i on: a run when at least 14 share a
+ * symbol (or the rest all do), else a status vector — fourteen 1-bit
+ * symbols when none of the next fourteen needs a large delta, seven 2-bit
+ * ones otherwise. Sets *n to the packets it covers. */
+static uint16_t twcc_chunk(const rtcp_twcc_packet_t *pkts, size_t i, size_t total, size_t *n)
+{
+    size_t run = 1;
+    while (i + run < total && run < 0x1FFF && pkts[i + run].status == pkts[i].status) run++;
+    if (run >= 14 || i + run == total) {
+        *n = run;
+        return (uint16_t)((unsigned)pkts[i].status << 13 | run);
+    }
+    bool large = false;
+    for (size_t k = i; k < i + 14 && k < total; k++) large |= pkts[k].status == RTCP_TWCC_LARGE_DELTA;
+    size_t width = large ? 7 : 14, bits = large ? 2 : 1;
+    uint16_t c = large ? 0xC000 : 0x8000;
+    *n = total - i < width ? total - i : width;
+    for (size_t k = 0; k < *n; k++) c |= (uint16_t)(pkts[i + k].status << (14 - bits * (k + 1)));
+    return c;
+}
+
+int rtcp_build_twcc(uint8_t *buf, size_t cap, uint32_t sender_ssrc, uint32_t media_ssrc, uint16_t base_seq,
+                    int32_t reference_time, uint8_t fb_count, const rtcp_twcc_packet_t *pkts, size_t n)
+{
+    if (!n || n > 0xFFFF || !pkts || reference_time < -0x800000 || reference_time > 0x7FFFFF) return -EINVAL;
+    /* Sizes first: the chunks, then one or two bytes per received packet. */
+    size_t chunk_bytes = 0, delta_bytes = 0;
+    for (size_t i = 0, k; i < n; i += k) {
+        twcc_chunk(pkts, i, n, &k);
+        chunk_bytes += 2;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint8_t s = pkts[i].status;
+        if (s > RTCP_TWCC_LARGE_DELTA) return -EINVAL;
+        if (s == RTCP_TWCC_SMALL_DELTA && (pkts[i].delta < 0 || pkts[i].delta > 255)) return -EINVAL;
+        if (s == RTCP_TWCC_LARGE_DELTA && (pkts[i].delta < INT16_MIN || pkts[i].delta > INT16_MAX)) return -EINVAL;
+        delta_bytes += s;
+    }
+    size_t fci = 8 + chunk_bytes + delta_bytes;
+    size_t padded = (fci + 3) & ~(size_t)3;
+    int len = build_fb(buf, cap, RTCP_PT_RTPFB, RTCP_FMT_TWCC, sender_ssrc, media_ssrc, padded);
+    if (len < 0) return len;
+    uint8_t *f = buf + 12;
+    wr16(f, base_seq);
+    wr16(f + 2, (uint16_t)n);
+    uint32_t ref = (uint32_t)reference_time & 0xFFFFFFu;
+    f[4] = (uint8_t)(ref >> 16), f[5] = (uint8_t)(ref >> 8), f[6] = (uint8_t)ref;
+    f[7] = fb_count;
+    size_t off = 8;
+    for (size_t i = 0, k; i < n; i += k, off += 2) wr16(f + off, twcc_chunk(pkts, i, n, &k));
+    for (size_t i = 0; i < n; i++) {
+        if (pkts[i].status == RTCP_TWCC_SMALL_DELTA) f[off++] = (uint8_t)pkts[i].delta;
+        if (pkts[i].status == RTCP_TWCC_LARGE_DELTA) {
+            wr16(f + off, (uint16_t)(int16_t)pkts[i].delta);
+            off += 2;
+        }
+    }
+    /* The draft pads the FCI with zero bytes (not RTCP padding, P stays 0). */
+    memset(f + off, 0, padded - fci);
+    return len;
+}
+
 bool rtcp_rate_limit_allow(rtcp_rate_limit_t *rl, uint64_t now_ms, uint64_t interval_ms)
 {
     if (rl->sent && now_ms >= rl->last_ms && now_ms - rl->last_ms < interval_ms) return false;

@@ -245,6 +245,16 @@ int rtcp_build_fir(uint8_t *buf, size_t cap, uint32_t sender_ssrc, uint32_t medi
 int rtcp_build_remb(uint8_t *buf, size_t cap, uint32_t sender_ssrc, uint64_t bitrate, const uint32_t *ssrcs,
                     size_t n);
 
+/* Transport-cc feedback (RTPFB fmt 15) for n (1..65535) packets from
+ * base_seq: pkts[i].status and, for received ones, pkts[i].delta (250 µs
+ * ticks from the previous received packet, the first from reference_time
+ * * 64 ms; 0..255 for a small delta, a signed 16-bit one for a large);
+ * seq and arrival_us are not read. Runs of 14 or more equal symbols become
+ * run-length chunks, the rest status vectors (1-bit when no large delta is
+ * among them). -EINVAL for a delta its symbol cannot carry. */
+int rtcp_build_twcc(uint8_t *buf, size_t cap, uint32_t sender_ssrc, uint32_t media_ssrc, uint16_t base_seq,
+                    int32_t reference_time, uint8_t fb_count, const rtcp_twcc_packet_t *pkts, size_t n);
+
 /* ---- key frame request limiter ---- */
 
 /* At most one PLI/FIR per interval per stream toward a publisher, however

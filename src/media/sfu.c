@@ -54,9 +54,11 @@
 #include "base/timer.h" /* container_of */
 #include "media/forward.h"
 #include "media/h264_rtp.h"
+#include "media/twcc.h"
 #include "media/webrtc_sdp.h"
 
 #define SFU_TICK_MS 1000
+#define SFU_FB_TICK_MS TWCC_FEEDBACK_MS /* the timer runs this often: transport-cc feedback */
 #define SFU_NACK_RETRY_MS 100  /* a NACKed packet is asked again after this (no RTT estimate yet) */
 #define SFU_CNAME "cascade"
 #define SFU_BUF (RTC_MAX_PACKET + RTC_SEND_SLACK)
@@ -120,6 +122,11 @@ struct sfu_peer {
     /* local sources (sfu_source_new) */
     struct sfu_source *src;       /* publisher: the source it is, NULL once freed */
     bool src_joined;              /* viewer of a source: reported joined */
+    /* transport-wide congestion control (twcc.h), when its extension was agreed */
+    uint8_t twcc_id;              /* the extension's id in this peer's answer */
+    struct twcc_recv *twr;        /* publisher: arrivals to report */
+    struct twcc_send *tws;        /* viewer: what we sent it, and the estimate from its feedback */
+    uint64_t remb_bps;            /* viewer: its last REMB (0: none) */
 };
 
 static void source_viewer_note(struct sfu_peer *v, struct sfu_peer *pub, bool joined);
@@ -152,6 +159,8 @@ struct sfu {
     struct sfu_peer *zombies;
     uint32_t publishers, viewers;
     uint32_t rtcp_ssrc;           /* our sender SSRC in RTCP to publishers */
+    int64_t pkt_us;               /* µs clock read once per packet or compound handled (transport-cc) */
+    uint64_t slow_ms;             /* when the 1 s work of the timer last ran */
     uint64_t rtp_forwarded, rtp_dropped, nacks_answered, nacks_forwarded, plis_sent;
 };
 
@@ -321,6 +330,10 @@ static void streams_free(struct sfu_peer *p)
     p->n_streams = 0;
     free(p->answer);
     p->answer = NULL;
+    free(p->twr);
+    p->twr = NULL;
+    free(p->tws);
+    p->tws = NULL;
 }
 
 static void member_sub_end(struct sfu *s, struct sfu_peer *v, const char *reason, bool notify);
@@ -368,6 +381,8 @@ static void peer_retire(struct sfu_peer *p)
         s->publishers--;
     } else {
         viewer_detach(p);
+        free(p->tws); /* nothing is sent to a retired peer */
+        p->tws = NULL;
         s->viewers--;
     }
     p->next = s->zombies;
@@ -465,12 +480,21 @@ static void send_rtcp(struct sfu_peer *p, uint8_t *buf, int len)
     if (len > 0 && can_send(p)) rtc_peer_send_rtcp(p->rtc, buf, (size_t)len);
 }
 
+/* Our transport-wide number for the viewer in place of the publisher's
+ * (the element, if the packet has one, already carries the viewer's id),
+ * the send remembered for its feedback. */
+static void twcc_stamp(struct sfu *s, struct sfu_peer *v, uint8_t *buf, size_t n)
+{
+    if (v->tws && twcc_ext_write(buf, n, v->twcc_id, v->tws->next_seq)) twcc_send_stamp(v->tws, n, s->pkt_us);
+}
+
 /* One packet of the sink's stream to its viewer, in the viewer's terms. */
 static bool send_to_sink(struct sfu *s, const struct sfu_sink *k, const uint8_t *pkt, size_t len)
 {
     uint8_t buf[SFU_BUF];
     if (!can_send(k->viewer)) return false;
     int n = forward_prepare(&k->fk, pkt, len, buf, RTC_MAX_PACKET);
+    if (n >= 0) twcc_stamp(s, k->viewer, buf, (size_t)n);
     if (n < 0 || rtc_peer_send_rtp(k->viewer->rtc, buf, (size_t)n) < 0) {
         s->rtp_dropped++;
         return false;
@@ -487,6 +511,7 @@ static bool send_to_sim_sink(struct sfu *s, const struct sfu_sink *k, const uint
     if (!can_send(k->viewer)) return false;
     int n = forward_prepare(&k->fk, pkt, len, buf, RTC_MAX_PACKET);
     if (n >= 0) forward_sel_rewrite(&k->sel, buf, o);
+    if (n >= 0) twcc_stamp(s, k->viewer, buf, (size_t)n);
     if (n < 0 || rtc_peer_send_rtp(k->viewer->rtc, buf, (size_t)n) < 0) {
         s->rtp_dropped++;
         return false;
@@ -661,6 +686,12 @@ static void on_rtp(void *user, struct rtc_peer *rp, uint8_t *pkt, size_t len)
         s->rtp_dropped++;
         return;
     }
+    s->pkt_us = (int64_t)(uv_hrtime() / 1000);
+    if (p->twr) { /* every packet that arrived counts, forwarded or not */
+        size_t vlen = 0;
+        const uint8_t *tw = forward_rtp_ext(pkt, &h, p->twcc_id, &vlen);
+        if (tw && vlen == 2) twcc_recv_packet(p->twr, (uint16_t)(tw[0] << 8 | tw[1]), s->pkt_us);
+    }
     int layer = 0;
     struct sfu_stream *st = stream_by_ssrc(p, h.ssrc);
     if (!st) st = sim_stream(p, pkt, &h, &layer);
@@ -821,8 +852,36 @@ static void publisher_rtcp(struct sfu_peer *p, const uint8_t *pkt, size_t len, u
     rtc_transport_batch_flush(p->s->rtc);
 }
 
+/* The viewer's transport-cc feedback in a compound, to its estimator:
+ * whether there was any. */
+static bool viewer_twcc(struct sfu *s, struct sfu_peer *v, const uint8_t *pkt, size_t len)
+{
+    rtcp_twcc_packet_t pk[TWCC_FB_MAX];
+    rtcp_iter_t it;
+    rtcp_packet_t p;
+    rtcp_twcc_t t;
+    bool any = false;
+    rtcp_iter_init(&it, pkt, len);
+    while (rtcp_iter_next(&it, &p) == 1) {
+        if (p.pt != RTCP_PT_RTPFB || p.count != RTCP_FMT_TWCC || rtcp_parse_twcc(&p, &t, pk, TWCC_FB_MAX) < 0)
+            continue;
+        twcc_send_feedback(v->tws, &t, pk, s->pkt_us);
+        any = true;
+    }
+    return any;
+}
+
+/* The lower of the viewer's REMB and our transport-cc estimate, when both
+ * exist (a browser usually sends one or the other); 0: none yet. */
+static uint64_t viewer_estimate(const struct sfu_peer *v)
+{
+    uint64_t t = v->tws ? twcc_send_estimate(v->tws) : 0, r = v->remb_bps;
+    return t && r ? (t < r ? t : r) : t ? t : r;
+}
+
 /* NACKs answered from the caches, misses and key frame requests passed to
- * the publisher; REMB feeds the layer selectors; reports consumed. */
+ * the publisher; REMB and transport-cc feed the layer selectors; reports
+ * consumed. */
 static void viewer_rtcp(struct sfu *s, struct sfu_peer *v, const uint8_t *pkt, size_t len, uint64_t now)
 {
     struct sfu_peer *pub = v->viewing;
@@ -835,9 +894,12 @@ static void viewer_rtcp(struct sfu *s, struct sfu_peer *v, const uint8_t *pkt, s
         send_nack(s, pub, fb.upstream[i], now);
         s->nacks_forwarded++;
     }
-    if (fb.remb_bps) /* the viewer's estimate picks its simulcast layers */
+    if (fb.remb_bps) v->remb_bps = fb.remb_bps;
+    if ((v->tws && viewer_twcc(s, v, pkt, len)) || fb.remb_bps) { /* the estimate picks its simulcast layers */
+        uint64_t est = viewer_estimate(v);
         for (size_t i = 0; i < v->n_sinks; i++)
-            if (v->sinks[i].sim) forward_sel_estimate(&v->sinks[i].sel, fb.remb_bps);
+            if (v->sinks[i].sim && est) forward_sel_estimate(&v->sinks[i].sel, est);
+    }
     for (size_t i = 0; i < fb.n_keyframe && pub->src; i++) source_keyframe(pub);
     for (size_t i = 0; i < fb.n_keyframe && !pub->src; i++) {
         uint8_t buf[SFU_BUF];
@@ -854,6 +916,7 @@ static void on_rtcp(void *user, struct rtc_peer *rp, uint8_t *pkt, size_t len)
     struct sfu *s = user;
     struct sfu_peer *p = live_peer(rp);
     if (!p) return;
+    s->pkt_us = (int64_t)(uv_hrtime() / 1000);
     if (p->publisher)
         publisher_rtcp(p, pkt, len, now_ms(s));
     else
@@ -894,10 +957,27 @@ static void send_receiver_report(struct sfu *s, struct sfu_peer *p, uint64_t now
     send_rtcp(p, buf, len);
 }
 
+/* Transport-cc feedback on what the publisher sent since the last one
+ * (normally one packet; more after a burst). */
+static void send_twcc_feedback(struct sfu *s, struct sfu_peer *p)
+{
+    uint8_t buf[SFU_BUF];
+    uint32_t media = p->n_streams ? p->streams[0].fs.cfg.ssrc : 0;
+    for (int i = 0; i < 4; i++) {
+        int len = twcc_recv_feedback(p->twr, s->rtcp_ssrc, media, buf, RTC_MAX_PACKET);
+        if (len <= 0) break;
+        send_rtcp(p, buf, len);
+    }
+}
+
 static void on_tick(uv_timer_t *t)
 {
     struct sfu *s = t->data;
     uint64_t now = now_ms(s);
+    for (struct sfu_peer *p = s->head; p; p = p->next)
+        if (p->publisher && p->twr && can_send(p)) send_twcc_feedback(s, p);
+    if (now - s->slow_ms < SFU_TICK_MS) return;
+    s->slow_ms = now;
     room_registry_tick(s->rooms, now);
     zombie_sweep(s);
     for (struct sfu_peer *p = s->head; p; p = p->next) {
@@ -947,7 +1027,8 @@ struct sfu *sfu_new(uv_loop_t *loop, const struct sfu_config *cfg, struct event_
     }
     uv_timer_init(loop, &s->timer);
     s->timer.data = s;
-    uv_timer_start(&s->timer, on_tick, SFU_TICK_MS, SFU_TICK_MS);
+    s->slow_ms = now_ms(s);
+    uv_timer_start(&s->timer, on_tick, SFU_FB_TICK_MS, SFU_FB_TICK_MS);
     return s;
 }
 
@@ -1133,6 +1214,17 @@ static int offer_peer(struct sfu *s, struct sfu_peer *p, const char *offer, size
     return 0;
 }
 
+/* The transport-wide-cc extension's id in an answer (BUNDLE: one id for
+ * the transport; the first m-line naming it), 0 when not agreed. */
+static uint8_t answer_twcc_id(const struct wsdp_session *a)
+{
+    for (size_t i = 0; i < a->n_media && i < WSDP_MAX_MEDIA; i++) {
+        uint8_t id = a->media[i].port ? wsdp_media_ext_id(&a->media[i], WSDP_EXT_TWCC) : 0;
+        if (id && id < FWD_EXT_IDS) return id;
+    }
+    return 0;
+}
+
 /* A publishing peer for room from an offer: the offer read, the answer made
  * (p->answer, its candidates in cands/local, which the caller writes out
  * later), its streams made. 0, or a negative errno with *why; either way
@@ -1152,6 +1244,13 @@ static int publisher_from_offer(struct sfu *s, const char *room, const char *off
     if (rc < 0) return rc;
     local_for(s, p->rtc, cands, local);
     if (wsdp_answer_publish(off, local, p->answer, why) < 0) return -ENOTSUP;
+    if ((p->twcc_id = answer_twcc_id(p->answer)) != 0) {
+        if (!(p->twr = malloc(sizeof(*p->twr)))) {
+            *why = "out of memory";
+            return -ENOMEM;
+        }
+        twcc_recv_init(p->twr);
+    }
     if (streams_make(s, p) < 0) {
         *why = "out of memory";
         return -ENOMEM;
@@ -1181,6 +1280,13 @@ static int viewer_from_offer(struct sfu *s, const char *room, const struct sfu_p
     if (rc < 0) return rc;
     local_for(s, p->rtc, cands, local);
     if (wsdp_answer_view(off, pub->answer, local, ans, why) < 0) return -ENOTSUP;
+    if ((p->twcc_id = answer_twcc_id(ans)) != 0) {
+        if (!(p->tws = malloc(sizeof(*p->tws)))) {
+            *why = "out of memory";
+            return -ENOMEM;
+        }
+        twcc_send_init(p->tws);
+    }
     return 0;
 }
 
@@ -1525,6 +1631,16 @@ int sfu_peer_info(const struct sfu *s, const char *participant_id, struct sfu_pe
         rtc_peer_get_stats(p->rtc, &out->stats);
     }
     if (p->viewing) memcpy(out->viewing, p->viewing->id, ROOM_ID_LEN + 1);
+    out->transport_cc = p->twr || p->tws;
+    if (p->twr) out->twcc_feedbacks = p->twr->feedbacks;
+    if (p->tws) {
+        out->twcc_feedbacks = p->tws->feedbacks;
+        out->twcc_bps = twcc_send_estimate(p->tws);
+        out->twcc_queue_us = twcc_bwe_queue_us(&p->tws->bwe);
+        out->twcc_delivered_bps = p->tws->bwe.acked_bps;
+    }
+    out->remb_bps = p->remb_bps;
+    out->bwe_bps = viewer_estimate(p);
     return 0;
 }
 

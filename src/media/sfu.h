@@ -159,6 +159,15 @@ struct sfu_peer_info {
     bool member;                   /* a room WebSocket participant: the rest is its publishing peer's */
     uint32_t subscriptions;        /* members: subscribing peers */
     struct rtc_peer_stats stats;
+    /* bandwidth: transport_cc when its extension was agreed; a publisher's
+     * twcc_feedbacks are those we sent it, a viewer's those it sent us */
+    bool transport_cc;
+    uint64_t twcc_feedbacks;
+    uint64_t twcc_bps;             /* viewers: our transport-cc estimate (0: none yet) */
+    uint64_t twcc_delivered_bps;   /* viewers: the rate its feedback says arrived */
+    int64_t twcc_queue_us;         /* viewers: the queueing delay the estimator sees */
+    uint64_t remb_bps;             /* viewers: its last REMB */
+    uint64_t bwe_bps;              /* viewers: what picks its simulcast layer (the lower of the two) */
 };
 int sfu_peer_info(const struct sfu *s, const char *participant_id, struct sfu_peer_info *out);
 

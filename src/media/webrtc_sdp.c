@@ -184,7 +184,10 @@ static struct wsdp_codec *codec_by_pt(struct wsdp_media *m, unsigned pt)
     return NULL;
 }
 
-static bool ext_known(const char *uri) { return !strcmp(uri, WSDP_EXT_MID) || !strcmp(uri, WSDP_EXT_ABS_SEND_TIME); }
+static bool ext_known(const char *uri)
+{
+    return !strcmp(uri, WSDP_EXT_MID) || !strcmp(uri, WSDP_EXT_ABS_SEND_TIME) || !strcmp(uri, WSDP_EXT_TWCC);
+}
 static bool ext_rid(const char *uri) { return !strcmp(uri, WSDP_EXT_RID) || !strcmp(uri, WSDP_EXT_REPAIRED_RID); }
 
 /* RFC 8851 §10: rid-id = 1*(alpha-numeric / "-" / "_"). */
@@ -690,7 +693,8 @@ static bool media_usable(const struct wsdp_media *om)
 }
 
 /* Accepts am with one codec from the offer (feedback limited to what we
- * act on; no transport-cc: the forwarder does not answer it). */
+ * act on: transport-cc stays when offered — the SFU answers it for a
+ * publisher and reads it from a viewer, twcc.h). */
 static void answer_accept(struct wsdp_media *am, const struct wsdp_media *om, const struct wsdp_codec *c,
                           enum wsdp_dir dir)
 {
@@ -699,7 +703,6 @@ static void answer_accept(struct wsdp_media *am, const struct wsdp_media *om, co
     am->rtcp_mux = true;
     am->rtcp_rsize = om->rtcp_rsize;
     am->codecs[0] = *c;
-    am->codecs[0].fb_twcc = false;
     am->codecs[0].rtx_for = 0;
     am->n_codecs = 1;
     am->fmt_pts[0] = c->pt;
@@ -916,6 +919,7 @@ static void write_codec(sbuf_t *out, const struct wsdp_codec *c)
     if (c->fb_fir) sbuf_printf(out, "a=rtcp-fb:%u ccm fir\r\n", c->pt);
     if (c->fb_nack) sbuf_printf(out, "a=rtcp-fb:%u nack\r\n", c->pt);
     if (c->fb_pli) sbuf_printf(out, "a=rtcp-fb:%u nack pli\r\n", c->pt);
+    if (c->fb_twcc) sbuf_printf(out, "a=rtcp-fb:%u transport-cc\r\n", c->pt);
 }
 
 /* RFC 8853 §5.3: the answerer receives what the offerer sends. */

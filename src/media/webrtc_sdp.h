@@ -13,8 +13,9 @@
  * every accepted m-line, a=rtcp-mux (offers without it are refused), one
  * candidate line per listening address then a=end-of-candidates. Per m-line
  * exactly one codec (no RTX: retransmissions travel in the original stream),
- * the rtcp-fb lines we act on (nack, nack pli, ccm fir, goog-remb) and the
- * header extensions we understand (mid, abs-send-time). Codecs: Opus;
+ * the rtcp-fb lines we act on (nack, nack pli, ccm fir, goog-remb,
+ * transport-cc) and the header extensions we understand (mid,
+ * abs-send-time, transport-wide-cc). Codecs: Opus;
  * VP8; H.264 with packetization-mode=1 (profile-level-id matched by profile
  * and constraint bits, level from the offer). Data channels (m=application)
  * and unsupported codecs are rejected with port 0, as JSEP asks. */
@@ -48,6 +49,7 @@ enum wsdp_setup { WSDP_SETUP_NONE, WSDP_SETUP_ACTPASS, WSDP_SETUP_ACTIVE, WSDP_S
 /* Header extensions the forwarder knows by URI. */
 #define WSDP_EXT_MID "urn:ietf:params:rtp-hdrext:sdes:mid"
 #define WSDP_EXT_ABS_SEND_TIME "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+#define WSDP_EXT_TWCC "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
 /* RFC 8852: which simulcast stream (rid) a packet, or its repair, belongs to.
  * Accepted only on a publisher's simulcast m-line, never sent to viewers. */
 #define WSDP_EXT_RID "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"

@@ -8,9 +8,9 @@
 // show all three rids sending; viewer1 views with WHEP directly, viewer2
 // through a UDP bottleneck (shaper.mjs: rate-limited queue, drops when
 // full) between its page and cascade's media port; cascade's view answer
-// offers REMB and no transport-cc, so each Chromium viewer estimates its
-// bandwidth itself and says so in REMB, which is what cascade's layer
-// selector reads. Then: viewer1 keeps receiving a layer above the middle
+// agrees transport-cc (and goog-remb), so each Chromium viewer sends
+// transport-cc feedback and cascade's own estimate from it (media/twcc.c:
+// delay gradient and loss) is what its layer selector reads. Then: viewer1 keeps receiving a layer above the middle
 // one (frame width > 640), viewer2's frame width settles at the low layer
 // (<= 320) — it stays there over a whole observation window while viewer1
 // stays high — and both keep decoding frames. The room seen by the API has
@@ -59,7 +59,7 @@ const mediaPort = Number(opts['media-port']);
 if (!(mediaPort > 0 && mediaPort < 65536)) usage('simulcast', '--media-port N is required');
 const apiBase = opts.api.replace(/\/+$/, '');
 const timeout = Number(opts.timeout);
-const layerWithin = timeout * 3; // a layer switch on a loaded machine: REMB, PLI, key frame
+const layerWithin = timeout * 3; // a layer switch on a loaded machine: estimate, PLI, key frame
 const observeMs = Number(opts.observe);
 const rate = Number(opts.rate);
 const queueBytes = Math.round((rate / 8) * (Number(opts['queue-ms']) / 1000));
@@ -151,8 +151,8 @@ async function view(name, relayPort) {
   }
 }
 
-// What cascade's view answer says about feedback: the one the viewer's
-// Chromium then runs (REMB needs goog-remb; transport-cc would replace it).
+// What cascade's view answer says about feedback: with transport-cc agreed
+// the viewer's Chromium sends transport-cc feedback instead of REMB.
 function answerFeedback(sdp) {
   const video = sdp.split(/\r\nm=/).find((m) => m.startsWith('video')) || '';
   return {
@@ -234,7 +234,7 @@ try {
   const fb = {};
   for (const v of ['viewer1', 'viewer2']) fb[v] = answerFeedback(await pages[v].page.evaluate(() => window.simAnswer));
   for (const [v, f] of Object.entries(fb))
-    if (!f.remb || f.transportCc) throw new Error(`${v}: the view answer must offer goog-remb and no transport-cc: ${JSON.stringify(f)}`);
+    if (!f.remb || !f.transportCc) throw new Error(`${v}: the view answer must agree goog-remb and transport-cc: ${JSON.stringify(f)}`);
   step('viewers-connected', { viewer1: v1, viewer2: v2, answer: fb });
 
   // viewer1 (no bottleneck) gets a layer above the middle one.
@@ -247,7 +247,7 @@ try {
   );
   step('viewer1-high', { video: high.last.video });
 
-  // viewer2's estimate falls under the bottleneck: cascade moves it to q.
+  // cascade's estimate of viewer2 falls under the bottleneck: it moves it to q.
   current = 'viewer2-low';
   const low = await waitStats(
     'viewer2',

@@ -240,7 +240,7 @@ static void test_publish_answer_vp8_opus(void **state)
     const struct wsdp_codec *c = wsdp_media_codec(au);
     assert_string_equal(c->name, "opus");
     assert_int_equal(c->pt, 111);
-    assert_false(c->fb_twcc); /* the forwarder gives no transport-cc feedback */
+    assert_true(c->fb_twcc); /* offered: the SFU sends transport-cc feedback (twcc.h) */
     /* first supported in the offer's order: VP8 (96), not its RTX (97) */
     c = wsdp_media_codec(vi);
     assert_string_equal(c->name, "VP8");
@@ -249,9 +249,10 @@ static void test_publish_answer_vp8_opus(void **state)
     assert_int_equal(vi->dir, WSDP_DIR_RECVONLY);
     assert_true(c->fb_nack && c->fb_pli && c->fb_fir && c->fb_remb);
     /* only the extensions we use, with the offer's ids */
-    assert_int_equal(vi->n_ext, 2);
+    assert_int_equal(vi->n_ext, 3);
     assert_int_equal(wsdp_media_ext_id(vi, WSDP_EXT_MID), 4);
     assert_int_equal(wsdp_media_ext_id(vi, WSDP_EXT_ABS_SEND_TIME), 2);
+    assert_int_equal(wsdp_media_ext_id(vi, WSDP_EXT_TWCC), 3);
     /* the publisher's SSRCs, kept for the forwarder */
     assert_int_equal(vi->ssrcs[0].ssrc, 336574753u);
     assert_int_equal(vi->rtx_ssrc, 197470527u);
@@ -272,7 +273,8 @@ static void test_publish_answer_vp8_opus(void **state)
                               "a=candidate:2 1 tcp 1518280447 127.0.0.1 40001 typ host tcptype passive\r\n"
                               "a=end-of-candidates\r\n"));
     assert_null(strstr(t, "rtx"));
-    assert_null(strstr(t, "transport-cc"));
+    assert_non_null(strstr(t, "a=rtcp-fb:96 transport-cc\r\n"));
+    assert_non_null(strstr(t, "a=extmap:3 " WSDP_EXT_TWCC "\r\n"));
     assert_null(strstr(t, "a=ssrc")); /* recvonly: the SSRCs are the browser's */
     assert_null(strstr(t, "\n\n"));
 }
@@ -375,6 +377,9 @@ static void test_view_answer_vp8_opus(void **state)
     assert_int_equal(au->ssrcs[0].ssrc, 2399284583u);
     assert_int_equal(wsdp_media_ext_id(vi, WSDP_EXT_MID), 4);
     assert_int_equal(wsdp_media_ext_id(vi, WSDP_EXT_ABS_SEND_TIME), 2);
+    /* transport-cc both ways: the extension (the viewer's id) and the feedback */
+    assert_int_equal(wsdp_media_ext_id(vi, WSDP_EXT_TWCC), 3);
+    assert_true(c->fb_twcc && c->fb_remb);
 
     assert_int_equal(wsdp_write(&f->out, a, &local), 0);
     const char *t = f->out.data;
