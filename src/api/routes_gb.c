@@ -246,6 +246,37 @@ static void channel_ptz(struct api_request *req, void *user)
     wait_start(a);
 }
 
+/* ---- alarms (GB/T 28181 §9.4) ---- */
+
+static void alarms_list(struct api_request *req, void *user)
+{
+    const char *dev = api_query(req, "device");
+    const char *lim = api_query(req, "limit");
+    char *end = NULL;
+    long limit = lim ? strtol(lim, &end, 10) : 0;
+    if ((lim && (*end || limit < 0)) || (dev && *dev && !gb_id_valid(str_from_cstr(dev)))) {
+        api_reply_error(req, 400, "bad-request", "device is a 20-digit id and limit a count >= 0");
+        return;
+    }
+    api_reply_json(req, 200, gb_upper_alarms_json(user, dev, (size_t)limit));
+}
+
+static void device_alarm_reset(struct api_request *req, void *user)
+{
+    struct gb_upper *g = user;
+    const char *id = device_or_404(g, req);
+    if (!id) return;
+    const char *channel = body_str(req, "channel");
+    struct api_wait *a = wait_new(req);
+    if (!a) return;
+    int rc = gb_upper_alarm_reset(g, id, channel, &a->wt);
+    if (rc != 0) {
+        wait_fail(a, rc, "alarm reset (channel a 20-digit id)", id);
+        return;
+    }
+    wait_start(a);
+}
+
 /* ---- the URLs of a stream's outputs, from the Host the client used ---- */
 
 /* The WHEP URL of the stream's WebRTC output (POST an SDP offer to it). */
@@ -673,6 +704,8 @@ void api_routes_gb_upper(struct api_server *api, struct gb_upper *g)
         {"POST", "/api/v1/gb/devices/{id}/info", device_info},
         {"POST", "/api/v1/gb/devices/{id}/status", device_status},
         {"POST", "/api/v1/gb/devices/{id}/records", device_records},
+        {"POST", "/api/v1/gb/devices/{id}/alarm/reset", device_alarm_reset},
+        {"GET", "/api/v1/gb/alarms", alarms_list},
         {"POST", "/api/v1/gb/devices/{id}/channels/{cid}/ptz", channel_ptz},
         {"POST", "/api/v1/gb/devices/{id}/channels/{cid}/play", channel_play},
         {"POST", "/api/v1/gb/devices/{id}/channels/{cid}/live", channel_live},

@@ -11,6 +11,11 @@
  * with digest, refresh at 2/3 of the granted Expires, keep alive every
  * --keepalive seconds, and answer Query Catalog / DeviceInfo / DeviceStatus /
  * RecordInfo, DeviceControl and INVITE (streaming the clip as PS over RTP).
+ * They also take the upper's subscriptions (GB/T 28181 §9.11 Catalog, §9.4
+ * Alarm, §9.12 MobilePosition: 200, refreshes, Expires 0) and notify within
+ * them: a position every Interval seconds, an alarm every --alarm-every
+ * seconds, one new channel (catalog ADD) --catalog-add-after seconds after a
+ * catalog subscription. A DeviceControl ResetAlarm is logged at info.
  *
  * Scale: the devices are split over --threads threads, each with its own
  * libuv loop, its own stack and its own UDP sockets (--sockets per thread),
@@ -71,6 +76,7 @@
 #define SIM_WHEEL_TICK_MS 10
 #define SIM_WHEEL_BUDGET 2000      /* timers fired per wheel run (every tick): 200 000/s, then the sockets */
 #define SIM_PUBLISH_MS 250         /* threads hand their counts to the reporter */
+#define SIM_MAX_SUBS 256           /* subscriptions from the upper held per thread */
 
 enum dev_state { DEV_IDLE = 0, DEV_REGISTERING, DEV_REGISTERED, DEV_FAILED, DEV_UNREGISTERING, DEV_DONE };
 enum pending_kind { PEND_NONE = 0, PEND_REGISTER, PEND_KEEPALIVE };
@@ -99,6 +105,21 @@ struct sim_stream {
     bool playback, ended;   /* ended: the range was sent, MediaStatus went up, the upper's BYE is due */
 };
 
+/* A subscription the upper holds with one of our devices. */
+enum sim_sub_kind { SUB_CATALOG = 0, SUB_ALARM, SUB_POSITION };
+struct sim_sub {
+    bool used, catalog_added;
+    uint8_t kind;
+    uint32_t dev;
+    char call_id[128];
+    char local_tag[UA_TAG_SIZE];   /* ours: the To tag of our 200 */
+    char remote_tag[64];           /* the upper's From tag */
+    char event[32];                /* its Event header, echoed in our NOTIFYs */
+    char contact[160];             /* where NOTIFYs go (its Contact URI) */
+    uint32_t cseq, interval_s, notifies;
+    uint64_t expires_at, next_position, next_alarm, catalog_at; /* sim clock ms */
+};
+
 struct sim_opts {
     char target_host[64];
     uint16_t target_port;
@@ -122,6 +143,8 @@ struct sim_opts {
     int audio; /* enum gb_media_audio: the tone sent beside the video (PCMA) */
     char json_path[512];
     int threads;
+    uint32_t alarm_every_s;        /* 0: no alarms */
+    uint32_t catalog_add_after_s;  /* 0: no catalog change */
 };
 
 struct sim_counts {
@@ -129,6 +152,7 @@ struct sim_counts {
     uint64_t streams_started, streams_stopped, rtp_packets;
     uint64_t reg_503, reg_retry_after, ka_timeout;
     uint64_t playbacks, rtsp_play, rtsp_pause, rtsp_scale, rtsp_seek, rtsp_bad, media_status;
+    uint64_t subscribes, notifies, alarm_resets;
 };
 
 /* What a device thread hands to the reporter (under mu). */
@@ -175,6 +199,7 @@ struct sim {
     struct sim_counts c;
     struct sim_stream *streams;
     uint32_t stream_count;
+    struct sim_sub *subs;          /* SIM_MAX_SUBS, from the first SUBSCRIBE */
     struct gb_media_clip *clip;
     bool stopping, closing;
     uint32_t unregister_pending;
@@ -701,8 +726,228 @@ static void on_message(struct sim *s, uint32_t i, int ch, struct txn *st, const 
                 log_warn("gbsim: bad PTZCmd '%s' to device %u", msg.control.ptz_cmd, i);
             else log_info("gbsim: device %u PTZ %s", i, gb_ptz_command_name(p.command) ? gb_ptz_command_name(p.command) : "other");
         }
+        if (msg.control.alarm_cmd && !strcasecmp(msg.control.alarm_cmd, "ResetAlarm")) {
+            s->c.alarm_resets++;
+            log_info("gbsim: device %u ResetAlarm for %s", i, msg.device_id ? msg.device_id : "?");
+        }
     }
     gb_manscdp_free(&msg);
+}
+
+/* ---- subscriptions from the upper ---- */
+
+static struct sim_sub *sub_find(struct sim *s, str_t call_id, str_t to_tag)
+{
+    for (uint32_t k = 0; s->subs && k < SIM_MAX_SUBS; k++) {
+        struct sim_sub *x = &s->subs[k];
+        if (x->used && str_eq_cstr(call_id, x->call_id) && str_eq_cstr(to_tag, x->local_tag)) return x;
+    }
+    return NULL;
+}
+
+static struct sim_sub *sub_alloc(struct sim *s)
+{
+    if (!s->subs && !(s->subs = calloc(SIM_MAX_SUBS, sizeof(*s->subs)))) return NULL;
+    for (uint32_t k = 0; k < SIM_MAX_SUBS; k++)
+        if (!s->subs[k].used) return &s->subs[k];
+    return NULL;
+}
+
+static void answer_subscribe(struct txn *st, const char *tag, int expires)
+{
+    char ex[32];
+    snprintf(ex, sizeof(ex), "Expires: %d", expires);
+    str_t line = str_from_cstr(ex);
+    int rc = txn_respond(st, 200, NULL, tag ? str_from_cstr(tag) : STR_NULL, &line, 1, STR_NULL, STR_NULL);
+    if (rc < 0) log_debug("gbsim: 200 to SUBSCRIBE not sent: %s", strerror(-rc));
+}
+
+/* Sends a NOTIFY with body within x (fire and forget). */
+static void sub_notify(struct sim *s, struct sim_sub *x, const sbuf_t *body)
+{
+    struct ua_request r;
+    char buf[256], id[GB_ID_LEN + 1], ev[48], state[64];
+    fill_request(s, x->dev, SIP_NOTIFY, &r, buf, sizeof(buf));
+    dev_id(s, x->dev, id);
+    if (x->contact[0]) r.ruri = str_from_cstr(x->contact);
+    uint64_t now = sim_now(s);
+    snprintf(ev, sizeof(ev), "Event: %s", x->event);
+    snprintf(state, sizeof(state), "Subscription-State: active;expires=%llu",
+             (unsigned long long)(x->expires_at > now ? (x->expires_at - now) / 1000u : 0));
+    str_t lines[] = {str_from_cstr(ev), str_from_cstr(state)};
+    r.call_id = str_from_cstr(x->call_id);
+    r.from_tag = str_from_cstr(x->local_tag);
+    r.to_tag = str_from_cstr(x->remote_tag);
+    r.cseq = ++x->cseq;
+    r.headers = lines;
+    r.header_count = 2;
+    r.content_type = STR_LIT("Application/MANSCDP+xml");
+    r.body = sbuf_str(body);
+    struct transport_dest dest;
+    dev_dest(s, x->dev, &dest);
+    if (!ua_request_send(s->ua, &r, &dest, NULL, NULL, NULL)) log_warn("gbsim: NOTIFY of device %u not sent", x->dev);
+    x->notifies++;
+    s->c.notifies++;
+}
+
+static void sim_time(char out[24])
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    strftime(out, 24, "%Y-%m-%dT%H:%M:%S", &tm);
+}
+
+static void notify_position(struct sim *s, struct sim_sub *x)
+{
+    char did[GB_ID_LEN + 1], now[24];
+    dev_id(s, x->dev, did);
+    sim_time(now);
+    /* A slow walk east from Tian'anmen: each notify a new position. */
+    double lon = 116.397 + 0.0001 * x->notifies, lat = 39.909;
+    gb_position_t p = {.time = now, .speed = (char *)"12", .direction = (char *)"90", .altitude = (char *)"44"};
+    sbuf_t body;
+    sbuf_init(&body);
+    if (gb_manscdp_build_position_notify(&body, s->o.charset, ++s->sn, did, &p, lon, lat) == 0) sub_notify(s, x, &body);
+    sbuf_free(&body);
+}
+
+static void notify_alarm(struct sim *s, struct sim_sub *x)
+{
+    char cid[GB_ID_LEN + 1], now[24], desc[48];
+    chan_id(s, x->dev, 0, cid);
+    sim_time(now);
+    snprintf(desc, sizeof(desc), "模拟报警 %u", x->notifies + 1);
+    /* Method 5: video alarm; type 2: motion detection (§A.2.5.3). */
+    gb_alarm_t a = {.priority = (char *)"1", .method = (char *)"5", .time = now, .description = desc,
+                    .type = (char *)"2"};
+    sbuf_t body;
+    sbuf_init(&body);
+    if (gb_manscdp_build_alarm_notify(&body, s->o.charset, ++s->sn, cid, &a, false, 0, 0) == 0)
+        sub_notify(s, x, &body);
+    sbuf_free(&body);
+}
+
+/* One new channel (the next number after the device's own). */
+static void notify_catalog_add(struct sim *s, struct sim_sub *x)
+{
+    char did[GB_ID_LEN + 1], cid[GB_ID_LEN + 1], civil[8];
+    dev_id(s, x->dev, did);
+    chan_id(s, x->dev, s->o.channels, cid);
+    snprintf(civil, sizeof(civil), "%.6s", did);
+    gb_catalog_item_t it;
+    gb_catalog_item_init(&it);
+    it.device_id = cid;
+    it.event = GB_EVENT_ADD;
+    it.name = (char *)"新增通道";
+    it.manufacturer = (char *)"cascade-gbsim";
+    it.model = (char *)"SIM-IPC";
+    it.civil_code = civil;
+    it.parental = 0;
+    it.parent_id = did;
+    it.status = GB_ONOFF_ON;
+    sbuf_t body;
+    sbuf_init(&body);
+    if (gb_manscdp_build_catalog_notify(&body, s->o.charset, ++s->sn, did, &it, 1) == 0) sub_notify(s, x, &body);
+    sbuf_free(&body);
+    log_info("gbsim: device %u catalog ADD %s notified", x->dev, cid);
+}
+
+/* Called every SIM_PUBLISH_MS: what is due in each subscription. */
+static void subs_run(struct sim *s)
+{
+    uint64_t now = sim_now(s);
+    for (uint32_t k = 0; s->subs && k < SIM_MAX_SUBS; k++) {
+        struct sim_sub *x = &s->subs[k];
+        if (!x->used) continue;
+        if (now >= x->expires_at) {
+            log_info("gbsim: subscription %s of device %u expired", x->event, x->dev);
+            x->used = false;
+            continue;
+        }
+        if (x->kind == SUB_POSITION && now >= x->next_position) {
+            notify_position(s, x);
+            x->next_position = now + (uint64_t)x->interval_s * 1000u;
+        }
+        if (x->kind == SUB_ALARM && s->o.alarm_every_s && now >= x->next_alarm) {
+            notify_alarm(s, x);
+            x->next_alarm = now + (uint64_t)s->o.alarm_every_s * 1000u;
+        }
+        if (x->kind == SUB_CATALOG && s->o.catalog_add_after_s && !x->catalog_added && now >= x->catalog_at) {
+            x->catalog_added = true;
+            notify_catalog_add(s, x);
+        }
+    }
+}
+
+static int sub_expires(const struct sip_msg *m) { return m->expires >= 0 && m->expires < 86400 ? (int)m->expires : 3600; }
+
+/* A refresh or an unsubscribe (Expires 0) within one of our subscriptions. */
+static void on_subscribe_refresh(struct sim *s, struct txn *st, const struct sip_msg *m)
+{
+    struct sim_sub *x = sub_find(s, m->call_id, m->to.tag);
+    if (!x) {
+        respond(st, 481);
+        return;
+    }
+    int expires = sub_expires(m);
+    answer_subscribe(st, NULL, expires);
+    s->c.subscribes++;
+    x->expires_at = sim_now(s) + (uint64_t)expires * 1000u;
+    if (expires == 0) {
+        log_info("gbsim: subscription %s of device %u ended by the upper", x->event, x->dev);
+        x->used = false;
+    } else {
+        log_info("gbsim: subscription %s of device %u refreshed (expires %d)", x->event, x->dev, expires);
+    }
+}
+
+static void on_subscribe(struct sim *s, uint32_t i, struct txn *st, const struct transport_rx *rx)
+{
+    const struct sip_msg *m = rx->msg;
+    gb_manscdp_t q;
+    if (gb_manscdp_parse(m->body.s, m->body.len, NULL, &q) != 0 || q.kind != GB_MSG_QUERY) {
+        log_warn("gbsim: SUBSCRIBE to device %u from %s without a MANSCDP Query", i, rx->src_text);
+        respond(st, 400);
+        gb_manscdp_free(&q);
+        return;
+    }
+    int kind = q.cmd == GB_CMD_CATALOG ? SUB_CATALOG : q.cmd == GB_CMD_ALARM ? SUB_ALARM
+             : q.cmd == GB_CMD_MOBILE_POSITION ? SUB_POSITION : -1;
+    uint32_t interval = q.interval > 0 && q.interval <= 3600 ? (uint32_t)q.interval : 5;
+    gb_manscdp_free(&q);
+    struct sim_sub *x = kind >= 0 ? sub_alloc(s) : NULL;
+    if (!x) {
+        respond(st, kind < 0 ? 489 : 503);
+        return;
+    }
+    int expires = sub_expires(m);
+    memset(x, 0, sizeof(*x));
+    x->kind = (uint8_t)kind;
+    x->dev = i;
+    str_copy(x->call_id, sizeof(x->call_id), m->call_id);
+    str_copy(x->remote_tag, sizeof(x->remote_tag), m->from.tag);
+    const struct sip_header *ev = sip_msg_header_by_name(m, "Event");
+    str_copy(x->event, sizeof(x->event), ev ? str_trim(ev->value) : str_from_cstr("Catalog"));
+    struct sip_list_iter it;
+    str_t item;
+    struct sip_name_addr na;
+    sip_list_iter_init(&it, m, SIP_HDR_CONTACT);
+    if (sip_list_iter_next(&it, &item) && sip_name_addr_parse(item, &na) == 0 && !na.star)
+        str_copy(x->contact, sizeof(x->contact), na.uri_raw);
+    ua_new_tag(s->ua, x->local_tag);
+    answer_subscribe(st, x->local_tag, expires);
+    s->c.subscribes++;
+    if (expires == 0) return; /* a fetch: nothing kept */
+    x->used = true;
+    uint64_t now = sim_now(s);
+    x->expires_at = now + (uint64_t)expires * 1000u;
+    x->interval_s = interval;
+    x->next_position = now;
+    x->next_alarm = now + (uint64_t)s->o.alarm_every_s * 1000u;
+    x->catalog_at = now + (uint64_t)s->o.catalog_add_after_s * 1000u;
+    log_info("gbsim: device %u subscription %s (expires %d, interval %u) from %s", i, x->event, expires, interval,
+             rx->src_text);
 }
 
 /* ---- streams ---- */
@@ -889,6 +1134,10 @@ static void on_request(void *user, struct txn *st, const struct transport_rx *rx
     struct sim *s = user;
     const struct sip_msg *m = rx->msg;
     if (ua_on_request(s->ua, st, rx)) return;
+    if (m->method == SIP_SUBSCRIBE && m->to.tag.len) {
+        on_subscribe_refresh(s, st, m);
+        return;
+    }
     if (m->method == SIP_CANCEL) {
         struct txn *inv = txn_find_invite_for_cancel(s->w.txn, rx);
         respond(st, inv ? 200 : 481);
@@ -910,6 +1159,7 @@ static void on_request(void *user, struct txn *st, const struct transport_rx *rx
     case SIP_MESSAGE: on_message(s, i, ch, st, rx); break;
     case SIP_INVITE: on_invite(s, i, ch, st, rx); break;
     case SIP_OPTIONS: respond(st, 200); break;
+    case SIP_SUBSCRIBE: on_subscribe(s, i, st, rx); break;
     default: respond(st, 405); break;
     }
 }
@@ -1071,6 +1321,7 @@ static void on_tick(uv_timer_t *h)
         if (!s->unregister_pending || sim_now(s) >= s->unregister_deadline) sim_close(s);
         return;
     }
+    subs_run(s);
     publish(s);
 }
 
@@ -1191,6 +1442,7 @@ static void sim_free(struct sim *s)
     gb_media_clip_unref(s->clip);
     gbsim_wheel_free(&s->wheel);
     free(s->devs);
+    free(s->subs);
     free(s->conns);
     free(s->conn_index);
 }
@@ -1424,6 +1676,8 @@ static void usage(FILE *f)
             "  --unregister            send Expires: 0 for every device at the end\n"
             "  --charset GB2312|UTF-8  body charset (GB2312)\n"
             "  --catalog-items K       catalog items per Response MESSAGE (4)\n"
+            "  --alarm-every S         within an alarm subscription, an alarm NOTIFY every S seconds (0: none)\n"
+            "  --catalog-add-after S   within a catalog subscription, one new channel (ADD) after S seconds (0: none)\n"
             "  --media FILE            H.264 or H.265 Annex B clip to stream (built-in test clip)\n"
             "  --audio pcma|pcmu|none  G.711 audio (a 440 Hz tone) in the PS beside the video (pcma)\n"
             "  --quiet                 no per-second lines\n"
@@ -1474,7 +1728,8 @@ static int parse_opts(int argc, char **argv, struct sim_opts *o)
         {"media", required_argument, NULL, 'F'},
         {"audio", required_argument, NULL, 'A'}, {"quiet", no_argument, NULL, 'q'},
         {"json", required_argument, NULL, 'J'}, {"log-level", required_argument, NULL, 'L'},
-        {"threads", required_argument, NULL, 'N'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+        {"threads", required_argument, NULL, 'N'}, {"alarm-every", required_argument, NULL, 'a'},
+        {"catalog-add-after", required_argument, NULL, 'G'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     int opt;
     uint32_t v;
     bool have_target = false;
@@ -1523,6 +1778,8 @@ static int parse_opts(int argc, char **argv, struct sim_opts *o)
             break;
         case 'q': o->quiet = true; break;
         case 'N': if (parse_u32(optarg, 1, SIM_MAX_THREADS, &v)) return -1; o->threads = (int)v; break;
+        case 'a': if (parse_u32(optarg, 0, 86400, &o->alarm_every_s)) return -1; break;
+        case 'G': if (parse_u32(optarg, 0, 86400, &o->catalog_add_after_s)) return -1; break;
         case 'J': snprintf(o->json_path, sizeof(o->json_path), "%s", optarg); break;
         case 'L': level = optarg; break;
         case 'h': usage(stdout); exit(0);

@@ -131,6 +131,8 @@ static void defaults_before_tables(struct config *c)
     c->gb.info_on_register = true;
     c->gb.catalog_concurrency = 32;
     c->gb.catalog_rate = 1000;
+    c->gb.subscribe_expires = 3600;
+    c->gb.position_interval = 5;
     overload_config_default(&c->overload);
     c->media.enabled = MEDIA_ENABLED_AUTO;
     strcpy(c->media.listen, "127.0.0.1");

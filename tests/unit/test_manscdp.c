@@ -601,16 +601,16 @@ static void test_unknown_cmd_and_case(void **state)
 {
     (void)state;
     gb_manscdp_t m;
-    const char *body = "<?xml version=\"1.0\"?><Notify><CmdType>MobilePosition</CmdType><SN>5</SN>"
+    const char *body = "<?xml version=\"1.0\"?><Notify><CmdType>Broadcast</CmdType><SN>5</SN>"
                        "<DeviceID>34020000001320000001</DeviceID><Longitude>1</Longitude></Notify>";
     assert_int_equal(parse_cstr(body, &m), 0);
     assert_int_equal(m.kind, GB_MSG_NOTIFY);
     assert_int_equal(m.cmd, GB_CMD_UNKNOWN);
-    assert_string_equal(m.cmd_type, "MobilePosition");
+    assert_string_equal(m.cmd_type, "Broadcast");
     sbuf_t b;
     sbuf_init(&b);
     assert_int_equal(gb_manscdp_build(&b, GB_CHARSET_UTF8, &m), 0);
-    assert_non_null(strstr(b.data, "<CmdType>MobilePosition</CmdType>"));
+    assert_non_null(strstr(b.data, "<CmdType>Broadcast</CmdType>"));
     gb_manscdp_free(&m);
     sbuf_free(&b);
     /* Element names in another case, duplicated fields (first wins), SN overflow. */
@@ -747,6 +747,121 @@ static void test_charset_names(void **state)
     assert_string_equal(gb_catalog_event_name(GB_EVENT_UPDATE), "UPDATE");
 }
 
+/* §A.2.5.3: an alarm as a Hikvision-style camera sends it (GB2312, the
+ * alarm type inside <Info>, a position), read back field by field. */
+static void test_alarm_notify(void **state)
+{
+    (void)state;
+    gb_manscdp_t m;
+    const char *body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Notify>\n<CmdType>Alarm</CmdType>\n<SN>17</SN>\n"
+                       "<DeviceID>34020000001340000001</DeviceID>\n<AlarmPriority>2</AlarmPriority>\n"
+                       "<AlarmMethod>5</AlarmMethod>\n<AlarmTime>2026-12-06T20:01:02</AlarmTime>\n"
+                       "<AlarmDescription>移动侦测</AlarmDescription>\n<Longitude>116.40</Longitude>\n"
+                       "<Latitude>39.91</Latitude>\n<Info>\n<AlarmType>2</AlarmType>\n</Info>\n</Notify>\n";
+    assert_int_equal(parse_cstr(body, &m), 0);
+    assert_int_equal(m.kind, GB_MSG_NOTIFY);
+    assert_int_equal(m.cmd, GB_CMD_ALARM);
+    assert_string_equal(m.device_id, "34020000001340000001");
+    assert_string_equal(m.alarm.priority, "2");
+    assert_string_equal(m.alarm.method, "5");
+    assert_string_equal(m.alarm.time, "2026-12-06T20:01:02");
+    assert_string_equal(m.alarm.description, "移动侦测");
+    assert_string_equal(m.alarm.type, "2");
+    assert_true(m.has_position);
+    assert_true(m.longitude > 116.39 && m.longitude < 116.41);
+
+    /* Built back in GB2312 and parsed again: the same alarm. */
+    sbuf_t b;
+    sbuf_init(&b);
+    assert_int_equal(gb_manscdp_build_alarm_notify(&b, GB_CHARSET_GB2312, 18, m.device_id, &m.alarm, true,
+                                                   m.longitude, m.latitude), 0);
+    assert_non_null(strstr(b.data, "<Info>\n<AlarmType>2</AlarmType>\n</Info>"));
+    gb_manscdp_t back;
+    assert_int_equal(parse_cstr(b.data, &back), 0);
+    assert_int_equal(back.cmd, GB_CMD_ALARM);
+    assert_int_equal(back.sn, 18);
+    assert_string_equal(back.alarm.description, "移动侦测");
+    assert_string_equal(back.alarm.type, "2");
+    assert_true(back.has_position);
+    gb_manscdp_free(&back);
+    gb_manscdp_free(&m);
+    sbuf_free(&b);
+}
+
+/* §A.2.5.6: a position needs both coordinates; one alone is no position. */
+static void test_mobile_position_notify(void **state)
+{
+    (void)state;
+    gb_position_t p = {.time = (char *)"2026-12-06T20:01:02", .speed = (char *)"12.5", .direction = (char *)"90",
+                       .altitude = (char *)"44"};
+    sbuf_t b;
+    sbuf_init(&b);
+    assert_int_equal(gb_manscdp_build_position_notify(&b, GB_CHARSET_UTF8, 3, "34020000001320000001", &p, 116.5, 39.75), 0);
+    gb_manscdp_t m;
+    assert_int_equal(parse_cstr(b.data, &m), 0);
+    assert_int_equal(m.cmd, GB_CMD_MOBILE_POSITION);
+    assert_true(m.has_position);
+    assert_true(m.longitude == 116.5 && m.latitude == 39.75);
+    assert_string_equal(m.position.time, "2026-12-06T20:01:02");
+    assert_string_equal(m.position.speed, "12.5");
+    assert_string_equal(m.position.direction, "90");
+    assert_string_equal(m.position.altitude, "44");
+    gb_manscdp_free(&m);
+    sbuf_free(&b);
+
+    const char *half = "<Notify><CmdType>MobilePosition</CmdType><SN>1</SN><DeviceID>34020000001320000001</DeviceID>"
+                       "<Longitude>116.5</Longitude><Latitude>north</Latitude></Notify>";
+    assert_int_equal(parse_cstr(half, &m), 0);
+    assert_false(m.has_position);
+    gb_manscdp_free(&m);
+}
+
+/* The SUBSCRIBE bodies (§9.11, §9.4, §9.12): a Query of the command, with
+ * Interval only for positions; other commands are no subscription. */
+static void test_subscribe_queries(void **state)
+{
+    (void)state;
+    static const gb_cmd_t cmds[] = {GB_CMD_CATALOG, GB_CMD_ALARM, GB_CMD_MOBILE_POSITION};
+    for (size_t i = 0; i < 3; i++) {
+        sbuf_t b;
+        sbuf_init(&b);
+        int interval = cmds[i] == GB_CMD_MOBILE_POSITION ? 5 : -1;
+        assert_int_equal(gb_manscdp_build_subscribe_query(&b, GB_CHARSET_GB2312, cmds[i], 9, "34020000001320000001",
+                                                          interval), 0);
+        gb_manscdp_t m;
+        assert_int_equal(parse_cstr(b.data, &m), 0);
+        assert_int_equal(m.kind, GB_MSG_QUERY);
+        assert_int_equal(m.cmd, cmds[i]);
+        assert_int_equal(m.interval, interval);
+        assert_int_equal(strstr(b.data, "<Interval>") != NULL, interval >= 0);
+        gb_manscdp_free(&m);
+        sbuf_free(&b);
+    }
+    sbuf_t b;
+    sbuf_init(&b);
+    assert_int_equal(gb_manscdp_build_subscribe_query(&b, GB_CHARSET_GB2312, GB_CMD_DEVICE_INFO, 1, "x", -1),
+                     GB_MANSCDP_EARG);
+    assert_int_equal(b.len, 0);
+    sbuf_free(&b);
+}
+
+/* §A.2.3.1.7: the reset is a DeviceControl with AlarmCmd ResetAlarm. */
+static void test_alarm_reset(void **state)
+{
+    (void)state;
+    sbuf_t b;
+    sbuf_init(&b);
+    assert_int_equal(gb_manscdp_build_alarm_reset(&b, GB_CHARSET_GB2312, 4, "34020000001340000001"), 0);
+    gb_manscdp_t m;
+    assert_int_equal(parse_cstr(b.data, &m), 0);
+    assert_int_equal(m.kind, GB_MSG_CONTROL);
+    assert_int_equal(m.cmd, GB_CMD_DEVICE_CONTROL);
+    assert_string_equal(m.control.alarm_cmd, "ResetAlarm");
+    assert_null(m.control.ptz_cmd);
+    gb_manscdp_free(&m);
+    sbuf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -769,6 +884,10 @@ int main(void)
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_one_list_per_message),
         cmocka_unit_test(test_charset_names),
+        cmocka_unit_test(test_alarm_notify),
+        cmocka_unit_test(test_mobile_position_notify),
+        cmocka_unit_test(test_subscribe_queries),
+        cmocka_unit_test(test_alarm_reset),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     xmlCleanupParser();

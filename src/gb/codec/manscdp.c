@@ -23,8 +23,9 @@
 /* ---- names ---- */
 
 static const char *const kind_names[] = {NULL, "Query", "Response", "Notify", "Control"};
-static const char *const cmd_names[] = {NULL,           "Keepalive",  "Catalog",      "DeviceInfo",
-                                        "DeviceStatus", "RecordInfo", "DeviceControl"};
+static const char *const cmd_names[] = {NULL,           "Keepalive",  "Catalog",       "DeviceInfo",
+                                        "DeviceStatus", "RecordInfo", "DeviceControl", "Alarm",
+                                        "MobilePosition"};
 static const char *const event_names[] = {NULL, "ON", "OFF", "VLOST", "DEFECT", "ADD", "DEL", "UPDATE"};
 
 const char *gb_msg_kind_name(gb_msg_kind_t kind)
@@ -144,6 +145,24 @@ static const field_t root_fields[] = {
     {"RecordCmd", F_STR, M(control.record_cmd), 0},
     {"GuardCmd", F_STR, M(control.guard_cmd), 0},
     {"AlarmCmd", F_STR, M(control.alarm_cmd), 0},
+    /* Alarm notify */
+    {"AlarmPriority", F_STR, M(alarm.priority), 0},
+    {"AlarmMethod", F_STR, M(alarm.method), 0},
+    {"AlarmTime", F_STR, M(alarm.time), 0},
+    {"AlarmDescription", F_STR, M(alarm.description), 0},
+    /* MobilePosition notify and query */
+    {"Time", F_STR, M(position.time), 0},
+    {"Longitude", F_LON, M(longitude), M(has_position)},
+    {"Latitude", F_LAT, M(latitude), M(has_position)},
+    {"Speed", F_STR, M(position.speed), 0},
+    {"Direction", F_STR, M(position.direction), 0},
+    {"Altitude", F_STR, M(position.altitude), 0},
+    {"Interval", F_INT, M(interval), 0},
+};
+
+/* <Info> of an alarm notify: its fields land in the message itself. */
+static const field_t info_fields[] = {
+    {"AlarmType", F_STR, M(alarm.type), 0},
 };
 #undef M
 
@@ -229,6 +248,7 @@ void gb_manscdp_free(gb_manscdp_t *m)
 {
     if (!m) return;
     fields_free(m, root_fields, NFIELDS(root_fields));
+    fields_free(m, info_fields, NFIELDS(info_fields));
     for (size_t i = 0; i < m->item_count; i++) fields_free(&m->items[i], catalog_fields, NFIELDS(catalog_fields));
     free(m->items);
     for (size_t i = 0; i < m->record_count; i++) fields_free(&m->records[i], record_fields, NFIELDS(record_fields));
@@ -560,6 +580,8 @@ static int extract(xmlDoc *doc, gb_manscdp_t *m)
             m->has_list = true;
             rc = parse_list(n, sizeof(gb_record_item_t), record_fields, NFIELDS(record_fields),
                             (void **)&m->records, &m->record_count, &m->list_num);
+        } else if (name_is(n, "Info") && !m->alarm.type) {
+            rc = parse_fields(n, m, info_fields, NFIELDS(info_fields));
         } else if (name_is(n, "Alarmstatus") && !m->dstatus.has_alarm_list) {
             m->dstatus.has_alarm_list = true;
             rc = parse_list(n, sizeof(gb_alarm_status_t), alarm_fields, NFIELDS(alarm_fields),
@@ -812,6 +834,11 @@ int gb_manscdp_build(sbuf_t *out, gb_charset_t cs, const gb_manscdp_t *m)
     if (m->dstatus.alarm_count || m->dstatus.has_alarm_list)
         put_list(&b, "Alarmstatus", m->dstatus.alarms, m->dstatus.alarm_count, sizeof(gb_alarm_status_t),
                  alarm_fields, NFIELDS(alarm_fields));
+    if (m->alarm.type) {
+        sbuf_append_cstr(&b, "<Info>\n");
+        put_fields(&b, m, info_fields, NFIELDS(info_fields));
+        sbuf_append_cstr(&b, "</Info>\n");
+    }
     sbuf_printf(&b, "</%s>\n", root);
     if (b.failed) {
         sbuf_free(&b);
@@ -957,5 +984,47 @@ int gb_manscdp_build_control_response(sbuf_t *out, gb_charset_t cs, uint32_t sn,
     gb_manscdp_t m;
     msg_start(&m, GB_MSG_RESPONSE, GB_CMD_DEVICE_CONTROL, sn, device_id);
     m.result = (char *)(result ? result : "OK");
+    return gb_manscdp_build(out, cs, &m);
+}
+
+int gb_manscdp_build_subscribe_query(sbuf_t *out, gb_charset_t cs, gb_cmd_t cmd, uint32_t sn, const char *device_id,
+                                     int interval)
+{
+    if (cmd != GB_CMD_CATALOG && cmd != GB_CMD_ALARM && cmd != GB_CMD_MOBILE_POSITION) return GB_MANSCDP_EARG;
+    gb_manscdp_t m;
+    msg_start(&m, GB_MSG_QUERY, cmd, sn, device_id);
+    m.interval = interval < 0 ? -1 : interval;
+    return gb_manscdp_build(out, cs, &m);
+}
+
+int gb_manscdp_build_alarm_notify(sbuf_t *out, gb_charset_t cs, uint32_t sn, const char *device_id,
+                                  const gb_alarm_t *a, bool has_position, double longitude, double latitude)
+{
+    gb_manscdp_t m;
+    msg_start(&m, GB_MSG_NOTIFY, GB_CMD_ALARM, sn, device_id);
+    m.alarm = *a;
+    m.has_position = has_position;
+    m.longitude = longitude;
+    m.latitude = latitude;
+    return gb_manscdp_build(out, cs, &m);
+}
+
+int gb_manscdp_build_position_notify(sbuf_t *out, gb_charset_t cs, uint32_t sn, const char *device_id,
+                                     const gb_position_t *p, double longitude, double latitude)
+{
+    gb_manscdp_t m;
+    msg_start(&m, GB_MSG_NOTIFY, GB_CMD_MOBILE_POSITION, sn, device_id);
+    m.position = *p;
+    m.has_position = true;
+    m.longitude = longitude;
+    m.latitude = latitude;
+    return gb_manscdp_build(out, cs, &m);
+}
+
+int gb_manscdp_build_alarm_reset(sbuf_t *out, gb_charset_t cs, uint32_t sn, const char *device_id)
+{
+    gb_manscdp_t m;
+    msg_start(&m, GB_MSG_CONTROL, GB_CMD_DEVICE_CONTROL, sn, device_id);
+    m.control.alarm_cmd = (char *)"ResetAlarm";
     return gb_manscdp_build(out, cs, &m);
 }

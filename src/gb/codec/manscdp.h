@@ -56,6 +56,8 @@ typedef enum {
     GB_CMD_DEVICE_STATUS,
     GB_CMD_RECORD_INFO,
     GB_CMD_DEVICE_CONTROL,
+    GB_CMD_ALARM,           /* §A.2.5.3 notify, §9.4 subscription */
+    GB_CMD_MOBILE_POSITION, /* §A.2.5.6 notify, §9.12 subscription */
 } gb_cmd_t;
 
 const char *gb_msg_kind_name(gb_msg_kind_t kind); /* "Query", ...; NULL for UNKNOWN */
@@ -132,6 +134,17 @@ typedef struct {
     char *alarm_cmd;  /* "ResetAlarm" */
 } gb_device_control_t;
 
+/* Alarm notify fields (§A.2.5.3); type is <Info><AlarmType>. Priority 1-4
+ * and method 1-7 stay text: devices send what they like. */
+typedef struct {
+    char *priority, *method, *time, *description, *type;
+} gb_alarm_t;
+
+/* MobilePosition notify fields (§A.2.5.6) besides Longitude/Latitude. */
+typedef struct {
+    char *time, *speed, *direction, *altitude;
+} gb_position_t;
+
 typedef struct {
     gb_msg_kind_t kind;
     gb_cmd_t cmd;
@@ -161,6 +174,15 @@ typedef struct {
     gb_device_status_t dstatus;  /* DeviceStatus response */
     gb_record_query_t record_query;
     gb_device_control_t control;
+
+    /* Alarm and MobilePosition notifies; Interval of a MobilePosition query
+     * (seconds between notifies, -1 absent). The message-level position is
+     * set only when both Longitude and Latitude parsed. */
+    gb_alarm_t alarm;
+    gb_position_t position;
+    bool has_position;
+    double longitude, latitude;
+    int interval;
 } gb_manscdp_t;
 
 /* Errors (negative return values). */
@@ -227,6 +249,19 @@ int gb_manscdp_build_record_response(sbuf_t *out, gb_charset_t cs, uint32_t sn, 
 /* <Control> DeviceControl with <PTZCmd>. */
 int gb_manscdp_build_ptz_control(sbuf_t *out, gb_charset_t cs, uint32_t sn, const char *device_id,
                                  const char *ptz_hex);
+/* The body of a SUBSCRIBE (§9.11, §9.4, §9.12): <Query> of cmd (Catalog,
+ * Alarm or MobilePosition) with <Interval> when interval >= 0. */
+int gb_manscdp_build_subscribe_query(sbuf_t *out, gb_charset_t cs, gb_cmd_t cmd, uint32_t sn, const char *device_id,
+                                     int interval);
+/* <Notify> Alarm; a's strings may be NULL (not written); position written
+ * when has_position. */
+int gb_manscdp_build_alarm_notify(sbuf_t *out, gb_charset_t cs, uint32_t sn, const char *device_id,
+                                  const gb_alarm_t *a, bool has_position, double longitude, double latitude);
+/* <Notify> MobilePosition at (longitude, latitude). */
+int gb_manscdp_build_position_notify(sbuf_t *out, gb_charset_t cs, uint32_t sn, const char *device_id,
+                                     const gb_position_t *p, double longitude, double latitude);
+/* <Control> DeviceControl with <AlarmCmd>ResetAlarm</AlarmCmd> (§A.2.3.1.7). */
+int gb_manscdp_build_alarm_reset(sbuf_t *out, gb_charset_t cs, uint32_t sn, const char *device_id);
 /* <Response> DeviceControl with <Result>. */
 int gb_manscdp_build_control_response(sbuf_t *out, gb_charset_t cs, uint32_t sn, const char *device_id,
                                       const char *result);

@@ -30,6 +30,12 @@ static const struct config_key keys[] = {
         "catalog-on-register queries (and their DeviceInfo) started per second at most; 0: no cap. "
         "They also wait while the node is overloaded"),
     KEY("qop", CONFIG_BOOL, qop, "no", 0, 0, "offer qop=auth in challenges; many devices need the legacy no-qop digest"),
+    KEY("subscribe", CONFIG_STRING, subscribe, "", 0, 0,
+        "subscribe to each device on register (GB/T 28181 §9.11, §9.4, §9.12): any of catalog,alarm,position; empty: none"),
+    KEY("subscribe_expires", CONFIG_INT, subscribe_expires, "3600", 10, 86400,
+        "seconds asked for in those subscriptions; refreshed at three quarters"),
+    KEY("position_interval", CONFIG_INT, position_interval, "5", 1, 3600,
+        "seconds between the mobile position notifies asked for"),
     KEY("default_media", CONFIG_STRING, default_media, "", 0, 0,
         "H.264 Annex B file streamed for local channels without one; empty: the built-in clip"),
 };

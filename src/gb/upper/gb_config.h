@@ -21,6 +21,9 @@ struct gb_config { /* [gb] — GB28181 upper role */
     int catalog_concurrency;         /* catalog-on-register queries in flight at once (1..10000, default 32) */
     int catalog_rate;                /* queries started from the queue per second (0: no cap, default 1000) */
     bool qop;                        /* offer qop=auth in challenges */
+    char subscribe[64];              /* "catalog,alarm,position": what the upper subscribes to on register */
+    int subscribe_expires;           /* seconds asked in those SUBSCRIBEs (refreshed at 3/4) */
+    int position_interval;           /* seconds between MobilePosition notifies asked for */
     char default_media[512];         /* lower role: H.264 file for channels naming none ("" = built-in clip) */
     uint32_t live_idle_stop_ms;      /* not a [gb] key: [media] idle_stop, set by the daemon */
 };

@@ -151,6 +151,7 @@ static struct gb_device *device_new(struct gb_upper *g, str_t id)
     d->auth_enabled = true;
     d->allow = true;
     timer_node_init(&d->timer);
+    gb_subs_device_init(d);
     if (htable_insert(&g->devices, &d->by_id, id_hash(id)) != 0) {
         free(d);
         return NULL;
@@ -161,6 +162,8 @@ static struct gb_device *device_new(struct gb_upper *g, str_t id)
 static void device_free(struct gb_upper *g, struct gb_device *d)
 {
     timer_stop(g->timers, &d->timer);
+    gb_subs_device_offline(g, d);
+    json_decref(d->position);
     while (d->queries) gb_queries_fail(g, d, 503, "shutting-down", "the device record is gone");
     gb_channels_free(d->channels, d->channel_count);
     json_decref(d->info);
@@ -303,7 +306,9 @@ json_t *gb_device_json(struct gb_upper *g, struct gb_device *d, bool full)
     json_object_set_new(o, "allow", json_boolean(d->allow));
     json_object_set_new(o, "own_password", json_boolean(d->password != NULL));
     json_object_set_new(o, "streams", json_integer(d->streams));
+    json_object_set(o, "position", d->position ? d->position : json_null());
     if (full) {
+        json_object_set_new(o, "subscriptions", gb_subs_json(d));
         json_object_set_new(o, "contact", d->contact ? json_string(d->contact) : json_null());
         json_object_set(o, "info", d->info ? d->info : json_null());
         json_object_set(o, "status", d->status ? d->status : json_null());
@@ -392,6 +397,7 @@ static void device_offline(struct gb_upper *g, struct gb_device *d, const char *
     log_info("gb device %s offline (%s)", d->id, reason);
     gb_streams_stop_device(g, d->id, "device-offline");
     gb_queries_fail(g, d, 503, "device-offline", "the device went offline");
+    gb_subs_device_offline(g, d);
     json_t *f = json_pack("{s:s,s:s}", "device_id", d->id, "reason", reason);
     gb_publish(g, "gb.device.offline", f);
     gb_device_persist(g, d);
@@ -748,6 +754,7 @@ static int on_register(struct gb_upper *g, struct txn *st, const struct transpor
                    json_pack("{s:s,s:s,s:s,s:s,s:i}", "device_id", d->id, "reason", "register", "remote", remote,
                              "transport", sip_transport_param(d->proto), "expires", expires));
         if (cfg->catalog_on_register) gb_catq_push(g, d);
+        gb_subs_device_online(g, d);
     }
     return 1;
 }
@@ -836,6 +843,8 @@ static int on_message(struct gb_upper *g, struct txn *st, const struct transport
     if (keepalive) on_keepalive(g, d);
     else if (body.kind == GB_MSG_RESPONSE) gb_query_on_response(g, d, &body);
     else if (body.kind == GB_MSG_NOTIFY && body.cmd == GB_CMD_CATALOG) gb_catalog_on_notify(g, d, &body);
+    else if (body.kind == GB_MSG_NOTIFY && body.cmd == GB_CMD_ALARM) gb_alarm_on_notify(g, d, &body);
+    else if (body.kind == GB_MSG_NOTIFY && body.cmd == GB_CMD_MOBILE_POSITION) gb_position_on_notify(g, d, &body);
     else if (body.kind == GB_MSG_NOTIFY && body.cmd_type && !strcmp(body.cmd_type, "MediaStatus"))
         gb_streams_media_end(g, d->id, body.device_id); /* §A.2.5.9: NotifyType 121, the file ended */
     else
@@ -896,6 +905,7 @@ struct gb_upper *gb_upper_new(const struct gb_config *cfg, const struct auth_ser
         return NULL;
     }
     g->next_sn = 1;
+    g->sub_mask = gb_subs_parse_mask(cfg->subscribe);
     g->next_port = cfg->media_port_min;
     log_info("gb upper role: id %s domain %s, keepalive %d s x %d, media %s:%u-%u", cfg->id, cfg->domain,
              cfg->keepalive_interval, cfg->keepalive_misses, g->media_ip, cfg->media_port_min,
@@ -909,6 +919,7 @@ int gb_upper_on_request(struct gb_upper *g, struct txn *st, const struct transpo
     switch (rx->msg->method) {
     case SIP_REGISTER: return on_register(g, st, rx);
     case SIP_MESSAGE: return rx->msg->to.tag.len ? 0 : on_message(g, st, rx);
+    case SIP_NOTIFY: return rx->msg->to.tag.len ? gb_subs_on_notify(g, st, rx) : 0;
     default: return 0;
     }
 }
@@ -1105,6 +1116,7 @@ static void fail_device_queries(struct gb_device *d, void *arg)
 {
     (void)arg;
     gb_queries_fail(d->g, d, 503, "shutting-down", "the daemon is stopping");
+    gb_subs_device_offline(d->g, d); /* SUBSCRIBEs in flight forgotten while the UA lives */
 }
 
 void gb_upper_stop(struct gb_upper *g)
@@ -1128,6 +1140,7 @@ void gb_upper_free(struct gb_upper *g)
     gb_live_hls_free_ended(g);
     gb_device_foreach(g, free_device, NULL);
     gb_catq_free(g);
+    gb_alarms_free(g);
     htable_free(&g->devices);
     htable_free(&g->by_conn);
     htable_free(&g->streams_by_sid);

@@ -128,6 +128,15 @@ json_t *gb_upper_stream_json(struct gb_upper *g, const char *sid);
  * bitrate, codec, picture size and frame rate (GET /api/v1/media/streams). */
 json_t *gb_media_streams_json(struct gb_upper *g);
 
+/* Alarms the devices reported (GB/T 28181 §9.4), newest first: {"alarms":
+ * [...], "total": n}, at most limit of them (0: every one kept, up to
+ * GB_ALARMS_MAX), only device_id's when it is not NULL or "". */
+json_t *gb_upper_alarms_json(struct gb_upper *g, const char *device_id, size_t limit);
+/* DeviceControl ResetAlarm to the device for target (a channel id; NULL or
+ * "": the device itself). 0 (wt gets the outcome), -ENOENT no such device,
+ * -ENOTCONN offline, -EINVAL target not a GB id, -ENOMEM / -EIO. */
+int gb_upper_alarm_reset(struct gb_upper *g, const char *device_id, const char *target, struct gb_waiter *wt);
+
 /* Admin records (POST/DELETE /gb/devices). 0, or a negative errno. */
 int gb_device_admin_set(struct gb_upper *g, const char *id, const char *password, const char *charset, int auth);
 int gb_device_admin_delete(struct gb_upper *g, const char *id);

@@ -89,6 +89,27 @@ struct gb_query {
     bool from_queue;            /* started by the catalog queue: its end frees a slot */
 };
 
+/* One subscription of ours to a device (device_subs.c): Catalog, Alarm or
+ * MobilePosition (GB/T 28181 §9.11, §9.4, §9.12). Its dialog is kept here,
+ * not in the UA: it carries only the SUBSCRIBE refreshes and the NOTIFYs. */
+enum gb_sub_kind { GB_SUB_CATALOG = 0, GB_SUB_ALARM, GB_SUB_POSITION, GB_SUB_KINDS };
+enum gb_sub_state { GB_SUB_IDLE = 0, GB_SUB_PENDING, GB_SUB_ACTIVE };
+
+struct gb_sub {
+    struct gb_device *dev;
+    uint8_t kind, state;
+    char call_id[UA_CALL_ID_SIZE];
+    char local_tag[UA_TAG_SIZE];
+    char remote_tag[64];        /* the device's To tag from its 2xx ("" before one) */
+    uint32_t cseq;
+    struct ua_uac *h;           /* the SUBSCRIBE in flight */
+    struct timer_node timer;    /* refresh when active, retry when idle */
+    int expires_s;              /* granted */
+    int64_t active_since;       /* wall ms; 0 when not active */
+    uint64_t notifies;
+    char last_error[32];
+};
+
 struct gb_device {
     struct hnode by_id;         /* g->devices */
     struct hnode by_conn;       /* g->by_conn, while registered over TCP */
@@ -118,6 +139,8 @@ struct gb_device {
     size_t channel_count;
     struct gb_query *queries;
     uint32_t streams;
+    struct gb_sub subs[GB_SUB_KINDS];
+    json_t *position;           /* newest MobilePosition notify (alarms.c); NULL none */
 };
 
 enum gb_stream_state { GB_STREAM_INVITING = 0, GB_STREAM_PLAYING, GB_STREAM_STOPPED };
@@ -235,6 +258,14 @@ struct gb_catq {
     uint64_t credit_at;           /* when it was last filled (ms) */
 };
 
+/* The newest alarms of every device (alarms.c): a bounded ring. */
+#define GB_ALARMS_MAX 512
+struct gb_alarm_ring {
+    json_t *items[GB_ALARMS_MAX];
+    uint32_t head, count;
+    uint64_t total;
+};
+
 struct gb_upper {
     struct gb_config cfg;         /* [gb], copied at gb_upper_new */
     struct sip_local local;       /* copied: user_agent for Server, host as the default media_ip */
@@ -265,6 +296,8 @@ struct gb_upper {
     uint64_t auth_nonce;          /* hash of the nonce check_auth just accepted (0 none) */
     struct log_ratelimit refusal_rl; /* gb_log_refusal: one key for all the role's refusal lines */
     struct gb_catq catq;
+    unsigned sub_mask;            /* 1 << enum gb_sub_kind: [gb] subscribe */
+    struct gb_alarm_ring alarms;
     struct gb_live_hls *hls_ended; /* live_hls.c: ended playbacks' final playlists, a while */
     unsigned hls_ended_count;
 };
@@ -324,6 +357,22 @@ void gb_waiter_add(struct gb_waiter **list, struct gb_waiter *wt);
  * empties it; body is released. */
 void gb_waiters_done(struct gb_waiter **list, int status, json_t *body);
 json_t *gb_error_json(const char *code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* device_subs.c: our subscriptions to devices. */
+/* "catalog,alarm,position" -> a mask; unknown words logged and skipped. */
+unsigned gb_subs_parse_mask(const char *list);
+void gb_subs_device_init(struct gb_device *d);
+void gb_subs_device_online(struct gb_upper *g, struct gb_device *d);   /* subscribe anew */
+void gb_subs_device_offline(struct gb_upper *g, struct gb_device *d);  /* forget, no SUBSCRIBE sent */
+/* 1 when the NOTIFY was for one of our subscriptions (answered). */
+int gb_subs_on_notify(struct gb_upper *g, struct txn *st, const struct transport_rx *rx);
+json_t *gb_subs_json(const struct gb_device *d);
+
+/* alarms.c: alarms and positions the devices report, alarm reset. */
+void gb_alarm_on_notify(struct gb_upper *g, struct gb_device *d, const gb_manscdp_t *m);
+void gb_position_on_notify(struct gb_upper *g, struct gb_device *d, const gb_manscdp_t *m);
+int gb_alarm_reset_send(struct gb_upper *g, struct gb_device *d, const char *target, struct gb_waiter *wt);
+void gb_alarms_free(struct gb_upper *g);
 
 /* play.c */
 /* start/end (epoch seconds, both > 0) ask for a playback (s=Playback, history SSRC). */
