@@ -13,7 +13,12 @@
 #  - POST /gb/devices/{id}/alarm/reset sends DeviceControl ResetAlarm, which
 #    gbsim logs;
 #  - subscribe_expires 12: the refresh (at 3/4, in the same dialog) reaches
-#    gbsim and the subscriptions stay active.
+#    gbsim and the subscriptions stay active;
+#  - two cascade nodes: a lower-role node registers to the same upper, which
+#    subscribes to it; the lower takes the three subscriptions, and a channel
+#    added at the lower reaches the upper's tree as a catalog NOTIFY within
+#    the subscription (notify_without_subscription = no: no MESSAGE is sent,
+#    so the channel can only come that way).
 source "$(dirname "$0")/lib.sh"
 
 SIP=$(free_port); API_PORT=$(free_port); API_TOKEN=tok
@@ -76,5 +81,35 @@ check "alarm reset of an unknown device is a 404" \
 check "the subscriptions are refreshed before expiry" wait_for 40 grep -q "refreshed (expires" "$WORK/gbsim.log"
 check "still active after the refresh" sub_active alarm
 check "no subscription expired at gbsim" not grep -q "expired" "$WORK/gbsim.log"
+
+# ---- two cascade nodes: the lower serves the upper's subscriptions ----
+LO_SIP=$(free_port); LO_API=$(free_port)
+LO_ID=34020000002000000002
+LO_CH=34020000001310000201
+node_ini low "$LO_SIP" "$LO_API" 3402000000 <<EOF
+[gb]
+id = $LO_ID
+domain = 3402000000
+media_ip = 127.0.0.1
+$(gb_upstream_ini "$UPPER" "$SIP" udp dev-secret 60)
+keepalive_interval = 1
+notify_without_subscription = no
+EOF
+start_cascade low "$WORK/low.ini"
+lo() { API_PORT=$LO_API api "$@"; }
+check "the lower platform is online at the upper" wait_for 30 gb_device_online "$LO_ID"
+lo_sub() { lo GET /gb/upstreams | jq -e ".upstreams[0].subscriptions.$1.state == \"active\"" >/dev/null; }
+check "the lower holds the upper's catalog subscription" wait_for 30 lo_sub catalog
+check "the lower holds the upper's alarm subscription" wait_for 30 lo_sub alarm
+check "the lower holds the upper's position subscription" wait_for 30 lo_sub position
+up_lo_active() { api GET "/gb/devices/$LO_ID" | jq -e '.subscriptions.catalog.state == "active"' >/dev/null; }
+check "the upper sees its catalog subscription to the lower active" wait_for 30 up_lo_active
+lo POST /gb/channels "{\"id\":\"$LO_CH\",\"name\":\"订阅通道\"}" >/dev/null
+lo_channel() { api GET "/gb/devices/$LO_ID/channels" | grep -q "$LO_CH"; }
+check "a channel added at the lower appears at the upper" wait_for 30 lo_channel
+check "it came as a NOTIFY within the subscription (lower side)" \
+    jq_ok "$(lo GET /gb/upstreams)" '.upstreams[0].subscriptions.catalog.notifies >= 1'
+check "it came as a NOTIFY within the subscription (upper side)" \
+    jq_ok "$(api GET "/gb/devices/$LO_ID")" '.subscriptions.catalog.notifies >= 1'
 
 finish

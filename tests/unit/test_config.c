@@ -497,6 +497,7 @@ static void test_upstream_sections(void **state)
     assert_string_equal(a->charset, "GB2312");
     assert_true(a->enabled);
     assert_int_equal(a->catalog_items, 4);
+    assert_true(a->notify_without_subscription);
     assert_string_equal(b->id, "34020000002000000003");
     assert_int_equal(b->port, 5070);
     assert_false(b->enabled);

@@ -637,8 +637,9 @@ int gb_lower_on_request(struct gb_lower *l, struct txn *st, const struct transpo
         respond(l, st, 200, NULL);
         return 1;
     }
-    if (m->method != SIP_MESSAGE && m->method != SIP_INVITE) return 0;
-    if (m->to.tag.len) return 0; /* in a dialog: the UA's business */
+    if (m->method != SIP_MESSAGE && m->method != SIP_INVITE && m->method != SIP_SUBSCRIBE) return 0;
+    /* In a dialog: the UA's business, but for subscriptions (kept here). */
+    if (m->to.tag.len && m->method != SIP_SUBSCRIBE) return 0;
     struct gb_upstream *up = upstream_of(l, m);
     if (!up) return 0;
     if (!same_ip(&rx->src, &up->dest.addr)) {
@@ -649,6 +650,10 @@ int gb_lower_on_request(struct gb_lower *l, struct txn *st, const struct transpo
     }
     if (m->method == SIP_MESSAGE) {
         on_message(l, up, st, rx);
+        return 1;
+    }
+    if (m->method == SIP_SUBSCRIBE) {
+        gb_lower_on_subscribe(l, up, st, rx);
         return 1;
     }
     l->stats.invites++;

@@ -33,6 +33,21 @@ const char *gb_up_state_name(enum gb_up_state s);
 
 struct gb_lower;
 
+/* A subscription an upstream holds with us (lower_subs.c): Catalog, Alarm
+ * or MobilePosition (GB/T 28181 §9.11, §9.4, §9.12). */
+enum gb_up_sub_kind { GB_UP_SUB_CATALOG = 0, GB_UP_SUB_ALARM, GB_UP_SUB_POSITION, GB_UP_SUB_KINDS };
+struct gb_up_sub {
+    bool active;
+    char call_id[128];
+    char local_tag[UA_TAG_SIZE];      /* ours: the To tag of our 2xx */
+    char remote_tag[64];              /* the upstream's From tag */
+    char contact[160];                /* where NOTIFYs go; "" the upstream's R-URI */
+    char event[32];                   /* its Event value, echoed in our NOTIFYs */
+    uint32_t cseq;
+    uint64_t expires_at;              /* timer clock */
+    uint64_t notifies;
+};
+
 struct gb_upstream {
     struct gb_lower *l;
     struct config_upstream cfg;
@@ -55,6 +70,8 @@ struct gb_upstream {
     struct timer_node reg_timer;      /* refresh or retry */
     struct timer_node ka_timer;       /* next keepalive */
     uint64_t registers_sent, register_failures, keepalives_sent, keepalives_ok, keepalives_missed;
+    struct gb_up_sub subs[GB_UP_SUB_KINDS];
+    bool ever_subscribed;             /* to catalog: changes no longer go as MESSAGE */
 };
 
 struct gb_lchan {                     /* a local channel (store: device_id "") */
@@ -204,6 +221,20 @@ void gb_up_lost(struct gb_upstream *up, const char *reason);
 int gb_up_stop(struct gb_upstream *up);
 void gb_up_free(struct gb_upstream *up);
 json_t *gb_up_json(const struct gb_upstream *up);
+
+/* lower_subs.c */
+/* A SUBSCRIBE from up (new, refresh or Expires 0): answered. */
+void gb_lower_on_subscribe(struct gb_lower *l, struct gb_upstream *up, struct txn *st, const struct transport_rx *rx);
+/* up's catalog subscription while it lasts, else NULL. */
+struct gb_up_sub *gb_lower_catalog_sub(struct gb_upstream *up);
+/* Whether catalog changes go to up at all: within its subscription, or as
+ * MESSAGE when it never subscribed and notify_without_subscription allows. */
+bool gb_lower_catalog_wanted(struct gb_upstream *up);
+/* Sends body as NOTIFY within sub (cb/arg may be NULL). */
+struct ua_uac *gb_lower_send_notify(struct gb_lower *l, struct gb_upstream *up, struct gb_up_sub *sub,
+                                    const sbuf_t *body, const struct ua_uac_cb *cb, void *arg);
+void gb_lower_subs_clear(struct gb_upstream *up);   /* the registration is gone */
+json_t *gb_lower_subs_json(const struct gb_upstream *up);
 
 /* lower_query.c */
 void gb_lower_on_manscdp(struct gb_lower *l, struct gb_upstream *up, const gb_manscdp_t *m);

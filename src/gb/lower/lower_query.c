@@ -142,7 +142,10 @@ static void job_pump(struct gb_lower_job *j)
         }
         int slot = 0;
         while (j->h[slot]) slot++;
-        struct ua_uac *h = gb_lower_send_manscdp(l, j->up, &body, &job_cb, j);
+        /* Within the upstream's catalog subscription when it holds one (§9.11). */
+        struct gb_up_sub *sub = j->notify ? gb_lower_catalog_sub(j->up) : NULL;
+        struct ua_uac *h = sub ? gb_lower_send_notify(l, j->up, sub, &body, &job_cb, j)
+                               : gb_lower_send_manscdp(l, j->up, &body, &job_cb, j);
         sbuf_free(&body);
         if (!h) continue;
         if (j->notify) l->stats.notifies_sent++;
@@ -529,7 +532,7 @@ void gb_lower_notify_items(struct gb_lower *l, const gb_catalog_item_t *items, s
     if (!n) return;
     for (int i = 0; i < l->up_count; i++) {
         struct gb_upstream *up = &l->ups[i];
-        if (up->state != GB_UP_REGISTERED) continue;
+        if (up->state != GB_UP_REGISTERED || !gb_lower_catalog_wanted(up)) continue;
         if (l->job_count >= GB_LOWER_MAX_JOBS) {
             log_warn("gb lower: %u answers being sent; catalog Notify to upstream %s dropped", l->job_count,
                      up->cfg.id);

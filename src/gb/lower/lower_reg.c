@@ -281,6 +281,7 @@ void gb_up_lost(struct gb_upstream *up, const char *reason)
     up->reg = NULL;
     up->misses = 0;
     up->state = GB_UP_REGISTERING;
+    gb_lower_subs_clear(up); /* the upper subscribes again once we are back */
     snprintf(up->last_error, sizeof(up->last_error), "%s", reason);
     if (was) {
         log_warn("gb lower: registration to upstream %s lost (%s); registering again", up->cfg.id, reason);
@@ -417,5 +418,6 @@ json_t *gb_up_json(const struct gb_upstream *up)
     json_object_set_new(o, "keepalives_sent", json_integer((json_int_t)up->keepalives_sent));
     json_object_set_new(o, "keepalives_ok", json_integer((json_int_t)up->keepalives_ok));
     json_object_set_new(o, "keepalives_missed", json_integer((json_int_t)up->keepalives_missed));
+    json_object_set_new(o, "subscriptions", gb_lower_subs_json(up));
     return o;
 }

@@ -25,6 +25,8 @@ static const struct config_key keys[] = {
     KEY("keepalive_misses", CONFIG_INT, keepalive_misses, "3", 1, 100, "unanswered keepalives in a row that mean the platform is lost"),
     KEY("charset", CONFIG_STRING, charset, "GB2312", 0, 0, "MANSCDP body charset: GB2312 | UTF-8"),
     KEY("catalog_items", CONFIG_INT, catalog_items, "4", 1, 64, "catalog items per Response MESSAGE (stay under UDP size)"),
+    KEY("notify_without_subscription", CONFIG_BOOL, notify_without_subscription, "yes", 0, 0,
+        "catalog changes go as NOTIFY within the upper's catalog subscription (GB/T 28181 §9.11); yes: as MESSAGE to an upper that never subscribed"),
     KEY("enabled", CONFIG_BOOL, enabled, "yes", 0, 0, "no: keep the section but do not register"),
 };
 

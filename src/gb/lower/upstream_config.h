@@ -23,6 +23,7 @@ struct config_upstream {               /* [upstream:<20-digit id>] — GB28181 l
     char charset[16];                   /* GB2312 | UTF-8 */
     bool enabled;
     int catalog_items;                  /* catalog items per Response MESSAGE (1..64, default 4) */
+    bool notify_without_subscription;   /* catalog changes as MESSAGE to an upper that never subscribed */
 };
 
 #endif

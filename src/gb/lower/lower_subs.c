@@ -1,0 +1,187 @@
+/* lower_subs.c — the subscriptions an upstream holds with the lower role
+ * (GB/T 28181-2016 §9.11 catalog, §9.4 alarm, §9.12 mobile position): its
+ * SUBSCRIBE answered (new, refresh, Expires 0), and the NOTIFYs sent within
+ * them. Catalog changes of the local and relayed channels go there as NOTIFY
+ * (lower_query.c asks gb_lower_catalog_sub before each Notify); an upstream
+ * that never subscribed to the catalog gets them as MESSAGE, when its
+ * notify_without_subscription allows (older platforms expect that).
+ *
+ * Alarm and MobilePosition subscriptions are accepted and kept, so an upper
+ * sees them active; this node has no alarm or position source of its own to
+ * send in them yet.
+ *
+ * One subscription per kind per upstream: a new SUBSCRIBE of a kind replaces
+ * the one before (the upper re-subscribes after its own restart). Expiry is
+ * read where it matters (before a NOTIFY), so no timer is kept. */
+#include <string.h>
+#include <strings.h>
+
+#include "gb/lower/lower_int.h"
+
+#include "base/log.h"
+#include "sip/msg.h"
+#include "txn/txn.h"
+
+#define GB_LOWER_SUB_MAX_S 86400   /* longest subscription granted */
+
+static const char *const kind_names[GB_UP_SUB_KINDS] = {"catalog", "alarm", "position"};
+
+static int kind_of(gb_cmd_t cmd)
+{
+    switch (cmd) {
+    case GB_CMD_CATALOG: return GB_UP_SUB_CATALOG;
+    case GB_CMD_ALARM: return GB_UP_SUB_ALARM;
+    case GB_CMD_MOBILE_POSITION: return GB_UP_SUB_POSITION;
+    default: return -1;
+    }
+}
+
+static bool sub_live(const struct gb_lower *l, const struct gb_up_sub *s)
+{
+    return s->active && gb_lower_now(l) < s->expires_at;
+}
+
+static struct gb_up_sub *sub_of(struct gb_upstream *up, const struct sip_msg *m)
+{
+    for (int k = 0; k < GB_UP_SUB_KINDS; k++) {
+        struct gb_up_sub *s = &up->subs[k];
+        if (s->active && str_eq_cstr(m->call_id, s->call_id) && str_eq_cstr(m->to.tag, s->local_tag)) return s;
+    }
+    return NULL;
+}
+
+static void answer(struct txn *st, int status, const char *tag, int expires)
+{
+    char ex[32];
+    snprintf(ex, sizeof(ex), "Expires: %d", expires);
+    str_t line = str_from_cstr(ex);
+    int rc = txn_respond(st, status, NULL, tag ? str_from_cstr(tag) : STR_NULL, status < 300 ? &line : NULL,
+                         status < 300 ? 1 : 0, STR_NULL, STR_NULL);
+    if (rc < 0) log_warn("gb lower: %d to SUBSCRIBE not sent: %s", status, strerror(-rc));
+}
+
+static int granted(const struct sip_msg *m)
+{
+    /* No Expires: the package default; GB/T 28181 gives none, 3600 is what platforms use. */
+    if (m->expires < 0) return 3600;
+    return m->expires > GB_LOWER_SUB_MAX_S ? GB_LOWER_SUB_MAX_S : (int)m->expires;
+}
+
+static void on_refresh(struct gb_lower *l, struct gb_upstream *up, struct txn *st, const struct sip_msg *m)
+{
+    struct gb_up_sub *s = sub_of(up, m);
+    if (!s) {
+        int rc = txn_respond(st, 481, NULL, STR_NULL, NULL, 0, STR_NULL, STR_NULL);
+        if (rc < 0) log_warn("gb lower: 481 to SUBSCRIBE not sent: %s", strerror(-rc));
+        return;
+    }
+    int e = granted(m);
+    answer(st, 200, NULL, e);
+    if (e == 0) {
+        log_info("gb lower: upstream %s ended its %s subscription", up->cfg.id, s->event);
+        s->active = false;
+        return;
+    }
+    s->expires_at = gb_lower_now(l) + (uint64_t)e * 1000u;
+}
+
+void gb_lower_on_subscribe(struct gb_lower *l, struct gb_upstream *up, struct txn *st, const struct transport_rx *rx)
+{
+    const struct sip_msg *m = rx->msg;
+    if (m->to.tag.len) {
+        on_refresh(l, up, st, m);
+        return;
+    }
+    gb_manscdp_t q;
+    int rc = gb_manscdp_parse(m->body.s, m->body.len, NULL, &q);
+    int kind = rc == 0 && q.kind == GB_MSG_QUERY ? kind_of(q.cmd) : -1;
+    char cmd[32];
+    snprintf(cmd, sizeof(cmd), "%s", rc == 0 && q.cmd_type ? q.cmd_type : "?");
+    gb_manscdp_free(&q);
+    if (kind < 0) {
+        /* RFC 6665 §8.3.1: a package we do not serve. */
+        log_info("gb lower: SUBSCRIBE from upstream %s for \"%s\": 489", up->cfg.id, cmd);
+        int r = txn_respond(st, 489, "Bad Event", STR_NULL, NULL, 0, STR_NULL, STR_NULL);
+        if (r < 0) log_warn("gb lower: 489 not sent: %s", strerror(-r));
+        return;
+    }
+    struct gb_up_sub *s = &up->subs[kind];
+    int e = granted(m);
+    memset(s, 0, sizeof(*s));
+    ua_new_tag(l->ua, s->local_tag);
+    answer(st, 200, s->local_tag, e);
+    if (e == 0) return; /* a fetch: nothing kept */
+    s->active = true;
+    str_copy(s->call_id, sizeof(s->call_id), m->call_id);
+    str_copy(s->remote_tag, sizeof(s->remote_tag), m->from.tag);
+    const struct sip_header *ev = sip_msg_header_by_name(m, "Event");
+    str_copy(s->event, sizeof(s->event), ev ? str_trim(ev->value) : str_from_cstr(gb_cmd_name(GB_CMD_CATALOG)));
+    struct sip_list_iter it;
+    str_t item;
+    struct sip_name_addr na;
+    sip_list_iter_init(&it, m, SIP_HDR_CONTACT);
+    if (sip_list_iter_next(&it, &item) && sip_name_addr_parse(item, &na) == 0 && !na.star)
+        str_copy(s->contact, sizeof(s->contact), na.uri_raw);
+    s->expires_at = gb_lower_now(l) + (uint64_t)e * 1000u;
+    if (kind == GB_UP_SUB_CATALOG) up->ever_subscribed = true;
+    log_info("gb lower: upstream %s subscribed to %s (Event %s, expires %d)", up->cfg.id, kind_names[kind], s->event,
+             e);
+    gb_lower_publish(l, "gb.lower.subscribed",
+                     json_pack("{s:s,s:s,s:i}", "upstream", up->cfg.id, "event", kind_names[kind], "expires", e));
+}
+
+struct gb_up_sub *gb_lower_catalog_sub(struct gb_upstream *up)
+{
+    struct gb_up_sub *s = &up->subs[GB_UP_SUB_CATALOG];
+    return sub_live(up->l, s) ? s : NULL;
+}
+
+bool gb_lower_catalog_wanted(struct gb_upstream *up)
+{
+    if (gb_lower_catalog_sub(up)) return true;
+    return !up->ever_subscribed && up->cfg.notify_without_subscription;
+}
+
+struct ua_uac *gb_lower_send_notify(struct gb_lower *l, struct gb_upstream *up, struct gb_up_sub *sub,
+                                    const sbuf_t *body, const struct ua_uac_cb *cb, void *arg)
+{
+    struct ua_request r;
+    char from[96], ev[48], state[64];
+    gb_lower_request_init(l, up, SIP_NOTIFY, &r, from, sizeof(from));
+    if (sub->contact[0]) r.ruri = str_from_cstr(sub->contact);
+    uint64_t now = gb_lower_now(l);
+    snprintf(ev, sizeof(ev), "Event: %s", sub->event);
+    snprintf(state, sizeof(state), "Subscription-State: active;expires=%u",
+             (unsigned)(sub->expires_at > now ? (sub->expires_at - now) / 1000u : 0));
+    str_t lines[] = {str_from_cstr(ev), str_from_cstr(state)};
+    r.call_id = str_from_cstr(sub->call_id);
+    r.from_tag = str_from_cstr(sub->local_tag);
+    r.to_tag = str_from_cstr(sub->remote_tag);
+    r.cseq = ++sub->cseq;
+    r.headers = lines;
+    r.header_count = 2;
+    r.content_type = STR_LIT("Application/MANSCDP+xml");
+    r.body = sbuf_str(body);
+    struct ua_credentials cred = {.user = str_from_cstr(l->id), .password = str_from_cstr(up->cfg.password)};
+    struct ua_uac *h = ua_request_send(l->ua, &r, &up->dest, &cred, cb, arg);
+    if (h) sub->notifies++;
+    return h;
+}
+
+void gb_lower_subs_clear(struct gb_upstream *up)
+{
+    for (int k = 0; k < GB_UP_SUB_KINDS; k++) up->subs[k].active = false;
+}
+
+json_t *gb_lower_subs_json(const struct gb_upstream *up)
+{
+    json_t *o = json_object();
+    for (int k = 0; k < GB_UP_SUB_KINDS; k++) {
+        const struct gb_up_sub *s = &up->subs[k];
+        bool live = sub_live(up->l, s);
+        json_t *e = json_pack("{s:s,s:I}", "state", live ? "active" : "none", "notifies", (json_int_t)s->notifies);
+        json_object_set_new(o, kind_names[k], e);
+    }
+    json_object_set_new(o, "ever_subscribed_catalog", json_boolean(up->ever_subscribed));
+    return o;
+}
