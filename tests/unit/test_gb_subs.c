@@ -1,0 +1,212 @@
+/* test_gb_subs.c — the upper role's subscriptions to a device
+ * (src/gb/upper/device_subs.c, alarms.c), driven without sockets on a fake
+ * clock: SUBSCRIBE on register, the 2xx making it active, NOTIFYs within it
+ * taken and others refused, the refresh in the same dialog, retry after a
+ * refusal, nothing more once the device is offline. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "gb_upper_harness.h"
+
+#define DEV "34020000001320000001"
+#define CH "34020000001340000001"
+
+static void subscribe_alarm(struct gb_config *gb)
+{
+    snprintf(gb->subscribe, sizeof(gb->subscribe), "alarm, bogus");
+    gb->subscribe_expires = 60;
+}
+
+static int setup(void **state)
+{
+    struct gbh *h = malloc(sizeof(*h));
+    gbh_init(h);
+    subscribe_alarm(&h->cfg.gb);
+    assert_int_equal(gbh_start(h), 0);
+    assert_int_equal(gb_device_admin_set(h->g, DEV, "devpw", NULL, -1), 0);
+    *state = h;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct gbh *h = *state;
+    gbh_free(h);
+    free(h);
+    return 0;
+}
+
+/* The value of header name in msg (up to CRLF), copied into out. */
+static const char *header(const char *msg, const char *name, char *out, size_t cap)
+{
+    char key[64];
+    snprintf(key, sizeof(key), "\r\n%s: ", name);
+    const char *p = strstr(msg, key);
+    out[0] = '\0';
+    if (!p) return out;
+    p += strlen(key);
+    size_t n = strcspn(p, "\r");
+    snprintf(out, cap, "%.*s", (int)(n < cap ? n : cap - 1), p);
+    return out;
+}
+
+/* Answers the request last sent with status (To tag totag, Expires). */
+static void answer_last(struct gbh *h, int status, const char *totag, int expires)
+{
+    char req[4096], via[256], from[256], to[256], cid[128], cseq[64];
+    snprintf(req, sizeof(req), "%s", gbh_last(h));
+    header(req, "Via", via, sizeof(via));
+    header(req, "From", from, sizeof(from));
+    header(req, "To", to, sizeof(to));
+    header(req, "Call-ID", cid, sizeof(cid));
+    header(req, "CSeq", cseq, sizeof(cseq));
+    char tagged[300];
+    snprintf(tagged, sizeof(tagged), strstr(to, ";tag=") ? "%s" : "%s;tag=%s", to, totag);
+    char resp[2048];
+    int n = snprintf(resp, sizeof(resp),
+                     "SIP/2.0 %d X\r\nVia: %s\r\nFrom: %s\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: %s\r\n"
+                     "Expires: %d\r\nContent-Length: 0\r\n\r\n",
+                     status, via, from, tagged, cid, cseq, expires);
+    assert_int_equal(gbh_feed(h, resp, (size_t)n, SIP_TRANSPORT_UDP, 0, 5080), 0);
+}
+
+/* A NOTIFY from the device in the dialog (call_id, our tag) carrying body. */
+static void notify(struct gbh *h, const char *call_id, const char *our_tag, const char *body, const char *state)
+{
+    char msg[4096];
+    h->seq++;
+    int n = snprintf(msg, sizeof(msg),
+                     "NOTIFY sip:34020000002000000001@192.0.2.1:5060 SIP/2.0\r\n"
+                     "Via: SIP/2.0/UDP 192.0.2.9:5080;branch=z9hG4bKnt%u;rport\r\n"
+                     "From: <sip:" DEV "@3402000000>;tag=dt1\r\nTo: <sip:34020000002000000001@3402000000>;tag=%s\r\n"
+                     "Call-ID: %s\r\nCSeq: %u NOTIFY\r\nMax-Forwards: 70\r\nEvent: presence\r\n"
+                     "Subscription-State: %s\r\nContent-Type: Application/MANSCDP+xml\r\n"
+                     "Content-Length: %zu\r\n\r\n%s",
+                     h->seq, our_tag, call_id, h->seq, state, strlen(body), body);
+    assert_int_equal(gbh_feed(h, msg, (size_t)n, SIP_TRANSPORT_UDP, 0, 5080), 0);
+}
+
+static const char alarm_body[] =
+    "<?xml version=\"1.0\"?><Notify><CmdType>Alarm</CmdType><SN>5</SN><DeviceID>" CH "</DeviceID>"
+    "<AlarmPriority>1</AlarmPriority><AlarmMethod>5</AlarmMethod><AlarmTime>2026-12-06T20:01:02</AlarmTime>"
+    "<AlarmDescription>door</AlarmDescription><Info><AlarmType>2</AlarmType></Info></Notify>";
+
+static struct gb_sub *alarm_sub(struct gbh *h) { return &gb_device_find(h->g, DEV)->subs[GB_SUB_ALARM]; }
+
+static void test_subscribe_notify_refresh(void **state)
+{
+    struct gbh *h = *state;
+    gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080);
+    /* Only what [gb] subscribe names: "alarm" (the unknown word skipped). */
+    const char *sub = gbh_last(h);
+    assert_non_null(strstr(sub, "SUBSCRIBE sip:" DEV "@192.0.2.9:5080 SIP/2.0"));
+    assert_non_null(strstr(sub, "\r\nEvent: Alarm\r\n"));
+    assert_non_null(strstr(sub, "\r\nExpires: 60\r\n"));
+    assert_non_null(strstr(sub, "\r\nContact: <sip:"));
+    assert_non_null(strstr(sub, "<CmdType>Alarm</CmdType>"));
+    assert_null(strstr(sub, "<Interval>"));
+    char cid[128], from[256];
+    header(sub, "Call-ID", cid, sizeof(cid));
+    header(sub, "From", from, sizeof(from));
+    const char *tag = strstr(from, ";tag=") + 5;
+    assert_int_equal(alarm_sub(h)->state, GB_SUB_PENDING);
+
+    /* The device grants less than asked: 40 s, refreshed at 30 s. */
+    answer_last(h, 200, "dt1", 40);
+    assert_int_equal(alarm_sub(h)->state, GB_SUB_ACTIVE);
+    assert_int_equal(alarm_sub(h)->expires_s, 40);
+
+    /* An alarm within it, whatever the Event value: 200, and the ring has it. */
+    notify(h, cid, tag, alarm_body, "active;expires=40");
+    assert_int_equal(gbh_last_status(h), 200);
+    json_t *a = gb_upper_alarms_json(h->g, DEV, 0);
+    assert_int_equal(json_array_size(json_object_get(a, "alarms")), 1);
+    json_t *first = json_array_get(json_object_get(a, "alarms"), 0);
+    assert_string_equal(json_string_value(json_object_get(first, "channel")), CH);
+    assert_int_equal(json_integer_value(json_object_get(first, "priority")), 1);
+    assert_int_equal(json_integer_value(json_object_get(first, "alarm_type")), 2);
+    assert_string_equal(json_string_value(json_object_get(first, "description")), "door");
+    json_decref(a);
+
+    /* A NOTIFY of no subscription of ours: 481, nothing taken. */
+    notify(h, "other-call", tag, alarm_body, "active");
+    assert_int_equal(gbh_last_status(h), 481);
+    a = gb_upper_alarms_json(h->g, NULL, 0);
+    assert_int_equal(json_array_size(json_object_get(a, "alarms")), 1);
+    json_decref(a);
+
+    /* The refresh: same Call-ID and tags, CSeq 2, before the 40 s run out. */
+    uint64_t before = h->nsent;
+    gbh_advance(h, 29000);
+    assert_int_equal(h->nsent, before);
+    gbh_advance(h, 1000);
+    const char *re = gbh_last(h);
+    assert_non_null(strstr(re, "SUBSCRIBE sip:"));
+    char cid2[128], to2[256], cseq2[64];
+    assert_string_equal(header(re, "Call-ID", cid2, sizeof(cid2)), cid);
+    assert_non_null(strstr(header(re, "To", to2, sizeof(to2)), ";tag=dt1"));
+    assert_string_equal(header(re, "CSeq", cseq2, sizeof(cseq2)), "2 SUBSCRIBE");
+    answer_last(h, 200, "dt1", 40);
+    assert_int_equal(alarm_sub(h)->state, GB_SUB_ACTIVE);
+}
+
+static void test_refused_then_retried_and_offline_forgets(void **state)
+{
+    struct gbh *h = *state;
+    gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080);
+    char cid[128];
+    header(gbh_last(h), "Call-ID", cid, sizeof(cid));
+    answer_last(h, 489, "dt1", 0);
+    assert_int_equal(alarm_sub(h)->state, GB_SUB_IDLE);
+    assert_string_equal(alarm_sub(h)->last_error, "status-489");
+    /* Tried again after 30 s, as a new dialog. */
+    gbh_advance(h, 30000);
+    char cid2[128], to[256];
+    assert_non_null(strstr(gbh_last(h), "SUBSCRIBE sip:"));
+    assert_string_not_equal(header(gbh_last(h), "Call-ID", cid2, sizeof(cid2)), cid);
+    assert_null(strstr(header(gbh_last(h), "To", to, sizeof(to)), ";tag="));
+    answer_last(h, 200, "dt2", 60);
+    assert_int_equal(alarm_sub(h)->state, GB_SUB_ACTIVE);
+
+    /* The device unregisters: the subscription is forgotten, no refresh goes. */
+    gbh_register(h, DEV, "devpw", 0, SIP_TRANSPORT_UDP, 0, 5080);
+    assert_int_equal(alarm_sub(h)->state, GB_SUB_IDLE);
+    uint64_t before = h->nsent;
+    gbh_advance(h, 120000);
+    assert_int_equal(h->nsent, before);
+    /* Back online: a new subscription. */
+    gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080);
+    assert_non_null(strstr(gbh_last(h), "SUBSCRIBE sip:"));
+}
+
+/* Positions come in MESSAGE too (devices differ): the newest is the device's. */
+static void test_position_by_message(void **state)
+{
+    struct gbh *h = *state;
+    gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080);
+    static const char body[] = "<?xml version=\"1.0\"?><Notify><CmdType>MobilePosition</CmdType><SN>2</SN>"
+                               "<DeviceID>" DEV "</DeviceID><Time>2026-12-06T20:01:02</Time>"
+                               "<Longitude>116.5</Longitude><Latitude>39.75</Latitude><Speed>3</Speed></Notify>";
+    gbh_message(h, DEV, body, sizeof(body) - 1, 5080);
+    assert_int_equal(gbh_last_status(h), 200);
+    json_t *d = gb_upper_device_json(h->g, DEV);
+    json_t *p = json_object_get(d, "position");
+    assert_true(json_is_object(p));
+    assert_true(json_real_value(json_object_get(p, "longitude")) == 116.5);
+    assert_int_equal(json_integer_value(json_object_get(p, "speed")), 3);
+    json_decref(d);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_subscribe_notify_refresh, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_then_retried_and_offline_forgets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_position_by_message, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
