@@ -154,15 +154,15 @@ static void test_subscribe_notify_refresh(void **state)
     assert_int_equal(alarm_sub(h)->state, GB_SUB_ACTIVE);
 }
 
-static void test_refused_then_retried_and_offline_forgets(void **state)
+static void test_refused_retried_offline_forgets_489_ends(void **state)
 {
     struct gbh *h = *state;
     gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080);
     char cid[128];
     header(gbh_last(h), "Call-ID", cid, sizeof(cid));
-    answer_last(h, 489, "dt1", 0);
+    answer_last(h, 503, "dt1", 0);
     assert_int_equal(alarm_sub(h)->state, GB_SUB_IDLE);
-    assert_string_equal(alarm_sub(h)->last_error, "status-489");
+    assert_string_equal(alarm_sub(h)->last_error, "status-503");
     /* Tried again after 30 s, as a new dialog. */
     gbh_advance(h, 30000);
     char cid2[128], to[256];
@@ -181,6 +181,12 @@ static void test_refused_then_retried_and_offline_forgets(void **state)
     /* Back online: a new subscription. */
     gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080);
     assert_non_null(strstr(gbh_last(h), "SUBSCRIBE sip:"));
+    /* 489: the device does not serve alarms; not asked again while it stays registered. */
+    answer_last(h, 489, "dt3", 0);
+    assert_string_equal(alarm_sub(h)->last_error, "status-489");
+    before = h->nsent;
+    gbh_advance(h, 120000);
+    assert_int_equal(h->nsent, before);
 }
 
 /* Positions come in MESSAGE too (devices differ): the newest is the device's. */
@@ -205,7 +211,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_subscribe_notify_refresh, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_refused_then_retried_and_offline_forgets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_retried_offline_forgets_489_ends, setup, teardown),
         cmocka_unit_test_setup_teardown(test_position_by_message, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,6 +7,7 @@
  *
  *   IDLE --device online / retry timer--> PENDING (SUBSCRIBE, new Call-ID)
  *   PENDING --2xx--> ACTIVE (refresh timer at 3/4 of the granted Expires)
+ *   PENDING --489/405/501--> IDLE (not served: asked again on the next register)
  *   PENDING --other final--> IDLE (retry in GB_SUB_RETRY_MS)
  *   ACTIVE --refresh timer--> PENDING (SUBSCRIBE in the same dialog, CSeq+1)
  *   ACTIVE --NOTIFY "terminated"--> IDLE (retry)
@@ -113,10 +114,19 @@ static void sub_on_final(void *arg, struct ua_uac *h, int status, const struct s
     }
     char why[32];
     snprintf(why, sizeof(why), "status-%d", status);
+    s->remote_tag[0] = '\0';
+    if (status == 489 || status == 405 || status == 501) {
+        /* The device does not serve this package (RFC 6665 §8.3.1): asking
+         * again changes nothing until it registers anew. */
+        log_warn("gb subscription %s of %s: SUBSCRIBE answered %d, not asked again until it re-registers",
+                 sub_names[s->kind], d->id, status);
+        s->state = GB_SUB_IDLE;
+        snprintf(s->last_error, sizeof(s->last_error), "%s", why);
+        return;
+    }
     log_warn("gb subscription %s of %s: SUBSCRIBE answered %d, again in %u s", sub_names[s->kind], d->id, status,
              GB_SUB_RETRY_MS / 1000u);
     /* 481: the device forgot the dialog; the retry starts a new one. */
-    s->remote_tag[0] = '\0';
     sub_retry(g, s, why);
 }
 
