@@ -18,7 +18,10 @@
 #    subscribes to it; the lower takes the three subscriptions, and a channel
 #    added at the lower reaches the upper's tree as a catalog NOTIFY within
 #    the subscription (notify_without_subscription = no: no MESSAGE is sent,
-#    so the channel can only come that way).
+#    so the channel can only come that way);
+#  - the lower is a middle node too: a camera's alarm there (its own
+#    subscription to a second gbsim) goes up as an Alarm NOTIFY within the
+#    top's alarm subscription and shows in the top's GET /gb/alarms.
 source "$(dirname "$0")/lib.sh"
 
 SIP=$(free_port); API_PORT=$(free_port); API_TOKEN=tok
@@ -86,11 +89,20 @@ check "no subscription expired at gbsim" not grep -q "expired" "$WORK/gbsim.log"
 LO_SIP=$(free_port); LO_API=$(free_port)
 LO_ID=34020000002000000002
 LO_CH=34020000001310000201
+LO_MEDIA=$(free_range 41)
+MID_DEV=34020000001320000005   # a camera behind the lower (a middle node)
+MID_CH=34020000001310000005
 node_ini low "$LO_SIP" "$LO_API" 3402000000 <<EOF
 [gb]
+enabled = yes
 id = $LO_ID
 domain = 3402000000
+password = dev-secret
+allow_unknown = yes
+catalog_on_register = no
+subscribe = alarm
 media_ip = 127.0.0.1
+media_ports = $LO_MEDIA-$((LO_MEDIA + 40))
 $(gb_upstream_ini "$UPPER" "$SIP" udp dev-secret 60)
 keepalive_interval = 1
 notify_without_subscription = no
@@ -111,5 +123,13 @@ check "it came as a NOTIFY within the subscription (lower side)" \
     jq_ok "$(lo GET /gb/upstreams)" '.upstreams[0].subscriptions.catalog.notifies >= 1'
 check "it came as a NOTIFY within the subscription (upper side)" \
     jq_ok "$(api GET "/gb/devices/$LO_ID")" '.subscriptions.catalog.notifies >= 1'
+
+# The middle node relays its camera's alarms up within the upper's alarm subscription.
+gb_sim "$LO_SIP" "$LO_ID" gbsim2.log --devices 1 --channels 1 --base-id "$MID_DEV" --alarm-every 2
+mid_alarm() {
+    api GET "/gb/alarms?device=$LO_ID" | jq -e ".alarms | map(select(.channel==\"$MID_CH\" and .priority==1
+        and .alarm_type==2)) | length > 0" >/dev/null
+}
+check "a camera's alarm at the middle node reaches the top (NOTIFY relayed up)" wait_for 40 mid_alarm
 
 finish

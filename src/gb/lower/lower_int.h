@@ -234,6 +234,10 @@ bool gb_lower_catalog_wanted(struct gb_upstream *up);
 struct ua_uac *gb_lower_send_notify(struct gb_lower *l, struct gb_upstream *up, struct gb_up_sub *sub,
                                     const sbuf_t *body, const struct ua_uac_cb *cb, void *arg);
 void gb_lower_subs_clear(struct gb_upstream *up);   /* the registration is gone */
+/* Middle node: a gb.alarm or gb.position event of the upper role (ev, its
+ * JSON) sent as Alarm / MobilePosition NOTIFY to every upstream holding that
+ * subscription. */
+void gb_lower_relay_report(struct gb_lower *l, const char *type, const json_t *ev);
 json_t *gb_lower_subs_json(const struct gb_upstream *up);
 
 /* lower_query.c */

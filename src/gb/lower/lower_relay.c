@@ -634,12 +634,16 @@ static void on_bus_event(uint64_t seq, const char *json, size_t len, void *arg)
     struct gb_lower *l = arg;
     if (!l->upper || l->stopping) return;
     /* Cheap filter before parsing: only the upper role's device events. */
-    if (!memmem(json, len, "\"gb.device.", 11) && !memmem(json, len, "\"gb.catalog.updated\"", 20)) return;
+    if (!memmem(json, len, "\"gb.device.", 11) && !memmem(json, len, "\"gb.catalog.updated\"", 20) &&
+        !memmem(json, len, "\"gb.alarm\"", 10) && !memmem(json, len, "\"gb.position\"", 13))
+        return;
     json_error_t err;
     json_t *ev = json_loadb(json, len, 0, &err);
     if (!ev) return;
     const char *type = json_string_value(json_object_get(ev, "type"));
     const char *id = json_string_value(json_object_get(ev, "device_id"));
+    /* Alarms and positions of our devices go up within the upstreams' subscriptions. */
+    if (type && (!strcmp(type, "gb.alarm") || !strcmp(type, "gb.position"))) gb_lower_relay_report(l, type, ev);
     if (type && id && gb_id_valid(str_from_cstr(id))) {
         if (!strcmp(type, "gb.device.online")) note_add(l, id, GB_EVENT_ON);
         else if (!strcmp(type, "gb.device.offline")) note_add(l, id, GB_EVENT_OFF);

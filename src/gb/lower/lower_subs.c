@@ -6,9 +6,9 @@
  * that never subscribed to the catalog gets them as MESSAGE, when its
  * notify_without_subscription allows (older platforms expect that).
  *
- * Alarm and MobilePosition subscriptions are accepted and kept, so an upper
- * sees them active; this node has no alarm or position source of its own to
- * send in them yet.
+ * Alarm and MobilePosition subscriptions carry what the devices of this
+ * node's upper role report (a middle node: gb.alarm / gb.position events,
+ * relayed by gb_lower_relay_report); the local channels have none.
  *
  * One subscription per kind per upstream: a new SUBSCRIBE of a kind replaces
  * the one before (the upper re-subscribes after its own restart). Expiry is
@@ -166,6 +166,59 @@ struct ua_uac *gb_lower_send_notify(struct gb_lower *l, struct gb_upstream *up, 
     struct ua_uac *h = ua_request_send(l->ua, &r, &up->dest, &cred, cb, arg);
     if (h) sub->notifies++;
     return h;
+}
+
+/* An event field as text: strings as they are, integers printed, else NULL. */
+static const char *field_text(const json_t *ev, const char *key, char *buf, size_t cap)
+{
+    const json_t *v = json_object_get(ev, key);
+    if (json_is_string(v)) return json_string_value(v);
+    if (json_is_integer(v)) {
+        snprintf(buf, cap, "%lld", (long long)json_integer_value(v));
+        return buf;
+    }
+    return NULL;
+}
+
+void gb_lower_relay_report(struct gb_lower *l, const char *type, const json_t *ev)
+{
+    bool alarm = !strcmp(type, "gb.alarm");
+    const char *channel = json_string_value(json_object_get(ev, "channel"));
+    if (!channel) channel = json_string_value(json_object_get(ev, "device"));
+    if (!channel || !gb_id_valid(str_from_cstr(channel))) return;
+    const json_t *lon = json_object_get(ev, "longitude"), *lat = json_object_get(ev, "latitude");
+    bool has_pos = json_is_number(lon) && json_is_number(lat);
+    if (!alarm && !has_pos) return;
+    char b1[24], b2[24], b3[24], b4[24];
+    for (int i = 0; i < l->up_count; i++) {
+        struct gb_upstream *up = &l->ups[i];
+        struct gb_up_sub *s = &up->subs[alarm ? GB_UP_SUB_ALARM : GB_UP_SUB_POSITION];
+        if (up->state != GB_UP_REGISTERED || !sub_live(l, s)) continue;
+        sbuf_t body;
+        sbuf_init(&body);
+        int rc;
+        if (alarm) {
+            gb_alarm_t a = {.priority = (char *)field_text(ev, "priority", b1, sizeof(b1)),
+                            .method = (char *)field_text(ev, "method", b2, sizeof(b2)),
+                            .time = (char *)field_text(ev, "alarm_time", b3, sizeof(b3)),
+                            .description = (char *)field_text(ev, "description", b4, sizeof(b4)),
+                            .type = NULL};
+            char b5[24];
+            a.type = (char *)field_text(ev, "alarm_type", b5, sizeof(b5));
+            rc = gb_manscdp_build_alarm_notify(&body, up->charset, ++l->sn, channel, &a, has_pos,
+                                               has_pos ? json_number_value(lon) : 0, has_pos ? json_number_value(lat) : 0);
+        } else {
+            gb_position_t p = {.time = (char *)field_text(ev, "position_time", b1, sizeof(b1)),
+                               .speed = (char *)field_text(ev, "speed", b2, sizeof(b2)),
+                               .direction = (char *)field_text(ev, "direction", b3, sizeof(b3)),
+                               .altitude = (char *)field_text(ev, "altitude", b4, sizeof(b4))};
+            rc = gb_manscdp_build_position_notify(&body, up->charset, ++l->sn, channel, &p, json_number_value(lon),
+                                                  json_number_value(lat));
+        }
+        if (rc == 0 && !gb_lower_send_notify(l, up, s, &body, NULL, NULL))
+            log_warn("gb lower: %s NOTIFY to upstream %s not sent", alarm ? "Alarm" : "MobilePosition", up->cfg.id);
+        sbuf_free(&body);
+    }
 }
 
 void gb_lower_subs_clear(struct gb_upstream *up)
