@@ -914,14 +914,13 @@ void subs_on_call(struct subs *s, enum subs_call_what what, const struct sip_msg
 
 /* ---- message-summary (RFC 3842): summaries from a voicemail source ---- */
 
-static void answer_source(struct subs *s, struct txn *st, const struct transport_rx *rx, int status,
-                          const char *reason, const char *why)
+static void answer_source(struct txn *st, const struct transport_rx *rx, int status, const char *reason,
+                          const char *why)
 {
     if (status >= 300)
         log_warn_rl("subs: %d to a message-summary NOTIFY from %s: %s", status, rx->src_text, why);
     else
         log_debug("subs: message summary from %s taken", rx->src_text);
-    (void)s;
     respond(st, status, reason, STR_NULL, NULL, 0);
 }
 
@@ -936,34 +935,34 @@ static int source_notify(struct subs *s, struct txn *st, const struct transport_
     if (!ev || subs_event_package(ev->value, pkg, sizeof(pkg)) < 0 || strcmp(pkg, "message-summary") != 0) return 0;
     if (!for_us(s, rx, aor, sizeof(aor))) return 0;
     if (!mwi_source_match(s->sources, s->nsources, &rx->src)) {
-        answer_source(s, st, rx, 403, "Not A Voicemail Source", "not in [subscriptions] voicemail_source");
+        answer_source(st, rx, 403, "Not A Voicemail Source", "not in [subscriptions] voicemail_source");
         return 1;
     }
     const struct location_binding *b;
     struct location *loc = registrar_location(s->registrar);
     if (!aor[0] || (!registrar_user_known(s->registrar, str_from_cstr(aor)) &&
                     (!loc || location_lookup(loc, str_from_cstr(aor), &b, 1) == 0))) {
-        answer_source(s, st, rx, 404, "Not Found", "no such user");
+        answer_source(st, rx, 404, "Not Found", "no such user");
         return 1;
     }
     str_t ct = str_trim(m->content_type);
     const char *semi = ct.len ? memchr(ct.s, ';', ct.len) : NULL;
     if (semi) ct = str_trim(str_make(ct.s, (size_t)(semi - ct.s)));
     if (!str_ieq_cstr(ct, MWI_CONTENT_TYPE)) {
-        answer_source(s, st, rx, 415, "Unsupported Media Type", "not application/simple-message-summary");
+        answer_source(st, rx, 415, "Unsupported Media Type", "not application/simple-message-summary");
         return 1;
     }
     const char *why = NULL;
     if (mwi_validate(m->body.s, m->body.len, &why) < 0) {
-        answer_source(s, st, rx, 400, why, why);
+        answer_source(st, rx, 400, why, why);
         return 1;
     }
     int rc = mwi_store_set(s->mwi, aor, m->body.s, m->body.len);
     if (rc < 0) {
-        answer_source(s, st, rx, 503, "Service Unavailable", rc == -ENOSPC ? "summary table full" : "no memory");
+        answer_source(st, rx, 503, "Service Unavailable", rc == -ENOSPC ? "summary table full" : "no memory");
         return 1;
     }
-    answer_source(s, st, rx, 200, "OK", NULL);
+    answer_source(st, rx, 200, "OK", NULL);
     for (struct hnode *n = htable_first(&s->by_aor, str_hash(str_from_cstr(aor))); n; n = htable_next(n)) {
         struct subs_sub *sub = container_of(n, struct subs_sub, by_aor);
         if (strcmp(sub->aor, aor) == 0 && strcmp(sub->event, "message-summary") == 0) sub_notify_full(s, sub);
