@@ -43,6 +43,7 @@ uas_start() {
         -trace_msg -message_file "$1.msg" -trace_err -error_file "$1.err" >"$WORK/$1.out" 2>&1) &
     UAS_PID=$!
     PIDS+=("$UAS_PID")
+    wait_for 20 udp_bound "$3" || echo "note: the UAS on $3 did not bind in time"
 }
 # one N: NOTIFY N's single dialog as "state/event/code/direction".
 one() {
