@@ -122,8 +122,11 @@ bool dialog_info_on_response(struct dialog_info_entry *e, int status, str_t to_t
     e->state = DIALOG_TERMINATED;
     e->code = status;
     /* RFC 4235 §4.1.2: cancelled is the caller's CANCEL, timeout the
-     * proxy giving up, rejected any other failure. */
-    e->event = cancelled || status == 487 ? "cancelled" : timed_out || status == 408 ? "timeout" : "rejected";
+     * proxy giving up (timer C CANCELs the branches, so its final may be
+     * their 487), rejected any other failure. */
+    if (cancelled) e->event = "cancelled";
+    else if (timed_out) e->event = "timeout";
+    else e->event = status == 487 ? "cancelled" : status == 408 ? "timeout" : "rejected";
     return true;
 }
 

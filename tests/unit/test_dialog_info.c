@@ -114,7 +114,8 @@ static void test_caller_and_failures(void **state)
         bool cancelled, timed_out;
         const char *event;
     } cases[] = {{487, true, false, "cancelled"}, {408, false, true, "timeout"}, {486, false, false, "rejected"},
-                 {603, false, false, "rejected"}, {487, false, false, "cancelled"}};
+                 {603, false, false, "rejected"}, {487, false, false, "cancelled"},
+                 {487, false, true, "timeout"} /* timer C CANCELled the branches */};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         e = dialog_table_add(t, "alice", STR_LIT("c3@h"), STR_LIT("atag"), true);
         assert_non_null(e);
