@@ -96,6 +96,15 @@ static int proxy_offline(void *arg, const struct sip_msg *req, const char *aor, 
     return offline_msg_take(arg, req, aor, reason);
 }
 
+/* The proxy's calls reach the dialog package (no subs logic in the proxy). */
+static void proxy_call_seen(void *arg, const struct proxy_call_event *ev)
+{
+    static const enum subs_call_what what[] = {[PROXY_CALL_INVITE] = SUBS_CALL_INVITE,
+                                               [PROXY_CALL_RESPONSE] = SUBS_CALL_RESPONSE,
+                                               [PROXY_CALL_BYE] = SUBS_CALL_BYE};
+    subs_on_call(arg, what[ev->what], ev->req, ev->resp, ev->status, ev->cancelled, ev->timed_out);
+}
+
 static struct proxy *start_proxy(struct worker *w)
 {
     struct proxy_deps d = {
@@ -120,6 +129,8 @@ static struct proxy *start_proxy(struct worker *w)
         .on_response_out_arg = w,
         .offline = w->offline ? proxy_offline : NULL,
         .offline_arg = w->offline,
+        .on_call = w->subs ? proxy_call_seen : NULL,
+        .on_call_arg = w->subs,
     };
     return proxy_new(&d);
 }

@@ -72,6 +72,7 @@ struct proxy_call {
     int live;                         /* client transactions + lookups */
     int best_status, best_rank;
     bool sips_refused;                /* a branch had no TLS/WSS hop for its sips: request */
+    bool cancelled;                   /* the caller CANCELled (the observer's "cancelled") */
     char *best;                       /* raw bytes of the best final so far; NULL: synthetic */
     size_t best_len;
     sbuf_t challenges;                /* WWW-/Proxy-Authenticate lines of every 401/407 */
@@ -82,6 +83,17 @@ struct proxy_call {
 };
 
 static void call_timer(struct timer_node *n, uint64_t now);
+
+/* Tells the observer (proxy_deps.on_call) what a response did to an INVITE. */
+static void observe(struct proxy_call *c, const struct sip_msg *req, const struct sip_msg *resp, int status)
+{
+    struct proxy *p = c->p;
+    if (!p->d.on_call || !c->invite || !req) return;
+    struct proxy_call_event ev = {.what = PROXY_CALL_RESPONSE, .req = req, .resp = resp, .status = status,
+                                  .cancelled = c->cancelled, .timed_out = c->timer_c_fired};
+    p->d.on_call(p->d.on_call_arg, &ev);
+}
+
 static void branch_fail(struct proxy_branch *b, int status);
 static void dns_start(struct proxy *p, struct proxy_branch *br, const struct transport_dest *dest, const char *host,
                       uint16_t port, const char *data, size_t len);
@@ -262,8 +274,10 @@ static void send_final(struct proxy_call *c)
         sip_parse_limits_default(&lim);
         if (lim.max_message_bytes < c->best_len) lim.max_message_bytes = (uint32_t)c->best_len;
         if (sip_parse(c->best, c->best_len, &p->arena, &lim, &resp, &err) == 0 &&
-            build_upstream(c, &resp, status == 401 || status == 407) == 0)
+            build_upstream(c, &resp, status == 401 || status == 407) == 0) {
+            observe(c, txn_request(st), &resp, status);
             rc = txn_respond_bytes(st, status, p->sb.data, p->sb.len);
+        }
         if (rc < 0) log_warn("proxy: cannot forward the %d final to %s (%d)", status, c->src, rc);
         return;
     }
@@ -280,6 +294,7 @@ static void send_final(struct proxy_call *c)
         extra = proxy_sips_warning(p);
     }
     log_info("proxy: %d to %s (no better answer from %zu branch(es))", status, c->src, c->n);
+    observe(c, txn_request(st), NULL, status);
     proxy_reply(p, st, status, reason, extra);
 }
 
@@ -313,6 +328,7 @@ static void cancel_branches(struct proxy_call *c, const struct proxy_branch *exc
 
 void proxy_call_cancel(struct proxy_call *c)
 {
+    c->cancelled = true;
     cancel_branches(c, NULL);
     check_complete(c);
     maybe_free(c);
@@ -443,6 +459,7 @@ static void br_on_response(void *arg, struct txn *ct, const struct sip_msg *resp
         if (c->final_sent || !c->st) return;
         if (c->invite && !c->timer_c_fired) arm_timer_c(c); /* §16.8: reset by each provisional */
         if (build_upstream(c, resp, false) == 0) {
+            observe(c, txn_request(c->st), resp, s);
             int rc = txn_respond_bytes(c->st, s, p->sb.data, p->sb.len);
             if (rc < 0 && rc != -EALREADY) log_warn("proxy: %d not forwarded to %s (%d)", s, c->src, rc);
         }
@@ -454,6 +471,7 @@ static void br_on_response(void *arg, struct txn *ct, const struct sip_msg *resp
         /* §16.7 step 5: a 2xx goes upstream at once; the rest are CANCELled. */
         if (!c->final_sent && c->st) {
             int rc = build_upstream(c, resp, false);
+            observe(c, txn_request(c->st), resp, s);
             if (rc == 0) rc = txn_respond_bytes(c->st, s, p->sb.data, p->sb.len);
             if (rc < 0) log_warn("proxy: %d from %s not forwarded to %s (%d)", s, rx->src_text, c->src, rc);
             mark_final(c);
@@ -671,6 +689,10 @@ void proxy_fork(struct proxy *p, struct txn *st, const struct transport_rx *rx, 
     uint64_t lh = proxy_loop_hash(rx->msg, top);
     char via_host[80];
     proxy_via_host(p, rx, via_host, sizeof(via_host));
+    if (p->d.on_call && (c->invite || (req->method == SIP_BYE && req->to.tag.len))) {
+        struct proxy_call_event ev = {.what = c->invite ? PROXY_CALL_INVITE : PROXY_CALL_BYE, .req = rx->msg};
+        p->d.on_call(p->d.on_call_arg, &ev);
+    }
     for (size_t i = 0; i < n; i++) branch_start(c, &c->br[i], rx, req, &targets[i], record_route, lh, via_host);
     if (c->invite) arm_timer_c(c);
     else arm_non_invite_deadline(c);

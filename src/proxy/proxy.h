@@ -108,6 +108,24 @@ struct proxy_digest {
     void *arg;
 };
 
+/* What the proxy tells an observer about the calls it forwards (the
+ * dialog event package, RFC 4235), with no knowledge of who watches:
+ *   INVITE    an INVITE (initial or not) is being forked: req is it;
+ *   RESPONSE  a response to it goes upstream: 1xx, the first 2xx, or the
+ *             final failure; resp is it (NULL when the proxy made the
+ *             final itself), status what was sent, cancelled/timed_out
+ *             when a CANCEL or timer C ended the call;
+ *   BYE       a BYE inside a dialog is being forwarded: req is it.
+ * req of RESPONSE is the INVITE as received. */
+enum proxy_call_what { PROXY_CALL_INVITE, PROXY_CALL_RESPONSE, PROXY_CALL_BYE };
+struct proxy_call_event {
+    enum proxy_call_what what;
+    const struct sip_msg *req;
+    const struct sip_msg *resp;
+    int status;
+    bool cancelled, timed_out;
+};
+
 /* What the proxy works with. The configs are copied; everything else is
  * borrowed and must outlive the proxy. */
 struct proxy_deps {
@@ -144,6 +162,10 @@ struct proxy_deps {
      * refusal with *reason), 0 lets the usual answer go. */
     int (*offline)(void *arg, const struct sip_msg *req, const char *aor, const char **reason);
     void *offline_arg;
+    /* Optional: the calls forwarded (struct proxy_call_event); called on
+     * the loop thread, must not re-enter the proxy. */
+    void (*on_call)(void *arg, const struct proxy_call_event *ev);
+    void *on_call_arg;
 };
 
 /* NULL on allocation failure. */

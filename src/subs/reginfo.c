@@ -10,7 +10,7 @@
 /* XML character escaping for attribute values and text (the five specials;
  * control characters other than TAB/LF/CR cannot appear in XML 1.0 and are
  * dropped). */
-static void put_escaped(sbuf_t *b, const char *s)
+void reginfo_put_escaped(sbuf_t *b, const char *s)
 {
     for (; s && *s; s++) {
         unsigned char c = (unsigned char)*s;
@@ -37,19 +37,19 @@ static void put_contact(sbuf_t *b, const struct reginfo_contact *c)
     char id[9];
     reginfo_id(c->uri, id);
     sbuf_printf(b, "  <contact id=\"%s\" state=\"", id);
-    put_escaped(b, c->state);
+    reginfo_put_escaped(b, c->state);
     sbuf_append_cstr(b, "\" event=\"");
-    put_escaped(b, c->event);
+    reginfo_put_escaped(b, c->event);
     sbuf_append_char(b, '"');
     if (strcmp(c->state, "active") == 0) sbuf_printf(b, " expires=\"%u\"", c->expires);
     if (c->q1000 >= 0 && c->q1000 < 1000) sbuf_printf(b, " q=\"0.%03d\"", c->q1000);
     if (c->call_id && *c->call_id) {
         sbuf_append_cstr(b, " callid=\"");
-        put_escaped(b, c->call_id);
+        reginfo_put_escaped(b, c->call_id);
         sbuf_printf(b, "\" cseq=\"%u\"", c->cseq);
     }
     sbuf_append_cstr(b, ">\n   <uri>");
-    put_escaped(b, c->uri);
+    reginfo_put_escaped(b, c->uri);
     sbuf_append_cstr(b, "</uri>\n  </contact>\n");
 }
 
@@ -62,9 +62,9 @@ int reginfo_build(sbuf_t *out, uint32_t version, bool full, const char *aor_uri,
                 "<?xml version=\"1.0\"?>\n<reginfo xmlns=\"urn:ietf:params:xml:ns:reginfo\" version=\"%u\" "
                 "state=\"%s\">\n <registration aor=\"",
                 version, full ? "full" : "partial");
-    put_escaped(out, aor_uri);
+    reginfo_put_escaped(out, aor_uri);
     sbuf_printf(out, "\" id=\"%s\" state=\"", id);
-    put_escaped(out, reg_state);
+    reginfo_put_escaped(out, reg_state);
     sbuf_append_cstr(out, "\">\n");
     for (size_t i = 0; i < n; i++) put_contact(out, &contacts[i]);
     sbuf_append_cstr(out, " </registration>\n</reginfo>\n");

@@ -40,6 +40,10 @@ int reginfo_build(sbuf_t *out, uint32_t version, bool full, const char *aor_uri,
  * come back, rejected — the administrator removed it). */
 const char *reginfo_event_for_removal(enum location_reason reason);
 
+/* Appends s XML-escaped (the five specials; control characters XML 1.0
+ * cannot carry are dropped), for the other packages' documents too. */
+void reginfo_put_escaped(sbuf_t *b, const char *s);
+
 /* A short stable id for a string (contact or AoR): 8 hex digits + NUL. */
 void reginfo_id(const char *s, char out[9]);
 

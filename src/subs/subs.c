@@ -1,4 +1,7 @@
-/* subs.c — the RFC 6665 notifier and the reg package (RFC 3680) on it.
+/* subs.c — the RFC 6665 notifier and its packages: reg (RFC 3680) here,
+ * dialog (RFC 4235, dialog_info.c: the proxy's calls) and message-summary
+ * (RFC 3842, mwi.c: relayed from a voicemail source) through the hooks at
+ * the end of this file.
  *
  * A subscription, as the notifier holds it:
  *
@@ -35,6 +38,8 @@
 #include "registrar/users.h"
 #include "sip/local.h"
 #include "store/store.h"
+#include "subs/dialog_info.h"
+#include "subs/mwi.h"
 #include "subs/reginfo.h"
 
 
@@ -98,7 +103,30 @@ struct subs {
     struct subs_pending *pending;
     struct subs_stats stats;
     sbuf_t sb;
+    struct dialog_table *dialogs;      /* dialog: the calls of watched AoRs */
+    struct mwi_store *mwi;             /* message-summary: the latest summary per AoR */
+    struct mwi_source sources[MWI_MAX_SOURCES];
+    size_t nsources;                   /* 0: message-summary is not served */
 };
+
+/* The Allow-Events line of a 489: message-summary only with a source. */
+static const char *allow_events(const struct subs *s)
+{
+    return s->nsources ? "Allow-Events: " SUBS_ALLOW_EVENTS ", message-summary" : "Allow-Events: " SUBS_ALLOW_EVENTS;
+}
+
+static bool package_served(const struct subs *s, const char *pkg)
+{
+    return strcmp(pkg, "reg") == 0 || strcmp(pkg, "dialog") == 0 ||
+           (s->nsources && strcmp(pkg, "message-summary") == 0);
+}
+
+static const char *content_type_of(const char *pkg)
+{
+    if (strcmp(pkg, "dialog") == 0) return DIALOG_INFO_CONTENT_TYPE;
+    if (strcmp(pkg, "message-summary") == 0) return MWI_CONTENT_TYPE;
+    return REGINFO_CONTENT_TYPE;
+}
 
 /* ---- pure helpers ---- */
 
@@ -322,7 +350,7 @@ static int sub_send_notify(struct subs *s, struct subs_sub *sub, const char *sta
         .from_tag = str_from_cstr(sub->local_tag), .to = str_from_cstr(to), .to_tag = str_from_cstr(sub->remote_tag),
         .call_id = str_from_cstr(sub->call_id), .cseq = sub->local_cseq, .auto_contact = true,
         .contact_user = str_from_cstr(sub->aor), .routes = routes, .route_count = nroutes, .headers = headers,
-        .header_count = 2, .content_type = STR_LIT(REGINFO_CONTENT_TYPE), .body = sbuf_str(&s->sb)};
+        .header_count = 2, .content_type = str_from_cstr(content_type_of(sub->event)), .body = sbuf_str(&s->sb)};
     struct ua_uac_cb cb = {.on_final = on_notify_final};
     p->h = ua_request_send(s->ua, &r, &dest, NULL, &cb, p);
     if (!p->h) {
@@ -338,9 +366,27 @@ static int sub_send_notify(struct subs *s, struct subs_sub *sub, const char *sta
     return 0;
 }
 
+/* The whole state of sub's package and AoR into s->sb (dialog: the calls
+ * tracked; message-summary: the source's latest summary, or "no"). */
+static int build_other(struct subs *s, struct subs_sub *sub)
+{
+    char uri[LOCATION_MAX_AOR + 160];
+    sbuf_clear(&s->sb);
+    if (strcmp(sub->event, "message-summary") == 0) {
+        const char *body = s->mwi ? mwi_store_get(s->mwi, sub->aor) : NULL;
+        sbuf_append_cstr(&s->sb, body ? body : MWI_NOTHING_WAITING);
+        return s->sb.failed ? -ENOMEM : 0;
+    }
+    const struct dialog_info_entry *d[64];
+    size_t n = s->dialogs ? dialog_table_list(s->dialogs, sub->aor, d, 64) : 0;
+    aor_uri(s, sub->aor, uri, sizeof(uri));
+    return dialog_info_build(&s->sb, sub->version++, true, uri, d, n);
+}
+
 /* The whole registration state of sub's AoR into s->sb. */
 static int build_full(struct subs *s, struct subs_sub *sub, bool terminated)
 {
+    if (strcmp(sub->event, "reg") != 0) return build_other(s, sub);
     struct location *loc = registrar_location(s->registrar);
     const struct location_binding *b[SUBS_MAX_CONTACTS];
     size_t n = loc ? location_lookup(loc, str_from_cstr(sub->aor), b, SUBS_MAX_CONTACTS) : 0;
@@ -422,14 +468,16 @@ static void refuse(struct subs *s, struct txn *st, const struct transport_rx *rx
 }
 
 /* 401/403/400 answered (0), or 1: the SUBSCRIBE's user may watch aor. */
-static int authorise(struct subs *s, struct txn *st, const struct transport_rx *rx, const char *aor)
+static int authorise(struct subs *s, struct txn *st, const struct transport_rx *rx, const char *aor,
+                     const char *pkg)
 {
     if (!s->require_auth) return 1;
     struct digest_check_result res;
     enum digest_check c = digest_check_request(s->digest, rx, SIP_HDR_AUTHORIZATION, &res);
     if (c == DIGEST_CHECK_OK) {
-        if (s->cfg.reg_any_user || strcmp(res.user->name, aor) == 0) return 1;
-        refuse(s, st, rx, 403, "Forbidden", NULL, "only the AoR's own user may watch its registrations");
+        bool any = strcmp(pkg, "reg") == 0 ? s->cfg.reg_any_user : strcmp(pkg, "dialog") == 0 && s->cfg.dialog_any_user;
+        if (any || strcmp(res.user->name, aor) == 0) return 1;
+        refuse(s, st, rx, 403, "Forbidden", NULL, "only the AoR's own user may watch it with this package");
         return 0;
     }
     if (c == DIGEST_CHECK_BAD_HEADER || c == DIGEST_CHECK_URI_MISMATCH) {
@@ -646,9 +694,12 @@ static bool for_us(struct subs *s, const struct transport_rx *rx, char *aor, siz
     return n > 0;
 }
 
+static int source_notify(struct subs *s, struct txn *st, const struct transport_rx *rx);
+
 int subs_on_request(struct subs *s, struct txn *st, const struct transport_rx *rx)
 {
     const struct sip_msg *m = rx->msg;
+    if (s && m && m->method == SIP_NOTIFY && !m->to.tag.len && s->nsources) return source_notify(s, st, rx);
     if (!s || !m || m->method != SIP_SUBSCRIBE) return 0;
     if (m->to.tag.len) {
         char cid[SUBS_MAX_CALL_ID], tag[UA_TAG_SIZE];
@@ -659,7 +710,7 @@ int subs_on_request(struct subs *s, struct txn *st, const struct transport_rx *r
         char pkg[16];
         const struct sip_header *ev = sip_msg_header(m, SIP_HDR_EVENT);
         if (!ev || subs_event_package(ev->value, pkg, sizeof(pkg)) < 0 || strcmp(pkg, sub->event) != 0) {
-            refuse(s, st, rx, 489, "Bad Event", "Allow-Events: " SUBS_ALLOW_EVENTS, "not this dialog's package");
+            refuse(s, st, rx, 489, "Bad Event", allow_events(s), "not this dialog's package");
             return 1;
         }
         refresh_subscription(s, st, rx, sub);
@@ -669,12 +720,12 @@ int subs_on_request(struct subs *s, struct txn *st, const struct transport_rx *r
     if (!for_us(s, rx, aor, sizeof(aor))) return 0;
     char pkg[16];
     const struct sip_header *ev = sip_msg_header(m, SIP_HDR_EVENT);
-    if (!ev || subs_event_package(ev->value, pkg, sizeof(pkg)) < 0 || strcmp(pkg, "reg") != 0) {
-        refuse(s, st, rx, 489, "Bad Event", "Allow-Events: " SUBS_ALLOW_EVENTS, "package not served");
+    if (!ev || subs_event_package(ev->value, pkg, sizeof(pkg)) < 0 || !package_served(s, pkg)) {
+        refuse(s, st, rx, 489, "Bad Event", allow_events(s), "package not served");
         return 1;
     }
     if (!aor[0]) {
-        refuse(s, st, rx, 404, "Not Found", NULL, "reg needs an AoR, not the domain");
+        refuse(s, st, rx, 404, "Not Found", NULL, "the package needs an AoR, not the domain");
         return 1;
     }
     const struct location_binding *b;
@@ -684,7 +735,7 @@ int subs_on_request(struct subs *s, struct txn *st, const struct transport_rx *r
         refuse(s, st, rx, 404, "Not Found", NULL, "no such user");
         return 1;
     }
-    if (!authorise(s, st, rx, aor)) return 1;
+    if (!authorise(s, st, rx, aor, pkg)) return 1;
     new_subscription(s, st, rx, aor, pkg);
     return 1;
 }
@@ -712,7 +763,7 @@ static void notify_change(struct subs *s, const struct location_binding *b, cons
     aor_uri(s, b->aor, uri, sizeof(uri));
     for (; n; n = htable_next(n)) {
         struct subs_sub *sub = container_of(n, struct subs_sub, by_aor);
-        if (strcmp(sub->aor, b->aor) != 0) continue;
+        if (strcmp(sub->aor, b->aor) != 0 || strcmp(sub->event, "reg") != 0) continue;
         if (sub->in_flight) {
             sub->dirty = true; /* the full state goes when the NOTIFY out is answered */
             continue;
@@ -742,6 +793,183 @@ void subs_location_observer(struct subs *s, struct location_callbacks *cb)
         .arg = s, .binding_added = obs_added, .binding_refreshed = obs_refreshed, .binding_removed = obs_removed};
 }
 
+/* ---- dialog (RFC 4235): the calls the proxy forwards ---- */
+
+/* Whether aor has a subscription to pkg. */
+static bool watched(const struct subs *s, const char *aor, const char *pkg)
+{
+    for (struct hnode *n = htable_first(&s->by_aor, str_hash(str_from_cstr(aor))); n; n = htable_next(n)) {
+        const struct subs_sub *sub = container_of(n, struct subs_sub, by_aor);
+        if (strcmp(sub->aor, aor) == 0 && strcmp(sub->event, pkg) == 0) return true;
+    }
+    return false;
+}
+
+/* The AoR key of a URI of our domain ("" when not ours). */
+static void local_aor(struct subs *s, const struct sip_uri *u, char *aor, size_t cap)
+{
+    aor[0] = '\0';
+    if ((u->scheme != SIP_SCHEME_SIP && u->scheme != SIP_SCHEME_SIPS) || !u->user.len) return;
+    if (!registrar_uri_is_local(s->registrar, u, NULL, false)) return;
+    if (registrar_aor_key(u, aor, cap) <= 0) aor[0] = '\0';
+}
+
+/* A partial NOTIFY with e to each dialog subscription of e's AoR. Each
+ * change goes at once, not held behind an unanswered NOTIFY: the document
+ * version orders them (RFC 4235 §4.1), and a busy lamp must not miss the
+ * short-lived states. */
+static void notify_dialog(struct subs *s, const struct dialog_info_entry *e)
+{
+    const char *aor = dialog_table_aor(e);
+    char uri[LOCATION_MAX_AOR + 160];
+    aor_uri(s, aor, uri, sizeof(uri));
+    const struct dialog_info_entry *one[1] = {e};
+    for (struct hnode *n = htable_first(&s->by_aor, str_hash(str_from_cstr(aor))); n; n = htable_next(n)) {
+        struct subs_sub *sub = container_of(n, struct subs_sub, by_aor);
+        if (strcmp(sub->aor, aor) != 0 || strcmp(sub->event, "dialog") != 0) continue;
+        sbuf_clear(&s->sb);
+        if (dialog_info_build(&s->sb, sub->version++, false, uri, one, 1) < 0) continue;
+        char line[48];
+        snprintf(line, sizeof(line), "active;expires=%u", seconds_left(s, sub));
+        sub_send_notify(s, sub, line, false);
+        sub_persist(s, sub);
+    }
+}
+
+/* Notifies e's change; a terminated entry has had its last word and goes. */
+static void dialog_changed(struct subs *s, struct dialog_info_entry *e)
+{
+    notify_dialog(s, e);
+    if (e->state == DIALOG_TERMINATED) dialog_table_remove(s->dialogs, e);
+}
+
+static void copy_cstr(char *dst, size_t cap, str_t v)
+{
+    size_t n = v.len < cap ? v.len : cap - 1;
+    memcpy(dst, v.s, n);
+    dst[n] = '\0';
+}
+
+/* An initial INVITE: a trying entry for each watched party of ours. */
+static void dialog_invite(struct subs *s, const struct sip_msg *req)
+{
+    const struct sip_name_addr *side[2] = {&req->from, &req->to};
+    for (int i = 0; i < 2; i++) {
+        char aor[LOCATION_MAX_AOR];
+        local_aor(s, &side[i]->uri, aor, sizeof(aor));
+        if (!aor[0] || !watched(s, aor, "dialog")) continue;
+        if (dialog_table_find(s->dialogs, aor, req->call_id, req->from.tag)) continue; /* calls itself */
+        struct dialog_info_entry *e = dialog_table_add(s->dialogs, aor, req->call_id, req->from.tag, i == 0);
+        if (!e) {
+            log_warn_rl("subs: call %.*s of %s not tracked ([subscriptions] dialog_max_per_user)",
+                        STR_FMT(req->call_id), aor);
+            continue;
+        }
+        const struct sip_name_addr *other = side[1 - i];
+        copy_cstr(e->local_uri, sizeof(e->local_uri), side[i]->uri_raw);
+        copy_cstr(e->remote_uri, sizeof(e->remote_uri), other->uri_raw);
+        copy_cstr(e->remote_display, sizeof(e->remote_display), other->display);
+        dialog_changed(s, e);
+    }
+}
+
+static void dialog_response(struct subs *s, const struct sip_msg *req, const struct sip_msg *resp, int status,
+                            bool cancelled, bool timed_out)
+{
+    const struct sip_uri *side[2] = {&req->from.uri, &req->to.uri};
+    str_t to_tag = resp ? resp->to.tag : STR_NULL;
+    for (int i = 0; i < 2; i++) {
+        char aor[LOCATION_MAX_AOR];
+        local_aor(s, side[i], aor, sizeof(aor));
+        if (!aor[0]) continue;
+        struct dialog_info_entry *e = dialog_table_find(s->dialogs, aor, req->call_id, req->from.tag);
+        if (e && dialog_info_on_response(e, status, to_tag, cancelled, timed_out)) dialog_changed(s, e);
+    }
+}
+
+/* A BYE ends the dialog whose two tags it carries, for both parties. */
+static void dialog_bye(struct subs *s, const struct sip_msg *bye)
+{
+    struct dialog_info_entry *e[8];
+    size_t n = dialog_table_by_call(s->dialogs, bye->call_id, e, 8);
+    for (size_t i = 0; i < n; i++) {
+        bool tags = (str_eq_cstr(bye->from.tag, e[i]->local_tag) && str_eq_cstr(bye->to.tag, e[i]->remote_tag)) ||
+                    (str_eq_cstr(bye->from.tag, e[i]->remote_tag) && str_eq_cstr(bye->to.tag, e[i]->local_tag));
+        if (tags && dialog_info_on_bye(e[i], bye->from.tag)) dialog_changed(s, e[i]);
+    }
+}
+
+void subs_on_call(struct subs *s, enum subs_call_what what, const struct sip_msg *req, const struct sip_msg *resp,
+                  int status, bool cancelled, bool timed_out)
+{
+    if (!s || !req || !s->dialogs) return;
+    if (what == SUBS_CALL_BYE) {
+        dialog_bye(s, req);
+        return;
+    }
+    if (req->method != SIP_INVITE || req->to.tag.len || !req->from.tag.len) return; /* re-INVITEs change nothing */
+    if (what == SUBS_CALL_INVITE) dialog_invite(s, req);
+    else dialog_response(s, req, resp, status, cancelled, timed_out);
+}
+
+/* ---- message-summary (RFC 3842): summaries from a voicemail source ---- */
+
+static void answer_source(struct txn *st, const struct transport_rx *rx, int status, const char *reason,
+                          const char *why)
+{
+    if (status >= 300)
+        log_warn_rl("subs: %d to a message-summary NOTIFY from %s: %s", status, rx->src_text, why);
+    else
+        log_debug("subs: message summary from %s taken", rx->src_text);
+    respond(st, status, reason, STR_NULL, NULL, 0);
+}
+
+/* An out-of-dialog NOTIFY (Event: message-summary) to one of our users: a
+ * configured source's summary is kept and sent to the user's watchers;
+ * anyone else's is refused 403. Other NOTIFYs are not ours (0). */
+static int source_notify(struct subs *s, struct txn *st, const struct transport_rx *rx)
+{
+    const struct sip_msg *m = rx->msg;
+    char pkg[24], aor[LOCATION_MAX_AOR];
+    const struct sip_header *ev = sip_msg_header(m, SIP_HDR_EVENT);
+    if (!ev || subs_event_package(ev->value, pkg, sizeof(pkg)) < 0 || strcmp(pkg, "message-summary") != 0) return 0;
+    if (!for_us(s, rx, aor, sizeof(aor))) return 0;
+    if (!mwi_source_match(s->sources, s->nsources, &rx->src)) {
+        answer_source(st, rx, 403, "Not A Voicemail Source", "not in [subscriptions] voicemail_source");
+        return 1;
+    }
+    const struct location_binding *b;
+    struct location *loc = registrar_location(s->registrar);
+    if (!aor[0] || (!registrar_user_known(s->registrar, str_from_cstr(aor)) &&
+                    (!loc || location_lookup(loc, str_from_cstr(aor), &b, 1) == 0))) {
+        answer_source(st, rx, 404, "Not Found", "no such user");
+        return 1;
+    }
+    str_t ct = str_trim(m->content_type);
+    const char *semi = ct.len ? memchr(ct.s, ';', ct.len) : NULL;
+    if (semi) ct = str_trim(str_make(ct.s, (size_t)(semi - ct.s)));
+    if (!str_ieq_cstr(ct, MWI_CONTENT_TYPE)) {
+        answer_source(st, rx, 415, "Unsupported Media Type", "not application/simple-message-summary");
+        return 1;
+    }
+    const char *why = NULL;
+    if (mwi_validate(m->body.s, m->body.len, &why) < 0) {
+        answer_source(st, rx, 400, why, why);
+        return 1;
+    }
+    int rc = mwi_store_set(s->mwi, aor, m->body.s, m->body.len);
+    if (rc < 0) {
+        answer_source(st, rx, 503, "Service Unavailable", rc == -ENOSPC ? "summary table full" : "no memory");
+        return 1;
+    }
+    answer_source(st, rx, 200, "OK", NULL);
+    for (struct hnode *n = htable_first(&s->by_aor, str_hash(str_from_cstr(aor))); n; n = htable_next(n)) {
+        struct subs_sub *sub = container_of(n, struct subs_sub, by_aor);
+        if (strcmp(sub->aor, aor) == 0 && strcmp(sub->event, "message-summary") == 0) sub_notify_full(s, sub);
+    }
+    return 1;
+}
+
 /* ---- life cycle ---- */
 
 struct subs *subs_new(const struct subs_deps *d)
@@ -760,6 +988,16 @@ struct subs *subs_new(const struct subs_deps *d)
     htable_init(&s->by_aor);
     htable_init(&s->by_subscriber);
     sbuf_init(&s->sb);
+    char why[200];
+    int n = mwi_sources_parse(s->cfg.voicemail_source, s->sources, MWI_MAX_SOURCES, why, sizeof(why));
+    if (n < 0) log_warn("subs: [subscriptions] %s: message-summary is off", why);
+    s->nsources = n > 0 ? (size_t)n : 0;
+    s->dialogs = dialog_table_new((unsigned)s->cfg.dialog_max_per_user);
+    s->mwi = mwi_store_new(s->cfg.max_total > 0 ? (unsigned)s->cfg.max_total : 100000u);
+    if (!s->dialogs || !s->mwi) {
+        subs_free(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -855,6 +1093,8 @@ void subs_free(struct subs *s)
         free(p);
     }
     htable_foreach(&s->by_key, free_one, s);
+    dialog_table_free(s->dialogs);
+    mwi_store_free(s->mwi);
     htable_free(&s->by_key);
     htable_free(&s->by_aor);
     htable_free(&s->by_subscriber); /* every count went to zero (and was freed) with its subscriptions */
@@ -867,8 +1107,10 @@ void subs_get_stats(const struct subs *s, struct subs_stats *out) { *out = s->st
 void subs_stats_json(const struct subs *s, json_t *stats)
 {
     json_object_set_new(stats, "subscriptions",
-                        json_pack("{s:i,s:I,s:I,s:I,s:I}", "active", (int)s->stats.active, "accepted",
+                        json_pack("{s:i,s:I,s:I,s:I,s:I,s:i,s:i}", "active", (int)s->stats.active, "accepted",
                                   (json_int_t)s->stats.accepted, "refused", (json_int_t)s->stats.refused,
                                   "notifies", (json_int_t)s->stats.notifies, "ended_by_peer",
-                                  (json_int_t)s->stats.ended_by_peer));
+                                  (json_int_t)s->stats.ended_by_peer, "dialogs_tracked",
+                                  (int)dialog_table_count(s->dialogs), "summaries_held",
+                                  (int)mwi_store_count(s->mwi)));
 }

@@ -1,6 +1,10 @@
 /* subs.h — the notifier of SIP-specific event notification (RFC 6665) for
- * the packages cascade serves itself: today reg (RFC 3680), a subscription
- * to an AoR's registrations.
+ * the packages cascade serves itself: reg (RFC 3680), a subscription to an
+ * AoR's registrations; dialog (RFC 4235), the calls the proxy forwards for
+ * an AoR (subs_on_call); message-summary (RFC 3842), the summaries a
+ * configured voicemail source sends as out-of-dialog NOTIFYs to a user
+ * (403 to any other sender; served only with [subscriptions]
+ * voicemail_source set).
  *
  * A SUBSCRIBE whose Request-URI names this node is taken here instead of
  * being proxied to phones: a package we do not serve gets 489 with
@@ -18,6 +22,7 @@
  *   s = subs_new(&deps); subs_load(s, wall_now);
  *   registrar_set_observer(reg, &cb) with subs_location_observer(s, &cb)
  *   subs_on_request() from dispatch, after the UA's dialogs and the GB roles;
+ *   proxy_deps.on_call -> subs_on_call() (dialog);
  *   subs_free() before the UA and the location are freed.
  * Loop thread only. */
 #ifndef CASCADE_SUBS_SUBS_H
@@ -38,7 +43,7 @@ struct store;
 struct subs;
 
 /* The packages served, as Allow-Events lists them. */
-#define SUBS_ALLOW_EVENTS "reg"
+#define SUBS_ALLOW_EVENTS "reg, dialog" /* and message-summary with a voicemail source */
 
 struct subs_deps {
     const struct subs_config *cfg;        /* copied */
@@ -63,6 +68,16 @@ void subs_free(struct subs *s);
 /* 1 when the request was ours (answered here): a SUBSCRIBE to this node, or
  * a request inside one of our subscription dialogs. 0 otherwise. */
 int subs_on_request(struct subs *s, struct txn *st, const struct transport_rx *rx);
+
+/* The calls the proxy forwards, for the dialog package (the app adapts
+ * the proxy's proxy_call_event to this): an initial INVITE being forked
+ * (req); a response to it going upstream (req the INVITE, resp or NULL
+ * when the proxy made it, the status sent; cancelled by a CANCEL,
+ * timed_out by timer C); a BYE in a dialog (req). Only AoRs with a dialog
+ * subscription at the INVITE are tracked. */
+enum subs_call_what { SUBS_CALL_INVITE, SUBS_CALL_RESPONSE, SUBS_CALL_BYE };
+void subs_on_call(struct subs *s, enum subs_call_what what, const struct sip_msg *req, const struct sip_msg *resp,
+                  int status, bool cancelled, bool timed_out);
 
 /* Fills cb so that registrar changes reach the subscriptions (cb->arg is s).
  * Only the binding_* members are set. */

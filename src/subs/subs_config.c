@@ -5,12 +5,13 @@
 #include "subs/subs_config.h"
 
 #include "base/config.h"
+#include "subs/mwi.h"
 
 #define KEY(name, type, f, def, lo, hi, help) {name, type, CONFIG_FIELD(struct subs_config, f), def, lo, hi, NULL, 0, help}
 
 static const struct config_key keys[] = {
     KEY("enabled", CONFIG_BOOL, enabled, "yes", 0, 0,
-        "yes: cascade is the notifier for the packages it serves (reg); no: SUBSCRIBE is proxied"),
+        "yes: cascade is the notifier for the packages it serves (reg, dialog, message-summary); no: SUBSCRIBE is proxied"),
     KEY("min_expires", CONFIG_INT, min_expires, "60", 1, 86400, "shorter asks get 423 with Min-Expires"),
     KEY("max_expires", CONFIG_INT, max_expires, "7200", 1, 86400, "longer asks are granted this"),
     KEY("default_expires", CONFIG_INT, default_expires, "3761", 1, 86400,
@@ -21,6 +22,12 @@ static const struct config_key keys[] = {
         "active subscriptions on the node; one more is refused 503; 0: no limit"),
     KEY("reg_any_user", CONFIG_BOOL, reg_any_user, "no", 0, 0,
         "reg: yes lets every authenticated user watch any AoR's registrations; no: only the AoR's own user"),
+    KEY("dialog_any_user", CONFIG_BOOL, dialog_any_user, "no", 0, 0,
+        "dialog: yes lets every authenticated user watch any AoR's calls (busy lamps); no: only its own"),
+    KEY("dialog_max_per_user", CONFIG_INT, dialog_max_per_user, "16", 1, 64,
+        "dialog: calls tracked at once per watched AoR; further calls are not reported"),
+    KEY("voicemail_source", CONFIG_STRING, voicemail_source, "", 0, 0,
+        "message-summary: ip, host or host:port list of voicemail servers whose NOTIFYs are relayed; empty: off"),
 };
 
 static int check(const void *section, char *err, size_t errcap)
@@ -30,12 +37,18 @@ static int check(const void *section, char *err, size_t errcap)
         snprintf(err, errcap, "[subscriptions] min_expires > max_expires");
         return -1;
     }
+    struct mwi_source src[MWI_MAX_SOURCES];
+    char why[200];
+    if (mwi_sources_parse(c->voicemail_source, src, MWI_MAX_SOURCES, why, sizeof(why)) < 0) {
+        snprintf(err, errcap, "[subscriptions] %s", why);
+        return -1;
+    }
     return 0;
 }
 
 const struct config_section subs_config_section = {
     .name = "subscriptions",
-    .help = "SIP event subscriptions (RFC 6665) cascade answers itself: the reg package (RFC 3680).",
+    .help = "SIP event subscriptions (RFC 6665) cascade answers itself: the reg (RFC 3680), dialog (RFC 4235) and message-summary (RFC 3842) packages.",
     .keys = keys,
     .nkeys = sizeof(keys) / sizeof(keys[0]),
     .check = check,

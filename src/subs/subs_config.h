@@ -12,6 +12,9 @@ struct subs_config { /* [subscriptions] */
     int max_per_subscriber;    /* per subscriber URI; 0: no limit */
     int max_total;             /* on the node; 0: no limit */
     bool reg_any_user;         /* reg: every authenticated user of ours may watch any AoR (not only its own) */
+    bool dialog_any_user;      /* dialog: every authenticated user of ours may watch any AoR's calls */
+    int dialog_max_per_user;   /* dialog: calls tracked per watched AoR; more are not reported */
+    char voicemail_source[256]; /* message-summary: who may send summaries ("" = package off) */
 };
 
 #endif

@@ -158,6 +158,8 @@ static void defaults_before_tables(struct config *c)
     c->messages.max_bytes_per_user = 262144;
     c->messages.max_body = 8192;
     c->messages.max_age = 604800;
+    c->subs.dialog_any_user = false;
+    c->subs.dialog_max_per_user = 16;
 }
 
 static void test_defaults_are_the_documented_ones(void **state)

@@ -29,6 +29,9 @@
 #include "registrar/location.h"
 #include "registrar/registrar.h"
 #include "registrar/users.h"
+#include "base/arena.h"
+#include "subs/dialog_info.h"
+#include "subs/mwi.h"
 #include "subs/reginfo.h"
 #include "subs/subs.h"
 
@@ -431,7 +434,7 @@ static void test_refusals(void **state)
     start(f);
     /* A package we do not serve, or none: 489 with Allow-Events. */
     assert_int_equal(subscribe(f, "alice", "b-1", 1, "", "presence", "Expires: 600\n"), 489);
-    assert_true(str_eq_cstr(harness_header(last_response(f), SIP_HDR_ALLOW_EVENTS), "reg"));
+    assert_true(str_eq_cstr(harness_header(last_response(f), SIP_HDR_ALLOW_EVENTS), "reg, dialog"));
     assert_int_equal(subscribe(f, "alice", "b-2", 1, "", NULL, "Expires: 600\n"), 489);
     /* Too brief: 423 with Min-Expires. */
     assert_int_equal(subscribe(f, "alice", "b-3", 1, "", "reg", "Expires: 10\n"), 423);
@@ -669,6 +672,169 @@ static void test_reg_any_user(void **state)
     f->authz[0] = '\0';
 }
 
+/* ---- dialog (RFC 4235) and message-summary (RFC 3842) ---- */
+
+/* Parses SIP text (LF line ends) into m, its bytes in buf and a. */
+static void parse_text(const char *text, char *buf, size_t cap, arena_t *a, struct sip_msg *m)
+{
+    size_t n = 0;
+    for (const char *p = text; *p && n + 2 < cap; p++) {
+        if (*p == '\n') buf[n++] = '\r';
+        buf[n++] = *p;
+    }
+    struct sip_parse_error err;
+    assert_int_equal(sip_parse(buf, n, a, NULL, m, &err), 0);
+}
+
+/* The string value of xpath in the body of the NOTIFY at i (elements by local name). */
+static const char *notify_xs(struct fx *f, int i, const char *xpath)
+{
+    const struct sip_msg *m = harness_sent_msg(f->h, (size_t)i);
+    struct doc d;
+    doc_open(&d, m->body.s, m->body.len);
+    const char *v = xs(&d, xpath);
+    doc_close(&d);
+    return v;
+}
+
+#define DLG "/*[local-name()='dialog-info']/*[local-name()='dialog']"
+
+/* bob watches his calls; the proxy reports alice's call to him (INVITE,
+ * 180, 200, BYE from alice) and a rejected one: each change is one partial
+ * NOTIFY, sent without waiting for the previous answer, and a call that
+ * ended is forgotten. A call of an AoR nobody watches is not tracked. */
+static void test_dialog_package(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    assert_int_equal(subscribe(f, "bob", "d-1", 1, "", "dialog", "Expires: 600\n"), 200);
+    int first = last_notify(f);
+    assert_true(first >= 0);
+    assert_true(str_eq_cstr(harness_sent_msg(f->h, (size_t)first)->content_type, DIALOG_INFO_CONTENT_TYPE));
+    assert_string_equal(notify_xs(f, first, "count(" DLG ")"), "0");
+    assert_string_equal(notify_xs(f, first, "/*/@state"), "full");
+
+    _Alignas(16) static char mem[65536];
+    arena_t a;
+    arena_init(&a, mem, sizeof(mem));
+    char b1[2048], b2[2048], b3[2048], b4[2048];
+    struct sip_msg inv, r180, r200, bye;
+    parse_text("INVITE sip:bob@example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.30;branch=z9hG4bK-i1\n"
+               "From: \"Alice\" <sip:alice@example.com>;tag=at\nTo: <sip:bob@example.com>\nCall-ID: call-1\n"
+               "CSeq: 1 INVITE\nContent-Length: 0\n\n",
+               b1, sizeof(b1), &a, &inv);
+    parse_text("SIP/2.0 180 Ringing\nVia: SIP/2.0/UDP 192.0.2.30;branch=z9hG4bK-i1\n"
+               "From: \"Alice\" <sip:alice@example.com>;tag=at\nTo: <sip:bob@example.com>;tag=bt\nCall-ID: call-1\n"
+               "CSeq: 1 INVITE\nContent-Length: 0\n\n",
+               b2, sizeof(b2), &a, &r180);
+    parse_text("SIP/2.0 200 OK\nVia: SIP/2.0/UDP 192.0.2.30;branch=z9hG4bK-i1\n"
+               "From: \"Alice\" <sip:alice@example.com>;tag=at\nTo: <sip:bob@example.com>;tag=bt\nCall-ID: call-1\n"
+               "CSeq: 1 INVITE\nContent-Length: 0\n\n",
+               b3, sizeof(b3), &a, &r200);
+    parse_text("BYE sip:bob@192.0.2.40 SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.30;branch=z9hG4bK-b1\n"
+               "From: \"Alice\" <sip:alice@example.com>;tag=at\nTo: <sip:bob@example.com>;tag=bt\nCall-ID: call-1\n"
+               "CSeq: 2 BYE\nContent-Length: 0\n\n",
+               b4, sizeof(b4), &a, &bye);
+
+    subs_on_call(f->s, SUBS_CALL_INVITE, &inv, NULL, 0, false, false);
+    int n1 = last_notify(f);
+    assert_true(n1 > first); /* sent although the first NOTIFY is unanswered */
+    assert_string_equal(notify_xs(f, n1, "/*/@state"), "partial");
+    assert_string_equal(notify_xs(f, n1, "/*/@version"), "1");
+    assert_string_equal(notify_xs(f, n1, DLG "/*[local-name()='state']"), "trying");
+    assert_string_equal(notify_xs(f, n1, DLG "/@direction"), "recipient");
+    assert_string_equal(notify_xs(f, n1, DLG "/@remote-tag"), "at");
+    assert_string_equal(notify_xs(f, n1, DLG "/*[local-name()='remote']/*[local-name()='identity']/@display"),
+                        "Alice");
+    subs_on_call(f->s, SUBS_CALL_RESPONSE, &inv, &r180, 180, false, false);
+    int n2 = last_notify(f);
+    assert_string_equal(notify_xs(f, n2, DLG "/*[local-name()='state']"), "early");
+    assert_string_equal(notify_xs(f, n2, DLG "/@local-tag"), "bt");
+    subs_on_call(f->s, SUBS_CALL_RESPONSE, &inv, &r180, 180, false, false); /* no change: no NOTIFY */
+    assert_int_equal(last_notify(f), n2);
+    subs_on_call(f->s, SUBS_CALL_RESPONSE, &inv, &r200, 200, false, false);
+    int n3 = last_notify(f);
+    assert_string_equal(notify_xs(f, n3, DLG "/*[local-name()='state']"), "confirmed");
+    subs_on_call(f->s, SUBS_CALL_BYE, &bye, NULL, 0, false, false);
+    int n4 = last_notify(f);
+    assert_string_equal(notify_xs(f, n4, DLG "/*[local-name()='state']"), "terminated");
+    assert_string_equal(notify_xs(f, n4, DLG "/*[local-name()='state']/@event"), "remote-bye");
+    assert_string_equal(notify_xs(f, n4, "/*/@version"), "4");
+
+    /* A rejected call: the proxy's own 480 (no response message). */
+    subs_on_call(f->s, SUBS_CALL_INVITE, &inv, NULL, 0, false, false); /* the same ids: a new entry */
+    subs_on_call(f->s, SUBS_CALL_RESPONSE, &inv, NULL, 480, false, false);
+    int n6 = last_notify(f);
+    assert_string_equal(notify_xs(f, n6, DLG "/*[local-name()='state']/@event"), "rejected");
+    assert_string_equal(notify_xs(f, n6, DLG "/*[local-name()='state']/@code"), "480");
+
+    /* alice calls carol: nobody watches either, nothing sent. */
+    size_t before = harness_sent_count(f->h);
+    struct sip_msg other;
+    char b5[2048];
+    parse_text("INVITE sip:carol@example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.30;branch=z9hG4bK-i9\n"
+               "From: <sip:alice@example.com>;tag=x\nTo: <sip:carol@example.com>\nCall-ID: call-9\n"
+               "CSeq: 1 INVITE\nContent-Length: 0\n\n",
+               b5, sizeof(b5), &a, &other);
+    subs_on_call(f->s, SUBS_CALL_INVITE, &other, NULL, 0, false, false);
+    assert_int_equal(harness_count_sent(f->h, before, "NOTIFY "), 0);
+    arena_free(&a);
+}
+
+/* Injects a message-summary NOTIFY for alice from ip with body; the status of the answer. */
+static int summary_from(struct fx *f, const char *ip, const char *body)
+{
+    char text[4096];
+    unsigned id = ++f->branch;
+    snprintf(text, sizeof(text),
+             "NOTIFY sip:alice@example.com SIP/2.0\nVia: SIP/2.0/UDP %s:5060;branch=z9hG4bK-m%u\n"
+             "Max-Forwards: 70\nFrom: <sip:vm@%s>;tag=vm1\nTo: <sip:alice@example.com>\nCall-ID: mwi-%u\n"
+             "CSeq: 1 NOTIFY\nEvent: message-summary\nSubscription-State: active\n"
+             "Content-Type: application/simple-message-summary\nContent-Length: %zu\n\n%s",
+             ip, id, ip, id, strlen(body), body);
+    size_t before = harness_sent_count(f->h);
+    assert_int_equal(harness_inject(f->h, ip, 5060, SIP_TRANSPORT_UDP, text), 0);
+    int i = harness_find_sent(f->h, before, "SIP/2.0 ");
+    assert_true(i >= 0);
+    return harness_sent_status(f->h, (size_t)i);
+}
+
+/* With a voicemail source: the watcher's first NOTIFY says nothing is
+ * waiting; the source's summary is relayed as sent; strangers get 403,
+ * bad bodies 400. Without one the package is not served (489). */
+static void test_message_summary(void **state)
+{
+    struct fx *f = *state;
+    snprintf(f->cfg.subs.voicemail_source, sizeof(f->cfg.subs.voicemail_source), "192.0.2.50");
+    start(f);
+    assert_int_equal(subscribe(f, "alice", "m-1", 1, "", "message-summary", "Expires: 600\n"), 200);
+    int n1 = last_notify(f);
+    const struct sip_msg *m = harness_sent_msg(f->h, (size_t)n1);
+    assert_true(str_eq_cstr(m->content_type, MWI_CONTENT_TYPE));
+    assert_true(str_eq_cstr(m->body, MWI_NOTHING_WAITING));
+    answer_notify(f, n1, 200);
+    static const char good[] = "Messages-Waiting: yes\r\nVoice-Message: 3/1 (1/0)\r\n";
+    assert_int_equal(summary_from(f, "192.0.2.9", good), 403);
+    assert_int_equal(summary_from(f, "192.0.2.50", "Messages-Waiting: perhaps\r\n"), 400);
+    assert_int_equal(last_notify(f), n1);
+    assert_int_equal(summary_from(f, "192.0.2.50", good), 200);
+    int n2 = last_notify(f);
+    assert_true(n2 > n1);
+    assert_true(str_eq_cstr(harness_sent_msg(f->h, (size_t)n2)->body, good));
+    assert_true(harness_header_has(harness_sent_msg(f->h, (size_t)n2), SIP_HDR_EVENT, "message-summary"));
+}
+
+static void test_message_summary_off(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    assert_int_equal(subscribe(f, "alice", "m-2", 1, "", "message-summary", "Expires: 600\n"), 489);
+    /* A NOTIFY for a user is not the notifier's: it goes on to the proxy (here: not taken). */
+    int before = f->not_taken;
+    assert_int_equal(summary_from(f, "192.0.2.50", "Messages-Waiting: yes\r\n"), 604);
+    assert_int_equal(f->not_taken, before + 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -688,6 +854,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_one_notify_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_own_user_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reg_any_user, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dialog_package, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_message_summary, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_message_summary_off, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     xmlCleanupParser();
