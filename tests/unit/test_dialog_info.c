@@ -191,7 +191,7 @@ static void test_document(void **state)
     assert_string_equal(xs(&doc, "/d:dialog-info/d:dialog[2]/d:state/@event"), "rejected");
     assert_string_equal(xs(&doc, "/d:dialog-info/d:dialog[2]/d:state/@code"), "486");
     assert_string_equal(xs(&doc, "/d:dialog-info/d:dialog[2]/@local-tag"), ""); /* never answered: no tag */
-    char id1[64];
+    char id1[512]; /* as large as what xs() returns */
     snprintf(id1, sizeof(id1), "%s", xs(&doc, "/d:dialog-info/d:dialog[1]/@id"));
     assert_string_not_equal(id1, xs(&doc, "/d:dialog-info/d:dialog[2]/@id"));
     doc_close(&doc);
