@@ -117,57 +117,20 @@ void gb_alarms_free(struct gb_upper *g)
 
 /* ---- reset ---- */
 
-struct reset_ctx {
-    struct gb_waiter *waiters;
-    char target[GB_ID_LEN + 1];
-};
-
-static void reset_on_final(void *arg, struct ua_uac *h, int status, const struct sip_msg *resp,
-                           const struct transport_rx *rx, struct ua_dialog *dlg)
-{
-    (void)h, (void)resp, (void)rx, (void)dlg;
-    struct reset_ctx *c = arg;
-    if (status < 300)
-        gb_waiters_done(&c->waiters, 200, json_pack("{s:b,s:s}", "sent", 1, "target", c->target));
-    else
-        gb_waiters_done(&c->waiters, status == 408 ? 504 : 502,
-                        gb_error_json(status == 408 ? "timeout" : "device-refused",
-                                      "the device answered the alarm reset with %d", status));
-    free(c);
-}
-
-static const struct ua_uac_cb reset_cb = {.on_final = reset_on_final};
-
 int gb_alarm_reset_send(struct gb_upper *g, struct gb_device *d, const char *target, struct gb_waiter *wt)
 {
     if (!d->online) return -ENOTCONN;
     if (!target || !*target) target = d->id;
     if (!gb_id_valid(str_from_cstr(target))) return -EINVAL;
-    struct reset_ctx *c = calloc(1, sizeof(*c));
-    if (!c) return -ENOMEM;
-    snprintf(c->target, sizeof(c->target), "%s", target);
     sbuf_t body;
     sbuf_init(&body);
     if (gb_manscdp_build_alarm_reset(&body, d->charset, g->next_sn++, target) != 0 || body.failed) {
         sbuf_free(&body);
-        free(c);
         return -ENOMEM;
     }
-    struct ua_request r;
-    char buf[512];
-    gb_device_request(g, d, d->id, &r, buf, sizeof(buf));
-    r.method = SIP_MESSAGE;
-    r.content_type = STR_LIT(MANSCDP_CT);
-    r.body = sbuf_str(&body);
-    struct transport_dest dest;
-    gb_device_dest(d, &dest);
-    struct ua_uac *h = ua_request_send(g->ua, &r, &dest, NULL, &reset_cb, c);
+    int rc = gb_control_send(g, d, &body, "the alarm reset", "target", target, wt);
     sbuf_free(&body);
-    if (!h) {
-        free(c);
-        return -EIO;
-    }
-    if (wt) gb_waiter_add(&c->waiters, wt);
+    if (rc != 0) return rc;
     log_info("gb alarm reset to %s for %s", d->id, target);
     return 0;
 }

@@ -814,28 +814,56 @@ void gb_catalog_on_notify(struct gb_upper *g, struct gb_device *d, const gb_mans
                              "changes", (json_int_t)changes, "notify", 1));
 }
 
-/* ---- PTZ ---- */
+/* ---- device control: a MESSAGE whose answer completes waiters ---- */
 
-struct ptz_ctx {
+struct control_ctx {
     struct gb_waiter *waiters;
-    char hex[GB_PTZ_HEX_LEN + 1];
+    char what[32];  /* for the refusal text: "the PTZ command" */
+    char key[16];   /* the success answer's field ... */
+    char value[32]; /* ... and its value */
 };
 
-static void ptz_on_final(void *arg, struct ua_uac *h, int status, const struct sip_msg *resp,
-                         const struct transport_rx *rx, struct ua_dialog *dlg)
+static void control_on_final(void *arg, struct ua_uac *h, int status, const struct sip_msg *resp,
+                             const struct transport_rx *rx, struct ua_dialog *dlg)
 {
     (void)h, (void)resp, (void)rx, (void)dlg;
-    struct ptz_ctx *c = arg;
+    struct control_ctx *c = arg;
     if (status < 300)
-        gb_waiters_done(&c->waiters, 200, json_pack("{s:b,s:s}", "sent", 1, "ptz_cmd", c->hex));
+        gb_waiters_done(&c->waiters, 200, json_pack("{s:b,s:s}", "sent", 1, c->key, c->value));
     else
         gb_waiters_done(&c->waiters, status == 408 ? 504 : 502,
                         gb_error_json(status == 408 ? "timeout" : "device-refused",
-                                      "the device answered the PTZ command with %d", status));
+                                      "the device answered %s with %d", c->what, status));
     free(c);
 }
 
-static const struct ua_uac_cb ptz_cb = {.on_final = ptz_on_final};
+static const struct ua_uac_cb control_cb = {.on_final = control_on_final};
+
+int gb_control_send(struct gb_upper *g, struct gb_device *d, const sbuf_t *body, const char *what, const char *key,
+                    const char *value, struct gb_waiter *wt)
+{
+    struct control_ctx *c = calloc(1, sizeof(*c));
+    if (!c) return -ENOMEM;
+    snprintf(c->what, sizeof(c->what), "%s", what);
+    snprintf(c->key, sizeof(c->key), "%s", key);
+    snprintf(c->value, sizeof(c->value), "%s", value);
+    struct ua_request r;
+    char buf[512];
+    gb_device_request(g, d, d->id, &r, buf, sizeof(buf));
+    r.method = SIP_MESSAGE;
+    r.content_type = STR_LIT(MANSCDP_CT);
+    r.body = sbuf_str(body);
+    struct transport_dest dest;
+    gb_device_dest(d, &dest);
+    if (!ua_request_send(g->ua, &r, &dest, NULL, &control_cb, c)) {
+        free(c);
+        return -EIO;
+    }
+    if (wt) gb_waiter_add(&c->waiters, wt);
+    return 0;
+}
+
+/* ---- PTZ ---- */
 
 int gb_ptz_send(struct gb_upper *g, struct gb_device *d, const char *channel, const char *cmd, int speed,
                 struct gb_waiter *wt, char hex_out[17])
@@ -846,31 +874,15 @@ int gb_ptz_send(struct gb_upper *g, struct gb_device *d, const char *channel, co
     char hex[GB_PTZ_HEX_LEN + 1];
     /* Zoom speed is a nibble: the same speed scaled to 0-15 (Annex A.3). */
     if (gb_ptz_build(cmd, speed, speed >> 4, 1, hex) != 0) return -EINVAL;
-    struct ptz_ctx *c = calloc(1, sizeof(*c));
-    if (!c) return -ENOMEM;
-    memcpy(c->hex, hex, sizeof(hex));
     sbuf_t body;
     sbuf_init(&body);
     if (gb_manscdp_build_ptz_control(&body, d->charset, g->next_sn++, channel, hex) != 0 || body.failed) {
         sbuf_free(&body);
-        free(c);
         return -EINVAL;
     }
-    struct ua_request r;
-    char buf[512];
-    gb_device_request(g, d, d->id, &r, buf, sizeof(buf));
-    r.method = SIP_MESSAGE;
-    r.content_type = STR_LIT(MANSCDP_CT);
-    r.body = sbuf_str(&body);
-    struct transport_dest dest;
-    gb_device_dest(d, &dest);
-    struct ua_uac *h = ua_request_send(g->ua, &r, &dest, NULL, &ptz_cb, c);
+    int rc = gb_control_send(g, d, &body, "the PTZ command", "ptz_cmd", hex, wt);
     sbuf_free(&body);
-    if (!h) {
-        free(c);
-        return -EIO;
-    }
-    if (wt) gb_waiter_add(&c->waiters, wt);
+    if (rc != 0) return rc;
     if (hex_out) memcpy(hex_out, hex, sizeof(hex));
     log_info("gb PTZ %s (%s) to %s channel %s", cmd, hex, d->id, channel);
     return 0;

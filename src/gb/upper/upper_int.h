@@ -332,6 +332,12 @@ char *gb_str_intern(struct gb_strpool *p, const char *s);
 void gb_str_release(const char *s);
 uint32_t gb_strpool_count(const struct gb_strpool *p);
 
+/* catalog.c: sends the DeviceControl MESSAGE in body to d; its 2xx completes wt
+ * with {"sent": true, key: value}, a refusal with 502 (504 on timeout) naming
+ * what ("the PTZ command"). 0, or -ENOMEM / -EIO. */
+int gb_control_send(struct gb_upper *g, struct gb_device *d, const sbuf_t *body, const char *what, const char *key,
+                    const char *value, struct gb_waiter *wt);
+
 /* catalog_queue.c: catalog-on-register through [gb] catalog_concurrency slots. */
 void gb_catq_push(struct gb_upper *g, struct gb_device *d);
 void gb_catq_done(struct gb_upper *g);   /* a query started from the queue ended */
