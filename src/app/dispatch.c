@@ -16,6 +16,7 @@
 
 #include "api/routes_gb_lower.h"
 #include "api/routes_messages.h"
+#include "api/routes_presence.h"
 #include "api/routes_registrar.h"
 #include "app/worker.h"
 #include "api/routes_gb.h"
@@ -42,7 +43,7 @@
 #define SUPPORTED_VALUE "path,outbound"
 
 /* The methods this node serves when it is the target (RFC 3261 §20.5):
- * REGISTER, OPTIONS, SUBSCRIBE when the notifier is on, what ends or
+ * REGISTER, OPTIONS, SUBSCRIBE and PUBLISH (presence) when the notifier is on, what ends or
  * acknowledges the dialogs it takes part in, and with a GB/T 28181 role the
  * INVITE, MESSAGE (MANSCDP) and INFO (MANSRTSP) it takes from devices and
  * platforms. except (a 405's method, or SIP_METHOD_UNKNOWN for none) is left
@@ -56,7 +57,7 @@ static void allow_value(const struct worker *w, enum sip_method except, char *ou
     } served[] = {
         {SIP_REGISTER, true}, {SIP_OPTIONS, true}, {SIP_SUBSCRIBE, w->subs != NULL}, {SIP_INVITE, gb},
         {SIP_ACK, true},      {SIP_CANCEL, true},  {SIP_BYE, true},                  {SIP_MESSAGE, gb},
-        {SIP_INFO, gb},
+        {SIP_INFO, gb},       {SIP_PUBLISH, w->subs != NULL},
     };
     size_t used = (size_t)snprintf(out, cap, "Allow: ");
     const char *sep = "";
@@ -210,6 +211,7 @@ static int start_subs(struct worker *w)
     struct location_callbacks obs;
     subs_location_observer(w->subs, &obs);
     registrar_set_observer(w->registrar, &obs);
+    if (w->api) api_routes_presence(w->api, w->subs);
     return 0;
 }
 

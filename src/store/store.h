@@ -161,6 +161,13 @@ struct store_offline_msg {
     int64_t updated_at;        /* the last change of state */
 };
 
+/* Who may watch a user's presence under [subscriptions] presence_policy =
+ * allowlist (src/subs/presence.h); schema version 4. */
+struct store_presence_allow {
+    const char *user;          /* key: the watched user */
+    const char *watchers;      /* user names, comma-joined */
+};
+
 /* ---- Opening and closing. */
 
 /* Opens or creates the database at path, brings the schema up to date and
@@ -227,6 +234,8 @@ struct store_op *store_op_offline_msg_upsert(const struct store_offline_msg *m);
 /* Deletes every offline message not "queued" whose updated_at <= before
  * (the sweep of delivered and expired ones). */
 struct store_op *store_op_offline_msgs_delete_done(int64_t before);
+struct store_op *store_op_presence_allow_upsert(const struct store_presence_allow *a);
+struct store_op *store_op_presence_allow_delete(const char *user);
 /* Does nothing; its callback fires once everything submitted before it is
  * committed (or failed). */
 struct store_op *store_op_barrier(void);
@@ -249,6 +258,8 @@ int store_load_bindings(struct store *st, store_binding_row_cb cb, void *arg);  
 int store_load_gb_devices(struct store *st, store_gb_device_row_cb cb, void *arg);
 int store_load_subscriptions(struct store *st, store_subscription_row_cb cb, void *arg);
 int store_load_offline_msgs(struct store *st, store_offline_msg_row_cb cb, void *arg);   /* by id */
+typedef int (*store_presence_allow_row_cb)(void *arg, const struct store_presence_allow *row);
+int store_load_presence_allow(struct store *st, store_presence_allow_row_cb cb, void *arg);
 /* device_id NULL: every channel (ordered by device, id); else that device's. */
 int store_load_gb_channels(struct store *st, const char *device_id, store_gb_channel_row_cb cb, void *arg);
 int store_load_gb_upstreams(struct store *st, store_gb_upstream_row_cb cb, void *arg);

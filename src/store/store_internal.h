@@ -28,6 +28,8 @@ enum store_op_kind {
     STORE_OP_SUBSCRIPTION_DELETE,
     STORE_OP_OFFLINE_MSG_UPSERT,
     STORE_OP_OFFLINE_MSGS_DELETE_DONE,
+    STORE_OP_PRESENCE_ALLOW_UPSERT,
+    STORE_OP_PRESENCE_ALLOW_DELETE,
     STORE_OP_KIND_COUNT
 };
 
@@ -40,6 +42,7 @@ union store_op_data {
     struct store_gb_record record;
     struct store_subscription subscription;
     struct store_offline_msg offline_msg;
+    struct store_presence_allow presence_allow;
     struct { const char *a, *b; } key;          /* deletes by one or two text keys */
     struct { const char *device_id; struct store_gb_channel *items; size_t n; } channels;
     struct { const char *channel_id; int64_t start, end; } range;
@@ -69,6 +72,7 @@ enum store_stmt {
     STMT_RECORD_UPSERT, STMT_RECORDS_DELETE,
     STMT_SUBSCRIPTION_UPSERT, STMT_SUBSCRIPTION_DELETE,
     STMT_OFFLINE_MSG_UPSERT, STMT_OFFLINE_MSGS_DELETE_DONE,
+    STMT_PRESENCE_ALLOW_UPSERT, STMT_PRESENCE_ALLOW_DELETE,
     STMT_COUNT
 };
 
@@ -113,6 +117,7 @@ enum store_row_kind {
     STORE_ROW_GB_RECORD,
     STORE_ROW_SUBSCRIPTION,     /* since schema version 2 */
     STORE_ROW_OFFLINE_MSG,      /* since schema version 3 */
+    STORE_ROW_PRESENCE_ALLOW,   /* since schema version 4 */
     STORE_ROW_KIND_COUNT
 };
 

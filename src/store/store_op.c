@@ -24,6 +24,7 @@ static const struct store_row_desc *const upstream_row = &store_rows[STORE_ROW_G
 static const struct store_row_desc *const record_row = &store_rows[STORE_ROW_GB_RECORD];
 static const struct store_row_desc *const subscription_row = &store_rows[STORE_ROW_SUBSCRIPTION];
 static const struct store_row_desc *const offline_msg_row = &store_rows[STORE_ROW_OFFLINE_MSG];
+static const struct store_row_desc *const presence_allow_row = &store_rows[STORE_ROW_PRESENCE_ALLOW];
 
 static const char *const kind_names[STORE_OP_KIND_COUNT] = {
     [STORE_OP_BARRIER] = "barrier",
@@ -46,6 +47,8 @@ static const char *const kind_names[STORE_OP_KIND_COUNT] = {
     [STORE_OP_SUBSCRIPTION_DELETE] = "subscription delete",
     [STORE_OP_OFFLINE_MSG_UPSERT] = "offline message upsert",
     [STORE_OP_OFFLINE_MSGS_DELETE_DONE] = "offline messages delete-done",
+    [STORE_OP_PRESENCE_ALLOW_UPSERT] = "presence allow upsert",
+    [STORE_OP_PRESENCE_ALLOW_DELETE] = "presence allow delete",
 };
 
 const char *store_op_kind_name(enum store_op_kind kind)
@@ -189,6 +192,16 @@ struct store_op *store_op_offline_msgs_delete_done(int64_t before)
     struct store_op *op = op_alloc(STORE_OP_OFFLINE_MSGS_DELETE_DONE, 0);
     if (op) op->u.before = before;
     return op;
+}
+
+struct store_op *store_op_presence_allow_upsert(const struct store_presence_allow *a)
+{
+    return op_row(STORE_OP_PRESENCE_ALLOW_UPSERT, a, sizeof(*a), presence_allow_row);
+}
+
+struct store_op *store_op_presence_allow_delete(const char *user)
+{
+    return op_keys(STORE_OP_PRESENCE_ALLOW_DELETE, user, NULL, false, true);
 }
 
 struct store_op *store_op_user_upsert(const struct store_user *u)
@@ -335,6 +348,8 @@ static const struct {
     [STMT_SUBSCRIPTION_UPSERT] = {DERIVED_UPSERT, STORE_ROW_SUBSCRIPTION},
     [STMT_SUBSCRIPTION_DELETE] = {DERIVED_DELETE, STORE_ROW_SUBSCRIPTION},
     [STMT_OFFLINE_MSG_UPSERT] = {DERIVED_UPSERT, STORE_ROW_OFFLINE_MSG},
+    [STMT_PRESENCE_ALLOW_UPSERT] = {DERIVED_UPSERT, STORE_ROW_PRESENCE_ALLOW},
+    [STMT_PRESENCE_ALLOW_DELETE] = {DERIVED_DELETE, STORE_ROW_PRESENCE_ALLOW},
 };
 
 /* The SQL of statement which: written, or derived into buf. NULL when a
@@ -451,6 +466,8 @@ static int exec_single(struct store_writer_db *w, struct store_op *op)
         if (!(s = stmt_get(w, STMT_OFFLINE_MSGS_DELETE_DONE, &rc))) return rc;
         bi(s, 1, u->before);
         return step(w, s);
+    case STORE_OP_PRESENCE_ALLOW_UPSERT: return exec_upsert(w, STMT_PRESENCE_ALLOW_UPSERT, &u->presence_allow);
+    case STORE_OP_PRESENCE_ALLOW_DELETE: return exec_keys(w, STMT_PRESENCE_ALLOW_DELETE, u->key.a, NULL);
     case STORE_OP_GB_RECORDS_DELETE:
         if (!(s = stmt_get(w, STMT_RECORDS_DELETE, &rc))) return rc;
         bt(s, 1, u->range.channel_id);

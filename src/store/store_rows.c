@@ -166,6 +166,13 @@ static const struct store_column offline_msg_columns[] = {
     COLUMN_SINCE(3, M, updated_at, "0", 0),
 };
 #undef M
+/* Schema version 4 (issue 15): presence allow lists, one row per user. */
+#define A struct store_presence_allow
+static const struct store_column presence_allow_columns[] = {
+    COLUMN_SINCE(4, A, user, NULL, KEY | REQ),
+    COLUMN_SINCE(4, A, watchers, "''", 0),
+};
+#undef A
 
 #define TABLE_SINCE(v, name, what, rowtype, cols) {name, what, v, sizeof(rowtype), cols, sizeof(cols) / sizeof(cols[0])}
 #define TABLE(name, what, rowtype, cols) TABLE_SINCE(1, name, what, rowtype, cols)
@@ -181,6 +188,8 @@ const struct store_row_desc store_rows[STORE_ROW_KIND_COUNT] = {
         TABLE_SINCE(2, "subscriptions", "subscriptions", struct store_subscription, subscription_columns),
     [STORE_ROW_OFFLINE_MSG] =
         TABLE_SINCE(3, "offline_messages", "offline messages", struct store_offline_msg, offline_msg_columns),
+    [STORE_ROW_PRESENCE_ALLOW] = TABLE_SINCE(4, "presence_allow", "presence allow lists", struct store_presence_allow,
+                                             presence_allow_columns),
 };
 
 /* ---- Deriving SQL. */

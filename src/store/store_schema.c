@@ -25,6 +25,8 @@ static const char *const migration_extra[] = {
     "",
     /* 3: offline instant messages (issue 15). */
     "",
+    /* 4: presence allow lists (issue 15). */
+    "",
 };
 
 #define MIGRATION_COUNT ((int)(sizeof(migration_extra) / sizeof(migration_extra[0])))

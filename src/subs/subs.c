@@ -40,6 +40,8 @@
 #include "store/store.h"
 #include "subs/dialog_info.h"
 #include "subs/mwi.h"
+#include "subs/pidf.h"
+#include "subs/presence.h"
 #include "subs/reginfo.h"
 
 
@@ -98,6 +100,7 @@ struct subs {
     struct ua *ua;
     struct timer_service *timers;
     struct store *store;
+    struct presence *presence;         /* the presence package's publications and allow lists */
     struct htable by_key, by_aor;
     struct htable by_subscriber;       /* struct subs_count */
     struct subs_pending *pending;
@@ -117,7 +120,7 @@ static const char *allow_events(const struct subs *s)
 
 static bool package_served(const struct subs *s, const char *pkg)
 {
-    return strcmp(pkg, "reg") == 0 || strcmp(pkg, "dialog") == 0 ||
+    return strcmp(pkg, "reg") == 0 || strcmp(pkg, "dialog") == 0 || strcmp(pkg, "presence") == 0 ||
            (s->nsources && strcmp(pkg, "message-summary") == 0);
 }
 
@@ -125,6 +128,7 @@ static const char *content_type_of(const char *pkg)
 {
     if (strcmp(pkg, "dialog") == 0) return DIALOG_INFO_CONTENT_TYPE;
     if (strcmp(pkg, "message-summary") == 0) return MWI_CONTENT_TYPE;
+    if (strcmp(pkg, "presence") == 0) return PIDF_CONTENT_TYPE;
     return REGINFO_CONTENT_TYPE;
 }
 
@@ -391,6 +395,11 @@ static int build_full(struct subs *s, struct subs_sub *sub, bool terminated)
     const struct location_binding *b[SUBS_MAX_CONTACTS];
     size_t n = loc ? location_lookup(loc, str_from_cstr(sub->aor), b, SUBS_MAX_CONTACTS) : 0;
     if (n > SUBS_MAX_CONTACTS) n = SUBS_MAX_CONTACTS;
+    char uri[LOCATION_MAX_AOR + 160];
+    aor_uri(s, sub->aor, uri, sizeof(uri));
+    sbuf_clear(&s->sb);
+    if (strcmp(sub->event, "presence") == 0)
+        return presence_document(s->presence, sub->aor, uri, n > 0, n ? b[0]->contact : NULL, &s->sb);
     struct reginfo_contact c[SUBS_MAX_CONTACTS];
     uint64_t now = timer_now(s->timers);
     for (size_t i = 0; i < n; i++)
@@ -399,9 +408,6 @@ static int build_full(struct subs *s, struct subs_sub *sub, bool terminated)
                                                        ? (uint32_t)((b[i]->expires_ms - now + 999) / 1000)
                                                        : 0,
                                         .q1000 = b[i]->q1000, .call_id = b[i]->call_id, .cseq = b[i]->cseq};
-    char uri[LOCATION_MAX_AOR + 160];
-    aor_uri(s, sub->aor, uri, sizeof(uri));
-    sbuf_clear(&s->sb);
     /* RFC 3680 §5.3: "init" when no contact is bound. */
     const char *state = terminated ? "terminated" : n ? "active" : "init";
     return reginfo_build(&s->sb, sub->version++, true, uri, state, c, n);
@@ -474,6 +480,11 @@ static int authorise(struct subs *s, struct txn *st, const struct transport_rx *
     if (!s->require_auth) return 1;
     struct digest_check_result res;
     enum digest_check c = digest_check_request(s->digest, rx, SIP_HDR_AUTHORIZATION, &res);
+    if (c == DIGEST_CHECK_OK && strcmp(pkg, "presence") == 0) {
+        if (presence_may_watch(s->presence, res.user->name, aor)) return 1;
+        refuse(s, st, rx, 403, "Forbidden", NULL, "not allowed to watch this user's presence (presence_policy)");
+        return 0;
+    }
     if (c == DIGEST_CHECK_OK) {
         bool any = strcmp(pkg, "reg") == 0 ? s->cfg.reg_any_user : strcmp(pkg, "dialog") == 0 && s->cfg.dialog_any_user;
         if (any || strcmp(res.user->name, aor) == 0) return 1;
@@ -695,11 +706,26 @@ static bool for_us(struct subs *s, const struct transport_rx *rx, char *aor, siz
 }
 
 static int source_notify(struct subs *s, struct txn *st, const struct transport_rx *rx);
+/* A PUBLISH to one of our users goes to the presence package (RFC 3903);
+ * one to a user we do not know is refused here (404). */
+static int on_publish(struct subs *s, struct txn *st, const struct transport_rx *rx)
+{
+    char aor[LOCATION_MAX_AOR];
+    /* The domain itself publishes nothing: the core's 405 (issue 15). */
+    if (!for_us(s, rx, aor, sizeof(aor)) || !aor[0]) return 0;
+    if (!registrar_user_known(s->registrar, str_from_cstr(aor))) {
+        refuse(s, st, rx, 404, "Not Found", NULL, "PUBLISH for no user of ours");
+        return 1;
+    }
+    presence_on_publish(s->presence, st, rx, aor);
+    return 1;
+}
 
 int subs_on_request(struct subs *s, struct txn *st, const struct transport_rx *rx)
 {
     const struct sip_msg *m = rx->msg;
     if (s && m && m->method == SIP_NOTIFY && !m->to.tag.len && s->nsources) return source_notify(s, st, rx);
+    if (s && m && m->method == SIP_PUBLISH) return on_publish(s, st, rx);
     if (!s || !m || m->method != SIP_SUBSCRIBE) return 0;
     if (m->to.tag.len) {
         char cid[SUBS_MAX_CALL_ID], tag[UA_TAG_SIZE];
@@ -763,7 +789,15 @@ static void notify_change(struct subs *s, const struct location_binding *b, cons
     aor_uri(s, b->aor, uri, sizeof(uri));
     for (; n; n = htable_next(n)) {
         struct subs_sub *sub = container_of(n, struct subs_sub, by_aor);
-        if (strcmp(sub->aor, b->aor) != 0 || strcmp(sub->event, "reg") != 0) continue;
+        if (strcmp(sub->aor, b->aor) != 0) continue;
+        if (strcmp(sub->event, "presence") == 0) {
+            /* RFC 3856 §6.4: presence has no partial state; the whole
+             * document goes (it may change from closed to open). A
+             * refreshed binding changes nothing a watcher sees. */
+            if (strcmp(event, "refreshed") != 0) sub_notify_full(s, sub);
+            continue;
+        }
+        if (strcmp(sub->event, "reg") != 0) continue;
         if (sub->in_flight) {
             sub->dirty = true; /* the full state goes when the NOTIFY out is answered */
             continue;
@@ -782,9 +816,26 @@ static void obs_refreshed(void *arg, const struct location_binding *b)
 {
     notify_change(arg, b, "active", "refreshed");
 }
+/* b's AoR's bindings other than b (b may or may not be listed yet). */
+static size_t others_bound(struct subs *s, const struct location_binding *b)
+{
+    struct location *loc = registrar_location(s->registrar);
+    const struct location_binding *all[SUBS_MAX_CONTACTS];
+    size_t count = loc ? location_lookup(loc, str_from_cstr(b->aor), all, SUBS_MAX_CONTACTS) : 0, others = 0;
+    for (size_t i = 0; i < count && i < SUBS_MAX_CONTACTS; i++) others += strcmp(all[i]->contact, b->contact) != 0;
+    return others;
+}
+
 static void obs_removed(void *arg, const struct location_binding *b, enum location_reason reason)
 {
-    notify_change(arg, b, "terminated", reginfo_event_for_removal(reason));
+    struct subs *s = arg;
+    /* A device whose flow died (or that was kicked) cannot withdraw what
+     * it published: with the user's last binding gone that way, its
+     * publications go too (on_presence_change tells the watchers). */
+    bool gone = reason == LOCATION_REMOVED_TRANSPORT_LOST || reason == LOCATION_REMOVED_UNREACHABLE ||
+                reason == LOCATION_REMOVED_KICKED;
+    if (gone && others_bound(s, b) == 0) presence_drop_user(s->presence, b->aor);
+    notify_change(s, b, "terminated", reginfo_event_for_removal(reason));
 }
 
 void subs_location_observer(struct subs *s, struct location_callbacks *cb)
@@ -970,6 +1021,18 @@ static int source_notify(struct subs *s, struct txn *st, const struct transport_
     return 1;
 }
 
+/* A user's published presence changed: its watchers get the new document. */
+static void on_presence_change(void *arg, const char *aor)
+{
+    struct subs *s = arg;
+    for (struct hnode *n = htable_first(&s->by_aor, str_hash(str_from_cstr(aor))); n; n = htable_next(n)) {
+        struct subs_sub *sub = container_of(n, struct subs_sub, by_aor);
+        if (strcmp(sub->aor, aor) == 0 && strcmp(sub->event, "presence") == 0) sub_notify_full(s, sub);
+    }
+}
+
+struct presence *subs_presence(struct subs *s) { return s->presence; }
+
 /* ---- life cycle ---- */
 
 struct subs *subs_new(const struct subs_deps *d)
@@ -994,7 +1057,11 @@ struct subs *subs_new(const struct subs_deps *d)
     s->nsources = n > 0 ? (size_t)n : 0;
     s->dialogs = dialog_table_new((unsigned)s->cfg.dialog_max_per_user);
     s->mwi = mwi_store_new(s->cfg.max_total > 0 ? (unsigned)s->cfg.max_total : 100000u);
-    if (!s->dialogs || !s->mwi) {
+    struct presence_deps pd = {.cfg = &s->cfg, .timers = d->timers, .require_auth = d->require_auth,
+                               .digest = d->digest, .store = d->store, .registrar = d->registrar,
+                               .on_change = on_presence_change, .arg = s};
+    s->presence = presence_new(&pd);
+    if (!s->dialogs || !s->mwi || !s->presence) {
         subs_free(s);
         return NULL;
     }
@@ -1068,6 +1135,8 @@ int subs_load(struct subs *s, int64_t now_wall_ms)
     int rc = store_load_subscriptions(s->store, load_row, &c);
     if (rc < 0) return rc;
     if (c.loaded) log_info("subs: %d subscriptions taken up from the store", c.loaded);
+    rc = presence_load(s->presence);
+    if (rc < 0) return rc;
     return c.loaded;
 }
 
@@ -1095,6 +1164,7 @@ void subs_free(struct subs *s)
     htable_foreach(&s->by_key, free_one, s);
     dialog_table_free(s->dialogs);
     mwi_store_free(s->mwi);
+    presence_free(s->presence);
     htable_free(&s->by_key);
     htable_free(&s->by_aor);
     htable_free(&s->by_subscriber); /* every count went to zero (and was freed) with its subscriptions */

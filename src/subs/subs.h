@@ -4,7 +4,9 @@
  * an AoR (subs_on_call); message-summary (RFC 3842), the summaries a
  * configured voicemail source sends as out-of-dialog NOTIFYs to a user
  * (403 to any other sender; served only with [subscriptions]
- * voicemail_source set).
+ * voicemail_source set);
+ * presence (RFC 3856), its state from PUBLISH (RFC 3903) or from the
+ * registrations (presence.h).
  *
  * A SUBSCRIBE whose Request-URI names this node is taken here instead of
  * being proxied to phones: a package we do not serve gets 489 with
@@ -43,7 +45,7 @@ struct store;
 struct subs;
 
 /* The packages served, as Allow-Events lists them. */
-#define SUBS_ALLOW_EVENTS "reg, dialog" /* and message-summary with a voicemail source */
+#define SUBS_ALLOW_EVENTS "reg, dialog, presence" /* and message-summary with a voicemail source */
 
 struct subs_deps {
     const struct subs_config *cfg;        /* copied */
@@ -65,8 +67,9 @@ int subs_load(struct subs *s, int64_t now_wall_ms);
  * restart takes them up again); pending NOTIFY transactions are detached. */
 void subs_free(struct subs *s);
 
-/* 1 when the request was ours (answered here): a SUBSCRIBE to this node, or
- * a request inside one of our subscription dialogs. 0 otherwise. */
+/* 1 when the request was ours (answered here): a SUBSCRIBE or PUBLISH to
+ * this node, or a request inside one of our subscription dialogs. 0
+ * otherwise. */
 int subs_on_request(struct subs *s, struct txn *st, const struct transport_rx *rx);
 
 /* The calls the proxy forwards, for the dialog package (the app adapts
@@ -82,6 +85,9 @@ void subs_on_call(struct subs *s, enum subs_call_what what, const struct sip_msg
 /* Fills cb so that registrar changes reach the subscriptions (cb->arg is s).
  * Only the binding_* members are set. */
 void subs_location_observer(struct subs *s, struct location_callbacks *cb);
+
+/* The presence state (publications, allow lists), for the API. */
+struct presence *subs_presence(struct subs *s);
 
 struct subs_stats {
     uint32_t active;              /* subscriptions held */

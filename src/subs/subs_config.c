@@ -9,6 +9,9 @@
 
 #define KEY(name, type, f, def, lo, hi, help) {name, type, CONFIG_FIELD(struct subs_config, f), def, lo, hi, NULL, 0, help}
 
+/* In the order of enum subs_presence_policy. */
+static const char *const policies[] = {"domain", "allowlist", NULL};
+
 static const struct config_key keys[] = {
     KEY("enabled", CONFIG_BOOL, enabled, "yes", 0, 0,
         "yes: cascade is the notifier for the packages it serves (reg, dialog, message-summary); no: SUBSCRIBE is proxied"),
@@ -28,6 +31,14 @@ static const struct config_key keys[] = {
         "dialog: calls tracked at once per watched AoR; further calls are not reported"),
     KEY("voicemail_source", CONFIG_STRING, voicemail_source, "", 0, 0,
         "message-summary: ip, host or host:port list of voicemail servers whose NOTIFYs are relayed; empty: off"),
+    {"presence_policy", CONFIG_ENUM, CONFIG_FIELD(struct subs_config, presence_policy), "domain", 0, 0, policies, 0,
+     "presence: who may watch a user: domain (every user of ours) or allowlist (the user's allow list, API)"},
+    KEY("presence_max_publications_per_user", CONFIG_INT, presence_max_publications_per_user, "8", 1, 1000,
+        "PUBLISHed presence documents one user holds at once; one more is refused 403"),
+    KEY("presence_max_publications", CONFIG_INT, presence_max_publications, "20000", 1, 10000000,
+        "PUBLISHed presence documents on the node; one more is refused 503"),
+    KEY("presence_publish_any_user", CONFIG_BOOL, presence_publish_any_user, "no", 0, 0,
+        "presence: yes lets every authenticated user publish for any user; no: only for itself"),
 };
 
 static int check(const void *section, char *err, size_t errcap)
@@ -48,7 +59,7 @@ static int check(const void *section, char *err, size_t errcap)
 
 const struct config_section subs_config_section = {
     .name = "subscriptions",
-    .help = "SIP event subscriptions (RFC 6665) cascade answers itself: the reg (RFC 3680), dialog (RFC 4235) and message-summary (RFC 3842) packages.",
+    .help = "SIP event subscriptions (RFC 6665) cascade answers itself: the reg (RFC 3680), dialog (RFC 4235), message-summary (RFC 3842) and presence (RFC 3856, PUBLISH RFC 3903) packages.",
     .keys = keys,
     .nkeys = sizeof(keys) / sizeof(keys[0]),
     .check = check,

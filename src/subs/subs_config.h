@@ -15,6 +15,15 @@ struct subs_config { /* [subscriptions] */
     bool dialog_any_user;      /* dialog: every authenticated user of ours may watch any AoR's calls */
     int dialog_max_per_user;   /* dialog: calls tracked per watched AoR; more are not reported */
     char voicemail_source[256]; /* message-summary: who may send summaries ("" = package off) */
+    int presence_policy;       /* enum subs_presence_policy: who may watch a user's presence */
+    int presence_max_publications_per_user; /* PUBLISH soft state of one user; one more is 403 */
+    int presence_max_publications;          /* on the node; one more is 503 */
+    bool presence_publish_any_user;         /* yes: any authenticated user may publish for any user */
+};
+
+enum subs_presence_policy {
+    SUBS_PRESENCE_DOMAIN = 0,  /* every user of the domain (and the user itself) */
+    SUBS_PRESENCE_ALLOWLIST,   /* the user itself and the names in its allow list (API) */
 };
 
 #endif

@@ -160,6 +160,10 @@ static void defaults_before_tables(struct config *c)
     c->messages.max_age = 604800;
     c->subs.dialog_any_user = false;
     c->subs.dialog_max_per_user = 16;
+    c->subs.presence_policy = SUBS_PRESENCE_DOMAIN;
+    c->subs.presence_max_publications_per_user = 8;
+    c->subs.presence_max_publications = 20000;
+    c->subs.presence_publish_any_user = false;
 }
 
 static void test_defaults_are_the_documented_ones(void **state)

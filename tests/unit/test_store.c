@@ -1161,6 +1161,7 @@ static int rt_upstream_cb(void *arg, const struct store_gb_upstream *r) { return
 static int rt_record_cb(void *arg, const struct store_gb_record *r) { return round_trip_check(arg, r); }
 static int rt_subscription_cb(void *arg, const struct store_subscription *r) { return round_trip_check(arg, r); }
 static int rt_offline_msg_cb(void *arg, const struct store_offline_msg *r) { return round_trip_check(arg, r); }
+static int rt_presence_allow_cb(void *arg, const struct store_presence_allow *r) { return round_trip_check(arg, r); }
 
 /* Every row kind comes back from an upsert with every column as written,
  * including values at the edges of their C types and non-default booleans. */
@@ -1209,6 +1210,8 @@ static void test_every_row_kind_round_trips_every_column(void **state)
         .to_uri = "<sip:bob@example.com>", .content_type = "text/plain;charset=UTF-8", .body = "hello, bob",
         .received_at = 1700000000005, .state = "delivered", .updated_at = 1700000000006};
     assert_int_equal(store_submit(st, store_op_offline_msg_upsert(&offline_msg), NULL, NULL), 0);
+    const struct store_presence_allow allow = {.user = "alice", .watchers = "bob,carol"};
+    assert_int_equal(store_submit(st, store_op_presence_allow_upsert(&allow), NULL, NULL), 0);
     store_flush_sync(st);
 
     struct round_trip rt[STORE_ROW_KIND_COUNT] = {
@@ -1220,8 +1223,10 @@ static void test_every_row_kind_round_trips_every_column(void **state)
         [STORE_ROW_GB_RECORD] = {&store_rows[STORE_ROW_GB_RECORD], &record, 0, 0},
         [STORE_ROW_SUBSCRIPTION] = {&store_rows[STORE_ROW_SUBSCRIPTION], &subscription, 0, 0},
         [STORE_ROW_OFFLINE_MSG] = {&store_rows[STORE_ROW_OFFLINE_MSG], &offline_msg, 0, 0},
+        [STORE_ROW_PRESENCE_ALLOW] = {&store_rows[STORE_ROW_PRESENCE_ALLOW], &allow, 0, 0},
     };
     assert_int_equal(store_load_offline_msgs(st, rt_offline_msg_cb, &rt[STORE_ROW_OFFLINE_MSG]), 0);
+    assert_int_equal(store_load_presence_allow(st, rt_presence_allow_cb, &rt[STORE_ROW_PRESENCE_ALLOW]), 0);
     assert_int_equal(store_load_subscriptions(st, rt_subscription_cb, &rt[STORE_ROW_SUBSCRIPTION]), 0);
     assert_int_equal(store_load_users(st, rt_user_cb, &rt[STORE_ROW_USER]), 0);
     assert_int_equal(store_load_bindings(st, rt_binding_cb, &rt[STORE_ROW_BINDING]), 0);

@@ -1,0 +1,119 @@
+/* presence.h — the presence package's state (RFC 3856, RFC 3903): the
+ * documents users PUBLISH, each under an entity tag, soft state that
+ * expires; the per-user allow lists of who may watch them; and the
+ * document a watcher is sent (the composition of a user's publications,
+ * or, with none, one derived from its registrations).
+ *
+ *   struct presence *p = presence_new(&deps);            deps.on_change gets the AoRs
+ *   presence_publish(p, &req, &out);                       out.status 200/412/403/503...
+ *   presence_document(p, "alice", "sip:alice@example.com", true, contact, &sb);
+ *   presence_on_publish(p, st, rx, "alice");               a PUBLISH to sip:alice@us
+ *
+ * The notifier (subs.c) owns one, calls presence_on_publish for a PUBLISH
+ * to one of our users and is told through on_change when a user's published
+ * state changes (publish, modify, remove, expiry). Loop thread only. */
+#ifndef CASCADE_SUBS_PRESENCE_H
+#define CASCADE_SUBS_PRESENCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/sbuf.h"
+#include "base/timer.h"
+#include "registrar/digest_check.h"
+#include "subs/subs_config.h"
+#include "txn/txn.h"
+
+struct presence;
+struct registrar;
+struct store;
+
+#define PRESENCE_ETAG_SIZE 25           /* 24 characters (144 random bits, base64url) + NUL */
+#define PRESENCE_DEFAULT_EXPIRES 3600   /* a PUBLISH with no Expires (RFC 3903 §4) */
+#define PRESENCE_MAX_ALLOW 64           /* names in one allow list */
+#define PRESENCE_MAX_NAME 64            /* a user name in an allow list */
+
+struct presence_deps {
+    const struct subs_config *cfg;        /* borrowed: presence_* keys, min/max_expires */
+    struct timer_service *timers;         /* publication expiries */
+    bool require_auth;                    /* [auth] require_auth: PUBLISH is challenged */
+    const struct digest_checker *digest;  /* borrowed */
+    struct store *store;                  /* allow lists survive restarts; NULL: they do not */
+    struct registrar *registrar;          /* which users exist (the API's allow lists) */
+    /* A user's published state changed (aor: its AoR key). */
+    void (*on_change)(void *arg, const char *aor);
+    void *arg;
+};
+
+/* NULL on allocation failure. */
+struct presence *presence_new(const struct presence_deps *d);
+/* Frees every publication without calling on_change. */
+void presence_free(struct presence *p);
+
+/* A PUBLISH, read (RFC 3903 §6). */
+struct presence_publish {
+    const char *aor;          /* the user published for (AoR key) */
+    const char *if_match;     /* SIP-If-Match, NULL for an initial publication */
+    int64_t expires;          /* granted: 0 removes (clamp before) */
+    const char *body;         /* application/pidf+xml, or NULL/0 for a refresh */
+    size_t len;
+};
+
+struct presence_outcome {
+    int status;               /* 200, 400, 403, 412, 413, 500, 503 */
+    const char *reason;       /* its reason phrase */
+    const char *why;          /* for the log and a 400's Warning, or NULL */
+    char etag[PRESENCE_ETAG_SIZE]; /* 200 with expires > 0: the new entity tag */
+    uint32_t expires;         /* 200: seconds granted */
+};
+
+/* Applies one publication (RFC 3903 §6): initial (no if_match, a body),
+ * refresh (if_match, no body), modify (if_match and a body) or remove
+ * (if_match, expires 0). Each success but removal gets a new entity tag; an
+ * unknown or expired if_match is 412. on_change is called before it
+ * returns when the user's document changed. */
+void presence_publish(struct presence *p, const struct presence_publish *req, struct presence_outcome *out);
+
+/* Removes every publication of aor (its devices are gone); on_change once
+ * when there was any. */
+void presence_drop_user(struct presence *p, const char *aor);
+
+/* How many publications the user holds now. */
+size_t presence_count(const struct presence *p, const char *aor);
+
+/* The document a watcher of aor gets (entity: its URI), appended to out:
+ * every tuple of the user's publications, newest first; with none, the
+ * state derived from its registrations (registered: any binding, contact:
+ * one bound contact or NULL). 0, or a negative errno. */
+int presence_document(struct presence *p, const char *aor, const char *entity, bool registered,
+                      const char *contact, sbuf_t *out);
+
+/* Whether watcher (a user name of ours) may see aor's presence under
+ * [subscriptions] presence_policy. */
+bool presence_may_watch(const struct presence *p, const char *watcher, const char *aor);
+
+/* "domain" or "allowlist": [subscriptions] presence_policy. */
+const char *presence_policy_name(const struct presence *p);
+/* Whether name is one of our users (for the API). */
+bool presence_user_known(const struct presence *p, const char *name);
+
+/* The allow list of aor: copies up to cap names into names (each
+ * PRESENCE_MAX_NAME bytes); returns how many it holds. */
+size_t presence_allow_get(const struct presence *p, const char *aor, char (*names)[PRESENCE_MAX_NAME], size_t cap);
+/* Replaces aor's allow list (n == 0 clears it) and writes it to the store.
+ * 0, -EINVAL (a name empty, too long, with a comma, or more than
+ * PRESENCE_MAX_ALLOW), -ENOMEM. */
+int presence_allow_set(struct presence *p, const char *aor, const char *const *names, size_t n);
+
+/* Reads the allow lists from the store. How many users have one, or a
+ * negative errno. */
+int presence_load(struct presence *p);
+
+/* Answers a PUBLISH for aor (a user of ours; the caller checked locality):
+ * 489 for an event other than presence, digest like REGISTER, 423 under
+ * min_expires, 415 for a body that is not application/pidf+xml, then
+ * presence_publish. Always answers. */
+void presence_on_publish(struct presence *p, struct txn *st, const struct transport_rx *rx, const char *aor);
+
+#endif
