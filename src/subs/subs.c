@@ -387,10 +387,11 @@ static int build_other(struct subs *s, struct subs_sub *sub)
     return dialog_info_build(&s->sb, sub->version++, true, uri, d, n);
 }
 
-/* The whole registration state of sub's AoR into s->sb. */
+/* The whole registration state of sub's AoR into s->sb (presence: the
+ * document presence.c composes, which needs the bindings too). */
 static int build_full(struct subs *s, struct subs_sub *sub, bool terminated)
 {
-    if (strcmp(sub->event, "reg") != 0) return build_other(s, sub);
+    if (strcmp(sub->event, "reg") != 0 && strcmp(sub->event, "presence") != 0) return build_other(s, sub);
     struct location *loc = registrar_location(s->registrar);
     const struct location_binding *b[SUBS_MAX_CONTACTS];
     size_t n = loc ? location_lookup(loc, str_from_cstr(sub->aor), b, SUBS_MAX_CONTACTS) : 0;
