@@ -20,6 +20,7 @@
  * not by the Event header, because platforms differ on the Event value
  * (Catalog, Alarm, MobilePosition, presence...). */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gb/upper/upper_int.h"
@@ -50,15 +51,22 @@ unsigned gb_subs_parse_mask(const char *list)
     return mask;
 }
 
-void gb_subs_device_init(struct gb_device *d)
+void gb_subs_device_init(struct gb_device *d) { d->subs = NULL; }
+
+/* The subscriptions are held only while the device is online and [gb]
+ * subscribe asks for some: ~1 KiB that a million devices without them do
+ * not pay. */
+static struct gb_sub *subs_alloc(struct gb_device *d)
 {
+    if (d->subs) return d->subs;
+    struct gb_sub *a = calloc(GB_SUB_KINDS, sizeof(*a));
+    if (!a) return NULL;
     for (int k = 0; k < GB_SUB_KINDS; k++) {
-        struct gb_sub *s = &d->subs[k];
-        memset(s, 0, sizeof(*s));
-        s->dev = d;
-        s->kind = (uint8_t)k;
-        timer_node_init(&s->timer);
+        a[k].dev = d;
+        a[k].kind = (uint8_t)k;
+        timer_node_init(&a[k].timer);
     }
+    return d->subs = a;
 }
 
 static void sub_send(struct gb_upper *g, struct gb_sub *s);
@@ -180,6 +188,11 @@ static void sub_send(struct gb_upper *g, struct gb_sub *s)
 
 void gb_subs_device_online(struct gb_upper *g, struct gb_device *d)
 {
+    if (!g->sub_mask) return;
+    if (!subs_alloc(d)) {
+        log_warn("gb: no memory for the subscriptions of %s", d->id);
+        return;
+    }
     for (int k = 0; k < GB_SUB_KINDS; k++) {
         struct gb_sub *s = &d->subs[k];
         if (!(g->sub_mask & (1u << k)) || s->state != GB_SUB_IDLE) continue;
@@ -191,20 +204,20 @@ void gb_subs_device_online(struct gb_upper *g, struct gb_device *d)
 
 void gb_subs_device_offline(struct gb_upper *g, struct gb_device *d)
 {
+    if (!d->subs) return;
     for (int k = 0; k < GB_SUB_KINDS; k++) {
         struct gb_sub *s = &d->subs[k];
         timer_stop(g->timers, &s->timer);
         if (s->h) ua_request_cancel(s->h);
         s->h = NULL;
-        s->state = GB_SUB_IDLE;
-        s->active_since = 0;
-        s->remote_tag[0] = '\0';
     }
+    free(d->subs);
+    d->subs = NULL;
 }
 
 static struct gb_sub *sub_of_notify(struct gb_device *d, const struct sip_msg *m)
 {
-    for (int k = 0; k < GB_SUB_KINDS; k++) {
+    for (int k = 0; d->subs && k < GB_SUB_KINDS; k++) {
         struct gb_sub *s = &d->subs[k];
         if (s->local_tag[0] && str_eq_cstr(m->to.tag, s->local_tag) && str_eq_cstr(m->call_id, s->call_id)) return s;
     }
@@ -268,11 +281,12 @@ json_t *gb_subs_json(const struct gb_device *d)
     static const char *const states[] = {"idle", "pending", "active"};
     json_t *o = json_object();
     for (int k = 0; k < GB_SUB_KINDS; k++) {
-        const struct gb_sub *s = &d->subs[k];
         if (!(d->g->sub_mask & (1u << k))) continue;
-        json_t *e = json_pack("{s:s,s:I}", "state", states[s->state], "notifies", (json_int_t)s->notifies);
-        if (s->state == GB_SUB_ACTIVE) json_object_set_new(e, "expires", json_integer(s->expires_s));
-        if (s->last_error[0]) json_object_set_new(e, "last_error", json_string(s->last_error));
+        const struct gb_sub *s = d->subs ? &d->subs[k] : NULL;
+        json_t *e = json_pack("{s:s,s:I}", "state", states[s ? s->state : GB_SUB_IDLE], "notifies",
+                              (json_int_t)(s ? s->notifies : 0));
+        if (s && s->state == GB_SUB_ACTIVE) json_object_set_new(e, "expires", json_integer(s->expires_s));
+        if (s && s->last_error[0]) json_object_set_new(e, "last_error", json_string(s->last_error));
         json_object_set_new(o, sub_names[k], e);
     }
     return o;

@@ -139,7 +139,7 @@ struct gb_device {
     size_t channel_count;
     struct gb_query *queries;
     uint32_t streams;
-    struct gb_sub subs[GB_SUB_KINDS];
+    struct gb_sub *subs;        /* [GB_SUB_KINDS] while online with [gb] subscribe set; NULL otherwise (~1 KiB) */
     json_t *position;           /* newest MobilePosition notify (alarms.c); NULL none */
 };
 
