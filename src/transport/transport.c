@@ -218,7 +218,6 @@ uint64_t transport_now(struct transport *t)
 static void batch_handles_init(struct transport *t);
 static void batch_handle_closed(uv_handle_t *h);
 static void udp_batch_flush(struct transport *t);
-static void udp_rx_closed(uv_handle_t *h);
 
 struct transport *transport_new(uv_loop_t *loop, struct timer_service *timers, const struct transport_config *cfg,
                                 const struct transport_callbacks *cb)
@@ -312,8 +311,6 @@ void transport_free(struct transport *t)
         timer_stop(t->timers, &l->resume);
         /* A paused listener is closed or closing already. */
         if (l->handle_open && !uv_is_closing(&l->h.handle)) uv_close(&l->h.handle, transport_listener_closed);
-        if (l->proto == SIP_TRANSPORT_UDP && l->rx_fd >= 0 && !uv_is_closing((uv_handle_t *)&l->rx_poll))
-            uv_close((uv_handle_t *)&l->rx_poll, udp_rx_closed);
     }
     if (t->open_handles == 0) transport_release(t);
 }
@@ -382,74 +379,6 @@ static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const stru
     udp_datagram(l, buf->base, (size_t)nread, (flags & UV_UDP_PARTIAL) != 0, addr);
 }
 
-/* ---- reading UDP ----
- * libuv reads a UDP socket until it finds it empty, so each wake-up costs one
- * system call more than the datagrams need (the read that gets EAGAIN), and
- * at moderate rates a wake-up finds one or two datagrams. We read from our
- * own level-triggered watcher instead: one recvmmsg per wake-up, again only
- * while a call filled every slot; what is left wakes the loop again. The
- * watcher sits on a dup of the socket (libuv allows one watcher per
- * descriptor and keeps the original for sending). */
-static void udp_rx_closed(uv_handle_t *h)
-{
-    struct listener *l = h->data;
-    if (l->rx_fd >= 0) close(l->rx_fd);
-    l->rx_fd = -1;
-    transport_handle_closed(l->t);
-}
-
-static void udp_readable(uv_poll_t *p, int status, int events)
-{
-    (void)events;
-    struct listener *l = p->data;
-    struct transport *t = l->t;
-    if (status < 0) {
-        log_warn_rl("UDP listener %u: poll error: %s", l->id, uv_strerror(status));
-        return;
-    }
-    struct mmsghdr msgs[UDP_RX_CHUNKS];
-    struct iovec iov[UDP_RX_CHUNKS];
-    struct sockaddr_storage from[UDP_RX_CHUNKS];
-    for (int rounds = 0; rounds < 32 && !t->freeing; rounds++) {
-        for (uint32_t i = 0; i < UDP_RX_CHUNKS; i++) {
-            iov[i] = (struct iovec){t->udp_buf + (size_t)i * UDP_RX_CHUNK, UDP_RX_CHUNK};
-            msgs[i].msg_hdr = (struct msghdr){.msg_name = &from[i], .msg_namelen = sizeof(from[i]), .msg_iov = &iov[i],
-                                              .msg_iovlen = 1};
-            msgs[i].msg_len = 0;
-        }
-        int n = recvmmsg(l->rx_fd, msgs, UDP_RX_CHUNKS, MSG_DONTWAIT, NULL);
-        if (n < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                log_warn_rl("UDP receive error on listener %u: %s", l->id, strerror(errno));
-            return;
-        }
-        for (int i = 0; i < n && !t->freeing; i++) {
-            const struct sockaddr *a = msgs[i].msg_hdr.msg_namelen ? (const struct sockaddr *)&from[i] : NULL;
-            if (msgs[i].msg_len == 0 && !a) continue;
-            udp_datagram(l, iov[i].iov_base, msgs[i].msg_len, (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0, a);
-        }
-        if ((uint32_t)n < UDP_RX_CHUNKS) return; /* the socket is (very likely) empty: no EAGAIN read */
-    }
-}
-
-/* Starts reading l from our own watcher; libuv's reader when that cannot be set up. */
-static int udp_rx_start(struct transport *t, struct listener *l)
-{
-    uv_os_fd_t fd;
-    l->rx_fd = -1;
-    if (uv_fileno(&l->h.handle, &fd) == 0) l->rx_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (l->rx_fd >= 0 && uv_poll_init(t->loop, &l->rx_poll, l->rx_fd) == 0) {
-        l->rx_poll.data = l;
-        t->open_handles++;
-        if (uv_poll_start(&l->rx_poll, UV_READABLE, udp_readable) == 0) return 0;
-        uv_close((uv_handle_t *)&l->rx_poll, udp_rx_closed); /* closes rx_fd; l stays (the listener is kept) */
-        return uv_udp_recv_start(&l->h.udp, udp_alloc, udp_recv);
-    }
-    if (l->rx_fd >= 0) close(l->rx_fd);
-    l->rx_fd = -1;
-    return uv_udp_recv_start(&l->h.udp, udp_alloc, udp_recv);
-}
-
 static int listener_bind(struct transport *t, struct listener *l)
 {
     const struct sockaddr *sa = (const struct sockaddr *)&l->addr;
@@ -468,7 +397,7 @@ static int listener_bind(struct transport *t, struct listener *l)
         int namelen = sizeof(l->addr);
         rc = uv_udp_getsockname(&l->h.udp, (struct sockaddr *)&l->addr, &namelen);
         if (rc) return rc;
-        return udp_rx_start(t, l);
+        return uv_udp_recv_start(&l->h.udp, udp_alloc, udp_recv);
     }
     rc = uv_tcp_init(t->loop, &l->h.tcp);
     if (rc) return rc;
@@ -505,7 +434,6 @@ int transport_listen(struct transport *t, enum sip_transport proto, const char *
     l->t = t;
     l->proto = proto;
     l->id = t->listener_count + 1;
-    l->rx_fd = -1;
     timer_node_init(&l->resume);
     if (!host || transport_addr_parse(host, strlen(host), port, &l->addr) != 0) {
         log_error("listen %s %s:%u: not a numeric IP address", transport_name(proto), host ? host : "(null)", port);

@@ -24,10 +24,6 @@ struct listener {
     struct sockaddr_storage addr; /* as bound (the real port when 0 was asked) */
     bool handle_open;             /* h initialised and its close callback not yet run */
     bool paused;                  /* TCP: closed while the process is out of descriptors */
-    /* UDP: datagrams are read with recvmmsg from our own watcher on a dup of
-     * the socket (transport.c, "reading UDP"); rx_fd -1 when libuv reads. */
-    uv_poll_t rx_poll;
-    int rx_fd;
     struct timer_node resume;     /* ... listens again when this fires */
 };
 
