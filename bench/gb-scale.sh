@@ -159,7 +159,7 @@ run_case() {
     echo "$line"
     echo "    cascade RSS ${r0} KiB empty -> ${r1} KiB after the ramp -> ${r2} KiB after ${win}s -> ${r3} KiB trimmed;" \
         "online $online/$n; offline events (LOG=info only) $offl; simulator re-registrations $lost;" \
-        "server cpus '${server_cpus}', sim cpus '${sim_cpus}' x $threads threads${COMPETITOR_AT:+, competitor at ${COMPETITOR_AT}s for ${COMPETITOR_SECS:-60}s}"
+        "server cpus '${server_cpus}', sim cpus '${sim_cpus}' x $threads threads${COMPETITOR_AT:+, competitor at ${COMPETITOR_AT/%hold/hold+10}s for ${COMPETITOR_SECS:-60}s}"
     echo "    overload: $(jq -c .overload <<<"$st")"
     echo "    catalog on register: $(jq -c '.gb_upper | {catalog_queued, catalog_in_flight, catalog_started, catalog_paused}' <<<"$st")"
     results+=("$line")
