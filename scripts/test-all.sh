@@ -60,6 +60,15 @@ trap cleanup EXIT
 stamp "plain ctest ($BUILD), -j $CTEST_JOBS, beside the background builds"
 (cd "$BUILD" && ctest --output-on-failure -j "$CTEST_JOBS")
 
+# The tests are done: what is left of the builds gets the machine at normal
+# priority (raising it back needs the privilege CI runs with; without it the
+# builds just go on at nice 10).
+renice_tree() { # PID NICE: the process and every descendant
+    local c
+    renice -n "$2" -p "$1" >/dev/null 2>&1 || true
+    for c in $(pgrep -P "$1" 2>/dev/null); do renice_tree "$c" "$2"; done
+}
+renice_tree "$bg" 0
 stamp "waiting for the background builds"
 if ! wait "$bg"; then
     echo "background builds FAILED:"
