@@ -447,17 +447,25 @@ static void test_catalog_on_register(void **state)
     assert_int_equal(gbh_last_status(h), 200);
 }
 
+/* DEV and a second device register; the queue's timer has run once. Returns
+ * the second device's id. */
+static const char *register_two(struct gbh *h)
+{
+    static const char dev2[] = "34020000001320000077";
+    assert_int_equal(gb_device_admin_set(h->g, dev2, "devpw", NULL, -1), 0);
+    assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080), 200);
+    assert_int_equal(gbh_register(h, dev2, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5081), 200);
+    gbh_advance(h, 0);
+    return dev2;
+}
+
 /* Catalog-on-register goes through a bounded queue: with
  * catalog_concurrency = 1 the second device waits until the first one's
  * query ends (here by timing out), then gets its own. */
 static void test_catalog_queue_is_bounded(void **state)
 {
     struct gbh *h = *state; /* catalog_on_register, catalog_concurrency 1 */
-    const char *dev2 = "34020000001320000077";
-    assert_int_equal(gb_device_admin_set(h->g, dev2, "devpw", NULL, -1), 0);
-    assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080), 200);
-    assert_int_equal(gbh_register(h, dev2, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5081), 200);
-    gbh_advance(h, 0);
+    const char *dev2 = register_two(h);
     struct gb_upper_stats st;
     gb_upper_get_stats(h->g, &st);
     assert_int_equal(st.pending_queries, 1);
@@ -480,11 +488,7 @@ static void test_catalog_queue_is_bounded(void **state)
 static void test_catalog_queue_counts_device_info(void **state)
 {
     struct gbh *h = *state; /* catalog_on_register, info_on_register, catalog_concurrency 2 */
-    const char *dev2 = "34020000001320000077";
-    assert_int_equal(gb_device_admin_set(h->g, dev2, "devpw", NULL, -1), 0);
-    assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080), 200);
-    assert_int_equal(gbh_register(h, dev2, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5081), 200);
-    gbh_advance(h, 0);
+    const char *dev2 = register_two(h);
     struct gb_upper_stats st;
     gb_upper_get_stats(h->g, &st);
     assert_int_equal(st.catalog_in_flight, 2);
