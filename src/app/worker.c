@@ -639,6 +639,7 @@ static void stop_rest(void *arg)
         /* Answered registrations are committed before their 200 went out;
          * this drains whatever is still queued, then releases the async handle
          * that would otherwise keep the loop alive. */
+        if (w->location) location_flush(w->location); /* write-behind refreshes */
         store_flush_sync(w->store);
         store_close(w->store);
         w->store = NULL;

@@ -11,7 +11,19 @@
  * it in. That keeps string packing simple and makes location_update easy to
  * keep atomic: every allocation (AoR record, new bindings, their timers)
  * happens before anything visible changes, so a failure leaves the location
- * as it was. */
+ * as it was.
+ *
+ * Write-behind refreshes: a REGISTER that only renews a binding (same
+ * contact, flow, source, path, instance, q and flags; a new expiry, CSeq or
+ * Call-ID) is not written before its 200 when write_behind_ms > 0. The
+ * binding goes on a dirty list instead, and one timer writes every dirty
+ * binding at most write_behind_ms later in one batch (one transaction). A
+ * registrar's steady state is refreshes, so at ordinary rates this takes a
+ * commit, and the loop turn that delivers it, off almost every REGISTER.
+ * What a crash can cost: the refreshes of the last write_behind_ms; their
+ * rows keep the previous expiry (still in the future unless the binding was
+ * about to expire). New bindings, changed routes and removals are still
+ * committed before their answer. */
 #include "registrar/location.h"
 
 #include <arpa/inet.h>
@@ -41,6 +53,8 @@ struct binding {
     struct binding *next;             /* in its AoR's list */
     struct hnode by_conn;             /* in loc->conns, when pub.conn_id != 0 */
     struct aor *aor;
+    struct binding *dirty_next;       /* in loc->dirty when dirty_pprev != NULL */
+    struct binding **dirty_pprev;
     char strings[];
 };
 
@@ -53,6 +67,10 @@ struct location {
     size_t binding_count;
     size_t nat_count;                 /* bindings with LOCATION_FLAG_NAT */
     uint32_t max_per_aor, max_total;
+    uint32_t write_behind_ms;         /* 0: every refresh is written before its answer */
+    struct binding *dirty;            /* refreshed, not yet written */
+    size_t dirty_count;
+    struct timer_node flush_timer;    /* armed while dirty is non-empty */
 };
 
 #define INITIAL_BUCKETS 256
@@ -102,6 +120,18 @@ static int table_prime(struct htable *t)
     return 0;
 }
 
+/* ---- Dirty list (write-behind refreshes). */
+
+static void dirty_unlink(struct location *loc, struct binding *b)
+{
+    if (!b->dirty_pprev) return;
+    *b->dirty_pprev = b->dirty_next;
+    if (b->dirty_next) b->dirty_next->dirty_pprev = b->dirty_pprev;
+    b->dirty_next = NULL;
+    b->dirty_pprev = NULL;
+    loc->dirty_count--;
+}
+
 static int free_aor(struct hnode *n, void *arg)
 {
     struct location *loc = arg;
@@ -110,6 +140,7 @@ static int free_aor(struct hnode *n, void *arg)
     while (b) {
         struct binding *bn = b->next;
         timer_stop(loc->timers, &b->timer);
+        dirty_unlink(loc, b);
         free(b);
         b = bn;
     }
@@ -133,12 +164,14 @@ struct location *location_new(struct timer_service *timers, struct store *store,
     loc->store = store;
     if (cb) loc->cb = *cb;
     loc->max_per_aor = LOCATION_DEFAULT_MAX_PER_AOR;
+    timer_node_init(&loc->flush_timer);
     return loc;
 }
 
 void location_free(struct location *loc)
 {
     if (!loc) return;
+    timer_stop(loc->timers, &loc->flush_timer);
     htable_foreach(&loc->aors, free_aor, loc);
     htable_free(&loc->aors);
     htable_free(&loc->conns);
@@ -254,6 +287,7 @@ static void conn_link(struct location *loc, struct binding *b)
 
 static void conn_unlink(struct location *loc, struct binding *b) { htable_remove(&loc->conns, &b->by_conn); }
 
+
 /* ---- Persistence: every change becomes a store op; a caller waiting for
  * the commit gets one callback after the last of its ops. */
 
@@ -268,6 +302,7 @@ struct persist {
     struct location *loc;
     struct store *store;
     struct pending_done *pd;          /* NULL when nobody waits */
+    bool deferred;                    /* a refresh went on the dirty list */
 };
 
 static void pending_release(struct pending_done *pd, int status)
@@ -315,9 +350,10 @@ static void binding_to_row(const struct binding *b, struct store_binding *row)
     };
 }
 
-static void persist_upsert(struct persist *ps, const struct binding *b)
+static void persist_upsert(struct persist *ps, struct binding *b)
 {
     if (!ps->store) return;
+    dirty_unlink(ps->loc, b); /* this write carries the refresh too */
     struct store_binding row;
     binding_to_row(b, &row);
     persist_submit(ps, store_op_binding_upsert(&row), "binding", b->pub.aor);
@@ -348,12 +384,74 @@ static void persist_end(struct persist *ps, store_done_cb cb, void *arg)
         cb(arg, 0);
         return;
     }
-    if (ps->pd->refs == 1) /* nothing to write: wait for what is queued before */
+    if (ps->pd->refs == 1) {
+        /* Nothing written. Only write-behind refreshes and nothing of the
+         * store's still open: answer now (the common case: a refresh). Else
+         * wait for what is queued before, as for any answer. */
+        if (ps->deferred && store_in_flight(ps->store) == 0) {
+            free(ps->pd);
+            cb(arg, 0);
+            return;
+        }
         persist_submit(ps, store_op_barrier(), "barrier", "-");
+    }
     pending_release(ps->pd, 0);
 }
 
 static void persist_abort(struct persist *ps) { free(ps->pd); }
+
+/* ---- Write-behind. */
+
+/* Writes every dirty binding (one upsert each; the store puts what one loop
+ * turn submits into one transaction). */
+void location_flush(struct location *loc)
+{
+    if (!loc) return;
+    timer_stop(loc->timers, &loc->flush_timer);
+    struct persist ps = {.loc = loc, .store = loc->store};
+    while (loc->dirty) persist_upsert(&ps, loc->dirty); /* unlinks it */
+}
+
+static void on_flush(struct timer_node *node, uint64_t now_ms)
+{
+    (void)now_ms;
+    location_flush(container_of(node, struct location, flush_timer));
+}
+
+/* Same route as before: only the expiry, CSeq, Call-ID and arrival time
+ * differ, so the stored row still routes calls the same way. */
+static bool same_route(const struct binding *a, const struct binding *b)
+{
+    const struct location_binding *x = &a->pub, *y = &b->pub;
+    return x->conn_id == y->conn_id && x->transport == y->transport && x->flags == y->flags &&
+           x->q1000 == y->q1000 && x->reg_id == y->reg_id && strcmp(x->remote, y->remote) == 0 &&
+           strcmp(x->path, y->path) == 0 && strcmp(x->instance, y->instance) == 0 &&
+           strcmp(x->user_agent, y->user_agent) == 0;
+}
+
+/* Puts b on the dirty list (instead of writing it now) when it renews old
+ * and write-behind is on; false when it must be written now. */
+static bool defer_refresh(struct location *loc, const struct binding *old, struct binding *b, uint64_t now_ms)
+{
+    if (!loc->write_behind_ms || !loc->store || !old || !same_route(old, b)) return false;
+    if (!timer_armed(&loc->flush_timer) &&
+        timer_start(loc->timers, &loc->flush_timer, now_ms + loc->write_behind_ms, on_flush) != 0)
+        return false;
+    b->dirty_next = loc->dirty;
+    if (loc->dirty) loc->dirty->dirty_pprev = &b->dirty_next;
+    b->dirty_pprev = &loc->dirty;
+    loc->dirty = b;
+    loc->dirty_count++;
+    return true;
+}
+
+void location_set_write_behind(struct location *loc, uint32_t ms)
+{
+    loc->write_behind_ms = ms;
+    if (!ms) location_flush(loc);
+}
+
+size_t location_dirty_count(const struct location *loc) { return loc->dirty_count; }
 
 /* ---- Removing. */
 
@@ -368,6 +466,7 @@ static void binding_remove(struct location *loc, struct binding *b, enum locatio
     conn_unlink(loc, b);
     loc->binding_count--;
     if (b->pub.flags & LOCATION_FLAG_NAT) loc->nat_count--;
+    dirty_unlink(loc, b);
     if (persist) persist_delete(persist, b);
     if (loc->cb.binding_removed) loc->cb.binding_removed(loc->cb.arg, &b->pub, reason);
     free(b);
@@ -440,6 +539,8 @@ static struct binding *binding_alloc(struct location *loc, const struct binding_
     b->next = NULL;
     b->by_conn = (struct hnode){0};
     b->aor = NULL;
+    b->dirty_next = NULL;
+    b->dirty_pprev = NULL;
     timer_node_init(&b->timer);
     if (timer_start(loc->timers, &b->timer, b->pub.expires_ms, on_expire) != 0) {
         free(b);
@@ -653,13 +754,15 @@ int location_update(struct location *loc, str_t aor, const struct location_bindi
         bool was_empty = a->count == 0;
         if (old) {
             timer_stop(loc->timers, &old->timer);
+            dirty_unlink(loc, old);
             aor_unlink(a, old);
             conn_unlink(loc, old);
             loc->binding_count--;
             if (old->pub.flags & LOCATION_FLAG_NAT) loc->nat_count--;
         }
         binding_link(loc, a, nb);
-        persist_upsert(&ps, nb);
+        if (defer_refresh(loc, old, nb, now_ms)) ps.deferred = true;
+        else persist_upsert(&ps, nb);
         if (old) {
             if (loc->cb.binding_refreshed) loc->cb.binding_refreshed(loc->cb.arg, &nb->pub);
             free(old);

@@ -144,6 +144,16 @@ void location_free(struct location *loc);
 /* max_per_aor / max_total: 0 means no limit. Defaults: 32 / none. */
 void location_set_limits(struct location *loc, uint32_t max_per_aor, uint32_t max_total);
 
+/* Write-behind refreshes (see location.c): with ms > 0 a REGISTER that only
+ * renews a binding is answered without waiting for a commit, and the renewed
+ * bindings are written together at most ms later. 0 (the default) writes
+ * every change before its answer; switching to 0 writes what is dirty. */
+void location_set_write_behind(struct location *loc, uint32_t ms);
+/* Writes every renewed-but-unwritten binding now (shutdown: before the store
+ * is flushed). */
+void location_flush(struct location *loc);
+size_t location_dirty_count(const struct location *loc);
+
 /* Reloads bindings from st at start-up (before serving): rows expired at
  * now_wall_ms are dropped (and deleted from st), the others get a timer at
  * now_ms + remaining. Connection-oriented bindings come back with conn_id 0

@@ -1034,6 +1034,7 @@ void registrar_set_location(struct registrar *r, struct location *loc)
     natping_set_location(r->natping, loc);
     /* [registrar] max_contacts bounds the fan-out of one call (issue 9). */
     if (loc) location_set_limits(loc, (uint32_t)r->cfg.max_contacts, 0);
+    if (loc) location_set_write_behind(loc, (uint32_t)r->cfg.write_behind_ms);
 }
 
 void registrar_stop(struct registrar *r)

@@ -20,6 +20,10 @@ static const struct config_key keys[] = {
         "a binding that answered none of its last N pings is removed (user.offline reason unreachable); 0: never"),
     KEY("max_contacts", CONFIG_INT, max_contacts, "10", 0, 256,
         "bindings per AoR: one more is refused 403 Too Many Contacts (bounds a call's fan-out); 0: no limit"),
+    KEY("write_behind_ms", CONFIG_INT, write_behind_ms, "1000", 0, 60000,
+        "a REGISTER that only renews a binding (same contact, flow, source, path) is answered at once and "
+        "written with the others within this many ms; a crash loses at most that much of renewals; 0: every "
+        "change is committed before its 200"),
 };
 
 static int check(const void *section, char *err, size_t errcap)

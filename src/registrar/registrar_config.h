@@ -11,6 +11,7 @@ struct registrar_config { /* [registrar] */
     int nat_ping_interval_s;         /* OPTIONS to UDP bindings behind NAT; 0: off */
     int nat_ping_max_lost;           /* unanswered pings in a row that remove the binding; 0: never */
     int max_contacts;                /* bindings per AoR; one more is refused 403; 0: no limit */
+    int write_behind_ms;             /* a pure refresh is written within this, not before its 200; 0: before */
 };
 
 #endif

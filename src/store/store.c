@@ -480,6 +480,8 @@ void store_flush_sync(struct store *st)
     deliver(st);
 }
 
+uint64_t store_in_flight(const struct store *st) { return st ? st->submitted - st->completed : 0; }
+
 void store_close(struct store *st)
 {
     if (!st) return;

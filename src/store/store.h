@@ -190,6 +190,10 @@ void store_set_commit_window(struct store *st, uint32_t ms);
  * callbacks run when the outer delivery continues. */
 void store_flush_sync(struct store *st);
 
+/* Ops submitted whose callbacks have not run yet (0: everything submitted so
+ * far is committed and reported). Loop thread only; no lock. */
+uint64_t store_in_flight(const struct store *st);
+
 /* Drains the queue (callbacks run before it returns), joins the writer,
  * closes the database and frees the store. Not from inside a store callback. The async handle is closed with
  * uv_close, so, as with any libuv handle, run the loop once more before

@@ -99,6 +99,7 @@ static void defaults_before_tables(struct config *c)
     c->registrar.nat_ping_interval_s = 30;
     c->registrar.nat_ping_max_lost = 3;
     c->registrar.max_contacts = 10;
+    c->registrar.write_behind_ms = 1000;
     c->auth.require_auth = true;
     c->auth.match_user = true;
     strcpy(c->auth.algorithm, "MD5");

@@ -678,6 +678,125 @@ static void test_persistence_round_trip(void **state)
     store_env_close(&e);
 }
 
+/* The stored expiry of aor -> contact (0 when there is no row). */
+struct row_probe {
+    const char *contact;
+    int64_t expires_at;
+    uint32_t cseq;
+    int rows;
+};
+
+static int probe_row(void *arg, const struct store_binding *row)
+{
+    struct row_probe *p = arg;
+    p->rows++;
+    if (strcmp(row->contact, p->contact) == 0) {
+        p->expires_at = row->expires_at;
+        p->cseq = row->cseq;
+    }
+    return 0;
+}
+
+static struct row_probe stored(struct store *st, const char *contact)
+{
+    store_flush_sync(st);
+    struct row_probe p = {.contact = contact};
+    assert_int_equal(store_load_bindings(st, probe_row, &p), 0);
+    return p;
+}
+
+/* [registrar] write_behind_ms: a pure refresh is answered at once and
+ * written by the flush timer; anything that changes the route, a removal,
+ * or a store with work in flight still waits for a commit. */
+static void test_write_behind_refresh(void **state)
+{
+    struct fixture *f = *state;
+    struct store_env e;
+    store_env_open(&e);
+    char err[256];
+    struct store *st = store_open(&e.loop, e.path, err, sizeof(err));
+    assert_non_null(st);
+    struct location *loc = new_loc(f, st);
+    location_set_write_behind(loc, 1000);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(5060)};
+    inet_pton(AF_INET, "192.0.2.8", &sa.sin_addr);
+    struct location_binding_in in = contact("sip:w@192.0.2.8", 60, "call-w", 1);
+    in.remote_addr = (const struct sockaddr *)&sa;
+    struct done d = {0};
+    uint64_t now = 10000;
+
+    /* a new binding waits for its commit */
+    assert_int_equal(location_update(loc, str_from_cstr("wes"), &in, 1, now, done_cb, &d), 0);
+    assert_int_equal(d.calls, 0);
+    while (d.calls == 0) uv_run(&e.loop, UV_RUN_ONCE);
+    assert_int_equal(d.status, 0);
+    int64_t first = stored(st, "sip:w@192.0.2.8").expires_at;
+    assert_true(first > 0);
+
+    /* a refresh with a longer expiry: answered inside the call, not written */
+    in.cseq = 2;
+    in.expires_s = 3600;
+    assert_int_equal(location_update(loc, str_from_cstr("wes"), &in, 1, now + 100, done_cb, &d), 0);
+    assert_int_equal(d.calls, 2);
+    assert_int_equal(location_dirty_count(loc), 1);
+    struct row_probe r = stored(st, "sip:w@192.0.2.8");
+    assert_int_equal(r.expires_at, first);
+    assert_int_equal(r.cseq, 1);
+    /* the flush timer writes it */
+    assert_int_equal(timer_run(&f->ts, now + 100 + 999), 0);
+    assert_int_equal(location_dirty_count(loc), 1);
+    assert_int_equal(timer_run(&f->ts, now + 100 + 1000), 1);
+    assert_int_equal(location_dirty_count(loc), 0);
+    r = stored(st, "sip:w@192.0.2.8");
+    assert_true(r.expires_at >= first + 3500 * 1000);
+    assert_int_equal(r.cseq, 2);
+
+    /* from another source port (a NAT rebinding): written before the answer */
+    struct sockaddr_in moved = sa;
+    moved.sin_port = htons(5070);
+    in.remote_addr = (const struct sockaddr *)&moved;
+    in.cseq = 3;
+    d.calls = 0;
+    assert_int_equal(location_update(loc, str_from_cstr("wes"), &in, 1, now + 2000, done_cb, &d), 0);
+    assert_int_equal(d.calls, 0);
+    assert_int_equal(location_dirty_count(loc), 0);
+    while (d.calls == 0) uv_run(&e.loop, UV_RUN_ONCE);
+    assert_int_equal(stored(st, "sip:w@192.0.2.8").cseq, 3);
+
+    /* a deferred refresh, then an unregister before the flush: the row is
+     * deleted and the flush does not bring it back */
+    in.cseq = 4;
+    assert_int_equal(location_update(loc, str_from_cstr("wes"), &in, 1, now + 3000, done_cb, &d), 0);
+    assert_int_equal(location_dirty_count(loc), 1);
+    in.cseq = 5;
+    in.expires_s = 0;
+    assert_int_equal(location_update(loc, str_from_cstr("wes"), &in, 1, now + 3100, done_cb, &d), 0);
+    assert_int_equal(location_dirty_count(loc), 0);
+    timer_run(&f->ts, now + 5000);
+    assert_int_equal(stored(st, "sip:w@192.0.2.8").rows, 0);
+
+    /* while the store has an op in flight, even a pure refresh waits */
+    in = contact("sip:x@192.0.2.9", 60, "call-x", 1);
+    assert_int_equal(location_update(loc, str_from_cstr("xan"), &in, 1, now + 6000, done_cb, &d), 0);
+    store_flush_sync(st);
+    in.cseq = 2;
+    struct location_binding_in other = contact("sip:y@192.0.2.10", 60, "call-y", 1);
+    d.calls = 0;
+    assert_int_equal(location_update(loc, str_from_cstr("yve"), &other, 1, now + 6100, NULL, NULL), 0);
+    assert_int_equal(location_update(loc, str_from_cstr("xan"), &in, 1, now + 6100, done_cb, &d), 0);
+    assert_int_equal(d.calls, 0);
+    assert_int_equal(location_dirty_count(loc), 1);
+    while (d.calls == 0) uv_run(&e.loop, UV_RUN_ONCE);
+    /* location_flush (shutdown) writes what is dirty at once */
+    location_flush(loc);
+    assert_int_equal(location_dirty_count(loc), 0);
+    assert_int_equal(stored(st, "sip:x@192.0.2.9").cseq, 2);
+    f->ev.n = 0;
+    location_free(loc);
+    store_close(st);
+    store_env_close(&e);
+}
+
 /* natping_request_natted on a top Via value and a Contact URI as text. */
 static bool natted(const char *via, const char *contact, const struct sockaddr_storage *src)
 {
@@ -782,6 +901,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_limits_and_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_store_done_is_synchronous, setup, teardown),
         cmocka_unit_test_setup_teardown(test_persistence_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_behind_refresh, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
