@@ -6,8 +6,10 @@
 #   RATES="6000 12000"  offered rates (sipp calls/s; one call = REGISTER, 401,
 #                       REGISTER with digest, 200)
 #   SECS=10             seconds per rate
-#   WARMUP_SECS=0       an unmeasured run first, at the same rate, by the same
-#                       users: the measured run then refreshes bindings (a
+#   WARMUP_SECS=0       > 0: an unmeasured run first, at the same rate, by
+#                       the same users (max(WARMUP_SECS, SECS) x rate calls, so
+#                       every user of the measured run is registered): the
+#                       measured run then only refreshes bindings (a
 #                       registrar's steady state) on a server that has touched
 #                       its tables and pools once
 #   SIPP_ARGS="-buff_size 4194304"  extra sipp options (default: 4 MiB socket
@@ -80,19 +82,25 @@ for server in $servers; do
         perf_pid=$!
         sleep 0.3
     fi
+    # One sipp port for the warm-up and the measured run: sipp's Contact and
+    # source carry it, so the measured run renews the same bindings from the
+    # same address, as phones do, instead of adding a second contact per user.
+    sport=$(free_port)
     if [ "$warmup" -gt 0 ]; then
-        # Unmeasured: the same users register once before the measured run,
-        # which then refreshes their bindings (a registrar's steady state),
-        # and each server has touched its tables and pools once.
-        (cd "$work" && timeout $((warmup + 60)) sipp "127.0.0.1:$cport" -sf "$shared/register-auth.xml" -inf users.csv \
-            -au bench -ap secret -i 127.0.0.1 -p "$(free_port)" -r "$rate" -m $((rate * warmup)) -l $((rate * 3)) \
+        # Unmeasured: every user of the measured run registers once before
+        # it (at least rate x SECS of them: users.csv is read from u0 both
+        # times), so the measured run only refreshes bindings (a registrar's
+        # steady state), and each server has touched its tables and pools.
+        wcalls=$((rate * (warmup > secs ? warmup : secs)))
+        (cd "$work" && timeout $((wcalls / rate + 60)) sipp "127.0.0.1:$cport" -sf "$shared/register-auth.xml" -inf users.csv \
+            -au bench -ap secret -i 127.0.0.1 -p "$sport" -r "$rate" -m "$wcalls" -l $((rate * 3)) \
             -nostdin -fd 1 ${SIPP_ARGS--buff_size 4194304} >/dev/null 2>&1) || true
     fi
     rm -f "$work/s.csv"
     c0=$(tree_cpu_user_sys "$server_pid"); th0=$(threads_of "$server_pid")
     t0=$(date +%s.%N)
     (cd "$work" && timeout $((secs + 60)) sipp "127.0.0.1:$cport" -sf "$shared/register-auth.xml" -inf users.csv \
-        -au bench -ap secret -i 127.0.0.1 -p "$(free_port)" -r "$rate" -m $((rate * secs)) -l $((rate * 3)) \
+        -au bench -ap secret -i 127.0.0.1 -p "$sport" -r "$rate" -m $((rate * secs)) -l $((rate * 3)) \
         -nostdin -trace_stat -stf s.csv -fd 1 ${SIPP_ARGS--buff_size 4194304} >/dev/null 2>&1) || true
     t1=$(date +%s.%N)
     c1=$(tree_cpu_user_sys "$server_pid"); th1=$(threads_of "$server_pid")
