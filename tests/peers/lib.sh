@@ -345,17 +345,18 @@ browser_driver() {
     fi
 }
 
-# media_node NAME: node_ini n (SIP on $PORT, API on $API_PORT with $API_TOKEN,
-# domain 127.0.0.1) with [media] on 127.0.0.1:$MEDIA_PORT, started as NAME.
+# media_node NAME [LINE...]: node_ini n (SIP on $PORT, API on $API_PORT with
+# $API_TOKEN, domain 127.0.0.1) with [media] on 127.0.0.1:$MEDIA_PORT and the
+# LINEs (more [media] keys), started as NAME.
 media_node() {
+    local name=$1
+    shift
     PORT=$(free_port); API_PORT=$(free_port); MEDIA_PORT=$(free_port)
-    node_ini n "$PORT" "$API_PORT" 127.0.0.1 <<INI
-[media]
-enabled = yes
-listen = 127.0.0.1
-port = $MEDIA_PORT
-INI
-    start_cascade "$1" "$WORK/n.ini"
+    {
+        printf '[media]\nenabled = yes\nlisten = 127.0.0.1\nport = %s\n' "$MEDIA_PORT"
+        [ $# -eq 0 ] || printf '%s\n' "$@"
+    } | node_ini n "$PORT" "$API_PORT" 127.0.0.1
+    start_cascade "$name" "$WORK/n.ini"
 }
 
 # run_driver OUT LOG ARGS...: node $DRIVER ARGS, its lines in OUT (shown) and
