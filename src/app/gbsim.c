@@ -766,21 +766,12 @@ static void answer_subscribe(struct txn *st, const char *tag, int expires)
 static void sub_notify(struct sim *s, struct sim_sub *x, const sbuf_t *body)
 {
     struct ua_request r;
-    char buf[256], id[GB_ID_LEN + 1], ev[48], state[64];
+    struct ua_notify_lines nl;
+    char buf[256], id[GB_ID_LEN + 1];
     fill_request(s, x->dev, SIP_NOTIFY, &r, buf, sizeof(buf));
     dev_id(s, x->dev, id);
-    if (x->contact[0]) r.ruri = str_from_cstr(x->contact);
-    uint64_t now = sim_now(s);
-    snprintf(ev, sizeof(ev), "Event: %s", x->event);
-    snprintf(state, sizeof(state), "Subscription-State: active;expires=%llu",
-             (unsigned long long)(x->expires_at > now ? (x->expires_at - now) / 1000u : 0));
-    str_t lines[] = {str_from_cstr(ev), str_from_cstr(state)};
-    r.call_id = str_from_cstr(x->call_id);
-    r.from_tag = str_from_cstr(x->local_tag);
-    r.to_tag = str_from_cstr(x->remote_tag);
-    r.cseq = ++x->cseq;
-    r.headers = lines;
-    r.header_count = 2;
+    ua_subscription_notify(&r, &nl, x->event, x->call_id, x->local_tag, x->remote_tag, x->contact, ++x->cseq,
+                           x->expires_at, sim_now(s));
     r.content_type = STR_LIT("Application/MANSCDP+xml");
     r.body = sbuf_str(body);
     struct transport_dest dest;

@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <openssl/rand.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -162,6 +163,24 @@ int ua_print_request(const struct ua_request *r, const struct ua_via *via, str_t
     sbuf_printf(out, "Content-Length: %zu\r\n\r\n", r->body.len);
     sbuf_append_str(out, r->body);
     return out->failed ? -ENOMEM : 0;
+}
+
+void ua_subscription_notify(struct ua_request *r, struct ua_notify_lines *out, const char *event, const char *call_id,
+                            const char *local_tag, const char *remote_tag, const char *contact, uint32_t cseq,
+                            uint64_t expires_at_ms, uint64_t now_ms)
+{
+    if (contact[0]) r->ruri = str_from_cstr(contact);
+    snprintf(out->event, sizeof(out->event), "Event: %s", event);
+    snprintf(out->state, sizeof(out->state), "Subscription-State: active;expires=%llu",
+             (unsigned long long)(expires_at_ms > now_ms ? (expires_at_ms - now_ms) / 1000u : 0));
+    out->lines[0] = str_from_cstr(out->event);
+    out->lines[1] = str_from_cstr(out->state);
+    r->call_id = str_from_cstr(call_id);
+    r->from_tag = str_from_cstr(local_tag);
+    r->to_tag = str_from_cstr(remote_tag);
+    r->cseq = cseq;
+    r->headers = out->lines;
+    r->header_count = 2;
 }
 
 /* ---- the UA ---- */

@@ -111,6 +111,26 @@ struct ua_via {
  * control characters (header injection). 0; -EINVAL; -ENOMEM. */
 int ua_print_request(const struct ua_request *r, const struct ua_via *via, str_t user_agent, sbuf_t *out);
 
+/* The extra lines of a NOTIFY in a subscription: keep them until the
+ * request is sent (r->headers points at lines). */
+struct ua_notify_lines {
+    char event[48];
+    char state[64];
+    str_t lines[2];
+};
+
+/* Makes r, filled for a NOTIFY (method, From, To), one in the dialog of a
+ * subscription we serve as notifier (RFC 6665 §4.2.2, §8.2): the
+ * Request-URI becomes contact unless contact is empty; Call-ID call_id,
+ * From tag local_tag (ours), To tag remote_tag (the subscriber's), CSeq
+ * cseq; the extra lines "Event: EVENT" and "Subscription-State:
+ * active;expires=N", N the whole seconds from now_ms to expires_at_ms (0
+ * once past), written into *out. The content type and body are the
+ * caller's. */
+void ua_subscription_notify(struct ua_request *r, struct ua_notify_lines *out, const char *event, const char *call_id,
+                            const char *local_tag, const char *remote_tag, const char *contact, uint32_t cseq,
+                            uint64_t expires_at_ms, uint64_t now_ms);
+
 /* ---- the UA ---- */
 
 /* Sends bytes outside a transaction (ACK for 2xx, 2xx retransmissions).

@@ -5,34 +5,15 @@
  * ICE-lite and its answer holds every candidate), report getStats(), and
  * leave with DELETE on the Location. Events of interest go to
  * window.roomEvents as {ev, ...} with the time since the page loaded, so the
- * driver waits on conditions, not on timing. */
+ * driver waits on conditions, not on timing. The event log and the POST of
+ * the offer are whip-page.js's. */
 'use strict';
 
 window.roomEvents = [];
-const t0 = performance.now();
+const note = eventLog(window.roomEvents);
 let pc = null;
 let session = null; // {url, id}: the Location of our WHIP/WHEP session
 let api = null;
-
-function note(ev, extra) {
-  const e = Object.assign({ ev, ms: Math.round(performance.now() - t0) }, extra || {});
-  window.roomEvents.push(e);
-  document.getElementById('log').textContent += JSON.stringify(e) + '\n';
-}
-
-// The complete offer: wait for ICE gathering to finish (loopback host
-// candidates only, so it is quick), as a non-trickle WHIP client does.
-async function completeOffer() {
-  await pc.setLocalDescription(await pc.createOffer());
-  if (pc.iceGatheringState !== 'complete') {
-    await new Promise((resolve) => {
-      const done = () => pc.iceGatheringState === 'complete' && resolve();
-      pc.addEventListener('icegatheringstatechange', done);
-      setTimeout(resolve, 5000); // what was gathered by then is enough on loopback
-    });
-  }
-  return pc.localDescription.sdp;
-}
 
 function watchPc(kind) {
   pc.addEventListener('connectionstatechange', () => note('connection', { state: pc.connectionState }));
@@ -50,23 +31,9 @@ function watchPc(kind) {
 
 // POSTs the offer to base/kind/room (with query), applies the answer.
 async function exchange(kind, room, query) {
-  const offer = await completeOffer();
-  const url = `${api.base}/api/v1/${kind}/${encodeURIComponent(room)}${query ? '?' + query : ''}`;
-  const r = await fetch(url, {
-    method: 'POST',
-    headers: { Authorization: `Bearer ${api.token}`, 'Content-Type': 'application/sdp' },
-    body: offer,
-  });
-  const body = await r.text();
-  if (r.status !== 201) {
-    note('refused', { status: r.status, body });
-    pc.close(); // a refused offer leaves nothing on the server: start afresh next time
-    throw new Error(`${kind} ${room}: HTTP ${r.status} ${body}`);
-  }
-  // Readable cross-origin only thanks to Access-Control-Expose-Headers.
-  const location = r.headers.get('Location');
-  if (!location) throw new Error(`${kind} ${room}: 201 without a readable Location`);
-  session = { url: new URL(location, api.base).toString(), id: location.split('/').pop() };
+  // a refused offer leaves nothing on the server: start afresh next time
+  const { body, session: s, location, r } = await postOffer(pc, api, note, kind, room, query, () => pc.close());
+  session = s;
   await pc.setRemoteDescription({ type: 'answer', sdp: body });
   note('answered', { kind, location, id: session.id, contentType: r.headers.get('Content-Type') });
   return session.id;

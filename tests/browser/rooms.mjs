@@ -100,6 +100,7 @@ async function waitEvents(since, pred, what, within = timeout) {
 const files = {
   '/rooms.html': [path.join(here, 'rooms.html'), 'text/html; charset=utf-8'],
   '/rooms.js': [path.join(here, 'rooms.js'), 'text/javascript; charset=utf-8'],
+  '/whip-page.js': [path.join(here, 'whip-page.js'), 'text/javascript; charset=utf-8'],
 };
 
 // ---- pages ----

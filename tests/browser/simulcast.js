@@ -7,11 +7,12 @@
  * and dropping the TCP one, so that every packet of this viewer crosses it.
  * getStats() is summed up per layer (publisher) or for the one video stream
  * received (viewer). Events go to window.simEvents, so the driver waits on
- * conditions, not on timing. */
+ * conditions, not on timing. The event log and the WHIP/WHEP exchange are
+ * whip-page.js's. */
 'use strict';
 
 window.simEvents = [];
-const t0 = performance.now();
+const note = eventLog(window.simEvents);
 let pc = null;
 let session = null; // {url, id}: our WHIP/WHEP session's Location
 let api = null;
@@ -23,25 +24,6 @@ const LAYERS = [
   { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500000 },
   { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1500000 },
 ];
-
-function note(ev, extra) {
-  const e = Object.assign({ ev, ms: Math.round(performance.now() - t0) }, extra || {});
-  window.simEvents.push(e);
-  document.getElementById('log').textContent += JSON.stringify(e) + '\n';
-}
-
-// The complete offer (no trickle: cascade is ICE-lite, one POST each way).
-async function completeOffer() {
-  await pc.setLocalDescription(await pc.createOffer());
-  if (pc.iceGatheringState !== 'complete') {
-    await new Promise((resolve) => {
-      const done = () => pc.iceGatheringState === 'complete' && resolve();
-      pc.addEventListener('icegatheringstatechange', done);
-      setTimeout(resolve, 5000); // loopback host candidates come at once; enough
-    });
-  }
-  return pc.localDescription.sdp;
-}
 
 function watchPc(kind) {
   pc.addEventListener('connectionstatechange', () => note('connection', { state: pc.connectionState }));
@@ -73,23 +55,12 @@ function throughRelay(sdp, relayPort) {
 }
 
 async function exchange(kind, room, query, relayPort) {
-  const offer = await completeOffer();
-  const url = `${api.base}/api/v1/${kind}/${encodeURIComponent(room)}${query ? '?' + query : ''}`;
-  const r = await fetch(url, {
-    method: 'POST',
-    headers: { Authorization: `Bearer ${api.token}`, 'Content-Type': 'application/sdp' },
-    body: offer,
-  });
-  const body = await r.text();
-  if (r.status !== 201) {
-    note('refused', { status: r.status, body });
+  const a = await postOffer(pc, api, note, kind, room, query, () => {
     pc.close();
     pc = null;
-    throw new Error(`${kind} ${room}: HTTP ${r.status} ${body}`);
-  }
-  const location = r.headers.get('Location');
-  if (!location) throw new Error(`${kind} ${room}: 201 without a readable Location`);
-  session = { url: new URL(location, api.base).toString(), id: location.split('/').pop() };
+  });
+  const body = a.body;
+  session = a.session;
   window.simAnswer = body; // the driver checks its feedback and extensions
   await pc.setRemoteDescription({ type: 'answer', sdp: relayPort ? throughRelay(body, relayPort) : body });
   note('answered', { kind, id: session.id, relay: relayPort || null });

@@ -78,6 +78,7 @@ async function apiGet(p) {
 const files = {
   '/simulcast.html': [path.join(here, 'simulcast.html'), 'text/html; charset=utf-8'],
   '/simulcast.js': [path.join(here, 'simulcast.js'), 'text/javascript; charset=utf-8'],
+  '/whip-page.js': [path.join(here, 'whip-page.js'), 'text/javascript; charset=utf-8'],
 };
 
 const pages = {}; // name -> {page, log, samples}

@@ -4,51 +4,21 @@
  * whatever bitrate its send-side estimate allows, up to 2.5 Mbit/s) with
  * WHIP, or view the room with WHEP. stats() sums getStats() up: what went
  * out and the estimate (candidate-pair availableOutgoingBitrate), or what
- * came in and was decoded. Events go to window.twEvents. */
+ * came in and was decoded. Events go to window.twEvents. The event log and
+ * the WHIP/WHEP exchange are whip-page.js's. */
 'use strict';
 
 window.twEvents = [];
-const t0 = performance.now();
+const note = eventLog(window.twEvents);
 let pc = null;
 let session = null; // {url, id}: our WHIP/WHEP session's Location
 let api = null;
 let drawing = null;
 
-function note(ev, extra) {
-  const e = Object.assign({ ev, ms: Math.round(performance.now() - t0) }, extra || {});
-  window.twEvents.push(e);
-  document.getElementById('log').textContent += JSON.stringify(e) + '\n';
-}
-
-// The complete offer (no trickle: cascade is ICE-lite, one POST each way).
-async function completeOffer() {
-  await pc.setLocalDescription(await pc.createOffer());
-  if (pc.iceGatheringState !== 'complete') {
-    await new Promise((resolve) => {
-      const done = () => pc.iceGatheringState === 'complete' && resolve();
-      pc.addEventListener('icegatheringstatechange', done);
-      setTimeout(resolve, 5000); // loopback host candidates come at once; enough
-    });
-  }
-  return pc.localDescription.sdp;
-}
-
 async function exchange(kind, room, name) {
-  const offer = await completeOffer();
-  const url = `${api.base}/api/v1/${kind}/${encodeURIComponent(room)}?${new URLSearchParams({ name })}`;
-  const r = await fetch(url, {
-    method: 'POST',
-    headers: { Authorization: `Bearer ${api.token}`, 'Content-Type': 'application/sdp' },
-    body: offer,
-  });
-  const body = await r.text();
-  if (r.status !== 201) {
-    note('refused', { status: r.status, body });
-    throw new Error(`${kind} ${room}: HTTP ${r.status} ${body}`);
-  }
-  const location = r.headers.get('Location');
-  if (!location) throw new Error(`${kind} ${room}: 201 without a readable Location`);
-  session = { url: new URL(location, api.base).toString(), id: location.split('/').pop() };
+  const a = await postOffer(pc, api, note, kind, room, new URLSearchParams({ name }).toString());
+  const body = a.body;
+  session = a.session;
   window.twAnswer = body; // the driver checks its feedback and extensions
   await pc.setRemoteDescription({ type: 'answer', sdp: body });
   note('answered', { kind, id: session.id });

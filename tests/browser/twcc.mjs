@@ -48,6 +48,7 @@ async function apiGet(p) {
 const files = {
   '/twcc.html': [path.join(here, 'twcc.html'), 'text/html; charset=utf-8'],
   '/twcc.js': [path.join(here, 'twcc.js'), 'text/javascript; charset=utf-8'],
+  '/whip-page.js': [path.join(here, 'whip-page.js'), 'text/javascript; charset=utf-8'],
 };
 
 const pages = {}; // name -> {page, log, samples}

@@ -332,3 +332,73 @@ ffprobe_codec() {
 jq_ok() { printf '%s' "$1" | jq -e "$2" >/dev/null; }
 # not COMMAND...: succeeds when the command fails.
 not() { ! "$@"; }
+
+# ---- browser tests (a puppeteer driver in tests/browser) ----
+
+# browser_driver FILE: DRIVER is tests/browser/FILE (ROOT the source tree); the
+# test stops (1) when Chromium or the npm modules are missing.
+browser_driver() {
+    ROOT=$(cd "$PEERS_DIR/../.." && pwd)
+    DRIVER=$ROOT/tests/browser/$1
+    if [ ! -x /usr/bin/chromium ] || [ ! -d "$ROOT/tests/browser/node_modules/puppeteer-core" ]; then
+        echo "chromium or tests/browser/node_modules missing: run scripts/install-deps.sh"; exit 1
+    fi
+}
+
+# media_node NAME [LINE...]: node_ini n (SIP on $PORT, API on $API_PORT with
+# $API_TOKEN, domain 127.0.0.1) with [media] on 127.0.0.1:$MEDIA_PORT and the
+# LINEs (more [media] keys), started as NAME.
+media_node() {
+    local name=$1
+    shift
+    PORT=$(free_port); API_PORT=$(free_port); MEDIA_PORT=$(free_port)
+    {
+        printf '[media]\nenabled = yes\nlisten = 127.0.0.1\nport = %s\n' "$MEDIA_PORT"
+        [ $# -eq 0 ] || printf '%s\n' "$@"
+    } | node_ini n "$PORT" "$API_PORT" 127.0.0.1
+    start_cascade "$name" "$WORK/n.ini"
+}
+
+# run_driver OUT LOG ARGS...: node $DRIVER ARGS, its lines in OUT (shown) and
+# its stderr in LOG. Status 77 (Chromium cannot start) skips the test with LOG
+# shown; any other status is checked to be 0.
+run_driver() {
+    local out=$1 log=$2 rc
+    shift 2
+    node "$DRIVER" "$@" >"$out" 2>"$log" && rc=0 || rc=$?
+    cat "$out"
+    if [ "$rc" = 77 ]; then
+        cat "$log"
+        echo "SKIP - Chromium cannot start here (see above)"
+        exit 77
+    fi
+    check "the driver exits 0" test "$rc" = 0
+}
+
+# step_ok STEP [JQ]: the driver printed STEP with ok true in $OUT (and JQ holds on it).
+step_ok() { jq -e -s --arg s "$1" "[.[] | select(.step == \$s and .ok) | ${2:-.}] | length > 0 and all" "$OUT" >/dev/null; }
+
+# ---- subscription tests (sipp subscribers, bodies read with xmllint) ----
+
+# sub_node NAME INI: skips (77) without sipp or xmllint; else writes
+# $WORK/INI.ini (node_ini on $PORT and $API_PORT with $API_TOKEN, domain
+# 127.0.0.1, [auth] realm cascade.test; stdin goes on in that section and may
+# add others), starts it as NAME and adds users alice (alicepw) and bob
+# (bobpw) with cascadectl. H is 127.0.0.1.
+sub_node() {
+    command -v sipp >/dev/null || { echo "skip: sipp is not installed"; exit 77; }
+    command -v xmllint >/dev/null || { echo "skip: xmllint is not installed"; exit 77; }
+    PORT=$(free_port); API_PORT=$(free_port)
+    { printf '[auth]\nrealm = cascade.test\n'; cat; } | node_ini "$2" "$PORT" "$API_PORT" 127.0.0.1
+    start_cascade "$1" "$WORK/$2.ini"
+    H=127.0.0.1
+    check "cascadectl user add alice" ctl user add alice --password alicepw
+    check "cascadectl user add bob" ctl user add bob --password bobpw
+}
+
+# xp FILE XPATH: the XPath's string value in an XML file.
+xp() { xmllint --xpath "string($2)" "$1" 2>/dev/null; }
+
+# got_notifies NAME N: sipp NAME's trace ($WORK/NAME.msg) holds N NOTIFY
+# bodies or more (notify_bodies.py writes them to $WORK/NAME.n/1.xml, ...).
+got_notifies() { [ "$(python3 "$PEERS_DIR/notify_bodies.py" "$WORK/$1.msg" "$WORK/$1.n" 2>/dev/null)" -ge "$2" ]; }

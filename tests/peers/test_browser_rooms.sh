@@ -9,37 +9,15 @@
 # only when Chromium cannot start.
 source "$(dirname "$0")/lib.sh"
 
-ROOT=$(cd "$PEERS_DIR/../.." && pwd)
-DRIVER=$ROOT/tests/browser/rooms.mjs
-if [ ! -x /usr/bin/chromium ] || [ ! -d "$ROOT/tests/browser/node_modules/puppeteer-core" ]; then
-    echo "chromium or tests/browser/node_modules missing: run scripts/install-deps.sh"; exit 1
-fi
+browser_driver rooms.mjs
 
 CONSENT_S=10   # a vanished peer is gone this soon; healthy ones refresh consent every few seconds
-PORT=$(free_port); API_PORT=$(free_port); MEDIA_PORT=$(free_port); API_TOKEN=roomsbrowser
-node_ini n "$PORT" "$API_PORT" 127.0.0.1 <<INI
-[media]
-enabled = yes
-listen = 127.0.0.1
-port = $MEDIA_PORT
-consent_timeout_s = $CONSENT_S
-INI
-start_cascade rooms "$WORK/n.ini"
+API_TOKEN=roomsbrowser
+media_node rooms "consent_timeout_s = $CONSENT_S"
 
 OUT=$WORK/rooms.out
-node "$DRIVER" --api "http://127.0.0.1:$API_PORT" --token "$API_TOKEN" --room demo \
-    --consent-timeout-ms $((CONSENT_S * 1000)) --timeout 30000 --workdir "$WORK/browser" \
-    >"$OUT" 2>"$WORK/rooms-driver.log" && rc=0 || rc=$?
-cat "$OUT"
-if [ "$rc" = 77 ]; then
-    cat "$WORK/rooms-driver.log"
-    echo "SKIP - Chromium cannot start here (see above)"
-    exit 77
-fi
-check "the driver exits 0" test "$rc" = 0
-
-# step_ok STEP [JQ]: the driver printed STEP with ok true (and JQ holds on it).
-step_ok() { jq -e -s --arg s "$1" "[.[] | select(.step == \$s and .ok) | ${2:-.}] | length > 0 and all" "$OUT" >/dev/null; }
+run_driver "$OUT" "$WORK/rooms-driver.log" --api "http://127.0.0.1:$API_PORT" --token "$API_TOKEN" --room demo \
+    --consent-timeout-ms $((CONSENT_S * 1000)) --timeout 30000 --workdir "$WORK/browser"
 
 check "the publisher connected" step_ok publisher-connected
 check "three viewers connected" step_ok viewers-connected '.ids | length == 3'

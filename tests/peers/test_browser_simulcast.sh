@@ -10,35 +10,14 @@
 # the other's is not. Skipped (77) only when Chromium cannot start.
 source "$(dirname "$0")/lib.sh"
 
-ROOT=$(cd "$PEERS_DIR/../.." && pwd)
-DRIVER=$ROOT/tests/browser/simulcast.mjs
-if [ ! -x /usr/bin/chromium ] || [ ! -d "$ROOT/tests/browser/node_modules/puppeteer-core" ]; then
-    echo "chromium or tests/browser/node_modules missing: run scripts/install-deps.sh"; exit 1
-fi
+browser_driver simulcast.mjs
 
-PORT=$(free_port); API_PORT=$(free_port); MEDIA_PORT=$(free_port); API_TOKEN=simbrowser
-node_ini n "$PORT" "$API_PORT" 127.0.0.1 <<INI
-[media]
-enabled = yes
-listen = 127.0.0.1
-port = $MEDIA_PORT
-INI
-start_cascade sim "$WORK/n.ini"
+API_TOKEN=simbrowser
+media_node sim
 
 OUT=$WORK/simulcast.out
-node "$DRIVER" --api "http://127.0.0.1:$API_PORT" --token "$API_TOKEN" --media-port "$MEDIA_PORT" --room sim \
-    --rate 300000 --timeout 30000 --workdir "$WORK/browser" \
-    >"$OUT" 2>"$WORK/simulcast-driver.log" && rc=0 || rc=$?
-cat "$OUT"
-if [ "$rc" = 77 ]; then
-    cat "$WORK/simulcast-driver.log"
-    echo "SKIP - Chromium cannot start here (see above)"
-    exit 77
-fi
-check "the driver exits 0" test "$rc" = 0
-
-# step_ok STEP [JQ]: the driver printed STEP with ok true (and JQ holds on it).
-step_ok() { jq -e -s --arg s "$1" "[.[] | select(.step == \$s and .ok) | ${2:-.}] | length > 0 and all" "$OUT" >/dev/null; }
+run_driver "$OUT" "$WORK/simulcast-driver.log" --api "http://127.0.0.1:$API_PORT" --token "$API_TOKEN" \
+    --media-port "$MEDIA_PORT" --room sim --rate 300000 --timeout 30000 --workdir "$WORK/browser"
 
 check "the publisher sends q, h and f (outbound-rtp per rid, frames rising), f at 1280 wide" step_ok publisher-layers \
     '.layers.q.frameWidth > 0 and .layers.h.frameWidth > .layers.q.frameWidth and .layers.f.frameWidth == 1280 and

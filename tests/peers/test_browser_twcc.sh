@@ -8,34 +8,14 @@
 # (tests/browser/twcc.mjs). Skipped (77) only when Chromium cannot start.
 source "$(dirname "$0")/lib.sh"
 
-ROOT=$(cd "$PEERS_DIR/../.." && pwd)
-DRIVER=$ROOT/tests/browser/twcc.mjs
-if [ ! -x /usr/bin/chromium ] || [ ! -d "$ROOT/tests/browser/node_modules/puppeteer-core" ]; then
-    echo "chromium or tests/browser/node_modules missing: run scripts/install-deps.sh"; exit 1
-fi
+browser_driver twcc.mjs
 
-PORT=$(free_port); API_PORT=$(free_port); MEDIA_PORT=$(free_port); API_TOKEN=twccbrowser
-node_ini n "$PORT" "$API_PORT" 127.0.0.1 <<INI
-[media]
-enabled = yes
-listen = 127.0.0.1
-port = $MEDIA_PORT
-INI
-start_cascade tw "$WORK/n.ini"
+API_TOKEN=twccbrowser
+media_node tw
 
 OUT=$WORK/twcc.out
-node "$DRIVER" --api "http://127.0.0.1:$API_PORT" --token "$API_TOKEN" --room twcc \
-    --timeout 30000 --workdir "$WORK/browser" >"$OUT" 2>"$WORK/twcc-driver.log" && rc=0 || rc=$?
-cat "$OUT"
-if [ "$rc" = 77 ]; then
-    cat "$WORK/twcc-driver.log"
-    echo "SKIP - Chromium cannot start here (see above)"
-    exit 77
-fi
-check "the driver exits 0" test "$rc" = 0
-
-# step_ok STEP [JQ]: the driver printed STEP with ok true (and JQ holds on it).
-step_ok() { jq -e -s --arg s "$1" "[.[] | select(.step == \$s and .ok) | ${2:-.}] | length > 0 and all" "$OUT" >/dev/null; }
+run_driver "$OUT" "$WORK/twcc-driver.log" --api "http://127.0.0.1:$API_PORT" --token "$API_TOKEN" --room twcc \
+    --timeout 30000 --workdir "$WORK/browser"
 
 check "the publish answer agrees transport-cc, its extension and goog-remb" step_ok publisher-connected \
     '.answer.transportCc and .answer.extension and .answer.remb'

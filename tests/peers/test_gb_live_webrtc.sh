@@ -14,11 +14,7 @@
 # Skipped (77) only when Chromium cannot start.
 source "$(dirname "$0")/lib.sh"
 GBSIM=$BUILD_DIR/cascade-gbsim
-ROOT=$(cd "$PEERS_DIR/../.." && pwd)
-DRIVER=$ROOT/tests/browser/gb-live.mjs
-if [ ! -x /usr/bin/chromium ] || [ ! -d "$ROOT/tests/browser/node_modules/puppeteer-core" ]; then
-    echo "chromium or tests/browser/node_modules missing: run scripts/install-deps.sh"; exit 1
-fi
+browser_driver gb-live.mjs
 
 SIP=$(free_port); API_PORT=$(free_port); MEDIA_PORT=$(free_port); API_TOKEN=tok
 UPPER=34020000002000000001
@@ -36,17 +32,9 @@ idle_stop = 6
 EOF
 
 OUT=$WORK/gb-live.out
-node "$DRIVER" --api "http://127.0.0.1:$API_PORT" --token "$API_TOKEN" --device "$DEV" --channel "$CH1" \
-    --channel2 "$CH2" --timeout 30000 --gone-ms $(((CONSENT_S * 2 + 6) * 1000 + 30000)) --workdir "$WORK/browser" \
-    >"$OUT" 2>"$WORK/driver.log" && rc=0 || rc=$?
-cat "$OUT"
-if [ "$rc" = 77 ]; then
-    cat "$WORK/driver.log"
-    echo "SKIP - Chromium cannot start here (see above)"
-    exit 77
-fi
-check "the driver exits 0" test "$rc" = 0
-step_ok() { jq -e -s --arg s "$1" "[.[] | select(.step == \$s and .ok) | ${2:-.}] | length > 0 and all" "$OUT" >/dev/null; }
+run_driver "$OUT" "$WORK/driver.log" --api "http://127.0.0.1:$API_PORT" --token "$API_TOKEN" --device "$DEV" \
+    --channel "$CH1" --channel2 "$CH2" --timeout 30000 --gone-ms $(((CONSENT_S * 2 + 6) * 1000 + 30000)) \
+    --workdir "$WORK/browser"
 SID=$(jq -s -r '.[] | select(.step == "live") | .sid' "$OUT")
 check "the live answer names the WHEP URL" step_ok live ".webrtc == \"http://127.0.0.1:$API_PORT/api/v1/gb/streams/$SID/whep\""
 check "a tab decodes the camera at 320x240" step_ok first '.width == 320 and .height == 240'

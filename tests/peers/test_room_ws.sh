@@ -11,38 +11,16 @@
 # cannot start.
 source "$(dirname "$0")/lib.sh"
 
-ROOT=$(cd "$PEERS_DIR/../.." && pwd)
-DRIVER=$ROOT/tests/browser/room-ws.mjs
-if [ ! -x /usr/bin/chromium ] || [ ! -d "$ROOT/tests/browser/node_modules/puppeteer-core" ]; then
-    echo "chromium or tests/browser/node_modules missing: run scripts/install-deps.sh"; exit 1
-fi
+browser_driver room-ws.mjs
 
 CONSENT_S=10
-PORT=$(free_port); API_PORT=$(free_port); MEDIA_PORT=$(free_port); API_TOKEN=roomws
-node_ini n "$PORT" "$API_PORT" 127.0.0.1 <<INI
-[media]
-enabled = yes
-listen = 127.0.0.1
-port = $MEDIA_PORT
-consent_timeout_s = $CONSENT_S
-max_participants_per_room = 4
-token_secret = a-secret-for-the-test
-INI
-start_cascade roomws "$WORK/n.ini"
+API_TOKEN=roomws
+media_node roomws "consent_timeout_s = $CONSENT_S" "max_participants_per_room = 4" \
+    "token_secret = a-secret-for-the-test"
 
 OUT=$WORK/room-ws.out
-node "$DRIVER" --api "http://127.0.0.1:$API_PORT" --token "$API_TOKEN" --room demo \
-    --consent-timeout-ms $((CONSENT_S * 1000)) --timeout 30000 --workdir "$WORK/browser" \
-    >"$OUT" 2>"$WORK/room-ws-driver.log" && rc=0 || rc=$?
-cat "$OUT"
-if [ "$rc" = 77 ]; then
-    cat "$WORK/room-ws-driver.log"
-    echo "SKIP - Chromium cannot start here (see above)"
-    exit 77
-fi
-check "the driver exits 0" test "$rc" = 0
-
-step_ok() { jq -e -s --arg s "$1" "[.[] | select(.step == \$s and .ok) | ${2:-.}] | length > 0 and all" "$OUT" >/dev/null; }
+run_driver "$OUT" "$WORK/room-ws-driver.log" --api "http://127.0.0.1:$API_PORT" --token "$API_TOKEN" --room demo \
+    --consent-timeout-ms $((CONSENT_S * 1000)) --timeout 30000 --workdir "$WORK/browser"
 
 check "join tokens minted (201) and refused without Bearer" step_ok tokens
 check "upgrades: 401 without or with bad/tampered/other-room/expired tokens, 400 bad room, 101 with a token or Bearer" \

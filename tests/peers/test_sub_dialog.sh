@@ -8,27 +8,17 @@
 # document whose version goes up by one. Then bob unsubscribes (terminated
 # NOTIFY). Bodies are read with xmllint (xpath), never by substring.
 source "$(dirname "$0")/lib.sh"
-command -v sipp >/dev/null || { echo "skip: sipp is not installed"; exit 77; }
-command -v xmllint >/dev/null || { echo "skip: xmllint is not installed"; exit 77; }
 
-PORT=$(free_port); API_PORT=$(free_port); API_TOKEN=dlgtoken
-node_ini d "$PORT" "$API_PORT" 127.0.0.1 <<INI
-[auth]
-realm = cascade.test
+API_TOKEN=dlgtoken
+sub_node dlg d <<INI
 [proxy]
 authenticate = no
 INI
-start_cascade dlg "$WORK/d.ini"
-H=127.0.0.1
-check "cascadectl user add alice" ctl user add alice --password alicepw
-check "cascadectl user add bob" ctl user add bob --password bobpw
 
-# xp FILE XPATH: the XPath's string value in a dialog-info document (elements by local name).
-xp() { xmllint --xpath "string($2)" "$1" 2>/dev/null; }
+# dialog-info documents are read with xp (lib.sh), elements by local name.
 I="/*[local-name()='dialog-info']"
 D="$I/*[local-name()='dialog']"
 S="$D/*[local-name()='state']"
-got_notifies() { [ "$(python3 "$PEERS_DIR/notify_bodies.py" "$WORK/$1.msg" "$WORK/$1.n" 2>/dev/null)" -ge "$2" ]; }
 active_is() { test "$(api GET /stats | jq -r '.subscriptions.active')" = "$1"; }
 tracked_is() { test "$(api GET /stats | jq -r '.subscriptions.dialogs_tracked')" = "$1"; }
 # from_alice SCENARIO: a copy of a caller scenario whose From is alice of our domain.

@@ -10,29 +10,19 @@
 # under min_expires, 403 for publishing another user's presence, and 403 to
 # a watcher the allowlist policy refuses.
 source "$(dirname "$0")/lib.sh"
-command -v sipp >/dev/null || { echo "skip: sipp is not installed"; exit 77; }
-command -v xmllint >/dev/null || { echo "skip: xmllint is not installed"; exit 77; }
 
-PORT=$(free_port); API_PORT=$(free_port); API_TOKEN=prestoken
-node_ini c "$PORT" "$API_PORT" 127.0.0.1 <<INI
-[auth]
-realm = cascade.test
+API_TOKEN=prestoken
+sub_node pres c <<INI
 [registrar]
 min_expires = 1
 [subscriptions]
 min_expires = 2
 INI
-start_cascade pres "$WORK/c.ini"
-H=127.0.0.1
-check "cascadectl user add alice" ctl user add alice --password alicepw
-check "cascadectl user add bob" ctl user add bob --password bobpw
 
-# xp FILE XPATH: the XPath's string value (elements by local name).
-xp() { xmllint --xpath "string($2)" "$1" 2>/dev/null; }
+# PIDF documents are read with xp (lib.sh), elements by local name.
 P="/*[local-name()='presence']"
 T="$P/*[local-name()='tuple']"
 BASIC="*[local-name()='status']/*[local-name()='basic']"
-got_notifies() { [ "$(python3 "$PEERS_DIR/notify_bodies.py" "$WORK/$1.msg" "$WORK/$1.n" 2>/dev/null)" -ge "$2" ]; }
 register() { # register NAME EXPIRES CPORT
     sipp_scn "$1" register.xml -s alice -au alice -ap alicepw -key expires "$2" -key cport "$3" -p "$(free_port)"
 }

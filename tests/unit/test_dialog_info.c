@@ -1,7 +1,7 @@
 /* test_dialog_info.c — the dialog package's state (RFC 4235 §3.7.1) and
  * document (§4): state changes from responses and BYE as the proxy reports
  * them, the per-AoR table and its cap, and the XML read back with libxml2
- * and checked by XPath. */
+ * and checked by XPath (subs_fixture.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,43 +11,13 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <libxml/parser.h>
-#include <libxml/xpath.h>
-#include <libxml/xpathInternals.h>
-
 #include "base/sbuf.h"
 #include "subs/dialog_info.h"
-
-struct doc {
-    xmlDocPtr d;
-    xmlXPathContextPtr x;
-};
+#include "subs_fixture.h"
 
 static void doc_open(struct doc *doc, const sbuf_t *b)
 {
-    doc->d = xmlReadMemory(b->data, (int)b->len, "dialog.xml", NULL, XML_PARSE_NONET);
-    assert_non_null(doc->d);
-    doc->x = xmlXPathNewContext(doc->d);
-    assert_non_null(doc->x);
-    assert_int_equal(xmlXPathRegisterNs(doc->x, BAD_CAST "d", BAD_CAST "urn:ietf:params:xml:ns:dialog-info"), 0);
-}
-
-static void doc_close(struct doc *doc)
-{
-    xmlXPathFreeContext(doc->x);
-    xmlFreeDoc(doc->d);
-}
-
-static const char *xs(struct doc *doc, const char *expr)
-{
-    static char out[512];
-    char q[600];
-    snprintf(q, sizeof(q), "string(%s)", expr);
-    xmlXPathObjectPtr o = xmlXPathEvalExpression(BAD_CAST q, doc->x);
-    assert_non_null(o);
-    snprintf(out, sizeof(out), "%s", o->stringval ? (const char *)o->stringval : "");
-    xmlXPathFreeObject(o);
-    return out;
+    doc_open_ns(doc, b->data, b->len, "dialog.xml", "d", "urn:ietf:params:xml:ns:dialog-info");
 }
 
 static struct dialog_table *t;

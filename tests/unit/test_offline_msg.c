@@ -16,13 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app/config.h"
-#include "base/log.h"
-#include "harness.h"
-#include "registrar/location.h"
-#include "registrar/registrar.h"
-#include "registrar/users.h"
 #include "subs/offline_msg.h"
+#include "subs_fixture.h"
 #include "txn/txn.h"
 
 static int64_t wall_now = 1700000000000;
@@ -58,16 +53,7 @@ static void start(struct fx *f)
 {
     f->users = users_new(NULL);
     harness_add_user(f->h, f->users, "bob", "secret-b");
-    struct registrar_config rc = f->cfg.registrar;
-    struct registrar_deps d = {.cfg = &rc, .auth_cfg = &f->cfg.auth, .sip_cfg = &f->cfg.sip, .local = &f->h->local,
-                               .users = f->users, .ua = f->h->ua, .timers = f->h->timers,
-                               .send = harness_send, .send_arg = f->h};
-    f->r = registrar_new(&d);
-    assert_non_null(f->r);
-    struct location_callbacks cb;
-    registrar_location_callbacks(f->r, &cb);
-    f->loc = location_new(f->h->timers, NULL, &cb);
-    registrar_set_location(f->r, f->loc);
+    f->r = subs_fx_registrar(f->h, &f->cfg, &f->cfg.auth, f->users, NULL, &f->loc);
     struct offline_msg_deps od = {.cfg = &f->cfg.messages, .registrar = f->r, .ua = f->h->ua,
                                   .timers = f->h->timers, .wall_ms = fake_wall};
     f->o = offline_msg_new(&od);
@@ -79,13 +65,9 @@ static void start(struct fx *f)
 
 static int setup(void **state)
 {
-    log_set_level(LOG_ERROR);
     wall_now = 1700000000000;
     struct fx *f = calloc(1, sizeof(*f));
-    f->h = harness_new();
-    config_init(&f->cfg);
-    f->cfg.registrar.nat_ping_interval_s = 0;
-    f->cfg.auth.require_auth = false;
+    f->h = subs_fx_harness(&f->cfg);
     *state = f;
     return 0;
 }
@@ -94,10 +76,7 @@ static int teardown(void **state)
 {
     struct fx *f = *state;
     offline_msg_free(f->o);
-    registrar_free(f->r);
-    location_free(f->loc);
-    users_free(f->users);
-    harness_free(f->h);
+    subs_fx_free(f->h, f->r, f->loc, NULL, f->users);
     free(f);
     return 0;
 }

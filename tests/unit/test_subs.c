@@ -16,67 +16,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libxml/parser.h>
-#include <libxml/xpath.h>
-#include <libxml/xpathInternals.h>
-
-#include "app/config.h"
-#include "auth/digest.h"
-#include "base/log.h"
 #include "base/sbuf.h"
-#include "harness.h"
 #include "registrar/digest_check.h"
-#include "registrar/location.h"
-#include "registrar/registrar.h"
-#include "registrar/users.h"
 #include "base/arena.h"
 #include "subs/dialog_info.h"
 #include "subs/mwi.h"
 #include "subs/reginfo.h"
 #include "subs/subs.h"
+#include "subs_fixture.h"
 
-/* ---- reginfo documents, read back with libxml2 ---- */
-
-struct doc {
-    xmlDocPtr d;
-    xmlXPathContextPtr x;
-};
+/* ---- reginfo documents, read back with libxml2 (subs_fixture.h) ---- */
 
 static void doc_open(struct doc *doc, const char *text, size_t len)
 {
-    doc->d = xmlReadMemory(text, (int)len, "reginfo.xml", NULL, XML_PARSE_NONET);
-    assert_non_null(doc->d);
-    doc->x = xmlXPathNewContext(doc->d);
-    assert_non_null(doc->x);
-    assert_int_equal(xmlXPathRegisterNs(doc->x, BAD_CAST "r", BAD_CAST "urn:ietf:params:xml:ns:reginfo"), 0);
-}
-
-static void doc_close(struct doc *doc)
-{
-    xmlXPathFreeContext(doc->x);
-    xmlFreeDoc(doc->d);
-}
-
-/* The string value of an XPath expression (in a static buffer). */
-static const char *xs(struct doc *doc, const char *expr)
-{
-    static char out[512];
-    char q[600];
-    snprintf(q, sizeof(q), "string(%s)", expr);
-    xmlXPathObjectPtr o = xmlXPathEvalExpression(BAD_CAST q, doc->x);
-    assert_non_null(o);
-    snprintf(out, sizeof(out), "%s", o->stringval ? (const char *)o->stringval : "");
-    xmlXPathFreeObject(o);
-    return out;
-}
-
-static double xn(struct doc *doc, const char *expr)
-{
-    xmlXPathObjectPtr o = xmlXPathEvalExpression(BAD_CAST expr, doc->x);
-    assert_non_null(o);
-    double v = o->floatval;
-    xmlXPathFreeObject(o);
-    return v;
+    doc_open_ns(doc, text, len, "reginfo.xml", "r", "urn:ietf:params:xml:ns:reginfo");
 }
 
 static void test_reginfo_full_parses_back(void **state)
@@ -197,18 +150,9 @@ static void start(struct fx *f)
     f->auth = auth_server_new(&ac);
     assert_non_null(f->auth);
     digest_checker_init(&f->digest, &f->cfg.auth, &f->h->local, f->users, f->auth, NULL);
-    struct registrar_config rc = f->cfg.registrar;
     struct auth_config no_auth = f->cfg.auth;
     no_auth.require_auth = false; /* REGISTERs are not what is tested here */
-    struct registrar_deps d = {.cfg = &rc, .auth_cfg = &no_auth, .sip_cfg = &f->cfg.sip, .local = &f->h->local,
-                               .users = f->users, .auth = f->auth, .ua = f->h->ua, .timers = f->h->timers,
-                               .send = harness_send, .send_arg = f->h};
-    f->r = registrar_new(&d);
-    assert_non_null(f->r);
-    struct location_callbacks cb;
-    registrar_location_callbacks(f->r, &cb);
-    f->loc = location_new(f->h->timers, NULL, &cb);
-    registrar_set_location(f->r, f->loc);
+    f->r = subs_fx_registrar(f->h, &f->cfg, &no_auth, f->users, f->auth, &f->loc);
     struct subs_deps sd = {.cfg = &f->cfg.subs, .local = &f->h->local, .require_auth = f->cfg.auth.require_auth,
                            .digest = &f->digest, .registrar = f->r, .ua = f->h->ua, .timers = f->h->timers};
     f->s = subs_new(&sd);
@@ -222,12 +166,8 @@ static void start(struct fx *f)
 
 static int setup(void **state)
 {
-    log_set_level(LOG_ERROR);
     struct fx *f = calloc(1, sizeof(*f));
-    f->h = harness_new();
-    config_init(&f->cfg);
-    f->cfg.registrar.nat_ping_interval_s = 0;
-    f->cfg.auth.require_auth = false;
+    f->h = subs_fx_harness(&f->cfg);
     *state = f;
     return 0;
 }
@@ -236,11 +176,7 @@ static int teardown(void **state)
 {
     struct fx *f = *state;
     subs_free(f->s);
-    registrar_free(f->r);
-    location_free(f->loc);
-    auth_server_free(f->auth);
-    users_free(f->users);
-    harness_free(f->h);
+    subs_fx_free(f->h, f->r, f->loc, f->auth, f->users);
     free(f);
     return 0;
 }

@@ -30,6 +30,14 @@ static void parse_one(const uint8_t *buf, int len, rtcp_twcc_t *t, rtcp_twcc_pac
     assert_int_equal(rtcp_parse_twcc(&p, t, k, cap), 0);
 }
 
+/* The receiver's next feedback (sender SSRC 1, media SSRC 2) built into buf
+ * and parsed back into t and k (TWCC_FB_MAX packets at the most). */
+static void next_feedback(struct twcc_recv *r, uint8_t *buf, size_t cap, rtcp_twcc_t *t, rtcp_twcc_packet_t *k)
+{
+    int len = twcc_recv_feedback(r, 1, 2, buf, cap);
+    parse_one(buf, len, t, k, TWCC_FB_MAX);
+}
+
 static void test_build_round_trip(void **state)
 {
     (void)state;
@@ -118,8 +126,7 @@ static void test_recv_feedback(void **state)
         if (s == 65535 || s == 1) continue;
         twcc_recv_packet(r, s, now + i * 1000); /* 1 ms apart: 4 ticks */
     }
-    int len = twcc_recv_feedback(r, 1, 2, buf, sizeof(buf));
-    parse_one(buf, len, &t, k, TWCC_FB_MAX);
+    next_feedback(r, buf, sizeof(buf), &t, k);
     assert_int_equal(t.base_seq, 65532);
     assert_int_equal(t.status_count, 8);
     assert_int_equal(t.fb_count, 0);
@@ -136,13 +143,11 @@ static void test_recv_feedback(void **state)
      * feedback stops there and the next one takes a new reference. */
     twcc_recv_packet(r, 4, now + 2007000);
     twcc_recv_packet(r, 5, now + 12007000);
-    len = twcc_recv_feedback(r, 1, 2, buf, sizeof(buf));
-    parse_one(buf, len, &t, k, TWCC_FB_MAX);
+    next_feedback(r, buf, sizeof(buf), &t, k);
     assert_int_equal(t.base_seq, 4);
     assert_int_equal(t.status_count, 1);
     assert_int_equal(t.fb_count, 1);
-    len = twcc_recv_feedback(r, 1, 2, buf, sizeof(buf));
-    parse_one(buf, len, &t, k, TWCC_FB_MAX);
+    next_feedback(r, buf, sizeof(buf), &t, k);
     assert_int_equal(t.base_seq, 5);
     assert_int_equal(t.status_count, 1);
     assert_int_equal(k[0].status, RTCP_TWCC_SMALL_DELTA);
@@ -151,19 +156,16 @@ static void test_recv_feedback(void **state)
     /* 2 s between two packets in one feedback: a large delta */
     twcc_recv_packet(r, 6, now + 12008000);
     twcc_recv_packet(r, 7, now + 14008000);
-    len = twcc_recv_feedback(r, 1, 2, buf, sizeof(buf));
-    parse_one(buf, len, &t, k, TWCC_FB_MAX);
+    next_feedback(r, buf, sizeof(buf), &t, k);
     assert_int_equal(t.status_count, 2);
     assert_int_equal(k[1].status, RTCP_TWCC_LARGE_DELTA);
     assert_int_equal(k[1].delta, 8000);
 
     /* A burst longer than one feedback takes several. */
     for (int i = 0; i < TWCC_FB_MAX + 10; i++) twcc_recv_packet(r, (uint16_t)(8 + i), now + 14009000 + i * 100);
-    len = twcc_recv_feedback(r, 1, 2, buf, sizeof(buf));
-    parse_one(buf, len, &t, k, TWCC_FB_MAX);
+    next_feedback(r, buf, sizeof(buf), &t, k);
     assert_int_equal(t.status_count, TWCC_FB_MAX);
-    len = twcc_recv_feedback(r, 1, 2, buf, sizeof(buf));
-    parse_one(buf, len, &t, k, TWCC_FB_MAX);
+    next_feedback(r, buf, sizeof(buf), &t, k);
     assert_int_equal(t.base_seq, 8 + TWCC_FB_MAX);
     assert_int_equal(t.status_count, 10);
     free(r);
@@ -240,15 +242,23 @@ static void run(struct twcc_send *snd, struct twcc_recv *rcv, const struct path 
     *now = end;
 }
 
+/* The sender and the receiver of an end-to-end run, fresh. */
+static void ends_new(struct twcc_send **snd, struct twcc_recv **rcv)
+{
+    *snd = malloc(sizeof(**snd));
+    *rcv = malloc(sizeof(**rcv));
+    assert_non_null(*snd);
+    assert_non_null(*rcv);
+    twcc_send_init(*snd);
+    twcc_recv_init(*rcv);
+}
+
 static void test_estimator_clear_path(void **state)
 {
     (void)state;
-    struct twcc_send *snd = malloc(sizeof(*snd));
-    struct twcc_recv *rcv = malloc(sizeof(*rcv));
-    assert_non_null(snd);
-    assert_non_null(rcv);
-    twcc_send_init(snd);
-    twcc_recv_init(rcv);
+    struct twcc_send *snd;
+    struct twcc_recv *rcv;
+    ends_new(&snd, &rcv);
     struct path clear = {.base_us = 30000};
     int64_t now = 1000000;
     run(snd, rcv, &clear, &now, 1);
@@ -269,12 +279,9 @@ static void test_estimator_clear_path(void **state)
 static void test_estimator_delay_ramp(void **state)
 {
     (void)state;
-    struct twcc_send *snd = malloc(sizeof(*snd));
-    struct twcc_recv *rcv = malloc(sizeof(*rcv));
-    assert_non_null(snd);
-    assert_non_null(rcv);
-    twcc_send_init(snd);
-    twcc_recv_init(rcv);
+    struct twcc_send *snd;
+    struct twcc_recv *rcv;
+    ends_new(&snd, &rcv);
     int64_t now = 1000000;
     /* clear for 4 s, then the queue grows 100 ms per second: a path that
      * carries less than we send */
@@ -297,12 +304,9 @@ static void test_estimator_delay_ramp(void **state)
 static void test_estimator_loss(void **state)
 {
     (void)state;
-    struct twcc_send *snd = malloc(sizeof(*snd));
-    struct twcc_recv *rcv = malloc(sizeof(*rcv));
-    assert_non_null(snd);
-    assert_non_null(rcv);
-    twcc_send_init(snd);
-    twcc_recv_init(rcv);
+    struct twcc_send *snd;
+    struct twcc_recv *rcv;
+    ends_new(&snd, &rcv);
     int64_t now = 1000000;
     struct path clear = {.base_us = 30000}, lossy = {.base_us = 30000, .lose_every = 4};
     run(snd, rcv, &clear, &now, 3);

@@ -332,6 +332,35 @@ static void test_print_request(void **state)
     sbuf_free(&out);
 }
 
+/* A NOTIFY made one of a subscription's dialog: its ids, the CSeq, Event
+ * and the whole seconds left; the Request-URI stays when the subscriber
+ * gave no contact, and a subscription past its end says expires=0. */
+static void test_subscription_notify(void **state)
+{
+    (void)state;
+    struct ua_request r = {.method = SIP_NOTIFY, .ruri = STR_LIT("sip:up@192.0.2.9:5080"),
+                           .from = STR_LIT("sip:34020000001320000001@3402000000"),
+                           .to = STR_LIT("sip:34020000002000000001@3402000000")};
+    struct ua_notify_lines nl;
+    ua_subscription_notify(&r, &nl, "Catalog", "cid-9", "ours", "theirs", "sip:watcher@192.0.2.7:5070", 5,
+                           1000000 + 3599500, 1000000);
+    assert_true(str_eq_cstr(r.ruri, "sip:watcher@192.0.2.7:5070"));
+    assert_true(str_eq_cstr(r.call_id, "cid-9"));
+    assert_true(str_eq_cstr(r.from_tag, "ours"));
+    assert_true(str_eq_cstr(r.to_tag, "theirs"));
+    assert_int_equal(r.cseq, 5);
+    assert_int_equal(r.header_count, 2);
+    assert_ptr_equal(r.headers, nl.lines);
+    assert_true(str_eq_cstr(r.headers[0], "Event: Catalog"));
+    assert_true(str_eq_cstr(r.headers[1], "Subscription-State: active;expires=3599"));
+
+    struct ua_request past = {.method = SIP_NOTIFY, .ruri = STR_LIT("sip:up@192.0.2.9:5080")};
+    ua_subscription_notify(&past, &nl, "presence", "cid-10", "o", "t", "", 6, 1000, 2000);
+    assert_true(str_eq_cstr(past.ruri, "sip:up@192.0.2.9:5080"));
+    assert_true(str_eq_cstr(past.headers[0], "Event: presence"));
+    assert_true(str_eq_cstr(past.headers[1], "Subscription-State: active;expires=0"));
+}
+
 static void test_dest(void **state)
 {
     (void)state;
@@ -974,6 +1003,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_print_request),
         cmocka_unit_test(test_dest),
+        cmocka_unit_test(test_subscription_notify),
         cmocka_unit_test_setup_teardown(test_seed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_local_read_at_send, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ipv6_local_host_bracketed, setup, teardown),

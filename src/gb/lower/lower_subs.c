@@ -146,20 +146,11 @@ struct ua_uac *gb_lower_send_notify(struct gb_lower *l, struct gb_upstream *up, 
                                     const sbuf_t *body, const struct ua_uac_cb *cb, void *arg)
 {
     struct ua_request r;
-    char from[96], ev[48], state[64];
+    struct ua_notify_lines nl;
+    char from[96];
     gb_lower_request_init(l, up, SIP_NOTIFY, &r, from, sizeof(from));
-    if (sub->contact[0]) r.ruri = str_from_cstr(sub->contact);
-    uint64_t now = gb_lower_now(l);
-    snprintf(ev, sizeof(ev), "Event: %s", sub->event);
-    snprintf(state, sizeof(state), "Subscription-State: active;expires=%u",
-             (unsigned)(sub->expires_at > now ? (sub->expires_at - now) / 1000u : 0));
-    str_t lines[] = {str_from_cstr(ev), str_from_cstr(state)};
-    r.call_id = str_from_cstr(sub->call_id);
-    r.from_tag = str_from_cstr(sub->local_tag);
-    r.to_tag = str_from_cstr(sub->remote_tag);
-    r.cseq = ++sub->cseq;
-    r.headers = lines;
-    r.header_count = 2;
+    ua_subscription_notify(&r, &nl, sub->event, sub->call_id, sub->local_tag, sub->remote_tag, sub->contact,
+                           ++sub->cseq, sub->expires_at, gb_lower_now(l));
     r.content_type = STR_LIT("Application/MANSCDP+xml");
     r.body = sbuf_str(body);
     struct ua_credentials cred = {.user = str_from_cstr(l->id), .password = str_from_cstr(up->cfg.password)};
