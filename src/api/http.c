@@ -1096,16 +1096,26 @@ static int dispatch_callback(struct api_server *srv, struct lws *wsi, enum lws_c
 
 /* ---- built-in routes ------------------------------------------------------ */
 
-static void stats_route(struct api_request *req, void *user)
+json_t *api_stats_object(struct api_server *srv)
 {
-    struct api_server *srv = user;
     json_t *o = json_object();
+    if (!o) return NULL;
     for (int i = 0; i < srv->nstats; i++) srv->stats[i].fn(o, srv->stats[i].arg);
     if (srv->bus) json_object_set_new(o, "events", json_integer((json_int_t)event_bus_published(srv->bus)));
     json_t *api = json_object();
     json_object_set_new(api, "requests", json_integer((json_int_t)srv->requests_total));
     json_object_set_new(api, "ws_clients", json_integer(srv->nws));
     json_object_set_new(o, "api", api);
+    return o;
+}
+
+static void stats_route(struct api_request *req, void *user)
+{
+    json_t *o = api_stats_object(user);
+    if (!o) {
+        api_reply_error(req, 500, "internal", "out of memory");
+        return;
+    }
     api_reply_json(req, 200, o);
 }
 

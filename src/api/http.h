@@ -171,7 +171,7 @@ int api_add_header(struct api_request *req, const char *name, const char *value)
  * once, from the first registration. For labels known only at scrape time,
  * register a family collector and emit samples from it. */
 typedef double (*api_metric_fn)(void *arg);
-enum api_metric_type { API_METRIC_COUNTER, API_METRIC_GAUGE };
+enum api_metric_type { API_METRIC_COUNTER, API_METRIC_GAUGE, API_METRIC_HISTOGRAM };
 struct api_metric_writer;
 typedef void (*api_metric_collect_fn)(struct api_metric_writer *w, void *arg);
 
@@ -182,5 +182,14 @@ int api_metric_family(struct api_server *srv, const char *name, const char *help
 /* From a collector: one sample with one label (value escaped here), or with
  * no label when label_name is NULL. */
 void api_metric_sample(struct api_metric_writer *w, const char *label_name, const char *label_value, double value);
+/* From a collector of an API_METRIC_HISTOGRAM family: the _bucket (le in
+ * seconds, cumulative, +Inf last), _sum (seconds) and _count samples of h,
+ * a snapshot (base/histogram.h), with one label or none. */
+struct histogram;
+void api_metric_histogram_sample(struct api_metric_writer *w, const char *label_name, const char *label_value,
+                                 const struct histogram *h);
+/* A histogram family of one unlabelled histogram, read at scrape time (h
+ * must outlive the server). */
+int api_metric_histogram(struct api_server *srv, const char *name, const char *help, const struct histogram *h);
 
 #endif

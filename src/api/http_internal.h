@@ -10,6 +10,7 @@
 #include "api/http.h"
 #include "base/arena.h"
 #include "base/log.h"
+#include "base/sbuf.h"
 
 struct api_route_entry {
     char method[8];
@@ -209,6 +210,11 @@ void api_console_routes(struct api_server *srv);
 
 /* metrics.c */
 void api_metrics_free(struct api_server *srv);
+/* The GET /api/v1/stats object (every provider's members); NULL on no memory. */
+json_t *api_stats_object(struct api_server *srv);
+/* Appends every number of the stats object that no registered family
+ * covers, as families of its own (metrics_stats.c). */
+void api_metrics_from_stats(struct api_server *srv, sbuf_t *out);
 void api_metrics_routes(struct api_server *srv);
 
 #endif

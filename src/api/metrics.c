@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "api/http_internal.h"
+#include "base/histogram.h"
 #include "base/log.h"
 #include "base/sbuf.h"
 
@@ -35,7 +36,7 @@ static struct api_metric_family_s *family_for(struct api_server *srv, const char
         struct api_metric_family_s *f = &srv->families[i];
         if (strlen(f->name) == nlen && !strncmp(f->name, name, nlen)) {
             if (f->type != type) {
-                log_error("api: metric %s registered as counter and as gauge", f->name);
+                log_error("api: metric %s registered with two types", f->name);
                 return NULL;
             }
             return f;
@@ -124,6 +125,19 @@ static void put_sample(sbuf_t *out, const char *name, const char *labels, double
     sbuf_append_char(out, '\n');
 }
 
+/* name="value" with the value escaped per the text format. */
+static void put_label(sbuf_t *l, const char *label_name, const char *label_value)
+{
+    sbuf_printf(l, "%s=\"", label_name);
+    for (const char *c = label_value ? label_value : ""; *c; c++) {
+        if (*c == '\\') sbuf_append_cstr(l, "\\\\");
+        else if (*c == '"') sbuf_append_cstr(l, "\\\"");
+        else if (*c == '\n') sbuf_append_cstr(l, "\\n");
+        else sbuf_append_char(l, *c);
+    }
+    sbuf_append_char(l, '"');
+}
+
 void api_metric_sample(struct api_metric_writer *w, const char *label_name, const char *label_value, double value)
 {
     if (!label_name) {
@@ -133,16 +147,70 @@ void api_metric_sample(struct api_metric_writer *w, const char *label_name, cons
     if (!valid_name(label_name, strlen(label_name))) return;
     sbuf_t l;
     sbuf_init(&l);
-    sbuf_printf(&l, "%s=\"", label_name);
-    for (const char *c = label_value ? label_value : ""; *c; c++) {   /* escapes per the text format */
-        if (*c == '\\') sbuf_append_cstr(&l, "\\\\");
-        else if (*c == '"') sbuf_append_cstr(&l, "\\\"");
-        else if (*c == '\n') sbuf_append_cstr(&l, "\\n");
-        else sbuf_append_char(&l, *c);
-    }
-    sbuf_append_char(&l, '"');
+    put_label(&l, label_name, label_value);
     if (!l.failed) put_sample(w->out, w->name, l.data, value);
     sbuf_free(&l);
+}
+
+/* Microseconds as decimal seconds, exactly: 50 -> "0.00005", 2500000 -> "2.5". */
+static void put_seconds(sbuf_t *out, uint64_t us)
+{
+    char frac[8];
+    snprintf(frac, sizeof(frac), "%06u", (unsigned)(us % 1000000u));
+    int n = 6;
+    while (n > 0 && frac[n - 1] == '0') n--;
+    sbuf_printf(out, "%llu", (unsigned long long)(us / 1000000u));
+    if (n) sbuf_printf(out, ".%.*s", n, frac);
+}
+
+void api_metric_histogram_sample(struct api_metric_writer *w, const char *label_name, const char *label_value,
+                                 const struct histogram *h)
+{
+    if (label_name && !valid_name(label_name, strlen(label_name))) return;
+    sbuf_t *out = w->out;
+    sbuf_t l;
+    sbuf_init(&l);
+    if (label_name) {
+        put_label(&l, label_name, label_value);
+        sbuf_append_char(&l, ',');
+    }
+    if (l.failed) {
+        sbuf_free(&l);
+        return;
+    }
+    const char *lp = l.data ? l.data : "";
+    uint64_t cum = 0;
+    for (unsigned i = 0; i <= h->nbounds; i++) {
+        cum += h->buckets[i];
+        sbuf_printf(out, "%s_bucket{%sle=\"", w->name, lp);
+        if (i < h->nbounds) put_seconds(out, h->bounds_us[i]);
+        else sbuf_append_cstr(out, "+Inf");
+        sbuf_printf(out, "\"} %llu\n", (unsigned long long)cum);
+    }
+    /* The count is the +Inf bucket, so the two always agree (see histogram.h). */
+    sbuf_printf(out, "%s_sum", w->name);
+    if (label_name) {
+        l.len--; /* the trailing comma */
+        sbuf_printf(out, "{%.*s}", (int)l.len, l.data);
+    }
+    sbuf_append_char(out, ' ');
+    put_seconds(out, h->sum_us);
+    sbuf_printf(out, "\n%s_count", w->name);
+    if (label_name) sbuf_printf(out, "{%.*s}", (int)l.len, l.data);
+    sbuf_printf(out, " %llu\n", (unsigned long long)cum);
+    sbuf_free(&l);
+}
+
+static void collect_histogram(struct api_metric_writer *w, void *arg)
+{
+    struct histogram snap;
+    histogram_snapshot(arg, &snap);
+    api_metric_histogram_sample(w, NULL, NULL, &snap);
+}
+
+int api_metric_histogram(struct api_server *srv, const char *name, const char *help, const struct histogram *h)
+{
+    return h ? api_metric_family(srv, name, help, API_METRIC_HISTOGRAM, collect_histogram, (void *)h) : -1;
 }
 
 static void metrics_route(struct api_request *req, void *user)
@@ -158,7 +226,8 @@ static void metrics_route(struct api_request *req, void *user)
             else if (*c == '\n') sbuf_append_cstr(&out, "\\n");
             else sbuf_append_char(&out, *c);
         }
-        sbuf_printf(&out, "\n# TYPE %s %s\n", f->name, f->type == API_METRIC_COUNTER ? "counter" : "gauge");
+        static const char *const types[] = {"counter", "gauge", "histogram"};
+        sbuf_printf(&out, "\n# TYPE %s %s\n", f->name, types[f->type]);
         for (int k = 0; k < f->nentries; k++) {
             const struct api_metric_entry *e = &f->entries[k];
             if (e->fn) {
@@ -169,6 +238,7 @@ static void metrics_route(struct api_request *req, void *user)
             }
         }
     }
+    api_metrics_from_stats(srv, &out);
     if (out.failed) {
         sbuf_free(&out);
         api_reply_error(req, 500, "internal", "out of memory");

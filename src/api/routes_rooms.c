@@ -17,6 +17,7 @@
 
 #include "api/http.h"
 #include "base/clock.h"
+#include "base/histogram.h"
 #include "base/log.h"
 #include "base/sbuf.h"
 #include "media/room.h"
@@ -456,6 +457,30 @@ static void metric_dropped(struct api_metric_writer *w, void *arg)
     api_metric_sample(w, "reason", "srtp-error", (double)st.rtc.srtp_errors);
 }
 
+/* The transport's forwarding delays (10 µs buckets, rtc.h) regrouped at
+ * these edges: each is a multiple of 10 µs, so a delay of bucket i (below
+ * (i + 1) * 10 µs) is counted under the first edge at or above (i + 1) * 10,
+ * and the open-ended last bucket (9.99 ms and more) only under +Inf. */
+static const uint64_t delay_bounds_us[] = {10, 20, 50, 100, 200, 500, 1000, 2000, 5000};
+#define DELAY_BOUNDS (sizeof(delay_bounds_us) / sizeof(delay_bounds_us[0]))
+
+static void metric_forward_delay(struct api_metric_writer *w, void *arg)
+{
+    static uint64_t h[RTC_DELAY_BUCKETS]; /* loop thread only; 8 KiB off the stack */
+    sfu_delay_histogram(arg, h);
+    struct histogram out;
+    histogram_init(&out, delay_bounds_us, DELAY_BOUNDS);
+    unsigned j = 0;
+    for (size_t i = 0; i < RTC_DELAY_BUCKETS; i++) {
+        while (j < DELAY_BOUNDS && (i + 1) * RTC_DELAY_BUCKET_US > delay_bounds_us[j]) j++;
+        if (i == RTC_DELAY_BUCKETS - 1) j = DELAY_BOUNDS;
+        out.buckets[j] += h[i];
+        out.count += h[i];
+    }
+    out.sum_us = sfu_delay_sum_us(arg);
+    api_metric_histogram_sample(w, NULL, NULL, &out);
+}
+
 static void register_metrics(struct api_server *api, struct sfu *s)
 {
     api_stats_provider(api, stats_media, s);
@@ -470,6 +495,9 @@ static void register_metrics(struct api_server *api, struct sfu *s)
                       API_METRIC_COUNTER, metric_dtls, s);
     api_metric_family(api, "cascade_media_dropped_total", "Datagrams the media port dropped, by reason",
                       API_METRIC_COUNTER, metric_dropped, s);
+    api_metric_family(api, "cascade_media_forward_delay_seconds",
+                      "SFU forwarding delay: arrival of a packet on the media port to the sendmmsg that sent it",
+                      API_METRIC_HISTOGRAM, metric_forward_delay, s);
 }
 
 void api_routes_rooms(struct api_server *api, struct sfu *s)

@@ -33,7 +33,8 @@ static void usage(FILE *f)
             "Serves SIP (registrar, proxy, GB/T 28181) with the config in FILE, or with the\n"
             "embedded defaults (UDP and TCP on 127.0.0.1:5060, database ./cascade.db, GB upper role on, any\n"
             "device of domain 3402000000 with password 12345678).\n"
-            "Signals: SIGTERM or SIGINT stop it; SIGHUP reloads the [tls] certificates.\n"
+            "Signals: SIGTERM or SIGINT stop it; SIGHUP reloads the [tls] certificates;\n"
+            "SIGUSR1 reopens the [log] file (after logrotate moved it).\n"
             "Under systemd (Type=notify, NOTIFY_SOCKET set) it reports READY=1 once listening,\n"
             "STOPPING=1 on SIGTERM, and WATCHDOG=1 every half WATCHDOG_USEC.\n");
 }
@@ -73,6 +74,15 @@ static int check_files(const struct config *cfg)
     return bad;
 }
 
+/* SIGUSR1: logrotate moved the log file away; new lines go to a new one. */
+static void on_sigusr1(uv_signal_t *h, int signum)
+{
+    (void)h, (void)signum;
+    int rc = log_reopen();
+    if (rc < 0) log_error("log: cannot reopen the log file: %s (lines keep going to the old one)", strerror(-rc));
+    else log_info("log: log file reopened (SIGUSR1)");
+}
+
 static int help_config(const char *format)
 {
     if (!format || !strcmp(format, "help")) config_schema_print(&config_schema, CONFIG_FORMAT_HELP, stdout);
@@ -91,7 +101,7 @@ int main(int argc, char **argv)
 
     const char *conf = NULL, *level = NULL;
     bool check_only = false;
-    int opt;
+    int opt, rc;
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'}, {"log-level", required_argument, NULL, 'l'},
         {"help", no_argument, NULL, 'h'}, {"test-config", no_argument, NULL, 't'},
@@ -137,13 +147,22 @@ int main(int argc, char **argv)
         return 0;
     }
     log_set_level((enum log_level)lv);
+    log_set_format(log_format_from_name(w.cfg.log.format) == LOG_FORMAT_JSON ? LOG_FORMAT_JSON : LOG_FORMAT_TEXT);
+    if (w.cfg.log.file[0] && (rc = log_open(w.cfg.log.file)) < 0) {
+        fprintf(stderr, "cascade: [log] file %s: %s\n", w.cfg.log.file, strerror(-rc));
+        return 1;
+    }
     signal(SIGPIPE, SIG_IGN);
 
     xmlInitParser(); /* once, before the store's writer thread starts */
     uv_loop_t loop;
     uv_loop_init(&loop);
     static struct sdnotify sd;
-    int rc = worker_start(&w, &loop);
+    static uv_signal_t usr1;
+    uv_signal_init(&loop, &usr1);
+    uv_signal_start(&usr1, on_sigusr1, SIGUSR1);
+    uv_unref((uv_handle_t *)&usr1); /* keeps no loop alive */
+    rc = worker_start(&w, &loop);
     if (rc < 0) {
         log_error("cascade: start-up failed");
         worker_stop(&w);
@@ -152,6 +171,7 @@ int main(int argc, char **argv)
     }
     uv_run(&loop, UV_RUN_DEFAULT);
     sdnotify_stop(&sd);
+    uv_close((uv_handle_t *)&usr1, NULL);
     worker_free(&w);
     /* Let close callbacks of anything freed last run, then close the loop. */
     uv_run(&loop, UV_RUN_DEFAULT);

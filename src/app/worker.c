@@ -84,10 +84,12 @@ static void on_lag_timer(uv_timer_t *h)
     uint64_t idle_ns = uv_metrics_idle_time(w->loop), cpu_ns = thread_cpu_ns();
     uint64_t idle = idle_ns - w->idle_last_ns, cpu = cpu_ns - w->cpu_last_ns;
     uint32_t busy = cpu + idle ? (uint32_t)(cpu * 100u / (cpu + idle)) : 0;
+    histogram_observe(&w->loop_lag, now_ns > due_ns ? (now_ns - due_ns) / 1000u : 0);
     w->lag_last_ns = now_ns;
     w->idle_last_ns = idle_ns;
     w->cpu_last_ns = cpu_ns;
     overload_note_loop_rxq(&w->overload, uv_now(w->loop), lag_ms, busy, transport_udp_rx_queue_pct(w->transport));
+    log_flush_suppressed(); /* call sites that went quiet after a burst: their counts */
 }
 
 static void overload_start(struct worker *w)
@@ -97,6 +99,8 @@ static void overload_start(struct worker *w)
     overload_init(&w->overload, &w->cfg.overload, seed);
     uv_timer_init(w->loop, &w->lag_timer);
     w->lag_timer.data = w;
+    histogram_init(&w->loop_lag, histogram_latency_bounds_us, HISTOGRAM_LATENCY_BOUNDS);
+    for (int i = 0; i < 2; i++) histogram_init(&w->handling[i], histogram_latency_bounds_us, HISTOGRAM_LATENCY_BOUNDS);
     /* Before uv_run: idle time is only counted when asked for up front. */
     if (uv_loop_configure(w->loop, UV_METRICS_IDLE_TIME) != 0) log_warn("overload: no loop idle-time metrics");
     w->idle_last_ns = uv_metrics_idle_time(w->loop);
@@ -201,9 +205,25 @@ static int txn_send(void *user, struct transport_dest *dest, const void *data, s
     return transport_send(w->transport, dest, data, len);
 }
 
+/* Handling time (request received -> our first final response sent) of
+ * REGISTER and INVITE: the arrival is stamped on the transaction in
+ * microseconds (never 0: 0 is "not measured"). */
+static uint64_t now_us(void) { return uv_hrtime() / 1000u; }
+
 static void txn_on_request(void *user, struct txn *st, const struct transport_rx *rx)
 {
+    enum sip_method m = rx->msg->method;
+    if (m == SIP_REGISTER || m == SIP_INVITE) txn_set_stamp(st, now_us() | 1u);
     dispatch_request(user, st, rx);
+}
+
+static void txn_on_final_sent(void *user, struct txn *st, int status, uint64_t stamp)
+{
+    (void)status;
+    if (!stamp) return;
+    struct worker *w = user;
+    uint64_t now = now_us();
+    histogram_observe(&w->handling[txn_is_invite(st) ? 1 : 0], now > stamp ? now - stamp : 0);
 }
 
 static void txn_on_ack(void *user, const struct transport_rx *rx)
@@ -359,6 +379,17 @@ static double metric_tls_handshakes(void *arg)
 
 static double metric_events(void *arg) { return (double)event_bus_published(((struct worker *)arg)->events); }
 
+static void metric_handling(struct api_metric_writer *mw, void *arg)
+{
+    struct worker *w = arg;
+    static const char *const methods[] = {"REGISTER", "INVITE"};
+    for (int i = 0; i < 2; i++) {
+        struct histogram snap;
+        histogram_snapshot(&w->handling[i], &snap);
+        api_metric_histogram_sample(mw, "method", methods[i], &snap);
+    }
+}
+
 static void api_setup(struct worker *w)
 {
     api_stats_provider(w->api, stats_provider, w);
@@ -377,6 +408,13 @@ static void api_setup(struct worker *w)
     api_metric_counter(w->api, "cascade_overload_refused_total", "New REGISTERs refused with 503 (overload)",
                        metric_overload_refused, w);
     api_metric_gauge(w->api, "cascade_loop_lag_ms", "Event loop lag, last 100 ms sample", metric_loop_lag, w);
+    api_metric_histogram(w->api, "cascade_loop_lag_seconds", "Event loop lag, every 100 ms sample", &w->loop_lag);
+    api_metric_family(w->api, "cascade_sip_handling_seconds",
+                      "REGISTER and INVITE handling: request received to our first final response sent",
+                      API_METRIC_HISTOGRAM, metric_handling, w);
+    if (w->store)
+        api_metric_histogram(w->api, "cascade_store_commit_seconds",
+                             "Store batch transactions (BEGIN, the ops, COMMIT)", store_commit_histogram(w->store));
 }
 
 /* ---- media ---- */
@@ -574,6 +612,7 @@ int worker_start(struct worker *w, uv_loop_t *loop)
         .on_stray_response = txn_on_stray_response,
         .on_server_terminated = txn_on_server_terminated,
         .now_ms = clock_cb,
+        .on_final_sent = txn_on_final_sent,
     };
     w->txn = txn_layer_new(&w->timers, &xcfg, &ops);
     if (!w->txn) return -1;

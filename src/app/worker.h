@@ -18,6 +18,7 @@
 #include <uv.h>
 
 #include "app/config.h"
+#include "base/histogram.h"
 #include "base/overload.h"
 #include "base/timer.h"
 #include "registrar/digest_check.h"
@@ -90,6 +91,9 @@ struct worker {
     struct overload overload;                /* admission of new registrations */
     uv_timer_t lag_timer;                    /* samples the loop's lag for it */
     uint64_t lag_last_ns, idle_last_ns, cpu_last_ns;
+    struct histogram loop_lag;               /* every lag sample, for the metrics */
+    /* Request received -> our first final response sent: [0] REGISTER, [1] INVITE */
+    struct histogram handling[2];
     uint64_t overload_log_at, overload_log_skipped;
     /* worker_reply_stateless's warnings: at most REFUSAL_LOG_PER_S a second */
     uint64_t refusal_log_ms;

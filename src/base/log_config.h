@@ -7,6 +7,8 @@
 
 struct log_config { /* [log] */
     char level[16];
+    char format[8];      /* "text" or "json" (log_format_from_name) */
+    char file[512];      /* "": stderr */
 };
 
 #endif

@@ -854,7 +854,10 @@ static void record_delay(struct rtc_transport *t, unsigned k)
     uint64_t us = (uv_hrtime() - t->rx_ns) / 1000;
     uint64_t b = us / RTC_DELAY_BUCKET_US;
     t->delay_hist[b < RTC_DELAY_BUCKETS ? b : RTC_DELAY_BUCKETS - 1] += k;
+    t->delay_sum_us += us * k;
 }
+
+uint64_t rtc_transport_delay_sum_us(const struct rtc_transport *t) { return t->delay_sum_us; }
 
 void rtc_transport_delay_histogram(const struct rtc_transport *t, uint64_t out[RTC_DELAY_BUCKETS])
 {

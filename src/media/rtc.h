@@ -134,6 +134,8 @@ void rtc_transport_batch_flush(struct rtc_transport *t);
 #define RTC_DELAY_BUCKET_US 10
 #define RTC_DELAY_BUCKETS 1000
 void rtc_transport_delay_histogram(const struct rtc_transport *t, uint64_t out[RTC_DELAY_BUCKETS]);
+/* The sum of those delays in µs (for a mean, or a Prometheus _sum). */
+uint64_t rtc_transport_delay_sum_us(const struct rtc_transport *t);
 
 struct rtc_peer_stats {
     uint64_t rtp_in, rtp_out, rtcp_in, rtcp_out, bytes_in, bytes_out;

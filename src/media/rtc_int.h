@@ -94,6 +94,7 @@ struct rtc_transport {
     int udp_fd;                     /* the UDP socket's descriptor, -1 when unknown */
     uint64_t rx_ns;                 /* uv_hrtime() when the datagram in hand arrived */
     uint64_t delay_hist[RTC_DELAY_BUCKETS];
+    uint64_t delay_sum_us;          /* of every packet counted in delay_hist */
     int udp_family;                 /* its address family: only peers of it are batched */
     bool batching;
     unsigned nbatch;

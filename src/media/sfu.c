@@ -1649,6 +1649,8 @@ void sfu_delay_histogram(const struct sfu *s, uint64_t out[RTC_DELAY_BUCKETS])
     rtc_transport_delay_histogram(s->rtc, out);
 }
 
+uint64_t sfu_delay_sum_us(const struct sfu *s) { return rtc_transport_delay_sum_us(s->rtc); }
+
 /* ---- local sources (sfu.h): a publisher whose packets we make ----
  *
  * The source is an sfu_peer like any publisher — its answer made here

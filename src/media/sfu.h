@@ -149,6 +149,7 @@ void sfu_get_stats(const struct sfu *s, struct sfu_stats *out);
 /* The transport's forwarding-delay histogram (rtc.h, RTC_DELAY_BUCKETS of
  * RTC_DELAY_BUCKET_US each), cumulative. */
 void sfu_delay_histogram(const struct sfu *s, uint64_t out[RTC_DELAY_BUCKETS]);
+uint64_t sfu_delay_sum_us(const struct sfu *s);
 
 /* Per participant media counters for the API (0, or -ENOENT). */
 struct sfu_peer_info {

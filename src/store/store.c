@@ -43,7 +43,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "base/histogram.h"
 #include "base/log.h"
 #include "store/store_internal.h"
 
@@ -70,6 +72,7 @@ struct store {
     bool checkpoint_due;           /* the WAL is long: the writer checkpoints it */
     int wal_frames;                /* WAL length after the last commit (holder of busy) */
     uint64_t batches, max_batch, inline_batches, checkpoints;
+    struct histogram commit_time;  /* run_batch, BEGIN to COMMIT: only the holder of busy observes */
 
     /* Loop thread only: */
     struct store_op *staged, **staged_tail;
@@ -92,8 +95,25 @@ static void fail_op(struct store_op *op, int status)
     if (op->status == 0) op->status = status;
 }
 
-/* Runs one batch in one transaction; sets each op's status. */
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void batch_body(struct store *st, struct store_op *ops, size_t n);
+
+/* Runs one batch in one transaction; sets each op's status. Its duration
+ * (commit included, whatever the outcome) goes into commit_time. */
 static void run_batch(struct store *st, struct store_op *ops, size_t n)
+{
+    uint64_t t0 = mono_us();
+    batch_body(st, ops, n);
+    histogram_observe(&st->commit_time, mono_us() - t0);
+}
+
+static void batch_body(struct store *st, struct store_op *ops, size_t n)
 {
     struct store_writer_db *w = &st->w;
     int rc = store_exec_stmt(w, STMT_BEGIN);
@@ -357,6 +377,7 @@ struct store *store_open(uv_loop_t *loop, const char *path, char *err, size_t er
         return NULL;
     }
     st->loop = loop;
+    histogram_init(&st->commit_time, histogram_latency_bounds_us, HISTOGRAM_LATENCY_BOUNDS);
     st->pending_tail = &st->pending;
     st->done_tail = &st->done;
     st->staged_tail = &st->staged;
@@ -506,6 +527,8 @@ void store_set_commit_window(struct store *st, uint32_t ms)
 {
     if (st) st->window_ms = ms > 1000 ? 1000 : ms;
 }
+
+const struct histogram *store_commit_histogram(const struct store *st) { return &st->commit_time; }
 
 void store_get_stats(struct store *st, struct store_stats *out)
 {

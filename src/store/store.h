@@ -282,6 +282,11 @@ struct store_stats {
     uint64_t checkpoints;      /* WAL checkpoints the writer ran */
 };
 void store_get_stats(struct store *st, struct store_stats *out);
+/* Time of each batch transaction (BEGIN, the ops, COMMIT; failed ones too),
+ * on whichever thread ran it: for the metrics (base/histogram.h; read it
+ * with histogram_snapshot). Valid until store_close. */
+struct histogram;
+const struct histogram *store_commit_histogram(const struct store *st);
 /* Schema version the code writes (PRAGMA user_version after open). */
 int store_schema_version(void);
 

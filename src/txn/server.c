@@ -255,9 +255,17 @@ static void server_handed_over(struct txn *t)
     txn_start(t, &t->t_main, 0, server_main_timer);
 }
 
+/* The first final response of t went out: tell the TU (handling time). */
+static void server_final_sent(struct txn *t, int status, bool first_final)
+{
+    struct txn_layer *l = t->layer;
+    if (first_final && l->ops.on_final_sent) l->ops.on_final_sent(l->ops.user, t, status, t->stamp);
+}
+
 static int server_send(struct txn *t, int status, const void *data, size_t len)
 {
     struct txn_layer *l = t->layer;
+    bool first_final = status >= 200 && t->last_status < 200;
     if (status >= 200 && t->stateless && t->state != TXN_ACCEPTED) {
         /* Sent once from the caller's buffer; nothing is kept. */
         t->last_status = status;
@@ -267,6 +275,7 @@ static int server_send(struct txn *t, int status, const void *data, size_t len)
             return rc;
         }
         l->stats.stateless_finals++;
+        server_final_sent(t, status, first_final);
         server_handed_over(t);
         return 0;
     }
@@ -278,6 +287,7 @@ static int server_send(struct txn *t, int status, const void *data, size_t len)
             server_transport_error(t, rc);
             return rc;
         }
+        server_final_sent(t, status, first_final);
         if (txn_done_add(l, t, data, len) == 0) {
             server_handed_over(t);
             return 0;
@@ -306,6 +316,7 @@ static int server_send(struct txn *t, int status, const void *data, size_t len)
         server_transport_error(t, rc);
         return rc;
     }
+    server_final_sent(t, status, first_final);
     server_after_send(t, status);
     return 0;
 }

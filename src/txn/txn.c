@@ -247,6 +247,7 @@ int txn_keep_bytes(struct txn *t, const void *data, size_t len)
 /* ---- accessors ---- */
 
 void txn_set_user(struct txn *t, void *user) { t->user = user; }
+void txn_set_stamp(struct txn *t, uint64_t stamp) { t->stamp = stamp; }
 void *txn_user(const struct txn *t) { return t->user; }
 enum txn_state txn_get_state(const struct txn *t) { return t->state; }
 bool txn_is_client(const struct txn *t) { return t->client; }

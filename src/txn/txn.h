@@ -68,6 +68,11 @@ struct txn_layer_ops {
     void (*on_server_terminated)(void *user, struct txn *st);
     /* Milliseconds in the timer service's clock. */
     uint64_t (*now_ms)(void *user);
+    /* Optional: the first final response of server transaction st went out
+     * (any way: txn_respond, stateless, txn_respond_bytes). stamp is what
+     * the TU gave txn_set_stamp (0 when nothing): the app measures request
+     * handling time with it. */
+    void (*on_final_sent)(void *user, struct txn *st, int status, uint64_t stamp);
 };
 
 /* Client transaction callbacks; arg is the pointer given to txn_client_new. */
@@ -194,6 +199,9 @@ void txn_client_detach(struct txn *ct);
 
 /* ---- both ---- */
 void txn_set_user(struct txn *t, void *user);
+/* A number of the TU's kept with a server transaction and handed back to
+ * ops.on_final_sent (the app: when the request arrived). */
+void txn_set_stamp(struct txn *t, uint64_t stamp);
 void *txn_user(const struct txn *t);
 enum txn_state txn_get_state(const struct txn *t);
 bool txn_is_client(const struct txn *t);

@@ -49,6 +49,7 @@ struct txn {
 
     struct transport_dest dest;
     void *user;
+    uint64_t stamp;                 /* server: txn_set_stamp, for ops.on_final_sent */
 
     /* client: the request until a final response, then (INVITE) the ACK;
      * server: the last response sent. */

@@ -119,6 +119,7 @@ static void defaults_before_tables(struct config *c)
     strcpy(c->api.listen, "127.0.0.1:8080");
     c->events.ring_size = 4096;
     strcpy(c->log.level, "info");
+    strcpy(c->log.format, "text");
     strcpy(c->gb.id, "34020000002000000001");
     strcpy(c->gb.domain, "3402000000");
     strcpy(c->gb.password, "12345678");
@@ -327,6 +328,11 @@ static void test_choice_kept_as_written(void **state)
     assert_true(has_error(2, "[auth] algorithm: bad value 'SHA-512' (MD5|SHA-256|both)"));
     assert_int_equal(load("[log]\nlevel = verbose\n"), -1);
     assert_true(has_error(2, "[log] level: bad value 'verbose' (error|warn|info|debug)"));
+    assert_int_equal(load("[log]\nformat = JSON\nfile = /var/log/cascade/cascade.log\n"), 0);
+    assert_string_equal(cfg.log.format, "JSON");
+    assert_string_equal(cfg.log.file, "/var/log/cascade/cascade.log");
+    assert_int_equal(load("[log]\nformat = xml\n"), -1);
+    assert_true(has_error(2, "[log] format: bad value 'xml' (text|json)"));
 }
 
 /* An enum stores the index of its value: [upstream] transport. */

@@ -48,6 +48,9 @@ struct fake {
     str_t answer_tag;
     bool answer_stateless;    /* ... with txn_respond_stateless */
     bool answer_reject;       /* ... with txn_reject */
+    int finals;               /* ops.on_final_sent calls */
+    int final_status;         /* ... the last one's status and stamp */
+    uint64_t final_stamp;
 
     /* client side */
     int responses[32];
@@ -95,6 +98,15 @@ static void fake_on_request(void *u, struct txn *st, const struct transport_rx *
         assert_int_equal((f->answer_reject ? txn_reject : f->answer_stateless ? txn_respond_stateless : txn_respond)(
                              st, f->answer_status, NULL, f->answer_tag, NULL, 0, STR_NULL, STR_NULL),
                          0);
+}
+
+static void fake_final_sent(void *u, struct txn *st, int status, uint64_t stamp)
+{
+    struct fake *f = u;
+    (void)st;
+    f->finals++;
+    f->final_status = status;
+    f->final_stamp = stamp;
 }
 
 static void fake_on_ack(void *u, const struct transport_rx *rx)
@@ -156,6 +168,7 @@ static int setup(void **state)
         .on_stray_response = fake_on_stray,
         .on_server_terminated = fake_server_terminated,
         .now_ms = fake_now,
+        .on_final_sent = fake_final_sent,
     };
     f->l = txn_layer_new(&f->ts, &cfg, &ops);
     assert_non_null(f->l);
@@ -449,6 +462,51 @@ static void test_server_invite_tcp_timer_h(void **state)
     assert_int_equal(stats(f).server_live, 1);
     advance(f, 1);
     assert_int_equal(stats(f).server_live, 0);
+}
+
+/* ops.on_final_sent: once per server transaction, at its first final
+ * response however it was sent, with the TU's stamp (the app measures
+ * handling time with it). */
+static void test_server_final_sent_reported(void **state)
+{
+    struct fake *f = *state;
+    char req[1024];
+    request(req, sizeof(req), "INVITE", VIA_UDP, NULL, 1, "INVITE");
+    assert_int_equal(receive(f, SIP_TRANSPORT_UDP, req), 0);
+    txn_set_stamp(f->st, 1234);
+    assert_int_equal(txn_respond(f->st, 180, NULL, STR_LIT("f1"), NULL, 0, STR_NULL, STR_NULL), 0);
+    assert_int_equal(f->finals, 0);
+    assert_int_equal(txn_respond(f->st, 200, NULL, STR_LIT("f1"), NULL, 0, STR_NULL, STR_NULL), 0);
+    assert_int_equal(f->finals, 1);
+    assert_int_equal(f->final_status, 200);
+    assert_int_equal(f->final_stamp, 1234);
+    assert_int_equal(txn_respond(f->st, 200, NULL, STR_LIT("f1"), NULL, 0, STR_NULL, STR_NULL), 0); /* 2xx again */
+    assert_int_equal(f->finals, 1);
+    /* A non-INVITE over UDP (its record answers retransmissions), no stamp. */
+    request(req, sizeof(req), "OPTIONS", "Via: SIP/2.0/UDP 192.0.2.10:5070;branch=z9hG4bKfin2\r\n", NULL, 2,
+            "OPTIONS");
+    assert_int_equal(receive(f, SIP_TRANSPORT_UDP, req), 0);
+    assert_int_equal(txn_respond(f->st, 404, NULL, STR_NULL, NULL, 0, STR_NULL, STR_NULL), 0);
+    assert_int_equal(f->finals, 2);
+    assert_int_equal(f->final_status, 404);
+    assert_int_equal(f->final_stamp, 0);
+    /* A stateless refusal from inside on_request. */
+    f->answer_status = 401;
+    f->answer_stateless = true;
+    request(req, sizeof(req), "REGISTER", "Via: SIP/2.0/UDP 192.0.2.10:5070;branch=z9hG4bKfin3\r\n", NULL, 3,
+            "REGISTER");
+    assert_int_equal(receive(f, SIP_TRANSPORT_UDP, req), 0);
+    assert_int_equal(f->finals, 3);
+    assert_int_equal(f->final_status, 401);
+    /* A send that fails reports nothing: no response went out. */
+    f->answer_status = 0;
+    request(req, sizeof(req), "MESSAGE", "Via: SIP/2.0/UDP 192.0.2.10:5070;branch=z9hG4bKfin4\r\n", NULL, 4,
+            "MESSAGE");
+    assert_int_equal(receive(f, SIP_TRANSPORT_UDP, req), 0);
+    f->send_rc = -EPIPE;
+    assert_true(txn_respond(f->st, 200, NULL, STR_NULL, NULL, 0, STR_NULL, STR_NULL) < 0);
+    assert_int_equal(f->finals, 3);
+    f->send_rc = 0;
 }
 
 static void test_server_invite_2xx_accepted(void **state)
@@ -1458,6 +1516,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_server_invite_tcp_no_g_zero_i, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_invite_tcp_timer_h, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_invite_2xx_accepted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_final_sent_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_cancel_matching, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_rfc2543_matching, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_transport_error, setup, teardown),
