@@ -15,7 +15,8 @@
  * whose command timed out is dropped: a silent node (stopped, partitioned)
  * is then treated like a closed one.
  *
- * hiredis 0.14 runs every pending callback with a NULL reply when a context
+ * The events come from redis_uv.c (the packaged libuv adapter loses a
+ * refused connect). hiredis 0.14 runs every pending callback with a NULL reply when a context
  * goes away (closed by the peer, or freed by us), then the disconnect
  * callback if it had connected; the connect callback reports failures, and
  * the context is freed by hiredis right after it. node->ac is cleared before
@@ -28,13 +29,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
 #include "base/log.h"
 #include "redis/redis_reply.h"
 #include "redis/redis_slot.h"
+#include "redis/redis_uv.h"
 
 #define RETRY_MS 100          /* TRYAGAIN/CLUSTERDOWN resend, failed map read */
 #define REFRESH_GAP_MS 100    /* between two map reads */
@@ -318,10 +319,11 @@ static void node_connect(struct redis_node *n)
                   ac ? ac->errstr : "out of memory");
         if (ac) redisAsyncFree(ac);
         node_backoff(n);
+        want_refresh(cl); /* refused at once (loopback): the slots may have moved */
         return;
     }
     ac->data = n;
-    if (redisLibuvAttach(ac, cl->loop) != REDIS_OK) {
+    if (redis_uv_attach(ac, cl->loop) < 0) {
         redisAsyncFree(ac);
         node_backoff(n);
         return;

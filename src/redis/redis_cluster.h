@@ -1,9 +1,9 @@
 /* redis_cluster.h — a Redis Cluster client on the libuv loop.
  *
  * hiredis (Debian's libhiredis 0.14) speaks RESP over one async connection
- * per node, attached to the caller's loop with its libuv adapter; this
- * module adds what a cluster needs on top (Debian packages no cluster
- * library for hiredis):
+ * per node, attached to the caller's loop (redis_uv.h: hiredis's own libuv
+ * adapter, less a bug); this module adds what a cluster needs on top
+ * (Debian packages no cluster library for hiredis):
  *
  *  - the slot map, from CLUSTER SLOTS, asked of any node that answers (the
  *    seeds first); a command is routed by its key's slot (redis_slot.h);
