@@ -468,9 +468,10 @@ static void on_reply(redisAsyncContext *ac, void *reply_, void *privdata)
             if (++r->redirects > cl->cfg.max_redirects) {
                 req_finish(r, -ELOOP, NULL);
             } else {
-                struct redis_node *to = node_get(cl, rd.host[0] ? rd.host : n->host, rd.port);
+                const char *h = rd.host[0] ? rd.host : n->host;
+                struct redis_node *to = numeric_host(h) ? node_get(cl, h, rd.port) : NULL;
                 if (!to) {
-                    req_finish(r, -ENOSPC, NULL);
+                    req_finish(r, numeric_host(h) ? -ENOSPC : -EADDRNOTAVAIL, NULL);
                 } else if (kind == REDIS_REDIRECT_MOVED) {
                     cl->st.moved++;
                     cl->slots[rd.slot] = to;
@@ -518,7 +519,9 @@ struct map_build {
 static int map_range(void *arg, unsigned first, unsigned last, const char *host, int port)
 {
     struct map_build *b = arg;
-    struct redis_node *n = node_get(b->cl, host[0] ? host : b->asked->host, port);
+    const char *h = host[0] ? host : b->asked->host;
+    if (!numeric_host(h)) return -EADDRNOTAVAIL;
+    struct redis_node *n = node_get(b->cl, h, port);
     if (!n) return -ENOSPC;
     for (unsigned s = first; s <= last; s++) b->slots[s] = n;
     return 0;

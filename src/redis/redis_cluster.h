@@ -28,6 +28,7 @@
  *   -ECONNRESET  the connection closed with the command sent (it may have run)
  *   -ELOOP       more than max_redirects MOVED/ASK/TRYAGAIN
  *   -ENOSPC      a redirection to a node beyond the cap on nodes
+ *   -EADDRNOTAVAIL a redirection to a host name (not resolved on the loop)
  *   -ECANCELED   redis_cluster_free() while it waited
  * A command is resent only when it certainly did not run (redirections,
  * TRYAGAIN, CLUSTERDOWN, a connection that never carried it).
