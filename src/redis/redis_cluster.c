@@ -33,6 +33,7 @@
 #include <hiredis/hiredis.h>
 
 #include "base/log.h"
+#include "redis/redis_objects.h"
 #include "redis/redis_reply.h"
 #include "redis/redis_slot.h"
 #include "redis/redis_uv.h"
@@ -59,6 +60,7 @@ struct redis_node {
     struct req_list waiting;
     uint32_t backoff_ms;     /* next backoff; 0 after a good connect */
     struct timer_node timer; /* backoff while DOWN, connect deadline while CONNECTING */
+    struct redis_reply_budget budget; /* the cap on the reply being read */
     bool backing_off;
 };
 
@@ -323,6 +325,7 @@ static void node_connect(struct redis_node *n)
         return;
     }
     ac->data = n;
+    redis_objects_use(ac->c.reader, &n->budget);
     if (redis_uv_attach(ac, cl->loop) < 0) {
         redisAsyncFree(ac);
         node_backoff(n);

@@ -1,7 +1,8 @@
 /* fuzz_redis.c — libFuzzer target for what the Redis Cluster client reads
  * from servers (src/redis/redis_reply.c): MOVED/ASK error texts and CLUSTER
  * SLOTS answers. hiredis parses RESP; its reader turns the input into
- * replies, and each is given to both readers.
+ * replies (with the client's capped objects, redis_objects.h), and each is
+ * given to both readers.
  *
  * Beyond "no crash": an accepted redirection has a slot < 16384, a port in
  * 1..65535, a NUL-terminated host under REDIS_HOST_MAX, and reads back the
@@ -17,6 +18,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "redis/redis_objects.h"
 #include "redis/redis_reply.h"
 #include "redis/redis_slot.h"
 
@@ -57,6 +59,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     redisReader *rd = redisReaderCreate();
     if (!rd) return 0;
+    struct redis_reply_budget budget = {0};
+    redis_objects_use(rd, &budget); /* as the client reads: arrays capped */
     if (redisReaderFeed(rd, (const char *)data, size) == REDIS_OK) {
         for (int i = 0; i < 16; i++) {
             void *reply = NULL;

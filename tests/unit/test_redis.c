@@ -25,6 +25,7 @@
 
 #include "base/timer.h"
 #include "redis/redis_cluster.h"
+#include "redis/redis_objects.h"
 #include "redis/redis_reply.h"
 #include "redis/redis_slot.h"
 
@@ -128,10 +129,14 @@ static void test_redirect_parse(void **state)
 
 /* ---- CLUSTER SLOTS, as RESP bytes through hiredis's reader */
 
+static struct redis_reply_budget budget;
+
+/* The reply hiredis's reader makes of bytes, with the client's objects. */
 static redisReply *resp(const char *bytes)
 {
     redisReader *rd = redisReaderCreate();
     assert_non_null(rd);
+    redis_objects_use(rd, &budget);
     assert_int_equal(redisReaderFeed(rd, bytes, strlen(bytes)), REDIS_OK);
     void *reply = NULL;
     assert_int_equal(redisReaderGetReply(rd, &reply), REDIS_OK);
@@ -226,6 +231,75 @@ static void test_slots_parse(void **state)
         freeReplyObject(x);
     }
     assert_int_equal(redis_parse_slots(NULL, on_range, &r), -EPROTO);
+}
+
+/* The reader's arrays are capped per reply: a header alone does not
+ * allocate past REDIS_REPLY_MAX_ELEMENTS, at one level or over several. */
+static int read_status(const char *bytes, size_t len)
+{
+    redisReader *rd = redisReaderCreate();
+    assert_non_null(rd);
+    redis_objects_use(rd, &budget);
+    assert_int_equal(redisReaderFeed(rd, bytes, len), REDIS_OK);
+    void *reply = NULL;
+    int rc = redisReaderGetReply(rd, &reply);
+    if (reply) freeReplyObject(reply);
+    redisReaderFree(rd);
+    return rc;
+}
+
+static void test_reply_cap(void **state)
+{
+    (void)state;
+    const char *big = "*300000000\r\n";
+    assert_int_equal(read_status(big, strlen(big)), REDIS_ERR);
+    char at_cap[64];
+    snprintf(at_cap, sizeof(at_cap), "*%u\r\n", REDIS_REPLY_MAX_ELEMENTS + 1);
+    assert_int_equal(read_status(at_cap, strlen(at_cap)), REDIS_ERR);
+    /* Nested: 4 arrays of 300 000 pass one by one, not together (4 x 300 000
+     * > 2^20), while 3 fit. */
+    const char *nest4 = "*4\r\n*300000\r\n";
+    assert_int_equal(read_status(nest4, strlen(nest4)), REDIS_OK); /* incomplete, no error yet */
+    char *many = malloc(8 * 1024 * 1024);
+    assert_non_null(many);
+    size_t n = (size_t)sprintf(many, "*4\r\n");
+    for (int a = 0; a < 4; a++) {
+        n += (size_t)sprintf(many + n, "*300000\r\n");
+        for (int i = 0; i < 300000; i++) {
+            memcpy(many + n, ":1\r\n", 4);
+            n += 4;
+        }
+    }
+    assert_int_equal(read_status(many, n), REDIS_ERR);
+    /* The same with 3 arrays is a good reply; and the budget starts afresh
+     * for the next one. */
+    n = (size_t)sprintf(many, "*3\r\n");
+    for (int a = 0; a < 3; a++) {
+        n += (size_t)sprintf(many + n, "*300000\r\n");
+        for (int i = 0; i < 300000; i++) {
+            memcpy(many + n, ":1\r\n", 4);
+            n += 4;
+        }
+    }
+    size_t one = n;
+    memcpy(many + n, many, one);
+    n += one;
+    redisReader *rd = redisReaderCreate();
+    redis_objects_use(rd, &budget);
+    assert_int_equal(redisReaderFeed(rd, many, n), REDIS_OK);
+    for (int k = 0; k < 2; k++) {
+        void *reply = NULL;
+        assert_int_equal(redisReaderGetReply(rd, &reply), REDIS_OK);
+        assert_non_null(reply);
+        redisReply *r = reply;
+        assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+        assert_int_equal(r->elements, 3);
+        assert_int_equal(r->element[2]->elements, 300000);
+        assert_int_equal(r->element[2]->element[299999]->integer, 1);
+        freeReplyObject(reply);
+    }
+    redisReaderFree(rd);
+    free(many);
 }
 
 /* ---- the client with no server */
@@ -343,6 +417,7 @@ int main(void)
         cmocka_unit_test(test_hash_tags),
         cmocka_unit_test(test_redirect_parse),
         cmocka_unit_test(test_slots_parse),
+        cmocka_unit_test(test_reply_cap),
         cmocka_unit_test(test_client_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
