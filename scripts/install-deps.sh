@@ -5,10 +5,10 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 pkgs=(build-essential cmake pkg-config clang
       libuv1-dev libssl-dev libxml2-dev libjansson-dev libsqlite3-dev libwebsockets-dev
-      libinih-dev libcmocka-dev libsrtp2-dev
+      libinih-dev libcmocka-dev libsrtp2-dev libhiredis-dev
       sip-tester sipsak baresip-core kamailio kamailio-tls-modules kamailio-websocket-modules
       linphone-cli stunnel4 ffmpeg curl sqlite3 python3 procps iproute2 openssl
-      chromium fonts-liberation
+      redis-server redis-tools chromium fonts-liberation
       gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-nice
       gir1.2-gstreamer-1.0 gir1.2-gst-plugins-bad-1.0 python3-gi)
 missing=()
