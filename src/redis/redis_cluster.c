@@ -290,7 +290,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
     struct redis_node *n = ac->data;
     if (!n || n->ac != ac) return;
     if (status != REDIS_OK) {
-        log_write(LOG_DEBUG, "redis: connect to %s:%d failed: %s", n->host, n->port, ac->errstr);
+        log_debug("redis: connect to %s:%d failed: %s", n->host, n->port, ac->errstr);
         n->ac = NULL; /* hiredis frees it after this callback */
         n->state = NODE_DOWN;
         timer_stop(n->cl->timers, &n->timer);
@@ -317,7 +317,7 @@ static void node_connect(struct redis_node *n)
     struct redis_cluster *cl = n->cl;
     redisAsyncContext *ac = redisAsyncConnect(n->host, n->port);
     if (!ac || ac->err) {
-        log_write(LOG_DEBUG, "redis: connect to %s:%d: %s", n->host, n->port,
+        log_debug("redis: connect to %s:%d: %s", n->host, n->port,
                   ac ? ac->errstr : "out of memory");
         if (ac) redisAsyncFree(ac);
         node_backoff(n);
@@ -557,7 +557,7 @@ static void refresh_done(struct redis_req *r, int status, const redisReply *repl
         }
     }
     if (rc != 0) {
-        log_write(LOG_DEBUG, "redis: slot map from %s:%d: %d", r->to->host, r->to->port, rc);
+        log_debug("redis: slot map from %s:%d: %d", r->to->host, r->to->port, rc);
         cl->refresh_wanted = true;
     }
     if (cl->closing) return;
