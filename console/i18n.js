@@ -42,6 +42,9 @@ const STRINGS = {
     evWs: 'live over WebSocket', evPoll: 'live by polling /events/recent every second (no WebSocket)',
     evConnecting: 'connecting…', evReconnect: 'WebSocket closed: reconnecting in {0} s',
     searchIdName: 'Search by device id or name',
+    // FLV fallback (page-live.js)
+    transport: 'Transport: WebRTC (FLV when it fails) or FLV', rtcTimeout: 'WebRTC did not connect',
+    rtcFailed: 'WebRTC connection failed', noMse: 'this browser has no Media Source Extensions',
   },
   zh: {
     title: 'cascade 控制台', signin: '登录', token: 'API 令牌', signout: '退出',
@@ -83,6 +86,9 @@ const STRINGS = {
     evWs: '通过 WebSocket 实时更新', evPoll: '每秒轮询 /events/recent 实时更新（无 WebSocket）',
     evConnecting: '正在连接…', evReconnect: 'WebSocket 已断开：{0} 秒后重连',
     searchIdName: '按设备编号或名称搜索',
+    // FLV 回退（page-live.js）
+    transport: '传输：WebRTC（失败时改用 FLV）或 FLV', rtcTimeout: 'WebRTC 未能连接',
+    rtcFailed: 'WebRTC 连接失败', noMse: '此浏览器不支持 Media Source Extensions',
   },
 };
 
