@@ -25,54 +25,34 @@
 //        --devices ID1,ID2 --catalog-device ID1 --kill-pid PID --kill-device ID2 \
 //        --sip-user alice --add-user webuser [--workdir DIR]
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { execFileSync } from 'node:child_process';
 
-import puppeteer from 'puppeteer-core';
+import { launch, parseArgs, step, usage as usageOf } from './chromium.mjs';
 
-function usage(msg) {
-  process.stderr.write(`console: ${msg}\n(see the options at the top of tests/browser/console.mjs)\n`);
-  process.exit(2);
-}
-
-let opts;
-try {
-  opts = parseArgs({
-    options: {
-      api: { type: 'string' },
-      token: { type: 'string', default: '' },
-      devices: { type: 'string', default: '' },
-      'catalog-device': { type: 'string' },
-      'kill-pid': { type: 'string' },
-      'kill-device': { type: 'string' },
-      'sip-user': { type: 'string' },
-      'name-search': { type: 'string' },
-      'name-device': { type: 'string' },
-      'event-cmd': { type: 'string' },
-      'event-type': { type: 'string' },
-      'event-text': { type: 'string' },
-      'add-user': { type: 'string', default: 'webuser' },
-      'script-text': { type: 'string', default: '<script>alert(1)</script>' },
-      timeout: { type: 'string', default: '30000' },
-      workdir: { type: 'string' },
-      chromium: { type: 'string', default: process.env.CHROMIUM || '/usr/bin/chromium' },
-    },
-  }).values;
-} catch (e) {
-  usage(e.message);
-}
+const usage = (msg) => usageOf('console', msg);
+const opts = parseArgs('console', {
+  api: { type: 'string' },
+  token: { type: 'string', default: '' },
+  devices: { type: 'string', default: '' },
+  'catalog-device': { type: 'string' },
+  'kill-pid': { type: 'string' },
+  'kill-device': { type: 'string' },
+  'sip-user': { type: 'string' },
+  'name-search': { type: 'string' },
+  'name-device': { type: 'string' },
+  'event-cmd': { type: 'string' },
+  'event-type': { type: 'string' },
+  'event-text': { type: 'string' },
+  'add-user': { type: 'string', default: 'webuser' },
+  'script-text': { type: 'string', default: '<script>alert(1)</script>' },
+  timeout: { type: 'string', default: '30000' },
+});
 if (!opts.api || !/^https?:\/\//.test(opts.api)) usage('--api http://HOST:PORT is required');
 const base = opts.api.replace(/\/+$/, '');
 const timeout = Number(opts.timeout);
 const devices = opts.devices.split(',').filter(Boolean);
-const workdir = opts.workdir || fs.mkdtempSync(path.join(os.tmpdir(), 'console-'));
-fs.mkdirSync(workdir, { recursive: true });
-
-function step(name, extra = {}) {
-  process.stdout.write(`${JSON.stringify({ step: name, ok: true, ...extra })}\n`);
-}
+const workdir = opts.workdir;
 
 async function apiGet(p) {
   const r = await fetch(`${base}/api/v1${p}`, { headers: { Authorization: `Bearer ${opts.token}` } });
@@ -95,11 +75,6 @@ async function until(fn, what, ms = timeout) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
     await new Promise((r) => setTimeout(r, 250));
   }
-}
-
-async function launch() {
-  const args = ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--lang=en-US'];
-  return puppeteer.launch({ executablePath: opts.chromium, headless: true, args, protocolTimeout: timeout * 3 });
 }
 
 let browser = null;
@@ -139,9 +114,9 @@ function apiTree(channels) {
 try {
   current = 'browser';
   try {
-    browser = await launch();
+    browser = await launch(opts, ['--lang=en-US'], { protocolTimeout: timeout * 3, loopbackIce: false });
   } catch (e) {
-    process.stderr.write(`console: SKIP: Chromium (${opts.chromium}) cannot start here: ${e.message}\n`);
+    process.stderr.write(`console: SKIP: ${e.message}\n`);
     code = 77;
     throw Object.assign(new Error('skip'), { skip: true });
   }
