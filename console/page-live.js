@@ -77,6 +77,11 @@ function loadMpegts() {
   return mpegtsLoading;
 }
 
+// leaves a WHEP session (its Location URL)
+function deleteSession(url) {
+  if (url) fetch(url, { method: 'DELETE', headers: { Authorization: `Bearer ${token() || ''}` } }).catch(() => {});
+}
+
 // tiles kept across a language switch (the page's unmount with keep, then its next mount)
 let kept = null;
 
@@ -250,8 +255,9 @@ class Tile {
         throw err;
       }
       const loc = res.headers.get('Location');
-      if (loc) this.session = new URL(loc, location.href).toString();
-      if (gen !== this.gen) { this.leave(); return; }
+      const where = loc ? new URL(loc, location.href).toString() : null;
+      if (gen !== this.gen) { deleteSession(where); return; }   // the tile moved on meanwhile
+      this.session = where;
       await pc.setRemoteDescription({ type: 'answer', sdp: body });
     } catch (e) {
       clearTimeout(waiting);
@@ -268,10 +274,11 @@ class Tile {
   // WebRTC could not play this tile: the same stream over HTTP-FLV
   fallback(gen, why) {
     if (gen !== this.gen || !this.flvUrl) return;
+    const next = ++this.gen;     // what the WebRTC attempt still has in flight is dropped
     this.el.dataset.fallback = why;
     this.leave();
     this.dropPeer();
-    this.playFlv(gen);
+    this.playFlv(next);
   }
 
   async playFlv(gen) {
@@ -366,10 +373,9 @@ class Tile {
   }
 
   leave() {
-    if (!this.session) return;
     const url = this.session;
     this.session = null;
-    fetch(url, { method: 'DELETE', headers: { Authorization: `Bearer ${token() || ''}` } }).catch(() => {});
+    deleteSession(url);
   }
 
   dropPeer() {
@@ -497,7 +503,7 @@ export function mount(el, args) {
 
   const loadDevices = async () => {
     try {
-      const r = await api('GET', '/gb/devices');
+      const r = await api('GET', `/gb/devices?limit=${DEVICE_OPTIONS}`);
       if (!alive) return;
       const ids = (r.devices || []).filter((d) => d.online).slice(0, DEVICE_OPTIONS).map((d) => d.id);
       clear(devList).append(...ids.map((id) => h('option', { value: id })));

@@ -12,7 +12,10 @@
 // form; the device list's search finds --name-device by --name-search (its
 // DeviceInfo name); the events page says it is live over the WebSocket and
 // shows the event --event-cmd causes (--event-type naming --event-text)
-// while it is, then gb.device.offline live once --kill-pid is killed; the rooms and upstreams pages load; the language switch turns the
+// while it is, then user.offline (transport-lost) of --user-kill once its
+// TCP client --user-kill-pid is killed, over the socket (the page still says
+// WebSocket: it has no poller then), then gb.device.offline live once
+// --kill-pid is killed; the rooms and upstreams pages load; the language switch turns the
 // UI to Chinese. No dialog may open (an executed <script> would) and the CSP
 // must not refuse anything the page does. A PNG of every page goes to the
 // work dir.
@@ -38,6 +41,8 @@ const opts = parseArgs('console', {
   'catalog-device': { type: 'string' },
   'kill-pid': { type: 'string' },
   'kill-device': { type: 'string' },
+  'user-kill-pid': { type: 'string' },
+  'user-kill': { type: 'string' },
   'sip-user': { type: 'string' },
   'name-search': { type: 'string' },
   'name-device': { type: 'string' },
@@ -246,6 +251,21 @@ try {
     const still = await page.$eval('#ev-conn', (e) => e.dataset.mode);
     if (still !== 'websocket') throw new Error(`the events page fell back to ${still}`);
     step('events-ws', { indicator: mode, details: row });
+  }
+  if (opts['user-kill-pid']) {
+    // a SIP user's TCP client dies: its binding goes at once, user.offline comes over the socket
+    const u = opts['user-kill'];
+    process.kill(Number(opts['user-kill-pid']), 'SIGKILL');
+    const row = await until(() => page.evaluate((name) => {
+      for (const tr of document.querySelectorAll('#ev-body tr[data-type="user.offline"]')) {
+        const d = tr.querySelector('.details').textContent;
+        if (d.split(/\s+/).includes(`user=${name}`) && d.includes('reason=transport-lost')) return d;
+      }
+      return false;
+    }, u), `user.offline (transport-lost) for ${u} on the events page`);
+    const still = await page.$eval('#ev-conn', (e) => e.dataset.mode);
+    if (still !== 'websocket') throw new Error(`the events page fell back to ${still}`);
+    step('events-user-offline', { details: row, mode: still });
   }
   if (opts['kill-pid']) {
     process.kill(Number(opts['kill-pid']), 'SIGKILL');
