@@ -56,6 +56,11 @@ check "If-None-Match with it: 304" test "$(curl -s -o /dev/null -w '%{http_code}
     "$URL/console/app.js")" = 304
 check "an unknown console file: 404" test "$(curl -s -o /dev/null -w '%{http_code}' "$URL/console/nope.js")" = 404
 check "the stylesheet is text/css" grep -qi '^content-type: text/css' <<<"$(hdr "$URL/console/style.css")"
+check "the vendored mpegts.js (the FLV player): text/javascript, its licence beside it" \
+    bash -c 'grep -qi "^content-type: text/javascript" <<<"$1" && test "$(curl -s -o /dev/null -w "%{http_code}" "$2")" = 200' \
+    _ "$(hdr "$URL/console/vendor/mpegts.js")" "$URL/console/vendor/LICENSE-mpegts.js.txt"
+check "an unknown vendor file: 404" test "$(curl -s -o /dev/null -w '%{http_code}' "$URL/console/vendor/nope.js")" = 404
+check "console/'s npm files are not served" test "$(curl -s -o /dev/null -w '%{http_code}' "$URL/console/package.json")" = 404
 
 # ---- peers: gbsim devices and a sipp registration ----
 "$GBSIM" --target "127.0.0.1:$PORT" --target-id $NODE_ID --password gb-secret --devices 2 --channels 3 \
