@@ -178,25 +178,32 @@ try {
   await until(() => page.evaluate((ids) => ids.every((id) =>
     document.querySelector(`#device-list tr[data-id="${id}"].on`)), devices), 'every device listed online');
   await shot('devices');
+  // the search goes through the API (?q=): the list shows its answer once #page-devices says which q it drew
+  const clearSearch = async () => {
+    await page.evaluate(() => { const i = document.querySelector('#device-search'); i.value = ''; i.dispatchEvent(new Event('input')); });
+    await until(() => page.$eval('#page-devices', (e) => e.dataset.q === ''), 'the list without a search');
+  };
   const q = devices[devices.length - 1];
   await page.type('#device-search', q);
-  const narrowed = await until(() => page.evaluate(() => {
+  const narrowed = await until(() => page.evaluate((want) => {
+    if (document.querySelector('#page-devices').dataset.q !== want) return false;
     const rows = document.querySelectorAll('#device-list tbody tr');
     return rows.length === 1 ? rows[0].dataset.id : false;
-  }), 'the search to narrow the list to one device');
+  }, q), 'the search to narrow the list to one device');
   if (narrowed !== q) throw new Error(`search for ${q} showed ${narrowed}`);
-  await page.evaluate(() => { const i = document.querySelector('#device-search'); i.value = ''; i.dispatchEvent(new Event('input')); });
+  await clearSearch();
   let byName = null;
   if (opts['name-search']) {
     // by name, in its own script (a substring, any case): the one device, its name shown
     await page.type('#device-search', opts['name-search']);
-    byName = await until(() => page.evaluate(() => {
+    byName = await until(() => page.evaluate((want) => {
+      if (document.querySelector('#page-devices').dataset.q !== want) return false;
       const rows = document.querySelectorAll('#device-list tbody tr');
       return rows.length === 1 ? { id: rows[0].dataset.id, name: rows[0].querySelector('td.name').textContent } : false;
-    }), `the search by name "${opts['name-search']}" to narrow the list to one device`);
+    }, opts['name-search']), `the search by name "${opts['name-search']}" to narrow the list to one device`);
     if (byName.id !== opts['name-device'] || !byName.name.toLowerCase().includes(opts['name-search'].toLowerCase()))
       throw new Error(`search by name ${opts['name-search']} showed ${JSON.stringify(byName)}`);
-    await page.evaluate(() => { const i = document.querySelector('#device-search'); i.value = ''; i.dispatchEvent(new Event('input')); });
+    await clearSearch();
   }
   step('devices', { online: devices, search: narrowed, byName });
 
