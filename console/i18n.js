@@ -43,7 +43,7 @@ const STRINGS = {
     evConnecting: 'connecting…', evReconnect: 'WebSocket closed: reconnecting in {0} s',
     searchIdName: 'Search by device id or name',
     // FLV fallback (page-live.js)
-    transport: 'Transport: WebRTC (FLV when it fails) or FLV', rtcTimeout: 'WebRTC did not connect',
+    tileTransport: 'Transport: WebRTC (FLV when it fails) or FLV', rtcTimeout: 'WebRTC did not connect',
     rtcFailed: 'WebRTC connection failed', noMse: 'this browser has no Media Source Extensions',
     devRange: '{0}–{1} of {2} ({3} online)', devNone: 'no device matches', prevPage: 'Previous page', nextPage: 'Next page',
   },
@@ -88,7 +88,7 @@ const STRINGS = {
     evConnecting: '正在连接…', evReconnect: 'WebSocket 已断开：{0} 秒后重连',
     searchIdName: '按设备编号或名称搜索',
     // FLV 回退（page-live.js）
-    transport: '传输：WebRTC（失败时改用 FLV）或 FLV', rtcTimeout: 'WebRTC 未能连接',
+    tileTransport: '传输：WebRTC（失败时改用 FLV）或 FLV', rtcTimeout: 'WebRTC 未能连接',
     rtcFailed: 'WebRTC 连接失败', noMse: '此浏览器不支持 Media Source Extensions',
     devRange: '第 {0}–{1} 个，共 {2} 个（{3} 个在线）', devNone: '无匹配设备', prevPage: '上一页', nextPage: '下一页',
   },

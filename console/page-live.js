@@ -107,7 +107,7 @@ class Tile {
     this.status = h('span', { class: 'tile-status muted' });
     this.info = h('span', { class: 'tile-info muted small' });
     this.controls = h('div', { class: 'tile-controls' });
-    this.modeSel = h('select', { class: 'tile-mode', title: t('transport') },
+    this.modeSel = h('select', { class: 'tile-mode', title: t('tileTransport') },
       MODES.map((m) => h('option', { value: m, text: m === 'flv' ? 'FLV' : 'WebRTC', selected: m === this.mode })));
     this.modeSel.addEventListener('click', (ev) => ev.stopPropagation());
     this.modeSel.addEventListener('change', () => this.setMode(this.modeSel.value));
@@ -123,7 +123,7 @@ class Tile {
   relabel() {
     this.title.textContent = this.kind === 'playback' && this.recLabel ? this.recLabel : this.label();
     this.setState(this.el.dataset.state || 'empty', this.el.dataset.reason);
-    this.modeSel.title = t('transport');
+    this.modeSel.title = t('tileTransport');
     this.closeBtn.title = t('closeTile');
     if (this.kind === 'playback') this.drawControls();
     this.info.textContent = '';
