@@ -23,8 +23,10 @@ let unmount = null;
 let signinError = '';
 let signedIn = false;
 
-function teardown() {
-  if (unmount) { try { unmount(); } catch (e) { console.error(e); } }
+// keep: the page is mounted again right after (a language switch), it may
+// hand what plays over to its next mount (the live view's tiles)
+function teardown(keep = false) {
+  if (unmount) { try { unmount({ keep }); } catch (e) { console.error(e); } }
   unmount = null;
 }
 
@@ -72,7 +74,7 @@ function renderSignin() {
 
 function langButton() {
   return h('button', { type: 'button', class: 'lang', id: 'lang', text: t('lang'),
-                       onclick: () => { setLang(getLang() === 'zh' ? 'en' : 'zh'); render(); } });
+                       onclick: () => { setLang(getLang() === 'zh' ? 'en' : 'zh'); render(true); } });
 }
 
 function route() {
@@ -81,8 +83,8 @@ function route() {
   return { name: page[0], mod: page[1], args: parts.slice(1) };
 }
 
-function render() {
-  teardown();
+function render(langSwitch = false) {
+  teardown(langSwitch && signedIn && !!token());
   document.title = t('title');
   if (!token() || !signedIn) {
     renderSignin();

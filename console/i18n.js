@@ -14,7 +14,7 @@ const STRINGS = {
     serverTx: 'Server transactions', connections: 'Connections (tcp/tls/ws/wss)', apiRequests: 'API requests',
     eventsPublished: 'Events published', lastHour: 'last hour, sampled every 2 s in this page', yes: 'yes', no: 'no',
     recentEvents: 'Latest events', nothing: 'nothing yet',
-    search: 'Search by device id', showing: 'showing {0} of {1} matching ({2} devices)', online: 'online',
+    search: 'Search by device id', online: 'online',
     offline: 'offline', id: 'ID', state: 'State', remote: 'Remote', transport: 'Transport', channels: 'Channels',
     lastKeepalive: 'Last keepalive', registeredAt: 'Registered', streams: 'Streams', catalog: 'Catalog',
     queryInfo: 'Device info', queryStatus: 'Device status', queryCatalog: 'Query catalog', refresh: 'Refresh',
@@ -42,6 +42,10 @@ const STRINGS = {
     evWs: 'live over WebSocket', evPoll: 'live by polling /events/recent every second (no WebSocket)',
     evConnecting: 'connecting…', evReconnect: 'WebSocket closed: reconnecting in {0} s',
     searchIdName: 'Search by device id or name',
+    // FLV fallback (page-live.js)
+    tileTransport: 'Transport: WebRTC (FLV when it fails) or FLV', rtcTimeout: 'WebRTC did not connect',
+    rtcFailed: 'WebRTC connection failed', noMse: 'this browser has no Media Source Extensions',
+    devRange: '{0}–{1} of {2} ({3} online)', devNone: 'no device matches', prevPage: 'Previous page', nextPage: 'Next page',
   },
   zh: {
     title: 'cascade 控制台', signin: '登录', token: 'API 令牌', signout: '退出',
@@ -55,7 +59,7 @@ const STRINGS = {
     serverTx: '服务端事务', connections: '连接（tcp/tls/ws/wss）', apiRequests: 'API 请求',
     eventsPublished: '已发布事件', lastHour: '最近一小时，本页每 2 秒采样', yes: '是', no: '否',
     recentEvents: '最新事件', nothing: '暂无',
-    search: '按设备编号搜索', showing: '显示 {0} / {1} 个匹配（共 {2} 个设备）', online: '在线',
+    search: '按设备编号搜索', online: '在线',
     offline: '离线', id: '编号', state: '状态', remote: '远端地址', transport: '传输', channels: '通道',
     lastKeepalive: '最近心跳', registeredAt: '注册时间', streams: '流', catalog: '目录',
     queryInfo: '设备信息', queryStatus: '设备状态', queryCatalog: '查询目录', refresh: '刷新',
@@ -83,6 +87,10 @@ const STRINGS = {
     evWs: '通过 WebSocket 实时更新', evPoll: '每秒轮询 /events/recent 实时更新（无 WebSocket）',
     evConnecting: '正在连接…', evReconnect: 'WebSocket 已断开：{0} 秒后重连',
     searchIdName: '按设备编号或名称搜索',
+    // FLV 回退（page-live.js）
+    tileTransport: '传输：WebRTC（失败时改用 FLV）或 FLV', rtcTimeout: 'WebRTC 未能连接',
+    rtcFailed: 'WebRTC 连接失败', noMse: '此浏览器不支持 Media Source Extensions',
+    devRange: '第 {0}–{1} 个，共 {2} 个（{3} 个在线）', devNone: '无匹配设备', prevPage: '上一页', nextPage: '下一页',
   },
 };
 

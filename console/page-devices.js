@@ -1,16 +1,18 @@
-// page-devices.js — GB devices: the list (GET /gb/devices) with a search by
-// id or name (substring, case-insensitive) that renders at most CAP rows
-// (10 000 devices stay responsive: filtering is one pass over plain objects, the DOM holds only
-// what is shown), and one device: its record, DeviceInfo/DeviceStatus
-// queries, the catalog as a tree (GET /gb/devices/{id}/channels) and a PTZ
-// pad for the channel picked in it, and a button that watches it (#/live).
+// page-devices.js — GB devices: the list, one page of PAGE rows at a time
+// from the API (GET /gb/devices?offset=&limit=, sorted by id; its total and
+// online counts), searched by id or name through the API's ?q= (substring,
+// ASCII case folded), so 10 000 devices cost one page of JSON and PAGE rows
+// of DOM; and one device: its record, DeviceInfo/DeviceStatus queries, the
+// catalog as a tree (GET /gb/devices/{id}/channels) and a PTZ pad for the
+// channel picked in it, and a button that watches it (#/live).
 import { api } from './api.js';
 import { clear, fmtTime, h } from './dom.js';
 import { t } from './i18n.js';
-import { onLive } from './live.js';
+import { onLive, onLiveEvents } from './live.js';
 
-const CAP = 200;
-const REFRESH_MS = 5000;
+const PAGE = 100;
+const REFRESH_MS = 30000;    // for the keepalive column: devices coming and going arrive as events
+const TYPE_MS = 250;          // the search asks the API once typing pauses this long
 
 export function mount(el, args) {
   return args[0] ? mountDevice(el, args[0]) : mountList(el);
@@ -19,25 +21,27 @@ export function mount(el, args) {
 // ---- the list ---------------------------------------------------------------
 
 function mountList(el) {
-  let devices = [];
+  let devices = [];             // the page shown
+  let total = 0, online = 0;    // of every match
+  let offset = 0;
   let error = '';
   let query = sessionStorage.getItem('cascade.devq') || '';
   const input = h('input', { id: 'device-search', type: 'search', placeholder: t('searchIdName'), value: query });
   const count = h('p', { class: 'muted small', id: 'device-count' });
+  const prev = h('button', { type: 'button', id: 'dev-prev', text: '‹', title: t('prevPage') });
+  const next = h('button', { type: 'button', id: 'dev-next', text: '›', title: t('nextPage') });
   const body = h('tbody', {});
   const table = h('table', { class: 'list', id: 'device-list' },
     h('thead', {}, h('tr', {}, ['id', 'name', 'state', 'remote', 'transport', 'channels', 'streams',
                                 'lastKeepalive'].map((k) => h('th', { text: t(k) })))), body);
   const errEl = h('p', { class: 'error' });
-  clear(el).append(h('h1', { text: t('devices') }), input, count, errEl, table);
+  clear(el).append(h('h1', { text: t('devices') }),
+    h('div', { class: 'toolbar' }, input, prev, next, count), errEl, table);
 
   const draw = () => {
     errEl.textContent = error;
-    const q = query.trim().toLowerCase();
     // the name is the device's own (DeviceInfo), shown in its own script
-    const match = q ? devices.filter((d) => d.id.includes(q) || (d.name && d.name.toLowerCase().includes(q))) : devices;
-    const shown = match.slice(0, CAP);
-    clear(body).append(...shown.map((d) => h('tr', { 'data-id': d.id, class: d.online ? 'on' : 'off' },
+    clear(body).append(...devices.map((d) => h('tr', { 'data-id': d.id, class: d.online ? 'on' : 'off' },
       h('td', {}, h('a', { href: `#/devices/${encodeURIComponent(d.id)}`, text: d.id })),
       h('td', { class: 'name', text: d.name || '—' }),
       h('td', {}, h('span', { class: `badge ${d.online ? 'ok' : 'bad'}`, text: d.online ? t('online') : t('offline') })),
@@ -46,43 +50,59 @@ function mountList(el) {
       h('td', { text: String(d.channels ?? 0) }),
       h('td', { text: String(d.streams ?? 0) }),
       h('td', { text: fmtTime(d.last_keepalive) }))));
-    count.textContent = t('showing', shown.length, match.length, devices.length);
+    count.textContent = devices.length
+      ? t('devRange', offset + 1, offset + devices.length, total, online)
+      : t('devNone');
+    prev.disabled = offset === 0;
+    next.disabled = offset + devices.length >= total;
+    el.dataset.total = String(total);
+    el.dataset.offset = String(offset);
+    el.dataset.q = query.trim();
     el.dataset.loaded = '1';
   };
 
   let timer = null;
   let alive = true;
-  let loadedAt = 0;
+  let gen = 0;
   const load = async () => {
-    loadedAt = Date.now();
+    const mine = ++gen;
+    clearTimeout(timer);
+    const q = query.trim();
     try {
-      const r = await api('GET', '/gb/devices');
+      const r = await api('GET', `/gb/devices?offset=${offset}&limit=${PAGE}${q ? `&q=${encodeURIComponent(q)}` : ''}`);
+      if (mine !== gen) return;             // a newer search or page went out meanwhile
       devices = r.devices || [];
+      total = r.total ?? devices.length;
+      online = r.online ?? 0;
       error = '';
+      // the list shrank under the page shown: back to its last page
+      if (!devices.length && offset > 0 && total > 0) {
+        offset = Math.floor((total - 1) / PAGE) * PAGE;
+        load();
+        return;
+      }
     } catch (e) {
+      if (mine !== gen) return;
       error = e.status === 404 ? t('gbOff') : e.message;
     }
     if (!alive) return;
     draw();
     timer = setTimeout(load, REFRESH_MS);
   };
-  let pending = null;
+  prev.addEventListener('click', () => { offset = Math.max(0, offset - PAGE); load(); });
+  next.addEventListener('click', () => { if (offset + PAGE < total) { offset += PAGE; load(); } });
+  let typing = null;
   input.addEventListener('input', () => {
     query = input.value;
     sessionStorage.setItem('cascade.devq', query);
-    cancelAnimationFrame(pending);
-    pending = requestAnimationFrame(draw);   // one redraw per frame however fast one types
+    clearTimeout(typing);
+    typing = setTimeout(() => { offset = 0; load(); }, TYPE_MS);
   });
-  // a device coming or going shows at once, not at the next refresh; at
+  // live from the event stream: a device coming or going shows at once; at
   // most one reload in 2 s however many register (10 000 in a burst)
-  const off = onLive((kind, evs) => {
-    if (kind === 'events' && evs.some((e) => e.type.startsWith('gb.device.')) && Date.now() - loadedAt > 2000) {
-      clearTimeout(timer);
-      load();
-    }
-  });
+  const off = onLiveEvents((e) => e.type.startsWith('gb.device.'), load, 2000);
   load();
-  return () => { alive = false; clearTimeout(timer); off(); };
+  return () => { alive = false; gen++; clearTimeout(timer); clearTimeout(typing); off(); };
 }
 
 // ---- one device -------------------------------------------------------------

@@ -6,9 +6,19 @@
 // one day, drawn as a 24-hour timeline; a recording clicked plays in the
 // selected tile with pause/resume/speed/seek (the stream control route).
 //
-// Owns the tiles: each holds at most one peer connection and, for a
-// playback, the stream it started (stopped with DELETE when the tile closes:
-// a playback is its asker's own; a live stream is shared and idle-stops).
+// FLV fallback: when WebRTC cannot play a tile (no RTCPeerConnection, the
+// WHEP POST refused — 415 for an H.265 camera —, ICE/DTLS failed or never
+// connected), or the tile's transport picker says FLV, the same stream is
+// read from its live.flv URL by mpegts.js (vendored: /console/vendor/,
+// loaded the first time a tile needs it) through Media Source Extensions,
+// video only (MSE has no G.711). The tile says which transport plays it
+// (data-transport) and why it fell back (data-fallback).
+//
+// Owns the tiles: each holds at most one peer connection or FLV player and,
+// for a playback, the stream it started (stopped with DELETE when the tile
+// closes: a playback is its asker's own; a live stream is shared and
+// idle-stops). A language switch re-renders the page around the same tiles:
+// they keep playing (see mount's `keep`).
 import { api, token } from './api.js';
 import { clear, h, svg } from './dom.js';
 import { t } from './i18n.js';
@@ -18,6 +28,8 @@ import { ptzPad, tree } from './page-devices.js';
 const GRIDS = [1, 4, 9];
 const STATS_MS = 1000;
 const ICE_WAIT_MS = 5000;      // gathering on a LAN takes milliseconds; past this, send what we have
+const CONNECT_WAIT_MS = 15000; // a WebRTC session not connected by then falls back to FLV
+const MODES = ['auto', 'flv']; // the tile's transport picker: WebRTC first (FLV if it fails), or FLV
 const DAY_MIN = 24 * 60;
 const SPEEDS = [0.5, 1, 2, 4];
 const DEVICE_OPTIONS = 500;    // the datalist shows at most this many device ids
@@ -51,12 +63,39 @@ async function completeOffer(pc) {
   return pc.localDescription.sdp;
 }
 
+// mpegts.js, loaded once by a classic script (its UMD build sets window.mpegts)
+let mpegtsLoading = null;
+function loadMpegts() {
+  if (window.mpegts) return Promise.resolve(window.mpegts);
+  mpegtsLoading ??= new Promise((resolve, reject) => {
+    const s = document.createElement('script');
+    s.src = '/console/vendor/mpegts.js';
+    s.onload = () => (window.mpegts ? resolve(window.mpegts) : reject(new Error('mpegts.js did not load')));
+    s.onerror = () => { mpegtsLoading = null; s.remove(); reject(new Error('/console/vendor/mpegts.js cannot be loaded')); };
+    document.head.append(s);
+  });
+  return mpegtsLoading;
+}
+
+// leaves a WHEP session (its Location URL)
+function deleteSession(url) {
+  if (url) fetch(url, { method: 'DELETE', headers: { Authorization: `Bearer ${token() || ''}` } }).catch(() => {});
+}
+
+// tiles kept across a language switch (the page's unmount with keep, then its next mount)
+let kept = null;
+
 // ---- a tile -----------------------------------------------------------------
 
 class Tile {
   constructor(index, onSelect) {
     this.index = index;
+    this.onSelect = onSelect;
     this.pc = null;
+    this.player = null;         // the mpegts.js player of an FLV tile
+    this.flvUrl = null;         // the stream's live.flv, from the live/play answer
+    this.webrtcUrl = null;      // its WHEP endpoint
+    this.mode = sessionStorage.getItem(`cascade.tilemode${index}`) === 'flv' ? 'flv' : 'auto';
     this.session = null;        // the WHEP resource to DELETE
     this.sid = null;
     this.kind = null;           // 'live' | 'playback' | null (empty)
@@ -68,12 +107,40 @@ class Tile {
     this.status = h('span', { class: 'tile-status muted' });
     this.info = h('span', { class: 'tile-info muted small' });
     this.controls = h('div', { class: 'tile-controls' });
-    this.el = h('div', { class: 'tile', 'data-tile': index, 'data-state': 'empty', onclick: () => onSelect(this) },
+    this.modeSel = h('select', { class: 'tile-mode', title: t('tileTransport') },
+      MODES.map((m) => h('option', { value: m, text: m === 'flv' ? 'FLV' : 'WebRTC', selected: m === this.mode })));
+    this.modeSel.addEventListener('click', (ev) => ev.stopPropagation());
+    this.modeSel.addEventListener('change', () => this.setMode(this.modeSel.value));
+    this.closeBtn = h('button', { type: 'button', class: 'tile-close', title: t('closeTile'), text: '×',
+                                  onclick: (ev) => { ev.stopPropagation(); this.close(); } });
+    this.el = h('div', { class: 'tile', 'data-tile': index, 'data-state': 'empty', onclick: () => this.onSelect(this) },
       this.video,
-      h('div', { class: 'tile-bar' }, this.title, this.status, this.info,
-        h('button', { type: 'button', class: 'tile-close', title: t('closeTile'), text: '×',
-                      onclick: (ev) => { ev.stopPropagation(); this.close(); } })),
+      h('div', { class: 'tile-bar' }, this.title, this.status, this.info, this.modeSel, this.closeBtn),
       this.controls);
+  }
+
+  // the texts of the current language, the media untouched (a language switch)
+  relabel() {
+    this.title.textContent = this.kind === 'playback' && this.recLabel ? this.recLabel : this.label();
+    this.setState(this.el.dataset.state || 'empty', this.el.dataset.reason);
+    this.modeSel.title = t('tileTransport');
+    this.closeBtn.title = t('closeTile');
+    if (this.kind === 'playback') this.drawControls();
+    this.info.textContent = '';
+  }
+
+  // the transport picker: a playing tile switches its stream over at once
+  setMode(mode) {
+    this.mode = mode === 'flv' ? 'flv' : 'auto';
+    this.modeSel.value = this.mode;
+    sessionStorage.setItem(`cascade.tilemode${this.index}`, this.mode);
+    if (!this.sid) return;
+    const gen = ++this.gen;
+    this.stopMedia();
+    delete this.el.dataset.fallback;
+    this.setState('connecting');
+    if (this.mode === 'flv') this.playFlv(gen);
+    else this.watch(this.webrtcUrl, gen);
   }
 
   setState(state, reason) {
@@ -103,7 +170,15 @@ class Tile {
     if (gen !== this.gen) return;
     this.sid = r.stream_id;
     this.el.dataset.sid = r.stream_id;
-    await this.watch(r.webrtc || `/api/v1/gb/streams/${enc(r.stream_id)}/whep`, gen);
+    this.start(r, gen);
+  }
+
+  // the stream's outputs from a live/play answer; WebRTC first unless the tile says FLV
+  async start(r, gen) {
+    this.webrtcUrl = r.webrtc || `/api/v1/gb/streams/${enc(r.stream_id)}/whep`;
+    this.flvUrl = r.flv || `/api/v1/gb/streams/${enc(r.stream_id)}/live.flv`;
+    if (this.mode === 'flv') await this.playFlv(gen);
+    else await this.watch(this.webrtcUrl, gen);
   }
 
   async playRecord(target, rec) {
@@ -111,7 +186,8 @@ class Tile {
     const gen = ++this.gen;
     this.kind = 'playback';
     this.target = target;
-    this.title.textContent = `${this.label()} ${rec.start.replace('T', ' ')}`;
+    this.recLabel = `${this.label()} ${rec.start.replace('T', ' ')}`;
+    this.title.textContent = this.recLabel;
     this.setState('connecting');
     let r;
     try {
@@ -128,19 +204,37 @@ class Tile {
     }
     this.el.dataset.sid = r.stream_id;
     this.drawControls();
-    await this.watch(`/api/v1/gb/streams/${enc(r.stream_id)}/whep`, gen);
+    await this.start(r, gen);
   }
 
   async watch(url, gen) {
-    const pc = new RTCPeerConnection();
+    let pc;
+    try {
+      pc = new RTCPeerConnection();
+    } catch (e) {
+      this.fallback(gen, `WebRTC: ${e.message}`);
+      return;
+    }
     this.pc = pc;
+    this.el.dataset.transport = 'webrtc';
     pc.addTransceiver('video', { direction: 'recvonly' });
+    // never connected in time: FLV instead (a failure before that falls back at once, below)
+    const waiting = setTimeout(() => {
+      if (this.pc === pc && gen === this.gen && pc.connectionState !== 'connected') this.fallback(gen, t('rtcTimeout'));
+    }, CONNECT_WAIT_MS);
     pc.addEventListener('track', (e) => {
       this.video.srcObject = new MediaStream([e.track]);
       this.video.play().catch(() => {});
     });
     pc.addEventListener('connectionstatechange', () => {
       if (this.pc !== pc) return;
+      if (pc.connectionState === 'connected') clearTimeout(waiting);
+      // ICE or DTLS failed before it ever played: FLV instead
+      if (pc.connectionState === 'failed' && this.el.dataset.state === 'connecting') {
+        clearTimeout(waiting);
+        this.fallback(gen, t('rtcFailed'));
+        return;
+      }
       // 'disconnected' may come back (consent checks resume); the stream's own end comes as an event
       if (pc.connectionState === 'connected' && this.el.dataset.state !== 'playing') this.setState('playing');
       if (['failed', 'closed', 'disconnected'].includes(pc.connectionState) && this.el.dataset.state === 'playing')
@@ -154,19 +248,71 @@ class Tile {
       const body = await res.text();
       if (res.status !== 201) {
         let why = `HTTP ${res.status}`;
-        try { why = JSON.parse(body).detail || why; } catch { /* not JSON */ }
-        throw new Error(why);
+        try { why = `${why} ${JSON.parse(body).detail || ''}`.trim(); } catch { /* not JSON */ }
+        // the stream is gone (404) or not this asker's (409): FLV would not play it either
+        const err = new Error(why);
+        err.final = res.status === 404 || res.status === 409 || res.status === 401;
+        throw err;
       }
       const loc = res.headers.get('Location');
-      if (loc) this.session = new URL(loc, location.href).toString();
-      if (gen !== this.gen) { this.leave(); return; }
+      const where = loc ? new URL(loc, location.href).toString() : null;
+      if (gen !== this.gen) { deleteSession(where); return; }   // the tile moved on meanwhile
+      this.session = where;
       await pc.setRemoteDescription({ type: 'answer', sdp: body });
     } catch (e) {
-      if (gen === this.gen) {
+      clearTimeout(waiting);
+      if (gen !== this.gen) return;
+      if (e.final) {
         this.setState('ended', e.message);
         this.dropPeer();
+      } else {
+        this.fallback(gen, `WebRTC: ${e.message}`);
       }
     }
+  }
+
+  // WebRTC could not play this tile: the same stream over HTTP-FLV
+  fallback(gen, why) {
+    if (gen !== this.gen || !this.flvUrl) return;
+    const next = ++this.gen;     // what the WebRTC attempt still has in flight is dropped
+    this.el.dataset.fallback = why;
+    this.leave();
+    this.dropPeer();
+    this.playFlv(next);
+  }
+
+  async playFlv(gen) {
+    this.el.dataset.transport = 'flv';
+    let mpegts;
+    try {
+      mpegts = await loadMpegts();
+      if (!mpegts.isSupported() || !mpegts.getFeatureList().mseLivePlayback) throw new Error(t('noMse'));
+    } catch (e) {
+      if (gen === this.gen) this.setState('ended', `FLV: ${e.message}`);
+      return;
+    }
+    if (gen !== this.gen) return;
+    const player = mpegts.createPlayer(
+      { type: 'flv', isLive: true, url: this.flvUrl, hasAudio: false, hasVideo: true },
+      { enableWorker: false, lazyLoad: false, liveBufferLatencyChasing: true,
+        headers: { Authorization: `Bearer ${token() || ''}` } });
+    this.player = player;
+    player.on(mpegts.Events.ERROR, (type, detail, info) => {
+      if (this.player !== player || gen !== this.gen) return;
+      this.setState('ended', `FLV: ${info?.msg || detail || type}`);
+      this.dropPlayer();
+    });
+    player.on(mpegts.Events.LOADING_COMPLETE, () => {
+      // the body ends when the stream stops (its event gives the reason, if it comes first)
+      if (this.player === player && gen === this.gen && this.el.dataset.state !== 'ended') this.setState('ended', t('peerGone'));
+    });
+    const onPlaying = () => {
+      if (this.player === player && gen === this.gen && this.el.dataset.state === 'connecting') this.setState('playing');
+    };
+    this.video.addEventListener('playing', onPlaying, { once: true });
+    player.attachMediaElement(this.video);
+    player.load();
+    Promise.resolve(player.play()).catch(() => {});
   }
 
   drawControls() {
@@ -196,6 +342,15 @@ class Tile {
 
   // the inbound video's counters on the tile (data-frames, data-width: the tests read them too)
   async sample() {
+    if (this.player) {
+      const q = this.video.getVideoPlaybackQuality();
+      const width = this.video.videoWidth || 0;
+      this.el.dataset.frames = String(q.totalVideoFrames);
+      this.el.dataset.width = String(width);
+      if (this.kind === 'live' || !this.el.dataset.paused || this.el.dataset.paused === '0')
+        this.info.textContent = width ? t('tileInfo', `FLV ${width}×${this.video.videoHeight}`, q.totalVideoFrames) : 'FLV';
+      return;
+    }
     if (!this.pc) return;
     let frames = 0, width = 0, height = 0;
     try {
@@ -218,10 +373,9 @@ class Tile {
   }
 
   leave() {
-    if (!this.session) return;
     const url = this.session;
     this.session = null;
-    fetch(url, { method: 'DELETE', headers: { Authorization: `Bearer ${token() || ''}` } }).catch(() => {});
+    deleteSession(url);
   }
 
   dropPeer() {
@@ -233,15 +387,32 @@ class Tile {
     this.video.srcObject = null;
   }
 
-  async close() {
-    this.gen++;
+  dropPlayer() {
+    if (!this.player) return;
+    const p = this.player;
+    this.player = null;
+    try { p.pause(); p.unload(); p.detachMediaElement(); p.destroy(); } catch { /* already torn down */ }
+    this.video.removeAttribute('src');
+    this.video.load();
+  }
+
+  // whatever carries the stream to this tile (the stream itself stays)
+  stopMedia() {
     this.leave();
     this.dropPeer();
+    this.dropPlayer();
+    for (const k of ['frames', 'width', 'transport']) delete this.el.dataset[k];
+  }
+
+  async close() {
+    this.gen++;
+    this.stopMedia();
     if (this.kind === 'playback' && this.sid) api('DELETE', `/gb/streams/${enc(this.sid)}`).catch(() => {});
     this.sid = null;
     this.kind = null;
     this.target = null;
-    for (const k of ['sid', 'frames', 'width', 'paused', 'scale']) delete this.el.dataset[k];
+    this.flvUrl = this.webrtcUrl = this.recLabel = null;
+    for (const k of ['sid', 'frames', 'width', 'paused', 'scale', 'fallback']) delete this.el.dataset[k];
     this.title.textContent = t('tileEmpty');
     this.info.textContent = '';
     clear(this.controls);
@@ -253,7 +424,9 @@ class Tile {
 
 export function mount(el, args) {
   let alive = true;
-  let tiles = [];
+  const reuse = kept;           // the tiles of the page this one replaces for a language switch
+  kept = null;
+  let tiles = reuse ? reuse.tiles : [];
   let selected = null;
   let picked = null;            // {device, channel, name}: the channel picked in the tree
   let device = args[0] || sessionStorage.getItem('cascade.livedev') || '';
@@ -330,7 +503,7 @@ export function mount(el, args) {
 
   const loadDevices = async () => {
     try {
-      const r = await api('GET', '/gb/devices');
+      const r = await api('GET', `/gb/devices?limit=${DEVICE_OPTIONS}`);
       if (!alive) return;
       const ids = (r.devices || []).filter((d) => d.online).slice(0, DEVICE_OPTIONS).map((d) => d.id);
       clear(devList).append(...ids.map((id) => h('option', { value: id })));
@@ -407,11 +580,22 @@ export function mount(el, args) {
         h('button', { type: 'button', id: 'rec-search', text: t('searchRecords'), onclick: searchRecords }), recOut),
       timeline));
 
-  setGrid(Number(sessionStorage.getItem('cascade.grid')) || 4);
+  if (reuse) {
+    for (const x of tiles) {
+      x.onSelect = select;
+      x.relabel();
+    }
+  }
+  setGrid(reuse ? tiles.length : Number(sessionStorage.getItem('cascade.grid')) || 4);
+  if (reuse) {
+    if (reuse.selected && tiles.includes(reuse.selected)) select(reuse.selected);
+    // moved into the new page in this same task, so they were never paused; play() in case
+    for (const x of tiles) if (x.kind) x.video.play().catch(() => {});
+  }
   if (args[0]) devInput.value = args[0];
   loadDevices();
   if (devInput.value) loadTree();
-  if (args[0] && args[1]) {
+  if (args[0] && args[1] && !reuse) {
     picked = { device: args[0], channel: args[1], name: args[1] };
     recOut.textContent = t('recFor', picked.name, picked.channel);
     watch(picked);
@@ -424,10 +608,12 @@ export function mount(el, args) {
       if (e.type === 'gb.stream.stopped') tiles.forEach((x) => x.onStreamStopped(e.stream_id, e.reason));
   });
   el.dataset.loaded = '1';
-  return () => {
+  // keep: the page is re-rendered at once in another language; its tiles go on playing in it
+  return ({ keep = false } = {}) => {
     alive = false;
     clearInterval(timer);
     off();
-    tiles.forEach((x) => x.close());
+    if (keep) kept = { tiles, selected };
+    else tiles.forEach((x) => x.close());
   };
 }

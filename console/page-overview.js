@@ -4,7 +4,7 @@
 // health and the latest events.
 import { clear, fmtNum, fmtTime, h } from './dom.js';
 import { t } from './i18n.js';
-import { live, onLive } from './live.js';
+import { coalesced, live, onLive } from './live.js';
 import { sparkline } from './spark.js';
 
 // [label key, path in /stats, sample series for the sparkline]
@@ -98,5 +98,9 @@ export function mount(el) {
     el.dataset.sampled = String(live.samples.length);
   };
   draw();
-  return onLive(draw);
+  // the counters follow the event stream (live.js fetches /stats after a counted event);
+  // one redraw per frame however many events come
+  const redraw = coalesced(draw);
+  const off = onLive((kind) => { if (kind === 'stats' || kind === 'events') redraw(); });
+  return () => { off(); redraw.cancel(); };
 }

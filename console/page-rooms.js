@@ -3,7 +3,7 @@
 import { api } from './api.js';
 import { clear, fmtTime, h } from './dom.js';
 import { t } from './i18n.js';
-import { onLive } from './live.js';
+import { onLiveEvents } from './live.js';
 
 const REFRESH_MS = 3000;
 
@@ -52,7 +52,7 @@ export function mount(el, args) {
 
   clear(el).append(h('h1', { text: room ? `${t('room')} ${room}` : t('rooms') }),
     room ? h('a', { href: '#/rooms', text: '←' }) : null, msg, box);
-  const off = onLive((kind, evs) => { if (kind === 'events' && evs.some((e) => e.type.startsWith('room.'))) load(); });
+  const off = onLiveEvents((e) => e.type.startsWith('room.'), load, 500);
   load();
   return () => { alive = false; clearTimeout(timer); off(); };
 }

@@ -4,9 +4,9 @@
 import { api } from './api.js';
 import { clear, fmtTime, h } from './dom.js';
 import { t } from './i18n.js';
-import { onLive } from './live.js';
+import { onLiveEvents } from './live.js';
 
-const REFRESH_MS = 5000;
+const EVENT_GAP_MS = 500;   // reloads driven by events: at most one per this
 
 function left(iso) {
   const s = Math.max(0, Math.round((new Date(iso) - Date.now()) / 1000));
@@ -16,7 +16,6 @@ function left(iso) {
 
 export function mount(el) {
   let alive = true;
-  let timer = null;
   const msg = h('p', { class: 'muted', id: 'users-msg' });
   const name = h('input', { id: 'user-name', required: true, autocomplete: 'off', placeholder: t('name') });
   const password = h('input', { id: 'user-password', type: 'password', required: true, autocomplete: 'new-password',
@@ -62,7 +61,6 @@ export function mount(el) {
   };
 
   const load = async () => {
-    clearTimeout(timer);
     try {
       const [u, r] = await Promise.all([api('GET', '/users'), api('GET', '/registrations')]);
       if (!alive) return;
@@ -78,7 +76,6 @@ export function mount(el) {
     } catch (e) {
       msg.textContent = e.message;
     }
-    if (alive) timer = setTimeout(load, REFRESH_MS);
   };
 
   const th = (...keys) => h('thead', {}, h('tr', {}, keys.map((k) => h('th', { text: k ? t(k) : '' }))));
@@ -96,9 +93,8 @@ export function mount(el) {
       if (regs[i]) tr.querySelector('.countdown').textContent = left(regs[i].expires_at);
     });
   }, 1000);
-  const off = onLive((kind, evs) => {
-    if (kind === 'events' && evs.some((e) => e.type.startsWith('registration.') || e.type.startsWith('user.'))) load();
-  });
+  // live from the event stream: a user or a binding that comes or goes reloads the tables (no polling)
+  const off = onLiveEvents((e) => e.type.startsWith('registration.') || e.type.startsWith('user.'), load, EVENT_GAP_MS);
   load();
-  return () => { alive = false; clearTimeout(timer); clearInterval(tick); off(); };
+  return () => { alive = false; clearInterval(tick); off(); };
 }

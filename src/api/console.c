@@ -2,6 +2,7 @@
  * are compiled in, so the daemon needs nothing on disk to show it; the
  * security headers every API answer carries (CSP, no framing, nosniff) are
  * added by http.c, not here. */
+#include <stdio.h>
 #include <string.h>
 
 #include "api/console.h"
@@ -62,9 +63,25 @@ static void file_route(struct api_request *req, void *user)
     serve(req, api_param(req, "file"));
 }
 
+/* The third-party files the console vendors (cmake/embed_console.cmake
+ * embeds them as vendor/NAME): /console/vendor/NAME. */
+static void vendor_route(struct api_request *req, void *user)
+{
+    (void)user;
+    const char *file = api_param(req, "file");
+    char path[128];
+    if (!file || strlen(file) > sizeof(path) - sizeof("vendor/")) {
+        api_reply_error(req, 404, "not-found", "no such file");
+        return;
+    }
+    snprintf(path, sizeof(path), "vendor/%s", file);
+    serve(req, path);
+}
+
 void api_console_routes(struct api_server *srv)
 {
     api_route_ex(srv, "GET", "/", index_route, NULL, API_ROUTE_PUBLIC);
     api_route_ex(srv, "GET", "/index.html", index_route, NULL, API_ROUTE_PUBLIC);
     api_route_ex(srv, "GET", "/console/{file}", file_route, NULL, API_ROUTE_PUBLIC);
+    api_route_ex(srv, "GET", "/console/vendor/{file}", vendor_route, NULL, API_ROUTE_PUBLIC);
 }

@@ -8,6 +8,7 @@
  * a freed request. The role is reached through its service API (upper.h)
  * only: devices and streams by id. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,7 +91,23 @@ static const char *body_str(struct api_request *req, const char *key)
 
 /* ---- devices ---- */
 
-/* GET /gb/devices[?q=TEXT]: every device, or those whose id or name holds TEXT. */
+#define GB_DEVICES_PAGE_MAX 1000   /* devices in one page of GET /gb/devices */
+
+/* A count in [0, max] from the query parameter name; def when absent, -1 when bad. */
+static long query_count(struct api_request *req, const char *name, long def, long max)
+{
+    const char *v = api_query(req, name);
+    if (!v) return def;
+    char *end = NULL;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (!*v || *end || errno || n < 0 || n > max) return -1;
+    return n;
+}
+
+/* GET /gb/devices[?q=TEXT][&offset=N&limit=M]: every device, or those whose
+ * id or name holds TEXT; offset/limit cut one page of them (sorted by id).
+ * total and online count every match, the page or not. */
 static void devices_list(struct api_request *req, void *user)
 {
     const char *q = api_query(req, "q");
@@ -98,7 +115,34 @@ static void devices_list(struct api_request *req, void *user)
         api_reply_error(req, 400, "bad-request", "q is longer than %d bytes", GB_DEVICES_QUERY_MAX);
         return;
     }
-    api_reply_json(req, 200, gb_devices_json_match(user, q));
+    long offset = query_count(req, "offset", 0, LONG_MAX);
+    long limit = query_count(req, "limit", 0, GB_DEVICES_PAGE_MAX);
+    if (offset < 0 || limit < 0 || (api_query(req, "limit") && limit == 0)) {
+        api_reply_error(req, 400, "bad-request", "offset is a count >= 0 and limit a count from 1 to %d",
+                        GB_DEVICES_PAGE_MAX);
+        return;
+    }
+    json_t *r = gb_devices_json_match(user, q);
+    json_t *all = r ? json_object_get(r, "devices") : NULL;
+    if (!all) {
+        json_decref(r);
+        api_reply_error(req, 500, "no-memory", "out of memory");
+        return;
+    }
+    size_t total = json_array_size(all), online = 0;
+    for (size_t i = 0; i < total; i++) online += json_is_true(json_object_get(json_array_get(all, i), "online"));
+    if (offset || limit) {
+        size_t from = (size_t)offset < total ? (size_t)offset : total;
+        size_t to = limit && (size_t)limit < total - from ? from + (size_t)limit : total;
+        json_t *page = json_array();
+        for (size_t i = from; i < to; i++) json_array_append(page, json_array_get(all, i));
+        json_object_set_new(r, "devices", page);
+        json_object_set_new(r, "offset", json_integer((json_int_t)offset));
+        if (limit) json_object_set_new(r, "limit", json_integer((json_int_t)limit));
+    }
+    json_object_set_new(r, "total", json_integer((json_int_t)total));
+    json_object_set_new(r, "online", json_integer((json_int_t)online));
+    api_reply_json(req, 200, r);
 }
 
 static void device_show(struct api_request *req, void *user)

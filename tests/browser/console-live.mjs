@@ -7,7 +7,14 @@
 // pick --channel and --channel2 in the tree: two tiles play over WebRTC
 // (WHEP), their framesDecoded (getStats, on the tile as data-frames) rises
 // and the video element has a width; GET /media/streams counts one WebRTC
-// viewer each; a PTZ click beside the selected tile is sent; then load
+// viewer each; tile 1's transport picker set to FLV: the same stream plays
+// through mpegts.js (HTTP-FLV into Media Source Extensions): the video's
+// getVideoPlaybackQuality().totalVideoFrames rises and the API counts an FLV
+// viewer instead of the WebRTC one; a second tab whose browser has no
+// RTCPeerConnection opens #/live/DEVICE/CHANNEL: the tile falls back to FLV
+// by itself and decodes frames; the language switch re-renders the page in
+// Chinese around the same playing tiles (the same video elements, the same
+// streams, frames still rising); a PTZ click beside the selected tile is sent; then load
 // --pb-device, pick --pb-channel, search the records of --day: the timeline
 // has as many segments as the API's RecordInfo answer; a click on one starts
 // a playback that plays in the selected tile (a second WHEP viewer of it
@@ -17,8 +24,8 @@
 // streams' WebRTC viewers drop to 0; the devices page's Watch button opens
 // the live page playing the channel, which shows "ended" with the reason
 // when the stream is stopped through the API; the language switch names
-// the page in Chinese (and the re-rendered page closes its tiles). No page
-// error, nothing refused by the CSP. PNGs in the work dir.
+// the page in Chinese. No page error, nothing refused by the CSP. PNGs in
+// the work dir.
 //
 // One JSON line per step on stdout ({"step":..., "ok":true, ...}); on
 // failure a line with "ok":false and the error, exit 1. Exit 77 (skipped,
@@ -27,49 +34,28 @@
 //   node tests/browser/console-live.mjs --api http://127.0.0.1:8080 --token T \
 //        --device ID --channel CH1 --channel2 CH2 --pb-device ID --pb-channel CH --day 2026-12-01 \
 //        [--timeout 30000] [--workdir DIR]
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 
-import puppeteer from 'puppeteer-core';
+import { launch, parseArgs, sleep, step, usage as usageOf } from './chromium.mjs';
 
-function usage(msg) {
-  process.stderr.write(`console-live: ${msg}\n(see the options at the top of tests/browser/console-live.mjs)\n`);
-  process.exit(2);
-}
-
-let opts;
-try {
-  opts = parseArgs({
-    options: {
-      api: { type: 'string' },
-      token: { type: 'string', default: '' },
-      device: { type: 'string' },
-      channel: { type: 'string' },
-      channel2: { type: 'string' },
-      'pb-device': { type: 'string' },
-      'pb-channel': { type: 'string' },
-      day: { type: 'string' },
-      timeout: { type: 'string', default: '30000' },
-      workdir: { type: 'string' },
-      chromium: { type: 'string', default: process.env.CHROMIUM || '/usr/bin/chromium' },
-    },
-  }).values;
-} catch (e) {
-  usage(e.message);
-}
+const usage = (msg) => usageOf('console-live', msg);
+const opts = parseArgs('console-live', {
+  api: { type: 'string' },
+  token: { type: 'string', default: '' },
+  device: { type: 'string' },
+  channel: { type: 'string' },
+  channel2: { type: 'string' },
+  'pb-device': { type: 'string' },
+  'pb-channel': { type: 'string' },
+  day: { type: 'string' },
+  timeout: { type: 'string', default: '30000' },
+});
 if (!opts.api || !/^https?:\/\//.test(opts.api)) usage('--api http://HOST:PORT is required');
 for (const k of ['device', 'channel', 'channel2', 'pb-device', 'pb-channel', 'day'])
   if (!opts[k]) usage(`--${k} is required`);
 const base = opts.api.replace(/\/+$/, '');
 const timeout = Number(opts.timeout);
-const workdir = opts.workdir || fs.mkdtempSync(path.join(os.tmpdir(), 'console-live-'));
-fs.mkdirSync(workdir, { recursive: true });
-
-function step(name, extra = {}) {
-  process.stdout.write(`${JSON.stringify({ step: name, ok: true, ...extra })}\n`);
-}
+const workdir = opts.workdir;
 
 async function apiCall(method, p, body) {
   const headers = { Authorization: `Bearer ${opts.token}` };
@@ -101,8 +87,6 @@ async function until(fn, what, ms = timeout) {
   }
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
 let browser = null;
 let page = null;
 let current = 'start';
@@ -116,16 +100,40 @@ async function shot(name) {
   return f;
 }
 
-// a tile as the page shows it
-function tileState(i) {
-  return page.evaluate((n) => {
+// a tile as the page (pg, the main tab by default) shows it; quality: the
+// video element's own count of decoded frames (what an FLV tile plays through)
+function tileState(i, pg = page) {
+  return pg.evaluate((n) => {
     const t = document.querySelector(`#live-grid .tile[data-tile="${n}"]`);
     if (!t) return null;
     const v = t.querySelector('video');
     return { state: t.dataset.state, reason: t.dataset.reason || null, sid: t.dataset.sid || null,
              frames: Number(t.dataset.frames || 0), width: Number(t.dataset.width || 0),
-             videoWidth: v.videoWidth, paused: t.dataset.paused || null, scale: t.dataset.scale || null };
+             videoWidth: v.videoWidth, paused: t.dataset.paused || null, scale: t.dataset.scale || null,
+             transport: t.dataset.transport || null, fallback: t.dataset.fallback || null,
+             quality: v.getVideoPlaybackQuality().totalVideoFrames, probe: v.dataset.probe || null };
   }, i);
+}
+
+// the tile plays over HTTP-FLV: its video element decodes frames, more and more
+async function playsFlv(i, what, pg = page) {
+  const first = await until(async () => {
+    const s = await tileState(i, pg);
+    return s && s.transport === 'flv' && s.state === 'playing' && s.quality > 0 && s.videoWidth > 0 ? s : false;
+  }, `${what}: tile ${i} playing FLV with frames decoded`);
+  const later = await until(async () => {
+    const s = await tileState(i, pg);
+    return s.transport === 'flv' && s.quality > first.quality ? s : false;
+  }, `${what}: tile ${i}'s totalVideoFrames rising`);
+  return { sid: first.sid, width: first.videoWidth, from: first.quality, to: later.quality, fallback: first.fallback };
+}
+
+async function signIn(pg) {
+  await pg.goto(`${base}/`, { waitUntil: 'load', timeout });
+  await pg.waitForSelector('#signin #token', { timeout });
+  await pg.type('#token', opts.token);
+  await pg.click('#signin button[type=submit]');
+  await pg.waitForSelector('#page-overview', { timeout });
 }
 
 // the tile plays: connected, frames decoded, and the count rises
@@ -155,11 +163,9 @@ async function clickTile(i) {
 try {
   current = 'browser';
   try {
-    browser = await puppeteer.launch({ executablePath: opts.chromium, headless: true, protocolTimeout: timeout * 3,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--lang=en-US',
-             '--autoplay-policy=no-user-gesture-required'] });
+    browser = await launch(opts, ['--lang=en-US'], { protocolTimeout: timeout * 3, loopbackIce: false });
   } catch (e) {
-    process.stderr.write(`console-live: SKIP: Chromium (${opts.chromium}) cannot start here: ${e.message}\n`);
+    process.stderr.write(`console-live: SKIP: ${e.message}\n`);
     code = 77;
     throw Object.assign(new Error('skip'), { skip: true });
   }
@@ -172,11 +178,7 @@ try {
   page.on('pageerror', (e) => pageErrors.push(e.message));
 
   current = 'sign-in';
-  await page.goto(`${base}/`, { waitUntil: 'load', timeout });
-  await page.waitForSelector('#signin #token', { timeout });
-  await page.type('#token', opts.token);
-  await page.click('#signin button[type=submit]');
-  await page.waitForSelector('#page-overview', { timeout });
+  await signIn(page);
   step('signed-in');
 
   current = 'live-page';
@@ -200,6 +202,61 @@ try {
   }, 'GET /media/streams to count one WebRTC viewer per tile');
   await shot('live');
   step('live', { tiles: [t0, t1], viewers });
+
+  current = 'flv';
+  // tile 1's picker to FLV: the same stream, now read by mpegts.js from its live.flv
+  await page.select('#live-grid .tile[data-tile="1"] .tile-mode', 'flv');
+  const f1 = await playsFlv(1, 'the FLV pick');
+  if (f1.sid !== t1.sid) throw new Error(`the FLV tile plays stream ${f1.sid}, not ${t1.sid}`);
+  const flvViewers = await until(async () => {
+    const ms = (await apiGet('/media/streams')).streams || [];
+    const o = ms.find((s) => s.stream_id === t1.sid)?.viewers_by_output;
+    return o && o.flv === 1 && !o.webrtc ? o : false;
+  }, 'GET /media/streams to count one FLV viewer (and no WebRTC one) for tile 1');
+  await shot('live-flv');
+  step('flv', { ...f1, viewers: flvViewers });
+
+  current = 'fallback';
+  // a tab whose browser has no WebRTC: the tile falls back to FLV by itself
+  {
+    const tab = await browser.newPage();
+    await tab.setViewport({ width: 1400, height: 1000 });
+    tab.on('pageerror', (e) => pageErrors.push(`fallback tab: ${e.message}`));
+    await tab.evaluateOnNewDocument(() => { delete window.RTCPeerConnection; });
+    await signIn(tab);
+    await tab.evaluate((d, c) => { location.hash = `#/live/${d}/${c}`; }, opts.device, opts.channel);
+    await tab.waitForSelector('#page-live #live-grid', { timeout });
+    const fb = await playsFlv(0, 'the fallback', tab);
+    if (!/WebRTC/.test(fb.fallback || '')) throw new Error(`the tile fell back for no reason given: ${JSON.stringify(fb)}`);
+    await tab.close();
+    step('fallback', fb);
+  }
+
+  current = 'lang-keeps';
+  // the language switch re-renders the page around the same tiles: they play on
+  await page.$$eval('#live-grid .tile video', (vs) => vs.forEach((v) => { v.dataset.probe = 'kept'; }));
+  const before = [await tileState(0), await tileState(1)];
+  await page.click('#lang');
+  await until(() => page.$eval('#nav-live', (e) => e.textContent === '实时预览'), 'the Chinese navigation');
+  await page.waitForSelector('#page-live #live-grid', { timeout });
+  const kept = [];
+  for (const i of [0, 1]) {
+    const b = before[i];
+    kept.push(await until(async () => {
+      const s = await tileState(i);
+      const n = b.transport === 'flv' ? s.quality - b.quality : s.frames - b.frames;
+      return s.probe === 'kept' && s.sid === b.sid && s.state === 'playing' && s.transport === b.transport && n > 0
+        ? { tile: i, sid: s.sid, transport: s.transport, status: await page.$eval(
+            `#live-grid .tile[data-tile="${i}"] .tile-status`, (e) => e.textContent), more: n } : false;
+    }, `tile ${i} still playing after the language switch`));
+  }
+  await shot('live-zh-playing');
+  await page.click('#lang');
+  await until(() => page.$eval('#nav-live', (e) => e.textContent === 'Live view'), 'the English navigation');
+  // tile 1 back to WebRTC for what follows
+  await page.select('#live-grid .tile[data-tile="1"] .tile-mode', 'auto');
+  await plays(1, 'tile 1 back on WebRTC');
+  step('lang-keeps', { tiles: kept });
 
   current = 'ptz';
   await clickTile(0);

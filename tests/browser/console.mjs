@@ -12,7 +12,10 @@
 // form; the device list's search finds --name-device by --name-search (its
 // DeviceInfo name); the events page says it is live over the WebSocket and
 // shows the event --event-cmd causes (--event-type naming --event-text)
-// while it is, then gb.device.offline live once --kill-pid is killed; the rooms and upstreams pages load; the language switch turns the
+// while it is, then user.offline (transport-lost) of --user-kill once its
+// TCP client --user-kill-pid is killed, over the socket (the page still says
+// WebSocket: it has no poller then), then gb.device.offline live once
+// --kill-pid is killed; the rooms and upstreams pages load; the language switch turns the
 // UI to Chinese. No dialog may open (an executed <script> would) and the CSP
 // must not refuse anything the page does. A PNG of every page goes to the
 // work dir.
@@ -25,54 +28,36 @@
 //        --devices ID1,ID2 --catalog-device ID1 --kill-pid PID --kill-device ID2 \
 //        --sip-user alice --add-user webuser [--workdir DIR]
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { execFileSync } from 'node:child_process';
 
-import puppeteer from 'puppeteer-core';
+import { launch, parseArgs, step, usage as usageOf } from './chromium.mjs';
 
-function usage(msg) {
-  process.stderr.write(`console: ${msg}\n(see the options at the top of tests/browser/console.mjs)\n`);
-  process.exit(2);
-}
-
-let opts;
-try {
-  opts = parseArgs({
-    options: {
-      api: { type: 'string' },
-      token: { type: 'string', default: '' },
-      devices: { type: 'string', default: '' },
-      'catalog-device': { type: 'string' },
-      'kill-pid': { type: 'string' },
-      'kill-device': { type: 'string' },
-      'sip-user': { type: 'string' },
-      'name-search': { type: 'string' },
-      'name-device': { type: 'string' },
-      'event-cmd': { type: 'string' },
-      'event-type': { type: 'string' },
-      'event-text': { type: 'string' },
-      'add-user': { type: 'string', default: 'webuser' },
-      'script-text': { type: 'string', default: '<script>alert(1)</script>' },
-      timeout: { type: 'string', default: '30000' },
-      workdir: { type: 'string' },
-      chromium: { type: 'string', default: process.env.CHROMIUM || '/usr/bin/chromium' },
-    },
-  }).values;
-} catch (e) {
-  usage(e.message);
-}
+const usage = (msg) => usageOf('console', msg);
+const opts = parseArgs('console', {
+  api: { type: 'string' },
+  token: { type: 'string', default: '' },
+  devices: { type: 'string', default: '' },
+  'catalog-device': { type: 'string' },
+  'kill-pid': { type: 'string' },
+  'kill-device': { type: 'string' },
+  'user-kill-pid': { type: 'string' },
+  'user-kill': { type: 'string' },
+  'sip-user': { type: 'string' },
+  'name-search': { type: 'string' },
+  'name-device': { type: 'string' },
+  'event-cmd': { type: 'string' },
+  'event-type': { type: 'string' },
+  'event-text': { type: 'string' },
+  'add-user': { type: 'string', default: 'webuser' },
+  'script-text': { type: 'string', default: '<script>alert(1)</script>' },
+  timeout: { type: 'string', default: '30000' },
+});
 if (!opts.api || !/^https?:\/\//.test(opts.api)) usage('--api http://HOST:PORT is required');
 const base = opts.api.replace(/\/+$/, '');
 const timeout = Number(opts.timeout);
 const devices = opts.devices.split(',').filter(Boolean);
-const workdir = opts.workdir || fs.mkdtempSync(path.join(os.tmpdir(), 'console-'));
-fs.mkdirSync(workdir, { recursive: true });
-
-function step(name, extra = {}) {
-  process.stdout.write(`${JSON.stringify({ step: name, ok: true, ...extra })}\n`);
-}
+const workdir = opts.workdir;
 
 async function apiGet(p) {
   const r = await fetch(`${base}/api/v1${p}`, { headers: { Authorization: `Bearer ${opts.token}` } });
@@ -95,11 +80,6 @@ async function until(fn, what, ms = timeout) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
     await new Promise((r) => setTimeout(r, 250));
   }
-}
-
-async function launch() {
-  const args = ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--lang=en-US'];
-  return puppeteer.launch({ executablePath: opts.chromium, headless: true, args, protocolTimeout: timeout * 3 });
 }
 
 let browser = null;
@@ -139,9 +119,9 @@ function apiTree(channels) {
 try {
   current = 'browser';
   try {
-    browser = await launch();
+    browser = await launch(opts, ['--lang=en-US'], { protocolTimeout: timeout * 3, loopbackIce: false });
   } catch (e) {
-    process.stderr.write(`console: SKIP: Chromium (${opts.chromium}) cannot start here: ${e.message}\n`);
+    process.stderr.write(`console: SKIP: ${e.message}\n`);
     code = 77;
     throw Object.assign(new Error('skip'), { skip: true });
   }
@@ -198,25 +178,32 @@ try {
   await until(() => page.evaluate((ids) => ids.every((id) =>
     document.querySelector(`#device-list tr[data-id="${id}"].on`)), devices), 'every device listed online');
   await shot('devices');
+  // the search goes through the API (?q=): the list shows its answer once #page-devices says which q it drew
+  const clearSearch = async () => {
+    await page.evaluate(() => { const i = document.querySelector('#device-search'); i.value = ''; i.dispatchEvent(new Event('input')); });
+    await until(() => page.$eval('#page-devices', (e) => e.dataset.q === ''), 'the list without a search');
+  };
   const q = devices[devices.length - 1];
   await page.type('#device-search', q);
-  const narrowed = await until(() => page.evaluate(() => {
+  const narrowed = await until(() => page.evaluate((want) => {
+    if (document.querySelector('#page-devices').dataset.q !== want) return false;
     const rows = document.querySelectorAll('#device-list tbody tr');
     return rows.length === 1 ? rows[0].dataset.id : false;
-  }), 'the search to narrow the list to one device');
+  }, q), 'the search to narrow the list to one device');
   if (narrowed !== q) throw new Error(`search for ${q} showed ${narrowed}`);
-  await page.evaluate(() => { const i = document.querySelector('#device-search'); i.value = ''; i.dispatchEvent(new Event('input')); });
+  await clearSearch();
   let byName = null;
   if (opts['name-search']) {
     // by name, in its own script (a substring, any case): the one device, its name shown
     await page.type('#device-search', opts['name-search']);
-    byName = await until(() => page.evaluate(() => {
+    byName = await until(() => page.evaluate((want) => {
+      if (document.querySelector('#page-devices').dataset.q !== want) return false;
       const rows = document.querySelectorAll('#device-list tbody tr');
       return rows.length === 1 ? { id: rows[0].dataset.id, name: rows[0].querySelector('td.name').textContent } : false;
-    }), `the search by name "${opts['name-search']}" to narrow the list to one device`);
+    }, opts['name-search']), `the search by name "${opts['name-search']}" to narrow the list to one device`);
     if (byName.id !== opts['name-device'] || !byName.name.toLowerCase().includes(opts['name-search'].toLowerCase()))
       throw new Error(`search by name ${opts['name-search']} showed ${JSON.stringify(byName)}`);
-    await page.evaluate(() => { const i = document.querySelector('#device-search'); i.value = ''; i.dispatchEvent(new Event('input')); });
+    await clearSearch();
   }
   step('devices', { online: devices, search: narrowed, byName });
 
@@ -271,6 +258,21 @@ try {
     const still = await page.$eval('#ev-conn', (e) => e.dataset.mode);
     if (still !== 'websocket') throw new Error(`the events page fell back to ${still}`);
     step('events-ws', { indicator: mode, details: row });
+  }
+  if (opts['user-kill-pid']) {
+    // a SIP user's TCP client dies: its binding goes at once, user.offline comes over the socket
+    const u = opts['user-kill'];
+    process.kill(Number(opts['user-kill-pid']), 'SIGKILL');
+    const row = await until(() => page.evaluate((name) => {
+      for (const tr of document.querySelectorAll('#ev-body tr[data-type="user.offline"]')) {
+        const d = tr.querySelector('.details').textContent;
+        if (d.split(/\s+/).includes(`user=${name}`) && d.includes('reason=transport-lost')) return d;
+      }
+      return false;
+    }, u), `user.offline (transport-lost) for ${u} on the events page`);
+    const still = await page.$eval('#ev-conn', (e) => e.dataset.mode);
+    if (still !== 'websocket') throw new Error(`the events page fell back to ${still}`);
+    step('events-user-offline', { details: row, mode: still });
   }
   if (opts['kill-pid']) {
     process.kill(Number(opts['kill-pid']), 'SIGKILL');

@@ -11,12 +11,14 @@ later from elsewhere, replay a captured Authorization verbatim.
                                           Authorization that got 200 in FILE (JSON)
   sipreg.py [options] reuse FILE          answer FILE's nonce again (next nc)
   sipreg.py [options] replay FILE         send FILE's Authorization as it was
+  sipreg.py [options] hold                register, print the status, then keep the
+                                          connection (--transport tcp) open until killed
 
 Statuses print on one line, space-separated; "401 stale" when the 401 said
 stale=true. Options: --server HOST:PORT, --bind IP[:PORT], --user, --password,
 --aor (default: user), --domain (R-URI/To host, default the server's host),
 --gb-id ID (GB/T 28181: R-URI sip:ID@DOMAIN), --contact-port N,
---expires N. Exit status 0 when every exchange got an answer."""
+--expires N, --transport udp|tcp (tcp: one connection, no retransmission). Exit status 0 when every exchange got an answer."""
 import argparse
 import hashlib
 import json
@@ -44,8 +46,13 @@ class Client:
         host, port = a.server.rsplit(":", 1)
         self.server = (host, int(port))
         bip, _, bport = a.bind.partition(":")
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.tcp = a.transport == "tcp"
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM if self.tcp else socket.SOCK_DGRAM)
         self.sock.bind((bip, int(bport or 0)))
+        self.buf = b""
+        if self.tcp:
+            self.sock.settimeout(5.0)
+            self.sock.connect(self.server)
         self.lip, self.lport = self.sock.getsockname()
         self.domain = a.domain or host
         self.aor = a.aor or a.user
@@ -63,12 +70,12 @@ class Client:
         cport = self.a.contact_port or self.lport
         lines = [
             "REGISTER %s SIP/2.0" % self.ruri,
-            "Via: SIP/2.0/UDP %s:%d;branch=%s;rport" % (self.lip, self.lport, branch),
+            "Via: SIP/2.0/%s %s:%d;branch=%s;rport" % ("TCP" if self.tcp else "UDP", self.lip, self.lport, branch),
             "From: <sip:%s@%s>;tag=%s" % (self.aor, self.domain, self.tag),
             "To: <sip:%s@%s>" % (self.aor, self.domain),
             "Call-ID: %s" % self.callid,
             "CSeq: %d REGISTER" % self.cseq,
-            "Contact: <sip:%s@%s:%d>" % (self.aor, self.lip, cport),
+            "Contact: <sip:%s@%s:%d%s>" % (self.aor, self.lip, cport, ";transport=tcp" if self.tcp else ""),
             "Max-Forwards: 70",
             "Expires: %d" % self.a.expires,
         ]
@@ -76,6 +83,8 @@ class Client:
             lines.append("Authorization: " + authorization)
         lines += ["Content-Length: 0", "", ""]
         data = "\r\n".join(lines).encode()
+        if self.tcp:
+            return self.request_tcp(data)
         for _ in range(8):  # UDP: retransmit until a final answer comes (timer E in spirit)
             self.sock.sendto(data, self.server)
             self.sock.settimeout(1.0)
@@ -95,6 +104,43 @@ class Client:
             except socket.timeout:
                 continue
         return None, []
+
+    # one message off the stream (headers, then Content-Length bytes); None when it closed
+    def read_tcp(self):
+        while b"\r\n\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                return None
+            self.buf += chunk
+        head, rest = self.buf.split(b"\r\n\r\n", 1)
+        m = re.search(rb"(?im)^(?:content-length|l)\s*:\s*(\d+)", head)
+        n = int(m.group(1)) if m else 0
+        while len(rest) < n:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                return None
+            rest += chunk
+        self.buf = rest[n:]
+        return head.decode(errors="replace")
+
+    def request_tcp(self, data):
+        self.sock.sendall(data)
+        try:
+            while True:
+                text = self.read_tcp()
+                if text is None:
+                    return None, []
+                if not text.startswith("SIP/2.0 "):
+                    continue
+                head = text.split("\r\n")
+                status = int(head[0].split()[1])
+                hdrs = [(h.split(":", 1)[0].strip().lower(), h.split(":", 1)[1].strip()) for h in head[1:] if ":" in h]
+                cs = [v for k, v in hdrs if k == "cseq"]
+                if status < 200 or not cs or int(cs[0].split()[0]) != self.cseq:
+                    continue
+                return status, hdrs
+        except socket.timeout:
+            return None, []
 
     def answer(self, ch, nc, password, uri=None):
         p = params(ch)
@@ -145,7 +191,8 @@ def main():
     ap.add_argument("--gb-id")
     ap.add_argument("--contact-port", type=int)
     ap.add_argument("--expires", type=int, default=300)
-    ap.add_argument("mode", choices=["register", "guess", "save", "reuse", "replay"])
+    ap.add_argument("--transport", choices=["udp", "tcp"], default="udp")
+    ap.add_argument("mode", choices=["register", "guess", "save", "reuse", "replay", "hold"])
     ap.add_argument("arg", nargs="?")
     a = ap.parse_args()
     c = Client(a)
@@ -174,7 +221,12 @@ def main():
             out.append(show(status, hdrs))
             if a.mode == "save":
                 json.dump({"challenge": ch, "nc": 1, "uri": c.ruri, "authorization": authz}, open(a.arg, "w"))
-    print(" ".join(out))
+    print(" ".join(out), flush=True)
+    if a.mode == "hold" and out == ["200"]:
+        # the binding lives as long as this connection: read (and drop) what comes until killed
+        c.sock.settimeout(None)
+        while (c.read_tcp() if c.tcp else c.sock.recv(65536)) is not None:
+            pass
     return 0 if "timeout" not in out else 1
 
 

@@ -11,7 +11,9 @@
 # appears in `cascadectl user list`, the device list finds a device by its
 # DeviceInfo name, the events page is live over the WebSocket (a ticket from
 # POST /events/ticket) and shows the user.offline that `cascadectl reg kick`
-# causes, then gb.device.offline live when the TCP gbsim is killed, no dialog opens and the CSP refuses
+# causes, the user.offline (transport-lost) of bob when his TCP client
+# (tests/peers/sipreg.py hold) is killed, then gb.device.offline live when the
+# TCP gbsim is killed, no dialog opens and the CSP refuses
 # nothing. Screenshots of every page are left in $WORK/browser (kept with
 # KEEP_WORK=1). Skipped (77) only when Chromium cannot start.
 source "$(dirname "$0")/lib.sh"
@@ -54,6 +56,11 @@ check "If-None-Match with it: 304" test "$(curl -s -o /dev/null -w '%{http_code}
     "$URL/console/app.js")" = 304
 check "an unknown console file: 404" test "$(curl -s -o /dev/null -w '%{http_code}' "$URL/console/nope.js")" = 404
 check "the stylesheet is text/css" grep -qi '^content-type: text/css' <<<"$(hdr "$URL/console/style.css")"
+check "the vendored mpegts.js (the FLV player): text/javascript, its licence beside it" \
+    bash -c 'grep -qi "^content-type: text/javascript" <<<"$1" && test "$(curl -s -o /dev/null -w "%{http_code}" "$2")" = 200' \
+    _ "$(hdr "$URL/console/vendor/mpegts.js")" "$URL/console/vendor/LICENSE-mpegts.js.txt"
+check "an unknown vendor file: 404" test "$(curl -s -o /dev/null -w '%{http_code}' "$URL/console/vendor/nope.js")" = 404
+check "console/'s npm files are not served" test "$(curl -s -o /dev/null -w '%{http_code}' "$URL/console/package.json")" = 404
 
 # ---- peers: gbsim devices and a sipp registration ----
 "$GBSIM" --target "127.0.0.1:$PORT" --target-id $NODE_ID --password gb-secret --devices 2 --channels 3 \
@@ -70,6 +77,14 @@ check "cascadectl user add alice" ctl user add alice --password alicepw
 sed -e "s|^Max-Forwards: 70|User-Agent: $SCRIPT\nMax-Forwards: 70|" "$PEERS_DIR/sipp/register.xml" >"$WORK/register-ua.xml"
 check "sipp registers alice (User-Agent: $SCRIPT)" \
     sipp_scn alice "$WORK/register-ua.xml" -s alice -au alice -ap alicepw -key expires 600 -key cport 5099 -p "$(free_port)"
+# bob over TCP, the connection held by sipreg.py until the driver kills it
+check "cascadectl user add bob" ctl user add bob --password bobpw
+python3 "$PEERS_DIR/sipreg.py" --transport tcp --server "127.0.0.1:$PORT" --user bob --password bobpw --expires 600 \
+    hold >"$WORK/bob.out" 2>&1 &
+BOB=$!
+PIDS+=("$BOB")
+bob_tcp() { api GET '/registrations?user=bob' | jq -e '[.registrations[] | select(.transport == "tcp")] | length == 1'; }
+check "bob registered over TCP (sipreg.py holds the connection)" wait_for 20 bob_tcp
 ua_is_script() { api GET '/registrations?user=alice' | jq -e --arg ua "$SCRIPT" '.registrations[0].user_agent == $ua'; }
 check "the registration carries that user agent" ua_is_script
 
@@ -114,7 +129,7 @@ KICK="$CASCADECTL --url $URL --token $API_TOKEN reg kick alice"
 node "$DRIVER" --api "$URL" --token "$API_TOKEN" --devices "$DEV_A1,$DEV_A2,$DEV_B" --catalog-device $DEV_A1 \
     --name-search "$NAME_A2" --name-device $DEV_A2 \
     --event-cmd "$KICK" --event-type user.offline --event-text alice \
-    --kill-pid $SIM_B --kill-device $DEV_B --sip-user alice --add-user webuser --script-text "$SCRIPT" \
+    --user-kill-pid $BOB --user-kill bob --kill-pid $SIM_B --kill-device $DEV_B --sip-user alice --add-user webuser --script-text "$SCRIPT" \
     --timeout 30000 --workdir "$WORK/browser" >"$OUT" 2>"$WORK/console-driver.log" && rc=0 || rc=$?
 cat "$OUT"
 if [ "$rc" = 77 ]; then
@@ -133,6 +148,8 @@ check "the registration's <script> user agent shown as text" step_ok users '.reg
 check "the device list found $DEV_A2 by its name" step_ok devices ".byName.id == \"$DEV_A2\""
 check "the events page was live over the WebSocket and showed the user.offline of cascadectl reg kick" \
     step_ok events-ws '.indicator | length > 0'
+check "bob's TCP client killed: the events page showed user.offline (transport-lost) over the WebSocket" \
+    step_ok events-user-offline '.mode == "websocket" and (.details | contains("transport=tcp"))'
 check "the events page showed gb.device.offline live" step_ok events-live
 check "the page opened its socket with a ticket of its own (/stats: more than the one redeemed above)" \
     jq_ok "$(api GET /stats)" '.event_tickets.redeemed >= 2'

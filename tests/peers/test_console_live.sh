@@ -4,7 +4,11 @@
 # console-live.mjs) against a GB upper node with the media plane on:
 #  - a cascade-gbsim camera (one device, two channels): two tiles of a 4-tile
 #    grid play its channels over WebRTC (frames decoded, rising), the API
-#    counts a WebRTC viewer each, a PTZ click beside a tile reaches the device;
+#    counts a WebRTC viewer each; one tile switched to FLV plays the stream
+#    through mpegts.js (the video's decoded frames rising, an FLV viewer in the
+#    API); a tab whose browser lacks WebRTC falls back to FLV by itself; the
+#    language switch keeps the tiles playing; a PTZ click beside a tile
+#    reaches the device;
 #  - a middle node registered to the top, whose own channel has recordings in
 #    its store (gbsim records nothing): the page's record search draws them
 #    as a timeline, a click plays one over WebRTC, pause stops the frames and
@@ -88,6 +92,13 @@ check "signed in, the live page has a 4-tile grid" step_ok live-page '.tiles == 
 check "two tiles decode the camera's channels at 320 wide, frames rising" step_ok live \
     '(.tiles | length) == 2 and all(.tiles[]; .width == 320 and .to > .from)'
 check "the API counts one WebRTC viewer per tile" step_ok live '(.viewers | length) == 2'
+check "tile 1 switched to FLV: the same stream, frames decoded by mpegts.js (totalVideoFrames rising)" step_ok flv \
+    '.width == 320 and .to > .from and .from > 0'
+check "the API counts an FLV viewer instead of the WebRTC one" step_ok flv '.viewers.flv == 1 and (.viewers.webrtc // 0) == 0'
+check "a browser with no WebRTC: the tile falls back to FLV by itself and decodes frames" step_ok fallback \
+    '.width == 320 and .to > .from and (.fallback | test("WebRTC"))'
+check "the language switch keeps both tiles playing (same video, same stream, frames rising)" step_ok lang-keeps \
+    '(.tiles | length) == 2 and all(.tiles[]; .more > 0 and .status == "播放中") and ([.tiles[].transport] == ["webrtc","flv"])'
 check "PTZ from the pad beside the tile: sent" step_ok ptz
 check "the PTZ command reached the camera" wait_for 10 grep -q "PTZ left" "$WORK/gbsim.log"
 check "the timeline has a segment per recording the API answered (3)" step_ok records '.segments == 3 and .api == 3'

@@ -16,10 +16,13 @@ source "$(dirname "$0")/lib.sh"
 P=$WORK/prefix
 cmake --install "$BUILD_DIR" --prefix "$P" >"$WORK/install.out"
 for f in bin/cascade bin/cascadectl bin/cascade-gbsim share/cascade/console/index.html \
+    share/cascade/console/vendor/mpegts.js share/cascade/console/vendor/LICENSE-mpegts.js.txt \
     share/man/man8/cascade.8 share/man/man1/cascadectl.1 share/man/man5/cascade.ini.5 \
     etc/cascade/cascade.ini.example lib/systemd/system/cascade.service; do
     check "installed: $f" test -s "$P/$f"
 done
+check "the console's npm files stay out (node_modules, package.json, its lockfile)" \
+    test -z "$(ls -d "$P"/share/cascade/console/node_modules "$P"/share/cascade/console/package*.json 2>/dev/null)"
 check "the unit runs the installed binary with the installed config" \
     grep -qxF "ExecStart=$P/bin/cascade -c $P/etc/cascade/cascade.ini" "$P/lib/systemd/system/cascade.service"
 
