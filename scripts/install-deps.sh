@@ -10,7 +10,7 @@ pkgs=(build-essential cmake pkg-config clang
       sip-tester sipsak baresip-core kamailio kamailio-tls-modules kamailio-websocket-modules
       linphone-cli stunnel4 ffmpeg curl sqlite3 python3 procps iproute2 openssl
       redis-server redis-tools chromium fonts-liberation fonts-wqy-microhei
-      gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-nice
+      gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-nice
       gir1.2-gstreamer-1.0 gir1.2-gst-plugins-bad-1.0 python3-gi)
 missing=()
 for p in "${pkgs[@]}"; do
