@@ -462,7 +462,7 @@ struct gb_lower *gb_lower_new(const struct gb_config *gb, const struct config_up
     }
     for (int i = 0; i < n_ups; i++) {
         struct gb_upstream *up = &l->ups[i];
-        up->cfg = ups[i];
+        up->cfg = up->given = ups[i];
         up->index = i;
         gb_up_init(l, up);
         if (up->state == GB_UP_STOPPED && up->cfg.enabled) {
@@ -596,7 +596,7 @@ int gb_lower_set_upstreams(struct gb_lower *l, const struct config_upstream *ups
             if (!strcmp(l->ups[i].cfg.id, ups[j].id)) up = &l->ups[i];
         if (up) {
             /* still configured, perhaps changed, or removed and back again */
-            if (up->removed || up->has_next || !upstream_same(&up->cfg, &ups[j]))
+            if (up->removed || up->has_next || !upstream_same(&up->given, &ups[j]))
                 gb_up_reconfigure(up, &ups[j]);
             continue;
         }
@@ -608,7 +608,7 @@ int gb_lower_set_upstreams(struct gb_lower *l, const struct config_upstream *ups
             continue;
         }
         memset(up, 0, sizeof(*up));
-        up->cfg = ups[j];
+        up->cfg = up->given = ups[j];
         up->index = (int)(up - l->ups);
         gb_up_init(l, up);
         log_info("gb lower: upstream %s added (%s:%u)", up->cfg.id, up->cfg.host, up->cfg.port);

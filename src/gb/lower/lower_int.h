@@ -74,6 +74,7 @@ struct gb_upstream {
     bool ever_subscribed;             /* to catalog: changes no longer go as MESSAGE */
     /* Reload (gb_lower_set_upstreams): a slot never moves, since streams,
      * jobs, timers and requests in flight point at it. */
+    struct config_upstream given;     /* the section as configured (cfg may be adjusted: 423, defaults) */
     bool removed;                     /* no longer configured: skipped, reusable once its unregister ended */
     bool has_next;                    /* next: the section as changed, applied once the unregister ended */
     struct config_upstream next;

@@ -479,6 +479,7 @@ static bool binding_changed(const struct config_upstream *a, const struct config
 void gb_up_reconfigure(struct gb_upstream *up, const struct config_upstream *cfg)
 {
     struct gb_lower *l = up->l;
+    up->given = *cfg;
     if (up->has_next || up->removed || binding_changed(&up->cfg, cfg)) {
         up->next = *cfg;
         up->has_next = true;
