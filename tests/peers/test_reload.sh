@@ -15,6 +15,8 @@ source "$(dirname "$0")/lib.sh"
 command -v sipp >/dev/null || { echo "SKIP: sipp (Debian sip-tester) not installed"; exit 77; }
 command -v jq >/dev/null || { echo "SKIP: jq not installed"; exit 77; }
 
+# The interpreter itself, not a version manager's shim, for the many calls below.
+PY=$(python3 -c 'import sys; print(sys.executable)')
 API_TOKEN=reloadtoken
 UPPER=34020000002000000009          # the upper node's GB id
 LOWER=34020000001320000001          # main's [gb] id, as it registers upward
@@ -46,7 +48,7 @@ lower_online_at_upper() { upper_api "/gb/devices/$LOWER" | jq -e '.online == tru
 lower_offline_at_upper() { upper_api "/gb/devices/$LOWER" | jq -e '.online == false' >/dev/null; }
 upper_event() { upper_api "/events/recent?since=0" | jq -e "[.events[] | $1] | length > 0" >/dev/null; }
 step() { grep -q "^$2" "$WORK/$1.out" 2>/dev/null; }    # step NAME "refresh 200"
-sipreg() { python3 "$PEERS_DIR/sipreg.py" --server "127.0.0.1:$PORT" --user "$1" --password "$2" register; }
+sipreg() { "$PY" "$PEERS_DIR/sipreg.py" --server "127.0.0.1:$PORT" --user "$1" --password "$2" register; }
 registers() { [ "$(sipreg "$1" "$2")" = 200 ]; }
 upstreams() { api GET /gb/upstreams; }
 
@@ -63,21 +65,21 @@ UAS_PID=$!
 PIDS+=("$UAS_PID")
 check "the UAS is listening" wait_for 10 udp_bound "$UAS"
 
-python3 "$PEERS_DIR/sipdialog.py" tcpreg --server "127.0.0.1:$PORT" --user alice --password alicepw \
+"$PY" "$PEERS_DIR/sipdialog.py" tcpreg --server "127.0.0.1:$PORT" --user alice --password alicepw \
     --domain 127.0.0.1 --out "$WORK/tcpreg.out" --go "$WORK/tcpreg.go" --stop "$WORK/tcpreg.stop" &
 PIDS+=("$!")
 check "alice registers over TCP" wait_for 30 step tcpreg "register 200"
 check "alice's binding is over TCP" jq_ok "$(api GET '/registrations?user=alice')" \
     '[.registrations[] | select(.transport == "tcp")] | length == 1'
 
-python3 "$PEERS_DIR/sipdialog.py" call --server "127.0.0.1:$PORT" --user alice --to bob --domain 127.0.0.1 \
+"$PY" "$PEERS_DIR/sipdialog.py" call --server "127.0.0.1:$PORT" --user alice --to bob --domain 127.0.0.1 \
     --out "$WORK/call.out" --go "$WORK/call.go" &
 PIDS+=("$!")
 check "alice calls bob through the proxy: 200" wait_for 30 step call "invite 200"
 check "carol is not a user yet: her REGISTER is refused" not registers carol carolpw
 
 # ---- behind the daemon's back: a user in the database, an upstream in the file ----
-python3 - "$WORK/main.db" <<'PY'
+"$PY" - "$WORK/main.db" <<'PY'
 import hashlib, sqlite3, sys, time
 db = sqlite3.connect(sys.argv[1], timeout=30)
 ha1 = hashlib.md5(b"carol:cascade.test:carolpw").hexdigest()
@@ -142,6 +144,26 @@ check "the upstream of the refused file was not added" jq_ok "$(upstreams)" '.up
 check "the lower stays unregistered at the upper" lower_offline_at_upper
 check "the log level of the refused file was not applied" not grep -q "reload: log level debug" "$WORK/main.log"
 check "the registrar still serves (carol registers)" registers carol carolpw
+
+# ---- the upper's GB devices, changed in its database: SIGHUP re-reads them ----
+"$PY" - "$WORK/upper.db" "$LOWER" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], timeout=30)
+db.execute("INSERT INTO gb_devices(id, password) VALUES('34020000001320000077', 'devpw')")
+db.execute("DELETE FROM gb_devices WHERE id = ?", (sys.argv[2],))
+db.commit()
+PY
+check "before the reload the upper knows the lower, not the new device" \
+    bash -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer $API_TOKEN' \
+        http://127.0.0.1:$UP_API/api/v1/gb/devices/34020000001320000077)\" = 404 ]"
+kill -HUP "$upper_PID"
+check "SIGHUP on the upper: devices re-read (1 added, 1 dropped)" \
+    wait_for 20 grep -q "gb: devices re-read: 1 stored, 1 added, 0 changed, 1 dropped" "$WORK/upper.log"
+check "the new device is known" jq_ok "$(upper_api /gb/devices/34020000001320000077)" \
+    '.id == "34020000001320000077" and .online == false'
+check "the deleted device is gone" \
+    bash -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer $API_TOKEN' \
+        http://127.0.0.1:$UP_API/api/v1/gb/devices/$LOWER)\" = 404 ]"
 
 touch "$WORK/tcpreg.stop"
 finish
