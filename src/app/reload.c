@@ -156,8 +156,13 @@ static void apply_upstreams(struct worker *w, const struct config *next)
     if (w->gb_lower) {
         gb_lower_set_upstreams(w->gb_lower, next->upstreams, next->upstream_count); /* a full table is logged */
     } else if (next->upstream_count > 0) {
-        if (dispatch_start_gb_lower(w) < 0) log_error("reload: the GB lower role did not start (see above)");
-        else log_info("reload: GB lower role started for %d upstream(s)", next->upstream_count);
+        if (dispatch_start_gb_lower(w) < 0) {
+            /* running without them: the next reload finds them new and tries again */
+            w->cfg.upstream_count = 0;
+            log_error("reload: the GB lower role did not start (see above); its upstreams are not in effect");
+        } else {
+            log_info("reload: GB lower role started for %d upstream(s)", next->upstream_count);
+        }
     }
 }
 
