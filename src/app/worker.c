@@ -440,6 +440,17 @@ static void on_signal(uv_signal_t *h, int signum)
     worker_stop(w);
 }
 
+/* A refused reload: each of its errors on a line of its own. */
+static void log_reload_refused(const char *who, const char *err)
+{
+    for (const char *line = err; *line;) {
+        const char *nl = strchr(line, '\n');
+        int len = nl ? (int)(nl - line) : (int)strlen(line);
+        log_error("%s: reload refused, the running config stays: %.*s", who, len, line);
+        line += len + (nl != NULL);
+    }
+}
+
 /* SIGHUP: the config file read again and applied where no restart is
  * needed (reload.h); a refused file leaves everything as it runs. */
 static void on_sighup(uv_signal_t *h, int signum)
@@ -448,13 +459,7 @@ static void on_sighup(uv_signal_t *h, int signum)
     struct worker *w = h->data;
     char err[4096];
     log_info("SIGHUP: reloading");
-    if (worker_reload(w, NULL, err, sizeof(err)) == 0) return;
-    for (const char *line = err; *line;) {
-        const char *nl = strchr(line, '\n');
-        int len = nl ? (int)(nl - line) : (int)strlen(line);
-        log_error("SIGHUP: reload refused, the running config stays: %.*s", len, line);
-        line += len + (nl != NULL);
-    }
+    if (worker_reload(w, NULL, err, sizeof(err)) != 0) log_reload_refused("SIGHUP", err);
 }
 
 /* POST /api/v1/reload: the same as SIGHUP, with what changed in the answer. */
@@ -465,12 +470,7 @@ static void api_reload(struct api_request *req, void *user)
     json_t *report = NULL;
     log_info("reload asked through the API by %s", api_remote(req));
     if (worker_reload(w, &report, err, sizeof(err)) != 0) {
-        for (const char *line = err; *line;) {
-            const char *nl = strchr(line, '\n');
-            int len = nl ? (int)(nl - line) : (int)strlen(line);
-            log_error("reload refused, the running config stays: %.*s", len, line);
-            line += len + (nl != NULL);
-        }
+        log_reload_refused("API", err);
         api_reply_error(req, w->stopping ? 503 : 400, w->stopping ? "stopping" : "bad-config", "%s", err);
         return;
     }
