@@ -60,6 +60,8 @@ static const char usage_text[] =
     "  reg kick USER                              remove USER's bindings\n"
     "  events [--since SEQ]                       follow the event stream (one line per event)\n"
     "  stats                                      counters\n"
+    "  reload                                     the daemon reads its config file again (as on SIGHUP):\n"
+    "                                             what was applied, what needs a restart\n"
     "  gb device list\n"
     "  gb device show ID\n"
     "  gb device add ID [--password P] [--charset GB2312|UTF-8]\n"
@@ -497,6 +499,51 @@ static int cmd_stats(struct ctl *c, struct args *a)
     if ((rc = positional(a, 0, "stats"))) return rc;
     if ((rc = call(c, "GET", api_path(c, "/stats"), NULL, &j))) return rc;
     return show_object(c, j);
+}
+
+static void print_names(json_t *j, const char *member, const char *title)
+{
+    json_t *a = json_object_get(j, member);
+    size_t i;
+    json_t *v;
+    printf("%s:%s\n", title, json_array_size(a) ? "" : " none");
+    json_array_foreach(a, i, v) printf("  %s\n", json_string_value(v) ? json_string_value(v) : "?");
+}
+
+static void print_counts(json_t *j, const char *member, const char *title)
+{
+    json_t *o = json_object_get(j, member);
+    if (!o) return;
+    if (json_object_get(o, "error")) {
+        printf("%s: not read again: %s\n", title, json_string_value(json_object_get(o, "error")));
+        return;
+    }
+    printf("%s: %" JSON_INTEGER_FORMAT " stored, %" JSON_INTEGER_FORMAT " added, %" JSON_INTEGER_FORMAT
+           " changed, %" JSON_INTEGER_FORMAT " removed\n",
+           title, json_integer_value(json_object_get(o, "stored")), json_integer_value(json_object_get(o, "added")),
+           json_integer_value(json_object_get(o, "changed")), json_integer_value(json_object_get(o, "removed")));
+}
+
+static int cmd_reload(struct ctl *c, struct args *a)
+{
+    json_t *j;
+    int rc;
+    if ((rc = positional(a, 0, "reload"))) return rc;
+    if ((rc = call(c, "POST", api_path(c, "/reload"), NULL, &j))) return rc;
+    if (c->json) {
+        print_json(j);
+    } else {
+        printf("reloaded %s\n", json_string_value(json_object_get(j, "config")) &&
+                                         *json_string_value(json_object_get(j, "config"))
+                                     ? json_string_value(json_object_get(j, "config"))
+                                     : "(no config file: store and certificates only)");
+        print_names(j, "applied", "applied");
+        print_names(j, "restart_needed", "restart needed");
+        print_counts(j, "users", "users");
+        print_counts(j, "gb_devices", "gb devices");
+    }
+    json_decref(j);
+    return 0;
 }
 
 /* ---- events --------------------------------------------------------------- */
@@ -1242,6 +1289,7 @@ int main(int argc, char **argv)
     a.argc--;
     if (!strcmp(noun, "events")) return cmd_events(&c, &a);
     if (!strcmp(noun, "stats")) return cmd_stats(&c, &a);
+    if (!strcmp(noun, "reload")) return cmd_reload(&c, &a);
     if (!strcmp(noun, "gb")) return cmd_gb(&c, &a);
     if (!strcmp(noun, "user") || !strcmp(noun, "reg") || !strcmp(noun, "room") || !strcmp(noun, "media")) {
         if (a.argc < 1) return usage_error("%s needs a verb", noun);

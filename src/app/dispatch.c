@@ -247,15 +247,23 @@ int dispatch_start_roles(struct worker *w)
         if (!w->gb_upper || gb_upper_load(w->gb_upper) < 0) return -1;
         if (w->api) api_routes_gb_upper(w->api, w->gb_upper);
     }
-    if (w->cfg.gb.enabled || w->cfg.upstream_count > 0) {
-        struct gb_lower_deps deps = {.ua = w->ua, .txn = w->txn, .timers = &w->timers, .loop = w->loop,
-                                     .store = w->store, .events = w->events};
-        w->gb_lower = gb_lower_new(&w->cfg.gb, w->cfg.upstreams, w->cfg.upstream_count, &w->local, &deps);
-        if (!w->gb_lower || gb_lower_load(w->gb_lower) < 0) return -1;
-        if (w->gb_upper) gb_lower_set_upper(w->gb_lower, w->gb_upper);
-        if (w->api) api_routes_gb_lower(w->api, w->gb_lower);
-        gb_lower_start(w->gb_lower);
+    if ((w->cfg.gb.enabled || w->cfg.upstream_count > 0) && dispatch_start_gb_lower(w) < 0) return -1;
+    return 0;
+}
+
+int dispatch_start_gb_lower(struct worker *w)
+{
+    struct gb_lower_deps deps = {.ua = w->ua, .txn = w->txn, .timers = &w->timers, .loop = w->loop,
+                                 .store = w->store, .events = w->events};
+    w->gb_lower = gb_lower_new(&w->cfg.gb, w->cfg.upstreams, w->cfg.upstream_count, &w->local, &deps);
+    if (w->gb_lower && gb_lower_load(w->gb_lower) < 0) {
+        gb_lower_free(w->gb_lower);
+        w->gb_lower = NULL;
     }
+    if (!w->gb_lower) return -1;
+    if (w->gb_upper) gb_lower_set_upper(w->gb_lower, w->gb_upper);
+    if (w->api) api_routes_gb_lower(w->api, w->gb_lower);
+    gb_lower_start(w->gb_lower);
     return 0;
 }
 

@@ -33,8 +33,13 @@ static void usage(FILE *f)
             "Serves SIP (registrar, proxy, GB/T 28181) with the config in FILE, or with the\n"
             "embedded defaults (UDP and TCP on 127.0.0.1:5060, database ./cascade.db, GB upper role on, any\n"
             "device of domain 3402000000 with password 12345678).\n"
-            "Signals: SIGTERM or SIGINT stop it; SIGHUP reloads the [tls] certificates;\n"
-            "SIGUSR1 reopens the [log] file (after logrotate moved it).\n"
+            "Signals: SIGTERM or SIGINT stop it. SIGHUP reloads: FILE is read again and\n"
+            "[log] level, [events] webhook, [tls] (the certificate files too) and the\n"
+            "[upstream:ID] sections are applied with calls, registrations and connections\n"
+            "kept; users and GB devices are read again from the database; every other\n"
+            "changed key is logged as \"restart needed\". A FILE with errors is refused\n"
+            "whole (logged). `cascadectl reload` does the same through the API. SIGUSR1\n"
+            "reopens the [log] file (after logrotate moved it).\n"
             "Under systemd (Type=notify, NOTIFY_SOCKET set) it reports READY=1 once listening,\n"
             "STOPPING=1 on SIGTERM, and WATCHDOG=1 every half WATCHDOG_USEC.\n");
 }
@@ -123,6 +128,7 @@ int main(int argc, char **argv)
 
     static struct worker w;
     config_init(&w.cfg);
+    w.config_path = conf;
     if (conf) {
         char err[8192];
         if (config_load(&w.cfg, conf, err, sizeof(err)) < 0) {

@@ -390,9 +390,12 @@ static void metric_handling(struct api_metric_writer *mw, void *arg)
     }
 }
 
+static void api_reload(struct api_request *req, void *user);
+
 static void api_setup(struct worker *w)
 {
     api_stats_provider(w->api, stats_provider, w);
+    api_route(w->api, "POST", "/api/v1/reload", api_reload, w);
     api_metric_family(w->api, "cascade_sip_requests_in_total", "SIP requests received, by method",
                       API_METRIC_COUNTER, metric_requests, w);
     api_metric_family(w->api, "cascade_sip_responses_out_total", "SIP responses sent, by status code",
@@ -475,21 +478,41 @@ static void on_signal(uv_signal_t *h, int signum)
     worker_stop(w);
 }
 
-/* SIGHUP: the [tls] certificate files are read again (a renewed
- * certificate). New connections use them; open ones keep theirs, so none
- * drops. Bad files leave the old certificate in use. */
+/* A refused reload: each of its errors on a line of its own. */
+static void log_reload_refused(const char *who, const char *err)
+{
+    for (const char *line = err; *line;) {
+        const char *nl = strchr(line, '\n');
+        int len = nl ? (int)(nl - line) : (int)strlen(line);
+        log_error("%s: reload refused, the running config stays: %.*s", who, len, line);
+        line += len + (nl != NULL);
+    }
+}
+
+/* SIGHUP: the config file read again and applied where no restart is
+ * needed (reload.h); a refused file leaves everything as it runs. */
 static void on_sighup(uv_signal_t *h, int signum)
 {
     (void)signum;
     struct worker *w = h->data;
-    char err[640];
-    if (!w->tls) return;
-    if (tls_context_reload(w->tls, &w->cfg.tls, err, sizeof(err)) != 0)
-        log_error("SIGHUP: TLS certificates not reloaded, the old ones stay: %s", err);
-    else if (w->cfg.tls.cert[0])
-        log_info("SIGHUP: TLS certificate %s reloaded; new connections use it", w->cfg.tls.cert);
-    else
-        log_info("SIGHUP: TLS trust anchors reloaded");
+    char err[4096];
+    log_info("SIGHUP: reloading");
+    if (worker_reload(w, NULL, err, sizeof(err)) != 0) log_reload_refused("SIGHUP", err);
+}
+
+/* POST /api/v1/reload: the same as SIGHUP, with what changed in the answer. */
+static void api_reload(struct api_request *req, void *user)
+{
+    struct worker *w = user;
+    char err[4096];
+    json_t *report = NULL;
+    log_info("reload asked through the API by %s", api_remote(req));
+    if (worker_reload(w, &report, err, sizeof(err)) != 0) {
+        log_reload_refused("API", err);
+        api_reply_error(req, w->stopping ? 503 : 400, w->stopping ? "stopping" : "bad-config", "%s", err);
+        return;
+    }
+    api_reply_json(req, 200, report);
 }
 
 /* ---- start / stop ---- */

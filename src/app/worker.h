@@ -54,7 +54,8 @@ struct worker_stats {
 };
 
 struct worker {
-    struct config cfg;
+    struct config cfg;                       /* as started; a reload updates the keys it applies */
+    const char *config_path;                 /* -c FILE, read again by a reload; NULL: embedded defaults */
     uv_loop_t *loop;
     struct timer_service timers;
     uv_timer_t timer_handle;                 /* drives timers */
@@ -122,11 +123,17 @@ void worker_fill_local(struct worker *w);
 bool worker_overload_refuse(struct worker *w, struct txn *st);
 bool worker_overload_busy(struct worker *w); /* background work should wait (overload_busy) */
 
+/* reload.c: SIGHUP and POST /api/v1/reload (see reload.h). */
+int worker_reload(struct worker *w, json_t **report, char *err, size_t errcap);
+
 /* A fresh random tag (16 hex digits) for To/From (RFC 3261 §19.3). */
 void worker_new_tag(struct worker *w, char out[17]);
 
 /* dispatch.c: the roles and the core's own answers. */
 int dispatch_start_roles(struct worker *w);
+/* The GB lower role from w->cfg ([gb], the upstreams): at start, or at a
+ * reload that adds the first upstream. 0, or -1 (logged). */
+int dispatch_start_gb_lower(struct worker *w);
 /* Stops the roles (BYE streams, unregister from upstreams); done(arg) runs
  * once they are finished (at once, or after the unregistrations). */
 void dispatch_stop_roles(struct worker *w, void (*done)(void *arg), void *arg);

@@ -457,3 +457,98 @@ void config_schema_print(const struct config_schema *s, enum config_format f, FI
     if (f == CONFIG_FORMAT_INI) print_ini(s, out);
     else print_help(s, out);
 }
+
+/* ---- comparing two aggregates */
+
+static const void *cfield(const void *sec, size_t offset) { return (const char *)sec + offset; }
+
+bool config_key_equal(const struct config_key *k, const void *a, const void *b)
+{
+    const void *fa = cfield(a, k->offset), *fb = cfield(b, k->offset);
+    switch (k->type) {
+    case CONFIG_STRING: return strncmp(fa, fb, k->size) == 0; /* bytes after the end may differ */
+    case CONFIG_LISTEN:
+    case CONFIG_CIDR: {
+        int na = *(const int *)cfield(a, k->offset2), nb = *(const int *)cfield(b, k->offset2);
+        if (na != nb) return false;
+        for (int i = 0; i < na; i++) {
+            if (k->type == CONFIG_LISTEN) {
+                const struct config_listen *la = (const struct config_listen *)fa + i;
+                const struct config_listen *lb = (const struct config_listen *)fb + i;
+                if (la->transport != lb->transport || la->port != lb->port || strcmp(la->host, lb->host)) return false;
+            } else {
+                const struct config_cidr *ca = (const struct config_cidr *)fa + i;
+                const struct config_cidr *cb = (const struct config_cidr *)fb + i;
+                if (ca->family != cb->family || ca->bits != cb->bits || memcmp(ca->addr, cb->addr, sizeof(ca->addr)))
+                    return false;
+            }
+        }
+        return true;
+    }
+    case CONFIG_PORT_RANGE:
+        return !memcmp(fa, fb, sizeof(uint16_t)) && !memcmp(cfield(a, k->offset2), cfield(b, k->offset2), sizeof(uint16_t));
+    case CONFIG_BOOL:
+    case CONFIG_INT:
+    case CONFIG_UINT:
+    case CONFIG_ENUM: return memcmp(fa, fb, k->size) == 0;
+    }
+    return false;
+}
+
+static int section_diff(const struct config_section *s, const char *id, const void *a, const void *b,
+                        config_diff_cb cb, void *arg)
+{
+    int n = 0;
+    for (size_t i = 0; i < s->nkeys; i++) {
+        if (config_key_equal(&s->keys[i], a, b)) continue;
+        cb(arg, s, id, &s->keys[i], CONFIG_KEY_CHANGED);
+        n++;
+    }
+    return n;
+}
+
+/* The instance of b with the given id in agg, or NULL. */
+static const void *instance_find(const struct config_binding *b, const void *agg, const char *id)
+{
+    int count = *(const int *)cfield(agg, b->count_offset);
+    for (int i = 0; i < count; i++) {
+        const char *inst = (const char *)agg + b->offset + (size_t)i * b->stride;
+        if (!strncmp(inst + b->section->id_offset, id, b->section->id_size)) return inst;
+    }
+    return NULL;
+}
+
+int config_schema_diff(const struct config_schema *s, const void *old_agg, const void *new_agg, config_diff_cb cb,
+                       void *arg)
+{
+    int n = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        const struct config_binding *b = &s->bindings[i];
+        const struct config_section *sec = b->section;
+        if (!b->stride) {
+            n += section_diff(sec, NULL, cfield(old_agg, b->offset), cfield(new_agg, b->offset), cb, arg);
+            continue;
+        }
+        /* Instances: removed and changed in the old order, then added in the new. */
+        int nold = *(const int *)cfield(old_agg, b->count_offset);
+        for (int j = 0; j < nold; j++) {
+            const char *o = (const char *)old_agg + b->offset + (size_t)j * b->stride;
+            const char *id = o + sec->id_offset;
+            const void *nw = instance_find(b, new_agg, id);
+            if (!nw) {
+                cb(arg, sec, id, NULL, CONFIG_INSTANCE_REMOVED);
+                n++;
+            } else {
+                n += section_diff(sec, id, o, nw, cb, arg);
+            }
+        }
+        int nnew = *(const int *)cfield(new_agg, b->count_offset);
+        for (int j = 0; j < nnew; j++) {
+            const char *nw = (const char *)new_agg + b->offset + (size_t)j * b->stride;
+            if (instance_find(b, old_agg, nw + sec->id_offset)) continue;
+            cb(arg, sec, nw + sec->id_offset, NULL, CONFIG_INSTANCE_ADDED);
+            n++;
+        }
+    }
+    return n;
+}

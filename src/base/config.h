@@ -113,6 +113,25 @@ int config_key_parse(const struct config_key *k, void *sec, const char *value);
 /* The allowed values of k in words ("integer 1..60000", "MD5|SHA-256|both"). */
 void config_key_describe(const struct config_key *k, char *out, size_t cap);
 
+/* ---- comparing two aggregates (a reload: what the file changed) */
+
+enum config_change {
+    CONFIG_KEY_CHANGED,      /* a key of a plain section or of an instance in both */
+    CONFIG_INSTANCE_ADDED,   /* an instanced section only in the new aggregate (key NULL) */
+    CONFIG_INSTANCE_REMOVED, /* an instanced section only in the old one (key NULL) */
+};
+/* One difference: the section's table, the instance's id (NULL for a plain
+ * section), the key (NULL for a whole instance added or removed). */
+typedef void (*config_diff_cb)(void *arg, const struct config_section *s, const char *id, const struct config_key *k,
+                               enum config_change what);
+/* Calls cb for every key whose value differs between old_agg and new_agg
+ * (strings up to their end, lists element by element), in table order;
+ * instances are matched by id. Returns how many differences were reported. */
+int config_schema_diff(const struct config_schema *s, const void *old_agg, const void *new_agg, config_diff_cb cb,
+                       void *arg);
+/* Whether k has the same value in the section structs a and b. */
+bool config_key_equal(const struct config_key *k, const void *a, const void *b);
+
 enum config_format {
     CONFIG_FORMAT_HELP,                  /* every section and key: type, range, default, help */
     CONFIG_FORMAT_INI,                   /* an INI file of the defaults with the help as comments */

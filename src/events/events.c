@@ -88,6 +88,17 @@ struct event_bus *event_bus_new(uv_loop_t *loop, int ring_size, const char *webh
     return bus;
 }
 
+int event_bus_set_webhook(struct event_bus *bus, const char *url, char *err, size_t errcap)
+{
+    struct api_webhook *wh = NULL;
+    if (url && *url && !(wh = api_webhook_new(url, NULL, err, errcap))) return -1;
+    if (bus->webhook) api_webhook_free(bus->webhook);
+    bus->webhook = wh;
+    if (wh) log_info("events: webhook POSTs to %s", url);
+    else log_info("events: no webhook");
+    return 0;
+}
+
 void event_bus_free(struct event_bus *bus)
 {
     if (!bus) return;

@@ -37,6 +37,10 @@ typedef void (*event_cb)(uint64_t seq, const char *json, size_t len, void *arg);
  * only: https is refused). ring_size is clamped to [1, 1<<20]. Returns NULL
  * (logged) when the webhook URL is unusable or memory is short. */
 struct event_bus *event_bus_new(uv_loop_t *loop, int ring_size, const char *webhook_url);
+/* Reload: events from now on go to url (NULL or "": no webhook). The new
+ * webhook starts before the old one stops; events still queued for the old
+ * URL are dropped (logged). 0, or -1 with why in err and the old webhook kept. */
+int event_bus_set_webhook(struct event_bus *bus, const char *url, char *err, size_t errcap);
 /* Stops the webhook worker (events still queued for it are dropped, logged)
  * and frees everything. Subscribers must be gone or must not be called again. */
 void event_bus_free(struct event_bus *bus);

@@ -241,3 +241,42 @@ int users_load(struct users *u, struct store *st)
     log_info("users: loaded %d users", c.loaded);
     return c.loaded;
 }
+
+struct reload_ctx {
+    const struct users *other;
+    int *count;              /* entries of the walked table missing from other */
+    int *changed;            /* NULL: not counted */
+};
+
+static int reload_compare(struct hnode *h, void *arg)
+{
+    struct reload_ctx *c = arg;
+    const struct users_entry *e = &container_of(h, struct user_node, node)->pub;
+    const struct user_node *o = node_find(c->other, str_from_cstr(e->name));
+    if (!o) (*c->count)++;
+    else if (c->changed && (strcmp(e->realm, o->pub.realm) || strcmp(e->ha1_md5, o->pub.ha1_md5) ||
+                            strcmp(e->ha1_sha256, o->pub.ha1_sha256)))
+        (*c->changed)++;
+    return 0;
+}
+
+int users_reload(struct users *u, struct store *st, struct users_reload_result *out)
+{
+    struct users *fresh = users_new(NULL);
+    if (!fresh) return -ENOMEM;
+    fresh->table.min_buckets = USERS_INITIAL_BUCKETS;
+    int rc = users_load(fresh, st);
+    if (rc < 0) {
+        users_free(fresh);
+        return rc;
+    }
+    struct users_reload_result r = {.loaded = rc};
+    htable_foreach(&fresh->table, reload_compare, &(struct reload_ctx){u, &r.added, &r.changed});
+    htable_foreach(&u->table, reload_compare, &(struct reload_ctx){fresh, &r.removed, NULL});
+    struct htable old = u->table;
+    u->table = fresh->table;
+    fresh->table = old;
+    users_free(fresh); /* the entries that were in use */
+    if (out) *out = r;
+    return 0;
+}

@@ -41,6 +41,18 @@ void users_free(struct users *u);
  * Rows that fail the checks of users_add are skipped with a warning. */
 int users_load(struct users *u, struct store *st);
 
+/* What users_reload found. */
+struct users_reload_result {
+    int loaded;              /* valid rows in the store: the table now */
+    int added, removed, changed;   /* against the table before (changed: realm or HA1) */
+};
+/* Re-reads the table from st, for an operator who changed the database
+ * behind the daemon's back (SIGHUP): afterwards the table holds exactly the
+ * valid stored rows. Writes still queued are not seen (store_flush_sync
+ * first). 0 with out filled, or a negative errno with the table unchanged.
+ * Every entry found earlier counts as replaced. */
+int users_reload(struct users *u, struct store *st, struct users_reload_result *out);
+
 /* A name users_add accepts: 1..USERS_MAX_NAME characters of the SIP user
  * part (RFC 3261 §25.1: alphanum, mark "-_.!~*'()" and user-unreserved
  * "&=+$,") without ';', '?' and '/' (the API addresses users by path segment:

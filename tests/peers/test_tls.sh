@@ -229,7 +229,7 @@ issue_server_cert "$PKI" renewed renewed.localhost
 cp "$PKI/renewed.pem" "$WORK/live.pem"
 cp "$PKI/renewed.key" "$WORK/live.key"
 kill -HUP "$c_PID"
-check "cascade logs the reload" wait_for 10 grep -q "SIGHUP: TLS certificate .* reloaded" "$WORK/c.log"
+check "cascade logs the reload" wait_for 10 grep -q "reload: TLS certificate .* reloaded" "$WORK/c.log"
 check "after SIGHUP: a new s_client sees the new serial" \
     test "$(server_serial "$TPORT")" = "$(openssl x509 -in "$PKI/renewed.pem" -noout -serial)"
 check "... and the new subject" \

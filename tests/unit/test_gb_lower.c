@@ -816,6 +816,7 @@ struct lh {
     struct sip_local local;
     uint64_t now;
     char *sent[LH_KEEP];
+    char sent_to[LH_KEEP][TRANSPORT_ADDR_TEXT];   /* where each went */
     size_t nsent;
     char events[32][48];              /* types published, in order */
     size_t nevents;
@@ -825,9 +826,9 @@ struct lh {
 
 static int lh_record(void *u, struct transport_dest *dest, const void *data, size_t len)
 {
-    (void)dest;
     struct lh *h = u;
     if (h->nsent == LH_KEEP) return 0;
+    transport_addr_text(&dest->addr, h->sent_to[h->nsent], sizeof(h->sent_to[0]));
     char *m = malloc(len + 1);
     assert_non_null(m);
     memcpy(m, data, len);
@@ -1237,6 +1238,172 @@ static void test_role_import_all_or_nothing(void **state)
     assert_int_equal(gb_lower_channel_count(h->l), 2);
 }
 
+/* ---- reload: gb_lower_set_upstreams ---- */
+
+/* The Call-ID value of msg, into out. */
+static void call_id_of(const char *msg, char *out, size_t cap)
+{
+    const char *p = strstr(msg, "\r\nCall-ID: ");
+    assert_non_null(p);
+    p += 11;
+    snprintf(out, cap, "%.*s", (int)strcspn(p, "\r"), p);
+}
+
+/* Index of the newest message starting with prefix. */
+static size_t lh_last_index(const struct lh *h, const char *prefix)
+{
+    for (size_t i = h->nsent; i-- > 0;)
+        if (!strncmp(h->sent[i], prefix, strlen(prefix))) return i;
+    fail_msg("no %s sent", prefix);
+    return 0;
+}
+
+static int lh_upstream_count(const struct lh *h)
+{
+    json_t *o = gb_lower_upstreams_json(h->l);
+    int n = (int)json_array_size(json_object_get(o, "upstreams"));
+    json_decref(o);
+    return n;
+}
+
+/* A section that is gone: Expires: 0 on the binding's Call-ID, the upstream
+ * no longer listed nor counted, and nothing more goes to it. */
+static void test_reload_removes_an_upstream(void **state)
+{
+    struct lh *h = *state;
+    lh_register(h, "Expires: 600\r\n");
+    char first[128], now[128];
+    call_id_of(lh_last(h, "REGISTER "), first, sizeof(first));
+    assert_int_equal(gb_lower_set_upstreams(h->l, NULL, 0), 0);
+    const char *unreg = lh_last(h, "REGISTER ");
+    assert_non_null(strstr(unreg, "\r\nExpires: 0\r\n"));
+    call_id_of(unreg, now, sizeof(now));
+    assert_string_equal(now, first);
+    assert_int_equal(lh_upstream_count(h), 0);
+    lh_answer(h, unreg, 200, "OK", "");
+    struct gb_lower_stats st;
+    gb_lower_get_stats(h->l, &st);
+    assert_int_equal(st.upstreams, 0);
+    size_t sent = h->nsent;
+    lh_advance(h, 3600 * 1000);
+    assert_int_equal(h->nsent, sent); /* no refresh, no keepalive */
+}
+
+/* A change that keeps the binding (password, timers): a refresh on the same
+ * Call-ID with the next CSeq, no unregister. */
+static void test_reload_refreshes_a_changed_upstream(void **state)
+{
+    struct lh *h = *state;
+    lh_register(h, "Expires: 600\r\n");
+    char first[128], now[128];
+    call_id_of(lh_last(h, "REGISTER "), first, sizeof(first));
+    struct config_upstream up = h->up;
+    snprintf(up.password, sizeof(up.password), "new-pw");
+    up.keepalive_interval = 30;
+    assert_int_equal(gb_lower_set_upstreams(h->l, &up, 1), 0);
+    assert_int_equal(lh_registers(h), 2);
+    const char *reg = lh_last(h, "REGISTER ");
+    assert_non_null(strstr(reg, "\r\nExpires: 3600\r\n"));
+    assert_non_null(strstr(reg, "\r\nCSeq: 2 REGISTER\r\n"));
+    call_id_of(reg, now, sizeof(now));
+    assert_string_equal(now, first);
+    lh_answer(h, reg, 200, "OK", "Expires: 600\r\n");
+    assert_string_equal(upstream_state(h), "registered");
+    /* the same section again: nothing is sent */
+    size_t sent = h->nsent;
+    assert_int_equal(gb_lower_set_upstreams(h->l, &up, 1), 0);
+    assert_int_equal(h->nsent, sent);
+}
+
+/* A new address: Expires: 0 to the old one, and only once that is answered
+ * a REGISTER on a new binding (new Call-ID) to the new address — the upper
+ * never sees our unregister after our new registration. */
+static void test_reload_moves_an_upstream(void **state)
+{
+    struct lh *h = *state;
+    lh_register(h, "Expires: 600\r\n");
+    char first[128], now[128];
+    call_id_of(lh_last(h, "REGISTER "), first, sizeof(first));
+    struct config_upstream up = h->up;
+    snprintf(up.host, sizeof(up.host), "192.0.2.8");
+    assert_int_equal(gb_lower_set_upstreams(h->l, &up, 1), 0);
+    size_t i = lh_last_index(h, "REGISTER ");
+    const char *unreg = h->sent[i];
+    assert_non_null(strstr(unreg, "\r\nExpires: 0\r\n"));
+    assert_string_equal(h->sent_to[i], "192.0.2.7:5060");
+    int before = lh_registers(h);
+    lh_advance(h, 400); /* less than T1: no retransmission either */
+    assert_int_equal(lh_registers(h), before);
+    lh_answer(h, unreg, 200, "OK", "");
+    i = lh_last_index(h, "REGISTER ");
+    const char *reg = h->sent[i];
+    assert_non_null(strstr(reg, "\r\nExpires: 3600\r\n"));
+    assert_string_equal(h->sent_to[i], "192.0.2.8:5060");
+    call_id_of(reg, now, sizeof(now));
+    assert_string_not_equal(now, first);
+    assert_string_equal(upstream_state(h), "registering");
+}
+
+/* A new section registers at once; the one already there is not touched. */
+static void test_reload_adds_an_upstream(void **state)
+{
+    struct lh *h = *state;
+    lh_register(h, "Expires: 600\r\n");
+    struct config_upstream ups[2] = {h->up, h->up};
+    snprintf(ups[1].id, sizeof(ups[1].id), "34020000002000000003");
+    snprintf(ups[1].host, sizeof(ups[1].host), "192.0.2.9");
+    assert_int_equal(gb_lower_set_upstreams(h->l, ups, 2), 0);
+    assert_int_equal(lh_registers(h), 2);
+    size_t i = lh_last_index(h, "REGISTER ");
+    assert_true(!strncmp(h->sent[i], "REGISTER sip:34020000002000000003@3402000000 SIP/2.0\r\n", 54));
+    assert_string_equal(h->sent_to[i], "192.0.2.9:5060");
+    assert_int_equal(lh_upstream_count(h), 2);
+    assert_string_equal(upstream_state(h), "registered");
+}
+
+/* Every slot holds an upstream or one still unregistering: a new section
+ * finds none (-ENOSPC, the others applied); once the unregister is answered
+ * its slot takes the new section. */
+static void test_reload_slots(void **state)
+{
+    struct lh *h = *state;
+    lh_register(h, "Expires: 600\r\n");
+    struct config_upstream ups[CONFIG_MAX_UPSTREAMS];
+    ups[0] = h->up;
+    for (int i = 1; i < CONFIG_MAX_UPSTREAMS; i++) {
+        ups[i] = h->up;
+        snprintf(ups[i].id, sizeof(ups[i].id), "340200000020000001%02d", i);
+    }
+    assert_int_equal(gb_lower_set_upstreams(h->l, ups, CONFIG_MAX_UPSTREAMS), 0);
+    assert_int_equal(lh_upstream_count(h), CONFIG_MAX_UPSTREAMS);
+    snprintf(ups[0].id, sizeof(ups[0].id), "34020000002000000199"); /* UPPER_ID goes, another comes */
+    assert_int_equal(gb_lower_set_upstreams(h->l, ups, CONFIG_MAX_UPSTREAMS), -ENOSPC);
+    assert_int_equal(lh_upstream_count(h), CONFIG_MAX_UPSTREAMS - 1);
+    const char *unreg = lh_last(h, "REGISTER ");
+    assert_true(!strncmp(unreg, "REGISTER sip:" UPPER_ID "@", 13 + 20 + 1));
+    assert_non_null(strstr(unreg, "\r\nExpires: 0\r\n"));
+    lh_answer(h, unreg, 200, "OK", "");
+    assert_int_equal(gb_lower_set_upstreams(h->l, ups, CONFIG_MAX_UPSTREAMS), 0);
+    assert_int_equal(lh_upstream_count(h), CONFIG_MAX_UPSTREAMS);
+    assert_true(!strncmp(lh_last(h, "REGISTER "), "REGISTER sip:34020000002000000199@", 34));
+}
+
+static void test_reload_checks_a_section(void **state)
+{
+    struct lh *h = *state;
+    char err[256];
+    assert_int_equal(gb_lower_upstream_check(&h->up, err, sizeof(err)), 0);
+    struct config_upstream up = h->up;
+    snprintf(up.host, sizeof(up.host), "upper.example");
+    assert_int_equal(gb_lower_upstream_check(&up, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "not a numeric address"));
+    up.enabled = false; /* a disabled section is never used */
+    assert_int_equal(gb_lower_upstream_check(&up, err, sizeof(err)), 0);
+    up = h->up;
+    snprintf(up.id, sizeof(up.id), "3402");
+    assert_int_equal(gb_lower_upstream_check(&up, err, sizeof(err)), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1266,6 +1433,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_role_answers_an_invite_from_the_local_host, lh_setup, lh_teardown),
         cmocka_unit_test_setup_teardown(test_role_local_directory, lh_setup, lh_teardown),
         cmocka_unit_test_setup_teardown(test_role_import_all_or_nothing, lh_setup, lh_teardown),
+        cmocka_unit_test_setup_teardown(test_reload_removes_an_upstream, lh_setup, lh_teardown),
+        cmocka_unit_test_setup_teardown(test_reload_refreshes_a_changed_upstream, lh_setup, lh_teardown),
+        cmocka_unit_test_setup_teardown(test_reload_moves_an_upstream, lh_setup, lh_teardown),
+        cmocka_unit_test_setup_teardown(test_reload_adds_an_upstream, lh_setup, lh_teardown),
+        cmocka_unit_test_setup_teardown(test_reload_slots, lh_setup, lh_teardown),
+        cmocka_unit_test_setup_teardown(test_reload_checks_a_section, lh_setup, lh_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -182,6 +182,64 @@ static void test_store_round_trip(void **state)
     rmdir(dir);
 }
 
+/* Reload: the database changed behind the table's back (here through a
+ * second table on the same store, as an operator's sqlite3 would): the table
+ * becomes exactly the stored rows and says what changed. */
+static void test_reload_from_the_store(void **state)
+{
+    (void)state;
+    char dir[64], path[96];
+    snprintf(dir, sizeof(dir), "/tmp/cascade-test-users-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/db.sqlite", dir);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    char err[256];
+    struct store *st = store_open(&loop, path, err, sizeof(err));
+    assert_non_null(st);
+    struct users *u = users_new(st), *operator = users_new(st);
+    struct done d = {0};
+    assert_int_equal(users_add(u, "alice", "example.com", MD5_A, NULL, done_cb, &d), 0);
+    assert_int_equal(users_add(u, "bob", "example.com", MD5_A, NULL, done_cb, &d), 0);
+    assert_int_equal(users_add(u, "erin", "example.com", MD5_A, NULL, done_cb, &d), 0);
+    while (d.calls < 3) uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(users_load(operator, st), 3);
+    assert_int_equal(users_add(operator, "dave", "example.com", MD5_B, NULL, done_cb, &d), 0);
+    assert_int_equal(users_add(operator, "bob", "example.com", MD5_B, NULL, done_cb, &d), 0);
+    assert_int_equal(users_del(operator, "alice", done_cb, &d), 0);
+    while (d.calls < 6) uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(d.status, 0);
+
+    struct users_reload_result r;
+    assert_int_equal(users_reload(u, st, &r), 0);
+    assert_int_equal(r.loaded, 3);
+    assert_int_equal(r.added, 1);
+    assert_int_equal(r.changed, 1);
+    assert_int_equal(r.removed, 1);
+    assert_int_equal(users_count(u), 3);
+    assert_null(users_find(u, STR_LIT("alice")));
+    assert_string_equal(users_find(u, STR_LIT("bob"))->ha1_md5, MD5_B);
+    assert_string_equal(users_find(u, STR_LIT("dave"))->ha1_md5, MD5_B);
+    assert_string_equal(users_find(u, STR_LIT("erin"))->ha1_md5, MD5_A);
+    /* nothing changed since: all counted as kept */
+    assert_int_equal(users_reload(u, st, &r), 0);
+    assert_int_equal(r.added + r.changed + r.removed, 0);
+    assert_int_equal(r.loaded, 3);
+
+    users_free(operator);
+    users_free(u);
+    store_close(st);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    const char *suffix[] = {"", "-wal", "-shm"};
+    for (int i = 0; i < 3; i++) {
+        char p[128];
+        snprintf(p, sizeof(p), "%s%s", path, suffix[i]);
+        unlink(p);
+    }
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -189,6 +247,7 @@ int main(void)
         cmocka_unit_test(test_refuses_bad_input),
         cmocka_unit_test(test_many_users),
         cmocka_unit_test(test_store_round_trip),
+        cmocka_unit_test(test_reload_from_the_store),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

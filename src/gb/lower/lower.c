@@ -13,6 +13,7 @@
 
 #include "events/events.h"
 #include "base/clock.h"
+#include "base/config.h"
 #include "base/log.h"
 #include "sip/local.h"
 #include "store/store.h"
@@ -452,16 +453,16 @@ struct gb_lower *gb_lower_new(const struct gb_config *gb, const struct config_up
     timer_node_init(&l->note_timer);
     if (uv_random(NULL, NULL, &l->rng, sizeof(l->rng), 0, NULL) != 0) l->rng = (uint64_t)(uintptr_t)l;
     l->rng |= 1;
-    if (n_ups > 0) {
-        l->ups = calloc((size_t)n_ups, sizeof(*l->ups));
-        if (!l->ups) {
-            free(l);
-            return NULL;
-        }
+    /* Every slot at once: a reload adds upstreams without moving the others. */
+    l->ups = calloc(CONFIG_MAX_UPSTREAMS, sizeof(*l->ups));
+    if (!l->ups || n_ups > CONFIG_MAX_UPSTREAMS) {
+        free(l->ups);
+        free(l);
+        return NULL;
     }
     for (int i = 0; i < n_ups; i++) {
         struct gb_upstream *up = &l->ups[i];
-        up->cfg = ups[i];
+        up->cfg = up->given = ups[i];
         up->index = i;
         gb_up_init(l, up);
         if (up->state == GB_UP_STOPPED && up->cfg.enabled) {
@@ -544,8 +545,76 @@ void gb_lower_upstream_persist(struct gb_lower *l, struct gb_upstream *up)
 json_t *gb_lower_upstreams_json(const struct gb_lower *l)
 {
     json_t *arr = json_array();
-    for (int i = 0; i < l->up_count; i++) json_array_append_new(arr, gb_up_json(&l->ups[i]));
+    for (int i = 0; i < l->up_count; i++)
+        if (!l->ups[i].removed) json_array_append_new(arr, gb_up_json(&l->ups[i]));
     return json_pack("{s:o}", "upstreams", arr);
+}
+
+int gb_lower_upstream_check(const struct config_upstream *u, char *err, size_t errcap)
+{
+    return u->enabled ? gb_up_check(u, err, errcap) : 0;
+}
+
+/* Every key of the section alike (strings up to their end). */
+static bool upstream_same(const struct config_upstream *a, const struct config_upstream *b)
+{
+    for (size_t i = 0; i < upstream_config_section.nkeys; i++)
+        if (!config_key_equal(&upstream_config_section.keys[i], a, b)) return false;
+    return true;
+}
+
+/* A slot for a new upstream: a fresh one, else one removed whose
+ * unregister has ended. NULL when every slot is busy. */
+static struct gb_upstream *slot_for_new(struct gb_lower *l)
+{
+    if (l->up_count < CONFIG_MAX_UPSTREAMS) return &l->ups[l->up_count++];
+    for (int i = 0; i < l->up_count; i++) {
+        struct gb_upstream *up = &l->ups[i];
+        if (up->removed && !up->unregistering && !up->reg) {
+            gb_up_free(up);
+            return up;
+        }
+    }
+    return NULL;
+}
+
+int gb_lower_set_upstreams(struct gb_lower *l, const struct config_upstream *ups, int n)
+{
+    if (l->stopping) return -ECANCELED;
+    /* Gone first, so that their slots can be reused. */
+    for (int i = 0; i < l->up_count; i++) {
+        struct gb_upstream *up = &l->ups[i];
+        if (up->removed) continue;
+        bool kept = false;
+        for (int j = 0; j < n && !kept; j++) kept = !strcmp(up->cfg.id, ups[j].id);
+        if (!kept) gb_up_remove(up);
+    }
+    int rc = 0;
+    for (int j = 0; j < n; j++) {
+        struct gb_upstream *up = NULL;
+        for (int i = 0; i < l->up_count && !up; i++)
+            if (!strcmp(l->ups[i].cfg.id, ups[j].id)) up = &l->ups[i];
+        if (up) {
+            /* still configured, perhaps changed, or removed and back again */
+            if (up->removed || up->has_next || !upstream_same(&up->given, &ups[j]))
+                gb_up_reconfigure(up, &ups[j]);
+            continue;
+        }
+        up = slot_for_new(l);
+        if (!up) {
+            log_error("gb lower: upstream %s not added: %d upstreams are configured or still unregistering",
+                      ups[j].id, CONFIG_MAX_UPSTREAMS);
+            rc = -ENOSPC;
+            continue;
+        }
+        memset(up, 0, sizeof(*up));
+        up->cfg = up->given = ups[j];
+        up->index = (int)(up - l->ups);
+        gb_up_init(l, up);
+        log_info("gb lower: upstream %s added (%s:%u)", up->cfg.id, up->cfg.host, up->cfg.port);
+        if (l->started) gb_up_start(up);
+    }
+    return rc;
 }
 
 /* ---- requests ---- */
@@ -556,7 +625,7 @@ static struct gb_upstream *upstream_of(struct gb_lower *l, const struct sip_msg 
     str_t user = m->from.uri.user;
     if (user.len != GB_ID_LEN) return NULL;
     for (int i = 0; i < l->up_count; i++)
-        if (str_eq_cstr(user, l->ups[i].cfg.id)) return &l->ups[i];
+        if (!l->ups[i].removed && str_eq_cstr(user, l->ups[i].cfg.id)) return &l->ups[i];
     return NULL;
 }
 
@@ -753,10 +822,11 @@ void gb_lower_free(struct gb_lower *l)
 void gb_lower_get_stats(const struct gb_lower *l, struct gb_lower_stats *out)
 {
     *out = l->stats;
-    out->upstreams = (uint32_t)l->up_count;
+    out->upstreams = 0;
     out->registered = 0;
     for (int i = 0; i < l->up_count; i++) {
         const struct gb_upstream *up = &l->ups[i];
+        if (!up->removed) out->upstreams++;
         if (up->state == GB_UP_REGISTERED) out->registered++;
         out->registers_sent += up->registers_sent;
         out->register_failures += up->register_failures;

@@ -85,6 +85,21 @@ void gb_lower_set_upper(struct gb_lower *l, struct gb_upper *g);
 void gb_lower_stop(struct gb_lower *l, void (*done)(void *arg), void *arg);
 void gb_lower_free(struct gb_lower *l);
 
+/* ---- reload (SIGHUP, POST /api/v1/reload) ---- */
+
+/* Whether an [upstream:ID] section can be used: a disabled one always, an
+ * enabled one with a 20-digit id and a numeric host. 0, or -1 with why in err. */
+int gb_lower_upstream_check(const struct config_upstream *u, char *err, size_t errcap);
+/* The sections now configured (checked with gb_lower_upstream_check):
+ * an upstream no longer listed unregisters (Expires: 0) and its streams
+ * stop; a new one registers; a changed one registers again — on the same
+ * binding when only its timers, charset, password or catalog keys changed,
+ * else (host, port, transport, tls_name, domain, enabled) it unregisters and
+ * then registers anew. Unchanged ones are not touched. 0, or -ENOSPC when an
+ * upstream found no slot (CONFIG_MAX_UPSTREAMS, removed ones count until
+ * their unregister ended; logged, the others applied). */
+int gb_lower_set_upstreams(struct gb_lower *l, const struct config_upstream *ups, int n);
+
 /* ---- the local directory (API and tests) ---- */
 
 struct gb_lower_channel_in {     /* strings may be NULL ("" / defaults) */

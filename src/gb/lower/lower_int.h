@@ -72,6 +72,12 @@ struct gb_upstream {
     uint64_t registers_sent, register_failures, keepalives_sent, keepalives_ok, keepalives_missed;
     struct gb_up_sub subs[GB_UP_SUB_KINDS];
     bool ever_subscribed;             /* to catalog: changes no longer go as MESSAGE */
+    /* Reload (gb_lower_set_upstreams): a slot never moves, since streams,
+     * jobs, timers and requests in flight point at it. */
+    struct config_upstream given;     /* the section as configured (cfg may be adjusted: 423, defaults) */
+    bool removed;                     /* no longer configured: skipped, reusable once its unregister ended */
+    bool has_next;                    /* next: the section as changed, applied once the unregister ended */
+    struct config_upstream next;
 };
 
 struct gb_lchan {                     /* a local channel (store: device_id "") */
@@ -164,8 +170,8 @@ struct gb_lower {
     char id[GB_ID_LEN + 1];
     char domain[32];                  /* our SIP domain ([gb] domain) */
     char media_ip[64];
-    struct gb_upstream *ups;
-    int up_count;
+    struct gb_upstream *ups;          /* CONFIG_MAX_UPSTREAMS slots */
+    int up_count;                     /* slots in use, removed ones included */
     struct htable chans;              /* local channels by id */
     struct gb_lstream *streams;
     uint32_t stream_count;
@@ -221,6 +227,16 @@ void gb_up_lost(struct gb_upstream *up, const char *reason);
 int gb_up_stop(struct gb_upstream *up);
 void gb_up_free(struct gb_upstream *up);
 json_t *gb_up_json(const struct gb_upstream *up);
+/* Whether u can be registered to: a 20-digit id and a numeric host. 0, or
+ * -1 with the reason in err. */
+int gb_up_check(const struct config_upstream *u, char *err, size_t errcap);
+/* Reload: cfg replaces up's section. Keys of the binding (host, port,
+ * transport, tls_name, domain, enabled) unregister it (Expires: 0) and
+ * register it anew once that was answered; the others take effect at once
+ * with a refresh REGISTER when it is registered. */
+void gb_up_reconfigure(struct gb_upstream *up, const struct config_upstream *cfg);
+/* Reload: the section is gone; its work stops and it unregisters. */
+void gb_up_remove(struct gb_upstream *up);
 
 /* lower_subs.c */
 /* A SUBSCRIBE from up (new, refresh or Expires 0): answered. */

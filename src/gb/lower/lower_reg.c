@@ -37,6 +37,21 @@ const char *gb_up_state_name(enum gb_up_state s)
 }
 
 static void send_register(struct gb_upstream *up, int expires);
+static void apply_next(struct gb_upstream *up);
+
+int gb_up_check(const struct config_upstream *u, char *err, size_t errcap)
+{
+    struct transport_dest d;
+    if (!gb_id_valid(str_from_cstr(u->id))) {
+        snprintf(err, errcap, "[upstream:%s]: not a 20-digit GB id", u->id);
+        return -1;
+    }
+    if (ua_dest_from_host(u->host, u->port, (enum sip_transport)u->transport, 0, &d) != 0) {
+        snprintf(err, errcap, "[upstream:%s] host '%s' is not a numeric address", u->id, u->host);
+        return -1;
+    }
+    return 0;
+}
 
 void gb_up_init(struct gb_lower *l, struct gb_upstream *up)
 {
@@ -44,8 +59,9 @@ void gb_up_init(struct gb_lower *l, struct gb_upstream *up)
     timer_node_init(&up->reg_timer);
     timer_node_init(&up->ka_timer);
     up->state = GB_UP_IDLE;
-    if (!gb_id_valid(str_from_cstr(up->cfg.id))) {
-        log_error("gb lower: [upstream:%s]: not a 20-digit GB id", up->cfg.id);
+    char err[160];
+    if (gb_up_check(&up->cfg, err, sizeof(err)) != 0) {
+        log_error("gb lower: %s", err);
         up->state = GB_UP_STOPPED;
         return;
     }
@@ -54,11 +70,7 @@ void gb_up_init(struct gb_lower *l, struct gb_upstream *up)
         up->charset = GB_CHARSET_GB2312;
     }
     enum sip_transport proto = (enum sip_transport)up->cfg.transport; /* numbered alike (base/config.h) */
-    if (ua_dest_from_host(up->cfg.host, up->cfg.port, proto, 0, &up->dest) != 0) {
-        log_error("gb lower: [upstream:%s] host '%s' is not a numeric address", up->cfg.id, up->cfg.host);
-        up->state = GB_UP_STOPPED;
-        return;
-    }
+    ua_dest_from_host(up->cfg.host, up->cfg.port, proto, 0, &up->dest); /* checked above */
     snprintf(up->dest.server_name, sizeof(up->dest.server_name), "%s", up->cfg.tls_name);
     char dom[GB_DOMAIN_LEN + 1];
     gb_id_domain(str_from_cstr(up->cfg.id), dom);
@@ -212,6 +224,7 @@ static void on_register_final(void *arg, struct ua_uac *h, int status, const str
         log_info("gb lower: unregistered from upstream %s: %d", up->cfg.id, status);
         gb_lower_upstream_persist(l, up);
         gb_lower_stop_step(l);
+        if (up->has_next && !l->stopping) apply_next(up); /* a reload changed it: register anew */
         return;
     }
     if (l->stopping) return;
@@ -420,4 +433,81 @@ json_t *gb_up_json(const struct gb_upstream *up)
     json_object_set_new(o, "keepalives_missed", json_integer((json_int_t)up->keepalives_missed));
     json_object_set_new(o, "subscriptions", gb_lower_subs_json(up));
     return o;
+}
+
+/* ---- reload ---- */
+
+/* Ends what runs for up and unregisters it; 1 while the unregister is
+ * awaited (the slot is STOPPED meanwhile, so nothing else goes to it). */
+static int retire(struct gb_upstream *up, const char *reason)
+{
+    struct gb_lower *l = up->l;
+    gb_lstreams_stop(l, up, reason);
+    gb_relays_stop(l, up, reason);
+    gb_lower_jobs_drop(l, up);
+    gb_lower_subs_clear(up);
+    int pending = gb_up_stop(up);
+    up->state = GB_UP_STOPPED;
+    return pending;
+}
+
+/* The changed section takes over the slot: a new binding (Call-ID, tag). */
+static void apply_next(struct gb_upstream *up)
+{
+    up->cfg = up->next;
+    up->has_next = false;
+    up->unregistering = false;
+    up->cseq = 0;
+    up->failures = 0;
+    up->misses = 0;
+    up->granted = 0;
+    up->last_error[0] = '\0';
+    up->ever_subscribed = false;
+    gb_lower_subs_clear(up);
+    gb_up_init(up->l, up);
+    log_info("gb lower: upstream %s now %s:%u %s%s", up->cfg.id, up->cfg.host, up->cfg.port,
+             sip_transport_param(up->dest.proto), up->cfg.enabled ? "" : " (disabled)");
+    gb_up_start(up);
+}
+
+static bool binding_changed(const struct config_upstream *a, const struct config_upstream *b)
+{
+    return strcmp(a->host, b->host) || a->port != b->port || a->transport != b->transport ||
+           strcmp(a->tls_name, b->tls_name) || strcmp(a->domain, b->domain) || a->enabled != b->enabled;
+}
+
+void gb_up_reconfigure(struct gb_upstream *up, const struct config_upstream *cfg)
+{
+    struct gb_lower *l = up->l;
+    up->given = *cfg;
+    if (up->has_next || up->removed || binding_changed(&up->cfg, cfg)) {
+        up->next = *cfg;
+        up->has_next = true;
+        up->removed = false;
+        log_info("gb lower: upstream %s changed: unregistering, then registering to %s:%u", cfg->id, cfg->host,
+                 cfg->port);
+        if (up->unregistering || retire(up, "upstream-changed")) return; /* on_register_final applies it */
+        apply_next(up);
+        return;
+    }
+    up->cfg = *cfg;
+    if (gb_charset_from_name(up->cfg.charset, &up->charset) != 0) up->charset = GB_CHARSET_GB2312;
+    log_info("gb lower: upstream %s changed: %s", cfg->id,
+             up->state == GB_UP_REGISTERED || up->state == GB_UP_FAILED ? "registering again" : "taken as is");
+    if (up->state == GB_UP_REGISTERED) {
+        send_register(up, up->cfg.expires); /* a refresh on the same binding */
+    } else if (up->state == GB_UP_FAILED) {
+        timer_stop(l->timers, &up->reg_timer);
+        up->failures = 0;
+        up->state = GB_UP_REGISTERING;
+        send_register(up, up->cfg.expires); /* perhaps the password was what failed */
+    }
+}
+
+void gb_up_remove(struct gb_upstream *up)
+{
+    up->removed = true;
+    up->has_next = false;
+    log_info("gb lower: upstream %s removed: unregistering", up->cfg.id);
+    if (!up->unregistering) retire(up, "upstream-removed");
 }

@@ -26,4 +26,7 @@ struct config_upstream {               /* [upstream:<20-digit id>] — GB28181 l
     bool notify_without_subscription;   /* catalog changes as MESSAGE to an upper that never subscribed */
 };
 
+struct config_section;
+extern const struct config_section upstream_config_section; /* the keys (upstream_config.c) */
+
 #endif

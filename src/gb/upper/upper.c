@@ -1110,6 +1110,99 @@ int gb_upper_load(struct gb_upper *g)
     return 0;
 }
 
+/* ---- reload ---- */
+
+struct reload_ctx {
+    struct gb_upper *g;
+    struct gb_devices_reload r;
+};
+
+static void reload_unmark(struct gb_device *d, void *arg)
+{
+    (void)arg;
+    d->reload_seen = false;
+}
+
+static bool same_text(const char *a, const char *b) { return !strcmp(a ? a : "", b ? b : ""); }
+
+static int reload_device_row(void *arg, const struct store_gb_device *row)
+{
+    struct reload_ctx *c = arg;
+    str_t id = str_from_cstr(row->id);
+    struct gb_device *d = gb_device_find_str(c->g, id);
+    bool added = false;
+    if (!d) {
+        if (!(d = device_new(c->g, id))) {
+            log_warn("gb: stored device \"%.32s\" skipped (bad id or no memory)", row->id);
+            return 0;
+        }
+        added = true;
+    }
+    c->r.rows++;
+    d->reload_seen = true;
+    d->in_store = true;
+    gb_charset_t cs = d->charset;
+    if (gb_charset_from_name(row->charset, &cs) != 0) cs = d->charset;
+    bool changed = !same_text(d->password, row->password) || cs != d->charset ||
+                   d->auth_enabled != row->auth_enabled || d->allow != row->allow;
+    if (changed) {
+        free(d->password);
+        d->password = row->password[0] ? strdup(row->password) : NULL;
+        d->charset = cs;
+        d->auth_enabled = row->auth_enabled;
+        d->allow = row->allow;
+    }
+    if (added) c->r.added++;
+    else if (changed) c->r.changed++;
+    return 0;
+}
+
+struct reload_gone {
+    struct gb_device **v;
+    size_t n, cap;
+};
+
+static void reload_collect_gone(struct gb_device *d, void *arg)
+{
+    struct reload_gone *gone = arg;
+    if (d->reload_seen || !d->in_store || gone->n == gone->cap) return;
+    gone->v[gone->n++] = d;
+}
+
+int gb_upper_reload_devices(struct gb_upper *g, struct gb_devices_reload *out)
+{
+    struct reload_ctx c = {.g = g};
+    if (!g->store) {
+        if (out) *out = c.r;
+        return 0;
+    }
+    gb_device_foreach(g, reload_unmark, NULL);
+    int rc = store_load_gb_devices(g->store, reload_device_row, &c);
+    if (rc < 0) {
+        log_error("gb: devices not re-read (%d)", rc);
+        return rc;
+    }
+    /* Rows gone: collected first, as dropping changes the table being walked. */
+    size_t n = htable_count(&g->devices);
+    struct reload_gone gone = {.v = calloc(n ? n : 1, sizeof(*gone.v)), .cap = n};
+    if (!gone.v) return -ENOMEM;
+    gb_device_foreach(g, reload_collect_gone, &gone);
+    for (size_t i = 0; i < gone.n; i++) {
+        struct gb_device *d = gone.v[i];
+        log_info("gb: device %s is no longer in the store: dropped", d->id);
+        device_offline(g, d, "removed"); /* persists the change: the delete below follows it */
+        store_submit(g->store, store_op_gb_device_delete(d->id), NULL, NULL);
+        device_unlink(g, d);
+        device_free(g, d);
+        c.r.removed++;
+    }
+    free(gone.v);
+    log_info("gb: devices re-read: %d stored, %d added, %d changed, %d dropped", c.r.rows, c.r.added, c.r.changed,
+             c.r.removed);
+    if (out) *out = c.r;
+    return 0;
+}
+
 /* ---- stop / free ---- */
 
 static void fail_device_queries(struct gb_device *d, void *arg)

@@ -141,6 +141,19 @@ int gb_upper_alarm_reset(struct gb_upper *g, const char *device_id, const char *
 int gb_device_admin_set(struct gb_upper *g, const char *id, const char *password, const char *charset, int auth);
 int gb_device_admin_delete(struct gb_upper *g, const char *id);
 
+/* What gb_upper_reload_devices found. */
+struct gb_devices_reload {
+    int rows;                          /* devices stored */
+    int added, removed, changed;       /* against memory; changed: password, charset, auth or allow */
+};
+/* Re-reads the devices' administrative records (password, charset, auth,
+ * allow) from the store, for an operator who changed the database behind
+ * the daemon's back (SIGHUP). A registration stays as it is; a new row makes
+ * a device known (offline), a device whose row is gone is dropped as if
+ * deleted through the API (online: its streams end). Writes still queued are
+ * not seen (store_flush_sync first). 0, or a negative errno (nothing changed). */
+int gb_upper_reload_devices(struct gb_upper *g, struct gb_devices_reload *out);
+
 /* Commands to device_id. 0: wt gets the result; or a negative errno (wt then
  * untouched): -ENOENT no such device, -ENOTCONN not online, -EINVAL bad
  * arguments, -EBUSY too many queries pending, -ESHUTDOWN stopping, and for

@@ -121,6 +121,7 @@ struct gb_device {
     bool auth_enabled;
     bool allow;                 /* false: REGISTER refused (403) */
     bool in_store;
+    bool reload_seen;           /* gb_upper_reload_devices: still a stored row */
     /* registration */
     bool online;
     enum sip_transport proto;
