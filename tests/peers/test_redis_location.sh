@@ -12,7 +12,9 @@
 #  4. a Redis master killed -9, its replica promoted: new registrations on
 #     its slots are still mirrored (the client follows the new map);
 #  5. cascade killed -9: a short-lived binding's key expires on its TTL
-#     while a long-lived one stays (nobody deleted them: the TTL did).
+#     while a long-lived one stays (nobody deleted them: the TTL did);
+#  6. cascade restarted on its database: the bindings it loads are written
+#     into the cluster again (a key deleted meanwhile comes back).
 source "$(dirname "$0")/lib.sh"
 
 for t in redis-server redis-cli sipp; do
@@ -117,4 +119,13 @@ check "... cascade killed -9" wait_for 10 not kill -0 "$a_PID"
 check "... u6's key expires on its own" wait_for 30 no_key u6
 check "... u3's (300 s) is still there" has_field u3 "sip:u3@127.0.0.1:5033"
 check "... with its TTL" [ "$(pttl u3)" -gt 0 ]
+
+# ---- 6. restarted on the same database: the bindings loaded from SQLite
+#      (no callbacks) are written again at start-up
+rcli del "$(key u3)" >/dev/null
+check "6. u3's key deleted by hand while cascade is down" no_key u3
+start_cascade a2 "$WORK/a.ini"
+check "... restarted: u3's binding (loaded from the store) is mirrored again" \
+    wait_for 30 has_field u3 "sip:u3@127.0.0.1:5033"
+check "... with node id node-a and a TTL" [ "$(field u3 "sip:u3@127.0.0.1:5033" .node)" = node-a ] && [ "$(pttl u3)" -gt 0 ]
 finish
