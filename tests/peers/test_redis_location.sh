@@ -11,6 +11,8 @@
 #  3. an unregister (Expires 0) removes the key;
 #  4. a Redis master killed -9, its replica promoted: new registrations on
 #     its slots are still mirrored (the client follows the new map);
+#  4b. Redis paused for writes: REGISTER still answered, the writes fail
+#     (counted), and a resync follows once Redis takes writes again;
 #  5. cascade killed -9: a short-lived binding's key expires on its TTL
 #     while a long-lived one stays (nobody deleted them: the TTL did);
 #  6. cascade restarted on its database: the bindings it loads are written
@@ -34,10 +36,11 @@ mirror_bindings = yes
 nodes = 127.0.0.1:${REDIS_PORTS[0]},127.0.0.1:${REDIS_PORTS[1]}
 node_id = node-a
 key_prefix = t:
+timeout_ms = 1000
 INI
 start_cascade a "$WORK/a.ini"
 check "the mirror says it started" grep -q "bindings mirrored into the cluster" "$WORK/a.log"
-for u in u1 u2 u3 u4 u5 u6; do ctl user add "$u" --password "${u}pw" >/dev/null; done
+for u in u1 u2 u3 u4 u5 u6 u7 u8; do ctl user add "$u" --password "${u}pw" >/dev/null; done
 
 key() { echo "t:loc:{$1}"; }  # the location keys an AoR by its user
 # field USER CONTACT JQ: JQ over the mirrored record of USER's CONTACT
@@ -108,6 +111,24 @@ check "... which is mirrored on the promoted master" wait_for 30 has_field u2 "s
 check "... sipp UDP: u5 (new) registers -> 200" reg u5 5055 300
 check "... and is mirrored" wait_for 30 has_field u5 "sip:u5@127.0.0.1:5055"
 check "... /stats still counts no dropped write" [ "$(stats writes_dropped)" = 0 ]
+
+# ---- 4b. Redis takes no writes for a while (CLIENT PAUSE WRITE on every
+#      master, lifted by hand): REGISTER is still answered, the mirror's
+#      writes time out and are counted failed; once writes are taken again,
+#      the next answered write starts a resync of every binding
+mapfile -t LIVE_MASTERS < <(redis_masters "$rep")
+check "4b. three live masters after the failover" [ "${#LIVE_MASTERS[@]}" -eq 3 ]
+failed0=$(stats writes_failed); resync0=$(stats resyncs)
+for p in "${LIVE_MASTERS[@]}"; do redis_rc "$p" client pause 120000 write >/dev/null; done
+check "... every master paused for writes; sipp UDP: u7 registers -> 200 all the same" reg u7 5077 300
+failed_more() { [ "$(stats writes_failed)" -gt "$failed0" ]; }
+check "... the mirror's writes time out (writes_failed grows)" wait_for 30 failed_more
+for p in "${LIVE_MASTERS[@]}"; do redis_rc "$p" client unpause >/dev/null; done
+check "... writes taken again: sipp UDP: u8 registers -> 200" reg u8 5088 300
+resynced() { [ "$(stats resyncs)" -gt "$resync0" ]; }
+check "... the mirror counts a resync" wait_for 30 resynced
+check "... u7's binding is in the cluster" wait_for 30 has_field u7 "sip:u7@127.0.0.1:5077"
+check "... and u8's" wait_for 30 has_field u8 "sip:u8@127.0.0.1:5088"
 
 # ---- 5. cascade killed -9: the TTL cleans up after it
 check "5. sipp UDP: u6 registers for 5 s -> 200" reg u6 5066 5
