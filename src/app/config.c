@@ -85,6 +85,7 @@ static const struct config_binding bindings[] = {
     SECTION(auth, auth_config_section),
     SECTION(proxy, proxy_config_section),
     SECTION(store, store_config_section),
+    SECTION(redis, redis_config_section),
     SECTION(api, api_config_section),
     SECTION(events, events_config_section),
     SECTION(log, log_config_section),

@@ -20,6 +20,7 @@
 #include "gb/lower/upstream_config.h"
 #include "gb/upper/gb_config.h"
 #include "proxy/proxy_config.h"
+#include "redis/redis_config.h"
 #include "registrar/registrar_config.h"
 #include "sip/sip_config.h"
 #include "store/store_config.h"
@@ -58,6 +59,7 @@ struct config {
     struct auth_config auth;
     struct proxy_config proxy;
     struct store_config store;
+    struct redis_config redis;          /* [redis] — the Redis Cluster mirror (issue 16) */
     struct api_config api;
     struct events_config events;
     struct log_config log;
@@ -77,6 +79,7 @@ extern const struct config_section registrar_config_section;  /* registrar/regis
 extern const struct config_section auth_config_section;       /* auth/auth_config.c */
 extern const struct config_section proxy_config_section;      /* proxy/proxy_config.c */
 extern const struct config_section store_config_section;      /* store/store_config.c */
+extern const struct config_section redis_config_section;      /* redis/redis_config.c */
 extern const struct config_section api_config_section;        /* api/api_config.c */
 extern const struct config_section events_config_section;     /* events/events_config.c */
 extern const struct config_section log_config_section;        /* base/log_config.c */

@@ -28,6 +28,7 @@
 #include "proxy/proxy.h"
 #include "registrar/digest_check.h"
 #include "registrar/location.h"
+#include "registrar/location_mirror.h"
 #include "registrar/registrar.h"
 #include "sip/local.h"
 #include "subs/offline_msg.h"
@@ -194,6 +195,79 @@ static int start_registrar(struct worker *w)
     return 0;
 }
 
+/* ---- the registrar's observer: one slot, fanned out here to every
+ * module that follows the bindings (the notifier, the Redis mirror) ---- */
+
+static void fan_added(void *arg, const struct location_binding *b)
+{
+    struct worker *w = arg;
+    for (size_t i = 0; i < w->nobservers; i++)
+        if (w->observers[i].binding_added) w->observers[i].binding_added(w->observers[i].arg, b);
+}
+static void fan_refreshed(void *arg, const struct location_binding *b)
+{
+    struct worker *w = arg;
+    for (size_t i = 0; i < w->nobservers; i++)
+        if (w->observers[i].binding_refreshed) w->observers[i].binding_refreshed(w->observers[i].arg, b);
+}
+static void fan_removed(void *arg, const struct location_binding *b, enum location_reason reason)
+{
+    struct worker *w = arg;
+    for (size_t i = 0; i < w->nobservers; i++)
+        if (w->observers[i].binding_removed) w->observers[i].binding_removed(w->observers[i].arg, b, reason);
+}
+static void fan_online(void *arg, const char *aor)
+{
+    struct worker *w = arg;
+    for (size_t i = 0; i < w->nobservers; i++)
+        if (w->observers[i].aor_online) w->observers[i].aor_online(w->observers[i].arg, aor);
+}
+static void fan_offline(void *arg, const char *aor, enum location_reason reason)
+{
+    struct worker *w = arg;
+    for (size_t i = 0; i < w->nobservers; i++)
+        if (w->observers[i].aor_offline) w->observers[i].aor_offline(w->observers[i].arg, aor, reason);
+}
+
+/* Adds obs to the fan-out (the registrar's slot points at the fan-out once
+ * there is one observer, and at nothing when none is left). */
+static void observer_add(struct worker *w, const struct location_callbacks *obs)
+{
+    if (w->nobservers >= WORKER_MAX_OBSERVERS) return; /* a programming error: the table is sized for the roles */
+    w->observers[w->nobservers++] = *obs;
+    struct location_callbacks fan = {.arg = w, .binding_added = fan_added, .binding_refreshed = fan_refreshed,
+                                     .binding_removed = fan_removed, .aor_online = fan_online,
+                                     .aor_offline = fan_offline};
+    registrar_set_observer(w->registrar, &fan);
+}
+
+static void observer_remove(struct worker *w, void *arg)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < w->nobservers; i++)
+        if (w->observers[i].arg != arg) w->observers[j++] = w->observers[i];
+    w->nobservers = j;
+    if (!j && w->registrar) registrar_set_observer(w->registrar, NULL);
+}
+
+/* [redis] mirror_bindings: the bindings written behind into the cluster. */
+static int start_mirror(struct worker *w)
+{
+    if (!w->cfg.redis.mirror_bindings) return 0;
+    int err = 0;
+    w->mirror = location_mirror_new(w->loop, &w->timers, w->location, &w->cfg.redis, &err);
+    if (!w->mirror) {
+        log_error("[redis] cannot start the binding mirror toward %s: %s", w->cfg.redis.nodes, strerror(-err));
+        return -1;
+    }
+    struct location_callbacks obs;
+    location_mirror_callbacks(w->mirror, &obs);
+    observer_add(w, &obs);
+    log_info("[redis] bindings mirrored into the cluster at %s as node %s", w->cfg.redis.nodes,
+             location_mirror_node_id(w->mirror));
+    return 0;
+}
+
 /* The RFC 6665 notifier on the registrar's location; its subscriptions come
  * back from the store. */
 static int start_subs(struct worker *w)
@@ -210,7 +284,7 @@ static int start_subs(struct worker *w)
     }
     struct location_callbacks obs;
     subs_location_observer(w->subs, &obs);
-    registrar_set_observer(w->registrar, &obs);
+    observer_add(w, &obs);
     if (w->api) api_routes_presence(w->api, w->subs);
     return 0;
 }
@@ -238,7 +312,7 @@ int dispatch_start_roles(struct worker *w)
     fill_local(w);
     /* The UA first: the registrar and the proxy take their tags from it. */
     w->ua = ua_new(&w->cfg.sip, &w->local, &w->timers, w->txn, w->transport, 0);
-    if (!w->ua || start_registrar(w) < 0 || start_subs(w) < 0 || start_offline(w) < 0) return -1;
+    if (!w->ua || start_registrar(w) < 0 || start_mirror(w) < 0 || start_subs(w) < 0 || start_offline(w) < 0) return -1;
     w->proxy = start_proxy(w);
     if (!w->proxy) return -1;
 
@@ -269,6 +343,11 @@ int dispatch_start_gb_lower(struct worker *w)
 
 void dispatch_stop_roles(struct worker *w, void (*done)(void *arg), void *arg)
 {
+    if (w->mirror) { /* its connections would keep the loop running */
+        observer_remove(w, w->mirror);
+        location_mirror_free(w->mirror);
+        w->mirror = NULL;
+    }
     if (w->gb_upper) gb_upper_stop(w->gb_upper);
     if (w->gb_lower) gb_lower_stop(w->gb_lower, done, arg); /* unregisters: needs the loop a moment */
     else done(arg);
@@ -279,6 +358,12 @@ void dispatch_free_roles(struct worker *w)
     if (w->gb_lower) gb_lower_free(w->gb_lower);
     if (w->gb_upper) gb_upper_free(w->gb_upper);
     if (w->proxy) proxy_free(w->proxy);
+    if (w->mirror) {
+        observer_remove(w, w->mirror);
+        location_mirror_free(w->mirror);
+        w->mirror = NULL;
+    }
+    w->nobservers = 0;
     if (w->registrar) registrar_set_observer(w->registrar, NULL);
     subs_free(w->subs);
     w->subs = NULL;
@@ -498,6 +583,15 @@ void dispatch_stats(struct worker *w, json_t *stats)
     if (w->proxy) proxy_stats_json(w->proxy, stats);
     if (w->subs) subs_stats_json(w->subs, stats);
     if (w->offline) offline_msg_stats_json(w->offline, stats);
+    if (w->mirror) {
+        struct location_mirror_stats ms;
+        location_mirror_get_stats(w->mirror, &ms);
+        json_object_set_new(stats, "redis_mirror",
+                            json_pack("{s:s,s:I,s:I,s:I,s:I,s:i}", "node_id", location_mirror_node_id(w->mirror),
+                                      "writes_ok", (json_int_t)ms.writes_ok, "writes_failed",
+                                      (json_int_t)ms.writes_failed, "writes_dropped", (json_int_t)ms.writes_dropped,
+                                      "resyncs", (json_int_t)ms.resyncs, "pending", (int)ms.pending));
+    }
     if (w->gb_upper) {
         struct gb_upper_stats s;
         gb_upper_get_stats(w->gb_upper, &s);

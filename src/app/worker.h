@@ -22,6 +22,7 @@
 #include "base/overload.h"
 #include "base/timer.h"
 #include "registrar/digest_check.h"
+#include "registrar/location.h"
 #include "sip/local.h"
 #include "sip/msg.h"
 #include "transport/tls.h"
@@ -44,6 +45,9 @@ struct gb_upper;
 struct gb_lower;
 struct ua;
 struct sfu;
+struct location_mirror;
+
+#define WORKER_MAX_OBSERVERS 4
 
 struct worker_stats {
     uint64_t requests_in[SIP_METHOD_COUNT];  /* by method; [0] counts extension methods */
@@ -82,6 +86,11 @@ struct worker {
     struct gb_upper *gb_upper;
     struct gb_lower *gb_lower;
     struct sfu *sfu;                         /* [media]: rooms, WHIP, WHEP; NULL when off */
+    struct location_mirror *mirror;          /* [redis] mirror_bindings: NULL when off */
+    /* The registrar's one observer slot fans out to these (dispatch.c): the
+     * notifier's and the Redis mirror's callbacks. */
+    struct location_callbacks observers[WORKER_MAX_OBSERVERS];
+    size_t nobservers;
 
     struct sip_local local;                  /* who we are, as roles get it: realm ([auth] realm, else
                                                 the domain), Via/Contact host and ports from the

@@ -402,3 +402,65 @@ xp() { xmllint --xpath "string($2)" "$1" 2>/dev/null; }
 # got_notifies NAME N: sipp NAME's trace ($WORK/NAME.msg) holds N NOTIFY
 # bodies or more (notify_bodies.py writes them to $WORK/NAME.n/1.xml, ...).
 got_notifies() { [ "$(python3 "$PEERS_DIR/notify_bodies.py" "$WORK/$1.msg" "$WORK/$1.n" 2>/dev/null)" -ge "$2" ]; }
+
+# ---- Redis Cluster (issue 16): Debian's redis-server on loopback ports of
+# this test's slot. redis_cluster_start MASTERS REPLICAS: MASTERS x
+# (1 + REPLICAS) nodes, each with its cluster bus port from the slot too (the
+# default, port + 10000, is outside it); sets REDIS_PORTS (all data ports)
+# and REDIS_PID[port]; returns once every node says cluster_state:ok.
+redis_cluster_start() {
+    local n=$(($1 * (1 + $2))) i p base
+    base=$(free_range $((2 * n)))
+    REDIS_PORTS=()
+    declare -gA REDIS_PID=()
+    for ((i = 0; i < n; i++)); do
+        p=$((base + i))
+        REDIS_PORTS+=("$p")
+        mkdir -p "$WORK/r$p"
+        redis-server --port "$p" --bind 127.0.0.1 --cluster-enabled yes --cluster-port $((base + n + i)) \
+            --cluster-config-file "$WORK/r$p/nodes.conf" --cluster-node-timeout 1500 \
+            --dir "$WORK/r$p" --save '' --appendonly no --daemonize no \
+            --logfile "$WORK/redis-$p.log" &
+        PIDS+=("$!")
+        REDIS_PID[$p]=$!
+    done
+    for p in "${REDIS_PORTS[@]}"; do
+        wait_for 30 bash -c "[ \"\$(redis-cli -h 127.0.0.1 -p $p ping)\" = PONG ]" || return 1
+    done
+    local addrs=()
+    for p in "${REDIS_PORTS[@]}"; do addrs+=("127.0.0.1:$p"); done
+    redis-cli --cluster create "${addrs[@]}" --cluster-replicas "$2" --cluster-yes >"$WORK/create.log" 2>&1 || return 1
+    wait_for 60 redis_cluster_ok "${REDIS_PORTS[@]}"
+}
+redis_rc() { redis-cli -h 127.0.0.1 -p "$@"; }
+# redis_cluster_ok PORT...: each node says state ok and knows every node started.
+redis_cluster_ok() {
+    local p
+    for p in "$@"; do
+        redis_rc "$p" cluster info | tr -d '\r' | grep -q '^cluster_state:ok$' || return 1
+        redis_rc "$p" cluster info | tr -d '\r' | grep -q "^cluster_known_nodes:${#REDIS_PORTS[@]}\$" || return 1
+    done
+}
+# redis_masters PORT: the ports of the live masters holding slots, as PORT sees them.
+redis_masters() {
+    redis_rc "$1" cluster nodes | tr -d '\r' |
+        awk '$3 ~ /master/ && $3 !~ /fail/ && NF >= 9 { split($2, a, "[:@]"); print a[2] }' | sort
+}
+# redis_owner SLOT PORT: the port of the master serving SLOT, as PORT sees it.
+redis_owner() {
+    redis_rc "$2" cluster nodes | tr -d '\r' | awk -v s="$1" '$3 ~ /master/ && $3 !~ /fail/ {
+        split($2, a, "[:@]");
+        for (i = 9; i <= NF; i++) {
+            if ($i ~ /^\[/) continue;
+            n = split($i, r, "-"); lo = r[1]; hi = (n > 1 ? r[2] : r[1]);
+            if (s + 0 >= lo + 0 && s + 0 <= hi + 0) print a[2] } }'
+}
+redis_node_id() { redis_rc "$1" cluster myid | tr -d '\r'; }
+redis_slot_of() { redis_rc "${REDIS_PORTS[0]}" cluster keyslot "$1" | tr -d '\r'; }
+# redis_replica_of PORT: the port of a replica of the master on PORT.
+redis_replica_of() {
+    local id; id=$(redis_node_id "$1")
+    redis_rc "$1" cluster nodes | tr -d '\r' | awk -v id="$id" '$4 == id { split($2, a, "[:@]"); print a[2] }' | head -1
+}
+# redis_promoted PORT: the node on PORT is a master now.
+redis_promoted() { redis_rc "$1" role | head -1 | tr -d '\r' | grep -q '^master$'; }

@@ -17,54 +17,14 @@ command -v redis-server >/dev/null && command -v redis-cli >/dev/null ||
 PROBE_BIN=$BUILD_DIR/redis_cluster_probe
 [ -x "$PROBE_BIN" ] || { echo "FAIL: $PROBE_BIN not built"; exit 1; }
 
-# Six data ports and six cluster bus ports (the bus would be port+10000 by
-# default, outside this test's slot).
-base=$(free_range 12)
-PORTS=() BUS=()
-for i in 0 1 2 3 4 5; do PORTS+=($((base + i))); BUS+=($((base + 6 + i))); done
-declare -A RPID
-for i in 0 1 2 3 4 5; do
-    p=${PORTS[$i]}
-    mkdir -p "$WORK/r$p"
-    redis-server --port "$p" --bind 127.0.0.1 --cluster-enabled yes --cluster-port "${BUS[$i]}" \
-        --cluster-config-file "$WORK/r$p/nodes.conf" --cluster-node-timeout 1500 \
-        --dir "$WORK/r$p" --save '' --appendonly no --daemonize no \
-        --logfile "$WORK/redis-$p.log" &
-    PIDS+=("$!")
-    RPID[$p]=$!
-done
-rc() { redis-cli -h 127.0.0.1 -p "$@"; }
-for p in "${PORTS[@]}"; do
-    check "redis $p answers" wait_for 30 bash -c "[ \"\$(redis-cli -h 127.0.0.1 -p $p ping)\" = PONG ]"
-done
-addrs=()
-for p in "${PORTS[@]}"; do addrs+=("127.0.0.1:$p"); done
-redis-cli --cluster create "${addrs[@]}" --cluster-replicas 1 --cluster-yes >"$WORK/create.log" 2>&1
-cluster_ok() { # every node: state ok, 6 nodes known
-    local p
-    for p in "$@"; do
-        rc "$p" cluster info | tr -d '\r' | grep -q '^cluster_state:ok$' || return 1
-        rc "$p" cluster info | tr -d '\r' | grep -q '^cluster_known_nodes:6$' || return 1
-    done
-}
-check "the cluster forms (3 masters + 3 replicas)" wait_for 60 cluster_ok "${PORTS[@]}"
-
-# masters: "port" for each master holding slots, from CLUSTER NODES.
-masters() {
-    rc "$1" cluster nodes | tr -d '\r' |
-        awk '$3 ~ /master/ && $3 !~ /fail/ && NF >= 9 { split($2, a, "[:@]"); print a[2] }' | sort
-}
-# owner SLOT: the port of the master serving SLOT (asked of node $2).
-owner() {
-    rc "$2" cluster nodes | tr -d '\r' | awk -v s="$1" '$3 ~ /master/ && $3 !~ /fail/ {
-        split($2, a, "[:@]");
-        for (i = 9; i <= NF; i++) {
-            if ($i ~ /^\[/) continue;
-            n = split($i, r, "-"); lo = r[1]; hi = (n > 1 ? r[2] : r[1]);
-            if (s + 0 >= lo + 0 && s + 0 <= hi + 0) print a[2] } }'
-}
-node_id() { rc "$1" cluster myid | tr -d '\r'; }
-slot_of() { rc "${PORTS[0]}" cluster keyslot "$1" | tr -d '\r'; }
+check "the cluster forms (3 masters + 3 replicas)" redis_cluster_start 3 1
+PORTS=("${REDIS_PORTS[@]}")
+rc() { redis_rc "$@"; }
+masters() { redis_masters "$@"; }
+owner() { redis_owner "$@"; }
+node_id() { redis_node_id "$@"; }
+slot_of() { redis_slot_of "$@"; }
+cluster_ok() { redis_cluster_ok "$@"; }
 mapfile -t MASTERS < <(masters "${PORTS[0]}")
 check "three masters hold the slots" [ "${#MASTERS[@]}" -eq 3 ]
 
@@ -148,19 +108,14 @@ check "... {as}stays after the migration ends (MOVED)" [ "$ANSWER" = "value s1" 
 
 # ---- 4. a master killed -9, its replica promoted
 victim=$(owner "$(slot_of a:0)" "${PORTS[0]}")
-replica_of() { # the port of a replica of master port $1
-    local id; id=$(node_id "$1")
-    rc "$1" cluster nodes | tr -d '\r' | awk -v id="$id" '$4 == id { split($2, a, "[:@]"); print a[2] }' | head -1
-}
-rep=$(replica_of "$victim")
+rep=$(redis_replica_of "$victim")
 check "4. master $victim has a replica ($rep)" [ -n "$rep" ]
 synced() { [ "$(rc "$victim" dbsize)" = "$(rc "$rep" dbsize)" ] &&
     rc "$rep" info replication | tr -d '\r' | grep -q '^master_link_status:up$'; }
 check "... which holds all its keys" wait_for 30 synced
 drops0=$(stat drops)
-kill -9 "${RPID[$victim]}"
-promoted() { rc "$rep" role | head -1 | tr -d '\r' | grep -q '^master$'; }
-check "... killed; the replica is promoted" wait_for 60 promoted
+kill -9 "${REDIS_PID[$victim]}"
+check "... killed; the replica is promoted" wait_for 60 redis_promoted "$rep"
 survivor=${MASTERS[0]}; [ "$survivor" = "$victim" ] && survivor=${MASTERS[1]}
 check "... and the cluster is ok again" wait_for 60 cluster_ok "$survivor" "$rep"
 all_back() { ask check a $N; [ "$ANSWER" = "check ok=$N bad=0 err=0" ]; }

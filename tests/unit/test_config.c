@@ -116,6 +116,9 @@ static void defaults_before_tables(struct config *c)
     c->proxy.pike_limit = 30;
     c->proxy.pike_window_s = 2;
     strcpy(c->store.path, "./cascade.db");
+    strcpy(c->redis.key_prefix, "cascade:");
+    c->redis.timeout_ms = 2000;
+    c->redis.max_pending = 10000;
     strcpy(c->api.listen, "127.0.0.1:8080");
     c->events.ring_size = 4096;
     strcpy(c->log.level, "info");

@@ -1,0 +1,39 @@
+/* redis_config.c — the keys of [redis] (struct redis_config, base/config.h). */
+#include <stddef.h>
+#include <stdio.h>
+
+#include "redis/redis_config.h"
+
+#include "base/config.h"
+
+#define KEY(name, type, f, def, lo, hi, help) {name, type, CONFIG_FIELD(struct redis_config, f), def, lo, hi, NULL, 0, help}
+
+static const struct config_key keys[] = {
+    KEY("mirror_bindings", CONFIG_BOOL, mirror_bindings, "no", 0, 0,
+        "write registrations behind into the Redis Cluster (SQLite stays the source of truth)"),
+    KEY("nodes", CONFIG_STRING, nodes, "", 0, 0,
+        "cluster seed nodes, numeric host:port, comma-separated (at most 16), e.g. 127.0.0.1:7000,127.0.0.1:7001"),
+    KEY("node_id", CONFIG_STRING, node_id, "", 0, 0, "this node's name in the mirrored records; empty: the host name"),
+    KEY("key_prefix", CONFIG_STRING, key_prefix, "cascade:", 0, 0, "put before every key (cascade:loc:{aor})"),
+    KEY("timeout_ms", CONFIG_UINT, timeout_ms, "2000", 50, 60000, "a Redis command not answered this soon fails"),
+    KEY("max_pending", CONFIG_UINT, max_pending, "10000", 1, 1000000,
+        "mirror writes waiting for Redis at once; more are dropped, counted and logged"),
+};
+
+static int redis_check(const void *section, char *err, size_t errcap)
+{
+    const struct redis_config *r = section;
+    if (r->mirror_bindings && !r->nodes[0]) {
+        snprintf(err, errcap, "[redis] mirror_bindings = yes needs nodes");
+        return -1;
+    }
+    return 0;
+}
+
+const struct config_section redis_config_section = {
+    .name = "redis",
+    .help = "Redis Cluster: bindings mirrored write-behind for other nodes to read (issue 16).",
+    .keys = keys,
+    .nkeys = sizeof(keys) / sizeof(keys[0]),
+    .check = redis_check,
+};

@@ -1,0 +1,18 @@
+/* redis_config.h — the [redis] section (keys: redis_config.c): where the
+ * Redis Cluster is and what this node mirrors into it (issue 16). */
+#ifndef CASCADE_REDIS_REDIS_CONFIG_H
+#define CASCADE_REDIS_REDIS_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct redis_config { /* [redis] */
+    bool mirror_bindings;            /* write the location's bindings behind into the cluster */
+    char nodes[1024];                /* seeds, "127.0.0.1:7000,[::1]:7001" (numeric) */
+    char node_id[128];               /* this node's name in the records; "": the host name */
+    char key_prefix[64];             /* before every key: "cascade:" -> cascade:loc:{alice@example.com} */
+    uint32_t timeout_ms;             /* per command, submission to answer */
+    uint32_t max_pending;            /* mirror writes queued or unanswered; beyond: dropped (counted) */
+};
+
+#endif

@@ -1,0 +1,219 @@
+/* location_mirror.c — bindings written behind into Redis Cluster (see the header). */
+#include "registrar/location_mirror.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+
+#include "base/log.h"
+#include "redis/redis_cluster.h"
+
+#define MIRROR_KEY_MAX (64 + 8 + LOCATION_MAX_AOR + 2)
+#define MIRROR_LOOKUP_CAP 256 /* bindings of one AoR read for the key's expiry */
+
+struct location_mirror {
+    struct redis_cluster *cluster;
+    const struct location *loc;
+    struct timer_service *timers;
+    struct timer_node resync_timer;
+    char node_id[128];
+    char prefix[64];
+    uint32_t max_pending;
+    bool lost;                 /* a write was dropped or failed since the last resync */
+    struct location_mirror_stats stats;
+};
+
+static void key_for(const struct location_mirror *m, const char *aor, char *out, size_t cap)
+{
+    snprintf(out, cap, "%sloc:{%s}", m->prefix, aor);
+}
+
+static void on_reply(void *arg, int status, const struct redisReply *reply);
+
+static void note_lost(struct location_mirror *m, const char *what, const char *key, int code)
+{
+    m->lost = true;
+    log_warn_rl("redis mirror: %s %s (%d); pending %u, dropped %llu, failed %llu", what, key, code,
+                m->stats.pending, (unsigned long long)m->stats.writes_dropped,
+                (unsigned long long)m->stats.writes_failed);
+}
+
+/* One command toward the cluster, or a counted drop. */
+static void send_cmd(struct location_mirror *m, int argc, const char **argv, const size_t *lens)
+{
+    if (m->stats.pending >= m->max_pending) {
+        m->stats.writes_dropped++;
+        note_lost(m, "write dropped, too many pending for", argv[1], -ENOBUFS);
+        return;
+    }
+    int rc = redis_cluster_command(m->cluster, 1, argc, argv, lens, on_reply, m);
+    if (rc < 0) {
+        m->stats.writes_dropped++;
+        note_lost(m, "write refused by the cluster client for", argv[1], rc);
+        return;
+    }
+    m->stats.pending++;
+}
+
+static void on_resync_timer(struct timer_node *n, uint64_t now_ms);
+
+static void on_reply(void *arg, int status, const struct redisReply *reply)
+{
+    struct location_mirror *m = arg;
+    m->stats.pending--;
+    if (status < 0 || !reply || reply->type == REDIS_REPLY_ERROR) {
+        m->stats.writes_failed++;
+        m->lost = true;
+        log_warn_rl("redis mirror: a write failed: %s",
+                    status < 0 ? strerror(-status) : (reply ? reply->str : "no reply"));
+        return;
+    }
+    m->stats.writes_ok++;
+    /* Redis answers again after lost writes: write everything once more (on
+     * the next loop turn, not from inside the client's callback). */
+    if (m->lost && m->cluster && !timer_armed(&m->resync_timer))
+        timer_start(m->timers, &m->resync_timer, timer_now(m->timers), on_resync_timer);
+}
+
+/* The key's expiry: the latest among the AoR's bindings but skip (the one
+ * being removed). 0 when none is left. */
+static int64_t latest_expiry(const struct location_mirror *m, const char *aor, const struct location_binding *skip)
+{
+    const struct location_binding *bs[MIRROR_LOOKUP_CAP];
+    size_t n = location_lookup(m->loc, (str_t){.s = aor, .len = strlen(aor)}, bs, MIRROR_LOOKUP_CAP);
+    int64_t latest = 0;
+    for (size_t i = 0; i < n && i < MIRROR_LOOKUP_CAP; i++) {
+        if (skip && (bs[i] == skip || strcmp(bs[i]->contact, skip->contact) == 0)) continue;
+        if (bs[i]->expires_wall_ms > latest) latest = bs[i]->expires_wall_ms;
+    }
+    return latest;
+}
+
+static void write_binding(struct location_mirror *m, const struct location_binding *b)
+{
+    char key[MIRROR_KEY_MAX];
+    key_for(m, b->aor, key, sizeof(key));
+    json_t *rec = json_pack("{s:s,s:I,s:s,s:s,s:I,s:i}", "node", m->node_id, "flow", (json_int_t)b->conn_id,
+                            "transport", location_transport_name((enum location_transport)b->transport), "remote",
+                            b->remote, "expires", (json_int_t)b->expires_wall_ms, "q", (int)b->q1000);
+    char *val = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
+    json_decref(rec);
+    if (!val) {
+        m->stats.writes_dropped++;
+        note_lost(m, "out of memory for", key, -ENOMEM);
+        return;
+    }
+    const char *hset[] = {"HSET", key, b->contact, val};
+    size_t hset_len[] = {4, strlen(key), strlen(b->contact), strlen(val)};
+    send_cmd(m, 4, hset, hset_len);
+    free(val);
+
+    int64_t at = latest_expiry(m, b->aor, NULL);
+    if (b->expires_wall_ms > at) at = b->expires_wall_ms;
+    char when[32];
+    snprintf(when, sizeof(when), "%lld", (long long)at);
+    const char *exp[] = {"PEXPIREAT", key, when};
+    size_t exp_len[] = {9, strlen(key), strlen(when)};
+    send_cmd(m, 3, exp, exp_len);
+}
+
+static void on_added(void *arg, const struct location_binding *b) { write_binding(arg, b); }
+static void on_refreshed(void *arg, const struct location_binding *b) { write_binding(arg, b); }
+
+static void on_removed(void *arg, const struct location_binding *b, enum location_reason reason)
+{
+    (void)reason;
+    struct location_mirror *m = arg;
+    char key[MIRROR_KEY_MAX];
+    key_for(m, b->aor, key, sizeof(key));
+    const char *hdel[] = {"HDEL", key, b->contact};
+    size_t hdel_len[] = {4, strlen(key), strlen(b->contact)};
+    send_cmd(m, 3, hdel, hdel_len);
+    int64_t at = latest_expiry(m, b->aor, b);
+    if (at <= 0) return; /* the last field: Redis dropped the key with it */
+    char when[32];
+    snprintf(when, sizeof(when), "%lld", (long long)at);
+    const char *exp[] = {"PEXPIREAT", key, when};
+    size_t exp_len[] = {9, strlen(key), strlen(when)};
+    send_cmd(m, 3, exp, exp_len);
+}
+
+static int resync_one(void *arg, const struct location_binding *b)
+{
+    write_binding(arg, b);
+    return 0;
+}
+
+static void on_resync_timer(struct timer_node *n, uint64_t now_ms)
+{
+    (void)now_ms;
+    struct location_mirror *m = container_of(n, struct location_mirror, resync_timer);
+    bool first = m->stats.writes_ok + m->stats.writes_failed + m->stats.writes_dropped == 0;
+    m->lost = false;
+    if (!first) m->stats.resyncs++;
+    if (!location_count(m->loc)) return;
+    if (first) log_info("redis mirror: writing the %zu bindings loaded at start-up", location_count(m->loc));
+    else log_info("redis mirror: the cluster answers again after lost writes; writing all %zu bindings again",
+                  location_count(m->loc));
+    location_foreach(m->loc, resync_one, m);
+}
+
+struct location_mirror *location_mirror_new(uv_loop_t *loop, struct timer_service *timers,
+                                            const struct location *loc, const struct redis_config *cfg, int *err)
+{
+    struct location_mirror *m = calloc(1, sizeof(*m));
+    if (!m) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    m->loc = loc;
+    m->timers = timers;
+    timer_node_init(&m->resync_timer);
+    m->max_pending = cfg->max_pending ? cfg->max_pending : 10000;
+    snprintf(m->prefix, sizeof(m->prefix), "%s", cfg->key_prefix);
+    if (cfg->node_id[0]) {
+        snprintf(m->node_id, sizeof(m->node_id), "%s", cfg->node_id);
+    } else if (gethostname(m->node_id, sizeof(m->node_id) - 1) != 0 || !m->node_id[0]) {
+        snprintf(m->node_id, sizeof(m->node_id), "node-%ld", (long)getpid());
+    }
+    struct redis_cluster_config rc = {.seeds = cfg->nodes, .timeout_ms = cfg->timeout_ms,
+                                      .max_queued = m->max_pending};
+    m->cluster = redis_cluster_new(loop, timers, &rc, err);
+    if (!m->cluster) {
+        free(m);
+        return NULL;
+    }
+    /* Bindings loaded from the store at start-up fire no callbacks: write
+     * them all once the loop runs. */
+    timer_start(timers, &m->resync_timer, timer_now(timers), on_resync_timer);
+    return m;
+}
+
+void location_mirror_free(struct location_mirror *m)
+{
+    if (!m) return;
+    timer_stop(m->timers, &m->resync_timer);
+    struct redis_cluster *c = m->cluster;
+    m->cluster = NULL; /* the cancelled callbacks must not schedule a resync */
+    redis_cluster_free(c);
+    free(m);
+}
+
+void location_mirror_callbacks(struct location_mirror *m, struct location_callbacks *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->arg = m;
+    out->binding_added = on_added;
+    out->binding_refreshed = on_refreshed;
+    out->binding_removed = on_removed;
+}
+
+void location_mirror_get_stats(const struct location_mirror *m, struct location_mirror_stats *out) { *out = m->stats; }
+
+const char *location_mirror_node_id(const struct location_mirror *m) { return m->node_id; }

@@ -1,0 +1,54 @@
+/* location_mirror.h — the location service's bindings written behind into a
+ * Redis Cluster (issue 16), so that other nodes can see who is registered
+ * where. SQLite stays the source of truth; nothing here is on the REGISTER
+ * answer path: the callbacks only queue commands, answered later on the loop.
+ *
+ * One hash per AoR, hash-tagged so that all of an AoR lives in one slot:
+ *   <prefix>loc:{<aor>}   field: the contact URI
+ *                         value: {"node":..,"flow":conn_id,"transport":"udp",
+ *                                 "remote":"ip:port","expires":wall ms,"q":1000}
+ * and PEXPIREAT at the latest expiry among the AoR's bindings, so a node that
+ * dies leaves nothing behind past its bindings' lifetime. A removed binding is
+ * HDEL'd (Redis deletes the hash with its last field).
+ *
+ * Writes waiting for an answer are capped (max_pending): beyond it, or when
+ * the cluster client refuses, a write is dropped, counted and logged (at most
+ * once per 10 s with the count skipped). After writes were lost, the first
+ * write that succeeds schedules a resync: every binding of the location is
+ * written again (removals lost meanwhile are not replayed; those keys expire
+ * on their TTL). The bindings loaded from the store at start-up are written
+ * once the loop runs. Loop thread only. */
+#ifndef CASCADE_REGISTRAR_LOCATION_MIRROR_H
+#define CASCADE_REGISTRAR_LOCATION_MIRROR_H
+
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "base/timer.h"
+#include "registrar/location.h"
+#include "redis/redis_config.h"
+
+struct location_mirror;
+
+struct location_mirror_stats {
+    uint64_t writes_ok;       /* commands answered without an error */
+    uint64_t writes_failed;   /* answered with an error, timed out, connection lost */
+    uint64_t writes_dropped;  /* never sent: over max_pending or refused by the client */
+    uint64_t resyncs;         /* full rewrites after lost writes */
+    uint32_t pending;         /* sent or queued, not answered */
+};
+
+/* cfg is read now (node_id "" resolved to the host name). loc: read for
+ * the AoR's other bindings (the key's expiry) and for resyncs. NULL with
+ * *err (-EINVAL: bad node list; -ENOMEM). */
+struct location_mirror *location_mirror_new(uv_loop_t *loop, struct timer_service *timers,
+                                            const struct location *loc, const struct redis_config *cfg, int *err);
+/* Pending writes fail with -ECANCELED (counted); the loop must run once more. */
+void location_mirror_free(struct location_mirror *m);
+/* Callbacks to register as a registrar observer (binding_added/refreshed/removed). */
+void location_mirror_callbacks(struct location_mirror *m, struct location_callbacks *out);
+void location_mirror_get_stats(const struct location_mirror *m, struct location_mirror_stats *out);
+const char *location_mirror_node_id(const struct location_mirror *m);
+
+#endif
