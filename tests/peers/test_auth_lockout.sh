@@ -89,8 +89,11 @@ check "one more, a second later: 400" test "$OUT" = 400
 N=$(grep -c 'registrar: 400 to REGISTER from 127\.0\.0\.4:.*bad Authorization' "$WORK/lock.log")
 check "bad headers are logged with the sender, at most 5 lines a second ($N lines for 31)" \
     bash -c "[ $N -ge 2 ] && [ $N -le 15 ]"
+# The count rides on the site's next line when one comes within its window,
+# else the log's flush reports it for the site (file:line) once it is quiet:
+# either is correct, and which one happens depends on timing.
 check "the lines left out are counted: (suppressed N similar)" \
-    grep -qE 'registrar: 400 to REGISTER from 127\.0\.0\.4:.*\(suppressed [0-9]+ similar\)' "$WORK/lock.log"
+    grep -qE 'registrar: 400 to REGISTER from 127\.0\.0\.4:.*\(suppressed [0-9]+ similar\)|registrar/registrar\.c:[0-9]+: suppressed [0-9]+ similar lines' "$WORK/lock.log"
 
 # Guessing user names from 127.0.0.3: throttled the same way.
 OUT=$(for i in $(seq 1 12); do reg --bind 127.0.0.3 --user "nobody$i" --password x register; done | tr '\n' ' ')

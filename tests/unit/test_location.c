@@ -564,14 +564,21 @@ static void store_env_close(struct store_env *e)
     rmdir(e->dir);
 }
 
+/* A temporary directory, a loop and a store opened on a new database there. */
+static struct store *store_env_start(struct store_env *e)
+{
+    store_env_open(e);
+    char err[256];
+    struct store *st = store_open(&e->loop, e->path, err, sizeof(err));
+    if (!st) fail_msg("store_open: %s", err);
+    return st;
+}
+
 static void test_persistence_round_trip(void **state)
 {
     struct fixture *f = *state;
     struct store_env e;
-    store_env_open(&e);
-    char err[256];
-    struct store *st = store_open(&e.loop, e.path, err, sizeof(err));
-    assert_non_null(st);
+    struct store *st = store_env_start(&e);
     struct location *loc = new_loc(f, st);
 
     struct sockaddr_in6 sa6 = {.sin6_family = AF_INET6, .sin6_port = htons(5062)};
@@ -621,6 +628,7 @@ static void test_persistence_round_trip(void **state)
 
     /* Restart 5 s (wall) later: the 10 s UDP binding has 5 s left; then at
      * 15 s it is dropped at load. */
+    char err[256];
     st = store_open(&e.loop, e.path, err, sizeof(err));
     assert_non_null(st);
     loc = new_loc(f, st);
@@ -712,10 +720,7 @@ static void test_write_behind_refresh(void **state)
 {
     struct fixture *f = *state;
     struct store_env e;
-    store_env_open(&e);
-    char err[256];
-    struct store *st = store_open(&e.loop, e.path, err, sizeof(err));
-    assert_non_null(st);
+    struct store *st = store_env_start(&e);
     struct location *loc = new_loc(f, st);
     location_set_write_behind(loc, 1000);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(5060)};
