@@ -39,13 +39,29 @@ static int count(const char *hay, const char *needle)
 
 static void log_from_one_site(int i) { log_warn_rl("garbage from 192.0.2.%d:5060", i); }
 
-static void test_call_site_limited(void **state)
+/* Log lines of the given format at LOG_INFO into a temporary file. */
+static FILE *capture(enum log_format format)
 {
-    (void)state;
     FILE *f = tmpfile();
     assert_non_null(f);
     log_set_file(f);
     log_set_level(LOG_INFO);
+    log_set_format(format);
+    return f;
+}
+
+/* Back to text on stderr; closes f. */
+static void release(FILE *f)
+{
+    log_set_format(LOG_FORMAT_TEXT);
+    log_set_file(NULL);
+    fclose(f);
+}
+
+static void test_call_site_limited(void **state)
+{
+    (void)state;
+    FILE *f = capture(LOG_FORMAT_TEXT);
     for (int i = 0; i < 1000; i++) log_from_one_site(i);
     /* One window (two if a stalled machine crossed a second boundary). */
     const char *text = file_text(f);
@@ -58,17 +74,13 @@ static void test_call_site_limited(void **state)
     /* Below the level: nothing, and nothing counted. */
     for (int i = 0; i < 100; i++) LOG_RATELIMITED(LOG_DEBUG, "debug %d", i);
     assert_int_equal(count(file_text(f), "debug"), 0);
-    log_set_file(NULL);
-    fclose(f);
+    release(f);
 }
 
 static void test_suppressed_count_reported(void **state)
 {
     (void)state;
-    FILE *f = tmpfile();
-    assert_non_null(f);
-    log_set_file(f);
-    log_set_level(LOG_INFO);
+    FILE *f = capture(LOG_FORMAT_TEXT);
     struct log_ratelimit rl = {0};
     int printed = 0;
     for (int i = 0; i < 100; i++) printed += log_write_ratelimited(&rl, LOG_WARN, "refused %d", i);
@@ -84,8 +96,7 @@ static void test_suppressed_count_reported(void **state)
     /* A plain line after it says nothing of suppression. */
     assert_true(log_write_ratelimited(&rl, LOG_WARN, "refused once more"));
     assert_non_null(strstr(file_text(f), "refused once more\n"));
-    log_set_file(NULL);
-    fclose(f);
+    release(f);
 }
 
 /* The lines of text, each parsed as one JSON object (at most 64), leaving
@@ -112,11 +123,7 @@ static int json_lines(const char *text, json_t **out, int cap)
 static void test_json_lines_parse(void **state)
 {
     (void)state;
-    FILE *f = tmpfile();
-    assert_non_null(f);
-    log_set_file(f);
-    log_set_level(LOG_INFO);
-    log_set_format(LOG_FORMAT_JSON);
+    FILE *f = capture(LOG_FORMAT_JSON);
     log_warn("400 %s from %s", "bad Via", "192.0.2.7:5060");
     log_info("user %s registered", "alice");
     log_debug("not written at info");
@@ -136,20 +143,14 @@ static void test_json_lines_parse(void **state)
     assert_string_equal(json_string_value(json_object_get(l[1], "level")), "info");
     assert_null(json_object_get(l[1], "suppressed"));
     for (int i = 0; i < n; i++) json_decref(l[i]);
-    log_set_format(LOG_FORMAT_TEXT);
-    log_set_file(NULL);
-    fclose(f);
+    release(f);
 }
 
 /* What a stranger controls (a User-Agent, a user name) may hold anything. */
 static void test_json_escapes_strangers_bytes(void **state)
 {
     (void)state;
-    FILE *f = tmpfile();
-    assert_non_null(f);
-    log_set_file(f);
-    log_set_level(LOG_INFO);
-    log_set_format(LOG_FORMAT_JSON);
+    FILE *f = capture(LOG_FORMAT_JSON);
     static const struct {
         const char *in, *want; /* want: the msg after JSON decoding */
     } cases[] = {
@@ -185,24 +186,18 @@ static void test_json_escapes_strangers_bytes(void **state)
     assert_non_null(o);
     assert_true(strlen(json_string_value(json_object_get(o, "msg"))) > 1000);
     json_decref(o);
-    log_set_format(LOG_FORMAT_TEXT);
-    log_set_file(NULL);
-    fclose(f);
+    release(f);
 }
 
 static void test_text_escapes_control_chars(void **state)
 {
     (void)state;
-    FILE *f = tmpfile();
-    assert_non_null(f);
-    log_set_file(f);
-    log_set_level(LOG_INFO);
+    FILE *f = capture(LOG_FORMAT_TEXT);
     log_warn("user %s", "eve\n2026-12-06T00:00:00.000Z ERROR forged");
     const char *text = file_text(f);
     assert_non_null(strstr(text, "user eve\\x0a2026-12-06T00:00:00.000Z ERROR forged\n"));
     assert_null(strstr(text, "\n2026-12-06T00:00:00.000Z")); /* no line of its own */
-    log_set_file(NULL);
-    fclose(f);
+    release(f);
 }
 
 static void log_plain_site(int i) { log_warn("plain site %d", i); }
@@ -211,25 +206,17 @@ static void log_plain_site(int i) { log_warn("plain site %d", i); }
 static void test_plain_site_limited(void **state)
 {
     (void)state;
-    FILE *f = tmpfile();
-    assert_non_null(f);
-    log_set_file(f);
-    log_set_level(LOG_INFO);
+    FILE *f = capture(LOG_FORMAT_TEXT);
     for (int i = 0; i < 1000; i++) log_plain_site(i);
     assert_in_range(count(file_text(f), "plain site"), LOG_SITE_BURST, 2 * LOG_SITE_BURST);
-    log_set_file(NULL);
-    fclose(f);
+    release(f);
 }
 
 /* A site that goes quiet after a burst gets its count printed by the flush. */
 static void test_flush_reports_quiet_site(void **state)
 {
     (void)state;
-    FILE *f = tmpfile();
-    assert_non_null(f);
-    log_set_file(f);
-    log_set_level(LOG_INFO);
-    log_set_format(LOG_FORMAT_JSON);
+    FILE *f = capture(LOG_FORMAT_JSON);
     static struct log_ratelimit rl; /* as the macros' sites: static */
     int printed = 0;
     for (int i = 0; i < 40; i++)
@@ -253,9 +240,7 @@ static void test_flush_reports_quiet_site(void **state)
     log_flush_suppressed();
     assert_true(log_write_site(&rl, LOG_RATELIMIT_BURST, "/x/src/proxy/proxy.c", 77, LOG_WARN, "loop again"));
     assert_int_equal(count(file_text(f), "\"line\":77,\"suppressed\""), 1);
-    log_set_format(LOG_FORMAT_TEXT);
-    log_set_file(NULL);
-    fclose(f);
+    release(f);
 }
 
 static void read_file(const char *path, char *buf, size_t cap)
