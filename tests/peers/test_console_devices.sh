@@ -52,16 +52,8 @@ done
 
 # ---- the page ----
 OUT=$WORK/console-devices.out
-node "$DRIVER" --api "http://127.0.0.1:$API_PORT" --token "$API_TOKEN" --total $N --find $FIND --page 100 \
-    --timeout 60000 --workdir "$WORK/browser" >"$OUT" 2>"$WORK/driver.log" && rc=0 || rc=$?
-cat "$OUT"
-if [ "$rc" = 77 ]; then
-    cat "$WORK/driver.log"
-    echo "SKIP - Chromium cannot start here (see above)"
-    exit 77
-fi
-check "the driver exits 0" test "$rc" = 0
-step_ok() { jq -e -s --arg s "$1" "[.[] | select(.step == \$s and .ok) | ${2:-.}] | length > 0 and all" "$OUT" >/dev/null; }
+run_driver "$OUT" "$WORK/driver.log" --api "http://127.0.0.1:$API_PORT" --token "$API_TOKEN" --total $N --find $FIND --page 100 \
+    --timeout 60000 --workdir "$WORK/browser"
 check "the devices page shows the total ($N) and one page of 100 rows, the API's first" step_ok first-page \
     ".total == $N and .rows == 100 and (.count | contains(\"$N\"))"
 check "the next page button: the API's second page" step_ok next-page \
