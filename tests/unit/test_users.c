@@ -131,18 +131,45 @@ static void test_many_users(void **state)
     users_free(u);
 }
 
+/* A loop and a store on a new database in a temporary directory. */
+struct db_env {
+    char dir[64], path[96];
+    uv_loop_t loop;
+};
+
+static struct store *db_env_open(struct db_env *e)
+{
+    snprintf(e->dir, sizeof(e->dir), "/tmp/cascade-test-users-XXXXXX");
+    assert_non_null(mkdtemp(e->dir));
+    snprintf(e->path, sizeof(e->path), "%s/db.sqlite", e->dir);
+    uv_loop_init(&e->loop);
+    char err[256];
+    struct store *st = store_open(&e->loop, e->path, err, sizeof(err));
+    if (!st) fail_msg("store_open: %s", err);
+    return st;
+}
+
+/* Closes st, runs the loop dry, removes the database and the directory. */
+static void db_env_close(struct db_env *e, struct store *st)
+{
+    store_close(st);
+    uv_run(&e->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&e->loop), 0);
+    const char *suffix[] = {"", "-wal", "-shm"};
+    for (int i = 0; i < 3; i++) {
+        char p[128];
+        snprintf(p, sizeof(p), "%s%s", e->path, suffix[i]);
+        unlink(p);
+    }
+    rmdir(e->dir);
+}
+
 static void test_store_round_trip(void **state)
 {
     (void)state;
-    char dir[64], path[96];
-    snprintf(dir, sizeof(dir), "/tmp/cascade-test-users-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof(path), "%s/db.sqlite", dir);
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    char err[256];
-    struct store *st = store_open(&loop, path, err, sizeof(err));
-    assert_non_null(st);
+    struct db_env env;
+    struct store *st = db_env_open(&env);
+    uv_loop_t *loop = &env.loop;
 
     struct users *u = users_new(st);
     struct done d = {0};
@@ -151,13 +178,14 @@ static void test_store_round_trip(void **state)
     assert_int_equal(users_add(u, "carol", "example.com", MD5_B, NULL, done_cb, &d), 0);
     assert_int_equal(d.calls, 0); /* only once committed */
     assert_int_equal(users_del(u, "carol", done_cb, &d), 0);
-    while (d.calls < 4) uv_run(&loop, UV_RUN_ONCE);
+    while (d.calls < 4) uv_run(loop, UV_RUN_ONCE);
     assert_int_equal(d.status, 0);
     int64_t created = users_find(u, STR_LIT("alice"))->created_at;
     users_free(u);
     store_close(st);
 
-    st = store_open(&loop, path, err, sizeof(err));
+    char err[256];
+    st = store_open(loop, env.path, err, sizeof(err));
     assert_non_null(st);
     u = users_new(st);
     assert_int_equal(users_load(u, st), 2);
@@ -170,16 +198,7 @@ static void test_store_round_trip(void **state)
     assert_non_null(users_find(u, STR_LIT("bob")));
     assert_null(users_find(u, STR_LIT("carol")));
     users_free(u);
-    store_close(st);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&loop), 0);
-    const char *suffix[] = {"", "-wal", "-shm"};
-    for (int i = 0; i < 3; i++) {
-        char p[128];
-        snprintf(p, sizeof(p), "%s%s", path, suffix[i]);
-        unlink(p);
-    }
-    rmdir(dir);
+    db_env_close(&env, st);
 }
 
 /* Reload: the database changed behind the table's back (here through a
@@ -188,26 +207,20 @@ static void test_store_round_trip(void **state)
 static void test_reload_from_the_store(void **state)
 {
     (void)state;
-    char dir[64], path[96];
-    snprintf(dir, sizeof(dir), "/tmp/cascade-test-users-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof(path), "%s/db.sqlite", dir);
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    char err[256];
-    struct store *st = store_open(&loop, path, err, sizeof(err));
-    assert_non_null(st);
+    struct db_env env;
+    struct store *st = db_env_open(&env);
+    uv_loop_t *loop = &env.loop;
     struct users *u = users_new(st), *operator = users_new(st);
     struct done d = {0};
     assert_int_equal(users_add(u, "alice", "example.com", MD5_A, NULL, done_cb, &d), 0);
     assert_int_equal(users_add(u, "bob", "example.com", MD5_A, NULL, done_cb, &d), 0);
     assert_int_equal(users_add(u, "erin", "example.com", MD5_A, NULL, done_cb, &d), 0);
-    while (d.calls < 3) uv_run(&loop, UV_RUN_ONCE);
+    while (d.calls < 3) uv_run(loop, UV_RUN_ONCE);
     assert_int_equal(users_load(operator, st), 3);
     assert_int_equal(users_add(operator, "dave", "example.com", MD5_B, NULL, done_cb, &d), 0);
     assert_int_equal(users_add(operator, "bob", "example.com", MD5_B, NULL, done_cb, &d), 0);
     assert_int_equal(users_del(operator, "alice", done_cb, &d), 0);
-    while (d.calls < 6) uv_run(&loop, UV_RUN_ONCE);
+    while (d.calls < 6) uv_run(loop, UV_RUN_ONCE);
     assert_int_equal(d.status, 0);
 
     struct users_reload_result r;
@@ -228,16 +241,7 @@ static void test_reload_from_the_store(void **state)
 
     users_free(operator);
     users_free(u);
-    store_close(st);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&loop), 0);
-    const char *suffix[] = {"", "-wal", "-shm"};
-    for (int i = 0; i < 3; i++) {
-        char p[128];
-        snprintf(p, sizeof(p), "%s%s", path, suffix[i]);
-        unlink(p);
-    }
-    rmdir(dir);
+    db_env_close(&env, st);
 }
 
 int main(void)
