@@ -154,7 +154,7 @@ class Client:
 
     # -- media (viewer) ------------------------------------------------------------------
     def on_pad(self, _w, pad):
-        if pad.direction != Gst.PadDirection.SRC:
+        if pad.direction != PAD_SRC:
             return
         caps = pad.get_current_caps() or pad.query_caps(None)
         media = caps.get_structure(0).get_string("media") if caps and caps.get_size() else None
@@ -227,8 +227,16 @@ class Client:
         return 0
 
 
+# Gst.PadDirection.SRC, looked up once on the main thread: on_pad runs on a
+# streaming thread, and PyGObject's lazy attribute lookup there once raised
+# "type object 'PadDirection' has no attribute 'SRC'" (ASan CI rehearsal).
+PAD_SRC = None
+
+
 def main():
+    global PAD_SRC
     Gst.init(None)
+    PAD_SRC = Gst.PadDirection.SRC
     if Gst.ElementFactory.find("webrtcbin") is None or Gst.ElementFactory.find("nicesrc") is None:
         print("gstwebrtc: webrtcbin or libnice elements not installed", file=sys.stderr)
         return 77
