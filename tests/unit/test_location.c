@@ -20,6 +20,7 @@
 #include "registrar/natping.h"
 #include "sip/msg.h"
 #include "transport/transport.h"
+#include "store_env.h"
 
 /* ---- Event recording. */
 
@@ -538,40 +539,11 @@ static void test_no_store_done_is_synchronous(void **state)
 
 /* ---- Persistence through a real store. */
 
-struct store_env {
-    char dir[64], path[96];
-    uv_loop_t loop;
-};
-
-static void store_env_open(struct store_env *e)
-{
-    snprintf(e->dir, sizeof(e->dir), "/tmp/cascade-test-loc-XXXXXX");
-    assert_non_null(mkdtemp(e->dir));
-    snprintf(e->path, sizeof(e->path), "%s/db.sqlite", e->dir);
-    uv_loop_init(&e->loop);
-}
-
-static void store_env_close(struct store_env *e)
-{
-    uv_run(&e->loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&e->loop), 0);
-    const char *suffix[] = {"", "-wal", "-shm"};
-    for (int i = 0; i < 3; i++) {
-        char p[128];
-        snprintf(p, sizeof(p), "%s%s", e->path, suffix[i]);
-        unlink(p);
-    }
-    rmdir(e->dir);
-}
-
 /* A temporary directory, a loop and a store opened on a new database there. */
 static struct store *store_env_start(struct store_env *e)
 {
-    store_env_open(e);
-    char err[256];
-    struct store *st = store_open(&e->loop, e->path, err, sizeof(err));
-    if (!st) fail_msg("store_open: %s", err);
-    return st;
+    store_env_open(e, "loc");
+    return store_env_store(e);
 }
 
 static void test_persistence_round_trip(void **state)

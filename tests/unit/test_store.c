@@ -19,48 +19,25 @@
 #include "base/log.h"
 #include "store/store.h"
 #include "store/store_internal.h"
-
-struct env {
-    char dir[64];
-    char path[96];
-    uv_loop_t loop;
-};
+#include "store_env.h"
 
 static int setup(void **state)
 {
-    struct env *e = calloc(1, sizeof(*e));
-    snprintf(e->dir, sizeof(e->dir), "/tmp/cascade-test-store-XXXXXX");
-    if (!mkdtemp(e->dir)) return -1;
-    snprintf(e->path, sizeof(e->path), "%s/db.sqlite", e->dir);
-    uv_loop_init(&e->loop);
+    struct store_env *e = calloc(1, sizeof(*e));
+    store_env_open(e, "store");
     *state = e;
     return 0;
 }
 
 static int teardown(void **state)
 {
-    struct env *e = *state;
-    uv_run(&e->loop, UV_RUN_DEFAULT); /* let closed handles finish */
-    assert_int_equal(uv_loop_close(&e->loop), 0);
-    const char *suffix[] = {"", "-wal", "-shm"};
-    for (int i = 0; i < 3; i++) {
-        char p[128];
-        snprintf(p, sizeof(p), "%s%s", e->path, suffix[i]);
-        unlink(p);
-    }
-    rmdir(e->dir);
+    struct store_env *e = *state;
+    store_env_close(e);
     free(e);
     return 0;
 }
 
-static struct store *open_store(struct env *e)
-{
-    char err[256] = "";
-    struct store *st = store_open(&e->loop, e->path, err, sizeof(err));
-    if (!st) fprintf(stderr, "store_open: %s\n", err);
-    assert_non_null(st);
-    return st;
-}
+static struct store *open_store(struct store_env *e) { return store_env_store(e); }
 
 /* ---- Callback recording. */
 
@@ -91,7 +68,7 @@ static void record_cb(void *arg, int status)
     l->count++;
 }
 
-static void run_until(struct env *e, const int *counter, int target)
+static void run_until(struct store_env *e, const int *counter, int target)
 {
     while (*counter < target) uv_run(&e->loop, UV_RUN_ONCE);
 }
@@ -130,7 +107,7 @@ static int count_rows_cb(void *arg, const struct store_binding *b)
 
 static void test_open_creates_schema_and_reopens(void **state)
 {
-    struct env *e = *state;
+    struct store_env *e = *state;
     struct store *st = open_store(e);
     store_close(st);
     st = open_store(e); /* second open: no migration, same version */
@@ -160,7 +137,7 @@ static void test_open_creates_schema_and_reopens(void **state)
 
 static void test_callbacks_in_submission_order(void **state)
 {
-    struct env *e = *state;
+    struct store_env *e = *state;
     struct store *st = open_store(e);
     enum { N = 10000 };
     struct order_log log = {calloc(N, sizeof(int)), calloc(N, sizeof(int)), 0, N};
@@ -235,7 +212,7 @@ static int check_binding_cb(void *arg, const struct store_binding *b)
 
 static void test_binding_round_trip_and_deletes(void **state)
 {
-    struct env *e = *state;
+    struct store_env *e = *state;
     struct store *st = open_store(e);
     char aor[64], contact[96];
     struct store_binding b;
@@ -290,7 +267,7 @@ static int user_cb(void *arg, const struct store_user *u)
 
 static void test_users(void **state)
 {
-    struct env *e = *state;
+    struct store_env *e = *state;
     struct store *st = open_store(e);
     struct store_user u = {"alice", "example.com", "0123456789abcdef0123456789abcdef", "", 1000};
     assert_int_equal(store_submit(st, store_op_user_upsert(&u), NULL, NULL), 0);
@@ -360,7 +337,7 @@ static int rec_cb(void *arg, const struct store_gb_record *rec)
 
 static void test_gb_tables(void **state)
 {
-    struct env *e = *state;
+    struct store_env *e = *state;
     struct store *st = open_store(e);
     const char *dev = "34020000001320000001";
     struct store_gb_device d = {.id = dev, .password = "12345678", .charset = "GB2312", .auth_enabled = true,
@@ -468,7 +445,7 @@ static void test_gb_tables(void **state)
 
 static void test_constructors_refuse_bad_input(void **state)
 {
-    struct env *e = *state;
+    struct store_env *e = *state;
     log_set_level(LOG_ERROR); /* the refusals below log warnings */
     struct store_binding b = {.aor = "", .contact = "sip:x"};
     assert_null(store_op_binding_upsert(&b));
@@ -500,7 +477,7 @@ static void test_constructors_refuse_bad_input(void **state)
 /* One op failing (its table is gone) must not take the rest of its batch down. */
 static void test_failed_op_is_isolated(void **state)
 {
-    struct env *e = *state;
+    struct store_env *e = *state;
     struct store *st = open_store(e);
     sqlite3 *db;
     assert_int_equal(sqlite3_open(e->path, &db), SQLITE_OK);
@@ -562,7 +539,7 @@ static void never_cb(uv_timer_t *t)
 
 static void test_lone_ops_commit_inline(void **state)
 {
-    struct env *e = *state;
+    struct store_env *e = *state;
     struct store *st = open_store(e);
     struct inline_chain c = {.st = st, .b = {.aor = "a", .contact = "sip:1", .transport = "udp"}};
     uv_timer_t guard;
@@ -604,7 +581,7 @@ static void test_lone_ops_commit_inline(void **state)
  * were it waited out, uv_now would show it). */
 static void test_commit_window_groups_ops(void **state)
 {
-    struct env *e = *state;
+    struct store_env *e = *state;
     struct store *st = open_store(e);
     store_set_commit_window(st, 10000);
     int done = 0;
@@ -640,7 +617,7 @@ static void test_commit_window_groups_ops(void **state)
  * checkpoints once the WAL is long, also when every commit was inline. */
 static void test_writer_checkpoints_inline_commits(void **state)
 {
-    struct env *e = *state;
+    struct store_env *e = *state;
     struct store *st = open_store(e);
     int done = 0;
     char aor[32], contact[96];
@@ -726,7 +703,7 @@ static void closing_cb(void *arg, int status)
 
 static void test_chained_submits_flush_and_close(void **state)
 {
-    struct env *e = *state;
+    struct store_env *e = *state;
     struct store *st = open_store(e);
     struct chain c = {.st = st, .limit = 20};
     struct store_user u = {.name = "first", .realm = "r"};
@@ -815,7 +792,7 @@ static int mark_cb(void *arg, const struct store_binding *b)
 
 static void test_committed_survives_sigkill(void **state)
 {
-    struct env *e = *state;
+    struct store_env *e = *state;
     int fds[2];
     assert_int_equal(pipe(fds), 0);
     fflush(NULL);
@@ -954,7 +931,7 @@ static int schema_rows(sqlite3 *db, char out[][2048], int cap)
  * descriptors has the same sqlite_master as the shipped one. */
 static void test_derived_schema_equals_shipped(void **state)
 {
-    struct env *e = *state;
+    struct store_env *e = *state;
     char old_path[128];
     snprintf(old_path, sizeof(old_path), "%s/old.sqlite", e->dir);
     sqlite3 *old;
@@ -1016,7 +993,7 @@ static int count_subscription(void *arg, const struct store_subscription *row)
 
 static void test_opens_shipped_v1_database(void **state)
 {
-    struct env *e = *state;
+    struct store_env *e = *state;
     sqlite3 *old;
     assert_int_equal(sqlite3_open(e->path, &old), SQLITE_OK);
     assert_int_equal(sqlite3_exec(old, shipped_v1, NULL, NULL, NULL), SQLITE_OK);
@@ -1167,7 +1144,7 @@ static int rt_presence_allow_cb(void *arg, const struct store_presence_allow *r)
  * including values at the edges of their C types and non-default booleans. */
 static void test_every_row_kind_round_trips_every_column(void **state)
 {
-    struct env *e = *state;
+    struct store_env *e = *state;
     struct store *st = open_store(e);
     const struct store_user user = {"alice", "realm.example", "0123456789abcdef0123456789abcdef",
                                     "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
@@ -1267,7 +1244,7 @@ static int offline_cb(void *arg, const struct store_offline_msg *row)
 
 static void test_offline_messages(void **state)
 {
-    struct env *e = *state;
+    struct store_env *e = *state;
     struct store *st = open_store(e);
     char *big = malloc(STORE_MAX_JSON + 2);
     assert_non_null(big);

@@ -14,6 +14,7 @@
 
 #include "base/log.h"
 #include "registrar/users.h"
+#include "store_env.h"
 
 #define MD5_A "0123456789abcdef0123456789abcdef"
 #define MD5_B "ffffffffffffffffffffffffffffffff"
@@ -131,44 +132,12 @@ static void test_many_users(void **state)
     users_free(u);
 }
 
-/* A loop and a store on a new database in a temporary directory. */
-struct db_env {
-    char dir[64], path[96];
-    uv_loop_t loop;
-};
-
-static struct store *db_env_open(struct db_env *e)
-{
-    snprintf(e->dir, sizeof(e->dir), "/tmp/cascade-test-users-XXXXXX");
-    assert_non_null(mkdtemp(e->dir));
-    snprintf(e->path, sizeof(e->path), "%s/db.sqlite", e->dir);
-    uv_loop_init(&e->loop);
-    char err[256];
-    struct store *st = store_open(&e->loop, e->path, err, sizeof(err));
-    if (!st) fail_msg("store_open: %s", err);
-    return st;
-}
-
-/* Closes st, runs the loop dry, removes the database and the directory. */
-static void db_env_close(struct db_env *e, struct store *st)
-{
-    store_close(st);
-    uv_run(&e->loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&e->loop), 0);
-    const char *suffix[] = {"", "-wal", "-shm"};
-    for (int i = 0; i < 3; i++) {
-        char p[128];
-        snprintf(p, sizeof(p), "%s%s", e->path, suffix[i]);
-        unlink(p);
-    }
-    rmdir(e->dir);
-}
-
 static void test_store_round_trip(void **state)
 {
     (void)state;
-    struct db_env env;
-    struct store *st = db_env_open(&env);
+    struct store_env env;
+    store_env_open(&env, "users");
+    struct store *st = store_env_store(&env);
     uv_loop_t *loop = &env.loop;
 
     struct users *u = users_new(st);
@@ -198,7 +167,8 @@ static void test_store_round_trip(void **state)
     assert_non_null(users_find(u, STR_LIT("bob")));
     assert_null(users_find(u, STR_LIT("carol")));
     users_free(u);
-    db_env_close(&env, st);
+    store_close(st);
+    store_env_close(&env);
 }
 
 /* Reload: the database changed behind the table's back (here through a
@@ -207,8 +177,9 @@ static void test_store_round_trip(void **state)
 static void test_reload_from_the_store(void **state)
 {
     (void)state;
-    struct db_env env;
-    struct store *st = db_env_open(&env);
+    struct store_env env;
+    store_env_open(&env, "users");
+    struct store *st = store_env_store(&env);
     uv_loop_t *loop = &env.loop;
     struct users *u = users_new(st), *operator = users_new(st);
     struct done d = {0};
@@ -241,7 +212,8 @@ static void test_reload_from_the_store(void **state)
 
     users_free(operator);
     users_free(u);
-    db_env_close(&env, st);
+    store_close(st);
+    store_env_close(&env);
 }
 
 int main(void)
