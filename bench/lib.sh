@@ -60,6 +60,19 @@ tree_cpu_user_sys() {
     echo "$u $s"
 }
 
+# Context switches (voluntary + involuntary) of every thread of a process and
+# its children: each voluntary one is a wake-up after blocking.
+tree_ctxsw() {
+    local n=0 p t v
+    for p in $(proc_tree "$1"); do
+        for t in /proc/$p/task/*; do
+            v=$(awk '/ctxt_switches/ {s += $2} END {print s + 0}' "$t/status" 2>/dev/null) || continue
+            n=$((n + v))
+        done
+    done
+    echo "$n"
+}
+
 # CPU ticks (user + sys) of a process and its children.
 tree_cpu_ticks() {
     local u s

@@ -97,20 +97,20 @@ for server in $servers; do
             -nostdin -fd 1 ${SIPP_ARGS--buff_size 4194304} >/dev/null 2>&1) || true
     fi
     rm -f "$work/s.csv"
-    c0=$(tree_cpu_user_sys "$server_pid"); th0=$(threads_of "$server_pid")
+    c0=$(tree_cpu_user_sys "$server_pid"); th0=$(threads_of "$server_pid"); x0=$(tree_ctxsw "$server_pid")
     t0=$(date +%s.%N)
     (cd "$work" && timeout $((secs + 60)) sipp "127.0.0.1:$cport" -sf "$shared/register-auth.xml" -inf users.csv \
         -au bench -ap secret -i 127.0.0.1 -p "$sport" -r "$rate" -m $((rate * secs)) -l $((rate * 3)) \
         -nostdin -trace_stat -stf s.csv -fd 1 ${SIPP_ARGS--buff_size 4194304} >/dev/null 2>&1) || true
     t1=$(date +%s.%N)
-    c1=$(tree_cpu_user_sys "$server_pid"); th1=$(threads_of "$server_pid")
+    c1=$(tree_cpu_user_sys "$server_pid"); th1=$(threads_of "$server_pid"); x1=$(tree_ctxsw "$server_pid")
     rss=0
     for p in $(proc_tree "$server_pid"); do
         rss=$((rss + $(proc_rss_kib "$p" 2>/dev/null || echo 0)))
     done
     if [ -n "$perf_pid" ]; then kill -INT "$perf_pid" 2>/dev/null || true; wait "$perf_pid" 2>/dev/null || true; perf_pid=; fi
     stop_server
-    line=$(python3 - "$(sipp_csv_counts "$work/s.csv")" "$t0" "$t1" "$c0" "$c1" "$(getconf CLK_TCK)" "$rate" "$th0" "$th1" "$server" "$rss" <<'PY'
+    line=$(python3 - "$(sipp_csv_counts "$work/s.csv")" "$t0" "$t1" "$c0" "$c1" "$(getconf CLK_TCK)" "$rate" "$th0" "$th1" "$server" "$rss" "$x0" "$x1" <<'PY'
 import sys
 ok, bad, rt = map(int, sys.argv[1].split())
 wall = float(sys.argv[3]) - float(sys.argv[2])
@@ -121,8 +121,9 @@ cpu = user + sys_
 k = 10000.0 / ok if ok else 0
 m0, o0 = map(int, sys.argv[8].split()); m1, o1 = map(int, sys.argv[9].split())
 threads = "; loop thread %.3f, others %.3f" % ((m1 - m0) / hz * k, (o1 - o0) / hz * k) if sys.argv[10] == "cascade" else ""
-print("%-8s %-8s | %10.0f %6d %6d %8.2f | %.3f (%.3f + %.3f%s) | RSS %d MiB" % (
-    sys.argv[10], sys.argv[7], ok / wall, bad, rt, cpu, cpu * k, user * k, sys_ * k, threads, int(sys.argv[11]) // 1024))
+ctxsw = (int(sys.argv[13]) - int(sys.argv[12])) / ok if ok else 0
+print("%-8s %-8s | %10.0f %6d %6d %8.2f | %.3f (%.3f + %.3f%s) | %.2f ctx switches per registration | RSS %d MiB" % (
+    sys.argv[10], sys.argv[7], ok / wall, bad, rt, cpu, cpu * k, user * k, sys_ * k, threads, ctxsw, int(sys.argv[11]) // 1024))
 PY
 )
     echo "$line"

@@ -5,19 +5,13 @@
 
 static inline unsigned char lower(unsigned char c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
 
-bool str_eq(str_t a, str_t b) { return a.len == b.len && (a.len == 0 || memcmp(a.s, b.s, a.len) == 0); }
-
-bool str_eq_cstr(str_t a, const char *c) { return str_eq(a, str_from_cstr(c)); }
-
-bool str_ieq(str_t a, str_t b)
+bool str_ieq_bytes(const char *a, const char *b, size_t n)
 {
-    if (a.len != b.len) return false;
-    for (size_t i = 0; i < a.len; i++)
-        if (lower((unsigned char)a.s[i]) != lower((unsigned char)b.s[i])) return false;
+    if (n == 0 || memcmp(a, b, n) == 0) return true; /* the usual case: same spelling */
+    for (size_t i = 0; i < n; i++)
+        if (lower((unsigned char)a[i]) != lower((unsigned char)b[i])) return false;
     return true;
 }
-
-bool str_ieq_cstr(str_t a, const char *c) { return str_ieq(a, str_from_cstr(c)); }
 
 static inline bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 

@@ -25,10 +25,17 @@ static inline str_t str_from_cstr(const char *c) { return (str_t){c, c ? strlen(
 static inline str_t str_make(const char *s, size_t len) { return (str_t){s, len}; }
 static inline bool str_empty(str_t a) { return a.len == 0; }
 
-bool str_eq(str_t a, str_t b);
-bool str_eq_cstr(str_t a, const char *c);
-bool str_ieq(str_t a, str_t b);        /* ASCII case-insensitive */
-bool str_ieq_cstr(str_t a, const char *c);
+/* The bytes of a and b (n each) equal but for ASCII case. */
+bool str_ieq_bytes(const char *a, const char *b, size_t n);
+
+/* Inline so that the length test comes first and, with a literal, strlen
+ * folds to a constant: protocol names are mostly compared against literals
+ * of another length, and a mismatch then costs one comparison. */
+static inline bool str_eq(str_t a, str_t b) { return a.len == b.len && (a.len == 0 || memcmp(a.s, b.s, a.len) == 0); }
+static inline bool str_eq_cstr(str_t a, const char *c) { return str_eq(a, str_from_cstr(c)); }
+/* ASCII case-insensitive. */
+static inline bool str_ieq(str_t a, str_t b) { return a.len == b.len && str_ieq_bytes(a.s, b.s, a.len); }
+static inline bool str_ieq_cstr(str_t a, const char *c) { return str_ieq(a, str_from_cstr(c)); }
 str_t str_trim(str_t a);                 /* strips SP, HTAB, CR, LF both ends */
 /* Parses an unsigned decimal (leading zeros allowed). Returns 0, or -1 when
  * the slice is empty, has a non-digit, or overflows max. */

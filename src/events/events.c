@@ -227,6 +227,10 @@ static int put_string(sbuf_t *b, const char *s)
     static const char hex[] = "0123456789ABCDEF";
     const unsigned char *p = (const unsigned char *)s, *end = p + strlen(s);
     for (const unsigned char *q = p; q < end;) {
+        if (*q < 0x80) { /* ASCII: most of what events carry */
+            q++;
+            continue;
+        }
         size_t n = utf8_seq(q, end);
         if (!n) return -1;
         q += n;
