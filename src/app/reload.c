@@ -4,10 +4,12 @@
 #include "app/reload.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "app/worker.h"
 #include "base/log.h"
@@ -26,7 +28,7 @@
 static const struct {
     const char *section, *key;
 } live_keys[] = {
-    {"log", "level"},
+    {"log", NULL}, /* level, format, file */
     {"events", "webhook"},
     {"tls", NULL},
     {"upstream", NULL},
@@ -67,7 +69,11 @@ static void on_difference(void *arg, const struct config_section *s, const char 
     const char *whole = what == CONFIG_INSTANCE_ADDED ? "added" : "removed";
     names_add(to, "%s %s", section, key ? key : whole);
     if (!live) return;
-    if (!strcmp(s->name, "log")) p->log_level = true;
+    if (!strcmp(s->name, "log")) {
+        if (key && !strcmp(key, "format")) p->log_format = true;
+        else if (key && !strcmp(key, "file")) p->log_file = true;
+        else p->log_level = true;
+    }
     else if (!strcmp(s->name, "events")) p->webhook = true;
     else if (!strcmp(s->name, "tls")) p->tls = true;
     else if (!strcmp(s->name, "upstream")) p->upstreams = true;
@@ -98,6 +104,14 @@ static int check_next(const struct worker *w, const struct config *next, const s
 {
     char why[640];
     if (log_level_from_name(next->log.level) < 0) err_add(err, errcap, "[log] level '%s' unknown", next->log.level);
+    if (log_format_from_name(next->log.format) < 0) err_add(err, errcap, "[log] format '%s' unknown", next->log.format);
+    if (p->log_file && next->log.file[0]) {
+        /* Opened (and created) once here, so that a path we cannot write
+         * refuses the whole file instead of leaving the old log half-moved. */
+        int fd = open(next->log.file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+        if (fd < 0) err_add(err, errcap, "[log] file %s: %s", next->log.file, strerror(errno));
+        else close(fd);
+    }
     if (p->webhook && next->events.webhook[0]) {
         struct api_url u;
         if (api_url_parse(next->events.webhook, &u, why, sizeof(why)) != 0)
@@ -176,6 +190,23 @@ static bool apply(struct worker *w, const struct config *next, const struct relo
         log_set_level((enum log_level)log_level_from_name(next->log.level));
         snprintf(w->cfg.log.level, sizeof(w->cfg.log.level), "%s", next->log.level);
         log_info("reload: log level %s", next->log.level);
+    }
+    /* The file before the format: each destination keeps one format, the old
+     * one's last line (in its format) says where the next lines go. */
+    if (p->log_file) {
+        log_info("reload: log file %s", next->log.file[0] ? next->log.file : "(standard error)");
+        int rc = 0;
+        if (next->log.file[0]) rc = log_open(next->log.file);
+        else log_set_file(NULL);
+        if (rc < 0)
+            log_error("reload: [log] file %s: %s (lines keep going to the old destination)", next->log.file,
+                      strerror(-rc));
+        else snprintf(w->cfg.log.file, sizeof(w->cfg.log.file), "%s", next->log.file);
+    }
+    if (p->log_format) {
+        log_set_format((enum log_format)log_format_from_name(next->log.format));
+        snprintf(w->cfg.log.format, sizeof(w->cfg.log.format), "%s", next->log.format);
+        log_info("reload: log format %s", next->log.format);
     }
     if (w->tls) {
         if (tls_context_reload(w->tls, &next->tls, why, sizeof(why)) != 0)

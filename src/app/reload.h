@@ -36,7 +36,7 @@ struct reload_names {
 struct reload_plan {
     struct reload_names applied;   /* "[log] level", "[upstream:ID] added", "[upstream:ID] port" */
     struct reload_names restart;   /* "[sip] listen": kept as running until a restart */
-    bool log_level, webhook, tls, upstreams;   /* which live parts changed */
+    bool log_level, log_format, log_file, webhook, tls, upstreams; /* which live parts changed */
 };
 
 /* Compares every key of every section (config_schema_diff) and sorts the

@@ -145,6 +145,35 @@ check "the lower stays unregistered at the upper" lower_offline_at_upper
 check "the log level of the refused file was not applied" not grep -q "reload: log level debug" "$WORK/main.log"
 check "the registrar still serves (carol registers)" registers carol carolpw
 
+# ---- [log] format and file switched by a reload, and back ----
+main_ini "[registrar]
+max_expires = 7200
+[log]
+format = json
+file = $WORK/main-json.log"
+OUT=$(ctl --json reload)
+check "cascadectl reload: [log] format and file applied" jq_ok "$OUT" \
+    '(.applied | index("[log] format") != null) and (.applied | index("[log] file") != null)'
+check "the old destination names the new file" grep -q "reload: log file $WORK/main-json.log" "$WORK/main.log"
+check "carol registers (logged to the new file)" registers carol carolpw
+check "the new file has lines" wait_for 10 test -s "$WORK/main-json.log"
+check "every line of the new file is a JSON object with ts, level and msg" \
+    jq -se 'length > 0 and all(.[]; type == "object" and has("ts") and has("level") and has("msg"))' "$WORK/main-json.log"
+main_ini "[registrar]
+max_expires = 7200
+[log]
+file = $WORK/no-such-dir/x.log"
+check "a log file that cannot be opened refuses the reload" not ctl reload
+main_ini "[registrar]
+max_expires = 7200"
+OUT=$(ctl --json reload)
+check "back to text on standard error" jq_ok "$OUT" '(.applied | index("[log] file") != null)'
+check "the JSON file's last line names standard error" \
+    bash -c "tail -1 '$WORK/main-json.log' | jq -e '.msg | contains(\"standard error\")' >/dev/null"
+N0=$(wc -l <"$WORK/main-json.log")
+check "dave is unknown: refused" not registers dave davepw
+check "nothing more went to the JSON file" [ "$(wc -l <"$WORK/main-json.log")" = "$N0" ]
+
 # ---- the upper's GB devices, changed in its database: SIGHUP re-reads them ----
 "$PY" - "$WORK/upper.db" "$LOWER" <<'PY'
 import sqlite3, sys

@@ -1,7 +1,7 @@
 /* test_reload.c — what a reload finds between the running config and the
  * file read again (config_schema_diff in base/config.c, reload_plan_make in
  * app/reload.c): which keys changed, which of them a running daemon takes
- * over ([log] level, [events] webhook, [tls], [upstream:ID]) and which need
+ * over ([log] level, format and file, [events] webhook, [tls], [upstream:ID]) and which need
  * a restart, and that values written differently but equal are no change. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -81,6 +81,23 @@ static void test_log_level_is_live(void **state)
     assert_int_equal(plan.restart.n, 0);
 }
 
+/* [log] format and file too: the daemon switches them on a reload. */
+static void test_log_format_and_file_are_live(void **state)
+{
+    (void)state;
+    plan_between("[log]\nlevel = info\n", "[log]\nlevel = info\nformat = json\nfile = /var/log/cascade.log\n");
+    assert_true(plan.log_format);
+    assert_true(plan.log_file);
+    assert_false(plan.log_level);
+    assert_int_equal(plan.applied.n, 2);
+    assert_true(listed(&plan.applied, "[log] format"));
+    assert_true(listed(&plan.applied, "[log] file"));
+    assert_int_equal(plan.restart.n, 0);
+    plan_between("[log]\nfile = /var/log/cascade.log\n", "[log]\n");
+    assert_true(plan.log_file);
+    assert_false(plan.log_format || plan.log_level);
+}
+
 static void test_restart_keys_are_named(void **state)
 {
     (void)state;
@@ -151,7 +168,8 @@ static void test_live_table(void **state)
 {
     (void)state;
     assert_true(reload_key_is_live("log", "level"));
-    assert_false(reload_key_is_live("log", "format"));
+    assert_true(reload_key_is_live("log", "format"));
+    assert_true(reload_key_is_live("log", "file"));
     assert_true(reload_key_is_live("events", "webhook"));
     assert_false(reload_key_is_live("events", "ring_size"));
     assert_true(reload_key_is_live("tls", "cert"));
@@ -201,6 +219,7 @@ int main(void)
         cmocka_unit_test(test_same_file_changes_nothing),
         cmocka_unit_test(test_string_compared_up_to_its_end),
         cmocka_unit_test(test_log_level_is_live),
+        cmocka_unit_test(test_log_format_and_file_are_live),
         cmocka_unit_test(test_restart_keys_are_named),
         cmocka_unit_test(test_lists),
         cmocka_unit_test(test_webhook_and_tls_are_live),
