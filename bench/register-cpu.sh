@@ -20,6 +20,10 @@
 #                       PERF_CALLGRAPH=fp|dwarf|lbr, default fp) for each
 #                       rate; perf.data.<rate> is kept in the work dir
 #   KEEP_WORK=1         keep the work dir (logs, databases, perf data)
+#   REPEAT=1            runs per rate and server, interleaved (cascade,
+#                       Kamailio, cascade, ...); the ratio line then compares
+#                       the medians (one server's CPU per registration moved
+#                       +-20 % between runs on this VM, mostly system time)
 #   SERVERS="cascade kamailio"  which servers to measure (default cascade), each
 #                       rate in turn, then a ratio line per rate; Kamailio
 #                       runs ../shared/bench/kamailio-registrar.cfg (2 children,
@@ -44,6 +48,7 @@ rates=${RATES:-6000 12000}
 servers=${SERVERS:-cascade}
 kport=5070            # fixed by kamailio-registrar.cfg
 secs=${SECS:-10}
+repeat=${REPEAT:-1}
 warmup=${WARMUP_SECS:-0}
 work=$(mktemp -d /tmp/cascade-regcpu.XXXXXX)
 server_pid=
@@ -75,6 +80,7 @@ threads_of() {
 printf '%-8s %-8s | %10s %6s %6s %8s | %s\n' server offered "achieved/s" fail retr "cpu s" "cpu s per 10k REGISTER (user + sys; by thread)"
 declare -A per10k
 for rate in $rates; do
+for rep in $(seq 1 "$repeat"); do
 for server in $servers; do
     if [ "$server" = kamailio ]; then start_kamailio; else start_fresh_cascade cascade_registrar_ini bench; fi
     if [ -n "${PERF:-}" ]; then
@@ -127,12 +133,21 @@ print("%-8s %-8s | %10.0f %6d %6d %8.2f | %.3f (%.3f + %.3f%s) | %.2f ctx switch
 PY
 )
     echo "$line"
-    per10k[$server]=$(echo "$line" | awk -F'|' '{split($3, a, " "); print a[1]}')
+    per10k[$server]="${per10k[$server]:-} $(echo "$line" | awk -F'|' '{split($3, a, " "); print a[1]}')"
 done
-# Both servers measured at this rate: cascade's CPU per registration over Kamailio's.
+done
+# Both servers measured at this rate: cascade's CPU per registration over
+# Kamailio's (with REPEAT > 1, of the medians of the interleaved runs).
 if [ -n "${per10k[cascade]:-}" ] && [ -n "${per10k[kamailio]:-}" ]; then
-    python3 -c 'import sys; c, k = float(sys.argv[2]), float(sys.argv[3]); print("ratio    %-8s | cascade/kamailio CPU per registration %.2f (%.3f / %.3f)" % (sys.argv[1], c / k if k else 0, c, k))' \
-        "$rate" "${per10k[cascade]}" "${per10k[kamailio]}"
+    python3 - "$rate" "${per10k[cascade]}" "${per10k[kamailio]}" <<'PY'
+import statistics, sys
+c = [float(x) for x in sys.argv[2].split()]
+k = [float(x) for x in sys.argv[3].split()]
+mc, mk = statistics.median(c), statistics.median(k)
+runs = "" if len(c) == 1 else "; medians of %d interleaved runs, cascade %s, kamailio %s" % (
+    len(c), " ".join("%.3f" % x for x in c), " ".join("%.3f" % x for x in k))
+print("ratio    %-8s | cascade/kamailio CPU per registration %.2f (%.3f / %.3f%s)" % (sys.argv[1], mc / mk if mk else 0, mc, mk, runs))
+PY
 fi
 unset per10k; declare -A per10k
 done
