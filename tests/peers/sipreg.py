@@ -94,16 +94,23 @@ class Client:
                     text = msg.decode(errors="replace")
                     if not text.startswith("SIP/2.0 "):
                         continue  # a request (ping): not ours to answer here
-                    head = text.split("\r\n\r\n", 1)[0].split("\r\n")
-                    status = int(head[0].split()[1])
-                    hdrs = [(h.split(":", 1)[0].strip().lower(), h.split(":", 1)[1].strip()) for h in head[1:] if ":" in h]
-                    cs = [v for k, v in hdrs if k == "cseq"]
-                    if status < 200 or not cs or int(cs[0].split()[0]) != self.cseq:
-                        continue
-                    return status, hdrs
+                    status, hdrs = self.final_answer(text.split("\r\n\r\n", 1)[0])
+                    if status is not None:
+                        return status, hdrs
             except socket.timeout:
                 continue
         return None, []
+
+    # (status, headers) of a response's head when it is the final answer to our
+    # last request (its CSeq), else (None, [])
+    def final_answer(self, head_text):
+        head = head_text.split("\r\n")
+        status = int(head[0].split()[1])
+        hdrs = [(h.split(":", 1)[0].strip().lower(), h.split(":", 1)[1].strip()) for h in head[1:] if ":" in h]
+        cs = [v for k, v in hdrs if k == "cseq"]
+        if status < 200 or not cs or int(cs[0].split()[0]) != self.cseq:
+            return None, []
+        return status, hdrs
 
     # one message off the stream (headers, then Content-Length bytes); None when it closed
     def read_tcp(self):
@@ -132,13 +139,9 @@ class Client:
                     return None, []
                 if not text.startswith("SIP/2.0 "):
                     continue
-                head = text.split("\r\n")
-                status = int(head[0].split()[1])
-                hdrs = [(h.split(":", 1)[0].strip().lower(), h.split(":", 1)[1].strip()) for h in head[1:] if ":" in h]
-                cs = [v for k, v in hdrs if k == "cseq"]
-                if status < 200 or not cs or int(cs[0].split()[0]) != self.cseq:
-                    continue
-                return status, hdrs
+                status, hdrs = self.final_answer(text)
+                if status is not None:
+                    return status, hdrs
         except socket.timeout:
             return None, []
 
