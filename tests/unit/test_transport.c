@@ -62,6 +62,10 @@ struct tt {
     /* transaction user for the end-to-end test */
     struct txn *st;
     int requests;
+    /* Set: the timers see fake_ms instead of the loop's clock, so a test
+     * decides how much time passes whatever the machine's load. */
+    bool manual_time;
+    uint64_t fake_ms;
 };
 
 /* ---- callbacks ---- */
@@ -134,13 +138,21 @@ static void on_conn_lost(void *user, uint64_t conn_id, const struct sockaddr_sto
 static void tick(uv_timer_t *h)
 {
     struct tt *x = h->data;
-    timer_run(&x->ts, uv_now(&x->loop));
+    timer_run(&x->ts, x->manual_time ? x->fake_ms : uv_now(&x->loop));
+}
+
+/* The transport's clock: the fake one when the test drives time. */
+static uint64_t node_now(void *user)
+{
+    struct tt *x = ((struct node *)user)->x;
+    return x->manual_time ? x->fake_ms : uv_now(&x->loop);
 }
 
 static struct transport *node_start(struct tt *x, struct node *n, const struct transport_config *cfg)
 {
     n->x = x;
-    struct transport_callbacks cb = {.user = n, .on_message = on_message, .on_conn_lost = on_conn_lost};
+    struct transport_callbacks cb = {
+        .user = n, .on_message = on_message, .on_conn_lost = on_conn_lost, .now_ms = node_now};
     n->t = transport_new(&x->loop, &x->ts, cfg, &cb);
     assert_non_null(n->t);
     return n->t;
@@ -634,16 +646,23 @@ static void test_tcp_idle_timeout_and_close_conn(void **state)
     struct tt *x = *state;
     struct node *n = &x->b;
     struct transport_config cfg = {.tcp_idle_timeout_ms = 150};
+    x->manual_time = true;
+    x->fake_ms = uv_now(&x->loop);
+    run_for(x, 10); /* the timers take the fake clock */
     node_start(x, n, &cfg);
     int id = transport_listen(n->t, SIP_TRANSPORT_TCP, "127.0.0.1", 0);
     int fd = tcp_peer(n->t, (uint32_t)id);
-    /* Activity keeps it open ... */
+    /* Activity keeps it open: 80 ms of (fake) time between the bytes, 320 in
+     * all, however long the machine makes each step take. */
     for (int i = 0; i < 4; i++) {
-        run_for(x, 80);
+        x->fake_ms += 80;
+        run_for(x, 10);
         send_all(fd, "\r\n\r\n", 4);
+        run_for(x, 10); /* read: the connection's activity is at fake_ms */
     }
     assert_int_equal(n->lost, 0);
     /* ... silence closes it. */
+    x->fake_ms += 200;
     assert_true(run_until(x, &n->lost, 1, 2000));
     assert_string_equal(n->lost_reason, "idle timeout");
     char buf[64];
