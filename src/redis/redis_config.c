@@ -25,8 +25,9 @@ static const struct config_key keys[] = {
         "(else TCP) listener's address"),
     KEY("heartbeat_ms", CONFIG_UINT, heartbeat_ms, "1000", 100, 60000,
         "how often this node refreshes its entry in the node registry; a node silent for 3 heartbeats is gone"),
-    KEY("lookup_cache_ms", CONFIG_UINT, lookup_cache_ms, "1000", 0, 60000,
-        "how long the answer of a remote binding lookup is reused without asking Redis; 0: always ask"),
+    KEY("lookup_cache_ms", CONFIG_UINT, lookup_cache_ms, "10000", 0, 600000,
+        "how long the answer of a remote binding lookup may be reused without asking Redis (dropped sooner when "
+        "the user's bindings change; no cache while the change channel is down); 0: always ask"),
     KEY("lookup_max_pending", CONFIG_UINT, lookup_max_pending, "1000", 1, 100000,
         "requests waiting at once for a remote lookup; more get the local answer (480/404), logged"),
 };

@@ -16,7 +16,7 @@ struct redis_config { /* [redis] */
     bool cluster_route;              /* forward requests for users registered on another node */
     char advertise[256];             /* this node's SIP URI for its peers; "": from the listeners */
     uint32_t heartbeat_ms;           /* node registry refresh; a node is gone after 3 missed */
-    uint32_t lookup_cache_ms;        /* remote lookup answers kept this long; 0: no cache */
+    uint32_t lookup_cache_ms;        /* remote lookup answers kept at most this long (invalidated sooner); 0: no cache */
     uint32_t lookup_max_pending;     /* requests waiting for a Redis lookup; beyond: answered locally */
 };
 

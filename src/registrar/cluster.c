@@ -8,17 +8,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
 #include "base/clock.h"
 #include "base/log.h"
 #include "redis/redis_cluster.h"
+#include "redis/redis_objects.h"
+#include "redis/redis_reply.h"
+#include "redis/redis_uv.h"
 #include "registrar/location.h"
 #include "sip/msg.h"
 
 #define CACHE_SLOTS 1024                 /* power of two */
 #define KEY_MAX (64 + 16 + LOCATION_MAX_AOR + 2)
 #define MEMBERS_MAX CLUSTER_MAX_NODES    /* set members read per heartbeat */
+#define SEEDS_MAX 16
+#define SUB_BACKOFF_MIN_MS 100
+#define SUB_BACKOFF_MAX_MS 2000
 
 struct node {
     bool used;
@@ -43,6 +50,7 @@ struct cluster_lookup {
     struct cluster *c;
     cluster_lookup_cb cb;                /* NULL: cancelled */
     void *arg;
+    uint64_t seq;                        /* c->inval_seq when sent */
     char aor[LOCATION_MAX_AOR];
 };
 
@@ -53,9 +61,27 @@ struct hb_ctx {                          /* one heartbeat command */
 };
 enum { HB_WRITE, HB_MEMBERS, HB_NODE };
 
+struct seed {
+    char host[REDIS_HOST_MAX];
+    int port;
+};
+
 struct cluster {
     struct redis_cluster *rc;
+    uv_loop_t *loop;
     struct timer_service *timers;
+    /* The invalidation channel: one plain connection to a seed, SUBSCRIBEd
+     * (a PUBLISH anywhere in a Redis Cluster reaches every node's
+     * subscribers). The cache is used only while subscribed. */
+    struct seed seeds[SEEDS_MAX];
+    size_t nseeds, seed_next;
+    redisAsyncContext *sub;
+    struct redis_reply_budget sub_budget;
+    struct timer_node sub_timer;
+    uint32_t sub_backoff_ms;
+    bool subscribed;
+    uint64_t inval_seq;                  /* invalidations (and flushes) seen */
+    char channel[96];
     struct timer_node hb_timer;
     char node_id[128];
     char prefix[64];
@@ -273,7 +299,14 @@ static uint64_t hash_aor(const char *s)
 
 static struct cache_entry *cache_slot(struct cluster *c, const char *aor)
 {
-    return c->cache ? &c->cache[hash_aor(aor) & (CACHE_SLOTS - 1)] : NULL;
+    return c->cache && c->subscribed ? &c->cache[hash_aor(aor) & (CACHE_SLOTS - 1)] : NULL;
+}
+
+static void cache_flush(struct cluster *c)
+{
+    c->inval_seq++;
+    if (c->cache)
+        for (size_t i = 0; i < CACHE_SLOTS; i++) c->cache[i].expires_ms = 0;
 }
 
 static void fill_hit(const struct node *n, struct cluster_hit *h)
@@ -302,10 +335,12 @@ static bool cache_get(struct cluster *c, const char *aor, struct cluster_result 
     return true;
 }
 
-static void cache_put(struct cluster *c, const char *aor, const uint8_t *idx, size_t n)
+/* seq: c->inval_seq when the lookup was sent; an invalidation since may
+ * concern this answer (read before the change): not kept. */
+static void cache_put(struct cluster *c, const char *aor, const uint8_t *idx, size_t n, uint64_t seq)
 {
     struct cache_entry *e = cache_slot(c, aor);
-    if (!e) return;
+    if (!e || seq != c->inval_seq) return;
     snprintf(e->aor, sizeof(e->aor), "%s", aor);
     e->n = (uint8_t)n;
     for (size_t i = 0; i < n; i++) {
@@ -318,7 +353,8 @@ static void cache_put(struct cluster *c, const char *aor, const uint8_t *idx, si
 /* ---- lookups ---- */
 
 /* The live nodes other than this one among the bindings of an HGETALL. */
-static void read_bindings(struct cluster *c, const char *aor, const redisReply *reply, struct cluster_result *r)
+static void read_bindings(struct cluster *c, const char *aor, uint64_t seq, const redisReply *reply,
+                          struct cluster_result *r)
 {
     uint8_t idx[CLUSTER_MAX_HITS];
     int64_t wall = clock_wall_ms();
@@ -343,7 +379,7 @@ static void read_bindings(struct cluster *c, const char *aor, const redisReply *
         }
         json_decref(rec);
     }
-    cache_put(c, aor, idx, r->n);
+    cache_put(c, aor, idx, r->n, seq);
 }
 
 static void on_lookup(void *arg, int status, const struct redisReply *reply)
@@ -360,7 +396,7 @@ static void on_lookup(void *arg, int status, const struct redisReply *reply)
             log_warn_rl("cluster: lookup of %s failed: %s", l->aor,
                         status < 0 ? strerror(-status) : (reply ? reply->str : "no reply"));
     } else if (!c->closing) {
-        read_bindings(c, l->aor, reply, &r);
+        read_bindings(c, l->aor, l->seq, reply, &r);
         if (r.n) c->stats.found++;
     } else {
         r.status = -ECANCELED;
@@ -390,6 +426,7 @@ int cluster_lookup(struct cluster *c, const char *aor, struct cluster_result *no
     l->c = c;
     l->cb = cb;
     l->arg = arg;
+    l->seq = c->inval_seq;
     snprintf(l->aor, sizeof(l->aor), "%s", aor);
     char key[KEY_MAX];
     snprintf(key, sizeof(key), "%sloc:{%s}", c->prefix, aor);
@@ -411,6 +448,130 @@ void cluster_lookup_cancel(struct cluster_lookup *h)
     if (h) h->cb = NULL;
 }
 
+/* ---- invalidations ---- */
+
+static void sub_connect(struct cluster *c);
+
+static void on_sub_timer(struct timer_node *t, uint64_t now_ms)
+{
+    (void)now_ms;
+    sub_connect(container_of(t, struct cluster, sub_timer));
+}
+
+static void sub_retry(struct cluster *c)
+{
+    if (c->closing) return;
+    c->sub_backoff_ms = c->sub_backoff_ms ? c->sub_backoff_ms * 2 : SUB_BACKOFF_MIN_MS;
+    if (c->sub_backoff_ms > SUB_BACKOFF_MAX_MS) c->sub_backoff_ms = SUB_BACKOFF_MAX_MS;
+    timer_start(c->timers, &c->sub_timer, timer_now(c->timers) + c->sub_backoff_ms, on_sub_timer);
+}
+
+static void sub_lost(struct cluster *c, const char *why)
+{
+    if (c->subscribed)
+        log_warn_rl("cluster: the invalidation channel is down (%s): lookups skip the cache until it is back", why);
+    c->subscribed = false;
+    c->sub = NULL;
+    cache_flush(c);
+    sub_retry(c);
+}
+
+/* "<prefix>loc:{<aor>}", the key the mirror changed: its cache entry goes. */
+static void invalidate(struct cluster *c, const char *msg, size_t len)
+{
+    c->inval_seq++;
+    c->stats.invalidations++;
+    const char *open = memchr(msg, '{', len);
+    const char *close = open ? memchr(open, '}', len - (size_t)(open - msg)) : NULL;
+    if (!open || !close || (size_t)(close - open - 1) >= LOCATION_MAX_AOR) return;
+    char aor[LOCATION_MAX_AOR];
+    memcpy(aor, open + 1, (size_t)(close - open - 1));
+    aor[close - open - 1] = '\0';
+    struct cache_entry *e = cache_slot(c, aor);
+    if (e && !strcmp(e->aor, aor)) e->expires_ms = 0;
+}
+
+static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    struct cluster *c = privdata;
+    const redisReply *reply = r;
+    if (!c || c->sub != ac || !reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) return;
+    const redisReply *kind = reply->element[0], *payload = reply->element[2];
+    if (kind->type != REDIS_REPLY_STRING) return;
+    if (!strcmp(kind->str, "subscribe")) {
+        c->subscribed = true;
+        c->sub_backoff_ms = 0;
+        cache_flush(c); /* nothing cached before now was covered */
+        log_info("cluster: invalidations on channel %s; lookups cached up to %u ms", c->channel, c->cache_ms);
+    } else if (!strcmp(kind->str, "message") && payload->type == REDIS_REPLY_STRING) {
+        invalidate(c, payload->str, payload->len);
+    }
+}
+
+static void on_sub_connect(const redisAsyncContext *ac, int status)
+{
+    struct cluster *c = ac->data;
+    if (!c || c->sub != ac || status == REDIS_OK) return;
+    log_debug("cluster: invalidation channel: connect failed: %s", ac->errstr);
+    sub_lost(c, "connect failed"); /* hiredis frees ac after this callback */
+}
+
+static void on_sub_disconnect(const redisAsyncContext *ac, int status)
+{
+    (void)status;
+    struct cluster *c = ac->data;
+    if (c && c->sub == ac) sub_lost(c, "connection closed");
+}
+
+static void sub_connect(struct cluster *c)
+{
+    if (c->closing || c->sub || !c->nseeds || !c->cache) return;
+    const struct seed *sd = &c->seeds[c->seed_next++ % c->nseeds];
+    redisAsyncContext *ac = redisAsyncConnect(sd->host, sd->port);
+    if (!ac || ac->err) {
+        if (ac) redisAsyncFree(ac);
+        sub_retry(c);
+        return;
+    }
+    ac->data = c;
+    redis_objects_use(ac->c.reader, &c->sub_budget);
+    if (redis_uv_attach(ac, c->loop) < 0) {
+        redisAsyncFree(ac);
+        sub_retry(c);
+        return;
+    }
+    c->sub = ac;
+    redisAsyncSetConnectCallback(ac, on_sub_connect);
+    redisAsyncSetDisconnectCallback(ac, on_sub_disconnect);
+    if (redisAsyncCommand(ac, on_sub_reply, c, "SUBSCRIBE %s", c->channel) != REDIS_OK) {
+        c->sub = NULL;
+        redisAsyncFree(ac);
+        sub_retry(c);
+    }
+}
+
+/* "127.0.0.1:7000,[::1]:7001" read the way the cluster client reads it. */
+static void parse_seeds(struct cluster *c, const char *seeds)
+{
+    const char *p = seeds;
+    while (p && *p && c->nseeds < SEEDS_MAX) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        while (len && (*p == ' ' || *p == '\t')) p++, len--;
+        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t')) len--;
+        char text[REDIS_HOST_MAX + 32];
+        struct redis_redirect rd;
+        if (len && len + 8 < sizeof(text)) {
+            int n = snprintf(text, sizeof(text), "MOVED 0 %.*s", (int)len, p);
+            if (n > 0 && redis_parse_redirect(text, (size_t)n, &rd) == REDIS_REDIRECT_MOVED && rd.host[0]) {
+                snprintf(c->seeds[c->nseeds].host, sizeof(c->seeds[0].host), "%s", rd.host);
+                c->seeds[c->nseeds++].port = rd.port;
+            }
+        }
+        p = end ? end + 1 : NULL;
+    }
+}
+
 /* ---- life cycle ---- */
 
 struct cluster *cluster_new(uv_loop_t *loop, struct timer_service *timers, const struct redis_config *cfg,
@@ -427,8 +588,10 @@ struct cluster *cluster_new(uv_loop_t *loop, struct timer_service *timers, const
         *err = -ENOMEM;
         return NULL;
     }
+    c->loop = loop;
     c->timers = timers;
     timer_node_init(&c->hb_timer);
+    timer_node_init(&c->sub_timer);
     snprintf(c->node_id, sizeof(c->node_id), "%s", node_id);
     snprintf(c->prefix, sizeof(c->prefix), "%s", cfg->key_prefix);
     snprintf(c->advertise, sizeof(c->advertise), "%s", advertise);
@@ -453,6 +616,9 @@ struct cluster *cluster_new(uv_loop_t *loop, struct timer_service *timers, const
         return NULL;
     }
     timer_start(timers, &c->hb_timer, timer_now(timers), on_hb_timer);
+    snprintf(c->channel, sizeof(c->channel), "%sloc-changes", c->prefix);
+    parse_seeds(c, cfg->nodes);
+    sub_connect(c);
     return c;
 }
 
@@ -460,7 +626,13 @@ void cluster_free(struct cluster *c)
 {
     if (!c) return;
     timer_stop(c->timers, &c->hb_timer);
+    timer_stop(c->timers, &c->sub_timer);
     c->closing = true;
+    if (c->sub) {
+        redisAsyncContext *ac = c->sub;
+        c->sub = NULL; /* its callbacks now find nothing */
+        redisAsyncFree(ac);
+    }
     redis_cluster_free(c->rc); /* every waiting command called back with -ECANCELED */
     free(c->cache);
     free(c);
@@ -501,6 +673,7 @@ void cluster_stats_json(const struct cluster *c, json_t *stats)
     if (!o) return;
     json_object_set_new(o, "node_id", json_string(c->node_id));
     json_object_set_new(o, "advertise", json_string(c->advertise));
+    json_object_set_new(o, "cache", json_boolean(c->subscribed));
 #define PUT(name) json_object_set_new(o, #name, json_integer((json_int_t)s.name))
     PUT(lookups);
     PUT(cache_hits);
@@ -509,6 +682,7 @@ void cluster_stats_json(const struct cluster *c, json_t *stats)
     PUT(refused);
     PUT(heartbeats);
     PUT(heartbeat_failures);
+    PUT(invalidations);
     PUT(pending);
     PUT(nodes_live);
 #undef PUT

@@ -13,8 +13,16 @@
  * binding mirror writes, location_mirror.h) with HGETALL and returns the
  * live nodes other than this one holding an unexpired binding, each with
  * the Route and the host:port to forward through. Answers are kept in a
- * bounded local cache (lookup_cache_ms, direct-mapped, negative answers
- * too); a hit is answered at once, without Redis. Lookups waiting for Redis
+ * bounded local cache (direct-mapped, 1024 AoRs, negative answers too) for
+ * at most lookup_cache_ms; a hit is answered at once, without Redis. The
+ * cache is kept true by invalidation: the mirrors PUBLISH the key of every
+ * binding added or removed on <prefix>loc-changes, and this node holds one
+ * SUBSCRIBEd connection to a seed (any node of a Redis Cluster delivers
+ * every PUBLISH), dropping the AoR's entry on each message. An answer read
+ * before an invalidation that arrives while it is in flight is not kept;
+ * while the subscription is down (connecting, lost) nothing is cached and
+ * everything is flushed when it comes back. A node that stops
+ * heartbeating invalidates the entries naming it. Lookups waiting for Redis
  * are capped (lookup_max_pending); each ends by the client's deadline
  * (timeout_ms) at the latest.
  *
@@ -71,6 +79,7 @@ struct cluster_stats {
     uint64_t refused;                    /* over lookup_max_pending or refused by the client */
     uint64_t heartbeats;                 /* rounds sent */
     uint64_t heartbeat_failures;         /* rounds with a failed command */
+    uint64_t invalidations;              /* change messages received */
     uint32_t pending;                    /* lookups waiting for Redis */
     uint32_t nodes_live;                 /* other nodes in the table, alive */
 };

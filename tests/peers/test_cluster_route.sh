@@ -10,7 +10,11 @@
 #     the peer mark), A — which trusts C as a live node and does not
 #     challenge again — delivers it over alice's binding; both record-route,
 #     so the ACK and the in-dialog BYE travel UAC -> C -> A -> alice;
-#  3. a user registered nowhere: 480 (known on C) / 404 (unknown);
+#  3. a user registered nowhere: 480 (known on C) / 404 (unknown); the
+#     second ask for dave is answered from C's cache (no Redis); then dave
+#     registers on B: B's mirror publishes the change, C drops its cached
+#     "nowhere" on the message, and a call to dave through C reaches him
+#     on B;
 #  4. loop protection: a (planted) record says ghost is on A and on B; C
 #     forks to both, each routes the marked request to its own bindings
 #     only (404 there), never on to the other node; C answers 404;
@@ -52,12 +56,15 @@ for n in a b c; do
     ctl user add caller --password callerpw >/dev/null
 done
 on a; ctl user add alice --password alicepw >/dev/null
+on b; ctl user add dave --password davepw >/dev/null
 on c; ctl user add alice --password alicepw >/dev/null; ctl user add dave --password davepw >/dev/null
 
 cstat() { on "$1"; api GET /stats | jq -r ".cluster.$2"; }
 pstat() { on "$1"; api GET /stats | jq -r ".proxy.$2"; }
 sees_two() { [ "$(cstat "$1" nodes_live)" = 2 ]; }
 for n in a b c; do check "1. node $n sees the two others live" wait_for 20 sees_two "$n"; done
+subscribed() { [ "$(cstat "$1" cache)" = true ]; }
+check "... C subscribed to the change channel (its cache is on)" wait_for 20 subscribed c
 check "... C knows A by its SIP address" \
     [ "$(cstat c 'peers[] | select(.id == "node-a") | .sip')" = "sip:127.0.0.1:${SIP[a]}" ]
 check "... the registry in Redis: t:node:{node-b} with its sip URI and a TTL" \
@@ -107,6 +114,31 @@ check "3. dave (known on C, registered nowhere) via C -> 480" \
     sipp_scn r480 "$(reject_scn 480)" -s dave -key target "127.0.0.1:${SIP[c]}" -key mf 70 -p "$(free_port)"
 check "... nobody (unknown) via C -> 404" \
     sipp_scn r404 "$(reject_scn 404)" -s nobody -key target "127.0.0.1:${SIP[c]}" -key mf 70 -p "$(free_port)"
+hits=$(cstat c cache_hits)
+check "... dave via C again -> 480, answered from C's cache" \
+    sipp_scn r480x "$(reject_scn 480)" -s dave -key target "127.0.0.1:${SIP[c]}" -key mf 70 -p "$(free_port)"
+check "... (cache_hits $hits -> $(cstat c cache_hits))" [ "$(cstat c cache_hits)" -gt "$hits" ]
+inv=$(cstat c invalidations)
+DAVE=$(free_port)
+on b
+check "... sipp: dave registers on node B" \
+    sipp_scn reg-dave register.xml -s dave -au dave -ap davepw -key expires 300 -key cport "$DAVE" -p "$DAVE"
+inv_more() { [ "$(cstat c invalidations)" -gt "$inv" ]; }
+check "... C gets the change message" wait_for 20 inv_more
+sed 's/caller@\[local_ip\]:\[local_port\]>;tag/caller@example.org>;tag/' "$PEERS_DIR/sipp/uac-call.xml" \
+    >"$WORK/uac-call-foreign.xml"
+(cd "$WORK" && exec timeout 60 sipp -sf "$PEERS_DIR/sipp/uas-call.xml" -s dave -i 127.0.0.1 -p "$DAVE" -m 1 -nostdin \
+    -trace_msg -message_file uas-dave.msg >"$WORK/uas-dave.out" 2>&1) &
+dave_pid=$!
+PIDS+=("$dave_pid")
+wait_for 10 udp_bound "$DAVE"
+on c
+check "... a call to dave through C now reaches him on B (the cached 480 is gone)" \
+    sipp_scn call-dave "$WORK/uac-call-foreign.xml" -s dave -p "$(free_port)"
+check "... dave got the INVITE, ACK and BYE" wait "$dave_pid"
+check "... through B after C" \
+    bash -c "awk '/^INVITE sip:dave/,/^\$/' '$WORK/uas-dave.msg' | grep '^Via:' | head -2 | tr '\n' ' ' |
+        grep -q '127.0.0.1:${SIP[b]};branch=z9hG4bKcP.*127.0.0.1:${SIP[c]};branch=z9hG4bKcP'"
 
 # ---- 4. loop protection: ghost "registered" on A and on B (planted records)
 exp=$(( $(date +%s%3N) + 120000 ))
@@ -129,8 +161,7 @@ check "... alice via C -> 480 (the local answer)" \
 check "... dave via C -> 480" \
     sipp_scn r480c "$(reject_scn 480)" -s dave -key target "127.0.0.1:${SIP[c]}" -key mf 70 -p "$(free_port)"
 check "... C counted its fallbacks" [ "$(pstat c cluster_fallbacks)" -ge 1 ]
-sed 's/caller@\[local_ip\]:\[local_port\]>;tag/caller@example.org>;tag/' "$PEERS_DIR/sipp/uac-call.xml" \
-    >"$WORK/uac-call-foreign.xml"
+check "... and its cache is off (the change channel is down)" [ "$(cstat c cache)" = false ]
 (cd "$WORK" && exec timeout 60 sipp -sf "$PEERS_DIR/sipp/uas-call.xml" -s alice -i 127.0.0.1 -p "$UAS" -m 1 -nostdin \
     -trace_msg -message_file uas2.msg >"$WORK/uas2.out" 2>&1) &
 uas_pid=$!

@@ -120,7 +120,7 @@ static void defaults_before_tables(struct config *c)
     c->redis.timeout_ms = 2000;
     c->redis.max_pending = 10000;
     c->redis.heartbeat_ms = 1000;
-    c->redis.lookup_cache_ms = 1000;
+    c->redis.lookup_cache_ms = 10000;
     c->redis.lookup_max_pending = 1000;
     strcpy(c->api.listen, "127.0.0.1:8080");
     c->events.ring_size = 4096;
