@@ -97,13 +97,11 @@ struct cluster {
 
 /* ---- advertised URIs ---- */
 
-/* A SIP URI we may put in a Route: sip:/sips:, a host, no character that
- * would break out of <...>. Fills the Route, the host:port and the numeric
- * address (when the host is one). */
-static int parse_advertise(const char *s, struct node *n)
+int cluster_peer_uri(const char *s, char *route, size_t route_cap, char *hostport, size_t hostport_cap,
+                     struct sockaddr_storage *ip)
 {
     size_t len = strlen(s);
-    if (!len || len >= sizeof(n->sip)) return -1;
+    if (!len || len >= 256) return -1;
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)s[i];
         if (ch <= 0x20 || ch >= 0x7f || ch == '<' || ch == '>' || ch == '"' || ch == ',') return -1;
@@ -113,10 +111,10 @@ static int parse_advertise(const char *s, struct node *n)
     if ((u.scheme != SIP_SCHEME_SIP && u.scheme != SIP_SCHEME_SIPS) || !u.host.len || u.user.len || u.headers.len)
         return -1;
     uint16_t port = u.port ? u.port : (u.scheme == SIP_SCHEME_SIPS ? 5061 : 5060);
-    snprintf(n->sip, sizeof(n->sip), "%s", s);
-    snprintf(n->route, sizeof(n->route), "<%s;lr;%s>", s, CLUSTER_PEER_PARAM);
-    snprintf(n->hostport, sizeof(n->hostport), "%.*s:%u", STR_FMT(u.host), (unsigned)port);
-    memset(&n->ip, 0, sizeof(n->ip));
+    int rn = snprintf(route, route_cap, "<%s;lr;%s>", s, CLUSTER_PEER_PARAM);
+    int hn = snprintf(hostport, hostport_cap, "%.*s:%u", STR_FMT(u.host), (unsigned)port);
+    if (rn < 0 || (size_t)rn >= route_cap || hn < 0 || (size_t)hn >= hostport_cap) return -1;
+    memset(ip, 0, sizeof(*ip));
     char h[INET6_ADDRSTRLEN + 2];
     str_t host = u.host;
     if (host.len >= 2 && host.s[0] == '[') {
@@ -126,12 +124,47 @@ static int parse_advertise(const char *s, struct node *n)
     if (host.len < sizeof(h)) {
         memcpy(h, host.s, host.len);
         h[host.len] = '\0';
-        struct sockaddr_in *a4 = (struct sockaddr_in *)&n->ip;
-        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&n->ip;
+        struct sockaddr_in *a4 = (struct sockaddr_in *)ip;
+        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ip;
         if (inet_pton(AF_INET, h, &a4->sin_addr) == 1) a4->sin_family = AF_INET;
         else if (inet_pton(AF_INET6, h, &a6->sin6_addr) == 1) a6->sin6_family = AF_INET6;
     }
     return 0;
+}
+
+/* The node's fields from its advertised URI. */
+static int parse_advertise(const char *s, struct node *n)
+{
+    if (cluster_peer_uri(s, n->route, sizeof(n->route), n->hostport, sizeof(n->hostport), &n->ip) != 0) return -1;
+    snprintf(n->sip, sizeof(n->sip), "%s", s);
+    return 0;
+}
+
+int cluster_record_read(const char *json, size_t len, char *node, size_t node_cap, int64_t *expires)
+{
+    json_t *rec = json_loadb(json, len, 0, NULL);
+    const char *n = json_string_value(json_object_get(rec, "node"));
+    json_t *e = json_object_get(rec, "expires");
+    int rc = -1;
+    if (n && *n && json_is_integer(e) && strlen(n) < node_cap) {
+        snprintf(node, node_cap, "%s", n);
+        *expires = (int64_t)json_integer_value(e);
+        rc = 0;
+    }
+    json_decref(rec);
+    return rc;
+}
+
+int cluster_key_aor(const char *key, size_t len, char *aor, size_t cap)
+{
+    const char *open = memchr(key, '{', len);
+    const char *close = open ? memchr(open, '}', len - (size_t)(open - key)) : NULL;
+    if (!open || !close || close == open + 1 || (size_t)(close - open - 1) >= cap) return -1;
+    size_t n = (size_t)(close - open - 1);
+    if (memchr(open + 1, '\0', n)) return -1;
+    memcpy(aor, open + 1, n);
+    aor[n] = '\0';
+    return (int)n;
 }
 
 /* ---- the node table ---- */
@@ -266,8 +299,7 @@ static void on_hb_timer(struct timer_node *t, uint64_t now_ms)
     struct cluster *c = container_of(t, struct cluster, hb_timer);
     timer_start(c->timers, &c->hb_timer, now_ms + c->heartbeat_ms, on_hb_timer);
     if (c->hb_pending) {
-        log_warn_rl("cluster: the last heartbeat round is still unanswered (%u commands); skipping one",
-                    c->hb_pending);
+        log_debug("cluster: the last heartbeat round is still unanswered (%u commands); skipping one", c->hb_pending);
         return;
     }
     c->hb_failed = false;
@@ -363,9 +395,9 @@ static void read_bindings(struct cluster *c, const char *aor, uint64_t seq, cons
     for (size_t i = 1; i < reply->elements && r->n < CLUSTER_MAX_HITS; i += 2) {
         const redisReply *v = reply->element[i];
         if (v->type != REDIS_REPLY_STRING) continue;
-        json_t *rec = json_loadb(v->str, v->len, 0, NULL);
-        const char *node = json_string_value(json_object_get(rec, "node"));
-        json_int_t exp = json_integer_value(json_object_get(rec, "expires"));
+        char nodebuf[128];
+        int64_t exp = 0;
+        const char *node = cluster_record_read(v->str, v->len, nodebuf, sizeof(nodebuf), &exp) == 0 ? nodebuf : NULL;
         struct node *n = node && exp > wall && strcmp(node, c->node_id) != 0 ? node_find(c, node, strlen(node)) : NULL;
         if (n && node_alive(c, n, now)) {
             bool dup = false;
@@ -377,7 +409,6 @@ static void read_bindings(struct cluster *c, const char *aor, uint64_t seq, cons
         } else if (node && exp > wall && strcmp(node, c->node_id) != 0) {
             log_info_rl("cluster: %s has a binding on node %s, which is not live here", aor, node);
         }
-        json_decref(rec);
     }
     cache_put(c, aor, idx, r->n, seq);
 }
@@ -481,12 +512,8 @@ static void invalidate(struct cluster *c, const char *msg, size_t len)
 {
     c->inval_seq++;
     c->stats.invalidations++;
-    const char *open = memchr(msg, '{', len);
-    const char *close = open ? memchr(open, '}', len - (size_t)(open - msg)) : NULL;
-    if (!open || !close || (size_t)(close - open - 1) >= LOCATION_MAX_AOR) return;
     char aor[LOCATION_MAX_AOR];
-    memcpy(aor, open + 1, (size_t)(close - open - 1));
-    aor[close - open - 1] = '\0';
+    if (cluster_key_aor(msg, len, aor, sizeof(aor)) < 0) return;
     struct cache_entry *e = cache_slot(c, aor);
     if (e && !strcmp(e->aor, aor)) e->expires_ms = 0;
 }

@@ -112,4 +112,21 @@ void cluster_get_stats(const struct cluster *c, struct cluster_stats *out);
 /* Adds "cluster": {...} to a /stats object. */
 void cluster_stats_json(const struct cluster *c, json_t *stats);
 
+/* ---- what a node reads from Redis (pure; tests/fuzz/fuzz_cluster.c) ---- */
+
+/* A peer's advertised URI (NUL-terminated): a sip:/sips: URI with a host,
+ * no user, no headers, under 256 bytes, nothing at or below space, no
+ * '<' '>' '"' ','. 0 with the Route to push ("<uri;lr;cascade-peer>"),
+ * host:port (the default port filled in) and *ip (ss_family 0 when the
+ * host is not numeric); -1 when unusable or a result does not fit. */
+int cluster_peer_uri(const char *uri, char *route, size_t route_cap, char *hostport, size_t hostport_cap,
+                     struct sockaddr_storage *ip);
+/* A mirrored binding record (location_mirror.h): 0 with its "node" (non-
+ * empty, fits node_cap with its NUL) and "expires" (an integer, wall ms);
+ * -1 otherwise. */
+int cluster_record_read(const char *json, size_t len, char *node, size_t node_cap, int64_t *expires);
+/* The AoR inside a location key's hash tag ("t:loc:{alice}" -> "alice"):
+ * its length, or -1 (no tag, empty, a NUL inside, not under cap). */
+int cluster_key_aor(const char *key, size_t len, char *aor, size_t cap);
+
 #endif

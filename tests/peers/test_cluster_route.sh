@@ -45,6 +45,7 @@ node_id = node-$n
 key_prefix = t:
 timeout_ms = 1000
 heartbeat_ms = 300
+lookup_cache_ms = 120000
 INI
     start_cascade "$n" "$WORK/$n.ini"
 done
