@@ -12,6 +12,7 @@
  * retransmissions for 32 s; only the 487 that ends a CANCELled INVITE, which
  * the caller waits for, stays stateful. */
 #include <stdio.h>
+#include <errno.h>
 #include <string.h>
 
 #include "api/routes_gb_lower.h"
@@ -28,6 +29,7 @@
 #include "proxy/proxy.h"
 #include "registrar/digest_check.h"
 #include "registrar/location.h"
+#include "registrar/cluster.h"
 #include "registrar/location_mirror.h"
 #include "registrar/registrar.h"
 #include "sip/local.h"
@@ -133,6 +135,7 @@ static struct proxy *start_proxy(struct worker *w)
         .offline_arg = w->offline,
         .on_call = w->subs ? proxy_call_seen : NULL,
         .on_call_arg = w->subs,
+        .cluster = w->cluster,
     };
     return proxy_new(&d);
 }
@@ -268,6 +271,39 @@ static int start_mirror(struct worker *w)
     return 0;
 }
 
+/* [redis] cluster_route: the node registry and the remote lookups, on
+ * connections of their own. advertise empty: this node's first UDP (else
+ * TCP) listener, which must then be a numeric, non-wildcard address. */
+static int start_cluster(struct worker *w)
+{
+    if (!w->cfg.redis.cluster_route || !w->mirror) return 0;
+    char adv[256];
+    snprintf(adv, sizeof(adv), "%s", w->cfg.redis.advertise);
+    if (!adv[0]) {
+        const char *h = w->local.host;
+        bool wild = !h[0] || !strcmp(h, "0.0.0.0") || !strcmp(h, "::") || !strcmp(h, "[::]");
+        uint16_t udp = w->local.port[SIP_TRANSPORT_UDP], tcp = w->local.port[SIP_TRANSPORT_TCP];
+        if (wild || (!udp && !tcp)) {
+            log_error("[redis] cluster_route: set advertise (this node listens on %s, which peers cannot reach)",
+                      h[0] ? h : "no UDP/TCP address");
+            return -1;
+        }
+        char host[80];
+        sip_host_for_header(h, host, sizeof(host));
+        if (udp) snprintf(adv, sizeof(adv), "sip:%s:%u", host, udp);
+        else snprintf(adv, sizeof(adv), "sip:%s:%u;transport=tcp", host, tcp);
+    }
+    int err = 0;
+    w->cluster = cluster_new(w->loop, &w->timers, &w->cfg.redis, location_mirror_node_id(w->mirror), adv, &err);
+    if (!w->cluster) {
+        log_error("[redis] cannot start routing between nodes (advertise %s, nodes %s): %s", adv, w->cfg.redis.nodes,
+                  err == -EINVAL ? "advertise must be a sip: URI with a numeric host" : strerror(-err));
+        return -1;
+    }
+    log_info("[redis] cluster routing on: node %s reached at %s", location_mirror_node_id(w->mirror), adv);
+    return 0;
+}
+
 /* The RFC 6665 notifier on the registrar's location; its subscriptions come
  * back from the store. */
 static int start_subs(struct worker *w)
@@ -312,7 +348,7 @@ int dispatch_start_roles(struct worker *w)
     fill_local(w);
     /* The UA first: the registrar and the proxy take their tags from it. */
     w->ua = ua_new(&w->cfg.sip, &w->local, &w->timers, w->txn, w->transport, 0);
-    if (!w->ua || start_registrar(w) < 0 || start_mirror(w) < 0 || start_subs(w) < 0 || start_offline(w) < 0) return -1;
+    if (!w->ua || start_registrar(w) < 0 || start_mirror(w) < 0 || start_cluster(w) < 0 || start_subs(w) < 0 || start_offline(w) < 0) return -1;
     w->proxy = start_proxy(w);
     if (!w->proxy) return -1;
 
@@ -343,6 +379,9 @@ int dispatch_start_gb_lower(struct worker *w)
 
 void dispatch_stop_roles(struct worker *w, void (*done)(void *arg), void *arg)
 {
+    if (w->proxy) proxy_set_cluster(w->proxy, NULL);
+    cluster_free(w->cluster); /* waiting requests get their local answer */
+    w->cluster = NULL;
     if (w->mirror) { /* its connections would keep the loop running */
         observer_remove(w, w->mirror);
         location_mirror_free(w->mirror);
@@ -357,6 +396,9 @@ void dispatch_free_roles(struct worker *w)
 {
     if (w->gb_lower) gb_lower_free(w->gb_lower);
     if (w->gb_upper) gb_upper_free(w->gb_upper);
+    if (w->proxy) proxy_set_cluster(w->proxy, NULL);
+    cluster_free(w->cluster);
+    w->cluster = NULL;
     if (w->proxy) proxy_free(w->proxy);
     if (w->mirror) {
         observer_remove(w, w->mirror);
@@ -581,6 +623,7 @@ void dispatch_stats(struct worker *w, json_t *stats)
 {
     if (w->registrar) registrar_stats_json(w->registrar, stats);
     if (w->proxy) proxy_stats_json(w->proxy, stats);
+    if (w->cluster) cluster_stats_json(w->cluster, stats);
     if (w->subs) subs_stats_json(w->subs, stats);
     if (w->offline) offline_msg_stats_json(w->offline, stats);
     if (w->mirror) {

@@ -46,6 +46,7 @@ struct gb_lower;
 struct ua;
 struct sfu;
 struct location_mirror;
+struct cluster;
 
 #define WORKER_MAX_OBSERVERS 4
 
@@ -87,6 +88,7 @@ struct worker {
     struct gb_lower *gb_lower;
     struct sfu *sfu;                         /* [media]: rooms, WHIP, WHEP; NULL when off */
     struct location_mirror *mirror;          /* [redis] mirror_bindings: NULL when off */
+    struct cluster *cluster;                 /* [redis] cluster_route: NULL when off */
     /* The registrar's one observer slot fans out to these (dispatch.c): the
      * notifier's and the Redis mirror's callbacks. */
     struct location_callbacks observers[WORKER_MAX_OBSERVERS];

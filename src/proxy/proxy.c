@@ -17,6 +17,7 @@
 #include "base/log.h"
 #include "proxy/pike.h"
 #include "proxy/proxy_int.h"
+#include "registrar/cluster.h"
 #include "registrar/location.h"
 #include "registrar/registrar.h"
 #include "registrar/users.h"
@@ -263,6 +264,7 @@ static bool route_entry_uri(str_t entry, struct sip_name_addr *na)
 struct route_flow {
     bool found;                       /* dest is the flow to send on */
     bool bad;                         /* a token we did not make (or altered) */
+    bool from_peer;                   /* our Route entry had the cluster's peer mark */
     struct transport_dest dest;
 };
 
@@ -308,6 +310,9 @@ static bool preprocess_routes(struct proxy *p, struct sip_msg *m, arena_t *a, co
         if (!sip_edit_first_entry(m, SIP_HDR_ROUTE, &idx, &entry) || !route_entry_uri(entry, &na)) break;
         if (!uri_is_local(p, &na.uri, rx, true)) break;
         take_flow_token(p, &na.uri, rx, rf);
+        /* [redis] cluster_route: a peer node sent this to us by our Route
+         * with its mark; nothing of it when the cluster mode is off. */
+        if (rf && p->d.cluster && sip_param_get(na.uri.params, CLUSTER_PEER_PARAM, NULL)) rf->from_peer = true;
         sip_edit_pop_first_entry(m, SIP_HDR_ROUTE);
         popped = true;
     }
@@ -449,8 +454,117 @@ bool proxy_offline_offer(struct proxy *p, struct txn *st, const struct sip_msg *
     return true;
 }
 
-/* §16.5: the target set of a request for our domain. */
-static void route_local(struct proxy *p, struct txn *st, const struct transport_rx *rx, struct sip_msg *req)
+/* ---- between nodes ([redis] cluster_route, registrar/cluster.h) ---- */
+
+/* A request waiting for the cluster's answer. Its server transaction keeps
+ * the request (txn_request) and where it came from (txn_rx_info). */
+struct proxy_wait {
+    struct proxy_wait *next, *prev;
+    struct proxy *p;
+    struct txn *st;
+    struct cluster_lookup *lookup;
+};
+
+static void route_local(struct proxy *p, struct txn *st, const struct transport_rx *rx, struct sip_msg *req,
+                        const struct cluster_result *remote, bool from_peer);
+
+static void wait_unlink(struct proxy *p, struct proxy_wait *w)
+{
+    if (w->prev) w->prev->next = w->next;
+    else p->waits = w->next;
+    if (w->next) w->next->prev = w->prev;
+    p->nwaits--;
+}
+
+static struct proxy_wait *wait_find(struct proxy *p, const struct txn *st)
+{
+    for (struct proxy_wait *w = p->waits; w; w = w->next)
+        if (w->st == st) return w;
+    return NULL;
+}
+
+/* The cluster answered (or failed): the request is routed again from its
+ * server transaction, as it was when it arrived, with the answer. */
+static void on_cluster_answer(void *arg, const struct cluster_result *r)
+{
+    struct proxy_wait *w = arg;
+    struct proxy *p = w->p;
+    struct txn *st = w->st;
+    wait_unlink(p, w);
+    free(w);
+    const struct transport_rx *rx = txn_rx_info(st);
+    if (!rx || !rx->msg) return; /* answered meanwhile */
+    arena_reset(&p->arena);
+    struct sip_msg req;
+    if (sip_edit_clone(rx->msg, &p->arena, &req) != 0) {
+        refuse(p, st, rx, 500, "Server Internal Error", STR_NULL, "out of memory");
+        return;
+    }
+    struct route_flow rf;
+    preprocess_routes(p, &req, &p->arena, rx, &rf);
+    if (p->cfg.authenticate && p->d.digest.consume)
+        p->d.digest.consume(p->d.digest.arg, &req, SIP_HDR_PROXY_AUTHORIZATION);
+    route_local(p, st, rx, &req, r, false);
+}
+
+/* Asks the cluster where aor is. true: the request waits (answered by
+ * on_cluster_answer); false: go on with *now (answered from the cache, or
+ * now->status < 0 when the lookup was refused). */
+static bool cluster_ask(struct proxy *p, struct txn *st, const struct transport_rx *rx, const char *aor,
+                        struct cluster_result *now)
+{
+    memset(now, 0, sizeof(*now));
+    p->stats.cluster_lookups++;
+    struct proxy_wait *w = calloc(1, sizeof(*w));
+    int rc = w ? cluster_lookup(p->d.cluster, aor, now, on_cluster_answer, w, &w->lookup) : -ENOMEM;
+    if (rc == 0) {
+        w->p = p;
+        w->st = st;
+        w->next = p->waits;
+        if (p->waits) p->waits->prev = w;
+        p->waits = w;
+        p->nwaits++;
+        return true;
+    }
+    free(w);
+    if (rc < 0) {
+        now->status = rc;
+        log_warn_rl("proxy: cluster lookup of %s for %.*s from %s refused (%s; %u waiting): answered locally", aor,
+                    STR_FMT(rx->msg->method_name), rx->src_text, strerror(-rc), p->nwaits);
+    }
+    return false;
+}
+
+/* Forwards req to the nodes of r (r->n > 0): to each its Route with the
+ * peer mark, the Request-URI the user at that node. */
+static void forward_to_nodes(struct proxy *p, struct txn *st, const struct transport_rx *rx, struct sip_msg *req,
+                             const char *aor, const struct cluster_result *r)
+{
+    struct proxy_target t[CLUSTER_MAX_HITS];
+    size_t k = 0;
+    for (size_t i = 0; i < r->n && i < CLUSTER_MAX_HITS; i++) {
+        t[k] = (struct proxy_target){
+            .ruri = arena_printf(&p->arena, "sip:%.*s@%s", STR_FMT(req->ruri.user), r->hits[i].hostport),
+            .path = arena_strdup(&p->arena, str_from_cstr(r->hits[i].route)),
+        };
+        if (!t[k].ruri.s || !t[k].path.s) {
+            refuse(p, st, rx, 500, "Server Internal Error", STR_NULL, "out of memory");
+            return;
+        }
+        log_debug("proxy: %.*s for %s from %s goes to node %s", STR_FMT(req->method_name), aor, rx->src_text,
+                  r->hits[i].node);
+        k++;
+    }
+    p->stats.cluster_forwarded++;
+    proxy_fork(p, st, rx, req, t, k, dialog_creating(req->method) && req->to.tag.len == 0,
+               offline_candidate(p, req) ? aor : NULL);
+}
+
+/* §16.5: the target set of a request for our domain. remote: the cluster's
+ * answer once asked (NULL: not asked yet); from_peer: a peer node sent it,
+ * local bindings only. */
+static void route_local(struct proxy *p, struct txn *st, const struct transport_rx *rx, struct sip_msg *req,
+                        const struct cluster_result *remote, bool from_peer)
 {
     char aor[LOCATION_MAX_AOR];
     if (registrar_aor_key(&req->ruri, aor, sizeof(aor)) < 0) {
@@ -464,6 +578,18 @@ static void route_local(struct proxy *p, struct txn *st, const struct transport_
     /* [registrar] max_contacts also bounds the fan-out when the store holds
      * more (bindings made before the limit was set): issue 9. */
     if (p->max_contacts > 0 && n > (size_t)p->max_contacts) n = (size_t)p->max_contacts;
+    /* [redis] cluster_route: no binding here, maybe on another node (not
+     * for sips:, whose every hop must be TLS; not in redirect mode). */
+    struct cluster_result now;
+    if (n == 0 && p->d.cluster && !remote && !from_peer && !p->redirect && req->ruri.scheme == SIP_SCHEME_SIP) {
+        if (cluster_ask(p, st, rx, aor, &now)) return;
+        remote = &now;
+    }
+    if (n == 0 && remote && remote->n) {
+        forward_to_nodes(p, st, rx, req, aor, remote);
+        return;
+    }
+    if (n == 0 && remote && remote->status < 0) p->stats.cluster_fallbacks++;
     if (n == 0) {
         if (p->d.users && users_find(p->d.users, str_from_cstr(aor))) {
             if (offline_candidate(p, req) && proxy_offline_offer(p, st, req, aor)) return;
@@ -629,6 +755,16 @@ int proxy_on_request(struct proxy *p, struct txn *st, const struct transport_rx 
         /* §16.10: a CANCEL for one of our response contexts. */
         struct txn *inv = txn_find_invite_for_cancel(p->d.txn, rx);
         struct proxy_call *c = inv ? proxy_call_find(p, inv) : NULL;
+        struct proxy_wait *w = inv && !c && p->waits ? wait_find(p, inv) : NULL;
+        if (w) { /* still waiting for the cluster's answer: ends here */
+            p->stats.cancels++;
+            cluster_lookup_cancel(w->lookup);
+            wait_unlink(p, w);
+            free(w);
+            proxy_reply(p, st, 200, "OK", STR_NULL);
+            proxy_reply(p, inv, 487, "Request Terminated", STR_NULL);
+            return 1;
+        }
         if (!c) return 0;
         p->stats.cancels++;
         proxy_reply(p, st, 200, "OK", STR_NULL);
@@ -714,8 +850,11 @@ int proxy_on_request(struct proxy *p, struct txn *st, const struct transport_rx 
     }
     if (local_target) {
         if (for_us) return 0; /* after our Route went, the request is for this node: the core answers */
-        if (!proxy_authenticate(p, st, rx, &req, false)) return 1;
-        route_local(p, st, rx, &req);
+        /* A request a live peer node forwarded was authenticated there. */
+        bool peer = rf.from_peer && cluster_is_node_addr(p->d.cluster, (const struct sockaddr *)&rx->src);
+        if (rf.from_peer) p->stats.from_peers++;
+        if (!peer && !proxy_authenticate(p, st, rx, &req, false)) return 1;
+        route_local(p, st, rx, &req, NULL, rf.from_peer);
         return 1;
     }
     if (!popped && !p->cfg.allow_foreign) {
@@ -837,6 +976,12 @@ void proxy_on_stray_response(struct proxy *p, const struct transport_rx *rx)
 void proxy_on_server_terminated(struct proxy *p, struct txn *st)
 {
     if (!p) return;
+    struct proxy_wait *w = p->waits ? wait_find(p, st) : NULL;
+    if (w) {
+        cluster_lookup_cancel(w->lookup);
+        wait_unlink(p, w);
+        free(w);
+    }
     struct proxy_call *c = proxy_call_find(p, st);
     if (c) proxy_call_server_gone(c);
 }
@@ -881,6 +1026,12 @@ struct proxy *proxy_new(const struct proxy_deps *d)
 void proxy_free(struct proxy *p)
 {
     if (!p) return;
+    while (p->waits) {
+        struct proxy_wait *w = p->waits;
+        cluster_lookup_cancel(w->lookup);
+        wait_unlink(p, w);
+        free(w);
+    }
     proxy_calls_free(p);
     proxy_pike_free(p->pike);
     htable_free(&p->by_st);
@@ -888,6 +1039,8 @@ void proxy_free(struct proxy *p)
     sbuf_free(&p->sb);
     free(p);
 }
+
+void proxy_set_cluster(struct proxy *p, struct cluster *c) { p->d.cluster = c; }
 
 void proxy_get_stats(const struct proxy *p, struct proxy_stats *out) { *out = p->stats; }
 
@@ -915,6 +1068,10 @@ void proxy_stats_json(const struct proxy *p, json_t *stats)
     PUT(dns_failures);
     PUT(non_invite_timeouts);
     PUT(pike_refused);
+    PUT(cluster_lookups);
+    PUT(cluster_forwarded);
+    PUT(cluster_fallbacks);
+    PUT(from_peers);
     PUT(calls_live);
 #undef PUT
     json_object_set_new(stats, "proxy", o);

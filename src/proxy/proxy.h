@@ -61,6 +61,7 @@
 #include "transport/transport.h"
 
 struct auth_config;
+struct cluster;
 struct location;
 struct proxy;
 struct proxy_config;
@@ -93,6 +94,10 @@ struct proxy_stats {
     uint64_t dns_lookups, dns_failures;
     uint64_t non_invite_timeouts;   /* non-INVITE requests answered at their deadline */
     uint64_t pike_refused;          /* requests over a source's pike_limit (503) */
+    uint64_t cluster_lookups;       /* local misses asked of the cluster ([redis] cluster_route) */
+    uint64_t cluster_forwarded;     /* requests forwarded to another node */
+    uint64_t cluster_fallbacks;     /* lookups failed or refused: answered as without the cluster */
+    uint64_t from_peers;            /* requests marked as forwarded by a peer node */
     uint32_t calls_live;            /* response contexts alive */
 };
 
@@ -166,6 +171,15 @@ struct proxy_deps {
      * the loop thread, must not re-enter the proxy. */
     void (*on_call)(void *arg, const struct proxy_call_event *ev);
     void *on_call_arg;
+    /* Optional ([redis] cluster_route, registrar/cluster.h): a request for
+     * a local user with no binding here is looked up in Redis (the request
+     * waits, bounded) and forwarded to the live nodes holding a binding,
+     * record-routed, with the peer mark in their Route; a request carrying
+     * that mark is routed to local bindings only, and is not challenged
+     * when it comes from a live node's address. NULL: off (nothing of it
+     * on the path of a message). Must outlive the proxy, or be freed
+     * before it (its waiting lookups then end with the local answer). */
+    struct cluster *cluster;
 };
 
 /* NULL on allocation failure. */
@@ -187,6 +201,10 @@ void proxy_on_ack(struct proxy *p, const struct transport_rx *rx);
 void proxy_on_stray_response(struct proxy *p, const struct transport_rx *rx);
 /* st is being freed: forget it if a response context holds it. */
 void proxy_on_server_terminated(struct proxy *p, struct txn *st);
+
+/* Replaces deps.cluster (NULL: routing between nodes off from now on;
+ * before freeing the cluster). */
+void proxy_set_cluster(struct proxy *p, struct cluster *c);
 
 void proxy_get_stats(const struct proxy *p, struct proxy_stats *out);
 /* Adds "proxy": {...} to a /stats object. */

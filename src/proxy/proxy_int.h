@@ -115,6 +115,8 @@ struct proxy {
     char via_hosts[4][64];            /* hosts we put in Via when listening on a wildcard */
     struct proxy_flow_key flow_key;   /* signs our flow tokens (flow_token.c) */
     struct proxy_pike *pike;          /* [proxy] pike_limit; NULL: off */
+    struct proxy_wait *waits;         /* requests waiting for a cluster lookup */
+    uint32_t nwaits;
     arena_t arena;                    /* per message handled */
     sbuf_t sb;                        /* printing */
     _Alignas(16) char arena_mem[32768];

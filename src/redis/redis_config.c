@@ -18,6 +18,18 @@ static const struct config_key keys[] = {
     KEY("timeout_ms", CONFIG_UINT, timeout_ms, "2000", 50, 60000, "a Redis command not answered this soon fails"),
     KEY("max_pending", CONFIG_UINT, max_pending, "10000", 1, 1000000,
         "mirror writes waiting for Redis at once; more are dropped, counted and logged"),
+    KEY("cluster_route", CONFIG_BOOL, cluster_route, "no", 0, 0,
+        "route a request for a user with no binding here to the node holding the user's binding (needs mirror_bindings)"),
+    KEY("advertise", CONFIG_STRING, advertise, "", 0, 0,
+        "this node's SIP URI as the other nodes reach it, numeric host, e.g. sip:10.0.0.1:5060; empty: the first UDP "
+        "(else TCP) listener's address"),
+    KEY("heartbeat_ms", CONFIG_UINT, heartbeat_ms, "1000", 100, 60000,
+        "how often this node refreshes its entry in the node registry; a node silent for 3 heartbeats is gone"),
+    KEY("lookup_cache_ms", CONFIG_UINT, lookup_cache_ms, "10000", 0, 600000,
+        "how long the answer of a remote binding lookup may be reused without asking Redis (dropped sooner when "
+        "the user's bindings change; no cache while the change channel is down); 0: always ask"),
+    KEY("lookup_max_pending", CONFIG_UINT, lookup_max_pending, "1000", 1, 100000,
+        "requests waiting at once for a remote lookup; more get the local answer (480/404), logged"),
 };
 
 static int redis_check(const void *section, char *err, size_t errcap)
@@ -25,6 +37,10 @@ static int redis_check(const void *section, char *err, size_t errcap)
     const struct redis_config *r = section;
     if (r->mirror_bindings && !r->nodes[0]) {
         snprintf(err, errcap, "[redis] mirror_bindings = yes needs nodes");
+        return -1;
+    }
+    if (r->cluster_route && !r->mirror_bindings) {
+        snprintf(err, errcap, "[redis] cluster_route = yes needs mirror_bindings = yes (peers find users by the mirror)");
         return -1;
     }
     return 0;

@@ -13,6 +13,11 @@ struct redis_config { /* [redis] */
     char key_prefix[64];             /* before every key: "cascade:" -> cascade:loc:{alice@example.com} */
     uint32_t timeout_ms;             /* per command, submission to answer */
     uint32_t max_pending;            /* mirror writes queued or unanswered; beyond: dropped (counted) */
+    bool cluster_route;              /* forward requests for users registered on another node */
+    char advertise[256];             /* this node's SIP URI for its peers; "": from the listeners */
+    uint32_t heartbeat_ms;           /* node registry refresh; a node is gone after 3 missed */
+    uint32_t lookup_cache_ms;        /* remote lookup answers kept at most this long (invalidated sooner); 0: no cache */
+    uint32_t lookup_max_pending;     /* requests waiting for a Redis lookup; beyond: answered locally */
 };
 
 #endif

@@ -25,6 +25,8 @@ struct location_mirror {
     char node_id[128];
     char prefix[64];
     uint32_t max_pending;
+    bool publish;              /* [redis] cluster_route: tell the peers' caches */
+    char channel[96];          /* <prefix>loc-changes */
     bool lost;                 /* a write was dropped or failed since the last resync */
     struct location_mirror_stats stats;
 };
@@ -45,14 +47,32 @@ static void note_lost(struct location_mirror *m, const char *what, const char *k
 }
 
 /* One command toward the cluster, or a counted drop. */
+static void send_cmd_at(struct location_mirror *m, int key_index, int argc, const char **argv, const size_t *lens);
 static void send_cmd(struct location_mirror *m, int argc, const char **argv, const size_t *lens)
+{
+    send_cmd_at(m, 1, argc, argv, lens);
+}
+
+/* [redis] cluster_route: "PUBLISH <prefix>loc-changes <key>" after the
+ * key's change, routed by the key (key_index 2): the same master, on the
+ * same connection, after the write, so a peer that drops its cached answer
+ * on the message reads the new bindings (registrar/cluster.h). */
+static void publish_change(struct location_mirror *m, const char *key)
+{
+    if (!m->publish) return;
+    const char *pub[] = {"PUBLISH", m->channel, key};
+    size_t pub_len[] = {7, strlen(m->channel), strlen(key)};
+    send_cmd_at(m, 2, 3, pub, pub_len);
+}
+
+static void send_cmd_at(struct location_mirror *m, int key_index, int argc, const char **argv, const size_t *lens)
 {
     if (m->stats.pending >= m->max_pending) {
         m->stats.writes_dropped++;
         note_lost(m, "write dropped, too many pending for", argv[1], -ENOBUFS);
         return;
     }
-    int rc = redis_cluster_command(m->cluster, 1, argc, argv, lens, on_reply, m);
+    int rc = redis_cluster_command(m->cluster, key_index, argc, argv, lens, on_reply, m);
     if (rc < 0) {
         m->stats.writes_dropped++;
         note_lost(m, "write refused by the cluster client for", argv[1], rc);
@@ -123,7 +143,14 @@ static void write_binding(struct location_mirror *m, const struct location_bindi
     send_cmd(m, 3, exp, exp_len);
 }
 
-static void on_added(void *arg, const struct location_binding *b) { write_binding(arg, b); }
+static void on_added(void *arg, const struct location_binding *b)
+{
+    struct location_mirror *m = arg;
+    write_binding(m, b);
+    char key[MIRROR_KEY_MAX];
+    key_for(m, b->aor, key, sizeof(key));
+    publish_change(m, key);
+}
 static void on_refreshed(void *arg, const struct location_binding *b) { write_binding(arg, b); }
 
 static void on_removed(void *arg, const struct location_binding *b, enum location_reason reason)
@@ -135,6 +162,7 @@ static void on_removed(void *arg, const struct location_binding *b, enum locatio
     const char *hdel[] = {"HDEL", key, b->contact};
     size_t hdel_len[] = {4, strlen(key), strlen(b->contact)};
     send_cmd(m, 3, hdel, hdel_len);
+    publish_change(m, key);
     int64_t at = latest_expiry(m, b->aor, b);
     if (at <= 0) return; /* the last field: Redis dropped the key with it */
     char when[32];
@@ -177,6 +205,8 @@ struct location_mirror *location_mirror_new(uv_loop_t *loop, struct timer_servic
     timer_node_init(&m->resync_timer);
     m->max_pending = cfg->max_pending ? cfg->max_pending : 10000;
     snprintf(m->prefix, sizeof(m->prefix), "%s", cfg->key_prefix);
+    m->publish = cfg->cluster_route;
+    snprintf(m->channel, sizeof(m->channel), "%sloc-changes", cfg->key_prefix);
     if (cfg->node_id[0]) {
         snprintf(m->node_id, sizeof(m->node_id), "%s", cfg->node_id);
     } else if (gethostname(m->node_id, sizeof(m->node_id) - 1) != 0 || !m->node_id[0]) {

@@ -9,7 +9,10 @@
  *                                 "remote":"ip:port","expires":wall ms,"q":1000}
  * and PEXPIREAT at the latest expiry among the AoR's bindings, so a node that
  * dies leaves nothing behind past its bindings' lifetime. A removed binding is
- * HDEL'd (Redis deletes the hash with its last field).
+ * HDEL'd (Redis deletes the hash with its last field). With [redis]
+ * cluster_route, a binding added or removed is followed by
+ * PUBLISH <prefix>loc-changes <key> on the key's own master (after the
+ * write), which the peers' lookup caches drop the key on (cluster.h).
  *
  * Writes waiting for an answer are capped (max_pending): beyond it, or when
  * the cluster client refuses, a write is dropped, counted and logged (at most

@@ -119,6 +119,9 @@ static void defaults_before_tables(struct config *c)
     strcpy(c->redis.key_prefix, "cascade:");
     c->redis.timeout_ms = 2000;
     c->redis.max_pending = 10000;
+    c->redis.heartbeat_ms = 1000;
+    c->redis.lookup_cache_ms = 10000;
+    c->redis.lookup_max_pending = 1000;
     strcpy(c->api.listen, "127.0.0.1:8080");
     c->events.ring_size = 4096;
     strcpy(c->log.level, "info");
@@ -490,6 +493,26 @@ static void test_tls_section(void **state)
     assert_true(has_error(0, "[api] tls_cert and tls_key go together: set both or neither"));
 }
 
+/* [redis]: the mirror needs seeds; routing between nodes needs the mirror
+ * (the peers find a user by the bindings it writes). */
+static void test_redis_section(void **state)
+{
+    (void)state;
+    assert_int_equal(load("[redis]\nmirror_bindings = yes\n"), -1);
+    assert_true(has_error(0, "[redis] mirror_bindings = yes needs nodes"));
+    assert_int_equal(load("[redis]\nnodes = 127.0.0.1:7000\ncluster_route = yes\n"), -1);
+    assert_true(
+        has_error(0, "[redis] cluster_route = yes needs mirror_bindings = yes (peers find users by the mirror)"));
+    assert_int_equal(load("[redis]\nnodes = 127.0.0.1:7000\nmirror_bindings = yes\ncluster_route = yes\n"
+                          "advertise = sip:10.0.0.1:5070\nheartbeat_ms = 500\nlookup_cache_ms = 0\n"),
+                     0);
+    assert_true(cfg.redis.cluster_route);
+    assert_string_equal(cfg.redis.advertise, "sip:10.0.0.1:5070");
+    assert_int_equal(cfg.redis.heartbeat_ms, 500);
+    assert_int_equal(cfg.redis.lookup_cache_ms, 0);
+    assert_int_equal(load("[redis]\nheartbeat_ms = 50\n"), -1);
+}
+
 /* ---- [upstream:<id>] */
 
 /* Each id is one upstream with the table's defaults; a repeated id adds to it. */
@@ -636,6 +659,7 @@ int main(void)
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_rules_between_keys),
         cmocka_unit_test(test_tls_section),
+        cmocka_unit_test(test_redis_section),
         cmocka_unit_test(test_upstream_sections),
         cmocka_unit_test(test_empty_upstream_section_makes_none),
         cmocka_unit_test(test_too_many_upstreams),

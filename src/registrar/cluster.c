@@ -1,0 +1,723 @@
+/* cluster.c — the node registry and the remote binding lookup (see the header). */
+#include "registrar/cluster.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "redis/redis_cluster.h"
+#include "redis/redis_objects.h"
+#include "redis/redis_reply.h"
+#include "redis/redis_uv.h"
+#include "registrar/location.h"
+#include "sip/msg.h"
+
+#define CACHE_SLOTS 1024                 /* power of two */
+#define KEY_MAX (64 + 16 + LOCATION_MAX_AOR + 2)
+#define MEMBERS_MAX CLUSTER_MAX_NODES    /* set members read per heartbeat */
+#define SEEDS_MAX 16
+#define SUB_BACKOFF_MIN_MS 100
+#define SUB_BACKOFF_MAX_MS 2000
+
+struct node {
+    bool used;
+    char id[128];
+    char sip[256];
+    char route[CLUSTER_ROUTE_MAX];
+    char hostport[CLUSTER_HOSTPORT_MAX];
+    struct sockaddr_storage ip;          /* ss_family 0: not numeric */
+    uint64_t seen_ms;                    /* last heartbeat round that found it */
+    uint32_t gen;                        /* bumped when the slot is reused */
+};
+
+struct cache_entry {
+    uint64_t expires_ms;                 /* 0: empty */
+    uint8_t n;
+    uint8_t idx[CLUSTER_MAX_HITS];
+    uint32_t gen[CLUSTER_MAX_HITS];
+    char aor[LOCATION_MAX_AOR];
+};
+
+struct cluster_lookup {
+    struct cluster *c;
+    cluster_lookup_cb cb;                /* NULL: cancelled */
+    void *arg;
+    uint64_t seq;                        /* c->inval_seq when sent */
+    char aor[LOCATION_MAX_AOR];
+};
+
+struct hb_ctx {                          /* one heartbeat command */
+    struct cluster *c;
+    int what;                            /* HB_* */
+    char id[128];
+};
+enum { HB_WRITE, HB_MEMBERS, HB_NODE };
+
+struct seed {
+    char host[REDIS_HOST_MAX];
+    int port;
+};
+
+struct cluster {
+    struct redis_cluster *rc;
+    uv_loop_t *loop;
+    struct timer_service *timers;
+    /* The invalidation channel: one plain connection to a seed, SUBSCRIBEd
+     * (a PUBLISH anywhere in a Redis Cluster reaches every node's
+     * subscribers). The cache is used only while subscribed. */
+    struct seed seeds[SEEDS_MAX];
+    size_t nseeds, seed_next;
+    redisAsyncContext *sub;
+    struct redis_reply_budget sub_budget;
+    struct timer_node sub_timer;
+    uint32_t sub_backoff_ms;
+    bool subscribed;
+    uint64_t inval_seq;                  /* invalidations (and flushes) seen */
+    char channel[96];
+    struct timer_node hb_timer;
+    char node_id[128];
+    char prefix[64];
+    char advertise[256];
+    uint32_t heartbeat_ms, node_ttl_ms, cache_ms, max_pending;
+    uint32_t hb_pending;                 /* commands of this round unanswered */
+    bool hb_failed;
+    bool closing;
+    struct node nodes[CLUSTER_MAX_NODES];
+    struct cache_entry *cache;           /* CACHE_SLOTS, NULL when cache_ms is 0 */
+    struct cluster_stats stats;
+};
+
+/* ---- advertised URIs ---- */
+
+int cluster_peer_uri(const char *s, char *route, size_t route_cap, char *hostport, size_t hostport_cap,
+                     struct sockaddr_storage *ip)
+{
+    size_t len = strlen(s);
+    if (!len || len >= 256) return -1;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch <= 0x20 || ch >= 0x7f || ch == '<' || ch == '>' || ch == '"' || ch == ',') return -1;
+    }
+    struct sip_uri u;
+    if (sip_uri_parse((str_t){.s = s, .len = len}, &u) != 0) return -1;
+    if ((u.scheme != SIP_SCHEME_SIP && u.scheme != SIP_SCHEME_SIPS) || !u.host.len || u.user.len || u.headers.len)
+        return -1;
+    uint16_t port = u.port ? u.port : (u.scheme == SIP_SCHEME_SIPS ? 5061 : 5060);
+    int rn = snprintf(route, route_cap, "<%s;lr;%s>", s, CLUSTER_PEER_PARAM);
+    int hn = snprintf(hostport, hostport_cap, "%.*s:%u", STR_FMT(u.host), (unsigned)port);
+    if (rn < 0 || (size_t)rn >= route_cap || hn < 0 || (size_t)hn >= hostport_cap) return -1;
+    memset(ip, 0, sizeof(*ip));
+    char h[INET6_ADDRSTRLEN + 2];
+    str_t host = u.host;
+    if (host.len >= 2 && host.s[0] == '[') {
+        host.s++;
+        host.len -= 2;
+    }
+    if (host.len < sizeof(h)) {
+        memcpy(h, host.s, host.len);
+        h[host.len] = '\0';
+        struct sockaddr_in *a4 = (struct sockaddr_in *)ip;
+        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ip;
+        if (inet_pton(AF_INET, h, &a4->sin_addr) == 1) a4->sin_family = AF_INET;
+        else if (inet_pton(AF_INET6, h, &a6->sin6_addr) == 1) a6->sin6_family = AF_INET6;
+    }
+    return 0;
+}
+
+/* The node's fields from its advertised URI. */
+static int parse_advertise(const char *s, struct node *n)
+{
+    if (cluster_peer_uri(s, n->route, sizeof(n->route), n->hostport, sizeof(n->hostport), &n->ip) != 0) return -1;
+    snprintf(n->sip, sizeof(n->sip), "%s", s);
+    return 0;
+}
+
+int cluster_record_read(const char *json, size_t len, char *node, size_t node_cap, int64_t *expires)
+{
+    json_t *rec = json_loadb(json, len, 0, NULL);
+    const char *n = json_string_value(json_object_get(rec, "node"));
+    json_t *e = json_object_get(rec, "expires");
+    int rc = -1;
+    if (n && *n && json_is_integer(e) && strlen(n) < node_cap) {
+        snprintf(node, node_cap, "%s", n);
+        *expires = (int64_t)json_integer_value(e);
+        rc = 0;
+    }
+    json_decref(rec);
+    return rc;
+}
+
+int cluster_key_aor(const char *key, size_t len, char *aor, size_t cap)
+{
+    const char *open = memchr(key, '{', len);
+    const char *close = open ? memchr(open, '}', len - (size_t)(open - key)) : NULL;
+    if (!open || !close || close == open + 1 || (size_t)(close - open - 1) >= cap) return -1;
+    size_t n = (size_t)(close - open - 1);
+    if (memchr(open + 1, '\0', n)) return -1;
+    memcpy(aor, open + 1, n);
+    aor[n] = '\0';
+    return (int)n;
+}
+
+/* ---- the node table ---- */
+
+static bool node_alive(const struct cluster *c, const struct node *n, uint64_t now)
+{
+    return n->used && now < n->seen_ms + c->node_ttl_ms;
+}
+
+static struct node *node_find(struct cluster *c, const char *id, size_t len)
+{
+    for (size_t i = 0; i < CLUSTER_MAX_NODES; i++)
+        if (c->nodes[i].used && strlen(c->nodes[i].id) == len && !memcmp(c->nodes[i].id, id, len)) return &c->nodes[i];
+    return NULL;
+}
+
+static void node_seen(struct cluster *c, const char *id, const char *sip)
+{
+    uint64_t now = timer_now(c->timers);
+    struct node *n = node_find(c, id, strlen(id));
+    if (!n) {
+        for (size_t i = 0; i < CLUSTER_MAX_NODES && !n; i++)
+            if (!c->nodes[i].used || !node_alive(c, &c->nodes[i], now)) n = &c->nodes[i];
+        if (!n) {
+            log_warn_rl("cluster: more than %d nodes; node %s left out", CLUSTER_MAX_NODES, id);
+            return;
+        }
+        uint32_t gen = n->gen + 1;
+        memset(n, 0, sizeof(*n));
+        n->gen = gen;
+        snprintf(n->id, sizeof(n->id), "%s", id);
+        log_info("cluster: node %s at %s joins", id, sip);
+    }
+    if (strcmp(n->sip, sip) != 0) {
+        struct node tmp = *n;
+        if (parse_advertise(sip, &tmp) != 0) {
+            log_warn_rl("cluster: node %s advertises an unusable SIP URI; left out", id);
+            n->used = false;
+            return;
+        }
+        *n = tmp;
+    }
+    n->used = true;
+    n->seen_ms = now;
+}
+
+static void node_gone(struct cluster *c, const char *id)
+{
+    struct node *n = node_find(c, id, strlen(id));
+    if (!n) return;
+    log_info("cluster: node %s (%s) stopped heartbeating", n->id, n->sip);
+    n->used = false;
+    n->gen++;
+}
+
+/* ---- heartbeat ---- */
+
+static void hb_reply(void *arg, int status, const struct redisReply *reply);
+
+static void hb_send(struct cluster *c, int what, const char *id, int key_index, int argc, const char **argv)
+{
+    size_t lens[8];
+    for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
+    struct hb_ctx *x = calloc(1, sizeof(*x));
+    if (!x) {
+        c->hb_failed = true;
+        return;
+    }
+    x->c = c;
+    x->what = what;
+    if (id) snprintf(x->id, sizeof(x->id), "%s", id);
+    int rc = redis_cluster_command(c->rc, key_index, argc, argv, lens, hb_reply, x);
+    if (rc < 0) {
+        free(x);
+        c->hb_failed = true;
+        return;
+    }
+    c->hb_pending++;
+}
+
+static void hb_round_done(struct cluster *c)
+{
+    if (c->hb_failed) {
+        c->stats.heartbeat_failures++;
+        log_warn_rl("cluster: a heartbeat round toward Redis failed (%llu so far); peers may see this node as gone",
+                    (unsigned long long)c->stats.heartbeat_failures);
+    }
+}
+
+static void hb_reply(void *arg, int status, const struct redisReply *reply)
+{
+    struct hb_ctx *x = arg;
+    struct cluster *c = x->c;
+    c->hb_pending--;
+    bool ok = status == 0 && reply && reply->type != REDIS_REPLY_ERROR;
+    if (!ok) c->hb_failed = true;
+    if (ok && !c->closing && x->what == HB_MEMBERS && reply->type == REDIS_REPLY_ARRAY) {
+        size_t n = reply->elements < MEMBERS_MAX ? reply->elements : MEMBERS_MAX;
+        for (size_t i = 0; i < n; i++) {
+            const redisReply *e = reply->element[i];
+            if (e->type != REDIS_REPLY_STRING || !e->len || e->len >= sizeof(x->id)) continue;
+            if (strlen(c->node_id) == e->len && !memcmp(c->node_id, e->str, e->len)) continue;
+            char id[128], key[KEY_MAX];
+            memcpy(id, e->str, e->len);
+            id[e->len] = '\0';
+            snprintf(key, sizeof(key), "%snode:{%s}", c->prefix, id);
+            const char *argv[] = {"HGET", key, "sip"};
+            hb_send(c, HB_NODE, id, 1, 3, argv);
+        }
+    } else if (ok && !c->closing && x->what == HB_NODE) {
+        if (reply->type == REDIS_REPLY_STRING && reply->len < 256) {
+            char sip[256];
+            memcpy(sip, reply->str, reply->len);
+            sip[reply->len] = '\0';
+            node_seen(c, x->id, sip);
+        } else if (reply->type == REDIS_REPLY_NIL) {
+            /* Its hash expired: gone. Out of the set too (it adds itself
+             * back when it heartbeats again). */
+            node_gone(c, x->id);
+            char key[KEY_MAX];
+            snprintf(key, sizeof(key), "%snodes", c->prefix);
+            const char *argv[] = {"SREM", key, x->id};
+            hb_send(c, HB_WRITE, NULL, 1, 3, argv);
+        }
+    }
+    free(x);
+    if (!c->hb_pending && !c->closing) hb_round_done(c);
+}
+
+static void on_hb_timer(struct timer_node *t, uint64_t now_ms)
+{
+    struct cluster *c = container_of(t, struct cluster, hb_timer);
+    timer_start(c->timers, &c->hb_timer, now_ms + c->heartbeat_ms, on_hb_timer);
+    if (c->hb_pending) {
+        log_debug("cluster: the last heartbeat round is still unanswered (%u commands); skipping one", c->hb_pending);
+        return;
+    }
+    c->hb_failed = false;
+    c->stats.heartbeats++;
+    char key[KEY_MAX], set[KEY_MAX], seen[32], ttl[32];
+    snprintf(key, sizeof(key), "%snode:{%s}", c->prefix, c->node_id);
+    snprintf(set, sizeof(set), "%snodes", c->prefix);
+    snprintf(seen, sizeof(seen), "%lld", (long long)clock_wall_ms());
+    snprintf(ttl, sizeof(ttl), "%u", c->node_ttl_ms);
+    const char *hset[] = {"HSET", key, "sip", c->advertise, "seen", seen};
+    hb_send(c, HB_WRITE, NULL, 1, 6, hset);
+    const char *exp[] = {"PEXPIRE", key, ttl};
+    hb_send(c, HB_WRITE, NULL, 1, 3, exp);
+    const char *sadd[] = {"SADD", set, c->node_id};
+    hb_send(c, HB_WRITE, NULL, 1, 3, sadd);
+    const char *members[] = {"SMEMBERS", set};
+    hb_send(c, HB_MEMBERS, NULL, 1, 2, members);
+    if (!c->hb_pending) hb_round_done(c);
+}
+
+/* ---- the lookup cache ---- */
+
+static uint64_t hash_aor(const char *s)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static struct cache_entry *cache_slot(struct cluster *c, const char *aor)
+{
+    return c->cache && c->subscribed ? &c->cache[hash_aor(aor) & (CACHE_SLOTS - 1)] : NULL;
+}
+
+static void cache_flush(struct cluster *c)
+{
+    c->inval_seq++;
+    if (c->cache)
+        for (size_t i = 0; i < CACHE_SLOTS; i++) c->cache[i].expires_ms = 0;
+}
+
+static void fill_hit(const struct node *n, struct cluster_hit *h)
+{
+    snprintf(h->node, sizeof(h->node), "%s", n->id);
+    snprintf(h->route, sizeof(h->route), "%s", n->route);
+    snprintf(h->hostport, sizeof(h->hostport), "%s", n->hostport);
+}
+
+/* true with *r filled when aor's answer is cached and its nodes all live. */
+static bool cache_get(struct cluster *c, const char *aor, struct cluster_result *r)
+{
+    struct cache_entry *e = cache_slot(c, aor);
+    uint64_t now = timer_now(c->timers);
+    if (!e || !e->expires_ms || now >= e->expires_ms || strcmp(e->aor, aor) != 0) return false;
+    memset(r, 0, sizeof(*r));
+    for (size_t i = 0; i < e->n; i++) {
+        const struct node *n = &c->nodes[e->idx[i]];
+        if (n->gen != e->gen[i] || !node_alive(c, n, now)) {
+            e->expires_ms = 0; /* a node went: ask Redis again */
+            return false;
+        }
+        fill_hit(n, &r->hits[r->n++]);
+    }
+    r->cached = true;
+    return true;
+}
+
+/* seq: c->inval_seq when the lookup was sent; an invalidation since may
+ * concern this answer (read before the change): not kept. */
+static void cache_put(struct cluster *c, const char *aor, const uint8_t *idx, size_t n, uint64_t seq)
+{
+    struct cache_entry *e = cache_slot(c, aor);
+    if (!e || seq != c->inval_seq) return;
+    snprintf(e->aor, sizeof(e->aor), "%s", aor);
+    e->n = (uint8_t)n;
+    for (size_t i = 0; i < n; i++) {
+        e->idx[i] = idx[i];
+        e->gen[i] = c->nodes[idx[i]].gen;
+    }
+    e->expires_ms = timer_now(c->timers) + c->cache_ms;
+}
+
+/* ---- lookups ---- */
+
+/* The live nodes other than this one among the bindings of an HGETALL. */
+static void read_bindings(struct cluster *c, const char *aor, uint64_t seq, const redisReply *reply,
+                          struct cluster_result *r)
+{
+    uint8_t idx[CLUSTER_MAX_HITS];
+    int64_t wall = clock_wall_ms();
+    uint64_t now = timer_now(c->timers);
+    if (reply->type != REDIS_REPLY_ARRAY) return;
+    for (size_t i = 1; i < reply->elements && r->n < CLUSTER_MAX_HITS; i += 2) {
+        const redisReply *v = reply->element[i];
+        if (v->type != REDIS_REPLY_STRING) continue;
+        char nodebuf[128];
+        int64_t exp = 0;
+        const char *node = cluster_record_read(v->str, v->len, nodebuf, sizeof(nodebuf), &exp) == 0 ? nodebuf : NULL;
+        struct node *n = node && exp > wall && strcmp(node, c->node_id) != 0 ? node_find(c, node, strlen(node)) : NULL;
+        if (n && node_alive(c, n, now)) {
+            bool dup = false;
+            for (size_t k = 0; k < r->n; k++) dup = dup || !strcmp(r->hits[k].node, n->id);
+            if (!dup) {
+                idx[r->n] = (uint8_t)(n - c->nodes);
+                fill_hit(n, &r->hits[r->n++]);
+            }
+        } else if (node && exp > wall && strcmp(node, c->node_id) != 0) {
+            log_info_rl("cluster: %s has a binding on node %s, which is not live here", aor, node);
+        }
+    }
+    cache_put(c, aor, idx, r->n, seq);
+}
+
+static void on_lookup(void *arg, int status, const struct redisReply *reply)
+{
+    struct cluster_lookup *l = arg;
+    struct cluster *c = l->c;
+    c->stats.pending--;
+    struct cluster_result r;
+    memset(&r, 0, sizeof(r));
+    if (status < 0 || !reply || reply->type == REDIS_REPLY_ERROR) {
+        c->stats.failed++;
+        r.status = status < 0 ? status : -EIO;
+        if (status != -ECANCELED)
+            log_warn_rl("cluster: lookup of %s failed: %s", l->aor,
+                        status < 0 ? strerror(-status) : (reply ? reply->str : "no reply"));
+    } else if (!c->closing) {
+        read_bindings(c, l->aor, l->seq, reply, &r);
+        if (r.n) c->stats.found++;
+    } else {
+        r.status = -ECANCELED;
+    }
+    if (l->cb) l->cb(l->arg, &r);
+    free(l);
+}
+
+int cluster_lookup(struct cluster *c, const char *aor, struct cluster_result *now, cluster_lookup_cb cb, void *arg,
+                   struct cluster_lookup **h)
+{
+    c->stats.lookups++;
+    if (cache_get(c, aor, now)) {
+        c->stats.cache_hits++;
+        if (now->n) c->stats.found++;
+        return 1;
+    }
+    if (c->stats.pending >= c->max_pending) {
+        c->stats.refused++;
+        return -ENOBUFS;
+    }
+    struct cluster_lookup *l = calloc(1, sizeof(*l));
+    if (!l) {
+        c->stats.refused++;
+        return -ENOMEM;
+    }
+    l->c = c;
+    l->cb = cb;
+    l->arg = arg;
+    l->seq = c->inval_seq;
+    snprintf(l->aor, sizeof(l->aor), "%s", aor);
+    char key[KEY_MAX];
+    snprintf(key, sizeof(key), "%sloc:{%s}", c->prefix, aor);
+    const char *argv[] = {"HGETALL", key};
+    size_t lens[] = {7, strlen(key)};
+    int rc = redis_cluster_command(c->rc, 1, 2, argv, lens, on_lookup, l);
+    if (rc < 0) {
+        free(l);
+        c->stats.refused++;
+        return rc;
+    }
+    c->stats.pending++;
+    *h = l;
+    return 0;
+}
+
+void cluster_lookup_cancel(struct cluster_lookup *h)
+{
+    if (h) h->cb = NULL;
+}
+
+/* ---- invalidations ---- */
+
+static void sub_connect(struct cluster *c);
+
+static void on_sub_timer(struct timer_node *t, uint64_t now_ms)
+{
+    (void)now_ms;
+    sub_connect(container_of(t, struct cluster, sub_timer));
+}
+
+static void sub_retry(struct cluster *c)
+{
+    if (c->closing) return;
+    c->sub_backoff_ms = c->sub_backoff_ms ? c->sub_backoff_ms * 2 : SUB_BACKOFF_MIN_MS;
+    if (c->sub_backoff_ms > SUB_BACKOFF_MAX_MS) c->sub_backoff_ms = SUB_BACKOFF_MAX_MS;
+    timer_start(c->timers, &c->sub_timer, timer_now(c->timers) + c->sub_backoff_ms, on_sub_timer);
+}
+
+static void sub_lost(struct cluster *c, const char *why)
+{
+    if (c->subscribed)
+        log_warn_rl("cluster: the invalidation channel is down (%s): lookups skip the cache until it is back", why);
+    c->subscribed = false;
+    c->sub = NULL;
+    cache_flush(c);
+    sub_retry(c);
+}
+
+/* "<prefix>loc:{<aor>}", the key the mirror changed: its cache entry goes. */
+static void invalidate(struct cluster *c, const char *msg, size_t len)
+{
+    c->inval_seq++;
+    c->stats.invalidations++;
+    char aor[LOCATION_MAX_AOR];
+    if (cluster_key_aor(msg, len, aor, sizeof(aor)) < 0) return;
+    struct cache_entry *e = cache_slot(c, aor);
+    if (e && !strcmp(e->aor, aor)) e->expires_ms = 0;
+}
+
+static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    struct cluster *c = privdata;
+    const redisReply *reply = r;
+    if (!c || c->sub != ac || !reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) return;
+    const redisReply *kind = reply->element[0], *payload = reply->element[2];
+    if (kind->type != REDIS_REPLY_STRING) return;
+    if (!strcmp(kind->str, "subscribe")) {
+        c->subscribed = true;
+        c->sub_backoff_ms = 0;
+        cache_flush(c); /* nothing cached before now was covered */
+        log_info("cluster: invalidations on channel %s; lookups cached up to %u ms", c->channel, c->cache_ms);
+    } else if (!strcmp(kind->str, "message") && payload->type == REDIS_REPLY_STRING) {
+        invalidate(c, payload->str, payload->len);
+    }
+}
+
+static void on_sub_connect(const redisAsyncContext *ac, int status)
+{
+    struct cluster *c = ac->data;
+    if (!c || c->sub != ac || status == REDIS_OK) return;
+    log_debug("cluster: invalidation channel: connect failed: %s", ac->errstr);
+    sub_lost(c, "connect failed"); /* hiredis frees ac after this callback */
+}
+
+static void on_sub_disconnect(const redisAsyncContext *ac, int status)
+{
+    (void)status;
+    struct cluster *c = ac->data;
+    if (c && c->sub == ac) sub_lost(c, "connection closed");
+}
+
+static void sub_connect(struct cluster *c)
+{
+    if (c->closing || c->sub || !c->nseeds || !c->cache) return;
+    const struct seed *sd = &c->seeds[c->seed_next++ % c->nseeds];
+    redisAsyncContext *ac = redisAsyncConnect(sd->host, sd->port);
+    if (!ac || ac->err) {
+        if (ac) redisAsyncFree(ac);
+        sub_retry(c);
+        return;
+    }
+    ac->data = c;
+    redis_objects_use(ac->c.reader, &c->sub_budget);
+    if (redis_uv_attach(ac, c->loop) < 0) {
+        redisAsyncFree(ac);
+        sub_retry(c);
+        return;
+    }
+    c->sub = ac;
+    redisAsyncSetConnectCallback(ac, on_sub_connect);
+    redisAsyncSetDisconnectCallback(ac, on_sub_disconnect);
+    if (redisAsyncCommand(ac, on_sub_reply, c, "SUBSCRIBE %s", c->channel) != REDIS_OK) {
+        c->sub = NULL;
+        redisAsyncFree(ac);
+        sub_retry(c);
+    }
+}
+
+/* "127.0.0.1:7000,[::1]:7001" read the way the cluster client reads it. */
+static void parse_seeds(struct cluster *c, const char *seeds)
+{
+    const char *p = seeds;
+    while (p && *p && c->nseeds < SEEDS_MAX) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        while (len && (*p == ' ' || *p == '\t')) p++, len--;
+        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t')) len--;
+        char text[REDIS_HOST_MAX + 32];
+        struct redis_redirect rd;
+        if (len && len + 8 < sizeof(text)) {
+            int n = snprintf(text, sizeof(text), "MOVED 0 %.*s", (int)len, p);
+            if (n > 0 && redis_parse_redirect(text, (size_t)n, &rd) == REDIS_REDIRECT_MOVED && rd.host[0]) {
+                snprintf(c->seeds[c->nseeds].host, sizeof(c->seeds[0].host), "%s", rd.host);
+                c->seeds[c->nseeds++].port = rd.port;
+            }
+        }
+        p = end ? end + 1 : NULL;
+    }
+}
+
+/* ---- life cycle ---- */
+
+struct cluster *cluster_new(uv_loop_t *loop, struct timer_service *timers, const struct redis_config *cfg,
+                            const char *node_id, const char *advertise, int *err)
+{
+    struct node self;
+    memset(&self, 0, sizeof(self));
+    if (parse_advertise(advertise, &self) != 0) {
+        *err = -EINVAL;
+        return NULL;
+    }
+    struct cluster *c = calloc(1, sizeof(*c));
+    if (!c) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    c->loop = loop;
+    c->timers = timers;
+    timer_node_init(&c->hb_timer);
+    timer_node_init(&c->sub_timer);
+    snprintf(c->node_id, sizeof(c->node_id), "%s", node_id);
+    snprintf(c->prefix, sizeof(c->prefix), "%s", cfg->key_prefix);
+    snprintf(c->advertise, sizeof(c->advertise), "%s", advertise);
+    c->heartbeat_ms = cfg->heartbeat_ms ? cfg->heartbeat_ms : 1000;
+    c->node_ttl_ms = 3 * c->heartbeat_ms;
+    c->cache_ms = cfg->lookup_cache_ms;
+    c->max_pending = cfg->lookup_max_pending ? cfg->lookup_max_pending : 1000;
+    if (c->cache_ms) {
+        c->cache = calloc(CACHE_SLOTS, sizeof(*c->cache));
+        if (!c->cache) {
+            free(c);
+            *err = -ENOMEM;
+            return NULL;
+        }
+    }
+    struct redis_cluster_config rc = {.seeds = cfg->nodes, .timeout_ms = cfg->timeout_ms,
+                                      .max_queued = c->max_pending + 4 * CLUSTER_MAX_NODES};
+    c->rc = redis_cluster_new(loop, timers, &rc, err);
+    if (!c->rc) {
+        free(c->cache);
+        free(c);
+        return NULL;
+    }
+    timer_start(timers, &c->hb_timer, timer_now(timers), on_hb_timer);
+    snprintf(c->channel, sizeof(c->channel), "%sloc-changes", c->prefix);
+    parse_seeds(c, cfg->nodes);
+    sub_connect(c);
+    return c;
+}
+
+void cluster_free(struct cluster *c)
+{
+    if (!c) return;
+    timer_stop(c->timers, &c->hb_timer);
+    timer_stop(c->timers, &c->sub_timer);
+    c->closing = true;
+    if (c->sub) {
+        redisAsyncContext *ac = c->sub;
+        c->sub = NULL; /* its callbacks now find nothing */
+        redisAsyncFree(ac);
+    }
+    redis_cluster_free(c->rc); /* every waiting command called back with -ECANCELED */
+    free(c->cache);
+    free(c);
+}
+
+bool cluster_is_node_addr(const struct cluster *c, const struct sockaddr *addr)
+{
+    uint64_t now = timer_now(c->timers);
+    for (size_t i = 0; i < CLUSTER_MAX_NODES; i++) {
+        const struct node *n = &c->nodes[i];
+        if (!node_alive(c, n, now) || n->ip.ss_family != addr->sa_family) continue;
+        if (addr->sa_family == AF_INET &&
+            ((const struct sockaddr_in *)&n->ip)->sin_addr.s_addr == ((const struct sockaddr_in *)addr)->sin_addr.s_addr)
+            return true;
+        if (addr->sa_family == AF_INET6 && !memcmp(&((const struct sockaddr_in6 *)&n->ip)->sin6_addr,
+                                                   &((const struct sockaddr_in6 *)addr)->sin6_addr, 16))
+            return true;
+    }
+    return false;
+}
+
+const char *cluster_node_id(const struct cluster *c) { return c->node_id; }
+const char *cluster_advertise(const struct cluster *c) { return c->advertise; }
+
+void cluster_get_stats(const struct cluster *c, struct cluster_stats *out)
+{
+    *out = c->stats;
+    uint64_t now = timer_now(c->timers);
+    out->nodes_live = 0;
+    for (size_t i = 0; i < CLUSTER_MAX_NODES; i++) out->nodes_live += node_alive(c, &c->nodes[i], now);
+}
+
+void cluster_stats_json(const struct cluster *c, json_t *stats)
+{
+    struct cluster_stats s;
+    cluster_get_stats(c, &s);
+    json_t *o = json_object();
+    if (!o) return;
+    json_object_set_new(o, "node_id", json_string(c->node_id));
+    json_object_set_new(o, "advertise", json_string(c->advertise));
+    json_object_set_new(o, "cache", json_boolean(c->subscribed));
+#define PUT(name) json_object_set_new(o, #name, json_integer((json_int_t)s.name))
+    PUT(lookups);
+    PUT(cache_hits);
+    PUT(found);
+    PUT(failed);
+    PUT(refused);
+    PUT(heartbeats);
+    PUT(heartbeat_failures);
+    PUT(invalidations);
+    PUT(pending);
+    PUT(nodes_live);
+#undef PUT
+    json_t *peers = json_array();
+    uint64_t now = timer_now(c->timers);
+    for (size_t i = 0; peers && i < CLUSTER_MAX_NODES; i++)
+        if (node_alive(c, &c->nodes[i], now))
+            json_array_append_new(peers, json_pack("{s:s,s:s}", "id", c->nodes[i].id, "sip", c->nodes[i].sip));
+    if (peers) json_object_set_new(o, "peers", peers);
+    json_object_set_new(stats, "cluster", o);
+}

@@ -1,0 +1,132 @@
+/* cluster.h — routing between cascade nodes over Redis Cluster (issue 16):
+ * the node registry and the remote binding lookup.
+ *
+ * Node registry: every heartbeat_ms this node writes
+ *   <prefix>node:{<id>}   hash: sip -> its advertised SIP URI, seen -> wall ms
+ * with a TTL of three heartbeats, adds its id to the set <prefix>nodes, and
+ * reads the set back (SMEMBERS, then HGET sip of each member) into a local
+ * table of the live nodes. A node whose hash has expired (it stopped
+ * heartbeating: killed, partitioned) drops out of the table and of the set;
+ * one not refreshed for three heartbeats counts as dead locally too.
+ *
+ * Lookup: cluster_lookup(aor) reads <prefix>loc:{<aor>} (the hash the
+ * binding mirror writes, location_mirror.h) with HGETALL and returns the
+ * live nodes other than this one holding an unexpired binding, each with
+ * the Route and the host:port to forward through. Answers are kept in a
+ * bounded local cache (direct-mapped, 1024 AoRs, negative answers too) for
+ * at most lookup_cache_ms; a hit is answered at once, without Redis. The
+ * cache is kept true by invalidation: the mirrors PUBLISH the key of every
+ * binding added or removed on <prefix>loc-changes, and this node holds one
+ * SUBSCRIBEd connection to a seed (any node of a Redis Cluster delivers
+ * every PUBLISH), dropping the AoR's entry on each message. An answer read
+ * before an invalidation that arrives while it is in flight is not kept;
+ * while the subscription is down (connecting, lost) nothing is cached and
+ * everything is flushed when it comes back. A node that stops
+ * heartbeating invalidates the entries naming it. Lookups waiting for Redis
+ * are capped (lookup_max_pending); each ends by the client's deadline
+ * (timeout_ms) at the latest.
+ *
+ * A request forwarded to a peer carries the flag parameter "cascade-peer"
+ * in the Route entry naming the peer (CLUSTER_PEER_PARAM): the peer routes
+ * such a request to its own bindings only, never on to a third node.
+ *
+ * Its own Redis connections (not the mirror's): a backlog of write-behind
+ * never delays a lookup. Loop thread only. */
+#ifndef CASCADE_REGISTRAR_CLUSTER_H
+#define CASCADE_REGISTRAR_CLUSTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "base/timer.h"
+#include "redis/redis_config.h"
+
+#define CLUSTER_MAX_NODES 64
+#define CLUSTER_MAX_HITS 8               /* nodes a lookup names at most */
+#define CLUSTER_PEER_PARAM "cascade-peer"
+#define CLUSTER_ROUTE_MAX 320
+#define CLUSTER_HOSTPORT_MAX 272
+
+struct cluster;
+struct cluster_lookup;
+
+struct cluster_hit {
+    char node[128];                      /* its node id */
+    char route[CLUSTER_ROUTE_MAX];       /* "<sip:10.0.0.2:5060;lr;cascade-peer>" */
+    char hostport[CLUSTER_HOSTPORT_MAX]; /* "10.0.0.2:5060", for the Request-URI */
+};
+
+struct cluster_result {
+    int status;                          /* 0 answered; < 0 Redis failed (-ETIMEDOUT, ...) */
+    bool cached;                         /* from the local cache */
+    size_t n;                            /* live nodes holding a binding; 0: none */
+    struct cluster_hit hits[CLUSTER_MAX_HITS];
+};
+
+/* r is valid during the call only. */
+typedef void (*cluster_lookup_cb)(void *arg, const struct cluster_result *r);
+
+struct cluster_stats {
+    uint64_t lookups;                    /* asked */
+    uint64_t cache_hits;                 /* answered from the cache */
+    uint64_t found;                      /* answers naming at least one node */
+    uint64_t failed;                     /* Redis failed or timed out */
+    uint64_t refused;                    /* over lookup_max_pending or refused by the client */
+    uint64_t heartbeats;                 /* rounds sent */
+    uint64_t heartbeat_failures;         /* rounds with a failed command */
+    uint64_t invalidations;              /* change messages received */
+    uint32_t pending;                    /* lookups waiting for Redis */
+    uint32_t nodes_live;                 /* other nodes in the table, alive */
+};
+
+/* cfg: [redis] (nodes, node_id, key_prefix, timeout_ms, heartbeat_ms,
+ * lookup_*); advertise: this node's SIP URI as peers reach it (numeric
+ * host, checked). NULL with *err: -EINVAL (bad seeds or advertise), -ENOMEM. */
+struct cluster *cluster_new(uv_loop_t *loop, struct timer_service *timers, const struct redis_config *cfg,
+                            const char *node_id, const char *advertise, int *err);
+/* Every lookup still waiting gets its callback with status -ECANCELED
+ * (inside this call); the loop must run once more afterwards. */
+void cluster_free(struct cluster *c);
+
+/* Starts looking aor up. Returns 1 when answered at once from the cache
+ * (*now filled, cb never called), 0 when waiting (cb runs exactly once,
+ * later, unless cluster_lookup_cancel; *h set), or a negative errno
+ * without cb: -ENOBUFS (lookup_max_pending wait already), -EAGAIN /
+ * -ENOMEM / -E2BIG (refused by the Redis client). */
+int cluster_lookup(struct cluster *c, const char *aor, struct cluster_result *now, cluster_lookup_cb cb, void *arg,
+                   struct cluster_lookup **h);
+/* cb will not run (the Redis answer, when it comes, is dropped). */
+void cluster_lookup_cancel(struct cluster_lookup *h);
+
+/* Whether addr's IP is the host of a live node's advertised URI (to trust
+ * a request marked as coming from a peer: no digest challenge). */
+bool cluster_is_node_addr(const struct cluster *c, const struct sockaddr *addr);
+const char *cluster_node_id(const struct cluster *c);
+const char *cluster_advertise(const struct cluster *c);
+void cluster_get_stats(const struct cluster *c, struct cluster_stats *out);
+/* Adds "cluster": {...} to a /stats object. */
+void cluster_stats_json(const struct cluster *c, json_t *stats);
+
+/* ---- what a node reads from Redis (pure; tests/fuzz/fuzz_cluster.c) ---- */
+
+/* A peer's advertised URI (NUL-terminated): a sip:/sips: URI with a host,
+ * no user, no headers, under 256 bytes, nothing at or below space, no
+ * '<' '>' '"' ','. 0 with the Route to push ("<uri;lr;cascade-peer>"),
+ * host:port (the default port filled in) and *ip (ss_family 0 when the
+ * host is not numeric); -1 when unusable or a result does not fit. */
+int cluster_peer_uri(const char *uri, char *route, size_t route_cap, char *hostport, size_t hostport_cap,
+                     struct sockaddr_storage *ip);
+/* A mirrored binding record (location_mirror.h): 0 with its "node" (non-
+ * empty, fits node_cap with its NUL) and "expires" (an integer, wall ms);
+ * -1 otherwise. */
+int cluster_record_read(const char *json, size_t len, char *node, size_t node_cap, int64_t *expires);
+/* The AoR inside a location key's hash tag ("t:loc:{alice}" -> "alice"):
+ * its length, or -1 (no tag, empty, a NUL inside, not under cap). */
+int cluster_key_aor(const char *key, size_t len, char *aor, size_t cap);
+
+#endif

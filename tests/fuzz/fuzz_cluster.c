@@ -1,0 +1,51 @@
+/* fuzz_cluster.c — libFuzzer target for what routing between nodes reads
+ * from Redis (src/registrar/cluster.c): a peer's advertised SIP URI (it
+ * becomes a Route we push), a mirrored binding record (JSON), and the key
+ * named by a change message. The input is read as each of the three.
+ *
+ * Beyond "no crash": an accepted URI gives a Route that starts with '<',
+ * ends with ";lr;cascade-peer>", has no other '<' or '>' and nothing at or
+ * below space (it cannot inject a header or a second Route entry), and a
+ * host:port with a port; an accepted record has a non-empty node id that
+ * fits; an accepted key gives a non-empty AoR without '}' or NUL.
+ *
+ *   tests/fuzz/fuzz_cluster -max_total_time=60 tests/fuzz/corpus/fuzz_cluster */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "registrar/cluster.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char text[512];
+    size_t n = size < sizeof(text) - 1 ? size : sizeof(text) - 1;
+    memcpy(text, data, n);
+    text[n] = '\0';
+
+    char route[CLUSTER_ROUTE_MAX], hostport[CLUSTER_HOSTPORT_MAX];
+    struct sockaddr_storage ip;
+    if (cluster_peer_uri(text, route, sizeof(route), hostport, sizeof(hostport), &ip) == 0) {
+        size_t rl = strlen(route);
+        const char *tail = ";lr;" CLUSTER_PEER_PARAM ">";
+        if (rl < 2 + strlen(tail) || route[0] != '<' || strcmp(route + rl - strlen(tail), tail) != 0) abort();
+        for (size_t i = 1; i + 1 < rl; i++)
+            if ((unsigned char)route[i] <= 0x20 || route[i] == '<' || route[i] == '>') abort();
+        const char *colon = strrchr(hostport, ':');
+        if (!colon || colon == hostport || !colon[1] || strpbrk(hostport, " \r\n\t<>")) abort();
+    }
+
+    char node[128];
+    int64_t expires = 0;
+    if (cluster_record_read((const char *)data, size, node, sizeof(node), &expires) == 0) {
+        size_t nl = strnlen(node, sizeof(node));
+        if (nl == 0 || nl >= sizeof(node)) abort();
+    }
+
+    char aor[64];
+    int al = cluster_key_aor((const char *)data, size, aor, sizeof(aor));
+    if (al >= 0) {
+        if (al == 0 || (size_t)al >= sizeof(aor) || strlen(aor) != (size_t)al || strchr(aor, '}')) abort();
+    }
+    return 0;
+}

@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# Routing between nodes ([redis] cluster_route, issue 16): three cascade
+# nodes (a, b, c) on one 3-master Redis Cluster of Debian's redis-server, on
+# loopback ports chosen at run time; every node mirrors its bindings and
+# heartbeats into the node registry.
+#  1. each node sees the two others live (/stats cluster.peers);
+#  2. alice (a sipp UAS) registers on node A only; the caller (sipp UAC)
+#     sends its INVITE to node C, is challenged there (407), authenticates,
+#     and the call reaches alice through A: C forwards it to A (Route with
+#     the peer mark), A — which trusts C as a live node and does not
+#     challenge again — delivers it over alice's binding; both record-route,
+#     so the ACK and the in-dialog BYE travel UAC -> C -> A -> alice;
+#  3. a user registered nowhere: 480 (known on C) / 404 (unknown); the
+#     second ask for dave is answered from C's cache (no Redis); then dave
+#     registers on B: B's mirror publishes the change, C drops its cached
+#     "nowhere" on the message, and a call to dave through C reaches him
+#     on B;
+#  4. loop protection: a (planted) record says ghost is on A and on B; C
+#     forks to both, each routes the marked request to its own bindings
+#     only (404 there), never on to the other node; C answers 404;
+#  5. Redis killed: no node crashes; C falls back to the local answer (480
+#     for alice, who is not registered on C), A still connects a call to
+#     alice directly.
+source "$(dirname "$0")/lib.sh"
+
+for t in redis-server redis-cli sipp jq; do
+    command -v "$t" >/dev/null || { echo "SKIP: $t not installed (scripts/install-deps.sh)"; exit 77; }
+done
+
+check "a Redis Cluster forms (3 masters)" redis_cluster_start 3 0
+rcli() { redis-cli -c -h 127.0.0.1 -p "${REDIS_PORTS[0]}" "$@" | tr -d '\r'; }
+
+API_TOKEN=clustertoken
+declare -A SIP API
+for n in a b c; do
+    SIP[$n]=$(free_port); API[$n]=$(free_port)
+    node_ini "$n" "${SIP[$n]}" "${API[$n]}" cluster.test <<INI
+[proxy]
+invite_timeout = 30
+[redis]
+mirror_bindings = yes
+cluster_route = yes
+nodes = 127.0.0.1:${REDIS_PORTS[0]},127.0.0.1:${REDIS_PORTS[1]}
+node_id = node-$n
+key_prefix = t:
+timeout_ms = 1000
+heartbeat_ms = 300
+lookup_cache_ms = 120000
+INI
+    start_cascade "$n" "$WORK/$n.ini"
+done
+on() { API_PORT=${API[$1]}; PORT=${SIP[$1]}; }   # on NODE: api/ctl/sipp_scn toward that node
+check "node A logs cluster routing on, reached at its UDP listener" \
+    grep -q "cluster routing on: node node-a reached at sip:127.0.0.1:${SIP[a]}" "$WORK/a.log"
+for n in a b c; do
+    on "$n"
+    ctl user add caller --password callerpw >/dev/null
+done
+on a; ctl user add alice --password alicepw >/dev/null
+on b; ctl user add dave --password davepw >/dev/null
+on c; ctl user add alice --password alicepw >/dev/null; ctl user add dave --password davepw >/dev/null
+
+cstat() { on "$1"; api GET /stats | jq -r ".cluster.$2"; }
+pstat() { on "$1"; api GET /stats | jq -r ".proxy.$2"; }
+sees_two() { [ "$(cstat "$1" nodes_live)" = 2 ]; }
+for n in a b c; do check "1. node $n sees the two others live" wait_for 20 sees_two "$n"; done
+subscribed() { [ "$(cstat "$1" cache)" = true ]; }
+check "... C subscribed to the change channel (its cache is on)" wait_for 20 subscribed c
+check "... C knows A by its SIP address" \
+    [ "$(cstat c 'peers[] | select(.id == "node-a") | .sip')" = "sip:127.0.0.1:${SIP[a]}" ]
+check "... the registry in Redis: t:node:{node-b} with its sip URI and a TTL" \
+    bash -c "[ \"\$(redis-cli -c -h 127.0.0.1 -p ${REDIS_PORTS[0]} hget 't:node:{node-b}' sip | tr -d '\r')\" = sip:127.0.0.1:${SIP[b]} ] &&
+        [ \"\$(redis-cli -c -h 127.0.0.1 -p ${REDIS_PORTS[0]} pttl 't:node:{node-b}' | tr -d '\r')\" -gt 0 ]"
+
+# ---- 2. alice on A, the call through C
+UAS=$(free_port)
+on a
+check "2. sipp: alice registers on node A (digest) from port $UAS" \
+    sipp_scn reg-alice register.xml -s alice -au alice -ap alicepw -key expires 300 -key cport "$UAS" -p "$UAS"
+has_alice() { [ -n "$(rcli hget 't:loc:{alice}' "sip:alice@127.0.0.1:$UAS")" ]; }
+check "... her binding is mirrored with node-a" wait_for 20 has_alice
+(cd "$WORK" && exec timeout 60 sipp -sf "$PEERS_DIR/sipp/uas-call.xml" -s alice -i 127.0.0.1 -p "$UAS" -m 1 -nostdin \
+    -trace_msg -message_file uas.msg -trace_err -error_file uas.err >"$WORK/uas.out" 2>&1) &
+uas_pid=$!
+PIDS+=("$uas_pid")
+wait_for 10 udp_bound "$UAS"
+on c
+check "... sipp UAC on node C: INVITE, 407, INVITE with credentials, 180/200/ACK/BYE" \
+    sipp_scn call uac-call-auth.xml -s alice -au caller -ap callerpw -auth_uri "alice@127.0.0.1:${SIP[c]}" \
+    -p "$(free_port)"
+check "... alice (the UAS) got the INVITE, the ACK and the BYE" wait "$uas_pid"
+invite=$(awk '/^INVITE sip:alice/,/^$/' "$WORK/uas.msg")
+check "... her INVITE carries A's and C's Record-Route" \
+    bash -c "grep -q 'Record-Route: .*127.0.0.1:${SIP[a]};lr' <<<\"\$1\" && grep -q 'Record-Route: .*127.0.0.1:${SIP[c]};lr' <<<\"\$1\"" _ "$invite"
+check "... and came through A (top Via) after C (second Via)" \
+    bash -c "grep '^Via:' <<<\"\$1\" | head -2 | tr '\n' ' ' | grep -q '127.0.0.1:${SIP[a]};branch=z9hG4bKcP.*127.0.0.1:${SIP[c]};branch=z9hG4bKcP'" _ "$invite"
+check "... no Route or peer mark left in what alice got, no Proxy-Authorization" \
+    bash -c "! grep -qi '^Route:\|cascade-peer\|^Proxy-Authorization' <<<\"\$1\"" _ "$invite"
+bye=$(awk '/^BYE sip:alice/,/^$/' "$WORK/uas.msg")
+check "... the BYE followed the Record-Route: through C then A" \
+    bash -c "grep '^Via:' <<<\"\$1\" | head -2 | tr '\n' ' ' | grep -q '127.0.0.1:${SIP[a]};branch=z9hG4bKcP.*127.0.0.1:${SIP[c]};branch=z9hG4bKcP'" _ "$bye"
+check "... C forwarded one request to another node" [ "$(pstat c cluster_forwarded)" -ge 1 ]
+check "... A took it as from a peer, asked the cluster nothing" \
+    [ "$(pstat a from_peers)" -ge 1 ] && [ "$(pstat a cluster_lookups)" = 0 ]
+check "... A challenged nobody" [ "$(pstat a challenged)" = 0 ]
+
+# ---- 3. registered nowhere (From another domain: not challenged)
+reject_scn() {
+    sed -e "s/STATUS/$1/g" -e 's/caller@\[local_ip\]:\[local_port\]>;tag/caller@example.org>;tag/' \
+        "$PEERS_DIR/sipp/uac-reject.xml" >"$WORK/reject-$1.xml"
+    echo "$WORK/reject-$1.xml"
+}
+on c
+check "3. dave (known on C, registered nowhere) via C -> 480" \
+    sipp_scn r480 "$(reject_scn 480)" -s dave -key target "127.0.0.1:${SIP[c]}" -key mf 70 -p "$(free_port)"
+check "... nobody (unknown) via C -> 404" \
+    sipp_scn r404 "$(reject_scn 404)" -s nobody -key target "127.0.0.1:${SIP[c]}" -key mf 70 -p "$(free_port)"
+hits=$(cstat c cache_hits)
+check "... dave via C again -> 480, answered from C's cache" \
+    sipp_scn r480x "$(reject_scn 480)" -s dave -key target "127.0.0.1:${SIP[c]}" -key mf 70 -p "$(free_port)"
+check "... (cache_hits $hits -> $(cstat c cache_hits))" [ "$(cstat c cache_hits)" -gt "$hits" ]
+inv=$(cstat c invalidations)
+DAVE=$(free_port)
+on b
+check "... sipp: dave registers on node B" \
+    sipp_scn reg-dave register.xml -s dave -au dave -ap davepw -key expires 300 -key cport "$DAVE" -p "$DAVE"
+inv_more() { [ "$(cstat c invalidations)" -gt "$inv" ]; }
+check "... C gets the change message" wait_for 20 inv_more
+sed 's/caller@\[local_ip\]:\[local_port\]>;tag/caller@example.org>;tag/' "$PEERS_DIR/sipp/uac-call.xml" \
+    >"$WORK/uac-call-foreign.xml"
+(cd "$WORK" && exec timeout 60 sipp -sf "$PEERS_DIR/sipp/uas-call.xml" -s dave -i 127.0.0.1 -p "$DAVE" -m 1 -nostdin \
+    -trace_msg -message_file uas-dave.msg >"$WORK/uas-dave.out" 2>&1) &
+dave_pid=$!
+PIDS+=("$dave_pid")
+wait_for 10 udp_bound "$DAVE"
+on c
+check "... a call to dave through C now reaches him on B (the cached 480 is gone)" \
+    sipp_scn call-dave "$WORK/uac-call-foreign.xml" -s dave -p "$(free_port)"
+check "... dave got the INVITE, ACK and BYE" wait "$dave_pid"
+check "... through B after C" \
+    bash -c "awk '/^INVITE sip:dave/,/^\$/' '$WORK/uas-dave.msg' | grep '^Via:' | head -2 | tr '\n' ' ' |
+        grep -q '127.0.0.1:${SIP[b]};branch=z9hG4bKcP.*127.0.0.1:${SIP[c]};branch=z9hG4bKcP'"
+
+# ---- 4. loop protection: ghost "registered" on A and on B (planted records)
+exp=$(( $(date +%s%3N) + 120000 ))
+rcli hset 't:loc:{ghost}' "sip:ghost@127.0.0.1:1" "{\"node\":\"node-a\",\"expires\":$exp}" \
+    "sip:ghost@127.0.0.1:2" "{\"node\":\"node-b\",\"expires\":$exp}" >/dev/null
+la=$(pstat a cluster_lookups); lb=$(pstat b cluster_lookups); pa=$(pstat a from_peers); pb=$(pstat b from_peers)
+on c
+check "4. ghost via C: forked to A and B, each 404 -> 404" \
+    sipp_scn rghost "$(reject_scn 404)" -s ghost -key target "127.0.0.1:${SIP[c]}" -key mf 70 -p "$(free_port)"
+check "... A and B each got it from a peer" [ "$(pstat a from_peers)" -gt "$pa" ] && [ "$(pstat b from_peers)" -gt "$pb" ]
+check "... and neither asked the cluster (nothing forwarded on)" \
+    [ "$(pstat a cluster_lookups)" = "$la" ] && [ "$(pstat b cluster_lookups)" = "$lb" ]
+
+# ---- 5. Redis down
+for p in "${REDIS_PORTS[@]}"; do kill -9 "${REDIS_PID[$p]}"; wait "${REDIS_PID[$p]}" 2>/dev/null || true; done
+no_peers() { [ "$(cstat c nodes_live)" = 0 ]; }
+check "5. Redis killed: C's peers drop out within 3 heartbeats" wait_for 20 no_peers
+check "... alice via C -> 480 (the local answer)" \
+    sipp_scn r480b "$(reject_scn 480)" -s alice -key target "127.0.0.1:${SIP[c]}" -key mf 70 -p "$(free_port)"
+check "... dave via C -> 480" \
+    sipp_scn r480c "$(reject_scn 480)" -s dave -key target "127.0.0.1:${SIP[c]}" -key mf 70 -p "$(free_port)"
+check "... C counted its fallbacks" [ "$(pstat c cluster_fallbacks)" -ge 1 ]
+check "... and its cache is off (the change channel is down)" [ "$(cstat c cache)" = false ]
+(cd "$WORK" && exec timeout 60 sipp -sf "$PEERS_DIR/sipp/uas-call.xml" -s alice -i 127.0.0.1 -p "$UAS" -m 1 -nostdin \
+    -trace_msg -message_file uas2.msg >"$WORK/uas2.out" 2>&1) &
+uas_pid=$!
+PIDS+=("$uas_pid")
+wait_for 10 udp_bound "$UAS"
+on a
+check "... a call to alice through A (her own node) still connects" \
+    sipp_scn call2 "$WORK/uac-call-foreign.xml" -s alice -p "$(free_port)"
+check "... alice got it" wait "$uas_pid"
+for n in a b c; do
+    eval "pid=\$${n}_PID"
+    check "... node $n is still running" kill -0 "$pid"
+done
+check "... C logged the failed lookups (rate-limited)" grep -q "cluster: lookup of .* failed\|lookup of .* refused" "$WORK/c.log"
+
+finish
