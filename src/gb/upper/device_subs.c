@@ -11,7 +11,13 @@
  *   PENDING --other final--> IDLE (retry in GB_SUB_RETRY_MS)
  *   ACTIVE --refresh timer--> PENDING (SUBSCRIBE in the same dialog, CSeq+1)
  *   ACTIVE --NOTIFY "terminated"--> IDLE (retry)
+ *   ACTIVE --kind dropped from the device's list--> ENDING (SUBSCRIBE, Expires 0)
+ *   ENDING --any final--> IDLE (not asked again while the list leaves it out)
+ *   PENDING --2xx after the kind was dropped--> ENDING
  *   any --device offline--> IDLE (timer stopped, SUBSCRIBE forgotten)
+ *
+ * Which kinds: the device's own list when it has one (sub_own, stored with
+ * the device, set through the API), else [gb] subscribe.
  *
  * The dialog (Call-ID, tags, CSeq) lives here rather than in the UA: the UA
  * keeps INVITE dialogs, and a subscription needs nothing of theirs but the
@@ -29,6 +35,10 @@
 
 #define MANSCDP_CT "Application/MANSCDP+xml"
 #define GB_SUB_RETRY_MS 30000u  /* a refused or lost subscription is tried again after this */
+
+_Static_assert(GB_SUBSCRIBE_CATALOG == 1u << GB_SUB_CATALOG && GB_SUBSCRIBE_ALARM == 1u << GB_SUB_ALARM &&
+                   GB_SUBSCRIBE_POSITION == 1u << GB_SUB_POSITION,
+               "the API's subscribe bits are the kinds'");
 
 static const char *const sub_names[GB_SUB_KINDS] = {"catalog", "alarm", "position"};
 /* Event header values we send: the CmdType of the body (§9.11.1 uses Catalog). */
@@ -51,7 +61,43 @@ unsigned gb_subs_parse_mask(const char *list)
     return mask;
 }
 
-void gb_subs_device_init(struct gb_device *d) { d->subs = NULL; }
+int gb_subs_own_from_text(const char *text)
+{
+    if (!text || !*text) return -1;
+    if (!strcmp(text, "none")) return 0;
+    return (int)gb_subs_parse_mask(text);
+}
+
+void gb_subs_own_text(int own, char out[GB_SUBS_TEXT_MAX])
+{
+    out[0] = '\0';
+    if (own < 0) return;
+    if (own == 0) {
+        snprintf(out, GB_SUBS_TEXT_MAX, "none");
+        return;
+    }
+    size_t n = 0;
+    for (int k = 0; k < GB_SUB_KINDS; k++)
+        if (own & (1 << k)) n += (size_t)snprintf(out + n, GB_SUBS_TEXT_MAX - n, "%s%s", n ? "," : "", sub_names[k]);
+}
+
+unsigned gb_subs_mask(const struct gb_device *d) { return d->sub_own >= 0 ? (unsigned)d->sub_own : d->g->sub_mask; }
+
+json_t *gb_subs_mask_json(unsigned mask)
+{
+    json_t *a = json_array();
+    for (int k = 0; k < GB_SUB_KINDS; k++)
+        if (mask & (1u << k)) json_array_append_new(a, json_string(sub_names[k]));
+    return a;
+}
+
+static bool wanted(const struct gb_sub *s) { return (gb_subs_mask(s->dev) >> s->kind) & 1u; }
+
+void gb_subs_device_init(struct gb_device *d)
+{
+    d->subs = NULL;
+    d->sub_own = -1;
+}
 
 /* The subscriptions are held only while the device is online and [gb]
  * subscribe asks for some: ~1 KiB that a million devices without them do
@@ -69,16 +115,32 @@ static struct gb_sub *subs_alloc(struct gb_device *d)
     return d->subs = a;
 }
 
-static void sub_send(struct gb_upper *g, struct gb_sub *s);
+static void sub_send(struct gb_upper *g, struct gb_sub *s, int expires);
 
 static void sub_timer(struct timer_node *n, uint64_t now)
 {
     (void)now;
     struct gb_sub *s = container_of(n, struct gb_sub, timer);
     struct gb_upper *g = s->dev->g;
-    if (!s->dev->online || g->stopping || s->state == GB_SUB_PENDING) return;
+    if (!s->dev->online || g->stopping || s->state == GB_SUB_PENDING || s->state == GB_SUB_ENDING || !wanted(s))
+        return;
     if (s->state == GB_SUB_IDLE) s->remote_tag[0] = '\0'; /* a new dialog */
-    sub_send(g, s);
+    sub_send(g, s, g->cfg.subscribe_expires);
+}
+
+/* Ends s with a SUBSCRIBE carrying Expires 0 in its dialog (RFC 6665
+ * §4.1.2.3); the device's NOTIFY "terminated" that follows still matches. */
+static void sub_end(struct gb_upper *g, struct gb_sub *s)
+{
+    timer_stop(g->timers, &s->timer);
+    s->active_since = 0;
+    s->last_error[0] = '\0';
+    if (s->state != GB_SUB_ACTIVE || !s->remote_tag[0]) {
+        if (s->state != GB_SUB_PENDING && s->state != GB_SUB_ENDING) s->state = GB_SUB_IDLE;
+        return; /* a SUBSCRIBE in flight is ended when its 2xx comes */
+    }
+    log_info("gb subscription %s of %s: no longer wanted, ending it", sub_names[s->kind], s->dev->id);
+    sub_send(g, s, 0);
 }
 
 static void sub_retry(struct gb_upper *g, struct gb_sub *s, const char *why)
@@ -97,6 +159,25 @@ static void sub_on_final(void *arg, struct ua_uac *h, int status, const struct s
     struct gb_device *d = s->dev;
     struct gb_upper *g = d->g;
     s->h = NULL;
+    if (s->state == GB_SUB_ENDING) {
+        /* Whatever the answer, the subscription is over on our side. */
+        s->state = GB_SUB_IDLE;
+        log_info("gb subscription %s of %s ended (SUBSCRIBE Expires 0 answered %d)", sub_names[s->kind], d->id,
+                 status);
+        gb_publish(g, "gb.subscription",
+                   json_pack("{s:s,s:s,s:s}", "device_id", d->id, "event", sub_names[s->kind], "state", "ended"));
+        return;
+    }
+    if (!wanted(s)) {
+        /* Dropped from the device's list while this SUBSCRIBE was in flight. */
+        s->state = GB_SUB_IDLE;
+        if (status >= 200 && status < 300 && resp && resp->to.tag.len) {
+            str_copy(s->remote_tag, sizeof(s->remote_tag), resp->to.tag);
+            s->state = GB_SUB_ACTIVE;
+            sub_end(g, s);
+        }
+        return;
+    }
     if (status >= 200 && status < 300 && resp) {
         if (resp->to.tag.len) str_copy(s->remote_tag, sizeof(s->remote_tag), resp->to.tag);
         /* The notifier may shorten the time (RFC 6665 §4.2.1.1); 0 ends it. */
@@ -140,9 +221,8 @@ static void sub_on_final(void *arg, struct ua_uac *h, int status, const struct s
 
 static const struct ua_uac_cb sub_cb = {.on_final = sub_on_final};
 
-static void sub_send(struct gb_upper *g, struct gb_sub *s)
+static void sub_send(struct gb_upper *g, struct gb_sub *s, int expires)
 {
-    int expires = g->cfg.subscribe_expires;
     struct gb_device *d = s->dev;
     bool refresh = s->remote_tag[0] != '\0';
     if (!refresh) {
@@ -180,26 +260,37 @@ static void sub_send(struct gb_upper *g, struct gb_sub *s)
     s->h = ua_request_send(g->ua, &r, &dest, NULL, &sub_cb, s);
     sbuf_free(&body);
     if (!s->h) {
-        sub_retry(g, s, "not-sent");
+        if (expires == 0) s->state = GB_SUB_IDLE; /* the device lets it expire */
+        else sub_retry(g, s, "not-sent");
         return;
     }
-    s->state = GB_SUB_PENDING;
+    s->state = expires == 0 ? GB_SUB_ENDING : GB_SUB_PENDING;
 }
 
 void gb_subs_device_online(struct gb_upper *g, struct gb_device *d)
 {
-    if (!g->sub_mask) return;
+    unsigned mask = gb_subs_mask(d);
+    if (!mask) return;
     if (!subs_alloc(d)) {
         log_warn("gb: no memory for the subscriptions of %s", d->id);
         return;
     }
     for (int k = 0; k < GB_SUB_KINDS; k++) {
         struct gb_sub *s = &d->subs[k];
-        if (!(g->sub_mask & (1u << k)) || s->state != GB_SUB_IDLE) continue;
+        if (!(mask & (1u << k)) || s->state != GB_SUB_IDLE) continue;
         s->remote_tag[0] = '\0';
         timer_stop(g->timers, &s->timer);
-        sub_send(g, s);
+        sub_send(g, s, g->cfg.subscribe_expires);
     }
+}
+
+void gb_subs_device_apply(struct gb_upper *g, struct gb_device *d)
+{
+    if (!d->online || g->stopping) return;
+    unsigned mask = gb_subs_mask(d);
+    for (int k = 0; d->subs && k < GB_SUB_KINDS; k++)
+        if (!(mask & (1u << k))) sub_end(g, &d->subs[k]);
+    gb_subs_device_online(g, d);
 }
 
 void gb_subs_device_offline(struct gb_upper *g, struct gb_device *d)
@@ -268,7 +359,10 @@ int gb_subs_on_notify(struct gb_upper *g, struct txn *st, const struct transport
         else log_debug("gb NOTIFY %s from %s ignored", body.cmd_type ? body.cmd_type : "?", d->id);
     }
     gb_manscdp_free(&body);
-    if (notify_terminated(m) && s->state != GB_SUB_PENDING) {
+    if (notify_terminated(m) && (s->state == GB_SUB_ACTIVE || s->state == GB_SUB_IDLE) && !wanted(s)) {
+        s->state = GB_SUB_IDLE; /* our Expires 0 crossed it, or it ended what we no longer want */
+        timer_stop(g->timers, &s->timer);
+    } else if (notify_terminated(m) && s->state != GB_SUB_PENDING && s->state != GB_SUB_ENDING) {
         log_info("gb subscription %s of %s terminated by the device", sub_names[s->kind], d->id);
         s->remote_tag[0] = '\0';
         sub_retry(g, s, "terminated");
@@ -278,10 +372,11 @@ int gb_subs_on_notify(struct gb_upper *g, struct txn *st, const struct transport
 
 json_t *gb_subs_json(const struct gb_device *d)
 {
-    static const char *const states[] = {"idle", "pending", "active"};
+    static const char *const states[] = {"idle", "pending", "active", "ending"};
     json_t *o = json_object();
+    unsigned mask = gb_subs_mask(d);
     for (int k = 0; k < GB_SUB_KINDS; k++) {
-        if (!(d->g->sub_mask & (1u << k))) continue;
+        if (!(mask & (1u << k))) continue;
         const struct gb_sub *s = d->subs ? &d->subs[k] : NULL;
         json_t *e = json_pack("{s:s,s:I}", "state", states[s ? s->state : GB_SUB_IDLE], "notifies",
                               (json_int_t)(s ? s->notifies : 0));
