@@ -35,6 +35,8 @@
 
 #define MANSCDP_CT "Application/MANSCDP+xml"
 #define GB_SUB_RETRY_MS 30000u  /* a refused or lost subscription is tried again after this */
+#define GB_SUB_RESTORE_MS 1000u /* after a restart, devices restored online are subscribed again from here */
+#define GB_SUB_RESTORE_SPREAD_MS 4000u
 
 _Static_assert(GB_SUBSCRIBE_CATALOG == 1u << GB_SUB_CATALOG && GB_SUBSCRIBE_ALARM == 1u << GB_SUB_ALARM &&
                    GB_SUBSCRIBE_POSITION == 1u << GB_SUB_POSITION,
@@ -284,6 +286,21 @@ void gb_subs_device_online(struct gb_upper *g, struct gb_device *d)
     }
 }
 
+void gb_subs_device_restored(struct gb_upper *g, struct gb_device *d)
+{
+    unsigned mask = gb_subs_mask(d);
+    if (!mask || !subs_alloc(d)) return;
+    /* Spread over GB_SUB_RESTORE_SPREAD_MS so that a node restarting with
+     * many devices online does not send all their SUBSCRIBEs at once. */
+    uint64_t at = gb_now(g) + GB_SUB_RESTORE_MS + str_hash(str_from_cstr(d->id)) % GB_SUB_RESTORE_SPREAD_MS;
+    for (int k = 0; k < GB_SUB_KINDS; k++) {
+        struct gb_sub *s = &d->subs[k];
+        if (!(mask & (1u << k)) || s->state != GB_SUB_IDLE) continue;
+        s->remote_tag[0] = '\0';
+        timer_start(g->timers, &s->timer, at, sub_timer);
+    }
+}
+
 void gb_subs_device_apply(struct gb_upper *g, struct gb_device *d)
 {
     if (!d->online || g->stopping) return;
@@ -380,7 +397,10 @@ json_t *gb_subs_json(const struct gb_device *d)
         const struct gb_sub *s = d->subs ? &d->subs[k] : NULL;
         json_t *e = json_pack("{s:s,s:I}", "state", states[s ? s->state : GB_SUB_IDLE], "notifies",
                               (json_int_t)(s ? s->notifies : 0));
-        if (s && s->state == GB_SUB_ACTIVE) json_object_set_new(e, "expires", json_integer(s->expires_s));
+        if (s && s->state == GB_SUB_ACTIVE) {
+            json_object_set_new(e, "expires", json_integer(s->expires_s));
+            json_object_set_new(e, "call_id", json_string(s->call_id));
+        }
         if (s && s->last_error[0]) json_object_set_new(e, "last_error", json_string(s->last_error));
         json_object_set_new(o, sub_names[k], e);
     }

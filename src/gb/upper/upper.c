@@ -1043,6 +1043,7 @@ static int load_device(void *arg, const struct store_gb_device *row)
     d->expires_mono = now + (uint64_t)(row->expires_at - wall);
     d->keepalive_deadline = now + keepalive_window_ms(g);
     device_arm(g, d);
+    gb_subs_device_restored(g, d);
     return 0;
 }
 

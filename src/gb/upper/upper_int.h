@@ -387,6 +387,9 @@ json_t *gb_subs_mask_json(unsigned mask);
 void gb_subs_device_init(struct gb_device *d);
 void gb_subs_device_online(struct gb_upper *g, struct gb_device *d);   /* subscribe anew */
 void gb_subs_device_offline(struct gb_upper *g, struct gb_device *d);  /* forget, no SUBSCRIBE sent */
+/* Restored online from the store at start: our subscriptions did not
+ * survive the restart, so new ones go out within a few seconds. */
+void gb_subs_device_restored(struct gb_upper *g, struct gb_device *d);
 /* 1 when the NOTIFY was for one of our subscriptions (answered). */
 int gb_subs_on_notify(struct gb_upper *g, struct txn *st, const struct transport_rx *rx);
 json_t *gb_subs_json(const struct gb_device *d);
