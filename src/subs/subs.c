@@ -42,6 +42,7 @@
 #include "subs/mwi.h"
 #include "subs/pidf.h"
 #include "subs/presence.h"
+#include "subs/winfo.h"
 #include "subs/reginfo.h"
 
 
@@ -121,6 +122,7 @@ static const char *allow_events(const struct subs *s)
 static bool package_served(const struct subs *s, const char *pkg)
 {
     return strcmp(pkg, "reg") == 0 || strcmp(pkg, "dialog") == 0 || strcmp(pkg, "presence") == 0 ||
+           strcmp(pkg, "presence.winfo") == 0 ||
            (s->nsources && strcmp(pkg, "message-summary") == 0);
 }
 
@@ -129,6 +131,7 @@ static const char *content_type_of(const char *pkg)
     if (strcmp(pkg, "dialog") == 0) return DIALOG_INFO_CONTENT_TYPE;
     if (strcmp(pkg, "message-summary") == 0) return MWI_CONTENT_TYPE;
     if (strcmp(pkg, "presence") == 0) return PIDF_CONTENT_TYPE;
+    if (strcmp(pkg, "presence.winfo") == 0) return WINFO_CONTENT_TYPE;
     return REGINFO_CONTENT_TYPE;
 }
 
@@ -242,9 +245,14 @@ static void sub_forget(struct subs *s, const char *call_id, const char *tag)
     if (s->store) store_submit(s->store, store_op_subscription_delete(call_id, tag), NULL, NULL);
 }
 
+static void winfo_changed(struct subs *s, const char *aor);
+
 /* Unlinks and frees sub, deleting its row. */
 static void sub_remove(struct subs *s, struct subs_sub *sub)
 {
+    char aor[LOCATION_MAX_AOR];
+    bool presence = strcmp(sub->event, "presence") == 0;
+    if (presence) snprintf(aor, sizeof(aor), "%s", sub->aor);
     timer_stop(s->timers, &sub->expiry);
     htable_remove(&s->by_key, &sub->by_key);
     htable_remove(&s->by_aor, &sub->by_aor);
@@ -252,6 +260,7 @@ static void sub_remove(struct subs *s, struct subs_sub *sub)
     sub_forget(s, sub->call_id, sub->local_tag);
     if (s->stats.active) s->stats.active--;
     free(sub);
+    if (presence) winfo_changed(s, aor); /* one watcher fewer */
 }
 
 /* ---- NOTIFY ---- */
@@ -370,12 +379,33 @@ static int sub_send_notify(struct subs *s, struct subs_sub *sub, const char *sta
     return 0;
 }
 
+/* presence.winfo: the presence subscriptions to sub's AoR, each "active"
+ * (cascade authorises a watcher when it subscribes, by presence_policy: one
+ * it refuses gets 403 and is not held, so none waits as "pending"). */
+static int build_winfo(struct subs *s, struct subs_sub *sub)
+{
+    char uri[LOCATION_MAX_AOR + 160];
+    struct winfo_watcher w[WINFO_MAX_WATCHERS];
+    size_t n = 0;
+    for (struct hnode *h = htable_first(&s->by_aor, str_hash(str_from_cstr(sub->aor))); h && n < WINFO_MAX_WATCHERS;
+         h = htable_next(h)) {
+        const struct subs_sub *x = container_of(h, struct subs_sub, by_aor);
+        if (strcmp(x->event, "presence") != 0 || strcmp(x->aor, sub->aor) != 0) continue;
+        w[n++] = (struct winfo_watcher){.id = x->local_tag, .uri = x->subscriber, .status = "active",
+                                        .event = "subscribe"};
+    }
+    aor_uri(s, sub->aor, uri, sizeof(uri));
+    return winfo_build(&s->sb, sub->version++, uri, "presence", w, n);
+}
+
 /* The whole state of sub's package and AoR into s->sb (dialog: the calls
- * tracked; message-summary: the source's latest summary, or "no"). */
+ * tracked; message-summary: the source's latest summary, or "no";
+ * presence.winfo: the watchers). */
 static int build_other(struct subs *s, struct subs_sub *sub)
 {
     char uri[LOCATION_MAX_AOR + 160];
     sbuf_clear(&s->sb);
+    if (strcmp(sub->event, "presence.winfo") == 0) return build_winfo(s, sub);
     if (strcmp(sub->event, "message-summary") == 0) {
         const char *body = s->mwi ? mwi_store_get(s->mwi, sub->aor) : NULL;
         sbuf_append_cstr(&s->sb, body ? body : MWI_NOTHING_WAITING);
@@ -662,6 +692,7 @@ static void new_subscription(struct subs *s, struct txn *st, const struct transp
     log_info("subs: %s subscription of %s to %s for %llds from %s", package, sub->subscriber, aor,
              (long long)expires, rx->src_text);
     sub_notify_full(s, sub);
+    if (strcmp(package, "presence") == 0) winfo_changed(s, aor); /* a new watcher */
 }
 
 /* A SUBSCRIBE inside sub's dialog: refresh or unsubscribe. */
@@ -1020,6 +1051,16 @@ static int source_notify(struct subs *s, struct txn *st, const struct transport_
         if (strcmp(sub->aor, aor) == 0 && strcmp(sub->event, "message-summary") == 0) sub_notify_full(s, sub);
     }
     return 1;
+}
+
+/* The presence watchers of aor changed: its presence.winfo subscribers get
+ * the new list. */
+static void winfo_changed(struct subs *s, const char *aor)
+{
+    for (struct hnode *n = htable_first(&s->by_aor, str_hash(str_from_cstr(aor))); n; n = htable_next(n)) {
+        struct subs_sub *sub = container_of(n, struct subs_sub, by_aor);
+        if (strcmp(sub->aor, aor) == 0 && strcmp(sub->event, "presence.winfo") == 0) sub_notify_full(s, sub);
+    }
 }
 
 /* A user's published presence changed: its watchers get the new document. */
