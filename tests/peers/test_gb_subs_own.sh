@@ -82,5 +82,13 @@ check "the Catalog subscription is ended" wait_for 20 got '.kind=="end" and .eve
 check "the MobilePosition subscription is ended" wait_for 20 got '.kind=="end" and .event=="MobilePosition" and .expires==0' "$N"
 check "POST /gb/devices takes subscribe too" \
     jq_ok "$(api POST /gb/devices '{"id":"34020000001320000077","subscribe":[]}')" '.subscribe == [] and .own_subscribe == true'
+check "cascadectl gb device add --subscribe catalog,position" \
+    ctl gb device add 34020000001320000078 --subscribe catalog,position
+check "... gives the device that list" \
+    jq_ok "$(api GET /gb/devices/34020000001320000078)" '.subscribe == ["catalog","position"] and .own_subscribe'
+check "cascadectl gb device add --subscribe default: back to [gb] subscribe" \
+    ctl gb device add 34020000001320000078 --subscribe default
+check "... the config's list again" \
+    jq_ok "$(api GET /gb/devices/34020000001320000078)" '.subscribe == ["alarm"] and (.own_subscribe | not)'
 
 finish
