@@ -177,7 +177,8 @@ static bool body_subscribe(struct api_request *req, json_t *b, int *out)
         ok = ok && known;
     }
     if (!ok) {
-        api_reply_error(req, 400, "bad-request", "subscribe is null or an array of \"catalog\", \"alarm\", \"position\"");
+        api_reply_error(req, 400, "bad-request",
+                        "subscribe is null or an array of \"catalog\", \"alarm\", \"position\"");
         return false;
     }
     *out = mask;

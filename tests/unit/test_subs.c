@@ -371,7 +371,8 @@ static void test_refusals(void **state)
     start(f);
     /* A package we do not serve, or none: 489 with Allow-Events. */
     assert_int_equal(subscribe(f, "alice", "b-1", 1, "", "no-such-package", "Expires: 600\n"), 489);
-    assert_true(str_eq_cstr(harness_header(last_response(f), SIP_HDR_ALLOW_EVENTS), "reg, dialog, presence, presence.winfo"));
+    assert_true(str_eq_cstr(harness_header(last_response(f), SIP_HDR_ALLOW_EVENTS),
+                            "reg, dialog, presence, presence.winfo"));
     assert_int_equal(subscribe(f, "alice", "b-2", 1, "", NULL, "Expires: 600\n"), 489);
     /* Too brief: 423 with Min-Expires. */
     assert_int_equal(subscribe(f, "alice", "b-3", 1, "", "reg", "Expires: 10\n"), 423);
