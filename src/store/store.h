@@ -185,6 +185,19 @@ struct store_gb_lower_sub {
     int64_t expires_at;        /* wall ms */
 };
 
+/* A subscription the upper role holds with one of its devices
+ * (src/gb/upper/device_subs.c): its dialog, so that after a restart it is
+ * refreshed in that dialog instead of made anew; schema version 7. */
+struct store_gb_sub {
+    const char *device_id;     /* key part 1 */
+    const char *kind;          /* key part 2: "catalog" | "alarm" | "position" */
+    const char *call_id;
+    const char *local_tag;     /* ours: the From tag of our SUBSCRIBEs */
+    const char *remote_tag;    /* the device's To tag */
+    uint32_t cseq;             /* our last SUBSCRIBE's CSeq */
+    int64_t expires_at;        /* wall ms */
+};
+
 /* ---- Opening and closing. */
 
 /* Opens or creates the database at path, brings the schema up to date and
@@ -259,6 +272,8 @@ struct store_op *store_op_presence_allow_upsert(const struct store_presence_allo
 struct store_op *store_op_presence_allow_delete(const char *user);
 struct store_op *store_op_gb_lower_sub_upsert(const struct store_gb_lower_sub *s);
 struct store_op *store_op_gb_lower_sub_delete(const char *upstream, const char *kind);
+struct store_op *store_op_gb_sub_upsert(const struct store_gb_sub *s);
+struct store_op *store_op_gb_sub_delete(const char *device_id, const char *kind);
 /* Does nothing; its callback fires once everything submitted before it is
  * committed (or failed). */
 struct store_op *store_op_barrier(void);
@@ -285,6 +300,8 @@ typedef int (*store_presence_allow_row_cb)(void *arg, const struct store_presenc
 int store_load_presence_allow(struct store *st, store_presence_allow_row_cb cb, void *arg);
 typedef int (*store_gb_lower_sub_row_cb)(void *arg, const struct store_gb_lower_sub *row);
 int store_load_gb_lower_subs(struct store *st, store_gb_lower_sub_row_cb cb, void *arg);
+typedef int (*store_gb_sub_row_cb)(void *arg, const struct store_gb_sub *row);
+int store_load_gb_subs(struct store *st, store_gb_sub_row_cb cb, void *arg);
 /* device_id NULL: every channel (ordered by device, id); else that device's. */
 int store_load_gb_channels(struct store *st, const char *device_id, store_gb_channel_row_cb cb, void *arg);
 int store_load_gb_upstreams(struct store *st, store_gb_upstream_row_cb cb, void *arg);

@@ -26,6 +26,7 @@ static const struct store_row_desc *const subscription_row = &store_rows[STORE_R
 static const struct store_row_desc *const offline_msg_row = &store_rows[STORE_ROW_OFFLINE_MSG];
 static const struct store_row_desc *const presence_allow_row = &store_rows[STORE_ROW_PRESENCE_ALLOW];
 static const struct store_row_desc *const gb_lower_sub_row = &store_rows[STORE_ROW_GB_LOWER_SUB];
+static const struct store_row_desc *const gb_sub_row = &store_rows[STORE_ROW_GB_SUB];
 
 static const char *const kind_names[STORE_OP_KIND_COUNT] = {
     [STORE_OP_BARRIER] = "barrier",
@@ -52,6 +53,8 @@ static const char *const kind_names[STORE_OP_KIND_COUNT] = {
     [STORE_OP_PRESENCE_ALLOW_DELETE] = "presence allow delete",
     [STORE_OP_GB_LOWER_SUB_UPSERT] = "gb lower subscription upsert",
     [STORE_OP_GB_LOWER_SUB_DELETE] = "gb lower subscription delete",
+    [STORE_OP_GB_SUB_UPSERT] = "gb subscription upsert",
+    [STORE_OP_GB_SUB_DELETE] = "gb subscription delete",
 };
 
 const char *store_op_kind_name(enum store_op_kind kind)
@@ -217,6 +220,16 @@ struct store_op *store_op_gb_lower_sub_delete(const char *upstream, const char *
     return op_keys(STORE_OP_GB_LOWER_SUB_DELETE, upstream, kind, true, true);
 }
 
+struct store_op *store_op_gb_sub_upsert(const struct store_gb_sub *s)
+{
+    return op_row(STORE_OP_GB_SUB_UPSERT, s, sizeof(*s), gb_sub_row);
+}
+
+struct store_op *store_op_gb_sub_delete(const char *device_id, const char *kind)
+{
+    return op_keys(STORE_OP_GB_SUB_DELETE, device_id, kind, true, true);
+}
+
 struct store_op *store_op_user_upsert(const struct store_user *u)
 {
     return op_row(STORE_OP_USER_UPSERT, u, sizeof(*u), user_row);
@@ -365,6 +378,8 @@ static const struct {
     [STMT_PRESENCE_ALLOW_DELETE] = {DERIVED_DELETE, STORE_ROW_PRESENCE_ALLOW},
     [STMT_GB_LOWER_SUB_UPSERT] = {DERIVED_UPSERT, STORE_ROW_GB_LOWER_SUB},
     [STMT_GB_LOWER_SUB_DELETE] = {DERIVED_DELETE, STORE_ROW_GB_LOWER_SUB},
+    [STMT_GB_SUB_UPSERT] = {DERIVED_UPSERT, STORE_ROW_GB_SUB},
+    [STMT_GB_SUB_DELETE] = {DERIVED_DELETE, STORE_ROW_GB_SUB},
 };
 
 /* The SQL of statement which: written, or derived into buf. NULL when a
@@ -485,6 +500,8 @@ static int exec_single(struct store_writer_db *w, struct store_op *op)
     case STORE_OP_PRESENCE_ALLOW_DELETE: return exec_keys(w, STMT_PRESENCE_ALLOW_DELETE, u->key.a, NULL);
     case STORE_OP_GB_LOWER_SUB_UPSERT: return exec_upsert(w, STMT_GB_LOWER_SUB_UPSERT, &u->gb_lower_sub);
     case STORE_OP_GB_LOWER_SUB_DELETE: return exec_keys(w, STMT_GB_LOWER_SUB_DELETE, u->key.a, u->key.b);
+    case STORE_OP_GB_SUB_UPSERT: return exec_upsert(w, STMT_GB_SUB_UPSERT, &u->gb_sub);
+    case STORE_OP_GB_SUB_DELETE: return exec_keys(w, STMT_GB_SUB_DELETE, u->key.a, u->key.b);
     case STORE_OP_GB_RECORDS_DELETE:
         if (!(s = stmt_get(w, STMT_RECORDS_DELETE, &rc))) return rc;
         bt(s, 1, u->range.channel_id);

@@ -191,6 +191,20 @@ static const struct store_column gb_lower_sub_columns[] = {
 };
 #undef L
 
+/* Schema version 7 (issue 15): the upper role's subscriptions to its
+ * devices, one per device and kind. */
+#define G struct store_gb_sub
+static const struct store_column gb_sub_columns[] = {
+    COLUMN_SINCE(7, G, device_id, NULL, KEY | REQ),
+    COLUMN_SINCE(7, G, kind, NULL, KEY | REQ),
+    COLUMN_SINCE(7, G, call_id, "''", 0),
+    COLUMN_SINCE(7, G, local_tag, "''", 0),
+    COLUMN_SINCE(7, G, remote_tag, "''", 0),
+    COLUMN_SINCE(7, G, cseq, "0", 0),
+    COLUMN_SINCE(7, G, expires_at, "0", 0),
+};
+#undef G
+
 #define TABLE_SINCE(v, name, what, rowtype, cols) {name, what, v, sizeof(rowtype), cols, sizeof(cols) / sizeof(cols[0])}
 #define TABLE(name, what, rowtype, cols) TABLE_SINCE(1, name, what, rowtype, cols)
 
@@ -209,6 +223,7 @@ const struct store_row_desc store_rows[STORE_ROW_KIND_COUNT] = {
                                              presence_allow_columns),
     [STORE_ROW_GB_LOWER_SUB] = TABLE_SINCE(6, "gb_lower_subs", "gb lower subscriptions", struct store_gb_lower_sub,
                                            gb_lower_sub_columns),
+    [STORE_ROW_GB_SUB] = TABLE_SINCE(7, "gb_subs", "gb subscriptions", struct store_gb_sub, gb_sub_columns),
 };
 
 /* ---- Deriving SQL. */

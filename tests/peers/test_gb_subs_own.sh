@@ -9,9 +9,9 @@
 #    online: Catalog and MobilePosition SUBSCRIBEs go at once, and the Alarm
 #    subscription is ended by a SUBSCRIBE with Expires 0 in its own dialog;
 #  - bad lists are 400, an unknown device 404;
-#  - the list is stored with the device: after a restart of the upper the
-#    device (restored online) is subscribed again to catalog and position
-#    only;
+#  - the list is stored with the device, and the subscriptions' dialogs too:
+#    after a restart of the upper the device (restored online) gets a refresh
+#    within each dialog (catalog and position), no new SUBSCRIBE;
 #  - {"subscribe":null} goes back to [gb] subscribe (Alarm anew, the other
 #    two ended).
 source "$(dirname "$0")/lib.sh"
@@ -61,17 +61,24 @@ check "PATCH of an unknown device: 404" \
     jq_ok "$(api PATCH /gb/devices/34020000001320000099 '{"subscribe":[]}')" '.error == "not-found"'
 check "the list is unchanged by the refusals" jq_ok "$(api GET "/gb/devices/$DEV")" '.subscribe == ["catalog","position"]'
 
-# Restart of the upper: the list comes back from the store, and the device
-# (restored online) is subscribed again to what it names.
+# Restart of the upper: the list comes back from the store, and so do the
+# subscriptions' dialogs (gb_subs): the device (restored online) gets a
+# refresh within each, not a new SUBSCRIBE.
+CAT_CID=$(jq -r -s 'map(select(.kind=="new" and .event=="Catalog"))[-1].call_id' "$LOG")
+POS_CID=$(jq -r -s 'map(select(.kind=="new" and .event=="MobilePosition"))[-1].call_id' "$LOG")
 N=$(lines)
 kill -TERM "$top_PID"
 wait "$top_PID" 2>/dev/null || true
 start_cascade top "$WORK/top.ini"
 check "after the restart the record keeps its own list" \
     jq_ok "$(api GET "/gb/devices/$DEV")" '.subscribe == ["catalog","position"] and .own_subscribe == true'
-check "after the restart gbsim gets a new Catalog SUBSCRIBE" wait_for 30 got '.kind=="new" and .event=="Catalog"' "$N"
-check "and a new MobilePosition SUBSCRIBE" wait_for 30 got '.kind=="new" and .event=="MobilePosition"' "$N"
-check "and no Alarm SUBSCRIBE" not got '.kind=="new" and .event=="Alarm"' "$N"
+check "after the restart gbsim gets a Catalog refresh in the same dialog (200)" \
+    wait_for 30 got ".kind==\"refresh\" and .event==\"Catalog\" and .call_id==\"$CAT_CID\" and .status==200" "$N"
+check "and a MobilePosition refresh in its dialog" \
+    wait_for 30 got ".kind==\"refresh\" and .event==\"MobilePosition\" and .call_id==\"$POS_CID\" and .status==200" "$N"
+check "and no new SUBSCRIBE at all" not got '.kind=="new"' "$N"
+check "the upper shows both active in those dialogs" jq_ok "$(api GET "/gb/devices/$DEV")" \
+    ".subscriptions.catalog.call_id==\"$CAT_CID\" and .subscriptions.position.call_id==\"$POS_CID\""
 
 # Back to [gb] subscribe.
 N=$(lines)

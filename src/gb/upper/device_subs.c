@@ -32,6 +32,7 @@
 #include "gb/upper/upper_int.h"
 
 #include "base/clock.h"
+#include "store/store.h"
 
 #define MANSCDP_CT "Application/MANSCDP+xml"
 #define GB_SUB_RETRY_MS 30000u  /* a refused or lost subscription is tried again after this */
@@ -119,6 +120,24 @@ static struct gb_sub *subs_alloc(struct gb_device *d)
 
 static void sub_send(struct gb_upper *g, struct gb_sub *s, int expires);
 
+/* The dialog of an active subscription, kept so that a restart refreshes
+ * it instead of making a new one (the device would hold both). */
+static void sub_store(struct gb_upper *g, struct gb_sub *s)
+{
+    if (!g->store) return;
+    struct store_gb_sub row = {.device_id = s->dev->id, .kind = sub_names[s->kind], .call_id = s->call_id,
+                               .local_tag = s->local_tag, .remote_tag = s->remote_tag, .cseq = s->cseq,
+                               .expires_at = clock_wall_ms() + (int64_t)s->expires_s * 1000};
+    if (store_submit(g->store, store_op_gb_sub_upsert(&row), NULL, NULL) == 0) s->stored = true;
+}
+
+static void sub_unstore(struct gb_upper *g, struct gb_sub *s)
+{
+    if (!s->stored || !g->store || g->stopping) return; /* stopping: kept for the restart */
+    store_submit(g->store, store_op_gb_sub_delete(s->dev->id, sub_names[s->kind]), NULL, NULL);
+    s->stored = false;
+}
+
 static void sub_timer(struct timer_node *n, uint64_t now)
 {
     (void)now;
@@ -147,6 +166,7 @@ static void sub_end(struct gb_upper *g, struct gb_sub *s)
 
 static void sub_retry(struct gb_upper *g, struct gb_sub *s, const char *why)
 {
+    sub_unstore(g, s);
     s->state = GB_SUB_IDLE;
     s->active_since = 0;
     snprintf(s->last_error, sizeof(s->last_error), "%s", why);
@@ -164,6 +184,7 @@ static void sub_on_final(void *arg, struct ua_uac *h, int status, const struct s
     if (s->state == GB_SUB_ENDING) {
         /* Whatever the answer, the subscription is over on our side. */
         s->state = GB_SUB_IDLE;
+        sub_unstore(g, s);
         log_info("gb subscription %s of %s ended (SUBSCRIBE Expires 0 answered %d)", sub_names[s->kind], d->id,
                  status);
         gb_publish(g, "gb.subscription",
@@ -173,6 +194,7 @@ static void sub_on_final(void *arg, struct ua_uac *h, int status, const struct s
     if (!wanted(s)) {
         /* Dropped from the device's list while this SUBSCRIBE was in flight. */
         s->state = GB_SUB_IDLE;
+        sub_unstore(g, s);
         if (status >= 200 && status < 300 && resp && resp->to.tag.len) {
             str_copy(s->remote_tag, sizeof(s->remote_tag), resp->to.tag);
             s->state = GB_SUB_ACTIVE;
@@ -195,6 +217,7 @@ static void sub_on_final(void *arg, struct ua_uac *h, int status, const struct s
         s->last_error[0] = '\0';
         if (!s->active_since) s->active_since = clock_wall_ms();
         timer_start(g->timers, &s->timer, gb_now(g) + (uint64_t)granted * 750u, sub_timer);
+        sub_store(g, s);
         if (fresh) {
             log_info("gb subscription %s of %s active (expires %d)", sub_names[s->kind], d->id, granted);
             gb_publish(g, "gb.subscription",
@@ -212,13 +235,16 @@ static void sub_on_final(void *arg, struct ua_uac *h, int status, const struct s
         log_warn("gb subscription %s of %s: SUBSCRIBE answered %d, not asked again until it re-registers",
                  sub_names[s->kind], d->id, status);
         s->state = GB_SUB_IDLE;
+        sub_unstore(g, s);
         snprintf(s->last_error, sizeof(s->last_error), "%s", why);
         return;
     }
     log_warn("gb subscription %s of %s: SUBSCRIBE answered %d, again in %u s", sub_names[s->kind], d->id, status,
              GB_SUB_RETRY_MS / 1000u);
-    /* 481: the device forgot the dialog; the retry starts a new one. */
     sub_retry(g, s, why);
+    /* 481: the device forgot the dialog (it restarted, or we did and it let
+     * the dialog go): a new one at once rather than after the retry delay. */
+    if (status == 481) timer_start(g->timers, &s->timer, gb_now(g) + 1000u, sub_timer);
 }
 
 static const struct ua_uac_cb sub_cb = {.on_final = sub_on_final};
@@ -301,6 +327,40 @@ void gb_subs_device_restored(struct gb_upper *g, struct gb_device *d)
     }
 }
 
+static int load_sub_row(void *arg, const struct store_gb_sub *row)
+{
+    struct gb_upper *g = arg;
+    struct gb_device *d = gb_device_find(g, row->device_id);
+    int kind = -1;
+    for (int k = 0; k < GB_SUB_KINDS; k++)
+        if (!strcmp(row->kind, sub_names[k])) kind = k;
+    int64_t left = row->expires_at - clock_wall_ms();
+    struct gb_sub *s = d && d->online && d->subs && kind >= 0 ? &d->subs[kind] : NULL;
+    if (!s || !(gb_subs_mask(d) & (1u << kind)) || left <= 1000 || !row->call_id[0] || !row->local_tag[0] ||
+        !row->remote_tag[0] || strlen(row->call_id) >= sizeof(s->call_id) ||
+        strlen(row->local_tag) >= sizeof(s->local_tag) || strlen(row->remote_tag) >= sizeof(s->remote_tag)) {
+        /* Over, or for a device no longer online or no longer subscribed to. */
+        if (g->store) store_submit(g->store, store_op_gb_sub_delete(row->device_id, row->kind), NULL, NULL);
+        return 0;
+    }
+    snprintf(s->call_id, sizeof(s->call_id), "%s", row->call_id);
+    snprintf(s->local_tag, sizeof(s->local_tag), "%s", row->local_tag);
+    snprintf(s->remote_tag, sizeof(s->remote_tag), "%s", row->remote_tag);
+    s->cseq = row->cseq;
+    s->state = GB_SUB_ACTIVE; /* the refresh gb_subs_device_restored armed goes within this dialog */
+    s->expires_s = (int)(left / 1000);
+    s->active_since = clock_wall_ms();
+    s->stored = true;
+    return 0;
+}
+
+int gb_subs_load(struct gb_upper *g)
+{
+    if (!g->store) return 0;
+    int rc = store_load_gb_subs(g->store, load_sub_row, g);
+    return rc < 0 ? rc : 0;
+}
+
 void gb_subs_device_apply(struct gb_upper *g, struct gb_device *d)
 {
     if (!d->online || g->stopping) return;
@@ -318,6 +378,7 @@ void gb_subs_device_offline(struct gb_upper *g, struct gb_device *d)
         timer_stop(g->timers, &s->timer);
         if (s->h) ua_request_cancel(s->h);
         s->h = NULL;
+        sub_unstore(g, s); /* offline: the subscriptions are over (kept when the node stops) */
     }
     free(d->subs);
     d->subs = NULL;
@@ -379,6 +440,7 @@ int gb_subs_on_notify(struct gb_upper *g, struct txn *st, const struct transport
     if (notify_terminated(m) && (s->state == GB_SUB_ACTIVE || s->state == GB_SUB_IDLE) && !wanted(s)) {
         s->state = GB_SUB_IDLE; /* our Expires 0 crossed it, or it ended what we no longer want */
         timer_stop(g->timers, &s->timer);
+        sub_unstore(g, s);
     } else if (notify_terminated(m) && s->state != GB_SUB_PENDING && s->state != GB_SUB_ENDING) {
         log_info("gb subscription %s of %s terminated by the device", sub_names[s->kind], d->id);
         s->remote_tag[0] = '\0';

@@ -1125,6 +1125,10 @@ int gb_upper_load(struct gb_upper *g)
         return -1;
     }
     gb_device_foreach(g, trim_channels, NULL);
+    if (gb_subs_load(g) < 0) {
+        log_error("gb: cannot load the subscriptions to devices");
+        return -1;
+    }
     log_info("gb: %u devices restored, %u online", htable_count(&g->devices), g->online);
     return 0;
 }
@@ -1253,6 +1257,7 @@ static void free_device(struct gb_device *d, void *arg)
 void gb_upper_free(struct gb_upper *g)
 {
     if (!g) return;
+    g->stopping = true; /* what goes now is not forgotten in the store (gb_subs rows stay) */
     gb_streams_stop_all(g, "shutdown");
     gb_live_hls_free_ended(g);
     gb_device_foreach(g, free_device, NULL);

@@ -110,6 +110,7 @@ struct gb_sub {
     int64_t active_since;       /* wall ms; 0 when not active */
     uint64_t notifies;
     char last_error[32];
+    bool stored;                /* a gb_subs row holds its dialog (refreshed in it after a restart) */
 };
 
 struct gb_device {
@@ -390,6 +391,10 @@ void gb_subs_device_offline(struct gb_upper *g, struct gb_device *d);  /* forget
 /* Restored online from the store at start: our subscriptions did not
  * survive the restart, so new ones go out within a few seconds. */
 void gb_subs_device_restored(struct gb_upper *g, struct gb_device *d);
+/* At start, after the devices: the dialogs of the subscriptions the store
+ * kept, for devices restored online (the refresh of gb_subs_device_restored
+ * then goes within them). 0, or a negative errno. */
+int gb_subs_load(struct gb_upper *g);
 /* 1 when the NOTIFY was for one of our subscriptions (answered). */
 int gb_subs_on_notify(struct gb_upper *g, struct txn *st, const struct transport_rx *rx);
 json_t *gb_subs_json(const struct gb_device *d);
