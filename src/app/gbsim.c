@@ -16,6 +16,9 @@
  * them: a position every Interval seconds, an alarm every --alarm-every
  * seconds, one new channel (catalog ADD) --catalog-add-after seconds after a
  * catalog subscription. A DeviceControl ResetAlarm is logged at info.
+ * --subscribe-log FILE appends each SUBSCRIBE received as one JSON line
+ * ({"device","kind":"new|refresh|end","event","call_id","expires","status",
+ * "cseq"}), for tests to assert on what the upper sent.
  *
  * Scale: the devices are split over --threads threads, each with its own
  * libuv loop, its own stack and its own UDP sockets (--sockets per thread),
