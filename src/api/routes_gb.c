@@ -151,29 +151,84 @@ static void device_show(struct api_request *req, void *user)
     if (id) api_reply_json(req, 200, gb_upper_device_json(user, id));
 }
 
+/* "subscribe": null (follow [gb] subscribe) or an array of "catalog",
+ * "alarm", "position" -> -1 or a mask into *out; -2 absent; false (400
+ * answered) when it is neither. */
+static bool body_subscribe(struct api_request *req, json_t *b, int *out)
+{
+    json_t *v = json_object_get(b, "subscribe");
+    *out = -2;
+    if (!v) return true;
+    if (json_is_null(v)) {
+        *out = -1;
+        return true;
+    }
+    static const struct { const char *name; int bit; } kinds[] = {
+        {"catalog", GB_SUBSCRIBE_CATALOG}, {"alarm", GB_SUBSCRIBE_ALARM}, {"position", GB_SUBSCRIBE_POSITION}};
+    int mask = 0;
+    size_t i;
+    json_t *e;
+    bool ok = json_is_array(v) && json_array_size(v) <= 3;
+    json_array_foreach(ok ? v : NULL, i, e) {
+        const char *n = json_string_value(e);
+        bool known = false;
+        for (size_t k = 0; n && k < sizeof(kinds) / sizeof(kinds[0]); k++)
+            if (!strcmp(n, kinds[k].name)) mask |= kinds[k].bit, known = true;
+        ok = ok && known;
+    }
+    if (!ok) {
+        api_reply_error(req, 400, "bad-request",
+                        "subscribe is null or an array of \"catalog\", \"alarm\", \"position\"");
+        return false;
+    }
+    *out = mask;
+    return true;
+}
+
+/* POST /gb/devices (create or update) and PATCH /gb/devices/{id} (update
+ * an existing one): the same fields, omitted ones kept. */
+static void device_set(struct api_request *req, struct gb_upper *g, const char *id, json_t *b)
+{
+    json_t *auth = b ? json_object_get(b, "auth") : NULL;
+    int auth_flag = -1;
+    if (auth && json_is_boolean(auth)) auth_flag = json_is_true(auth);
+    else if (auth && json_is_string(auth)) auth_flag = strcmp(json_string_value(auth), "off") != 0;
+    int sub = -2;
+    if (b && !body_subscribe(req, b, &sub)) return;
+    int rc = gb_device_admin_set(g, id, body_str(req, "password"), body_str(req, "charset"), auth_flag);
+    if (rc == -EINVAL) {
+        api_reply_error(req, 400, "bad-request", "id must be a 20-digit GB id, charset GB2312|UTF-8|GBK|GB18030");
+        return;
+    }
+    if (rc == 0 && sub >= -1) rc = gb_device_admin_subscribe(g, id, sub);
+    if (rc < 0) {
+        api_reply_error(req, 500, "internal", "device record not saved (%d)", rc);
+        return;
+    }
+    api_reply_json(req, 200, gb_upper_device_json(g, id));
+}
+
 static void device_add(struct api_request *req, void *user)
 {
-    struct gb_upper *g = user;
     json_t *b = api_body(req);
     const char *id = body_str(req, "id");
     if (!b || !id) {
         api_reply_error(req, 400, "bad-request", "a JSON body with \"id\" is required");
         return;
     }
-    json_t *auth = json_object_get(b, "auth");
-    int auth_flag = -1;
-    if (auth && json_is_boolean(auth)) auth_flag = json_is_true(auth);
-    else if (auth && json_is_string(auth)) auth_flag = strcmp(json_string_value(auth), "off") != 0;
-    int rc = gb_device_admin_set(g, id, body_str(req, "password"), body_str(req, "charset"), auth_flag);
-    if (rc == -EINVAL) {
-        api_reply_error(req, 400, "bad-request", "id must be a 20-digit GB id, charset GB2312|UTF-8|GBK|GB18030");
+    device_set(req, user, id, b);
+}
+
+static void device_patch(struct api_request *req, void *user)
+{
+    const char *id = device_or_404(user, req);
+    if (!id) return;
+    json_t *b = api_body(req);
+    if (b && !json_is_object(b)) {
+        api_reply_error(req, 400, "bad-request", "the body is a JSON object");
         return;
     }
-    if (rc < 0) {
-        api_reply_error(req, 500, "internal", "device record not saved (%d)", rc);
-        return;
-    }
-    api_reply_json(req, 200, gb_upper_device_json(g, id));
+    device_set(req, user, id, b);
 }
 
 static void device_del(struct api_request *req, void *user)
@@ -743,6 +798,7 @@ void api_routes_gb_upper(struct api_server *api, struct gb_upper *g)
         {"POST", "/api/v1/gb/devices", device_add},
         {"GET", "/api/v1/gb/devices/{id}", device_show},
         {"DELETE", "/api/v1/gb/devices/{id}", device_del},
+        {"PATCH", "/api/v1/gb/devices/{id}", device_patch},
         {"POST", "/api/v1/gb/devices/{id}/catalog", device_catalog},
         {"GET", "/api/v1/gb/devices/{id}/channels", device_channels},
         {"POST", "/api/v1/gb/devices/{id}/info", device_info},

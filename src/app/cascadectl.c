@@ -64,7 +64,7 @@ static const char usage_text[] =
     "                                             what was applied, what needs a restart\n"
     "  gb device list\n"
     "  gb device show ID\n"
-    "  gb device add ID [--password P] [--charset GB2312|UTF-8]\n"
+    "  gb device add ID [--password P] [--charset GB2312|UTF-8] [--subscribe catalog,alarm,position|none|default]\n"
     "  gb device del ID\n"
     "  gb device channels ID                      the stored channel tree\n"
     "  gb device catalog ID                       query the device's catalog now\n"
@@ -718,13 +718,28 @@ static int cmd_gb_device(struct ctl *c, const char *verb, struct args *a)
     if (!strcmp(verb, "add")) {
         const char *pw = take_opt(a, "--password", &missing);
         const char *cs = take_opt(a, "--charset", &missing);
+        const char *sub = take_opt(a, "--subscribe", &missing);
         if (missing) return usage_error("an option is missing its value");
-        if ((rc = positional(a, 1, "gb device add ID [--password P] [--charset GB2312|UTF-8]"))) return rc;
+        if ((rc = positional(a, 1, "gb device add ID [--password P] [--charset GB2312|UTF-8] "
+                                   "[--subscribe catalog,alarm,position|none|default]")))
+            return rc;
         if (cs && strcasecmp(cs, "GB2312") && strcasecmp(cs, "UTF-8"))
             return usage_error("--charset is GB2312 or UTF-8");
         body = json_pack("{s:s}", "id", a->argv[0]);
         if (pw) json_object_set_new(body, "password", json_string(pw));
         if (cs) json_object_set_new(body, "charset", json_string(cs));
+        if (sub && !strcmp(sub, "default")) {
+            json_object_set_new(body, "subscribe", json_null()); /* back to [gb] subscribe */
+        } else if (sub) {
+            /* "catalog,alarm" -> ["catalog","alarm"]; "none" -> [] (the server checks the names). */
+            json_t *list = json_array();
+            for (const char *p = sub; strcmp(sub, "none") && *p;) {
+                size_t n = strcspn(p, ",");
+                if (n) json_array_append_new(list, json_stringn(p, n));
+                p += n + (p[n] == ',');
+            }
+            json_object_set_new(body, "subscribe", list);
+        }
         rc = call(c, "POST", api_path(c, "/gb/devices"), body, &j);
         json_decref(body);
         if (rc) return rc;

@@ -16,6 +16,9 @@
  * them: a position every Interval seconds, an alarm every --alarm-every
  * seconds, one new channel (catalog ADD) --catalog-add-after seconds after a
  * catalog subscription. A DeviceControl ResetAlarm is logged at info.
+ * --subscribe-log FILE appends each SUBSCRIBE received as one JSON line
+ * ({"device","kind":"new|refresh|end","event","call_id","expires","status",
+ * "cseq"}), for tests to assert on what the upper sent.
  *
  * Scale: the devices are split over --threads threads, each with its own
  * libuv loop, its own stack and its own UDP sockets (--sockets per thread),
@@ -142,6 +145,7 @@ struct sim_opts {
     char media[512];
     int audio; /* enum gb_media_audio: the tone sent beside the video (PCMA) */
     char json_path[512];
+    char sub_log[512];             /* --subscribe-log: one JSON line per SUBSCRIBE received ("" none) */
     int threads;
     uint32_t alarm_every_s;        /* 0: no alarms */
     uint32_t catalog_add_after_s;  /* 0: no catalog change */
@@ -753,6 +757,30 @@ static struct sim_sub *sub_alloc(struct sim *s)
     return NULL;
 }
 
+/* --subscribe-log: the SUBSCRIBE as received and our answer, one JSON
+ * object per line (appended whole: O_APPEND, one write per line). kind:
+ * "new" (out of dialog), "refresh", "end" (Expires 0 in a dialog). */
+static void sub_log(struct sim *s, uint32_t dev, const char *kind, const struct sip_msg *m, int expires, int status)
+{
+    if (!s->o.sub_log[0]) return;
+    char id[GB_ID_LEN + 1];
+    dev_id(s, dev, id);
+    const struct sip_header *ev = sip_msg_header_by_name(m, "Event");
+    str_t e = ev ? str_trim(ev->value) : STR_NULL;
+    json_t *j = json_pack("{s:s,s:s,s:s%,s:s%,s:i,s:i,s:I}", "device", id, "kind", kind, "event", e.s ? e.s : "",
+                          e.len, "call_id", m->call_id.s ? m->call_id.s : "", m->call_id.len, "expires", expires,
+                          "status", status, "cseq", (json_int_t)m->cseq.number);
+    char *line = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!line) return;
+    FILE *f = fopen(s->o.sub_log, "a");
+    if (f) {
+        fprintf(f, "%s\n", line);
+        fclose(f);
+    }
+    free(line);
+}
+
 static void answer_subscribe(struct txn *st, const char *tag, int expires)
 {
     char ex[32];
@@ -879,10 +907,15 @@ static void on_subscribe_refresh(struct sim *s, struct txn *st, const struct sip
     struct sim_sub *x = sub_find(s, m->call_id, m->to.tag);
     if (!x) {
         respond(st, 481);
+        uint32_t i = 0;
+        int ch;
+        if (route_id(s, m->ruri.user.len ? m->ruri.user : m->to.uri.user, &i, &ch) != 0) i = 0;
+        sub_log(s, i, m->expires == 0 ? "end" : "refresh", m, (int)m->expires, 481);
         return;
     }
     int expires = sub_expires(m);
     answer_subscribe(st, NULL, expires);
+    sub_log(s, x->dev, expires == 0 ? "end" : "refresh", m, expires, 200);
     s->c.subscribes++;
     x->expires_at = sim_now(s) + (uint64_t)expires * 1000u;
     if (expires == 0) {
@@ -928,6 +961,7 @@ static void on_subscribe(struct sim *s, uint32_t i, struct txn *st, const struct
         str_copy(x->contact, sizeof(x->contact), na.uri_raw);
     ua_new_tag(s->ua, x->local_tag);
     answer_subscribe(st, x->local_tag, expires);
+    sub_log(s, i, "new", m, expires, 200);
     s->c.subscribes++;
     if (expires == 0) return; /* a fetch: nothing kept */
     x->used = true;
@@ -1673,6 +1707,7 @@ static void usage(FILE *f)
             "  --audio pcma|pcmu|none  G.711 audio (a 440 Hz tone) in the PS beside the video (pcma)\n"
             "  --quiet                 no per-second lines\n"
             "  --json FILE             write the final summary as JSON ('-': stdout)\n"
+            "  --subscribe-log FILE    append each SUBSCRIBE received and its answer as a JSON line\n"
             "  --log-level L           error|warn|info|debug (warn)\n");
 }
 
@@ -1720,7 +1755,8 @@ static int parse_opts(int argc, char **argv, struct sim_opts *o)
         {"audio", required_argument, NULL, 'A'}, {"quiet", no_argument, NULL, 'q'},
         {"json", required_argument, NULL, 'J'}, {"log-level", required_argument, NULL, 'L'},
         {"threads", required_argument, NULL, 'N'}, {"alarm-every", required_argument, NULL, 'a'},
-        {"catalog-add-after", required_argument, NULL, 'G'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+        {"catalog-add-after", required_argument, NULL, 'G'}, {"subscribe-log", required_argument, NULL, 'S'},
+        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     int opt;
     uint32_t v;
     bool have_target = false;
@@ -1772,6 +1808,7 @@ static int parse_opts(int argc, char **argv, struct sim_opts *o)
         case 'a': if (parse_u32(optarg, 0, 86400, &o->alarm_every_s)) return -1; break;
         case 'G': if (parse_u32(optarg, 0, 86400, &o->catalog_add_after_s)) return -1; break;
         case 'J': snprintf(o->json_path, sizeof(o->json_path), "%s", optarg); break;
+        case 'S': snprintf(o->sub_log, sizeof(o->sub_log), "%s", optarg); break;
         case 'L': level = optarg; break;
         case 'h': usage(stdout); exit(0);
         default: return -1;

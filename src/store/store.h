@@ -1,7 +1,8 @@
 /* store.h — persistent storage: SQLite in WAL mode behind a small interface.
  *
  * What lives here: users (HA1 only), registrar bindings, event
- * subscriptions (RFC 6665), offline instant messages, GB28181 devices, channels, upstream platforms
+ * subscriptions (RFC 6665; and those an upper GB platform holds with the
+ * lower role), offline instant messages, GB28181 devices, channels, upstream platforms
  * and cached record lists. The in-memory state
  * of each module is authoritative while the daemon runs; the store is what
  * survives a restart.
@@ -92,6 +93,7 @@ struct store_gb_device {
     int64_t expires_at;
     const char *info_json;     /* last DeviceInfo as JSON text, may be "" */
     const char *status_json;   /* last DeviceStatus as JSON text, may be "" */
+    const char *subscribe;     /* schema 5: its own [gb] subscribe ("catalog,alarm", "none"); "" = the config's */
 };
 
 struct store_gb_channel {
@@ -168,6 +170,34 @@ struct store_presence_allow {
     const char *watchers;      /* user names, comma-joined */
 };
 
+/* A subscription an upper platform holds with the lower role (GB/T 28181
+ * §9.11/§9.4/§9.12; src/gb/lower/lower_subs.c), so that the NOTIFYs go on
+ * within it after a restart; schema version 6. */
+struct store_gb_lower_sub {
+    const char *upstream;      /* key part 1: the upper platform's id */
+    const char *kind;          /* key part 2: "catalog" | "alarm" | "position" */
+    const char *call_id;
+    const char *local_tag;     /* ours: the To tag of our 2xx */
+    const char *remote_tag;    /* the upper's From tag */
+    const char *contact;       /* where NOTIFYs go, "" the upstream's R-URI */
+    const char *event;         /* its Event value, echoed in our NOTIFYs */
+    uint32_t cseq_ceiling;     /* every NOTIFY CSeq sent so far is below it */
+    int64_t expires_at;        /* wall ms */
+};
+
+/* A subscription the upper role holds with one of its devices
+ * (src/gb/upper/device_subs.c): its dialog, so that after a restart it is
+ * refreshed in that dialog instead of made anew; schema version 7. */
+struct store_gb_sub {
+    const char *device_id;     /* key part 1 */
+    const char *kind;          /* key part 2: "catalog" | "alarm" | "position" */
+    const char *call_id;
+    const char *local_tag;     /* ours: the From tag of our SUBSCRIBEs */
+    const char *remote_tag;    /* the device's To tag */
+    uint32_t cseq;             /* our last SUBSCRIBE's CSeq */
+    int64_t expires_at;        /* wall ms */
+};
+
 /* ---- Opening and closing. */
 
 /* Opens or creates the database at path, brings the schema up to date and
@@ -240,6 +270,10 @@ struct store_op *store_op_offline_msg_upsert(const struct store_offline_msg *m);
 struct store_op *store_op_offline_msgs_delete_done(int64_t before);
 struct store_op *store_op_presence_allow_upsert(const struct store_presence_allow *a);
 struct store_op *store_op_presence_allow_delete(const char *user);
+struct store_op *store_op_gb_lower_sub_upsert(const struct store_gb_lower_sub *s);
+struct store_op *store_op_gb_lower_sub_delete(const char *upstream, const char *kind);
+struct store_op *store_op_gb_sub_upsert(const struct store_gb_sub *s);
+struct store_op *store_op_gb_sub_delete(const char *device_id, const char *kind);
 /* Does nothing; its callback fires once everything submitted before it is
  * committed (or failed). */
 struct store_op *store_op_barrier(void);
@@ -264,6 +298,10 @@ int store_load_subscriptions(struct store *st, store_subscription_row_cb cb, voi
 int store_load_offline_msgs(struct store *st, store_offline_msg_row_cb cb, void *arg);   /* by id */
 typedef int (*store_presence_allow_row_cb)(void *arg, const struct store_presence_allow *row);
 int store_load_presence_allow(struct store *st, store_presence_allow_row_cb cb, void *arg);
+typedef int (*store_gb_lower_sub_row_cb)(void *arg, const struct store_gb_lower_sub *row);
+int store_load_gb_lower_subs(struct store *st, store_gb_lower_sub_row_cb cb, void *arg);
+typedef int (*store_gb_sub_row_cb)(void *arg, const struct store_gb_sub *row);
+int store_load_gb_subs(struct store *st, store_gb_sub_row_cb cb, void *arg);
 /* device_id NULL: every channel (ordered by device, id); else that device's. */
 int store_load_gb_channels(struct store *st, const char *device_id, store_gb_channel_row_cb cb, void *arg);
 int store_load_gb_upstreams(struct store *st, store_gb_upstream_row_cb cb, void *arg);

@@ -30,6 +30,10 @@ enum store_op_kind {
     STORE_OP_OFFLINE_MSGS_DELETE_DONE,
     STORE_OP_PRESENCE_ALLOW_UPSERT,
     STORE_OP_PRESENCE_ALLOW_DELETE,
+    STORE_OP_GB_LOWER_SUB_UPSERT,
+    STORE_OP_GB_LOWER_SUB_DELETE,
+    STORE_OP_GB_SUB_UPSERT,
+    STORE_OP_GB_SUB_DELETE,
     STORE_OP_KIND_COUNT
 };
 
@@ -43,6 +47,8 @@ union store_op_data {
     struct store_subscription subscription;
     struct store_offline_msg offline_msg;
     struct store_presence_allow presence_allow;
+    struct store_gb_lower_sub gb_lower_sub;
+    struct store_gb_sub gb_sub;
     struct { const char *a, *b; } key;          /* deletes by one or two text keys */
     struct { const char *device_id; struct store_gb_channel *items; size_t n; } channels;
     struct { const char *channel_id; int64_t start, end; } range;
@@ -73,6 +79,8 @@ enum store_stmt {
     STMT_SUBSCRIPTION_UPSERT, STMT_SUBSCRIPTION_DELETE,
     STMT_OFFLINE_MSG_UPSERT, STMT_OFFLINE_MSGS_DELETE_DONE,
     STMT_PRESENCE_ALLOW_UPSERT, STMT_PRESENCE_ALLOW_DELETE,
+    STMT_GB_LOWER_SUB_UPSERT, STMT_GB_LOWER_SUB_DELETE,
+    STMT_GB_SUB_UPSERT, STMT_GB_SUB_DELETE,
     STMT_COUNT
 };
 
@@ -118,6 +126,8 @@ enum store_row_kind {
     STORE_ROW_SUBSCRIPTION,     /* since schema version 2 */
     STORE_ROW_OFFLINE_MSG,      /* since schema version 3 */
     STORE_ROW_PRESENCE_ALLOW,   /* since schema version 4 */
+    STORE_ROW_GB_LOWER_SUB,     /* since schema version 6 */
+    STORE_ROW_GB_SUB,           /* since schema version 7 */
     STORE_ROW_KIND_COUNT
 };
 

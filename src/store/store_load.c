@@ -23,6 +23,8 @@ union store_row {
     struct store_subscription subscription;
     struct store_offline_msg offline_msg;
     struct store_presence_allow presence_allow;
+    struct store_gb_lower_sub gb_lower_sub;
+    struct store_gb_sub gb_sub;
 };
 
 /* Row callbacks travel as a generic function pointer and are cast back to
@@ -41,6 +43,8 @@ static int deliver(enum store_row_kind kind, any_fn cb, void *arg, const union s
     case STORE_ROW_SUBSCRIPTION: return ((store_subscription_row_cb)cb)(arg, &row->subscription);
     case STORE_ROW_OFFLINE_MSG: return ((store_offline_msg_row_cb)cb)(arg, &row->offline_msg);
     case STORE_ROW_PRESENCE_ALLOW: return ((store_presence_allow_row_cb)cb)(arg, &row->presence_allow);
+    case STORE_ROW_GB_LOWER_SUB: return ((store_gb_lower_sub_row_cb)cb)(arg, &row->gb_lower_sub);
+    case STORE_ROW_GB_SUB: return ((store_gb_sub_row_cb)cb)(arg, &row->gb_sub);
     case STORE_ROW_KIND_COUNT: break;
     }
     return -EINVAL;
@@ -105,6 +109,16 @@ int store_load_offline_msgs(struct store *st, store_offline_msg_row_cb cb, void 
 int store_load_presence_allow(struct store *st, store_presence_allow_row_cb cb, void *arg)
 {
     return load(st, STORE_ROW_PRESENCE_ALLOW, "ORDER BY user", NULL, NULL, (any_fn)cb, arg);
+}
+
+int store_load_gb_lower_subs(struct store *st, store_gb_lower_sub_row_cb cb, void *arg)
+{
+    return load(st, STORE_ROW_GB_LOWER_SUB, "ORDER BY upstream, kind", NULL, NULL, (any_fn)cb, arg);
+}
+
+int store_load_gb_subs(struct store *st, store_gb_sub_row_cb cb, void *arg)
+{
+    return load(st, STORE_ROW_GB_SUB, "ORDER BY device_id, kind", NULL, NULL, (any_fn)cb, arg);
 }
 
 int store_load_gb_devices(struct store *st, store_gb_device_row_cb cb, void *arg)

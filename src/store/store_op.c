@@ -25,6 +25,8 @@ static const struct store_row_desc *const record_row = &store_rows[STORE_ROW_GB_
 static const struct store_row_desc *const subscription_row = &store_rows[STORE_ROW_SUBSCRIPTION];
 static const struct store_row_desc *const offline_msg_row = &store_rows[STORE_ROW_OFFLINE_MSG];
 static const struct store_row_desc *const presence_allow_row = &store_rows[STORE_ROW_PRESENCE_ALLOW];
+static const struct store_row_desc *const gb_lower_sub_row = &store_rows[STORE_ROW_GB_LOWER_SUB];
+static const struct store_row_desc *const gb_sub_row = &store_rows[STORE_ROW_GB_SUB];
 
 static const char *const kind_names[STORE_OP_KIND_COUNT] = {
     [STORE_OP_BARRIER] = "barrier",
@@ -49,6 +51,10 @@ static const char *const kind_names[STORE_OP_KIND_COUNT] = {
     [STORE_OP_OFFLINE_MSGS_DELETE_DONE] = "offline messages delete-done",
     [STORE_OP_PRESENCE_ALLOW_UPSERT] = "presence allow upsert",
     [STORE_OP_PRESENCE_ALLOW_DELETE] = "presence allow delete",
+    [STORE_OP_GB_LOWER_SUB_UPSERT] = "gb lower subscription upsert",
+    [STORE_OP_GB_LOWER_SUB_DELETE] = "gb lower subscription delete",
+    [STORE_OP_GB_SUB_UPSERT] = "gb subscription upsert",
+    [STORE_OP_GB_SUB_DELETE] = "gb subscription delete",
 };
 
 const char *store_op_kind_name(enum store_op_kind kind)
@@ -204,6 +210,26 @@ struct store_op *store_op_presence_allow_delete(const char *user)
     return op_keys(STORE_OP_PRESENCE_ALLOW_DELETE, user, NULL, false, true);
 }
 
+struct store_op *store_op_gb_lower_sub_upsert(const struct store_gb_lower_sub *s)
+{
+    return op_row(STORE_OP_GB_LOWER_SUB_UPSERT, s, sizeof(*s), gb_lower_sub_row);
+}
+
+struct store_op *store_op_gb_lower_sub_delete(const char *upstream, const char *kind)
+{
+    return op_keys(STORE_OP_GB_LOWER_SUB_DELETE, upstream, kind, true, true);
+}
+
+struct store_op *store_op_gb_sub_upsert(const struct store_gb_sub *s)
+{
+    return op_row(STORE_OP_GB_SUB_UPSERT, s, sizeof(*s), gb_sub_row);
+}
+
+struct store_op *store_op_gb_sub_delete(const char *device_id, const char *kind)
+{
+    return op_keys(STORE_OP_GB_SUB_DELETE, device_id, kind, true, true);
+}
+
 struct store_op *store_op_user_upsert(const struct store_user *u)
 {
     return op_row(STORE_OP_USER_UPSERT, u, sizeof(*u), user_row);
@@ -350,6 +376,10 @@ static const struct {
     [STMT_OFFLINE_MSG_UPSERT] = {DERIVED_UPSERT, STORE_ROW_OFFLINE_MSG},
     [STMT_PRESENCE_ALLOW_UPSERT] = {DERIVED_UPSERT, STORE_ROW_PRESENCE_ALLOW},
     [STMT_PRESENCE_ALLOW_DELETE] = {DERIVED_DELETE, STORE_ROW_PRESENCE_ALLOW},
+    [STMT_GB_LOWER_SUB_UPSERT] = {DERIVED_UPSERT, STORE_ROW_GB_LOWER_SUB},
+    [STMT_GB_LOWER_SUB_DELETE] = {DERIVED_DELETE, STORE_ROW_GB_LOWER_SUB},
+    [STMT_GB_SUB_UPSERT] = {DERIVED_UPSERT, STORE_ROW_GB_SUB},
+    [STMT_GB_SUB_DELETE] = {DERIVED_DELETE, STORE_ROW_GB_SUB},
 };
 
 /* The SQL of statement which: written, or derived into buf. NULL when a
@@ -468,6 +498,10 @@ static int exec_single(struct store_writer_db *w, struct store_op *op)
         return step(w, s);
     case STORE_OP_PRESENCE_ALLOW_UPSERT: return exec_upsert(w, STMT_PRESENCE_ALLOW_UPSERT, &u->presence_allow);
     case STORE_OP_PRESENCE_ALLOW_DELETE: return exec_keys(w, STMT_PRESENCE_ALLOW_DELETE, u->key.a, NULL);
+    case STORE_OP_GB_LOWER_SUB_UPSERT: return exec_upsert(w, STMT_GB_LOWER_SUB_UPSERT, &u->gb_lower_sub);
+    case STORE_OP_GB_LOWER_SUB_DELETE: return exec_keys(w, STMT_GB_LOWER_SUB_DELETE, u->key.a, u->key.b);
+    case STORE_OP_GB_SUB_UPSERT: return exec_upsert(w, STMT_GB_SUB_UPSERT, &u->gb_sub);
+    case STORE_OP_GB_SUB_DELETE: return exec_keys(w, STMT_GB_SUB_DELETE, u->key.a, u->key.b);
     case STORE_OP_GB_RECORDS_DELETE:
         if (!(s = stmt_get(w, STMT_RECORDS_DELETE, &rc))) return rc;
         bt(s, 1, u->range.channel_id);

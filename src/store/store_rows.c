@@ -85,6 +85,7 @@ static const struct store_column device_columns[] = {
     COLUMN(D, expires_at, "0", 0),
     COLUMN(D, info_json, "''", JSON),
     COLUMN(D, status_json, "''", JSON),
+    COLUMN_SINCE(5, D, subscribe, "''", 0),
 };
 #undef D
 
@@ -174,6 +175,36 @@ static const struct store_column presence_allow_columns[] = {
 };
 #undef A
 
+/* Schema version 6 (issue 15): subscriptions an upper holds with the lower
+ * role, one per upstream and kind. */
+#define L struct store_gb_lower_sub
+static const struct store_column gb_lower_sub_columns[] = {
+    COLUMN_SINCE(6, L, upstream, NULL, KEY | REQ),
+    COLUMN_SINCE(6, L, kind, NULL, KEY | REQ),
+    COLUMN_SINCE(6, L, call_id, "''", 0),
+    COLUMN_SINCE(6, L, local_tag, "''", 0),
+    COLUMN_SINCE(6, L, remote_tag, "''", 0),
+    COLUMN_SINCE(6, L, contact, "''", 0),
+    COLUMN_SINCE(6, L, event, "''", 0),
+    COLUMN_SINCE(6, L, cseq_ceiling, "0", 0),
+    COLUMN_SINCE(6, L, expires_at, "0", 0),
+};
+#undef L
+
+/* Schema version 7 (issue 15): the upper role's subscriptions to its
+ * devices, one per device and kind. */
+#define G struct store_gb_sub
+static const struct store_column gb_sub_columns[] = {
+    COLUMN_SINCE(7, G, device_id, NULL, KEY | REQ),
+    COLUMN_SINCE(7, G, kind, NULL, KEY | REQ),
+    COLUMN_SINCE(7, G, call_id, "''", 0),
+    COLUMN_SINCE(7, G, local_tag, "''", 0),
+    COLUMN_SINCE(7, G, remote_tag, "''", 0),
+    COLUMN_SINCE(7, G, cseq, "0", 0),
+    COLUMN_SINCE(7, G, expires_at, "0", 0),
+};
+#undef G
+
 #define TABLE_SINCE(v, name, what, rowtype, cols) {name, what, v, sizeof(rowtype), cols, sizeof(cols) / sizeof(cols[0])}
 #define TABLE(name, what, rowtype, cols) TABLE_SINCE(1, name, what, rowtype, cols)
 
@@ -190,6 +221,9 @@ const struct store_row_desc store_rows[STORE_ROW_KIND_COUNT] = {
         TABLE_SINCE(3, "offline_messages", "offline messages", struct store_offline_msg, offline_msg_columns),
     [STORE_ROW_PRESENCE_ALLOW] = TABLE_SINCE(4, "presence_allow", "presence allow lists", struct store_presence_allow,
                                              presence_allow_columns),
+    [STORE_ROW_GB_LOWER_SUB] = TABLE_SINCE(6, "gb_lower_subs", "gb lower subscriptions", struct store_gb_lower_sub,
+                                           gb_lower_sub_columns),
+    [STORE_ROW_GB_SUB] = TABLE_SINCE(7, "gb_subs", "gb subscriptions", struct store_gb_sub, gb_sub_columns),
 };
 
 /* ---- Deriving SQL. */

@@ -27,6 +27,12 @@ static const char *const migration_extra[] = {
     "",
     /* 4: presence allow lists (issue 15). */
     "",
+    /* 5: a GB device's own subscribe list (issue 15). */
+    "",
+    /* 6: subscriptions an upper platform holds with the lower role (issue 15). */
+    "",
+    /* 7: the upper role's subscriptions to its devices (issue 15). */
+    "",
 };
 
 #define MIGRATION_COUNT ((int)(sizeof(migration_extra) / sizeof(migration_extra[0])))

@@ -42,6 +42,7 @@
 #include "subs/mwi.h"
 #include "subs/pidf.h"
 #include "subs/presence.h"
+#include "subs/winfo.h"
 #include "subs/reginfo.h"
 
 
@@ -51,18 +52,25 @@
 #define SUBS_MAX_ROUTES_TEXT 1024
 #define SUBS_MAX_CONTACTS 64       /* contacts in one full document */
 
+/* One subscription. Its variable strings live in one allocation after the
+ * struct (sub_new), each as long as it is, within the SUBS_MAX_* caps: a
+ * subscription costs its struct (~400 bytes) and what its peer wrote, not
+ * the caps. The remote target may change on a refresh: a longer one than
+ * the room it had goes to an allocation of its own (target_heap). */
 struct subs_sub {
     struct hnode by_key, by_aor;
     struct timer_node expiry;
     struct subs *owner;
-    char call_id[SUBS_MAX_CALL_ID];
+    const char *call_id;               /* < SUBS_MAX_CALL_ID */
+    const char *remote_tag;            /* < SUBS_MAX_TAG */
+    const char *aor;                   /* < LOCATION_MAX_AOR */
+    const char *subscriber;            /* the subscriber's From URI, < SUBS_MAX_URI */
+    char *target;                      /* remote target (Contact URI), < SUBS_MAX_URI */
+    const char *routes;                /* route set, comma-joined, in order, < SUBS_MAX_ROUTES_TEXT */
+    uint16_t target_room;              /* bytes at target */
+    bool target_heap;                  /* target is an allocation of its own */
     char local_tag[UA_TAG_SIZE];
-    char remote_tag[SUBS_MAX_TAG];
     char event[16];
-    char aor[LOCATION_MAX_AOR];
-    char subscriber[SUBS_MAX_URI];     /* the subscriber's From URI */
-    char target[SUBS_MAX_URI];         /* remote target (Contact URI) */
-    char routes[SUBS_MAX_ROUTES_TEXT]; /* route set, comma-joined, in order */
     char remote[TRANSPORT_ADDR_TEXT];
     struct transport_dest dest;        /* where NOTIFYs go when there is no route set */
     bool dest_ok;
@@ -70,7 +78,70 @@ struct subs_sub {
     bool dirty;                        /* state changed meanwhile: a full NOTIFY follows it */
     int64_t expires_wall_ms;
     uint32_t local_cseq, remote_cseq, version;
+    char text[];
 };
+
+/* The strings of a new subscription, checked against their caps. */
+struct sub_text {
+    str_t call_id, remote_tag, aor, subscriber, target, routes;
+};
+
+/* A zeroed subscription holding v's strings; NULL when one is over its cap
+ * (*too_long set) or on allocation failure. */
+static struct subs_sub *sub_new(const struct sub_text *v, bool *too_long)
+{
+    const str_t f[] = {v->call_id, v->remote_tag, v->aor, v->subscriber, v->target, v->routes};
+    static const size_t cap[] = {SUBS_MAX_CALL_ID, SUBS_MAX_TAG, LOCATION_MAX_AOR, SUBS_MAX_URI, SUBS_MAX_URI,
+                                 SUBS_MAX_ROUTES_TEXT};
+    size_t need = 0;
+    *too_long = false;
+    for (size_t i = 0; i < 6; i++) {
+        if (f[i].len >= cap[i] || (f[i].len && memchr(f[i].s, '\0', f[i].len))) {
+            *too_long = true;
+            return NULL;
+        }
+        need += f[i].len + 1;
+    }
+    struct subs_sub *sub = calloc(1, sizeof(*sub) + need);
+    if (!sub) return NULL;
+    char *p = sub->text;
+    const char **dst[] = {&sub->call_id, &sub->remote_tag, &sub->aor, &sub->subscriber, (const char **)&sub->target,
+                          &sub->routes};
+    for (size_t i = 0; i < 6; i++) {
+        if (f[i].len) memcpy(p, f[i].s, f[i].len);
+        p[f[i].len] = '\0';
+        *dst[i] = p;
+        p += f[i].len + 1;
+    }
+    sub->target_room = (uint16_t)(v->target.len + 1);
+    timer_node_init(&sub->expiry);
+    return sub;
+}
+
+static void sub_free(struct subs_sub *sub)
+{
+    if (sub->target_heap) free(sub->target);
+    free(sub);
+}
+
+/* A refresh's remote target (RFC 6665 §4.1.2.1: it may change). False on
+ * allocation failure (the old one stays). */
+static bool sub_set_target(struct subs_sub *sub, const char *target)
+{
+    size_t n = strlen(target);
+    if (n < sub->target_room) {
+        memcpy(sub->target, target, n + 1);
+        return true;
+    }
+    char *t = malloc(n + 1);
+    if (!t) return false;
+    memcpy(t, target, n + 1);
+    if (sub->target_heap) free(sub->target);
+    sub->target = t;
+    sub->target_room = (uint16_t)(n + 1);
+    sub->target_heap = true;
+    return true;
+}
 
 /* One NOTIFY in flight: what its answer needs to find the subscription. */
 struct subs_pending {
@@ -121,6 +192,7 @@ static const char *allow_events(const struct subs *s)
 static bool package_served(const struct subs *s, const char *pkg)
 {
     return strcmp(pkg, "reg") == 0 || strcmp(pkg, "dialog") == 0 || strcmp(pkg, "presence") == 0 ||
+           strcmp(pkg, "presence.winfo") == 0 ||
            (s->nsources && strcmp(pkg, "message-summary") == 0);
 }
 
@@ -129,6 +201,7 @@ static const char *content_type_of(const char *pkg)
     if (strcmp(pkg, "dialog") == 0) return DIALOG_INFO_CONTENT_TYPE;
     if (strcmp(pkg, "message-summary") == 0) return MWI_CONTENT_TYPE;
     if (strcmp(pkg, "presence") == 0) return PIDF_CONTENT_TYPE;
+    if (strcmp(pkg, "presence.winfo") == 0) return WINFO_CONTENT_TYPE;
     return REGINFO_CONTENT_TYPE;
 }
 
@@ -242,16 +315,22 @@ static void sub_forget(struct subs *s, const char *call_id, const char *tag)
     if (s->store) store_submit(s->store, store_op_subscription_delete(call_id, tag), NULL, NULL);
 }
 
+static void winfo_changed(struct subs *s, const char *aor);
+
 /* Unlinks and frees sub, deleting its row. */
 static void sub_remove(struct subs *s, struct subs_sub *sub)
 {
+    char aor[LOCATION_MAX_AOR];
+    bool presence = strcmp(sub->event, "presence") == 0;
+    if (presence) snprintf(aor, sizeof(aor), "%s", sub->aor);
     timer_stop(s->timers, &sub->expiry);
     htable_remove(&s->by_key, &sub->by_key);
     htable_remove(&s->by_aor, &sub->by_aor);
     count_drop(s, sub->subscriber);
     sub_forget(s, sub->call_id, sub->local_tag);
     if (s->stats.active) s->stats.active--;
-    free(sub);
+    sub_free(sub);
+    if (presence) winfo_changed(s, aor); /* one watcher fewer */
 }
 
 /* ---- NOTIFY ---- */
@@ -346,7 +425,7 @@ static int sub_send_notify(struct subs *s, struct subs_sub *sub, const char *sta
     if (!p) return -ENOMEM;
     p->owner = s;
     p->final = final;
-    memcpy(p->call_id, sub->call_id, sizeof(p->call_id));
+    snprintf(p->call_id, sizeof(p->call_id), "%s", sub->call_id);
     memcpy(p->local_tag, sub->local_tag, sizeof(p->local_tag));
     sub->local_cseq++;
     struct ua_request r = {
@@ -370,12 +449,33 @@ static int sub_send_notify(struct subs *s, struct subs_sub *sub, const char *sta
     return 0;
 }
 
+/* presence.winfo: the presence subscriptions to sub's AoR, each "active"
+ * (cascade authorises a watcher when it subscribes, by presence_policy: one
+ * it refuses gets 403 and is not held, so none waits as "pending"). */
+static int build_winfo(struct subs *s, struct subs_sub *sub)
+{
+    char uri[LOCATION_MAX_AOR + 160];
+    struct winfo_watcher w[WINFO_MAX_WATCHERS];
+    size_t n = 0;
+    for (struct hnode *h = htable_first(&s->by_aor, str_hash(str_from_cstr(sub->aor))); h && n < WINFO_MAX_WATCHERS;
+         h = htable_next(h)) {
+        const struct subs_sub *x = container_of(h, struct subs_sub, by_aor);
+        if (strcmp(x->event, "presence") != 0 || strcmp(x->aor, sub->aor) != 0) continue;
+        w[n++] = (struct winfo_watcher){.id = x->local_tag, .uri = x->subscriber, .status = "active",
+                                        .event = "subscribe"};
+    }
+    aor_uri(s, sub->aor, uri, sizeof(uri));
+    return winfo_build(&s->sb, sub->version++, uri, "presence", w, n);
+}
+
 /* The whole state of sub's package and AoR into s->sb (dialog: the calls
- * tracked; message-summary: the source's latest summary, or "no"). */
+ * tracked; message-summary: the source's latest summary, or "no";
+ * presence.winfo: the watchers). */
 static int build_other(struct subs *s, struct subs_sub *sub)
 {
     char uri[LOCATION_MAX_AOR + 160];
     sbuf_clear(&s->sb);
+    if (strcmp(sub->event, "presence.winfo") == 0) return build_winfo(s, sub);
     if (strcmp(sub->event, "message-summary") == 0) {
         const char *body = s->mwi ? mwi_store_get(s->mwi, sub->aor) : NULL;
         sbuf_append_cstr(&s->sb, body ? body : MWI_NOTHING_WAITING);
@@ -608,36 +708,35 @@ static void new_subscription(struct subs *s, struct txn *st, const struct transp
         refuse(s, st, rx, 423, "Interval Too Brief", line, "expiry below min_expires");
         return;
     }
-    struct subs_sub *sub = calloc(1, sizeof(*sub));
-    if (!sub) {
-        respond(st, 500, "Server Internal Error", STR_NULL, NULL, 0);
-        return;
-    }
-    timer_node_init(&sub->expiry);
-    sub->owner = s;
-    snprintf(sub->event, sizeof(sub->event), "%s", package);
-    snprintf(sub->aor, sizeof(sub->aor), "%s", aor);
-    if (!copy_str(sub->call_id, sizeof(sub->call_id), m->call_id) ||
-        !copy_str(sub->remote_tag, sizeof(sub->remote_tag), m->from.tag) ||
-        !copy_str(sub->subscriber, sizeof(sub->subscriber), m->from.uri_raw) ||
-        !take_routes(m, sub->routes, sizeof(sub->routes))) {
-        free(sub);
+    char routes[SUBS_MAX_ROUTES_TEXT], target[SUBS_MAX_URI];
+    if (!take_routes(m, routes, sizeof(routes))) {
         refuse(s, st, rx, 400, "Bad Request", NULL, "a dialog field is too long");
         return;
     }
-    if (!take_target(m, sub->target, sizeof(sub->target))) {
-        free(sub);
+    if (!take_target(m, target, sizeof(target))) {
         refuse(s, st, rx, 400, "Missing Contact", NULL, "no usable Contact");
         return;
     }
+    struct sub_text v = {.call_id = m->call_id, .remote_tag = m->from.tag, .aor = str_from_cstr(aor),
+                         .subscriber = m->from.uri_raw, .target = str_from_cstr(target),
+                         .routes = str_from_cstr(routes)};
+    bool too_long;
+    struct subs_sub *sub = sub_new(&v, &too_long);
+    if (!sub) {
+        if (too_long) refuse(s, st, rx, 400, "Bad Request", NULL, "a dialog field is too long");
+        else respond(st, 500, "Server Internal Error", STR_NULL, NULL, 0);
+        return;
+    }
+    sub->owner = s;
+    snprintf(sub->event, sizeof(sub->event), "%s", package);
     if (s->cfg.max_total && s->stats.active >= (uint32_t)s->cfg.max_total && expires) {
-        free(sub);
+        sub_free(sub);
         refuse(s, st, rx, 503, "Service Unavailable", "Retry-After: 60", "[subscriptions] max_total reached");
         return;
     }
     if (s->cfg.max_per_subscriber && expires &&
         subscriber_count(s, sub->subscriber) >= (uint32_t)s->cfg.max_per_subscriber) {
-        free(sub);
+        sub_free(sub);
         refuse(s, st, rx, 403, "Too Many Subscriptions", NULL, "[subscriptions] max_per_subscriber reached");
         return;
     }
@@ -651,17 +750,18 @@ static void new_subscription(struct subs *s, struct txn *st, const struct transp
     if (expires == 0) {
         /* A fetch (RFC 6665 §4.4.3): one terminated NOTIFY with the state. */
         if (build_full(s, sub, false) == 0) sub_send_notify(s, sub, "terminated;reason=timeout", true);
-        free(sub);
+        sub_free(sub);
         return;
     }
     if (link_sub(s, sub) < 0) {
-        free(sub);
+        sub_free(sub);
         return;
     }
     arm_expiry(s, sub, (uint32_t)expires, clock_wall_ms());
     log_info("subs: %s subscription of %s to %s for %llds from %s", package, sub->subscriber, aor,
              (long long)expires, rx->src_text);
     sub_notify_full(s, sub);
+    if (strcmp(package, "presence") == 0) winfo_changed(s, aor); /* a new watcher */
 }
 
 /* A SUBSCRIBE inside sub's dialog: refresh or unsubscribe. */
@@ -682,7 +782,7 @@ static void refresh_subscription(struct subs *s, struct txn *st, const struct tr
     }
     sub->remote_cseq = m->cseq.number;
     char target[SUBS_MAX_URI];
-    if (take_target(m, target, sizeof(target))) memcpy(sub->target, target, sizeof(target));
+    if (take_target(m, target, sizeof(target))) sub_set_target(sub, target);
     set_dest(sub, rx);
     accept_subscribe(s, st, rx, sub, (uint32_t)expires);
     if (expires == 0) {
@@ -1022,6 +1122,16 @@ static int source_notify(struct subs *s, struct txn *st, const struct transport_
     return 1;
 }
 
+/* The presence watchers of aor changed: its presence.winfo subscribers get
+ * the new list. */
+static void winfo_changed(struct subs *s, const char *aor)
+{
+    for (struct hnode *n = htable_first(&s->by_aor, str_hash(str_from_cstr(aor))); n; n = htable_next(n)) {
+        struct subs_sub *sub = container_of(n, struct subs_sub, by_aor);
+        if (strcmp(sub->aor, aor) == 0 && strcmp(sub->event, "presence.winfo") == 0) sub_notify_full(s, sub);
+    }
+}
+
 /* A user's published presence changed: its watchers get the new document. */
 static void on_presence_change(void *arg, const char *aor)
 {
@@ -1102,20 +1212,17 @@ static int load_row(void *arg, const struct store_subscription *row)
         sub_forget(c->s, row->call_id, row->local_tag);
         return 0;
     }
-    struct subs_sub *sub = calloc(1, sizeof(*sub));
-    if (!sub) return -ENOMEM;
-    timer_node_init(&sub->expiry);
+    struct sub_text v = {.call_id = str_from_cstr(row->call_id), .remote_tag = str_from_cstr(row->remote_tag),
+                         .aor = str_from_cstr(row->aor), .subscriber = str_from_cstr(row->subscriber),
+                         .target = str_from_cstr(row->target), .routes = str_from_cstr(row->routes)};
+    bool too_long;
+    struct subs_sub *sub = sub_new(&v, &too_long);
+    if (!sub) return too_long ? 0 : -ENOMEM;
     sub->owner = c->s;
-    if (!copy_str(sub->call_id, sizeof(sub->call_id), str_from_cstr(row->call_id)) ||
-        !copy_str(sub->local_tag, sizeof(sub->local_tag), str_from_cstr(row->local_tag)) ||
-        !copy_str(sub->remote_tag, sizeof(sub->remote_tag), str_from_cstr(row->remote_tag)) ||
+    if (!copy_str(sub->local_tag, sizeof(sub->local_tag), str_from_cstr(row->local_tag)) ||
         !copy_str(sub->event, sizeof(sub->event), str_from_cstr(row->event)) ||
-        !copy_str(sub->aor, sizeof(sub->aor), str_from_cstr(row->aor)) ||
-        !copy_str(sub->subscriber, sizeof(sub->subscriber), str_from_cstr(row->subscriber)) ||
-        !copy_str(sub->target, sizeof(sub->target), str_from_cstr(row->target)) ||
-        !copy_str(sub->routes, sizeof(sub->routes), str_from_cstr(row->routes)) ||
         !copy_str(sub->remote, sizeof(sub->remote), str_from_cstr(row->remote)) || link_sub(c->s, sub) < 0) {
-        free(sub);
+        sub_free(sub);
         return 0;
     }
     sub->local_cseq = row->local_cseq;
@@ -1149,7 +1256,7 @@ static int free_one(struct hnode *n, void *arg)
     htable_remove(&s->by_key, &sub->by_key);
     htable_remove(&s->by_aor, &sub->by_aor);
     count_drop(s, sub->subscriber);
-    free(sub);
+    sub_free(sub);
     return 0;
 }
 

@@ -6,7 +6,8 @@
  * (403 to any other sender; served only with [subscriptions]
  * voicemail_source set);
  * presence (RFC 3856), its state from PUBLISH (RFC 3903) or from the
- * registrations (presence.h).
+ * registrations (presence.h); presence.winfo (RFC 3857/3858), a user's own
+ * presentity's watchers (winfo.h).
  *
  * A SUBSCRIBE whose Request-URI names this node is taken here instead of
  * being proxied to phones: a package we do not serve gets 489 with
@@ -45,7 +46,7 @@ struct store;
 struct subs;
 
 /* The packages served, as Allow-Events lists them. */
-#define SUBS_ALLOW_EVENTS "reg, dialog, presence" /* and message-summary with a voicemail source */
+#define SUBS_ALLOW_EVENTS "reg, dialog, presence, presence.winfo" /* and message-summary with a voicemail source */
 
 struct subs_deps {
     const struct subs_config *cfg;        /* copied */

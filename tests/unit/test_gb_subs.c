@@ -190,6 +190,104 @@ static void test_refused_retried_offline_forgets_489_ends(void **state)
     assert_int_equal(h->nsent, before);
 }
 
+static struct gb_sub *sub_of(struct gbh *h, int kind) { return &gb_device_find(h->g, DEV)->subs[kind]; }
+
+/* The names in the device record's "subscribe" list, comma-joined. */
+static const char *record_list(struct gbh *h, char *out, size_t cap)
+{
+    json_t *d = gb_upper_device_json(h->g, DEV);
+    size_t i, n = 0;
+    json_t *e;
+    out[0] = '\0';
+    json_array_foreach(json_object_get(d, "subscribe"), i, e)
+        n += (size_t)snprintf(out + n, cap - n, "%s%s", n ? "," : "", json_string_value(e));
+    json_decref(d);
+    return out;
+}
+
+/* A device's own list: kinds added are subscribed at once, kinds dropped are
+ * ended with SUBSCRIBE Expires 0 in their dialog (and not tried again), -1
+ * goes back to [gb] subscribe; while offline nothing is sent and the list
+ * applies at the next registration. */
+static void test_own_list_applied(void **state)
+{
+    struct gbh *h = *state;
+    char list[64];
+    assert_int_equal(gb_device_admin_subscribe(h->g, "34020000001320000099", 1), -ENOENT);
+    assert_int_equal(gb_device_admin_subscribe(h->g, DEV, 8), -EINVAL);
+    gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080);
+    char cid[128], from[256];
+    header(gbh_last(h), "Call-ID", cid, sizeof(cid));
+    header(gbh_last(h), "From", from, sizeof(from));
+    char tag[64];
+    snprintf(tag, sizeof(tag), "%s", strstr(from, ";tag=") + 5);
+    answer_last(h, 200, "dt1", 60);
+    assert_int_equal(sub_of(h, GB_SUB_ALARM)->state, GB_SUB_ACTIVE);
+    assert_string_equal(record_list(h, list, sizeof(list)), "alarm");
+
+    /* Position added: its SUBSCRIBE goes now; the alarm one stays. */
+    uint64_t before = h->nsent;
+    assert_int_equal(gb_device_admin_subscribe(h->g, DEV, GB_SUBSCRIBE_ALARM | GB_SUBSCRIBE_POSITION), 0);
+    assert_int_equal(h->nsent, before + 1);
+    assert_non_null(strstr(gbh_last(h), "\r\nEvent: MobilePosition\r\n"));
+    assert_non_null(strstr(gbh_last(h), "<Interval>"));
+    answer_last(h, 200, "dp1", 60);
+    assert_int_equal(sub_of(h, GB_SUB_POSITION)->state, GB_SUB_ACTIVE);
+    assert_int_equal(sub_of(h, GB_SUB_ALARM)->state, GB_SUB_ACTIVE);
+    assert_string_equal(record_list(h, list, sizeof(list)), "alarm,position");
+
+    /* Alarm dropped: SUBSCRIBE with Expires 0 in its dialog (CSeq 2). */
+    before = h->nsent;
+    assert_int_equal(gb_device_admin_subscribe(h->g, DEV, GB_SUBSCRIBE_POSITION), 0);
+    assert_int_equal(h->nsent, before + 1);
+    char v[256];
+    const char *end = gbh_last(h);
+    assert_non_null(strstr(end, "\r\nEvent: Alarm\r\n"));
+    assert_string_equal(header(end, "Expires", v, sizeof(v)), "0");
+    assert_string_equal(header(end, "Call-ID", v, sizeof(v)), cid);
+    assert_non_null(strstr(header(end, "To", v, sizeof(v)), ";tag=dt1"));
+    assert_string_equal(header(end, "CSeq", v, sizeof(v)), "2 SUBSCRIBE");
+    assert_int_equal(sub_of(h, GB_SUB_ALARM)->state, GB_SUB_ENDING);
+    answer_last(h, 200, "dt1", 0);
+    assert_int_equal(sub_of(h, GB_SUB_ALARM)->state, GB_SUB_IDLE);
+    /* The device's final NOTIFY still matches the dialog: 200, not retried. */
+    notify(h, cid, tag, alarm_body, "terminated;reason=timeout");
+    assert_int_equal(gbh_last_status(h), 200);
+    before = h->nsent;
+    gbh_advance(h, 40000); /* below the position refresh (45 s) */
+    assert_int_equal(h->nsent, before);
+    assert_string_equal(record_list(h, list, sizeof(list)), "position");
+    json_t *d = gb_upper_device_json(h->g, DEV);
+    assert_true(json_is_true(json_object_get(d, "own_subscribe")));
+    assert_null(json_object_get(json_object_get(d, "subscriptions"), "alarm"));
+    json_decref(d);
+
+    /* Back to [gb] subscribe (alarm): position ended, alarm subscribed anew. */
+    assert_int_equal(gb_device_admin_subscribe(h->g, DEV, -1), 0);
+    assert_int_equal(sub_of(h, GB_SUB_POSITION)->state, GB_SUB_ENDING);
+    assert_int_equal(sub_of(h, GB_SUB_ALARM)->state, GB_SUB_PENDING);
+    assert_non_null(strstr(gbh_last(h), "\r\nEvent: Alarm\r\n"));
+    assert_null(strstr(header(gbh_last(h), "To", v, sizeof(v)), ";tag="));
+
+    /* Offline: a change sends nothing; the next registration applies it. */
+    gbh_register(h, DEV, "devpw", 0, SIP_TRANSPORT_UDP, 0, 5080);
+    before = h->nsent;
+    assert_int_equal(gb_device_admin_subscribe(h->g, DEV, GB_SUBSCRIBE_CATALOG), 0);
+    assert_int_equal(h->nsent, before);
+    gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080);
+    assert_non_null(strstr(gbh_last(h), "\r\nEvent: Catalog\r\n"));
+    assert_int_equal(sub_of(h, GB_SUB_ALARM)->state, GB_SUB_IDLE);
+    /* "none": nothing subscribed, and the stored text says so. */
+    char text[GB_SUBS_TEXT_MAX];
+    gb_subs_own_text(0, text);
+    assert_string_equal(text, "none");
+    assert_int_equal(gb_subs_own_from_text("none"), 0);
+    assert_int_equal(gb_subs_own_from_text(""), -1);
+    gb_subs_own_text(GB_SUBSCRIBE_CATALOG | GB_SUBSCRIBE_POSITION, text);
+    assert_string_equal(text, "catalog,position");
+    assert_int_equal(gb_subs_own_from_text(text), GB_SUBSCRIBE_CATALOG | GB_SUBSCRIBE_POSITION);
+}
+
 /* Positions come in MESSAGE too (devices differ): the newest is the device's. */
 static void test_position_by_message(void **state)
 {
@@ -214,6 +312,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_subscribe_notify_refresh, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_retried_offline_forgets_489_ends, setup, teardown),
         cmocka_unit_test_setup_teardown(test_position_by_message, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_own_list_applied, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,6 +23,7 @@
 #include "subs/mwi.h"
 #include "subs/reginfo.h"
 #include "subs/subs.h"
+#include "subs/winfo.h"
 #include "subs_fixture.h"
 
 /* ---- reginfo documents, read back with libxml2 (subs_fixture.h) ---- */
@@ -370,7 +371,8 @@ static void test_refusals(void **state)
     start(f);
     /* A package we do not serve, or none: 489 with Allow-Events. */
     assert_int_equal(subscribe(f, "alice", "b-1", 1, "", "no-such-package", "Expires: 600\n"), 489);
-    assert_true(str_eq_cstr(harness_header(last_response(f), SIP_HDR_ALLOW_EVENTS), "reg, dialog, presence"));
+    assert_true(str_eq_cstr(harness_header(last_response(f), SIP_HDR_ALLOW_EVENTS),
+                            "reg, dialog, presence, presence.winfo"));
     assert_int_equal(subscribe(f, "alice", "b-2", 1, "", NULL, "Expires: 600\n"), 489);
     /* Too brief: 423 with Min-Expires. */
     assert_int_equal(subscribe(f, "alice", "b-3", 1, "", "reg", "Expires: 10\n"), 423);
@@ -771,6 +773,82 @@ static void test_message_summary_off(void **state)
     assert_int_equal(f->not_taken, before + 1);
 }
 
+/* The index of the last NOTIFY of package event sent, or -1. */
+static int last_notify_of(struct fx *f, const char *event)
+{
+    int found = -1;
+    for (int i = 0; (i = harness_find_sent(f->h, (size_t)i, "NOTIFY ")) >= 0; i++)
+        if (harness_header_has(harness_sent_msg(f->h, (size_t)i), SIP_HDR_EVENT, event)) found = i;
+    return found;
+}
+
+static void winfo_doc(struct fx *f, int i, struct doc *d)
+{
+    const struct sip_msg *m = harness_sent_msg(f->h, (size_t)i);
+    assert_true(str_eq_cstr(m->content_type, WINFO_CONTENT_TYPE));
+    doc_open_ns(d, m->body.s, m->body.len, "winfo", "w", "urn:ietf:params:xml:ns:watcherinfo");
+}
+
+/* presence.winfo (RFC 3857/3858): alice's watcher list, full state in each
+ * NOTIFY, as presence subscriptions to her come and go; an XML special in a
+ * watcher's URI is escaped. */
+static void test_presence_winfo(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    assert_int_equal(subscribe(f, "alice", "wi-1", 1, "", "presence.winfo", "Expires: 600\n"), 200);
+    int n1 = last_notify_of(f, "presence.winfo");
+    assert_true(n1 >= 0);
+    struct doc d;
+    winfo_doc(f, n1, &d);
+    assert_string_equal(xs(&d, "/w:watcherinfo/@state"), "full");
+    assert_string_equal(xs(&d, "/w:watcherinfo/@version"), "0");
+    assert_string_equal(xs(&d, "/w:watcherinfo/w:watcher-list/@resource"), "sip:alice@example.com");
+    assert_string_equal(xs(&d, "/w:watcherinfo/w:watcher-list/@package"), "presence");
+    assert_true(xn(&d, "count(//w:watcher)") == 0);
+    doc_close(&d);
+    answer_notify(f, n1, 200);
+
+    /* A watcher subscribes to alice's presence: the list has it, active. */
+    assert_int_equal(subscribe(f, "alice", "pw-1", 1, "", "presence", "Expires: 600\n"), 200);
+    char tag[64];
+    snprintf(tag, sizeof(tag), "%.*s", STR_FMT(last_response(f)->to.tag));
+    int n2 = last_notify_of(f, "presence.winfo");
+    assert_true(n2 > n1);
+    winfo_doc(f, n2, &d);
+    assert_string_equal(xs(&d, "/w:watcherinfo/@version"), "1");
+    assert_true(xn(&d, "count(//w:watcher)") == 1);
+    assert_string_equal(xs(&d, "//w:watcher"), "sip:watcher@example.com");
+    assert_string_equal(xs(&d, "//w:watcher/@status"), "active");
+    assert_string_equal(xs(&d, "//w:watcher/@event"), "subscribe");
+    assert_string_equal(xs(&d, "//w:watcher/@id"), tag);
+    doc_close(&d);
+    answer_notify(f, n2, 200);
+    /* bob's presence has its own list: alice's does not change. */
+    assert_int_equal(subscribe(f, "bob", "pw-2", 1, "", "presence", "Expires: 600\n"), 200);
+    assert_int_equal(last_notify_of(f, "presence.winfo"), n2);
+
+    /* The watcher leaves: the list is empty again. */
+    assert_int_equal(subscribe(f, "alice", "pw-1", 2, tag, "presence", "Expires: 0\n"), 200);
+    int n3 = last_notify_of(f, "presence.winfo");
+    assert_true(n3 > n2);
+    winfo_doc(f, n3, &d);
+    assert_true(xn(&d, "count(//w:watcher)") == 0);
+    doc_close(&d);
+
+    /* The builder escapes what a stranger wrote. */
+    sbuf_t b;
+    sbuf_init(&b);
+    struct winfo_watcher w = {.id = "x\"1", .uri = "sip:a<b>&c@example.com", .status = "active", .event = "subscribe"};
+    assert_int_equal(winfo_build(&b, 7, "sip:alice@example.com", "presence", &w, 1), 0);
+    doc_open_ns(&d, b.data, b.len, "winfo", "w", "urn:ietf:params:xml:ns:watcherinfo");
+    assert_string_equal(xs(&d, "//w:watcher"), "sip:a<b>&c@example.com");
+    assert_string_equal(xs(&d, "//w:watcher/@id"), "x\"1");
+    assert_string_equal(xs(&d, "/w:watcherinfo/@version"), "7");
+    doc_close(&d);
+    sbuf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -793,6 +871,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dialog_package, setup, teardown),
         cmocka_unit_test_setup_teardown(test_message_summary, setup, teardown),
         cmocka_unit_test_setup_teardown(test_message_summary_off, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_presence_winfo, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     xmlCleanupParser();

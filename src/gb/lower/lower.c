@@ -515,6 +515,7 @@ int gb_lower_load(struct gb_lower *l)
     struct load_ctx ctx = {.l = l};
     if (store_load_gb_channels(l->store, "", load_channel_row, &ctx) < 0) return -1;
     if (store_load_gb_upstreams(l->store, load_upstream_row, &ctx) < 0) return -1;
+    if (gb_lower_subs_load(l) < 0) return -1;
     log_info("gb lower: %d local channel(s) loaded", ctx.loaded);
     return 0;
 }

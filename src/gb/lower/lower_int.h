@@ -36,7 +36,9 @@ struct gb_lower;
 /* A subscription an upstream holds with us (lower_subs.c): Catalog, Alarm
  * or MobilePosition (GB/T 28181 §9.11, §9.4, §9.12). */
 enum gb_up_sub_kind { GB_UP_SUB_CATALOG = 0, GB_UP_SUB_ALARM, GB_UP_SUB_POSITION, GB_UP_SUB_KINDS };
+struct gb_upstream;
 struct gb_up_sub {
+    struct gb_upstream *up;           /* set once used (the slot never moves) */
     bool active;
     char call_id[128];
     char local_tag[UA_TAG_SIZE];      /* ours: the To tag of our 2xx */
@@ -44,7 +46,9 @@ struct gb_up_sub {
     char contact[160];                /* where NOTIFYs go; "" the upstream's R-URI */
     char event[32];                   /* its Event value, echoed in our NOTIFYs */
     uint32_t cseq;
+    uint32_t cseq_ceiling;            /* stored: every CSeq sent is below it (restart-safe) */
     uint64_t expires_at;              /* timer clock */
+    int64_t expires_wall;             /* wall ms, as stored */
     uint64_t notifies;
 };
 
@@ -249,7 +253,13 @@ bool gb_lower_catalog_wanted(struct gb_upstream *up);
 /* Sends body as NOTIFY within sub (cb/arg may be NULL). */
 struct ua_uac *gb_lower_send_notify(struct gb_lower *l, struct gb_upstream *up, struct gb_up_sub *sub,
                                     const sbuf_t *body, const struct ua_uac_cb *cb, void *arg);
-void gb_lower_subs_clear(struct gb_upstream *up);   /* the registration is gone */
+void gb_lower_subs_clear(struct gb_upstream *up);
+/* A 481 answered a NOTIFY within s (resp: the answer): the upper no longer
+ * holds the dialog, so the subscription ends (and its row goes). */
+void gb_lower_sub_gone(struct gb_up_sub *s, const struct sip_msg *resp);   /* the registration is gone (stored rows deleted too) */
+/* Takes up the subscriptions the store kept (before the upstreams start):
+ * those still within their Expires go on in their dialog. */
+int gb_lower_subs_load(struct gb_lower *l);
 /* Middle node: a gb.alarm or gb.position event of the upper role (ev, its
  * JSON) sent as Alarm / MobilePosition NOTIFY to every upstream holding that
  * subscription. */

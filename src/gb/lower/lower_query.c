@@ -103,6 +103,7 @@ static void job_msg_final(void *arg, struct ua_uac *h, int status, const struct 
     for (int i = 0; i < GB_LOWER_CATALOG_WINDOW; i++)
         if (j->h[i] == h) j->h[i] = NULL;
     j->inflight--;
+    if (j->notify && status == 481) gb_lower_sub_gone(&j->up->subs[GB_UP_SUB_CATALOG], resp);
     if (status < 200 || status >= 300)
         log_warn("gb lower: %s answer part to upstream %s (SN %u) got %d", j->records ? "RecordInfo" : "Catalog",
                  j->up->cfg.id, j->sn, status);

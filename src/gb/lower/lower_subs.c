@@ -12,17 +12,29 @@
  *
  * One subscription per kind per upstream: a new SUBSCRIBE of a kind replaces
  * the one before (the upper re-subscribes after its own restart). Expiry is
- * read where it matters (before a NOTIFY), so no timer is kept. */
+ * read where it matters (before a NOTIFY), so no timer is kept.
+ *
+ * Each accepted subscription is stored (table gb_lower_subs, one row per
+ * upstream and kind: the dialog, the Event, the wall-clock expiry) and taken
+ * up at start, so that after a restart the NOTIFYs go on within the dialog
+ * the upper holds. The NOTIFY CSeq must keep growing across the restart
+ * without a write per NOTIFY: the row holds a ceiling every CSeq sent stays
+ * below, moved up GB_LOWER_CSEQ_STEP at a time, and a restart starts from
+ * it. A 481 to a NOTIFY (the upper forgot the dialog, RFC 6665 §4.2.2) ends
+ * the subscription. */
 #include <string.h>
 #include <strings.h>
 
 #include "gb/lower/lower_int.h"
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "sip/msg.h"
+#include "store/store.h"
 #include "txn/txn.h"
 
 #define GB_LOWER_SUB_MAX_S 86400   /* longest subscription granted */
+#define GB_LOWER_CSEQ_STEP 256u    /* NOTIFYs between two writes of the CSeq ceiling */
 
 static const char *const kind_names[GB_UP_SUB_KINDS] = {"catalog", "alarm", "position"};
 
@@ -34,6 +46,34 @@ static int kind_of(gb_cmd_t cmd)
     case GB_CMD_MOBILE_POSITION: return GB_UP_SUB_POSITION;
     default: return -1;
     }
+}
+
+static void store_done(void *arg, int status)
+{
+    (void)arg;
+    if (status < 0) log_warn("gb lower: subscription not stored: %s", strerror(-status));
+}
+
+static void sub_persist(struct gb_lower *l, struct gb_upstream *up, int kind)
+{
+    if (!l->store) return;
+    const struct gb_up_sub *s = &up->subs[kind];
+    struct store_gb_lower_sub row = {
+        .upstream = up->cfg.id, .kind = kind_names[kind], .call_id = s->call_id, .local_tag = s->local_tag,
+        .remote_tag = s->remote_tag, .contact = s->contact, .event = s->event, .cseq_ceiling = s->cseq_ceiling,
+        .expires_at = s->expires_wall};
+    store_submit(l->store, store_op_gb_lower_sub_upsert(&row), store_done, NULL);
+}
+
+static void sub_unstore(struct gb_lower *l, struct gb_upstream *up, int kind)
+{
+    if (l->store) store_submit(l->store, store_op_gb_lower_sub_delete(up->cfg.id, kind_names[kind]), store_done, NULL);
+}
+
+static void sub_set_expiry(struct gb_lower *l, struct gb_up_sub *s, int e)
+{
+    s->expires_at = gb_lower_now(l) + (uint64_t)e * 1000u;
+    s->expires_wall = clock_wall_ms() + (int64_t)e * 1000;
 }
 
 static bool sub_live(const struct gb_lower *l, const struct gb_up_sub *s)
@@ -77,12 +117,15 @@ static void on_refresh(struct gb_lower *l, struct gb_upstream *up, struct txn *s
     }
     int e = granted(m);
     answer(st, 200, NULL, e);
+    int kind = (int)(s - up->subs);
     if (e == 0) {
         log_info("gb lower: upstream %s ended its %s subscription", up->cfg.id, s->event);
         s->active = false;
+        sub_unstore(l, up, kind);
         return;
     }
-    s->expires_at = gb_lower_now(l) + (uint64_t)e * 1000u;
+    sub_set_expiry(l, s, e);
+    sub_persist(l, up, kind);
 }
 
 void gb_lower_on_subscribe(struct gb_lower *l, struct gb_upstream *up, struct txn *st, const struct transport_rx *rx)
@@ -107,10 +150,15 @@ void gb_lower_on_subscribe(struct gb_lower *l, struct gb_upstream *up, struct tx
     }
     struct gb_up_sub *s = &up->subs[kind];
     int e = granted(m);
+    bool had = s->active;
     memset(s, 0, sizeof(*s));
+    s->up = up;
     ua_new_tag(l->ua, s->local_tag);
     answer(st, 200, s->local_tag, e);
-    if (e == 0) return; /* a fetch: nothing kept */
+    if (e == 0) { /* a fetch: nothing kept (the one it replaced is over) */
+        if (had) sub_unstore(l, up, kind);
+        return;
+    }
     s->active = true;
     str_copy(s->call_id, sizeof(s->call_id), m->call_id);
     str_copy(s->remote_tag, sizeof(s->remote_tag), m->from.tag);
@@ -122,7 +170,9 @@ void gb_lower_on_subscribe(struct gb_lower *l, struct gb_upstream *up, struct tx
     sip_list_iter_init(&it, m, SIP_HDR_CONTACT);
     if (sip_list_iter_next(&it, &item) && sip_name_addr_parse(item, &na) == 0 && !na.star)
         str_copy(s->contact, sizeof(s->contact), na.uri_raw);
-    s->expires_at = gb_lower_now(l) + (uint64_t)e * 1000u;
+    sub_set_expiry(l, s, e);
+    s->cseq_ceiling = GB_LOWER_CSEQ_STEP;
+    sub_persist(l, up, kind);
     if (kind == GB_UP_SUB_CATALOG) up->ever_subscribed = true;
     log_info("gb lower: upstream %s subscribed to %s (Event %s, expires %d)", up->cfg.id, kind_names[kind], s->event,
              e);
@@ -142,6 +192,29 @@ bool gb_lower_catalog_wanted(struct gb_upstream *up)
     return !up->ever_subscribed && up->cfg.notify_without_subscription;
 }
 
+/* A NOTIFY sent with no callback of the caller's: only a 481 matters. */
+static void notify_final(void *arg, struct ua_uac *h, int status, const struct sip_msg *resp,
+                         const struct transport_rx *rx, struct ua_dialog *dlg)
+{
+    (void)h, (void)rx, (void)dlg;
+    struct gb_up_sub *s = arg;
+    if (status == 481) gb_lower_sub_gone(s, resp);
+}
+
+static const struct ua_uac_cb notify_cb = {.on_final = notify_final};
+
+void gb_lower_sub_gone(struct gb_up_sub *s, const struct sip_msg *resp)
+{
+    if (!s->active || !resp || !str_eq_cstr(resp->call_id, s->call_id)) return; /* already replaced */
+    for (int i = 0; s->up && i < GB_UP_SUB_KINDS; i++) {
+        if (&s->up->subs[i] != s) continue;
+        log_info("gb lower: upstream %s answered 481 to a NOTIFY: its %s subscription is over", s->up->cfg.id,
+                 kind_names[i]);
+        s->active = false;
+        sub_unstore(s->up->l, s->up, i);
+    }
+}
+
 struct ua_uac *gb_lower_send_notify(struct gb_lower *l, struct gb_upstream *up, struct gb_up_sub *sub,
                                     const sbuf_t *body, const struct ua_uac_cb *cb, void *arg)
 {
@@ -153,8 +226,14 @@ struct ua_uac *gb_lower_send_notify(struct gb_lower *l, struct gb_upstream *up, 
                            ++sub->cseq, sub->expires_at, gb_lower_now(l));
     r.content_type = STR_LIT("Application/MANSCDP+xml");
     r.body = sbuf_str(body);
+    if (sub->cseq >= sub->cseq_ceiling) {
+        sub->cseq_ceiling = sub->cseq + GB_LOWER_CSEQ_STEP;
+        sub_persist(l, up, (int)(sub - up->subs));
+    }
     struct ua_credentials cred = {.user = str_from_cstr(l->id), .password = str_from_cstr(up->cfg.password)};
-    struct ua_uac *h = ua_request_send(l->ua, &r, &up->dest, &cred, cb, arg);
+    sub->up = up;
+    struct ua_uac *h = cb ? ua_request_send(l->ua, &r, &up->dest, &cred, cb, arg)
+                          : ua_request_send(l->ua, &r, &up->dest, &cred, &notify_cb, sub);
     if (h) sub->notifies++;
     return h;
 }
@@ -214,7 +293,54 @@ void gb_lower_relay_report(struct gb_lower *l, const char *type, const json_t *e
 
 void gb_lower_subs_clear(struct gb_upstream *up)
 {
-    for (int k = 0; k < GB_UP_SUB_KINDS; k++) up->subs[k].active = false;
+    for (int k = 0; k < GB_UP_SUB_KINDS; k++) {
+        if (up->subs[k].active && up->l) sub_unstore(up->l, up, k);
+        up->subs[k].active = false;
+    }
+}
+
+static int load_sub_row(void *arg, const struct store_gb_lower_sub *row)
+{
+    struct gb_lower *l = arg;
+    int kind = -1;
+    for (int k = 0; k < GB_UP_SUB_KINDS; k++)
+        if (!strcmp(row->kind, kind_names[k])) kind = k;
+    struct gb_upstream *up = NULL;
+    for (int i = 0; i < l->up_count; i++)
+        if (!l->ups[i].removed && !strcmp(l->ups[i].cfg.id, row->upstream)) up = &l->ups[i];
+    int64_t left = row->expires_at - clock_wall_ms();
+    if (kind < 0 || !up || left <= 0 || !row->call_id[0] || !row->local_tag[0]) {
+        /* Over, or for an upstream no longer configured. */
+        if (l->store) store_submit(l->store, store_op_gb_lower_sub_delete(row->upstream, row->kind), store_done, NULL);
+        return 0;
+    }
+    struct gb_up_sub *s = &up->subs[kind];
+    memset(s, 0, sizeof(*s));
+    str_copy(s->call_id, sizeof(s->call_id), str_from_cstr(row->call_id));
+    str_copy(s->local_tag, sizeof(s->local_tag), str_from_cstr(row->local_tag));
+    str_copy(s->remote_tag, sizeof(s->remote_tag), str_from_cstr(row->remote_tag));
+    str_copy(s->contact, sizeof(s->contact), str_from_cstr(row->contact));
+    str_copy(s->event, sizeof(s->event), str_from_cstr(row->event));
+    s->active = true;
+    s->up = up;
+    /* Every CSeq sent before the restart was below the ceiling: start there,
+     * and store the next one before using it. */
+    s->cseq = row->cseq_ceiling;
+    s->cseq_ceiling = row->cseq_ceiling + GB_LOWER_CSEQ_STEP;
+    s->expires_wall = row->expires_at;
+    s->expires_at = gb_lower_now(l) + (uint64_t)left;
+    if (kind == GB_UP_SUB_CATALOG) up->ever_subscribed = true;
+    sub_persist(l, up, kind);
+    log_info("gb lower: upstream %s's %s subscription taken up from the store (%lld s left)", up->cfg.id,
+             kind_names[kind], (long long)(left / 1000));
+    return 0;
+}
+
+int gb_lower_subs_load(struct gb_lower *l)
+{
+    if (!l->store) return 0;
+    int rc = store_load_gb_lower_subs(l->store, load_sub_row, l);
+    return rc < 0 ? rc : 0;
 }
 
 json_t *gb_lower_subs_json(const struct gb_upstream *up)
@@ -224,6 +350,7 @@ json_t *gb_lower_subs_json(const struct gb_upstream *up)
         const struct gb_up_sub *s = &up->subs[k];
         bool live = sub_live(up->l, s);
         json_t *e = json_pack("{s:s,s:I}", "state", live ? "active" : "none", "notifies", (json_int_t)s->notifies);
+        if (live) json_object_set_new(e, "call_id", json_string(s->call_id));
         json_object_set_new(o, kind_names[k], e);
     }
     json_object_set_new(o, "ever_subscribed_catalog", json_boolean(up->ever_subscribed));

@@ -242,6 +242,8 @@ void gb_device_persist(struct gb_upper *g, struct gb_device *d)
     device_remote_text(d, remote, sizeof(remote));
     char *info = d->info ? json_dumps(d->info, JSON_COMPACT) : NULL;
     char *status = d->status ? json_dumps(d->status, JSON_COMPACT) : NULL;
+    char subscribe[GB_SUBS_TEXT_MAX];
+    gb_subs_own_text(d->sub_own, subscribe);
     struct store_gb_device row = {
         .id = d->id,
         .password = d->password ? d->password : "",
@@ -256,6 +258,7 @@ void gb_device_persist(struct gb_upper *g, struct gb_device *d)
         .expires_at = d->expires_at,
         .info_json = info ? info : "",
         .status_json = status ? status : "",
+        .subscribe = subscribe,
     };
     int rc = store_submit(g->store, store_op_gb_device_upsert(&row), NULL, NULL);
     if (rc < 0) log_warn("gb device %s: not persisted (%s)", d->id, strerror(-rc));
@@ -305,6 +308,8 @@ json_t *gb_device_json(struct gb_upper *g, struct gb_device *d, bool full)
     json_object_set_new(o, "auth", json_boolean(d->auth_enabled));
     json_object_set_new(o, "allow", json_boolean(d->allow));
     json_object_set_new(o, "own_password", json_boolean(d->password != NULL));
+    json_object_set_new(o, "subscribe", gb_subs_mask_json(gb_subs_mask(d)));
+    json_object_set_new(o, "own_subscribe", json_boolean(d->sub_own >= 0));
     json_object_set_new(o, "streams", json_integer(d->streams));
     json_object_set(o, "position", d->position ? d->position : json_null());
     if (full) {
@@ -956,6 +961,18 @@ int gb_device_admin_set(struct gb_upper *g, const char *id, const char *password
     return 0;
 }
 
+int gb_device_admin_subscribe(struct gb_upper *g, const char *id, int mask)
+{
+    if (mask < -1 || mask >= (1 << GB_SUB_KINDS)) return -EINVAL;
+    struct gb_device *d = gb_device_find(g, id);
+    if (!d) return -ENOENT;
+    if (d->sub_own == mask) return 0;
+    d->sub_own = (int8_t)mask;
+    gb_device_persist(g, d);
+    gb_subs_device_apply(g, d);
+    return 0;
+}
+
 int gb_device_admin_delete(struct gb_upper *g, const char *id)
 {
     struct gb_device *d = gb_device_find(g, id);
@@ -998,6 +1015,7 @@ static int load_device(void *arg, const struct store_gb_device *row)
     if (gb_charset_from_name(row->charset, &cs) == 0) d->charset = cs;
     d->auth_enabled = row->auth_enabled;
     d->allow = row->allow;
+    d->sub_own = (int8_t)gb_subs_own_from_text(row->subscribe);
     int proto = sip_transport_from_name(str_from_cstr(row->transport));
     d->proto = proto < 0 ? SIP_TRANSPORT_UDP : (enum sip_transport)proto;
     if (row->remote[0] && parse_remote(row->remote, &d->addr) != 0) memset(&d->addr, 0, sizeof(d->addr));
@@ -1025,6 +1043,7 @@ static int load_device(void *arg, const struct store_gb_device *row)
     d->expires_mono = now + (uint64_t)(row->expires_at - wall);
     d->keepalive_deadline = now + keepalive_window_ms(g);
     device_arm(g, d);
+    gb_subs_device_restored(g, d);
     return 0;
 }
 
@@ -1106,6 +1125,10 @@ int gb_upper_load(struct gb_upper *g)
         return -1;
     }
     gb_device_foreach(g, trim_channels, NULL);
+    if (gb_subs_load(g) < 0) {
+        log_error("gb: cannot load the subscriptions to devices");
+        return -1;
+    }
     log_info("gb: %u devices restored, %u online", htable_count(&g->devices), g->online);
     return 0;
 }
@@ -1143,8 +1166,13 @@ static int reload_device_row(void *arg, const struct store_gb_device *row)
     d->in_store = true;
     gb_charset_t cs = d->charset;
     if (gb_charset_from_name(row->charset, &cs) != 0) cs = d->charset;
+    int own = gb_subs_own_from_text(row->subscribe);
     bool changed = !same_text(d->password, row->password) || cs != d->charset ||
-                   d->auth_enabled != row->auth_enabled || d->allow != row->allow;
+                   d->auth_enabled != row->auth_enabled || d->allow != row->allow || own != d->sub_own;
+    if (own != d->sub_own) {
+        d->sub_own = (int8_t)own;
+        gb_subs_device_apply(c->g, d);
+    }
     if (changed) {
         free(d->password);
         d->password = row->password[0] ? strdup(row->password) : NULL;
@@ -1229,6 +1257,7 @@ static void free_device(struct gb_device *d, void *arg)
 void gb_upper_free(struct gb_upper *g)
 {
     if (!g) return;
+    g->stopping = true; /* what goes now is not forgotten in the store (gb_subs rows stay) */
     gb_streams_stop_all(g, "shutdown");
     gb_live_hls_free_ended(g);
     gb_device_foreach(g, free_device, NULL);

@@ -140,11 +140,20 @@ int gb_upper_alarm_reset(struct gb_upper *g, const char *device_id, const char *
 /* Admin records (POST/DELETE /gb/devices). 0, or a negative errno. */
 int gb_device_admin_set(struct gb_upper *g, const char *id, const char *password, const char *charset, int auth);
 int gb_device_admin_delete(struct gb_upper *g, const char *id);
+/* The device's own subscribe list (PATCH /gb/devices/{id}): mask of
+ * GB_SUBSCRIBE_* bits, or -1 to follow [gb] subscribe. Stored with the
+ * device, applied at once when it is online (SUBSCRIBE to what is added,
+ * SUBSCRIBE with Expires 0 to what is dropped), else at its next
+ * registration. 0, -ENOENT no such device, -EINVAL bad mask. */
+#define GB_SUBSCRIBE_CATALOG 1
+#define GB_SUBSCRIBE_ALARM 2
+#define GB_SUBSCRIBE_POSITION 4
+int gb_device_admin_subscribe(struct gb_upper *g, const char *id, int mask);
 
 /* What gb_upper_reload_devices found. */
 struct gb_devices_reload {
     int rows;                          /* devices stored */
-    int added, removed, changed;       /* against memory; changed: password, charset, auth or allow */
+    int added, removed, changed;       /* against memory; changed: password, charset, auth, allow or subscribe */
 };
 /* Re-reads the devices' administrative records (password, charset, auth,
  * allow) from the store, for an operator who changed the database behind

@@ -93,7 +93,9 @@ struct gb_query {
  * MobilePosition (GB/T 28181 §9.11, §9.4, §9.12). Its dialog is kept here,
  * not in the UA: it carries only the SUBSCRIBE refreshes and the NOTIFYs. */
 enum gb_sub_kind { GB_SUB_CATALOG = 0, GB_SUB_ALARM, GB_SUB_POSITION, GB_SUB_KINDS };
-enum gb_sub_state { GB_SUB_IDLE = 0, GB_SUB_PENDING, GB_SUB_ACTIVE };
+/* ENDING: our SUBSCRIBE with Expires 0 is in flight (the device's own
+ * subscribe list no longer names the kind). */
+enum gb_sub_state { GB_SUB_IDLE = 0, GB_SUB_PENDING, GB_SUB_ACTIVE, GB_SUB_ENDING };
 
 struct gb_sub {
     struct gb_device *dev;
@@ -108,6 +110,7 @@ struct gb_sub {
     int64_t active_since;       /* wall ms; 0 when not active */
     uint64_t notifies;
     char last_error[32];
+    bool stored;                /* a gb_subs row holds its dialog (refreshed in it after a restart) */
 };
 
 struct gb_device {
@@ -140,7 +143,8 @@ struct gb_device {
     size_t channel_count;
     struct gb_query *queries;
     uint32_t streams;
-    struct gb_sub *subs;        /* [GB_SUB_KINDS] while online with [gb] subscribe set; NULL otherwise (~1 KiB) */
+    struct gb_sub *subs;        /* [GB_SUB_KINDS] while online with some kind to subscribe; NULL otherwise (~1 KiB) */
+    int8_t sub_own;             /* its own subscribe mask (1 << enum gb_sub_kind); -1: [gb] subscribe */
     json_t *position;           /* newest MobilePosition notify (alarms.c); NULL none */
 };
 
@@ -368,9 +372,29 @@ json_t *gb_error_json(const char *code, const char *fmt, ...) __attribute__((for
 /* device_subs.c: our subscriptions to devices. */
 /* "catalog,alarm,position" -> a mask; unknown words logged and skipped. */
 unsigned gb_subs_parse_mask(const char *list);
+/* A device's stored subscribe text ("" = [gb] subscribe, "none", or a list)
+ * -> -1 (follow the config) or a mask; unknown words are skipped. */
+int gb_subs_own_from_text(const char *text);
+/* The stored text of a mask (-1: ""). out holds at least GB_SUBS_TEXT_MAX. */
+#define GB_SUBS_TEXT_MAX 32
+void gb_subs_own_text(int own, char out[GB_SUBS_TEXT_MAX]);
+/* The kinds d is to be subscribed to: its own list, else [gb] subscribe. */
+unsigned gb_subs_mask(const struct gb_device *d);
+/* Its list changed: SUBSCRIBE to the kinds now wanted, and end (SUBSCRIBE
+ * with Expires 0) those no longer wanted, when it is online. */
+void gb_subs_device_apply(struct gb_upper *g, struct gb_device *d);
+/* The names of a mask as a JSON array. */
+json_t *gb_subs_mask_json(unsigned mask);
 void gb_subs_device_init(struct gb_device *d);
 void gb_subs_device_online(struct gb_upper *g, struct gb_device *d);   /* subscribe anew */
 void gb_subs_device_offline(struct gb_upper *g, struct gb_device *d);  /* forget, no SUBSCRIBE sent */
+/* Restored online from the store at start: our subscriptions did not
+ * survive the restart, so new ones go out within a few seconds. */
+void gb_subs_device_restored(struct gb_upper *g, struct gb_device *d);
+/* At start, after the devices: the dialogs of the subscriptions the store
+ * kept, for devices restored online (the refresh of gb_subs_device_restored
+ * then goes within them). 0, or a negative errno. */
+int gb_subs_load(struct gb_upper *g);
 /* 1 when the NOTIFY was for one of our subscriptions (answered). */
 int gb_subs_on_notify(struct gb_upper *g, struct txn *st, const struct transport_rx *rx);
 json_t *gb_subs_json(const struct gb_device *d);
