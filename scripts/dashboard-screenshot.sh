@@ -69,6 +69,16 @@ BASE=$(free_ports 120)
 SIP=$BASE API=$((BASE + 4)) MEDIA=$((BASE + 8)) PROM=$((BASE + 12)) UAS=$((BASE + 16))
 REGP=$((BASE + 20)) UACP=$((BASE + 24)) REJP=$((BASE + 28)) BOBREG=$((BASE + 32)) GBMEDIA=$((BASE + 60))
 TOKEN=dashtoken UPPER=34020000002000000001
+# Real WebRTC media needs GStreamer's webrtcbin (tests/peers/gstwebrtc.py) and a
+# non-loopback address (libnice gathers no loopback candidate).
+HOST_IP=$(ip -4 -o addr show scope global 2>/dev/null | awk '{print $4}' | cut -d/ -f1 | head -1)
+MEDIA_IP=127.0.0.1 GST=
+if [ -n "$HOST_IP" ] && /usr/bin/python3 -c 'import gi; gi.require_version("GstWebRTC", "1.0")' 2>/dev/null &&
+    gst-inspect-1.0 webrtcbin >/dev/null 2>&1 && gst-inspect-1.0 nicesrc >/dev/null 2>&1; then
+    MEDIA_IP=$HOST_IP GST="/usr/bin/python3 $PEERS/gstwebrtc.py"
+else
+    echo "no GStreamer webrtcbin or no non-loopback address: no WebRTC media (the media panels will say so)"
+fi
 
 cat >"$WORK/cascade.ini" <<INI
 [sip]
@@ -91,7 +101,7 @@ media_ip = 127.0.0.1
 media_ports = $GBMEDIA-$((GBMEDIA + 40))
 [media]
 enabled = yes
-listen = 127.0.0.1
+listen = $MEDIA_IP
 port = $MEDIA
 connect_timeout_s = 20
 idle_stop = 10
@@ -147,14 +157,14 @@ bg bash -c "cd '$WORK' && exec timeout $((SECONDS_RUN + 10)) sipp -sf '$PEERS/si
 sed 's/pause milliseconds="300"/pause milliseconds="2000"/' "$PEERS/sipp/uac-call.xml" >"$WORK/uac-call.xml"
 bg bash -c "cd '$WORK' && exec timeout $((SECONDS_RUN + 10)) sipp 127.0.0.1:$SIP -sf uac-call.xml -s bob -i 127.0.0.1 -p $UACP \
     -r 2 -m $((2 * (SECONDS_RUN - 12))) -l 50 -nostdin >uac.out 2>&1"
-# INVITEs to a user nobody registered: 404, one every 2 s.
+# INVITEs over TCP to a user nobody registered: 404, one every 2 s.
 sed 's/STATUS/404/g' "$PEERS/sipp/uac-reject.xml" >"$WORK/reject-404.xml"
 bg bash -c "cd '$WORK' && exec timeout $((SECONDS_RUN + 10)) sipp 127.0.0.1:$SIP -sf reject-404.xml -s nobody -key target 127.0.0.1:$SIP \
-    -key mf 70 -i 127.0.0.1 -p $REJP -r 1 -rp 2000 -m $(((SECONDS_RUN - 12) / 2)) -nostdin >reject.out 2>&1"
+    -key mf 70 -i 127.0.0.1 -t t1 -p $REJP -r 1 -rp 2000 -m $(((SECONDS_RUN - 12) / 2)) -nostdin >reject.out 2>&1"
 
 # GB/T 28181: 20 devices with 2 channels, 2 registrations a second, 1 s keepalives.
 bg "$BUILD_DIR/cascade-gbsim" --target "127.0.0.1:$SIP" --target-id "$UPPER" --password dev-secret --devices 20 \
-    --channels 2 --rate 2 --keepalive 1 --quiet --duration $((SECONDS_RUN + 10)) >"$WORK/gbsim.log" 2>&1
+    --channels 2 --rate 2 --keepalive 1 --quiet --duration $((SECONDS_RUN + 10)) --json "$WORK/gbsim.json" >"$WORK/gbsim.log" 2>&1
 
 sleep 12
 # A live view of the first device's first channel, watched for 30 s over HTTP-FLV.
@@ -171,6 +181,14 @@ for i in 1 2 3; do
         --data-binary "@$PEERS/rooms/chromium_publish.sdp" "http://127.0.0.1:$API/api/v1/whip/lobby" || true
     sleep 1
 done
+# WebRTC: a GStreamer publisher (VP8 + Opus) in room "live" over WHIP, two viewers over WHEP
+# (they ask for more frames than they can get, so that they watch for their whole time).
+if [ -n "$GST" ]; then
+    bg $GST publish "http://127.0.0.1:$API/api/v1/whip/live" "$TOKEN" $((SECONDS_RUN - 20)) >"$WORK/gst-pub.log" 2>&1
+    sleep 3
+    bg $GST view "http://127.0.0.1:$API/api/v1/whep/live" "$TOKEN" $((SECONDS_RUN - 30)) 1000000 >"$WORK/gst-view1.log" 2>&1
+    bg $GST view "http://127.0.0.1:$API/api/v1/whep/live" "$TOKEN" $((SECONDS_RUN - 40)) 1000000 >"$WORK/gst-view2.log" 2>&1
+fi
 # Garbage datagrams to the SIP port for 10 s (parse errors), and API reads.
 python3 - "$SIP" <<'PY' &
 import socket, sys, time
@@ -187,11 +205,22 @@ while [ $(($(date +%s) - START)) -lt "$SECONDS_RUN" ]; do
 done
 sleep 3
 END=$(date +%s)
-echo "traffic done; sipp: $(grep -h 'Successful call' "$WORK"/reg-*.out "$WORK/uac.out" 2>/dev/null | tr -s ' ' | tr '\n' ';')"
+echo "traffic done ($((END - START)) s scraped):"
+for f in bobreg reg-20 reg-60 uac reject; do
+    [ -f "$WORK/$f.out" ] || continue
+    ok=$(awk -F'|' '/Successful call/ {gsub(/ /, "", $3); print $3}' "$WORK/$f.out" | tail -1)
+    bad=$(awk -F'|' '/Failed call/ {gsub(/ /, "", $3); print $3}' "$WORK/$f.out" | tail -1)
+    echo "  sipp $f: ${ok:-?} successful, ${bad:-?} failed"
+done
+for f in gst-pub gst-view1 gst-view2; do
+    [ -f "$WORK/$f.log" ] && echo "  $f: $(grep -a 'video_frames' "$WORK/$f.log" | tail -1)"
+done
+LOAD=$(cut -d' ' -f1 /proc/loadavg)
+echo "  load average (1 min) at the end: $LOAD on $(nproc) cores"
 
 python3 "$ROOT/scripts/dashboard-render.py" query "$ROOT/docs/grafana/cascade.json" "http://127.0.0.1:$PROM" \
     "$START" "$END" 1 1 "$WORK/data.json"
-CAPTION="$(date -u -d "@$START" '+%Y-%m-%d %H:%M') UTC, ${SECONDS_RUN} s run · rendered by scripts/dashboard-screenshot.sh from Debian's Prometheus $(prometheus --version 2>&1 | head -1 | awk '{print $3}') evaluating the dashboard's queries (not Grafana)"
+CAPTION="$(date -u -d "@$START" '+%Y-%m-%d %H:%M') UTC, ${SECONDS_RUN} s run, load average $LOAD on $(nproc) cores · rendered by scripts/dashboard-screenshot.sh from Debian's Prometheus $(prometheus --version 2>&1 | head -1 | awk '{print $3}') evaluating the dashboard's queries (not Grafana)"
 python3 "$ROOT/scripts/dashboard-render.py" html "$ROOT/docs/grafana/cascade.json" "$WORK/data.json" "$WORK/page.html" \
     "$CAPTION" | tee "$WORK/render.out"
 H=$(sed -n 's/^HEIGHT=//p' "$WORK/render.out")
