@@ -67,7 +67,7 @@ PY
 }
 BASE=$(free_ports 120)
 SIP=$BASE API=$((BASE + 4)) MEDIA=$((BASE + 8)) PROM=$((BASE + 12)) UAS=$((BASE + 16))
-REGP=$((BASE + 20)) UACP=$((BASE + 24)) REJP=$((BASE + 28)) BOBREG=$((BASE + 32)) GBMEDIA=$((BASE + 60))
+REGP=$((BASE + 20)) UACP=$((BASE + 24)) REJP=$((BASE + 28)) GBMEDIA=$((BASE + 60))
 TOKEN=dashtoken UPPER=34020000002000000001
 # Real WebRTC media needs GStreamer's webrtcbin (tests/peers/gstwebrtc.py) and a
 # non-loopback address (libnice gathers no loopback candidate).
