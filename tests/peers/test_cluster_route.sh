@@ -153,6 +153,13 @@ check "... A and B each got it from a peer" [ "$(pstat a from_peers)" -gt "$pa" 
 check "... and neither asked the cluster (nothing forwarded on)" \
     [ "$(pstat a cluster_lookups)" = "$la" ] && [ "$(pstat b cluster_lookups)" = "$lb" ]
 
+on c
+curl -s "http://127.0.0.1:$API_PORT/metrics" >"$WORK/c.prom"
+check "C's /metrics with the cluster on: well-formed, no untyped family (promcheck)" \
+    python3 "$PEERS_DIR/promcheck.py" check "$WORK/c.prom" --no-untyped
+check "... it carries the cluster and mirror counters" \
+    grep -q "^cascade_cluster_lookups" "$WORK/c.prom" && grep -q "^cascade_redis_mirror_writes_ok" "$WORK/c.prom"
+
 # ---- 5. Redis down
 for p in "${REDIS_PORTS[@]}"; do kill -9 "${REDIS_PID[$p]}"; wait "${REDIS_PID[$p]}" 2>/dev/null || true; done
 no_peers() { [ "$(cstat c nodes_live)" = 0 ]; }
