@@ -367,6 +367,8 @@ static void on_connect(uv_connect_t *c, int status)
 
 static void start_viewer(viewer_t *v)
 {
+    uv_tcp_init(loop, &v->tcp); /* first: every started viewer has a handle to close */
+    v->tcp.data = v;
     char auth[600] = "";
     if (cfg.token) snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", cfg.token);
     size_t cap = strlen(v->url->path) + strlen(v->url->host) + strlen(auth) + 128;
@@ -380,8 +382,6 @@ static void start_viewer(viewer_t *v)
              v->url->path, v->url->host, v->url->port, auth);
     v->start_ms = uv_now(loop);
     v->st = V_CONNECTING;
-    uv_tcp_init(loop, &v->tcp);
-    v->tcp.data = v;
     v->conn.data = v;
     int rc = uv_tcp_connect(&v->conn, &v->tcp, (const struct sockaddr *)&v->url->addr, on_connect);
     if (rc != 0) fail(v, uv_strerror(rc));

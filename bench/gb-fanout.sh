@@ -85,8 +85,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Run a load-side program on LOAD_CPUS.
-load() { if [ -n "$LOAD_CPUS" ]; then taskset -c "$LOAD_CPUS" "$@"; else "$@"; fi; }
+# Become a load-side program on LOAD_CPUS: `(load_exec PROG ARGS) &` so that
+# $! is the program itself (taskset execs it) and killing it stops it.
+load_exec() { if [ -n "$LOAD_CPUS" ]; then exec taskset -c "$LOAD_CPUS" "$@"; else exec "$@"; fi; }
 free_tcp_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # A free block of UDP ports P..P+COUNT-1 on 127.0.0.1 (checked now).
 free_udp_block() {
@@ -178,8 +179,8 @@ INI
     server_pid=$!
     wait_until 10 curl -fs -H 'Authorization: Bearer bench' "http://127.0.0.1:$capi/api/v1/stats" ||
         { echo "gb-fanout: cascade did not start" >&2; cat "$d/cascade.log" >&2; return 1; }
-    load "$build/cascade-gbsim" --target "127.0.0.1:$sip" --devices "$ncam" --channels 1 --media "$clip" \
-        --audio "$AUDIO" --keepalive 60 --rate 200 --quiet >"$d/gbsim.log" 2>&1 &
+    (load_exec "$build/cascade-gbsim" --target "127.0.0.1:$sip" --devices "$ncam" --channels 1 --media "$clip" \
+        --audio "$AUDIO" --keepalive 60 --rate 200 --quiet >"$d/gbsim.log" 2>&1) &
     sim_pid=$!
     online() { [ "$(curl -fs -H 'Authorization: Bearer bench' "http://127.0.0.1:$capi/api/v1/gb/devices?limit=1" | jq .online)" = "$ncam" ]; }
     wait_until 60 online || { echo "gb-fanout: cascade: not all $ncam cameras online" >&2; return 1; }
@@ -274,11 +275,11 @@ INI
         echo "http://127.0.0.1:$hp/rtp/cam$k.live.flv" >>"$flv_urls"
         echo "http://127.0.0.1:$hp/index/api/whep?app=rtp&stream=cam$k" >>"$whep_urls"
     done
-    load python3 -u "$root/bench/gb_invite.py" --listen "$sip" --device "127.0.0.1:$gp" --targets "$d/targets" \
-        >"$d/invite.log" 2>&1 &
+    (load_exec python3 -u "$root/bench/gb_invite.py" --listen "$sip" --device "127.0.0.1:$gp" --targets "$d/targets" \
+        >"$d/invite.log" 2>&1) &
     upper_pid=$!
-    load "$build/cascade-gbsim" --target "127.0.0.1:$sip" --local-port "$gp" --sockets 1 --devices "$ncam" \
-        --channels 1 --media "$clip" --audio "$AUDIO" --keepalive 60 --rate 200 --quiet >"$d/gbsim.log" 2>&1 &
+    (load_exec "$build/cascade-gbsim" --target "127.0.0.1:$sip" --local-port "$gp" --sockets 1 --devices "$ncam" \
+        --channels 1 --media "$clip" --audio "$AUDIO" --keepalive 60 --rate 200 --quiet >"$d/gbsim.log" 2>&1) &
     sim_pid=$!
     wait_until 60 grep -q '^ok ' "$d/invite.log" || { echo "gb-fanout: ZLMediaKit: INVITEs not all answered" >&2; return 1; }
     zonline() {
@@ -310,11 +311,11 @@ run_point() {
     # viewer i reads camera i mod ncam: each camera gets per viewers
     if [ "$out" = flv ]; then
         (ulimit -n 65536 2>/dev/null || true
-         exec taskset -c "${LOAD_CPUS:-0-$(($(nproc) - 1))}" "$build/cascade-flvload" --url-file "$flv_urls" \
+         load_exec "$build/cascade-flvload" --url-file "$flv_urls" \
              -n "$n" ${token:+--token "$token"} --ramp "$ramp" --duration "$dur" --quiet) >"$res" 2>"$res.err" &
     else
         (ulimit -n 65536 2>/dev/null || true
-         exec taskset -c "${LOAD_CPUS:-0-$(($(nproc) - 1))}" "$build/cascade-rtcload" --whep-file "$whep_urls" \
+         load_exec "$build/cascade-rtcload" --whep-file "$whep_urls" \
              -n "$n" ${token:+--token "$token"} --ramp "$ramp" --duration "$dur" --quiet) >"$res" 2>"$res.err" &
     fi
     lpid=$!
