@@ -28,6 +28,7 @@
 #      SERVER_CPUS=0  LOAD_CPUS=1  taskset CPU lists of the server and of the
 #                     load (gbsim, viewers, the SIP stand-in); "" = anywhere
 #      AUDIO=none|pcma|pcmu  the cameras' G.711 beside the video (none)
+#      RAMP_PER_VIEWER_MS=10  the joins are spread over N x this (at least 1 s)
 #      ZLM_ONLY=1     skip cascade;  KEEP_WORK=1  keep the work dir
 # Needs: ffmpeg with libx264, jq, curl, python3, and build/cascade,
 # cascade-gbsim, cascade-flvload, cascade-rtcload (cmake --build build
@@ -57,7 +58,7 @@ while [ $# -gt 0 ]; do
     --kbps) kbps=$2; shift ;;
     --no-single) do_single=0 ;;
     --no-multi) do_multi=0 ;;
-    -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
     *) build=$1 ;;
     esac
     shift
@@ -304,7 +305,7 @@ run_point() {
     "${srv}_start" "$ncam" || { "${srv}_stop"; echo "$srv $out $ncam $n: did not start"; return 0; }
     sleep 2
     rss0=$(proc_rss_kib "$server_pid")
-    ramp=$((n * 10 > 1000 ? n * 10 : 1000))
+    ramp=$((n * ${RAMP_PER_VIEWER_MS:-10} > 1000 ? n * ${RAMP_PER_VIEWER_MS:-10} : 1000))
     w0=$(( (ramp + 999) / 1000 + settle ))
     dur=$(( w0 + window + 2 ))
     res=$work/$srv-$out-$ncam-$n.jsonl
@@ -347,12 +348,13 @@ run_point() {
            (if $out == "flv" and $a then ($b.stalls - $a.stalls) else "-" end),
            (if $out == "flv" and $a then ($b.gaps - $a.gaps) else "-" end),
            (if $out == "flv" then ($s.ended // 0) else "-" end),
+           (if $out == "webrtc" then ($s.socket_drops // "-") else "-" end),
            $inlost, ($s.all_keyframed_ms | r(0)), ($s.client_cpu_pct | r(0))]
         | @tsv' "$res"
 }
 
 header() {
-    printf 'server\toutput\tcameras\tviewers\tconnected\tCPU%%\tCPUms/viewer/s\tRSS_MiB\tKiB/viewer\tMbps/viewer\tloss%%_window\tstalls_window\tgaps_window\tended\tsrv_in_lost\tall_key_ms\tload_CPU%%\n'
+    printf 'server\toutput\tcameras\tviewers\tconnected\tCPU%%\tCPUms/viewer/s\tRSS_MiB\tKiB/viewer\tMbps/viewer\tloss%%_window\tstalls_window\tgaps_window\tended\tviewer_drops\tsrv_in_lost\tall_key_ms\tload_CPU%%\n'
 }
 
 echo "# GB live-view fan-out $(date -u +%FT%TZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg);" \
