@@ -300,7 +300,7 @@ clk=$(getconf CLK_TCK)
 
 # run_point SERVER OUTPUT CAMERAS VIEWERS_PER_CAMERA: one table row.
 run_point() {
-    local srv=$1 out=$2 ncam=$3 per=$4 n rss0 rss1 c0 c1 l0 l1 ramp w0 dur lpid res
+    local srv=$1 out=$2 ncam=$3 per=$4 n rss0 rss1 c0 c1 l0 l1 ramp w0 dur lpid res ta tb
     n=$((ncam * per))
     "${srv}_start" "$ncam" || { "${srv}_stop"; echo "$srv $out $ncam $n: did not start"; return 0; }
     sleep 2
@@ -321,9 +321,9 @@ run_point() {
     fi
     lpid=$!
     sleep "$w0"
-    c0=$(tree_cpu_ticks "$server_pid"); l0=$("${srv}_in_lost")
+    c0=$(tree_cpu_ticks "$server_pid"); ta=$(date +%s.%N); l0=$("${srv}_in_lost")
     sleep "$window"
-    c1=$(tree_cpu_ticks "$server_pid"); l1=$("${srv}_in_lost")
+    c1=$(tree_cpu_ticks "$server_pid"); tb=$(date +%s.%N); l1=$("${srv}_in_lost")
     rss1=$(proc_rss_kib "$server_pid")
     wait "$lpid" || true
     "${srv}_stop"
@@ -331,11 +331,11 @@ run_point() {
     [ "$l0" != '-' ] && lost=$((l1 - l0))
     jq -rs --arg srv "$srv" --arg out "$out" --argjson ncam "$ncam" --argjson n "$n" --argjson ticks $((c1 - c0)) \
         --argjson clk "$clk" --argjson win "$window" --argjson w0 "$w0" --argjson rss0 "$rss0" \
-        --argjson rss1 "$rss1" --arg inlost "$lost" '
+        --argjson rss1 "$rss1" --arg inlost "$lost" --argjson real "$(echo "$tb - $ta" | bc)" '
         def r(d): if . == null then "-" else (. * pow(10; d) | round / pow(10; d) | tostring) end;
         (map(select(.summary == true)) | first // {}) as $s
         | [.[] | select(.t != null and .t >= $w0 and .t <= $w0 + $win)] as $w
-        | ($ticks / $clk / $win * 100) as $cpu
+        | ($ticks / $clk / $real * 100) as $cpu
         | (if ($w | length) > 1 then ($w | first) else null end) as $a
         | (if ($w | length) > 1 then ($w | last) else null end) as $b
         | (if $a and $out == "webrtc" and $b.expected > $a.expected
@@ -349,12 +349,15 @@ run_point() {
            (if $out == "flv" and $a then ($b.gaps - $a.gaps) else "-" end),
            (if $out == "flv" then ($s.ended // 0) else "-" end),
            (if $out == "webrtc" then ($s.socket_drops // "-") else "-" end),
-           $inlost, ($s.all_keyframed_ms | r(0)), ($s.client_cpu_pct | r(0))]
+           $inlost, ($s.all_keyframed_ms | r(0)), ($s.client_cpu_pct | r(0)), ($real | r(1)),
+           # a window much longer than asked: the processes were stopped (another
+           # bench froze them) or starved; the row is not a measurement
+           (if $real > $win + 2 then "late" else "ok" end)]
         | @tsv' "$res"
 }
 
 header() {
-    printf 'server\toutput\tcameras\tviewers\tconnected\tCPU%%\tCPUms/viewer/s\tRSS_MiB\tKiB/viewer\tMbps/viewer\tloss%%_window\tstalls_window\tgaps_window\tended\tviewer_drops\tsrv_in_lost\tall_key_ms\tload_CPU%%\n'
+    printf 'server\toutput\tcameras\tviewers\tconnected\tCPU%%\tCPUms/viewer/s\tRSS_MiB\tKiB/viewer\tMbps/viewer\tloss%%_window\tstalls_window\tgaps_window\tended\tviewer_drops\tsrv_in_lost\tall_key_ms\tload_CPU%%\twindow_s\tcheck\n'
 }
 
 echo "# GB live-view fan-out $(date -u +%FT%TZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg);" \
