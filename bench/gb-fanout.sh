@@ -26,7 +26,8 @@
 #                           [--no-single] [--no-multi] [BUILD_DIR]
 # env: ZLM_BIN=/path/MediaServer  also run ZLMediaKit, same cases, same run
 #      SERVER_CPUS=0  LOAD_CPUS=1  taskset CPU lists of the server and of the
-#                     load (gbsim, viewers, the SIP stand-in); "" = anywhere
+#                     load (viewers, the SIP stand-in); "" = anywhere
+#      SIM_CPUS=$LOAD_CPUS  the cameras' (cascade-gbsim's) CPU list
 #      AUDIO=none|pcma|pcmu  the cameras' G.711 beside the video (none)
 #      RAMP_PER_VIEWER_MS=10  the joins are spread over N x this (at least 1 s)
 #      ZLM_ONLY=1     skip cascade;  KEEP_WORK=1  keep the work dir
@@ -75,7 +76,8 @@ if [ -n "${ZLM_BIN:-}" ] && [ ! -x "$ZLM_BIN" ]; then echo "gb-fanout: ZLM_BIN=$
 
 SERVER_CPUS=${SERVER_CPUS-0}
 LOAD_CPUS=${LOAD_CPUS-1}
-[ "$(nproc)" -lt 2 ] && { SERVER_CPUS=; LOAD_CPUS=; }
+SIM_CPUS=${SIM_CPUS-$LOAD_CPUS}
+[ "$(nproc)" -lt 2 ] && { SERVER_CPUS=; LOAD_CPUS=; SIM_CPUS=; }
 server_cpus=$SERVER_CPUS
 AUDIO=${AUDIO:-none}
 work=$(mktemp -d /tmp/cascade-gb-fanout.XXXXXX)
@@ -89,6 +91,8 @@ trap cleanup EXIT
 # Become a load-side program on LOAD_CPUS: `(load_exec PROG ARGS) &` so that
 # $! is the program itself (taskset execs it) and killing it stops it.
 load_exec() { if [ -n "$LOAD_CPUS" ]; then exec taskset -c "$LOAD_CPUS" "$@"; else exec "$@"; fi; }
+# The same for the cameras (cascade-gbsim), on SIM_CPUS.
+sim_exec() { if [ -n "$SIM_CPUS" ]; then exec taskset -c "$SIM_CPUS" "$@"; else exec "$@"; fi; }
 free_tcp_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # A free block of UDP ports P..P+COUNT-1 on 127.0.0.1 (checked now).
 free_udp_block() {
@@ -180,7 +184,7 @@ INI
     server_pid=$!
     wait_until 10 curl -fs -H 'Authorization: Bearer bench' "http://127.0.0.1:$capi/api/v1/stats" ||
         { echo "gb-fanout: cascade did not start" >&2; cat "$d/cascade.log" >&2; return 1; }
-    (load_exec "$build/cascade-gbsim" --target "127.0.0.1:$sip" --devices "$ncam" --channels 1 --media "$clip" \
+    (sim_exec "$build/cascade-gbsim" --target "127.0.0.1:$sip" --devices "$ncam" --channels 1 --media "$clip" \
         --audio "$AUDIO" --keepalive 60 --rate 200 --quiet >"$d/gbsim.log" 2>&1) &
     sim_pid=$!
     online() { [ "$(curl -fs -H 'Authorization: Bearer bench' "http://127.0.0.1:$capi/api/v1/gb/devices?limit=1" | jq .online)" = "$ncam" ]; }
@@ -202,6 +206,10 @@ INI
 }
 cascade_in_lost() {
     curl -fs -H 'Authorization: Bearer bench' "http://127.0.0.1:$capi/api/v1/gb/streams" | jq '[.streams[].lost] | add // 0'
+}
+cascade_in_kbps() {
+    curl -fs -H 'Authorization: Bearer bench' "http://127.0.0.1:$capi/api/v1/gb/streams" |
+        jq --argjson n "$1" '[.streams[].bitrate_bps] | add // 0 | . / 1000 / $n | round'
 }
 cascade_stop() {
     kill_quietly "$sim_pid"; wait "$sim_pid" 2>/dev/null || true; sim_pid=
@@ -279,7 +287,7 @@ INI
     (load_exec python3 -u "$root/bench/gb_invite.py" --listen "$sip" --device "127.0.0.1:$gp" --targets "$d/targets" \
         >"$d/invite.log" 2>&1) &
     upper_pid=$!
-    (load_exec "$build/cascade-gbsim" --target "127.0.0.1:$sip" --local-port "$gp" --sockets 1 --devices "$ncam" \
+    (sim_exec "$build/cascade-gbsim" --target "127.0.0.1:$sip" --local-port "$gp" --sockets 1 --devices "$ncam" \
         --channels 1 --media "$clip" --audio "$AUDIO" --keepalive 60 --rate 200 --quiet >"$d/gbsim.log" 2>&1) &
     sim_pid=$!
     wait_until 60 grep -q '^ok ' "$d/invite.log" || { echo "gb-fanout: ZLMediaKit: INVITEs not all answered" >&2; return 1; }
@@ -290,6 +298,10 @@ INI
     token=''
 }
 zlm_in_lost() { echo '-'; }
+zlm_in_kbps() {
+    curl -fs "$zapi/getMediaList?secret=bench&schema=rtmp&app=rtp" |
+        jq --argjson n "$1" '[.data[]?.bytesSpeed] | add // 0 | . * 8 / 1000 / $n | round'
+}
 zlm_stop() {
     kill_quietly "$upper_pid" "$sim_pid"; wait "$upper_pid" "$sim_pid" 2>/dev/null || true; upper_pid='' sim_pid=''
     stop_server
@@ -324,6 +336,11 @@ run_point() {
     c0=$(tree_cpu_ticks "$server_pid"); ta=$(date +%s.%N); l0=$("${srv}_in_lost")
     sleep "$window"
     c1=$(tree_cpu_ticks "$server_pid"); tb=$(date +%s.%N); l1=$("${srv}_in_lost")
+    # what the cameras delivered, kbit/s per camera as the server measured it
+    # at the window's end: below the clip's rate, the cameras (gbsim) were
+    # starved, not the server
+    local camkbps
+    camkbps=$("${srv}_in_kbps" "$ncam" || echo -)
     rss1=$(proc_rss_kib "$server_pid")
     wait "$lpid" || true
     "${srv}_stop"
@@ -331,7 +348,7 @@ run_point() {
     [ "$l0" != '-' ] && lost=$((l1 - l0))
     jq -rs --arg srv "$srv" --arg out "$out" --argjson ncam "$ncam" --argjson n "$n" --argjson ticks $((c1 - c0)) \
         --argjson clk "$clk" --argjson win "$window" --argjson w0 "$w0" --argjson rss0 "$rss0" \
-        --argjson rss1 "$rss1" --arg inlost "$lost" --argjson real "$(echo "$tb - $ta" | bc)" '
+        --argjson rss1 "$rss1" --arg inlost "$lost" --argjson real "$(echo "$tb - $ta" | bc)" --arg camkbps "${camkbps:--}" '
         def r(d): if . == null then "-" else (. * pow(10; d) | round / pow(10; d) | tostring) end;
         (map(select(.summary == true)) | first // {}) as $s
         | [.[] | select(.t != null and .t >= $w0 and .t <= $w0 + $win)] as $w
@@ -349,7 +366,7 @@ run_point() {
            (if $out == "flv" and $a then ($b.gaps - $a.gaps) else "-" end),
            (if $out == "flv" then ($s.ended // 0) else "-" end),
            (if $out == "webrtc" then ($s.socket_drops // "-") else "-" end),
-           $inlost, ($s.all_keyframed_ms | r(0)), ($s.client_cpu_pct | r(0)), ($real | r(1)),
+           $inlost, $camkbps, ($s.all_keyframed_ms | r(0)), ($s.client_cpu_pct | r(0)), ($real | r(1)),
            # a window much longer than asked: the processes were stopped (another
            # bench froze them) or starved; the row is not a measurement
            (if $real > $win + 2 then "late" else "ok" end)]
@@ -357,12 +374,12 @@ run_point() {
 }
 
 header() {
-    printf 'server\toutput\tcameras\tviewers\tconnected\tCPU%%\tCPUms/viewer/s\tRSS_MiB\tKiB/viewer\tMbps/viewer\tloss%%_window\tstalls_window\tgaps_window\tended\tviewer_drops\tsrv_in_lost\tall_key_ms\tload_CPU%%\twindow_s\tcheck\n'
+    printf 'server\toutput\tcameras\tviewers\tconnected\tCPU%%\tCPUms/viewer/s\tRSS_MiB\tKiB/viewer\tMbps/viewer\tloss%%_window\tstalls_window\tgaps_window\tended\tviewer_drops\tsrv_in_lost\tcam_in_kbps\tall_key_ms\tload_CPU%%\twindow_s\tcheck\n'
 }
 
 echo "# GB live-view fan-out $(date -u +%FT%TZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg);" \
      "clip $clip_kbps kbit/s 1280x720 25 fps H.264 audio $AUDIO; window ${window}s; server CPUs ${SERVER_CPUS:-any}," \
-     "load CPUs ${LOAD_CPUS:-any}"
+     "load CPUs ${LOAD_CPUS:-any}, cameras' CPUs ${SIM_CPUS:-any}"
 servers=()
 [ "${ZLM_ONLY:-0}" = 1 ] || servers+=(cascade)
 [ -n "${ZLM_BIN:-}" ] && servers+=(zlm)
