@@ -310,9 +310,16 @@ zlm_stop() {
 # ---- one measurement ----
 clk=$(getconf CLK_TCK)
 
+# ns the threads of a process spent runnable but waiting for a CPU
+# (/proc/<pid>/task/*/schedstat, second field): a server that waits much was
+# starved by other load on its CPUs, and its figures are not its own.
+run_wait_ns() {
+    cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $2} END {printf "%d\n", s}'
+}
+
 # run_point SERVER OUTPUT CAMERAS VIEWERS_PER_CAMERA: one table row.
 run_point() {
-    local srv=$1 out=$2 ncam=$3 per=$4 n rss0 rss1 c0 c1 l0 l1 ramp w0 dur lpid res ta tb
+    local srv=$1 out=$2 ncam=$3 per=$4 n rss0 rss1 c0 c1 l0 l1 ramp w0 dur lpid res ta tb q0 q1
     n=$((ncam * per))
     "${srv}_start" "$ncam" || { "${srv}_stop"; echo "$srv $out $ncam $n: did not start"; return 0; }
     sleep 2
@@ -333,9 +340,9 @@ run_point() {
     fi
     lpid=$!
     sleep "$w0"
-    c0=$(tree_cpu_ticks "$server_pid"); ta=$(date +%s.%N); l0=$("${srv}_in_lost")
+    c0=$(tree_cpu_ticks "$server_pid"); ta=$(date +%s.%N); q0=$(run_wait_ns "$server_pid"); l0=$("${srv}_in_lost")
     sleep "$window"
-    c1=$(tree_cpu_ticks "$server_pid"); tb=$(date +%s.%N); l1=$("${srv}_in_lost")
+    c1=$(tree_cpu_ticks "$server_pid"); tb=$(date +%s.%N); q1=$(run_wait_ns "$server_pid"); l1=$("${srv}_in_lost")
     # what the cameras delivered, kbit/s per camera as the server measured it
     # at the window's end: below the clip's rate, the cameras (gbsim) were
     # starved, not the server
@@ -348,7 +355,7 @@ run_point() {
     [ "$l0" != '-' ] && lost=$((l1 - l0))
     jq -rs --arg srv "$srv" --arg out "$out" --argjson ncam "$ncam" --argjson n "$n" --argjson ticks $((c1 - c0)) \
         --argjson clk "$clk" --argjson win "$window" --argjson w0 "$w0" --argjson rss0 "$rss0" \
-        --argjson rss1 "$rss1" --arg inlost "$lost" --argjson real "$(echo "$tb - $ta" | bc)" --arg camkbps "${camkbps:--}" '
+        --argjson rss1 "$rss1" --arg inlost "$lost" --argjson real "$(echo "$tb - $ta" | bc)" --arg camkbps "${camkbps:--}" --argjson qwait $((q1 - q0)) '
         def r(d): if . == null then "-" else (. * pow(10; d) | round / pow(10; d) | tostring) end;
         (map(select(.summary == true)) | first // {}) as $s
         | [.[] | select(.t != null and .t >= $w0 and .t <= $w0 + $win)] as $w
@@ -367,14 +374,15 @@ run_point() {
            (if $out == "flv" then ($s.ended // 0) else "-" end),
            (if $out == "webrtc" then ($s.socket_drops // "-") else "-" end),
            $inlost, $camkbps, ($s.all_keyframed_ms | r(0)), ($s.client_cpu_pct | r(0)), ($real | r(1)),
+           ($qwait / 1e9 / $real * 100 | r(1)),
            # a window much longer than asked: the processes were stopped (another
            # bench froze them) or starved; the row is not a measurement
-           (if $real > $win + 2 then "late" else "ok" end)]
+           (if $real > $win + 2 then "late" elif $qwait / 1e9 / $real > 0.1 then "starved" else "ok" end)]
         | @tsv' "$res"
 }
 
 header() {
-    printf 'server\toutput\tcameras\tviewers\tconnected\tCPU%%\tCPUms/viewer/s\tRSS_MiB\tKiB/viewer\tMbps/viewer\tloss%%_window\tstalls_window\tgaps_window\tended\tviewer_drops\tsrv_in_lost\tcam_in_kbps\tall_key_ms\tload_CPU%%\twindow_s\tcheck\n'
+    printf 'server\toutput\tcameras\tviewers\tconnected\tCPU%%\tCPUms/viewer/s\tRSS_MiB\tKiB/viewer\tMbps/viewer\tloss%%_window\tstalls_window\tgaps_window\tended\tviewer_drops\tsrv_in_lost\tcam_in_kbps\tall_key_ms\tload_CPU%%\twindow_s\tsrv_wait%%\tcheck\n'
 }
 
 echo "# GB live-view fan-out $(date -u +%FT%TZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg);" \
