@@ -314,7 +314,7 @@ clk=$(getconf CLK_TCK)
 # (/proc/<pid>/task/*/schedstat, second field): a server that waits much was
 # starved by other load on its CPUs, and its figures are not its own.
 run_wait_ns() {
-    cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $2} END {printf "%d\n", s}'
+    cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $2} END {printf "%.0f\n", s}'
 }
 
 # run_point SERVER OUTPUT CAMERAS VIEWERS_PER_CAMERA: one table row.
