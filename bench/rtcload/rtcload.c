@@ -137,10 +137,17 @@ typedef struct viewer {
     uint64_t janus_handle;
     char *location;
     const char *fail_why;
+    const struct whep_target *tgt; /* WHEP: where this viewer posts (--whep, or its --whep-file line) */
 } viewer_t;
 
+/* A WHEP endpoint: the address, Host and path of its URL. */
+struct whep_target {
+    struct sockaddr_in addr;
+    char hostport[256], path[512];
+};
+
 static struct {
-    const char *whep, *token, *janus, *bind_ip;
+    const char *whep, *whep_file, *token, *janus, *bind_ip;
     uint64_t mountpoint;
     int n, ramp_ms, duration_s, inflight;
     bool decrypt_all, quiet, print_sdp;
@@ -152,6 +159,8 @@ static struct dtls_context *dctx;
 static char our_fp[DTLS_FP_ATTR_LEN + 1];
 static struct sockaddr_in srv_addr;
 static char srv_hostport[256], srv_path[512];
+static struct whep_target *whep_tgts;  /* WHEP: one per URL; viewer i takes i mod count */
+static int n_whep_tgts;
 static char auth_hdr[600];
 static uint64_t janus_session;
 static uint64_t t0, t_end;
@@ -608,8 +617,8 @@ static void whep_join(viewer_t *v)
     }
     if (cfg.print_sdp && v->idx == 0)
         fprintf(stderr, "--- offer (viewer 0)\n%s", sdp);
-    rl_http_request(&srv_addr, srv_hostport, "POST", srv_path, "application/sdp", cfg.token ? auth_hdr : NULL, sdp,
-                    (size_t)n, on_whep_answer, v);
+    rl_http_request(&v->tgt->addr, v->tgt->hostport, "POST", v->tgt->path, "application/sdp",
+                    cfg.token ? auth_hdr : NULL, sdp, (size_t)n, on_whep_answer, v);
 }
 
 static void on_ignore(void *user, const rl_http_resp_t *r)
@@ -989,7 +998,7 @@ static void finish_run(void)
     } else {
         for (int i = 0; i < joined; i++)
             if (viewers[i].location)
-                rl_http_request(&srv_addr, srv_hostport, "DELETE", viewers[i].location, NULL,
+                rl_http_request(&viewers[i].tgt->addr, viewers[i].tgt->hostport, "DELETE", viewers[i].location, NULL,
                                 cfg.token ? auth_hdr : NULL, NULL, 0, on_ignore, NULL);
     }
     t_end = now_ms();
@@ -1074,10 +1083,40 @@ static void on_janus_session(void *user, const rl_http_resp_t *r)
     begin_run();
 }
 
+/* --whep-file: one WHEP URL a line (blank lines and # comments skipped). */
+static int load_whep_file(const char *file)
+{
+    FILE *f = fopen(file, "r");
+    if (!f) {
+        fprintf(stderr, "rtcload: cannot read %s\n", file);
+        return -1;
+    }
+    char line[1024];
+    while (fgets(line, sizeof line, f)) {
+        size_t l = strcspn(line, "\r\n");
+        line[l] = 0;
+        if (!l || line[0] == '#') continue;
+        struct whep_target *t = realloc(whep_tgts, (size_t)(n_whep_tgts + 1) * sizeof *t);
+        if (!t) break;
+        whep_tgts = t;
+        t = &whep_tgts[n_whep_tgts];
+        if (rl_http_url(line, &t->addr, t->hostport, sizeof t->hostport, t->path, sizeof t->path) < 0) {
+            fprintf(stderr, "rtcload: cannot use URL %s (http://host:port/path)\n", line);
+            fclose(f);
+            return -1;
+        }
+        n_whep_tgts++;
+    }
+    fclose(f);
+    if (n_whep_tgts == 0) fprintf(stderr, "rtcload: no URL in %s\n", file);
+    return n_whep_tgts ? 0 : -1;
+}
+
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: cascade-rtcload (--whep URL [--token T] | --janus URL --mountpoint ID) [options]\n"
+            "usage: cascade-rtcload (--whep URL|--whep-file FILE [--token T] | --janus URL --mountpoint ID) [options]\n"
+            "  --whep-file FILE     WHEP URLs, one a line: viewer i posts to line i mod count\n"
             "  -n, --viewers N      viewers (10)\n"
             "  --ramp MS            spread the joins over MS milliseconds (2000; 0: all at once)\n"
             "  --duration S         run S seconds from the first join, then summarise (30)\n"
@@ -1100,11 +1139,13 @@ static void parse_args(int argc, char **argv)
         {"duration", required_argument, 0, 'd'}, {"bind", required_argument, 0, 'b'},
         {"inflight", required_argument, 0, 'i'}, {"decrypt-all", no_argument, 0, 'a'},
         {"quiet", no_argument, 0, 'q'},          {"print-sdp", no_argument, 0, 'p'},
+        {"whep-file", required_argument, 0, 'W'},
         {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "n:", opts, NULL)) != -1) {
         switch (c) {
         case 'w': cfg.whep = optarg; break;
+        case 'W': cfg.whep_file = optarg; break;
         case 't': cfg.token = optarg; break;
         case 'j': cfg.janus = optarg; break;
         case 'm': cfg.mountpoint = strtoull(optarg, NULL, 10); break;
@@ -1119,6 +1160,8 @@ static void parse_args(int argc, char **argv)
         default: usage();
         }
     }
+    if (cfg.whep && cfg.whep_file) usage();
+    if (cfg.whep_file) cfg.whep = cfg.whep_file;
     if (!!cfg.whep == !!cfg.janus || cfg.n <= 0 || cfg.n > 20000 || cfg.duration_s <= 0 ||
         (cfg.janus && !cfg.mountpoint))
         usage();
@@ -1133,10 +1176,22 @@ int main(int argc, char **argv)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
-    const char *url = cfg.whep ? cfg.whep : cfg.janus;
-    if (rl_http_url(url, &srv_addr, srv_hostport, sizeof srv_hostport, srv_path, sizeof srv_path) < 0) {
-        fprintf(stderr, "rtcload: cannot use URL %s (http://host:port/path)\n", url);
-        return 2;
+    if (cfg.whep_file) {
+        if (load_whep_file(cfg.whep_file) < 0) return 2;
+    } else {
+        const char *url = cfg.whep ? cfg.whep : cfg.janus;
+        if (rl_http_url(url, &srv_addr, srv_hostport, sizeof srv_hostport, srv_path, sizeof srv_path) < 0) {
+            fprintf(stderr, "rtcload: cannot use URL %s (http://host:port/path)\n", url);
+            return 2;
+        }
+        if (cfg.whep) {
+            whep_tgts = calloc(1, sizeof *whep_tgts);
+            if (!whep_tgts) return 1;
+            whep_tgts[0].addr = srv_addr;
+            memcpy(whep_tgts[0].hostport, srv_hostport, sizeof srv_hostport);
+            memcpy(whep_tgts[0].path, srv_path, sizeof srv_path);
+            n_whep_tgts = 1;
+        }
     }
     if (cfg.token)
         snprintf(auth_hdr, sizeof auth_hdr, "Bearer %s", cfg.token);
@@ -1150,8 +1205,10 @@ int main(int argc, char **argv)
     viewers = calloc((size_t)cfg.n, sizeof *viewers);
     if (!viewers)
         return 1;
-    for (int i = 0; i < cfg.n; i++)
+    for (int i = 0; i < cfg.n; i++) {
         viewers[i].idx = i;
+        viewers[i].tgt = n_whep_tgts ? &whep_tgts[i % n_whep_tgts] : NULL;
+    }
     loop = uv_default_loop();
     rl_http_init(loop, cfg.inflight);
     uv_timer_init(loop, &tick_timer);
@@ -1170,6 +1227,7 @@ int main(int argc, char **argv)
         free(viewers[i].location);
     }
     free(viewers);
+    free(whep_tgts);
     dtls_context_free(dctx);
     uv_loop_close(loop);
     return 0;
