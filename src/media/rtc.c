@@ -400,7 +400,8 @@ static void dtls_established(struct rtc_peer *p)
     t->npeers_connected++;
     t->stats.dtls_handshakes++;
     peer_arm(p);
-    log_debug("rtc: peer %s connected via %s", p->ufrag, p->remote);
+    log_debug("rtc: peer %s connected via %s, SRTP %s", p->ufrag, p->remote,
+              dtls_srtp_profile_name(msrtp_profile(p->srtp_out)));
     if (t->cb.connected && !t->freeing) t->cb.connected(t->cb.user, p);
 }
 
