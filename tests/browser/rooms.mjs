@@ -257,8 +257,10 @@ try {
   current = 'srtp-cipher';
   const ciphers = {};
   for (const n of ['publisher', ...viewers]) ciphers[n] = (await pages[n].page.evaluate(() => window.room.stats())).srtpCipher;
+  // (Chromium names it SRTP_AEAD_AES_128_GCM, as BoringSSL does; the stats
+  // spec, AEAD_AES_128_GCM.)
   for (const [n, c] of Object.entries(ciphers))
-    if (c !== 'AEAD_AES_128_GCM') throw new Error(`${n}: srtpCipher ${c}, expected AEAD_AES_128_GCM`);
+    if (!/^(SRTP_)?AEAD_AES_128_GCM$/.test(c || '')) throw new Error(`${n}: srtpCipher ${c}, expected AEAD_AES_128_GCM`);
   step('srtp-cipher', { ciphers });
 
   current = 'joined';
