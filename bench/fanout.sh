@@ -17,7 +17,9 @@
 #      JANUS_RELAY_THREADS=k the streaming mountpoint's helper threads for
 #                           relaying (its "threads"; default 0, as Janus ships)
 #      KEEP_WORK=1          keep the work dir (logs, rtcload's JSON lines)
-#      RTCLOAD_ARGS="..."   more rtcload options (e.g. --decrypt-all)
+#      RTCLOAD_ARGS="..."   more rtcload options (e.g. --decrypt-all, --srtp cm)
+# Columns srtp (the profile the viewers agreed on) and load1 (the machine's
+# 1-minute load average as the point started: the machine may be shared).
 # Needs: janus, gst-launch-1.0 with x264enc (gstreamer1.0-plugins-ugly) and
 # opusenc, jq, and build/cascade-rtcload (cmake --build build --target
 # cascade-rtcload). Not a test: it loads both cores for minutes.
@@ -215,10 +217,11 @@ clk=$(getconf CLK_TCK)
 
 # run_point SERVER N RAMP_MS -> one table row on stdout, rtcload's lines in the work dir.
 run_point() {
-    local srv=$1 n=$2 ramp=$3 out rss0 rss1 c0 c1 d0 d1 dur w0 b0 b1
+    local srv=$1 n=$2 ramp=$3 out rss0 rss1 c0 c1 d0 d1 dur w0 b0 b1 load1
     "${srv}_start" || return 1
     sleep 2                       # the source is flowing and the server settled
     rss0=$(proc_rss_kib "$server_pid")
+    load1=$(cut -d' ' -f1 /proc/loadavg)   # the machine's load as the point starts
     out=$work/$srv-$n.jsonl
     w0=$(( (ramp + 999) / 1000 + settle ))
     dur=$(( w0 + window + 2 ))
@@ -243,7 +246,7 @@ run_point() {
     # per-second lines; connection times from its summary.
     jq -rs --arg srv "$srv" --argjson n "$n" --argjson ticks $((c1 - c0)) --argjson clk "$clk" \
         --argjson win "$window" --argjson w0 "$w0" --argjson rss0 "$rss0" --argjson rss1 "$rss1" \
-        --argjson indrops $((d1 - d0)) --argjson b0 "$b0" --argjson b1 "$b1" '
+        --argjson indrops $((d1 - d0)) --argjson b0 "$b0" --argjson b1 "$b1" --arg load1 "$load1" '
         def r(d): if . == null then "-" else (. * pow(10; d) | round / pow(10; d) | tostring) end;
         # the delay histogram of the window: second reading less the first
         ($b0 | map({key: (.[0] | tostring), value: .[1]}) | from_entries) as $m0
@@ -266,12 +269,17 @@ run_point() {
            ($loss | r(3)), ($s.loss_pct | r(3)), $indrops, ($s.socket_drops // "-"),
            (if $pps then $pps / $n else null end | r(0)), (if $mbps then $mbps / $n else null end | r(2)),
            ($s.all_connected_ms | r(0)), ($s.all_keyframed_ms | r(0)), ($s.client_cpu_pct | r(0)),
-           (dq(0.5) | r(0)), (dq(0.99) | r(0))]
+           (dq(0.5) | r(0)), (dq(0.99) | r(0)),
+           # the SRTP profile the viewers agreed on (rtcload offers GCM, then CM)
+           (if ($s.srtp_gcm // 0) == ($s.connected // -1) then "gcm"
+            elif ($s.srtp_cm // 0) == ($s.connected // -1) then "cm"
+            else "gcm:\($s.srtp_gcm // "-")/cm:\($s.srtp_cm // "-")" end),
+           $load1]
         | @tsv' "$out"
 }
 
 header() {
-    printf 'server\tN\tconnected\tCPU%%\tCPUms/viewer/s\tRSS_MiB\tKiB/viewer\tloss%%_window\tloss%%_run\tsrv_in_drops\tviewer_drops\tpps/viewer\tMbps/viewer\tall_conn_ms\tall_key_ms\trtcload_CPU%%\tfwd_p50_us\tfwd_p99_us\n'
+    printf 'server\tN\tconnected\tCPU%%\tCPUms/viewer/s\tRSS_MiB\tKiB/viewer\tloss%%_window\tloss%%_run\tsrv_in_drops\tviewer_drops\tpps/viewer\tMbps/viewer\tall_conn_ms\tall_key_ms\trtcload_CPU%%\tfwd_p50_us\tfwd_p99_us\tsrtp\tload1\n'
 }
 
 # The join storm: N viewers within 2 s; the figure is all_keyframed_ms.

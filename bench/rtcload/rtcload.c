@@ -151,7 +151,8 @@ static struct {
     uint64_t mountpoint;
     int n, ramp_ms, duration_s, inflight;
     bool decrypt_all, quiet, print_sdp;
-} cfg = {.n = 10, .ramp_ms = 2000, .duration_s = 30, .inflight = 16};
+    unsigned srtp;   /* DTLS_PROFILE_* offered */
+} cfg = {.n = 10, .ramp_ms = 2000, .duration_s = 30, .inflight = 16, .srtp = DTLS_PROFILE_CM | DTLS_PROFILE_GCM};
 
 static uv_loop_t *loop;
 static viewer_t *viewers;
@@ -355,14 +356,15 @@ static void on_rtp(viewer_t *v, uint8_t *buf, size_t len, uint64_t t)
             return;
     } else {
         /* The header is in the clear: enough to count and find holes. */
-        if (len < GB_RTP_HEADER_LEN + MSRTP_RTP_TRAILER)
+        size_t trailer = msrtp_rtp_trailer(v->in);
+        if (len < GB_RTP_HEADER_LEN + trailer)
             return;
         memset(&p, 0, sizeof p);
         p.payload_type = buf[1] & 0x7f;
         p.seq = (uint16_t)(buf[2] << 8 | buf[3]);
         p.timestamp = (uint32_t)buf[4] << 24 | (uint32_t)buf[5] << 16 | (uint32_t)buf[6] << 8 | buf[7];
         p.ssrc = (uint32_t)buf[8] << 24 | (uint32_t)buf[9] << 16 | (uint32_t)buf[10] << 8 | buf[11];
-        p.payload_len = len - GB_RTP_HEADER_LEN - MSRTP_RTP_TRAILER;
+        p.payload_len = len - GB_RTP_HEADER_LEN - trailer;
     }
     stream_t *s = stream_for(v, p.ssrc, p.payload_type);
     if (!s)
@@ -827,7 +829,7 @@ static double quant_ms(uint64_t *a, size_t n, double q)
 }
 
 typedef struct {
-    int connected, keyframed, failed, signaling, ice, dtls;
+    int connected, keyframed, failed, signaling, ice, dtls, gcm, cm;
     uint64_t pkts, bytes, nacks, plis, expected, lost, auth_fail;
     double jitter_ms_sum;
     int jitter_n;
@@ -839,6 +841,8 @@ static totals_t totals(void)
     for (int i = 0; i < joined; i++) {
         viewer_t *v = &viewers[i];
         t.connected += v->t_conn != 0;
+        t.gcm += v->in && msrtp_profile(v->in) == DTLS_SRTP_AEAD_AES_128_GCM;
+        t.cm += v->in && msrtp_profile(v->in) == DTLS_SRTP_AES128_CM_SHA1_80;
         t.keyframed += v->keyframed;
         t.failed += v->state == V_FAILED;
         t.signaling += v->state == V_SIGNALING;
@@ -945,8 +949,8 @@ static void print_summary(void)
                    ru.ru_stime.tv_usec / 1e6;
     double wall_s = (double)(now_ns() - t0) / 1e9;
     printf("{\"summary\":true,\"mode\":\"%s\",\"viewers\":%d,\"joined\":%d,\"connected\":%d,\"keyframed\":%d,"
-           "\"failed\":%d,\"signaling_failures\":%" PRIu64 ",",
-           cfg.janus ? "janus" : "whep", cfg.n, joined, t.connected, t.keyframed, t.failed, sig_fail);
+           "\"failed\":%d,\"signaling_failures\":%" PRIu64 ",\"srtp_gcm\":%d,\"srtp_cm\":%d,",
+           cfg.janus ? "janus" : "whep", cfg.n, joined, t.connected, t.keyframed, t.failed, sig_fail, t.gcm, t.cm);
     if (t.connected == cfg.n)
         printf("\"all_connected_ms\":%.0f,", (double)(last_conn - first_join) / 1e6);
     else
@@ -1125,6 +1129,8 @@ static void usage(void)
             "  --inflight K         signaling requests at once (16)\n"
             "  --decrypt-all        unprotect every packet (default: until the first key frame,\n"
             "                       then count from the clear RTP header only)\n"
+            "  --srtp gcm|cm|both   DTLS-SRTP profiles offered (both: AEAD_AES_128_GCM first,\n"
+            "                       then AES128_CM_SHA1_80; the summary counts what was agreed)\n"
             "  --quiet              no per-viewer failure lines on stderr\n"
             "  --print-sdp          viewer 0's offer and answer on stderr\n");
     exit(2);
@@ -1139,7 +1145,7 @@ static void parse_args(int argc, char **argv)
         {"duration", required_argument, 0, 'd'}, {"bind", required_argument, 0, 'b'},
         {"inflight", required_argument, 0, 'i'}, {"decrypt-all", no_argument, 0, 'a'},
         {"quiet", no_argument, 0, 'q'},          {"print-sdp", no_argument, 0, 'p'},
-        {"whep-file", required_argument, 0, 'W'},
+        {"whep-file", required_argument, 0, 'W'}, {"srtp", required_argument, 0, 's'},
         {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "n:", opts, NULL)) != -1) {
@@ -1157,6 +1163,14 @@ static void parse_args(int argc, char **argv)
         case 'a': cfg.decrypt_all = true; break;
         case 'q': cfg.quiet = true; break;
         case 'p': cfg.print_sdp = true; break;
+        case 's':
+            cfg.srtp = !strcmp(optarg, "gcm")    ? DTLS_PROFILE_GCM
+                       : !strcmp(optarg, "cm")   ? DTLS_PROFILE_CM
+                       : !strcmp(optarg, "both") ? DTLS_PROFILE_CM | DTLS_PROFILE_GCM
+                                                 : 0;
+            if (!cfg.srtp)
+                usage();
+            break;
         default: usage();
         }
     }
@@ -1199,6 +1213,10 @@ int main(int argc, char **argv)
     dctx = dtls_context_new(DTLS_FIRST_TIMEOUT_MS, err, sizeof err);
     if (!dctx) {
         fprintf(stderr, "rtcload: DTLS: %s\n", err);
+        return 1;
+    }
+    if (dtls_context_set_profiles(dctx, cfg.srtp) < 0) {
+        fprintf(stderr, "rtcload: DTLS: cannot set the SRTP profiles\n");
         return 1;
     }
     snprintf(our_fp, sizeof our_fp, "%s", dtls_context_fingerprint(dctx));

@@ -88,7 +88,8 @@ static const struct stats_member members[] = {
     G("media.rooms"), G("media.participants"), G("media.publishers"), G("media.viewers"), C("media.rtp_forwarded"),
     C("media.rtp_dropped"), C("media.nacks_answered"), C("media.nacks_forwarded"), C("media.plis_sent"),
     G("media.rtc.peers"), G("media.rtc.peers_connected"), C("media.rtc.stun_ok"), C("media.rtc.stun_refused"),
-    C("media.rtc.dtls_handshakes"), C("media.rtc.dtls_failed"), C("media.rtc.dropped_unknown_source"),
+    C("media.rtc.dtls_handshakes"), C("media.rtc.dtls_failed"), C("media.rtc.srtp_gcm"), C("media.rtc.srtp_cm"),
+    C("media.rtc.dropped_unknown_source"),
     C("media.rtc.dropped_before_dtls"), C("media.rtc.dropped_garbage"), C("media.rtc.srtp_errors"),
     G("media.rtc.tcp_connections"),
     /* cascade_media_forward_delay_seconds (a histogram) */

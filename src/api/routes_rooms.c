@@ -392,10 +392,11 @@ static void stats_media(json_t *stats, void *arg)
     struct sfu_stats st;
     sfu_get_stats(arg, &st);
     const struct rtc_transport_stats *r = &st.rtc;
-    json_t *rtc = json_pack("{s:i,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "peers", (json_int_t)r->peers,
+    json_t *rtc = json_pack("{s:i,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "peers", (json_int_t)r->peers,
                             "peers_connected", (json_int_t)r->peers_connected, "stun_ok", (json_int_t)r->stun_ok,
                             "stun_refused", (json_int_t)r->stun_refused, "dtls_handshakes",
                             (json_int_t)r->dtls_handshakes, "dtls_failed", (json_int_t)r->dtls_failed,
+                            "srtp_gcm", (json_int_t)r->srtp_gcm, "srtp_cm", (json_int_t)r->srtp_cm,
                             "dropped_unknown_source", (json_int_t)r->dropped_unknown_source, "dropped_before_dtls",
                             (json_int_t)r->dropped_before_dtls, "dropped_garbage", (json_int_t)r->dropped_garbage,
                             "srtp_errors", (json_int_t)r->srtp_errors, "tcp_connections",

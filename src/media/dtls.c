@@ -211,6 +211,29 @@ static unsigned int next_timeout(SSL *ssl, unsigned int prev_us)
 
 /* ---- context */
 
+/* OpenSSL's names, our order of preference: AES-GCM does encryption and
+ * authentication in one pass (AES-NI and carry-less multiply), where
+ * AES128_CM_SHA1_80 runs AES-CTR and then HMAC-SHA1 over the packet. */
+#define PROFILES_BOTH "SRTP_AEAD_AES_128_GCM:SRTP_AES128_CM_SHA1_80"
+
+size_t dtls_srtp_salt_len(uint16_t profile)
+{
+    switch (profile) {
+    case DTLS_SRTP_AES128_CM_SHA1_80: return DTLS_SRTP_SALT_LEN;
+    case DTLS_SRTP_AEAD_AES_128_GCM: return DTLS_SRTP_GCM_SALT_LEN;
+    default: return 0;
+    }
+}
+
+const char *dtls_srtp_profile_name(uint16_t profile)
+{
+    switch (profile) {
+    case DTLS_SRTP_AES128_CM_SHA1_80: return "AES128_CM_SHA1_80";
+    case DTLS_SRTP_AEAD_AES_128_GCM: return "AEAD_AES_128_GCM";
+    default: return "unknown";
+    }
+}
+
 static SSL_CTX *ctx_build(EVP_PKEY *key, X509 *cert, char *err, size_t errcap)
 {
     SSL_CTX *c = SSL_CTX_new(DTLS_method());
@@ -228,7 +251,7 @@ static SSL_CTX *ctx_build(EVP_PKEY *key, X509 *cert, char *err, size_t errcap)
     SSL_CTX_set_verify(c, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
     SSL_CTX_set_cert_verify_callback(c, verify_peer, NULL);
     /* Note the inverted convention: 0 is success here. */
-    if (SSL_CTX_set_tlsext_use_srtp(c, "SRTP_AES128_CM_SHA1_80") != 0) goto bad;
+    if (SSL_CTX_set_tlsext_use_srtp(c, PROFILES_BOTH) != 0) goto bad;
     return c;
 bad:
     snprintf(err, errcap, "%s", ssl_why("DTLS context"));
@@ -265,6 +288,19 @@ out:
         ctx = NULL;
     }
     return ctx;
+}
+
+int dtls_context_set_profiles(struct dtls_context *ctx, unsigned profiles)
+{
+    const char *list = profiles == (DTLS_PROFILE_CM | DTLS_PROFILE_GCM) ? PROFILES_BOTH
+                       : profiles == DTLS_PROFILE_CM                    ? "SRTP_AES128_CM_SHA1_80"
+                       : profiles == DTLS_PROFILE_GCM                   ? "SRTP_AEAD_AES_128_GCM"
+                                                                        : NULL;
+    if (!list) return -1;
+    /* Note the inverted convention: 0 is success here. */
+    int r = SSL_CTX_set_tlsext_use_srtp(ctx->ssl_ctx, list) == 0 ? 0 : -1;
+    ERR_clear_error();
+    return r;
 }
 
 void dtls_context_free(struct dtls_context *ctx)
@@ -319,18 +355,23 @@ void dtls_session_free(struct dtls_session *s)
 }
 
 /* The exported material is client key, server key, client salt, server
- * salt, in that order (RFC 5764 §4.2). */
-static int export_keys(struct dtls_session *s)
+ * salt, in that order (RFC 5764 §4.2), 2 × (key + salt) bytes of the
+ * profile's lengths: 60 for AES128_CM_SHA1_80, 56 for AEAD_AES_128_GCM
+ * (RFC 7714 §12). */
+static int export_keys(struct dtls_session *s, uint16_t profile)
 {
+    size_t sl = dtls_srtp_salt_len(profile);
     uint8_t m[2 * (DTLS_SRTP_KEY_LEN + DTLS_SRTP_SALT_LEN)];
-    if (SSL_export_keying_material(s->ssl, m, sizeof(m), SRTP_LABEL, strlen(SRTP_LABEL), NULL, 0, 0) != 1)
-        return -1;
+    size_t n = 2 * (DTLS_SRTP_KEY_LEN + sl);
+    if (!sl || SSL_export_keying_material(s->ssl, m, n, SRTP_LABEL, strlen(SRTP_LABEL), NULL, 0, 0) != 1) return -1;
     const uint8_t *p = m;
+    memset(&s->keys, 0, sizeof(s->keys));
     memcpy(s->keys.client_key, p, DTLS_SRTP_KEY_LEN), p += DTLS_SRTP_KEY_LEN;
     memcpy(s->keys.server_key, p, DTLS_SRTP_KEY_LEN), p += DTLS_SRTP_KEY_LEN;
-    memcpy(s->keys.client_salt, p, DTLS_SRTP_SALT_LEN), p += DTLS_SRTP_SALT_LEN;
-    memcpy(s->keys.server_salt, p, DTLS_SRTP_SALT_LEN);
-    s->keys.profile = DTLS_SRTP_AES128_CM_SHA1_80;
+    memcpy(s->keys.client_salt, p, sl), p += sl;
+    memcpy(s->keys.server_salt, p, sl);
+    s->keys.profile = profile;
+    s->keys.salt_len = (uint8_t)sl;
     OPENSSL_cleanse(m, sizeof(m));
     return 0;
 }
@@ -354,8 +395,8 @@ static int handshake(struct dtls_session *s, const char **why)
         return handshake_failed(s, why);
     }
     const SRTP_PROTECTION_PROFILE *p = SSL_get_selected_srtp_profile(s->ssl);
-    if (!p || p->id != DTLS_SRTP_AES128_CM_SHA1_80) return fail(s, why, "no SRTP profile agreed");
-    if (export_keys(s)) return fail(s, why, ssl_why("keying material export failed"));
+    if (!p || !dtls_srtp_salt_len((uint16_t)p->id)) return fail(s, why, "no SRTP profile agreed");
+    if (export_keys(s, (uint16_t)p->id)) return fail(s, why, ssl_why("keying material export failed"));
     s->established = true;
     return 0;
 }

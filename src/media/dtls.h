@@ -15,12 +15,16 @@
  * Roles: a server session (a=setup:passive, what cascade answers with) and a
  * client session (a=setup:active: tests and the load viewer). Both require
  * the peer's certificate and offer/accept the use_srtp extension with
- * SRTP_AES128_CM_SHA1_80 (RFC 5764 §4.1.2). AEAD_AES_128_GCM is not offered:
- * Debian's libsrtp2 is built without OpenSSL and has no GCM.
+ * SRTP_AEAD_AES_128_GCM (RFC 7714 §14.2) first and SRTP_AES128_CM_SHA1_80
+ * (RFC 5764 §4.1.2) for peers without it; the server takes the first of its
+ * own list the client also offers. dtls_context_set_profiles() narrows the
+ * list (the load viewer's --srtp flag).
  *
  * Once established, dtls_session_srtp_keys() gives the keying material
  * exported with the "EXTRACTOR-dtls_srtp" label (RFC 5764 §4.2) split into
- * the client's and the server's write key and salt.
+ * the client's and the server's write key and salt, of the lengths of the
+ * agreed profile (16-byte keys; salts of 14 bytes for AES128_CM_SHA1_80,
+ * 12 for AEAD_AES_128_GCM, RFC 7714 §12).
  *
  * Thread use: one context and its sessions per thread. */
 #ifndef CASCADE_MEDIA_DTLS_H
@@ -38,17 +42,29 @@
 #define DTLS_FP_LEN 32
 #define DTLS_FP_ATTR_LEN (8 + DTLS_FP_LEN * 3 - 1)
 
-/* SRTP protection profile ids (RFC 5764 §4.1.2). */
-enum { DTLS_SRTP_AES128_CM_SHA1_80 = 0x0001 };
+/* SRTP protection profile ids (RFC 5764 §4.1.2, RFC 7714 §14.2). */
+enum { DTLS_SRTP_AES128_CM_SHA1_80 = 0x0001, DTLS_SRTP_AEAD_AES_128_GCM = 0x0007 };
 
-/* Key and salt lengths of SRTP_AES128_CM_SHA1_80 (RFC 3711 §8.2). */
+/* Which profiles a context offers (dtls_context_set_profiles). */
+enum { DTLS_PROFILE_CM = 1u << 0, DTLS_PROFILE_GCM = 1u << 1 };
+
+/* Key length of both profiles; salt lengths: SRTP_AES128_CM_SHA1_80 (RFC
+ * 3711 §8.2) and AEAD_AES_128_GCM (RFC 7714 §12). DTLS_SRTP_SALT_LEN is the
+ * larger, the size of the salt arrays below. */
 #define DTLS_SRTP_KEY_LEN 16
 #define DTLS_SRTP_SALT_LEN 14
+#define DTLS_SRTP_GCM_SALT_LEN 12
+
+/* The salt length of a profile, 0 for one we do not know. */
+size_t dtls_srtp_salt_len(uint16_t profile);
+/* "AES128_CM_SHA1_80", "AEAD_AES_128_GCM" or "unknown" (logs, stats). */
+const char *dtls_srtp_profile_name(uint16_t profile);
 
 /* The exported keying material, split (RFC 5764 §4.2): the client writes
  * with client_*, the server with server_*; each side reads with the other's. */
 struct dtls_srtp_keys {
     uint16_t profile;               /* DTLS_SRTP_* */
+    uint8_t salt_len;               /* dtls_srtp_salt_len(profile); the rest of the salts is zero */
     uint8_t client_key[DTLS_SRTP_KEY_LEN];
     uint8_t client_salt[DTLS_SRTP_SALT_LEN];
     uint8_t server_key[DTLS_SRTP_KEY_LEN];
@@ -69,6 +85,11 @@ void dtls_context_free(struct dtls_context *ctx);
 /* "sha-256 AB:CD:..." — the value of our a=fingerprint attribute; valid
  * while the context lives. */
 const char *dtls_context_fingerprint(const struct dtls_context *ctx);
+/* The profiles the context's sessions offer (DTLS_PROFILE_* bits, GCM
+ * first when both; the default is both): set it before making sessions
+ * (OpenSSL reads the context's list when a handshake gets there). 0, or -1 for an empty or unknown
+ * set (the context is unchanged). */
+int dtls_context_set_profiles(struct dtls_context *ctx, unsigned profiles);
 
 /* Parses an a=fingerprint value ("sha-256 ab:cd:...", hash name and hex
  * case-insensitive, RFC 8122 §5) into digest. 0, or -1 when it is not

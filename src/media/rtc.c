@@ -399,8 +399,11 @@ static void dtls_established(struct rtc_peer *p)
     p->consent_ms = now_ms(t);
     t->npeers_connected++;
     t->stats.dtls_handshakes++;
+    if (msrtp_profile(p->srtp_out) == DTLS_SRTP_AEAD_AES_128_GCM) t->stats.srtp_gcm++;
+    else t->stats.srtp_cm++;
     peer_arm(p);
-    log_debug("rtc: peer %s connected via %s", p->ufrag, p->remote);
+    log_debug("rtc: peer %s connected via %s, SRTP %s", p->ufrag, p->remote,
+              dtls_srtp_profile_name(msrtp_profile(p->srtp_out)));
     if (t->cb.connected && !t->freeing) t->cb.connected(t->cb.user, p);
 }
 

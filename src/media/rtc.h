@@ -147,6 +147,7 @@ void rtc_peer_get_stats(const struct rtc_peer *p, struct rtc_peer_stats *out);
 struct rtc_transport_stats {
     uint32_t peers, peers_connected;
     uint64_t stun_ok, stun_refused, dtls_handshakes, dtls_failed;
+    uint64_t srtp_gcm, srtp_cm;   /* handshakes that agreed AEAD_AES_128_GCM / AES128_CM_SHA1_80 */
     uint64_t dropped_unknown_source, dropped_before_dtls, dropped_garbage, srtp_errors;
     uint64_t tcp_connections;
 };

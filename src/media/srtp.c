@@ -20,7 +20,12 @@
 
 struct msrtp {
     srtp_t session;
+    uint16_t profile;
+    uint8_t rtp_trailer, rtcp_trailer;
 };
+
+#define CM_TAG 10       /* HMAC-SHA1 truncated to 80 bits (RFC 3711 §8.2) */
+#define GCM_TAG 16      /* RFC 7714 §14.2 */
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static srtp_err_status_t init_status = srtp_err_status_init_fail;
@@ -30,7 +35,10 @@ static void global_init(void)
     init_status = srtp_init();
     /* A failed replacement leaves libsrtp2's own primitives: slower, as
      * correct (msrtp_crypto_name says which). */
-    if (init_status == srtp_err_status_ok) (void)msrtp_crypto_install();
+    if (init_status == srtp_err_status_ok) {
+        (void)msrtp_crypto_install();
+        (void)msrtp_crypto_install_gcm();
+    }
 }
 
 void msrtp_global_init(void) { pthread_once(&init_once, global_init); }
@@ -68,7 +76,8 @@ struct msrtp *msrtp_new(uint16_t profile, bool inbound, const uint8_t *key, size
     int st = MSRTP_ERR_PARAM;
     struct msrtp *c = NULL;
     uint8_t master[DTLS_SRTP_KEY_LEN + DTLS_SRTP_SALT_LEN];
-    if (profile != DTLS_SRTP_AES128_CM_SHA1_80 || key_len != DTLS_SRTP_KEY_LEN || salt_len != DTLS_SRTP_SALT_LEN ||
+    bool gcm = profile == DTLS_SRTP_AEAD_AES_128_GCM;
+    if (!dtls_srtp_salt_len(profile) || key_len != DTLS_SRTP_KEY_LEN || salt_len != dtls_srtp_salt_len(profile) ||
         !key || !salt)
         goto out;
     pthread_once(&init_once, global_init);
@@ -82,8 +91,18 @@ struct msrtp *msrtp_new(uint16_t profile, bool inbound, const uint8_t *key, size
     memcpy(master + key_len, salt, salt_len);
     srtp_policy_t p;
     memset(&p, 0, sizeof(p));
-    srtp_crypto_policy_set_rtp_default(&p.rtp);   /* AES_CM_128_HMAC_SHA1_80 */
-    srtp_crypto_policy_set_rtcp_default(&p.rtcp);
+    if (gcm) {
+        /* RFC 7714: SRTP and SRTCP both encrypted, 16-byte tags; libsrtp
+         * takes the 12-byte salt after the key. */
+        srtp_crypto_policy_set_aes_gcm_128_16_auth(&p.rtp);
+        srtp_crypto_policy_set_aes_gcm_128_16_auth(&p.rtcp);
+    } else {
+        srtp_crypto_policy_set_rtp_default(&p.rtp);   /* AES_CM_128_HMAC_SHA1_80 */
+        srtp_crypto_policy_set_rtcp_default(&p.rtcp);
+    }
+    c->profile = profile;
+    c->rtp_trailer = gcm ? GCM_TAG : CM_TAG;
+    c->rtcp_trailer = (uint8_t)(4 + c->rtp_trailer);
     p.ssrc.type = inbound ? ssrc_any_inbound : ssrc_any_outbound;
     p.key = master;
     p.window_size = MSRTP_REPLAY_WINDOW;
@@ -107,15 +126,20 @@ void msrtp_free(struct msrtp *c)
     free(c);
 }
 
+uint16_t msrtp_profile(const struct msrtp *c) { return c->profile; }
+size_t msrtp_rtp_trailer(const struct msrtp *c) { return c->rtp_trailer; }
+size_t msrtp_rtcp_trailer(const struct msrtp *c) { return c->rtcp_trailer; }
+
 int msrtp_pair_from_dtls(const struct dtls_srtp_keys *k, enum dtls_role we, struct msrtp **in, struct msrtp **out)
 {
     bool server = we == DTLS_ROLE_SERVER;
     int st;
+    size_t sl = dtls_srtp_salt_len(k->profile);
     struct msrtp *i = msrtp_new(k->profile, true, server ? k->client_key : k->server_key, DTLS_SRTP_KEY_LEN,
-                                server ? k->client_salt : k->server_salt, DTLS_SRTP_SALT_LEN, &st);
+                                server ? k->client_salt : k->server_salt, sl, &st);
     if (!i) return st;
     struct msrtp *o = msrtp_new(k->profile, false, server ? k->server_key : k->client_key, DTLS_SRTP_KEY_LEN,
-                                server ? k->server_salt : k->client_salt, DTLS_SRTP_SALT_LEN, &st);
+                                server ? k->server_salt : k->client_salt, sl, &st);
     if (!o) {
         msrtp_free(i);
         return st;
@@ -135,7 +159,7 @@ static bool plausible(const uint8_t *buf, size_t len, size_t min)
 int msrtp_protect_rtp(struct msrtp *c, uint8_t *buf, size_t *len, size_t cap)
 {
     if (!plausible(buf, *len, RTP_MIN)) return MSRTP_ERR_PARAM;
-    if (cap < *len || cap - *len < MSRTP_RTP_TRAILER) return MSRTP_ERR_ROOM;
+    if (cap < *len || cap - *len < c->rtp_trailer) return MSRTP_ERR_ROOM;
     int n = (int)*len;
     int st = map(srtp_protect(c->session, buf, &n));
     if (st == MSRTP_OK) *len = (size_t)n;
@@ -144,7 +168,7 @@ int msrtp_protect_rtp(struct msrtp *c, uint8_t *buf, size_t *len, size_t cap)
 
 int msrtp_unprotect_rtp(struct msrtp *c, uint8_t *buf, size_t *len)
 {
-    if (!plausible(buf, *len, RTP_MIN + MSRTP_RTP_TRAILER)) return MSRTP_ERR_PARAM;
+    if (!plausible(buf, *len, RTP_MIN + (size_t)c->rtp_trailer)) return MSRTP_ERR_PARAM;
     int n = (int)*len;
     int st = map(srtp_unprotect(c->session, buf, &n));
     if (st == MSRTP_OK) *len = (size_t)n;
@@ -154,7 +178,7 @@ int msrtp_unprotect_rtp(struct msrtp *c, uint8_t *buf, size_t *len)
 int msrtp_protect_rtcp(struct msrtp *c, uint8_t *buf, size_t *len, size_t cap)
 {
     if (!plausible(buf, *len, RTCP_MIN)) return MSRTP_ERR_PARAM;
-    if (cap < *len || cap - *len < MSRTP_RTCP_TRAILER) return MSRTP_ERR_ROOM;
+    if (cap < *len || cap - *len < c->rtcp_trailer) return MSRTP_ERR_ROOM;
     int n = (int)*len;
     int st = map(srtp_protect_rtcp(c->session, buf, &n));
     if (st == MSRTP_OK) *len = (size_t)n;
@@ -163,7 +187,7 @@ int msrtp_protect_rtcp(struct msrtp *c, uint8_t *buf, size_t *len, size_t cap)
 
 int msrtp_unprotect_rtcp(struct msrtp *c, uint8_t *buf, size_t *len)
 {
-    if (!plausible(buf, *len, RTCP_MIN + MSRTP_RTCP_TRAILER)) return MSRTP_ERR_PARAM;
+    if (!plausible(buf, *len, RTCP_MIN + (size_t)c->rtcp_trailer)) return MSRTP_ERR_PARAM;
     int n = (int)*len;
     int st = map(srtp_unprotect_rtcp(c->session, buf, &n));
     if (st == MSRTP_OK) *len = (size_t)n;

@@ -25,10 +25,12 @@
 #include "media/dtls.h"
 
 #define MSRTP_REPLAY_WINDOW 1024
-/* Bytes protect adds (SRTP_AES128_CM_SHA1_80: 80-bit tag; SRTCP also
- * carries the E flag and 31-bit index, RFC 3711 §3.4). */
-#define MSRTP_RTP_TRAILER 10
-#define MSRTP_RTCP_TRAILER (4 + 10)
+/* Bytes protect adds at most, whatever the profile: the 16-byte tag of
+ * AEAD_AES_128_GCM (RFC 7714 §14.2; AES128_CM_SHA1_80 adds an 80-bit tag);
+ * SRTCP also carries the E flag and 31-bit index (RFC 3711 §3.4). Buffers
+ * are sized with these; msrtp_rtp_trailer() gives a context's own. */
+#define MSRTP_RTP_TRAILER 16
+#define MSRTP_RTCP_TRAILER (4 + 16)
 
 /* Results: 0 or one of these. */
 enum msrtp_status {
@@ -50,12 +52,19 @@ const char *msrtp_strerror(int status);
  * before logging msrtp_crypto_name() (srtp_crypto.h). */
 void msrtp_global_init(void);
 
-/* One direction from a key and salt of the given DTLS_SRTP_* profile.
+/* One direction from a key and salt of the given DTLS_SRTP_* profile
+ * (AES128_CM_SHA1_80: key 16, salt 14; AEAD_AES_128_GCM: key 16, salt 12).
  * *status: MSRTP_ERR_PARAM for a wrong profile or length, MSRTP_ERR_NOMEM,
  * MSRTP_ERR_FAIL when libsrtp cannot start. NULL on error. */
 struct msrtp *msrtp_new(uint16_t profile, bool inbound, const uint8_t *key, size_t key_len, const uint8_t *salt,
                         size_t salt_len, int *status);
 void msrtp_free(struct msrtp *c);
+/* The context's DTLS_SRTP_* profile, and the bytes its protect adds to an
+ * RTP and to an RTCP packet (10 and 14 for AES128_CM_SHA1_80, 16 and 20 for
+ * AEAD_AES_128_GCM). */
+uint16_t msrtp_profile(const struct msrtp *c);
+size_t msrtp_rtp_trailer(const struct msrtp *c);
+size_t msrtp_rtcp_trailer(const struct msrtp *c);
 
 /* Both directions of one side of a DTLS-SRTP association: *in reads with
  * the peer's write key, *out writes with ours. 0 with both set, or a

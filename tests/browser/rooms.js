@@ -71,9 +71,17 @@ window.room = {
     return pc ? pc.connectionState : 'none';
   },
 
-  // What arrived so far: video frames decoded, audio energy, packets.
+  // What arrived so far: video frames decoded, audio energy, packets, and
+  // the SRTP cipher the transport agreed on.
   async stats() {
-    const out = { framesDecoded: 0, totalAudioEnergy: 0, videoPackets: 0, audioPackets: 0, sentPackets: 0 };
+    const out = {
+      framesDecoded: 0,
+      totalAudioEnergy: 0,
+      videoPackets: 0,
+      audioPackets: 0,
+      sentPackets: 0,
+      srtpCipher: null, // the transport's negotiated DTLS-SRTP profile
+    };
     if (!pc) return out;
     const report = await pc.getStats();
     report.forEach((s) => {
@@ -86,6 +94,7 @@ window.room = {
         out.audioPackets += s.packetsReceived || 0;
       }
       if (s.type === 'outbound-rtp') out.sentPackets += s.packetsSent || 0;
+      if (s.type === 'transport' && s.srtpCipher) out.srtpCipher = s.srtpCipher;
     });
     return out;
   },

@@ -8,7 +8,8 @@
 // every WHIP/WHEP request goes through CORS); launch Chromium with a fake
 // camera and microphone; the publisher page publishes into the room; three
 // viewer pages view it; each viewer's getStats() shows framesDecoded and
-// totalAudioEnergy rising; every participant's room.participant.joined
+// totalAudioEnergy rising; every transport's srtpCipher is AEAD_AES_128_GCM
+// (RFC 7714, what cascade prefers); every participant's room.participant.joined
 // arrives; one viewer page is closed abruptly (no DELETE) and exactly one
 // room.participant.left arrives for it (reason disconnected or
 // consent-expired), and no second one within another consent timeout; the
@@ -249,6 +250,18 @@ try {
     shots.push(f);
   }
   step('media', { stats: media, screenshots: shots });
+
+  // cascade offers AEAD_AES_128_GCM (RFC 7714) before AES128_CM_SHA1_80 and
+  // Chromium offers GCM too: every transport, the publisher's included,
+  // must have agreed on it (and media decoded over it, above).
+  current = 'srtp-cipher';
+  const ciphers = {};
+  for (const n of ['publisher', ...viewers]) ciphers[n] = (await pages[n].page.evaluate(() => window.room.stats())).srtpCipher;
+  // (Chromium names it SRTP_AEAD_AES_128_GCM, as BoringSSL does; the stats
+  // spec, AEAD_AES_128_GCM.)
+  for (const [n, c] of Object.entries(ciphers))
+    if (!/^(SRTP_)?AEAD_AES_128_GCM$/.test(c || '')) throw new Error(`${n}: srtpCipher ${c}, expected AEAD_AES_128_GCM`);
+  step('srtp-cipher', { ciphers });
 
   current = 'joined';
   const everyone = [pub1, ...viewers.map((v) => vid[v])];

@@ -43,5 +43,8 @@ check "events: room.created once for demo" \
     jq -e '[.events[] | select(.type == "room.created" and .room == "demo")] | length == 1' "$WORK/events.json"
 check "stats: the SFU forwarded RTP and completed DTLS handshakes" \
     jq_ok "$(api GET /stats)" '.media.rtp_forwarded > 0 and .media.rtc.dtls_handshakes >= 5'
+# Chromium offers AEAD_AES_128_GCM, which cascade prefers: every handshake agreed on it
+check "stats: every DTLS-SRTP handshake agreed on AEAD_AES_128_GCM" \
+    jq_ok "$(api GET /stats)" '.media.rtc.srtp_gcm >= 5 and .media.rtc.srtp_cm == 0'
 
 finish

@@ -56,6 +56,8 @@ check "viewer over ICE-TCP decodes 30 video frames and audio" \
 STATS=$(api GET /stats)
 check "an ICE-TCP connection was used" jq_ok "$STATS" '.media.rtc.tcp_connections >= 1'
 check "RTP was forwarded, none failed to unprotect" jq_ok "$STATS" '.media.rtp_forwarded > 100 and .media.rtc.srtp_errors == 0'
+# GStreamer's dtlssrtpenc offers only AES128_CM_SHA1_80: the fallback profile works with a real peer
+check "the GStreamer peers agreed on AES128_CM_SHA1_80" jq_ok "$STATS" '.media.rtc.srtp_cm >= 1 and .media.rtc.srtp_gcm == 0'
 check "the publisher is still in the room" jq_ok "$(api GET /rooms/live)" "[.participants[] | select(.id == \"$PUB_ID\")] | length == 1"
 
 # The publisher's resource DELETEd by its URL (as a WHIP client ends), then

@@ -98,6 +98,14 @@ static void pair_open(struct pair *p, uint32_t timeout_ms, bool bad_server_fp, b
     assert_non_null(p->client.s);
 }
 
+/* A pair whose contexts offer the given DTLS_PROFILE_* sets. */
+static void pair_open_profiles(struct pair *p, unsigned server, unsigned client)
+{
+    pair_open(p, 0, false, false);
+    assert_int_equal(dtls_context_set_profiles(p->sctx, server), 0);
+    assert_int_equal(dtls_context_set_profiles(p->cctx, client), 0);
+}
+
 static void pair_close(struct pair *p)
 {
     dtls_session_free(p->server.s);
@@ -194,8 +202,10 @@ static void test_handshake_and_keys(void **state)
 
     assert_int_equal(dtls_session_srtp_keys(p.server.s, &ks), 0);
     assert_int_equal(dtls_session_srtp_keys(p.client.s, &kc), 0);
-    assert_int_equal(ks.profile, DTLS_SRTP_AES128_CM_SHA1_80);
-    assert_int_equal(kc.profile, DTLS_SRTP_AES128_CM_SHA1_80);
+    /* Both offer both: the server's first choice, GCM (RFC 7714). */
+    assert_int_equal(ks.profile, DTLS_SRTP_AEAD_AES_128_GCM);
+    assert_int_equal(kc.profile, DTLS_SRTP_AEAD_AES_128_GCM);
+    assert_int_equal(ks.salt_len, DTLS_SRTP_GCM_SALT_LEN);
     /* The same export on both ends: the client write key is what the
      * server reads with, and the other way round. */
     assert_memory_equal(ks.client_key, kc.client_key, DTLS_SRTP_KEY_LEN);
@@ -481,12 +491,71 @@ static void test_session_outlives_context(void **state)
     pair_close(&p);
 }
 
+/* Which profile a pair agrees on, and the key split of each: the export
+ * is 2 × (16 + salt) bytes, keys first, then salts (RFC 5764 §4.2), so
+ * the salts are 14 bytes for CM and 12 for GCM (RFC 7714 §12), with
+ * nothing past them. */
+static uint16_t agreed(unsigned server, unsigned client, struct dtls_srtp_keys *ks)
+{
+    struct pair p;
+    pair_open_profiles(&p, server, client);
+    handshake(&p);
+    uint16_t prof = 0;
+    if (!p.server.failed && !p.client.failed && dtls_session_established(p.server.s)) {
+        struct dtls_srtp_keys kc;
+        assert_int_equal(dtls_session_srtp_keys(p.server.s, ks), 0);
+        assert_int_equal(dtls_session_srtp_keys(p.client.s, &kc), 0);
+        assert_int_equal(ks->profile, kc.profile);
+        assert_int_equal(ks->salt_len, kc.salt_len);
+        assert_memory_equal(ks->client_key, kc.client_key, DTLS_SRTP_KEY_LEN);
+        assert_memory_equal(ks->server_key, kc.server_key, DTLS_SRTP_KEY_LEN);
+        assert_memory_equal(ks->client_salt, kc.client_salt, DTLS_SRTP_SALT_LEN);
+        assert_memory_equal(ks->server_salt, kc.server_salt, DTLS_SRTP_SALT_LEN);
+        prof = ks->profile;
+    } else {
+        assert_string_equal(p.server.failed ? p.server.why : p.client.why, "no SRTP profile agreed");
+    }
+    pair_close(&p);
+    return prof;
+}
+
+static void test_profile_selection(void **state)
+{
+    (void)state;
+    const unsigned both = DTLS_PROFILE_CM | DTLS_PROFILE_GCM;
+    struct dtls_srtp_keys k;
+    assert_int_equal(agreed(both, DTLS_PROFILE_CM, &k), DTLS_SRTP_AES128_CM_SHA1_80);   /* a CM-only peer */
+    assert_int_equal(k.salt_len, 14);
+    assert_false(all_zero(k.client_salt + 12, 2));
+    assert_int_equal(agreed(both, DTLS_PROFILE_GCM, &k), DTLS_SRTP_AEAD_AES_128_GCM);   /* a GCM-only peer */
+    assert_int_equal(k.salt_len, 12);
+    assert_true(all_zero(k.client_salt + 12, 2));
+    assert_true(all_zero(k.server_salt + 12, 2));
+    assert_false(all_zero(k.server_salt, 12));
+    assert_memory_not_equal(k.client_salt, k.server_salt, 12);
+    assert_int_equal(agreed(DTLS_PROFILE_CM, both, &k), DTLS_SRTP_AES128_CM_SHA1_80);   /* a CM-only server */
+    assert_int_equal(agreed(both, both, &k), DTLS_SRTP_AEAD_AES_128_GCM);
+    assert_int_equal(agreed(DTLS_PROFILE_GCM, DTLS_PROFILE_CM, &k), 0);                 /* nothing in common */
+
+    char err[200];
+    struct dtls_context *c = dtls_context_new(0, err, sizeof(err));
+    assert_non_null(c);
+    assert_int_equal(dtls_context_set_profiles(c, 0), -1);
+    assert_int_equal(dtls_context_set_profiles(c, 4), -1);
+    dtls_context_free(c);
+    assert_int_equal(dtls_srtp_salt_len(DTLS_SRTP_AES128_CM_SHA1_80), 14);
+    assert_int_equal(dtls_srtp_salt_len(DTLS_SRTP_AEAD_AES_128_GCM), 12);
+    assert_int_equal(dtls_srtp_salt_len(0x0008), 0);
+    assert_string_equal(dtls_srtp_profile_name(DTLS_SRTP_AEAD_AES_128_GCM), "AEAD_AES_128_GCM");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fingerprint_format),
         cmocka_unit_test(test_fingerprint_parse),
         cmocka_unit_test(test_handshake_and_keys),
+        cmocka_unit_test(test_profile_selection),
         cmocka_unit_test(test_fingerprint_mismatch_client_side),
         cmocka_unit_test(test_fingerprint_mismatch_server_side),
         cmocka_unit_test(test_lost_first_flight_retransmitted),

@@ -515,6 +515,9 @@ static void test_connect_and_media(void **state)
     struct rtc_peer *p = connect_peer(&e);
     assert_int_equal(stats(&e).peers_connected, 1);
     assert_int_equal(stats(&e).dtls_handshakes, 1);
+    /* Our own client offers both profiles: GCM, cascade's first choice. */
+    assert_int_equal(stats(&e).srtp_gcm, 1);
+    assert_int_equal(stats(&e).srtp_cm, 0);
 
     /* Client → server: SRTP and SRTCP arrive as plaintext. */
     uint8_t plain[256], buf[256 + RTC_SEND_SLACK];

@@ -22,6 +22,10 @@
 #include "media/srtp.h"
 #include "media/srtp_crypto.h"
 
+/* What AES128_CM_SHA1_80 adds (the MSRTP_* maxima are GCM's). */
+#define CM_RTP_TRAILER 10
+#define CM_RTCP_TRAILER 14
+
 static struct dtls_srtp_keys test_keys(void)
 {
     struct dtls_srtp_keys k = {.profile = DTLS_SRTP_AES128_CM_SHA1_80};
@@ -30,10 +34,26 @@ static struct dtls_srtp_keys test_keys(void)
     return k;
 }
 
+/* The same for AEAD_AES_128_GCM: 12-byte salts (RFC 7714 §12). */
+static struct dtls_srtp_keys test_keys_gcm(void)
+{
+    struct dtls_srtp_keys k = test_keys();
+    k.profile = DTLS_SRTP_AEAD_AES_128_GCM;
+    k.salt_len = DTLS_SRTP_GCM_SALT_LEN;
+    k.client_salt[12] = k.client_salt[13] = k.server_salt[12] = k.server_salt[13] = 0;
+    return k;
+}
+
 /* Both ends of one association. */
 struct ends {
     struct msrtp *c_in, *c_out, *s_in, *s_out;
 };
+
+static void ends_open_keys(struct ends *e, struct dtls_srtp_keys k)
+{
+    assert_int_equal(msrtp_pair_from_dtls(&k, DTLS_ROLE_CLIENT, &e->c_in, &e->c_out), MSRTP_OK);
+    assert_int_equal(msrtp_pair_from_dtls(&k, DTLS_ROLE_SERVER, &e->s_in, &e->s_out), MSRTP_OK);
+}
 
 static void ends_open(struct ends *e)
 {
@@ -80,7 +100,7 @@ static void test_rtp_round_trip(void **state)
     size_t olen = len;
 
     assert_int_equal(msrtp_protect_rtp(e.c_out, pkt, &len, sizeof(pkt)), MSRTP_OK);
-    assert_int_equal(len, olen + MSRTP_RTP_TRAILER);
+    assert_int_equal(len, olen + CM_RTP_TRAILER);
     assert_memory_equal(pkt, orig, 12);                         /* the header stays clear */
     assert_memory_not_equal(pkt + 12, orig + 12, olen - 12);    /* the payload does not */
     assert_int_equal(msrtp_unprotect_rtp(e.s_in, pkt, &len), MSRTP_OK);
@@ -188,7 +208,7 @@ static void test_rtcp_round_trip(void **state)
     size_t len = make_rtcp(pkt, 0x5eed), olen = len;
     memcpy(orig, pkt, len);
     assert_int_equal(msrtp_protect_rtcp(e.s_out, pkt, &len, sizeof(pkt)), MSRTP_OK);
-    assert_int_equal(len, olen + MSRTP_RTCP_TRAILER);
+    assert_int_equal(len, olen + CM_RTCP_TRAILER);
     /* RFC 3711 §3.4: the E flag set, SRTCP index 1 (the first packet). */
     assert_int_equal(pkt[olen], 0x80);
     assert_int_equal(pkt[olen + 3], 1);
@@ -214,15 +234,15 @@ static void test_no_room_for_trailer(void **state)
     uint8_t pkt[100], orig[100];
     size_t len = make_rtp(pkt, 1, 1, 20), olen = len;
     memcpy(orig, pkt, len);
-    assert_int_equal(msrtp_protect_rtp(e.c_out, pkt, &len, olen + MSRTP_RTP_TRAILER - 1), MSRTP_ERR_ROOM);
+    assert_int_equal(msrtp_protect_rtp(e.c_out, pkt, &len, olen + CM_RTP_TRAILER - 1), MSRTP_ERR_ROOM);
     assert_int_equal(len, olen);
     assert_memory_equal(pkt, orig, olen);                       /* untouched */
     assert_int_equal(msrtp_protect_rtp(e.c_out, pkt, &len, olen - 1), MSRTP_ERR_ROOM);
-    assert_int_equal(msrtp_protect_rtp(e.c_out, pkt, &len, olen + MSRTP_RTP_TRAILER), MSRTP_OK);
+    assert_int_equal(msrtp_protect_rtp(e.c_out, pkt, &len, olen + CM_RTP_TRAILER), MSRTP_OK);
 
     len = make_rtcp(pkt, 1);
-    assert_int_equal(msrtp_protect_rtcp(e.c_out, pkt, &len, 8 + MSRTP_RTCP_TRAILER - 1), MSRTP_ERR_ROOM);
-    assert_int_equal(msrtp_protect_rtcp(e.c_out, pkt, &len, 8 + MSRTP_RTCP_TRAILER), MSRTP_OK);
+    assert_int_equal(msrtp_protect_rtcp(e.c_out, pkt, &len, 8 + CM_RTCP_TRAILER - 1), MSRTP_ERR_ROOM);
+    assert_int_equal(msrtp_protect_rtcp(e.c_out, pkt, &len, 8 + CM_RTCP_TRAILER), MSRTP_OK);
     ends_close(&e);
 }
 
@@ -237,12 +257,12 @@ static void test_bad_params(void **state)
     len = make_rtp(pkt, 1, 1, 4);
     pkt[0] = 0x40;                                              /* version 1 */
     assert_int_equal(msrtp_protect_rtp(e.c_out, pkt, &len, sizeof(pkt)), MSRTP_ERR_PARAM);
-    len = 12 + MSRTP_RTP_TRAILER - 1;                           /* no room for a tag */
+    len = 12 + CM_RTP_TRAILER - 1;                           /* no room for a tag */
     pkt[0] = 0x80;
     assert_int_equal(msrtp_unprotect_rtp(e.s_in, pkt, &len), MSRTP_ERR_PARAM);
     len = 7;
     assert_int_equal(msrtp_protect_rtcp(e.c_out, pkt, &len, sizeof(pkt)), MSRTP_ERR_PARAM);
-    len = 8 + MSRTP_RTCP_TRAILER - 1;
+    len = 8 + CM_RTCP_TRAILER - 1;
     assert_int_equal(msrtp_unprotect_rtcp(e.s_in, pkt, &len), MSRTP_ERR_PARAM);
     /* CSRC count claiming more than the packet holds. */
     len = make_rtp(pkt, 2, 1, 4);
@@ -256,7 +276,9 @@ static void test_bad_params(void **state)
     assert_int_equal(st, MSRTP_ERR_PARAM);
     assert_null(msrtp_new(DTLS_SRTP_AES128_CM_SHA1_80, true, key, 16, salt, 12, &st));
     assert_int_equal(st, MSRTP_ERR_PARAM);
-    assert_null(msrtp_new(0x0007, true, key, 16, salt, 14, &st));
+    assert_null(msrtp_new(0x0007, true, key, 16, salt, 14, &st));   /* GCM: the salt is 12 */
+    assert_int_equal(st, MSRTP_ERR_PARAM);
+    assert_null(msrtp_new(0x0008, true, key, 16, salt, 12, &st));   /* AEAD_AES_256_GCM: not ours */
     assert_int_equal(st, MSRTP_ERR_PARAM);
     struct dtls_srtp_keys k = test_keys();
     k.profile = 2;
@@ -345,6 +367,124 @@ static void test_matches_rfc3711(void **state)
     msrtp_free(out);
 }
 
+/* ---- AEAD_AES_128_GCM (RFC 7714), the same way */
+
+static void gcm_seal(const uint8_t key[16], const uint8_t iv[12], const uint8_t *aad, size_t aad_len,
+                     const uint8_t *in, size_t len, uint8_t *out, uint8_t tag[16])
+{
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    int n = 0;
+    assert_int_equal(EVP_EncryptInit_ex(c, EVP_aes_128_gcm(), NULL, key, iv), 1);
+    assert_int_equal(EVP_EncryptUpdate(c, NULL, &n, aad, (int)aad_len), 1);
+    assert_int_equal(EVP_EncryptUpdate(c, out, &n, in, (int)len), 1);
+    assert_int_equal(EVP_EncryptFinal_ex(c, out + n, &n), 1);
+    assert_int_equal(EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, 16, tag), 1);
+    EVP_CIPHER_CTX_free(c);
+}
+
+static void test_matches_rfc7714(void **state)
+{
+    (void)state;
+    struct dtls_srtp_keys k = test_keys_gcm();
+    struct msrtp *in, *out;
+    assert_int_equal(msrtp_pair_from_dtls(&k, DTLS_ROLE_CLIENT, &in, &out), MSRTP_OK);
+    assert_int_equal(msrtp_profile(out), DTLS_SRTP_AEAD_AES_128_GCM);
+    uint8_t pkt[200], plain[200];
+    const uint32_t ssrc = 0xcafe0002;
+    const uint16_t seq = 0x4321;
+    size_t len = make_rtp(pkt, seq, ssrc, 77), plen = len;
+    memcpy(plain, pkt, len);
+    assert_int_equal(msrtp_protect_rtp(out, pkt, &len, sizeof(pkt)), MSRTP_OK);
+
+    /* §11: the RFC 3711 KDF (AES-CM PRF), the 96-bit master salt padded
+     * with zeros to 112 bits (test_keys_gcm leaves bytes 12-13 zero);
+     * a 128-bit session key (label 0) and a 96-bit session salt (label 2). */
+    uint8_t ke[16], ks[12];
+    derive(k.client_key, k.client_salt, 0x00, ke, sizeof(ke));
+    derive(k.client_key, k.client_salt, 0x02, ks, sizeof(ks));
+    /* §8.1: IV = (0x0000 || SSRC || ROC || SEQ) XOR session salt; the AAD
+     * is the header (§8.2); the 16-byte tag follows the ciphertext. */
+    uint8_t iv[12] = {0, 0, (uint8_t)(ssrc >> 24), (uint8_t)(ssrc >> 16), (uint8_t)(ssrc >> 8), (uint8_t)ssrc,
+                      0, 0, 0, 0, (uint8_t)(seq >> 8), (uint8_t)seq};
+    for (int i = 0; i < 12; i++) iv[i] ^= ks[i];
+    uint8_t want[220];
+    memcpy(want, plain, 12);
+    gcm_seal(ke, iv, plain, 12, plain + 12, plen - 12, want + 12, want + plen);
+
+    assert_int_equal(len, plen + 16);
+    assert_memory_equal(pkt, want, len);
+    msrtp_free(in);
+    msrtp_free(out);
+}
+
+static void test_gcm_round_trip_and_tamper(void **state)
+{
+    (void)state;
+    struct ends e;
+    ends_open_keys(&e, test_keys_gcm());
+    assert_int_equal(msrtp_rtp_trailer(e.c_out), 16);
+    assert_int_equal(msrtp_rtcp_trailer(e.c_out), 20);
+    uint8_t pkt[300], orig[300], copy[300];
+    size_t len = make_rtp(pkt, 500, 0x0badf00d, 200), olen = len;
+    memcpy(orig, pkt, len);
+    assert_int_equal(msrtp_protect_rtp(e.s_out, pkt, &len, sizeof(pkt)), MSRTP_OK);
+    assert_int_equal(len, olen + 16);
+    assert_memory_equal(pkt, orig, 12);
+    memcpy(copy, pkt, len);
+    size_t clen = len;
+    assert_int_equal(msrtp_unprotect_rtp(e.c_in, pkt, &len), MSRTP_OK);
+    assert_int_equal(len, olen);
+    assert_memory_equal(pkt, orig, olen);
+    /* A changed header byte (authenticated, not encrypted) or tag byte of
+     * a packet not seen yet (a seen one is refused as a replay first). */
+    len = make_rtp(pkt, 501, 0x0badf00d, 200);
+    assert_int_equal(msrtp_protect_rtp(e.s_out, pkt, &len, sizeof(pkt)), MSRTP_OK);
+    memcpy(copy, pkt, len);
+    clen = len;
+    copy[1] ^= 1;
+    size_t l2 = clen;
+    assert_int_equal(msrtp_unprotect_rtp(e.c_in, copy, &l2), MSRTP_ERR_AUTH);
+    copy[1] ^= 1;
+    copy[clen - 1] ^= 0x80;
+    l2 = clen;
+    assert_int_equal(msrtp_unprotect_rtp(e.c_in, copy, &l2), MSRTP_ERR_AUTH);
+    /* The CM key of the same bytes does not read it. */
+    struct ends cm;
+    ends_open(&cm);
+    copy[clen - 1] ^= 0x80;
+    len = clen;
+    assert_int_equal(msrtp_unprotect_rtp(cm.c_in, copy, &len), MSRTP_ERR_AUTH);
+    ends_close(&cm);
+
+    /* SRTCP: header, ciphertext, tag, E flag and index (RFC 7714 §9). */
+    len = make_rtcp(pkt, 0x77);
+    assert_int_equal(msrtp_protect_rtcp(e.c_out, pkt, &len, 8 + 20 - 1), MSRTP_ERR_ROOM);
+    assert_int_equal(msrtp_protect_rtcp(e.c_out, pkt, &len, sizeof(pkt)), MSRTP_OK);
+    assert_int_equal(len, 8 + 20);
+    assert_true(pkt[len - 4] & 0x80);                           /* encrypted */
+    assert_int_equal(msrtp_unprotect_rtcp(e.s_in, pkt, &len), MSRTP_OK);
+    assert_int_equal(len, 8);
+    len = 12 + 16 - 1;                                          /* shorter than header and tag */
+    pkt[0] = 0x80;
+    assert_int_equal(msrtp_unprotect_rtp(e.s_in, pkt, &len), MSRTP_ERR_PARAM);
+    ends_close(&e);
+
+    /* Key and salt lengths per profile. */
+    uint8_t key[16] = {0}, salt[14] = {0};
+    int st = 0;
+    assert_null(msrtp_new(DTLS_SRTP_AEAD_AES_128_GCM, true, key, 16, salt, 14, &st));
+    assert_int_equal(st, MSRTP_ERR_PARAM);
+    struct msrtp *c = msrtp_new(DTLS_SRTP_AEAD_AES_128_GCM, false, key, 16, salt, 12, &st);
+    assert_non_null(c);
+    assert_int_equal(msrtp_rtp_trailer(c), 16);
+    msrtp_free(c);
+    c = msrtp_new(DTLS_SRTP_AES128_CM_SHA1_80, false, key, 16, salt, 14, &st);
+    assert_non_null(c);
+    assert_int_equal(msrtp_rtp_trailer(c), 10);
+    assert_int_equal(msrtp_rtcp_trailer(c), 14);
+    msrtp_free(c);
+}
+
 /* The whole chain: a DTLS handshake, its exported keys, SRTP both ways. */
 struct q1 {
     uint8_t pkt[32][1500];
@@ -370,6 +510,8 @@ static void test_openssl_primitives_installed(void **state)
     (void)state;
     msrtp_global_init();
     assert_string_equal(msrtp_crypto_name(), "OpenSSL (AES-128-CTR, HMAC-SHA1)");
+    /* and AES-128-GCM, after the GCM specification's test case 4 */
+    assert_string_equal(msrtp_crypto_gcm_name(), "OpenSSL");
 }
 
 static void test_dtls_keys_drive_srtp(void **state)
@@ -397,6 +539,9 @@ static void test_dtls_keys_drive_srtp(void **state)
     struct dtls_srtp_keys ks, kc;
     assert_int_equal(dtls_session_srtp_keys(srv, &ks), 0);
     assert_int_equal(dtls_session_srtp_keys(cli, &kc), 0);
+    /* Both offer both profiles: GCM is agreed, and its keys work. */
+    assert_int_equal(ks.profile, DTLS_SRTP_AEAD_AES_128_GCM);
+    assert_int_equal(kc.profile, DTLS_SRTP_AEAD_AES_128_GCM);
     struct msrtp *s_in, *s_out, *c_in, *c_out;
     assert_int_equal(msrtp_pair_from_dtls(&ks, DTLS_ROLE_SERVER, &s_in, &s_out), MSRTP_OK);
     assert_int_equal(msrtp_pair_from_dtls(&kc, DTLS_ROLE_CLIENT, &c_in, &c_out), MSRTP_OK);
@@ -432,6 +577,8 @@ int main(void)
         cmocka_unit_test(test_no_room_for_trailer),
         cmocka_unit_test(test_bad_params),
         cmocka_unit_test(test_matches_rfc3711),
+        cmocka_unit_test(test_matches_rfc7714),
+        cmocka_unit_test(test_gcm_round_trip_and_tamper),
         cmocka_unit_test(test_dtls_keys_drive_srtp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
