@@ -403,6 +403,14 @@ xp() { xmllint --xpath "string($2)" "$1" 2>/dev/null; }
 # bodies or more (notify_bodies.py writes them to $WORK/NAME.n/1.xml, ...).
 got_notifies() { [ "$(python3 "$PEERS_DIR/notify_bodies.py" "$WORK/$1.msg" "$WORK/$1.n" 2>/dev/null)" -ge "$2" ]; }
 
+# first_notify_head HDR_FILE EVENT CONTENT_TYPE: a subscription's first NOTIFY
+# (its headers as notify_bodies.py wrote them) names the package, says active
+# with the 600 s asked for (or a few seconds less), and carries the type.
+first_notify_head() {
+    grep -q "^Event: $2\$" "$1" && grep -Eq '^Subscription-State: active;expires=(600|59[0-9])$' "$1" &&
+        grep -q "^Content-Type: $3\$" "$1"
+}
+
 # ---- Redis Cluster (issue 16): Debian's redis-server on loopback ports of
 # this test's slot. redis_cluster_start MASTERS REPLICAS: MASTERS x
 # (1 + REPLICAS) nodes, each with its cluster bus port from the slot too (the

@@ -44,8 +44,7 @@ W=$!
 N=$WORK/w.n
 check "NOTIFY 1 reached bob" wait_for 30 got_notifies w 1
 check "NOTIFY 1: Event presence, active, application/pidf+xml" \
-    bash -c "grep -q '^Event: presence$' $N/1.hdr && grep -Eq '^Subscription-State: active;expires=(600|59[0-9])$' $N/1.hdr \
-             && grep -q '^Content-Type: application/pidf+xml$' $N/1.hdr"
+    first_notify_head "$N/1.hdr" presence application/pidf+xml
 check "NOTIFY 1: entity sip:alice@$H, basic closed (no binding, nothing published)" \
     test "$(xp $N/1.xml "$P/@entity")/$(xp $N/1.xml "$T/$BASIC")" = "sip:alice@$H/closed"
 

@@ -23,8 +23,7 @@ A=$!
 N=$WORK/a.n
 check "NOTIFY 1 reached alice" wait_for 30 got_notifies a 1
 check "NOTIFY 1: Event presence.winfo, active, application/watcherinfo+xml" \
-    bash -c "grep -q '^Event: presence.winfo$' $N/1.hdr && grep -Eq '^Subscription-State: active;expires=(600|59[0-9])$' $N/1.hdr \
-             && grep -q '^Content-Type: application/watcherinfo+xml$' $N/1.hdr"
+    first_notify_head "$N/1.hdr" presence.winfo application/watcherinfo+xml
 check "NOTIFY 1: full state of sip:alice@$H's presence watchers, none yet" \
     test "$(xp $N/1.xml "$W/@state")/$(xp $N/1.xml "$L/@resource")/$(xp $N/1.xml "$L/@package")/$(xp $N/1.xml "count($WA)")" \
     = "full/sip:alice@$H/presence/0"
