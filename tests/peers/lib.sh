@@ -223,6 +223,31 @@ expires = $5
 INI
 }
 
+# gb_subs_lower_ini NAME SIP_PORT API_PORT GB_ID UPPER_ID UPPER_SIP_PORT [GB_LINES]:
+# the ini of a lower platform for the GB subscription tests: allow_unknown,
+# no catalog on register, 41 media ports of its own, GB_LINES added to [gb],
+# one upstream to 127.0.0.1:UPPER_SIP_PORT (udp, dev-secret, 60 s, keepalive
+# every second) that sends changes only within the upper's subscriptions.
+gb_subs_lower_ini() {
+    local media
+    media=$(free_range 41)
+    node_ini "$1" "$2" "$3" 3402000000 <<INI
+[gb]
+enabled = yes
+id = $4
+domain = 3402000000
+password = dev-secret
+allow_unknown = yes
+catalog_on_register = no
+${7:-}
+media_ip = 127.0.0.1
+media_ports = $media-$((media + 40))
+$(gb_upstream_ini "$5" "$6" udp dev-secret 60)
+keepalive_interval = 1
+notify_without_subscription = no
+INI
+}
+
 # api METHOD PATH [JSON]: calls the HTTP API of the instance at $API_PORT with $API_TOKEN.
 api() {
     local m=$1 p=$2 body=${3:-}

@@ -33,21 +33,7 @@ catalog_on_register = no
 enabled = no
 EOF2
 start_cascade top "$WORK/top.ini"
-LO_MEDIA=$(free_range 41)
-node_ini low "$LO_SIP" "$LO_API" 3402000000 <<EOF2
-[gb]
-enabled = yes
-id = $LO_ID
-domain = 3402000000
-password = dev-secret
-allow_unknown = yes
-catalog_on_register = no
-media_ip = 127.0.0.1
-media_ports = $LO_MEDIA-$((LO_MEDIA + 40))
-$(gb_upstream_ini "$UPPER" "$SIP" udp dev-secret 60)
-keepalive_interval = 1
-notify_without_subscription = no
-EOF2
+gb_subs_lower_ini low "$LO_SIP" "$LO_API" "$LO_ID" "$UPPER" "$SIP"
 start_cascade low "$WORK/low.ini"
 lo() { API_PORT=$LO_API api "$@"; }
 check "the lower platform is online at the top" wait_for 30 gb_device_online "$LO_ID"

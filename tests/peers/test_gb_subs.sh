@@ -89,24 +89,9 @@ check "no subscription expired at gbsim" not grep -q "expired" "$WORK/gbsim.log"
 LO_SIP=$(free_port); LO_API=$(free_port)
 LO_ID=34020000002000000002
 LO_CH=34020000001310000201
-LO_MEDIA=$(free_range 41)
 MID_DEV=34020000001320000005   # a camera behind the lower (a middle node)
 MID_CH=34020000001310000005
-node_ini low "$LO_SIP" "$LO_API" 3402000000 <<EOF
-[gb]
-enabled = yes
-id = $LO_ID
-domain = 3402000000
-password = dev-secret
-allow_unknown = yes
-catalog_on_register = no
-subscribe = alarm
-media_ip = 127.0.0.1
-media_ports = $LO_MEDIA-$((LO_MEDIA + 40))
-$(gb_upstream_ini "$UPPER" "$SIP" udp dev-secret 60)
-keepalive_interval = 1
-notify_without_subscription = no
-EOF
+gb_subs_lower_ini low "$LO_SIP" "$LO_API" "$LO_ID" "$UPPER" "$SIP" "subscribe = alarm"
 start_cascade low "$WORK/low.ini"
 lo() { API_PORT=$LO_API api "$@"; }
 check "the lower platform is online at the upper" wait_for 30 gb_device_online "$LO_ID"
