@@ -49,10 +49,14 @@ sipp_run opt_tcp t1 options.xml 1000 500
 check "sipp: 1000 OPTIONS over TCP, all 200" sipp_ok opt_tcp 1000
 created1=$(stats_field "['transactions']['created']")
 absorbed1=$(stats_field "['transactions']['retransmissions_absorbed']")
-# Exactly one transaction per call; a rare sipp retransmission on a loaded
-# machine is absorbed, but a storm (more absorbed than 1 % of calls) fails.
-check "one server transaction per OPTIONS, no retransmission storm (created $((created1 - created0)), absorbed $absorbed1)" \
-    test "$((created1 - created0))" -eq 4000 -a "$absorbed1" -le 40
+# One transaction per OPTIONS sipp sent: the 200 is stateless, so an OPTIONS
+# that sipp retransmitted over UDP (its answer late on a loaded machine) makes
+# one more, and sipp counts those itself; a storm (more absorbed or resent
+# than 1 % of calls) fails.
+resent=$(sipp_stat opt_udp "Retransmissions(C)")
+check "one server transaction per OPTIONS sent, no retransmission storm (created $((created1 - created0)), sipp resent $resent, absorbed $absorbed1)" \
+    test "$((created1 - created0))" -ge 4000 -a "$((created1 - created0))" -le "$((4000 + resent))" \
+        -a "$resent" -le 40 -a "$absorbed1" -le 40
 
 # 3. sipp ignores 30 % of the 200s: it retransmits. The 200 to OPTIONS is
 #    stateless (issue 9: nothing kept for strangers), so each retransmission
