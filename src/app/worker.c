@@ -100,9 +100,7 @@ static void on_lag_timer(uv_timer_t *h)
      * less CPU and run-queue time (the thread's schedstat), or libuv's
      * idle-time metric where schedstat is missing: that one costs a second
      * epoll_wait per loop turn, a system call per datagram at low rates. */
-    uint64_t cpu_ns = thread_cpu_ns(), cpu = cpu_ns - w->cpu_last_ns, idle = 0, idle_ns = w->idle_last_ns;
-    uint64_t wait_ns = 0;
-    bool known = true;
+    uint64_t cpu_ns = thread_cpu_ns(), cpu = cpu_ns - w->cpu_last_ns, idle = 0, idle_ns = 0, wait_ns = 0;
     if (w->schedstat_fd >= 0 && runq_wait_ns(w->schedstat_fd, &wait_ns)) {
         uint64_t wall = now_ns - w->lag_last_ns, wait = wait_ns - w->idle_last_ns;
         idle = wall > cpu + wait ? wall - cpu - wait : 0;
@@ -110,10 +108,8 @@ static void on_lag_timer(uv_timer_t *h)
     } else if (w->schedstat_fd < 0) {
         idle_ns = uv_metrics_idle_time(w->loop);
         idle = idle_ns - w->idle_last_ns;
-    } else {
-        known = false; /* the file did not read: this sample says nothing of busy */
     }
-    uint32_t busy = known && cpu + idle ? (uint32_t)(cpu * 100u / (cpu + idle)) : 0;
+    uint32_t busy = cpu + idle ? (uint32_t)(cpu * 100u / (cpu + idle)) : 0;
     histogram_observe(&w->loop_lag, now_ns > due_ns ? (now_ns - due_ns) / 1000u : 0);
     w->lag_last_ns = now_ns;
     w->idle_last_ns = idle_ns;
