@@ -12,14 +12,12 @@
 #include "app/worker.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "events/events.h"
 #include "api/http.h"
@@ -73,20 +71,6 @@ static uint64_t thread_cpu_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Nanoseconds the calling thread spent waiting on a run queue (runnable, not
- * running) by its schedstat file (kept open; fd < 0: not available). */
-static bool runq_wait_ns(int fd, uint64_t *out)
-{
-    char buf[96];
-    ssize_t n = fd >= 0 ? pread(fd, buf, sizeof(buf) - 1, 0) : -1;
-    if (n <= 0) return false;
-    buf[n] = '\0';
-    unsigned long long run = 0, wait = 0;
-    if (sscanf(buf, "%llu %llu", &run, &wait) != 2) return false;
-    *out = wait;
-    return true;
-}
-
 static void on_lag_timer(uv_timer_t *h)
 {
     struct worker *w = h->data;
@@ -96,19 +80,9 @@ static void on_lag_timer(uv_timer_t *h)
     /* Busy: the loop thread's CPU time over that plus its time waiting in
      * epoll. Time the thread sat runnable while another process had the
      * core counts as neither, so a shared core does not look saturated
-     * unless the loop itself never waits. The idle part is the wall time
-     * less CPU and run-queue time (the thread's schedstat), or libuv's
-     * idle-time metric where schedstat is missing: that one costs a second
-     * epoll_wait per loop turn, a system call per datagram at low rates. */
-    uint64_t cpu_ns = thread_cpu_ns(), cpu = cpu_ns - w->cpu_last_ns, idle = 0, idle_ns = 0, wait_ns = 0;
-    if (w->schedstat_fd >= 0 && runq_wait_ns(w->schedstat_fd, &wait_ns)) {
-        uint64_t wall = now_ns - w->lag_last_ns, wait = wait_ns - w->idle_last_ns;
-        idle = wall > cpu + wait ? wall - cpu - wait : 0;
-        idle_ns = wait_ns; /* idle_last_ns keeps the run-queue total here */
-    } else if (w->schedstat_fd < 0) {
-        idle_ns = uv_metrics_idle_time(w->loop);
-        idle = idle_ns - w->idle_last_ns;
-    }
+     * unless the loop itself never waits. */
+    uint64_t idle_ns = uv_metrics_idle_time(w->loop), cpu_ns = thread_cpu_ns();
+    uint64_t idle = idle_ns - w->idle_last_ns, cpu = cpu_ns - w->cpu_last_ns;
     uint32_t busy = cpu + idle ? (uint32_t)(cpu * 100u / (cpu + idle)) : 0;
     histogram_observe(&w->loop_lag, now_ns > due_ns ? (now_ns - due_ns) / 1000u : 0);
     w->lag_last_ns = now_ns;
@@ -127,20 +101,9 @@ static void overload_start(struct worker *w)
     w->lag_timer.data = w;
     histogram_init(&w->loop_lag, histogram_latency_bounds_us, HISTOGRAM_LATENCY_BOUNDS);
     for (int i = 0; i < 2; i++) histogram_init(&w->handling[i], histogram_latency_bounds_us, HISTOGRAM_LATENCY_BOUNDS);
-    /* This is the loop thread: thread-self is the loop's own file. */
-    w->schedstat_fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
-    uint64_t wait_ns = 0;
-    if (w->schedstat_fd >= 0 && !runq_wait_ns(w->schedstat_fd, &wait_ns)) {
-        close(w->schedstat_fd);
-        w->schedstat_fd = -1;
-    }
-    if (w->schedstat_fd >= 0) {
-        w->idle_last_ns = wait_ns;
-    } else {
-        /* Before uv_run: idle time is only counted when asked for up front. */
-        if (uv_loop_configure(w->loop, UV_METRICS_IDLE_TIME) != 0) log_warn("overload: no loop idle-time metrics");
-        w->idle_last_ns = uv_metrics_idle_time(w->loop);
-    }
+    /* Before uv_run: idle time is only counted when asked for up front. */
+    if (uv_loop_configure(w->loop, UV_METRICS_IDLE_TIME) != 0) log_warn("overload: no loop idle-time metrics");
+    w->idle_last_ns = uv_metrics_idle_time(w->loop);
     w->cpu_last_ns = thread_cpu_ns();
     w->lag_last_ns = uv_hrtime();
     uv_timer_start(&w->lag_timer, on_lag_timer, LAG_SAMPLE_MS, LAG_SAMPLE_MS);
@@ -747,8 +710,6 @@ static void stop_rest(void *arg)
     close_if_open((uv_handle_t *)&w->sigterm);
     close_if_open((uv_handle_t *)&w->sighup);
     close_if_open((uv_handle_t *)&w->lag_timer);
-    if (w->schedstat_fd > 0) close(w->schedstat_fd); /* 0: a worker never started (stdin stays) */
-    w->schedstat_fd = -1;
     uv_timer_stop(&w->timer_handle);
     close_if_open((uv_handle_t *)&w->timer_handle);
     close_if_open((uv_handle_t *)&w->prepare_handle);

@@ -103,7 +103,6 @@ struct worker {
     struct overload overload;                /* admission of new registrations */
     uv_timer_t lag_timer;                    /* samples the loop's lag for it */
     uint64_t lag_last_ns, idle_last_ns, cpu_last_ns;
-    int schedstat_fd; /* the loop thread's /proc schedstat, or -1 (then libuv's idle-time metric) */
     struct histogram loop_lag;               /* every lag sample, for the metrics */
     /* Request received -> our first final response sent: [0] REGISTER, [1] INVITE */
     struct histogram handling[2];
