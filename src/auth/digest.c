@@ -11,7 +11,9 @@
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 /* ---- algorithms ------------------------------------------------------ */
@@ -50,41 +52,76 @@ size_t auth_algorithm_hex_len(enum auth_algorithm alg)
 
 int digest_hasher_init(struct digest_hasher *h)
 {
-    h->ctx = EVP_MD_CTX_new();
-    h->md5 = EVP_MD_fetch(NULL, "MD5", NULL);
-    h->sha256 = EVP_MD_fetch(NULL, "SHA2-256", NULL);
-    if (!h->ctx || !h->md5 || !h->sha256) {
-        digest_hasher_free(h);
-        return -1;
-    }
+    memset(h, 0, sizeof(*h));
     return 0;
 }
 
-void digest_hasher_free(struct digest_hasher *h)
+void digest_hasher_free(struct digest_hasher *h) { OPENSSL_cleanse(h, sizeof(*h)); }
+
+void digest_hmac_init(struct digest_hmac *m, const void *key, size_t key_len)
 {
-    EVP_MD_CTX_free(h->ctx);
-    EVP_MD_free(h->md5);
-    EVP_MD_free(h->sha256);
-    h->ctx = NULL;
-    h->md5 = h->sha256 = NULL;
+    uint8_t block[SHA256_CBLOCK] = {0}, pad[SHA256_CBLOCK];
+    if (key_len > sizeof block) {
+        SHA256(key, key_len, block); /* RFC 2104: a long key is hashed first */
+    } else if (key_len) {
+        memcpy(block, key, key_len);
+    }
+    for (size_t i = 0; i < sizeof block; i++) pad[i] = block[i] ^ 0x36;
+    SHA256_Init(&m->inner);
+    SHA256_Update(&m->inner, pad, sizeof pad);
+    for (size_t i = 0; i < sizeof block; i++) pad[i] = block[i] ^ 0x5c;
+    SHA256_Init(&m->outer);
+    SHA256_Update(&m->outer, pad, sizeof pad);
+    OPENSSL_cleanse(block, sizeof block);
+    OPENSSL_cleanse(pad, sizeof pad);
 }
 
-/* A running hash; a failure in any step sticks in ok and shows at the end. */
+void digest_hmac2(const struct digest_hmac *m, const void *a, size_t a_len, const void *b, size_t b_len,
+                  uint8_t out[SHA256_DIGEST_LENGTH])
+{
+    SHA256_CTX c = m->inner;
+    uint8_t in[SHA256_DIGEST_LENGTH];
+    if (a_len) SHA256_Update(&c, a, a_len);
+    if (b_len) SHA256_Update(&c, b, b_len);
+    SHA256_Final(in, &c);
+    c = m->outer;
+    SHA256_Update(&c, in, sizeof in);
+    SHA256_Final(out, &c);
+}
+
+void digest_sha256_2(const void *a, size_t a_len, const void *b, size_t b_len, uint8_t out[SHA256_DIGEST_LENGTH])
+{
+    SHA256_CTX c;
+    SHA256_Init(&c);
+    if (a_len) SHA256_Update(&c, a, a_len);
+    if (b_len) SHA256_Update(&c, b, b_len);
+    SHA256_Final(out, &c);
+}
+
+void digest_hmac_clear(struct digest_hmac *m) { OPENSSL_cleanse(m, sizeof(*m)); }
+
+/* A running hash. */
 struct hash_run {
     struct digest_hasher *h;
-    bool ok;
 };
 
 static void run_begin(struct hash_run *r, struct digest_hasher *h, enum auth_algorithm alg)
 {
     r->h = h;
-    EVP_MD *md = auth_algorithm_base(alg) == AUTH_ALG_SHA256 ? h->sha256 : h->md5;
-    r->ok = EVP_DigestInit_ex(h->ctx, md, NULL) == 1;
+    h->is_sha256 = auth_algorithm_base(alg) == AUTH_ALG_SHA256;
+    if (h->is_sha256)
+        SHA256_Init(&h->c.sha256);
+    else
+        MD5_Init(&h->c.md5);
 }
 
 static void run_add(struct hash_run *r, str_t s)
 {
-    if (r->ok && s.len) r->ok = EVP_DigestUpdate(r->h->ctx, s.s, s.len) == 1;
+    if (!s.len) return;
+    if (r->h->is_sha256)
+        SHA256_Update(&r->h->c.sha256, s.s, s.len);
+    else
+        MD5_Update(&r->h->c.md5, s.s, s.len);
 }
 
 static void run_colon(struct hash_run *r) { run_add(r, STR_LIT(":")); }
@@ -92,11 +129,14 @@ static void run_colon(struct hash_run *r) { run_add(r, STR_LIT(":")); }
 static int run_hex(struct hash_run *r, char out[AUTH_HEX_MAX + 1])
 {
     static const char hex[] = "0123456789abcdef";
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    if (!r->ok || EVP_DigestFinal_ex(r->h->ctx, md, &n) != 1 || n * 2 > AUTH_HEX_MAX) {
-        out[0] = '\0';
-        return -1;
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    unsigned int n;
+    if (r->h->is_sha256) {
+        SHA256_Final(md, &r->h->c.sha256);
+        n = SHA256_DIGEST_LENGTH;
+    } else {
+        MD5_Final(md, &r->h->c.md5);
+        n = MD5_DIGEST_LENGTH;
     }
     for (unsigned int i = 0; i < n; i++) {
         out[2 * i] = hex[md[i] >> 4];

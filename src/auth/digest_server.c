@@ -33,9 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
-#include <openssl/params.h>
 #include <openssl/rand.h>
 
 #include "base/assoc.h"
@@ -76,8 +74,7 @@ struct auth_server {
     unsigned algorithms;
     char opaque[OPAQUE_MAX + 1];
     size_t opaque_len;
-    EVP_MAC *mac;
-    EVP_MAC_CTX *mac_ctx;
+    struct digest_hmac hmac;
     struct digest_hasher hasher;
     uint64_t salt;
     struct assoc replay;            /* struct replay_bucket */
@@ -173,15 +170,11 @@ struct auth_server *auth_server_new(const struct auth_server_config *cfg)
         key_len = cfg->secret_len;
         memcpy(key, cfg->secret, key_len);
     }
-    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA2-256", 0),
-                           OSSL_PARAM_construct_end()};
     bool ok = table_ok && digest_hasher_init(&srv->hasher) == 0 &&
               (!want_throttle || (srv->throttle = auth_throttle_new(&cfg->throttle)) != NULL) &&
               (cfg->secret || RAND_bytes(key, (int)key_len) == 1) &&
-              RAND_bytes((unsigned char *)&srv->salt, sizeof srv->salt) == 1 &&
-              (srv->mac = EVP_MAC_fetch(NULL, "HMAC", NULL)) != NULL &&
-              (srv->mac_ctx = EVP_MAC_CTX_new(srv->mac)) != NULL &&
-              EVP_MAC_init(srv->mac_ctx, key, key_len, params) == 1;
+              RAND_bytes((unsigned char *)&srv->salt, sizeof srv->salt) == 1;
+    if (ok) digest_hmac_init(&srv->hmac, key, key_len);
     OPENSSL_cleanse(key, sizeof key);
     if (!ok) {
         log_error("auth: cannot set up the digest server (memory or OpenSSL HMAC/MD5/SHA-256)");
@@ -194,8 +187,7 @@ struct auth_server *auth_server_new(const struct auth_server_config *cfg)
 void auth_server_free(struct auth_server *srv)
 {
     if (!srv) return;
-    EVP_MAC_CTX_free(srv->mac_ctx);
-    EVP_MAC_free(srv->mac);
+    digest_hmac_clear(&srv->hmac);
     digest_hasher_free(&srv->hasher);
     auth_throttle_free(srv->throttle);
     assoc_free(&srv->replay);
@@ -222,24 +214,16 @@ static size_t peer_ip(const struct sockaddr *sa, uint8_t out[16])
 }
 
 /* mac over the first 12 nonce bytes and the realm, and the bind tag of the
- * peer's IP keyed by the rest of the HMAC (never sent). The key set at
- * creation is reused: EVP_MAC_init with a NULL key restarts with it. */
+ * peer's IP keyed by the rest of the HMAC (never sent). The key's HMAC
+ * blocks are hashed once at creation (digest_hmac). */
 static int nonce_mac(struct auth_server *srv, const uint8_t raw[NONCE_RAW], str_t realm, const struct sockaddr *peer,
                      uint8_t mac[NONCE_MAC_LEN], uint8_t bind[NONCE_BIND_LEN])
 {
-    uint8_t full[EVP_MAX_MD_SIZE], tag[EVP_MAX_MD_SIZE], ip[16];
-    size_t n = 0, ip_len = peer_ip(peer, ip);
-    unsigned tag_len = 0;
-    if (EVP_MAC_init(srv->mac_ctx, NULL, 0, NULL) != 1 || EVP_MAC_update(srv->mac_ctx, raw, NONCE_MAC_AT) != 1 ||
-        (realm.len && EVP_MAC_update(srv->mac_ctx, (const unsigned char *)realm.s, realm.len) != 1) ||
-        EVP_MAC_final(srv->mac_ctx, full, &n, sizeof full) != 1 || n < 32)
-        return -1;
+    uint8_t full[SHA256_DIGEST_LENGTH], tag[SHA256_DIGEST_LENGTH], ip[16];
+    size_t ip_len = peer_ip(peer, ip);
+    digest_hmac2(&srv->hmac, raw, NONCE_MAC_AT, realm.s, realm.len, full);
     memcpy(mac, full, NONCE_MAC_LEN);
-    if (EVP_DigestInit_ex(srv->hasher.ctx, srv->hasher.sha256, NULL) != 1 ||
-        EVP_DigestUpdate(srv->hasher.ctx, full + NONCE_MAC_LEN, n - NONCE_MAC_LEN) != 1 ||
-        (ip_len && EVP_DigestUpdate(srv->hasher.ctx, ip, ip_len) != 1) ||
-        EVP_DigestFinal_ex(srv->hasher.ctx, tag, &tag_len) != 1 || tag_len < NONCE_BIND_LEN)
-        return -1;
+    digest_sha256_2(full + NONCE_MAC_LEN, sizeof full - NONCE_MAC_LEN, ip, ip_len, tag);
     memcpy(bind, tag, NONCE_BIND_LEN);
     return 0;
 }

@@ -67,6 +67,44 @@ static const char *param_of(const char *hdr, const char *name, char *buf, size_t
 
 /* ---- RFC vectors ----------------------------------------------------- */
 
+static void hex_of(const uint8_t *b, size_t n, char *out)
+{
+    for (size_t i = 0; i < n; i++) sprintf(out + 2 * i, "%02x", b[i]);
+}
+
+/* The nonce MAC's HMAC-SHA256 with precomputed key blocks against RFC 4231
+ * (test cases 1 and 6: a short key, and one longer than a block, hashed
+ * first), input split in two parts at every offset; and the two-part SHA-256
+ * against FIPS 180-2's "abc". */
+static void test_hmac_sha256_vectors(void **state)
+{
+    (void)state;
+    uint8_t key1[20], key6[131], out[32];
+    char hex[65];
+    memset(key1, 0x0b, sizeof key1);
+    memset(key6, 0xaa, sizeof key6);
+    const char *m1 = "Hi There";
+    const char *m6 = "Test Using Larger Than Block-Size Key - Hash Key First";
+    struct digest_hmac h1, h6;
+    digest_hmac_init(&h1, key1, sizeof key1);
+    digest_hmac_init(&h6, key6, sizeof key6);
+    for (size_t cut = 0; cut <= strlen(m1); cut++) {
+        digest_hmac2(&h1, m1, cut, m1 + cut, strlen(m1) - cut, out);
+        hex_of(out, 32, hex);
+        assert_string_equal(hex, "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+    }
+    for (size_t cut = 0; cut <= strlen(m6); cut += 7) {
+        digest_hmac2(&h6, m6, cut, m6 + cut, strlen(m6) - cut, out);
+        hex_of(out, 32, hex);
+        assert_string_equal(hex, "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+    }
+    digest_sha256_2("ab", 2, "c", 1, out);
+    hex_of(out, 32, hex);
+    assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    digest_hmac_clear(&h1);
+    digest_hmac_clear(&h6);
+}
+
 static void test_rfc2617_example(void **state)
 {
     (void)state;
@@ -987,6 +1025,7 @@ static void test_server_config(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hmac_sha256_vectors),
         cmocka_unit_test(test_rfc2617_example),
         cmocka_unit_test(test_rfc7616_md5),
         cmocka_unit_test(test_rfc7616_sha256),
