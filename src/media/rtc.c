@@ -25,6 +25,9 @@
 #include "media/rtc.h"
 
 #include <errno.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -652,9 +655,43 @@ static void set_defaults(struct rtc_config *c)
     if (!c->max_peers) c->max_peers = DEFAULT_MAX_PEERS;
 }
 
-static int udp_open(struct rtc_transport *t, const struct sockaddr_storage *addr, char *err, size_t errcap)
+/* With port 0 and ICE-TCP on, the UDP and TCP sockets need one free port
+ * number for both, and a number the kernel gives a UDP socket may be held
+ * by a TCP socket elsewhere (an outgoing connection's ephemeral port). Both
+ * are bound here, on the same number, before libuv takes them over, so
+ * nothing can take the number between the two binds. -errno, or 0 with
+ * *ufd and *tfd open. */
+static int bind_port_pair(const struct sockaddr_storage *addr, int *ufd, int *tfd)
 {
-    int rc = uv_udp_bind(&t->udp, (const struct sockaddr *)addr, 0);
+    socklen_t alen = addr->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    int last = EADDRINUSE;
+    for (int tries = 0; tries < 64; tries++) {
+        struct sockaddr_storage a = *addr;
+        int u = socket(addr->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        int k = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int one = 1;
+        socklen_t blen = sizeof(a);
+        bool ok = u >= 0 && k >= 0 && bind(u, (const struct sockaddr *)&a, alen) == 0 &&
+                  getsockname(u, (struct sockaddr *)&a, &blen) == 0 &&
+                  setsockopt(k, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0 &&
+                  bind(k, (const struct sockaddr *)&a, alen) == 0;
+        if (ok) {
+            *ufd = u;
+            *tfd = k;
+            return 0;
+        }
+        last = errno;
+        if (u >= 0) close(u);
+        if (k >= 0) close(k);
+        if (last != EADDRINUSE) break; /* only a taken TCP number is worth another try */
+    }
+    return -last;
+}
+
+static int udp_open(struct rtc_transport *t, const struct sockaddr_storage *addr, int fd, char *err, size_t errcap)
+{
+    int rc = fd >= 0 ? uv_udp_open(&t->udp, fd) : uv_udp_bind(&t->udp, (const struct sockaddr *)addr, 0);
+    if (rc && fd >= 0) close(fd); /* not libuv's yet */
     struct sockaddr_storage bound;
     int blen = sizeof(bound);
     if (!rc) rc = uv_udp_getsockname(&t->udp, (struct sockaddr *)&bound, &blen);
@@ -712,14 +749,24 @@ struct rtc_transport *rtc_transport_new(uv_loop_t *loop, const struct rtc_config
     t->udp.data = t;
     t->timer.data = t;
     t->open_handles = 2;
-    if (udp_open(t, &addr, err, errcap) != 0) {
+    int ufd = -1, tfd = -1;
+    if (c.tcp && c.port == 0) {
+        int rc = bind_port_pair(&addr, &ufd, &tfd);
+        if (rc < 0) {
+            snprintf(err, errcap, "rtc: UDP and ICE-TCP %s: no port free for both: %s", c.bind_ip, strerror(-rc));
+            transport_finish_free(t);
+            return NULL;
+        }
+    }
+    if (udp_open(t, &addr, ufd, err, errcap) != 0) {
+        if (tfd >= 0) close(tfd);
         transport_finish_free(t);
         return NULL;
     }
     /* ICE-TCP on the same port number the UDP socket got. */
     if (addr.ss_family == AF_INET) ((struct sockaddr_in *)&addr)->sin_port = htons(t->port);
     else ((struct sockaddr_in6 *)&addr)->sin6_port = htons(t->port);
-    if (c.tcp && rtc_tcp_open(t, &addr, err, errcap) != 0) {
+    if (c.tcp && rtc_tcp_open(t, &addr, tfd, err, errcap) != 0) {
         transport_finish_free(t);
         return NULL;
     }

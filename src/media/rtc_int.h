@@ -123,7 +123,8 @@ void rtc_close_handle(struct rtc_transport *t, uv_handle_t *h);
 void rtc_handle_released(struct rtc_transport *t);
 
 /* rtc_tcp.c: ICE-TCP passive (RFC 6544, RFC 4571 framing). */
-int rtc_tcp_open(struct rtc_transport *t, const struct sockaddr_storage *addr, char *err, size_t errcap);
+/* The ICE-TCP listener on addr, or on fd (already bound there) when fd >= 0. */
+int rtc_tcp_open(struct rtc_transport *t, const struct sockaddr_storage *addr, int fd, char *err, size_t errcap);
 void rtc_tcp_free(struct rtc_transport *t);
 /* One frame on the connection: 0, or -1 when it was dropped. */
 int rtc_tcp_send(struct rtc_tcp_conn *c, const void *data, size_t len);

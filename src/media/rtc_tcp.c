@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "media/rtc_int.h"
 #include "media/stun.h"
@@ -288,13 +289,14 @@ static void on_connection(uv_stream_t *server, int status)
     rtc_after_dispatch(t);
 }
 
-int rtc_tcp_open(struct rtc_transport *t, const struct sockaddr_storage *addr, char *err, size_t errcap)
+int rtc_tcp_open(struct rtc_transport *t, const struct sockaddr_storage *addr, int fd, char *err, size_t errcap)
 {
     uv_tcp_init(t->loop, &t->tcp);
     t->tcp.data = t;
     t->open_handles++;
     t->tcp_enabled = true;      /* from here rtc_tcp_free closes the listener */
-    int rc = uv_tcp_bind(&t->tcp, (const struct sockaddr *)addr, 0);
+    int rc = fd >= 0 ? uv_tcp_open(&t->tcp, fd) : uv_tcp_bind(&t->tcp, (const struct sockaddr *)addr, 0);
+    if (rc && fd >= 0) close(fd);
     if (!rc) rc = uv_listen((uv_stream_t *)&t->tcp, BACKLOG, on_connection);
     if (rc) {
         snprintf(err, errcap, "rtc: ICE-TCP %s:%u: %s", t->cfg.bind_ip, t->port, uv_strerror(rc));
