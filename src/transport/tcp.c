@@ -145,6 +145,7 @@ static void conn_closed(uv_handle_t *h)
     struct tcp_conn *c = h->data;
     struct transport *t = c->t;
     tls_session_free(c->tls);
+    free(c->cork);
     free(c->ws_msg);
     free(c->buf);
     free(c);
@@ -161,10 +162,14 @@ static void conn_drop_pending(struct tcp_conn *c)
     c->pending_tail = &c->pending;
 }
 
+static void cork_flush(struct tcp_conn *c);
+
 static void conn_close(struct tcp_conn *c, const char *reason, bool notify)
 {
     struct transport *t = c->t;
     if (c->state == CONN_CLOSING) return;
+    cork_flush(c); /* what was answered before the close still goes, as it did unbatched */
+    if (c->state == CONN_CLOSING) return; /* that write failed and closed it */
     c->state = CONN_CLOSING;
     timer_stop(t->timers, &c->timer);
     conn_drop_pending(c);
@@ -316,6 +321,8 @@ static void conn_close_when_written(struct tcp_conn *c, const char *reason)
 {
     if (c->state != CONN_OPEN) return;
     uv_read_stop((uv_stream_t *)&c->handle);
+    cork_flush(c);
+    if (c->state != CONN_OPEN) return;
     c->close_when_written = reason;
     if (c->queued == 0) conn_close(c, reason, true);
 }
@@ -343,7 +350,86 @@ static int conn_write_queue(struct tcp_conn *c, struct conn_write *w)
 }
 
 /* Bytes for the socket (ciphertext on TLS). */
+static int sock_write_now(struct tcp_conn *c, const char *data, size_t len);
+static int sock_write(struct tcp_conn *c, const char *data, size_t len);
+
+/* ---- responses held until the loop turn ends ----
+ * A write is a system call (and on TLS a record); several responses to
+ * the requests one read brought in leave in one write when the turn's
+ * callbacks are done (transport.c flushes with the UDP batch). Only
+ * responses wait; anything else written on the connection first sends
+ * what waits, so the order on the wire is the order of the calls. */
+#define CORK_MAX (16u * 1024u) /* one TLS record's plaintext */
+
+static void cork_unlink(struct tcp_conn *c)
+{
+    struct transport *t = c->t;
+    if (c->cork_prev)
+        c->cork_prev->cork_next = c->cork_next;
+    else if (t->corked == c)
+        t->corked = c->cork_next;
+    if (c->cork_next) c->cork_next->cork_prev = c->cork_prev;
+    c->cork_prev = c->cork_next = NULL;
+}
+
+static void cork_flush(struct tcp_conn *c)
+{
+    if (!c->cork_len) return;
+    cork_unlink(c);
+    char *data = c->cork;
+    size_t len = c->cork_len;
+    c->cork = NULL;
+    c->cork_len = c->cork_cap = 0;
+    c->queued -= len;
+    if (c->state != CONN_CLOSING) {
+        int rc = sock_write_now(c, data, len);
+        if (rc < 0 && rc != UV_ENOTCONN && rc != UV_ENOBUFS) c->t->stats.send_errors++;
+    }
+    free(data);
+    if (c->state == CONN_OPEN && c->close_when_written && c->queued == 0) conn_close(c, c->close_when_written, true);
+}
+
+void tcp_flush_corked(struct transport *t)
+{
+    while (t->corked) cork_flush(t->corked);
+}
+
+/* Bytes for the socket, held for the end of the turn when they can be. */
+static int sock_write_corked(struct tcp_conn *c, const char *data, size_t len)
+{
+    if (c->state != CONN_OPEN || len > CORK_MAX ||
+        uv_stream_get_write_queue_size((uv_stream_t *)&c->handle) != 0)
+        return sock_write(c, data, len);
+    if (c->queued + len > c->t->cfg.tcp_max_send_queue) return sock_write(c, data, len); /* refuses, closes */
+    if (c->cork_len + len > CORK_MAX) cork_flush(c);
+    if (c->cork_len + len > c->cork_cap) {
+        size_t cap = c->cork_cap ? c->cork_cap : 2048;
+        while (cap < c->cork_len + len) cap *= 2;
+        char *p = realloc(c->cork, cap);
+        if (!p) return sock_write(c, data, len);
+        c->cork = p;
+        c->cork_cap = cap;
+    }
+    if (!c->cork_len) {
+        struct transport *t = c->t;
+        c->cork_next = t->corked;
+        if (t->corked) t->corked->cork_prev = c;
+        t->corked = c;
+    }
+    memcpy(c->cork + c->cork_len, data, len);
+    c->cork_len += len;
+    c->queued += len;
+    c->last_activity = transport_now(c->t);
+    return 0;
+}
+
 static int sock_write(struct tcp_conn *c, const char *data, size_t len)
+{
+    cork_flush(c);
+    return sock_write_now(c, data, len);
+}
+
+static int sock_write_now(struct tcp_conn *c, const char *data, size_t len)
 {
     struct transport *t = c->t;
     if (c->state == CONN_CLOSING) return UV_ENOTCONN;
@@ -392,15 +478,18 @@ static int sock_write(struct tcp_conn *c, const char *data, size_t len)
 /* ---- TLS between the socket and the framing ---- */
 
 static int tls_io_send(void *user, const void *data, size_t len) { return sock_write(user, data, len); }
+static int tls_io_send_corked(void *user, const void *data, size_t len) { return sock_write_corked(user, data, len); }
 static int conn_take_plain(void *user, const void *data, size_t len);
 
-static const struct tls_io *conn_tls_io(struct tcp_conn *c, struct tls_io *io)
+static const struct tls_io *conn_tls_io_ex(struct tcp_conn *c, struct tls_io *io, bool cork)
 {
     io->user = c;
-    io->send = tls_io_send;
+    io->send = cork ? tls_io_send_corked : tls_io_send;
     io->recv = conn_take_plain;
     return io;
 }
+
+static const struct tls_io *conn_tls_io(struct tcp_conn *c, struct tls_io *io) { return conn_tls_io_ex(c, io, false); }
 
 static void conn_tls_failed(struct tcp_conn *c, const char *why)
 {
@@ -428,10 +517,11 @@ static void conn_tls_check_up(struct tcp_conn *c)
     conn_arm(c, true); /* the handshake deadline is gone */
 }
 
-/* Bytes of the framing (plaintext): through TLS when the connection has it. */
-static int conn_write(struct tcp_conn *c, const char *data, size_t len)
+/* Bytes of the framing (plaintext): through TLS when the connection has it;
+ * cork: a response, which may wait for the end of the turn. */
+static int conn_write_ex(struct tcp_conn *c, const char *data, size_t len, bool cork)
 {
-    if (!c->tls) return sock_write(c, data, len);
+    if (!c->tls) return cork ? sock_write_corked(c, data, len) : sock_write(c, data, len);
     if (c->state == CONN_CLOSING) return UV_ENOTCONN;
     if (tls_session_pending(c->tls) + c->queued + len > c->t->cfg.tcp_max_send_queue) {
         log_warn_rl("TLS connection to %s: send queue over %u bytes, closing", c->peer_text,
@@ -441,16 +531,18 @@ static int conn_write(struct tcp_conn *c, const char *data, size_t len)
     }
     struct tls_io io;
     const char *why = NULL;
-    if (tls_session_write(c->tls, data, len, conn_tls_io(c, &io), &why) != 0) {
+    if (tls_session_write(c->tls, data, len, conn_tls_io_ex(c, &io, cork), &why) != 0) {
         conn_tls_failed(c, why);
         return UV_EPROTO;
     }
     return c->state == CONN_CLOSING ? UV_ENOTCONN : 0;
 }
 
+static int conn_write(struct tcp_conn *c, const char *data, size_t len) { return conn_write_ex(c, data, len, false); }
+
 /* ---- WebSocket (RFC 6455, RFC 7118) ---- */
 
-static int ws_send_frame(struct tcp_conn *c, enum ws_opcode op, const void *data, size_t len)
+static int ws_send_frame_ex(struct tcp_conn *c, enum ws_opcode op, const void *data, size_t len, bool cork)
 {
     uint8_t hdr[WS_MAX_HEADER];
     size_t h = ws_frame_header(hdr, op, len);
@@ -459,9 +551,14 @@ static int ws_send_frame(struct tcp_conn *c, enum ws_opcode op, const void *data
     if (!buf) return UV_ENOMEM;
     memcpy(buf, hdr, h);
     if (len) memcpy(buf + h, data, len);
-    int rc = conn_write(c, buf, h + len);
+    int rc = conn_write_ex(c, buf, h + len, cork);
     if (buf != small) free(buf);
     return rc;
+}
+
+static int ws_send_frame(struct tcp_conn *c, enum ws_opcode op, const void *data, size_t len)
+{
+    return ws_send_frame_ex(c, op, data, len, false);
 }
 
 static void ws_send_ping(struct tcp_conn *c)
@@ -1106,9 +1203,10 @@ static struct tcp_conn *conn_connect(struct transport *t, const struct transport
 /* One SIP message on the connection: a text frame on WS/WSS (RFC 7118 §5.2). */
 static int conn_send_message(struct tcp_conn *c, const char *data, size_t len)
 {
-    if (!sip_transport_is_ws(c->proto)) return conn_write(c, data, len);
+    bool response = len > 8 && memcmp(data, "SIP/2.0 ", 8) == 0;
+    if (!sip_transport_is_ws(c->proto)) return conn_write_ex(c, data, len, response);
     if (!c->ws_open || c->close_when_written) return UV_ENOTCONN;
-    return ws_send_frame(c, WS_OP_TEXT, data, len);
+    return ws_send_frame_ex(c, WS_OP_TEXT, data, len, response);
 }
 
 int tcp_send(struct transport *t, struct transport_dest *dest, const void *data, size_t len)

@@ -302,6 +302,7 @@ void transport_free(struct transport *t)
 {
     if (!t) return;
     udp_batch_flush(t);
+    tcp_flush_corked(t);
     t->freeing = true;
     uv_close((uv_handle_t *)&t->batch_check, batch_handle_closed);
     uv_close((uv_handle_t *)&t->batch_prepare, batch_handle_closed);
@@ -597,8 +598,17 @@ static void udp_batch_flush(struct transport *t)
     b->used = 0;
 }
 
-static void batch_check_cb(uv_check_t *h) { udp_batch_flush(h->data); }
-static void batch_prepare_cb(uv_prepare_t *h) { udp_batch_flush(h->data); }
+static void batch_check_cb(uv_check_t *h)
+{
+    udp_batch_flush(h->data);
+    tcp_flush_corked(h->data);
+}
+
+static void batch_prepare_cb(uv_prepare_t *h)
+{
+    udp_batch_flush(h->data);
+    tcp_flush_corked(h->data);
+}
 
 static void batch_handle_closed(uv_handle_t *h) { transport_handle_closed(h->data); }
 

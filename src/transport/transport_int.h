@@ -68,6 +68,9 @@ struct tcp_conn {
     struct ip_count *ip;           /* accepted: the per-source-IP count it holds */
     struct conn_write *pending, **pending_tail; /* bytes queued while connecting */
     size_t queued;                 /* bytes handed to libuv or pending, not yet written */
+    char *cork;                    /* responses of this loop turn, for one write at its end */
+    size_t cork_len, cork_cap;
+    struct tcp_conn *cork_prev, *cork_next; /* in transport.corked while cork_len > 0 */
     struct hnode by_id, by_addr;   /* in transport.conns_by_id / conns_by_addr */
     struct tcp_conn *all_prev, *all_next; /* every registered connection */
 };
@@ -104,6 +107,7 @@ struct transport {
 
     struct htable conns_by_id, conns_by_addr;
     struct tcp_conn *all;          /* list of registered connections */
+    struct tcp_conn *corked;       /* connections holding responses until the turn ends */
     struct htable ip_counts;       /* struct ip_count by IP */
     int spare_fd;                  /* closed to drain the backlog on EMFILE, then reopened; -1 */
     uint64_t next_conn_id;
@@ -142,6 +146,8 @@ int transport_listener_reopen(struct transport *t, struct listener *l);
 /* tcp.c */
 int tcp_listener_start(struct transport *t, struct listener *l);
 int tcp_send(struct transport *t, struct transport_dest *dest, const void *data, size_t len);
+/* Writes the responses each connection held during the loop turn. */
+void tcp_flush_corked(struct transport *t);
 /* The listener whose address an outbound TCP connection to dest binds to, or NULL. */
 const struct listener *transport_bind_listener(const struct transport *t, const struct transport_dest *dest);
 int tcp_close_conn(struct transport *t, uint64_t conn_id);

@@ -564,6 +564,70 @@ static void test_tcp_framing(void **state)
     assert_int_equal(s.tcp_open, 0);
 }
 
+/* Responses on a TCP connection wait for the end of the loop turn and
+ * leave together; a request (anything not a response) sends what waits
+ * first, then itself; a connection closed meanwhile still sends them. */
+static void test_tcp_responses_held_for_the_turn(void **state)
+{
+    struct tt *x = *state;
+    struct node *n = &x->b;
+    node_start(x, n, NULL);
+    int id = transport_listen(n->t, SIP_TRANSPORT_TCP, "127.0.0.1", 0);
+    assert_true(id > 0);
+    int fd = tcp_peer(n->t, (uint32_t)id);
+    send_all(fd, SIMPLE_REQ, strlen(SIMPLE_REQ));
+    assert_true(run_until(x, &n->nmsgs, 1, 2000));
+    struct transport_dest d = {.proto = SIP_TRANSPORT_TCP, .conn_id = n->msgs[0].conn_id};
+    char resp[3][512];
+    for (int i = 0; i < 3; i++) {
+        snprintf(resp[i], sizeof(resp[i]),
+                 "SIP/2.0 200 OK\r\nVia: SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bKt1\r\nFrom: <sip:a@x>;tag=1\r\n"
+                 "To: <sip:b@x>;tag=2\r\nCall-ID: held-%d\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n", i);
+    }
+    assert_int_equal(transport_send(n->t, &d, resp[0], strlen(resp[0])), 0);
+    assert_int_equal(transport_send(n->t, &d, resp[1], strlen(resp[1])), 0);
+    char buf[4096];
+    assert_true(recv(fd, buf, sizeof(buf), MSG_DONTWAIT) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+    /* A request: the two responses, then it. */
+    const char *req = REQ_HEAD("SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bKnow") "Content-Length: 0\r\n\r\n";
+    assert_int_equal(transport_send(n->t, &d, req, strlen(req)), 0);
+    size_t want = strlen(resp[0]) + strlen(resp[1]) + strlen(req), got = 0;
+    char all[4096];
+    while (got < want) {
+        ssize_t r = recv(fd, all + got, sizeof(all) - 1 - got, MSG_DONTWAIT);
+        assert_true(r > 0); /* already written: no loop turn needed */
+        got += (size_t)r;
+    }
+    all[got] = '\0';
+    char *a = strstr(all, "Call-ID: held-0"), *b = strstr(all, "Call-ID: held-1"), *c = strstr(all, "OPTIONS sip:");
+    assert_true(a && b && c && a < b && b < c);
+    /* Held, then the loop turns: out together. */
+    assert_int_equal(transport_send(n->t, &d, resp[0], strlen(resp[0])), 0);
+    assert_int_equal(transport_send(n->t, &d, resp[1], strlen(resp[1])), 0);
+    got = 0;
+    want = strlen(resp[0]) + strlen(resp[1]);
+    while (got < want) {
+        ssize_t r = peer_recv(x, fd, all + got, sizeof(all) - got, 2000);
+        assert_true(r > 0);
+        got += (size_t)r;
+    }
+    all[got] = '\0';
+    assert_true(strstr(all, "held-0") < strstr(all, "held-1"));
+    /* A response held when the connection is closed still goes, before the FIN. */
+    assert_int_equal(transport_send(n->t, &d, resp[2], strlen(resp[2])), 0);
+    assert_int_equal(transport_close_conn(n->t, d.conn_id), 0);
+    got = 0;
+    for (;;) {
+        ssize_t r = peer_recv(x, fd, all + got, sizeof(all) - got, 2000);
+        assert_true(r >= 0);
+        if (r == 0) break;
+        got += (size_t)r;
+    }
+    all[got] = '\0';
+    assert_non_null(strstr(all, "Call-ID: held-2"));
+    close(fd);
+}
+
 static void test_tcp_crlf_ping(void **state)
 {
     struct tt *x = *state;
@@ -1234,6 +1298,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_udp_ipv6, setup, teardown),
         cmocka_unit_test_setup_teardown(test_udp_responses_batched_requests_immediate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tcp_framing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tcp_responses_held_for_the_turn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tcp_crlf_ping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tcp_garbage_closes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tcp_oversize_closes, setup, teardown),
