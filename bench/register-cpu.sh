@@ -19,6 +19,10 @@
 #   PERF=1              also `perf record` the daemon (cpu-clock, call graph
 #                       PERF_CALLGRAPH=fp|dwarf|lbr, default fp) for each
 #                       rate; perf.data.<rate> is kept in the work dir
+#   SERVER_CPUS=0 LOAD_CPUS=1  taskset CPU lists for the server (every
+#                       process and thread) and for sipp; unset: anywhere.
+#                       Pinned, the two never share a core and nothing
+#                       migrates between them (both servers the same way)
 #   KEEP_WORK=1         keep the work dir (logs, databases, perf data)
 #   REPEAT=1            runs per rate and server, interleaved (cascade,
 #                       Kamailio, cascade, ...); the ratio line then compares
@@ -50,6 +54,9 @@ kport=5070            # fixed by kamailio-registrar.cfg
 secs=${SECS:-10}
 repeat=${REPEAT:-1}
 warmup=${WARMUP_SECS:-0}
+server_cpus=${SERVER_CPUS:-}
+load=()
+[ -n "${LOAD_CPUS:-}" ] && load=(taskset -c "$LOAD_CPUS")
 work=$(mktemp -d /tmp/cascade-regcpu.XXXXXX)
 server_pid=
 perf_pid=
@@ -98,14 +105,14 @@ for server in $servers; do
         # times), so the measured run only refreshes bindings (a registrar's
         # steady state), and each server has touched its tables and pools.
         wcalls=$((rate * (warmup > secs ? warmup : secs)))
-        (cd "$work" && timeout $((wcalls / rate + 60)) sipp "127.0.0.1:$cport" -sf "$shared/register-auth.xml" -inf users.csv \
+        (cd "$work" && timeout $((wcalls / rate + 60)) "${load[@]}" sipp "127.0.0.1:$cport" -sf "$shared/register-auth.xml" -inf users.csv \
             -au bench -ap secret -i 127.0.0.1 -p "$sport" -r "$rate" -m "$wcalls" -l $((rate * 3)) \
             -nostdin -fd 1 ${SIPP_ARGS--buff_size 4194304} >/dev/null 2>&1) || true
     fi
     rm -f "$work/s.csv"
     c0=$(tree_cpu_user_sys "$server_pid"); th0=$(threads_of "$server_pid"); x0=$(tree_ctxsw "$server_pid")
     t0=$(date +%s.%N)
-    (cd "$work" && timeout $((secs + 60)) sipp "127.0.0.1:$cport" -sf "$shared/register-auth.xml" -inf users.csv \
+    (cd "$work" && timeout $((secs + 60)) "${load[@]}" sipp "127.0.0.1:$cport" -sf "$shared/register-auth.xml" -inf users.csv \
         -au bench -ap secret -i 127.0.0.1 -p "$sport" -r "$rate" -m $((rate * secs)) -l $((rate * 3)) \
         -nostdin -trace_stat -stf s.csv -fd 1 ${SIPP_ARGS--buff_size 4194304} >/dev/null 2>&1) || true
     t1=$(date +%s.%N)
