@@ -31,7 +31,15 @@
 #   SERVERS="cascade kamailio"  which servers to measure (default cascade), each
 #                       rate in turn, then a ratio line per rate; Kamailio
 #                       runs ../shared/bench/kamailio-registrar.cfg (2 children,
-#                       in-memory usrloc) and its CPU is summed over its processes
+#                       in-memory usrloc) and its CPU is summed over its processes.
+#                       Also: cascade-redis (the same cascade with its bindings
+#                       mirrored into Redis: [redis] mirror_bindings = yes, a
+#                       one-master Redis Cluster holding every slot) and
+#                       kamailio-redis (the same Kamailio with usrloc db_mode 1,
+#                       write-through, on db_redis and a standalone redis-server:
+#                       Debian's db_redis has no cluster support). For these two
+#                       the Redis server's CPU over the run is printed beside the
+#                       server's, and the ratio line compares server + Redis
 #
 # One fresh server per rate (cascade with SQLite persistence on, [auth]
 # match_user = no, user bench/secret, as in register-sweep.sh), sipp with
@@ -63,6 +71,7 @@ perf_pid=
 
 cleanup() {
     [ -n "$perf_pid" ] && kill -INT "$perf_pid" 2>/dev/null || true
+    [ -n "${redis_pid:-}" ] && kill "$redis_pid" 2>/dev/null || true
     kill_server_and_clean
 }
 trap cleanup EXIT
@@ -72,6 +81,64 @@ write_users_csv "$(max_step_calls "$rates" "$secs")"
 start_kamailio() {
     cport=$kport
     start_kamailio_cfg kamailio-registrar.cfg 512 "$kport"
+}
+
+# ---- the location in Redis (SERVERS cascade-redis / kamailio-redis) ----
+redis_pid=
+redis_port=
+# A fresh redis-server on a free port, in memory only; CLUSTER=1: cluster
+# mode with every slot on it (what cascade's client needs).
+start_redis() {
+    redis_port=$(free_port)
+    local d="$work/redis-$redis_port" extra=()
+    mkdir -p "$d"
+    # The bus port named: the default, port + 10000, may not exist.
+    [ "$1" = 1 ] && extra=(--cluster-enabled yes --cluster-config-file "$d/nodes.conf" --cluster-port "$(free_port)")
+    "${load[@]}" redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$d" \
+        --logfile "$d/log" "${extra[@]}" &
+    redis_pid=$!
+    for _ in $(seq 1 50); do
+        [ "$(redis-cli -p "$redis_port" ping 2>/dev/null)" = PONG ] && break
+        sleep 0.1
+    done
+    [ "$(redis-cli -p "$redis_port" ping 2>/dev/null)" = PONG ] || { echo "redis-server did not start"; cat "$d/log"; exit 1; }
+    if [ "$1" = 1 ]; then
+        redis-cli -p "$redis_port" cluster addslotsrange 0 16383 >/dev/null
+        for _ in $(seq 1 50); do
+            redis-cli -p "$redis_port" cluster info | grep -q 'cluster_state:ok' && return 0
+            sleep 0.1
+        done
+        echo "redis cluster did not come up"; exit 1
+    fi
+}
+stop_redis() {
+    [ -n "$redis_pid" ] && { kill "$redis_pid" 2>/dev/null; wait "$redis_pid" 2>/dev/null || true; }
+    redis_pid=
+}
+
+start_kamailio_redis() {
+    start_redis 0
+    redis-cli -p "$redis_port" hset "version:entry::location" table_version 9 >/dev/null
+    sed -e 's|^modparam("usrloc", "db_mode", 0)|loadmodule "db_redis.so"\
+modparam("db_redis", "schema_path", "/usr/share/kamailio/db_redis/kamailio")\
+modparam("db_redis", "keys", "version=entry:table_name;location=entry:ruid\&usrdom:username,domain\&timer:partition,keepalive")\
+modparam("db_redis", "verbosity", 0)\
+modparam("usrloc", "db_url", "redis://127.0.0.1:'"$redis_port"'/0")\
+modparam("usrloc", "db_mode", 1)|' "$shared/kamailio-registrar.cfg" >"$work/kamailio-redis.cfg"
+    grep -q db_redis "$work/kamailio-redis.cfg" || { echo "kamailio-registrar.cfg: no usrloc db_mode line to replace"; exit 1; }
+    cport=$kport
+    local sh=$shared
+    shared=$work
+    start_kamailio_cfg kamailio-redis.cfg 512 "$kport"
+    shared=$sh
+}
+
+start_cascade_redis() {
+    start_redis 1
+    local extra=${EXTRA_INI:-}
+    EXTRA_INI="$extra"$'\n[redis]\nnodes = 127.0.0.1:'"$redis_port"$'\nmirror_bindings = yes'
+    start_fresh_cascade cascade_registrar_ini bench
+    EXTRA_INI=$extra
 }
 
 # CPU ticks of the loop thread (the main thread) and of the other threads (store writer, ...).
@@ -89,7 +156,12 @@ declare -A per10k
 for rate in $rates; do
 for rep in $(seq 1 "$repeat"); do
 for server in $servers; do
-    if [ "$server" = kamailio ]; then start_kamailio; else start_fresh_cascade cascade_registrar_ini bench; fi
+    case $server in
+    kamailio) start_kamailio ;;
+    kamailio-redis) start_kamailio_redis ;;
+    cascade-redis) start_cascade_redis ;;
+    *) start_fresh_cascade cascade_registrar_ini bench ;;
+    esac
     if [ -n "${PERF:-}" ]; then
         perf record -e cpu-clock --call-graph "${PERF_CALLGRAPH:-fp}" -p "$server_pid" -o "$work/perf.data.$rate" >/dev/null 2>&1 &
         perf_pid=$!
@@ -111,19 +183,23 @@ for server in $servers; do
     fi
     rm -f "$work/s.csv"
     c0=$(tree_cpu_user_sys "$server_pid"); th0=$(threads_of "$server_pid"); x0=$(tree_ctxsw "$server_pid")
+    r0="0 0"; [ -n "$redis_pid" ] && r0=$(tree_cpu_user_sys "$redis_pid")
     t0=$(date +%s.%N)
     (cd "$work" && timeout $((secs + 60)) "${load[@]}" sipp "127.0.0.1:$cport" -sf "$shared/register-auth.xml" -inf users.csv \
         -au bench -ap secret -i 127.0.0.1 -p "$sport" -r "$rate" -m $((rate * secs)) -l $((rate * 3)) \
         -nostdin -trace_stat -stf s.csv -fd 1 ${SIPP_ARGS--buff_size 4194304} >/dev/null 2>&1) || true
     t1=$(date +%s.%N)
     c1=$(tree_cpu_user_sys "$server_pid"); th1=$(threads_of "$server_pid"); x1=$(tree_ctxsw "$server_pid")
+    r1="0 0"; [ -n "$redis_pid" ] && r1=$(tree_cpu_user_sys "$redis_pid")
+    keys=; [ -n "$redis_pid" ] && keys=$(redis-cli -p "$redis_port" dbsize 2>/dev/null)
     rss=0
     for p in $(proc_tree "$server_pid"); do
         rss=$((rss + $(proc_rss_kib "$p" 2>/dev/null || echo 0)))
     done
     if [ -n "$perf_pid" ]; then kill -INT "$perf_pid" 2>/dev/null || true; wait "$perf_pid" 2>/dev/null || true; perf_pid=; fi
     stop_server
-    line=$(python3 - "$(sipp_csv_counts "$work/s.csv")" "$t0" "$t1" "$c0" "$c1" "$(getconf CLK_TCK)" "$rate" "$th0" "$th1" "$server" "$rss" "$x0" "$x1" <<'PY'
+    stop_redis
+    line=$(python3 - "$(sipp_csv_counts "$work/s.csv")" "$t0" "$t1" "$c0" "$c1" "$(getconf CLK_TCK)" "$rate" "$th0" "$th1" "$server" "$rss" "$x0" "$x1" "$r0" "$r1" "$keys" <<'PY'
 import sys
 ok, bad, rt = map(int, sys.argv[1].split())
 wall = float(sys.argv[3]) - float(sys.argv[2])
@@ -133,28 +209,40 @@ user, sys_ = (u1 - u0) / hz, (s1 - s0) / hz
 cpu = user + sys_
 k = 10000.0 / ok if ok else 0
 m0, o0 = map(int, sys.argv[8].split()); m1, o1 = map(int, sys.argv[9].split())
-threads = "; loop thread %.3f, others %.3f" % ((m1 - m0) / hz * k, (o1 - o0) / hz * k) if sys.argv[10] == "cascade" else ""
+threads = "; loop thread %.3f, others %.3f" % ((m1 - m0) / hz * k, (o1 - o0) / hz * k) if sys.argv[10].startswith("cascade") else ""
 ctxsw = (int(sys.argv[13]) - int(sys.argv[12])) / ok if ok else 0
-print("%-8s %-8s | %10.0f %6d %6d %8.2f | %.3f (%.3f + %.3f%s) | %.2f ctx switches per registration | RSS %d MiB" % (
-    sys.argv[10], sys.argv[7], ok / wall, bad, rt, cpu, cpu * k, user * k, sys_ * k, threads, ctxsw, int(sys.argv[11]) // 1024))
+ru0, rs0 = map(int, sys.argv[14].split()); ru1, rs1 = map(int, sys.argv[15].split())
+redis = ((ru1 - ru0) + (rs1 - rs0)) / hz
+extra = " | redis %.3f, server + redis %.3f (%s keys)" % (redis * k, (cpu + redis) * k, sys.argv[16]) if sys.argv[16] else ""
+print("%-8s %-8s | %10.0f %6d %6d %8.2f | %.3f (%.3f + %.3f%s) | %.2f ctx switches per registration | RSS %d MiB%s" % (
+    sys.argv[10], sys.argv[7], ok / wall, bad, rt, cpu, cpu * k, user * k, sys_ * k, threads, ctxsw, int(sys.argv[11]) // 1024, extra))
 PY
 )
     echo "$line"
-    per10k[$server]="${per10k[$server]:-} $(echo "$line" | awk -F'|' '{split($3, a, " "); print a[1]}')"
+    if [ -n "$keys" ]; then # server + Redis
+        per10k[$server]="${per10k[$server]:-} $(echo "$line" | sed -n 's/.*server + redis \([0-9.]*\).*/\1/p')"
+    else
+        per10k[$server]="${per10k[$server]:-} $(echo "$line" | awk -F'|' '{split($3, a, " "); print a[1]}')"
+    fi
 done
 done
 # Both servers measured at this rate: cascade's CPU per registration over
-# Kamailio's (with REPEAT > 1, of the medians of the interleaved runs).
-if [ -n "${per10k[cascade]:-}" ] && [ -n "${per10k[kamailio]:-}" ]; then
-    python3 - "$rate" "${per10k[cascade]}" "${per10k[kamailio]}" <<'PY'
+# Kamailio's (with REPEAT > 1, of the medians of the interleaved runs); the
+# Redis pair likewise, server + Redis.
+for pair in "cascade kamailio" "cascade-redis kamailio-redis"; do
+set -- $pair
+if [ -n "${per10k[$1]:-}" ] && [ -n "${per10k[$2]:-}" ]; then
+    python3 - "$rate" "${per10k[$1]}" "${per10k[$2]}" "$1" "$2" <<'PY'
 import statistics, sys
 c = [float(x) for x in sys.argv[2].split()]
 k = [float(x) for x in sys.argv[3].split()]
 mc, mk = statistics.median(c), statistics.median(k)
-runs = "" if len(c) == 1 else "; medians of %d interleaved runs, cascade %s, kamailio %s" % (
-    len(c), " ".join("%.3f" % x for x in c), " ".join("%.3f" % x for x in k))
-print("ratio    %-8s | cascade/kamailio CPU per registration %.2f (%.3f / %.3f%s)" % (sys.argv[1], mc / mk if mk else 0, mc, mk, runs))
+a, b = sys.argv[4], sys.argv[5]
+runs = "" if len(c) == 1 else "; medians of %d interleaved runs, %s %s, %s %s" % (
+    len(c), a, " ".join("%.3f" % x for x in c), b, " ".join("%.3f" % x for x in k))
+print("ratio    %-8s | %s/%s CPU per registration %.2f (%.3f / %.3f%s)" % (sys.argv[1], a, b, mc / mk if mk else 0, mc, mk, runs))
 PY
 fi
+done
 unset per10k; declare -A per10k
 done
