@@ -2,9 +2,11 @@
 # Presence between two different softphones through cascade (RFC 3856/3903):
 # alice is linphone-daemon (liblinphone 5.1), bob is baresip with its presence
 # module. Both register over TCP, PUBLISH their state and SUBSCRIBE to each
-# other's. Each sees the other online; alice goes away (kill -9: no
-# unregister, no unpublish) and bob sees her offline; she comes back and sees
-# bob online again; then bob goes away (kill -9) and alice sees him offline.
+# other's, and each sees the other online. Then alice unregisters (the
+# daemon's "unregister") and bob sees her offline; she comes back (a new
+# daemon) and each sees the other online again; she goes away with kill -9
+# (no unregister, no unpublish) and bob sees her offline; she comes back once
+# more; bob goes away with kill -9 and alice sees him offline.
 #
 # linphone-daemon has no friend commands on its pipe, but needs none: its rc
 # file sets everything up headless. [proxy_0] publish=1 makes it PUBLISH its
@@ -175,7 +177,9 @@ start_alice 1
 check "linphone (alice) registers over TCP (binding in the API)" wait_for 30 regs_are alice bob
 check "linphone PUBLISHes alice's presence (cascade: published for alice)" \
     wait_for 30 grep -q 'published for alice' "$WORK/lp.log"
-check "linphone subscribes to bob's presence (two subscriptions active)" wait_for 30 active_is 2
+check "linphone subscribes to bob's presence (cascade: two subscriptions active)" wait_for 30 active_is 2
+check "... the new one alice's to bob's presence" \
+    grep -q 'presence subscription of sip:alice@127.0.0.1 to bob ' "$WORK/lp.log"
 check "alice (linphone) sees bob online" wait_for 30 alice_sees 1 open
 check "bob (baresip) sees alice online" wait_for 30 bob_sees online
 
