@@ -212,7 +212,7 @@ static void publish_update(struct presence *p, const struct presence_publish *re
     if (modify && p->d.on_change) p->d.on_change(p->d.arg, pub->aor);
 }
 
-void presence_drop_user(struct presence *p, const char *aor)
+size_t presence_drop_user(struct presence *p, const char *aor)
 {
     char key[LOCATION_MAX_AOR];
     snprintf(key, sizeof(key), "%s", aor); /* aor may point into what goes */
@@ -229,6 +229,7 @@ void presence_drop_user(struct presence *p, const char *aor)
         log_info("presence: %zu publications of %s dropped with its last binding", n, key);
         if (p->d.on_change) p->d.on_change(p->d.arg, key);
     }
+    return n;
 }
 
 void presence_publish(struct presence *p, const struct presence_publish *req, struct presence_outcome *out)

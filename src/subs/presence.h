@@ -76,8 +76,8 @@ struct presence_outcome {
 void presence_publish(struct presence *p, const struct presence_publish *req, struct presence_outcome *out);
 
 /* Removes every publication of aor (its devices are gone); on_change once
- * when there was any. */
-void presence_drop_user(struct presence *p, const char *aor);
+ * when there was any. Returns how many went. */
+size_t presence_drop_user(struct presence *p, const char *aor);
 
 /* How many publications the user holds now. */
 size_t presence_count(const struct presence *p, const char *aor);

@@ -869,7 +869,11 @@ int subs_on_request(struct subs *s, struct txn *st, const struct transport_rx *r
 
 /* ---- registrar changes: partial NOTIFYs (RFC 3680 §5.3) ---- */
 
-static void notify_change(struct subs *s, const struct location_binding *b, const char *state, const char *event)
+/* b changed (state, event): a partial NOTIFY to each reg subscription of
+ * its AoR, the whole document to each presence one unless presence_told
+ * (they had it already). */
+static void notify_change(struct subs *s, const struct location_binding *b, const char *state, const char *event,
+                          bool presence_told)
 {
     uint32_t h = str_hash(str_from_cstr(b->aor));
     struct hnode *n = htable_first(&s->by_aor, h);
@@ -895,7 +899,7 @@ static void notify_change(struct subs *s, const struct location_binding *b, cons
             /* RFC 3856 §6.4: presence has no partial state; the whole
              * document goes (it may change from closed to open). A
              * refreshed binding changes nothing a watcher sees. */
-            if (strcmp(event, "refreshed") != 0) sub_notify_full(s, sub);
+            if (strcmp(event, "refreshed") != 0 && !presence_told) sub_notify_full(s, sub);
             continue;
         }
         if (strcmp(sub->event, "reg") != 0) continue;
@@ -912,10 +916,10 @@ static void notify_change(struct subs *s, const struct location_binding *b, cons
     }
 }
 
-static void obs_added(void *arg, const struct location_binding *b) { notify_change(arg, b, "active", "registered"); }
+static void obs_added(void *arg, const struct location_binding *b) { notify_change(arg, b, "active", "registered", false); }
 static void obs_refreshed(void *arg, const struct location_binding *b)
 {
-    notify_change(arg, b, "active", "refreshed");
+    notify_change(arg, b, "active", "refreshed", false);
 }
 /* b's AoR's bindings other than b (b may or may not be listed yet). */
 static size_t others_bound(struct subs *s, const struct location_binding *b)
@@ -930,13 +934,20 @@ static size_t others_bound(struct subs *s, const struct location_binding *b)
 static void obs_removed(void *arg, const struct location_binding *b, enum location_reason reason)
 {
     struct subs *s = arg;
-    /* A device whose flow died (or that was kicked) cannot withdraw what
-     * it published: with the user's last binding gone that way, its
-     * publications go too (on_presence_change tells the watchers). */
-    bool gone = reason == LOCATION_REMOVED_TRANSPORT_LOST || reason == LOCATION_REMOVED_UNREACHABLE ||
-                reason == LOCATION_REMOVED_KICKED;
-    if (gone && others_bound(s, b) == 0) presence_drop_user(s->presence, b->aor);
-    notify_change(s, b, "terminated", reginfo_event_for_removal(reason));
+    /* No binding, closed: with the user's last binding gone, its
+     * publications go too (on_presence_change tells the watchers). A device
+     * whose flow died, that stopped answering or was kicked cannot withdraw
+     * what it published; one that unregisters or lets its binding expire
+     * may withdraw it late or never (liblinphone sends its PUBLISH with
+     * Expires: 0 32 s after the REGISTER with Expires: 0, when it destroys
+     * the removed account). A binding replaced by its successor (RFC 5626
+     * §6) is no user going. A publisher that refreshes a dropped tag gets
+     * 412 (RFC 3903 §6) and has to publish anew. When some went, the
+     * presence watchers have had the new document: only reg's are told. */
+    size_t dropped = 0;
+    if (reason != LOCATION_REMOVED_REPLACED && others_bound(s, b) == 0)
+        dropped = presence_drop_user(s->presence, b->aor);
+    notify_change(s, b, "terminated", reginfo_event_for_removal(reason), dropped > 0);
 }
 
 void subs_location_observer(struct subs *s, struct location_callbacks *cb)

@@ -5,9 +5,8 @@
 # (application/pidf+xml, digest) and SUBSCRIBE to each other; alice sees bob
 # come online. Then bob is killed (kill -9: no unregister, no unpublish):
 # his TCP flow drops, cascade drops his binding and his publication, and
-# alice sees him offline. linphone-daemon is not used here: its presence
-# needs a "friend list" set up through its interactive shell, which this
-# Debian build (linphone-daemon 4.4) cannot do headless (see the report).
+# alice sees him offline. test_linphone_presence does the same between
+# linphone-daemon and baresip.
 source "$(dirname "$0")/lib.sh"
 command -v baresip >/dev/null || { echo "skip: baresip is not installed"; exit 77; }
 MODDIR=/usr/lib/baresip/modules

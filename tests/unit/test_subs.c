@@ -849,6 +849,94 @@ static void test_presence_winfo(void **state)
     sbuf_free(&b);
 }
 
+/* PUBLISH (no auth in these tests) of alice's presence from 192.0.2.20:5062:
+ * a one-tuple document with basic (NULL: no body) under if_match (NULL: an
+ * initial one). Returns the status; the SIP-ETag answered goes to etag. */
+static int publish_alice(struct fx *f, const char *basic, const char *if_match, char *etag, size_t cap)
+{
+    char body[512] = "", text[2048], cond[128] = "";
+    if (basic)
+        snprintf(body, sizeof(body),
+                 "<?xml version=\"1.0\"?><presence xmlns=\"urn:ietf:params:xml:ns:pidf\" "
+                 "entity=\"sip:alice@example.com\"><tuple id=\"pc\"><status><basic>%s</basic></status>"
+                 "</tuple></presence>",
+                 basic);
+    if (if_match) snprintf(cond, sizeof(cond), "SIP-If-Match: %s\n", if_match);
+    uint32_t n = ++f->branch;
+    snprintf(text, sizeof(text),
+             "PUBLISH sip:alice@example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.20:5062;branch=z9hG4bK-p%u\n"
+             "Max-Forwards: 70\nFrom: <sip:alice@example.com>;tag=p1\nTo: <sip:alice@example.com>\n"
+             "Call-ID: pub-1\nCSeq: %u PUBLISH\nEvent: presence\nExpires: 600\n%s%s"
+             "Content-Length: %zu\n\n%s",
+             n, n, cond, basic ? "Content-Type: application/pidf+xml\n" : "", strlen(body), body);
+    size_t before = harness_sent_count(f->h);
+    assert_int_equal(harness_inject(f->h, "192.0.2.20", 5062, SIP_TRANSPORT_UDP, text), 0);
+    int i = harness_find_sent(f->h, before, "SIP/2.0 ");
+    assert_true(i >= 0);
+    const struct sip_msg *m = harness_sent_msg(f->h, (size_t)i);
+    if (etag) {
+        etag[0] = '\0';
+        for (uint32_t k = 0; k < m->header_count; k++)
+            if (str_ieq_cstr(m->headers[k].name, "SIP-ETag")) str_copy(etag, cap, str_trim(m->headers[k].value));
+    }
+    return harness_sent_status(f->h, (size_t)i);
+}
+
+/* "TUPLE-ID/BASIC" of the first tuple of the presence NOTIFY at i (in a static buffer). */
+static const char *presence_of(struct fx *f, int i)
+{
+    static char out[1100];
+    const struct sip_msg *m = harness_sent_msg(f->h, (size_t)i);
+    assert_true(str_eq_cstr(m->content_type, "application/pidf+xml"));
+    struct doc d;
+    doc_open_ns(&d, m->body.s, m->body.len, "pidf", "p", "urn:ietf:params:xml:ns:pidf");
+    char id[520];
+    snprintf(id, sizeof(id), "%s", xs(&d, "/p:presence/p:tuple[1]/@id"));
+    snprintf(out, sizeof(out), "%s/%s", id, xs(&d, "/p:presence/p:tuple[1]/p:status/p:basic"));
+    doc_close(&d);
+    return out;
+}
+
+/* No binding, closed: a user's publications go with its last binding,
+ * whatever took it (here a REGISTER with Expires: 0, as linphone sends 32 s
+ * before it withdraws its PUBLISH), not with one binding of two; the
+ * dropped tag no longer refreshes (412). */
+static void test_presence_dropped_with_last_binding(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    register_alice(f, "sip:alice@192.0.2.20:5062", 600, 1);
+    register_alice(f, "sip:alice@192.0.2.21:5062", 600, 2);
+    char etag[64];
+    assert_int_equal(publish_alice(f, "open", NULL, etag, sizeof(etag)), 200);
+    assert_true(etag[0]);
+    assert_int_equal(subscribe(f, "alice", "pl-1", 1, "", "presence", "Expires: 600\n"), 200);
+    int n1 = last_notify_of(f, "presence");
+    assert_true(n1 >= 0);
+    assert_string_equal(presence_of(f, n1), "pc/open");
+    answer_notify(f, n1, 200);
+
+    /* One device unregisters: the other is still bound, the publication stays. */
+    register_alice(f, "sip:alice@192.0.2.21:5062", 0, 3);
+    int n2 = last_notify_of(f, "presence");
+    assert_true(n2 > n1);
+    assert_string_equal(presence_of(f, n2), "pc/open");
+    answer_notify(f, n2, 200);
+    char again[64];
+    assert_int_equal(publish_alice(f, NULL, etag, again, sizeof(again)), 200); /* a refresh: still there */
+    assert_true(again[0]);
+
+    /* The last one unregisters without withdrawing: closed at once. */
+    register_alice(f, "sip:alice@192.0.2.20:5062", 0, 4);
+    int n3 = last_notify_of(f, "presence");
+    assert_true(n3 > n2);
+    assert_string_equal(presence_of(f, n3), "registration/closed");
+    answer_notify(f, n3, 200);
+    assert_int_equal(publish_alice(f, NULL, again, NULL, 0), 412);
+    /* A late withdrawal changes nothing a watcher sees. */
+    assert_int_equal(last_notify_of(f, "presence"), n3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -872,6 +960,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_message_summary, setup, teardown),
         cmocka_unit_test_setup_teardown(test_message_summary_off, setup, teardown),
         cmocka_unit_test_setup_teardown(test_presence_winfo, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_presence_dropped_with_last_binding, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     xmlCleanupParser();
