@@ -14,6 +14,7 @@
 
 #define DM_KEY_MAX 160
 #define DM_ID_MAX 64
+#define DM_FIELDS_MAX 32 /* 16 pairs: ours are 7; a longer hash is not one of ours */
 
 /* Marks the device offline only while the hash still names this node: a
  * device that re-registered elsewhere keeps its new node's record. */
@@ -171,6 +172,22 @@ int gb_devmirror_record_read(const char *const *strs, const size_t *lens, size_t
     return have_node && have_online ? 0 : -1;
 }
 
+int gb_devmirror_reply_read(const struct redisReply *reply, struct gb_devmirror_record *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements > DM_FIELDS_MAX) return -EPROTO;
+    if (reply->elements == 0) return -ENOENT; /* no such key */
+    const char *strs[DM_FIELDS_MAX];
+    size_t lens[DM_FIELDS_MAX];
+    for (size_t i = 0; i < reply->elements; i++) {
+        const struct redisReply *e = reply->element[i];
+        if (!e || e->type != REDIS_REPLY_STRING) return -EPROTO;
+        strs[i] = e->str;
+        lens[i] = e->len;
+    }
+    return gb_devmirror_record_read(strs, lens, reply->elements, out) == 0 ? 0 : -EPROTO;
+}
+
 /* ---- lookups ---- */
 
 static void lookup_unlink(struct gb_devmirror_lookup *l)
@@ -184,7 +201,6 @@ static void lookup_unlink(struct gb_devmirror_lookup *l)
     m->stats.lookups_pending--;
 }
 
-#define DM_FIELDS_MAX 32 /* 16 pairs: ours are 7, the rest is skipped */
 
 static void on_lookup(void *arg, int status, const struct redisReply *reply)
 {
@@ -195,29 +211,17 @@ static void on_lookup(void *arg, int status, const struct redisReply *reply)
         free(l);
         return;
     }
-    if (status == 0 && reply && reply->type != REDIS_REPLY_ARRAY) status = -EPROTO;
+    if (status == 0 && !reply) status = -EPROTO;
     if (status < 0) {
         if (m) m->stats.lookups_failed++;
         l->cb(l->arg, status, NULL);
         free(l);
         return;
     }
-    const char *strs[DM_FIELDS_MAX];
-    size_t lens[DM_FIELDS_MAX];
-    size_t n = 0;
-    bool bad = reply->elements > DM_FIELDS_MAX;
-    for (size_t i = 0; !bad && i < reply->elements; i++) {
-        const struct redisReply *e = reply->element[i];
-        if (!e || e->type != REDIS_REPLY_STRING) {
-            bad = true;
-            break;
-        }
-        strs[n] = e->str;
-        lens[n++] = e->len;
-    }
     struct gb_devmirror_record rec;
-    bool found = !bad && n > 0 && gb_devmirror_record_read(strs, lens, n, &rec) == 0;
-    if (!bad && n > 0 && !found) log_warn_rl("redis gb devices: a device record does not read; taken as absent");
+    int rc = gb_devmirror_reply_read(reply, &rec);
+    bool found = rc == 0;
+    if (rc == -EPROTO) log_warn_rl("redis gb devices: a device record does not read; taken as absent");
     if (m && found) m->stats.lookups_found++;
     l->cb(l->arg, 0, found ? &rec : NULL);
     free(l);

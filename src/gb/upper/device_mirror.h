@@ -110,5 +110,10 @@ void gb_devmirror_stats_json(const struct gb_devmirror *m, json_t *stats);
  * number an integer >= 0; unknown fields are skipped, a repeated one keeps
  * the last; -1 otherwise (n odd, empty, a field that does not read). */
 int gb_devmirror_record_read(const char *const *strs, const size_t *lens, size_t n, struct gb_devmirror_record *out);
+/* The HGETALL reply as the client hands it: 0 with *out (the record reads),
+ * -ENOENT (empty: no such key), -EPROTO (not an array of at most 32
+ * strings, or a record that does not read). */
+struct redisReply;
+int gb_devmirror_reply_read(const struct redisReply *reply, struct gb_devmirror_record *out);
 
 #endif
