@@ -13,6 +13,7 @@
 #     one relay, B one remote play; the camera saw exactly one INVITE;
 #  3. the live view of the same channel from node C (POST .../live) plays
 #     through A too, and ffprobe reads H.264 from C's FLV URL;
+#     a playback from B through A: its pause (INFO) reaches the camera;
 #  4. stop on B (DELETE /gb/streams/{sid}): B's BYE goes to A, A's to the
 #     camera (gbsim logs the BYE from the upper), A's relay is gone;
 #  5. a device registered nowhere: 404 JSON from B; a planted record naming
@@ -114,6 +115,17 @@ check "3. live view from node C: a shared stream ($LSID)" jq_ok "$(api GET "/gb/
 check "... ffprobe reads H.264 from node C's FLV URL" test "$(probe "$LURL")" = h264
 api DELETE "/gb/streams/$LSID" >/dev/null
 check "... node A relayed a second INVITE" test "$(gstat a peer_relays)" = 2
+RELAYS=3 # with the playback below
+
+# ---- 3b. a playback from B, paused: the INFO goes through A to the camera
+on b
+PB=$(api POST "/gb/devices/$DEV/channels/$CH1/play" '{"start":"2026-12-01T10:00:00","end":"2026-12-01T10:10:00"}')
+PSID=$(echo "$PB" | jq -r '.stream_id // empty')
+check "3b. a playback from node B through A ($PSID)" jq_ok "$PB" '.playback == true and .state == "playing"'
+OUT=$(api POST "/gb/streams/$PSID/control" '{"action":"pause"}')
+check "... pause answered by the camera through A ($OUT)" jq_ok "$OUT" '.action == "pause" and .paused == true'
+check "... the PAUSE reached the camera" wait_for 10 grep -qE "PAUSE cseq 1" "$WORK/gbsim.log"
+api DELETE "/gb/streams/$PSID" >/dev/null
 
 # ---- 4. stop on B
 byes() { grep -c "stream of $CH1 ended: BYE from the upper" "$WORK/gbsim.log" || true; }
@@ -189,7 +201,7 @@ forged() {
 }
 check "6. a peer-marked INVITE from 127.0.0.2 (no live node) gets 403 from A" forged
 check "... A counted the refusal and relayed nothing more" \
-    bash -c "[ '$(gstat a peer_refused)' -ge 1 ] && [ '$(gstat a peer_relays)' = 2 ]"
+    bash -c "[ '$(gstat a peer_refused)' -ge 1 ] && [ '$(gstat a peer_relays)' = $RELAYS ]"
 
 # ---- 7. offline
 kill "$SIM" 2>/dev/null; wait "$SIM" 2>/dev/null

@@ -14,7 +14,7 @@
  * upstream's (gb/lower/lower_relay.c): B's SDP unchanged, so the device
  * sends RTP straight to B; the device's 200 answers B. Two dialogs, one per
  * side: a BYE on either side ends the other, a CANCEL from B cancels the
- * INVITE to the device. A alone holds the device's flow (its NATed UDP
+ * INVITE to the device, an INFO from B (playback control) goes on to it. A alone holds the device's flow (its NATed UDP
  * address, its TCP connection), which is why the request goes through it.
  *
  * Loop protection: A relays only to a device registered on A; a marked
@@ -247,7 +247,38 @@ static void dev_dlg_end(void *arg, struct ua_dialog *d, enum ua_dialog_end why)
     relay_free(r);
 }
 
-static const struct ua_dialog_cb peer_dlg_cb = {.on_end = peer_dlg_end};
+/* INFO from the entry node (a playback's MANSRTSP control, Annex B) goes on
+ * to the device in its dialog; the device's final answers the peer. The
+ * peer's transaction lives until answered and the device's INFO always
+ * ends (a final or 408), so the context needs nothing from the relay. */
+static void info_final(void *arg, struct ua_uac *h, int status, const struct sip_msg *resp,
+                       const struct transport_rx *rx, struct ua_dialog *dlg)
+{
+    (void)h, (void)resp, (void)rx, (void)dlg;
+    struct txn *st = arg;
+    int rc = txn_respond(st, status >= 200 && status < 700 ? status : 500, NULL, STR_NULL, NULL, 0, STR_NULL,
+                         STR_NULL);
+    if (rc < 0) log_debug("gb peer relay: INFO answer not sent: %s", strerror(-rc));
+}
+
+static const struct ua_uac_cb info_cb = {.on_final = info_final};
+
+static void peer_dlg_request(void *arg, struct ua_dialog *d, struct txn *st, const struct transport_rx *rx)
+{
+    (void)d;
+    struct gb_peer_relay *r = arg;
+    const struct sip_msg *m = rx->msg;
+    int status = m->method == SIP_INVITE || m->method == SIP_UPDATE ? 488 : 200;
+    if (m->method == SIP_INFO) {
+        if (r->dev_dlg && ua_dialog_request(r->dev_dlg, SIP_INFO, NULL, 0, m->content_type, m->body, &info_cb, st))
+            return;
+        status = r->dev_dlg ? 500 : 481;
+    }
+    int rc = txn_respond(st, status, NULL, STR_NULL, NULL, 0, STR_NULL, STR_NULL);
+    if (rc < 0) log_debug("gb peer relay: %d not sent: %s", status, strerror(-rc));
+}
+
+static const struct ua_dialog_cb peer_dlg_cb = {.on_request = peer_dlg_request, .on_end = peer_dlg_end};
 static const struct ua_dialog_cb dev_dlg_cb = {.on_end = dev_dlg_end};
 
 static void relay_final(void *arg, struct ua_uac *h, int status, const struct sip_msg *resp,
