@@ -412,6 +412,32 @@ int gb_peer_on_request(struct gb_upper *g, struct txn *st, const struct transpor
 
 /* ---- stop ---- */
 
+static void relay_end(struct gb_upper *g, struct gb_peer_relay *r, int status)
+{
+    if (r->h) ua_request_cancel(r->h); /* a 2xx that still comes is ACKed and BYEd by the UA */
+    if (r->st) peer_respond(g, r->st, status);
+    if (r->dev_dlg) {
+        ua_dialog_set_cb(r->dev_dlg, NULL, NULL);
+        ua_dialog_bye(r->dev_dlg);
+    }
+    if (r->peer_dlg) {
+        ua_dialog_set_cb(r->peer_dlg, NULL, NULL);
+        ua_dialog_bye(r->peer_dlg);
+    }
+    relay_free(r);
+}
+
+void gb_peer_relays_stop_device(struct gb_upper *g, const char *device_id)
+{
+    for (struct gb_peer_relay *r = g->peer_relays, *next; r; r = next) {
+        next = r->next;
+        if (strcmp(r->device_id, device_id)) continue;
+        log_info("gb peer relay: device %s offline; its stream of %s for node %s ends", device_id, r->channel_id,
+                 r->peer);
+        relay_end(g, r, 480);
+    }
+}
+
 void gb_nodes_stop(struct gb_upper *g)
 {
     /* The app frees the mirror and the registry after this (their
@@ -425,18 +451,5 @@ void gb_nodes_stop(struct gb_upper *g)
         gb_waiters_done(&p->waiters, 503, gb_error_json("shutting-down", "the daemon is stopping"));
         free(p);
     }
-    while (g->peer_relays) {
-        struct gb_peer_relay *r = g->peer_relays;
-        if (r->h) ua_request_cancel(r->h);
-        if (r->st) peer_respond(g, r->st, 503);
-        if (r->dev_dlg) {
-            ua_dialog_set_cb(r->dev_dlg, NULL, NULL);
-            ua_dialog_bye(r->dev_dlg);
-        }
-        if (r->peer_dlg) {
-            ua_dialog_set_cb(r->peer_dlg, NULL, NULL);
-            ua_dialog_bye(r->peer_dlg);
-        }
-        relay_free(r);
-    }
+    while (g->peer_relays) relay_end(g, g->peer_relays, 503);
 }

@@ -401,6 +401,7 @@ static void device_offline(struct gb_upper *g, struct gb_device *d, const char *
     conn_remove(g, d);
     log_info("gb device %s offline (%s)", d->id, reason);
     gb_streams_stop_device(g, d->id, "device-offline");
+    gb_peer_relays_stop_device(g, d->id); /* streams relayed to other nodes end too */
     gb_queries_fail(g, d, 503, "device-offline", "the device went offline");
     gb_subs_device_offline(g, d);
     json_t *f = json_pack("{s:s,s:s}", "device_id", d->id, "reason", reason);
@@ -1268,6 +1269,7 @@ void gb_upper_free(struct gb_upper *g)
 {
     if (!g) return;
     g->stopping = true; /* what goes now is not forgotten in the store (gb_subs rows stay) */
+    gb_nodes_stop(g);   /* nothing when gb_upper_stop ran */
     gb_streams_stop_all(g, "shutdown");
     gb_live_hls_free_ended(g);
     gb_device_foreach(g, free_device, NULL);

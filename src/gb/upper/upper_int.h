@@ -462,6 +462,9 @@ int gb_peer_on_request(struct gb_upper *g, struct txn *st, const struct transpor
 void gb_mirror_online(struct gb_upper *g, struct gb_device *d);
 void gb_mirror_keepalive(struct gb_upper *g, struct gb_device *d);
 void gb_mirror_offline(struct gb_upper *g, struct gb_device *d);
+/* The device went offline: its relays end (BYE both ways, the peer's
+ * pending INVITE answered 480). */
+void gb_peer_relays_stop_device(struct gb_upper *g, const char *device_id);
 /* gb_upper_stop: waiting plays answered 503, relays ended (BYE both ways). */
 void gb_nodes_stop(struct gb_upper *g);
 
