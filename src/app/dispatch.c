@@ -354,7 +354,8 @@ static int start_gb_mirror(struct worker *w)
     char node[128];
     if (w->mirror) snprintf(node, sizeof(node), "%s", location_mirror_node_id(w->mirror));
     else if (w->cfg.redis.node_id[0]) snprintf(node, sizeof(node), "%s", w->cfg.redis.node_id);
-    else if (gethostname(node, sizeof(node) - 1) != 0 || !node[0]) snprintf(node, sizeof(node), "node-%ld", (long)getpid());
+    else if (gethostname(node, sizeof(node) - 1) != 0 || !node[0])
+        snprintf(node, sizeof(node), "node-%ld", (long)getpid());
     node[sizeof(node) - 1] = '\0';
     int err = 0;
     w->gb_mirror = gb_devmirror_new(w->loop, &w->timers, &w->cfg.redis, node, &err);

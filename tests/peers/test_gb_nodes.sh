@@ -44,6 +44,8 @@ for n in a b c; do
 keepalive_interval = 1
 keepalive_misses = 30
 catalog_on_register = no
+[media]
+enabled = no
 [redis]
 mirror_bindings = yes
 cluster_route = yes

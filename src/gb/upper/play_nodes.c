@@ -14,8 +14,9 @@
  * upstream's (gb/lower/lower_relay.c): B's SDP unchanged, so the device
  * sends RTP straight to B; the device's 200 answers B. Two dialogs, one per
  * side: a BYE on either side ends the other, a CANCEL from B cancels the
- * INVITE to the device, an INFO from B (playback control) goes on to it. A alone holds the device's flow (its NATed UDP
- * address, its TCP connection), which is why the request goes through it.
+ * INVITE to the device, an INFO from B (playback control) goes on to it. A
+ * alone holds the device's flow (its NATed UDP address, its TCP connection),
+ * which is why the request goes through it.
  *
  * Loop protection: A relays only to a device registered on A; a marked
  * INVITE for anything else is answered 404, never sent on to a third node.
