@@ -24,6 +24,8 @@
 #  7. the camera unregisters while B plays it: A ends its relay (B's stream
 #     gets a BYE), marks the record offline (online 0), and a play from B
 #     answers 409 device-offline.
+#  8. the owning node killed -9 (the camera's record still online): B
+#     answers 503 node-unavailable once A stopped heartbeating.
 source "$(dirname "$0")/lib.sh"
 
 for t in redis-server redis-cli jq ffprobe sipp; do
@@ -239,4 +241,18 @@ for n in a b c; do
     pid_var="${n}_PID"
     check "node $n is still running" kill -0 "${!pid_var}"
 done
+
+# ---- 8. the owning node dies
+gb_sim "${SIP[a]}" "$UPPER" gbsim3.log --devices 1 --channels 1
+check "8. the camera registers on A again: its record is online" wait_for 30 rec_online
+echo "info: Redis memory of one device record: $(rcli memory usage "$KEY") bytes"
+kill -9 "$a_PID"; wait "$a_PID" 2>/dev/null || true
+sees_one() { [ "$(cstat b nodes_live)" = 1 ]; }
+check "... node A killed -9: B sees it gone within 3 heartbeats" wait_for 20 sees_one
+check "... its record is still there (online, TTL not run out)" rec_online
+on b
+R=$(curl -s -w ' %{http_code}' -X POST -H "$AUTH" -H 'Content-Type: application/json' --data '{}' \
+    "http://127.0.0.1:${API[b]}/api/v1/gb/devices/$DEV/channels/$CH1/play")
+check "... a play from B: 503 node-unavailable, its node is down ($R)" \
+    bash -c "[[ '$R' == *'\"node-unavailable\"'*'is registered on node node-a, which is '*' 503' ]]"
 finish
