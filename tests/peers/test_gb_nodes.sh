@@ -25,7 +25,9 @@
 #     gets a BYE), marks the record offline (online 0), and a play from B
 #     answers 409 device-offline.
 #  8. the owning node killed -9 (the camera's record still online): B
-#     answers 503 node-unavailable once A stopped heartbeating.
+#     answers 503 node-unavailable once A stopped heartbeating;
+#  9. the camera re-registers on C: the record names node-c, and a play
+#     from B goes through C.
 source "$(dirname "$0")/lib.sh"
 
 for t in redis-server redis-cli jq ffprobe sipp; do
@@ -255,4 +257,14 @@ R=$(curl -s -w ' %{http_code}' -X POST -H "$AUTH" -H 'Content-Type: application/
     "http://127.0.0.1:${API[b]}/api/v1/gb/devices/$DEV/channels/$CH1/play")
 check "... a play from B: 503 node-unavailable, its node is down ($R)" \
     bash -c "[[ '$R' == *'\"node-unavailable\"'*'is registered on node node-a, which is '*' 503' ]]"
+
+# ---- 9. the camera re-registers on C: B plays it through C
+kill -9 "$SIM" 2>/dev/null; wait "$SIM" 2>/dev/null || true
+gb_sim "${SIP[c]}" "$UPPER" gbsim4.log --devices 1 --channels 1
+on_c() { [ "$(rcli hget "$KEY" node)" = node-c ]; }
+check "9. the camera registered on C: its record names node-c" wait_for 30 on_c
+on b
+P9=$(api POST "/gb/devices/$DEV/channels/$CH1/play" '{}')
+check "... a play from B goes through C now ($(echo "$P9" | jq -c '{stream_id,state}'))" jq_ok "$P9" '.state == "playing"'
+check "... node C relayed it" test "$(gstat c peer_relays)" = 1
 finish

@@ -397,7 +397,8 @@ int gb_live_start(struct gb_upper *g, const char *device_id, const char *channel
         gb_waiter_add(&s->waiter, wt);
         return 0;
     }
-    if (!d) return gb_play_remote(g, device_id, channel, false, false, 0, 0, true, wt); /* another node's? */
+    if (!d || (!d->online && g->cluster)) /* another node's? (offline here: it may have moved) */
+        return gb_play_remote(g, device_id, channel, false, false, 0, 0, true, wt);
     int rc = gb_stream_play(g, d, channel, false, false, 0, 0, wt);
     if (rc != 0) return rc;
     gb_live_share_newest(g, device_id, channel);

@@ -111,7 +111,10 @@ static void remote_on_record(void *arg, int status, const struct gb_devmirror_re
     }
     struct cluster_hit hit;
     int rc = 0;
-    if (!rec || !strcmp(rec->node, gb_devmirror_node_id(g->devmirror))) {
+    if ((!rec || !strcmp(rec->node, gb_devmirror_node_id(g->devmirror))) && gb_device_find(g, p->device_id)) {
+        /* Known here, offline here, and online nowhere else. */
+        remote_fail(p, 409, gb_error_json("device-offline", "device %s is not online", p->device_id));
+    } else if (!rec || !strcmp(rec->node, gb_devmirror_node_id(g->devmirror))) {
         /* Nowhere, or a stale record naming us (we do not have it). */
         remote_fail(p, 404, gb_error_json("not-found", "no GB device %s on any node", p->device_id));
     } else if (!rec->online) {

@@ -48,7 +48,8 @@ int gb_upper_play(struct gb_upper *g, const char *device_id, const char *channel
                   int64_t end, struct gb_waiter *wt)
 {
     struct gb_device *d = gb_device_find(g, device_id);
-    if (d) return gb_stream_play(g, d, channel, tcp, dump, start, end, wt);
+    /* Known here but offline: it may have registered on another node since. */
+    if (d && (d->online || !g->cluster)) return gb_stream_play(g, d, channel, tcp, dump, start, end, wt);
     return gb_play_remote(g, device_id, channel, tcp, dump, start, end, false, wt); /* another node's? */
 }
 
