@@ -119,6 +119,11 @@ check "... node B looked the device up in Redis" test "$(dstat b lookups_found)"
 invites() { grep -c "INVITE for $1: " "$WORK/gbsim.log" || true; }
 check "... the camera saw exactly one INVITE" test "$(invites "$CH1")" = 1
 check "... node A logged the relay to the camera" grep -q "INVITE from node 127.0.0.1:.* for $CH1 relayed to device $DEV" "$WORK/a.log"
+curl -s "http://127.0.0.1:${API[b]}/metrics" >"$WORK/b.prom"
+check "... /metrics on B is well-formed, the new members typed (no untyped family)" \
+    python3 "$PEERS_DIR/promcheck.py" check "$WORK/b.prom" --no-untyped
+check "... /metrics on B has the remote plays and the device lookups" \
+    bash -c "grep -q '^cascade_gb_upper_remote_plays' '$WORK/b.prom' && grep -q '^cascade_redis_gb_devices_lookups_found' '$WORK/b.prom'"
 
 # ---- 3. live view from C (shared stream there)
 on c
