@@ -27,7 +27,9 @@
 #  8. the owning node killed -9 (the camera's record still online): B
 #     answers 503 node-unavailable once A stopped heartbeating;
 #  9. the camera re-registers on C: the record names node-c, and a play
-#     from B goes through C.
+#     from B goes through C;
+# 10. loop protection: a planted record names C for a device C does not
+#     have: C answers 404 and forwards nothing, B answers 404.
 source "$(dirname "$0")/lib.sh"
 
 for t in redis-server redis-cli jq ffprobe sipp; do
@@ -272,4 +274,18 @@ on b
 P9=$(api POST "/gb/devices/$DEV/channels/$CH1/play" '{}')
 check "... a play from B goes through C now ($(echo "$P9" | jq -c '{stream_id,state}'))" jq_ok "$P9" '.state == "playing"'
 check "... node C relayed it" test "$(gstat c peer_relays)" = 1
+
+# ---- 10. loop protection: a planted record sends B to C for a device C
+# does not have; C answers 404 and sends the marked INVITE nowhere else.
+rcli del "t:gbdev:{$GHOST}" >/dev/null
+rcli hset "t:gbdev:{$GHOST}" node node-c transport udp remote 127.0.0.1:9 online 1 >/dev/null
+REF0=$(gstat c peer_refused)
+on b
+R=$(api POST "/gb/devices/$GHOST/channels/$CH1/play" '{}')
+check "10. a record naming C for a device C does not have: 404 from B ($R)" jq_ok "$R" '.error == "not-found"'
+check "... C refused the marked INVITE (404) and relayed nothing" \
+    bash -c "[ '$(gstat c peer_refused)' -gt '$REF0' ] && [ '$(gstat c peer_relays)' = 1 ]"
+check "... C logged the refusal, B sent the INVITE only once" \
+    bash -c "grep -q 'asked for $CH1 of device $GHOST, not registered here: 404' '$WORK/c.log' &&
+        [ \"\$(grep -c 'INVITE $GHOST/$CH1 through node' '$WORK/b.log')\" = 1 ]"
 finish
