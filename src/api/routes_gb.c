@@ -70,8 +70,19 @@ static void wait_fail(struct api_wait *a, int rc, const char *what, const char *
     case -EMFILE: api_reply_error(req, 503, "no-ssrc", "every SSRC serial is in use"); break;
     case -ESHUTDOWN: api_reply_error(req, 503, "shutting-down", "the daemon is stopping"); break;
     case -EBUSY: api_reply_error(req, 429, "busy", "too many queries pending for device %s", id); break;
+    case -ENOENT: api_reply_error(req, 404, "not-found", "no GB device %s", id); break;
     default: api_reply_error(req, 500, "internal", "%s could not be started (%d)", what, rc); break;
     }
+}
+
+/* The {id} of the path for a play: a device here, or any id when play
+ * across nodes is on (the device is then looked up in Redis: 404 later). */
+static const char *device_or_local_or_remote(struct gb_upper *g, struct api_request *req)
+{
+    const char *id = api_param(req, "id");
+    if (id && (gb_upper_has_device(g, id) || gb_upper_plays_across_nodes(g))) return id;
+    api_reply_error(req, 404, "not-found", "no GB device %s", id ? id : "");
+    return NULL;
 }
 
 /* The {id} of the path when it names a device, else NULL after answering 404. */
@@ -414,7 +425,7 @@ static void playback_done(struct gb_waiter *wt, int status, json_t *body)
 static void channel_play(struct api_request *req, void *user)
 {
     struct gb_upper *g = user;
-    const char *id = device_or_404(g, req);
+    const char *id = device_or_local_or_remote(g, req);
     if (!id) return;
     const char *tr = body_str(req, "transport");
     if (tr && strcasecmp(tr, "udp") && strcasecmp(tr, "tcp")) {
@@ -455,7 +466,7 @@ static void live_done(struct gb_waiter *wt, int status, json_t *body)
 static void channel_live(struct api_request *req, void *user)
 {
     struct gb_upper *g = user;
-    const char *id = device_or_404(g, req);
+    const char *id = device_or_local_or_remote(g, req);
     if (!id) return;
     const char *cid = api_param(req, "cid");
     json_t *playing = gb_live_playing_json(g, id, cid);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api/routes_gb_lower.h"
 #include "api/routes_messages.h"
@@ -31,6 +32,7 @@
 #include "registrar/location.h"
 #include "registrar/cluster.h"
 #include "registrar/location_mirror.h"
+#include "gb/upper/device_mirror.h"
 #include "registrar/registrar.h"
 #include "sip/local.h"
 #include "subs/offline_msg.h"
@@ -159,7 +161,8 @@ static struct gb_upper *start_gb_upper(struct worker *w)
     struct auth_server_config ac;
     auth_server_config_from(&ac, &w->cfg.auth, AUTH_OFFER(AUTH_ALG_MD5));
     struct gb_upper_deps deps = {.loop = w->loop, .timers = &w->timers, .ua = w->ua, .store = w->store,
-                                 .events = w->events, .admission = &w->admission};
+                                 .events = w->events, .admission = &w->admission, .devmirror = w->gb_mirror,
+                                 .cluster = w->cluster, .txn = w->txn};
     struct gb_config gc = w->cfg.gb;
     gc.live_idle_stop_ms = w->cfg.media.idle_stop_s * 1000u; /* [media] idle_stop */
     struct gb_upper *g = gb_upper_new(&gc, &ac, &w->local, w->cfg.store.path, &deps);
@@ -343,6 +346,28 @@ static int start_offline(struct worker *w)
     return 0;
 }
 
+/* [redis] mirror_gb_devices: GB devices written behind into the cluster;
+ * with cluster_route, play across nodes (gb/upper/play_nodes.c). */
+static int start_gb_mirror(struct worker *w)
+{
+    if (!w->cfg.redis.mirror_gb_devices) return 0;
+    char node[128];
+    if (w->mirror) snprintf(node, sizeof(node), "%s", location_mirror_node_id(w->mirror));
+    else if (w->cfg.redis.node_id[0]) snprintf(node, sizeof(node), "%s", w->cfg.redis.node_id);
+    else if (gethostname(node, sizeof(node) - 1) != 0 || !node[0])
+        snprintf(node, sizeof(node), "node-%ld", (long)getpid());
+    node[sizeof(node) - 1] = '\0';
+    int err = 0;
+    w->gb_mirror = gb_devmirror_new(w->loop, &w->timers, &w->cfg.redis, node, &err);
+    if (!w->gb_mirror) {
+        log_error("[redis] cannot start the GB device mirror toward %s: %s", w->cfg.redis.nodes, strerror(-err));
+        return -1;
+    }
+    log_info("[redis] GB devices mirrored into the cluster as node %s%s", node,
+             w->cluster ? "; play across nodes on" : "");
+    return 0;
+}
+
 int dispatch_start_roles(struct worker *w)
 {
     fill_local(w);
@@ -353,6 +378,7 @@ int dispatch_start_roles(struct worker *w)
     if (!w->proxy) return -1;
 
     if (w->cfg.gb.enabled) {
+        if (start_gb_mirror(w) < 0) return -1;
         w->gb_upper = start_gb_upper(w);
         if (!w->gb_upper || gb_upper_load(w->gb_upper) < 0) return -1;
         if (w->api) api_routes_gb_upper(w->api, w->gb_upper);
@@ -379,6 +405,11 @@ int dispatch_start_gb_lower(struct worker *w)
 
 void dispatch_stop_roles(struct worker *w, void (*done)(void *arg), void *arg)
 {
+    if (w->gb_mirror) { /* the role lets go of the mirror and the registry first */
+        if (w->gb_upper) gb_upper_stop(w->gb_upper);
+        gb_devmirror_free(w->gb_mirror);
+        w->gb_mirror = NULL;
+    }
     if (w->proxy) proxy_set_cluster(w->proxy, NULL);
     cluster_free(w->cluster); /* waiting requests get their local answer */
     w->cluster = NULL;
@@ -396,6 +427,8 @@ void dispatch_free_roles(struct worker *w)
 {
     if (w->gb_lower) gb_lower_free(w->gb_lower);
     if (w->gb_upper) gb_upper_free(w->gb_upper);
+    gb_devmirror_free(w->gb_mirror);
+    w->gb_mirror = NULL;
     if (w->proxy) proxy_set_cluster(w->proxy, NULL);
     cluster_free(w->cluster);
     w->cluster = NULL;
@@ -624,6 +657,7 @@ void dispatch_stats(struct worker *w, json_t *stats)
     if (w->registrar) registrar_stats_json(w->registrar, stats);
     if (w->proxy) proxy_stats_json(w->proxy, stats);
     if (w->cluster) cluster_stats_json(w->cluster, stats);
+    if (w->gb_mirror) gb_devmirror_stats_json(w->gb_mirror, stats);
     if (w->subs) subs_stats_json(w->subs, stats);
     if (w->offline) offline_msg_stats_json(w->offline, stats);
     if (w->mirror) {
@@ -646,6 +680,13 @@ void dispatch_stats(struct worker *w, json_t *stats)
                                       (json_int_t)s.refused, "catalog_queued", (int)s.catalog_queued,
                                       "catalog_in_flight", (int)s.catalog_in_flight, "catalog_started",
                                       (json_int_t)s.catalog_started, "catalog_paused", (json_int_t)s.catalog_paused));
+        if (w->gb_mirror) { /* play across nodes (issue 16) */
+            json_t *o = json_object_get(stats, "gb_upper");
+            json_object_set_new(o, "remote_plays", json_integer((json_int_t)s.remote_plays));
+            json_object_set_new(o, "remote_play_failures", json_integer((json_int_t)s.remote_play_failures));
+            json_object_set_new(o, "peer_relays", json_integer((json_int_t)s.peer_relays));
+            json_object_set_new(o, "peer_refused", json_integer((json_int_t)s.peer_refused));
+        }
     }
     if (w->gb_lower) gb_lower_stats_json(w->gb_lower, stats);
 }

@@ -47,6 +47,7 @@ struct ua;
 struct sfu;
 struct location_mirror;
 struct cluster;
+struct gb_devmirror;
 
 #define WORKER_MAX_OBSERVERS 4
 
@@ -89,6 +90,7 @@ struct worker {
     struct sfu *sfu;                         /* [media]: rooms, WHIP, WHEP; NULL when off */
     struct location_mirror *mirror;          /* [redis] mirror_bindings: NULL when off */
     struct cluster *cluster;                 /* [redis] cluster_route: NULL when off */
+    struct gb_devmirror *gb_mirror;          /* [redis] mirror_gb_devices (and [gb] enabled): NULL when off */
     /* The registrar's one observer slot fans out to these (dispatch.c): the
      * notifier's and the Redis mirror's callbacks. */
     struct location_callbacks observers[WORKER_MAX_OBSERVERS];

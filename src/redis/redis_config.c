@@ -30,6 +30,12 @@ static const struct config_key keys[] = {
         "the user's bindings change; no cache while the change channel is down); 0: always ask"),
     KEY("lookup_max_pending", CONFIG_UINT, lookup_max_pending, "1000", 1, 100000,
         "requests waiting at once for a remote lookup; more get the local answer (480/404), logged"),
+    KEY("mirror_gb_devices", CONFIG_BOOL, mirror_gb_devices, "no", 0, 0,
+        "write GB devices' state (node, transport, address, online, last keepalive) behind into the cluster; with "
+        "cluster_route, a play request for a device registered on another node goes through that node"),
+    KEY("gb_keepalive_write_s", CONFIG_UINT, gb_keepalive_write_s, "60", 1, 3600,
+        "a GB device's keepalives are written to Redis at most once per this many seconds (its key's TTL covers "
+        "the gap)"),
 };
 
 static int redis_check(const void *section, char *err, size_t errcap)
@@ -37,6 +43,10 @@ static int redis_check(const void *section, char *err, size_t errcap)
     const struct redis_config *r = section;
     if (r->mirror_bindings && !r->nodes[0]) {
         snprintf(err, errcap, "[redis] mirror_bindings = yes needs nodes");
+        return -1;
+    }
+    if (r->mirror_gb_devices && !r->nodes[0]) {
+        snprintf(err, errcap, "[redis] mirror_gb_devices = yes needs nodes");
         return -1;
     }
     if (r->cluster_route && !r->mirror_bindings) {

@@ -18,6 +18,8 @@ struct redis_config { /* [redis] */
     uint32_t heartbeat_ms;           /* node registry refresh; a node is gone after 3 missed */
     uint32_t lookup_cache_ms;        /* remote lookup answers kept at most this long (invalidated sooner); 0: no cache */
     uint32_t lookup_max_pending;     /* requests waiting for a Redis lookup; beyond: answered locally */
+    bool mirror_gb_devices;          /* write GB devices' state behind (gbdev:{id}); with cluster_route: play across nodes */
+    uint32_t gb_keepalive_write_s;   /* a device's keepalives reach Redis at most this often */
 };
 
 #endif

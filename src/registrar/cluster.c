@@ -681,6 +681,20 @@ bool cluster_is_node_addr(const struct cluster *c, const struct sockaddr *addr)
     return false;
 }
 
+int cluster_node_hit(const struct cluster *c, const char *id, struct cluster_hit *out)
+{
+    uint64_t now = timer_now(c->timers);
+    size_t len = strlen(id);
+    for (size_t i = 0; i < CLUSTER_MAX_NODES; i++) {
+        const struct node *n = &c->nodes[i];
+        if (!n->used || strlen(n->id) != len || memcmp(n->id, id, len)) continue;
+        if (!node_alive(c, n, now)) return -EHOSTDOWN;
+        fill_hit(n, out);
+        return 0;
+    }
+    return -ENOENT;
+}
+
 const char *cluster_node_id(const struct cluster *c) { return c->node_id; }
 const char *cluster_advertise(const struct cluster *c) { return c->advertise; }
 

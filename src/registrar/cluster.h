@@ -106,6 +106,10 @@ void cluster_lookup_cancel(struct cluster_lookup *h);
 /* Whether addr's IP is the host of a live node's advertised URI (to trust
  * a request marked as coming from a peer: no digest challenge). */
 bool cluster_is_node_addr(const struct cluster *c, const struct sockaddr *addr);
+/* The live node called id (another node, or this one): 0 with *out
+ * filled (its Route with the peer mark, its host:port); -EHOSTDOWN when
+ * it stopped heartbeating, -ENOENT when this node never saw it. */
+int cluster_node_hit(const struct cluster *c, const char *id, struct cluster_hit *out);
 const char *cluster_node_id(const struct cluster *c);
 const char *cluster_advertise(const struct cluster *c);
 void cluster_get_stats(const struct cluster *c, struct cluster_stats *out);

@@ -122,6 +122,7 @@ static void defaults_before_tables(struct config *c)
     c->redis.heartbeat_ms = 1000;
     c->redis.lookup_cache_ms = 10000;
     c->redis.lookup_max_pending = 1000;
+    c->redis.gb_keepalive_write_s = 60;
     strcpy(c->api.listen, "127.0.0.1:8080");
     c->events.ring_size = 4096;
     strcpy(c->log.level, "info");
@@ -511,6 +512,12 @@ static void test_redis_section(void **state)
     assert_int_equal(cfg.redis.heartbeat_ms, 500);
     assert_int_equal(cfg.redis.lookup_cache_ms, 0);
     assert_int_equal(load("[redis]\nheartbeat_ms = 50\n"), -1);
+    assert_int_equal(load("[redis]\nmirror_gb_devices = yes\n"), -1);
+    assert_true(has_error(0, "[redis] mirror_gb_devices = yes needs nodes"));
+    assert_int_equal(load("[redis]\nnodes = 127.0.0.1:7000\nmirror_gb_devices = yes\ngb_keepalive_write_s = 5\n"), 0);
+    assert_true(cfg.redis.mirror_gb_devices);
+    assert_int_equal(cfg.redis.gb_keepalive_write_s, 5);
+    assert_int_equal(load("[redis]\ngb_keepalive_write_s = 0\n"), -1);
 }
 
 /* ---- [upstream:<id>] */

@@ -373,7 +373,7 @@ void gb_live_json(const struct gb_stream *s, json_t *o)
 
 /* ---- the shared live stream of a channel ---- */
 
-static struct gb_stream *find_shared(struct gb_upper *g, const char *device_id, const char *channel)
+struct gb_stream *gb_live_find_shared(struct gb_upper *g, const char *device_id, const char *channel)
 {
     for (struct gb_stream *s = g->streams; s; s = s->next)
         if (s->live_shared && s->state != GB_STREAM_STOPPED && !strcmp(s->device_id, device_id) &&
@@ -384,26 +384,32 @@ static struct gb_stream *find_shared(struct gb_upper *g, const char *device_id, 
 
 json_t *gb_live_playing_json(struct gb_upper *g, const char *device_id, const char *channel)
 {
-    struct gb_stream *s = find_shared(g, device_id, channel);
+    struct gb_stream *s = gb_live_find_shared(g, device_id, channel);
     return s && s->state == GB_STREAM_PLAYING ? gb_stream_json(s) : NULL;
 }
 
 int gb_live_start(struct gb_upper *g, const char *device_id, const char *channel, struct gb_waiter *wt)
 {
     struct gb_device *d = gb_device_find(g, device_id);
-    if (!d) return -ENOENT;
-    struct gb_stream *s = find_shared(g, device_id, channel);
+    struct gb_stream *s = gb_live_find_shared(g, device_id, channel);
     if (s) {
         /* One INVITE per channel: wait with those already waiting. */
         gb_waiter_add(&s->waiter, wt);
         return 0;
     }
+    if (!d || (!d->online && g->cluster)) /* another node's? (offline here: it may have moved) */
+        return gb_play_remote(g, device_id, channel, false, false, 0, 0, true, wt);
     int rc = gb_stream_play(g, d, channel, false, false, 0, 0, wt);
     if (rc != 0) return rc;
-    s = g->streams; /* the stream just made: the list is newest first */
+    gb_live_share_newest(g, device_id, channel);
+    return 0;
+}
+
+void gb_live_share_newest(struct gb_upper *g, const char *device_id, const char *channel)
+{
+    struct gb_stream *s = g->streams; /* the stream just made: the list is newest first */
     if (s && !strcmp(s->device_id, device_id) && !strcmp(s->channel_id, channel)) {
         s->live_shared = true;
         gb_live_arm_idle(s); /* nobody comes: stop after the grace period */
     }
-    return 0;
 }

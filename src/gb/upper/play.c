@@ -166,7 +166,7 @@ void gb_stream_stop(struct gb_stream *s, const char *reason, bool send_bye)
     if (s->waiter)
         gb_waiters_done(&s->waiter, 502, gb_error_json("stream-stopped", "the stream stopped before it played (%s)", reason));
     gb_ssrc_release(&g->ssrc, str_from_cstr(s->ssrc));
-    struct gb_device *d = gb_device_find(g, s->device_id);
+    struct gb_device *d = s->remote ? NULL : gb_device_find(g, s->device_id);
     if (d && d->streams) d->streams--;
     if (s->demux_on) gb_ps_demux_flush(&s->demux);
     timer_stop(g->timers, &s->live_idle);
@@ -550,7 +550,9 @@ static void stream_on_final(void *arg, struct ua_uac *h, int status, const struc
     s->h = NULL;
     if (status >= 300 || !dlg) {
         log_warn("gb stream %s: INVITE to %s/%s answered %d", s->sid, s->device_id, s->channel_id, status);
-        if (s->waiter)
+        if (s->waiter && s->remote)
+            gb_play_remote_failed(s, status);
+        else if (s->waiter)
             gb_waiters_done(&s->waiter, status == 408 ? 504 : 502,
                             gb_error_json(status == 408 ? "timeout" : "device-refused",
                                           "the device answered the INVITE with %d", status));
@@ -607,11 +609,12 @@ static char *dump_path_for(struct gb_upper *g, const char *sid)
     return strdup(path);
 }
 
-int gb_stream_play(struct gb_upper *g, struct gb_device *d, const char *channel, bool tcp, bool dump,
-                   int64_t start, int64_t end, struct gb_waiter *wt)
+/* A new stream in the table, its media socket open (and its dump file):
+ * 0 with *out, or a negative errno (nothing left behind). */
+static int stream_open(struct gb_upper *g, const char *device_id, const char *channel, bool tcp, bool dump,
+                       int64_t start, int64_t end, struct gb_stream **out)
 {
     if (g->stopping) return -ESHUTDOWN;
-    if (!d->online) return -ENOTCONN;
     if (!channel || !gb_id_valid(str_from_cstr(channel))) return -EINVAL;
     if (!g->loop) return -ENOTSUP;
     bool playback = start > 0 || end > 0;
@@ -621,7 +624,7 @@ int gb_stream_play(struct gb_upper *g, struct gb_device *d, const char *channel,
     s->g = g;
     s->tcp = tcp;
     s->playback = playback;
-    snprintf(s->device_id, sizeof(s->device_id), "%s", d->id);
+    snprintf(s->device_id, sizeof(s->device_id), "%s", device_id);
     snprintf(s->channel_id, sizeof(s->channel_id), "%s", channel);
     timer_node_init(&s->timer);
     timer_node_init(&s->live_idle);
@@ -645,10 +648,9 @@ int gb_stream_play(struct gb_upper *g, struct gb_device *d, const char *channel,
     if (g->streams) g->streams->prev = s;
     g->streams = s;
     g->stream_count++;
-    d->streams++;
     int rc = open_media(g, s);
     if (rc != 0) {
-        log_error("gb stream for %s/%s: no media port (%s)", d->id, channel, uv_strerror(rc));
+        log_error("gb stream for %s/%s: no media port (%s)", device_id, channel, uv_strerror(rc));
         gb_stream_stop(s, "no-media-port", false);
         return -EADDRINUSE;
     }
@@ -657,37 +659,91 @@ int gb_stream_play(struct gb_upper *g, struct gb_device *d, const char *channel,
         s->dump = s->dump_path ? fopen(s->dump_path, "wb") : NULL;
         if (!s->dump) log_warn("gb stream %s: cannot write %s", s->sid, s->dump_path ? s->dump_path : "?");
     }
+    *out = s;
+    return 0;
+}
+
+/* Sends the INVITE r (its SDP offer and Subject added here) toward dest. */
+static int stream_invite(struct gb_upper *g, struct gb_stream *s, struct ua_request *r,
+                         const struct transport_dest *dest, const struct ua_credentials *cred, int64_t start,
+                         int64_t end, struct gb_waiter *wt)
+{
     sbuf_t sdp;
     sbuf_init(&sdp);
     offer_sdp(g, s, start, end, &sdp);
     char subject[96];
     /* §9.2.2.1: Subject = media sender id:SSRC, receiver id:0. */
-    snprintf(subject, sizeof(subject), "Subject: %s:%s,%s:0", channel, s->ssrc, g->cfg.id);
+    snprintf(subject, sizeof(subject), "Subject: %s:%s,%s:0", s->channel_id, s->ssrc, g->cfg.id);
     str_t extra[] = {str_from_cstr(subject)};
-    struct ua_request r;
-    char buf[512];
-    gb_device_request(g, d, channel, &r, buf, sizeof(buf));
-    r.method = SIP_INVITE;
-    r.auto_contact = true;
-    r.contact_user = str_from_cstr(g->cfg.id);
-    r.headers = extra;
-    r.header_count = 1;
-    r.content_type = STR_LIT("application/sdp");
-    r.body = sbuf_str(&sdp);
-    r.pin_dest = true; /* one destination for the whole dialog: see the top of the file */
-    struct transport_dest dest;
-    gb_device_dest(d, &dest);
-    struct ua_credentials cred = {.user = str_from_cstr(g->cfg.id),
-                                  .password = str_from_cstr(d->password ? d->password : g->cfg.password)};
-    s->h = sdp.failed ? NULL : ua_request_send(g->ua, &r, &dest, &cred, &stream_uac_cb, s);
+    r->method = SIP_INVITE;
+    r->auto_contact = true;
+    r->contact_user = str_from_cstr(g->cfg.id);
+    r->headers = extra;
+    r->header_count = 1;
+    r->content_type = STR_LIT("application/sdp");
+    r->body = sbuf_str(&sdp);
+    r->pin_dest = true; /* one destination for the whole dialog: see the top of the file */
+    s->h = sdp.failed ? NULL : ua_request_send(g->ua, r, dest, cred, &stream_uac_cb, s);
     sbuf_free(&sdp);
     if (!s->h) {
         gb_stream_stop(s, "invite-failed", false);
         return -EIO;
     }
     if (wt) gb_waiter_add(&s->waiter, wt);
+    return 0;
+}
+
+int gb_stream_play(struct gb_upper *g, struct gb_device *d, const char *channel, bool tcp, bool dump,
+                   int64_t start, int64_t end, struct gb_waiter *wt)
+{
+    if (g->stopping) return -ESHUTDOWN;
+    if (!d->online) return -ENOTCONN;
+    struct gb_stream *s;
+    int rc = stream_open(g, d->id, channel, tcp, dump, start, end, &s);
+    if (rc != 0) return rc;
+    d->streams++;
+    struct ua_request r;
+    char buf[512];
+    gb_device_request(g, d, channel, &r, buf, sizeof(buf));
+    struct transport_dest dest;
+    gb_device_dest(d, &dest);
+    struct ua_credentials cred = {.user = str_from_cstr(g->cfg.id),
+                                  .password = str_from_cstr(d->password ? d->password : g->cfg.password)};
+    if ((rc = stream_invite(g, s, &r, &dest, &cred, start, end, wt)) != 0) return rc;
     log_info("gb stream %s: INVITE %s/%s, %s media on %s:%u", s->sid, d->id, channel, tcp ? "TCP passive" : "UDP",
              g->media_ip, s->port);
+    return 0;
+}
+
+int gb_stream_play_via(struct gb_upper *g, const char *device_id, const char *channel, bool tcp, bool dump,
+                       int64_t start, int64_t end, const char *route, const char *hostport, struct gb_waiter *wt)
+{
+    if (!gb_id_valid(str_from_cstr(device_id))) return -EINVAL;
+    /* The owning node's URI, read from Redis and checked (cluster_peer_uri):
+     * the Route without its brackets is where the request goes. */
+    size_t rl = strlen(route);
+    if (rl < 3 || route[0] != '<' || route[rl - 1] != '>') return -EINVAL;
+    struct transport_dest dest;
+    if (ua_dest_from_uri(str_make(route + 1, rl - 2), &dest) != 0) return -EINVAL;
+    struct gb_stream *s;
+    int rc = stream_open(g, device_id, channel, tcp, dump, start, end, &s);
+    if (rc != 0) return rc;
+    s->remote = true;
+    char ruri[400], from[96], to[96];
+    snprintf(ruri, sizeof(ruri), "sip:%s@%s;%s=%s", channel, hostport, GB_PEER_DEVICE_PARAM, device_id);
+    snprintf(from, sizeof(from), "<sip:%s@%s>", g->cfg.id, g->cfg.domain);
+    snprintf(to, sizeof(to), "<sip:%s@%.10s>", channel, channel);
+    str_t routes[] = {str_from_cstr(route)};
+    struct ua_request r;
+    memset(&r, 0, sizeof(r));
+    r.ruri = str_from_cstr(ruri);
+    r.from = str_from_cstr(from);
+    r.to = str_from_cstr(to);
+    r.routes = routes;
+    r.route_count = 1;
+    if ((rc = stream_invite(g, s, &r, &dest, NULL, start, end, wt)) != 0) return rc;
+    log_info("gb stream %s: INVITE %s/%s through node %s, %s media on %s:%u", s->sid, device_id, channel, hostport,
+             tcp ? "TCP passive" : "UDP", g->media_ip, s->port);
     return 0;
 }
 

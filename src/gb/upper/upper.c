@@ -207,7 +207,7 @@ void gb_device_dest(const struct gb_device *d, struct transport_dest *out)
     out->listener_id = d->proto == SIP_TRANSPORT_UDP ? d->listener_id : 0;
 }
 
-static void device_remote_text(const struct gb_device *d, char *buf, size_t cap)
+void gb_device_remote_text(const struct gb_device *d, char *buf, size_t cap)
 {
     buf[0] = '\0';
     if (!d->addr.sa.sa_family) return;
@@ -222,7 +222,7 @@ void gb_device_request(struct gb_upper *g, struct gb_device *d, const char *targ
 {
     const struct gb_config *cfg = &g->cfg;
     char remote[TRANSPORT_ADDR_TEXT];
-    device_remote_text(d, remote, sizeof(remote));
+    gb_device_remote_text(d, remote, sizeof(remote));
     memset(r, 0, sizeof(*r));
     int a = snprintf(buf, cap, "sip:%s@%s", target_id, remote[0] ? remote : cfg->domain);
     int b = snprintf(buf + a + 1, cap - (size_t)a - 1, "<sip:%s@%s>", cfg->id, cfg->domain);
@@ -239,7 +239,7 @@ void gb_device_persist(struct gb_upper *g, struct gb_device *d)
 {
     if (!g->store) return;
     char remote[TRANSPORT_ADDR_TEXT];
-    device_remote_text(d, remote, sizeof(remote));
+    gb_device_remote_text(d, remote, sizeof(remote));
     char *info = d->info ? json_dumps(d->info, JSON_COMPACT) : NULL;
     char *status = d->status ? json_dumps(d->status, JSON_COMPACT) : NULL;
     char subscribe[GB_SUBS_TEXT_MAX];
@@ -288,7 +288,7 @@ json_t *gb_device_json(struct gb_upper *g, struct gb_device *d, bool full)
 {
     (void)g;
     char remote[TRANSPORT_ADDR_TEXT];
-    device_remote_text(d, remote, sizeof(remote));
+    gb_device_remote_text(d, remote, sizeof(remote));
     json_t *o = json_object();
     json_object_set_new(o, "id", json_string(d->id));
     /* The device names itself only in its DeviceInfo answer (§A.2.6.6; kept
@@ -401,11 +401,13 @@ static void device_offline(struct gb_upper *g, struct gb_device *d, const char *
     conn_remove(g, d);
     log_info("gb device %s offline (%s)", d->id, reason);
     gb_streams_stop_device(g, d->id, "device-offline");
+    gb_peer_relays_stop_device(g, d->id); /* streams relayed to other nodes end too */
     gb_queries_fail(g, d, 503, "device-offline", "the device went offline");
     gb_subs_device_offline(g, d);
     json_t *f = json_pack("{s:s,s:s}", "device_id", d->id, "reason", reason);
     gb_publish(g, "gb.device.offline", f);
     gb_device_persist(g, d);
+    gb_mirror_offline(g, d);
 }
 
 static void device_timer(struct timer_node *n, uint64_t now)
@@ -751,9 +753,10 @@ static int on_register(struct gb_upper *g, struct txn *st, const struct transpor
     }
     device_arm(g, d);
     gb_device_persist(g, d);
+    gb_mirror_online(g, d);
     if (!was_online) {
         char remote[TRANSPORT_ADDR_TEXT];
-        device_remote_text(d, remote, sizeof(remote));
+        gb_device_remote_text(d, remote, sizeof(remote));
         log_info("gb device %s online from %s %s (expires %d)", d->id, transport_name(d->proto), remote, expires);
         gb_publish(g, "gb.device.online",
                    json_pack("{s:s,s:s,s:s,s:s,s:i}", "device_id", d->id, "reason", "register", "remote", remote,
@@ -789,6 +792,7 @@ static void on_keepalive(struct gb_upper *g, struct gb_device *d)
     g->stats.keepalives++;
     /* The store learns keepalives now and then, not each one (write load at scale). */
     if (wall - d->keepalive_stored_at >= GB_KEEPALIVE_PERSIST_MS) gb_device_persist(g, d);
+    gb_mirror_keepalive(g, d); /* at most once per [redis] gb_keepalive_write_s */
 }
 
 static int on_message(struct gb_upper *g, struct txn *st, const struct transport_rx *rx)
@@ -807,7 +811,7 @@ static int on_message(struct gb_upper *g, struct txn *st, const struct transport
     if (d->online && !device_flow_is(d, rx)) {
         g->stats.foreign_messages++;
         char at[TRANSPORT_ADDR_TEXT];
-        device_remote_text(d, at, sizeof(at));
+        gb_device_remote_text(d, at, sizeof(at));
         gb_log_refusal(g, "gb MESSAGE in the name of %s from %s %s, not its registered %s %s: 403", d->id,
                        transport_name(rx->proto), rx->src_text, transport_name(d->proto), at);
         reply_as(g, st, 403, "Forbidden", NULL, 0, true);
@@ -895,6 +899,9 @@ struct gb_upper *gb_upper_new(const struct gb_config *cfg, const struct auth_ser
     g->store = deps->store;
     g->events = deps->events;
     if (deps->admission) g->admission = *deps->admission;
+    g->devmirror = deps->devmirror;
+    g->cluster = deps->devmirror ? deps->cluster : NULL; /* play across nodes reads the devices' records */
+    g->txn = deps->txn;
     if (gb_charset_from_name(cfg->charset, &g->charset) != 0) {
         log_warn("[gb] charset \"%s\" unknown, using GB2312", cfg->charset);
         g->charset = GB_CHARSET_GB2312;
@@ -923,6 +930,8 @@ int gb_upper_on_request(struct gb_upper *g, struct txn *st, const struct transpo
     if (!g || g->stopping || !rx->msg) return 0;
     switch (rx->msg->method) {
     case SIP_REGISTER: return on_register(g, st, rx);
+    case SIP_INVITE:
+    case SIP_CANCEL: return g->cluster && !rx->msg->to.tag.len ? gb_peer_on_request(g, st, rx) : 0;
     case SIP_MESSAGE: return rx->msg->to.tag.len ? 0 : on_message(g, st, rx);
     case SIP_NOTIFY: return rx->msg->to.tag.len ? gb_subs_on_notify(g, st, rx) : 0;
     default: return 0;
@@ -1044,6 +1053,7 @@ static int load_device(void *arg, const struct store_gb_device *row)
     d->keepalive_deadline = now + keepalive_window_ms(g);
     device_arm(g, d);
     gb_subs_device_restored(g, d);
+    gb_mirror_online(g, d); /* this node holds it again */
     return 0;
 }
 
@@ -1244,6 +1254,7 @@ void gb_upper_stop(struct gb_upper *g)
 {
     if (!g || g->stopping) return;
     g->stopping = true;
+    gb_nodes_stop(g);
     gb_streams_stop_all(g, "shutdown");
     gb_device_foreach(g, fail_device_queries, NULL);
 }
@@ -1258,6 +1269,7 @@ void gb_upper_free(struct gb_upper *g)
 {
     if (!g) return;
     g->stopping = true; /* what goes now is not forgotten in the store (gb_subs rows stay) */
+    gb_nodes_stop(g);   /* nothing when gb_upper_stop ran */
     gb_streams_stop_all(g, "shutdown");
     gb_live_hls_free_ended(g);
     gb_device_foreach(g, free_device, NULL);

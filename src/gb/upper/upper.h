@@ -47,6 +47,9 @@ struct ua_request;
 struct ua_uac;
 struct ua_uac_cb;
 struct gb_upper;
+struct gb_devmirror;
+struct cluster;
+struct txn_layer;
 
 /* What the role works with; it owns none of them, and each must outlive it. */
 struct gb_upper_deps {
@@ -56,6 +59,13 @@ struct gb_upper_deps {
     struct store *store;                   /* NULL: nothing persisted, nothing restored */
     struct event_bus *events;              /* NULL: no events */
     const struct txn_admission *admission; /* new registrations (overload); NULL: admit all */
+    /* Issue 16, both NULL when off: devices written behind into Redis
+     * (gb/upper/device_mirror.h); with the node registry too, a play for a
+     * device registered on another node goes through that node, and INVITEs
+     * from peer nodes for our devices are relayed to them (play_nodes.c). */
+    struct gb_devmirror *devmirror;
+    struct cluster *cluster;
+    struct txn_layer *txn;                 /* CANCELs of relayed INVITEs; NULL: not matched */
 };
 
 /* cfg ([gb]) and local are copied. auth: nonce lifetimes and throttling of
@@ -75,7 +85,8 @@ int gb_upper_on_request(struct gb_upper *g, struct txn *st, const struct transpo
 /* A TCP connection went away: devices registered over it go offline. */
 void gb_upper_on_conn_lost(struct gb_upper *g, uint64_t conn_id);
 /* BYE for every stream, media sockets closed, pending API requests answered
- * 503. Call while the loop still runs. */
+ * 503, deps' devmirror and cluster no longer used. Call while the loop still
+ * runs. */
 void gb_upper_stop(struct gb_upper *g);
 void gb_upper_free(struct gb_upper *g);
 
@@ -86,6 +97,10 @@ struct gb_upper_stats {
     uint64_t nonce_replays;        /* REGISTERs re-using a device's nonce from another address (401) */
     uint64_t catalog_items_dropped; /* catalog items with an id that is not a GB id */
     uint32_t catalog_queued, catalog_in_flight; /* catalog-on-register: waiting, started */
+    uint64_t remote_plays;         /* play requests for devices on other nodes, sent through them */
+    uint64_t remote_play_failures; /* ... not found, node down, Redis failed, refused */
+    uint64_t peer_relays;          /* INVITEs from peer nodes relayed to our devices */
+    uint64_t peer_refused;         /* INVITEs marked as from a peer, refused (not a live node, no such device) */
     uint64_t catalog_started, catalog_paused;   /* queries started from the queue; waits while overloaded */
 };
 void gb_upper_get_stats(const struct gb_upper *g, struct gb_upper_stats *out);
@@ -174,7 +189,12 @@ int gb_upper_query(struct gb_upper *g, const char *device_id, enum gb_query_kind
                    const char *start, const char *end, struct gb_waiter *wt);
 int gb_upper_ptz(struct gb_upper *g, const char *device_id, const char *channel, const char *cmd, int speed,
                  struct gb_waiter *wt);
-/* start/end (epoch seconds, both > 0) ask for a playback instead of live. */
+/* start/end (epoch seconds, both > 0) ask for a playback instead of live.
+ * A device not registered here is looked up in Redis when play across
+ * nodes is on (gb_upper_plays_across_nodes): wt then gets 404 (nowhere),
+ * 409 (offline), 503 (its node down, Redis failed) or the stream played
+ * through its node; -ENOENT when it is off. gb_live_start likewise. */
+bool gb_upper_plays_across_nodes(const struct gb_upper *g);
 int gb_upper_play(struct gb_upper *g, const char *device_id, const char *channel, bool tcp, bool dump, int64_t start,
                   int64_t end, struct gb_waiter *wt);
 /* Playback control (GB/T 28181 Annex B): r (method, range, scale; the CSeq

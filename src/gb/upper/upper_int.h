@@ -26,6 +26,11 @@
 #include "txn/txn.h"
 #include "ua/ua.h"
 
+struct cluster;
+struct gb_devmirror;
+struct gb_peer_relay;
+struct gb_remote_play;
+
 #define GB_QUERY_TIMEOUT_MS 10000     /* first answer, and between parts of a split answer */
 #define GB_RTP_TIMEOUT_MS 20000       /* RTP silence before a stream is stopped */
 #define GB_RTP_FIRST_TIMEOUT_MS 30000 /* from the 200 to the first packet */
@@ -136,6 +141,7 @@ struct gb_device {
     char *local_host;           /* our address the device reached (interned: g->strings) */
     int expires_s;
     int64_t registered_at, last_keepalive, expires_at, keepalive_stored_at; /* wall ms */
+    int64_t mirrored_at;        /* wall ms of the last write to Redis (device_mirror.h); 0 none */
     uint64_t expires_mono, keepalive_deadline; /* timer clock */
     struct timer_node timer;
     json_t *info, *status;      /* last DeviceInfo / DeviceStatus */
@@ -182,6 +188,7 @@ struct gb_stream {
     gb_codec_t ts_codec;          /* from the TS program map */
     uint16_t ts_pmt_pid;          /* 0 until the PAT named it */
     bool tcp, playback;
+    bool remote;                  /* the device is registered on another node: INVITE through it (play_nodes.c) */
     bool paused;                  /* playback: the device acknowledged a PAUSE (no RTP expected) */
     double scale;                 /* playback: the speed the device last acknowledged */
     uint32_t rtsp_cseq;           /* MANSRTSP CSeq of the last INFO sent */
@@ -233,6 +240,11 @@ void gb_live_on_frame(struct gb_stream *s, const gb_ps_frame_t *f);
 void gb_live_on_audio(struct gb_stream *s, const gb_ps_audio_t *a);
 void gb_live_on_stream_end(struct gb_stream *s, const char *reason);
 void gb_live_arm_idle(struct gb_stream *s);
+/* The channel's shared live stream (not stopped), or NULL. */
+struct gb_stream *gb_live_find_shared(struct gb_upper *g, const char *device_id, const char *channel);
+/* The stream just made for device_id/channel becomes the channel's shared
+ * live stream (idle stop armed). */
+void gb_live_share_newest(struct gb_upper *g, const char *device_id, const char *channel);
 void gb_live_on_playing(struct gb_stream *s);
 void gb_live_json(const struct gb_stream *s, json_t *o);
 /* live_info.c — every frame of a PS stream: the video's size and frame rate learnt. */
@@ -303,6 +315,11 @@ struct gb_upper {
     struct gb_catq catq;
     unsigned sub_mask;            /* 1 << enum gb_sub_kind: [gb] subscribe */
     struct gb_alarm_ring alarms;
+    struct gb_devmirror *devmirror; /* [redis] mirror_gb_devices; NULL: off */
+    struct cluster *cluster;      /* [redis] cluster_route: the node registry; NULL: no play across nodes */
+    struct txn_layer *txn;        /* CANCELs of relayed INVITEs (play_nodes.c) */
+    struct gb_remote_play *remote_plays; /* play requests waiting for the device's record */
+    struct gb_peer_relay *peer_relays;   /* INVITEs from peer nodes relayed to our devices */
     struct gb_live_hls *hls_ended; /* live_hls.c: ended playbacks' final playlists, a while */
     unsigned hls_ended_count;
 };
@@ -312,6 +329,8 @@ uint64_t gb_now(const struct gb_upper *g);
 void gb_device_persist(struct gb_upper *g, struct gb_device *d);
 json_t *gb_device_json(struct gb_upper *g, struct gb_device *d, bool full);
 void gb_device_dest(const struct gb_device *d, struct transport_dest *out);
+/* "ip:port" the device registered from ("" none); cap >= TRANSPORT_ADDR_TEXT. */
+void gb_device_remote_text(const struct gb_device *d, char *buf, size_t cap);
 /* Fills r for an out-of-dialog request to the device (R-URI its Contact
  * address with user target_id, From us, To target_id@domain). buf holds the
  * strings (>= 512 bytes). */
@@ -406,6 +425,14 @@ int gb_alarm_reset_send(struct gb_upper *g, struct gb_device *d, const char *tar
 void gb_alarms_free(struct gb_upper *g);
 
 /* play.c */
+/* The Request-URI parameter naming the device in an INVITE sent through
+ * the node it is registered to (play_nodes.c). */
+#define GB_PEER_DEVICE_PARAM "gb-device"
+/* The device is on another node: INVITE sent to that node (route, hostport:
+ * from the node registry), which relays it to the device; the media comes
+ * here. Same results as gb_stream_play. */
+int gb_stream_play_via(struct gb_upper *g, const char *device_id, const char *channel, bool tcp, bool dump,
+                       int64_t start, int64_t end, const char *route, const char *hostport, struct gb_waiter *wt);
 /* start/end (epoch seconds, both > 0) ask for a playback (s=Playback, history SSRC). */
 int gb_stream_play(struct gb_upper *g, struct gb_device *d, const char *channel, bool tcp, bool dump,
                    int64_t start, int64_t end, struct gb_waiter *wt);
@@ -418,5 +445,27 @@ void gb_streams_stop_device(struct gb_upper *g, const char *device_id, const cha
 void gb_streams_stop_all(struct gb_upper *g, const char *reason);
 /* A device said a playback/download of channel_id (NULL: any) reached its end. */
 void gb_streams_media_end(struct gb_upper *g, const char *device_id, const char *channel_id);
+
+/* play_nodes.c: play across nodes (issue 16). */
+/* device_id not registered here: looked up in Redis, then played through
+ * its node (live: the channel's shared stream). 0 (wt gets the outcome),
+ * -ENOENT (no mirror or cluster: nothing to ask), -EINVAL, -EBUSY (too many
+ * lookups waiting), -ESHUTDOWN. */
+int gb_play_remote(struct gb_upper *g, const char *device_id, const char *channel, bool tcp, bool dump,
+                   int64_t start, int64_t end, bool live, struct gb_waiter *wt);
+/* A remote stream's INVITE failed with status: its waiters get the answer. */
+void gb_play_remote_failed(struct gb_stream *s, int status);
+/* 1 when the request was an INVITE (or its CANCEL) from a peer node for
+ * one of our devices (answered, relayed). */
+int gb_peer_on_request(struct gb_upper *g, struct txn *st, const struct transport_rx *rx);
+/* The device's registration, written behind (upper.c calls these). */
+void gb_mirror_online(struct gb_upper *g, struct gb_device *d);
+void gb_mirror_keepalive(struct gb_upper *g, struct gb_device *d);
+void gb_mirror_offline(struct gb_upper *g, struct gb_device *d);
+/* The device went offline: its relays end (BYE both ways, the peer's
+ * pending INVITE answered 480). */
+void gb_peer_relays_stop_device(struct gb_upper *g, const char *device_id);
+/* gb_upper_stop: waiting plays answered 503, relays ended (BYE both ways). */
+void gb_nodes_stop(struct gb_upper *g);
 
 #endif

@@ -48,8 +48,12 @@ int gb_upper_play(struct gb_upper *g, const char *device_id, const char *channel
                   int64_t end, struct gb_waiter *wt)
 {
     struct gb_device *d = gb_device_find(g, device_id);
-    return d ? gb_stream_play(g, d, channel, tcp, dump, start, end, wt) : -ENOENT;
+    /* Known here but offline: it may have registered on another node since. */
+    if (d && (d->online || !g->cluster)) return gb_stream_play(g, d, channel, tcp, dump, start, end, wt);
+    return gb_play_remote(g, device_id, channel, tcp, dump, start, end, false, wt); /* another node's? */
 }
+
+bool gb_upper_plays_across_nodes(const struct gb_upper *g) { return g->cluster != NULL; }
 
 int gb_upper_stream_stop(struct gb_upper *g, const char *sid, const char *reason)
 {

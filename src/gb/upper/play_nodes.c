@@ -1,0 +1,459 @@
+/* play_nodes.c — GB devices across cascade nodes (issue 16): the device's
+ * registration written behind into Redis (device_mirror.h), and a play
+ * request on any node reaching a device registered on another one.
+ *
+ * Entry node B (the API's), for a device not registered here:
+ *   HGETALL <prefix>gbdev:{id} (device_mirror.h) -> the owning node A; A's
+ *   advertised SIP URI from the node registry (registrar/cluster.h); then
+ *   an ordinary stream (play.c) whose INVITE goes to A: Request-URI
+ *   sip:<channel>@<A host:port>;gb-device=<device id>, Route
+ *   <A's URI;lr;cascade-peer>, our SDP offer (B's media address). The
+ *   viewers of B's stream read it from B, as any stream here.
+ * Owning node A, for such an INVITE (the mark, from the address of a live
+ * node): relays it to the device as the middle node of a cascade relays an
+ * upstream's (gb/lower/lower_relay.c): B's SDP unchanged, so the device
+ * sends RTP straight to B; the device's 200 answers B. Two dialogs, one per
+ * side: a BYE on either side ends the other, a CANCEL from B cancels the
+ * INVITE to the device, an INFO from B (playback control) goes on to it. A
+ * alone holds the device's flow (its NATed UDP address, its TCP connection),
+ * which is why the request goes through it.
+ *
+ * Loop protection: A relays only to a device registered on A; a marked
+ * INVITE for anything else is answered 404, never sent on to a third node.
+ * B asks Redis only for play requests of its own API, never for a request
+ * from a peer. */
+#include "gb/upper/upper_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "gb/upper/device_mirror.h"
+#include "registrar/cluster.h"
+
+/* ---- the device mirror ---- */
+
+void gb_mirror_online(struct gb_upper *g, struct gb_device *d)
+{
+    if (!g->devmirror) return;
+    char remote[TRANSPORT_ADDR_TEXT];
+    gb_device_remote_text(d, remote, sizeof(remote));
+    const struct gb_config *cfg = &g->cfg;
+    struct gb_devmirror_state st = {
+        .transport = sip_transport_param(d->proto),
+        .remote = remote,
+        .registered = d->registered_at,
+        .keepalive = d->last_keepalive,
+        .expires = d->expires_at,
+        .keepalive_window_ms = (uint64_t)cfg->keepalive_interval * (uint64_t)cfg->keepalive_misses * 1000u,
+    };
+    gb_devmirror_online(g->devmirror, d->id, &st);
+    d->mirrored_at = clock_wall_ms();
+}
+
+void gb_mirror_keepalive(struct gb_upper *g, struct gb_device *d)
+{
+    if (g->devmirror && gb_devmirror_keepalive_due(g->devmirror, d->mirrored_at, d->last_keepalive))
+        gb_mirror_online(g, d);
+}
+
+void gb_mirror_offline(struct gb_upper *g, struct gb_device *d)
+{
+    if (!g->devmirror) return;
+    gb_devmirror_offline(g->devmirror, d->id);
+    d->mirrored_at = 0;
+}
+
+/* ---- entry node: play a device registered elsewhere ---- */
+
+struct gb_remote_play {
+    struct gb_remote_play *next, *prev; /* g->remote_plays */
+    struct gb_upper *g;
+    struct gb_devmirror_lookup *h;      /* the Redis read in flight */
+    struct gb_waiter *waiters;          /* the API request's (one; NULL: it went away) */
+    char device_id[GB_ID_LEN + 1], channel[GB_ID_LEN + 1];
+    bool tcp, dump, live;
+    int64_t start, end;
+};
+
+static void remote_unlink(struct gb_remote_play *p)
+{
+    struct gb_upper *g = p->g;
+    if (p->prev) p->prev->next = p->next;
+    else g->remote_plays = p->next;
+    if (p->next) p->next->prev = p->prev;
+}
+
+static void remote_fail(struct gb_remote_play *p, int status, json_t *body)
+{
+    p->g->stats.remote_play_failures++;
+    gb_waiters_done(&p->waiters, status, body);
+}
+
+static void remote_on_record(void *arg, int status, const struct gb_devmirror_record *rec)
+{
+    struct gb_remote_play *p = arg;
+    struct gb_upper *g = p->g;
+    p->h = NULL;
+    remote_unlink(p);
+    if (!p->waiters) { /* the API request went away meanwhile */
+        free(p);
+        return;
+    }
+    if (status < 0) {
+        log_warn_rl("gb play of %s/%s: the device's record could not be read from Redis (%s)", p->device_id,
+                    p->channel, strerror(-status));
+        remote_fail(p, 503, gb_error_json("redis-unavailable", "the device's node could not be looked up (%s)",
+                                          strerror(-status)));
+        free(p);
+        return;
+    }
+    struct cluster_hit hit;
+    int rc = 0;
+    if ((!rec || !strcmp(rec->node, gb_devmirror_node_id(g->devmirror))) && gb_device_find(g, p->device_id)) {
+        /* Known here, offline here, and online nowhere else. */
+        remote_fail(p, 409, gb_error_json("device-offline", "device %s is not online", p->device_id));
+    } else if (!rec || !strcmp(rec->node, gb_devmirror_node_id(g->devmirror))) {
+        /* Nowhere, or a stale record naming us (we do not have it). */
+        remote_fail(p, 404, gb_error_json("not-found", "no GB device %s on any node", p->device_id));
+    } else if (!rec->online) {
+        remote_fail(p, 409, gb_error_json("device-offline", "device %s is not online (node %s)", p->device_id,
+                                          rec->node));
+    } else if ((rc = cluster_node_hit(g->cluster, rec->node, &hit)) != 0) {
+        log_info("gb play of %s/%s: its node %s is %s: 503", p->device_id, p->channel, rec->node,
+                 rc == -EHOSTDOWN ? "not heartbeating" : "unknown here");
+        remote_fail(p, 503, gb_error_json("node-unavailable", "device %s is registered on node %s, which is %s",
+                                          p->device_id, rec->node, rc == -EHOSTDOWN ? "down" : "unknown"));
+    } else {
+        struct gb_waiter *wt = p->waiters;
+        gb_waiter_cancel(wt); /* out of our list: the stream takes it */
+        struct gb_stream *shared = p->live ? gb_live_find_shared(g, p->device_id, p->channel) : NULL;
+        if (shared && shared->state == GB_STREAM_PLAYING) {
+            wt->done(wt, 200, gb_stream_json(shared));
+        } else if (shared) {
+            gb_waiter_add(&shared->waiter, wt); /* another request's INVITE is on its way */
+        } else if ((rc = gb_stream_play_via(g, p->device_id, p->channel, p->tcp, p->dump, p->start, p->end,
+                                            hit.route, hit.hostport, wt)) != 0) {
+            g->stats.remote_play_failures++;
+            wt->done(wt, rc == -EINVAL ? 502 : 503,
+                     gb_error_json(rc == -EINVAL ? "bad-node-address" : "play-failed",
+                                   "the play through node %s could not start (%s)", rec->node, strerror(-rc)));
+        } else {
+            g->stats.remote_plays++;
+            if (p->live) gb_live_share_newest(g, p->device_id, p->channel);
+        }
+    }
+    free(p);
+}
+
+int gb_play_remote(struct gb_upper *g, const char *device_id, const char *channel, bool tcp, bool dump,
+                   int64_t start, int64_t end, bool live, struct gb_waiter *wt)
+{
+    if (!g->devmirror || !g->cluster || !device_id || !gb_id_valid(str_from_cstr(device_id))) return -ENOENT;
+    if (g->stopping) return -ESHUTDOWN;
+    if (!channel || !gb_id_valid(str_from_cstr(channel))) return -EINVAL;
+    if ((start > 0 || end > 0) && (start <= 0 || end <= start)) return -EINVAL;
+    struct gb_remote_play *p = calloc(1, sizeof(*p));
+    if (!p) return -ENOMEM;
+    p->g = g;
+    snprintf(p->device_id, sizeof(p->device_id), "%s", device_id);
+    snprintf(p->channel, sizeof(p->channel), "%s", channel);
+    p->tcp = tcp;
+    p->dump = dump;
+    p->live = live;
+    p->start = start;
+    p->end = end;
+    int rc = gb_devmirror_lookup(g->devmirror, device_id, remote_on_record, p, &p->h);
+    if (rc != 0) {
+        free(p);
+        g->stats.remote_play_failures++;
+        log_warn_rl("gb play of %s/%s: no Redis lookup (%s)", device_id, channel, strerror(-rc));
+        return rc == -ENOBUFS ? -EBUSY : rc == -EINVAL ? -EINVAL : -EAGAIN;
+    }
+    p->next = g->remote_plays;
+    if (g->remote_plays) g->remote_plays->prev = p;
+    g->remote_plays = p;
+    gb_waiter_add(&p->waiters, wt);
+    return 0;
+}
+
+void gb_play_remote_failed(struct gb_stream *s, int status)
+{
+    int code = 502;
+    const char *err = "device-refused";
+    switch (status) {
+    case 404: code = 404, err = "not-found"; break;         /* no longer registered on that node */
+    case 480: code = 409, err = "device-offline"; break;
+    case 408: code = 504, err = "timeout"; break;           /* the node or the device did not answer */
+    case 403:                                               /* that node does not take us for a peer */
+    case 503: code = 503, err = "node-unavailable"; break;
+    default: break;
+    }
+    s->g->stats.remote_play_failures++;
+    gb_waiters_done(&s->waiter, code,
+                    gb_error_json(err, "the INVITE to %s/%s through its node was answered %d", s->device_id,
+                                  s->channel_id, status));
+}
+
+/* ---- owning node: INVITEs from peers relayed to our devices ---- */
+
+struct gb_peer_relay {
+    struct gb_peer_relay *next, *prev; /* g->peer_relays */
+    struct gb_upper *g;
+    struct txn *st;                    /* the peer's INVITE until answered */
+    struct ua_uac *h;                  /* our INVITE to the device, until its final */
+    struct ua_dialog *peer_dlg, *dev_dlg;
+    char device_id[GB_ID_LEN + 1], channel_id[GB_ID_LEN + 1];
+    char peer[TRANSPORT_ADDR_TEXT];
+};
+
+static void peer_respond(struct gb_upper *g, struct txn *st, int status)
+{
+    char tag[UA_TAG_SIZE];
+    ua_new_tag(g->ua, tag);
+    const struct sip_msg *req = txn_request(st);
+    str_t to_tag = req && req->to.tag.len ? STR_NULL : str_from_cstr(tag);
+    int rc = txn_respond(st, status, NULL, to_tag, NULL, 0, STR_NULL, STR_NULL);
+    if (rc < 0) log_debug("gb peer relay: %d not sent: %s", status, strerror(-rc));
+}
+
+static void relay_free(struct gb_peer_relay *r)
+{
+    struct gb_upper *g = r->g;
+    if (r->prev) r->prev->next = r->next;
+    else g->peer_relays = r->next;
+    if (r->next) r->next->prev = r->prev;
+    free(r);
+}
+
+static void peer_dlg_end(void *arg, struct ua_dialog *d, enum ua_dialog_end why)
+{
+    (void)d;
+    struct gb_peer_relay *r = arg;
+    r->peer_dlg = NULL;
+    if (r->dev_dlg) ua_dialog_bye(r->dev_dlg);
+    r->dev_dlg = NULL;
+    log_info("gb peer relay: stream of %s (device %s) for node %s ended: %s", r->channel_id, r->device_id, r->peer,
+             why == UA_END_BYE_RECEIVED ? "BYE from the node" : ua_dialog_end_name(why));
+    relay_free(r);
+}
+
+static void dev_dlg_end(void *arg, struct ua_dialog *d, enum ua_dialog_end why)
+{
+    (void)d, (void)why;
+    struct gb_peer_relay *r = arg;
+    r->dev_dlg = NULL;
+    if (r->peer_dlg) ua_dialog_bye(r->peer_dlg);
+    r->peer_dlg = NULL;
+    log_info("gb peer relay: stream of %s (device %s) for node %s ended by the device", r->channel_id, r->device_id,
+             r->peer);
+    relay_free(r);
+}
+
+/* INFO from the entry node (a playback's MANSRTSP control, Annex B) goes on
+ * to the device in its dialog; the device's final answers the peer. The
+ * peer's transaction lives until answered and the device's INFO always
+ * ends (a final or 408), so the context needs nothing from the relay. */
+static void info_final(void *arg, struct ua_uac *h, int status, const struct sip_msg *resp,
+                       const struct transport_rx *rx, struct ua_dialog *dlg)
+{
+    (void)h, (void)resp, (void)rx, (void)dlg;
+    struct txn *st = arg;
+    int rc = txn_respond(st, status >= 200 && status < 700 ? status : 500, NULL, STR_NULL, NULL, 0, STR_NULL,
+                         STR_NULL);
+    if (rc < 0) log_debug("gb peer relay: INFO answer not sent: %s", strerror(-rc));
+}
+
+static const struct ua_uac_cb info_cb = {.on_final = info_final};
+
+static void peer_dlg_request(void *arg, struct ua_dialog *d, struct txn *st, const struct transport_rx *rx)
+{
+    (void)d;
+    struct gb_peer_relay *r = arg;
+    const struct sip_msg *m = rx->msg;
+    int status = m->method == SIP_INVITE || m->method == SIP_UPDATE ? 488 : 200;
+    if (m->method == SIP_INFO) {
+        if (r->dev_dlg && ua_dialog_request(r->dev_dlg, SIP_INFO, NULL, 0, m->content_type, m->body, &info_cb, st))
+            return;
+        status = r->dev_dlg ? 500 : 481;
+    }
+    int rc = txn_respond(st, status, NULL, STR_NULL, NULL, 0, STR_NULL, STR_NULL);
+    if (rc < 0) log_debug("gb peer relay: %d not sent: %s", status, strerror(-rc));
+}
+
+static const struct ua_dialog_cb peer_dlg_cb = {.on_request = peer_dlg_request, .on_end = peer_dlg_end};
+static const struct ua_dialog_cb dev_dlg_cb = {.on_end = dev_dlg_end};
+
+static void relay_final(void *arg, struct ua_uac *h, int status, const struct sip_msg *resp,
+                        const struct transport_rx *rx, struct ua_dialog *dlg)
+{
+    (void)h, (void)rx;
+    struct gb_peer_relay *r = arg;
+    struct gb_upper *g = r->g;
+    struct txn *st = r->st;
+    r->h = NULL;
+    r->st = NULL;
+    if (status >= 200 && status < 300 && dlg) {
+        r->dev_dlg = dlg;
+        ua_dialog_set_cb(dlg, &dev_dlg_cb, r);
+        str_t body = resp ? resp->body : STR_NULL;
+        r->peer_dlg = ua_answer_invite(g->ua, st, 200, STR_NULL, NULL, 0,
+                                       body.len ? STR_LIT("application/sdp") : STR_NULL, body, &peer_dlg_cb, r);
+        if (!r->peer_dlg) {
+            log_warn("gb peer relay: the device's 200 for %s could not go to node %s; BYE to the device",
+                     r->channel_id, r->peer);
+            peer_respond(g, st, 500);
+            ua_dialog_bye(r->dev_dlg);
+            r->dev_dlg = NULL;
+            relay_free(r);
+            return;
+        }
+        log_info("gb peer relay: device %s answered for %s; its stream goes to node %s", r->device_id,
+                 r->channel_id, r->peer);
+        return;
+    }
+    log_info("gb peer relay: device %s answered %d for %s (node %s)", r->device_id, status, r->channel_id, r->peer);
+    peer_respond(g, st, status >= 300 && status < 700 ? status : 500);
+    relay_free(r);
+}
+
+static const struct ua_uac_cb relay_cb = {.on_final = relay_final};
+
+/* Our Route entry (the first) carries the peer mark. */
+static bool peer_marked(const struct sip_msg *m)
+{
+    const struct sip_header *h = sip_msg_header(m, SIP_HDR_ROUTE);
+    return h && memmem(h->value.s, h->value.len, ";" CLUSTER_PEER_PARAM, sizeof(CLUSTER_PEER_PARAM)) != NULL;
+}
+
+static int peer_cancel(struct gb_upper *g, struct txn *st, const struct transport_rx *rx)
+{
+    struct txn *inv = g->txn && g->peer_relays ? txn_find_invite_for_cancel(g->txn, rx) : NULL;
+    if (!inv) return 0;
+    for (struct gb_peer_relay *r = g->peer_relays; r; r = r->next) {
+        if (r->st != inv) continue;
+        log_info("gb peer relay: INVITE for %s cancelled by node %s", r->channel_id, r->peer);
+        if (r->h) ua_request_cancel(r->h); /* a 2xx that still comes is ACKed and BYEd by the UA */
+        r->h = NULL;
+        r->st = NULL;
+        peer_respond(g, st, 200);
+        peer_respond(g, inv, 487);
+        relay_free(r);
+        return 1;
+    }
+    return 0;
+}
+
+int gb_peer_on_request(struct gb_upper *g, struct txn *st, const struct transport_rx *rx)
+{
+    const struct sip_msg *m = rx->msg;
+    if (m->method == SIP_CANCEL) return peer_cancel(g, st, rx);
+    str_t dev;
+    if (m->method != SIP_INVITE || !sip_param_get(m->ruri.params, GB_PEER_DEVICE_PARAM, &dev)) return 0;
+    if (!peer_marked(m) || !cluster_is_node_addr(g->cluster, (const struct sockaddr *)&rx->src)) {
+        g->stats.peer_refused++;
+        gb_log_refusal(g, "gb peer relay: INVITE naming a device from %s, not a live node's marked request: 403",
+                       rx->src_text);
+        peer_respond(g, st, 403);
+        return 1;
+    }
+    struct gb_device *d = gb_device_find_str(g, dev);
+    char chan[GB_ID_LEN + 1];
+    str_copy(chan, sizeof(chan), m->ruri.user);
+    if (!d || !gb_id_valid(m->ruri.user)) {
+        /* Never on to a third node: a peer sends here only what Redis says is ours. */
+        g->stats.peer_refused++;
+        log_info("gb peer relay: node %s asked for %.*s of device %.*s, not registered here: 404", rx->src_text,
+                 STR_FMT(m->ruri.user), STR_FMT(dev));
+        peer_respond(g, st, 404);
+        return 1;
+    }
+    if (!d->online) {
+        g->stats.peer_refused++;
+        peer_respond(g, st, 480);
+        return 1;
+    }
+    struct gb_peer_relay *r = calloc(1, sizeof(*r));
+    if (!r) {
+        peer_respond(g, st, 500);
+        return 1;
+    }
+    r->g = g;
+    r->st = st;
+    snprintf(r->device_id, sizeof(r->device_id), "%s", d->id);
+    snprintf(r->channel_id, sizeof(r->channel_id), "%s", chan);
+    snprintf(r->peer, sizeof(r->peer), "%s", rx->src_text);
+    struct ua_request req;
+    memset(&req, 0, sizeof(req));
+    req.method = SIP_INVITE;
+    req.auto_contact = true;
+    req.contact_user = str_from_cstr(g->cfg.id);
+    /* Subject (§9.2.2.1) as the entry node wrote it: the SSRC is its. */
+    char subject[160];
+    const struct sip_header *sh = sip_msg_header(m, SIP_HDR_SUBJECT);
+    if (sh && sh->value.len < 120) snprintf(subject, sizeof(subject), "Subject: %.*s", STR_FMT(sh->value));
+    else snprintf(subject, sizeof(subject), "Subject: %s:0,%s:0", chan, g->cfg.id);
+    str_t hdr = str_from_cstr(subject);
+    req.headers = &hdr;
+    req.header_count = 1;
+    req.content_type = m->body.len ? STR_LIT("application/sdp") : STR_NULL;
+    req.body = m->body;
+    req.pin_dest = true; /* ACK and BYE where the device registered from */
+    r->next = g->peer_relays;
+    if (g->peer_relays) g->peer_relays->prev = r;
+    g->peer_relays = r;
+    r->h = gb_device_send(g, d, chan, &req, &relay_cb, r);
+    if (!r->h) {
+        peer_respond(g, st, 500);
+        relay_free(r);
+        return 1;
+    }
+    g->stats.peer_relays++;
+    log_info("gb peer relay: INVITE from node %s for %s relayed to device %s", r->peer, chan, d->id);
+    return 1;
+}
+
+/* ---- stop ---- */
+
+static void relay_end(struct gb_upper *g, struct gb_peer_relay *r, int status)
+{
+    if (r->h) ua_request_cancel(r->h); /* a 2xx that still comes is ACKed and BYEd by the UA */
+    if (r->st) peer_respond(g, r->st, status);
+    if (r->dev_dlg) {
+        ua_dialog_set_cb(r->dev_dlg, NULL, NULL);
+        ua_dialog_bye(r->dev_dlg);
+    }
+    if (r->peer_dlg) {
+        ua_dialog_set_cb(r->peer_dlg, NULL, NULL);
+        ua_dialog_bye(r->peer_dlg);
+    }
+    relay_free(r);
+}
+
+void gb_peer_relays_stop_device(struct gb_upper *g, const char *device_id)
+{
+    for (struct gb_peer_relay *r = g->peer_relays, *next; r; r = next) {
+        next = r->next;
+        if (strcmp(r->device_id, device_id)) continue;
+        log_info("gb peer relay: device %s offline; its stream of %s for node %s ends", device_id, r->channel_id,
+                 r->peer);
+        relay_end(g, r, 480);
+    }
+}
+
+void gb_nodes_stop(struct gb_upper *g)
+{
+    /* The app frees the mirror and the registry after this (their
+     * connections would keep the loop running): forget them now. */
+    g->devmirror = NULL;
+    g->cluster = NULL;
+    while (g->remote_plays) {
+        struct gb_remote_play *p = g->remote_plays;
+        remote_unlink(p);
+        gb_devmirror_lookup_cancel(p->h);
+        gb_waiters_done(&p->waiters, 503, gb_error_json("shutting-down", "the daemon is stopping"));
+        free(p);
+    }
+    while (g->peer_relays) relay_end(g, g->peer_relays, 503);
+}

@@ -1,0 +1,72 @@
+/* fuzz_gb_devmirror.c — libFuzzer target for what a node reads from Redis
+ * about a GB device registered elsewhere (src/gb/upper/device_mirror.c):
+ * the HGETALL answer of <prefix>gbdev:{id}. hiredis's reader turns the
+ * input into replies (with the client's capped objects, redis_objects.h),
+ * each given to gb_devmirror_reply_read as a lookup does; the raw input is
+ * also split at NUL bytes into the field/value strings of
+ * gb_devmirror_record_read.
+ *
+ * Beyond "no crash": an accepted record has a non-empty node id, transport
+ * and remote that fit with their NUL and hold only printable ASCII with no
+ * space (the node id is looked up in the registry and logged; nothing
+ * from Redis reaches a SIP header unchecked), and times that are >= 0.
+ *
+ *   tests/fuzz/fuzz_gb_devmirror -max_total_time=60 tests/fuzz/corpus/fuzz_gb_devmirror */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#include "gb/upper/device_mirror.h"
+#include "redis/redis_objects.h"
+
+static void text_checked(const char *s, size_t cap, int may_be_empty)
+{
+    size_t n = strnlen(s, cap);
+    if (n >= cap || (!may_be_empty && n == 0)) abort();
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] <= ' ' || (unsigned char)s[i] >= 0x7f) abort();
+}
+
+static void record_checked(const struct gb_devmirror_record *r)
+{
+    text_checked(r->node, sizeof(r->node), 0);
+    text_checked(r->transport, sizeof(r->transport), 1);
+    text_checked(r->remote, sizeof(r->remote), 1);
+    if (r->registered < 0 || r->keepalive < 0 || r->expires < 0) abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct gb_devmirror_record rec;
+    /* The raw input as NUL-separated strings. */
+    const char *strs[40];
+    size_t lens[40], n = 0, start = 0;
+    for (size_t i = 0; i <= size && n < 40; i++) {
+        if (i == size || data[i] == 0) {
+            strs[n] = (const char *)data + start;
+            lens[n++] = i - start;
+            start = i + 1;
+        }
+    }
+    if (gb_devmirror_record_read(strs, lens, n, &rec) == 0) record_checked(&rec);
+
+    redisReader *rd = redisReaderCreate();
+    if (!rd) return 0;
+    struct redis_reply_budget budget = {0};
+    redis_objects_use(rd, &budget); /* as the client reads: arrays capped */
+    if (redisReaderFeed(rd, (const char *)data, size) == REDIS_OK) {
+        for (int i = 0; i < 16; i++) {
+            void *reply = NULL;
+            if (redisReaderGetReply(rd, &reply) != REDIS_OK || !reply) break;
+            int rc = gb_devmirror_reply_read(reply, &rec);
+            if (rc == 0) record_checked(&rec);
+            else if (rc != -ENOENT && rc != -EPROTO) abort();
+            freeReplyObject(reply);
+        }
+    }
+    redisReaderFree(rd);
+    return 0;
+}

@@ -1,0 +1,291 @@
+#!/usr/bin/env bash
+# GB devices across cascade nodes ([redis] mirror_gb_devices with
+# cluster_route, issue 16): three nodes (a, b, c) with the GB upper role on
+# one 3-master Redis Cluster of Debian's redis-server, on loopback ports
+# chosen at run time.
+#  1. a cascade-gbsim camera registers on node A: its record t:gbdev:{id}
+#     (read with redis-cli -c) names node-a, udp, its address, online 1, a
+#     keepalive time and a TTL; keepalives every second are written at most
+#     once per gb_keepalive_write_s (counted in /stats);
+#  2. played from node B's API (POST .../play): B looks the device up, its
+#     INVITE goes through A (which relays it to the camera), the camera's
+#     RTP comes to B; ffprobe reads H.264 from B's live.flv; node A counted
+#     one relay, B one remote play; the camera saw exactly one INVITE;
+#  3. the live view of the same channel from node C (POST .../live) plays
+#     through A too, and ffprobe reads H.264 from C's FLV URL;
+#     a playback from B through A: its pause (INFO) reaches the camera;
+#  4. stop on B (DELETE /gb/streams/{sid}): B's BYE goes to A, A's to the
+#     camera (gbsim logs the BYE from the upper), A's relay is gone;
+#  5. a device registered nowhere: 404 JSON from B; a planted record naming
+#     a node that is not alive: 503 JSON; a planted record naming B itself
+#     (stale): 404, never sent on;
+#  6. loop protection and trust: an INVITE marked as from a peer but sent
+#     from an address that is no live node is refused 403 by A;
+#  7. the camera unregisters while B plays it: A ends its relay (B's stream
+#     gets a BYE), marks the record offline (online 0), and a play from B
+#     answers 409 device-offline.
+#  8. the owning node killed -9 (the camera's record still online): B
+#     answers 503 node-unavailable once A stopped heartbeating;
+#  9. the camera re-registers on C: the record names node-c, and a play
+#     from B goes through C;
+# 10. loop protection: a planted record names C for a device C does not
+#     have: C answers 404 and forwards nothing, B answers 404.
+source "$(dirname "$0")/lib.sh"
+
+for t in redis-server redis-cli jq ffprobe sipp; do
+    command -v "$t" >/dev/null || { echo "SKIP: $t not installed (scripts/install-deps.sh)"; exit 77; }
+done
+
+check "a Redis Cluster forms (3 masters)" redis_cluster_start 3 0
+rcli() { redis-cli -c -h 127.0.0.1 -p "${REDIS_PORTS[0]}" "$@" | tr -d '\r'; }
+
+API_TOKEN=gbnodestoken
+UPPER=34020000002000000001
+DEV=34020000001320000001
+CH1=34020000001310000001
+declare -A SIP API
+for n in a b c; do
+    SIP[$n]=$(free_port); API[$n]=$(free_port)
+    gb_upper_ini "$n" "${SIP[$n]}" "${API[$n]}" "$UPPER" dev-secret yes <<INI
+keepalive_interval = 1
+keepalive_misses = 30
+catalog_on_register = no
+[media]
+enabled = no
+[redis]
+mirror_bindings = yes
+cluster_route = yes
+mirror_gb_devices = yes
+gb_keepalive_write_s = 5
+nodes = 127.0.0.1:${REDIS_PORTS[0]},127.0.0.1:${REDIS_PORTS[1]}
+node_id = node-$n
+key_prefix = t:
+timeout_ms = 1000
+heartbeat_ms = 300
+INI
+    start_cascade "$n" "$WORK/$n.ini"
+done
+on() { API_PORT=${API[$1]}; PORT=${SIP[$1]}; }
+cstat() { on "$1"; api GET /stats | jq -r ".cluster.$2"; }
+sees_two() { [ "$(cstat "$1" nodes_live)" = 2 ]; }
+for n in a b c; do check "node $n sees the two others live" wait_for 20 sees_two "$n"; done
+check "node B logs the GB device mirror with play across nodes" \
+    grep -q "GB devices mirrored into the cluster as node node-b; play across nodes on" "$WORK/b.log"
+
+# ---- 1. the camera on A, its record in Redis
+T_SIM=$(date +%s)
+gb_sim "${SIP[a]}" "$UPPER" gbsim.log --devices 1 --channels 1
+on a
+check "1. the camera is online on node A" wait_for 30 gb_device_online "$DEV"
+KEY="t:gbdev:{$DEV}"
+rec_online() { [ "$(rcli hget "$KEY" online)" = 1 ]; }
+check "... its record t:gbdev:{id} is online in Redis" wait_for 10 rec_online
+check "... it names node-a, udp and the camera's address" bash -c "
+    [ \"\$(redis-cli -c -h 127.0.0.1 -p ${REDIS_PORTS[0]} hget '$KEY' node | tr -d '\r')\" = node-a ] &&
+    [ \"\$(redis-cli -c -h 127.0.0.1 -p ${REDIS_PORTS[0]} hget '$KEY' transport | tr -d '\r')\" = udp ] &&
+    redis-cli -c -h 127.0.0.1 -p ${REDIS_PORTS[0]} hget '$KEY' remote | grep -q '^127.0.0.1:[0-9]'"
+KA0=$(rcli hget "$KEY" keepalive)
+check "... with a keepalive time (wall ms) and a TTL" bash -c "[ '$KA0' -gt 1700000000000 ] &&
+    [ \"\$(redis-cli -c -h 127.0.0.1 -p ${REDIS_PORTS[0]} pttl '$KEY' | tr -d '\r')\" -gt 0 ]"
+ka_moved() { [ "$(rcli hget "$KEY" keepalive)" -gt "$KA0" ]; }
+check "... the keepalive time moves on (written every 5 s, not per keepalive)" wait_for 20 ka_moved
+dstat() { on "$1"; api GET /stats | jq -r ".redis_gb_devices.$2"; }
+gstat() { on "$1"; api GET /stats | jq -r ".gb_upper.$2"; }
+ten_keepalives() { [ "$(gstat a keepalives)" -ge 10 ]; }
+check "... ten keepalives reached node A" wait_for 60 ten_keepalives
+# Each write is HSET + PEXPIRE: the registration's, then at most one per
+# 5 s however many keepalives came (bounded by the time since the camera
+# started, not by the keepalives, so a slow machine does not matter).
+WR=$(dstat a writes_ok); KAS=$(gstat a keepalives); ELAPSED=$(($(date +%s) - T_SIM + 1))
+BOUND=$((2 * (2 + ELAPSED / 5)))
+check "... Redis writes bounded by time, not keepalives ($WR commands for $KAS keepalives in ${ELAPSED} s, at most $BOUND)" \
+    test "$WR" -le "$BOUND"
+check "... node B does not have the device itself" \
+    bash -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer $API_TOKEN' http://127.0.0.1:${API[b]}/api/v1/gb/devices/$DEV)\" = 404 ]"
+
+# ---- 2. played from B
+AUTH="Authorization: Bearer $API_TOKEN"
+probe() { timeout 60 ffprobe -v error -headers "$AUTH"$'\r\n' -select_streams v:0 \
+    -show_entries stream=codec_name -of csv=p=0 "$1"; }
+on b
+P=$(api POST "/gb/devices/$DEV/channels/$CH1/play" '{}')
+SID=$(echo "$P" | jq -r '.stream_id // empty')
+URL="http://127.0.0.1:${API[b]}/api/v1/gb/streams/$SID/live.flv"
+check "2. play from node B: a stream ($P)" jq_ok "$P" '.state == "playing" and .device_id == "'"$DEV"'"'
+check "... ffprobe reads H.264 from node B's live.flv" test "$(probe "$URL")" = h264
+check "... B's stream counts RTP packets (the camera sends to B)" \
+    jq_ok "$(api GET "/gb/streams/$SID")" '.packets > 0 and .media_ip == "127.0.0.1"'
+check "... node A relayed one INVITE from a peer" test "$(gstat a peer_relays)" = 1
+check "... node B counted one remote play" test "$(gstat b remote_plays)" = 1
+check "... node B looked the device up in Redis" test "$(dstat b lookups_found)" -ge 1
+invites() { grep -c "INVITE for $1: " "$WORK/gbsim.log" || true; }
+check "... the camera saw exactly one INVITE" test "$(invites "$CH1")" = 1
+check "... node A logged the relay to the camera" grep -q "INVITE from node 127.0.0.1:.* for $CH1 relayed to device $DEV" "$WORK/a.log"
+curl -s "http://127.0.0.1:${API[b]}/metrics" >"$WORK/b.prom"
+check "... /metrics on B is well-formed, the new members typed (no untyped family)" \
+    python3 "$PEERS_DIR/promcheck.py" check "$WORK/b.prom" --no-untyped
+check "... /metrics on B has the remote plays and the device lookups" \
+    bash -c "grep -q '^cascade_gb_upper_remote_plays' '$WORK/b.prom' && grep -q '^cascade_redis_gb_devices_lookups_found' '$WORK/b.prom'"
+
+# ---- 3. live view from C (shared stream there)
+on c
+L=$(api POST "/gb/devices/$DEV/channels/$CH1/live" '{}')
+LSID=$(echo "$L" | jq -r '.stream_id // empty')
+LURL=$(echo "$L" | jq -r '.flv // empty')
+check "3. live view from node C: a shared stream ($LSID)" jq_ok "$(api GET "/gb/streams/$LSID")" '.live_shared == true'
+check "... ffprobe reads H.264 from node C's FLV URL" test "$(probe "$LURL")" = h264
+api DELETE "/gb/streams/$LSID" >/dev/null
+check "... node A relayed a second INVITE" test "$(gstat a peer_relays)" = 2
+RELAYS=3 # with the playback below (section 6 checks it before section 7 adds one)
+
+# ---- 3b. a playback from B, paused: the INFO goes through A to the camera
+on b
+PB=$(api POST "/gb/devices/$DEV/channels/$CH1/play" '{"start":"2026-12-01T10:00:00","end":"2026-12-01T10:10:00"}')
+PSID=$(echo "$PB" | jq -r '.stream_id // empty')
+check "3b. a playback from node B through A ($PSID)" jq_ok "$PB" '.playback == true and .state == "playing"'
+OUT=$(api POST "/gb/streams/$PSID/control" '{"action":"pause"}')
+check "... pause answered by the camera through A ($OUT)" jq_ok "$OUT" '.action == "pause" and .paused == true'
+check "... the PAUSE reached the camera" wait_for 10 grep -qE "PAUSE cseq 1" "$WORK/gbsim.log"
+api DELETE "/gb/streams/$PSID" >/dev/null
+
+# ---- 4. stop on B
+byes() { grep -c "stream of $CH1 ended: BYE from the upper" "$WORK/gbsim.log" || true; }
+BY0=$(byes)
+on b
+check "4. stop on node B (DELETE)" jq_ok "$(api DELETE "/gb/streams/$SID")" '.stopped == true'
+more_byes() { [ "$(byes)" -gt "$BY0" ]; }
+check "... the camera got the BYE (through node A)" wait_for 15 more_byes
+check "... node A ended its relay on B's BYE" wait_for 10 grep -q "ended: BYE from the node" "$WORK/a.log"
+
+# ---- 5. errors
+on b
+NX=34020000001320000099
+R=$(api POST "/gb/devices/$NX/channels/$CH1/play" '{}')
+check "5. a device registered nowhere: 404 JSON ($R)" jq_ok "$R" '.error == "not-found"'
+check "... with HTTP status 404" test "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "$AUTH" \
+    -H 'Content-Type: application/json' --data '{}' "http://127.0.0.1:${API[b]}/api/v1/gb/devices/$NX/channels/$CH1/play")" = 404
+GHOST=34020000001320000077
+rcli hset "t:gbdev:{$GHOST}" node node-gone transport udp remote 127.0.0.1:9 online 1 keepalive 1 >/dev/null
+R=$(curl -s -w ' %{http_code}' -X POST -H "$AUTH" -H 'Content-Type: application/json' --data '{}' \
+    "http://127.0.0.1:${API[b]}/api/v1/gb/devices/$GHOST/channels/$CH1/play")
+check "... a record naming a node that is not alive: 503 node-unavailable ($R)" \
+    bash -c "[[ '$R' == *'\"node-unavailable\"'*' 503' ]]"
+rcli hset "t:gbdev:{$GHOST}" node node-b >/dev/null
+R=$(api POST "/gb/devices/$GHOST/channels/$CH1/play" '{}')
+check "... a stale record naming node B itself: 404, not sent anywhere ($R)" jq_ok "$R" '.error == "not-found"'
+rcli hset "t:gbdev:{$GHOST}" online maybe >/dev/null
+R=$(api POST "/gb/devices/$GHOST/channels/$CH1/play" '{}')
+check "... a record that does not read (online maybe): taken as absent, 404 ($R)" jq_ok "$R" '.error == "not-found"'
+
+# ---- 6. trust: a marked INVITE from an address that is not a live node
+# sipp binds 127.0.0.2, which no node advertises.
+cat >"$WORK/peer-invite.xml" <<'XML'
+<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="forged peer INVITE">
+  <send>
+    <![CDATA[
+      INVITE sip:[field0]@[remote_ip]:[remote_port];gb-device=[field1] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      Route: <sip:[remote_ip]:[remote_port];lr;cascade-peer>
+      From: <sip:34020000002000000009@3402000000>;tag=[call_number]
+      To: <sip:[field0]@3402000000>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:34020000002000000009@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="403"/>
+  <send>
+    <![CDATA[
+      ACK sip:[field0]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:34020000002000000009@3402000000>;tag=[call_number]
+      To: <sip:[field0]@3402000000>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+</scenario>
+XML
+printf 'SEQUENTIAL\n%s;%s\n' "$CH1" "$DEV" >"$WORK/peer-invite.csv"
+SPORT=$(free_port)
+forged() {
+    timeout 30 sipp -sf "$WORK/peer-invite.xml" -inf "$WORK/peer-invite.csv" -i 127.0.0.2 -p "$SPORT" \
+        -m 1 -timeout 20 -nostdin "127.0.0.1:${SIP[a]}" >"$WORK/sipp-forged.log" 2>&1 </dev/null
+}
+check "6. a peer-marked INVITE from 127.0.0.2 (no live node) gets 403 from A" forged
+check "... A counted the refusal and relayed nothing more" \
+    bash -c "[ '$(gstat a peer_refused)' -ge 1 ] && [ '$(gstat a peer_relays)' = $RELAYS ]"
+
+# ---- 7. offline
+on b
+P7=$(api POST "/gb/devices/$DEV/channels/$CH1/play" '{}')
+S7=$(echo "$P7" | jq -r '.stream_id // empty')
+check "7. a play from B before the camera leaves ($S7)" jq_ok "$P7" '.state == "playing"'
+kill -9 "$SIM" 2>/dev/null; wait "$SIM" 2>/dev/null || true # no BYE from it: its relay ends when it goes offline
+gb_sim "${SIP[a]}" "$UPPER" gbsim2.log --devices 1 --channels 1 --duration 2 --unregister
+wait "$SIM" 2>/dev/null || true
+rec_offline() { [ "$(rcli hget "$KEY" online)" = 0 ]; }
+check "7. the camera unregistered: its record says online 0, still node-a" wait_for 15 rec_offline
+s7_gone() { jq_ok "$(api GET "/gb/streams/$S7")" '.error == "not-found"'; }
+check "... A ended its relay: B's stream got A's BYE and is gone" wait_for 15 s7_gone
+check "... gb.stream.stopped on B with reason bye" \
+    has_event "select(.type==\"gb.stream.stopped\" and .stream_id==\"$S7\" and .reason==\"bye\")"
+check "... A logged the relay's end for the device going offline" \
+    grep -q "device $DEV offline; its stream of $CH1 for node" "$WORK/a.log"
+on b
+check "... with a TTL (it ages out)" bash -c "[ \"\$(redis-cli -c -h 127.0.0.1 -p ${REDIS_PORTS[0]} pttl '$KEY' | tr -d '\r')\" -gt 0 ]"
+on b
+R=$(api POST "/gb/devices/$DEV/channels/$CH1/play" '{}')
+check "... a play from B: 409 device-offline ($R)" jq_ok "$R" '.error == "device-offline"'
+
+for n in a b c; do
+    pid_var="${n}_PID"
+    check "node $n is still running" kill -0 "${!pid_var}"
+done
+
+# ---- 8. the owning node dies
+gb_sim "${SIP[a]}" "$UPPER" gbsim3.log --devices 1 --channels 1
+check "8. the camera registers on A again: its record is online" wait_for 30 rec_online
+echo "info: Redis memory of one device record: $(rcli memory usage "$KEY") bytes"
+kill -9 "$a_PID"; wait "$a_PID" 2>/dev/null || true
+sees_one() { [ "$(cstat b nodes_live)" = 1 ]; }
+check "... node A killed -9: B sees it gone within 3 heartbeats" wait_for 20 sees_one
+check "... its record is still there (online, TTL not run out)" rec_online
+on b
+R=$(curl -s -w ' %{http_code}' -X POST -H "$AUTH" -H 'Content-Type: application/json' --data '{}' \
+    "http://127.0.0.1:${API[b]}/api/v1/gb/devices/$DEV/channels/$CH1/play")
+check "... a play from B: 503 node-unavailable, its node is down ($R)" \
+    bash -c "[[ '$R' == *'\"node-unavailable\"'*'is registered on node node-a, which is '*' 503' ]]"
+
+# ---- 9. the camera re-registers on C: B plays it through C
+kill -9 "$SIM" 2>/dev/null; wait "$SIM" 2>/dev/null || true
+gb_sim "${SIP[c]}" "$UPPER" gbsim4.log --devices 1 --channels 1
+on_c() { [ "$(rcli hget "$KEY" node)" = node-c ]; }
+check "9. the camera registered on C: its record names node-c" wait_for 30 on_c
+on b
+P9=$(api POST "/gb/devices/$DEV/channels/$CH1/play" '{}')
+check "... a play from B goes through C now ($(echo "$P9" | jq -c '{stream_id,state}'))" jq_ok "$P9" '.state == "playing"'
+check "... node C relayed it" test "$(gstat c peer_relays)" = 1
+
+# ---- 10. loop protection: a planted record sends B to C for a device C
+# does not have; C answers 404 and sends the marked INVITE nowhere else.
+rcli del "t:gbdev:{$GHOST}" >/dev/null
+rcli hset "t:gbdev:{$GHOST}" node node-c transport udp remote 127.0.0.1:9 online 1 >/dev/null
+REF0=$(gstat c peer_refused)
+on b
+R=$(api POST "/gb/devices/$GHOST/channels/$CH1/play" '{}')
+check "10. a record naming C for a device C does not have: 404 from B ($R)" jq_ok "$R" '.error == "not-found"'
+check "... C refused the marked INVITE (404) and relayed nothing" \
+    bash -c "[ '$(gstat c peer_refused)' -gt '$REF0' ] && [ '$(gstat c peer_relays)' = 1 ]"
+check "... C logged the refusal, B sent the INVITE only once" \
+    bash -c "grep -q 'asked for $CH1 of device $GHOST, not registered here: 404' '$WORK/c.log' &&
+        [ \"\$(grep -c 'INVITE $GHOST/$CH1 through node' '$WORK/b.log')\" = 1 ]"
+finish
