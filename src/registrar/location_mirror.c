@@ -11,6 +11,7 @@
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "redis/redis_cluster.h"
 
@@ -23,6 +24,8 @@ struct location_mirror {
     struct timer_service *timers;
     struct timer_node resync_timer;
     char node_id[128];
+    char inc[32];              /* this run's incarnation (records' "inc") */
+    char index[64 + 16 + 128 + 32 + 4]; /* <prefix>node-aors:{<id>}:<inc> */
     char prefix[64];
     uint32_t max_pending;
     bool publish;              /* [redis] cluster_route: tell the peers' caches */
@@ -119,9 +122,10 @@ static void write_binding(struct location_mirror *m, const struct location_bindi
 {
     char key[MIRROR_KEY_MAX];
     key_for(m, b->aor, key, sizeof(key));
-    json_t *rec = json_pack("{s:s,s:I,s:s,s:s,s:I,s:i}", "node", m->node_id, "flow", (json_int_t)b->conn_id,
-                            "transport", location_transport_name((enum location_transport)b->transport), "remote",
-                            b->remote, "expires", (json_int_t)b->expires_wall_ms, "q", (int)b->q1000);
+    json_t *rec = json_pack("{s:s,s:s,s:I,s:s,s:s,s:I,s:i}", "node", m->node_id, "inc", m->inc, "flow",
+                            (json_int_t)b->conn_id, "transport",
+                            location_transport_name((enum location_transport)b->transport), "remote", b->remote,
+                            "expires", (json_int_t)b->expires_wall_ms, "q", (int)b->q1000);
     char *val = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
     json_decref(rec);
     if (!val) {
@@ -143,10 +147,36 @@ static void write_binding(struct location_mirror *m, const struct location_bindi
     send_cmd(m, 3, exp, exp_len);
 }
 
+/* [redis] cluster_route: the AoR in this incarnation's index, which a
+ * survivor reads when this node dies (cluster.h, node death). The set's
+ * TTL is refreshed by the heartbeat; this one covers a node dying before
+ * its first heartbeat. */
+static void index_add(struct location_mirror *m, const char *aor)
+{
+    if (!m->publish) return;
+    const char *sadd[] = {"SADD", m->index, aor};
+    size_t sadd_len[] = {4, strlen(m->index), strlen(aor)};
+    send_cmd(m, 3, sadd, sadd_len);
+    char ttl[24];
+    snprintf(ttl, sizeof(ttl), "%u", LOCATION_MIRROR_INDEX_TTL_MS);
+    const char *exp[] = {"PEXPIRE", m->index, ttl};
+    size_t exp_len[] = {7, strlen(m->index), strlen(ttl)};
+    send_cmd(m, 3, exp, exp_len);
+}
+
+static void index_remove(struct location_mirror *m, const char *aor)
+{
+    if (!m->publish) return;
+    const char *srem[] = {"SREM", m->index, aor};
+    size_t srem_len[] = {4, strlen(m->index), strlen(aor)};
+    send_cmd(m, 3, srem, srem_len);
+}
+
 static void on_added(void *arg, const struct location_binding *b)
 {
     struct location_mirror *m = arg;
     write_binding(m, b);
+    index_add(m, b->aor);
     char key[MIRROR_KEY_MAX];
     key_for(m, b->aor, key, sizeof(key));
     publish_change(m, key);
@@ -164,7 +194,10 @@ static void on_removed(void *arg, const struct location_binding *b, enum locatio
     send_cmd(m, 3, hdel, hdel_len);
     publish_change(m, key);
     int64_t at = latest_expiry(m, b->aor, b);
-    if (at <= 0) return; /* the last field: Redis dropped the key with it */
+    if (at <= 0) { /* the last field: Redis dropped the key with it */
+        index_remove(m, b->aor);
+        return;
+    }
     char when[32];
     snprintf(when, sizeof(when), "%lld", (long long)at);
     const char *exp[] = {"PEXPIREAT", key, when};
@@ -175,6 +208,7 @@ static void on_removed(void *arg, const struct location_binding *b, enum locatio
 static int resync_one(void *arg, const struct location_binding *b)
 {
     write_binding(arg, b);
+    index_add(arg, b->aor);
     return 0;
 }
 
@@ -212,6 +246,14 @@ struct location_mirror *location_mirror_new(uv_loop_t *loop, struct timer_servic
     } else if (gethostname(m->node_id, sizeof(m->node_id) - 1) != 0 || !m->node_id[0]) {
         snprintf(m->node_id, sizeof(m->node_id), "node-%ld", (long)getpid());
     }
+    /* The incarnation: a restarted node with the same id writes records a
+     * survivor reaping the previous run (cluster.c) leaves alone. */
+    uint32_t rnd = 0;
+    FILE *ur = fopen("/dev/urandom", "rb");
+    if (!ur || fread(&rnd, sizeof(rnd), 1, ur) != 1) rnd = (uint32_t)getpid();
+    if (ur) fclose(ur);
+    snprintf(m->inc, sizeof(m->inc), "%llx-%08x", (unsigned long long)clock_wall_ms(), rnd);
+    snprintf(m->index, sizeof(m->index), "%snode-aors:{%s}:%s", m->prefix, m->node_id, m->inc);
     struct redis_cluster_config rc = {.seeds = cfg->nodes, .timeout_ms = cfg->timeout_ms,
                                       .max_queued = m->max_pending};
     m->cluster = redis_cluster_new(loop, timers, &rc, err);
@@ -247,3 +289,4 @@ void location_mirror_callbacks(struct location_mirror *m, struct location_callba
 void location_mirror_get_stats(const struct location_mirror *m, struct location_mirror_stats *out) { *out = m->stats; }
 
 const char *location_mirror_node_id(const struct location_mirror *m) { return m->node_id; }
+const char *location_mirror_incarnation(const struct location_mirror *m) { return m->inc; }

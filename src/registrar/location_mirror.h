@@ -20,7 +20,16 @@
  * write that succeeds schedules a resync: every binding of the location is
  * written again (removals lost meanwhile are not replayed; those keys expire
  * on their TTL). The bindings loaded from the store at start-up are written
- * once the loop runs. Loop thread only. */
+ * once the loop runs.
+ *
+ * With cluster_route, each record also names this run's incarnation ("inc")
+ * and every AoR with a binding here is in this incarnation's index,
+ *   <prefix>node-aors:{<node id>}:<inc>   set of AoRs (SADD on add and on a
+ *                                         resync, SREM when the AoR's last
+ *                                         binding here goes; TTL refreshed
+ *                                         by the heartbeat)
+ * which a surviving node reads when this one dies (cluster.h, node death).
+ * Loop thread only. */
 #ifndef CASCADE_REGISTRAR_LOCATION_MIRROR_H
 #define CASCADE_REGISTRAR_LOCATION_MIRROR_H
 
@@ -33,6 +42,8 @@
 #include "redis/redis_config.h"
 
 struct location_mirror;
+
+#define LOCATION_MIRROR_INDEX_TTL_MS (24u * 3600u * 1000u) /* beyond any binding's lifetime */
 
 struct location_mirror_stats {
     uint64_t writes_ok;       /* commands answered without an error */
@@ -53,5 +64,8 @@ void location_mirror_free(struct location_mirror *m);
 void location_mirror_callbacks(struct location_mirror *m, struct location_callbacks *out);
 void location_mirror_get_stats(const struct location_mirror *m, struct location_mirror_stats *out);
 const char *location_mirror_node_id(const struct location_mirror *m);
+/* This run's incarnation ("<wall ms hex>-<random hex>"), in every record as
+ * "inc" and in the index key. */
+const char *location_mirror_incarnation(const struct location_mirror *m);
 
 #endif
