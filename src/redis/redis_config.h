@@ -18,6 +18,9 @@ struct redis_config { /* [redis] */
     uint32_t heartbeat_ms;           /* node registry refresh; a node is gone after 3 missed */
     uint32_t lookup_cache_ms;        /* remote lookup answers kept at most this long (invalidated sooner); 0: no cache */
     uint32_t lookup_max_pending;     /* requests waiting for a Redis lookup; beyond: answered locally */
+    bool durable_writes;             /* a REGISTER's 200 waits until its bindings are on a replica */
+    uint32_t durable_replicas;       /* replicas that must acknowledge (WAIT) */
+    uint32_t durable_timeout_ms;     /* then the REGISTER is answered 500 */
 };
 
 #endif

@@ -50,6 +50,9 @@ struct location_mirror_stats {
     uint64_t writes_failed;   /* answered with an error, timed out, connection lost */
     uint64_t writes_dropped;  /* never sent: over max_pending or refused by the client */
     uint64_t resyncs;         /* full rewrites after lost writes */
+    uint64_t durable_ok;      /* [redis] durable_writes: REGISTERs answered once replicated */
+    uint64_t durable_failed;  /* not replicated by durable_timeout_ms (answered 500) */
+    uint64_t durable_retries; /* syncs sent again (an error, a failover, too few replicas) */
     uint32_t pending;         /* sent or queued, not answered */
 };
 
@@ -64,6 +67,16 @@ void location_mirror_free(struct location_mirror *m);
 void location_mirror_callbacks(struct location_mirror *m, struct location_callbacks *out);
 void location_mirror_get_stats(const struct location_mirror *m, struct location_mirror_stats *out);
 const char *location_mirror_node_id(const struct location_mirror *m);
+/* [redis] durable_writes: makes aor's bindings, as they are here now,
+ * durable in Redis (written on the slot's master and acknowledged by
+ * durable_replicas of its replicas, WAIT on the same connection), retrying
+ * through failovers until durable_timeout_ms. Returns 1 when there is
+ * nothing to wait for (durable_writes off, or no binding of aor here: cb
+ * never called), 0 when cb will be called once (0 durable, -ETIMEDOUT at
+ * the deadline, -ECANCELED when the mirror is freed), or -ENOMEM. mirror is
+ * a struct location_mirror (the registrar's commit gate signature). */
+typedef void (*location_mirror_sync_cb)(void *arg, int status);
+int location_mirror_sync(void *mirror, const char *aor, location_mirror_sync_cb cb, void *arg);
 /* This run's incarnation ("<wall ms hex>-<random hex>"), in every record as
  * "inc" and in the index key. */
 const char *location_mirror_incarnation(const struct location_mirror *m);

@@ -122,6 +122,8 @@ static void defaults_before_tables(struct config *c)
     c->redis.heartbeat_ms = 1000;
     c->redis.lookup_cache_ms = 10000;
     c->redis.lookup_max_pending = 1000;
+    c->redis.durable_replicas = 1;
+    c->redis.durable_timeout_ms = 5000;
     strcpy(c->api.listen, "127.0.0.1:8080");
     c->events.ring_size = 4096;
     strcpy(c->log.level, "info");
@@ -511,6 +513,17 @@ static void test_redis_section(void **state)
     assert_int_equal(cfg.redis.heartbeat_ms, 500);
     assert_int_equal(cfg.redis.lookup_cache_ms, 0);
     assert_int_equal(load("[redis]\nheartbeat_ms = 50\n"), -1);
+    /* durable writes: the 200 waits for the mirror's write on a replica */
+    assert_int_equal(load("[redis]\nnodes = 127.0.0.1:7000\ndurable_writes = yes\n"), -1);
+    assert_true(has_error(0, "[redis] durable_writes = yes needs mirror_bindings = yes"));
+    assert_int_equal(load("[redis]\nnodes = 127.0.0.1:7000\nmirror_bindings = yes\ndurable_writes = yes\n"
+                          "durable_replicas = 2\ndurable_timeout_ms = 8000\n"),
+                     0);
+    assert_true(cfg.redis.durable_writes);
+    assert_int_equal(cfg.redis.durable_replicas, 2);
+    assert_int_equal(cfg.redis.durable_timeout_ms, 8000);
+    assert_int_equal(load("[redis]\ndurable_replicas = 0\n"), -1);
+    assert_int_equal(load("[redis]\ndurable_timeout_ms = 60000\n"), -1);
 }
 
 /* ---- [upstream:<id>] */
