@@ -305,6 +305,7 @@ static int start_cluster(struct worker *w)
                   err == -EINVAL ? "advertise must be a sip: URI with a numeric host" : strerror(-err));
         return -1;
     }
+    cluster_set_on_reaped(w->cluster, location_mirror_resync, w->mirror);
     cluster_set_node_death(w->cluster, location_mirror_incarnation(w->mirror), w->events,
                            w->local.domain[0] ? w->local.domain : (w->local.realm[0] ? w->local.realm : w->local.host));
     log_info("[redis] cluster routing on: node %s reached at %s", location_mirror_node_id(w->mirror), adv);

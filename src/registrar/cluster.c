@@ -60,7 +60,7 @@ struct hb_ctx {                          /* one heartbeat command */
     int what;                            /* HB_* */
     char id[128];
 };
-enum { HB_WRITE, HB_MEMBERS, HB_NODE };
+enum { HB_WRITE, HB_MEMBERS, HB_NODE, HB_INC };
 
 struct seed {
     char host[REDIS_HOST_MAX];
@@ -105,6 +105,7 @@ struct cluster {
     char node_id[128];
     char inc[CLUSTER_INC_MAX];           /* this run's incarnation */
     char claimer[128 + CLUSTER_INC_MAX]; /* "<id>/<inc>": the value of our claims */
+    bool inc_listed;                     /* a heartbeat listed our incarnation */
     char prefix[64];
     char advertise[256];
     struct event_bus *events;            /* user.offline reason node-lost; NULL: none */
@@ -115,6 +116,17 @@ struct cluster {
     bool hb_failed;
     bool closing;
     struct node nodes[CLUSTER_MAX_NODES];
+    /* Nodes whose hash read nil: reaped only after CLUSTER_DEAD_ROUNDS
+     * rounds in a row (a failover of the master holding a live node's
+     * hash can drop it for a moment: the node writes it again at its next
+     * heartbeat). */
+    struct suspect {
+        char id[128];
+        uint64_t last_round;
+        uint32_t count;
+    } suspects[CLUSTER_MAX_NODES];
+    void (*on_reaped)(void *arg);        /* cluster_set_on_reaped */
+    void *on_reaped_arg;
     struct cache_entry *cache;           /* CACHE_SLOTS, NULL when cache_ms is 0 */
     struct cluster_stats stats;
 };
@@ -247,6 +259,35 @@ static void node_gone(struct cluster *c, const char *id)
 /* ---- heartbeat ---- */
 
 static void reap_check(struct cluster *c, const char *id);
+
+static struct suspect *suspect_find(struct cluster *c, const char *id)
+{
+    for (size_t i = 0; i < CLUSTER_MAX_NODES; i++)
+        if (c->suspects[i].count && !strcmp(c->suspects[i].id, id)) return &c->suspects[i];
+    return NULL;
+}
+
+static void suspect_clear(struct cluster *c, const char *id)
+{
+    struct suspect *s = suspect_find(c, id);
+    if (s) s->count = 0;
+}
+
+/* One more round finding id's hash nil: the rounds in a row so far. */
+static uint32_t suspect_nil(struct cluster *c, const char *id)
+{
+    uint64_t round = c->stats.heartbeats;
+    struct suspect *s = suspect_find(c, id);
+    for (size_t i = 0; !s && i < CLUSTER_MAX_NODES; i++)
+        if (!c->suspects[i].count) s = &c->suspects[i];
+    if (!s) return 0;
+    if (s->count && s->last_round + 1 == round) s->count++;
+    else if (!s->count || s->last_round != round) s->count = 1;
+    snprintf(s->id, sizeof(s->id), "%s", id);
+    s->last_round = round;
+    return s->count;
+}
+
 static void hb_reply(void *arg, int status, const struct redisReply *reply);
 
 static void hb_send(struct cluster *c, int what, const char *id, int key_index, int argc, const char **argv)
@@ -299,19 +340,32 @@ static void hb_reply(void *arg, int status, const struct redisReply *reply)
             const char *argv[] = {"HGET", key, "sip"};
             hb_send(c, HB_NODE, id, 1, 3, argv);
         }
+    } else if (ok && !c->closing && x->what == HB_INC) {
+        /* 1: our incarnation was not listed. After the first round, a peer
+         * reaped this live node (a failover or a pause of more than three
+         * heartbeats hid its hash): our bindings are written again. */
+        if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 1 && c->inc_listed) {
+            c->stats.self_reaped++;
+            log_warn("cluster: this node (%s, run %s) was taken for dead by a peer; writing its bindings again",
+                     c->node_id, c->inc);
+            if (c->on_reaped) c->on_reaped(c->on_reaped_arg);
+        }
+        if (reply->type == REDIS_REPLY_INTEGER) c->inc_listed = true;
     } else if (ok && !c->closing && x->what == HB_NODE) {
         if (reply->type == REDIS_REPLY_STRING && reply->len < 256) {
             char sip[256];
             memcpy(sip, reply->str, reply->len);
             sip[reply->len] = '\0';
             node_seen(c, x->id, sip);
+            suspect_clear(c, x->id);
         } else if (reply->type == REDIS_REPLY_NIL) {
             /* Its hash expired: gone. Its incarnations are reaped (node
-             * death, below), then it leaves the set (it adds itself back
-             * when it heartbeats again). */
+             * death, below) once it stayed gone for CLUSTER_DEAD_ROUNDS
+             * rounds, then it leaves the set (it adds itself back when it
+             * heartbeats again). */
             node_gone(c, x->id);
             if (c->inc[0]) {
-                reap_check(c, x->id);
+                if (suspect_nil(c, x->id) >= CLUSTER_DEAD_ROUNDS) reap_check(c, x->id);
             } else {
                 char key[KEY_MAX];
                 snprintf(key, sizeof(key), "%snodes", c->prefix);
@@ -351,7 +405,7 @@ static void on_hb_timer(struct timer_node *t, uint64_t now_ms)
         snprintf(idx, sizeof(idx), "%snode-aors:{%s}:%s", c->prefix, c->node_id, c->inc);
         snprintf(day, sizeof(day), "%u", CLUSTER_INDEX_TTL_MS);
         const char *sadd_inc[] = {"SADD", incs, c->inc};
-        hb_send(c, HB_WRITE, NULL, 1, 3, sadd_inc);
+        hb_send(c, HB_INC, NULL, 1, 3, sadd_inc);
         const char *exp_idx[] = {"PEXPIRE", idx, day};
         hb_send(c, HB_WRITE, NULL, 1, 3, exp_idx);
         /* A previous run of this node id that nobody reaped (it restarted
@@ -1011,6 +1065,12 @@ bool cluster_is_node_addr(const struct cluster *c, const struct sockaddr *addr)
     return false;
 }
 
+void cluster_set_on_reaped(struct cluster *c, void (*fn)(void *arg), void *arg)
+{
+    c->on_reaped = fn;
+    c->on_reaped_arg = arg;
+}
+
 void cluster_set_node_death(struct cluster *c, const char *inc, struct event_bus *events, const char *domain)
 {
     snprintf(c->inc, sizeof(c->inc), "%s", inc ? inc : "");
@@ -1053,6 +1113,7 @@ void cluster_stats_json(const struct cluster *c, json_t *stats)
     PUT(nodes_reaped);
     PUT(bindings_reaped);
     PUT(node_lost_offline);
+    PUT(self_reaped);
 #undef PUT
     json_t *peers = json_array();
     uint64_t now = timer_now(c->timers);

@@ -51,6 +51,7 @@
 #define CLUSTER_PEER_PARAM "cascade-peer"
 #define CLUSTER_ROUTE_MAX 320
 #define CLUSTER_HOSTPORT_MAX 272
+#define CLUSTER_DEAD_ROUNDS 3            /* heartbeat rounds in a row a peer's hash must read nil before its reap */
 #define CLUSTER_INC_MAX 48               /* an incarnation id, with its NUL */
 #define CLUSTER_INDEX_TTL_MS (24u * 3600u * 1000u) /* LOCATION_MIRROR_INDEX_TTL_MS */
 
@@ -87,6 +88,7 @@ struct cluster_stats {
     uint64_t nodes_reaped;               /* dead incarnations this node finished reaping */
     uint64_t bindings_reaped;            /* their bindings this node removed from Redis */
     uint64_t node_lost_offline;          /* user.offline reason node-lost this node emitted */
+    uint64_t self_reaped;                /* times a peer took this live node for dead (bindings rewritten) */
     uint32_t pending;                    /* lookups waiting for Redis */
     uint32_t nodes_live;                 /* other nodes in the table, alive */
 };
@@ -108,6 +110,10 @@ struct cluster *cluster_new(uv_loop_t *loop, struct timer_service *timers, const
  * has no unexpired binding left anywhere, exactly once. inc "" turns it off
  * (the dead node's bindings then only expire on their TTL). */
 void cluster_set_node_death(struct cluster *c, const char *inc, struct event_bus *events, const char *domain);
+/* fn(arg) when this node finds its own incarnation reaped while it lives
+ * (its heartbeat lists it anew): the mirror writes every binding again
+ * (location_mirror_resync). */
+void cluster_set_on_reaped(struct cluster *c, void (*fn)(void *arg), void *arg);
 /* Every lookup still waiting gets its callback with status -ECANCELED
  * (inside this call); the loop must run once more afterwards. */
 void cluster_free(struct cluster *c);

@@ -550,4 +550,12 @@ void location_mirror_callbacks(struct location_mirror *m, struct location_callba
 void location_mirror_get_stats(const struct location_mirror *m, struct location_mirror_stats *out) { *out = m->stats; }
 
 const char *location_mirror_node_id(const struct location_mirror *m) { return m->node_id; }
+void location_mirror_resync(void *mirror)
+{
+    struct location_mirror *m = mirror;
+    m->lost = true;
+    if (m->cluster && !timer_armed(&m->resync_timer))
+        timer_start(m->timers, &m->resync_timer, timer_now(m->timers), on_resync_timer);
+}
+
 const char *location_mirror_incarnation(const struct location_mirror *m) { return m->inc; }

@@ -77,6 +77,9 @@ const char *location_mirror_node_id(const struct location_mirror *m);
  * a struct location_mirror (the registrar's commit gate signature). */
 typedef void (*location_mirror_sync_cb)(void *arg, int status);
 int location_mirror_sync(void *mirror, const char *aor, location_mirror_sync_cb cb, void *arg);
+/* Every binding written again (and indexed) on the next loop turn, counted
+ * in resyncs: a peer took this node for dead (cluster_set_on_reaped). */
+void location_mirror_resync(void *mirror);
 /* This run's incarnation ("<wall ms hex>-<random hex>"), in every record as
  * "inc" and in the index key. */
 const char *location_mirror_incarnation(const struct location_mirror *m);

@@ -18,9 +18,10 @@
 #     A leaves the registry and its index is gone.
 #  4. u1..u8 register again on B; a call from C's caller to u1 reaches her
 #     through B.
-#  5. durable writes ([redis] durable_writes on B): a REGISTER load on B
-#     (one AoR per call), a Redis master killed -9 while it runs; after its
-#     replica is promoted, every AoR answered 200 is in Redis.
+#  5. durable writes ([redis] durable_writes on B): the 200s of step 4
+#     waited for a replica; a REGISTER load on B (one AoR per call), a Redis
+#     master killed -9 while it runs; after its replica is promoted, every
+#     AoR answered 200 is in Redis (read on the promoted master).
 source "$(dirname "$0")/lib.sh"
 
 for t in redis-server redis-cli sipp jq; do
@@ -37,9 +38,15 @@ declare -A SIP API
 for n in a b c; do
     SIP[$n]=$(free_port); API[$n]=$(free_port)
     extra=""
-    [ "$n" = b ] && [ -z "${NO_DURABLE:-}" ] && extra="durable_writes = yes
+    auth=""
+    if [ "$n" = b ]; then
+        extra="durable_writes = yes
 durable_timeout_ms = 8000"
+        auth="[auth]
+match_user = no"
+    fi
     node_ini "$n" "${SIP[$n]}" "${API[$n]}" fail.test <<INI
+$auth
 [proxy]
 invite_timeout = 30
 [redis]
@@ -177,5 +184,47 @@ check "... u1 got it" wait "$uas_pid"
 check "... through B after C" \
     bash -c "awk '/^INVITE sip:u1/,/^\$/' '$WORK/uas.msg' | grep '^Via:' | head -2 | tr '\n' ' ' |
         grep -q '127.0.0.1:${SIP[b]};branch=z9hG4bKcP.*127.0.0.1:${SIP[c]};branch=z9hG4bKcP'"
+
+# ---- 5. durable writes through a master failover
+mstat() { on b; api GET /stats | jq -r ".redis_mirror.$1"; }
+check "5. B's 200s waited for a replica (durable_ok $(mstat durable_ok) >= 9, durable_failed 0)" \
+    [ "$(mstat durable_ok)" -ge 9 ] && [ "$(mstat durable_failed)" = 0 ]
+N=${DURABLE_AORS:-300}
+RATE=${DURABLE_RATE:-30}
+{ echo SEQUENTIAL; for i in $(seq 1 "$N"); do echo "l$i;"; done; } >"$WORK/load.csv"
+victim=$(redis_owner "$(redis_slot_of "$(key l1)")" "${REDIS_PORTS[0]}")
+rep=$(redis_replica_of "$victim")
+check "... l1's slot is on master $victim, replicated on $rep" [ -n "$victim" ] && [ -n "$rep" ]
+synced() { redis_rc "$rep" info replication | tr -d '\r' | grep -q '^master_link_status:up$'; }
+check "... the replica is linked" wait_for 30 synced
+on b
+(cd "$WORK" && exec timeout 120 sipp "127.0.0.1:$PORT" -sf "$PEERS_DIR/sipp/register-load.xml" -inf load.csv \
+    -au caller -ap callerpw -i 127.0.0.1 -p "$(free_port)" -r "$RATE" -m "$N" -l 200 -nostdin \
+    -recv_timeout 15000 -trace_logs -log_file load-ok.log >"$WORK/load.out" 2>&1) &
+load_pid=$!
+PIDS+=("$load_pid")
+third() { [ "$(grep -c '^OK ' "$WORK/load-ok.log" 2>/dev/null || echo 0)" -ge $((N / 3)) ]; }
+wait_for 60 third || true
+retries0=$(mstat durable_retries)
+kill -9 "${REDIS_PID[$victim]}"
+at_kill=$(grep -c '^OK ' "$WORK/load-ok.log" || true)
+check "... master $victim killed -9 with $at_kill of $N REGISTERs answered" [ "$at_kill" -lt "$N" ]
+check "... its replica is promoted" wait_for 60 redis_promoted "$rep"
+wait "$load_pid" 2>/dev/null || true
+grep '^OK ' "$WORK/load-ok.log" | awk '{print $2}' | sort -u >"$WORK/answered.txt"
+answered=$(wc -l <"$WORK/answered.txt")
+echo "# $answered of $N answered 200; durable_ok $(mstat durable_ok), durable_failed $(mstat durable_failed) (500: the"
+echo "# promoted master has no replica left to acknowledge), retries $(mstat durable_retries)"
+check "... the load went on after the kill ($answered answered 200)" [ "$answered" -gt "$at_kill" ]
+check "... some REGISTERs waited through the failover (durable_retries $retries0 -> $(mstat durable_retries))" \
+    [ "$(mstat durable_retries)" -gt "$retries0" ]
+RCLI_PORT=$rep
+missing=0
+while read -r u; do
+    [ "$(rcli hlen "$(key "$u")")" -ge 1 ] || { missing=$((missing + 1)); echo "# missing: $u"; }
+done <"$WORK/answered.txt"
+check "... every AoR answered 200 is in Redis after the failover ($missing missing of $answered)" [ "$missing" = 0 ]
+check "... including l1's, on the promoted master" [ "$(redis_rc "$rep" hlen "$(key l1)" | tr -d '\r')" -ge 1 ] ||
+    ! grep -qx l1 "$WORK/answered.txt"
 
 finish
