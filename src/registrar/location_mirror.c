@@ -251,6 +251,7 @@ static void on_resync_timer(struct timer_node *n, uint64_t now_ms)
 
 #define MIRROR_SYNC_CHUNK 30 /* fields per HSET: 2 + 2 * 30 arguments, under the client's 64 */
 #define MIRROR_SYNC_RETRY_MS 100
+#define MIRROR_SYNC_WAIT_MAX_MS 250
 
 struct mirror_sync {
     struct location_mirror *m;
@@ -428,7 +429,11 @@ static void sync_attempt(struct mirror_sync *s)
         uint64_t left = s->deadline_ms > now ? s->deadline_ms - now : 1;
         char reps[16], ms[24];
         snprintf(reps, sizeof(reps), "%u", m->durable_replicas);
-        /* within the client's own deadline for the command */
+        /* WAIT holds this connection (every mirror command to that
+         * master queues behind it) until the replicas answer: at once when
+         * they are there; with too few, at most MIRROR_SYNC_WAIT_MAX_MS
+         * per attempt. And within the client's deadline for the command. */
+        if (left > MIRROR_SYNC_WAIT_MAX_MS) left = MIRROR_SYNC_WAIT_MAX_MS;
         if (left + 100 > m->timeout_ms) left = m->timeout_ms > 200 ? m->timeout_ms - 200 : 1;
         snprintf(ms, sizeof(ms), "%llu", (unsigned long long)left);
         const char *wait[] = {"WAIT", reps, ms};
