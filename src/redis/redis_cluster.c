@@ -731,8 +731,8 @@ void redis_cluster_free(struct redis_cluster *cl)
     free(cl);
 }
 
-static int command_at_slot(struct redis_cluster *cl, int slot, int argc, const char **argv, const size_t *argvlen,
-                           redis_cluster_cb cb, void *arg)
+/* The argument caps; the bytes of all arguments, or a negative errno. */
+static long command_bytes(int argc, const char **argv, const size_t *argvlen)
 {
     if (argc > REDIS_CLUSTER_MAX_ARGS) return -E2BIG;
     size_t bytes = 0;
@@ -742,6 +742,13 @@ static int command_at_slot(struct redis_cluster *cl, int slot, int argc, const c
         if (argvlen[i] > REDIS_CLUSTER_MAX_ARG_BYTES || bytes > REDIS_CLUSTER_MAX_ARG_BYTES)
             return -E2BIG;
     }
+    return (long)bytes;
+}
+
+/* argv checked by command_bytes (bytes). */
+static int command_at_slot(struct redis_cluster *cl, int slot, int argc, const char **argv, const size_t *argvlen,
+                           size_t bytes, redis_cluster_cb cb, void *arg)
+{
     if (cl->queued >= cl->cfg.max_queued) return -EAGAIN;
     struct redis_req *r = req_alloc(cl, argc, argv, argvlen, bytes);
     if (!r) return -ENOMEM;
@@ -757,17 +764,21 @@ static int command_at_slot(struct redis_cluster *cl, int slot, int argc, const c
 int redis_cluster_command(struct redis_cluster *cl, int key_index, int argc, const char **argv,
                           const size_t *argvlen, redis_cluster_cb cb, void *arg)
 {
-    if (!cl || !cb || argc < 1 || !argv || !argvlen || key_index < 0 || key_index >= argc || !argv[key_index])
+    if (!cl || !cb || argc < 1 || !argv || !argvlen || key_index < 0 || key_index >= argc)
         return -EINVAL;
-    return command_at_slot(cl, (int)redis_key_slot(argv[key_index], argvlen[key_index]), argc, argv, argvlen, cb,
-                           arg);
+    long bytes = command_bytes(argc, argv, argvlen);
+    if (bytes < 0) return (int)bytes;
+    return command_at_slot(cl, (int)redis_key_slot(argv[key_index], argvlen[key_index]), argc, argv, argvlen,
+                           (size_t)bytes, cb, arg);
 }
 
 int redis_cluster_command_routed(struct redis_cluster *cl, const char *key, size_t key_len, int argc,
                                  const char **argv, const size_t *argvlen, redis_cluster_cb cb, void *arg)
 {
-    if (!cl || !cb || !key || argc < 1 || !argv || !argvlen) return -EINVAL;
-    return command_at_slot(cl, (int)redis_key_slot(key, key_len), argc, argv, argvlen, cb, arg);
+    if (!cl || !cb || !key || argc < 1 || !argv || !argvlen || key_len > REDIS_CLUSTER_MAX_ARG_BYTES) return -EINVAL;
+    long bytes = command_bytes(argc, argv, argvlen);
+    if (bytes < 0) return (int)bytes;
+    return command_at_slot(cl, (int)redis_key_slot(key, key_len), argc, argv, argvlen, (size_t)bytes, cb, arg);
 }
 
 void redis_cluster_reply_origin(const struct redis_cluster *cl, uint64_t *conn, uint64_t *seq)
