@@ -12,10 +12,12 @@
 #     none for p1, p2 (done before) or p4 (still bound), and node-x leaves
 #     the registry (A, B and C are all survivors here).
 #  2. u1..u8 register on A (sipp, UDP); sh registers on A and on B.
-#  3. A killed -9: within a few heartbeats a survivor removes A's fields
-#     (sh keeps B's), one user.offline reason node-lost per u1..u8 in the
-#     union of B's and C's events (B and C race for the claim), none for sh;
-#     A leaves the registry and its index is gone.
+#  3. A killed -9 under a REGISTER load (one AoR per call, durable writes on
+#     A: each 200 left after its bindings were on a replica): within a few
+#     heartbeats a survivor removes A's fields (sh keeps B's), one
+#     user.offline reason node-lost per u1..u8 and per AoR of the load
+#     answered 200, in the union of B's and C's events (B and C race for the
+#     claim), none for sh; A leaves the registry and its index is gone.
 #  4. u1..u8 register again on B; a call from C's caller to u1 reaches her
 #     through B.
 #  5. durable writes ([redis] durable_writes on B): the 200s of step 4
@@ -39,7 +41,7 @@ for n in a b c; do
     SIP[$n]=$(free_port); API[$n]=$(free_port)
     extra=""
     auth=""
-    if [ "$n" = b ]; then
+    if [ "$n" != c ]; then
         extra="durable_writes = yes
 durable_timeout_ms = 8000"
         auth="[auth]
@@ -137,13 +139,29 @@ check "... A's records name its incarnation ($inc_a), listed in t:node-incs:{nod
     [ "$(rcli sismember 't:node-incs:{node-a}' "$inc_a")" = 1 ]
 check "... A's index lists the nine AoRs" [ "$(rcli scard "t:node-aors:{node-a}:$inc_a")" = 9 ]
 
-# ---- 3. A killed
+# ---- 3. A killed under a REGISTER load
 rb0=$(cstat b bindings_reaped); rc0=$(cstat c bindings_reaped)
+K=${KILL_AORS:-150}
+{ echo SEQUENTIAL; for i in $(seq 1 "$K"); do echo "k$i;"; done; } >"$WORK/kill.csv"
+on a
+(cd "$WORK" && exec timeout 60 sipp "127.0.0.1:$PORT" -sf "$PEERS_DIR/sipp/register-load.xml" -inf kill.csv \
+    -au caller -ap callerpw -i 127.0.0.1 -p "$(free_port)" -r 50 -m "$K" -l 100 -nostdin \
+    -recv_timeout 4000 -trace_logs -log_file kill-ok.log >"$WORK/kill.out" 2>&1) &
+kill_load=$!
+PIDS+=("$kill_load")
+kthird() { [ "$(grep -c '^OK ' "$WORK/kill-ok.log" 2>/dev/null || echo 0)" -ge $((K / 3)) ]; }
+wait_for 60 kthird || true
 kill -9 "$a_PID"
 t0=$(date +%s%3N)
-check "3. node A killed -9" wait_for 10 not kill -0 "$a_PID"
-a_gone() { local u; for u in $USERS; do [ "$(rcli exists "$(key "$u")")" = 0 ] || return 1; done
-    [ "$(fields sh)" = 1 ]; }
+check "3. node A killed -9 under a REGISTER load" wait_for 10 not kill -0 "$a_PID"
+kill "$kill_load" 2>/dev/null || true
+wait "$kill_load" 2>/dev/null || true
+grep '^OK ' "$WORK/kill-ok.log" | awk '{print $2}' | sort -u >"$WORK/k-answered.txt"
+k_answered=$(wc -l <"$WORK/k-answered.txt")
+check "... $k_answered of $K AoRs of the load were answered 200 before the kill" \
+    [ "$k_answered" -gt 0 ] && [ "$k_answered" -lt "$K" ]
+a_gone() { local u; for u in $USERS $(cat "$WORK/k-answered.txt"); do
+    [ "$(rcli exists "$(key "$u")")" = 0 ] || return 1; done; [ "$(fields sh)" = 1 ]; }
 check "... a survivor removes A's bindings from Redis" wait_for 30 a_gone
 t1=$(date +%s%3N)
 echo "# A's bindings were out of Redis $((t1 - t0)) ms after the kill (A's registry entry lives 900 ms)"
@@ -151,6 +169,12 @@ check "... within 10 s of the kill ($((t1 - t0)) ms)" [ $((t1 - t0)) -le 10000 ]
 check "... sh keeps its binding on node-b" [ "$(field_node sh "sip:sh@127.0.0.1:$SH_B")" = node-b ]
 all_lost() { local u; for u in $USERS; do [ "$(node_lost "$u")" -ge 1 ] || return 1; done; }
 check "... user.offline node-lost for each of u1..u8 on B or C" wait_for 10 all_lost
+# every node-lost user.offline on B and C, one line per event: the user
+lost_users() { local n; for n in b c; do on "$n"; events_json |
+    jq -r '.events[] | select(.type == "user.offline" and .reason == "node-lost") | .user'; done; }
+k_all() { lost_users | sort | uniq -c | awk '$2 ~ /^k/ {print $2}' >"$WORK/k-lost.txt"
+    [ -z "$(comm -23 "$WORK/k-answered.txt" <(sort "$WORK/k-lost.txt"))" ]; }
+check "... and for each AoR of the load answered 200" wait_for 20 k_all
 a_out() { [ "$(rcli sismember t:nodes node-a)" = 0 ] && [ "$(rcli exists "t:node-aors:{node-a}:$inc_a")" = 0 ]; }
 check "... A's index is gone and A left the registry" wait_for 10 a_out
 sleep 1
@@ -159,8 +183,13 @@ ok=1
 for u in $USERS; do k=$(node_lost "$u"); counts="$counts $u:$k"; [ "$k" = 1 ] || ok=0; done
 check "... exactly one each in the union of B's and C's events ($counts), none for sh ($(node_lost sh))" \
     [ "$ok" = 1 ] && [ "$(node_lost sh)" = 0 ]
+dups=$(lost_users | grep '^k' | sort | uniq -d | wc -l)
+k_events=$(lost_users | grep -c '^k' || true)
+check "... and exactly one per AoR of the load ($k_events events for AoRs of the load, $dups AoRs twice)" \
+    [ "$dups" = 0 ]
 rb=$(($(cstat b bindings_reaped) - rb0)); rc=$(($(cstat c bindings_reaped) - rc0))
-check "... B and C removed the nine bindings between them (B $rb, C $rc)" [ $((rb + rc)) = 9 ]
+check "... B and C removed A's bindings between them (B $rb, C $rc; nine + $k_answered of the load at least)" \
+    [ $((rb + rc)) -ge $((9 + k_answered)) ] && [ $((rb + rc)) = $((9 + k_events)) ]
 
 # ---- 4. back on B, called from C
 on b
