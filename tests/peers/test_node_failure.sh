@@ -24,6 +24,11 @@
 #     waited for a replica; a REGISTER load on B (one AoR per call), a Redis
 #     master killed -9 while it runs; after its replica is promoted, every
 #     AoR answered 200 is in Redis (read on the promoted master).
+#  6. A restarted with the same id and store while its previous run is
+#     listed again with its index and a stale claim (as if a survivor were
+#     still reaping it): the new run writes the bindings loaded from SQLite
+#     with its new incarnation, reaps the old run itself once the claim
+#     lapses, and keeps every binding of the load it answered 200.
 source "$(dirname "$0")/lib.sh"
 
 for t in redis-server redis-cli sipp jq; do
@@ -256,5 +261,23 @@ done <"$WORK/answered.txt"
 check "... every AoR answered 200 is in Redis after the failover ($missing missing of $answered)" [ "$missing" = 0 ]
 check "... including l1's, on the promoted master" [ "$(redis_rc "$rep" hlen "$(key l1)" | tr -d '\r')" -ge 1 ] ||
     ! grep -qx l1 "$WORK/answered.txt"
+
+# ---- 6. A restarted while a stale claim on its previous run is held
+RCLI_PORT=$rep
+rcli sadd "t:node-aors:{node-a}:$inc_a" $(cat "$WORK/k-answered.txt") >/dev/null
+rcli set "t:dead:{node-a}:$inc_a" 'ghost/zz' px 1500 >/dev/null
+rcli sadd 't:node-incs:{node-a}' "$inc_a" >/dev/null
+start_cascade a2 "$WORK/a.ini"
+k_back() { local k i; while read -r k; do
+    i=$(rcli hvals "$(key "$k")" | jq -r 'select(.node == "node-a") | .inc' | head -1)
+    [ -n "$i" ] && [ "$i" != "$inc_a" ] || return 1; done <"$WORK/k-answered.txt"; }
+check "6. A restarted: the load's AoRs it answered 200 are back in Redis, with its new incarnation" wait_for 30 k_back
+old_gone() { [ "$(rcli sismember 't:node-incs:{node-a}' "$inc_a")" = 0 ]; }
+check "... its previous run is reaped once the stale claim lapses (by A itself: B and C see it live)" \
+    wait_for 30 old_gone
+check "... and every one of those bindings is still there" k_back
+on a
+check "... no node-lost event on A for them" \
+    [ "$(events_json | jq '[.events[] | select(.reason == "node-lost")] | length')" = 0 ]
 
 finish
