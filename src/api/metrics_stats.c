@@ -68,10 +68,12 @@ static const struct stats_member members[] = {
     /* [redis] mirror_bindings and cluster_route: present when enabled */
     {"redis_mirror.node_id", STATS_SKIP, NULL}, C("redis_mirror.writes_ok"), C("redis_mirror.writes_failed"),
     C("redis_mirror.writes_dropped"), C("redis_mirror.resyncs"), G("redis_mirror.pending"),
+    C("redis_mirror.durable_ok"), C("redis_mirror.durable_failed"), C("redis_mirror.durable_retries"),
     {"cluster.node_id", STATS_SKIP, NULL}, {"cluster.advertise", STATS_SKIP, NULL}, G("cluster.cache"),
     C("cluster.lookups"), C("cluster.cache_hits"), C("cluster.found"), C("cluster.failed"), C("cluster.refused"),
     C("cluster.heartbeats"), C("cluster.heartbeat_failures"), C("cluster.invalidations"), G("cluster.pending"),
-    G("cluster.nodes_live"), {"cluster.peers", STATS_SKIP, NULL},
+    G("cluster.nodes_live"), {"cluster.peers", STATS_SKIP, NULL}, C("cluster.nodes_reaped"),
+    C("cluster.bindings_reaped"), C("cluster.node_lost_offline"), C("cluster.self_reaped"),
     G("proxy.calls_live"),
     G("offline_messages.queued"), C("offline_messages.stored"), C("offline_messages.refused"),
     C("offline_messages.delivered"), C("offline_messages.expired"), C("offline_messages.delivery_failures"),

@@ -269,6 +269,11 @@ static int start_mirror(struct worker *w)
     struct location_callbacks obs;
     location_mirror_callbacks(w->mirror, &obs);
     observer_add(w, &obs);
+    if (w->cfg.redis.durable_writes && w->registrar) {
+        registrar_set_commit_gate(w->registrar, location_mirror_sync, w->mirror);
+        log_info("[redis] durable writes: a REGISTER's 200 waits for %u replica(s), at most %u ms",
+                 w->cfg.redis.durable_replicas, w->cfg.redis.durable_timeout_ms);
+    }
     log_info("[redis] bindings mirrored into the cluster at %s as node %s", w->cfg.redis.nodes,
              location_mirror_node_id(w->mirror));
     return 0;
@@ -303,6 +308,9 @@ static int start_cluster(struct worker *w)
                   err == -EINVAL ? "advertise must be a sip: URI with a numeric host" : strerror(-err));
         return -1;
     }
+    cluster_set_on_reaped(w->cluster, location_mirror_resync, w->mirror);
+    cluster_set_node_death(w->cluster, location_mirror_incarnation(w->mirror), w->events,
+                           w->local.domain[0] ? w->local.domain : (w->local.realm[0] ? w->local.realm : w->local.host));
     log_info("[redis] cluster routing on: node %s reached at %s", location_mirror_node_id(w->mirror), adv);
     return 0;
 }
@@ -414,6 +422,7 @@ void dispatch_stop_roles(struct worker *w, void (*done)(void *arg), void *arg)
     cluster_free(w->cluster); /* waiting requests get their local answer */
     w->cluster = NULL;
     if (w->mirror) { /* its connections would keep the loop running */
+        if (w->registrar) registrar_set_commit_gate(w->registrar, NULL, NULL);
         observer_remove(w, w->mirror);
         location_mirror_free(w->mirror);
         w->mirror = NULL;
@@ -434,6 +443,7 @@ void dispatch_free_roles(struct worker *w)
     w->cluster = NULL;
     if (w->proxy) proxy_free(w->proxy);
     if (w->mirror) {
+        if (w->registrar) registrar_set_commit_gate(w->registrar, NULL, NULL);
         observer_remove(w, w->mirror);
         location_mirror_free(w->mirror);
         w->mirror = NULL;
@@ -664,10 +674,13 @@ void dispatch_stats(struct worker *w, json_t *stats)
         struct location_mirror_stats ms;
         location_mirror_get_stats(w->mirror, &ms);
         json_object_set_new(stats, "redis_mirror",
-                            json_pack("{s:s,s:I,s:I,s:I,s:I,s:i}", "node_id", location_mirror_node_id(w->mirror),
-                                      "writes_ok", (json_int_t)ms.writes_ok, "writes_failed",
-                                      (json_int_t)ms.writes_failed, "writes_dropped", (json_int_t)ms.writes_dropped,
-                                      "resyncs", (json_int_t)ms.resyncs, "pending", (int)ms.pending));
+                            json_pack("{s:s,s:I,s:I,s:I,s:I,s:i,s:I,s:I,s:I}", "node_id",
+                                      location_mirror_node_id(w->mirror), "writes_ok", (json_int_t)ms.writes_ok,
+                                      "writes_failed", (json_int_t)ms.writes_failed, "writes_dropped",
+                                      (json_int_t)ms.writes_dropped, "resyncs", (json_int_t)ms.resyncs, "pending",
+                                      (int)ms.pending, "durable_ok", (json_int_t)ms.durable_ok, "durable_failed",
+                                      (json_int_t)ms.durable_failed, "durable_retries",
+                                      (json_int_t)ms.durable_retries));
     }
     if (w->gb_upper) {
         struct gb_upper_stats s;

@@ -62,6 +62,7 @@ struct redis_node {
     struct timer_node timer; /* backoff while DOWN, connect deadline while CONNECTING */
     struct redis_reply_budget budget; /* the cap on the reply being read */
     bool backing_off;
+    uint64_t serial;         /* of the current connection: never reused */
 };
 
 typedef void (*req_done_fn)(struct redis_req *r, int status, const redisReply *reply);
@@ -101,6 +102,9 @@ struct redis_cluster {
     uint64_t refresh_last_ms;
     struct timer_node refresh_timer;
     bool closing;
+    uint64_t conn_serials;     /* connections opened */
+    uint64_t reply_seq;        /* replies delivered */
+    uint64_t cur_conn, cur_seq;/* the reply being delivered (redis_cluster_reply_origin) */
     struct redis_cluster_stats st;
 };
 
@@ -332,6 +336,7 @@ static void node_connect(struct redis_node *n)
         return;
     }
     n->ac = ac;
+    n->serial = ++cl->conn_serials;
     n->state = NODE_CONNECTING;
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
@@ -507,7 +512,10 @@ static void on_reply(redisAsyncContext *ac, void *reply_, void *privdata)
             return;
         }
     }
+    cl->cur_conn = n && n->ac == ac ? n->serial : 0;
+    cl->cur_seq = ++cl->reply_seq;
     req_finish(r, 0, reply);
+    cl->cur_conn = cl->cur_seq = 0;
     if (n) node_pump(n);
 }
 
@@ -723,11 +731,9 @@ void redis_cluster_free(struct redis_cluster *cl)
     free(cl);
 }
 
-int redis_cluster_command(struct redis_cluster *cl, int key_index, int argc, const char **argv,
-                          const size_t *argvlen, redis_cluster_cb cb, void *arg)
+/* The argument caps; the bytes of all arguments, or a negative errno. */
+static long command_bytes(int argc, const char **argv, const size_t *argvlen)
 {
-    if (!cl || !cb || argc < 1 || !argv || !argvlen || key_index < 0 || key_index >= argc)
-        return -EINVAL;
     if (argc > REDIS_CLUSTER_MAX_ARGS) return -E2BIG;
     size_t bytes = 0;
     for (int i = 0; i < argc; i++) {
@@ -736,16 +742,49 @@ int redis_cluster_command(struct redis_cluster *cl, int key_index, int argc, con
         if (argvlen[i] > REDIS_CLUSTER_MAX_ARG_BYTES || bytes > REDIS_CLUSTER_MAX_ARG_BYTES)
             return -E2BIG;
     }
+    return (long)bytes;
+}
+
+/* argv checked by command_bytes (bytes). */
+static int command_at_slot(struct redis_cluster *cl, int slot, int argc, const char **argv, const size_t *argvlen,
+                           size_t bytes, redis_cluster_cb cb, void *arg)
+{
     if (cl->queued >= cl->cfg.max_queued) return -EAGAIN;
     struct redis_req *r = req_alloc(cl, argc, argv, argvlen, bytes);
     if (!r) return -ENOMEM;
     r->cb = cb;
     r->arg = arg;
-    r->slot = (int)redis_key_slot(argv[key_index], argvlen[key_index]);
+    r->slot = slot;
     cl->st.commands++;
     timer_start(cl->timers, &r->deadline, now_ms(cl) + cl->cfg.timeout_ms, req_on_deadline);
     route(r);
     return 0;
+}
+
+int redis_cluster_command(struct redis_cluster *cl, int key_index, int argc, const char **argv,
+                          const size_t *argvlen, redis_cluster_cb cb, void *arg)
+{
+    if (!cl || !cb || argc < 1 || !argv || !argvlen || key_index < 0 || key_index >= argc)
+        return -EINVAL;
+    long bytes = command_bytes(argc, argv, argvlen);
+    if (bytes < 0) return (int)bytes;
+    return command_at_slot(cl, (int)redis_key_slot(argv[key_index], argvlen[key_index]), argc, argv, argvlen,
+                           (size_t)bytes, cb, arg);
+}
+
+int redis_cluster_command_routed(struct redis_cluster *cl, const char *key, size_t key_len, int argc,
+                                 const char **argv, const size_t *argvlen, redis_cluster_cb cb, void *arg)
+{
+    if (!cl || !cb || !key || argc < 1 || !argv || !argvlen || key_len > REDIS_CLUSTER_MAX_ARG_BYTES) return -EINVAL;
+    long bytes = command_bytes(argc, argv, argvlen);
+    if (bytes < 0) return (int)bytes;
+    return command_at_slot(cl, (int)redis_key_slot(key, key_len), argc, argv, argvlen, (size_t)bytes, cb, arg);
+}
+
+void redis_cluster_reply_origin(const struct redis_cluster *cl, uint64_t *conn, uint64_t *seq)
+{
+    *conn = cl->cur_conn;
+    *seq = cl->cur_seq;
 }
 
 void redis_cluster_get_stats(const struct redis_cluster *cl, struct redis_cluster_stats *out)

@@ -101,6 +101,20 @@ void redis_cluster_free(struct redis_cluster *c);
 int redis_cluster_command(struct redis_cluster *c, int key_index, int argc, const char **argv,
                           const size_t *argvlen, redis_cluster_cb cb, void *arg);
 
+/* The same for a command without a key (WAIT): sent to the master of
+ * key's slot, as a command on that key would be. A MOVED answer is
+ * followed like any other. */
+int redis_cluster_command_routed(struct redis_cluster *c, const char *key, size_t key_len, int argc,
+                                 const char **argv, const size_t *argvlen, redis_cluster_cb cb, void *arg);
+
+/* Inside a callback with status 0: the connection the reply came on (a
+ * serial never reused, 0 if unknown) and the reply's rank among all
+ * replies delivered. Two replies with the same conn were executed by one
+ * server in the order of their seq, on one connection: a WAIT answered
+ * after a write on the same conn covers that write. Outside a callback:
+ * 0, 0. */
+void redis_cluster_reply_origin(const struct redis_cluster *c, uint64_t *conn, uint64_t *seq);
+
 void redis_cluster_get_stats(const struct redis_cluster *c, struct redis_cluster_stats *out);
 
 #endif

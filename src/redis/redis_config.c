@@ -36,6 +36,14 @@ static const struct config_key keys[] = {
     KEY("gb_keepalive_write_s", CONFIG_UINT, gb_keepalive_write_s, "60", 1, 3600,
         "a GB device's keepalives are written to Redis at most once per this many seconds (its key's TTL covers "
         "the gap)"),
+    KEY("durable_writes", CONFIG_BOOL, durable_writes, "no", 0, 0,
+        "hold a REGISTER's 200 until its bindings are written in Redis and acknowledged by durable_replicas "
+        "replicas (WAIT), so that a master failover cannot lose an answered registration (needs mirror_bindings)"),
+    KEY("durable_replicas", CONFIG_UINT, durable_replicas, "1", 1, 16,
+        "replicas of the slot's master that must acknowledge a registration before its 200"),
+    KEY("durable_timeout_ms", CONFIG_UINT, durable_timeout_ms, "5000", 100, 30000,
+        "a registration not replicated this soon is answered 500 with Retry-After (set it above the cluster's "
+        "failover time, cluster-node-timeout plus about a second, and under the client's 32 s transaction timeout)"),
 };
 
 static int redis_check(const void *section, char *err, size_t errcap)
@@ -51,6 +59,10 @@ static int redis_check(const void *section, char *err, size_t errcap)
     }
     if (r->cluster_route && !r->mirror_bindings) {
         snprintf(err, errcap, "[redis] cluster_route = yes needs mirror_bindings = yes (peers find users by the mirror)");
+        return -1;
+    }
+    if (r->durable_writes && !r->mirror_bindings) {
+        snprintf(err, errcap, "[redis] durable_writes = yes needs mirror_bindings = yes");
         return -1;
     }
     return 0;

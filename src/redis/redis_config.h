@@ -20,6 +20,9 @@ struct redis_config { /* [redis] */
     uint32_t lookup_max_pending;     /* requests waiting for a Redis lookup; beyond: answered locally */
     bool mirror_gb_devices;          /* write GB devices' state behind (gbdev:{id}); with cluster_route: play across nodes */
     uint32_t gb_keepalive_write_s;   /* a device's keepalives reach Redis at most this often */
+    bool durable_writes;             /* a REGISTER's 200 waits until its bindings are on a replica */
+    uint32_t durable_replicas;       /* replicas that must acknowledge (WAIT) */
+    uint32_t durable_timeout_ms;     /* then the REGISTER is answered 500 */
 };
 
 #endif

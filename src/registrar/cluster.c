@@ -13,6 +13,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "events/events.h"
 #include "redis/redis_cluster.h"
 #include "redis/redis_objects.h"
 #include "redis/redis_reply.h"
@@ -59,11 +60,29 @@ struct hb_ctx {                          /* one heartbeat command */
     int what;                            /* HB_* */
     char id[128];
 };
-enum { HB_WRITE, HB_MEMBERS, HB_NODE };
+enum { HB_WRITE, HB_MEMBERS, HB_NODE, HB_INC };
 
 struct seed {
     char host[REDIS_HOST_MAX];
     int port;
+};
+
+/* Node death (see cluster.h): one dead incarnation reaped at a time. */
+enum { R_INCS, R_CLAIM, R_SCAN, R_REAP, R_FINISH };
+struct reap_ctx {
+    struct cluster *c;
+    int op;                              /* R_* */
+    uint32_t gen;                        /* c->reap.gen when sent (R_CLAIM..R_FINISH) */
+    char id[128];                        /* R_INCS: whose incarnations */
+    char aor[LOCATION_MAX_AOR];          /* R_REAP */
+};
+struct reaper {
+    bool busy;
+    uint32_t gen;                        /* bumped by every new reap */
+    char id[128], inc[CLUSTER_INC_MAX];
+    char cursor[32];
+    uint32_t outstanding;                /* R_REAP of this batch unanswered */
+    bool failed;                         /* this batch: a reap failed */
 };
 
 struct cluster {
@@ -84,13 +103,30 @@ struct cluster {
     char channel[96];
     struct timer_node hb_timer;
     char node_id[128];
+    char inc[CLUSTER_INC_MAX];           /* this run's incarnation */
+    char claimer[128 + CLUSTER_INC_MAX]; /* "<id>/<inc>": the value of our claims */
+    bool inc_listed;                     /* a heartbeat listed our incarnation */
     char prefix[64];
     char advertise[256];
+    struct event_bus *events;            /* user.offline reason node-lost; NULL: none */
+    char domain[160];
+    struct reaper reap;
     uint32_t heartbeat_ms, node_ttl_ms, cache_ms, max_pending;
     uint32_t hb_pending;                 /* commands of this round unanswered */
     bool hb_failed;
     bool closing;
     struct node nodes[CLUSTER_MAX_NODES];
+    /* Nodes whose hash read nil: reaped only after CLUSTER_DEAD_ROUNDS
+     * rounds in a row (a failover of the master holding a live node's
+     * hash can drop it for a moment: the node writes it again at its next
+     * heartbeat). */
+    struct suspect {
+        char id[128];
+        uint64_t last_round;
+        uint32_t count;
+    } suspects[CLUSTER_MAX_NODES];
+    void (*on_reaped)(void *arg);        /* cluster_set_on_reaped */
+    void *on_reaped_arg;
     struct cache_entry *cache;           /* CACHE_SLOTS, NULL when cache_ms is 0 */
     struct cluster_stats stats;
 };
@@ -222,6 +258,36 @@ static void node_gone(struct cluster *c, const char *id)
 
 /* ---- heartbeat ---- */
 
+static void reap_check(struct cluster *c, const char *id);
+
+static struct suspect *suspect_find(struct cluster *c, const char *id)
+{
+    for (size_t i = 0; i < CLUSTER_MAX_NODES; i++)
+        if (c->suspects[i].count && !strcmp(c->suspects[i].id, id)) return &c->suspects[i];
+    return NULL;
+}
+
+static void suspect_clear(struct cluster *c, const char *id)
+{
+    struct suspect *s = suspect_find(c, id);
+    if (s) s->count = 0;
+}
+
+/* One more round finding id's hash nil: the rounds in a row so far. */
+static uint32_t suspect_nil(struct cluster *c, const char *id)
+{
+    uint64_t round = c->stats.heartbeats;
+    struct suspect *s = suspect_find(c, id);
+    for (size_t i = 0; !s && i < CLUSTER_MAX_NODES; i++)
+        if (!c->suspects[i].count) s = &c->suspects[i];
+    if (!s) return 0;
+    if (s->count && s->last_round + 1 == round) s->count++;
+    else if (!s->count || s->last_round != round) s->count = 1;
+    snprintf(s->id, sizeof(s->id), "%s", id);
+    s->last_round = round;
+    return s->count;
+}
+
 static void hb_reply(void *arg, int status, const struct redisReply *reply);
 
 static void hb_send(struct cluster *c, int what, const char *id, int key_index, int argc, const char **argv)
@@ -274,20 +340,38 @@ static void hb_reply(void *arg, int status, const struct redisReply *reply)
             const char *argv[] = {"HGET", key, "sip"};
             hb_send(c, HB_NODE, id, 1, 3, argv);
         }
+    } else if (ok && !c->closing && x->what == HB_INC) {
+        /* 1: our incarnation was not listed. After the first round, a peer
+         * reaped this live node (a failover or a pause of more than three
+         * heartbeats hid its hash): our bindings are written again. */
+        if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 1 && c->inc_listed) {
+            c->stats.self_reaped++;
+            log_warn("cluster: this node (%s, run %s) was taken for dead by a peer; writing its bindings again",
+                     c->node_id, c->inc);
+            if (c->on_reaped) c->on_reaped(c->on_reaped_arg);
+        }
+        if (reply->type == REDIS_REPLY_INTEGER) c->inc_listed = true;
     } else if (ok && !c->closing && x->what == HB_NODE) {
         if (reply->type == REDIS_REPLY_STRING && reply->len < 256) {
             char sip[256];
             memcpy(sip, reply->str, reply->len);
             sip[reply->len] = '\0';
             node_seen(c, x->id, sip);
+            suspect_clear(c, x->id);
         } else if (reply->type == REDIS_REPLY_NIL) {
-            /* Its hash expired: gone. Out of the set too (it adds itself
-             * back when it heartbeats again). */
+            /* Its hash expired: gone. Its incarnations are reaped (node
+             * death, below) once it stayed gone for CLUSTER_DEAD_ROUNDS
+             * rounds, then it leaves the set (it adds itself back when it
+             * heartbeats again). */
             node_gone(c, x->id);
-            char key[KEY_MAX];
-            snprintf(key, sizeof(key), "%snodes", c->prefix);
-            const char *argv[] = {"SREM", key, x->id};
-            hb_send(c, HB_WRITE, NULL, 1, 3, argv);
+            if (c->inc[0]) {
+                if (suspect_nil(c, x->id) >= CLUSTER_DEAD_ROUNDS) reap_check(c, x->id);
+            } else {
+                char key[KEY_MAX];
+                snprintf(key, sizeof(key), "%snodes", c->prefix);
+                const char *argv[] = {"SREM", key, x->id};
+                hb_send(c, HB_WRITE, NULL, 1, 3, argv);
+            }
         }
     }
     free(x);
@@ -309,15 +393,315 @@ static void on_hb_timer(struct timer_node *t, uint64_t now_ms)
     snprintf(set, sizeof(set), "%snodes", c->prefix);
     snprintf(seen, sizeof(seen), "%lld", (long long)clock_wall_ms());
     snprintf(ttl, sizeof(ttl), "%u", c->node_ttl_ms);
-    const char *hset[] = {"HSET", key, "sip", c->advertise, "seen", seen};
-    hb_send(c, HB_WRITE, NULL, 1, 6, hset);
+    const char *hset[] = {"HSET", key, "sip", c->advertise, "seen", seen, "inc", c->inc};
+    hb_send(c, HB_WRITE, NULL, 1, 8, hset);
     const char *exp[] = {"PEXPIRE", key, ttl};
     hb_send(c, HB_WRITE, NULL, 1, 3, exp);
+    if (c->inc[0]) {
+        /* This incarnation is listed until a survivor has reaped it; its
+         * index lives while it heartbeats (and a day after). */
+        char incs[KEY_MAX], idx[KEY_MAX + CLUSTER_INC_MAX], day[24];
+        snprintf(incs, sizeof(incs), "%snode-incs:{%s}", c->prefix, c->node_id);
+        snprintf(idx, sizeof(idx), "%snode-aors:{%s}:%s", c->prefix, c->node_id, c->inc);
+        snprintf(day, sizeof(day), "%u", CLUSTER_INDEX_TTL_MS);
+        const char *sadd_inc[] = {"SADD", incs, c->inc};
+        hb_send(c, HB_INC, NULL, 1, 3, sadd_inc);
+        const char *exp_idx[] = {"PEXPIRE", idx, day};
+        hb_send(c, HB_WRITE, NULL, 1, 3, exp_idx);
+        /* A previous run of this node id that nobody reaped (it restarted
+         * within the TTL, or every node went down): ours to reap, once the
+         * mirror has rewritten the bindings loaded from the store with this
+         * run's incarnation (its first writes; three heartbeats later). */
+        if (c->stats.heartbeats > 3) reap_check(c, c->node_id);
+    }
     const char *sadd[] = {"SADD", set, c->node_id};
     hb_send(c, HB_WRITE, NULL, 1, 3, sadd);
     const char *members[] = {"SMEMBERS", set};
     hb_send(c, HB_MEMBERS, NULL, 1, 2, members);
     if (!c->hb_pending) hb_round_done(c);
+}
+
+/* ---- node death ----
+ *
+ * A node's hash expired (or this node restarted): each of its incarnations
+ * still listed in <prefix>node-incs:{<id>} is reaped by exactly one node at
+ * a time, the holder of the claim <prefix>dead:{<id>}:<inc> (CLAIM_LUA: set
+ * when absent, renewed by its holder, a TTL of three heartbeats so that
+ * another node takes over when the holder dies). The holder walks the
+ * incarnation's index <prefix>node-aors:{<id>}:<inc> with SSCAN and runs
+ * REAP_LUA on each AoR's hash: the fields whose record names that node and
+ * incarnation are deleted, and the script answers {removed, left} (left:
+ * the unexpired bindings of other nodes or runs). The script is the commit
+ * point: two reapers, or a second one after the first died mid-way, can
+ * remove a field only once, so `user.offline` (reason node-lost) follows
+ * from removed > 0 and left = 0 exactly once per AoR. FINISH_LUA then drops
+ * the index, the claim and the incarnation from the list (only while the
+ * claim is still ours). All keys of one node id share the hash tag {<id>}:
+ * one slot, so the claim and finish scripts may touch them together. */
+
+static const char CLAIM_LUA[] =
+    "local v = redis.call('GET', KEYS[1])\n"
+    "if not v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end\n"
+    "if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end\n"
+    "return 0\n";
+
+static const char REAP_LUA[] =
+    "local h = redis.call('HGETALL', KEYS[1])\n"
+    "local removed, left = 0, 0\n"
+    "for i = 1, #h, 2 do\n"
+    "  local ok, r = pcall(cjson.decode, h[i + 1])\n"
+    "  if ok and type(r) == 'table' and r.node == ARGV[1] and (r.inc == nil or r.inc == ARGV[2]) then\n"
+    "    redis.call('HDEL', KEYS[1], h[i])\n"
+    "    removed = removed + 1\n"
+    "  elseif not ok or type(r) ~= 'table' or type(r.expires) ~= 'number' or r.expires > tonumber(ARGV[3]) then\n"
+    "    left = left + 1\n"
+    "  end\n"
+    "end\n"
+    "if removed > 0 then redis.call('PUBLISH', ARGV[4], KEYS[1]) end\n"
+    "return {removed, left}\n";
+
+static const char FINISH_LUA[] =
+    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
+    "redis.call('SREM', KEYS[2], ARGV[2])\n"
+    "redis.call('DEL', KEYS[3])\n"
+    "redis.call('DEL', KEYS[1])\n"
+    "return 1\n";
+
+int cluster_reap_member(const char *s, size_t len, char *out, size_t cap)
+{
+    if (!len || len >= cap) return -1;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch <= 0x20 || ch == 0x7f || ch == '{' || ch == '}') return -1;
+    }
+    memcpy(out, s, len);
+    out[len] = '\0';
+    return (int)len;
+}
+
+int cluster_reap_counts(const struct redisReply *r, long long *removed, long long *left)
+{
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_INTEGER ||
+        r->element[1]->type != REDIS_REPLY_INTEGER || r->element[0]->integer < 0 || r->element[1]->integer < 0)
+        return -1;
+    *removed = r->element[0]->integer;
+    *left = r->element[1]->integer;
+    return 0;
+}
+
+static void reap_reply(void *arg, int status, const struct redisReply *reply);
+
+static int reap_send(struct cluster *c, int op, const char *id, const char *aor, int key_index, int argc,
+                     const char **argv)
+{
+    size_t lens[12];
+    for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
+    struct reap_ctx *x = calloc(1, sizeof(*x));
+    if (!x) return -ENOMEM;
+    x->c = c;
+    x->op = op;
+    x->gen = c->reap.gen;
+    if (id) snprintf(x->id, sizeof(x->id), "%s", id);
+    if (aor) snprintf(x->aor, sizeof(x->aor), "%s", aor);
+    int rc = redis_cluster_command(c->rc, key_index, argc, argv, lens, reap_reply, x);
+    if (rc < 0) free(x);
+    return rc;
+}
+
+static void dead_key(const struct cluster *c, char *out, size_t cap)
+{
+    snprintf(out, cap, "%sdead:{%s}:%s", c->prefix, c->reap.id, c->reap.inc);
+}
+
+static void reap_stop(struct cluster *c, const char *why)
+{
+    if (why) log_warn_rl("cluster: reaping node %s (run %s) stopped: %s; retried on a later heartbeat", c->reap.id,
+                         c->reap.inc, why);
+    c->reap.busy = false;
+    c->reap.gen++;
+}
+
+static void reap_claim(struct cluster *c)
+{
+    char key[KEY_MAX + CLUSTER_INC_MAX], ttl[24];
+    dead_key(c, key, sizeof(key));
+    snprintf(ttl, sizeof(ttl), "%u", c->node_ttl_ms);
+    const char *argv[] = {"EVAL", CLAIM_LUA, "1", key, c->claimer, ttl};
+    if (reap_send(c, R_CLAIM, NULL, NULL, 3, 6, argv) < 0) reap_stop(c, "claim refused by the client");
+}
+
+static void reap_scan(struct cluster *c)
+{
+    char idx[KEY_MAX + CLUSTER_INC_MAX];
+    snprintf(idx, sizeof(idx), "%snode-aors:{%s}:%s", c->prefix, c->reap.id, c->reap.inc);
+    const char *argv[] = {"SSCAN", idx, c->reap.cursor, "COUNT", "128"};
+    if (reap_send(c, R_SCAN, NULL, NULL, 1, 5, argv) < 0) reap_stop(c, "scan refused by the client");
+}
+
+static void reap_finish(struct cluster *c)
+{
+    char key[KEY_MAX + CLUSTER_INC_MAX], incs[KEY_MAX], idx[KEY_MAX + CLUSTER_INC_MAX];
+    dead_key(c, key, sizeof(key));
+    snprintf(incs, sizeof(incs), "%snode-incs:{%s}", c->prefix, c->reap.id);
+    snprintf(idx, sizeof(idx), "%snode-aors:{%s}:%s", c->prefix, c->reap.id, c->reap.inc);
+    const char *argv[] = {"EVAL", FINISH_LUA, "3", key, incs, idx, c->claimer, c->reap.inc};
+    if (reap_send(c, R_FINISH, NULL, NULL, 3, 8, argv) < 0) reap_stop(c, "finish refused by the client");
+}
+
+/* The AoR lost its last binding anywhere with the dead node. */
+static void publish_node_lost(struct cluster *c, const char *aor)
+{
+    c->stats.node_lost_offline++;
+    if (!c->events) return;
+    char uri[LOCATION_MAX_AOR + 170];
+    snprintf(uri, sizeof(uri), "sip:%s@%s", aor, c->domain);
+    struct event_field f[] = {
+        EVENT_STR("user", aor),
+        EVENT_STR("aor", uri),
+        EVENT_STR("reason", "node-lost"),
+        EVENT_STR("node", c->reap.id),
+    };
+    event_publish_fields(c->events, "user.offline", f, 4);
+}
+
+static void reap_batch_done(struct cluster *c)
+{
+    if (c->reap.failed) {
+        reap_stop(c, "a binding's reap failed");
+    } else if (!strcmp(c->reap.cursor, "0")) {
+        reap_finish(c);
+    } else {
+        reap_claim(c); /* renew, then the next batch */
+    }
+}
+
+static void on_scan(struct cluster *c, const redisReply *reply)
+{
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 || reply->element[0]->type != REDIS_REPLY_STRING ||
+        reply->element[0]->len >= sizeof(c->reap.cursor) || reply->element[1]->type != REDIS_REPLY_ARRAY) {
+        reap_stop(c, "unexpected SSCAN answer");
+        return;
+    }
+    memcpy(c->reap.cursor, reply->element[0]->str, reply->element[0]->len);
+    c->reap.cursor[reply->element[0]->len] = '\0';
+    const redisReply *m = reply->element[1];
+    c->reap.failed = false;
+    c->reap.outstanding = 0;
+    char now[24], chan[sizeof(c->channel)];
+    snprintf(now, sizeof(now), "%lld", (long long)clock_wall_ms());
+    snprintf(chan, sizeof(chan), "%s", c->channel);
+    for (size_t i = 0; i < m->elements; i++) {
+        char aor[LOCATION_MAX_AOR], key[KEY_MAX];
+        const redisReply *e = m->element[i];
+        if (e->type != REDIS_REPLY_STRING || cluster_reap_member(e->str, e->len, aor, sizeof(aor)) < 0) {
+            log_warn_rl("cluster: an unusable member in node %s's index; skipped", c->reap.id);
+            continue;
+        }
+        snprintf(key, sizeof(key), "%sloc:{%s}", c->prefix, aor);
+        const char *argv[] = {"EVAL", REAP_LUA, "1", key, c->reap.id, c->reap.inc, now, chan};
+        if (reap_send(c, R_REAP, NULL, aor, 3, 8, argv) < 0) {
+            c->reap.failed = true;
+            break;
+        }
+        c->reap.outstanding++;
+    }
+    if (!c->reap.outstanding) reap_batch_done(c);
+}
+
+static void reap_start(struct cluster *c, const char *id, const char *inc)
+{
+    c->reap.busy = true;
+    c->reap.gen++;
+    snprintf(c->reap.id, sizeof(c->reap.id), "%s", id);
+    snprintf(c->reap.inc, sizeof(c->reap.inc), "%s", inc);
+    snprintf(c->reap.cursor, sizeof(c->reap.cursor), "0");
+    c->reap.failed = false;
+    c->reap.outstanding = 0;
+    reap_claim(c);
+}
+
+static void reap_reply(void *arg, int status, const struct redisReply *reply)
+{
+    struct reap_ctx *x = arg;
+    struct cluster *c = x->c;
+    bool ok = status == 0 && reply && reply->type != REDIS_REPLY_ERROR;
+    if (c->closing) {
+        free(x);
+        return;
+    }
+    if (!ok && x->op != R_INCS && x->gen == c->reap.gen && c->reap.busy) {
+        log_warn_rl("cluster: reaping node %s: %s", c->reap.id,
+                    status < 0 ? strerror(-status) : (reply ? reply->str : "no reply"));
+    }
+    if (x->op == R_INCS) {
+        if (ok && reply->type == REDIS_REPLY_ARRAY && !c->reap.busy) {
+            bool self = !strcmp(x->id, c->node_id);
+            size_t left = 0;
+            for (size_t i = 0; i < reply->elements; i++) {
+                const redisReply *e = reply->element[i];
+                char inc[CLUSTER_INC_MAX];
+                if (e->type != REDIS_REPLY_STRING || cluster_reap_member(e->str, e->len, inc, sizeof(inc)) < 0)
+                    continue;
+                if (self && !strcmp(inc, c->inc)) continue;
+                left++;
+                if (!c->reap.busy) reap_start(c, x->id, inc);
+            }
+            if (!left && !self) { /* nothing left to reap: out of the registry */
+                char key[KEY_MAX];
+                snprintf(key, sizeof(key), "%snodes", c->prefix);
+                const char *argv[] = {"SREM", key, x->id};
+                hb_send(c, HB_WRITE, NULL, 1, 3, argv);
+            }
+        }
+        free(x);
+        return;
+    }
+    if (x->gen != c->reap.gen || !c->reap.busy) { /* an earlier reap's late answer */
+        free(x);
+        return;
+    }
+    switch (x->op) {
+    case R_CLAIM:
+        if (!ok) reap_stop(c, "claim failed");
+        else if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) reap_scan(c);
+        else reap_stop(c, NULL); /* another node holds it */
+        break;
+    case R_SCAN:
+        if (!ok) reap_stop(c, "scan failed");
+        else on_scan(c, reply);
+        break;
+    case R_REAP: {
+        long long removed = 0, left = 0;
+        if (!ok || cluster_reap_counts(reply, &removed, &left) < 0) {
+            c->reap.failed = true;
+        } else if (removed > 0) {
+            c->stats.bindings_reaped += (uint64_t)removed;
+            if (!left) publish_node_lost(c, x->aor);
+        }
+        if (--c->reap.outstanding == 0) reap_batch_done(c);
+        break;
+    }
+    case R_FINISH:
+        if (ok && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
+            c->stats.nodes_reaped++;
+            log_info("cluster: node %s (run %s) reaped: its bindings are out of Redis", c->reap.id, c->reap.inc);
+            reap_stop(c, NULL);
+        } else {
+            reap_stop(c, ok ? "the claim was lost before the end" : "finish failed");
+        }
+        break;
+    }
+    free(x);
+}
+
+/* The incarnations of node id still to reap: one reap at a time. */
+static void reap_check(struct cluster *c, const char *id)
+{
+    if (c->reap.busy || c->closing) return;
+    char key[KEY_MAX];
+    snprintf(key, sizeof(key), "%snode-incs:{%s}", c->prefix, id);
+    const char *argv[] = {"SMEMBERS", key};
+    reap_send(c, R_INCS, id, NULL, 1, 2, argv);
 }
 
 /* ---- the lookup cache ---- */
@@ -695,6 +1079,20 @@ int cluster_node_hit(const struct cluster *c, const char *id, struct cluster_hit
     return -ENOENT;
 }
 
+void cluster_set_on_reaped(struct cluster *c, void (*fn)(void *arg), void *arg)
+{
+    c->on_reaped = fn;
+    c->on_reaped_arg = arg;
+}
+
+void cluster_set_node_death(struct cluster *c, const char *inc, struct event_bus *events, const char *domain)
+{
+    snprintf(c->inc, sizeof(c->inc), "%s", inc ? inc : "");
+    snprintf(c->claimer, sizeof(c->claimer), "%s/%s", c->node_id, c->inc);
+    c->events = events;
+    snprintf(c->domain, sizeof(c->domain), "%s", domain ? domain : "");
+}
+
 const char *cluster_node_id(const struct cluster *c) { return c->node_id; }
 const char *cluster_advertise(const struct cluster *c) { return c->advertise; }
 
@@ -726,6 +1124,10 @@ void cluster_stats_json(const struct cluster *c, json_t *stats)
     PUT(invalidations);
     PUT(pending);
     PUT(nodes_live);
+    PUT(nodes_reaped);
+    PUT(bindings_reaped);
+    PUT(node_lost_offline);
+    PUT(self_reaped);
 #undef PUT
     json_t *peers = json_array();
     uint64_t now = timer_now(c->timers);

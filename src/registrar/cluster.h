@@ -51,9 +51,14 @@
 #define CLUSTER_PEER_PARAM "cascade-peer"
 #define CLUSTER_ROUTE_MAX 320
 #define CLUSTER_HOSTPORT_MAX 272
+#define CLUSTER_DEAD_ROUNDS 3            /* heartbeat rounds in a row a peer's hash must read nil before its reap */
+#define CLUSTER_INC_MAX 48               /* an incarnation id, with its NUL */
+#define CLUSTER_INDEX_TTL_MS (24u * 3600u * 1000u) /* LOCATION_MIRROR_INDEX_TTL_MS */
 
 struct cluster;
 struct cluster_lookup;
+struct event_bus;
+struct redisReply;
 
 struct cluster_hit {
     char node[128];                      /* its node id */
@@ -80,6 +85,10 @@ struct cluster_stats {
     uint64_t heartbeats;                 /* rounds sent */
     uint64_t heartbeat_failures;         /* rounds with a failed command */
     uint64_t invalidations;              /* change messages received */
+    uint64_t nodes_reaped;               /* dead incarnations this node finished reaping */
+    uint64_t bindings_reaped;            /* their bindings this node removed from Redis */
+    uint64_t node_lost_offline;          /* user.offline reason node-lost this node emitted */
+    uint64_t self_reaped;                /* times a peer took this live node for dead (bindings rewritten) */
     uint32_t pending;                    /* lookups waiting for Redis */
     uint32_t nodes_live;                 /* other nodes in the table, alive */
 };
@@ -89,6 +98,22 @@ struct cluster_stats {
  * host, checked). NULL with *err: -EINVAL (bad seeds or advertise), -ENOMEM. */
 struct cluster *cluster_new(uv_loop_t *loop, struct timer_service *timers, const struct redis_config *cfg,
                             const char *node_id, const char *advertise, int *err);
+/* Node death (cluster.c, "node death"): inc is this run's incarnation (the
+ * mirror's, location_mirror_incarnation); the heartbeat lists it in
+ * <prefix>node-incs:{<id>} and keeps its index alive. When a peer's hash
+ * has expired, or a previous run of this node id is still listed, one node
+ * claims each listed incarnation (<prefix>dead:{<id>}:<inc>, SET-if-absent
+ * with a TTL of three heartbeats, renewed per batch), removes the fields
+ * naming it from the AoRs of its index (one Lua script per AoR, the commit
+ * point), publishes the change, and emits user.offline reason node-lost
+ * (fields user, aor "sip:<user>@<domain>", reason, node) for each AoR that
+ * has no unexpired binding left anywhere, exactly once. inc "" turns it off
+ * (the dead node's bindings then only expire on their TTL). */
+void cluster_set_node_death(struct cluster *c, const char *inc, struct event_bus *events, const char *domain);
+/* fn(arg) when this node finds its own incarnation reaped while it lives
+ * (its heartbeat lists it anew): the mirror writes every binding again
+ * (location_mirror_resync). */
+void cluster_set_on_reaped(struct cluster *c, void (*fn)(void *arg), void *arg);
 /* Every lookup still waiting gets its callback with status -ECANCELED
  * (inside this call); the loop must run once more afterwards. */
 void cluster_free(struct cluster *c);
@@ -132,5 +157,13 @@ int cluster_record_read(const char *json, size_t len, char *node, size_t node_ca
 /* The AoR inside a location key's hash tag ("t:loc:{alice}" -> "alice"):
  * its length, or -1 (no tag, empty, a NUL inside, not under cap). */
 int cluster_key_aor(const char *key, size_t len, char *aor, size_t cap);
+/* A member of a node's index (an AoR) or of its incarnation list, as read
+ * from Redis: copied NUL-terminated into out when non-empty, under cap, and
+ * free of bytes at or below space, DEL, '{' and '}' (it goes inside a key's
+ * hash tag); its length, or -1. */
+int cluster_reap_member(const char *s, size_t len, char *out, size_t cap);
+/* The reap script's answer: an array of two non-negative integers {removed,
+ * left}; 0, or -1 for any other shape. */
+int cluster_reap_counts(const struct redisReply *r, long long *removed, long long *left);
 
 #endif

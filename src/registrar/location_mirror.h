@@ -20,7 +20,16 @@
  * write that succeeds schedules a resync: every binding of the location is
  * written again (removals lost meanwhile are not replayed; those keys expire
  * on their TTL). The bindings loaded from the store at start-up are written
- * once the loop runs. Loop thread only. */
+ * once the loop runs.
+ *
+ * With cluster_route, each record also names this run's incarnation ("inc")
+ * and every AoR with a binding here is in this incarnation's index,
+ *   <prefix>node-aors:{<node id>}:<inc>   set of AoRs (SADD on add and on a
+ *                                         resync, SREM when the AoR's last
+ *                                         binding here goes; TTL refreshed
+ *                                         by the heartbeat)
+ * which a surviving node reads when this one dies (cluster.h, node death).
+ * Loop thread only. */
 #ifndef CASCADE_REGISTRAR_LOCATION_MIRROR_H
 #define CASCADE_REGISTRAR_LOCATION_MIRROR_H
 
@@ -34,11 +43,16 @@
 
 struct location_mirror;
 
+#define LOCATION_MIRROR_INDEX_TTL_MS (24u * 3600u * 1000u) /* beyond any binding's lifetime */
+
 struct location_mirror_stats {
     uint64_t writes_ok;       /* commands answered without an error */
     uint64_t writes_failed;   /* answered with an error, timed out, connection lost */
     uint64_t writes_dropped;  /* never sent: over max_pending or refused by the client */
     uint64_t resyncs;         /* full rewrites after lost writes */
+    uint64_t durable_ok;      /* [redis] durable_writes: REGISTERs answered once replicated */
+    uint64_t durable_failed;  /* not replicated by durable_timeout_ms (answered 500) */
+    uint64_t durable_retries; /* syncs sent again (an error, a failover, too few replicas) */
     uint32_t pending;         /* sent or queued, not answered */
 };
 
@@ -53,5 +67,21 @@ void location_mirror_free(struct location_mirror *m);
 void location_mirror_callbacks(struct location_mirror *m, struct location_callbacks *out);
 void location_mirror_get_stats(const struct location_mirror *m, struct location_mirror_stats *out);
 const char *location_mirror_node_id(const struct location_mirror *m);
+/* [redis] durable_writes: makes aor's bindings, as they are here now,
+ * durable in Redis (written on the slot's master and acknowledged by
+ * durable_replicas of its replicas, WAIT on the same connection), retrying
+ * through failovers until durable_timeout_ms. Returns 1 when there is
+ * nothing to wait for (durable_writes off, or no binding of aor here: cb
+ * never called), 0 when cb will be called once (0 durable, -ETIMEDOUT at
+ * the deadline, -ECANCELED when the mirror is freed), or -ENOMEM. mirror is
+ * a struct location_mirror (the registrar's commit gate signature). */
+typedef void (*location_mirror_sync_cb)(void *arg, int status);
+int location_mirror_sync(void *mirror, const char *aor, location_mirror_sync_cb cb, void *arg);
+/* Every binding written again (and indexed) on the next loop turn, counted
+ * in resyncs: a peer took this node for dead (cluster_set_on_reaped). */
+void location_mirror_resync(void *mirror);
+/* This run's incarnation ("<wall ms hex>-<random hex>"), in every record as
+ * "inc" and in the index key. */
+const char *location_mirror_incarnation(const struct location_mirror *m);
 
 #endif

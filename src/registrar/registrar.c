@@ -64,6 +64,8 @@ struct registrar {
     const struct txn_admission *admission;
     struct digest_checker digest;
     struct location_callbacks observer; /* registrar_set_observer; members NULL when none */
+    registrar_commit_gate gate;      /* registrar_set_commit_gate; NULL: none */
+    void *gate_arg;
     void (*on_registered)(void *arg, const char *aor); /* registrar_set_on_registered */
     void *on_registered_arg;
     bool stopping;
@@ -389,11 +391,41 @@ static void pending_unlink(struct registrar *r, struct reg_pending *p)
     p->prev = p->next = NULL;
 }
 
+/* The commit gate (durable writes) answered for one REGISTER. */
+static void reg_gated(void *arg, int status)
+{
+    struct reg_pending *p = arg;
+    struct registrar *r = p->r;
+    if (r) {
+        pending_unlink(r, p);
+        if (r->stopping) {
+            /* the transport is going away: nothing can be sent */
+        } else if (status == 0) {
+            reg_answer_ok(r, p->st, p->aor);
+        } else {
+            /* Stored here, but not replicated in the shared store: a 200
+             * would promise what a failover may take back. */
+            log_warn_rl("registrar: binding of %s not made durable in Redis (%s): 500 to %s", p->aor,
+                        strerror(-status), st_src(p->st));
+            reg_reply(r, p->st, 500, "Server Internal Error", STR_LIT("Retry-After: 5"));
+        }
+    }
+    free(p);
+}
+
 /* The store committed (or failed) the change of one REGISTER. */
 static void reg_committed(void *arg, int status)
 {
     struct reg_pending *p = arg;
     struct registrar *r = p->r;
+    if (r && status == 0 && !r->stopping && r->gate) {
+        int rc = r->gate(r->gate_arg, p->aor, reg_gated, p);
+        if (rc == 0) return; /* reg_gated answers */
+        if (rc < 0) {
+            reg_gated(p, rc);
+            return;
+        }
+    }
     if (r) {
         pending_unlink(r, p);
         if (r->stopping) {
@@ -1035,6 +1067,12 @@ void registrar_set_location(struct registrar *r, struct location *loc)
     /* [registrar] max_contacts bounds the fan-out of one call (issue 9). */
     if (loc) location_set_limits(loc, (uint32_t)r->cfg.max_contacts, 0);
     if (loc) location_set_write_behind(loc, (uint32_t)r->cfg.write_behind_ms);
+}
+
+void registrar_set_commit_gate(struct registrar *r, registrar_commit_gate gate, void *arg)
+{
+    r->gate = gate;
+    r->gate_arg = arg;
 }
 
 void registrar_stop(struct registrar *r)

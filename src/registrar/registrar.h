@@ -109,6 +109,15 @@ void registrar_set_observer(struct registrar *r, const struct location_callbacks
  * fn NULL removes the hook. */
 void registrar_set_on_registered(struct registrar *r, void (*fn)(void *arg, const char *aor), void *arg);
 
+/* A gate between the store's commit and the 200 of a REGISTER that leaves
+ * the AoR with bindings (durable writes, location_mirror_sync): gate(arg,
+ * aor, done, p) returns 1 to answer at once, a negative errno to answer 500,
+ * or 0 and calls done(p, status) once later: 0 answers 200, anything else
+ * 500 with Retry-After (the binding stays stored here). NULL removes it
+ * (before what arg names is freed). */
+typedef int (*registrar_commit_gate)(void *arg, const char *aor, void (*done)(void *p, int status), void *p);
+void registrar_set_commit_gate(struct registrar *r, registrar_commit_gate gate, void *arg);
+
 void registrar_get_stats(const struct registrar *r, struct registrar_stats *out);
 /* 1 when rx (a response no transaction took) answers one of our NAT pings. */
 int registrar_on_stray_response(struct registrar *r, const struct transport_rx *rx);

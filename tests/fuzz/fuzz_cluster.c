@@ -1,19 +1,26 @@
 /* fuzz_cluster.c — libFuzzer target for what routing between nodes reads
  * from Redis (src/registrar/cluster.c): a peer's advertised SIP URI (it
- * becomes a Route we push), a mirrored binding record (JSON), and the key
- * named by a change message. The input is read as each of the three.
+ * becomes a Route we push), a mirrored binding record (JSON), the key
+ * named by a change message, a member of a dead node's index or
+ * incarnation list, and the reap script's answer (the input through
+ * hiredis's reader). The input is read as each of them.
  *
  * Beyond "no crash": an accepted URI gives a Route that starts with '<',
  * ends with ";lr;cascade-peer>", has no other '<' or '>' and nothing at or
  * below space (it cannot inject a header or a second Route entry), and a
  * host:port with a port; an accepted record has a non-empty node id that
- * fits; an accepted key gives a non-empty AoR without '}' or NUL.
+ * fits; an accepted key gives a non-empty AoR without '}' or NUL; an
+ * accepted member is non-empty, fits, and has no brace, space or control
+ * byte (it goes inside a key's hash tag); accepted counts are >= 0.
  *
  *   tests/fuzz/fuzz_cluster -max_total_time=60 tests/fuzz/corpus/fuzz_cluster */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <hiredis/hiredis.h>
+
+#include "redis/redis_objects.h"
 #include "registrar/cluster.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -46,6 +53,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int al = cluster_key_aor((const char *)data, size, aor, sizeof(aor));
     if (al >= 0) {
         if (al == 0 || (size_t)al >= sizeof(aor) || strlen(aor) != (size_t)al || strchr(aor, '}')) abort();
+    }
+
+    char member[64];
+    int ml = cluster_reap_member((const char *)data, size, member, sizeof(member));
+    if (ml >= 0) {
+        if (ml == 0 || (size_t)ml >= sizeof(member) || strlen(member) != (size_t)ml) abort();
+        for (int i = 0; i < ml; i++)
+            if ((unsigned char)member[i] <= 0x20 || member[i] == '{' || member[i] == '}' || member[i] == 0x7f) abort();
+    }
+
+    redisReader *rd = redisReaderCreate();
+    if (rd) {
+        struct redis_reply_budget budget = {0};
+        redis_objects_use(rd, &budget); /* as the client reads: arrays capped */
+        void *reply = NULL;
+        if (redisReaderFeed(rd, (const char *)data, size) == REDIS_OK && redisReaderGetReply(rd, &reply) == REDIS_OK &&
+            reply) {
+            long long removed = -1, left = -1;
+            if (cluster_reap_counts(reply, &removed, &left) == 0 && (removed < 0 || left < 0)) abort();
+            freeReplyObject(reply);
+        }
+        redisReaderFree(rd);
     }
     return 0;
 }

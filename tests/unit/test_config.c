@@ -123,6 +123,8 @@ static void defaults_before_tables(struct config *c)
     c->redis.lookup_cache_ms = 10000;
     c->redis.lookup_max_pending = 1000;
     c->redis.gb_keepalive_write_s = 60;
+    c->redis.durable_replicas = 1;
+    c->redis.durable_timeout_ms = 5000;
     strcpy(c->api.listen, "127.0.0.1:8080");
     c->events.ring_size = 4096;
     strcpy(c->log.level, "info");
@@ -518,6 +520,17 @@ static void test_redis_section(void **state)
     assert_true(cfg.redis.mirror_gb_devices);
     assert_int_equal(cfg.redis.gb_keepalive_write_s, 5);
     assert_int_equal(load("[redis]\ngb_keepalive_write_s = 0\n"), -1);
+    /* durable writes: the 200 waits for the mirror's write on a replica */
+    assert_int_equal(load("[redis]\nnodes = 127.0.0.1:7000\ndurable_writes = yes\n"), -1);
+    assert_true(has_error(0, "[redis] durable_writes = yes needs mirror_bindings = yes"));
+    assert_int_equal(load("[redis]\nnodes = 127.0.0.1:7000\nmirror_bindings = yes\ndurable_writes = yes\n"
+                          "durable_replicas = 2\ndurable_timeout_ms = 8000\n"),
+                     0);
+    assert_true(cfg.redis.durable_writes);
+    assert_int_equal(cfg.redis.durable_replicas, 2);
+    assert_int_equal(cfg.redis.durable_timeout_ms, 8000);
+    assert_int_equal(load("[redis]\ndurable_replicas = 0\n"), -1);
+    assert_int_equal(load("[redis]\ndurable_timeout_ms = 60000\n"), -1);
 }
 
 /* ---- [upstream:<id>] */

@@ -1,0 +1,283 @@
+#!/usr/bin/env bash
+# Node failure (issue 16): three cascade nodes (a, b, c) on a Redis Cluster
+# of 3 masters + 3 replicas (Debian's redis-server, loopback ports chosen at
+# run time), every node mirroring its bindings and heartbeating (300 ms, so
+# a node is gone 900 ms after its last heartbeat).
+#  1. a takeover, planted in Redis: node-x (never started) left incarnation
+#     r1 with four AoRs in its index, two already reaped by a claimer
+#     ("ghost", dead too) whose claim is still held for 2 s; p4 also has a
+#     binding of node-x's next run (r2). The survivors wait for the claim to
+#     lapse, one takes over: p3 and p4's r1 fields go, p4's r2 binding stays,
+#     one user.offline node-lost for p3 in the union of the nodes' events,
+#     none for p1, p2 (done before) or p4 (still bound), and node-x leaves
+#     the registry (A, B and C are all survivors here).
+#  2. u1..u8 register on A (sipp, UDP); sh registers on A and on B.
+#  3. A killed -9 under a REGISTER load (one AoR per call, durable writes on
+#     A: each 200 left after its bindings were on a replica): within a few
+#     heartbeats a survivor removes A's fields (sh keeps B's), one
+#     user.offline reason node-lost per u1..u8 and per AoR of the load
+#     answered 200, in the union of B's and C's events (B and C race for the
+#     claim), none for sh; A leaves the registry and its index is gone.
+#  4. u1..u8 register again on B; a call from C's caller to u1 reaches her
+#     through B.
+#  5. durable writes ([redis] durable_writes on B): the 200s of step 4
+#     waited for a replica; a REGISTER load on B (one AoR per call), a Redis
+#     master killed -9 while it runs; after its replica is promoted, every
+#     AoR answered 200 is in Redis (read on the promoted master).
+#  6. A restarted with the same id and store while its previous run is
+#     listed again with its index and a stale claim (as if a survivor were
+#     still reaping it): the new run writes the bindings loaded from SQLite
+#     with its new incarnation, reaps the old run itself once the claim
+#     lapses, and keeps every binding of the load it answered 200.
+source "$(dirname "$0")/lib.sh"
+
+for t in redis-server redis-cli sipp jq; do
+    command -v "$t" >/dev/null || { echo "SKIP: $t not installed (scripts/install-deps.sh)"; exit 77; }
+done
+
+check "a Redis Cluster forms (3 masters + 3 replicas)" redis_cluster_start 3 1
+RCLI_PORT=${REDIS_PORTS[0]}
+rcli() { redis-cli -c -h 127.0.0.1 -p "$RCLI_PORT" "$@" | tr -d '\r'; }
+
+API_TOKEN=failtoken
+USERS="u1 u2 u3 u4 u5 u6 u7 u8"
+declare -A SIP API
+for n in a b c; do
+    SIP[$n]=$(free_port); API[$n]=$(free_port)
+    extra=""
+    auth=""
+    if [ "$n" != c ]; then
+        extra="durable_writes = yes
+durable_timeout_ms = 8000"
+        auth="[auth]
+match_user = no"
+    fi
+    node_ini "$n" "${SIP[$n]}" "${API[$n]}" fail.test <<INI
+$auth
+[proxy]
+invite_timeout = 30
+[redis]
+mirror_bindings = yes
+cluster_route = yes
+nodes = 127.0.0.1:${REDIS_PORTS[0]},127.0.0.1:${REDIS_PORTS[1]}
+node_id = node-$n
+key_prefix = t:
+timeout_ms = 1000
+heartbeat_ms = 300
+lookup_cache_ms = 0
+$extra
+INI
+    start_cascade "$n" "$WORK/$n.ini"
+done
+on() { API_PORT=${API[$1]}; PORT=${SIP[$1]}; }
+for n in a b c; do
+    on "$n"
+    for u in $USERS sh caller; do ctl user add "$u" --password "${u}pw" >/dev/null; done
+done
+cstat() { on "$1"; api GET /stats | jq -r ".cluster.$2"; }
+sees_two() { [ "$(cstat "$1" nodes_live)" = 2 ]; }
+for n in a b c; do check "node $n sees the two others live" wait_for 20 sees_two "$n"; done
+
+key() { echo "t:loc:{$1}"; }
+node_lost() { # node_lost USER [NODES]: user.offline reason node-lost events for USER on NODES (B and C) together
+    local n total=0 k
+    for n in ${2:-b c}; do
+        on "$n"
+        k=$(events_json | jq --arg u "$1" '[.events[] | select(.type == "user.offline" and .reason == "node-lost" and .user == $u)] | length')
+        total=$((total + k))
+    done
+    echo "$total"
+}
+field_node() { rcli hget "$(key "$1")" "$2" | jq -r .node; }
+fields() { rcli hlen "$(key "$1")"; }
+
+# ---- 1. a takeover (planted)
+exp=$(( $(date +%s%3N) + 300000 ))
+rec() { echo "{\"node\":\"node-x\",\"inc\":\"$1\",\"flow\":0,\"transport\":\"udp\",\"remote\":\"127.0.0.1:9\",\"expires\":$exp,\"q\":1000}"; }
+rcli hset "$(key p3)" "sip:p3@127.0.0.1:9" "$(rec r1)" >/dev/null
+rcli hset "$(key p4)" "sip:p4@127.0.0.1:9" "$(rec r1)" "sip:p4@127.0.0.1:10" "$(rec r2)" >/dev/null
+rcli sadd 't:node-aors:{node-x}:r1' p1 p2 p3 p4 >/dev/null
+rcli set 't:dead:{node-x}:r1' 'ghost/zz' px 2000 >/dev/null
+rcli sadd 't:node-incs:{node-x}' r1 >/dev/null
+rcli sadd t:nodes node-x >/dev/null
+p3_gone() { [ "$(rcli exists "$(key p3)")" = 0 ]; }
+check "1. planted: node-x's run r1, claimed by a dead ghost; the survivors take over once the claim lapses" \
+    wait_for 30 p3_gone
+check "... p4's r1 binding is gone, its r2 binding (node-x's next run) stays" \
+    [ "$(fields p4)" = 1 ] && [ "$(rcli hget "$(key p4)" "sip:p4@127.0.0.1:10" | jq -r .inc)" = r2 ]
+one_p3() { [ "$(node_lost p3 "a b c")" -ge 1 ]; }
+check "... user.offline node-lost for p3 on some node" wait_for 10 one_p3
+x_out() { [ "$(rcli sismember t:nodes node-x)" = 0 ] && [ "$(rcli exists 't:node-aors:{node-x}:r1')" = 0 ] &&
+    [ "$(rcli exists 't:dead:{node-x}:r1')" = 0 ] && [ "$(rcli scard 't:node-incs:{node-x}')" = 0 ]; }
+check "... node-x's index, claim and incarnation are gone, and it left the registry" wait_for 10 x_out
+sleep 1 # three more heartbeats: a second reaper would have reported by now
+check "... exactly one event for p3 in the union of the nodes' events; none for p1, p2, p4" \
+    [ "$(node_lost p3 "a b c")" = 1 ] && [ "$(node_lost p1 "a b c")" = 0 ] && [ "$(node_lost p2 "a b c")" = 0 ] &&
+    [ "$(node_lost p4 "a b c")" = 0 ]
+for n in a b c; do on "$n"; api GET /events/recent | jq -c '.events[] | select(.reason == "node-lost")' >>"$WORK/events-1.txt"; done
+check "... the event names the user, the AoR, the reason and the node" \
+    jq -e -s 'length == 1 and .[0].user == "p3" and .[0].aor == "sip:p3@fail.test" and .[0].node == "node-x"' \
+    "$WORK/events-1.txt"
+
+# ---- 2. users on A
+on a
+i=0
+for u in $USERS; do
+    i=$((i + 1))
+    cp=$(free_port)
+    eval "CP_$u=$cp"
+    sipp_scn "reg-$u" register.xml -s "$u" -au "$u" -ap "${u}pw" -key expires 300 -key cport "$cp" -p "$cp" ||
+        fail "2. $u registers on A"
+done
+SH_A=$(free_port); SH_B=$(free_port)
+check "2. u1..u8 and sh registered on A" \
+    sipp_scn reg-sh-a register.xml -s sh -au sh -ap shpw -key expires 300 -key cport "$SH_A" -p "$SH_A"
+on b
+check "... sh registered on B too" \
+    sipp_scn reg-sh-b register.xml -s sh -au sh -ap shpw -key expires 300 -key cport "$SH_B" -p "$SH_B"
+mirrored() { local u c; for u in $USERS; do eval "c=\$CP_$u"
+    [ "$(field_node "$u" "sip:$u@127.0.0.1:$c")" = node-a ] || return 1; done
+    [ "$(fields sh)" = 2 ]; }
+check "... every binding is mirrored (node-a; sh on node-a and node-b)" wait_for 20 mirrored
+inc_a=$(rcli hget "$(key u1)" "sip:u1@127.0.0.1:$CP_u1" | jq -r .inc)
+check "... A's records name its incarnation ($inc_a), listed in t:node-incs:{node-a}" \
+    [ "$(rcli sismember 't:node-incs:{node-a}' "$inc_a")" = 1 ]
+check "... A's index lists the nine AoRs" [ "$(rcli scard "t:node-aors:{node-a}:$inc_a")" = 9 ]
+
+# ---- 3. A killed under a REGISTER load
+rb0=$(cstat b bindings_reaped); rc0=$(cstat c bindings_reaped)
+K=${KILL_AORS:-150}
+{ echo SEQUENTIAL; for i in $(seq 1 "$K"); do echo "k$i;"; done; } >"$WORK/kill.csv"
+on a
+(cd "$WORK" && exec timeout 60 sipp "127.0.0.1:$PORT" -sf "$PEERS_DIR/sipp/register-load.xml" -inf kill.csv \
+    -au caller -ap callerpw -i 127.0.0.1 -p "$(free_port)" -r 50 -m "$K" -l 100 -nostdin \
+    -recv_timeout 4000 -trace_logs -log_file kill-ok.log >"$WORK/kill.out" 2>&1) &
+kill_load=$!
+PIDS+=("$kill_load")
+kthird() { [ "$(grep -c '^OK ' "$WORK/kill-ok.log" 2>/dev/null || echo 0)" -ge $((K / 3)) ]; }
+wait_for 60 kthird || true
+kill -9 "$a_PID"
+t0=$(date +%s%3N)
+check "3. node A killed -9 under a REGISTER load" wait_for 10 not kill -0 "$a_PID"
+kill "$kill_load" 2>/dev/null || true
+wait "$kill_load" 2>/dev/null || true
+grep '^OK ' "$WORK/kill-ok.log" | awk '{print $2}' | sort -u >"$WORK/k-answered.txt"
+k_answered=$(wc -l <"$WORK/k-answered.txt")
+check "... $k_answered of $K AoRs of the load were answered 200 before the kill" \
+    [ "$k_answered" -gt 0 ] && [ "$k_answered" -lt "$K" ]
+a_gone() { local u; for u in $USERS $(cat "$WORK/k-answered.txt"); do
+    [ "$(rcli exists "$(key "$u")")" = 0 ] || return 1; done; [ "$(fields sh)" = 1 ]; }
+check "... a survivor removes A's bindings from Redis" wait_for 30 a_gone
+t1=$(date +%s%3N)
+echo "# A's bindings were out of Redis $((t1 - t0)) ms after the kill (A's registry entry lives 900 ms)"
+check "... within 10 s of the kill ($((t1 - t0)) ms)" [ $((t1 - t0)) -le 10000 ]
+check "... sh keeps its binding on node-b" [ "$(field_node sh "sip:sh@127.0.0.1:$SH_B")" = node-b ]
+all_lost() { local u; for u in $USERS; do [ "$(node_lost "$u")" -ge 1 ] || return 1; done; }
+check "... user.offline node-lost for each of u1..u8 on B or C" wait_for 10 all_lost
+# every node-lost user.offline on B and C, one line per event: the user
+lost_users() { local n; for n in b c; do on "$n"; events_json |
+    jq -r '.events[] | select(.type == "user.offline" and .reason == "node-lost") | .user'; done; }
+k_all() { lost_users | sort | uniq -c | awk '$2 ~ /^k/ {print $2}' >"$WORK/k-lost.txt"
+    [ -z "$(comm -23 "$WORK/k-answered.txt" <(sort "$WORK/k-lost.txt"))" ]; }
+check "... and for each AoR of the load answered 200" wait_for 20 k_all
+a_out() { [ "$(rcli sismember t:nodes node-a)" = 0 ] && [ "$(rcli exists "t:node-aors:{node-a}:$inc_a")" = 0 ]; }
+check "... A's index is gone and A left the registry" wait_for 10 a_out
+sleep 1
+counts=""
+ok=1
+for u in $USERS; do k=$(node_lost "$u"); counts="$counts $u:$k"; [ "$k" = 1 ] || ok=0; done
+check "... exactly one each in the union of B's and C's events ($counts), none for sh ($(node_lost sh))" \
+    [ "$ok" = 1 ] && [ "$(node_lost sh)" = 0 ]
+dups=$(lost_users | grep '^k' | sort | uniq -d | wc -l)
+k_events=$(lost_users | grep -c '^k' || true)
+check "... and exactly one per AoR of the load ($k_events events for AoRs of the load, $dups AoRs twice)" \
+    [ "$dups" = 0 ]
+rb=$(($(cstat b bindings_reaped) - rb0)); rc=$(($(cstat c bindings_reaped) - rc0))
+check "... B and C removed A's bindings between them (B $rb, C $rc; nine + $k_answered of the load at least)" \
+    [ $((rb + rc)) -ge $((9 + k_answered)) ] && [ $((rb + rc)) = $((9 + k_events)) ]
+
+# ---- 4. back on B, called from C
+on b
+ok=1
+for u in $USERS; do
+    eval "cp=\$CP_$u"
+    sipp_scn "rereg-$u" register.xml -s "$u" -au "$u" -ap "${u}pw" -key expires 300 -key cport "$cp" -p "$cp" || ok=0
+done
+check "4. u1..u8 register again, on B" [ "$ok" = 1 ]
+on_b() { local u c; for u in $USERS; do eval "c=\$CP_$u"
+    [ "$(field_node "$u" "sip:$u@127.0.0.1:$c")" = node-b ] || return 1; done; }
+check "... mirrored with node-b" wait_for 20 on_b
+(cd "$WORK" && exec timeout 60 sipp -sf "$PEERS_DIR/sipp/uas-call.xml" -s u1 -i 127.0.0.1 -p "$CP_u1" -m 1 -nostdin \
+    -trace_msg -message_file uas.msg >"$WORK/uas.out" 2>&1) &
+uas_pid=$!
+PIDS+=("$uas_pid")
+wait_for 10 udp_bound "$CP_u1"
+on c
+check "... a call from C's caller to u1 (INVITE, 407, INVITE, 180/200/ACK/BYE)" \
+    sipp_scn call uac-call-auth.xml -s u1 -au caller -ap callerpw -auth_uri "u1@127.0.0.1:${SIP[c]}" -p "$(free_port)"
+check "... u1 got it" wait "$uas_pid"
+check "... through B after C" \
+    bash -c "awk '/^INVITE sip:u1/,/^\$/' '$WORK/uas.msg' | grep '^Via:' | head -2 | tr '\n' ' ' |
+        grep -q '127.0.0.1:${SIP[b]};branch=z9hG4bKcP.*127.0.0.1:${SIP[c]};branch=z9hG4bKcP'"
+
+# ---- 5. durable writes through a master failover
+mstat() { on b; api GET /stats | jq -r ".redis_mirror.$1"; }
+check "5. B's 200s waited for a replica (durable_ok $(mstat durable_ok) >= 9, durable_failed 0)" \
+    [ "$(mstat durable_ok)" -ge 9 ] && [ "$(mstat durable_failed)" = 0 ]
+N=${DURABLE_AORS:-200}
+RATE=${DURABLE_RATE:-40}
+{ echo SEQUENTIAL; for i in $(seq 1 "$N"); do echo "l$i;"; done; } >"$WORK/load.csv"
+victim=$(redis_owner "$(redis_slot_of "$(key l1)")" "${REDIS_PORTS[0]}")
+rep=$(redis_replica_of "$victim")
+check "... l1's slot is on master $victim, replicated on $rep" [ -n "$victim" ] && [ -n "$rep" ]
+synced() { redis_rc "$rep" info replication | tr -d '\r' | grep -q '^master_link_status:up$'; }
+check "... the replica is linked" wait_for 30 synced
+on b
+(cd "$WORK" && exec timeout 120 sipp "127.0.0.1:$PORT" -sf "$PEERS_DIR/sipp/register-load.xml" -inf load.csv \
+    -au caller -ap callerpw -i 127.0.0.1 -p "$(free_port)" -r "$RATE" -m "$N" -l 200 -nostdin \
+    -recv_timeout 15000 -trace_logs -log_file load-ok.log >"$WORK/load.out" 2>&1) &
+load_pid=$!
+PIDS+=("$load_pid")
+third() { [ "$(grep -c '^OK ' "$WORK/load-ok.log" 2>/dev/null || echo 0)" -ge $((N / 3)) ]; }
+wait_for 60 third || true
+retries0=$(mstat durable_retries)
+kill -9 "${REDIS_PID[$victim]}"
+at_kill=$(grep -c '^OK ' "$WORK/load-ok.log" || true)
+check "... master $victim killed -9 with $at_kill of $N REGISTERs answered" [ "$at_kill" -lt "$N" ]
+check "... its replica is promoted" wait_for 60 redis_promoted "$rep"
+wait "$load_pid" 2>/dev/null || true
+grep '^OK ' "$WORK/load-ok.log" | awk '{print $2}' | sort -u >"$WORK/answered.txt"
+answered=$(wc -l <"$WORK/answered.txt")
+echo "# $answered of $N answered 200; durable_ok $(mstat durable_ok), durable_failed $(mstat durable_failed) (500: the"
+echo "# promoted master has no replica left to acknowledge), retries $(mstat durable_retries)"
+check "... the load went on after the kill ($answered answered 200)" [ "$answered" -gt "$at_kill" ]
+check "... some REGISTERs waited through the failover (durable_retries $retries0 -> $(mstat durable_retries))" \
+    [ "$(mstat durable_retries)" -gt "$retries0" ]
+RCLI_PORT=$rep
+missing=0
+while read -r u; do
+    [ "$(rcli hlen "$(key "$u")")" -ge 1 ] || { missing=$((missing + 1)); echo "# missing: $u"; }
+done <"$WORK/answered.txt"
+check "... every AoR answered 200 is in Redis after the failover ($missing missing of $answered)" [ "$missing" = 0 ]
+check "... including l1's, on the promoted master" [ "$(redis_rc "$rep" hlen "$(key l1)" | tr -d '\r')" -ge 1 ] ||
+    ! grep -qx l1 "$WORK/answered.txt"
+
+# ---- 6. A restarted while a stale claim on its previous run is held
+RCLI_PORT=$rep
+rcli sadd "t:node-aors:{node-a}:$inc_a" $(cat "$WORK/k-answered.txt") >/dev/null
+rcli set "t:dead:{node-a}:$inc_a" 'ghost/zz' px 1500 >/dev/null
+rcli sadd 't:node-incs:{node-a}' "$inc_a" >/dev/null
+start_cascade a2 "$WORK/a.ini"
+k_back() { local k i; while read -r k; do
+    i=$(rcli hvals "$(key "$k")" | jq -r 'select(.node == "node-a") | .inc' | head -1)
+    [ -n "$i" ] && [ "$i" != "$inc_a" ] || return 1; done <"$WORK/k-answered.txt"; }
+check "6. A restarted: the load's AoRs it answered 200 are back in Redis, with its new incarnation" wait_for 30 k_back
+old_gone() { [ "$(rcli sismember 't:node-incs:{node-a}' "$inc_a")" = 0 ]; }
+check "... its previous run is reaped once the stale claim lapses (by A itself: B and C see it live)" \
+    wait_for 30 old_gone
+check "... and every one of those bindings is still there" k_back
+on a
+check "... no node-lost event on A for them" \
+    [ "$(events_json | jq '[.events[] | select(.reason == "node-lost")] | length')" = 0 ]
+
+finish
