@@ -128,6 +128,11 @@ int api_ws_filter(struct api_server *srv, struct lws *wsi, struct api_session *s
                                            "for a new one"
                                          : "a valid 'Authorization: Bearer <token>' header or ?ticket= is required");
     }
+    if (!event_bus_ready(srv->bus)) {
+        api_log_refusal(srv, "api: websocket upgrade for %s from %s refused: the event stream is catching up", uri,
+                        remote);
+        return refuse_upgrade(srv, wsi, 503, "unavailable", "the cluster's event stream is still being read; retry");
+    }
     int r = since_from_args(wsi, &ss->ws_since);
     if (r < 0) {
         api_log_refusal(srv, "api: websocket upgrade for %s from %s refused: bad since", uri, remote);
@@ -272,6 +277,10 @@ static void events_recent(struct api_request *req, void *user)
 {
     struct api_server *srv = user;
     struct event_bus *bus = srv->bus;
+    if (!event_bus_ready(bus)) {
+        api_reply_error(req, 503, "unavailable", "the cluster's event stream is still being read; retry");
+        return;
+    }
     uint64_t since = 0, limit = (uint64_t)event_bus_ring_size(bus);
     const char *s = api_query(req, "since"), *l = api_query(req, "limit");
     if (s && str_to_u64(str_from_cstr(s), UINT64_MAX, &since)) {

@@ -18,6 +18,12 @@ struct redis_config { /* [redis] */
     uint32_t heartbeat_ms;           /* node registry refresh; a node is gone after 3 missed */
     uint32_t lookup_cache_ms;        /* remote lookup answers kept at most this long (invalidated sooner); 0: no cache */
     uint32_t lookup_max_pending;     /* requests waiting for a Redis lookup; beyond: answered locally */
+    bool events_stream;              /* every node's events in one cluster stream (app/events_stream.h) */
+    uint32_t events_maxlen;          /* the stream's length cap (XADD MAXLEN ~) */
+    uint32_t events_poll_ms;         /* how often the stream and the webhook group are read when idle */
+    uint32_t events_max_pending;     /* event writes waiting for Redis; beyond: dropped (counted) */
+    uint32_t events_claim_idle_ms;   /* a webhook entry unacknowledged this long is taken over */
+    uint32_t events_webhook_batch;   /* webhook entries one node holds at once */
 };
 
 #endif
