@@ -22,15 +22,16 @@
 #define GROUP_NAME "webhook"
 
 /* KEYS: stream, seq counter. ARGV: maxlen, the event text after its
- * {"seq":N, head, the node id. The next seq is the counter's INCR, raised
- * above the stream's last id if the counter was lost; the entry id is
- * "<seq>-0". Returns the seq. */
+ * {"seq":N, head, the node id, the node id as a JSON string. The next seq
+ * is the counter's INCR, raised above the stream's last id if the counter
+ * was lost; the entry id is "<seq>-0"; the text becomes
+ * {"seq":<seq>,"node":"<id>",<the rest>. Returns the seq. */
 static const char WRITE_SCRIPT[] =
     "local s = redis.call('INCR', KEYS[2]) "
     "local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1) "
     "if top[1] then local t = tonumber(string.match(top[1][1], '^(%d+)')) "
     "if t and s <= t then s = t + 1 redis.call('SET', KEYS[2], s) end end "
-    "redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], s .. '-0', 'e', '{\"seq\":' .. s .. ',' .. ARGV[2], 'n', "
+    "redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], s .. '-0', 'e', '{\"seq\":' .. s .. ',\"node\":' .. ARGV[4] .. ',' .. ARGV[2], 'n', "
     "ARGV[3]) "
     "return s";
 
@@ -64,6 +65,7 @@ struct events_stream {
     struct event_bus *local, *view;
     bool subscribed;
     char node_id[REDIS_STREAM_NODE_MAX];
+    char node_json[REDIS_STREAM_NODE_MAX * 6 + 3]; /* node_id as a JSON string */
     char key[128], seq_key[128];
     char maxlen[16];
     uint32_t max_pending, poll_ms, claim_idle_ms, batch, ring;
@@ -147,10 +149,11 @@ static void on_local_event(uint64_t seq, const char *json, size_t len, void *arg
                     (unsigned long long)s->st.write_dropped);
         return;
     }
-    const char *argv[] = {"EVAL", WRITE_SCRIPT, "2", s->key, s->seq_key, s->maxlen, json + off, s->node_id};
+    const char *argv[] = {"EVAL", WRITE_SCRIPT, "2", s->key, s->seq_key, s->maxlen, json + off, s->node_id,
+                          s->node_json};
     size_t lens[] = {(size_t)-1, sizeof(WRITE_SCRIPT) - 1, 1, (size_t)-1, (size_t)-1, (size_t)-1, len - (size_t)off,
-                     (size_t)-1};
-    int rc = cmd(s, 3, 8, argv, lens, on_write);
+                     (size_t)-1, (size_t)-1};
+    int rc = cmd(s, 3, 9, argv, lens, on_write);
     if (rc < 0) {
         s->st.write_dropped++;
         log_warn_rl("events stream: event %llu dropped (the client refused it: %s); dropped %llu",
@@ -562,6 +565,17 @@ struct events_stream *events_stream_new(uv_loop_t *loop, struct timer_service *t
     if (cfg->node_id[0]) snprintf(s->node_id, sizeof(s->node_id), "%s", cfg->node_id);
     else if (gethostname(s->node_id, sizeof(s->node_id) - 1) != 0 || !s->node_id[0])
         snprintf(s->node_id, sizeof(s->node_id), "node-%ld", (long)getpid());
+    json_t *nj = json_string(s->node_id);
+    char *nt = nj ? json_dumps(nj, JSON_ENCODE_ANY) : NULL;
+    json_decref(nj);
+    if (!nt || strlen(nt) >= sizeof(s->node_json)) {
+        free(nt);
+        free(s);
+        *err = -EINVAL; /* not UTF-8 */
+        return NULL;
+    }
+    snprintf(s->node_json, sizeof(s->node_json), "%s", nt);
+    free(nt);
     timer_node_init(&s->read_timer);
     timer_node_init(&s->group_timer);
     timer_node_init(&s->claim_timer);
@@ -640,6 +654,7 @@ void events_stream_stats_json(const struct events_stream *s, json_t *stats)
     json_object_set_new(o, "skipped", json_integer((json_int_t)s->st.skipped));
     json_object_set_new(o, "gaps", json_integer((json_int_t)s->st.gaps));
     json_object_set_new(o, "read_errors", json_integer((json_int_t)s->st.read_errors));
+    json_object_set_new(o, "webhook_group", json_boolean(s->group_made));
     json_object_set_new(o, "webhook_taken", json_integer((json_int_t)s->st.wh_taken));
     json_object_set_new(o, "webhook_claimed", json_integer((json_int_t)s->st.wh_claimed));
     json_object_set_new(o, "webhook_acked", json_integer((json_int_t)s->st.wh_acked));

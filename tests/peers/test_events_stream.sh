@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# Events from every node in one stream ([redis] events_stream, issue 16):
+# three cascade nodes (a, b, c) on one 3-master Redis Cluster of Debian's
+# redis-server, loopback ports chosen at run time, each with the same
+# webhook: a small Python HTTP server in this script that logs every POST
+# it answers (and answers 503 while $WORK/hook.fail exists).
+#  1. registrations on A, B and C: every node's /events/recent shows the
+#     same events in the same order with the same seq (1, 2, 3, ... with no
+#     gap), each naming the node that published it;
+#  2. node B stopped, events published on A and C meanwhile, B started
+#     again: a replay from B with since= the last seq seen before the stop
+#     gives what A gives, the events published while B was down included;
+#     and a WebSocket-free client on C sees the same;
+#  3. the webhook got each event exactly once, although three nodes POST;
+#  4. the receiver fails (503): events wait unacknowledged in the group;
+#     node A is killed -9 while holding some (XPENDING names node-a); the
+#     receiver recovers: B and C take A's entries over (XAUTOCLAIM) and
+#     every event has still been answered 2xx exactly once, nothing is
+#     left pending.
+source "$(dirname "$0")/lib.sh"
+
+for t in redis-server redis-cli sipp jq python3; do
+    command -v "$t" >/dev/null || { echo "SKIP: $t not installed (scripts/install-deps.sh)"; exit 77; }
+done
+
+check "a Redis Cluster forms (3 masters)" redis_cluster_start 3 0
+rcli() { redis-cli -c -h 127.0.0.1 -p "${REDIS_PORTS[0]}" "$@" | tr -d '\r'; }
+STREAM='t:{events}:stream'
+
+# ---- the webhook receiver
+HOOK=$(free_port)
+cat >"$WORK/hook.py" <<'PY'
+import http.server, json, os, sys
+work, port = sys.argv[1], int(sys.argv[2])
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get('Content-Length', 0)))
+        code = 503 if os.path.exists(os.path.join(work, 'hook.fail')) else 200
+        try:
+            ev = json.loads(body)
+            line = '%d %s %s %s\n' % (code, ev.get('seq'), ev.get('node'), ev.get('type'))
+        except Exception:
+            line = '%d bad\n' % code
+        with open(os.path.join(work, 'hook.log'), 'a') as f:
+            f.write(line)
+        self.send_response(code)
+        self.send_header('Content-Length', '0')
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(('127.0.0.1', port), H).serve_forever()
+PY
+python3 "$WORK/hook.py" "$WORK" "$HOOK" >"$WORK/hook.out" 2>&1 &
+PIDS+=("$!")
+hook_up() { curl -s -o /dev/null -X POST --data '{}' "http://127.0.0.1:$HOOK/probe"; }
+check "the webhook receiver listens" wait_for 10 hook_up
+: >"$WORK/hook.log"
+
+API_TOKEN=streamtoken
+declare -A SIP API
+for n in a b c; do
+    SIP[$n]=$(free_port); API[$n]=$(free_port)
+    node_ini "$n" "${SIP[$n]}" "${API[$n]}" stream.test <<INI
+[events]
+webhook = http://127.0.0.1:$HOOK/hook
+[redis]
+events_stream = yes
+nodes = 127.0.0.1:${REDIS_PORTS[0]},127.0.0.1:${REDIS_PORTS[1]}
+node_id = node-$n
+key_prefix = t:
+timeout_ms = 1000
+events_poll_ms = 50
+events_claim_idle_ms = 3000
+INI
+done
+for n in a b c; do start_cascade "$n" "$WORK/$n.ini"; done
+on() { API_PORT=${API[$1]}; PORT=${SIP[$1]}; }
+sstat() { on "$1"; api GET /stats | jq -r ".events_stream.$2"; }
+ready() { [ "$(sstat "$1" synced)" = true ] && [ "$(sstat "$1" webhook_group)" = true ]; }
+for n in a b c; do check "node $n caught up with the stream and joined the webhook group" wait_for 20 ready "$n"; done
+
+# reg NODE USER: the user is provisioned on NODE and registers there (user.online, registration.added).
+reg() {
+    on "$1"
+    ctl user add "$2" --password "${2}pw" >/dev/null
+    sipp_scn "reg-$2" register.xml -s "$2" -au "$2" -ap "${2}pw" -key expires 300 -key cport "$(free_port)" \
+        -p "$(free_port)"
+}
+# view NODE [SINCE]: seq, node, type and user of every event NODE's API replays, one per line.
+view() { on "$1"; api GET "/events/recent?since=${2:-0}" | jq -r '.events[] | "\(.seq) \(.node) \(.type) \(.user)"'; }
+last_seq() { on "$1"; api GET "/events/recent?since=0" | jq -r '.last_seq'; }
+has_n() { [ "$(view "$1" | wc -l)" -ge "$2" ]; }
+
+# ---- 1. one order everywhere
+check "1. alice registers on A" reg a alice
+check "... bob registers on B" reg b bob
+check "... carol registers on C" reg c carol
+for n in a b c; do check "... node $n's API shows all 6 events" wait_for 20 has_n "$n" 6; done
+view a >"$WORK/view-a.1"; view b >"$WORK/view-b.1"; view c >"$WORK/view-c.1"
+check "... the same events in the same order with the same seq on A, B and C" \
+    bash -c "cmp -s '$WORK/view-a.1' '$WORK/view-b.1' && cmp -s '$WORK/view-a.1' '$WORK/view-c.1'"
+check "... seqs 1..6 with no gap" [ "$(cut -d' ' -f1 "$WORK/view-a.1" | tr '\n' ' ')" = "1 2 3 4 5 6 " ]
+check "... alice's user.online published by node-a, bob's by node-b, carol's by node-c" \
+    bash -c "grep -q ' node-a user.online alice$' '$WORK/view-a.1' && grep -q ' node-b user.online bob$' '$WORK/view-a.1' &&
+             grep -q ' node-c user.online carol$' '$WORK/view-a.1'"
+check "... the stream holds entry 6-0" [ "$(rcli xrange "$STREAM" 6-0 6-0 | head -1)" = 6-0 ]
+
+# ---- 2. a replay across B's restart
+before=$(last_seq b)
+on b
+kill -TERM "$b_PID"
+wait "$b_PID" 2>/dev/null || true
+meanwhile() { reg a dave && reg c erin; }
+check "2. node B stopped (at seq $before); dave registers on A and erin on C meanwhile" meanwhile
+start_cascade b "$WORK/b.ini"
+check "... node B back, caught up" wait_for 20 ready b
+has_erin() { view "$1" "$before" | grep -q ' user.online erin$'; }
+check "... B's replay since $before reaches erin's event" wait_for 20 has_erin b
+view a "$before" >"$WORK/view-a.2"; view b "$before" >"$WORK/view-b.2"; view c "$before" >"$WORK/view-c.2"
+check "... B replays since $before the same events as A and C (4: dave's and erin's)" \
+    bash -c "[ \$(wc -l <'$WORK/view-b.2') = 4 ] && cmp -s '$WORK/view-a.2' '$WORK/view-b.2' && cmp -s '$WORK/view-a.2' '$WORK/view-c.2'"
+check "... and they continue B's seq: $((before + 1)).." [ "$(head -1 "$WORK/view-b.2" | cut -d' ' -f1)" = $((before + 1)) ]
+
+# ---- 3. the webhook: each event once
+total=$(last_seq a)
+delivered() { [ "$(awk '$1 == 200 && $2 != "None"' "$WORK/hook.log" | wc -l)" -ge "$1" ]; }
+check "3. the webhook received the $total events" wait_for 20 delivered "$total"
+once() { # every seq 1..$1 answered 200 exactly once
+    awk -v n="$1" '$1 == 200 && $2 != "None" { c[$2]++ } END { for (i = 1; i <= n; i++) if (c[i] != 1) exit 1;
+        for (k in c) if (k + 0 < 1 || k + 0 > n) exit 1 }' "$WORK/hook.log"
+}
+check "... each exactly once, though three nodes run the webhook" once "$total"
+check "... POSTed by more than one node (the group spreads them)" \
+    [ "$(for n in a b c; do sstat "$n" webhook_acked; done | awk '$1 > 0' | wc -l)" -ge 2 ]
+
+# ---- 4. a node killed -9 while holding unacknowledged entries
+touch "$WORK/hook.fail"
+held_by_a() { [ "$(rcli xpending "$STREAM" webhook - + 100 node-a | grep -c -- '-0$')" -ge 1 ]; }
+# Whichever node reads the group first takes a new entry: register on A until A holds some
+# (each registration gives A a 1 in 3 chance per event, two events each).
+until_a_holds() {
+    local u
+    for u in fay gus hal ivy jon kim lea max ned oli pam quinn; do
+        reg a "$u" || return 1
+        wait_for 1 held_by_a && return 0
+    done
+    return 1
+}
+check "4. receiver failing: node-a holds unacknowledged entries (XPENDING)" until_a_holds
+pend_a=$(rcli xpending "$STREAM" webhook - + 100 node-a | grep -c -- '-0$')
+kill -9 "$a_PID"
+check "... node A killed -9 holding $pend_a" bash -c "! kill -0 $a_PID 2>/dev/null"
+rm -f "$WORK/hook.fail"
+total=$(last_seq b)
+check "... the receiver recovers: all $total events delivered" wait_for 40 delivered "$total"
+check "... each exactly once" once "$total"
+claimed() { [ $(($(sstat b webhook_claimed) + $(sstat c webhook_claimed))) -ge "$pend_a" ]; }
+check "... B and C took A's entries over (XAUTOCLAIM)" claimed
+nothing_pending() { [ "$(rcli xpending "$STREAM" webhook | head -1)" = 0 ]; }
+check "... nothing left pending in the group" wait_for 20 nothing_pending
+check "... no event write failed or was dropped on B and C" \
+    [ "$(sstat b write_failed)$(sstat b write_dropped)$(sstat c write_failed)$(sstat c write_dropped)" = 0000 ]
+
+finish
