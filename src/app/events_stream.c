@@ -12,6 +12,7 @@
 #include <hiredis/hiredis.h>
 
 #include "base/log.h"
+#include "base/sbuf.h"
 #include "events/events.h"
 #include "redis/redis_cluster.h"
 #include "redis/redis_config.h"
@@ -20,19 +21,24 @@
 #define READ_PAGE 512           /* entries per XREAD */
 #define HELD_MAX 56             /* webhook entries held at once (the renewal: 6 + ids <= 64 arguments) */
 #define GROUP_NAME "webhook"
+#define WRITE_BATCH 48          /* events per script call (8 + 48 <= 64 arguments) */
 
-/* KEYS: stream, seq counter. ARGV: maxlen, the event text after its
- * {"seq":N, head, the node id, the node id as a JSON string. The next seq
- * is the counter's INCR, raised above the stream's last id if the counter
- * was lost; the entry id is "<seq>-0"; the text becomes
- * {"seq":<seq>,"node":"<id>",<the rest>. Returns the seq. */
+/* KEYS: stream, seq counter. ARGV: maxlen, the node id, the node id as a
+ * JSON string, then the texts of up to WRITE_BATCH events, each without
+ * its {"seq":N, head. Each event takes the next global seq (the counter,
+ * raised above the stream's last id if the counter was lost) and becomes
+ * entry "<seq>-0" with the text {"seq":<seq>,"node":"<id>",<the rest>.
+ * Returns the last seq. */
 static const char WRITE_SCRIPT[] =
-    "local s = redis.call('INCR', KEYS[2]) "
+    "local n = #ARGV - 3 "
+    "local s = redis.call('INCRBY', KEYS[2], n) "
+    "local first = s - n + 1 "
     "local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1) "
     "if top[1] then local t = tonumber(string.match(top[1][1], '^(%d+)')) "
-    "if t and s <= t then s = t + 1 redis.call('SET', KEYS[2], s) end end "
-    "redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], s .. '-0', 'e', '{\"seq\":' .. s .. ',\"node\":' .. ARGV[4] .. ',' .. ARGV[2], 'n', "
-    "ARGV[3]) "
+    "if t and first <= t then first = t + 1 s = t + n redis.call('SET', KEYS[2], s) end end "
+    "for i = 4, #ARGV do local q = first + i - 4 "
+    "redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], q .. '-0', 'e', '{\"seq\":' .. q .. ',\"node\":' .. "
+    "ARGV[3] .. ',' .. ARGV[i], 'n', ARGV[2]) end "
     "return s";
 
 /* KEYS: stream. ARGV: group, consumer, ids. Resets the idle time of the
@@ -70,7 +76,11 @@ struct events_stream {
     char maxlen[16];
     uint32_t max_pending, poll_ms, claim_idle_ms, batch, ring;
     struct es_stats st;
-    uint32_t write_pending;
+    uint32_t write_pending;    /* events batched, queued or unanswered */
+    struct timer_node flush_timer;
+    sbuf_t wbuf;               /* the texts of the events not yet sent */
+    size_t batch_off[WRITE_BATCH], batch_len[WRITE_BATCH];
+    uint32_t nbatch;
 
     /* following the stream */
     struct timer_node read_timer;
@@ -122,21 +132,81 @@ static bool webhook_on(const struct events_stream *s)
 
 /* ---- writing ---------------------------------------------------------- */
 
+struct write_ctx {
+    struct events_stream *s;
+    uint32_t n;     /* events in the call */
+};
+
 static void on_write(void *arg, int status, const struct redisReply *r)
 {
-    struct events_stream *s = arg;
-    s->write_pending--;
+    struct write_ctx *w = arg;
+    struct events_stream *s = w->s;
+    uint32_t n = w->n;
+    free(w);
+    s->write_pending -= n;
     if (status < 0 || !r || r->type != REDIS_REPLY_INTEGER) {
-        s->st.write_failed++;
-        log_warn_rl("events stream: an event was not written (%s); failed %llu, dropped %llu",
+        s->st.write_failed += n;
+        log_warn_rl("events stream: %u events were not written (%s); failed %llu, dropped %llu", n,
                     status < 0 ? strerror(-status) : r && r->type == REDIS_REPLY_ERROR ? r->str : "odd reply",
                     (unsigned long long)s->st.write_failed, (unsigned long long)s->st.write_dropped);
         return;
     }
-    s->st.written++;
+    s->st.written += n;
     if (r->integer > 0) s->st.last_written = (uint64_t)r->integer;
 }
 
+/* Sends what the batch holds as one script call. */
+static void flush_batch(struct events_stream *s)
+{
+    uint32_t n = s->nbatch;
+    if (!n) return;
+    s->nbatch = 0;
+    if (s->wbuf.failed) { /* out of memory while copying */
+        sbuf_clear(&s->wbuf);
+        s->wbuf.failed = false;
+        s->write_pending -= n;
+        s->st.write_dropped += n;
+        log_warn_rl("events stream: %u events dropped (out of memory)", n);
+        return;
+    }
+    const char *argv[REDIS_CLUSTER_MAX_ARGS];
+    size_t lens[REDIS_CLUSTER_MAX_ARGS];
+    int argc = 0;
+#define ARG(p, l) do { argv[argc] = (p); lens[argc] = (l); argc++; } while (0)
+    ARG("EVAL", 4);
+    ARG(WRITE_SCRIPT, sizeof(WRITE_SCRIPT) - 1);
+    ARG("2", 1);
+    ARG(s->key, strlen(s->key));
+    ARG(s->seq_key, strlen(s->seq_key));
+    ARG(s->maxlen, strlen(s->maxlen));
+    ARG(s->node_id, strlen(s->node_id));
+    ARG(s->node_json, strlen(s->node_json));
+    for (uint32_t i = 0; i < n; i++) ARG(s->wbuf.data + s->batch_off[i], s->batch_len[i]);
+#undef ARG
+    struct write_ctx *w = malloc(sizeof(*w));
+    int rc = -ENOMEM;
+    if (w) {
+        *w = (struct write_ctx){s, n};
+        rc = redis_cluster_command(s->rc, 3, argc, argv, lens, on_write, w);
+        if (rc < 0) free(w);
+    }
+    sbuf_clear(&s->wbuf);
+    if (rc < 0) {
+        s->write_pending -= n;
+        s->st.write_dropped += n;
+        log_warn_rl("events stream: %u events dropped (the client refused them: %s); dropped %llu", n, strerror(-rc),
+                    (unsigned long long)s->st.write_dropped);
+    }
+}
+
+static void on_flush_timer(struct timer_node *t, uint64_t now)
+{
+    (void)now;
+    flush_batch(container_of(t, struct events_stream, flush_timer));
+}
+
+/* The node's own event: copied into the batch, sent on the next timer turn
+ * (events of one loop turn go together) or when the batch is full. */
 static void on_local_event(uint64_t seq, const char *json, size_t len, void *arg)
 {
     struct events_stream *s = arg;
@@ -149,18 +219,17 @@ static void on_local_event(uint64_t seq, const char *json, size_t len, void *arg
                     (unsigned long long)s->st.write_dropped);
         return;
     }
-    const char *argv[] = {"EVAL", WRITE_SCRIPT, "2", s->key, s->seq_key, s->maxlen, json + off, s->node_id,
-                          s->node_json};
-    size_t lens[] = {(size_t)-1, sizeof(WRITE_SCRIPT) - 1, 1, (size_t)-1, (size_t)-1, (size_t)-1, len - (size_t)off,
-                     (size_t)-1, (size_t)-1};
-    int rc = cmd(s, 3, 9, argv, lens, on_write);
-    if (rc < 0) {
-        s->st.write_dropped++;
-        log_warn_rl("events stream: event %llu dropped (the client refused it: %s); dropped %llu",
-                    (unsigned long long)seq, strerror(-rc), (unsigned long long)s->st.write_dropped);
-        return;
-    }
+    s->batch_off[s->nbatch] = s->wbuf.len;
+    s->batch_len[s->nbatch] = len - (size_t)off;
+    sbuf_append(&s->wbuf, json + off, len - (size_t)off);
+    s->nbatch++;
     s->write_pending++;
+    if (s->nbatch == WRITE_BATCH) {
+        if (timer_armed(&s->flush_timer)) timer_stop(s->timers, &s->flush_timer);
+        flush_batch(s);
+    } else if (!timer_armed(&s->flush_timer)) {
+        timer_start(s->timers, &s->flush_timer, timer_now(s->timers), on_flush_timer);
+    }
 }
 
 /* ---- following the stream into the view -------------------------------- */
@@ -577,6 +646,8 @@ struct events_stream *events_stream_new(uv_loop_t *loop, struct timer_service *t
     snprintf(s->node_json, sizeof(s->node_json), "%s", nt);
     free(nt);
     timer_node_init(&s->read_timer);
+    timer_node_init(&s->flush_timer);
+    sbuf_init(&s->wbuf);
     timer_node_init(&s->group_timer);
     timer_node_init(&s->claim_timer);
     pthread_mutex_init(&s->mu, NULL);
@@ -616,6 +687,7 @@ static void on_async_closed(uv_handle_t *h)
     struct events_stream *s = h->data;
     pthread_mutex_destroy(&s->mu);
     free(s->notes);
+    sbuf_free(&s->wbuf);
     free(s);
 }
 
@@ -626,6 +698,8 @@ void events_stream_free(struct events_stream *s)
     if (s->subscribed) event_unsubscribe(s->local, on_local_event, s);
     /* The webhook may still report: after this, nobody calls back here. */
     event_bus_set_webhook_done(s->view, NULL, NULL);
+    timer_stop(s->timers, &s->flush_timer);
+    if (s->nbatch && s->rc) flush_batch(s); /* cancelled below unless already on its way */
     timer_stop(s->timers, &s->read_timer);
     timer_stop(s->timers, &s->group_timer);
     timer_stop(s->timers, &s->claim_timer);
