@@ -13,7 +13,10 @@
  * With ?since=SEQ the client first gets the events after SEQ that the ring
  * still holds (preceded by an events.lost notice if some are gone), then live
  * ones. Without it, only live events. A since beyond the last seq means the
- * daemon restarted (seqs start at 1 again): the whole ring is replayed.
+ * daemon restarted (seqs start at 1 again): the whole ring is replayed —
+ * except on a view of the cluster's stream ([redis] events_stream), whose
+ * seqs persist: there the client gets the events after its since once this
+ * node has read them.
  *
  * Authorization: the Bearer header, or (for browsers, whose WebSocket cannot
  * send one) ?ticket= with a ticket from POST /api/v1/events/ticket: good for
@@ -155,6 +158,9 @@ int api_ws_established(struct api_server *srv, struct lws *wsi, struct api_sessi
     uint64_t last = event_bus_last_seq(srv->bus), oldest = event_bus_oldest_seq(srv->bus);
     if (!ss->ws_has_since) {
         c->next_seq = last + 1;
+    } else if (ss->ws_since > last && event_bus_is_view(srv->bus)) {
+        /* The cluster's seqs persist: this node has not read that far yet. */
+        c->next_seq = ss->ws_since + 1;
     } else if (ss->ws_since > last) {
         log_info("api: event stream client %s asks for events after %llu but the last is %llu "
                  "(restarted?): replaying what is held",

@@ -674,6 +674,7 @@ struct events_stream *events_stream_new(uv_loop_t *loop, struct timer_service *t
         return NULL;
     }
     s->subscribed = true;
+    event_bus_make_view(view);
     event_bus_set_ready(view, 0);
     event_bus_set_webhook_done(view, on_webhook_done, s);
     schedule(s, &s->read_timer, 0, on_read_timer);

@@ -58,6 +58,7 @@ struct event_bus {
     event_webhook_done_cb wh_done;  /* a view's: pushes are explicit (event_bus_webhook_push) */
     void *wh_done_arg;
     bool not_ready;                 /* a view still catching up */
+    bool view;                      /* event_bus_make_view */
 
     sbuf_t sb;            /* the event being serialized */
     int64_t time_sec;     /* wall second time_head was formatted for */
@@ -567,3 +568,5 @@ int event_bus_inject(struct event_bus *bus, uint64_t seq, const char *json, size
 
 void event_bus_set_ready(struct event_bus *bus, int ready) { bus->not_ready = !ready; }
 int event_bus_ready(const struct event_bus *bus) { return !bus->not_ready; }
+void event_bus_make_view(struct event_bus *bus) { bus->view = true; }
+int event_bus_is_view(const struct event_bus *bus) { return bus->view; }

@@ -124,5 +124,10 @@ int event_bus_inject(struct event_bus *bus, uint64_t seq, const char *json, size
  * 503 for replays meanwhile. A bus is ready when made. */
 void event_bus_set_ready(struct event_bus *bus, int ready);
 int event_bus_ready(const struct event_bus *bus);
+/* Marks the bus a view of a stream whose seqs outlive this process: a
+ * client's since beyond the last seq is one this node has not read yet
+ * (not a restart of the seqs), so the WebSocket waits for it. */
+void event_bus_make_view(struct event_bus *bus);
+int event_bus_is_view(const struct event_bus *bus);
 
 #endif
