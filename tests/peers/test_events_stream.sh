@@ -221,6 +221,12 @@ check "... each exactly once" once "$total"
 claimed() { [ $(($(sstat b webhook_claimed) + $(sstat c webhook_claimed))) -ge "$pend_a" ]; }
 check "... B and C took A's entries over (XAUTOCLAIM)" claimed
 check "... nothing left pending in the group" wait_for 20 nothing_pending
+on c
+curl -s "http://127.0.0.1:$API_PORT/metrics" >"$WORK/c.prom"
+check "C's /metrics with the stream on: well-formed, no untyped family (promcheck)" \
+    python3 "$PEERS_DIR/promcheck.py" check "$WORK/c.prom" --no-untyped
+check "... it carries the stream's counters" \
+    grep -q "^cascade_events_stream_written" "$WORK/c.prom" && grep -q "^cascade_events_stream_webhook_claimed" "$WORK/c.prom"
 check "... no event write failed or was dropped on B and C" \
     [ "$(sstat b write_failed)$(sstat b write_dropped)$(sstat c write_failed)$(sstat c write_dropped)" = 0000 ]
 
