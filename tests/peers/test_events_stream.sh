@@ -19,7 +19,10 @@
 #     node A is killed -9 while holding some (XPENDING names node-a); the
 #     receiver recovers: B and C take A's entries over (XAUTOCLAIM) and
 #     every event has still been answered 2xx exactly once, nothing is
-#     left pending.
+#     left pending;
+#  5. every Redis master killed: a REGISTER on B is still answered at once,
+#     its events are counted and logged as not written, B's API still
+#     serves what it holds.
 source "$(dirname "$0")/lib.sh"
 
 for t in redis-server redis-cli sipp jq python3; do
@@ -229,5 +232,18 @@ check "... it carries the stream's counters" \
     grep -q "^cascade_events_stream_written" "$WORK/c.prom" && grep -q "^cascade_events_stream_webhook_claimed" "$WORK/c.prom"
 check "... no event write failed or was dropped on B and C" \
     [ "$(sstat b write_failed)$(sstat b write_dropped)$(sstat c write_failed)$(sstat c write_dropped)" = 0000 ]
+
+# ---- 5. Redis gone: the SIP path does not wait, the events are counted lost
+failed0=$(sstat b write_failed)
+for p in "${REDIS_PORTS[@]}"; do kill -9 "${REDIS_PID[$p]}" 2>/dev/null || true; done
+t0=$SECONDS
+check "5. every Redis master killed -9: zed still registers on B" reg b zed
+check "... answered within 3 s (the REGISTER never waits for Redis)" [ $((SECONDS - t0)) -le 3 ]
+lost_counted() { [ $(($(sstat b write_failed) + $(sstat b write_dropped))) -gt "$failed0" ]; }
+check "... B counts zed's events as not written (write_failed/write_dropped)" wait_for 20 lost_counted
+check "... B's API still answers replays from what it holds" \
+    bash -c "curl -s -H 'Authorization: Bearer $API_TOKEN' 'http://127.0.0.1:${API[b]}/api/v1/events/recent?since=0' |
+        jq -e '.events | length > 0' >/dev/null"
+check "... and logged it" grep -q "events stream: .*events were not written" "$WORK/b.log"
 
 finish
