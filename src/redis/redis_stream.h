@@ -7,7 +7,8 @@
  * from Redis is checked, never trusted: the shapes of the replies, every id
  * (two decimal numbers, no sign, no overflow), and each entry's text
  * (a JSON object whose "seq" is its id's first number, at most
- * REDIS_STREAM_TEXT_MAX bytes). Nothing here blocks or keeps a pointer
+ * REDIS_STREAM_TEXT_MAX bytes; its syntax checked in one pass, no tree
+ * built). Nothing here blocks or keeps a pointer
  * into the reply after it returns. */
 #ifndef CASCADE_REDIS_STREAM_H
 #define CASCADE_REDIS_STREAM_H
@@ -39,6 +40,11 @@ struct redis_stream_entry {
 };
 
 typedef int (*redis_stream_entry_cb)(void *arg, const struct redis_stream_entry *e);
+
+/* 1 when text is one JSON object and nothing else (whitespace aside),
+ * checked without allocating, as strictly as jansson reads or stricter
+ * (see redis_stream.c); else 0. */
+int redis_stream_json_object_ok(const char *text, size_t len);
 
 /* "<ms>-<seq>" (both parts decimal, no sign, at most 20 digits, in range).
  * 0, or -EPROTO. */

@@ -11,7 +11,8 @@
  * JSON object of at most REDIS_STREAM_TEXT_MAX bytes starting {"seq":<seq>,
  * and a node id of at most REDIS_STREAM_NODE_MAX bytes; the entries of one
  * reply come in strictly ascending id order; a reply read as refused calls
- * nobody.
+ * nobody; the one-pass JSON check (redis_stream_json_object_ok) never
+ * accepts a text jansson does not read as an object.
  *
  *   tests/fuzz/fuzz_redis_stream -max_total_time=60 tests/fuzz/corpus/fuzz_redis_stream */
 #include <stdint.h>
@@ -64,6 +65,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct redis_stream_id back;
         int n = redis_stream_id_print(id, buf, sizeof(buf));
         if (n < 0 || redis_stream_id_parse(buf, (size_t)n, &back) != 0 || redis_stream_id_cmp(id, back) != 0) abort();
+    }
+    /* The one-pass JSON check never accepts what jansson refuses. */
+    if (redis_stream_json_object_ok((const char *)data, size)) {
+        json_t *v = json_loadb((const char *)data, size, 0, NULL);
+        if (!json_is_object(v)) abort();
+        json_decref(v);
     }
     long off = events_stream_body_offset((const char *)data, size);
     if (off >= 0 && ((size_t)off > size || data[off - 1] != ',')) abort();

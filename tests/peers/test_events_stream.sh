@@ -95,6 +95,9 @@ reg() {
 # view NODE [SINCE]: seq, node, type and user of every event NODE's API replays, one per line.
 view() { on "$1"; api GET "/events/recent?since=${2:-0}" | jq -r '.events[] | "\(.seq) \(.node) \(.type) \(.user)"'; }
 last_seq() { on "$1"; api GET "/events/recent?since=0" | jq -r '.last_seq'; }
+# stream_last: the last seq in the stream, as Redis holds it; settled NODE...: each NODE has read that far.
+stream_last() { rcli xrevrange "$STREAM" + - count 1 | head -1 | cut -d- -f1; }
+settled() { local l n; l=$(stream_last); for n in "$@"; do [ "$(last_seq "$n")" = "$l" ] || return 1; done; }
 has_n() { [ "$(view "$1" | wc -l)" -ge "$2" ]; }
 
 # ---- 1. one order everywhere
@@ -122,6 +125,7 @@ start_cascade b "$WORK/b.ini"
 check "... node B back, caught up" wait_for 20 ready b
 has_erin() { view "$1" "$before" | grep -q ' user.online erin$'; }
 check "... B's replay since $before reaches erin's event" wait_for 20 has_erin b
+check "... A, B and C have read the stream to its end" wait_for 20 settled a b c
 view a "$before" >"$WORK/view-a.2"; view b "$before" >"$WORK/view-b.2"; view c "$before" >"$WORK/view-c.2"
 check "... B replays since $before the same events as A and C (4: dave's and erin's)" \
     bash -c "[ \$(wc -l <'$WORK/view-b.2') = 4 ] && cmp -s '$WORK/view-a.2' '$WORK/view-b.2' && cmp -s '$WORK/view-a.2' '$WORK/view-c.2'"
@@ -187,9 +191,10 @@ check "... C's client gets seq $((now + 2)) first (not a replay of the ring)" wa
 check "... (it got $(cat "$WORK/ws-ahead"))" [ "$(cat "$WORK/ws-ahead")" = $((now + 2)) ]
 
 # ---- 3. the webhook: each event once
-total=$(last_seq a)
+check "3. A, B and C have read the stream to its end" wait_for 20 settled a b c
+total=$(stream_last)
 delivered() { [ "$(awk '$1 == 200 && $2 != "None"' "$WORK/hook.log" | wc -l)" -ge "$1" ]; }
-check "3. the webhook received the $total events" wait_for 20 delivered "$total"
+check "... the webhook received the $total events" wait_for 20 delivered "$total"
 once() { # every seq 1..$1 answered 200 exactly once
     awk -v n="$1" '$1 == 200 && $2 != "None" { c[$2]++ } END { for (i = 1; i <= n; i++) if (c[i] != 1) exit 1;
         for (k in c) if (k + 0 < 1 || k + 0 > n) exit 1 }' "$WORK/hook.log"
@@ -218,11 +223,12 @@ st=0
 wait "$a_PID" 2>/dev/null || st=$?
 check "... node A killed -9 holding $pend_a (exit status $st)" [ "$st" = 137 ]
 rm -f "$WORK/hook.fail"
-total=$(last_seq b)
+check "... B and C have read the stream to its end" wait_for 20 settled b c
+total=$(stream_last)
 check "... the receiver recovers: all $total events delivered" wait_for 60 delivered "$total"
 check "... each exactly once" once "$total"
 claimed() { [ $(($(sstat b webhook_claimed) + $(sstat c webhook_claimed))) -ge "$pend_a" ]; }
-check "... B and C took A's entries over (XAUTOCLAIM)" claimed
+check "... B and C took A's entries over (XAUTOCLAIM)" wait_for 20 claimed
 check "... nothing left pending in the group" wait_for 20 nothing_pending
 on c
 curl -s "http://127.0.0.1:$API_PORT/metrics" >"$WORK/c.prom"

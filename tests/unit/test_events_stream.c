@@ -6,7 +6,8 @@
  *  - entries out of XREAD / XREADGROUP / XREVRANGE / XAUTOCLAIM answers,
  *    fed as RESP bytes to hiredis's own reader: ours accepted; entries not
  *    written by us (id n-1, no e field, a text whose seq is not the id's,
- *    not JSON, trailing bytes, duplicate keys) handed on without a text;
+ *    not JSON, trailing bytes) handed on without a text; the one-pass JSON
+ *    check against what jansson reads;
  *    replies of the wrong shape (ids out of order, another key, odd
  *    nesting) refused whole;
  *  - the local text's head cut off before the script rewrites it;
@@ -24,6 +25,7 @@
 #include <cmocka.h>
 #include <errno.h>
 #include <hiredis/hiredis.h>
+#include <jansson.h>
 #include <uv.h>
 
 #include "app/events_stream.h"
@@ -134,7 +136,7 @@ static void test_foreign_entries(void **state)
         {"5-1", "{\"seq\":5,\"type\":\"x\"}"},           /* written by XADD *, not by the script */
         {"6-0", "{\"seq\":7,\"type\":\"x\"}"},           /* the text's seq is not the id's */
         {"7-0", "{\"seq\":7,\"type\":\"x\"} "},          /* trailing byte */
-        {"8-0", "{\"seq\":8,\"type\":\"x\",\"type\":\"y\"}"}, /* duplicate key */
+        {"8-0", "{\"seq\":8,\"type\":\"x\",}"},      /* trailing comma */
         {"9-0", "{\"seq\":9,\"type\":\"x\""},            /* not closed */
         {"10-0", "{\"seq\":10 ,\"type\":\"x\"}"},        /* not our head */
         {"11-0", "[\"seq\",11]"},
@@ -232,6 +234,45 @@ static void test_xrevrange_and_autoclaim(void **state)
     freeReplyObject(r);
 }
 
+static void test_json_check(void **state)
+{
+    (void)state;
+    const char *good[] = {
+        "{}", " { } ", "{\"a\":1}", "{\"a\":[1,2.5,-3e+2,0,-0.0,true,false,null,\"x\",{}]}",
+        "{\"a\":{\"b\":{\"c\":[[[]]]}}}", "{\"s\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\\ud83d\\ude00\"}",
+        "{\"u\":\"\xc3\xa9\xf0\x9f\x98\x80\"}", "{\"a\":1,\"a\":2}", "{\"n\":123456789012345678}",
+        "{\"n\":1.5e99}",
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        assert_int_equal(redis_stream_json_object_ok(good[i], strlen(good[i])), 1);
+        json_t *v = json_loadb(good[i], strlen(good[i]), 0, NULL);
+        assert_true(json_is_object(v)); /* jansson reads all of them */
+        json_decref(v);
+    }
+    const char *bad[] = {
+        "", "[]", "1", "\"s\"", "{", "}", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "{,}", "{\"a\":1}x", "{\"a\":1}{}",
+        "{a:1}", "{\"a\":01}", "{\"a\":1.}", "{\"a\":.5}", "{\"a\":+1}", "{\"a\":1e}", "{\"a\":1e400}",
+        "{\"a\":1234567890123456789}", "{\"a\":tru}", "{\"a\":nul}", "{\"a\":\"\\u0000\"}", "{\"a\":\"\\ud800\"}",
+        "{\"a\":\"\\udc00\"}", "{\"a\":\"\\ud800\\u0041\"}", "{\"a\":\"\\x\"}", "{\"a\":\"\\u12g4\"}", "{\"a\":\"\t\"}",
+        "{\"a\":\"\xc0\x80\"}", "{\"a\":\"\xed\xa0\x80\"}", "{\"a\":\"\xff\"}", "{\"a\":\"unterminated}",
+        "{\"a\":[1,2}", "{\"a\":[1 2]}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(redis_stream_json_object_ok(bad[i], strlen(bad[i])), 0);
+    assert_int_equal(redis_stream_json_object_ok("{\"a\":\"\0\"}", 8), 0); /* a raw NUL */
+    /* Nesting: 32 levels in all pass, 33 do not. */
+    char deep[80];
+    for (int levels = 32; levels <= 33; levels++) {
+        int n = 0;
+        deep[n++] = '{';
+        memcpy(deep + n, "\"a\":", 4), n += 4;
+        for (int i = 1; i < levels; i++) deep[n++] = '[';
+        for (int i = 1; i < levels; i++) deep[n++] = ']';
+        deep[n++] = '}';
+        assert_int_equal(redis_stream_json_object_ok(deep, (size_t)n), levels == 32);
+    }
+}
+
 static void test_body_offset(void **state)
 {
     (void)state;
@@ -314,6 +355,7 @@ int main(void)
         cmocka_unit_test(test_foreign_entries),
         cmocka_unit_test(test_bad_shapes),
         cmocka_unit_test(test_xrevrange_and_autoclaim),
+        cmocka_unit_test(test_json_check),
         cmocka_unit_test(test_body_offset),
         cmocka_unit_test(test_view_bus),
     };
