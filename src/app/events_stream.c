@@ -22,6 +22,7 @@
 #define HELD_MAX 56             /* webhook entries held at once (the renewal: 6 + ids <= 64 arguments) */
 #define GROUP_NAME "webhook"
 #define WRITE_BATCH 48          /* events per script call (8 + 48 <= 64 arguments) */
+#define WRITE_DELAY_MS 2        /* a batch waits this long for company (one call per event costs more) */
 
 /* KEYS: stream, seq counter. ARGV: maxlen, the node id, the node id as a
  * JSON string, then the texts of up to WRITE_BATCH events, each without
@@ -205,8 +206,8 @@ static void on_flush_timer(struct timer_node *t, uint64_t now)
     flush_batch(container_of(t, struct events_stream, flush_timer));
 }
 
-/* The node's own event: copied into the batch, sent on the next timer turn
- * (events of one loop turn go together) or when the batch is full. */
+/* The node's own event: copied into the batch, sent WRITE_DELAY_MS after
+ * the batch's first event or when the batch is full. */
 static void on_local_event(uint64_t seq, const char *json, size_t len, void *arg)
 {
     struct events_stream *s = arg;
@@ -228,7 +229,7 @@ static void on_local_event(uint64_t seq, const char *json, size_t len, void *arg
         if (timer_armed(&s->flush_timer)) timer_stop(s->timers, &s->flush_timer);
         flush_batch(s);
     } else if (!timer_armed(&s->flush_timer)) {
-        timer_start(s->timers, &s->flush_timer, timer_now(s->timers), on_flush_timer);
+        timer_start(s->timers, &s->flush_timer, timer_now(s->timers) + WRITE_DELAY_MS, on_flush_timer);
     }
 }
 
