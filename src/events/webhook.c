@@ -94,6 +94,7 @@ static void *worker_main(void *arg)
         wh->in_flight = true;
         unsigned attempt = 1;
         int backoff = wh->opt.backoff_initial_ms;
+        bool ok = false;
         for (;;) {
             pthread_mutex_unlock(&wh->mu);
             int rc = post_once(wh, it, attempt);
@@ -104,6 +105,7 @@ static void *worker_main(void *arg)
                     log_info("webhook: event %llu delivered after %u attempts", (unsigned long long)it->seq,
                              attempt);
                 if (wh->done) wh->done(it->seq, 1, wh->done_arg);
+                ok = true;
                 break;
             }
             wh->failed_attempts++;
@@ -118,8 +120,10 @@ static void *worker_main(void *arg)
         }
         wh->in_flight = false;
         if (wh->stop) {
-            log_warn("webhook: event %llu not delivered (shutting down)", (unsigned long long)it->seq);
-            if (wh->done) wh->done(it->seq, 0, wh->done_arg);
+            if (!ok) {
+                log_warn("webhook: event %llu not delivered (shutting down)", (unsigned long long)it->seq);
+                if (wh->done) wh->done(it->seq, 0, wh->done_arg);
+            }
             free(it);
             break;
         }
