@@ -517,7 +517,9 @@ static void on_autoclaim(void *arg, int status, const struct redisReply *r)
             s->claim_cursor = cur;
             int got = s->nheld - before;
             s->st.wh_claimed += (uint64_t)got;
-            if (got) log_info("events stream: took over %d webhook entries idle for %u ms or more", got, s->claim_idle_ms);
+            if (got)
+                log_info("events stream: took over %d webhook entries idle for %u ms or more", got,
+                         s->claim_idle_ms);
             if (cur.ms || cur.seq) next = 0; /* more to scan */
         }
     }

@@ -72,8 +72,8 @@ static int collect(void *arg, const struct redis_stream_entry *e)
 /* "*2\r\n$<id>\r\n*4\r\n$1\r\ne\r\n$<text>\r\n$1\r\nn\r\n$<node>\r\n" */
 static int entry(char *out, size_t cap, const char *id, const char *text, const char *node)
 {
-    return snprintf(out, cap, "*2\r\n$%zu\r\n%s\r\n*4\r\n$1\r\ne\r\n$%zu\r\n%s\r\n$1\r\nn\r\n$%zu\r\n%s\r\n", strlen(id),
-                    id, strlen(text), text, strlen(node), node);
+    return snprintf(out, cap, "*2\r\n$%zu\r\n%s\r\n*4\r\n$1\r\ne\r\n$%zu\r\n%s\r\n$1\r\nn\r\n$%zu\r\n%s\r\n",
+                    strlen(id), id, strlen(text), text, strlen(node), node);
 }
 
 static void test_ids(void **state)
@@ -149,7 +149,8 @@ static void test_foreign_entries(void **state)
     int len = snprintf(buf, sizeof(buf), "*%zu\r\n", n + 1);
     /* the 0-0 entry must come first for the order check: put it there */
     len += entry(buf + len, sizeof(buf) - (size_t)len, texts[n - 1][0], texts[n - 1][1], "x");
-    for (size_t i = 0; i + 1 < n; i++) len += entry(buf + len, sizeof(buf) - (size_t)len, texts[i][0], texts[i][1], "x");
+    for (size_t i = 0; i + 1 < n; i++)
+        len += entry(buf + len, sizeof(buf) - (size_t)len, texts[i][0], texts[i][1], "x");
     /* and one with no e field, last */
     len += snprintf(buf + len, sizeof(buf) - (size_t)len, "*2\r\n$4\r\n14-0\r\n*2\r\n$1\r\nn\r\n$1\r\nx\r\n");
     redisReply *r = resp(buf);
