@@ -69,6 +69,13 @@ static const struct stats_member members[] = {
     {"redis_mirror.node_id", STATS_SKIP, NULL}, C("redis_mirror.writes_ok"), C("redis_mirror.writes_failed"),
     C("redis_mirror.writes_dropped"), C("redis_mirror.resyncs"), G("redis_mirror.pending"),
     C("redis_mirror.durable_ok"), C("redis_mirror.durable_failed"), C("redis_mirror.durable_retries"),
+    /* [redis] events_stream */
+    {"events_stream.node_id", STATS_SKIP, NULL}, G("events_stream.synced"), G("events_stream.last_seq"),
+    C("events_stream.written"), C("events_stream.write_failed"), C("events_stream.write_dropped"),
+    G("events_stream.write_pending"), C("events_stream.read"), C("events_stream.skipped"), C("events_stream.gaps"),
+    C("events_stream.read_errors"), G("events_stream.webhook_group"), C("events_stream.webhook_taken"), C("events_stream.webhook_claimed"),
+    C("events_stream.webhook_acked"), C("events_stream.webhook_renewed"), C("events_stream.webhook_released"),
+    C("events_stream.webhook_skipped"), C("events_stream.webhook_errors"), G("events_stream.webhook_held"),
     {"cluster.node_id", STATS_SKIP, NULL}, {"cluster.advertise", STATS_SKIP, NULL}, G("cluster.cache"),
     C("cluster.lookups"), C("cluster.cache_hits"), C("cluster.found"), C("cluster.failed"), C("cluster.refused"),
     C("cluster.heartbeats"), C("cluster.heartbeat_failures"), C("cluster.invalidations"), G("cluster.pending"),

@@ -13,7 +13,10 @@
  * With ?since=SEQ the client first gets the events after SEQ that the ring
  * still holds (preceded by an events.lost notice if some are gone), then live
  * ones. Without it, only live events. A since beyond the last seq means the
- * daemon restarted (seqs start at 1 again): the whole ring is replayed.
+ * daemon restarted (seqs start at 1 again): the whole ring is replayed —
+ * except on a view of the cluster's stream ([redis] events_stream), whose
+ * seqs persist: there the client gets the events after its since once this
+ * node has read them.
  *
  * Authorization: the Bearer header, or (for browsers, whose WebSocket cannot
  * send one) ?ticket= with a ticket from POST /api/v1/events/ticket: good for
@@ -128,6 +131,11 @@ int api_ws_filter(struct api_server *srv, struct lws *wsi, struct api_session *s
                                            "for a new one"
                                          : "a valid 'Authorization: Bearer <token>' header or ?ticket= is required");
     }
+    if (!event_bus_ready(srv->bus)) {
+        api_log_refusal(srv, "api: websocket upgrade for %s from %s refused: the event stream is catching up", uri,
+                        remote);
+        return refuse_upgrade(srv, wsi, 503, "unavailable", "the cluster's event stream is still being read; retry");
+    }
     int r = since_from_args(wsi, &ss->ws_since);
     if (r < 0) {
         api_log_refusal(srv, "api: websocket upgrade for %s from %s refused: bad since", uri, remote);
@@ -150,6 +158,9 @@ int api_ws_established(struct api_server *srv, struct lws *wsi, struct api_sessi
     uint64_t last = event_bus_last_seq(srv->bus), oldest = event_bus_oldest_seq(srv->bus);
     if (!ss->ws_has_since) {
         c->next_seq = last + 1;
+    } else if (ss->ws_since > last && event_bus_is_view(srv->bus)) {
+        /* The cluster's seqs persist: this node has not read that far yet. */
+        c->next_seq = ss->ws_since + 1;
     } else if (ss->ws_since > last) {
         log_info("api: event stream client %s asks for events after %llu but the last is %llu "
                  "(restarted?): replaying what is held",
@@ -272,6 +283,10 @@ static void events_recent(struct api_request *req, void *user)
 {
     struct api_server *srv = user;
     struct event_bus *bus = srv->bus;
+    if (!event_bus_ready(bus)) {
+        api_reply_error(req, 503, "unavailable", "the cluster's event stream is still being read; retry");
+        return;
+    }
     uint64_t since = 0, limit = (uint64_t)event_bus_ring_size(bus);
     const char *s = api_query(req, "since"), *l = api_query(req, "limit");
     if (s && str_to_u64(str_from_cstr(s), UINT64_MAX, &since)) {

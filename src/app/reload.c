@@ -219,7 +219,7 @@ static bool apply(struct worker *w, const struct config *next, const struct relo
         }
     }
     if (p->webhook) {
-        if (event_bus_set_webhook(w->events, next->events.webhook, why, sizeof(why)) != 0)
+        if (event_bus_set_webhook(w->events_view ? w->events_view : w->events, next->events.webhook, why, sizeof(why)) != 0)
             log_error("reload: webhook %s: %s; the old one stays", next->events.webhook, why);
         else
             snprintf(w->cfg.events.webhook, sizeof(w->cfg.events.webhook), "%s", next->events.webhook);

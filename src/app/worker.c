@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "events/events.h"
+#include "app/events_stream.h"
 #include "api/http.h"
 #include "api/routes_rooms.h"
 #include "auth/digest.h"
@@ -319,6 +320,7 @@ static void stats_provider(json_t *stats, void *arg)
     json_object_set_new(stats, "bad_requests", json_integer((json_int_t)w->stats.bad_requests));
     json_object_set_new(stats, "overload", overload_json(w));
     dispatch_stats(w, stats);
+    if (w->events_stream) events_stream_stats_json(w->events_stream, stats);
 }
 
 static void metric_requests(struct api_metric_writer *mw, void *arg)
@@ -581,8 +583,23 @@ int worker_start(struct worker *w, uv_loop_t *loop)
         }
         store_set_commit_window(w->store, w->cfg.store.commit_window_ms);
     }
-    w->events = event_bus_new(loop, w->cfg.events.ring_size, w->cfg.events.webhook);
+    bool stream = w->cfg.redis.events_stream;
+    w->events = event_bus_new(loop, w->cfg.events.ring_size, stream ? "" : w->cfg.events.webhook);
     if (!w->events) return -1;
+    if (stream) {
+        /* The API and the webhook serve the cluster's events (events_stream.h). */
+        w->events_view = event_bus_new(loop, w->cfg.events.ring_size, w->cfg.events.webhook);
+        if (!w->events_view) return -1;
+        int serr = 0;
+        w->events_stream = events_stream_new(loop, &w->timers, &w->cfg.redis, w->events, w->events_view,
+                                             w->cfg.events.ring_size, &serr);
+        if (!w->events_stream) {
+            log_error("[redis] cannot start the event stream toward %s: %s", w->cfg.redis.nodes, strerror(-serr));
+            return -1;
+        }
+        log_info("[redis] events go to the cluster's stream as node %s; the API serves the stream",
+                 events_stream_node_id(w->events_stream));
+    }
 
     struct auth_server_config acfg;
     auth_server_config_from(&acfg, &w->cfg.auth, auth_algorithms(&w->cfg));
@@ -642,7 +659,7 @@ int worker_start(struct worker *w, uv_loop_t *loop)
 
     if (w->cfg.api.listen[0]) {
         w->api = api_server_new_tls(loop, w->cfg.api.listen, w->cfg.api.token, w->cfg.api.tls_cert,
-                                    w->cfg.api.tls_key, w->events);
+                                    w->cfg.api.tls_key, w->events_view ? w->events_view : w->events);
         if (!w->api) return -1;
         api_setup(w);
     }
@@ -691,6 +708,8 @@ static void stop_rest(void *arg)
         api_server_free(w->api);
         w->api = NULL;
     }
+    events_stream_free(w->events_stream); /* its connections would keep the loop running */
+    w->events_stream = NULL;
     if (w->transport) {
         transport_free(w->transport);
         w->transport = NULL;
@@ -747,6 +766,10 @@ void worker_free(struct worker *w)
     w->users = NULL;
     if (w->auth) auth_server_free(w->auth);
     w->auth = NULL;
+    events_stream_free(w->events_stream);
+    w->events_stream = NULL;
+    if (w->events_view) event_bus_free(w->events_view);
+    w->events_view = NULL;
     if (w->events) event_bus_free(w->events);
     w->events = NULL;
     if (w->store) store_close(w->store);

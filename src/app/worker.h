@@ -46,6 +46,7 @@ struct gb_lower;
 struct ua;
 struct sfu;
 struct location_mirror;
+struct events_stream;
 struct cluster;
 struct gb_devmirror;
 
@@ -76,6 +77,10 @@ struct worker {
     struct txn_layer *txn;
     struct store *store;
     struct event_bus *events;
+    /* [redis] events_stream: the cluster's events (the API and the webhook
+     * serve this view, fed by events_stream); both NULL when off. */
+    struct event_bus *events_view;
+    struct events_stream *events_stream;
     struct api_server *api;
     struct auth_server *auth;
     struct users *users;

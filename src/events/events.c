@@ -55,6 +55,10 @@ struct event_bus {
     int ngrave, grave_cap;
 
     struct api_webhook *webhook;
+    event_webhook_done_cb wh_done;  /* a view's: pushes are explicit (event_bus_webhook_push) */
+    void *wh_done_arg;
+    bool not_ready;                 /* a view still catching up */
+    bool view;                      /* event_bus_make_view */
 
     sbuf_t sb;            /* the event being serialized */
     int64_t time_sec;     /* wall second time_head was formatted for */
@@ -92,6 +96,7 @@ int event_bus_set_webhook(struct event_bus *bus, const char *url, char *err, siz
 {
     struct api_webhook *wh = NULL;
     if (url && *url && !(wh = api_webhook_new(url, NULL, err, errcap))) return -1;
+    if (wh && bus->wh_done) api_webhook_set_done(wh, bus->wh_done, bus->wh_done_arg);
     if (bus->webhook) api_webhook_free(bus->webhook);
     bus->webhook = wh;
     if (wh) log_info("events: webhook POSTs to %s", url);
@@ -318,6 +323,8 @@ static int dump_to_sbuf(const char *buffer, size_t size, void *data)
 }
 
 /* Stores, logs and fans out the event now in bus->sb. */
+static uint64_t deliver_text(struct event_bus *bus, uint64_t seq, char *text, size_t len);
+
 static uint64_t publish_text(struct event_bus *bus, uint64_t seq, const char *type)
 {
     sbuf_t *b = &bus->sb;
@@ -331,7 +338,12 @@ static uint64_t publish_text(struct event_bus *bus, uint64_t seq, const char *ty
     bus->last_seq = seq;
     ring_store(bus, seq, text, len);
     log_info("event %s", text);
-    if (bus->webhook) api_webhook_push(bus->webhook, seq, text, len);
+    if (bus->webhook && !bus->wh_done) api_webhook_push(bus->webhook, seq, text, len);
+    return deliver_text(bus, seq, text, len);
+}
+
+static uint64_t deliver_text(struct event_bus *bus, uint64_t seq, char *text, size_t len)
+{
     if (bus->fanout_depth) {
         if (bus->npending == bus->pending_cap &&
             grow((void **)&bus->pending, &bus->pending_cap, sizeof(*bus->pending))) {
@@ -516,3 +528,45 @@ void event_bus_webhook_stats(const struct event_bus *bus, struct event_webhook_s
     memset(out, 0, sizeof(*out));
     if (bus->webhook) api_webhook_stats(bus->webhook, out);
 }
+
+void event_bus_set_webhook_done(struct event_bus *bus, event_webhook_done_cb done, void *arg)
+{
+    bus->wh_done = done;
+    bus->wh_done_arg = arg;
+    if (bus->webhook) api_webhook_set_done(bus->webhook, done, arg);
+}
+
+int event_bus_webhook_push(struct event_bus *bus, uint64_t seq, const char *json, size_t len)
+{
+    if (!bus->webhook) return -1;
+    return api_webhook_push(bus->webhook, seq, json, len);
+}
+
+int event_bus_inject(struct event_bus *bus, uint64_t seq, const char *json, size_t len)
+{
+    if (seq == 0 || seq <= bus->last_seq) return -1;
+    int gap = 0;
+    if (seq != bus->last_seq + 1 && bus->ring_count) {
+        /* Seqs in the ring must be consecutive (event_bus_get): start it again. */
+        for (int i = 0; i < bus->ring_count; i++) retire_text(bus, bus->ring[(bus->ring_head + i) % bus->ring_size].json);
+        bus->ring_count = 0;
+        bus->ring_head = 0;
+        gap = 1;
+    }
+    char *text = malloc(len + 1);
+    if (!text) {
+        log_error("events: out of memory for stream event %llu", (unsigned long long)seq);
+        return -1;
+    }
+    memcpy(text, json, len);
+    text[len] = '\0';
+    bus->last_seq = seq;
+    ring_store(bus, seq, text, len);
+    deliver_text(bus, seq, text, len);
+    return gap;
+}
+
+void event_bus_set_ready(struct event_bus *bus, int ready) { bus->not_ready = !ready; }
+int event_bus_ready(const struct event_bus *bus) { return !bus->not_ready; }
+void event_bus_make_view(struct event_bus *bus) { bus->view = true; }
+int event_bus_is_view(const struct event_bus *bus) { return bus->view; }

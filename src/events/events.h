@@ -99,4 +99,35 @@ struct event_webhook_stats {
 };
 void event_bus_webhook_stats(const struct event_bus *bus, struct event_webhook_stats *out);
 
+/* ---- a view bus: the cluster-wide stream (app/events_stream.h) ----------
+ *
+ * The events a view holds come from elsewhere with their seq already given
+ * (event_bus_inject), not from event_publish. Its webhook, when it has one,
+ * gets only what event_bus_webhook_push hands it, and tells done about each
+ * event's end (see webhook.h; done runs on the webhook's thread). */
+typedef void (*event_webhook_done_cb)(uint64_t seq, int delivered, void *arg);
+
+/* From now on (and for webhooks set later by event_bus_set_webhook) events
+ * reach the webhook only through event_bus_webhook_push, and done hears
+ * of each one's end. */
+void event_bus_set_webhook_done(struct event_bus *bus, event_webhook_done_cb done, void *arg);
+/* Queues one event for the webhook. 0, or -1 when there is no webhook
+ * (or memory is short). */
+int event_bus_webhook_push(struct event_bus *bus, uint64_t seq, const char *json, size_t len);
+/* Adds an event with its own seq (json copied, not logged, not sent to the
+ * webhook) and delivers it to the subscribers. seq must be above the last:
+ * -1 (nothing done) otherwise. When it is not the next one, the ring is
+ * emptied first (the events in between are lost to this view: replays
+ * report them as lost) and 1 is returned; else 0. */
+int event_bus_inject(struct event_bus *bus, uint64_t seq, const char *json, size_t len);
+/* A view is not ready until it caught up with its source: the API answers
+ * 503 for replays meanwhile. A bus is ready when made. */
+void event_bus_set_ready(struct event_bus *bus, int ready);
+int event_bus_ready(const struct event_bus *bus);
+/* Marks the bus a view of a stream whose seqs outlive this process: a
+ * client's since beyond the last seq is one this node has not read yet
+ * (not a restart of the seqs), so the WebSocket waits for it. */
+void event_bus_make_view(struct event_bus *bus);
+int event_bus_is_view(const struct event_bus *bus);
+
 #endif

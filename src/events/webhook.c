@@ -41,6 +41,8 @@ struct api_webhook {
     bool in_flight;                /* the worker holds one popped event */
 
     uint64_t delivered, failed_attempts, dropped;
+    event_webhook_done_cb done;    /* NULL: nobody to tell */
+    void *done_arg;
 };
 
 /* Sleeps up to ms unless stop is set meanwhile. Called with mu held. */
@@ -92,6 +94,7 @@ static void *worker_main(void *arg)
         wh->in_flight = true;
         unsigned attempt = 1;
         int backoff = wh->opt.backoff_initial_ms;
+        bool ok = false;
         for (;;) {
             pthread_mutex_unlock(&wh->mu);
             int rc = post_once(wh, it, attempt);
@@ -101,6 +104,8 @@ static void *worker_main(void *arg)
                 if (attempt > 1)
                     log_info("webhook: event %llu delivered after %u attempts", (unsigned long long)it->seq,
                              attempt);
+                if (wh->done) wh->done(it->seq, 1, wh->done_arg);
+                ok = true;
                 break;
             }
             wh->failed_attempts++;
@@ -115,7 +120,10 @@ static void *worker_main(void *arg)
         }
         wh->in_flight = false;
         if (wh->stop) {
-            log_warn("webhook: event %llu not delivered (shutting down)", (unsigned long long)it->seq);
+            if (!ok) {
+                log_warn("webhook: event %llu not delivered (shutting down)", (unsigned long long)it->seq);
+                if (wh->done) wh->done(it->seq, 0, wh->done_arg);
+            }
             free(it);
             break;
         }
@@ -177,6 +185,7 @@ void api_webhook_free(struct api_webhook *wh)
     size_t left = 0;
     for (struct wh_item *it = wh->head, *next; it; it = next) {
         next = it->next;
+        if (wh->done) wh->done(it->seq, 0, wh->done_arg);
         free(it);
         left++;
     }
@@ -208,6 +217,7 @@ int api_webhook_push(struct api_webhook *wh, uint64_t seq, const char *json, siz
         if (!wh->head) wh->tail = NULL;
         wh->count--;
         wh->dropped++;
+        if (wh->done) wh->done(dropped->seq, 0, wh->done_arg);
     }
     if (wh->tail) wh->tail->next = it;
     else wh->head = it;
@@ -231,5 +241,13 @@ void api_webhook_stats(struct api_webhook *wh, struct event_webhook_stats *out)
     out->failed_attempts = wh->failed_attempts;
     out->dropped = wh->dropped;
     out->queued = wh->count + (wh->in_flight ? 1 : 0);
+    pthread_mutex_unlock(&wh->mu);
+}
+
+void api_webhook_set_done(struct api_webhook *wh, event_webhook_done_cb fn, void *arg)
+{
+    pthread_mutex_lock(&wh->mu);
+    wh->done = fn;
+    wh->done_arg = arg;
     pthread_mutex_unlock(&wh->mu);
 }

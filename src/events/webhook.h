@@ -41,4 +41,10 @@ void api_webhook_free(struct api_webhook *wh);
 int api_webhook_push(struct api_webhook *wh, uint64_t seq, const char *json, size_t len);
 void api_webhook_stats(struct api_webhook *wh, struct event_webhook_stats *out);
 
+/* Tells fn about the end of each event pushed from now on: delivered 1
+ * when answered 2xx, 0 when it was dropped (queue full, webhook freed).
+ * fn runs on the worker thread (delivered) or the caller's (dropped, freed),
+ * with the webhook's lock held: it must not call back into the webhook. */
+void api_webhook_set_done(struct api_webhook *wh, event_webhook_done_cb fn, void *arg);
+
 #endif

@@ -44,6 +44,20 @@ static const struct config_key keys[] = {
     KEY("durable_timeout_ms", CONFIG_UINT, durable_timeout_ms, "5000", 100, 30000,
         "a registration not replicated this soon is answered 500 with Retry-After (set it above the cluster's "
         "failover time, cluster-node-timeout plus about a second, and under the client's 32 s transaction timeout)"),
+    KEY("events_stream", CONFIG_BOOL, events_stream, "no", 0, 0,
+        "write every event into one stream in the cluster and serve the API's events (and the webhook, once per "
+        "event across the nodes) from it, with a seq common to all nodes"),
+    KEY("events_maxlen", CONFIG_UINT, events_maxlen, "100000", 100, 100000000,
+        "the event stream's length cap (XADD MAXLEN ~): older entries are trimmed"),
+    KEY("events_poll_ms", CONFIG_UINT, events_poll_ms, "50", 10, 10000,
+        "how often a node reads the event stream (and the webhook group) when it has caught up"),
+    KEY("events_max_pending", CONFIG_UINT, events_max_pending, "10000", 1, 1000000,
+        "events waiting to be written into the stream at once; more are dropped, counted and logged"),
+    KEY("events_claim_idle_ms", CONFIG_UINT, events_claim_idle_ms, "15000", 500, 3600000,
+        "a webhook entry a node took and did not acknowledge, nor renew, for this long is taken over by another "
+        "node (a node renews what it holds every quarter of it)"),
+    KEY("events_webhook_batch", CONFIG_UINT, events_webhook_batch, "32", 1, 56,
+        "webhook entries one node takes from the group and holds at once"),
 };
 
 static int redis_check(const void *section, char *err, size_t errcap)
@@ -65,12 +79,16 @@ static int redis_check(const void *section, char *err, size_t errcap)
         snprintf(err, errcap, "[redis] durable_writes = yes needs mirror_bindings = yes");
         return -1;
     }
+    if (r->events_stream && !r->nodes[0]) {
+        snprintf(err, errcap, "[redis] events_stream = yes needs nodes");
+        return -1;
+    }
     return 0;
 }
 
 const struct config_section redis_config_section = {
     .name = "redis",
-    .help = "Redis Cluster: bindings mirrored write-behind for other nodes to read (issue 16).",
+    .help = "Redis Cluster: bindings mirrored write-behind for other nodes to read, events in one stream (issue 16).",
     .keys = keys,
     .nkeys = sizeof(keys) / sizeof(keys[0]),
     .check = redis_check,

@@ -23,6 +23,12 @@ struct redis_config { /* [redis] */
     bool durable_writes;             /* a REGISTER's 200 waits until its bindings are on a replica */
     uint32_t durable_replicas;       /* replicas that must acknowledge (WAIT) */
     uint32_t durable_timeout_ms;     /* then the REGISTER is answered 500 */
+    bool events_stream;              /* every node's events in one cluster stream (app/events_stream.h) */
+    uint32_t events_maxlen;          /* the stream's length cap (XADD MAXLEN ~) */
+    uint32_t events_poll_ms;         /* how often the stream and the webhook group are read when idle */
+    uint32_t events_max_pending;     /* event writes waiting for Redis; beyond: dropped (counted) */
+    uint32_t events_claim_idle_ms;   /* a webhook entry unacknowledged this long is taken over */
+    uint32_t events_webhook_batch;   /* webhook entries one node holds at once */
 };
 
 #endif

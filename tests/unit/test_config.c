@@ -125,6 +125,11 @@ static void defaults_before_tables(struct config *c)
     c->redis.gb_keepalive_write_s = 60;
     c->redis.durable_replicas = 1;
     c->redis.durable_timeout_ms = 5000;
+    c->redis.events_maxlen = 100000;
+    c->redis.events_poll_ms = 50;
+    c->redis.events_max_pending = 10000;
+    c->redis.events_claim_idle_ms = 15000;
+    c->redis.events_webhook_batch = 32;
     strcpy(c->api.listen, "127.0.0.1:8080");
     c->events.ring_size = 4096;
     strcpy(c->log.level, "info");
@@ -531,6 +536,22 @@ static void test_redis_section(void **state)
     assert_int_equal(cfg.redis.durable_timeout_ms, 8000);
     assert_int_equal(load("[redis]\ndurable_replicas = 0\n"), -1);
     assert_int_equal(load("[redis]\ndurable_timeout_ms = 60000\n"), -1);
+    /* events_stream: its own seeds check; the webhook batch fits one renewal */
+    assert_int_equal(load("[redis]\nevents_stream = yes\n"), -1);
+    assert_true(has_error(0, "[redis] events_stream = yes needs nodes"));
+    assert_int_equal(load("[redis]\nnodes = 127.0.0.1:7000\nevents_stream = yes\nevents_maxlen = 5000\n"
+                          "events_poll_ms = 20\nevents_claim_idle_ms = 2000\nevents_webhook_batch = 8\n"
+                          "events_max_pending = 100\n"),
+                     0);
+    assert_true(cfg.redis.events_stream);
+    assert_false(cfg.redis.mirror_bindings);
+    assert_int_equal(cfg.redis.events_maxlen, 5000);
+    assert_int_equal(cfg.redis.events_poll_ms, 20);
+    assert_int_equal(cfg.redis.events_claim_idle_ms, 2000);
+    assert_int_equal(cfg.redis.events_webhook_batch, 8);
+    assert_int_equal(cfg.redis.events_max_pending, 100);
+    assert_int_equal(load("[redis]\nnodes = 127.0.0.1:7000\nevents_webhook_batch = 57\n"), -1);
+    assert_int_equal(load("[redis]\nnodes = 127.0.0.1:7000\nevents_claim_idle_ms = 100\n"), -1);
 }
 
 /* ---- [upstream:<id>] */

@@ -255,6 +255,74 @@ static void test_queue_bound_and_prompt_stop(void **state)
     assert_true(clock_monotonic_ms() - t0 < 1000);
 }
 
+/* The end reports a view's webhook gives (event_bus_set_webhook_done): 1 for
+ * each 2xx, 0 for each event dropped by the queue or left at free, once each. */
+struct done_log {
+    pthread_mutex_t mu;
+    int n;
+    uint64_t seq[16];
+    int delivered[16];
+};
+static void on_done(uint64_t seq, int delivered, void *arg)
+{
+    struct done_log *d = arg;
+    pthread_mutex_lock(&d->mu);
+    if (d->n < 16) {
+        d->seq[d->n] = seq;
+        d->delivered[d->n] = delivered;
+    }
+    d->n++;
+    pthread_mutex_unlock(&d->mu);
+}
+
+static void test_done_reports(void **state)
+{
+    (void)state;
+    struct done_log d = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    struct hook_server *s = server_start(ANSWER_STATUS, 1, 503);
+    char url[128], err[256];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/h", s->port);
+    struct api_webhook_options o = {.backoff_initial_ms = 10, .backoff_max_ms = 10};
+    struct api_webhook *wh = api_webhook_new(url, &o, err, sizeof(err));
+    assert_non_null(wh);
+    api_webhook_set_done(wh, on_done, &d);
+    api_webhook_push(wh, 4, "{\"seq\":4}", 9);
+    api_webhook_push(wh, 5, "{\"seq\":5}", 9);
+    wait_delivered(wh, 2, 5000);
+    api_webhook_free(wh);
+    server_stop(s);
+    assert_int_equal(d.n, 2); /* the 503 is retried, not reported */
+    assert_true(d.seq[0] == 4 && d.delivered[0] == 1 && d.seq[1] == 5 && d.delivered[1] == 1);
+
+    /* Nobody listening: the queue drops the oldest waiting, free leaves the rest. */
+    s = server_start(ANSWER_STATUS, 0, 0);
+    int port = s->port;
+    server_stop(s);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/h", port);
+    struct api_webhook_options o2 = {.queue_max = 1, .backoff_initial_ms = 10000, .backoff_max_ms = 10000};
+    wh = api_webhook_new(url, &o2, err, sizeof(err));
+    assert_non_null(wh);
+    d.n = 0;
+    api_webhook_set_done(wh, on_done, &d);
+    api_webhook_push(wh, 1, "{}", 2);
+    struct event_webhook_stats st;
+    uint64_t deadline = clock_monotonic_ms() + 3000;
+    do {
+        usleep(2000);
+        api_webhook_stats(wh, &st);
+    } while (st.failed_attempts < 1 && clock_monotonic_ms() < deadline);
+    api_webhook_push(wh, 2, "{}", 2);
+    api_webhook_push(wh, 3, "{}", 2);  /* drops 2 */
+    pthread_mutex_lock(&d.mu);
+    assert_int_equal(d.n, 1);
+    assert_true(d.seq[0] == 2 && d.delivered[0] == 0);
+    pthread_mutex_unlock(&d.mu);
+    api_webhook_free(wh);              /* 1 in flight, 3 queued: both reported undelivered */
+    assert_int_equal(d.n, 3);
+    assert_true(d.delivered[1] == 0 && d.delivered[2] == 0);
+    assert_true((d.seq[1] == 1 && d.seq[2] == 3) || (d.seq[1] == 3 && d.seq[2] == 1));
+}
+
 static void test_stop_interrupts_post(void **state)
 {
     (void)state;
@@ -355,6 +423,7 @@ int main(void)
         cmocka_unit_test(test_retry_until_2xx_in_order), cmocka_unit_test(test_non_2xx_is_retried),
         cmocka_unit_test(test_queue_bound_and_prompt_stop), cmocka_unit_test(test_stop_interrupts_post),
         cmocka_unit_test(test_bus_posts_events),        cmocka_unit_test(test_httpc_framing),
+        cmocka_unit_test(test_done_reports),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     uv_loop_close(uv_default_loop());
