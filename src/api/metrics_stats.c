@@ -80,7 +80,7 @@ static const struct stats_member members[] = {
     G("gb_upper.devices"), G("gb_upper.online"), G("gb_upper.streams"), G("gb_upper.pending_queries"),
     C("gb_upper.registers"), C("gb_upper.keepalives"), C("gb_upper.messages"), C("gb_upper.refused"),
     G("gb_upper.catalog_queued"), G("gb_upper.catalog_in_flight"), C("gb_upper.catalog_started"),
-    C("gb_upper.catalog_paused"),
+    C("gb_upper.catalog_paused"), C("gb_upper.flv_skips"), C("gb_upper.flv_dropped"),
     G("gb_lower.upstreams"), G("gb_lower.registered"), G("gb_lower.streams"), G("gb_lower.relays"),
     G("gb_lower.channels"), C("gb_lower.registers_sent"), C("gb_lower.register_failures"),
     C("gb_lower.keepalives_sent"), C("gb_lower.keepalives_ok"), C("gb_lower.keepalives_missed"),
@@ -97,7 +97,8 @@ static const struct stats_member members[] = {
     C("event_tickets.issued"), C("event_tickets.redeemed"), C("event_tickets.refused"), C("event_tickets.evicted"),
     G("event_tickets.outstanding"),
     C("events"),
-    C("api.requests"), G("api.ws_clients"),
+    C("api.requests"), G("api.ws_clients"), C("api.stream_sends"), C("api.stream_bytes"),
+    C("api.stream_socket_full"),
 };
 
 #undef C
