@@ -36,6 +36,7 @@
 #define API_TX_PACKET (1u << 20)
 #define API_STREAM_IOV 4
 #define API_STREAM_TURN_MAX (4u << 20)   /* bytes one stream sends per writeable turn at most */
+#define API_STREAM_SNDBUF (128 * 1024)    /* SO_SNDBUF of a streaming answer (the kernel doubles it) */
 #define API_MAX_QUERY_ARGS 64
 #define API_TEARDOWN_TICK_MS 2
 #define API_TEARDOWN_MAX_TICKS 5000
@@ -484,8 +485,15 @@ static int stream_writeable(struct api_server *srv, struct lws *wsi, struct api_
         return -1;
     }
     if (!req->stream_direct && req->stream->peek && req->stream->consume && !lws_is_ssl(wsi) &&
-        lws_get_network_wsi(wsi) == wsi)
+        lws_get_network_wsi(wsi) == wsi) {
         req->stream_direct = true;
+        /* A bounded kernel buffer: what a slow viewer cannot take stays in
+         * the owner's buffer, where it can skip whole frames, rather than
+         * seconds of it queuing unseen in the socket (on loopback the
+         * kernel's own sizing starts at megabytes). */
+        int sb = API_STREAM_SNDBUF;
+        (void)setsockopt(lws_get_socket_fd(wsi), SOL_SOCKET, SO_SNDBUF, &sb, sizeof(sb));
+    }
     if (req->stream_direct) {
         switch (stream_flush(srv, req)) {
         case FLUSH_IDLE: return 0;
