@@ -3,7 +3,7 @@
 # forward, not dropped, and the others do not notice. The camera:
 # cascade-gbsim sending a ~3 Mbit/s 640x360 H.264 clip made at test time (a
 # key frame a second). Two viewers (tests/peers/flvslow.py) of one stream,
-# [media] flv_max_lag_ms = 1000:
+# [media] flv_max_lag_ms = 2000:
 #  - one stops reading for 6 s (a 4 KiB receive buffer), then reads on: it
 #    is skipped forward (the stream's flv.skips and /stats
 #    gb_upper.flv_skips count it, not flv.viewers_dropped), its connection
@@ -23,7 +23,7 @@ gb_upper_ini top "$SIP" "$API_PORT" "$UPPER" dev-secret yes <<EOF
 [media]
 enabled = no
 idle_stop = 15
-flv_max_lag_ms = 1000
+flv_max_lag_ms = 2000
 EOF
 start_cascade top "$WORK/top.ini"
 ffmpeg -nostdin -v error -y -f lavfi -i "testsrc2=size=640x360:rate=25,noise=alls=20:allf=t" -t 2 \
