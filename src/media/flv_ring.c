@@ -77,7 +77,7 @@ static void move_to_key(const flv_ring_t *r, flv_ring_reader_t *rd, size_t more)
     if (key_valid(r, more) && r->key_pos > rd->pos) reader_at(rd, r->key_pos, r->key_ts);
     else rd->pos = rd->tag_end = FLV_RING_WAIT;
     /* A half-sent blob is finished first; a sequence header follows it. */
-    rd->resend = rd->header_sent;
+    rd->resend = true;
     rd->skips++;
 }
 
@@ -86,8 +86,22 @@ int flv_ring_protect(const flv_ring_t *r, flv_ring_reader_t *rd, size_t n)
     if (rd->dead || rd->pos == FLV_RING_WAIT) return 0;
     if (r->head + n - rd->pos <= r->cap) return 0;
     if (rd->pos != rd->tag_end) {
-        rd->dead = true;
-        return -1;
+        /* It began this tag (so its blob was sent and freed): the rest of
+         * the tag becomes its blob, then it is between two tags. */
+        size_t rest = (size_t)(rd->tag_end - rd->pos);
+        uint8_t *b = rest <= FLV_RING_RESCUE_MAX && !rd->blob ? malloc(rest) : NULL;
+        if (!b) {
+            rd->dead = true;
+            return -1;
+        }
+        size_t at = (size_t)(rd->pos % r->cap);
+        size_t first = rest < r->cap - at ? rest : r->cap - at;
+        memcpy(b, r->buf + at, first);
+        memcpy(b + first, r->buf, rest - first);
+        rd->blob = b;
+        rd->blob_len = rest;
+        rd->blob_off = 0;
+        rd->pos = rd->tag_end;
     }
     move_to_key(r, rd, n);
     return 1;
@@ -112,7 +126,8 @@ bool flv_ring_reader_prepare(flv_ring_reader_t *rd, const gb_flv_muxer_t *m)
 {
     if (rd->blob_off < rd->blob_len) return true; /* still sending one */
     if (rd->header_sent && !rd->resend) return true;
-    uint8_t *b = rd->blob ? rd->blob : malloc(GB_FLV_HEADER_MAX);
+    flv_ring_reader_free(rd);
+    uint8_t *b = malloc(GB_FLV_HEADER_MAX);
     if (!b) return false;
     rd->blob = b;
     int n = rd->header_sent ? gb_flv_write_seq_header(m, b, GB_FLV_HEADER_MAX, rd->ts)
@@ -134,7 +149,9 @@ int flv_ring_peek(const flv_ring_t *r, const flv_ring_reader_t *rd, struct iovec
         iov[k].iov_base = rd->blob + rd->blob_off;
         iov[k++].iov_len = rd->blob_len - rd->blob_off;
     }
-    if (rd->pos == FLV_RING_WAIT || rd->dead || (rd->resend && rd->blob_off >= rd->blob_len)) return k;
+    /* After a move, nothing of the ring before its sequence header (which
+     * follows whatever blob is still going out). */
+    if (rd->pos == FLV_RING_WAIT || rd->dead || rd->resend) return k;
     uint64_t end = r->head;
     if (stop_at_tag && rd->tag_end > rd->pos && rd->tag_end < end) end = rd->tag_end;
     if (end <= rd->pos) return k;

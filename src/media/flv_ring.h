@@ -13,8 +13,10 @@
  * (flv_ring_skip) after the current sequence header, stamped with that key
  * frame's time, so its decoder keeps going. The FLV header goes out once,
  * first. A reader whose unsent bytes the producer is about to overwrite
- * (flv_ring_protect) is moved the same way when it is at a boundary, and
- * ended (dead) only when it would lose the rest of a tag it has begun. */
+ * (flv_ring_protect) is moved the same way; when it is in the middle of a
+ * tag, the rest of that tag is copied out for it first (at most
+ * FLV_RING_RESCUE_MAX bytes, only while it stalls), so it is ended (dead)
+ * only when that copy cannot be made. */
 #ifndef CASCADE_MEDIA_FLV_RING_H
 #define CASCADE_MEDIA_FLV_RING_H
 
@@ -26,6 +28,7 @@
 #include "media/flv.h"
 
 #define FLV_RING_WAIT UINT64_MAX /* reader position: waits for the next key frame */
+#define FLV_RING_RESCUE_MAX (1u << 20) /* the rest of a tag a stalled reader had begun, kept for it */
 
 typedef struct {
     uint8_t *buf;
@@ -64,9 +67,9 @@ void flv_ring_reader_free(flv_ring_reader_t *rd);
 void flv_ring_reader_on_key(const flv_ring_t *r, flv_ring_reader_t *rd);
 
 /* Before appending n bytes: 0 when the reader keeps its unsent bytes; 1
- * when it was moved forward (at a tag boundary: to the newest key frame
- * that survives the append, or to waiting); -1 when it is dead (it had
- * begun a tag whose rest would be overwritten). */
+ * when it was moved forward (to the newest key frame that survives the
+ * append, or to waiting; the rest of a tag it had begun copied out for it
+ * first); -1 when it is dead (that copy could not be made). */
 int flv_ring_protect(const flv_ring_t *r, flv_ring_reader_t *rd, size_t n);
 
 /* More than max_bytes of the ring, or more than max_ms (0: no limit), behind

@@ -2,15 +2,18 @@
 # test_gb_live_slow.sh — a slow HTTP-FLV viewer of a GB live stream is moved
 # forward, not dropped, and the others do not notice. The camera:
 # cascade-gbsim sending a ~3 Mbit/s 640x360 H.264 clip made at test time (a
-# key frame a second). Two viewers (tests/peers/flvslow.py) of one stream,
+# key frame a second). Three viewers (tests/peers/flvslow.py) of one stream,
 # [media] flv_max_lag_ms = 2000:
 #  - one stops reading for 6 s (a 4 KiB receive buffer), then reads on: it
-#    is skipped forward (the stream's flv.skips and /stats
-#    gb_upper.flv_skips count it, not flv.viewers_dropped), its connection
-#    stays up, and what it saved is whole FLV tags with, after the jump, a
-#    sequence header then a key frame of the same time; ffmpeg decodes it
-#    without an error;
-#  - the other reads all the time: no jump in its timestamps, no resent
+#    is skipped forward when it reads again (the stream's flv.skips and
+#    /stats gb_upper.flv_skips count it, not flv.viewers_dropped), its
+#    connection stays up, and what it saved is whole FLV tags with, after
+#    the jump, a sequence header then a key frame of the same time; ffmpeg
+#    decodes it without an error;
+#  - one stops reading for 18 s, longer than the stream's 4 MiB ring lasts
+#    at this rate: moved forward while it stalls (the rest of the frame it
+#    was in kept for it), not dropped; the same checks;
+#  - the third reads all the time: no jump in its timestamps, no resent
 #    sequence header, decoded without an error.
 source "$(dirname "$0")/lib.sh"
 command -v ffprobe >/dev/null && command -v ffmpeg >/dev/null || { echo "skip: ffprobe/ffmpeg not installed"; exit 77; }
@@ -40,20 +43,24 @@ check "live: the channel's stream started ($SID)" test -n "$SID"
 framed() { jq_ok "$(api GET "/gb/streams/$SID")" '.frames > 0'; }
 check "the stream has frames" wait_for 30 framed
 
-python3 "$(dirname "$0")/flvslow.py" "$URL" --token "$API_TOKEN" --out "$WORK/normal.flv" --duration 14 \
+python3 "$(dirname "$0")/flvslow.py" "$URL" --token "$API_TOKEN" --out "$WORK/normal.flv" --duration 24 \
     >"$WORK/normal.json" 2>"$WORK/normal.err" &
 PN=$!
 python3 "$(dirname "$0")/flvslow.py" "$URL" --token "$API_TOKEN" --out "$WORK/slow.flv" --duration 14 \
     --pause-after 2 --pause 6 --rcvbuf 4096 >"$WORK/slow.json" 2>"$WORK/slow.err" &
 PS=$!
-PIDS+=("$PN" "$PS")
-wait "$PN" "$PS" || true
-N=$(cat "$WORK/normal.json"); S=$(cat "$WORK/slow.json")
-echo "normal viewer: $N"
-echo "slow viewer:   $S"
+python3 "$(dirname "$0")/flvslow.py" "$URL" --token "$API_TOKEN" --out "$WORK/stall.flv" --duration 24 \
+    --pause-after 2 --pause 18 --rcvbuf 4096 >"$WORK/stall.json" 2>"$WORK/stall.err" &
+PT=$!
+PIDS+=("$PN" "$PS" "$PT")
+wait "$PN" "$PS" "$PT" || true
+N=$(cat "$WORK/normal.json"); S=$(cat "$WORK/slow.json"); T=$(cat "$WORK/stall.json")
+echo "normal viewer:  $N"
+echo "slow viewer:    $S"
+echo "stalled viewer: $T"
 
-check "the slow viewer was skipped forward, not dropped (flv.skips, viewers_dropped 0)" \
-    jq_ok "$(api GET "/gb/streams/$SID")" '.flv.skips >= 1 and .flv.viewers_skipped == 1 and .flv.viewers_dropped == 0'
+check "the slow and the stalled viewers were skipped forward, not dropped (flv.skips, viewers_dropped 0)" \
+    jq_ok "$(api GET "/gb/streams/$SID")" '.flv.skips >= 2 and .flv.viewers_skipped == 2 and .flv.viewers_dropped == 0'
 check "/stats counts it (gb_upper.flv_skips)" jq_ok "$(api GET /stats)" '.gb_upper.flv_skips >= 1 and .gb_upper.flv_dropped == 0'
 check "the slow viewer's connection stayed up" jq_ok "$S" '.ended_by_server == false'
 check "the slow viewer got whole tags, the FLV header once" jq_ok "$S" '.flv_header and .bad_prev_size == 0 and .video > 100'
@@ -62,8 +69,13 @@ check "after its jump: a sequence header, then a key frame of the same time" \
 check "the slow viewer kept receiving after the skip (> 4 s of frames after the pause)" jq_ok "$S" '.video > 150'
 decodes() { timeout 60 ffmpeg -nostdin -v error -i "$1" -f null - 2>"$1.err" && ! [ -s "$1.err" ]; }
 check "ffmpeg decodes what the slow viewer saved without an error" decodes "$WORK/slow.flv"
-check "the normal viewer: no jump, no resent sequence header, ~14 s of frames" \
-    jq_ok "$N" '.jumps == 0 and .back == 0 and .resent_seq == 0 and .bad_prev_size == 0 and .video >= 300'
+check "the stalled viewer's connection stayed up, whole tags, the FLV header once" \
+    jq_ok "$T" '.ended_by_server == false and .flv_header and .bad_prev_size == 0'
+check "the stalled viewer: after its jump a sequence header, then a key frame of the same time" \
+    jq_ok "$T" '.resent_seq >= 1 and .resent_seq_then_key == .resent_seq and .jumps >= 1 and .back == 0 and .video > 100'
+check "ffmpeg decodes what the stalled viewer saved without an error" decodes "$WORK/stall.flv"
+check "the normal viewer: no jump, no resent sequence header, ~24 s of frames" \
+    jq_ok "$N" '.jumps == 0 and .back == 0 and .resent_seq == 0 and .bad_prev_size == 0 and .video >= 400'
 check "ffmpeg decodes what the normal viewer saved without an error" decodes "$WORK/normal.flv"
 check "the log says so, rate-limited" grep -q "resumes at the newest key frame" "$WORK/top.log"
 

@@ -2,8 +2,9 @@
  * reader that keeps up gets the header and every tag from its key frame on;
  * a reader that falls behind finishes the tag it is in (never half a tag),
  * then resumes at the newest key frame after a sequence header stamped with
- * that frame's time (the FLV header is not sent twice); a reader about to be
- * overwritten is moved between tags, and ended only in the middle of one.
+ * that frame's time (the FLV header is not sent twice), also when it was
+ * still sending its header; a reader about to be overwritten is moved,
+ * with the rest of a tag it had begun kept for it.
  * What each reader received is walked as FLV here, and read by ffmpeg when
  * it is installed. The stream: the test clip (50 frames, a key frame every
  * 25) looped with rising timestamps. */
@@ -303,7 +304,7 @@ static void test_lagging_reader_skips_between_tags(void **state)
     stream_free(&s);
 }
 
-static void test_overwritten_reader_moved_or_ended(void **state)
+static void test_overwritten_reader_moved(void **state)
 {
     (void)state;
     static stream_t s;
@@ -317,30 +318,67 @@ static void test_overwritten_reader_moved_or_ended(void **state)
     out_t ob = {0}, oi = {0};
     /* between: sends the header and the whole key frame tag, a byte at a
      * time; inside: the header and part of the key frame tag. Then both
-     * stall. */
+     * stall until the ring wraps onto them. */
     do send_some(&s, &between, &ob, 1, 1u << 30);
     while (between.pos == start || between.pos != between.tag_end);
     do send_some(&s, &inside, &oi, 100, 1u << 30);
     while (inside.pos == start || inside.pos == inside.tag_end);
+    size_t rest = (size_t)(inside.tag_end - inside.pos);
     int what = 0;
-    for (int f = 0; f < 400 && what != 3; f++) what |= feed(&s, rds, 2);
-    assert_true(inside.dead);
-    assert_int_equal(flv_ring_peek(&s.ring, &inside, (struct iovec[4]){0}, 4, false), 0);
-    assert_false(between.dead);
-    assert_true(between.skips >= 1);
-    assert_true(what & 1);
-    /* the moved one goes on, playable */
+    for (int f = 0; f < 400 && !(between.skips && inside.skips); f++) what |= feed(&s, rds, 2);
+    assert_int_equal(what, 1); /* moved, nobody dead */
+    assert_false(inside.dead);
+    assert_true(between.skips >= 1 && inside.skips >= 1);
+    /* the rest of the tag it had begun was kept for it */
+    assert_non_null(inside.blob);
+    assert_int_equal(inside.blob_len, rest);
+    assert_true(inside.resend);
+    /* both go on, playable: whole tags, a sequence header before the key
+     * frame they resume at */
     for (int f = 0; f < 60; f++) {
-        feed(&s, rds, 1);
+        feed(&s, rds, 2);
         while (send_some(&s, &between, &ob, 500, 1u << 30)) {
+        }
+        while (send_some(&s, &inside, &oi, 500, 1u << 30)) {
         }
     }
     assert_true(assert_playable(&ob) >= 1);
+    assert_true(assert_playable(&oi) >= 1);
     assert_ffmpeg_decodes(&ob);
+    assert_ffmpeg_decodes(&oi);
     free(ob.buf);
     free(oi.buf);
     flv_ring_reader_free(&between);
     flv_ring_reader_free(&inside);
+    stream_free(&s);
+}
+
+/* A viewer skipped while its header blob is half sent: the header goes out
+ * whole, then the sequence header, then the key frame it was moved to;
+ * nothing of the ring in between. */
+static void test_skip_during_header(void **state)
+{
+    (void)state;
+    static stream_t s;
+    stream_init(&s, 64 * 1024);
+    flv_ring_reader_t rd;
+    flv_ring_reader_t *rds[] = {&rd};
+    for (int f = 0; f < 30; f++) feed(&s, rds, 0);
+    flv_ring_reader_init(&s.ring, &rd);
+    out_t o = {0};
+    assert_int_equal(send_some(&s, &rd, &o, 10, 1u << 30), 10);
+    assert_true(rd.blob_off < rd.blob_len);
+    uint64_t first_key = rd.pos;
+    for (int f = 0; f < 25; f++) feed(&s, rds, 1); /* the next key frame comes */
+    assert_true(s.ring.key_pos > first_key);
+    while (send_some(&s, &rd, &o, 10, 1024)) {
+    }
+    assert_int_equal(rd.skips, 1);
+    assert_true(rd.pos > first_key);
+    assert_int_equal(assert_playable(&o), 1);
+    assert_ffmpeg_decodes(&o);
+    free(o.buf);
+    flv_ring_reader_free(&rd);
     stream_free(&s);
 }
 
@@ -373,7 +411,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_keeping_up_gets_every_frame),
         cmocka_unit_test(test_lagging_reader_skips_between_tags),
-        cmocka_unit_test(test_overwritten_reader_moved_or_ended),
+        cmocka_unit_test(test_overwritten_reader_moved),
+        cmocka_unit_test(test_skip_during_header),
         cmocka_unit_test(test_late_reader_waits_for_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

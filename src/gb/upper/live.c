@@ -9,9 +9,10 @@
  * onMetaData, the sequence header). A viewer that falls behind — more than
  * half the ring, or more than [media] flv_max_lag_ms behind the newest
  * frame — finishes the tag it is in and resumes at the newest key frame
- * after the sequence header (counted: flv.skips, gb_upper.flv_skips). Only a
- * viewer that stalls in the middle of a tag until the ring wraps onto it is
- * ended (flv.viewers_dropped, gb_upper.flv_dropped).
+ * after the sequence header (counted: flv.skips, gb_upper.flv_skips). A
+ * viewer that stalls until the ring wraps onto it is moved the same way (the
+ * rest of a tag it had begun is copied out for it); it is ended only when
+ * that copy cannot be made (flv.viewers_dropped, gb_upper.flv_dropped).
  *
  * Lifetime: the packaging (struct gb_live) belongs to its stream while the
  * stream lives and is freed with the stream when no viewer reads; a stream
@@ -105,7 +106,8 @@ static void protect_readers(struct gb_live *l, size_t n)
         if (rc < 0) {
             l->viewers_slow++;
             l->g->stats.flv_dropped++;
-            log_warn_rl("gb stream %s: a live FLV viewer stalled %llu bytes behind in the middle of a tag: dropped",
+            log_warn_rl("gb stream %s: a live FLV viewer stalled %llu bytes behind in the middle of a tag (its rest "
+                        "could not be kept): dropped",
                         l->sid, (unsigned long long)behind);
             r->waiting = true; /* woken below: its read ends it */
         }
@@ -328,7 +330,8 @@ int gb_live_peek(struct gb_live_reader *r, struct iovec *iov, int max)
     /* The header blob is made when the viewer's first frame is known, so
      * that it carries the sequence header that frame needs. */
     int k = 0;
-    if (r->rd.pos != FLV_RING_WAIT && l->muxer_ready && flv_ring_reader_prepare(&r->rd, &l->flv))
+    if (r->rd.blob_off < r->rd.blob_len ||
+        (r->rd.pos != FLV_RING_WAIT && l->muxer_ready && flv_ring_reader_prepare(&r->rd, &l->flv)))
         k = flv_ring_peek(&l->ring, &r->rd, iov, max, lagging); /* lagging: finish this tag, then skip */
     if (k) return k;
     if (!l->stream) return -1;

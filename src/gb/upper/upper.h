@@ -202,9 +202,10 @@ struct gb_live_reader;
 struct gb_live_reader *gb_live_open(struct gb_upper *g, const char *sid, void (*wake)(void *arg), void *arg,
                                     int *err);
 /* Bytes copied (> 0), 0 when none now (wake follows), -1 at the end (the
- * stream stopped and all was read, or the reader stalled in the middle of a
- * tag until the ring overwrote it). A reader that falls behind is moved to
- * the newest key frame between two tags (live.c). */
+ * stream stopped and all was read, or the reader stalled until the ring
+ * wrapped onto it and the rest of the tag it had begun could not be kept).
+ * A reader that falls behind is moved to the newest key frame between two
+ * tags (live.c). */
 long gb_live_read(struct gb_live_reader *r, uint8_t *buf, size_t cap);
 /* The same without a copy: up to max (>= 3) iovecs at what can be sent now
  * (count > 0, 0, -1 as gb_live_read); gb_live_consume(n) when n of those
