@@ -88,7 +88,7 @@ struct gb_upper_stats {
     uint32_t catalog_queued, catalog_in_flight; /* catalog-on-register: waiting, started */
     uint64_t catalog_started, catalog_paused;   /* queries started from the queue; waits while overloaded */
     uint64_t flv_skips;            /* live FLV viewers moved forward to the newest key frame (fell behind) */
-    uint64_t flv_dropped;          /* live FLV viewers ended: stalled mid-tag until the ring overwrote it */
+    uint64_t flv_dropped;          /* live FLV viewers ended: the ring wrapped onto them mid-tag and the rest could not be kept */
 };
 void gb_upper_get_stats(const struct gb_upper *g, struct gb_upper_stats *out);
 
