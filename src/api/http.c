@@ -1096,7 +1096,9 @@ static int on_http_writeable(struct api_server *srv, struct lws *wsi, struct api
                                             (int)strlen(req->allow), &p, end))
                 return -1;
         }
-        if (req->close_after &&
+        /* HTTP/2 (TLS with ALPN h2) has no Connection header: lws refuses
+         * it, and the stream ends with the body there anyway. */
+        if (req->close_after && lws_get_network_wsi(wsi) == wsi &&
             lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close", 5, &p, end))
             return -1;
         if (req->cors && add_cors_headers(wsi, &p, end)) return -1;
