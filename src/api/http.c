@@ -31,6 +31,12 @@
 
 #define API_ASYNC_TIMEOUT_S 300     /* an unanswered request is dropped by lws after this */
 #define API_WRITE_CHUNK 32768
+/* lws sends at most this per send() (else rx_buffer_size, 4 KiB here) and
+ * buffers the rest with a copy: every answer goes out in one send. */
+#define API_TX_PACKET (1u << 20)
+#define API_STREAM_IOV 4
+#define API_STREAM_TURN_MAX (4u << 20)   /* bytes one stream sends per writeable turn at most */
+#define API_STREAM_SNDBUF (128 * 1024)    /* SO_SNDBUF of a streaming answer (the kernel doubles it) */
 #define API_MAX_QUERY_ARGS 64
 #define API_TEARDOWN_TICK_MS 2
 #define API_TEARDOWN_MAX_TICKS 5000
@@ -319,6 +325,11 @@ static void request_free(struct api_request *req)
     /* A streaming answer's owner learns that the request is gone (the client
      * left, HEAD, the server stops) unless it ended the body itself. */
     if (req->stream && req->stream->gone) req->stream->gone(req->stream_arg);
+    if (req->stream_ready) {
+        struct api_request **pp = &srv->ready;
+        while (*pp && *pp != req) pp = &(*pp)->ready_next;
+        if (*pp) *pp = req->ready_next;
+    }
     if (req->prev) req->prev->next = req->next;
     else srv->requests = req->next;
     if (req->next) req->next->prev = req->prev;
@@ -379,17 +390,121 @@ int api_reply_stream(struct api_request *req, int status, const char *content_ty
     return answer(req, status, content_type, NULL, 0);
 }
 
+/* The direct path (plain HTTP/1.1, see api_stream_ops.peek): send what the
+ * owner has, straight from its buffer, until the socket is full or nothing
+ * is left. lws calls our writeable callback only once its own buffered
+ * output (the headers) is flushed, so nothing of lws's is behind us. */
+enum stream_flush_rc { FLUSH_IDLE, FLUSH_FULL, FLUSH_END, FLUSH_ERR };
+
+static enum stream_flush_rc stream_flush(struct api_server *srv, struct api_request *req)
+{
+    int fd = lws_get_socket_fd(req->wsi);
+    if (fd < 0) return FLUSH_ERR;
+    size_t budget = API_STREAM_TURN_MAX;
+    for (;;) {
+        struct iovec iov[API_STREAM_IOV];
+        int k = req->stream->peek(req->stream_arg, iov, API_STREAM_IOV);
+        if (k < 0) return FLUSH_END;
+        if (k == 0) return FLUSH_IDLE;
+        size_t want = 0;
+        for (int i = 0; i < k; i++) want += iov[i].iov_len;
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)k};
+        ssize_t n = sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+                srv->stream_full++;
+                return FLUSH_FULL;
+            }
+            return FLUSH_ERR;
+        }
+        srv->stream_sends++;
+        srv->stream_send_bytes += (uint64_t)n;
+        req->stream->consume(req->stream_arg, (size_t)n);
+        if ((size_t)n < want) {
+            srv->stream_full++;
+            return FLUSH_FULL;
+        }
+        /* One connection does not hold the loop for long: the rest waits
+         * for its next writeable callback. */
+        if ((size_t)n >= budget) return FLUSH_FULL;
+        budget -= (size_t)n;
+    }
+}
+
+/* After the poll phase of a loop turn: every stream woken in it, once. */
+static void ready_check_cb(uv_check_t *h)
+{
+    struct api_server *srv = h->data;
+    bool poke = false;
+    while (srv->ready) {
+        struct api_request *req = srv->ready;
+        srv->ready = req->ready_next;
+        req->ready_next = NULL;
+        req->stream_ready = false;
+        if (!req->wsi || !req->stream || req->stream_end) continue;
+        enum stream_flush_rc rc = stream_flush(srv, req);
+        if (rc == FLUSH_IDLE) continue;
+        if (rc == FLUSH_END) {
+            req->stream = NULL; /* the owner ended it: no gone(); the writeable callback closes */
+            req->stream_end = true;
+        }
+        /* Full: the rest when the socket drains. A dead socket: its
+         * writeable (or hang-up) callback closes it. */
+        lws_callback_on_writable(req->wsi);
+        poke = true;
+    }
+    uv_check_stop(h);
+    if (poke) api_wake(srv);
+}
+
 void api_stream_wake(struct api_request *req)
 {
     if (!req || !req->wsi || !req->stream || req->state != API_REQ_ANSWERED) return;
+    struct api_server *srv = req->srv;
+    if (req->stream_direct && srv->ready_check_init && !srv->closing) {
+        /* Coalesced: one flush per stream after this loop turn, however many
+         * wakes came, and no lws round trip when the socket takes it all. */
+        if (!req->stream_ready) {
+            req->stream_ready = true;
+            req->ready_next = srv->ready;
+            srv->ready = req;
+            if (!uv_is_active((uv_handle_t *)&srv->ready_check)) uv_check_start(&srv->ready_check, ready_check_cb);
+        }
+        return;
+    }
     lws_callback_on_writable(req->wsi);
-    api_wake(req->srv);
+    api_wake(srv);
 }
 
 /* The next piece of a streaming body: 0 to wait for more (or after writing
  * one piece: the next writeable callback asks again), -1 to close. */
 static int stream_writeable(struct api_server *srv, struct lws *wsi, struct api_request *req)
 {
+    if (req->stream_end) {
+        request_free(req);
+        return -1;
+    }
+    if (!req->stream_direct && req->stream->peek && req->stream->consume && !lws_is_ssl(wsi) &&
+        lws_get_network_wsi(wsi) == wsi) {
+        req->stream_direct = true;
+        /* A bounded kernel buffer: what a slow viewer cannot take stays in
+         * the owner's buffer, where it can skip whole frames, rather than
+         * seconds of it queuing unseen in the socket (on loopback the
+         * kernel's own sizing starts at megabytes). */
+        int sb = API_STREAM_SNDBUF;
+        (void)setsockopt(lws_get_socket_fd(wsi), SOL_SOCKET, SO_SNDBUF, &sb, sizeof(sb));
+    }
+    if (req->stream_direct) {
+        switch (stream_flush(srv, req)) {
+        case FLUSH_IDLE: return 0;
+        case FLUSH_FULL: lws_callback_on_writable(wsi); return 0;
+        case FLUSH_END:
+            req->stream = NULL; /* the owner ended it: no gone() */
+            request_free(req);
+            return -1;
+        case FLUSH_ERR: return -1;
+        }
+    }
     unsigned char *buf = api_scratch(srv, API_WRITE_CHUNK);
     if (!buf) return -1;
     long n = req->stream->pull(req->stream_arg, buf + LWS_PRE, API_WRITE_CHUNK);
@@ -981,7 +1096,9 @@ static int on_http_writeable(struct api_server *srv, struct lws *wsi, struct api
                                             (int)strlen(req->allow), &p, end))
                 return -1;
         }
-        if (req->close_after &&
+        /* HTTP/2 (TLS with ALPN h2) has no Connection header: lws refuses
+         * it, and the stream ends with the body there anyway. */
+        if (req->close_after && lws_get_network_wsi(wsi) == wsi &&
             lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close", 5, &p, end))
             return -1;
         if (req->cors && add_cors_headers(wsi, &p, end)) return -1;
@@ -1000,7 +1117,7 @@ static int on_http_writeable(struct api_server *srv, struct lws *wsi, struct api
             lws_callback_on_writable(wsi);
             return 0;
         }
-    } else if (req->stream) {
+    } else if (req->stream || req->stream_end) {
         return stream_writeable(srv, wsi, req);
     } else {
         size_t n = req->resp_len - req->resp_off;
@@ -1105,6 +1222,11 @@ json_t *api_stats_object(struct api_server *srv)
     json_t *api = json_object();
     json_object_set_new(api, "requests", json_integer((json_int_t)srv->requests_total));
     json_object_set_new(api, "ws_clients", json_integer(srv->nws));
+    /* streaming bodies (HTTP-FLV) sent without a copy: send calls, bytes,
+     * and times a socket took less than offered */
+    json_object_set_new(api, "stream_sends", json_integer((json_int_t)srv->stream_sends));
+    json_object_set_new(api, "stream_bytes", json_integer((json_int_t)srv->stream_send_bytes));
+    json_object_set_new(api, "stream_socket_full", json_integer((json_int_t)srv->stream_full));
     json_object_set_new(o, "api", api);
     return o;
 }
@@ -1249,6 +1371,12 @@ static void start_teardown(struct api_server *srv)
         uv_timer_stop(&srv->sweep);
         uv_close((uv_handle_t *)&srv->sweep, NULL);   /* closed before the teardown timer's close */
         srv->sweep_running = false;
+    }
+    if (srv->ready_check_init) {
+        uv_check_stop(&srv->ready_check);
+        uv_close((uv_handle_t *)&srv->ready_check, NULL);
+        srv->ready_check_init = false;
+        srv->ready = NULL;
     }
     if (srv->ctx) lws_context_destroy(srv->ctx);   /* first call: closes connections via the loop */
     uv_timer_init(srv->loop, &srv->teardown);
@@ -1397,6 +1525,7 @@ struct api_server *api_server_new_tls(uv_loop_t *loop, const char *listen, const
         .callback = api_callback,
         .per_session_data_size = sizeof(struct api_session),
         .rx_buffer_size = 4096,
+        .tx_packet_size = API_TX_PACKET,
     };
 
     void *foreign[1] = {loop};
@@ -1465,6 +1594,10 @@ struct api_server *api_server_new_tls(uv_loop_t *loop, const char *listen, const
     uv_timer_start(&srv->sweep, sweep_tick, API_SWEEP_MS, API_SWEEP_MS);
     uv_unref((uv_handle_t *)&srv->sweep);
     srv->sweep_running = true;
+    uv_check_init(loop, &srv->ready_check);
+    srv->ready_check.data = srv;
+    uv_unref((uv_handle_t *)&srv->ready_check);
+    srv->ready_check_init = true;
     api_register_builtin_routes(srv);
     register_builtin_metrics(srv);
     if (bus) {

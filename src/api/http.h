@@ -44,6 +44,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 #include <uv.h>
 
 #include "events/events.h"
@@ -150,6 +151,16 @@ struct api_stream_ops {
      * and the request pointer must be forgotten. May come from inside
      * api_reply_stream (the client left before the answer). */
     void (*gone)(void *arg);
+    /* Optional, both or neither: the body without a copy, used on plain
+     * HTTP/1.1 (pull serves TLS). peek() points up to max iovecs at what is
+     * ready now and returns their count (> 0), 0 when nothing is (call
+     * api_stream_wake when there is), or -1 to end the body (as pull's -1:
+     * no call after it, gone() is not called). consume(n) says the socket
+     * took the first n of those bytes; the rest is offered again. As much
+     * as the socket takes goes out per turn of the loop, and wakes of many
+     * streams in one turn are served together, once, after it. */
+    int (*peek)(void *arg, struct iovec *iov, int max);
+    void (*consume)(void *arg, size_t n);
 };
 int api_reply_stream(struct api_request *req, int status, const char *content_type,
                      const struct api_stream_ops *ops, void *arg);

@@ -74,6 +74,10 @@ struct api_request {
     bool headers_sent;
     const struct api_stream_ops *stream;  /* a streaming answer (api_reply_stream) */
     void *stream_arg;
+    bool stream_direct;                   /* plain h1, lws has nothing buffered: we send() the body ourselves */
+    bool stream_end;                      /* the owner ended the body (peek -1): close at the next writeable */
+    bool stream_ready;                    /* on srv->ready: woken, to be flushed after this loop turn */
+    struct api_request *ready_next;
     bool close_after;                     /* body not read, or refused: close after answering */
     bool head_only;                       /* HEAD: answer as GET, without the body */
     bool rx_paused;                       /* lws rx flow control off while PENDING */
@@ -128,6 +132,12 @@ struct api_server {
     struct lws_context *ctx;
     struct lws_vhost *vhost;
     struct lws_protocols protocols[2];
+    /* Streaming bodies woken in this loop turn (api_stream_wake), flushed
+     * together by one check handle after the poll phase. */
+    struct api_request *ready;
+    uv_check_t ready_check;
+    bool ready_check_init;
+    uint64_t stream_sends, stream_send_bytes, stream_full;   /* direct sends, bytes, socket-full stops */
     int port;
     char listen[160];
     char token[256];

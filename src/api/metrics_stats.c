@@ -89,7 +89,7 @@ static const struct stats_member members[] = {
     G("gb_upper.devices"), G("gb_upper.online"), G("gb_upper.streams"), G("gb_upper.pending_queries"),
     C("gb_upper.registers"), C("gb_upper.keepalives"), C("gb_upper.messages"), C("gb_upper.refused"),
     G("gb_upper.catalog_queued"), G("gb_upper.catalog_in_flight"), C("gb_upper.catalog_started"),
-    C("gb_upper.catalog_paused"), C("gb_upper.remote_plays"), C("gb_upper.remote_play_failures"),
+    C("gb_upper.catalog_paused"), C("gb_upper.flv_skips"), C("gb_upper.flv_dropped"), C("gb_upper.remote_plays"), C("gb_upper.remote_play_failures"),
     C("gb_upper.peer_relays"), C("gb_upper.peer_refused"),
     {"redis_gb_devices.node_id", STATS_SKIP, NULL}, G("redis_gb_devices.pending"), C("redis_gb_devices.writes_ok"),
     C("redis_gb_devices.writes_failed"),
@@ -112,7 +112,8 @@ static const struct stats_member members[] = {
     C("event_tickets.issued"), C("event_tickets.redeemed"), C("event_tickets.refused"), C("event_tickets.evicted"),
     G("event_tickets.outstanding"),
     C("events"),
-    C("api.requests"), G("api.ws_clients"),
+    C("api.requests"), G("api.ws_clients"), C("api.stream_sends"), C("api.stream_bytes"),
+    C("api.stream_socket_full"),
 };
 
 #undef C

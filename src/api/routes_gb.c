@@ -511,7 +511,21 @@ static void flv_gone(void *arg)
 
 static void flv_wake(void *arg) { api_stream_wake(((struct flv_viewer *)arg)->req); }
 
-static const struct api_stream_ops flv_ops = {.pull = flv_pull, .gone = flv_gone};
+static int flv_peek(void *arg, struct iovec *iov, int max)
+{
+    struct flv_viewer *v = arg;
+    int k = gb_live_peek(v->r, iov, max);
+    if (k < 0) {
+        gb_live_close(v->r);
+        free(v);
+    }
+    return k;
+}
+
+static void flv_consume(void *arg, size_t n) { gb_live_consume(((struct flv_viewer *)arg)->r, n); }
+
+static const struct api_stream_ops flv_ops = {
+    .pull = flv_pull, .gone = flv_gone, .peek = flv_peek, .consume = flv_consume};
 
 static void stream_flv(struct api_request *req, void *user)
 {

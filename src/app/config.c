@@ -44,6 +44,9 @@ static const struct config_key media_keys[] = {
          "per start (tokens die with the process)"),
     MKEY("idle_stop", CONFIG_UINT, idle_stop_s, "10", 0, 3600,
          "a GB live stream nobody watches is stopped (BYE) this many seconds after its last viewer left"),
+    MKEY("flv_max_lag_ms", CONFIG_UINT, flv_max_lag_ms, "5000", 0, 600000,
+         "a live HTTP-FLV viewer this far behind the newest frame (or half its stream's 4 MiB buffer) skips to "
+         "the newest key frame; 0: only the buffer limit"),
 };
 
 static bool is_ip(const char *s)

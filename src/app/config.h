@@ -49,6 +49,7 @@ struct media_config {
     uint32_t remb_bps;                    /* bitrate we ask publishers for (REMB) */
     char token_secret[128];               /* signs room join tokens; "": random per start */
     uint32_t idle_stop_s;                 /* GB live view: BYE this long after the last viewer */
+    uint32_t flv_max_lag_ms;              /* live FLV: a viewer this far behind resumes at the newest key frame */
 };
 
 /* The daemon's aggregate: every section; roles get only their own. */

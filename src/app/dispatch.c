@@ -165,6 +165,7 @@ static struct gb_upper *start_gb_upper(struct worker *w)
                                  .cluster = w->cluster, .txn = w->txn};
     struct gb_config gc = w->cfg.gb;
     gc.live_idle_stop_ms = w->cfg.media.idle_stop_s * 1000u; /* [media] idle_stop */
+    gc.live_flv_max_lag_ms = w->cfg.media.flv_max_lag_ms;     /* [media] flv_max_lag_ms */
     struct gb_upper *g = gb_upper_new(&gc, &ac, &w->local, w->cfg.store.path, &deps);
     if (g) gb_upper_set_sfu(g, w->sfu); /* WebRTC live view; the SFU outlives the role's streams */
     return g;
@@ -686,13 +687,14 @@ void dispatch_stats(struct worker *w, json_t *stats)
         struct gb_upper_stats s;
         gb_upper_get_stats(w->gb_upper, &s);
         json_object_set_new(stats, "gb_upper",
-                            json_pack("{s:i,s:i,s:i,s:i,s:I,s:I,s:I,s:I,s:i,s:i,s:I,s:I}", "devices", (int)s.devices, "online",
+                            json_pack("{s:i,s:i,s:i,s:i,s:I,s:I,s:I,s:I,s:i,s:i,s:I,s:I,s:I,s:I}", "devices", (int)s.devices, "online",
                                       (int)s.online, "streams", (int)s.streams, "pending_queries",
                                       (int)s.pending_queries, "registers", (json_int_t)s.registers, "keepalives",
                                       (json_int_t)s.keepalives, "messages", (json_int_t)s.messages, "refused",
                                       (json_int_t)s.refused, "catalog_queued", (int)s.catalog_queued,
                                       "catalog_in_flight", (int)s.catalog_in_flight, "catalog_started",
-                                      (json_int_t)s.catalog_started, "catalog_paused", (json_int_t)s.catalog_paused));
+                                      (json_int_t)s.catalog_started, "catalog_paused", (json_int_t)s.catalog_paused, "flv_skips",
+                                      (json_int_t)s.flv_skips, "flv_dropped", (json_int_t)s.flv_dropped));
         if (w->gb_mirror) { /* play across nodes (issue 16) */
             json_t *o = json_object_get(stats, "gb_upper");
             json_object_set_new(o, "remote_plays", json_integer((json_int_t)s.remote_plays));

@@ -200,6 +200,14 @@ int gb_flv_write_header(const gb_flv_muxer_t *m, uint8_t *out, size_t cap)
     return (int)(p - out);
 }
 
+int gb_flv_write_seq_header(const gb_flv_muxer_t *m, uint8_t *out, size_t cap, uint32_t ts_ms)
+{
+    if (m->cfg.video == GB_CODEC_UNKNOWN || !m->have_seq) return 0;
+    size_t need = GB_FLV_TAG_OVERHEAD + seq_body_len(m);
+    if (cap < need) return -1;
+    return (int)(write_seq_tag(m, out, ts_ms) - out);
+}
+
 size_t gb_flv_video_bound(size_t len)
 {
     /* A NAL costs at least 4 bytes (3-byte start code + header); its 4-byte

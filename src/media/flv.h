@@ -91,6 +91,12 @@ int gb_flv_muxer_init(gb_flv_muxer_t *m, const gb_flv_config_t *cfg);
  * sets yet, it holds only the FLV header and onMetaData. */
 int gb_flv_write_header(const gb_flv_muxer_t *m, uint8_t *out, size_t cap);
 
+/* The current sequence header as one tag stamped ts_ms, for a viewer that
+ * resumes at a later key frame (the FLV header is not sent twice). Returns
+ * its length, 0 when there is none yet (or no video), -1 when cap is too
+ * small (GB_FLV_HEADER_MAX always fits). */
+int gb_flv_write_seq_header(const gb_flv_muxer_t *m, uint8_t *out, size_t cap, uint32_t ts_ms);
+
 /* Capacity that always holds gb_flv_write_video() output for an access unit
  * of len bytes (a sequence header tag included). */
 size_t gb_flv_video_bound(size_t len);

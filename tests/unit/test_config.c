@@ -162,6 +162,7 @@ static void defaults_before_tables(struct config *c)
     c->media.pli_interval_ms = 1000;
     c->media.remb_bps = 2500000;
     c->media.idle_stop_s = 10;
+    c->media.flv_max_lag_ms = 5000;
     c->subs.enabled = true;
     c->subs.min_expires = 60;
     c->subs.max_expires = 7200;

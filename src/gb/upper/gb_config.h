@@ -26,6 +26,7 @@ struct gb_config { /* [gb] — GB28181 upper role */
     int position_interval;           /* seconds between MobilePosition notifies asked for */
     char default_media[512];         /* lower role: H.264 file for channels naming none ("" = built-in clip) */
     uint32_t live_idle_stop_ms;      /* not a [gb] key: [media] idle_stop, set by the daemon */
+    uint32_t live_flv_max_lag_ms;    /* not a [gb] key: [media] flv_max_lag_ms, set by the daemon (0: no limit) */
 };
 
 #endif

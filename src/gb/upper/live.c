@@ -3,13 +3,16 @@
  * packaged once into FLV (media/flv.h) in a byte ring every viewer reads from
  * at its own pace.
  *
- * The ring: bytes are addressed by their offset since the packaging began
- * (64 bits, never reused); the ring holds the last LIVE_RING bytes. The
- * offset of the newest key frame's first byte is kept, so a viewer that
- * joins starts there at once (its first frame decodes: no wait for the next
- * key frame) after a header blob made for it (FLV header, onMetaData, the
- * sequence header). A viewer whose read offset falls out of the ring (it
- * reads slower than the camera sends, by more than the ring) is ended.
+ * The ring (media/flv_ring.h) holds the last LIVE_RING bytes; a viewer that
+ * joins starts at the newest key frame at once (its first frame decodes: no
+ * wait for the next key frame) after a header blob made for it (FLV header,
+ * onMetaData, the sequence header). A viewer that falls behind — more than
+ * half the ring, or more than [media] flv_max_lag_ms behind the newest
+ * frame — finishes the tag it is in and resumes at the newest key frame
+ * after the sequence header (counted: flv.skips, gb_upper.flv_skips). A
+ * viewer that stalls until the ring wraps onto it is moved the same way (the
+ * rest of a tag it had begun is copied out for it); it is ended only when
+ * that copy cannot be made (flv.viewers_dropped, gb_upper.flv_dropped).
  *
  * Lifetime: the packaging (struct gb_live) belongs to its stream while the
  * stream lives and is freed with the stream when no viewer reads; a stream
@@ -26,18 +29,18 @@
 #include <string.h>
 
 #include "media/flv.h"
+#include "media/flv_ring.h"
 
 #define LIVE_RING (4u << 20)        /* 4 MiB: > 8 s at 4 Mbit/s, two GOPs of most cameras */
 #define LIVE_MAX_FRAME (1u << 20)   /* tags of one frame above this are dropped (a broken stream) */
+#define LIVE_LAG_BYTES (LIVE_RING / 2) /* a viewer this far behind resumes at the newest key frame */
 
 struct gb_live_reader {
     struct gb_live *live;
     struct gb_live_reader *prev, *next;
     void (*wake)(void *arg);
     void *arg;
-    uint64_t pos;                   /* next ring offset to send; UINT64_MAX: waits for a key frame */
-    uint8_t *hdr;                   /* the header blob made for this viewer, sent first */
-    size_t hdr_len, hdr_off;
+    flv_ring_reader_t rd;
     bool waiting;                   /* read returned 0: wake when bytes arrive */
 };
 
@@ -47,21 +50,19 @@ struct gb_live {
     char sid[GB_SSRC_LEN + 1];
     bool muxer_ready;
     gb_flv_muxer_t flv;
-    uint8_t *ring;
-    uint64_t head;                  /* offset of the next byte written */
-    uint64_t key_pos;               /* offset of the newest key frame; UINT64_MAX: none yet */
+    flv_ring_t ring;
     uint8_t *tmp;                   /* one frame's tags before they go into the ring */
     size_t tmp_cap;
     struct gb_live_reader *readers;
     uint32_t nreaders;
-    uint64_t frames, frames_dropped, viewers_total, viewers_slow;
+    uint64_t frames, frames_dropped, viewers_total, viewers_slow, viewers_skipped, skips;
     uint64_t audio_frames;          /* G.711 tags packaged */
     char end_reason[32];
 };
 
 static void live_free(struct gb_live *l)
 {
-    free(l->ring);
+    flv_ring_free(&l->ring);
     free(l->tmp);
     free(l);
 }
@@ -71,26 +72,54 @@ static struct gb_live *live_get(struct gb_stream *s)
     if (s->live) return s->live;
     struct gb_live *l = calloc(1, sizeof(*l));
     if (!l) return NULL;
-    l->ring = malloc(LIVE_RING);
-    if (!l->ring) {
+    if (flv_ring_init(&l->ring, LIVE_RING) != 0) {
         free(l);
         return NULL;
     }
     l->g = s->g;
     l->stream = s;
-    l->key_pos = UINT64_MAX;
     snprintf(l->sid, sizeof(l->sid), "%s", s->sid);
     s->live = l;
     return l;
 }
 
-static void ring_append(struct gb_live *l, const uint8_t *p, size_t n)
+/* A viewer moved forward: counted, and logged (rate-limited: a stalled
+ * network moves many at once). */
+static void note_skip(struct gb_live *l, struct gb_live_reader *r, uint64_t behind)
 {
-    size_t at = (size_t)(l->head % LIVE_RING);
-    size_t first = n < LIVE_RING - at ? n : LIVE_RING - at;
-    memcpy(l->ring + at, p, first);
-    memcpy(l->ring, p + first, n - first);
-    l->head += n;
+    l->skips++;
+    l->g->stats.flv_skips++;
+    if (r->rd.skips == 1) l->viewers_skipped++;
+    log_warn_rl("gb stream %s: a live FLV viewer fell %llu bytes behind: resumes at the newest key frame (skip %u)",
+                l->sid, (unsigned long long)behind, r->rd.skips);
+}
+
+/* Before n bytes go into the ring: no viewer loses bytes it has not sent. A
+ * viewer between two tags is moved to the newest key frame; one that began
+ * a tag whose rest would be overwritten is ended. */
+static void protect_readers(struct gb_live *l, size_t n)
+{
+    for (struct gb_live_reader *r = l->readers; r; r = r->next) {
+        uint64_t behind = r->rd.pos == FLV_RING_WAIT ? 0 : l->ring.head - r->rd.pos;
+        int rc = flv_ring_protect(&l->ring, &r->rd, n);
+        if (rc > 0) note_skip(l, r, behind);
+        if (rc < 0) {
+            l->viewers_slow++;
+            l->g->stats.flv_dropped++;
+            log_warn_rl("gb stream %s: a live FLV viewer stalled %llu bytes behind in the middle of a tag (its rest "
+                        "could not be kept): dropped",
+                        l->sid, (unsigned long long)behind);
+            r->waiting = true; /* woken below: its read ends it */
+        }
+    }
+}
+
+static void ring_append(struct gb_live *l, const uint8_t *p, size_t n, bool key, uint32_t ts)
+{
+    protect_readers(l, n);
+    flv_ring_append(&l->ring, p, n, key, ts);
+    if (key)
+        for (struct gb_live_reader *r = l->readers; r; r = r->next) flv_ring_reader_on_key(&l->ring, &r->rd);
 }
 
 static void wake_readers(struct gb_live *l)
@@ -145,12 +174,9 @@ void gb_live_on_frame(struct gb_stream *s, const gb_ps_frame_t *f)
         l->frames_dropped++;
         return;
     }
-    if (info.key) l->key_pos = l->head;
-    ring_append(l, l->tmp, info.len);
+    /* Viewers waiting for a key frame start at this one. */
+    ring_append(l, l->tmp, info.len, info.key, info.ts_ms);
     l->frames++;
-    /* Viewers waiting for their first key frame start at this one. */
-    for (struct gb_live_reader *r = l->readers; r; r = r->next)
-        if (r->pos == UINT64_MAX && info.key) r->pos = l->key_pos;
     wake_readers(l);
 }
 
@@ -168,7 +194,7 @@ void gb_live_on_audio(struct gb_stream *s, const gb_ps_audio_t *a)
     if (need > LIVE_MAX_FRAME || !tmp_reserve(l, need)) return;
     gb_flv_frame_info_t info;
     if (gb_flv_write_audio(&l->flv, a->data, a->len, a->pts, l->tmp, l->tmp_cap, &info) != 0) return;
-    ring_append(l, l->tmp, info.len);
+    ring_append(l, l->tmp, info.len, info.key, info.ts_ms);
     l->audio_frames++;
     wake_readers(l);
 }
@@ -271,17 +297,14 @@ struct gb_live_reader *gb_live_open(struct gb_upper *g, const char *sid, void (*
      * the recording (media-end) or a DELETE. */
     struct gb_live *l = live_get(s);
     struct gb_live_reader *r = l ? calloc(1, sizeof(*r)) : NULL;
-    uint8_t *hdr = r ? malloc(GB_FLV_HEADER_MAX) : NULL;
-    if (!hdr) {
-        free(r);
+    if (!r) {
         *err = -ENOMEM;
         return NULL;
     }
     r->live = l;
     r->wake = wake;
     r->arg = arg;
-    r->hdr = hdr;
-    r->pos = l->key_pos != UINT64_MAX && l->head - l->key_pos <= LIVE_RING ? l->key_pos : UINT64_MAX;
+    flv_ring_reader_init(&l->ring, &r->rd);
     r->next = l->readers;
     if (l->readers) l->readers->prev = r;
     l->readers = r;
@@ -291,51 +314,45 @@ struct gb_live_reader *gb_live_open(struct gb_upper *g, const char *sid, void (*
     return r;
 }
 
-/* The header blob is made when the viewer's first frame is known, so that it
- * carries the sequence header that frame needs. */
-static bool reader_header(struct gb_live_reader *r)
+int gb_live_peek(struct gb_live_reader *r, struct iovec *iov, int max)
 {
     struct gb_live *l = r->live;
-    if (r->hdr_len || !l->muxer_ready) return r->hdr_len > 0;
-    int n = gb_flv_write_header(&l->flv, r->hdr, GB_FLV_HEADER_MAX);
-    if (n <= 0) return false;
-    r->hdr_len = (size_t)n;
-    return true;
+    if (r->rd.dead) return -1;
+    uint32_t max_ms = l->g->cfg.live_flv_max_lag_ms;
+    bool lagging = flv_ring_lagging(&l->ring, &r->rd, LIVE_LAG_BYTES, max_ms);
+    if (lagging) {
+        uint64_t behind = l->ring.head - r->rd.pos;
+        if (flv_ring_skip(&l->ring, &r->rd)) {
+            note_skip(l, r, behind);
+            lagging = false;
+        }
+    }
+    /* The header blob is made when the viewer's first frame is known, so
+     * that it carries the sequence header that frame needs. */
+    int k = 0;
+    if (r->rd.blob_off < r->rd.blob_len ||
+        (r->rd.pos != FLV_RING_WAIT && l->muxer_ready && flv_ring_reader_prepare(&r->rd, &l->flv)))
+        k = flv_ring_peek(&l->ring, &r->rd, iov, max, lagging); /* lagging: finish this tag, then skip */
+    if (k) return k;
+    if (!l->stream) return -1;
+    r->waiting = true;
+    return 0;
 }
+
+void gb_live_consume(struct gb_live_reader *r, size_t n) { flv_ring_consume(&r->live->ring, &r->rd, n); }
 
 long gb_live_read(struct gb_live_reader *r, uint8_t *buf, size_t cap)
 {
-    struct gb_live *l = r->live;
-    if (r->pos != UINT64_MAX && l->head - r->pos > LIVE_RING) {
-        l->viewers_slow++;
-        log_info("gb stream %s: a live viewer fell %llu bytes behind: dropped", l->sid,
-                 (unsigned long long)(l->head - r->pos));
-        return -1;
-    }
-    if (r->pos == UINT64_MAX || !reader_header(r)) {
-        if (!l->stream) return -1;
-        r->waiting = true;
-        return 0;
-    }
+    struct iovec iov[4];
+    int k = gb_live_peek(r, iov, 4);
+    if (k <= 0) return k;
     size_t n = 0;
-    if (r->hdr_off < r->hdr_len) {
-        n = r->hdr_len - r->hdr_off < cap ? r->hdr_len - r->hdr_off : cap;
-        memcpy(buf, r->hdr + r->hdr_off, n);
-        r->hdr_off += n;
-        return (long)n;
+    for (int i = 0; i < k && n < cap; i++) {
+        size_t c = iov[i].iov_len < cap - n ? iov[i].iov_len : cap - n;
+        memcpy(buf + n, iov[i].iov_base, c);
+        n += c;
     }
-    uint64_t avail = l->head - r->pos;
-    if (!avail) {
-        if (!l->stream) return -1;
-        r->waiting = true;
-        return 0;
-    }
-    n = avail < cap ? (size_t)avail : cap;
-    size_t at = (size_t)(r->pos % LIVE_RING);
-    size_t first = n < LIVE_RING - at ? n : LIVE_RING - at;
-    memcpy(buf, l->ring + at, first);
-    memcpy(buf + first, l->ring, n - first);
-    r->pos += n;
+    gb_live_consume(r, n);
     return (long)n;
 }
 
@@ -348,9 +365,9 @@ void gb_live_close(struct gb_live_reader *r)
     l->nreaders--;
     /* Nothing is packaged while nobody reads: the next viewer must wait for
      * a fresh key frame rather than start at a stale one. */
-    if (!l->nreaders) l->key_pos = UINT64_MAX;
+    if (!l->nreaders) l->ring.key_pos = FLV_RING_WAIT;
     struct gb_stream *s = l->stream;
-    free(r->hdr);
+    flv_ring_reader_free(&r->rd);
     free(r);
     if (s) gb_live_viewer_left(s, GB_LIVE_FLV);
     else if (!l->readers) live_free(l);
@@ -365,10 +382,12 @@ void gb_live_json(const struct gb_stream *s, json_t *o)
     gb_live_hls_json(s, o);
     gb_live_rtc_json(s, o);
     if (l)
-        json_object_set_new(o, "flv", json_pack("{s:I,s:I,s:I,s:I,s:I}", "frames", (json_int_t)l->frames, "dropped",
-                                                (json_int_t)l->frames_dropped, "audio_frames",
-                                                (json_int_t)l->audio_frames, "bytes", (json_int_t)l->head,
-                                                "viewers_total", (json_int_t)l->viewers_total));
+        json_object_set_new(o, "flv", json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "frames", (json_int_t)l->frames,
+                                                "dropped", (json_int_t)l->frames_dropped, "audio_frames",
+                                                (json_int_t)l->audio_frames, "bytes", (json_int_t)l->ring.head,
+                                                "viewers_total", (json_int_t)l->viewers_total, "viewers_skipped",
+                                                (json_int_t)l->viewers_skipped, "skips", (json_int_t)l->skips,
+                                                "viewers_dropped", (json_int_t)l->viewers_slow));
 }
 
 /* ---- the shared live stream of a channel ---- */

@@ -102,6 +102,8 @@ struct gb_upper_stats {
     uint64_t peer_relays;          /* INVITEs from peer nodes relayed to our devices */
     uint64_t peer_refused;         /* INVITEs marked as from a peer, refused (not a live node, no such device) */
     uint64_t catalog_started, catalog_paused;   /* queries started from the queue; waits while overloaded */
+    uint64_t flv_skips;            /* live FLV viewers moved forward to the newest key frame (fell behind) */
+    uint64_t flv_dropped;          /* live FLV viewers ended: the ring wrapped onto them mid-tag and the rest could not be kept */
 };
 void gb_upper_get_stats(const struct gb_upper *g, struct gb_upper_stats *out);
 
@@ -220,8 +222,17 @@ struct gb_live_reader;
 struct gb_live_reader *gb_live_open(struct gb_upper *g, const char *sid, void (*wake)(void *arg), void *arg,
                                     int *err);
 /* Bytes copied (> 0), 0 when none now (wake follows), -1 at the end (the
- * stream stopped and all was read, or the reader fell behind the ring). */
+ * stream stopped and all was read, or the reader stalled until the ring
+ * wrapped onto it and the rest of the tag it had begun could not be kept).
+ * A reader that falls behind is moved to the newest key frame between two
+ * tags (live.c). */
 long gb_live_read(struct gb_live_reader *r, uint8_t *buf, size_t cap);
+/* The same without a copy: up to max (>= 3) iovecs at what can be sent now
+ * (count > 0, 0, -1 as gb_live_read); gb_live_consume(n) when n of those
+ * bytes were sent. */
+struct iovec;
+int gb_live_peek(struct gb_live_reader *r, struct iovec *iov, int max);
+void gb_live_consume(struct gb_live_reader *r, size_t n);
 void gb_live_close(struct gb_live_reader *r);
 
 /* ---- live view over HLS (live_hls.c) ----
