@@ -88,7 +88,8 @@ static int redis_check(const void *section, char *err, size_t errcap)
 
 const struct config_section redis_config_section = {
     .name = "redis",
-    .help = "Redis Cluster: bindings mirrored write-behind for other nodes to read, events in one stream (issue 16).",
+    .help = "Redis Cluster: bindings and GB devices mirrored write-behind for other nodes to read, events in one "
+            "stream (issue 16).",
     .keys = keys,
     .nkeys = sizeof(keys) / sizeof(keys[0]),
     .check = redis_check,
