@@ -497,3 +497,43 @@ redis_replica_of() {
 }
 # redis_promoted PORT: the node on PORT is a master now.
 redis_promoted() { redis_rc "$1" role | head -1 | tr -d '\r' | grep -q '^master$'; }
+
+# ---- baresip with its presence module (test_baresip_presence, test_linphone_presence) ----
+# contact.so before presence.so: the presence module subscribes, when it
+# starts, to the contacts marked presence=p2p.
+# baresip_presence_start NAME PASSWORD PEER: a headless baresip in $WORK/NAME
+# registering sip:NAME@127.0.0.1 over TCP to cascade on $PORT (with $MODDIR,
+# its module directory), publishing its presence every
+# 60 s and watching PEER's.
+baresip_presence_start() {
+    local name=$1 pw=$2 peer=$3 dir=$WORK/$1 sip ctrl
+    mkdir -p "$dir"
+    # baresip also binds sip_listen + 1 (TLS): keep clear of it
+    while :; do sip=$(free_port); [ "$(ss -Htanl "sport = :$((sip + 1))" | wc -l)" = 0 ] && break; done
+    ctrl=$(free_port)
+    cat >"$dir/config" <<CONF
+poll_method		epoll
+sip_listen		127.0.0.1:$sip
+module_path		$MODDIR
+module			g711.so
+module_app		account.so
+module_app		contact.so
+module_app		presence.so
+module_app		menu.so
+module_app		ctrl_tcp.so
+ctrl_tcp_listen		127.0.0.1:$ctrl
+CONF
+    echo "<sip:$name@127.0.0.1:$PORT;transport=tcp>;auth_pass=$pw;regint=600;pubint=60" >"$dir/accounts"
+    echo "\"$peer\" <sip:$peer@127.0.0.1:$PORT;transport=tcp>;presence=p2p" >"$dir/contacts"
+    (cd "$dir" && exec baresip -f "$dir" -v </dev/null >"$WORK/baresip-$name.log" 2>&1) &
+    PIDS+=("$!")
+    eval "${name}_PID=$! ${name}_CTRL=$ctrl"
+    disown "$!" # no "Killed" job notice when the test kill -9s it
+}
+# baresip_sees NAME PEER STATUS: baresip NAME's last status change of contact PEER
+# ("<sip:bob@...> changed status from Offline to Online", colours and all)
+# ends in STATUS.
+baresip_sees() {
+    grep -a "<sip:$2@.*changed status from" "$WORK/baresip-$1.log" | tail -1 | sed 's/\x1b\[[0-9;]*m//g' |
+        grep -qi " to $3\$"
+}

@@ -2,10 +2,10 @@
 # Presence between two real softphones through cascade: baresip's presence
 # module in alice and bob, each with the other in its contacts (presence=p2p),
 # publishing its own state (pubint). Both register over TCP, PUBLISH
-# (application/pidf+xml, digest) and SUBSCRIBE to each other; alice sees bob
+# (application/pidf+xml, digest) and SUBSCRIBE to each other; alice baresip_sees bob
 # come online. Then bob is killed (kill -9: no unregister, no unpublish):
 # his TCP flow drops, cascade drops his binding and his publication, and
-# alice sees him offline. test_linphone_presence does the same between
+# alice baresip_sees him offline. test_linphone_presence does the same between
 # linphone-daemon and baresip.
 source "$(dirname "$0")/lib.sh"
 command -v baresip >/dev/null || { echo "skip: baresip is not installed"; exit 77; }
@@ -23,45 +23,8 @@ start_cascade bp "$WORK/c.ini"
 check "cascadectl user add alice" ctl user add alice --password alicepw
 check "cascadectl user add bob" ctl user add bob --password bobpw
 
-# contact.so before presence.so: the presence module subscribes, when it
-# starts, to the contacts marked presence=p2p.
-# start_baresip NAME PASSWORD PEER: a headless baresip in $WORK/NAME
-# registering sip:NAME@127.0.0.1 over TCP, publishing its presence every
-# 60 s and watching PEER's.
-start_baresip() {
-    local name=$1 pw=$2 peer=$3 dir=$WORK/$1 sip ctrl
-    mkdir -p "$dir"
-    # baresip also binds sip_listen + 1 (TLS): keep clear of it
-    while :; do sip=$(free_port); [ "$(ss -Htanl "sport = :$((sip + 1))" | wc -l)" = 0 ] && break; done
-    ctrl=$(free_port)
-    cat >"$dir/config" <<CONF
-poll_method		epoll
-sip_listen		127.0.0.1:$sip
-module_path		$MODDIR
-module			g711.so
-module_app		account.so
-module_app		contact.so
-module_app		presence.so
-module_app		menu.so
-module_app		ctrl_tcp.so
-ctrl_tcp_listen		127.0.0.1:$ctrl
-CONF
-    echo "<sip:$name@127.0.0.1:$PORT;transport=tcp>;auth_pass=$pw;regint=600;pubint=60" >"$dir/accounts"
-    echo "\"$peer\" <sip:$peer@127.0.0.1:$PORT;transport=tcp>;presence=p2p" >"$dir/contacts"
-    (cd "$dir" && exec baresip -f "$dir" -v </dev/null >"$WORK/baresip-$name.log" 2>&1) &
-    PIDS+=("$!")
-    eval "${name}_PID=$! ${name}_CTRL=$ctrl"
-    disown "$!" # no "Killed" job notice when the test kill -9s it
-}
 # bctl PORT COMMAND: one ctrl_tcp command (netstring JSON).
 bctl() { python3 "$PEERS_DIR/bctl.py" "$@"; }
-# sees NAME PEER STATUS: baresip NAME's last status change of contact PEER
-# ("<sip:bob@...> changed status from Offline to Online", colours and all)
-# ends in STATUS.
-sees() {
-    grep -a "<sip:$2@.*changed status from" "$WORK/baresip-$1.log" | tail -1 | sed 's/\x1b\[[0-9;]*m//g' |
-        grep -qi " to $3\$"
-}
 
 # alice first, and her subscription to bob in place before bob starts: bob
 # coming online is then a change alice's baresip is told of in a later
@@ -71,9 +34,9 @@ sees() {
 # asserted here, and test_sub_presence checks the first NOTIFY's body.)
 stats_active() { api GET /stats | jq -r '.subscriptions.active'; }
 active_is() { test "$(stats_active)" = "$1"; }
-start_baresip alice alicepw bob
+baresip_presence_start alice alicepw bob
 check "alice's baresip subscribes to bob's presence" wait_for 30 active_is 1
-start_baresip bob bobpw alice
+baresip_presence_start bob bobpw alice
 check "both register (bindings in the API)" \
     wait_for 20 bash -c "[ \"\$(curl -s -H 'Authorization: Bearer $API_TOKEN' http://127.0.0.1:$API_PORT/api/v1/registrations |
         jq '.registrations | length')\" = 2 ]"
@@ -84,12 +47,12 @@ check "both PUBLISHed their presence to cascade (200 with an entity tag)" \
 check "alice sets her presence online (ctrl_tcp)" bctl "$alice_CTRL" presence_online
 check "bob sets his presence online (ctrl_tcp)" bctl "$bob_CTRL" presence_online
 check "cascade holds the two presence subscriptions" wait_for 30 active_is 2
-check "alice sees bob online" wait_for 30 sees alice bob online
+check "alice sees bob online" wait_for 30 baresip_sees alice bob online
 
 kill -9 "$bob_PID"
 check "cascade drops bob's binding (transport lost)" \
     wait_for 20 has_event 'select(.type=="user.offline" and .user=="bob" and .reason=="transport-lost")'
-check "alice sees bob offline" wait_for 30 sees alice bob offline
+check "alice sees bob offline" wait_for 30 baresip_sees alice bob offline
 check "cascade logged that bob's publication went with his last binding" \
     grep -q 'publications of bob dropped with its last binding' "$WORK/bp.log"
 

@@ -37,42 +37,6 @@ check "cascadectl user add bob" ctl user add bob --password bobpw
 
 # ---- the clients ----
 
-# bob: a headless baresip registering sip:bob@127.0.0.1 over TCP, publishing
-# every 60 s and watching alice (contact.so before presence.so: the presence
-# module subscribes, when it starts, to the contacts marked presence=p2p).
-start_bob() {
-    local dir=$WORK/bob sip
-    mkdir -p "$dir"
-    # baresip also binds sip_listen + 1 (TLS): keep clear of it
-    while :; do sip=$(free_port); [ "$(ss -Htanl "sport = :$((sip + 1))" | wc -l)" = 0 ] && break; done
-    BOB_CTRL=$(free_port)
-    cat >"$dir/config" <<CONF
-poll_method		epoll
-sip_listen		127.0.0.1:$sip
-module_path		$MODDIR
-module			g711.so
-module_app		account.so
-module_app		contact.so
-module_app		presence.so
-module_app		menu.so
-module_app		ctrl_tcp.so
-ctrl_tcp_listen		127.0.0.1:$BOB_CTRL
-CONF
-    echo "<sip:bob@127.0.0.1:$PORT;transport=tcp>;auth_pass=bobpw;regint=600;pubint=60" >"$dir/accounts"
-    echo "\"alice\" <sip:alice@127.0.0.1:$PORT;transport=tcp>;presence=p2p" >"$dir/contacts"
-    (cd "$dir" && exec baresip -f "$dir" -v </dev/null >"$WORK/baresip-bob.log" 2>&1) &
-    PIDS+=("$!")
-    BOB_PID=$!
-    disown "$!" # no "Killed" job notice when the test kill -9s it
-}
-# bob_sees STATUS: bob's baresip's last status change of contact alice
-# ("<sip:alice@...> changed status from Offline to Online", colours and all)
-# ends in STATUS.
-bob_sees() {
-    grep -a "<sip:alice@.*changed status from" "$WORK/baresip-bob.log" | tail -1 | sed 's/\x1b\[[0-9;]*m//g' |
-        grep -qi " to $1\$"
-}
-
 # alice: linphone-daemon with its own HOME (it will not start its core
 # without a writable ~/.local/share/linphone for its database), no UDP, a
 # random local TCP port, her account registering over TCP and publishing, and
@@ -166,10 +130,10 @@ regs_are() { # regs_are USER...: the users with a binding, sorted
 # her coming online reaches his baresip in a later NOTIFY (baresip 1.0 was
 # not seen to show the state the first NOTIFY of a subscription carries, see
 # test_baresip_presence).
-start_bob
+baresip_presence_start bob bobpw alice
 check "bob's baresip registers (binding in the API)" wait_for 30 regs_are bob
 check "bob's baresip subscribes to alice's presence" wait_for 30 active_is 1
-check "bob sets his presence online (ctrl_tcp)" python3 "$PEERS_DIR/bctl.py" "$BOB_CTRL" presence_online
+check "bob sets his presence online (ctrl_tcp)" python3 "$PEERS_DIR/bctl.py" "$bob_CTRL" presence_online
 check "bob's PUBLISH accepted (cascade: published for bob)" \
     wait_for 30 grep -q 'published for bob' "$WORK/lp.log"
 
@@ -181,7 +145,7 @@ check "linphone subscribes to bob's presence (cascade: two subscriptions active)
 check "... the new one alice's to bob's presence" \
     grep -q 'presence subscription of sip:alice@127.0.0.1 to bob ' "$WORK/lp.log"
 check "alice (linphone) sees bob online" wait_for 30 alice_sees 1 open
-check "bob (baresip) sees alice online" wait_for 30 bob_sees online
+check "bob (baresip) sees alice online" wait_for 30 baresip_sees bob alice online
 
 # ---- 2. alice unregisters; bob sees her offline ----
 # linphone-daemon's "unregister" removes the account: liblinphone sends the
@@ -197,7 +161,7 @@ check "linphone unregisters alice (user.offline, reason unregister)" \
     wait_for 30 has_event 'select(.type=="user.offline" and .user=="alice" and .reason=="unregister")'
 check "cascade drops alice's publication with her last binding" \
     wait_for 30 grep -q 'publications of alice dropped with its last binding' "$WORK/lp.log"
-check "bob (baresip) sees alice offline" wait_for 30 bob_sees offline
+check "bob (baresip) sees alice offline" wait_for 30 baresip_sees bob alice offline
 check "... before linphone withdrew its publication itself" not grep -q 'published for alice .*tag removed' "$WORK/lp.log"
 
 # ---- 3. alice comes back (a new daemon), then goes away with kill -9 ----
@@ -205,20 +169,20 @@ kill -9 "$ALICE_PID"
 start_alice 2
 check "linphone (alice, run 2) registers again" wait_for 30 regs_are alice bob
 check "alice (linphone, run 2) sees bob online" wait_for 30 alice_sees 2 open
-check "bob (baresip) sees alice online again" wait_for 30 bob_sees online
+check "bob (baresip) sees alice online again" wait_for 30 baresip_sees bob alice online
 # kill -9: no unregister, no unpublish; her TCP flow drops and cascade drops
 # her binding and, with her last binding, her publication.
 kill -9 "$ALICE_PID"
 check "cascade drops alice's binding (transport lost)" \
     wait_for 30 has_event 'select(.type=="user.offline" and .user=="alice" and .reason=="transport-lost")'
-check "bob (baresip) sees alice offline again" wait_for 30 bob_sees offline
+check "bob (baresip) sees alice offline again" wait_for 30 baresip_sees bob alice offline
 
 # ---- 4. alice back once more; bob goes away with kill -9 ----
 start_alice 3
 check "linphone (alice, run 3) registers again" wait_for 30 regs_are alice bob
 check "alice (linphone, run 3) sees bob online" wait_for 30 alice_sees 3 open
-check "bob (baresip) sees alice online again" wait_for 30 bob_sees online
-kill -9 "$BOB_PID"
+check "bob (baresip) sees alice online again" wait_for 30 baresip_sees bob alice online
+kill -9 "$bob_PID"
 check "cascade drops bob's binding (transport lost)" \
     wait_for 30 has_event 'select(.type=="user.offline" and .user=="bob" and .reason=="transport-lost")'
 check "alice (linphone) sees bob offline" wait_for 30 alice_sees 3 closed
