@@ -57,7 +57,31 @@ void worker_timers_changed(struct worker *w)
     uv_timer_start(&w->timer_handle, on_uv_timer, next > now ? next - now : 0, 0);
 }
 
-static void on_prepare(uv_prepare_t *h) { worker_timers_changed(h->data); }
+/* The loop's idle time, for the overload detector: from the end of the
+ * prepare phase to the start of the check phase, i.e. the wall time spent
+ * in (or runnable after) epoll_wait. libuv's UV_METRICS_IDLE_TIME measures
+ * the same but adds a non-blocking epoll_wait before every blocking one,
+ * one more system call per wake-up, which is most of them at low rates.
+ * Ordering: libuv runs the most recently started watcher of a kind first.
+ * This prepare handle was started before any other, so it runs last; the
+ * check handle is restarted here, so it runs first, before the transport's
+ * check flushes what the poll phase produced (that is work, not idle). */
+static void on_idle_check(uv_check_t *h)
+{
+    struct worker *w = h->data;
+    if (!w->idle_from_ns) return;
+    w->idle_ns += uv_hrtime() - w->idle_from_ns;
+    w->idle_from_ns = 0;
+}
+
+static void on_prepare(uv_prepare_t *h)
+{
+    struct worker *w = h->data;
+    worker_timers_changed(w);
+    uv_check_stop(&w->idle_check);
+    uv_check_start(&w->idle_check, on_idle_check);
+    w->idle_from_ns = uv_hrtime();
+}
 
 static uint64_t clock_cb(void *user) { return uv_now(((struct worker *)user)->loop); }
 
@@ -82,7 +106,7 @@ static void on_lag_timer(uv_timer_t *h)
      * epoll. Time the thread sat runnable while another process had the
      * core counts as neither, so a shared core does not look saturated
      * unless the loop itself never waits. */
-    uint64_t idle_ns = uv_metrics_idle_time(w->loop), cpu_ns = thread_cpu_ns();
+    uint64_t idle_ns = w->idle_ns, cpu_ns = thread_cpu_ns();
     uint64_t idle = idle_ns - w->idle_last_ns, cpu = cpu_ns - w->cpu_last_ns;
     uint32_t busy = cpu + idle ? (uint32_t)(cpu * 100u / (cpu + idle)) : 0;
     histogram_observe(&w->loop_lag, now_ns > due_ns ? (now_ns - due_ns) / 1000u : 0);
@@ -102,9 +126,7 @@ static void overload_start(struct worker *w)
     w->lag_timer.data = w;
     histogram_init(&w->loop_lag, histogram_latency_bounds_us, HISTOGRAM_LATENCY_BOUNDS);
     for (int i = 0; i < 2; i++) histogram_init(&w->handling[i], histogram_latency_bounds_us, HISTOGRAM_LATENCY_BOUNDS);
-    /* Before uv_run: idle time is only counted when asked for up front. */
-    if (uv_loop_configure(w->loop, UV_METRICS_IDLE_TIME) != 0) log_warn("overload: no loop idle-time metrics");
-    w->idle_last_ns = uv_metrics_idle_time(w->loop);
+    w->idle_last_ns = w->idle_ns;
     w->cpu_last_ns = thread_cpu_ns();
     w->lag_last_ns = uv_hrtime();
     uv_timer_start(&w->lag_timer, on_lag_timer, LAG_SAMPLE_MS, LAG_SAMPLE_MS);
@@ -569,6 +591,10 @@ int worker_start(struct worker *w, uv_loop_t *loop)
     uv_prepare_init(loop, &w->prepare_handle);
     w->prepare_handle.data = w;
     uv_prepare_start(&w->prepare_handle, on_prepare);
+    uv_check_init(loop, &w->idle_check);
+    w->idle_check.data = w;
+    uv_check_start(&w->idle_check, on_idle_check);
+    uv_unref((uv_handle_t *)&w->idle_check); /* a meter keeps no loop alive */
     snprintf(w->local.realm, sizeof(w->local.realm), "%s", w->cfg.auth.realm[0] ? w->cfg.auth.realm : w->cfg.sip.domain);
     RAND_bytes((unsigned char *)&w->tag_state, sizeof(w->tag_state));
     w->tag_state |= 1;
@@ -732,6 +758,7 @@ static void stop_rest(void *arg)
     uv_timer_stop(&w->timer_handle);
     close_if_open((uv_handle_t *)&w->timer_handle);
     close_if_open((uv_handle_t *)&w->prepare_handle);
+    close_if_open((uv_handle_t *)&w->idle_check);
 }
 
 static void on_stop_timer(uv_timer_t *h)

@@ -66,7 +66,9 @@ struct worker {
     uv_loop_t *loop;
     struct timer_service timers;
     uv_timer_t timer_handle;                 /* drives timers */
-    uv_prepare_t prepare_handle;             /* re-arms timer_handle each iteration */
+    uv_prepare_t prepare_handle;             /* re-arms timer_handle each iteration; idle from here */
+    uv_check_t idle_check;                   /* ... to here: the loop's time waiting in poll */
+    uint64_t idle_ns, idle_from_ns;
     uv_timer_t stop_timer;                   /* finishes a stop on a fresh loop turn */
     uv_signal_t sigint, sigterm, sighup;
     bool started, stopping;
