@@ -65,54 +65,12 @@ check "the registration shows over https" \
     jq_ok "$(curl -s --cacert "$PKI/ca.pem" -H "Authorization: Bearer $API_TOKEN" "$URL/api/v1/registrations?user=carol")" \
     '.registrations | length == 1'
 
-# The event stream over wss:// (python's ssl and a minimal RFC 6455 client):
+# The event stream over wss:// (tests/peers/eventsws.py, python's ssl):
 # ?since=0 replays the ring, which holds user.online for carol.
 # wss_first_event CAFILE TOKEN: prints user.online when the stream delivers
 # carol's; fails with the reason on stderr.
 wss_first_event() {
-    python3 - "$API_PORT" "$1" "$2" <<'PY'
-import base64, json, os, socket, ssl, struct, sys
-port, cafile, token = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-ctx = ssl.create_default_context(cafile=cafile)
-s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10), server_hostname="127.0.0.1")
-key = base64.b64encode(os.urandom(16)).decode()
-s.sendall(("GET /api/v1/events?since=0 HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
-           "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
-           "Authorization: Bearer %s\r\n\r\n" % (port, key, token)).encode())
-buf = b""
-while b"\r\n\r\n" not in buf:
-    chunk = s.recv(4096)
-    if not chunk:
-        sys.exit("closed during the upgrade")
-    buf += chunk
-head, buf = buf.split(b"\r\n\r\n", 1)
-if b" 101 " not in head.split(b"\r\n")[0]:
-    sys.exit("no upgrade: %r" % head.split(b"\r\n")[0])
-def need(n):
-    global buf
-    while len(buf) < n:
-        chunk = s.recv(65536)
-        if not chunk:
-            sys.exit("closed")
-        buf += chunk
-    out, buf = buf[:n], buf[n:]
-    return out
-for _ in range(100):
-    b0, b1 = need(2)
-    n = b1 & 0x7F
-    if n == 126:
-        n = struct.unpack("!H", need(2))[0]
-    elif n == 127:
-        n = struct.unpack("!Q", need(8))[0]
-    payload = need(n)
-    if b0 & 0x0F != 1:
-        continue
-    ev = json.loads(payload)
-    if ev.get("type") == "user.online" and ev.get("user") == "carol":
-        print(ev["type"])
-        sys.exit(0)
-sys.exit("no user.online for carol in the first 100 frames")
-PY
+    python3 "$PEERS_DIR/eventsws.py" find "$API_PORT" "$2" 0 user.online carol --cafile "$1" --timeout 10
 }
 check "wss: the event stream delivers user.online for carol" \
     test "$(wss_first_event "$PKI/ca.pem" "$API_TOKEN")" = user.online

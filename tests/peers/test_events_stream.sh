@@ -133,49 +133,8 @@ check "... B replays since $before the same events as A and C (4: dave's and eri
 check "... and they continue B's seq: $((before + 1)).." [ "$(head -1 "$WORK/view-b.2" | cut -d' ' -f1)" = $((before + 1)) ]
 
 # ws_seqs NODE SINCE COUNT: the seq of the first COUNT events NODE's WebSocket stream sends
-# after ?since=SINCE (a minimal RFC 6455 client), one per line.
-ws_seqs() {
-    python3 - "${API[$1]}" "$API_TOKEN" "$2" "$3" <<'PY'
-import base64, json, os, socket, struct, sys
-port, token, since, count = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
-s = socket.create_connection(("127.0.0.1", port), timeout=30)
-s.sendall(("GET /api/v1/events?since=%s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
-           "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
-           "Authorization: Bearer %s\r\n\r\n" % (since, port, base64.b64encode(os.urandom(16)).decode(), token)).encode())
-buf = b""
-while b"\r\n\r\n" not in buf:
-    chunk = s.recv(4096)
-    if not chunk:
-        sys.exit("closed during the upgrade")
-    buf += chunk
-head, buf = buf.split(b"\r\n\r\n", 1)
-if b" 101 " not in head.split(b"\r\n")[0]:
-    sys.exit("no upgrade: %r" % head.split(b"\r\n")[0])
-def need(n):
-    global buf
-    while len(buf) < n:
-        chunk = s.recv(65536)
-        if not chunk:
-            sys.exit("closed")
-        buf += chunk
-    out, buf = buf[:n], buf[n:]
-    return out
-got = 0
-while got < count:
-    b0, b1 = need(2)
-    n = b1 & 0x7F
-    if n == 126:
-        n = struct.unpack("!H", need(2))[0]
-    elif n == 127:
-        n = struct.unpack("!Q", need(8))[0]
-    payload = need(n)
-    if b0 & 0x0F != 1:
-        continue
-    ev = json.loads(payload)
-    print(ev.get("seq", ev.get("type")), flush=True)
-    got += 1
-PY
-}
+# after ?since=SINCE, one per line.
+ws_seqs() { python3 "$PEERS_DIR/eventsws.py" seqs "${API[$1]}" "$API_TOKEN" "$2" "$3"; }
 check "... B's WebSocket with since=$before replays the same 4 seqs" \
     [ "$(ws_seqs b "$before" 4 | tr '\n' ' ')" = "$(cut -d' ' -f1 "$WORK/view-b.2" | tr '\n' ' ')" ]
 # A client that moves to a node that has not read as far yet: its since is ahead of that
