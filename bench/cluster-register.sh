@@ -41,8 +41,6 @@ scpu=${SERVER_CPUS-0}
 lcpu=${LOAD_CPUS-1}
 work=$(mktemp -d /tmp/cascade-clreg.XXXXXX)
 node_pids=()
-redis_pids=()
-redis_ports=()
 
 # exec: run in the background, $! is then the program itself.
 on_cpus() { if [ -n "$1" ]; then shift; exec taskset -c "$scpu" "$@"; else shift; exec "$@"; fi; }
@@ -63,32 +61,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-start_cluster() {
-    local i p bus addrs=()
-    for ((i = 0; i < masters; i++)); do
-        p=$(free_port); bus=$(free_port)
-        mkdir -p "$work/r$p"
-        on_cpus "$scpu" redis-server --port "$p" --bind 127.0.0.1 --cluster-enabled yes --cluster-port "$bus" \
-            --cluster-config-file "$work/r$p/nodes.conf" --dir "$work/r$p" --save '' --appendonly no \
-            --logfile "$work/r$p/log" &
-        redis_pids+=("$!")
-        redis_ports+=("$p")
-        addrs+=("127.0.0.1:$p")
-    done
-    for p in "${redis_ports[@]}"; do
-        for _ in $(seq 1 50); do [ "$(redis-cli -p "$p" ping 2>/dev/null)" = PONG ] && break; sleep 0.1; done
-    done
-    if [ "$masters" -ge 3 ]; then
-        redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes >"$work/create.log" 2>&1
-    else
-        redis-cli -p "${redis_ports[0]}" cluster addslotsrange 0 16383 >/dev/null
-    fi
-    for _ in $(seq 1 100); do
-        redis-cli -p "${redis_ports[0]}" cluster info | grep -q cluster_state:ok && return 0
-        sleep 0.1
-    done
-    echo "the Redis Cluster did not come up"; cat "$work/create.log" 2>/dev/null; exit 1
-}
+start_cluster() { redis_start "cluster:$masters" "$scpu"; }
 
 flush_cluster() {
     local p

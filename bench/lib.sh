@@ -270,3 +270,57 @@ sipp_step_figures() {
 print_ratio() {
     python3 -c "import sys; k, c = float(sys.argv[1]), float(sys.argv[2]); print('RESULT ratio cascade/kamailio: %.2f' % (c / k if k else 0))" "$1" "$2"
 }
+
+# ---- Redis for the benches that put state in it (register-cpu.sh,
+# cluster-register.sh) ----
+# redis_start MODE [CPUS]: Debian's redis-server on free loopback ports under
+# $work, in memory only, on the CPU list CPUS (taskset; empty: anywhere).
+# MODE standalone: one plain server. MODE cluster:N: N cluster-mode masters
+# with their bus ports named (the default, port + 10000, may not be free); N
+# >= 3 joined by `redis-cli --cluster create`, below that the first one holds
+# every slot (what cascade's cluster client needs). Appends to redis_ports
+# and redis_pids; returns once the server answers (cluster: cluster_state:ok),
+# exits with its log otherwise. The caller kills redis_pids when done.
+redis_ports=()
+redis_pids=()
+redis_start() {
+    local mode=$1 cpus=${2:-} n=1 cluster=0 i p bus d pre=() extra=() new=() addrs=()
+    case $mode in
+    standalone) ;;
+    cluster:*) cluster=1; n=${mode#cluster:} ;;
+    *) echo "redis_start: unknown mode $mode"; exit 1 ;;
+    esac
+    [ -n "$cpus" ] && pre=(taskset -c "$cpus")
+    for ((i = 0; i < n; i++)); do
+        p=$(free_port); d="$work/redis-$p"; extra=()
+        mkdir -p "$d"
+        if [ "$cluster" = 1 ]; then
+            bus=$(free_port)
+            extra=(--cluster-enabled yes --cluster-config-file "$d/nodes.conf" --cluster-port "$bus")
+        fi
+        "${pre[@]}" redis-server --port "$p" --bind 127.0.0.1 --save '' --appendonly no --dir "$d" \
+            --logfile "$d/log" "${extra[@]}" &
+        redis_pids+=("$!")
+        redis_ports+=("$p")
+        new+=("$p")
+        addrs+=("127.0.0.1:$p")
+    done
+    for p in "${new[@]}"; do
+        for _ in $(seq 1 50); do
+            [ "$(redis-cli -p "$p" ping 2>/dev/null)" = PONG ] && break
+            sleep 0.1
+        done
+        [ "$(redis-cli -p "$p" ping 2>/dev/null)" = PONG ] || { echo "redis-server did not start"; cat "$work/redis-$p/log"; exit 1; }
+    done
+    [ "$cluster" = 1 ] || return 0
+    if [ "$n" -ge 3 ]; then
+        redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes >"$work/redis-create.log" 2>&1
+    else
+        redis-cli -p "${new[0]}" cluster addslotsrange 0 16383 >/dev/null
+    fi
+    for _ in $(seq 1 100); do
+        redis-cli -p "${new[0]}" cluster info | grep -q 'cluster_state:ok' && return 0
+        sleep 0.1
+    done
+    echo "the Redis Cluster did not come up"; cat "$work/redis-create.log" 2>/dev/null; exit 1
+}

@@ -89,27 +89,9 @@ redis_port=
 # A fresh redis-server on a free port, in memory only; CLUSTER=1: cluster
 # mode with every slot on it (what cascade's client needs).
 start_redis() {
-    redis_port=$(free_port)
-    local d="$work/redis-$redis_port" extra=()
-    mkdir -p "$d"
-    # The bus port named: the default, port + 10000, may not exist.
-    [ "$1" = 1 ] && extra=(--cluster-enabled yes --cluster-config-file "$d/nodes.conf" --cluster-port "$(free_port)")
-    "${load[@]}" redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$d" \
-        --logfile "$d/log" "${extra[@]}" &
-    redis_pid=$!
-    for _ in $(seq 1 50); do
-        [ "$(redis-cli -p "$redis_port" ping 2>/dev/null)" = PONG ] && break
-        sleep 0.1
-    done
-    [ "$(redis-cli -p "$redis_port" ping 2>/dev/null)" = PONG ] || { echo "redis-server did not start"; cat "$d/log"; exit 1; }
-    if [ "$1" = 1 ]; then
-        redis-cli -p "$redis_port" cluster addslotsrange 0 16383 >/dev/null
-        for _ in $(seq 1 50); do
-            redis-cli -p "$redis_port" cluster info | grep -q 'cluster_state:ok' && return 0
-            sleep 0.1
-        done
-        echo "redis cluster did not come up"; exit 1
-    fi
+    if [ "$1" = 1 ]; then redis_start cluster:1 "${LOAD_CPUS:-}"; else redis_start standalone "${LOAD_CPUS:-}"; fi
+    redis_port=${redis_ports[-1]}
+    redis_pid=${redis_pids[-1]}
 }
 stop_redis() {
     [ -n "$redis_pid" ] && { kill "$redis_pid" 2>/dev/null; wait "$redis_pid" 2>/dev/null || true; }
