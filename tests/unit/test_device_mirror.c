@@ -21,6 +21,7 @@
 
 #include "base/timer.h"
 #include "gb/upper/device_mirror.h"
+#include "fake_clock.h"
 
 static int read_pairs(const char *const *kv, size_t n, struct gb_devmirror_record *out)
 {
@@ -109,20 +110,6 @@ static void test_reply_read(void **state)
     assert_int_equal(gb_devmirror_reply_read(&arr, &r), -EPROTO);
 }
 
-static uint64_t fake_now;
-static uint64_t fake_clock(void *arg)
-{
-    (void)arg;
-    return fake_now;
-}
-
-static void spin(uv_loop_t *loop, struct timer_service *ts)
-{
-    for (int i = 0; i < 50; i++) {
-        uv_run(loop, UV_RUN_NOWAIT);
-        timer_run(ts, fake_now);
-    }
-}
 
 struct got {
     int calls, status;

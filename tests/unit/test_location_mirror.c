@@ -21,21 +21,7 @@
 #include "base/timer.h"
 #include "registrar/location.h"
 #include "registrar/location_mirror.h"
-
-static uint64_t fake_now;
-static uint64_t fake_clock(void *arg)
-{
-    (void)arg;
-    return fake_now;
-}
-
-static void spin(uv_loop_t *loop, struct timer_service *ts)
-{
-    for (int i = 0; i < 50; i++) {
-        uv_run(loop, UV_RUN_NOWAIT);
-        timer_run(ts, fake_now);
-    }
-}
+#include "fake_clock.h"
 
 static void test_refused_config(void **state)
 {
