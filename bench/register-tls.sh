@@ -13,6 +13,14 @@
 #   SERVER_CPUS=0 LOAD_CPUS=1  taskset lists: the server (all its processes)
 #                       on one core, the generator (and stunnel) on the other;
 #                       empty: no pinning
+#   WARMUP_SECS=0       > 0 (sipload only): an unmeasured part first over the
+#                       same connection, at the same rate, by the same AoRs
+#                       (max(WARMUP_SECS, SECS) seconds, so every AoR of the
+#                       measured part is registered): the measured part then
+#                       renews bindings, a registrar's steady state, as in
+#                       register-cpu.sh. The server's CPU is read once
+#                       sipload says `warmed`, in the quiet second it waits
+#                       before the measured part
 #   KEEP_WORK=1         keep the work dir (configs, logs)
 #
 # LOADGEN=sipload: bench/sipload.c (built beside cascade) holds ONE TLS
@@ -57,6 +65,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-$root/build}" && pwd)
 shared=${SHARED:-$root/../shared/bench}
 rates=${RATES:-1000 2000 4000 8000}
+warmup=${WARMUP_SECS:-0}
 servers=${SERVERS:-cascade kamailio}
 secs=${SECS:-10}
 hs_secs=${HS_SECS:-10}
@@ -64,7 +73,7 @@ sipload=${SIPLOAD:-$build/sipload}
 if [ -x "$sipload" ]; then loadgen=${LOADGEN:-sipload}; else loadgen=${LOADGEN:-sipp}; fi
 case $loadgen in
 sipload) [ -x "$sipload" ] || { echo "LOADGEN=sipload: no $sipload (cmake --build $build --target sipload)"; exit 1; } ;;
-sipp) ;;
+sipp) [ "$warmup" = 0 ] || { echo "WARMUP_SECS needs LOADGEN=sipload"; exit 1; } ;;
 *) echo "LOADGEN must be sipload or sipp"; exit 1 ;;
 esac
 server_cpus=${SERVER_CPUS-0}
@@ -203,11 +212,24 @@ PY
 # last answer, without process start and TLS handshake) and gen_cpu (sipload's
 # user + sys CPU s).
 run_sipload() {
-    local out=$work/sipload-$1-$2.out fin
-    timeout $((secs + 60)) /usr/bin/time -f 'cpu %U %S' -o "$work/sipload-$1-$2.time" "${load_pre[@]}" "$sipload" \
+    local out=$work/sipload-$1-$2.out fin gen wsecs=0 i
+    [ "$warmup" -gt 0 ] && wsecs=$((warmup > secs ? warmup : secs))
+    timeout $((wsecs + secs + 90)) /usr/bin/time -f 'cpu %U %S' -o "$work/sipload-$1-$2.time" "${load_pre[@]}" "$sipload" \
         "tls:127.0.0.1:$tls_port" --ca "$work/pki/ca.pem" --tls-name localhost --rate "$2" --duration "$secs" \
-        --users "$users" --window $(($2 * 3)) --prefix u --auth-user bench --password secret \
-        >"$out" 2>&1 || true
+        --users "$users" --window $(($2 * 3)) --prefix u --auth-user bench --password secret --warmup "$wsecs" \
+        >"$out" 2>&1 &
+    gen=$!
+    if [ "$wsecs" -gt 0 ]; then
+        # The measured part starts one second after `warmed`: read the server's CPU in it.
+        for ((i = 0; i < (wsecs + 60) * 20; i++)); do
+            grep -q '^warmed ' "$out" && break
+            kill -0 "$gen" 2>/dev/null || break
+            sleep 0.05
+        done
+        c0=$(tree_cpu_ticks "$server_pid"); t0=$(date +%s.%N)
+        grep '^warmed ' "$out" | grep -q ' failed=0 ' || echo "NOTE: $1 warm-up at $2/s: $(grep '^warmed ' "$out" || echo 'no warmed line')"
+    fi
+    wait "$gen" || true
     fin=$(grep '^final ' "$out" || true)
     ok=$(sed -n 's/.* ok=\([0-9]*\).*/\1/p' <<<"$fin"); ok=${ok:-0}
     bad=$(sed -n 's/.* attempted=\([0-9]*\).*/\1/p' <<<"$fin"); bad=$((${bad:-0} - ok))
@@ -219,7 +241,7 @@ run_sipload() {
 
 users=$(max_step_calls "$rates" "$secs")
 if [ "$loadgen" = sipload ]; then
-    echo "REGISTER over TLS (sipload, one TLS connection straight to the server), $secs s per rate"
+    echo "REGISTER over TLS (sipload, one TLS connection straight to the server), $secs s per rate$([ "$warmup" -gt 0 ] && echo ", after an unmeasured warm-up by the same AoRs (renewals measured)")"
 else
     echo "REGISTER over TLS (sipp -t t1 -> stunnel -> one TLS connection), $secs s per rate"
 fi

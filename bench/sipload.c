@@ -16,7 +16,12 @@
  * resends, RFC 3261 17.1.2.2), latency p50/p99 (first REGISTER sent to 200
  * received) and achieved/s (ok over the time from the first send to the last
  * answer). Exit 0 when every attempt ended in 200, 1 when some did not, 2 when
- * it could not run (connect, TLS verification, arguments). --hold S keeps the
+ * it could not run (connect, TLS verification, arguments). --warmup S first
+ * runs S seconds at the same rate over the same connection, from the same
+ * first AoR, unmeasured: the measured part then renews bindings (a registrar's
+ * steady state) instead of creating them. Its end is the line `warmed ...`
+ * (its own counts), then one quiet second, then the measured part, whose
+ * counts alone are in the `second` and `final` lines. --hold S keeps the
  * connection open S seconds after the final line: a server drops the
  * bindings of a closed connection, and a test may want to look at them.
  *
@@ -95,6 +100,7 @@ struct opts {
     uint32_t users;
     uint32_t window;
     double hold;          /* seconds the connection stays open after the final line */
+    double warmup;        /* seconds of unmeasured load first (0: none) */
     bool quiet;
 };
 
@@ -110,7 +116,8 @@ struct load {
     uv_tcp_t tcp;
     uv_udp_t udp;
     uv_connect_t conn_req;
-    uv_timer_t tick, scan, second, hold;
+    uv_timer_t tick, scan, second, hold, gap;
+    bool warming; /* in the --warmup part */
     struct sockaddr_storage peer;
     char local_ip[INET6_ADDRSTRLEN];
     int local_port;
@@ -691,6 +698,7 @@ static void stop_all(struct load *L)
     uv_close((uv_handle_t *)&L->tick, on_closed);
     uv_close((uv_handle_t *)&L->scan, on_closed);
     uv_close((uv_handle_t *)&L->second, on_closed);
+    uv_close((uv_handle_t *)&L->gap, on_closed);
     uv_close((uv_handle_t *)&L->hold, on_closed);
     if (L->o.proto == P_UDP)
         uv_close((uv_handle_t *)&L->udp, on_closed);
@@ -915,9 +923,34 @@ static void print_line(struct load *L, const char *what, const struct counters *
 
 static void on_hold_end(uv_timer_t *t) { stop_all(t->data); }
 
+static void on_tick(uv_timer_t *t);
+
+/* After the warm-up's quiet second: the measured part starts from the first AoR. */
+static void on_gap_end(uv_timer_t *t)
+{
+    struct load *L = t->data;
+    memset(&L->tot, 0, sizeof L->tot);
+    memset(&L->sec, 0, sizeof L->sec);
+    memset(&L->h_tot, 0, sizeof L->h_tot);
+    memset(&L->h_sec, 0, sizeof L->h_sec);
+    L->next_user = 0;
+    L->last_done_us = 0;
+    L->done_sending = false;
+    L->t0_us = now_us();
+    uv_timer_start(&L->tick, on_tick, 1, 1);
+}
+
 static void finish(struct load *L)
 {
     double secs = (double)((L->last_done_us > L->t0_us ? L->last_done_us : now_us()) - L->t0_us) / 1e6;
+    if (L->warming) {
+        print_line(L, "warmed", &L->tot, &L->h_tot, secs);
+        if (L->tot.failed || L->tot.ok != L->tot.attempted) L->exit_code = 1;
+        L->warming = false;
+        uv_timer_stop(&L->tick);
+        uv_timer_start(&L->gap, on_gap_end, 1000, 0);
+        return;
+    }
     print_line(L, "final", &L->tot, &L->h_tot, secs);
     if (L->exit_code == 0 && (L->tot.failed || L->tot.ok != L->tot.attempted || L->tot.attempted == 0))
         L->exit_code = 1;
@@ -938,7 +971,7 @@ static void on_tick(uv_timer_t *t)
     struct load *L = t->data;
     double el = (double)(now_us() - L->t0_us) / 1e6;
     if (!L->done_sending && !L->closing) {
-        if (el >= L->o.duration) {
+        if (el >= (L->warming ? L->o.warmup : L->o.duration)) {
             L->done_sending = true;
         } else {
             uint64_t due = (uint64_t)(el * L->o.rate) + 1;
@@ -992,7 +1025,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: sipload tls:|tcp:|udp:HOST:PORT [--rate R] [--duration S] [--users N] [--window W]\n"
             "       [--ca FILE] [--tls-name NAME] [--domain D] [--auth-user U] [--password P]\n"
-            "       [--prefix user] [--hold S] [--quiet]\n");
+            "       [--prefix user] [--warmup S] [--hold S] [--quiet]\n");
     exit(2);
 }
 
@@ -1063,12 +1096,14 @@ static void parse_args(struct opts *o, int argc, char **argv)
             o->password = v;
         else if (strcmp(a, "--hold") == 0)
             o->hold = atof(v);
+        else if (strcmp(a, "--warmup") == 0)
+            o->warmup = atof(v);
         else if (strcmp(a, "--prefix") == 0)
             o->prefix = v;
         else
             usage();
     }
-    if (o->rate <= 0 || o->duration <= 0 || o->users == 0 || o->window == 0 || o->window > 500000 ||
+    if (o->rate <= 0 || o->duration <= 0 || o->warmup < 0 || o->users == 0 || o->window == 0 || o->window > 500000 ||
         strlen(o->prefix) > 64 || strlen(o->password) > 128 || (o->auth_user && strlen(o->auth_user) > 100))
         usage();
     if (o->proto == P_TLS && !o->ca) {
@@ -1152,7 +1187,9 @@ int main(int argc, char **argv)
     uv_timer_init(L.loop, &L.scan);
     uv_timer_init(L.loop, &L.second);
     uv_timer_init(L.loop, &L.hold);
-    L.tick.data = L.scan.data = L.second.data = L.hold.data = &L;
+    uv_timer_init(L.loop, &L.gap);
+    L.tick.data = L.scan.data = L.second.data = L.hold.data = L.gap.data = &L;
+    L.warming = L.o.warmup > 0;
     L.t0_us = now_us();
     if (open_transport(&L) != 0)
         return 2;

@@ -14,14 +14,21 @@ void htable_free(struct htable *t)
     t->count = 0;
 }
 
+static void link_head(struct hnode **head, struct hnode *n)
+{
+    n->next = *head;
+    if (n->next) n->next->pprev = &n->next;
+    n->pprev = head;
+    *head = n;
+}
+
 static void rehash(struct htable *t, struct hnode **b, uint32_t size)
 {
     uint32_t old = t->buckets ? t->mask + 1 : 0;
     for (uint32_t i = 0; i < old; i++) {
         for (struct hnode *n = t->buckets[i], *next; n; n = next) {
             next = n->next;
-            n->next = b[n->hash & (size - 1)];
-            b[n->hash & (size - 1)] = n;
+            link_head(&b[n->hash & (size - 1)], n);
         }
     }
     free(t->buckets);
@@ -44,25 +51,24 @@ static bool grow(struct htable *t)
 int htable_insert(struct htable *t, struct hnode *n, uint32_t hash)
 {
     if ((!t->buckets || t->count >= t->mask + 1) && !grow(t)) return -ENOMEM;
-    struct hnode **head = &t->buckets[hash & t->mask];
     n->hash = hash;
-    n->next = *head;
     n->linked = true;
-    *head = n;
+    link_head(&t->buckets[hash & t->mask], n);
     t->count++;
     return 0;
 }
 
 void htable_remove(struct htable *t, struct hnode *n)
 {
-    if (!n->linked || !t->buckets) return;
-    struct hnode **pp = &t->buckets[n->hash & t->mask];
-    while (*pp && *pp != n) pp = &(*pp)->next;
-    if (*pp) {
-        *pp = n->next;
+    /* No buckets: the table was freed under its nodes, which point into
+     * nothing now (htable_free leaves them as they are). */
+    if (n->linked && t->buckets) {
+        *n->pprev = n->next;
+        if (n->next) n->next->pprev = n->pprev;
         t->count--;
     }
     n->next = NULL;
+    n->pprev = NULL;
     n->linked = false;
 }
 

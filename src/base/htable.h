@@ -15,7 +15,10 @@
  *   htable_remove(&t, &c->by_id);
  *
  * Growth: the bucket array doubles when the count passes it (load factor 1),
- * rehashing from the stored hashes. Out of memory has one policy everywhere:
+ * rehashing from the stored hashes. Chains are doubly linked (each node
+ * knows the pointer to it), so removal costs the same however many nodes
+ * share a hash: every binding of one connection, in a registrar's index by
+ * connection, does. Out of memory has one policy everywhere:
  * a failed growth is not an error — the table keeps its buckets and its
  * chains get longer; only the very first bucket array can fail, and then
  * htable_insert returns -ENOMEM and the node is not linked. Removal never
@@ -29,6 +32,7 @@
 
 struct hnode {
     struct hnode *next;
+    struct hnode **pprev;    /* the pointer that points at this node: removal is O(1) */
     uint32_t hash;
     bool linked;
 };

@@ -1,6 +1,7 @@
 /* test_htable.c — the intrusive hash table (src/base/htable.h): lookups by
  * hash with collisions, growth keeping every node, removal from inside a
- * walk, one object in two tables. */
+ * walk, one object in two tables, a long run of one hash (every binding of
+ * one connection) unlinked from its middle, its ends and across growth. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -120,12 +121,59 @@ static void test_two_tables_and_removal_in_walk(void **state)
     assert_null(htable_first(&by_key, key_hash(1))); /* a freed table is empty */
 }
 
+/* One hash shared by many nodes (a registrar's bindings of one connection)
+ * among others: each removal, wherever the node sits in its chain and
+ * whether it was linked before or after a growth, leaves exactly the others
+ * reachable and the count right. */
+static void test_one_hash_many_nodes(void **state)
+{
+    (void)state;
+    enum { N = 3000, SAME = 7 };
+    struct item *it = calloc(N, sizeof(*it));
+    assert_non_null(it);
+    struct htable t;
+    htable_init(&t);
+    for (int i = 0; i < N; i++) {
+        it[i].key = i;
+        it[i].group = i % 3 ? SAME : i; /* two thirds share one hash */
+        assert_int_equal(htable_insert(&t, &it[i].by_group, (uint32_t)it[i].group), 0);
+    }
+    /* middle, first linked, last linked, then every fifth: a fixed order that
+     * visits heads, tails and inner nodes of the long chain */
+    int order[] = {N / 2 + 1, 1, N - 1, N - 2};
+    for (size_t k = 0; k < sizeof(order) / sizeof(order[0]); k++) htable_remove(&t, &it[order[k]].by_group);
+    for (int i = 0; i < N; i += 5) htable_remove(&t, &it[i].by_group);
+    htable_remove(&t, &it[1].by_group); /* twice: a no-op */
+    int expect = 0, seen = 0;
+    for (int i = 0; i < N; i++) {
+        bool gone = i % 5 == 0 || i == N / 2 + 1 || i == 1 || i == N - 1 || i == N - 2;
+        assert_int_equal(hnode_linked(&it[i].by_group), !gone);
+        if (!gone && it[i].group == SAME) expect++;
+    }
+    for (struct hnode *n = htable_first(&t, SAME); n; n = htable_next(n)) {
+        struct item *x = container_of(n, struct item, by_group);
+        assert_int_equal(x->group, SAME);
+        assert_true(hnode_linked(n));
+        seen++;
+    }
+    assert_int_equal(seen, expect);
+    int left = 0;
+    for (int i = 0; i < N; i++) left += hnode_linked(&it[i].by_group);
+    assert_int_equal(htable_count(&t), left);
+    for (int i = 0; i < N; i++) htable_remove(&t, &it[i].by_group);
+    assert_int_equal(htable_count(&t), 0);
+    assert_null(htable_first(&t, SAME));
+    htable_free(&t);
+    free(it);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_insert_find_remove_through_growth),
         cmocka_unit_test(test_colliding_hashes),
         cmocka_unit_test(test_two_tables_and_removal_in_walk),
+        cmocka_unit_test(test_one_hash_many_nodes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
