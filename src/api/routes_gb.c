@@ -104,12 +104,13 @@ static const char *device_or_404(struct gb_upper *g, struct api_request *req)
 static const char *device_here_or_forward(struct gb_upper *g, struct api_request *req)
 {
     const char *id = api_param(req, "id");
-    bool from_peer = api_header(req, "x-cascade-forwarded") != NULL;
+    bool across = gb_upper_plays_across_nodes(g); /* off: no header lookup on this path */
+    bool from_peer = across && api_header(req, "x-cascade-forwarded") != NULL;
     if (gb_upper_has_device(g, id)) {
         if (from_peer) gb_upper_peer_query(g);
         return id;
     }
-    if (from_peer || !gb_upper_plays_across_nodes(g)) {
+    if (from_peer || !across) {
         api_reply_error(req, 404, "not-found", "no GB device %s%s", id ? id : "", from_peer ? " on this node" : "");
         return NULL;
     }

@@ -315,7 +315,8 @@ static void api_advertise(struct worker *w)
         bool v6 = strchr(host, ':') != NULL && host[0] != '[';
         snprintf(hp, sizeof(hp), "%s%s%s:%d", v6 ? "[" : "", host, v6 ? "]" : "", api_server_port(w->api));
     }
-    if (cluster_set_api(w->cluster, hp) != 0) log_warn("[redis] this node's API address %s does not read; not advertised", hp);
+    if (cluster_set_api(w->cluster, hp) != 0)
+        log_warn("[redis] this node's API address %s does not read; not advertised", hp);
     else log_info("[redis] this node's API reached by its peers at %s", hp);
 }
 

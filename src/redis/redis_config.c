@@ -77,8 +77,8 @@ static const struct config_key keys[] = {
 static bool api_hostport_ok(const char *s)
 {
     const char *colon = strrchr(s, ':');
-    if (!colon || colon == s || !colon[1] || strlen(colon + 1) > 5 || strspn(colon + 1, "0123456789") != strlen(colon + 1))
-        return false;
+    size_t pl = colon ? strlen(colon + 1) : 0;
+    if (!colon || colon == s || !pl || pl > 5 || strspn(colon + 1, "0123456789") != pl) return false;
     long port = strtol(colon + 1, NULL, 10);
     char host[64];
     size_t hl = (size_t)(colon - s);

@@ -32,7 +32,8 @@
 #     from an address that is no live node is refused 403 by A;
 #  7. the camera unregisters while B plays it: A ends its relay (B's stream
 #     gets a BYE), marks the record offline (online 0), and a play from B
-#     answers 409 device-offline.
+#     answers 409 device-offline; with the record made to say online, a
+#     query from B reaches A, whose own 409 comes back;
 #  8. the owning node killed -9 (the camera's record still online): a query
 #     from B at once (A's API refuses the connection, or A already counts
 #     as gone) and once A stopped heartbeating: 503 node-unavailable,
@@ -40,7 +41,9 @@
 #  9. the camera re-registers on C: the record names node-c, and a play
 #     from B goes through C;
 # 10. loop protection: a planted record names C for a device C does not
-#     have: C answers 404 and forwards nothing, B answers 404.
+#     have: C answers 404 and forwards nothing, B answers 404; a catalog
+#     query for it from B: C's 404 "on this node" comes back, C forwards
+#     nothing.
 source "$(dirname "$0")/lib.sh"
 
 for t in redis-server redis-cli jq ffprobe sipp; do
@@ -256,12 +259,12 @@ rcli hset "t:gbdev:{$GX}" node node-x transport udp remote 127.0.0.1:9 online 1 
 rcli hset "t:gbdev:{$GY}" node node-y transport udp remote 127.0.0.1:9 online 1 >/dev/null
 T0=$(date +%s%N)
 R=$(curl -s -m 30 -w ' %{http_code}' -X POST -H "$AUTH" -H 'Content-Type: application/json' --data '{}' \
-    "http://127.0.0.1:${API[b]}/api/v1/gb/devices/$GX/catalog")
+    "http://127.0.0.1:${API[b]}/api/v1/gb/devices/$GX/catalog" || true)
 MS=$((($(date +%s%N) - T0) / 1000000))
 check "... a node whose API never answers: 504 node-timeout ($R)" bash -c "[[ '$R' == *'\"node-timeout\"'*' 504' ]]"
 check "... after the 4 s hop deadline, not much later (${MS} ms)" bash -c "[ $MS -ge 3900 ] && [ $MS -lt 15000 ]"
 R=$(curl -s -m 30 -w ' %{http_code}' -X POST -H "$AUTH" -H 'Content-Type: application/json' --data '{}' \
-    "http://127.0.0.1:${API[b]}/api/v1/gb/devices/$GY/info")
+    "http://127.0.0.1:${API[b]}/api/v1/gb/devices/$GY/info" || true)
 check "... a node that answers garbage: 502 bad-gateway ($R)" bash -c "[[ '$R' == *'\"bad-gateway\"'*' 502' ]]"
 rcli del "t:node:{node-x}" "t:node:{node-y}" "t:gbdev:{$GX}" "t:gbdev:{$GY}" >/dev/null
 rcli srem t:nodes node-x node-y >/dev/null
@@ -336,6 +339,16 @@ check "... with a TTL (it ages out)" bash -c "[ \"\$(redis-cli -c -h 127.0.0.1 -
 on b
 R=$(api POST "/gb/devices/$DEV/channels/$CH1/play" '{}')
 check "... a play from B: 409 device-offline ($R)" jq_ok "$R" '.error == "device-offline"'
+# The owner's own error comes back: the record made to say online again,
+# A (which has the camera offline) answers the forwarded query 409.
+rcli hset "$KEY" online 1 >/dev/null
+PQ7=$(gstat a peer_queries)
+R=$(curl -s -w ' %{http_code}' -X POST -H "$AUTH" -H 'Content-Type: application/json' --data '{}' \
+    "http://127.0.0.1:${API[b]}/api/v1/gb/devices/$DEV/info")
+check "... a query from B with the record saying online: A's own 409 comes back ($R)" \
+    bash -c "[[ '$R' == *'\"device-offline\"'*'is not online\"}'*' 409' ]]"
+check "... A answered it (a peer query)" test "$(gstat a peer_queries)" = "$((PQ7 + 1))"
+rcli hset "$KEY" online 0 >/dev/null
 
 for n in a b c; do
     pid_var="${n}_PID"
@@ -350,7 +363,7 @@ kill -9 "$a_PID"; wait "$a_PID" 2>/dev/null || true
 on b
 T0=$(date +%s%N)
 R=$(curl -s -m 30 -w ' %{http_code}' -X POST -H "$AUTH" -H 'Content-Type: application/json' --data '{}' \
-    "http://127.0.0.1:${API[b]}/api/v1/gb/devices/$DEV/catalog")
+    "http://127.0.0.1:${API[b]}/api/v1/gb/devices/$DEV/catalog" || true)
 MS=$((($(date +%s%N) - T0) / 1000000))
 check "8. A killed -9: a catalog from B at once: 503 node-unavailable ($R)" \
     bash -c "[[ '$R' == *'\"node-unavailable\"'*' 503' ]]"
@@ -361,7 +374,7 @@ check "... its record is still there (online, TTL not run out)" rec_online
 on b
 T0=$(date +%s%N)
 R=$(curl -s -m 30 -w ' %{http_code}' -X POST -H "$AUTH" -H 'Content-Type: application/json' --data '{}' \
-    "http://127.0.0.1:${API[b]}/api/v1/gb/devices/$DEV/info")
+    "http://127.0.0.1:${API[b]}/api/v1/gb/devices/$DEV/info" || true)
 MS=$((($(date +%s%N) - T0) / 1000000))
 check "... DeviceInfo from B: 503 node-unavailable, its node is down ($R)" \
     bash -c "[[ '$R' == *'\"node-unavailable\"'*'is registered on node node-a, which is '*' 503' ]]"
@@ -394,4 +407,12 @@ check "... C refused the marked INVITE (404) and relayed nothing" \
 check "... C logged the refusal, B sent the INVITE only once" \
     bash -c "grep -q 'asked for $CH1 of device $GHOST, not registered here: 404' '$WORK/c.log' &&
         [ \"\$(grep -c 'INVITE $GHOST/$CH1 through node' '$WORK/b.log')\" = 1 ]"
+NQC=$(gstat c node_queries); NQB=$(gstat b node_queries)
+R=$(curl -s -w ' %{http_code}' -X POST -H "$AUTH" -H 'Content-Type: application/json' --data '{}' \
+    "http://127.0.0.1:${API[b]}/api/v1/gb/devices/$GHOST/catalog")
+check "... a catalog from B for it: C's own 404 (on this node) comes back ($R)" \
+    bash -c "[[ '$R' == *'\"not-found\"'*'on this node'*' 404' ]]"
+check "... C sent it on to nobody, B forwarded it once" \
+    bash -c "[ '$(gstat c node_queries)' = '$NQC' ] && [ '$(gstat b node_queries)' = '$((NQB + 1))' ] &&
+        [ \"\$(grep -c 'gb api: POST /api/v1/gb/devices/$GHOST/catalog for device $GHOST forwarded' '$WORK/b.log')\" = 1 ]"
 finish
