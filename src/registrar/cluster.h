@@ -2,10 +2,11 @@
  * the node registry and the remote binding lookup.
  *
  * Node registry: every heartbeat_ms this node writes
- *   <prefix>node:{<id>}   hash: sip -> its advertised SIP URI, seen -> wall ms
+ *   <prefix>node:{<id>}   hash: sip -> its advertised SIP URI, seen -> wall ms,
+ *                         api -> its HTTP API "ip:port" ("" none; cluster_set_api)
  * with a TTL of three heartbeats, adds its id to the set <prefix>nodes, and
- * reads the set back (SMEMBERS, then HGET sip of each member) into a local
- * table of the live nodes. A node whose hash has expired (it stopped
+ * reads the set back (SMEMBERS, then HMGET sip api of each member) into a
+ * local table of the live nodes. A node whose hash has expired (it stopped
  * heartbeating: killed, partitioned) drops out of the table and of the set;
  * one not refreshed for three heartbeats counts as dead locally too.
  *
