@@ -6,7 +6,12 @@
  * Asynchronous routes park the HTTP request on a gb_waiter; if the client
  * goes away first, api_on_abort cancels the waiter so the role never answers
  * a freed request. The role is reached through its service API (upper.h)
- * only: devices and streams by id. */
+ * only: devices and streams by id.
+ *
+ * A device registered on another node of a cluster (issue 16): play and
+ * live go through its node over SIP (the role's gb_upper_play); the other
+ * device routes but PATCH/DELETE are forwarded to its node's API
+ * (device_here_or_forward, gb_upper_forward), whose answer is the reply. */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
