@@ -6,7 +6,12 @@
  * Asynchronous routes park the HTTP request on a gb_waiter; if the client
  * goes away first, api_on_abort cancels the waiter so the role never answers
  * a freed request. The role is reached through its service API (upper.h)
- * only: devices and streams by id. */
+ * only: devices and streams by id.
+ *
+ * A device registered on another node of a cluster (issue 16): play and
+ * live go through its node over SIP (the role's gb_upper_play); the other
+ * device routes but PATCH/DELETE are forwarded to its node's API
+ * (device_here_or_forward, gb_upper_forward), whose answer is the reply. */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -71,6 +76,7 @@ static void wait_fail(struct api_wait *a, int rc, const char *what, const char *
     case -ESHUTDOWN: api_reply_error(req, 503, "shutting-down", "the daemon is stopping"); break;
     case -EBUSY: api_reply_error(req, 429, "busy", "too many queries pending for device %s", id); break;
     case -ENOENT: api_reply_error(req, 404, "not-found", "no GB device %s", id); break;
+    case -EAGAIN: api_reply_error(req, 503, "redis-unavailable", "the device's node could not be looked up"); break;
     default: api_reply_error(req, 500, "internal", "%s could not be started (%d)", what, rc); break;
     }
 }
@@ -91,6 +97,43 @@ static const char *device_or_404(struct gb_upper *g, struct api_request *req)
     const char *id = api_param(req, "id");
     if (gb_upper_has_device(g, id)) return id;
     api_reply_error(req, 404, "not-found", "no GB device %s", id ? id : "");
+    return NULL;
+}
+
+/* The {id} of the path when it names a device here. Else, with requests
+ * across nodes on (gb_upper_forward) and the request not already forwarded
+ * by a peer (its GB_FORWARD_HEADER, read by its lower-case name), the
+ * request goes on to the node the device is registered to, whose answer
+ * is the reply: NULL (answered later). Else 404 and NULL. A forwarded
+ * request is answered from this node's devices only: never sent on. */
+static const char *device_here_or_forward(struct gb_upper *g, struct api_request *req)
+{
+    const char *id = api_param(req, "id");
+    bool across = gb_upper_plays_across_nodes(g); /* off: no header lookup on this path */
+    bool from_peer = across && api_header(req, "x-cascade-forwarded") != NULL;
+    if (gb_upper_has_device(g, id)) {
+        if (from_peer) gb_upper_peer_query(g);
+        return id;
+    }
+    if (from_peer || !across) {
+        api_reply_error(req, 404, "not-found", "no GB device %s%s", id ? id : "", from_peer ? " on this node" : "");
+        return NULL;
+    }
+    struct api_wait *a = wait_new(req);
+    if (!a) return NULL;
+    size_t len = 0;
+    const char *body = api_body_raw(req, &len);
+    struct gb_forward_req fr = {.method = api_method(req), .target = api_path(req),
+                                .authorization = api_header(req, "authorization"), .body = body, .body_len = len};
+    int rc = gb_upper_forward(g, id, &fr, &a->wt);
+    if (rc == -EINVAL) {
+        free(a);
+        api_reply_error(req, 400, "bad-request", "this request cannot be sent on to the device's node");
+    } else if (rc != 0) {
+        wait_fail(a, rc, "the request to the device's node", id ? id : "");
+    } else {
+        wait_start(a);
+    }
     return NULL;
 }
 
@@ -158,7 +201,7 @@ static void devices_list(struct api_request *req, void *user)
 
 static void device_show(struct api_request *req, void *user)
 {
-    const char *id = device_or_404(user, req);
+    const char *id = device_here_or_forward(user, req);
     if (id) api_reply_json(req, 200, gb_upper_device_json(user, id));
 }
 
@@ -254,7 +297,7 @@ static void device_del(struct api_request *req, void *user)
 
 static void device_channels(struct api_request *req, void *user)
 {
-    const char *id = device_or_404(user, req);
+    const char *id = device_here_or_forward(user, req);
     if (!id) return;
     json_t *tree = gb_upper_channels_json(user, id);
     if (!tree) api_reply_error(req, 500, "no-memory", "out of memory");
@@ -263,11 +306,10 @@ static void device_channels(struct api_request *req, void *user)
 
 /* ---- queries ---- */
 
-static void start_query(struct api_request *req, struct gb_upper *g, enum gb_query_kind kind, const char *target,
-                        const char *start, const char *end, const char *what)
+/* id: a device here (device_here_or_forward). */
+static void start_query(struct api_request *req, struct gb_upper *g, const char *id, enum gb_query_kind kind,
+                        const char *target, const char *start, const char *end, const char *what)
 {
-    const char *id = device_or_404(g, req);
-    if (!id) return;
     struct api_wait *a = wait_new(req);
     if (!a) return;
     int rc = gb_upper_query(g, id, kind, target, start, end, &a->wt);
@@ -280,7 +322,8 @@ static void start_query(struct api_request *req, struct gb_upper *g, enum gb_que
 
 static void device_catalog(struct api_request *req, void *user)
 {
-    start_query(req, user, GB_Q_CATALOG, NULL, NULL, NULL, "catalog");
+    const char *id = device_here_or_forward(user, req);
+    if (id) start_query(req, user, id, GB_Q_CATALOG, NULL, NULL, NULL, "catalog");
 }
 /* Info / status of the device, or with {"target": id} of one of its
  * channels (a lower platform answers for a camera behind it). */
@@ -292,7 +335,8 @@ static void device_single_query(struct api_request *req, struct gb_upper *g, enu
         api_reply_error(req, 400, "bad-request", "\"target\" must be a 20-digit GB id");
         return;
     }
-    start_query(req, g, kind, target, NULL, NULL, what);
+    const char *id = device_here_or_forward(g, req);
+    if (id) start_query(req, g, id, kind, target, NULL, NULL, what);
 }
 static void device_info(struct api_request *req, void *user) { device_single_query(req, user, GB_Q_INFO, "DeviceInfo"); }
 static void device_status(struct api_request *req, void *user)
@@ -318,7 +362,7 @@ static bool gb_time_ok(const char *s, time_t *out)
 static void device_records(struct api_request *req, void *user)
 {
     struct gb_upper *g = user;
-    const char *id = device_or_404(g, req);
+    const char *id = device_here_or_forward(g, req);
     if (!id) return;
     const char *channel = body_str(req, "channel");
     const char *start = body_str(req, "start"), *end = body_str(req, "end");
@@ -329,7 +373,7 @@ static void device_records(struct api_request *req, void *user)
                         "\"channel\" (20 digits), \"start\" and \"end\" (YYYY-MM-DDThh:mm:ss, start <= end) are required");
         return;
     }
-    start_query(req, g, GB_Q_RECORDS, channel, start, end, "RecordInfo");
+    start_query(req, g, id, GB_Q_RECORDS, channel, start, end, "RecordInfo");
 }
 
 /* ---- PTZ and play ---- */
@@ -337,7 +381,7 @@ static void device_records(struct api_request *req, void *user)
 static void channel_ptz(struct api_request *req, void *user)
 {
     struct gb_upper *g = user;
-    const char *id = device_or_404(g, req);
+    const char *id = device_here_or_forward(g, req);
     if (!id) return;
     const char *cmd = body_str(req, "cmd");
     json_t *sp = api_body(req) ? json_object_get(api_body(req), "speed") : NULL;
@@ -374,7 +418,7 @@ static void alarms_list(struct api_request *req, void *user)
 static void device_alarm_reset(struct api_request *req, void *user)
 {
     struct gb_upper *g = user;
-    const char *id = device_or_404(g, req);
+    const char *id = device_here_or_forward(g, req);
     if (!id) return;
     const char *channel = body_str(req, "channel");
     struct api_wait *a = wait_new(req);

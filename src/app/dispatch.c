@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api/http.h"
 #include "api/routes_gb_lower.h"
 #include "api/routes_messages.h"
 #include "api/routes_presence.h"
@@ -162,7 +163,9 @@ static struct gb_upper *start_gb_upper(struct worker *w)
     auth_server_config_from(&ac, &w->cfg.auth, AUTH_OFFER(AUTH_ALG_MD5));
     struct gb_upper_deps deps = {.loop = w->loop, .timers = &w->timers, .ua = w->ua, .store = w->store,
                                  .events = w->events, .admission = &w->admission, .devmirror = w->gb_mirror,
-                                 .cluster = w->cluster, .txn = w->txn};
+                                 .cluster = w->cluster, .txn = w->txn,
+                                 .forward_timeout_ms = w->cfg.redis.api_forward_timeout_ms,
+                                 .forward_max_pending = w->cfg.redis.api_forward_max_pending};
     struct gb_config gc = w->cfg.gb;
     gc.live_idle_stop_ms = w->cfg.media.idle_stop_s * 1000u; /* [media] idle_stop */
     gc.live_flv_max_lag_ms = w->cfg.media.flv_max_lag_ms;     /* [media] flv_max_lag_ms */
@@ -280,6 +283,43 @@ static int start_mirror(struct worker *w)
     return 0;
 }
 
+/* This node's API for its peers (GB requests forwarded to the node that
+ * holds the device): [redis] api_advertise, else the [api] listen address
+ * when it names one, else the SIP host with the API's bound port. None when
+ * there is no API or it serves TLS only (the hop is plain HTTP). */
+static void api_advertise(struct worker *w)
+{
+    char hp[80] = "";
+    if (w->cfg.redis.api_advertise[0]) {
+        snprintf(hp, sizeof(hp), "%s", w->cfg.redis.api_advertise);
+    } else if (!w->api) {
+        return;
+    } else if (w->cfg.api.tls_cert[0]) {
+        log_warn("[redis] cluster_route: this node's API serves TLS only; GB requests from other nodes for its devices "
+                 "cannot reach it (the hop between nodes is plain HTTP)");
+        return;
+    } else {
+        const char *l = w->cfg.api.listen, *colon = strrchr(l, ':');
+        char host[64] = "";
+        size_t hl = colon ? (size_t)(colon - l) : 0;
+        if (hl >= 2 && l[0] == '[' && l[hl - 1] == ']') l++, hl -= 2;
+        if (hl && hl < sizeof(host)) memcpy(host, l, hl), host[hl] = '\0';
+        bool wild = !host[0] || !strcmp(host, "0.0.0.0") || !strcmp(host, "::");
+        if (wild) snprintf(host, sizeof(host), "%s", w->local.host);
+        wild = !host[0] || !strcmp(host, "0.0.0.0") || !strcmp(host, "::") || !strcmp(host, "[::]");
+        if (wild) {
+            log_warn("[redis] cluster_route: set api_advertise (the API listens on %s, which peers cannot reach); "
+                     "until then GB requests from other nodes for this node's devices get 503", w->cfg.api.listen);
+            return;
+        }
+        bool v6 = strchr(host, ':') != NULL && host[0] != '[';
+        snprintf(hp, sizeof(hp), "%s%s%s:%d", v6 ? "[" : "", host, v6 ? "]" : "", api_server_port(w->api));
+    }
+    if (cluster_set_api(w->cluster, hp) != 0)
+        log_warn("[redis] this node's API address %s does not read; not advertised", hp);
+    else log_info("[redis] this node's API reached by its peers at %s", hp);
+}
+
 /* [redis] cluster_route: the node registry and the remote lookups, on
  * connections of their own. advertise empty: this node's first UDP (else
  * TCP) listener, which must then be a numeric, non-wildcard address. */
@@ -309,6 +349,7 @@ static int start_cluster(struct worker *w)
                   err == -EINVAL ? "advertise must be a sip: URI with a numeric host" : strerror(-err));
         return -1;
     }
+    api_advertise(w);
     cluster_set_on_reaped(w->cluster, location_mirror_resync, w->mirror);
     cluster_set_node_death(w->cluster, location_mirror_incarnation(w->mirror), w->events,
                            w->local.domain[0] ? w->local.domain : (w->local.realm[0] ? w->local.realm : w->local.host));
@@ -701,6 +742,10 @@ void dispatch_stats(struct worker *w, json_t *stats)
             json_object_set_new(o, "remote_play_failures", json_integer((json_int_t)s.remote_play_failures));
             json_object_set_new(o, "peer_relays", json_integer((json_int_t)s.peer_relays));
             json_object_set_new(o, "peer_refused", json_integer((json_int_t)s.peer_refused));
+            json_object_set_new(o, "node_queries", json_integer((json_int_t)s.node_queries));
+            json_object_set_new(o, "node_query_failures", json_integer((json_int_t)s.node_query_failures));
+            json_object_set_new(o, "node_queries_pending", json_integer((json_int_t)s.node_queries_pending));
+            json_object_set_new(o, "peer_queries", json_integer((json_int_t)s.peer_queries));
         }
     }
     if (w->gb_lower) gb_lower_stats_json(w->gb_lower, stats);

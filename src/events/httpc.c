@@ -330,6 +330,102 @@ static long long dechunk(const char *in, size_t n, sbuf_t *out)
     }
 }
 
+int api_httpc_parse(const char *buf, size_t n, bool eof, bool no_body_method, size_t max_body,
+                    struct api_httpc_response *out, char *err, size_t errcap)
+{
+    struct head h;
+    size_t off = 0;
+    for (;;) {                                  /* a final (non-1xx) head */
+        const char *hend = n - off >= 4 ? memmem(buf + off, n - off, "\r\n\r\n", 4) : NULL;
+        if (!hend) {
+            if (n - off > HTTPC_MAX_HEADER) {
+                seterr(err, errcap, "answer header too large");
+                return -1;
+            }
+            if (eof) {
+                seterr(err, errcap, "connection closed before an answer");
+                return -2;
+            }
+            return 0;
+        }
+        size_t head_len = (size_t)(hend - (buf + off)) + 4;
+        if (head_len > HTTPC_MAX_HEADER) {
+            seterr(err, errcap, "answer header too large");
+            return -1;
+        }
+        if (parse_head(buf + off, head_len, &h, err, errcap)) return -1;
+        off += head_len;
+        if (h.status >= 200) break;             /* skip 100 Continue and the like */
+    }
+    if (h.content_length >= 0 && !h.chunked && (unsigned long long)h.content_length > max_body) {
+        seterr(err, errcap, "answer body too large");
+        return -1;
+    }
+    bool no_body = no_body_method || h.status == 204 || h.status == 304;
+    size_t have = n - off, len = 0;
+    sbuf_t dec;
+    sbuf_init(&dec);
+    if (!no_body) {
+        if (h.chunked) {
+            long long d = dechunk(buf + off, have, &dec);
+            if (d == -2 || (d < 0 && have > max_body + HTTPC_MAX_HEADER) || (d >= 0 && (size_t)d > max_body)) {
+                sbuf_free(&dec);
+                seterr(err, errcap, d == -2 ? "malformed chunked answer" : "answer body too large");
+                return -1;
+            }
+            if (d < 0) {
+                sbuf_free(&dec);
+                if (eof) {
+                    seterr(err, errcap, "connection closed in the middle of the answer");
+                    return -2;
+                }
+                return 0;
+            }
+            len = dec.len;
+        } else if (h.content_length >= 0) {
+            if (have < (size_t)h.content_length) {
+                if (eof) {
+                    seterr(err, errcap, "connection closed in the middle of the answer");
+                    return -2;
+                }
+                return 0;
+            }
+            len = (size_t)h.content_length;
+        } else {
+            if (have > max_body) {
+                seterr(err, errcap, "answer body too large");
+                return -1;
+            }
+            if (!eof) return 0;                 /* the body runs until the peer closes */
+            len = have;
+        }
+    }
+    memset(out, 0, sizeof(*out));
+    out->status = h.status;
+    snprintf(out->content_type, sizeof(out->content_type), "%s", h.content_type);
+    out->len = len;
+    if (h.chunked && !no_body) {
+        if (dec.failed) {
+            sbuf_free(&dec);
+            seterr(err, errcap, "out of memory");
+            return -1;
+        }
+        out->body = sbuf_take(&dec);
+    } else {
+        out->body = malloc(len + 1);
+        if (out->body) {
+            if (len) memcpy(out->body, buf + off, len);
+            out->body[len] = '\0';
+        }
+    }
+    sbuf_free(&dec);
+    if (!out->body) {
+        seterr(err, errcap, "out of memory");
+        return -1;
+    }
+    return 1;
+}
+
 int api_httpc_request(const struct api_url *url, const char *method, const char *target,
                       const char *extra_headers, const char *content_type, const char *body,
                       size_t body_len, int timeout_ms, int cancel_fd,
@@ -340,10 +436,9 @@ int api_httpc_request(const struct api_url *url, const char *method, const char 
     int fd = connect_to(url, deadline, cancel_fd, err, errcap);
     if (fd < 0) return -1;
 
-    sbuf_t req, in, dec;
+    sbuf_t req, in;
     sbuf_init(&req);
     sbuf_init(&in);
-    sbuf_init(&dec);
     bool v6 = strchr(url->host, ':') != NULL;
     sbuf_printf(&req, "%s %s HTTP/1.1\r\nHost: %s%s%s%s%s\r\n", method, target, v6 ? "[" : "",
                 url->host, v6 ? "]" : "", strcmp(url->port, "80") ? ":" : "",
@@ -371,81 +466,16 @@ int api_httpc_request(const struct api_url *url, const char *method, const char 
         send_failed = true;
         snprintf(send_err, sizeof(send_err), "%s", err ? err : "send failed");
     }
-
-    struct head h;
-    size_t head_len = 0;
-    bool eof = false;
-    for (;;) {                                  /* read until a final (non-1xx) head */
-        char *hend = NULL;
-        while (!(hend = in.len ? memmem(in.data, in.len, "\r\n\r\n", 4) : NULL)) {
-            if (in.len > HTTPC_MAX_HEADER) {
-                seterr(err, errcap, "answer header too large");
-                goto out;
-            }
-            ssize_t r = recv_more(fd, &in, deadline, cancel_fd, err, errcap);
-            if (r < 0) goto out;
-            if (r == 0) {
-                seterr(err, errcap, "connection closed before an answer");
-                goto out;
-            }
-        }
-        head_len = (size_t)(hend - in.data) + 4;
-        if (parse_head(in.data, head_len, &h, err, errcap)) goto out;
-        if (h.status >= 200) break;
-        memmove(in.data, in.data + head_len, in.len - head_len);   /* skip 100 Continue */
-        in.len -= head_len;
-    }
-    bool no_body = !strcmp(method, "HEAD") || h.status == 204 || h.status == 304;
+    bool eof = false, head_only = !strcmp(method, "HEAD");
     for (;;) {
-        size_t have = in.len - head_len;
-        if (no_body) break;
-        if (h.chunked) {
-            long long d = dechunk(in.data + head_len, have, &dec);
-            if (d == -2) {
-                seterr(err, errcap, "malformed chunked answer");
-                goto out;
-            }
-            if (d >= 0) break;
-        } else if (h.content_length >= 0) {
-            if (have >= (size_t)h.content_length) break;
-        } else if (eof) {
-            break;
-        }
-        if (eof) {
-            seterr(err, errcap, "connection closed in the middle of the answer");
-            goto out;
-        }
-        if (have > API_HTTPC_MAX_BODY) {
-            seterr(err, errcap, "answer body too large");
-            goto out;
-        }
+        int p = in.len || eof ? api_httpc_parse(in.data ? in.data : "", in.len, eof, head_only, API_HTTPC_MAX_BODY,
+                                                resp, err, errcap)
+                              : 0;
+        if (p < 0) goto out;
+        if (p > 0) break;
         ssize_t r = recv_more(fd, &in, deadline, cancel_fd, err, errcap);
         if (r < 0) goto out;
         if (r == 0) eof = true;
-    }
-    resp->status = h.status;
-    snprintf(resp->content_type, sizeof(resp->content_type), "%s", h.content_type);
-    if (no_body) {
-        resp->len = 0;
-    } else if (h.chunked) {
-        resp->len = dec.len;
-        if (dec.failed) {
-            seterr(err, errcap, "out of memory");
-            goto out;
-        }
-        resp->body = sbuf_take(&dec);
-    } else {
-        size_t have = in.len - head_len;
-        resp->len = h.content_length >= 0 ? (size_t)h.content_length : have;
-    }
-    if (!resp->body) {
-        resp->body = malloc(resp->len + 1);
-        if (!resp->body) {
-            seterr(err, errcap, "out of memory");
-            goto out;
-        }
-        if (resp->len) memcpy(resp->body, in.data + head_len, resp->len);
-        resp->body[resp->len] = '\0';
     }
     rc = 0;
 out:
@@ -453,7 +483,6 @@ out:
     close(fd);
     sbuf_free(&req);
     sbuf_free(&in);
-    sbuf_free(&dec);
     if (rc) api_httpc_response_free(resp);
     return rc;
 }

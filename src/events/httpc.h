@@ -11,6 +11,7 @@
 #ifndef CASCADE_EVENTS_HTTPC_H
 #define CASCADE_EVENTS_HTTPC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct api_url {
@@ -42,5 +43,17 @@ int api_httpc_request(const struct api_url *url, const char *method, const char 
                       size_t body_len, int timeout_ms, int cancel_fd,
                       struct api_httpc_response *resp, char *err, size_t errcap);
 void api_httpc_response_free(struct api_httpc_response *resp);
+
+/* Reads an HTTP/1.1 answer from the bytes received so far, [buf, buf+n)
+ * (pure: what the clients here read, tests/fuzz/fuzz_cluster.c feeds it a
+ * peer node's answer). eof: the peer closed after them. 1xx heads are
+ * skipped; the final head must be under 64 KiB; the body is framed by
+ * chunked coding, Content-Length, or the close (RFC 9112 §6.3), and none is
+ * read for no_body_method (HEAD), 204 or 304. Returns 1 with *out filled
+ * (free with api_httpc_response_free), 0 when more bytes are needed, -1
+ * when malformed or the body is over max_body, -2 when the peer closed
+ * before the answer was whole (reason in err for both). */
+int api_httpc_parse(const char *buf, size_t n, bool eof, bool no_body_method, size_t max_body,
+                    struct api_httpc_response *out, char *err, size_t errcap);
 
 #endif

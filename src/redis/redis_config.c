@@ -1,6 +1,10 @@
 /* redis_config.c — the keys of [redis] (struct redis_config, base/config.h). */
+#include <arpa/inet.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "redis/redis_config.h"
 
@@ -58,11 +62,42 @@ static const struct config_key keys[] = {
         "node (a node renews what it holds every quarter of it)"),
     KEY("events_webhook_batch", CONFIG_UINT, events_webhook_batch, "32", 1, 56,
         "webhook entries one node takes from the group and holds at once"),
+    KEY("api_advertise", CONFIG_STRING, api_advertise, "", 0, 0,
+        "this node's HTTP API as the other nodes reach it, numeric ip:port or [v6]:port, for GB queries forwarded "
+        "to the node a device is registered to; empty: the [api] listen address when it names one, else this "
+        "node's SIP host with the API's port (none when the API serves TLS only)"),
+    KEY("api_forward_timeout_ms", CONFIG_UINT, api_forward_timeout_ms, "15000", 500, 120000,
+        "a GB API request (catalog, info, status, records, PTZ ...) forwarded to the device's node must be answered "
+        "this soon, else 504; keep it above the 10 s a node waits for a device's answer"),
+    KEY("api_forward_max_pending", CONFIG_UINT, api_forward_max_pending, "64", 1, 10000,
+        "GB API requests forwarded to other nodes (or looking up the device's node) at once; more get 429"),
 };
+
+/* "a.b.c.d:port" or "[v6]:port", numeric (cluster_peer_api reads it the same way). */
+static bool api_hostport_ok(const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    size_t pl = colon ? strlen(colon + 1) : 0;
+    if (!colon || colon == s || !pl || pl > 5 || strspn(colon + 1, "0123456789") != pl) return false;
+    long port = strtol(colon + 1, NULL, 10);
+    char host[64];
+    size_t hl = (size_t)(colon - s);
+    bool v6 = hl >= 2 && s[0] == '[' && s[hl - 1] == ']';
+    if (v6) s++, hl -= 2;
+    if (!hl || hl >= sizeof(host) || port < 1 || port > 65535) return false;
+    memcpy(host, s, hl);
+    host[hl] = '\0';
+    unsigned char buf[16];
+    return inet_pton(v6 ? AF_INET6 : AF_INET, host, buf) == 1;
+}
 
 static int redis_check(const void *section, char *err, size_t errcap)
 {
     const struct redis_config *r = section;
+    if (r->api_advertise[0] && !api_hostport_ok(r->api_advertise)) {
+        snprintf(err, errcap, "[redis] api_advertise: '%s' is not a numeric ip:port or [v6]:port", r->api_advertise);
+        return -1;
+    }
     if (r->mirror_bindings && !r->nodes[0]) {
         snprintf(err, errcap, "[redis] mirror_bindings = yes needs nodes");
         return -1;

@@ -29,6 +29,9 @@ struct redis_config { /* [redis] */
     uint32_t events_max_pending;     /* event writes waiting for Redis; beyond: dropped (counted) */
     uint32_t events_claim_idle_ms;   /* a webhook entry unacknowledged this long is taken over */
     uint32_t events_webhook_batch;   /* webhook entries one node holds at once */
+    char api_advertise[64];          /* this node's API for its peers, "ip:port"; "": from [api] listen */
+    uint32_t api_forward_timeout_ms; /* a GB API request forwarded to the device's node: whole exchange */
+    uint32_t api_forward_max_pending; /* GB API requests forwarded (or looking up their node) at once */
 };
 
 #endif

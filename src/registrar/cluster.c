@@ -35,6 +35,8 @@ struct node {
     char route[CLUSTER_ROUTE_MAX];
     char hostport[CLUSTER_HOSTPORT_MAX];
     struct sockaddr_storage ip;          /* ss_family 0: not numeric */
+    char api[CLUSTER_API_MAX];           /* its API's "host:port" (cluster_peer_api); "": none */
+    struct sockaddr_storage api_addr;
     uint64_t seen_ms;                    /* last heartbeat round that found it */
     uint32_t gen;                        /* bumped when the slot is reused */
 };
@@ -108,6 +110,7 @@ struct cluster {
     bool inc_listed;                     /* a heartbeat listed our incarnation */
     char prefix[64];
     char advertise[256];
+    char api[CLUSTER_API_MAX];           /* this node's API for its peers ("": none) */
     struct event_bus *events;            /* user.offline reason node-lost; NULL: none */
     char domain[160];
     struct reaper reap;
@@ -176,6 +179,49 @@ static int parse_advertise(const char *s, struct node *n)
     return 0;
 }
 
+int cluster_peer_api(const char *s, size_t len, char *hostport, size_t cap, struct sockaddr_storage *addr)
+{
+    /* "a.b.c.d:port" or "[v6]:port": numeric, a port 1..65535, nothing else. */
+    if (!len || len >= CLUSTER_API_MAX || len >= cap) return -1;
+    const char *colon = NULL;
+    for (size_t i = len; i > 0; i--)
+        if (s[i - 1] == ':') {
+            colon = s + i - 1;
+            break;
+        }
+    if (!colon || colon == s) return -1;
+    size_t hl = (size_t)(colon - s), pl = len - hl - 1;
+    if (!pl || pl > 5) return -1;
+    unsigned port = 0;
+    for (size_t i = 0; i < pl; i++) {
+        if (colon[1 + i] < '0' || colon[1 + i] > '9') return -1;
+        port = port * 10 + (unsigned)(colon[1 + i] - '0');
+    }
+    if (!port || port > 65535) return -1;
+    char h[INET6_ADDRSTRLEN + 1];
+    const char *hs = s;
+    bool v6 = hl >= 2 && s[0] == '[' && s[hl - 1] == ']';
+    if (v6) hs++, hl -= 2;
+    if (!hl || hl >= sizeof(h) || memchr(hs, '\0', hl)) return -1;
+    memcpy(h, hs, hl);
+    h[hl] = '\0';
+    memset(addr, 0, sizeof(*addr));
+    struct sockaddr_in *a4 = (struct sockaddr_in *)addr;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)addr;
+    if (!v6 && inet_pton(AF_INET, h, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+    } else if (v6 && inet_pton(AF_INET6, h, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+    } else {
+        return -1;
+    }
+    memcpy(hostport, s, len);
+    hostport[len] = '\0';
+    return 0;
+}
+
 int cluster_record_read(const char *json, size_t len, char *node, size_t node_cap, int64_t *expires)
 {
     json_t *rec = json_loadb(json, len, 0, NULL);
@@ -217,7 +263,7 @@ static struct node *node_find(struct cluster *c, const char *id, size_t len)
     return NULL;
 }
 
-static void node_seen(struct cluster *c, const char *id, const char *sip)
+static void node_seen(struct cluster *c, const char *id, const char *sip, const char *api, size_t api_len)
 {
     uint64_t now = timer_now(c->timers);
     struct node *n = node_find(c, id, strlen(id));
@@ -242,6 +288,18 @@ static void node_seen(struct cluster *c, const char *id, const char *sip)
             return;
         }
         *n = tmp;
+    }
+    if (api_len != strlen(n->api) || memcmp(api, n->api, api_len) != 0) {
+        char hp[CLUSTER_API_MAX];
+        struct sockaddr_storage a;
+        if (api_len && cluster_peer_api(api, api_len, hp, sizeof(hp), &a) == 0) {
+            snprintf(n->api, sizeof(n->api), "%s", hp);
+            n->api_addr = a;
+        } else {
+            if (api_len) log_warn_rl("cluster: node %s advertises an unusable API address; no API requests to it", id);
+            n->api[0] = '\0';
+            memset(&n->api_addr, 0, sizeof(n->api_addr));
+        }
     }
     n->used = true;
     n->seen_ms = now;
@@ -292,7 +350,7 @@ static void hb_reply(void *arg, int status, const struct redisReply *reply);
 
 static void hb_send(struct cluster *c, int what, const char *id, int key_index, int argc, const char **argv)
 {
-    size_t lens[8];
+    size_t lens[12];
     for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
     struct hb_ctx *x = calloc(1, sizeof(*x));
     if (!x) {
@@ -337,8 +395,8 @@ static void hb_reply(void *arg, int status, const struct redisReply *reply)
             memcpy(id, e->str, e->len);
             id[e->len] = '\0';
             snprintf(key, sizeof(key), "%snode:{%s}", c->prefix, id);
-            const char *argv[] = {"HGET", key, "sip"};
-            hb_send(c, HB_NODE, id, 1, 3, argv);
+            const char *argv[] = {"HMGET", key, "sip", "api"};
+            hb_send(c, HB_NODE, id, 1, 4, argv);
         }
     } else if (ok && !c->closing && x->what == HB_INC) {
         /* 1: our incarnation was not listed. After the first round, a peer
@@ -352,13 +410,17 @@ static void hb_reply(void *arg, int status, const struct redisReply *reply)
         }
         if (reply->type == REDIS_REPLY_INTEGER) c->inc_listed = true;
     } else if (ok && !c->closing && x->what == HB_NODE) {
-        if (reply->type == REDIS_REPLY_STRING && reply->len < 256) {
+        /* HMGET sip api: {nil, nil} when the hash is gone. */
+        const redisReply *rs = reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 ? reply->element[0] : NULL;
+        const redisReply *ra = rs ? reply->element[1] : NULL;
+        if (rs && rs->type == REDIS_REPLY_STRING && rs->len < 256) {
             char sip[256];
-            memcpy(sip, reply->str, reply->len);
-            sip[reply->len] = '\0';
-            node_seen(c, x->id, sip);
+            memcpy(sip, rs->str, rs->len);
+            sip[rs->len] = '\0';
+            bool api = ra->type == REDIS_REPLY_STRING;
+            node_seen(c, x->id, sip, api ? ra->str : "", api ? ra->len : 0);
             suspect_clear(c, x->id);
-        } else if (reply->type == REDIS_REPLY_NIL) {
+        } else if (rs && rs->type == REDIS_REPLY_NIL && ra->type == REDIS_REPLY_NIL) {
             /* Its hash expired: gone. Its incarnations are reaped (node
              * death, below) once it stayed gone for CLUSTER_DEAD_ROUNDS
              * rounds, then it leaves the set (it adds itself back when it
@@ -393,8 +455,8 @@ static void on_hb_timer(struct timer_node *t, uint64_t now_ms)
     snprintf(set, sizeof(set), "%snodes", c->prefix);
     snprintf(seen, sizeof(seen), "%lld", (long long)clock_wall_ms());
     snprintf(ttl, sizeof(ttl), "%u", c->node_ttl_ms);
-    const char *hset[] = {"HSET", key, "sip", c->advertise, "seen", seen, "inc", c->inc};
-    hb_send(c, HB_WRITE, NULL, 1, 8, hset);
+    const char *hset[] = {"HSET", key, "sip", c->advertise, "seen", seen, "inc", c->inc, "api", c->api};
+    hb_send(c, HB_WRITE, NULL, 1, 10, hset);
     const char *exp[] = {"PEXPIRE", key, ttl};
     hb_send(c, HB_WRITE, NULL, 1, 3, exp);
     if (c->inc[0]) {
@@ -1079,6 +1141,36 @@ int cluster_node_hit(const struct cluster *c, const char *id, struct cluster_hit
     return -ENOENT;
 }
 
+int cluster_set_api(struct cluster *c, const char *hostport)
+{
+    char hp[CLUSTER_API_MAX];
+    struct sockaddr_storage a;
+    if (!hostport || !*hostport) {
+        c->api[0] = '\0';
+        return 0;
+    }
+    if (cluster_peer_api(hostport, strlen(hostport), hp, sizeof(hp), &a) != 0) return -EINVAL;
+    snprintf(c->api, sizeof(c->api), "%s", hp);
+    return 0;
+}
+
+int cluster_node_api(const struct cluster *c, const char *id, char *hostport, size_t cap,
+                     struct sockaddr_storage *addr)
+{
+    uint64_t now = timer_now(c->timers);
+    size_t len = strlen(id);
+    for (size_t i = 0; i < CLUSTER_MAX_NODES; i++) {
+        const struct node *n = &c->nodes[i];
+        if (!n->used || strlen(n->id) != len || memcmp(n->id, id, len)) continue;
+        if (!node_alive(c, n, now)) return -EHOSTDOWN;
+        if (!n->api[0]) return -EADDRNOTAVAIL;
+        snprintf(hostport, cap, "%s", n->api);
+        *addr = n->api_addr;
+        return 0;
+    }
+    return -ENOENT;
+}
+
 void cluster_set_on_reaped(struct cluster *c, void (*fn)(void *arg), void *arg)
 {
     c->on_reaped = fn;
@@ -1112,6 +1204,7 @@ void cluster_stats_json(const struct cluster *c, json_t *stats)
     if (!o) return;
     json_object_set_new(o, "node_id", json_string(c->node_id));
     json_object_set_new(o, "advertise", json_string(c->advertise));
+    json_object_set_new(o, "api", json_string(c->api));
     json_object_set_new(o, "cache", json_boolean(c->subscribed));
 #define PUT(name) json_object_set_new(o, #name, json_integer((json_int_t)s.name))
     PUT(lookups);
@@ -1133,7 +1226,8 @@ void cluster_stats_json(const struct cluster *c, json_t *stats)
     uint64_t now = timer_now(c->timers);
     for (size_t i = 0; peers && i < CLUSTER_MAX_NODES; i++)
         if (node_alive(c, &c->nodes[i], now))
-            json_array_append_new(peers, json_pack("{s:s,s:s}", "id", c->nodes[i].id, "sip", c->nodes[i].sip));
+            json_array_append_new(peers, json_pack("{s:s,s:s,s:s}", "id", c->nodes[i].id, "sip", c->nodes[i].sip,
+                                                   "api", c->nodes[i].api));
     if (peers) json_object_set_new(o, "peers", peers);
     json_object_set_new(stats, "cluster", o);
 }

@@ -2,10 +2,11 @@
  * the node registry and the remote binding lookup.
  *
  * Node registry: every heartbeat_ms this node writes
- *   <prefix>node:{<id>}   hash: sip -> its advertised SIP URI, seen -> wall ms
+ *   <prefix>node:{<id>}   hash: sip -> its advertised SIP URI, seen -> wall ms,
+ *                         api -> its HTTP API "ip:port" ("" none; cluster_set_api)
  * with a TTL of three heartbeats, adds its id to the set <prefix>nodes, and
- * reads the set back (SMEMBERS, then HGET sip of each member) into a local
- * table of the live nodes. A node whose hash has expired (it stopped
+ * reads the set back (SMEMBERS, then HMGET sip api of each member) into a
+ * local table of the live nodes. A node whose hash has expired (it stopped
  * heartbeating: killed, partitioned) drops out of the table and of the set;
  * one not refreshed for three heartbeats counts as dead locally too.
  *
@@ -52,6 +53,7 @@
 #define CLUSTER_ROUTE_MAX 320
 #define CLUSTER_HOSTPORT_MAX 272
 #define CLUSTER_DEAD_ROUNDS 3            /* heartbeat rounds in a row a peer's hash must read nil before its reap */
+#define CLUSTER_API_MAX 64               /* a node's API "host:port", with its NUL */
 #define CLUSTER_INC_MAX 48               /* an incarnation id, with its NUL */
 #define CLUSTER_INDEX_TTL_MS (24u * 3600u * 1000u) /* LOCATION_MIRROR_INDEX_TTL_MS */
 
@@ -135,6 +137,16 @@ bool cluster_is_node_addr(const struct cluster *c, const struct sockaddr *addr);
  * filled (its Route with the peer mark, its host:port); -EHOSTDOWN when
  * it stopped heartbeating, -ENOENT when this node never saw it. */
 int cluster_node_hit(const struct cluster *c, const char *id, struct cluster_hit *out);
+/* This node's API as its peers reach it, "ip:port" or "[v6]:port"
+ * (numeric), written into its registry hash (field api) from the next
+ * heartbeat on; NULL or "": none (peers then send it no API request).
+ * 0, or -EINVAL when it does not read (cluster_peer_api). */
+int cluster_set_api(struct cluster *c, const char *hostport);
+/* The API address of the live node called id: 0 with hostport and *addr
+ * filled; -EHOSTDOWN (stopped heartbeating), -ENOENT (never seen here),
+ * -EADDRNOTAVAIL (it advertises no usable API). */
+int cluster_node_api(const struct cluster *c, const char *id, char *hostport, size_t cap,
+                     struct sockaddr_storage *addr);
 const char *cluster_node_id(const struct cluster *c);
 const char *cluster_advertise(const struct cluster *c);
 void cluster_get_stats(const struct cluster *c, struct cluster_stats *out);
@@ -150,6 +162,11 @@ void cluster_stats_json(const struct cluster *c, json_t *stats);
  * host is not numeric); -1 when unusable or a result does not fit. */
 int cluster_peer_uri(const char *uri, char *route, size_t route_cap, char *hostport, size_t hostport_cap,
                      struct sockaddr_storage *ip);
+/* A peer's API address as read from its registry hash (len bytes, any
+ * byte): "a.b.c.d:port" or "[v6]:port", numeric, port 1..65535, under
+ * CLUSTER_API_MAX and cap. 0 with hostport (the same text, NUL-terminated)
+ * and *addr (family, address, port); -1 otherwise. */
+int cluster_peer_api(const char *s, size_t len, char *hostport, size_t cap, struct sockaddr_storage *addr);
 /* A mirrored binding record (location_mirror.h): 0 with its "node" (non-
  * empty, fits node_cap with its NUL) and "expires" (an integer, wall ms);
  * -1 otherwise. */

@@ -2,8 +2,11 @@
  * from Redis (src/registrar/cluster.c): a peer's advertised SIP URI (it
  * becomes a Route we push), a mirrored binding record (JSON), the key
  * named by a change message, a member of a dead node's index or
- * incarnation list, and the reap script's answer (the input through
- * hiredis's reader). The input is read as each of them.
+ * incarnation list, the reap script's answer (the input through
+ * hiredis's reader), a peer's API address (field api of its registry
+ * hash), and what a peer's API answers to a forwarded GB request
+ * (api_httpc_parse, as events/httpc_uv.c reads it: in two pieces, then
+ * with the close). The input is read as each of them.
  *
  * Beyond "no crash": an accepted URI gives a Route that starts with '<',
  * ends with ";lr;cascade-peer>", has no other '<' or '>' and nothing at or
@@ -11,7 +14,11 @@
  * host:port with a port; an accepted record has a non-empty node id that
  * fits; an accepted key gives a non-empty AoR without '}' or NUL; an
  * accepted member is non-empty, fits, and has no brace, space or control
- * byte (it goes inside a key's hash tag); accepted counts are >= 0.
+ * byte (it goes inside a key's hash tag); accepted counts are >= 0; an
+ * accepted API address is the input itself, numeric, with a port, and
+ * nothing at or below space; a parsed answer has a status 200..599, a
+ * body within the cap and NUL-terminated, and the same answer whether
+ * the bytes came at once or in two reads.
  *
  *   tests/fuzz/fuzz_cluster -max_total_time=60 tests/fuzz/corpus/fuzz_cluster */
 #include <stdint.h>
@@ -20,8 +27,17 @@
 
 #include <hiredis/hiredis.h>
 
+#include "events/httpc.h"
 #include "redis/redis_objects.h"
 #include "registrar/cluster.h"
+
+#define FUZZ_MAX_BODY 4096
+
+static int answer(const uint8_t *data, size_t size, bool eof, struct api_httpc_response *r)
+{
+    char err[128];
+    return api_httpc_parse((const char *)data, size, eof, false, FUZZ_MAX_BODY, r, err, sizeof(err));
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -61,6 +77,35 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (ml == 0 || (size_t)ml >= sizeof(member) || strlen(member) != (size_t)ml) abort();
         for (int i = 0; i < ml; i++)
             if ((unsigned char)member[i] <= 0x20 || member[i] == '{' || member[i] == '}' || member[i] == 0x7f) abort();
+    }
+
+    char api[CLUSTER_API_MAX];
+    struct sockaddr_storage api_addr;
+    if (cluster_peer_api((const char *)data, size, api, sizeof(api), &api_addr) == 0) {
+        if (strlen(api) != size || memcmp(api, data, size) || !strrchr(api, ':') ||
+            (api_addr.ss_family != AF_INET && api_addr.ss_family != AF_INET6))
+            abort();
+        for (size_t i = 0; i < size; i++)
+            if ((unsigned char)api[i] <= 0x20 || api[i] == 0x7f) abort();
+    }
+
+    /* A peer's answer: at once, and cut in two at a point the input picks. */
+    struct api_httpc_response whole, part;
+    int rw = answer(data, size, false, &whole);
+    if (rw == 0) rw = answer(data, size, true, &whole);
+    if (rw == 1) {
+        if (whole.status < 200 || whole.status > 599 || whole.len > FUZZ_MAX_BODY || !whole.body ||
+            whole.body[whole.len] != '\0')
+            abort();
+        size_t cut = size ? data[0] % size : 0;
+        int rp = answer(data, cut, false, &part);
+        if (rp == 1) { /* already whole at the cut: the same head, and nothing read past the cut */
+            if (part.status != whole.status) abort();
+            api_httpc_response_free(&part);
+        }
+        api_httpc_response_free(&whole);
+    } else if (rw != -1 && rw != -2) {
+        abort();
     }
 
     redisReader *rd = redisReaderCreate();

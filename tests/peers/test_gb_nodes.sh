@@ -14,22 +14,36 @@
 #  3. the live view of the same channel from node C (POST .../live) plays
 #     through A too, and ffprobe reads H.264 from C's FLV URL;
 #     a playback from B through A: its pause (INFO) reaches the camera;
+#  3c. GB queries from B's API for the camera on A (the request forwarded
+#     to A's API, marked, with the client's token): the device record, a
+#     catalog with the camera's channel, DeviceInfo / DeviceStatus with the
+#     camera's fields, RecordInfo, a PTZ command the camera logs, the
+#     channel tree; A counts them as peer queries, B as node queries; a
+#     marked request for a device B does not have: 404 at B, not sent on;
 #  4. stop on B (DELETE /gb/streams/{sid}): B's BYE goes to A, A's to the
 #     camera (gbsim logs the BYE from the upper), A's relay is gone;
 #  5. a device registered nowhere: 404 JSON from B; a planted record naming
 #     a node that is not alive: 503 JSON; a planted record naming B itself
-#     (stale): 404, never sent on;
+#     (stale): 404, never sent on; the same for queries (catalog, info):
+#     404 JSON for a device nowhere; a planted node whose API accepts and
+#     never answers: 504 node-timeout within api_forward_timeout_ms; one
+#     that answers garbage: 502 bad-gateway;
 #  6. loop protection and trust: an INVITE marked as from a peer but sent
 #     from an address that is no live node is refused 403 by A;
 #  7. the camera unregisters while B plays it: A ends its relay (B's stream
 #     gets a BYE), marks the record offline (online 0), and a play from B
-#     answers 409 device-offline.
-#  8. the owning node killed -9 (the camera's record still online): B
-#     answers 503 node-unavailable once A stopped heartbeating;
+#     answers 409 device-offline; with the record made to say online, a
+#     query from B reaches A, whose own 409 comes back;
+#  8. the owning node killed -9 (the camera's record still online): a query
+#     from B at once (A's API refuses the connection, or A already counts
+#     as gone) and once A stopped heartbeating: 503 node-unavailable,
+#     answered within seconds; a play from B: 503 node-unavailable;
 #  9. the camera re-registers on C: the record names node-c, and a play
 #     from B goes through C;
 # 10. loop protection: a planted record names C for a device C does not
-#     have: C answers 404 and forwards nothing, B answers 404.
+#     have: C answers 404 and forwards nothing, B answers 404; a catalog
+#     query for it from B: C's 404 "on this node" comes back, C forwards
+#     nothing.
 source "$(dirname "$0")/lib.sh"
 
 for t in redis-server redis-cli jq ffprobe sipp; do
@@ -62,6 +76,7 @@ node_id = node-$n
 key_prefix = t:
 timeout_ms = 1000
 heartbeat_ms = 300
+api_forward_timeout_ms = 4000
 INI
     start_cascade "$n" "$WORK/$n.ini"
 done
@@ -100,8 +115,11 @@ WR=$(dstat a writes_ok); KAS=$(gstat a keepalives); ELAPSED=$(($(date +%s) - T_S
 BOUND=$((2 * (2 + ELAPSED / 5)))
 check "... Redis writes bounded by time, not keepalives ($WR commands for $KAS keepalives in ${ELAPSED} s, at most $BOUND)" \
     test "$WR" -le "$BOUND"
-check "... node B does not have the device itself" \
-    bash -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer $API_TOKEN' http://127.0.0.1:${API[b]}/api/v1/gb/devices/$DEV)\" = 404 ]"
+check "... node B does not have the device itself (not in its list)" \
+    bash -c "curl -s -H 'Authorization: Bearer $API_TOKEN' http://127.0.0.1:${API[b]}/api/v1/gb/devices |
+        jq -e '.devices | map(.id) | index(\"$DEV\") == null' >/dev/null"
+check "... node A advertises its API in the registry (field api)" \
+    test "$(rcli hget 't:node:{node-a}' api)" = "127.0.0.1:${API[a]}"
 
 # ---- 2. played from B
 AUTH="Authorization: Bearer $API_TOKEN"
@@ -148,6 +166,45 @@ check "... pause answered by the camera through A ($OUT)" jq_ok "$OUT" '.action 
 check "... the PAUSE reached the camera" wait_for 10 grep -qE "PAUSE cseq 1" "$WORK/gbsim.log"
 api DELETE "/gb/streams/$PSID" >/dev/null
 
+# ---- 3c. queries from B for the camera on A: forwarded to A's API
+on b
+PQ0=$(gstat a peer_queries)
+R=$(api GET "/gb/devices/$DEV")
+check "3c. GET the device from node B: A's record of it ($(echo "$R" | jq -c '{id,online,transport}'))" \
+    jq_ok "$R" '.id == "'"$DEV"'" and .online == true and .transport == "udp"'
+CAT=$(api POST "/gb/devices/$DEV/catalog" '{}')
+check "... a catalog from B: the camera's channel ($(echo "$CAT" | jq -c '{device_id,sum_num,n:(.channels|length)}'))" \
+    jq_ok "$CAT" '.device_id == "'"$DEV"'" and .sum_num == 1 and (.channels | map(.id) | index("'"$CH1"'")) != null'
+INFO=$(api POST "/gb/devices/$DEV/info" '{}')
+check "... DeviceInfo from B: the camera's fields ($(echo "$INFO" | jq -c '{manufacturer,model,channel}'))" \
+    jq_ok "$INFO" '.device_id == "'"$DEV"'" and .manufacturer == "cascade-gbsim" and .model == "SIM-IPC" and .channel == 1'
+ST=$(api POST "/gb/devices/$DEV/status" '{}')
+check "... DeviceStatus from B: the camera's fields ($(echo "$ST" | jq -c '{online,encode,record}'))" \
+    jq_ok "$ST" '.device_id == "'"$DEV"'" and .online == "ONLINE" and .encode == "ON" and (.device_time | length) > 0'
+REC=$(api POST "/gb/devices/$DEV/records" '{"channel":"'"$CH1"'","start":"2026-12-01T00:00:00","end":"2026-12-01T23:59:59"}')
+check "... RecordInfo from B: the camera's (empty) list ($REC)" jq_ok "$REC" '.sum_num == 0 and (.records | length) == 0'
+PTZ=$(api POST "/gb/devices/$DEV/channels/$CH1/ptz" '{"cmd":"left","speed":100}')
+check "... PTZ left from B: sent by A ($PTZ)" jq_ok "$PTZ" '.sent == true and (.ptz_cmd | startswith("A50F01"))'
+check "... the camera received it (gbsim logs PTZ left)" wait_for 10 grep -q "gbsim: device 0 PTZ left" "$WORK/gbsim.log"
+TREE=$(api GET "/gb/devices/$DEV/channels")
+check "... the channel tree from B: A's tree" jq_ok "$TREE" '(.channels | map(.id) | index("'"$CH1"'")) != null'
+R=$(curl -s -w ' %{http_code}' -X POST -H "$AUTH" -H 'Content-Type: application/json' --data '{"target":"12"}' \
+    "http://127.0.0.1:${API[b]}/api/v1/gb/devices/$DEV/info")
+check "... a bad argument: 400 JSON ($R)" bash -c "[[ '$R' == *'\"bad-request\"'*' 400' ]]"
+check "... A answered 7 requests forwarded by a peer" test "$(($(gstat a peer_queries) - PQ0))" = 7
+check "... B counted 7 node queries, none failed" \
+    bash -c "[ '$(gstat b node_queries)' = 7 ] && [ '$(gstat b node_query_failures)' = 0 ] && [ '$(gstat b node_queries_pending)' = 0 ]"
+check "... B logged the forward to node-a at A's API" \
+    grep -q "gb api: POST /api/v1/gb/devices/$DEV/catalog for device $DEV forwarded to node node-a (127.0.0.1:${API[a]})" "$WORK/b.log"
+check "... the device is still not registered on B" \
+    bash -c "curl -s -H '$AUTH' http://127.0.0.1:${API[b]}/api/v1/gb/devices | jq -e '.total == 0' >/dev/null"
+# loop protection: a request already forwarded is answered from local devices only.
+R=$(curl -s -w ' %{http_code}' -X POST -H "$AUTH" -H 'X-Cascade-Forwarded: node-c' -H 'Content-Type: application/json' \
+    --data '{}' "http://127.0.0.1:${API[b]}/api/v1/gb/devices/$DEV/info")
+check "... a request marked as forwarded, for a device B does not have: 404 at B ($R)" \
+    bash -c "[[ '$R' == *'\"not-found\"'*'on this node'*' 404' ]]"
+check "... and not sent on (B's node queries unchanged)" test "$(gstat b node_queries)" = 7
+
 # ---- 4. stop on B
 byes() { grep -c "stream of $CH1 ended: BYE from the upper" "$WORK/gbsim.log" || true; }
 BY0=$(byes)
@@ -176,6 +233,43 @@ check "... a stale record naming node B itself: 404, not sent anywhere ($R)" jq_
 rcli hset "t:gbdev:{$GHOST}" online maybe >/dev/null
 R=$(api POST "/gb/devices/$GHOST/channels/$CH1/play" '{}')
 check "... a record that does not read (online maybe): taken as absent, 404 ($R)" jq_ok "$R" '.error == "not-found"'
+R=$(curl -s -w ' %{http_code}' -X POST -H "$AUTH" -H 'Content-Type: application/json' --data '{}' \
+    "http://127.0.0.1:${API[b]}/api/v1/gb/devices/$NX/catalog")
+check "5b. a catalog from B for a device registered nowhere: 404 JSON ($R)" \
+    bash -c "[[ '$R' == *'\"not-found\"'*' 404' ]]"
+R=$(api POST "/gb/devices/$NX/info" '{}')
+check "... DeviceInfo likewise ($R)" jq_ok "$R" '.error == "not-found"'
+# Two planted nodes: node-x's API accepts and never answers, node-y's
+# answers garbage (tests/peers/fake_http.py).
+XPORT=$(free_port); YPORT=$(free_port)
+python3 "$PEERS_DIR/fake_http.py" "$XPORT" silent >"$WORK/fake-x.log" 2>&1 &
+PIDS+=($!)
+python3 "$PEERS_DIR/fake_http.py" "$YPORT" garbage >"$WORK/fake-y.log" 2>&1 &
+PIDS+=($!)
+listening() { ss -Hltn "sport = :$1" | grep -q .; }
+check "... two fake node APIs listen" wait_for 10 bash -c "$(declare -f listening); listening $XPORT && listening $YPORT"
+rcli hset "t:node:{node-x}" sip sip:127.0.0.1:9 api "127.0.0.1:$XPORT" >/dev/null
+rcli hset "t:node:{node-y}" sip sip:127.0.0.1:9 api "127.0.0.1:$YPORT" >/dev/null
+rcli sadd t:nodes node-x node-y >/dev/null
+sees_four() { [ "$(cstat b nodes_live)" = 4 ]; }
+check "... node B sees the two planted nodes" wait_for 20 sees_four
+GX=34020000001320000078
+GY=34020000001320000079
+rcli hset "t:gbdev:{$GX}" node node-x transport udp remote 127.0.0.1:9 online 1 >/dev/null
+rcli hset "t:gbdev:{$GY}" node node-y transport udp remote 127.0.0.1:9 online 1 >/dev/null
+T0=$(date +%s%N)
+R=$(curl -s -m 30 -w ' %{http_code}' -X POST -H "$AUTH" -H 'Content-Type: application/json' --data '{}' \
+    "http://127.0.0.1:${API[b]}/api/v1/gb/devices/$GX/catalog" || true)
+MS=$((($(date +%s%N) - T0) / 1000000))
+check "... a node whose API never answers: 504 node-timeout ($R)" bash -c "[[ '$R' == *'\"node-timeout\"'*' 504' ]]"
+check "... after the 4 s hop deadline, not much later (${MS} ms)" bash -c "[ $MS -ge 3900 ] && [ $MS -lt 15000 ]"
+R=$(curl -s -m 30 -w ' %{http_code}' -X POST -H "$AUTH" -H 'Content-Type: application/json' --data '{}' \
+    "http://127.0.0.1:${API[b]}/api/v1/gb/devices/$GY/info" || true)
+check "... a node that answers garbage: 502 bad-gateway ($R)" bash -c "[[ '$R' == *'\"bad-gateway\"'*' 502' ]]"
+rcli del "t:node:{node-x}" "t:node:{node-y}" "t:gbdev:{$GX}" "t:gbdev:{$GY}" >/dev/null
+rcli srem t:nodes node-x node-y >/dev/null
+sees_two_b() { [ "$(cstat b nodes_live)" = 2 ]; }
+check "... the planted nodes gone again" wait_for 20 sees_two_b
 
 # ---- 6. trust: a marked INVITE from an address that is not a live node
 # sipp binds 127.0.0.2, which no node advertises.
@@ -245,6 +339,16 @@ check "... with a TTL (it ages out)" bash -c "[ \"\$(redis-cli -c -h 127.0.0.1 -
 on b
 R=$(api POST "/gb/devices/$DEV/channels/$CH1/play" '{}')
 check "... a play from B: 409 device-offline ($R)" jq_ok "$R" '.error == "device-offline"'
+# The owner's own error comes back: the record made to say online again,
+# A (which has the camera offline) answers the forwarded query 409.
+rcli hset "$KEY" online 1 >/dev/null
+PQ7=$(gstat a peer_queries)
+R=$(curl -s -w ' %{http_code}' -X POST -H "$AUTH" -H 'Content-Type: application/json' --data '{}' \
+    "http://127.0.0.1:${API[b]}/api/v1/gb/devices/$DEV/info")
+check "... a query from B with the record saying online: A's own 409 comes back ($R)" \
+    bash -c "[[ '$R' == *'\"device-offline\"'*'is not online\"}'*' 409' ]]"
+check "... A answered it (a peer query)" test "$(gstat a peer_queries)" = "$((PQ7 + 1))"
+rcli hset "$KEY" online 0 >/dev/null
 
 for n in a b c; do
     pid_var="${n}_PID"
@@ -256,10 +360,25 @@ gb_sim "${SIP[a]}" "$UPPER" gbsim3.log --devices 1 --channels 1
 check "8. the camera registers on A again: its record is online" wait_for 30 rec_online
 echo "info: Redis memory of one device record: $(rcli memory usage "$KEY") bytes"
 kill -9 "$a_PID"; wait "$a_PID" 2>/dev/null || true
+on b
+T0=$(date +%s%N)
+R=$(curl -s -m 30 -w ' %{http_code}' -X POST -H "$AUTH" -H 'Content-Type: application/json' --data '{}' \
+    "http://127.0.0.1:${API[b]}/api/v1/gb/devices/$DEV/catalog" || true)
+MS=$((($(date +%s%N) - T0) / 1000000))
+check "8. A killed -9: a catalog from B at once: 503 node-unavailable ($R)" \
+    bash -c "[[ '$R' == *'\"node-unavailable\"'*' 503' ]]"
+check "... answered within 3 s (${MS} ms): no hang" test "$MS" -lt 3000
 sees_one() { [ "$(cstat b nodes_live)" = 1 ]; }
 check "... node A killed -9: B sees it gone within 3 heartbeats" wait_for 20 sees_one
 check "... its record is still there (online, TTL not run out)" rec_online
 on b
+T0=$(date +%s%N)
+R=$(curl -s -m 30 -w ' %{http_code}' -X POST -H "$AUTH" -H 'Content-Type: application/json' --data '{}' \
+    "http://127.0.0.1:${API[b]}/api/v1/gb/devices/$DEV/info" || true)
+MS=$((($(date +%s%N) - T0) / 1000000))
+check "... DeviceInfo from B: 503 node-unavailable, its node is down ($R)" \
+    bash -c "[[ '$R' == *'\"node-unavailable\"'*'is registered on node node-a, which is '*' 503' ]]"
+check "... answered at once (${MS} ms), not after a timeout" test "$MS" -lt 3000
 R=$(curl -s -w ' %{http_code}' -X POST -H "$AUTH" -H 'Content-Type: application/json' --data '{}' \
     "http://127.0.0.1:${API[b]}/api/v1/gb/devices/$DEV/channels/$CH1/play")
 check "... a play from B: 503 node-unavailable, its node is down ($R)" \
@@ -288,4 +407,12 @@ check "... C refused the marked INVITE (404) and relayed nothing" \
 check "... C logged the refusal, B sent the INVITE only once" \
     bash -c "grep -q 'asked for $CH1 of device $GHOST, not registered here: 404' '$WORK/c.log' &&
         [ \"\$(grep -c 'INVITE $GHOST/$CH1 through node' '$WORK/b.log')\" = 1 ]"
+NQC=$(gstat c node_queries); NQB=$(gstat b node_queries)
+R=$(curl -s -w ' %{http_code}' -X POST -H "$AUTH" -H 'Content-Type: application/json' --data '{}' \
+    "http://127.0.0.1:${API[b]}/api/v1/gb/devices/$GHOST/catalog")
+check "... a catalog from B for it: C's own 404 (on this node) comes back ($R)" \
+    bash -c "[[ '$R' == *'\"not-found\"'*'on this node'*' 404' ]]"
+check "... C sent it on to nobody, B forwarded it once" \
+    bash -c "[ '$(gstat c node_queries)' = '$NQC' ] && [ '$(gstat b node_queries)' = '$((NQB + 1))' ] &&
+        [ \"\$(grep -c 'gb api: POST /api/v1/gb/devices/$GHOST/catalog for device $GHOST forwarded' '$WORK/b.log')\" = 1 ]"
 finish

@@ -130,6 +130,8 @@ static void defaults_before_tables(struct config *c)
     c->redis.events_max_pending = 10000;
     c->redis.events_claim_idle_ms = 15000;
     c->redis.events_webhook_batch = 32;
+    c->redis.api_forward_timeout_ms = 15000;
+    c->redis.api_forward_max_pending = 64;
     strcpy(c->api.listen, "127.0.0.1:8080");
     c->events.ring_size = 4096;
     strcpy(c->log.level, "info");
@@ -553,6 +555,20 @@ static void test_redis_section(void **state)
     assert_int_equal(cfg.redis.events_max_pending, 100);
     assert_int_equal(load("[redis]\nnodes = 127.0.0.1:7000\nevents_webhook_batch = 57\n"), -1);
     assert_int_equal(load("[redis]\nnodes = 127.0.0.1:7000\nevents_claim_idle_ms = 100\n"), -1);
+    /* GB API requests forwarded to the device's node: its API address, the hop's bounds */
+    assert_int_equal(load("[redis]\napi_advertise = 10.0.0.1:8080\napi_forward_timeout_ms = 3000\n"
+                          "api_forward_max_pending = 8\n"),
+                     0);
+    assert_string_equal(cfg.redis.api_advertise, "10.0.0.1:8080");
+    assert_int_equal(cfg.redis.api_forward_timeout_ms, 3000);
+    assert_int_equal(cfg.redis.api_forward_max_pending, 8);
+    assert_int_equal(load("[redis]\napi_advertise = [::1]:8080\n"), 0);
+    assert_int_equal(load("[redis]\napi_advertise = api.example.com:8080\n"), -1);
+    assert_true(has_error(0, "[redis] api_advertise: 'api.example.com:8080' is not a numeric ip:port or [v6]:port"));
+    assert_int_equal(load("[redis]\napi_advertise = 10.0.0.1\n"), -1);
+    assert_int_equal(load("[redis]\napi_advertise = 10.0.0.1:0\n"), -1);
+    assert_int_equal(load("[redis]\napi_forward_timeout_ms = 100\n"), -1);
+    assert_int_equal(load("[redis]\napi_forward_max_pending = 0\n"), -1);
 }
 
 /* ---- [upstream:<id>] */

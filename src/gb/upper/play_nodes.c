@@ -65,6 +65,35 @@ void gb_mirror_offline(struct gb_upper *g, struct gb_device *d)
     d->mirrored_at = 0;
 }
 
+/* ---- entry node: the device's node ---- */
+
+enum gb_owner_verdict gb_owner_verdict(const struct gb_devmirror_record *rec, const char *self, bool known_here)
+{
+    bool ours = rec && !strcmp(rec->node, self);
+    if ((!rec || ours) && known_here) return GB_OWNER_OFFLINE_HERE; /* offline here, online nowhere else */
+    if (!rec || ours) return GB_OWNER_NOWHERE;                      /* or a stale record naming us */
+    if (!rec->online) return GB_OWNER_OFFLINE;
+    return GB_OWNER_GO;
+}
+
+int gb_owner_refusal(struct gb_upper *g, const char *device_id, const struct gb_devmirror_record *rec, json_t **err)
+{
+    switch (gb_owner_verdict(rec, gb_devmirror_node_id(g->devmirror), gb_device_find(g, device_id) != NULL)) {
+    case GB_OWNER_OFFLINE_HERE:
+        *err = gb_error_json("device-offline", "device %s is not online", device_id);
+        return 409;
+    case GB_OWNER_NOWHERE:
+        *err = gb_error_json("not-found", "no GB device %s on any node", device_id);
+        return 404;
+    case GB_OWNER_OFFLINE:
+        *err = gb_error_json("device-offline", "device %s is not online (node %s)", device_id, rec->node);
+        return 409;
+    case GB_OWNER_GO: break;
+    }
+    *err = NULL;
+    return 0;
+}
+
 /* ---- entry node: play a device registered elsewhere ---- */
 
 struct gb_remote_play {
@@ -111,15 +140,10 @@ static void remote_on_record(void *arg, int status, const struct gb_devmirror_re
     }
     struct cluster_hit hit;
     int rc = 0;
-    if ((!rec || !strcmp(rec->node, gb_devmirror_node_id(g->devmirror))) && gb_device_find(g, p->device_id)) {
-        /* Known here, offline here, and online nowhere else. */
-        remote_fail(p, 409, gb_error_json("device-offline", "device %s is not online", p->device_id));
-    } else if (!rec || !strcmp(rec->node, gb_devmirror_node_id(g->devmirror))) {
-        /* Nowhere, or a stale record naming us (we do not have it). */
-        remote_fail(p, 404, gb_error_json("not-found", "no GB device %s on any node", p->device_id));
-    } else if (!rec->online) {
-        remote_fail(p, 409, gb_error_json("device-offline", "device %s is not online (node %s)", p->device_id,
-                                          rec->node));
+    json_t *err = NULL;
+    int refusal = gb_owner_refusal(g, p->device_id, rec, &err);
+    if (refusal) {
+        remote_fail(p, refusal, err);
     } else if ((rc = cluster_node_hit(g->cluster, rec->node, &hit)) != 0) {
         log_info("gb play of %s/%s: its node %s is %s: 503", p->device_id, p->channel, rec->node,
                  rc == -EHOSTDOWN ? "not heartbeating" : "unknown here");
@@ -444,6 +468,7 @@ void gb_peer_relays_stop_device(struct gb_upper *g, const char *device_id)
 
 void gb_nodes_stop(struct gb_upper *g)
 {
+    gb_forwards_stop(g);
     /* The app frees the mirror and the registry after this (their
      * connections would keep the loop running): forget them now. */
     g->devmirror = NULL;

@@ -901,6 +901,8 @@ struct gb_upper *gb_upper_new(const struct gb_config *cfg, const struct auth_ser
     if (deps->admission) g->admission = *deps->admission;
     g->devmirror = deps->devmirror;
     g->cluster = deps->devmirror ? deps->cluster : NULL; /* play across nodes reads the devices' records */
+    g->forward_timeout_ms = deps->forward_timeout_ms ? deps->forward_timeout_ms : 15000;
+    g->forward_max = deps->forward_max_pending ? deps->forward_max_pending : 64;
     g->txn = deps->txn;
     if (gb_charset_from_name(cfg->charset, &g->charset) != 0) {
         log_warn("[gb] charset \"%s\" unknown, using GB2312", cfg->charset);
@@ -1294,4 +1296,5 @@ void gb_upper_get_stats(const struct gb_upper *g, struct gb_upper_stats *out)
     out->catalog_in_flight = g->catq.in_flight;
     out->catalog_started = g->catq.started;
     out->catalog_paused = g->catq.paused;
+    out->node_queries_pending = g->forward_count;
 }

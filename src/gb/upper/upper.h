@@ -66,6 +66,10 @@ struct gb_upper_deps {
     struct gb_devmirror *devmirror;
     struct cluster *cluster;
     struct txn_layer *txn;                 /* CANCELs of relayed INVITEs; NULL: not matched */
+    /* API requests for a device on another node, forwarded to its node's
+     * API (gb_upper_forward): the hop's deadline and how many at once
+     * ([redis] api_forward_timeout_ms, api_forward_max_pending; 0: 15 s, 64). */
+    uint32_t forward_timeout_ms, forward_max_pending;
 };
 
 /* cfg ([gb]) and local are copied. auth: nonce lifetimes and throttling of
@@ -101,6 +105,10 @@ struct gb_upper_stats {
     uint64_t remote_play_failures; /* ... not found, node down, Redis failed, refused */
     uint64_t peer_relays;          /* INVITEs from peer nodes relayed to our devices */
     uint64_t peer_refused;         /* INVITEs marked as from a peer, refused (not a live node, no such device) */
+    uint64_t node_queries;         /* API requests for devices on other nodes, answered by that node */
+    uint64_t node_query_failures;  /* ... not found, node down or silent, Redis failed, a bad answer */
+    uint64_t peer_queries;         /* API requests forwarded here by a peer node */
+    uint32_t node_queries_pending; /* forwarded (or looking up their node) now */
     uint64_t catalog_started, catalog_paused;   /* queries started from the queue; waits while overloaded */
     uint64_t flv_skips;            /* live FLV viewers moved forward to the newest key frame (fell behind) */
     uint64_t flv_dropped;          /* live FLV viewers ended: the ring wrapped onto them mid-tag and the rest could not be kept */
@@ -199,6 +207,34 @@ int gb_upper_ptz(struct gb_upper *g, const char *device_id, const char *channel,
 bool gb_upper_plays_across_nodes(const struct gb_upper *g);
 int gb_upper_play(struct gb_upper *g, const char *device_id, const char *channel, bool tcp, bool dump, int64_t start,
                   int64_t end, struct gb_waiter *wt);
+/* ---- API requests across nodes (issue 16, query_nodes.c) ----
+ * A query, PTZ or read of a device registered on another node: looked up
+ * in Redis (its record names the node), then the API request goes as it
+ * came (method, path, JSON body, the client's Authorization) to that node's
+ * API, marked with GB_FORWARD_HEADER (this node's id); the owner's answer
+ * (status and JSON) is wt's. A marked request is never forwarded again
+ * (the routes answer it from local devices only). wt gets 404 / 409 (no
+ * such device / offline, as for play), 503 node-unavailable (its node down,
+ * unknown, advertising no API, refusing the connection; Redis failed), 504
+ * node-timeout (no whole answer within forward_timeout_ms), 502
+ * bad-gateway (an answer that is not HTTP with a JSON object) or
+ * node-refused (the owner answered 401/403: the nodes' [api] tokens
+ * differ). Returns 0, or -ENOENT (across nodes off, or not a GB id),
+ * -EINVAL (a method other than GET/POST, a target or Authorization that
+ * cannot be sent on), -EBUSY (forward_max_pending already), -ESHUTDOWN,
+ * -EAGAIN (Redis refused the lookup). */
+#define GB_FORWARD_HEADER "X-Cascade-Forwarded"
+struct gb_forward_req {
+    const char *method;            /* "GET" or "POST" */
+    const char *target;            /* the API path, "/api/v1/gb/devices/<id>/catalog" */
+    const char *authorization;     /* the client's Authorization value; NULL: none */
+    const char *body;              /* the request body as sent (JSON); NULL: none */
+    size_t body_len;
+};
+int gb_upper_forward(struct gb_upper *g, const char *device_id, const struct gb_forward_req *r, struct gb_waiter *wt);
+/* Counts an API request that a peer forwarded here (GB_FORWARD_HEADER). */
+void gb_upper_peer_query(struct gb_upper *g);
+
 /* Playback control (GB/T 28181 Annex B): r (method, range, scale; the CSeq
  * is the stream's) goes to the device as MANSRTSP in INFO inside the
  * playback's dialog; wt gets 200 {"stream_id","action","paused","scale"} on

@@ -30,6 +30,8 @@ struct cluster;
 struct gb_devmirror;
 struct gb_peer_relay;
 struct gb_remote_play;
+struct gb_forward;
+struct gb_devmirror_record;
 
 #define GB_QUERY_TIMEOUT_MS 10000     /* first answer, and between parts of a split answer */
 #define GB_RTP_TIMEOUT_MS 20000       /* RTP silence before a stream is stopped */
@@ -320,6 +322,8 @@ struct gb_upper {
     struct txn_layer *txn;        /* CANCELs of relayed INVITEs (play_nodes.c) */
     struct gb_remote_play *remote_plays; /* play requests waiting for the device's record */
     struct gb_peer_relay *peer_relays;   /* INVITEs from peer nodes relayed to our devices */
+    struct gb_forward *forwards;  /* API requests for devices on other nodes (query_nodes.c) */
+    uint32_t forward_count, forward_timeout_ms, forward_max;
     struct gb_live_hls *hls_ended; /* live_hls.c: ended playbacks' final playlists, a while */
     unsigned hls_ended_count;
 };
@@ -467,5 +471,23 @@ void gb_mirror_offline(struct gb_upper *g, struct gb_device *d);
 void gb_peer_relays_stop_device(struct gb_upper *g, const char *device_id);
 /* gb_upper_stop: waiting plays answered 503, relays ended (BYE both ways). */
 void gb_nodes_stop(struct gb_upper *g);
+
+/* What a play or an API request for a device not registered here does
+ * with the device's record read from Redis (rec NULL: none, or one that
+ * does not read); self: this node's id. Pure (tests/unit). */
+enum gb_owner_verdict {
+    GB_OWNER_GO,           /* online on rec->node, another node */
+    GB_OWNER_OFFLINE_HERE, /* known here (offline), online on no other node: 409 */
+    GB_OWNER_NOWHERE,      /* no record, or a stale one naming this node: 404 */
+    GB_OWNER_OFFLINE,      /* its node has it offline: 409 */
+};
+enum gb_owner_verdict gb_owner_verdict(const struct gb_devmirror_record *rec, const char *self, bool known_here);
+/* The verdict as an answer: 0 (go to rec->node), or the HTTP status with
+ * its {"error","detail"} in *err. */
+int gb_owner_refusal(struct gb_upper *g, const char *device_id, const struct gb_devmirror_record *rec, json_t **err);
+
+/* query_nodes.c: API requests forwarded to the device's node (issue 16). */
+/* gb_nodes_stop: forwards waiting answered 503, their hops closed. */
+void gb_forwards_stop(struct gb_upper *g);
 
 #endif
