@@ -40,7 +40,7 @@
 #include "txn/txn.h"
 #include "ua/ua.h"
 
-_Static_assert(CLUSTER_GB_OFFLINE_KEEP_MS == GB_DEVMIRROR_OFFLINE_KEEP_MS, "a reaped device's record keeps as an offline one");
+_Static_assert(CLUSTER_GB_OFFLINE_KEEP_MS == GB_DEVMIRROR_OFFLINE_KEEP_MS, "a reaped record keeps as an offline one");
 _Static_assert(CLUSTER_INC_MAX == GB_DEVMIRROR_INC_MAX, "one incarnation size");
 
 /* Written tight: the 200 to OPTIONS goes to anyone, and its size over the

@@ -625,7 +625,8 @@ static void reap_scan(struct cluster *c)
 
 static void reap_finish(struct cluster *c)
 {
-    char key[KEY_MAX + CLUSTER_INC_MAX], incs[KEY_MAX], idx[KEY_MAX + CLUSTER_INC_MAX], gbidx[KEY_MAX + CLUSTER_INC_MAX];
+    char key[KEY_MAX + CLUSTER_INC_MAX], incs[KEY_MAX];
+    char idx[KEY_MAX + CLUSTER_INC_MAX], gbidx[KEY_MAX + CLUSTER_INC_MAX];
     dead_key(c, key, sizeof(key));
     snprintf(incs, sizeof(incs), "%snode-incs:{%s}", c->prefix, c->reap.id);
     snprintf(idx, sizeof(idx), "%snode-aors:{%s}:%s", c->prefix, c->reap.id, c->reap.inc);
@@ -714,7 +715,8 @@ static void on_gb_scan(struct cluster *c, const redisReply *reply)
         reap_stop(c, rc == -ENOMEM ? "out of memory" : "unexpected SSCAN answer");
         return;
     }
-    if (c->reap.gb.skipped != skipped) log_warn_rl("cluster: unusable members in node %s's GB device index; skipped", c->reap.id);
+    if (c->reap.gb.skipped != skipped)
+        log_warn_rl("cluster: unusable members in node %s's GB device index; skipped", c->reap.id);
     c->reap.failed = false;
     gb_pump(c);
 }

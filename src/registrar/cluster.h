@@ -93,7 +93,7 @@ struct cluster_stats {
     uint64_t bindings_reaped;            /* their bindings this node removed from Redis */
     uint64_t node_lost_offline;          /* user.offline reason node-lost this node emitted */
     uint64_t self_reaped;                /* times a peer took this live node for dead (bindings rewritten) */
-    uint64_t gb_devices_reaped;          /* a dead node's GB devices this node marked offline (gb.device.offline node-lost) */
+    uint64_t gb_devices_reaped;          /* a dead node's GB devices this node marked offline (node-lost events) */
     uint64_t gb_devices_kept;            /* ... found online here with a newer registration (record written again) */
     uint32_t pending;                    /* lookups waiting for Redis */
     uint32_t nodes_live;                 /* other nodes in the table, alive */
