@@ -85,6 +85,7 @@ struct reaper {
     uint32_t outstanding;                /* R_REAP of this batch unanswered */
     bool failed;                         /* this batch: a reap failed */
     int phase;                           /* PHASE_AORS, then PHASE_GB: its devices */
+    uint64_t gb_lost;                    /* this reap's devices marked offline (for its log line) */
     struct cluster_gb_walk gb;           /* PHASE_GB */
 };
 
@@ -655,6 +656,7 @@ static void publish_node_lost(struct cluster *c, const char *aor)
 static void publish_gb_lost(struct cluster *c, const char *id)
 {
     c->stats.gb_devices_reaped++;
+    c->reap.gb_lost++;
     if (c->gb_hooks.lost) {
         c->gb_hooks.lost(c->gb_hooks.arg, id, c->reap.id);
         return;
@@ -768,6 +770,7 @@ static void reap_start(struct cluster *c, const char *id, const char *inc)
     c->reap.failed = false;
     c->reap.outstanding = 0;
     c->reap.phase = PHASE_AORS;
+    c->reap.gb_lost = 0;
     cluster_gb_walk_reset(&c->reap.gb);
     reap_claim(c);
 }
@@ -849,8 +852,9 @@ static void reap_reply(void *arg, int status, const struct redisReply *reply)
     case R_FINISH:
         if (ok && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
             c->stats.nodes_reaped++;
-            log_info("cluster: node %s (run %s) reaped: its bindings are out of Redis, its GB devices offline",
-                     c->reap.id, c->reap.inc);
+            log_info("cluster: node %s (run %s) reaped: its bindings are out of Redis, %llu GB devices marked "
+                     "offline here",
+                     c->reap.id, c->reap.inc, (unsigned long long)c->reap.gb_lost);
             reap_stop(c, NULL);
         } else {
             reap_stop(c, ok ? "the claim was lost before the end" : "finish failed");

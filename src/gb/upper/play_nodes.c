@@ -82,8 +82,7 @@ static void reap_lost(void *arg, const char *id, const char *node)
 {
     struct gb_upper *g = arg;
     struct gb_device *d = g->stopping ? NULL : gb_device_find(g, id);
-    log_info("gb device %s was registered to node %s, which died: offline", id, node);
-    if (d && d->online) {
+    if (d && d->online) { /* logged as any offline; the others in the reap's summary (cluster.c) */
         gb_device_node_lost(g, d, node);
         return;
     }
