@@ -81,6 +81,7 @@ static const struct stats_member members[] = {
     C("cluster.heartbeats"), C("cluster.heartbeat_failures"), C("cluster.invalidations"), G("cluster.pending"),
     G("cluster.nodes_live"), {"cluster.peers", STATS_SKIP, NULL}, C("cluster.nodes_reaped"),
     C("cluster.bindings_reaped"), C("cluster.node_lost_offline"), C("cluster.self_reaped"),
+    C("cluster.gb_devices_reaped"), C("cluster.gb_devices_kept"),
     G("proxy.calls_live"),
     G("offline_messages.queued"), C("offline_messages.stored"), C("offline_messages.refused"),
     C("offline_messages.delivered"), C("offline_messages.expired"), C("offline_messages.delivery_failures"),

@@ -41,6 +41,9 @@
 #include "txn/txn.h"
 #include "ua/ua.h"
 
+_Static_assert(CLUSTER_GB_OFFLINE_KEEP_MS == GB_DEVMIRROR_OFFLINE_KEEP_MS, "a reaped record keeps as an offline one");
+_Static_assert(CLUSTER_INC_MAX == GB_DEVMIRROR_INC_MAX, "one incarnation size");
+
 /* Written tight: the 200 to OPTIONS goes to anyone, and its size over the
  * request's is the amplification a spoofed ping buys (issue 9: <= 1.5x for a
  * typical 340-byte OPTIONS; Accept-Language is left out, we serve no
@@ -413,6 +416,9 @@ static int start_gb_mirror(struct worker *w)
         log_error("[redis] cannot start the GB device mirror toward %s: %s", w->cfg.redis.nodes, strerror(-err));
         return -1;
     }
+    /* With routing between nodes: the records carry this run's incarnation
+     * and the devices are indexed for a survivor's reap (node death). */
+    if (w->cluster) gb_devmirror_set_incarnation(w->gb_mirror, location_mirror_incarnation(w->mirror));
     log_info("[redis] GB devices mirrored into the cluster as node %s%s", node,
              w->cluster ? "; play across nodes on" : "");
     return 0;
@@ -432,6 +438,11 @@ int dispatch_start_roles(struct worker *w)
         w->gb_upper = start_gb_upper(w);
         if (!w->gb_upper || gb_upper_load(w->gb_upper) < 0) return -1;
         if (w->api) api_routes_gb_upper(w->api, w->gb_upper);
+        if (w->cluster && w->gb_mirror) { /* a dead node's GB devices: this role's state kept true */
+            struct cluster_gb_hooks h;
+            gb_upper_gb_hooks(w->gb_upper, &h);
+            cluster_set_gb_hooks(w->cluster, &h);
+        }
     }
     if ((w->cfg.gb.enabled || w->cfg.upstream_count > 0) && dispatch_start_gb_lower(w) < 0) return -1;
     return 0;
@@ -455,6 +466,7 @@ int dispatch_start_gb_lower(struct worker *w)
 
 void dispatch_stop_roles(struct worker *w, void (*done)(void *arg), void *arg)
 {
+    if (w->cluster) cluster_set_gb_hooks(w->cluster, NULL);
     if (w->gb_mirror) { /* the role lets go of the mirror and the registry first */
         if (w->gb_upper) gb_upper_stop(w->gb_upper);
         gb_devmirror_free(w->gb_mirror);
@@ -476,6 +488,7 @@ void dispatch_stop_roles(struct worker *w, void (*done)(void *arg), void *arg)
 
 void dispatch_free_roles(struct worker *w)
 {
+    if (w->cluster) cluster_set_gb_hooks(w->cluster, NULL);
     if (w->gb_lower) gb_lower_free(w->gb_lower);
     if (w->gb_upper) gb_upper_free(w->gb_upper);
     gb_devmirror_free(w->gb_mirror);

@@ -70,13 +70,14 @@ struct seed {
 };
 
 /* Node death (see cluster.h): one dead incarnation reaped at a time. */
-enum { R_INCS, R_CLAIM, R_SCAN, R_REAP, R_FINISH };
+enum { R_INCS, R_CLAIM, R_SCAN, R_REAP, R_FINISH, R_GBREAP };
+enum { PHASE_AORS, PHASE_GB };
 struct reap_ctx {
     struct cluster *c;
     int op;                              /* R_* */
     uint32_t gen;                        /* c->reap.gen when sent (R_CLAIM..R_FINISH) */
     char id[128];                        /* R_INCS: whose incarnations */
-    char aor[LOCATION_MAX_AOR];          /* R_REAP */
+    char aor[LOCATION_MAX_AOR];          /* R_REAP; R_GBREAP: the device id */
 };
 struct reaper {
     bool busy;
@@ -85,6 +86,9 @@ struct reaper {
     char cursor[32];
     uint32_t outstanding;                /* R_REAP of this batch unanswered */
     bool failed;                         /* this batch: a reap failed */
+    int phase;                           /* PHASE_AORS, then PHASE_GB: its devices */
+    uint64_t gb_lost;                    /* this reap's devices marked offline (for its log line) */
+    struct cluster_gb_walk gb;           /* PHASE_GB */
 };
 
 struct cluster {
@@ -128,6 +132,7 @@ struct cluster {
         uint64_t last_round;
         uint32_t count;
     } suspects[CLUSTER_MAX_NODES];
+    struct cluster_gb_hooks gb_hooks;    /* cluster_set_gb_hooks; fns NULL: none */
     void (*on_reaped)(void *arg);        /* cluster_set_on_reaped */
     void *on_reaped_arg;
     struct cache_entry *cache;           /* CACHE_SLOTS, NULL when cache_ms is 0 */
@@ -470,6 +475,9 @@ static void on_hb_timer(struct timer_node *t, uint64_t now_ms)
         hb_send(c, HB_INC, NULL, 1, 3, sadd_inc);
         const char *exp_idx[] = {"PEXPIRE", idx, day};
         hb_send(c, HB_WRITE, NULL, 1, 3, exp_idx);
+        snprintf(idx, sizeof(idx), "%snode-gbdevs:{%s}:%s", c->prefix, c->node_id, c->inc);
+        const char *exp_gb[] = {"PEXPIRE", idx, day};
+        hb_send(c, HB_WRITE, NULL, 1, 3, exp_gb);
         /* A previous run of this node id that nobody reaped (it restarted
          * within the TTL, or every node went down): ours to reap, once the
          * mirror has rewritten the bindings loaded from the store with this
@@ -522,10 +530,26 @@ static const char REAP_LUA[] =
     "if removed > 0 then redis.call('PUBLISH', ARGV[4], KEYS[1]) end\n"
     "return {removed, left}\n";
 
+/* A dead node's GB device (gb/upper/device_mirror.h's record): marked
+ * offline only while it names the dead node (and incarnation: a record
+ * without inc, from an older writer, matches on the node alone) and says
+ * online 1. ARGV[3]: the wall ms of the device's registration on the node
+ * running this, 0 when not online there; at or after the dead node's, the
+ * device is this node's and the record is left alone (2). */
+static const char GBREAP_LUA[] =
+    "local h = redis.call('HMGET', KEYS[1], 'node', 'inc', 'online', 'registered')\n"
+    "if h[1] ~= ARGV[1] or (h[2] and h[2] ~= ARGV[2]) or h[3] ~= '1' then return 0 end\n"
+    "local mine = tonumber(ARGV[3]) or 0\n"
+    "if mine > 0 and mine >= (tonumber(h[4]) or 0) then return 2 end\n"
+    "redis.call('HSET', KEYS[1], 'online', '0')\n"
+    "redis.call('PEXPIRE', KEYS[1], ARGV[4])\n"
+    "return 1\n";
+
 static const char FINISH_LUA[] =
     "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
     "redis.call('SREM', KEYS[2], ARGV[2])\n"
     "redis.call('DEL', KEYS[3])\n"
+    "redis.call('DEL', KEYS[4])\n"
     "redis.call('DEL', KEYS[1])\n"
     "return 1\n";
 
@@ -550,6 +574,66 @@ int cluster_reap_counts(const struct redisReply *r, long long *removed, long lon
     *left = r->element[1]->integer;
     return 0;
 }
+
+int cluster_gb_reap_verdict(const struct redisReply *r)
+{
+    if (!r || r->type != REDIS_REPLY_INTEGER || r->integer < CLUSTER_GB_NONE || r->integer > CLUSTER_GB_KEPT)
+        return -1;
+    return (int)r->integer;
+}
+
+void cluster_gb_walk_reset(struct cluster_gb_walk *w)
+{
+    free(w->ids);
+    memset(w, 0, sizeof(*w));
+    snprintf(w->cursor, sizeof(w->cursor), "0");
+}
+
+int cluster_gb_walk_scan(struct cluster_gb_walk *w, const struct redisReply *r)
+{
+    if (!cluster_gb_walk_batch_done(w)) return -EBUSY;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
+        !r->element[0]->len || r->element[0]->len >= sizeof(w->cursor) || r->element[1]->type != REDIS_REPLY_ARRAY)
+        return -1;
+    for (size_t i = 0; i < r->element[0]->len; i++)
+        if (r->element[0]->str[i] < '0' || r->element[0]->str[i] > '9') return -1;
+    const redisReply *m = r->element[1];
+    size_t take = m->elements < CLUSTER_GB_SCAN_MAX ? m->elements : CLUSTER_GB_SCAN_MAX;
+    char(*ids)[CLUSTER_GB_ID_MAX] = take ? malloc(take * sizeof(*ids)) : NULL;
+    if (take && !ids) return -ENOMEM;
+    size_t n = 0;
+    uint64_t skipped = m->elements - take;
+    for (size_t i = 0; i < take; i++) {
+        const redisReply *e = m->element[i];
+        if (e->type != REDIS_REPLY_STRING || cluster_reap_member(e->str, e->len, ids[n], CLUSTER_GB_ID_MAX) < 0)
+            skipped++;
+        else
+            n++;
+    }
+    free(w->ids);
+    w->ids = ids;
+    w->n = n;
+    w->next = 0;
+    w->outstanding = 0;
+    w->skipped += skipped;
+    memcpy(w->cursor, r->element[0]->str, r->element[0]->len);
+    w->cursor[r->element[0]->len] = '\0';
+    return 0;
+}
+
+const char *cluster_gb_walk_next(struct cluster_gb_walk *w)
+{
+    if (w->next >= w->n || w->outstanding >= CLUSTER_GB_WINDOW) return NULL;
+    w->outstanding++;
+    return w->ids[w->next++];
+}
+
+void cluster_gb_walk_answered(struct cluster_gb_walk *w)
+{
+    if (w->outstanding) w->outstanding--;
+}
+
+bool cluster_gb_walk_batch_done(const struct cluster_gb_walk *w) { return w->next >= w->n && !w->outstanding; }
 
 static void reap_reply(void *arg, int status, const struct redisReply *reply);
 
@@ -581,6 +665,7 @@ static void reap_stop(struct cluster *c, const char *why)
                          c->reap.inc, why);
     c->reap.busy = false;
     c->reap.gen++;
+    cluster_gb_walk_reset(&c->reap.gb);
 }
 
 static void reap_claim(struct cluster *c)
@@ -595,19 +680,22 @@ static void reap_claim(struct cluster *c)
 static void reap_scan(struct cluster *c)
 {
     char idx[KEY_MAX + CLUSTER_INC_MAX];
-    snprintf(idx, sizeof(idx), "%snode-aors:{%s}:%s", c->prefix, c->reap.id, c->reap.inc);
+    snprintf(idx, sizeof(idx), "%snode-%s:{%s}:%s", c->prefix, c->reap.phase == PHASE_GB ? "gbdevs" : "aors",
+             c->reap.id, c->reap.inc);
     const char *argv[] = {"SSCAN", idx, c->reap.cursor, "COUNT", "128"};
     if (reap_send(c, R_SCAN, NULL, NULL, 1, 5, argv) < 0) reap_stop(c, "scan refused by the client");
 }
 
 static void reap_finish(struct cluster *c)
 {
-    char key[KEY_MAX + CLUSTER_INC_MAX], incs[KEY_MAX], idx[KEY_MAX + CLUSTER_INC_MAX];
+    char key[KEY_MAX + CLUSTER_INC_MAX], incs[KEY_MAX];
+    char idx[KEY_MAX + CLUSTER_INC_MAX], gbidx[KEY_MAX + CLUSTER_INC_MAX];
     dead_key(c, key, sizeof(key));
     snprintf(incs, sizeof(incs), "%snode-incs:{%s}", c->prefix, c->reap.id);
     snprintf(idx, sizeof(idx), "%snode-aors:{%s}:%s", c->prefix, c->reap.id, c->reap.inc);
-    const char *argv[] = {"EVAL", FINISH_LUA, "3", key, incs, idx, c->claimer, c->reap.inc};
-    if (reap_send(c, R_FINISH, NULL, NULL, 3, 8, argv) < 0) reap_stop(c, "finish refused by the client");
+    snprintf(gbidx, sizeof(gbidx), "%snode-gbdevs:{%s}:%s", c->prefix, c->reap.id, c->reap.inc);
+    const char *argv[] = {"EVAL", FINISH_LUA, "4", key, incs, idx, gbidx, c->claimer, c->reap.inc};
+    if (reap_send(c, R_FINISH, NULL, NULL, 3, 9, argv) < 0) reap_stop(c, "finish refused by the client");
 }
 
 /* The AoR lost its last binding anywhere with the dead node. */
@@ -626,10 +714,32 @@ static void publish_node_lost(struct cluster *c, const char *aor)
     event_publish_fields(c->events, "user.offline", f, 4);
 }
 
+/* A dead node's GB device lost with it: the role's hook, or the event as is. */
+static void publish_gb_lost(struct cluster *c, const char *id)
+{
+    c->stats.gb_devices_reaped++;
+    c->reap.gb_lost++;
+    if (c->gb_hooks.lost) {
+        c->gb_hooks.lost(c->gb_hooks.arg, id, c->reap.id);
+        return;
+    }
+    if (!c->events) return;
+    struct event_field f[] = {
+        EVENT_STR("device_id", id),
+        EVENT_STR("reason", "node-lost"),
+        EVENT_STR("node", c->reap.id),
+    };
+    event_publish_fields(c->events, "gb.device.offline", f, 3);
+}
+
 static void reap_batch_done(struct cluster *c)
 {
     if (c->reap.failed) {
-        reap_stop(c, "a binding's reap failed");
+        reap_stop(c, c->reap.phase == PHASE_GB ? "a GB device's reap failed" : "a binding's reap failed");
+    } else if (!strcmp(c->reap.cursor, "0") && c->reap.phase == PHASE_AORS) {
+        c->reap.phase = PHASE_GB; /* the same claim, renewed, then the devices' index from its start */
+        cluster_gb_walk_reset(&c->reap.gb);
+        reap_claim(c);
     } else if (!strcmp(c->reap.cursor, "0")) {
         reap_finish(c);
     } else {
@@ -637,8 +747,50 @@ static void reap_batch_done(struct cluster *c)
     }
 }
 
+/* Scripts for the walk's next devices, at most CLUSTER_GB_WINDOW in flight;
+ * the batch is done when every one is answered. */
+static void gb_pump(struct cluster *c)
+{
+    char now_keep[24];
+    snprintf(now_keep, sizeof(now_keep), "%u", CLUSTER_GB_OFFLINE_KEEP_MS);
+    const char *id;
+    while (!c->reap.failed && (id = cluster_gb_walk_next(&c->reap.gb))) {
+        char key[KEY_MAX], mine[24];
+        snprintf(key, sizeof(key), "%sgbdev:{%s}", c->prefix, id);
+        int64_t reg = c->gb_hooks.local_registered ? c->gb_hooks.local_registered(c->gb_hooks.arg, id) : 0;
+        snprintf(mine, sizeof(mine), "%lld", (long long)(reg > 0 ? reg : 0));
+        const char *argv[] = {"EVAL", GBREAP_LUA, "1", key, c->reap.id, c->reap.inc, mine, now_keep};
+        if (reap_send(c, R_GBREAP, NULL, id, 3, 8, argv) < 0) {
+            cluster_gb_walk_answered(&c->reap.gb); /* never sent */
+            c->reap.failed = true;
+        }
+    }
+    if (cluster_gb_walk_batch_done(&c->reap.gb) || (c->reap.failed && !c->reap.gb.outstanding)) {
+        snprintf(c->reap.cursor, sizeof(c->reap.cursor), "%s", c->reap.gb.cursor);
+        reap_batch_done(c);
+    }
+}
+
+static void on_gb_scan(struct cluster *c, const redisReply *reply)
+{
+    uint64_t skipped = c->reap.gb.skipped;
+    int rc = cluster_gb_walk_scan(&c->reap.gb, reply);
+    if (rc < 0) {
+        reap_stop(c, rc == -ENOMEM ? "out of memory" : "unexpected SSCAN answer");
+        return;
+    }
+    if (c->reap.gb.skipped != skipped)
+        log_warn_rl("cluster: unusable members in node %s's GB device index; skipped", c->reap.id);
+    c->reap.failed = false;
+    gb_pump(c);
+}
+
 static void on_scan(struct cluster *c, const redisReply *reply)
 {
+    if (c->reap.phase == PHASE_GB) {
+        on_gb_scan(c, reply);
+        return;
+    }
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 || reply->element[0]->type != REDIS_REPLY_STRING ||
         reply->element[0]->len >= sizeof(c->reap.cursor) || reply->element[1]->type != REDIS_REPLY_ARRAY) {
         reap_stop(c, "unexpected SSCAN answer");
@@ -679,6 +831,9 @@ static void reap_start(struct cluster *c, const char *id, const char *inc)
     snprintf(c->reap.cursor, sizeof(c->reap.cursor), "0");
     c->reap.failed = false;
     c->reap.outstanding = 0;
+    c->reap.phase = PHASE_AORS;
+    c->reap.gb_lost = 0;
+    cluster_gb_walk_reset(&c->reap.gb);
     reap_claim(c);
 }
 
@@ -743,10 +898,25 @@ static void reap_reply(void *arg, int status, const struct redisReply *reply)
         if (--c->reap.outstanding == 0) reap_batch_done(c);
         break;
     }
+    case R_GBREAP: {
+        cluster_gb_walk_answered(&c->reap.gb);
+        int v = ok ? cluster_gb_reap_verdict(reply) : -1;
+        if (v < 0) c->reap.failed = true;
+        else if (v == CLUSTER_GB_LOST) publish_gb_lost(c, x->aor);
+        else if (v == CLUSTER_GB_KEPT) {
+            c->stats.gb_devices_kept++;
+            if (c->gb_hooks.kept) c->gb_hooks.kept(c->gb_hooks.arg, x->aor);
+        }
+        /* The hooks may not end the reap; still ours (same gen, busy). */
+        if (x->gen == c->reap.gen && c->reap.busy) gb_pump(c);
+        break;
+    }
     case R_FINISH:
         if (ok && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
             c->stats.nodes_reaped++;
-            log_info("cluster: node %s (run %s) reaped: its bindings are out of Redis", c->reap.id, c->reap.inc);
+            log_info("cluster: node %s (run %s) reaped: its bindings are out of Redis, %llu GB devices marked "
+                     "offline here",
+                     c->reap.id, c->reap.inc, (unsigned long long)c->reap.gb_lost);
             reap_stop(c, NULL);
         } else {
             reap_stop(c, ok ? "the claim was lost before the end" : "finish failed");
@@ -1107,6 +1277,7 @@ void cluster_free(struct cluster *c)
         redisAsyncFree(ac);
     }
     redis_cluster_free(c->rc); /* every waiting command called back with -ECANCELED */
+    cluster_gb_walk_reset(&c->reap.gb);
     free(c->cache);
     free(c);
 }
@@ -1177,6 +1348,12 @@ void cluster_set_on_reaped(struct cluster *c, void (*fn)(void *arg), void *arg)
     c->on_reaped_arg = arg;
 }
 
+void cluster_set_gb_hooks(struct cluster *c, const struct cluster_gb_hooks *h)
+{
+    if (h) c->gb_hooks = *h;
+    else memset(&c->gb_hooks, 0, sizeof(c->gb_hooks));
+}
+
 void cluster_set_node_death(struct cluster *c, const char *inc, struct event_bus *events, const char *domain)
 {
     snprintf(c->inc, sizeof(c->inc), "%s", inc ? inc : "");
@@ -1221,6 +1398,8 @@ void cluster_stats_json(const struct cluster *c, json_t *stats)
     PUT(bindings_reaped);
     PUT(node_lost_offline);
     PUT(self_reaped);
+    PUT(gb_devices_reaped);
+    PUT(gb_devices_kept);
 #undef PUT
     json_t *peers = json_array();
     uint64_t now = timer_now(c->timers);

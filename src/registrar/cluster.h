@@ -56,6 +56,10 @@
 #define CLUSTER_API_MAX 64               /* a node's API "host:port", with its NUL */
 #define CLUSTER_INC_MAX 48               /* an incarnation id, with its NUL */
 #define CLUSTER_INDEX_TTL_MS (24u * 3600u * 1000u) /* LOCATION_MIRROR_INDEX_TTL_MS */
+#define CLUSTER_GB_ID_MAX 65             /* a GB device id read from a dead node's index, with its NUL */
+#define CLUSTER_GB_WINDOW 128            /* a dead node's device scripts in flight at once */
+#define CLUSTER_GB_SCAN_MAX 4096         /* members taken from one SSCAN answer (COUNT 128 asks for far fewer) */
+#define CLUSTER_GB_OFFLINE_KEEP_MS 300000u /* GB_DEVMIRROR_OFFLINE_KEEP_MS */
 
 struct cluster;
 struct cluster_lookup;
@@ -91,6 +95,8 @@ struct cluster_stats {
     uint64_t bindings_reaped;            /* their bindings this node removed from Redis */
     uint64_t node_lost_offline;          /* user.offline reason node-lost this node emitted */
     uint64_t self_reaped;                /* times a peer took this live node for dead (bindings rewritten) */
+    uint64_t gb_devices_reaped;          /* a dead node's GB devices this node marked offline (node-lost events) */
+    uint64_t gb_devices_kept;            /* ... found online here with a newer registration (record written again) */
     uint32_t pending;                    /* lookups waiting for Redis */
     uint32_t nodes_live;                 /* other nodes in the table, alive */
 };
@@ -116,6 +122,28 @@ void cluster_set_node_death(struct cluster *c, const char *inc, struct event_bus
  * (its heartbeat lists it anew): the mirror writes every binding again
  * (location_mirror_resync). */
 void cluster_set_on_reaped(struct cluster *c, void (*fn)(void *arg), void *arg);
+/* A dead node's GB devices (node death, second phase, under the same
+ * claim): the devices listed in the incarnation's index
+ * <prefix>node-gbdevs:{<id>}:<inc> (written by gb/upper/device_mirror.c)
+ * are walked with SSCAN, at most CLUSTER_GB_WINDOW scripts in flight; one
+ * script per device marks its record <prefix>gbdev:{<dev>} offline only
+ * while it names the dead node and incarnation and says online 1 (the
+ * commit point: once per device). The hooks keep the GB role's state true;
+ * without them (no GB role here) the event is published as is. */
+struct cluster_gb_hooks {
+    /* The wall ms of device id's registration when it is online here, else
+     * 0. A registration here at or after the dead node's wins: the record
+     * is left alone and kept() called. */
+    int64_t (*local_registered)(void *arg, const char *id);
+    /* The script marked id offline: publish gb.device.offline (device_id,
+     * reason "node-lost", node) once, and drop a stale online state here. */
+    void (*lost)(void *arg, const char *id, const char *node);
+    /* id is online here with a newer registration: write its record again. */
+    void (*kept)(void *arg, const char *id);
+    void *arg;
+};
+/* h NULL: none (the events are published by the cluster itself). */
+void cluster_set_gb_hooks(struct cluster *c, const struct cluster_gb_hooks *h);
 /* Every lookup still waiting gets its callback with status -ECANCELED
  * (inside this call); the loop must run once more afterwards. */
 void cluster_free(struct cluster *c);
@@ -182,5 +210,36 @@ int cluster_reap_member(const char *s, size_t len, char *out, size_t cap);
 /* The reap script's answer: an array of two non-negative integers {removed,
  * left}; 0, or -1 for any other shape. */
 int cluster_reap_counts(const struct redisReply *r, long long *removed, long long *left);
+
+/* The GB device reap script's answer: CLUSTER_GB_NONE (not the dead node's
+ * any more, already offline, or gone), CLUSTER_GB_LOST (marked offline by
+ * this run), CLUSTER_GB_KEPT (online here with a newer registration: left
+ * alone); -1 for anything else. */
+enum { CLUSTER_GB_NONE = 0, CLUSTER_GB_LOST = 1, CLUSTER_GB_KEPT = 2 };
+int cluster_gb_reap_verdict(const struct redisReply *r);
+
+/* The walk over a dead node's GB device index, one SSCAN answer at a time
+ * (pure: tests/unit/test_node_death.c). Zeroed = empty, cursor "0". */
+struct cluster_gb_walk {
+    char cursor[32];                     /* the next SSCAN's cursor; "0" after the last answer */
+    char (*ids)[CLUSTER_GB_ID_MAX];      /* the usable members of the last answer */
+    size_t n, next;                      /* ids held, ids handed out */
+    uint32_t outstanding;                /* handed out, not answered */
+    uint64_t skipped;                    /* members that are no usable device id */
+};
+/* Takes an SSCAN answer ({cursor, {members...}}): 0, -ENOMEM, or -1 for a
+ * shape that is no SSCAN answer (the walk unchanged). At most
+ * CLUSTER_GB_SCAN_MAX members are taken (the rest counted skipped). Only
+ * when the previous answer's ids are all answered (asserted by -EBUSY). */
+int cluster_gb_walk_scan(struct cluster_gb_walk *w, const struct redisReply *r);
+/* The next device to send a script for, or NULL: none left in this answer,
+ * or CLUSTER_GB_WINDOW already in flight. */
+const char *cluster_gb_walk_next(struct cluster_gb_walk *w);
+/* One handed-out id answered (or never sent). */
+void cluster_gb_walk_answered(struct cluster_gb_walk *w);
+/* Every id of the last answer handed out and answered. */
+bool cluster_gb_walk_batch_done(const struct cluster_gb_walk *w);
+/* Frees the ids; the cursor back to "0". */
+void cluster_gb_walk_reset(struct cluster_gb_walk *w);
 
 #endif

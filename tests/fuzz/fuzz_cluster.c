@@ -2,11 +2,13 @@
  * from Redis (src/registrar/cluster.c): a peer's advertised SIP URI (it
  * becomes a Route we push), a mirrored binding record (JSON), the key
  * named by a change message, a member of a dead node's index or
- * incarnation list, the reap script's answer (the input through
- * hiredis's reader), a peer's API address (field api of its registry
- * hash), and what a peer's API answers to a forwarded GB request
- * (api_httpc_parse, as events/httpc_uv.c reads it: in two pieces, then
- * with the close). The input is read as each of them.
+ * incarnation list, the reap script's answer, for a dead node's GB
+ * devices the device script's answer and an SSCAN answer of its device
+ * index taken by the walk (these through hiredis's reader), a peer's API
+ * address (field api of its registry hash), and what a peer's API answers
+ * to a forwarded GB request (api_httpc_parse, as events/httpc_uv.c reads
+ * it: in two pieces, then with the close). The input is read as each of
+ * them.
  *
  * Beyond "no crash": an accepted URI gives a Route that starts with '<',
  * ends with ";lr;cascade-peer>", has no other '<' or '>' and nothing at or
@@ -14,7 +16,10 @@
  * host:port with a port; an accepted record has a non-empty node id that
  * fits; an accepted key gives a non-empty AoR without '}' or NUL; an
  * accepted member is non-empty, fits, and has no brace, space or control
- * byte (it goes inside a key's hash tag); accepted counts are >= 0; an
+ * byte (it goes inside a key's hash tag); accepted counts are >= 0; a
+ * verdict is -1, 0, 1 or 2; a walk that took an answer has a non-empty
+ * decimal cursor, at most CLUSTER_GB_SCAN_MAX ids, each a usable member,
+ * and never hands out more than CLUSTER_GB_WINDOW before answers; an
  * accepted API address is the input itself, numeric, with a port, and
  * nothing at or below space; a parsed answer has a status 200..599, a
  * body within the cap and NUL-terminated, and the same answer whether
@@ -117,6 +122,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             reply) {
             long long removed = -1, left = -1;
             if (cluster_reap_counts(reply, &removed, &left) == 0 && (removed < 0 || left < 0)) abort();
+            int v = cluster_gb_reap_verdict(reply);
+            if (v < -1 || v > CLUSTER_GB_KEPT) abort();
+            struct cluster_gb_walk w;
+            memset(&w, 0, sizeof(w));
+            cluster_gb_walk_reset(&w);
+            if (cluster_gb_walk_scan(&w, reply) == 0) {
+                size_t cl = strnlen(w.cursor, sizeof(w.cursor));
+                if (!cl || cl >= sizeof(w.cursor) || strspn(w.cursor, "0123456789") != cl) abort();
+                if (w.n > CLUSTER_GB_SCAN_MAX) abort();
+                size_t handed = 0;
+                const char *id;
+                while ((id = cluster_gb_walk_next(&w))) {
+                    size_t il = strnlen(id, CLUSTER_GB_ID_MAX);
+                    if (!il || il >= CLUSTER_GB_ID_MAX) abort();
+                    for (size_t i = 0; i < il; i++)
+                        if ((unsigned char)id[i] <= 0x20 || id[i] == '{' || id[i] == '}' || id[i] == 0x7f) abort();
+                    if (++handed > CLUSTER_GB_WINDOW) abort();
+                }
+                while (handed--) cluster_gb_walk_answered(&w);
+                while (cluster_gb_walk_next(&w)) cluster_gb_walk_answered(&w);
+                if (!cluster_gb_walk_batch_done(&w)) abort();
+            } else if (!cluster_gb_walk_batch_done(&w) || strcmp(w.cursor, "0") != 0) {
+                abort(); /* refused: the walk unchanged */
+            }
+            cluster_gb_walk_reset(&w);
             freeReplyObject(reply);
         }
         redisReaderFree(rd);

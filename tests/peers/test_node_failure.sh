@@ -10,7 +10,10 @@
 #     lapse, one takes over: p3 and p4's r1 fields go, p4's r2 binding stays,
 #     one user.offline node-lost for p3 in the union of the nodes' events,
 #     none for p1, p2 (done before) or p4 (still bound), and node-x leaves
-#     the registry (A, B and C are all survivors here).
+#     the registry (A, B and C are all survivors here). node-x's GB device
+#     index (five devices): one gb.device.offline node-lost for the one
+#     still online on node-x r1, none for one re-registered on node-b, one
+#     already offline, one of run r2, one without a record.
 #  2. u1..u8 register on A (sipp, UDP); sh registers on A and on B.
 #  3. A killed -9 under a REGISTER load (one AoR per call, durable writes on
 #     A: each 200 left after its bindings were on a replica): within a few
@@ -97,6 +100,16 @@ rec() { echo "{\"node\":\"node-x\",\"inc\":\"$1\",\"flow\":0,\"transport\":\"udp
 rcli hset "$(key p3)" "sip:p3@127.0.0.1:9" "$(rec r1)" >/dev/null
 rcli hset "$(key p4)" "sip:p4@127.0.0.1:9" "$(rec r1)" "sip:p4@127.0.0.1:10" "$(rec r2)" >/dev/null
 rcli sadd 't:node-aors:{node-x}:r1' p1 p2 p3 p4 >/dev/null
+# node-x's GB devices (these nodes have no GB role: the reaper publishes the
+# event itself): g1 online on node-x r1 (lost), g2 re-registered on node-b
+# (a live node), g3 marked offline already (by the ghost, or by node-x),
+# g4 online on node-x's next run r2, g5 without a record.
+G1=34020000001320000101; G2=34020000001320000102; G3=34020000001320000103
+G4=34020000001320000104; G5=34020000001320000105
+gbrec() { rcli hset "t:gbdev:{$1}" node "$2" inc "$3" online "$4" transport udp remote 127.0.0.1:9 \
+    registered 1800000000000 keepalive 1800000000000 expires 1800000300000 >/dev/null; rcli pexpire "t:gbdev:{$1}" 600000 >/dev/null; }
+gbrec "$G1" node-x r1 1; gbrec "$G2" node-b zz 1; gbrec "$G3" node-x r1 0; gbrec "$G4" node-x r2 1
+rcli sadd 't:node-gbdevs:{node-x}:r1' "$G1" "$G2" "$G3" "$G4" "$G5" >/dev/null
 rcli set 't:dead:{node-x}:r1' 'ghost/zz' px 2000 >/dev/null
 rcli sadd 't:node-incs:{node-x}' r1 >/dev/null
 rcli sadd t:nodes node-x >/dev/null
@@ -108,16 +121,26 @@ check "... p4's r1 binding is gone, its r2 binding (node-x's next run) stays" \
 one_p3() { [ "$(node_lost p3 "a b c")" -ge 1 ]; }
 check "... user.offline node-lost for p3 on some node" wait_for 10 one_p3
 x_out() { [ "$(rcli sismember t:nodes node-x)" = 0 ] && [ "$(rcli exists 't:node-aors:{node-x}:r1')" = 0 ] &&
+    [ "$(rcli exists 't:node-gbdevs:{node-x}:r1')" = 0 ] &&
     [ "$(rcli exists 't:dead:{node-x}:r1')" = 0 ] && [ "$(rcli scard 't:node-incs:{node-x}')" = 0 ]; }
-check "... node-x's index, claim and incarnation are gone, and it left the registry" wait_for 10 x_out
+check "... node-x's indexes (AoRs, GB devices), claim and incarnation are gone, and it left the registry" wait_for 10 x_out
 sleep 1 # three more heartbeats: a second reaper would have reported by now
 check "... exactly one event for p3 in the union of the nodes' events; none for p1, p2, p4" \
     [ "$(node_lost p3 "a b c")" = 1 ] && [ "$(node_lost p1 "a b c")" = 0 ] && [ "$(node_lost p2 "a b c")" = 0 ] &&
     [ "$(node_lost p4 "a b c")" = 0 ]
 for n in a b c; do on "$n"; api GET /events/recent | jq -c '.events[] | select(.reason == "node-lost")' >>"$WORK/events-1.txt"; done
 check "... the event names the user, the AoR, the reason and the node" \
-    jq -e -s 'length == 1 and .[0].user == "p3" and .[0].aor == "sip:p3@fail.test" and .[0].node == "node-x"' \
+    jq -e -s '[.[] | select(.type == "user.offline")] | length == 1 and .[0].user == "p3" and .[0].aor == "sip:p3@fail.test" and .[0].node == "node-x"' \
     "$WORK/events-1.txt"
+check "... one gb.device.offline node-lost (node node-x) for G1 in the union of the nodes' events, none for G2..G5" \
+    jq -e -s --arg g "$G1" '[.[] | select(.type == "gb.device.offline")] | length == 1 and .[0].device_id == $g and
+        .[0].reason == "node-lost" and .[0].node == "node-x"' "$WORK/events-1.txt"
+check "... G1's record says online 0 (still naming node-x, with a TTL); G2's (node-b) and G4's (run r2) stay online" \
+    [ "$(rcli hget "t:gbdev:{$G1}" online)" = 0 ] && [ "$(rcli hget "t:gbdev:{$G1}" node)" = node-x ] &&
+    [ "$(rcli pttl "t:gbdev:{$G1}")" -gt 0 ] && [ "$(rcli hget "t:gbdev:{$G2}" online)" = 1 ] &&
+    [ "$(rcli hget "t:gbdev:{$G4}" online)" = 1 ] && [ "$(rcli exists "t:gbdev:{$G5}")" = 0 ]
+gbsum() { local n t=0; for n in a b c; do t=$((t + $(cstat "$n" gb_devices_reaped))); done; echo "$t"; }
+check "... the nodes counted one GB device reaped in /stats" [ "$(gbsum)" = 1 ]
 
 # ---- 2. users on A
 on a

@@ -48,6 +48,14 @@ static void test_record_read(void **state)
     assert_int_equal(r.keepalive, 1800000001000);
     assert_int_equal(r.expires, 1800003600000);
 
+    assert_string_equal(r.inc, ""); /* absent */
+    /* The incarnation (node death), when a node routing between nodes wrote it. */
+    const char *with_inc[] = {"node", "node-a", "online", "1", "inc", "1a24f-565ce7b5"};
+    assert_int_equal(read_pairs(with_inc, 6, &r), 0);
+    assert_string_equal(r.inc, "1a24f-565ce7b5");
+    const char *bad_inc[] = {"node", "node-a", "online", "1", "inc", "a b"};
+    assert_int_equal(read_pairs(bad_inc, 6, &r), -1);
+
     const char *offline[] = {"online", "0", "node", "n"};
     assert_int_equal(read_pairs(offline, 4, &r), 0);
     assert_false(r.online);

@@ -5,7 +5,8 @@
  * assembly across MESSAGEs (repeats, SumNum, timeout with a partial merge),
  * the channel tree (ParentID, BusinessGroupID, "a/b" paths, cycles), catalog
  * Notify, DeviceInfo, bad bodies, the device handles of upper.h (what the
- * middle node reads). Streams need sockets: tests/peers. */
+ * middle node reads), the answers to a survivor's reap of a dead node's
+ * devices (node death). Streams need sockets: tests/peers. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -14,6 +15,9 @@
 
 #include "base/log.h"
 #include "gb_upper_harness.h"
+#include "events/events.h"
+#include "gb/upper/device_mirror.h"
+#include "registrar/cluster.h"
 
 #define DEV "34020000001320000001"
 
@@ -756,6 +760,105 @@ static void test_service_device_json(void **state)
     json_decref(tree);
 }
 
+/* Node death (registrar/cluster.c): the role's answers to a survivor's
+ * reap of a dead node's devices. With a device mirror (toward 127.0.0.1:1,
+ * its loop never run: the writes only queue) and an event bus: the
+ * registration time of a device online here, 0 for others; kept() writes
+ * the record again (HSET, PEXPIRE, SADD queued); lost() for a device not
+ * here publishes one gb.device.offline node-lost with the node; for a
+ * device online here (a stale state) takes it offline here with exactly
+ * that one event. */
+struct ev_log {
+    int n;
+    char last[512];
+};
+
+static void on_event(uint64_t seq, const char *json, size_t len, void *arg)
+{
+    (void)seq;
+    struct ev_log *l = arg;
+    if (!strstr(json, "\"gb.device.offline\"")) return;
+    l->n++;
+    snprintf(l->last, sizeof(l->last), "%.*s", (int)len, json);
+}
+
+static void test_node_lost_hooks(void **state)
+{
+    struct gbh *h = *state;
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    struct redis_config rc = {.timeout_ms = 500, .max_pending = 100, .gb_keepalive_write_s = 60};
+    snprintf(rc.nodes, sizeof(rc.nodes), "127.0.0.1:1");
+    snprintf(rc.key_prefix, sizeof(rc.key_prefix), "t:");
+    int err = 0;
+    struct gb_devmirror *m = gb_devmirror_new(&loop, &h->ua_w.timers, &rc, "node-b", &err);
+    assert_non_null(m);
+    gb_devmirror_set_incarnation(m, "r1");
+    struct event_bus *bus = event_bus_new(&loop, 64, NULL);
+    assert_non_null(bus);
+    struct ev_log evs = {0};
+    assert_int_equal(event_subscribe(bus, on_event, &evs), 0);
+
+    struct cluster_gb_hooks hk;
+    gb_upper_gb_hooks(h->g, &hk);
+    assert_null(hk.lost); /* no device mirror: no hooks */
+    h->g->devmirror = m;
+    h->g->events = bus;
+    gb_upper_gb_hooks(h->g, &hk);
+    assert_non_null(hk.local_registered);
+    assert_non_null(hk.lost);
+    assert_non_null(hk.kept);
+
+    assert_int_equal(gbh_register(h, DEV, "devpw", 3600, SIP_TRANSPORT_UDP, 0, 5080), 200);
+    struct gb_device *d = gb_device_find(h->g, DEV);
+    assert_non_null(d);
+    assert_true(hk.local_registered(hk.arg, DEV) > 0);
+    assert_int_equal(hk.local_registered(hk.arg, DEV), d->registered_at);
+    const char *other = "34020000001320000099";
+    assert_int_equal(hk.local_registered(hk.arg, other), 0);
+
+    struct gb_devmirror_stats st0, st1;
+    gb_devmirror_get_stats(m, &st0);
+    hk.kept(hk.arg, DEV);
+    gb_devmirror_get_stats(m, &st1);
+    assert_int_equal(st1.pending, st0.pending + 3); /* HSET, PEXPIRE, SADD */
+    assert_true(gb_device_online(d));
+    assert_int_equal(evs.n, 0);
+
+    hk.lost(hk.arg, other, "node-a");
+    assert_int_equal(evs.n, 1);
+    json_t *e = json_loads(evs.last, 0, NULL);
+    assert_non_null(e);
+    assert_string_equal(json_string_value(json_object_get(e, "device_id")), other);
+    assert_string_equal(json_string_value(json_object_get(e, "reason")), "node-lost");
+    assert_string_equal(json_string_value(json_object_get(e, "node")), "node-a");
+    json_decref(e);
+
+    hk.lost(hk.arg, DEV, "node-a");
+    assert_false(gb_device_online(d));
+    assert_int_equal(evs.n, 2); /* one, from the role's own offline path */
+    e = json_loads(evs.last, 0, NULL);
+    assert_non_null(e);
+    assert_string_equal(json_string_value(json_object_get(e, "device_id")), DEV);
+    assert_string_equal(json_string_value(json_object_get(e, "reason")), "node-lost");
+    assert_string_equal(json_string_value(json_object_get(e, "node")), "node-a");
+    json_decref(e);
+    assert_int_equal(hk.local_registered(hk.arg, DEV), 0);
+    gb_devmirror_get_stats(m, &st0);
+    hk.kept(hk.arg, DEV); /* offline here now: nothing written */
+    gb_devmirror_get_stats(m, &st1);
+    assert_int_equal(st1.pending, st0.pending);
+    assert_false(gb_device_online(d));
+
+    h->g->devmirror = NULL;
+    h->g->events = NULL;
+    gb_devmirror_free(m);
+    event_unsubscribe(bus, on_event, &evs);
+    event_bus_free(bus);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 /* A query by device id goes out as a MANSCDP MESSAGE to where the device
  * registered from (GB/T 28181 §9.5); the waiter gets the device's answer. */
 static void test_service_query_by_id(void **state)
@@ -1150,6 +1253,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_register_nonce_replay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_unknown_device, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_device_json, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_node_lost_hooks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_query_by_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_device_name_and_search, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_play_without_loop, setup, teardown),

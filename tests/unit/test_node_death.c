@@ -5,6 +5,13 @@
  *  - what a reaper reads from Redis: an index or incarnation-list member
  *    (cluster_reap_member) and the reap script's answer (cluster_reap_counts,
  *    fed as RESP bytes through hiredis's own reader);
+ *  - a dead node's GB devices: the device script's answer
+ *    (cluster_gb_reap_verdict), the walk over the device index
+ *    (cluster_gb_walk_*: SSCAN answers' shapes, unusable members skipped,
+ *    at most CLUSTER_GB_WINDOW scripts in flight even when one answer is
+ *    bigger, a claimer dying mid-way and its successor walking again: one
+ *    offline per device at most, none for a device re-registered on a live
+ *    node or already offline);
  *  - durable writes (location_mirror_sync): nothing to wait for when off or
  *    when the AoR has no binding here; with a binding and no Redis (the
  *    cluster is 127.0.0.1:1, where nobody listens) the REGISTER's answer
@@ -92,6 +99,215 @@ static void test_reap_counts(void **state)
         freeReplyObject(r);
     }
     assert_int_equal(cluster_reap_counts(NULL, &removed, &left), -1);
+}
+
+/* ---- a dead node's GB devices ---- */
+
+static void test_gb_verdict(void **state)
+{
+    (void)state;
+    const char *good[] = {":0\r\n", ":1\r\n", ":2\r\n"};
+    for (int i = 0; i < 3; i++) {
+        redisReply *r = resp(good[i]);
+        assert_int_equal(cluster_gb_reap_verdict(r), i);
+        freeReplyObject(r);
+    }
+    const char *bad[] = {":3\r\n", ":-1\r\n", "$1\r\n1\r\n", "*1\r\n:1\r\n", "-ERR x\r\n", "$-1\r\n", "*-1\r\n"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        redisReply *r = resp(bad[i]);
+        if (cluster_gb_reap_verdict(r) != -1) fail_msg("took %s", bad[i]);
+        freeReplyObject(r);
+    }
+    assert_int_equal(cluster_gb_reap_verdict(NULL), -1);
+}
+
+/* An SSCAN answer in RESP: cursor, then the members. */
+static redisReply *sscan_answer(const char *cursor, const char *const *ids, size_t n)
+{
+    size_t cap = 64 + n * 48;
+    char *b = malloc(cap);
+    assert_non_null(b);
+    int k = snprintf(b, cap, "*2\r\n$%zu\r\n%s\r\n*%zu\r\n", strlen(cursor), cursor, n);
+    for (size_t i = 0; i < n; i++) k += snprintf(b + k, cap - (size_t)k, "$%zu\r\n%s\r\n", strlen(ids[i]), ids[i]);
+    redisReply *r = resp(b);
+    free(b);
+    return r;
+}
+
+static void test_gb_walk_shapes(void **state)
+{
+    (void)state;
+    struct cluster_gb_walk w;
+    memset(&w, 0, sizeof(w));
+    cluster_gb_walk_reset(&w);
+    assert_string_equal(w.cursor, "0");
+    assert_true(cluster_gb_walk_batch_done(&w));
+    assert_null(cluster_gb_walk_next(&w));
+    const char *bad[] = {
+        "*2\r\n$1\r\n0\r\n$1\r\nx\r\n",         /* members not an array */
+        "*1\r\n$1\r\n0\r\n",                    /* no members */
+        "*3\r\n$1\r\n0\r\n*0\r\n*0\r\n",        /* three */
+        "*2\r\n:0\r\n*0\r\n",                   /* an integer cursor */
+        "*2\r\n$2\r\n-1\r\n*0\r\n",             /* a cursor that is no number */
+        "*2\r\n$0\r\n\r\n*0\r\n",               /* an empty cursor */
+        "*2\r\n$40\r\n1234567890123456789012345678901234567890\r\n*0\r\n", /* too long */
+        "-MOVED 1 127.0.0.1:1\r\n", ":1\r\n", "$-1\r\n",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        redisReply *r = resp(bad[i]);
+        if (cluster_gb_walk_scan(&w, r) != -1) fail_msg("took %s", bad[i]);
+        freeReplyObject(r);
+    }
+    assert_int_equal(cluster_gb_walk_scan(&w, NULL), -1);
+    /* Unusable members (a brace, a space, empty, too long, not a string)
+     * are skipped and counted; the rest are handed out in order. */
+    redisReply *r = resp("*2\r\n$2\r\n17\r\n*6\r\n$20\r\n34020000001320000001\r\n$3\r\na{b\r\n$3\r\na b\r\n"
+                         "$0\r\n\r\n:5\r\n$70\r\n"
+                         "3402000000132000000134020000001320000001340200000013200000013402000000\r\n");
+    assert_int_equal(cluster_gb_walk_scan(&w, r), 0);
+    freeReplyObject(r);
+    assert_string_equal(w.cursor, "17");
+    assert_int_equal(w.n, 1);
+    assert_int_equal(w.skipped, 5);
+    assert_string_equal(cluster_gb_walk_next(&w), "34020000001320000001");
+    assert_null(cluster_gb_walk_next(&w));
+    assert_false(cluster_gb_walk_batch_done(&w));
+    /* The next answer only once this one's ids are all answered. */
+    r = sscan_answer("0", NULL, 0);
+    assert_int_equal(cluster_gb_walk_scan(&w, r), -EBUSY);
+    cluster_gb_walk_answered(&w);
+    assert_true(cluster_gb_walk_batch_done(&w));
+    assert_int_equal(cluster_gb_walk_scan(&w, r), 0);
+    freeReplyObject(r);
+    assert_string_equal(w.cursor, "0");
+    assert_true(cluster_gb_walk_batch_done(&w));
+    cluster_gb_walk_reset(&w);
+}
+
+/* A model of the store the reap scripts run against: each device's record
+ * (its node, online). model_script() answers as GBREAP_LUA does (the
+ * script itself runs against a real Redis in tests/peers/test_gb_nodes.sh);
+ * what this checks is the walk around it: every listed device asked once
+ * per run, never more than CLUSTER_GB_WINDOW in flight, a second run (a
+ * successor after the first claimer died mid-way) making no second
+ * offline, a device re-registered on a live node never marked. */
+#define NDEV 300
+struct model_dev {
+    char id[24];
+    char node[16];
+    bool online;
+    int lost_events;
+    int asked;
+};
+
+static int model_script(struct model_dev *d, const char *dead)
+{
+    d->asked++;
+    if (strcmp(d->node, dead) != 0 || !d->online) return CLUSTER_GB_NONE;
+    d->online = false;
+    return CLUSTER_GB_LOST;
+}
+
+/* One run of a reaper over the index (SSCAN answers of `batch` members):
+ * stops after `stop_after` answers when > 0 (the claimer dies: what it had
+ * in flight was sent and ran, the answers are lost). Returns the most
+ * scripts it had in flight at once. */
+static uint32_t model_run(struct model_dev *devs, const char *const *index, size_t nindex, size_t batch,
+                          int stop_after)
+{
+    struct cluster_gb_walk w;
+    memset(&w, 0, sizeof(w));
+    cluster_gb_walk_reset(&w);
+    uint32_t max_inflight = 0;
+    size_t pos = 0;
+    int answers = 0;
+    do {
+        size_t n = nindex - pos < batch ? nindex - pos : batch;
+        char cursor[24];
+        snprintf(cursor, sizeof(cursor), "%zu", pos + n < nindex ? pos + n : 0);
+        redisReply *r = sscan_answer(cursor, index + pos, n);
+        assert_int_equal(cluster_gb_walk_scan(&w, r), 0);
+        freeReplyObject(r);
+        pos += n;
+        /* Send what the window allows, answer the oldest, repeat. */
+        const char *inflight[CLUSTER_GB_SCAN_MAX];
+        size_t head = 0, tail = 0;
+        for (;;) {
+            const char *id;
+            while ((id = cluster_gb_walk_next(&w))) inflight[tail++] = id;
+            if (w.outstanding > max_inflight) max_inflight = w.outstanding;
+            if (head == tail) break;
+            const char *done = inflight[head++];
+            struct model_dev *d = NULL;
+            for (size_t k = 0; k < NDEV && !d; k++)
+                if (!strcmp(devs[k].id, done)) d = &devs[k];
+            assert_non_null(d);
+            int v = model_script(d, "node-a");
+            if (stop_after > 0 && ++answers > stop_after) { /* died: the rest in flight ran, unanswered */
+                while (head < tail) {
+                    const char *lost = inflight[head++];
+                    for (size_t k = 0; k < NDEV; k++)
+                        if (!strcmp(devs[k].id, lost)) model_script(&devs[k], "node-a");
+                }
+                cluster_gb_walk_reset(&w);
+                return max_inflight;
+            }
+            cluster_gb_walk_answered(&w);
+            if (v == CLUSTER_GB_LOST) d->lost_events++;
+        }
+        assert_true(cluster_gb_walk_batch_done(&w));
+    } while (strcmp(w.cursor, "0") != 0);
+    cluster_gb_walk_reset(&w);
+    return max_inflight;
+}
+
+static void test_gb_walk_exactly_once(void **state)
+{
+    (void)state;
+    static struct model_dev devs[NDEV];
+    const char *index[NDEV];
+    for (size_t i = 0; i < NDEV; i++) {
+        memset(&devs[i], 0, sizeof(devs[i]));
+        snprintf(devs[i].id, sizeof(devs[i].id), "340200000013200%05zu", i + 1);
+        snprintf(devs[i].node, sizeof(devs[i].node), "node-a");
+        devs[i].online = true;
+        index[i] = devs[i].id;
+    }
+    /* Device 7 re-registered on node C before the reap; device 9 went
+     * offline on A before A died (its own event then). */
+    snprintf(devs[7].node, sizeof(devs[7].node), "node-c");
+    devs[9].online = false;
+
+    /* One SSCAN answer bigger than the window (Redis may answer more
+     * than COUNT): at most CLUSTER_GB_WINDOW in flight all the same. */
+    uint32_t inflight = model_run(devs, index, NDEV, NDEV, 150);
+    assert_true(inflight <= CLUSTER_GB_WINDOW);
+    assert_int_equal(inflight, CLUSTER_GB_WINDOW);
+    /* The claimer died after 150 answers; its successor walks the index
+     * from the start, in batches of 128. */
+    inflight = model_run(devs, index, NDEV, 128, 0);
+    assert_true(inflight <= CLUSTER_GB_WINDOW);
+    int events = 0;
+    for (size_t i = 0; i < NDEV; i++) {
+        if (i == 7 || i == 9) {
+            assert_int_equal(devs[i].lost_events, 0);
+            if (i == 7) assert_true(devs[i].online); /* C's device stays online */
+            continue;
+        }
+        assert_false(devs[i].online);
+        /* The first run's lost answers (died with it) make no event: lost,
+         * never doubled — the window the docs name. Every other device:
+         * exactly one. */
+        assert_true(devs[i].lost_events <= 1);
+        assert_true(devs[i].asked >= 1 && devs[i].asked <= 2);
+        events += devs[i].lost_events;
+    }
+    /* The first run's 150 answers (two of them the skipped devices) made
+     * 148 events; the 128 scripts it had in flight when it died ran, their
+     * events lost with it (never doubled: the successor finds them offline);
+     * the successor marked the 22 the first never sent. */
+    assert_int_equal(events, 148 + 22);
+    assert_int_equal(NDEV - 2 - events, CLUSTER_GB_WINDOW);
 }
 
 struct answer {
@@ -219,6 +435,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reap_member),
         cmocka_unit_test(test_reap_counts),
+        cmocka_unit_test(test_gb_verdict),
+        cmocka_unit_test(test_gb_walk_shapes),
+        cmocka_unit_test(test_gb_walk_exactly_once),
         cmocka_unit_test(test_durable_sync),
         cmocka_unit_test(test_reply_origin_outside),
     };

@@ -27,6 +27,7 @@ struct gb_devmirror {
     struct redis_cluster *writer;   /* write-behind */
     struct redis_cluster *reader;   /* lookups: never behind a write backlog */
     char node_id[GB_DEVMIRROR_NODE_MAX];
+    char inc[GB_DEVMIRROR_INC_MAX];    /* this run's incarnation; "": no index, no inc field */
     char prefix[64];
     uint32_t max_pending;
     int64_t keepalive_write_ms;
@@ -48,6 +49,22 @@ static int key_for(const struct gb_devmirror *m, const char *id, char *out, size
 }
 
 /* ---- writes ---- */
+
+static void send_write(struct gb_devmirror *m, int key_index, int argc, const char **argv, const size_t *lens);
+
+/* With an incarnation: the device in (SADD) or out of (SREM) this run's
+ * index <prefix>node-gbdevs:{<node>}:<inc>, which a survivor walks when
+ * this node dies (registrar/cluster.c). Written with every online write, so
+ * a dropped SADD is repaired by the device's next keepalive write. */
+static void index_write(struct gb_devmirror *m, const char *cmd, const char *id)
+{
+    if (!m->inc[0]) return;
+    char idx[DM_KEY_MAX + GB_DEVMIRROR_NODE_MAX + GB_DEVMIRROR_INC_MAX];
+    snprintf(idx, sizeof(idx), "%snode-gbdevs:{%s}:%s", m->prefix, m->node_id, m->inc);
+    const char *argv[] = {cmd, idx, id};
+    size_t lens[] = {strlen(cmd), strlen(idx), strlen(id)};
+    send_write(m, 1, 3, argv, lens);
+}
 
 static void on_write(void *arg, int status, const struct redisReply *reply)
 {
@@ -96,13 +113,15 @@ void gb_devmirror_online(struct gb_devmirror *m, const char *id, const struct gb
     snprintf(ttl, sizeof(ttl), "%lld", (long long)(left > 1000 ? left : 1000));
     const char *hset[] = {"HSET",      key,         "node",  m->node_id, "transport", s->transport, "remote",
                           s->remote,   "online",    "1",     "registered", reg,       "keepalive",  ka,
-                          "expires",   exp};
+                          "expires",   exp,         "inc",   m->inc};
+    int hn = (int)(sizeof(hset) / sizeof(hset[0])) - (m->inc[0] ? 0 : 2);
     size_t hl[sizeof(hset) / sizeof(hset[0])];
-    for (size_t i = 0; i < sizeof(hset) / sizeof(hset[0]); i++) hl[i] = strlen(hset[i]);
-    send_write(m, 1, (int)(sizeof(hset) / sizeof(hset[0])), hset, hl);
+    for (int i = 0; i < hn; i++) hl[i] = strlen(hset[i]);
+    send_write(m, 1, hn, hset, hl);
     const char *pexp[] = {"PEXPIRE", key, ttl};
     size_t pl[] = {7, strlen(key), strlen(ttl)};
     send_write(m, 1, 3, pexp, pl);
+    index_write(m, "SADD", id);
 }
 
 bool gb_devmirror_keepalive_due(const struct gb_devmirror *m, int64_t last_write, int64_t now_wall)
@@ -119,6 +138,12 @@ void gb_devmirror_offline(struct gb_devmirror *m, const char *id)
     const char *argv[] = {"EVAL", offline_script, "1", key, m->node_id, keep};
     size_t lens[] = {4, sizeof(offline_script) - 1, 1, strlen(key), strlen(m->node_id), strlen(keep)};
     send_write(m, 3, 6, argv, lens);
+    index_write(m, "SREM", id);
+}
+
+void gb_devmirror_set_incarnation(struct gb_devmirror *m, const char *inc)
+{
+    if (m) snprintf(m->inc, sizeof(m->inc), "%s", inc ? inc : "");
 }
 
 /* ---- reading a record ---- */
@@ -161,6 +186,7 @@ int gb_devmirror_record_read(const char *const *strs, const size_t *lens, size_t
         if (field_is(f, fl, "node")) ok = have_node = text_read(v, vl, out->node, sizeof(out->node));
         else if (field_is(f, fl, "transport")) ok = text_read(v, vl, out->transport, sizeof(out->transport));
         else if (field_is(f, fl, "remote")) ok = text_read(v, vl, out->remote, sizeof(out->remote));
+        else if (field_is(f, fl, "inc")) ok = text_read(v, vl, out->inc, sizeof(out->inc));
         else if (field_is(f, fl, "online")) {
             ok = have_online = vl == 1 && (v[0] == '0' || v[0] == '1');
             out->online = ok && v[0] == '1';

@@ -11,6 +11,13 @@
  *     registered wall ms of the registration that brought it online
  *     keepalive  wall ms of its last keepalive (as last written, see below)
  *     expires    wall ms its registration expires at
+ *     inc        the node's incarnation (with [redis] cluster_route: node
+ *                death, registrar/cluster.h), absent otherwise
+ * and, with an incarnation, the device's id in this run's index
+ *   <prefix>node-gbdevs:{<node>}:<inc>
+ * (SADD with every online write, SREM on offline): when the node dies, one
+ * survivor walks it and marks each device still naming it offline
+ * (gb.device.offline reason node-lost, registrar/cluster.c).
  * with a TTL: online, the registration's expiry or the keepalive deadline
  * plus one write interval, whichever comes first (a node killed -9 leaves
  * keys that vanish on their own); offline, GB_DEVMIRROR_OFFLINE_KEEP_MS.
@@ -45,6 +52,7 @@
 #define GB_DEVMIRROR_OFFLINE_KEEP_MS 300000u /* an offline record stays this long */
 #define GB_DEVMIRROR_NODE_MAX 128
 #define GB_DEVMIRROR_REMOTE_MAX 64
+#define GB_DEVMIRROR_INC_MAX 48 /* CLUSTER_INC_MAX */
 
 struct gb_devmirror;
 struct gb_devmirror_lookup;
@@ -54,6 +62,7 @@ struct gb_devmirror_record {
     char node[GB_DEVMIRROR_NODE_MAX];
     char transport[8];
     char remote[GB_DEVMIRROR_REMOTE_MAX];
+    char inc[GB_DEVMIRROR_INC_MAX]; /* "" when absent */
     bool online;
     int64_t registered, keepalive, expires; /* wall ms; 0 when absent */
 };
@@ -87,6 +96,10 @@ void gb_devmirror_online(struct gb_devmirror *m, const char *id, const struct gb
  * the device's last write (0: never). */
 bool gb_devmirror_keepalive_due(const struct gb_devmirror *m, int64_t last_write, int64_t now_wall);
 void gb_devmirror_offline(struct gb_devmirror *m, const char *id);
+/* This run's incarnation (location_mirror_incarnation), with [redis]
+ * cluster_route: the records carry it and the devices are indexed for a
+ * survivor's reap. "" or never called: neither. */
+void gb_devmirror_set_incarnation(struct gb_devmirror *m, const char *inc);
 
 /* status 0: rec is the device's record (NULL: no such key, or a record
  * that does not read); < 0: Redis failed (-ETIMEDOUT, -ECANCELED, ...).

@@ -92,6 +92,49 @@ int gb_owner_refusal(struct gb_upper *g, const char *device_id, const struct gb_
     }
     *err = NULL;
     return 0;
+
+/* ---- a dead node's devices (node death, registrar/cluster.c) ---- */
+
+static int64_t reap_local_registered(void *arg, const char *id)
+{
+    struct gb_upper *g = arg;
+    struct gb_device *d = g->stopping ? NULL : gb_device_find(g, id);
+    return d && d->online ? d->registered_at : 0;
+}
+
+/* The survivor's script marked id offline: it was registered to the dead
+ * node. Online here too (an older registration here, never ended): that
+ * state was stale, it goes offline here with the event; else the event
+ * alone (the record is all there was to update). */
+static void reap_lost(void *arg, const char *id, const char *node)
+{
+    struct gb_upper *g = arg;
+    struct gb_device *d = g->stopping ? NULL : gb_device_find(g, id);
+    if (d && d->online) { /* logged as any offline; the others in the reap's summary (cluster.c) */
+        gb_device_node_lost(g, d, node);
+        return;
+    }
+    json_t *f = json_pack("{s:s,s:s,s:s}", "device_id", id, "reason", "node-lost", "node", node);
+    gb_publish(g, "gb.device.offline", f);
+}
+
+/* Online here with a registration at or after the dead node's: ours; the
+ * record is written again (ours may still be queued, or dropped). */
+static void reap_kept(void *arg, const char *id)
+{
+    struct gb_upper *g = arg;
+    struct gb_device *d = g->stopping ? NULL : gb_device_find(g, id);
+    if (d && d->online) gb_mirror_online(g, d);
+}
+
+void gb_upper_gb_hooks(struct gb_upper *g, struct cluster_gb_hooks *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!g || !g->devmirror) return;
+    out->local_registered = reap_local_registered;
+    out->lost = reap_lost;
+    out->kept = reap_kept;
+    out->arg = g;
 }
 
 /* ---- entry node: play a device registered elsewhere ---- */

@@ -392,7 +392,21 @@ static void device_arm(struct gb_upper *g, struct gb_device *d)
     timer_start(g->timers, &d->timer, next, device_timer);
 }
 
+static void device_offline_from(struct gb_upper *g, struct gb_device *d, const char *reason, const char *node);
+
 static void device_offline(struct gb_upper *g, struct gb_device *d, const char *reason)
+{
+    device_offline_from(g, d, reason, NULL);
+}
+
+void gb_device_node_lost(struct gb_upper *g, struct gb_device *d, const char *node)
+{
+    device_offline_from(g, d, "node-lost", node);
+}
+
+/* node: the dead node a survivor found the device registered to (reason
+ * node-lost; the event names it), else NULL. */
+static void device_offline_from(struct gb_upper *g, struct gb_device *d, const char *reason, const char *node)
 {
     if (!d->online) return;
     d->online = false;
@@ -405,6 +419,7 @@ static void device_offline(struct gb_upper *g, struct gb_device *d, const char *
     gb_queries_fail(g, d, 503, "device-offline", "the device went offline");
     gb_subs_device_offline(g, d);
     json_t *f = json_pack("{s:s,s:s}", "device_id", d->id, "reason", reason);
+    if (f && node) json_object_set_new(f, "node", json_string(node));
     gb_publish(g, "gb.device.offline", f);
     gb_device_persist(g, d);
     gb_mirror_offline(g, d);

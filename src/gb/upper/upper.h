@@ -205,6 +205,11 @@ int gb_upper_ptz(struct gb_upper *g, const char *device_id, const char *channel,
  * 409 (offline), 503 (its node down, Redis failed) or the stream played
  * through its node; -ENOENT when it is off. gb_live_start likewise. */
 bool gb_upper_plays_across_nodes(const struct gb_upper *g);
+/* Node death (registrar/cluster.h, struct cluster_gb_hooks): the role's
+ * answers to a survivor's reap of a dead node's GB devices. fn NULL when
+ * the role does not mirror its devices (no devmirror). */
+struct cluster_gb_hooks;
+void gb_upper_gb_hooks(struct gb_upper *g, struct cluster_gb_hooks *out);
 int gb_upper_play(struct gb_upper *g, const char *device_id, const char *channel, bool tcp, bool dump, int64_t start,
                   int64_t end, struct gb_waiter *wt);
 /* ---- API requests across nodes (issue 16, query_nodes.c) ----

@@ -464,6 +464,9 @@ void gb_play_remote_failed(struct gb_stream *s, int status);
 int gb_peer_on_request(struct gb_upper *g, struct txn *st, const struct transport_rx *rx);
 /* The device's registration, written behind (upper.c calls these). */
 void gb_mirror_online(struct gb_upper *g, struct gb_device *d);
+/* A survivor's reap found d registered to dead node `node` (newer than
+ * here): offline here, gb.device.offline reason node-lost with the node. */
+void gb_device_node_lost(struct gb_upper *g, struct gb_device *d, const char *node);
 void gb_mirror_keepalive(struct gb_upper *g, struct gb_device *d);
 void gb_mirror_offline(struct gb_upper *g, struct gb_device *d);
 /* The device went offline: its relays end (BYE both ways, the peer's
