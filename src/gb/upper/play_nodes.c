@@ -92,6 +92,7 @@ int gb_owner_refusal(struct gb_upper *g, const char *device_id, const struct gb_
     }
     *err = NULL;
     return 0;
+}
 
 /* ---- a dead node's devices (node death, registrar/cluster.c) ---- */
 
