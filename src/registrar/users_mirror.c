@@ -610,6 +610,8 @@ struct users_mirror *users_mirror_new(uv_loop_t *loop, struct timer_service *tim
         *err = -ENOMEM;
         return NULL;
     }
+    timer_node_init(&m->sub_timer);
+    timer_node_init(&m->load_timer);
     m->users = u;
     m->loop = loop;
     m->timers = timers;
