@@ -287,6 +287,14 @@ static int start_mirror(struct worker *w)
     return 0;
 }
 
+/* A user deleted on another node: her bindings here go too, as for a local
+ * delete through the API (routes_registrar.c). */
+static void on_user_removed_elsewhere(void *arg, const char *name)
+{
+    struct worker *w = arg;
+    if (w->location) location_remove_all(w->location, str_from_cstr(name), LOCATION_REMOVED_KICKED, NULL, NULL);
+}
+
 /* [redis] mirror_users: the users shared with the other nodes. */
 static int start_users_mirror(struct worker *w)
 {
@@ -297,6 +305,7 @@ static int start_users_mirror(struct worker *w)
         log_error("[redis] cannot start the users mirror toward %s: %s", w->cfg.redis.nodes, strerror(-err));
         return -1;
     }
+    users_mirror_set_on_removed(w->users_mirror, on_user_removed_elsewhere, w);
     log_info("[redis] users shared through the cluster at %s (at most %u loaded)", w->cfg.redis.nodes,
              w->cfg.redis.users_max);
     return 0;

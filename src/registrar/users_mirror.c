@@ -52,9 +52,10 @@ struct users_mirror {
     bool loading, load_again, load_overflow, marker_seen;
     struct users *fresh, *touched;
     char cursor[32];
-    uint64_t load_gen; /* replies of an abandoned load are ignored */
     struct timer_node load_timer;
     uint32_t fetches;
+    void (*on_removed)(void *arg, const char *name);
+    void *on_removed_arg;
     struct users_mirror_stats stats;
 };
 
@@ -195,6 +196,7 @@ static void on_write(void *arg, int status, const struct redisReply *reply)
 {
     struct users_mirror *m = arg;
     m->pending--;
+    if (status == -ECANCELED) return; /* shutting down */
     if (status == 0 && reply && reply->type != REDIS_REPLY_ERROR) {
         m->stats.writes_ok++;
         return;
@@ -245,9 +247,23 @@ static void write_user(struct users_mirror *m, const char *name, const struct us
     announce(m, name);
 }
 
+static void mark_touched(struct users_mirror *m, const char *name)
+{
+    if (!m->loading || !m->touched) return;
+    users_add(m->touched, name, "", "00000000000000000000000000000000", NULL, NULL, NULL);
+    if (users_count(m->touched) > MAX_FETCHES) m->load_overflow = true;
+}
+
 static void on_user_changed(void *arg, const char *name, const struct users_entry *e)
 {
-    write_user(arg, name, e);
+    struct users_mirror *m = arg;
+    mark_touched(m, name); /* a load under way must not undo it with an older scan */
+    write_user(m, name, e);
+}
+
+static void removed(struct users_mirror *m, const char *name)
+{
+    if (m->on_removed) m->on_removed(m->on_removed_arg, name);
 }
 
 /* ---- announcements of the other nodes' changes ---- */
@@ -281,6 +297,7 @@ static void on_fetch(void *arg, int status, const struct redisReply *reply)
                     m->max_users);
     } else if (r != USERS_APPLY_UNCHANGED) {
         m->stats.applied++;
+        if (r == USERS_APPLY_REMOVED) removed(m, f->name);
         log_info("redis users: user %s %s from another node", f->name,
                  r == USERS_APPLY_REMOVED ? "deleted" : r == USERS_APPLY_ADDED ? "added" : "changed");
     }
@@ -297,10 +314,7 @@ static void on_announcement(struct users_mirror *m, const char *msg, size_t len)
         m->stats.rejected++;
         return;
     }
-    if (m->loading && m->touched) {
-        users_add(m->touched, f->name, "", "00000000000000000000000000000000", NULL, NULL, NULL);
-        if (users_count(m->touched) > MAX_FETCHES) m->load_overflow = true;
-    }
+    mark_touched(m, f->name);
     const char *argv[] = {"HGET", m->key, f->name};
     size_t lens[] = {4, strlen(m->key), strlen(f->name)};
     f->m = m;
@@ -412,7 +426,10 @@ static void load_finish(struct users_mirror *m)
             for (size_t i = 0; i < d.ngone; i++) {
                 char name[USERS_MAX_NAME + 1];
                 snprintf(name, sizeof(name), "%s", d.gone[i]);
-                if (apply_record(m->users, name, NULL, m->max_users) == USERS_APPLY_REMOVED) d.removed++;
+                if (apply_record(m->users, name, NULL, m->max_users) == USERS_APPLY_REMOVED) {
+                    d.removed++;
+                    removed(m, name);
+                }
             }
         }
     }
@@ -654,6 +671,12 @@ void users_mirror_free(struct users_mirror *m)
     users_free(m->fresh);
     users_free(m->touched);
     free(m);
+}
+
+void users_mirror_set_on_removed(struct users_mirror *m, void (*cb)(void *arg, const char *name), void *arg)
+{
+    m->on_removed = cb;
+    m->on_removed_arg = arg;
 }
 
 void users_mirror_get_stats(const struct users_mirror *m, struct users_mirror_stats *out)

@@ -91,6 +91,10 @@ struct users_mirror_stats {
 struct users_mirror *users_mirror_new(uv_loop_t *loop, struct timer_service *timers, struct users *u,
                                       const struct redis_config *cfg, int *err);
 void users_mirror_free(struct users_mirror *m);
+/* Called after a user was deleted here because Redis no longer has her (an
+ * announcement or a load): the caller removes what else she held (her
+ * bindings), as the API does for a local delete. NULL: nothing. */
+void users_mirror_set_on_removed(struct users_mirror *m, void (*cb)(void *arg, const char *name), void *arg);
 void users_mirror_get_stats(const struct users_mirror *m, struct users_mirror_stats *out);
 
 #endif

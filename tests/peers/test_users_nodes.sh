@@ -9,7 +9,8 @@
 #  2. alice created through A: B and C answer her REGISTER 200;
 #  3. her password changed through C: the old one refused on A and B (401),
 #     the new one takes 200 on A, B and C;
-#  4. deleted through B: refused everywhere (each node's table lost her);
+#  4. deleted through B: refused everywhere (each node's table lost her),
+#     and her binding on A is gone with her;
 #  5. node D started after all this (empty SQLite) knows carol (made on A)
 #     and not alice; node A restarted knows a user made on C while it was
 #     down, and has lost one deleted meanwhile (the reload at start);
@@ -75,13 +76,16 @@ check "... the old one refused on B (401)" wait_for 10 status_is 401 b alice old
 for n in a b c; do check "... the new one takes 200 on $n" status_is 200 "$n" alice new-pw; done
 
 # ---- 4. deleted on B
-on b; check "4. alice deleted through B's API" ctl user del alice
+bindings() { on "$1"; [ "$(binding_count alice)" "$2" 0 ]; }
+check "4. alice holds a binding on A (from her REGISTER there)" bindings a -gt
+on b; check "... alice deleted through B's API" ctl user del alice
 for n in a b c; do
     check "... refused on $n" wait_for 10 bash -c "s=\$(python3 '$PEERS_DIR/sipreg.py' --server 127.0.0.1:${SIP[$n]} \
         --user alice --password new-pw --domain users.test --expires 60 register 2>/dev/null | awk '{print \$1}');
         [ \"\$s\" = 401 ] || [ \"\$s\" = 403 ]"
     check "... gone from $n's table" not knows "$n" alice
 done
+check "... her binding on A removed with her (kicked, as for a local delete)" wait_for 10 bindings a -eq
 
 # ---- 5. a node started later; a node restarted
 on a; ctl user add carol --password carolpw >/dev/null
