@@ -14,6 +14,8 @@
 #  5. node D started after all this (empty SQLite) knows carol (made on A)
 #     and not alice; node A restarted knows a user made on C while it was
 #     down, and has lost one deleted meanwhile (the reload at start);
+#  5b. a user written into Redis unannounced (a missed announcement) is
+#     known after the change channel is cut and comes back (reload);
 #  6. Redis killed: no node crashes, digest checks still answered from the
 #     local table.
 source "$(dirname "$0")/lib.sh"
@@ -104,6 +106,17 @@ check "... frank (made on C while A was down) registers on A: 200" status_is 200
 check "... erin (deleted on C while A was down) is gone from A" not knows a erin
 check "... bob still known on A" status_is 200 a bob bobpw
 for n in a b c d; do check "... node $n refused no record" [ "$(ustat "$n" rejected)" = 0 ]; done
+
+# ---- 5b. an announcement missed: reloaded on reconnect
+zed_md5=$(printf 'zed:users.test:zedpw' | md5sum | cut -d' ' -f1)
+loads_b=$(ustat b loads)
+check "5b. zed written straight into u:users, unannounced (a change a node missed)" \
+    [ "$(rcli hset u:users zed "{\"realm\":\"users.test\",\"md5\":\"$zed_md5\",\"sha256\":\"\",\"created\":1}")" = 1 ]
+check "... B does not know zed yet (401)" status_is 401 b zed zedpw
+for p in "${REDIS_PORTS[@]}"; do redis-cli -h 127.0.0.1 -p "$p" client kill type pubsub >/dev/null; done
+reloaded() { [ "$(ustat b loads)" -gt "$loads_b" ] && [ "$(ustat b subscribed)" = true ]; }
+check "... the change channels cut (CLIENT KILL TYPE pubsub): B resubscribes and reloads" wait_for 20 reloaded
+check "... zed registers on B: 200" status_is 200 b zed zedpw
 
 # ---- 6. Redis gone
 for p in "${REDIS_PORTS[@]}"; do kill -9 "${REDIS_PID[$p]}" 2>/dev/null; done
