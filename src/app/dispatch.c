@@ -454,7 +454,9 @@ int dispatch_start_roles(struct worker *w)
     fill_local(w);
     /* The UA first: the registrar and the proxy take their tags from it. */
     w->ua = ua_new(&w->cfg.sip, &w->local, &w->timers, w->txn, w->transport, 0);
-    if (!w->ua || start_registrar(w) < 0 || start_mirror(w) < 0 || start_users_mirror(w) < 0 || start_cluster(w) < 0 || start_subs(w) < 0 || start_offline(w) < 0) return -1;
+    if (!w->ua || start_registrar(w) < 0 || start_mirror(w) < 0 || start_users_mirror(w) < 0 || start_cluster(w) < 0 ||
+        start_subs(w) < 0 || start_offline(w) < 0)
+        return -1;
     w->proxy = start_proxy(w);
     if (!w->proxy) return -1;
 

@@ -129,7 +129,8 @@ static void test_apply(void **state)
     assert_int_equal(users_mirror_apply(u, "a\0b", 3, &v, 10), USERS_APPLY_REJECTED);
     assert_int_equal(users_mirror_apply(u, "", 0, &v, 10), USERS_APPLY_REJECTED);
     assert_int_equal(users_mirror_apply(u, "#", 1, &v, 10), USERS_APPLY_REJECTED);
-    redisReply junk = str_reply("{\"realm\":\"x\"}"), err = {.type = REDIS_REPLY_ERROR, .str = (char *)"WRONGTYPE", .len = 9},
+    redisReply junk = str_reply("{\"realm\":\"x\"}"),
+               err = {.type = REDIS_REPLY_ERROR, .str = (char *)"WRONGTYPE", .len = 9},
                num = {.type = REDIS_REPLY_INTEGER, .integer = 1};
     assert_int_equal(users_mirror_apply(u, "alice", 5, &junk, 10), USERS_APPLY_REJECTED);
     assert_int_equal(users_mirror_apply(u, "alice", 5, &err, 10), USERS_APPLY_REJECTED);
