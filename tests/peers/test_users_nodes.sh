@@ -107,6 +107,12 @@ check "... erin (deleted on C while A was down) is gone from A" not knows a erin
 check "... bob still known on A" status_is 200 a bob bobpw
 for n in a b c d; do check "... node $n refused no record" [ "$(ustat "$n" rejected)" = 0 ]; done
 
+curl -s "http://127.0.0.1:${API[b]}/metrics" >"$WORK/b.prom"
+check "... /metrics: redis_users typed (promcheck, no untyped family)" \
+    python3 "$PEERS_DIR/promcheck.py" check "$WORK/b.prom" --no-untyped
+check "... /metrics: cascade_redis_users_users and _loads_total" \
+    bash -c "grep -q '^cascade_redis_users_users ' '$WORK/b.prom' && grep -q '^cascade_redis_users_loads_total ' '$WORK/b.prom'"
+
 # ---- 5b. an announcement missed: reloaded on reconnect
 zed_md5=$(printf 'zed:users.test:zedpw' | md5sum | cut -d' ' -f1)
 loads_b=$(ustat b loads)
