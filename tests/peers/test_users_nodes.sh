@@ -31,6 +31,8 @@ API_TOKEN=userstoken
 declare -A SIP API
 mk_ini() { # mk_ini NODE MIRROR(yes|no)
     node_ini "$1" "${SIP[$1]}" "${API[$1]}" users.test <<INI
+[auth]
+max_failures = 100
 [redis]
 mirror_users = $2
 nodes = 127.0.0.1:${REDIS_PORTS[0]},127.0.0.1:${REDIS_PORTS[1]}
