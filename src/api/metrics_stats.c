@@ -69,6 +69,10 @@ static const struct stats_member members[] = {
     {"redis_mirror.node_id", STATS_SKIP, NULL}, C("redis_mirror.writes_ok"), C("redis_mirror.writes_failed"),
     C("redis_mirror.writes_dropped"), C("redis_mirror.resyncs"), G("redis_mirror.pending"),
     C("redis_mirror.durable_ok"), C("redis_mirror.durable_failed"), C("redis_mirror.durable_retries"),
+    /* [redis] mirror_users */
+    G("redis_users.subscribed"), G("redis_users.users"), C("redis_users.loads"), C("redis_users.load_failures"),
+    C("redis_users.announcements"), C("redis_users.applied"), C("redis_users.rejected"), C("redis_users.writes_ok"),
+    C("redis_users.writes_failed"),
     /* [redis] events_stream */
     {"events_stream.node_id", STATS_SKIP, NULL}, G("events_stream.synced"), G("events_stream.last_seq"),
     C("events_stream.written"), C("events_stream.write_failed"), C("events_stream.write_dropped"),

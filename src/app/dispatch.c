@@ -33,6 +33,7 @@
 #include "registrar/location.h"
 #include "registrar/cluster.h"
 #include "registrar/location_mirror.h"
+#include "registrar/users_mirror.h"
 #include "gb/upper/device_mirror.h"
 #include "registrar/registrar.h"
 #include "sip/local.h"
@@ -286,6 +287,30 @@ static int start_mirror(struct worker *w)
     return 0;
 }
 
+/* A user deleted on another node: her bindings here go too, as for a local
+ * delete through the API (routes_registrar.c). */
+static void on_user_removed_elsewhere(void *arg, const char *name)
+{
+    struct worker *w = arg;
+    if (w->location) location_remove_all(w->location, str_from_cstr(name), LOCATION_REMOVED_KICKED, NULL, NULL);
+}
+
+/* [redis] mirror_users: the users shared with the other nodes. */
+static int start_users_mirror(struct worker *w)
+{
+    if (!w->cfg.redis.mirror_users || !w->users) return 0;
+    int err = 0;
+    w->users_mirror = users_mirror_new(w->loop, &w->timers, w->users, &w->cfg.redis, &err);
+    if (!w->users_mirror) {
+        log_error("[redis] cannot start the users mirror toward %s: %s", w->cfg.redis.nodes, strerror(-err));
+        return -1;
+    }
+    users_mirror_set_on_removed(w->users_mirror, on_user_removed_elsewhere, w);
+    log_info("[redis] users shared through the cluster at %s (at most %u loaded)", w->cfg.redis.nodes,
+             w->cfg.redis.users_max);
+    return 0;
+}
+
 /* This node's API for its peers (GB requests forwarded to the node that
  * holds the device): [redis] api_advertise, else the [api] listen address
  * when it names one, else the SIP host with the API's bound port. None when
@@ -429,7 +454,9 @@ int dispatch_start_roles(struct worker *w)
     fill_local(w);
     /* The UA first: the registrar and the proxy take their tags from it. */
     w->ua = ua_new(&w->cfg.sip, &w->local, &w->timers, w->txn, w->transport, 0);
-    if (!w->ua || start_registrar(w) < 0 || start_mirror(w) < 0 || start_cluster(w) < 0 || start_subs(w) < 0 || start_offline(w) < 0) return -1;
+    if (!w->ua || start_registrar(w) < 0 || start_mirror(w) < 0 || start_users_mirror(w) < 0 || start_cluster(w) < 0 ||
+        start_subs(w) < 0 || start_offline(w) < 0)
+        return -1;
     w->proxy = start_proxy(w);
     if (!w->proxy) return -1;
 
@@ -472,6 +499,8 @@ void dispatch_stop_roles(struct worker *w, void (*done)(void *arg), void *arg)
         gb_devmirror_free(w->gb_mirror);
         w->gb_mirror = NULL;
     }
+    users_mirror_free(w->users_mirror); /* its connections would keep the loop running */
+    w->users_mirror = NULL;
     if (w->proxy) proxy_set_cluster(w->proxy, NULL);
     cluster_free(w->cluster); /* waiting requests get their local answer */
     w->cluster = NULL;
@@ -493,6 +522,8 @@ void dispatch_free_roles(struct worker *w)
     if (w->gb_upper) gb_upper_free(w->gb_upper);
     gb_devmirror_free(w->gb_mirror);
     w->gb_mirror = NULL;
+    users_mirror_free(w->users_mirror);
+    w->users_mirror = NULL;
     if (w->proxy) proxy_set_cluster(w->proxy, NULL);
     cluster_free(w->cluster);
     w->cluster = NULL;
@@ -723,6 +754,17 @@ void dispatch_stats(struct worker *w, json_t *stats)
     if (w->proxy) proxy_stats_json(w->proxy, stats);
     if (w->cluster) cluster_stats_json(w->cluster, stats);
     if (w->gb_mirror) gb_devmirror_stats_json(w->gb_mirror, stats);
+    if (w->users_mirror) {
+        struct users_mirror_stats us;
+        users_mirror_get_stats(w->users_mirror, &us);
+        json_object_set_new(stats, "redis_users",
+                            json_pack("{s:b,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "subscribed", us.subscribed, "users",
+                                      (int)us.users, "loads", (json_int_t)us.loads, "load_failures",
+                                      (json_int_t)us.load_failures, "announcements", (json_int_t)us.announcements,
+                                      "applied", (json_int_t)us.applied, "rejected", (json_int_t)us.rejected,
+                                      "writes_ok", (json_int_t)us.writes_ok, "writes_failed",
+                                      (json_int_t)us.writes_failed));
+    }
     if (w->subs) subs_stats_json(w->subs, stats);
     if (w->offline) offline_msg_stats_json(w->offline, stats);
     if (w->mirror) {

@@ -71,6 +71,12 @@ static const struct config_key keys[] = {
         "this soon, else 504; keep it above the 10 s a node waits for a device's answer"),
     KEY("api_forward_max_pending", CONFIG_UINT, api_forward_max_pending, "64", 1, 10000,
         "GB API requests forwarded to other nodes (or looking up the device's node) at once; more get 429"),
+    KEY("mirror_users", CONFIG_BOOL, mirror_users, "no", 0, 0,
+        "share the SIP users (name, realm, digest HA1s) through the cluster: a user added, changed or deleted "
+        "through any node's API is known to every node's digest checks (each node keeps its own copy, loaded at "
+        "start and kept by change announcements: no Redis round trip on REGISTER or INVITE)"),
+    KEY("users_max", CONFIG_UINT, users_max, "100000", 1, 10000000,
+        "users a node loads from the cluster at most (with mirror_users); more are skipped, counted and logged"),
 };
 
 /* "a.b.c.d:port" or "[v6]:port", numeric (cluster_peer_api reads it the same way). */
@@ -112,6 +118,10 @@ static int redis_check(const void *section, char *err, size_t errcap)
     }
     if (r->durable_writes && !r->mirror_bindings) {
         snprintf(err, errcap, "[redis] durable_writes = yes needs mirror_bindings = yes");
+        return -1;
+    }
+    if (r->mirror_users && !r->nodes[0]) {
+        snprintf(err, errcap, "[redis] mirror_users = yes needs nodes");
         return -1;
     }
     if (r->events_stream && !r->nodes[0]) {

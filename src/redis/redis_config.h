@@ -32,6 +32,8 @@ struct redis_config { /* [redis] */
     char api_advertise[64];          /* this node's API for its peers, "ip:port"; "": from [api] listen */
     uint32_t api_forward_timeout_ms; /* a GB API request forwarded to the device's node: whole exchange */
     uint32_t api_forward_max_pending; /* GB API requests forwarded (or looking up their node) at once */
+    bool mirror_users;               /* SIP users shared through the cluster (registrar/users_mirror.h) */
+    uint32_t users_max;              /* users a node loads from Redis at most */
 };
 
 #endif

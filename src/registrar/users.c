@@ -22,7 +22,23 @@ struct user_node {
 struct users {
     struct store *store;
     struct htable table;      /* struct user_node by name */
+    users_observer_cb observer;
+    void *observer_arg;
+    bool quiet;
 };
+
+void users_set_observer(struct users *u, users_observer_cb cb, void *arg)
+{
+    u->observer = cb;
+    u->observer_arg = arg;
+}
+
+void users_set_quiet(struct users *u, bool quiet) { u->quiet = quiet; }
+
+static void tell(struct users *u, const char *name, const struct users_entry *e)
+{
+    if (u->observer && !u->quiet) u->observer(u->observer_arg, name, e);
+}
 
 #define USERS_INITIAL_BUCKETS 64
 
@@ -172,6 +188,7 @@ int users_add(struct users *u, const char *name, const char *realm, const char *
         struct store_user row = {n->pub.name, n->pub.realm, n->pub.ha1_md5, n->pub.ha1_sha256, n->pub.created_at};
         op = store_op_user_upsert(&row);
     }
+    tell(u, n->pub.name, &n->pub);
     persist(u, op, "add", n->pub.name, cb, arg);
     return 0;
 }
@@ -184,6 +201,7 @@ int users_del(struct users *u, const char *name, store_done_cb cb, void *arg)
     if (!n) return -ENOENT;
     htable_remove(&u->table, &n->node);
     struct store_op *op = u->store ? store_op_user_delete(n->pub.name) : NULL;
+    tell(u, n->pub.name, NULL);
     persist(u, op, "delete", name, cb, arg);
     free(n);
     return 0;

@@ -72,6 +72,14 @@ int users_add(struct users *u, const char *name, const char *realm, const char *
 /* Removes a user. 0 (cb as for users_add) or -ENOENT (cb not called). */
 int users_del(struct users *u, const char *name, store_done_cb cb, void *arg);
 
+/* Told of every users_add/users_del that changed the table (after the
+ * change, before the store write completes): e is the new entry, or NULL for
+ * a removal. One observer; NULL clears it. users_set_quiet(u, true) mutes
+ * it (a change that came from elsewhere and must not be told back). */
+typedef void (*users_observer_cb)(void *arg, const char *name, const struct users_entry *e);
+void users_set_observer(struct users *u, users_observer_cb cb, void *arg);
+void users_set_quiet(struct users *u, bool quiet);
+
 /* O(1). The entry stays valid until that user is replaced or deleted. */
 const struct users_entry *users_find(const struct users *u, str_t name);
 size_t users_count(const struct users *u);

@@ -132,6 +132,7 @@ static void defaults_before_tables(struct config *c)
     c->redis.events_webhook_batch = 32;
     c->redis.api_forward_timeout_ms = 15000;
     c->redis.api_forward_max_pending = 64;
+    c->redis.users_max = 100000;
     strcpy(c->api.listen, "127.0.0.1:8080");
     c->events.ring_size = 4096;
     strcpy(c->log.level, "info");
@@ -569,6 +570,14 @@ static void test_redis_section(void **state)
     assert_int_equal(load("[redis]\napi_advertise = 10.0.0.1:0\n"), -1);
     assert_int_equal(load("[redis]\napi_forward_timeout_ms = 100\n"), -1);
     assert_int_equal(load("[redis]\napi_forward_max_pending = 0\n"), -1);
+    /* mirror_users: needs seeds; the cap on users loaded */
+    assert_int_equal(load("[redis]\nmirror_users = yes\n"), -1);
+    assert_true(has_error(0, "[redis] mirror_users = yes needs nodes"));
+    assert_int_equal(load("[redis]\nnodes = 127.0.0.1:7000\nmirror_users = yes\nusers_max = 500\n"), 0);
+    assert_true(cfg.redis.mirror_users);
+    assert_false(cfg.redis.mirror_bindings);
+    assert_int_equal(cfg.redis.users_max, 500);
+    assert_int_equal(load("[redis]\nusers_max = 0\n"), -1);
 }
 
 /* ---- [upstream:<id>] */

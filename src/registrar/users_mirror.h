@@ -1,0 +1,100 @@
+/* users_mirror.h — SIP users shared between nodes through Redis Cluster
+ * ([redis] mirror_users, issue 16).
+ *
+ * Every user is one field of one hash, <prefix>users: field = the name,
+ * value = a compact JSON record of what the users module keeps (realm, the
+ * HA1 hex values, created_at; never a password: the module has none). A
+ * change made here through the API (users_add/users_del: the users
+ * observer) is written (HSET / HDEL) and then announced with
+ * "PUBLISH <prefix>users-changes <name>", routed by the hash's key so that
+ * it follows the write on the same connection. Every node is SUBSCRIBEd to
+ * the channel on a plain connection to a seed; a message makes it HGET that
+ * field and apply the answer to its table (a record: add or replace; nil:
+ * delete), quietly (not told back) but stored in its SQLite as an API
+ * change would be. Each time the subscription is (re)established the node
+ * reloads the whole hash (HSCAN, bounded batches): it may have missed
+ * announcements. The table users_find reads stays local: the digest checks
+ * never wait for Redis.
+ *
+ * The hash holds a marker field "#" (no user name has '#'): absent, the
+ * first node to load finds the hash never seeded and writes its own users
+ * into it (HSETNX); present, Redis is the truth and a node drops the users
+ * it has that the hash lacks (deleted elsewhere while it was away).
+ *
+ * Why one hash, not a key per user: the cluster client routes by key and
+ * has no per-master SCAN; users change rarely (an operator's API call) and
+ * are read in full only at a (re)subscription, so one slot holds them
+ * (about 250 bytes a user: 100 000 users are 25 MB on one master). */
+#ifndef CASCADE_REGISTRAR_USERS_MIRROR_H
+#define CASCADE_REGISTRAR_USERS_MIRROR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "base/timer.h"
+#include "redis/redis_config.h"
+#include "registrar/users.h"
+
+struct redisReply;
+struct users_mirror;
+
+#define USERS_MIRROR_RECORD_MAX 1024 /* bytes of one record; a longer one is refused */
+
+struct users_record {
+    char realm[USERS_MAX_REALM + 1];
+    char md5[33];
+    char sha256[65];
+    int64_t created_at; /* wall ms, >= 0 */
+};
+
+/* The record of e, NUL-terminated in out. Its length, or -ENOSPC. */
+int users_record_encode(const struct users_entry *e, char *out, size_t cap);
+/* Reads a record from Redis (stranger input): 0 and out filled, or -EINVAL.
+ * Accepted: realm 0..USERS_MAX_REALM printable characters, md5 "" or 32 hex,
+ * sha256 "" or 64 hex (lower-cased), at least one HA1, created >= 0. */
+int users_record_decode(const char *buf, size_t len, struct users_record *out);
+
+enum users_apply_result {
+    USERS_APPLY_UNCHANGED = 0,
+    USERS_APPLY_ADDED,
+    USERS_APPLY_CHANGED,
+    USERS_APPLY_REMOVED,
+    USERS_APPLY_REJECTED, /* a bad name or record, or over the cap: table unchanged */
+};
+/* Applies what Redis holds for name (an HGET answer: a string record, or
+ * nil for none) to u, quietly. max_users caps a new user. */
+enum users_apply_result users_mirror_apply(struct users *u, const char *name, size_t name_len,
+                                           const struct redisReply *value, size_t max_users);
+
+/* An HSCAN answer: ["cursor", [field, value, ...]]. Copies the cursor (digits
+ * only) into cursor and calls cb for each pair. 0, or -EINVAL for a reply of
+ * another shape (nothing called). */
+int users_mirror_scan_read(const struct redisReply *r, char *cursor, size_t cap,
+                           void (*cb)(void *arg, const struct redisReply *field, const struct redisReply *value),
+                           void *arg);
+
+struct users_mirror_stats {
+    uint64_t loads;          /* full loads completed */
+    uint64_t load_failures;  /* a load that failed and was tried again */
+    uint64_t announcements;  /* messages received */
+    uint64_t applied;        /* changes made to the table from Redis */
+    uint64_t rejected;       /* records refused (bad, or over max_users) */
+    uint64_t writes_ok, writes_failed; /* this node's changes written into Redis */
+    uint32_t users;          /* the table now */
+    bool subscribed;
+};
+
+/* Starts the mirror of u (its observer slot is taken). NULL with *err. */
+struct users_mirror *users_mirror_new(uv_loop_t *loop, struct timer_service *timers, struct users *u,
+                                      const struct redis_config *cfg, int *err);
+void users_mirror_free(struct users_mirror *m);
+/* Called after a user was deleted here because Redis no longer has her (an
+ * announcement or a load): the caller removes what else she held (her
+ * bindings), as the API does for a local delete. NULL: nothing. */
+void users_mirror_set_on_removed(struct users_mirror *m, void (*cb)(void *arg, const char *name), void *arg);
+void users_mirror_get_stats(const struct users_mirror *m, struct users_mirror_stats *out);
+
+#endif
