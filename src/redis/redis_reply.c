@@ -2,6 +2,7 @@
 #include "redis/redis_reply.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <hiredis/hiredis.h>
@@ -121,4 +122,27 @@ int redis_parse_slots(const redisReply *reply, redis_slots_range_cb fn, void *ar
         if (rc != 0) return rc;
     }
     return (int)reply->elements;
+}
+
+size_t redis_seeds_read(const char *list, struct redis_seed *out, size_t max)
+{
+    size_t n = 0;
+    const char *p = list;
+    while (p && *p && n < max) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        while (len && (*p == ' ' || *p == '\t')) p++, len--;
+        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t')) len--;
+        char text[REDIS_HOST_MAX + 32];
+        struct redis_redirect rd;
+        if (len && len + 8 < sizeof(text)) {
+            int k = snprintf(text, sizeof(text), "MOVED 0 %.*s", (int)len, p);
+            if (k > 0 && redis_parse_redirect(text, (size_t)k, &rd) == REDIS_REDIRECT_MOVED && rd.host[0]) {
+                snprintf(out[n].host, sizeof(out[n].host), "%s", rd.host);
+                out[n++].port = rd.port;
+            }
+        }
+        p = end ? end + 1 : NULL;
+    }
+    return n;
 }

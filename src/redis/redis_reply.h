@@ -32,6 +32,17 @@ struct redis_redirect {
  * that does not read (bad slot, port or host). */
 int redis_parse_redirect(const char *err, size_t len, struct redis_redirect *out);
 
+/* A seed of the `[redis] nodes` list, "127.0.0.1:7000,[::1]:7001", each
+ * read as the servers write a redirection's address. */
+struct redis_seed {
+    char host[REDIS_HOST_MAX];
+    int port;
+};
+/* Reads up to max seeds from the comma-separated list (blanks around
+ * entries allowed); entries that do not read are skipped. Returns how many
+ * were read. */
+size_t redis_seeds_read(const char *list, struct redis_seed *out, size_t max);
+
 /* One master's range in a CLUSTER SLOTS answer. host is "" when the server
  * answered "" or "?" for its own address (use the node asked). */
 typedef int (*redis_slots_range_cb)(void *arg, unsigned first, unsigned last, const char *host,

@@ -64,11 +64,6 @@ struct hb_ctx {                          /* one heartbeat command */
 };
 enum { HB_WRITE, HB_MEMBERS, HB_NODE, HB_INC };
 
-struct seed {
-    char host[REDIS_HOST_MAX];
-    int port;
-};
-
 /* Node death (see cluster.h): one dead incarnation reaped at a time. */
 enum { R_INCS, R_CLAIM, R_SCAN, R_REAP, R_FINISH, R_GBREAP };
 enum { PHASE_AORS, PHASE_GB };
@@ -98,7 +93,7 @@ struct cluster {
     /* The invalidation channel: one plain connection to a seed, SUBSCRIBEd
      * (a PUBLISH anywhere in a Redis Cluster reaches every node's
      * subscribers). The cache is used only while subscribed. */
-    struct seed seeds[SEEDS_MAX];
+    struct redis_seed seeds[SEEDS_MAX];
     size_t nseeds, seed_next;
     redisAsyncContext *sub;
     struct redis_reply_budget sub_budget;
@@ -1169,7 +1164,7 @@ static void on_sub_disconnect(const redisAsyncContext *ac, int status)
 static void sub_connect(struct cluster *c)
 {
     if (c->closing || c->sub || !c->nseeds || !c->cache) return;
-    const struct seed *sd = &c->seeds[c->seed_next++ % c->nseeds];
+    const struct redis_seed *sd = &c->seeds[c->seed_next++ % c->nseeds];
     redisAsyncContext *ac = redisAsyncConnect(sd->host, sd->port);
     if (!ac || ac->err) {
         if (ac) redisAsyncFree(ac);
@@ -1193,27 +1188,6 @@ static void sub_connect(struct cluster *c)
     }
 }
 
-/* "127.0.0.1:7000,[::1]:7001" read the way the cluster client reads it. */
-static void parse_seeds(struct cluster *c, const char *seeds)
-{
-    const char *p = seeds;
-    while (p && *p && c->nseeds < SEEDS_MAX) {
-        const char *end = strchr(p, ',');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        while (len && (*p == ' ' || *p == '\t')) p++, len--;
-        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t')) len--;
-        char text[REDIS_HOST_MAX + 32];
-        struct redis_redirect rd;
-        if (len && len + 8 < sizeof(text)) {
-            int n = snprintf(text, sizeof(text), "MOVED 0 %.*s", (int)len, p);
-            if (n > 0 && redis_parse_redirect(text, (size_t)n, &rd) == REDIS_REDIRECT_MOVED && rd.host[0]) {
-                snprintf(c->seeds[c->nseeds].host, sizeof(c->seeds[0].host), "%s", rd.host);
-                c->seeds[c->nseeds++].port = rd.port;
-            }
-        }
-        p = end ? end + 1 : NULL;
-    }
-}
 
 /* ---- life cycle ---- */
 
@@ -1260,7 +1234,7 @@ struct cluster *cluster_new(uv_loop_t *loop, struct timer_service *timers, const
     }
     timer_start(timers, &c->hb_timer, timer_now(timers), on_hb_timer);
     snprintf(c->channel, sizeof(c->channel), "%sloc-changes", c->prefix);
-    parse_seeds(c, cfg->nodes);
+    c->nseeds = redis_seeds_read(cfg->nodes, c->seeds, SEEDS_MAX);
     sub_connect(c);
     return c;
 }

@@ -92,8 +92,7 @@ bool users_name_ok(const char *name)
     return true;
 }
 
-/* Copies "" / NULL or exactly `digits` hex digits, lower-cased, into out. */
-static bool ha1_ok(const char *in, size_t digits, char *out)
+bool users_ha1_copy(const char *in, size_t digits, char *out)
 {
     out[0] = '\0';
     if (!in || !in[0]) return true;
@@ -126,8 +125,8 @@ static struct user_node *put(struct users *u, const char *name, const char *real
                              const char *sha256, int64_t created_at, int *err)
 {
     char m[33], s[65];
-    if (!text_ok(name, USERS_MAX_NAME, false) || !text_ok(realm, USERS_MAX_REALM, true) || !ha1_ok(md5, 32, m) ||
-        !ha1_ok(sha256, 64, s) || (!m[0] && !s[0])) {
+    if (!text_ok(name, USERS_MAX_NAME, false) || !text_ok(realm, USERS_MAX_REALM, true) || !users_ha1_copy(md5, 32, m) ||
+        !users_ha1_copy(sha256, 64, s) || (!m[0] && !s[0])) {
         *err = -EINVAL;
         return NULL;
     }

@@ -58,6 +58,9 @@ int users_reload(struct users *u, struct store *st, struct users_reload_result *
  * "&=+$,") without ';', '?' and '/' (the API addresses users by path segment:
  * "a/b" could never be deleted), and not "." or ".." (a path collapses them). */
 bool users_name_ok(const char *name);
+/* Copies "" / NULL, or exactly `digits` hex digits lower-cased, into out
+ * (digits + 1 bytes); false for anything else. */
+bool users_ha1_copy(const char *in, size_t digits, char *out);
 
 /* Adds or replaces a user. ha1_md5 is "" / NULL or 32 hex digits, ha1_sha256
  * "" / NULL or 64 hex digits (stored lower-case); at least one must be set.

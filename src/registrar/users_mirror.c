@@ -25,10 +25,6 @@
 #define MARKER "#" /* the hash was seeded (no user name has '#') */
 #define MAX_FETCHES 256 /* HGETs of announced users unanswered; beyond: a full reload */
 
-struct seed {
-    char host[REDIS_HOST_MAX];
-    int port;
-};
 
 struct users_mirror {
     struct redis_cluster *rc;
@@ -40,7 +36,7 @@ struct users_mirror {
     size_t max_users;
     uint32_t max_pending, pending;
     /* the announcements' connection */
-    struct seed seeds[SEEDS_MAX];
+    struct redis_seed seeds[SEEDS_MAX];
     size_t nseeds, seed_next;
     redisAsyncContext *sub;
     struct redis_reply_budget sub_budget;
@@ -73,22 +69,6 @@ int users_record_encode(const struct users_entry *e, char *out, size_t cap)
     return (int)n;
 }
 
-static bool hex_copy(const char *in, size_t digits, char *out)
-{
-    out[0] = '\0';
-    size_t n = strlen(in);
-    if (n == 0) return true;
-    if (n != digits) return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = in[i];
-        if (c >= 'A' && c <= 'F') c = (char)(c + 32);
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-        out[i] = c;
-    }
-    out[n] = '\0';
-    return true;
-}
-
 int users_record_decode(const char *buf, size_t len, struct users_record *out)
 {
     memset(out, 0, sizeof(*out));
@@ -109,7 +89,7 @@ int users_record_decode(const char *buf, size_t len, struct users_record *out)
     for (size_t i = 0; i < rl; i++)
         if ((unsigned char)r[i] < 0x20 || (unsigned char)r[i] == 0x7f) goto out;
     if (json_string_length(md5) > 32 || json_string_length(sha) > 64) goto out;
-    if (!hex_copy(json_string_value(md5), 32, out->md5) || !hex_copy(json_string_value(sha), 64, out->sha256)) goto out;
+    if (!users_ha1_copy(json_string_value(md5), 32, out->md5) || !users_ha1_copy(json_string_value(sha), 64, out->sha256)) goto out;
     if (!out->md5[0] && !out->sha256[0]) goto out;
     if (json_integer_value(created) < 0) goto out;
     memcpy(out->realm, r, rl + 1);
@@ -572,7 +552,7 @@ static void on_sub_disconnect(const redisAsyncContext *ac, int status)
 static void sub_connect(struct users_mirror *m)
 {
     if (m->closing || m->sub || !m->nseeds) return;
-    const struct seed *sd = &m->seeds[m->seed_next++ % m->nseeds];
+    const struct redis_seed *sd = &m->seeds[m->seed_next++ % m->nseeds];
     redisAsyncContext *ac = redisAsyncConnect(sd->host, sd->port);
     if (!ac || ac->err) {
         if (ac) redisAsyncFree(ac);
@@ -596,26 +576,6 @@ static void sub_connect(struct users_mirror *m)
     }
 }
 
-static void parse_seeds(struct users_mirror *m, const char *seeds)
-{
-    const char *p = seeds;
-    while (p && *p && m->nseeds < SEEDS_MAX) {
-        const char *end = strchr(p, ',');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        while (len && (*p == ' ' || *p == '\t')) p++, len--;
-        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t')) len--;
-        char text[REDIS_HOST_MAX + 32];
-        struct redis_redirect rd;
-        if (len && len + 8 < sizeof(text)) {
-            int n = snprintf(text, sizeof(text), "MOVED 0 %.*s", (int)len, p);
-            if (n > 0 && redis_parse_redirect(text, (size_t)n, &rd) == REDIS_REDIRECT_MOVED && rd.host[0]) {
-                snprintf(m->seeds[m->nseeds].host, sizeof(m->seeds[0].host), "%s", rd.host);
-                m->seeds[m->nseeds++].port = rd.port;
-            }
-        }
-        p = end ? end + 1 : NULL;
-    }
-}
 
 /* ---- life cycle ---- */
 
@@ -636,7 +596,7 @@ struct users_mirror *users_mirror_new(uv_loop_t *loop, struct timer_service *tim
     m->max_pending = cfg->max_pending ? cfg->max_pending : 10000;
     snprintf(m->key, sizeof(m->key), "%susers", cfg->key_prefix);
     snprintf(m->channel, sizeof(m->channel), "%susers-changes", cfg->key_prefix);
-    parse_seeds(m, cfg->nodes);
+    m->nseeds = redis_seeds_read(cfg->nodes, m->seeds, SEEDS_MAX);
     if (!m->nseeds) {
         free(m);
         *err = -EINVAL;
