@@ -25,7 +25,6 @@
 #define MARKER "#" /* the hash was seeded (no user name has '#') */
 #define MAX_FETCHES 256 /* HGETs of announced users unanswered; beyond: a full reload */
 
-
 struct users_mirror {
     struct redis_cluster *rc;
     struct users *users;
@@ -575,7 +574,6 @@ static void sub_connect(struct users_mirror *m)
         sub_retry(m);
     }
 }
-
 
 /* ---- life cycle ---- */
 
