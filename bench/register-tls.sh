@@ -22,6 +22,10 @@
 #                       sipload says `warmed`, in the quiet second it waits
 #                       before the measured part
 #   KEEP_WORK=1         keep the work dir (configs, logs)
+#   PERF=1              also `perf record` the server (cpu-clock, call graph
+#                       PERF_CALLGRAPH=fp|dwarf, default fp) over the measured
+#                       part of each step (after `warmed` with WARMUP_SECS);
+#                       perf.data.<server>.<rate> is kept in the work dir
 #
 # LOADGEN=sipload: bench/sipload.c (built beside cascade) holds ONE TLS
 # connection (TLS 1.2+, the test CA verified, host name checked) straight to
@@ -207,6 +211,23 @@ PY
     gen_cpu=$(python3 -c 'import sys; print("%.2f" % (float(sys.argv[1]) / float(sys.argv[2])))' "$((s1 - s0))" "$(getconf CLK_TCK)")
 }
 
+# perf_start SERVER RATE / perf_stop: PERF=1 records the server (every process).
+perf_pid=
+perf_start() {
+    [ -n "${PERF:-}" ] || return 0
+    local pids
+    pids=$(pgrep -d, -P "$server_pid" || true)
+    perf record -e cpu-clock --call-graph "${PERF_CALLGRAPH:-fp}" -p "$server_pid${pids:+,$pids}" \
+        -o "$work/perf.data.$1.$2" >/dev/null 2>&1 &
+    perf_pid=$!
+}
+perf_stop() {
+    [ -n "$perf_pid" ] || return 0
+    kill -INT "$perf_pid" 2>/dev/null || true
+    wait "$perf_pid" 2>/dev/null || true
+    perf_pid=
+}
+
 # run_sipload SERVER RATE: one step straight to the server's tls: port; sets ok,
 # bad, p99 (ms), gen_ach (sipload's achieved/s: ok over its first send to its
 # last answer, without process start and TLS handshake) and gen_cpu (sipload's
@@ -227,9 +248,12 @@ run_sipload() {
             sleep 0.05
         done
         c0=$(tree_cpu_ticks "$server_pid"); t0=$(date +%s.%N)
+        perf_start "$1" "$2"
         grep '^warmed ' "$out" | grep -q ' failed=0 ' || echo "NOTE: $1 warm-up at $2/s: $(grep '^warmed ' "$out" || echo 'no warmed line')"
     fi
+    [ "$wsecs" -gt 0 ] || perf_start "$1" "$2"
     wait "$gen" || true
+    perf_stop
     fin=$(grep '^final ' "$out" || true)
     ok=$(sed -n 's/.* ok=\([0-9]*\).*/\1/p' <<<"$fin"); ok=${ok:-0}
     bad=$(sed -n 's/.* attempted=\([0-9]*\).*/\1/p' <<<"$fin"); bad=$((${bad:-0} - ok))
