@@ -498,6 +498,56 @@ redis_replica_of() {
 # redis_promoted PORT: the node on PORT is a master now.
 redis_promoted() { redis_rc "$1" role | head -1 | tr -d '\r' | grep -q '^master$'; }
 
+# ---- baresip as a softphone (test_baresip, test_cluster_flows) ----
+# baresip_phone_start NAME PASSWORD REGISTRAR [TRANSPORT]: a headless baresip
+# in $WORK/NAME (module directory $MODDIR) registering sip:NAME@REGISTRAR
+# ("127.0.0.1:PORT") over TRANSPORT (default tcp), auto-answering, playing
+# $WORK/tone.wav (baresip_tone makes it) as its microphone; sets NAME_PID
+# and NAME_CTRL (its ctrl_tcp port, for bctl). A second start of NAME (a
+# phone moving to another registrar) replaces its account and log.
+baresip_phone_start() {
+    local name=$1 pw=$2 registrar=$3 transport=${4:-tcp} dir=$WORK/$1 sip ctrl
+    mkdir -p "$dir"
+    # baresip also binds sip_listen + 1 (TLS): keep clear of it
+    while :; do sip=$(free_port); [ "$(ss -Htanl "sport = :$((sip + 1))" | wc -l)" = 0 ] && break; done
+    ctrl=$(free_port)
+    cat >"$dir/config" <<CONF
+poll_method		epoll
+sip_listen		127.0.0.1:$sip
+audio_player		aufile,$dir/play.wav
+audio_source		aufile,$WORK/tone.wav
+audio_alert		aufile,$dir/alert.wav
+module_path		$MODDIR
+module			g711.so
+module			aufile.so
+module_app		account.so
+module_app		menu.so
+module_app		ctrl_tcp.so
+ctrl_tcp_listen		127.0.0.1:$ctrl
+CONF
+    echo "<sip:$name@$registrar;transport=$transport>;auth_pass=$pw;answermode=auto;regint=600" >"$dir/accounts"
+    (cd "$dir" && exec baresip -f "$dir" -v >"$WORK/baresip-$name.log" 2>&1) &
+    PIDS+=("$!")
+    eval "${name}_PID=$! ${name}_CTRL=$ctrl"
+    disown "$!" # no "Killed" job notice when the test kill -9s it
+}
+# baresip_tone: $WORK/tone.wav, a 2 s 440 Hz tone, 8 kHz mono (ausine only does 48 kHz).
+baresip_tone() {
+    python3 - "$WORK/tone.wav" <<'PY'
+import math, struct, sys, wave
+w = wave.open(sys.argv[1], "wb"); w.setnchannels(1); w.setsampwidth(2); w.setframerate(8000)
+w.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / 8000))) for i in range(16000)))
+w.close()
+PY
+}
+# baresip_moddir: sets MODDIR, baresip's module directory.
+baresip_moddir() {
+    MODDIR=/usr/lib/baresip/modules
+    [ -f "$MODDIR/ctrl_tcp.so" ] || MODDIR=$(dirname "$(find / -name ctrl_tcp.so -path '*baresip*' 2>/dev/null | head -1)")
+}
+# bctl PORT COMMAND [PARAMS]: one ctrl_tcp command to a baresip (netstring JSON); prints the answer.
+bctl() { python3 "$PEERS_DIR/bctl.py" "$@"; }
+
 # ---- baresip with its presence module (test_baresip_presence, test_linphone_presence) ----
 # contact.so before presence.so: the presence module subscribes, when it
 # starts, to the contacts marked presence=p2p.

@@ -11,8 +11,7 @@ source "$(dirname "$0")/lib.sh"
 if ! command -v baresip >/dev/null; then
     echo "baresip not installed"; exit 1
 fi
-MODDIR=/usr/lib/baresip/modules
-[ -f "$MODDIR/ctrl_tcp.so" ] || MODDIR=$(dirname "$(find / -name ctrl_tcp.so -path '*baresip*' 2>/dev/null | head -1)")
+baresip_moddir
 
 PORT=$(free_port); API_PORT=$(free_port); API_TOKEN=baresiptoken
 node_ini c "$PORT" "$API_PORT" 127.0.0.1 <<INI
@@ -23,47 +22,9 @@ start_cascade bs "$WORK/c.ini"
 check "cascadectl user add alice" ctl user add alice --password alicepw
 check "cascadectl user add bob" ctl user add bob --password bobpw
 
-# start_baresip NAME PASSWORD: a headless baresip in $WORK/NAME registering
-# sip:NAME@127.0.0.1 over TCP, auto-answering, with a ctrl_tcp port.
-start_baresip() {
-    local name=$1 pw=$2 dir=$WORK/$1 sip ctrl
-    mkdir -p "$dir"
-    # baresip also binds sip_listen + 1 (TLS): keep clear of it
-    while :; do sip=$(free_port); [ "$(ss -Htanl "sport = :$((sip + 1))" | wc -l)" = 0 ] && break; done
-    ctrl=$(free_port)
-    cat >"$dir/config" <<CONF
-poll_method		epoll
-sip_listen		127.0.0.1:$sip
-audio_player		aufile,$dir/play.wav
-audio_source		aufile,$WORK/tone.wav
-audio_alert		aufile,$dir/alert.wav
-module_path		$MODDIR
-module			g711.so
-module			aufile.so
-module_app		account.so
-module_app		menu.so
-module_app		ctrl_tcp.so
-ctrl_tcp_listen		127.0.0.1:$ctrl
-CONF
-    echo "<sip:$name@127.0.0.1:$PORT;transport=tcp>;auth_pass=$pw;answermode=auto;regint=600" >"$dir/accounts"
-    (cd "$dir" && exec baresip -f "$dir" -v >"$WORK/baresip-$name.log" 2>&1) &
-    PIDS+=("$!")
-    eval "${name}_PID=$! ${name}_CTRL=$ctrl"
-    disown "$!" # no "Killed" job notice when the test kill -9s it
-}
-
-# bctl PORT COMMAND [PARAMS]: one ctrl_tcp command (netstring JSON); prints the answer.
-bctl() { python3 "$PEERS_DIR/bctl.py" "$@"; }
-
-# A 2 s 440 Hz tone, 8 kHz mono, as the microphone (ausine only does 48 kHz).
-python3 - "$WORK/tone.wav" <<'PY'
-import math, struct, sys, wave
-w = wave.open(sys.argv[1], "wb"); w.setnchannels(1); w.setsampwidth(2); w.setframerate(8000)
-w.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / 8000))) for i in range(16000)))
-w.close()
-PY
-start_baresip alice alicepw
-start_baresip bob bobpw
+baresip_tone
+baresip_phone_start alice alicepw "127.0.0.1:$PORT"
+baresip_phone_start bob bobpw "127.0.0.1:$PORT"
 check "both baresip register over TCP (bindings in the API)" \
     wait_for 10 bash -c "[ \"\$(curl -s -H 'Authorization: Bearer $API_TOKEN' http://127.0.0.1:$API_PORT/api/v1/registrations |
         jq '[.registrations[] | select(.transport == \"tcp\")] | length')\" = 2 ]"

@@ -23,8 +23,6 @@ start_cascade bp "$WORK/c.ini"
 check "cascadectl user add alice" ctl user add alice --password alicepw
 check "cascadectl user add bob" ctl user add bob --password bobpw
 
-# bctl PORT COMMAND: one ctrl_tcp command (netstring JSON).
-bctl() { python3 "$PEERS_DIR/bctl.py" "$@"; }
 
 # alice first, and her subscription to bob in place before bob starts: bob
 # coming online is then a change alice's baresip is told of in a later

@@ -105,8 +105,6 @@ CONF
     disown "$!"
 }
 
-# bctl PORT COMMAND [PARAMS]: one ctrl_tcp command (netstring JSON); prints the answer.
-bctl() { python3 "$PEERS_DIR/bctl.py" "$@"; }
 
 # linphone-daemon: its own HOME (it will not start its core without a
 # writable ~/.local/share/linphone for its database), no UDP/TCP listener, a
