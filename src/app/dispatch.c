@@ -169,7 +169,9 @@ static struct gb_upper *start_gb_upper(struct worker *w)
                                  .events = w->events, .admission = &w->admission, .devmirror = w->gb_mirror,
                                  .cluster = w->cluster, .txn = w->txn,
                                  .forward_timeout_ms = w->cfg.redis.api_forward_timeout_ms,
-                                 .forward_max_pending = w->cfg.redis.api_forward_max_pending};
+                                 .forward_max_pending = w->cfg.redis.api_forward_max_pending,
+                                 .forward_tls = w->tls,
+                                 .forward_tls_name = w->cfg.redis.api_tls_name};
     struct gb_config gc = w->cfg.gb;
     gc.live_idle_stop_ms = w->cfg.media.idle_stop_s * 1000u; /* [media] idle_stop */
     gc.live_flv_max_lag_ms = w->cfg.media.flv_max_lag_ms;     /* [media] flv_max_lag_ms */
@@ -313,18 +315,14 @@ static int start_users_mirror(struct worker *w)
 
 /* This node's API for its peers (GB requests forwarded to the node that
  * holds the device): [redis] api_advertise, else the [api] listen address
- * when it names one, else the SIP host with the API's bound port. None when
- * there is no API or it serves TLS only (the hop is plain HTTP). */
+ * when it names one, else the SIP host with the API's bound port; https://
+ * before it when the API serves TLS. None when there is no API. */
 static void api_advertise(struct worker *w)
 {
     char hp[80] = "";
     if (w->cfg.redis.api_advertise[0]) {
         snprintf(hp, sizeof(hp), "%s", w->cfg.redis.api_advertise);
     } else if (!w->api) {
-        return;
-    } else if (w->cfg.api.tls_cert[0]) {
-        log_warn("[redis] cluster_route: this node's API serves TLS only; GB requests from other nodes for its devices "
-                 "cannot reach it (the hop between nodes is plain HTTP)");
         return;
     } else {
         const char *l = w->cfg.api.listen, *colon = strrchr(l, ':');
@@ -341,7 +339,8 @@ static void api_advertise(struct worker *w)
             return;
         }
         bool v6 = strchr(host, ':') != NULL && host[0] != '[';
-        snprintf(hp, sizeof(hp), "%s%s%s:%d", v6 ? "[" : "", host, v6 ? "]" : "", api_server_port(w->api));
+        snprintf(hp, sizeof(hp), "%s%s%s%s:%d", w->cfg.api.tls_cert[0] ? "https://" : "", v6 ? "[" : "", host,
+                 v6 ? "]" : "", api_server_port(w->api));
     }
     if (cluster_set_api(w->cluster, hp) != 0)
         log_warn("[redis] this node's API address %s does not read; not advertised", hp);

@@ -63,9 +63,14 @@ static const struct config_key keys[] = {
     KEY("events_webhook_batch", CONFIG_UINT, events_webhook_batch, "32", 1, 56,
         "webhook entries one node takes from the group and holds at once"),
     KEY("api_advertise", CONFIG_STRING, api_advertise, "", 0, 0,
-        "this node's HTTP API as the other nodes reach it, numeric ip:port or [v6]:port, for GB queries forwarded "
-        "to the node a device is registered to; empty: the [api] listen address when it names one, else this "
-        "node's SIP host with the API's port (none when the API serves TLS only)"),
+        "this node's HTTP API as the other nodes reach it, numeric ip:port or [v6]:port, with https:// before it "
+        "when the API serves TLS, for GB queries forwarded to the node a device is registered to; empty: the [api] "
+        "listen address when it names one, else this node's SIP host with the API's port (https:// with [api] "
+        "tls_cert)"),
+    KEY("api_tls_name", CONFIG_STRING, api_tls_name, "", 0, 0,
+        "the name (DNS name or address) the other nodes' API certificates must carry when this node forwards to "
+        "an https:// API (checked with [tls] ca); empty: the address the node advertises, which its certificate "
+        "must then carry as an IP address"),
     KEY("api_forward_timeout_ms", CONFIG_UINT, api_forward_timeout_ms, "15000", 500, 120000,
         "a GB API request (catalog, info, status, records, PTZ ...) forwarded to the device's node must be answered "
         "this soon, else 504; keep it above the 10 s a node waits for a device's answer"),
@@ -79,9 +84,10 @@ static const struct config_key keys[] = {
         "users a node loads from the cluster at most (with mirror_users); more are skipped, counted and logged"),
 };
 
-/* "a.b.c.d:port" or "[v6]:port", numeric (cluster_peer_api reads it the same way). */
+/* ["https://"] "a.b.c.d:port" or "[v6]:port", numeric (cluster_peer_api reads it the same way). */
 static bool api_hostport_ok(const char *s)
 {
+    if (!strncmp(s, "https://", 8)) s += 8;
     const char *colon = strrchr(s, ':');
     size_t pl = colon ? strlen(colon + 1) : 0;
     if (!colon || colon == s || !pl || pl > 5 || strspn(colon + 1, "0123456789") != pl) return false;
@@ -101,7 +107,8 @@ static int redis_check(const void *section, char *err, size_t errcap)
 {
     const struct redis_config *r = section;
     if (r->api_advertise[0] && !api_hostport_ok(r->api_advertise)) {
-        snprintf(err, errcap, "[redis] api_advertise: '%s' is not a numeric ip:port or [v6]:port", r->api_advertise);
+        snprintf(err, errcap, "[redis] api_advertise: '%s' is not a numeric ip:port or [v6]:port (https:// before "
+                              "it for TLS)", r->api_advertise);
         return -1;
     }
     if (r->mirror_bindings && !r->nodes[0]) {

@@ -29,7 +29,8 @@ struct redis_config { /* [redis] */
     uint32_t events_max_pending;     /* event writes waiting for Redis; beyond: dropped (counted) */
     uint32_t events_claim_idle_ms;   /* a webhook entry unacknowledged this long is taken over */
     uint32_t events_webhook_batch;   /* webhook entries one node holds at once */
-    char api_advertise[64];          /* this node's API for its peers, "ip:port"; "": from [api] listen */
+    char api_advertise[64];          /* this node's API for its peers, ["https://"]"ip:port"; "": from [api] */
+    char api_tls_name[256];          /* the name peers' API certificates carry; "": their advertised address */
     uint32_t api_forward_timeout_ms; /* a GB API request forwarded to the device's node: whole exchange */
     uint32_t api_forward_max_pending; /* GB API requests forwarded (or looking up their node) at once */
     bool mirror_users;               /* SIP users shared through the cluster (registrar/users_mirror.h) */

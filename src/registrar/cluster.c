@@ -35,7 +35,9 @@ struct node {
     char route[CLUSTER_ROUTE_MAX];
     char hostport[CLUSTER_HOSTPORT_MAX];
     struct sockaddr_storage ip;          /* ss_family 0: not numeric */
-    char api[CLUSTER_API_MAX];           /* its API's "host:port" (cluster_peer_api); "": none */
+    char api[CLUSTER_API_MAX];           /* its API as advertised ("host:port" or "https://host:port"); "": none */
+    char api_host[CLUSTER_API_MAX];      /* its "host:port" (cluster_peer_api) */
+    bool api_tls;                        /* https:// */
     struct sockaddr_storage api_addr;
     uint64_t seen_ms;                    /* last heartbeat round that found it */
     uint32_t gen;                        /* bumped when the slot is reused */
@@ -179,10 +181,14 @@ static int parse_advertise(const char *s, struct node *n)
     return 0;
 }
 
-int cluster_peer_api(const char *s, size_t len, char *hostport, size_t cap, struct sockaddr_storage *addr)
+int cluster_peer_api(const char *s, size_t len, char *hostport, size_t cap, struct sockaddr_storage *addr, bool *tls)
 {
-    /* "a.b.c.d:port" or "[v6]:port": numeric, a port 1..65535, nothing else. */
-    if (!len || len >= CLUSTER_API_MAX || len >= cap) return -1;
+    /* ["https://"] "a.b.c.d:port" or "[v6]:port": numeric, a port 1..65535, nothing else. */
+    static const char https[] = "https://";
+    if (len >= CLUSTER_API_MAX) return -1;
+    *tls = len > sizeof(https) - 1 && !memcmp(s, https, sizeof(https) - 1);
+    if (*tls) s += sizeof(https) - 1, len -= sizeof(https) - 1;
+    if (!len || len >= cap) return -1;
     const char *colon = NULL;
     for (size_t i = len; i > 0; i--)
         if (s[i - 1] == ':') {
@@ -292,12 +298,17 @@ static void node_seen(struct cluster *c, const char *id, const char *sip, const 
     if (api_len != strlen(n->api) || memcmp(api, n->api, api_len) != 0) {
         char hp[CLUSTER_API_MAX];
         struct sockaddr_storage a;
-        if (api_len && cluster_peer_api(api, api_len, hp, sizeof(hp), &a) == 0) {
-            snprintf(n->api, sizeof(n->api), "%s", hp);
+        bool tls;
+        if (api_len && cluster_peer_api(api, api_len, hp, sizeof(hp), &a, &tls) == 0) {
+            memcpy(n->api, api, api_len);
+            n->api[api_len] = '\0';
+            snprintf(n->api_host, sizeof(n->api_host), "%s", hp);
+            n->api_tls = tls;
             n->api_addr = a;
         } else {
             if (api_len) log_warn_rl("cluster: node %s advertises an unusable API address; no API requests to it", id);
-            n->api[0] = '\0';
+            n->api[0] = n->api_host[0] = '\0';
+            n->api_tls = false;
             memset(&n->api_addr, 0, sizeof(n->api_addr));
         }
     }
@@ -1290,12 +1301,13 @@ int cluster_set_api(struct cluster *c, const char *hostport)
 {
     char hp[CLUSTER_API_MAX];
     struct sockaddr_storage a;
+    bool tls;
     if (!hostport || !*hostport) {
         c->api[0] = '\0';
         return 0;
     }
-    if (cluster_peer_api(hostport, strlen(hostport), hp, sizeof(hp), &a) != 0) return -EINVAL;
-    snprintf(c->api, sizeof(c->api), "%s", hp);
+    if (cluster_peer_api(hostport, strlen(hostport), hp, sizeof(hp), &a, &tls) != 0) return -EINVAL;
+    snprintf(c->api, sizeof(c->api), "%s", hostport);
     return 0;
 }
 
@@ -1309,11 +1321,20 @@ int cluster_node_api(const struct cluster *c, const char *id, char *hostport, si
         if (!n->used || strlen(n->id) != len || memcmp(n->id, id, len)) continue;
         if (!node_alive(c, n, now)) return -EHOSTDOWN;
         if (!n->api[0]) return -EADDRNOTAVAIL;
-        snprintf(hostport, cap, "%s", n->api);
+        snprintf(hostport, cap, "%s", n->api_host);
         *addr = n->api_addr;
         return 0;
     }
     return -ENOENT;
+}
+
+bool cluster_node_api_https(const struct cluster *c, const char *id)
+{
+    for (size_t i = 0; i < CLUSTER_MAX_NODES; i++) {
+        const struct node *n = &c->nodes[i];
+        if (n->used && !strcmp(n->id, id)) return n->api[0] && n->api_tls;
+    }
+    return false;
 }
 
 void cluster_set_on_reaped(struct cluster *c, void (*fn)(void *arg), void *arg)

@@ -3,7 +3,8 @@
  *
  * Node registry: every heartbeat_ms this node writes
  *   <prefix>node:{<id>}   hash: sip -> its advertised SIP URI, seen -> wall ms,
- *                         api -> its HTTP API "ip:port" ("" none; cluster_set_api)
+ *                         api -> its HTTP API "ip:port", or "https://ip:port" when
+ *                         it serves TLS ("" none; cluster_set_api)
  * with a TTL of three heartbeats, adds its id to the set <prefix>nodes, and
  * reads the set back (SMEMBERS, then HMGET sip api of each member) into a
  * local table of the live nodes. A node whose hash has expired (it stopped
@@ -166,15 +167,17 @@ bool cluster_is_node_addr(const struct cluster *c, const struct sockaddr *addr);
  * it stopped heartbeating, -ENOENT when this node never saw it. */
 int cluster_node_hit(const struct cluster *c, const char *id, struct cluster_hit *out);
 /* This node's API as its peers reach it, "ip:port" or "[v6]:port"
- * (numeric), written into its registry hash (field api) from the next
+ * (numeric), "https://" before it when it serves TLS, written into its registry hash (field api) from the next
  * heartbeat on; NULL or "": none (peers then send it no API request).
  * 0, or -EINVAL when it does not read (cluster_peer_api). */
 int cluster_set_api(struct cluster *c, const char *hostport);
-/* The API address of the live node called id: 0 with hostport and *addr
- * filled; -EHOSTDOWN (stopped heartbeating), -ENOENT (never seen here),
- * -EADDRNOTAVAIL (it advertises no usable API). */
+/* The API address of the live node called id: 0 with hostport ("ip:port",
+ * no scheme) and *addr filled; -EHOSTDOWN (stopped heartbeating), -ENOENT
+ * (never seen here), -EADDRNOTAVAIL (it advertises no usable API). */
 int cluster_node_api(const struct cluster *c, const char *id, char *hostport, size_t cap,
                      struct sockaddr_storage *addr);
+/* Whether the node called id advertises its API as https://. */
+bool cluster_node_api_https(const struct cluster *c, const char *id);
 const char *cluster_node_id(const struct cluster *c);
 const char *cluster_advertise(const struct cluster *c);
 void cluster_get_stats(const struct cluster *c, struct cluster_stats *out);
@@ -191,10 +194,12 @@ void cluster_stats_json(const struct cluster *c, json_t *stats);
 int cluster_peer_uri(const char *uri, char *route, size_t route_cap, char *hostport, size_t hostport_cap,
                      struct sockaddr_storage *ip);
 /* A peer's API address as read from its registry hash (len bytes, any
- * byte): "a.b.c.d:port" or "[v6]:port", numeric, port 1..65535, under
- * CLUSTER_API_MAX and cap. 0 with hostport (the same text, NUL-terminated)
- * and *addr (family, address, port); -1 otherwise. */
-int cluster_peer_api(const char *s, size_t len, char *hostport, size_t cap, struct sockaddr_storage *addr);
+ * byte): "a.b.c.d:port" or "[v6]:port", numeric, port 1..65535, optionally
+ * after "https://", all under CLUSTER_API_MAX and cap. 0 with hostport (the
+ * text after the scheme, NUL-terminated), *addr (family, address, port)
+ * and *tls (the scheme was there); -1 otherwise. */
+int cluster_peer_api(const char *s, size_t len, char *hostport, size_t cap, struct sockaddr_storage *addr,
+                     bool *tls);
 /* A mirrored binding record (location_mirror.h): 0 with its "node" (non-
  * empty, fits node_cap with its NUL) and "expires" (an integer, wall ms);
  * -1 otherwise. */

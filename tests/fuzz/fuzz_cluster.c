@@ -86,11 +86,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     char api[CLUSTER_API_MAX];
     struct sockaddr_storage api_addr;
-    if (cluster_peer_api((const char *)data, size, api, sizeof(api), &api_addr) == 0) {
-        if (strlen(api) != size || memcmp(api, data, size) || !strrchr(api, ':') ||
+    bool api_tls;
+    if (cluster_peer_api((const char *)data, size, api, sizeof(api), &api_addr, &api_tls) == 0) {
+        size_t skip = api_tls ? 8 : 0; /* "https://" */
+        if (size <= skip || strlen(api) != size - skip || memcmp(api, data + skip, size - skip) ||
+            (api_tls && memcmp(data, "https://", 8)) || !strrchr(api, ':') || strchr(api, '/') ||
             (api_addr.ss_family != AF_INET && api_addr.ss_family != AF_INET6))
             abort();
-        for (size_t i = 0; i < size; i++)
+        for (size_t i = 0; i < strlen(api); i++)
             if ((unsigned char)api[i] <= 0x20 || api[i] == 0x7f) abort();
     }
 

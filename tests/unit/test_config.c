@@ -565,7 +565,15 @@ static void test_redis_section(void **state)
     assert_int_equal(cfg.redis.api_forward_max_pending, 8);
     assert_int_equal(load("[redis]\napi_advertise = [::1]:8080\n"), 0);
     assert_int_equal(load("[redis]\napi_advertise = api.example.com:8080\n"), -1);
-    assert_true(has_error(0, "[redis] api_advertise: 'api.example.com:8080' is not a numeric ip:port or [v6]:port"));
+    assert_true(has_error(0, "[redis] api_advertise: 'api.example.com:8080' is not a numeric ip:port or [v6]:port "
+                             "(https:// before it for TLS)"));
+    /* an API that serves TLS: https:// before the address; the name its certificate carries */
+    assert_int_equal(load("[redis]\napi_advertise = https://10.0.0.1:8443\napi_tls_name = api.cluster.test\n"), 0);
+    assert_string_equal(cfg.redis.api_advertise, "https://10.0.0.1:8443");
+    assert_string_equal(cfg.redis.api_tls_name, "api.cluster.test");
+    assert_int_equal(load("[redis]\napi_advertise = https://[::1]:8443\n"), 0);
+    assert_int_equal(load("[redis]\napi_advertise = http://10.0.0.1:8080\n"), -1);
+    assert_int_equal(load("[redis]\napi_advertise = https://\n"), -1);
     assert_int_equal(load("[redis]\napi_advertise = 10.0.0.1\n"), -1);
     assert_int_equal(load("[redis]\napi_advertise = 10.0.0.1:0\n"), -1);
     assert_int_equal(load("[redis]\napi_forward_timeout_ms = 100\n"), -1);

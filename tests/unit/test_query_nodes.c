@@ -25,7 +25,7 @@
 #include <uv.h>
 
 #include "events/httpc.h"
-#include "events/httpc_uv.h"
+#include "transport/httpc_uv.h"
 #include "gb/upper/device_mirror.h"
 #include "gb_upper_harness.h"
 #include "registrar/cluster.h"
@@ -97,9 +97,11 @@ static void test_parse(void **state)
 
 /* ---- cluster_peer_api ---- */
 
+static bool peer_tls;
+
 static int peer_api(const char *s, char *hp, struct sockaddr_storage *a)
 {
-    return cluster_peer_api(s, strlen(s), hp, CLUSTER_API_MAX, a);
+    return cluster_peer_api(s, strlen(s), hp, CLUSTER_API_MAX, a, &peer_tls);
 }
 
 static void test_peer_api(void **state)
@@ -109,16 +111,27 @@ static void test_peer_api(void **state)
     struct sockaddr_storage a;
     assert_int_equal(peer_api("10.0.0.2:8080", hp, &a), 0);
     assert_string_equal(hp, "10.0.0.2:8080");
+    assert_false(peer_tls);
     assert_int_equal(a.ss_family, AF_INET);
     assert_int_equal(ntohs(((struct sockaddr_in *)&a)->sin_port), 8080);
     assert_int_equal(peer_api("[::1]:1", hp, &a), 0);
     assert_int_equal(a.ss_family, AF_INET6);
+    /* https: the scheme is told apart, the host:port is what follows it */
+    assert_int_equal(peer_api("https://10.0.0.2:8443", hp, &a), 0);
+    assert_string_equal(hp, "10.0.0.2:8443");
+    assert_true(peer_tls);
+    assert_int_equal(ntohs(((struct sockaddr_in *)&a)->sin_port), 8443);
+    assert_int_equal(peer_api("https://[::1]:443", hp, &a), 0);
+    assert_true(peer_tls);
+    assert_int_equal(a.ss_family, AF_INET6);
     const char *bad[] = {"", "10.0.0.2", "10.0.0.2:", ":80", "10.0.0.2:0", "10.0.0.2:65536", "10.0.0.2:8o",
                          "api.example.com:80", "::1:80", "[10.0.0.2]:80", "10.0.0.2:80\r\nX: y", "[]:80",
-                         "10.0.0.2 :80", "10.0.0.2:123456"};
+                         "10.0.0.2 :80", "10.0.0.2:123456", "https://", "http://10.0.0.2:80",
+                         "https://https://10.0.0.2:80", "HTTPS://10.0.0.2:80", "https://api.example.com:443",
+                         "https:/10.0.0.2:80"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) assert_int_equal(peer_api(bad[i], hp, &a), -1);
-    assert_int_equal(cluster_peer_api("10.0.0.2:80\0x", 13, hp, sizeof(hp), &a), -1);
-    assert_int_equal(cluster_peer_api("10.0.0.2:80", 11, hp, 11, &a), -1); /* no room for its NUL */
+    assert_int_equal(cluster_peer_api("10.0.0.2:80\0x", 13, hp, sizeof(hp), &a, &peer_tls), -1);
+    assert_int_equal(cluster_peer_api("10.0.0.2:80", 11, hp, 11, &a, &peer_tls), -1); /* no room for its NUL */
 }
 
 /* ---- gb_owner_verdict ---- */

@@ -7,7 +7,7 @@
  *   play does (gb_owner_refusal: 404 nowhere, 409 offline); A's API address
  *   from the node registry (registrar/cluster.h, field api of A's hash);
  *   then the API request as the client sent it — method, path, JSON body,
- *   the client's Authorization — to A's API over HTTP (events/httpc_uv.h,
+ *   the client's Authorization — to A's API over HTTP (transport/httpc_uv.h,
  *   on this loop), with GB_FORWARD_HEADER naming B. A answers it as it
  *   answers its own clients (its device, its query, its 404 / 409 / 504);
  *   B hands the status and the JSON object back unchanged.
@@ -34,7 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "events/httpc_uv.h"
+#include "transport/httpc_uv.h"
 #include "gb/upper/device_mirror.h"
 #include "registrar/cluster.h"
 
@@ -166,19 +166,27 @@ static void on_record(void *arg, int status, const struct gb_devmirror_record *r
     char headers[GB_FORWARD_AUTH_MAX + GB_DEVMIRROR_NODE_MAX + 64];
     snprintf(headers, sizeof(headers), "%s: %s\r\n%s%s%s", GB_FORWARD_HEADER, gb_devmirror_node_id(g->devmirror),
              f->auth ? "Authorization: " : "", f->auth ? f->auth : "", f->auth ? "\r\n" : "");
+    bool https = cluster_node_api_https(g->cluster, rec->node);
+    if (https && !g->forward_tls) {
+        fwd_fail(f, 503, gb_error_json("node-unavailable", "node %s serves its API over TLS only and this node has "
+                                                           "no TLS client",
+                                       rec->node));
+        return;
+    }
     struct httpc_uv_request r = {.to = (const struct sockaddr *)&addr, .host = host, .method = f->method,
                                  .target = f->target, .headers = headers,
                                  .content_type = f->body ? "application/json" : NULL, .body = f->body,
                                  .body_len = f->body_len, .timeout_ms = g->forward_timeout_ms,
-                                 .max_body = GB_FORWARD_MAX_ANSWER};
+                                 .max_body = GB_FORWARD_MAX_ANSWER, .tls = https ? g->forward_tls : NULL,
+                                 .tls_name = g->forward_tls_name[0] ? g->forward_tls_name : NULL};
     rc = httpc_uv_start(g->loop, &r, on_hop, f, &f->hop);
     if (rc != 0) {
         fwd_fail(f, 503, gb_error_json("node-unavailable", "the request to node %s could not start (%s)", rec->node,
                                        strerror(-rc)));
         return;
     }
-    log_info("gb api: %s %s for device %s forwarded to node %s (%s)", f->method, f->target, f->device_id, rec->node,
-             host);
+    log_info("gb api: %s %s for device %s forwarded to node %s (%s%s)", f->method, f->target, f->device_id, rec->node,
+             https ? "https://" : "", host);
 }
 
 /* A path the routes matched, made of what a GB id and a route can hold. */

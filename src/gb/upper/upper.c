@@ -918,6 +918,9 @@ struct gb_upper *gb_upper_new(const struct gb_config *cfg, const struct auth_ser
     g->cluster = deps->devmirror ? deps->cluster : NULL; /* play across nodes reads the devices' records */
     g->forward_timeout_ms = deps->forward_timeout_ms ? deps->forward_timeout_ms : 15000;
     g->forward_max = deps->forward_max_pending ? deps->forward_max_pending : 64;
+    g->forward_tls = deps->forward_tls;
+    snprintf(g->forward_tls_name, sizeof(g->forward_tls_name), "%s",
+             deps->forward_tls_name ? deps->forward_tls_name : "");
     g->txn = deps->txn;
     if (gb_charset_from_name(cfg->charset, &g->charset) != 0) {
         log_warn("[gb] charset \"%s\" unknown, using GB2312", cfg->charset);

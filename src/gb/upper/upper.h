@@ -49,6 +49,7 @@ struct ua_uac_cb;
 struct gb_upper;
 struct gb_devmirror;
 struct cluster;
+struct tls_context;
 struct txn_layer;
 
 /* What the role works with; it owns none of them, and each must outlive it. */
@@ -70,6 +71,11 @@ struct gb_upper_deps {
      * API (gb_upper_forward): the hop's deadline and how many at once
      * ([redis] api_forward_timeout_ms, api_forward_max_pending; 0: 15 s, 64). */
     uint32_t forward_timeout_ms, forward_max_pending;
+    /* The client side of an https:// hop (the node's [tls] context: its
+     * trust anchors) and the name the peers' API certificates carry
+     * ([redis] api_tls_name; NULL or "": the address each peer advertises). */
+    struct tls_context *forward_tls;
+    const char *forward_tls_name;
 };
 
 /* cfg ([gb]) and local are copied. auth: nonce lifetimes and throttling of

@@ -324,6 +324,8 @@ struct gb_upper {
     struct gb_peer_relay *peer_relays;   /* INVITEs from peer nodes relayed to our devices */
     struct gb_forward *forwards;  /* API requests for devices on other nodes (query_nodes.c) */
     uint32_t forward_count, forward_timeout_ms, forward_max;
+    struct tls_context *forward_tls;    /* https:// hops (deps) */
+    char forward_tls_name[256];         /* "": the peer's advertised address */
     struct gb_live_hls *hls_ended; /* live_hls.c: ended playbacks' final playlists, a while */
     unsigned hls_ended_count;
 };
