@@ -69,12 +69,7 @@ check "cascadectl user add alice" ctl user add alice --password alicepw
 check "cascadectl user add bob" ctl user add bob --password bobpw
 
 # bob: baresip on UDP, auto-answering, WebRTC-shaped media.
-python3 - "$WORK/tone.wav" <<'PY'
-import math, struct, sys, wave
-w = wave.open(sys.argv[1], "wb"); w.setnchannels(1); w.setsampwidth(2); w.setframerate(8000)
-w.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / 8000))) for i in range(16000)))
-w.close()
-PY
+baresip_tone
 BOB=$WORK/bob
 mkdir -p "$BOB"
 # baresip also binds sip_listen + 1 (TLS): keep clear of it

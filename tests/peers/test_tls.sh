@@ -149,12 +149,7 @@ PY
 }
 lp_has() { lp "$1" | grep -q "$2"; }
 
-python3 - "$WORK/tone.wav" <<'PY'
-import math, struct, sys, wave
-w = wave.open(sys.argv[1], "wb"); w.setnchannels(1); w.setsampwidth(2); w.setframerate(8000)
-w.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / 8000))) for i in range(16000)))
-w.close()
-PY
+baresip_tone
 
 start_baresip alice alicepw 127.0.0.1 "$TPORT"
 (cd "$WORK" && HOME=$LP_HOME exec linphone-daemon --config "$WORK/linphonerc" --pipe "$LP_PIPE" \
