@@ -330,7 +330,10 @@ static void sub_remove(struct subs *s, struct subs_sub *sub)
     sub_forget(s, sub->call_id, sub->local_tag);
     if (s->stats.active) s->stats.active--;
     sub_free(sub);
-    if (presence) winfo_changed(s, aor); /* one watcher fewer */
+    if (presence) {
+        presence_watch(s->presence, aor, false);
+        winfo_changed(s, aor); /* one watcher fewer */
+    }
 }
 
 /* ---- NOTIFY ---- */
@@ -693,6 +696,7 @@ static int link_sub(struct subs *s, struct subs_sub *sub)
         return -ENOMEM;
     }
     s->stats.active++;
+    if (strcmp(sub->event, "presence") == 0) presence_watch(s->presence, sub->aor, true);
     return 0;
 }
 
