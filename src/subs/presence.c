@@ -430,12 +430,16 @@ size_t presence_remote_set(struct presence *p, const char *aor, const struct pre
             }
             p->remote_total++;
             changed = true;
-        } else if (r->version != sp->version || r->len != sp->len || memcmp(r->body, sp->body, sp->len) != 0) {
+        } else if (r->len != sp->len || memcmp(r->body, sp->body, sp->len) != 0) {
             if (!remote_set_body(r, sp)) {
                 skipped++;
                 continue; /* not kept: it goes below */
             }
             changed = true;
+        } else {
+            /* the same document set again: nothing a watcher sees changed */
+            r->version = sp->version;
+            r->set_wall_ms = sp->set_wall_ms;
         }
         r->keep = true;
         held++;

@@ -150,8 +150,9 @@ void presence_set_mirror(struct presence *p, const struct presence_mirror_hooks 
 /* Replaces the other nodes' publications of aor with pubs (already read and
  * checked; ones expired at now_wall_ms, beyond the per-user or the total cap
  * are skipped and counted in the return value). When what watchers see
- * changed (a publication came or went, a document version differs),
- * on_change is called once. Each is dropped at its expiry (on_change). */
+ * changed (a publication came or went, a document's bytes differ),
+ * on_change is called once: a refresh, or the same document set again,
+ * notifies nobody. Each is dropped at its expiry (on_change). */
 size_t presence_remote_set(struct presence *p, const char *aor, const struct presence_shared_pub *pubs, size_t n,
                            int64_t now_wall_ms);
 /* Forgets the other nodes' publications of aor (nobody here watches it any

@@ -323,9 +323,9 @@ static void apply(struct presence_mirror *m, const char *aor, const struct redis
         size_t skipped = presence_remote_set(m->presence, aor, pubs, (size_t)n, now);
         if (bad || skipped) {
             m->stats.rejected += bad + skipped;
-            log_warn_rl("redis presence: %zu records of %s%s skipped (unreadable, or over presence_max / "
+            log_warn_rl("redis presence: %zu records of %s skipped (unreadable, or over presence_max / "
                         "presence_max_publications_per_user)",
-                        bad + skipped, m->prefix, aor);
+                        bad + skipped, aor);
         }
         for (int i = 0; i < n; i++) presence_record_clear(&recs[i]);
     }
