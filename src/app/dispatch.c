@@ -435,8 +435,9 @@ static int start_presence_mirror(struct worker *w)
                   strerror(-err));
         return -1;
     }
-    log_info("[redis] presence publications shared through the cluster as node %s (at most %u of other nodes held)",
-             node, w->cfg.redis.presence_max);
+    if (w->cluster) presence_mirror_set_cluster(w->presence_mirror, w->cluster); /* registrations elsewhere */
+    log_info("[redis] presence publications shared through the cluster as node %s (at most %u of other nodes held)%s",
+             node, w->cfg.redis.presence_max, w->cluster ? "; registrations on other nodes count" : "");
     return 0;
 }
 
@@ -803,12 +804,13 @@ void dispatch_stats(struct worker *w, json_t *stats)
         struct presence_mirror_stats ps;
         presence_mirror_get_stats(w->presence_mirror, &ps);
         json_object_set_new(stats, "redis_presence",
-                            json_pack("{s:b,s:i,s:i,s:I,s:I,s:I,s:I,s:I,s:I}", "subscribed", ps.subscribed,
+                            json_pack("{s:b,s:i,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "subscribed", ps.subscribed,
                                       "followed", (int)ps.followed, "remote", (int)ps.remote, "announcements",
                                       (json_int_t)ps.announcements, "fetches", (json_int_t)ps.fetches,
                                       "fetch_failures", (json_int_t)ps.fetch_failures, "rejected",
                                       (json_int_t)ps.rejected, "writes_ok", (json_int_t)ps.writes_ok,
-                                      "writes_failed", (json_int_t)ps.writes_failed));
+                                      "writes_failed", (json_int_t)ps.writes_failed, "lookup_failures",
+                                      (json_int_t)ps.lookup_failures));
     }
     if (w->subs) subs_stats_json(w->subs, stats);
     if (w->offline) offline_msg_stats_json(w->offline, stats);

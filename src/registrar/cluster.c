@@ -130,6 +130,8 @@ struct cluster {
     struct cluster_gb_hooks gb_hooks;    /* cluster_set_gb_hooks; fns NULL: none */
     void (*on_reaped)(void *arg);        /* cluster_set_on_reaped */
     void *on_reaped_arg;
+    void (*on_changed)(void *arg, const char *aor); /* cluster_set_on_bindings_changed */
+    void *on_changed_arg;
     struct cache_entry *cache;           /* CACHE_SLOTS, NULL when cache_ms is 0 */
     struct cluster_stats stats;
 };
@@ -1127,6 +1129,7 @@ static void invalidate(struct cluster *c, const char *msg, size_t len)
     if (cluster_key_aor(msg, len, aor, sizeof(aor)) < 0) return;
     struct cache_entry *e = cache_slot(c, aor);
     if (e && !strcmp(e->aor, aor)) e->expires_ms = 0;
+    if (c->on_changed) c->on_changed(c->on_changed_arg, aor);
 }
 
 static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
@@ -1141,6 +1144,7 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
         c->sub_backoff_ms = 0;
         cache_flush(c); /* nothing cached before now was covered */
         log_info("cluster: invalidations on channel %s; lookups cached up to %u ms", c->channel, c->cache_ms);
+        if (c->on_changed) c->on_changed(c->on_changed_arg, NULL); /* what was missed meanwhile */
     } else if (!strcmp(kind->str, "message") && payload->type == REDIS_REPLY_STRING) {
         invalidate(c, payload->str, payload->len);
     }
@@ -1314,6 +1318,12 @@ int cluster_node_api(const struct cluster *c, const char *id, char *hostport, si
         return 0;
     }
     return -ENOENT;
+}
+
+void cluster_set_on_bindings_changed(struct cluster *c, void (*fn)(void *arg, const char *aor), void *arg)
+{
+    c->on_changed = fn;
+    c->on_changed_arg = arg;
 }
 
 void cluster_set_on_reaped(struct cluster *c, void (*fn)(void *arg), void *arg)

@@ -62,6 +62,7 @@ struct presence_remote {
 struct presence_watched {
     struct hnode node;
     uint32_t n;
+    bool elsewhere;                    /* registered on another node (presence_set_registered_elsewhere) */
     char aor[LOCATION_MAX_AOR];
 };
 
@@ -307,6 +308,8 @@ static int newest_first(const void *a, const void *b)
     return x->seq < y->seq ? 1 : x->seq > y->seq ? -1 : 0;
 }
 
+static struct presence_watched *watched_find(const struct presence *p, const char *aor);
+
 static size_t remote_count_of(const struct presence *p, const char *aor)
 {
     size_t c = 0;
@@ -319,7 +322,10 @@ int presence_document(struct presence *p, const char *aor, const char *entity, b
                       const char *contact, sbuf_t *out)
 {
     size_t n = presence_count(p, aor) + remote_count_of(p, aor);
-    if (!n) return pidf_derived(out, entity, registered, contact);
+    if (!n) {
+        const struct presence_watched *w = registered ? NULL : watched_find(p, aor);
+        return pidf_derived(out, entity, registered || (w && w->elsewhere), contact);
+    }
     struct doc_ref *refs = calloc(n, sizeof(*refs));
     const char **docs = calloc(n, sizeof(*docs));
     size_t *lens = calloc(n, sizeof(*lens));
@@ -348,6 +354,29 @@ int presence_document(struct presence *p, const char *aor, const char *entity, b
 }
 
 /* ---- the other nodes' publications (mirror_presence) ---- */
+
+static struct presence_watched *watched_find(const struct presence *p, const char *aor)
+{
+    for (struct hnode *n = htable_first(&p->watched, hash_cstr(aor)); n; n = htable_next(n)) {
+        struct presence_watched *w = container_of(n, struct presence_watched, node);
+        if (strcmp(w->aor, aor) == 0) return w;
+    }
+    return NULL;
+}
+
+void presence_set_registered_elsewhere(struct presence *p, const char *aor, bool yes)
+{
+    struct presence_watched *w = watched_find(p, aor);
+    if (!w || w->elsewhere == yes) return;
+    w->elsewhere = yes;
+    /* only the derived state reads it, and only without a binding here:
+     * otherwise nothing a watcher sees changed */
+    if (presence_count(p, aor) || remote_count_of(p, aor)) return;
+    struct location *loc = p->d.registrar ? registrar_location(p->d.registrar) : NULL;
+    const struct location_binding *b;
+    if (loc && location_lookup(loc, str_from_cstr(aor), &b, 1) > 0) return;
+    if (p->d.on_change) p->d.on_change(p->d.arg, w->aor);
+}
 
 static void remote_free(struct presence *p, struct presence_remote *r)
 {
@@ -472,14 +501,6 @@ void presence_remote_clear(struct presence *p, const char *aor)
 
 size_t presence_remote_count(const struct presence *p) { return p->remote_total; }
 
-static struct presence_watched *watched_find(const struct presence *p, const char *aor)
-{
-    for (struct hnode *n = htable_first(&p->watched, hash_cstr(aor)); n; n = htable_next(n)) {
-        struct presence_watched *w = container_of(n, struct presence_watched, node);
-        if (strcmp(w->aor, aor) == 0) return w;
-    }
-    return NULL;
-}
 
 void presence_watch(struct presence *p, const char *aor, bool on)
 {

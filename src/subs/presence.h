@@ -161,6 +161,12 @@ void presence_remote_clear(struct presence *p, const char *aor);
 /* How many of the other nodes' publications are held (all users). */
 size_t presence_remote_count(const struct presence *p);
 
+/* Whether aor, watched here, is registered on another node (the mirror
+ * asks the cluster's lookups, [redis] cluster_route): its state derived
+ * with no publication is then open (no contact). When that derived state
+ * changes, on_change. Forgotten with the AoR's last watcher. */
+void presence_set_registered_elsewhere(struct presence *p, const char *aor, bool yes);
+
 /* A presence watcher of aor was added (on) or removed (off) here; the
  * notifier calls it for each presence subscription it links and unlinks. */
 void presence_watch(struct presence *p, const char *aor, bool on);

@@ -19,6 +19,7 @@
 #include "redis/redis_objects.h"
 #include "redis/redis_reply.h"
 #include "redis/redis_uv.h"
+#include "registrar/cluster.h"
 #include "registrar/location.h"
 #include "subs/pidf.h"
 
@@ -47,10 +48,15 @@
 #define DEL_LUA "redis.call('HDEL', KEYS[1], ARGV[1]) redis.call('PUBLISH', ARGV[2], KEYS[1]) return 1"
 
 /* An AoR watched here: its hash is read at each announcement. */
+struct presence_mirror;
+
 struct follow {
     struct hnode node;
+    struct presence_mirror *owner;
     uint64_t gen;        /* which follow a read belongs to (one may go and come back) */
     bool fetching, again;
+    struct cluster_lookup *lookup; /* where its bindings are (cluster_route): in flight */
+    bool lookup_again;
     char aor[LOCATION_MAX_AOR];
 };
 
@@ -63,6 +69,7 @@ struct fetch {
 struct presence_mirror {
     struct redis_cluster *rc;
     struct presence *presence;
+    struct cluster *cluster;   /* presence_mirror_set_cluster: registrations on other nodes */
     uv_loop_t *loop;
     struct timer_service *timers;
     char prefix[64], channel[96], node[PRESENCE_NODE_MAX];
@@ -383,19 +390,106 @@ static void fetch(struct presence_mirror *m, struct follow *f)
     f->fetching = true;
 }
 
+/* ---- registrations on other nodes (cluster_route's lookups) ---- */
+
+static void lookup(struct presence_mirror *m, struct follow *f);
+
+static void lookup_apply(struct presence_mirror *m, struct follow *f, const struct cluster_result *r)
+{
+    if (r->status < 0) {
+        m->stats.lookup_failures++;
+        log_warn_rl("redis presence: where %s is registered could not be read (%s)", f->aor, strerror(-r->status));
+        return;
+    }
+    presence_set_registered_elsewhere(m->presence, f->aor, r->n > 0);
+}
+
+static void on_lookup(void *arg, const struct cluster_result *r)
+{
+    struct follow *f = arg; /* a follow that goes cancels its lookup first */
+    struct presence_mirror *m = f->owner;
+    f->lookup = NULL;
+    lookup_apply(m, f, r);
+    if (f->lookup_again) lookup(m, f);
+}
+
+static void lookup(struct presence_mirror *m, struct follow *f)
+{
+    if (!m->cluster) return;
+    if (f->lookup) {
+        f->lookup_again = true; /* the one in flight may have read before the change */
+        return;
+    }
+    f->lookup_again = false;
+    struct cluster_result now;
+    int rc = cluster_lookup(m->cluster, f->aor, &now, on_lookup, f, &f->lookup);
+    if (rc == 1) {
+        f->lookup = NULL;
+        lookup_apply(m, f, &now);
+    } else if (rc < 0) {
+        f->lookup = NULL;
+        m->stats.lookup_failures++;
+        log_warn_rl("redis presence: where %s is registered not asked (%s)", f->aor, strerror(-rc));
+    }
+}
+
+static void follow_drop(struct presence_mirror *m, struct follow *f)
+{
+    if (f->lookup) cluster_lookup_cancel(f->lookup);
+    htable_remove(&m->follows, &f->node);
+    free(f);
+}
+
+static int lookup_one(struct hnode *n, void *arg)
+{
+    lookup(arg, container_of(n, struct follow, node));
+    return 0;
+}
+
+static void on_bindings_changed(void *arg, const char *aor)
+{
+    struct presence_mirror *m = arg;
+    if (!aor) {
+        htable_foreach(&m->follows, lookup_one, m);
+        return;
+    }
+    struct follow *f = follow_find(m, aor);
+    if (f) lookup(m, f);
+}
+
+static int cancel_one(struct hnode *n, void *arg)
+{
+    (void)arg;
+    struct follow *f = container_of(n, struct follow, node);
+    if (f->lookup) cluster_lookup_cancel(f->lookup);
+    f->lookup = NULL;
+    f->lookup_again = false;
+    return 0;
+}
+
+void presence_mirror_set_cluster(struct presence_mirror *m, struct cluster *c)
+{
+    if (m->cluster) {
+        cluster_set_on_bindings_changed(m->cluster, NULL, NULL);
+        htable_foreach(&m->follows, cancel_one, m);
+    }
+    m->cluster = c;
+    if (!c) return;
+    cluster_set_on_bindings_changed(c, on_bindings_changed, m);
+    htable_foreach(&m->follows, lookup_one, m);
+}
+
 static void on_watch(void *arg, const char *aor, bool on)
 {
     struct presence_mirror *m = arg;
     struct follow *f = follow_find(m, aor);
     if (!on) {
-        if (f) {
-            htable_remove(&m->follows, &f->node);
-            free(f);
-        }
+        if (f) follow_drop(m, f);
         return;
     }
     if (!f) {
         if (!(f = calloc(1, sizeof(*f)))) return;
+        f->owner = m;
         snprintf(f->aor, sizeof(f->aor), "%s", aor);
         f->gen = ++m->next_gen;
         if (htable_insert(&m->follows, &f->node, hash_cstr(aor)) < 0) {
@@ -404,6 +498,7 @@ static void on_watch(void *arg, const char *aor, bool on)
         }
     }
     fetch(m, f);
+    lookup(m, f);
 }
 
 static void on_announcement(struct presence_mirror *m, const char *msg, size_t len)
@@ -557,9 +652,7 @@ struct presence_mirror *presence_mirror_new(uv_loop_t *loop, struct timer_servic
 
 static int free_follow(struct hnode *n, void *arg)
 {
-    struct presence_mirror *m = arg;
-    htable_remove(&m->follows, n);
-    free(container_of(n, struct follow, node));
+    follow_drop(arg, container_of(n, struct follow, node));
     return 0;
 }
 
@@ -567,6 +660,7 @@ void presence_mirror_free(struct presence_mirror *m)
 {
     if (!m) return;
     m->closing = true;
+    if (m->cluster) cluster_set_on_bindings_changed(m->cluster, NULL, NULL);
     presence_set_mirror(m->presence, NULL, 0);
     timer_stop(m->timers, &m->sub_timer);
     if (m->sub) {

@@ -42,6 +42,7 @@
 #include "redis/redis_config.h"
 #include "subs/presence.h"
 
+struct cluster;
 struct redisReply;
 struct presence_mirror;
 
@@ -97,6 +98,7 @@ struct presence_mirror_stats {
     uint64_t fetch_failures;  /* a read that failed (the next announcement or resubscription reads again) */
     uint64_t rejected;        /* records skipped: unreadable, over a cap */
     uint64_t writes_ok, writes_failed; /* this node's changes written into Redis */
+    uint64_t lookup_failures; /* where a watched user is registered could not be read (cluster_route) */
 };
 
 /* Starts sharing p's publications (its mirror hooks are taken; presence_max
@@ -104,6 +106,14 @@ struct presence_mirror_stats {
  * *err (-EINVAL: no usable seed or node id, -ENOMEM). */
 struct presence_mirror *presence_mirror_new(uv_loop_t *loop, struct timer_service *timers, struct presence *p,
                                             const struct redis_config *cfg, const char *node_id, int *err);
+/* With [redis] cluster_route: the state derived for a watched user with no
+ * publication counts her registrations on the other nodes too. The mirror
+ * asks c where each AoR watched here is registered (cluster_lookup) when
+ * its first watcher comes, at each change message of its bindings and
+ * when c's channel comes back (cluster_set_on_bindings_changed: the one
+ * slot is taken), and tells p (presence_set_registered_elsewhere). NULL
+ * lets go of c (before cluster_free). */
+void presence_mirror_set_cluster(struct presence_mirror *m, struct cluster *c);
 /* Lets go of p's hooks (the other nodes' publications it holds stay until
  * they expire) and closes the connections. */
 void presence_mirror_free(struct presence_mirror *m);

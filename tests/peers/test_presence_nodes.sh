@@ -13,7 +13,10 @@
 #     no presentity: skipped, counted and logged by A, no NOTIFY;
 #  7. C's set again (same document) for 3 s, no NOTIFY, and C killed -9: A drops it at its expiry by
 #     itself (derived: closed), and the key leaves Redis with its TTL;
-#  8. bob unsubscribes: the terminated NOTIFY; /metrics typed.
+#  8. bob unsubscribes: the terminated NOTIFY; /metrics typed;
+#  9. registrations on another node (cluster_route's lookups): bob watches
+#     alice on A again, closed; she registers on B: open (derived); she
+#     unregisters there: closed.
 source "$(dirname "$0")/lib.sh"
 
 for t in redis-server redis-cli jq python3 sipp xmllint; do
@@ -35,6 +38,9 @@ realm = cascade.test
 min_expires = 2
 [redis]
 mirror_presence = yes
+mirror_bindings = yes
+cluster_route = yes
+heartbeat_ms = 300
 nodes = 127.0.0.1:${REDIS_PORTS[0]},127.0.0.1:${REDIS_PORTS[1]}
 node_id = node-$n
 key_prefix = p:
@@ -145,5 +151,26 @@ check "... /metrics: redis_presence typed (promcheck, no untyped family)" \
     python3 "$PEERS_DIR/promcheck.py" check "$WORK/a.prom" --no-untyped
 check "... cascade_redis_presence_fetches_total counted" grep -q '^cascade_redis_presence_fetches_total [1-9]' "$WORK/a.prom"
 check "... B wrote its changes (writes_ok >= 3)" [ "$(pstat b writes_ok)" -ge 3 ]
+
+# ---- 9. registered on another node
+register() { # register NODE NAME EXPIRES CPORT
+    on "$1"
+    sipp_scn "$2" register.xml -s alice -au alice -ap alicepw -key expires "$3" -key cport "$4" -p "$(free_port)"
+}
+on a
+sipp_scn w2 sub-presence-3.xml -s alice -key watcher bob -au bob -ap bobpw -auth_uri "alice@$H:$PORT" \
+    -key expires 600 -p "$(free_port)" &
+W2=$!
+tuples2() { local f=$WORK/w2.n/$1.xml; echo "$(xp "$f" "$T/@id")=$(xp "$f" "$T/$BASIC")"; }
+check "9. bob watches alice on A again: NOTIFY 1, closed" wait_for 30 got_notifies w2 1
+check "... closed" test "$(tuples2 1)" = "registration=closed"
+check "... alice registers on B" register b r1 60 5097
+check "... NOTIFY 2 on A (B's binding, through the cluster's lookup)" wait_for 30 got_notifies w2 2
+check "... derived: open" test "$(tuples2 2)" = "registration=open"
+check "... alice unregisters on B" register b r2 0 5097
+check "... NOTIFY 3 on A" wait_for 30 got_notifies w2 3
+check "... closed again" test "$(tuples2 3)" = "registration=closed"
+check "... bob unsubscribed (sipp ran the scenario)" wait "$W2"
+check "... no lookup failed on A" [ "$(pstat a lookup_failures)" = 0 ]
 
 finish

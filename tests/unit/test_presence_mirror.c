@@ -387,6 +387,35 @@ static void test_remote_set(void **state)
     presence_set_mirror(f->p, NULL, 0);
 }
 
+/* Registered on another node (the cluster's lookups): the derived state is
+ * open; told only when that state is what watchers see and it changed. */
+static void test_registered_elsewhere(void **state)
+{
+    struct fixture *f = *state;
+    presence_set_registered_elsewhere(f->p, "alice", true); /* not watched: ignored */
+    assert_int_equal(f->changes, 0);
+    presence_watch(f->p, "alice", true);
+    assert_true(doc_has(f, "<basic>closed</basic>"));
+    presence_set_registered_elsewhere(f->p, "alice", true);
+    assert_int_equal(f->changes, 1);
+    assert_true(doc_has(f, "<basic>open</basic>"));
+    presence_set_registered_elsewhere(f->p, "alice", true);
+    assert_int_equal(f->changes, 1);
+    /* with a publication the derived state is not shown: nobody told */
+    assert_int_equal(publish(f, NULL, 600, DOC("pub", "closed")).status, 200);
+    int before = f->changes;
+    presence_set_registered_elsewhere(f->p, "alice", false);
+    assert_int_equal(f->changes, before);
+    assert_true(doc_has(f, "pub"));
+    /* forgotten with the last watcher */
+    presence_drop_user(f->p, "alice");
+    presence_set_registered_elsewhere(f->p, "alice", true);
+    presence_watch(f->p, "alice", false);
+    presence_watch(f->p, "alice", true);
+    assert_true(doc_has(f, "<basic>closed</basic>"));
+    presence_watch(f->p, "alice", false);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -396,6 +425,7 @@ int main(void)
         cmocka_unit_test(test_key_aor),
         cmocka_unit_test_setup_teardown(test_hooks_told, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remote_set, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_registered_elsewhere, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
