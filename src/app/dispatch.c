@@ -429,7 +429,7 @@ static int start_presence_mirror(struct worker *w)
     char node[128];
     node_name(w, node, sizeof(node));
     int err = 0;
-    w->presence_mirror = presence_mirror_new(w->loop, &w->timers, subs_presence(w->subs), &w->cfg.redis, node, &err);
+    w->presence_mirror = presence_mirror_new(w->loop, &w->timers, w->subs, &w->cfg.redis, node, &err);
     if (!w->presence_mirror) {
         log_error("[redis] cannot start the presence mirror toward %s as node %s: %s", w->cfg.redis.nodes, node,
                   strerror(-err));

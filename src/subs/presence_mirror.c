@@ -42,10 +42,12 @@
     "  if e == nil or e <= now then redis.call('HDEL', KEYS[1], all[i]) elseif e > top then top = e end "         \
     "end "                                                                                                         \
     "redis.call('PEXPIREAT', KEYS[1], string.format('%d', top)) "                                                  \
-    "redis.call('PUBLISH', ARGV[5], KEYS[1]) "                                                                     \
+    "if ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[5], KEYS[1]) end "                                          \
     "return 1"
-/* One of ours gone. KEYS[1] the hash; ARGV: field, channel. */
-#define DEL_LUA "redis.call('HDEL', KEYS[1], ARGV[1]) redis.call('PUBLISH', ARGV[2], KEYS[1]) return 1"
+/* One of ours gone. KEYS[1] the hash; ARGV: field, channel ("": none). */
+#define DEL_LUA                                                                                                    \
+    "redis.call('HDEL', KEYS[1], ARGV[1]) "                                                                        \
+    "if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], KEYS[1]) end return 1"
 
 /* An AoR watched here: its hash is read at each announcement. */
 struct presence_mirror;
@@ -68,6 +70,7 @@ struct fetch {
 
 struct presence_mirror {
     struct redis_cluster *rc;
+    struct subs *subs;
     struct presence *presence;
     struct cluster *cluster;   /* presence_mirror_set_cluster: registrations on other nodes */
     uv_loop_t *loop;
@@ -210,6 +213,77 @@ int presence_mirror_read_hash(const struct redisReply *r, const char *own_node, 
     return (int)n;
 }
 
+/* ---- subscription records (stranger input when read) ---- */
+
+static bool text_ok(const char *s, size_t n, size_t cap)
+{
+    if (n == 0 || n >= cap) return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] == 0x7f) return false;
+    return true;
+}
+
+static bool event_ok(const char *s, size_t n)
+{
+    if (n == 0 || n >= PRESENCE_SUB_EVENT_MAX) return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == '-'))
+            return false;
+    return true;
+}
+
+int presence_sub_record_encode(const char *node, const struct subs_record *r, char *field, size_t fcap, char **out)
+{
+    *out = NULL;
+    if (!node_ok(node, strlen(node)) || !text_ok(r->id, strlen(r->id), PRESENCE_SUB_TAG_MAX) ||
+        !text_ok(r->watcher, strlen(r->watcher), PRESENCE_SUB_WATCHER_MAX) || !event_ok(r->event, strlen(r->event)) ||
+        r->expires_wall_ms <= 0)
+        return -EINVAL;
+    int fl = snprintf(field, fcap, "%s/%s", node, r->id);
+    if (fl < 0 || (size_t)fl >= fcap) return -ENOSPC;
+    json_t *o = json_pack("{s:s,s:s,s:s,s:I}", "node", node, "watcher", r->watcher, "event", r->event, "exp",
+                          (json_int_t)r->expires_wall_ms);
+    if (!o) return -ENOMEM;
+    char *txt = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (!txt) return -ENOMEM;
+    *out = txt;
+    return (int)strlen(txt);
+}
+
+int presence_sub_record_decode(const char *field, size_t flen, const char *value, size_t vlen,
+                               struct presence_sub_record *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!field || !value || flen == 0 || flen >= sizeof(out->id) || vlen == 0 || vlen > 4096) return -EINVAL;
+    json_t *o = json_loadb(value, vlen, JSON_REJECT_DUPLICATES, NULL);
+    int rc = -EINVAL;
+    if (!o || !json_is_object(o)) goto out;
+    json_t *node = json_object_get(o, "node"), *w = json_object_get(o, "watcher"), *ev = json_object_get(o, "event");
+    json_int_t exp;
+    if (!json_is_string(node) || !json_is_string(w) || !json_is_string(ev) ||
+        !int_at_least(json_object_get(o, "exp"), 1, &exp))
+        goto out;
+    const char *nd = json_string_value(node), *ws = json_string_value(w), *es = json_string_value(ev);
+    size_t nl = json_string_length(node), wl = json_string_length(w), el = json_string_length(ev);
+    if (!node_ok(nd, nl) || strlen(nd) != nl || !text_ok(ws, wl, sizeof(out->watcher)) || strlen(ws) != wl ||
+        !event_ok(es, el))
+        goto out;
+    if (flen <= nl + 1 || memcmp(field, nd, nl) != 0 || field[nl] != '/' ||
+        !text_ok(field + nl + 1, flen - nl - 1, PRESENCE_SUB_TAG_MAX))
+        goto out;
+    memcpy(out->id, field, flen);
+    memcpy(out->node, nd, nl + 1);
+    memcpy(out->watcher, ws, wl + 1);
+    memcpy(out->event, es, el + 1);
+    out->expires_wall_ms = exp;
+    rc = 0;
+out:
+    json_decref(o);
+    if (rc) memset(out, 0, sizeof(*out));
+    return rc;
+}
+
 int presence_mirror_key_aor(const char *prefix, const char *msg, size_t len, char *aor, size_t cap)
 {
     size_t pl = strlen(prefix);
@@ -293,6 +367,143 @@ static void on_withdrawn(void *arg, const char *aor, const char *id)
     size_t lens[6];
     for (size_t i = 0; i < 6; i++) lens[i] = strlen(argv[i]);
     send_script(m, 6, argv, lens);
+}
+
+/* ---- this node's subscription records, and every node's for the API ---- */
+
+static void sub_key_of(const struct presence_mirror *m, const char *aor, char *key, size_t cap)
+{
+    snprintf(key, cap, "%ssubs:{%s}", m->prefix, aor);
+}
+
+static void on_sub_changed(void *arg, const struct subs_record *r)
+{
+    struct presence_mirror *m = arg;
+    char key[LOCATION_MAX_AOR + 80], field[PRESENCE_NODE_MAX + PRESENCE_SUB_TAG_MAX], exp[24], now[24];
+    char *rec = NULL;
+    int n = presence_sub_record_encode(m->node, r, field, sizeof(field), &rec);
+    if (n < 0) {
+        m->stats.writes_failed++;
+        log_warn_rl("redis presence: the subscription of %.128s to %s cannot be shared (%s)", r->watcher, r->aor,
+                    strerror(-n));
+        return;
+    }
+    sub_key_of(m, r->aor, key, sizeof(key));
+    snprintf(exp, sizeof(exp), "%lld", (long long)r->expires_wall_ms);
+    snprintf(now, sizeof(now), "%lld", (long long)clock_wall_ms());
+    const char *argv[] = {"EVAL", WRITE_LUA, "1", key, field, rec, exp, now, ""};
+    size_t lens[9];
+    for (size_t i = 0; i < 9; i++) lens[i] = i == 5 ? (size_t)n : strlen(argv[i]);
+    send_script(m, 9, argv, lens);
+    free(rec);
+}
+
+static void on_sub_gone(void *arg, const char *aor, const char *id)
+{
+    struct presence_mirror *m = arg;
+    char key[LOCATION_MAX_AOR + 80], field[PRESENCE_NODE_MAX + PRESENCE_SUB_TAG_MAX];
+    sub_key_of(m, aor, key, sizeof(key));
+    snprintf(field, sizeof(field), "%s/%s", m->node, id);
+    const char *argv[] = {"EVAL", DEL_LUA, "1", key, field, ""};
+    size_t lens[6];
+    for (size_t i = 0; i < 6; i++) lens[i] = strlen(argv[i]);
+    send_script(m, 6, argv, lens);
+}
+
+struct list_req {
+    struct presence_mirror *m;
+    subs_records_cb cb;
+    void *ctx;
+    bool cancelled;
+    char aor[LOCATION_MAX_AOR];
+};
+
+/* 1 alive, 0 stopped heartbeating, -1 not known (no cluster_route, or never seen). */
+static int node_alive(const struct presence_mirror *m, const char *node)
+{
+    if (!strcmp(node, m->node)) return 1;
+    if (!m->cluster) return -1;
+    struct cluster_hit hit;
+    int rc = cluster_node_hit(m->cluster, node, &hit);
+    return rc == 0 ? 1 : rc == -EHOSTDOWN ? 0 : -1;
+}
+
+static void list_answer(struct presence_mirror *m, struct list_req *q, const struct redisReply *r)
+{
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements % 2 || (r->elements && !r->element)) {
+        q->cb(q->ctx, -EPROTO, NULL, 0);
+        return;
+    }
+    size_t pairs = r->elements / 2, n = 0, bad = 0;
+    if (pairs > SUBS_RECORDS_MAX) pairs = SUBS_RECORDS_MAX;
+    struct presence_sub_record *recs = calloc(pairs ? pairs : 1, sizeof(*recs));
+    struct subs_record *out = calloc(pairs ? pairs : 1, sizeof(*out));
+    if (!recs || !out) {
+        free(recs);
+        free(out);
+        q->cb(q->ctx, -ENOMEM, NULL, 0);
+        return;
+    }
+    int64_t now = clock_wall_ms();
+    for (size_t i = 0; i < pairs; i++) {
+        const redisReply *f = r->element[2 * i], *v = r->element[2 * i + 1];
+        if (!f || !v || f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING ||
+            presence_sub_record_decode(f->str, f->len, v->str, v->len, &recs[n]) < 0) {
+            bad++;
+            continue;
+        }
+        if (recs[n].expires_wall_ms <= now) continue;
+        out[n] = (struct subs_record){.aor = q->aor, .id = recs[n].id, .watcher = recs[n].watcher,
+                                      .event = recs[n].event, .node = recs[n].node,
+                                      .expires_wall_ms = recs[n].expires_wall_ms,
+                                      .node_alive = node_alive(m, recs[n].node)};
+        n++;
+    }
+    if (bad) {
+        m->stats.rejected += bad;
+        log_warn_rl("redis presence: %zu subscription records of %s skipped (unreadable)", bad, q->aor);
+    }
+    q->cb(q->ctx, 0, out, n);
+    free(recs);
+    free(out);
+}
+
+static void on_list(void *arg, int status, const struct redisReply *reply)
+{
+    struct list_req *q = arg;
+    if (!q->cancelled) {
+        if (status < 0) q->cb(q->ctx, status, NULL, 0);
+        else if (!reply || reply->type == REDIS_REPLY_ERROR) q->cb(q->ctx, -EIO, NULL, 0);
+        else list_answer(q->m, q, reply);
+    }
+    free(q);
+}
+
+static int on_list_start(void *arg, const char *aor, subs_records_cb cb, void *ctx, void **handle)
+{
+    struct presence_mirror *m = arg;
+    if (strlen(aor) >= LOCATION_MAX_AOR) return -EINVAL;
+    struct list_req *q = calloc(1, sizeof(*q));
+    if (!q) return -ENOMEM;
+    *q = (struct list_req){.m = m, .cb = cb, .ctx = ctx};
+    snprintf(q->aor, sizeof(q->aor), "%s", aor);
+    char key[LOCATION_MAX_AOR + 80];
+    sub_key_of(m, aor, key, sizeof(key));
+    const char *argv[] = {"HGETALL", key};
+    size_t lens[] = {7, strlen(key)};
+    int rc = redis_cluster_command(m->rc, 1, 2, argv, lens, on_list, q);
+    if (rc < 0) {
+        free(q);
+        return rc;
+    }
+    *handle = q;
+    return 1;
+}
+
+static void on_list_cancel(void *arg, void *handle)
+{
+    (void)arg;
+    ((struct list_req *)handle)->cancelled = true; /* freed when its answer comes */
 }
 
 /* ---- the other nodes' publications of the AoRs watched here ---- */
@@ -608,9 +819,10 @@ static void sub_connect(struct presence_mirror *m)
 
 /* ---- life cycle ---- */
 
-struct presence_mirror *presence_mirror_new(uv_loop_t *loop, struct timer_service *timers, struct presence *p,
+struct presence_mirror *presence_mirror_new(uv_loop_t *loop, struct timer_service *timers, struct subs *s,
                                             const struct redis_config *cfg, const char *node_id, int *err)
 {
+    struct presence *p = subs_presence(s);
     if (!node_ok(node_id, strlen(node_id))) {
         *err = -EINVAL;
         return NULL;
@@ -622,6 +834,7 @@ struct presence_mirror *presence_mirror_new(uv_loop_t *loop, struct timer_servic
     }
     timer_node_init(&m->sub_timer);
     htable_init(&m->follows);
+    m->subs = s;
     m->presence = p;
     m->loop = loop;
     m->timers = timers;
@@ -646,6 +859,9 @@ struct presence_mirror *presence_mirror_new(uv_loop_t *loop, struct timer_servic
     struct presence_mirror_hooks h = {.arg = m, .published = on_published, .withdrawn = on_withdrawn,
                                       .watch = on_watch};
     presence_set_mirror(p, &h, cfg->presence_max ? cfg->presence_max : 10000);
+    struct subs_record_hooks sh = {.arg = m, .changed = on_sub_changed, .gone = on_sub_gone, .list = on_list_start,
+                                   .cancel = on_list_cancel};
+    subs_set_record_hooks(s, &sh); /* the subscriptions held now are written */
     sub_connect(m);
     return m;
 }
@@ -662,6 +878,7 @@ void presence_mirror_free(struct presence_mirror *m)
     m->closing = true;
     if (m->cluster) cluster_set_on_bindings_changed(m->cluster, NULL, NULL);
     presence_set_mirror(m->presence, NULL, 0);
+    subs_set_record_hooks(m->subs, NULL);
     timer_stop(m->timers, &m->sub_timer);
     if (m->sub) {
         redisAsyncContext *ac = m->sub;

@@ -41,6 +41,7 @@
 #include "base/timer.h"
 #include "redis/redis_config.h"
 #include "subs/presence.h"
+#include "subs/subs.h"
 
 struct cluster;
 struct redisReply;
@@ -84,6 +85,28 @@ void presence_record_clear(struct presence_record *r);
 int presence_mirror_read_hash(const struct redisReply *r, const char *own_node, int64_t now_wall_ms,
                               struct presence_record *out, size_t cap, size_t *bad);
 
+/* A subscription's record (subs_record_hooks), written by each node into
+ * <prefix>subs:{<aor>}: field "<node>/<its To tag>", value
+ * {"node":..,"watcher":"<From URI>","event":"<package>","exp":<wall ms>}. */
+#define PRESENCE_SUB_TAG_MAX 128      /* a To tag with its NUL */
+#define PRESENCE_SUB_WATCHER_MAX 512  /* a watcher URI with its NUL */
+#define PRESENCE_SUB_EVENT_MAX 16     /* a package name with its NUL */
+
+struct presence_sub_record {
+    char id[PRESENCE_NODE_MAX + PRESENCE_SUB_TAG_MAX]; /* the field */
+    char node[PRESENCE_NODE_MAX];
+    char watcher[PRESENCE_SUB_WATCHER_MAX];            /* printable, no space */
+    char event[PRESENCE_SUB_EVENT_MAX];                /* [a-z0-9.-] */
+    int64_t expires_wall_ms;                           /* > 0 */
+};
+/* The record of r as node (field in field, fcap), NUL-terminated, malloc'd in
+ * *out: its length, or -EINVAL / -ENOSPC / -ENOMEM. */
+int presence_sub_record_encode(const char *node, const struct subs_record *r, char *field, size_t fcap, char **out);
+/* Reads one field and value (stranger input): 0 and out filled, -EINVAL.
+ * The field must be "<node>/<tag>" (tag: 1..127 printable, no space). */
+int presence_sub_record_decode(const char *field, size_t flen, const char *value, size_t vlen,
+                               struct presence_sub_record *out);
+
 /* A change message: the AoR named by "<prefix>pres:{<aor>}" copied into aor
  * (cap bytes), 0; -EINVAL when it is not such a key or the AoR is empty,
  * too long, or holds a control character, a space, '{' or '}'. */
@@ -101,10 +124,13 @@ struct presence_mirror_stats {
     uint64_t lookup_failures; /* where a watched user is registered could not be read (cluster_route) */
 };
 
-/* Starts sharing p's publications (its mirror hooks are taken; presence_max
- * of cfg caps the other nodes' publications held) as node_id. NULL with
- * *err (-EINVAL: no usable seed or node id, -ENOMEM). */
-struct presence_mirror *presence_mirror_new(uv_loop_t *loop, struct timer_service *timers, struct presence *p,
+/* Starts sharing the publications of s's presence state (its mirror hooks
+ * are taken; presence_max of cfg caps the other nodes' publications held)
+ * and the records of s's subscriptions (subs_set_record_hooks: written into
+ * <prefix>subs:{<aor>} with their expiry, every node's listed by
+ * subs_records), as node_id. NULL with *err (-EINVAL: no usable seed or
+ * node id, -ENOMEM). */
+struct presence_mirror *presence_mirror_new(uv_loop_t *loop, struct timer_service *timers, struct subs *s,
                                             const struct redis_config *cfg, const char *node_id, int *err);
 /* With [redis] cluster_route: the state derived for a watched user with no
  * publication counts her registrations on the other nodes too. The mirror

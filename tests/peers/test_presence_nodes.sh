@@ -11,9 +11,13 @@
 #  5. B's removed (Expires: 0): A's NOTIFY holds C's only;
 #  6. bad records planted in the hash and announced, and a message naming
 #     no presentity: skipped, counted and logged by A, no NOTIFY;
+#  6b. subscription records: bob watches alice on C too (15 s); A's API
+#     lists both subscriptions, from the cluster, with their nodes;
 #  7. C's set again (same document) for 3 s, no NOTIFY, and C killed -9: A drops it at its expiry by
-#     itself (derived: closed), and the key leaves Redis with its TTL;
-#  8. bob unsubscribes: the terminated NOTIFY; /metrics typed;
+#     itself (derived: closed), and the key leaves Redis with its TTL; C's
+#     subscription listed as on a node not alive, then gone at its expiry;
+#  8. bob unsubscribes: the terminated NOTIFY, his record gone from every
+#     node's list; /metrics typed;
 #  9. registrations on another node (cluster_route's lookups): bob watches
 #     alice on A again, closed; she registers on B: open (derived); she
 #     unregisters there: closed.
@@ -131,6 +135,21 @@ check "... and logs them" bash -c "grep -q 'redis presence: 3 records of alice s
     grep -q 'redis presence: a change message that names no presentity' '$WORK/a.log'"
 check "... no NOTIFY for them" not got_notifies w 6
 
+# ---- 6b. subscription records across nodes
+on c
+sipp_scn w3 sub-presence.xml -s alice -key watcher bob -au bob -ap bobpw -auth_uri "alice@$H:$PORT" \
+    -key expires 15 -p "$(free_port)" &
+W3=$!
+check "6b. bob watches alice on C too (15 s): NOTIFY 1" wait_for 30 got_notifies w3 1
+subs_of() { on "$1"; api GET /users/alice/subscriptions; }
+both_listed() {
+    jq_ok "$(subs_of a)" '.scope == "cluster" and ([.subscriptions[] | select(.event == "presence" and
+        .watcher == "sip:bob@127.0.0.1" and .node_alive == true and .expires_in > 0)] | map(.node) | sort) == ["node-a", "node-c"]'
+}
+check "... A's API lists both subscriptions (nodes a and c, alive), read from the cluster" wait_for 10 both_listed
+check "... B's API the same" jq_ok "$(subs_of b)" '[.subscriptions[].node] | sort == ["node-a", "node-c"]'
+check "... an unknown user: 404" jq_ok "$(on a; api GET /users/nobody/subscriptions)" '.error == "not-found"'
+
 # ---- 7. C's refreshed to 3 s, C killed: A drops it at its expiry
 # (publish.xml always sends a body: the same document again, which changes
 # nothing a watcher sees, stands for a refresh)
@@ -143,9 +162,17 @@ check "... C killed -9; NOTIFY 6 on A after the expiry" wait_for 30 got_notifies
 check "... derived again: closed" test "$(tuples 6)" = "registration=closed,"
 check "... A's log says the other node's publication expired" grep -q "presence: the publication node-c/1 of alice (another node's) expired" "$WORK/a.log"
 check "... the key left Redis with its TTL" wait_for 20 bash -c "[ \"\$(redis-cli -c -h 127.0.0.1 -p ${REDIS_PORTS[0]} exists 'p:pres:{alice}')\" = 0 ]"
+c_not_alive() { jq_ok "$(subs_of a)" '[.subscriptions[] | select(.node == "node-c")] | length == 1 and (.[0].node_alive // false) == false'; }
+check "... C's subscription still listed on A, its node not alive" wait_for 20 c_not_alive
+c_gone() { jq_ok "$(subs_of a)" '.scope == "cluster" and ([.subscriptions[] | select(.node == "node-c")] | length) == 0'; }
+check "... and gone at its expiry (15 s)" wait_for 30 c_gone
+pkill -P "$W3" 2>/dev/null || true # its sipp waits for a NOTIFY the dead node never sends
+wait "$W3" 2>/dev/null || true
 
 # ---- 8. the end
 check "8. bob unsubscribed and got the terminated NOTIFY (sipp ran the scenario)" wait "$W"
+none_left() { jq_ok "$(subs_of b)" '.subscriptions == []'; }
+check "... no subscription of alice's left in B's list (A's record removed)" wait_for 10 none_left
 curl -s "http://127.0.0.1:${API[a]}/metrics" >"$WORK/a.prom"
 check "... /metrics: redis_presence typed (promcheck, no untyped family)" \
     python3 "$PEERS_DIR/promcheck.py" check "$WORK/a.prom" --no-untyped
