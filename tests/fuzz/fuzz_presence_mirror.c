@@ -1,8 +1,9 @@
 /* fuzz_presence_mirror.c — libFuzzer target for what a node reads from
  * Redis about the other nodes' presence publications
  * (src/subs/presence_mirror.c, [redis] mirror_presence): the input's first
- * line is a field name, the rest a record (presence_record_decode) and a
- * change message (presence_mirror_key_aor); the whole input is also fed to
+ * line is a field name, the rest a record (presence_record_decode), a
+ * subscription's record (presence_sub_record_decode) and a change message
+ * (presence_mirror_key_aor); the whole input is also fed to
  * hiredis's reader (with the client's capped objects, redis_objects.h) and
  * each reply read as an HGETALL answer (presence_mirror_read_hash), whose
  * records are given to a presence state (presence_remote_set) and composed
@@ -88,6 +89,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (presence_record_decode(in, flen, val, vlen, &r) == 0) {
         record_checked(&r);
         presence_record_clear(&r);
+    }
+    struct presence_sub_record sr;
+    if (presence_sub_record_decode(in, flen, val, vlen, &sr) == 0) {
+        size_t nl = strlen(sr.node);
+        if (!nl || strncmp(sr.id, sr.node, nl) != 0 || sr.id[nl] != '/' || !sr.id[nl + 1] || !sr.watcher[0] ||
+            strchr(sr.watcher, ' ') || !sr.event[0] || sr.expires_wall_ms <= 0)
+            abort();
     }
     char aor[256];
     if (presence_mirror_key_aor("p:", in, size, aor, sizeof(aor)) == 0) {

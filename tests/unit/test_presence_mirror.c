@@ -125,6 +125,55 @@ static void test_record_refused(void **state)
     sbuf_free(&sb);
 }
 
+/* ---- subscription records ---- */
+
+static void test_sub_record(void **state)
+{
+    (void)state;
+    struct subs_record r = {.aor = "alice", .id = "a1b2", .watcher = "sip:bob@example.com", .event = "presence",
+                            .expires_wall_ms = 1700000600000};
+    char field[PRESENCE_NODE_MAX + PRESENCE_SUB_TAG_MAX], *rec = NULL;
+    int n = presence_sub_record_encode("node-a", &r, field, sizeof(field), &rec);
+    assert_true(n > 0);
+    assert_string_equal(field, "node-a/a1b2");
+    struct presence_sub_record d;
+    assert_int_equal(presence_sub_record_decode(field, strlen(field), rec, (size_t)n, &d), 0);
+    assert_string_equal(d.id, "node-a/a1b2");
+    assert_string_equal(d.node, "node-a");
+    assert_string_equal(d.watcher, "sip:bob@example.com");
+    assert_string_equal(d.event, "presence");
+    assert_int_equal(d.expires_wall_ms, 1700000600000);
+    free(rec);
+    /* what cannot be written */
+    r.event = "Presence";
+    assert_int_equal(presence_sub_record_encode("node-a", &r, field, sizeof(field), &rec), -EINVAL);
+    r.event = "presence";
+    r.watcher = "sip:bob smith@x";
+    assert_int_equal(presence_sub_record_encode("node-a", &r, field, sizeof(field), &rec), -EINVAL);
+    /* what is not read */
+#define SREC(node, w, ev, exp) "{\"node\":\"" node "\",\"watcher\":\"" w "\",\"event\":\"" ev "\",\"exp\":" exp "}"
+    const char *bad[] = {
+        "", "[]", "nope",
+        SREC("n1", "sip:b@x", "presence", "0"),       /* exp 0 */
+        SREC("n1", "sip:b@x", "presence", "\"5\""), /* a string */
+        SREC("n1", "", "presence", "5"),              /* no watcher */
+        SREC("n1", "sip:b @x", "presence", "5"),      /* a space */
+        SREC("n1", "sip:b@x\\u0001", "presence", "5"), /* a control character */
+        SREC("n1", "sip:b@x", "pres ence", "5"),      /* not a package name */
+        SREC("n1", "sip:b@x", "presence.winfo.and.more", "5"), /* too long */
+        SREC("n2", "sip:b@x", "presence", "5"),       /* not the field's node */
+        "{\"node\":\"n1\",\"node\":\"n1\",\"watcher\":\"w\",\"event\":\"reg\",\"exp\":5}", /* duplicate */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (presence_sub_record_decode("n1/t", 4, bad[i], strlen(bad[i]), &d) == 0) fail_msg("took %s", bad[i]);
+    const char *good = SREC("n1", "sip:b@x", "reg", "5");
+    assert_int_equal(presence_sub_record_decode("n1/t", 4, good, strlen(good), &d), 0);
+    const char *fields[] = {"n1/", "n1", "n2/t", "n1/a b", "/t"};
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+        if (presence_sub_record_decode(fields[i], strlen(fields[i]), good, strlen(good), &d) == 0)
+            fail_msg("took field %s", fields[i]);
+}
+
 /* ---- an HGETALL answer ---- */
 
 static void test_read_hash(void **state)
@@ -421,6 +470,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_record_round_trip),
         cmocka_unit_test(test_record_refused),
+        cmocka_unit_test(test_sub_record),
         cmocka_unit_test(test_read_hash),
         cmocka_unit_test(test_key_aor),
         cmocka_unit_test_setup_teardown(test_hooks_told, setup, teardown),
