@@ -1092,6 +1092,13 @@ void cluster_lookup_cancel(struct cluster_lookup *h)
     if (h) h->cb = NULL;
 }
 
+/* (cluster.h) */
+void cluster_set_on_bindings_changed(struct cluster *c, void (*fn)(void *arg, const char *aor), void *arg)
+{
+    c->on_changed = fn;
+    c->on_changed_arg = arg;
+}
+
 /* ---- invalidations ---- */
 
 static void sub_connect(struct cluster *c);
@@ -1318,12 +1325,6 @@ int cluster_node_api(const struct cluster *c, const char *id, char *hostport, si
         return 0;
     }
     return -ENOENT;
-}
-
-void cluster_set_on_bindings_changed(struct cluster *c, void (*fn)(void *arg, const char *aor), void *arg)
-{
-    c->on_changed = fn;
-    c->on_changed_arg = arg;
 }
 
 void cluster_set_on_reaped(struct cluster *c, void (*fn)(void *arg), void *arg)
