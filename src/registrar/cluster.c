@@ -1092,7 +1092,7 @@ void cluster_lookup_cancel(struct cluster_lookup *h)
     if (h) h->cb = NULL;
 }
 
-/* (cluster.h) */
+/* The invalidation channel's hook for the notifier (cluster.h). */
 void cluster_set_on_bindings_changed(struct cluster *c, void (*fn)(void *arg, const char *aor), void *arg)
 {
     c->on_changed = fn;
