@@ -472,8 +472,11 @@ size_t presence_remote_set(struct presence *p, const char *aor, const struct pre
         }
         r->keep = true;
         held++;
-        uint64_t left = (uint64_t)(sp->expires_wall_ms - now_wall_ms);
-        timer_start(p->d.timers, &r->expiry, timer_now(p->d.timers) + left, on_remote_expiry);
+        /* no publication is granted more than max_expires: a record saying
+         * otherwise (a clock far ahead, a planted one) is held that long */
+        uint64_t left = (uint64_t)(sp->expires_wall_ms - now_wall_ms),
+                 cap = (uint64_t)p->d.cfg->max_expires * 1000u + 60000u;
+        timer_start(p->d.timers, &r->expiry, timer_now(p->d.timers) + (left < cap ? left : cap), on_remote_expiry);
     }
     struct hnode *h = htable_first(&p->remote, hash_cstr(aor));
     while (h) {

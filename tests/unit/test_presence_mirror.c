@@ -433,6 +433,14 @@ static void test_remote_set(void **state)
     assert_int_equal(presence_remote_count(f->p), 0);
     assert_int_equal(f->changes, before);
     presence_watch(f->p, "bob", false);
+    /* a record claiming to last a year is held max_expires (7200 s) and a minute at most */
+    presence_watch(f->p, "carol", true);
+    struct presence_shared_pub y = rpub("n2/9", now + 365LL * 86400 * 1000, now, 1, DOC("year", "open"));
+    presence_remote_set(f->p, "carol", &y, 1, now);
+    assert_int_equal(presence_remote_count(f->p), 1);
+    timer_run(&f->ts, 1000 + 7260 * 1000);
+    assert_int_equal(presence_remote_count(f->p), 0);
+    presence_watch(f->p, "carol", false);
     presence_set_mirror(f->p, NULL, 0);
 }
 
