@@ -73,6 +73,11 @@ static const struct stats_member members[] = {
     G("redis_users.subscribed"), G("redis_users.users"), C("redis_users.loads"), C("redis_users.load_failures"),
     C("redis_users.announcements"), C("redis_users.applied"), C("redis_users.rejected"), C("redis_users.writes_ok"),
     C("redis_users.writes_failed"),
+    /* [redis] mirror_presence */
+    G("redis_presence.subscribed"), G("redis_presence.followed"), G("redis_presence.remote"),
+    C("redis_presence.announcements"), C("redis_presence.fetches"), C("redis_presence.fetch_failures"),
+    C("redis_presence.rejected"), C("redis_presence.writes_ok"), C("redis_presence.writes_failed"),
+    C("redis_presence.lookup_failures"),
     /* [redis] events_stream */
     {"events_stream.node_id", STATS_SKIP, NULL}, G("events_stream.synced"), G("events_stream.last_seq"),
     C("events_stream.written"), C("events_stream.write_failed"), C("events_stream.write_dropped"),

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "api/http.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/str.h"
 #include "subs/presence.h"
@@ -74,10 +75,79 @@ static void allow_put(struct api_request *req, void *user)
     api_reply_json(req, 200, allow_json(p, name));
 }
 
+/* ---- GET /users/{name}/subscriptions: this node's, or every node's
+ * ([redis] mirror_presence: read from the cluster, answered later) ---- */
+
+struct list_ctx {
+    struct api_request *req;
+    struct subs *s;
+    void *handle;         /* the cluster read in flight */
+    bool answered, later; /* later: subs_records returned, the callback frees */
+    char name[128];
+};
+
+static void on_records(void *arg, int status, const struct subs_record *r, size_t n)
+{
+    struct list_ctx *c = arg;
+    c->answered = true;
+    if (status < 0) {
+        api_reply_error(c->req, 503, "redis-unavailable", "the subscriptions could not be read from Redis (%s)",
+                        strerror(-status));
+    } else {
+        json_t *list = json_array();
+        int64_t now = clock_wall_ms();
+        for (size_t i = 0; i < n && list; i++) {
+            char when[40];
+            clock_iso8601(when, sizeof(when), r[i].expires_wall_ms, 1);
+            json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I}", "id", r[i].id, "watcher", r[i].watcher, "event",
+                                  r[i].event, "node", r[i].node ? r[i].node : "", "expires", when, "expires_in",
+                                  (json_int_t)((r[i].expires_wall_ms - now + 999) / 1000));
+            if (o && r[i].node_alive >= 0) json_object_set_new(o, "node_alive", json_boolean(r[i].node_alive));
+            json_array_append_new(list, o);
+        }
+        api_reply_json(c->req, 200,
+                       json_pack("{s:s,s:s,s:o*}", "user", c->name, "scope", c->handle ? "cluster" : "node",
+                                 "subscriptions", list));
+    }
+    if (c->later) free(c);
+}
+
+static void on_list_abort(struct api_request *req, void *arg)
+{
+    (void)req;
+    struct list_ctx *c = arg;
+    subs_records_cancel(c->s, c->handle);
+    free(c);
+}
+
+static void subs_list(struct api_request *req, void *user)
+{
+    struct subs *s = user;
+    const char *name = known_user(subs_presence(s), req);
+    if (!name) return;
+    struct list_ctx *c = calloc(1, sizeof(*c));
+    if (!c) {
+        api_reply_error(req, 500, "no-memory", "%s", "no memory");
+        return;
+    }
+    c->req = req;
+    c->s = s;
+    snprintf(c->name, sizeof(c->name), "%s", name);
+    int rc = subs_records(s, c->name, on_records, c, &c->handle);
+    if (rc == 1 && !c->answered) {
+        c->later = true;
+        api_on_abort(req, on_list_abort, c);
+        return;
+    }
+    if (rc < 0) api_reply_error(req, 503, "redis-unavailable", "the subscriptions could not be asked (%s)", strerror(-rc));
+    free(c);
+}
+
 void api_routes_presence(struct api_server *api, struct subs *s)
 {
     if (!api || !s) return;
     struct presence *p = subs_presence(s);
     api_route(api, "GET", "/api/v1/users/{name}/presence/allow", allow_get, p);
     api_route(api, "PUT", "/api/v1/users/{name}/presence/allow", allow_put, p);
+    api_route(api, "GET", "/api/v1/users/{name}/subscriptions", subs_list, s);
 }

@@ -8,7 +8,9 @@
 struct api_server;
 struct subs;
 
-/* Adds GET and PUT /api/v1/users/{name}/presence/allow. NULL api or s:
+/* Adds GET and PUT /api/v1/users/{name}/presence/allow and GET
+ * /api/v1/users/{name}/subscriptions (this node's, or with [redis]
+ * mirror_presence every node's, read from the cluster). NULL api or s:
  * nothing. */
 void api_routes_presence(struct api_server *api, struct subs *s);
 

@@ -38,6 +38,7 @@
 #include "registrar/registrar.h"
 #include "sip/local.h"
 #include "subs/offline_msg.h"
+#include "subs/presence_mirror.h"
 #include "subs/subs.h"
 #include "txn/txn.h"
 #include "ua/ua.h"
@@ -405,6 +406,40 @@ static int start_subs(struct worker *w)
     return 0;
 }
 
+/* This node's name in what it writes into the cluster: the binding mirror's
+ * when there is one, else [redis] node_id, else the host name. */
+static void node_name(const struct worker *w, char *out, size_t cap)
+{
+    if (w->mirror) snprintf(out, cap, "%s", location_mirror_node_id(w->mirror));
+    else if (w->cfg.redis.node_id[0]) snprintf(out, cap, "%s", w->cfg.redis.node_id);
+    else if (gethostname(out, cap - 1) != 0 || !out[0]) snprintf(out, cap, "node-%ld", (long)getpid());
+    out[cap - 1] = '\0';
+}
+
+/* [redis] mirror_presence: PUBLISHed presence shared with the other nodes'
+ * watchers (needs the notifier). */
+static int start_presence_mirror(struct worker *w)
+{
+    if (!w->cfg.redis.mirror_presence) return 0;
+    if (!w->subs) {
+        log_warn("[redis] mirror_presence: [subscriptions] is off here, nothing to share");
+        return 0;
+    }
+    char node[128];
+    node_name(w, node, sizeof(node));
+    int err = 0;
+    w->presence_mirror = presence_mirror_new(w->loop, &w->timers, w->subs, &w->cfg.redis, node, &err);
+    if (!w->presence_mirror) {
+        log_error("[redis] cannot start the presence mirror toward %s as node %s: %s", w->cfg.redis.nodes, node,
+                  strerror(-err));
+        return -1;
+    }
+    if (w->cluster) presence_mirror_set_cluster(w->presence_mirror, w->cluster); /* registrations elsewhere */
+    log_info("[redis] presence publications shared through the cluster as node %s (at most %u of other nodes held)%s",
+             node, w->cfg.redis.presence_max, w->cluster ? "; registrations on other nodes count" : "");
+    return 0;
+}
+
 /* Offline instant messages: kept when the proxy cannot deliver, sent at the
  * user's next registration; they come back from the store. */
 static int start_offline(struct worker *w)
@@ -429,11 +464,7 @@ static int start_gb_mirror(struct worker *w)
 {
     if (!w->cfg.redis.mirror_gb_devices) return 0;
     char node[128];
-    if (w->mirror) snprintf(node, sizeof(node), "%s", location_mirror_node_id(w->mirror));
-    else if (w->cfg.redis.node_id[0]) snprintf(node, sizeof(node), "%s", w->cfg.redis.node_id);
-    else if (gethostname(node, sizeof(node) - 1) != 0 || !node[0])
-        snprintf(node, sizeof(node), "node-%ld", (long)getpid());
-    node[sizeof(node) - 1] = '\0';
+    node_name(w, node, sizeof(node));
     int err = 0;
     w->gb_mirror = gb_devmirror_new(w->loop, &w->timers, &w->cfg.redis, node, &err);
     if (!w->gb_mirror) {
@@ -454,7 +485,7 @@ int dispatch_start_roles(struct worker *w)
     /* The UA first: the registrar and the proxy take their tags from it. */
     w->ua = ua_new(&w->cfg.sip, &w->local, &w->timers, w->txn, w->transport, 0);
     if (!w->ua || start_registrar(w) < 0 || start_mirror(w) < 0 || start_users_mirror(w) < 0 || start_cluster(w) < 0 ||
-        start_subs(w) < 0 || start_offline(w) < 0)
+        start_subs(w) < 0 || start_presence_mirror(w) < 0 || start_offline(w) < 0)
         return -1;
     w->proxy = start_proxy(w);
     if (!w->proxy) return -1;
@@ -500,6 +531,8 @@ void dispatch_stop_roles(struct worker *w, void (*done)(void *arg), void *arg)
     }
     users_mirror_free(w->users_mirror); /* its connections would keep the loop running */
     w->users_mirror = NULL;
+    presence_mirror_free(w->presence_mirror); /* the same */
+    w->presence_mirror = NULL;
     if (w->proxy) proxy_set_cluster(w->proxy, NULL);
     cluster_free(w->cluster); /* waiting requests get their local answer */
     w->cluster = NULL;
@@ -523,6 +556,8 @@ void dispatch_free_roles(struct worker *w)
     w->gb_mirror = NULL;
     users_mirror_free(w->users_mirror);
     w->users_mirror = NULL;
+    presence_mirror_free(w->presence_mirror); /* before the notifier's presence state */
+    w->presence_mirror = NULL;
     if (w->proxy) proxy_set_cluster(w->proxy, NULL);
     cluster_free(w->cluster);
     w->cluster = NULL;
@@ -763,6 +798,18 @@ void dispatch_stats(struct worker *w, json_t *stats)
                                       "applied", (json_int_t)us.applied, "rejected", (json_int_t)us.rejected,
                                       "writes_ok", (json_int_t)us.writes_ok, "writes_failed",
                                       (json_int_t)us.writes_failed));
+    }
+    if (w->presence_mirror) {
+        struct presence_mirror_stats ps;
+        presence_mirror_get_stats(w->presence_mirror, &ps);
+        json_object_set_new(stats, "redis_presence",
+                            json_pack("{s:b,s:i,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "subscribed", ps.subscribed,
+                                      "followed", (int)ps.followed, "remote", (int)ps.remote, "announcements",
+                                      (json_int_t)ps.announcements, "fetches", (json_int_t)ps.fetches,
+                                      "fetch_failures", (json_int_t)ps.fetch_failures, "rejected",
+                                      (json_int_t)ps.rejected, "writes_ok", (json_int_t)ps.writes_ok,
+                                      "writes_failed", (json_int_t)ps.writes_failed, "lookup_failures",
+                                      (json_int_t)ps.lookup_failures));
     }
     if (w->subs) subs_stats_json(w->subs, stats);
     if (w->offline) offline_msg_stats_json(w->offline, stats);

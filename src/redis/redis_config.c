@@ -82,6 +82,15 @@ static const struct config_key keys[] = {
         "start and kept by change announcements: no Redis round trip on REGISTER or INVITE)"),
     KEY("users_max", CONFIG_UINT, users_max, "100000", 1, 10000000,
         "users a node loads from the cluster at most (with mirror_users); more are skipped, counted and logged"),
+    KEY("mirror_presence", CONFIG_BOOL, mirror_presence, "no", 0, 0,
+        "share presence publications (PUBLISH, RFC 3903) through the cluster: a document published on any node "
+        "reaches the presence watchers of every node (each node notifies its own; a node follows the other nodes' "
+        "publications only of the users watched on it); with cluster_route, a user registered on another node "
+        "is open to this node's watchers too"),
+    KEY("presence_max", CONFIG_UINT, presence_max, "10000", 1, 1000000,
+        "other nodes' presence publications a node holds at most (with mirror_presence; each at most 16 KiB, "
+        "and at most [subscriptions] presence_max_publications_per_user per user); more are skipped, counted and "
+        "logged"),
 };
 
 /* ["https://"] "a.b.c.d:port" or "[v6]:port", numeric (cluster_peer_api reads it the same way). */
@@ -129,6 +138,10 @@ static int redis_check(const void *section, char *err, size_t errcap)
     }
     if (r->mirror_users && !r->nodes[0]) {
         snprintf(err, errcap, "[redis] mirror_users = yes needs nodes");
+        return -1;
+    }
+    if (r->mirror_presence && !r->nodes[0]) {
+        snprintf(err, errcap, "[redis] mirror_presence = yes needs nodes");
         return -1;
     }
     if (r->events_stream && !r->nodes[0]) {

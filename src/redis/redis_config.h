@@ -35,6 +35,8 @@ struct redis_config { /* [redis] */
     uint32_t api_forward_max_pending; /* GB API requests forwarded (or looking up their node) at once */
     bool mirror_users;               /* SIP users shared through the cluster (registrar/users_mirror.h) */
     uint32_t users_max;              /* users a node loads from Redis at most */
+    bool mirror_presence;            /* PUBLISHed presence shared through the cluster (subs/presence_mirror.h) */
+    uint32_t presence_max;           /* other nodes' publications a node holds at most */
 };
 
 #endif

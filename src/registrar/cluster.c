@@ -132,6 +132,8 @@ struct cluster {
     struct cluster_gb_hooks gb_hooks;    /* cluster_set_gb_hooks; fns NULL: none */
     void (*on_reaped)(void *arg);        /* cluster_set_on_reaped */
     void *on_reaped_arg;
+    void (*on_changed)(void *arg, const char *aor); /* cluster_set_on_bindings_changed */
+    void *on_changed_arg;
     struct cache_entry *cache;           /* CACHE_SLOTS, NULL when cache_ms is 0 */
     struct cluster_stats stats;
 };
@@ -1101,6 +1103,13 @@ void cluster_lookup_cancel(struct cluster_lookup *h)
     if (h) h->cb = NULL;
 }
 
+/* The invalidation channel's hook for the notifier (cluster.h). */
+void cluster_set_on_bindings_changed(struct cluster *c, void (*fn)(void *arg, const char *aor), void *arg)
+{
+    c->on_changed = fn;
+    c->on_changed_arg = arg;
+}
+
 /* ---- invalidations ---- */
 
 static void sub_connect(struct cluster *c);
@@ -1138,6 +1147,7 @@ static void invalidate(struct cluster *c, const char *msg, size_t len)
     if (cluster_key_aor(msg, len, aor, sizeof(aor)) < 0) return;
     struct cache_entry *e = cache_slot(c, aor);
     if (e && !strcmp(e->aor, aor)) e->expires_ms = 0;
+    if (c->on_changed) c->on_changed(c->on_changed_arg, aor);
 }
 
 static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
@@ -1152,6 +1162,7 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
         c->sub_backoff_ms = 0;
         cache_flush(c); /* nothing cached before now was covered */
         log_info("cluster: invalidations on channel %s; lookups cached up to %u ms", c->channel, c->cache_ms);
+        if (c->on_changed) c->on_changed(c->on_changed_arg, NULL); /* what was missed meanwhile */
     } else if (!strcmp(kind->str, "message") && payload->type == REDIS_REPLY_STRING) {
         invalidate(c, payload->str, payload->len);
     }

@@ -123,6 +123,11 @@ void cluster_set_node_death(struct cluster *c, const char *inc, struct event_bus
  * (its heartbeat lists it anew): the mirror writes every binding again
  * (location_mirror_resync). */
 void cluster_set_on_reaped(struct cluster *c, void (*fn)(void *arg), void *arg);
+/* fn(arg, aor) after each change message naming aor's bindings (its cache
+ * entry dropped first: a lookup from inside fn reads Redis), and
+ * fn(arg, NULL) each time the channel is (re)confirmed (anything may have
+ * changed while it was down). aor is valid during the call only. NULL: none. */
+void cluster_set_on_bindings_changed(struct cluster *c, void (*fn)(void *arg, const char *aor), void *arg);
 /* A dead node's GB devices (node death, second phase, under the same
  * claim): the devices listed in the incarnation's index
  * <prefix>node-gbdevs:{<id>}:<inc> (written by gb/upper/device_mirror.c)

@@ -23,6 +23,7 @@
 
 #include <openssl/rand.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/str.h"
 #include "registrar/location.h"
@@ -35,10 +36,34 @@ struct presence_pub {
     struct timer_node expiry;
     struct presence *owner;
     uint64_t seq;                      /* when the document was last set: newest first */
+    uint64_t id;                       /* this node's number for it: its shared id, kept across refreshes */
+    int64_t set_wall_ms, expires_wall_ms; /* for the other nodes (mirror_presence) */
     char etag[PRESENCE_ETAG_SIZE];
     char aor[LOCATION_MAX_AOR];
     char *body;
     size_t len;
+};
+
+/* Another node's publication of an AoR watched here (mirror_presence). */
+struct presence_remote {
+    struct hnode node;                 /* p->remote, by AoR */
+    struct timer_node expiry;
+    struct presence *owner;
+    int64_t set_wall_ms;
+    uint64_t version;
+    bool keep;                         /* presence_remote_set's mark */
+    char aor[LOCATION_MAX_AOR];
+    char id[PRESENCE_PUB_ID_MAX];
+    char *body;
+    size_t len;
+};
+
+/* An AoR with presence watchers here, and how many. */
+struct presence_watched {
+    struct hnode node;
+    uint32_t n;
+    bool elsewhere;                    /* registered on another node (presence_set_registered_elsewhere) */
+    char aor[LOCATION_MAX_AOR];
 };
 
 struct presence_allow {
@@ -93,11 +118,32 @@ static void pub_free(struct presence *p, struct presence_pub *pub)
     free(pub);
 }
 
+/* The mirror's hooks: one of ours set or refreshed, or gone. */
+static void pub_share(struct presence *p, const struct presence_pub *pub)
+{
+    if (!p->mirror.published) return;
+    char id[24];
+    snprintf(id, sizeof(id), "%llu", (unsigned long long)pub->id);
+    struct presence_shared_pub sp = {.id = id, .expires_wall_ms = pub->expires_wall_ms,
+                                     .set_wall_ms = pub->set_wall_ms, .version = pub->seq, .body = pub->body,
+                                     .len = pub->len};
+    p->mirror.published(p->mirror.arg, pub->aor, &sp);
+}
+
+static void pub_withdraw(struct presence *p, const struct presence_pub *pub)
+{
+    if (!p->mirror.withdrawn) return;
+    char id[24];
+    snprintf(id, sizeof(id), "%llu", (unsigned long long)pub->id);
+    p->mirror.withdrawn(p->mirror.arg, pub->aor, id);
+}
+
 /* Removes pub and tells the notifier (the aor is copied first: pub goes). */
 static void pub_remove(struct presence *p, struct presence_pub *pub)
 {
     char aor[LOCATION_MAX_AOR];
     memcpy(aor, pub->aor, sizeof(aor));
+    pub_withdraw(p, pub);
     pub_free(p, pub);
     if (p->d.on_change) p->d.on_change(p->d.arg, aor);
 }
@@ -120,6 +166,7 @@ static int pub_retag(struct presence *p, struct presence_pub *pub, uint32_t expi
     memcpy(pub->etag, etag, sizeof(etag));
     if (htable_insert(&p->by_etag, &pub->by_etag, hash_cstr(etag)) < 0) return -ENOMEM;
     timer_start(p->d.timers, &pub->expiry, timer_now(p->d.timers) + (uint64_t)expires * 1000u, on_pub_expiry);
+    pub->expires_wall_ms = clock_wall_ms() + (int64_t)expires * 1000;
     return 0;
 }
 
@@ -133,6 +180,7 @@ static int pub_set_body(struct presence *p, struct presence_pub *pub, const char
     pub->body = copy;
     pub->len = len;
     pub->seq = ++p->seq;
+    pub->set_wall_ms = clock_wall_ms();
     return 0;
 }
 
@@ -169,6 +217,7 @@ static void publish_new(struct presence *p, const struct presence_publish *req, 
     }
     timer_node_init(&pub->expiry);
     pub->owner = p;
+    pub->id = ++p->next_id;
     snprintf(pub->aor, sizeof(pub->aor), "%s", req->aor);
     if (pub_set_body(p, pub, req->body, req->len) < 0 ||
         htable_insert(&p->by_aor, &pub->by_aor, hash_cstr(pub->aor)) < 0) {
@@ -184,6 +233,7 @@ static void publish_new(struct presence *p, const struct presence_publish *req, 
     memcpy(out->etag, pub->etag, sizeof(out->etag));
     out->expires = (uint32_t)req->expires;
     outcome(out, 200, "OK", NULL);
+    pub_share(p, pub);
     if (p->d.on_change) p->d.on_change(p->d.arg, pub->aor);
 }
 
@@ -209,6 +259,7 @@ static void publish_update(struct presence *p, const struct presence_publish *re
     memcpy(out->etag, pub->etag, sizeof(out->etag));
     out->expires = (uint32_t)req->expires;
     outcome(out, 200, "OK", NULL);
+    pub_share(p, pub); /* a refresh too: the other nodes keep it until its new expiry */
     if (modify && p->d.on_change) p->d.on_change(p->d.arg, pub->aor);
 }
 
@@ -222,6 +273,7 @@ size_t presence_drop_user(struct presence *p, const char *aor)
         struct presence_pub *pub = container_of(h, struct presence_pub, by_aor);
         h = htable_next(h);
         if (strcmp(pub->aor, key) != 0) continue;
+        pub_withdraw(p, pub);
         pub_free(p, pub);
         n++;
     }
@@ -239,35 +291,258 @@ void presence_publish(struct presence *p, const struct presence_publish *req, st
     else publish_new(p, req, out);
 }
 
+/* One document to compose, this node's or another's. */
+struct doc_ref {
+    int64_t set_wall_ms;
+    uint64_t seq; /* this node's order; 0 for another node's */
+    const char *body;
+    size_t len;
+};
+
+/* Newest first: by the wall time its document was set (the nodes' clocks),
+ * then, on this node, by its own order. */
 static int newest_first(const void *a, const void *b)
 {
-    const struct presence_pub *x = *(const struct presence_pub *const *)a, *y = *(const struct presence_pub *const *)b;
+    const struct doc_ref *x = a, *y = b;
+    if (x->set_wall_ms != y->set_wall_ms) return x->set_wall_ms < y->set_wall_ms ? 1 : -1;
     return x->seq < y->seq ? 1 : x->seq > y->seq ? -1 : 0;
+}
+
+static struct presence_watched *watched_find(const struct presence *p, const char *aor);
+
+static size_t remote_count_of(const struct presence *p, const char *aor)
+{
+    size_t c = 0;
+    for (struct hnode *n = htable_first(&p->remote, hash_cstr(aor)); n; n = htable_next(n))
+        c += strcmp(container_of(n, struct presence_remote, node)->aor, aor) == 0;
+    return c;
 }
 
 int presence_document(struct presence *p, const char *aor, const char *entity, bool registered,
                       const char *contact, sbuf_t *out)
 {
-    size_t n = presence_count(p, aor);
-    if (!n) return pidf_derived(out, entity, registered, contact);
-    struct presence_pub **pubs = calloc(n, sizeof(*pubs));
+    size_t n = presence_count(p, aor) + remote_count_of(p, aor);
+    if (!n) {
+        const struct presence_watched *w = registered ? NULL : watched_find(p, aor);
+        return pidf_derived(out, entity, registered || (w && w->elsewhere), contact);
+    }
+    struct doc_ref *refs = calloc(n, sizeof(*refs));
     const char **docs = calloc(n, sizeof(*docs));
     size_t *lens = calloc(n, sizeof(*lens));
     int rc = -ENOMEM;
-    if (pubs && docs && lens) {
+    if (refs && docs && lens) {
         size_t k = 0;
         for (struct hnode *h = htable_first(&p->by_aor, hash_cstr(aor)); h && k < n; h = htable_next(h)) {
             struct presence_pub *pub = container_of(h, struct presence_pub, by_aor);
-            if (strcmp(pub->aor, aor) == 0) pubs[k++] = pub;
+            if (strcmp(pub->aor, aor) == 0)
+                refs[k++] = (struct doc_ref){.set_wall_ms = pub->set_wall_ms, .seq = pub->seq, .body = pub->body,
+                                             .len = pub->len};
         }
-        qsort(pubs, k, sizeof(*pubs), newest_first);
-        for (size_t i = 0; i < k; i++) docs[i] = pubs[i]->body, lens[i] = pubs[i]->len;
+        for (struct hnode *h = htable_first(&p->remote, hash_cstr(aor)); h && k < n; h = htable_next(h)) {
+            struct presence_remote *r = container_of(h, struct presence_remote, node);
+            if (strcmp(r->aor, aor) == 0)
+                refs[k++] = (struct doc_ref){.set_wall_ms = r->set_wall_ms, .body = r->body, .len = r->len};
+        }
+        qsort(refs, k, sizeof(*refs), newest_first);
+        for (size_t i = 0; i < k; i++) docs[i] = refs[i].body, lens[i] = refs[i].len;
         rc = pidf_compose(out, entity, docs, lens, k);
     }
-    free(pubs);
+    free(refs);
     free(docs);
     free(lens);
     return rc;
+}
+
+/* ---- the other nodes' publications (mirror_presence) ---- */
+
+static struct presence_watched *watched_find(const struct presence *p, const char *aor)
+{
+    for (struct hnode *n = htable_first(&p->watched, hash_cstr(aor)); n; n = htable_next(n)) {
+        struct presence_watched *w = container_of(n, struct presence_watched, node);
+        if (strcmp(w->aor, aor) == 0) return w;
+    }
+    return NULL;
+}
+
+void presence_set_registered_elsewhere(struct presence *p, const char *aor, bool yes)
+{
+    struct presence_watched *w = watched_find(p, aor);
+    if (!w || w->elsewhere == yes) return;
+    w->elsewhere = yes;
+    /* only the derived state reads it, and only without a binding here:
+     * otherwise nothing a watcher sees changed */
+    if (presence_count(p, aor) || remote_count_of(p, aor)) return;
+    struct location *loc = p->d.registrar ? registrar_location(p->d.registrar) : NULL;
+    const struct location_binding *b;
+    if (loc && location_lookup(loc, str_from_cstr(aor), &b, 1) > 0) return;
+    if (p->d.on_change) p->d.on_change(p->d.arg, w->aor);
+}
+
+static void remote_free(struct presence *p, struct presence_remote *r)
+{
+    timer_stop(p->d.timers, &r->expiry);
+    htable_remove(&p->remote, &r->node);
+    if (p->remote_total) p->remote_total--;
+    free(r->body);
+    free(r);
+}
+
+static void on_remote_expiry(struct timer_node *node, uint64_t now_ms)
+{
+    (void)now_ms;
+    struct presence_remote *r = container_of(node, struct presence_remote, expiry);
+    struct presence *p = r->owner;
+    char aor[LOCATION_MAX_AOR];
+    memcpy(aor, r->aor, sizeof(aor));
+    log_info("presence: the publication %s of %s (another node's) expired", r->id, aor);
+    remote_free(p, r);
+    if (p->d.on_change) p->d.on_change(p->d.arg, aor);
+}
+
+static struct presence_remote *remote_find(const struct presence *p, const char *aor, const char *id)
+{
+    for (struct hnode *n = htable_first(&p->remote, hash_cstr(aor)); n; n = htable_next(n)) {
+        struct presence_remote *r = container_of(n, struct presence_remote, node);
+        if (strcmp(r->aor, aor) == 0 && strcmp(r->id, id) == 0) return r;
+    }
+    return NULL;
+}
+
+static bool remote_set_body(struct presence_remote *r, const struct presence_shared_pub *sp)
+{
+    char *b = malloc(sp->len + 1);
+    if (!b) return false;
+    memcpy(b, sp->body, sp->len);
+    b[sp->len] = '\0';
+    free(r->body);
+    r->body = b;
+    r->len = sp->len;
+    r->version = sp->version;
+    r->set_wall_ms = sp->set_wall_ms;
+    return true;
+}
+
+size_t presence_remote_set(struct presence *p, const char *aor, const struct presence_shared_pub *pubs, size_t n,
+                           int64_t now_wall_ms)
+{
+    if (strlen(aor) >= LOCATION_MAX_AOR) return n;
+    size_t per_user = (size_t)p->d.cfg->presence_max_publications_per_user, held = 0, skipped = 0;
+    bool changed = false;
+    for (struct hnode *h = htable_first(&p->remote, hash_cstr(aor)); h; h = htable_next(h))
+        container_of(h, struct presence_remote, node)->keep = false;
+    for (size_t i = 0; i < n; i++) {
+        const struct presence_shared_pub *sp = &pubs[i];
+        if (!sp->id || !sp->body || !sp->len || strlen(sp->id) >= PRESENCE_PUB_ID_MAX ||
+            sp->expires_wall_ms <= now_wall_ms || held >= per_user) {
+            skipped++;
+            continue;
+        }
+        struct presence_remote *r = remote_find(p, aor, sp->id);
+        if (r && r->keep) { /* the same id twice */
+            skipped++;
+            continue;
+        }
+        if (!r) {
+            if (p->remote_total >= p->remote_max || !(r = calloc(1, sizeof(*r)))) {
+                skipped++;
+                continue;
+            }
+            timer_node_init(&r->expiry);
+            r->owner = p;
+            snprintf(r->aor, sizeof(r->aor), "%s", aor);
+            snprintf(r->id, sizeof(r->id), "%s", sp->id);
+            if (!remote_set_body(r, sp) || htable_insert(&p->remote, &r->node, hash_cstr(aor)) < 0) {
+                free(r->body);
+                free(r);
+                skipped++;
+                continue;
+            }
+            p->remote_total++;
+            changed = true;
+        } else if (r->len != sp->len || memcmp(r->body, sp->body, sp->len) != 0) {
+            if (!remote_set_body(r, sp)) {
+                skipped++;
+                continue; /* not kept: it goes below */
+            }
+            changed = true;
+        } else {
+            /* the same document set again: nothing a watcher sees changed */
+            r->version = sp->version;
+            r->set_wall_ms = sp->set_wall_ms;
+        }
+        r->keep = true;
+        held++;
+        /* no publication is granted more than max_expires: a record saying
+         * otherwise (a clock far ahead, a planted one) is held that long */
+        uint64_t left = (uint64_t)(sp->expires_wall_ms - now_wall_ms),
+                 cap = (uint64_t)p->d.cfg->max_expires * 1000u + 60000u;
+        timer_start(p->d.timers, &r->expiry, timer_now(p->d.timers) + (left < cap ? left : cap), on_remote_expiry);
+    }
+    struct hnode *h = htable_first(&p->remote, hash_cstr(aor));
+    while (h) {
+        struct presence_remote *r = container_of(h, struct presence_remote, node);
+        h = htable_next(h);
+        if (strcmp(r->aor, aor) != 0 || r->keep) continue;
+        remote_free(p, r);
+        changed = true;
+    }
+    if (changed && p->d.on_change) p->d.on_change(p->d.arg, aor);
+    return skipped;
+}
+
+void presence_remote_clear(struct presence *p, const char *aor)
+{
+    char key[LOCATION_MAX_AOR];
+    snprintf(key, sizeof(key), "%s", aor);
+    struct hnode *h = htable_first(&p->remote, hash_cstr(key));
+    while (h) {
+        struct presence_remote *r = container_of(h, struct presence_remote, node);
+        h = htable_next(h);
+        if (strcmp(r->aor, key) == 0) remote_free(p, r);
+    }
+}
+
+size_t presence_remote_count(const struct presence *p) { return p->remote_total; }
+
+
+void presence_watch(struct presence *p, const char *aor, bool on)
+{
+    if (strlen(aor) >= LOCATION_MAX_AOR) return;
+    struct presence_watched *w = watched_find(p, aor);
+    if (on) {
+        if (!w) {
+            if (!(w = calloc(1, sizeof(*w)))) return;
+            snprintf(w->aor, sizeof(w->aor), "%s", aor);
+            if (htable_insert(&p->watched, &w->node, hash_cstr(aor)) < 0) {
+                free(w);
+                return;
+            }
+        }
+        if (w->n++ == 0 && p->mirror.watch) p->mirror.watch(p->mirror.arg, w->aor, true);
+        return;
+    }
+    if (!w || --w->n > 0) return;
+    char key[LOCATION_MAX_AOR];
+    memcpy(key, w->aor, sizeof(key));
+    htable_remove(&p->watched, &w->node);
+    free(w);
+    presence_remote_clear(p, key);
+    if (p->mirror.watch) p->mirror.watch(p->mirror.arg, key, false);
+}
+
+static int watch_again(struct hnode *n, void *arg)
+{
+    struct presence *p = arg;
+    p->mirror.watch(p->mirror.arg, container_of(n, struct presence_watched, node)->aor, true);
+    return 0;
+}
+
+void presence_set_mirror(struct presence *p, const struct presence_mirror_hooks *h, size_t remote_max)
+{
+    if (h) p->mirror = *h;
+    else memset(&p->mirror, 0, sizeof(p->mirror));
+    p->remote_max = remote_max;
+    if (p->mirror.watch) htable_foreach(&p->watched, watch_again, p);
 }
 
 /* ---- allow lists ---- */
@@ -386,6 +661,8 @@ struct presence *presence_new(const struct presence_deps *d)
     htable_init(&p->by_etag);
     htable_init(&p->by_aor);
     htable_init(&p->allow);
+    htable_init(&p->remote);
+    htable_init(&p->watched);
     return p;
 }
 
@@ -403,11 +680,29 @@ static int free_allow(struct hnode *n, void *arg)
     return 0;
 }
 
+static int free_remote(struct hnode *n, void *arg)
+{
+    remote_free(arg, container_of(n, struct presence_remote, node));
+    return 0;
+}
+
+static int free_watched(struct hnode *n, void *arg)
+{
+    struct presence *p = arg;
+    htable_remove(&p->watched, n);
+    free(container_of(n, struct presence_watched, node));
+    return 0;
+}
+
 void presence_free(struct presence *p)
 {
     if (!p) return;
     htable_foreach(&p->by_etag, free_pub, p);
     htable_foreach(&p->allow, free_allow, p);
+    htable_foreach(&p->remote, free_remote, p);
+    htable_foreach(&p->watched, free_watched, p);
+    htable_free(&p->remote);
+    htable_free(&p->watched);
     htable_free(&p->by_etag);
     htable_free(&p->by_aor);
     htable_free(&p->allow);

@@ -110,6 +110,67 @@ int presence_allow_set(struct presence *p, const char *aor, const char *const *n
  * negative errno. */
 int presence_load(struct presence *p);
 
+/* ---- publications of other nodes ([redis] mirror_presence, presence_mirror.h) ----
+ *
+ * A publication as the nodes share it: id names it across nodes and does
+ * not change on a refresh (the entity tag does); version changes only when
+ * its document does; times are wall-clock ms. */
+#define PRESENCE_PUB_ID_MAX 160 /* "<node id>/<n>" with its NUL */
+
+struct presence_shared_pub {
+    const char *id;             /* < PRESENCE_PUB_ID_MAX */
+    const char *node;           /* the node that holds it */
+    int64_t expires_wall_ms;    /* gone after this */
+    int64_t set_wall_ms;        /* when its document was set: newest first */
+    uint64_t version;           /* its document's version */
+    const char *body;           /* a valid PIDF document (pidf_validate) */
+    size_t len;
+};
+
+/* What the mirror is told; each hook is called on the loop thread, its
+ * arguments valid only during the call. NULL members: nothing. */
+struct presence_mirror_hooks {
+    void *arg;
+    /* One of this node's publications was set, modified or refreshed (pub->id:
+     * this node's number for it; the mirror puts its node id before it). */
+    void (*published)(void *arg, const char *aor, const struct presence_shared_pub *pub);
+    /* One of this node's publications went (removed, expired, its user's
+     * last binding gone); id as published gave it. */
+    void (*withdrawn)(void *arg, const char *aor, const char *id);
+    /* aor's first presence watcher on this node came (on), or its last
+     * went (off): the mirror follows the other nodes' publications of the
+     * AoRs watched here only. */
+    void (*watch)(void *arg, const char *aor, bool on);
+};
+
+/* Sets the hooks (NULL: none) and calls watch(on) for every AoR watched
+ * now. remote_max caps the other nodes' publications held. */
+void presence_set_mirror(struct presence *p, const struct presence_mirror_hooks *h, size_t remote_max);
+
+/* Replaces the other nodes' publications of aor with pubs (already read and
+ * checked; ones expired at now_wall_ms, beyond the per-user or the total cap
+ * are skipped and counted in the return value). When what watchers see
+ * changed (a publication came or went, a document's bytes differ),
+ * on_change is called once: a refresh, or the same document set again,
+ * notifies nobody. Each is dropped at its expiry (on_change). */
+size_t presence_remote_set(struct presence *p, const char *aor, const struct presence_shared_pub *pubs, size_t n,
+                           int64_t now_wall_ms);
+/* Forgets the other nodes' publications of aor (nobody here watches it any
+ * more); no on_change. */
+void presence_remote_clear(struct presence *p, const char *aor);
+/* How many of the other nodes' publications are held (all users). */
+size_t presence_remote_count(const struct presence *p);
+
+/* Whether aor, watched here, is registered on another node (the mirror
+ * asks the cluster's lookups, [redis] cluster_route): its state derived
+ * with no publication is then open (no contact). When that derived state
+ * changes, on_change. Forgotten with the AoR's last watcher. */
+void presence_set_registered_elsewhere(struct presence *p, const char *aor, bool yes);
+
+/* A presence watcher of aor was added (on) or removed (off) here; the
+ * notifier calls it for each presence subscription it links and unlinks. */
+void presence_watch(struct presence *p, const char *aor, bool on);
+
 /* Answers a PUBLISH for aor (a user of ours; the caller checked locality):
  * 489 for an event other than presence, digest like REGISTER, 423 under
  * min_expires, 415 for a body that is not application/pidf+xml, then

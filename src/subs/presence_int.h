@@ -11,6 +11,14 @@ struct presence {
     struct htable by_etag, by_aor, allow; /* publications by tag and by user; allow lists by user */
     uint64_t seq;                         /* publications set so far: orders them newest first */
     uint32_t total;                       /* publications held */
+    /* [redis] mirror_presence: the hooks, the other nodes' publications of
+     * the AoRs watched here (struct presence_remote by AoR) and those AoRs
+     * (struct presence_watched, with their watcher counts) */
+    struct presence_mirror_hooks mirror;
+    struct htable remote, watched;
+    size_t remote_max;
+    uint32_t remote_total;
+    uint64_t next_id;                     /* this node's publication numbers (their shared ids) */
 };
 
 #endif

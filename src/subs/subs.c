@@ -181,6 +181,7 @@ struct subs {
     struct mwi_store *mwi;             /* message-summary: the latest summary per AoR */
     struct mwi_source sources[MWI_MAX_SOURCES];
     size_t nsources;                   /* 0: message-summary is not served */
+    struct subs_record_hooks rec;      /* subs_set_record_hooks */
 };
 
 /* The Allow-Events line of a 489: message-summary only with a source. */
@@ -317,6 +318,20 @@ static void sub_forget(struct subs *s, const char *call_id, const char *tag)
 
 static void winfo_changed(struct subs *s, const char *aor);
 
+static void record_of(const struct subs_sub *sub, struct subs_record *r)
+{
+    *r = (struct subs_record){.aor = sub->aor, .id = sub->local_tag, .watcher = sub->subscriber,
+                              .event = sub->event, .expires_wall_ms = sub->expires_wall_ms, .node_alive = 1};
+}
+
+static void record_changed(struct subs *s, const struct subs_sub *sub)
+{
+    if (!s->rec.changed) return;
+    struct subs_record r;
+    record_of(sub, &r);
+    s->rec.changed(s->rec.arg, &r);
+}
+
 /* Unlinks and frees sub, deleting its row. */
 static void sub_remove(struct subs *s, struct subs_sub *sub)
 {
@@ -328,9 +343,13 @@ static void sub_remove(struct subs *s, struct subs_sub *sub)
     htable_remove(&s->by_aor, &sub->by_aor);
     count_drop(s, sub->subscriber);
     sub_forget(s, sub->call_id, sub->local_tag);
+    if (s->rec.gone) s->rec.gone(s->rec.arg, sub->aor, sub->local_tag);
     if (s->stats.active) s->stats.active--;
     sub_free(sub);
-    if (presence) winfo_changed(s, aor); /* one watcher fewer */
+    if (presence) {
+        presence_watch(s->presence, aor, false);
+        winfo_changed(s, aor); /* one watcher fewer */
+    }
 }
 
 /* ---- NOTIFY ---- */
@@ -693,6 +712,7 @@ static int link_sub(struct subs *s, struct subs_sub *sub)
         return -ENOMEM;
     }
     s->stats.active++;
+    if (strcmp(sub->event, "presence") == 0) presence_watch(s->presence, sub->aor, true);
     return 0;
 }
 
@@ -758,6 +778,7 @@ static void new_subscription(struct subs *s, struct txn *st, const struct transp
         return;
     }
     arm_expiry(s, sub, (uint32_t)expires, clock_wall_ms());
+    record_changed(s, sub);
     log_info("subs: %s subscription of %s to %s for %llds from %s", package, sub->subscriber, aor,
              (long long)expires, rx->src_text);
     sub_notify_full(s, sub);
@@ -791,6 +812,7 @@ static void refresh_subscription(struct subs *s, struct txn *st, const struct tr
         return;
     }
     arm_expiry(s, sub, (uint32_t)expires, clock_wall_ms());
+    record_changed(s, sub);
     sub_notify_full(s, sub);
 }
 
@@ -1155,6 +1177,41 @@ static void on_presence_change(void *arg, const char *aor)
 
 struct presence *subs_presence(struct subs *s) { return s->presence; }
 
+static int record_replay(struct hnode *n, void *arg)
+{
+    record_changed(arg, container_of(n, struct subs_sub, by_key));
+    return 0;
+}
+
+void subs_set_record_hooks(struct subs *s, const struct subs_record_hooks *h)
+{
+    if (h) s->rec = *h;
+    else memset(&s->rec, 0, sizeof(s->rec));
+    htable_foreach(&s->by_key, record_replay, s);
+}
+
+int subs_records(struct subs *s, const char *aor, subs_records_cb cb, void *ctx, void **handle)
+{
+    *handle = NULL;
+    if (s->rec.list) return s->rec.list(s->rec.arg, aor, cb, ctx, handle);
+    struct subs_record *r = calloc(SUBS_RECORDS_MAX, sizeof(*r));
+    if (!r) return -ENOMEM;
+    size_t n = 0;
+    for (struct hnode *h = htable_first(&s->by_aor, str_hash(str_from_cstr(aor))); h && n < SUBS_RECORDS_MAX;
+         h = htable_next(h)) {
+        const struct subs_sub *sub = container_of(h, struct subs_sub, by_aor);
+        if (strcmp(sub->aor, aor) == 0) record_of(sub, &r[n++]);
+    }
+    cb(ctx, 0, r, n);
+    free(r);
+    return 0;
+}
+
+void subs_records_cancel(struct subs *s, void *handle)
+{
+    if (handle && s->rec.cancel) s->rec.cancel(s->rec.arg, handle);
+}
+
 /* ---- life cycle ---- */
 
 struct subs *subs_new(const struct subs_deps *d)
@@ -1243,6 +1300,7 @@ static int load_row(void *arg, const struct store_subscription *row)
     uint64_t left_ms = (uint64_t)(row->expires_at - c->now_wall);
     timer_start(c->s->timers, &sub->expiry, timer_now(c->s->timers) + left_ms, on_expiry);
     sub->expires_wall_ms = row->expires_at;
+    record_changed(c->s, sub);
     c->loaded++;
     return 0;
 }

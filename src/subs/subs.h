@@ -87,6 +87,41 @@ void subs_on_call(struct subs *s, enum subs_call_what what, const struct sip_msg
  * Only the binding_* members are set. */
 void subs_location_observer(struct subs *s, struct location_callbacks *cb);
 
+/* ---- subscription records, for the API and the other nodes ----
+ * ([redis] mirror_presence writes them into the cluster, presence_mirror.h) */
+
+struct subs_record {
+    const char *aor;          /* the watched AoR key */
+    const char *id;           /* this node's To tag of the dialog; in a list from the cluster "<node>/<tag>" */
+    const char *watcher;      /* the subscriber's From URI */
+    const char *event;        /* its package */
+    const char *node;         /* the node holding it; NULL: this one */
+    int64_t expires_wall_ms;
+    int node_alive;           /* 1, 0 (stopped heartbeating), -1 not known */
+};
+/* status 0 and n records (valid during the call), or a negative errno. */
+typedef void (*subs_records_cb)(void *ctx, int status, const struct subs_record *recs, size_t n);
+
+struct subs_record_hooks {
+    void *arg;
+    /* a subscription was made, taken up from the store or refreshed */
+    void (*changed)(void *arg, const struct subs_record *r);
+    /* it ended (id: its To tag) */
+    void (*gone)(void *arg, const char *aor, const char *id);
+    /* aor's subscriptions on every node: 1 and cb later, exactly once
+     * unless cancel(handle) first; or a negative errno and no cb */
+    int (*list)(void *arg, const char *aor, subs_records_cb cb, void *ctx, void **handle);
+    void (*cancel)(void *arg, void *handle);
+};
+/* Sets the hooks (NULL: none) and calls changed() for every subscription held. */
+void subs_set_record_hooks(struct subs *s, const struct subs_record_hooks *h);
+/* aor's subscriptions: with a list hook, every node's (1: cb later, *handle
+ * for subs_records_cancel; < 0: not asked); else this node's (0: cb was
+ * called inside, at most SUBS_RECORDS_MAX). */
+#define SUBS_RECORDS_MAX 256
+int subs_records(struct subs *s, const char *aor, subs_records_cb cb, void *ctx, void **handle);
+void subs_records_cancel(struct subs *s, void *handle);
+
 /* The presence state (publications, allow lists), for the API. */
 struct presence *subs_presence(struct subs *s);
 

@@ -47,6 +47,10 @@ check "NOTIFY 1: Event presence, active, application/pidf+xml" \
     first_notify_head "$N/1.hdr" presence application/pidf+xml
 check "NOTIFY 1: entity sip:alice@$H, basic closed (no binding, nothing published)" \
     test "$(xp $N/1.xml "$P/@entity")/$(xp $N/1.xml "$T/$BASIC")" = "sip:alice@$H/closed"
+check "GET /users/alice/subscriptions: bob's presence subscription, this node's (no cluster)" \
+    jq_ok "$(api GET /users/alice/subscriptions)" '.scope == "node" and (.subscriptions | length) == 1 and
+        .subscriptions[0].watcher == "sip:bob@127.0.0.1" and .subscriptions[0].event == "presence" and
+        .subscriptions[0].expires_in > 500 and .subscriptions[0].node == ""'
 
 check "sipp: alice registers" register r1 60 5097
 check "NOTIFY 2 after the registration" wait_for 30 got_notifies w 2

@@ -133,6 +133,7 @@ static void defaults_before_tables(struct config *c)
     c->redis.api_forward_timeout_ms = 15000;
     c->redis.api_forward_max_pending = 64;
     c->redis.users_max = 100000;
+    c->redis.presence_max = 10000;
     strcpy(c->api.listen, "127.0.0.1:8080");
     c->events.ring_size = 4096;
     strcpy(c->log.level, "info");
@@ -586,6 +587,13 @@ static void test_redis_section(void **state)
     assert_false(cfg.redis.mirror_bindings);
     assert_int_equal(cfg.redis.users_max, 500);
     assert_int_equal(load("[redis]\nusers_max = 0\n"), -1);
+    /* mirror_presence: needs seeds; the cap on other nodes' publications held */
+    assert_int_equal(load("[redis]\nmirror_presence = yes\n"), -1);
+    assert_true(has_error(0, "[redis] mirror_presence = yes needs nodes"));
+    assert_int_equal(load("[redis]\nnodes = 127.0.0.1:7000\nmirror_presence = yes\npresence_max = 50\n"), 0);
+    assert_true(cfg.redis.mirror_presence);
+    assert_int_equal(cfg.redis.presence_max, 50);
+    assert_int_equal(load("[redis]\npresence_max = 0\n"), -1);
 }
 
 /* ---- [upstream:<id>] */

@@ -419,6 +419,85 @@ static void test_expiry(void **state)
     assert_int_equal(active(f), 0);
 }
 
+/* The subscription records ([redis] mirror_presence writes them into the
+ * cluster): made, refreshed, gone (unsubscribe, expiry); hooks set later
+ * get the subscriptions held; without a list hook subs_records lists this
+ * node's. */
+struct rec_log {
+    int changed, gone, listed;
+    char event[16], watcher[64], id[64], gone_id[64];
+    int64_t exp;
+};
+
+static void rec_changed(void *arg, const struct subs_record *r)
+{
+    struct rec_log *l = arg;
+    l->changed++;
+    snprintf(l->event, sizeof(l->event), "%s", r->event);
+    snprintf(l->watcher, sizeof(l->watcher), "%s", r->watcher);
+    snprintf(l->id, sizeof(l->id), "%s", r->id);
+    l->exp = r->expires_wall_ms;
+}
+
+static void rec_gone(void *arg, const char *aor, const char *id)
+{
+    (void)aor;
+    struct rec_log *l = arg;
+    l->gone++;
+    snprintf(l->gone_id, sizeof(l->gone_id), "%s", id);
+}
+
+static void rec_listed(void *ctx, int status, const struct subs_record *r, size_t n)
+{
+    struct rec_log *l = ctx;
+    assert_int_equal(status, 0);
+    l->listed = (int)n;
+    if (n) assert_string_equal(r[0].watcher, "sip:watcher@example.com");
+    if (n) assert_null(r[0].node);
+}
+
+static void test_record_hooks(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    struct rec_log l = {0};
+    assert_int_equal(subscribe(f, "alice", "r-1", 1, "", "reg", "Expires: 600\n"), 200);
+    answer_notify(f, last_notify(f), 200);
+    struct subs_record_hooks h = {.arg = &l, .changed = rec_changed, .gone = rec_gone};
+    subs_set_record_hooks(f->s, &h); /* the one held is told */
+    assert_int_equal(l.changed, 1);
+    assert_string_equal(l.event, "reg");
+    assert_string_equal(l.watcher, "sip:watcher@example.com");
+    const struct sip_msg *ok = last_response(f);
+    char tag[64];
+    snprintf(tag, sizeof(tag), "%.*s", STR_FMT(ok->to.tag));
+    assert_string_equal(l.id, tag);
+    int64_t first = l.exp;
+    assert_true(first > 0);
+    void *handle = (void *)1;
+    assert_int_equal(subs_records(f->s, "alice", rec_listed, &l, &handle), 0);
+    assert_null(handle);
+    assert_int_equal(l.listed, 1);
+    assert_int_equal(subs_records(f->s, "bob", rec_listed, &l, &handle), 0);
+    assert_int_equal(l.listed, 0);
+    /* refreshed: told again, a later expiry */
+    harness_advance(f->h, 1000);
+    assert_int_equal(subscribe(f, "alice", "r-1", 2, tag, "reg", "Expires: 1200\n"), 200);
+    assert_int_equal(l.changed, 2);
+    assert_true(l.exp > first);
+    /* unsubscribed: gone */
+    assert_int_equal(subscribe(f, "alice", "r-1", 3, tag, "reg", "Expires: 0\n"), 200);
+    assert_int_equal(l.gone, 1);
+    assert_string_equal(l.gone_id, tag);
+    /* a new one that expires: made, then gone */
+    assert_int_equal(subscribe(f, "alice", "r-2", 1, "", "reg", "Expires: 60\n"), 200);
+    assert_int_equal(l.changed, 3);
+    answer_notify(f, last_notify(f), 200);
+    harness_advance(f->h, 61000);
+    assert_int_equal(l.gone, 2);
+    subs_set_record_hooks(f->s, NULL);
+}
+
 /* A 481 to a NOTIFY, or no answer at all, ends the subscription (RFC 6665
  * §4.2.2) without another NOTIFY. */
 static void test_notify_failure_ends(void **state)
@@ -961,6 +1040,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_message_summary_off, setup, teardown),
         cmocka_unit_test_setup_teardown(test_presence_winfo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_presence_dropped_with_last_binding, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_record_hooks, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     xmlCleanupParser();

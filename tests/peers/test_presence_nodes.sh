@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# Presence across nodes ([redis] mirror_presence, issue 16): three cascade
+# nodes (a, b, c) on one 3-master Redis Cluster of Debian's redis-server,
+# loopback ports chosen at run time; sipp as watcher (bob, on A) and as
+# publisher (alice, on B and C). Bodies are read with xmllint XPath.
+#  1. bob watches alice on A: closed (nothing published anywhere);
+#  2. alice PUBLISHes on B: A's NOTIFY carries B's tuple; the record is in
+#     p:pres:{alice} (node-b, a TTL);
+#  3. modified on B (closed): A's NOTIFY follows;
+#  4. published on C too: A's NOTIFY holds both tuples, C's (newer) first;
+#  5. B's removed (Expires: 0): A's NOTIFY holds C's only;
+#  6. bad records planted in the hash and announced, and a message naming
+#     no presentity: skipped, counted and logged by A, no NOTIFY;
+#  6b. subscription records: bob watches alice on C too (15 s); A's API
+#     lists both subscriptions, from the cluster, with their nodes;
+#  7. C's set again (same document) for 3 s, no NOTIFY, and C killed -9: A drops it at its expiry by
+#     itself (derived: closed), and the key leaves Redis with its TTL; C's
+#     subscription listed as on a node not alive, then gone at its expiry;
+#  8. bob unsubscribes: the terminated NOTIFY, his record gone from every
+#     node's list; /metrics typed;
+#  9. registrations on another node (cluster_route's lookups): bob watches
+#     alice on A again, closed; she registers on B: open (derived); she
+#     unregisters there: closed.
+source "$(dirname "$0")/lib.sh"
+
+for t in redis-server redis-cli jq python3 sipp xmllint; do
+    command -v "$t" >/dev/null || { echo "SKIP: $t not installed (scripts/install-deps.sh)"; exit 77; }
+done
+
+check "a Redis Cluster forms (3 masters)" redis_cluster_start 3 0
+rcli() { redis-cli -c -h 127.0.0.1 -p "${REDIS_PORTS[0]}" "$@" | tr -d '\r'; }
+
+API_TOKEN=prestoken
+H=127.0.0.1
+declare -A SIP API
+for n in a b c; do
+    SIP[$n]=$(free_port); API[$n]=$(free_port)
+    node_ini "$n" "${SIP[$n]}" "${API[$n]}" 127.0.0.1 <<INI
+[auth]
+realm = cascade.test
+[subscriptions]
+min_expires = 2
+[redis]
+mirror_presence = yes
+mirror_bindings = yes
+cluster_route = yes
+heartbeat_ms = 300
+nodes = 127.0.0.1:${REDIS_PORTS[0]},127.0.0.1:${REDIS_PORTS[1]}
+node_id = node-$n
+key_prefix = p:
+timeout_ms = 1000
+INI
+    start_cascade "$n" "$WORK/$n.ini"
+done
+on() { API_PORT=${API[$1]}; PORT=${SIP[$1]}; }
+pstat() { on "$1"; api GET /stats | jq -r ".redis_presence.$2"; }
+for n in a b c; do
+    on "$n"
+    ctl user add alice --password alicepw >/dev/null
+    ctl user add bob --password bobpw >/dev/null
+done
+subscribed() { [ "$(pstat "$1" subscribed)" = true ]; }
+for n in a b c; do check "node $n subscribed to the presence change channel" wait_for 20 subscribed "$n"; done
+
+P="/*[local-name()='presence']"
+T="$P/*[local-name()='tuple']"
+BASIC="*[local-name()='status']/*[local-name()='basic']"
+pidf() { # pidf TUPLE_ID BASIC
+    printf '<?xml version="1.0" encoding="UTF-8"?><presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:alice@%s"><tuple id="%s"><status><basic>%s</basic></status><note>%s</note></tuple></presence>' "$H" "$1" "$2" "$1"
+}
+publish() { # publish NODE NAME EXPIRES COND BODY
+    on "$1"
+    sipp_scn "$2" publish.xml -s alice -au alice -ap alicepw -auth_uri "alice@$H:$PORT" \
+        -key event presence -key expires "$3" -key cond "$4" -key body "$5" -p "$(free_port)"
+}
+status_of() { grep -a '^SIP/2.0 ' "$WORK/$1.msg" | tail -1 | awk '{print $2}'; }
+etag_of() { grep -a '^SIP-ETag: ' "$WORK/$1.msg" | tail -1 | awk '{print $2}' | tr -d '\r'; }
+tuples() { # tuples N: "id=basic,..." of NOTIFY N, in document order
+    local f=$WORK/w.n/$1.xml i n out=""
+    n=$(xp "$f" "count($T)")
+    for ((i = 1; i <= n; i++)); do out+="$(xp "$f" "$T[$i]/@id")=$(xp "$f" "$T[$i]/$BASIC"),"; done
+    echo "$out"
+}
+
+# ---- 1. bob watches alice on A (six NOTIFYs, then unsubscribe)
+on a
+sipp_scn w sub-presence.xml -s alice -key watcher bob -au bob -ap bobpw -auth_uri "alice@$H:$PORT" \
+    -key expires 600 -p "$(free_port)" &
+W=$!
+check "1. NOTIFY 1 reached bob on A" wait_for 30 got_notifies w 1
+check "... closed: nothing published, no binding" test "$(tuples 1)" = "registration=closed,"
+follows() { [ "$(pstat a followed)" = 1 ]; }
+check "... A follows alice's publications" wait_for 10 follows
+
+# ---- 2. published on B
+check "2. alice PUBLISHes open on B -> 200" publish b p1 120 "Subject: initial" "$(pidf on-b open)"
+check "... 200 with a SIP-ETag" bash -c "test '$(status_of p1)' = 200 && test -n '$(etag_of p1)'"
+E1=$(etag_of p1)
+check "... NOTIFY 2 on A" wait_for 30 got_notifies w 2
+check "... carries B's tuple on-b, open" test "$(tuples 2)" = "on-b=open,"
+check "... p:pres:{alice} holds node-b's record" \
+    bash -c "rcli() { redis-cli -c -h 127.0.0.1 -p ${REDIS_PORTS[0]} \"\$@\"; }; rcli hget 'p:pres:{alice}' node-b/1 | jq -e '.node == \"node-b\" and (.body | contains(\"on-b\"))'"
+check "... with a TTL (the publication's expiry)" bash -c "t=\$(redis-cli -c -h 127.0.0.1 -p ${REDIS_PORTS[0]} pttl 'p:pres:{alice}'); [ \"\$t\" -gt 100000 ] && [ \"\$t\" -le 120000 ]"
+
+# ---- 3. modified on B
+check "3. alice modifies on B (closed) -> 200" publish b p2 120 "SIP-If-Match: $E1" "$(pidf on-b closed)"
+E2=$(etag_of p2)
+check "... NOTIFY 3 on A" wait_for 30 got_notifies w 3
+check "... its document" test "$(tuples 3)" = "on-b=closed,"
+
+# ---- 4. published on C too
+check "4. alice PUBLISHes open on C -> 200" publish c p3 120 "Subject: initial" "$(pidf on-c open)"
+E3=$(etag_of p3)
+check "... NOTIFY 4 on A" wait_for 30 got_notifies w 4
+check "... both tuples, C's (the newer) first" test "$(tuples 4)" = "on-c=open,on-b=closed,"
+
+# ---- 5. B's removed
+check "5. alice removes B's publication (Expires: 0) -> 200" publish b p4 0 "SIP-If-Match: $E2" ""
+check "... 200" test "$(status_of p4)" = 200
+check "... NOTIFY 5 on A" wait_for 30 got_notifies w 5
+check "... C's tuple only" test "$(tuples 5)" = "on-c=open,"
+check "... node-b's field gone from Redis" test "$(rcli hexists 'p:pres:{alice}' node-b/1)" = 0
+
+# ---- 6. bad records and messages
+rej=$(pstat a rejected)
+exp_ms=$(( $(date +%s) * 1000 + 4000 )) # short: they must not keep the key alive in 7
+rcli hset 'p:pres:{alice}' evil/1 'not json' >/dev/null
+rcli hset 'p:pres:{alice}' evil/2 "{\"node\":\"evil\",\"exp\":$exp_ms,\"set\":1,\"ver\":1,\"body\":\"<presence/>\"}" >/dev/null
+rcli hset 'p:pres:{alice}' evil/3 "{\"node\":\"node-b\",\"exp\":$exp_ms,\"set\":1,\"ver\":1,\"body\":\"x\"}" >/dev/null
+rcli publish p:pres-changes 'p:pres:{alice}' >/dev/null
+rcli publish p:pres-changes 'junk' >/dev/null
+skipped() { [ "$(pstat a rejected)" -ge $((rej + 4)) ]; }
+check "6. three bad records and a message naming no presentity: A counts them rejected" wait_for 20 skipped
+check "... and logs them" bash -c "grep -q 'redis presence: 3 records of alice skipped' '$WORK/a.log' &&
+    grep -q 'redis presence: a change message that names no presentity' '$WORK/a.log'"
+check "... no NOTIFY for them" not got_notifies w 6
+
+# ---- 6b. subscription records across nodes
+on c
+sipp_scn w3 sub-presence.xml -s alice -key watcher bob -au bob -ap bobpw -auth_uri "alice@$H:$PORT" \
+    -key expires 15 -p "$(free_port)" &
+W3=$!
+check "6b. bob watches alice on C too (15 s): NOTIFY 1" wait_for 30 got_notifies w3 1
+subs_of() { on "$1"; api GET /users/alice/subscriptions; }
+both_listed() {
+    jq_ok "$(subs_of a)" '.scope == "cluster" and ([.subscriptions[] | select(.event == "presence" and
+        .watcher == "sip:bob@127.0.0.1" and .node_alive == true and .expires_in > 0)] | map(.node) | sort) == ["node-a", "node-c"]'
+}
+check "... A's API lists both subscriptions (nodes a and c, alive), read from the cluster" wait_for 10 both_listed
+check "... B's API the same" jq_ok "$(subs_of b)" '[.subscriptions[].node] | sort == ["node-a", "node-c"]'
+check "... an unknown user: 404" jq_ok "$(on a; api GET /users/nobody/subscriptions)" '.error == "not-found"'
+
+# ---- 7. C's refreshed to 3 s, C killed: A drops it at its expiry
+# (publish.xml always sends a body: the same document again, which changes
+# nothing a watcher sees, stands for a refresh)
+check "7. alice sets C's publication again, same document, for 3 s -> 200" \
+    publish c p5 3 "SIP-If-Match: $E3" "$(pidf on-c open)"
+check "... 200, Expires 3" bash -c "test '$(status_of p5)' = 200 && grep -aq '^Expires: 3' '$WORK/p5.msg'"
+check "... the write pruned the record that is not JSON" wait_for 10 bash -c "[ \"\$(redis-cli -c -h 127.0.0.1 -p ${REDIS_PORTS[0]} hexists 'p:pres:{alice}' evil/1)\" = 0 ]"
+kill -9 "$c_PID"
+check "... C killed -9; NOTIFY 6 on A after the expiry" wait_for 30 got_notifies w 6
+check "... derived again: closed" test "$(tuples 6)" = "registration=closed,"
+check "... A's log says the other node's publication expired" grep -q "presence: the publication node-c/1 of alice (another node's) expired" "$WORK/a.log"
+check "... the key left Redis with its TTL" wait_for 20 bash -c "[ \"\$(redis-cli -c -h 127.0.0.1 -p ${REDIS_PORTS[0]} exists 'p:pres:{alice}')\" = 0 ]"
+c_not_alive() { jq_ok "$(subs_of a)" '[.subscriptions[] | select(.node == "node-c")] | length == 1 and (.[0].node_alive // false) == false'; }
+check "... C's subscription still listed on A, its node not alive" wait_for 20 c_not_alive
+c_gone() { jq_ok "$(subs_of a)" '.scope == "cluster" and ([.subscriptions[] | select(.node == "node-c")] | length) == 0'; }
+check "... and gone at its expiry (15 s)" wait_for 30 c_gone
+pkill -P "$W3" 2>/dev/null || true # its sipp waits for a NOTIFY the dead node never sends
+wait "$W3" 2>/dev/null || true
+
+# ---- 8. the end
+check "8. bob unsubscribed and got the terminated NOTIFY (sipp ran the scenario)" wait "$W"
+none_left() { jq_ok "$(subs_of b)" '.subscriptions == []'; }
+check "... no subscription of alice's left in B's list (A's record removed)" wait_for 10 none_left
+curl -s "http://127.0.0.1:${API[a]}/metrics" >"$WORK/a.prom"
+check "... /metrics: redis_presence typed (promcheck, no untyped family)" \
+    python3 "$PEERS_DIR/promcheck.py" check "$WORK/a.prom" --no-untyped
+check "... cascade_redis_presence_fetches_total counted" grep -q '^cascade_redis_presence_fetches_total [1-9]' "$WORK/a.prom"
+check "... B wrote its changes (writes_ok >= 3)" [ "$(pstat b writes_ok)" -ge 3 ]
+
+# ---- 9. registered on another node
+register() { # register NODE NAME EXPIRES CPORT
+    on "$1"
+    sipp_scn "$2" register.xml -s alice -au alice -ap alicepw -key expires "$3" -key cport "$4" -p "$(free_port)"
+}
+on a
+sipp_scn w2 sub-presence-3.xml -s alice -key watcher bob -au bob -ap bobpw -auth_uri "alice@$H:$PORT" \
+    -key expires 600 -p "$(free_port)" &
+W2=$!
+tuples2() { local f=$WORK/w2.n/$1.xml; echo "$(xp "$f" "$T/@id")=$(xp "$f" "$T/$BASIC")"; }
+check "9. bob watches alice on A again: NOTIFY 1, closed" wait_for 30 got_notifies w2 1
+check "... closed" test "$(tuples2 1)" = "registration=closed"
+check "... alice registers on B" register b r1 60 5097
+check "... NOTIFY 2 on A (B's binding, through the cluster's lookup)" wait_for 30 got_notifies w2 2
+check "... derived: open" test "$(tuples2 2)" = "registration=open"
+check "... alice unregisters on B" register b r2 0 5097
+check "... NOTIFY 3 on A" wait_for 30 got_notifies w2 3
+check "... closed again" test "$(tuples2 3)" = "registration=closed"
+check "... bob unsubscribed (sipp ran the scenario)" wait "$W2"
+check "... no lookup failed on A" [ "$(pstat a lookup_failures)" = 0 ]
+
+finish
