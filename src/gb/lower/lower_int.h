@@ -117,7 +117,9 @@ struct gb_relay {
     struct txn *st;                   /* the upstream's INVITE, until answered */
     struct ua_uac *h;                 /* our INVITE to the device, until its final */
     struct ua_dialog *up_dlg;         /* UAS, with the upstream */
-    struct ua_dialog *dev_dlg;        /* UAC, with the device */
+    struct ua_dialog *dev_dlg;        /* UAC, with the device (or the node relaying to it) */
+    struct gb_locate *loc;            /* across nodes: looking the channel's node up */
+    char node[64];                    /* across nodes: the node it goes through; "" here */
     int64_t started_at;
 };
 
@@ -299,6 +301,10 @@ void gb_lstreams_stop(struct gb_lower *l, struct gb_upstream *up, const char *re
 /* lower_relay.c (middle node) */
 /* 1 when id names a device of the upper role or one of its channels. */
 bool gb_relay_knows(struct gb_lower *l, str_t id);
+/* 1 when the upper role finds devices registered on other nodes ([redis]
+ * mirror_gb_devices with cluster_route): an INVITE for an id not known
+ * here is looked up there (gb_relay_invite). */
+bool gb_relay_across_nodes(struct gb_lower *l);
 /* Relays the INVITE of st to the device owning the channel. */
 void gb_relay_invite(struct gb_lower *l, struct gb_upstream *up, struct txn *st, const struct transport_rx *rx);
 /* CANCEL of a relayed INVITE: 1 when it was one. */

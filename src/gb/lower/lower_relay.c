@@ -79,6 +79,8 @@ static struct gb_device *owner_of(struct gb_lower *l, str_t id, struct gb_channe
 
 bool gb_relay_knows(struct gb_lower *l, str_t id) { return owner_of(l, id, NULL, NULL) != NULL; }
 
+bool gb_relay_across_nodes(struct gb_lower *l) { return l->upper && gb_upper_plays_across_nodes(l->upper); }
+
 /* ---- catalog ---- */
 
 struct cat_ctx {
@@ -318,47 +320,39 @@ static void relay_invite_final(void *arg, struct ua_uac *h, int status, const st
             relay_free(r);
             return;
         }
-        log_info("gb lower: relayed INVITE for %s: device %s answered, stream goes to upstream %s", r->channel_id,
-                 r->device_id, r->up->cfg.id);
+        log_info("gb lower: relayed INVITE for %s: device %s answered%s%s, stream goes to upstream %s", r->channel_id,
+                 r->device_id, r->node[0] ? " through node " : "", r->node, r->up->cfg.id);
         gb_lower_publish(l, "gb.lower.relay.started",
                          json_pack("{s:s,s:s,s:s}", "upstream", r->up->cfg.id, "device_id", r->device_id,
                                    "channel_id", r->channel_id));
         return;
     }
     int code = status >= 300 && status < 700 ? status : 500;
-    log_info("gb lower: relayed INVITE for %s: device %s answered %d", r->channel_id, r->device_id, status);
+    log_info("gb lower: relayed INVITE for %s: device %s answered %d%s%s", r->channel_id, r->device_id, status,
+             r->node[0] ? " through node " : "", r->node);
     respond(l, st, code, resp ? resp->reason : STR_NULL);
     relay_free(r);
 }
 
 static const struct ua_uac_cb relay_invite_cb = {.on_final = relay_invite_final};
 
-void gb_relay_invite(struct gb_lower *l, struct gb_upstream *up, struct txn *st, const struct transport_rx *rx)
+static void relay_link(struct gb_lower *l, struct gb_relay *r)
 {
-    const struct sip_msg *m = rx->msg;
-    struct gb_device *d = owner_of(l, m->ruri.user, NULL, NULL);
-    if (!d) {
-        respond(l, st, 404, STR_NULL);
-        return;
-    }
-    if (!gb_device_online(d)) {
-        log_info("gb lower: INVITE from upstream %s for %.*s: device %s offline, 480", up->cfg.id,
-                 STR_FMT(m->ruri.user), gb_device_id(d));
-        respond(l, st, 480, STR_NULL);
-        return;
-    }
-    struct gb_relay *r = calloc(1, sizeof(*r));
-    if (!r) {
-        respond(l, st, 500, STR_NULL);
-        return;
-    }
-    r->l = l;
-    r->up = up;
-    r->st = st;
-    r->started_at = clock_wall_ms();
-    snprintf(r->device_id, sizeof(r->device_id), "%s", gb_device_id(d));
-    str_copy(r->channel_id, sizeof(r->channel_id), m->ruri.user);
+    r->next = l->relays;
+    if (l->relays) l->relays->prev = r;
+    l->relays = r;
+    l->relay_count++;
+}
 
+/* Our INVITE, made from the upstream's m: to device d when it is here, else
+ * through the node t names (the peer-marked hop plays use, play_nodes.c:
+ * that node relays it to the device over the device's flow). Either way
+ * the upstream's SDP goes unchanged, so the device streams straight to the
+ * upstream's media address. */
+static struct ua_uac *relay_send(struct gb_relay *r, const struct sip_msg *m, struct gb_device *d,
+                                 const struct gb_node_target *t)
+{
+    struct gb_lower *l = r->l;
     struct ua_request req = {0};
     req.method = SIP_INVITE;
     req.auto_contact = true;
@@ -381,12 +375,90 @@ void gb_relay_invite(struct gb_lower *l, struct gb_upstream *up, struct txn *st,
     req.header_count = 1;
     req.content_type = m->body.len ? STR_LIT("application/sdp") : STR_NULL;
     req.body = m->body;
-    req.pin_dest = true; /* ACK, INFO, BYE where the device registered from, not to a private Contact */
-    r->next = l->relays;
-    if (l->relays) l->relays->prev = r;
-    l->relays = r;
-    l->relay_count++;
-    r->h = gb_device_send(l->upper, d, r->channel_id, &req, &relay_invite_cb, r);
+    /* ACK, INFO, BYE where the INVITE went (the device's registered address,
+     * or the owning node), not to a Contact that may be private. */
+    req.pin_dest = true;
+    if (d) return gb_device_send(l->upper, d, r->channel_id, &req, &relay_invite_cb, r);
+    return gb_upper_send_via(l->upper, t, r->channel_id, &req, &relay_invite_cb, r);
+}
+
+/* Across nodes: where the channel is (gb_upper_locate), then the INVITE
+ * through its node; or the answer the local relay would give. */
+static void relay_located(void *arg, int status, const struct gb_node_target *t)
+{
+    struct gb_relay *r = arg;
+    struct gb_lower *l = r->l;
+    r->loc = NULL;
+    const struct sip_msg *m = r->st ? txn_request(r->st) : NULL;
+    struct gb_device *d = NULL;
+    if (status == 0 && t->local) {
+        d = gb_device_find(l->upper, t->device_id);
+        if (!d || !gb_device_online(d)) status = 480;
+    }
+    if (status == 0 && !m) status = 500;
+    if (status == 0) {
+        snprintf(r->device_id, sizeof(r->device_id), "%s", t->device_id);
+        if (!d) snprintf(r->node, sizeof(r->node), "%s", t->node);
+        r->h = relay_send(r, m, d, t);
+        if (!r->h) status = 500;
+    }
+    if (status) {
+        log_info("gb lower: INVITE from upstream %s for %s: not relayed to any node, %d", r->up->cfg.id,
+                 r->channel_id, status);
+        struct txn *st = r->st;
+        r->st = NULL;
+        if (st) respond(l, st, status, STR_NULL);
+        relay_free(r);
+        return;
+    }
+    log_info("gb lower: INVITE from upstream %s for %s relayed to device %s%s%s", r->up->cfg.id, r->channel_id,
+             r->device_id, r->node[0] ? " through node " : "", r->node);
+}
+
+void gb_relay_invite(struct gb_lower *l, struct gb_upstream *up, struct txn *st, const struct transport_rx *rx)
+{
+    const struct sip_msg *m = rx->msg;
+    struct gb_device *d = owner_of(l, m->ruri.user, NULL, NULL);
+    bool across = !d && l->upper && gb_upper_plays_across_nodes(l->upper);
+    if (!d && !across) {
+        respond(l, st, 404, STR_NULL);
+        return;
+    }
+    if (d && !gb_device_online(d)) {
+        log_info("gb lower: INVITE from upstream %s for %.*s: device %s offline, 480", up->cfg.id,
+                 STR_FMT(m->ruri.user), gb_device_id(d));
+        respond(l, st, 480, STR_NULL);
+        return;
+    }
+    struct gb_relay *r = calloc(1, sizeof(*r));
+    if (!r) {
+        respond(l, st, 500, STR_NULL);
+        return;
+    }
+    r->l = l;
+    r->up = up;
+    r->st = st;
+    r->started_at = clock_wall_ms();
+    str_copy(r->channel_id, sizeof(r->channel_id), m->ruri.user);
+    relay_link(l, r);
+    if (across) {
+        /* Not registered here: maybe on another node (issue 16). Only an
+         * upstream's INVITE is looked up, and the hop it takes is marked:
+         * the owning node relays it to its own device or answers 404, never
+         * sends it on (play_nodes.c), so no loop can form. */
+        int rc = gb_upper_locate(l->upper, r->channel_id, relay_located, r, &r->loc);
+        if (rc != 0) {
+            int code = rc == -EINVAL || rc == -ENOENT ? 404 : 503;
+            log_info("gb lower: INVITE from upstream %s for %s: not looked up on the other nodes (%s): %d",
+                     up->cfg.id, r->channel_id, strerror(-rc), code);
+            r->st = NULL;
+            respond(l, st, code, STR_NULL);
+            relay_free(r);
+        }
+        return;
+    }
+    snprintf(r->device_id, sizeof(r->device_id), "%s", gb_device_id(d));
+    r->h = relay_send(r, m, d, NULL);
     if (!r->h) {
         r->st = NULL;
         respond(l, st, 500, STR_NULL);
@@ -402,6 +474,8 @@ int gb_relay_cancel(struct gb_lower *l, struct txn *invite_st)
     for (struct gb_relay *r = l->relays; r; r = r->next) {
         if (r->st != invite_st) continue;
         log_info("gb lower: relayed INVITE for %s cancelled by upstream %s", r->channel_id, r->up->cfg.id);
+        if (r->loc) gb_upper_locate_cancel(l->upper, r->loc);
+        r->loc = NULL;
         if (r->h) ua_request_cancel(r->h);
         r->h = NULL;
         r->st = NULL;
@@ -519,6 +593,7 @@ void gb_relays_stop(struct gb_lower *l, struct gb_upstream *up, const char *reas
             r = next;
             continue;
         }
+        if (r->loc) gb_upper_locate_cancel(l->upper, r->loc);
         if (r->h) ua_request_cancel(r->h);
         if (r->st) respond(l, r->st, 480, STR_NULL);
         if (r->up_dlg) ua_dialog_bye(r->up_dlg);

@@ -769,6 +769,7 @@ static int on_register(struct gb_upper *g, struct txn *st, const struct transpor
     device_arm(g, d);
     gb_device_persist(g, d);
     gb_mirror_online(g, d);
+    gb_mirror_channels(g, d);
     if (!was_online) {
         char remote[TRANSPORT_ADDR_TEXT];
         gb_device_remote_text(d, remote, sizeof(remote));
@@ -1071,6 +1072,7 @@ static int load_device(void *arg, const struct store_gb_device *row)
     device_arm(g, d);
     gb_subs_device_restored(g, d);
     gb_mirror_online(g, d); /* this node holds it again */
+    gb_mirror_channels(g, d);
     return 0;
 }
 
