@@ -23,6 +23,10 @@
 #     on (loop protection), A passes the 404 to top;
 #  5. what A reports to top as its directory: its own devices only (the
 #     camera on B is not in it);
+#  5b. top's DeviceInfo / DeviceStatus / RecordInfo about the camera (its
+#     channel or itself) through A: A asks B's API (the HTTP forward the API
+#     uses, with its own token), the camera's answer reaches top; an id on
+#     no node or offline: an ERROR answer at once;
 #  6. the camera goes offline while top plays it: B ends its relay, its BYE
 #     reaches A, A's reaches top; a play then answers 480.
 source "$(dirname "$0")/lib.sh"
@@ -192,6 +196,30 @@ CAT=$(top POST "/gb/devices/$MID_ID/catalog")
 echo "# A's catalog to top: $CAT"
 check "5. A's catalog to top does not list the camera on B (its own devices only)" \
     jq_ok "$CAT" '[.channels[]? | select(.id == "'"$DEV"'" or .id == "'"$CH1"'")] | length == 0'
+
+# ---- 5b. top's queries about the camera on B, through A: A finds the
+# device's node and asks that node's API (its own token), whose answer is
+# the camera's
+INFO=$(top POST "/gb/devices/$MID_ID/info" "{\"target\":\"$CH1\"}")
+check "5b. top: DeviceInfo of the camera's channel is the camera's own ($INFO)" \
+    jq_ok "$INFO" '.result == "OK" and .device_id == "'"$CH1"'" and .manufacturer == "cascade-gbsim" and .model == "SIM-IPC"'
+INFO=$(top POST "/gb/devices/$MID_ID/info" "{\"target\":\"$DEV\"}")
+check "... DeviceInfo of the camera itself ($INFO)" \
+    jq_ok "$INFO" '.result == "OK" and .device_id == "'"$DEV"'" and .model == "SIM-IPC" and .device_name == "模拟设备1"'
+STATUS=$(top POST "/gb/devices/$MID_ID/status" "{\"target\":\"$CH1\"}")
+check "... DeviceStatus of the channel ($STATUS)" \
+    jq_ok "$STATUS" '.result == "OK" and .device_id == "'"$CH1"'" and .online == "ONLINE" and .status == "OK"'
+REC=$(top POST "/gb/devices/$MID_ID/records" "{\"channel\":\"$CH1\",\"start\":\"2026-01-01T00:00:00\",\"end\":\"2026-01-02T00:00:00\"}")
+check "... RecordInfo of the channel (gbsim records nothing) ($REC)" jq_ok "$REC" '.channel == "'"$CH1"'" and .sum_num == 0'
+check "... A asked them through node B" \
+    test "$(grep -cE "(DeviceInfo|DeviceStatus|RecordInfo) for ($CH1|$DEV) from upstream $TOP_ID \(SN [0-9]+\) asked of device $DEV through node node-b" "$WORK/a.log")" = 4
+check "... B answered them as peer queries" test "$(gstat b peer_queries)" = 4
+NOWHERE=$(top POST "/gb/devices/$MID_ID/info" '{"target":"34020000001310000099"}')
+check "... DeviceInfo of a channel on no node: an ERROR answer at once ($NOWHERE)" \
+    jq_ok "$NOWHERE" '.result == "ERROR" and .device_id == "34020000001310000099"'
+OFFQ=$(top POST "/gb/devices/$MID_ID/status" "{\"target\":\"$OFF_CH\"}")
+check "... DeviceStatus of a channel whose device is offline: ERROR, OFFLINE ($OFFQ)" \
+    jq_ok "$OFFQ" '.result == "ERROR" and .online == "OFFLINE"'
 
 # ---- 6. the camera goes offline while top plays it: B's BYE -> A -> top
 P6=$(top POST "/gb/devices/$MID_ID/channels/$CH1/play" '{}')

@@ -494,6 +494,8 @@ struct gb_relay_query {
     struct gb_lower *l;
     struct gb_upstream *up;
     struct gb_relay_ask ask;
+    struct gb_locate *loc;            /* across nodes: looking the id's device up */
+    char *start, *end;                /* across nodes: RecordInfo's range, until asked */
 };
 
 static void relay_query_unlink(struct gb_relay_query *q)
@@ -508,11 +510,14 @@ static void relay_query_unlink(struct gb_relay_query *q)
 static void relay_query_free(struct gb_relay_query *q)
 {
     free(q->ask.name);
+    free(q->start);
+    free(q->end);
     free(q);
 }
 
 /* The upper role's answer (exactly once): the device's Response, or the
- * query's failure (timeout, device gone offline, shutdown). */
+ * query's failure (timeout, device gone offline, shutdown); across nodes,
+ * the owning node's API answer, which is the same JSON. */
 static void relay_query_done(struct gb_waiter *wt, int status, json_t *body)
 {
     struct gb_relay_query *q = (struct gb_relay_query *)wt;
@@ -536,40 +541,113 @@ static enum gb_query_kind query_kind(gb_cmd_t cmd)
     return cmd == GB_CMD_DEVICE_INFO ? GB_Q_INFO : cmd == GB_CMD_DEVICE_STATUS ? GB_Q_STATUS : GB_Q_RECORDS;
 }
 
+/* Asks device d (here) the query q: 0, or a negative errno (not asked). */
+static int query_ask_here(struct gb_relay_query *q, struct gb_device *d, const struct gb_channel_view *chan,
+                          const char *start, const char *end)
+{
+    enum gb_query_kind kind = query_kind(q->ask.cmd);
+    if (kind == GB_Q_RECORDS && !q->ask.name && !(q->ask.name = strdup(chan && chan->name ? chan->name : q->ask.id)))
+        return -ENOMEM;
+    /* DeviceInfo / DeviceStatus of the device itself: target NULL, so it
+     * joins the same question asked through the API. */
+    const char *target = kind == GB_Q_RECORDS || chan ? q->ask.id : NULL;
+    return gb_query_start(q->l->upper, d, kind, target, start, end, &q->wt);
+}
+
+/* A query not asked: the error answer the upstream gets at once. */
+static void query_refused(struct gb_relay_query *q, int status, const char *why)
+{
+    log_info("gb lower: %s for %s from upstream %s not asked of its device (%s): error answer",
+             gb_cmd_name(q->ask.cmd), q->ask.id, q->up->cfg.id, why);
+    gb_lower_answer_relayed(q->l, q->up, &q->ask, status, NULL);
+    relay_query_free(q);
+}
+
+/* Across nodes: the id's device and node found (gb_upper_locate); the query
+ * goes to that node's API (gb_upper_query_remote), whose answer is the
+ * one the device gave there. */
+static void query_located(void *arg, int status, const struct gb_node_target *t)
+{
+    struct gb_relay_query *q = arg;
+    struct gb_lower *l = q->l;
+    q->loc = NULL;
+    relay_query_unlink(q);
+    if (status) {
+        query_refused(q, status == 480 ? 409 : status, status == 404 ? "on no node" : status == 480 ? "offline"
+                                                                                                    : "node unavailable");
+        return;
+    }
+    int rc;
+    enum gb_query_kind kind = query_kind(q->ask.cmd);
+    bool of_device = !strcmp(t->device_id, q->ask.id);
+    if (t->local) {
+        struct gb_device *d = gb_device_find(l->upper, t->device_id);
+        rc = d ? query_ask_here(q, d, NULL, q->start, q->end) : -ENOTCONN;
+    } else {
+        if (kind == GB_Q_RECORDS && !q->ask.name && !(q->ask.name = strdup(q->ask.id))) rc = -ENOMEM;
+        else
+            rc = gb_upper_query_remote(l->upper, t->device_id, kind,
+                                       kind == GB_Q_RECORDS || !of_device ? q->ask.id : NULL, q->start, q->end,
+                                       &q->wt);
+    }
+    if (rc != 0) {
+        query_refused(q, rc == -ENOTCONN ? 409 : 503, strerror(-rc));
+        return;
+    }
+    q->next = l->relay_queries;
+    l->relay_queries = q;
+    log_info("gb lower: %s for %s from upstream %s (SN %u) asked of device %s%s%s", gb_cmd_name(q->ask.cmd),
+             q->ask.id, q->up->cfg.id, q->ask.sn, t->device_id, t->local ? "" : " through node ",
+             t->local ? "" : t->node);
+}
+
 int gb_relay_query(struct gb_lower *l, struct gb_upstream *up, const gb_manscdp_t *m)
 {
     struct gb_channel_view view;
     const struct gb_channel_view *chan;
     struct gb_device *d = m->device_id ? owner_of(l, str_from_cstr(m->device_id), &view, &chan) : NULL;
-    if (!d) return -ENOENT;
+    bool across = !d && m->device_id && gb_relay_across_nodes(l) && gb_id_valid(str_from_cstr(m->device_id));
+    if (!d && !across) return -ENOENT;
     struct gb_relay_query *q = calloc(1, sizeof(*q));
-    struct gb_relay_ask ask = {.cmd = m->cmd, .sn = m->sn};
-    snprintf(ask.id, sizeof(ask.id), "%s", m->device_id);
-    snprintf(ask.type, sizeof(ask.type), "%s", m->record_query.type ? m->record_query.type : "");
-    ask.name = m->cmd == GB_CMD_RECORD_INFO ? strdup(chan && chan->name ? chan->name : ask.id) : NULL;
-    enum gb_query_kind kind = query_kind(m->cmd);
-    int rc = -ENOMEM;
-    if (q && (ask.name || kind != GB_Q_RECORDS)) {
-        q->wt.done = relay_query_done;
-        q->l = l;
-        q->up = up;
-        q->ask = ask;
-        /* DeviceInfo / DeviceStatus of the device itself: target NULL, so it
-         * joins the same question asked through the API. */
-        const char *target = kind == GB_Q_RECORDS || chan ? ask.id : NULL;
-        rc = gb_query_start(l->upper, d, kind, target, m->record_query.start_time, m->record_query.end_time, &q->wt);
+    if (!q) {
+        struct gb_relay_ask ask = {.cmd = m->cmd, .sn = m->sn};
+        snprintf(ask.id, sizeof(ask.id), "%s", m->device_id);
+        gb_lower_answer_relayed(l, up, &ask, 503, NULL);
+        return 0;
     }
+    q->wt.done = relay_query_done;
+    q->l = l;
+    q->up = up;
+    q->ask.cmd = m->cmd;
+    q->ask.sn = m->sn;
+    snprintf(q->ask.id, sizeof(q->ask.id), "%s", m->device_id);
+    snprintf(q->ask.type, sizeof(q->ask.type), "%s", m->record_query.type ? m->record_query.type : "");
+    int rc;
+    if (across) {
+        /* Maybe registered on another node (issue 16): its owner's API asks
+         * it. An id on no node gets an error answer, as an offline one. */
+        if (m->record_query.start_time && !(q->start = strdup(m->record_query.start_time))) rc = -ENOMEM;
+        else if (m->record_query.end_time && !(q->end = strdup(m->record_query.end_time))) rc = -ENOMEM;
+        else rc = gb_upper_locate(l->upper, q->ask.id, query_located, q, &q->loc);
+        if (rc == 0) {
+            q->next = l->relay_queries;
+            l->relay_queries = q;
+            return 0;
+        }
+        query_refused(q, rc == -EINVAL || rc == -ENOENT ? 404 : 503, strerror(-rc));
+        return 0;
+    }
+    rc = query_ask_here(q, d, chan, m->record_query.start_time, m->record_query.end_time);
     if (rc != 0) {
         log_info("gb lower: %s for %s from upstream %s not asked of device %s (%s): error answer", gb_cmd_name(m->cmd),
-                 ask.id, up->cfg.id, gb_device_id(d), rc == -ENOTCONN ? "offline" : strerror(-rc));
-        gb_lower_answer_relayed(l, up, &ask, rc == -ENOTCONN ? 409 : 503, NULL);
-        free(ask.name);
-        free(q);
+                 q->ask.id, up->cfg.id, gb_device_id(d), rc == -ENOTCONN ? "offline" : strerror(-rc));
+        gb_lower_answer_relayed(l, up, &q->ask, rc == -ENOTCONN ? 409 : 503, NULL);
+        relay_query_free(q);
         return 0;
     }
     q->next = l->relay_queries;
     l->relay_queries = q;
-    log_info("gb lower: %s for %s from upstream %s (SN %u) asked of device %s", gb_cmd_name(m->cmd), ask.id,
+    log_info("gb lower: %s for %s from upstream %s (SN %u) asked of device %s", gb_cmd_name(m->cmd), q->ask.id,
              up->cfg.id, m->sn, gb_device_id(d));
     return 0;
 }
@@ -583,6 +661,7 @@ void gb_relays_stop(struct gb_lower *l, struct gb_upstream *up, const char *reas
             continue;
         }
         *pp = q->next;
+        if (q->loc) gb_upper_locate_cancel(l->upper, q->loc);
         gb_waiter_cancel(&q->wt);
         relay_query_free(q);
     }

@@ -919,6 +919,11 @@ struct gb_upper *gb_upper_new(const struct gb_config *cfg, const struct auth_ser
     g->cluster = deps->devmirror ? deps->cluster : NULL; /* play across nodes reads the devices' records */
     g->forward_timeout_ms = deps->forward_timeout_ms ? deps->forward_timeout_ms : 15000;
     g->forward_max = deps->forward_max_pending ? deps->forward_max_pending : 64;
+    if (deps->forward_authorization && *deps->forward_authorization &&
+        !(g->forward_auth = strdup(deps->forward_authorization))) {
+        gb_upper_free(g);
+        return NULL;
+    }
     g->txn = deps->txn;
     if (gb_charset_from_name(cfg->charset, &g->charset) != 0) {
         log_warn("[gb] charset \"%s\" unknown, using GB2312", cfg->charset);
@@ -1299,6 +1304,7 @@ void gb_upper_free(struct gb_upper *g)
     htable_free(&g->streams_by_sid);
     if (g->auth) auth_server_free(g->auth);
     gb_strpool_free(g->strings); /* after the devices: they hold its strings */
+    free(g->forward_auth);
     free(g);
 }
 

@@ -70,6 +70,10 @@ struct gb_upper_deps {
      * API (gb_upper_forward): the hop's deadline and how many at once
      * ([redis] api_forward_timeout_ms, api_forward_max_pending; 0: 15 s, 64). */
     uint32_t forward_timeout_ms, forward_max_pending;
+    /* The Authorization this node sends with a request of its own to a
+     * peer's API (gb_upper_query_remote: a middle node's query for an
+     * upstream), "Bearer <[api] token>"; NULL or "": none (copied). */
+    const char *forward_authorization;
 };
 
 /* cfg ([gb]) and local are copied. auth: nonce lifetimes and throttling of
@@ -237,6 +241,17 @@ struct gb_forward_req {
     size_t body_len;
 };
 int gb_upper_forward(struct gb_upper *g, const char *device_id, const struct gb_forward_req *r, struct gb_waiter *wt);
+/* A middle node's query for a device registered on another node (an
+ * upstream's DeviceInfo / DeviceStatus / RecordInfo, gb/lower/lower_relay.c):
+ * the API request the same query is on that node — POST
+ * /api/v1/gb/devices/<device_id>/info | status (body {"target"} when target)
+ * or /records (body {"channel", "start", "end"}) — sent by gb_upper_forward
+ * with this node's forward_authorization; wt gets what a client of that
+ * API would (the body the query gives on the device's node, or the errors
+ * gb_upper_forward lists). Returns as gb_upper_forward; -EINVAL for
+ * GB_Q_CATALOG (a catalog is answered from this node's view). */
+int gb_upper_query_remote(struct gb_upper *g, const char *device_id, enum gb_query_kind kind, const char *target,
+                          const char *start, const char *end, struct gb_waiter *wt);
 /* Counts an API request that a peer forwarded here (GB_FORWARD_HEADER). */
 void gb_upper_peer_query(struct gb_upper *g);
 

@@ -325,6 +325,7 @@ struct gb_upper {
     struct gb_locate *locates;           /* a middle node's relay: looking a channel's node up */
     struct gb_forward *forwards;  /* API requests for devices on other nodes (query_nodes.c) */
     uint32_t forward_count, forward_timeout_ms, forward_max;
+    char *forward_auth;           /* our own requests to a peer's API (gb_upper_query_remote); NULL: none */
     struct gb_live_hls *hls_ended; /* live_hls.c: ended playbacks' final playlists, a while */
     unsigned hls_ended_count;
 };
