@@ -26,12 +26,13 @@
 #  5b. top's DeviceInfo / DeviceStatus / RecordInfo about the camera (its
 #     channel or itself) through A: A asks B's API (the HTTP forward the API
 #     uses, with its own token), the camera's answer reaches top; an id on
-#     no node or offline: an ERROR answer at once;
+#     no node or offline: an ERROR answer at once; a PTZ command from top:
+#     A sends it to B in a peer-marked MESSAGE, B on to the camera;
 #  6. the camera goes offline while top plays it: B ends its relay, its BYE
 #     reaches A, A's reaches top; a play then answers 480.
 source "$(dirname "$0")/lib.sh"
 
-for t in redis-server redis-cli jq ffprobe; do
+for t in redis-server redis-cli jq ffprobe sipp; do
     command -v "$t" >/dev/null || { echo "SKIP: $t not installed (scripts/install-deps.sh)"; exit 77; }
 done
 
@@ -214,12 +215,54 @@ check "... RecordInfo of the channel (gbsim records nothing) ($REC)" jq_ok "$REC
 check "... A asked them through node B" \
     test "$(grep -cE "(DeviceInfo|DeviceStatus|RecordInfo) for ($CH1|$DEV) from upstream $TOP_ID \(SN [0-9]+\) asked of device $DEV through node node-b" "$WORK/a.log")" = 4
 check "... B answered them as peer queries" test "$(gstat b peer_queries)" = 4
+PTZ=$(top POST "/gb/devices/$MID_ID/channels/$CH1/ptz" '{"cmd":"left","speed":100}')
+check "... PTZ left from top for the camera's channel: sent to A ($PTZ)" jq_ok "$PTZ" '.sent == true'
+check "... the camera received it through A and B (gbsim logs PTZ left)" \
+    wait_for 10 grep -q "gbsim: device 0 PTZ left" "$WORK/gbsim.log"
+check "... A sent it through node B" grep -q "DeviceControl for $CH1 relayed to device $DEV through node node-b" "$WORK/a.log"
+check "... B re-encoded it for the camera" \
+    grep -q "gb peer relay: DeviceControl from node 127.0.0.1:.* for $CH1 relayed to device $DEV" "$WORK/b.log"
 NOWHERE=$(top POST "/gb/devices/$MID_ID/info" '{"target":"34020000001310000099"}')
 check "... DeviceInfo of a channel on no node: an ERROR answer at once ($NOWHERE)" \
     jq_ok "$NOWHERE" '.result == "ERROR" and .device_id == "34020000001310000099"'
 OFFQ=$(top POST "/gb/devices/$MID_ID/status" "{\"target\":\"$OFF_CH\"}")
 check "... DeviceStatus of a channel whose device is offline: ERROR, OFFLINE ($OFFQ)" \
     jq_ok "$OFFQ" '.result == "ERROR" and .online == "OFFLINE"'
+
+# ---- 5c. trust: a peer-marked DeviceControl MESSAGE from an address that
+# is no live node's (sipp on 127.0.0.2): 403 at B, nothing sent on
+cat >"$WORK/peer-message.xml" <<'XML'
+<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="forged peer MESSAGE">
+  <send>
+    <![CDATA[
+      MESSAGE sip:[field0]@[remote_ip]:[remote_port];gb-device=[field1] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      Route: <sip:[remote_ip]:[remote_port];lr;cascade-peer>
+      From: <sip:34020000002000000009@3402000000>;tag=[call_number]
+      To: <sip:[field0]@3402000000>
+      Call-ID: [call_id]
+      CSeq: 1 MESSAGE
+      Max-Forwards: 70
+      Content-Type: Application/MANSCDP+xml
+      Content-Length: [len]
+
+<?xml version="1.0" encoding="UTF-8"?>
+<Control><CmdType>DeviceControl</CmdType><SN>7</SN><DeviceID>[field0]</DeviceID><PTZCmd>A50F0102640000 1B</PTZCmd></Control>
+    ]]>
+  </send>
+  <recv response="403"/>
+</scenario>
+XML
+printf 'SEQUENTIAL\n%s;%s\n' "$CH1" "$DEV" >"$WORK/peer-message.csv"
+SPORT=$(free_port)
+PTZ_SEEN=$(grep -c "PTZ" "$WORK/gbsim.log")
+forged() {
+    timeout 30 sipp -sf "$WORK/peer-message.xml" -inf "$WORK/peer-message.csv" -i 127.0.0.2 -p "$SPORT" \
+        -m 1 -timeout 20 -nostdin "127.0.0.1:${SIP[b]}" >"$WORK/sipp-forged.log" 2>&1 </dev/null
+}
+check "5c. a peer-marked MESSAGE from 127.0.0.2 (no live node) gets 403 from B" forged
+check "... B sent the camera nothing" test "$(grep -c "PTZ" "$WORK/gbsim.log")" = "$PTZ_SEEN"
 
 # ---- 6. the camera goes offline while top plays it: B's BYE -> A -> top
 P6=$(top POST "/gb/devices/$MID_ID/channels/$CH1/play" '{}')

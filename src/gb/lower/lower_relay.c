@@ -652,8 +652,11 @@ int gb_relay_query(struct gb_lower *l, struct gb_upstream *up, const gb_manscdp_
     return 0;
 }
 
+static void relay_controls_stop(struct gb_lower *l, struct gb_upstream *up);
+
 void gb_relays_stop(struct gb_lower *l, struct gb_upstream *up, const char *reason)
 {
+    relay_controls_stop(l, up);
     for (struct gb_relay_query **pp = &l->relay_queries; *pp;) {
         struct gb_relay_query *q = *pp;
         if (up && q->up != up) {
@@ -685,10 +688,9 @@ void gb_relays_stop(struct gb_lower *l, struct gb_upstream *up, const char *reas
 
 /* ---- DeviceControl ---- */
 
-int gb_relay_control(struct gb_lower *l, const gb_manscdp_t *m)
+/* Sends control m to device d (here), in the device's charset. */
+static int control_send_here(struct gb_lower *l, struct gb_device *d, const gb_manscdp_t *m)
 {
-    struct gb_device *d = owner_of(l, str_from_cstr(m->device_id), NULL, NULL);
-    if (!d || !gb_device_online(d)) return -ENOTCONN;
     sbuf_t body;
     sbuf_init(&body);
     int rc = gb_manscdp_build(&body, gb_device_charset(d), m);
@@ -704,6 +706,95 @@ int gb_relay_control(struct gb_lower *l, const gb_manscdp_t *m)
     sbuf_free(&body);
     if (!h) return -EIO;
     log_info("gb lower: DeviceControl for %s relayed to device %s", m->device_id, gb_device_id(d));
+    return 0;
+}
+
+/* Across nodes: the control, written in UTF-8, waits for its device's node. */
+struct gb_relay_control {
+    struct gb_relay_control *next;  /* l->relay_controls */
+    struct gb_lower *l;
+    struct gb_upstream *up;
+    struct gb_locate *loc;
+    char id[GB_ID_LEN + 1];
+    sbuf_t body;
+};
+
+static void control_free(struct gb_relay_control *c)
+{
+    for (struct gb_relay_control **pp = &c->l->relay_controls; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    sbuf_free(&c->body);
+    free(c);
+}
+
+/* The MESSAGE through the owning node (play_nodes.c: it re-encodes the
+ * control for its device and sends it on), or to the device here. */
+static void control_located(void *arg, int status, const struct gb_node_target *t)
+{
+    struct gb_relay_control *c = arg;
+    struct gb_lower *l = c->l;
+    c->loc = NULL;
+    int rc = status ? -ENOENT : 0;
+    if (rc == 0 && t->local) {
+        struct gb_device *d = gb_device_find(l->upper, t->device_id);
+        gb_manscdp_t m;
+        rc = d ? gb_manscdp_parse(c->body.data, c->body.len, "UTF-8", &m) : -ENOENT;
+        if (rc == 0) {
+            rc = gb_device_online(d) ? control_send_here(l, d, &m) : -ENOTCONN;
+            gb_manscdp_free(&m);
+        }
+    } else if (rc == 0) {
+        struct ua_request r = {0};
+        r.method = SIP_MESSAGE;
+        r.content_type = STR_LIT("Application/MANSCDP+xml");
+        r.body = sbuf_str(&c->body);
+        rc = gb_upper_send_via(l->upper, t, c->id, &r, NULL, NULL) ? 0 : -EIO;
+        if (rc == 0)
+            log_info("gb lower: DeviceControl for %s relayed to device %s through node %s", c->id, t->device_id,
+                     t->node);
+    }
+    if (rc != 0)
+        log_warn("gb lower: DeviceControl for %s from upstream %s not relayed (%s)", c->id, c->up->cfg.id,
+                 status ? (status == 404 ? "on no node" : status == 480 ? "offline" : "node unavailable")
+                        : "not sent");
+    control_free(c);
+}
+
+static void relay_controls_stop(struct gb_lower *l, struct gb_upstream *up)
+{
+    for (struct gb_relay_control *c = l->relay_controls, *next; c; c = next) {
+        next = c->next;
+        if (up && c->up != up) continue;
+        gb_upper_locate_cancel(l->upper, c->loc);
+        control_free(c);
+    }
+}
+
+int gb_relay_control(struct gb_lower *l, struct gb_upstream *up, const gb_manscdp_t *m)
+{
+    struct gb_device *d = owner_of(l, str_from_cstr(m->device_id), NULL, NULL);
+    if (d) return gb_device_online(d) ? control_send_here(l, d, m) : -ENOTCONN;
+    if (!gb_relay_across_nodes(l) || !m->device_id) return -ENOTCONN;
+    /* Maybe registered on another node (issue 16): that node takes the
+     * control in a peer-marked MESSAGE and sends it to its device. */
+    struct gb_relay_control *c = calloc(1, sizeof(*c));
+    if (!c) return -ENOMEM;
+    c->l = l;
+    c->up = up;
+    snprintf(c->id, sizeof(c->id), "%s", m->device_id);
+    sbuf_init(&c->body);
+    int rc = gb_manscdp_build(&c->body, GB_CHARSET_UTF8, m) != 0 ? -EINVAL : 0;
+    if (rc == 0) rc = gb_upper_locate(l->upper, c->id, control_located, c, &c->loc);
+    if (rc != 0) {
+        sbuf_free(&c->body);
+        free(c);
+        return rc;
+    }
+    c->next = l->relay_controls;
+    l->relay_controls = c;
     return 0;
 }
 

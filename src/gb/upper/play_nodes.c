@@ -430,16 +430,55 @@ static int peer_cancel(struct gb_upper *g, struct txn *st, const struct transpor
     return 0;
 }
 
+/* A middle node's DeviceControl for one of our devices (an upstream's, the
+ * middle node being another node of ours, gb/lower/lower_relay.c): a
+ * MANSCDP Control whose DeviceID is the Request-URI's user, re-encoded in
+ * the device's charset and sent on as the local relay does. Answered 200
+ * once sent (a control has no Response, GB/T 28181 §A.2.3.1.2); 400 when
+ * the body is not such a control, 404 / 480 as for an INVITE. */
+static void peer_control(struct gb_upper *g, struct txn *st, const struct transport_rx *rx, struct gb_device *d)
+{
+    const struct sip_msg *m = rx->msg;
+    gb_manscdp_t msg;
+    int rc = gb_manscdp_parse(m->body.s, m->body.len, NULL, &msg);
+    if (rc < 0 || msg.cmd != GB_CMD_DEVICE_CONTROL || msg.kind != GB_MSG_CONTROL || !msg.device_id ||
+        !str_eq_cstr(m->ruri.user, msg.device_id)) {
+        log_info("gb peer relay: MESSAGE from node %s for %.*s is not a DeviceControl of that id: 400", rx->src_text,
+                 STR_FMT(m->ruri.user));
+        gb_manscdp_free(&msg);
+        peer_respond(g, st, 400);
+        return;
+    }
+    sbuf_t body;
+    sbuf_init(&body);
+    struct ua_uac *h = NULL;
+    if (gb_manscdp_build(&body, d->charset, &msg) == 0) {
+        struct ua_request r;
+        memset(&r, 0, sizeof(r));
+        r.method = SIP_MESSAGE;
+        r.content_type = STR_LIT("Application/MANSCDP+xml");
+        r.body = sbuf_str(&body);
+        h = gb_device_send(g, d, d->id, &r, NULL, NULL);
+    }
+    sbuf_free(&body);
+    log_info("gb peer relay: DeviceControl from node %s for %s %s device %s", rx->src_text, msg.device_id,
+             h ? "relayed to" : "could not be sent to", d->id);
+    gb_manscdp_free(&msg);
+    peer_respond(g, st, h ? 200 : 500);
+}
+
 int gb_peer_on_request(struct gb_upper *g, struct txn *st, const struct transport_rx *rx)
 {
     const struct sip_msg *m = rx->msg;
     if (m->method == SIP_CANCEL) return peer_cancel(g, st, rx);
     str_t dev;
-    if (m->method != SIP_INVITE || !sip_param_get(m->ruri.params, GB_PEER_DEVICE_PARAM, &dev)) return 0;
+    if ((m->method != SIP_INVITE && m->method != SIP_MESSAGE) ||
+        !sip_param_get(m->ruri.params, GB_PEER_DEVICE_PARAM, &dev))
+        return 0;
     if (!peer_marked(m) || !cluster_is_node_addr(g->cluster, (const struct sockaddr *)&rx->src)) {
         g->stats.peer_refused++;
-        gb_log_refusal(g, "gb peer relay: INVITE naming a device from %s, not a live node's marked request: 403",
-                       rx->src_text);
+        gb_log_refusal(g, "gb peer relay: %.*s naming a device from %s, not a live node's marked request: 403",
+                       STR_FMT(m->method_name), rx->src_text);
         peer_respond(g, st, 403);
         return 1;
     }
@@ -457,6 +496,10 @@ int gb_peer_on_request(struct gb_upper *g, struct txn *st, const struct transpor
     if (!d->online) {
         g->stats.peer_refused++;
         peer_respond(g, st, 480);
+        return 1;
+    }
+    if (m->method == SIP_MESSAGE) {
+        peer_control(g, st, rx, d);
         return 1;
     }
     struct gb_peer_relay *r = calloc(1, sizeof(*r));

@@ -955,7 +955,12 @@ int gb_upper_on_request(struct gb_upper *g, struct txn *st, const struct transpo
     case SIP_REGISTER: return on_register(g, st, rx);
     case SIP_INVITE:
     case SIP_CANCEL: return g->cluster && !rx->msg->to.tag.len ? gb_peer_on_request(g, st, rx) : 0;
-    case SIP_MESSAGE: return rx->msg->to.tag.len ? 0 : on_message(g, st, rx);
+    case SIP_MESSAGE:
+        if (rx->msg->to.tag.len) return 0;
+        /* A peer's DeviceControl for our device names it in a Request-URI
+         * parameter (play_nodes.c); a device's MESSAGE has none. */
+        if (g->cluster && rx->msg->ruri.params.len && gb_peer_on_request(g, st, rx)) return 1;
+        return on_message(g, st, rx);
     case SIP_NOTIFY: return rx->msg->to.tag.len ? gb_subs_on_notify(g, st, rx) : 0;
     default: return 0;
     }
