@@ -17,7 +17,8 @@
 #  3b. a playback from top paused through A and B (the camera logs PAUSE);
 #  3c. top's CANCEL (the camera stopped while the INVITE waits at it):
 #     A cancels its INVITE to B, B its INVITE to the camera;
-#  4. a channel nowhere: 404 to top; a planted record saying offline: 480;
+#  4. a channel nowhere: 404 to top; the device's own id (no channel key)
+#     looked up as a device, through B (the camera has no such channel: 404); a planted record saying offline: 480;
 #     naming a node that is not alive: 503; naming A itself (stale): 404;
 #     naming B for a device B does not have: B answers 404 and sends nothing
 #     on (loop protection), A passes the 404 to top;
@@ -166,6 +167,11 @@ play_code() {
     echo none
 }
 check "4. a channel on no node: 404" test "$(play_code 34020000001310000099)" = 404
+# The device's own id (no channel key): looked up as a device; the INVITE
+# goes through B to the camera, which has no channel of that id (404).
+top POST "/gb/devices/$MID_ID/channels/$DEV/play" '{}' >/dev/null
+check "... an INVITE naming the device's own id is looked up as a device and goes through B" \
+    wait_for 10 grep -q "relayed INVITE for $DEV: device $DEV answered 404 through node node-b" "$WORK/a.log"
 # Planted: a channel whose device's record says offline on B.
 OFF_DEV=34020000001320000091 OFF_CH=34020000001310000091
 rcli set "t:gbchan:{$OFF_CH}" "$OFF_DEV" px 60000 >/dev/null
@@ -189,8 +195,8 @@ check "... a record naming B for a device B lacks: B's 404 reaches top through A
     test "$(play_code "$LOOP_CH")" = 404
 check "... B refused it and sent nothing on" \
     grep -q "gb peer relay: node 127.0.0.1:.* asked for $LOOP_CH of device $LOOP_DEV, not registered here: 404" "$WORK/b.log"
-check "... B relayed no other INVITE" test "$(gstat b peer_relays)" = 3
-check "... the camera saw no other INVITE" test "$(invites "$CH1")" = "$INV_BEFORE4"
+check "... B relayed no other INVITE" test "$(gstat b peer_relays)" = 4
+check "... the camera saw no other INVITE for the channel" test "$(invites "$CH1")" = "$INV_BEFORE4"
 
 # ---- 5. A's directory to top: its own devices only
 CAT=$(top POST "/gb/devices/$MID_ID/catalog")
