@@ -103,9 +103,9 @@ check "... node A relayed it through node B" \
     "$WORK/a.log"
 check "... node B relayed one INVITE from a peer to the camera" test "$(gstat b peer_relays)" = 1
 check "... node B logged it" grep -q "INVITE from node 127.0.0.1:.* for $CH1 relayed to device $DEV" "$WORK/b.log"
-check "... A's relay event names the channel" bash -c "curl -s -H 'Authorization: Bearer $API_TOKEN' \
+check "... A's relay event names the channel and node-b" bash -c "curl -s -H 'Authorization: Bearer $API_TOKEN' \
     'http://127.0.0.1:${API[a]}/api/v1/events/recent?since=0' |
-    jq -e '[.events[] | select(.type == \"gb.lower.relay.started\" and .channel_id == \"$CH1\" and .device_id == \"$DEV\")] | length == 1' >/dev/null"
+    jq -e '[.events[] | select(.type == \"gb.lower.relay.started\" and .channel_id == \"$CH1\" and .device_id == \"$DEV\" and .node == \"node-b\")] | length == 1' >/dev/null"
 
 # ---- 3. stop on top: BYE through A and B to the camera
 top DELETE "/gb/streams/$SID" >/dev/null

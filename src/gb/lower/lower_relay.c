@@ -322,9 +322,10 @@ static void relay_invite_final(void *arg, struct ua_uac *h, int status, const st
         }
         log_info("gb lower: relayed INVITE for %s: device %s answered%s%s, stream goes to upstream %s", r->channel_id,
                  r->device_id, r->node[0] ? " through node " : "", r->node, r->up->cfg.id);
-        gb_lower_publish(l, "gb.lower.relay.started",
-                         json_pack("{s:s,s:s,s:s}", "upstream", r->up->cfg.id, "device_id", r->device_id,
-                                   "channel_id", r->channel_id));
+        json_t *ev = json_pack("{s:s,s:s,s:s}", "upstream", r->up->cfg.id, "device_id", r->device_id,
+                               "channel_id", r->channel_id);
+        if (ev && r->node[0]) json_object_set_new(ev, "node", json_string(r->node)); /* through another node */
+        gb_lower_publish(l, "gb.lower.relay.started", ev);
         return;
     }
     int code = status >= 300 && status < 700 ? status : 500;
