@@ -542,7 +542,8 @@ static enum gb_query_kind query_kind(gb_cmd_t cmd)
     return cmd == GB_CMD_DEVICE_INFO ? GB_Q_INFO : cmd == GB_CMD_DEVICE_STATUS ? GB_Q_STATUS : GB_Q_RECORDS;
 }
 
-/* Asks device d (here) the query q: 0, or a negative errno (not asked). */
+/* Asks device d (here) the query q: 0, or a negative errno (not asked).
+ * chan: the channel asked about when the catalog here has it. */
 static int query_ask_here(struct gb_relay_query *q, struct gb_device *d, const struct gb_channel_view *chan,
                           const char *start, const char *end)
 {
@@ -551,7 +552,7 @@ static int query_ask_here(struct gb_relay_query *q, struct gb_device *d, const s
         return -ENOMEM;
     /* DeviceInfo / DeviceStatus of the device itself: target NULL, so it
      * joins the same question asked through the API. */
-    const char *target = kind == GB_Q_RECORDS || chan ? q->ask.id : NULL;
+    const char *target = kind == GB_Q_RECORDS || strcmp(q->ask.id, gb_device_id(d)) ? q->ask.id : NULL;
     return gb_query_start(q->l->upper, d, kind, target, start, end, &q->wt);
 }
 
