@@ -166,13 +166,16 @@ static struct gb_upper *start_gb_upper(struct worker *w)
 {
     struct auth_server_config ac;
     auth_server_config_from(&ac, &w->cfg.auth, AUTH_OFFER(AUTH_ALG_MD5));
+    char bearer[sizeof(w->cfg.api.token) + 8];
+    snprintf(bearer, sizeof(bearer), "Bearer %s", w->cfg.api.token);
     struct gb_upper_deps deps = {.loop = w->loop, .timers = &w->timers, .ua = w->ua, .store = w->store,
                                  .events = w->events, .admission = &w->admission, .devmirror = w->gb_mirror,
                                  .cluster = w->cluster, .txn = w->txn,
                                  .forward_timeout_ms = w->cfg.redis.api_forward_timeout_ms,
                                  .forward_max_pending = w->cfg.redis.api_forward_max_pending,
                                  .forward_tls = w->tls,
-                                 .forward_tls_name = w->cfg.redis.api_tls_name};
+                                 .forward_tls_name = w->cfg.redis.api_tls_name,
+                                 .forward_authorization = w->cfg.api.token[0] ? bearer : NULL};
     struct gb_config gc = w->cfg.gb;
     gc.live_idle_stop_ms = w->cfg.media.idle_stop_s * 1000u; /* [media] idle_stop */
     gc.live_flv_max_lag_ms = w->cfg.media.flv_max_lag_ms;     /* [media] flv_max_lag_ms */

@@ -1,15 +1,20 @@
 /* fuzz_gb_devmirror.c — libFuzzer target for what a node reads from Redis
  * about a GB device registered elsewhere (src/gb/upper/device_mirror.c):
- * the HGETALL answer of <prefix>gbdev:{id}. hiredis's reader turns the
+ * the HGETALL answer of <prefix>gbdev:{id}, and the GET answer of a
+ * channel key <prefix>gbchan:{channel} (the channel's device, read by a
+ * middle node relaying an upstream's INVITE). hiredis's reader turns the
  * input into replies (with the client's capped objects, redis_objects.h),
- * each given to gb_devmirror_reply_read as a lookup does; the raw input is
+ * each given to gb_devmirror_reply_read and gb_devmirror_channel_reply_read
+ * as a lookup does; the raw input is
  * also split at NUL bytes into the field/value strings of
  * gb_devmirror_record_read.
  *
  * Beyond "no crash": an accepted record has a non-empty node id, transport
  * and remote that fit with their NUL and hold only printable ASCII with no
  * space (the node id is looked up in the registry and logged; nothing
- * from Redis reaches a SIP header unchecked), and times that are >= 0.
+ * from Redis reaches a SIP header unchecked), and times that are >= 0; an
+ * accepted channel key names a device of exactly 20 digits (it goes into
+ * a Request-URI parameter and a Redis key).
  *
  *   tests/fuzz/fuzz_gb_devmirror -max_total_time=60 tests/fuzz/corpus/fuzz_gb_devmirror */
 #include <errno.h>
@@ -64,6 +69,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             int rc = gb_devmirror_reply_read(reply, &rec);
             if (rc == 0) record_checked(&rec);
             else if (rc != -ENOENT && rc != -EPROTO) abort();
+            char dev[GB_DEVMIRROR_ID_LEN + 1];
+            rc = gb_devmirror_channel_reply_read(reply, dev);
+            if (rc == 0) {
+                if (strlen(dev) != GB_DEVMIRROR_ID_LEN) abort();
+                for (size_t k = 0; k < GB_DEVMIRROR_ID_LEN; k++)
+                    if (dev[k] < '0' || dev[k] > '9') abort();
+            } else if (rc != -ENOENT && rc != -EPROTO) abort();
             freeReplyObject(reply);
         }
     }

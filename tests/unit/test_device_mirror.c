@@ -119,10 +119,49 @@ static void test_reply_read(void **state)
 }
 
 
+/* A channel key's GET answer: a 20-digit device id, nil (no key), or
+ * anything else (-EPROTO: taken as absent, never used as an id). */
+static void test_channel_reply_read(void **state)
+{
+    (void)state;
+    char dev[GB_DEVMIRROR_ID_LEN + 1];
+    redisReply r = {.type = REDIS_REPLY_STRING, .str = (char *)"34020000001320000001", .len = 20};
+    assert_int_equal(gb_devmirror_channel_reply_read(&r, dev), 0);
+    assert_string_equal(dev, "34020000001320000001");
+    redisReply nil = {.type = REDIS_REPLY_NIL};
+    assert_int_equal(gb_devmirror_channel_reply_read(&nil, dev), -ENOENT);
+    assert_string_equal(dev, "");
+    r.len = 19; /* too short */
+    assert_int_equal(gb_devmirror_channel_reply_read(&r, dev), -EPROTO);
+    r.str = (char *)"3402000000132000000x"; /* not digits */
+    r.len = 20;
+    assert_int_equal(gb_devmirror_channel_reply_read(&r, dev), -EPROTO);
+    r.str = (char *)"340200000013200000\r\n"; /* not an id, even of the right length */
+    assert_int_equal(gb_devmirror_channel_reply_read(&r, dev), -EPROTO);
+    redisReply err = {.type = REDIS_REPLY_ERROR, .str = (char *)"34020000001320000001", .len = 20};
+    assert_int_equal(gb_devmirror_channel_reply_read(&err, dev), -EPROTO);
+    redisReply num = {.type = REDIS_REPLY_INTEGER, .integer = 3};
+    assert_int_equal(gb_devmirror_channel_reply_read(&num, dev), -EPROTO);
+    assert_string_equal(dev, "");
+}
+
 struct got {
     int calls, status;
     bool rec;
 };
+
+struct got_channel {
+    int calls, status;
+    char device[32];
+};
+
+static void on_channel(void *arg, int status, const char *device)
+{
+    struct got_channel *g = arg;
+    g->calls++;
+    g->status = status;
+    snprintf(g->device, sizeof(g->device), "%s", device ? device : "");
+}
 
 static void on_lookup(void *arg, int status, const struct gb_devmirror_record *rec)
 {
@@ -204,13 +243,47 @@ static void test_writes_and_lookups(void **state)
     assert_int_equal(s.lookups_pending, 0);
     assert_int_equal(s.lookups_failed, 1);
 
-    /* Freed with a lookup waiting: -ECANCELED, inside the free. */
+    /* Channel keys: one SET per channel but the device's own id, under the
+     * same cap as the other writes (3: the third channel is dropped). */
+    const char *chans[] = {"34020000001310000001", "34020000001320000001", "34020000001310000002",
+                           "34020000001310000003", "34020000001310000004"};
+    gb_devmirror_channels(m, "34020000001320000001", chans, 5, 0);
+    gb_devmirror_get_stats(m, &s);
+    assert_int_equal(s.pending, 3);
+    assert_int_equal(s.writes_dropped, 3);
+    gb_devmirror_channels(NULL, "34020000001320000001", chans, 5, 0); /* no mirror: nothing */
+
+    /* A channel's device: its own callback, the same bounds and deadline. */
+    struct got_channel ch = {0}, chc = {0};
+    struct gb_devmirror_lookup *hch, *hchc;
+    assert_int_equal(gb_devmirror_channel_lookup(m, "34020000001310000001", on_channel, &ch, &hch), 0);
+    assert_int_equal(gb_devmirror_channel_lookup(m, "34020000001310000002", on_channel, &chc, &hchc), 0);
+    gb_devmirror_lookup_cancel(hchc);
+    assert_int_equal(gb_devmirror_channel_lookup(m, long_id, on_channel, &chc, &hchc), -EINVAL);
+    gb_devmirror_get_stats(m, &s);
+    assert_int_equal(s.lookups_pending, 2);
+    spin(&loop, &ts);
+    fake_now += 500;
+    spin(&loop, &ts);
+    assert_int_equal(ch.calls, 1);
+    assert_int_equal(ch.status, -ETIMEDOUT);
+    assert_string_equal(ch.device, "");
+    assert_int_equal(chc.calls, 0);
+    gb_devmirror_get_stats(m, &s);
+    assert_int_equal(s.lookups_pending, 0);
+    assert_int_equal(s.writes_failed, 6);
+
+    /* Freed with lookups waiting: -ECANCELED, inside the free. */
     struct got d = {0};
-    struct gb_devmirror_lookup *hd;
+    struct got_channel dc = {0};
+    struct gb_devmirror_lookup *hd, *hdc;
     assert_int_equal(gb_devmirror_lookup(m, "34020000001320000001", on_lookup, &d, &hd), 0);
+    assert_int_equal(gb_devmirror_channel_lookup(m, "34020000001310000001", on_channel, &dc, &hdc), 0);
     gb_devmirror_free(m);
     assert_int_equal(d.calls, 1);
     assert_int_equal(d.status, -ECANCELED);
+    assert_int_equal(dc.calls, 1);
+    assert_int_equal(dc.status, -ECANCELED);
     uv_run(&loop, UV_RUN_NOWAIT);
     assert_int_equal(uv_loop_close(&loop), 0);
     timer_service_free(&ts);
@@ -221,6 +294,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_record_read),
         cmocka_unit_test(test_reply_read),
+        cmocka_unit_test(test_channel_reply_read),
         cmocka_unit_test(test_writes_and_lookups),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -452,6 +452,100 @@ static void test_forward_bounds(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+struct located {
+    int calls, status;
+    char device[24];
+};
+
+static void on_located(void *arg, int status, const struct gb_node_target *t)
+{
+    struct located *l = arg;
+    l->calls++;
+    l->status = status;
+    snprintf(l->device, sizeof(l->device), "%s", t ? t->device_id : "");
+}
+
+/* A middle node's lookups (gb_upper_locate: the channel's device, then its
+ * record) and its queries sent to a peer's API (gb_upper_query_remote):
+ * refusals, the Redis deadline (503), cancel, stop; gb_upper_send_via
+ * refuses a local or unreadable target. */
+static void test_locate(void **state)
+{
+    (void)state;
+    struct gbh *h = calloc(1, sizeof(*h));
+    assert_non_null(h);
+    gbh_init(h);
+    assert_int_equal(gbh_start(h), 0);
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    struct redis_config rc = {.mirror_gb_devices = true, .mirror_bindings = true, .cluster_route = true,
+                              .timeout_ms = 500, .max_pending = 10, .heartbeat_ms = 1000, .lookup_max_pending = 10};
+    snprintf(rc.nodes, sizeof(rc.nodes), "127.0.0.1:1");
+    snprintf(rc.key_prefix, sizeof(rc.key_prefix), "t:");
+    int err = 0;
+    struct gb_devmirror *m = gb_devmirror_new(&loop, &h->ua_w.timers, &rc, "node-m", &err);
+    struct cluster *c = cluster_new(&loop, &h->ua_w.timers, &rc, "node-m", "sip:127.0.0.1:5060", &err);
+    assert_non_null(m);
+    assert_non_null(c);
+    struct gb_upper *g = h->g;
+    const char *ch = "34020000001310000001";
+    struct located a = {0}, b = {0}, d = {0};
+    struct gb_locate *ha, *hb, *hd;
+    assert_int_equal(gb_upper_locate(g, ch, on_located, &a, &ha), -ENOENT); /* across nodes off */
+    g->devmirror = m;
+    g->cluster = c;
+    g->loop = &loop;
+    assert_int_equal(gb_upper_locate(g, "3402", on_located, &a, &ha), -EINVAL);
+    assert_int_equal(gb_upper_locate(g, ch, on_located, &a, &ha), 0);
+    assert_int_equal(gb_upper_locate(g, ch, on_located, &b, &hb), 0);
+    gb_upper_locate_cancel(g, hb);
+    assert_int_equal(a.calls, 0); /* never from inside the call */
+
+    /* Queries for a peer's API: a catalog is not one; RecordInfo needs its range. */
+    struct answer q = {.wt.done = answer_done};
+    assert_int_equal(gb_upper_query_remote(g, "34020000001320000001", GB_Q_CATALOG, NULL, NULL, NULL, &q.wt), -EINVAL);
+    assert_int_equal(gb_upper_query_remote(g, "34020000001320000001", GB_Q_RECORDS, ch, NULL, NULL, &q.wt), -EINVAL);
+    assert_int_equal(gb_upper_query_remote(g, "x", GB_Q_INFO, NULL, NULL, NULL, &q.wt), -ENOENT);
+    assert_int_equal(gb_upper_query_remote(g, "34020000001320000001", GB_Q_INFO, ch, NULL, NULL, &q.wt), 0);
+
+    /* Redis at 127.0.0.1:1 never answers: 503 at the deadline, once; the
+     * cancelled one never; the query's forward gets its 503 too. */
+    for (int i = 0; i < 50 && (!a.calls || !q.calls); i++) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        gbh_advance(h, 50);
+    }
+    assert_int_equal(a.calls, 1);
+    assert_int_equal(a.status, 503);
+    assert_string_equal(a.device, "");
+    assert_int_equal(b.calls, 0);
+    assert_int_equal(q.calls, 1);
+    assert_int_equal(q.status, 503);
+    assert_string_equal(q.error, "redis-unavailable");
+
+    /* Not sent: a local target, or a route that does not read. */
+    struct ua_request r = {.method = SIP_MESSAGE};
+    struct gb_node_target local = {.device_id = "34020000001320000001", .node = "node-m", .local = true};
+    assert_null(gb_upper_send_via(g, &local, ch, &r, NULL, NULL));
+    struct gb_node_target bad = {.device_id = "34020000001320000001", .node = "node-a", .route = "sip:nobrackets",
+                                 .hostport = "127.0.0.1:5070"};
+    assert_null(gb_upper_send_via(g, &bad, ch, &r, NULL, NULL));
+    bad.route = "<sip:127.0.0.1:5070;lr;cascade-peer>";
+    assert_null(gb_upper_send_via(g, &bad, "not-an-id", &r, NULL, NULL));
+
+    /* One waiting when the role stops: 503 inside the stop. */
+    assert_int_equal(gb_upper_locate(g, ch, on_located, &d, &hd), 0);
+    gb_upper_stop(g);
+    assert_int_equal(d.calls, 1);
+    assert_int_equal(d.status, 503);
+    assert_int_equal(gb_upper_locate(g, ch, on_located, &b, &hb), -ENOENT); /* stopped: off */
+    gb_devmirror_free(m);
+    cluster_free(c);
+    gbh_free(h);
+    free(h);
+    for (int i = 0; i < 10; i++) uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -460,6 +554,7 @@ int main(void)
         cmocka_unit_test(test_owner_verdict),
         cmocka_unit_test(test_hop),
         cmocka_unit_test(test_forward_bounds),
+        cmocka_unit_test(test_locate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

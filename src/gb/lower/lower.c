@@ -733,7 +733,8 @@ int gb_lower_on_request(struct gb_lower *l, struct txn *st, const struct transpo
     }
     str_t target = m->ruri.user;
     if (gb_lchan_find(l, target)) gb_lower_on_invite(l, up, st, rx);
-    else if (l->upper && gb_relay_knows(l, target)) gb_relay_invite(l, up, st, rx);
+    else if (l->upper && (gb_relay_knows(l, target) || gb_relay_across_nodes(l)))
+        gb_relay_invite(l, up, st, rx); /* a device here, or maybe on another node */
     else {
         log_info("gb lower: INVITE from upstream %s for unknown channel %.*s: 404", up->cfg.id, STR_FMT(target));
         respond(l, st, 404, NULL);

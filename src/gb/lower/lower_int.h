@@ -117,7 +117,9 @@ struct gb_relay {
     struct txn *st;                   /* the upstream's INVITE, until answered */
     struct ua_uac *h;                 /* our INVITE to the device, until its final */
     struct ua_dialog *up_dlg;         /* UAS, with the upstream */
-    struct ua_dialog *dev_dlg;        /* UAC, with the device */
+    struct ua_dialog *dev_dlg;        /* UAC, with the device (or the node relaying to it) */
+    struct gb_locate *loc;            /* across nodes: looking the channel's node up */
+    char node[64];                    /* across nodes: the node it goes through; "" here */
     int64_t started_at;
 };
 
@@ -182,6 +184,7 @@ struct gb_lower {
     struct gb_relay *relays;
     uint32_t relay_count;
     struct gb_relay_query *relay_queries; /* asked of devices, answer pending */
+    struct gb_relay_control *relay_controls; /* DeviceControls looking their device's node up */
     struct gb_lower_job *jobs;
     uint32_t job_count;
     struct gb_relay_note *notes;      /* relayed device changes not yet notified */
@@ -299,17 +302,26 @@ void gb_lstreams_stop(struct gb_lower *l, struct gb_upstream *up, const char *re
 /* lower_relay.c (middle node) */
 /* 1 when id names a device of the upper role or one of its channels. */
 bool gb_relay_knows(struct gb_lower *l, str_t id);
+/* 1 when the upper role finds devices registered on other nodes ([redis]
+ * mirror_gb_devices with cluster_route): an INVITE for an id not known
+ * here is looked up there (gb_relay_invite). */
+bool gb_relay_across_nodes(struct gb_lower *l);
 /* Relays the INVITE of st to the device owning the channel. */
 void gb_relay_invite(struct gb_lower *l, struct gb_upstream *up, struct txn *st, const struct transport_rx *rx);
 /* CANCEL of a relayed INVITE: 1 when it was one. */
 int gb_relay_cancel(struct gb_lower *l, struct txn *invite_st);
 /* Asks the device owning m->device_id the query m (DeviceInfo, DeviceStatus,
  * RecordInfo) and answers up once it answered, timed out (GB_QUERY_TIMEOUT_MS)
- * or went offline (gb_lower_answer_relayed). 0 when taken (answered now or
- * later), -ENOENT when no device of the upper role owns the id. */
+ * or went offline (gb_lower_answer_relayed). Across nodes
+ * (gb_relay_across_nodes), an id no device here owns is looked up and asked
+ * through its device's node's API; an id on no node gets an error answer.
+ * 0 when taken (answered now or later), -ENOENT when no device of the upper
+ * role owns the id (and across nodes is off). */
 int gb_relay_query(struct gb_lower *l, struct gb_upstream *up, const gb_manscdp_t *m);
-/* Relays a DeviceControl to the device owning m->device_id. 0 when sent. */
-int gb_relay_control(struct gb_lower *l, const gb_manscdp_t *m);
+/* Relays a DeviceControl to the device owning m->device_id. 0 when sent,
+ * or (across nodes, gb_relay_across_nodes) taken: looked up, then sent in a
+ * peer-marked MESSAGE through the device's node (logged if it cannot be). */
+int gb_relay_control(struct gb_lower *l, struct gb_upstream *up, const gb_manscdp_t *m);
 /* Ends the relayed streams of up (NULL: all) and forgets its relayed queries
  * (no answer goes to it any more). */
 void gb_relays_stop(struct gb_lower *l, struct gb_upstream *up, const char *reason);

@@ -464,8 +464,8 @@ static void answer_control(struct gb_lower *l, struct gb_upstream *up, const gb_
     const gb_device_control_t *ctl = &m->control;
     str_t target = str_from_cstr(m->device_id);
     struct gb_lchan *c = gb_lchan_find(l, target);
-    if (!c && l->upper && gb_relay_knows(l, target)) {
-        if (gb_relay_control(l, m) != 0) log_warn("gb lower: DeviceControl for %s could not be relayed", m->device_id);
+    if (!c && l->upper && !str_eq_cstr(target, l->id) && (gb_relay_knows(l, target) || gb_relay_across_nodes(l))) {
+        if (gb_relay_control(l, up, m) != 0) log_warn("gb lower: DeviceControl for %s could not be relayed", m->device_id);
         return;
     }
     if (!c && !str_eq_cstr(target, l->id)) {

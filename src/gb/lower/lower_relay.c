@@ -79,6 +79,8 @@ static struct gb_device *owner_of(struct gb_lower *l, str_t id, struct gb_channe
 
 bool gb_relay_knows(struct gb_lower *l, str_t id) { return owner_of(l, id, NULL, NULL) != NULL; }
 
+bool gb_relay_across_nodes(struct gb_lower *l) { return l->upper && gb_upper_plays_across_nodes(l->upper); }
+
 /* ---- catalog ---- */
 
 struct cat_ctx {
@@ -318,47 +320,40 @@ static void relay_invite_final(void *arg, struct ua_uac *h, int status, const st
             relay_free(r);
             return;
         }
-        log_info("gb lower: relayed INVITE for %s: device %s answered, stream goes to upstream %s", r->channel_id,
-                 r->device_id, r->up->cfg.id);
-        gb_lower_publish(l, "gb.lower.relay.started",
-                         json_pack("{s:s,s:s,s:s}", "upstream", r->up->cfg.id, "device_id", r->device_id,
-                                   "channel_id", r->channel_id));
+        log_info("gb lower: relayed INVITE for %s: device %s answered%s%s, stream goes to upstream %s", r->channel_id,
+                 r->device_id, r->node[0] ? " through node " : "", r->node, r->up->cfg.id);
+        json_t *ev = json_pack("{s:s,s:s,s:s}", "upstream", r->up->cfg.id, "device_id", r->device_id,
+                               "channel_id", r->channel_id);
+        if (ev && r->node[0]) json_object_set_new(ev, "node", json_string(r->node)); /* through another node */
+        gb_lower_publish(l, "gb.lower.relay.started", ev);
         return;
     }
     int code = status >= 300 && status < 700 ? status : 500;
-    log_info("gb lower: relayed INVITE for %s: device %s answered %d", r->channel_id, r->device_id, status);
+    log_info("gb lower: relayed INVITE for %s: device %s answered %d%s%s", r->channel_id, r->device_id, status,
+             r->node[0] ? " through node " : "", r->node);
     respond(l, st, code, resp ? resp->reason : STR_NULL);
     relay_free(r);
 }
 
 static const struct ua_uac_cb relay_invite_cb = {.on_final = relay_invite_final};
 
-void gb_relay_invite(struct gb_lower *l, struct gb_upstream *up, struct txn *st, const struct transport_rx *rx)
+static void relay_link(struct gb_lower *l, struct gb_relay *r)
 {
-    const struct sip_msg *m = rx->msg;
-    struct gb_device *d = owner_of(l, m->ruri.user, NULL, NULL);
-    if (!d) {
-        respond(l, st, 404, STR_NULL);
-        return;
-    }
-    if (!gb_device_online(d)) {
-        log_info("gb lower: INVITE from upstream %s for %.*s: device %s offline, 480", up->cfg.id,
-                 STR_FMT(m->ruri.user), gb_device_id(d));
-        respond(l, st, 480, STR_NULL);
-        return;
-    }
-    struct gb_relay *r = calloc(1, sizeof(*r));
-    if (!r) {
-        respond(l, st, 500, STR_NULL);
-        return;
-    }
-    r->l = l;
-    r->up = up;
-    r->st = st;
-    r->started_at = clock_wall_ms();
-    snprintf(r->device_id, sizeof(r->device_id), "%s", gb_device_id(d));
-    str_copy(r->channel_id, sizeof(r->channel_id), m->ruri.user);
+    r->next = l->relays;
+    if (l->relays) l->relays->prev = r;
+    l->relays = r;
+    l->relay_count++;
+}
 
+/* Our INVITE, made from the upstream's m: to device d when it is here, else
+ * through the node t names (the peer-marked hop plays use, play_nodes.c:
+ * that node relays it to the device over the device's flow). Either way
+ * the upstream's SDP goes unchanged, so the device streams straight to the
+ * upstream's media address. */
+static struct ua_uac *relay_send(struct gb_relay *r, const struct sip_msg *m, struct gb_device *d,
+                                 const struct gb_node_target *t)
+{
+    struct gb_lower *l = r->l;
     struct ua_request req = {0};
     req.method = SIP_INVITE;
     req.auto_contact = true;
@@ -381,12 +376,90 @@ void gb_relay_invite(struct gb_lower *l, struct gb_upstream *up, struct txn *st,
     req.header_count = 1;
     req.content_type = m->body.len ? STR_LIT("application/sdp") : STR_NULL;
     req.body = m->body;
-    req.pin_dest = true; /* ACK, INFO, BYE where the device registered from, not to a private Contact */
-    r->next = l->relays;
-    if (l->relays) l->relays->prev = r;
-    l->relays = r;
-    l->relay_count++;
-    r->h = gb_device_send(l->upper, d, r->channel_id, &req, &relay_invite_cb, r);
+    /* ACK, INFO, BYE where the INVITE went (the device's registered address,
+     * or the owning node), not to a Contact that may be private. */
+    req.pin_dest = true;
+    if (d) return gb_device_send(l->upper, d, r->channel_id, &req, &relay_invite_cb, r);
+    return gb_upper_send_via(l->upper, t, r->channel_id, &req, &relay_invite_cb, r);
+}
+
+/* Across nodes: where the channel is (gb_upper_locate), then the INVITE
+ * through its node; or the answer the local relay would give. */
+static void relay_located(void *arg, int status, const struct gb_node_target *t)
+{
+    struct gb_relay *r = arg;
+    struct gb_lower *l = r->l;
+    r->loc = NULL;
+    const struct sip_msg *m = r->st ? txn_request(r->st) : NULL;
+    struct gb_device *d = NULL;
+    if (status == 0 && t->local) {
+        d = gb_device_find(l->upper, t->device_id);
+        if (!d || !gb_device_online(d)) status = 480;
+    }
+    if (status == 0 && !m) status = 500;
+    if (status == 0) {
+        snprintf(r->device_id, sizeof(r->device_id), "%s", t->device_id);
+        if (!d) snprintf(r->node, sizeof(r->node), "%s", t->node);
+        r->h = relay_send(r, m, d, t);
+        if (!r->h) status = 500;
+    }
+    if (status) {
+        log_info("gb lower: INVITE from upstream %s for %s: not relayed to any node, %d", r->up->cfg.id,
+                 r->channel_id, status);
+        struct txn *st = r->st;
+        r->st = NULL;
+        if (st) respond(l, st, status, STR_NULL);
+        relay_free(r);
+        return;
+    }
+    log_info("gb lower: INVITE from upstream %s for %s relayed to device %s%s%s", r->up->cfg.id, r->channel_id,
+             r->device_id, r->node[0] ? " through node " : "", r->node);
+}
+
+void gb_relay_invite(struct gb_lower *l, struct gb_upstream *up, struct txn *st, const struct transport_rx *rx)
+{
+    const struct sip_msg *m = rx->msg;
+    struct gb_device *d = owner_of(l, m->ruri.user, NULL, NULL);
+    bool across = !d && l->upper && gb_upper_plays_across_nodes(l->upper);
+    if (!d && !across) {
+        respond(l, st, 404, STR_NULL);
+        return;
+    }
+    if (d && !gb_device_online(d)) {
+        log_info("gb lower: INVITE from upstream %s for %.*s: device %s offline, 480", up->cfg.id,
+                 STR_FMT(m->ruri.user), gb_device_id(d));
+        respond(l, st, 480, STR_NULL);
+        return;
+    }
+    struct gb_relay *r = calloc(1, sizeof(*r));
+    if (!r) {
+        respond(l, st, 500, STR_NULL);
+        return;
+    }
+    r->l = l;
+    r->up = up;
+    r->st = st;
+    r->started_at = clock_wall_ms();
+    str_copy(r->channel_id, sizeof(r->channel_id), m->ruri.user);
+    relay_link(l, r);
+    if (across) {
+        /* Not registered here: maybe on another node (issue 16). Only an
+         * upstream's INVITE is looked up, and the hop it takes is marked:
+         * the owning node relays it to its own device or answers 404, never
+         * sends it on (play_nodes.c), so no loop can form. */
+        int rc = gb_upper_locate(l->upper, r->channel_id, relay_located, r, &r->loc);
+        if (rc != 0) {
+            int code = rc == -EINVAL || rc == -ENOENT ? 404 : 503;
+            log_info("gb lower: INVITE from upstream %s for %s: not looked up on the other nodes (%s): %d",
+                     up->cfg.id, r->channel_id, strerror(-rc), code);
+            r->st = NULL;
+            respond(l, st, code, STR_NULL);
+            relay_free(r);
+        }
+        return;
+    }
+    snprintf(r->device_id, sizeof(r->device_id), "%s", gb_device_id(d));
+    r->h = relay_send(r, m, d, NULL);
     if (!r->h) {
         r->st = NULL;
         respond(l, st, 500, STR_NULL);
@@ -402,6 +475,8 @@ int gb_relay_cancel(struct gb_lower *l, struct txn *invite_st)
     for (struct gb_relay *r = l->relays; r; r = r->next) {
         if (r->st != invite_st) continue;
         log_info("gb lower: relayed INVITE for %s cancelled by upstream %s", r->channel_id, r->up->cfg.id);
+        if (r->loc) gb_upper_locate_cancel(l->upper, r->loc);
+        r->loc = NULL;
         if (r->h) ua_request_cancel(r->h);
         r->h = NULL;
         r->st = NULL;
@@ -420,6 +495,8 @@ struct gb_relay_query {
     struct gb_lower *l;
     struct gb_upstream *up;
     struct gb_relay_ask ask;
+    struct gb_locate *loc;            /* across nodes: looking the id's device up */
+    char *start, *end;                /* across nodes: RecordInfo's range, until asked */
 };
 
 static void relay_query_unlink(struct gb_relay_query *q)
@@ -434,11 +511,14 @@ static void relay_query_unlink(struct gb_relay_query *q)
 static void relay_query_free(struct gb_relay_query *q)
 {
     free(q->ask.name);
+    free(q->start);
+    free(q->end);
     free(q);
 }
 
 /* The upper role's answer (exactly once): the device's Response, or the
- * query's failure (timeout, device gone offline, shutdown). */
+ * query's failure (timeout, device gone offline, shutdown); across nodes,
+ * the owning node's API answer, which is the same JSON. */
 static void relay_query_done(struct gb_waiter *wt, int status, json_t *body)
 {
     struct gb_relay_query *q = (struct gb_relay_query *)wt;
@@ -462,46 +542,123 @@ static enum gb_query_kind query_kind(gb_cmd_t cmd)
     return cmd == GB_CMD_DEVICE_INFO ? GB_Q_INFO : cmd == GB_CMD_DEVICE_STATUS ? GB_Q_STATUS : GB_Q_RECORDS;
 }
 
+/* Asks device d (here) the query q: 0, or a negative errno (not asked).
+ * chan: the channel asked about when the catalog here has it. */
+static int query_ask_here(struct gb_relay_query *q, struct gb_device *d, const struct gb_channel_view *chan,
+                          const char *start, const char *end)
+{
+    enum gb_query_kind kind = query_kind(q->ask.cmd);
+    if (kind == GB_Q_RECORDS && !q->ask.name && !(q->ask.name = strdup(chan && chan->name ? chan->name : q->ask.id)))
+        return -ENOMEM;
+    /* DeviceInfo / DeviceStatus of the device itself: target NULL, so it
+     * joins the same question asked through the API. */
+    const char *target = kind == GB_Q_RECORDS || strcmp(q->ask.id, gb_device_id(d)) ? q->ask.id : NULL;
+    return gb_query_start(q->l->upper, d, kind, target, start, end, &q->wt);
+}
+
+/* A query not asked: the error answer the upstream gets at once. */
+static void query_refused(struct gb_relay_query *q, int status, const char *why)
+{
+    log_info("gb lower: %s for %s from upstream %s not asked of its device (%s): error answer",
+             gb_cmd_name(q->ask.cmd), q->ask.id, q->up->cfg.id, why);
+    gb_lower_answer_relayed(q->l, q->up, &q->ask, status, NULL);
+    relay_query_free(q);
+}
+
+/* Across nodes: the id's device and node found (gb_upper_locate); the query
+ * goes to that node's API (gb_upper_query_remote), whose answer is the
+ * one the device gave there. */
+static void query_located(void *arg, int status, const struct gb_node_target *t)
+{
+    struct gb_relay_query *q = arg;
+    struct gb_lower *l = q->l;
+    q->loc = NULL;
+    relay_query_unlink(q);
+    if (status) {
+        query_refused(q, status == 480 ? 409 : status, status == 404 ? "on no node" : status == 480 ? "offline"
+                                                                                                    : "node unavailable");
+        return;
+    }
+    int rc;
+    enum gb_query_kind kind = query_kind(q->ask.cmd);
+    bool of_device = !strcmp(t->device_id, q->ask.id);
+    if (t->local) {
+        struct gb_device *d = gb_device_find(l->upper, t->device_id);
+        rc = d ? query_ask_here(q, d, NULL, q->start, q->end) : -ENOTCONN;
+    } else {
+        if (kind == GB_Q_RECORDS && !q->ask.name && !(q->ask.name = strdup(q->ask.id))) rc = -ENOMEM;
+        else
+            rc = gb_upper_query_remote(l->upper, t->device_id, kind,
+                                       kind == GB_Q_RECORDS || !of_device ? q->ask.id : NULL, q->start, q->end,
+                                       &q->wt);
+    }
+    if (rc != 0) {
+        query_refused(q, rc == -ENOTCONN ? 409 : 503, strerror(-rc));
+        return;
+    }
+    q->next = l->relay_queries;
+    l->relay_queries = q;
+    log_info("gb lower: %s for %s from upstream %s (SN %u) asked of device %s%s%s", gb_cmd_name(q->ask.cmd),
+             q->ask.id, q->up->cfg.id, q->ask.sn, t->device_id, t->local ? "" : " through node ",
+             t->local ? "" : t->node);
+}
+
 int gb_relay_query(struct gb_lower *l, struct gb_upstream *up, const gb_manscdp_t *m)
 {
     struct gb_channel_view view;
     const struct gb_channel_view *chan;
     struct gb_device *d = m->device_id ? owner_of(l, str_from_cstr(m->device_id), &view, &chan) : NULL;
-    if (!d) return -ENOENT;
+    bool across = !d && m->device_id && gb_relay_across_nodes(l) && gb_id_valid(str_from_cstr(m->device_id));
+    if (!d && !across) return -ENOENT;
     struct gb_relay_query *q = calloc(1, sizeof(*q));
-    struct gb_relay_ask ask = {.cmd = m->cmd, .sn = m->sn};
-    snprintf(ask.id, sizeof(ask.id), "%s", m->device_id);
-    snprintf(ask.type, sizeof(ask.type), "%s", m->record_query.type ? m->record_query.type : "");
-    ask.name = m->cmd == GB_CMD_RECORD_INFO ? strdup(chan && chan->name ? chan->name : ask.id) : NULL;
-    enum gb_query_kind kind = query_kind(m->cmd);
-    int rc = -ENOMEM;
-    if (q && (ask.name || kind != GB_Q_RECORDS)) {
-        q->wt.done = relay_query_done;
-        q->l = l;
-        q->up = up;
-        q->ask = ask;
-        /* DeviceInfo / DeviceStatus of the device itself: target NULL, so it
-         * joins the same question asked through the API. */
-        const char *target = kind == GB_Q_RECORDS || chan ? ask.id : NULL;
-        rc = gb_query_start(l->upper, d, kind, target, m->record_query.start_time, m->record_query.end_time, &q->wt);
+    if (!q) {
+        struct gb_relay_ask ask = {.cmd = m->cmd, .sn = m->sn};
+        snprintf(ask.id, sizeof(ask.id), "%s", m->device_id);
+        gb_lower_answer_relayed(l, up, &ask, 503, NULL);
+        return 0;
     }
+    q->wt.done = relay_query_done;
+    q->l = l;
+    q->up = up;
+    q->ask.cmd = m->cmd;
+    q->ask.sn = m->sn;
+    snprintf(q->ask.id, sizeof(q->ask.id), "%s", m->device_id);
+    snprintf(q->ask.type, sizeof(q->ask.type), "%s", m->record_query.type ? m->record_query.type : "");
+    int rc;
+    if (across) {
+        /* Maybe registered on another node (issue 16): its owner's API asks
+         * it. An id on no node gets an error answer, as an offline one. */
+        if (m->record_query.start_time && !(q->start = strdup(m->record_query.start_time))) rc = -ENOMEM;
+        else if (m->record_query.end_time && !(q->end = strdup(m->record_query.end_time))) rc = -ENOMEM;
+        else rc = gb_upper_locate(l->upper, q->ask.id, query_located, q, &q->loc);
+        if (rc == 0) {
+            q->next = l->relay_queries;
+            l->relay_queries = q;
+            return 0;
+        }
+        query_refused(q, rc == -EINVAL || rc == -ENOENT ? 404 : 503, strerror(-rc));
+        return 0;
+    }
+    rc = query_ask_here(q, d, chan, m->record_query.start_time, m->record_query.end_time);
     if (rc != 0) {
         log_info("gb lower: %s for %s from upstream %s not asked of device %s (%s): error answer", gb_cmd_name(m->cmd),
-                 ask.id, up->cfg.id, gb_device_id(d), rc == -ENOTCONN ? "offline" : strerror(-rc));
-        gb_lower_answer_relayed(l, up, &ask, rc == -ENOTCONN ? 409 : 503, NULL);
-        free(ask.name);
-        free(q);
+                 q->ask.id, up->cfg.id, gb_device_id(d), rc == -ENOTCONN ? "offline" : strerror(-rc));
+        gb_lower_answer_relayed(l, up, &q->ask, rc == -ENOTCONN ? 409 : 503, NULL);
+        relay_query_free(q);
         return 0;
     }
     q->next = l->relay_queries;
     l->relay_queries = q;
-    log_info("gb lower: %s for %s from upstream %s (SN %u) asked of device %s", gb_cmd_name(m->cmd), ask.id,
+    log_info("gb lower: %s for %s from upstream %s (SN %u) asked of device %s", gb_cmd_name(m->cmd), q->ask.id,
              up->cfg.id, m->sn, gb_device_id(d));
     return 0;
 }
 
+static void relay_controls_stop(struct gb_lower *l, struct gb_upstream *up);
+
 void gb_relays_stop(struct gb_lower *l, struct gb_upstream *up, const char *reason)
 {
+    relay_controls_stop(l, up);
     for (struct gb_relay_query **pp = &l->relay_queries; *pp;) {
         struct gb_relay_query *q = *pp;
         if (up && q->up != up) {
@@ -509,6 +666,7 @@ void gb_relays_stop(struct gb_lower *l, struct gb_upstream *up, const char *reas
             continue;
         }
         *pp = q->next;
+        if (q->loc) gb_upper_locate_cancel(l->upper, q->loc);
         gb_waiter_cancel(&q->wt);
         relay_query_free(q);
     }
@@ -519,6 +677,7 @@ void gb_relays_stop(struct gb_lower *l, struct gb_upstream *up, const char *reas
             r = next;
             continue;
         }
+        if (r->loc) gb_upper_locate_cancel(l->upper, r->loc);
         if (r->h) ua_request_cancel(r->h);
         if (r->st) respond(l, r->st, 480, STR_NULL);
         if (r->up_dlg) ua_dialog_bye(r->up_dlg);
@@ -531,10 +690,9 @@ void gb_relays_stop(struct gb_lower *l, struct gb_upstream *up, const char *reas
 
 /* ---- DeviceControl ---- */
 
-int gb_relay_control(struct gb_lower *l, const gb_manscdp_t *m)
+/* Sends control m to device d (here), in the device's charset. */
+static int control_send_here(struct gb_lower *l, struct gb_device *d, const gb_manscdp_t *m)
 {
-    struct gb_device *d = owner_of(l, str_from_cstr(m->device_id), NULL, NULL);
-    if (!d || !gb_device_online(d)) return -ENOTCONN;
     sbuf_t body;
     sbuf_init(&body);
     int rc = gb_manscdp_build(&body, gb_device_charset(d), m);
@@ -550,6 +708,95 @@ int gb_relay_control(struct gb_lower *l, const gb_manscdp_t *m)
     sbuf_free(&body);
     if (!h) return -EIO;
     log_info("gb lower: DeviceControl for %s relayed to device %s", m->device_id, gb_device_id(d));
+    return 0;
+}
+
+/* Across nodes: the control, written in UTF-8, waits for its device's node. */
+struct gb_relay_control {
+    struct gb_relay_control *next;  /* l->relay_controls */
+    struct gb_lower *l;
+    struct gb_upstream *up;
+    struct gb_locate *loc;
+    char id[GB_ID_LEN + 1];
+    sbuf_t body;
+};
+
+static void control_free(struct gb_relay_control *c)
+{
+    for (struct gb_relay_control **pp = &c->l->relay_controls; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    sbuf_free(&c->body);
+    free(c);
+}
+
+/* The MESSAGE through the owning node (play_nodes.c: it re-encodes the
+ * control for its device and sends it on), or to the device here. */
+static void control_located(void *arg, int status, const struct gb_node_target *t)
+{
+    struct gb_relay_control *c = arg;
+    struct gb_lower *l = c->l;
+    c->loc = NULL;
+    int rc = status ? -ENOENT : 0;
+    if (rc == 0 && t->local) {
+        struct gb_device *d = gb_device_find(l->upper, t->device_id);
+        gb_manscdp_t m;
+        rc = d ? gb_manscdp_parse(c->body.data, c->body.len, "UTF-8", &m) : -ENOENT;
+        if (rc == 0) {
+            rc = gb_device_online(d) ? control_send_here(l, d, &m) : -ENOTCONN;
+            gb_manscdp_free(&m);
+        }
+    } else if (rc == 0) {
+        struct ua_request r = {0};
+        r.method = SIP_MESSAGE;
+        r.content_type = STR_LIT("Application/MANSCDP+xml");
+        r.body = sbuf_str(&c->body);
+        rc = gb_upper_send_via(l->upper, t, c->id, &r, NULL, NULL) ? 0 : -EIO;
+        if (rc == 0)
+            log_info("gb lower: DeviceControl for %s relayed to device %s through node %s", c->id, t->device_id,
+                     t->node);
+    }
+    if (rc != 0)
+        log_warn("gb lower: DeviceControl for %s from upstream %s not relayed (%s)", c->id, c->up->cfg.id,
+                 status ? (status == 404 ? "on no node" : status == 480 ? "offline" : "node unavailable")
+                        : "not sent");
+    control_free(c);
+}
+
+static void relay_controls_stop(struct gb_lower *l, struct gb_upstream *up)
+{
+    for (struct gb_relay_control *c = l->relay_controls, *next; c; c = next) {
+        next = c->next;
+        if (up && c->up != up) continue;
+        gb_upper_locate_cancel(l->upper, c->loc);
+        control_free(c);
+    }
+}
+
+int gb_relay_control(struct gb_lower *l, struct gb_upstream *up, const gb_manscdp_t *m)
+{
+    struct gb_device *d = owner_of(l, str_from_cstr(m->device_id), NULL, NULL);
+    if (d) return gb_device_online(d) ? control_send_here(l, d, m) : -ENOTCONN;
+    if (!gb_relay_across_nodes(l) || !m->device_id) return -ENOTCONN;
+    /* Maybe registered on another node (issue 16): that node takes the
+     * control in a peer-marked MESSAGE and sends it to its device. */
+    struct gb_relay_control *c = calloc(1, sizeof(*c));
+    if (!c) return -ENOMEM;
+    c->l = l;
+    c->up = up;
+    snprintf(c->id, sizeof(c->id), "%s", m->device_id);
+    sbuf_init(&c->body);
+    int rc = gb_manscdp_build(&c->body, GB_CHARSET_UTF8, m) != 0 ? -EINVAL : 0;
+    if (rc == 0) rc = gb_upper_locate(l->upper, c->id, control_located, c, &c->loc);
+    if (rc != 0) {
+        sbuf_free(&c->body);
+        free(c);
+        return rc;
+    }
+    c->next = l->relay_controls;
+    l->relay_controls = c;
     return 0;
 }
 

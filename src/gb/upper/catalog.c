@@ -551,6 +551,7 @@ static void catalog_complete(struct gb_upper *g, struct gb_query *q)
     uint64_t took = gb_now(g) - q->started_ms;
     log_info("gb device %s: catalog of %zu channels assembled from %zu messages in %llu ms", d->id, d->channel_count,
              q->parts, (unsigned long long)took);
+    gb_mirror_channels(g, d);
     gb_publish(g, "gb.catalog.updated",
                json_pack("{s:s,s:I,s:I,s:b,s:I,s:I}", "device_id", d->id, "channels", (json_int_t)d->channel_count,
                          "sum_num", (json_int_t)q->sum_num, "complete", 1, "took_ms", (json_int_t)took, "dropped",
@@ -588,6 +589,7 @@ static void catalog_partial(struct gb_upper *g, struct gb_query *q)
     chan_index_free(&ix);
     q->count = 0;
     chan_index_free(&q->index); /* the items were handed over */
+    gb_mirror_channels(g, d);
     gb_publish(g, "gb.catalog.updated",
                json_pack("{s:s,s:I,s:I,s:b}", "device_id", d->id, "channels", (json_int_t)d->channel_count,
                          "sum_num", (json_int_t)q->sum_num, "complete", 0));
@@ -808,10 +810,11 @@ void gb_catalog_on_notify(struct gb_upper *g, struct gb_device *d, const gb_mans
         }
         }
     }
-    if (changes)
-        gb_publish(g, "gb.catalog.updated",
-                   json_pack("{s:s,s:I,s:I,s:b}", "device_id", d->id, "channels", (json_int_t)d->channel_count,
-                             "changes", (json_int_t)changes, "notify", 1));
+    if (!changes) return;
+    gb_mirror_channels(g, d);
+    gb_publish(g, "gb.catalog.updated",
+               json_pack("{s:s,s:I,s:I,s:b}", "device_id", d->id, "channels", (json_int_t)d->channel_count,
+                         "changes", (json_int_t)changes, "notify", 1));
 }
 
 /* ---- device control: a MESSAGE whose answer completes waiters ---- */

@@ -38,7 +38,8 @@ struct gb_devmirror {
 struct gb_devmirror_lookup {
     struct gb_devmirror *m;         /* NULL: the mirror is gone */
     struct gb_devmirror_lookup *next, *prev;
-    gb_devmirror_lookup_cb cb;      /* NULL: cancelled */
+    gb_devmirror_lookup_cb cb;      /* a device's record; NULL (and ccb NULL): cancelled */
+    gb_devmirror_channel_cb ccb;    /* a channel's device */
     void *arg;
 };
 
@@ -141,6 +142,25 @@ void gb_devmirror_offline(struct gb_devmirror *m, const char *id)
     index_write(m, "SREM", id);
 }
 
+void gb_devmirror_channels(struct gb_devmirror *m, const char *id, const char *const *channels, size_t n,
+                           uint64_t ttl_ms)
+{
+    if (!m || !id) return;
+    char ttl[24];
+    snprintf(ttl, sizeof(ttl), "%llu",
+             (unsigned long long)(ttl_ms > GB_DEVMIRROR_CHANNEL_KEEP_MS ? ttl_ms : GB_DEVMIRROR_CHANNEL_KEEP_MS));
+    for (size_t i = 0; i < n; i++) {
+        char key[DM_KEY_MAX];
+        const char *ch = channels[i];
+        if (!ch || !strcmp(ch, id) || strlen(ch) > DM_ID_MAX) continue;
+        int kn = snprintf(key, sizeof(key), "%sgbchan:{%s}", m->prefix, ch);
+        if (kn <= 0 || (size_t)kn >= sizeof(key)) continue;
+        const char *argv[] = {"SET", key, id, "PX", ttl};
+        size_t lens[] = {3, (size_t)kn, strlen(id), 2, strlen(ttl)};
+        send_write(m, 1, 5, argv, lens);
+    }
+}
+
 void gb_devmirror_set_incarnation(struct gb_devmirror *m, const char *inc)
 {
     if (m) snprintf(m->inc, sizeof(m->inc), "%s", inc ? inc : "");
@@ -214,6 +234,18 @@ int gb_devmirror_reply_read(const struct redisReply *reply, struct gb_devmirror_
     return gb_devmirror_record_read(strs, lens, reply->elements, out) == 0 ? 0 : -EPROTO;
 }
 
+int gb_devmirror_channel_reply_read(const struct redisReply *reply, char *out)
+{
+    out[0] = '\0';
+    if (reply->type == REDIS_REPLY_NIL) return -ENOENT;
+    if (reply->type != REDIS_REPLY_STRING || reply->len != GB_DEVMIRROR_ID_LEN || !reply->str) return -EPROTO;
+    for (size_t i = 0; i < GB_DEVMIRROR_ID_LEN; i++)
+        if (reply->str[i] < '0' || reply->str[i] > '9') return -EPROTO;
+    memcpy(out, reply->str, GB_DEVMIRROR_ID_LEN);
+    out[GB_DEVMIRROR_ID_LEN] = '\0';
+    return 0;
+}
+
 /* ---- lookups ---- */
 
 static void lookup_unlink(struct gb_devmirror_lookup *l)
@@ -233,14 +265,24 @@ static void on_lookup(void *arg, int status, const struct redisReply *reply)
     struct gb_devmirror_lookup *l = arg;
     struct gb_devmirror *m = l->m;
     lookup_unlink(l);
-    if (!l->cb) { /* cancelled */
+    if (!l->cb && !l->ccb) { /* cancelled */
         free(l);
         return;
     }
     if (status == 0 && !reply) status = -EPROTO;
     if (status < 0) {
         if (m) m->stats.lookups_failed++;
-        l->cb(l->arg, status, NULL);
+        if (l->ccb) l->ccb(l->arg, status, NULL);
+        else l->cb(l->arg, status, NULL);
+        free(l);
+        return;
+    }
+    if (l->ccb) {
+        char dev[GB_DEVMIRROR_ID_LEN + 1];
+        int rc = gb_devmirror_channel_reply_read(reply, dev);
+        if (rc == -EPROTO) log_warn_rl("redis gb devices: a channel key does not name a device; taken as absent");
+        if (m && rc == 0) m->stats.lookups_found++;
+        l->ccb(l->arg, 0, rc == 0 ? dev : NULL);
         free(l);
         return;
     }
@@ -253,11 +295,11 @@ static void on_lookup(void *arg, int status, const struct redisReply *reply)
     free(l);
 }
 
-int gb_devmirror_lookup(struct gb_devmirror *m, const char *id, gb_devmirror_lookup_cb cb, void *arg,
-                        struct gb_devmirror_lookup **h)
+/* One read on the reader client: HGETALL of a device's key (cb) or GET of a
+ * channel's (ccb). */
+static int lookup_start(struct gb_devmirror *m, const char *cmd, const char *key, gb_devmirror_lookup_cb cb,
+                        gb_devmirror_channel_cb ccb, void *arg, struct gb_devmirror_lookup **h)
 {
-    char key[DM_KEY_MAX];
-    if (strlen(id) > DM_ID_MAX || key_for(m, id, key, sizeof(key)) < 0) return -EINVAL;
     if (m->stats.lookups_pending >= m->max_pending) {
         m->stats.lookups_refused++;
         return -ENOBUFS;
@@ -266,9 +308,10 @@ int gb_devmirror_lookup(struct gb_devmirror *m, const char *id, gb_devmirror_loo
     if (!l) return -ENOMEM;
     l->m = m;
     l->cb = cb;
+    l->ccb = ccb;
     l->arg = arg;
-    const char *argv[] = {"HGETALL", key};
-    size_t lens[] = {7, strlen(key)};
+    const char *argv[] = {cmd, key};
+    size_t lens[] = {strlen(cmd), strlen(key)};
     int rc = redis_cluster_command(m->reader, 1, 2, argv, lens, on_lookup, l);
     if (rc < 0) {
         m->stats.lookups_refused++;
@@ -284,9 +327,26 @@ int gb_devmirror_lookup(struct gb_devmirror *m, const char *id, gb_devmirror_loo
     return 0;
 }
 
+int gb_devmirror_lookup(struct gb_devmirror *m, const char *id, gb_devmirror_lookup_cb cb, void *arg,
+                        struct gb_devmirror_lookup **h)
+{
+    char key[DM_KEY_MAX];
+    if (strlen(id) > DM_ID_MAX || key_for(m, id, key, sizeof(key)) < 0) return -EINVAL;
+    return lookup_start(m, "HGETALL", key, cb, NULL, arg, h);
+}
+
+int gb_devmirror_channel_lookup(struct gb_devmirror *m, const char *id, gb_devmirror_channel_cb cb, void *arg,
+                                struct gb_devmirror_lookup **h)
+{
+    char key[DM_KEY_MAX];
+    int kn = strlen(id) > DM_ID_MAX ? -1 : snprintf(key, sizeof(key), "%sgbchan:{%s}", m->prefix, id);
+    if (kn <= 0 || (size_t)kn >= sizeof(key)) return -EINVAL;
+    return lookup_start(m, "GET", key, NULL, cb, arg, h);
+}
+
 void gb_devmirror_lookup_cancel(struct gb_devmirror_lookup *h)
 {
-    if (h) h->cb = NULL; /* freed when the client answers (or fails it) */
+    if (h) h->cb = NULL, h->ccb = NULL; /* freed when the client answers (or fails it) */
 }
 
 /* ---- life ---- */

@@ -35,7 +35,18 @@
  *
  * Reads (gb_devmirror_lookup): HGETALL on a second client of its own, so a
  * write backlog never delays a play request; bounded by max_pending and
- * ended by the client's deadline (timeout_ms). Loop thread only. */
+ * ended by the client's deadline (timeout_ms). Loop thread only.
+ *
+ * Channels: an upstream platform names a channel, not its device, in the
+ * INVITE it sends a middle node (gb/lower/lower_relay.c). So that a node
+ * finds the device of a channel registered on another node, each channel
+ * id the device's catalog gave is written as
+ *   <prefix>gbchan:{<channel id>}   = <device id>   (SET ... PX)
+ * on every registration (new or refreshed) and catalog change, with a TTL
+ * of GB_DEVMIRROR_CHANNEL_KEEP_MS or twice the registration's, the longer.
+ * The string only says which device; whether and where that device is
+ * online is its own record's (read next), so a stale channel key sends
+ * nothing anywhere by itself. */
 #ifndef CASCADE_GB_UPPER_DEVICE_MIRROR_H
 #define CASCADE_GB_UPPER_DEVICE_MIRROR_H
 
@@ -53,6 +64,8 @@
 #define GB_DEVMIRROR_NODE_MAX 128
 #define GB_DEVMIRROR_REMOTE_MAX 64
 #define GB_DEVMIRROR_INC_MAX 48 /* CLUSTER_INC_MAX */
+#define GB_DEVMIRROR_CHANNEL_KEEP_MS 86400000u /* a channel key lives at least this long */
+#define GB_DEVMIRROR_ID_LEN 20 /* GB/T 28181 ids: 20 digits */
 
 struct gb_devmirror;
 struct gb_devmirror_lookup;
@@ -101,6 +114,12 @@ void gb_devmirror_offline(struct gb_devmirror *m, const char *id);
  * survivor's reap. "" or never called: neither. */
 void gb_devmirror_set_incarnation(struct gb_devmirror *m, const char *inc);
 
+/* Writes the channel keys of device id (channel ids equal to id skipped):
+ * one SET each, counted and capped as the other writes. ttl_ms: their TTL
+ * (at least GB_DEVMIRROR_CHANNEL_KEEP_MS is used). */
+void gb_devmirror_channels(struct gb_devmirror *m, const char *id, const char *const *channels, size_t n,
+                           uint64_t ttl_ms);
+
 /* status 0: rec is the device's record (NULL: no such key, or a record
  * that does not read); < 0: Redis failed (-ETIMEDOUT, -ECANCELED, ...).
  * rec valid during the call only. */
@@ -110,6 +129,14 @@ typedef void (*gb_devmirror_lookup_cb)(void *arg, int status, const struct gb_de
 int gb_devmirror_lookup(struct gb_devmirror *m, const char *id, gb_devmirror_lookup_cb cb, void *arg,
                         struct gb_devmirror_lookup **h);
 void gb_devmirror_lookup_cancel(struct gb_devmirror_lookup *h);
+
+/* The device of channel id (GET <prefix>gbchan:{id}). status 0: device is
+ * the device id read (NULL: no such key, or a value that is not a GB id);
+ * < 0: Redis failed. device valid during the call only. Same bounds,
+ * counters and cancel (gb_devmirror_lookup_cancel) as gb_devmirror_lookup. */
+typedef void (*gb_devmirror_channel_cb)(void *arg, int status, const char *device);
+int gb_devmirror_channel_lookup(struct gb_devmirror *m, const char *id, gb_devmirror_channel_cb cb, void *arg,
+                                struct gb_devmirror_lookup **h);
 
 const char *gb_devmirror_node_id(const struct gb_devmirror *m);
 void gb_devmirror_get_stats(const struct gb_devmirror *m, struct gb_devmirror_stats *out);
@@ -128,5 +155,9 @@ int gb_devmirror_record_read(const char *const *strs, const size_t *lens, size_t
  * strings, or a record that does not read). */
 struct redisReply;
 int gb_devmirror_reply_read(const struct redisReply *reply, struct gb_devmirror_record *out);
+/* The GET answer of a channel key: 0 with out (GB_DEVMIRROR_ID_LEN + 1
+ * bytes) the device id (20 ASCII digits), -ENOENT (nil: no such key),
+ * -EPROTO (anything else). */
+int gb_devmirror_channel_reply_read(const struct redisReply *reply, char *out);
 
 #endif

@@ -52,6 +52,23 @@ void gb_mirror_online(struct gb_upper *g, struct gb_device *d)
     d->mirrored_at = clock_wall_ms();
 }
 
+/* The device's channel keys (device_mirror.h, "Channels"): on every
+ * registration and catalog change, so a middle node finds the device of a
+ * channel an upstream asks for. TTL: a day, or twice the registration's. */
+void gb_mirror_channels(struct gb_upper *g, struct gb_device *d)
+{
+    if (!g->devmirror || !d->channel_count) return;
+    const char *stack[64];
+    const char **ids = d->channel_count <= 64 ? stack : malloc(d->channel_count * sizeof(*ids));
+    if (!ids) return;
+    size_t n = 0;
+    for (size_t i = 0; i < d->channel_count; i++)
+        if (d->channels[i].id) ids[n++] = d->channels[i].id;
+    uint64_t ttl = d->expires_s > 0 ? 2000u * (uint64_t)d->expires_s : 0;
+    gb_devmirror_channels(g->devmirror, d->id, ids, n, ttl);
+    if (ids != stack) free(ids);
+}
+
 void gb_mirror_keepalive(struct gb_upper *g, struct gb_device *d)
 {
     if (g->devmirror && gb_devmirror_keepalive_due(g->devmirror, d->mirrored_at, d->last_keepalive))
@@ -413,16 +430,55 @@ static int peer_cancel(struct gb_upper *g, struct txn *st, const struct transpor
     return 0;
 }
 
+/* A middle node's DeviceControl for one of our devices (an upstream's, the
+ * middle node being another node of ours, gb/lower/lower_relay.c): a
+ * MANSCDP Control whose DeviceID is the Request-URI's user, re-encoded in
+ * the device's charset and sent on as the local relay does. Answered 200
+ * once sent (a control has no Response, GB/T 28181 §A.2.3.1.2); 400 when
+ * the body is not such a control, 404 / 480 as for an INVITE. */
+static void peer_control(struct gb_upper *g, struct txn *st, const struct transport_rx *rx, struct gb_device *d)
+{
+    const struct sip_msg *m = rx->msg;
+    gb_manscdp_t msg;
+    int rc = gb_manscdp_parse(m->body.s, m->body.len, NULL, &msg);
+    if (rc < 0 || msg.cmd != GB_CMD_DEVICE_CONTROL || msg.kind != GB_MSG_CONTROL || !msg.device_id ||
+        !str_eq_cstr(m->ruri.user, msg.device_id)) {
+        log_info("gb peer relay: MESSAGE from node %s for %.*s is not a DeviceControl of that id: 400", rx->src_text,
+                 STR_FMT(m->ruri.user));
+        gb_manscdp_free(&msg);
+        peer_respond(g, st, 400);
+        return;
+    }
+    sbuf_t body;
+    sbuf_init(&body);
+    struct ua_uac *h = NULL;
+    if (gb_manscdp_build(&body, d->charset, &msg) == 0) {
+        struct ua_request r;
+        memset(&r, 0, sizeof(r));
+        r.method = SIP_MESSAGE;
+        r.content_type = STR_LIT("Application/MANSCDP+xml");
+        r.body = sbuf_str(&body);
+        h = gb_device_send(g, d, d->id, &r, NULL, NULL);
+    }
+    sbuf_free(&body);
+    log_info("gb peer relay: DeviceControl from node %s for %s %s device %s", rx->src_text, msg.device_id,
+             h ? "relayed to" : "could not be sent to", d->id);
+    gb_manscdp_free(&msg);
+    peer_respond(g, st, h ? 200 : 500);
+}
+
 int gb_peer_on_request(struct gb_upper *g, struct txn *st, const struct transport_rx *rx)
 {
     const struct sip_msg *m = rx->msg;
     if (m->method == SIP_CANCEL) return peer_cancel(g, st, rx);
     str_t dev;
-    if (m->method != SIP_INVITE || !sip_param_get(m->ruri.params, GB_PEER_DEVICE_PARAM, &dev)) return 0;
+    if ((m->method != SIP_INVITE && m->method != SIP_MESSAGE) ||
+        !sip_param_get(m->ruri.params, GB_PEER_DEVICE_PARAM, &dev))
+        return 0;
     if (!peer_marked(m) || !cluster_is_node_addr(g->cluster, (const struct sockaddr *)&rx->src)) {
         g->stats.peer_refused++;
-        gb_log_refusal(g, "gb peer relay: INVITE naming a device from %s, not a live node's marked request: 403",
-                       rx->src_text);
+        gb_log_refusal(g, "gb peer relay: %.*s naming a device from %s, not a live node's marked request: 403",
+                       STR_FMT(m->method_name), rx->src_text);
         peer_respond(g, st, 403);
         return 1;
     }
@@ -440,6 +496,10 @@ int gb_peer_on_request(struct gb_upper *g, struct txn *st, const struct transpor
     if (!d->online) {
         g->stats.peer_refused++;
         peer_respond(g, st, 480);
+        return 1;
+    }
+    if (m->method == SIP_MESSAGE) {
+        peer_control(g, st, rx, d);
         return 1;
     }
     struct gb_peer_relay *r = calloc(1, sizeof(*r));
@@ -480,6 +540,154 @@ int gb_peer_on_request(struct gb_upper *g, struct txn *st, const struct transpor
     g->stats.peer_relays++;
     log_info("gb peer relay: INVITE from node %s for %s relayed to device %s", r->peer, chan, d->id);
     return 1;
+}
+
+/* ---- a middle node: the node of a channel an upstream asked for ---- */
+
+struct gb_locate {
+    struct gb_locate *next, *prev;     /* g->locates */
+    struct gb_upper *g;
+    struct gb_devmirror_lookup *h;     /* the Redis read in flight */
+    gb_locate_cb cb;
+    void *arg;
+    char id[GB_ID_LEN + 1];            /* as asked */
+    char device[GB_ID_LEN + 1];        /* its device, once read */
+};
+
+static void locate_unlink(struct gb_locate *lc)
+{
+    struct gb_upper *g = lc->g;
+    if (lc->prev) lc->prev->next = lc->next;
+    else g->locates = lc->next;
+    if (lc->next) lc->next->prev = lc->prev;
+}
+
+static void locate_done(struct gb_locate *lc, int status, const struct gb_node_target *t)
+{
+    locate_unlink(lc);
+    lc->cb(lc->arg, status, t);
+    free(lc);
+}
+
+static void locate_on_record(void *arg, int status, const struct gb_devmirror_record *rec)
+{
+    struct gb_locate *lc = arg;
+    struct gb_upper *g = lc->g;
+    lc->h = NULL;
+    if (status < 0) {
+        log_warn_rl("gb relay of %s: the record of device %s could not be read from Redis (%s): 503", lc->id,
+                    lc->device, strerror(-status));
+        locate_done(lc, 503, NULL);
+        return;
+    }
+    struct gb_device *d = gb_device_find(g, lc->device);
+    if (d && d->online) { /* online here after all: the caller relays it itself */
+        struct gb_node_target t = {.device_id = lc->device, .node = gb_devmirror_node_id(g->devmirror), .local = true};
+        locate_done(lc, 0, &t);
+        return;
+    }
+    struct cluster_hit hit;
+    int rc;
+    switch (gb_owner_verdict(rec, gb_devmirror_node_id(g->devmirror), d != NULL)) {
+    case GB_OWNER_NOWHERE:
+        log_info("gb relay of %s: device %s is registered on no node: 404", lc->id, lc->device);
+        locate_done(lc, 404, NULL);
+        return;
+    case GB_OWNER_OFFLINE_HERE:
+    case GB_OWNER_OFFLINE:
+        log_info("gb relay of %s: device %s is offline (node %s): 480", lc->id, lc->device, rec ? rec->node : "-");
+        locate_done(lc, 480, NULL);
+        return;
+    case GB_OWNER_GO: break;
+    }
+    if ((rc = cluster_node_hit(g->cluster, rec->node, &hit)) != 0) {
+        log_info("gb relay of %s: device %s is on node %s, which is %s: 503", lc->id, lc->device, rec->node,
+                 rc == -EHOSTDOWN ? "not heartbeating" : "unknown here");
+        locate_done(lc, 503, NULL);
+        return;
+    }
+    struct gb_node_target t = {.device_id = lc->device, .node = rec->node, .route = hit.route,
+                               .hostport = hit.hostport};
+    locate_done(lc, 0, &t);
+}
+
+static void locate_on_channel(void *arg, int status, const char *device)
+{
+    struct gb_locate *lc = arg;
+    lc->h = NULL;
+    if (status < 0) {
+        log_warn_rl("gb relay of %s: its device could not be read from Redis (%s): 503", lc->id, strerror(-status));
+        locate_done(lc, 503, NULL);
+        return;
+    }
+    /* No channel key: the id may be a device's own (an upstream that
+     * INVITEs a camera by its device id). */
+    snprintf(lc->device, sizeof(lc->device), "%s", device ? device : lc->id);
+    int rc = lc->g->devmirror ? gb_devmirror_lookup(lc->g->devmirror, lc->device, locate_on_record, lc, &lc->h)
+                              : -ESHUTDOWN;
+    if (rc != 0) {
+        log_warn_rl("gb relay of %s: no Redis lookup of device %s (%s): 503", lc->id, lc->device, strerror(-rc));
+        locate_done(lc, 503, NULL);
+    }
+}
+
+int gb_upper_locate(struct gb_upper *g, const char *id, gb_locate_cb cb, void *arg, struct gb_locate **h)
+{
+    if (!g->devmirror || !g->cluster) return -ENOENT;
+    if (g->stopping) return -ESHUTDOWN;
+    if (!id || !gb_id_valid(str_from_cstr(id))) return -EINVAL;
+    struct gb_locate *lc = calloc(1, sizeof(*lc));
+    if (!lc) return -ENOMEM;
+    lc->g = g;
+    lc->cb = cb;
+    lc->arg = arg;
+    snprintf(lc->id, sizeof(lc->id), "%s", id);
+    int rc = gb_devmirror_channel_lookup(g->devmirror, id, locate_on_channel, lc, &lc->h);
+    if (rc != 0) {
+        free(lc);
+        return rc == -ENOBUFS ? -EBUSY : rc == -EINVAL ? -EINVAL : -EAGAIN;
+    }
+    lc->next = g->locates;
+    if (g->locates) g->locates->prev = lc;
+    g->locates = lc;
+    *h = lc;
+    return 0;
+}
+
+void gb_upper_locate_cancel(struct gb_upper *g, struct gb_locate *h)
+{
+    (void)g;
+    if (!h) return;
+    gb_devmirror_lookup_cancel(h->h);
+    locate_unlink(h);
+    free(h);
+}
+
+struct ua_uac *gb_upper_send_via(struct gb_upper *g, const struct gb_node_target *t, const char *target_id,
+                                 struct ua_request *r, const struct ua_uac_cb *cb, void *arg)
+{
+    if (!t || t->local || !t->route || !t->hostport || !gb_id_valid(str_from_cstr(t->device_id)) ||
+        !gb_id_valid(str_from_cstr(target_id)))
+        return NULL;
+    size_t rl = strlen(t->route);
+    struct transport_dest dest;
+    if (rl < 3 || t->route[0] != '<' || t->route[rl - 1] != '>' ||
+        ua_dest_from_uri(str_make(t->route + 1, rl - 2), &dest) != 0)
+        return NULL;
+    char ruri[400], from[96], to[96];
+    snprintf(ruri, sizeof(ruri), "sip:%s@%s;%s=%s", target_id, t->hostport, GB_PEER_DEVICE_PARAM, t->device_id);
+    snprintf(from, sizeof(from), "<sip:%s@%s>", g->cfg.id, g->cfg.domain);
+    snprintf(to, sizeof(to), "<sip:%s@%.10s>", target_id, target_id);
+    str_t routes[] = {str_from_cstr(t->route)};
+    r->ruri = str_from_cstr(ruri);
+    r->from = str_from_cstr(from);
+    r->to = str_from_cstr(to);
+    r->routes = routes;
+    r->route_count = 1;
+    struct ua_uac *h = ua_request_send(g->ua, r, &dest, NULL, cb, arg);
+    r->routes = NULL; /* the addressing was only valid during the call */
+    r->route_count = 0;
+    return h;
 }
 
 /* ---- stop ---- */
@@ -525,4 +733,9 @@ void gb_nodes_stop(struct gb_upper *g)
         free(p);
     }
     while (g->peer_relays) relay_end(g, g->peer_relays, 503);
+    while (g->locates) {
+        struct gb_locate *lc = g->locates;
+        gb_devmirror_lookup_cancel(lc->h);
+        locate_done(lc, 503, NULL);
+    }
 }

@@ -256,6 +256,38 @@ int gb_upper_forward(struct gb_upper *g, const char *device_id, const struct gb_
     return 0;
 }
 
+int gb_upper_query_remote(struct gb_upper *g, const char *device_id, enum gb_query_kind kind, const char *target,
+                          const char *start, const char *end, struct gb_waiter *wt)
+{
+    if (!device_id || !gb_id_valid(str_from_cstr(device_id))) return -ENOENT;
+    json_t *body = NULL;
+    const char *what = "info";
+    switch (kind) {
+    case GB_Q_INFO:
+    case GB_Q_STATUS:
+        what = kind == GB_Q_INFO ? "info" : "status";
+        body = target ? json_pack("{s:s}", "target", target) : json_object();
+        break;
+    case GB_Q_RECORDS:
+        what = "records";
+        body = target && start && end ? json_pack("{s:s,s:s,s:s}", "channel", target, "start", start, "end", end)
+                                      : NULL;
+        if (!body) return -EINVAL;
+        break;
+    case GB_Q_CATALOG: return -EINVAL;
+    }
+    char path[GB_FORWARD_TARGET_MAX];
+    snprintf(path, sizeof(path), "/api/v1/gb/devices/%s/%s", device_id, what);
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!text) return -ENOMEM;
+    struct gb_forward_req r = {.method = "POST", .target = path, .authorization = g->forward_auth, .body = text,
+                               .body_len = strlen(text)};
+    int rc = gb_upper_forward(g, device_id, &r, wt);
+    free(text);
+    return rc;
+}
+
 void gb_upper_peer_query(struct gb_upper *g) { g->stats.peer_queries++; }
 
 void gb_forwards_stop(struct gb_upper *g)

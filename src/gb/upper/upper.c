@@ -769,6 +769,7 @@ static int on_register(struct gb_upper *g, struct txn *st, const struct transpor
     device_arm(g, d);
     gb_device_persist(g, d);
     gb_mirror_online(g, d);
+    gb_mirror_channels(g, d);
     if (!was_online) {
         char remote[TRANSPORT_ADDR_TEXT];
         gb_device_remote_text(d, remote, sizeof(remote));
@@ -921,6 +922,11 @@ struct gb_upper *gb_upper_new(const struct gb_config *cfg, const struct auth_ser
     g->forward_tls = deps->forward_tls;
     snprintf(g->forward_tls_name, sizeof(g->forward_tls_name), "%s",
              deps->forward_tls_name ? deps->forward_tls_name : "");
+    if (deps->forward_authorization && *deps->forward_authorization &&
+        !(g->forward_auth = strdup(deps->forward_authorization))) {
+        gb_upper_free(g);
+        return NULL;
+    }
     g->txn = deps->txn;
     if (gb_charset_from_name(cfg->charset, &g->charset) != 0) {
         log_warn("[gb] charset \"%s\" unknown, using GB2312", cfg->charset);
@@ -952,7 +958,12 @@ int gb_upper_on_request(struct gb_upper *g, struct txn *st, const struct transpo
     case SIP_REGISTER: return on_register(g, st, rx);
     case SIP_INVITE:
     case SIP_CANCEL: return g->cluster && !rx->msg->to.tag.len ? gb_peer_on_request(g, st, rx) : 0;
-    case SIP_MESSAGE: return rx->msg->to.tag.len ? 0 : on_message(g, st, rx);
+    case SIP_MESSAGE:
+        if (rx->msg->to.tag.len) return 0;
+        /* A peer's DeviceControl for our device names it in a Request-URI
+         * parameter (play_nodes.c); a device's MESSAGE has none. */
+        if (g->cluster && rx->msg->ruri.params.len && gb_peer_on_request(g, st, rx)) return 1;
+        return on_message(g, st, rx);
     case SIP_NOTIFY: return rx->msg->to.tag.len ? gb_subs_on_notify(g, st, rx) : 0;
     default: return 0;
     }
@@ -1074,6 +1085,7 @@ static int load_device(void *arg, const struct store_gb_device *row)
     device_arm(g, d);
     gb_subs_device_restored(g, d);
     gb_mirror_online(g, d); /* this node holds it again */
+    gb_mirror_channels(g, d);
     return 0;
 }
 
@@ -1300,6 +1312,7 @@ void gb_upper_free(struct gb_upper *g)
     htable_free(&g->streams_by_sid);
     if (g->auth) auth_server_free(g->auth);
     gb_strpool_free(g->strings); /* after the devices: they hold its strings */
+    free(g->forward_auth);
     free(g);
 }
 

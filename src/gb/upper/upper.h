@@ -76,6 +76,10 @@ struct gb_upper_deps {
      * ([redis] api_tls_name; NULL or "": the address each peer advertises). */
     struct tls_context *forward_tls;
     const char *forward_tls_name;
+    /* The Authorization this node sends with a request of its own to a
+     * peer's API (gb_upper_query_remote: a middle node's query for an
+     * upstream), "Bearer <[api] token>"; NULL or "": none (copied). */
+    const char *forward_authorization;
 };
 
 /* cfg ([gb]) and local are copied. auth: nonce lifetimes and throttling of
@@ -243,8 +247,52 @@ struct gb_forward_req {
     size_t body_len;
 };
 int gb_upper_forward(struct gb_upper *g, const char *device_id, const struct gb_forward_req *r, struct gb_waiter *wt);
+/* A middle node's query for a device registered on another node (an
+ * upstream's DeviceInfo / DeviceStatus / RecordInfo, gb/lower/lower_relay.c):
+ * the API request the same query is on that node — POST
+ * /api/v1/gb/devices/<device_id>/info | status (body {"target"} when target)
+ * or /records (body {"channel", "start", "end"}) — sent by gb_upper_forward
+ * with this node's forward_authorization; wt gets what a client of that
+ * API would (the body the query gives on the device's node, or the errors
+ * gb_upper_forward lists). Returns as gb_upper_forward; -EINVAL for
+ * GB_Q_CATALOG (a catalog is answered from this node's view). */
+int gb_upper_query_remote(struct gb_upper *g, const char *device_id, enum gb_query_kind kind, const char *target,
+                          const char *start, const char *end, struct gb_waiter *wt);
 /* Counts an API request that a peer forwarded here (GB_FORWARD_HEADER). */
 void gb_upper_peer_query(struct gb_upper *g);
+
+/* ---- a middle node's relay across nodes (issue 16, play_nodes.c) ----
+ * An upstream platform INVITEs a middle node for a channel (or device) id;
+ * when no device here owns it, the lower role (gb/lower/lower_relay.c)
+ * asks where it is: the channel's device (its key <prefix>gbchan:{id},
+ * device_mirror.h; no key: id is taken as a device id), then that device's
+ * record and its node, as a play from the API does. cb runs exactly once,
+ * later (unless cancelled), with status 0 and t, or a SIP status: 404 (no
+ * such device on any node, or a stale record naming this node), 480
+ * (offline), 503 (its node down or unknown, Redis failed, stopping). t:
+ * its node's route, or t->local when the device turns out to be online
+ * here (the caller relays as to any of its devices); valid during the call
+ * only. Returns 0 (*h set), -ENOENT (across nodes off), -EINVAL (not a GB
+ * id), -EBUSY / -EAGAIN (Redis lookups full / refused), -ESHUTDOWN. */
+struct gb_node_target {
+    const char *device_id;       /* the device that owns the id */
+    const char *node;            /* its node */
+    const char *route, *hostport; /* that node's marked Route and host:port (NULL when local) */
+    bool local;                  /* online here after all */
+};
+struct gb_locate;
+typedef void (*gb_locate_cb)(void *arg, int status, const struct gb_node_target *t);
+int gb_upper_locate(struct gb_upper *g, const char *id, gb_locate_cb cb, void *arg, struct gb_locate **h);
+/* cb will not run; h is freed. */
+void gb_upper_locate_cancel(struct gb_upper *g, struct gb_locate *h);
+/* Sends r out of dialog to the node t names (not local), for target_id of
+ * device t->device_id, as a play through that node does: Request-URI
+ * sip:<target_id>@<node>;gb-device=<device>, its marked Route (the owning
+ * node relays it to the device, play_nodes.c), From us. The caller sets
+ * the rest (method, headers, body, contact, pin_dest). NULL: not sent (a
+ * route that does not read, or the UA refused). */
+struct ua_uac *gb_upper_send_via(struct gb_upper *g, const struct gb_node_target *t, const char *target_id,
+                                 struct ua_request *r, const struct ua_uac_cb *cb, void *arg);
 
 /* Playback control (GB/T 28181 Annex B): r (method, range, scale; the CSeq
  * is the stream's) goes to the device as MANSRTSP in INFO inside the

@@ -322,10 +322,12 @@ struct gb_upper {
     struct txn_layer *txn;        /* CANCELs of relayed INVITEs (play_nodes.c) */
     struct gb_remote_play *remote_plays; /* play requests waiting for the device's record */
     struct gb_peer_relay *peer_relays;   /* INVITEs from peer nodes relayed to our devices */
+    struct gb_locate *locates;           /* a middle node's relay: looking a channel's node up */
     struct gb_forward *forwards;  /* API requests for devices on other nodes (query_nodes.c) */
     uint32_t forward_count, forward_timeout_ms, forward_max;
     struct tls_context *forward_tls;    /* https:// hops (deps) */
     char forward_tls_name[256];         /* "": the peer's advertised address */
+    char *forward_auth;           /* our own requests to a peer's API (gb_upper_query_remote); NULL: none */
     struct gb_live_hls *hls_ended; /* live_hls.c: ended playbacks' final playlists, a while */
     unsigned hls_ended_count;
 };
@@ -470,6 +472,9 @@ void gb_mirror_online(struct gb_upper *g, struct gb_device *d);
  * here): offline here, gb.device.offline reason node-lost with the node. */
 void gb_device_node_lost(struct gb_upper *g, struct gb_device *d, const char *node);
 void gb_mirror_keepalive(struct gb_upper *g, struct gb_device *d);
+/* The device's channel keys (its catalog's channel ids -> its id): on a
+ * registration and a catalog change. */
+void gb_mirror_channels(struct gb_upper *g, struct gb_device *d);
 void gb_mirror_offline(struct gb_upper *g, struct gb_device *d);
 /* The device went offline: its relays end (BYE both ways, the peer's
  * pending INVITE answered 480). */

@@ -1,0 +1,286 @@
+#!/usr/bin/env bash
+# A middle node's relay across nodes (issue 16): two cascade nodes, A and B,
+# one platform (the same GB id, the GB upper role, [redis] mirror_gb_devices
+# with cluster_route on one 3-master Redis Cluster on loopback ports chosen
+# at run time); A is also a lower platform registered to an upstream, "top"
+# (a third cascade, upper role only, no Redis). A cascade-gbsim camera
+# registers on B.
+#  1. B writes the camera's channel key t:gbchan:{channel} = device;
+#  2. top plays the camera's channel through A (it INVITEs A, whose lower
+#     role finds the channel's device and node in Redis and sends the
+#     peer-marked INVITE to B, which relays it to the camera with top's SDP):
+#     the camera sees exactly one INVITE, its RTP reaches top's stream
+#     (packets counted, ffprobe reads H.264 from the dump); A logs the relay
+#     through node-b, B counts one peer relay;
+#  3. top stops (DELETE): top's BYE -> A -> B -> the camera (gbsim logs the
+#     BYE from the upper); A and B end their relays;
+#  3b. a playback from top paused through A and B (the camera logs PAUSE);
+#  3c. top's CANCEL (the camera stopped while the INVITE waits at it):
+#     A cancels its INVITE to B, B its INVITE to the camera;
+#  4. a channel nowhere: 404 to top; the device's own id (no channel key)
+#     looked up as a device, through B (the camera has no such channel: 404); a planted record saying offline: 480;
+#     naming a node that is not alive: 503; naming A itself (stale): 404;
+#     naming B for a device B does not have: B answers 404 and sends nothing
+#     on (loop protection), A passes the 404 to top;
+#  5. what A reports to top as its directory: its own devices only (the
+#     camera on B is not in it);
+#  5b. top's DeviceInfo / DeviceStatus / RecordInfo about the camera (its
+#     channel or itself) through A: A asks B's API (the HTTP forward the API
+#     uses, with its own token), the camera's answer reaches top; an id on
+#     no node or offline: an ERROR answer at once; a PTZ command from top:
+#     A sends it to B in a peer-marked MESSAGE, B on to the camera;
+#  6. the camera goes offline while top plays it: B ends its relay, its BYE
+#     reaches A, A's reaches top; a play then answers 480.
+source "$(dirname "$0")/lib.sh"
+
+for t in redis-server redis-cli jq ffprobe sipp; do
+    command -v "$t" >/dev/null || { echo "SKIP: $t not installed (scripts/install-deps.sh)"; exit 77; }
+done
+
+check "a Redis Cluster forms (3 masters)" redis_cluster_start 3 0
+rcli() { redis-cli -c -h 127.0.0.1 -p "${REDIS_PORTS[0]}" "$@" | tr -d '\r'; }
+
+API_TOKEN=relaytoken
+TOP_ID=34020000002000000001
+MID_ID=34020000002000000002
+DEV=34020000001320000001
+CH1=34020000001310000001
+
+TOP_SIP=$(free_port); TOP_API=$(free_port)
+gb_upper_ini top "$TOP_SIP" "$TOP_API" "$TOP_ID" top-secret yes </dev/null
+start_cascade top "$WORK/top.ini"
+
+declare -A SIP API
+for n in a b; do SIP[$n]=$(free_port); API[$n]=$(free_port); done
+for n in a b; do
+    UP=""
+    [ "$n" = a ] && UP="$(gb_upstream_ini "$TOP_ID" "$TOP_SIP" udp top-secret 120)
+keepalive_interval = 2"
+    gb_upper_ini "$n" "${SIP[$n]}" "${API[$n]}" "$MID_ID" dev-secret yes <<INI
+keepalive_interval = 1
+keepalive_misses = 30
+[redis]
+mirror_bindings = yes
+cluster_route = yes
+mirror_gb_devices = yes
+nodes = 127.0.0.1:${REDIS_PORTS[0]},127.0.0.1:${REDIS_PORTS[1]}
+node_id = node-$n
+key_prefix = t:
+timeout_ms = 1000
+heartbeat_ms = 300
+$UP
+INI
+    start_cascade "$n" "$WORK/$n.ini"
+done
+on() { API_PORT=${API[$1]}; }
+top() { API_PORT=$TOP_API api "$@"; }
+cstat() { on "$1"; api GET /stats | jq -r ".cluster.$2"; }
+gstat() { on "$1"; api GET /stats | jq -r ".gb_upper.$2"; }
+sees_one() { [ "$(cstat "$1" nodes_live)" = 1 ]; }
+for n in a b; do check "node $n sees the other live" wait_for 20 sees_one "$n"; done
+registered() { on a; api GET /gb/upstreams | jq -e '.upstreams[0].state == "registered"' >/dev/null; }
+check "node A (the middle node) registered to top" wait_for 20 registered
+
+# ---- 1. the camera on B, its channel key
+gb_sim "${SIP[b]}" "$MID_ID" gbsim.log --devices 1 --channels 1
+on b
+check "1. the camera is online on node B" wait_for 30 gb_device_online "$DEV"
+chan_key() { [ "$(rcli get "t:gbchan:{$CH1}")" = "$DEV" ]; }
+check "... B wrote its channel key t:gbchan:{$CH1} = $DEV (after the catalog)" wait_for 20 chan_key
+check "... with a TTL of at least a day" test "$(rcli pttl "t:gbchan:{$CH1}")" -gt 86000000
+check "... node A does not hold the camera" bash -c "! curl -s -H 'Authorization: Bearer $API_TOKEN' \
+    http://127.0.0.1:${API[a]}/api/v1/gb/devices | jq -e '.devices | map(.id) | index(\"$DEV\")' >/dev/null"
+
+# ---- 2. top plays the channel through A, which relays it through B
+gb_play_dump top "$MID_ID" "$CH1" udp
+check "2. top plays $CH1 of the middle node ($SID)" test -n "$SID"
+check "... the camera's RTP reaches top ($PK packets)" test "${PK:-0}" -gt 40
+check "... top's stream is H.264" test "$(top GET "/gb/streams/$SID" | jq -r .codec)" = h264
+invites() { grep -c "INVITE for $1: " "$WORK/gbsim.log" || true; }
+check "... the camera saw exactly one INVITE" test "$(invites "$CH1")" = 1
+check "... node A relayed it through node B" \
+    grep -q "relayed INVITE for $CH1: device $DEV answered through node node-b, stream goes to upstream $TOP_ID" \
+    "$WORK/a.log"
+check "... node B relayed one INVITE from a peer to the camera" test "$(gstat b peer_relays)" = 1
+check "... node B logged it" grep -q "INVITE from node 127.0.0.1:.* for $CH1 relayed to device $DEV" "$WORK/b.log"
+check "... A's relay event names the channel and node-b" bash -c "curl -s -H 'Authorization: Bearer $API_TOKEN' \
+    'http://127.0.0.1:${API[a]}/api/v1/events/recent?since=0' |
+    jq -e '[.events[] | select(.type == \"gb.lower.relay.started\" and .channel_id == \"$CH1\" and .device_id == \"$DEV\" and .node == \"node-b\")] | length == 1' >/dev/null"
+
+# ---- 3. stop on top: BYE through A and B to the camera
+top DELETE "/gb/streams/$SID" >/dev/null
+check "... top's dump is H.264 for ffprobe" test "$(ffprobe_codec "$DUMP")" = h264
+bye_seen() { grep -q "stream of $CH1 ended: BYE from the upper" "$WORK/gbsim.log"; }
+check "3. stop on top: the camera got the BYE (through A and B)" wait_for 15 bye_seen
+check "... A ended its relay on top's BYE" wait_for 10 grep -q "relayed stream of $CH1 (device $DEV) for upstream $TOP_ID ended: bye-from-upstream" "$WORK/a.log"
+check "... B ended its relay on A's BYE" wait_for 10 grep -q "ended: BYE from the node" "$WORK/b.log"
+
+# ---- 3b. a playback from top, paused: the INFO goes through A and B to the camera
+PB=$(top POST "/gb/devices/$MID_ID/channels/$CH1/play" '{"start":"2026-12-01T10:00:00","end":"2026-12-01T10:10:00"}')
+PSID=$(echo "$PB" | jq -r '.stream_id // empty')
+check "3b. a playback from top through A and B ($PSID)" jq_ok "$PB" '.playback == true and .state == "playing"'
+OUT=$(top POST "/gb/streams/$PSID/control" '{"action":"pause"}')
+check "... pause answered by the camera through A and B ($OUT)" jq_ok "$OUT" '.action == "pause" and .paused == true'
+check "... the PAUSE reached the camera" wait_for 10 grep -qE "PAUSE cseq 1" "$WORK/gbsim.log"
+top DELETE "/gb/streams/$PSID" >/dev/null
+two_byes() { [ "$(grep -c "ended: BYE from the node" "$WORK/b.log")" -ge 2 ]; }
+check "... its stop reached B too" wait_for 10 two_byes
+
+# ---- 3c. CANCEL: the camera stopped (SIGSTOP) so that the INVITE waits at
+# it; top gives up (DELETE while inviting): its CANCEL goes to A, A's to B,
+# B's to the camera; each answers 487.
+INV_STOP=$(invites "$CH1")
+kill -STOP "$SIM"
+RELAYED_B=$(grep -c "INVITE from node 127.0.0.1:.* for $CH1 relayed to device" "$WORK/b.log")
+# The API answers a play once the INVITE is answered: asked in the
+# background, the stream found inviting in top's list.
+top POST "/gb/devices/$MID_ID/channels/$CH1/play" '{}' >"$WORK/p3.json" &
+P3_PID=$!
+b_relayed() { [ "$(grep -c "INVITE from node 127.0.0.1:.* for $CH1 relayed to device" "$WORK/b.log")" -gt "$RELAYED_B" ]; }
+check "3c. a play from top while the camera is stopped: B relays the INVITE" wait_for 15 b_relayed
+S3=$(top GET /gb/streams | jq -r '[.streams[] | select(.state == "inviting")][0].stream_id // empty')
+check "... top's stream is inviting ($S3)" test -n "$S3"
+top DELETE "/gb/streams/$S3" >/dev/null
+check "... top's CANCEL reaches A" wait_for 10 grep -q "relayed INVITE for $CH1 cancelled by upstream $TOP_ID" "$WORK/a.log"
+check "... A's CANCEL reaches B" wait_for 10 grep -q "gb peer relay: INVITE for $CH1 cancelled by node" "$WORK/b.log"
+check "... top's play request ends (the stream stopped)" wait_for 15 bash -c "! kill -0 $P3_PID 2>/dev/null"
+kill -CONT "$SIM"
+late_invite() { [ "$(invites "$CH1")" -gt "$INV_STOP" ]; }
+check "... the camera, resumed, reads the INVITE that waited for it" wait_for 15 late_invite
+three_byes() { [ "$(grep -c "stream of $CH1 ended: BYE from the upper" "$WORK/gbsim.log")" -ge 3 ]; }
+check "... its late 200 is ACKed and ended with a BYE by B" wait_for 15 three_byes
+INV_BEFORE4=$(invites "$CH1")
+
+# ---- 4. the answers when the channel cannot be reached
+# play_code CHANNEL: the SIP status A answered top for CHANNEL (from A's log).
+play_code() {
+    top POST "/gb/devices/$MID_ID/channels/$1/play" '{}' >/dev/null
+    local i
+    for i in $(seq 1 100); do
+        grep -oE "INVITE from upstream $TOP_ID for $1: not relayed to any node, [0-9]+" "$WORK/a.log" |
+            tail -1 | grep -oE '[0-9]+$' && return 0
+        grep -q "relayed INVITE for $1: device .* answered [0-9]" "$WORK/a.log" &&
+            { grep -oE "relayed INVITE for $1: device .* answered [0-9]+" "$WORK/a.log" | tail -1 |
+                grep -oE '[0-9]+$'; return 0; }
+        sleep 0.1
+    done
+    echo none
+}
+check "4. a channel on no node: 404" test "$(play_code 34020000001310000099)" = 404
+# The device's own id (no channel key): looked up as a device; the INVITE
+# goes through B to the camera, which has no channel of that id (404).
+top POST "/gb/devices/$MID_ID/channels/$DEV/play" '{}' >/dev/null
+check "... an INVITE naming the device's own id is looked up as a device and goes through B" \
+    wait_for 10 grep -q "relayed INVITE for $DEV: device $DEV answered 404 through node node-b" "$WORK/a.log"
+# Planted: a channel whose device's record says offline on B.
+OFF_DEV=34020000001320000091 OFF_CH=34020000001310000091
+rcli set "t:gbchan:{$OFF_CH}" "$OFF_DEV" px 60000 >/dev/null
+rcli hset "t:gbdev:{$OFF_DEV}" node node-b online 0 transport udp remote 127.0.0.1:9 >/dev/null
+check "... a channel whose device is offline: 480" test "$(play_code "$OFF_CH")" = 480
+# Planted: a record naming a node that is not alive.
+DEAD_DEV=34020000001320000092 DEAD_CH=34020000001310000092
+rcli set "t:gbchan:{$DEAD_CH}" "$DEAD_DEV" px 60000 >/dev/null
+rcli hset "t:gbdev:{$DEAD_DEV}" node node-z online 1 transport udp remote 127.0.0.1:9 >/dev/null
+check "... a channel whose device's node is not alive: 503" test "$(play_code "$DEAD_CH")" = 503
+# Planted: a stale record naming A itself.
+STALE_DEV=34020000001320000093 STALE_CH=34020000001310000093
+rcli set "t:gbchan:{$STALE_CH}" "$STALE_DEV" px 60000 >/dev/null
+rcli hset "t:gbdev:{$STALE_DEV}" node node-a online 1 transport udp remote 127.0.0.1:9 >/dev/null
+check "... a stale record naming node A itself: 404" test "$(play_code "$STALE_CH")" = 404
+# Planted: a record naming B for a device B does not have (loop protection).
+LOOP_DEV=34020000001320000094 LOOP_CH=34020000001310000094
+rcli set "t:gbchan:{$LOOP_CH}" "$LOOP_DEV" px 60000 >/dev/null
+rcli hset "t:gbdev:{$LOOP_DEV}" node node-b online 1 transport udp remote 127.0.0.1:9 >/dev/null
+check "... a record naming B for a device B lacks: B's 404 reaches top through A" \
+    test "$(play_code "$LOOP_CH")" = 404
+check "... B refused it and sent nothing on" \
+    grep -q "gb peer relay: node 127.0.0.1:.* asked for $LOOP_CH of device $LOOP_DEV, not registered here: 404" "$WORK/b.log"
+check "... B relayed no other INVITE" test "$(gstat b peer_relays)" = 4
+check "... the camera saw no other INVITE for the channel" test "$(invites "$CH1")" = "$INV_BEFORE4"
+
+# ---- 5. A's directory to top: its own devices only
+CAT=$(top POST "/gb/devices/$MID_ID/catalog")
+echo "# A's catalog to top: $CAT"
+check "5. A's catalog to top does not list the camera on B (its own devices only)" \
+    jq_ok "$CAT" '[.channels[]? | select(.id == "'"$DEV"'" or .id == "'"$CH1"'")] | length == 0'
+
+# ---- 5b. top's queries about the camera on B, through A: A finds the
+# device's node and asks that node's API (its own token), whose answer is
+# the camera's
+INFO=$(top POST "/gb/devices/$MID_ID/info" "{\"target\":\"$CH1\"}")
+check "5b. top: DeviceInfo of the camera's channel is the camera's own ($INFO)" \
+    jq_ok "$INFO" '.result == "OK" and .device_id == "'"$CH1"'" and .manufacturer == "cascade-gbsim" and .model == "SIM-IPC"'
+INFO=$(top POST "/gb/devices/$MID_ID/info" "{\"target\":\"$DEV\"}")
+check "... DeviceInfo of the camera itself ($INFO)" \
+    jq_ok "$INFO" '.result == "OK" and .device_id == "'"$DEV"'" and .model == "SIM-IPC" and .device_name == "模拟设备1"'
+STATUS=$(top POST "/gb/devices/$MID_ID/status" "{\"target\":\"$CH1\"}")
+check "... DeviceStatus of the channel ($STATUS)" \
+    jq_ok "$STATUS" '.result == "OK" and .device_id == "'"$CH1"'" and .online == "ONLINE" and .status == "OK"'
+REC=$(top POST "/gb/devices/$MID_ID/records" "{\"channel\":\"$CH1\",\"start\":\"2026-01-01T00:00:00\",\"end\":\"2026-01-02T00:00:00\"}")
+check "... RecordInfo of the channel (gbsim records nothing) ($REC)" jq_ok "$REC" '.channel == "'"$CH1"'" and .sum_num == 0'
+check "... A asked them through node B" \
+    test "$(grep -cE "(DeviceInfo|DeviceStatus|RecordInfo) for ($CH1|$DEV) from upstream $TOP_ID \(SN [0-9]+\) asked of device $DEV through node node-b" "$WORK/a.log")" = 4
+check "... B answered them as peer queries" test "$(gstat b peer_queries)" = 4
+PTZ=$(top POST "/gb/devices/$MID_ID/channels/$CH1/ptz" '{"cmd":"left","speed":100}')
+check "... PTZ left from top for the camera's channel: sent to A ($PTZ)" jq_ok "$PTZ" '.sent == true'
+check "... the camera received it through A and B (gbsim logs PTZ left)" \
+    wait_for 10 grep -q "gbsim: device 0 PTZ left" "$WORK/gbsim.log"
+check "... A sent it through node B" grep -q "DeviceControl for $CH1 relayed to device $DEV through node node-b" "$WORK/a.log"
+check "... B re-encoded it for the camera" \
+    grep -q "gb peer relay: DeviceControl from node 127.0.0.1:.* for $CH1 relayed to device $DEV" "$WORK/b.log"
+NOWHERE=$(top POST "/gb/devices/$MID_ID/info" '{"target":"34020000001310000099"}')
+check "... DeviceInfo of a channel on no node: an ERROR answer at once ($NOWHERE)" \
+    jq_ok "$NOWHERE" '.result == "ERROR" and .device_id == "34020000001310000099"'
+OFFQ=$(top POST "/gb/devices/$MID_ID/status" "{\"target\":\"$OFF_CH\"}")
+check "... DeviceStatus of a channel whose device is offline: ERROR, OFFLINE ($OFFQ)" \
+    jq_ok "$OFFQ" '.result == "ERROR" and .online == "OFFLINE"'
+
+# ---- 5c. trust: a peer-marked DeviceControl MESSAGE from an address that
+# is no live node's (sipp on 127.0.0.2): 403 at B, nothing sent on
+cat >"$WORK/peer-message.xml" <<'XML'
+<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="forged peer MESSAGE">
+  <send>
+    <![CDATA[
+      MESSAGE sip:[field0]@[remote_ip]:[remote_port];gb-device=[field1] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      Route: <sip:[remote_ip]:[remote_port];lr;cascade-peer>
+      From: <sip:34020000002000000009@3402000000>;tag=[call_number]
+      To: <sip:[field0]@3402000000>
+      Call-ID: [call_id]
+      CSeq: 1 MESSAGE
+      Max-Forwards: 70
+      Content-Type: Application/MANSCDP+xml
+      Content-Length: [len]
+
+<?xml version="1.0" encoding="UTF-8"?>
+<Control><CmdType>DeviceControl</CmdType><SN>7</SN><DeviceID>[field0]</DeviceID><PTZCmd>A50F0102640000 1B</PTZCmd></Control>
+    ]]>
+  </send>
+  <recv response="403"/>
+</scenario>
+XML
+printf 'SEQUENTIAL\n%s;%s\n' "$CH1" "$DEV" >"$WORK/peer-message.csv"
+SPORT=$(free_port)
+PTZ_SEEN=$(grep -c "PTZ" "$WORK/gbsim.log")
+forged() {
+    timeout 30 sipp -sf "$WORK/peer-message.xml" -inf "$WORK/peer-message.csv" -i 127.0.0.2 -p "$SPORT" \
+        -m 1 -timeout 20 -nostdin "127.0.0.1:${SIP[b]}" >"$WORK/sipp-forged.log" 2>&1 </dev/null
+}
+check "5c. a peer-marked MESSAGE from 127.0.0.2 (no live node) gets 403 from B" forged
+check "... B sent the camera nothing" test "$(grep -c "PTZ" "$WORK/gbsim.log")" = "$PTZ_SEEN"
+
+# ---- 6. the camera goes offline while top plays it: B's BYE -> A -> top
+P6=$(top POST "/gb/devices/$MID_ID/channels/$CH1/play" '{}')
+S6=$(echo "$P6" | jq -r '.stream_id // empty')
+check "6. a play from top before the camera leaves ($S6)" jq_ok "$P6" '.state == "playing"'
+kill -9 "$SIM" 2>/dev/null; wait "$SIM" 2>/dev/null || true # no BYE of its own
+gb_sim "${SIP[b]}" "$MID_ID" gbsim2.log --devices 1 --channels 1 --duration 2 --unregister
+wait "$SIM" 2>/dev/null || true
+s6_gone() { jq_ok "$(top GET "/gb/streams/$S6")" '.error == "not-found"'; }
+check "... top's stream got the BYE (B -> A -> top) and is gone" wait_for 15 s6_gone
+check "... A logged the end from the device's side" \
+    grep -q "relayed stream of $CH1 (device $DEV) for upstream $TOP_ID ended: bye-from-device" "$WORK/a.log"
+check "... a play now: the device is offline, 480" test "$(play_code "$CH1")" = 480
+
+finish
