@@ -17,6 +17,7 @@
 #include "redis/redis_cluster.h"
 #include "redis/redis_objects.h"
 #include "redis/redis_reply.h"
+#include "redis/redis_sub.h"
 #include "redis/redis_uv.h"
 #include "registrar/location.h"
 #include "sip/msg.h"
@@ -24,9 +25,6 @@
 #define CACHE_SLOTS 1024                 /* power of two */
 #define KEY_MAX (64 + 16 + LOCATION_MAX_AOR + 2)
 #define MEMBERS_MAX CLUSTER_MAX_NODES    /* set members read per heartbeat */
-#define SEEDS_MAX 16
-#define SUB_BACKOFF_MIN_MS 100
-#define SUB_BACKOFF_MAX_MS 2000
 
 struct node {
     bool used;
@@ -92,15 +90,9 @@ struct cluster {
     struct redis_cluster *rc;
     uv_loop_t *loop;
     struct timer_service *timers;
-    /* The invalidation channel: one plain connection to a seed, SUBSCRIBEd
-     * (a PUBLISH anywhere in a Redis Cluster reaches every node's
-     * subscribers). The cache is used only while subscribed. */
-    struct redis_seed seeds[SEEDS_MAX];
-    size_t nseeds, seed_next;
-    redisAsyncContext *sub;
-    struct redis_reply_budget sub_budget;
-    struct timer_node sub_timer;
-    uint32_t sub_backoff_ms;
+    /* The invalidation channel (redis/redis_sub.h; only with a cache). The
+     * cache is used only while subscribed. */
+    struct redis_sub *sub;
     bool subscribed;
     uint64_t inval_seq;                  /* invalidations (and flushes) seen */
     char channel[96];
@@ -1110,32 +1102,24 @@ void cluster_set_on_bindings_changed(struct cluster *c, void (*fn)(void *arg, co
     c->on_changed_arg = arg;
 }
 
-/* ---- invalidations ---- */
+/* ---- invalidations (redis/redis_sub.h) ---- */
 
-static void sub_connect(struct cluster *c);
-
-static void on_sub_timer(struct timer_node *t, uint64_t now_ms)
+static void on_sub_lost(void *arg, const char *why)
 {
-    (void)now_ms;
-    sub_connect(container_of(t, struct cluster, sub_timer));
-}
-
-static void sub_retry(struct cluster *c)
-{
-    if (c->closing) return;
-    c->sub_backoff_ms = c->sub_backoff_ms ? c->sub_backoff_ms * 2 : SUB_BACKOFF_MIN_MS;
-    if (c->sub_backoff_ms > SUB_BACKOFF_MAX_MS) c->sub_backoff_ms = SUB_BACKOFF_MAX_MS;
-    timer_start(c->timers, &c->sub_timer, timer_now(c->timers) + c->sub_backoff_ms, on_sub_timer);
-}
-
-static void sub_lost(struct cluster *c, const char *why)
-{
+    struct cluster *c = arg;
     if (c->subscribed)
         log_warn_rl("cluster: the invalidation channel is down (%s): lookups skip the cache until it is back", why);
     c->subscribed = false;
-    c->sub = NULL;
     cache_flush(c);
-    sub_retry(c);
+}
+
+static void on_sub_subscribed(void *arg)
+{
+    struct cluster *c = arg;
+    c->subscribed = true;
+    cache_flush(c); /* nothing cached before now was covered */
+    log_info("cluster: invalidations on channel %s; lookups cached up to %u ms", c->channel, c->cache_ms);
+    if (c->on_changed) c->on_changed(c->on_changed_arg, NULL); /* what was missed meanwhile */
 }
 
 /* "<prefix>loc:{<aor>}", the key the mirror changed: its cache entry goes. */
@@ -1150,66 +1134,7 @@ static void invalidate(struct cluster *c, const char *msg, size_t len)
     if (c->on_changed) c->on_changed(c->on_changed_arg, aor);
 }
 
-static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
-{
-    struct cluster *c = privdata;
-    const redisReply *reply = r;
-    if (!c || c->sub != ac || !reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) return;
-    const redisReply *kind = reply->element[0], *payload = reply->element[2];
-    if (kind->type != REDIS_REPLY_STRING) return;
-    if (!strcmp(kind->str, "subscribe")) {
-        c->subscribed = true;
-        c->sub_backoff_ms = 0;
-        cache_flush(c); /* nothing cached before now was covered */
-        log_info("cluster: invalidations on channel %s; lookups cached up to %u ms", c->channel, c->cache_ms);
-        if (c->on_changed) c->on_changed(c->on_changed_arg, NULL); /* what was missed meanwhile */
-    } else if (!strcmp(kind->str, "message") && payload->type == REDIS_REPLY_STRING) {
-        invalidate(c, payload->str, payload->len);
-    }
-}
-
-static void on_sub_connect(const redisAsyncContext *ac, int status)
-{
-    struct cluster *c = ac->data;
-    if (!c || c->sub != ac || status == REDIS_OK) return;
-    log_debug("cluster: invalidation channel: connect failed: %s", ac->errstr);
-    sub_lost(c, "connect failed"); /* hiredis frees ac after this callback */
-}
-
-static void on_sub_disconnect(const redisAsyncContext *ac, int status)
-{
-    (void)status;
-    struct cluster *c = ac->data;
-    if (c && c->sub == ac) sub_lost(c, "connection closed");
-}
-
-static void sub_connect(struct cluster *c)
-{
-    if (c->closing || c->sub || !c->nseeds || !c->cache) return;
-    const struct redis_seed *sd = &c->seeds[c->seed_next++ % c->nseeds];
-    redisAsyncContext *ac = redisAsyncConnect(sd->host, sd->port);
-    if (!ac || ac->err) {
-        if (ac) redisAsyncFree(ac);
-        sub_retry(c);
-        return;
-    }
-    ac->data = c;
-    redis_objects_use(ac->c.reader, &c->sub_budget);
-    if (redis_uv_attach(ac, c->loop) < 0) {
-        redisAsyncFree(ac);
-        sub_retry(c);
-        return;
-    }
-    c->sub = ac;
-    redisAsyncSetConnectCallback(ac, on_sub_connect);
-    redisAsyncSetDisconnectCallback(ac, on_sub_disconnect);
-    if (redisAsyncCommand(ac, on_sub_reply, c, "SUBSCRIBE %s", c->channel) != REDIS_OK) {
-        c->sub = NULL;
-        redisAsyncFree(ac);
-        sub_retry(c);
-    }
-}
-
+static void on_sub_message(void *arg, const char *msg, size_t len) { invalidate(arg, msg, len); }
 
 /* ---- life cycle ---- */
 
@@ -1230,7 +1155,6 @@ struct cluster *cluster_new(uv_loop_t *loop, struct timer_service *timers, const
     c->loop = loop;
     c->timers = timers;
     timer_node_init(&c->hb_timer);
-    timer_node_init(&c->sub_timer);
     snprintf(c->node_id, sizeof(c->node_id), "%s", node_id);
     snprintf(c->prefix, sizeof(c->prefix), "%s", cfg->key_prefix);
     snprintf(c->advertise, sizeof(c->advertise), "%s", advertise);
@@ -1256,8 +1180,13 @@ struct cluster *cluster_new(uv_loop_t *loop, struct timer_service *timers, const
     }
     timer_start(timers, &c->hb_timer, timer_now(timers), on_hb_timer);
     snprintf(c->channel, sizeof(c->channel), "%sloc-changes", c->prefix);
-    c->nseeds = redis_seeds_read(cfg->nodes, c->seeds, SEEDS_MAX);
-    sub_connect(c);
+    if (c->cache) {
+        struct redis_sub_cb scb = {.subscribed = on_sub_subscribed, .message = on_sub_message, .lost = on_sub_lost,
+                                   .arg = c};
+        int serr = 0;
+        c->sub = redis_sub_new(loop, timers, cfg->nodes, c->channel, &scb, &serr);
+        if (!c->sub) log_warn("cluster: no invalidation channel (%s): lookups are not cached", strerror(-serr));
+    }
     return c;
 }
 
@@ -1265,13 +1194,9 @@ void cluster_free(struct cluster *c)
 {
     if (!c) return;
     timer_stop(c->timers, &c->hb_timer);
-    timer_stop(c->timers, &c->sub_timer);
     c->closing = true;
-    if (c->sub) {
-        redisAsyncContext *ac = c->sub;
-        c->sub = NULL; /* its callbacks now find nothing */
-        redisAsyncFree(ac);
-    }
+    redis_sub_free(c->sub);
+    c->sub = NULL;
     redis_cluster_free(c->rc); /* every waiting command called back with -ECANCELED */
     cluster_gb_walk_reset(&c->reap.gb);
     free(c->cache);

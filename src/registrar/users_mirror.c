@@ -15,11 +15,9 @@
 #include "redis/redis_cluster.h"
 #include "redis/redis_objects.h"
 #include "redis/redis_reply.h"
+#include "redis/redis_sub.h"
 #include "redis/redis_uv.h"
 
-#define SEEDS_MAX 16
-#define SUB_BACKOFF_MIN_MS 100
-#define SUB_BACKOFF_MAX_MS 2000
 #define LOAD_RETRY_MS 1000
 #define SCAN_COUNT "256"
 #define MARKER "#" /* the hash was seeded (no user name has '#') */
@@ -34,13 +32,7 @@ struct users_mirror {
     char channel[112];   /* <prefix>users-changes */
     size_t max_users;
     uint32_t max_pending, pending;
-    /* the announcements' connection */
-    struct redis_seed seeds[SEEDS_MAX];
-    size_t nseeds, seed_next;
-    redisAsyncContext *sub;
-    struct redis_reply_budget sub_budget;
-    struct timer_node sub_timer;
-    uint32_t sub_backoff_ms;
+    struct redis_sub *sub;          /* the announcements' connection */
     bool closing;
     /* a full load: the hash read into fresh, the names announced meanwhile
      * in touched (their own HGET is newer than the scan) */
@@ -490,90 +482,25 @@ static void start_load(struct users_mirror *m)
     send_scan(m);
 }
 
-/* ---- the announcements' connection ---- */
+/* ---- the announcements' connection (redis/redis_sub.h) ---- */
 
-static void sub_connect(struct users_mirror *m);
-
-static void on_sub_timer(struct timer_node *t, uint64_t now_ms)
+static void on_sub_lost(void *arg, const char *why)
 {
-    (void)now_ms;
-    sub_connect(container_of(t, struct users_mirror, sub_timer));
-}
-
-static void sub_retry(struct users_mirror *m)
-{
-    if (m->closing) return;
-    m->sub_backoff_ms = m->sub_backoff_ms ? m->sub_backoff_ms * 2 : SUB_BACKOFF_MIN_MS;
-    if (m->sub_backoff_ms > SUB_BACKOFF_MAX_MS) m->sub_backoff_ms = SUB_BACKOFF_MAX_MS;
-    timer_start(m->timers, &m->sub_timer, timer_now(m->timers) + m->sub_backoff_ms, on_sub_timer);
-}
-
-static void sub_lost(struct users_mirror *m, const char *why)
-{
+    struct users_mirror *m = arg;
     if (m->stats.subscribed)
         log_warn_rl("redis users: the change channel is down (%s): changes made elsewhere wait for it", why);
     m->stats.subscribed = false;
-    m->sub = NULL;
-    sub_retry(m);
 }
 
-static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
+static void on_sub_subscribed(void *arg)
 {
-    struct users_mirror *m = privdata;
-    const redisReply *reply = r;
-    if (!m || m->sub != ac || !reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) return;
-    const redisReply *kind = reply->element[0], *payload = reply->element[2];
-    if (!kind || !payload || kind->type != REDIS_REPLY_STRING) return;
-    if (!strcmp(kind->str, "subscribe")) {
-        m->stats.subscribed = true;
-        m->sub_backoff_ms = 0;
-        log_info("redis users: changes on channel %s; loading %s", m->channel, m->key);
-        start_load(m); /* what was missed while not subscribed */
-    } else if (!strcmp(kind->str, "message") && payload->type == REDIS_REPLY_STRING) {
-        on_announcement(m, payload->str, payload->len);
-    }
+    struct users_mirror *m = arg;
+    m->stats.subscribed = true;
+    log_info("redis users: changes on channel %s; loading %s", m->channel, m->key);
+    start_load(m); /* what was missed while not subscribed */
 }
 
-static void on_sub_connect(const redisAsyncContext *ac, int status)
-{
-    struct users_mirror *m = ac->data;
-    if (!m || m->sub != ac || status == REDIS_OK) return;
-    sub_lost(m, "connect failed");
-}
-
-static void on_sub_disconnect(const redisAsyncContext *ac, int status)
-{
-    (void)status;
-    struct users_mirror *m = ac->data;
-    if (m && m->sub == ac) sub_lost(m, "connection closed");
-}
-
-static void sub_connect(struct users_mirror *m)
-{
-    if (m->closing || m->sub || !m->nseeds) return;
-    const struct redis_seed *sd = &m->seeds[m->seed_next++ % m->nseeds];
-    redisAsyncContext *ac = redisAsyncConnect(sd->host, sd->port);
-    if (!ac || ac->err) {
-        if (ac) redisAsyncFree(ac);
-        sub_retry(m);
-        return;
-    }
-    ac->data = m;
-    redis_objects_use(ac->c.reader, &m->sub_budget);
-    if (redis_uv_attach(ac, m->loop) < 0) {
-        redisAsyncFree(ac);
-        sub_retry(m);
-        return;
-    }
-    m->sub = ac;
-    redisAsyncSetConnectCallback(ac, on_sub_connect);
-    redisAsyncSetDisconnectCallback(ac, on_sub_disconnect);
-    if (redisAsyncCommand(ac, on_sub_reply, m, "SUBSCRIBE %s", m->channel) != REDIS_OK) {
-        m->sub = NULL;
-        redisAsyncFree(ac);
-        sub_retry(m);
-    }
-}
+static void on_sub_message(void *arg, const char *msg, size_t len) { on_announcement(arg, msg, len); }
 
 /* ---- life cycle ---- */
 
@@ -585,7 +512,6 @@ struct users_mirror *users_mirror_new(uv_loop_t *loop, struct timer_service *tim
         *err = -ENOMEM;
         return NULL;
     }
-    timer_node_init(&m->sub_timer);
     timer_node_init(&m->load_timer);
     m->users = u;
     m->loop = loop;
@@ -594,21 +520,22 @@ struct users_mirror *users_mirror_new(uv_loop_t *loop, struct timer_service *tim
     m->max_pending = cfg->max_pending ? cfg->max_pending : 10000;
     snprintf(m->key, sizeof(m->key), "%susers", cfg->key_prefix);
     snprintf(m->channel, sizeof(m->channel), "%susers-changes", cfg->key_prefix);
-    m->nseeds = redis_seeds_read(cfg->nodes, m->seeds, SEEDS_MAX);
-    if (!m->nseeds) {
+    struct redis_sub_cb scb = {.subscribed = on_sub_subscribed, .message = on_sub_message, .lost = on_sub_lost,
+                               .arg = m};
+    m->sub = redis_sub_new(loop, timers, cfg->nodes, m->channel, &scb, err);
+    if (!m->sub) {
         free(m);
-        *err = -EINVAL;
         return NULL;
     }
     struct redis_cluster_config rc = {.seeds = cfg->nodes, .timeout_ms = cfg->timeout_ms,
                                       .max_queued = m->max_pending + MAX_FETCHES + 16};
     m->rc = redis_cluster_new(loop, timers, &rc, err);
     if (!m->rc) {
+        redis_sub_free(m->sub);
         free(m);
         return NULL;
     }
     users_set_observer(u, on_user_changed, m);
-    sub_connect(m);
     return m;
 }
 
@@ -617,13 +544,9 @@ void users_mirror_free(struct users_mirror *m)
     if (!m) return;
     m->closing = true;
     users_set_observer(m->users, NULL, NULL);
-    timer_stop(m->timers, &m->sub_timer);
     timer_stop(m->timers, &m->load_timer);
-    if (m->sub) {
-        redisAsyncContext *ac = m->sub;
-        m->sub = NULL;
-        redisAsyncFree(ac);
-    }
+    redis_sub_free(m->sub);
+    m->sub = NULL;
     m->loading = false;
     redis_cluster_free(m->rc); /* callbacks: -ECANCELED */
     users_free(m->fresh);

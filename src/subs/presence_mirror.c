@@ -18,14 +18,12 @@
 #include "redis/redis_cluster.h"
 #include "redis/redis_objects.h"
 #include "redis/redis_reply.h"
+#include "redis/redis_sub.h"
 #include "redis/redis_uv.h"
 #include "registrar/cluster.h"
 #include "registrar/location.h"
 #include "subs/pidf.h"
 
-#define SEEDS_MAX 16
-#define SUB_BACKOFF_MIN_MS 100
-#define SUB_BACKOFF_MAX_MS 2000
 #define MAX_FETCHES 1024 /* hash reads in flight; beyond: that announcement waits for the next */
 
 /* One of ours set or refreshed: the field written, unreadable and expired
@@ -80,13 +78,7 @@ struct presence_mirror {
     size_t per_user;
     struct htable follows;
     uint64_t next_gen;
-    /* the announcements' connection */
-    struct redis_seed seeds[SEEDS_MAX];
-    size_t nseeds, seed_next;
-    redisAsyncContext *sub;
-    struct redis_reply_budget sub_budget;
-    struct timer_node sub_timer;
-    uint32_t sub_backoff_ms;
+    struct redis_sub *sub;          /* the announcements' connection */
     bool closing;
     struct presence_mirror_stats stats;
 };
@@ -731,91 +723,26 @@ static int refetch_one(struct hnode *n, void *arg)
     return 0;
 }
 
-/* ---- the announcements' connection ---- */
+/* ---- the announcements' connection (redis/redis_sub.h) ---- */
 
-static void sub_connect(struct presence_mirror *m);
-
-static void on_sub_timer(struct timer_node *t, uint64_t now_ms)
+static void on_sub_lost(void *arg, const char *why)
 {
-    (void)now_ms;
-    sub_connect(container_of(t, struct presence_mirror, sub_timer));
-}
-
-static void sub_retry(struct presence_mirror *m)
-{
-    if (m->closing) return;
-    m->sub_backoff_ms = m->sub_backoff_ms ? m->sub_backoff_ms * 2 : SUB_BACKOFF_MIN_MS;
-    if (m->sub_backoff_ms > SUB_BACKOFF_MAX_MS) m->sub_backoff_ms = SUB_BACKOFF_MAX_MS;
-    timer_start(m->timers, &m->sub_timer, timer_now(m->timers) + m->sub_backoff_ms, on_sub_timer);
-}
-
-static void sub_lost(struct presence_mirror *m, const char *why)
-{
+    struct presence_mirror *m = arg;
     if (m->stats.subscribed)
         log_warn_rl("redis presence: the change channel is down (%s): other nodes' changes wait for it", why);
     m->stats.subscribed = false;
-    m->sub = NULL;
-    sub_retry(m);
 }
 
-static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
+static void on_sub_subscribed(void *arg)
 {
-    struct presence_mirror *m = privdata;
-    const redisReply *reply = r;
-    if (!m || m->sub != ac || !reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) return;
-    const redisReply *kind = reply->element[0], *payload = reply->element[2];
-    if (!kind || !payload || kind->type != REDIS_REPLY_STRING) return;
-    if (!strcmp(kind->str, "subscribe")) {
-        m->stats.subscribed = true;
-        m->sub_backoff_ms = 0;
-        log_info("redis presence: changes on channel %s; reading the %u presentities watched here", m->channel,
-                 htable_count(&m->follows));
-        htable_foreach(&m->follows, refetch_one, m); /* what was missed while not subscribed */
-    } else if (!strcmp(kind->str, "message") && payload->type == REDIS_REPLY_STRING) {
-        on_announcement(m, payload->str, payload->len);
-    }
+    struct presence_mirror *m = arg;
+    m->stats.subscribed = true;
+    log_info("redis presence: changes on channel %s; reading the %u presentities watched here", m->channel,
+             htable_count(&m->follows));
+    htable_foreach(&m->follows, refetch_one, m); /* what was missed while not subscribed */
 }
 
-static void on_sub_connect(const redisAsyncContext *ac, int status)
-{
-    struct presence_mirror *m = ac->data;
-    if (!m || m->sub != ac || status == REDIS_OK) return;
-    sub_lost(m, "connect failed");
-}
-
-static void on_sub_disconnect(const redisAsyncContext *ac, int status)
-{
-    (void)status;
-    struct presence_mirror *m = ac->data;
-    if (m && m->sub == ac) sub_lost(m, "connection closed");
-}
-
-static void sub_connect(struct presence_mirror *m)
-{
-    if (m->closing || m->sub || !m->nseeds) return;
-    const struct redis_seed *sd = &m->seeds[m->seed_next++ % m->nseeds];
-    redisAsyncContext *ac = redisAsyncConnect(sd->host, sd->port);
-    if (!ac || ac->err) {
-        if (ac) redisAsyncFree(ac);
-        sub_retry(m);
-        return;
-    }
-    ac->data = m;
-    redis_objects_use(ac->c.reader, &m->sub_budget);
-    if (redis_uv_attach(ac, m->loop) < 0) {
-        redisAsyncFree(ac);
-        sub_retry(m);
-        return;
-    }
-    m->sub = ac;
-    redisAsyncSetConnectCallback(ac, on_sub_connect);
-    redisAsyncSetDisconnectCallback(ac, on_sub_disconnect);
-    if (redisAsyncCommand(ac, on_sub_reply, m, "SUBSCRIBE %s", m->channel) != REDIS_OK) {
-        m->sub = NULL;
-        redisAsyncFree(ac);
-        sub_retry(m);
-    }
-}
+static void on_sub_message(void *arg, const char *msg, size_t len) { on_announcement(arg, msg, len); }
 
 /* ---- life cycle ---- */
 
@@ -832,7 +759,6 @@ struct presence_mirror *presence_mirror_new(uv_loop_t *loop, struct timer_servic
         *err = -ENOMEM;
         return NULL;
     }
-    timer_node_init(&m->sub_timer);
     htable_init(&m->follows);
     m->subs = s;
     m->presence = p;
@@ -843,16 +769,18 @@ struct presence_mirror *presence_mirror_new(uv_loop_t *loop, struct timer_servic
     snprintf(m->prefix, sizeof(m->prefix), "%s", cfg->key_prefix);
     snprintf(m->channel, sizeof(m->channel), "%spres-changes", cfg->key_prefix);
     snprintf(m->node, sizeof(m->node), "%s", node_id);
-    m->nseeds = redis_seeds_read(cfg->nodes, m->seeds, SEEDS_MAX);
-    if (!m->nseeds) {
+    struct redis_sub_cb scb = {.subscribed = on_sub_subscribed, .message = on_sub_message, .lost = on_sub_lost,
+                               .arg = m};
+    m->sub = redis_sub_new(loop, timers, cfg->nodes, m->channel, &scb, err);
+    if (!m->sub) {
         free(m);
-        *err = -EINVAL;
         return NULL;
     }
     struct redis_cluster_config rc = {.seeds = cfg->nodes, .timeout_ms = cfg->timeout_ms,
                                       .max_queued = m->max_pending + MAX_FETCHES + 16};
     m->rc = redis_cluster_new(loop, timers, &rc, err);
     if (!m->rc) {
+        redis_sub_free(m->sub);
         free(m);
         return NULL;
     }
@@ -862,7 +790,6 @@ struct presence_mirror *presence_mirror_new(uv_loop_t *loop, struct timer_servic
     struct subs_record_hooks sh = {.arg = m, .changed = on_sub_changed, .gone = on_sub_gone, .list = on_list_start,
                                    .cancel = on_list_cancel};
     subs_set_record_hooks(s, &sh); /* the subscriptions held now are written */
-    sub_connect(m);
     return m;
 }
 
@@ -879,12 +806,8 @@ void presence_mirror_free(struct presence_mirror *m)
     if (m->cluster) cluster_set_on_bindings_changed(m->cluster, NULL, NULL);
     presence_set_mirror(m->presence, NULL, 0);
     subs_set_record_hooks(m->subs, NULL);
-    timer_stop(m->timers, &m->sub_timer);
-    if (m->sub) {
-        redisAsyncContext *ac = m->sub;
-        m->sub = NULL;
-        redisAsyncFree(ac);
-    }
+    redis_sub_free(m->sub);
+    m->sub = NULL;
     redis_cluster_free(m->rc); /* callbacks: -ECANCELED */
     htable_foreach(&m->follows, free_follow, m);
     htable_free(&m->follows);
