@@ -93,15 +93,6 @@ INI
     node_pids+=("$!")
 }
 
-cpu_sum() { # user+sys ticks of the given pids
-    local p t=0 u s
-    for p in "$@"; do
-        read -r u s < <(tree_cpu_user_sys "$p")
-        t=$((t + u + s))
-    done
-    echo "$t"
-}
-
 # step MODE RATE: prints "achieved failed retrans cpuA cpuC cpuRedis sum" (CPU-s per 1 000 calls).
 step() {
     local mode=$1 rate=$2 uport target a0 c0 r0 a1 c1 r1 t0 t1 ok bad rt

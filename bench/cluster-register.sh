@@ -101,15 +101,6 @@ users_csv() {
     { echo SEQUENTIAL; for i in $(seq 0 $(($2 - 1))); do echo "n$1u$i;secret"; done; } >"$work/users$1.csv"
 }
 
-cpu_sum() { # user+sys ticks of the given pids
-    local p t=0 u s
-    for p in "$@"; do
-        read -r u s < <(tree_cpu_user_sys "$p")
-        t=$((t + u + s))
-    done
-    echo "$t"
-}
-
 [ "$use_redis" = yes ] && start_cluster
 hz=$(getconf CLK_TCK)
 printf '%-5s %-8s | %10s %6s %6s | %-10s %-10s %-9s | %s\n' nodes offered "achieved/s" fail retr "nodes cpu" "redis cpu" "sum" "keys (CPU-s per 10 000 registrations)"

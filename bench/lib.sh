@@ -60,6 +60,16 @@ tree_cpu_user_sys() {
     echo "$u $s"
 }
 
+# cpu_sum PID...: user+sys ticks of each PID's process tree, summed.
+cpu_sum() {
+    local p t=0 u s
+    for p in "$@"; do
+        read -r u s < <(tree_cpu_user_sys "$p")
+        t=$((t + u + s))
+    done
+    echo "$t"
+}
+
 # Context switches (voluntary + involuntary) of every thread of a process and
 # its children: each voluntary one is a wake-up after blocking.
 tree_ctxsw() {

@@ -1248,7 +1248,7 @@ int cluster_set_api(struct cluster *c, const char *hostport)
 }
 
 int cluster_node_api(const struct cluster *c, const char *id, char *hostport, size_t cap,
-                     struct sockaddr_storage *addr)
+                     struct sockaddr_storage *addr, bool *https)
 {
     uint64_t now = timer_now(c->timers);
     size_t len = strlen(id);
@@ -1259,19 +1259,12 @@ int cluster_node_api(const struct cluster *c, const char *id, char *hostport, si
         if (!n->api[0]) return -EADDRNOTAVAIL;
         snprintf(hostport, cap, "%s", n->api_host);
         *addr = n->api_addr;
+        *https = n->api_tls;
         return 0;
     }
     return -ENOENT;
 }
 
-bool cluster_node_api_https(const struct cluster *c, const char *id)
-{
-    for (size_t i = 0; i < CLUSTER_MAX_NODES; i++) {
-        const struct node *n = &c->nodes[i];
-        if (n->used && !strcmp(n->id, id)) return n->api[0] && n->api_tls;
-    }
-    return false;
-}
 
 void cluster_set_on_reaped(struct cluster *c, void (*fn)(void *arg), void *arg)
 {

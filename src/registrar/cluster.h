@@ -177,12 +177,11 @@ int cluster_node_hit(const struct cluster *c, const char *id, struct cluster_hit
  * 0, or -EINVAL when it does not read (cluster_peer_api). */
 int cluster_set_api(struct cluster *c, const char *hostport);
 /* The API address of the live node called id: 0 with hostport ("ip:port",
- * no scheme) and *addr filled; -EHOSTDOWN (stopped heartbeating), -ENOENT
- * (never seen here), -EADDRNOTAVAIL (it advertises no usable API). */
+ * no scheme), *addr and *https (it advertises https://) filled;
+ * -EHOSTDOWN (stopped heartbeating), -ENOENT (never seen here),
+ * -EADDRNOTAVAIL (it advertises no usable API). */
 int cluster_node_api(const struct cluster *c, const char *id, char *hostport, size_t cap,
-                     struct sockaddr_storage *addr);
-/* Whether the node called id advertises its API as https://. */
-bool cluster_node_api_https(const struct cluster *c, const char *id);
+                     struct sockaddr_storage *addr, bool *https);
 const char *cluster_node_id(const struct cluster *c);
 const char *cluster_advertise(const struct cluster *c);
 void cluster_get_stats(const struct cluster *c, struct cluster_stats *out);

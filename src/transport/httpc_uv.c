@@ -41,7 +41,6 @@ struct httpc_uv {
     int open_handles;
     struct tls_session *tls;        /* https */
     bool tls_up;                    /* its handshake completed (plaintext may follow) */
-    char *tls_name;
     int writes;                     /* TLS writes in flight (each frees itself) */
     struct tls_io io;               /* https: tls_send / tls_recv on this */
     char rbuf[HTTPC_UV_READ_CHUNK]; /* https: ciphertext read */
@@ -50,7 +49,6 @@ struct httpc_uv {
 /* One TLS write: the request and its bytes. */
 struct tls_write {
     uv_write_t req;
-    size_t len;
     char data[];
 };
 
@@ -59,7 +57,6 @@ static void on_close(uv_handle_t *hd)
     struct httpc_uv *c = hd->data;
     if (--c->open_handles > 0) return;
     tls_session_free(c->tls);
-    free(c->tls_name);
     sbuf_free(&c->out);
     sbuf_free(&c->in);
     free(c);
@@ -190,7 +187,6 @@ static int tls_send(void *user, const void *data, size_t len)
     if (c->done || uv_is_closing((uv_handle_t *)&c->tcp)) return -1;
     struct tls_write *tw = malloc(sizeof(*tw) + len);
     if (!tw) return -1;
-    tw->len = len;
     memcpy(tw->data, data, len);
     tw->req.data = c;
     uv_buf_t b = uv_buf_init(tw->data, (unsigned)len);
@@ -277,22 +273,19 @@ int httpc_uv_start(uv_loop_t *loop, const struct httpc_uv_request *r, httpc_uv_c
                                                          : (const void *)&((const struct sockaddr_in6 *)r->to)->sin6_addr;
             inet_ntop(r->to->sa_family, a, name, sizeof(name));
         }
-        c->tls_name = strdup(r->tls_name ? r->tls_name : name);
-        c->tls = c->tls_name ? tls_session_client(r->tls, c->tls_name) : NULL;
+        c->tls = tls_session_client(r->tls, r->tls_name ? r->tls_name : name); /* it copies the name */
         c->io = (struct tls_io){.user = c, .send = tls_send, .recv = tls_recv};
     }
     if (c->out.failed || (r->tls && !c->tls)) {
         tls_session_free(c->tls);
-        free(c->tls_name);
-        sbuf_free(&c->out);
+            sbuf_free(&c->out);
         free(c);
         return -ENOMEM;
     }
     int rc = uv_tcp_init(loop, &c->tcp);
     if (rc < 0) {
         tls_session_free(c->tls);
-        free(c->tls_name);
-        sbuf_free(&c->out);
+            sbuf_free(&c->out);
         free(c);
         return rc;
     }

@@ -153,7 +153,8 @@ static void on_record(void *arg, int status, const struct gb_devmirror_record *r
     snprintf(f->node, sizeof(f->node), "%s", rec->node);
     char host[CLUSTER_API_MAX];
     struct sockaddr_storage addr;
-    int rc = cluster_node_api(g->cluster, rec->node, host, sizeof(host), &addr);
+    bool https = false;
+    int rc = cluster_node_api(g->cluster, rec->node, host, sizeof(host), &addr, &https);
     if (rc != 0) {
         const char *what = rc == -EHOSTDOWN ? "down (not heartbeating)"
                            : rc == -ENOENT  ? "not a live node here"
@@ -166,7 +167,6 @@ static void on_record(void *arg, int status, const struct gb_devmirror_record *r
     char headers[GB_FORWARD_AUTH_MAX + GB_DEVMIRROR_NODE_MAX + 64];
     snprintf(headers, sizeof(headers), "%s: %s\r\n%s%s%s", GB_FORWARD_HEADER, gb_devmirror_node_id(g->devmirror),
              f->auth ? "Authorization: " : "", f->auth ? f->auth : "", f->auth ? "\r\n" : "");
-    bool https = cluster_node_api_https(g->cluster, rec->node);
     if (https && !g->forward_tls) {
         fwd_fail(f, 503, gb_error_json("node-unavailable", "node %s serves its API over TLS only and this node has "
                                                            "no TLS client",
