@@ -46,7 +46,10 @@ trap 'echo "--- stopped at ${BASH_SOURCE[0]##*/}:$LINENO: $BASH_COMMAND (status 
 # in order (the next free one is kept in $WORK/ports.next, under a lock: calls
 # run in $(...) subshells), so two tests never race for a port that one of
 # them found free. A test using more than its slot stops with an error.
-PORT_SLOT_SIZE=400
+# 280: with 77 peer tests every slot (10000 + index x 280) stays below the kernel's ephemeral
+# range (32768 up): a port a test frees and binds again (a node restarted on its port) cannot
+# have been given meanwhile to some client's outgoing connection.
+PORT_SLOT_SIZE=280
 
 # free_range N: the first of N consecutive ports, each free for both UDP and
 # TCP on 127.0.0.1, taken from this test's slot (never handed out again).
