@@ -442,7 +442,9 @@ first_notify_head() {
 # ---- Redis Cluster (issue 16): Debian's redis-server on loopback ports of
 # this test's slot. redis_cluster_start MASTERS REPLICAS: MASTERS x
 # (1 + REPLICAS) nodes, each with its cluster bus port from the slot too (the
-# default, port + 10000, is outside it); sets REDIS_PORTS (all data ports)
+# default, port + 10000, is outside it; node timeout 3 s: on a loaded machine
+# a node stalled past a shorter one is failed over by its peers on their own)
+# sets REDIS_PORTS (all data ports)
 # and REDIS_PID[port]; returns once every node says cluster_state:ok.
 redis_cluster_start() {
     local n=$(($1 * (1 + $2))) i p base
@@ -454,7 +456,7 @@ redis_cluster_start() {
         REDIS_PORTS+=("$p")
         mkdir -p "$WORK/r$p"
         redis-server --port "$p" --bind 127.0.0.1 --cluster-enabled yes --cluster-port $((base + n + i)) \
-            --cluster-config-file "$WORK/r$p/nodes.conf" --cluster-node-timeout 1500 \
+            --cluster-config-file "$WORK/r$p/nodes.conf" --cluster-node-timeout 3000 \
             --dir "$WORK/r$p" --save '' --appendonly no --daemonize no \
             --logfile "$WORK/redis-$p.log" &
         PIDS+=("$!")
@@ -497,6 +499,33 @@ redis_slot_of() { redis_rc "${REDIS_PORTS[0]}" cluster keyslot "$1" | tr -d '\r'
 redis_replica_of() {
     local id; id=$(redis_node_id "$1")
     redis_rc "$1" cluster nodes | tr -d '\r' | awk -v id="$id" '$4 == id { split($2, a, "[:@]"); print a[2] }' | head -1
+}
+# redis_pair_for SLOT: "MASTER REPLICA", the ports of the master serving SLOT
+# and of a replica linked to it, once the topology agrees on them: the master
+# says it is one and lists the replica, the replica's link to it is up. Waits
+# up to 60 s, so a failover the cluster made on its own (a node stalled past
+# the node timeout) has settled before a test picks its victim.
+redis_pair_for() {
+    local deadline=$((SECONDS + 60)) m r p
+    while [ $SECONDS -le $deadline ]; do
+        m=""
+        for p in "${REDIS_PORTS[@]}"; do
+            m=$(redis_owner "$1" "$p" 2>/dev/null | head -1)
+            [ -n "$m" ] && break
+        done
+        if [ -n "$m" ] && redis_promoted "$m"; then
+            r=$(redis_replica_of "$m")
+            if [ -n "$r" ] && redis_rc "$r" info replication | tr -d '\r' |
+                awk -v m="$m" '/^master_port:/ { split($0, a, ":"); port = a[2] }
+                               /^master_link_status:up$/ { up = 1 }
+                               END { exit !(up && port == m) }'; then
+                echo "$m $r"
+                return 0
+            fi
+        fi
+        sleep 0.5
+    done
+    return 1
 }
 # redis_promoted PORT: the node on PORT is a master now.
 redis_promoted() { redis_rc "$1" role | head -1 | tr -d '\r' | grep -q '^master$'; }

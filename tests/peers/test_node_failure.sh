@@ -250,8 +250,7 @@ check "5. B's 200s waited for a replica (durable_ok $(mstat durable_ok) >= 9, du
 N=${DURABLE_AORS:-200}
 RATE=${DURABLE_RATE:-40}
 { echo SEQUENTIAL; for i in $(seq 1 "$N"); do echo "l$i;"; done; } >"$WORK/load.csv"
-victim=$(redis_owner "$(redis_slot_of "$(key l1)")" "${REDIS_PORTS[0]}")
-rep=$(redis_replica_of "$victim")
+read -r victim rep < <(redis_pair_for "$(redis_slot_of "$(key l1)")")
 check "... l1's slot is on master $victim, replicated on $rep" [ -n "$victim" ] && [ -n "$rep" ]
 synced() { redis_rc "$rep" info replication | tr -d '\r' | grep -q '^master_link_status:up$'; }
 check "... the replica is linked" wait_for 30 synced

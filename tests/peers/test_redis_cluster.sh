@@ -107,8 +107,7 @@ ask get "{as}stays"
 check "... {as}stays after the migration ends (MOVED)" [ "$ANSWER" = "value s1" ]
 
 # ---- 4. a master killed -9, its replica promoted
-victim=$(owner "$(slot_of a:0)" "${PORTS[0]}")
-rep=$(redis_replica_of "$victim")
+read -r victim rep < <(redis_pair_for "$(slot_of a:0)")
 check "4. master $victim has a replica ($rep)" [ -n "$rep" ]
 synced() { [ "$(rc "$victim" dbsize)" = "$(rc "$rep" dbsize)" ] &&
     rc "$rep" info replication | tr -d '\r' | grep -q '^master_link_status:up$'; }

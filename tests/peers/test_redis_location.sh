@@ -91,8 +91,7 @@ check "/stats: redis_mirror node_id node-a" [ "$(stats node_id)" = node-a ]
 
 # ---- 4. the master of u2's slot killed -9, its replica promoted
 slot=$(redis_slot_of "$(key u2)")
-victim=$(redis_owner "$slot" "${REDIS_PORTS[0]}")
-rep=$(redis_replica_of "$victim")
+read -r victim rep < <(redis_pair_for "$slot")
 check "4. u2's slot $slot is on master $victim, replicated on $rep" [ -n "$victim" ] && [ -n "$rep" ]
 synced() { redis_rc "$rep" info replication | tr -d '\r' | grep -q '^master_link_status:up$' &&
     [ "$(redis_rc "$victim" dbsize)" = "$(redis_rc "$rep" dbsize)" ]; }
