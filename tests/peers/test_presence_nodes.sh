@@ -21,6 +21,14 @@
 #  9. registrations on another node (cluster_route's lookups): bob watches
 #     alice on A again, closed; she registers on B: open (derived); she
 #     unregisters there: closed.
+# 10. entity tags across nodes (C started again): bob watches carol on A and
+#     on B; carol PUBLISHes on A; refreshed through B with A's tag: 200, a
+#     new tag, the record now node-b's (same pid), no NOTIFY; modified
+#     through C with B's tag: one NOTIFY on A and on B; removed through A
+#     with C's tag: one NOTIFY each (closed), the key gone; a tag of carol's
+#     used for alice, and a tag nobody issued: 412; B killed -9 holding a
+#     publication: refreshed through C (200, the state stays, no NOTIFY),
+#     then modified through A: the next NOTIFY is that modify.
 source "$(dirname "$0")/lib.sh"
 
 for t in redis-server redis-cli jq python3 sipp xmllint; do
@@ -58,6 +66,7 @@ for n in a b c; do
     on "$n"
     ctl user add alice --password alicepw >/dev/null
     ctl user add bob --password bobpw >/dev/null
+    ctl user add carol --password carolpw >/dev/null
 done
 subscribed() { [ "$(pstat "$1" subscribed)" = true ]; }
 for n in a b c; do check "node $n subscribed to the presence change channel" wait_for 20 subscribed "$n"; done
@@ -199,5 +208,101 @@ check "... NOTIFY 3 on A" wait_for 30 got_notifies w2 3
 check "... closed again" test "$(tuples2 3)" = "registration=closed"
 check "... bob unsubscribed (sipp ran the scenario)" wait "$W2"
 check "... no lookup failed on A" [ "$(pstat a lookup_failures)" = 0 ]
+
+# ---- 10. entity tags across nodes
+check "10. node C started again" start_cascade c "$WORK/c.ini"
+check "... subscribed to the change channel" wait_for 20 subscribed c
+cpidf() { # cpidf TUPLE_ID BASIC
+    printf '<?xml version="1.0" encoding="UTF-8"?><presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:carol@%s"><tuple id="%s"><status><basic>%s</basic></status></tuple></presence>' "$H" "$1" "$2"
+}
+cpublish() { # cpublish NODE NAME EXPIRES COND BODY
+    on "$1"
+    sipp_scn "$2" publish.xml -s carol -au carol -ap carolpw -auth_uri "carol@$H:$PORT" \
+        -key event presence -key expires "$3" -key cond "$4" -key body "$5" -p "$(free_port)"
+}
+ctuples() { local f=$WORK/$1.n/$2.xml i n out=""
+    n=$(xp "$f" "count($T)")
+    for ((i = 1; i <= n; i++)); do out+="$(xp "$f" "$T[$i]/@id")=$(xp "$f" "$T[$i]/$BASIC"),"; done
+    echo "$out"
+}
+crec() { rcli hgetall 'p:pres:{carol}' | paste - - | jq -R -s -c '[split("\n")[] | select(length > 0) | split("\t") | {field: .[0]} + (.[1] | fromjson)]'; }
+for n in a b; do
+    on "$n"
+    sipp_scn "w$n" sub-presence.xml -s carol -key watcher bob -au bob -ap bobpw -auth_uri "carol@$H:$PORT" \
+        -key expires 600 -p "$(free_port)" &
+    eval "W$n=\$!"
+done
+for n in a b; do
+    check "... bob watches carol on $n: NOTIFY 1, closed" wait_for 30 got_notifies "w$n" 1
+    check "... closed" test "$(ctuples "w$n" 1)" = "registration=closed,"
+done
+check "10a. carol PUBLISHes open on A -> 200 with a tag" cpublish a q1 120 "Subject: initial" "$(cpidf c1 open)"
+Q1=$(etag_of q1)
+check "... 200, a tag" bash -c "test '$(status_of q1)' = 200 && test -n '$Q1'"
+for n in a b; do
+    check "... NOTIFY 2 on $n: c1 open" wait_for 30 got_notifies "w$n" 2
+    check "... its document" test "$(ctuples "w$n" 2)" = "c1=open,"
+done
+PID1=$(crec | jq -r '.[0].pid')
+check "... the record is node-a's, with a pid and a tag hash (not the tag)" \
+    jq_ok "$(crec)" "length == 1 and (.[0].field | startswith(\"node-a/\")) and (.[0].pid | test(\"^[0-9a-f]{32}\$\")) and (.[0].tag | test(\"^[0-9a-f]{64}\$\")) and .[0].tag != \"$Q1\""
+
+check "10b. refreshed through B with A's tag (no body) -> 200" cpublish b q2 120 "SIP-If-Match: $Q1" ""
+Q2=$(etag_of q2)
+check "... 200, a new tag, Expires 120" bash -c "test '$(status_of q2)' = 200 && test -n '$Q2' && test '$Q2' != '$Q1' && grep -aq '^Expires: 120' '$WORK/q2.msg'"
+check "... the record is node-b's now, the same pid, node-a's field gone" \
+    jq_ok "$(crec)" "length == 1 and (.[0].field | startswith(\"node-b/\")) and .[0].pid == \"$PID1\" and (.[0].body | contains(\"c1\"))"
+given_up() { [ "$(pstat a given_up)" -ge 1 ]; }
+check "... A was told its publication is B's now" wait_for 10 given_up
+check "... B took it (taken counted)" [ "$(pstat b taken)" -ge 1 ]
+check "... A's tag no longer works on A: 412" cpublish a q2x 120 "SIP-If-Match: $Q1" ""
+check "... 412" test "$(status_of q2x)" = 412
+
+check "10c. modified through C with B's tag (closed) -> 200" cpublish c q3 120 "SIP-If-Match: $Q2" "$(cpidf c1 closed)"
+Q3=$(etag_of q3)
+check "... 200, a new tag" bash -c "test '$(status_of q3)' = 200 && test -n '$Q3' && test '$Q3' != '$Q2'"
+for n in a b; do
+    check "... NOTIFY 3 on $n (none for the refresh): c1 closed" wait_for 30 got_notifies "w$n" 3
+    check "... its document, one tuple" test "$(ctuples "w$n" 3)" = "c1=closed,"
+done
+check "... the record is node-c's, the same pid" \
+    jq_ok "$(crec)" "length == 1 and (.[0].field | startswith(\"node-c/\")) and .[0].pid == \"$PID1\""
+
+check "10d. removed through A with C's tag (Expires: 0) -> 200" cpublish a q4 0 "SIP-If-Match: $Q3" ""
+check "... 200, no tag" bash -c "test '$(status_of q4)' = 200 && test -z '$(etag_of q4)'"
+for n in a b; do
+    check "... NOTIFY 4 on $n: closed (derived)" wait_for 30 got_notifies "w$n" 4
+    check "... its document" test "$(ctuples "w$n" 4)" = "registration=closed,"
+done
+check "... the key left Redis" test "$(rcli exists 'p:pres:{carol}')" = 0
+check "... C's tag is gone too: 412 through B" cpublish b q4x 120 "SIP-If-Match: $Q3" ""
+check "... 412" test "$(status_of q4x)" = 412
+
+check "10e. carol PUBLISHes open on B -> 200" cpublish b q5 120 "Subject: initial" "$(cpidf c5 open)"
+Q5=$(etag_of q5)
+for n in a b; do
+    check "... NOTIFY 5 on $n is it (the removal was notified once)" wait_for 30 got_notifies "w$n" 5
+    check "... its document" test "$(ctuples "w$n" 5)" = "c5=open,"
+done
+check "... carol's tag used for alice through C: 412" publish c q6 120 "SIP-If-Match: $Q5" ""
+check "... 412" test "$(status_of q6)" = 412
+check "... a tag nobody issued, through A: 412" cpublish a q7 120 "SIP-If-Match: AAAAAAAAAAAAAAAAAAAAAAAA" ""
+check "... 412" test "$(status_of q7)" = 412
+check "... carol's record untouched (node-b's)" jq_ok "$(crec)" 'length == 1 and (.[0].field | startswith("node-b/"))'
+
+kill -9 "$b_PID"
+check "10f. B killed -9; carol refreshes through C with B's tag -> 200" cpublish c q8 120 "SIP-If-Match: $Q5" ""
+Q8=$(etag_of q8)
+check "... 200, a new tag" bash -c "test '$(status_of q8)' = 200 && test -n '$Q8' && test '$Q8' != '$Q5'"
+check "... the record is node-c's, its document kept" \
+    jq_ok "$(crec)" 'length == 1 and (.[0].field | startswith("node-c/")) and (.[0].body | contains("c5"))'
+check "10g. modified through A with C's tag -> 200" cpublish a q9 120 "SIP-If-Match: $Q8" "$(cpidf c5 closed)"
+check "... 200" test "$(status_of q9)" = 200
+check "... NOTIFY 6 on A is that modify (the state stayed, the refresh notified nobody)" wait_for 30 got_notifies wa 6
+check "... its document" test "$(ctuples wa 6)" = "c5=closed,"
+check "... bob unsubscribed on A (sipp ran the scenario)" wait "$Wa"
+pkill -P "$Wb" 2>/dev/null || true # its node is dead
+wait "$Wb" 2>/dev/null || true
+check "... no take failed on A or C" bash -c "[ \"$(pstat a take_failures)\" = 0 ] && [ \"$(pstat c take_failures)\" = 0 ]"
 
 finish
