@@ -215,9 +215,11 @@ check "... subscribed to the change channel" wait_for 20 subscribed c
 cpidf() { # cpidf TUPLE_ID BASIC
     printf '<?xml version="1.0" encoding="UTF-8"?><presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:carol@%s"><tuple id="%s"><status><basic>%s</basic></status></tuple></presence>' "$H" "$1" "$2"
 }
-cpublish() { # cpublish NODE NAME EXPIRES COND BODY
+cpublish() { # cpublish NODE NAME EXPIRES COND BODY ("": none, a refresh or a removal)
     on "$1"
-    sipp_scn "$2" publish.xml -s carol -au carol -ap carolpw -auth_uri "carol@$H:$PORT" \
+    local sf=publish.xml
+    [ -n "$5" ] || sf=publish-refresh.xml
+    sipp_scn "$2" "$sf" -s carol -au carol -ap carolpw -auth_uri "carol@$H:$PORT" \
         -key event presence -key expires "$3" -key cond "$4" -key body "$5" -p "$(free_port)"
 }
 ctuples() { local f=$WORK/$1.n/$2.xml i n out=""
@@ -284,7 +286,9 @@ for n in a b; do
     check "... NOTIFY 5 on $n is it (the removal was notified once)" wait_for 30 got_notifies "w$n" 5
     check "... its document" test "$(ctuples "w$n" 5)" = "c5=open,"
 done
-check "... carol's tag used for alice through C: 412" publish c q6 120 "SIP-If-Match: $Q5" ""
+on c
+check "... carol's tag used for alice through C: 412" sipp_scn q6 publish-refresh.xml -s alice -au alice -ap alicepw \
+    -auth_uri "alice@$H:$PORT" -key event presence -key expires 120 -key cond "SIP-If-Match: $Q5" -p "$(free_port)"
 check "... 412" test "$(status_of q6)" = 412
 check "... a tag nobody issued, through A: 412" cpublish a q7 120 "SIP-If-Match: AAAAAAAAAAAAAAAAAAAAAAAA" ""
 check "... 412" test "$(status_of q7)" = 412
