@@ -29,17 +29,31 @@
 /* One of ours set or refreshed: the field written, unreadable and expired
  * fields pruned (nobody else would: a dead node's stay until the key's
  * TTL), the key's TTL at the latest expiry left, the change announced.
- * KEYS[1] the hash; ARGV: field, record, its exp, now (wall ms), channel. */
+ * Unless another field holds the same pid (ARGV[6], "": none): another
+ * node took this publication over meanwhile (TAKE_LUA), so this field is
+ * not written again (it would show the publication twice) and 2 is
+ * returned: the node lets go of it.
+ * KEYS[1] the hash; ARGV: field, record, its exp, now (wall ms), channel, pid. */
 #define WRITE_LUA                                                                                                  \
-    "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) "                                                               \
-    "local top = tonumber(ARGV[3]) local now = tonumber(ARGV[4]) "                                                \
+    "local now = tonumber(ARGV[4]) local top = 0 local moved = false "                                            \
     "local all = redis.call('HGETALL', KEYS[1]) "                                                                  \
     "for i = 1, #all, 2 do "                                                                                       \
-    "  local ok, r = pcall(cjson.decode, all[i + 1]) "                                                             \
-    "  local e = ok and type(r) == 'table' and tonumber(r['exp']) or nil "                                        \
-    "  if e == nil or e <= now then redis.call('HDEL', KEYS[1], all[i]) elseif e > top then top = e end "         \
+    "  if all[i] ~= ARGV[1] then "                                                                                 \
+    "    local ok, r = pcall(cjson.decode, all[i + 1]) "                                                           \
+    "    local e = ok and type(r) == 'table' and tonumber(r['exp']) or nil "                                      \
+    "    if e == nil or e <= now then redis.call('HDEL', KEYS[1], all[i]) "                                        \
+    "    else "                                                                                                    \
+    "      if ARGV[6] ~= '' and r['pid'] == ARGV[6] then moved = true end "                                        \
+    "      if e > top then top = e end "                                                                           \
+    "    end "                                                                                                     \
+    "  end "                                                                                                       \
     "end "                                                                                                         \
-    "redis.call('PEXPIREAT', KEYS[1], string.format('%d', top)) "                                                  \
+    "if moved then redis.call('HDEL', KEYS[1], ARGV[1]) else "                                                     \
+    "  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) "                                                             \
+    "  local e = tonumber(ARGV[3]) if e > top then top = e end "                                                   \
+    "end "                                                                                                         \
+    "if top > 0 then redis.call('PEXPIREAT', KEYS[1], string.format('%d', top)) end "                              \
+    "if moved then return 2 end "                                                                                  \
     "if ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[5], KEYS[1]) end "                                          \
     "return 1"
 /* One of ours gone. KEYS[1] the hash; ARGV: field, channel ("": none). */
@@ -466,6 +480,29 @@ static void send_script(struct presence_mirror *m, int argc, const char **argv, 
     m->pending++;
 }
 
+/* A write of one of ours: the script may say another node holds it now. */
+struct pub_write {
+    struct presence_mirror *m;
+    char aor[LOCATION_MAX_AOR];
+    char id[24];
+};
+
+static void on_pub_write(void *arg, int status, const struct redisReply *reply)
+{
+    struct pub_write *w = arg;
+    struct presence_mirror *m = w->m;
+    if (status != -ECANCELED && status == 0 && reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 2) {
+        m->pending--;
+        m->stats.writes_ok++;
+        log_info("redis presence: the publication %s/%s of %s is another node's now: let go", m->node, w->id,
+                 w->aor);
+        if (presence_taken(m->presence, w->aor, w->id)) m->stats.given_up++;
+    } else {
+        on_write(m, status, reply);
+    }
+    free(w);
+}
+
 static void on_published(void *arg, const char *aor, const struct presence_shared_pub *pub)
 {
     struct presence_mirror *m = arg;
@@ -480,10 +517,21 @@ static void on_published(void *arg, const char *aor, const struct presence_share
     key_of(m, aor, key, sizeof(key));
     snprintf(exp, sizeof(exp), "%lld", (long long)pub->expires_wall_ms);
     snprintf(now, sizeof(now), "%lld", (long long)clock_wall_ms());
-    const char *argv[] = {"EVAL", WRITE_LUA, "1", key, field, rec, exp, now, m->channel};
-    size_t lens[9];
-    for (size_t i = 0; i < 9; i++) lens[i] = i == 5 ? (size_t)n : strlen(argv[i]);
-    send_script(m, 9, argv, lens);
+    const char *argv[] = {"EVAL", WRITE_LUA, "1", key, field, rec, exp, now, m->channel, pub->pid ? pub->pid : ""};
+    size_t lens[10];
+    for (size_t i = 0; i < 10; i++) lens[i] = i == 5 ? (size_t)n : strlen(argv[i]);
+    struct pub_write *w = calloc(1, sizeof(*w));
+    if (!w || strlen(aor) >= sizeof(w->aor) || strlen(pub->id) >= sizeof(w->id) || m->pending >= m->max_pending ||
+        redis_cluster_command(m->rc, 3, 10, argv, lens, on_pub_write, w) < 0) {
+        free(w);
+        m->stats.writes_failed++;
+        log_warn_rl("redis presence: a publication change dropped (%u writes pending)", m->pending);
+    } else {
+        w->m = m;
+        snprintf(w->aor, sizeof(w->aor), "%s", aor);
+        snprintf(w->id, sizeof(w->id), "%s", pub->id);
+        m->pending++;
+    }
     free(rec);
 }
 
@@ -592,10 +640,10 @@ static void on_sub_changed(void *arg, const struct subs_record *r)
     sub_key_of(m, r->aor, key, sizeof(key));
     snprintf(exp, sizeof(exp), "%lld", (long long)r->expires_wall_ms);
     snprintf(now, sizeof(now), "%lld", (long long)clock_wall_ms());
-    const char *argv[] = {"EVAL", WRITE_LUA, "1", key, field, rec, exp, now, ""};
-    size_t lens[9];
-    for (size_t i = 0; i < 9; i++) lens[i] = i == 5 ? (size_t)n : strlen(argv[i]);
-    send_script(m, 9, argv, lens);
+    const char *argv[] = {"EVAL", WRITE_LUA, "1", key, field, rec, exp, now, "", ""};
+    size_t lens[10];
+    for (size_t i = 0; i < 10; i++) lens[i] = i == 5 ? (size_t)n : strlen(argv[i]);
+    send_script(m, 10, argv, lens);
     free(rec);
 }
 

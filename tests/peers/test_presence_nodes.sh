@@ -28,7 +28,9 @@
 #     with C's tag: one NOTIFY each (closed), the key gone; a tag of carol's
 #     used for alice, and a tag nobody issued: 412; B killed -9 holding a
 #     publication: refreshed through C (200, the state stays, no NOTIFY),
-#     then modified through A: the next NOTIFY is that modify.
+#     then modified through A: the next NOTIFY is that modify; a take A
+#     missed (the same pid planted under another field, unannounced): A's
+#     next write of it lets go instead of writing it twice.
 source "$(dirname "$0")/lib.sh"
 
 for t in redis-server redis-cli jq python3 sipp xmllint; do
@@ -307,6 +309,24 @@ check "... its document" test "$(ctuples wa 6)" = "c5=closed,"
 check "... bob unsubscribed on A (sipp ran the scenario)" wait "$Wa"
 pkill -P "$Wb" 2>/dev/null || true # its node is dead
 wait "$Wb" 2>/dev/null || true
+# a take whose change message A missed: A's next write of it finds its pid
+# under another field and lets go instead of writing it twice
+check "10h. carol PUBLISHes on A -> 200" cpublish a q10 120 "Subject: initial" "$(cpidf c10 open)"
+Q10=$(etag_of q10)
+tag10=$(printf 'carol\n%s' "$Q10" | sha256sum | cut -c1-64) # the record's tag: SHA-256 of "<aor>\n<tag>"
+rec10=$(crec | jq -c --arg t "$tag10" '.[] | select(.tag == $t) | del(.field)')
+check "... its record read (found by the hash of its tag)" test -n "$rec10"
+pid10=$(printf '%s' "$rec10" | jq -r .pid)
+rcli hset 'p:pres:{carol}' node-z/1 "$(printf '%s' "$rec10" | jq -c '.node = "node-z" | .tag = ("0" * 64)')" >/dev/null
+gu=$(pstat a given_up)
+check "... the same pid planted under node-z/1, unannounced; refreshed on A -> 200" \
+    cpublish a q11 120 "SIP-If-Match: $Q10" ""
+check "... 200" test "$(status_of q11)" = 200
+let_go() { [ "$(pstat a given_up)" -gt "$gu" ]; }
+check "... A's write found it under another field and let go" wait_for 10 let_go
+check "... logged" grep -q "redis presence: the publication node-a/[0-9]* of carol is another node's now: let go" "$WORK/a.log"
+check "... not written twice: under node-z/1 only" \
+    jq_ok "$(crec)" "[.[] | select(.pid == \"$pid10\") | .field] == [\"node-z/1\"]"
 check "... no take failed on A or C" bash -c "[ \"$(pstat a take_failures)\" = 0 ] && [ \"$(pstat c take_failures)\" = 0 ]"
 
 finish
