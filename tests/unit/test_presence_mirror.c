@@ -621,7 +621,7 @@ static void test_take(void **state)
     r.pid = PID;
     presence_remote_set(f->p, "alice", &r, 1, now);
     assert_int_equal(f->changes, 1);
-    /* a tag held here goes the local way, at once */
+    /* a tag not held here: asked of the hook, answered when it answers */
     publish_any(f, "nosuchtag", 600, NULL);
     assert_int_equal(f->takes, 1);
     assert_int_equal(f->done, 0); /* waits for the hook */
