@@ -838,6 +838,11 @@ void presence_set_mirror(struct presence *p, const struct presence_mirror_hooks 
 {
     if (h) p->mirror = *h;
     else memset(&p->mirror, 0, sizeof(p->mirror));
+    /* the shared ids (fields "<node>/<n>") outlive this process in Redis
+     * until their expiry: a node restarted under the same id must not
+     * reuse one, so its numbers start from the wall clock (1000 per ms) */
+    int64_t wall = clock_wall_ms();
+    if (h && p->next_id == 0 && wall > 0) p->next_id = (uint64_t)wall * 1000u;
     p->remote_max = remote_max;
     if (p->mirror.watch) htable_foreach(&p->watched, watch_again, p);
 }
