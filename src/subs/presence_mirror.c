@@ -106,6 +106,7 @@ struct follow {
     struct presence_mirror *owner;
     uint64_t gen;        /* which follow a read belongs to (one may go and come back) */
     bool fetching, again;
+    bool stale;          /* the read in flight was sent before one of ours was taken: not applied */
     struct cluster_lookup *lookup; /* where its bindings are (cluster_route): in flight */
     bool lookup_again;
     char aor[LOCATION_MAX_AOR];
@@ -816,10 +817,16 @@ static void on_fetch(void *arg, int status, const struct redisReply *reply)
         m->stats.fetch_failures++;
         log_warn_rl("redis presence: cannot read the publications of %s (%s)", fe->aor,
                     status < 0 ? strerror(-status) : reply && reply->str ? reply->str : "no reply");
+    } else if (ours && f->stale) {
+        /* it shows one of ours under our field (skipped) and not yet under
+         * the taker's: applied, it would make the publication go and come
+         * back; the read after it (again) says what became of it */
+        m->stats.fetches++;
     } else if (f) {
         m->stats.fetches++;
         apply(m, fe->aor, reply);
     }
+    if (ours) f->stale = false;
     free(fe);
     if (ours && f->again) fetch(m, f);
 }
@@ -972,11 +979,13 @@ static void on_announcement(struct presence_mirror *m, const char *msg, size_t l
     }
     size_t nl = strlen(m->node);
     /* one of ours taken over or removed through another node: ours no more */
-    if (field[0] && strncmp(field, m->node, nl) == 0 && field[nl] == '/' &&
-        presence_taken(m->presence, aor, field + nl + 1))
-        m->stats.given_up++;
+    bool taken = field[0] && strncmp(field, m->node, nl) == 0 && field[nl] == '/' &&
+                 presence_taken(m->presence, aor, field + nl + 1);
+    if (taken) m->stats.given_up++;
     struct follow *f = follow_find(m, aor);
-    if (f) fetch(m, f); /* not watched here: nothing to do */
+    if (!f) return; /* not watched here: nothing to do */
+    if (taken && f->fetching) f->stale = true;
+    fetch(m, f);
 }
 
 static int refetch_one(struct hnode *n, void *arg)
