@@ -76,6 +76,11 @@ done
 subscribed() { [ "$(pstat "$1" subscribed)" = true ]; }
 for n in a b c; do check "node $n subscribed to the presence change channel" wait_for 20 subscribed "$n"; done
 
+# kill_tree PID: a backgrounded sipp_scn (its subshell, timeout and sipp)
+kill_tree() {
+    local c
+    for c in $(pgrep -P "$1"); do pkill -P "$c" 2>/dev/null || true; kill "$c" 2>/dev/null || true; done
+}
 P="/*[local-name()='presence']"
 T="$P/*[local-name()='tuple']"
 BASIC="*[local-name()='status']/*[local-name()='basic']"
@@ -180,7 +185,7 @@ c_not_alive() { jq_ok "$(subs_of a)" '[.subscriptions[] | select(.node == "node-
 check "... C's subscription still listed on A, its node not alive" wait_for 20 c_not_alive
 c_gone() { jq_ok "$(subs_of a)" '.scope == "cluster" and ([.subscriptions[] | select(.node == "node-c")] | length) == 0'; }
 check "... and gone at its expiry (15 s)" wait_for 30 c_gone
-pkill -P "$W3" 2>/dev/null || true # its sipp waits for a NOTIFY the dead node never sends
+kill_tree "$W3" # its sipp waits for a NOTIFY the dead node never sends
 wait "$W3" 2>/dev/null || true
 
 # ---- 8. the end
@@ -310,7 +315,7 @@ check "... 200" test "$(status_of q9)" = 200
 check "... NOTIFY 6 on A is that modify (the state stayed, the refresh notified nobody)" wait_for 30 got_notifies wa 6
 check "... its document" test "$(ctuples wa 6)" = "c5=closed,"
 check "... bob unsubscribed on A (sipp ran the scenario)" wait "$Wa"
-pkill -P "$Wb" 2>/dev/null || true # its node is dead
+kill_tree "$Wb" # its node is dead
 wait "$Wb" 2>/dev/null || true
 # a take whose change message A missed: A's next write of it finds its pid
 # under another field and lets go instead of writing it twice
