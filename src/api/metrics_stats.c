@@ -77,7 +77,8 @@ static const struct stats_member members[] = {
     G("redis_presence.subscribed"), G("redis_presence.followed"), G("redis_presence.remote"),
     C("redis_presence.announcements"), C("redis_presence.fetches"), C("redis_presence.fetch_failures"),
     C("redis_presence.rejected"), C("redis_presence.writes_ok"), C("redis_presence.writes_failed"),
-    C("redis_presence.lookup_failures"),
+    C("redis_presence.lookup_failures"), C("redis_presence.takes"), C("redis_presence.taken"),
+    C("redis_presence.take_failures"), C("redis_presence.given_up"),
     /* [redis] events_stream */
     {"events_stream.node_id", STATS_SKIP, NULL}, G("events_stream.synced"), G("events_stream.last_seq"),
     C("events_stream.written"), C("events_stream.write_failed"), C("events_stream.write_dropped"),

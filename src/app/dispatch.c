@@ -806,13 +806,15 @@ void dispatch_stats(struct worker *w, json_t *stats)
         struct presence_mirror_stats ps;
         presence_mirror_get_stats(w->presence_mirror, &ps);
         json_object_set_new(stats, "redis_presence",
-                            json_pack("{s:b,s:i,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "subscribed", ps.subscribed,
+                            json_pack("{s:b,s:i,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "subscribed", ps.subscribed,
                                       "followed", (int)ps.followed, "remote", (int)ps.remote, "announcements",
                                       (json_int_t)ps.announcements, "fetches", (json_int_t)ps.fetches,
                                       "fetch_failures", (json_int_t)ps.fetch_failures, "rejected",
                                       (json_int_t)ps.rejected, "writes_ok", (json_int_t)ps.writes_ok,
                                       "writes_failed", (json_int_t)ps.writes_failed, "lookup_failures",
-                                      (json_int_t)ps.lookup_failures));
+                                      (json_int_t)ps.lookup_failures, "takes", (json_int_t)ps.takes, "taken",
+                                      (json_int_t)ps.taken, "take_failures", (json_int_t)ps.take_failures,
+                                      "given_up", (json_int_t)ps.given_up));
     }
     if (w->subs) subs_stats_json(w->subs, stats);
     if (w->offline) offline_msg_stats_json(w->offline, stats);

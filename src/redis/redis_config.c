@@ -85,7 +85,8 @@ static const struct config_key keys[] = {
     KEY("mirror_presence", CONFIG_BOOL, mirror_presence, "no", 0, 0,
         "share presence publications (PUBLISH, RFC 3903) through the cluster: a document published on any node "
         "reaches the presence watchers of every node (each node notifies its own; a node follows the other nodes' "
-        "publications only of the users watched on it); with cluster_route, a user registered on another node "
+        "publications only of the users watched on it; a refresh, modify or removal may reach any node, which "
+        "takes the publication over); with cluster_route, a user registered on another node "
         "is open to this node's watchers too"),
     KEY("presence_max", CONFIG_UINT, presence_max, "10000", 1, 1000000,
         "other nodes' presence publications a node holds at most (with mirror_presence; each at most 16 KiB, "

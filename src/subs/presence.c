@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include <openssl/rand.h>
+#include <openssl/evp.h>
 
 #include "base/clock.h"
 #include "base/log.h"
@@ -39,6 +40,7 @@ struct presence_pub {
     uint64_t id;                       /* this node's number for it: its shared id, kept across refreshes */
     int64_t set_wall_ms, expires_wall_ms; /* for the other nodes (mirror_presence) */
     char etag[PRESENCE_ETAG_SIZE];
+    char pid[PRESENCE_PID_SIZE];       /* its identity across nodes (kept when a node takes it over) */
     char aor[LOCATION_MAX_AOR];
     char *body;
     size_t len;
@@ -54,6 +56,7 @@ struct presence_remote {
     bool keep;                         /* presence_remote_set's mark */
     char aor[LOCATION_MAX_AOR];
     char id[PRESENCE_PUB_ID_MAX];
+    char pid[PRESENCE_PID_SIZE];       /* "" when its record had none */
     char *body;
     size_t len;
 };
@@ -91,6 +94,32 @@ static int new_etag(char out[PRESENCE_ETAG_SIZE])
     return 0;
 }
 
+/* A publication's identity across nodes: 128 random bits in hex. */
+static int new_pid(char out[PRESENCE_PID_SIZE])
+{
+    unsigned char r[16];
+    if (RAND_bytes(r, sizeof(r)) != 1) return -EIO;
+    for (size_t i = 0; i < sizeof(r); i++) snprintf(out + 2 * i, 3, "%02x", r[i]);
+    return 0;
+}
+
+void presence_tag_hash(const char *aor, const char *etag, char out[PRESENCE_TAG_HASH_SIZE])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    bool ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 && EVP_DigestUpdate(c, aor, strlen(aor)) == 1 &&
+              EVP_DigestUpdate(c, "\n", 1) == 1 && EVP_DigestUpdate(c, etag, strlen(etag)) == 1 &&
+              EVP_DigestFinal_ex(c, md, &mdlen) == 1 && mdlen == 32;
+    EVP_MD_CTX_free(c);
+    if (!ok) { /* no digest: a value no record holds (their tags are hex) */
+        memset(out, 'x', PRESENCE_TAG_HASH_SIZE - 1);
+        out[PRESENCE_TAG_HASH_SIZE - 1] = '\0';
+        return;
+    }
+    for (size_t i = 0; i < 32; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
 static struct presence_pub *find_etag(const struct presence *p, const char *etag)
 {
     for (struct hnode *n = htable_first(&p->by_etag, hash_cstr(etag)); n; n = htable_next(n)) {
@@ -122,11 +151,12 @@ static void pub_free(struct presence *p, struct presence_pub *pub)
 static void pub_share(struct presence *p, const struct presence_pub *pub)
 {
     if (!p->mirror.published) return;
-    char id[24];
+    char id[24], tag[PRESENCE_TAG_HASH_SIZE];
     snprintf(id, sizeof(id), "%llu", (unsigned long long)pub->id);
+    presence_tag_hash(pub->aor, pub->etag, tag);
     struct presence_shared_pub sp = {.id = id, .expires_wall_ms = pub->expires_wall_ms,
                                      .set_wall_ms = pub->set_wall_ms, .version = pub->seq, .body = pub->body,
-                                     .len = pub->len};
+                                     .len = pub->len, .pid = pub->pid, .tag = tag};
     p->mirror.published(p->mirror.arg, pub->aor, &sp);
 }
 
@@ -219,6 +249,10 @@ static void publish_new(struct presence *p, const struct presence_publish *req, 
     pub->owner = p;
     pub->id = ++p->next_id;
     snprintf(pub->aor, sizeof(pub->aor), "%s", req->aor);
+    if (new_pid(pub->pid) < 0) {
+        free(pub);
+        return outcome(out, 500, "Server Internal Error", "no publication id");
+    }
     if (pub_set_body(p, pub, req->body, req->len) < 0 ||
         htable_insert(&p->by_aor, &pub->by_aor, hash_cstr(pub->aor)) < 0) {
         free(pub->body);
@@ -289,6 +323,193 @@ void presence_publish(struct presence *p, const struct presence_publish *req, st
     memset(out, 0, sizeof(*out));
     if (req->if_match) publish_update(p, req, out);
     else publish_new(p, req, out);
+}
+
+/* ---- a publication another node holds (mirror_presence's take) ---- */
+
+static void remote_free(struct presence *p, struct presence_remote *r);
+static struct presence_remote *remote_find_pid(const struct presence *p, const char *aor, const char *pid,
+                                               bool unkept_only);
+
+struct take_op {
+    struct presence *p;
+    presence_publish_done done;
+    void *ctx;
+    char mode;                         /* 'r', 'm', 'd' */
+    uint32_t expires;
+    uint64_t id;                       /* this node's number for it ('r', 'm') */
+    int64_t expires_wall_ms, set_wall_ms;
+    char etag[PRESENCE_ETAG_SIZE];     /* its new entity tag ('r', 'm') */
+    char aor[LOCATION_MAX_AOR];
+    char *body;                        /* 'm' */
+    size_t len;
+};
+
+static void take_finish(struct take_op *op, struct presence_outcome *out)
+{
+    op->done(op->ctx, out);
+    free(op->body);
+    free(op);
+}
+
+/* Makes the publication found this node's: out filled. */
+static bool take_hold(struct presence *p, struct take_op *op, const struct presence_take_found *f,
+                      struct presence_outcome *out)
+{
+    struct presence_pub *pub = calloc(1, sizeof(*pub));
+    if (!pub) return false;
+    timer_node_init(&pub->expiry);
+    pub->owner = p;
+    pub->id = op->id;
+    memcpy(pub->aor, op->aor, sizeof(pub->aor));
+    snprintf(pub->pid, sizeof(pub->pid), "%s", f->pid);
+    memcpy(pub->etag, op->etag, sizeof(pub->etag));
+    if (op->mode == 'm') {
+        pub->body = op->body, pub->len = op->len, op->body = NULL;
+        pub->set_wall_ms = op->set_wall_ms;
+    } else {
+        if (!(pub->body = malloc(f->len + 1))) {
+            free(pub);
+            return false;
+        }
+        memcpy(pub->body, f->body, f->len);
+        pub->body[f->len] = '\0';
+        pub->len = f->len;
+        pub->set_wall_ms = f->set_wall_ms;
+    }
+    pub->seq = ++p->seq;
+    pub->expires_wall_ms = op->expires_wall_ms;
+    if (htable_insert(&p->by_aor, &pub->by_aor, hash_cstr(pub->aor)) < 0) {
+        free(pub->body);
+        free(pub);
+        return false;
+    }
+    if (htable_insert(&p->by_etag, &pub->by_etag, hash_cstr(pub->etag)) < 0) {
+        htable_remove(&p->by_aor, &pub->by_aor);
+        free(pub->body);
+        free(pub);
+        return false;
+    }
+    p->total++;
+    timer_start(p->d.timers, &pub->expiry, timer_now(p->d.timers) + (uint64_t)op->expires * 1000u, on_pub_expiry);
+    memcpy(out->etag, pub->etag, sizeof(out->etag));
+    out->expires = op->expires;
+    return true;
+}
+
+static void on_taken(void *ctx, int status, const struct presence_take_found *f)
+{
+    struct take_op *op = ctx;
+    struct presence *p = op->p;
+    struct presence_outcome out;
+    memset(&out, 0, sizeof(out));
+    if (status == 0) {
+        outcome(&out, 412, "Conditional Request Failed", "no publication of any node has this entity tag");
+        return take_finish(op, &out);
+    }
+    if (status < 0 || !f || !f->pid) {
+        outcome(&out, 503, "Service Unavailable", "the shared publications could not be read");
+        return take_finish(op, &out);
+    }
+    /* this node's copy of it, as another node's: it is this node's own now */
+    struct presence_remote *r = remote_find_pid(p, op->aor, f->pid, false);
+    bool had = r != NULL, same = false;
+    const char *nb = op->mode == 'm' ? op->body : f->body;
+    size_t nl = op->mode == 'm' ? op->len : f->len;
+    if (r) {
+        same = nb && r->len == nl && memcmp(r->body, nb, nl) == 0;
+        remote_free(p, r);
+    }
+    if (op->mode == 'd') {
+        log_info("presence: the publication of %s held by %s removed through this node", op->aor, f->old_id);
+        outcome(&out, 200, "OK", NULL);
+        if (had && p->d.on_change) p->d.on_change(p->d.arg, op->aor);
+        return take_finish(op, &out);
+    }
+    if (!take_hold(p, op, f, &out)) {
+        /* its record names this node now: take it out again */
+        char id[24];
+        snprintf(id, sizeof(id), "%llu", (unsigned long long)op->id);
+        if (p->mirror.withdrawn) p->mirror.withdrawn(p->mirror.arg, op->aor, id);
+        outcome(&out, 500, "Server Internal Error", "no memory");
+        if (had && p->d.on_change) p->d.on_change(p->d.arg, op->aor);
+        return take_finish(op, &out);
+    }
+    log_info("presence: the publication of %s held by %s taken over (%s)", op->aor, f->old_id,
+             op->mode == 'm' ? "modified" : "refreshed");
+    outcome(&out, 200, "OK", NULL);
+    /* as on one node: a modify notifies, a refresh does not (unless the
+     * watchers here did not see it yet) */
+    if ((op->mode == 'm' || !had || !same) && p->d.on_change) p->d.on_change(p->d.arg, op->aor);
+    take_finish(op, &out);
+}
+
+void presence_publish_any(struct presence *p, const struct presence_publish *req, presence_publish_done done,
+                          void *ctx)
+{
+    struct presence_outcome out;
+    memset(&out, 0, sizeof(out));
+    if (!req->if_match || find_etag(p, req->if_match) || !p->mirror.take || strlen(req->aor) >= LOCATION_MAX_AOR) {
+        presence_publish(p, req, &out);
+        return done(ctx, &out);
+    }
+    bool modify = req->expires > 0 && req->body && req->len;
+    if (modify && !body_ok(req, &out)) return done(ctx, &out);
+    if (req->expires > 0) {
+        if (presence_count(p, req->aor) >= (size_t)p->d.cfg->presence_max_publications_per_user) {
+            outcome(&out, 403, "Too Many Publications", "presence_max_publications_per_user reached");
+            return done(ctx, &out);
+        }
+        if (p->total >= (uint32_t)p->d.cfg->presence_max_publications) {
+            outcome(&out, 503, "Service Unavailable", "presence_max_publications reached");
+            return done(ctx, &out);
+        }
+    }
+    struct take_op *op = calloc(1, sizeof(*op));
+    if (!op || (modify && !(op->body = malloc(req->len + 1)))) {
+        free(op);
+        outcome(&out, 500, "Server Internal Error", "no memory");
+        return done(ctx, &out);
+    }
+    op->p = p, op->done = done, op->ctx = ctx, op->len = modify ? req->len : 0;
+    op->mode = req->expires == 0 ? 'd' : modify ? 'm' : 'r';
+    op->expires = (uint32_t)req->expires;
+    snprintf(op->aor, sizeof(op->aor), "%s", req->aor);
+    if (modify) {
+        memcpy(op->body, req->body, req->len);
+        op->body[req->len] = '\0';
+    }
+    char tag[PRESENCE_TAG_HASH_SIZE], new_tag[PRESENCE_TAG_HASH_SIZE], id[24];
+    presence_tag_hash(req->aor, req->if_match, tag);
+    struct presence_take t = {.aor = op->aor, .tag = tag, .mode = op->mode};
+    if (op->mode != 'd') {
+        if (new_etag(op->etag) < 0) {
+            free(op->body);
+            free(op);
+            outcome(&out, 500, "Server Internal Error", "no entity tag");
+            return done(ctx, &out);
+        }
+        op->id = ++p->next_id;
+        op->expires_wall_ms = clock_wall_ms() + (int64_t)op->expires * 1000;
+        op->set_wall_ms = clock_wall_ms();
+        snprintf(id, sizeof(id), "%llu", (unsigned long long)op->id);
+        presence_tag_hash(req->aor, op->etag, new_tag);
+        t.id = id;
+        t.new_tag = new_tag;
+        t.expires_wall_ms = op->expires_wall_ms;
+        if (modify) {
+            t.set_wall_ms = op->set_wall_ms;
+            t.version = p->seq + 1;
+            t.body = op->body;
+            t.len = op->len;
+        }
+    }
+    if (p->mirror.take(p->mirror.arg, &t, on_taken, op) < 0) {
+        free(op->body);
+        free(op);
+        outcome(&out, 503, "Service Unavailable", "the shared publications cannot be asked now");
+        return done(ctx, &out);
+    }
 }
 
 /* One document to compose, this node's or another's. */
@@ -408,6 +629,76 @@ static struct presence_remote *remote_find(const struct presence *p, const char 
     return NULL;
 }
 
+static struct presence_remote *remote_find_pid(const struct presence *p, const char *aor, const char *pid,
+                                               bool unkept_only)
+{
+    if (!pid || !*pid) return NULL;
+    for (struct hnode *n = htable_first(&p->remote, hash_cstr(aor)); n; n = htable_next(n)) {
+        struct presence_remote *r = container_of(n, struct presence_remote, node);
+        if (strcmp(r->aor, aor) == 0 && strcmp(r->pid, pid) == 0 && !(unkept_only && r->keep)) return r;
+    }
+    return NULL;
+}
+
+static struct presence_pub *local_find_pid(const struct presence *p, const char *aor, const char *pid)
+{
+    if (!pid || !*pid) return NULL;
+    for (struct hnode *n = htable_first(&p->by_aor, hash_cstr(aor)); n; n = htable_next(n)) {
+        struct presence_pub *pub = container_of(n, struct presence_pub, by_aor);
+        if (strcmp(pub->aor, aor) == 0 && strcmp(pub->pid, pid) == 0) return pub;
+    }
+    return NULL;
+}
+
+/* One of ours is another node's now (taken over, or removed through it):
+ * dropped without a word to Redis; while its AoR is watched here its
+ * document stays, as another node's with no id yet, until a read says
+ * what became of it (matched by pid) or its expiry. No on_change: what
+ * the watchers see is the same. */
+static void local_to_remote(struct presence *p, struct presence_pub *pub)
+{
+    struct presence_remote *r = watched_find(p, pub->aor) ? calloc(1, sizeof(*r)) : NULL;
+    if (r) {
+        timer_node_init(&r->expiry);
+        r->owner = p;
+        memcpy(r->aor, pub->aor, sizeof(r->aor));
+        memcpy(r->pid, pub->pid, sizeof(r->pid));
+        r->id[0] = '\0'; /* no record's field is empty: only its pid finds it */
+        r->body = pub->body;
+        r->len = pub->len;
+        r->set_wall_ms = pub->set_wall_ms;
+        r->version = pub->seq;
+        pub->body = NULL;
+        if (htable_insert(&p->remote, &r->node, hash_cstr(r->aor)) < 0) {
+            free(r->body);
+            free(r);
+            r = NULL;
+        } else {
+            p->remote_total++;
+            int64_t left = pub->expires_wall_ms - clock_wall_ms();
+            timer_start(p->d.timers, &r->expiry, timer_now(p->d.timers) + (uint64_t)(left > 0 ? left : 0),
+                        on_remote_expiry);
+        }
+    }
+    log_info("presence: the publication %s of %s was taken over by another node", pub->etag, pub->aor);
+    pub_free(p, pub);
+}
+
+bool presence_taken(struct presence *p, const char *aor, const char *id)
+{
+    char *end = NULL;
+    unsigned long long n = strtoull(id, &end, 10);
+    if (!*id || !end || *end) return false;
+    for (struct hnode *h = htable_first(&p->by_aor, hash_cstr(aor)); h; h = htable_next(h)) {
+        struct presence_pub *pub = container_of(h, struct presence_pub, by_aor);
+        if (pub->id == n && strcmp(pub->aor, aor) == 0) {
+            local_to_remote(p, pub);
+            return true;
+        }
+    }
+    return false;
+}
+
 static bool remote_set_body(struct presence_remote *r, const struct presence_shared_pub *sp)
 {
     char *b = malloc(sp->len + 1);
@@ -437,7 +728,12 @@ size_t presence_remote_set(struct presence *p, const char *aor, const struct pre
             skipped++;
             continue;
         }
+        /* one of ours another node took over (its change message was missed) */
+        struct presence_pub *mine = local_find_pid(p, aor, sp->pid);
+        if (mine) local_to_remote(p, mine);
         struct presence_remote *r = remote_find(p, aor, sp->id);
+        if (!r && (r = remote_find_pid(p, aor, sp->pid, true))) /* moved to another node's field */
+            snprintf(r->id, sizeof(r->id), "%s", sp->id);
         if (r && r->keep) { /* the same id twice */
             skipped++;
             continue;
@@ -451,6 +747,7 @@ size_t presence_remote_set(struct presence *p, const char *aor, const struct pre
             r->owner = p;
             snprintf(r->aor, sizeof(r->aor), "%s", aor);
             snprintf(r->id, sizeof(r->id), "%s", sp->id);
+            snprintf(r->pid, sizeof(r->pid), "%s", sp->pid && strlen(sp->pid) < sizeof(r->pid) ? sp->pid : "");
             if (!remote_set_body(r, sp) || htable_insert(&p->remote, &r->node, hash_cstr(aor)) < 0) {
                 free(r->body);
                 free(r);
@@ -541,6 +838,11 @@ void presence_set_mirror(struct presence *p, const struct presence_mirror_hooks 
 {
     if (h) p->mirror = *h;
     else memset(&p->mirror, 0, sizeof(p->mirror));
+    /* the shared ids (fields "<node>/<n>") outlive this process in Redis
+     * until their expiry: a node restarted under the same id must not
+     * reuse one, so its numbers start from the wall clock (1000 per ms) */
+    int64_t wall = clock_wall_ms();
+    if (h && p->next_id == 0 && wall > 0) p->next_id = (uint64_t)wall * 1000u;
     p->remote_max = remote_max;
     if (p->mirror.watch) htable_foreach(&p->watched, watch_again, p);
 }

@@ -116,6 +116,8 @@ int presence_load(struct presence *p);
  * not change on a refresh (the entity tag does); version changes only when
  * its document does; times are wall-clock ms. */
 #define PRESENCE_PUB_ID_MAX 160 /* "<node id>/<n>" with its NUL */
+#define PRESENCE_PID_SIZE 33    /* a publication's identity across nodes: 32 hex digits + NUL */
+#define PRESENCE_TAG_HASH_SIZE 65 /* SHA-256 hex of "<aor>\n<entity tag>" + NUL */
 
 struct presence_shared_pub {
     const char *id;             /* < PRESENCE_PUB_ID_MAX */
@@ -125,7 +127,52 @@ struct presence_shared_pub {
     uint64_t version;           /* its document's version */
     const char *body;           /* a valid PIDF document (pidf_validate) */
     size_t len;
+    /* The publication's identity, kept when another node takes it over
+     * (unlike id), and the hash of its current entity tag
+     * (presence_tag_hash): how another node finds it. NULL: none (a record
+     * of an older node). */
+    const char *pid;
+    const char *tag;
 };
+
+/* The hash of an entity tag as the records hold it: SHA-256 of
+ * "<aor>\n<etag>" in lower-case hex, so a tag names a publication of its
+ * own AoR only and Redis holds no usable tag. */
+void presence_tag_hash(const char *aor, const char *etag, char out[PRESENCE_TAG_HASH_SIZE]);
+
+/* A PUBLISH whose SIP-If-Match this node does not hold, given to the
+ * mirror's take hook: find the publication of aor whose tag hash is
+ * tag in Redis and make it this node's (mode 'r' refresh, 'm' modify,
+ * 'd' remove), in one script. */
+struct presence_take {
+    const char *aor;
+    const char *tag;            /* presence_tag_hash of the presented entity tag */
+    char mode;                  /* 'r', 'm', 'd' */
+    /* 'r' and 'm': the publication as this node will hold it */
+    const char *id;             /* this node's number for it */
+    const char *new_tag;        /* the hash of its new entity tag */
+    int64_t expires_wall_ms;
+    /* 'm': its new document */
+    int64_t set_wall_ms;
+    uint64_t version;
+    const char *body;
+    size_t len;
+};
+
+/* What the take found (status 1): the publication's identity, when its
+ * document was set and (mode 'r') the document; valid during the call. */
+struct presence_take_found {
+    const char *old_id;         /* the field it had: "<node>/<n>" */
+    const char *pid;
+    int64_t set_wall_ms;
+    uint64_t version;
+    const char *body;           /* mode 'r': a valid PIDF document */
+    size_t len;
+};
+
+/* status: 1 found and taken (found filled), 0 no such publication (or an
+ * expired one), a negative errno when Redis could not say. */
+typedef void (*presence_take_cb)(void *ctx, int status, const struct presence_take_found *found);
 
 /* What the mirror is told; each hook is called on the loop thread, its
  * arguments valid only during the call. NULL members: nothing. */
@@ -141,6 +188,11 @@ struct presence_mirror_hooks {
      * went (off): the mirror follows the other nodes' publications of the
      * AoRs watched here only. */
     void (*watch)(void *arg, const char *aor, bool on);
+    /* A PUBLISH names an entity tag this node does not hold: look for it
+     * among every node's publications (struct presence_take). 0 and cb is
+     * called later (exactly once, -ECANCELED at shutdown), or a negative
+     * errno (not asked). NULL: 412 as without the mirror. */
+    int (*take)(void *arg, const struct presence_take *req, presence_take_cb cb, void *ctx);
 };
 
 /* Sets the hooks (NULL: none) and calls watch(on) for every AoR watched
@@ -160,6 +212,24 @@ size_t presence_remote_set(struct presence *p, const char *aor, const struct pre
 void presence_remote_clear(struct presence *p, const char *aor);
 /* How many of the other nodes' publications are held (all users). */
 size_t presence_remote_count(const struct presence *p);
+
+/* Another node took over (or removed) this node's publication <id> of aor
+ * (the mirror read it in a change message): it is no longer this node's.
+ * Nothing is written into Redis; if aor is watched here its document is
+ * kept as another node's publication until the next read says what became
+ * of it (presence_remote_set matches it by its pid). Returns whether one
+ * was held. */
+bool presence_taken(struct presence *p, const char *aor, const char *id);
+
+/* Applies a PUBLISH with SIP-If-Match that may name another node's
+ * publication: as presence_publish when the tag is held here (done is
+ * called before it returns); otherwise, with the mirror's take hook, the
+ * publication is looked for in Redis and done is called when that is
+ * known (200 and the new tag: it is this node's now; 412: nowhere; 503:
+ * Redis did not answer). out is valid during done only. */
+typedef void (*presence_publish_done)(void *ctx, const struct presence_outcome *out);
+void presence_publish_any(struct presence *p, const struct presence_publish *req, presence_publish_done done,
+                          void *ctx);
 
 /* Whether aor, watched here, is registered on another node (the mirror
  * asks the cluster's lookups, [redis] cluster_route): its state derived

@@ -29,23 +29,74 @@
 /* One of ours set or refreshed: the field written, unreadable and expired
  * fields pruned (nobody else would: a dead node's stay until the key's
  * TTL), the key's TTL at the latest expiry left, the change announced.
- * KEYS[1] the hash; ARGV: field, record, its exp, now (wall ms), channel. */
+ * Unless another field holds the same pid (ARGV[6], "": none): another
+ * node took this publication over meanwhile (TAKE_LUA), so this field is
+ * not written again (it would show the publication twice) and 2 is
+ * returned: the node lets go of it.
+ * KEYS[1] the hash; ARGV: field, record, its exp, now (wall ms), channel, pid. */
 #define WRITE_LUA                                                                                                  \
-    "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) "                                                               \
-    "local top = tonumber(ARGV[3]) local now = tonumber(ARGV[4]) "                                                \
+    "local now = tonumber(ARGV[4]) local top = 0 local moved = false "                                            \
     "local all = redis.call('HGETALL', KEYS[1]) "                                                                  \
     "for i = 1, #all, 2 do "                                                                                       \
-    "  local ok, r = pcall(cjson.decode, all[i + 1]) "                                                             \
-    "  local e = ok and type(r) == 'table' and tonumber(r['exp']) or nil "                                        \
-    "  if e == nil or e <= now then redis.call('HDEL', KEYS[1], all[i]) elseif e > top then top = e end "         \
+    "  if all[i] ~= ARGV[1] then "                                                                                 \
+    "    local ok, r = pcall(cjson.decode, all[i + 1]) "                                                           \
+    "    local e = ok and type(r) == 'table' and tonumber(r['exp']) or nil "                                      \
+    "    if e == nil or e <= now then redis.call('HDEL', KEYS[1], all[i]) "                                        \
+    "    else "                                                                                                    \
+    "      if ARGV[6] ~= '' and r['pid'] == ARGV[6] then moved = true end "                                        \
+    "      if e > top then top = e end "                                                                           \
+    "    end "                                                                                                     \
+    "  end "                                                                                                       \
     "end "                                                                                                         \
-    "redis.call('PEXPIREAT', KEYS[1], string.format('%d', top)) "                                                  \
+    "if moved then redis.call('HDEL', KEYS[1], ARGV[1]) else "                                                     \
+    "  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) "                                                             \
+    "  local e = tonumber(ARGV[3]) if e > top then top = e end "                                                   \
+    "end "                                                                                                         \
+    "if top > 0 then redis.call('PEXPIREAT', KEYS[1], string.format('%d', top)) end "                              \
+    "if moved then return 2 end "                                                                                  \
     "if ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[5], KEYS[1]) end "                                          \
     "return 1"
 /* One of ours gone. KEYS[1] the hash; ARGV: field, channel ("": none). */
 #define DEL_LUA                                                                                                    \
     "redis.call('HDEL', KEYS[1], ARGV[1]) "                                                                        \
     "if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], KEYS[1]) end return 1"
+
+/* A PUBLISH whose SIP-If-Match another node issued (presence_take): the
+ * unexpired record whose tag is ARGV[1] found (expired and unreadable
+ * fields pruned on the way), its field deleted and, unless removed, the
+ * publication written under this node's field with its new expiry and tag
+ * (its pid, and for a refresh its set, ver and body, kept), the TTL at the
+ * latest expiry left, and "<key> <old field>" announced: one step, so no
+ * reader sees it twice or not at all. Numbers are written as integers.
+ * KEYS[1] the hash; ARGV: tag, now, mode (r/m/d), new field, node, new exp,
+ * new tag, channel, body, set, ver (the last three for 'm').
+ * Returns {0}, or {1, old field, pid, set, ver, body ('r') or ""}. */
+#define TAKE_LUA                                                                                                   \
+    "local now = tonumber(ARGV[2]) local top = 0 local of, old = nil, nil "                                        \
+    "local all = redis.call('HGETALL', KEYS[1]) "                                                                  \
+    "for i = 1, #all, 2 do "                                                                                       \
+    "  local ok, r = pcall(cjson.decode, all[i + 1]) "                                                             \
+    "  local e = ok and type(r) == 'table' and tonumber(r['exp']) or nil "                                        \
+    "  if e == nil or e <= now then redis.call('HDEL', KEYS[1], all[i]) "                                          \
+    "  elseif of == nil and r['tag'] == ARGV[1] and type(r['pid']) == 'string' and type(r['body']) == 'string' "   \
+    "    and type(r['set']) == 'number' and type(r['ver']) == 'number' then of = all[i] old = r "                  \
+    "  elseif e > top then top = e end "                                                                           \
+    "end "                                                                                                         \
+    "if of == nil then return {0} end "                                                                            \
+    "redis.call('HDEL', KEYS[1], of) "                                                                             \
+    "local set, ver, body = old['set'], old['ver'], old['body'] "                                                  \
+    "if ARGV[3] == 'm' then set = tonumber(ARGV[10]) ver = tonumber(ARGV[11]) body = ARGV[9] end "                 \
+    "if ARGV[3] ~= 'd' then "                                                                                      \
+    "  redis.call('HSET', KEYS[1], ARGV[4], '{\"node\":' .. cjson.encode(ARGV[5]) .. ',\"exp\":' .. ARGV[6] .. "   \
+    "    ',\"set\":' .. string.format('%d', set) .. ',\"ver\":' .. string.format('%d', ver) .. "                    \
+    "    ',\"pid\":' .. cjson.encode(old['pid']) .. ',\"tag\":' .. cjson.encode(ARGV[7]) .. "                       \
+    "    ',\"body\":' .. cjson.encode(body) .. '}') "                                                               \
+    "  local e = tonumber(ARGV[6]) if e > top then top = e end "                                                   \
+    "end "                                                                                                         \
+    "if top > 0 then redis.call('PEXPIREAT', KEYS[1], string.format('%d', top)) end "                              \
+    "redis.call('PUBLISH', ARGV[8], KEYS[1] .. ' ' .. of) "                                                        \
+    "local rb = '' if ARGV[3] == 'r' then rb = body end "                                                          \
+    "return {1, of, old['pid'], string.format('%d', set), string.format('%d', ver), rb}"
 
 /* An AoR watched here: its hash is read at each announcement. */
 struct presence_mirror;
@@ -55,6 +106,7 @@ struct follow {
     struct presence_mirror *owner;
     uint64_t gen;        /* which follow a read belongs to (one may go and come back) */
     bool fetching, again;
+    bool stale;          /* the read in flight was sent before one of ours was taken: not applied */
     struct cluster_lookup *lookup; /* where its bindings are (cluster_route): in flight */
     bool lookup_again;
     char aor[LOCATION_MAX_AOR];
@@ -93,6 +145,15 @@ static bool node_ok(const char *s, size_t n)
     return true;
 }
 
+/* lower-case hex, lo..hi digits */
+static bool hex_ok(const char *s, size_t n, size_t lo, size_t hi)
+{
+    if (n < lo || n > hi) return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return false;
+    return true;
+}
+
 int presence_record_encode(const char *node, const struct presence_shared_pub *pub, char *field, size_t fcap,
                            char **out)
 {
@@ -102,9 +163,17 @@ int presence_record_encode(const char *node, const struct presence_shared_pub *p
         return -EINVAL;
     int fl = snprintf(field, fcap, "%s/%s", node, pub->id);
     if (fl < 0 || (size_t)fl >= fcap || (size_t)fl >= PRESENCE_PUB_ID_MAX) return -ENOSPC;
+    if ((pub->pid && !hex_ok(pub->pid, strlen(pub->pid), 1, PRESENCE_PID_SIZE - 1)) ||
+        (pub->tag && !hex_ok(pub->tag, strlen(pub->tag), PRESENCE_TAG_HASH_SIZE - 1, PRESENCE_TAG_HASH_SIZE - 1)))
+        return -EINVAL;
     json_t *o = json_pack("{s:s,s:I,s:I,s:I,s:s%}", "node", node, "exp", (json_int_t)pub->expires_wall_ms, "set",
                           (json_int_t)pub->set_wall_ms, "ver", (json_int_t)pub->version, "body", pub->body, pub->len);
     if (!o) return -ENOMEM;
+    if ((pub->pid && json_object_set_new(o, "pid", json_string(pub->pid)) < 0) ||
+        (pub->tag && json_object_set_new(o, "tag", json_string(pub->tag)) < 0)) {
+        json_decref(o);
+        return -ENOMEM;
+    }
     char *s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     if (!s) return -ENOMEM;
@@ -151,10 +220,19 @@ int presence_record_decode(const char *field, size_t flen, const char *value, si
     if (flen <= nl + 1 || flen - nl - 1 > 20 || memcmp(field, nd, nl) != 0 || field[nl] != '/') goto out;
     for (size_t i = nl + 1; i < flen; i++)
         if (field[i] < '0' || field[i] > '9') goto out;
+    /* pid and tag: optional (an older node's record has neither) */
+    json_t *pid = json_object_get(o, "pid"), *tag = json_object_get(o, "tag");
+    if (pid && (!json_is_string(pid) ||
+                !hex_ok(json_string_value(pid), json_string_length(pid), 1, PRESENCE_PID_SIZE - 1)))
+        goto out;
+    if (tag && (!json_is_string(tag) || !hex_ok(json_string_value(tag), json_string_length(tag),
+                                                 PRESENCE_TAG_HASH_SIZE - 1, PRESENCE_TAG_HASH_SIZE - 1)))
+        goto out;
     const char *b = json_string_value(body);
     size_t bl = json_string_length(body);
     const char *why = NULL;
     if (bl == 0 || bl > PIDF_MAX_BODY || strlen(b) != bl || pidf_validate(b, bl, &why) < 0) goto out;
+    if (pid) memcpy(out->pid, json_string_value(pid), json_string_length(pid) + 1);
     if (!(out->body = malloc(bl + 1))) {
         rc = -ENOMEM;
         goto out;
@@ -296,6 +374,81 @@ int presence_mirror_key_aor(const char *prefix, const char *msg, size_t len, cha
     return 0;
 }
 
+int presence_mirror_change_parse(const char *prefix, const char *msg, size_t len, char *aor, size_t cap, char *field,
+                                 size_t fcap)
+{
+    if (!msg || !fcap) return -EINVAL;
+    field[0] = '\0';
+    const char *sp = memchr(msg, ' ', len);
+    if (!sp) return presence_mirror_key_aor(prefix, msg, len, aor, cap);
+    size_t kl = (size_t)(sp - msg), fl = len - kl - 1;
+    const char *f = sp + 1;
+    /* "<node>/<1..20 digits>" */
+    const char *slash = memchr(f, '/', fl);
+    if (!slash || fl >= fcap || fl >= PRESENCE_PUB_ID_MAX || !node_ok(f, (size_t)(slash - f))) return -EINVAL;
+    size_t dl = fl - (size_t)(slash - f) - 1;
+    if (dl == 0 || dl > 20) return -EINVAL;
+    for (size_t i = 0; i < dl; i++)
+        if (slash[1 + i] < '0' || slash[1 + i] > '9') return -EINVAL;
+    if (presence_mirror_key_aor(prefix, msg, kl, aor, cap) < 0) return -EINVAL;
+    memcpy(field, f, fl);
+    field[fl] = '\0';
+    return 0;
+}
+
+/* A decimal string of 1..digits digits (no sign), as an integer. */
+static bool dec_ok(const redisReply *e, size_t digits, uint64_t *out)
+{
+    if (!e || e->type != REDIS_REPLY_STRING || e->len == 0 || e->len > digits) return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < e->len; i++) {
+        if (e->str[i] < '0' || e->str[i] > '9') return false;
+        uint64_t d = (uint64_t)(e->str[i] - '0');
+        if (v > (UINT64_MAX - d) / 10) return false;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+}
+
+int presence_take_reply_read(const struct redisReply *r, char mode, struct presence_take_answer *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!r || r->type != REDIS_REPLY_ARRAY || !r->element || r->elements == 0) return -EINVAL;
+    const redisReply *st = r->element[0];
+    if (!st || st->type != REDIS_REPLY_INTEGER) return -EINVAL;
+    if (st->integer == 0) return r->elements == 1 ? 0 : -EINVAL;
+    if (st->integer != 1 || r->elements != 6) return -EINVAL;
+    for (size_t i = 1; i < 6; i++)
+        if (!r->element[i] || r->element[i]->type != REDIS_REPLY_STRING) return -EINVAL;
+    const redisReply *f = r->element[1], *pid = r->element[2], *body = r->element[5];
+    /* the old field: "<node>/<1..20 digits>" */
+    const char *slash = f->len ? memchr(f->str, '/', f->len) : NULL;
+    if (!slash || f->len >= sizeof(out->old_id) || !node_ok(f->str, (size_t)(slash - f->str))) return -EINVAL;
+    size_t dl = f->len - (size_t)(slash - f->str) - 1;
+    if (dl == 0 || dl > 20 || strspn(slash + 1, "0123456789") < dl) return -EINVAL;
+    if (!hex_ok(pid->str, pid->len, 1, PRESENCE_PID_SIZE - 1)) return -EINVAL;
+    uint64_t set, ver;
+    if (!dec_ok(r->element[3], 18, &set) || !dec_ok(r->element[4], 20, &ver)) return -EINVAL;
+    if (mode == 'r') {
+        const char *why = NULL;
+        if (body->len == 0 || body->len > PIDF_MAX_BODY || memchr(body->str, '\0', body->len) ||
+            pidf_validate(body->str, body->len, &why) < 0)
+            return -EINVAL;
+        out->body = body->str;
+        out->len = body->len;
+    } else if (body->len) {
+        return -EINVAL;
+    }
+    memcpy(out->old_id, f->str, f->len);
+    out->old_id[f->len] = '\0';
+    memcpy(out->pid, pid->str, pid->len);
+    out->pid[pid->len] = '\0';
+    out->set_wall_ms = (int64_t)set;
+    out->version = ver;
+    return 1;
+}
+
 /* ---- this node's changes ---- */
 
 static void key_of(const struct presence_mirror *m, const char *aor, char *key, size_t cap)
@@ -328,6 +481,29 @@ static void send_script(struct presence_mirror *m, int argc, const char **argv, 
     m->pending++;
 }
 
+/* A write of one of ours: the script may say another node holds it now. */
+struct pub_write {
+    struct presence_mirror *m;
+    char aor[LOCATION_MAX_AOR];
+    char id[24];
+};
+
+static void on_pub_write(void *arg, int status, const struct redisReply *reply)
+{
+    struct pub_write *w = arg;
+    struct presence_mirror *m = w->m;
+    if (status != -ECANCELED && status == 0 && reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 2) {
+        m->pending--;
+        m->stats.writes_ok++;
+        log_info("redis presence: the publication %s/%s of %s is another node's now: let go", m->node, w->id,
+                 w->aor);
+        if (presence_taken(m->presence, w->aor, w->id)) m->stats.given_up++;
+    } else {
+        on_write(m, status, reply);
+    }
+    free(w);
+}
+
 static void on_published(void *arg, const char *aor, const struct presence_shared_pub *pub)
 {
     struct presence_mirror *m = arg;
@@ -342,10 +518,21 @@ static void on_published(void *arg, const char *aor, const struct presence_share
     key_of(m, aor, key, sizeof(key));
     snprintf(exp, sizeof(exp), "%lld", (long long)pub->expires_wall_ms);
     snprintf(now, sizeof(now), "%lld", (long long)clock_wall_ms());
-    const char *argv[] = {"EVAL", WRITE_LUA, "1", key, field, rec, exp, now, m->channel};
-    size_t lens[9];
-    for (size_t i = 0; i < 9; i++) lens[i] = i == 5 ? (size_t)n : strlen(argv[i]);
-    send_script(m, 9, argv, lens);
+    const char *argv[] = {"EVAL", WRITE_LUA, "1", key, field, rec, exp, now, m->channel, pub->pid ? pub->pid : ""};
+    size_t lens[10];
+    for (size_t i = 0; i < 10; i++) lens[i] = i == 5 ? (size_t)n : strlen(argv[i]);
+    struct pub_write *w = calloc(1, sizeof(*w));
+    if (!w || strlen(aor) >= sizeof(w->aor) || strlen(pub->id) >= sizeof(w->id) || m->pending >= m->max_pending ||
+        redis_cluster_command(m->rc, 3, 10, argv, lens, on_pub_write, w) < 0) {
+        free(w);
+        m->stats.writes_failed++;
+        log_warn_rl("redis presence: a publication change dropped (%u writes pending)", m->pending);
+    } else {
+        w->m = m;
+        snprintf(w->aor, sizeof(w->aor), "%s", aor);
+        snprintf(w->id, sizeof(w->id), "%s", pub->id);
+        m->pending++;
+    }
     free(rec);
 }
 
@@ -359,6 +546,77 @@ static void on_withdrawn(void *arg, const char *aor, const char *id)
     size_t lens[6];
     for (size_t i = 0; i < 6; i++) lens[i] = strlen(argv[i]);
     send_script(m, 6, argv, lens);
+}
+
+struct take_req {
+    struct presence_mirror *m;
+    presence_take_cb cb;
+    void *ctx;
+    char mode;
+    char aor[LOCATION_MAX_AOR];
+};
+
+static void on_take_reply(void *arg, int status, const struct redisReply *reply)
+{
+    struct take_req *t = arg;
+    struct presence_mirror *m = t->m;
+    struct presence_take_answer a;
+    int rc = status < 0 ? status : presence_take_reply_read(reply, t->mode, &a);
+    if (rc < 0) {
+        if (rc != -ECANCELED) {
+            m->stats.take_failures++;
+            log_warn_rl("redis presence: the publications of %s could not be searched for an entity tag (%s)", t->aor,
+                        status < 0 ? strerror(-status)
+                        : reply && reply->type == REDIS_REPLY_ERROR && reply->str ? reply->str
+                                                                                   : "an answer that does not read");
+        }
+        t->cb(t->ctx, rc, NULL);
+    } else if (rc == 0) {
+        t->cb(t->ctx, 0, NULL);
+    } else {
+        m->stats.taken++;
+        struct presence_take_found f = {.old_id = a.old_id, .pid = a.pid, .set_wall_ms = a.set_wall_ms,
+                                        .version = a.version, .body = a.body, .len = a.len};
+        t->cb(t->ctx, 1, &f);
+    }
+    free(t);
+}
+
+static int on_take(void *arg, const struct presence_take *req, presence_take_cb cb, void *ctx)
+{
+    struct presence_mirror *m = arg;
+    if (m->closing || strlen(req->aor) >= LOCATION_MAX_AOR) return -ECANCELED;
+    char key[LOCATION_MAX_AOR + 80], field[PRESENCE_PUB_ID_MAX] = "", now[24], exp[24] = "0", set[24] = "0",
+                                                                    ver[24] = "0";
+    key_of(m, req->aor, key, sizeof(key));
+    snprintf(now, sizeof(now), "%lld", (long long)clock_wall_ms());
+    if (req->mode != 'd') {
+        int fl = snprintf(field, sizeof(field), "%s/%s", m->node, req->id);
+        if (fl < 0 || (size_t)fl >= sizeof(field)) return -ENOSPC;
+        snprintf(exp, sizeof(exp), "%lld", (long long)req->expires_wall_ms);
+    }
+    if (req->mode == 'm') {
+        snprintf(set, sizeof(set), "%lld", (long long)req->set_wall_ms);
+        snprintf(ver, sizeof(ver), "%llu", (unsigned long long)req->version);
+    }
+    char mode[2] = {req->mode, '\0'};
+    struct take_req *t = calloc(1, sizeof(*t));
+    if (!t) return -ENOMEM;
+    *t = (struct take_req){.m = m, .cb = cb, .ctx = ctx, .mode = req->mode};
+    snprintf(t->aor, sizeof(t->aor), "%s", req->aor);
+    const char *argv[] = {"EVAL", TAKE_LUA, "1", key, req->tag, now, mode, field, m->node, exp,
+                          req->new_tag ? req->new_tag : "", m->channel, req->mode == 'm' && req->body ? req->body : "",
+                          set, ver};
+    size_t lens[15];
+    for (size_t i = 0; i < 15; i++) lens[i] = i == 12 && req->mode == 'm' && req->body ? req->len : strlen(argv[i]);
+    m->stats.takes++;
+    int rc = redis_cluster_command(m->rc, 3, 15, argv, lens, on_take_reply, t);
+    if (rc < 0) {
+        free(t);
+        m->stats.take_failures++;
+        return rc;
+    }
+    return 0;
 }
 
 /* ---- this node's subscription records, and every node's for the API ---- */
@@ -383,10 +641,10 @@ static void on_sub_changed(void *arg, const struct subs_record *r)
     sub_key_of(m, r->aor, key, sizeof(key));
     snprintf(exp, sizeof(exp), "%lld", (long long)r->expires_wall_ms);
     snprintf(now, sizeof(now), "%lld", (long long)clock_wall_ms());
-    const char *argv[] = {"EVAL", WRITE_LUA, "1", key, field, rec, exp, now, ""};
-    size_t lens[9];
-    for (size_t i = 0; i < 9; i++) lens[i] = i == 5 ? (size_t)n : strlen(argv[i]);
-    send_script(m, 9, argv, lens);
+    const char *argv[] = {"EVAL", WRITE_LUA, "1", key, field, rec, exp, now, "", ""};
+    size_t lens[10];
+    for (size_t i = 0; i < 10; i++) lens[i] = i == 5 ? (size_t)n : strlen(argv[i]);
+    send_script(m, 10, argv, lens);
     free(rec);
 }
 
@@ -529,7 +787,7 @@ static void apply(struct presence_mirror *m, const char *aor, const struct redis
             pubs[i] = (struct presence_shared_pub){.id = recs[i].id, .node = recs[i].node,
                                                    .expires_wall_ms = recs[i].expires_wall_ms,
                                                    .set_wall_ms = recs[i].set_wall_ms, .version = recs[i].version,
-                                                   .body = recs[i].body, .len = recs[i].len};
+                                                   .body = recs[i].body, .len = recs[i].len, .pid = recs[i].pid};
         size_t skipped = presence_remote_set(m->presence, aor, pubs, (size_t)n, now);
         if (bad || skipped) {
             m->stats.rejected += bad + skipped;
@@ -559,10 +817,16 @@ static void on_fetch(void *arg, int status, const struct redisReply *reply)
         m->stats.fetch_failures++;
         log_warn_rl("redis presence: cannot read the publications of %s (%s)", fe->aor,
                     status < 0 ? strerror(-status) : reply && reply->str ? reply->str : "no reply");
+    } else if (ours && f->stale) {
+        /* it shows one of ours under our field (skipped) and not yet under
+         * the taker's: applied, it would make the publication go and come
+         * back; the read after it (again) says what became of it */
+        m->stats.fetches++;
     } else if (f) {
         m->stats.fetches++;
         apply(m, fe->aor, reply);
     }
+    if (ours) f->stale = false;
     free(fe);
     if (ours && f->again) fetch(m, f);
 }
@@ -707,14 +971,21 @@ static void on_watch(void *arg, const char *aor, bool on)
 static void on_announcement(struct presence_mirror *m, const char *msg, size_t len)
 {
     m->stats.announcements++;
-    char aor[LOCATION_MAX_AOR];
-    if (presence_mirror_key_aor(m->prefix, msg, len, aor, sizeof(aor)) < 0) {
+    char aor[LOCATION_MAX_AOR], field[PRESENCE_PUB_ID_MAX];
+    if (presence_mirror_change_parse(m->prefix, msg, len, aor, sizeof(aor), field, sizeof(field)) < 0) {
         m->stats.rejected++;
         log_warn_rl("redis presence: a change message that names no presentity (%zu bytes) ignored", len);
         return;
     }
+    size_t nl = strlen(m->node);
+    /* one of ours taken over or removed through another node: ours no more */
+    bool taken = field[0] && strncmp(field, m->node, nl) == 0 && field[nl] == '/' &&
+                 presence_taken(m->presence, aor, field + nl + 1);
+    if (taken) m->stats.given_up++;
     struct follow *f = follow_find(m, aor);
-    if (f) fetch(m, f); /* not watched here: nothing to do */
+    if (!f) return; /* not watched here: nothing to do */
+    if (taken && f->fetching) f->stale = true;
+    fetch(m, f);
 }
 
 static int refetch_one(struct hnode *n, void *arg)
@@ -785,7 +1056,7 @@ struct presence_mirror *presence_mirror_new(uv_loop_t *loop, struct timer_servic
         return NULL;
     }
     struct presence_mirror_hooks h = {.arg = m, .published = on_published, .withdrawn = on_withdrawn,
-                                      .watch = on_watch};
+                                      .watch = on_watch, .take = on_take};
     presence_set_mirror(p, &h, cfg->presence_max ? cfg->presence_max : 10000);
     struct subs_record_hooks sh = {.arg = m, .changed = on_sub_changed, .gone = on_sub_gone, .list = on_list_start,
                                    .cancel = on_list_cancel};

@@ -60,6 +60,7 @@ struct presence_record {
     uint64_t version;
     char *body;                        /* a PIDF document pidf_validate accepts; NUL-terminated, owned */
     size_t len;
+    char pid[PRESENCE_PID_SIZE];       /* "" or 1..32 lower-case hex digits */
 };
 
 /* The record of pub, published by node (field id "<node>/<pub->id>" in
@@ -84,6 +85,21 @@ void presence_record_clear(struct presence_record *r);
  * another shape (nothing in out). */
 int presence_mirror_read_hash(const struct redisReply *r, const char *own_node, int64_t now_wall_ms,
                               struct presence_record *out, size_t cap, size_t *bad);
+
+/* The answer of the take script (presence_take, mode 'r', 'm' or 'd'):
+ * [0] when no unexpired record of the hash has the tag, else [1, the old
+ * field, pid, set, ver, body] with set and ver decimal strings and body the
+ * document for 'r' ("" otherwise). Stranger input: checked like a record. */
+struct presence_take_answer {
+    char old_id[PRESENCE_PUB_ID_MAX];  /* "<node>/<1..20 digits>" */
+    char pid[PRESENCE_PID_SIZE];       /* 1..32 lower-case hex digits */
+    int64_t set_wall_ms;               /* >= 0 */
+    uint64_t version;
+    const char *body;                  /* 'r': a PIDF document pidf_validate accepts (into the reply) */
+    size_t len;
+};
+/* 1 found (out filled), 0 not found, -EINVAL for any other answer. */
+int presence_take_reply_read(const struct redisReply *r, char mode, struct presence_take_answer *out);
 
 /* A subscription's record (subs_record_hooks), written by each node into
  * <prefix>subs:{<aor>}: field "<node>/<its To tag>", value
@@ -111,6 +127,12 @@ int presence_sub_record_decode(const char *field, size_t flen, const char *value
  * (cap bytes), 0; -EINVAL when it is not such a key or the AoR is empty,
  * too long, or holds a control character, a space, '{' or '}'. */
 int presence_mirror_key_aor(const char *prefix, const char *msg, size_t len, char *aor, size_t cap);
+/* A change message as the take script sends it too: the key, then
+ * optionally one space and the field that left ("<node>/<digits>": that
+ * node's publication was taken over or removed by another node). 0 with
+ * aor and field (""  when none) filled, or -EINVAL. */
+int presence_mirror_change_parse(const char *prefix, const char *msg, size_t len, char *aor, size_t cap, char *field,
+                                 size_t fcap);
 
 struct presence_mirror_stats {
     bool subscribed;          /* the change channel is up */
@@ -122,6 +144,10 @@ struct presence_mirror_stats {
     uint64_t rejected;        /* records skipped: unreadable, over a cap */
     uint64_t writes_ok, writes_failed; /* this node's changes written into Redis */
     uint64_t lookup_failures; /* where a watched user is registered could not be read (cluster_route) */
+    uint64_t takes;           /* PUBLISH naming a tag held elsewhere: looked for in Redis */
+    uint64_t taken;           /* ... found and taken over (or removed) by this node */
+    uint64_t take_failures;   /* ... Redis did not answer, or its answer did not read */
+    uint64_t given_up;        /* this node's publications another node took over */
 };
 
 /* Starts sharing the publications of s's presence state (its mirror hooks

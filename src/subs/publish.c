@@ -6,6 +6,7 @@
 #include "subs/presence_int.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -116,6 +117,39 @@ static int granted_expires(const struct subs_config *cfg, struct txn *st, const 
     return 1;
 }
 
+/* What the answer needs once the outcome is known (now, or when Redis
+ * answered for another node's publication). */
+struct publish_ctx {
+    struct txn *st;
+    bool document;                     /* the PUBLISH carried a body */
+    int tuples, open;
+    char src[64];
+    char aor[LOCATION_MAX_AOR];
+};
+
+static void publish_done(void *arg, const struct presence_outcome *out)
+{
+    struct publish_ctx *c = arg;
+    struct txn *st = c->st;
+    if (out->status != 200) {
+        char warn[200];
+        snprintf(warn, sizeof(warn), "Warning: 399 cascade \"%s\"", out->why ? out->why : out->reason);
+        log_warn_rl("presence: %d to PUBLISH from %s: %s", out->status, c->src, out->why ? out->why : out->reason);
+        const char *lines[1] = {out->why ? warn : NULL};
+        answer(st, out->status, out->reason, lines, 1);
+        free(c);
+        return;
+    }
+    char tagline[PRESENCE_ETAG_SIZE + 16], expline[32];
+    snprintf(tagline, sizeof(tagline), "SIP-ETag: %s", out->etag);
+    snprintf(expline, sizeof(expline), "Expires: %u", out->expires);
+    const char *lines[2] = {out->expires ? tagline : NULL, expline};
+    log_info("presence: %s published for %s (%u s, tag %s, %s: %d tuples, %d open)", c->src, c->aor, out->expires,
+             out->expires ? out->etag : "removed", c->document ? "document" : "refresh", c->tuples, c->open);
+    answer(st, 200, "OK", lines, 2);
+    free(c);
+}
+
 void presence_on_publish(struct presence *p, struct txn *st, const struct transport_rx *rx, const char *aor)
 {
     const struct presence_deps *d = &p->d;
@@ -133,22 +167,16 @@ void presence_on_publish(struct presence *p, struct txn *st, const struct transp
     str_t im = if_match(m);
     if (im.len >= sizeof(etag)) return refuse(st, rx, 412, "Conditional Request Failed", NULL, "entity tag too long");
     str_copy(etag, sizeof(etag), im);
+    struct publish_ctx *c = calloc(1, sizeof(*c));
+    if (!c) return refuse(st, rx, 500, "Server Internal Error", NULL, "no memory");
+    c->st = st;
+    snprintf(c->src, sizeof(c->src), "%s", rx->src_text);
+    snprintf(c->aor, sizeof(c->aor), "%s", aor);
+    c->document = m->body.len > 0;
+    if (m->body.len) pidf_summary(m->body.s, m->body.len, &c->tuples, &c->open);
     struct presence_publish req = {.aor = aor, .if_match = im.len ? etag : NULL, .expires = expires,
                                    .body = m->body.s, .len = m->body.len};
-    struct presence_outcome out;
-    presence_publish(p, &req, &out);
-    if (out.status != 200) {
-        char warn[200];
-        snprintf(warn, sizeof(warn), "Warning: 399 cascade \"%s\"", out.why ? out.why : out.reason);
-        return refuse(st, rx, out.status, out.reason, out.why ? warn : NULL, out.why);
-    }
-    char tagline[PRESENCE_ETAG_SIZE + 16], expline[32];
-    snprintf(tagline, sizeof(tagline), "SIP-ETag: %s", out.etag);
-    snprintf(expline, sizeof(expline), "Expires: %u", out.expires);
-    const char *lines[2] = {out.expires ? tagline : NULL, expline};
-    int tuples = 0, open = 0;
-    if (m->body.len) pidf_summary(m->body.s, m->body.len, &tuples, &open);
-    log_info("presence: %s published for %s (%u s, tag %s, %s: %d tuples, %d open)", rx->src_text, aor, out.expires,
-             out.expires ? out.etag : "removed", m->body.len ? "document" : "refresh", tuples, open);
-    answer(st, 200, "OK", lines, 2);
+    /* a tag this node does not hold may be another node's (mirror_presence):
+     * then the answer waits for Redis; the transaction lives until it */
+    presence_publish_any(p, &req, publish_done, c);
 }

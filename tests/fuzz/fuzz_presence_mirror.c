@@ -3,16 +3,22 @@
  * (src/subs/presence_mirror.c, [redis] mirror_presence): the input's first
  * line is a field name, the rest a record (presence_record_decode), a
  * subscription's record (presence_sub_record_decode) and a change message
- * (presence_mirror_key_aor); the whole input is also fed to
- * hiredis's reader (with the client's capped objects, redis_objects.h) and
- * each reply read as an HGETALL answer (presence_mirror_read_hash), whose
- * records are given to a presence state (presence_remote_set) and composed
- * into the document a watcher gets.
+ * (presence_mirror_key_aor, presence_mirror_change_parse); the whole input
+ * is also fed to hiredis's reader (with the client's capped objects,
+ * redis_objects.h) and each reply read as an HGETALL answer
+ * (presence_mirror_read_hash), whose records are given to a presence state
+ * (presence_remote_set) and composed into the document a watcher gets, and
+ * as the take script's answer (presence_take_reply_read, the mode from the
+ * input's first byte), which, found, completes a PUBLISH naming another
+ * node's entity tag (presence_publish_any through a take hook).
  *
  * Beyond "no crash": an accepted record's id is "<node>/<digits>" with a
  * printable node, exp > 0, set >= 0, and a body pidf_validate accepts; the
  * state never holds more than its caps, and none of it once every expiry
- * ran; the composed document is made (every body was valid).
+ * ran; the composed document is made (every body was valid); a take
+ * answer read has an old field "<node>/<digits>", a hex pid, and for a
+ * refresh a valid body, and the PUBLISH it completes is answered 200 (or
+ * refused by a cap before asking).
  *
  *   tests/fuzz/fuzz_presence_mirror -max_total_time=60 tests/fuzz/corpus/fuzz_presence_mirror */
 #include <errno.h>
@@ -47,6 +53,60 @@ static void record_checked(const struct presence_record *r)
     if (!r->body || r->len == 0 || r->len > PIDF_MAX_BODY || strlen(r->body) != r->len ||
         pidf_validate(r->body, r->len, &why) != 0)
         abort();
+}
+
+/* the take hook: keeps the callback, answered by the fuzzer */
+static presence_take_cb take_cb;
+static void *take_ctx;
+static int take_status;
+
+static int fake_take(void *arg, const struct presence_take *req, presence_take_cb cb, void *ctx)
+{
+    (void)arg, (void)req;
+    take_cb = cb;
+    take_ctx = ctx;
+    return 0;
+}
+
+static void on_done(void *arg, const struct presence_outcome *out)
+{
+    (void)arg;
+    take_status = out->status;
+}
+
+static void take_checked(struct presence *p, const redisReply *reply, char mode)
+{
+    struct presence_take_answer a;
+    int rc = presence_take_reply_read(reply, mode, &a);
+    if (rc < 0 || rc == 0) return;
+    if (rc != 1) abort();
+    size_t il = strnlen(a.old_id, sizeof(a.old_id)), pl = strnlen(a.pid, sizeof(a.pid));
+    const char *slash = strchr(a.old_id, '/');
+    if (il >= sizeof(a.old_id) || !slash || slash == a.old_id || !slash[1] ||
+        strspn(slash + 1, "0123456789") != strlen(slash + 1))
+        abort();
+    if (!pl || pl >= sizeof(a.pid) || strspn(a.pid, "0123456789abcdef") != pl || a.set_wall_ms < 0) abort();
+    const char *why;
+    if (mode == 'r' && (!a.body || !a.len || a.len > PIDF_MAX_BODY || pidf_validate(a.body, a.len, &why) != 0))
+        abort();
+    /* complete a PUBLISH that named another node's tag with it */
+    const char *doc = "<?xml version=\"1.0\"?><presence xmlns=\"urn:ietf:params:xml:ns:pidf\" "
+                      "entity=\"sip:alice@example.com\"><tuple id=\"m\"><status><basic>open</basic></status>"
+                      "</tuple></presence>";
+    struct presence_publish req = {.aor = "alice", .if_match = "elsewhere", .expires = mode == 'd' ? 0 : 60,
+                                   .body = mode == 'm' ? doc : NULL, .len = mode == 'm' ? strlen(doc) : 0};
+    take_cb = NULL;
+    take_status = 0;
+    presence_publish_any(p, &req, on_done, NULL);
+    if (!take_cb) {
+        if (take_status != 403 && take_status != 503) abort(); /* a cap, before asking */
+        return;
+    }
+    struct presence_take_found f = {.old_id = a.old_id, .pid = a.pid, .set_wall_ms = a.set_wall_ms,
+                                    .version = a.version, .body = a.body, .len = a.len};
+    take_cb(take_ctx, 1, &f);
+    if (take_status != 200) abort();
+    if (presence_count(p, "alice") > PER_USER) abort();
 }
 
 static void on_change(void *arg, const char *aor)
@@ -97,11 +157,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             strchr(sr.watcher, ' ') || !sr.event[0] || sr.expires_wall_ms <= 0)
             abort();
     }
-    char aor[256];
+    char aor[256], field[PRESENCE_PUB_ID_MAX];
     if (presence_mirror_key_aor("p:", in, size, aor, sizeof(aor)) == 0) {
         size_t al = strlen(aor);
         if (!al || strchr(aor, '{') || strchr(aor, '}') || strchr(aor, ' ')) abort();
     }
+    if (presence_mirror_change_parse("p:", in, size, aor, sizeof(aor), field, sizeof(field)) == 0) {
+        size_t al = strlen(aor);
+        if (!al || strchr(aor, '{') || strchr(aor, '}') || strchr(aor, ' ')) abort();
+        const char *slash = strchr(field, '/');
+        if (field[0] && (!slash || slash == field || !slash[1] || strchr(field, ' ') ||
+                         strspn(slash + 1, "0123456789") != strlen(slash + 1)))
+            abort();
+    }
+    char mode = size ? "rmd"[data[0] % 3] : 'r';
 
     struct timer_service ts;
     timer_service_init(&ts);
@@ -111,7 +180,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct presence *p = presence_new(&d);
     redisReader *rd = redisReaderCreate();
     if (p && rd) {
-        presence_set_mirror(p, NULL, REMOTE_MAX);
+        struct presence_mirror_hooks h = {.take = fake_take};
+        presence_set_mirror(p, &h, REMOTE_MAX);
         presence_watch(p, "alice", true);
         struct redis_reply_budget budget = {0};
         redis_objects_use(rd, &budget);
@@ -120,11 +190,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 void *reply = NULL;
                 if (redisReaderGetReply(rd, &reply) != REDIS_OK || !reply) break;
                 apply(p, reply);
+                take_checked(p, reply, mode);
                 freeReplyObject(reply);
             }
         }
         timer_run(&ts, UINT64_MAX / 2); /* every expiry */
-        if (presence_remote_count(p) != 0) abort();
+        if (presence_remote_count(p) != 0 || presence_count(p, "alice") != 0) abort();
         presence_watch(p, "alice", false);
     }
     if (rd) redisReaderFree(rd);

@@ -21,6 +21,16 @@
 #  9. registrations on another node (cluster_route's lookups): bob watches
 #     alice on A again, closed; she registers on B: open (derived); she
 #     unregisters there: closed.
+# 10. entity tags across nodes (C started again): bob watches carol on A and
+#     on B; carol PUBLISHes on A; refreshed through B with A's tag: 200, a
+#     new tag, the record now node-b's (same pid), no NOTIFY; modified
+#     through C with B's tag: one NOTIFY on A and on B; removed through A
+#     with C's tag: one NOTIFY each (closed), the key gone; a tag of carol's
+#     used for alice, and a tag nobody issued: 412; B killed -9 holding a
+#     publication: refreshed through C (200, the state stays, no NOTIFY),
+#     then modified through A: the next NOTIFY is that modify; a take A
+#     missed (the same pid planted under another field, unannounced): A's
+#     next write of it lets go instead of writing it twice.
 source "$(dirname "$0")/lib.sh"
 
 for t in redis-server redis-cli jq python3 sipp xmllint; do
@@ -29,6 +39,9 @@ done
 
 check "a Redis Cluster forms (3 masters)" redis_cluster_start 3 0
 rcli() { redis-cli -c -h 127.0.0.1 -p "${REDIS_PORTS[0]}" "$@" | tr -d '\r'; }
+recs() { # recs AOR: the records of p:pres:{AOR} as [{field, node, exp, ...}]
+    rcli hgetall "p:pres:{$1}" | paste - - | jq -R -s -c '[split("\n")[] | select(length > 0) | split("\t") | {field: .[0]} + (.[1] | fromjson)]'
+}
 
 API_TOKEN=prestoken
 H=127.0.0.1
@@ -58,10 +71,16 @@ for n in a b c; do
     on "$n"
     ctl user add alice --password alicepw >/dev/null
     ctl user add bob --password bobpw >/dev/null
+    ctl user add carol --password carolpw >/dev/null
 done
 subscribed() { [ "$(pstat "$1" subscribed)" = true ]; }
 for n in a b c; do check "node $n subscribed to the presence change channel" wait_for 20 subscribed "$n"; done
 
+# kill_tree PID: a backgrounded sipp_scn (its subshell, timeout and sipp)
+kill_tree() {
+    local c
+    for c in $(pgrep -P "$1"); do pkill -P "$c" 2>/dev/null || true; kill "$c" 2>/dev/null || true; done
+}
 P="/*[local-name()='presence']"
 T="$P/*[local-name()='tuple']"
 BASIC="*[local-name()='status']/*[local-name()='basic']"
@@ -99,7 +118,7 @@ E1=$(etag_of p1)
 check "... NOTIFY 2 on A" wait_for 30 got_notifies w 2
 check "... carries B's tuple on-b, open" test "$(tuples 2)" = "on-b=open,"
 check "... p:pres:{alice} holds node-b's record" \
-    bash -c "rcli() { redis-cli -c -h 127.0.0.1 -p ${REDIS_PORTS[0]} \"\$@\"; }; rcli hget 'p:pres:{alice}' node-b/1 | jq -e '.node == \"node-b\" and (.body | contains(\"on-b\"))'"
+    jq_ok "$(recs alice)" '[.[] | select(.field | test("^node-b/[0-9]+$"))] | length == 1 and .[0].node == "node-b" and (.[0].body | contains("on-b"))'
 check "... with a TTL (the publication's expiry)" bash -c "t=\$(redis-cli -c -h 127.0.0.1 -p ${REDIS_PORTS[0]} pttl 'p:pres:{alice}'); [ \"\$t\" -gt 100000 ] && [ \"\$t\" -le 120000 ]"
 
 # ---- 3. modified on B
@@ -119,7 +138,7 @@ check "5. alice removes B's publication (Expires: 0) -> 200" publish b p4 0 "SIP
 check "... 200" test "$(status_of p4)" = 200
 check "... NOTIFY 5 on A" wait_for 30 got_notifies w 5
 check "... C's tuple only" test "$(tuples 5)" = "on-c=open,"
-check "... node-b's field gone from Redis" test "$(rcli hexists 'p:pres:{alice}' node-b/1)" = 0
+check "... node-b's field gone from Redis" jq_ok "$(recs alice)" '[.[] | select(.node == "node-b")] | length == 0'
 
 # ---- 6. bad records and messages
 rej=$(pstat a rejected)
@@ -160,13 +179,13 @@ check "... the write pruned the record that is not JSON" wait_for 10 bash -c "[ 
 kill -9 "$c_PID"
 check "... C killed -9; NOTIFY 6 on A after the expiry" wait_for 30 got_notifies w 6
 check "... derived again: closed" test "$(tuples 6)" = "registration=closed,"
-check "... A's log says the other node's publication expired" grep -q "presence: the publication node-c/1 of alice (another node's) expired" "$WORK/a.log"
+check "... A's log says the other node's publication expired" grep -Eq "presence: the publication node-c/[0-9]+ of alice \(another node's\) expired" "$WORK/a.log"
 check "... the key left Redis with its TTL" wait_for 20 bash -c "[ \"\$(redis-cli -c -h 127.0.0.1 -p ${REDIS_PORTS[0]} exists 'p:pres:{alice}')\" = 0 ]"
 c_not_alive() { jq_ok "$(subs_of a)" '[.subscriptions[] | select(.node == "node-c")] | length == 1 and (.[0].node_alive // false) == false'; }
 check "... C's subscription still listed on A, its node not alive" wait_for 20 c_not_alive
 c_gone() { jq_ok "$(subs_of a)" '.scope == "cluster" and ([.subscriptions[] | select(.node == "node-c")] | length) == 0'; }
 check "... and gone at its expiry (15 s)" wait_for 30 c_gone
-pkill -P "$W3" 2>/dev/null || true # its sipp waits for a NOTIFY the dead node never sends
+kill_tree "$W3" # its sipp waits for a NOTIFY the dead node never sends
 wait "$W3" 2>/dev/null || true
 
 # ---- 8. the end
@@ -199,5 +218,123 @@ check "... NOTIFY 3 on A" wait_for 30 got_notifies w2 3
 check "... closed again" test "$(tuples2 3)" = "registration=closed"
 check "... bob unsubscribed (sipp ran the scenario)" wait "$W2"
 check "... no lookup failed on A" [ "$(pstat a lookup_failures)" = 0 ]
+
+# ---- 10. entity tags across nodes
+check "10. node C started again" start_cascade c "$WORK/c.ini"
+check "... subscribed to the change channel" wait_for 20 subscribed c
+cpidf() { # cpidf TUPLE_ID BASIC
+    printf '<?xml version="1.0" encoding="UTF-8"?><presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:carol@%s"><tuple id="%s"><status><basic>%s</basic></status></tuple></presence>' "$H" "$1" "$2"
+}
+cpublish() { # cpublish NODE NAME EXPIRES COND BODY ("": none, a refresh or a removal)
+    on "$1"
+    local sf=publish.xml
+    [ -n "$5" ] || sf=publish-refresh.xml
+    sipp_scn "$2" "$sf" -s carol -au carol -ap carolpw -auth_uri "carol@$H:$PORT" \
+        -key event presence -key expires "$3" -key cond "$4" -key body "$5" -p "$(free_port)"
+}
+ctuples() { local f=$WORK/$1.n/$2.xml i n out=""
+    n=$(xp "$f" "count($T)")
+    for ((i = 1; i <= n; i++)); do out+="$(xp "$f" "$T[$i]/@id")=$(xp "$f" "$T[$i]/$BASIC"),"; done
+    echo "$out"
+}
+crec() { recs carol; }
+for n in a b; do
+    on "$n"
+    sipp_scn "w$n" sub-presence.xml -s carol -key watcher bob -au bob -ap bobpw -auth_uri "carol@$H:$PORT" \
+        -key expires 600 -p "$(free_port)" &
+    eval "W$n=\$!"
+done
+for n in a b; do
+    check "... bob watches carol on $n: NOTIFY 1, closed" wait_for 30 got_notifies "w$n" 1
+    check "... closed" test "$(ctuples "w$n" 1)" = "registration=closed,"
+done
+check "10a. carol PUBLISHes open on A -> 200 with a tag" cpublish a q1 120 "Subject: initial" "$(cpidf c1 open)"
+Q1=$(etag_of q1)
+check "... 200, a tag" bash -c "test '$(status_of q1)' = 200 && test -n '$Q1'"
+for n in a b; do
+    check "... NOTIFY 2 on $n: c1 open" wait_for 30 got_notifies "w$n" 2
+    check "... its document" test "$(ctuples "w$n" 2)" = "c1=open,"
+done
+PID1=$(crec | jq -r '.[0].pid')
+check "... the record is node-a's, with a pid and a tag hash (not the tag)" \
+    jq_ok "$(crec)" "length == 1 and (.[0].field | startswith(\"node-a/\")) and (.[0].pid | test(\"^[0-9a-f]{32}\$\")) and (.[0].tag | test(\"^[0-9a-f]{64}\$\")) and .[0].tag != \"$Q1\""
+
+check "10b. refreshed through B with A's tag (no body) -> 200" cpublish b q2 120 "SIP-If-Match: $Q1" ""
+Q2=$(etag_of q2)
+check "... 200, a new tag, Expires 120" bash -c "test '$(status_of q2)' = 200 && test -n '$Q2' && test '$Q2' != '$Q1' && grep -aq '^Expires: 120' '$WORK/q2.msg'"
+check "... the record is node-b's now, the same pid, node-a's field gone" \
+    jq_ok "$(crec)" "length == 1 and (.[0].field | startswith(\"node-b/\")) and .[0].pid == \"$PID1\" and (.[0].body | contains(\"c1\"))"
+given_up() { [ "$(pstat a given_up)" -ge 1 ]; }
+check "... A was told its publication is B's now" wait_for 10 given_up
+check "... B took it (taken counted)" [ "$(pstat b taken)" -ge 1 ]
+check "... A's tag no longer works on A: 412" cpublish a q2x 120 "SIP-If-Match: $Q1" ""
+check "... 412" test "$(status_of q2x)" = 412
+
+check "10c. modified through C with B's tag (closed) -> 200" cpublish c q3 120 "SIP-If-Match: $Q2" "$(cpidf c1 closed)"
+Q3=$(etag_of q3)
+check "... 200, a new tag" bash -c "test '$(status_of q3)' = 200 && test -n '$Q3' && test '$Q3' != '$Q2'"
+for n in a b; do
+    check "... NOTIFY 3 on $n (none for the refresh): c1 closed" wait_for 30 got_notifies "w$n" 3
+    check "... its document, one tuple" test "$(ctuples "w$n" 3)" = "c1=closed,"
+done
+check "... the record is node-c's, the same pid" \
+    jq_ok "$(crec)" "length == 1 and (.[0].field | startswith(\"node-c/\")) and .[0].pid == \"$PID1\""
+
+check "10d. removed through A with C's tag (Expires: 0) -> 200" cpublish a q4 0 "SIP-If-Match: $Q3" ""
+check "... 200, no tag" bash -c "test '$(status_of q4)' = 200 && test -z '$(etag_of q4)'"
+for n in a b; do
+    check "... NOTIFY 4 on $n: closed (derived)" wait_for 30 got_notifies "w$n" 4
+    check "... its document" test "$(ctuples "w$n" 4)" = "registration=closed,"
+done
+check "... the key left Redis" test "$(rcli exists 'p:pres:{carol}')" = 0
+check "... C's tag is gone too: 412 through B" cpublish b q4x 120 "SIP-If-Match: $Q3" ""
+check "... 412" test "$(status_of q4x)" = 412
+
+check "10e. carol PUBLISHes open on B -> 200" cpublish b q5 120 "Subject: initial" "$(cpidf c5 open)"
+Q5=$(etag_of q5)
+for n in a b; do
+    check "... NOTIFY 5 on $n is it (the removal was notified once)" wait_for 30 got_notifies "w$n" 5
+    check "... its document" test "$(ctuples "w$n" 5)" = "c5=open,"
+done
+on c
+check "... carol's tag used for alice through C: 412" sipp_scn q6 publish-refresh.xml -s alice -au alice -ap alicepw \
+    -auth_uri "alice@$H:$PORT" -key event presence -key expires 120 -key cond "SIP-If-Match: $Q5" -p "$(free_port)"
+check "... 412" test "$(status_of q6)" = 412
+check "... a tag nobody issued, through A: 412" cpublish a q7 120 "SIP-If-Match: AAAAAAAAAAAAAAAAAAAAAAAA" ""
+check "... 412" test "$(status_of q7)" = 412
+check "... carol's record untouched (node-b's)" jq_ok "$(crec)" 'length == 1 and (.[0].field | startswith("node-b/"))'
+
+kill -9 "$b_PID"
+check "10f. B killed -9; carol refreshes through C with B's tag -> 200" cpublish c q8 120 "SIP-If-Match: $Q5" ""
+Q8=$(etag_of q8)
+check "... 200, a new tag" bash -c "test '$(status_of q8)' = 200 && test -n '$Q8' && test '$Q8' != '$Q5'"
+check "... the record is node-c's, its document kept" \
+    jq_ok "$(crec)" 'length == 1 and (.[0].field | startswith("node-c/")) and (.[0].body | contains("c5"))'
+check "10g. modified through A with C's tag -> 200" cpublish a q9 120 "SIP-If-Match: $Q8" "$(cpidf c5 closed)"
+check "... 200" test "$(status_of q9)" = 200
+check "... NOTIFY 6 on A is that modify (the state stayed, the refresh notified nobody)" wait_for 30 got_notifies wa 6
+check "... its document" test "$(ctuples wa 6)" = "c5=closed,"
+check "... bob unsubscribed on A (sipp ran the scenario)" wait "$Wa"
+kill_tree "$Wb" # its node is dead
+wait "$Wb" 2>/dev/null || true
+# a take whose change message A missed: A's next write of it finds its pid
+# under another field and lets go instead of writing it twice
+check "10h. carol PUBLISHes on A -> 200" cpublish a q10 120 "Subject: initial" "$(cpidf c10 open)"
+Q10=$(etag_of q10)
+tag10=$(printf 'carol\n%s' "$Q10" | sha256sum | cut -c1-64) # the record's tag: SHA-256 of "<aor>\n<tag>"
+rec10=$(crec | jq -c --arg t "$tag10" '.[] | select(.tag == $t) | del(.field)')
+check "... its record read (found by the hash of its tag)" test -n "$rec10"
+pid10=$(printf '%s' "$rec10" | jq -r .pid)
+rcli hset 'p:pres:{carol}' node-z/1 "$(printf '%s' "$rec10" | jq -c '.node = "node-z" | .tag = ("0" * 64)')" >/dev/null
+gu=$(pstat a given_up)
+check "... the same pid planted under node-z/1, unannounced; refreshed on A -> 200" \
+    cpublish a q11 120 "SIP-If-Match: $Q10" ""
+check "... 200" test "$(status_of q11)" = 200
+let_go() { [ "$(pstat a given_up)" -gt "$gu" ]; }
+check "... A's write found it under another field and let go" wait_for 10 let_go
+check "... logged" grep -q "redis presence: the publication node-a/[0-9]* of carol is another node's now: let go" "$WORK/a.log"
+check "... not written twice: under node-z/1 only" \
+    jq_ok "$(crec)" "[.[] | select(.pid == \"$pid10\") | .field] == [\"node-z/1\"]"
+check "... no take failed on A or C" bash -c "[ \"$(pstat a take_failures)\" = 0 ] && [ \"$(pstat c take_failures)\" = 0 ]"
 
 finish

@@ -231,6 +231,129 @@ static void test_key_aor(void **state)
     assert_int_equal(presence_mirror_key_aor("p:", k, strlen(k), aor, sizeof(aor)), -EINVAL); /* over cap */
 }
 
+/* The change message with the field that left (the take script's). */
+static void test_change_parse(void **state)
+{
+    (void)state;
+    char aor[64], field[PRESENCE_PUB_ID_MAX];
+    const char *k = "p:pres:{alice}";
+    assert_int_equal(presence_mirror_change_parse("p:", k, strlen(k), aor, sizeof(aor), field, sizeof(field)), 0);
+    assert_string_equal(aor, "alice");
+    assert_string_equal(field, "");
+    k = "p:pres:{alice} node-b/12";
+    assert_int_equal(presence_mirror_change_parse("p:", k, strlen(k), aor, sizeof(aor), field, sizeof(field)), 0);
+    assert_string_equal(aor, "alice");
+    assert_string_equal(field, "node-b/12");
+    const char *bad[] = {"p:pres:{alice} ",       "p:pres:{alice} node-b/",  "p:pres:{alice} node-b/1x",
+                         "p:pres:{alice} /1",     "p:pres:{alice} a b/1",    "p:pres:{alice}  node-b/1",
+                         "p:pres:{al ice} n/1",   "junk n/1",                "p:pres:{alice} n/123456789012345678901",
+                         "p:pres:{alice} n\x01/1", "p:pres:{alice} n/1 n/2"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (presence_mirror_change_parse("p:", bad[i], strlen(bad[i]), aor, sizeof(aor), field, sizeof(field)) == 0)
+            fail_msg("took %s", bad[i]);
+}
+
+/* A record with the pid and tag hash a take needs; the tag hash. */
+static void test_record_pid_tag(void **state)
+{
+    (void)state;
+    char tag[PRESENCE_TAG_HASH_SIZE], tag2[PRESENCE_TAG_HASH_SIZE];
+    presence_tag_hash("alice", "ETAG0123456789abcdefghij", tag);
+    assert_int_equal(strlen(tag), 64);
+    assert_int_equal(strspn(tag, "0123456789abcdef"), 64);
+    presence_tag_hash("bob", "ETAG0123456789abcdefghij", tag2); /* bound to its AoR */
+    assert_string_not_equal(tag, tag2);
+    presence_tag_hash("alice", "ETAG0123456789abcdefghij", tag2);
+    assert_string_equal(tag, tag2);
+    const char *body = DOC("t1", "open");
+    struct presence_shared_pub pub = {.id = "3", .expires_wall_ms = 1700000060000, .set_wall_ms = 1700000000000,
+                                      .version = 2, .body = body, .len = strlen(body),
+                                      .pid = "0123456789abcdef0123456789abcdef", .tag = tag};
+    char field[PRESENCE_PUB_ID_MAX], *rec = NULL;
+    int n = presence_record_encode("node-a", &pub, field, sizeof(field), &rec);
+    assert_true(n > 0);
+    assert_non_null(strstr(rec, tag));
+    struct presence_record r;
+    assert_int_equal(presence_record_decode(field, strlen(field), rec, (size_t)n, &r), 0);
+    assert_string_equal(r.pid, "0123456789abcdef0123456789abcdef");
+    presence_record_clear(&r);
+    free(rec);
+    pub.pid = "XYZ"; /* not lower-case hex */
+    assert_int_equal(presence_record_encode("node-a", &pub, field, sizeof(field), &rec), -EINVAL);
+    pub.pid = "ab";
+    pub.tag = "abc"; /* not 64 digits */
+    assert_int_equal(presence_record_encode("node-a", &pub, field, sizeof(field), &rec), -EINVAL);
+    /* read back: a pid or a tag that is not what a node writes */
+    const char *bad[] = {
+        "{\"node\":\"n\",\"exp\":5,\"set\":1,\"ver\":1,\"pid\":\"\",\"body\":\"" JDOC("a", "open") "\"}",
+        "{\"node\":\"n\",\"exp\":5,\"set\":1,\"ver\":1,\"pid\":7,\"body\":\"" JDOC("a", "open") "\"}",
+        "{\"node\":\"n\",\"exp\":5,\"set\":1,\"ver\":1,\"pid\":\"0123456789abcdef0123456789abcdef0\",\"body\":\"" JDOC(
+            "a", "open") "\"}",
+        "{\"node\":\"n\",\"exp\":5,\"set\":1,\"ver\":1,\"tag\":\"ab\",\"body\":\"" JDOC("a", "open") "\"}",
+        "{\"node\":\"n\",\"exp\":5,\"set\":1,\"ver\":1,\"tag\":null,\"body\":\"" JDOC("a", "open") "\"}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (presence_record_decode("n/1", 3, bad[i], strlen(bad[i]), &r) == 0) fail_msg("took %s", bad[i]);
+}
+
+/* The take script's answer (stranger input). */
+static void test_take_reply(void **state)
+{
+    (void)state;
+    redisReply zero = {.type = REDIS_REPLY_INTEGER, .integer = 0}, one = {.type = REDIS_REPLY_INTEGER, .integer = 1};
+    redisReply *e0[] = {&zero};
+    redisReply r0 = {.type = REDIS_REPLY_ARRAY, .elements = 1, .element = e0};
+    struct presence_take_answer a;
+    assert_int_equal(presence_take_reply_read(&r0, 'r', &a), 0);
+    redisReply f = str_reply("node-b/12"), pid = str_reply("00ff00ff"), set = str_reply("1700000000000"),
+               ver = str_reply("9"), body = str_reply(DOC("t1", "open")), empty = str_reply("");
+    redisReply *e[] = {&one, &f, &pid, &set, &ver, &body};
+    redisReply r = {.type = REDIS_REPLY_ARRAY, .elements = 6, .element = e};
+    assert_int_equal(presence_take_reply_read(&r, 'r', &a), 1);
+    assert_string_equal(a.old_id, "node-b/12");
+    assert_string_equal(a.pid, "00ff00ff");
+    assert_int_equal(a.set_wall_ms, 1700000000000);
+    assert_int_equal(a.version, 9);
+    assert_int_equal(a.len, strlen(DOC("t1", "open")));
+    assert_int_equal(presence_take_reply_read(&r, 'm', &a), -EINVAL); /* a body only for a refresh */
+    e[5] = &empty;
+    assert_int_equal(presence_take_reply_read(&r, 'd', &a), 1);
+    assert_null(a.body);
+    assert_int_equal(presence_take_reply_read(&r, 'r', &a), -EINVAL); /* a refresh needs its document */
+    /* each member wrong in turn */
+    struct { int at; const char *v; } bad[] = {
+        {1, "node-b/"}, {1, "node-b/1x"}, {1, "/1"}, {1, "no slash"}, {1, "a b/1"}, {1, "n/123456789012345678901"},
+        {2, ""}, {2, "XYZ"}, {2, "0123456789abcdef0123456789abcdef0"}, {3, "-1"}, {3, ""}, {3, "1e9"},
+        {3, "1234567890123456789"}, {4, "18446744073709551616"}, {4, "x"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        redisReply v = str_reply(bad[i].v), *keep = e[bad[i].at];
+        e[bad[i].at] = &v;
+        if (presence_take_reply_read(&r, 'd', &a) != -EINVAL) fail_msg("took %s at %d", bad[i].v, bad[i].at);
+        e[bad[i].at] = keep;
+    }
+    e[5] = &body;
+    redisReply bodies[] = {str_reply("<presence/>"), str_reply("<!DOCTYPE x><presence/>")};
+    for (size_t i = 0; i < 2; i++) {
+        e[5] = &bodies[i];
+        assert_int_equal(presence_take_reply_read(&r, 'r', &a), -EINVAL);
+    }
+    e[5] = &body;
+    /* shapes */
+    redisReply two = {.type = REDIS_REPLY_INTEGER, .integer = 2};
+    e[0] = &two;
+    assert_int_equal(presence_take_reply_read(&r, 'r', &a), -EINVAL);
+    e[0] = &f;
+    assert_int_equal(presence_take_reply_read(&r, 'r', &a), -EINVAL);
+    e[0] = &one;
+    r.elements = 5;
+    assert_int_equal(presence_take_reply_read(&r, 'r', &a), -EINVAL);
+    r0.elements = 0;
+    assert_int_equal(presence_take_reply_read(&r0, 'r', &a), -EINVAL);
+    assert_int_equal(presence_take_reply_read(&f, 'r', &a), -EINVAL);
+    assert_int_equal(presence_take_reply_read(NULL, 'r', &a), -EINVAL);
+}
+
 /* ---- the presence state's side ---- */
 
 struct fixture {
@@ -242,6 +365,16 @@ struct fixture {
     char last_id[32], last_withdrawn[32];
     uint64_t last_version;
     int64_t last_exp;
+    char last_pid[PRESENCE_PID_SIZE], last_tag[PRESENCE_TAG_HASH_SIZE];
+    /* the take hook: what it was asked, and its callback to answer later */
+    int takes;
+    struct presence_take last_take;
+    char take_tag[PRESENCE_TAG_HASH_SIZE], take_new_tag[PRESENCE_TAG_HASH_SIZE];
+    presence_take_cb take_cb;
+    void *take_ctx;
+    /* presence_publish_any's answers */
+    int done;
+    struct presence_outcome out;
 };
 
 static void on_change(void *arg, const char *aor)
@@ -258,6 +391,27 @@ static void h_published(void *arg, const char *aor, const struct presence_shared
     snprintf(f->last_id, sizeof(f->last_id), "%s", pub->id);
     f->last_version = pub->version;
     f->last_exp = pub->expires_wall_ms;
+    snprintf(f->last_pid, sizeof(f->last_pid), "%s", pub->pid ? pub->pid : "");
+    snprintf(f->last_tag, sizeof(f->last_tag), "%s", pub->tag ? pub->tag : "");
+}
+
+static int h_take(void *arg, const struct presence_take *req, presence_take_cb cb, void *ctx)
+{
+    struct fixture *f = arg;
+    f->takes++;
+    f->last_take = *req;
+    snprintf(f->take_tag, sizeof(f->take_tag), "%s", req->tag);
+    snprintf(f->take_new_tag, sizeof(f->take_new_tag), "%s", req->new_tag ? req->new_tag : "");
+    f->take_cb = cb;
+    f->take_ctx = ctx;
+    return 0;
+}
+
+static void on_done(void *arg, const struct presence_outcome *out)
+{
+    struct fixture *f = arg;
+    f->done++;
+    f->out = *out;
 }
 
 static void h_withdrawn(void *arg, const char *aor, const char *id)
@@ -300,7 +454,7 @@ static int teardown(void **state)
 static void hooks(struct fixture *f, size_t remote_max)
 {
     struct presence_mirror_hooks h = {.arg = f, .published = h_published, .withdrawn = h_withdrawn,
-                                      .watch = h_watch};
+                                      .watch = h_watch, .take = h_take};
     presence_set_mirror(f->p, &h, remote_max);
 }
 
@@ -444,6 +598,166 @@ static void test_remote_set(void **state)
     presence_set_mirror(f->p, NULL, 0);
 }
 
+static void publish_any(struct fixture *f, const char *if_match, int64_t expires, const char *body)
+{
+    struct presence_publish req = {.aor = "alice", .if_match = if_match, .expires = expires, .body = body,
+                                   .len = body ? strlen(body) : 0};
+    presence_publish_any(f->p, &req, on_done, f);
+}
+
+/* A tag this node does not hold: asked of the take hook (the hash of the
+ * tag bound to the AoR), answered when it answers; the publication is this
+ * node's then, a refresh notifies nobody that saw it already, a modify and
+ * a removal once; not found: 412; Redis silent: 503. */
+static void test_take(void **state)
+{
+    struct fixture *f = *state;
+    hooks(f, 10);
+    presence_watch(f->p, "alice", true);
+    const char *PID = "0123456789abcdef0123456789abcdef";
+    int64_t now = 1000000;
+    /* another node's publication, seen here */
+    struct presence_shared_pub r = rpub("n2/4", now + 600000, now - 5, 1, DOC("far", "open"));
+    r.pid = PID;
+    presence_remote_set(f->p, "alice", &r, 1, now);
+    assert_int_equal(f->changes, 1);
+    /* a tag not held here: asked of the hook, answered when it answers */
+    publish_any(f, "nosuchtag", 600, NULL);
+    assert_int_equal(f->takes, 1);
+    assert_int_equal(f->done, 0); /* waits for the hook */
+    char want[PRESENCE_TAG_HASH_SIZE];
+    presence_tag_hash("alice", "nosuchtag", want);
+    assert_string_equal(f->take_tag, want);
+    assert_int_equal(f->last_take.mode, 'r');
+    assert_string_equal(f->last_take.aor, "alice");
+    assert_non_null(f->last_take.id);
+    assert_int_equal(strlen(f->take_new_tag), 64);
+    /* found: a refresh of the document seen already */
+    struct presence_take_found found = {.old_id = "n2/4", .pid = PID, .set_wall_ms = now - 5, .version = 1,
+                                        .body = DOC("far", "open"), .len = strlen(DOC("far", "open"))};
+    f->take_cb(f->take_ctx, 1, &found);
+    assert_int_equal(f->done, 1);
+    assert_int_equal(f->out.status, 200);
+    assert_int_equal(f->out.expires, 600);
+    char tag[PRESENCE_TAG_HASH_SIZE];
+    presence_tag_hash("alice", f->out.etag, tag);
+    assert_string_equal(tag, f->take_new_tag); /* the record holds the hash of the tag answered */
+    assert_int_equal(f->changes, 1);             /* a refresh: nobody told */
+    assert_int_equal(presence_count(f->p, "alice"), 1);
+    assert_int_equal(presence_remote_count(f->p), 0); /* ours now: not twice */
+    assert_true(doc_has(f, "far"));
+    /* its tag works here now, locally, and keeps the pid */
+    struct presence_outcome o = publish(f, f->out.etag, 600, DOC("far", "closed"));
+    assert_int_equal(o.status, 200);
+    assert_int_equal(f->changes, 2);
+    assert_string_equal(f->last_pid, PID);
+    presence_tag_hash("alice", o.etag, tag);
+    assert_string_equal(f->last_tag, tag);
+    assert_int_equal(f->takes, 1);
+    /* not found anywhere: 412; Redis did not answer: 503 */
+    publish_any(f, "gone", 600, NULL);
+    f->take_cb(f->take_ctx, 0, NULL);
+    assert_int_equal(f->out.status, 412);
+    publish_any(f, "gone", 600, DOC("x", "open"));
+    assert_int_equal(f->last_take.mode, 'm');
+    f->take_cb(f->take_ctx, -EIO, NULL);
+    assert_int_equal(f->out.status, 503);
+    assert_int_equal(presence_count(f->p, "alice"), 1);
+    /* a modify of another node's: told once, the new document held */
+    r = rpub("n3/2", now + 600000, now, 1, DOC("other", "open"));
+    r.pid = "aa";
+    presence_remote_set(f->p, "alice", &r, 1, now);
+    int before = f->changes;
+    publish_any(f, "theirs", 600, DOC("other", "closed"));
+    assert_int_equal(f->last_take.mode, 'm');
+    assert_int_equal(f->last_take.len, strlen(DOC("other", "closed")));
+    found = (struct presence_take_found){.old_id = "n3/2", .pid = "aa", .set_wall_ms = now, .version = 1};
+    f->take_cb(f->take_ctx, 1, &found);
+    assert_int_equal(f->out.status, 200);
+    assert_int_equal(f->changes, before + 1);
+    assert_int_equal(presence_count(f->p, "alice"), 2);
+    assert_int_equal(presence_remote_count(f->p), 0);
+    assert_true(doc_has(f, "<basic>closed</basic>"));
+    /* the per-user cap (2): refused before asking */
+    publish_any(f, "third", 600, NULL);
+    assert_int_equal(f->out.status, 403);
+    assert_int_equal(f->takes, 4);
+    /* a removal of another node's: told once, 200 with no tag */
+    r = rpub("n3/3", now + 600000, now, 1, DOC("third", "open"));
+    r.pid = "bb";
+    presence_remote_set(f->p, "alice", &r, 1, now);
+    before = f->changes;
+    publish_any(f, "third", 0, NULL);
+    assert_int_equal(f->last_take.mode, 'd');
+    found = (struct presence_take_found){.old_id = "n3/3", .pid = "bb", .set_wall_ms = now, .version = 1};
+    f->take_cb(f->take_ctx, 1, &found);
+    assert_int_equal(f->out.status, 200);
+    assert_int_equal(f->out.expires, 0);
+    assert_int_equal(f->changes, before + 1);
+    assert_int_equal(presence_remote_count(f->p), 0);
+    /* without the hook: 412 at once, as on one node */
+    presence_set_mirror(f->p, NULL, 0);
+    int d = f->done;
+    publish_any(f, "gone", 600, NULL);
+    assert_int_equal(f->done, d + 1);
+    assert_int_equal(f->out.status, 412);
+    presence_watch(f->p, "alice", false);
+}
+
+/* Ours taken over by another node: dropped without a word to Redis; while
+ * watched, its document stays until the read says what became of it. */
+static void test_taken(void **state)
+{
+    struct fixture *f = *state;
+    hooks(f, 10);
+    presence_watch(f->p, "alice", true);
+    int64_t now = 1000000;
+    struct presence_outcome o = publish(f, NULL, 600, DOC("mine", "open"));
+    assert_int_equal(o.status, 200);
+    char id[32], pid[PRESENCE_PID_SIZE];
+    snprintf(id, sizeof(id), "%s", f->last_id);
+    snprintf(pid, sizeof(pid), "%s", f->last_pid);
+    assert_int_equal(strlen(pid), 32);
+    int before = f->changes, withdrawn = f->withdrawn;
+    assert_false(presence_taken(f->p, "alice", "999"));
+    assert_false(presence_taken(f->p, "bob", id));
+    assert_true(presence_taken(f->p, "alice", id));
+    assert_int_equal(f->withdrawn, withdrawn); /* Redis has it under the other node's field */
+    assert_int_equal(f->changes, before);
+    assert_int_equal(presence_count(f->p, "alice"), 0);
+    assert_int_equal(presence_remote_count(f->p), 1);
+    assert_true(doc_has(f, "mine"));
+    assert_int_equal(publish(f, o.etag, 600, NULL).status, 412); /* its tag is not ours any more */
+    /* the read: under another node's field, same document: nobody told */
+    struct presence_shared_pub r = rpub("n2/8", now + 600000, now, 1, DOC("mine", "open"));
+    r.pid = pid;
+    presence_remote_set(f->p, "alice", &r, 1, now);
+    assert_int_equal(f->changes, before);
+    assert_int_equal(presence_remote_count(f->p), 1);
+    /* modified there: told once */
+    r.body = DOC("mine", "closed");
+    r.len = strlen(r.body);
+    presence_remote_set(f->p, "alice", &r, 1, now);
+    assert_int_equal(f->changes, before + 1);
+    /* a missed message: a read showing one of ours under another node's field drops ours */
+    o = publish(f, NULL, 600, DOC("second", "open"));
+    snprintf(pid, sizeof(pid), "%s", f->last_pid);
+    struct presence_shared_pub two[2] = {r, rpub("n3/1", now + 600000, now, 1, DOC("second", "open"))};
+    two[1].pid = pid;
+    before = f->changes;
+    presence_remote_set(f->p, "alice", two, 2, now);
+    assert_int_equal(presence_count(f->p, "alice"), 0);
+    assert_int_equal(presence_remote_count(f->p), 2);
+    assert_int_equal(f->changes, before); /* the same documents */
+    /* not watched: ours just goes */
+    presence_watch(f->p, "alice", false);
+    o = publish(f, NULL, 600, DOC("third", "open"));
+    assert_true(presence_taken(f->p, "alice", f->last_id));
+    assert_int_equal(presence_remote_count(f->p), 0);
+    assert_int_equal(presence_count(f->p, "alice"), 0);
+    presence_set_mirror(f->p, NULL, 0);
+}
+
 /* Registered on another node (the cluster's lookups): the derived state is
  * open; told only when that state is what watchers see and it changed. */
 static void test_registered_elsewhere(void **state)
@@ -481,6 +795,11 @@ int main(void)
         cmocka_unit_test(test_sub_record),
         cmocka_unit_test(test_read_hash),
         cmocka_unit_test(test_key_aor),
+        cmocka_unit_test(test_change_parse),
+        cmocka_unit_test(test_record_pid_tag),
+        cmocka_unit_test(test_take_reply),
+        cmocka_unit_test_setup_teardown(test_take, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_taken, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hooks_told, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remote_set, setup, teardown),
         cmocka_unit_test_setup_teardown(test_registered_elsewhere, setup, teardown),
