@@ -120,6 +120,11 @@ int gb_lower_channel_delete(struct gb_lower *l, const char *id);
  * middle node unless local_only, the channels of devices registered here
  * ("device_id": the device, "online"). */
 json_t *gb_lower_channels_json(struct gb_lower *l, bool local_only);
+/* The relayed part alone (the devices registered here and their channels),
+ * as the catalog items this node lists upward, for a middle node's peers
+ * (GET /gb/channels?relayed=1[&device=ID], lower_dir.h); only_device: that
+ * device's channels. NULL on no memory. */
+json_t *gb_lower_relayed_json(struct gb_lower *l, const char *only_device);
 /* {"upstreams": [...]}: each upstream's registration state and counters. */
 json_t *gb_lower_upstreams_json(const struct gb_lower *l);
 /* {"streams": [...]}: the streams sent to upstreams for local channels. */
