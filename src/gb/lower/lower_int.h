@@ -187,6 +187,7 @@ struct gb_lower {
     struct gb_relay_control *relay_controls; /* DeviceControls looking their device's node up */
     struct gb_lower_job *jobs;
     struct gb_dir_fan *dir_fans;      /* catalog answers waiting for other nodes' directories (lower_nodes.c) */
+    uint32_t dir_fan_count;
     uint32_t job_count;
     struct gb_relay_note *notes;      /* relayed device changes not yet notified */
     size_t note_count, note_cap;
@@ -349,8 +350,8 @@ void gb_lower_job_free(struct gb_lower_job *j);
  * and asks every other live node for its relayed directory (only_device:
  * that device's channels), appends what they answer, and runs the job when
  * all answered or failed (GB_DIR_TIMEOUT_MS at most). 0 when taken;
- * -ENOENT (not across nodes, or no other live node) or -ENOMEM: the caller
- * keeps j. */
+ * -ENOENT (not across nodes, or no other live node), -EBUSY
+ * (GB_DIR_MAX_FANS already wait) or -ENOMEM: the caller keeps j. */
 int gb_lower_dir_fanout(struct gb_lower *l, struct gb_lower_job *j, size_t cap, const char *only_device);
 /* Drops the catalog answers of up (NULL: all) still waiting for nodes. */
 void gb_lower_dir_drop(struct gb_lower *l, struct gb_upstream *up);

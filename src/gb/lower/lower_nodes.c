@@ -200,6 +200,7 @@ static void fan_unlink(struct gb_dir_fan *f)
     for (struct gb_dir_fan **pp = &f->l->dir_fans; *pp; pp = &(*pp)->next)
         if (*pp == f) {
             *pp = f->next;
+            f->l->dir_fan_count--;
             break;
         }
 }
@@ -266,6 +267,7 @@ static void collect_node(void *arg, const char *node)
 int gb_lower_dir_fanout(struct gb_lower *l, struct gb_lower_job *j, size_t cap, const char *only_device)
 {
     if (!gb_relay_across_nodes(l)) return -ENOENT;
+    if (l->dir_fan_count >= GB_DIR_MAX_FANS) return -EBUSY;
     struct gb_dir_fan *f = calloc(1, sizeof(*f));
     if (!f) return -ENOMEM;
     f->l = l;
@@ -282,6 +284,7 @@ int gb_lower_dir_fanout(struct gb_lower *l, struct gb_lower_job *j, size_t cap, 
     else snprintf(target, sizeof(target), "/api/v1/gb/channels?relayed=1");
     f->next = l->dir_fans;
     l->dir_fans = f;
+    l->dir_fan_count++;
     f->pending = f->count; /* every answer comes later, even a failure to start */
     for (size_t i = 0; i < f->count; i++) {
         struct dir_node *dn = &f->nodes[i];
@@ -310,6 +313,7 @@ void gb_lower_dir_drop(struct gb_lower *l, struct gb_upstream *up)
             continue;
         }
         *pp = f->next;
+        l->dir_fan_count--;
         for (size_t i = 0; i < f->count; i++) gb_upper_node_get_cancel(f->nodes[i].h);
         gb_lower_job_free(f->j);
         free(f);

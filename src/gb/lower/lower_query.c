@@ -11,6 +11,7 @@
  * MANSCDP are local time without a zone ("2026-11-21T10:00:00"), as devices
  * write them. */
 #include "gb/lower/lower_int.h"
+#include "gb/lower/lower_dir.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -211,7 +212,17 @@ static void answer_catalog(struct gb_lower *l, struct gb_upstream *up, const gb_
         gb_lower_job_free(j);
         return;
     }
-    if (across && gb_lower_dir_fanout(l, j, cap, *across ? across : NULL) == 0) return;
+    if (across) {
+        rc = gb_lower_dir_fanout(l, j, cap, *across ? across : NULL);
+        if (rc == 0) return;
+        if (rc == -EBUSY) { /* dropped, as when the jobs are full: a partial directory would read as losses */
+            log_warn("gb lower: %d catalog answers already wait for the other nodes; Catalog SN %u from upstream %s "
+                     "dropped",
+                     GB_DIR_MAX_FANS, m->sn, up->cfg.id);
+            gb_lower_job_free(j);
+            return;
+        }
+    }
     if (across && *across)
         log_info("gb lower: Catalog query from upstream %s for %s, on no other live node: empty answer", up->cfg.id,
                  j->device_id);
