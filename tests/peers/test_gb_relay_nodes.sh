@@ -34,7 +34,9 @@
 #     no node or offline: an ERROR answer at once; a PTZ command from top:
 #     A sends it to B in a peer-marked MESSAGE, B on to the camera;
 #  6. the camera goes offline while top plays it: B ends its relay, its BYE
-#     reaches A, A's reaches top; a play then answers 480.
+#     reaches A, A's reaches top; A, following the cluster's event stream
+#     ([redis] events_stream), sends top a catalog Notify: the camera OFF;
+#     a play then answers 480.
 source "$(dirname "$0")/lib.sh"
 
 for t in redis-server redis-cli jq ffprobe sipp; do
@@ -72,6 +74,8 @@ node_id = node-$n
 key_prefix = t:
 timeout_ms = 1000
 heartbeat_ms = 300
+events_stream = yes
+events_poll_ms = 50
 $UP
 INI
     start_cascade "$n" "$WORK/$n.ini"
@@ -286,6 +290,8 @@ check "... the garbage node" grep -qE "node node-y left out" "$WORK/a.log"
 rcli del "t:node:{node-x}" "t:node:{node-y}" >/dev/null
 rcli srem t:nodes node-x node-y >/dev/null
 check "... the planted nodes gone again" wait_for 20 sees_one a
+dev_status() { top GET "/gb/devices/$MID_ID/channels" | jq -r '[.. | objects | select(.id == "'"$DEV"'") | .status][0] // "none"'; }
+check "... top holds the camera ON (from A's catalog)" test "$(dev_status)" = ON
 
 # ---- 5b. top's queries about the camera on B, through A: A finds the
 # device's node and asks that node's API (its own token), whose answer is
@@ -364,6 +370,12 @@ s6_gone() { jq_ok "$(top GET "/gb/streams/$S6")" '.error == "not-found"'; }
 check "... top's stream got the BYE (B -> A -> top) and is gone" wait_for 15 s6_gone
 check "... A logged the end from the device's side" \
     grep -q "relayed stream of $CH1 (device $DEV) for upstream $TOP_ID ended: bye-from-device" "$WORK/a.log"
+# The camera's offline on B reaches A through the cluster's event stream;
+# A asks B for the camera's items and sends top a catalog Notify (OFF).
+dev_off() { [ "$(dev_status)" = OFF ]; }
+check "... top holds the camera OFF: A's catalog Notify for a device on B" wait_for 15 dev_off
+check "... A logged the Notify of a device on another node" \
+    grep -qE "catalog Notify of [0-9]+ device\(s\) on other nodes" "$WORK/a.log"
 check "... a play now: the device is offline, 480" test "$(play_code "$CH1")" = 480
 
 finish

@@ -17,6 +17,7 @@
 #define GB_DIR_FIELD_MAX 256                  /* one string field, bytes */
 #define GB_DIR_TIMEOUT_MS 5000                /* at most this long for the nodes' answers */
 #define GB_DIR_MAX_NODES 64                   /* nodes asked (the registry holds no more) */
+#define GB_DIR_NODE_MAX 128                   /* a node id with its NUL */
 #define GB_DIR_MAX_FANS 4                     /* catalog answers waiting for the nodes at once */
 
 /* items[0..n) as {"channels":[{"id","name","manufacturer","model","owner",

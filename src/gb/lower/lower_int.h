@@ -188,6 +188,12 @@ struct gb_lower {
     struct gb_lower_job *jobs;
     struct gb_dir_fan *dir_fans;      /* catalog answers waiting for other nodes' directories (lower_nodes.c) */
     uint32_t dir_fan_count;
+    struct event_bus *view;           /* the cluster's events (other nodes' device changes); NULL: none */
+    struct gb_remote_note *rnotes;    /* other nodes' device changes not yet notified */
+    size_t rnote_count, rnote_cap;
+    bool rnotes_dropped;
+    struct timer_node rnote_timer;
+    struct gb_rnote_batch *rbatch;    /* a batch asking the nodes for the devices' items */
     uint32_t job_count;
     struct gb_relay_note *notes;      /* relayed device changes not yet notified */
     size_t note_count, note_cap;
@@ -353,6 +359,8 @@ void gb_lower_job_free(struct gb_lower_job *j);
  * -ENOENT (not across nodes, or no other live node), -EBUSY
  * (GB_DIR_MAX_FANS already wait) or -ENOMEM: the caller keeps j. */
 int gb_lower_dir_fanout(struct gb_lower *l, struct gb_lower_job *j, size_t cap, const char *only_device);
+/* Stops following the cluster's events and drops what was not notified. */
+void gb_lower_remote_unwatch(struct gb_lower *l);
 /* Drops the catalog answers of up (NULL: all) still waiting for nodes. */
 void gb_lower_dir_drop(struct gb_lower *l, struct gb_upstream *up);
 

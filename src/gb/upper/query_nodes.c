@@ -383,6 +383,11 @@ void gb_upper_node_get_cancel(struct gb_node_get *h)
     node_get_free(h);
 }
 
+const char *gb_upper_node_id(const struct gb_upper *g)
+{
+    return g->devmirror ? gb_devmirror_node_id(g->devmirror) : NULL;
+}
+
 size_t gb_upper_live_nodes(struct gb_upper *g, void (*fn)(void *arg, const char *node), void *arg)
 {
     if (!g->devmirror || !g->cluster) return 0;

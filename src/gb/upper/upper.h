@@ -215,6 +215,9 @@ int gb_upper_ptz(struct gb_upper *g, const char *device_id, const char *channel,
  * 409 (offline), 503 (its node down, Redis failed) or the stream played
  * through its node; -ENOENT when it is off. gb_live_start likewise. */
 bool gb_upper_plays_across_nodes(const struct gb_upper *g);
+/* This node's id among the cascade nodes ([redis] node_id), NULL when the
+ * devices are not shared. */
+const char *gb_upper_node_id(const struct gb_upper *g);
 /* Node death (registrar/cluster.h, struct cluster_gb_hooks): the role's
  * answers to a survivor's reap of a dead node's GB devices. fn NULL when
  * the role does not mirror its devices (no devmirror). */
