@@ -12,6 +12,7 @@
 
 #include "api/http.h"
 #include "base/log.h"
+#include "gb/codec/gbid.h"
 #include "gb/lower/lower.h"
 
 static const char *jstr(json_t *o, const char *key)
@@ -44,10 +45,25 @@ static int channel_in(json_t *o, struct gb_lower_channel_in *in)
     return 0;
 }
 
-/* GET /gb/channels[?local=1]: local=1 leaves out a middle node's relayed channels. */
+/* GET /gb/channels[?local=1]: local=1 leaves out a middle node's relayed
+ * channels; ?relayed=1[&device=ID]: the relayed part alone, as catalog
+ * items (what a middle node on another cascade node merges into its
+ * directory; answered from this node's own devices, never asked further). */
 static void channels_list(struct api_request *req, void *user)
 {
     const char *local = api_query(req, "local");
+    const char *relayed = api_query(req, "relayed");
+    if (relayed && strcmp(relayed, "0")) {
+        const char *dev = api_query(req, "device");
+        if (dev && !gb_id_valid(str_from_cstr(dev))) {
+            api_reply_error(req, 400, "bad-request", "%s", "device: not a 20-digit GB id");
+            return;
+        }
+        json_t *o = gb_lower_relayed_json(user, dev);
+        if (!o) api_reply_error(req, 500, "no-memory", "%s", "out of memory");
+        else api_reply_json(req, 200, o);
+        return;
+    }
     api_reply_json(req, 200, gb_lower_channels_json(user, local && strcmp(local, "0")));
 }
 

@@ -519,6 +519,7 @@ int dispatch_start_gb_lower(struct worker *w)
     }
     if (!w->gb_lower) return -1;
     if (w->gb_upper) gb_lower_set_upper(w->gb_lower, w->gb_upper);
+    if (w->gb_upper && w->events_view) gb_lower_set_cluster_events(w->gb_lower, w->events_view);
     if (w->api) api_routes_gb_lower(w->api, w->gb_lower);
     gb_lower_start(w->gb_lower);
     return 0;

@@ -1266,6 +1266,19 @@ int cluster_node_api(const struct cluster *c, const char *id, char *hostport, si
 }
 
 
+size_t cluster_live_apis(const struct cluster *c, void (*fn)(void *arg, const char *id), void *arg)
+{
+    uint64_t now = timer_now(c->timers);
+    size_t n = 0;
+    for (size_t i = 0; i < CLUSTER_MAX_NODES; i++) {
+        const struct node *nd = &c->nodes[i];
+        if (!node_alive(c, nd, now) || !nd->api[0]) continue;
+        n++;
+        if (fn) fn(arg, nd->id);
+    }
+    return n;
+}
+
 void cluster_set_on_reaped(struct cluster *c, void (*fn)(void *arg), void *arg)
 {
     c->on_reaped = fn;

@@ -182,6 +182,9 @@ int cluster_set_api(struct cluster *c, const char *hostport);
  * -EADDRNOTAVAIL (it advertises no usable API). */
 int cluster_node_api(const struct cluster *c, const char *id, char *hostport, size_t cap,
                      struct sockaddr_storage *addr, bool *https);
+/* Calls fn for each other node alive now (heartbeating) that advertises
+ * an API, with its id; returns how many (at most CLUSTER_MAX_NODES). */
+size_t cluster_live_apis(const struct cluster *c, void (*fn)(void *arg, const char *id), void *arg);
 const char *cluster_node_id(const struct cluster *c);
 const char *cluster_advertise(const struct cluster *c);
 void cluster_get_stats(const struct cluster *c, struct cluster_stats *out);

@@ -22,15 +22,21 @@
 #     naming a node that is not alive: 503; naming A itself (stale): 404;
 #     naming B for a device B does not have: B answers 404 and sends nothing
 #     on (loop protection), A passes the 404 to top;
-#  5. what A reports to top as its directory: its own devices only (the
-#     camera on B is not in it);
+#  5. what A reports to top as its directory: the devices of every live
+#     node (A asks B's API for its relayed directory and merges: the camera
+#     and its channel, SumNum 2); 5a: a Catalog query naming the camera gets
+#     its channel through B; 5d: two planted nodes that do not answer (one
+#     silent, one not HTTP): the catalog still comes, after A's 5 s bound,
+#     without them;
 #  5b. top's DeviceInfo / DeviceStatus / RecordInfo about the camera (its
 #     channel or itself) through A: A asks B's API (the HTTP forward the API
 #     uses, with its own token), the camera's answer reaches top; an id on
 #     no node or offline: an ERROR answer at once; a PTZ command from top:
 #     A sends it to B in a peer-marked MESSAGE, B on to the camera;
 #  6. the camera goes offline while top plays it: B ends its relay, its BYE
-#     reaches A, A's reaches top; a play then answers 480.
+#     reaches A, A's reaches top; A, following the cluster's event stream
+#     ([redis] events_stream), sends top a catalog Notify: the camera OFF;
+#     a play then answers 480.
 source "$(dirname "$0")/lib.sh"
 
 for t in redis-server redis-cli jq ffprobe sipp; do
@@ -68,6 +74,8 @@ node_id = node-$n
 key_prefix = t:
 timeout_ms = 1000
 heartbeat_ms = 300
+events_stream = yes
+events_poll_ms = 50
 $UP
 INI
     start_cascade "$n" "$WORK/$n.ini"
@@ -198,11 +206,92 @@ check "... B refused it and sent nothing on" \
 check "... B relayed no other INVITE" test "$(gstat b peer_relays)" = 4
 check "... the camera saw no other INVITE for the channel" test "$(invites "$CH1")" = "$INV_BEFORE4"
 
-# ---- 5. A's directory to top: its own devices only
+# ---- 5. A's directory to top: every live node's devices (A asks B's API,
+# GET /gb/channels?relayed=1, and merges)
 CAT=$(top POST "/gb/devices/$MID_ID/catalog")
 echo "# A's catalog to top: $CAT"
-check "5. A's catalog to top does not list the camera on B (its own devices only)" \
-    jq_ok "$CAT" '[.channels[]? | select(.id == "'"$DEV"'" or .id == "'"$CH1"'")] | length == 0'
+check "5. A's catalog to top lists the camera on B and its channel, once each" \
+    jq_ok "$CAT" '([.channels[] | select(.id == "'"$DEV"'")] | length == 1) and ([.channels[] | select(.id == "'"$CH1"'")] | length == 1)'
+check "... the channel under the camera, the camera under A, both ON" \
+    jq_ok "$CAT" '(.channels[] | select(.id == "'"$CH1"'") | .parent_id == "'"$DEV"'" and .status == "ON") and (.channels[] | select(.id == "'"$DEV"'") | .parent_id == "'"$MID_ID"'")'
+check "... SumNum is what was sent (2: the camera and its channel)" jq_ok "$CAT" '.sum_num == 2 and (.channels | length) == 2'
+check "... A asked node B" grep -qE "Catalog SN [0-9]+ from upstream $TOP_ID: 2 item\(s\) with 1 node\(s\) asked \(0 left out" "$WORK/a.log"
+REL=$(on b; api GET "/gb/channels?relayed=1")
+check "... B's relayed directory (the route A asked) ($REL)" \
+    jq_ok "$REL" '(.channels | length) == 2 and (.channels[0].id == "'"$DEV"'") and (.channels[0].parental == 1)'
+
+# 5a. a Catalog query naming the camera (not A's id), sent as top (sipp
+# from top's address with top's id: A answers top): A asks B for that
+# device's channels; top gets the answer (an unsolicited catalog there,
+# SN 7716) with the camera's channel
+cat >"$WORK/cat-query.xml" <<'XML'
+<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="Catalog query naming a device on another node">
+  <send>
+    <![CDATA[
+      MESSAGE sip:[field0]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:[field1]@3402000000>;tag=[call_number]
+      To: <sip:[field0]@3402000000>
+      Call-ID: [call_id]
+      CSeq: 1 MESSAGE
+      Max-Forwards: 70
+      Content-Type: Application/MANSCDP+xml
+      Content-Length: [len]
+
+<?xml version="1.0" encoding="UTF-8"?>
+<Query><CmdType>Catalog</CmdType><SN>7716</SN><DeviceID>[field2]</DeviceID></Query>
+    ]]>
+  </send>
+  <recv response="200"/>
+</scenario>
+XML
+printf 'SEQUENTIAL\n%s;%s;%s\n' "$MID_ID" "$TOP_ID" "$DEV" >"$WORK/cat-query.csv"
+CPORT=$(free_port)
+cat_query() {
+    timeout 30 sipp -sf "$WORK/cat-query.xml" -inf "$WORK/cat-query.csv" -i 127.0.0.1 -p "$CPORT" \
+        -m 1 -timeout 20 -nostdin "127.0.0.1:${SIP[a]}" >"$WORK/sipp-cat.log" 2>&1 </dev/null
+}
+check "5a. a Catalog query naming the camera ($DEV), from top's address: 200 from A" cat_query
+check "... A asked node B for that device and got its channel" \
+    wait_for 10 grep -qE "Catalog SN 7716 from upstream $TOP_ID: 1 item\(s\) with 1 node\(s\) asked \(0 left out" "$WORK/a.log"
+check "... top received the answer" wait_for 10 grep -q "unsolicited catalog SN 7716" "$WORK/top.log"
+dev_cat() {
+    curl -s -H "Authorization: Bearer $API_TOKEN" "http://127.0.0.1:$TOP_API/api/v1/events/recent?since=0" |
+        jq -e '[.events[] | select(.type == "gb.catalog.updated" and .device_id == "'"$MID_ID"'" and .sum_num == 1)] | length >= 1' >/dev/null
+}
+check "... with SumNum 1 (the camera's channel)" wait_for 10 dev_cat
+
+# 5d. nodes that do not answer (planted in the registry: one whose API
+# never answers, one answering what is not HTTP): the catalog still comes,
+# after A's 5 s bound, without them (logged)
+XPORT=$(free_port); YPORT=$(free_port)
+python3 "$PEERS_DIR/fake_http.py" "$XPORT" silent >"$WORK/fake-x.log" 2>&1 &
+PIDS+=($!)
+python3 "$PEERS_DIR/fake_http.py" "$YPORT" garbage >"$WORK/fake-y.log" 2>&1 &
+PIDS+=($!)
+listening() { ss -Hltn "sport = :$1" | grep -q .; }
+check "5d. two fake node APIs listen" wait_for 10 bash -c "$(declare -f listening); listening $XPORT && listening $YPORT"
+rcli hset "t:node:{node-x}" sip sip:127.0.0.1:9 api "127.0.0.1:$XPORT" >/dev/null
+rcli hset "t:node:{node-y}" sip sip:127.0.0.1:9 api "127.0.0.1:$YPORT" >/dev/null
+rcli sadd t:nodes node-x node-y >/dev/null
+sees_three() { [ "$(cstat a nodes_live)" = 3 ]; }
+check "... node A sees the two planted nodes" wait_for 20 sees_three
+T0=$(date +%s%N)
+CAT=$(top POST "/gb/devices/$MID_ID/catalog")
+MS=$((($(date +%s%N) - T0) / 1000000))
+check "... A's catalog still comes, with the camera (${MS} ms)" \
+    jq_ok "$CAT" '.sum_num == 2 and ([.channels[] | select(.id == "'"$CH1"'")] | length == 1)'
+check "... after A's 5 s bound for the silent node" test "$MS" -ge 4500
+check "... A left both out and logged it" \
+    grep -qE "Catalog SN [0-9]+ from upstream $TOP_ID: 2 item\(s\) with 3 node\(s\) asked \(2 left out" "$WORK/a.log"
+check "... the silent node, by its deadline" grep -qE "node node-x left out \(no answer in time\)" "$WORK/a.log"
+check "... the garbage node" grep -qE "node node-y left out" "$WORK/a.log"
+rcli del "t:node:{node-x}" "t:node:{node-y}" >/dev/null
+rcli srem t:nodes node-x node-y >/dev/null
+check "... the planted nodes gone again" wait_for 20 sees_one a
+dev_status() { top GET "/gb/devices/$MID_ID/channels" | jq -r '[.. | objects | select(.id == "'"$DEV"'") | .status][0] // "none"'; }
+check "... top holds the camera ON (from A's catalog)" test "$(dev_status)" = ON
 
 # ---- 5b. top's queries about the camera on B, through A: A finds the
 # device's node and asks that node's API (its own token), whose answer is
@@ -281,6 +370,12 @@ s6_gone() { jq_ok "$(top GET "/gb/streams/$S6")" '.error == "not-found"'; }
 check "... top's stream got the BYE (B -> A -> top) and is gone" wait_for 15 s6_gone
 check "... A logged the end from the device's side" \
     grep -q "relayed stream of $CH1 (device $DEV) for upstream $TOP_ID ended: bye-from-device" "$WORK/a.log"
+# The camera's offline on B reaches A through the cluster's event stream;
+# A asks B for the camera's items and sends top a catalog Notify (OFF).
+dev_off() { [ "$(dev_status)" = OFF ]; }
+check "... top holds the camera OFF: A's catalog Notify for a device on B" wait_for 15 dev_off
+check "... A logged the Notify of a device on another node" \
+    grep -qE "catalog Notify of [0-9]+ device\(s\) on other nodes" "$WORK/a.log"
 check "... a play now: the device is offline, 480" test "$(play_code "$CH1")" = 480
 
 finish

@@ -452,6 +452,83 @@ static void test_forward_bounds(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+struct got {
+    int calls, rc, status;
+};
+
+static void on_got(void *arg, int rc, int status, const char *body, size_t len, const char *why)
+{
+    (void)body, (void)len, (void)why;
+    struct got *g = arg;
+    g->calls++;
+    g->rc = rc;
+    g->status = status;
+}
+
+/* A middle node's GET of its own to another node's API (gb_upper_node_get,
+ * the directory across nodes): refusals, a node the registry does not know
+ * (reported later, never from the call), cancel (no callback), the stop
+ * (-ESHUTDOWN), and the live nodes listed (none here). */
+static void test_node_get(void **state)
+{
+    (void)state;
+    struct gbh *h = calloc(1, sizeof(*h));
+    assert_non_null(h);
+    gbh_init(h);
+    assert_int_equal(gbh_start(h), 0);
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    struct redis_config rc = {.mirror_gb_devices = true, .mirror_bindings = true, .cluster_route = true,
+                              .timeout_ms = 500, .max_pending = 10, .heartbeat_ms = 1000, .lookup_max_pending = 10};
+    snprintf(rc.nodes, sizeof(rc.nodes), "127.0.0.1:1");
+    snprintf(rc.key_prefix, sizeof(rc.key_prefix), "t:");
+    int err = 0;
+    struct gb_devmirror *m = gb_devmirror_new(&loop, &h->ua_w.timers, &rc, "node-m", &err);
+    struct cluster *c = cluster_new(&loop, &h->ua_w.timers, &rc, "node-m", "sip:127.0.0.1:5060", &err);
+    assert_non_null(m);
+    assert_non_null(c);
+    struct gb_upper *g = h->g;
+    struct got a = {0}, b = {0}, d = {0};
+    struct gb_node_get *ha = NULL, *hb = NULL, *hd = NULL;
+    const char *t = "/api/v1/gb/channels?relayed=1&device=34020000001320000001";
+    assert_int_equal(gb_upper_node_get(g, "node-b", t, 0, 1024, on_got, &a, &ha), -ENOENT); /* not shared */
+    assert_null(gb_upper_node_id(g));
+    assert_int_equal(gb_upper_live_nodes(g, NULL, NULL), 0);
+    g->devmirror = m;
+    g->cluster = c;
+    g->loop = &loop;
+    assert_string_equal(gb_upper_node_id(g), "node-m");
+    assert_int_equal(gb_upper_live_nodes(g, NULL, NULL), 0); /* no heartbeat round yet */
+    assert_int_equal(gb_upper_node_get(g, "node-b", "/api/v1/gb/channels x", 0, 1024, on_got, &a, &ha), -EINVAL);
+    assert_int_equal(gb_upper_node_get(g, "node-b", "/api/v1/a\r\nX: y", 0, 1024, on_got, &a, &ha), -EINVAL);
+    assert_int_equal(gb_upper_node_get(g, "node-b", "api/v1", 0, 1024, on_got, &a, &ha), -EINVAL);
+    assert_int_equal(gb_upper_node_get(g, "node-b", t, 0, 0, on_got, &a, &ha), -EINVAL); /* no body cap */
+    assert_int_equal(gb_upper_node_get(g, NULL, t, 0, 1024, on_got, &a, &ha), -EINVAL);
+    /* A node never seen: -ENOENT, from the loop, not from the call. */
+    assert_int_equal(gb_upper_node_get(g, "node-b", t, 0, 1024, on_got, &a, &ha), 0);
+    assert_int_equal(a.calls, 0);
+    assert_int_equal(gb_upper_node_get(g, "node-c", t, 0, 1024, on_got, &b, &hb), 0);
+    gb_upper_node_get_cancel(hb); /* cancelled: no callback */
+    gbh_advance(h, 1);
+    assert_int_equal(a.calls, 1);
+    assert_int_equal(a.rc, -ENOENT);
+    assert_int_equal(b.calls, 0);
+    /* one pending when the role stops: -ESHUTDOWN, once */
+    assert_int_equal(gb_upper_node_get(g, "node-d", t, 0, 1024, on_got, &d, &hd), 0);
+    gb_upper_stop(g);
+    assert_int_equal(d.calls, 1);
+    assert_int_equal(d.rc, -ESHUTDOWN);
+    gbh_advance(h, 10);
+    assert_int_equal(d.calls, 1);
+    assert_int_equal(gb_upper_node_get(g, "node-b", t, 0, 1024, on_got, &a, &ha), -ENOENT); /* stopped: forgotten */
+    gb_devmirror_free(m);
+    cluster_free(c);
+    gbh_free(h);
+    free(h);
+    for (int i = 0; i < 10; i++) uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 struct located {
     int calls, status;
     char device[24];
@@ -554,6 +631,7 @@ int main(void)
         cmocka_unit_test(test_owner_verdict),
         cmocka_unit_test(test_hop),
         cmocka_unit_test(test_forward_bounds),
+        cmocka_unit_test(test_node_get),
         cmocka_unit_test(test_locate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

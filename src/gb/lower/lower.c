@@ -451,6 +451,7 @@ struct gb_lower *gb_lower_new(const struct gb_config *gb, const struct config_up
     snprintf(l->media_ip, sizeof(l->media_ip), "%s", gb->media_ip[0] ? gb->media_ip : local->host);
     timer_node_init(&l->stop_timer);
     timer_node_init(&l->note_timer);
+    timer_node_init(&l->rnote_timer);
     if (uv_random(NULL, NULL, &l->rng, sizeof(l->rng), 0, NULL) != 0) l->rng = (uint64_t)(uintptr_t)l;
     l->rng |= 1;
     /* Every slot at once: a reload adds upstreams without moving the others. */
@@ -785,6 +786,7 @@ void gb_lower_stop(struct gb_lower *l, void (*done)(void *arg), void *arg)
     l->stop_done = done;
     l->stop_arg = arg;
     if (l->upper) gb_relay_watch(l, false);
+    gb_lower_remote_unwatch(l);
     gb_lower_jobs_drop(l, NULL);
     gb_lstreams_stop(l, NULL, "shutdown");
     gb_relays_stop(l, NULL, "shutdown");
@@ -800,6 +802,7 @@ void gb_lower_free(struct gb_lower *l)
 {
     if (!l) return;
     if (l->upper) gb_relay_watch(l, false);
+    gb_lower_remote_unwatch(l);
     timer_stop(l->timers, &l->stop_timer);
     gb_lower_jobs_drop(l, NULL);
     gb_lstreams_stop(l, NULL, "shutdown");

@@ -80,6 +80,11 @@ int gb_lower_on_request(struct gb_lower *l, struct txn *st, const struct transpo
 void gb_lower_on_conn_lost(struct gb_lower *l, uint64_t conn_id);
 /* Middle node: the upper role whose devices are relayed (NULL: none). */
 void gb_lower_set_upper(struct gb_lower *l, struct gb_upper *g);
+/* Middle node across cascade nodes: the cluster's event view ([redis]
+ * events_stream; NULL: none), followed for other nodes' device changes,
+ * which go upward as catalog Notifies (lower_nodes.c). After
+ * gb_lower_set_upper. */
+void gb_lower_set_cluster_events(struct gb_lower *l, struct event_bus *view);
 /* Sends Expires: 0 to every registered upstream and stops every stream;
  * done(arg) runs once every unregister was answered, or after 2 s. */
 void gb_lower_stop(struct gb_lower *l, void (*done)(void *arg), void *arg);
@@ -120,6 +125,11 @@ int gb_lower_channel_delete(struct gb_lower *l, const char *id);
  * middle node unless local_only, the channels of devices registered here
  * ("device_id": the device, "online"). */
 json_t *gb_lower_channels_json(struct gb_lower *l, bool local_only);
+/* The relayed part alone (the devices registered here and their channels),
+ * as the catalog items this node lists upward, for a middle node's peers
+ * (GET /gb/channels?relayed=1[&device=ID], lower_dir.h); only_device: that
+ * device's channels. NULL on no memory. */
+json_t *gb_lower_relayed_json(struct gb_lower *l, const char *only_device);
 /* {"upstreams": [...]}: each upstream's registration state and counters. */
 json_t *gb_lower_upstreams_json(const struct gb_lower *l);
 /* {"streams": [...]}: the streams sent to upstreams for local channels. */

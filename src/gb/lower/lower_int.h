@@ -186,6 +186,14 @@ struct gb_lower {
     struct gb_relay_query *relay_queries; /* asked of devices, answer pending */
     struct gb_relay_control *relay_controls; /* DeviceControls looking their device's node up */
     struct gb_lower_job *jobs;
+    struct gb_dir_fan *dir_fans;      /* catalog answers waiting for other nodes' directories (lower_nodes.c) */
+    uint32_t dir_fan_count;
+    struct event_bus *view;           /* the cluster's events (other nodes' device changes); NULL: none */
+    struct gb_remote_note *rnotes;    /* other nodes' device changes not yet notified */
+    size_t rnote_count, rnote_cap;
+    bool rnotes_dropped;
+    struct timer_node rnote_timer;
+    struct gb_rnote_batch *rbatch;    /* a batch asking the nodes for the devices' items */
     uint32_t job_count;
     struct gb_relay_note *notes;      /* relayed device changes not yet notified */
     size_t note_count, note_cap;
@@ -337,6 +345,24 @@ void gb_relay_channels_json(struct gb_lower *l, json_t *arr);
 /* Follows the upper role's events (device online/offline, catalog updated)
  * to send catalog Notifies upward; off also drops what was not sent yet. */
 void gb_relay_watch(struct gb_lower *l, bool on);
+
+/* lower_query.c: a catalog or record answer built, sent (frees itself when
+ * done) or dropped unsent. */
+void gb_lower_job_run(struct gb_lower *l, struct gb_lower_job *j);
+void gb_lower_job_free(struct gb_lower_job *j);
+
+/* lower_nodes.c (the directory across nodes, issue 16) */
+/* Takes catalog job j (its items so far: this node's, cap their capacity)
+ * and asks every other live node for its relayed directory (only_device:
+ * that device's channels), appends what they answer, and runs the job when
+ * all answered or failed (GB_DIR_TIMEOUT_MS at most). 0 when taken;
+ * -ENOENT (not across nodes, or no other live node), -EBUSY
+ * (GB_DIR_MAX_FANS already wait) or -ENOMEM: the caller keeps j. */
+int gb_lower_dir_fanout(struct gb_lower *l, struct gb_lower_job *j, size_t cap, const char *only_device);
+/* Stops following the cluster's events and drops what was not notified. */
+void gb_lower_remote_unwatch(struct gb_lower *l);
+/* Drops the catalog answers of up (NULL: all) still waiting for nodes. */
+void gb_lower_dir_drop(struct gb_lower *l, struct gb_upstream *up);
 
 /* Answers st out of dialog: a new To tag when the request has none (RFC 3261
  * §8.2.6.2: every response a UAS makes carries one), the extra lines "Name:

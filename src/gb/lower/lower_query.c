@@ -11,6 +11,7 @@
  * MANSCDP are local time without a zone ("2026-11-21T10:00:00"), as devices
  * write them. */
 #include "gb/lower/lower_int.h"
+#include "gb/lower/lower_dir.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -55,7 +56,7 @@ static void format_gb_time(int64_t ms, char out[24])
 
 /* ---- jobs: lists sent in several MESSAGEs ---- */
 
-static void job_free(struct gb_lower_job *j)
+void gb_lower_job_free(struct gb_lower_job *j)
 {
     for (int i = 0; i < GB_LOWER_CATALOG_WINDOW; i++)
         if (j->h[i]) ua_request_detach(j->h[i]);
@@ -73,11 +74,12 @@ static void job_remove(struct gb_lower *l, struct gb_lower_job *j)
             l->job_count--;
             break;
         }
-    job_free(j);
+    gb_lower_job_free(j);
 }
 
 void gb_lower_jobs_drop(struct gb_lower *l, struct gb_upstream *up)
 {
+    gb_lower_dir_drop(l, up);
     struct gb_lower_job **pp = &l->jobs;
     while (*pp) {
         struct gb_lower_job *j = *pp;
@@ -87,7 +89,7 @@ void gb_lower_jobs_drop(struct gb_lower *l, struct gb_upstream *up)
         }
         *pp = j->next;
         l->job_count--;
-        job_free(j);
+        gb_lower_job_free(j);
     }
 }
 
@@ -173,7 +175,7 @@ static struct gb_lower_job *job_new(struct gb_lower *l, struct gb_upstream *up, 
     return j;
 }
 
-static void job_run(struct gb_lower *l, struct gb_lower_job *j)
+void gb_lower_job_run(struct gb_lower *l, struct gb_lower_job *j)
 {
     j->next = l->jobs;
     l->jobs = j;
@@ -189,23 +191,44 @@ static void answer_catalog(struct gb_lower *l, struct gb_upstream *up, const gb_
     if (!j) return;
     size_t cap = 0;
     int rc = 0;
+    /* Across nodes (issue 16): the other nodes' devices too, or the device
+     * named when it is not here (lower_nodes.c: the answer waits for them). */
+    const char *across = NULL;
     if (!strcmp(j->device_id, l->id)) {
         rc = gb_lower_local_items(l, &j->items, &j->total, &cap);
         if (rc == 0 && l->upper) rc = gb_relay_catalog(l, NULL, &j->items, &j->total, &cap);
+        if (rc == 0 && gb_relay_across_nodes(l)) across = "";
     } else if (l->upper && gb_relay_knows(l, str_from_cstr(j->device_id))) {
         rc = gb_relay_catalog(l, j->device_id, &j->items, &j->total, &cap);
+    } else if (gb_relay_across_nodes(l) && gb_id_valid(str_from_cstr(j->device_id)) &&
+               !gb_lchan_find(l, str_from_cstr(j->device_id))) {
+        across = j->device_id;
     } else {
         log_info("gb lower: Catalog query from upstream %s for unknown id %s: empty answer", up->cfg.id,
                  j->device_id);
     }
     if (rc != 0) {
         log_error("gb lower: no memory for a catalog answer");
-        job_free(j);
+        gb_lower_job_free(j);
         return;
     }
+    if (across) {
+        rc = gb_lower_dir_fanout(l, j, cap, *across ? across : NULL);
+        if (rc == 0) return;
+        if (rc == -EBUSY) { /* dropped, as when the jobs are full: a partial directory would read as losses */
+            log_warn("gb lower: %d catalog answers already wait for the other nodes; Catalog SN %u from upstream %s "
+                     "dropped",
+                     GB_DIR_MAX_FANS, m->sn, up->cfg.id);
+            gb_lower_job_free(j);
+            return;
+        }
+    }
+    if (across && *across)
+        log_info("gb lower: Catalog query from upstream %s for %s, on no other live node: empty answer", up->cfg.id,
+                 j->device_id);
     log_info("gb lower: Catalog SN %u from upstream %s: %zu item(s), %zu per MESSAGE", m->sn, up->cfg.id, j->total,
              j->per_msg);
-    job_run(l, j);
+    gb_lower_job_run(l, j);
 }
 
 /* ---- RecordInfo ---- */
@@ -338,12 +361,12 @@ static void answer_records(struct gb_lower *l, struct gb_upstream *up, const gb_
     }
     if (ctx.err || !j->name) {
         log_error("gb lower: no memory for a RecordInfo answer");
-        job_free(j);
+        gb_lower_job_free(j);
         return;
     }
     log_info("gb lower: RecordInfo SN %u from upstream %s for %s: %zu record(s)", m->sn, up->cfg.id, m->device_id,
              j->total);
-    job_run(l, j);
+    gb_lower_job_run(l, j);
 }
 
 /* ---- DeviceInfo / DeviceStatus ---- */
@@ -413,10 +436,10 @@ void gb_lower_answer_relayed(struct gb_lower *l, struct gb_upstream *up, const s
     int rc = status == 200 ? gb_lower_records_from_json(answer, ask->type, &j->recs, &j->total, &cap) : 0;
     if (rc != 0 || !j->name) {
         log_error("gb lower: no memory for a relayed RecordInfo answer");
-        job_free(j);
+        gb_lower_job_free(j);
         return;
     }
-    job_run(l, j);
+    gb_lower_job_run(l, j);
 }
 
 static void answer_info(struct gb_lower *l, struct gb_upstream *up, const gb_manscdp_t *m)
@@ -550,10 +573,10 @@ void gb_lower_notify_items(struct gb_lower *l, const gb_catalog_item_t *items, s
         for (size_t k = 0; k < n; k++)
             if (gb_lower_items_push(&j->items, &j->total, &cap, &items[k]) != 0) {
                 log_error("gb lower: no memory for a catalog Notify");
-                job_free(j);
+                gb_lower_job_free(j);
                 return;
             }
-        job_run(l, j);
+        gb_lower_job_run(l, j);
     }
 }
 

@@ -288,10 +288,124 @@ int gb_upper_query_remote(struct gb_upper *g, const char *device_id, enum gb_que
     return rc;
 }
 
+/* ---- a GET of our own to a node's API (gb_upper_node_get) ---- */
+
+struct gb_node_get {
+    struct gb_node_get *next, *prev; /* g->node_gets */
+    struct gb_upper *g;
+    struct httpc_uv *hop;
+    struct timer_node later;         /* a failure found at the start, reported from the loop */
+    int later_rc;
+    gb_node_get_cb cb;
+    void *arg;
+};
+
+static void node_get_free(struct gb_node_get *h)
+{
+    struct gb_upper *g = h->g;
+    if (h->prev) h->prev->next = h->next;
+    else g->node_gets = h->next;
+    if (h->next) h->next->prev = h->prev;
+    timer_stop(g->timers, &h->later);
+    free(h);
+}
+
+static void on_node_get(void *arg, int rc, const struct api_httpc_response *resp, const char *why)
+{
+    struct gb_node_get *h = arg;
+    h->hop = NULL;
+    gb_node_get_cb cb = h->cb;
+    void *cb_arg = h->arg;
+    node_get_free(h);
+    if (rc == 0) cb(cb_arg, 0, resp->status, resp->body, resp->len, NULL);
+    else cb(cb_arg, rc, 0, NULL, 0, why);
+}
+
+static void on_node_get_later(struct timer_node *t, uint64_t now_ms)
+{
+    (void)now_ms;
+    struct gb_node_get *h = container_of(t, struct gb_node_get, later);
+    gb_node_get_cb cb = h->cb;
+    void *cb_arg = h->arg;
+    int rc = h->later_rc;
+    node_get_free(h);
+    cb(cb_arg, rc, 0, NULL, 0, rc == -EHOSTDOWN ? "not heartbeating" : rc == -EADDRNOTAVAIL ? "no usable API"
+                                                                      : strerror(-rc));
+}
+
+int gb_upper_node_get(struct gb_upper *g, const char *node, const char *target, uint32_t timeout_ms,
+                      size_t max_body, gb_node_get_cb cb, void *arg, struct gb_node_get **out)
+{
+    if (!g->devmirror || !g->cluster || !g->loop) return -ENOENT;
+    if (g->stopping) return -ESHUTDOWN;
+    size_t tn = target ? strlen(target) : 0;
+    if (!node || !cb || !max_body || tn < 2 || tn >= GB_FORWARD_TARGET_MAX || target[0] != '/' ||
+        strspn(target, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-?=&") != tn)
+        return -EINVAL;
+    struct gb_node_get *h = calloc(1, sizeof(*h));
+    if (!h) return -ENOMEM;
+    h->g = g;
+    h->cb = cb;
+    h->arg = arg;
+    timer_node_init(&h->later);
+    char host[CLUSTER_API_MAX];
+    struct sockaddr_storage addr;
+    bool https = false;
+    int rc = cluster_node_api(g->cluster, node, host, sizeof(host), &addr, &https);
+    if (rc == 0 && https && !g->forward_tls) rc = -EPROTONOSUPPORT;
+    if (rc == 0) {
+        char headers[GB_FORWARD_AUTH_MAX + GB_DEVMIRROR_NODE_MAX + 64];
+        const char *auth = g->forward_auth;
+        snprintf(headers, sizeof(headers), "%s: %s\r\n%s%s%s", GB_FORWARD_HEADER, gb_devmirror_node_id(g->devmirror),
+                 auth ? "Authorization: " : "", auth ? auth : "", auth ? "\r\n" : "");
+        if (!timeout_ms || timeout_ms > g->forward_timeout_ms) timeout_ms = g->forward_timeout_ms;
+        struct httpc_uv_request r = {.to = (const struct sockaddr *)&addr, .host = host, .method = "GET",
+                                     .target = target, .headers = headers, .timeout_ms = timeout_ms,
+                                     .max_body = max_body, .tls = https ? g->forward_tls : NULL,
+                                     .tls_name = g->forward_tls_name[0] ? g->forward_tls_name : NULL};
+        rc = httpc_uv_start(g->loop, &r, on_node_get, h, &h->hop);
+    }
+    if (rc != 0) { /* reported from the loop, as an answer would be */
+        h->later_rc = rc;
+        timer_start(g->timers, &h->later, timer_now(g->timers), on_node_get_later);
+    }
+    h->next = g->node_gets;
+    if (g->node_gets) g->node_gets->prev = h;
+    g->node_gets = h;
+    *out = h;
+    return 0;
+}
+
+void gb_upper_node_get_cancel(struct gb_node_get *h)
+{
+    if (!h) return;
+    httpc_uv_cancel(h->hop);
+    node_get_free(h);
+}
+
+const char *gb_upper_node_id(const struct gb_upper *g)
+{
+    return g->devmirror ? gb_devmirror_node_id(g->devmirror) : NULL;
+}
+
+size_t gb_upper_live_nodes(struct gb_upper *g, void (*fn)(void *arg, const char *node), void *arg)
+{
+    if (!g->devmirror || !g->cluster) return 0;
+    return cluster_live_apis(g->cluster, fn, arg);
+}
+
 void gb_upper_peer_query(struct gb_upper *g) { g->stats.peer_queries++; }
 
 void gb_forwards_stop(struct gb_upper *g)
 {
+    while (g->node_gets) {
+        struct gb_node_get *h = g->node_gets;
+        gb_node_get_cb cb = h->cb;
+        void *cb_arg = h->arg;
+        httpc_uv_cancel(h->hop);
+        node_get_free(h);
+        cb(cb_arg, -ESHUTDOWN, 0, NULL, 0, "the daemon is stopping");
+    }
     while (g->forwards) {
         struct gb_forward *f = g->forwards;
         gb_devmirror_lookup_cancel(f->lookup);

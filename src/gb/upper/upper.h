@@ -215,6 +215,9 @@ int gb_upper_ptz(struct gb_upper *g, const char *device_id, const char *channel,
  * 409 (offline), 503 (its node down, Redis failed) or the stream played
  * through its node; -ENOENT when it is off. gb_live_start likewise. */
 bool gb_upper_plays_across_nodes(const struct gb_upper *g);
+/* This node's id among the cascade nodes ([redis] node_id), NULL when the
+ * devices are not shared. */
+const char *gb_upper_node_id(const struct gb_upper *g);
 /* Node death (registrar/cluster.h, struct cluster_gb_hooks): the role's
  * answers to a survivor's reap of a dead node's GB devices. fn NULL when
  * the role does not mirror its devices (no devmirror). */
@@ -256,6 +259,26 @@ int gb_upper_forward(struct gb_upper *g, const char *device_id, const struct gb_
  * API would (the body the query gives on the device's node, or the errors
  * gb_upper_forward lists). Returns as gb_upper_forward; -EINVAL for
  * GB_Q_CATALOG (a catalog is answered from this node's view). */
+/* A GET of this node's own to another live node's API (a middle node's
+ * directory across nodes, gb/lower/lower_nodes.c): target (an API path with
+ * its query) sent to node's advertised API (https when it advertises it),
+ * with this node's forward_authorization and GB_FORWARD_HEADER, ended by
+ * timeout_ms (0: forward_timeout_ms; never more), the answer's body at most
+ * max_body bytes. cb runs once, later (never from this call): rc 0 with the
+ * HTTP status and body, or a negative errno (-ETIMEDOUT, -EPROTO / -EMSGSIZE
+ * for an answer that is not HTTP or too long, -EHOSTDOWN / -ENOENT /
+ * -EADDRNOTAVAIL when the node is not reachable, -ESHUTDOWN when the role
+ * stops) with why (may be NULL). Returns 0 (h set), -ENOENT when nodes
+ * are not shared, -EINVAL, -ENOMEM. */
+struct gb_node_get;
+typedef void (*gb_node_get_cb)(void *arg, int rc, int status, const char *body, size_t len, const char *why);
+int gb_upper_node_get(struct gb_upper *g, const char *node, const char *target, uint32_t timeout_ms,
+                      size_t max_body, gb_node_get_cb cb, void *arg, struct gb_node_get **h);
+/* cb will not run; h is freed. */
+void gb_upper_node_get_cancel(struct gb_node_get *h);
+/* Calls fn for each other live node that advertises an API; returns how
+ * many (0 when the nodes are not shared). */
+size_t gb_upper_live_nodes(struct gb_upper *g, void (*fn)(void *arg, const char *node), void *arg);
 int gb_upper_query_remote(struct gb_upper *g, const char *device_id, enum gb_query_kind kind, const char *target,
                           const char *start, const char *end, struct gb_waiter *wt);
 /* Counts an API request that a peer forwarded here (GB_FORWARD_HEADER). */

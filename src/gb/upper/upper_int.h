@@ -324,6 +324,7 @@ struct gb_upper {
     struct gb_peer_relay *peer_relays;   /* INVITEs from peer nodes relayed to our devices */
     struct gb_locate *locates;           /* a middle node's relay: looking a channel's node up */
     struct gb_forward *forwards;  /* API requests for devices on other nodes (query_nodes.c) */
+    struct gb_node_get *node_gets; /* GETs of our own to other nodes' APIs (query_nodes.c) */
     uint32_t forward_count, forward_timeout_ms, forward_max;
     struct tls_context *forward_tls;    /* https:// hops (deps) */
     char forward_tls_name[256];         /* "": the peer's advertised address */
