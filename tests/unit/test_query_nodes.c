@@ -366,6 +366,53 @@ static void test_hop(void **state)
 
 /* ---- gb_upper_forward on the role ---- */
 
+/* A GB upper role with the device mirror and the cluster on, against a Redis
+ * that never answers (127.0.0.1:1): the fixture of the across-nodes tests
+ * below. across_start makes them (the role does not use them yet: a test
+ * first checks what it does without), across_attach hands them to the role,
+ * across_end frees everything and closes the loop. */
+struct across {
+    struct gbh *h;
+    uv_loop_t loop;
+    struct gb_devmirror *m;
+    struct cluster *c;
+};
+
+static void across_start(struct across *x, const char *node_id)
+{
+    x->h = calloc(1, sizeof(*x->h));
+    assert_non_null(x->h);
+    gbh_init(x->h);
+    assert_int_equal(gbh_start(x->h), 0);
+    assert_int_equal(uv_loop_init(&x->loop), 0);
+    struct redis_config rc = {.mirror_gb_devices = true, .mirror_bindings = true, .cluster_route = true,
+                              .timeout_ms = 500, .max_pending = 10, .heartbeat_ms = 1000, .lookup_max_pending = 10};
+    snprintf(rc.nodes, sizeof(rc.nodes), "127.0.0.1:1");
+    snprintf(rc.key_prefix, sizeof(rc.key_prefix), "t:");
+    int err = 0;
+    x->m = gb_devmirror_new(&x->loop, &x->h->ua_w.timers, &rc, node_id, &err);
+    x->c = cluster_new(&x->loop, &x->h->ua_w.timers, &rc, node_id, "sip:127.0.0.1:5060", &err);
+    assert_non_null(x->m);
+    assert_non_null(x->c);
+}
+
+static void across_attach(struct across *x)
+{
+    x->h->g->devmirror = x->m;
+    x->h->g->cluster = x->c;
+    x->h->g->loop = &x->loop;
+}
+
+static void across_end(struct across *x)
+{
+    gb_devmirror_free(x->m);
+    cluster_free(x->c);
+    gbh_free(x->h);
+    free(x->h);
+    for (int i = 0; i < 10; i++) uv_run(&x->loop, UV_RUN_NOWAIT);
+    assert_int_equal(uv_loop_close(&x->loop), 0);
+}
+
 struct answer {
     struct gb_waiter wt;
     int calls, status;
@@ -385,29 +432,15 @@ static void answer_done(struct gb_waiter *wt, int status, json_t *body)
 static void test_forward_bounds(void **state)
 {
     (void)state;
-    struct gbh *h = calloc(1, sizeof(*h));
-    assert_non_null(h);
-    gbh_init(h);
-    assert_int_equal(gbh_start(h), 0);
-    uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
-    struct redis_config rc = {.mirror_gb_devices = true, .mirror_bindings = true, .cluster_route = true,
-                              .timeout_ms = 500, .max_pending = 10, .heartbeat_ms = 1000, .lookup_max_pending = 10};
-    snprintf(rc.nodes, sizeof(rc.nodes), "127.0.0.1:1");
-    snprintf(rc.key_prefix, sizeof(rc.key_prefix), "t:");
-    int err = 0;
-    struct gb_devmirror *m = gb_devmirror_new(&loop, &h->ua_w.timers, &rc, "node-b", &err);
-    struct cluster *c = cluster_new(&loop, &h->ua_w.timers, &rc, "node-b", "sip:127.0.0.1:5060", &err);
-    assert_non_null(m);
-    assert_non_null(c);
+    struct across x;
+    across_start(&x, "node-b");
+    struct gbh *h = x.h;
     struct gb_upper *g = h->g;
     const char *dev = "34020000001320000001";
     struct gb_forward_req fr = {.method = "POST", .target = "/api/v1/gb/devices/34020000001320000001/info"};
     struct answer a = {.wt.done = answer_done}, b = {.wt.done = answer_done}, d = {.wt.done = answer_done};
     assert_int_equal(gb_upper_forward(g, dev, &fr, &a.wt), -ENOENT); /* across nodes off */
-    g->devmirror = m;
-    g->cluster = c;
-    g->loop = &loop;
+    across_attach(&x);
     g->forward_max = 1;
     assert_int_equal(gb_upper_forward(g, "3402", &fr, &a.wt), -ENOENT); /* not a GB id */
     fr.method = "DELETE";
@@ -429,7 +462,7 @@ static void test_forward_bounds(void **state)
     assert_int_equal(st.node_query_failures, 1);
     /* Redis at 127.0.0.1:1 never answers: the lookup's deadline, 503 */
     for (int i = 0; i < 50 && !a.calls; i++) {
-        uv_run(&loop, UV_RUN_NOWAIT);
+        uv_run(&x.loop, UV_RUN_NOWAIT);
         gbh_advance(h, 50);
     }
     assert_int_equal(a.calls, 1);
@@ -444,12 +477,7 @@ static void test_forward_bounds(void **state)
     assert_int_equal(d.status, 503);
     assert_string_equal(d.error, "shutting-down");
     assert_int_equal(b.calls, 0);
-    gb_devmirror_free(m);
-    cluster_free(c);
-    gbh_free(h);
-    free(h);
-    for (int i = 0; i < 10; i++) uv_run(&loop, UV_RUN_NOWAIT);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    across_end(&x);
 }
 
 struct got {
@@ -472,21 +500,9 @@ static void on_got(void *arg, int rc, int status, const char *body, size_t len, 
 static void test_node_get(void **state)
 {
     (void)state;
-    struct gbh *h = calloc(1, sizeof(*h));
-    assert_non_null(h);
-    gbh_init(h);
-    assert_int_equal(gbh_start(h), 0);
-    uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
-    struct redis_config rc = {.mirror_gb_devices = true, .mirror_bindings = true, .cluster_route = true,
-                              .timeout_ms = 500, .max_pending = 10, .heartbeat_ms = 1000, .lookup_max_pending = 10};
-    snprintf(rc.nodes, sizeof(rc.nodes), "127.0.0.1:1");
-    snprintf(rc.key_prefix, sizeof(rc.key_prefix), "t:");
-    int err = 0;
-    struct gb_devmirror *m = gb_devmirror_new(&loop, &h->ua_w.timers, &rc, "node-m", &err);
-    struct cluster *c = cluster_new(&loop, &h->ua_w.timers, &rc, "node-m", "sip:127.0.0.1:5060", &err);
-    assert_non_null(m);
-    assert_non_null(c);
+    struct across x;
+    across_start(&x, "node-m");
+    struct gbh *h = x.h;
     struct gb_upper *g = h->g;
     struct got a = {0}, b = {0}, d = {0};
     struct gb_node_get *ha = NULL, *hb = NULL, *hd = NULL;
@@ -494,9 +510,7 @@ static void test_node_get(void **state)
     assert_int_equal(gb_upper_node_get(g, "node-b", t, 0, 1024, on_got, &a, &ha), -ENOENT); /* not shared */
     assert_null(gb_upper_node_id(g));
     assert_int_equal(gb_upper_live_nodes(g, NULL, NULL), 0);
-    g->devmirror = m;
-    g->cluster = c;
-    g->loop = &loop;
+    across_attach(&x);
     assert_string_equal(gb_upper_node_id(g), "node-m");
     assert_int_equal(gb_upper_live_nodes(g, NULL, NULL), 0); /* no heartbeat round yet */
     assert_int_equal(gb_upper_node_get(g, "node-b", "/api/v1/gb/channels x", 0, 1024, on_got, &a, &ha), -EINVAL);
@@ -521,12 +535,7 @@ static void test_node_get(void **state)
     gbh_advance(h, 10);
     assert_int_equal(d.calls, 1);
     assert_int_equal(gb_upper_node_get(g, "node-b", t, 0, 1024, on_got, &a, &ha), -ENOENT); /* stopped: forgotten */
-    gb_devmirror_free(m);
-    cluster_free(c);
-    gbh_free(h);
-    free(h);
-    for (int i = 0; i < 10; i++) uv_run(&loop, UV_RUN_NOWAIT);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    across_end(&x);
 }
 
 struct located {
@@ -549,29 +558,15 @@ static void on_located(void *arg, int status, const struct gb_node_target *t)
 static void test_locate(void **state)
 {
     (void)state;
-    struct gbh *h = calloc(1, sizeof(*h));
-    assert_non_null(h);
-    gbh_init(h);
-    assert_int_equal(gbh_start(h), 0);
-    uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
-    struct redis_config rc = {.mirror_gb_devices = true, .mirror_bindings = true, .cluster_route = true,
-                              .timeout_ms = 500, .max_pending = 10, .heartbeat_ms = 1000, .lookup_max_pending = 10};
-    snprintf(rc.nodes, sizeof(rc.nodes), "127.0.0.1:1");
-    snprintf(rc.key_prefix, sizeof(rc.key_prefix), "t:");
-    int err = 0;
-    struct gb_devmirror *m = gb_devmirror_new(&loop, &h->ua_w.timers, &rc, "node-m", &err);
-    struct cluster *c = cluster_new(&loop, &h->ua_w.timers, &rc, "node-m", "sip:127.0.0.1:5060", &err);
-    assert_non_null(m);
-    assert_non_null(c);
+    struct across x;
+    across_start(&x, "node-m");
+    struct gbh *h = x.h;
     struct gb_upper *g = h->g;
     const char *ch = "34020000001310000001";
     struct located a = {0}, b = {0}, d = {0};
     struct gb_locate *ha, *hb, *hd;
     assert_int_equal(gb_upper_locate(g, ch, on_located, &a, &ha), -ENOENT); /* across nodes off */
-    g->devmirror = m;
-    g->cluster = c;
-    g->loop = &loop;
+    across_attach(&x);
     assert_int_equal(gb_upper_locate(g, "3402", on_located, &a, &ha), -EINVAL);
     assert_int_equal(gb_upper_locate(g, ch, on_located, &a, &ha), 0);
     assert_int_equal(gb_upper_locate(g, ch, on_located, &b, &hb), 0);
@@ -588,7 +583,7 @@ static void test_locate(void **state)
     /* Redis at 127.0.0.1:1 never answers: 503 at the deadline, once; the
      * cancelled one never; the query's forward gets its 503 too. */
     for (int i = 0; i < 50 && (!a.calls || !q.calls); i++) {
-        uv_run(&loop, UV_RUN_NOWAIT);
+        uv_run(&x.loop, UV_RUN_NOWAIT);
         gbh_advance(h, 50);
     }
     assert_int_equal(a.calls, 1);
@@ -615,12 +610,7 @@ static void test_locate(void **state)
     assert_int_equal(d.calls, 1);
     assert_int_equal(d.status, 503);
     assert_int_equal(gb_upper_locate(g, ch, on_located, &b, &hb), -ENOENT); /* stopped: off */
-    gb_devmirror_free(m);
-    cluster_free(c);
-    gbh_free(h);
-    free(h);
-    for (int i = 0; i < 10; i++) uv_run(&loop, UV_RUN_NOWAIT);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    across_end(&x);
 }
 
 int main(void)
