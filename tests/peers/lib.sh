@@ -527,6 +527,23 @@ redis_pair_for() {
     done
     return 1
 }
+# plant_fake_nodes RCLI PREFIX: two fake node APIs (tests/peers/fake_http.py) —
+# node-x's accepts and never answers, node-y's answers what is not HTTP —
+# planted as live nodes (SIP 127.0.0.1:9) in the Redis node registry under
+# PREFIX through the command RCLI (a test's redis-cli wrapper). Sets XPORT and
+# YPORT; 1 when they do not listen within 10 s.
+plant_fake_nodes() {
+    local rcli=$1 prefix=$2
+    XPORT=$(free_port); YPORT=$(free_port)
+    python3 "$PEERS_DIR/fake_http.py" "$XPORT" silent >"$WORK/fake-x.log" 2>&1 &
+    PIDS+=($!)
+    python3 "$PEERS_DIR/fake_http.py" "$YPORT" garbage >"$WORK/fake-y.log" 2>&1 &
+    PIDS+=($!)
+    wait_for 10 bash -c "ss -Hltn 'sport = :$XPORT' | grep -q . && ss -Hltn 'sport = :$YPORT' | grep -q ." || return 1
+    "$rcli" hset "${prefix}node:{node-x}" sip sip:127.0.0.1:9 api "127.0.0.1:$XPORT" >/dev/null
+    "$rcli" hset "${prefix}node:{node-y}" sip sip:127.0.0.1:9 api "127.0.0.1:$YPORT" >/dev/null
+    "$rcli" sadd "${prefix}nodes" node-x node-y >/dev/null
+}
 # redis_promoted PORT: the node on PORT is a master now.
 redis_promoted() { redis_rc "$1" role | head -1 | tr -d '\r' | grep -q '^master$'; }
 

@@ -247,16 +247,7 @@ R=$(api POST "/gb/devices/$NX/info" '{}')
 check "... DeviceInfo likewise ($R)" jq_ok "$R" '.error == "not-found"'
 # Two planted nodes: node-x's API accepts and never answers, node-y's
 # answers garbage (tests/peers/fake_http.py).
-XPORT=$(free_port); YPORT=$(free_port)
-python3 "$PEERS_DIR/fake_http.py" "$XPORT" silent >"$WORK/fake-x.log" 2>&1 &
-PIDS+=($!)
-python3 "$PEERS_DIR/fake_http.py" "$YPORT" garbage >"$WORK/fake-y.log" 2>&1 &
-PIDS+=($!)
-listening() { ss -Hltn "sport = :$1" | grep -q .; }
-check "... two fake node APIs listen" wait_for 10 bash -c "$(declare -f listening); listening $XPORT && listening $YPORT"
-rcli hset "t:node:{node-x}" sip sip:127.0.0.1:9 api "127.0.0.1:$XPORT" >/dev/null
-rcli hset "t:node:{node-y}" sip sip:127.0.0.1:9 api "127.0.0.1:$YPORT" >/dev/null
-rcli sadd t:nodes node-x node-y >/dev/null
+check "... two fake node APIs listen, planted in the registry" plant_fake_nodes rcli t:
 sees_four() { [ "$(cstat b nodes_live)" = 4 ]; }
 check "... node B sees the two planted nodes" wait_for 20 sees_four
 GX=34020000001320000078

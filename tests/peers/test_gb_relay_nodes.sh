@@ -265,16 +265,7 @@ check "... with SumNum 1 (the camera's channel)" wait_for 10 dev_cat
 # 5d. nodes that do not answer (planted in the registry: one whose API
 # never answers, one answering what is not HTTP): the catalog still comes,
 # after A's 5 s bound, without them (logged)
-XPORT=$(free_port); YPORT=$(free_port)
-python3 "$PEERS_DIR/fake_http.py" "$XPORT" silent >"$WORK/fake-x.log" 2>&1 &
-PIDS+=($!)
-python3 "$PEERS_DIR/fake_http.py" "$YPORT" garbage >"$WORK/fake-y.log" 2>&1 &
-PIDS+=($!)
-listening() { ss -Hltn "sport = :$1" | grep -q .; }
-check "5d. two fake node APIs listen" wait_for 10 bash -c "$(declare -f listening); listening $XPORT && listening $YPORT"
-rcli hset "t:node:{node-x}" sip sip:127.0.0.1:9 api "127.0.0.1:$XPORT" >/dev/null
-rcli hset "t:node:{node-y}" sip sip:127.0.0.1:9 api "127.0.0.1:$YPORT" >/dev/null
-rcli sadd t:nodes node-x node-y >/dev/null
+check "5d. two fake node APIs listen, planted in the registry" plant_fake_nodes rcli t:
 sees_three() { [ "$(cstat a nodes_live)" = 3 ]; }
 check "... node A sees the two planted nodes" wait_for 20 sees_three
 T0=$(date +%s%N)
