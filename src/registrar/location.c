@@ -53,6 +53,8 @@ struct binding {
     struct binding *next;             /* in its AoR's list */
     struct hnode by_conn;             /* in loc->conns, when pub.conn_id != 0 */
     struct aor *aor;
+    uint64_t row_seq;                 /* the store op that last wrote its row as it routes now
+                                         (store_submitted numbering; 0: loaded, or none) */
     struct binding *dirty_next;       /* in loc->dirty when dirty_pprev != NULL */
     struct binding **dirty_pprev;
     char strings[];
@@ -303,6 +305,7 @@ struct persist {
     struct store *store;
     struct pending_done *pd;          /* NULL when nobody waits */
     bool deferred;                    /* a refresh went on the dirty list */
+    uint64_t row_seq;                 /* ... whose row is committed once this op is (0: already) */
 };
 
 static void pending_release(struct pending_done *pd, int status)
@@ -350,13 +353,23 @@ static void binding_to_row(const struct binding *b, struct store_binding *row)
     };
 }
 
-static void persist_upsert(struct persist *ps, struct binding *b)
+/* Writes b's row (the refresh it may carry too). */
+static void persist_row(struct persist *ps, struct binding *b)
 {
     if (!ps->store) return;
     dirty_unlink(ps->loc, b); /* this write carries the refresh too */
     struct store_binding row;
     binding_to_row(b, &row);
     persist_submit(ps, store_op_binding_upsert(&row), "binding", b->pub.aor);
+}
+
+/* Writes b's row as it now routes: a refresh of b answered before this op
+ * commits would promise a binding a crash could still lose (persist_end). */
+static void persist_upsert(struct persist *ps, struct binding *b)
+{
+    if (!ps->store) return;
+    persist_row(ps, b);
+    b->row_seq = store_submitted(ps->store);
 }
 
 static void persist_delete(struct persist *ps, const struct binding *b)
@@ -385,10 +398,14 @@ static void persist_end(struct persist *ps, store_done_cb cb, void *arg)
         return;
     }
     if (ps->pd->refs == 1) {
-        /* Nothing written. Only write-behind refreshes and nothing of the
-         * store's still open: answer now (the common case: a refresh). Else
-         * wait for what is queued before, as for any answer. */
-        if (ps->deferred && store_in_flight(ps->store) == 0) {
+        /* Nothing written, only write-behind refreshes: answer now (the
+         * common case) unless the row of one of them is still being written
+         * (a binding added or re-routed just before): then wait for what is
+         * queued before, as for any answer. Other work in flight (the
+         * flush's batch of refreshes, other AoRs' writes) does not hold it
+         * up: the refreshed rows are committed already, with their older
+         * expiry. */
+        if (ps->deferred && store_completed(ps->store) >= ps->row_seq) {
             free(ps->pd);
             cb(arg, 0);
             return;
@@ -409,7 +426,7 @@ void location_flush(struct location *loc)
     if (!loc) return;
     timer_stop(loc->timers, &loc->flush_timer);
     struct persist ps = {.loc = loc, .store = loc->store};
-    while (loc->dirty) persist_upsert(&ps, loc->dirty); /* unlinks it */
+    while (loc->dirty) persist_row(&ps, loc->dirty); /* unlinks it; the row routes as before */
 }
 
 static void on_flush(struct timer_node *node, uint64_t now_ms)
@@ -434,6 +451,7 @@ static bool same_route(const struct binding *a, const struct binding *b)
 static bool defer_refresh(struct location *loc, const struct binding *old, struct binding *b, uint64_t now_ms)
 {
     if (!loc->write_behind_ms || !loc->store || !old || !same_route(old, b)) return false;
+    b->row_seq = old->row_seq; /* the same row */
     if (!timer_armed(&loc->flush_timer) &&
         timer_start(loc->timers, &loc->flush_timer, now_ms + loc->write_behind_ms, on_flush) != 0)
         return false;
@@ -539,6 +557,7 @@ static struct binding *binding_alloc(struct location *loc, const struct binding_
     b->next = NULL;
     b->by_conn = (struct hnode){0};
     b->aor = NULL;
+    b->row_seq = 0;
     b->dirty_next = NULL;
     b->dirty_pprev = NULL;
     timer_node_init(&b->timer);
@@ -761,7 +780,10 @@ int location_update(struct location *loc, str_t aor, const struct location_bindi
             if (old->pub.flags & LOCATION_FLAG_NAT) loc->nat_count--;
         }
         binding_link(loc, a, nb);
-        if (defer_refresh(loc, old, nb, now_ms)) ps.deferred = true;
+        if (defer_refresh(loc, old, nb, now_ms)) {
+            ps.deferred = true;
+            if (nb->row_seq > ps.row_seq) ps.row_seq = nb->row_seq;
+        }
         else persist_upsert(&ps, nb);
         if (old) {
             if (loc->cb.binding_refreshed) loc->cb.binding_refreshed(loc->cb.arg, &nb->pub);

@@ -502,6 +502,8 @@ void store_flush_sync(struct store *st)
 }
 
 uint64_t store_in_flight(const struct store *st) { return st ? st->submitted - st->completed : 0; }
+uint64_t store_submitted(const struct store *st) { return st ? st->submitted : 0; }
+uint64_t store_completed(const struct store *st) { return st ? st->completed : 0; }
 
 void store_close(struct store *st)
 {

@@ -224,6 +224,13 @@ void store_flush_sync(struct store *st);
  * far is committed and reported). Loop thread only; no lock. */
 uint64_t store_in_flight(const struct store *st);
 
+/* The ops are numbered 1, 2, ... in the order they are submitted and
+ * reported in that order: store_submitted is the number of the last op
+ * submitted (0: none yet), and op N has been committed and reported once
+ * store_completed >= N. Loop thread only; no lock. */
+uint64_t store_submitted(const struct store *st);
+uint64_t store_completed(const struct store *st);
+
 /* Drains the queue (callbacks run before it returns), joins the writer,
  * closes the database and frees the store. Not from inside a store callback. The async handle is closed with
  * uv_close, so, as with any libuv handle, run the loop once more before

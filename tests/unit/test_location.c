@@ -686,8 +686,9 @@ static struct row_probe stored(struct store *st, const char *contact)
 }
 
 /* [registrar] write_behind_ms: a pure refresh is answered at once and
- * written by the flush timer; anything that changes the route, a removal,
- * or a store with work in flight still waits for a commit. */
+ * written by the flush timer, whatever else the store is writing; anything
+ * that changes the route, a removal, or a refresh of a binding whose row is
+ * still being written waits for a commit. */
 static void test_write_behind_refresh(void **state)
 {
     struct fixture *f = *state;
@@ -752,7 +753,8 @@ static void test_write_behind_refresh(void **state)
     timer_run(&f->ts, now + 5000);
     assert_int_equal(stored(st, "sip:w@192.0.2.8").rows, 0);
 
-    /* while the store has an op in flight, even a pure refresh waits */
+    /* other work in flight (another AoR's new binding, written without a
+     * waiter) does not hold up a pure refresh whose row is committed */
     in = contact("sip:x@192.0.2.9", 60, "call-x", 1);
     assert_int_equal(location_update(loc, str_from_cstr("xan"), &in, 1, now + 6000, done_cb, &d), 0);
     store_flush_sync(st);
@@ -760,14 +762,43 @@ static void test_write_behind_refresh(void **state)
     struct location_binding_in other = contact("sip:y@192.0.2.10", 60, "call-y", 1);
     d.calls = 0;
     assert_int_equal(location_update(loc, str_from_cstr("yve"), &other, 1, now + 6100, NULL, NULL), 0);
+    assert_true(store_in_flight(st) > 0);
     assert_int_equal(location_update(loc, str_from_cstr("xan"), &in, 1, now + 6100, done_cb, &d), 0);
-    assert_int_equal(d.calls, 0);
+    assert_int_equal(d.calls, 1);
+    assert_int_equal(d.status, 0);
     assert_int_equal(location_dirty_count(loc), 1);
+    /* ... nor does the flush's own batch of refreshes while it commits */
+    assert_int_equal(timer_run(&f->ts, now + 6100 + 1000), 1);
+    assert_int_equal(location_dirty_count(loc), 0);
+    assert_true(store_in_flight(st) > 0);
+    in.cseq = 3;
+    assert_int_equal(location_update(loc, str_from_cstr("xan"), &in, 1, now + 7200, done_cb, &d), 0);
+    assert_int_equal(d.calls, 2);
+    assert_int_equal(location_dirty_count(loc), 1);
+    store_flush_sync(st);
+
+    /* a refresh of a binding whose own row is still being written (added
+     * just before) waits for that commit: its 200 promises the binding */
+    struct location_binding_in zin = contact("sip:z@192.0.2.11", 60, "call-z", 1);
+    assert_int_equal(location_update(loc, str_from_cstr("zed"), &zin, 1, now + 7300, NULL, NULL), 0);
+    assert_true(store_in_flight(st) > 0);
+    zin.cseq = 2;
+    d.calls = 0;
+    assert_int_equal(location_update(loc, str_from_cstr("zed"), &zin, 1, now + 7300, done_cb, &d), 0);
+    assert_int_equal(d.calls, 0);
+    assert_int_equal(location_dirty_count(loc), 2);
     while (d.calls == 0) uv_run(&e.loop, UV_RUN_ONCE);
+    assert_int_equal(d.status, 0);
+    assert_int_equal(stored(st, "sip:z@192.0.2.11").rows, 3);
+    /* once committed, its next refresh is answered at once */
+    zin.cseq = 3;
+    assert_int_equal(location_update(loc, str_from_cstr("zed"), &zin, 1, now + 7400, done_cb, &d), 0);
+    assert_int_equal(d.calls, 2);
     /* location_flush (shutdown) writes what is dirty at once */
     location_flush(loc);
     assert_int_equal(location_dirty_count(loc), 0);
-    assert_int_equal(stored(st, "sip:x@192.0.2.9").cseq, 2);
+    assert_int_equal(stored(st, "sip:x@192.0.2.9").cseq, 3);
+    assert_int_equal(stored(st, "sip:z@192.0.2.11").cseq, 3);
     f->ev.n = 0;
     location_free(loc);
     store_close(st);
