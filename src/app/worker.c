@@ -624,7 +624,8 @@ int worker_start(struct worker *w, uv_loop_t *loop)
     if (w->cfg.store.backend == STORE_BACKEND_REDIS) {
         char sharing[512];
         config_sharing_describe(&w->cfg, sharing, sizeof(sharing));
-        log_info("%s (SQLite %s stays this node's local store)", sharing, w->cfg.store.path[0] ? w->cfg.store.path : "off");
+        log_info("%s (SQLite %s stays this node's local store)", sharing,
+                 w->cfg.store.path[0] ? w->cfg.store.path : "off");
     }
     bool stream = w->cfg.redis.events_stream;
     w->events = event_bus_new(loop, w->cfg.events.ring_size, stream ? "" : w->cfg.events.webhook);

@@ -460,8 +460,10 @@ static void print_ini(const struct config_schema *s, FILE *out)
         print_comment(out, 0, 0, sec->help, 100);
         if (inst) fprintf(out, ";[%s:%s]\n", sec->name, sec->example_id);
         else fprintf(out, "[%s]\n", sec->name);
-        for (size_t j = 0; j < sec->nkeys; j++)
-            print_ini_key(out, &sec->keys[j], inst || (sec->derived && value_index(sec->derived, sec->keys[j].name) >= 0));
+        for (size_t j = 0; j < sec->nkeys; j++) {
+            bool derived = sec->derived && value_index(sec->derived, sec->keys[j].name) >= 0;
+            print_ini_key(out, &sec->keys[j], inst || derived); /* derived: commented out, not pinned */
+        }
     }
 }
 

@@ -679,7 +679,8 @@ static void test_store_backend_explicit_wins(void **state)
     assert_true(cfg.redis.mirror_gb_devices);
     /* the rules between the switches still hold for what the file set */
     assert_int_equal(load("[store]\nbackend = redis\n[redis]\nnodes = 127.0.0.1:7000\nmirror_bindings = no\n"), -1);
-    assert_true(has_error(0, "[redis] cluster_route = yes needs mirror_bindings = yes (peers find users by the mirror)"));
+    assert_true(
+        has_error(0, "[redis] cluster_route = yes needs mirror_bindings = yes (peers find users by the mirror)"));
 }
 
 /* backend = sqlite with switches set: as before the key (no behaviour change). */
