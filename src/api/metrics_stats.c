@@ -56,6 +56,7 @@ static const struct stats_member members[] = {
     G("overload.loop_lag_max_ms"), G("overload.loop_busy_pct"), G("overload.rx_queue_pct"),
     G("overload.server_transactions"), G("overload.store_backlog"),
     G("bindings"),
+    {"store.backend", STATS_SKIP, NULL}, /* [store] backend: sqlite or redis */
     C("registrar.registers"), C("registrar.ok"), C("registrar.challenged"), C("registrar.auth_failed"),
     C("registrar.forbidden"), C("registrar.refused"), C("registrar.locked_out"), G("registrar.bindings"),
     G("registrar.aors"), C("registrar.nat_pings_sent"), C("registrar.nat_pings_answered"),

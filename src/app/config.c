@@ -101,6 +101,54 @@ static const struct config_binding bindings[] = {
      offsetof(struct config, upstream_count)},
 };
 
+/* ---- [store] backend = redis: the sharing switches in [redis] */
+
+/* A [redis] sharing switch's key in the table (a CONFIG_BOOL), or NULL. */
+static const struct config_key *sharing_key(const char *name)
+{
+    const struct config_section *r = &redis_config_section;
+    for (size_t i = 0; i < r->nkeys; i++)
+        if (!strcmp(r->keys[i].name, name) && r->keys[i].type == CONFIG_BOOL) return &r->keys[i];
+    return NULL;
+}
+
+/* Whether the node has anything for the switch key to share. */
+static bool sharing_wanted(const struct config *cfg, const char *key)
+{
+    if (!strcmp(key, "mirror_gb_devices")) return cfg->gb.enabled;
+    if (!strcmp(key, "mirror_presence")) return cfg->subs.enabled;
+    return true;
+}
+
+static int config_resolve(void *agg, const struct config_given *given, char *err, size_t errcap)
+{
+    struct config *cfg = agg;
+    if (cfg->store.backend != STORE_BACKEND_REDIS) return 0;
+    if (!cfg->redis.nodes[0]) {
+        snprintf(err, errcap, "[store] backend = redis needs [redis] nodes (the Redis Cluster's seed nodes, "
+                              "host:port,...)");
+        return -1;
+    }
+    for (const char *const *key = redis_config_section.derived; *key; key++) {
+        const struct config_key *k = sharing_key(*key);
+        if (k && !config_given_has(&config_schema, given, "redis", *key)) /* else: the operator's value */
+            *(bool *)((char *)&cfg->redis + k->offset) = sharing_wanted(cfg, *key);
+    }
+    return 0;
+}
+
+void config_sharing_describe(const struct config *cfg, char *out, size_t cap)
+{
+    size_t len = (size_t)snprintf(out, cap, "[store] backend = %s;",
+                                  cfg->store.backend == STORE_BACKEND_REDIS ? "redis" : "sqlite");
+    for (const char *const *key = redis_config_section.derived; *key && len < cap; key++) {
+        const struct config_key *k = sharing_key(*key);
+        bool on = k && *(const bool *)((const char *)&cfg->redis + k->offset);
+        len += (size_t)snprintf(out + len, cap - len, " %s %s%s", *key, on ? "on" : "off",
+                                config_given_has(&config_schema, &cfg->given, "redis", *key) ? " (set)" : "");
+    }
+}
+
 const struct config_schema config_schema = {
     .title = "cascade configuration: every key with its default. Every key is optional: without a file "
              "cascade serves UDP and TCP on 127.0.0.1:5060, keeps its database in ./cascade.db and its "
@@ -109,6 +157,9 @@ const struct config_schema config_schema = {
              "(scripts/config-example.sh): edit those, not this file.",
     .bindings = bindings,
     .n = sizeof(bindings) / sizeof(bindings[0]),
+    .given_offset = offsetof(struct config, given),
+    .given_size = sizeof(struct config_given),
+    .resolve = config_resolve,
 };
 
 void config_init(struct config *cfg)

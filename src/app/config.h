@@ -71,6 +71,7 @@ struct config {
     struct offline_msg_config messages; /* [messages] — offline instant messages */
     struct config_upstream upstreams[CONFIG_MAX_UPSTREAMS];
     int upstream_count;
+    struct config_given given;          /* the keys the file set (no key of its own) */
 };
 
 /* The key tables, each next to the code that reads its section. */
@@ -92,6 +93,14 @@ extern const struct config_section media_config_section;      /* app/config.c (t
 
 /* Every section of struct config, in the order of the example file. */
 extern const struct config_schema config_schema;
+
+/* [store] backend = redis turns on the [redis] sharing switches (the
+ * section's derived keys) that the file does not set: mirror_gb_devices with
+ * [gb] enabled and mirror_presence with [subscriptions] enabled only (without
+ * the role there is nothing to share); a missing [redis] nodes is an error.
+ * One line: the backend and each sharing switch, on or off, with "(set)"
+ * after those the file gave: what -t prints and the start-up logs. */
+void config_sharing_describe(const struct config *cfg, char *out, size_t cap);
 
 void config_init(struct config *cfg);
 /* Returns 0, or -1 with the errors, one a line, in err (file unreadable,

@@ -26,7 +26,9 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: cascade [-c FILE] [-l error|warn|info|debug]\n"
-            "       cascade -t [-c FILE]          check the config and exit (0: good, 1: errors)\n"
+            "       cascade -t [-c FILE]          check the config and exit (0: good, 1: errors);\n"
+            "                                     good: also prints [store] backend and the\n"
+            "                                     [redis] sharing switches in effect\n"
             "       cascade --help-config[=ini|man]  every config key (=ini: as an example file,\n"
             "                                     =man: as roff for cascade.ini(5))\n"
             "       cascade parse FILE...\n"
@@ -149,7 +151,9 @@ int main(int argc, char **argv)
     }
     if (check_only) {
         if (check_files(&w.cfg)) return 1;
-        printf("cascade: %s: configuration ok\n", conf ? conf : "(embedded defaults)");
+        char sharing[512];
+        config_sharing_describe(&w.cfg, sharing, sizeof(sharing));
+        printf("cascade: %s: configuration ok\ncascade: %s\n", conf ? conf : "(embedded defaults)", sharing);
         return 0;
     }
     log_set_level((enum log_level)lv);

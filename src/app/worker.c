@@ -351,6 +351,8 @@ static void stats_provider(json_t *stats, void *arg)
     json_object_set_new(tj, "ws_refused", json_integer((json_int_t)tr.ws_refused));
     json_object_set_new(stats, "bad_requests", json_integer((json_int_t)w->stats.bad_requests));
     json_object_set_new(stats, "overload", overload_json(w));
+    json_object_set_new(stats, "store", json_pack("{s:s}", "backend",
+                                                  w->cfg.store.backend == STORE_BACKEND_REDIS ? "redis" : "sqlite"));
     dispatch_stats(w, stats);
     if (w->events_stream) events_stream_stats_json(w->events_stream, stats);
 }
@@ -618,6 +620,12 @@ int worker_start(struct worker *w, uv_loop_t *loop)
             return -1;
         }
         store_set_commit_window(w->store, w->cfg.store.commit_window_ms);
+    }
+    if (w->cfg.store.backend == STORE_BACKEND_REDIS) {
+        char sharing[512];
+        config_sharing_describe(&w->cfg, sharing, sizeof(sharing));
+        log_info("%s (SQLite %s stays this node's local store)", sharing,
+                 w->cfg.store.path[0] ? w->cfg.store.path : "off");
     }
     bool stream = w->cfg.redis.events_stream;
     w->events = event_bus_new(loop, w->cfg.events.ring_size, stream ? "" : w->cfg.events.webhook);

@@ -231,14 +231,36 @@ static void section_defaults(const struct config_section *s, void *sec)
 
 void config_schema_defaults(const struct config_schema *s, void *agg)
 {
+    if (s->n > CONFIG_GIVEN_MAX_SECTIONS) {
+        fprintf(stderr, "config: %zu sections, the record of keys given holds %d\n", s->n, CONFIG_GIVEN_MAX_SECTIONS);
+        abort();                         /* a broken table: caught by test_config */
+    }
+    if (s->given_size) memset(field(agg, s->given_offset), 0, s->given_size);
     for (size_t i = 0; i < s->n; i++) {
         const struct config_binding *b = &s->bindings[i];
+        if (b->section->nkeys > CONFIG_GIVEN_MAX_KEYS) {
+            fprintf(stderr, "config: [%s] has %zu keys, the record of keys given holds %d\n", b->section->name,
+                    b->section->nkeys, CONFIG_GIVEN_MAX_KEYS);
+            abort();
+        }
         if (b->stride) *(int *)field(agg, b->count_offset) = 0;
         else section_defaults(b->section, field(agg, b->offset));
     }
 }
 
 /* ---- loading a file */
+
+bool config_given_has(const struct config_schema *s, const struct config_given *g, const char *section,
+                      const char *key)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        const struct config_binding *b = &s->bindings[i];
+        if (b->stride || strcmp(b->section->name, section)) continue;
+        const struct config_key *k = find_key(b->section, key);
+        return k && (g->keys[i] >> (k - b->section->keys) & 1);
+    }
+    return false;
+}
 
 struct load_ctx {
     const struct config_schema *schema;
@@ -247,6 +269,7 @@ struct load_ctx {
     FILE *f;
     int line;                            /* the line inih is on */
     bool skip;                           /* in an unknown section (reported at its header) */
+    struct config_given given;           /* the keys the file set */
     int errors;
     char *err;
     size_t errcap, errlen;
@@ -347,6 +370,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
         add_error(c, c->line, "[%s]: too many [%s:<id>] sections (at most %d)", section, b->section->name, b->max);
         return 1;
     }
+    if (!b->stride) c->given.keys[b - c->schema->bindings] |= 1ull << (k - b->section->keys);
     if (config_key_parse(k, sec, v) < 0) {
         char allowed[256];
         config_key_describe(k, allowed, sizeof(allowed));
@@ -384,6 +408,11 @@ int config_schema_load(const struct config_schema *s, void *agg, const char *pat
     fclose(c.f);
     if (rc > 0) add_error(&c, rc, "syntax error");
     else if (rc < 0) add_error(&c, 0, "cannot read");
+    if (s->given_size == sizeof(c.given)) memcpy(field(agg, s->given_offset), &c.given, sizeof(c.given));
+    if (s->resolve) {
+        char msg[512];
+        if (s->resolve(agg, &c.given, msg, sizeof(msg)) < 0) add_error(&c, 0, "%s", msg);
+    }
     run_checks(&c);
     return c.errors ? -1 : 0;
 }
@@ -431,7 +460,10 @@ static void print_ini(const struct config_schema *s, FILE *out)
         print_comment(out, 0, 0, sec->help, 100);
         if (inst) fprintf(out, ";[%s:%s]\n", sec->name, sec->example_id);
         else fprintf(out, "[%s]\n", sec->name);
-        for (size_t j = 0; j < sec->nkeys; j++) print_ini_key(out, &sec->keys[j], inst);
+        for (size_t j = 0; j < sec->nkeys; j++) {
+            bool derived = sec->derived && value_index(sec->derived, sec->keys[j].name) >= 0;
+            print_ini_key(out, &sec->keys[j], inst || derived); /* derived: commented out, not pinned */
+        }
     }
 }
 

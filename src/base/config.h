@@ -83,6 +83,10 @@ struct config_section {
     /* Rules between keys, checked after the whole file: 0, or -1 with a message
      * ("[registrar] min_expires > max_expires") in err. NULL: none. */
     int (*check)(const void *section, char *err, size_t errcap);
+    /* Keys whose default another key changes (config_schema.resolve), NULL-
+     * terminated: the example file has them commented out, so that a copy of
+     * it does not pin them to the plain default. NULL: none. */
+    const char *const *derived;
 };
 
 /* Where a section lives in an aggregate (e.g. struct config). */
@@ -94,10 +98,28 @@ struct config_binding {
     size_t count_offset;                 /* instanced: int count of instances */
 };
 
+/* Which keys a file set (whatever value, a default's too): one bit per key
+ * of each plain section's table, bindings and keys in table order. Instanced
+ * sections are not recorded (each instance is new in its file anyway). Rules
+ * that derive a key from others (config_schema.resolve) read it to leave alone
+ * what the operator wrote. */
+#define CONFIG_GIVEN_MAX_SECTIONS 32
+#define CONFIG_GIVEN_MAX_KEYS 64
+struct config_given {
+    uint64_t keys[CONFIG_GIVEN_MAX_SECTIONS]; /* bit i: key i of binding b's table */
+};
+
 struct config_schema {
     const char *title;                   /* comment lines heading the example file */
     const struct config_binding *bindings;
     size_t n;
+    /* Where the aggregate keeps its struct config_given; filled by
+     * config_schema_load. given_size 0: not kept (resolve gets a local one). */
+    size_t given_offset, given_size;
+    /* Rules across sections, run after the file is read and before the
+     * sections' checks: may set keys the file did not give (given), 0, or -1
+     * with a message in err. NULL: none. */
+    int (*resolve)(void *agg, const struct config_given *given, char *err, size_t errcap);
 };
 
 /* ---- the loader */
@@ -108,6 +130,10 @@ void config_schema_defaults(const struct config_schema *s, void *agg);
  * found, one a line ("FILE:LINE: [sip] t1_ms: bad value '0' (integer 1..60000)"),
  * in err. */
 int config_schema_load(const struct config_schema *s, void *agg, const char *path, char *err, size_t errcap);
+/* Whether the file set key of the plain section named section (by the record
+ * of config_schema_load); false for an unknown name. */
+bool config_given_has(const struct config_schema *s, const struct config_given *g, const char *section,
+                      const char *key);
 /* Parses one value of key into the section struct at sec: 0, or -1 (bad value). */
 int config_key_parse(const struct config_key *k, void *sec, const char *value);
 /* The allowed values of k in words ("integer 1..60000", "MD5|SHA-256|both"). */

@@ -14,7 +14,8 @@
 
 static const struct config_key keys[] = {
     KEY("mirror_bindings", CONFIG_BOOL, mirror_bindings, "no", 0, 0,
-        "write registrations behind into the Redis Cluster (SQLite stays the source of truth)"),
+        "write registrations behind into the Redis Cluster (SQLite stays the source of truth)"
+        "; on with [store] backend = redis unless set here"),
     KEY("nodes", CONFIG_STRING, nodes, "", 0, 0,
         "cluster seed nodes, numeric host:port, comma-separated (at most 16), e.g. 127.0.0.1:7000,127.0.0.1:7001"),
     KEY("node_id", CONFIG_STRING, node_id, "", 0, 0, "this node's name in the mirrored records; empty: the host name"),
@@ -23,7 +24,8 @@ static const struct config_key keys[] = {
     KEY("max_pending", CONFIG_UINT, max_pending, "10000", 1, 1000000,
         "mirror writes waiting for Redis at once; more are dropped, counted and logged"),
     KEY("cluster_route", CONFIG_BOOL, cluster_route, "no", 0, 0,
-        "route a request for a user with no binding here to the node holding the user's binding (needs mirror_bindings)"),
+        "route a request for a user with no binding here to the node holding the user's binding (needs mirror_bindings)"
+        "; on with [store] backend = redis unless set here"),
     KEY("advertise", CONFIG_STRING, advertise, "", 0, 0,
         "this node's SIP URI as the other nodes reach it, numeric host, e.g. sip:10.0.0.1:5060; empty: the first UDP "
         "(else TCP) listener's address"),
@@ -36,7 +38,8 @@ static const struct config_key keys[] = {
         "requests waiting at once for a remote lookup; more get the local answer (480/404), logged"),
     KEY("mirror_gb_devices", CONFIG_BOOL, mirror_gb_devices, "no", 0, 0,
         "write GB devices' state (node, transport, address, online, last keepalive) behind into the cluster; with "
-        "cluster_route, a play request for a device registered on another node goes through that node"),
+        "cluster_route, a play request for a device registered on another node goes through that node"
+        "; on with [store] backend = redis (and [gb] enabled) unless set here"),
     KEY("gb_keepalive_write_s", CONFIG_UINT, gb_keepalive_write_s, "60", 1, 3600,
         "a GB device's keepalives are written to Redis at most once per this many seconds (its key's TTL covers "
         "the gap)"),
@@ -50,7 +53,8 @@ static const struct config_key keys[] = {
         "failover time, cluster-node-timeout plus about a second, and under the client's 32 s transaction timeout)"),
     KEY("events_stream", CONFIG_BOOL, events_stream, "no", 0, 0,
         "write every event into one stream in the cluster and serve the API's events (and the webhook, once per "
-        "event across the nodes) from it, with a seq common to all nodes"),
+        "event across the nodes) from it, with a seq common to all nodes"
+        "; on with [store] backend = redis unless set here"),
     KEY("events_maxlen", CONFIG_UINT, events_maxlen, "100000", 100, 100000000,
         "the event stream's length cap (XADD MAXLEN ~): older entries are trimmed"),
     KEY("events_poll_ms", CONFIG_UINT, events_poll_ms, "50", 10, 10000,
@@ -79,7 +83,8 @@ static const struct config_key keys[] = {
     KEY("mirror_users", CONFIG_BOOL, mirror_users, "no", 0, 0,
         "share the SIP users (name, realm, digest HA1s) through the cluster: a user added, changed or deleted "
         "through any node's API is known to every node's digest checks (each node keeps its own copy, loaded at "
-        "start and kept by change announcements: no Redis round trip on REGISTER or INVITE)"),
+        "start and kept by change announcements: no Redis round trip on REGISTER or INVITE)"
+        "; on with [store] backend = redis unless set here"),
     KEY("users_max", CONFIG_UINT, users_max, "100000", 1, 10000000,
         "users a node loads from the cluster at most (with mirror_users); more are skipped, counted and logged"),
     KEY("mirror_presence", CONFIG_BOOL, mirror_presence, "no", 0, 0,
@@ -87,7 +92,8 @@ static const struct config_key keys[] = {
         "reaches the presence watchers of every node (each node notifies its own; a node follows the other nodes' "
         "publications only of the users watched on it; a refresh, modify or removal may reach any node, which "
         "takes the publication over); with cluster_route, a user registered on another node "
-        "is open to this node's watchers too"),
+        "is open to this node's watchers too"
+        "; on with [store] backend = redis (and [subscriptions] enabled) unless set here"),
     KEY("presence_max", CONFIG_UINT, presence_max, "10000", 1, 1000000,
         "other nodes' presence publications a node holds at most (with mirror_presence; each at most 16 KiB, "
         "and at most [subscriptions] presence_max_publications_per_user per user); more are skipped, counted and "
@@ -152,6 +158,10 @@ static int redis_check(const void *section, char *err, size_t errcap)
     return 0;
 }
 
+/* [store] backend = redis turns these on when the file leaves them out (app/config.c). */
+static const char *const derived[] = {"mirror_bindings", "cluster_route",     "mirror_users",
+                                      "events_stream",   "mirror_gb_devices", "mirror_presence", NULL};
+
 const struct config_section redis_config_section = {
     .name = "redis",
     .help = "Redis Cluster: bindings and GB devices mirrored write-behind for other nodes to read, events in one "
@@ -159,4 +169,5 @@ const struct config_section redis_config_section = {
     .keys = keys,
     .nkeys = sizeof(keys) / sizeof(keys[0]),
     .check = redis_check,
+    .derived = derived,
 };

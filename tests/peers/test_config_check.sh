@@ -80,6 +80,17 @@ printf '[sip]\nnot a key line\n' >"$WORK/syntax.ini"
 run_t "$WORK/syntax.ini"
 check "-t: a syntax error exits 1 with its line" bash -c "[ $RC = 1 ] && grep -qF '$WORK/syntax.ini:2: syntax error' '$WORK/t.out'"
 
+# ---- [store] backend = redis: the sharing switches in effect; the seeds it needs
+printf '[store]\nbackend = redis\n[redis]\nnodes = 127.0.0.1:7000\nevents_stream = no\n' >"$WORK/cluster.ini"
+run_t "$WORK/cluster.ini"
+check "-t: backend = redis exits 0 and prints the switches it turned on (the file's no kept)" \
+    bash -c "[ $RC = 0 ] && grep -qF 'cascade: [store] backend = redis; mirror_bindings on cluster_route on \
+mirror_users on events_stream off (set) mirror_gb_devices off mirror_presence on' '$WORK/t.out'"
+printf '[store]\nbackend = redis\n' >"$WORK/noseeds.ini"
+run_t "$WORK/noseeds.ini"
+check "-t: backend = redis without [redis] nodes exits 1 naming the key" \
+    bash -c "[ $RC = 1 ] && grep -qF '$WORK/noseeds.ini: [store] backend = redis needs [redis] nodes' '$WORK/t.out'"
+
 run_t "$WORK/missing.ini"
 check "-t: a missing file exits 1" bash -c "[ $RC = 1 ] && grep -qF 'missing.ini: cannot open' '$WORK/t.out'"
 

@@ -230,6 +230,11 @@ static void test_example_file_is_the_defaults(void **state)
     config_init(&want);
     config_init(&cfg);
     assert_int_equal(config_load(&cfg, "../../cascade.ini.example", err, sizeof(err)), 0);
+    /* It sets every key but the ones another key derives (commented out there). */
+    assert_true(config_given_has(&config_schema, &cfg.given, "store", "backend"));
+    assert_true(config_given_has(&config_schema, &cfg.given, "redis", "nodes"));
+    assert_false(config_given_has(&config_schema, &cfg.given, "redis", "mirror_bindings"));
+    memset(&cfg.given, 0, sizeof(cfg.given));
     assert_memory_equal(&cfg, &want, sizeof(cfg));
 }
 
@@ -596,6 +601,137 @@ static void test_redis_section(void **state)
     assert_int_equal(load("[redis]\npresence_max = 0\n"), -1);
 }
 
+/* ---- [store] backend */
+
+/* The record of keys given: what the file set, whatever the value. */
+static void test_keys_given(void **state)
+{
+    (void)state;
+    assert_int_equal(load("[sip]\ndomain = example.com\n[redis]\nmirror_users = no\n"), 0);
+    assert_true(config_given_has(&config_schema, &cfg.given, "sip", "domain"));
+    assert_true(config_given_has(&config_schema, &cfg.given, "redis", "mirror_users")); /* a default's value too */
+    assert_false(config_given_has(&config_schema, &cfg.given, "sip", "t1_ms"));
+    assert_false(config_given_has(&config_schema, &cfg.given, "redis", "mirror_bindings"));
+    assert_false(config_given_has(&config_schema, &cfg.given, "redis", "no_such_key"));
+    assert_false(config_given_has(&config_schema, &cfg.given, "nosuch", "domain"));
+    config_init(&cfg); /* no file: nothing given */
+    assert_false(config_given_has(&config_schema, &cfg.given, "sip", "domain"));
+}
+
+static bool sharing_all(bool on)
+{
+    return cfg.redis.mirror_bindings == on && cfg.redis.cluster_route == on && cfg.redis.mirror_users == on &&
+           cfg.redis.events_stream == on && cfg.redis.mirror_gb_devices == on && cfg.redis.mirror_presence == on;
+}
+
+/* sqlite by default, no sharing; redis turns every sharing switch on (GB
+ * devices with [gb], presence with [subscriptions]); durable_writes stays the
+ * operator's choice. */
+static void test_store_backend(void **state)
+{
+    (void)state;
+    config_init(&cfg);
+    assert_int_equal(cfg.store.backend, STORE_BACKEND_SQLITE);
+    assert_true(sharing_all(false));
+    assert_int_equal(load("[store]\nbackend = sqlite\n[redis]\nnodes = 127.0.0.1:7000\n"), 0);
+    assert_true(sharing_all(false));
+    assert_int_equal(load("[store]\nbackend = redis\n[redis]\nnodes = 127.0.0.1:7000,127.0.0.1:7001\n"
+                          "[gb]\nenabled = yes\n"),
+                     0);
+    assert_int_equal(cfg.store.backend, STORE_BACKEND_REDIS);
+    assert_true(sharing_all(true));
+    assert_false(cfg.redis.durable_writes);
+    assert_string_equal(cfg.store.path, "./cascade.db"); /* SQLite stays the local store */
+    /* without the GB upper role or the notifier there is nothing of theirs to share */
+    assert_int_equal(load("[store]\nbackend = REDIS\n[redis]\nnodes = 127.0.0.1:7000\n[subscriptions]\nenabled = no\n"),
+                     0);
+    assert_true(cfg.redis.mirror_bindings && cfg.redis.cluster_route && cfg.redis.mirror_users &&
+                cfg.redis.events_stream);
+    assert_false(cfg.redis.mirror_gb_devices);
+    assert_false(cfg.redis.mirror_presence);
+    char line[512];
+    config_sharing_describe(&cfg, line, sizeof(line));
+    assert_string_equal(line, "[store] backend = redis; mirror_bindings on cluster_route on mirror_users on "
+                              "events_stream on mirror_gb_devices off mirror_presence off");
+    assert_int_equal(load("[store]\nbackend = mysql\n"), -1);
+    assert_true(has_error(2, "[store] backend: bad value 'mysql' (sqlite|redis)"));
+}
+
+/* What the file sets wins over what backend = redis turns on: an explicit no
+ * stays off, in either order of the sections. */
+static void test_store_backend_explicit_wins(void **state)
+{
+    (void)state;
+    assert_int_equal(load("[redis]\nnodes = 127.0.0.1:7000\nevents_stream = no\nmirror_users = off\n"
+                          "[store]\nbackend = redis\n[gb]\nenabled = yes\n"),
+                     0);
+    assert_false(cfg.redis.events_stream);
+    assert_false(cfg.redis.mirror_users);
+    assert_true(cfg.redis.mirror_bindings && cfg.redis.cluster_route && cfg.redis.mirror_gb_devices &&
+                cfg.redis.mirror_presence);
+    char line[512];
+    config_sharing_describe(&cfg, line, sizeof(line));
+    assert_string_equal(line, "[store] backend = redis; mirror_bindings on cluster_route on mirror_users off (set) "
+                              "events_stream off (set) mirror_gb_devices on mirror_presence on");
+    /* an explicit yes for a role that is off stays yes */
+    assert_int_equal(load("[store]\nbackend = redis\n[redis]\nnodes = 127.0.0.1:7000\nmirror_gb_devices = yes\n"),
+                     0);
+    assert_true(cfg.redis.mirror_gb_devices);
+    /* the rules between the switches still hold for what the file set */
+    assert_int_equal(load("[store]\nbackend = redis\n[redis]\nnodes = 127.0.0.1:7000\nmirror_bindings = no\n"), -1);
+    assert_true(
+        has_error(0, "[redis] cluster_route = yes needs mirror_bindings = yes (peers find users by the mirror)"));
+}
+
+/* backend = sqlite with switches set: as before the key (no behaviour change). */
+static void test_store_backend_sqlite_keeps_switches(void **state)
+{
+    (void)state;
+    assert_int_equal(load("[redis]\nnodes = 127.0.0.1:7000\nmirror_bindings = yes\ncluster_route = yes\n"), 0);
+    assert_int_equal(cfg.store.backend, STORE_BACKEND_SQLITE);
+    assert_true(cfg.redis.mirror_bindings && cfg.redis.cluster_route);
+    assert_false(cfg.redis.mirror_users || cfg.redis.events_stream || cfg.redis.mirror_gb_devices ||
+                 cfg.redis.mirror_presence);
+    assert_int_equal(load("[store]\nbackend = sqlite\n[redis]\nnodes = 127.0.0.1:7000\nevents_stream = yes\n"), 0);
+    assert_true(cfg.redis.events_stream);
+    assert_false(cfg.redis.mirror_bindings);
+}
+
+/* backend = redis without the cluster's seeds: one error naming the key
+ * (not one per switch it would have turned on). */
+static void test_store_backend_redis_needs_nodes(void **state)
+{
+    (void)state;
+    assert_int_equal(load("[store]\nbackend = redis\n"), -1);
+    assert_true(has_error(0, "[store] backend = redis needs [redis] nodes (the Redis Cluster's seed nodes, "
+                             "host:port,...)"));
+    assert_int_equal(error_lines(), 1);
+    assert_int_equal(load("[store]\nbackend = redis\n[redis]\nnodes =\nmirror_users = yes\n"), -1);
+    assert_true(has_error(0, "[store] backend = redis needs [redis] nodes (the Redis Cluster's seed nodes, "
+                             "host:port,...)"));
+}
+
+/* The example file leaves the sharing switches commented out: a copy with
+ * backend = redis does not pin them off. */
+static void test_example_leaves_sharing_switches_out(void **state)
+{
+    (void)state;
+    char buf[256];
+    FILE *f = fopen("../../cascade.ini.example", "r");
+    assert_non_null(f);
+    int commented = 0, set = 0;
+    while (fgets(buf, sizeof(buf), f)) {
+        for (const char *const *k = redis_config_section.derived; *k; k++) {
+            size_t n = strlen(*k);
+            if (!strncmp(buf, *k, n) && buf[n] == ' ') set++;
+            if (buf[0] == ';' && !strncmp(buf + 1, *k, n) && buf[n + 1] == ' ') commented++;
+        }
+    }
+    fclose(f);
+    assert_int_equal(set, 0);
+    assert_int_equal(commented, 6);
+}
+
 /* ---- [upstream:<id>] */
 
 /* Each id is one upstream with the table's defaults; a repeated id adds to it. */
@@ -743,6 +879,12 @@ int main(void)
         cmocka_unit_test(test_rules_between_keys),
         cmocka_unit_test(test_tls_section),
         cmocka_unit_test(test_redis_section),
+        cmocka_unit_test(test_keys_given),
+        cmocka_unit_test(test_store_backend),
+        cmocka_unit_test(test_store_backend_explicit_wins),
+        cmocka_unit_test(test_store_backend_sqlite_keeps_switches),
+        cmocka_unit_test(test_store_backend_redis_needs_nodes),
+        cmocka_unit_test(test_example_leaves_sharing_switches_out),
         cmocka_unit_test(test_upstream_sections),
         cmocka_unit_test(test_empty_upstream_section_makes_none),
         cmocka_unit_test(test_too_many_upstreams),

@@ -112,6 +112,31 @@ static void test_restart_keys_are_named(void **state)
     assert_false(plan.log_level || plan.webhook || plan.tls || plan.upstreams);
 }
 
+/* [store] backend is not live: a change is a restart, named with the
+ * effective [redis] switches it moves; what the file wrote or left to the
+ * backend compares by its effect (left out under redis = written yes). */
+static void test_store_backend_needs_restart(void **state)
+{
+    (void)state;
+    const char *seeds = "[redis]\nnodes = 127.0.0.1:7000\n[subscriptions]\nenabled = no\n";
+    char redis[256];
+    snprintf(redis, sizeof(redis), "[store]\nbackend = redis\n%s", seeds);
+    plan_between(seeds, redis);
+    assert_false(reload_key_is_live("store", "backend"));
+    assert_int_equal(plan.applied.n, 0);
+    assert_int_equal(plan.restart.n, 5);
+    assert_string_equal(plan.restart.name[0], "[store] backend");
+    assert_true(listed(&plan.restart, "[redis] mirror_bindings"));
+    assert_true(listed(&plan.restart, "[redis] cluster_route"));
+    assert_true(listed(&plan.restart, "[redis] mirror_users"));
+    assert_true(listed(&plan.restart, "[redis] events_stream"));
+    plan_between(redis, redis);
+    assert_int_equal(plan.restart.n, 0);
+    plan_between(redis, "[store]\nbackend = redis\n[redis]\nnodes = 127.0.0.1:7000\nmirror_bindings = yes\n"
+                        "cluster_route = yes\n[subscriptions]\nenabled = no\n");
+    assert_int_equal(plan.restart.n, 0);
+}
+
 /* Lists compare element by element: the same blocks in another order are a
  * change (the first match decides), the same listeners written with other
  * spacing are not. */
@@ -221,6 +246,7 @@ int main(void)
         cmocka_unit_test(test_log_level_is_live),
         cmocka_unit_test(test_log_format_and_file_are_live),
         cmocka_unit_test(test_restart_keys_are_named),
+        cmocka_unit_test(test_store_backend_needs_restart),
         cmocka_unit_test(test_lists),
         cmocka_unit_test(test_webhook_and_tls_are_live),
         cmocka_unit_test(test_upstreams_added_removed_changed),
