@@ -588,8 +588,10 @@ static int record_route_add(struct proxy *p, struct sip_msg *m, arena_t *a, cons
          * dialog reach it as the initial one did. */
         struct transport_dest in = {.proto = rx->proto, .addr = rx->src, .listener_id = rx->listener_id};
         if (sip_transport_is_stream(rx->proto)) in.conn_id = rx->conn_id;
-        has_in = t->edge_up && proxy_path_token_make(&p->flow_key, &in, tok_in, sizeof(tok_in)) > 0;
-        has_out = t->edge_client && proxy_path_token_make(&p->flow_key, dest, tok_out, sizeof(tok_out)) > 0;
+        has_in = (t->edge_up || caller_needs_token(p, rx)) &&
+                 proxy_path_token_make(&p->flow_key, &in, tok_in, sizeof(tok_in)) > 0;
+        has_out = (t->edge_client || (t->flow_token && t->use_flow && dest->conn_id)) &&
+                  proxy_path_token_make(&p->flow_key, dest, tok_out, sizeof(tok_out)) > 0;
     } else {
         has_in = caller_needs_token(p, rx);
         has_out = t->flow_token && t->use_flow && dest->conn_id;

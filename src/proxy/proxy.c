@@ -106,6 +106,15 @@ static void pike_log(struct proxy *p, const struct transport_rx *rx)
                 STR_FMT(rx->msg->method_name), rx->src_text, cfg->pike_limit, cfg->pike_window_s);
 }
 
+static bool same_ip(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family) return false;
+    if (a->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr == ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+    return a->ss_family == AF_INET6 && !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                                               &((const struct sockaddr_in6 *)b)->sin6_addr, 16);
+}
+
 /* Counts a request the proxy is about to route against its source's
  * allowance; trusted sources are exempt. false: answered 503 here. */
 static bool pike_allows(struct proxy *p, struct txn *st, const struct transport_rx *rx)
@@ -113,6 +122,8 @@ static bool pike_allows(struct proxy *p, struct txn *st, const struct transport_
     const struct sockaddr *src = (const struct sockaddr *)&rx->src;
     if (!p->pike || (p->cfg.trusted_count && config_cidr_match(p->cfg.trusted, p->cfg.trusted_count, src)))
         return true;
+    /* Edge mode: the registrar behind us sends every phone's calls. */
+    if (p->edge && p->edge_addr.ss_family && same_ip(&p->edge_addr, &rx->src)) return true;
     uint64_t now = timer_now(p->d.timers);
     enum proxy_pike_verdict v = proxy_pike_check(p->pike, src, now);
     if (v == PROXY_PIKE_PASS) return true;
@@ -828,7 +839,7 @@ bool proxy_edge_takes(const struct proxy *p, const struct transport_rx *rx)
     if (m->ruri.scheme != SIP_SCHEME_SIP && m->ruri.scheme != SIP_SCHEME_SIPS) return false;
     if (!uri_is_local(p, &m->ruri, rx, false)) return false;
     if (m->method == SIP_REGISTER) return true;
-    return m->ruri.user.len && !m->to.tag.len && m->first[SIP_HDR_ROUTE] < 0;
+    return m->ruri.user.len && !m->to.tag.len;
 }
 
 int proxy_on_request(struct proxy *p, struct txn *st, const struct transport_rx *rx)
@@ -1119,8 +1130,9 @@ struct proxy *proxy_new(const struct proxy_deps *d)
         uint16_t port;
         const char *er = p->cfg.edge_registrar;
         int n = snprintf(p->edge_route, sizeof(p->edge_route), "<%s%s>", er, strstr(er, ";lr") ? "" : ";lr");
-        if (sip_uri_parse(str_from_cstr(er), &u) != 0 || proxy_uri_dest(&u, &dest, host, sizeof(host), &port) < 0 ||
-            n <= 0 || (size_t)n >= sizeof(p->edge_route)) {
+        int rc = -1;
+        if (n <= 0 || (size_t)n >= sizeof(p->edge_route) || sip_uri_parse(str_from_cstr(er), &u) != 0 ||
+            (rc = proxy_uri_dest(&u, &dest, host, sizeof(host), &port)) < 0) {
             log_error("proxy: [proxy] edge_registrar '%s' is not a usable next hop", er);
             sbuf_free(&p->sb);
             free(p);
@@ -1128,6 +1140,7 @@ struct proxy *proxy_new(const struct proxy_deps *d)
         }
         p->edge = true;
         p->edge_proto = dest.proto;
+        if (rc == 0) p->edge_addr = dest.addr; /* numeric: exempt from pike (a name is not) */
         log_info("proxy: edge mode: REGISTERs and requests for our domain go to %s (Path, RFC 3327)", er);
     }
     if (p->cfg.pike_limit) {

@@ -146,6 +146,7 @@ struct proxy {
     bool edge;                        /* [proxy] edge_registrar set */
     enum sip_transport edge_proto;    /* the transport towards it (our Path URI names our port on it) */
     char edge_route[300];             /* "<edge_registrar;lr>", the Route our copies get */
+    struct sockaddr_storage edge_addr; /* its address when numeric (pike exempt); else family 0 */
     struct proxy_wait *waits;         /* requests waiting for a cluster lookup */
     uint32_t nwaits;
     arena_t arena;                    /* per message handled */

@@ -1554,6 +1554,30 @@ static void test_edge_client_request_goes_to_registrar(void **state)
     assert_int_equal(st.challenged, 0);
 }
 
+/* The registrar behind the edge sends every phone's calls: it is not held
+ * to pike_limit; the phones still are. */
+static void test_edge_registrar_is_exempt_from_pike(void **state)
+{
+    struct fx *f = *state;
+    f->cfg.proxy.pike_limit = 2;
+    edge_start(f);
+    char path[256], route[300];
+    size_t i;
+    edge_register(f, CALLER, CALLER_PORT, SIP_TRANSPORT_UDP, 0, path, sizeof(path), &i);
+    snprintf(route, sizeof(route), "Route: %s\n", path);
+    size_t mark = harness_sent_count(f->h);
+    for (int k = 0; k < 5; k++)
+        send_over(f, EDGE_REG, 5070, SIP_TRANSPORT_UDP, 0, "OPTIONS", "sip:alice@10.0.0.9:5080",
+                  "sip:bob@" EDGE_REG ":5070", route, false);
+    assert_int_equal(harness_count_sent(f->h, mark, "OPTIONS "), 5);
+    assert_int_equal(harness_find_sent(f->h, mark, "SIP/2.0 503"), -1);
+    edge_register(f, CALLER, CALLER_PORT, SIP_TRANSPORT_UDP, 0, path, sizeof(path), &i); /* the phone's 2nd */
+    mark = harness_sent_count(f->h);
+    send_over(f, CALLER, CALLER_PORT, SIP_TRANSPORT_UDP, 0, "MESSAGE", "sip:bob@example.com", "sip:carol@" CALLER ":5080",
+              "", false);
+    assert_int_equal(final_since(f, mark, CALLER, CALLER_PORT, NULL), 503);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1617,6 +1641,7 @@ int main(void)
         T(test_edge_forged_path_token_is_403),
         T(test_edge_gone_flow_is_430),
         T(test_edge_client_request_goes_to_registrar),
+        T(test_edge_registrar_is_exempt_from_pike),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
