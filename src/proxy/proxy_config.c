@@ -44,7 +44,8 @@ static int proxy_check(const void *section, char *err, size_t errcap)
     struct sip_uri u;
     if (sip_uri_parse(str_from_cstr(c->edge_registrar), &u) != 0 ||
         (u.scheme != SIP_SCHEME_SIP && u.scheme != SIP_SCHEME_SIPS) || !u.host.len || u.user.len) {
-        snprintf(err, errcap, "[proxy] edge_registrar: '%s' is not a sip: URI of a host (sip:10.0.0.2:5060;transport=tcp)",
+        snprintf(err, errcap,
+                 "[proxy] edge_registrar: '%s' is not a sip: URI of a host (sip:10.0.0.2:5060;transport=tcp)",
                  c->edge_registrar);
         return -1;
     }

@@ -748,7 +748,8 @@ static void reg_apply(struct registrar *r, struct txn *st, const struct transpor
             /* Behind NAT (natping_request_natted): requests go to the source
              * address, which gets keepalive pings (natping.h); otherwise
              * to the Contact. */
-            .flags = !path.len && rx->proto == SIP_TRANSPORT_UDP && natping_request_natted(&m->via, &c->addr.uri, &rx->src)
+            .flags = !path.len && rx->proto == SIP_TRANSPORT_UDP &&
+                             natping_request_natted(&m->via, &c->addr.uri, &rx->src)
                          ? LOCATION_FLAG_NAT
                          : 0,
         };

@@ -1421,8 +1421,8 @@ static const struct sip_msg *edge_register(struct fx *f, const char *ip, uint16_
              "CSeq: %u REGISTER\n"
              "Contact: <sip:alice@%s:%u;transport=%s>\n"
              "Content-Length: 0\n\n",
-             sip_transport_via_name(proto), ip, port, (unsigned)harness_sent_count(f->h), (unsigned)harness_sent_count(f->h) + 1,
-             ip, port, sip_transport_param(proto));
+             sip_transport_via_name(proto), ip, port, (unsigned)harness_sent_count(f->h),
+             (unsigned)harness_sent_count(f->h) + 1, ip, port, sip_transport_param(proto));
     size_t mark = harness_sent_count(f->h);
     f->h->conn_id = conn;
     assert_int_equal(harness_inject(f->h, ip, port, proto, text), 0);
@@ -1573,8 +1573,8 @@ static void test_edge_registrar_is_exempt_from_pike(void **state)
     assert_int_equal(harness_find_sent(f->h, mark, "SIP/2.0 503"), -1);
     edge_register(f, CALLER, CALLER_PORT, SIP_TRANSPORT_UDP, 0, path, sizeof(path), &i); /* the phone's 2nd */
     mark = harness_sent_count(f->h);
-    send_over(f, CALLER, CALLER_PORT, SIP_TRANSPORT_UDP, 0, "MESSAGE", "sip:bob@example.com", "sip:carol@" CALLER ":5080",
-              "", false);
+    send_over(f, CALLER, CALLER_PORT, SIP_TRANSPORT_UDP, 0, "MESSAGE", "sip:bob@example.com",
+              "sip:carol@" CALLER ":5080", "", false);
     assert_int_equal(final_since(f, mark, CALLER, CALLER_PORT, NULL), 503);
 }
 
