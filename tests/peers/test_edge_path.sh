@@ -11,7 +11,9 @@
 # flow) by their Path. bob is killed (his TCP connection closes): a new
 # INVITE for him gets 430 Flow Failed from E, which R passes to the caller.
 # A Route naming E with a forged Path token gets 403. /stats of E count
-# all of it.
+# all of it. Last, Kamailio as the registrar (registrar use_path,
+# tests/peers/kamailio/registrar.cfg.in) behind a second edge E2: a phone
+# registers through E2 and a MESSAGE reaches it by the Path Kamailio kept.
 source "$(dirname "$0")/lib.sh"
 
 if ! command -v baresip >/dev/null; then
@@ -78,10 +80,10 @@ check "bob sees the call closed (the BYE came along the route set)" \
 check "alice sees it closed too (200 to her BYE)" grep -qiE 'closed|terminated' "$WORK/baresip-alice.log"
 
 # 3. MESSAGE from a stranger, to bob (TCP flow) and carl (UDP flow).
-# sip_req METHOD USER [ROUTE]: one request over UDP to E from 127.0.0.1;
+# sip_req METHOD USER [ROUTE]: one request over UDP to E (to port $SIP_TO if set) from 127.0.0.1;
 # prints the final status (0: none within 8 s).
 sip_req() {
-    PYTHONPATH="$PEERS_DIR" python3 - "$EP" "$1" "$2" "${3:-}" <<'PY'
+    PYTHONPATH="$PEERS_DIR" python3 - "${SIP_TO:-$EP}" "$1" "$2" "${3:-}" <<'PY'
 import sys, time, sipprobe as sp
 port, method, user, route = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 s = sp.udp_socket()
@@ -122,5 +124,30 @@ CARL_PATH=$(regs | jq -r '.registrations[] | select(.user == "carl") | .path')
 FORGED=$(python3 -c "import sys; p=sys.argv[1]; i=p.index('pt')+4; print(p[:i] + ('1' if p[i] == '0' else '0') + p[i+1:])" "$CARL_PATH")
 check "INVITE with a forged Path token in its Route: 403" test "$(sip_req INVITE carl "$FORGED")" = 403
 check "the real token still reaches carl (OPTIONS over his UDP flow)" test "$(sip_req OPTIONS carl "$CARL_PATH")" = 200
+
+# 6. The registrar behind an edge is Kamailio (registrar with use_path): dave
+# registers through a second edge E2 over TCP; a MESSAGE for him goes
+# stranger -> E2 -> Kamailio -> E2 (by the Path Kamailio stored) -> dave.
+if command -v kamailio >/dev/null; then
+    KP=$(free_port); E2P=$(free_port); E2_API=$(free_port)
+    sed -e "s/@PORT@/$KP/" "$PEERS_DIR/kamailio/registrar.cfg.in" >"$WORK/kam.cfg"
+    kamailio -f "$WORK/kam.cfg" -DD -E -w "$WORK" -m 32 -M 8 >"$WORK/kam.log" 2>&1 &
+    PIDS+=("$!")
+    check "Kamailio (registrar, use_path) listens" wait_for 10 udp_bound "$KP"
+    node_ini e2 "$E2P" "$E2_API" edge.test <<INI
+[proxy]
+edge_registrar = sip:127.0.0.1:$KP
+INI
+    start_cascade e2 "$WORK/e2.ini"
+    e2api() { API_PORT=$E2_API api "$@"; }
+    baresip_phone_start dave davepw edge.test tcp ";outbound=\"sip:127.0.0.1:$E2P;transport=tcp\""
+    check "dave registered through E2 at Kamailio (200)" \
+        wait_for 15 grep -q "dave@edge.test.*200 OK" "$WORK/baresip-dave.log"
+    check "E2 forwarded it" jq_ok "$(e2api GET /stats)" '.proxy.edge_registers >= 1'
+    check "MESSAGE to dave through Kamailio and E2: 200" test "$(SIP_TO=$E2P sip_req MESSAGE dave)" = 200
+    check "Kamailio sent it to dave's flow through E2's Path" jq_ok "$(e2api GET /stats)" '.proxy.path_routed >= 1'
+else
+    echo "kamailio not installed: the Kamailio registrar part is left out"
+fi
 
 finish
