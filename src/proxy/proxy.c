@@ -797,6 +797,9 @@ static void flow_of(const struct transport_rx *rx, struct transport_dest *d)
 
 int proxy_edge_path_value(struct proxy *p, const struct transport_rx *rx, char *out, size_t cap)
 {
+    /* The registrar sends to our Path over the edge registrar's transport:
+     * we must listen on it. */
+    if (!p->d.local->port[p->edge_proto]) return -1;
     struct transport_dest flow;
     flow_of(rx, &flow);
     char tok[PROXY_PATH_TOKEN_MAX + 1];
@@ -818,7 +821,8 @@ static void edge_register(struct proxy *p, struct txn *st, const struct transpor
     char path[PROXY_PATH_TOKEN_MAX + 160];
     if (proxy_edge_path_value(p, rx, path, sizeof(path)) < 0) {
         p->stats.refused++;
-        refuse(p, st, rx, 500, "Server Internal Error", STR_NULL, "no Path token for this flow");
+        refuse(p, st, rx, 500, "Server Internal Error", STR_NULL,
+               "no Path for this flow (no [sip] listen on the edge registrar's transport?)");
         return;
     }
     str_t pv = arena_strdup(&p->arena, str_from_cstr(path));

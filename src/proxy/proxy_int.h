@@ -89,7 +89,8 @@ struct proxy;
 struct transport_rx;
 /* Edge mode: the Path value naming the flow rx came in on,
  * "<sip:TOKEN@host:port;transport=..;lr;ob>" (our port on the transport
- * towards the edge registrar). Its length, or -1. */
+ * towards the edge registrar). Its length, or -1 (no token for the flow, or
+ * no listener of ours on that transport). */
 int proxy_edge_path_value(struct proxy *p, const struct transport_rx *rx, char *out, size_t cap);
 
 #include <uv.h>
