@@ -748,6 +748,9 @@ void dispatch_request(struct worker *w, struct txn *st, const struct transport_r
     if (w->ua && rx->msg->to.tag.len && ua_on_request(w->ua, st, rx)) return;
     if (w->gb_lower && gb_lower_on_request(w->gb_lower, st, rx)) return;
     if (w->gb_upper && gb_upper_on_request(w->gb_upper, st, rx)) return;
+    /* Edge mode ([proxy] edge_registrar): REGISTERs and new requests for
+     * our domain belong to the registrar node behind us. */
+    if (w->proxy && proxy_edge_takes(w->proxy, rx) && proxy_on_request(w->proxy, st, rx)) return;
     /* After the GB roles: a GB/T 28181 subscription (Catalog, Alarm, ...) is
      * theirs to claim; what they leave is the notifier's (489 or reg). */
     if (w->subs && subs_on_request(w->subs, st, rx)) return;

@@ -11,6 +11,8 @@
  * See proxy_int.h for the calls. */
 #include "proxy/proxy_int.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -82,5 +84,111 @@ int proxy_flow_token_parse(const struct proxy_flow_key *k, str_t user, enum sip_
     if (!id) return -1;
     *proto = (enum sip_transport)raw[1];
     *conn_id = id;
+    return 0;
+}
+
+/* ---- Path tokens (RFC 3327 + RFC 5626 §5.1): any flow, UDP included ----
+ *
+ * "pt" + hex of: a version byte, the transport, then for a stream
+ * transport the connection id (8 bytes, big endian), for UDP the listener
+ * id (4), the port (2) and the IPv4 (4) or IPv6 (16) address; then the
+ * first 8 bytes of an HMAC-SHA256 over all of that, with the same
+ * per-process key as the flow tokens. The family follows from the length. */
+
+#define PATH_VERSION 1
+#define PATH_BODY_MAX (2 + 4 + 2 + 16)
+
+static void path_mac(const struct proxy_flow_key *k, const unsigned char *body, size_t len, unsigned char *mac)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (!HMAC(EVP_sha256(), k->k, (int)sizeof(k->k), body, len, md, &mdlen) || mdlen < TOKEN_MAC)
+        memset(md, 0, TOKEN_MAC);
+    memcpy(mac, md, TOKEN_MAC);
+}
+
+int proxy_path_token_make(const struct proxy_flow_key *k, const struct transport_dest *flow, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char raw[PATH_BODY_MAX + TOKEN_MAC];
+    size_t n = 0;
+    if (cap) out[0] = '\0';
+    if ((unsigned)flow->proto >= SIP_TRANSPORT_COUNT) return -1;
+    raw[n++] = PATH_VERSION;
+    raw[n++] = (unsigned char)flow->proto;
+    if (sip_transport_is_stream(flow->proto)) {
+        if (!flow->conn_id) return -1;
+        for (int i = 0; i < 8; i++) raw[n++] = (unsigned char)(flow->conn_id >> (56 - 8 * i));
+    } else {
+        for (int i = 0; i < 4; i++) raw[n++] = (unsigned char)(flow->listener_id >> (24 - 8 * i));
+        uint16_t port = transport_addr_port(&flow->addr);
+        raw[n++] = (unsigned char)(port >> 8);
+        raw[n++] = (unsigned char)port;
+        if (flow->addr.ss_family == AF_INET) {
+            memcpy(raw + n, &((const struct sockaddr_in *)&flow->addr)->sin_addr, 4);
+            n += 4;
+        } else if (flow->addr.ss_family == AF_INET6) {
+            memcpy(raw + n, &((const struct sockaddr_in6 *)&flow->addr)->sin6_addr, 16);
+            n += 16;
+        } else {
+            return -1;
+        }
+        if (!port) return -1;
+    }
+    path_mac(k, raw, n, raw + n);
+    n += TOKEN_MAC;
+    if (cap < 2 + 2 * n + 1) return -1;
+    out[0] = 'p';
+    out[1] = 't';
+    for (size_t i = 0; i < n; i++) {
+        out[2 + 2 * i] = hex[raw[i] >> 4];
+        out[3 + 2 * i] = hex[raw[i] & 15];
+    }
+    out[2 + 2 * n] = '\0';
+    return (int)(2 + 2 * n);
+}
+
+int proxy_path_token_parse(const struct proxy_flow_key *k, str_t user, struct transport_dest *flow)
+{
+    if (user.len < 2 + 2 * (2 + 8 + TOKEN_MAC) || user.len > 2 + 2 * (PATH_BODY_MAX + TOKEN_MAC) || user.len % 2 ||
+        user.s[0] != 'p' || user.s[1] != 't')
+        return -1;
+    unsigned char raw[PATH_BODY_MAX + TOKEN_MAC];
+    size_t n = (user.len - 2) / 2;
+    for (size_t i = 0; i < n; i++) {
+        int hi = hexdigit(user.s[2 + 2 * i]), lo = hexdigit(user.s[3 + 2 * i]);
+        if (hi < 0 || lo < 0) return -1;
+        raw[i] = (unsigned char)(hi << 4 | lo);
+    }
+    size_t body = n - TOKEN_MAC;
+    unsigned char mac[TOKEN_MAC];
+    path_mac(k, raw, body, mac);
+    if (CRYPTO_memcmp(mac, raw + body, TOKEN_MAC) != 0) return -1;
+    if (raw[0] != PATH_VERSION || raw[1] >= SIP_TRANSPORT_COUNT) return -1;
+    struct transport_dest d;
+    memset(&d, 0, sizeof(d));
+    d.proto = (enum sip_transport)raw[1];
+    if (sip_transport_is_stream(d.proto)) {
+        if (body != 2 + 8) return -1;
+        for (int i = 0; i < 8; i++) d.conn_id = d.conn_id << 8 | raw[2 + i];
+        if (!d.conn_id) return -1;
+    } else {
+        if (body != 2 + 4 + 2 + 4 && body != 2 + 4 + 2 + 16) return -1;
+        for (int i = 0; i < 4; i++) d.listener_id = d.listener_id << 8 | raw[2 + i];
+        uint16_t port = (uint16_t)(raw[6] << 8 | raw[7]);
+        if (!port) return -1;
+        if (body == 2 + 4 + 2 + 4) {
+            struct sockaddr_in *a = (struct sockaddr_in *)&d.addr;
+            a->sin_family = AF_INET;
+            a->sin_port = htons(port);
+            memcpy(&a->sin_addr, raw + 8, 4);
+        } else {
+            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&d.addr;
+            a->sin6_family = AF_INET6;
+            a->sin6_port = htons(port);
+            memcpy(&a->sin6_addr, raw + 8, 16);
+        }
+    }
+    *flow = d;
     return 0;
 }

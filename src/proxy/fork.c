@@ -500,7 +500,10 @@ static void br_on_failure(void *arg, struct txn *ct, int status)
     log_info("proxy: branch %s of a request from %s failed: %d", b->branch, c->src, status);
     /* RFC 5626 §5.3: the flow a token named is gone (the transport
      * reports 503 for a connection it no longer has). */
-    if (b->by_token && status == 503) status = 430;
+    if (b->by_token && status == 503) {
+        status = 430;
+        c->p->stats.flow_failed++;
+    }
     branch_fail(b, status);
     check_complete(c);
     maybe_free(c);
@@ -577,11 +580,24 @@ static int record_route_add(struct proxy *p, struct sip_msg *m, arena_t *a, cons
 {
     const struct sip_local *l = p->d.local;
     bool sips = m->ruri.scheme == SIP_SCHEME_SIPS;
-    char tok_in[PROXY_FLOW_TOKEN_LEN + 1], tok_out[PROXY_FLOW_TOKEN_LEN + 1];
-    bool has_in = caller_needs_token(p, rx);
-    bool has_out = t->flow_token && t->use_flow && dest->conn_id;
-    if (has_in) proxy_flow_token_make(&p->flow_key, rx->proto, rx->conn_id, tok_in, sizeof(tok_in));
-    if (has_out) proxy_flow_token_make(&p->flow_key, dest->proto, dest->conn_id, tok_out, sizeof(tok_out));
+    char tok_in[PROXY_PATH_TOKEN_MAX + 1], tok_out[PROXY_PATH_TOKEN_MAX + 1];
+    bool has_in, has_out;
+    if (p->edge) {
+        /* Edge mode: the entry facing a client of ours names its flow
+         * (UDP too) with a Path token, so that requests later in the
+         * dialog reach it as the initial one did. */
+        struct transport_dest in = {.proto = rx->proto, .addr = rx->src, .listener_id = rx->listener_id};
+        if (sip_transport_is_stream(rx->proto)) in.conn_id = rx->conn_id;
+        has_in = (t->edge_up || caller_needs_token(p, rx)) &&
+                 proxy_path_token_make(&p->flow_key, &in, tok_in, sizeof(tok_in)) > 0;
+        has_out = (t->edge_client || (t->flow_token && t->use_flow && dest->conn_id)) &&
+                  proxy_path_token_make(&p->flow_key, dest, tok_out, sizeof(tok_out)) > 0;
+    } else {
+        has_in = caller_needs_token(p, rx);
+        has_out = t->flow_token && t->use_flow && dest->conn_id;
+        if (has_in) proxy_flow_token_make(&p->flow_key, rx->proto, rx->conn_id, tok_in, sizeof(tok_in));
+        if (has_out) proxy_flow_token_make(&p->flow_key, dest->proto, dest->conn_id, tok_out, sizeof(tok_out));
+    }
     int at = sip_edit_index_after(m, SIP_HDR_VIA); /* after the Vias, above other Record-Routes */
     str_t rr_in = rr_entry(a, l, sips, rx->proto, host, has_in ? tok_in : NULL);
     if (!rr_in.s || sip_edit_insert_before(m, a, SIP_HDR_RECORD_ROUTE, at, STR_LIT("Record-Route"), rr_in) != 0)

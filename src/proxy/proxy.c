@@ -106,6 +106,15 @@ static void pike_log(struct proxy *p, const struct transport_rx *rx)
                 STR_FMT(rx->msg->method_name), rx->src_text, cfg->pike_limit, cfg->pike_window_s);
 }
 
+static bool same_ip(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family) return false;
+    if (a->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr == ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+    return a->ss_family == AF_INET6 && !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                                               &((const struct sockaddr_in6 *)b)->sin6_addr, 16);
+}
+
 /* Counts a request the proxy is about to route against its source's
  * allowance; trusted sources are exempt. false: answered 503 here. */
 static bool pike_allows(struct proxy *p, struct txn *st, const struct transport_rx *rx)
@@ -113,6 +122,8 @@ static bool pike_allows(struct proxy *p, struct txn *st, const struct transport_
     const struct sockaddr *src = (const struct sockaddr *)&rx->src;
     if (!p->pike || (p->cfg.trusted_count && config_cidr_match(p->cfg.trusted, p->cfg.trusted_count, src)))
         return true;
+    /* Edge mode: the registrar behind us sends every phone's calls. */
+    if (p->edge && p->edge_addr.ss_family && same_ip(&p->edge_addr, &rx->src)) return true;
     uint64_t now = timer_now(p->d.timers);
     enum proxy_pike_verdict v = proxy_pike_check(p->pike, src, now);
     if (v == PROXY_PIKE_PASS) return true;
@@ -263,6 +274,7 @@ static bool route_entry_uri(str_t entry, struct sip_name_addr *na)
 /* A flow named by a flow token in one of our Route entries. */
 struct route_flow {
     bool found;                       /* dest is the flow to send on */
+    bool path;                        /* named by a Path token (edge mode) */
     bool bad;                         /* a token we did not make (or altered) */
     bool from_peer;                   /* our Route entry had the cluster's peer mark */
     struct transport_dest dest;
@@ -275,6 +287,21 @@ static void take_flow_token(struct proxy *p, const struct sip_uri *u, const stru
                             struct route_flow *rf)
 {
     if (!rf || !u->user.len || !sip_param_get(u->params, "ob", NULL)) return;
+    if (u->user.len >= 2 && u->user.s[0] == 'p' && u->user.s[1] == 't') {
+        /* A Path token (edge mode): a connection, or a UDP client's address. */
+        struct transport_dest d;
+        if (proxy_path_token_parse(&p->flow_key, u->user, &d) != 0) {
+            rf->bad = true;
+            return;
+        }
+        if (sip_transport_is_stream(d.proto) ? sip_transport_is_stream(rx->proto) && rx->conn_id == d.conn_id
+                                             : rx->proto == d.proto && transport_addr_equal(&rx->src, &d.addr))
+            return; /* the client's own request: it goes the other way */
+        rf->found = true;
+        rf->path = true;
+        rf->dest = d;
+        return;
+    }
     enum sip_transport proto;
     uint64_t id;
     if (proxy_flow_token_parse(&p->flow_key, u->user, &proto, &id) != 0) {
@@ -746,6 +773,79 @@ static bool proxy_require(const struct sip_msg *m, sbuf_t *b)
     return any;
 }
 
+/* ---- edge mode ([proxy] edge_registrar) ---- */
+
+static bool supports_path(const struct sip_msg *m)
+{
+    struct sip_list_iter it;
+    str_t item;
+    sip_list_iter_init(&it, m, SIP_HDR_SUPPORTED);
+    while (sip_list_iter_next(&it, &item))
+        if (str_ieq_cstr(item, "path")) return true;
+    return false;
+}
+
+/* The flow rx came in on, as a destination to send back on. */
+static void flow_of(const struct transport_rx *rx, struct transport_dest *d)
+{
+    memset(d, 0, sizeof(*d));
+    d->proto = rx->proto;
+    d->addr = rx->src;
+    d->listener_id = rx->listener_id;
+    if (sip_transport_is_stream(rx->proto)) d->conn_id = rx->conn_id;
+}
+
+int proxy_edge_path_value(struct proxy *p, const struct transport_rx *rx, char *out, size_t cap)
+{
+    /* The registrar sends to our Path over the edge registrar's transport:
+     * we must listen on it. */
+    if (!p->d.local->port[p->edge_proto]) return -1;
+    struct transport_dest flow;
+    flow_of(rx, &flow);
+    char tok[PROXY_PATH_TOKEN_MAX + 1];
+    if (proxy_path_token_make(&p->flow_key, &flow, tok, sizeof(tok)) < 0) return -1;
+    char vh[80];
+    proxy_via_host(p, rx, vh, sizeof(vh));
+    int n = snprintf(out, cap, "<sip:%s@%s:%u;transport=%s;lr;ob>", tok, vh, sip_local_port(p->d.local, p->edge_proto),
+                     sip_transport_param(p->edge_proto));
+    return n > 0 && (size_t)n < cap ? n : -1;
+}
+
+/* RFC 3327 §5.1 / RFC 5626 §5.1: a REGISTER for our domain goes to the
+ * registrar behind us, our Path (naming the client's flow) on top of the
+ * Path list, Supported: path added when the UA did not say it; neither
+ * challenged nor record-routed here. Its answers (401 included) go back by
+ * the transaction. */
+static void edge_register(struct proxy *p, struct txn *st, const struct transport_rx *rx, struct sip_msg *req)
+{
+    char path[PROXY_PATH_TOKEN_MAX + 160];
+    if (proxy_edge_path_value(p, rx, path, sizeof(path)) < 0) {
+        p->stats.refused++;
+        refuse(p, st, rx, 500, "Server Internal Error", STR_NULL,
+               "no Path for this flow (no [sip] listen on the edge registrar's transport?)");
+        return;
+    }
+    str_t pv = arena_strdup(&p->arena, str_from_cstr(path));
+    if (!pv.s || sip_edit_insert_before(req, &p->arena, SIP_HDR_PATH, -1, STR_LIT("Path"), pv) != 0 ||
+        (!supports_path(req) && sip_msg_add_header(req, &p->arena, STR_LIT("Supported"), STR_LIT("path")) != 0)) {
+        refuse(p, st, rx, 500, "Server Internal Error", STR_NULL, "out of memory");
+        return;
+    }
+    p->stats.edge_registers++;
+    struct proxy_target up = {.path = str_from_cstr(p->edge_route)};
+    proxy_fork(p, st, rx, req, &up, 1, false, NULL);
+}
+
+bool proxy_edge_takes(const struct proxy *p, const struct transport_rx *rx)
+{
+    const struct sip_msg *m = rx->msg;
+    if (!p || !p->edge || !m || !m->is_request || m->method == SIP_ACK || m->method == SIP_CANCEL) return false;
+    if (m->ruri.scheme != SIP_SCHEME_SIP && m->ruri.scheme != SIP_SCHEME_SIPS) return false;
+    if (!uri_is_local(p, &m->ruri, rx, false)) return false;
+    if (m->method == SIP_REGISTER) return true;
+    return m->ruri.user.len && !m->to.tag.len;
+}
+
 int proxy_on_request(struct proxy *p, struct txn *st, const struct transport_rx *rx)
 {
     const struct sip_msg *m = rx->msg;
@@ -774,8 +874,10 @@ int proxy_on_request(struct proxy *p, struct txn *st, const struct transport_rx 
     }
     bool has_route = m->first[SIP_HDR_ROUTE] >= 0;
     bool ruri_local = uri_is_local(p, &m->ruri, rx, true);
+    /* Edge mode: a REGISTER for our domain goes to the registrar behind us. */
+    bool edge_reg = p->edge && m->method == SIP_REGISTER && uri_is_local(p, &m->ruri, rx, false);
     /* Addressed to this node itself (OPTIONS ping, a dialog we are in): the core's. */
-    if (!has_route && ruri_local && (m->ruri.user.len == 0 || m->to.tag.len)) return 0;
+    if (!edge_reg && !has_route && ruri_local && (m->ruri.user.len == 0 || m->to.tag.len)) return 0;
     if (!pike_allows(p, st, rx)) return 1;
 
     arena_reset(&p->arena);
@@ -826,11 +928,17 @@ int proxy_on_request(struct proxy *p, struct txn *st, const struct transport_rx 
         refuse(p, st, rx, 403, "Forbidden", STR_NULL, "flow token in our Route altered or not ours");
         return 1;
     }
+    if (edge_reg) {
+        edge_register(p, st, rx, &req);
+        return 1;
+    }
     if (rf.found) {
         /* RFC 5626 §5.3: over the flow the token names, whatever the
-         * R-URI says (a WebSocket client's Contact cannot be resolved). */
-        if (!proxy_authenticate(p, st, rx, &req, false)) return 1;
-        struct proxy_target ft = {.use_flow = true, .flow = rf.dest, .by_token = true};
+         * R-URI says (a WebSocket client's Contact cannot be resolved).
+         * A Path token: the registrar behind us authenticated the sender. */
+        if (!rf.path && !proxy_authenticate(p, st, rx, &req, false)) return 1;
+        if (rf.path) p->stats.path_routed++;
+        struct proxy_target ft = {.use_flow = true, .flow = rf.dest, .by_token = true, .edge_client = rf.path};
         proxy_fork(p, st, rx, &req, &ft, 1, rr, NULL);
         return 1;
     }
@@ -850,6 +958,15 @@ int proxy_on_request(struct proxy *p, struct txn *st, const struct transport_rx 
     }
     if (local_target) {
         if (for_us) return 0; /* after our Route went, the request is for this node: the core answers */
+        if (p->edge) {
+            /* Edge mode: the location is the registrar's, and so are the
+             * users (it challenges); we stay in the dialog (our
+             * Record-Route, with a token facing the client). */
+            p->stats.edge_outbound++;
+            struct proxy_target up = {.path = str_from_cstr(p->edge_route), .edge_up = true};
+            proxy_fork(p, st, rx, &req, &up, 1, rr, NULL);
+            return 1;
+        }
         /* A request a live peer node forwarded was authenticated there. */
         bool peer = rf.from_peer && cluster_is_node_addr(p->d.cluster, (const struct sockaddr *)&rx->src);
         if (rf.from_peer) p->stats.from_peers++;
@@ -1010,6 +1127,26 @@ struct proxy *proxy_new(const struct proxy_deps *d)
     arena_init(&p->arena, p->arena_mem, sizeof(p->arena_mem));
     p->arena.limit = 4u << 20;
     sbuf_init(&p->sb);
+    if (p->cfg.edge_registrar[0]) {
+        struct sip_uri u;
+        struct transport_dest dest;
+        char host[PROXY_HOST_MAX];
+        uint16_t port;
+        const char *er = p->cfg.edge_registrar;
+        int n = snprintf(p->edge_route, sizeof(p->edge_route), "<%s%s>", er, strstr(er, ";lr") ? "" : ";lr");
+        int rc = -1;
+        if (n <= 0 || (size_t)n >= sizeof(p->edge_route) || sip_uri_parse(str_from_cstr(er), &u) != 0 ||
+            (rc = proxy_uri_dest(&u, &dest, host, sizeof(host), &port)) < 0) {
+            log_error("proxy: [proxy] edge_registrar '%s' is not a usable next hop", er);
+            sbuf_free(&p->sb);
+            free(p);
+            return NULL;
+        }
+        p->edge = true;
+        p->edge_proto = dest.proto;
+        if (rc == 0) p->edge_addr = dest.addr; /* numeric: exempt from pike (a name is not) */
+        log_info("proxy: edge mode: REGISTERs and requests for our domain go to %s (Path, RFC 3327)", er);
+    }
     if (p->cfg.pike_limit) {
         p->pike = proxy_pike_new(p->cfg.pike_limit, p->cfg.pike_window_s * 1000);
         if (!p->pike) {
@@ -1072,6 +1209,10 @@ void proxy_stats_json(const struct proxy *p, json_t *stats)
     PUT(cluster_forwarded);
     PUT(cluster_fallbacks);
     PUT(from_peers);
+    PUT(edge_registers);
+    PUT(edge_outbound);
+    PUT(path_routed);
+    PUT(flow_failed);
     PUT(calls_live);
 #undef PUT
     json_object_set_new(stats, "proxy", o);

@@ -34,6 +34,16 @@
  * all failed (408, 480, 503), is offered to deps.offline first (offline
  * messages: 202 when kept).
  *
+ * Edge mode ([proxy] edge_registrar, RFC 3327, RFC 5626 §5.1): the node
+ * holds its clients' flows and another node (the edge registrar) holds the
+ * location. A REGISTER for our domain is forwarded there with our Path
+ * <sip:TOKEN@us;transport=..;lr;ob> (TOKEN names the flow it came in on,
+ * signed like the flow tokens) and Supported: path, not record-routed and
+ * not challenged here; other requests for our domain go there too,
+ * record-routed with a token facing the client. A request whose top Route
+ * is our Path (or Record-Route) URI goes over the flow its token names:
+ * 430 Flow Failed when that flow is gone, 403 for a token we did not make.
+ *
  * With [proxy] mode = redirect it answers 302 with the bindings as Contacts
  * instead (404/480 the same way).
  *
@@ -98,6 +108,10 @@ struct proxy_stats {
     uint64_t cluster_forwarded;     /* requests forwarded to another node */
     uint64_t cluster_fallbacks;     /* lookups failed or refused: answered as without the cluster */
     uint64_t from_peers;            /* requests marked as forwarded by a peer node */
+    uint64_t edge_registers;        /* REGISTERs forwarded to [proxy] edge_registrar with our Path */
+    uint64_t edge_outbound;         /* other requests from our clients forwarded to it */
+    uint64_t path_routed;           /* requests sent over a client's flow named by our Path/Record-Route token */
+    uint64_t flow_failed;           /* 430 Flow Failed: the flow a token named is gone (RFC 5626 §5.3) */
     uint32_t calls_live;            /* response contexts alive */
 };
 
@@ -201,6 +215,12 @@ void proxy_on_ack(struct proxy *p, const struct transport_rx *rx);
 void proxy_on_stray_response(struct proxy *p, const struct transport_rx *rx);
 /* st is being freed: forget it if a response context holds it. */
 void proxy_on_server_terminated(struct proxy *p, struct txn *st);
+
+/* Whether the proxy takes rx before the registrar and the event notifier
+ * do: edge mode ([proxy] edge_registrar) and a REGISTER for our domain, or
+ * a request outside a dialog for a user of our domain (they all go to the
+ * registrar node behind us). */
+bool proxy_edge_takes(const struct proxy *p, const struct transport_rx *rx);
 
 /* Replaces deps.cluster (NULL: routing between nodes off from now on;
  * before freeing the cluster). */

@@ -1,10 +1,13 @@
 /* proxy_config.c — the keys of [proxy] (struct proxy_config, base/config.h):
  * mode, who is challenged, timers, the pike limit. */
 #include <stddef.h>
+#include <stdio.h>
+#include <strings.h>
 
 #include "proxy/proxy_config.h"
 
 #include "base/config.h"
+#include "sip/msg.h"
 
 #define KEY(name, type, f, def, lo, hi, help) {name, type, CONFIG_FIELD(struct proxy_config, f), def, lo, hi, NULL, 0, help}
 
@@ -26,11 +29,43 @@ static const struct config_key keys[] = {
     KEY("pike_limit", CONFIG_UINT, pike_limit, "30", 0, 1000000,
         "new requests per source IP per pike_window the proxy takes; beyond: 503 (stateless, Retry-After); trusted exempt; 0: off"),
     KEY("pike_window", CONFIG_UINT, pike_window_s, "2", 1, 3600, "seconds"),
+    KEY("edge_registrar", CONFIG_STRING, edge_registrar, "", 0, 0,
+        "edge mode: this node holds its clients' flows and the registrar behind it holds the location "
+        "(\"sip:10.0.0.2:5060;transport=tcp\"); REGISTERs for our domain go there with a Path naming the "
+        "client's flow (RFC 3327, RFC 5626), other requests for our domain go there record-routed; empty: off"),
 };
+
+/* edge_registrar: a sip:/sips: URI with a host and no user, usable as a
+ * next hop; not with mode = redirect. */
+static int proxy_check(const void *section, char *err, size_t errcap)
+{
+    const struct proxy_config *c = section;
+    if (!c->edge_registrar[0]) return 0;
+    struct sip_uri u;
+    if (sip_uri_parse(str_from_cstr(c->edge_registrar), &u) != 0 ||
+        (u.scheme != SIP_SCHEME_SIP && u.scheme != SIP_SCHEME_SIPS) || !u.host.len || u.user.len) {
+        snprintf(err, errcap,
+                 "[proxy] edge_registrar: '%s' is not a sip: URI of a host (sip:10.0.0.2:5060;transport=tcp)",
+                 c->edge_registrar);
+        return -1;
+    }
+    str_t tp;
+    if (sip_param_get(u.params, "transport", &tp) && !str_ieq_cstr(tp, "udp") && !str_ieq_cstr(tp, "tcp") &&
+        !str_ieq_cstr(tp, "tls")) {
+        snprintf(err, errcap, "[proxy] edge_registrar: transport must be udp, tcp or tls");
+        return -1;
+    }
+    if (!strcasecmp(c->mode, "redirect")) {
+        snprintf(err, errcap, "[proxy] edge_registrar needs mode = proxy (an edge forwards)");
+        return -1;
+    }
+    return 0;
+}
 
 const struct config_section proxy_config_section = {
     .name = "proxy",
     .help = "SIP proxy (RFC 3261 section 16) for requests that are not REGISTER.",
     .keys = keys,
     .nkeys = sizeof(keys) / sizeof(keys[0]),
+    .check = proxy_check,
 };

@@ -19,6 +19,7 @@ struct proxy_config { /* [proxy] */
     uint32_t non_invite_timeout_ms;  /* 408 upstream for unanswered non-INVITE; 0: 60*T1 */
     uint32_t pike_limit;             /* new requests per source per window; 0: off */
     uint32_t pike_window_s;          /* the pike window */
+    char edge_registrar[256];        /* edge mode: the registrar node behind us (a SIP URI); "" off */
 };
 
 #endif

@@ -68,7 +68,30 @@ void proxy_flow_token_make(const struct proxy_flow_key *k, enum sip_transport pr
  * it is not (malformed, altered, signed with another key). */
 int proxy_flow_token_parse(const struct proxy_flow_key *k, str_t user, enum sip_transport *proto, uint64_t *conn_id);
 
+/* Path tokens (RFC 3327, RFC 5626 §5.1): the user part of the Path URI an
+ * edge node puts in a REGISTER it forwards, naming the flow the REGISTER
+ * came in on: a connection (TCP/TLS/WS/WSS) by id, a UDP client by its
+ * source address and our listener. Signed with the same key as the flow
+ * tokens; "pt" + at most 64 hex digits. */
+#define PROXY_PATH_TOKEN_MAX 66
+/* Writes the token for flow into out (cap > PROXY_PATH_TOKEN_MAX is
+ * enough); its length, or -1 (a stream flow without a connection id, a UDP
+ * flow without an address; out is then ""). */
+int proxy_path_token_make(const struct proxy_flow_key *k, const struct transport_dest *flow, char *out, size_t cap);
+/* 0 with *flow (stream: proto and conn_id, no address so a gone flow is
+ * never reopened; UDP: proto, addr, listener_id) when user is a token made
+ * with k; -1 when it is not. */
+int proxy_path_token_parse(const struct proxy_flow_key *k, str_t user, struct transport_dest *flow);
+
 /* ---- the proxy's own state (proxy.c, fork.c) ---- */
+
+struct proxy;
+struct transport_rx;
+/* Edge mode: the Path value naming the flow rx came in on,
+ * "<sip:TOKEN@host:port;transport=..;lr;ob>" (our port on the transport
+ * towards the edge registrar). Its length, or -1 (no token for the flow, or
+ * no listener of ours on that transport). */
+int proxy_edge_path_value(struct proxy *p, const struct transport_rx *rx, char *out, size_t cap);
 
 #include <uv.h>
 
@@ -93,6 +116,12 @@ struct proxy_target {
     /* flow came from a flow token in our Route: when it fails the answer
      * is 430 Flow Failed (RFC 5626 §5.3), not 500. */
     bool by_token;
+    /* Edge mode ([proxy] edge_registrar): edge_up, the copy goes to the
+     * registrar behind us for a client of ours (the Record-Route entry
+     * facing the client carries a Path token naming its flow);
+     * edge_client, flow is a client's flow named by such a token (the
+     * entry facing it carries one). */
+    bool edge_up, edge_client;
 };
 
 #define PROXY_REFUSE_LOG_KEYS 32
@@ -115,6 +144,10 @@ struct proxy {
     char via_hosts[4][64];            /* hosts we put in Via when listening on a wildcard */
     struct proxy_flow_key flow_key;   /* signs our flow tokens (flow_token.c) */
     struct proxy_pike *pike;          /* [proxy] pike_limit; NULL: off */
+    bool edge;                        /* [proxy] edge_registrar set */
+    enum sip_transport edge_proto;    /* the transport towards it (our Path URI names our port on it) */
+    char edge_route[300];             /* "<edge_registrar;lr>", the Route our copies get */
+    struct sockaddr_storage edge_addr; /* its address when numeric (pike exempt); else family 0 */
     struct proxy_wait *waits;         /* requests waiting for a cluster lookup */
     uint32_t nwaits;
     arena_t arena;                    /* per message handled */

@@ -737,7 +737,10 @@ static void reg_apply(struct registrar *r, struct txn *st, const struct transpor
             .cseq = m->cseq.number,
             .transport = (enum location_transport)rx->proto, /* numbered alike (location.h) */
             .remote_addr = (const struct sockaddr *)&rx->src,
-            .conn_id = sip_transport_is_stream(rx->proto) ? rx->conn_id : 0,
+            /* With a Path the flow is the edge proxy's (RFC 3327, RFC 5626
+             * §6): our connection to it carries every client behind it, so
+             * its loss is not this binding's, and it is not ours to ping. */
+            .conn_id = sip_transport_is_stream(rx->proto) && !path.len ? rx->conn_id : 0,
             .path = path,
             .user_agent = ua ? ua->value : STR_NULL,
             .instance = c->instance,
@@ -745,7 +748,8 @@ static void reg_apply(struct registrar *r, struct txn *st, const struct transpor
             /* Behind NAT (natping_request_natted): requests go to the source
              * address, which gets keepalive pings (natping.h); otherwise
              * to the Contact. */
-            .flags = rx->proto == SIP_TRANSPORT_UDP && natping_request_natted(&m->via, &c->addr.uri, &rx->src)
+            .flags = !path.len && rx->proto == SIP_TRANSPORT_UDP &&
+                             natping_request_natted(&m->via, &c->addr.uri, &rx->src)
                          ? LOCATION_FLAG_NAT
                          : 0,
         };

@@ -7,14 +7,24 @@
  * the same fields. The input's first bytes also build a token (room, name,
  * rights, expiry) that must verify to what was signed. The input as a
  * ticket is refused (tickets are 128 random bits); an issued ticket is taken
- * once, then refused. */
+ * once, then refused.
+ *
+ * The input is also read as the user part of a SIP Route URI: a Path token
+ * or a flow token (proxy/flow_token.c, RFC 5626 §5.3, what any stranger can
+ * put in front of an edge node). Whatever parses makes the same token
+ * again; a flow built from the input's bytes makes a token that parses
+ * back to it. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include "api/ws_ticket.h"
 #include "media/room.h"
+#include "proxy/proxy_int.h"
 
 static const uint8_t key[32] = "fuzz-room-token-secret-32-bytes";
 
@@ -77,8 +87,64 @@ static void ticket(const uint8_t *data, size_t size)
     api_tickets_free(t);
 }
 
+static const struct proxy_flow_key sip_key = {.k = "fuzz-sip-flow-token-key"};
+
+static void sip_token_as_input(const uint8_t *data, size_t size)
+{
+    str_t user = str_make((const char *)data, size);
+    struct transport_dest d;
+    if (proxy_path_token_parse(&sip_key, user, &d) == 0) {
+        char again[PROXY_PATH_TOKEN_MAX + 1];
+        int n = proxy_path_token_make(&sip_key, &d, again, sizeof(again));
+        if (n < 0 || (size_t)n != size || memcmp(again, data, size)) abort();
+    }
+    enum sip_transport proto;
+    uint64_t id;
+    if (proxy_flow_token_parse(&sip_key, user, &proto, &id) == 0) {
+        char again[PROXY_FLOW_TOKEN_LEN + 1];
+        proxy_flow_token_make(&sip_key, proto, id, again, sizeof(again));
+        if (size != PROXY_FLOW_TOKEN_LEN || memcmp(again, data, size)) abort();
+    }
+}
+
+static void sip_token_from_input(const uint8_t *data, size_t size)
+{
+    if (size < 27) return;
+    struct transport_dest d;
+    memset(&d, 0, sizeof(d));
+    d.proto = (enum sip_transport)(data[0] % SIP_TRANSPORT_COUNT);
+    for (int i = 0; i < 8; i++) d.conn_id = d.conn_id << 8 | data[1 + i];
+    d.listener_id = (uint32_t)data[9] << 24 | (uint32_t)data[10] << 16 | (uint32_t)data[11] << 8 | data[12];
+    uint16_t port = (uint16_t)(data[13] << 8 | data[14]);
+    if (data[0] & 0x80) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&d.addr;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons(port);
+        memcpy(&a->sin6_addr, data + 11, 16);
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&d.addr;
+        a->sin_family = AF_INET;
+        a->sin_port = htons(port);
+        memcpy(&a->sin_addr, data + 15, 4);
+    }
+    char tok[PROXY_PATH_TOKEN_MAX + 1];
+    if (proxy_path_token_make(&sip_key, &d, tok, sizeof(tok)) < 0) {
+        if (sip_transport_is_stream(d.proto) ? d.conn_id != 0 : port != 0) abort();
+        return;
+    }
+    struct transport_dest back;
+    if (proxy_path_token_parse(&sip_key, str_from_cstr(tok), &back) != 0 || back.proto != d.proto) abort();
+    if (sip_transport_is_stream(d.proto)) {
+        if (back.conn_id != d.conn_id || back.addr.ss_family) abort();
+    } else if (!transport_addr_equal(&back.addr, &d.addr) || back.listener_id != d.listener_id) {
+        abort();
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    sip_token_as_input(data, size);
+    sip_token_from_input(data, size);
     token_as_input(data, size);
     token_from_input(data, size);
     ticket(data, size);

@@ -548,14 +548,15 @@ plant_fake_nodes() {
 redis_promoted() { redis_rc "$1" role | head -1 | tr -d '\r' | grep -q '^master$'; }
 
 # ---- baresip as a softphone (test_baresip, test_cluster_flows) ----
-# baresip_phone_start NAME PASSWORD REGISTRAR [TRANSPORT]: a headless baresip
+# baresip_phone_start NAME PASSWORD REGISTRAR [TRANSPORT [EXTRA]]: a headless baresip
 # in $WORK/NAME (module directory $MODDIR) registering sip:NAME@REGISTRAR
 # ("127.0.0.1:PORT") over TRANSPORT (default tcp), auto-answering, playing
 # $WORK/tone.wav (baresip_tone makes it) as its microphone; sets NAME_PID
-# and NAME_CTRL (its ctrl_tcp port, for bctl). A second start of NAME (a
+# and NAME_CTRL (its ctrl_tcp port, for bctl); EXTRA (5th, optional) ends
+# its account line (";outbound=..."). A second start of NAME (a
 # phone moving to another registrar) replaces its account and log.
 baresip_phone_start() {
-    local name=$1 pw=$2 registrar=$3 transport=${4:-tcp} dir=$WORK/$1 sip ctrl
+    local name=$1 pw=$2 registrar=$3 transport=${4:-tcp} extra=${5:-} dir=$WORK/$1 sip ctrl
     mkdir -p "$dir"
     # baresip also binds sip_listen + 1 (TLS): keep clear of it
     while :; do sip=$(free_port); [ "$(ss -Htanl "sport = :$((sip + 1))" | wc -l)" = 0 ] && break; done
@@ -574,7 +575,7 @@ module_app		menu.so
 module_app		ctrl_tcp.so
 ctrl_tcp_listen		127.0.0.1:$ctrl
 CONF
-    echo "<sip:$name@$registrar;transport=$transport>;auth_pass=$pw;answermode=auto;regint=600" >"$dir/accounts"
+    echo "<sip:$name@$registrar;transport=$transport>;auth_pass=$pw;answermode=auto;regint=600$extra" >"$dir/accounts"
     (cd "$dir" && exec baresip -f "$dir" -v >"$WORK/baresip-$name.log" 2>&1) &
     PIDS+=("$!")
     eval "${name}_PID=$! ${name}_CTRL=$ctrl"

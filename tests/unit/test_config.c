@@ -294,6 +294,23 @@ static void test_media_rules(void **state)
     assert_int_equal(load("[media]\nmax_participants_per_room = 10\nmax_peers = 10\n"), 0);
 }
 
+/* [proxy] edge_registrar: a sip: URI of a host, udp/tcp/tls, not with
+ * mode = redirect. */
+static void test_edge_registrar_rules(void **state)
+{
+    (void)state;
+    assert_int_equal(load("[proxy]\nedge_registrar = sip:10.0.0.2:5070;transport=tcp\n"), 0);
+    assert_string_equal(cfg.proxy.edge_registrar, "sip:10.0.0.2:5070;transport=tcp");
+    assert_int_equal(load("[proxy]\nedge_registrar = 10.0.0.2:5070\n"), -1);
+    assert_true(has_error(0, "[proxy] edge_registrar: '10.0.0.2:5070' is not a sip: URI of a host "
+                             "(sip:10.0.0.2:5060;transport=tcp)"));
+    assert_int_equal(load("[proxy]\nedge_registrar = sip:alice@10.0.0.2\n"), -1);
+    assert_int_equal(load("[proxy]\nedge_registrar = sip:10.0.0.2;transport=ws\n"), -1);
+    assert_true(has_error(0, "[proxy] edge_registrar: transport must be udp, tcp or tls"));
+    assert_int_equal(load("[proxy]\nmode = redirect\nedge_registrar = sip:10.0.0.2\n"), -1);
+    assert_true(has_error(0, "[proxy] edge_registrar needs mode = proxy (an edge forwards)"));
+}
+
 /* ---- typed values */
 
 static void test_bool_spellings(void **state)
@@ -861,6 +878,7 @@ int main(void)
         cmocka_unit_test(test_media_enabled),
         cmocka_unit_test(test_media_values),
         cmocka_unit_test(test_media_rules),
+        cmocka_unit_test(test_edge_registrar_rules),
         cmocka_unit_test(test_bool_spellings),
         cmocka_unit_test(test_integer_range_edges),
         cmocka_unit_test(test_small_unsigned_field),

@@ -25,6 +25,7 @@
 #include "base/sbuf.h"
 #include "harness.h"
 #include "proxy/proxy.h"
+#include "proxy/proxy_int.h"
 #include "registrar/digest_check.h"
 #include "registrar/location.h"
 #include "registrar/registrar.h"
@@ -1349,6 +1350,234 @@ static void test_ws_caller_is_reached_through_its_token(void **state)
     assert_int_equal(f->h->sent[bye].dest.conn_id, 4);
 }
 
+/* ---- edge mode ([proxy] edge_registrar, RFC 3327, RFC 5626 §5.1) ---- */
+
+#define EDGE_REG "192.0.2.50"
+
+/* Path tokens: every kind of flow comes back as it went in; a changed
+ * digit, another key, a wrong length are refused. */
+static void test_path_token_round_trip(void **state)
+{
+    (void)state;
+    struct proxy_flow_key k, other;
+    assert_int_equal(proxy_flow_key_init(&k), 0);
+    assert_int_equal(proxy_flow_key_init(&other), 0);
+    struct transport_dest in[3];
+    memset(in, 0, sizeof(in));
+    in[0].proto = SIP_TRANSPORT_UDP;
+    in[0].listener_id = 3;
+    assert_int_equal(transport_addr_parse("192.0.2.9", 9, 5080, &in[0].addr), 0);
+    in[1].proto = SIP_TRANSPORT_TCP;
+    in[1].conn_id = 0x0102030405060708ull;
+    in[2].proto = SIP_TRANSPORT_UDP;
+    in[2].listener_id = 1;
+    assert_int_equal(transport_addr_parse("2001:db8::9", 11, 5090, &in[2].addr), 0);
+    for (int i = 0; i < 3; i++) {
+        char tok[PROXY_PATH_TOKEN_MAX + 1];
+        int n = proxy_path_token_make(&k, &in[i], tok, sizeof(tok));
+        assert_true(n > 2 && n <= PROXY_PATH_TOKEN_MAX && (size_t)n == strlen(tok));
+        struct transport_dest out;
+        assert_int_equal(proxy_path_token_parse(&k, str_from_cstr(tok), &out), 0);
+        assert_int_equal(out.proto, in[i].proto);
+        assert_int_equal(out.conn_id, in[i].conn_id);
+        assert_int_equal(out.listener_id, in[i].listener_id);
+        if (in[i].proto == SIP_TRANSPORT_UDP) assert_true(transport_addr_equal(&out.addr, &in[i].addr));
+        else assert_int_equal(out.addr.ss_family, 0); /* a gone connection is never reopened */
+        assert_int_equal(proxy_path_token_parse(&other, str_from_cstr(tok), &out), -1);
+        for (int d = 2; d < n; d++) {
+            char bad[PROXY_PATH_TOKEN_MAX + 1];
+            memcpy(bad, tok, (size_t)n + 1);
+            bad[d] = bad[d] == '0' ? '1' : '0';
+            assert_int_equal(proxy_path_token_parse(&k, str_from_cstr(bad), &out), -1);
+        }
+        assert_int_equal(proxy_path_token_parse(&k, str_make(tok, (size_t)n - 2), &out), -1);
+    }
+    struct transport_dest none = {.proto = SIP_TRANSPORT_TCP};
+    char tok[PROXY_PATH_TOKEN_MAX + 1];
+    assert_int_equal(proxy_path_token_make(&k, &none, tok, sizeof(tok)), -1);
+    assert_int_equal(proxy_path_token_make(&k, &in[0], tok, 10), -1);
+    assert_int_equal(proxy_path_token_parse(&k, STR_LIT("ft00"), &none), -1);
+}
+
+static void edge_start(struct fx *f)
+{
+    snprintf(f->cfg.proxy.edge_registrar, sizeof(f->cfg.proxy.edge_registrar), "sip:" EDGE_REG ":5070");
+    start(f);
+}
+
+/* alice REGISTERs through the edge from ip:port over proto (conn); the
+ * copy sent to the edge registrar is returned, its Path value in path. */
+static const struct sip_msg *edge_register(struct fx *f, const char *ip, uint16_t port, enum sip_transport proto,
+                                           uint64_t conn, char *path, size_t cap, size_t *index)
+{
+    char text[2048];
+    snprintf(text, sizeof(text),
+             "REGISTER sip:example.com SIP/2.0\n"
+             "Via: SIP/2.0/%s %s:%u;branch=z9hG4bK-reg%u\n"
+             "Max-Forwards: 70\n"
+             "From: <sip:alice@example.com>;tag=r1\n"
+             "To: <sip:alice@example.com>\n"
+             "Call-ID: reg-alice\n"
+             "CSeq: %u REGISTER\n"
+             "Contact: <sip:alice@%s:%u;transport=%s>\n"
+             "Content-Length: 0\n\n",
+             sip_transport_via_name(proto), ip, port, (unsigned)harness_sent_count(f->h),
+             (unsigned)harness_sent_count(f->h) + 1, ip, port, sip_transport_param(proto));
+    size_t mark = harness_sent_count(f->h);
+    f->h->conn_id = conn;
+    assert_int_equal(harness_inject(f->h, ip, port, proto, text), 0);
+    const struct sip_msg *m = sent_req(f, mark, "REGISTER ", index);
+    assert_true(harness_sent_to(f->h, *index, EDGE_REG, 5070));
+    str_t pv = harness_header(m, SIP_HDR_PATH);
+    snprintf(path, cap, "%.*s", STR_FMT(pv));
+    return m;
+}
+
+/* RFC 3327 §4.2, RFC 5626 §5.1: a REGISTER for our domain is not
+ * registered here: it goes to the edge registrar with our Path (a token
+ * for the client's flow, ;lr;ob) and Supported: path, no Record-Route, not
+ * challenged; the registrar's 401 goes back to the client. */
+static void test_edge_register_goes_to_registrar_with_path(void **state)
+{
+    struct fx *f = *state;
+    edge_start(f);
+    char path[256];
+    size_t i;
+    const struct sip_msg *m = edge_register(f, CALLER, CALLER_PORT, SIP_TRANSPORT_UDP, 0, path, sizeof(path), &i);
+    assert_true(!strncmp(path, "<sip:pt", 7));
+    assert_non_null(strstr(path, "@192.0.2.1:5060;transport=udp;lr;ob>"));
+    assert_true(harness_header_has(m, SIP_HDR_SUPPORTED, "path"));
+    assert_true(harness_header_has(m, SIP_HDR_ROUTE, "<sip:" EDGE_REG ":5070;lr>"));
+    assert_int_equal(harness_header_count(m, SIP_HDR_RECORD_ROUTE), 0);
+    const struct location_binding *bs[2];
+    assert_int_equal(location_lookup(f->loc, STR_LIT("alice"), bs, 2), 0);
+    size_t mark = harness_sent_count(f->h);
+    reply_with(f, i, EDGE_REG, 401, "Unauthorized", "WWW-Authenticate: Digest realm=\"example.com\", nonce=\"n1\"\n");
+    assert_int_equal(final_since(f, mark, CALLER, CALLER_PORT, NULL), 401);
+    assert_true(harness_header_has(harness_last(f->h), SIP_HDR_WWW_AUTHENTICATE, "nonce=\"n1\""));
+    struct proxy_stats st;
+    proxy_get_stats(f->p, &st);
+    assert_int_equal(st.edge_registers, 1);
+    assert_int_equal(st.challenged, 0);
+}
+
+/* An INVITE from the registrar with our Path as its Route goes to the
+ * client's UDP flow (its source address), the Route gone; our
+ * Record-Route facing the client names its flow too. */
+static void test_edge_path_route_reaches_the_client_flow(void **state)
+{
+    struct fx *f = *state;
+    edge_start(f);
+    char path[256], route[300];
+    size_t i;
+    edge_register(f, CALLER, CALLER_PORT, SIP_TRANSPORT_UDP, 0, path, sizeof(path), &i);
+    snprintf(route, sizeof(route), "Route: %s\n", path);
+    size_t mark = harness_sent_count(f->h);
+    send_over(f, EDGE_REG, 5070, SIP_TRANSPORT_UDP, 0, "INVITE", "sip:alice@10.0.0.9:5080", "sip:bob@" EDGE_REG ":5070",
+              route, false);
+    const struct sip_msg *m = sent_req(f, mark, "INVITE ", &i);
+    assert_true(harness_sent_to(f->h, i, CALLER, CALLER_PORT));
+    assert_int_equal(harness_header_count(m, SIP_HDR_ROUTE), 0);
+    assert_true(str_eq(m->ruri_raw, STR_LIT("sip:alice@10.0.0.9:5080")));
+    str_t top = harness_header_nth(m, SIP_HDR_RECORD_ROUTE, 0);
+    assert_true(top.len > 7 && !memcmp(top.s, "<sip:pt", 7));
+    struct proxy_stats st;
+    proxy_get_stats(f->p, &st);
+    assert_int_equal(st.path_routed, 1);
+    assert_int_equal(st.challenged, 0);
+}
+
+/* RFC 5626 §5.3: a Path token that does not verify is 403, nothing sent. */
+static void test_edge_forged_path_token_is_403(void **state)
+{
+    struct fx *f = *state;
+    edge_start(f);
+    char path[256], route[300];
+    size_t i;
+    edge_register(f, CALLER, CALLER_PORT, SIP_TRANSPORT_UDP, 0, path, sizeof(path), &i);
+    path[9] = path[9] == '0' ? '1' : '0';
+    snprintf(route, sizeof(route), "Route: %s\n", path);
+    size_t mark = harness_sent_count(f->h);
+    send_over(f, EDGE_REG, 5070, SIP_TRANSPORT_UDP, 0, "INVITE", "sip:alice@10.0.0.9:5080", "sip:bob@" EDGE_REG ":5070",
+              route, false);
+    assert_int_equal(final_since(f, mark, EDGE_REG, 5070, NULL), 403);
+    assert_int_equal(harness_find_sent(f->h, mark, "INVITE "), -1);
+}
+
+/* RFC 5626 §5.3: the TCP connection the Path token names is gone: 430
+ * Flow Failed to the registrar, no new connection towards the client. */
+static void test_edge_gone_flow_is_430(void **state)
+{
+    struct fx *f = *state;
+    edge_start(f);
+    char path[256], route[300];
+    size_t i;
+    edge_register(f, CALLER, 40000, SIP_TRANSPORT_TCP, 77, path, sizeof(path), &i);
+    assert_non_null(strstr(path, ";transport=udp;lr;ob>")); /* our port towards the registrar */
+    f->h->dead_conn_id = 77;
+    snprintf(route, sizeof(route), "Route: %s\n", path);
+    size_t mark = harness_sent_count(f->h);
+    send_over(f, EDGE_REG, 5070, SIP_TRANSPORT_UDP, 0, "MESSAGE", "sip:alice@10.0.0.9:5080",
+              "sip:bob@" EDGE_REG ":5070", route, false);
+    harness_advance(f->h, 10);
+    assert_int_equal(final_since(f, mark, EDGE_REG, 5070, NULL), 430);
+    struct proxy_stats st;
+    proxy_get_stats(f->p, &st);
+    assert_int_equal(st.flow_failed, 1);
+}
+
+/* A client's INVITE for another user of our domain goes to the registrar
+ * (no 407 here, no local lookup), record-routed: the entry facing the
+ * client carries its flow's token. */
+static void test_edge_client_request_goes_to_registrar(void **state)
+{
+    struct fx *f = *state;
+    edge_start(f);
+    add_binding(f, "bob", "sip:bob@" BOB_A ":5070", 1000); /* ignored in edge mode */
+    char text[1024];
+    snprintf(text, sizeof(text),
+             "INVITE sip:bob@example.com SIP/2.0\nVia: SIP/2.0/UDP " CALLER ":5080;branch=z9hG4bK-e1\n"
+             "Max-Forwards: 70\nFrom: <sip:alice@example.com>;tag=a1\nTo: <sip:bob@example.com>\n"
+             "Call-ID: edge-1\nCSeq: 1 INVITE\nContact: <sip:alice@" CALLER ":5080>\nContent-Length: 0\n\n");
+    assert_int_equal(harness_inject(f->h, CALLER, CALLER_PORT, SIP_TRANSPORT_UDP, text), 0);
+    size_t i;
+    const struct sip_msg *m = sent_req(f, 0, "INVITE ", &i);
+    assert_true(harness_sent_to(f->h, i, EDGE_REG, 5070));
+    assert_true(str_eq(m->ruri_raw, STR_LIT("sip:bob@example.com")));
+    assert_true(harness_header_has(m, SIP_HDR_ROUTE, "<sip:" EDGE_REG ":5070;lr>"));
+    assert_int_equal(harness_header_count(m, SIP_HDR_RECORD_ROUTE), 2);
+    str_t in = harness_header_nth(m, SIP_HDR_RECORD_ROUTE, 1);
+    assert_true(in.len > 7 && !memcmp(in.s, "<sip:pt", 7));
+    struct proxy_stats st;
+    proxy_get_stats(f->p, &st);
+    assert_int_equal(st.edge_outbound, 1);
+    assert_int_equal(st.challenged, 0);
+}
+
+/* The registrar behind the edge sends every phone's calls: it is not held
+ * to pike_limit; the phones still are. */
+static void test_edge_registrar_is_exempt_from_pike(void **state)
+{
+    struct fx *f = *state;
+    f->cfg.proxy.pike_limit = 2;
+    edge_start(f);
+    char path[256], route[300];
+    size_t i;
+    edge_register(f, CALLER, CALLER_PORT, SIP_TRANSPORT_UDP, 0, path, sizeof(path), &i);
+    snprintf(route, sizeof(route), "Route: %s\n", path);
+    size_t mark = harness_sent_count(f->h);
+    for (int k = 0; k < 5; k++)
+        send_over(f, EDGE_REG, 5070, SIP_TRANSPORT_UDP, 0, "OPTIONS", "sip:alice@10.0.0.9:5080",
+                  "sip:bob@" EDGE_REG ":5070", route, false);
+    assert_int_equal(harness_count_sent(f->h, mark, "OPTIONS "), 5);
+    assert_int_equal(harness_find_sent(f->h, mark, "SIP/2.0 503"), -1);
+    edge_register(f, CALLER, CALLER_PORT, SIP_TRANSPORT_UDP, 0, path, sizeof(path), &i); /* the phone's 2nd */
+    mark = harness_sent_count(f->h);
+    send_over(f, CALLER, CALLER_PORT, SIP_TRANSPORT_UDP, 0, "MESSAGE", "sip:bob@example.com",
+              "sip:carol@" CALLER ":5080", "", false);
+    assert_int_equal(final_since(f, mark, CALLER, CALLER_PORT, NULL), 503);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1406,6 +1635,13 @@ int main(void)
         T(test_tampered_flow_token_is_403),
         T(test_flow_token_of_gone_flow_is_430),
         T(test_ws_caller_is_reached_through_its_token),
+        T(test_path_token_round_trip),
+        T(test_edge_register_goes_to_registrar_with_path),
+        T(test_edge_path_route_reaches_the_client_flow),
+        T(test_edge_forged_path_token_is_403),
+        T(test_edge_gone_flow_is_430),
+        T(test_edge_client_request_goes_to_registrar),
+        T(test_edge_registrar_is_exempt_from_pike),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -545,10 +545,31 @@ static void test_outbound_register_gets_require_outbound(void **state)
     assert_int_equal(harness_header_count(harness_last(f->h), SIP_HDR_REQUIRE), 0);
 }
 
+/* RFC 3327 / RFC 5626 §6: a REGISTER through an edge proxy (Path) over TCP
+ * keeps the Path, not our connection to the edge (which carries every
+ * client behind it): losing that connection does not drop the binding. */
+static void test_register_with_path_is_not_tied_to_the_edge_connection(void **state)
+{
+    struct fx *f = *state;
+    start_open(f);
+    assert_int_equal(reg_over(f, SIP_TRANSPORT_TCP, 21, "sip:example.com", "<sip:alice@10.0.0.9:5090;transport=tcp>",
+                              "Path: <sip:pt0101@192.0.2.50:5060;transport=tcp;lr;ob>\nSupported: path\n"),
+                     200);
+    assert_true(harness_header_has(harness_last(f->h), SIP_HDR_PATH, "sip:pt0101@192.0.2.50"));
+    const struct location_binding *b;
+    assert_int_equal(location_lookup(f->loc, STR_LIT("alice"), &b, 1), 1);
+    assert_int_equal(b->conn_id, 0);
+    assert_int_equal(b->flags & LOCATION_FLAG_NAT, 0);
+    assert_non_null(strstr(b->path, "pt0101"));
+    registrar_on_conn_lost(f->r, 21, "192.0.2.50:5060");
+    assert_int_equal(location_lookup(f->loc, STR_LIT("alice"), &b, 1), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_no_credentials_is_challenged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_register_with_path_is_not_tied_to_the_edge_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_register_is_200_with_binding_and_expires, setup, teardown),
         cmocka_unit_test_setup_teardown(test_200_lists_every_binding, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_expires_gets_default, setup, teardown),
