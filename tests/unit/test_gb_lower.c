@@ -1512,7 +1512,8 @@ static json_int_t lh_sub_count(struct lh *h, const char *kind, const char *what)
 {
     json_t *o = gb_lower_upstreams_json(h->l);
     json_t *up = json_array_get(json_object_get(o, "upstreams"), 0);
-    json_int_t v = json_integer_value(json_object_get(json_object_get(json_object_get(up, "subscriptions"), kind), what));
+    json_t *sub = json_object_get(json_object_get(up, "subscriptions"), kind);
+    json_int_t v = json_integer_value(json_object_get(sub, what));
     json_decref(o);
     return v;
 }
@@ -1522,7 +1523,8 @@ static const char *lh_sub_state(struct lh *h, const char *kind)
     static char st[16];
     json_t *o = gb_lower_upstreams_json(h->l);
     json_t *up = json_array_get(json_object_get(o, "upstreams"), 0);
-    const char *v = json_string_value(json_object_get(json_object_get(json_object_get(up, "subscriptions"), kind), "state"));
+    json_t *sub = json_object_get(json_object_get(up, "subscriptions"), kind);
+    const char *v = json_string_value(json_object_get(sub, "state"));
     snprintf(st, sizeof(st), "%s", v ? v : "");
     json_decref(o);
     return st;
