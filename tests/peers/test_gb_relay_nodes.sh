@@ -33,6 +33,10 @@
 #     uses, with its own token), the camera's answer reaches top; an id on
 #     no node or offline: an ERROR answer at once; a PTZ command from top:
 #     A sends it to B in a peer-marked MESSAGE, B on to the camera;
+#  5e. the camera's alarms and positions (B subscribes to them) reach top,
+#     subscribed to A's: A reads B's gb.alarm / gb.position from the
+#     cluster's event stream and sends them up as its own devices' (each
+#     alarm once);
 #  6. the camera goes offline while top plays it: B ends its relay, its BYE
 #     reaches A, A's reaches top; A, following the cluster's event stream
 #     ([redis] events_stream), sends top a catalog Notify: the camera OFF;
@@ -90,7 +94,7 @@ registered() { on a; api GET /gb/upstreams | jq -e '.upstreams[0].state == "regi
 check "node A (the middle node) registered to top" wait_for 20 registered
 
 # ---- 1. the camera on B, its channel key
-gb_sim "${SIP[b]}" "$MID_ID" gbsim.log --devices 1 --channels 1
+gb_sim "${SIP[b]}" "$MID_ID" gbsim.log --devices 1 --channels 1 --alarm-every 1
 on b
 check "1. the camera is online on node B" wait_for 30 gb_device_online "$DEV"
 chan_key() { [ "$(rcli get "t:gbchan:{$CH1}")" = "$DEV" ]; }
@@ -349,6 +353,39 @@ forged() {
 }
 check "5c. a peer-marked MESSAGE from 127.0.0.2 (no live node) gets 403 from B" forged
 check "... B sent the camera nothing" test "$(grep -c "PTZ" "$WORK/gbsim.log")" = "$PTZ_SEEN"
+
+# ---- 5e. the camera's alarms and positions, reported to B, reach top
+# through A: top subscribes to A's alarms and positions (its own list for
+# A), then B to the camera's (gbsim: a position at once, an alarm every
+# second, "模拟报警 N"); B publishes gb.alarm / gb.position on its bus, A
+# reads them from the cluster's event stream (another node's) and sends
+# them up within top's subscriptions, as it would its own devices'.
+top PATCH "/gb/devices/$MID_ID" '{"subscribe":["alarm","position"]}' >/dev/null
+a_sub() { on a; api GET /gb/upstreams | jq -e ".upstreams[0].subscriptions.$1.state == \"active\"" >/dev/null; }
+check "5e. A holds top's alarm subscription" wait_for 15 a_sub alarm
+check "... and its position subscription" wait_for 15 a_sub position
+on b; api PATCH "/gb/devices/$DEV" '{"subscribe":["alarm","position"]}' >/dev/null
+top_events() { curl -s -H "Authorization: Bearer $API_TOKEN" "http://127.0.0.1:$TOP_API/api/v1/events/recent?since=0"; }
+top_alarms() { # N: how many of top's gb.alarm events are the camera's alarm number N, through A
+    top_events | jq "[.events[] | select(.type == \"gb.alarm\" and .device == \"$MID_ID\" and .channel == \"$CH1\"
+        and .priority == 1 and .method == 5 and .alarm_type == 2 and .description == \"模拟报警 $1\")] | length"
+}
+alarm_at_top() { [ "$(top_alarms "$1")" -ge 1 ]; }
+check "... the camera's first alarm on B reaches top as A's Alarm NOTIFY (channel $CH1)" wait_for 15 alarm_at_top 1
+check "... B published it (node B's own bus)" bash -c "curl -s -H 'Authorization: Bearer $API_TOKEN' \
+    'http://127.0.0.1:${API[b]}/api/v1/events/recent?since=0' |
+    jq -e '[.events[] | select(.type == \"gb.alarm\" and .device == \"$DEV\" and .description == \"模拟报警 1\")] | length == 1' >/dev/null"
+check "... the next one too" wait_for 10 alarm_at_top 2
+check "... each once" test "$(top_alarms 1)" = 1
+pos_at_top() {
+    top_events | jq -e "[.events[] | select(.type == \"gb.position\" and .device == \"$MID_ID\" and .channel == \"$DEV\"
+        and (.longitude > 116.39 and .longitude < 116.41) and .speed == 12)] | length >= 1" >/dev/null
+}
+check "... the camera's position reaches top as A's MobilePosition NOTIFY" wait_for 10 pos_at_top
+UPS=$(on a; api GET /gb/upstreams)
+check "... A counts them sent for another node's device, none dropped" jq_ok "$UPS" \
+    '.upstreams[0].subscriptions | .alarm.other_nodes >= 2 and .position.other_nodes >= 1 and .alarm.other_nodes_dropped == 0 and .position.other_nodes_dropped == 0'
+on b; api PATCH "/gb/devices/$DEV" '{"subscribe":[]}' >/dev/null
 
 # ---- 6. the camera goes offline while top plays it: B's BYE -> A -> top
 P6=$(top POST "/gb/devices/$MID_ID/channels/$CH1/play" '{}')

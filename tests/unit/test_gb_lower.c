@@ -10,7 +10,10 @@
  * Last, the role built from its collaborators (gb_lower_new with [gb], the
  * upstreams, sip_local and the real txn layer, UA and event bus; a fake clock,
  * every message sent recorded): registration to an upstream, its refresh,
- * backoff and the unregister at stop, and the local directory. */
+ * backoff and the unregister at stop, and the local directory; as a middle
+ * node across cascade nodes, which events of the cluster's view carry other
+ * nodes' alarms and positions up, and those going up within the upstream's
+ * subscriptions, their NOTIFYs in flight capped. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -1404,6 +1407,227 @@ static void test_reload_checks_a_section(void **state)
     assert_int_equal(gb_lower_upstream_check(&up, err, sizeof(err)), -1);
 }
 
+/* ---- a middle node across cascade nodes: other nodes' alarms and
+ * positions (lower_nodes.c gb_lower_view_report_kind, lower_subs.c
+ * gb_lower_relay_node_report) ---- */
+
+#define NODE_DEV "34020000001320000001"
+#define NODE_CH "34020000001340000001"
+
+static json_t *view_ev(const char *type, const char *node)
+{
+    json_t *ev = json_pack("{s:s,s:s,s:s,s:i,s:i,s:i,s:s,s:s,s:f,s:f,s:s,s:i,s:i,s:i}", "type", type, "device",
+                           NODE_DEV, "channel", NODE_CH, "priority", 1, "method", 5, "alarm_type", 2, "alarm_time",
+                           "2026-12-07T10:00:00", "description", "motion 1", "longitude", 116.397, "latitude",
+                           39.909, "position_time", "2026-12-07T10:00:01", "speed", 12, "direction", 90,
+                           "altitude", 44);
+    assert_non_null(ev);
+    if (node) json_object_set_new(ev, "node", json_string(node));
+    return ev;
+}
+
+/* Which events of the cluster's view go up: another node's gb.alarm and
+ * gb.position once the view caught up; never ours (our own bus relays
+ * them), never one replayed at start, never another type or one without
+ * a usable node. */
+static void test_view_report_kind(void **state)
+{
+    (void)state;
+    json_t *ev = view_ev("gb.alarm", "node-b");
+    assert_int_equal(gb_lower_view_report_kind(ev, "node-a", true), GB_UP_SUB_ALARM);
+    assert_int_equal(gb_lower_view_report_kind(ev, "node-b", true), -1);  /* our own */
+    assert_int_equal(gb_lower_view_report_kind(ev, "node-a", false), -1); /* replayed while catching up */
+    assert_int_equal(gb_lower_view_report_kind(ev, NULL, true), -1);      /* no node id here */
+    json_decref(ev);
+    ev = view_ev("gb.position", "node-b");
+    assert_int_equal(gb_lower_view_report_kind(ev, "node-a", true), GB_UP_SUB_POSITION);
+    assert_int_equal(gb_lower_view_report_kind(ev, "node-b", true), -1);
+    assert_int_equal(gb_lower_view_report_kind(ev, "node-a", false), -1);
+    json_decref(ev);
+    const char *others[] = {"gb.device.online", "gb.catalog.updated", "gb.alarms", "user.online"};
+    for (size_t i = 0; i < sizeof(others) / sizeof(*others); i++) {
+        ev = view_ev(others[i], "node-b");
+        assert_int_equal(gb_lower_view_report_kind(ev, "node-a", true), -1);
+        json_decref(ev);
+    }
+    ev = view_ev("gb.alarm", NULL); /* no node */
+    assert_int_equal(gb_lower_view_report_kind(ev, "node-a", true), -1);
+    json_object_set_new(ev, "node", json_string(""));
+    assert_int_equal(gb_lower_view_report_kind(ev, "node-a", true), -1);
+    json_object_set_new(ev, "node", json_integer(7));
+    assert_int_equal(gb_lower_view_report_kind(ev, "node-a", true), -1);
+    char longid[200];
+    memset(longid, 'n', sizeof(longid) - 1);
+    longid[sizeof(longid) - 1] = '\0';
+    json_object_set_new(ev, "node", json_string(longid));
+    assert_int_equal(gb_lower_view_report_kind(ev, "node-a", true), -1);
+    json_decref(ev);
+    ev = json_pack("{s:s}", "node", "node-b"); /* no type */
+    assert_int_equal(gb_lower_view_report_kind(ev, "node-a", true), -1);
+    json_decref(ev);
+}
+
+/* The upstream subscribes (an initial SUBSCRIBE of Event `event`, body
+ * CmdType `cmd`, Call-ID `call_id`): answered 200. */
+static void lh_subscribe(struct lh *h, const char *event, const char *cmd, const char *call_id)
+{
+    char body[256], msg[1024];
+    snprintf(body, sizeof(body),
+             "<?xml version=\"1.0\"?>\r\n<Query><CmdType>%s</CmdType><SN>1</SN><DeviceID>" LOWER_ID
+             "</DeviceID></Query>\r\n",
+             cmd);
+    snprintf(msg, sizeof(msg),
+             "SUBSCRIBE sip:" LOWER_ID "@192.0.2.1:5060 SIP/2.0\r\n"
+             "Via: SIP/2.0/UDP 192.0.2.7:5060;branch=z9hG4bK%s\r\n"
+             "From: <sip:" UPPER_ID "@3402000000>;tag=upt-%s\r\n"
+             "To: <sip:" LOWER_ID "@3402000000>\r\n"
+             "Call-ID: %s\r\nCSeq: 1 SUBSCRIBE\r\n"
+             "Contact: <sip:" UPPER_ID "@192.0.2.7:5060>\r\n"
+             "Event: %s\r\nExpires: 3600\r\nMax-Forwards: 70\r\n"
+             "Content-Type: Application/MANSCDP+xml\r\nContent-Length: %zu\r\n\r\n%s",
+             call_id, call_id, call_id, event, strlen(body), body);
+    size_t before = h->nsent;
+    lh_feed(h, msg, strlen(msg), h->up.host);
+    assert_true(h->nsent > before);
+    assert_true(!strncmp(h->sent[h->nsent - 1], "SIP/2.0 200 ", 12));
+}
+
+/* Answers a NOTIFY we sent within a dialog (its To already tagged). */
+static void lh_answer_notify(struct lh *h, const char *req, int status, const char *reason)
+{
+    sbuf_t b;
+    sbuf_init(&b);
+    sbuf_printf(&b, "SIP/2.0 %d %s\r\n", status, reason);
+    copy_line(&b, req, "\r\nVia: ");
+    copy_line(&b, req, "\r\nFrom: ");
+    copy_line(&b, req, "\r\nTo: ");
+    copy_line(&b, req, "\r\nCall-ID: ");
+    copy_line(&b, req, "\r\nCSeq: ");
+    sbuf_printf(&b, "Content-Length: 0\r\n\r\n");
+    lh_feed(h, b.data, b.len, h->up.host);
+    sbuf_free(&b);
+}
+
+static json_int_t lh_sub_count(struct lh *h, const char *kind, const char *what)
+{
+    json_t *o = gb_lower_upstreams_json(h->l);
+    json_t *up = json_array_get(json_object_get(o, "upstreams"), 0);
+    json_t *sub = json_object_get(json_object_get(up, "subscriptions"), kind);
+    json_int_t v = json_integer_value(json_object_get(sub, what));
+    json_decref(o);
+    return v;
+}
+
+static const char *lh_sub_state(struct lh *h, const char *kind)
+{
+    static char st[16];
+    json_t *o = gb_lower_upstreams_json(h->l);
+    json_t *up = json_array_get(json_object_get(o, "upstreams"), 0);
+    json_t *sub = json_object_get(json_object_get(up, "subscriptions"), kind);
+    const char *v = json_string_value(json_object_get(sub, "state"));
+    snprintf(st, sizeof(st), "%s", v ? v : "");
+    json_decref(o);
+    return st;
+}
+
+static size_t lh_count(const struct lh *h, const char *prefix)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < h->nsent; i++) n += !strncmp(h->sent[i], prefix, strlen(prefix));
+    return n;
+}
+
+/* Another node's alarm goes up as the local path sends one: a NOTIFY
+ * within the upstream's Alarm subscription, with the Notify body written
+ * from the event; its position does not (no MobilePosition subscription);
+ * an event without a usable id does not. */
+static void test_node_report_within_the_subscription(void **state)
+{
+    struct lh *h = *state;
+    lh_register(h, "Expires: 3600\r\n");
+    json_t *alarm = view_ev("gb.alarm", "node-b"), *pos = view_ev("gb.position", "node-b");
+    gb_lower_relay_node_report(h->l, "gb.alarm", alarm); /* not subscribed yet */
+    assert_int_equal(lh_count(h, "NOTIFY "), 0);
+    lh_subscribe(h, "Alarm", "Alarm", "sub-alarm-1");
+    gb_lower_relay_node_report(h->l, "gb.alarm", alarm);
+    assert_int_equal(lh_count(h, "NOTIFY "), 1);
+    const char *n = lh_last(h, "NOTIFY ");
+    assert_non_null(strstr(n, "\r\nCall-ID: sub-alarm-1\r\n"));
+    assert_non_null(strstr(n, "\r\nEvent: Alarm\r\n"));
+    assert_non_null(strstr(n, ";tag=upt-sub-alarm-1"));
+    assert_non_null(strstr(n, "<CmdType>Alarm</CmdType>"));
+    assert_non_null(strstr(n, "<DeviceID>" NODE_CH "</DeviceID>"));
+    assert_non_null(strstr(n, "<AlarmPriority>1</AlarmPriority>"));
+    assert_non_null(strstr(n, "<AlarmMethod>5</AlarmMethod>"));
+    assert_non_null(strstr(n, "<AlarmTime>2026-12-07T10:00:00</AlarmTime>"));
+    assert_non_null(strstr(n, "<AlarmDescription>motion 1</AlarmDescription>"));
+    assert_non_null(strstr(n, "<AlarmType>2</AlarmType>"));
+    assert_int_equal(lh_sub_count(h, "alarm", "other_nodes"), 1);
+    assert_int_equal(h->l->ups[0].node_report_count, 1);
+    gb_lower_relay_node_report(h->l, "gb.position", pos); /* no position subscription */
+    assert_int_equal(lh_count(h, "NOTIFY "), 1);
+    json_object_set_new(alarm, "channel", json_string("3402"));
+    json_object_del(alarm, "device");
+    gb_lower_relay_node_report(h->l, "gb.alarm", alarm); /* no valid id */
+    assert_int_equal(lh_count(h, "NOTIFY "), 1);
+    /* Within a position subscription, the position goes; one without
+     * longitude and latitude does not. */
+    lh_subscribe(h, "MobilePosition", "MobilePosition", "sub-pos-1");
+    gb_lower_relay_node_report(h->l, "gb.position", pos);
+    assert_int_equal(lh_count(h, "NOTIFY "), 2);
+    n = lh_last(h, "NOTIFY ");
+    assert_non_null(strstr(n, "\r\nCall-ID: sub-pos-1\r\n"));
+    assert_non_null(strstr(n, "<CmdType>MobilePosition</CmdType>"));
+    assert_non_null(strstr(n, "<DeviceID>" NODE_CH "</DeviceID>"));
+    assert_non_null(strstr(n, "<Longitude>116.397"));
+    assert_non_null(strstr(n, "<Speed>12</Speed>"));
+    assert_int_equal(lh_sub_count(h, "position", "other_nodes"), 1);
+    json_object_del(pos, "latitude");
+    gb_lower_relay_node_report(h->l, "gb.position", pos);
+    assert_int_equal(lh_count(h, "NOTIFY "), 2);
+    /* Answered: out of flight. A 481 ends the subscription it was in. */
+    lh_answer_notify(h, lh_last(h, "NOTIFY "), 481, "Call/Transaction Does Not Exist");
+    assert_string_equal(lh_sub_state(h, "position"), "none");
+    assert_string_equal(lh_sub_state(h, "alarm"), "active");
+    assert_int_equal(h->l->ups[0].node_report_count, 1);
+    const char *first = NULL;
+    for (size_t i = 0; i < h->nsent && !first; i++)
+        if (!strncmp(h->sent[i], "NOTIFY ", 7)) first = h->sent[i];
+    lh_answer_notify(h, first, 200, "OK");
+    assert_int_equal(h->l->ups[0].node_report_count, 0);
+    assert_string_equal(lh_sub_state(h, "alarm"), "active");
+    json_decref(alarm);
+    json_decref(pos);
+}
+
+/* At most GB_LOWER_NODE_REPORTS_MAX NOTIFYs for other nodes' devices in
+ * flight per upstream: more are dropped (counted); once they are answered
+ * or time out there is room again. Our own devices' reports are not held
+ * to it. */
+static void test_node_reports_capped(void **state)
+{
+    struct lh *h = *state;
+    lh_register(h, "Expires: 3600\r\n");
+    lh_subscribe(h, "Alarm", "Alarm", "sub-alarm-2");
+    json_t *alarm = view_ev("gb.alarm", "node-b");
+    for (int i = 0; i < GB_LOWER_NODE_REPORTS_MAX + 3; i++) gb_lower_relay_node_report(h->l, "gb.alarm", alarm);
+    assert_int_equal(lh_sub_count(h, "alarm", "other_nodes"), GB_LOWER_NODE_REPORTS_MAX);
+    assert_int_equal(lh_sub_count(h, "alarm", "other_nodes_dropped"), 3);
+    assert_int_equal(h->l->ups[0].node_report_count, GB_LOWER_NODE_REPORTS_MAX);
+    json_int_t sent = lh_sub_count(h, "alarm", "notifies");
+    gb_lower_relay_report(h->l, "gb.alarm", alarm); /* a device here: sent anyway */
+    assert_int_equal(lh_sub_count(h, "alarm", "notifies"), sent + 1);
+    assert_int_equal(lh_sub_count(h, "alarm", "other_nodes"), GB_LOWER_NODE_REPORTS_MAX);
+    lh_advance(h, 40000); /* no answer: each ends (Timer F, 64*T1) */
+    assert_int_equal(h->l->ups[0].node_report_count, 0);
+    gb_lower_relay_node_report(h->l, "gb.alarm", alarm);
+    assert_int_equal(lh_sub_count(h, "alarm", "other_nodes"), GB_LOWER_NODE_REPORTS_MAX + 1);
+    assert_int_equal(lh_sub_count(h, "alarm", "other_nodes_dropped"), 3);
+    assert_int_equal(h->l->ups[0].node_report_count, 1);
+    json_decref(alarm);
+    /* lh_teardown frees the role with one in flight: detached, no callback later. */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1439,6 +1663,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reload_adds_an_upstream, lh_setup, lh_teardown),
         cmocka_unit_test_setup_teardown(test_reload_slots, lh_setup, lh_teardown),
         cmocka_unit_test_setup_teardown(test_reload_checks_a_section, lh_setup, lh_teardown),
+        cmocka_unit_test(test_view_report_kind),
+        cmocka_unit_test_setup_teardown(test_node_report_within_the_subscription, lh_setup, lh_teardown),
+        cmocka_unit_test_setup_teardown(test_node_reports_capped, lh_setup, lh_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

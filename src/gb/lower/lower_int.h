@@ -27,6 +27,8 @@
 #define GB_LOWER_CATALOG_WINDOW 4       /* Response MESSAGEs in flight per answer */
 #define GB_LOWER_MAX_RECORDS 10000      /* RecordInfo items in one answer */
 #define GB_LOWER_MAX_JOBS 64            /* catalog/record answers being sent at once */
+#define GB_LOWER_NODE_REPORTS_MAX 256   /* Alarm / MobilePosition NOTIFYs in flight per upstream for
+                                         * devices on other nodes (lower_subs.c); more are dropped */
 
 enum gb_up_state { GB_UP_IDLE = 0, GB_UP_REGISTERING, GB_UP_REGISTERED, GB_UP_FAILED, GB_UP_STOPPED };
 const char *gb_up_state_name(enum gb_up_state s);
@@ -76,6 +78,12 @@ struct gb_upstream {
     uint64_t registers_sent, register_failures, keepalives_sent, keepalives_ok, keepalives_missed;
     struct gb_up_sub subs[GB_UP_SUB_KINDS];
     bool ever_subscribed;             /* to catalog: changes no longer go as MESSAGE */
+    /* The Alarm / MobilePosition NOTIFYs in flight for devices on other
+     * nodes (lower_subs.c): at most GB_LOWER_NODE_REPORTS_MAX (allocated at
+     * the first), detached by gb_up_free. Counted per kind. */
+    struct ua_uac **node_reports;
+    uint32_t node_report_count;
+    uint64_t node_reports_sent[GB_UP_SUB_KINDS], node_reports_dropped[GB_UP_SUB_KINDS];
     /* Reload (gb_lower_set_upstreams): a slot never moves, since streams,
      * jobs, timers and requests in flight point at it. */
     struct config_upstream given;     /* the section as configured (cfg may be adjusted: 423, defaults) */
@@ -275,6 +283,19 @@ int gb_lower_subs_load(struct gb_lower *l);
  * JSON) sent as Alarm / MobilePosition NOTIFY to every upstream holding that
  * subscription. */
 void gb_lower_relay_report(struct gb_lower *l, const char *type, const json_t *ev);
+/* The same for such an event another node published (the cluster's view,
+ * lower_nodes.c): the same upstreams and body, but at most
+ * GB_LOWER_NODE_REPORTS_MAX NOTIFYs in flight per upstream (more are
+ * dropped, counted and logged). */
+void gb_lower_relay_node_report(struct gb_lower *l, const char *type, const json_t *ev);
+/* The Notify body for the event ev of a device's report (alarm: a gb.alarm,
+ * else a gb.position): the channel's (else the device's) id, the fields
+ * as the event names them (README "Events"). 0, or -1 when ev cannot be
+ * reported (no valid id; a position without longitude and latitude) or the
+ * body was not built. */
+int gb_lower_report_body(sbuf_t *body, gb_charset_t cs, uint32_t sn, bool alarm, const json_t *ev);
+/* Detaches the NOTIFYs of gb_lower_relay_node_report in flight to up. */
+void gb_lower_node_reports_free(struct gb_upstream *up);
 json_t *gb_lower_subs_json(const struct gb_upstream *up);
 
 /* lower_query.c */
@@ -363,6 +384,12 @@ int gb_lower_dir_fanout(struct gb_lower *l, struct gb_lower_job *j, size_t cap, 
 void gb_lower_remote_unwatch(struct gb_lower *l);
 /* Drops the catalog answers of up (NULL: all) still waiting for nodes. */
 void gb_lower_dir_drop(struct gb_lower *l, struct gb_upstream *up);
+/* What an event of the cluster's view (parsed) is for the relay of reports:
+ * GB_UP_SUB_ALARM for a gb.alarm, GB_UP_SUB_POSITION for a gb.position,
+ * published by a node other than self (ours go up from our own bus), once
+ * the view caught up (ready: what it replays at start is old); -1 for
+ * anything else (another type, no "node", self NULL). */
+int gb_lower_view_report_kind(const json_t *ev, const char *self, bool ready);
 
 /* Answers st out of dialog: a new To tag when the request has none (RFC 3261
  * §8.2.6.2: every response a UAS makes carries one), the extra lines "Name:

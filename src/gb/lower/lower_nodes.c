@@ -552,20 +552,52 @@ static void rnote_add(struct gb_lower *l, const char *device_id, const char *nod
         gb_lower_arm(l, &l->rnote_timer, gb_lower_now(l) + RNOTE_BATCH_MS, rnote_timer_cb);
 }
 
+/* ---- other nodes' alarms and positions -> NOTIFYs upward ----
+ *
+ * A device's alarm or position is published as gb.alarm / gb.position by
+ * the node the device reported it to (alarms.c); the view carries it with
+ * that node. Another node's, once the view caught up, goes to the upstreams
+ * as one of ours does (gb_lower_relay_node_report: the same subscriptions
+ * and Notify body, the NOTIFYs in flight capped per upstream). */
+
+static const char *view_node(const json_t *ev)
+{
+    const char *node = json_string_value(json_object_get(ev, "node"));
+    return node && *node && strlen(node) < GB_DIR_NODE_MAX ? node : NULL;
+}
+
+int gb_lower_view_report_kind(const json_t *ev, const char *self, bool ready)
+{
+    const char *type = json_string_value(json_object_get(ev, "type"));
+    const char *node = view_node(ev);
+    if (!ready || !type || !node || !self || !strcmp(node, self)) return -1;
+    if (!strcmp(type, "gb.alarm")) return GB_UP_SUB_ALARM;
+    if (!strcmp(type, "gb.position")) return GB_UP_SUB_POSITION;
+    return -1;
+}
+
 static void on_view_event(uint64_t seq, const char *json, size_t len, void *arg)
 {
     (void)seq;
     struct gb_lower *l = arg;
     /* Not while the view catches up at start: those changes are old (the
-     * upstream asks for the catalog when it registers us). */
+     * upstream asks for the catalog when it registers us), and so are
+     * those alarms and positions. */
     if (!l->upper || l->stopping || !event_bus_ready(l->view)) return;
-    if (!memmem(json, len, "\"gb.device.o", 12) && !memmem(json, len, "\"gb.catalog.updated\"", 20)) return;
+    if (!memmem(json, len, "\"gb.alarm\"", 10) && !memmem(json, len, "\"gb.position\"", 13) &&
+        !memmem(json, len, "\"gb.device.o", 12) && !memmem(json, len, "\"gb.catalog.updated\"", 20))
+        return;
     json_t *ev = json_loadb(json, len, 0, NULL);
     if (!ev) return;
     const char *type = json_string_value(json_object_get(ev, "type"));
-    const char *id = json_string_value(json_object_get(ev, "device_id"));
-    const char *node = json_string_value(json_object_get(ev, "node"));
     const char *self = gb_upper_node_id(l->upper);
+    if (gb_lower_view_report_kind(ev, self, true) >= 0) {
+        gb_lower_relay_node_report(l, type, ev);
+        json_decref(ev);
+        return;
+    }
+    const char *id = json_string_value(json_object_get(ev, "device_id"));
+    const char *node = view_node(ev);
     gb_catalog_event_t what = !type                                  ? GB_EVENT_NONE
                               : !strcmp(type, "gb.device.online")    ? GB_EVENT_ON
                               : !strcmp(type, "gb.device.offline")   ? GB_EVENT_OFF
@@ -573,8 +605,7 @@ static void on_view_event(uint64_t seq, const char *json, size_t len, void *arg)
                                                                      : GB_EVENT_NONE;
     /* Another node's, about a device not registered here (ours go up from
      * our own bus, lower_relay.c). */
-    if (what != GB_EVENT_NONE && id && id_ok(id) && node && *node && strlen(node) < GB_DIR_NODE_MAX && self &&
-        strcmp(node, self) && !gb_device_find(l->upper, id))
+    if (what != GB_EVENT_NONE && id && id_ok(id) && node && self && strcmp(node, self) && !gb_device_find(l->upper, id))
         rnote_add(l, id, node, what);
     json_decref(ev);
 }

@@ -403,6 +403,7 @@ void gb_up_free(struct gb_upstream *up)
     stop_keepalive(up);
     if (up->reg) ua_request_detach(up->reg);
     up->reg = NULL;
+    gb_lower_node_reports_free(up);
 }
 
 static json_t *time_or_null(int64_t ms)

@@ -8,7 +8,10 @@
  *
  * Alarm and MobilePosition subscriptions carry what the devices of this
  * node's upper role report (a middle node: gb.alarm / gb.position events,
- * relayed by gb_lower_relay_report); the local channels have none.
+ * relayed by gb_lower_relay_report) and, across cascade nodes ([redis]
+ * events_stream), what devices on other nodes report (the same events in
+ * the cluster's view, lower_nodes.c: gb_lower_relay_node_report, its
+ * NOTIFYs in flight capped per upstream); the local channels have none.
  *
  * One subscription per kind per upstream: a new SUBSCRIBE of a kind replaces
  * the one before (the upper re-subscribes after its own restart). Expiry is
@@ -22,6 +25,7 @@
  * below, moved up GB_LOWER_CSEQ_STEP at a time, and a restart starts from
  * it. A 481 to a NOTIFY (the upper forgot the dialog, RFC 6665 §4.2.2) ends
  * the subscription. */
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -250,45 +254,111 @@ static const char *field_text(const json_t *ev, const char *key, char *buf, size
     return NULL;
 }
 
-void gb_lower_relay_report(struct gb_lower *l, const char *type, const json_t *ev)
+int gb_lower_report_body(sbuf_t *body, gb_charset_t cs, uint32_t sn, bool alarm, const json_t *ev)
 {
-    bool alarm = !strcmp(type, "gb.alarm");
     const char *channel = json_string_value(json_object_get(ev, "channel"));
     if (!channel) channel = json_string_value(json_object_get(ev, "device"));
-    if (!channel || !gb_id_valid(str_from_cstr(channel))) return;
+    if (!channel || !gb_id_valid(str_from_cstr(channel))) return -1;
     const json_t *lon = json_object_get(ev, "longitude"), *lat = json_object_get(ev, "latitude");
     bool has_pos = json_is_number(lon) && json_is_number(lat);
-    if (!alarm && !has_pos) return;
-    char b1[24], b2[24], b3[24], b4[24];
+    if (!alarm && !has_pos) return -1;
+    char b1[24], b2[24], b3[24], b4[24], b5[24];
+    int rc;
+    if (alarm) {
+        gb_alarm_t a = {.priority = (char *)field_text(ev, "priority", b1, sizeof(b1)),
+                        .method = (char *)field_text(ev, "method", b2, sizeof(b2)),
+                        .time = (char *)field_text(ev, "alarm_time", b3, sizeof(b3)),
+                        .description = (char *)field_text(ev, "description", b4, sizeof(b4)),
+                        .type = (char *)field_text(ev, "alarm_type", b5, sizeof(b5))};
+        rc = gb_manscdp_build_alarm_notify(body, cs, sn, channel, &a, has_pos, has_pos ? json_number_value(lon) : 0,
+                                           has_pos ? json_number_value(lat) : 0);
+    } else {
+        gb_position_t p = {.time = (char *)field_text(ev, "position_time", b1, sizeof(b1)),
+                           .speed = (char *)field_text(ev, "speed", b2, sizeof(b2)),
+                           .direction = (char *)field_text(ev, "direction", b3, sizeof(b3)),
+                           .altitude = (char *)field_text(ev, "altitude", b4, sizeof(b4))};
+        rc = gb_manscdp_build_position_notify(body, cs, sn, channel, &p, json_number_value(lon),
+                                              json_number_value(lat));
+    }
+    return rc == 0 && !body->failed ? 0 : -1;
+}
+
+/* ---- reports of devices on other nodes: in flight, capped ---- */
+
+static void node_report_final(void *arg, struct ua_uac *h, int status, const struct sip_msg *resp,
+                              const struct transport_rx *rx, struct ua_dialog *dlg)
+{
+    (void)rx, (void)dlg;
+    struct gb_upstream *up = arg;
+    for (uint32_t i = 0; i < up->node_report_count; i++)
+        if (up->node_reports[i] == h) {
+            up->node_reports[i] = up->node_reports[--up->node_report_count];
+            break;
+        }
+    if (status == 481) { /* whichever of the two it was sent in (the Call-ID says) */
+        gb_lower_sub_gone(&up->subs[GB_UP_SUB_ALARM], resp);
+        gb_lower_sub_gone(&up->subs[GB_UP_SUB_POSITION], resp);
+    }
+}
+
+static const struct ua_uac_cb node_report_cb = {.on_final = node_report_final};
+
+void gb_lower_node_reports_free(struct gb_upstream *up)
+{
+    for (uint32_t i = 0; i < up->node_report_count; i++) ua_request_detach(up->node_reports[i]);
+    free(up->node_reports);
+    up->node_reports = NULL;
+    up->node_report_count = 0;
+}
+
+/* Room for one more report of another node's device to up: 0, or -1
+ * (counted, logged at most once a second or so). */
+static int node_report_room(struct gb_upstream *up, int kind)
+{
+    if (!up->node_reports) up->node_reports = calloc(GB_LOWER_NODE_REPORTS_MAX, sizeof(*up->node_reports));
+    if (up->node_reports && up->node_report_count < GB_LOWER_NODE_REPORTS_MAX) return 0;
+    up->node_reports_dropped[kind]++;
+    log_warn_rl("gb lower: upstream %s: %u %s NOTIFY(s) for other nodes' devices unanswered, one more dropped "
+                "(%llu so far)",
+                up->cfg.id, up->node_report_count, kind_names[kind],
+                (unsigned long long)up->node_reports_dropped[kind]);
+    return -1;
+}
+
+/* The one filter and writer of both paths: every registered upstream
+ * holding a live subscription of the kind gets the report as NOTIFY. */
+static void relay_report(struct gb_lower *l, const char *type, const json_t *ev, bool other_node)
+{
+    bool alarm = !strcmp(type, "gb.alarm");
+    int kind = alarm ? GB_UP_SUB_ALARM : GB_UP_SUB_POSITION;
     for (int i = 0; i < l->up_count; i++) {
         struct gb_upstream *up = &l->ups[i];
-        struct gb_up_sub *s = &up->subs[alarm ? GB_UP_SUB_ALARM : GB_UP_SUB_POSITION];
+        struct gb_up_sub *s = &up->subs[kind];
         if (up->state != GB_UP_REGISTERED || !sub_live(l, s)) continue;
         sbuf_t body;
         sbuf_init(&body);
-        int rc;
-        if (alarm) {
-            gb_alarm_t a = {.priority = (char *)field_text(ev, "priority", b1, sizeof(b1)),
-                            .method = (char *)field_text(ev, "method", b2, sizeof(b2)),
-                            .time = (char *)field_text(ev, "alarm_time", b3, sizeof(b3)),
-                            .description = (char *)field_text(ev, "description", b4, sizeof(b4)),
-                            .type = NULL};
-            char b5[24];
-            a.type = (char *)field_text(ev, "alarm_type", b5, sizeof(b5));
-            rc = gb_manscdp_build_alarm_notify(&body, up->charset, ++l->sn, channel, &a, has_pos,
-                                               has_pos ? json_number_value(lon) : 0, has_pos ? json_number_value(lat) : 0);
-        } else {
-            gb_position_t p = {.time = (char *)field_text(ev, "position_time", b1, sizeof(b1)),
-                               .speed = (char *)field_text(ev, "speed", b2, sizeof(b2)),
-                               .direction = (char *)field_text(ev, "direction", b3, sizeof(b3)),
-                               .altitude = (char *)field_text(ev, "altitude", b4, sizeof(b4))};
-            rc = gb_manscdp_build_position_notify(&body, up->charset, ++l->sn, channel, &p, json_number_value(lon),
-                                                  json_number_value(lat));
+        if (gb_lower_report_body(&body, up->charset, l->sn + 1, alarm, ev) != 0 ||
+            (other_node && node_report_room(up, kind) != 0)) {
+            sbuf_free(&body);
+            continue;
         }
-        if (rc == 0 && !gb_lower_send_notify(l, up, s, &body, NULL, NULL))
-            log_warn("gb lower: %s NOTIFY to upstream %s not sent", alarm ? "Alarm" : "MobilePosition", up->cfg.id);
+        l->sn++;
+        struct ua_uac *h = other_node ? gb_lower_send_notify(l, up, s, &body, &node_report_cb, up)
+                                      : gb_lower_send_notify(l, up, s, &body, NULL, NULL);
+        if (!h) log_warn("gb lower: %s NOTIFY to upstream %s not sent", alarm ? "Alarm" : "MobilePosition", up->cfg.id);
+        else if (other_node) {
+            up->node_reports[up->node_report_count++] = h;
+            up->node_reports_sent[kind]++;
+        }
         sbuf_free(&body);
     }
+}
+
+void gb_lower_relay_report(struct gb_lower *l, const char *type, const json_t *ev) { relay_report(l, type, ev, false); }
+
+void gb_lower_relay_node_report(struct gb_lower *l, const char *type, const json_t *ev)
+{
+    relay_report(l, type, ev, true);
 }
 
 void gb_lower_subs_clear(struct gb_upstream *up)
@@ -351,6 +421,10 @@ json_t *gb_lower_subs_json(const struct gb_upstream *up)
         bool live = sub_live(up->l, s);
         json_t *e = json_pack("{s:s,s:I}", "state", live ? "active" : "none", "notifies", (json_int_t)s->notifies);
         if (live) json_object_set_new(e, "call_id", json_string(s->call_id));
+        if (k != GB_UP_SUB_CATALOG) { /* reports of devices on other nodes (part of notifies) */
+            json_object_set_new(e, "other_nodes", json_integer((json_int_t)up->node_reports_sent[k]));
+            json_object_set_new(e, "other_nodes_dropped", json_integer((json_int_t)up->node_reports_dropped[k]));
+        }
         json_object_set_new(o, kind_names[k], e);
     }
     json_object_set_new(o, "ever_subscribed_catalog", json_boolean(up->ever_subscribed));
