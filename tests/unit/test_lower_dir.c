@@ -166,7 +166,7 @@ static gb_catalog_item_t *owned(const char *const *ids, size_t n)
     gb_catalog_item_t *items = NULL;
     size_t count = 0, cap = 0;
     for (size_t i = 0; i < n; i++) {
-        char name[16];
+        char name[24];
         snprintf(name, sizeof(name), "n%zu", i);
         gb_catalog_item_t it = item(ids[i], name, NULL, 0, GB_ONOFF_ON);
         assert_int_equal(gb_lower_items_push(&items, &count, &cap, &it), 0);
