@@ -1265,7 +1265,6 @@ int cluster_node_api(const struct cluster *c, const char *id, char *hostport, si
     return -ENOENT;
 }
 
-
 size_t cluster_live_apis(const struct cluster *c, void (*fn)(void *arg, const char *id), void *arg)
 {
     uint64_t now = timer_now(c->timers);

@@ -128,6 +128,16 @@ static void on_hop(void *arg, int rc, const struct api_httpc_response *resp, con
     fwd_free(f);
 }
 
+/* The headers of a hop to another node's API: our forwarded mark (so the
+ * owner answers from its own devices and never sends it on) and, when
+ * given, the Authorization to pass. */
+#define FORWARD_HEADERS_MAX (GB_FORWARD_AUTH_MAX + GB_DEVMIRROR_NODE_MAX + 64)
+static void forward_headers(const struct gb_upper *g, const char *auth, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s: %s\r\n%s%s%s", GB_FORWARD_HEADER, gb_devmirror_node_id(g->devmirror),
+             auth ? "Authorization: " : "", auth ? auth : "", auth ? "\r\n" : "");
+}
+
 static void on_record(void *arg, int status, const struct gb_devmirror_record *rec)
 {
     struct gb_forward *f = arg;
@@ -164,9 +174,8 @@ static void on_record(void *arg, int status, const struct gb_devmirror_record *r
                                        f->device_id, rec->node, what));
         return;
     }
-    char headers[GB_FORWARD_AUTH_MAX + GB_DEVMIRROR_NODE_MAX + 64];
-    snprintf(headers, sizeof(headers), "%s: %s\r\n%s%s%s", GB_FORWARD_HEADER, gb_devmirror_node_id(g->devmirror),
-             f->auth ? "Authorization: " : "", f->auth ? f->auth : "", f->auth ? "\r\n" : "");
+    char headers[FORWARD_HEADERS_MAX];
+    forward_headers(g, f->auth, headers, sizeof(headers));
     if (https && !g->forward_tls) {
         fwd_fail(f, 503, gb_error_json("node-unavailable", "node %s serves its API over TLS only and this node has "
                                                            "no TLS client",
@@ -354,10 +363,8 @@ int gb_upper_node_get(struct gb_upper *g, const char *node, const char *target, 
     int rc = cluster_node_api(g->cluster, node, host, sizeof(host), &addr, &https);
     if (rc == 0 && https && !g->forward_tls) rc = -EPROTONOSUPPORT;
     if (rc == 0) {
-        char headers[GB_FORWARD_AUTH_MAX + GB_DEVMIRROR_NODE_MAX + 64];
-        const char *auth = g->forward_auth;
-        snprintf(headers, sizeof(headers), "%s: %s\r\n%s%s%s", GB_FORWARD_HEADER, gb_devmirror_node_id(g->devmirror),
-                 auth ? "Authorization: " : "", auth ? auth : "", auth ? "\r\n" : "");
+        char headers[FORWARD_HEADERS_MAX];
+        forward_headers(g, g->forward_auth, headers, sizeof(headers));
         if (!timeout_ms || timeout_ms > g->forward_timeout_ms) timeout_ms = g->forward_timeout_ms;
         struct httpc_uv_request r = {.to = (const struct sockaddr *)&addr, .host = host, .method = "GET",
                                      .target = target, .headers = headers, .timeout_ms = timeout_ms,
