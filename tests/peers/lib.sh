@@ -46,9 +46,10 @@ trap 'echo "--- stopped at ${BASH_SOURCE[0]##*/}:$LINENO: $BASH_COMMAND (status 
 # in order (the next free one is kept in $WORK/ports.next, under a lock: calls
 # run in $(...) subshells), so two tests never race for a port that one of
 # them found free. A test using more than its slot stops with an error.
-# 280: with 77 peer tests every slot (10000 + index x 280) stays below the kernel's ephemeral
-# range (32768 up): a port a test frees and binds again (a node restarted on its port) cannot
-# have been given meanwhile to some client's outgoing connection.
+# 280: the first slots (10000 + index x 280) stay below the kernel's ephemeral range (32768 up
+# on Linux: 80 slots), the next ones lie above its end (61000-65535 with the usual range: 16
+# more), so a port a test frees and binds again (a node restarted on its port) cannot have
+# been given meanwhile to some client's outgoing connection. 96 slots in all.
 PORT_SLOT_SIZE=280
 
 # free_range N: the first of N consecutive ports, each free for both UDP and
@@ -58,17 +59,24 @@ free_range() {
 import fcntl, glob, os, socket, sys
 state, peers, script, size, want = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 try:
-    low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-except (OSError, ValueError, IndexError):
-    low = 32768
+    low, high = (int(x) for x in open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[:2])
+except (OSError, ValueError):
+    low, high = 32768, 60999
 tests = sorted(os.path.basename(t) for t in glob.glob(os.path.join(peers, "test_*.sh")))
-# An ephemeral range starting too low for a slot per test: the slots go into it
-# anyway (disjoint between tests still matters more; the probe below skips
-# what a client took).
-slots = max((low - 200 - 10000) // size, len(tests) + 1)
+# Slot bases: below the ephemeral range, then above it.
+bases = [10000 + i * size for i in range(max(0, (low - 200 - 10000) // size))]
+bases += [high + 1 + i * size for i in range(max(0, (65535 - high) // size))]
 name = os.path.basename(script)
 index = tests.index(name) if name in tests else len(tests)  # a script not in the list: the spare slot
-base = 10000 + (index % slots) * size
+if index < len(bases):
+    base = bases[index]
+else:
+    # More tests than slots outside the ephemeral range: the rest go into it
+    # (disjoint between tests still matters more; the probe below skips what
+    # a client took).
+    base = 10000 + index * size
+    if base + size > 65536:
+        base = 10000 + (index % ((65536 - 10000) // size)) * size
 
 # Ports a node takes by default whatever its test asked ([media] port 20000,
 # on in the embedded default: any test's node may hold it at any time). The
