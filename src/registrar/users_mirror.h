@@ -69,13 +69,6 @@ enum users_apply_result {
 enum users_apply_result users_mirror_apply(struct users *u, const char *name, size_t name_len,
                                            const struct redisReply *value, size_t max_users);
 
-/* An HSCAN answer: ["cursor", [field, value, ...]]. Copies the cursor (digits
- * only) into cursor and calls cb for each pair. 0, or -EINVAL for a reply of
- * another shape (nothing called). */
-int users_mirror_scan_read(const struct redisReply *r, char *cursor, size_t cap,
-                           void (*cb)(void *arg, const struct redisReply *field, const struct redisReply *value),
-                           void *arg);
-
 struct users_mirror_stats {
     uint64_t loads;          /* full loads completed */
     uint64_t load_failures;  /* a load that failed and was tried again */
