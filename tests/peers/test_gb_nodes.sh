@@ -49,6 +49,17 @@
 #     have: C answers 404 and forwards nothing, B answers 404; a catalog
 #     query for it from B: C's 404 "on this node" comes back, C forwards
 #     nothing.
+# 11. administrative records shared ([redis] mirror_gb_admin): two more
+#     nodes, D and E, with allow_unknown = no and only that switch (key
+#     prefix adm:). A camera unknown to both: E refuses its REGISTER (403).
+#     Provisioned through D's API (POST /gb/devices, its password): the
+#     record is in Redis (adm:gbadmin) and E knows the device; the camera
+#     registers on E with that password. Its password changed on E (PATCH):
+#     D applies it; at the camera's next REGISTER, on D, the old password is
+#     refused and the new one accepted. Deleted on D (where it is online):
+#     gone from E too (404, and E takes its stale registration offline), its
+#     field gone from Redis, and its next REGISTER on E is refused (403).
+#     D's /metrics stay typed with the new counters.
 source "$(dirname "$0")/lib.sh"
 
 for t in redis-server redis-cli jq ffprobe sipp; do
@@ -476,4 +487,94 @@ check "... a catalog from B for it: C's own 404 (on this node) comes back ($R)" 
 check "... C sent it on to nobody, B forwarded it once" \
     bash -c "[ '$(gstat c node_queries)' = '$NQC' ] && [ '$(gstat b node_queries)' = '$((NQB + 1))' ] &&
         [ \"\$(grep -c 'gb api: POST /api/v1/gb/devices/$GHOST/catalog for device $GHOST forwarded' '$WORK/b.log')\" = 1 ]"
+# ---- 11. administrative records shared between nodes ([redis] mirror_gb_admin)
+DEV5=34020000001320000091
+MEDIA5=$(free_range 4)
+for n in d e; do
+    SIP[$n]=$(free_port); API[$n]=$(free_port)
+    m=$MEDIA5; [ "$n" = e ] && m=$((MEDIA5 + 2))
+    node_ini "$n" "${SIP[$n]}" "${API[$n]}" 3402000000 <<INI
+[gb]
+enabled = yes
+id = $UPPER
+domain = 3402000000
+password = node-default-secret
+allow_unknown = no
+media_ip = 127.0.0.1
+media_ports = $m-$((m + 1))
+keepalive_interval = 1
+keepalive_misses = 30
+catalog_on_register = no
+[media]
+enabled = no
+[redis]
+mirror_gb_admin = yes
+nodes = 127.0.0.1:${REDIS_PORTS[0]},127.0.0.1:${REDIS_PORTS[1]}
+node_id = node-$n
+key_prefix = adm:
+timeout_ms = 1000
+INI
+    start_cascade "$n" "$WORK/$n.ini"
+done
+astat() { on "$1"; api GET /stats | jq -r ".redis_gb_admin.$2"; }
+loaded() { [ "$(astat "$1" subscribed)" = true ] && [ "$(astat "$1" loads)" -ge 1 ]; }
+for n in d e; do check "11. node $n subscribed to the GB admin changes and loaded adm:gbadmin" wait_for 20 loaded "$n"; done
+# sim5 NODE PASSWORD LOG: the camera DEV5 registering on NODE with PASSWORD.
+sim5() {
+    "$BUILD_DIR/cascade-gbsim" --target "127.0.0.1:${SIP[$1]}" --target-id "$UPPER" --password "$2" \
+        --keepalive 1 --quiet --log-level info --duration 120 --devices 1 --channels 1 --base-id "$DEV5" \
+        >"$WORK/$3" 2>&1 &
+    SIM=$!
+    PIDS+=("$SIM")
+}
+stop_sim() { kill -9 "$SIM" 2>/dev/null; wait "$SIM" 2>/dev/null || true; }
+refused_403() { grep -q "gb REGISTER from $DEV5 at .*: not an allowed device, 403" "$WORK/$1.log"; }
+sim5 e pw-one sim5a.log
+check "... a camera provisioned nowhere: E refuses its REGISTER (403, allow_unknown = no)" wait_for 20 refused_403 e
+stop_sim
+on d
+R=$(api POST /gb/devices '{"id":"'"$DEV5"'","password":"pw-one"}')
+check "... provisioned through D's API ($(echo "$R" | jq -c '{id,own_password}'))" \
+    jq_ok "$R" '.id == "'"$DEV5"'" and .own_password == true'
+check "... its record is in Redis (adm:gbadmin, with its password)" \
+    bash -c "redis-cli -c -h 127.0.0.1 -p ${REDIS_PORTS[0]} hget adm:gbadmin $DEV5 | jq -e '.password == \"pw-one\" and .allow == true' >/dev/null"
+e_knows() { on e; api GET "/gb/devices/$DEV5" | jq -e '.id == "'"$DEV5"'" and .own_password == true' >/dev/null; }
+check "... node E knows the device (its own table, from the announcement)" wait_for 10 e_knows
+sim5 e pw-one sim5b.log
+on e
+check "... the camera registers on E with the password given on D" wait_for 30 gb_device_online "$DEV5"
+stop_sim
+AP0=$(astat d applied)
+on e
+R=$(api PATCH "/gb/devices/$DEV5" '{"password":"pw-two"}')
+check "... its password changed through E's API (PATCH)" jq_ok "$R" '.id == "'"$DEV5"'"'
+d_applied() { [ "$(astat d applied)" -gt "$AP0" ]; }
+check "... node D applied E's change (redis_gb_admin.applied)" wait_for 10 d_applied
+check "... Redis holds the new password" \
+    bash -c "redis-cli -c -h 127.0.0.1 -p ${REDIS_PORTS[0]} hget adm:gbadmin $DEV5 | jq -e '.password == \"pw-two\"' >/dev/null"
+refused_pw() { grep -q "gb REGISTER from $DEV5 at .* refused: " "$WORK/d.log"; }
+sim5 d pw-one sim5c.log
+check "... at its next REGISTER, on D, the old password is refused" wait_for 20 refused_pw
+stop_sim
+sim5 d pw-two sim5d.log
+on d
+check "... and the new one accepted: online on D" wait_for 30 gb_device_online "$DEV5"
+stop_sim
+R=$(api DELETE "/gb/devices/$DEV5")
+check "... deleted through D's API ($R)" jq_ok "$R" '.removed == 1'
+e_forgot() { on e; [ "$(api GET "/gb/devices/$DEV5" | jq -r '.error')" = not-found ]; }
+check "... gone from E too (404)" wait_for 10 e_forgot
+check "... E took its stale registration offline (gb.device.offline, unregister)" \
+    grep -q "gb device $DEV5 offline" "$WORK/e.log"
+check "... its field is gone from Redis" \
+    test -z "$(redis-cli -c -h 127.0.0.1 -p "${REDIS_PORTS[0]}" hget adm:gbadmin "$DEV5" | tr -d '\r')"
+N403=$(grep -c "gb REGISTER from $DEV5 at .*: not an allowed device, 403" "$WORK/e.log" || true)
+more_403() { [ "$(grep -c "gb REGISTER from $DEV5 at .*: not an allowed device, 403" "$WORK/e.log" || true)" -gt "$N403" ]; }
+sim5 e pw-two sim5e.log
+check "... its next REGISTER on E is refused (403)" wait_for 20 more_403
+stop_sim
+curl -s "http://127.0.0.1:${API[d]}/metrics" >"$WORK/d.prom"
+check "... /metrics on D well-formed, redis_gb_admin typed" bash -c "
+    python3 '$PEERS_DIR/promcheck.py' check '$WORK/d.prom' --no-untyped &&
+    grep -q '^cascade_redis_gb_admin_applied' '$WORK/d.prom'"
 finish

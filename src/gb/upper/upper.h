@@ -148,6 +148,8 @@ enum gb_query_kind { GB_Q_CATALOG = 0, GB_Q_INFO, GB_Q_STATUS, GB_Q_RECORDS };
 
 /* Queries: new JSON (NULL: no such device or stream, or no memory). */
 bool gb_upper_has_device(struct gb_upper *g, const char *id);
+/* Known here and registered here (online). */
+bool gb_upper_device_online_here(struct gb_upper *g, const char *id);
 json_t *gb_devices_json(struct gb_upper *g);
 /* {"devices":[...]} of the devices whose id or name (DeviceInfo's) holds q,
  * ASCII case folded; q NULL or "" lists every one. Only the first
