@@ -14,12 +14,15 @@
 #  3. the live view of the same channel from node C (POST .../live) plays
 #     through A too, and ffprobe reads H.264 from C's FLV URL;
 #     a playback from B through A: its pause (INFO) reaches the camera;
-#  3c. GB queries from B's API for the camera on A (the request forwarded
-#     to A's API, marked, with the client's token): the device record, a
+#  3c. the camera provisioned through A's API: with mirror_gb_admin, B
+#     holds its record, offline; GB queries from B's API for the camera on
+#     A are still forwarded to A's API (marked, with the client's token):
+#     the device record, a
 #     catalog with the camera's channel, DeviceInfo / DeviceStatus with the
 #     camera's fields, RecordInfo, a PTZ command the camera logs, the
 #     channel tree; A counts them as peer queries, B as node queries; a
-#     marked request for a device B does not have: 404 at B, not sent on;
+#     marked request for it: answered from B's own table (409, offline
+#     there), not sent on (the 404 of a device a node does not have: 10);
 #  4. stop on B (DELETE /gb/streams/{sid}): B's BYE goes to A, A's to the
 #     camera (gbsim logs the BYE from the upper), A's relay is gone;
 #  5. a device registered nowhere: 404 JSON from B; a planted record naming
@@ -86,6 +89,7 @@ enabled = no
 mirror_bindings = yes
 cluster_route = yes
 mirror_gb_devices = yes
+mirror_gb_admin = yes
 gb_keepalive_write_s = 5
 nodes = 127.0.0.1:${REDIS_PORTS[0]},127.0.0.1:${REDIS_PORTS[1]}
 node_id = node-$n
@@ -184,10 +188,18 @@ check "... the PAUSE reached the camera" wait_for 10 grep -qE "PAUSE cseq 1" "$W
 api DELETE "/gb/streams/$PSID" >/dev/null
 
 # ---- 3c. queries from B for the camera on A: forwarded to A's API
+# (provisioned through A's API first: with mirror_gb_admin, B then holds
+# the device's record too, offline, and must still ask A)
+on a
+R=$(api POST /gb/devices '{"id":"'"$DEV"'","password":"dev-secret"}')
+check "3c. the camera provisioned through A's API ($(echo "$R" | jq -c '{id,online}'))" jq_ok "$R" '.online == true'
+b_holds() { on b; curl -s -H "$AUTH" "http://127.0.0.1:${API[b]}/api/v1/gb/devices" |
+    jq -e '.devices | map(select(.id == "'"$DEV"'" and .online == false)) | length == 1' >/dev/null; }
+check "... B holds its record (offline there) from the shared admin records" wait_for 10 b_holds
 on b
 PQ0=$(gstat a peer_queries)
 R=$(api GET "/gb/devices/$DEV")
-check "3c. GET the device from node B: A's record of it ($(echo "$R" | jq -c '{id,online,transport}'))" \
+check "... GET the device from node B: A's record of it ($(echo "$R" | jq -c '{id,online,transport}'))" \
     jq_ok "$R" '.id == "'"$DEV"'" and .online == true and .transport == "udp"'
 CAT=$(api POST "/gb/devices/$DEV/catalog" '{}')
 check "... a catalog from B: the camera's channel ($(echo "$CAT" | jq -c '{device_id,sum_num,n:(.channels|length)}'))" \
@@ -213,13 +225,13 @@ check "... B counted 7 node queries, none failed" \
     bash -c "[ '$(gstat b node_queries)' = 7 ] && [ '$(gstat b node_query_failures)' = 0 ] && [ '$(gstat b node_queries_pending)' = 0 ]"
 check "... B logged the forward to node-a at A's API" \
     grep -q "gb api: POST /api/v1/gb/devices/$DEV/catalog for device $DEV forwarded to node node-a (127.0.0.1:${API[a]})" "$WORK/b.log"
-check "... the device is still not registered on B" \
-    bash -c "curl -s -H '$AUTH' http://127.0.0.1:${API[b]}/api/v1/gb/devices | jq -e '.total == 0' >/dev/null"
+check "... the device is still not registered on B (its record there offline)" \
+    bash -c "curl -s -H '$AUTH' http://127.0.0.1:${API[b]}/api/v1/gb/devices | jq -e '.total == 1 and .devices[0].online == false' >/dev/null"
 # loop protection: a request already forwarded is answered from local devices only.
 R=$(curl -s -w ' %{http_code}' -X POST -H "$AUTH" -H 'X-Cascade-Forwarded: node-c' -H 'Content-Type: application/json' \
     --data '{}' "http://127.0.0.1:${API[b]}/api/v1/gb/devices/$DEV/info")
-check "... a request marked as forwarded, for a device B does not have: 404 at B ($R)" \
-    bash -c "[[ '$R' == *'\"not-found\"'*'on this node'*' 404' ]]"
+check "... a request marked as forwarded, for a device B holds offline: answered by B alone, 409 ($R)" \
+    bash -c "[[ '$R' == *'\"device-offline\"'*' 409' ]]"
 check "... and not sent on (B's node queries unchanged)" test "$(gstat b node_queries)" = 7
 
 # ---- 4. stop on B
@@ -454,6 +466,9 @@ R=$(api POST "/gb/devices/$DEV/channels/$CH1/play" '{}')
 check "... a play from B: 409 device-offline, not sent to the dead node ($R)" jq_ok "$R" '.error == "device-offline"'
 R=$(api POST "/gb/devices/$DEV/info" '{}')
 check "... DeviceInfo from B: 409 device-offline, not forwarded to the dead node ($R)" jq_ok "$R" '.error == "device-offline"'
+R=$(api GET "/gb/devices/$DEV")
+check "... GET it from B: B's own (shared admin) record, offline, since it is registered on no node ($(echo "$R" | jq -c '{id,online}'))" \
+    jq_ok "$R" '.id == "'"$DEV"'" and .online == false'
 SIM=$SIM_AB
 
 # ---- 9. the camera re-registers on C: B plays it through C
