@@ -57,7 +57,9 @@
 #     prefix adm:). A camera unknown to both: E refuses its REGISTER (403).
 #     Provisioned through D's API (POST /gb/devices, its password): the
 #     record is in Redis (adm:gbadmin) and E knows the device; the camera
-#     registers on E with that password. Its password changed on E (PATCH):
+#     registers on E with that password. Its subscribe list changed on D
+#     (where it is offline): E applies it at once (an Alarm SUBSCRIBE to the
+#     camera). Its password changed on E (PATCH):
 #     D applies it; at the camera's next REGISTER, on D, the old password is
 #     refused and the new one accepted. Deleted on D (where it is online):
 #     gone from E too (404, and E takes its stale registration offline), its
@@ -534,11 +536,13 @@ done
 astat() { on "$1"; api GET /stats | jq -r ".redis_gb_admin.$2"; }
 loaded() { [ "$(astat "$1" subscribed)" = true ] && [ "$(astat "$1" loads)" -ge 1 ]; }
 for n in d e; do check "11. node $n subscribed to the GB admin changes and loaded adm:gbadmin" wait_for 20 loaded "$n"; done
-# sim5 NODE PASSWORD LOG: the camera DEV5 registering on NODE with PASSWORD.
+# sim5 NODE PASSWORD LOG [gbsim options]: the camera DEV5 registering on NODE with PASSWORD.
 sim5() {
-    "$BUILD_DIR/cascade-gbsim" --target "127.0.0.1:${SIP[$1]}" --target-id "$UPPER" --password "$2" \
-        --keepalive 1 --quiet --log-level info --duration 120 --devices 1 --channels 1 --base-id "$DEV5" \
-        >"$WORK/$3" 2>&1 &
+    local node=$1 pw=$2 log=$3
+    shift 3
+    "$BUILD_DIR/cascade-gbsim" --target "127.0.0.1:${SIP[$node]}" --target-id "$UPPER" --password "$pw" \
+        --keepalive 1 --quiet --log-level info --duration 120 --devices 1 --channels 1 --base-id "$DEV5" "$@" \
+        >"$WORK/$log" 2>&1 &
     SIM=$!
     PIDS+=("$SIM")
 }
@@ -555,9 +559,18 @@ check "... its record is in Redis (adm:gbadmin, with its password)" \
     bash -c "redis-cli -c -h 127.0.0.1 -p ${REDIS_PORTS[0]} hget adm:gbadmin $DEV5 | jq -e '.password == \"pw-one\" and .allow == true' >/dev/null"
 e_knows() { on e; api GET "/gb/devices/$DEV5" | jq -e '.id == "'"$DEV5"'" and .own_password == true' >/dev/null; }
 check "... node E knows the device (its own table, from the announcement)" wait_for 10 e_knows
-sim5 e pw-one sim5b.log
+SUBS5=$WORK/subs5.jsonl
+sim5 e pw-one sim5b.log --subscribe-log "$SUBS5"
 on e
 check "... the camera registers on E with the password given on D" wait_for 30 gb_device_online "$DEV5"
+got5() { [ -s "$SUBS5" ] && jq -e -s "[.[] | select($1)] | length > 0" "$SUBS5" >/dev/null; }
+check "... no SUBSCRIBE yet (no [gb] subscribe)" test ! -s "$SUBS5"
+on d
+R=$(api PATCH "/gb/devices/$DEV5" '{"subscribe":["alarm"]}')
+check "... its own subscribe list changed through D's API, where it is offline ($(echo "$R" | jq -c '{online,subscribe}'))" \
+    jq_ok "$R" '.online == false and .subscribe == ["alarm"]'
+check "... E, where it is online, applies it at once: an Alarm SUBSCRIBE reaches the camera" \
+    wait_for 20 got5 '.kind=="new" and .event=="Alarm" and .status==200'
 stop_sim
 AP0=$(astat d applied)
 on e
