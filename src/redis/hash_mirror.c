@@ -20,6 +20,12 @@
 #define SCAN_COUNT "256"
 #define MARKER "#"        /* the hash was seeded (no owner's name has '#') */
 #define MAX_FETCHES 256   /* HGETs of announced names unanswered; beyond: a full reload */
+#define SEED_BATCH ((REDIS_CLUSTER_MAX_ARGS - 4) / 2) /* fields written by one seeding EVAL (30) */
+/* A seeding batch: each field written unless there (another node seeding
+ * at the same moment keeps what it wrote first). KEYS[1] the hash; ARGV:
+ * field, record, field, record ... */
+#define SEED_LUA                                                                                                   \
+    "for i = 1, #ARGV, 2 do redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) end return #ARGV / 2"
 
 /* A name (and, in a load's fresh set, its record) in a load's sets. */
 struct hm_entry {
@@ -153,14 +159,20 @@ static void on_write(void *arg, int status, const struct redisReply *reply)
                 status ? strerror(-status) : reply && reply->str ? reply->str : "bad reply");
 }
 
-static void send_write(struct hash_mirror *m, int argc, const char **argv, const size_t *lens)
+static void send_write_at(struct hash_mirror *m, int key_index, int argc, const char **argv, const size_t *lens)
 {
-    if (m->pending >= m->max_pending || redis_cluster_command(m->rc, 1, argc, argv, lens, on_write, m) < 0) {
+    if (m->pending >= m->max_pending ||
+        redis_cluster_command(m->rc, key_index, argc, argv, lens, on_write, m) < 0) {
         m->stats.writes_failed++;
         log_warn_rl("redis %s: a change dropped (%u writes pending)", m->ops.what, m->pending);
         return;
     }
     m->pending++;
+}
+
+static void send_write(struct hash_mirror *m, int argc, const char **argv, const size_t *lens)
+{
+    send_write_at(m, 1, argc, argv, lens);
 }
 
 /* PUBLISH routed by the hash's key: on the same connection as its write, after it. */
@@ -243,6 +255,10 @@ static void on_fetch(void *arg, int status, const struct redisReply *reply)
 static void on_announcement(struct hash_mirror *m, const char *msg, size_t len)
 {
     m->stats.announcements++;
+    if (len == 1 && msg[0] == '#') { /* a node seeded the hash: read it all */
+        start_load(m);
+        return;
+    }
     struct fetch *f = malloc(sizeof(*f));
     if (!f) return;
     if (!name_read(m, msg, len, f->name)) {
@@ -324,20 +340,70 @@ static int diff_live(void *arg, const char *name)
     return 0;
 }
 
+/* Seeding: this node's entries written in batches of SEED_BATCH (one EVAL
+ * each: a large table does not take one pending write per entry), then
+ * the marker, then one announcement "#" that makes every node reload. */
+struct seed_ctx {
+    struct hash_mirror *m;
+    const char *argv[4 + 2 * SEED_BATCH];
+    size_t lens[4 + 2 * SEED_BATCH];
+    char *bufs[2 * SEED_BATCH];
+    int n; /* fields in the batch */
+    size_t seeded;
+};
+
+static void seed_flush(struct seed_ctx *c)
+{
+    if (!c->n) return;
+    c->argv[0] = "EVAL";
+    c->argv[1] = SEED_LUA;
+    c->argv[2] = "1";
+    c->argv[3] = c->m->key;
+    for (int i = 0; i < 4; i++) c->lens[i] = strlen(c->argv[i]);
+    send_write_at(c->m, 3, 4 + 2 * c->n, c->argv, c->lens);
+    for (int i = 0; i < 2 * c->n; i++) free(c->bufs[i]);
+    c->seeded += (size_t)c->n;
+    c->n = 0;
+}
+
 static int seed_one(void *arg, const char *name)
 {
-    struct hash_mirror *m = arg;
-    char *rec = malloc(m->record_max + 1);
-    if (!rec) return 0;
-    int n = m->ops.encode(m->ops.arg, name, rec, m->record_max + 1);
-    if (n >= 0) {
-        const char *argv[] = {"HSETNX", m->key, name, rec};
-        size_t lens[] = {6, strlen(m->key), strlen(name), (size_t)n};
-        send_write(m, 4, argv, lens);
-        announce(m, name);
+    struct seed_ctx *c = arg;
+    struct hash_mirror *m = c->m;
+    char *rec = malloc(m->record_max + 1), *nm = strdup(name);
+    int n = rec && nm ? m->ops.encode(m->ops.arg, name, rec, m->record_max + 1) : -ENOMEM;
+    if (n < 0) {
+        free(rec);
+        free(nm);
+        return 0;
     }
-    free(rec);
+    int k = 2 * c->n;
+    c->bufs[k] = nm;
+    c->bufs[k + 1] = rec;
+    c->argv[4 + k] = nm;
+    c->lens[4 + k] = strlen(nm);
+    c->argv[5 + k] = rec;
+    c->lens[5 + k] = (size_t)n;
+    if (++c->n == SEED_BATCH) seed_flush(c);
     return 0;
+}
+
+static void seed(struct hash_mirror *m)
+{
+    struct seed_ctx *c = calloc(1, sizeof(*c));
+    if (!c) {
+        log_warn("redis %s: no memory to seed %s", m->ops.what, m->key);
+        return;
+    }
+    c->m = m;
+    m->ops.foreach(m->ops.arg, seed_one, c);
+    seed_flush(c);
+    const char *argv[] = {"HSETNX", m->key, MARKER, "1"};
+    size_t lens[] = {6, strlen(m->key), 1, 1};
+    send_write(m, 4, argv, lens);
+    announce(m, MARKER);
+    log_info("redis %s: %s was not seeded yet: seeded with this node's %zu entries", m->ops.what, m->key, c->seeded);
+    free(c);
 }
 
 static void load_finish(struct hash_mirror *m)
@@ -351,12 +417,7 @@ static void load_finish(struct hash_mirror *m)
     size_t read = htable_count(&m->fresh);
     htable_foreach(&m->fresh, diff_fresh, &d);
     if (!m->marker_seen) {
-        /* never seeded: this node's entries go in, nobody's are dropped */
-        const char *argv[] = {"HSETNX", m->key, MARKER, "1"};
-        size_t lens[] = {6, strlen(m->key), 1, 1};
-        m->ops.foreach(m->ops.arg, seed_one, m);
-        send_write(m, 4, argv, lens);
-        log_info("redis %s: %s was not seeded yet: seeded with this node's entries", m->ops.what, m->key);
+        seed(m); /* never seeded: this node's entries go in, nobody's are dropped */
     } else if (m->ops.foreach(m->ops.arg, diff_live, &d) == 0 && !d.err) {
         for (size_t i = 0; i < d.ngone; i++)
             if (m->ops.apply(m->ops.arg, d.gone[i], NULL, 0) == HASH_MIRROR_REMOVED) d.removed++;

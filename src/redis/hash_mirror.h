@@ -24,7 +24,11 @@
  *
  * The hash holds a marker field "#" (owners' names never hold '#'):
  * absent, the first node to load finds the hash never seeded and writes its
- * own entries into it (HSETNX); present, Redis is the truth and a node drops
+ * own entries into it (HSETNX, in EVAL batches of 30 fields, the client's
+ * argument cap: a table of 100 000 is some 3 400 writes, not 200 000), then
+ * the marker, and announces
+ * "#", which makes every node reload the hash; present, Redis is the truth
+ * and a node drops
  * the entries it has that the hash lacks (deleted elsewhere while it was
  * away), unless the owner's may_drop says to keep one.
  *

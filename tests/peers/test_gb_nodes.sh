@@ -54,7 +54,10 @@
 #     nothing.
 # 11. administrative records shared ([redis] mirror_gb_admin): two more
 #     nodes, D and E, with allow_unknown = no and only that switch (key
-#     prefix adm:). A camera unknown to both: E refuses its REGISTER (403).
+#     prefix adm:). D, first run without the mirror, gets 70 devices
+#     through its API; restarted with it, it seeds the empty hash with them
+#     (in batches), and E, started after, knows all 70. A camera unknown to
+#     both: E refuses its REGISTER (403).
 #     Provisioned through D's API (POST /gb/devices, its password): the
 #     record is in Redis (adm:gbadmin) and E knows the device; the camera
 #     registers on E with that password. Its subscribe list changed on D
@@ -525,17 +528,36 @@ catalog_on_register = no
 [media]
 enabled = no
 [redis]
-mirror_gb_admin = yes
+mirror_gb_admin = $([ "$n" = d ] && echo no || echo yes)
 nodes = 127.0.0.1:${REDIS_PORTS[0]},127.0.0.1:${REDIS_PORTS[1]}
 node_id = node-$n
 key_prefix = adm:
 timeout_ms = 1000
 INI
-    start_cascade "$n" "$WORK/$n.ini"
 done
+# D first without the mirror: 70 devices provisioned into its SQLite only.
+start_cascade d0 "$WORK/d.ini"
+on d
+for i in $(seq 1000 1069); do api POST /gb/devices '{"id":"3402000000132000'"$i"'","password":"p'"$i"'"}' >/dev/null; done
+check "11. node D alone (no mirror) holds 70 provisioned devices" \
+    test "$(api GET '/gb/devices?limit=1' | jq -r .total)" = 70
+kill -TERM "$d0_PID"; wait "$d0_PID" 2>/dev/null || true
+sed -i 's/^mirror_gb_admin = no$/mirror_gb_admin = yes/' "$WORK/d.ini"
 astat() { on "$1"; api GET /stats | jq -r ".redis_gb_admin.$2"; }
 loaded() { [ "$(astat "$1" subscribed)" = true ] && [ "$(astat "$1" loads)" -ge 1 ]; }
-for n in d e; do check "11. node $n subscribed to the GB admin changes and loaded adm:gbadmin" wait_for 20 loaded "$n"; done
+start_cascade d "$WORK/d.ini"
+check "... D restarted with mirror_gb_admin: subscribed and loaded adm:gbadmin" wait_for 20 loaded d
+seeded() { grep -q "redis gb admin: adm:gbadmin was not seeded yet: seeded with this node's 70 entries" "$WORK/d.log"; }
+check "... D seeded the empty hash with its 70 devices (batched)" wait_for 10 seeded
+hlen70() { [ "$(redis-cli -c -h 127.0.0.1 -p "${REDIS_PORTS[0]}" hlen adm:gbadmin | tr -d '\r')" = 71 ]; }
+check "... the hash holds the 70 records and the seed marker, none lost" wait_for 10 hlen70
+check "... D counted no failed write" test "$(astat d writes_failed)" = 0
+start_cascade e "$WORK/e.ini"
+check "... node E started later: subscribed and loaded adm:gbadmin" wait_for 20 loaded e
+e70() { on e; [ "$(api GET '/gb/devices?limit=1' | jq -r .total)" = 70 ]; }
+check "... E knows D's 70 devices from the hash" wait_for 10 e70
+on e
+check "... with their own passwords" jq_ok "$(api GET /gb/devices/34020000001320001042)" '.own_password == true'
 # sim5 NODE PASSWORD LOG [gbsim options]: the camera DEV5 registering on NODE with PASSWORD.
 sim5() {
     local node=$1 pw=$2 log=$3
