@@ -8,6 +8,7 @@
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <jansson.h>
 
 #include "base/htable.h"
 #include "base/log.h"
@@ -20,12 +21,14 @@
 #define SCAN_COUNT "256"
 #define MARKER "#"        /* the hash was seeded (no owner's name has '#') */
 #define MAX_FETCHES 256   /* HGETs of announced names unanswered; beyond: a full reload */
-#define SEED_BATCH ((REDIS_CLUSTER_MAX_ARGS - 4) / 2) /* fields written by one seeding EVAL (30) */
+#define SEED_BATCH_ENTRIES 2048         /* entries in one seeding EVAL at most */
+#define SEED_BATCH_BYTES (256 * 1024)   /* and about this many bytes (the client's cap: 1 MiB) */
 /* A seeding batch: each field written unless there (another node seeding
- * at the same moment keeps what it wrote first). KEYS[1] the hash; ARGV:
- * field, record, field, record ... */
+ * at the same moment keeps what it wrote first). KEYS[1] the hash; ARGV[1]
+ * a JSON array [field, record, field, record ...]. */
 #define SEED_LUA                                                                                                   \
-    "for i = 1, #ARGV, 2 do redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) end return #ARGV / 2"
+    "local t = cjson.decode(ARGV[1]) "                                                                             \
+    "for i = 1, #t, 2 do redis.call('HSETNX', KEYS[1], t[i], t[i + 1]) end return #t / 2"
 
 /* A name (and, in a load's fresh set, its record) in a load's sets. */
 struct hm_entry {
@@ -340,51 +343,57 @@ static int diff_live(void *arg, const char *name)
     return 0;
 }
 
-/* Seeding: this node's entries written in batches of SEED_BATCH (one EVAL
- * each: a large table does not take one pending write per entry), then
- * the marker, then one announcement "#" that makes every node reload. */
+/* Seeding: this node's entries written in batches (one EVAL of at most
+ * SEED_BATCH_BYTES or SEED_BATCH_ENTRIES: a large table does not take one
+ * pending write per entry), then the marker, then one announcement "#"
+ * that makes every node reload. */
 struct seed_ctx {
     struct hash_mirror *m;
-    const char *argv[4 + 2 * SEED_BATCH];
-    size_t lens[4 + 2 * SEED_BATCH];
-    char *bufs[2 * SEED_BATCH];
-    int n; /* fields in the batch */
-    size_t seeded;
+    json_t *batch; /* [name, record, name, record ...] */
+    size_t bytes, n, seeded, skipped;
+    char *rec;
 };
 
 static void seed_flush(struct seed_ctx *c)
 {
-    if (!c->n) return;
-    c->argv[0] = "EVAL";
-    c->argv[1] = SEED_LUA;
-    c->argv[2] = "1";
-    c->argv[3] = c->m->key;
-    for (int i = 0; i < 4; i++) c->lens[i] = strlen(c->argv[i]);
-    send_write_at(c->m, 3, 4 + 2 * c->n, c->argv, c->lens);
-    for (int i = 0; i < 2 * c->n; i++) free(c->bufs[i]);
-    c->seeded += (size_t)c->n;
-    c->n = 0;
+    if (!c->batch || !c->n) return;
+    char *text = json_dumps(c->batch, JSON_COMPACT);
+    if (text) {
+        const char *argv[] = {"EVAL", SEED_LUA, "1", c->m->key, text};
+        size_t lens[] = {4, strlen(SEED_LUA), 1, strlen(c->m->key), strlen(text)};
+        send_write_at(c->m, 3, 5, argv, lens);
+        c->seeded += c->n;
+    } else {
+        c->skipped += c->n;
+    }
+    free(text);
+    json_array_clear(c->batch);
+    c->n = c->bytes = 0;
 }
 
 static int seed_one(void *arg, const char *name)
 {
     struct seed_ctx *c = arg;
     struct hash_mirror *m = c->m;
-    char *rec = malloc(m->record_max + 1), *nm = strdup(name);
-    int n = rec && nm ? m->ops.encode(m->ops.arg, name, rec, m->record_max + 1) : -ENOMEM;
-    if (n < 0) {
-        free(rec);
-        free(nm);
+    int n = m->ops.encode(m->ops.arg, name, c->rec, m->record_max + 1);
+    if (n < 0) return 0;
+    /* JSON strings: a name or record that is not UTF-8 is skipped (the
+     * owners' encoders only write UTF-8) */
+    json_t *jn = json_string(name), *jr = json_stringn(c->rec, (size_t)n);
+    if (!jn || !jr || json_array_append_new(c->batch, jn) != 0) {
+        json_decref(jn);
+        json_decref(jr);
+        c->skipped++;
         return 0;
     }
-    int k = 2 * c->n;
-    c->bufs[k] = nm;
-    c->bufs[k + 1] = rec;
-    c->argv[4 + k] = nm;
-    c->lens[4 + k] = strlen(nm);
-    c->argv[5 + k] = rec;
-    c->lens[5 + k] = (size_t)n;
-    if (++c->n == SEED_BATCH) seed_flush(c);
+    if (json_array_append_new(c->batch, jr) != 0) {
+        json_array_remove(c->batch, json_array_size(c->batch) - 1);
+        c->skipped++;
+        return 0;
+    }
+    c->n++;
+    c->bytes += strlen(name) + (size_t)n * 2 + 8; /* escaping may double a record */
+    if (c->n >= SEED_BATCH_ENTRIES || c->bytes >= SEED_BATCH_BYTES) seed_flush(c);
     return 0;
 }
 
@@ -396,8 +405,20 @@ static void seed(struct hash_mirror *m)
         return;
     }
     c->m = m;
-    m->ops.foreach(m->ops.arg, seed_one, c);
-    seed_flush(c);
+    c->batch = json_array();
+    c->rec = malloc(m->record_max + 1);
+    if (c->batch && c->rec) {
+        m->ops.foreach(m->ops.arg, seed_one, c);
+        seed_flush(c);
+    } else {
+        log_warn("redis %s: no memory to seed %s with this node's entries", m->ops.what, m->key);
+    }
+    json_decref(c->batch);
+    free(c->rec);
+    if (c->skipped) {
+        m->stats.writes_failed += c->skipped;
+        log_warn("redis %s: %zu entries could not be seeded (not UTF-8, or no memory)", m->ops.what, c->skipped);
+    }
     const char *argv[] = {"HSETNX", m->key, MARKER, "1"};
     size_t lens[] = {6, strlen(m->key), 1, 1};
     send_write(m, 4, argv, lens);

@@ -24,9 +24,9 @@
  *
  * The hash holds a marker field "#" (owners' names never hold '#'):
  * absent, the first node to load finds the hash never seeded and writes its
- * own entries into it (HSETNX, in EVAL batches of 30 fields, the client's
- * argument cap: a table of 100 000 is some 3 400 writes, not 200 000), then
- * the marker, and announces
+ * own entries into it (HSETNX, in EVAL batches of up to 2048 entries or
+ * ~256 KiB: a table of 100 000 GB devices is some 50 writes, not 200 000),
+ * then the marker, and announces
  * "#", which makes every node reload the hash; present, Redis is the truth
  * and a node drops
  * the entries it has that the hash lacks (deleted elsewhere while it was
