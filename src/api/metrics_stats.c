@@ -75,6 +75,10 @@ static const struct stats_member members[] = {
     G("redis_users.subscribed"), G("redis_users.users"), C("redis_users.loads"), C("redis_users.load_failures"),
     C("redis_users.announcements"), C("redis_users.applied"), C("redis_users.rejected"), C("redis_users.writes_ok"),
     C("redis_users.writes_failed"),
+    /* [redis] mirror_gb_admin */
+    G("redis_gb_admin.subscribed"), C("redis_gb_admin.loads"), C("redis_gb_admin.load_failures"),
+    C("redis_gb_admin.announcements"), C("redis_gb_admin.applied"), C("redis_gb_admin.rejected"),
+    C("redis_gb_admin.writes_ok"), C("redis_gb_admin.writes_failed"),
     /* [redis] mirror_presence */
     G("redis_presence.subscribed"), G("redis_presence.followed"), G("redis_presence.remote"),
     C("redis_presence.announcements"), C("redis_presence.fetches"), C("redis_presence.fetch_failures"),

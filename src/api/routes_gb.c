@@ -111,7 +111,11 @@ static const char *device_here_or_forward(struct gb_upper *g, struct api_request
     const char *id = api_param(req, "id");
     bool across = gb_upper_plays_across_nodes(g); /* off: no header lookup on this path */
     bool from_peer = across && api_header(req, "x-cascade-forwarded") != NULL;
-    if (gb_upper_has_device(g, id)) {
+    /* Known here but offline, with requests across nodes: it may be
+     * registered on another node (an administrative record shared by
+     * [redis] mirror_gb_admin, or a device that moved): asked there, and
+     * answered from here when it is registered nowhere (query_nodes.c). */
+    if (gb_upper_has_device(g, id) && (from_peer || !across || gb_upper_device_online_here(g, id))) {
         if (from_peer) gb_upper_peer_query(g);
         return id;
     }

@@ -115,7 +115,7 @@ static const struct config_key *sharing_key(const char *name)
 /* Whether the node has anything for the switch key to share. */
 static bool sharing_wanted(const struct config *cfg, const char *key)
 {
-    if (!strcmp(key, "mirror_gb_devices")) return cfg->gb.enabled;
+    if (!strcmp(key, "mirror_gb_devices") || !strcmp(key, "mirror_gb_admin")) return cfg->gb.enabled;
     if (!strcmp(key, "mirror_presence")) return cfg->subs.enabled;
     return true;
 }

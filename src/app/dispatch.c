@@ -34,6 +34,7 @@
 #include "registrar/cluster.h"
 #include "registrar/location_mirror.h"
 #include "registrar/users_mirror.h"
+#include "gb/upper/admin_mirror.h"
 #include "gb/upper/device_mirror.h"
 #include "registrar/registrar.h"
 #include "sip/local.h"
@@ -482,6 +483,22 @@ static int start_gb_mirror(struct worker *w)
     return 0;
 }
 
+/* [redis] mirror_gb_admin: the GB devices' administrative records shared
+ * with the other nodes (after the role loaded its own from the store). */
+static int start_gb_admin_mirror(struct worker *w)
+{
+    if (!w->cfg.redis.mirror_gb_admin) return 0;
+    int err = 0;
+    w->gb_admin_mirror = gb_admin_mirror_new(w->loop, &w->timers, w->gb_upper, &w->cfg.redis,
+                                             w->cfg.gb.allow_unknown, &err);
+    if (!w->gb_admin_mirror) {
+        log_error("[redis] cannot start the GB admin mirror toward %s: %s", w->cfg.redis.nodes, strerror(-err));
+        return -1;
+    }
+    log_info("[redis] GB devices' administrative records shared through the cluster at %s", w->cfg.redis.nodes);
+    return 0;
+}
+
 int dispatch_start_roles(struct worker *w)
 {
     fill_local(w);
@@ -496,7 +513,7 @@ int dispatch_start_roles(struct worker *w)
     if (w->cfg.gb.enabled) {
         if (start_gb_mirror(w) < 0) return -1;
         w->gb_upper = start_gb_upper(w);
-        if (!w->gb_upper || gb_upper_load(w->gb_upper) < 0) return -1;
+        if (!w->gb_upper || gb_upper_load(w->gb_upper) < 0 || start_gb_admin_mirror(w) < 0) return -1;
         if (w->api) api_routes_gb_upper(w->api, w->gb_upper);
         if (w->cluster && w->gb_mirror) { /* a dead node's GB devices: this role's state kept true */
             struct cluster_gb_hooks h;
@@ -528,6 +545,8 @@ int dispatch_start_gb_lower(struct worker *w)
 void dispatch_stop_roles(struct worker *w, void (*done)(void *arg), void *arg)
 {
     if (w->cluster) cluster_set_gb_hooks(w->cluster, NULL);
+    gb_admin_mirror_free(w->gb_admin_mirror); /* its connections would keep the loop running */
+    w->gb_admin_mirror = NULL;
     if (w->gb_mirror) { /* the role lets go of the mirror and the registry first */
         if (w->gb_upper) gb_upper_stop(w->gb_upper);
         gb_devmirror_free(w->gb_mirror);
@@ -555,6 +574,8 @@ void dispatch_free_roles(struct worker *w)
 {
     if (w->cluster) cluster_set_gb_hooks(w->cluster, NULL);
     if (w->gb_lower) gb_lower_free(w->gb_lower);
+    gb_admin_mirror_free(w->gb_admin_mirror); /* before the role it observes */
+    w->gb_admin_mirror = NULL;
     if (w->gb_upper) gb_upper_free(w->gb_upper);
     gb_devmirror_free(w->gb_mirror);
     w->gb_mirror = NULL;
@@ -805,6 +826,16 @@ void dispatch_stats(struct worker *w, json_t *stats)
                                       "applied", (json_int_t)us.applied, "rejected", (json_int_t)us.rejected,
                                       "writes_ok", (json_int_t)us.writes_ok, "writes_failed",
                                       (json_int_t)us.writes_failed));
+    }
+    if (w->gb_admin_mirror) {
+        struct gb_admin_mirror_stats as;
+        gb_admin_mirror_get_stats(w->gb_admin_mirror, &as);
+        json_object_set_new(stats, "redis_gb_admin",
+                            json_pack("{s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "subscribed", as.subscribed, "loads",
+                                      (json_int_t)as.loads, "load_failures", (json_int_t)as.load_failures,
+                                      "announcements", (json_int_t)as.announcements, "applied",
+                                      (json_int_t)as.applied, "rejected", (json_int_t)as.rejected, "writes_ok",
+                                      (json_int_t)as.writes_ok, "writes_failed", (json_int_t)as.writes_failed));
     }
     if (w->presence_mirror) {
         struct presence_mirror_stats ps;

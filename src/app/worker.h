@@ -49,6 +49,7 @@ struct location_mirror;
 struct events_stream;
 struct cluster;
 struct gb_devmirror;
+struct gb_admin_mirror;
 
 #define WORKER_MAX_OBSERVERS 4
 
@@ -99,6 +100,7 @@ struct worker {
     struct cluster *cluster;                 /* [redis] cluster_route: NULL when off */
     struct users_mirror *users_mirror;      /* [redis] mirror_users: NULL when off */
     struct presence_mirror *presence_mirror; /* [redis] mirror_presence (and the notifier): NULL when off */
+    struct gb_admin_mirror *gb_admin_mirror; /* [redis] mirror_gb_admin (and [gb] enabled): NULL when off */
     struct gb_devmirror *gb_mirror;          /* [redis] mirror_gb_devices (and [gb] enabled): NULL when off */
     /* The registrar's one observer slot fans out to these (dispatch.c): the
      * notifier's and the Redis mirror's callbacks. */

@@ -87,6 +87,15 @@ static const struct config_key keys[] = {
         "; on with [store] backend = redis unless set here"),
     KEY("users_max", CONFIG_UINT, users_max, "100000", 1, 10000000,
         "users a node loads from the cluster at most (with mirror_users); more are skipped, counted and logged"),
+    KEY("mirror_gb_admin", CONFIG_BOOL, mirror_gb_admin, "no", 0, 0,
+        "share GB devices' administrative records (what POST, PATCH and DELETE /gb/devices change: password, "
+        "charset, auth, allow, own subscribe list) through the cluster: a device provisioned, changed or deleted "
+        "through any node's API is known to every node's REGISTER checks (each node keeps its own table, loaded at "
+        "start and kept by change announcements: no Redis round trip on REGISTER)"
+        "; on with [store] backend = redis (and [gb] enabled) unless set here"),
+    KEY("gb_admin_max", CONFIG_UINT, gb_admin_max, "1000000", 1, 10000000,
+        "GB device records a node loads from the cluster at most (with mirror_gb_admin); more are skipped, counted "
+        "and logged"),
     KEY("mirror_presence", CONFIG_BOOL, mirror_presence, "no", 0, 0,
         "share presence publications (PUBLISH, RFC 3903) through the cluster: a document published on any node "
         "reaches the presence watchers of every node (each node notifies its own; a node follows the other nodes' "
@@ -147,6 +156,10 @@ static int redis_check(const void *section, char *err, size_t errcap)
         snprintf(err, errcap, "[redis] mirror_users = yes needs nodes");
         return -1;
     }
+    if (r->mirror_gb_admin && !r->nodes[0]) {
+        snprintf(err, errcap, "[redis] mirror_gb_admin = yes needs nodes");
+        return -1;
+    }
     if (r->mirror_presence && !r->nodes[0]) {
         snprintf(err, errcap, "[redis] mirror_presence = yes needs nodes");
         return -1;
@@ -160,7 +173,8 @@ static int redis_check(const void *section, char *err, size_t errcap)
 
 /* [store] backend = redis turns these on when the file leaves them out (app/config.c). */
 static const char *const derived[] = {"mirror_bindings", "cluster_route",     "mirror_users",
-                                      "events_stream",   "mirror_gb_devices", "mirror_presence", NULL};
+                                      "events_stream",   "mirror_gb_devices", "mirror_presence",
+                                      "mirror_gb_admin", NULL};
 
 const struct config_section redis_config_section = {
     .name = "redis",

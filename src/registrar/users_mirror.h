@@ -1,30 +1,18 @@
 /* users_mirror.h — SIP users shared between nodes through Redis Cluster
- * ([redis] mirror_users, issue 16).
+ * ([redis] mirror_users, issue 16), on the engine of redis/hash_mirror.h
+ * (one hash, a seed marker, change announcements, loads at each
+ * (re)subscription: its header says how).
  *
- * Every user is one field of one hash, <prefix>users: field = the name,
+ * Every user is one field of the hash <prefix>users: field = the name,
  * value = a compact JSON record of what the users module keeps (realm, the
- * HA1 hex values, created_at; never a password: the module has none). A
- * change made here through the API (users_add/users_del: the users
- * observer) is written (HSET / HDEL) and then announced with
- * "PUBLISH <prefix>users-changes <name>", routed by the hash's key so that
- * it follows the write on the same connection. Every node is SUBSCRIBEd to
- * the channel on a plain connection to a seed; a message makes it HGET that
- * field and apply the answer to its table (a record: add or replace; nil:
- * delete), quietly (not told back) but stored in its SQLite as an API
- * change would be. Each time the subscription is (re)established the node
- * reloads the whole hash (HSCAN, bounded batches): it may have missed
- * announcements. The table users_find reads stays local: the digest checks
- * never wait for Redis.
+ * HA1 hex values, created_at; never a password: the module has none),
+ * announced on <prefix>users-changes. A change made here through the API
+ * (users_add/users_del: the users observer) is handed to the engine; a
+ * record read from Redis is applied to the table quietly (not told back)
+ * but stored in its SQLite as an API change would be. The table users_find
+ * reads stays local: the digest checks never wait for Redis.
  *
- * The hash holds a marker field "#" (no user name has '#'): absent, the
- * first node to load finds the hash never seeded and writes its own users
- * into it (HSETNX); present, Redis is the truth and a node drops the users
- * it has that the hash lacks (deleted elsewhere while it was away).
- *
- * Why one hash, not a key per user: the cluster client routes by key and
- * has no per-master SCAN; users change rarely (an operator's API call) and
- * are read in full only at a (re)subscription, so one slot holds them
- * (about 250 bytes a user: 100 000 users are 25 MB on one master). */
+ * About 250 bytes a user: 100 000 users are 25 MB on one master. */
 #ifndef CASCADE_REGISTRAR_USERS_MIRROR_H
 #define CASCADE_REGISTRAR_USERS_MIRROR_H
 
@@ -68,13 +56,6 @@ enum users_apply_result {
  * nil for none) to u, quietly. max_users caps a new user. */
 enum users_apply_result users_mirror_apply(struct users *u, const char *name, size_t name_len,
                                            const struct redisReply *value, size_t max_users);
-
-/* An HSCAN answer: ["cursor", [field, value, ...]]. Copies the cursor (digits
- * only) into cursor and calls cb for each pair. 0, or -EINVAL for a reply of
- * another shape (nothing called). */
-int users_mirror_scan_read(const struct redisReply *r, char *cursor, size_t cap,
-                           void (*cb)(void *arg, const struct redisReply *field, const struct redisReply *value),
-                           void *arg);
 
 struct users_mirror_stats {
     uint64_t loads;          /* full loads completed */

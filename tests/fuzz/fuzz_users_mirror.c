@@ -2,7 +2,7 @@
  * about SIP users shared by other nodes (src/registrar/users_mirror.c,
  * [redis] mirror_users): hiredis's reader (with the client's capped
  * objects, redis_objects.h) turns the input into replies; each is read as
- * an HSCAN answer (users_mirror_scan_read, every pair applied to a table as
+ * an HSCAN answer (hash_mirror_scan_read, every pair applied to a table as
  * a load does) and as an HGET answer for an announced name (the input's
  * first line) applied by users_mirror_apply; the raw input is also decoded
  * as a record (users_record_decode).
@@ -23,6 +23,7 @@
 
 #include "redis/redis_objects.h"
 #include "registrar/users.h"
+#include "redis/hash_mirror.h"
 #include "registrar/users_mirror.h"
 
 #define CAP 8
@@ -92,7 +93,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             void *reply = NULL;
             if (redisReaderGetReply(rd, &reply) != REDIS_OK || !reply) break;
             char cursor[32];
-            if (users_mirror_scan_read(reply, cursor, sizeof(cursor), on_pair, u) == 0) {
+            if (hash_mirror_scan_read(reply, cursor, sizeof(cursor), on_pair, u) == 0) {
                 if (!cursor[0] || strspn(cursor, "0123456789") != strlen(cursor)) abort();
             }
             users_mirror_apply(u, (const char *)data, name_len, reply, CAP);

@@ -14,12 +14,15 @@
 #  3. the live view of the same channel from node C (POST .../live) plays
 #     through A too, and ffprobe reads H.264 from C's FLV URL;
 #     a playback from B through A: its pause (INFO) reaches the camera;
-#  3c. GB queries from B's API for the camera on A (the request forwarded
-#     to A's API, marked, with the client's token): the device record, a
+#  3c. the camera provisioned through A's API: with mirror_gb_admin, B
+#     holds its record, offline; GB queries from B's API for the camera on
+#     A are still forwarded to A's API (marked, with the client's token):
+#     the device record, a
 #     catalog with the camera's channel, DeviceInfo / DeviceStatus with the
 #     camera's fields, RecordInfo, a PTZ command the camera logs, the
 #     channel tree; A counts them as peer queries, B as node queries; a
-#     marked request for a device B does not have: 404 at B, not sent on;
+#     marked request for it: answered from B's own table (409, offline
+#     there), not sent on (the 404 of a device a node does not have: 10);
 #  4. stop on B (DELETE /gb/streams/{sid}): B's BYE goes to A, A's to the
 #     camera (gbsim logs the BYE from the upper), A's relay is gone;
 #  5. a device registered nowhere: 404 JSON from B; a planted record naming
@@ -49,6 +52,23 @@
 #     have: C answers 404 and forwards nothing, B answers 404; a catalog
 #     query for it from B: C's 404 "on this node" comes back, C forwards
 #     nothing.
+# 11. administrative records shared ([redis] mirror_gb_admin): two more
+#     nodes, D and E, with allow_unknown = no and only that switch (key
+#     prefix adm:). D, first run without the mirror, gets 70 devices
+#     through its API (and 3 000 more in its SQLite); restarted with it, it
+#     seeds the empty hash with them in a few batched writes, and E, started
+#     after, knows all 3 070. A camera unknown to
+#     both: E refuses its REGISTER (403).
+#     Provisioned through D's API (POST /gb/devices, its password): the
+#     record is in Redis (adm:gbadmin) and E knows the device; the camera
+#     registers on E with that password. Its subscribe list changed on D
+#     (where it is offline): E applies it at once (an Alarm SUBSCRIBE to the
+#     camera). Its password changed on E (PATCH):
+#     D applies it; at the camera's next REGISTER, on D, the old password is
+#     refused and the new one accepted. Deleted on D (where it is online):
+#     gone from E too (404, and E takes its stale registration offline), its
+#     field gone from Redis, and its next REGISTER on E is refused (403).
+#     D's /metrics stay typed with the new counters.
 source "$(dirname "$0")/lib.sh"
 
 for t in redis-server redis-cli jq ffprobe sipp; do
@@ -75,6 +95,7 @@ enabled = no
 mirror_bindings = yes
 cluster_route = yes
 mirror_gb_devices = yes
+mirror_gb_admin = yes
 gb_keepalive_write_s = 5
 nodes = 127.0.0.1:${REDIS_PORTS[0]},127.0.0.1:${REDIS_PORTS[1]}
 node_id = node-$n
@@ -173,10 +194,18 @@ check "... the PAUSE reached the camera" wait_for 10 grep -qE "PAUSE cseq 1" "$W
 api DELETE "/gb/streams/$PSID" >/dev/null
 
 # ---- 3c. queries from B for the camera on A: forwarded to A's API
+# (provisioned through A's API first: with mirror_gb_admin, B then holds
+# the device's record too, offline, and must still ask A)
+on a
+R=$(api POST /gb/devices '{"id":"'"$DEV"'","password":"dev-secret"}')
+check "3c. the camera provisioned through A's API ($(echo "$R" | jq -c '{id,online}'))" jq_ok "$R" '.online == true'
+b_holds() { on b; curl -s -H "$AUTH" "http://127.0.0.1:${API[b]}/api/v1/gb/devices" |
+    jq -e '.devices | map(select(.id == "'"$DEV"'" and .online == false)) | length == 1' >/dev/null; }
+check "... B holds its record (offline there) from the shared admin records" wait_for 10 b_holds
 on b
 PQ0=$(gstat a peer_queries)
 R=$(api GET "/gb/devices/$DEV")
-check "3c. GET the device from node B: A's record of it ($(echo "$R" | jq -c '{id,online,transport}'))" \
+check "... GET the device from node B: A's record of it ($(echo "$R" | jq -c '{id,online,transport}'))" \
     jq_ok "$R" '.id == "'"$DEV"'" and .online == true and .transport == "udp"'
 CAT=$(api POST "/gb/devices/$DEV/catalog" '{}')
 check "... a catalog from B: the camera's channel ($(echo "$CAT" | jq -c '{device_id,sum_num,n:(.channels|length)}'))" \
@@ -202,13 +231,13 @@ check "... B counted 7 node queries, none failed" \
     bash -c "[ '$(gstat b node_queries)' = 7 ] && [ '$(gstat b node_query_failures)' = 0 ] && [ '$(gstat b node_queries_pending)' = 0 ]"
 check "... B logged the forward to node-a at A's API" \
     grep -q "gb api: POST /api/v1/gb/devices/$DEV/catalog for device $DEV forwarded to node node-a (127.0.0.1:${API[a]})" "$WORK/b.log"
-check "... the device is still not registered on B" \
-    bash -c "curl -s -H '$AUTH' http://127.0.0.1:${API[b]}/api/v1/gb/devices | jq -e '.total == 0' >/dev/null"
+check "... the device is still not registered on B (its record there offline)" \
+    bash -c "curl -s -H '$AUTH' http://127.0.0.1:${API[b]}/api/v1/gb/devices | jq -e '.total == 1 and .devices[0].online == false' >/dev/null"
 # loop protection: a request already forwarded is answered from local devices only.
 R=$(curl -s -w ' %{http_code}' -X POST -H "$AUTH" -H 'X-Cascade-Forwarded: node-c' -H 'Content-Type: application/json' \
     --data '{}' "http://127.0.0.1:${API[b]}/api/v1/gb/devices/$DEV/info")
-check "... a request marked as forwarded, for a device B does not have: 404 at B ($R)" \
-    bash -c "[[ '$R' == *'\"not-found\"'*'on this node'*' 404' ]]"
+check "... a request marked as forwarded, for a device B holds offline: answered by B alone, 409 ($R)" \
+    bash -c "[[ '$R' == *'\"device-offline\"'*' 409' ]]"
 check "... and not sent on (B's node queries unchanged)" test "$(gstat b node_queries)" = 7
 
 # ---- 4. stop on B
@@ -443,6 +472,9 @@ R=$(api POST "/gb/devices/$DEV/channels/$CH1/play" '{}')
 check "... a play from B: 409 device-offline, not sent to the dead node ($R)" jq_ok "$R" '.error == "device-offline"'
 R=$(api POST "/gb/devices/$DEV/info" '{}')
 check "... DeviceInfo from B: 409 device-offline, not forwarded to the dead node ($R)" jq_ok "$R" '.error == "device-offline"'
+R=$(api GET "/gb/devices/$DEV")
+check "... GET it from B: B's own (shared admin) record, offline, since it is registered on no node ($(echo "$R" | jq -c '{id,online}'))" \
+    jq_ok "$R" '.id == "'"$DEV"'" and .online == false'
 SIM=$SIM_AB
 
 # ---- 9. the camera re-registers on C: B plays it through C
@@ -476,4 +508,131 @@ check "... a catalog from B for it: C's own 404 (on this node) comes back ($R)" 
 check "... C sent it on to nobody, B forwarded it once" \
     bash -c "[ '$(gstat c node_queries)' = '$NQC' ] && [ '$(gstat b node_queries)' = '$((NQB + 1))' ] &&
         [ \"\$(grep -c 'gb api: POST /api/v1/gb/devices/$GHOST/catalog for device $GHOST forwarded' '$WORK/b.log')\" = 1 ]"
+# ---- 11. administrative records shared between nodes ([redis] mirror_gb_admin)
+DEV5=34020000001320000091
+MEDIA5=$(free_range 4)
+for n in d e; do
+    SIP[$n]=$(free_port); API[$n]=$(free_port)
+    m=$MEDIA5; [ "$n" = e ] && m=$((MEDIA5 + 2))
+    node_ini "$n" "${SIP[$n]}" "${API[$n]}" 3402000000 <<INI
+[gb]
+enabled = yes
+id = $UPPER
+domain = 3402000000
+password = node-default-secret
+allow_unknown = no
+media_ip = 127.0.0.1
+media_ports = $m-$((m + 1))
+keepalive_interval = 1
+keepalive_misses = 30
+catalog_on_register = no
+[media]
+enabled = no
+[redis]
+mirror_gb_admin = $([ "$n" = d ] && echo no || echo yes)
+nodes = 127.0.0.1:${REDIS_PORTS[0]},127.0.0.1:${REDIS_PORTS[1]}
+node_id = node-$n
+key_prefix = adm:
+timeout_ms = 1000
+INI
+done
+# D first without the mirror: 70 devices provisioned into its SQLite only.
+start_cascade d0 "$WORK/d.ini"
+on d
+for i in $(seq 1000 1069); do api POST /gb/devices '{"id":"3402000000132000'"$i"'","password":"p'"$i"'"}' >/dev/null; done
+check "11. node D alone (no mirror) holds 70 provisioned devices" \
+    test "$(api GET '/gb/devices?limit=1' | jq -r .total)" = 70
+kill -TERM "$d0_PID"; wait "$d0_PID" 2>/dev/null || true
+# and 3 000 more straight into its SQLite: the seeding below takes several batches
+sqlite3 "$WORK/d.db" "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 2999)
+    INSERT INTO gb_devices(id, password) SELECT printf('340200000013201%05d', i), 'q' || i FROM n;"
+sed -i 's/^mirror_gb_admin = no$/mirror_gb_admin = yes/' "$WORK/d.ini"
+astat() { on "$1"; api GET /stats | jq -r ".redis_gb_admin.$2"; }
+loaded() { [ "$(astat "$1" subscribed)" = true ] && [ "$(astat "$1" loads)" -ge 1 ]; }
+start_cascade d "$WORK/d.ini"
+check "... D restarted with mirror_gb_admin: subscribed and loaded adm:gbadmin" wait_for 20 loaded d
+seeded() { grep -q "redis gb admin: adm:gbadmin was not seeded yet: seeded with this node's 3070 entries" "$WORK/d.log"; }
+check "... D seeded the empty hash with its 3 070 devices" wait_for 10 seeded
+hlen70() { [ "$(redis-cli -c -h 127.0.0.1 -p "${REDIS_PORTS[0]}" hlen adm:gbadmin | tr -d '\r')" = 3071 ]; }
+check "... the hash holds the 3 070 records and the seed marker, none lost" wait_for 10 hlen70
+check "... in a few batched writes, not one per device (writes_ok $(astat d writes_ok))" \
+    test "$(astat d writes_ok)" -le 10
+check "... D counted no failed write" test "$(astat d writes_failed)" = 0
+start_cascade e "$WORK/e.ini"
+check "... node E started later: subscribed and loaded adm:gbadmin" wait_for 20 loaded e
+e70() { on e; [ "$(api GET '/gb/devices?limit=1' | jq -r .total)" = 3070 ]; }
+check "... E knows D's 3 070 devices from the hash" wait_for 10 e70
+on e
+check "... with their own passwords" bash -c "
+    curl -s -H '$AUTH' http://127.0.0.1:${API[e]}/api/v1/gb/devices/34020000001320001042 | jq -e '.own_password == true' >/dev/null &&
+    curl -s -H '$AUTH' http://127.0.0.1:${API[e]}/api/v1/gb/devices/34020000001320102999 | jq -e '.own_password == true' >/dev/null"
+# sim5 NODE PASSWORD LOG [gbsim options]: the camera DEV5 registering on NODE with PASSWORD.
+sim5() {
+    local node=$1 pw=$2 log=$3
+    shift 3
+    "$BUILD_DIR/cascade-gbsim" --target "127.0.0.1:${SIP[$node]}" --target-id "$UPPER" --password "$pw" \
+        --keepalive 1 --quiet --log-level info --duration 120 --devices 1 --channels 1 --base-id "$DEV5" "$@" \
+        >"$WORK/$log" 2>&1 &
+    SIM=$!
+    PIDS+=("$SIM")
+}
+stop_sim() { kill -9 "$SIM" 2>/dev/null; wait "$SIM" 2>/dev/null || true; }
+refused_403() { grep -q "gb REGISTER from $DEV5 at .*: not an allowed device, 403" "$WORK/$1.log"; }
+sim5 e pw-one sim5a.log
+check "... a camera provisioned nowhere: E refuses its REGISTER (403, allow_unknown = no)" wait_for 20 refused_403 e
+stop_sim
+on d
+R=$(api POST /gb/devices '{"id":"'"$DEV5"'","password":"pw-one"}')
+check "... provisioned through D's API ($(echo "$R" | jq -c '{id,own_password}'))" \
+    jq_ok "$R" '.id == "'"$DEV5"'" and .own_password == true'
+check "... its record is in Redis (adm:gbadmin, with its password)" \
+    bash -c "redis-cli -c -h 127.0.0.1 -p ${REDIS_PORTS[0]} hget adm:gbadmin $DEV5 | jq -e '.password == \"pw-one\" and .allow == true' >/dev/null"
+e_knows() { on e; api GET "/gb/devices/$DEV5" | jq -e '.id == "'"$DEV5"'" and .own_password == true' >/dev/null; }
+check "... node E knows the device (its own table, from the announcement)" wait_for 10 e_knows
+SUBS5=$WORK/subs5.jsonl
+sim5 e pw-one sim5b.log --subscribe-log "$SUBS5"
+on e
+check "... the camera registers on E with the password given on D" wait_for 30 gb_device_online "$DEV5"
+got5() { [ -s "$SUBS5" ] && jq -e -s "[.[] | select($1)] | length > 0" "$SUBS5" >/dev/null; }
+check "... no SUBSCRIBE yet (no [gb] subscribe)" test ! -s "$SUBS5"
+on d
+R=$(api PATCH "/gb/devices/$DEV5" '{"subscribe":["alarm"]}')
+check "... its own subscribe list changed through D's API, where it is offline ($(echo "$R" | jq -c '{online,subscribe}'))" \
+    jq_ok "$R" '.online == false and .subscribe == ["alarm"]'
+check "... E, where it is online, applies it at once: an Alarm SUBSCRIBE reaches the camera" \
+    wait_for 20 got5 '.kind=="new" and .event=="Alarm" and .status==200'
+stop_sim
+AP0=$(astat d applied)
+on e
+R=$(api PATCH "/gb/devices/$DEV5" '{"password":"pw-two"}')
+check "... its password changed through E's API (PATCH)" jq_ok "$R" '.id == "'"$DEV5"'"'
+d_applied() { [ "$(astat d applied)" -gt "$AP0" ]; }
+check "... node D applied E's change (redis_gb_admin.applied)" wait_for 10 d_applied
+check "... Redis holds the new password" \
+    bash -c "redis-cli -c -h 127.0.0.1 -p ${REDIS_PORTS[0]} hget adm:gbadmin $DEV5 | jq -e '.password == \"pw-two\"' >/dev/null"
+refused_pw() { grep -q "gb REGISTER from $DEV5 at .* refused: " "$WORK/d.log"; }
+sim5 d pw-one sim5c.log
+check "... at its next REGISTER, on D, the old password is refused" wait_for 20 refused_pw
+stop_sim
+sim5 d pw-two sim5d.log
+on d
+check "... and the new one accepted: online on D" wait_for 30 gb_device_online "$DEV5"
+stop_sim
+R=$(api DELETE "/gb/devices/$DEV5")
+check "... deleted through D's API ($R)" jq_ok "$R" '.removed == 1'
+e_forgot() { on e; [ "$(api GET "/gb/devices/$DEV5" | jq -r '.error')" = not-found ]; }
+check "... gone from E too (404)" wait_for 10 e_forgot
+check "... E took its stale registration offline (gb.device.offline, unregister)" \
+    grep -q "gb device $DEV5 offline" "$WORK/e.log"
+check "... its field is gone from Redis" \
+    test -z "$(redis-cli -c -h 127.0.0.1 -p "${REDIS_PORTS[0]}" hget adm:gbadmin "$DEV5" | tr -d '\r')"
+N403=$(grep -c "gb REGISTER from $DEV5 at .*: not an allowed device, 403" "$WORK/e.log" || true)
+more_403() { [ "$(grep -c "gb REGISTER from $DEV5 at .*: not an allowed device, 403" "$WORK/e.log" || true)" -gt "$N403" ]; }
+sim5 e pw-two sim5e.log
+check "... its next REGISTER on E is refused (403)" wait_for 20 more_403
+stop_sim
+curl -s "http://127.0.0.1:${API[d]}/metrics" >"$WORK/d.prom"
+check "... /metrics on D well-formed, redis_gb_admin typed" bash -c "
+    python3 '$PEERS_DIR/promcheck.py' check '$WORK/d.prom' --no-untyped &&
+    grep -q '^cascade_redis_gb_admin_applied' '$WORK/d.prom'"
 finish

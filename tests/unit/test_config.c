@@ -134,6 +134,7 @@ static void defaults_before_tables(struct config *c)
     c->redis.api_forward_max_pending = 64;
     c->redis.users_max = 100000;
     c->redis.presence_max = 10000;
+    c->redis.gb_admin_max = 1000000;
     strcpy(c->api.listen, "127.0.0.1:8080");
     c->events.ring_size = 4096;
     strcpy(c->log.level, "info");
@@ -616,6 +617,15 @@ static void test_redis_section(void **state)
     assert_true(cfg.redis.mirror_presence);
     assert_int_equal(cfg.redis.presence_max, 50);
     assert_int_equal(load("[redis]\npresence_max = 0\n"), -1);
+    /* mirror_gb_admin: needs seeds; the cap on device records loaded */
+    assert_int_equal(load("[redis]\nmirror_gb_admin = yes\n"), -1);
+    assert_true(has_error(0, "[redis] mirror_gb_admin = yes needs nodes"));
+    assert_int_equal(load("[redis]\nnodes = 127.0.0.1:7000\nmirror_gb_admin = yes\ngb_admin_max = 20\n"), 0);
+    assert_true(cfg.redis.mirror_gb_admin);
+    assert_false(cfg.redis.mirror_gb_devices);
+    assert_int_equal(cfg.redis.gb_admin_max, 20);
+    assert_int_equal(load("[redis]\ngb_admin_max = 0\n"), -1);
+    assert_int_equal(load("[redis]\ngb_admin_max = 10000001\n"), -1);
 }
 
 /* ---- [store] backend */
@@ -638,7 +648,8 @@ static void test_keys_given(void **state)
 static bool sharing_all(bool on)
 {
     return cfg.redis.mirror_bindings == on && cfg.redis.cluster_route == on && cfg.redis.mirror_users == on &&
-           cfg.redis.events_stream == on && cfg.redis.mirror_gb_devices == on && cfg.redis.mirror_presence == on;
+           cfg.redis.events_stream == on && cfg.redis.mirror_gb_devices == on && cfg.redis.mirror_presence == on &&
+           cfg.redis.mirror_gb_admin == on;
 }
 
 /* sqlite by default, no sharing; redis turns every sharing switch on (GB
@@ -666,10 +677,11 @@ static void test_store_backend(void **state)
                 cfg.redis.events_stream);
     assert_false(cfg.redis.mirror_gb_devices);
     assert_false(cfg.redis.mirror_presence);
+    assert_false(cfg.redis.mirror_gb_admin);
     char line[512];
     config_sharing_describe(&cfg, line, sizeof(line));
     assert_string_equal(line, "[store] backend = redis; mirror_bindings on cluster_route on mirror_users on "
-                              "events_stream on mirror_gb_devices off mirror_presence off");
+                              "events_stream on mirror_gb_devices off mirror_presence off mirror_gb_admin off");
     assert_int_equal(load("[store]\nbackend = mysql\n"), -1);
     assert_true(has_error(2, "[store] backend: bad value 'mysql' (sqlite|redis)"));
 }
@@ -685,11 +697,11 @@ static void test_store_backend_explicit_wins(void **state)
     assert_false(cfg.redis.events_stream);
     assert_false(cfg.redis.mirror_users);
     assert_true(cfg.redis.mirror_bindings && cfg.redis.cluster_route && cfg.redis.mirror_gb_devices &&
-                cfg.redis.mirror_presence);
+                cfg.redis.mirror_presence && cfg.redis.mirror_gb_admin);
     char line[512];
     config_sharing_describe(&cfg, line, sizeof(line));
     assert_string_equal(line, "[store] backend = redis; mirror_bindings on cluster_route on mirror_users off (set) "
-                              "events_stream off (set) mirror_gb_devices on mirror_presence on");
+                              "events_stream off (set) mirror_gb_devices on mirror_presence on mirror_gb_admin on");
     /* an explicit yes for a role that is off stays yes */
     assert_int_equal(load("[store]\nbackend = redis\n[redis]\nnodes = 127.0.0.1:7000\nmirror_gb_devices = yes\n"),
                      0);
@@ -746,7 +758,7 @@ static void test_example_leaves_sharing_switches_out(void **state)
     }
     fclose(f);
     assert_int_equal(set, 0);
-    assert_int_equal(commented, 6);
+    assert_int_equal(commented, 7);
 }
 
 /* ---- [upstream:<id>] */

@@ -19,6 +19,7 @@
 
 #include "base/timer.h"
 #include "registrar/users.h"
+#include "redis/hash_mirror.h"
 #include "registrar/users_mirror.h"
 #include "fake_clock.h"
 
@@ -185,7 +186,7 @@ static void test_scan_reader(void **state)
     redisReply top = {.type = REDIS_REPLY_ARRAY, .elements = 2, .element = top_e};
     char cursor[32];
     struct pairs p = {0};
-    assert_int_equal(users_mirror_scan_read(&top, cursor, sizeof(cursor), on_pair, &p), 0);
+    assert_int_equal(hash_mirror_scan_read(&top, cursor, sizeof(cursor), on_pair, &p), 0);
     assert_string_equal(cursor, "1792");
     assert_int_equal(p.n, 2);
     assert_string_equal(p.names[0], "alice");
@@ -194,24 +195,24 @@ static void test_scan_reader(void **state)
     /* shapes refused, nothing called */
     p.n = 0;
     pairs.elements = 3; /* odd */
-    assert_int_equal(users_mirror_scan_read(&top, cursor, sizeof(cursor), on_pair, &p), -EINVAL);
+    assert_int_equal(hash_mirror_scan_read(&top, cursor, sizeof(cursor), on_pair, &p), -EINVAL);
     pairs.elements = 4;
     redisReply numv = {.type = REDIS_REPLY_INTEGER};
     pe[1] = &numv; /* a value not a string */
-    assert_int_equal(users_mirror_scan_read(&top, cursor, sizeof(cursor), on_pair, &p), -EINVAL);
+    assert_int_equal(hash_mirror_scan_read(&top, cursor, sizeof(cursor), on_pair, &p), -EINVAL);
     pe[1] = &v1;
     redisReply badcur = str_reply("12x");
     top_e[0] = &badcur;
-    assert_int_equal(users_mirror_scan_read(&top, cursor, sizeof(cursor), on_pair, &p), -EINVAL);
+    assert_int_equal(hash_mirror_scan_read(&top, cursor, sizeof(cursor), on_pair, &p), -EINVAL);
     redisReply longcur = str_reply("123456789012345678901234567890123456");
     top_e[0] = &longcur;
-    assert_int_equal(users_mirror_scan_read(&top, cursor, sizeof(cursor), on_pair, &p), -EINVAL);
+    assert_int_equal(hash_mirror_scan_read(&top, cursor, sizeof(cursor), on_pair, &p), -EINVAL);
     top_e[0] = &cur;
     top.elements = 1;
-    assert_int_equal(users_mirror_scan_read(&top, cursor, sizeof(cursor), on_pair, &p), -EINVAL);
+    assert_int_equal(hash_mirror_scan_read(&top, cursor, sizeof(cursor), on_pair, &p), -EINVAL);
     redisReply e = {.type = REDIS_REPLY_ERROR, .str = (char *)"CLUSTERDOWN", .len = 11};
-    assert_int_equal(users_mirror_scan_read(&e, cursor, sizeof(cursor), on_pair, &p), -EINVAL);
-    assert_int_equal(users_mirror_scan_read(NULL, cursor, sizeof(cursor), on_pair, &p), -EINVAL);
+    assert_int_equal(hash_mirror_scan_read(&e, cursor, sizeof(cursor), on_pair, &p), -EINVAL);
+    assert_int_equal(hash_mirror_scan_read(NULL, cursor, sizeof(cursor), on_pair, &p), -EINVAL);
     assert_int_equal(p.n, 0);
 }
 

@@ -396,6 +396,7 @@ static void relay_located(void *arg, int status, const struct gb_node_target *t)
         d = gb_device_find(l->upper, t->device_id);
         if (!d || !gb_device_online(d)) status = 480;
     }
+    if (status == 404 && owner_of(l, str_from_cstr(r->channel_id), NULL, NULL)) status = 480; /* known here, offline */
     if (status == 0 && !m) status = 500;
     if (status == 0) {
         snprintf(r->device_id, sizeof(r->device_id), "%s", t->device_id);
@@ -420,12 +421,14 @@ void gb_relay_invite(struct gb_lower *l, struct gb_upstream *up, struct txn *st,
 {
     const struct sip_msg *m = rx->msg;
     struct gb_device *d = owner_of(l, m->ruri.user, NULL, NULL);
-    bool across = !d && l->upper && gb_upper_plays_across_nodes(l->upper);
+    /* Known here but offline: maybe registered on another node (a record
+     * shared by [redis] mirror_gb_admin, or a device that moved). */
+    bool across = (!d || !gb_device_online(d)) && l->upper && gb_upper_plays_across_nodes(l->upper);
     if (!d && !across) {
         respond(l, st, 404, STR_NULL);
         return;
     }
-    if (d && !gb_device_online(d)) {
+    if (d && !gb_device_online(d) && !across) {
         log_info("gb lower: INVITE from upstream %s for %.*s: device %s offline, 480", up->cfg.id,
                  STR_FMT(m->ruri.user), gb_device_id(d));
         respond(l, st, 480, STR_NULL);
@@ -574,6 +577,7 @@ static void query_located(void *arg, int status, const struct gb_node_target *t)
     struct gb_lower *l = q->l;
     q->loc = NULL;
     relay_query_unlink(q);
+    if (status == 404 && owner_of(l, str_from_cstr(q->ask.id), NULL, NULL)) status = 480; /* known here, offline */
     if (status) {
         query_refused(q, status == 480 ? 409 : status, status == 404 ? "on no node" : status == 480 ? "offline"
                                                                                                     : "node unavailable");
@@ -608,7 +612,8 @@ int gb_relay_query(struct gb_lower *l, struct gb_upstream *up, const gb_manscdp_
     struct gb_channel_view view;
     const struct gb_channel_view *chan;
     struct gb_device *d = m->device_id ? owner_of(l, str_from_cstr(m->device_id), &view, &chan) : NULL;
-    bool across = !d && m->device_id && gb_relay_across_nodes(l) && gb_id_valid(str_from_cstr(m->device_id));
+    bool across = (!d || !gb_device_online(d)) && m->device_id && gb_relay_across_nodes(l) &&
+                  gb_id_valid(str_from_cstr(m->device_id)); /* known here but offline: maybe elsewhere */
     if (!d && !across) return -ENOENT;
     struct gb_relay_query *q = calloc(1, sizeof(*q));
     if (!q) {
@@ -778,8 +783,8 @@ static void relay_controls_stop(struct gb_lower *l, struct gb_upstream *up)
 int gb_relay_control(struct gb_lower *l, struct gb_upstream *up, const gb_manscdp_t *m)
 {
     struct gb_device *d = owner_of(l, str_from_cstr(m->device_id), NULL, NULL);
-    if (d) return gb_device_online(d) ? control_send_here(l, d, m) : -ENOTCONN;
-    if (!gb_relay_across_nodes(l) || !m->device_id) return -ENOTCONN;
+    if (d && gb_device_online(d)) return control_send_here(l, d, m);
+    if (!gb_relay_across_nodes(l) || !m->device_id) return -ENOTCONN; /* offline here, or unknown */
     /* Maybe registered on another node (issue 16): that node takes the
      * control in a peer-marked MESSAGE and sends it to its device. */
     struct gb_relay_control *c = calloc(1, sizeof(*c));

@@ -156,6 +156,21 @@ static void on_record(void *arg, int status, const struct gb_devmirror_record *r
     }
     json_t *err = NULL;
     int refusal = gb_owner_refusal(g, f->device_id, rec, &err);
+    struct gb_device *here = refusal ? gb_device_find(g, f->device_id) : NULL;
+    if (here) {
+        /* Registered on no other node, and known here (offline): the answer
+         * this node gives for its own offline device. */
+        json_decref(err);
+        size_t tl = strlen(f->target);
+        bool channels = tl > 9 && !strcmp(f->target + tl - 9, "/channels");
+        if (!strcmp(f->method, "GET"))
+            gb_waiters_done(&f->waiters, 200, channels ? gb_upper_channels_json(g, here->id)
+                                                       : gb_upper_device_json(g, here->id));
+        else
+            gb_waiters_done(&f->waiters, 409, gb_error_json("device-offline", "device %s is not online", here->id));
+        fwd_free(f);
+        return;
+    }
     if (refusal) {
         fwd_fail(f, refusal, err);
         return;

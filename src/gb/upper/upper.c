@@ -981,13 +981,24 @@ void gb_upper_on_conn_lost(struct gb_upper *g, uint64_t conn_id)
 
 /* ---- admin records ---- */
 
+static void admin_changed(struct gb_upper *g, const char *id, bool deleted)
+{
+    if (g->admin_obs) g->admin_obs(g->admin_obs_arg, id, deleted);
+}
+
+void gb_upper_set_admin_observer(struct gb_upper *g, void (*cb)(void *arg, const char *id, bool deleted), void *arg)
+{
+    g->admin_obs = cb;
+    g->admin_obs_arg = arg;
+}
+
 int gb_device_admin_set(struct gb_upper *g, const char *id, const char *password, const char *charset, int auth)
 {
     str_t sid = str_from_cstr(id);
     if (!gb_id_valid(sid)) return -EINVAL;
     gb_charset_t cs = g->charset;
     if (charset && *charset && gb_charset_from_name(charset, &cs) != 0) return -EINVAL;
-    if (password && (strlen(password) > 127 || strpbrk(password, "\r\n"))) return -EINVAL;
+    if (password && (strlen(password) > GB_ADMIN_PASSWORD_MAX || strpbrk(password, "\r\n"))) return -EINVAL;
     struct gb_device *d = gb_device_find_str(g, sid);
     if (!d && !(d = device_new(g, sid))) return -ENOMEM;
     if (password) {
@@ -998,6 +1009,7 @@ int gb_device_admin_set(struct gb_upper *g, const char *id, const char *password
     if (auth >= 0) d->auth_enabled = auth != 0;
     d->allow = true;
     gb_device_persist(g, d);
+    admin_changed(g, d->id, false);
     return 0;
 }
 
@@ -1010,18 +1022,89 @@ int gb_device_admin_subscribe(struct gb_upper *g, const char *id, int mask)
     d->sub_own = (int8_t)mask;
     gb_device_persist(g, d);
     gb_subs_device_apply(g, d);
+    admin_changed(g, d->id, false);
     return 0;
+}
+
+/* The device gone from this node (the API, or a delete on another node). */
+static void admin_remove(struct gb_upper *g, struct gb_device *d)
+{
+    device_offline(g, d, "unregister");
+    if (g->store) store_submit(g->store, store_op_gb_device_delete(d->id), NULL, NULL);
+    device_unlink(g, d);
+    device_free(g, d);
 }
 
 int gb_device_admin_delete(struct gb_upper *g, const char *id)
 {
     struct gb_device *d = gb_device_find(g, id);
     if (!d) return -ENOENT;
-    device_offline(g, d, "unregister");
-    if (g->store) store_submit(g->store, store_op_gb_device_delete(d->id), NULL, NULL);
-    device_unlink(g, d);
-    device_free(g, d);
+    char copy[sizeof(d->id)];
+    snprintf(copy, sizeof(copy), "%s", d->id);
+    admin_remove(g, d);
+    admin_changed(g, copy, true);
     return 0;
+}
+
+int gb_device_admin_get(struct gb_upper *g, const char *id, struct gb_admin_record *out)
+{
+    struct gb_device *d = gb_device_find(g, id);
+    if (!d) return -ENOENT;
+    memset(out, 0, sizeof(*out));
+    snprintf(out->password, sizeof(out->password), "%s", d->password ? d->password : "");
+    out->charset = d->charset;
+    out->auth = d->auth_enabled;
+    out->allow = d->allow;
+    out->subscribe = d->sub_own;
+    return 0;
+}
+
+enum gb_admin_apply gb_device_admin_apply(struct gb_upper *g, const char *id, const struct gb_admin_record *r)
+{
+    str_t sid = str_from_cstr(id);
+    struct gb_device *d = gb_device_find_str(g, sid);
+    if (!r) {
+        if (!d) return GB_ADMIN_UNCHANGED;
+        admin_remove(g, d);
+        return GB_ADMIN_REMOVED;
+    }
+    if (!gb_id_valid(sid) || r->subscribe < -1 || r->subscribe >= (1 << GB_SUB_KINDS)) return GB_ADMIN_REJECTED;
+    bool added = !d;
+    if (!d && !(d = device_new(g, sid))) return GB_ADMIN_REJECTED;
+    const char *pw = d->password ? d->password : "";
+    bool same = !added && !strcmp(pw, r->password) && d->charset == r->charset && d->auth_enabled == r->auth &&
+                d->allow == r->allow && d->sub_own == r->subscribe;
+    if (same) return GB_ADMIN_UNCHANGED;
+    if (strcmp(pw, r->password)) {
+        free(d->password);
+        d->password = r->password[0] ? strdup(r->password) : NULL;
+    }
+    d->charset = r->charset;
+    d->auth_enabled = r->auth;
+    d->allow = r->allow;
+    bool subs = d->sub_own != r->subscribe;
+    d->sub_own = (int8_t)r->subscribe;
+    gb_device_persist(g, d);
+    if (subs) gb_subs_device_apply(g, d); /* online here: SUBSCRIBEs follow the new list at once */
+    if (!d->allow && d->online) device_offline(g, d, "unregister");
+    return added ? GB_ADMIN_ADDED : GB_ADMIN_CHANGED;
+}
+
+struct admin_walk {
+    int (*cb)(void *arg, const char *id);
+    void *arg;
+};
+
+static int admin_visit(struct hnode *n, void *arg)
+{
+    struct admin_walk *w = arg;
+    return w->cb(w->arg, container_of(n, struct gb_device, by_id)->id);
+}
+
+int gb_device_admin_foreach(struct gb_upper *g, int (*cb)(void *arg, const char *id), void *arg)
+{
+    struct admin_walk w = {cb, arg};
+    return htable_foreach(&g->devices, admin_visit, &w);
 }
 
 /* ---- restoring ---- */

@@ -148,6 +148,8 @@ enum gb_query_kind { GB_Q_CATALOG = 0, GB_Q_INFO, GB_Q_STATUS, GB_Q_RECORDS };
 
 /* Queries: new JSON (NULL: no such device or stream, or no memory). */
 bool gb_upper_has_device(struct gb_upper *g, const char *id);
+/* Known here and registered here (online). */
+bool gb_upper_device_online_here(struct gb_upper *g, const char *id);
 json_t *gb_devices_json(struct gb_upper *g);
 /* {"devices":[...]} of the devices whose id or name (DeviceInfo's) holds q,
  * ASCII case folded; q NULL or "" lists every one. Only the first
@@ -172,7 +174,8 @@ json_t *gb_upper_alarms_json(struct gb_upper *g, const char *device_id, size_t l
  * -ENOTCONN offline, -EINVAL target not a GB id, -ENOMEM / -EIO. */
 int gb_upper_alarm_reset(struct gb_upper *g, const char *device_id, const char *target, struct gb_waiter *wt);
 
-/* Admin records (POST/DELETE /gb/devices). 0, or a negative errno. */
+/* Admin records (POST/DELETE /gb/devices). 0, or a negative errno. Each
+ * change is told to the admin observer (below). */
 int gb_device_admin_set(struct gb_upper *g, const char *id, const char *password, const char *charset, int auth);
 int gb_device_admin_delete(struct gb_upper *g, const char *id);
 /* The device's own subscribe list (PATCH /gb/devices/{id}): mask of
@@ -184,6 +187,30 @@ int gb_device_admin_delete(struct gb_upper *g, const char *id);
 #define GB_SUBSCRIBE_ALARM 2
 #define GB_SUBSCRIBE_POSITION 4
 int gb_device_admin_subscribe(struct gb_upper *g, const char *id, int mask);
+
+/* A device's administrative record as [redis] mirror_gb_admin shares it
+ * (admin_mirror.h). */
+#define GB_ADMIN_PASSWORD_MAX 127
+struct gb_admin_record {
+    char password[GB_ADMIN_PASSWORD_MAX + 1]; /* "": [gb] password */
+    gb_charset_t charset;
+    bool auth;       /* digest asked of it */
+    bool allow;      /* false: its REGISTER is refused (403) */
+    int subscribe;   /* its own subscribe mask (GB_SUBSCRIBE_*), -1: [gb] subscribe */
+};
+/* Told after each change made through gb_device_admin_set / _subscribe /
+ * _delete (deleted: its record is gone); not for gb_device_admin_apply. */
+void gb_upper_set_admin_observer(struct gb_upper *g, void (*cb)(void *arg, const char *id, bool deleted), void *arg);
+/* The record of device id: 0, or -ENOENT. */
+int gb_device_admin_get(struct gb_upper *g, const char *id, struct gb_admin_record *out);
+enum gb_admin_apply { GB_ADMIN_UNCHANGED = 0, GB_ADMIN_ADDED, GB_ADMIN_CHANGED, GB_ADMIN_REMOVED, GB_ADMIN_REJECTED };
+/* Makes device id's record r (NULL: deletes the device, as the API does:
+ * online, it goes offline), stored, without telling the observer. A new
+ * subscribe list is applied at once to a device online here; a password
+ * or charset at its next REGISTER / message. */
+enum gb_admin_apply gb_device_admin_apply(struct gb_upper *g, const char *id, const struct gb_admin_record *r);
+/* cb for every known device's id until it returns non-zero (no removal from cb). */
+int gb_device_admin_foreach(struct gb_upper *g, int (*cb)(void *arg, const char *id), void *arg);
 
 /* What gb_upper_reload_devices found. */
 struct gb_devices_reload {

@@ -318,6 +318,10 @@ struct gb_upper {
     unsigned sub_mask;            /* 1 << enum gb_sub_kind: [gb] subscribe */
     struct gb_alarm_ring alarms;
     struct gb_devmirror *devmirror; /* [redis] mirror_gb_devices; NULL: off */
+    /* [redis] mirror_gb_admin (admin_mirror.c): told of each change made
+     * through the admin functions (deleted: the record is gone); NULL: off */
+    void (*admin_obs)(void *arg, const char *id, bool deleted);
+    void *admin_obs_arg;
     struct cluster *cluster;      /* [redis] cluster_route: the node registry; NULL: no play across nodes */
     struct txn_layer *txn;        /* CANCELs of relayed INVITEs (play_nodes.c) */
     struct gb_remote_play *remote_plays; /* play requests waiting for the device's record */

@@ -10,6 +10,12 @@
 
 bool gb_upper_has_device(struct gb_upper *g, const char *id) { return gb_device_find(g, id) != NULL; }
 
+bool gb_upper_device_online_here(struct gb_upper *g, const char *id)
+{
+    const struct gb_device *d = gb_device_find(g, id);
+    return d && d->online;
+}
+
 json_t *gb_upper_device_json(struct gb_upper *g, const char *id)
 {
     struct gb_device *d = gb_device_find(g, id);
