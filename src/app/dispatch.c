@@ -131,6 +131,7 @@ static struct proxy *start_proxy(struct worker *w)
         .timers = &w->timers,
         .loop = w->loop,
         .location = w->location,
+        .store = w->store,
         .users = w->users,
         .ua = w->ua,
         .digest = {.check = proxy_digest_check, .challenge = proxy_digest_challenge,

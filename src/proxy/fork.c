@@ -56,6 +56,9 @@ struct proxy_branch {
     bool provisional, final;
     bool by_token;                    /* sent over a flow named by a flow token: failure is 430 */
     int status;
+    /* The binding this branch is, when it came through an edge's Path:
+     * "aor\0contact" (malloc), removed when the edge answers 430; or NULL. */
+    char *binding;
     char branch[PROXY_BRANCH_LEN + 1];
 };
 
@@ -131,6 +134,7 @@ static void call_free(struct proxy_call *c)
         struct proxy_branch *b = &c->br[i];
         if (b->ct) txn_client_detach(b->ct);
         if (b->dns) b->dns->br = NULL;
+        free(b->binding);
     }
     if (c->prev) c->prev->next = c->next;
     else p->calls = c->next;
@@ -483,6 +487,24 @@ static void br_on_response(void *arg, struct txn *ct, const struct sip_msg *resp
         maybe_free(c);
         return;
     }
+    if (s == 430 && b->binding) {
+        /* RFC 5626 §5.3: the edge no longer has the flow this binding's
+         * Path names: the binding goes at once (the user's other bindings
+         * are tried, as branches of this very fork), and the caller is not
+         * told about a flow it knows nothing of: 480 when nothing better
+         * comes from another branch. */
+        const char *aor = b->binding, *contact = b->binding + strlen(b->binding) + 1;
+        int rc = p->d.location ? location_remove(p->d.location, str_from_cstr(aor), str_from_cstr(contact),
+                                                 LOCATION_REMOVED_FLOW_FAILED, NULL, NULL)
+                               : LOCATION_ERR_NOT_FOUND;
+        if (rc >= 0) p->stats.flow_failed_removed++;
+        log_info("proxy: 430 Flow Failed from %s for %s (%s): binding %s", rx->src_text, aor, contact,
+                 rc >= 0 ? "removed" : "already gone");
+        if (!c->final_sent) consider(c, NULL, 480);
+        check_complete(c);
+        maybe_free(c);
+        return;
+    }
     if (c->final_sent) return;
     consider(c, resp, s);
     if (s >= 600 && c->invite) cancel_branches(c, b); /* §16.7 step 5 */
@@ -650,6 +672,14 @@ static void branch_start(struct proxy_call *c, struct proxy_branch *b, const str
         return;
     }
     b->by_token = t->by_token;
+    if (t->binding_aor && t->binding_contact) {
+        size_t la = strlen(t->binding_aor), lc = strlen(t->binding_contact);
+        b->binding = malloc(la + lc + 2);
+        if (b->binding) {
+            memcpy(b->binding, t->binding_aor, la + 1);
+            memcpy(b->binding + la + 1, t->binding_contact, lc + 1);
+        }
+    }
     uint16_t out_port = sip_local_port(l, dest.proto);
     if (record_route && record_route_add(p, &m, a, rx, t, &dest, via_host) != 0) goto nomem;
     /* §16.6 step 8: our Via on top. */

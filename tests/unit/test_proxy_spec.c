@@ -8,6 +8,7 @@
  * (carol@other.net, a foreign user: not challenged unless stated). Our
  * users: alice ("secret-a"), bob and dave; bob has bindings at
  * 192.0.2.20:5070 and 192.0.2.21:5070 when a test gives them. */
+#include <arpa/inet.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -30,6 +31,7 @@
 #include "registrar/location.h"
 #include "registrar/registrar.h"
 #include "registrar/users.h"
+#include "store/store.h"
 
 #define CALLER "192.0.2.9"
 #define CALLER_PORT 5080
@@ -46,6 +48,7 @@ struct fx {
     struct registrar *r;
     struct digest_checker dc;
     struct proxy *p;
+    struct proxy_deps pd;   /* what p was made with (restart_proxy) */
     int not_taken;          /* requests the proxy left to the core */
 };
 
@@ -113,6 +116,7 @@ static void start(struct fx *f)
         .uri_is_local = is_local, .uri_is_local_arg = f->r,
         .send = harness_send, .send_arg = f->h,
     };
+    f->pd = d;
     f->p = proxy_new(&d);
     assert_non_null(f->p);
     f->h->on_request = on_request;
@@ -771,6 +775,71 @@ static void test_binding_path_becomes_first_route(void **state)
     const struct sip_msg *m = harness_sent_msg(f->h, (size_t)i);
     assert_true(str_eq(m->ruri_raw, STR_LIT("sip:bob@10.0.0.5:5070")));
     assert_true(str_eq(harness_header(m, SIP_HDR_ROUTE), STR_LIT("<sip:192.0.2.50:5060;lr>")));
+}
+
+/* bob's binding at contact that came through the edge at 192.0.2.50:5060 (its Path). */
+static void add_path_binding(struct fx *f, const char *contact)
+{
+    struct location_binding_in in = {
+        .contact = str_from_cstr(contact), .expires_s = 3600, .q1000 = 1000,
+        .call_id = STR_LIT("reg-path"), .cseq = 1, .transport = LOCATION_TRANSPORT_UDP,
+        .path = STR_LIT("<sip:pt00@192.0.2.50:5060;lr;ob>"),
+    };
+    assert_int_equal(location_update(f->loc, STR_LIT("bob"), &in, 1, f->h->now, NULL, NULL), 0);
+}
+
+/* RFC 5626 §5.3: the edge a binding's Path names answers 430 Flow Failed:
+ * the binding goes at once, and the caller, who knows nothing of flows,
+ * gets 480 when it was bob's only one. */
+static void test_430_from_edge_removes_the_binding_and_is_480(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    add_path_binding(f, "sip:bob@10.0.0.5:5070");
+    invite_bob(f);
+    int i = harness_find_sent(f->h, 0, "INVITE ");
+    assert_true(i >= 0);
+    assert_true(harness_sent_to(f->h, (size_t)i, "192.0.2.50", 5060));
+    size_t mark = harness_sent_count(f->h);
+    reply_to(f, (size_t)i, "192.0.2.50", 430, "Flow Failed");
+    assert_int_equal(answer_since(f, mark), 480);
+    const struct location_binding *bs[2];
+    assert_int_equal(location_lookup(f->loc, STR_LIT("bob"), bs, 2), 0);
+    struct proxy_stats st;
+    proxy_get_stats(f->p, &st);
+    assert_int_equal(st.flow_failed_removed, 1);
+}
+
+/* The same with another binding of bob's: it was tried as well (parallel
+ * fork) and its answer is the caller's; it stays, the 430 one goes. A 430
+ * from a binding without a Path (no edge of ours) removes nothing. */
+static void test_430_from_edge_leaves_the_other_bindings(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    add_path_binding(f, "sip:bob@10.0.0.5:5070");
+    add_binding(f, "bob", "sip:bob@" BOB_A ":5070", 500);
+    invite_bob(f);
+    int e = harness_find_sent(f->h, 0, "INVITE ");
+    while (e >= 0 && !harness_sent_to(f->h, (size_t)e, "192.0.2.50", 5060))
+        e = harness_find_sent(f->h, (size_t)e + 1, "INVITE ");
+    assert_true(e >= 0);
+    size_t via_edge = (size_t)e;
+    size_t direct = sent_to_since(f, 0, "INVITE ", BOB_A);
+    size_t mark = harness_sent_count(f->h);
+    reply_to(f, via_edge, "192.0.2.50", 430, "Flow Failed");
+    reply_to(f, direct, BOB_A, 486, "Busy Here");
+    assert_int_equal(answer_since(f, mark), 486);
+    const struct location_binding *bs[2];
+    assert_int_equal(location_lookup(f->loc, STR_LIT("bob"), bs, 2), 1);
+    assert_string_equal(bs[0]->contact, "sip:bob@" BOB_A ":5070");
+    mark = harness_sent_count(f->h);
+    send_req(f, "MESSAGE", "sip:bob@example.com", "");
+    reply_to(f, sent_to_since(f, mark, "MESSAGE ", BOB_A), BOB_A, 430, "Flow Failed");
+    assert_int_equal(location_lookup(f->loc, STR_LIT("bob"), bs, 2), 1);
+    struct proxy_stats st;
+    proxy_get_stats(f->p, &st);
+    assert_int_equal(st.flow_failed_removed, 1);
 }
 
 /* §16.7 step 6: a 503 from the only branch goes upstream as 500 (the
@@ -1578,6 +1647,110 @@ static void test_edge_registrar_is_exempt_from_pike(void **state)
     assert_int_equal(final_since(f, mark, CALLER, CALLER_PORT, NULL), 503);
 }
 
+/* The node restarts (a new proxy from the same config and store). */
+static void restart_proxy(struct fx *f)
+{
+    proxy_free(f->p);
+    f->p = proxy_new(&f->pd);
+    assert_non_null(f->p);
+}
+
+/* The edge restarts with the same [proxy] edge_secret: a Path token of a
+ * UDP client from before still reaches it; one naming a TCP connection
+ * (gone with the old run; a new connection may have its id) is 430, not
+ * 403 and not sent anywhere; a forged one is still 403. Another secret
+ * makes the old tokens 403. */
+static void test_edge_secret_tokens_survive_a_restart(void **state)
+{
+    struct fx *f = *state;
+    snprintf(f->cfg.proxy.edge_secret, sizeof(f->cfg.proxy.edge_secret), "shared by the edges");
+    edge_start(f);
+    char udp_path[256], tcp_path[256], route[300];
+    size_t i;
+    edge_register(f, CALLER, CALLER_PORT, SIP_TRANSPORT_UDP, 0, udp_path, sizeof(udp_path), &i);
+    edge_register(f, CALLER, 40000, SIP_TRANSPORT_TCP, 77, tcp_path, sizeof(tcp_path), &i);
+    restart_proxy(f);
+    snprintf(route, sizeof(route), "Route: %s\n", udp_path);
+    size_t mark = harness_sent_count(f->h);
+    send_over(f, EDGE_REG, 5070, SIP_TRANSPORT_UDP, 0, "MESSAGE", "sip:alice@10.0.0.9:5080",
+              "sip:bob@" EDGE_REG ":5070", route, false);
+    sent_req(f, mark, "MESSAGE ", &i);
+    assert_true(harness_sent_to(f->h, i, CALLER, CALLER_PORT));
+    f->h->conn_id = 77; /* a new connection of the new run got the old id */
+    snprintf(route, sizeof(route), "Route: %s\n", tcp_path);
+    mark = harness_sent_count(f->h);
+    send_over(f, EDGE_REG, 5070, SIP_TRANSPORT_UDP, 0, "MESSAGE", "sip:alice@10.0.0.9:5080",
+              "sip:bob@" EDGE_REG ":5070", route, false);
+    harness_advance(f->h, 10);
+    assert_int_equal(final_since(f, mark, EDGE_REG, 5070, NULL), 430);
+    assert_int_equal(harness_find_sent(f->h, mark, "MESSAGE "), -1);
+    struct proxy_stats st;
+    proxy_get_stats(f->p, &st);
+    assert_int_equal(st.flow_failed, 1);
+    char forged[256];
+    snprintf(forged, sizeof(forged), "%s", tcp_path);
+    forged[12] = forged[12] == '0' ? '1' : '0';
+    snprintf(route, sizeof(route), "Route: %s\n", forged);
+    mark = harness_sent_count(f->h);
+    send_over(f, EDGE_REG, 5070, SIP_TRANSPORT_UDP, 0, "MESSAGE", "sip:alice@10.0.0.9:5080",
+              "sip:bob@" EDGE_REG ":5070", route, false);
+    assert_int_equal(final_since(f, mark, EDGE_REG, 5070, NULL), 403);
+    snprintf(f->cfg.proxy.edge_secret, sizeof(f->cfg.proxy.edge_secret), "another");
+    restart_proxy(f);
+    snprintf(route, sizeof(route), "Route: %s\n", udp_path);
+    mark = harness_sent_count(f->h);
+    send_over(f, EDGE_REG, 5070, SIP_TRANSPORT_UDP, 0, "MESSAGE", "sip:alice@10.0.0.9:5080",
+              "sip:bob@" EDGE_REG ":5070", route, false);
+    assert_int_equal(final_since(f, mark, EDGE_REG, 5070, NULL), 403);
+}
+
+/* Without edge_secret the key is made once and kept in the store: a
+ * restarted proxy on the same store verifies the old tokens; without a
+ * store each run has its own. */
+static void test_edge_token_key_is_kept_in_the_store(void **state)
+{
+    struct fx *f = *state;
+    char dir[] = "/tmp/cascade-proxy-key-XXXXXX", path[64], err[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/db.sqlite", dir);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct store *st = store_open(&loop, path, err, sizeof(err));
+    assert_non_null(st);
+    edge_start(f);
+    f->pd.store = st;
+    restart_proxy(f);
+    struct transport_dest flow = {.proto = SIP_TRANSPORT_UDP, .listener_id = 1};
+    struct sockaddr_in *a = (struct sockaddr_in *)&flow.addr;
+    a->sin_family = AF_INET;
+    a->sin_port = htons(5080);
+    inet_pton(AF_INET, "192.0.2.9", &a->sin_addr);
+    char tok[PROXY_PATH_TOKEN_MAX + 1];
+    assert_true(proxy_path_token_make(&f->p->flow_key, &flow, tok, sizeof(tok)) > 0);
+    struct proxy_flow_key before = f->p->flow_key;
+    restart_proxy(f);
+    assert_memory_equal(before.k, f->p->flow_key.k, sizeof(before.k));
+    struct transport_dest out;
+    assert_int_equal(proxy_path_token_parse(&f->p->flow_key, str_from_cstr(tok), &out), 0);
+    assert_true(transport_addr_equal(&out.addr, &flow.addr));
+    /* a stream token of the earlier run: verified, but gone (1) */
+    struct transport_dest conn = {.proto = SIP_TRANSPORT_TCP, .conn_id = 5};
+    assert_true(proxy_path_token_make(&before, &conn, tok, sizeof(tok)) > 0);
+    assert_int_equal(proxy_path_token_parse(&f->p->flow_key, str_from_cstr(tok), &out), 1);
+    assert_true(proxy_path_token_make(&f->p->flow_key, &conn, tok, sizeof(tok)) > 0);
+    assert_int_equal(proxy_path_token_parse(&f->p->flow_key, str_from_cstr(tok), &out), 0);
+    assert_int_equal(out.conn_id, 5);
+    f->pd.store = NULL;
+    restart_proxy(f);
+    assert_memory_not_equal(before.k, f->p->flow_key.k, sizeof(before.k));
+    store_close(st);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    uv_loop_close(&loop);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1612,6 +1785,8 @@ int main(void)
         T(test_foreign_domain_is_403_without_allow_foreign),
         T(test_request_for_this_node_left_to_core),
         T(test_binding_path_becomes_first_route),
+        T(test_430_from_edge_removes_the_binding_and_is_480),
+        T(test_430_from_edge_leaves_the_other_bindings),
         T(test_503_from_branch_becomes_500),
         T(test_407_challenges_are_aggregated),
         T(test_callee_ignoring_cancel_gets_408_after_64_t1),
@@ -1642,6 +1817,8 @@ int main(void)
         T(test_edge_gone_flow_is_430),
         T(test_edge_client_request_goes_to_registrar),
         T(test_edge_registrar_is_exempt_from_pike),
+        T(test_edge_secret_tokens_survive_a_restart),
+        T(test_edge_token_key_is_kept_in_the_store),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
