@@ -99,12 +99,18 @@ static void refuse_rl(struct proxy *p, struct txn *st, const struct transport_rx
 /* One line per source and window (PROXY_PIKE_REFUSE_FIRST), and at most
  * LOG_RATELIMIT_BURST a second in all (base/log): a flood from many sources
  * must not flood the log. */
-static void pike_log(struct proxy *p, const struct transport_rx *rx)
+static void pike_log(struct proxy *p, const struct transport_rx *rx, const struct sockaddr_storage *phone)
 {
     const struct proxy_config *cfg = &p->cfg;
-    log_warn_rl("proxy: 503 to %.*s from %s: more than %u requests in %u s ([proxy] pike_limit), refused until the "
-                "window ends",
-                STR_FMT(rx->msg->method_name), rx->src_text, cfg->pike_limit, cfg->pike_window_s);
+    char behind[TRANSPORT_ADDR_TEXT + 32] = "";
+    if (phone) {
+        char t[TRANSPORT_ADDR_TEXT];
+        transport_addr_text(phone, t, sizeof(t));
+        snprintf(behind, sizeof(behind), " (phone %s behind the edge)", t);
+    }
+    log_warn_rl("proxy: 503 to %.*s from %s%s: more than %u requests in %u s ([proxy] pike_limit), refused until "
+                "the window ends",
+                STR_FMT(rx->msg->method_name), rx->src_text, behind, cfg->pike_limit, cfg->pike_window_s);
 }
 
 static bool same_ip(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
@@ -125,11 +131,15 @@ static bool pike_allows(struct proxy *p, struct txn *st, const struct transport_
         return true;
     /* Edge mode: the registrar behind us sends every phone's calls. */
     if (p->edge && p->edge_addr.ss_family && same_ip(&p->edge_addr, &rx->src)) return true;
+    /* [proxy] trusted_edges: a phone behind an edge counts on its own. */
+    struct sockaddr_storage phone;
+    bool behind = digest_edge_peer(p->cfg.trusted_edges, p->cfg.trusted_edges_count, rx, &phone);
+    if (behind) src = (const struct sockaddr *)&phone;
     uint64_t now = timer_now(p->d.timers);
     enum proxy_pike_verdict v = proxy_pike_check(p->pike, src, now);
     if (v == PROXY_PIKE_PASS) return true;
     p->stats.pike_refused++;
-    if (v == PROXY_PIKE_REFUSE_FIRST) pike_log(p, rx);
+    if (v == PROXY_PIKE_REFUSE_FIRST) pike_log(p, rx, behind ? &phone : NULL);
     /* Stateless where the transaction layer allows it: a flood keeps no
      * transaction records (RFC 3261 §8.2.7). */
     char tag[UA_TAG_SIZE], ra[40];

@@ -25,6 +25,7 @@
 #include "base/log.h"
 #include "base/sbuf.h"
 #include "harness.h"
+#include "proxy/pike.h"
 #include "proxy/proxy.h"
 #include "proxy/proxy_int.h"
 #include "registrar/digest_check.h"
@@ -1647,6 +1648,120 @@ static void test_edge_registrar_is_exempt_from_pike(void **state)
     assert_int_equal(final_since(f, mark, CALLER, CALLER_PORT, NULL), 503);
 }
 
+/* A MESSAGE for nobody@example.com (404 here) from src (port 5060) with
+ * the Via lines vias (each ending in \n); its final status to src. */
+static int message_via(struct fx *f, const char *src, const char *vias, int n)
+{
+    char text[2048];
+    snprintf(text, sizeof(text),
+             "MESSAGE sip:nobody@example.com SIP/2.0\n%sMax-Forwards: 69\nFrom: <sip:carol@other.net>;tag=m%d\n"
+             "To: <sip:nobody@example.com>\nCall-ID: te-%d\nCSeq: 1 MESSAGE\nContent-Length: 0\n\n",
+             vias, n, n);
+    size_t mark = harness_sent_count(f->h);
+    assert_int_equal(harness_inject(f->h, src, 5060, SIP_TRANSPORT_UDP, text), 0);
+    return final_since(f, mark, src, 5060, NULL);
+}
+
+/* [proxy] trusted_edges: requests an edge forwarded count for pike by the
+ * phone (the Via below the edge's: received, rport), so one phone over the
+ * limit does not stop the edge's other phones; an untrusted source, or a
+ * top Via that is not the source's own, counts by the source as ever. */
+static void test_trusted_edge_phones_count_apart_for_pike(void **state)
+{
+    struct fx *f = *state;
+    f->cfg.proxy.pike_limit = 2;
+    f->cfg.proxy.pike_window_s = 3600;
+    assert_int_equal(config_parse_cidrs(f->cfg.proxy.trusted_edges, &f->cfg.proxy.trusted_edges_count,
+                                        CONFIG_MAX_TRUSTED, "192.0.2.50"),
+                     0);
+    start(f);
+#define EDGE_VIA(n) "Via: SIP/2.0/UDP 192.0.2.50:5060;branch=z9hG4bK-e" #n "\n"
+    const char *phone_a = "Via: SIP/2.0/UDP 10.0.0.1:5062;rport=40001;received=198.51.100.1;branch=z9hG4bK-a\n";
+    const char *phone_b = "Via: SIP/2.0/TCP 10.0.0.2:5062;branch=z9hG4bK-b\n";
+    char vias[512];
+    int n = 0;
+    for (int k = 0; k < 2; k++) {
+        snprintf(vias, sizeof(vias), EDGE_VIA(1) "%s", phone_a);
+        assert_int_equal(message_via(f, "192.0.2.50", vias, n++), 404);
+    }
+    snprintf(vias, sizeof(vias), EDGE_VIA(2) "%s", phone_a);
+    assert_int_equal(message_via(f, "192.0.2.50", vias, n++), 503); /* phone A: its third */
+    snprintf(vias, sizeof(vias), EDGE_VIA(3) "%s", phone_b);
+    assert_int_equal(message_via(f, "192.0.2.50", vias, n++), 404); /* phone B: its first */
+    struct sockaddr_storage ph;
+    assert_int_equal(transport_addr_parse("198.51.100.1", 12, 40001, &ph), 0);
+    assert_int_equal(proxy_pike_count(f->p->pike, (const struct sockaddr *)&ph), 3);
+    /* Not trusted: the inner Vias change nothing, the source counts. */
+    const char *untrusted_via = "Via: SIP/2.0/UDP 192.0.2.60:5060;branch=z9hG4bK-u\n";
+    for (int k = 0; k < 2; k++) {
+        snprintf(vias, sizeof(vias), "%s%s", untrusted_via, k ? phone_a : phone_b);
+        assert_int_equal(message_via(f, "192.0.2.60", vias, n++), 404);
+    }
+    snprintf(vias, sizeof(vias), "%s%s", untrusted_via, "Via: SIP/2.0/UDP 10.0.0.9:5062;branch=z9hG4bK-c\n");
+    assert_int_equal(message_via(f, "192.0.2.60", vias, n++), 503);
+}
+
+/* digest_edge_peer: the phone is the Via below the edge's; nothing when
+ * the source is not a trusted edge, the top Via is not the source's own
+ * (received stamped, or a host name), or there is no second Via. */
+static void test_edge_peer_from_vias(void **state)
+{
+    struct fx *f = *state;
+    struct config_cidr edges[2];
+    int n = 0;
+    assert_int_equal(config_parse_cidrs(edges, &n, 2, "192.0.2.50, 2001:db8::/32"), 0);
+    struct { const char *src, *vias, *want; } cases[] = {
+        {"192.0.2.50", EDGE_VIA(1) "Via: SIP/2.0/UDP 10.0.0.1:5062;rport=40001;received=198.51.100.1\n",
+         "198.51.100.1:40001"},
+        {"192.0.2.50", EDGE_VIA(1) "Via: SIP/2.0/TCP 10.0.0.2\n", "10.0.0.2:5060"},
+        {"192.0.2.50", EDGE_VIA(1) "Via: SIP/2.0/UDP 10.0.0.3:5070;rport\n", "10.0.0.3:5070"},
+        {"2001:db8::5", "Via: SIP/2.0/UDP [2001:db8::5]:5060;branch=z9hG4bK-6\nVia: SIP/2.0/UDP [2001:db8::77]:5062\n",
+         "[2001:db8::77]:5062"},
+        {"192.0.2.50", EDGE_VIA(1), NULL},
+        {"192.0.2.50", "Via: SIP/2.0/UDP 192.0.2.50:5060;received=192.0.2.50\nVia: SIP/2.0/UDP 10.0.0.1\n", NULL},
+        {"192.0.2.50", "Via: SIP/2.0/UDP edge.example.com\nVia: SIP/2.0/UDP 10.0.0.1\n", NULL},
+        {"192.0.2.50", EDGE_VIA(1) "Via: SIP/2.0/UDP phone.example.com\n", NULL},
+        {"192.0.2.51", "Via: SIP/2.0/UDP 192.0.2.51\nVia: SIP/2.0/UDP 10.0.0.1\n", NULL},
+    };
+    start(f);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char text[1024];
+        snprintf(text, sizeof(text),
+                 "OPTIONS sip:example.com SIP/2.0\n%sMax-Forwards: 70\nFrom: <sip:a@b>;tag=1\nTo: <sip:x@y>\n"
+                 "Call-ID: ep-%zu\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n",
+                 cases[i].vias, i);
+        struct sip_msg m;
+        struct sip_parse_limits lim;
+        struct sip_parse_error err;
+        arena_t a;
+        char mem[8192];
+        arena_init(&a, mem, sizeof(mem));
+        sip_parse_limits_default(&lim);
+        size_t len = strlen(text);
+        char wire[1024];
+        size_t w = 0;
+        for (size_t k = 0; k < len; k++) { /* the harness's \n -> CRLF */
+            if (text[k] == '\n') wire[w++] = '\r';
+            wire[w++] = text[k];
+        }
+        assert_int_equal(sip_parse(wire, w, &a, &lim, &m, &err), 0);
+        struct transport_rx rx = {.msg = &m, .proto = SIP_TRANSPORT_UDP};
+        assert_int_equal(transport_addr_parse(cases[i].src, strlen(cases[i].src), 5060, &rx.src), 0);
+        struct sockaddr_storage out;
+        bool got = digest_edge_peer(edges, n, &rx, &out);
+        if (!cases[i].want) {
+            assert_false(got);
+        } else {
+            assert_true(got);
+            char t[TRANSPORT_ADDR_TEXT];
+            transport_addr_text(&out, t, sizeof(t));
+            assert_string_equal(t, cases[i].want);
+        }
+        arena_free(&a);
+    }
+#undef EDGE_VIA
+}
+
 /* The node restarts (a new proxy from the same config and store). */
 static void restart_proxy(struct fx *f)
 {
@@ -1819,6 +1934,8 @@ int main(void)
         T(test_edge_registrar_is_exempt_from_pike),
         T(test_edge_secret_tokens_survive_a_restart),
         T(test_edge_token_key_is_kept_in_the_store),
+        T(test_trusted_edge_phones_count_apart_for_pike),
+        T(test_edge_peer_from_vias),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
