@@ -164,12 +164,10 @@ static enum digest_check throttled(const struct digest_checker *dc, const struct
     return DIGEST_CHECK_FAILED;
 }
 
-enum digest_check digest_check_request(const struct digest_checker *dc, const struct transport_rx *rx, enum sip_hdr hdr,
-                                       struct digest_check_result *out)
+static enum digest_check check_request(const struct digest_checker *dc, const struct transport_rx *rx,
+                                       enum sip_hdr hdr, const struct sockaddr *peer, struct digest_check_result *out)
 {
     const struct sip_msg *m = rx->msg;
-    struct sockaddr_storage phone;
-    const struct sockaddr *peer = peer_of(dc, rx, &phone);
     uint64_t now = now_s();
     out->user = NULL;
     out->nonce_reused = false;
@@ -240,6 +238,22 @@ enum digest_check digest_check_request(const struct digest_checker *dc, const st
          * locked, answers 403. */
         return throttled(dc, rx, &creds, res, false, &info, out);
     }
+}
+
+enum digest_check digest_check_request(const struct digest_checker *dc, const struct transport_rx *rx, enum sip_hdr hdr,
+                                       struct digest_check_result *out)
+{
+    struct sockaddr_storage phone;
+    const struct sockaddr *peer = peer_of(dc, rx, &phone);
+    enum digest_check r = check_request(dc, rx, hdr, peer, out);
+    if (r != DIGEST_CHECK_OK && out->why[0] && peer == (const struct sockaddr *)&phone) {
+        /* The caller logs why with the edge's address: name the phone. */
+        char t[TRANSPORT_ADDR_TEXT];
+        transport_addr_text(&phone, t, sizeof(t));
+        size_t n = strlen(out->why);
+        snprintf(out->why + n, sizeof(out->why) - n, " (phone %s behind the edge)", t);
+    }
+    return r;
 }
 
 int digest_check_challenge(const struct digest_checker *dc, bool proxy, bool stale, const struct transport_rx *rx, sbuf_t *b)

@@ -307,7 +307,8 @@ static void edge_challenge_and_answer(struct fx *f, const char *phone_via, const
 }
 
 /* [proxy] trusted_edges: failures of one phone behind an edge lock that
- * phone (the Via below the edge's), not the edge's other phones. Without
+ * phone (the Via below the edge's), not the edge's other phones, and the
+ * refusal's reason (the caller's log line) names the phone. Without
  * the edge listed, they all are the edge's address: the other phone is
  * locked out too. */
 static void test_edge_phones_are_locked_apart(void **state)
@@ -332,6 +333,8 @@ static void test_edge_phones_are_locked_apart(void **state)
         }
         edge_challenge_and_answer(f, phone_a, "secret-a");
         assert_int_equal(send_via_edge(f, phone_a), 403);
+        /* the caller's log line names the phone, not only the edge */
+        assert_true((strstr(f->res.why, "(phone 198.51.100.1:40001 behind the edge)") != NULL) == listed);
         if (listed) {
             edge_challenge_and_answer(f, phone_b, "secret-a");
             assert_int_equal(send_via_edge(f, phone_b), 200);
