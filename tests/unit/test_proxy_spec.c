@@ -778,15 +778,21 @@ static void test_binding_path_becomes_first_route(void **state)
     assert_true(str_eq(harness_header(m, SIP_HDR_ROUTE), STR_LIT("<sip:192.0.2.50:5060;lr>")));
 }
 
-/* bob's binding at contact that came through the edge at 192.0.2.50:5060 (its Path). */
-static void add_path_binding(struct fx *f, const char *contact)
+/* bob's binding at contact that came through the edge at 192.0.2.50:5060
+ * (its Path, with token pt00; pt01 for a later REGISTER, cseq 2). */
+static void add_path_binding_as(struct fx *f, const char *contact, const char *path, uint32_t cseq)
 {
     struct location_binding_in in = {
         .contact = str_from_cstr(contact), .expires_s = 3600, .q1000 = 1000,
-        .call_id = STR_LIT("reg-path"), .cseq = 1, .transport = LOCATION_TRANSPORT_UDP,
-        .path = STR_LIT("<sip:pt00@192.0.2.50:5060;lr;ob>"),
+        .call_id = STR_LIT("reg-path"), .cseq = cseq, .transport = LOCATION_TRANSPORT_UDP,
+        .path = str_from_cstr(path),
     };
     assert_int_equal(location_update(f->loc, STR_LIT("bob"), &in, 1, f->h->now, NULL, NULL), 0);
+}
+
+static void add_path_binding(struct fx *f, const char *contact)
+{
+    add_path_binding_as(f, contact, "<sip:pt00@192.0.2.50:5060;lr;ob>", 1);
 }
 
 /* RFC 5626 §5.3: the edge a binding's Path names answers 430 Flow Failed:
@@ -809,6 +815,29 @@ static void test_430_from_edge_removes_the_binding_and_is_480(void **state)
     struct proxy_stats st;
     proxy_get_stats(f->p, &st);
     assert_int_equal(st.flow_failed_removed, 1);
+}
+
+/* The phone registered again through the edge (a new flow: a new Path)
+ * while the request was on its way over the old one: the 430 for the old
+ * flow leaves the new binding alone. */
+static void test_430_for_an_old_path_leaves_a_fresh_binding(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    add_path_binding(f, "sip:bob@10.0.0.5:5070");
+    invite_bob(f);
+    int i = harness_find_sent(f->h, 0, "INVITE ");
+    assert_true(i >= 0);
+    add_path_binding_as(f, "sip:bob@10.0.0.5:5070", "<sip:pt01@192.0.2.50:5060;lr;ob>", 2);
+    size_t mark = harness_sent_count(f->h);
+    reply_to(f, (size_t)i, "192.0.2.50", 430, "Flow Failed");
+    assert_int_equal(answer_since(f, mark), 480);
+    const struct location_binding *bs[2];
+    assert_int_equal(location_lookup(f->loc, STR_LIT("bob"), bs, 2), 1);
+    assert_string_equal(bs[0]->path, "<sip:pt01@192.0.2.50:5060;lr;ob>");
+    struct proxy_stats st;
+    proxy_get_stats(f->p, &st);
+    assert_int_equal(st.flow_failed_removed, 0);
 }
 
 /* The same with another binding of bob's: it was tried as well (parallel
@@ -1902,6 +1931,7 @@ int main(void)
         T(test_binding_path_becomes_first_route),
         T(test_430_from_edge_removes_the_binding_and_is_480),
         T(test_430_from_edge_leaves_the_other_bindings),
+        T(test_430_for_an_old_path_leaves_a_fresh_binding),
         T(test_503_from_branch_becomes_500),
         T(test_407_challenges_are_aggregated),
         T(test_callee_ignoring_cancel_gets_408_after_64_t1),
