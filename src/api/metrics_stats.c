@@ -66,7 +66,7 @@ static const struct stats_member members[] = {
     C("proxy.cancels"), C("proxy.timer_c"), C("proxy.acks_forwarded"), C("proxy.stray_forwarded"),
     C("proxy.dns_lookups"), C("proxy.dns_failures"), C("proxy.non_invite_timeouts"), C("proxy.pike_refused"),
     C("proxy.cluster_lookups"), C("proxy.cluster_forwarded"), C("proxy.cluster_fallbacks"), C("proxy.from_peers"),
-    C("proxy.edge_registers"), C("proxy.edge_outbound"), C("proxy.path_routed"), C("proxy.flow_failed"),
+    C("proxy.edge_registers"), C("proxy.edge_outbound"), C("proxy.path_routed"), C("proxy.flow_failed"), C("proxy.flow_failed_removed"),
     /* [redis] mirror_bindings and cluster_route: present when enabled */
     {"redis_mirror.node_id", STATS_SKIP, NULL}, C("redis_mirror.writes_ok"), C("redis_mirror.writes_failed"),
     C("redis_mirror.writes_dropped"), C("redis_mirror.resyncs"), G("redis_mirror.pending"),

@@ -132,6 +132,7 @@ static struct proxy *start_proxy(struct worker *w)
         .timers = &w->timers,
         .loop = w->loop,
         .location = w->location,
+        .store = w->store,
         .users = w->users,
         .ua = w->ua,
         .digest = {.check = proxy_digest_check, .challenge = proxy_digest_challenge,
@@ -159,6 +160,8 @@ static void fill_local(struct worker *w)
     worker_fill_local(w);
     w->admission = (struct txn_admission){.refuse = admission_refuse, .busy = admission_busy, .arg = w};
     digest_checker_init(&w->digest, &w->cfg.auth, &w->local, w->users, w->auth, w->events);
+    w->digest.edges = w->cfg.proxy.trusted_edges;
+    w->digest.nedges = w->cfg.proxy.trusted_edges_count;
 }
 
 /* The GB upper role from its collaborators (it copies the config, the
@@ -188,6 +191,8 @@ static struct gb_upper *start_gb_upper(struct worker *w)
 static int start_registrar(struct worker *w)
 {
     struct registrar_deps d = {
+        .trusted_edges = w->cfg.proxy.trusted_edges,
+        .trusted_edges_count = w->cfg.proxy.trusted_edges_count,
         .cfg = &w->cfg.registrar,
         .auth_cfg = &w->cfg.auth,
         .sip_cfg = &w->cfg.sip,

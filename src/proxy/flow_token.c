@@ -5,9 +5,11 @@
  *
  * A token is "ft" + hex of: a version byte, the transport, the connection
  * id (big endian), and the first 8 bytes of an HMAC-SHA256 over those 10
- * bytes with a key drawn at start-up. The key never leaves the process, so
- * nobody else can make a token that names another client's flow, and a
- * token from before a restart is refused (its connection is gone anyway).
+ * bytes and the key's run id (random per process), with the node's key
+ * (proxy_new: [proxy] edge_secret, a key kept in the store, or drawn at
+ * start-up). The key never leaves the node, so nobody else can make a
+ * token that names another client's flow, and a token from before a
+ * restart is refused (its connection is gone anyway).
  * See proxy_int.h for the calls. */
 #include "proxy/proxy_int.h"
 
@@ -23,16 +25,37 @@
 #define TOKEN_BODY 10 /* version, transport, conn_id */
 #define TOKEN_MAC 8
 
+static int draw_run(struct proxy_flow_key *k)
+{
+    unsigned char r[4];
+    if (RAND_bytes(r, sizeof(r)) != 1) return -1;
+    k->run = (uint32_t)r[0] << 24 | (uint32_t)r[1] << 16 | (uint32_t)r[2] << 8 | r[3];
+    return 0;
+}
+
 int proxy_flow_key_init(struct proxy_flow_key *k)
 {
-    return RAND_bytes(k->k, sizeof(k->k)) == 1 ? 0 : -1;
+    return RAND_bytes(k->k, sizeof(k->k)) == 1 ? draw_run(k) : -1;
+}
+
+int proxy_flow_key_set(struct proxy_flow_key *k, const unsigned char *key, size_t len)
+{
+    if (!len) return -1;
+    unsigned int n = 0;
+    static const char label[] = "cascade edge token key 1";
+    if (!HMAC(EVP_sha256(), key, (int)len, (const unsigned char *)label, sizeof(label) - 1, k->k, &n) ||
+        n != sizeof(k->k))
+        return -1;
+    return draw_run(k);
 }
 
 static void token_mac(const struct proxy_flow_key *k, const unsigned char *body, unsigned char *mac)
 {
-    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned char md[EVP_MAX_MD_SIZE], in[TOKEN_BODY + 4];
     unsigned int len = 0;
-    if (!HMAC(EVP_sha256(), k->k, (int)sizeof(k->k), body, TOKEN_BODY, md, &len) || len < TOKEN_MAC)
+    memcpy(in, body, TOKEN_BODY);
+    for (int i = 0; i < 4; i++) in[TOKEN_BODY + i] = (unsigned char)(k->run >> (24 - 8 * i));
+    if (!HMAC(EVP_sha256(), k->k, (int)sizeof(k->k), in, sizeof(in), md, &len) || len < TOKEN_MAC)
         memset(md, 0, TOKEN_MAC); /* cannot happen with SHA-256; a zero MAC still never verifies a forgery */
     memcpy(mac, md, TOKEN_MAC);
 }
@@ -90,13 +113,20 @@ int proxy_flow_token_parse(const struct proxy_flow_key *k, str_t user, enum sip_
 /* ---- Path tokens (RFC 3327 + RFC 5626 §5.1): any flow, UDP included ----
  *
  * "pt" + hex of: a version byte, the transport, then for a stream
- * transport the connection id (8 bytes, big endian), for UDP the listener
- * id (4), the port (2) and the IPv4 (4) or IPv6 (16) address; then the
- * first 8 bytes of an HMAC-SHA256 over all of that, with the same
- * per-process key as the flow tokens. The family follows from the length. */
+ * transport the run id of the process that made it (4 bytes) and the
+ * connection id (8 bytes, big endian), for UDP the listener id (4), the
+ * port (2) and the IPv4 (4) or IPv6 (16) address; then the first 8 bytes
+ * of an HMAC-SHA256 over all of that, with the node's key, which outlives
+ * a restart ([proxy] edge_secret or the store's). A stream token of an
+ * earlier run verifies but names a connection that died with that run
+ * (connection ids start again at 1): proxy_path_token_parse says so (1),
+ * and the request gets 430, never another client's connection. A UDP
+ * token names an address, which a restart does not change. The family
+ * follows from the length. */
 
-#define PATH_VERSION 1
+#define PATH_VERSION 2
 #define PATH_BODY_MAX (2 + 4 + 2 + 16)
+#define PATH_STREAM_BODY (2 + 4 + 8)
 
 static void path_mac(const struct proxy_flow_key *k, const unsigned char *body, size_t len, unsigned char *mac)
 {
@@ -118,6 +148,7 @@ int proxy_path_token_make(const struct proxy_flow_key *k, const struct transport
     raw[n++] = (unsigned char)flow->proto;
     if (sip_transport_is_stream(flow->proto)) {
         if (!flow->conn_id) return -1;
+        for (int i = 0; i < 4; i++) raw[n++] = (unsigned char)(k->run >> (24 - 8 * i));
         for (int i = 0; i < 8; i++) raw[n++] = (unsigned char)(flow->conn_id >> (56 - 8 * i));
     } else {
         for (int i = 0; i < 4; i++) raw[n++] = (unsigned char)(flow->listener_id >> (24 - 8 * i));
@@ -150,7 +181,7 @@ int proxy_path_token_make(const struct proxy_flow_key *k, const struct transport
 
 int proxy_path_token_parse(const struct proxy_flow_key *k, str_t user, struct transport_dest *flow)
 {
-    if (user.len < 2 + 2 * (2 + 8 + TOKEN_MAC) || user.len > 2 + 2 * (PATH_BODY_MAX + TOKEN_MAC) || user.len % 2 ||
+    if (user.len < 2 + 2 * (2 + 4 + 2 + 4 + TOKEN_MAC) || user.len > 2 + 2 * (PATH_BODY_MAX + TOKEN_MAC) || user.len % 2 ||
         user.s[0] != 'p' || user.s[1] != 't')
         return -1;
     unsigned char raw[PATH_BODY_MAX + TOKEN_MAC];
@@ -168,10 +199,14 @@ int proxy_path_token_parse(const struct proxy_flow_key *k, str_t user, struct tr
     struct transport_dest d;
     memset(&d, 0, sizeof(d));
     d.proto = (enum sip_transport)raw[1];
+    bool stale = false;
     if (sip_transport_is_stream(d.proto)) {
-        if (body != 2 + 8) return -1;
-        for (int i = 0; i < 8; i++) d.conn_id = d.conn_id << 8 | raw[2 + i];
+        if (body != PATH_STREAM_BODY) return -1;
+        uint32_t run = 0;
+        for (int i = 0; i < 4; i++) run = run << 8 | raw[2 + i];
+        for (int i = 0; i < 8; i++) d.conn_id = d.conn_id << 8 | raw[6 + i];
         if (!d.conn_id) return -1;
+        stale = run != k->run;
     } else {
         if (body != 2 + 4 + 2 + 4 && body != 2 + 4 + 2 + 16) return -1;
         for (int i = 0; i < 4; i++) d.listener_id = d.listener_id << 8 | raw[2 + i];
@@ -190,5 +225,5 @@ int proxy_path_token_parse(const struct proxy_flow_key *k, str_t user, struct tr
         }
     }
     *flow = d;
-    return 0;
+    return stale ? 1 : 0;
 }

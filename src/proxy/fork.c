@@ -56,6 +56,10 @@ struct proxy_branch {
     bool provisional, final;
     bool by_token;                    /* sent over a flow named by a flow token: failure is 430 */
     int status;
+    /* The binding this branch is, when it came through an edge's Path:
+     * "aor\0contact\0path" (malloc), removed when the edge answers 430
+     * and the binding still has that Path; or NULL. */
+    char *binding;
     char branch[PROXY_BRANCH_LEN + 1];
 };
 
@@ -131,6 +135,7 @@ static void call_free(struct proxy_call *c)
         struct proxy_branch *b = &c->br[i];
         if (b->ct) txn_client_detach(b->ct);
         if (b->dns) b->dns->br = NULL;
+        free(b->binding);
     }
     if (c->prev) c->prev->next = c->next;
     else p->calls = c->next;
@@ -483,6 +488,30 @@ static void br_on_response(void *arg, struct txn *ct, const struct sip_msg *resp
         maybe_free(c);
         return;
     }
+    if (s == 430 && b->binding) {
+        /* RFC 5626 §5.3: the edge no longer has the flow this binding's
+         * Path names: the binding goes at once (the user's other bindings
+         * are tried, as branches of this very fork), and the caller is not
+         * told about a flow it knows nothing of: 480 when nothing better
+         * comes from another branch. */
+        const char *aor = b->binding, *contact = aor + strlen(aor) + 1, *path = contact + strlen(contact) + 1;
+        bool same = false;
+        const struct location_binding *bs[PROXY_MAX_BRANCHES];
+        size_t nb = p->d.location ? location_lookup(p->d.location, str_from_cstr(aor), bs, PROXY_MAX_BRANCHES) : 0;
+        for (size_t i = 0; i < nb && i < PROXY_MAX_BRANCHES && !same; i++)
+            same = !strcmp(bs[i]->contact, contact) && !strcmp(bs[i]->path, path);
+        /* Registered again meanwhile (a new flow, a new Path): that binding stays. */
+        int rc = same ? location_remove(p->d.location, str_from_cstr(aor), str_from_cstr(contact),
+                                        LOCATION_REMOVED_FLOW_FAILED, NULL, NULL)
+                      : LOCATION_ERR_NOT_FOUND;
+        if (rc >= 0) p->stats.flow_failed_removed++;
+        log_info("proxy: 430 Flow Failed from %s for %s (%s): binding %s", rx->src_text, aor, contact,
+                 rc >= 0 ? "removed" : "gone or registered again since");
+        if (!c->final_sent) consider(c, NULL, 480);
+        check_complete(c);
+        maybe_free(c);
+        return;
+    }
     if (c->final_sent) return;
     consider(c, resp, s);
     if (s >= 600 && c->invite) cancel_branches(c, b); /* §16.7 step 5 */
@@ -650,6 +679,16 @@ static void branch_start(struct proxy_call *c, struct proxy_branch *b, const str
         return;
     }
     b->by_token = t->by_token;
+    if (t->binding_aor && t->binding_contact && t->path.len) {
+        size_t la = strlen(t->binding_aor), lc = strlen(t->binding_contact);
+        b->binding = malloc(la + lc + t->path.len + 3);
+        if (b->binding) {
+            memcpy(b->binding, t->binding_aor, la + 1);
+            memcpy(b->binding + la + 1, t->binding_contact, lc + 1);
+            memcpy(b->binding + la + lc + 2, t->path.s, t->path.len);
+            b->binding[la + lc + 2 + t->path.len] = '\0';
+        }
+    }
     uint16_t out_port = sip_local_port(l, dest.proto);
     if (record_route && record_route_add(p, &m, a, rx, t, &dest, via_host) != 0) goto nomem;
     /* §16.6 step 8: our Via on top. */

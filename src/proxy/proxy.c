@@ -21,6 +21,7 @@
 #include "registrar/location.h"
 #include "registrar/registrar.h"
 #include "registrar/users.h"
+#include "store/store.h"
 #include "txn/txn.h"
 #include "ua/ua.h"
 
@@ -98,12 +99,18 @@ static void refuse_rl(struct proxy *p, struct txn *st, const struct transport_rx
 /* One line per source and window (PROXY_PIKE_REFUSE_FIRST), and at most
  * LOG_RATELIMIT_BURST a second in all (base/log): a flood from many sources
  * must not flood the log. */
-static void pike_log(struct proxy *p, const struct transport_rx *rx)
+static void pike_log(struct proxy *p, const struct transport_rx *rx, const struct sockaddr_storage *phone)
 {
     const struct proxy_config *cfg = &p->cfg;
-    log_warn_rl("proxy: 503 to %.*s from %s: more than %u requests in %u s ([proxy] pike_limit), refused until the "
-                "window ends",
-                STR_FMT(rx->msg->method_name), rx->src_text, cfg->pike_limit, cfg->pike_window_s);
+    char behind[TRANSPORT_ADDR_TEXT + 32] = "";
+    if (phone) {
+        char t[TRANSPORT_ADDR_TEXT];
+        transport_addr_text(phone, t, sizeof(t));
+        snprintf(behind, sizeof(behind), " (phone %s behind the edge)", t);
+    }
+    log_warn_rl("proxy: 503 to %.*s from %s%s: more than %u requests in %u s ([proxy] pike_limit), refused until "
+                "the window ends",
+                STR_FMT(rx->msg->method_name), rx->src_text, behind, cfg->pike_limit, cfg->pike_window_s);
 }
 
 static bool same_ip(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
@@ -124,11 +131,15 @@ static bool pike_allows(struct proxy *p, struct txn *st, const struct transport_
         return true;
     /* Edge mode: the registrar behind us sends every phone's calls. */
     if (p->edge && p->edge_addr.ss_family && same_ip(&p->edge_addr, &rx->src)) return true;
+    /* [proxy] trusted_edges: a phone behind an edge counts on its own. */
+    struct sockaddr_storage phone;
+    bool behind = digest_edge_peer(p->cfg.trusted_edges, p->cfg.trusted_edges_count, rx, &phone);
+    if (behind) src = (const struct sockaddr *)&phone;
     uint64_t now = timer_now(p->d.timers);
     enum proxy_pike_verdict v = proxy_pike_check(p->pike, src, now);
     if (v == PROXY_PIKE_PASS) return true;
     p->stats.pike_refused++;
-    if (v == PROXY_PIKE_REFUSE_FIRST) pike_log(p, rx);
+    if (v == PROXY_PIKE_REFUSE_FIRST) pike_log(p, rx, behind ? &phone : NULL);
     /* Stateless where the transaction layer allows it: a flood keeps no
      * transaction records (RFC 3261 §8.2.7). */
     char tag[UA_TAG_SIZE], ra[40];
@@ -276,6 +287,7 @@ struct route_flow {
     bool found;                       /* dest is the flow to send on */
     bool path;                        /* named by a Path token (edge mode) */
     bool bad;                         /* a token we did not make (or altered) */
+    bool gone;                        /* a Path token of ours naming a connection of an earlier run */
     bool from_peer;                   /* our Route entry had the cluster's peer mark */
     struct transport_dest dest;
 };
@@ -290,8 +302,13 @@ static void take_flow_token(struct proxy *p, const struct sip_uri *u, const stru
     if (u->user.len >= 2 && u->user.s[0] == 'p' && u->user.s[1] == 't') {
         /* A Path token (edge mode): a connection, or a UDP client's address. */
         struct transport_dest d;
-        if (proxy_path_token_parse(&p->flow_key, u->user, &d) != 0) {
+        int rc = proxy_path_token_parse(&p->flow_key, u->user, &d);
+        if (rc < 0) {
             rf->bad = true;
+            return;
+        }
+        if (rc > 0) { /* ours, from before a restart: its connection died with that run */
+            rf->gone = true;
             return;
         }
         if (sip_transport_is_stream(d.proto) ? sip_transport_is_stream(rx->proto) && rx->conn_id == d.conn_id
@@ -463,6 +480,18 @@ static bool binding_target(struct proxy *p, const struct location_binding *b, bo
     }
     t->ruri = arena_strdup(&p->arena, str_from_cstr(c));
     return true;
+}
+
+/* A binding that came through an edge (its Path): remembered by the
+ * branch, so that the edge's 430 Flow Failed removes it (fork.c). */
+static void binding_remember(struct proxy *p, const struct location_binding *b, struct proxy_target *t)
+{
+    if (!b->path[0]) return;
+    str_t aor = arena_strdup(&p->arena, str_from_cstr(b->aor));
+    str_t contact = arena_strdup(&p->arena, str_from_cstr(b->contact));
+    if (!aor.s || !contact.s) return;
+    t->binding_aor = aor.s;
+    t->binding_contact = contact.s;
 }
 
 /* A MESSAGE outside a dialog may be kept for its user (offline_msg.h). */
@@ -667,6 +696,7 @@ static void route_local(struct proxy *p, struct txn *st, const struct transport_
             refuse(p, st, rx, 500, "Server Internal Error", STR_NULL, "out of memory");
             return;
         }
+        binding_remember(p, bs[i], &t[k]);
         k++;
     }
     if (k == 0) {
@@ -928,6 +958,14 @@ int proxy_on_request(struct proxy *p, struct txn *st, const struct transport_rx 
         refuse(p, st, rx, 403, "Forbidden", STR_NULL, "flow token in our Route altered or not ours");
         return 1;
     }
+    if (rf.gone) {
+        /* RFC 5626 §5.3: the flow a token of ours names no longer exists
+         * (it died with an earlier run of this node): 430, so that the
+         * registrar drops the binding. */
+        p->stats.flow_failed++;
+        refuse(p, st, rx, 430, "Flow Failed", STR_NULL, "the Path token names a connection of an earlier run");
+        return 1;
+    }
     if (edge_reg) {
         edge_register(p, st, rx, &req);
         return 1;
@@ -1003,8 +1041,9 @@ void proxy_on_ack(struct proxy *p, const struct transport_rx *rx)
     }
     struct route_flow rf;
     bool popped = preprocess_routes(p, &req, &p->arena, rx, &rf);
-    if (rf.bad) {
-        log_info_rl("proxy: ACK from %s dropped: flow token in our Route altered or not ours", rx->src_text);
+    if (rf.bad || rf.gone) {
+        log_info_rl("proxy: ACK from %s dropped: flow token in our Route %s", rx->src_text,
+                    rf.bad ? "altered or not ours" : "names a connection of an earlier run");
         return;
     }
     struct proxy_target ft = {.use_flow = true, .flow = rf.dest, .by_token = true};
@@ -1105,6 +1144,70 @@ void proxy_on_server_terminated(struct proxy *p, struct txn *st)
 
 /* ---- life cycle, stats ---- */
 
+#define SECRET_NAME "edge_token_key"
+
+static int secret_row(void *arg, const struct store_node_secret *row)
+{
+    if (strcmp(row->name, SECRET_NAME)) return 0;
+    snprintf(arg, 65, "%s", row->value);
+    return 1;
+}
+
+static int unhex(const char *s, unsigned char *out, size_t n)
+{
+    if (strlen(s) != 2 * n) return -1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned v;
+        if (sscanf(s + 2 * i, "%2x", &v) != 1) return -1;
+        out[i] = (unsigned char)v;
+    }
+    return 0;
+}
+
+/* The key of our Path and flow tokens: from [proxy] edge_secret; else a
+ * random key made once and kept in the store, so that tokens outlive a
+ * restart (the registrar behind an edge keeps its Path until the binding
+ * expires); else (no store) a random one for this run. */
+static int flow_key_load(struct proxy *p, struct store *st)
+{
+    if (p->cfg.edge_secret[0]) {
+        if (proxy_flow_key_set(&p->flow_key, (const unsigned char *)p->cfg.edge_secret, strlen(p->cfg.edge_secret)) ==
+            0)
+            return 0;
+        log_error("proxy: cannot derive the token key from [proxy] edge_secret");
+        return -1;
+    }
+    if (!st) {
+        if (proxy_flow_key_init(&p->flow_key) == 0) return 0;
+        log_error("proxy: no random bytes for the flow token key");
+        return -1;
+    }
+    char hex[65] = "";
+    unsigned char key[32];
+    if (store_load_node_secrets(st, secret_row, hex) < 0 || (hex[0] && unhex(hex, key, sizeof(key)) != 0)) {
+        log_error("proxy: cannot read the token key from the store");
+        return -1;
+    }
+    if (!hex[0]) {
+        struct proxy_flow_key fresh;
+        if (proxy_flow_key_init(&fresh) != 0) {
+            log_error("proxy: no random bytes for the flow token key");
+            return -1;
+        }
+        memcpy(key, fresh.k, sizeof(key));
+        for (size_t i = 0; i < sizeof(key); i++) snprintf(hex + 2 * i, 3, "%02x", key[i]);
+        struct store_node_secret row = {.name = SECRET_NAME, .value = hex};
+        struct store_op *op = store_op_node_secret_upsert(&row);
+        if (store_submit(st, op, NULL, NULL) != 0) {
+            log_error("proxy: cannot keep the token key in the store");
+            return -1;
+        }
+        store_flush_sync(st);
+        log_info("proxy: a new token key, kept in the store");
+    }
+    return proxy_flow_key_set(&p->flow_key, key, sizeof(key));
+}
+
 struct proxy *proxy_new(const struct proxy_deps *d)
 {
     struct proxy *p = calloc(1, sizeof(*p));
@@ -1119,8 +1222,7 @@ struct proxy *proxy_new(const struct proxy_deps *d)
     p->d.auth_cfg = NULL;
     p->d.reg_cfg = NULL;
     p->redirect = !strcasecmp(p->cfg.mode, "redirect");
-    if (proxy_flow_key_init(&p->flow_key) != 0) {
-        log_error("proxy: no random bytes for the flow token key");
+    if (flow_key_load(p, d->store) != 0) {
         free(p);
         return NULL;
     }
@@ -1213,6 +1315,7 @@ void proxy_stats_json(const struct proxy *p, json_t *stats)
     PUT(edge_outbound);
     PUT(path_routed);
     PUT(flow_failed);
+    PUT(flow_failed_removed);
     PUT(calls_live);
 #undef PUT
     json_object_set_new(stats, "proxy", o);

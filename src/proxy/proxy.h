@@ -78,6 +78,7 @@ struct proxy_config;
 struct registrar_config;
 struct sip_config;
 struct sip_local;
+struct store;
 struct timer_service;
 struct txn;
 struct txn_layer;
@@ -112,6 +113,7 @@ struct proxy_stats {
     uint64_t edge_outbound;         /* other requests from our clients forwarded to it */
     uint64_t path_routed;           /* requests sent over a client's flow named by our Path/Record-Route token */
     uint64_t flow_failed;           /* 430 Flow Failed: the flow a token named is gone (RFC 5626 §5.3) */
+    uint64_t flow_failed_removed;   /* bindings removed: their Path's edge answered 430 (RFC 5626 §5.3) */
     uint32_t calls_live;            /* response contexts alive */
 };
 
@@ -162,6 +164,9 @@ struct proxy_deps {
     struct timer_service *timers;            /* the clock (timer_now), timer C, deadlines */
     uv_loop_t *loop;                         /* DNS lookups (uv_getaddrinfo) */
     struct location *location;               /* targets; NULL: nobody is registered */
+    /* Optional: where the token key is kept when [proxy] edge_secret is
+     * unset (NULL: a random key per run). Read and written in proxy_new. */
+    struct store *store;
     struct users *users;                     /* 480 vs 404; NULL: no user is known */
     struct ua *ua;                           /* To tags of our answers */
     struct proxy_digest digest;              /* [proxy] authenticate */

@@ -33,6 +33,13 @@ static const struct config_key keys[] = {
         "edge mode: this node holds its clients' flows and the registrar behind it holds the location "
         "(\"sip:10.0.0.2:5060;transport=tcp\"); REGISTERs for our domain go there with a Path naming the "
         "client's flow (RFC 3327, RFC 5626), other requests for our domain go there record-routed; empty: off"),
+    KEY("edge_secret", CONFIG_STRING, edge_secret, "", 0, 0,
+        "the key of our Path and flow tokens is derived from this (edges behind one registrar may share it); "
+        "empty: a random key made once and kept in the store ([store] path), so tokens outlive a restart"),
+    {"trusted_edges", CONFIG_CIDR, CONFIG_FIELD(struct proxy_config, trusted_edges), "", 0, 0, NULL,
+     offsetof(struct proxy_config, trusted_edges_count),
+     "edge nodes in front of this registrar: a request from one whose top Via is the edge's counts for pike and "
+     "digest-failure limits (and logs) by the next Via's received/rport, the phone's address; empty: none"},
 };
 
 /* edge_registrar: a sip:/sips: URI with a host and no user, usable as a

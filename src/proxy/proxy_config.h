@@ -20,6 +20,9 @@ struct proxy_config { /* [proxy] */
     uint32_t pike_limit;             /* new requests per source per window; 0: off */
     uint32_t pike_window_s;          /* the pike window */
     char edge_registrar[256];        /* edge mode: the registrar node behind us (a SIP URI); "" off */
+    char edge_secret[256];           /* the Path/flow token key's seed; "" a random key kept in the store */
+    struct config_cidr trusted_edges[CONFIG_MAX_TRUSTED]; /* edges whose phones count by the next Via */
+    int trusted_edges_count;
 };
 
 #endif

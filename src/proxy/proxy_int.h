@@ -53,12 +53,19 @@ int proxy_via_dest(const struct sip_via *v, struct transport_dest *dest, char *h
 
 #define PROXY_FLOW_TOKEN_LEN 38     /* "ft" + 36 hex digits */
 
-/* The per-process secret tokens are signed with. */
+/* The secret tokens are signed with, and the run id of this process (a
+ * connection id means something within one run only). */
 struct proxy_flow_key {
     unsigned char k[32];
+    uint32_t run;
 };
-/* Draws a fresh key. 0, or -1 when the RNG fails. */
+/* Draws a fresh key and run id. 0, or -1 when the RNG fails. */
 int proxy_flow_key_init(struct proxy_flow_key *k);
+/* The key derived from key[0..len) (HMAC-SHA256 with a fixed label: a
+ * [proxy] edge_secret, or the random key kept in the store), so that
+ * nodes given the same secret, and this node after a restart, verify each
+ * other's Path tokens; a fresh run id. 0, or -1. */
+int proxy_flow_key_set(struct proxy_flow_key *k, const unsigned char *key, size_t len);
 /* The token naming connection conn_id on proto (a stream transport), for
  * the user part of a Record-Route URI; out gets PROXY_FLOW_TOKEN_LEN
  * characters and a NUL (cap > PROXY_FLOW_TOKEN_LEN, else out is ""). */
@@ -72,7 +79,8 @@ int proxy_flow_token_parse(const struct proxy_flow_key *k, str_t user, enum sip_
  * edge node puts in a REGISTER it forwards, naming the flow the REGISTER
  * came in on: a connection (TCP/TLS/WS/WSS) by id, a UDP client by its
  * source address and our listener. Signed with the same key as the flow
- * tokens; "pt" + at most 64 hex digits. */
+ * tokens; "pt" + at most 64 hex digits. A connection's token carries the
+ * run id as well (connection ids start again after a restart). */
 #define PROXY_PATH_TOKEN_MAX 66
 /* Writes the token for flow into out (cap > PROXY_PATH_TOKEN_MAX is
  * enough); its length, or -1 (a stream flow without a connection id, a UDP
@@ -80,7 +88,8 @@ int proxy_flow_token_parse(const struct proxy_flow_key *k, str_t user, enum sip_
 int proxy_path_token_make(const struct proxy_flow_key *k, const struct transport_dest *flow, char *out, size_t cap);
 /* 0 with *flow (stream: proto and conn_id, no address so a gone flow is
  * never reopened; UDP: proto, addr, listener_id) when user is a token made
- * with k; -1 when it is not. */
+ * with k; 1 when it is, but names a connection of an earlier run (gone:
+ * 430 Flow Failed); -1 when it is not a token of k (403). */
 int proxy_path_token_parse(const struct proxy_flow_key *k, str_t user, struct transport_dest *flow);
 
 /* ---- the proxy's own state (proxy.c, fork.c) ---- */
@@ -122,6 +131,9 @@ struct proxy_target {
      * edge_client, flow is a client's flow named by such a token (the
      * entry facing it carries one). */
     bool edge_up, edge_client;
+    /* The binding (AoR key, contact) this target is, when it came with a
+     * Path: a 430 from the edge removes it (RFC 5626 §5.3). */
+    const char *binding_aor, *binding_contact;
 };
 
 #define PROXY_REFUSE_LOG_KEYS 32

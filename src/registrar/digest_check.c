@@ -2,8 +2,11 @@
  * digest_check.h). */
 #include "registrar/digest_check.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
+#include <string.h>
 #include <strings.h>
 
 #include "events/events.h"
@@ -17,6 +20,64 @@ void digest_checker_init(struct digest_checker *dc, const struct auth_config *cf
 {
     *dc = (struct digest_checker){.local = local, .users = users, .auth = auth, .events = events};
     snprintf(dc->algorithm, sizeof(dc->algorithm), "%s", cfg->algorithm);
+}
+
+static bool ip_of(str_t host, uint16_t port, struct sockaddr_storage *out)
+{
+    char ip[INET6_ADDRSTRLEN + 2];
+    if (host.len >= 2 && host.s[0] == '[' && host.s[host.len - 1] == ']') host = str_make(host.s + 1, host.len - 2);
+    if (!host.len || host.len >= sizeof(ip)) return false;
+    memcpy(ip, host.s, host.len);
+    ip[host.len] = '\0';
+    memset(out, 0, sizeof(*out));
+    struct sockaddr_in *a4 = (struct sockaddr_in *)out;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)out;
+    if (inet_pton(AF_INET, ip, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons(port);
+        return true;
+    }
+    if (inet_pton(AF_INET6, ip, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons(port);
+        return true;
+    }
+    return false;
+}
+
+static bool same_ip(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family) return false;
+    if (a->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr == ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+    return a->ss_family == AF_INET6 && !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                                               &((const struct sockaddr_in6 *)b)->sin6_addr, 16);
+}
+
+bool digest_edge_peer(const struct config_cidr *edges, int n, const struct transport_rx *rx,
+                      struct sockaddr_storage *out)
+{
+    if (n <= 0 || !rx || !rx->msg || !config_cidr_match(edges, n, (const struct sockaddr *)&rx->src)) return false;
+    struct sip_list_iter it;
+    str_t item;
+    struct sip_via top, next;
+    struct sockaddr_storage edge;
+    sip_list_iter_init(&it, rx->msg, SIP_HDR_VIA);
+    if (!sip_list_iter_next(&it, &item) || sip_via_parse(item, &top) != 0 || top.received.len ||
+        !ip_of(top.host, 0, &edge) || !same_ip(&edge, &rx->src))
+        return false;
+    if (!sip_list_iter_next(&it, &item) || sip_via_parse(item, &next) != 0) return false;
+    uint16_t port = next.has_rport && next.rport ? next.rport : next.port ? next.port : 5060;
+    return ip_of(next.received.len ? next.received : next.host, port, out);
+}
+
+/* The source a request counts by: the phone behind a trusted edge, else
+ * where it came from. */
+static const struct sockaddr *peer_of(const struct digest_checker *dc, const struct transport_rx *rx,
+                                      struct sockaddr_storage *phone)
+{
+    if (dc->nedges && digest_edge_peer(dc->edges, dc->nedges, rx, phone)) return (const struct sockaddr *)phone;
+    return (const struct sockaddr *)&rx->src;
 }
 
 static uint64_t now_s(void) { return (uint64_t)(clock_wall_ms() / 1000); }
@@ -59,10 +120,16 @@ static void publish_failure(const struct digest_checker *dc, const struct transp
     char user[65], realm[129];
     snprintf(user, sizeof(user), "%.*s", (int)(c->username.len > 64 ? 64 : c->username.len), c->username.s);
     snprintf(realm, sizeof(realm), "%.*s", (int)(c->realm.len > 128 ? 128 : c->realm.len), c->realm.s);
+    struct sockaddr_storage phone;
+    char remote[TRANSPORT_ADDR_TEXT];
+    if (dc->nedges && digest_edge_peer(dc->edges, dc->nedges, rx, &phone))
+        transport_addr_text(&phone, remote, sizeof(remote));
+    else
+        snprintf(remote, sizeof(remote), "%s", rx->src_text);
     struct event_field f[] = {
         EVENT_STR("user", user),
         EVENT_STR("realm", realm),
-        EVENT_STR("remote", rx->src_text),
+        EVENT_STR("remote", remote),
         EVENT_STR("transport", sip_transport_param(rx->proto)),
         EVENT_STR("reason", reason),
         EVENT_INT("count", count),
@@ -97,11 +164,10 @@ static enum digest_check throttled(const struct digest_checker *dc, const struct
     return DIGEST_CHECK_FAILED;
 }
 
-enum digest_check digest_check_request(const struct digest_checker *dc, const struct transport_rx *rx, enum sip_hdr hdr,
-                                       struct digest_check_result *out)
+static enum digest_check check_request(const struct digest_checker *dc, const struct transport_rx *rx,
+                                       enum sip_hdr hdr, const struct sockaddr *peer, struct digest_check_result *out)
 {
     const struct sip_msg *m = rx->msg;
-    const struct sockaddr *peer = (const struct sockaddr *)&rx->src;
     uint64_t now = now_s();
     out->user = NULL;
     out->nonce_reused = false;
@@ -174,6 +240,22 @@ enum digest_check digest_check_request(const struct digest_checker *dc, const st
     }
 }
 
+enum digest_check digest_check_request(const struct digest_checker *dc, const struct transport_rx *rx, enum sip_hdr hdr,
+                                       struct digest_check_result *out)
+{
+    struct sockaddr_storage phone;
+    const struct sockaddr *peer = peer_of(dc, rx, &phone);
+    enum digest_check r = check_request(dc, rx, hdr, peer, out);
+    if (r != DIGEST_CHECK_OK && out->why[0] && peer == (const struct sockaddr *)&phone) {
+        /* The caller logs why with the edge's address: name the phone. */
+        char t[TRANSPORT_ADDR_TEXT];
+        transport_addr_text(&phone, t, sizeof(t));
+        size_t n = strlen(out->why);
+        snprintf(out->why + n, sizeof(out->why) - n, " (phone %s behind the edge)", t);
+    }
+    return r;
+}
+
 int digest_check_challenge(const struct digest_checker *dc, bool proxy, bool stale, const struct transport_rx *rx, sbuf_t *b)
 {
     str_t realm = str_from_cstr(dc->local->realm);
@@ -182,7 +264,8 @@ int digest_check_challenge(const struct digest_checker *dc, bool proxy, bool sta
     int na = 0, rc = 0;
     if (offer_sha256(dc)) algs[na++] = AUTH_ALG_SHA256;
     if (offer_md5(dc)) algs[na++] = AUTH_ALG_MD5;
-    const struct sockaddr *peer = rx ? (const struct sockaddr *)&rx->src : NULL;
+    struct sockaddr_storage phone;
+    const struct sockaddr *peer = rx ? peer_of(dc, rx, &phone) : NULL;
     for (int i = 0; i < na && rc == 0; i++) {
         sbuf_append_cstr(b, proxy ? "Proxy-Authenticate: " : "WWW-Authenticate: ");
         rc = auth_challenge_for(dc->auth, realm, algs[i], true, stale, peer, t, b);

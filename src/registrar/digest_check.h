@@ -27,6 +27,7 @@
 
 #include "auth/auth_config.h"
 #include "base/sbuf.h"
+#include "base/config.h"
 #include "sip/local.h"
 #include "sip/msg.h"
 #include "transport/transport.h"
@@ -44,10 +45,25 @@ struct digest_checker {
     struct users *users;             /* NULL: every user is unknown */
     struct auth_server *auth;        /* nonces, verification, failure throttle */
     struct event_bus *events;        /* auth.failed; NULL: no events */
+    /* [proxy] trusted_edges: a request an edge forwarded counts (failure
+     * limits, nonce binding, auth.failed's remote) by its phone's address
+     * (digest_edge_peer). */
+    const struct config_cidr *edges;
+    int nedges;
 };
 
 void digest_checker_init(struct digest_checker *dc, const struct auth_config *cfg, const struct sip_local *local,
                          struct users *users, struct auth_server *auth, struct event_bus *events);
+
+/* [proxy] trusted_edges (RFC 3327 edges in front of this node): when rx
+ * came from one of edges[0..n) and its top Via is that edge's (its sent-by
+ * is the source IP, so the transport stamped no received), the phone the
+ * edge forwarded it for is the next Via's received (else its host, an IP)
+ * and rport (else port, else 5060): written to *out, true. Anything else
+ * (an untrusted source, the edge's own request, a Via naming a host):
+ * false. For per-source limits and logs, never for where to send. */
+bool digest_edge_peer(const struct config_cidr *edges, int n, const struct transport_rx *rx,
+                      struct sockaddr_storage *out);
 
 #define DIGEST_CHECK_MAX_HEADERS 8  /* credential headers looked at per request */
 

@@ -88,6 +88,7 @@ const char *location_reason_name(enum location_reason r)
     case LOCATION_REMOVED_KICKED: return "kicked";
     case LOCATION_REMOVED_REPLACED: return "replaced";
     case LOCATION_REMOVED_UNREACHABLE: return "unreachable";
+    case LOCATION_REMOVED_FLOW_FAILED: return "flow-failed";
     }
     return "unknown";
 }

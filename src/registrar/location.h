@@ -54,6 +54,7 @@ enum location_reason {
     LOCATION_REMOVED_KICKED,          /* administrative removal (API, cascadectl) */
     LOCATION_REMOVED_REPLACED,        /* same +sip.instance and reg-id, new contact (RFC 5626 §6) */
     LOCATION_REMOVED_UNREACHABLE,     /* behind NAT and stopped answering our pings (natping.h) */
+    LOCATION_REMOVED_FLOW_FAILED,     /* its Path's edge answered 430 Flow Failed (RFC 5626 §5.3) */
 };
 
 /* Binding flags. */

@@ -1046,6 +1046,8 @@ struct registrar *registrar_new(const struct registrar_deps *d)
     r->timers = d->timers;
     r->admission = d->admission;
     digest_checker_init(&r->digest, d->auth_cfg, d->local, d->users, d->auth, d->events);
+    r->digest.edges = d->trusted_edges;
+    r->digest.nedges = d->trusted_edges_count;
     arena_init(&r->arena, r->arena_mem, sizeof(r->arena_mem));
     r->arena.limit = 1u << 20;
     sbuf_init(&r->sb);

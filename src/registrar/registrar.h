@@ -62,6 +62,10 @@ struct registrar_deps {
     const struct txn_admission *admission; /* overload: new registrations; NULL admits all */
     ua_send_fn send;                      /* NAT pings: one datagram from our socket */
     void *send_arg;
+    /* [proxy] trusted_edges: REGISTERs an edge forwarded count for the
+     * digest failure limits by the phone's address (digest_edge_peer). */
+    const struct config_cidr *trusted_edges;
+    int trusted_edges_count;
 };
 
 struct registrar_stats {

@@ -170,6 +170,13 @@ struct store_presence_allow {
     const char *watchers;      /* user names, comma-joined */
 };
 
+/* A secret the node keeps across restarts (src/app: the key of an edge's
+ * Path and flow tokens when [proxy] edge_secret is unset); schema version 8. */
+struct store_node_secret {
+    const char *name;          /* key: what it is for ("edge_token_key") */
+    const char *value;         /* hex */
+};
+
 /* A subscription an upper platform holds with the lower role (GB/T 28181
  * §9.11/§9.4/§9.12; src/gb/lower/lower_subs.c), so that the NOTIFYs go on
  * within it after a restart; schema version 6. */
@@ -281,6 +288,7 @@ struct store_op *store_op_gb_lower_sub_upsert(const struct store_gb_lower_sub *s
 struct store_op *store_op_gb_lower_sub_delete(const char *upstream, const char *kind);
 struct store_op *store_op_gb_sub_upsert(const struct store_gb_sub *s);
 struct store_op *store_op_gb_sub_delete(const char *device_id, const char *kind);
+struct store_op *store_op_node_secret_upsert(const struct store_node_secret *s);
 /* Does nothing; its callback fires once everything submitted before it is
  * committed (or failed). */
 struct store_op *store_op_barrier(void);
@@ -309,6 +317,8 @@ typedef int (*store_gb_lower_sub_row_cb)(void *arg, const struct store_gb_lower_
 int store_load_gb_lower_subs(struct store *st, store_gb_lower_sub_row_cb cb, void *arg);
 typedef int (*store_gb_sub_row_cb)(void *arg, const struct store_gb_sub *row);
 int store_load_gb_subs(struct store *st, store_gb_sub_row_cb cb, void *arg);
+typedef int (*store_node_secret_row_cb)(void *arg, const struct store_node_secret *row);
+int store_load_node_secrets(struct store *st, store_node_secret_row_cb cb, void *arg);
 /* device_id NULL: every channel (ordered by device, id); else that device's. */
 int store_load_gb_channels(struct store *st, const char *device_id, store_gb_channel_row_cb cb, void *arg);
 int store_load_gb_upstreams(struct store *st, store_gb_upstream_row_cb cb, void *arg);

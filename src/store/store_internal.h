@@ -34,6 +34,7 @@ enum store_op_kind {
     STORE_OP_GB_LOWER_SUB_DELETE,
     STORE_OP_GB_SUB_UPSERT,
     STORE_OP_GB_SUB_DELETE,
+    STORE_OP_NODE_SECRET_UPSERT,
     STORE_OP_KIND_COUNT
 };
 
@@ -49,6 +50,7 @@ union store_op_data {
     struct store_presence_allow presence_allow;
     struct store_gb_lower_sub gb_lower_sub;
     struct store_gb_sub gb_sub;
+    struct store_node_secret node_secret;
     struct { const char *a, *b; } key;          /* deletes by one or two text keys */
     struct { const char *device_id; struct store_gb_channel *items; size_t n; } channels;
     struct { const char *channel_id; int64_t start, end; } range;
@@ -81,6 +83,7 @@ enum store_stmt {
     STMT_PRESENCE_ALLOW_UPSERT, STMT_PRESENCE_ALLOW_DELETE,
     STMT_GB_LOWER_SUB_UPSERT, STMT_GB_LOWER_SUB_DELETE,
     STMT_GB_SUB_UPSERT, STMT_GB_SUB_DELETE,
+    STMT_NODE_SECRET_UPSERT,
     STMT_COUNT
 };
 
@@ -128,6 +131,7 @@ enum store_row_kind {
     STORE_ROW_PRESENCE_ALLOW,   /* since schema version 4 */
     STORE_ROW_GB_LOWER_SUB,     /* since schema version 6 */
     STORE_ROW_GB_SUB,           /* since schema version 7 */
+    STORE_ROW_NODE_SECRET,      /* since schema version 8 */
     STORE_ROW_KIND_COUNT
 };
 

@@ -25,6 +25,7 @@ union store_row {
     struct store_presence_allow presence_allow;
     struct store_gb_lower_sub gb_lower_sub;
     struct store_gb_sub gb_sub;
+    struct store_node_secret node_secret;
 };
 
 /* Row callbacks travel as a generic function pointer and are cast back to
@@ -45,6 +46,7 @@ static int deliver(enum store_row_kind kind, any_fn cb, void *arg, const union s
     case STORE_ROW_PRESENCE_ALLOW: return ((store_presence_allow_row_cb)cb)(arg, &row->presence_allow);
     case STORE_ROW_GB_LOWER_SUB: return ((store_gb_lower_sub_row_cb)cb)(arg, &row->gb_lower_sub);
     case STORE_ROW_GB_SUB: return ((store_gb_sub_row_cb)cb)(arg, &row->gb_sub);
+    case STORE_ROW_NODE_SECRET: return ((store_node_secret_row_cb)cb)(arg, &row->node_secret);
     case STORE_ROW_KIND_COUNT: break;
     }
     return -EINVAL;
@@ -109,6 +111,11 @@ int store_load_offline_msgs(struct store *st, store_offline_msg_row_cb cb, void 
 int store_load_presence_allow(struct store *st, store_presence_allow_row_cb cb, void *arg)
 {
     return load(st, STORE_ROW_PRESENCE_ALLOW, "ORDER BY user", NULL, NULL, (any_fn)cb, arg);
+}
+
+int store_load_node_secrets(struct store *st, store_node_secret_row_cb cb, void *arg)
+{
+    return load(st, STORE_ROW_NODE_SECRET, "ORDER BY name", NULL, NULL, (any_fn)cb, arg);
 }
 
 int store_load_gb_lower_subs(struct store *st, store_gb_lower_sub_row_cb cb, void *arg)

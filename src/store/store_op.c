@@ -27,6 +27,7 @@ static const struct store_row_desc *const offline_msg_row = &store_rows[STORE_RO
 static const struct store_row_desc *const presence_allow_row = &store_rows[STORE_ROW_PRESENCE_ALLOW];
 static const struct store_row_desc *const gb_lower_sub_row = &store_rows[STORE_ROW_GB_LOWER_SUB];
 static const struct store_row_desc *const gb_sub_row = &store_rows[STORE_ROW_GB_SUB];
+static const struct store_row_desc *const node_secret_row = &store_rows[STORE_ROW_NODE_SECRET];
 
 static const char *const kind_names[STORE_OP_KIND_COUNT] = {
     [STORE_OP_BARRIER] = "barrier",
@@ -55,6 +56,7 @@ static const char *const kind_names[STORE_OP_KIND_COUNT] = {
     [STORE_OP_GB_LOWER_SUB_DELETE] = "gb lower subscription delete",
     [STORE_OP_GB_SUB_UPSERT] = "gb subscription upsert",
     [STORE_OP_GB_SUB_DELETE] = "gb subscription delete",
+    [STORE_OP_NODE_SECRET_UPSERT] = "node secret upsert",
 };
 
 const char *store_op_kind_name(enum store_op_kind kind)
@@ -208,6 +210,11 @@ struct store_op *store_op_presence_allow_upsert(const struct store_presence_allo
 struct store_op *store_op_presence_allow_delete(const char *user)
 {
     return op_keys(STORE_OP_PRESENCE_ALLOW_DELETE, user, NULL, false, true);
+}
+
+struct store_op *store_op_node_secret_upsert(const struct store_node_secret *s)
+{
+    return op_row(STORE_OP_NODE_SECRET_UPSERT, s, sizeof(*s), node_secret_row);
 }
 
 struct store_op *store_op_gb_lower_sub_upsert(const struct store_gb_lower_sub *s)
@@ -380,6 +387,7 @@ static const struct {
     [STMT_GB_LOWER_SUB_DELETE] = {DERIVED_DELETE, STORE_ROW_GB_LOWER_SUB},
     [STMT_GB_SUB_UPSERT] = {DERIVED_UPSERT, STORE_ROW_GB_SUB},
     [STMT_GB_SUB_DELETE] = {DERIVED_DELETE, STORE_ROW_GB_SUB},
+    [STMT_NODE_SECRET_UPSERT] = {DERIVED_UPSERT, STORE_ROW_NODE_SECRET},
 };
 
 /* The SQL of statement which: written, or derived into buf. NULL when a
@@ -502,6 +510,7 @@ static int exec_single(struct store_writer_db *w, struct store_op *op)
     case STORE_OP_GB_LOWER_SUB_DELETE: return exec_keys(w, STMT_GB_LOWER_SUB_DELETE, u->key.a, u->key.b);
     case STORE_OP_GB_SUB_UPSERT: return exec_upsert(w, STMT_GB_SUB_UPSERT, &u->gb_sub);
     case STORE_OP_GB_SUB_DELETE: return exec_keys(w, STMT_GB_SUB_DELETE, u->key.a, u->key.b);
+    case STORE_OP_NODE_SECRET_UPSERT: return exec_upsert(w, STMT_NODE_SECRET_UPSERT, &u->node_secret);
     case STORE_OP_GB_RECORDS_DELETE:
         if (!(s = stmt_get(w, STMT_RECORDS_DELETE, &rc))) return rc;
         bt(s, 1, u->range.channel_id);

@@ -205,6 +205,15 @@ static const struct store_column gb_sub_columns[] = {
 };
 #undef G
 
+/* Schema version 8 (issue 16): secrets a node keeps across restarts (the
+ * key of an edge's Path and flow tokens), one row per name. */
+#define S struct store_node_secret
+static const struct store_column node_secret_columns[] = {
+    COLUMN_SINCE(8, S, name, NULL, KEY | REQ),
+    COLUMN_SINCE(8, S, value, "''", 0),
+};
+#undef S
+
 #define TABLE_SINCE(v, name, what, rowtype, cols) {name, what, v, sizeof(rowtype), cols, sizeof(cols) / sizeof(cols[0])}
 #define TABLE(name, what, rowtype, cols) TABLE_SINCE(1, name, what, rowtype, cols)
 
@@ -224,6 +233,8 @@ const struct store_row_desc store_rows[STORE_ROW_KIND_COUNT] = {
     [STORE_ROW_GB_LOWER_SUB] = TABLE_SINCE(6, "gb_lower_subs", "gb lower subscriptions", struct store_gb_lower_sub,
                                            gb_lower_sub_columns),
     [STORE_ROW_GB_SUB] = TABLE_SINCE(7, "gb_subs", "gb subscriptions", struct store_gb_sub, gb_sub_columns),
+    [STORE_ROW_NODE_SECRET] =
+        TABLE_SINCE(8, "node_secrets", "node secrets", struct store_node_secret, node_secret_columns),
 };
 
 /* ---- Deriving SQL. */

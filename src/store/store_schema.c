@@ -33,6 +33,8 @@ static const char *const migration_extra[] = {
     "",
     /* 7: the upper role's subscriptions to its devices (issue 15). */
     "",
+    /* 8: a node's secrets (the edge's token key, issue 16). */
+    "",
 };
 
 #define MIGRATION_COUNT ((int)(sizeof(migration_extra) / sizeof(migration_extra[0])))

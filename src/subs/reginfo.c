@@ -78,6 +78,7 @@ const char *reginfo_event_for_removal(enum location_reason reason)
     case LOCATION_REMOVED_EXPIRED: return "expired";
     case LOCATION_REMOVED_TRANSPORT_LOST: return "deactivated";
     case LOCATION_REMOVED_UNREACHABLE: return "deactivated";
+    case LOCATION_REMOVED_FLOW_FAILED: return "deactivated";
     case LOCATION_REMOVED_KICKED: return "rejected";
     case LOCATION_REMOVED_REPLACED: return "unregistered";
     }

@@ -4,11 +4,17 @@
  * again, and give the same model (the round-trip property of msg.h); its
  * Contact list, parameters and URIs are walked; a request (or a refused one
  * marked can_answer) must yield a response. The same bytes also go through
- * sip_frame_length() and the piecewise parsers. Any broken property traps. */
+ * sip_frame_length() and the piecewise parsers. A message that parses is
+ * also read as forwarded by a trusted edge (digest_edge_peer, [proxy]
+ * trusted_edges): the phone it names is an address with a port. Any broken
+ * property traps. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <netinet/in.h>
+
+#include "registrar/digest_check.h"
 #include "sip/msg.h"
 
 #define CHECK(x) \
@@ -98,6 +104,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(m.via_count >= 1);
         walk_headers(&m, &a);
         round_trip(&m, &lim);
+        static struct config_cidr any[2];
+        static int nany;
+        if (!nany) CHECK(config_parse_cidrs(any, &nany, 2, "0.0.0.0/0, ::/0") == 0);
+        struct transport_rx rx = {.msg = &m, .proto = SIP_TRANSPORT_UDP};
+        struct sockaddr_in *src = (struct sockaddr_in *)&rx.src;
+        src->sin_family = AF_INET;
+        src->sin_port = htons(5060);
+        src->sin_addr.s_addr = htonl(0x7f000001);
+        struct sockaddr_storage phone;
+        if (digest_edge_peer(any, nany, &rx, &phone))
+            CHECK((phone.ss_family == AF_INET && ((struct sockaddr_in *)&phone)->sin_port) ||
+                  (phone.ss_family == AF_INET6 && ((struct sockaddr_in6 *)&phone)->sin6_port));
     } else {
         CHECK(err.reason != NULL && err.status >= 400 && err.status < 600);
     }

@@ -13,7 +13,8 @@
  * or a flow token (proxy/flow_token.c, RFC 5626 §5.3, what any stranger can
  * put in front of an edge node). Whatever parses makes the same token
  * again; a flow built from the input's bytes makes a token that parses
- * back to it. */
+ * back to it, and a stream flow's token made in another run of the node
+ * (the same key, another run id) parses as gone (1), a UDP one as ever. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,16 +88,22 @@ static void ticket(const uint8_t *data, size_t size)
     api_tickets_free(t);
 }
 
-static const struct proxy_flow_key sip_key = {.k = "fuzz-sip-flow-token-key"};
+static const struct proxy_flow_key sip_key = {.k = "fuzz-sip-flow-token-key", .run = 0x01020304u};
+static const struct proxy_flow_key sip_key_before = {.k = "fuzz-sip-flow-token-key", .run = 0x0a0b0c0du};
 
 static void sip_token_as_input(const uint8_t *data, size_t size)
 {
     str_t user = str_make((const char *)data, size);
     struct transport_dest d;
-    if (proxy_path_token_parse(&sip_key, user, &d) == 0) {
+    int rc = proxy_path_token_parse(&sip_key, user, &d);
+    if (rc == 0) {
         char again[PROXY_PATH_TOKEN_MAX + 1];
         int n = proxy_path_token_make(&sip_key, &d, again, sizeof(again));
         if (n < 0 || (size_t)n != size || memcmp(again, data, size)) abort();
+    } else if (rc == 1) {
+        if (!sip_transport_is_stream(d.proto) || !d.conn_id) abort(); /* only a connection dies with its run */
+    } else if (rc != -1) {
+        abort();
     }
     enum sip_transport proto;
     uint64_t id;
@@ -134,6 +141,11 @@ static void sip_token_from_input(const uint8_t *data, size_t size)
     }
     struct transport_dest back;
     if (proxy_path_token_parse(&sip_key, str_from_cstr(tok), &back) != 0 || back.proto != d.proto) abort();
+    char old[PROXY_PATH_TOKEN_MAX + 1];
+    struct transport_dest was;
+    if (proxy_path_token_make(&sip_key_before, &d, old, sizeof(old)) < 0 ||
+        proxy_path_token_parse(&sip_key, str_from_cstr(old), &was) != (sip_transport_is_stream(d.proto) ? 1 : 0))
+        abort();
     if (sip_transport_is_stream(d.proto)) {
         if (back.conn_id != d.conn_id || back.addr.ss_family) abort();
     } else if (!transport_addr_equal(&back.addr, &d.addr) || back.listener_id != d.listener_id) {

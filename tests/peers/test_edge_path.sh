@@ -9,9 +9,17 @@
 # established on both, and alice's hang-up (BYE) reaches bob along the
 # route set. A MESSAGE from a stranger reaches bob (TCP flow) and carl (UDP
 # flow) by their Path. bob is killed (his TCP connection closes): a new
-# INVITE for him gets 430 Flow Failed from E, which R passes to the caller.
-# A Route naming E with a forged Path token gets 403. /stats of E count
-# all of it. Last, Kamailio as the registrar (registrar use_path,
+# INVITE for him gets 430 Flow Failed from E, upon which R removes bob's
+# binding at once (registration.removed, reason flow-failed) and answers
+# the caller 480. A Route naming E with a forged Path token gets 403.
+# E restarts (alice killed first, so that she does not register again):
+# its token key was kept in its store, so carl's UDP Path still reaches
+# him, and alice's TCP Path, naming a connection of E's earlier run, gets
+# 430 (not 403): R drops her binding too. R has [proxy] trusted_edges = E:
+# its pike limit counts the phones behind E apart (one phone over the
+# limit is refused, another is not). A second edge ET talks to R over TCP:
+# erin registers through it and calls carl (erin -> ET -> R -> E -> carl).
+# /stats count all of it. Last, Kamailio as the registrar (registrar use_path,
 # tests/peers/kamailio/registrar.cfg.in) behind a second edge E2: a phone
 # registers through E2 and a MESSAGE reaches it by the Path Kamailio kept.
 source "$(dirname "$0")/lib.sh"
@@ -23,20 +31,26 @@ baresip_moddir
 
 API_TOKEN=edgetoken
 RP=$(free_port); R_API=$(free_port); EP=$(free_port); E_API=$(free_port)
+R_PIKE=40
 node_ini r "$RP" "$R_API" edge.test <<INI
 [auth]
 realm = edge.test
+[proxy]
+trusted_edges = 127.0.0.1
+pike_limit = $R_PIKE
+pike_window = 3600
 INI
 node_ini e "$EP" "$E_API" edge.test <<INI
 [proxy]
 edge_registrar = sip:127.0.0.1:$RP;transport=udp
+pike_limit = 1000
 INI
 start_cascade r "$WORK/r.ini"
 start_cascade e "$WORK/e.ini"
 rapi() { API_PORT=$R_API api "$@"; }
 eapi() { API_PORT=$E_API api "$@"; }
 rctl() { API_PORT=$R_API ctl "$@"; }
-for u in alice bob carl; do
+for u in alice bob carl erin; do
     check "user $u on R" rctl user add "$u" --password "${u}pw"
 done
 
@@ -108,7 +122,8 @@ check "MESSAGE to carl over his UDP flow: 200" test "$(sip_req MESSAGE carl)" = 
 check "E sent the INVITE and both MESSAGEs over the phones' flows by their Path" \
     jq_ok "$(eapi GET /stats)" '.proxy.path_routed >= 3 and .proxy.edge_outbound >= 3'
 
-# 4. bob's TCP connection closes: 430 Flow Failed from E, passed on by R.
+# 4. bob's TCP connection closes: 430 Flow Failed from E; R drops the
+# binding (RFC 5626 §5.3) and, having no other, answers 480.
 check "bob's binding on R still holds (its expiry is 600 s)" \
     jq_ok "$(regs)" '[.registrations[] | select(.user == "bob")] | length == 1'
 check "E holds the two phones' TCP connections" jq_ok "$(eapi GET /stats)" '.transport.tcp_open == 2'
@@ -116,8 +131,13 @@ kill -9 "$bob_PID"
 tcp_open() { [ "$(eapi GET /stats | jq .transport.tcp_open)" = "$1" ]; }
 check "E saw bob's connection close" wait_for 10 tcp_open 1
 F430=$(sip_req INVITE bob)
-check "INVITE for bob after his connection closed: 430 from E through R (got $F430)" test "$F430" = 430
+check "INVITE for bob after his connection closed: 480 from R after E's 430 (got $F430)" test "$F430" = 480
 check "E counted the failed flow" jq_ok "$(eapi GET /stats)" '.proxy.flow_failed >= 1'
+check "R removed bob's binding at once" jq_ok "$(regs)" '[.registrations[] | select(.user == "bob")] | length == 0'
+check "R counted the binding removed for a failed flow" jq_ok "$(rapi GET /stats)" '.proxy.flow_failed_removed == 1'
+rhas_event() { API_PORT=$R_API has_event "$@"; }
+check "R sent registration.removed for bob, reason flow-failed" \
+    rhas_event 'select(.type == "registration.removed" and .user == "bob" and .reason == "flow-failed")'
 
 # 5. A forged Path token (one digit of carl's changed): 403 from E.
 CARL_PATH=$(regs | jq -r '.registrations[] | select(.user == "carl") | .path')
@@ -125,7 +145,87 @@ FORGED=$(python3 -c "import sys; p=sys.argv[1]; i=p.index('pt')+4; print(p[:i] +
 check "INVITE with a forged Path token in its Route: 403" test "$(sip_req INVITE carl "$FORGED")" = 403
 check "the real token still reaches carl (OPTIONS over his UDP flow)" test "$(sip_req OPTIONS carl "$CARL_PATH")" = 200
 
-# 6. The registrar behind an edge is Kamailio (registrar with use_path): dave
+# 6. E restarts. Its token key is in its store (no [proxy] edge_secret):
+# the Paths R keeps still verify. alice is killed first (else her phone,
+# seeing its connection close, registers again through E).
+ALICE_PATH=$(regs | jq -r '.registrations[] | select(.user == "alice") | .path')
+kill -9 "$alice_PID"
+check "E made its token key once and kept it in its store" grep -q "a new token key, kept in the store" "$WORK/e.log"
+kill -TERM "$e_PID"
+check "E stopped" wait_for 10 bash -c "! kill -0 $e_PID"
+start_cascade e2nd "$WORK/e.ini"
+check "E, restarted, read its key back (made none)" not grep -q "a new token key" "$WORK/e2nd.log"
+check "carl's Path from before the restart still reaches him (OPTIONS over his UDP flow): 200" \
+    test "$(sip_req OPTIONS carl "$CARL_PATH")" = 200
+check "MESSAGE to carl through R by his old Path: 200" test "$(sip_req MESSAGE carl)" = 200
+check "alice's Path (a TCP connection of E's earlier run) in a Route: 430, not 403" \
+    test "$(sip_req OPTIONS alice "$ALICE_PATH")" = 430
+FA=$(sip_req INVITE alice)
+check "INVITE for alice through R: E answers 430, R drops her binding and answers 480 (got $FA)" test "$FA" = 480
+check "R holds carl alone now" jq_ok "$(regs)" '[.registrations[].user] == ["carl"]'
+check "registration.removed for alice, reason flow-failed" \
+    rhas_event 'select(.type == "registration.removed" and .user == "alice" and .reason == "flow-failed")'
+
+# 7. [proxy] trusted_edges on R: pike counts the phones behind E apart.
+# "phone" 127.0.0.2 sends R_PIKE + 5 MESSAGEs (to nobody: 404) through E:
+# the last ones get 503 from R (E passes them on as 500); then 127.0.0.3, behind the same E, is not
+# refused (without trusted_edges all of them are E's, 127.0.0.1, one source).
+# pike_probe SRC_IP COUNT: COUNT MESSAGEs for nobody from SRC_IP through E; the finals, space-separated.
+pike_probe() {
+    PYTHONPATH="$PEERS_DIR" python3 - "$EP" "$1" "$2" <<'PY'
+import socket, sys, time, sipprobe as sp
+port, ip, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((ip, 0))
+lport = s.getsockname()[1]
+out = []
+for i in range(n):
+    s.sendto(sp.request("MESSAGE", "sip:nobody@edge.test", lport, body="x", extra=["Content-Type: text/plain"]),
+             ("127.0.0.1", port))
+    end, final = time.monotonic() + 8, 0
+    while time.monotonic() < end and not final:
+        for m in sp.collect([s], 0.2)[s]:
+            if sp.status(m) >= 200:
+                final = sp.status(m)
+    out.append(str(final))
+print(" ".join(out))
+PY
+}
+P2=$(pike_probe 127.0.0.2 $((R_PIKE + 5)))
+echo "# finals for 127.0.0.2: $P2"
+# (R's 503 reaches the phone as 500: a proxy does not pass a 503 on, RFC 3261 §16.7 step 6.)
+check "phone 127.0.0.2 behind E: 404 up to R's pike_limit, then R's 503 (500 from E)" \
+    python3 -c "import sys; f=sys.argv[1].split(); n=int(sys.argv[2]); sys.exit(not (f[:n] == ['404']*n and set(f[n:]) == {'500'}))" "$P2" "$R_PIKE"
+check "phone 127.0.0.3 behind the same E is not refused: 404" test "$(pike_probe 127.0.0.3 1)" = 404
+check "R refused only 127.0.0.2's extra requests" jq_ok "$(rapi GET /stats)" '.proxy.pike_refused == 5'
+
+# 8. A second edge ET talks to R over TCP ([proxy] edge_registrar with
+# transport=tcp): erin registers through it (UDP phone), her Path on R names
+# ET over TCP, and she calls carl: erin -> ET -> R -> E -> carl, the hops
+# between the edges and R over TCP and UDP.
+ETP=$(free_port); ET_API=$(free_port)
+node_ini et "$ETP" "$ET_API" edge.test <<INI
+[proxy]
+edge_registrar = sip:127.0.0.1:$RP;transport=tcp
+INI
+start_cascade et "$WORK/et.ini"
+etapi() { API_PORT=$ET_API api "$@"; }
+baresip_phone_start erin erinpw edge.test udp ";outbound=\"sip:127.0.0.1:$ETP;transport=udp\""
+check "erin registered through ET (over TCP to R): 200" wait_for 15 grep -q "erin@edge.test.*200 OK" "$WORK/baresip-erin.log"
+erin_path_ok() {
+    regs | jq -e --arg re "^<sip:pt[0-9a-f]+@127[.]0[.]0[.]1:$ETP;transport=tcp;lr;ob>\$" \
+        '[.registrations[] | select(.user == "erin" and (.path | test($re)))] | length == 1' >/dev/null
+}
+check "erin's binding on R has ET's Path over TCP" erin_path_ok
+check "erin dials carl (ctrl_tcp)" bctl "$erin_CTRL" dial "sip:carl@edge.test"
+check "the call is established on both sides (erin -> ET -tcp-> R -> E -> carl)" \
+    wait_for 15 bash -c "grep -qi 'established' '$WORK/baresip-erin.log' && grep -qi 'established' '$WORK/baresip-carl.log'"
+check "ET forwarded the REGISTER and the INVITE to R over TCP" \
+    jq_ok "$(etapi GET /stats)" '.proxy.edge_registers >= 1 and .proxy.edge_outbound >= 1 and .transport.tcp_open >= 1'
+check "erin hangs up (ctrl_tcp)" bctl "$erin_CTRL" hangup
+check "carl sees the call closed" wait_for 10 bash -c "grep -qiE 'closed|terminated' '$WORK/baresip-carl.log'"
+
+# 9. The registrar behind an edge is Kamailio (registrar with use_path): dave
 # registers through a second edge E2 over TCP; a MESSAGE for him goes
 # stranger -> E2 -> Kamailio -> E2 (by the Path Kamailio stored) -> dave.
 if command -v kamailio >/dev/null; then

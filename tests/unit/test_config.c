@@ -312,6 +312,26 @@ static void test_edge_registrar_rules(void **state)
     assert_true(has_error(0, "[proxy] edge_registrar needs mode = proxy (an edge forwards)"));
 }
 
+/* [proxy] edge_secret (any text, "" by default: the store's key) and
+ * trusted_edges (addresses and networks, none by default). */
+static void test_edge_secret_and_trusted_edges(void **state)
+{
+    (void)state;
+    assert_int_equal(load(""), 0);
+    assert_string_equal(cfg.proxy.edge_secret, "");
+    assert_int_equal(cfg.proxy.trusted_edges_count, 0);
+    assert_int_equal(load("[proxy]\nedge_secret = s3cret shared by the edges\n"
+                          "trusted_edges = 192.0.2.7, 10.1.0.0/16, 2001:db8::/32\n"), 0);
+    assert_string_equal(cfg.proxy.edge_secret, "s3cret shared by the edges");
+    assert_int_equal(cfg.proxy.trusted_edges_count, 3);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "10.1.2.3", &a.sin_addr);
+    assert_true(config_cidr_match(cfg.proxy.trusted_edges, cfg.proxy.trusted_edges_count, (struct sockaddr *)&a));
+    inet_pton(AF_INET, "10.2.2.3", &a.sin_addr);
+    assert_false(config_cidr_match(cfg.proxy.trusted_edges, cfg.proxy.trusted_edges_count, (struct sockaddr *)&a));
+    assert_int_equal(load("[proxy]\ntrusted_edges = not-an-address\n"), -1);
+}
+
 /* ---- typed values */
 
 static void test_bool_spellings(void **state)
@@ -891,6 +911,7 @@ int main(void)
         cmocka_unit_test(test_media_values),
         cmocka_unit_test(test_media_rules),
         cmocka_unit_test(test_edge_registrar_rules),
+        cmocka_unit_test(test_edge_secret_and_trusted_edges),
         cmocka_unit_test(test_bool_spellings),
         cmocka_unit_test(test_integer_range_edges),
         cmocka_unit_test(test_small_unsigned_field),

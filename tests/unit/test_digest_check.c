@@ -119,6 +119,28 @@ static int send_req(struct fx *f)
     return harness_sent_status(f->h, harness_sent_count(f->h) - 1);
 }
 
+/* send_req through an edge at 192.0.2.50:5060 for the phone whose Via
+ * (received, rport) is phone_via. */
+static int send_via_edge(struct fx *f, const char *phone_via)
+{
+    char text[2048];
+    f->branch++;
+    snprintf(text, sizeof(text),
+             "REGISTER sip:example.com SIP/2.0\n"
+             "Via: SIP/2.0/UDP 192.0.2.50:5060;branch=z9hG4bK-e%u\n"
+             "Via: %s;branch=z9hG4bK-p%u\n"
+             "Max-Forwards: 69\n"
+             "From: <sip:alice@example.com>;tag=f1\n"
+             "To: <sip:alice@example.com>\n"
+             "Call-ID: dc-edge\n"
+             "CSeq: %u REGISTER\n"
+             "%s"
+             "Content-Length: 0\n\n",
+             f->branch, phone_via, f->branch, f->branch, f->authz);
+    assert_int_equal(harness_inject(f->h, "192.0.2.50", 5060, SIP_TRANSPORT_UDP, text), 0);
+    return harness_sent_status(f->h, harness_sent_count(f->h) - 1);
+}
+
 /* Sets f->authz to the answer, as user/pw with nc and uri, to the challenge
  * value ch_text. */
 static void answer(struct fx *f, const char *ch_text, const char *user, const char *pw, const char *uri, uint32_t nc)
@@ -275,6 +297,60 @@ static void test_lockout_after_max_failures(void **state)
     assert_true(f->res.retry_after > 0);
 }
 
+static void edge_challenge_and_answer(struct fx *f, const char *phone_via, const char *pw)
+{
+    f->authz[0] = '\0';
+    assert_int_equal(send_via_edge(f, phone_via), 401);
+    char ch[1024];
+    snprintf(ch, sizeof(ch), "%.*s", STR_FMT(harness_header(harness_last(f->h), SIP_HDR_WWW_AUTHENTICATE)));
+    answer(f, ch, "alice", pw, "sip:example.com", 1);
+}
+
+/* [proxy] trusted_edges: failures of one phone behind an edge lock that
+ * phone (the Via below the edge's), not the edge's other phones, and the
+ * refusal's reason (the caller's log line) names the phone. Without
+ * the edge listed, they all are the edge's address: the other phone is
+ * locked out too. */
+static void test_edge_phones_are_locked_apart(void **state)
+{
+    struct fx *f = *state;
+    f->cfg.auth.max_failures = 3;
+    f->cfg.auth.max_failures_user = 0;
+    static struct config_cidr edges[1];
+    int n = 0;
+    assert_int_equal(config_parse_cidrs(edges, &n, 1, "192.0.2.50"), 0);
+    const char *phone_a = "SIP/2.0/UDP 10.0.0.1:5062;rport=40001;received=198.51.100.1";
+    const char *phone_b = "SIP/2.0/UDP 198.51.100.2:5062";
+    for (int listed = 1; listed >= 0; listed--) {
+        start(f);
+        if (listed) {
+            f->dc.edges = edges;
+            f->dc.nedges = n;
+        }
+        for (int i = 0; i < 3; i++) {
+            edge_challenge_and_answer(f, phone_a, "wrong");
+            assert_int_equal(send_via_edge(f, phone_a), 401);
+        }
+        edge_challenge_and_answer(f, phone_a, "secret-a");
+        assert_int_equal(send_via_edge(f, phone_a), 403);
+        /* the caller's log line names the phone, not only the edge */
+        assert_true((strstr(f->res.why, "(phone 198.51.100.1:40001 behind the edge)") != NULL) == listed);
+        if (listed) {
+            edge_challenge_and_answer(f, phone_b, "secret-a");
+            assert_int_equal(send_via_edge(f, phone_b), 200);
+        } else {
+            f->authz[0] = '\0';
+            assert_int_equal(send_via_edge(f, phone_b), 401); /* no credentials: challenged */
+            edge_challenge_and_answer(f, phone_b, "secret-a");
+            assert_int_equal(send_via_edge(f, phone_b), 403);
+        }
+        auth_server_free(f->auth);
+        users_free(f->users);
+        f->auth = NULL;
+        f->users = NULL;
+    }
+}
+
 /* A proxy consumes its own realm's credentials and leaves others'. */
 /* A malformed Authorization is refused (400 from the caller) and always
  * marked to be logged, however many come: bounding those lines is base/log's
@@ -339,6 +415,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_expired_nonce_is_stale, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replayed_nc_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lockout_after_max_failures, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_edge_phones_are_locked_apart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_header_always_marked_for_the_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_consume_removes_only_our_realm, setup, teardown),
     };

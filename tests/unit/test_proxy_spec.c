@@ -8,6 +8,7 @@
  * (carol@other.net, a foreign user: not challenged unless stated). Our
  * users: alice ("secret-a"), bob and dave; bob has bindings at
  * 192.0.2.20:5070 and 192.0.2.21:5070 when a test gives them. */
+#include <arpa/inet.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,12 +25,14 @@
 #include "base/log.h"
 #include "base/sbuf.h"
 #include "harness.h"
+#include "proxy/pike.h"
 #include "proxy/proxy.h"
 #include "proxy/proxy_int.h"
 #include "registrar/digest_check.h"
 #include "registrar/location.h"
 #include "registrar/registrar.h"
 #include "registrar/users.h"
+#include "store/store.h"
 
 #define CALLER "192.0.2.9"
 #define CALLER_PORT 5080
@@ -46,6 +49,7 @@ struct fx {
     struct registrar *r;
     struct digest_checker dc;
     struct proxy *p;
+    struct proxy_deps pd;   /* what p was made with (restart_proxy) */
     int not_taken;          /* requests the proxy left to the core */
 };
 
@@ -113,6 +117,7 @@ static void start(struct fx *f)
         .uri_is_local = is_local, .uri_is_local_arg = f->r,
         .send = harness_send, .send_arg = f->h,
     };
+    f->pd = d;
     f->p = proxy_new(&d);
     assert_non_null(f->p);
     f->h->on_request = on_request;
@@ -771,6 +776,100 @@ static void test_binding_path_becomes_first_route(void **state)
     const struct sip_msg *m = harness_sent_msg(f->h, (size_t)i);
     assert_true(str_eq(m->ruri_raw, STR_LIT("sip:bob@10.0.0.5:5070")));
     assert_true(str_eq(harness_header(m, SIP_HDR_ROUTE), STR_LIT("<sip:192.0.2.50:5060;lr>")));
+}
+
+/* bob's binding at contact that came through the edge at 192.0.2.50:5060
+ * (its Path, with token pt00; pt01 for a later REGISTER, cseq 2). */
+static void add_path_binding_as(struct fx *f, const char *contact, const char *path, uint32_t cseq)
+{
+    struct location_binding_in in = {
+        .contact = str_from_cstr(contact), .expires_s = 3600, .q1000 = 1000,
+        .call_id = STR_LIT("reg-path"), .cseq = cseq, .transport = LOCATION_TRANSPORT_UDP,
+        .path = str_from_cstr(path),
+    };
+    assert_int_equal(location_update(f->loc, STR_LIT("bob"), &in, 1, f->h->now, NULL, NULL), 0);
+}
+
+static void add_path_binding(struct fx *f, const char *contact)
+{
+    add_path_binding_as(f, contact, "<sip:pt00@192.0.2.50:5060;lr;ob>", 1);
+}
+
+/* RFC 5626 §5.3: the edge a binding's Path names answers 430 Flow Failed:
+ * the binding goes at once, and the caller, who knows nothing of flows,
+ * gets 480 when it was bob's only one. */
+static void test_430_from_edge_removes_the_binding_and_is_480(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    add_path_binding(f, "sip:bob@10.0.0.5:5070");
+    invite_bob(f);
+    int i = harness_find_sent(f->h, 0, "INVITE ");
+    assert_true(i >= 0);
+    assert_true(harness_sent_to(f->h, (size_t)i, "192.0.2.50", 5060));
+    size_t mark = harness_sent_count(f->h);
+    reply_to(f, (size_t)i, "192.0.2.50", 430, "Flow Failed");
+    assert_int_equal(answer_since(f, mark), 480);
+    const struct location_binding *bs[2];
+    assert_int_equal(location_lookup(f->loc, STR_LIT("bob"), bs, 2), 0);
+    struct proxy_stats st;
+    proxy_get_stats(f->p, &st);
+    assert_int_equal(st.flow_failed_removed, 1);
+}
+
+/* The phone registered again through the edge (a new flow: a new Path)
+ * while the request was on its way over the old one: the 430 for the old
+ * flow leaves the new binding alone. */
+static void test_430_for_an_old_path_leaves_a_fresh_binding(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    add_path_binding(f, "sip:bob@10.0.0.5:5070");
+    invite_bob(f);
+    int i = harness_find_sent(f->h, 0, "INVITE ");
+    assert_true(i >= 0);
+    add_path_binding_as(f, "sip:bob@10.0.0.5:5070", "<sip:pt01@192.0.2.50:5060;lr;ob>", 2);
+    size_t mark = harness_sent_count(f->h);
+    reply_to(f, (size_t)i, "192.0.2.50", 430, "Flow Failed");
+    assert_int_equal(answer_since(f, mark), 480);
+    const struct location_binding *bs[2];
+    assert_int_equal(location_lookup(f->loc, STR_LIT("bob"), bs, 2), 1);
+    assert_string_equal(bs[0]->path, "<sip:pt01@192.0.2.50:5060;lr;ob>");
+    struct proxy_stats st;
+    proxy_get_stats(f->p, &st);
+    assert_int_equal(st.flow_failed_removed, 0);
+}
+
+/* The same with another binding of bob's: it was tried as well (parallel
+ * fork) and its answer is the caller's; it stays, the 430 one goes. A 430
+ * from a binding without a Path (no edge of ours) removes nothing. */
+static void test_430_from_edge_leaves_the_other_bindings(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    add_path_binding(f, "sip:bob@10.0.0.5:5070");
+    add_binding(f, "bob", "sip:bob@" BOB_A ":5070", 500);
+    invite_bob(f);
+    int e = harness_find_sent(f->h, 0, "INVITE ");
+    while (e >= 0 && !harness_sent_to(f->h, (size_t)e, "192.0.2.50", 5060))
+        e = harness_find_sent(f->h, (size_t)e + 1, "INVITE ");
+    assert_true(e >= 0);
+    size_t via_edge = (size_t)e;
+    size_t direct = sent_to_since(f, 0, "INVITE ", BOB_A);
+    size_t mark = harness_sent_count(f->h);
+    reply_to(f, via_edge, "192.0.2.50", 430, "Flow Failed");
+    reply_to(f, direct, BOB_A, 486, "Busy Here");
+    assert_int_equal(answer_since(f, mark), 486);
+    const struct location_binding *bs[2];
+    assert_int_equal(location_lookup(f->loc, STR_LIT("bob"), bs, 2), 1);
+    assert_string_equal(bs[0]->contact, "sip:bob@" BOB_A ":5070");
+    mark = harness_sent_count(f->h);
+    send_req(f, "MESSAGE", "sip:bob@example.com", "");
+    reply_to(f, sent_to_since(f, mark, "MESSAGE ", BOB_A), BOB_A, 430, "Flow Failed");
+    assert_int_equal(location_lookup(f->loc, STR_LIT("bob"), bs, 2), 1);
+    struct proxy_stats st;
+    proxy_get_stats(f->p, &st);
+    assert_int_equal(st.flow_failed_removed, 1);
 }
 
 /* §16.7 step 6: a 503 from the only branch goes upstream as 500 (the
@@ -1578,6 +1677,224 @@ static void test_edge_registrar_is_exempt_from_pike(void **state)
     assert_int_equal(final_since(f, mark, CALLER, CALLER_PORT, NULL), 503);
 }
 
+/* A MESSAGE for nobody@example.com (404 here) from src (port 5060) with
+ * the Via lines vias (each ending in \n); its final status to src. */
+static int message_via(struct fx *f, const char *src, const char *vias, int n)
+{
+    char text[2048];
+    snprintf(text, sizeof(text),
+             "MESSAGE sip:nobody@example.com SIP/2.0\n%sMax-Forwards: 69\nFrom: <sip:carol@other.net>;tag=m%d\n"
+             "To: <sip:nobody@example.com>\nCall-ID: te-%d\nCSeq: 1 MESSAGE\nContent-Length: 0\n\n",
+             vias, n, n);
+    size_t mark = harness_sent_count(f->h);
+    assert_int_equal(harness_inject(f->h, src, 5060, SIP_TRANSPORT_UDP, text), 0);
+    return final_since(f, mark, src, 5060, NULL);
+}
+
+/* [proxy] trusted_edges: requests an edge forwarded count for pike by the
+ * phone (the Via below the edge's: received, rport), so one phone over the
+ * limit does not stop the edge's other phones; an untrusted source, or a
+ * top Via that is not the source's own, counts by the source as ever. */
+static void test_trusted_edge_phones_count_apart_for_pike(void **state)
+{
+    struct fx *f = *state;
+    f->cfg.proxy.pike_limit = 2;
+    f->cfg.proxy.pike_window_s = 3600;
+    assert_int_equal(config_parse_cidrs(f->cfg.proxy.trusted_edges, &f->cfg.proxy.trusted_edges_count,
+                                        CONFIG_MAX_TRUSTED, "192.0.2.50"),
+                     0);
+    start(f);
+#define EDGE_VIA(n) "Via: SIP/2.0/UDP 192.0.2.50:5060;branch=z9hG4bK-e" #n "\n"
+    const char *phone_a = "Via: SIP/2.0/UDP 10.0.0.1:5062;rport=40001;received=198.51.100.1;branch=z9hG4bK-a\n";
+    const char *phone_b = "Via: SIP/2.0/TCP 10.0.0.2:5062;branch=z9hG4bK-b\n";
+    char vias[512];
+    int n = 0;
+    for (int k = 0; k < 2; k++) {
+        snprintf(vias, sizeof(vias), EDGE_VIA(1) "%s", phone_a);
+        assert_int_equal(message_via(f, "192.0.2.50", vias, n++), 404);
+    }
+    snprintf(vias, sizeof(vias), EDGE_VIA(2) "%s", phone_a);
+    assert_int_equal(message_via(f, "192.0.2.50", vias, n++), 503); /* phone A: its third */
+    snprintf(vias, sizeof(vias), EDGE_VIA(3) "%s", phone_b);
+    assert_int_equal(message_via(f, "192.0.2.50", vias, n++), 404); /* phone B: its first */
+    struct sockaddr_storage ph;
+    assert_int_equal(transport_addr_parse("198.51.100.1", 12, 40001, &ph), 0);
+    assert_int_equal(proxy_pike_count(f->p->pike, (const struct sockaddr *)&ph), 3);
+    /* Not trusted: the inner Vias change nothing, the source counts. */
+    const char *untrusted_via = "Via: SIP/2.0/UDP 192.0.2.60:5060;branch=z9hG4bK-u\n";
+    for (int k = 0; k < 2; k++) {
+        snprintf(vias, sizeof(vias), "%s%s", untrusted_via, k ? phone_a : phone_b);
+        assert_int_equal(message_via(f, "192.0.2.60", vias, n++), 404);
+    }
+    snprintf(vias, sizeof(vias), "%s%s", untrusted_via, "Via: SIP/2.0/UDP 10.0.0.9:5062;branch=z9hG4bK-c\n");
+    assert_int_equal(message_via(f, "192.0.2.60", vias, n++), 503);
+}
+
+/* digest_edge_peer: the phone is the Via below the edge's; nothing when
+ * the source is not a trusted edge, the top Via is not the source's own
+ * (received stamped, or a host name), or there is no second Via. */
+static void test_edge_peer_from_vias(void **state)
+{
+    struct fx *f = *state;
+    struct config_cidr edges[2];
+    int n = 0;
+    assert_int_equal(config_parse_cidrs(edges, &n, 2, "192.0.2.50, 2001:db8::/32"), 0);
+    struct { const char *src, *vias, *want; } cases[] = {
+        {"192.0.2.50", EDGE_VIA(1) "Via: SIP/2.0/UDP 10.0.0.1:5062;rport=40001;received=198.51.100.1\n",
+         "198.51.100.1:40001"},
+        {"192.0.2.50", EDGE_VIA(1) "Via: SIP/2.0/TCP 10.0.0.2\n", "10.0.0.2:5060"},
+        {"192.0.2.50", EDGE_VIA(1) "Via: SIP/2.0/UDP 10.0.0.3:5070;rport\n", "10.0.0.3:5070"},
+        {"2001:db8::5", "Via: SIP/2.0/UDP [2001:db8::5]:5060;branch=z9hG4bK-6\nVia: SIP/2.0/UDP [2001:db8::77]:5062\n",
+         "[2001:db8::77]:5062"},
+        {"192.0.2.50", EDGE_VIA(1), NULL},
+        {"192.0.2.50", "Via: SIP/2.0/UDP 192.0.2.50:5060;received=192.0.2.50\nVia: SIP/2.0/UDP 10.0.0.1\n", NULL},
+        {"192.0.2.50", "Via: SIP/2.0/UDP edge.example.com\nVia: SIP/2.0/UDP 10.0.0.1\n", NULL},
+        {"192.0.2.50", EDGE_VIA(1) "Via: SIP/2.0/UDP phone.example.com\n", NULL},
+        {"192.0.2.51", "Via: SIP/2.0/UDP 192.0.2.51\nVia: SIP/2.0/UDP 10.0.0.1\n", NULL},
+    };
+    start(f);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char text[1024];
+        snprintf(text, sizeof(text),
+                 "OPTIONS sip:example.com SIP/2.0\n%sMax-Forwards: 70\nFrom: <sip:a@b>;tag=1\nTo: <sip:x@y>\n"
+                 "Call-ID: ep-%zu\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n",
+                 cases[i].vias, i);
+        struct sip_msg m;
+        struct sip_parse_limits lim;
+        struct sip_parse_error err;
+        arena_t a;
+        char mem[8192];
+        arena_init(&a, mem, sizeof(mem));
+        sip_parse_limits_default(&lim);
+        size_t len = strlen(text);
+        char wire[1024];
+        size_t w = 0;
+        for (size_t k = 0; k < len; k++) { /* the harness's \n -> CRLF */
+            if (text[k] == '\n') wire[w++] = '\r';
+            wire[w++] = text[k];
+        }
+        assert_int_equal(sip_parse(wire, w, &a, &lim, &m, &err), 0);
+        struct transport_rx rx = {.msg = &m, .proto = SIP_TRANSPORT_UDP};
+        assert_int_equal(transport_addr_parse(cases[i].src, strlen(cases[i].src), 5060, &rx.src), 0);
+        struct sockaddr_storage out;
+        bool got = digest_edge_peer(edges, n, &rx, &out);
+        if (!cases[i].want) {
+            assert_false(got);
+        } else {
+            assert_true(got);
+            char t[TRANSPORT_ADDR_TEXT];
+            transport_addr_text(&out, t, sizeof(t));
+            assert_string_equal(t, cases[i].want);
+        }
+        arena_free(&a);
+    }
+#undef EDGE_VIA
+}
+
+/* The node restarts (a new proxy from the same config and store). */
+static void restart_proxy(struct fx *f)
+{
+    proxy_free(f->p);
+    f->p = proxy_new(&f->pd);
+    assert_non_null(f->p);
+}
+
+/* The edge restarts with the same [proxy] edge_secret: a Path token of a
+ * UDP client from before still reaches it; one naming a TCP connection
+ * (gone with the old run; a new connection may have its id) is 430, not
+ * 403 and not sent anywhere; a forged one is still 403. Another secret
+ * makes the old tokens 403. */
+static void test_edge_secret_tokens_survive_a_restart(void **state)
+{
+    struct fx *f = *state;
+    snprintf(f->cfg.proxy.edge_secret, sizeof(f->cfg.proxy.edge_secret), "shared by the edges");
+    edge_start(f);
+    char udp_path[256], tcp_path[256], route[300];
+    size_t i;
+    edge_register(f, CALLER, CALLER_PORT, SIP_TRANSPORT_UDP, 0, udp_path, sizeof(udp_path), &i);
+    edge_register(f, CALLER, 40000, SIP_TRANSPORT_TCP, 77, tcp_path, sizeof(tcp_path), &i);
+    restart_proxy(f);
+    snprintf(route, sizeof(route), "Route: %s\n", udp_path);
+    size_t mark = harness_sent_count(f->h);
+    send_over(f, EDGE_REG, 5070, SIP_TRANSPORT_UDP, 0, "MESSAGE", "sip:alice@10.0.0.9:5080",
+              "sip:bob@" EDGE_REG ":5070", route, false);
+    sent_req(f, mark, "MESSAGE ", &i);
+    assert_true(harness_sent_to(f->h, i, CALLER, CALLER_PORT));
+    f->h->conn_id = 77; /* a new connection of the new run got the old id */
+    snprintf(route, sizeof(route), "Route: %s\n", tcp_path);
+    mark = harness_sent_count(f->h);
+    send_over(f, EDGE_REG, 5070, SIP_TRANSPORT_UDP, 0, "MESSAGE", "sip:alice@10.0.0.9:5080",
+              "sip:bob@" EDGE_REG ":5070", route, false);
+    harness_advance(f->h, 10);
+    assert_int_equal(final_since(f, mark, EDGE_REG, 5070, NULL), 430);
+    assert_int_equal(harness_find_sent(f->h, mark, "MESSAGE "), -1);
+    struct proxy_stats st;
+    proxy_get_stats(f->p, &st);
+    assert_int_equal(st.flow_failed, 1);
+    char forged[256];
+    snprintf(forged, sizeof(forged), "%s", tcp_path);
+    forged[12] = forged[12] == '0' ? '1' : '0';
+    snprintf(route, sizeof(route), "Route: %s\n", forged);
+    mark = harness_sent_count(f->h);
+    send_over(f, EDGE_REG, 5070, SIP_TRANSPORT_UDP, 0, "MESSAGE", "sip:alice@10.0.0.9:5080",
+              "sip:bob@" EDGE_REG ":5070", route, false);
+    assert_int_equal(final_since(f, mark, EDGE_REG, 5070, NULL), 403);
+    snprintf(f->cfg.proxy.edge_secret, sizeof(f->cfg.proxy.edge_secret), "another");
+    restart_proxy(f);
+    snprintf(route, sizeof(route), "Route: %s\n", udp_path);
+    mark = harness_sent_count(f->h);
+    send_over(f, EDGE_REG, 5070, SIP_TRANSPORT_UDP, 0, "MESSAGE", "sip:alice@10.0.0.9:5080",
+              "sip:bob@" EDGE_REG ":5070", route, false);
+    assert_int_equal(final_since(f, mark, EDGE_REG, 5070, NULL), 403);
+}
+
+/* Without edge_secret the key is made once and kept in the store: a
+ * restarted proxy on the same store verifies the old tokens; without a
+ * store each run has its own. */
+static void test_edge_token_key_is_kept_in_the_store(void **state)
+{
+    struct fx *f = *state;
+    char dir[] = "/tmp/cascade-proxy-key-XXXXXX", path[64], err[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/db.sqlite", dir);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct store *st = store_open(&loop, path, err, sizeof(err));
+    assert_non_null(st);
+    edge_start(f);
+    f->pd.store = st;
+    restart_proxy(f);
+    struct transport_dest flow = {.proto = SIP_TRANSPORT_UDP, .listener_id = 1};
+    struct sockaddr_in *a = (struct sockaddr_in *)&flow.addr;
+    a->sin_family = AF_INET;
+    a->sin_port = htons(5080);
+    inet_pton(AF_INET, "192.0.2.9", &a->sin_addr);
+    char tok[PROXY_PATH_TOKEN_MAX + 1];
+    assert_true(proxy_path_token_make(&f->p->flow_key, &flow, tok, sizeof(tok)) > 0);
+    struct proxy_flow_key before = f->p->flow_key;
+    restart_proxy(f);
+    assert_memory_equal(before.k, f->p->flow_key.k, sizeof(before.k));
+    struct transport_dest out;
+    assert_int_equal(proxy_path_token_parse(&f->p->flow_key, str_from_cstr(tok), &out), 0);
+    assert_true(transport_addr_equal(&out.addr, &flow.addr));
+    /* a stream token of the earlier run: verified, but gone (1) */
+    struct transport_dest conn = {.proto = SIP_TRANSPORT_TCP, .conn_id = 5};
+    assert_true(proxy_path_token_make(&before, &conn, tok, sizeof(tok)) > 0);
+    assert_int_equal(proxy_path_token_parse(&f->p->flow_key, str_from_cstr(tok), &out), 1);
+    assert_true(proxy_path_token_make(&f->p->flow_key, &conn, tok, sizeof(tok)) > 0);
+    assert_int_equal(proxy_path_token_parse(&f->p->flow_key, str_from_cstr(tok), &out), 0);
+    assert_int_equal(out.conn_id, 5);
+    f->pd.store = NULL;
+    restart_proxy(f);
+    assert_memory_not_equal(before.k, f->p->flow_key.k, sizeof(before.k));
+    store_close(st);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    uv_loop_close(&loop);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1612,6 +1929,9 @@ int main(void)
         T(test_foreign_domain_is_403_without_allow_foreign),
         T(test_request_for_this_node_left_to_core),
         T(test_binding_path_becomes_first_route),
+        T(test_430_from_edge_removes_the_binding_and_is_480),
+        T(test_430_from_edge_leaves_the_other_bindings),
+        T(test_430_for_an_old_path_leaves_a_fresh_binding),
         T(test_503_from_branch_becomes_500),
         T(test_407_challenges_are_aggregated),
         T(test_callee_ignoring_cancel_gets_408_after_64_t1),
@@ -1642,6 +1962,10 @@ int main(void)
         T(test_edge_gone_flow_is_430),
         T(test_edge_client_request_goes_to_registrar),
         T(test_edge_registrar_is_exempt_from_pike),
+        T(test_edge_secret_tokens_survive_a_restart),
+        T(test_edge_token_key_is_kept_in_the_store),
+        T(test_trusted_edge_phones_count_apart_for_pike),
+        T(test_edge_peer_from_vias),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

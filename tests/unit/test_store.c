@@ -1152,6 +1152,7 @@ static int rt_offline_msg_cb(void *arg, const struct store_offline_msg *r) { ret
 static int rt_presence_allow_cb(void *arg, const struct store_presence_allow *r) { return round_trip_check(arg, r); }
 static int rt_gb_lower_sub_cb(void *arg, const struct store_gb_lower_sub *r) { return round_trip_check(arg, r); }
 static int rt_gb_sub_cb(void *arg, const struct store_gb_sub *r) { return round_trip_check(arg, r); }
+static int rt_node_secret_cb(void *arg, const struct store_node_secret *r) { return round_trip_check(arg, r); }
 
 /* Every row kind comes back from an upsert with every column as written,
  * including values at the edges of their C types and non-default booleans. */
@@ -1212,6 +1213,8 @@ static void test_every_row_kind_round_trips_every_column(void **state)
                                         .local_tag = "t-up", .remote_tag = "t-dev", .cseq = UINT32_MAX,
                                         .expires_at = 1700000003600000};
     assert_int_equal(store_submit(st, store_op_gb_sub_upsert(&gb_sub), NULL, NULL), 0);
+    const struct store_node_secret secret = {.name = "edge_token_key", .value = "00ff7e"};
+    assert_int_equal(store_submit(st, store_op_node_secret_upsert(&secret), NULL, NULL), 0);
     store_flush_sync(st);
 
     struct round_trip rt[STORE_ROW_KIND_COUNT] = {
@@ -1226,7 +1229,9 @@ static void test_every_row_kind_round_trips_every_column(void **state)
         [STORE_ROW_PRESENCE_ALLOW] = {&store_rows[STORE_ROW_PRESENCE_ALLOW], &allow, 0, 0},
         [STORE_ROW_GB_LOWER_SUB] = {&store_rows[STORE_ROW_GB_LOWER_SUB], &lower_sub, 0, 0},
         [STORE_ROW_GB_SUB] = {&store_rows[STORE_ROW_GB_SUB], &gb_sub, 0, 0},
+        [STORE_ROW_NODE_SECRET] = {&store_rows[STORE_ROW_NODE_SECRET], &secret, 0, 0},
     };
+    assert_int_equal(store_load_node_secrets(st, rt_node_secret_cb, &rt[STORE_ROW_NODE_SECRET]), 0);
     assert_int_equal(store_load_gb_subs(st, rt_gb_sub_cb, &rt[STORE_ROW_GB_SUB]), 0);
     assert_int_equal(store_load_gb_lower_subs(st, rt_gb_lower_sub_cb, &rt[STORE_ROW_GB_LOWER_SUB]), 0);
     assert_int_equal(store_load_offline_msgs(st, rt_offline_msg_cb, &rt[STORE_ROW_OFFLINE_MSG]), 0);
