@@ -26,7 +26,9 @@
 #     binding stays); unsubscribed, B follows nothing;
 #  5. Redis killed: no node crashes; C falls back to the local answer (480
 #     for alice, who is not registered on C), A still connects a call to
-#     alice directly.
+#     alice directly; a reg watcher of alice on B gets its full NOTIFY
+#     (B's own view: init) once the read of A's bindings fails, and the
+#     terminated one at its expiry.
 source "$(dirname "$0")/lib.sh"
 
 for t in redis-server redis-cli sipp jq xmllint python3; do
@@ -43,6 +45,8 @@ for n in a b c; do
     node_ini "$n" "${SIP[$n]}" "${API[$n]}" cluster.test <<INI
 [proxy]
 invite_timeout = 30
+[subscriptions]
+min_expires = 2
 [redis]
 mirror_bindings = yes
 cluster_route = yes
@@ -221,6 +225,14 @@ on a
 check "... a call to alice through A (her own node) still connects" \
     sipp_scn call2 "$WORK/uac-call-foreign.xml" -s alice -p "$(free_port)"
 check "... alice got it" wait "$uas_pid"
+on b
+check "... a reg watcher of alice on B (3 s): the full NOTIFY and the terminated one at expiry" \
+    sipp_scn wreg2 sub-reg-expire.xml -s alice -au alice -ap alicepw -auth_uri "alice@127.0.0.1:${SIP[b]}" \
+    -key expires 3 -p "$(free_port)"
+got_notifies wreg2 2 || true
+check "... the first: full, registration init (B's own view; Redis does not answer)" \
+    test "$(xp $WORK/wreg2.n/1.xml "$R/@state")/$(xp $WORK/wreg2.n/1.xml "$REG/@state")" = "full/init"
+check "... B counted the read it could not make" [ $(( $(rstat b read_failures) + $(rstat b refused) )) -ge 1 ]
 for n in a b c; do
     eval "pid=\$${n}_PID"
     check "... node $n is still running" kill -0 "$pid"
