@@ -34,6 +34,13 @@ bool reg_nodes_contact_ok(const char *s, size_t len)
     return true;
 }
 
+static const struct reg_remote *find(const struct reg_remote *a, size_t n, const char *uri)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(a[i].uri, uri) == 0) return &a[i];
+    return NULL;
+}
+
 int reg_nodes_parse(const struct redisReply *r, const char *self, int64_t now_wall, reg_nodes_alive_fn alive,
                     void *arg, struct reg_remote *out, size_t cap, struct reg_nodes_read_stats *st)
 {
@@ -72,22 +79,19 @@ int reg_nodes_parse(const struct redisReply *r, const char *self, int64_t now_wa
             st->dead++;
             continue;
         }
+        memcpy(x.uri, f->str, f->len);
+        x.uri[f->len] = '\0';
+        if (find(out, n, x.uri)) { /* a field twice: no hash answers that */
+            st->rejected++;
+            continue;
+        }
         if (n >= cap) {
             st->over_cap++;
             continue;
         }
-        memcpy(x.uri, f->str, f->len);
-        x.uri[f->len] = '\0';
         out[n++] = x;
     }
     return (int)n;
-}
-
-static const struct reg_remote *find(const struct reg_remote *a, size_t n, const char *uri)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(a[i].uri, uri) == 0) return &a[i];
-    return NULL;
 }
 
 static uint32_t secs_left(int64_t exp, int64_t now)

@@ -1021,6 +1021,16 @@ void subs_reg_remote_changed(struct subs *s, const char *aor, const struct regin
 {
     struct hnode *h = htable_first(&s->by_aor, str_hash(str_from_cstr(aor)));
     if (!h) return;
+    /* a contact bound here too is this node's (build_full lists it once) */
+    struct location *loc = registrar_location(s->registrar);
+    const struct location_binding *b[SUBS_MAX_CONTACTS];
+    size_t nb = loc ? location_lookup(loc, str_from_cstr(aor), b, SUBS_MAX_CONTACTS) : 0, k = 0;
+    if (nb > SUBS_MAX_CONTACTS) nb = SUBS_MAX_CONTACTS;
+    struct reginfo_contact mine[2 * REG_NODES_MAX];
+    for (size_t i = 0; i < n && k < 2 * REG_NODES_MAX; i++)
+        if (!bound_here(b, nb, c[i].uri)) mine[k++] = c[i];
+    c = mine;
+    n = k;
     const char *reg_state = NULL;
     char uri[LOCATION_MAX_AOR + 160];
     aor_uri(s, aor, uri, sizeof(uri));
@@ -1037,12 +1047,7 @@ void subs_reg_remote_changed(struct subs *s, const char *aor, const struct regin
             sub->dirty = true;
             continue;
         }
-        if (!reg_state) {
-            struct location *loc = registrar_location(s->registrar);
-            const struct location_binding *b;
-            bool here = loc && location_lookup(loc, str_from_cstr(aor), &b, 1) > 0;
-            reg_state = here || remote_count(s, aor, NULL) ? "active" : "terminated";
-        }
+        if (!reg_state) reg_state = nb || remote_count(s, aor, NULL) ? "active" : "terminated";
         sbuf_clear(&s->sb);
         if (reginfo_build(&s->sb, sub->version++, false, uri, reg_state, c, n) < 0) continue;
         char line[48];

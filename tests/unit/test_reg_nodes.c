@@ -68,10 +68,11 @@ static void test_parse(void **state)
         str_reply("sip:y@10.0.0.7"), str_reply("{\"node\":\"\",\"expires\":9}"),
         str_reply("sip:z@10.0.0.8"), str_reply("{\"node\":\"b\",\"expires\":\"9\"}"),
         str_reply("sip:w@10.0.0.9"), (redisReply){.type = REDIS_REPLY_INTEGER, .integer = 1},
+        str_reply("sip:a@10.0.0.1"), str_reply(lowq),       /* a field twice: the first counts */
     };
-    redisReply *ptr[20];
-    for (size_t i = 0; i < 20; i++) ptr[i] = &e[i];
-    redisReply arr = {.type = REDIS_REPLY_ARRAY, .elements = 20, .element = ptr};
+    redisReply *ptr[22];
+    for (size_t i = 0; i < 22; i++) ptr[i] = &e[i];
+    redisReply arr = {.type = REDIS_REPLY_ARRAY, .elements = 22, .element = ptr};
     struct reg_remote out[4];
     struct reg_nodes_read_stats st;
     assert_int_equal(reg_nodes_parse(&arr, "me", NOW, alive, NULL, out, 4, &st), 2);
@@ -84,7 +85,7 @@ static void test_parse(void **state)
     assert_int_equal(st.own, 1);
     assert_int_equal(st.expired, 1);
     assert_int_equal(st.dead, 1);
-    assert_int_equal(st.rejected, 5);
+    assert_int_equal(st.rejected, 6);
     assert_int_equal(st.over_cap, 0);
     /* the cap on contacts kept */
     assert_int_equal(reg_nodes_parse(&arr, "me", NOW, alive, NULL, out, 1, &st), 1);
