@@ -24,10 +24,14 @@
 #     with it active/registered; she unregisters it on A: one with it
 #     terminated/unregistered (the registration still active: the first
 #     binding stays); unsubscribed, B follows nothing;
+#  4c. a node's death seen by a reg watcher: dave (registered on B in 3)
+#     watched on C: the full NOTIFY lists his contact on B; B killed -9: a
+#     survivor reaps B's bindings and announces it, C's partial NOTIFY has
+#     the contact terminated/deactivated, the registration terminated;
 #  5. Redis killed: no node crashes; C falls back to the local answer (480
 #     for alice, who is not registered on C), A still connects a call to
-#     alice directly; a reg watcher of alice on B gets its full NOTIFY
-#     (B's own view: init) once the read of A's bindings fails, and the
+#     alice directly; a reg watcher of alice on C gets its full NOTIFY
+#     (C's own view: init) once the read of A's bindings fails, and the
 #     terminated one at its expiry.
 source "$(dirname "$0")/lib.sh"
 
@@ -199,6 +203,24 @@ check "... B read Redis (reads $(rstat b reads)), told 2 changes, refused nothin
     [ "$(rstat b reads)" -ge 3 ] && [ "$(rstat b changes)" = 2 ] && [ "$(rstat b rejected)" = 0 ] &&
     [ "$(rstat b read_failures)" = 0 ] && [ "$(rstat b followed)" = 0 ]
 
+# ---- 4c. B dies: dave's contact there ends for his watcher on C
+on c
+sipp_scn wdave sub-reg-wait.xml -s dave -au dave -ap davepw -auth_uri "dave@127.0.0.1:${SIP[c]}" -key expires 600 \
+    -p "$(free_port)" &
+WDAVE=$!
+N=$WORK/wdave.n
+check "4c. a reg watcher of dave on C: the full NOTIFY lists his contact on B" wait_for 30 got_notifies wdave 1
+check "... sip:dave@127.0.0.1:$DAVE active, the registration active" \
+    test "$(xp $N/1.xml "$C/*[local-name()='uri']")/$(xp $N/1.xml "$C/@state")/$(xp $N/1.xml "$REG/@state")" \
+    = "sip:dave@127.0.0.1:$DAVE/active/active"
+kill -9 "$b_PID"
+check "... B killed -9: a partial NOTIFY on C once B's bindings are reaped" wait_for 30 got_notifies wdave 2
+check "... the contact terminated/deactivated (its node is gone), the registration terminated" \
+    test "$(xp $N/2.xml "$R/@state")/$(xp $N/2.xml "$C/@state")/$(xp $N/2.xml "$C/@event")/$(xp $N/2.xml "$REG/@state")" \
+    = "partial/terminated/deactivated/terminated"
+check "... dave's key left Redis" test "$(rcli exists 't:loc:{dave}')" = 0
+check "... the watcher unsubscribed (sipp ran the scenario)" wait "$WDAVE"
+
 on c
 curl -s "http://127.0.0.1:$API_PORT/metrics" >"$WORK/c.prom"
 check "C's /metrics with the cluster on: well-formed, no untyped family (promcheck)" \
@@ -225,15 +247,15 @@ on a
 check "... a call to alice through A (her own node) still connects" \
     sipp_scn call2 "$WORK/uac-call-foreign.xml" -s alice -p "$(free_port)"
 check "... alice got it" wait "$uas_pid"
-on b
-check "... a reg watcher of alice on B (3 s): the full NOTIFY and the terminated one at expiry" \
-    sipp_scn wreg2 sub-reg-expire.xml -s alice -au alice -ap alicepw -auth_uri "alice@127.0.0.1:${SIP[b]}" \
+on c
+check "... a reg watcher of alice on C (3 s): the full NOTIFY and the terminated one at expiry" \
+    sipp_scn wreg2 sub-reg-expire.xml -s alice -au alice -ap alicepw -auth_uri "alice@127.0.0.1:${SIP[c]}" \
     -key expires 3 -p "$(free_port)"
 got_notifies wreg2 2 || true
-check "... the first: full, registration init (B's own view; Redis does not answer)" \
+check "... the first: full, registration init (C's own view; Redis does not answer)" \
     test "$(xp $WORK/wreg2.n/1.xml "$R/@state")/$(xp $WORK/wreg2.n/1.xml "$REG/@state")" = "full/init"
-check "... B counted the read it could not make" [ $(( $(rstat b read_failures) + $(rstat b refused) )) -ge 1 ]
-for n in a b c; do
+check "... C counted the read it could not make" [ $(( $(rstat c read_failures) + $(rstat c refused) )) -ge 1 ]
+for n in a c; do
     eval "pid=\$${n}_PID"
     check "... node $n is still running" kill -0 "$pid"
 done
