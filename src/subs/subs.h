@@ -16,7 +16,9 @@
  * bounds (423 with Min-Expires below the minimum) and the subscription
  * dialog is made (our To tag, Contact, the Record-Route set). A NOTIFY with
  * the full state follows each accepted SUBSCRIBE and refresh, a partial one
- * each registrar change; Expires: 0 or the expiry ends it with a terminated
+ * each registrar change (reg with [redis] cluster_route: every live node's
+ * bindings, reg_nodes.h; the first NOTIFY of a watcher of an AoR nobody
+ * here watched yet waits for their first read); Expires: 0 or the expiry ends it with a terminated
  * NOTIFY (reason=timeout). A NOTIFY answered 481, or not answered at all,
  * ends the subscription silently (RFC 6665 §4.1.3). Subscriptions are
  * written to the store and reloaded at start-up (subs_load).
