@@ -21,6 +21,8 @@
 #include "base/arena.h"
 #include "subs/dialog_info.h"
 #include "subs/mwi.h"
+#include "base/clock.h"
+#include "subs/reg_nodes.h"
 #include "subs/reginfo.h"
 #include "subs/subs.h"
 #include "subs/winfo.h"
@@ -1016,6 +1018,135 @@ static void test_presence_dropped_with_last_binding(void **state)
     assert_int_equal(last_notify_of(f, "presence"), n3);
 }
 
+/* ---- the reg package across nodes: the hooks reg_nodes.c sets ---- */
+
+struct fake_nodes {
+    int watchers;
+    char aor[64];
+    bool pending;
+    struct reg_remote remote[2];
+    size_t n;
+};
+
+static void fake_watch(void *arg, const char *aor, bool on)
+{
+    struct fake_nodes *fn = arg;
+    fn->watchers += on ? 1 : -1;
+    snprintf(fn->aor, sizeof(fn->aor), "%s", aor);
+}
+
+static size_t fake_remote(void *arg, const char *aor, const struct reg_remote **out)
+{
+    struct fake_nodes *fn = arg;
+    *out = fn->remote;
+    return strcmp(aor, fn->aor) == 0 ? fn->n : 0;
+}
+
+static bool fake_pending(void *arg, const char *aor)
+{
+    (void)aor;
+    return ((struct fake_nodes *)arg)->pending;
+}
+
+/* A first watcher's NOTIFY waits for the other nodes' contacts and lists
+ * them; their changes go as partial NOTIFYs, version + 1 each; the
+ * registration stays active while a binding is left on either side. */
+static void test_reg_other_nodes(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    struct fake_nodes fn = {.pending = true};
+    struct subs_reg_hooks h = {.arg = &fn, .watch = fake_watch, .remote = fake_remote, .pending = fake_pending};
+    subs_set_reg_hooks(f->s, &h);
+    assert_int_equal(subscribe(f, "alice", "sub-n", 1, "", "reg", "Expires: 600\n"), 200);
+    assert_int_equal(fn.watchers, 1);
+    assert_int_equal(last_notify(f), -1); /* waiting for the first read */
+    int64_t wall = clock_wall_ms();
+    fn.remote[0] = (struct reg_remote){.expires_wall_ms = wall + 120000, .q1000 = 500};
+    snprintf(fn.remote[0].uri, sizeof(fn.remote[0].uri), "sip:alice@198.51.100.7:5060");
+    snprintf(fn.remote[0].node, sizeof(fn.remote[0].node), "node-b");
+    fn.n = 1;
+    fn.pending = false;
+    subs_reg_remote_changed(f->s, fn.aor, NULL, 0); /* the first read answered */
+    int n1 = last_notify(f);
+    assert_true(n1 >= 0);
+    struct doc d;
+    notify_doc(f, n1, &d);
+    assert_string_equal(xs(&d, "/r:reginfo/@state"), "full");
+    assert_string_equal(xs(&d, "/r:reginfo/@version"), "0");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/@state"), "active");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/r:contact/r:uri"), "sip:alice@198.51.100.7:5060");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/r:contact/@q"), "0.500");
+    int left = atoi(xs(&d, "/r:reginfo/r:registration/r:contact/@expires"));
+    assert_true(left > 110 && left <= 120);
+    doc_close(&d);
+    answer_notify(f, n1, 200);
+
+    /* alice registers here too: partial, the registration active */
+    register_alice(f, "sip:alice@192.0.2.20:5062", 300, 1);
+    int n2 = last_notify(f);
+    assert_true(n2 > n1);
+    answer_notify(f, n2, 200);
+
+    /* node-b died: its contact terminated/deactivated, still active (here) */
+    struct reg_remote gone = fn.remote[0];
+    fn.n = 0;
+    struct reginfo_contact ch[4];
+    size_t nch = reg_nodes_diff(&gone, 1, NULL, 0, wall, NULL, NULL, ch, 4);
+    ch[0].event = "deactivated"; /* (the diff says unregistered without a liveness check) */
+    subs_reg_remote_changed(f->s, fn.aor, ch, nch);
+    int n3 = last_notify(f);
+    assert_true(n3 > n2);
+    notify_doc(f, n3, &d);
+    assert_string_equal(xs(&d, "/r:reginfo/@state"), "partial");
+    assert_string_equal(xs(&d, "/r:reginfo/@version"), "2");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/@state"), "active");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/r:contact/r:uri"), "sip:alice@198.51.100.7:5060");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/r:contact/@state"), "terminated");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/r:contact/@event"), "deactivated");
+    doc_close(&d);
+    answer_notify(f, n3, 200);
+
+    /* nothing that changed: no NOTIFY */
+    subs_reg_remote_changed(f->s, fn.aor, NULL, 0);
+    assert_int_equal(last_notify(f), n3);
+
+    /* a contact of another node comes back; the local one goes: the
+     * registration is still active (the other node's) */
+    fn.n = 1;
+    nch = reg_nodes_diff(NULL, 0, fn.remote, 1, wall, NULL, NULL, ch, 4);
+    subs_reg_remote_changed(f->s, fn.aor, ch, nch);
+    int n4 = last_notify(f);
+    assert_true(n4 > n3);
+    answer_notify(f, n4, 200);
+    register_alice(f, "sip:alice@192.0.2.20:5062", 0, 2);
+    int n5 = last_notify(f);
+    notify_doc(f, n5, &d);
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/r:contact/r:uri"), "sip:alice@192.0.2.20:5062");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/r:contact/@state"), "terminated");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/@state"), "active");
+    doc_close(&d);
+    answer_notify(f, n5, 200);
+
+    /* a second watcher while a first read is pending, then the hooks go:
+     * it gets its NOTIFY with this node's view (nothing bound: init) */
+    fn.pending = true;
+    assert_int_equal(subscribe(f, "alice", "sub-m", 1, "", "reg", "Expires: 600\n"), 200);
+    assert_int_equal(fn.watchers, 2);
+    int before = last_notify(f);
+    subs_set_reg_hooks(f->s, NULL);
+    int n6 = last_notify(f);
+    assert_true(n6 > before);
+    notify_doc(f, n6, &d);
+    assert_string_equal(xs(&d, "/r:reginfo/@state"), "full");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/@state"), "init");
+    doc_close(&d);
+    /* set again: each reg subscription held is counted once */
+    fn.watchers = 0;
+    subs_set_reg_hooks(f->s, &h);
+    assert_int_equal(fn.watchers, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1024,6 +1155,7 @@ int main(void)
         cmocka_unit_test(test_clamp_expires),
         cmocka_unit_test(test_event_package),
         cmocka_unit_test_setup_teardown(test_subscription_life, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reg_other_nodes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fetch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
