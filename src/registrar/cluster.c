@@ -1050,10 +1050,11 @@ static void on_lookup(void *arg, int status, const struct redisReply *reply)
     if (l->raw) { /* cluster_read_bindings */
         if (status < 0 || !reply || reply->type == REDIS_REPLY_ERROR) c->stats.failed++;
         cluster_read_cb raw = l->raw;
-        void *arg = l->arg;
+        void *raw_arg = l->arg;
+        bool bad = status < 0 || !reply || reply->type == REDIS_REPLY_ERROR;
         free(l);
-        raw(arg, c->closing ? -ECANCELED : status < 0 ? status : (!reply || reply->type == REDIS_REPLY_ERROR) ? -EIO : 0,
-            c->closing || status < 0 ? NULL : reply);
+        raw(raw_arg, c->closing ? -ECANCELED : status < 0 ? status : bad ? -EIO : 0,
+            c->closing || bad ? NULL : reply);
         return;
     }
     struct cluster_result r;
