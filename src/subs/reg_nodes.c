@@ -146,6 +146,7 @@ struct follow {
 struct reg_nodes {
     struct timer_service *timers;
     struct cluster *cluster;
+    struct reg_nodes_io io;            /* the cluster's, or a test's */
     struct subs *subs;
     char self[REG_NODES_NODE_MAX];
     struct htable follows;
@@ -164,8 +165,34 @@ static struct follow *follow_find(const struct reg_nodes *rn, const char *aor)
 static bool node_alive(void *arg, const char *node)
 {
     struct reg_nodes *rn = arg;
+    return rn->io.alive(rn->io.arg, node);
+}
+
+static int64_t wall_ms(const struct reg_nodes *rn) { return rn->io.wall_ms(rn->io.arg); }
+
+/* ---- the cluster's io ---- */
+
+static int io_read(void *arg, const char *aor, cluster_read_cb cb, void *cb_arg, struct cluster_lookup **h)
+{
+    return cluster_read_bindings(arg, aor, cb, cb_arg, h);
+}
+
+static void io_cancel(void *arg, struct cluster_lookup *h)
+{
+    (void)arg;
+    cluster_read_cancel(h);
+}
+
+static bool io_alive(void *arg, const char *node)
+{
     struct cluster_hit hit;
-    return cluster_node_hit(rn->cluster, node, &hit) == 0;
+    return cluster_node_hit(arg, node, &hit) == 0;
+}
+
+static int64_t io_wall(void *arg)
+{
+    (void)arg;
+    return clock_wall_ms();
 }
 
 static void start_read(struct follow *f);
@@ -180,7 +207,7 @@ static void on_timer(struct timer_node *t, uint64_t now_ms)
 static void arm(struct follow *f, uint32_t retry_ms)
 {
     struct reg_nodes *rn = f->owner;
-    int64_t wall = clock_wall_ms(), first = 0;
+    int64_t wall = wall_ms(rn), first = 0;
     for (size_t i = 0; i < f->n; i++)
         if (!first || f->have[i].expires_wall_ms < first) first = f->have[i].expires_wall_ms;
     uint64_t now = timer_now(rn->timers), at = 0;
@@ -195,7 +222,7 @@ static void replace(struct follow *f, struct reg_remote *cur, size_t n)
 {
     struct reg_nodes *rn = f->owner;
     struct reginfo_contact ch[2 * REG_NODES_MAX];
-    size_t nch = reg_nodes_diff(f->have, f->n, cur, n, clock_wall_ms(), node_alive, rn, ch, 2 * REG_NODES_MAX);
+    size_t nch = reg_nodes_diff(f->have, f->n, cur, n, wall_ms(rn), node_alive, rn, ch, 2 * REG_NODES_MAX);
     struct reg_remote *old = f->have;
     size_t old_n = f->n;
     f->have = NULL;
@@ -219,7 +246,7 @@ static void read_failed(struct follow *f)
 {
     struct reg_remote keep[REG_NODES_MAX];
     size_t n = 0;
-    int64_t wall = clock_wall_ms();
+    int64_t wall = wall_ms(f->owner);
     for (size_t i = 0; i < f->n && n < REG_NODES_MAX; i++)
         if (f->have[i].expires_wall_ms > wall) keep[n++] = f->have[i];
     f->backoff_ms = f->backoff_ms ? (f->backoff_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : f->backoff_ms * 2) : RETRY_MIN_MS;
@@ -248,7 +275,7 @@ static void on_read(void *arg, int status, const struct redisReply *reply)
         rn->stats.reads++;
         struct reg_remote cur[REG_NODES_MAX];
         struct reg_nodes_read_stats st;
-        int n = reg_nodes_parse(reply, rn->self, clock_wall_ms(), node_alive, rn, cur, REG_NODES_MAX, &st);
+        int n = reg_nodes_parse(reply, rn->self, wall_ms(rn), node_alive, rn, cur, REG_NODES_MAX, &st);
         rn->stats.rejected += st.rejected;
         rn->stats.over_cap += st.over_cap;
         if (st.rejected || st.over_cap)
@@ -275,7 +302,7 @@ static void start_read(struct follow *f)
         return;
     }
     f->again = false;
-    int rc = cluster_read_bindings(rn->cluster, f->aor, on_read, f, &f->read);
+    int rc = rn->io.read(rn->io.arg, f->aor, on_read, f, &f->read);
     if (rc < 0) {
         f->read = NULL;
         rn->stats.refused++;
@@ -296,7 +323,7 @@ static void start_read(struct follow *f)
 
 static void follow_drop(struct reg_nodes *rn, struct follow *f)
 {
-    if (f->read) cluster_read_cancel(f->read);
+    if (f->read) rn->io.cancel(rn->io.arg, f->read);
     timer_stop(rn->timers, &f->timer);
     htable_remove(&rn->follows, &f->node);
     rn->stats.contacts -= (uint32_t)f->n;
@@ -351,9 +378,8 @@ static int read_one(struct hnode *n, void *arg)
     return 0;
 }
 
-static void on_changed(void *arg, const char *aor)
+void reg_nodes_changed(struct reg_nodes *rn, const char *aor)
 {
-    struct reg_nodes *rn = arg;
     if (!aor) {
         htable_foreach(&rn->follows, read_one, rn);
         return;
@@ -361,6 +387,8 @@ static void on_changed(void *arg, const char *aor)
     struct follow *f = follow_find(rn, aor);
     if (f) start_read(f);
 }
+
+static void on_changed(void *arg, const char *aor) { reg_nodes_changed(arg, aor); }
 
 struct reg_nodes *reg_nodes_new(const struct reg_nodes_deps *d)
 {
@@ -371,7 +399,10 @@ struct reg_nodes *reg_nodes_new(const struct reg_nodes_deps *d)
     rn->subs = d->subs;
     snprintf(rn->self, sizeof(rn->self), "%s", d->node_id ? d->node_id : "");
     htable_init(&rn->follows);
-    if (cluster_set_on_bindings_changed(rn->cluster, on_changed, rn) < 0) {
+    if (d->io) rn->io = *d->io;
+    else rn->io = (struct reg_nodes_io){.arg = d->cluster, .read = io_read, .cancel = io_cancel, .alive = io_alive};
+    if (!rn->io.wall_ms) rn->io.wall_ms = io_wall;
+    if (rn->cluster && cluster_set_on_bindings_changed(rn->cluster, on_changed, rn) < 0) {
         htable_free(&rn->follows);
         free(rn);
         return NULL;
@@ -391,13 +422,13 @@ static int collect(struct hnode *n, void *arg)
 void reg_nodes_free(struct reg_nodes *rn)
 {
     if (!rn) return;
-    cluster_set_on_bindings_changed(rn->cluster, NULL, rn);
+    if (rn->cluster) cluster_set_on_bindings_changed(rn->cluster, NULL, rn);
     /* those waiting for a first read get their NOTIFY with this node's view */
     size_t count = htable_count(&rn->follows);
     struct follow **all = count ? calloc(count, sizeof(*all)) : NULL, **p = all;
     if (all) htable_foreach(&rn->follows, collect, &p);
     for (size_t i = 0; all && i < count; i++) {
-        if (all[i]->read) cluster_read_cancel(all[i]->read);
+        if (all[i]->read) rn->io.cancel(rn->io.arg, all[i]->read);
         all[i]->read = NULL;
         all[i]->n = 0; /* (no diff: the document is rebuilt) */
     }

@@ -36,6 +36,7 @@
 #include <jansson.h>
 
 #include "base/timer.h"
+#include "registrar/cluster.h"
 #include "subs/reginfo.h"
 
 struct cluster;
@@ -89,11 +90,23 @@ size_t reg_nodes_diff(const struct reg_remote *old, size_t n_old, const struct r
 
 /* ---- the follower ---- */
 
+/* How the follower reads and what it asks; the cluster's by default (a
+ * test gives its own, with cluster NULL, and calls reg_nodes_changed). */
+struct reg_nodes_io {
+    void *arg;
+    /* as cluster_read_bindings / cluster_read_cancel */
+    int (*read)(void *arg, const char *aor, cluster_read_cb cb, void *cb_arg, struct cluster_lookup **h);
+    void (*cancel)(void *arg, struct cluster_lookup *h);
+    bool (*alive)(void *arg, const char *node);  /* as cluster_node_hit() == 0 */
+    int64_t (*wall_ms)(void *arg);               /* NULL: clock_wall_ms */
+};
+
 struct reg_nodes_deps {
     struct timer_service *timers;
-    struct cluster *cluster;     /* reads, the change messages, node liveness */
+    struct cluster *cluster;     /* reads, the change messages, node liveness; NULL: io only */
     struct subs *subs;           /* its reg watchers (subs_set_reg_hooks) */
     const char *node_id;         /* this node's id in the records */
+    const struct reg_nodes_io *io; /* NULL: the cluster's */
 };
 
 struct reg_nodes_stats {
@@ -115,6 +128,9 @@ struct reg_nodes *reg_nodes_new(const struct reg_nodes_deps *d);
  * their NOTIFY. */
 void reg_nodes_free(struct reg_nodes *rn);
 void reg_nodes_get_stats(const struct reg_nodes *rn, struct reg_nodes_stats *out);
+/* A change message named aor's bindings (NULL: the channel came back,
+ * anything may have changed): what the cluster's listener calls. */
+void reg_nodes_changed(struct reg_nodes *rn, const char *aor);
 /* Adds "redis_reg": {...} to a /stats object. */
 void reg_nodes_stats_json(const struct reg_nodes *rn, json_t *stats);
 
