@@ -140,6 +140,8 @@ struct follow {
     uint32_t backoff_ms;
     size_t n;
     struct reg_remote *have;           /* what the watchers were told */
+    struct follow *wprev, *wnext;      /* in the queue for a read slot */
+    bool waiting;
     char aor[];
 };
 
@@ -150,8 +152,31 @@ struct reg_nodes {
     struct subs *subs;
     char self[REG_NODES_NODE_MAX];
     struct htable follows;
+    uint32_t inflight;                 /* reads sent, not answered (at most REG_NODES_INFLIGHT_MAX) */
+    struct follow *whead, *wtail;      /* follows waiting for a read slot, oldest first */
     struct reg_nodes_stats stats;
 };
+
+static void wait_push(struct reg_nodes *rn, struct follow *f)
+{
+    f->waiting = true;
+    f->wnext = NULL;
+    f->wprev = rn->wtail;
+    if (rn->wtail) rn->wtail->wnext = f;
+    else rn->whead = f;
+    rn->wtail = f;
+}
+
+static void wait_unlink(struct reg_nodes *rn, struct follow *f)
+{
+    if (!f->waiting) return;
+    if (f->wprev) f->wprev->wnext = f->wnext;
+    else rn->whead = f->wnext;
+    if (f->wnext) f->wnext->wprev = f->wprev;
+    else rn->wtail = f->wprev;
+    f->wprev = f->wnext = NULL;
+    f->waiting = false;
+}
 
 static struct follow *follow_find(const struct reg_nodes *rn, const char *aor)
 {
@@ -258,11 +283,22 @@ static void read_failed(struct follow *f)
     if ((f = follow_find(rn, aor))) arm(f, retry);
 }
 
+/* Reads for the follows waiting, while there are slots. */
+static void pump(struct reg_nodes *rn)
+{
+    while (rn->whead && rn->inflight < REG_NODES_INFLIGHT_MAX) {
+        struct follow *f = rn->whead;
+        wait_unlink(rn, f);
+        start_read(f);
+    }
+}
+
 static void on_read(void *arg, int status, const struct redisReply *reply)
 {
     struct follow *f = arg; /* a follow that goes cancels its read first */
     struct reg_nodes *rn = f->owner;
     f->read = NULL;
+    rn->inflight--;
     if (status == -ECANCELED) return; /* the cluster is going */
     char aor[LOCATION_MAX_AOR];
     snprintf(aor, sizeof(aor), "%s", f->aor);
@@ -291,6 +327,7 @@ static void on_read(void *arg, int status, const struct redisReply *reply)
         }
     }
     if ((f = follow_find(rn, aor)) && f->again && !f->read) start_read(f);
+    pump(rn);
 }
 
 static void start_read(struct follow *f)
@@ -301,8 +338,18 @@ static void start_read(struct follow *f)
         f->again = true; /* the one in flight may have read before the change */
         return;
     }
+    if (f->waiting) {
+        rn->stats.coalesced++; /* its read is queued already */
+        return;
+    }
+    if (rn->inflight >= REG_NODES_INFLIGHT_MAX) {
+        rn->stats.queued++;
+        wait_push(rn, f);
+        return;
+    }
     f->again = false;
     int rc = rn->io.read(rn->io.arg, f->aor, on_read, f, &f->read);
+    if (rc == 0) rn->inflight++;
     if (rc < 0) {
         f->read = NULL;
         rn->stats.refused++;
@@ -323,7 +370,11 @@ static void start_read(struct follow *f)
 
 static void follow_drop(struct reg_nodes *rn, struct follow *f)
 {
-    if (f->read) rn->io.cancel(rn->io.arg, f->read);
+    if (f->read) {
+        rn->io.cancel(rn->io.arg, f->read); /* its callback will not come */
+        rn->inflight--;
+    }
+    wait_unlink(rn, f);
     timer_stop(rn->timers, &f->timer);
     htable_remove(&rn->follows, &f->node);
     rn->stats.contacts -= (uint32_t)f->n;
@@ -368,7 +419,7 @@ static size_t hook_remote(void *arg, const char *aor, const struct reg_remote **
 static bool hook_pending(void *arg, const char *aor)
 {
     const struct follow *f = follow_find(arg, aor);
-    return f && !f->read_once && f->read;
+    return f && !f->read_once && (f->read || f->waiting);
 }
 
 static int read_one(struct hnode *n, void *arg)
@@ -429,7 +480,9 @@ void reg_nodes_free(struct reg_nodes *rn)
     if (all) htable_foreach(&rn->follows, collect, &p);
     for (size_t i = 0; all && i < count; i++) {
         if (all[i]->read) rn->io.cancel(rn->io.arg, all[i]->read);
+        if (all[i]->read) rn->inflight--;
         all[i]->read = NULL;
+        wait_unlink(rn, all[i]);
         all[i]->n = 0; /* (no diff: the document is rebuilt) */
     }
     subs_set_reg_hooks(rn->subs, NULL); /* waiting watchers released */
@@ -445,7 +498,8 @@ void reg_nodes_stats_json(const struct reg_nodes *rn, json_t *stats)
 {
     const struct reg_nodes_stats *s = &rn->stats;
     json_object_set_new(stats, "redis_reg",
-                        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "followed", (json_int_t)s->followed,
+                        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "followed", (json_int_t)s->followed,
+                                  "queued", (json_int_t)s->queued,
                                   "contacts", (json_int_t)s->contacts, "reads", (json_int_t)s->reads,
                                   "read_failures", (json_int_t)s->read_failures, "refused", (json_int_t)s->refused,
                                   "coalesced", (json_int_t)s->coalesced, "changes", (json_int_t)s->changes,

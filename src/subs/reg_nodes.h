@@ -11,7 +11,8 @@
  * expiry of what was read (a refresh on another node is not announced: the
  * read at its old expiry finds the later one, "refreshed"). Per AoR at most
  * one read in flight; messages during it ask for one more read after it
- * (bursts coalesce into two reads). What a read finds is diffed against
+ * (bursts coalesce into two reads); over all AoRs at most
+ * REG_NODES_INFLIGHT_MAX, the others queued in order. What a read finds is diffed against
  * what the watchers were last told (reg_nodes_diff) and the changes go as
  * one partial NOTIFY (subs_reg_remote_changed).
  *
@@ -48,6 +49,9 @@ struct subs;
 #define REG_NODES_NODE_MAX 128   /* a node id, with its NUL */
 #define REG_NODES_PAIRS_MAX 256  /* fields of one hash looked at; the rest skipped (over_cap) */
 #define REG_NODES_MAX 32         /* other nodes' contacts kept per AoR; the rest skipped (over_cap) */
+#define REG_NODES_INFLIGHT_MAX 64 /* reads in flight over all AoRs; more wait their turn (queued), so that
+                                   * the channel's return with many AoRs followed leaves the cluster's
+                                   * lookup_max_pending to the proxy's lookups */
 
 /* One binding of another node, as read. */
 struct reg_remote {
@@ -115,7 +119,8 @@ struct reg_nodes_stats {
     uint64_t reads;              /* HGETALLs answered */
     uint64_t read_failures;      /* failed, timed out, or an error reply */
     uint64_t refused;            /* not sent (over lookup_max_pending, client refused) */
-    uint64_t coalesced;          /* messages folded into a read already asked for */
+    uint64_t coalesced;          /* messages folded into a read already asked for or queued */
+    uint64_t queued;             /* reads that waited for one of the REG_NODES_INFLIGHT_MAX slots */
     uint64_t changes;            /* contact changes told to the watchers */
     uint64_t rejected;           /* records skipped as unreadable */
     uint64_t over_cap;           /* records skipped over the caps */

@@ -1159,7 +1159,7 @@ struct fake_read {
     char aor[64];
 };
 struct fake_io {
-    struct fake_read q[32];
+    struct fake_read q[160];
     size_t n;
     int refuse;          /* the next reads are refused with this */
     bool b_alive;
@@ -1170,7 +1170,7 @@ static int fio_read(void *arg, const char *aor, cluster_read_cb cb, void *cb_arg
 {
     struct fake_io *io = arg;
     if (io->refuse) return io->refuse;
-    assert_true(io->n < 32);
+    assert_true(io->n < 160);
     struct fake_read *r = &io->q[io->n++];
     *r = (struct fake_read){.cb = cb, .arg = cb_arg};
     snprintf(r->aor, sizeof(r->aor), "%s", aor);
@@ -1335,6 +1335,45 @@ static void test_reg_follower(void **state)
     reg_nodes_free(rn);
 }
 
+/* At most REG_NODES_INFLIGHT_MAX reads in flight over all AoRs: the others
+ * wait in order, their first NOTIFYs with them. */
+static void test_reg_follower_queue(void **state)
+{
+    struct fx *f = *state;
+    f->cfg.subs.max_per_subscriber = 0; /* one watcher of them all */
+    start(f);
+    struct fake_io io = {.b_alive = true, .wall = 1700000000000LL};
+    struct reg_nodes_io rio = {.arg = &io, .read = fio_read, .cancel = fio_cancel, .alive = fio_alive,
+                               .wall_ms = fio_wall};
+    struct reg_nodes_deps rd = {.timers = f->h->timers, .subs = f->s, .node_id = "node-a", .io = &rio};
+    struct reg_nodes *rn = reg_nodes_new(&rd);
+    assert_non_null(rn);
+    enum { USERS = REG_NODES_INFLIGHT_MAX + 6 };
+    for (int i = 0; i < USERS; i++) {
+        char name[16], cid[16];
+        snprintf(name, sizeof(name), "u%d", i);
+        snprintf(cid, sizeof(cid), "q-%d", i);
+        harness_add_user(f->h, f->users, name, "pw");
+        assert_int_equal(subscribe(f, name, cid, 1, "", "reg", "Expires: 600\n"), 200);
+    }
+    struct reg_nodes_stats st;
+    reg_nodes_get_stats(rn, &st);
+    assert_int_equal(io.n, REG_NODES_INFLIGHT_MAX);
+    assert_int_equal(st.queued, 6);
+    assert_int_equal(last_notify(f), -1); /* every first NOTIFY waits for its read */
+    reg_nodes_changed(rn, NULL);          /* the channel's return: nothing more in flight */
+    assert_int_equal(in_flight(&io), REG_NODES_INFLIGHT_MAX);
+    fio_answer(&io, 0, 0, NULL, 0);
+    assert_int_equal(in_flight(&io), REG_NODES_INFLIGHT_MAX); /* one answered, the next queued one sent */
+    for (size_t i = 0; i < io.n; i++)
+        if (!io.q[i].done) fio_answer(&io, i, 0, NULL, 0);
+    assert_int_equal(in_flight(&io), 0);
+    size_t notifies = 0;
+    for (int i = 0; (i = harness_find_sent(f->h, (size_t)i, "NOTIFY ")) >= 0; i++) notifies++;
+    assert_int_equal(notifies, USERS);
+    reg_nodes_free(rn);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1345,6 +1384,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_subscription_life, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reg_other_nodes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reg_follower, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reg_follower_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fetch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
