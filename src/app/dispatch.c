@@ -40,6 +40,7 @@
 #include "sip/local.h"
 #include "subs/offline_msg.h"
 #include "subs/presence_mirror.h"
+#include "subs/reg_nodes.h"
 #include "subs/subs.h"
 #include "txn/txn.h"
 #include "ua/ua.h"
@@ -412,6 +413,15 @@ static int start_subs(struct worker *w)
     subs_location_observer(w->subs, &obs);
     observer_add(w, &obs);
     if (w->api) api_routes_presence(w->api, w->subs);
+    if (w->cluster) { /* reg watchers see every node's bindings */
+        struct reg_nodes_deps rd = {.timers = &w->timers, .cluster = w->cluster, .subs = w->subs,
+                                    .node_id = location_mirror_node_id(w->mirror)};
+        if (!(w->reg_nodes = reg_nodes_new(&rd))) {
+            log_error("cannot start the reg package across nodes");
+            return -1;
+        }
+        log_info("[redis] reg watchers here see the bindings of every live node");
+    }
     return 0;
 }
 
@@ -561,6 +571,8 @@ void dispatch_stop_roles(struct worker *w, void (*done)(void *arg), void *arg)
     w->users_mirror = NULL;
     presence_mirror_free(w->presence_mirror); /* the same */
     w->presence_mirror = NULL;
+    reg_nodes_free(w->reg_nodes); /* before the cluster */
+    w->reg_nodes = NULL;
     if (w->proxy) proxy_set_cluster(w->proxy, NULL);
     cluster_free(w->cluster); /* waiting requests get their local answer */
     w->cluster = NULL;
@@ -588,6 +600,8 @@ void dispatch_free_roles(struct worker *w)
     w->users_mirror = NULL;
     presence_mirror_free(w->presence_mirror); /* before the notifier's presence state */
     w->presence_mirror = NULL;
+    reg_nodes_free(w->reg_nodes); /* before the cluster and the notifier */
+    w->reg_nodes = NULL;
     if (w->proxy) proxy_set_cluster(w->proxy, NULL);
     cluster_free(w->cluster);
     w->cluster = NULL;
@@ -820,6 +834,7 @@ void dispatch_stats(struct worker *w, json_t *stats)
     if (w->registrar) registrar_stats_json(w->registrar, stats);
     if (w->proxy) proxy_stats_json(w->proxy, stats);
     if (w->cluster) cluster_stats_json(w->cluster, stats);
+    if (w->reg_nodes) reg_nodes_stats_json(w->reg_nodes, stats);
     if (w->gb_mirror) gb_devmirror_stats_json(w->gb_mirror, stats);
     if (w->users_mirror) {
         struct users_mirror_stats us;

@@ -51,7 +51,8 @@ struct cache_entry {
 
 struct cluster_lookup {
     struct cluster *c;
-    cluster_lookup_cb cb;                /* NULL: cancelled */
+    cluster_lookup_cb cb;                /* NULL: cancelled (and raw NULL) */
+    cluster_read_cb raw;                 /* cluster_read_bindings: the reply as is */
     void *arg;
     uint64_t seq;                        /* c->inval_seq when sent */
     char aor[LOCATION_MAX_AOR];
@@ -124,8 +125,10 @@ struct cluster {
     struct cluster_gb_hooks gb_hooks;    /* cluster_set_gb_hooks; fns NULL: none */
     void (*on_reaped)(void *arg);        /* cluster_set_on_reaped */
     void *on_reaped_arg;
-    void (*on_changed)(void *arg, const char *aor); /* cluster_set_on_bindings_changed */
-    void *on_changed_arg;
+    struct {                             /* cluster_set_on_bindings_changed */
+        void (*fn)(void *arg, const char *aor);
+        void *arg;
+    } on_changed[CLUSTER_LISTENERS_MAX];
     struct cache_entry *cache;           /* CACHE_SLOTS, NULL when cache_ms is 0 */
     struct cluster_stats stats;
 };
@@ -224,6 +227,11 @@ int cluster_peer_api(const char *s, size_t len, char *hostport, size_t cap, stru
 
 int cluster_record_read(const char *json, size_t len, char *node, size_t node_cap, int64_t *expires)
 {
+    return cluster_record_read_q(json, len, node, node_cap, expires, NULL);
+}
+
+int cluster_record_read_q(const char *json, size_t len, char *node, size_t node_cap, int64_t *expires, int *q1000)
+{
     json_t *rec = json_loadb(json, len, 0, NULL);
     const char *n = json_string_value(json_object_get(rec, "node"));
     json_t *e = json_object_get(rec, "expires");
@@ -231,6 +239,11 @@ int cluster_record_read(const char *json, size_t len, char *node, size_t node_ca
     if (n && *n && json_is_integer(e) && strlen(n) < node_cap) {
         snprintf(node, node_cap, "%s", n);
         *expires = (int64_t)json_integer_value(e);
+        if (q1000) {
+            json_t *q = json_object_get(rec, "q");
+            json_int_t v = json_is_integer(q) ? json_integer_value(q) : 1000;
+            *q1000 = v >= 0 && v <= 1000 ? (int)v : 1000;
+        }
         rc = 0;
     }
     json_decref(rec);
@@ -1034,6 +1047,16 @@ static void on_lookup(void *arg, int status, const struct redisReply *reply)
     struct cluster_lookup *l = arg;
     struct cluster *c = l->c;
     c->stats.pending--;
+    if (l->raw) { /* cluster_read_bindings */
+        if (status < 0 || !reply || reply->type == REDIS_REPLY_ERROR) c->stats.failed++;
+        cluster_read_cb raw = l->raw;
+        void *raw_arg = l->arg;
+        bool bad = status < 0 || !reply || reply->type == REDIS_REPLY_ERROR;
+        free(l);
+        raw(raw_arg, c->closing ? -ECANCELED : status < 0 ? status : bad ? -EIO : 0,
+            c->closing || bad ? NULL : reply);
+        return;
+    }
     struct cluster_result r;
     memset(&r, 0, sizeof(r));
     if (status < 0 || !reply || reply->type == REDIS_REPLY_ERROR) {
@@ -1095,11 +1118,66 @@ void cluster_lookup_cancel(struct cluster_lookup *h)
     if (h) h->cb = NULL;
 }
 
-/* The invalidation channel's hook for the notifier (cluster.h). */
-void cluster_set_on_bindings_changed(struct cluster *c, void (*fn)(void *arg, const char *aor), void *arg)
+/* A raw HGETALL of aor's location hash, with the lookups' cap. */
+int cluster_read_bindings(struct cluster *c, const char *aor, cluster_read_cb cb, void *arg, struct cluster_lookup **h)
 {
-    c->on_changed = fn;
-    c->on_changed_arg = arg;
+    if (c->stats.pending >= c->max_pending) {
+        c->stats.refused++;
+        return -ENOBUFS;
+    }
+    struct cluster_lookup *l = calloc(1, sizeof(*l));
+    if (!l) {
+        c->stats.refused++;
+        return -ENOMEM;
+    }
+    l->c = c;
+    l->raw = cb;
+    l->arg = arg;
+    snprintf(l->aor, sizeof(l->aor), "%s", aor);
+    char key[KEY_MAX];
+    snprintf(key, sizeof(key), "%sloc:{%s}", c->prefix, aor);
+    const char *argv[] = {"HGETALL", key};
+    size_t lens[] = {7, strlen(key)};
+    int rc = redis_cluster_command(c->rc, 1, 2, argv, lens, on_lookup, l);
+    if (rc < 0) {
+        free(l);
+        c->stats.refused++;
+        return rc;
+    }
+    c->stats.pending++;
+    *h = l;
+    return 0;
+}
+
+static void read_dropped(void *arg, int status, const struct redisReply *reply) { (void)arg, (void)status, (void)reply; }
+
+void cluster_read_cancel(struct cluster_lookup *h)
+{
+    if (h) h->raw = read_dropped;
+}
+
+/* The invalidation channel's listeners (cluster.h). */
+int cluster_set_on_bindings_changed(struct cluster *c, void (*fn)(void *arg, const char *aor), void *arg)
+{
+    for (size_t i = 0; i < CLUSTER_LISTENERS_MAX; i++)
+        if (c->on_changed[i].fn && c->on_changed[i].arg == arg) {
+            c->on_changed[i].fn = fn; /* replaced, or removed with NULL */
+            return 0;
+        }
+    if (!fn) return 0;
+    for (size_t i = 0; i < CLUSTER_LISTENERS_MAX; i++)
+        if (!c->on_changed[i].fn) {
+            c->on_changed[i].fn = fn;
+            c->on_changed[i].arg = arg;
+            return 0;
+        }
+    return -ENOSPC;
+}
+
+static void tell_changed(struct cluster *c, const char *aor)
+{
+    for (size_t i = 0; i < CLUSTER_LISTENERS_MAX; i++)
+        if (c->on_changed[i].fn) c->on_changed[i].fn(c->on_changed[i].arg, aor);
 }
 
 /* ---- invalidations (redis/redis_sub.h) ---- */
@@ -1119,7 +1197,7 @@ static void on_sub_subscribed(void *arg)
     c->subscribed = true;
     cache_flush(c); /* nothing cached before now was covered */
     log_info("cluster: invalidations on channel %s; lookups cached up to %u ms", c->channel, c->cache_ms);
-    if (c->on_changed) c->on_changed(c->on_changed_arg, NULL); /* what was missed meanwhile */
+    tell_changed(c, NULL); /* what was missed meanwhile */
 }
 
 /* "<prefix>loc:{<aor>}", the key the mirror changed: its cache entry goes. */
@@ -1131,7 +1209,7 @@ static void invalidate(struct cluster *c, const char *msg, size_t len)
     if (cluster_key_aor(msg, len, aor, sizeof(aor)) < 0) return;
     struct cache_entry *e = cache_slot(c, aor);
     if (e && !strcmp(e->aor, aor)) e->expires_ms = 0;
-    if (c->on_changed) c->on_changed(c->on_changed_arg, aor);
+    tell_changed(c, aor);
 }
 
 static void on_sub_message(void *arg, const char *msg, size_t len) { invalidate(arg, msg, len); }

@@ -126,8 +126,11 @@ void cluster_set_on_reaped(struct cluster *c, void (*fn)(void *arg), void *arg);
 /* fn(arg, aor) after each change message naming aor's bindings (its cache
  * entry dropped first: a lookup from inside fn reads Redis), and
  * fn(arg, NULL) each time the channel is (re)confirmed (anything may have
- * changed while it was down). aor is valid during the call only. NULL: none. */
-void cluster_set_on_bindings_changed(struct cluster *c, void (*fn)(void *arg, const char *aor), void *arg);
+ * changed while it was down). aor is valid during the call only. Up to
+ * CLUSTER_LISTENERS_MAX listeners, one per arg: a second call with the same
+ * arg replaces its fn, fn NULL removes it. 0, or -ENOSPC (all taken). */
+#define CLUSTER_LISTENERS_MAX 4
+int cluster_set_on_bindings_changed(struct cluster *c, void (*fn)(void *arg, const char *aor), void *arg);
 /* A dead node's GB devices (node death, second phase, under the same
  * claim): the devices listed in the incarnation's index
  * <prefix>node-gbdevs:{<id>}:<inc> (written by gb/upper/device_mirror.c)
@@ -163,6 +166,15 @@ int cluster_lookup(struct cluster *c, const char *aor, struct cluster_result *no
                    struct cluster_lookup **h);
 /* cb will not run (the Redis answer, when it comes, is dropped). */
 void cluster_lookup_cancel(struct cluster_lookup *h);
+/* aor's location hash as Redis answers it (HGETALL, no cache), for a
+ * reader of the records themselves (subs/reg_nodes.h); the same cap as the
+ * lookups (lookup_max_pending). 0 and cb exactly once later (status 0 with
+ * the reply, valid during the call; or a negative errno and NULL:
+ * -ETIMEDOUT, -EIO for an error reply, -ECANCELED at cluster_free) unless
+ * cluster_read_cancel; or a negative errno and no cb (-ENOBUFS, ...). */
+typedef void (*cluster_read_cb)(void *arg, int status, const struct redisReply *reply);
+int cluster_read_bindings(struct cluster *c, const char *aor, cluster_read_cb cb, void *arg, struct cluster_lookup **h);
+void cluster_read_cancel(struct cluster_lookup *h);
 
 /* Whether addr's IP is the host of a live node's advertised URI (to trust
  * a request marked as coming from a peer: no digest challenge). */
@@ -211,6 +223,9 @@ int cluster_peer_api(const char *s, size_t len, char *hostport, size_t cap, stru
  * empty, fits node_cap with its NUL) and "expires" (an integer, wall ms);
  * -1 otherwise. */
 int cluster_record_read(const char *json, size_t len, char *node, size_t node_cap, int64_t *expires);
+/* The same, and its "q" in *q1000 when q1000 is not NULL (an integer
+ * 0..1000; absent or anything else: 1000). */
+int cluster_record_read_q(const char *json, size_t len, char *node, size_t node_cap, int64_t *expires, int *q1000);
 /* The AoR inside a location key's hash tag ("t:loc:{alice}" -> "alice"):
  * its length, or -1 (no tag, empty, a NUL inside, not under cap). */
 int cluster_key_aor(const char *key, size_t len, char *aor, size_t cap);

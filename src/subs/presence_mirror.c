@@ -937,12 +937,13 @@ static int cancel_one(struct hnode *n, void *arg)
 void presence_mirror_set_cluster(struct presence_mirror *m, struct cluster *c)
 {
     if (m->cluster) {
-        cluster_set_on_bindings_changed(m->cluster, NULL, NULL);
+        cluster_set_on_bindings_changed(m->cluster, NULL, m);
         htable_foreach(&m->follows, cancel_one, m);
     }
     m->cluster = c;
     if (!c) return;
-    cluster_set_on_bindings_changed(c, on_bindings_changed, m);
+    if (cluster_set_on_bindings_changed(c, on_bindings_changed, m) < 0)
+        log_warn("redis presence: no room for another listener of binding changes");
     htable_foreach(&m->follows, lookup_one, m);
 }
 
@@ -1074,7 +1075,7 @@ void presence_mirror_free(struct presence_mirror *m)
 {
     if (!m) return;
     m->closing = true;
-    if (m->cluster) cluster_set_on_bindings_changed(m->cluster, NULL, NULL);
+    if (m->cluster) cluster_set_on_bindings_changed(m->cluster, NULL, m);
     presence_set_mirror(m->presence, NULL, 0);
     subs_set_record_hooks(m->subs, NULL);
     redis_sub_free(m->sub);

@@ -43,6 +43,7 @@
 #include "subs/pidf.h"
 #include "subs/presence.h"
 #include "subs/winfo.h"
+#include "subs/reg_nodes.h"
 #include "subs/reginfo.h"
 
 
@@ -76,6 +77,7 @@ struct subs_sub {
     bool dest_ok;
     bool in_flight;                    /* a NOTIFY awaits its final answer */
     bool dirty;                        /* state changed meanwhile: a full NOTIFY follows it */
+    bool awaiting_remote;              /* reg: its first NOTIFY waits for the other nodes' contacts */
     int64_t expires_wall_ms;
     uint32_t local_cseq, remote_cseq, version;
     char text[];
@@ -182,6 +184,7 @@ struct subs {
     struct mwi_source sources[MWI_MAX_SOURCES];
     size_t nsources;                   /* 0: message-summary is not served */
     struct subs_record_hooks rec;      /* subs_set_record_hooks */
+    struct subs_reg_hooks reg;         /* subs_set_reg_hooks */
 };
 
 /* The Allow-Events line of a 489: message-summary only with a source. */
@@ -344,6 +347,7 @@ static void sub_remove(struct subs *s, struct subs_sub *sub)
     count_drop(s, sub->subscriber);
     sub_forget(s, sub->call_id, sub->local_tag);
     if (s->rec.gone) s->rec.gone(s->rec.arg, sub->aor, sub->local_tag);
+    if (s->reg.watch && strcmp(sub->event, "reg") == 0) s->reg.watch(s->reg.arg, sub->aor, false);
     if (s->stats.active) s->stats.active--;
     sub_free(sub);
     if (presence) {
@@ -506,6 +510,28 @@ static int build_other(struct subs *s, struct subs_sub *sub)
     return dialog_info_build(&s->sb, sub->version++, true, uri, d, n);
 }
 
+/* Whether uri is among this node's bindings b[n] (local ones count first). */
+static bool bound_here(const struct location_binding *const *b, size_t n, const char *uri)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(b[i]->contact, uri) == 0) return true;
+    return false;
+}
+
+/* The other nodes' contacts of aor not bound here (reg_nodes.h). */
+static size_t remote_count(struct subs *s, const char *aor, const char *except)
+{
+    const struct reg_remote *r = NULL;
+    size_t nr = s->reg.remote ? s->reg.remote(s->reg.arg, aor, &r) : 0, k = 0;
+    if (!nr) return 0;
+    struct location *loc = registrar_location(s->registrar);
+    const struct location_binding *b[SUBS_MAX_CONTACTS];
+    size_t n = loc ? location_lookup(loc, str_from_cstr(aor), b, SUBS_MAX_CONTACTS) : 0;
+    if (n > SUBS_MAX_CONTACTS) n = SUBS_MAX_CONTACTS;
+    for (size_t i = 0; i < nr; i++) k += !bound_here(b, n, r[i].uri) && (!except || strcmp(r[i].uri, except) != 0);
+    return k;
+}
+
 /* The whole registration state of sub's AoR into s->sb (presence: the
  * document presence.c composes, which needs the bindings too). */
 static int build_full(struct subs *s, struct subs_sub *sub, bool terminated)
@@ -528,6 +554,18 @@ static int build_full(struct subs *s, struct subs_sub *sub, bool terminated)
                                                        ? (uint32_t)((b[i]->expires_ms - now + 999) / 1000)
                                                        : 0,
                                         .q1000 = b[i]->q1000, .call_id = b[i]->call_id, .cseq = b[i]->cseq};
+    /* the other nodes' contacts (reg_nodes.h), those not bound here too */
+    const struct reg_remote *r = NULL;
+    size_t nr = s->reg.remote ? s->reg.remote(s->reg.arg, sub->aor, &r) : 0;
+    int64_t wall = clock_wall_ms();
+    for (size_t i = 0; i < nr && n < SUBS_MAX_CONTACTS; i++) {
+        if (bound_here(b, n, r[i].uri)) continue;
+        c[n++] = (struct reginfo_contact){.uri = r[i].uri, .state = "active", .event = "registered",
+                                          .expires = r[i].expires_wall_ms > wall
+                                                         ? (uint32_t)((r[i].expires_wall_ms - wall + 999) / 1000)
+                                                         : 0,
+                                          .q1000 = r[i].q1000};
+    }
     /* RFC 3680 §5.3: "init" when no contact is bound. */
     const char *state = terminated ? "terminated" : n ? "active" : "init";
     return reginfo_build(&s->sb, sub->version++, true, uri, state, c, n);
@@ -713,6 +751,7 @@ static int link_sub(struct subs *s, struct subs_sub *sub)
     }
     s->stats.active++;
     if (strcmp(sub->event, "presence") == 0) presence_watch(s->presence, sub->aor, true);
+    if (s->reg.watch && strcmp(sub->event, "reg") == 0) s->reg.watch(s->reg.arg, sub->aor, true);
     return 0;
 }
 
@@ -781,7 +820,10 @@ static void new_subscription(struct subs *s, struct txn *st, const struct transp
     record_changed(s, sub);
     log_info("subs: %s subscription of %s to %s for %llds from %s", package, sub->subscriber, aor,
              (long long)expires, rx->src_text);
-    sub_notify_full(s, sub);
+    if (strcmp(package, "reg") == 0 && s->reg.pending && s->reg.pending(s->reg.arg, aor))
+        sub->awaiting_remote = true; /* subs_reg_remote_changed sends it, within the read's deadline */
+    else
+        sub_notify_full(s, sub);
     if (strcmp(package, "presence") == 0) winfo_changed(s, aor); /* a new watcher */
 }
 
@@ -907,6 +949,7 @@ static void notify_change(struct subs *s, const struct location_binding *b, cons
     for (size_t i = 0; i < count && i < SUBS_MAX_CONTACTS; i++)
         if (strcmp(all[i]->contact, b->contact) != 0) others++;
     bool active = strcmp(state, "active") == 0;
+    if (!active && !others) others = remote_count(s, b->aor, b->contact); /* registered on another node */
     const char *reg_state = (active || others) ? "active" : "terminated";
     uint64_t now = timer_now(s->timers);
     struct reginfo_contact c = {.uri = b->contact, .state = state, .event = event,
@@ -924,7 +967,7 @@ static void notify_change(struct subs *s, const struct location_binding *b, cons
             if (strcmp(event, "refreshed") != 0 && !presence_told) sub_notify_full(s, sub);
             continue;
         }
-        if (strcmp(sub->event, "reg") != 0) continue;
+        if (strcmp(sub->event, "reg") != 0 || sub->awaiting_remote) continue;
         if (sub->in_flight) {
             sub->dirty = true; /* the full state goes when the NOTIFY out is answered */
             continue;
@@ -970,6 +1013,68 @@ static void obs_removed(void *arg, const struct location_binding *b, enum locati
     if (reason != LOCATION_REMOVED_REPLACED && others_bound(s, b) == 0)
         dropped = presence_drop_user(s->presence, b->aor);
     notify_change(s, b, "terminated", reginfo_event_for_removal(reason), dropped > 0);
+}
+
+/* ---- the other nodes' contacts (reg_nodes.h) ---- */
+
+void subs_reg_remote_changed(struct subs *s, const char *aor, const struct reginfo_contact *c, size_t n)
+{
+    struct hnode *h = htable_first(&s->by_aor, str_hash(str_from_cstr(aor)));
+    if (!h) return;
+    /* a contact bound here too is this node's (build_full lists it once) */
+    struct location *loc = registrar_location(s->registrar);
+    const struct location_binding *b[SUBS_MAX_CONTACTS];
+    size_t nb = loc ? location_lookup(loc, str_from_cstr(aor), b, SUBS_MAX_CONTACTS) : 0, k = 0;
+    if (nb > SUBS_MAX_CONTACTS) nb = SUBS_MAX_CONTACTS;
+    struct reginfo_contact mine[2 * REG_NODES_MAX];
+    for (size_t i = 0; i < n && k < 2 * REG_NODES_MAX; i++)
+        if (!bound_here(b, nb, c[i].uri)) mine[k++] = c[i];
+    c = mine;
+    n = k;
+    const char *reg_state = NULL;
+    char uri[LOCATION_MAX_AOR + 160];
+    aor_uri(s, aor, uri, sizeof(uri));
+    for (; h; h = htable_next(h)) {
+        struct subs_sub *sub = container_of(h, struct subs_sub, by_aor);
+        if (strcmp(sub->event, "reg") != 0 || strcmp(sub->aor, aor) != 0) continue;
+        if (sub->awaiting_remote) {
+            sub->awaiting_remote = false;
+            sub_notify_full(s, sub);
+            continue;
+        }
+        if (!n) continue;
+        if (sub->in_flight) {
+            sub->dirty = true;
+            continue;
+        }
+        if (!reg_state) reg_state = nb || remote_count(s, aor, NULL) ? "active" : "terminated";
+        sbuf_clear(&s->sb);
+        if (reginfo_build(&s->sb, sub->version++, false, uri, reg_state, c, n) < 0) continue;
+        char line[48];
+        snprintf(line, sizeof(line), "active;expires=%u", seconds_left(s, sub));
+        sub_send_notify(s, sub, line, false);
+        sub_persist(s, sub);
+    }
+}
+
+static int reg_replay(struct hnode *n, void *arg)
+{
+    struct subs *s = arg;
+    struct subs_sub *sub = container_of(n, struct subs_sub, by_key);
+    if (strcmp(sub->event, "reg") != 0) return 0;
+    if (s->reg.watch) s->reg.watch(s->reg.arg, sub->aor, true);
+    else if (sub->awaiting_remote) {
+        sub->awaiting_remote = false;
+        sub_notify_full(s, sub);
+    }
+    return 0;
+}
+
+void subs_set_reg_hooks(struct subs *s, const struct subs_reg_hooks *h)
+{
+    if (h) s->reg = *h;
+    else memset(&s->reg, 0, sizeof(s->reg));
+    htable_foreach(&s->by_key, reg_replay, s);
 }
 
 void subs_location_observer(struct subs *s, struct location_callbacks *cb)

@@ -16,7 +16,9 @@
  * bounds (423 with Min-Expires below the minimum) and the subscription
  * dialog is made (our To tag, Contact, the Record-Route set). A NOTIFY with
  * the full state follows each accepted SUBSCRIBE and refresh, a partial one
- * each registrar change; Expires: 0 or the expiry ends it with a terminated
+ * each registrar change (reg with [redis] cluster_route: every live node's
+ * bindings, reg_nodes.h; the first NOTIFY of a watcher of an AoR nobody
+ * here watched yet waits for their first read); Expires: 0 or the expiry ends it with a terminated
  * NOTIFY (reason=timeout). A NOTIFY answered 481, or not answered at all,
  * ends the subscription silently (RFC 6665 §4.1.3). Subscriptions are
  * written to the store and reloaded at start-up (subs_load).
@@ -38,6 +40,7 @@
 #include "registrar/digest_check.h"
 #include "registrar/location.h"
 #include "registrar/registrar.h"
+#include "subs/reginfo.h"
 #include "subs/subs_config.h"
 #include "txn/txn.h"
 #include "ua/ua.h"
@@ -121,6 +124,27 @@ void subs_set_record_hooks(struct subs *s, const struct subs_record_hooks *h);
 #define SUBS_RECORDS_MAX 256
 int subs_records(struct subs *s, const char *aor, subs_records_cb cb, void *ctx, void **handle);
 void subs_records_cancel(struct subs *s, void *handle);
+
+/* ---- the reg package across nodes ([redis] cluster_route, reg_nodes.h) ---- */
+
+struct reg_remote;
+struct subs_reg_hooks {
+    void *arg;
+    /* a reg subscription to aor was linked (on) or removed (off): once each */
+    void (*watch)(void *arg, const char *aor, bool on);
+    /* the other nodes' contacts of aor as the watchers were last told */
+    size_t (*remote)(void *arg, const char *aor, const struct reg_remote **out);
+    /* the first read of aor is in flight: a new watcher's NOTIFY waits for
+     * subs_reg_remote_changed */
+    bool (*pending)(void *arg, const char *aor);
+};
+/* Sets the hooks and calls watch(on) for every reg subscription held; NULL:
+ * none (watchers still waiting get their NOTIFY now). */
+void subs_set_reg_hooks(struct subs *s, const struct subs_reg_hooks *h);
+/* The other nodes' contacts of aor changed (c[n], the hook's remote() the
+ * new view already): one partial NOTIFY to each reg watcher of aor (n > 0),
+ * the full state to each waiting for it. */
+void subs_reg_remote_changed(struct subs *s, const char *aor, const struct reginfo_contact *c, size_t n);
 
 /* The presence state (publications, allow lists), for the API. */
 struct presence *subs_presence(struct subs *s);

@@ -7,7 +7,10 @@
  * index taken by the walk (these through hiredis's reader), a peer's API
  * address (field api of its registry hash), and what a peer's API answers
  * to a forwarded GB request (api_httpc_parse, as events/httpc_uv.c reads
- * it: in two pieces, then with the close). The input is read as each of
+ * it: in two pieces, then with the close), and, for the reg package
+ * across nodes (src/subs/reg_nodes.c), an HGETALL answer of a location hash
+ * read as the other nodes' contacts and diffed against itself and against
+ * nothing, into a partial reginfo document. The input is read as each of
  * them.
  *
  * Beyond "no crash": an accepted URI gives a Route that starts with '<',
@@ -23,7 +26,10 @@
  * accepted API address is the input itself, numeric, with a port, and
  * nothing at or below space; a parsed answer has a status 200..599, a
  * body within the cap and NUL-terminated, and the same answer whether
- * the bytes came at once or in two reads.
+ * the bytes came at once or in two reads; the contacts read are at most
+ * REG_NODES_MAX, each a contact reg_nodes_contact_ok accepts, of another
+ * node, unexpired, with q 0..1000; a read diffed against itself changes
+ * nothing, against nothing each contact once.
  *
  *   tests/fuzz/fuzz_cluster -max_total_time=60 tests/fuzz/corpus/fuzz_cluster */
 #include <stdint.h>
@@ -35,8 +41,39 @@
 #include "events/httpc.h"
 #include "redis/redis_objects.h"
 #include "registrar/cluster.h"
+#include "subs/reg_nodes.h"
+#include "subs/reginfo.h"
 
 #define FUZZ_MAX_BODY 4096
+
+static bool fuzz_alive(void *arg, const char *node)
+{
+    (void)arg;
+    return node[0] != 'x'; /* nodes named x... are dead */
+}
+
+/* The reg package's reading of an HGETALL answer (reg_nodes.h). */
+static void reg_read(const struct redisReply *reply)
+{
+    static struct reg_remote cur[REG_NODES_MAX];
+    int n = reg_nodes_parse(reply, "me", 1000, fuzz_alive, NULL, cur, REG_NODES_MAX, NULL);
+    if (n < -1 || n > REG_NODES_MAX) abort();
+    if (n < 0) return;
+    for (int i = 0; i < n; i++)
+        if (!reg_nodes_contact_ok(cur[i].uri, strlen(cur[i].uri)) || !strcmp(cur[i].node, "me") ||
+            cur[i].node[0] == 'x' || !cur[i].node[0] || cur[i].expires_wall_ms <= 1000 || cur[i].q1000 < 0 ||
+            cur[i].q1000 > 1000)
+            abort();
+    struct reginfo_contact ch[2 * REG_NODES_MAX];
+    if (reg_nodes_diff(cur, (size_t)n, cur, (size_t)n, 1000, fuzz_alive, NULL, ch, 2 * REG_NODES_MAX) != 0) abort();
+    size_t k = reg_nodes_diff(NULL, 0, cur, (size_t)n, 1000, fuzz_alive, NULL, ch, 2 * REG_NODES_MAX);
+    if (k != (size_t)n) abort();
+    sbuf_t sb;
+    sbuf_init(&sb);
+    if (reginfo_build(&sb, 1, false, "sip:a@h", "active", ch, k) < 0) abort();
+    sbuf_free(&sb);
+    if (reg_nodes_diff(cur, (size_t)n, NULL, 0, 1000, fuzz_alive, NULL, ch, 2 * REG_NODES_MAX) != (size_t)n) abort();
+}
 
 static int answer(const uint8_t *data, size_t size, bool eof, struct api_httpc_response *r)
 {
@@ -150,6 +187,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort(); /* refused: the walk unchanged */
             }
             cluster_gb_walk_reset(&w);
+            reg_read(reply);
             freeReplyObject(reply);
         }
         redisReaderFree(rd);

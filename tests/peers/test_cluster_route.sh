@@ -18,12 +18,24 @@
 #  4. loop protection: a (planted) record says ghost is on A and on B; C
 #     forks to both, each routes the marked request to its own bindings
 #     only (404 there), never on to the other node; C answers 404;
+#  4b. the reg package across nodes: a sipp watcher subscribes on B to reg
+#     for alice: its full NOTIFY lists her binding on A (read from Redis at
+#     the SUBSCRIBE); she registers another contact on A: a partial NOTIFY
+#     with it active/registered; she unregisters it on A: one with it
+#     terminated/unregistered (the registration still active: the first
+#     binding stays); unsubscribed, B follows nothing;
+#  4c. a node's death seen by a reg watcher: dave (registered on B in 3)
+#     watched on C: the full NOTIFY lists his contact on B; B killed -9: a
+#     survivor reaps B's bindings and announces it, C's partial NOTIFY has
+#     the contact terminated/deactivated, the registration terminated;
 #  5. Redis killed: no node crashes; C falls back to the local answer (480
 #     for alice, who is not registered on C), A still connects a call to
-#     alice directly.
+#     alice directly; a reg watcher of alice on C gets its full NOTIFY
+#     (C's own view: init) once the read of A's bindings fails, and the
+#     terminated one at its expiry.
 source "$(dirname "$0")/lib.sh"
 
-for t in redis-server redis-cli sipp jq; do
+for t in redis-server redis-cli sipp jq xmllint python3; do
     command -v "$t" >/dev/null || { echo "SKIP: $t not installed (scripts/install-deps.sh)"; exit 77; }
 done
 
@@ -37,6 +49,8 @@ for n in a b c; do
     node_ini "$n" "${SIP[$n]}" "${API[$n]}" cluster.test <<INI
 [proxy]
 invite_timeout = 30
+[subscriptions]
+min_expires = 2
 [redis]
 mirror_bindings = yes
 cluster_route = yes
@@ -57,7 +71,7 @@ for n in a b c; do
     ctl user add caller --password callerpw >/dev/null
 done
 on a; ctl user add alice --password alicepw >/dev/null
-on b; ctl user add dave --password davepw >/dev/null
+on b; ctl user add dave --password davepw >/dev/null; ctl user add alice --password alicepw >/dev/null
 on c; ctl user add alice --password alicepw >/dev/null; ctl user add dave --password davepw >/dev/null
 
 cstat() { on "$1"; api GET /stats | jq -r ".cluster.$2"; }
@@ -153,6 +167,60 @@ check "... A and B each got it from a peer" [ "$(pstat a from_peers)" -gt "$pa" 
 check "... and neither asked the cluster (nothing forwarded on)" \
     [ "$(pstat a cluster_lookups)" = "$la" ] && [ "$(pstat b cluster_lookups)" = "$lb" ]
 
+# ---- 4b. reg watchers on B see alice's bindings on A
+R="/*[local-name()='reginfo']"
+REG="$R/*[local-name()='registration']"
+C="$REG/*[local-name()='contact']"
+rstat() { on "$1"; api GET /stats | jq -r ".redis_reg.$2"; }
+on b
+sipp_scn wreg sub-reg.xml -s alice -au alice -ap alicepw -auth_uri "alice@127.0.0.1:${SIP[b]}" -key expires 600 \
+    -p "$(free_port)" &
+WREG=$!
+N=$WORK/wreg.n
+check "4b. a reg watcher of alice on B: the full NOTIFY" wait_for 30 got_notifies wreg 1
+check "... full, registration active, one contact: sip:alice@127.0.0.1:$UAS (A's, from Redis), active" \
+    test "$(xp $N/1.xml "$R/@state")/$(xp $N/1.xml "$REG/@state")/$(xp $N/1.xml "count($C)")/$(xp $N/1.xml "$C/*[local-name()='uri']")/$(xp $N/1.xml "$C/@state")" \
+    = "full/active/1/sip:alice@127.0.0.1:$UAS/active"
+RP=$(free_port)
+on a
+check "... alice registers a second contact on A (port $RP)" \
+    sipp_scn reg-alice2 register.xml -s alice -au alice -ap alicepw -key expires 60 -key cport "$RP" -p "$(free_port)"
+check "... a partial NOTIFY on B" wait_for 30 got_notifies wreg 2
+check "... partial, version 1, registration active, the new contact active/registered" \
+    test "$(xp $N/2.xml "$R/@state")/$(xp $N/2.xml "$R/@version")/$(xp $N/2.xml "$REG/@state")/$(xp $N/2.xml "count($C)")/$(xp $N/2.xml "$C/*[local-name()='uri']")/$(xp $N/2.xml "$C/@state")/$(xp $N/2.xml "$C/@event")" \
+    = "partial/1/active/1/sip:alice@127.0.0.1:$RP/active/registered"
+check "... with its expiry (50..60 s)" \
+    bash -c "e=\$(xmllint --xpath \"string($C/@expires)\" $N/2.xml); [ \"\$e\" -ge 50 ] && [ \"\$e\" -le 60 ]"
+on a
+check "... alice unregisters it on A" \
+    sipp_scn reg-alice3 register.xml -s alice -au alice -ap alicepw -key expires 0 -key cport "$RP" -p "$(free_port)"
+check "... a partial NOTIFY on B" wait_for 30 got_notifies wreg 3
+check "... version 2, the contact terminated/unregistered, the registration still active (A's first binding)" \
+    test "$(xp $N/3.xml "$R/@version")/$(xp $N/3.xml "$REG/@state")/$(xp $N/3.xml "$C/*[local-name()='uri']")/$(xp $N/3.xml "$C/@state")/$(xp $N/3.xml "$C/@event")" \
+    = "2/active/sip:alice@127.0.0.1:$RP/terminated/unregistered"
+check "... the watcher unsubscribed and got the terminated NOTIFY (sipp ran the scenario)" wait "$WREG"
+check "... B read Redis (reads $(rstat b reads)), told 2 changes, refused nothing, follows nothing now" \
+    [ "$(rstat b reads)" -ge 3 ] && [ "$(rstat b changes)" = 2 ] && [ "$(rstat b rejected)" = 0 ] &&
+    [ "$(rstat b read_failures)" = 0 ] && [ "$(rstat b followed)" = 0 ]
+
+# ---- 4c. B dies: dave's contact there ends for his watcher on C
+on c
+sipp_scn wdave sub-reg-wait.xml -s dave -au dave -ap davepw -auth_uri "dave@127.0.0.1:${SIP[c]}" -key expires 600 \
+    -p "$(free_port)" &
+WDAVE=$!
+N=$WORK/wdave.n
+check "4c. a reg watcher of dave on C: the full NOTIFY lists his contact on B" wait_for 30 got_notifies wdave 1
+check "... sip:dave@127.0.0.1:$DAVE active, the registration active" \
+    test "$(xp $N/1.xml "$C/*[local-name()='uri']")/$(xp $N/1.xml "$C/@state")/$(xp $N/1.xml "$REG/@state")" \
+    = "sip:dave@127.0.0.1:$DAVE/active/active"
+kill -9 "$b_PID"
+check "... B killed -9: a partial NOTIFY on C once B's bindings are reaped" wait_for 30 got_notifies wdave 2
+check "... the contact terminated/deactivated (its node is gone), the registration terminated" \
+    test "$(xp $N/2.xml "$R/@state")/$(xp $N/2.xml "$C/@state")/$(xp $N/2.xml "$C/@event")/$(xp $N/2.xml "$REG/@state")" \
+    = "partial/terminated/deactivated/terminated"
+check "... dave's key left Redis" test "$(rcli exists 't:loc:{dave}')" = 0
+check "... the watcher unsubscribed (sipp ran the scenario)" wait "$WDAVE"
+
 on c
 curl -s "http://127.0.0.1:$API_PORT/metrics" >"$WORK/c.prom"
 check "C's /metrics with the cluster on: well-formed, no untyped family (promcheck)" \
@@ -179,7 +247,15 @@ on a
 check "... a call to alice through A (her own node) still connects" \
     sipp_scn call2 "$WORK/uac-call-foreign.xml" -s alice -p "$(free_port)"
 check "... alice got it" wait "$uas_pid"
-for n in a b c; do
+on c
+check "... a reg watcher of alice on C (3 s): the full NOTIFY and the terminated one at expiry" \
+    sipp_scn wreg2 sub-reg-expire.xml -s alice -au alice -ap alicepw -auth_uri "alice@127.0.0.1:${SIP[c]}" \
+    -key expires 3 -p "$(free_port)"
+got_notifies wreg2 2 || true
+check "... the first: full, registration init (C's own view; Redis does not answer)" \
+    test "$(xp $WORK/wreg2.n/1.xml "$R/@state")/$(xp $WORK/wreg2.n/1.xml "$REG/@state")" = "full/init"
+check "... C counted the read it could not make" [ $(( $(rstat c read_failures) + $(rstat c refused) )) -ge 1 ]
+for n in a c; do
     eval "pid=\$${n}_PID"
     check "... node $n is still running" kill -0 "$pid"
 done

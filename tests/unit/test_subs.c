@@ -16,11 +16,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <errno.h>
+#include <hiredis/hiredis.h>
+
 #include "base/sbuf.h"
 #include "registrar/digest_check.h"
 #include "base/arena.h"
 #include "subs/dialog_info.h"
 #include "subs/mwi.h"
+#include "base/clock.h"
+#include "subs/reg_nodes.h"
 #include "subs/reginfo.h"
 #include "subs/subs.h"
 #include "subs/winfo.h"
@@ -1016,6 +1021,359 @@ static void test_presence_dropped_with_last_binding(void **state)
     assert_int_equal(last_notify_of(f, "presence"), n3);
 }
 
+/* ---- the reg package across nodes: the hooks reg_nodes.c sets ---- */
+
+struct fake_nodes {
+    int watchers;
+    char aor[64];
+    bool pending;
+    struct reg_remote remote[2];
+    size_t n;
+};
+
+static void fake_watch(void *arg, const char *aor, bool on)
+{
+    struct fake_nodes *fn = arg;
+    fn->watchers += on ? 1 : -1;
+    snprintf(fn->aor, sizeof(fn->aor), "%s", aor);
+}
+
+static size_t fake_remote(void *arg, const char *aor, const struct reg_remote **out)
+{
+    struct fake_nodes *fn = arg;
+    *out = fn->remote;
+    return strcmp(aor, fn->aor) == 0 ? fn->n : 0;
+}
+
+static bool fake_pending(void *arg, const char *aor)
+{
+    (void)aor;
+    return ((struct fake_nodes *)arg)->pending;
+}
+
+/* A first watcher's NOTIFY waits for the other nodes' contacts and lists
+ * them; their changes go as partial NOTIFYs, version + 1 each; the
+ * registration stays active while a binding is left on either side. */
+static void test_reg_other_nodes(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    struct fake_nodes fn = {.pending = true};
+    struct subs_reg_hooks h = {.arg = &fn, .watch = fake_watch, .remote = fake_remote, .pending = fake_pending};
+    subs_set_reg_hooks(f->s, &h);
+    assert_int_equal(subscribe(f, "alice", "sub-n", 1, "", "reg", "Expires: 600\n"), 200);
+    assert_int_equal(fn.watchers, 1);
+    assert_int_equal(last_notify(f), -1); /* waiting for the first read */
+    int64_t wall = clock_wall_ms();
+    fn.remote[0] = (struct reg_remote){.expires_wall_ms = wall + 120000, .q1000 = 500};
+    snprintf(fn.remote[0].uri, sizeof(fn.remote[0].uri), "sip:alice@198.51.100.7:5060");
+    snprintf(fn.remote[0].node, sizeof(fn.remote[0].node), "node-b");
+    fn.n = 1;
+    fn.pending = false;
+    subs_reg_remote_changed(f->s, fn.aor, NULL, 0); /* the first read answered */
+    int n1 = last_notify(f);
+    assert_true(n1 >= 0);
+    struct doc d;
+    notify_doc(f, n1, &d);
+    assert_string_equal(xs(&d, "/r:reginfo/@state"), "full");
+    assert_string_equal(xs(&d, "/r:reginfo/@version"), "0");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/@state"), "active");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/r:contact/r:uri"), "sip:alice@198.51.100.7:5060");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/r:contact/@q"), "0.500");
+    int left = atoi(xs(&d, "/r:reginfo/r:registration/r:contact/@expires"));
+    assert_true(left > 110 && left <= 120);
+    doc_close(&d);
+    answer_notify(f, n1, 200);
+
+    /* alice registers here too: partial, the registration active */
+    register_alice(f, "sip:alice@192.0.2.20:5062", 300, 1);
+    int n2 = last_notify(f);
+    assert_true(n2 > n1);
+    answer_notify(f, n2, 200);
+
+    /* node-b died: its contact terminated/deactivated, still active (here) */
+    struct reg_remote gone = fn.remote[0];
+    fn.n = 0;
+    struct reginfo_contact ch[4];
+    size_t nch = reg_nodes_diff(&gone, 1, NULL, 0, wall, NULL, NULL, ch, 4);
+    ch[0].event = "deactivated"; /* (the diff says unregistered without a liveness check) */
+    subs_reg_remote_changed(f->s, fn.aor, ch, nch);
+    int n3 = last_notify(f);
+    assert_true(n3 > n2);
+    notify_doc(f, n3, &d);
+    assert_string_equal(xs(&d, "/r:reginfo/@state"), "partial");
+    assert_string_equal(xs(&d, "/r:reginfo/@version"), "2");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/@state"), "active");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/r:contact/r:uri"), "sip:alice@198.51.100.7:5060");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/r:contact/@state"), "terminated");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/r:contact/@event"), "deactivated");
+    doc_close(&d);
+    answer_notify(f, n3, 200);
+
+    /* nothing that changed: no NOTIFY */
+    subs_reg_remote_changed(f->s, fn.aor, NULL, 0);
+    assert_int_equal(last_notify(f), n3);
+
+    /* a contact of another node comes back; the local one goes: the
+     * registration is still active (the other node's) */
+    fn.n = 1;
+    nch = reg_nodes_diff(NULL, 0, fn.remote, 1, wall, NULL, NULL, ch, 4);
+    subs_reg_remote_changed(f->s, fn.aor, ch, nch);
+    int n4 = last_notify(f);
+    assert_true(n4 > n3);
+    answer_notify(f, n4, 200);
+    register_alice(f, "sip:alice@192.0.2.20:5062", 0, 2);
+    int n5 = last_notify(f);
+    notify_doc(f, n5, &d);
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/r:contact/r:uri"), "sip:alice@192.0.2.20:5062");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/r:contact/@state"), "terminated");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/@state"), "active");
+    doc_close(&d);
+    answer_notify(f, n5, 200);
+
+    /* a second watcher while a first read is pending, then the hooks go:
+     * it gets its NOTIFY with this node's view (nothing bound: init) */
+    fn.pending = true;
+    assert_int_equal(subscribe(f, "alice", "sub-m", 1, "", "reg", "Expires: 600\n"), 200);
+    assert_int_equal(fn.watchers, 2);
+    int before = last_notify(f);
+    subs_set_reg_hooks(f->s, NULL);
+    int n6 = last_notify(f);
+    assert_true(n6 > before);
+    notify_doc(f, n6, &d);
+    assert_string_equal(xs(&d, "/r:reginfo/@state"), "full");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/@state"), "init");
+    doc_close(&d);
+    /* set again: each reg subscription held is counted once */
+    fn.watchers = 0;
+    subs_set_reg_hooks(f->s, &h);
+    assert_int_equal(fn.watchers, 2);
+}
+
+/* ---- the follower (reg_nodes.c) on a fake cluster ---- */
+
+struct fake_read {
+    cluster_read_cb cb;
+    void *arg;
+    bool done;
+    char aor[64];
+};
+struct fake_io {
+    struct fake_read q[160];
+    size_t n;
+    int refuse;          /* the next reads are refused with this */
+    bool b_alive;
+    int64_t wall;
+};
+
+static int fio_read(void *arg, const char *aor, cluster_read_cb cb, void *cb_arg, struct cluster_lookup **h)
+{
+    struct fake_io *io = arg;
+    if (io->refuse) return io->refuse;
+    assert_true(io->n < 160);
+    struct fake_read *r = &io->q[io->n++];
+    *r = (struct fake_read){.cb = cb, .arg = cb_arg};
+    snprintf(r->aor, sizeof(r->aor), "%s", aor);
+    *h = (struct cluster_lookup *)r;
+    return 0;
+}
+
+static void fio_cancel(void *arg, struct cluster_lookup *h)
+{
+    (void)arg;
+    ((struct fake_read *)h)->done = true;
+}
+
+static bool fio_alive(void *arg, const char *node) { return strcmp(node, "node-b") || ((struct fake_io *)arg)->b_alive; }
+static int64_t fio_wall(void *arg) { return ((struct fake_io *)arg)->wall; }
+
+static size_t in_flight(const struct fake_io *io)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < io->n; i++) k += !io->q[i].done;
+    return k;
+}
+
+/* Answers read i with an HGETALL of n field/value pairs (kv), or status < 0. */
+static void fio_answer(struct fake_io *io, size_t i, int status, const char *const *kv, size_t n)
+{
+    redisReply e[8], *ptr[8];
+    assert_true(2 * n <= 8 && i < io->n && !io->q[i].done);
+    for (size_t k = 0; k < 2 * n; k++) {
+        e[k] = (redisReply){.type = REDIS_REPLY_STRING, .str = (char *)kv[k], .len = strlen(kv[k])};
+        ptr[k] = &e[k];
+    }
+    redisReply arr = {.type = REDIS_REPLY_ARRAY, .elements = 2 * n, .element = ptr};
+    io->q[i].done = true;
+    io->q[i].cb(io->q[i].arg, status, status < 0 ? NULL : &arr);
+}
+
+static void contact_is(struct fx *f, int i, const char *uri, const char *state, const char *event)
+{
+    struct doc d;
+    notify_doc(f, i, &d);
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/r:contact/r:uri"), uri);
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/r:contact/@state"), state);
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/r:contact/@event"), event);
+    doc_close(&d);
+}
+
+/* One read in flight per AoR, a burst of messages folded into one more
+ * read; unreadable and own records skipped; a failed read retried, what
+ * it held kept until its expiry; a node's death; the expiry read; a
+ * refused read retried; a first watcher not kept waiting by a refusal. */
+static void test_reg_follower(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    struct fake_io io = {.b_alive = true, .wall = 1700000000000LL};
+    struct reg_nodes_io rio = {.arg = &io, .read = fio_read, .cancel = fio_cancel, .alive = fio_alive,
+                               .wall_ms = fio_wall};
+    struct reg_nodes_deps rd = {.timers = f->h->timers, .subs = f->s, .node_id = "node-a", .io = &rio};
+    struct reg_nodes *rn = reg_nodes_new(&rd);
+    assert_non_null(rn);
+    struct reg_nodes_stats st;
+
+    assert_int_equal(subscribe(f, "alice", "sub-f", 1, "", "reg", "Expires: 600\n"), 200);
+    char tag[64];
+    snprintf(tag, sizeof(tag), "%.*s", STR_FMT(last_response(f)->to.tag));
+    assert_int_equal(io.n, 1);
+    assert_int_equal(last_notify(f), -1); /* the first NOTIFY waits for the read */
+    const char *aor = io.q[0].aor;
+    for (int i = 0; i < 3; i++) reg_nodes_changed(rn, aor);
+    assert_int_equal(in_flight(&io), 1);
+    reg_nodes_get_stats(rn, &st);
+    assert_int_equal(st.coalesced, 1);
+    assert_int_equal(st.followed, 1);
+
+    char rb[128], ra[128];
+    snprintf(rb, sizeof(rb), "{\"node\":\"node-b\",\"expires\":%lld}", (long long)io.wall + 60000);
+    snprintf(ra, sizeof(ra), "{\"node\":\"node-a\",\"expires\":%lld}", (long long)io.wall + 60000);
+    const char *kv1[] = {"sip:alice@198.51.100.7:5060", rb, "sip:alice@192.0.2.99", ra, "junk", "x"};
+    fio_answer(&io, 0, 0, kv1, 3);
+    int n1 = last_notify(f);
+    assert_true(n1 >= 0);
+    struct doc d;
+    notify_doc(f, n1, &d);
+    assert_string_equal(xs(&d, "/r:reginfo/@state"), "full");
+    assert_string_equal(xs(&d, "count(/r:reginfo/r:registration/r:contact)"), "1"); /* node-a's is this node's */
+    doc_close(&d);
+    contact_is(f, n1, "sip:alice@198.51.100.7:5060", "active", "registered");
+    assert_int_equal(io.n, 2); /* the burst: one more read */
+    fio_answer(&io, 1, 0, kv1, 3);
+    assert_int_equal(last_notify(f), n1); /* the same: nothing to tell */
+    answer_notify(f, n1, 200);
+    reg_nodes_get_stats(rn, &st);
+    assert_int_equal(st.reads, 2);
+    assert_int_equal(st.rejected, 2);
+    assert_int_equal(st.contacts, 1);
+
+    /* Redis does not answer: the contact stays; retried 1 s later */
+    reg_nodes_changed(rn, aor);
+    fio_answer(&io, 2, -ETIMEDOUT, NULL, 0);
+    assert_int_equal(last_notify(f), n1);
+    assert_int_equal(in_flight(&io), 0);
+    harness_advance(f->h, 1000);
+    assert_int_equal(in_flight(&io), 1);
+    /* node-b died, its binding reaped */
+    io.b_alive = false;
+    fio_answer(&io, 3, 0, NULL, 0);
+    int n2 = last_notify(f);
+    assert_true(n2 > n1);
+    contact_is(f, n2, "sip:alice@198.51.100.7:5060", "terminated", "deactivated");
+    notify_doc(f, n2, &d);
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/@state"), "terminated");
+    doc_close(&d);
+    answer_notify(f, n2, 200);
+
+    /* back, for 5 s; then its expiry passes with Redis silent: expired */
+    io.b_alive = true;
+    snprintf(rb, sizeof(rb), "{\"node\":\"node-b\",\"expires\":%lld}", (long long)io.wall + 5000);
+    const char *kv2[] = {"sip:alice@198.51.100.7:5060", rb};
+    reg_nodes_changed(rn, aor);
+    fio_answer(&io, 4, 0, kv2, 1);
+    int n3 = last_notify(f);
+    assert_true(n3 > n2);
+    contact_is(f, n3, "sip:alice@198.51.100.7:5060", "active", "registered");
+    answer_notify(f, n3, 200);
+    size_t before = io.n;
+    io.wall += 6000;
+    harness_advance(f->h, 5300); /* the expiry read */
+    assert_int_equal(io.n, before + 1);
+    fio_answer(&io, before, -EIO, NULL, 0);
+    int n4 = last_notify(f);
+    assert_true(n4 > n3);
+    contact_is(f, n4, "sip:alice@198.51.100.7:5060", "terminated", "expired");
+    answer_notify(f, n4, 200);
+
+    /* refused: retried, 1 s then 2 s */
+    harness_advance(f->h, 60000); /* (the failure's retry answered below) */
+    for (size_t i = 0; i < io.n; i++)
+        if (!io.q[i].done) fio_answer(&io, i, 0, NULL, 0);
+    io.refuse = -ENOBUFS;
+    reg_nodes_changed(rn, aor);
+    harness_advance(f->h, 1000);
+    reg_nodes_get_stats(rn, &st);
+    assert_int_equal(st.refused, 2);
+    io.refuse = 0;
+    before = io.n;
+    harness_advance(f->h, 2000);
+    assert_int_equal(io.n, before + 1);
+    fio_answer(&io, before, 0, NULL, 0);
+
+    /* unsubscribed: followed no more */
+    assert_int_equal(subscribe(f, "alice", "sub-f", 2, tag, "reg", "Expires: 0\n"), 200);
+    reg_nodes_get_stats(rn, &st);
+    assert_int_equal(st.followed, 0);
+    assert_int_equal(st.contacts, 0);
+
+    /* a first watcher whose read is refused gets its NOTIFY at once */
+    io.refuse = -ENOBUFS;
+    int before_n = last_notify(f);
+    assert_int_equal(subscribe(f, "alice", "sub-g", 1, "", "reg", "Expires: 600\n"), 200);
+    assert_true(last_notify(f) > before_n);
+    reg_nodes_free(rn);
+}
+
+/* At most REG_NODES_INFLIGHT_MAX reads in flight over all AoRs: the others
+ * wait in order, their first NOTIFYs with them. */
+static void test_reg_follower_queue(void **state)
+{
+    struct fx *f = *state;
+    f->cfg.subs.max_per_subscriber = 0; /* one watcher of them all */
+    start(f);
+    struct fake_io io = {.b_alive = true, .wall = 1700000000000LL};
+    struct reg_nodes_io rio = {.arg = &io, .read = fio_read, .cancel = fio_cancel, .alive = fio_alive,
+                               .wall_ms = fio_wall};
+    struct reg_nodes_deps rd = {.timers = f->h->timers, .subs = f->s, .node_id = "node-a", .io = &rio};
+    struct reg_nodes *rn = reg_nodes_new(&rd);
+    assert_non_null(rn);
+    enum { USERS = REG_NODES_INFLIGHT_MAX + 6 };
+    for (int i = 0; i < USERS; i++) {
+        char name[16], cid[16];
+        snprintf(name, sizeof(name), "u%d", i);
+        snprintf(cid, sizeof(cid), "q-%d", i);
+        harness_add_user(f->h, f->users, name, "pw");
+        assert_int_equal(subscribe(f, name, cid, 1, "", "reg", "Expires: 600\n"), 200);
+    }
+    struct reg_nodes_stats st;
+    reg_nodes_get_stats(rn, &st);
+    assert_int_equal(io.n, REG_NODES_INFLIGHT_MAX);
+    assert_int_equal(st.queued, 6);
+    assert_int_equal(last_notify(f), -1); /* every first NOTIFY waits for its read */
+    reg_nodes_changed(rn, NULL);          /* the channel's return: nothing more in flight */
+    assert_int_equal(in_flight(&io), REG_NODES_INFLIGHT_MAX);
+    fio_answer(&io, 0, 0, NULL, 0);
+    assert_int_equal(in_flight(&io), REG_NODES_INFLIGHT_MAX); /* one answered, the next queued one sent */
+    for (size_t i = 0; i < io.n; i++)
+        if (!io.q[i].done) fio_answer(&io, i, 0, NULL, 0);
+    assert_int_equal(in_flight(&io), 0);
+    size_t notifies = 0;
+    for (int i = 0; (i = harness_find_sent(f->h, (size_t)i, "NOTIFY ")) >= 0; i++) notifies++;
+    assert_int_equal(notifies, USERS);
+    reg_nodes_free(rn);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1024,6 +1382,9 @@ int main(void)
         cmocka_unit_test(test_clamp_expires),
         cmocka_unit_test(test_event_package),
         cmocka_unit_test_setup_teardown(test_subscription_life, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reg_other_nodes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reg_follower, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reg_follower_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fetch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
