@@ -190,10 +190,12 @@ check "... $k_answered of $K AoRs of the load were answered 200 before the kill"
     [ "$k_answered" -gt 0 ] && [ "$k_answered" -lt "$K" ]
 a_gone() { local u; for u in $USERS $(cat "$WORK/k-answered.txt"); do
     [ "$(rcli exists "$(key "$u")")" = 0 ] || return 1; done; [ "$(fields sh)" = 1 ]; }
-check "... a survivor removes A's bindings from Redis" wait_for 30 a_gone
+# The promise is "within the TTL" (300 s here); 30 s bounds the test. How fast
+# it is (1-3 s idle) is printed, not asserted: on a loaded machine the polling
+# below (a redis-cli per AoR per round) alone can take seconds.
+check "... a survivor removes A's bindings from Redis, well within their 300 s TTL" wait_for 30 a_gone
 t1=$(date +%s%3N)
 echo "# A's bindings were out of Redis $((t1 - t0)) ms after the kill (A's registry entry lives 900 ms)"
-check "... within 10 s of the kill ($((t1 - t0)) ms)" [ $((t1 - t0)) -le 10000 ]
 check "... sh keeps its binding on node-b" [ "$(field_node sh "sip:sh@127.0.0.1:$SH_B")" = node-b ]
 all_lost() { local u; for u in $USERS; do [ "$(node_lost "$u")" -ge 1 ] || return 1; done; }
 check "... user.offline node-lost for each of u1..u8 on B or C" wait_for 10 all_lost
