@@ -23,7 +23,10 @@
 #      own) gets "Messages-Waiting: no", then the summary the voicemail
 #      source sent to A, then the terminated NOTIFY: three NOTIFYs, no more;
 #      a record stamped before the one held (written straight into Redis and
-#      announced) is not applied by any node.
+#      announced) is not applied by any node; with a later-stamped record in
+#      Redis (written unannounced), A's next summary is not taken by Redis
+#      (the stamped write) and every node applies Redis's record; the one
+#      after that is stamped above it and taken.
 source "$(dirname "$0")/lib.sh"
 
 for t in redis-server redis-cli jq python3; do
@@ -116,6 +119,19 @@ for l in open(sys.argv[1]).read().splitlines():
             redis-cli -c -h 127.0.0.1 -p ${REDIS_PORTS[0]} publish u:mwi-changes '$mwi_field' >/dev/null"
     for n in a b c; do check "... not applied on $n (older)" wait_for 10 mstat_is "$n" older 1; done
     check "... B still holds one summary, none refused" test "$(mstat b summaries)|$(mstat b rejected)" = "1|0"
+    rhget_stamp() { redis-cli -c -h 127.0.0.1 -p "${REDIS_PORTS[0]}" hget u:mwi "$mwi_field" | head -1; }
+    check "... a record stamped later (9000000000000) written straight into Redis, unannounced" \
+        bash -c "redis-cli -c -h 127.0.0.1 -p ${REDIS_PORTS[0]} hset u:mwi '$mwi_field' \"\$(printf '9000000000000\nMessages-Waiting: yes\r\nVoice-Message: 9/9\r\n')\" >/dev/null"
+    on a
+    check "... the source's next summary to A: 200" \
+        sipp_scn vm2 "$WORK/mwi-200.xml" -s bob -key waiting yes -key counts "4/5 (1/0)" -p "$VM"
+    check "... Redis kept the later-stamped record (the write is stamped)" test "$(rhget_stamp)" = 9000000000000
+    check "... A applied Redis's record over its own (its first apply)" wait_for 10 mstat_is a applied 1
+    for n in b c; do check "... $n applied Redis's record" wait_for 10 mstat_is "$n" applied 2; done
+    check "... the summary after it is stamped above it and taken" \
+        sipp_scn vm3 "$WORK/mwi-200.xml" -s bob -key waiting yes -key counts "5/5 (1/0)" -p "$VM"
+    check "... ... Redis holds it (stamp 9000000000001)" wait_for 10 bash -c "[ \"\$(redis-cli -c -h 127.0.0.1 -p ${REDIS_PORTS[0]} hget u:mwi '$mwi_field' | head -1)\" = 9000000000001 ]"
+    for n in b c; do check "... $n applied it" wait_for 10 mstat_is "$n" applied 3; done
 else
     echo "skip 1b: sipp is not installed"
 fi
