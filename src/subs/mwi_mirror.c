@@ -109,6 +109,15 @@ static int hm_encode(void *arg, const char *name, char *out, size_t cap)
     return mwi_record_encode(mwi_store_stamp(m->st, name), body, strlen(body), out, cap);
 }
 
+/* A summary here that the seeded hash lacks: kept. Nothing deletes a field
+ * (a source only ever replaces a summary), so it is one this node took while
+ * its write could not reach Redis, not one deleted elsewhere. */
+static bool hm_may_drop(void *arg, const char *name)
+{
+    (void)arg, (void)name;
+    return false;
+}
+
 /* A voicemail source's summary taken here: written and announced. */
 static void on_taken(void *arg, const char *aor)
 {
@@ -143,7 +152,7 @@ struct mwi_mirror *mwi_mirror_new(uv_loop_t *loop, struct timer_service *timers,
                                     .max_pending = cfg->max_pending, .max_entries = max_users ? max_users : 1,
                                     .record_max = MWI_MIRROR_RECORD_MAX, .stamped = true};
     struct hash_mirror_ops ops = {.what = "mwi", .name_ok = name_ok, .apply = hm_apply, .foreach = hm_foreach,
-                                  .encode = hm_encode, .arg = m};
+                                  .encode = hm_encode, .may_drop = hm_may_drop, .arg = m};
     if (!m->st || !(m->hm = hash_mirror_new(loop, timers, &hc, &ops, err))) {
         if (!m->st) *err = -EINVAL;
         free(m);

@@ -22,6 +22,10 @@
  * own watchers of that AoR once, as for a local change. Nothing is sent
  * back into Redis for an applied record.
  *
+ * A load (at each (re)subscription) applies what the hash holds by the same
+ * order and keeps the summaries it lacks (nothing deletes a field: such a
+ * summary was taken here while Redis could not be written).
+ *
  * Caps: a record is at most MWI_MIRROR_RECORD_MAX bytes, its body passes
  * mwi_validate like a voicemail source's; the table holds at most
  * [subscriptions] max_total users (a new AoR beyond is refused, counted). */
