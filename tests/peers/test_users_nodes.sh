@@ -176,6 +176,10 @@ check "... A restarted: loaded again" wait_for 20 subscribed a
 check "... frank (made on C while A was down) registers on A: 200" status_is 200 a frank frankpw
 check "... erin (deleted on C while A was down) is gone from A" not knows a erin
 check "... bob still known on A" status_is 200 a bob bobpw
+if command -v sipp >/dev/null; then
+    for n in a d; do check "... $n holds bob's summary (loaded from u:mwi, summaries are kept in memory only)" \
+        wait_for 10 mstat_is "$n" summaries 1; done
+fi
 for n in a b c d; do check "... node $n refused no record" [ "$(ustat "$n" rejected)" = 0 ]; done
 
 curl -s "http://127.0.0.1:${API[b]}/metrics" >"$WORK/b.prom"
