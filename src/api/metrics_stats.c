@@ -75,6 +75,9 @@ static const struct stats_member members[] = {
     G("redis_users.subscribed"), G("redis_users.users"), C("redis_users.loads"), C("redis_users.load_failures"),
     C("redis_users.announcements"), C("redis_users.applied"), C("redis_users.rejected"), C("redis_users.writes_ok"),
     C("redis_users.writes_failed"),
+    G("redis_mwi.subscribed"), G("redis_mwi.summaries"), C("redis_mwi.loads"), C("redis_mwi.load_failures"),
+    C("redis_mwi.announcements"), C("redis_mwi.applied"), C("redis_mwi.older"), C("redis_mwi.rejected"),
+    C("redis_mwi.writes_ok"), C("redis_mwi.writes_failed"), C("redis_mwi.not_shared"),
     /* [redis] mirror_gb_admin */
     G("redis_gb_admin.subscribed"), C("redis_gb_admin.loads"), C("redis_gb_admin.load_failures"),
     C("redis_gb_admin.announcements"), C("redis_gb_admin.applied"), C("redis_gb_admin.rejected"),

@@ -39,6 +39,7 @@
 #include "registrar/registrar.h"
 #include "sip/local.h"
 #include "subs/offline_msg.h"
+#include "subs/mwi_mirror.h"
 #include "subs/presence_mirror.h"
 #include "subs/reg_nodes.h"
 #include "subs/subs.h"
@@ -459,6 +460,28 @@ static int start_presence_mirror(struct worker *w)
     return 0;
 }
 
+/* [redis] mirror_mwi: message summaries shared with the other nodes'
+ * watchers (needs the notifier). */
+static int start_mwi_mirror(struct worker *w)
+{
+    if (!w->cfg.redis.mirror_mwi) return 0;
+    if (!w->subs) {
+        log_warn("[redis] mirror_mwi: [subscriptions] is off here, nothing to share");
+        return 0;
+    }
+    int err = 0;
+    uint32_t max = w->cfg.subs.max_total > 0 ? (uint32_t)w->cfg.subs.max_total : 100000u; /* the store's cap */
+    w->mwi_mirror = mwi_mirror_new(w->loop, &w->timers, w->subs, &w->cfg.redis, max, &err);
+    if (!w->mwi_mirror) {
+        log_error("[redis] cannot start the message-summary mirror toward %s: %s", w->cfg.redis.nodes,
+                  strerror(-err));
+        return -1;
+    }
+    log_info("[redis] message summaries shared through the cluster at %s (at most %u users)", w->cfg.redis.nodes,
+             max);
+    return 0;
+}
+
 /* Offline instant messages: kept when the proxy cannot deliver, sent at the
  * user's next registration; they come back from the store. */
 static int start_offline(struct worker *w)
@@ -520,7 +543,8 @@ int dispatch_start_roles(struct worker *w)
     /* The UA first: the registrar and the proxy take their tags from it. */
     w->ua = ua_new(&w->cfg.sip, &w->local, &w->timers, w->txn, w->transport, 0);
     if (!w->ua || start_registrar(w) < 0 || start_mirror(w) < 0 || start_users_mirror(w) < 0 || start_cluster(w) < 0 ||
-        start_subs(w) < 0 || start_presence_mirror(w) < 0 || start_offline(w) < 0)
+        start_subs(w) < 0 || start_presence_mirror(w) < 0 || start_mwi_mirror(w) < 0 ||
+        start_offline(w) < 0)
         return -1;
     w->proxy = start_proxy(w);
     if (!w->proxy) return -1;
@@ -571,6 +595,8 @@ void dispatch_stop_roles(struct worker *w, void (*done)(void *arg), void *arg)
     w->users_mirror = NULL;
     presence_mirror_free(w->presence_mirror); /* the same */
     w->presence_mirror = NULL;
+    mwi_mirror_free(w->mwi_mirror); /* the same */
+    w->mwi_mirror = NULL;
     reg_nodes_free(w->reg_nodes); /* before the cluster */
     w->reg_nodes = NULL;
     if (w->proxy) proxy_set_cluster(w->proxy, NULL);
@@ -600,6 +626,8 @@ void dispatch_free_roles(struct worker *w)
     w->users_mirror = NULL;
     presence_mirror_free(w->presence_mirror); /* before the notifier's presence state */
     w->presence_mirror = NULL;
+    mwi_mirror_free(w->mwi_mirror); /* before the notifier's store */
+    w->mwi_mirror = NULL;
     reg_nodes_free(w->reg_nodes); /* before the cluster and the notifier */
     w->reg_nodes = NULL;
     if (w->proxy) proxy_set_cluster(w->proxy, NULL);
@@ -856,6 +884,18 @@ void dispatch_stats(struct worker *w, json_t *stats)
                                       "announcements", (json_int_t)as.announcements, "applied",
                                       (json_int_t)as.applied, "rejected", (json_int_t)as.rejected, "writes_ok",
                                       (json_int_t)as.writes_ok, "writes_failed", (json_int_t)as.writes_failed));
+    }
+    if (w->mwi_mirror) {
+        struct mwi_mirror_stats ms;
+        mwi_mirror_get_stats(w->mwi_mirror, &ms);
+        json_object_set_new(stats, "redis_mwi",
+                            json_pack("{s:b,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "subscribed", ms.subscribed,
+                                      "summaries", (int)ms.summaries, "loads", (json_int_t)ms.loads, "load_failures",
+                                      (json_int_t)ms.load_failures, "announcements", (json_int_t)ms.announcements,
+                                      "applied", (json_int_t)ms.applied, "older", (json_int_t)ms.older, "rejected",
+                                      (json_int_t)ms.rejected, "writes_ok", (json_int_t)ms.writes_ok,
+                                      "writes_failed", (json_int_t)ms.writes_failed, "not_shared",
+                                      (json_int_t)ms.not_shared));
     }
     if (w->presence_mirror) {
         struct presence_mirror_stats ps;

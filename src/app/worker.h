@@ -101,6 +101,7 @@ struct worker {
     struct users_mirror *users_mirror;      /* [redis] mirror_users: NULL when off */
     struct reg_nodes *reg_nodes;         /* the reg package across nodes (cluster_route and the notifier): NULL when off */
     struct presence_mirror *presence_mirror; /* [redis] mirror_presence (and the notifier): NULL when off */
+    struct mwi_mirror *mwi_mirror;          /* [redis] mirror_mwi (and the notifier): NULL when off */
     struct gb_admin_mirror *gb_admin_mirror; /* [redis] mirror_gb_admin (and [gb] enabled): NULL when off */
     struct gb_devmirror *gb_mirror;          /* [redis] mirror_gb_devices (and [gb] enabled): NULL when off */
     /* The registrar's one observer slot fans out to these (dispatch.c): the

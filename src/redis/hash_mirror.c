@@ -30,6 +30,16 @@
     "local t = cjson.decode(ARGV[1]) "                                                                             \
     "for i = 1, #t, 2 do redis.call('HSETNX', KEYS[1], t[i], t[i + 1]) end return #t / 2"
 
+/* A stamped table's write (hash_mirror_config.stamped): the record is taken
+ * unless the one held starts with a larger decimal stamp, so that Redis's
+ * value never goes back in time. KEYS[1] the hash; ARGV[1] the field,
+ * ARGV[2] the record. */
+#define STAMPED_LUA                                                                                                \
+    "local old = redis.call('HGET', KEYS[1], ARGV[1]) "                                                          \
+    "if old then local o = tonumber(string.match(old, '^%d+')) local n = tonumber(string.match(ARGV[2], '^%d+')) " \
+    "if o and n and n < o then return 0 end end "                                                                 \
+    "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) return 1"
+
 /* A name (and, in a load's fresh set, its record) in a load's sets. */
 struct hm_entry {
     struct hnode node;
@@ -46,7 +56,7 @@ struct hash_mirror {
     size_t max_entries, record_max;
     uint32_t max_pending, pending;
     struct redis_sub *sub;
-    bool closing;
+    bool closing, stamped;
     /* a full load: the hash read into fresh, the names announced meanwhile
      * in touched (their own HGET is newer than the scan) */
     bool loading, load_again, load_overflow, marker_seen;
@@ -201,7 +211,11 @@ void hash_mirror_changed(struct hash_mirror *m, const char *name, const char *re
 {
     if (!m || m->closing) return;
     mark_touched(m, name); /* a load under way must not undo it with an older scan */
-    if (rec) {
+    if (rec && m->stamped) {
+        const char *argv[] = {"EVAL", STAMPED_LUA, "1", m->key, name, rec};
+        size_t lens[] = {4, strlen(STAMPED_LUA), 1, strlen(m->key), strlen(name), len};
+        send_write_at(m, 3, 6, argv, lens);
+    } else if (rec) {
         const char *argv[] = {"HSET", m->key, name, rec};
         size_t lens[] = {4, strlen(m->key), strlen(name), len};
         send_write(m, 4, argv, lens);
@@ -565,6 +579,7 @@ struct hash_mirror *hash_mirror_new(uv_loop_t *loop, struct timer_service *timer
     m->timers = timers;
     m->max_entries = cfg->max_entries ? cfg->max_entries : 100000;
     m->record_max = cfg->record_max ? cfg->record_max : 1024;
+    m->stamped = cfg->stamped;
     m->max_pending = cfg->max_pending ? cfg->max_pending : 10000;
     struct redis_sub_cb scb = {.subscribed = on_sub_subscribed, .message = on_sub_message, .lost = on_sub_lost,
                                .arg = m};

@@ -1,7 +1,7 @@
 /* hash_mirror.h — one table of records shared between nodes through one
  * Redis Cluster hash, each node keeping its own copy (issue 16): the engine
- * under [redis] mirror_users (registrar/users_mirror.h) and mirror_gb_admin
- * (gb/upper/admin_mirror.h).
+ * under [redis] mirror_users (registrar/users_mirror.h), mirror_gb_admin
+ * (gb/upper/admin_mirror.h) and mirror_mwi (subs/mwi_mirror.h).
  *
  * Every entry is one field of the hash <key>: field = the entry's name,
  * value = its record (the owner's encoding). A change the owner makes is
@@ -20,7 +20,8 @@
  * master); every node applies what its HGET reads after the announcement of
  * each write, so all nodes end with the value of the last write Redis took
  * (whole records: the last writer's record wins, field by field nothing is
- * merged).
+ * merged). A stamped table (config.stamped) keeps instead the record with
+ * the largest stamp: a write stamped below the held record is not taken.
  *
  * The hash holds a marker field "#" (owners' names never hold '#'):
  * absent, the first node to load finds the hash never seeded and writes its
@@ -84,6 +85,11 @@ struct hash_mirror_config {
     uint32_t max_pending;  /* writes unanswered at once; more are dropped (counted) */
     size_t max_entries;    /* entries a load reads at most; more are skipped (counted) */
     size_t record_max;     /* bytes of one record; a longer value is refused */
+    /* Records start with a decimal stamp (a time): a change is written by a
+     * script that keeps the held record when its stamp is larger (the hash
+     * never goes back in time; the owner's apply refuses an older stamp
+     * too). The announcement follows either way. */
+    bool stamped;
 };
 
 struct hash_mirror_stats {

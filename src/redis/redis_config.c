@@ -107,6 +107,12 @@ static const struct config_key keys[] = {
         "other nodes' presence publications a node holds at most (with mirror_presence; each at most 16 KiB, "
         "and at most [subscriptions] presence_max_publications_per_user per user); more are skipped, counted and "
         "logged"),
+    KEY("mirror_mwi", CONFIG_BOOL, mirror_mwi, "no", 0, 0,
+        "share message-summary (RFC 3842) through the cluster: the latest summary per user a voicemail source "
+        "sent to any node reaches the message-summary watchers of every node (each node keeps its own copy, at "
+        "most [subscriptions] max_total users, and notifies its own watchers once per change; a summary stamped "
+        "before the one held is not applied); a node serves the package with no voicemail_source of its own"
+        "; on with [store] backend = redis (and [subscriptions] enabled) unless set here"),
 };
 
 /* ["https://"] "a.b.c.d:port" or "[v6]:port", numeric (cluster_peer_api reads it the same way). */
@@ -164,6 +170,10 @@ static int redis_check(const void *section, char *err, size_t errcap)
         snprintf(err, errcap, "[redis] mirror_presence = yes needs nodes");
         return -1;
     }
+    if (r->mirror_mwi && !r->nodes[0]) {
+        snprintf(err, errcap, "[redis] mirror_mwi = yes needs nodes");
+        return -1;
+    }
     if (r->events_stream && !r->nodes[0]) {
         snprintf(err, errcap, "[redis] events_stream = yes needs nodes");
         return -1;
@@ -174,7 +184,7 @@ static int redis_check(const void *section, char *err, size_t errcap)
 /* [store] backend = redis turns these on when the file leaves them out (app/config.c). */
 static const char *const derived[] = {"mirror_bindings", "cluster_route",     "mirror_users",
                                       "events_stream",   "mirror_gb_devices", "mirror_presence",
-                                      "mirror_gb_admin", NULL};
+                                      "mirror_gb_admin", "mirror_mwi",        NULL};
 
 const struct config_section redis_config_section = {
     .name = "redis",

@@ -276,6 +276,7 @@ bool mwi_source_match(const struct mwi_source *src, size_t n, const struct socka
 struct mwi_entry {
     struct hnode node;
     char *body;
+    int64_t stamp;
     char aor[];
 };
 
@@ -322,6 +323,11 @@ static struct mwi_entry *find(const struct mwi_store *m, const char *aor)
 
 int mwi_store_set(struct mwi_store *m, const char *aor, const char *body, size_t len)
 {
+    return mwi_store_put(m, aor, body, len, 0);
+}
+
+int mwi_store_put(struct mwi_store *m, const char *aor, const char *body, size_t len, int64_t stamp_ms)
+{
     if (len > MWI_MAX_BODY) return -EINVAL;
     char *copy = malloc(len + 1);
     if (!copy) return -ENOMEM;
@@ -344,7 +350,39 @@ int mwi_store_set(struct mwi_store *m, const char *aor, const char *body, size_t
     }
     free(e->body);
     e->body = copy;
+    e->stamp = stamp_ms;
     return 0;
+}
+
+int64_t mwi_store_stamp(const struct mwi_store *m, const char *aor)
+{
+    const struct mwi_entry *e = find(m, aor);
+    return e ? e->stamp : -1;
+}
+
+int mwi_store_del(struct mwi_store *m, const char *aor)
+{
+    struct mwi_entry *e = find(m, aor);
+    if (!e) return -ENOENT;
+    free_entry(&e->node, m);
+    return 0;
+}
+
+struct walk {
+    int (*cb)(void *arg, const char *aor);
+    void *arg;
+};
+
+static int walk_one(struct hnode *n, void *arg)
+{
+    struct walk *w = arg;
+    return w->cb(w->arg, container_of(n, struct mwi_entry, node)->aor);
+}
+
+int mwi_store_foreach(const struct mwi_store *m, int (*cb)(void *arg, const char *aor), void *arg)
+{
+    struct walk w = {cb, arg};
+    return htable_foreach((struct htable *)&m->by_aor, walk_one, &w);
 }
 
 const char *mwi_store_get(const struct mwi_store *m, const char *aor)

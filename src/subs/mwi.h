@@ -48,8 +48,18 @@ struct mwi_store;
 struct mwi_store *mwi_store_new(unsigned max_users);
 void mwi_store_free(struct mwi_store *m);
 /* Keeps body (validated by the caller) as aor's summary. 0, -ENOSPC (max
- * users reached for a new AoR), -ENOMEM, -EINVAL (too long). */
+ * users reached for a new AoR), -ENOMEM, -EINVAL (too long). Stamp 0. */
 int mwi_store_set(struct mwi_store *m, const char *aor, const char *body, size_t len);
+/* The same with the time it was taken (wall-clock ms, the order between
+ * nodes: mwi_mirror.h). */
+int mwi_store_put(struct mwi_store *m, const char *aor, const char *body, size_t len, int64_t stamp_ms);
+/* aor's summary's stamp, or -1 when none. */
+int64_t mwi_store_stamp(const struct mwi_store *m, const char *aor);
+/* Forgets aor's summary: 0, or -ENOENT. */
+int mwi_store_del(struct mwi_store *m, const char *aor);
+/* cb for every AoR holding a summary until it returns non-zero (its value);
+ * cb must not change the store. */
+int mwi_store_foreach(const struct mwi_store *m, int (*cb)(void *arg, const char *aor), void *arg);
 /* aor's summary (NUL-terminated), or NULL when none was sent. */
 const char *mwi_store_get(const struct mwi_store *m, const char *aor);
 uint32_t mwi_store_count(const struct mwi_store *m);

@@ -185,19 +185,23 @@ struct subs {
     size_t nsources;                   /* 0: message-summary is not served */
     struct subs_record_hooks rec;      /* subs_set_record_hooks */
     struct subs_reg_hooks reg;         /* subs_set_reg_hooks */
+    struct subs_mwi_hooks mwi_hooks;   /* subs_set_mwi_hooks */
 };
+
+/* message-summary is served with a source here, or summaries from other nodes. */
+static bool mwi_served(const struct subs *s) { return s->nsources || s->mwi_hooks.taken; }
 
 /* The Allow-Events line of a 489: message-summary only with a source. */
 static const char *allow_events(const struct subs *s)
 {
-    return s->nsources ? "Allow-Events: " SUBS_ALLOW_EVENTS ", message-summary" : "Allow-Events: " SUBS_ALLOW_EVENTS;
+    return mwi_served(s) ? "Allow-Events: " SUBS_ALLOW_EVENTS ", message-summary" : "Allow-Events: " SUBS_ALLOW_EVENTS;
 }
 
 static bool package_served(const struct subs *s, const char *pkg)
 {
     return strcmp(pkg, "reg") == 0 || strcmp(pkg, "dialog") == 0 || strcmp(pkg, "presence") == 0 ||
            strcmp(pkg, "presence.winfo") == 0 ||
-           (s->nsources && strcmp(pkg, "message-summary") == 0);
+           (mwi_served(s) && strcmp(pkg, "message-summary") == 0);
 }
 
 static const char *content_type_of(const char *pkg)
@@ -1247,18 +1251,36 @@ static int source_notify(struct subs *s, struct txn *st, const struct transport_
         answer_source(st, rx, 400, why, why);
         return 1;
     }
-    int rc = mwi_store_set(s->mwi, aor, m->body.s, m->body.len);
+    /* the order between nodes (mwi_mirror.h): the wall clock when taken, never
+     * below the summary held (one another node stamped a little ahead) */
+    int64_t stamp = clock_wall_ms(), held = mwi_store_stamp(s->mwi, aor);
+    if (held >= stamp) stamp = held + 1;
+    int rc = mwi_store_put(s->mwi, aor, m->body.s, m->body.len, stamp);
     if (rc < 0) {
         answer_source(st, rx, 503, "Service Unavailable", rc == -ENOSPC ? "summary table full" : "no memory");
         return 1;
     }
     answer_source(st, rx, 200, "OK", NULL);
+    subs_mwi_changed(s, aor);
+    if (s->mwi_hooks.taken) s->mwi_hooks.taken(s->mwi_hooks.arg, aor);
+    return 1;
+}
+
+void subs_mwi_changed(struct subs *s, const char *aor)
+{
     for (struct hnode *n = htable_first(&s->by_aor, str_hash(str_from_cstr(aor))); n; n = htable_next(n)) {
         struct subs_sub *sub = container_of(n, struct subs_sub, by_aor);
         if (strcmp(sub->aor, aor) == 0 && strcmp(sub->event, "message-summary") == 0) sub_notify_full(s, sub);
     }
-    return 1;
 }
+
+void subs_set_mwi_hooks(struct subs *s, const struct subs_mwi_hooks *h)
+{
+    if (h) s->mwi_hooks = *h;
+    else memset(&s->mwi_hooks, 0, sizeof(s->mwi_hooks));
+}
+
+struct mwi_store *subs_mwi_store(struct subs *s) { return s->mwi; }
 
 /* The presence watchers of aor changed: its presence.winfo subscribers get
  * the new list. */

@@ -146,6 +146,25 @@ void subs_set_reg_hooks(struct subs *s, const struct subs_reg_hooks *h);
  * the full state to each waiting for it. */
 void subs_reg_remote_changed(struct subs *s, const char *aor, const struct reginfo_contact *c, size_t n);
 
+/* ---- message-summary across nodes ([redis] mirror_mwi, mwi_mirror.h) ---- */
+
+struct mwi_store;
+struct subs_mwi_hooks {
+    void *arg;
+    /* a voicemail source's summary for aor was taken here (the store holds it) */
+    void (*taken)(void *arg, const char *aor);
+};
+/* Sets the hooks (NULL: none). With hooks, message-summary is served even
+ * with no voicemail source configured here: the summaries come from the
+ * other nodes. */
+void subs_set_mwi_hooks(struct subs *s, const struct subs_mwi_hooks *h);
+/* The latest summary per user (the mirror changes it quietly, then calls
+ * subs_mwi_changed). */
+struct mwi_store *subs_mwi_store(struct subs *s);
+/* aor's summary changed in the store: its message-summary watchers here
+ * get the new state, once each. */
+void subs_mwi_changed(struct subs *s, const char *aor);
+
 /* The presence state (publications, allow lists), for the API. */
 struct presence *subs_presence(struct subs *s);
 

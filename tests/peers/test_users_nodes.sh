@@ -18,6 +18,15 @@
 #     known after the change channel is cut and comes back (reload);
 #  6. Redis killed: no node crashes, digest checks still answered from the
 #     local table.
+# With sipp, message-summary across nodes ([redis] mirror_mwi, RFC 3842):
+#  1b. bob's MWI watcher (sipp) subscribed on B (no voicemail source of its
+#      own) gets "Messages-Waiting: no", then the summary the voicemail
+#      source sent to A, then the terminated NOTIFY: three NOTIFYs, no more;
+#      a record stamped before the one held (written straight into Redis and
+#      announced) is not applied by any node; with a later-stamped record in
+#      Redis (written unannounced), A's next summary is not taken by Redis
+#      (the stamped write) and every node applies Redis's record; the one
+#      after that is stamped above it and taken.
 source "$(dirname "$0")/lib.sh"
 
 for t in redis-server redis-cli jq python3; do
@@ -33,8 +42,10 @@ mk_ini() { # mk_ini NODE MIRROR(yes|no)
     node_ini "$1" "${SIP[$1]}" "${API[$1]}" users.test <<INI
 [auth]
 max_failures = 100
+$([ "$1" = a ] && printf '[subscriptions]\nvoicemail_source = 127.0.0.1:%s\n' "$VM")
 [redis]
 mirror_users = $2
+mirror_mwi = $2
 nodes = 127.0.0.1:${REDIS_PORTS[0]},127.0.0.1:${REDIS_PORTS[1]}
 node_id = node-$1
 key_prefix = u:
@@ -52,6 +63,7 @@ knows() { on "$1"; ctl user list 2>/dev/null | grep -qw "$2"; }
 
 stop_a() { kill -TERM "$a_PID"; wait "$a_PID"; }
 for n in a b c d; do SIP[$n]=$(free_port); API[$n]=$(free_port); done
+VM=$(free_port)
 
 # ---- 1. bob on A before the mirror (its own SQLite), then the mirror on
 mk_ini a no
@@ -66,6 +78,63 @@ check "1. bob (A's from before) seeded into u:users, with the marker" \
         [ -n \"\$(redis-cli -c -h 127.0.0.1 -p ${REDIS_PORTS[0]} hget u:users '#')\" ]"
 check "... no clear password in the record" bash -c "! redis-cli -c -h 127.0.0.1 -p ${REDIS_PORTS[0]} hget u:users bob | grep -q bobpw"
 check "... bob registers on C: 200" wait_for 10 status_is 200 c bob bobpw
+
+# ---- 1b. message-summary: the source's summary sent to A reaches bob's watcher on B
+mstat() { on "$1"; api GET /stats | jq -r ".redis_mwi.$2"; }
+if command -v sipp >/dev/null; then
+    got_notifies() { [ "$(python3 "$PEERS_DIR/notify_bodies.py" "$WORK/$1.msg" "$WORK/$1.n" 2>/dev/null)" -ge "$2" ]; }
+    line() { python3 -c 'import sys
+for l in open(sys.argv[1]).read().splitlines():
+    k, _, v = l.partition(":")
+    if k.strip().lower() == sys.argv[2].lower(): print(v.strip())' "$1" "$2"; }
+    mwi_active() { on b; [ "$(api GET /stats | jq -r '.subscriptions.active')" = 1 ]; }
+    mstat_is() { [ "$(mstat "$1" "$2")" = "$3" ]; }
+    for n in a b c; do check "1b. node $n: message summaries shared (subscribed)" wait_for 20 mstat_is "$n" subscribed true; done
+    (cd "$WORK" && exec timeout 90 sipp "127.0.0.1:${SIP[b]}" -sf "$PEERS_DIR/sipp/sub-mwi.xml" -i 127.0.0.1 -m 1 \
+        -nostdin -s bob -au bob -ap bobpw -auth_uri "bob@127.0.0.1:${SIP[b]}" -key expires 600 -p "$(free_port)" \
+        -trace_msg -message_file w.msg -trace_err -error_file w.err >"$WORK/w.out" 2>&1) &
+    W=$!
+    PIDS+=("$W")
+    check "... bob's message-summary watcher subscribed on B (B has no voicemail source)" wait_for 30 mwi_active
+    check "... its first NOTIFY: Messages-Waiting no" wait_for 30 got_notifies w 1
+    check "... ... body" test "$(line "$WORK/w.n/1.xml" Messages-Waiting)" = no
+    on a
+    sed "s/STATUS/200/" "$PEERS_DIR/sipp/mwi-source.xml" >"$WORK/mwi-200.xml"
+    check "... the voicemail source's summary for bob to A: 200" \
+        sipp_scn vm "$WORK/mwi-200.xml" -s bob -key waiting yes -key counts "3/5 (1/0)" -p "$VM"
+    check "... the watcher on B got the summary" wait_for 30 got_notifies w 2
+    check "... NOTIFY 2: Messages-Waiting yes, Voice-Message 3/5 (1/0)" \
+        test "$(line "$WORK/w.n/2.xml" Messages-Waiting)|$(line "$WORK/w.n/2.xml" Voice-Message)" = "yes|3/5 (1/0)"
+    check "... the watcher unsubscribed (sipp ran its scenario)" wait "$W"
+    check "... three NOTIFYs in all (full, the summary, terminated): no echo, no storm" \
+        test "$(python3 "$PEERS_DIR/notify_bodies.py" "$WORK/w.msg" "$WORK/w.n")" = 3
+    mwi_field=$(rcli hkeys u:mwi | grep -v '^#$' | head -1)
+    check "... u:mwi holds bob's record, stamped ($mwi_field)" \
+        bash -c "redis-cli -c -h 127.0.0.1 -p ${REDIS_PORTS[0]} hget u:mwi '$mwi_field' | head -1 | grep -qE '^[0-9]{13}$'"
+    check "... C applied it too" wait_for 10 mstat_is c applied 1
+    check "... B applied it once; A did not apply its own (no echo); nobody failed a write" \
+        test "$(mstat b applied)|$(mstat a applied)|$(mstat a writes_failed)" = "1|0|0"
+    check "... an older record (stamp 1) written straight into Redis and announced" \
+        bash -c "redis-cli -c -h 127.0.0.1 -p ${REDIS_PORTS[0]} hset u:mwi '$mwi_field' \"\$(printf '1\nMessages-Waiting: no\r\n')\" >/dev/null &&
+            redis-cli -c -h 127.0.0.1 -p ${REDIS_PORTS[0]} publish u:mwi-changes '$mwi_field' >/dev/null"
+    for n in a b c; do check "... not applied on $n (older)" wait_for 10 mstat_is "$n" older 1; done
+    check "... B still holds one summary, none refused" test "$(mstat b summaries)|$(mstat b rejected)" = "1|0"
+    rhget_stamp() { redis-cli -c -h 127.0.0.1 -p "${REDIS_PORTS[0]}" hget u:mwi "$mwi_field" | head -1; }
+    check "... a record stamped later (9000000000000) written straight into Redis, unannounced" \
+        bash -c "redis-cli -c -h 127.0.0.1 -p ${REDIS_PORTS[0]} hset u:mwi '$mwi_field' \"\$(printf '9000000000000\nMessages-Waiting: yes\r\nVoice-Message: 9/9\r\n')\" >/dev/null"
+    on a
+    check "... the source's next summary to A: 200" \
+        sipp_scn vm2 "$WORK/mwi-200.xml" -s bob -key waiting yes -key counts "4/5 (1/0)" -p "$VM"
+    check "... Redis kept the later-stamped record (the write is stamped)" test "$(rhget_stamp)" = 9000000000000
+    check "... A applied Redis's record over its own (its first apply)" wait_for 10 mstat_is a applied 1
+    for n in b c; do check "... $n applied Redis's record" wait_for 10 mstat_is "$n" applied 2; done
+    check "... the summary after it is stamped above it and taken" \
+        sipp_scn vm3 "$WORK/mwi-200.xml" -s bob -key waiting yes -key counts "5/5 (1/0)" -p "$VM"
+    check "... ... Redis holds it (stamp 9000000000001)" wait_for 10 bash -c "[ \"\$(redis-cli -c -h 127.0.0.1 -p ${REDIS_PORTS[0]} hget u:mwi '$mwi_field' | head -1)\" = 9000000000001 ]"
+    for n in b c; do check "... $n applied it" wait_for 10 mstat_is "$n" applied 3; done
+else
+    echo "skip 1b: sipp is not installed"
+fi
 
 # ---- 2. alice made on A
 on a; check "2. alice created through A's API" ctl user add alice --password old-pw
@@ -107,6 +176,10 @@ check "... A restarted: loaded again" wait_for 20 subscribed a
 check "... frank (made on C while A was down) registers on A: 200" status_is 200 a frank frankpw
 check "... erin (deleted on C while A was down) is gone from A" not knows a erin
 check "... bob still known on A" status_is 200 a bob bobpw
+if command -v sipp >/dev/null; then
+    for n in a d; do check "... $n holds bob's summary (loaded from u:mwi, summaries are kept in memory only)" \
+        wait_for 10 mstat_is "$n" summaries 1; done
+fi
 for n in a b c d; do check "... node $n refused no record" [ "$(ustat "$n" rejected)" = 0 ]; done
 
 curl -s "http://127.0.0.1:${API[b]}/metrics" >"$WORK/b.prom"

@@ -646,6 +646,14 @@ static void test_redis_section(void **state)
     assert_int_equal(cfg.redis.gb_admin_max, 20);
     assert_int_equal(load("[redis]\ngb_admin_max = 0\n"), -1);
     assert_int_equal(load("[redis]\ngb_admin_max = 10000001\n"), -1);
+    /* mirror_mwi: needs seeds (its cap is [subscriptions] max_total, the store's) */
+    assert_int_equal(load("[redis]\nmirror_mwi = yes\n"), -1);
+    assert_true(has_error(0, "[redis] mirror_mwi = yes needs nodes"));
+    assert_int_equal(load("[redis]\nnodes = 127.0.0.1:7000\nmirror_mwi = yes\n"), 0);
+    assert_true(cfg.redis.mirror_mwi);
+    assert_false(cfg.redis.mirror_presence);
+    assert_int_equal(load("[redis]\nnodes = 127.0.0.1:7000\n"), 0);
+    assert_false(cfg.redis.mirror_mwi); /* off by default */
 }
 
 /* ---- [store] backend */
@@ -669,7 +677,7 @@ static bool sharing_all(bool on)
 {
     return cfg.redis.mirror_bindings == on && cfg.redis.cluster_route == on && cfg.redis.mirror_users == on &&
            cfg.redis.events_stream == on && cfg.redis.mirror_gb_devices == on && cfg.redis.mirror_presence == on &&
-           cfg.redis.mirror_gb_admin == on;
+           cfg.redis.mirror_gb_admin == on && cfg.redis.mirror_mwi == on;
 }
 
 /* sqlite by default, no sharing; redis turns every sharing switch on (GB
@@ -698,10 +706,12 @@ static void test_store_backend(void **state)
     assert_false(cfg.redis.mirror_gb_devices);
     assert_false(cfg.redis.mirror_presence);
     assert_false(cfg.redis.mirror_gb_admin);
+    assert_false(cfg.redis.mirror_mwi); /* no notifier, no message-summary */
     char line[512];
     config_sharing_describe(&cfg, line, sizeof(line));
     assert_string_equal(line, "[store] backend = redis; mirror_bindings on cluster_route on mirror_users on "
-                              "events_stream on mirror_gb_devices off mirror_presence off mirror_gb_admin off");
+                              "events_stream on mirror_gb_devices off mirror_presence off mirror_gb_admin off "
+                              "mirror_mwi off");
     assert_int_equal(load("[store]\nbackend = mysql\n"), -1);
     assert_true(has_error(2, "[store] backend: bad value 'mysql' (sqlite|redis)"));
 }
@@ -717,11 +727,16 @@ static void test_store_backend_explicit_wins(void **state)
     assert_false(cfg.redis.events_stream);
     assert_false(cfg.redis.mirror_users);
     assert_true(cfg.redis.mirror_bindings && cfg.redis.cluster_route && cfg.redis.mirror_gb_devices &&
-                cfg.redis.mirror_presence && cfg.redis.mirror_gb_admin);
+                cfg.redis.mirror_presence && cfg.redis.mirror_gb_admin && cfg.redis.mirror_mwi);
     char line[512];
     config_sharing_describe(&cfg, line, sizeof(line));
     assert_string_equal(line, "[store] backend = redis; mirror_bindings on cluster_route on mirror_users off (set) "
-                              "events_stream off (set) mirror_gb_devices on mirror_presence on mirror_gb_admin on");
+                              "events_stream off (set) mirror_gb_devices on mirror_presence on mirror_gb_admin on "
+                              "mirror_mwi on");
+    /* mirror_mwi = no in the file stays off under backend = redis */
+    assert_int_equal(load("[store]\nbackend = redis\n[redis]\nnodes = 127.0.0.1:7000\nmirror_mwi = no\n"), 0);
+    assert_false(cfg.redis.mirror_mwi);
+    assert_true(cfg.redis.mirror_presence);
     /* an explicit yes for a role that is off stays yes */
     assert_int_equal(load("[store]\nbackend = redis\n[redis]\nnodes = 127.0.0.1:7000\nmirror_gb_devices = yes\n"),
                      0);
@@ -740,7 +755,7 @@ static void test_store_backend_sqlite_keeps_switches(void **state)
     assert_int_equal(cfg.store.backend, STORE_BACKEND_SQLITE);
     assert_true(cfg.redis.mirror_bindings && cfg.redis.cluster_route);
     assert_false(cfg.redis.mirror_users || cfg.redis.events_stream || cfg.redis.mirror_gb_devices ||
-                 cfg.redis.mirror_presence);
+                 cfg.redis.mirror_presence || cfg.redis.mirror_mwi);
     assert_int_equal(load("[store]\nbackend = sqlite\n[redis]\nnodes = 127.0.0.1:7000\nevents_stream = yes\n"), 0);
     assert_true(cfg.redis.events_stream);
     assert_false(cfg.redis.mirror_bindings);
@@ -778,7 +793,7 @@ static void test_example_leaves_sharing_switches_out(void **state)
     }
     fclose(f);
     assert_int_equal(set, 0);
-    assert_int_equal(commented, 7);
+    assert_int_equal(commented, 8);
 }
 
 /* ---- [upstream:<id>] */

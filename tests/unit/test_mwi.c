@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "subs/mwi.h"
+#include "subs/mwi_mirror.h"
 
 static const char *why_of(const char *body)
 {
@@ -133,6 +134,116 @@ static void test_store(void **state)
     mwi_store_free(m);
 }
 
+/* ---- across nodes ([redis] mirror_mwi): the record and the order ---- */
+
+static int count_one(void *arg, const char *aor)
+{
+    (void)aor;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static void test_store_stamps(void **state)
+{
+    (void)state;
+    struct mwi_store *m = mwi_store_new(4);
+    assert_int_equal(mwi_store_stamp(m, "alice"), -1);
+    assert_int_equal(mwi_store_put(m, "alice", "Messages-Waiting: no", 20, 1700000000000), 0);
+    assert_int_equal(mwi_store_stamp(m, "alice"), 1700000000000);
+    assert_int_equal(mwi_store_set(m, "bob", "Messages-Waiting: no", 20), 0);
+    assert_int_equal(mwi_store_stamp(m, "bob"), 0);
+    int n = 0;
+    assert_int_equal(mwi_store_foreach(m, count_one, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(mwi_store_del(m, "bob"), 0);
+    assert_int_equal(mwi_store_del(m, "bob"), -ENOENT);
+    assert_null(mwi_store_get(m, "bob"));
+    assert_int_equal(mwi_store_count(m), 1);
+    mwi_store_free(m);
+}
+
+static void test_record(void **state)
+{
+    (void)state;
+    const char *body = "Messages-Waiting: yes\r\nVoice-Message: 2/8 (0/2)\r\n";
+    char buf[MWI_MIRROR_RECORD_MAX + 1];
+    int n = mwi_record_encode(1700000000123, body, strlen(body), buf, sizeof(buf));
+    assert_true(n > 0);
+    assert_int_equal(strncmp(buf, "1700000000123\n", 14), 0);
+    int64_t stamp;
+    const char *b;
+    size_t bl;
+    assert_int_equal(mwi_record_decode(buf, (size_t)n, &stamp, &b, &bl), 0);
+    assert_int_equal(stamp, 1700000000123);
+    assert_int_equal(bl, strlen(body));
+    assert_memory_equal(b, body, bl);
+    /* refusals: encoding */
+    assert_int_equal(mwi_record_encode(-1, body, strlen(body), buf, sizeof(buf)), -EINVAL);
+    assert_int_equal(mwi_record_encode(1, body, MWI_MAX_BODY + 1, buf, sizeof(buf)), -EINVAL);
+    assert_int_equal(mwi_record_encode(1, body, strlen(body), buf, 10), -ENOSPC);
+    /* refusals: what Redis may hold */
+    static const char *const bad[] = {
+        "",                                      /* empty */
+        "1700000000123",                         /* no body */
+        "1700000000123\n",                       /* empty body */
+        "\nMessages-Waiting: no",                /* no stamp */
+        "-1\nMessages-Waiting: no",              /* not digits */
+        " 1\nMessages-Waiting: no",              /* a space first */
+        "1 \nMessages-Waiting: no",              /* a space after */
+        "17000000001234567\nMessages-Waiting: no", /* more than 15 digits */
+        "1\nMessages-Waiting: maybe",            /* a body mwi_validate refuses */
+        "1\r\nMessages-Waiting: no",            /* CR before the stamp's LF */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(mwi_record_decode(bad[i], strlen(bad[i]), &stamp, &b, &bl), -EINVAL);
+    assert_int_equal(mwi_record_decode("1\nMessages-Waiting: no\0x", 25, &stamp, &b, &bl), -EINVAL); /* NUL */
+    char big[MWI_MIRROR_RECORD_MAX + 8];
+    memset(big, 'a', sizeof(big));
+    memcpy(big, "1\nMessages-Waiting: no\n\nX-A: ", 30);
+    assert_int_equal(mwi_record_decode(big, sizeof(big), &stamp, &b, &bl), -EINVAL); /* too long */
+    /* names */
+    assert_true(mwi_mirror_name_ok("alice@example.com", 17));
+    assert_false(mwi_mirror_name_ok("", 0));
+    assert_false(mwi_mirror_name_ok("a#b", 3));
+    assert_false(mwi_mirror_name_ok("a b", 3));
+    assert_false(mwi_mirror_name_ok("a\nb", 3));
+    char longname[300];
+    memset(longname, 'a', sizeof(longname));
+    assert_false(mwi_mirror_name_ok(longname, 256));
+    assert_true(mwi_mirror_name_ok(longname, 255));
+}
+
+static int rec(char *buf, int64_t stamp, const char *body)
+{
+    return mwi_record_encode(stamp, body, strlen(body), buf, MWI_MIRROR_RECORD_MAX + 1);
+}
+
+static void test_apply_order(void **state)
+{
+    (void)state;
+    struct mwi_store *m = mwi_store_new(2);
+    char r[MWI_MIRROR_RECORD_MAX + 1];
+    int n = rec(r, 100, "Messages-Waiting: yes");
+    assert_int_equal(mwi_mirror_apply(m, "alice", r, (size_t)n), MWI_APPLY_ADDED);
+    assert_int_equal(mwi_mirror_apply(m, "alice", r, (size_t)n), MWI_APPLY_UNCHANGED); /* its own, again: no echo */
+    n = rec(r, 99, "Messages-Waiting: no");
+    assert_int_equal(mwi_mirror_apply(m, "alice", r, (size_t)n), MWI_APPLY_OLDER); /* older: kept */
+    assert_string_equal(mwi_store_get(m, "alice"), "Messages-Waiting: yes");
+    n = rec(r, 100, "Messages-Waiting: no");
+    assert_int_equal(mwi_mirror_apply(m, "alice", r, (size_t)n), MWI_APPLY_CHANGED); /* same stamp: Redis's */
+    n = rec(r, 101, "Messages-Waiting: yes");
+    assert_int_equal(mwi_mirror_apply(m, "alice", r, (size_t)n), MWI_APPLY_CHANGED);
+    assert_int_equal(mwi_store_stamp(m, "alice"), 101);
+    assert_int_equal(mwi_mirror_apply(m, "alice", "garbage", 7), MWI_APPLY_REJECTED);
+    assert_int_equal(mwi_mirror_apply(m, "a#b", r, (size_t)n), MWI_APPLY_REJECTED);
+    assert_int_equal(mwi_mirror_apply(m, "bob", r, (size_t)n), MWI_APPLY_ADDED);
+    assert_int_equal(mwi_mirror_apply(m, "carol", r, (size_t)n), MWI_APPLY_REJECTED); /* the table is full */
+    assert_int_equal(mwi_mirror_apply(m, "bob", NULL, 0), MWI_APPLY_REMOVED);
+    assert_int_equal(mwi_mirror_apply(m, "bob", NULL, 0), MWI_APPLY_UNCHANGED);
+    assert_int_equal(mwi_store_count(m), 1);
+    mwi_store_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -140,6 +251,9 @@ int main(void)
         cmocka_unit_test(test_invalid_bodies),
         cmocka_unit_test(test_sources),
         cmocka_unit_test(test_store),
+        cmocka_unit_test(test_store_stamps),
+        cmocka_unit_test(test_record),
+        cmocka_unit_test(test_apply_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
