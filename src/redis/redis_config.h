@@ -39,6 +39,8 @@ struct redis_config { /* [redis] */
     uint32_t presence_max;           /* other nodes' publications a node holds at most */
     bool mirror_gb_admin;            /* GB devices' administrative records shared (gb/upper/admin_mirror.h) */
     uint32_t gb_admin_max;           /* GB device records a node loads from Redis at most */
+    bool mirror_presence_allow;      /* presence allow lists shared through the cluster (subs/allow_mirror.h) */
+    uint32_t presence_allow_max;     /* allow lists a node loads from Redis (and holds from it) at most */
 };
 
 #endif
