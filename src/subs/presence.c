@@ -966,11 +966,7 @@ int presence_allow_set(struct presence *p, const char *aor, const char *const *n
 enum presence_allow_result presence_allow_apply(struct presence *p, const char *aor, const char *const *names,
                                                 size_t n)
 {
-    enum presence_allow_result res = allow_put(p, aor, names, n, true);
-    if (res == PRESENCE_ALLOW_ADDED || res == PRESENCE_ALLOW_CHANGED || res == PRESENCE_ALLOW_REMOVED)
-        log_info("presence: the allow list of %s %s by another node (%zu names)", aor,
-                 res == PRESENCE_ALLOW_REMOVED ? "cleared" : "set", n);
-    return res;
+    return allow_put(p, aor, names, n, true); /* the mirror logs what it applied */
 }
 
 void presence_set_allow_observer(struct presence *p, void (*cb)(void *arg, const char *aor), void *arg)
