@@ -792,7 +792,7 @@ static void test_example_leaves_sharing_switches_out(void **state)
     }
     fclose(f);
     assert_int_equal(set, 0);
-    assert_int_equal(commented, 7);
+    assert_int_equal(commented, 8);
 }
 
 /* ---- [upstream:<id>] */
