@@ -82,6 +82,11 @@ static const struct stats_member members[] = {
     G("redis_gb_admin.subscribed"), C("redis_gb_admin.loads"), C("redis_gb_admin.load_failures"),
     C("redis_gb_admin.announcements"), C("redis_gb_admin.applied"), C("redis_gb_admin.rejected"),
     C("redis_gb_admin.writes_ok"), C("redis_gb_admin.writes_failed"),
+    /* [redis] mirror_presence_allow */
+    G("redis_presence_allow.subscribed"), G("redis_presence_allow.lists"), C("redis_presence_allow.loads"),
+    C("redis_presence_allow.load_failures"), C("redis_presence_allow.announcements"),
+    C("redis_presence_allow.applied"), C("redis_presence_allow.rejected"), C("redis_presence_allow.writes_ok"),
+    C("redis_presence_allow.writes_failed"),
     /* [redis] mirror_presence */
     G("redis_presence.subscribed"), G("redis_presence.followed"), G("redis_presence.remote"),
     C("redis_presence.announcements"), C("redis_presence.fetches"), C("redis_presence.fetch_failures"),

@@ -116,7 +116,8 @@ static const struct config_key *sharing_key(const char *name)
 static bool sharing_wanted(const struct config *cfg, const char *key)
 {
     if (!strcmp(key, "mirror_gb_devices") || !strcmp(key, "mirror_gb_admin")) return cfg->gb.enabled;
-    if (!strcmp(key, "mirror_presence") || !strcmp(key, "mirror_mwi")) return cfg->subs.enabled;
+    if (!strcmp(key, "mirror_presence") || !strcmp(key, "mirror_mwi") || !strcmp(key, "mirror_presence_allow"))
+        return cfg->subs.enabled;
     return true;
 }
 

@@ -40,6 +40,7 @@
 #include "sip/local.h"
 #include "subs/offline_msg.h"
 #include "subs/mwi_mirror.h"
+#include "subs/allow_mirror.h"
 #include "subs/presence_mirror.h"
 #include "subs/reg_nodes.h"
 #include "subs/subs.h"
@@ -482,6 +483,26 @@ static int start_mwi_mirror(struct worker *w)
     return 0;
 }
 
+/* [redis] mirror_presence_allow: the presence allow lists shared with the
+ * other nodes (after the notifier loaded its own from the store). */
+static int start_allow_mirror(struct worker *w)
+{
+    if (!w->cfg.redis.mirror_presence_allow) return 0;
+    if (!w->subs) {
+        log_warn("[redis] mirror_presence_allow: [subscriptions] is off here, nothing to share");
+        return 0;
+    }
+    int err = 0;
+    w->allow_mirror = presence_allow_mirror_new(w->loop, &w->timers, subs_presence(w->subs), &w->cfg.redis, &err);
+    if (!w->allow_mirror) {
+        log_error("[redis] cannot start the presence allow-list mirror toward %s: %s", w->cfg.redis.nodes,
+                  strerror(-err));
+        return -1;
+    }
+    log_info("[redis] presence allow lists shared through the cluster at %s", w->cfg.redis.nodes);
+    return 0;
+}
+
 /* Offline instant messages: kept when the proxy cannot deliver, sent at the
  * user's next registration; they come back from the store. */
 static int start_offline(struct worker *w)
@@ -544,7 +565,7 @@ int dispatch_start_roles(struct worker *w)
     w->ua = ua_new(&w->cfg.sip, &w->local, &w->timers, w->txn, w->transport, 0);
     if (!w->ua || start_registrar(w) < 0 || start_mirror(w) < 0 || start_users_mirror(w) < 0 || start_cluster(w) < 0 ||
         start_subs(w) < 0 || start_presence_mirror(w) < 0 || start_mwi_mirror(w) < 0 ||
-        start_offline(w) < 0)
+        start_allow_mirror(w) < 0 || start_offline(w) < 0)
         return -1;
     w->proxy = start_proxy(w);
     if (!w->proxy) return -1;
@@ -597,6 +618,8 @@ void dispatch_stop_roles(struct worker *w, void (*done)(void *arg), void *arg)
     w->presence_mirror = NULL;
     mwi_mirror_free(w->mwi_mirror); /* the same */
     w->mwi_mirror = NULL;
+    presence_allow_mirror_free(w->allow_mirror); /* the same */
+    w->allow_mirror = NULL;
     reg_nodes_free(w->reg_nodes); /* before the cluster */
     w->reg_nodes = NULL;
     if (w->proxy) proxy_set_cluster(w->proxy, NULL);
@@ -628,6 +651,8 @@ void dispatch_free_roles(struct worker *w)
     w->presence_mirror = NULL;
     mwi_mirror_free(w->mwi_mirror); /* before the notifier's store */
     w->mwi_mirror = NULL;
+    presence_allow_mirror_free(w->allow_mirror); /* the same */
+    w->allow_mirror = NULL;
     reg_nodes_free(w->reg_nodes); /* before the cluster and the notifier */
     w->reg_nodes = NULL;
     if (w->proxy) proxy_set_cluster(w->proxy, NULL);
@@ -910,6 +935,17 @@ void dispatch_stats(struct worker *w, json_t *stats)
                                       (json_int_t)ps.lookup_failures, "takes", (json_int_t)ps.takes, "taken",
                                       (json_int_t)ps.taken, "take_failures", (json_int_t)ps.take_failures,
                                       "given_up", (json_int_t)ps.given_up));
+    }
+    if (w->allow_mirror) {
+        struct presence_allow_mirror_stats as;
+        presence_allow_mirror_get_stats(w->allow_mirror, &as);
+        json_object_set_new(stats, "redis_presence_allow",
+                            json_pack("{s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "subscribed", as.subscribed, "lists",
+                                      (json_int_t)as.lists, "loads", (json_int_t)as.loads, "load_failures",
+                                      (json_int_t)as.load_failures, "announcements", (json_int_t)as.announcements,
+                                      "applied", (json_int_t)as.applied, "rejected", (json_int_t)as.rejected,
+                                      "writes_ok", (json_int_t)as.writes_ok, "writes_failed",
+                                      (json_int_t)as.writes_failed));
     }
     if (w->subs) subs_stats_json(w->subs, stats);
     if (w->offline) offline_msg_stats_json(w->offline, stats);

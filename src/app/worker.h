@@ -50,6 +50,7 @@ struct events_stream;
 struct cluster;
 struct gb_devmirror;
 struct gb_admin_mirror;
+struct presence_allow_mirror;
 
 #define WORKER_MAX_OBSERVERS 4
 
@@ -102,6 +103,7 @@ struct worker {
     struct reg_nodes *reg_nodes;         /* the reg package across nodes (cluster_route and the notifier): NULL when off */
     struct presence_mirror *presence_mirror; /* [redis] mirror_presence (and the notifier): NULL when off */
     struct mwi_mirror *mwi_mirror;          /* [redis] mirror_mwi (and the notifier): NULL when off */
+    struct presence_allow_mirror *allow_mirror; /* [redis] mirror_presence_allow (and the notifier): NULL when off */
     struct gb_admin_mirror *gb_admin_mirror; /* [redis] mirror_gb_admin (and [gb] enabled): NULL when off */
     struct gb_devmirror *gb_mirror;          /* [redis] mirror_gb_devices (and [gb] enabled): NULL when off */
     /* The registrar's one observer slot fans out to these (dispatch.c): the

@@ -113,6 +113,15 @@ static const struct config_key keys[] = {
         "most [subscriptions] max_total users, and notifies its own watchers once per change; a summary stamped "
         "before the one held is not applied); a node serves the package with no voicemail_source of its own"
         "; on with [store] backend = redis (and [subscriptions] enabled) unless set here"),
+    KEY("mirror_presence_allow", CONFIG_BOOL, mirror_presence_allow, "no", 0, 0,
+        "share the presence allow lists (what PUT /users/{name}/presence/allow sets) through the cluster: a list "
+        "set through any node's API decides the presence SUBSCRIBEs of every node (each node keeps its own copy, "
+        "loaded at start and kept by change announcements: no Redis round trip on SUBSCRIBE; subscriptions "
+        "accepted already stay, as with a local change)"
+        "; on with [store] backend = redis (and [subscriptions] enabled) unless set here"),
+    KEY("presence_allow_max", CONFIG_UINT, presence_allow_max, "100000", 1, 10000000,
+        "allow lists a node loads from the cluster at most (with mirror_presence_allow); more are skipped, counted "
+        "and logged"),
 };
 
 /* ["https://"] "a.b.c.d:port" or "[v6]:port", numeric (cluster_peer_api reads it the same way). */
@@ -174,6 +183,10 @@ static int redis_check(const void *section, char *err, size_t errcap)
         snprintf(err, errcap, "[redis] mirror_mwi = yes needs nodes");
         return -1;
     }
+    if (r->mirror_presence_allow && !r->nodes[0]) {
+        snprintf(err, errcap, "[redis] mirror_presence_allow = yes needs nodes");
+        return -1;
+    }
     if (r->events_stream && !r->nodes[0]) {
         snprintf(err, errcap, "[redis] events_stream = yes needs nodes");
         return -1;
@@ -184,7 +197,8 @@ static int redis_check(const void *section, char *err, size_t errcap)
 /* [store] backend = redis turns these on when the file leaves them out (app/config.c). */
 static const char *const derived[] = {"mirror_bindings", "cluster_route",     "mirror_users",
                                       "events_stream",   "mirror_gb_devices", "mirror_presence",
-                                      "mirror_gb_admin", "mirror_mwi",        NULL};
+                                      "mirror_gb_admin", "mirror_mwi",        "mirror_presence_allow",
+                                      NULL};
 
 const struct config_section redis_config_section = {
     .name = "redis",

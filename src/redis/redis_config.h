@@ -40,6 +40,8 @@ struct redis_config { /* [redis] */
     bool mirror_gb_admin;            /* GB devices' administrative records shared (gb/upper/admin_mirror.h) */
     uint32_t gb_admin_max;           /* GB device records a node loads from Redis at most */
     bool mirror_mwi;                 /* message-summary shared through the cluster (subs/mwi_mirror.h) */
+    bool mirror_presence_allow;      /* presence allow lists shared through the cluster (subs/allow_mirror.h) */
+    uint32_t presence_allow_max;     /* allow lists a node loads from Redis (and holds from it) at most */
 };
 
 #endif

@@ -900,34 +900,99 @@ size_t presence_allow_get(const struct presence *p, const char *aor, char (*name
     return n;
 }
 
-int presence_allow_set(struct presence *p, const char *aor, const char *const *names, size_t n)
+/* Whether names[0..n) is a list an allow list may hold. */
+static bool allow_names_ok(const char *const *names, size_t n)
 {
-    if (n > PRESENCE_MAX_ALLOW || strlen(aor) >= LOCATION_MAX_AOR) return -EINVAL;
+    if (n > PRESENCE_MAX_ALLOW) return false;
     for (size_t i = 0; i < n; i++)
         if (!names[i] || !*names[i] || strlen(names[i]) >= PRESENCE_MAX_NAME || strchr(names[i], ','))
-            return -EINVAL;
+            return false;
+    return true;
+}
+
+/* Makes aor's list names[0..n) (n == 0: none), written to the store when
+ * persist; what changed. */
+static enum presence_allow_result allow_put(struct presence *p, const char *aor, const char *const *names, size_t n,
+                                            bool persist)
+{
+    if (!aor || !*aor || strlen(aor) >= LOCATION_MAX_AOR || !allow_names_ok(names, n))
+        return PRESENCE_ALLOW_REJECTED;
     struct presence_allow *a = find_allow(p, aor);
     if (!n) {
         if (a) htable_remove(&p->allow, &a->node);
+        bool had = a != NULL;
         free(a);
-        if (p->d.store && store_submit(p->d.store, store_op_presence_allow_delete(aor), NULL, NULL) < 0)
+        if (persist && p->d.store && store_submit(p->d.store, store_op_presence_allow_delete(aor), NULL, NULL) < 0)
             log_warn("presence: cannot delete the allow list of %s from the store", aor);
-        return 0;
+        return had ? PRESENCE_ALLOW_REMOVED : PRESENCE_ALLOW_UNCHANGED;
     }
+    enum presence_allow_result res = PRESENCE_ALLOW_CHANGED;
     if (!a) {
         a = calloc(1, sizeof(*a));
-        if (!a) return -ENOMEM;
+        if (!a) return PRESENCE_ALLOW_NOMEM;
         snprintf(a->aor, sizeof(a->aor), "%s", aor);
         if (htable_insert(&p->allow, &a->node, hash_cstr(aor)) < 0) {
             free(a);
-            return -ENOMEM;
+            return PRESENCE_ALLOW_NOMEM;
         }
+        res = PRESENCE_ALLOW_ADDED;
+    } else if (a->n == n) {
+        size_t i = 0;
+        while (i < n && strcmp(a->names[i], names[i]) == 0) i++;
+        if (i == n) res = PRESENCE_ALLOW_UNCHANGED;
     }
     for (size_t i = 0; i < n; i++) snprintf(a->names[i], PRESENCE_MAX_NAME, "%s", names[i]);
     a->n = n;
-    allow_persist(p, a);
+    if (persist && res != PRESENCE_ALLOW_UNCHANGED) allow_persist(p, a);
+    return res;
+}
+
+int presence_allow_set(struct presence *p, const char *aor, const char *const *names, size_t n)
+{
+    if (n > PRESENCE_MAX_ALLOW || strlen(aor) >= LOCATION_MAX_AOR || !allow_names_ok(names, n)) return -EINVAL;
+    enum presence_allow_result res = allow_put(p, aor, names, n, false);
+    if (res == PRESENCE_ALLOW_NOMEM) return -ENOMEM;
+    if (res == PRESENCE_ALLOW_REJECTED) return -EINVAL;
+    /* the API's change: stored and shared even when it changes nothing here
+     * (the store or the other nodes may differ) */
+    const struct presence_allow *a = find_allow(p, aor);
+    if (a) allow_persist(p, a);
+    else if (p->d.store && store_submit(p->d.store, store_op_presence_allow_delete(aor), NULL, NULL) < 0)
+        log_warn("presence: cannot delete the allow list of %s from the store", aor);
+    if (p->allow_changed) p->allow_changed(p->allow_arg, aor);
     return 0;
 }
+
+enum presence_allow_result presence_allow_apply(struct presence *p, const char *aor, const char *const *names,
+                                                size_t n)
+{
+    return allow_put(p, aor, names, n, true); /* the mirror logs what it applied */
+}
+
+void presence_set_allow_observer(struct presence *p, void (*cb)(void *arg, const char *aor), void *arg)
+{
+    p->allow_changed = cb;
+    p->allow_arg = cb ? arg : NULL;
+}
+
+struct allow_visit {
+    int (*cb)(void *arg, const char *aor);
+    void *arg;
+};
+
+static int visit_allow(struct hnode *n, void *arg)
+{
+    const struct allow_visit *v = arg;
+    return v->cb(v->arg, container_of(n, struct presence_allow, node)->aor);
+}
+
+int presence_allow_foreach(struct presence *p, int (*cb)(void *arg, const char *aor), void *arg)
+{
+    struct allow_visit v = {cb, arg};
+    return htable_foreach(&p->allow, visit_allow, &v);
+}
+
+size_t presence_allow_count(const struct presence *p) { return htable_count(&p->allow); }
 
 static int load_allow(void *arg, const struct store_presence_allow *row)
 {
@@ -938,11 +1003,10 @@ static int load_allow(void *arg, const struct store_presence_allow *row)
     snprintf(buf, sizeof(buf), "%s", row->watchers);
     for (char *save = NULL, *t = strtok_r(buf, ",", &save); t && n < PRESENCE_MAX_ALLOW; t = strtok_r(NULL, ",", &save))
         names[n++] = t;
-    struct store *st = p->d.store;
-    p->d.store = NULL; /* loading: nothing to write back */
-    int rc = presence_allow_set(p, row->user, names, n);
-    p->d.store = st;
-    if (rc < 0) log_warn("presence: the stored allow list of %s is not usable (%s)", row->user, strerror(-rc));
+    enum presence_allow_result rc = allow_put(p, row->user, names, n, false); /* loading: nothing to write back */
+    if (rc == PRESENCE_ALLOW_REJECTED || rc == PRESENCE_ALLOW_NOMEM)
+        log_warn("presence: the stored allow list of %s is not usable (%s)", row->user,
+                 rc == PRESENCE_ALLOW_NOMEM ? "no memory" : "a bad name");
     return 0;
 }
 

@@ -101,14 +101,39 @@ bool presence_user_known(const struct presence *p, const char *name);
 /* The allow list of aor: copies up to cap names into names (each
  * PRESENCE_MAX_NAME bytes); returns how many it holds. */
 size_t presence_allow_get(const struct presence *p, const char *aor, char (*names)[PRESENCE_MAX_NAME], size_t cap);
-/* Replaces aor's allow list (n == 0 clears it) and writes it to the store.
- * 0, -EINVAL (a name empty, too long, with a comma, or more than
+/* Replaces aor's allow list (n == 0 clears it), writes it to the store and
+ * tells the observer (presence_set_allow_observer). 0, -EINVAL (a name empty, too long, with a comma, or more than
  * PRESENCE_MAX_ALLOW), -ENOMEM. */
 int presence_allow_set(struct presence *p, const char *aor, const char *const *names, size_t n);
 
 /* Reads the allow lists from the store. How many users have one, or a
  * negative errno. */
 int presence_load(struct presence *p);
+
+/* ---- allow lists shared between nodes ([redis] mirror_presence_allow,
+ * subs/allow_mirror.h) ---- */
+enum presence_allow_result {
+    PRESENCE_ALLOW_UNCHANGED = 0,
+    PRESENCE_ALLOW_ADDED,
+    PRESENCE_ALLOW_CHANGED,
+    PRESENCE_ALLOW_REMOVED,
+    PRESENCE_ALLOW_REJECTED, /* a bad AoR or name: nothing changed */
+    PRESENCE_ALLOW_NOMEM,
+};
+/* Another node's allow list of aor (n == 0: it has none): made this node's,
+ * written to the store, the observer not told. SUBSCRIBE decisions follow
+ * it at once; subscriptions accepted already stay, as with
+ * presence_allow_set. */
+enum presence_allow_result presence_allow_apply(struct presence *p, const char *aor, const char *const *names,
+                                                size_t n);
+/* cb is told the AoR of each list presence_allow_set sets (the API's;
+ * not presence_load's nor presence_allow_apply's). NULL: none. */
+void presence_set_allow_observer(struct presence *p, void (*cb)(void *arg, const char *aor), void *arg);
+/* cb for every AoR with an allow list until it returns non-zero (no change
+ * from cb); returns that value. */
+int presence_allow_foreach(struct presence *p, int (*cb)(void *arg, const char *aor), void *arg);
+/* How many AoRs have an allow list. */
+size_t presence_allow_count(const struct presence *p);
 
 /* ---- publications of other nodes ([redis] mirror_presence, presence_mirror.h) ----
  *

@@ -19,6 +19,9 @@ struct presence {
     size_t remote_max;
     uint32_t remote_total;
     uint64_t next_id;                     /* this node's publication numbers (their shared ids) */
+    /* [redis] mirror_presence_allow: told of each allow list the API sets */
+    void (*allow_changed)(void *arg, const char *aor);
+    void *allow_arg;
 };
 
 #endif

@@ -20,6 +20,14 @@
  * refresh a valid body, and the PUBLISH it completes is answered 200 (or
  * refused by a cap before asking).
  *
+ * The shared allow lists ([redis] mirror_presence_allow, subs/allow_mirror.h)
+ * read the same field and record (presence_allow_field_ok,
+ * presence_allow_record_decode): an accepted record holds 1..64 names of
+ * 1..63 bytes with no comma, encodes back to a record that decodes to the
+ * same names, and applied to the state (presence_allow_apply) lets exactly
+ * those names watch the field's user; an accepted field has no control
+ * character and no '#'.
+ *
  *   tests/fuzz/fuzz_presence_mirror -max_total_time=60 tests/fuzz/corpus/fuzz_presence_mirror */
 #include <errno.h>
 #include <stdint.h>
@@ -30,7 +38,9 @@
 
 #include "base/sbuf.h"
 #include "base/timer.h"
+#include "redis/hash_mirror.h"
 #include "redis/redis_objects.h"
+#include "subs/allow_mirror.h"
 #include "subs/pidf.h"
 #include "subs/presence.h"
 #include "subs/presence_mirror.h"
@@ -109,6 +119,52 @@ static void take_checked(struct presence *p, const redisReply *reply, char mode)
     if (presence_count(p, "alice") > PER_USER) abort();
 }
 
+/* The allow-list record (mirror_presence_allow) in val, for the field in. */
+static void allow_checked(struct presence *p, const char *field, size_t flen, const char *val, size_t vlen)
+{
+    char names[PRESENCE_MAX_ALLOW][PRESENCE_MAX_NAME], again[PRESENCE_MAX_ALLOW][PRESENCE_MAX_NAME];
+    size_t n = 99, m = 0;
+    bool field_ok = presence_allow_field_ok(field, flen);
+    if (field_ok) {
+        if (flen > HASH_MIRROR_NAME_MAX) abort();
+        for (size_t i = 0; i < flen; i++)
+            if ((unsigned char)field[i] < 0x20 || field[i] == 0x7f || field[i] == '#') abort();
+    }
+    if (presence_allow_record_decode(val, vlen, names, &n) != 0) {
+        if (n != 0) abort();
+        return;
+    }
+    if (n == 0 || n > PRESENCE_MAX_ALLOW) abort();
+    const char *ptrs[PRESENCE_MAX_ALLOW];
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strnlen(names[i], PRESENCE_MAX_NAME);
+        if (l == 0 || l >= PRESENCE_MAX_NAME || strchr(names[i], ',')) abort();
+        ptrs[i] = names[i];
+    }
+    char rec[PRESENCE_ALLOW_RECORD_MAX + 1];
+    int len = presence_allow_record_encode((const char (*)[PRESENCE_MAX_NAME])names, n, rec, sizeof(rec));
+    if (len <= 0 || len > PRESENCE_ALLOW_RECORD_MAX || presence_allow_record_decode(rec, (size_t)len, again, &m) != 0 ||
+        m != n)
+        abort();
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(names[i], again[i]) != 0) abort();
+    if (!field_ok) return;
+    char aor[HASH_MIRROR_NAME_MAX + 1];
+    memcpy(aor, field, flen);
+    aor[flen] = '\0';
+    enum presence_allow_result r = presence_allow_apply(p, aor, ptrs, n);
+    if (r != PRESENCE_ALLOW_ADDED && r != PRESENCE_ALLOW_NOMEM) abort();
+    if (r == PRESENCE_ALLOW_NOMEM) return;
+    for (size_t i = 0; i < n; i++)
+        if (!presence_may_watch(p, names[i], aor)) abort();
+    if (strcmp(aor, "nobody-listed") != 0 && presence_may_watch(p, "nobody-listed", aor)) {
+        bool listed = false;
+        for (size_t i = 0; i < n; i++) listed |= strcmp(names[i], "nobody-listed") == 0;
+        if (!listed) abort();
+    }
+    if (presence_allow_apply(p, aor, NULL, 0) != PRESENCE_ALLOW_REMOVED || presence_allow_count(p) != 0) abort();
+}
+
 static void on_change(void *arg, const char *aor)
 {
     (void)arg, (void)aor;
@@ -175,13 +231,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct timer_service ts;
     timer_service_init(&ts);
     struct subs_config cfg = {.enabled = true, .presence_max_publications_per_user = PER_USER,
-                              .presence_max_publications = 10};
+                              .presence_max_publications = 10, .presence_policy = SUBS_PRESENCE_ALLOWLIST};
     struct presence_deps d = {.cfg = &cfg, .timers = &ts, .on_change = on_change};
     struct presence *p = presence_new(&d);
     redisReader *rd = redisReaderCreate();
     if (p && rd) {
         struct presence_mirror_hooks h = {.take = fake_take};
         presence_set_mirror(p, &h, REMOTE_MAX);
+        allow_checked(p, in, flen, val, vlen);
         presence_watch(p, "alice", true);
         struct redis_reply_budget budget = {0};
         redis_objects_use(rd, &budget);

@@ -85,7 +85,7 @@ printf '[store]\nbackend = redis\n[redis]\nnodes = 127.0.0.1:7000\nevents_stream
 run_t "$WORK/cluster.ini"
 check "-t: backend = redis exits 0 and prints the switches it turned on (the file's no kept)" \
     bash -c "[ $RC = 0 ] && grep -qF 'cascade: [store] backend = redis; mirror_bindings on cluster_route on \
-mirror_users on events_stream off (set) mirror_gb_devices off mirror_presence on mirror_gb_admin off' '$WORK/t.out'"
+mirror_users on events_stream off (set) mirror_gb_devices off mirror_presence on mirror_gb_admin off mirror_mwi on mirror_presence_allow on' '$WORK/t.out'"
 printf '[store]\nbackend = redis\n' >"$WORK/noseeds.ini"
 run_t "$WORK/noseeds.ini"
 check "-t: backend = redis without [redis] nodes exits 1 naming the key" \

@@ -3,6 +3,12 @@
 # nodes (a, b, c) on one 3-master Redis Cluster of Debian's redis-server,
 # loopback ports chosen at run time; sipp as watcher (bob, on A) and as
 # publisher (alice, on B and C). Bodies are read with xmllint XPath.
+# Every node has presence_policy = allowlist and shares the allow lists
+# ([redis] mirror_presence_allow):
+#  0. bob's SUBSCRIBE to alice on B: 403 (no list anywhere); alice's list
+#     [bob] set through A's API reaches B and C (their API, p:presallow),
+#     and B then accepts bob's SUBSCRIBE; carol's list set through C
+#     reaches A and B;
 #  1. bob watches alice on A: closed (nothing published anywhere);
 #  2. alice PUBLISHes on B: A's NOTIFY carries B's tuple; the record is in
 #     p:pres:{alice} (node-b, a TTL);
@@ -21,8 +27,13 @@
 #  9. registrations on another node (cluster_route's lookups): bob watches
 #     alice on A again, closed; she registers on B: open (derived); she
 #     unregisters there: closed.
-# 10. entity tags across nodes (C started again): bob watches carol on A and
-#     on B; carol PUBLISHes on A; refreshed through B with A's tag: 200, a
+#  9b. alice's list cleared through B's API: A applies it (its API, the
+#     field gone from Redis) and refuses bob's next SUBSCRIBE (403).
+# 10. entity tags across nodes (C started again: alice's list, cleared while
+#     it was away, dropped; carol's kept): bob watches carol on A and on B;
+#     carol's list cleared through A: B refuses bob's next SUBSCRIBE to
+#     her, and his subscription accepted on B before stays (as after a
+#     local change: B's NOTIFYs below reach it); carol PUBLISHes on A; refreshed through B with A's tag: 200, a
 #     new tag, the record now node-b's (same pid), no NOTIFY; modified
 #     through C with B's tag: one NOTIFY on A and on B; removed through A
 #     with C's tag: one NOTIFY each (closed), the key gone; a tag of carol's
@@ -31,6 +42,8 @@
 #     then modified through A: the next NOTIFY is that modify; a take A
 #     missed (the same pid planted under another field, unannounced): A's
 #     next write of it lets go instead of writing it twice.
+# 11. bad allow-list records and field names planted in p:presallow and
+#     announced: A refuses them (counted), its lists unchanged.
 source "$(dirname "$0")/lib.sh"
 
 for t in redis-server redis-cli jq python3 sipp xmllint; do
@@ -53,8 +66,10 @@ for n in a b c; do
 realm = cascade.test
 [subscriptions]
 min_expires = 2
+presence_policy = allowlist
 [redis]
 mirror_presence = yes
+mirror_presence_allow = yes
 mirror_bindings = yes
 cluster_route = yes
 heartbeat_ms = 300
@@ -75,6 +90,35 @@ for n in a b c; do
 done
 subscribed() { [ "$(pstat "$1" subscribed)" = true ]; }
 for n in a b c; do check "node $n subscribed to the presence change channel" wait_for 20 subscribed "$n"; done
+
+# ---- 0. allow lists across nodes ([redis] mirror_presence_allow)
+astat() { on "$1"; api GET /stats | jq -r ".redis_presence_allow.$2"; }
+allow_of() { on "$1"; api GET "/users/$2/presence/allow" | jq -c .allow; }
+allow_is() { [ "$(allow_of "$1" "$2")" = "$3" ]; }
+asubscribed() { [ "$(astat "$1" subscribed)" = true ]; }
+for n in a b c; do check "node $n subscribed to the allow-list change channel" wait_for 20 asubscribed "$n"; done
+denied() { # denied NODE NAME USER: bob's SUBSCRIBE to USER on NODE is refused 403
+    on "$1"
+    sipp_scn "$2" sub-presence-denied.xml -s "$3" -key watcher bob -au bob -ap bobpw -auth_uri "$3@$H:$PORT" \
+        -p "$(free_port)"
+}
+check "0. no allow list anywhere: bob's SUBSCRIBE to alice on B -> 403" denied b d0 alice
+applied_b=$(astat b applied)
+check "... alice's list [bob] set through A's API -> 200" \
+    jq_ok "$(on a; api PUT /users/alice/presence/allow '{"allow":["bob"]}')" '.allow == ["bob"] and .policy == "allowlist"'
+check "... B's API has it (applied from Redis)" wait_for 20 allow_is b alice '["bob"]'
+check "... C's too" wait_for 20 allow_is c alice '["bob"]'
+check "... p:presallow holds it (field alice)" test "$(rcli hget p:presallow alice)" = '{"allow":["bob"]}'
+check "... B counted it applied, A wrote it" \
+    bash -c "[ \"$(astat b applied)\" -gt $applied_b ] && [ \"$(astat a writes_ok)\" -ge 1 ] && [ \"$(astat b lists)\" = 1 ]"
+on b
+check "... bob's SUBSCRIBE to alice on B is accepted now (NOTIFY, unsubscribed)" \
+    sipp_scn d1 sub-presence-once.xml -s alice -key watcher bob -au bob -ap bobpw -auth_uri "alice@$H:$PORT" \
+    -key expires 60 -p "$(free_port)"
+check "... carol's list [bob] set through C's API -> 200" \
+    jq_ok "$(on c; api PUT /users/carol/presence/allow '{"allow":["bob"]}')" '.allow == ["bob"]'
+check "... A's API has it" wait_for 20 allow_is a carol '["bob"]'
+check "... B's too" wait_for 20 allow_is b carol '["bob"]'
 
 # kill_tree PID: a backgrounded sipp_scn (its subshell, timeout and sipp)
 kill_tree() {
@@ -219,9 +263,20 @@ check "... closed again" test "$(tuples2 3)" = "registration=closed"
 check "... bob unsubscribed (sipp ran the scenario)" wait "$W2"
 check "... no lookup failed on A" [ "$(pstat a lookup_failures)" = 0 ]
 
+# ---- 9b. a list cleared through another node
+check "9b. alice's list cleared through B's API -> 200" \
+    jq_ok "$(on b; api PUT /users/alice/presence/allow '{"allow":[]}')" '.allow == []'
+check "... A's API has it cleared" wait_for 20 allow_is a alice '[]'
+check "... the field left p:presallow" test "$(rcli hexists p:presallow alice)" = 0
+check "... bob's SUBSCRIBE to alice on A -> 403 (as after a local clear)" denied a d2 alice
+
 # ---- 10. entity tags across nodes
 check "10. node C started again" start_cascade c "$WORK/c.ini"
 check "... subscribed to the change channel" wait_for 20 subscribed c
+check "... alice's list, cleared while C was away, dropped by C's load" wait_for 20 allow_is c alice '[]'
+check "... carol's kept" allow_is c carol '["bob"]'
+check "... C's log: its load removed one list (C had stored alice's)" \
+    grep -Eq 'redis presence allow: loaded .* 1 removed here\)' "$WORK/c.log"
 cpidf() { # cpidf TUPLE_ID BASIC
     printf '<?xml version="1.0" encoding="UTF-8"?><presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:carol@%s"><tuple id="%s"><status><basic>%s</basic></status></tuple></presence>' "$H" "$1" "$2"
 }
@@ -248,6 +303,10 @@ for n in a b; do
     check "... bob watches carol on $n: NOTIFY 1, closed" wait_for 30 got_notifies "w$n" 1
     check "... closed" test "$(ctuples "w$n" 1)" = "registration=closed,"
 done
+check "... carol's list cleared through A's API -> 200" \
+    jq_ok "$(on a; api PUT /users/carol/presence/allow '{"allow":[]}')" '.allow == []'
+check "... B's API has it cleared" wait_for 20 allow_is b carol '[]'
+check "... bob's next SUBSCRIBE to carol on B -> 403 (his subscription there stays, NOTIFYs below)" denied b d3 carol
 check "10a. carol PUBLISHes open on A -> 200 with a tag" cpublish a q1 120 "Subject: initial" "$(cpidf c1 open)"
 Q1=$(etag_of q1)
 check "... 200, a tag" bash -c "test '$(status_of q1)' = 200 && test -n '$Q1'"
@@ -336,5 +395,24 @@ check "... logged" grep -q "redis presence: the publication node-a/[0-9]* of car
 check "... not written twice: under node-z/1 only" \
     jq_ok "$(crec)" "[.[] | select(.pid == \"$pid10\") | .field] == [\"node-z/1\"]"
 check "... no take failed on A or C" bash -c "[ \"$(pstat a take_failures)\" = 0 ] && [ \"$(pstat c take_failures)\" = 0 ]"
+
+# ---- 11. bad allow-list records and names
+check "11. carol's list [bob, erin] set through C -> 200" \
+    jq_ok "$(on c; api PUT /users/carol/presence/allow '{"allow":["bob","erin"]}')" '.allow == ["bob","erin"]'
+check "... A has it" wait_for 20 allow_is a carol '["bob","erin"]'
+arej=$(astat a rejected)
+rcli hset p:presallow carol 'not json' >/dev/null
+rcli publish p:presallow-changes carol >/dev/null
+rcli hset p:presallow carol '{"allow":["a,b"]}' >/dev/null
+rcli publish p:presallow-changes carol >/dev/null
+rcli hset p:presallow 'x#y' '{"allow":["bob"]}' >/dev/null
+rcli publish p:presallow-changes 'x#y' >/dev/null
+refused() { [ "$(astat a rejected)" -ge $((arej + 3)) ]; }
+check "... two bad records of carol's and a field name with '#' announced: A refuses them (counted)" wait_for 20 refused
+check "... and logs them" grep -q 'redis presence allow: refused the record of "carol"' "$WORK/a.log"
+check "... A's list of carol's unchanged" allow_is a carol '["bob","erin"]'
+curl -s "http://127.0.0.1:${API[a]}/metrics" >"$WORK/a2.prom"
+check "... /metrics: redis_presence_allow typed (no untyped family)" \
+    bash -c "python3 '$PEERS_DIR/promcheck.py' check '$WORK/a2.prom' --no-untyped && grep -q '^cascade_redis_presence_allow_applied_total [1-9]' '$WORK/a2.prom'"
 
 finish

@@ -135,6 +135,7 @@ static void defaults_before_tables(struct config *c)
     c->redis.users_max = 100000;
     c->redis.presence_max = 10000;
     c->redis.gb_admin_max = 1000000;
+    c->redis.presence_allow_max = 100000;
     strcpy(c->api.listen, "127.0.0.1:8080");
     c->events.ring_size = 4096;
     strcpy(c->log.level, "info");
@@ -654,6 +655,16 @@ static void test_redis_section(void **state)
     assert_false(cfg.redis.mirror_presence);
     assert_int_equal(load("[redis]\nnodes = 127.0.0.1:7000\n"), 0);
     assert_false(cfg.redis.mirror_mwi); /* off by default */
+    /* mirror_presence_allow: needs seeds; the cap on allow lists loaded */
+    assert_int_equal(load("[redis]\nmirror_presence_allow = yes\n"), -1);
+    assert_true(has_error(0, "[redis] mirror_presence_allow = yes needs nodes"));
+    assert_int_equal(load("[redis]\nnodes = 127.0.0.1:7000\nmirror_presence_allow = yes\npresence_allow_max = 7\n"),
+                     0);
+    assert_true(cfg.redis.mirror_presence_allow);
+    assert_false(cfg.redis.mirror_presence); /* its own switch */
+    assert_int_equal(cfg.redis.presence_allow_max, 7);
+    assert_int_equal(load("[redis]\npresence_allow_max = 0\n"), -1);
+    assert_int_equal(load("[redis]\npresence_allow_max = 10000001\n"), -1);
 }
 
 /* ---- [store] backend */
@@ -677,7 +688,7 @@ static bool sharing_all(bool on)
 {
     return cfg.redis.mirror_bindings == on && cfg.redis.cluster_route == on && cfg.redis.mirror_users == on &&
            cfg.redis.events_stream == on && cfg.redis.mirror_gb_devices == on && cfg.redis.mirror_presence == on &&
-           cfg.redis.mirror_gb_admin == on && cfg.redis.mirror_mwi == on;
+           cfg.redis.mirror_gb_admin == on && cfg.redis.mirror_mwi == on && cfg.redis.mirror_presence_allow == on;
 }
 
 /* sqlite by default, no sharing; redis turns every sharing switch on (GB
@@ -707,11 +718,12 @@ static void test_store_backend(void **state)
     assert_false(cfg.redis.mirror_presence);
     assert_false(cfg.redis.mirror_gb_admin);
     assert_false(cfg.redis.mirror_mwi); /* no notifier, no message-summary */
+    assert_false(cfg.redis.mirror_presence_allow);
     char line[512];
     config_sharing_describe(&cfg, line, sizeof(line));
     assert_string_equal(line, "[store] backend = redis; mirror_bindings on cluster_route on mirror_users on "
                               "events_stream on mirror_gb_devices off mirror_presence off mirror_gb_admin off "
-                              "mirror_mwi off");
+                              "mirror_mwi off mirror_presence_allow off");
     assert_int_equal(load("[store]\nbackend = mysql\n"), -1);
     assert_true(has_error(2, "[store] backend: bad value 'mysql' (sqlite|redis)"));
 }
@@ -727,12 +739,13 @@ static void test_store_backend_explicit_wins(void **state)
     assert_false(cfg.redis.events_stream);
     assert_false(cfg.redis.mirror_users);
     assert_true(cfg.redis.mirror_bindings && cfg.redis.cluster_route && cfg.redis.mirror_gb_devices &&
-                cfg.redis.mirror_presence && cfg.redis.mirror_gb_admin && cfg.redis.mirror_mwi);
+                cfg.redis.mirror_presence && cfg.redis.mirror_gb_admin && cfg.redis.mirror_mwi &&
+                cfg.redis.mirror_presence_allow);
     char line[512];
     config_sharing_describe(&cfg, line, sizeof(line));
     assert_string_equal(line, "[store] backend = redis; mirror_bindings on cluster_route on mirror_users off (set) "
                               "events_stream off (set) mirror_gb_devices on mirror_presence on mirror_gb_admin on "
-                              "mirror_mwi on");
+                              "mirror_mwi on mirror_presence_allow on");
     /* mirror_mwi = no in the file stays off under backend = redis */
     assert_int_equal(load("[store]\nbackend = redis\n[redis]\nnodes = 127.0.0.1:7000\nmirror_mwi = no\n"), 0);
     assert_false(cfg.redis.mirror_mwi);
@@ -755,7 +768,7 @@ static void test_store_backend_sqlite_keeps_switches(void **state)
     assert_int_equal(cfg.store.backend, STORE_BACKEND_SQLITE);
     assert_true(cfg.redis.mirror_bindings && cfg.redis.cluster_route);
     assert_false(cfg.redis.mirror_users || cfg.redis.events_stream || cfg.redis.mirror_gb_devices ||
-                 cfg.redis.mirror_presence || cfg.redis.mirror_mwi);
+                 cfg.redis.mirror_presence || cfg.redis.mirror_mwi || cfg.redis.mirror_presence_allow);
     assert_int_equal(load("[store]\nbackend = sqlite\n[redis]\nnodes = 127.0.0.1:7000\nevents_stream = yes\n"), 0);
     assert_true(cfg.redis.events_stream);
     assert_false(cfg.redis.mirror_bindings);
@@ -793,7 +806,7 @@ static void test_example_leaves_sharing_switches_out(void **state)
     }
     fclose(f);
     assert_int_equal(set, 0);
-    assert_int_equal(commented, 8);
+    assert_int_equal(commented, 9);
 }
 
 /* ---- [upstream:<id>] */

@@ -4,7 +4,11 @@
  * the composition a watcher gets (all tuples, newest first; derived from
  * registration with no publication), and who may watch (presence_policy).
  * Documents are read back with libxml2 XPath, never by substring. Time is
- * a fake clock driven through the timer service. */
+ * a fake clock driven through the timer service. The allow lists as the
+ * nodes share them ([redis] mirror_presence_allow, subs/allow_mirror.h):
+ * another node's list applied, what the API's changes tell the mirror, the
+ * record and what a node refuses to read from Redis (the sharing between
+ * real nodes: tests/peers/test_presence_nodes.sh, section 0). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,6 +26,7 @@
 
 #include "base/sbuf.h"
 #include "base/timer.h"
+#include "subs/allow_mirror.h"
 #include "subs/pidf.h"
 #include "subs/presence.h"
 #include "subs/subs_config.h"
@@ -368,6 +373,156 @@ static void test_policy(void **state)
     assert_int_equal(presence_allow_get(f->p, "alice", got, 4), 0);
 }
 
+/* ---- allow lists across nodes ---- */
+
+struct told {
+    int n;
+    char last[64];
+};
+
+static void on_allow(void *arg, const char *aor)
+{
+    struct told *t = arg;
+    t->n++;
+    snprintf(t->last, sizeof(t->last), "%s", aor);
+}
+
+static int count_aor(void *arg, const char *aor)
+{
+    (void)aor;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static void test_allow_apply(void **state)
+{
+    struct fixture *f = *state;
+    f->cfg.presence_policy = SUBS_PRESENCE_ALLOWLIST;
+    struct told t = {0};
+    presence_set_allow_observer(f->p, on_allow, &t);
+    /* the API's changes are told (a clear too, and one that changes nothing) */
+    const char *bob[] = {"bob"}, *two[] = {"bob", "carol"}, *carol[] = {"carol"};
+    assert_int_equal(presence_allow_set(f->p, "alice", bob, 1), 0);
+    assert_int_equal(t.n, 1);
+    assert_string_equal(t.last, "alice");
+    assert_int_equal(presence_allow_set(f->p, "alice", bob, 1), 0);
+    assert_int_equal(t.n, 2);
+    const char *bad[] = {"a,b"};
+    assert_int_equal(presence_allow_set(f->p, "alice", bad, 1), -EINVAL);
+    assert_int_equal(t.n, 2); /* refused: not told */
+    /* another node's: applied at once, not told back */
+    assert_int_equal(presence_allow_apply(f->p, "dave", two, 2), PRESENCE_ALLOW_ADDED);
+    assert_true(presence_may_watch(f->p, "carol", "dave"));
+    assert_false(presence_may_watch(f->p, "erin", "dave"));
+    assert_int_equal(presence_allow_apply(f->p, "dave", two, 2), PRESENCE_ALLOW_UNCHANGED);
+    assert_int_equal(presence_allow_apply(f->p, "dave", carol, 1), PRESENCE_ALLOW_CHANGED);
+    assert_false(presence_may_watch(f->p, "bob", "dave"));
+    assert_true(presence_may_watch(f->p, "carol", "dave"));
+    assert_int_equal(presence_allow_count(f->p), 2);
+    int seen = 0;
+    assert_int_equal(presence_allow_foreach(f->p, count_aor, &seen), 0);
+    assert_int_equal(seen, 2);
+    assert_int_equal(presence_allow_apply(f->p, "dave", NULL, 0), PRESENCE_ALLOW_REMOVED);
+    assert_false(presence_may_watch(f->p, "carol", "dave"));
+    assert_int_equal(presence_allow_apply(f->p, "dave", NULL, 0), PRESENCE_ALLOW_UNCHANGED);
+    /* refusals change nothing */
+    assert_int_equal(presence_allow_apply(f->p, "alice", bad, 1), PRESENCE_ALLOW_REJECTED);
+    assert_int_equal(presence_allow_apply(f->p, "", bob, 1), PRESENCE_ALLOW_REJECTED);
+    assert_true(presence_may_watch(f->p, "bob", "alice"));
+    assert_int_equal(t.n, 2);
+    assert_int_equal(presence_allow_set(f->p, "alice", NULL, 0), 0);
+    assert_int_equal(t.n, 3);
+    assert_int_equal(presence_allow_count(f->p), 0);
+    presence_set_allow_observer(f->p, NULL, NULL);
+    assert_int_equal(presence_allow_set(f->p, "alice", bob, 1), 0);
+    assert_int_equal(t.n, 3);
+}
+
+static int decode(const char *s, char (*names)[PRESENCE_MAX_NAME], size_t *n)
+{
+    return presence_allow_record_decode(s, strlen(s), names, n);
+}
+
+static void test_allow_record(void **state)
+{
+    (void)state;
+    char names[PRESENCE_MAX_ALLOW][PRESENCE_MAX_NAME], got[PRESENCE_MAX_ALLOW][PRESENCE_MAX_NAME];
+    snprintf(names[0], PRESENCE_MAX_NAME, "bob");
+    snprintf(names[1], PRESENCE_MAX_NAME, "q\"u\\o te");
+    char buf[PRESENCE_ALLOW_RECORD_MAX + 1];
+    int len = presence_allow_record_encode((const char (*)[PRESENCE_MAX_NAME])names, 2, buf, sizeof(buf));
+    assert_true(len > 0);
+    assert_int_equal((size_t)len, strlen(buf));
+    size_t n = 0;
+    assert_int_equal(presence_allow_record_decode(buf, (size_t)len, got, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(got[0], "bob");
+    assert_string_equal(got[1], names[1]);
+    /* the longest list of the longest names, each escaped, fits a record */
+    for (size_t i = 0; i < PRESENCE_MAX_ALLOW; i++) {
+        memset(names[i], '"', PRESENCE_MAX_NAME - 1);
+        names[i][PRESENCE_MAX_NAME - 1] = '\0';
+    }
+    len = presence_allow_record_encode((const char (*)[PRESENCE_MAX_NAME])names, PRESENCE_MAX_ALLOW, buf,
+                                       sizeof(buf));
+    assert_true(len > 0 && len <= PRESENCE_ALLOW_RECORD_MAX);
+    assert_int_equal(presence_allow_record_decode(buf, (size_t)len, got, &n), 0);
+    assert_int_equal(n, PRESENCE_MAX_ALLOW);
+    assert_string_equal(got[PRESENCE_MAX_ALLOW - 1], names[0]);
+    /* none, too many, or too small a buffer */
+    assert_int_equal(presence_allow_record_encode((const char (*)[PRESENCE_MAX_NAME])names, 0, buf, sizeof(buf)),
+                     -EINVAL);
+    assert_int_equal(presence_allow_record_encode((const char (*)[PRESENCE_MAX_NAME])names, PRESENCE_MAX_ALLOW + 1,
+                                                  buf, sizeof(buf)),
+                     -EINVAL);
+    assert_int_equal(presence_allow_record_encode((const char (*)[PRESENCE_MAX_NAME])names, 1, buf, 16), -ENOSPC);
+    /* members a newer node adds are ignored */
+    assert_int_equal(decode("{\"allow\":[\"carol\"],\"at\":1}", got, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(got[0], "carol");
+    /* refused */
+    char many[1024] = "{\"allow\":[", long_name[200];
+    for (int i = 0; i <= PRESENCE_MAX_ALLOW; i++) strcat(many, i ? ",\"x\"" : "\"x\"");
+    strcat(many, "]}");
+    snprintf(long_name, sizeof(long_name), "{\"allow\":[\"%0*d\"]}", PRESENCE_MAX_NAME, 0);
+    const char *bad[] = {
+        "", "[]", "null", "{", "{}", "\"x\"", "{\"allow\":null}", "{\"allow\":\"bob\"}",
+        "{\"allow\":[]}",              /* a cleared list is no field */
+        "{\"allow\":[\"\"]}",           /* an empty name */
+        "{\"allow\":[\"a,b\"]}",        /* a comma (the store's separator) */
+        "{\"allow\":[\"a\\u0000b\"]}", /* a NUL inside */
+        "{\"allow\":[\"bob\",7]}",      /* not a string */
+        "{\"allow\":[\"bob\"],\"allow\":[\"eve\"]}", /* twice */
+        "{\"allow\":[\"\xff\"]}",      /* not UTF-8 */
+        many, long_name,
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        n = 99;
+        if (decode(bad[i], got, &n) != -EINVAL || n != 0) fail_msg("accepted: %s", bad[i]);
+    }
+    /* longer than a record may be */
+    char *huge = malloc(PRESENCE_ALLOW_RECORD_MAX + 2);
+    assert_non_null(huge);
+    memset(huge, ' ', PRESENCE_ALLOW_RECORD_MAX + 1);
+    memcpy(huge, "{\"allow\":[\"bob\"]}", 17);
+    assert_int_equal(presence_allow_record_decode(huge, PRESENCE_ALLOW_RECORD_MAX + 1, got, &n), -EINVAL);
+    free(huge);
+    assert_int_equal(presence_allow_record_decode(NULL, 0, got, &n), -EINVAL);
+    /* field names */
+    assert_true(presence_allow_field_ok("alice", 5));
+    assert_true(presence_allow_field_ok("a.b-c_d", 7));
+    assert_false(presence_allow_field_ok("", 0));
+    assert_false(presence_allow_field_ok("#", 1));
+    assert_false(presence_allow_field_ok("a#b", 3));
+    assert_false(presence_allow_field_ok("a\nb", 3));
+    assert_false(presence_allow_field_ok("a\0b", 3));
+    assert_false(presence_allow_field_ok("a\x7f", 2));
+    char big[300];
+    memset(big, 'a', sizeof(big));
+    assert_true(presence_allow_field_ok(big, 255));
+    assert_false(presence_allow_field_ok(big, 256));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -381,6 +536,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_caps_and_composition, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_allow_apply, setup, teardown),
+        cmocka_unit_test(test_allow_record),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
