@@ -100,6 +100,7 @@ struct worker {
     struct cluster *cluster;                 /* [redis] cluster_route: NULL when off */
     struct users_mirror *users_mirror;      /* [redis] mirror_users: NULL when off */
     struct reg_nodes *reg_nodes;         /* the reg package across nodes (cluster_route and the notifier): NULL when off */
+    struct dialog_mirror *dialog_mirror; /* the dialog package across nodes (cluster_route and the notifier): NULL when off */
     struct presence_mirror *presence_mirror; /* [redis] mirror_presence (and the notifier): NULL when off */
     struct gb_admin_mirror *gb_admin_mirror; /* [redis] mirror_gb_admin (and [gb] enabled): NULL when off */
     struct gb_devmirror *gb_mirror;          /* [redis] mirror_gb_devices (and [gb] enabled): NULL when off */

@@ -173,6 +173,47 @@ int dialog_nodes_decode(const char *field, size_t flen, const char *value, size_
     return 0;
 }
 
+static bool aor_ok(const char *s, size_t len, size_t cap)
+{
+    if (!len || len >= cap) return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c <= 0x20 || c == 0x7f || c == '{' || c == '}') return false;
+    }
+    return true;
+}
+
+int dialog_nodes_message(const char *prefix, const char *msg, size_t len, char *aor, size_t cap, char *node,
+                         size_t ncap)
+{
+    if (cap) aor[0] = '\0';
+    if (ncap) node[0] = '\0';
+    size_t pl = strlen(prefix);
+    if (!msg || len < pl || memcmp(msg, prefix, pl) != 0) return -EINVAL;
+    msg += pl;
+    len -= pl;
+    if (len == 9 && memcmp(msg, "dlgw-sync", 9) == 0) return DIALOG_NODES_MSG_SYNC;
+    int kind;
+    if (len > 5 && memcmp(msg, "dlg:{", 5) == 0) kind = DIALOG_NODES_MSG_CHANGED, msg += 5, len -= 5;
+    else if (len > 6 && memcmp(msg, "dlgw:{", 6) == 0) kind = DIALOG_NODES_MSG_WATCHED, msg += 6, len -= 6;
+    else return -EINVAL;
+    const char *close = memchr(msg, '}', len);
+    if (!close) return -EINVAL;
+    size_t al = (size_t)(close - msg), rest = len - al - 1;
+    if (!aor_ok(msg, al, cap)) return -EINVAL;
+    const char *tail = close + 1;
+    if (kind == DIALOG_NODES_MSG_CHANGED) {
+        if (rest) return -EINVAL;
+    } else {
+        if (rest < 2 || tail[0] != ' ' || !node_ok(tail + 1, rest - 1) || rest - 1 >= ncap) return -EINVAL;
+        memcpy(node, tail + 1, rest - 1);
+        node[rest - 1] = '\0';
+    }
+    memcpy(aor, msg, al);
+    aor[al] = '\0';
+    return kind;
+}
+
 static struct dialog_remote *find_id(struct dialog_remote *a, size_t n, const char *id)
 {
     for (size_t i = 0; i < n; i++)

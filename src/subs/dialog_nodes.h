@@ -43,6 +43,13 @@ struct redisReply;
 #define DIALOG_NODES_PAIRS_MAX 256      /* fields of one hash looked at; the rest skipped (over_cap) */
 #define DIALOG_NODES_MAX 32             /* other nodes' dialogs kept per AoR; the rest skipped (over_cap) */
 
+/* The messages on <prefix>dlg-changes (dialog_nodes_message). */
+enum dialog_nodes_msg {
+    DIALOG_NODES_MSG_CHANGED = 1,       /* "<prefix>dlg:{<aor>}": aor's hash was written */
+    DIALOG_NODES_MSG_WATCHED,           /* "<prefix>dlgw:{<aor>} <node>": node has a watcher of aor */
+    DIALOG_NODES_MSG_SYNC,              /* "<prefix>dlgw-sync": a node (re)subscribed, announce again */
+};
+
 /* One dialog of another node, as read. */
 struct dialog_remote {
     struct dialog_info_entry e;
@@ -78,6 +85,13 @@ int dialog_nodes_encode(const char *node, const struct dialog_info_entry *e, int
  * byte and no NUL, the URIs "sip:", "sips:" or "tel:" (any case) when not
  * empty. out->e.event points to a static string. */
 int dialog_nodes_decode(const char *field, size_t flen, const char *value, size_t vlen, struct dialog_remote *out);
+
+/* A message read from the channel (any bytes): its kind with aor (cap) and
+ * node (ncap) filled as it names them ("" otherwise), or -EINVAL. The AoR
+ * and node: non-empty, fitting, no byte at or below space, DEL, '{' '}'
+ * (the node no '/' either); nothing else around. */
+int dialog_nodes_message(const char *prefix, const char *msg, size_t len, char *aor, size_t cap, char *node,
+                         size_t ncap);
 
 /* The other live nodes' unexpired dialogs in an HGETALL answer: how many
  * were put in out (at most cap and DIALOG_NODES_MAX), or -1 when r is no
