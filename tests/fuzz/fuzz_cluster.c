@@ -13,7 +13,7 @@
  * nothing, into a partial reginfo document; for the dialog package across
  * nodes (src/subs/dialog_nodes.c), a dialog record (the input split at its
  * first newline into field and value, and whole as the value of a fixed
- * field) and the same HGETALL answer read as the other nodes' dialogs,
+ * field), a message of its channel, and the same HGETALL answer read as the other nodes' dialogs,
  * diffed likewise into a partial dialog-info document. The input is read
  * as each of them.
  *
@@ -141,6 +141,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (nl) dialog_record((const char *)data, (size_t)(nl - (const char *)data), nl + 1,
                           size - (size_t)(nl - (const char *)data) - 1);
     dialog_record("b/0123456789abcdef", 18, (const char *)data, size);
+    char maor[256], mnode[DIALOG_NODES_NODE_MAX];
+    int kind = dialog_nodes_message("t:", (const char *)data, size, maor, sizeof(maor), mnode, sizeof(mnode));
+    if (kind != -EINVAL && (kind < DIALOG_NODES_MSG_CHANGED || kind > DIALOG_NODES_MSG_SYNC)) abort();
+    if (kind > 0) {
+        size_t al = strlen(maor), nl2 = strlen(mnode);
+        if ((kind != DIALOG_NODES_MSG_SYNC) != (al > 0) || (kind == DIALOG_NODES_MSG_WATCHED) != (nl2 > 0)) abort();
+        for (size_t i = 0; i < al; i++)
+            if ((unsigned char)maor[i] <= 0x20 || maor[i] == '{' || maor[i] == '}' || maor[i] == 0x7f) abort();
+        if (strchr(mnode, '/') || strchr(mnode, ' ')) abort();
+    }
 
     char route[CLUSTER_ROUTE_MAX], hostport[CLUSTER_HOSTPORT_MAX];
     struct sockaddr_storage ip;

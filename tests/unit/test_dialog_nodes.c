@@ -285,11 +285,52 @@ static void test_diff(void **state)
     sbuf_free(&sb);
 }
 
+static int msg(const char *m, char *aor, char *node)
+{
+    return dialog_nodes_message("t:", m, strlen(m), aor, 64, node, 32);
+}
+
+static void test_message(void **state)
+{
+    (void)state;
+    char aor[64], node[32];
+    assert_int_equal(msg("t:dlg:{alice}", aor, node), DIALOG_NODES_MSG_CHANGED);
+    assert_string_equal(aor, "alice");
+    assert_string_equal(node, "");
+    assert_int_equal(msg("t:dlgw:{bob@example.org} node-a", aor, node), DIALOG_NODES_MSG_WATCHED);
+    assert_string_equal(aor, "bob@example.org");
+    assert_string_equal(node, "node-a");
+    assert_int_equal(msg("t:dlgw-sync", aor, node), DIALOG_NODES_MSG_SYNC);
+    const char *bad[] = {
+        "",
+        "t:",
+        "x:dlg:{alice}",             /* another prefix */
+        "t:dlg:{}",                  /* no AoR */
+        "t:dlg:{alice",              /* no brace */
+        "t:dlg:{alice} x",           /* something after */
+        "t:dlg:{al ice}",            /* a space */
+        "t:dlg:{al{ice}",            /* a brace */
+        "t:dlgw:{alice}",            /* no node */
+        "t:dlgw:{alice} ",           /* empty node */
+        "t:dlgw:{alice}  a",         /* two spaces */
+        "t:dlgw:{alice} a/b",        /* '/' in the node */
+        "t:dlgw:{alice} a b",        /* a space in the node */
+        "t:dlgw-sync ",
+        "t:loc:{alice}",
+        "t:dlgw:{alice} 0123456789012345678901234567890123456789", /* over ncap */
+        "t:dlg:{0123456789012345678901234567890123456789012345678901234567890123456789}", /* over cap */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (msg(bad[i], aor, node) != -EINVAL) fail_msg("accepted: %s", bad[i]);
+    assert_int_equal(dialog_nodes_message("t:", "t:dlg:{a\0b}", 12, aor, 64, node, 32), -EINVAL); /* a NUL */
+    assert_int_equal(dialog_nodes_message("t:", NULL, 0, aor, 64, node, 32), -EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip), cmocka_unit_test(test_refusals), cmocka_unit_test(test_parse),
-        cmocka_unit_test(test_parse_pairs_cap), cmocka_unit_test(test_diff),
+        cmocka_unit_test(test_parse_pairs_cap), cmocka_unit_test(test_diff), cmocka_unit_test(test_message),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
