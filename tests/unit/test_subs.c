@@ -23,6 +23,7 @@
 #include "registrar/digest_check.h"
 #include "base/arena.h"
 #include "subs/dialog_info.h"
+#include "subs/dialog_nodes.h"
 #include "subs/mwi.h"
 #include "base/clock.h"
 #include "subs/reg_nodes.h"
@@ -803,6 +804,144 @@ static void test_dialog_package(void **state)
     arena_free(&a);
 }
 
+static int count_one(void *arg, const struct dialog_info_entry *e)
+{
+    (void)e;
+    ++*(int *)arg;
+    return 0;
+}
+
+/* The dialog hooks (subs/dialog_mirror.h): a fake follower. */
+struct fake_dlg {
+    int watchers;
+    struct dialog_remote remote[2];
+    size_t n;
+    int changed;
+    char changed_aor[8][64];
+    char changed_id[8][17];
+};
+
+static void fdlg_watch(void *arg, const char *aor, bool on)
+{
+    (void)aor;
+    struct fake_dlg *d = arg;
+    d->watchers += on ? 1 : -1;
+}
+
+static bool fdlg_shared(void *arg, const char *aor)
+{
+    (void)arg;
+    return strncmp(aor, "carol", 5) == 0;
+}
+
+static void fdlg_changed(void *arg, const struct dialog_info_entry *e)
+{
+    struct fake_dlg *d = arg;
+    if (d->changed < 8) {
+        snprintf(d->changed_aor[d->changed], sizeof(d->changed_aor[0]), "%s", dialog_table_aor(e));
+        snprintf(d->changed_id[d->changed], sizeof(d->changed_id[0]), "%s", e->id);
+    }
+    d->changed++;
+}
+
+static size_t fdlg_remote(void *arg, const char *aor, const struct dialog_remote **out)
+{
+    (void)aor;
+    struct fake_dlg *d = arg;
+    *out = d->remote;
+    return d->n;
+}
+
+static struct dialog_remote remote_call(const char *id, enum dialog_state st)
+{
+    struct dialog_remote r;
+    memset(&r, 0, sizeof(r));
+    snprintf(r.e.id, sizeof(r.e.id), "%s", id);
+    snprintf(r.e.call_id, sizeof(r.e.call_id), "far-%s", id);
+    snprintf(r.e.remote_uri, sizeof(r.e.remote_uri), "sip:dave@example.com");
+    snprintf(r.node, sizeof(r.node), "node-b");
+    r.e.state = st;
+    return r;
+}
+
+/* Another node's calls in the full document and as partial NOTIFYs; a
+ * call tracked here too is told once (by this node); a call of an AoR
+ * watched elsewhere only is tracked and handed to the hook, nothing sent. */
+static void test_dialog_other_nodes(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    struct fake_dlg fd = {.n = 2};
+    fd.remote[0] = remote_call("00000000000000aa", DIALOG_EARLY);
+    fd.remote[1] = remote_call("00000000000000bb", DIALOG_TERMINATED); /* not in a full document */
+    struct subs_dialog_hooks h = {.arg = &fd, .watch = fdlg_watch, .shared = fdlg_shared, .changed = fdlg_changed,
+                                  .remote = fdlg_remote};
+    subs_set_dialog_hooks(f->s, &h);
+    assert_int_equal(subscribe(f, "bob", "dn-1", 1, "", "dialog", "Expires: 600\n"), 200);
+    assert_int_equal(fd.watchers, 1);
+    int n1 = last_notify(f);
+    assert_true(n1 >= 0);
+    assert_string_equal(notify_xs(f, n1, "/*/@state"), "full");
+    assert_string_equal(notify_xs(f, n1, "count(" DLG ")"), "1");
+    assert_string_equal(notify_xs(f, n1, DLG "/@id"), "00000000000000aa");
+    assert_string_equal(notify_xs(f, n1, DLG "/*[local-name()='state']"), "early");
+
+    /* a change read from Redis: partial, version 1 */
+    struct dialog_info_entry ch = fd.remote[0].e;
+    ch.state = DIALOG_CONFIRMED;
+    subs_dialog_remote_changed(f->s, "bob", &ch, 1);
+    int n2 = last_notify(f);
+    assert_true(n2 > n1);
+    assert_string_equal(notify_xs(f, n2, "/*/@state"), "partial");
+    assert_string_equal(notify_xs(f, n2, "/*/@version"), "1");
+    assert_string_equal(notify_xs(f, n2, DLG "/*[local-name()='state']"), "confirmed");
+
+    /* a call to bob through this node: tracked, handed to the hook, notified once */
+    _Alignas(16) static char mem[65536];
+    arena_t a;
+    arena_init(&a, mem, sizeof(mem));
+    char b1[2048], b2[2048];
+    struct sip_msg inv, inv2;
+    parse_text("INVITE sip:bob@example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.30;branch=z9hG4bK-i1\n"
+               "From: <sip:alice@example.com>;tag=at\nTo: <sip:bob@example.com>\nCall-ID: call-1\n"
+               "CSeq: 1 INVITE\nContent-Length: 0\n\n",
+               b1, sizeof(b1), &a, &inv);
+    subs_on_call(f->s, SUBS_CALL_INVITE, &inv, NULL, 0, false, false);
+    int n3 = last_notify(f);
+    assert_true(n3 > n2);
+    assert_int_equal(fd.changed, 1);
+    assert_string_equal(fd.changed_id[0], notify_xs(f, n3, DLG "/@id"));
+    /* the same call read from another node (it went through both): not told again */
+    struct dialog_info_entry same = fd.remote[0].e;
+    snprintf(same.id, sizeof(same.id), "%s", fd.changed_id[0]);
+    subs_dialog_remote_changed(f->s, "bob", &same, 1);
+    assert_int_equal(last_notify(f), n3);
+
+    /* alice calls carol, watched on another node only: tracked for her, no NOTIFY */
+    size_t before = harness_sent_count(f->h);
+    parse_text("INVITE sip:carol@example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.30;branch=z9hG4bK-i2\n"
+               "From: <sip:alice@example.com>;tag=x\nTo: <sip:carol@example.com>\nCall-ID: call-2\n"
+               "CSeq: 1 INVITE\nContent-Length: 0\n\n",
+               b2, sizeof(b2), &a, &inv2);
+    subs_on_call(f->s, SUBS_CALL_INVITE, &inv2, NULL, 0, false, false);
+    assert_int_equal(fd.changed, 2);
+    assert_int_equal(strncmp(fd.changed_aor[1], "carol", 5), 0);
+    assert_int_equal(harness_count_sent(f->h, before, "NOTIFY "), 0);
+    subs_on_call(f->s, SUBS_CALL_RESPONSE, &inv2, NULL, 486, false, false);
+    assert_int_equal(fd.changed, 3); /* its end handed over too, then dropped */
+    int tracked = 0;
+    subs_dialog_foreach(f->s, count_one, &tracked);
+    assert_int_equal(tracked, 1); /* bob's call only */
+
+    /* the hooks go and come back: the watcher counted once */
+    subs_set_dialog_hooks(f->s, NULL);
+    fd.watchers = 0;
+    subs_set_dialog_hooks(f->s, &h);
+    assert_int_equal(fd.watchers, 1);
+    subs_set_dialog_hooks(f->s, NULL);
+    arena_free(&a);
+}
+
 /* Injects a message-summary NOTIFY for alice from ip with body; the status of the answer. */
 static int summary_from(struct fx *f, const char *ip, const char *body)
 {
@@ -1397,6 +1536,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_own_user_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reg_any_user, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dialog_package, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dialog_other_nodes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_message_summary, setup, teardown),
         cmocka_unit_test_setup_teardown(test_message_summary_off, setup, teardown),
         cmocka_unit_test_setup_teardown(test_presence_winfo, setup, teardown),
