@@ -1184,7 +1184,7 @@ static void dialog_changed(struct subs *s, struct dialog_info_entry *e)
 static void copy_cstr(char *dst, size_t cap, str_t v)
 {
     size_t n = v.len < cap ? v.len : cap - 1;
-    memcpy(dst, v.s, n);
+    if (n) memcpy(dst, v.s, n); /* an absent display name has no pointer */
     dst[n] = '\0';
 }
 
