@@ -250,7 +250,7 @@ static void arm(struct follow *f, uint32_t retry_ms)
 static void replace(struct follow *f, const struct dialog_remote *cur, size_t n)
 {
     struct dialog_mirror *m = f->owner;
-    struct dialog_info_entry ch[2 * DIALOG_NODES_MAX];
+    static struct dialog_info_entry ch[2 * DIALOG_NODES_MAX]; /* ~70 KiB; loop thread only, not re-entered */
     size_t nch = dialog_nodes_diff(f->have, f->n, cur, n, ch, 2 * DIALOG_NODES_MAX);
     struct dialog_remote *old = f->have;
     size_t old_n = f->n;
