@@ -76,8 +76,9 @@ struct dialog_mirror {
     struct timer_service *timers;
     struct subs *subs;
     struct cluster *cluster;
-    struct redis_cluster *rc;
+    struct redis_cluster *rc;          /* NULL with a test's io */
     struct redis_sub *sub;
+    struct dialog_mirror_io io;
     char self[DIALOG_NODES_NODE_MAX];
     char prefix[64];
     char channel[96];
@@ -132,9 +133,32 @@ static void wait_unlink(struct dialog_mirror *m, struct follow *f)
 static bool node_alive(void *arg, const char *node)
 {
     struct dialog_mirror *m = arg;
+    return !m->io.alive || m->io.alive(m->io.arg, node);
+}
+
+static int64_t wall_now(const struct dialog_mirror *m) { return m->io.wall_ms(m->io.arg); }
+
+/* ---- the cluster's io ---- */
+
+static int io_command(void *arg, const char *key, int argc, const char **argv, const size_t *lens, dialog_mirror_cb cb,
+                      void *cb_arg)
+{
+    struct dialog_mirror *m = arg;
+    return redis_cluster_command_routed(m->rc, key, strlen(key), argc, argv, lens, cb, cb_arg);
+}
+
+static bool io_alive(void *arg, const char *node)
+{
+    struct dialog_mirror *m = arg;
     if (!m->cluster) return true;
     struct cluster_hit hit;
     return cluster_node_hit(m->cluster, node, &hit) == 0;
+}
+
+static int64_t io_wall(void *arg)
+{
+    (void)arg;
+    return clock_wall_ms();
 }
 
 /* ---- writes ---- */
@@ -156,7 +180,7 @@ static void send_routed(struct dialog_mirror *m, const char *key, int argc, cons
 {
     int rc = m->writes_pending >= DIALOG_MIRROR_WRITES_MAX
                  ? -EAGAIN
-                 : redis_cluster_command_routed(m->rc, key, strlen(key), argc, argv, lens, on_write, m);
+                 : m->io.command(m->io.arg, key, argc, argv, lens, on_write, m);
     if (rc < 0) {
         m->stats.write_failures++;
         log_warn_rl("redis dialog: a write dropped (%s, %u pending)", strerror(-rc), m->writes_pending);
@@ -169,7 +193,7 @@ static void write_entry(struct dialog_mirror *m, const char *aor, const struct d
 {
     char field[DIALOG_NODES_FIELD_MAX], rec[DIALOG_NODES_RECORD_MAX + 1], key[LOCATION_MAX_AOR + 80], exp[24],
         now[24];
-    int64_t wall = clock_wall_ms();
+    int64_t wall = wall_now(m);
     int64_t until = wall + (e->state == DIALOG_TERMINATED ? DIALOG_MIRROR_ENDED_MS : DIALOG_MIRROR_LEASE_MS);
     int n = dialog_nodes_encode(m->self, e, until, field, sizeof(field), rec, sizeof(rec));
     if (n < 0) {
@@ -236,7 +260,7 @@ static void on_follow_timer(struct timer_node *t, uint64_t now_ms)
 static void arm(struct follow *f, uint32_t retry_ms)
 {
     struct dialog_mirror *m = f->owner;
-    int64_t wall = clock_wall_ms(), first = 0;
+    int64_t wall = wall_now(m), first = 0;
     for (size_t i = 0; i < f->n; i++)
         if (!first || f->have[i].expires_wall_ms < first) first = f->have[i].expires_wall_ms;
     uint64_t now = timer_now(m->timers), at = 0;
@@ -276,7 +300,7 @@ static void read_failed(struct follow *f)
     struct dialog_mirror *m = f->owner;
     struct dialog_remote keep[DIALOG_NODES_MAX];
     size_t n = 0;
-    int64_t wall = clock_wall_ms();
+    int64_t wall = wall_now(m);
     for (size_t i = 0; i < f->n && n < DIALOG_NODES_MAX; i++)
         if (f->have[i].expires_wall_ms > wall) keep[n++] = f->have[i];
     f->backoff_ms = next_backoff(f->backoff_ms);
@@ -303,18 +327,18 @@ static void on_read(void *arg, int status, const struct redisReply *reply)
     struct follow *f = rd->f;
     free(rd);
     m->inflight--;
+    if (f) f->read = NULL;
     if (status == -ECANCELED || !f) {
         if (status != -ECANCELED) pump(m);
         return;
     }
-    f->read = NULL;
     char aor[LOCATION_MAX_AOR];
     snprintf(aor, sizeof(aor), "%s", f->aor);
     static struct dialog_remote cur[DIALOG_NODES_MAX]; /* loop thread only */
     struct dialog_nodes_read_stats st;
     int n = status < 0 || !reply || reply->type == REDIS_REPLY_ERROR
                 ? -1
-                : dialog_nodes_parse(reply, m->self, clock_wall_ms(), node_alive, m, cur, DIALOG_NODES_MAX, &st);
+                : dialog_nodes_parse(reply, m->self, wall_now(m), node_alive, m, cur, DIALOG_NODES_MAX, &st);
     if (n < 0) {
         m->stats.read_failures++;
         log_warn_rl("redis dialog: reading %s's calls failed (%s): the watchers keep what they saw", aor,
@@ -361,7 +385,7 @@ static void start_read(struct follow *f)
     int rc = rd ? 0 : -ENOMEM;
     if (rd) {
         *rd = (struct read_ctx){.m = m, .f = f};
-        rc = redis_cluster_command(m->rc, 1, 2, argv, lens, on_read, rd);
+        rc = m->io.command(m->io.arg, key, 2, argv, lens, on_read, rd);
         if (rc < 0) free(rd);
     }
     if (rc == 0) {
@@ -487,6 +511,10 @@ static void on_subscribed(void *arg)
     htable_foreach(&m->follows, read_one, m); /* what was missed meanwhile */
 }
 
+void dialog_mirror_message(struct dialog_mirror *m, const char *msg, size_t len) { on_message(m, msg, len); }
+
+void dialog_mirror_subscribed(struct dialog_mirror *m) { on_subscribed(m); }
+
 static void on_lost(void *arg, const char *why)
 {
     struct dialog_mirror *m = arg;
@@ -526,29 +554,54 @@ static void on_tick(struct timer_node *t, uint64_t now_ms)
 
 /* ---- life cycle ---- */
 
+static struct dialog_mirror *alloc_mirror(struct timer_service *timers, struct subs *s, const char *prefix,
+                                          const char *node_id)
+{
+    if (!node_id || !*node_id || strlen(node_id) >= DIALOG_NODES_NODE_MAX || strchr(node_id, '/') ||
+        strchr(node_id, ' ') || strlen(prefix) >= 64)
+        return NULL;
+    struct dialog_mirror *m = calloc(1, sizeof(*m));
+    if (!m) return NULL;
+    m->timers = timers;
+    m->subs = s;
+    snprintf(m->self, sizeof(m->self), "%s", node_id);
+    snprintf(m->prefix, sizeof(m->prefix), "%s", prefix);
+    snprintf(m->channel, sizeof(m->channel), "%sdlg-changes", prefix);
+    htable_init(&m->follows);
+    htable_init(&m->watched);
+    timer_node_init(&m->tick);
+    return m;
+}
+
+static void start(struct dialog_mirror *m)
+{
+    if (!m->io.wall_ms) m->io.wall_ms = io_wall;
+    timer_start(m->timers, &m->tick, timer_now(m->timers) + DIALOG_MIRROR_ANNOUNCE_MS, on_tick);
+    struct subs_dialog_hooks h = {.arg = m, .watch = hook_watch, .shared = hook_shared, .changed = hook_changed,
+                                  .remote = hook_remote};
+    subs_set_dialog_hooks(m->subs, &h); /* the watchers held now */
+}
+
+struct dialog_mirror *dialog_mirror_new_io(struct timer_service *timers, struct subs *s, const char *key_prefix,
+                                           const char *node_id, const struct dialog_mirror_io *io)
+{
+    struct dialog_mirror *m = alloc_mirror(timers, s, key_prefix, node_id);
+    if (!m) return NULL;
+    m->io = *io;
+    start(m);
+    return m;
+}
+
 struct dialog_mirror *dialog_mirror_new(uv_loop_t *loop, struct timer_service *timers, struct subs *s,
                                         struct cluster *cluster, const struct redis_config *cfg, const char *node_id,
                                         int *err)
 {
     *err = -EINVAL;
-    if (!node_id || !*node_id || strlen(node_id) >= DIALOG_NODES_NODE_MAX || strchr(node_id, '/') ||
-        strchr(node_id, ' '))
-        return NULL;
-    struct dialog_mirror *m = calloc(1, sizeof(*m));
-    if (!m) {
-        *err = -ENOMEM;
-        return NULL;
-    }
+    struct dialog_mirror *m = alloc_mirror(timers, s, cfg->key_prefix, node_id);
+    if (!m) return NULL;
     m->loop = loop;
-    m->timers = timers;
-    m->subs = s;
     m->cluster = cluster;
-    snprintf(m->self, sizeof(m->self), "%s", node_id);
-    snprintf(m->prefix, sizeof(m->prefix), "%s", cfg->key_prefix);
-    snprintf(m->channel, sizeof(m->channel), "%sdlg-changes", cfg->key_prefix);
-    htable_init(&m->follows);
-    htable_init(&m->watched);
-    timer_node_init(&m->tick);
+    m->io = (struct dialog_mirror_io){.arg = m, .command = io_command, .alive = io_alive, .wall_ms = io_wall};
     struct redis_cluster_config rcc = {.seeds = cfg->nodes, .timeout_ms = cfg->timeout_ms,
                                        .max_queued = DIALOG_MIRROR_WRITES_MAX + DIALOG_MIRROR_INFLIGHT_MAX + 64};
     m->rc = redis_cluster_new(loop, timers, &rcc, err);
@@ -567,10 +620,7 @@ struct dialog_mirror *dialog_mirror_new(uv_loop_t *loop, struct timer_service *t
         free(m);
         return NULL;
     }
-    timer_start(timers, &m->tick, timer_now(timers) + DIALOG_MIRROR_ANNOUNCE_MS, on_tick);
-    struct subs_dialog_hooks h = {.arg = m, .watch = hook_watch, .shared = hook_shared, .changed = hook_changed,
-                                  .remote = hook_remote};
-    subs_set_dialog_hooks(s, &h); /* the watchers held now */
+    start(m);
     *err = 0;
     return m;
 }
@@ -602,7 +652,7 @@ void dialog_mirror_free(struct dialog_mirror *m)
     if (all) htable_foreach(&m->follows, collect, &p);
     for (size_t i = 0; all && i < count; i++) follow_drop(m, all[i]);
     free(all);
-    redis_cluster_free(m->rc); /* the reads left answer -ECANCELED: their contexts freed */
+    if (m->rc) redis_cluster_free(m->rc); /* the reads left answer -ECANCELED: their contexts freed */
     htable_foreach(&m->watched, drop_watched, m);
     htable_free(&m->follows);
     htable_free(&m->watched);

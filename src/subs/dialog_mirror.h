@@ -40,6 +40,7 @@
 #define CASCADE_SUBS_DIALOG_MIRROR_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -78,11 +79,33 @@ struct dialog_mirror_stats {
     uint64_t over_cap;        /* records or AoRs skipped over the caps */
 };
 
+/* How it talks to Redis: the cluster client's by default; a test gives its
+ * own (dialog_mirror_new_io) and feeds the channel with
+ * dialog_mirror_message / dialog_mirror_subscribed. */
+struct redisReply;
+typedef void (*dialog_mirror_cb)(void *arg, int status, const struct redisReply *reply);
+struct dialog_mirror_io {
+    void *arg;
+    /* sends argv to the master of key's slot: 0 and cb exactly once later
+     * (-ECANCELED when the io closes), or a negative errno without cb */
+    int (*command)(void *arg, const char *key, int argc, const char **argv, const size_t *lens, dialog_mirror_cb cb,
+                   void *cb_arg);
+    bool (*alive)(void *arg, const char *node);  /* NULL: every node live */
+    int64_t (*wall_ms)(void *arg);               /* NULL: clock_wall_ms */
+};
+
 /* Starts it for s's dialog watchers (subs_set_dialog_hooks) as node_id;
  * cluster: node liveness. NULL with *err (-EINVAL, -ENOMEM). */
 struct dialog_mirror *dialog_mirror_new(uv_loop_t *loop, struct timer_service *timers, struct subs *s,
                                         struct cluster *cluster, const struct redis_config *cfg, const char *node_id,
                                         int *err);
+/* The same on io (no connection of its own, no channel: the caller feeds it). */
+struct dialog_mirror *dialog_mirror_new_io(struct timer_service *timers, struct subs *s, const char *key_prefix,
+                                           const char *node_id, const struct dialog_mirror_io *io);
+/* A channel message, as the subscription hands it. */
+void dialog_mirror_message(struct dialog_mirror *m, const char *msg, size_t len);
+/* The channel is (again) subscribed. */
+void dialog_mirror_subscribed(struct dialog_mirror *m);
 /* Lets go of the hooks, cancels the reads, closes the connections (before
  * subs_free and cluster_free). */
 void dialog_mirror_free(struct dialog_mirror *m);
