@@ -97,6 +97,12 @@ static const struct stats_member members[] = {
     G("redis_reg.followed"), G("redis_reg.contacts"), C("redis_reg.reads"), C("redis_reg.read_failures"),
     C("redis_reg.refused"), C("redis_reg.coalesced"), C("redis_reg.queued"), C("redis_reg.changes"), C("redis_reg.rejected"),
     C("redis_reg.over_cap"),
+    /* the dialog package across nodes (subs/dialog_mirror.h) */
+    G("redis_dialog.subscribed"), G("redis_dialog.followed"), G("redis_dialog.watched_elsewhere"),
+    G("redis_dialog.remote"), C("redis_dialog.writes"), C("redis_dialog.write_failures"),
+    C("redis_dialog.announcements"), C("redis_dialog.messages"), C("redis_dialog.bad_messages"),
+    C("redis_dialog.reads"), C("redis_dialog.read_failures"), C("redis_dialog.coalesced"), C("redis_dialog.queued"),
+    C("redis_dialog.changes"), C("redis_dialog.rejected"), C("redis_dialog.over_cap"),
     /* [redis] events_stream */
     {"events_stream.node_id", STATS_SKIP, NULL}, G("events_stream.synced"), G("events_stream.last_seq"),
     C("events_stream.written"), C("events_stream.write_failed"), C("events_stream.write_dropped"),

@@ -42,6 +42,7 @@
 #include "subs/mwi_mirror.h"
 #include "subs/allow_mirror.h"
 #include "subs/presence_mirror.h"
+#include "subs/dialog_mirror.h"
 #include "subs/reg_nodes.h"
 #include "subs/subs.h"
 #include "txn/txn.h"
@@ -423,6 +424,14 @@ static int start_subs(struct worker *w)
             return -1;
         }
         log_info("[redis] reg watchers here see the bindings of every live node");
+        int derr = 0;
+        w->dialog_mirror = dialog_mirror_new(w->loop, &w->timers, w->subs, w->cluster, &w->cfg.redis,
+                                             location_mirror_node_id(w->mirror), &derr);
+        if (!w->dialog_mirror) {
+            log_error("cannot start the dialog package across nodes: %s", strerror(-derr));
+            return -1;
+        }
+        log_info("[redis] dialog watchers here see the calls of every live node");
     }
     return 0;
 }
@@ -622,6 +631,8 @@ void dispatch_stop_roles(struct worker *w, void (*done)(void *arg), void *arg)
     w->allow_mirror = NULL;
     reg_nodes_free(w->reg_nodes); /* before the cluster */
     w->reg_nodes = NULL;
+    dialog_mirror_free(w->dialog_mirror); /* the same; its connections would keep the loop running */
+    w->dialog_mirror = NULL;
     if (w->proxy) proxy_set_cluster(w->proxy, NULL);
     cluster_free(w->cluster); /* waiting requests get their local answer */
     w->cluster = NULL;
@@ -655,6 +666,8 @@ void dispatch_free_roles(struct worker *w)
     w->allow_mirror = NULL;
     reg_nodes_free(w->reg_nodes); /* before the cluster and the notifier */
     w->reg_nodes = NULL;
+    dialog_mirror_free(w->dialog_mirror); /* before the cluster and the notifier */
+    w->dialog_mirror = NULL;
     if (w->proxy) proxy_set_cluster(w->proxy, NULL);
     cluster_free(w->cluster);
     w->cluster = NULL;
@@ -888,6 +901,7 @@ void dispatch_stats(struct worker *w, json_t *stats)
     if (w->proxy) proxy_stats_json(w->proxy, stats);
     if (w->cluster) cluster_stats_json(w->cluster, stats);
     if (w->reg_nodes) reg_nodes_stats_json(w->reg_nodes, stats);
+    if (w->dialog_mirror) dialog_mirror_stats_json(w->dialog_mirror, stats);
     if (w->gb_mirror) gb_devmirror_stats_json(w->gb_mirror, stats);
     if (w->users_mirror) {
         struct users_mirror_stats us;

@@ -101,6 +101,7 @@ struct worker {
     struct cluster *cluster;                 /* [redis] cluster_route: NULL when off */
     struct users_mirror *users_mirror;      /* [redis] mirror_users: NULL when off */
     struct reg_nodes *reg_nodes;         /* the reg package across nodes (cluster_route and the notifier): NULL when off */
+    struct dialog_mirror *dialog_mirror; /* the dialog package across nodes (cluster_route and the notifier): NULL when off */
     struct presence_mirror *presence_mirror; /* [redis] mirror_presence (and the notifier): NULL when off */
     struct mwi_mirror *mwi_mirror;          /* [redis] mirror_mwi (and the notifier): NULL when off */
     struct presence_allow_mirror *allow_mirror; /* [redis] mirror_presence_allow (and the notifier): NULL when off */

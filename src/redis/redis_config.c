@@ -25,6 +25,7 @@ static const struct config_key keys[] = {
         "mirror writes waiting for Redis at once; more are dropped, counted and logged"),
     KEY("cluster_route", CONFIG_BOOL, cluster_route, "no", 0, 0,
         "route a request for a user with no binding here to the node holding the user's binding (needs mirror_bindings)"
+        "; reg and dialog watchers then see every node's registrations and calls"
         "; on with [store] backend = redis unless set here"),
     KEY("advertise", CONFIG_STRING, advertise, "", 0, 0,
         "this node's SIP URI as the other nodes reach it, numeric host, e.g. sip:10.0.0.1:5060; empty: the first UDP "

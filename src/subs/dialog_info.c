@@ -259,3 +259,20 @@ void dialog_table_remove(struct dialog_table *t, struct dialog_info_entry *e)
 }
 
 uint32_t dialog_table_count(const struct dialog_table *t) { return htable_count(&t->by_aor); }
+
+struct each_ctx {
+    int (*fn)(void *arg, const struct dialog_info_entry *e);
+    void *arg;
+};
+
+static int each_one(struct hnode *n, void *arg)
+{
+    struct each_ctx *c = arg;
+    return c->fn(c->arg, &container_of(n, struct dlg_node, by_aor)->e);
+}
+
+void dialog_table_foreach(struct dialog_table *t, int (*fn)(void *arg, const struct dialog_info_entry *e), void *arg)
+{
+    struct each_ctx c = {.fn = fn, .arg = arg};
+    htable_foreach(&t->by_aor, each_one, &c);
+}

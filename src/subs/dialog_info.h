@@ -90,6 +90,8 @@ size_t dialog_table_by_call(struct dialog_table *t, str_t call_id, struct dialog
 const char *dialog_table_aor(const struct dialog_info_entry *e);
 /* Unlinks and frees e. */
 void dialog_table_remove(struct dialog_table *t, struct dialog_info_entry *e);
+/* Calls fn for every entry until it returns non-zero. */
+void dialog_table_foreach(struct dialog_table *t, int (*fn)(void *arg, const struct dialog_info_entry *e), void *arg);
 /* Entries held, over every AoR. */
 uint32_t dialog_table_count(const struct dialog_table *t);
 

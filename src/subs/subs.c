@@ -39,6 +39,7 @@
 #include "sip/local.h"
 #include "store/store.h"
 #include "subs/dialog_info.h"
+#include "subs/dialog_nodes.h"
 #include "subs/mwi.h"
 #include "subs/pidf.h"
 #include "subs/presence.h"
@@ -186,6 +187,7 @@ struct subs {
     struct subs_record_hooks rec;      /* subs_set_record_hooks */
     struct subs_reg_hooks reg;         /* subs_set_reg_hooks */
     struct subs_mwi_hooks mwi_hooks;   /* subs_set_mwi_hooks */
+    struct subs_dialog_hooks dlg;      /* subs_set_dialog_hooks */
 };
 
 /* message-summary is served with a source here, or summaries from other nodes. */
@@ -352,6 +354,7 @@ static void sub_remove(struct subs *s, struct subs_sub *sub)
     sub_forget(s, sub->call_id, sub->local_tag);
     if (s->rec.gone) s->rec.gone(s->rec.arg, sub->aor, sub->local_tag);
     if (s->reg.watch && strcmp(sub->event, "reg") == 0) s->reg.watch(s->reg.arg, sub->aor, false);
+    if (s->dlg.watch && strcmp(sub->event, "dialog") == 0) s->dlg.watch(s->dlg.arg, sub->aor, false);
     if (s->stats.active) s->stats.active--;
     sub_free(sub);
     if (presence) {
@@ -510,6 +513,15 @@ static int build_other(struct subs *s, struct subs_sub *sub)
     }
     const struct dialog_info_entry *d[64];
     size_t n = s->dialogs ? dialog_table_list(s->dialogs, sub->aor, d, 64) : 0;
+    /* the other nodes' calls (dialog_nodes.h), those not tracked here too */
+    const struct dialog_remote *r = NULL;
+    size_t nr = s->dlg.remote ? s->dlg.remote(s->dlg.arg, sub->aor, &r) : 0, here = n;
+    for (size_t i = 0; i < nr && n < 64; i++) {
+        if (r[i].e.state == DIALOG_TERMINATED) continue;
+        bool dup = false;
+        for (size_t j = 0; j < here && !dup; j++) dup = strcmp(d[j]->id, r[i].e.id) == 0;
+        if (!dup) d[n++] = &r[i].e;
+    }
     aor_uri(s, sub->aor, uri, sizeof(uri));
     return dialog_info_build(&s->sb, sub->version++, true, uri, d, n);
 }
@@ -756,6 +768,7 @@ static int link_sub(struct subs *s, struct subs_sub *sub)
     s->stats.active++;
     if (strcmp(sub->event, "presence") == 0) presence_watch(s->presence, sub->aor, true);
     if (s->reg.watch && strcmp(sub->event, "reg") == 0) s->reg.watch(s->reg.arg, sub->aor, true);
+    if (s->dlg.watch && strcmp(sub->event, "dialog") == 0) s->dlg.watch(s->dlg.arg, sub->aor, true);
     return 0;
 }
 
@@ -1081,6 +1094,40 @@ void subs_set_reg_hooks(struct subs *s, const struct subs_reg_hooks *h)
     htable_foreach(&s->by_key, reg_replay, s);
 }
 
+static void notify_dialogs(struct subs *s, const char *aor, const struct dialog_info_entry *const *d, size_t nd);
+
+static int dlg_replay(struct hnode *n, void *arg)
+{
+    struct subs *s = arg;
+    struct subs_sub *sub = container_of(n, struct subs_sub, by_key);
+    if (s->dlg.watch && strcmp(sub->event, "dialog") == 0) s->dlg.watch(s->dlg.arg, sub->aor, true);
+    return 0;
+}
+
+void subs_set_dialog_hooks(struct subs *s, const struct subs_dialog_hooks *h)
+{
+    if (h) s->dlg = *h;
+    else memset(&s->dlg, 0, sizeof(s->dlg));
+    htable_foreach(&s->by_key, dlg_replay, s);
+}
+
+void subs_dialog_remote_changed(struct subs *s, const char *aor, const struct dialog_info_entry *c, size_t n)
+{
+    const struct dialog_info_entry *d[64], *mine[64];
+    size_t k = 0, nm = s->dialogs ? dialog_table_list(s->dialogs, aor, mine, 64) : 0;
+    for (size_t i = 0; i < n && k < 64; i++) {
+        bool here = false;
+        for (size_t j = 0; j < nm && !here; j++) here = strcmp(mine[j]->id, c[i].id) == 0;
+        if (!here) d[k++] = &c[i];
+    }
+    if (k) notify_dialogs(s, aor, d, k);
+}
+
+void subs_dialog_foreach(struct subs *s, int (*fn)(void *arg, const struct dialog_info_entry *e), void *arg)
+{
+    if (s->dialogs) dialog_table_foreach(s->dialogs, fn, arg);
+}
+
 void subs_location_observer(struct subs *s, struct location_callbacks *cb)
 {
     *cb = (struct location_callbacks){
@@ -1112,17 +1159,15 @@ static void local_aor(struct subs *s, const struct sip_uri *u, char *aor, size_t
  * change goes at once, not held behind an unanswered NOTIFY: the document
  * version orders them (RFC 4235 §4.1), and a busy lamp must not miss the
  * short-lived states. */
-static void notify_dialog(struct subs *s, const struct dialog_info_entry *e)
+static void notify_dialogs(struct subs *s, const char *aor, const struct dialog_info_entry *const *d, size_t nd)
 {
-    const char *aor = dialog_table_aor(e);
     char uri[LOCATION_MAX_AOR + 160];
     aor_uri(s, aor, uri, sizeof(uri));
-    const struct dialog_info_entry *one[1] = {e};
     for (struct hnode *n = htable_first(&s->by_aor, str_hash(str_from_cstr(aor))); n; n = htable_next(n)) {
         struct subs_sub *sub = container_of(n, struct subs_sub, by_aor);
         if (strcmp(sub->aor, aor) != 0 || strcmp(sub->event, "dialog") != 0) continue;
         sbuf_clear(&s->sb);
-        if (dialog_info_build(&s->sb, sub->version++, false, uri, one, 1) < 0) continue;
+        if (dialog_info_build(&s->sb, sub->version++, false, uri, d, nd) < 0) continue;
         char line[48];
         snprintf(line, sizeof(line), "active;expires=%u", seconds_left(s, sub));
         sub_send_notify(s, sub, line, false);
@@ -1130,17 +1175,20 @@ static void notify_dialog(struct subs *s, const struct dialog_info_entry *e)
     }
 }
 
-/* Notifies e's change; a terminated entry has had its last word and goes. */
+/* Notifies e's change (and shares it: subs_dialog_hooks); a terminated
+ * entry has had its last word and goes. */
 static void dialog_changed(struct subs *s, struct dialog_info_entry *e)
 {
-    notify_dialog(s, e);
+    if (s->dlg.changed) s->dlg.changed(s->dlg.arg, e);
+    const struct dialog_info_entry *one[1] = {e};
+    notify_dialogs(s, dialog_table_aor(e), one, 1);
     if (e->state == DIALOG_TERMINATED) dialog_table_remove(s->dialogs, e);
 }
 
 static void copy_cstr(char *dst, size_t cap, str_t v)
 {
     size_t n = v.len < cap ? v.len : cap - 1;
-    memcpy(dst, v.s, n);
+    if (n) memcpy(dst, v.s, n); /* an absent display name has no pointer */
     dst[n] = '\0';
 }
 
@@ -1151,7 +1199,7 @@ static void dialog_invite(struct subs *s, const struct sip_msg *req)
     for (int i = 0; i < 2; i++) {
         char aor[LOCATION_MAX_AOR];
         local_aor(s, &side[i]->uri, aor, sizeof(aor));
-        if (!aor[0] || !watched(s, aor, "dialog")) continue;
+        if (!aor[0] || !(watched(s, aor, "dialog") || (s->dlg.shared && s->dlg.shared(s->dlg.arg, aor)))) continue;
         if (dialog_table_find(s->dialogs, aor, req->call_id, req->from.tag)) continue; /* calls itself */
         struct dialog_info_entry *e = dialog_table_add(s->dialogs, aor, req->call_id, req->from.tag, i == 0);
         if (!e) {

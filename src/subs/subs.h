@@ -165,6 +165,32 @@ struct mwi_store *subs_mwi_store(struct subs *s);
  * get the new state, once each. */
 void subs_mwi_changed(struct subs *s, const char *aor);
 
+/* ---- dialog across nodes ([redis] cluster_route, dialog_mirror.h) ---- */
+
+struct dialog_info_entry;
+struct dialog_remote;
+struct subs_dialog_hooks {
+    void *arg;
+    /* a dialog subscription to aor was linked (on) or removed (off): once each */
+    void (*watch)(void *arg, const char *aor, bool on);
+    /* aor is watched on another node: its calls are tracked here too */
+    bool (*shared)(void *arg, const char *aor);
+    /* a tracked call of aor (dialog_table_aor) changed: e is about to be
+     * notified here (and removed when terminated) */
+    void (*changed)(void *arg, const struct dialog_info_entry *e);
+    /* the other nodes' calls of aor as the watchers were last told */
+    size_t (*remote)(void *arg, const char *aor, const struct dialog_remote **out);
+};
+/* Sets the hooks and calls watch(on) for every dialog subscription held;
+ * NULL: none. */
+void subs_set_dialog_hooks(struct subs *s, const struct subs_dialog_hooks *h);
+/* The other nodes' calls of aor changed (c[n], the hook's remote() the new
+ * view already): one partial NOTIFY to each dialog watcher of aor with
+ * those that this node does not track itself. */
+void subs_dialog_remote_changed(struct subs *s, const char *aor, const struct dialog_info_entry *c, size_t n);
+/* Calls fn for each call tracked here (any AoR) until it returns non-zero. */
+void subs_dialog_foreach(struct subs *s, int (*fn)(void *arg, const struct dialog_info_entry *e), void *arg);
+
 /* The presence state (publications, allow lists), for the API. */
 struct presence *subs_presence(struct subs *s);
 

@@ -10,8 +10,12 @@
  * it: in two pieces, then with the close), and, for the reg package
  * across nodes (src/subs/reg_nodes.c), an HGETALL answer of a location hash
  * read as the other nodes' contacts and diffed against itself and against
- * nothing, into a partial reginfo document. The input is read as each of
- * them.
+ * nothing, into a partial reginfo document; for the dialog package across
+ * nodes (src/subs/dialog_nodes.c), a dialog record (the input split at its
+ * first newline into field and value, and whole as the value of a fixed
+ * field), a message of its channel, and the same HGETALL answer read as the other nodes' dialogs,
+ * diffed likewise into a partial dialog-info document. The input is read
+ * as each of them.
  *
  * Beyond "no crash": an accepted URI gives a Route that starts with '<',
  * ends with ";lr;cascade-peer>", has no other '<' or '>' and nothing at or
@@ -32,6 +36,7 @@
  * nothing, against nothing each contact once.
  *
  *   tests/fuzz/fuzz_cluster -max_total_time=60 tests/fuzz/corpus/fuzz_cluster */
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +46,7 @@
 #include "events/httpc.h"
 #include "redis/redis_objects.h"
 #include "registrar/cluster.h"
+#include "subs/dialog_nodes.h"
 #include "subs/reg_nodes.h"
 #include "subs/reginfo.h"
 
@@ -75,6 +81,49 @@ static void reg_read(const struct redisReply *reply)
     if (reg_nodes_diff(cur, (size_t)n, NULL, 0, 1000, fuzz_alive, NULL, ch, 2 * REG_NODES_MAX) != (size_t)n) abort();
 }
 
+/* One dialog record read (dialog_nodes.h): checked, encoded again, read again alike. */
+static void dialog_record(const char *field, size_t flen, const char *value, size_t vlen)
+{
+    static struct dialog_remote r, again;
+    if (dialog_nodes_decode(field, flen, value, vlen, &r) < 0) return;
+    if (!r.node[0] || strlen(r.e.id) != 16 || !r.e.call_id[0] || r.expires_wall_ms <= 0 ||
+        (r.e.code && (r.e.code < 100 || r.e.code > 699)) || (r.e.event && r.e.state != DIALOG_TERMINATED))
+        abort();
+    static char f2[DIALOG_NODES_FIELD_MAX], v2[DIALOG_NODES_RECORD_MAX + 1];
+    int n = dialog_nodes_encode(r.node, &r.e, r.expires_wall_ms, f2, sizeof(f2), v2, sizeof(v2));
+    if (n == -ENOSPC) return; /* escapes may make it longer than what was read */
+    if (n < 0 || dialog_nodes_decode(f2, strlen(f2), v2, (size_t)n, &again) < 0) abort();
+    if (strcmp(again.e.call_id, r.e.call_id) || strcmp(again.e.local_tag, r.e.local_tag) ||
+        strcmp(again.e.remote_uri, r.e.remote_uri) || again.e.state != r.e.state || again.e.code != r.e.code ||
+        again.e.initiator != r.e.initiator || again.expires_wall_ms != r.expires_wall_ms ||
+        strcmp(again.e.id, r.e.id) || (again.e.event != r.e.event))
+        abort();
+}
+
+/* The dialog package's reading of an HGETALL answer (dialog_nodes.h). */
+static void dialog_read(const struct redisReply *reply)
+{
+    static struct dialog_remote cur[DIALOG_NODES_MAX];
+    int n = dialog_nodes_parse(reply, "me", 1000, fuzz_alive, NULL, cur, DIALOG_NODES_MAX, NULL);
+    if (n < -1 || n > DIALOG_NODES_MAX) abort();
+    if (n < 0) return;
+    for (int i = 0; i < n; i++) {
+        if (!strcmp(cur[i].node, "me") || cur[i].node[0] == 'x' || cur[i].expires_wall_ms <= 1000) abort();
+        for (int j = 0; j < i; j++)
+            if (!strcmp(cur[i].e.id, cur[j].e.id)) abort();
+    }
+    static struct dialog_info_entry ch[2 * DIALOG_NODES_MAX];
+    if (dialog_nodes_diff(cur, (size_t)n, cur, (size_t)n, ch, 2 * DIALOG_NODES_MAX) != 0) abort();
+    size_t k = dialog_nodes_diff(NULL, 0, cur, (size_t)n, ch, 2 * DIALOG_NODES_MAX);
+    if (k != (size_t)n) abort();
+    const struct dialog_info_entry *d[2 * DIALOG_NODES_MAX];
+    for (size_t i = 0; i < k; i++) d[i] = &ch[i];
+    sbuf_t sb;
+    sbuf_init(&sb);
+    if (dialog_info_build(&sb, 1, false, "sip:a@h", d, k) < 0) abort();
+    sbuf_free(&sb);
+}
+
 static int answer(const uint8_t *data, size_t size, bool eof, struct api_httpc_response *r)
 {
     char err[128];
@@ -87,6 +136,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t n = size < sizeof(text) - 1 ? size : sizeof(text) - 1;
     memcpy(text, data, n);
     text[n] = '\0';
+
+    const char *nl = memchr(data, '\n', size);
+    if (nl) dialog_record((const char *)data, (size_t)(nl - (const char *)data), nl + 1,
+                          size - (size_t)(nl - (const char *)data) - 1);
+    dialog_record("b/0123456789abcdef", 18, (const char *)data, size);
+    char maor[256], mnode[DIALOG_NODES_NODE_MAX];
+    int kind = dialog_nodes_message("t:", (const char *)data, size, maor, sizeof(maor), mnode, sizeof(mnode));
+    if (kind != -EINVAL && (kind < DIALOG_NODES_MSG_CHANGED || kind > DIALOG_NODES_MSG_SYNC)) abort();
+    if (kind > 0) {
+        size_t al = strlen(maor), nl2 = strlen(mnode);
+        if ((kind != DIALOG_NODES_MSG_SYNC) != (al > 0) || (kind == DIALOG_NODES_MSG_WATCHED) != (nl2 > 0)) abort();
+        for (size_t i = 0; i < al; i++)
+            if ((unsigned char)maor[i] <= 0x20 || maor[i] == '{' || maor[i] == '}' || maor[i] == 0x7f) abort();
+        if (strchr(mnode, '/') || strchr(mnode, ' ')) abort();
+    }
 
     char route[CLUSTER_ROUTE_MAX], hostport[CLUSTER_HOSTPORT_MAX];
     struct sockaddr_storage ip;
@@ -188,6 +252,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
             cluster_gb_walk_reset(&w);
             reg_read(reply);
+            dialog_read(reply);
             freeReplyObject(reply);
         }
         redisReaderFree(rd);

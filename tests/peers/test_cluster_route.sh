@@ -10,6 +10,11 @@
 #     the peer mark), A — which trusts C as a live node and does not
 #     challenge again — delivers it over alice's binding; both record-route,
 #     so the ACK and the in-dialog BYE travel UAC -> C -> A -> alice;
+#  2b. the dialog package across nodes: a sipp watcher of alice's dialogs
+#     on C; a call to alice through A only: A writes the call's states into
+#     Redis (alice is watched elsewhere: C announced it), C reads them and
+#     its watcher gets partial NOTIFYs (trying) early, confirmed,
+#     terminated/remote-bye, versions in order;
 #  3. a user registered nowhere: 480 (known on C) / 404 (unknown); the
 #     second ask for dave is answered from C's cache (no Redis); then dave
 #     registers on B: B's mirror publishes the change, C drops its cached
@@ -117,6 +122,82 @@ check "... C forwarded one request to another node" [ "$(pstat c cluster_forward
 check "... A took it as from a peer, asked the cluster nothing" \
     [ "$(pstat a from_peers)" -ge 1 ] && [ "$(pstat a cluster_lookups)" = 0 ]
 check "... A challenged nobody" [ "$(pstat a challenged)" = 0 ]
+
+# ---- 2b. the dialog package across nodes: alice's calls on A seen on C
+# A looping watcher (a NOTIFY answered 200 again and again; killed once done).
+sed -e '/<recv request="NOTIFY" timeout="60000"\/>/,$d' -e '/assign_to="to_hdr,totag"/d' -e '/log message="subscribed/d' "$PEERS_DIR/sipp/sub-dialog.xml" >"$WORK/sub-dialog-loop.xml"
+cat >>"$WORK/sub-dialog-loop.xml" <<'XML'
+  <label id="1"/>
+  <recv request="NOTIFY" timeout="120000"/>
+  <send next="1">
+    <![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+    ]]>
+  </send>
+</scenario>
+XML
+# The callee rings 1.5 s before answering and the caller talks 1.5 s: the
+# reads after each write (milliseconds) see each state.
+sed '0,/<\/send>/s//<\/send>\n  <pause milliseconds="1500"\/>/' "$PEERS_DIR/sipp/uas-call.xml" >"$WORK/uas-call-ring.xml"
+sed 's/<pause milliseconds="300"\/>/<pause milliseconds="1500"\/>/' "$PEERS_DIR/sipp/uac-call-auth.xml" >"$WORK/uac-call-talk.xml"
+dstat() { on "$1"; api GET /stats | jq -r ".redis_dialog.$2"; }
+DI="/*[local-name()='dialog-info']"
+DD="$DI/*[local-name()='dialog']"
+(cd "$WORK" && exec timeout 120 sipp "127.0.0.1:${SIP[c]}" -sf "$WORK/sub-dialog-loop.xml" -i 127.0.0.1 -m 1 -nostdin \
+    -s alice -au alice -ap alicepw -auth_uri "alice@127.0.0.1:${SIP[c]}" -key expires 600 -p "$(free_port)" \
+    -trace_msg -message_file wdlg.msg -trace_err -error_file wdlg.err >"$WORK/wdlg.out" 2>&1) &
+WDLG=$!
+PIDS+=("$WDLG")
+N=$WORK/wdlg.n
+check "2b. a dialog watcher of alice on C: the full NOTIFY, no call" wait_for 30 got_notifies wdlg 1
+check "... full, version 0, no dialog" \
+    test "$(xp $N/1.xml "$DI/@state")/$(xp $N/1.xml "$DI/@version")/$(xp $N/1.xml "count($DD)")" = "full/0/0"
+elsewhere() { [ "$(dstat a watched_elsewhere)" -ge 1 ]; }
+check "... A heard that alice is watched elsewhere" wait_for 20 elsewhere
+(cd "$WORK" && exec timeout 60 sipp -sf "$WORK/uas-call-ring.xml" -s alice -i 127.0.0.1 -p "$UAS" -m 1 -nostdin \
+    -trace_msg -message_file uas2.msg -trace_err -error_file uas2.err >"$WORK/uas2.out" 2>&1) &
+uas_pid=$!
+PIDS+=("$uas_pid")
+wait_for 10 udp_bound "$UAS"
+on a
+check "... a call to alice through A only (C not on its path): INVITE, 407, 180, 200, ACK, BYE" \
+    sipp_scn call-a "$WORK/uac-call-talk.xml" -s alice -au caller -ap callerpw -auth_uri "alice@127.0.0.1:${SIP[a]}" \
+    -p "$(free_port)"
+check "... alice (the UAS) took the call" wait "$uas_pid"
+last_terminated() {
+    local k
+    k=$(python3 "$PEERS_DIR/notify_bodies.py" "$WORK/wdlg.msg" "$N" 2>/dev/null) || return 1
+    [ "$k" -ge 2 ] && [ "$(xp "$N/$k.xml" "$DD/*[local-name()='state']")" = terminated ]
+}
+check "... C's watcher got partial NOTIFYs up to the call's end" wait_for 30 last_terminated
+k=$(python3 "$PEERS_DIR/notify_bodies.py" "$WORK/wdlg.msg" "$N")
+states="" versions="" shape=""
+for i in $(seq 2 "$k"); do
+    states+="$(xp "$N/$i.xml" "$DD/*[local-name()='state']") "
+    versions+="$(xp "$N/$i.xml" "$DI/@version") "
+    shape+="$(xp "$N/$i.xml" "$DI/@state")/$(xp "$N/$i.xml" "count($DD)")/$(xp "$N/$i.xml" "$DD/@direction") "
+done
+check "... states: (trying) early confirmed terminated [$states]" \
+    bash -c "grep -Eq '^(trying )?early confirmed terminated \$' <<<\"\$1\"" _ "$states"
+check "... versions 1, 2, ... in order [$versions]" [ "$versions" = "$(seq -s ' ' 1 $((k - 1))) " ]
+check "... each partial, one dialog, alice the recipient [$shape]" \
+    bash -c "[ -z \"\$(tr ' ' '\n' <<<\"\$1\" | grep -v '^\$' | grep -v '^partial/1/recipient\$')\" ]" _ "$shape"
+check "... ended by the caller's BYE: terminated/remote-bye; the remote party is the caller" \
+    bash -c "[ \"\$(xmllint --xpath \"string($DD/*[local-name()='state']/@event)\" \"\$1\")\" = remote-bye ] &&
+        xmllint --xpath \"string($DD/*[local-name()='remote']/*[local-name()='identity'])\" \"\$1\" | grep -q '^sip:caller@'" _ "$N/$k.xml"
+check "... the call id is the caller's" \
+    grep -q "call-id=\"$(awk '/^INVITE sip:alice/{f=1} f && /^Call-ID:/{print $2; exit}' "$WORK/uas2.msg" | tr -d '\r')\"" "$N/$k.xml"
+check "... A wrote the call (writes $(dstat a writes)), C read it (reads $(dstat c reads)), nothing refused" \
+    [ "$(dstat a writes)" -ge 3 ] && [ "$(dstat c reads)" -ge 3 ] && [ "$(dstat c rejected)" = 0 ] &&
+    [ "$(dstat c read_failures)" = 0 ] && [ "$(dstat a write_failures)" = 0 ] && [ "$(dstat c followed)" = 1 ]
+kill "$WDLG" 2>/dev/null; wait "$WDLG" 2>/dev/null
 
 # ---- 3. registered nowhere (From another domain: not challenged)
 reject_scn() {

@@ -23,6 +23,8 @@
 #include "registrar/digest_check.h"
 #include "base/arena.h"
 #include "subs/dialog_info.h"
+#include "subs/dialog_mirror.h"
+#include "subs/dialog_nodes.h"
 #include "subs/mwi.h"
 #include "base/clock.h"
 #include "subs/reg_nodes.h"
@@ -803,6 +805,335 @@ static void test_dialog_package(void **state)
     arena_free(&a);
 }
 
+static int count_one(void *arg, const struct dialog_info_entry *e)
+{
+    (void)e;
+    ++*(int *)arg;
+    return 0;
+}
+
+/* The dialog hooks (subs/dialog_mirror.h): a fake follower. */
+struct fake_dlg {
+    int watchers;
+    struct dialog_remote remote[2];
+    size_t n;
+    int changed;
+    char changed_aor[8][64];
+    char changed_id[8][17];
+};
+
+static void fdlg_watch(void *arg, const char *aor, bool on)
+{
+    (void)aor;
+    struct fake_dlg *d = arg;
+    d->watchers += on ? 1 : -1;
+}
+
+static bool fdlg_shared(void *arg, const char *aor)
+{
+    (void)arg;
+    return strncmp(aor, "carol", 5) == 0;
+}
+
+static void fdlg_changed(void *arg, const struct dialog_info_entry *e)
+{
+    struct fake_dlg *d = arg;
+    if (d->changed < 8) {
+        snprintf(d->changed_aor[d->changed], sizeof(d->changed_aor[0]), "%s", dialog_table_aor(e));
+        snprintf(d->changed_id[d->changed], sizeof(d->changed_id[0]), "%s", e->id);
+    }
+    d->changed++;
+}
+
+static size_t fdlg_remote(void *arg, const char *aor, const struct dialog_remote **out)
+{
+    (void)aor;
+    struct fake_dlg *d = arg;
+    *out = d->remote;
+    return d->n;
+}
+
+static struct dialog_remote remote_call(const char *id, enum dialog_state st)
+{
+    struct dialog_remote r;
+    memset(&r, 0, sizeof(r));
+    snprintf(r.e.id, sizeof(r.e.id), "%s", id);
+    snprintf(r.e.call_id, sizeof(r.e.call_id), "far-%s", id);
+    snprintf(r.e.remote_uri, sizeof(r.e.remote_uri), "sip:dave@example.com");
+    snprintf(r.node, sizeof(r.node), "node-b");
+    r.e.state = st;
+    return r;
+}
+
+/* Another node's calls in the full document and as partial NOTIFYs; a
+ * call tracked here too is told once (by this node); a call of an AoR
+ * watched elsewhere only is tracked and handed to the hook, nothing sent. */
+static void test_dialog_other_nodes(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    struct fake_dlg fd = {.n = 2};
+    fd.remote[0] = remote_call("00000000000000aa", DIALOG_EARLY);
+    fd.remote[1] = remote_call("00000000000000bb", DIALOG_TERMINATED); /* not in a full document */
+    struct subs_dialog_hooks h = {.arg = &fd, .watch = fdlg_watch, .shared = fdlg_shared, .changed = fdlg_changed,
+                                  .remote = fdlg_remote};
+    subs_set_dialog_hooks(f->s, &h);
+    assert_int_equal(subscribe(f, "bob", "dn-1", 1, "", "dialog", "Expires: 600\n"), 200);
+    assert_int_equal(fd.watchers, 1);
+    int n1 = last_notify(f);
+    assert_true(n1 >= 0);
+    assert_string_equal(notify_xs(f, n1, "/*/@state"), "full");
+    assert_string_equal(notify_xs(f, n1, "count(" DLG ")"), "1");
+    assert_string_equal(notify_xs(f, n1, DLG "/@id"), "00000000000000aa");
+    assert_string_equal(notify_xs(f, n1, DLG "/*[local-name()='state']"), "early");
+
+    /* a change read from Redis: partial, version 1 */
+    struct dialog_info_entry ch = fd.remote[0].e;
+    ch.state = DIALOG_CONFIRMED;
+    subs_dialog_remote_changed(f->s, "bob", &ch, 1);
+    int n2 = last_notify(f);
+    assert_true(n2 > n1);
+    assert_string_equal(notify_xs(f, n2, "/*/@state"), "partial");
+    assert_string_equal(notify_xs(f, n2, "/*/@version"), "1");
+    assert_string_equal(notify_xs(f, n2, DLG "/*[local-name()='state']"), "confirmed");
+
+    /* a call to bob through this node: tracked, handed to the hook, notified once */
+    _Alignas(16) static char mem[65536];
+    arena_t a;
+    arena_init(&a, mem, sizeof(mem));
+    char b1[2048], b2[2048];
+    struct sip_msg inv, inv2;
+    parse_text("INVITE sip:bob@example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.30;branch=z9hG4bK-i1\n"
+               "From: <sip:alice@example.com>;tag=at\nTo: <sip:bob@example.com>\nCall-ID: call-1\n"
+               "CSeq: 1 INVITE\nContent-Length: 0\n\n",
+               b1, sizeof(b1), &a, &inv);
+    subs_on_call(f->s, SUBS_CALL_INVITE, &inv, NULL, 0, false, false);
+    int n3 = last_notify(f);
+    assert_true(n3 > n2);
+    assert_int_equal(fd.changed, 1);
+    assert_string_equal(fd.changed_id[0], notify_xs(f, n3, DLG "/@id"));
+    /* the same call read from another node (it went through both): not told again */
+    struct dialog_info_entry same = fd.remote[0].e;
+    snprintf(same.id, sizeof(same.id), "%s", fd.changed_id[0]);
+    subs_dialog_remote_changed(f->s, "bob", &same, 1);
+    assert_int_equal(last_notify(f), n3);
+
+    /* alice calls carol, watched on another node only: tracked for her, no NOTIFY */
+    size_t before = harness_sent_count(f->h);
+    parse_text("INVITE sip:carol@example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.30;branch=z9hG4bK-i2\n"
+               "From: <sip:alice@example.com>;tag=x\nTo: <sip:carol@example.com>\nCall-ID: call-2\n"
+               "CSeq: 1 INVITE\nContent-Length: 0\n\n",
+               b2, sizeof(b2), &a, &inv2);
+    subs_on_call(f->s, SUBS_CALL_INVITE, &inv2, NULL, 0, false, false);
+    assert_int_equal(fd.changed, 2);
+    assert_int_equal(strncmp(fd.changed_aor[1], "carol", 5), 0);
+    assert_int_equal(harness_count_sent(f->h, before, "NOTIFY "), 0);
+    subs_on_call(f->s, SUBS_CALL_RESPONSE, &inv2, NULL, 486, false, false);
+    assert_int_equal(fd.changed, 3); /* its end handed over too, then dropped */
+    int tracked = 0;
+    subs_dialog_foreach(f->s, count_one, &tracked);
+    assert_int_equal(tracked, 1); /* bob's call only */
+
+    /* the hooks go and come back: the watcher counted once */
+    subs_set_dialog_hooks(f->s, NULL);
+    fd.watchers = 0;
+    subs_set_dialog_hooks(f->s, &h);
+    assert_int_equal(fd.watchers, 1);
+    subs_set_dialog_hooks(f->s, NULL);
+    arena_free(&a);
+}
+
+/* The dialog follower (subs/dialog_mirror.h) on a fake Redis: every
+ * command kept, answered by the test. */
+struct dcmd {
+    char name[16], key[160], arg2[200];
+    dialog_mirror_cb cb;
+    void *arg;
+    bool done;
+};
+struct dio {
+    struct dcmd q[64];
+    size_t n;
+    int64_t wall;
+};
+
+static int dio_command(void *arg, const char *key, int argc, const char **argv, const size_t *lens, dialog_mirror_cb cb,
+                       void *cb_arg)
+{
+    (void)lens;
+    struct dio *io = arg;
+    assert_true(io->n < 64);
+    struct dcmd *c = &io->q[io->n++];
+    *c = (struct dcmd){.cb = cb, .arg = cb_arg};
+    snprintf(c->name, sizeof(c->name), "%s", argv[0]);
+    snprintf(c->key, sizeof(c->key), "%s", key);
+    if (argc > 2) snprintf(c->arg2, sizeof(c->arg2), "%s", argv[2]);
+    return 0;
+}
+
+static int64_t dio_wall(void *arg) { return ((struct dio *)arg)->wall; }
+static bool dio_alive(void *arg, const char *node) { (void)arg; return strcmp(node, "dead") != 0; }
+
+/* The index of the n-th (0: first) unanswered command named name, or -1. */
+static int dio_find(const struct dio *io, const char *name, int nth)
+{
+    for (size_t i = 0; i < io->n; i++)
+        if (!io->q[i].done && !strcmp(io->q[i].name, name) && nth-- == 0) return (int)i;
+    return -1;
+}
+
+static int dio_count(const struct dio *io, const char *name)
+{
+    int k = 0;
+    for (size_t i = 0; i < io->n; i++) k += !strcmp(io->q[i].name, name);
+    return k;
+}
+
+/* Answers command i: an HGETALL of n pairs (kv), or status < 0. */
+static void dio_answer(struct dio *io, int i, int status, const char *const *kv, size_t n)
+{
+    redisReply e[8], *ptr[8];
+    assert_true(i >= 0 && 2 * n <= 8 && !io->q[i].done);
+    for (size_t k = 0; k < 2 * n; k++) {
+        e[k] = (redisReply){.type = REDIS_REPLY_STRING, .str = (char *)kv[k], .len = strlen(kv[k])};
+        ptr[k] = &e[k];
+    }
+    redisReply arr = {.type = REDIS_REPLY_ARRAY, .elements = 2 * n, .element = ptr};
+    io->q[i].done = true;
+    io->q[i].cb(io->q[i].arg, status, status < 0 ? NULL : &arr);
+}
+
+static void dio_answer_all(struct dio *io, int status)
+{
+    for (size_t i = 0; i < io->n; i++)
+        if (!io->q[i].done) dio_answer(io, (int)i, status, NULL, 0);
+}
+
+static void test_dialog_follower(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    struct dio io = {.wall = 1700000000000LL};
+    struct dialog_mirror_io dmio = {.arg = &io, .command = dio_command, .alive = dio_alive, .wall_ms = dio_wall};
+    struct dialog_mirror *m = dialog_mirror_new_io(f->h->timers, f->s, "t:", "node-a", &dmio);
+    assert_non_null(m);
+    struct dialog_mirror_stats st;
+
+    assert_int_equal(subscribe(f, "bob", "df-1", 1, "", "dialog", "Expires: 600\n"), 200);
+    int n0 = last_notify(f);
+    assert_true(n0 >= 0); /* the first NOTIFY does not wait for the read */
+    int pub = dio_find(&io, "PUBLISH", 0), rd = dio_find(&io, "HGETALL", 0);
+    assert_true(pub >= 0 && rd >= 0);
+    char key[160], aor[128], msg[200];
+    snprintf(key, sizeof(key), "%s", io.q[rd].key);
+    assert_int_equal(strncmp(key, "t:dlg:{", 7), 0);
+    snprintf(aor, sizeof(aor), "%.*s", (int)(strlen(key) - 8), key + 7);
+    snprintf(msg, sizeof(msg), "t:dlgw:{%s} node-a", aor);
+    assert_string_equal(io.q[pub].arg2, msg); /* the announcement */
+    dio_answer(&io, pub, 0, NULL, 0);
+
+    /* a burst of change messages during the read: one more read after it */
+    for (int i = 0; i < 3; i++) dialog_mirror_message(m, key, strlen(key));
+    assert_int_equal(dio_count(&io, "HGETALL"), 1);
+    dialog_mirror_get_stats(m, &st);
+    assert_int_equal(st.coalesced, 1);
+    assert_int_equal(st.followed, 1);
+
+    struct dialog_info_entry e;
+    memset(&e, 0, sizeof(e));
+    snprintf(e.id, sizeof(e.id), "00000000000000aa");
+    snprintf(e.call_id, sizeof(e.call_id), "far-1");
+    snprintf(e.remote_uri, sizeof(e.remote_uri), "sip:dave@example.com");
+    e.state = DIALOG_EARLY;
+    char fb[DIALOG_NODES_FIELD_MAX], vb[1024], fa[DIALOG_NODES_FIELD_MAX], va[1024], fd[DIALOG_NODES_FIELD_MAX],
+        vd[1024];
+    assert_true(dialog_nodes_encode("node-b", &e, io.wall + 60000, fb, sizeof(fb), vb, sizeof(vb)) > 0);
+    e.id[15] = 'b';
+    assert_true(dialog_nodes_encode("node-a", &e, io.wall + 60000, fa, sizeof(fa), va, sizeof(va)) > 0); /* ours */
+    e.id[15] = 'c';
+    assert_true(dialog_nodes_encode("dead", &e, io.wall + 60000, fd, sizeof(fd), vd, sizeof(vd)) > 0);
+    const char *kv1[] = {fb, vb, fa, va, fd, vd, "junk", "{}"};
+    dio_answer(&io, rd, 0, kv1, 4);
+    int n1 = last_notify(f);
+    assert_true(n1 > n0);
+    assert_string_equal(notify_xs(f, n1, "/*/@state"), "partial");
+    assert_string_equal(notify_xs(f, n1, "count(" DLG ")"), "1");
+    assert_string_equal(notify_xs(f, n1, DLG "/@id"), "00000000000000aa");
+    assert_string_equal(notify_xs(f, n1, DLG "/*[local-name()='state']"), "early");
+    int rd2 = dio_find(&io, "HGETALL", 0);
+    assert_true(rd2 > rd); /* the burst's read */
+    dio_answer(&io, rd2, 0, kv1, 4);
+    assert_int_equal(last_notify(f), n1); /* the same: nothing to tell */
+    dialog_mirror_get_stats(m, &st);
+    assert_int_equal(st.reads, 2);
+    assert_int_equal(st.rejected, 2); /* junk, twice */
+    assert_int_equal(st.remote, 1);
+    answer_notify(f, n0, 200);
+    answer_notify(f, n1, 200);
+
+    /* Redis does not answer: the call stays; retried 1 s later */
+    dialog_mirror_message(m, key, strlen(key));
+    int rd3 = dio_find(&io, "HGETALL", 0);
+    dio_answer(&io, rd3, -ETIMEDOUT, NULL, 0);
+    assert_int_equal(last_notify(f), n1);
+    assert_int_equal(dio_find(&io, "HGETALL", 0), -1);
+    harness_advance(f->h, 1000);
+    int rd4 = dio_find(&io, "HGETALL", 0);
+    assert_true(rd4 > rd3);
+    /* its node stopped renewing: gone from the hash, terminated without event */
+    dio_answer(&io, rd4, 0, NULL, 0);
+    int n2 = last_notify(f);
+    assert_true(n2 > n1);
+    assert_string_equal(notify_xs(f, n2, DLG "/*[local-name()='state']"), "terminated");
+    assert_string_equal(notify_xs(f, n2, DLG "/*[local-name()='state']/@event"), "");
+    dialog_mirror_get_stats(m, &st);
+    assert_int_equal(st.read_failures, 1);
+    assert_int_equal(st.remote, 0);
+
+    /* carol is watched on node-c: her calls here are written, announced */
+    char other[200], carol[128];
+    const char *at = strchr(aor, '@');
+    snprintf(carol, sizeof(carol), "carol%s", at ? at : "");
+    snprintf(other, sizeof(other), "t:dlgw:{%s} node-c", carol);
+    dialog_mirror_message(m, other, strlen(other));
+    snprintf(other, sizeof(other), "t:dlgw:{someone} node-a"); /* our own: not "elsewhere" */
+    dialog_mirror_message(m, other, strlen(other));
+    dialog_mirror_message(m, "t:dlg:{x", 8);                   /* unreadable */
+    dialog_mirror_get_stats(m, &st);
+    assert_int_equal(st.watched_elsewhere, 1);
+    assert_int_equal(st.bad_messages, 1);
+    _Alignas(16) static char mem[16384];
+    arena_t a;
+    arena_init(&a, mem, sizeof(mem));
+    char b1[2048];
+    struct sip_msg inv;
+    parse_text("INVITE sip:carol@example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.30;branch=z9hG4bK-i7\n"
+               "From: <sip:alice@example.com>;tag=x\nTo: <sip:carol@example.com>\nCall-ID: call-7\n"
+               "CSeq: 1 INVITE\nContent-Length: 0\n\n",
+               b1, sizeof(b1), &a, &inv);
+    subs_on_call(f->s, SUBS_CALL_INVITE, &inv, NULL, 0, false, false);
+    int w = dio_find(&io, "EVAL", 0);
+    assert_true(w >= 0);
+    snprintf(other, sizeof(other), "t:dlg:{%s}", carol);
+    assert_string_equal(io.q[w].key, other);
+    dialog_mirror_get_stats(m, &st);
+    assert_int_equal(st.writes, 1);
+    /* a node (re)subscribed asks for the announcements: bob's again */
+    int pubs = dio_count(&io, "PUBLISH");
+    dialog_mirror_message(m, "t:dlgw-sync", 11);
+    assert_int_equal(dio_count(&io, "PUBLISH"), pubs + 1);
+    /* after three announcement periods without news, carol is forgotten */
+    dio_answer_all(&io, 0);
+    harness_advance(f->h, 4 * DIALOG_MIRROR_ANNOUNCE_MS + 1000); /* (the tick that sees it past) */
+    dialog_mirror_get_stats(m, &st);
+    assert_int_equal(st.watched_elsewhere, 0);
+    assert_true(st.writes >= 3); /* her live call's lease renewed meanwhile */
+
+    dio_answer_all(&io, -ECANCELED);
+    dialog_mirror_free(m);
+    arena_free(&a);
+}
+
 /* Injects a message-summary NOTIFY for alice from ip with body; the status of the answer. */
 static int summary_from(struct fx *f, const char *ip, const char *body)
 {
@@ -1397,6 +1728,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_own_user_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reg_any_user, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dialog_package, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dialog_other_nodes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dialog_follower, setup, teardown),
         cmocka_unit_test_setup_teardown(test_message_summary, setup, teardown),
         cmocka_unit_test_setup_teardown(test_message_summary_off, setup, teardown),
         cmocka_unit_test_setup_teardown(test_presence_winfo, setup, teardown),
