@@ -300,7 +300,8 @@ class Tile {
     player.on(mpegts.Events.ERROR, (type, detail, info) => {
       if (this.player !== player || gen !== this.gen) return;
       this.setState('ended', `FLV: ${info?.msg || detail || type}`);
-      this.dropPlayer();
+      // not from inside the player's own emit: it goes on using what destroy() frees
+      setTimeout(() => { if (this.player === player) this.dropPlayer(); }, 0);
     });
     player.on(mpegts.Events.LOADING_COMPLETE, () => {
       // the body ends when the stream stops (its event gives the reason, if it comes first)
