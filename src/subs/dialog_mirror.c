@@ -214,7 +214,7 @@ static int op_read(void *arg, const char *aor, struct follow_read *rd)
 static int op_parse(void *arg, const char *aor, int status, const struct redisReply *reply, void *out, size_t cap)
 {
     struct dialog_mirror *m = arg;
-    struct dialog_nodes_read_stats st;
+    struct follow_read_stats st;
     int n = status < 0 || !reply || reply->type == REDIS_REPLY_ERROR
                 ? -1
                 : dialog_nodes_parse(reply, m->self, wall_now(m), node_alive, m, out, cap, &st);

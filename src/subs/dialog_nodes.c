@@ -221,39 +221,24 @@ static struct dialog_remote *find_id(struct dialog_remote *a, size_t n, const ch
     return NULL;
 }
 
-int dialog_nodes_parse(const struct redisReply *r, const char *self, int64_t now_wall, dialog_nodes_alive_fn alive,
-                       void *arg, struct dialog_remote *out, size_t cap, struct dialog_nodes_read_stats *st)
+int dialog_nodes_parse(const struct redisReply *r, const char *self, int64_t now_wall, follow_alive_fn alive,
+                       void *arg, struct dialog_remote *out, size_t cap, struct follow_read_stats *st)
 {
-    struct dialog_nodes_read_stats dummy;
+    struct follow_read_stats dummy;
     if (!st) st = &dummy;
-    memset(st, 0, sizeof(*st));
-    if (!r || r->type != REDIS_REPLY_ARRAY) return -1;
+    int pairs = follow_hash_pairs(r, DIALOG_NODES_PAIRS_MAX, st);
+    if (pairs < 0) return -1;
     if (cap > DIALOG_NODES_MAX) cap = DIALOG_NODES_MAX;
     size_t n = 0;
-    for (size_t i = 0; i + 1 < r->elements; i += 2) {
-        if (i / 2 >= DIALOG_NODES_PAIRS_MAX) {
-            st->over_cap += (uint32_t)((r->elements - i) / 2);
-            break;
-        }
-        const struct redisReply *f = r->element[i], *v = r->element[i + 1];
+    for (size_t k = 0; k < (size_t)pairs; k++) {
+        const struct redisReply *f, *v;
+        if (!follow_hash_pair(r, k, &f, &v, st)) continue;
         struct dialog_remote x;
-        if (!f || !v || f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING ||
-            dialog_nodes_decode(f->str, f->len, v->str, v->len, &x) < 0) {
+        if (dialog_nodes_decode(f->str, f->len, v->str, v->len, &x) < 0) {
             st->rejected++;
             continue;
         }
-        if (self && strcmp(x.node, self) == 0) {
-            st->own++;
-            continue;
-        }
-        if (x.expires_wall_ms <= now_wall) {
-            st->expired++;
-            continue;
-        }
-        if (alive && !alive(arg, x.node)) {
-            st->dead++;
-            continue;
-        }
+        if (!follow_record_keep(x.node, x.expires_wall_ms, self, now_wall, alive, arg, st)) continue;
         struct dialog_remote *same = find_id(out, n, x.e.id);
         if (same) { /* the call went through two nodes: the later state */
             if (x.e.state > same->e.state) *same = x;

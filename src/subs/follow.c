@@ -6,11 +6,60 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <hiredis/hiredis.h>
+
 #include "base/str.h"
 #include "registrar/location.h"
 
 #define RETRY_MIN_MS 1000u
 #define RETRY_MAX_MS 30000u
+
+/* ---- pure ---- */
+
+int follow_hash_pairs(const struct redisReply *r, size_t max, struct follow_read_stats *st)
+{
+    memset(st, 0, sizeof(*st));
+    if (!r || r->type != REDIS_REPLY_ARRAY) return -1;
+    size_t n = r->elements / 2;
+    if (n > max) {
+        st->over_cap += (uint32_t)(n - max);
+        n = max;
+    }
+    return (int)n;
+}
+
+bool follow_hash_pair(const struct redisReply *r, size_t k, const struct redisReply **field,
+                      const struct redisReply **value, struct follow_read_stats *st)
+{
+    const struct redisReply *f = r->element[2 * k], *v = r->element[2 * k + 1];
+    if (!f || !v || f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) {
+        st->rejected++;
+        return false;
+    }
+    *field = f;
+    *value = v;
+    return true;
+}
+
+bool follow_record_keep(const char *node, int64_t expires_wall_ms, const char *self, int64_t now_wall,
+                        follow_alive_fn alive, void *arg, struct follow_read_stats *st)
+{
+    if (self && strcmp(node, self) == 0) {
+        st->own++;
+        return false;
+    }
+    if (expires_wall_ms <= now_wall) {
+        st->expired++;
+        return false;
+    }
+    if (alive && !alive(arg, node)) {
+        st->dead++;
+        return false;
+    }
+    return true;
+}
+
+/* ---- the follower ---- */
 
 struct follow {
     struct hnode node;

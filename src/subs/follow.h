@@ -25,6 +25,35 @@
 struct redisReply;
 struct follow;
 
+/* ---- pure: reading other nodes' records (reg_nodes_parse, dialog_nodes_parse) ---- */
+
+/* Whether node is live (cluster_node_hit answers 0). */
+typedef bool (*follow_alive_fn)(void *arg, const char *node);
+
+/* What a read skipped. */
+struct follow_read_stats {
+    uint32_t rejected;           /* a field or record that does not read */
+    uint32_t own;                /* this node's (the local state is the truth) */
+    uint32_t expired;            /* its expiry (lease) passed */
+    uint32_t dead;               /* its node is not live here */
+    uint32_t over_cap;           /* beyond the pairs looked at or the records kept */
+};
+
+/* st zeroed; the pairs of HGETALL answer r to look at: at most max, the
+ * rest counted in st->over_cap. -1: r is not an answer (an array). */
+int follow_hash_pairs(const struct redisReply *r, size_t max, struct follow_read_stats *st);
+/* Pair k of r (k below follow_hash_pairs) when its field and value are both
+ * strings; false (counted rejected) otherwise. */
+bool follow_hash_pair(const struct redisReply *r, size_t k, const struct redisReply **field,
+                      const struct redisReply **value, struct follow_read_stats *st);
+/* Whether a record of node expiring at expires_wall_ms is kept: not self's,
+ * not expired at now_wall, node alive (alive NULL: all are); otherwise st
+ * counts why (own, expired, dead). */
+bool follow_record_keep(const char *node, int64_t expires_wall_ms, const char *self, int64_t now_wall,
+                        follow_alive_fn alive, void *arg, struct follow_read_stats *st);
+
+/* ---- the follower ---- */
+
 /* One read asked for; the user's read callback gets it as its argument. */
 struct follow_read {
     struct follower *fl;

@@ -37,44 +37,26 @@ static const struct reg_remote *find(const struct reg_remote *a, size_t n, const
     return NULL;
 }
 
-int reg_nodes_parse(const struct redisReply *r, const char *self, int64_t now_wall, reg_nodes_alive_fn alive,
-                    void *arg, struct reg_remote *out, size_t cap, struct reg_nodes_read_stats *st)
+int reg_nodes_parse(const struct redisReply *r, const char *self, int64_t now_wall, follow_alive_fn alive, void *arg,
+                    struct reg_remote *out, size_t cap, struct follow_read_stats *st)
 {
-    struct reg_nodes_read_stats dummy;
+    struct follow_read_stats dummy;
     if (!st) st = &dummy;
-    memset(st, 0, sizeof(*st));
-    if (!r || r->type != REDIS_REPLY_ARRAY) return -1;
+    int pairs = follow_hash_pairs(r, REG_NODES_PAIRS_MAX, st);
+    if (pairs < 0) return -1;
     if (cap > REG_NODES_MAX) cap = REG_NODES_MAX;
     size_t n = 0;
-    for (size_t i = 0; i + 1 < r->elements; i += 2) {
-        if (i / 2 >= REG_NODES_PAIRS_MAX) {
-            st->over_cap += (uint32_t)((r->elements - i) / 2);
-            break;
-        }
-        const struct redisReply *f = r->element[i], *v = r->element[i + 1];
-        if (!f || !v || f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING ||
-            !reg_nodes_contact_ok(f->str, f->len)) {
-            st->rejected++;
-            continue;
-        }
+    for (size_t k = 0; k < (size_t)pairs; k++) {
+        const struct redisReply *f, *v;
+        if (!follow_hash_pair(r, k, &f, &v, st)) continue;
         struct reg_remote x;
         memset(&x, 0, sizeof(x));
-        if (cluster_record_read_q(v->str, v->len, x.node, sizeof(x.node), &x.expires_wall_ms, &x.q1000) < 0) {
+        if (!reg_nodes_contact_ok(f->str, f->len) ||
+            cluster_record_read_q(v->str, v->len, x.node, sizeof(x.node), &x.expires_wall_ms, &x.q1000) < 0) {
             st->rejected++;
             continue;
         }
-        if (self && strcmp(x.node, self) == 0) {
-            st->own++;
-            continue;
-        }
-        if (x.expires_wall_ms <= now_wall) {
-            st->expired++;
-            continue;
-        }
-        if (alive && !alive(arg, x.node)) {
-            st->dead++;
-            continue;
-        }
+        if (!follow_record_keep(x.node, x.expires_wall_ms, self, now_wall, alive, arg, st)) continue;
         memcpy(x.uri, f->str, f->len);
         x.uri[f->len] = '\0';
         if (find(out, n, x.uri)) { /* a field twice: no hash answers that */
@@ -99,7 +81,7 @@ static uint32_t secs_left(int64_t exp, int64_t now)
 }
 
 size_t reg_nodes_diff(const struct reg_remote *old, size_t n_old, const struct reg_remote *cur, size_t n_cur,
-                      int64_t now_wall, reg_nodes_alive_fn alive, void *arg, struct reginfo_contact *out, size_t cap)
+                      int64_t now_wall, follow_alive_fn alive, void *arg, struct reginfo_contact *out, size_t cap)
 {
     size_t n = 0;
     for (size_t i = 0; i < n_old && n < cap; i++) {
@@ -198,7 +180,7 @@ static int op_parse(void *arg, const char *aor, int status, const struct redisRe
         return -1;
     }
     rn->stats.reads++;
-    struct reg_nodes_read_stats st;
+    struct follow_read_stats st;
     int n = reg_nodes_parse(reply, rn->self, wall_ms(rn), node_alive, rn, out, cap, &st);
     rn->stats.rejected += st.rejected;
     rn->stats.over_cap += st.over_cap;
