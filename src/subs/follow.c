@@ -16,47 +16,50 @@
 
 /* ---- pure ---- */
 
-int follow_hash_pairs(const struct redisReply *r, size_t max, struct follow_read_stats *st)
+int follow_parse_hash(const struct redisReply *r, const struct follow_records *how, const char *self,
+                      int64_t now_wall, follow_alive_fn alive, void *arg, void *out, size_t cap,
+                      struct follow_read_stats *st)
 {
+    struct follow_read_stats dummy;
+    if (!st) st = &dummy;
     memset(st, 0, sizeof(*st));
     if (!r || r->type != REDIS_REPLY_ARRAY) return -1;
-    size_t n = r->elements / 2;
-    if (n > max) {
-        st->over_cap += (uint32_t)(n - max);
-        n = max;
+    if (cap > how->max) cap = how->max;
+    size_t pairs = r->elements / 2, n = 0, sz = how->elem_size;
+    if (pairs > how->pairs_max) {
+        st->over_cap += (uint32_t)(pairs - how->pairs_max);
+        pairs = how->pairs_max;
+    }
+    unsigned char *x = how->tmp;
+    for (size_t k = 0; k < pairs; k++) {
+        const struct redisReply *f = r->element[2 * k], *v = r->element[2 * k + 1];
+        if (!f || !v || f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING || how->decode(f, v, x) < 0) {
+            st->rejected++;
+            continue;
+        }
+        const char *node = (const char *)x + how->node_off;
+        int64_t exp;
+        memcpy(&exp, x + how->exp_off, sizeof(exp));
+        if (self && strcmp(node, self) == 0) {
+            st->own++;
+            continue;
+        }
+        if (exp <= now_wall) {
+            st->expired++;
+            continue;
+        }
+        if (alive && !alive(arg, node)) {
+            st->dead++;
+            continue;
+        }
+        if (how->dup && how->dup(out, n, x, st)) continue;
+        if (n >= cap) {
+            st->over_cap++;
+            continue;
+        }
+        memcpy((unsigned char *)out + sz * n++, x, sz);
     }
     return (int)n;
-}
-
-bool follow_hash_pair(const struct redisReply *r, size_t k, const struct redisReply **field,
-                      const struct redisReply **value, struct follow_read_stats *st)
-{
-    const struct redisReply *f = r->element[2 * k], *v = r->element[2 * k + 1];
-    if (!f || !v || f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) {
-        st->rejected++;
-        return false;
-    }
-    *field = f;
-    *value = v;
-    return true;
-}
-
-bool follow_record_keep(const char *node, int64_t expires_wall_ms, const char *self, int64_t now_wall,
-                        follow_alive_fn alive, void *arg, struct follow_read_stats *st)
-{
-    if (self && strcmp(node, self) == 0) {
-        st->own++;
-        return false;
-    }
-    if (expires_wall_ms <= now_wall) {
-        st->expired++;
-        return false;
-    }
-    if (alive && !alive(arg, node)) {
-        st->dead++;
-        return false;
-    }
-    return true;
 }
 
 /* ---- the follower ---- */

@@ -39,18 +39,30 @@ struct follow_read_stats {
     uint32_t over_cap;           /* beyond the pairs looked at or the records kept */
 };
 
-/* st zeroed; the pairs of HGETALL answer r to look at: at most max, the
- * rest counted in st->over_cap. -1: r is not an answer (an array). */
-int follow_hash_pairs(const struct redisReply *r, size_t max, struct follow_read_stats *st);
-/* Pair k of r (k below follow_hash_pairs) when its field and value are both
- * strings; false (counted rejected) otherwise. */
-bool follow_hash_pair(const struct redisReply *r, size_t k, const struct redisReply **field,
-                      const struct redisReply **value, struct follow_read_stats *st);
-/* Whether a record of node expiring at expires_wall_ms is kept: not self's,
- * not expired at now_wall, node alive (alive NULL: all are); otherwise st
- * counts why (own, expired, dead). */
-bool follow_record_keep(const char *node, int64_t expires_wall_ms, const char *self, int64_t now_wall,
-                        follow_alive_fn alive, void *arg, struct follow_read_stats *st);
+/* The records of an HGETALL answer (field, value pairs) and what to do with
+ * them. */
+struct follow_records {
+    size_t elem_size;            /* a record's size */
+    size_t node_off;             /* offsetof its node id (a NUL-terminated char array) */
+    size_t exp_off;              /* offsetof its int64_t expiry (wall ms) */
+    size_t pairs_max;            /* pairs looked at; the rest skipped (over_cap) */
+    size_t max;                  /* records kept at most (cap clamped to it) */
+    void *tmp;                   /* one record, decoded into */
+    /* A pair (two strings) into rec: 0, or -1 (rejected). */
+    int (*decode)(const struct redisReply *field, const struct redisReply *value, void *rec);
+    /* Whether rec is one of out's n already: folded into it, or counted in
+     * st (NULL: none is). */
+    bool (*dup)(void *out, size_t n, const void *rec, struct follow_read_stats *st);
+};
+
+/* The other live nodes' unexpired records in HGETALL answer r: how many
+ * put in out (at most cap and how->max), or -1 when r is no array. A
+ * record is skipped (counted in st, which may be NULL) when it does not
+ * read (rejected), is self's (own), expired at now_wall, its node is not
+ * alive (alive NULL: all are) or over the caps. */
+int follow_parse_hash(const struct redisReply *r, const struct follow_records *how, const char *self,
+                      int64_t now_wall, follow_alive_fn alive, void *arg, void *out, size_t cap,
+                      struct follow_read_stats *st);
 
 /* ---- the follower ---- */
 

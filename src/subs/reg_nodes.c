@@ -37,39 +37,34 @@ static const struct reg_remote *find(const struct reg_remote *a, size_t n, const
     return NULL;
 }
 
+static int decode(const struct redisReply *f, const struct redisReply *v, void *rec)
+{
+    struct reg_remote *x = rec;
+    memset(x, 0, sizeof(*x));
+    if (!reg_nodes_contact_ok(f->str, f->len) ||
+        cluster_record_read_q(v->str, v->len, x->node, sizeof(x->node), &x->expires_wall_ms, &x->q1000) < 0)
+        return -1;
+    memcpy(x->uri, f->str, f->len);
+    x->uri[f->len] = '\0';
+    return 0;
+}
+
+static bool seen(void *out, size_t n, const void *rec, struct follow_read_stats *st)
+{
+    if (!find(out, n, ((const struct reg_remote *)rec)->uri)) return false;
+    st->rejected++; /* a field twice: no hash answers that */
+    return true;
+}
+
 int reg_nodes_parse(const struct redisReply *r, const char *self, int64_t now_wall, follow_alive_fn alive, void *arg,
                     struct reg_remote *out, size_t cap, struct follow_read_stats *st)
 {
-    struct follow_read_stats dummy;
-    if (!st) st = &dummy;
-    int pairs = follow_hash_pairs(r, REG_NODES_PAIRS_MAX, st);
-    if (pairs < 0) return -1;
-    if (cap > REG_NODES_MAX) cap = REG_NODES_MAX;
-    size_t n = 0;
-    for (size_t k = 0; k < (size_t)pairs; k++) {
-        const struct redisReply *f, *v;
-        if (!follow_hash_pair(r, k, &f, &v, st)) continue;
-        struct reg_remote x;
-        memset(&x, 0, sizeof(x));
-        if (!reg_nodes_contact_ok(f->str, f->len) ||
-            cluster_record_read_q(v->str, v->len, x.node, sizeof(x.node), &x.expires_wall_ms, &x.q1000) < 0) {
-            st->rejected++;
-            continue;
-        }
-        if (!follow_record_keep(x.node, x.expires_wall_ms, self, now_wall, alive, arg, st)) continue;
-        memcpy(x.uri, f->str, f->len);
-        x.uri[f->len] = '\0';
-        if (find(out, n, x.uri)) { /* a field twice: no hash answers that */
-            st->rejected++;
-            continue;
-        }
-        if (n >= cap) {
-            st->over_cap++;
-            continue;
-        }
-        out[n++] = x;
-    }
-    return (int)n;
+    struct reg_remote x;
+    const struct follow_records how = {
+        .elem_size = sizeof(x), .node_off = offsetof(struct reg_remote, node),
+        .exp_off = offsetof(struct reg_remote, expires_wall_ms), .pairs_max = REG_NODES_PAIRS_MAX,
+        .max = REG_NODES_MAX, .tmp = &x, .decode = decode, .dup = seen};
+    return follow_parse_hash(r, &how, self, now_wall, alive, arg, out, cap, st);
 }
 
 static uint32_t secs_left(int64_t exp, int64_t now)
