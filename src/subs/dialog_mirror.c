@@ -64,7 +64,7 @@ struct dialog_mirror {
     struct htable watched;
     struct timer_node tick;
     uint32_t writes_pending;
-    struct dialog_mirror_stats stats;  /* followed, remote, coalesced, queued: fl's */
+    struct dialog_mirror_stats stats;  /* followed, remote, coalesced, queued: kept by fl */
 };
 
 /* ---- small tables ---- */
@@ -384,6 +384,10 @@ static struct dialog_mirror *alloc_mirror(struct timer_service *timers, struct s
         .cap = DIALOG_NODES_MAX,
         .scratch = scratch,
         .inflight_max = DIALOG_MIRROR_INFLIGHT_MAX,
+        .followed = &m->stats.followed,
+        .held = &m->stats.remote,
+        .coalesced = &m->stats.coalesced,
+        .queued = &m->stats.queued,
         .slack_ms = LEASE_SLACK_MS,
     };
     follower_init(&m->fl, &fc);
@@ -467,22 +471,11 @@ void dialog_mirror_free(struct dialog_mirror *m)
     free(m);
 }
 
-static void stats_now(const struct dialog_mirror *m, struct dialog_mirror_stats *out)
-{
-    *out = m->stats;
-    out->followed = m->fl.stats.followed;
-    out->remote = m->fl.stats.held;
-    out->coalesced = m->fl.stats.coalesced;
-    out->queued = m->fl.stats.queued;
-}
-
-void dialog_mirror_get_stats(const struct dialog_mirror *m, struct dialog_mirror_stats *out) { stats_now(m, out); }
+void dialog_mirror_get_stats(const struct dialog_mirror *m, struct dialog_mirror_stats *out) { *out = m->stats; }
 
 void dialog_mirror_stats_json(const struct dialog_mirror *m, json_t *stats)
 {
-    struct dialog_mirror_stats now;
-    stats_now(m, &now);
-    const struct dialog_mirror_stats *s = &now;
+    const struct dialog_mirror_stats *s = &m->stats;
     json_t *o = json_object();
     json_object_set_new(o, "subscribed", json_boolean(s->subscribed));
     json_object_set_new(o, "followed", json_integer(s->followed));

@@ -158,7 +158,7 @@ static void replace(struct follow *f, const void *cur, size_t n)
         memcpy(f->have, cur, n * sz);
         f->n = n;
     }
-    fl->stats.held = fl->stats.held - (uint32_t)old_n + (uint32_t)f->n;
+    *fl->cfg.held = *fl->cfg.held - (uint32_t)old_n + (uint32_t)f->n;
     char aor[LOCATION_MAX_AOR];
     snprintf(aor, sizeof(aor), "%s", f->aor);
     bool first = !f->read_once;
@@ -223,16 +223,16 @@ static void start_read(struct follow *f)
 {
     struct follower *fl = f->owner;
     if (f->read) {
-        if (!f->again) fl->stats.coalesced++;
+        if (!f->again) (*fl->cfg.coalesced)++;
         f->again = true; /* the one in flight may have read before the change */
         return;
     }
     if (f->waiting) {
-        fl->stats.coalesced++; /* its read is queued already */
+        (*fl->cfg.coalesced)++; /* its read is queued already */
         return;
     }
     if (fl->inflight >= fl->cfg.inflight_max) {
-        fl->stats.queued++;
+        (*fl->cfg.queued)++;
         wait_push(fl, f);
         return;
     }
@@ -282,8 +282,8 @@ static void follow_drop(struct follower *fl, struct follow *f)
     wait_unlink(fl, f);
     timer_stop(fl->cfg.timers, &f->timer);
     htable_remove(&fl->follows, &f->node);
-    fl->stats.held -= (uint32_t)f->n;
-    if (fl->stats.followed) fl->stats.followed--;
+    *fl->cfg.held -= (uint32_t)f->n;
+    if (*fl->cfg.followed) (*fl->cfg.followed)--;
     free(f->have);
     free(f);
 }
@@ -309,7 +309,7 @@ void follower_watch(struct follower *fl, const char *aor, bool on)
         free(f);
         return;
     }
-    fl->stats.followed++;
+    (*fl->cfg.followed)++;
     if (fl->cfg.ops.added) fl->cfg.ops.added(fl->cfg.ops.arg, f->aor);
     start_read(f);
 }
@@ -394,7 +394,7 @@ void follower_quiesce(struct follower *fl)
         struct follow *f = all[i];
         if (f->read && fl->cfg.ops.cancel) forget_read(fl, f);
         wait_unlink(fl, f);
-        fl->stats.held -= (uint32_t)f->n;
+        *fl->cfg.held -= (uint32_t)f->n;
         f->n = 0; /* (no diff: the watchers' documents are rebuilt) */
     }
     free(all);

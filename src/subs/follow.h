@@ -105,13 +105,11 @@ struct follow_config {
     void *scratch;               /* cap records, the answers parsed into (loop thread, reused) */
     uint32_t inflight_max;       /* reads in flight over all AoRs */
     uint32_t slack_ms;           /* re-read this long after the earliest expiry */
-};
-
-struct follower_stats {
-    uint32_t followed;           /* AoRs followed */
-    uint32_t held;               /* records held for them */
-    uint64_t coalesced;          /* reads folded into one asked for or queued */
-    uint64_t queued;             /* reads that waited for a slot */
+    /* the user's counters, kept here */
+    uint32_t *followed;          /* AoRs followed */
+    uint32_t *held;              /* records held for them */
+    uint64_t *coalesced;         /* reads folded into one asked for or queued */
+    uint64_t *queued;            /* reads that waited for a slot */
 };
 
 struct follower {
@@ -119,7 +117,6 @@ struct follower {
     struct htable follows;
     uint32_t inflight;
     struct follow *whead, *wtail; /* waiting for a read slot, oldest first */
-    struct follower_stats stats;
 };
 
 void follower_init(struct follower *fl, const struct follow_config *cfg);

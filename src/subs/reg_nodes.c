@@ -110,7 +110,7 @@ struct reg_nodes {
     char self[REG_NODES_NODE_MAX];
     struct follower fl;                /* at most REG_NODES_INFLIGHT_MAX reads in flight */
     struct reg_remote scratch[REG_NODES_MAX];
-    struct reg_nodes_stats stats;      /* followed, contacts, coalesced, queued: fl's */
+    struct reg_nodes_stats stats;      /* followed, contacts, coalesced, queued: kept by fl */
 };
 
 static bool node_alive(void *arg, const char *node)
@@ -253,6 +253,10 @@ struct reg_nodes *reg_nodes_new(const struct reg_nodes_deps *d)
         .cap = REG_NODES_MAX,
         .scratch = rn->scratch,
         .inflight_max = REG_NODES_INFLIGHT_MAX,
+        .followed = &rn->stats.followed,
+        .held = &rn->stats.contacts,
+        .coalesced = &rn->stats.coalesced,
+        .queued = &rn->stats.queued,
         .slack_ms = EXPIRY_SLACK_MS,
     };
     follower_init(&rn->fl, &fc);
@@ -277,22 +281,11 @@ void reg_nodes_free(struct reg_nodes *rn)
     free(rn);
 }
 
-static void stats_now(const struct reg_nodes *rn, struct reg_nodes_stats *out)
-{
-    *out = rn->stats;
-    out->followed = rn->fl.stats.followed;
-    out->contacts = rn->fl.stats.held;
-    out->coalesced = rn->fl.stats.coalesced;
-    out->queued = rn->fl.stats.queued;
-}
-
-void reg_nodes_get_stats(const struct reg_nodes *rn, struct reg_nodes_stats *out) { stats_now(rn, out); }
+void reg_nodes_get_stats(const struct reg_nodes *rn, struct reg_nodes_stats *out) { *out = rn->stats; }
 
 void reg_nodes_stats_json(const struct reg_nodes *rn, json_t *stats)
 {
-    struct reg_nodes_stats now;
-    stats_now(rn, &now);
-    const struct reg_nodes_stats *s = &now;
+    const struct reg_nodes_stats *s = &rn->stats;
     json_object_set_new(stats, "redis_reg",
                         json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "followed", (json_int_t)s->followed,
                                   "queued", (json_int_t)s->queued,
