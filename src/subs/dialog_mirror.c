@@ -2,6 +2,7 @@
 #include "subs/dialog_mirror.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,10 +18,9 @@
 #include "registrar/cluster.h"
 #include "registrar/location.h"
 #include "subs/dialog_nodes.h"
+#include "subs/follow.h"
 #include "subs/subs.h"
 
-#define RETRY_MIN_MS 1000u
-#define RETRY_MAX_MS 30000u
 #define LEASE_SLACK_MS 250u
 
 /* HSET the record; the key lives at least as long as it; expired fields
@@ -43,28 +43,6 @@ static const char WRITE_LUA[] =
     "if ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[5], KEYS[1]) end "
     "return 1";
 
-struct read_ctx;
-
-struct follow {
-    struct hnode node;
-    struct dialog_mirror *owner;
-    uint32_t watchers;
-    struct read_ctx *read;             /* in flight */
-    bool again, waiting;
-    struct timer_node timer;           /* a retry, or the earliest lease */
-    uint32_t backoff_ms;
-    uint64_t announced_ms;             /* last announcement (monotonic) */
-    size_t n;
-    struct dialog_remote *have;        /* what the watchers were told */
-    struct follow *wprev, *wnext;      /* in the queue for a read slot */
-    char aor[];
-};
-
-struct read_ctx {
-    struct dialog_mirror *m;
-    struct follow *f;                  /* NULL: its follow went */
-};
-
 struct watched {
     struct hnode node;
     uint64_t until_ms;                 /* monotonic */
@@ -82,23 +60,14 @@ struct dialog_mirror {
     char self[DIALOG_NODES_NODE_MAX];
     char prefix[64];
     char channel[96];
-    struct htable follows, watched;
+    struct follower fl;                /* at most DIALOG_MIRROR_INFLIGHT_MAX reads in flight */
+    struct htable watched;
     struct timer_node tick;
-    uint32_t inflight, writes_pending;
-    struct follow *whead, *wtail;
-    struct dialog_mirror_stats stats;
+    uint32_t writes_pending;
+    struct dialog_mirror_stats stats;  /* followed, remote, coalesced, queued: kept by fl */
 };
 
 /* ---- small tables ---- */
-
-static struct follow *follow_find(const struct dialog_mirror *m, const char *aor)
-{
-    for (struct hnode *h = htable_first(&m->follows, str_hash(str_from_cstr(aor))); h; h = htable_next(h)) {
-        struct follow *f = container_of(h, struct follow, node);
-        if (strcmp(f->aor, aor) == 0) return f;
-    }
-    return NULL;
-}
 
 static struct watched *watched_find(const struct dialog_mirror *m, const char *aor)
 {
@@ -107,27 +76,6 @@ static struct watched *watched_find(const struct dialog_mirror *m, const char *a
         if (strcmp(w->aor, aor) == 0) return w;
     }
     return NULL;
-}
-
-static void wait_push(struct dialog_mirror *m, struct follow *f)
-{
-    f->waiting = true;
-    f->wnext = NULL;
-    f->wprev = m->wtail;
-    if (m->wtail) m->wtail->wnext = f;
-    else m->whead = f;
-    m->wtail = f;
-}
-
-static void wait_unlink(struct dialog_mirror *m, struct follow *f)
-{
-    if (!f->waiting) return;
-    if (f->wprev) f->wprev->wnext = f->wnext;
-    else m->whead = f->wnext;
-    if (f->wnext) f->wnext->wprev = f->wprev;
-    else m->wtail = f->wprev;
-    f->wprev = f->wnext = NULL;
-    f->waiting = false;
 }
 
 static bool node_alive(void *arg, const char *node)
@@ -211,15 +159,15 @@ static void write_entry(struct dialog_mirror *m, const char *aor, const struct d
     send_routed(m, key, 9, argv, lens);
 }
 
-static void announce(struct dialog_mirror *m, struct follow *f)
+static void announce(void *arg, const char *aor)
 {
+    struct dialog_mirror *m = arg;
     char msg[LOCATION_MAX_AOR + DIALOG_NODES_NODE_MAX + 80], key[LOCATION_MAX_AOR + 80];
-    snprintf(key, sizeof(key), "%sdlg:{%s}", m->prefix, f->aor);
-    int l = snprintf(msg, sizeof(msg), "%sdlgw:{%s} %s", m->prefix, f->aor, m->self);
+    snprintf(key, sizeof(key), "%sdlg:{%s}", m->prefix, aor);
+    int l = snprintf(msg, sizeof(msg), "%sdlgw:{%s} %s", m->prefix, aor, m->self);
     if (l < 0 || (size_t)l >= sizeof(msg)) return;
     const char *argv[] = {"PUBLISH", m->channel, msg};
     size_t lens[] = {7, strlen(m->channel), (size_t)l};
-    f->announced_ms = timer_now(m->timers);
     m->stats.announcements++;
     send_routed(m, key, 3, argv, lens);
 }
@@ -242,216 +190,76 @@ static void hook_changed(void *arg, const struct dialog_info_entry *e)
 
 static size_t hook_remote(void *arg, const char *aor, const struct dialog_remote **out)
 {
-    const struct follow *f = follow_find(arg, aor);
-    *out = f ? f->have : NULL;
-    return f ? f->n : 0;
+    const struct dialog_mirror *m = arg;
+    const void *have;
+    size_t n = follower_have(&m->fl, aor, &have);
+    *out = have;
+    return n;
 }
 
-/* ---- the follower ---- */
+/* ---- the follower (subs/follow.h): what it reads and tells ---- */
 
-static void start_read(struct follow *f);
+static void on_read(void *arg, int status, const struct redisReply *reply) { follower_answer(arg, status, reply); }
 
-static void on_follow_timer(struct timer_node *t, uint64_t now_ms)
+static int op_read(void *arg, const char *aor, struct follow_read *rd)
 {
-    (void)now_ms;
-    start_read(container_of(t, struct follow, timer));
+    struct dialog_mirror *m = arg;
+    char key[LOCATION_MAX_AOR + 80];
+    snprintf(key, sizeof(key), "%sdlg:{%s}", m->prefix, aor);
+    const char *argv[] = {"HGETALL", key};
+    size_t lens[] = {7, strlen(key)};
+    return m->io.command(m->io.arg, key, 2, argv, lens, on_read, rd);
 }
 
-static void arm(struct follow *f, uint32_t retry_ms)
+static int op_parse(void *arg, const char *aor, int status, const struct redisReply *reply, void *out, size_t cap)
 {
-    struct dialog_mirror *m = f->owner;
-    int64_t wall = wall_now(m), first = 0;
-    for (size_t i = 0; i < f->n; i++)
-        if (!first || f->have[i].expires_wall_ms < first) first = f->have[i].expires_wall_ms;
-    uint64_t now = timer_now(m->timers), at = 0;
-    if (first) at = now + (uint64_t)(first > wall ? first - wall : 0) + LEASE_SLACK_MS;
-    if (retry_ms && (!at || now + retry_ms < at)) at = now + retry_ms;
-    timer_stop(m->timers, &f->timer);
-    if (at) timer_start(m->timers, &f->timer, at, on_follow_timer);
-}
-
-/* The new view: changes told, then the old one dropped. f may go inside. */
-static void replace(struct follow *f, const struct dialog_remote *cur, size_t n)
-{
-    struct dialog_mirror *m = f->owner;
-    static struct dialog_info_entry ch[2 * DIALOG_NODES_MAX]; /* ~70 KiB; loop thread only, not re-entered */
-    size_t nch = dialog_nodes_diff(f->have, f->n, cur, n, ch, 2 * DIALOG_NODES_MAX);
-    struct dialog_remote *old = f->have;
-    size_t old_n = f->n;
-    f->have = NULL;
-    f->n = 0;
-    if (n && (f->have = malloc(n * sizeof(*cur)))) {
-        memcpy(f->have, cur, n * sizeof(*cur));
-        f->n = n;
-    }
-    m->stats.remote = m->stats.remote - (uint32_t)old_n + (uint32_t)f->n;
-    m->stats.changes += nch;
-    char aor[LOCATION_MAX_AOR];
-    snprintf(aor, sizeof(aor), "%s", f->aor);
-    if (nch) subs_dialog_remote_changed(m->subs, aor, ch, nch);
-    free(old);
-}
-
-static uint32_t next_backoff(uint32_t b) { return b ? (b * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : b * 2) : RETRY_MIN_MS; }
-
-/* Redis did not answer: the calls whose lease passed end, the rest stays. */
-static void read_failed(struct follow *f)
-{
-    struct dialog_mirror *m = f->owner;
-    struct dialog_remote keep[DIALOG_NODES_MAX];
-    size_t n = 0;
-    int64_t wall = wall_now(m);
-    for (size_t i = 0; i < f->n && n < DIALOG_NODES_MAX; i++)
-        if (f->have[i].expires_wall_ms > wall) keep[n++] = f->have[i];
-    f->backoff_ms = next_backoff(f->backoff_ms);
-    uint32_t retry = f->backoff_ms;
-    char aor[LOCATION_MAX_AOR];
-    snprintf(aor, sizeof(aor), "%s", f->aor);
-    replace(f, keep, n);
-    if ((f = follow_find(m, aor))) arm(f, retry);
-}
-
-static void pump(struct dialog_mirror *m)
-{
-    while (m->whead && m->inflight < DIALOG_MIRROR_INFLIGHT_MAX) {
-        struct follow *f = m->whead;
-        wait_unlink(m, f);
-        start_read(f);
-    }
-}
-
-static void on_read(void *arg, int status, const struct redisReply *reply)
-{
-    struct read_ctx *rd = arg;
-    struct dialog_mirror *m = rd->m;
-    struct follow *f = rd->f;
-    free(rd);
-    m->inflight--;
-    if (f) f->read = NULL;
-    if (status == -ECANCELED || !f) {
-        if (status != -ECANCELED) pump(m);
-        return;
-    }
-    char aor[LOCATION_MAX_AOR];
-    snprintf(aor, sizeof(aor), "%s", f->aor);
-    static struct dialog_remote cur[DIALOG_NODES_MAX]; /* loop thread only */
-    struct dialog_nodes_read_stats st;
+    struct dialog_mirror *m = arg;
+    struct follow_read_stats st;
     int n = status < 0 || !reply || reply->type == REDIS_REPLY_ERROR
                 ? -1
-                : dialog_nodes_parse(reply, m->self, wall_now(m), node_alive, m, cur, DIALOG_NODES_MAX, &st);
+                : dialog_nodes_parse(reply, m->self, wall_now(m), node_alive, m, out, cap, &st);
     if (n < 0) {
         m->stats.read_failures++;
         log_warn_rl("redis dialog: reading %s's calls failed (%s): the watchers keep what they saw", aor,
                     status < 0 ? strerror(-status) : "an answer that does not read");
-        read_failed(f);
-    } else {
-        m->stats.reads++;
-        m->stats.rejected += st.rejected;
-        m->stats.over_cap += st.over_cap;
-        if (st.rejected || st.over_cap)
-            log_warn_rl("redis dialog: %s's calls: %u record(s) unreadable, %u over the caps, skipped", aor,
-                        st.rejected, st.over_cap);
-        f->backoff_ms = 0;
-        replace(f, cur, (size_t)n);
-        if ((f = follow_find(m, aor))) arm(f, 0);
+        return -1;
     }
-    if ((f = follow_find(m, aor)) && f->again && !f->read) start_read(f);
-    pump(m);
+    m->stats.reads++;
+    m->stats.rejected += st.rejected;
+    m->stats.over_cap += st.over_cap;
+    if (st.rejected || st.over_cap)
+        log_warn_rl("redis dialog: %s's calls: %u record(s) unreadable, %u over the caps, skipped", aor, st.rejected,
+                    st.over_cap);
+    return n;
 }
 
-static void start_read(struct follow *f)
+static void op_refused(void *arg, const char *aor, int rc)
 {
-    struct dialog_mirror *m = f->owner;
-    if (f->read) {
-        if (!f->again) m->stats.coalesced++;
-        f->again = true;
-        return;
-    }
-    if (f->waiting) {
-        m->stats.coalesced++;
-        return;
-    }
-    if (m->inflight >= DIALOG_MIRROR_INFLIGHT_MAX) {
-        m->stats.queued++;
-        wait_push(m, f);
-        return;
-    }
-    f->again = false;
-    char key[LOCATION_MAX_AOR + 80];
-    snprintf(key, sizeof(key), "%sdlg:{%s}", m->prefix, f->aor);
-    struct read_ctx *rd = malloc(sizeof(*rd));
-    const char *argv[] = {"HGETALL", key};
-    size_t lens[] = {7, strlen(key)};
-    int rc = rd ? 0 : -ENOMEM;
-    if (rd) {
-        *rd = (struct read_ctx){.m = m, .f = f};
-        rc = m->io.command(m->io.arg, key, 2, argv, lens, on_read, rd);
-        if (rc < 0) free(rd);
-    }
-    if (rc == 0) {
-        f->read = rd;
-        m->inflight++;
-        return;
-    }
+    struct dialog_mirror *m = arg;
     m->stats.read_failures++;
-    log_warn_rl("redis dialog: %s's calls not read (%s): retried", f->aor, strerror(-rc));
-    f->backoff_ms = next_backoff(f->backoff_ms);
-    arm(f, f->backoff_ms);
+    log_warn_rl("redis dialog: %s's calls not read (%s): retried", aor, strerror(-rc));
 }
 
-static void follow_drop(struct dialog_mirror *m, struct follow *f)
+static void op_replaced(void *arg, const char *aor, const void *old, size_t n_old, const void *cur, size_t n,
+                        bool first)
 {
-    if (f->read) f->read->f = NULL; /* its answer is dropped */
-    wait_unlink(m, f);
-    timer_stop(m->timers, &f->timer);
-    htable_remove(&m->follows, &f->node);
-    m->stats.remote -= (uint32_t)f->n;
-    if (m->stats.followed) m->stats.followed--;
-    free(f->have);
-    free(f);
+    (void)first;
+    struct dialog_mirror *m = arg;
+    static struct dialog_info_entry ch[2 * DIALOG_NODES_MAX]; /* ~70 KiB; loop thread only, not re-entered */
+    size_t nch = dialog_nodes_diff(old, n_old, cur, n, ch, 2 * DIALOG_NODES_MAX);
+    m->stats.changes += nch;
+    if (nch) subs_dialog_remote_changed(m->subs, aor, ch, nch);
 }
+
+static int64_t op_wall(void *arg) { return wall_now(arg); }
 
 static void hook_watch(void *arg, const char *aor, bool on)
 {
     struct dialog_mirror *m = arg;
-    struct follow *f = follow_find(m, aor);
-    if (!on) {
-        if (f && --f->watchers == 0) follow_drop(m, f);
-        return;
-    }
-    if (f) {
-        f->watchers++;
-        return;
-    }
-    size_t len = strlen(aor);
-    if (!(f = calloc(1, sizeof(*f) + len + 1))) return;
-    f->owner = m;
-    f->watchers = 1;
-    memcpy(f->aor, aor, len + 1);
-    timer_node_init(&f->timer);
-    if (htable_insert(&m->follows, &f->node, str_hash(str_from_cstr(aor))) < 0) {
-        free(f);
-        return;
-    }
-    m->stats.followed++;
-    announce(m, f);
-    start_read(f);
+    follower_watch(&m->fl, aor, on);
 }
 
 /* ---- the channel ---- */
-
-static int announce_one(struct hnode *n, void *arg)
-{
-    announce(arg, container_of(n, struct follow, node));
-    return 0;
-}
-
-static int read_one(struct hnode *n, void *arg)
-{
-    (void)arg;
-    start_read(container_of(n, struct follow, node));
-    return 0;
-}
 
 static void heard_watched(struct dialog_mirror *m, const char *aor)
 {
@@ -489,12 +297,11 @@ static void on_message(void *arg, const char *msg, size_t len)
         return;
     }
     if (kind == DIALOG_NODES_MSG_SYNC) {
-        htable_foreach(&m->follows, announce_one, m);
+        follower_foreach(&m->fl, announce, m);
     } else if (kind == DIALOG_NODES_MSG_WATCHED) {
         if (strcmp(node, m->self) != 0) heard_watched(m, aor);
     } else {
-        struct follow *f = follow_find(m, aor);
-        if (f) start_read(f);
+        follower_changed(&m->fl, aor);
     }
 }
 
@@ -507,8 +314,8 @@ static void on_subscribed(void *arg)
     const char *argv[] = {"PUBLISH", m->channel, msg};
     size_t lens[] = {7, strlen(m->channel), (size_t)l};
     send_routed(m, m->channel, 3, argv, lens); /* the others announce again */
-    htable_foreach(&m->follows, announce_one, m);
-    htable_foreach(&m->follows, read_one, m); /* what was missed meanwhile */
+    follower_foreach(&m->fl, announce, m);
+    follower_changed(&m->fl, NULL); /* what was missed meanwhile */
 }
 
 void dialog_mirror_message(struct dialog_mirror *m, const char *msg, size_t len) { on_message(m, msg, len); }
@@ -546,7 +353,7 @@ static int forget_one(struct hnode *n, void *arg)
 static void on_tick(struct timer_node *t, uint64_t now_ms)
 {
     struct dialog_mirror *m = container_of(t, struct dialog_mirror, tick);
-    htable_foreach(&m->follows, announce_one, m);
+    follower_foreach(&m->fl, announce, m);
     subs_dialog_foreach(m->subs, renew_one, m);
     htable_foreach(&m->watched, forget_one, m);
     timer_start(m->timers, &m->tick, now_ms + DIALOG_MIRROR_ANNOUNCE_MS, on_tick);
@@ -567,7 +374,23 @@ static struct dialog_mirror *alloc_mirror(struct timer_service *timers, struct s
     snprintf(m->self, sizeof(m->self), "%s", node_id);
     snprintf(m->prefix, sizeof(m->prefix), "%s", prefix);
     snprintf(m->channel, sizeof(m->channel), "%sdlg-changes", prefix);
-    htable_init(&m->follows);
+    static struct dialog_remote scratch[DIALOG_NODES_MAX]; /* loop thread only */
+    struct follow_config fc = {
+        .timers = timers,
+        .ops = {.arg = m, .read = op_read, .parse = op_parse, .refused = op_refused, .replaced = op_replaced,
+                .added = announce, .wall_ms = op_wall},
+        .elem_size = sizeof(struct dialog_remote),
+        .exp_off = offsetof(struct dialog_remote, expires_wall_ms),
+        .cap = DIALOG_NODES_MAX,
+        .scratch = scratch,
+        .inflight_max = DIALOG_MIRROR_INFLIGHT_MAX,
+        .followed = &m->stats.followed,
+        .held = &m->stats.remote,
+        .coalesced = &m->stats.coalesced,
+        .queued = &m->stats.queued,
+        .slack_ms = LEASE_SLACK_MS,
+    };
+    follower_init(&m->fl, &fc);
     htable_init(&m->watched);
     timer_node_init(&m->tick);
     return m;
@@ -606,7 +429,7 @@ struct dialog_mirror *dialog_mirror_new(uv_loop_t *loop, struct timer_service *t
                                        .max_queued = DIALOG_MIRROR_WRITES_MAX + DIALOG_MIRROR_INFLIGHT_MAX + 64};
     m->rc = redis_cluster_new(loop, timers, &rcc, err);
     if (!m->rc) {
-        htable_free(&m->follows);
+        follower_fini(&m->fl);
         htable_free(&m->watched);
         free(m);
         return NULL;
@@ -615,7 +438,7 @@ struct dialog_mirror *dialog_mirror_new(uv_loop_t *loop, struct timer_service *t
     m->sub = redis_sub_new(loop, timers, cfg->nodes, m->channel, &scb, err);
     if (!m->sub) {
         redis_cluster_free(m->rc);
-        htable_free(&m->follows);
+        follower_fini(&m->fl);
         htable_free(&m->watched);
         free(m);
         return NULL;
@@ -634,27 +457,16 @@ static int drop_watched(struct hnode *n, void *arg)
     return 0;
 }
 
-static int collect(struct hnode *n, void *arg)
-{
-    struct follow ***p = arg;
-    *(*p)++ = container_of(n, struct follow, node);
-    return 0;
-}
-
 void dialog_mirror_free(struct dialog_mirror *m)
 {
     if (!m) return;
     subs_set_dialog_hooks(m->subs, NULL);
     timer_stop(m->timers, &m->tick);
     redis_sub_free(m->sub);
-    size_t count = htable_count(&m->follows);
-    struct follow **all = count ? calloc(count, sizeof(*all)) : NULL, **p = all;
-    if (all) htable_foreach(&m->follows, collect, &p);
-    for (size_t i = 0; all && i < count; i++) follow_drop(m, all[i]);
-    free(all);
+    follower_drop_all(&m->fl); /* their answers dropped */
     if (m->rc) redis_cluster_free(m->rc); /* the reads left answer -ECANCELED: their contexts freed */
     htable_foreach(&m->watched, drop_watched, m);
-    htable_free(&m->follows);
+    follower_fini(&m->fl);
     htable_free(&m->watched);
     free(m);
 }

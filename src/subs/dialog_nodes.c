@@ -2,6 +2,7 @@
 #include "subs/dialog_nodes.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -221,51 +222,30 @@ static struct dialog_remote *find_id(struct dialog_remote *a, size_t n, const ch
     return NULL;
 }
 
-int dialog_nodes_parse(const struct redisReply *r, const char *self, int64_t now_wall, dialog_nodes_alive_fn alive,
-                       void *arg, struct dialog_remote *out, size_t cap, struct dialog_nodes_read_stats *st)
+static int decode(const struct redisReply *f, const struct redisReply *v, void *rec)
 {
-    struct dialog_nodes_read_stats dummy;
-    if (!st) st = &dummy;
-    memset(st, 0, sizeof(*st));
-    if (!r || r->type != REDIS_REPLY_ARRAY) return -1;
-    if (cap > DIALOG_NODES_MAX) cap = DIALOG_NODES_MAX;
-    size_t n = 0;
-    for (size_t i = 0; i + 1 < r->elements; i += 2) {
-        if (i / 2 >= DIALOG_NODES_PAIRS_MAX) {
-            st->over_cap += (uint32_t)((r->elements - i) / 2);
-            break;
-        }
-        const struct redisReply *f = r->element[i], *v = r->element[i + 1];
-        struct dialog_remote x;
-        if (!f || !v || f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING ||
-            dialog_nodes_decode(f->str, f->len, v->str, v->len, &x) < 0) {
-            st->rejected++;
-            continue;
-        }
-        if (self && strcmp(x.node, self) == 0) {
-            st->own++;
-            continue;
-        }
-        if (x.expires_wall_ms <= now_wall) {
-            st->expired++;
-            continue;
-        }
-        if (alive && !alive(arg, x.node)) {
-            st->dead++;
-            continue;
-        }
-        struct dialog_remote *same = find_id(out, n, x.e.id);
-        if (same) { /* the call went through two nodes: the later state */
-            if (x.e.state > same->e.state) *same = x;
-            continue;
-        }
-        if (n >= cap) {
-            st->over_cap++;
-            continue;
-        }
-        out[n++] = x;
-    }
-    return (int)n;
+    return dialog_nodes_decode(f->str, f->len, v->str, v->len, rec) < 0 ? -1 : 0;
+}
+
+/* The call went through two nodes: the later state. */
+static bool seen(void *out, size_t n, const void *rec, struct follow_read_stats *st)
+{
+    (void)st;
+    const struct dialog_remote *x = rec;
+    struct dialog_remote *same = find_id(out, n, x->e.id);
+    if (same && x->e.state > same->e.state) *same = *x;
+    return same != NULL;
+}
+
+int dialog_nodes_parse(const struct redisReply *r, const char *self, int64_t now_wall, follow_alive_fn alive,
+                       void *arg, struct dialog_remote *out, size_t cap, struct follow_read_stats *st)
+{
+    struct dialog_remote x;
+    const struct follow_records how = {
+        .elem_size = sizeof(x), .node_off = offsetof(struct dialog_remote, node),
+        .exp_off = offsetof(struct dialog_remote, expires_wall_ms), .pairs_max = DIALOG_NODES_PAIRS_MAX,
+        .max = DIALOG_NODES_MAX, .tmp = &x, .decode = decode, .dup = seen};
+    return follow_parse_hash(r, &how, self, now_wall, alive, arg, out, cap, st);
 }
 
 static bool same_view(const struct dialog_info_entry *a, const struct dialog_info_entry *b)

@@ -34,6 +34,7 @@
 #include <stdint.h>
 
 #include "subs/dialog_info.h"
+#include "subs/follow.h"
 
 struct redisReply;
 
@@ -56,17 +57,6 @@ struct dialog_remote {
     char node[DIALOG_NODES_NODE_MAX];
     int64_t expires_wall_ms;
 };
-
-struct dialog_nodes_read_stats {
-    uint32_t rejected;                  /* a field or record that does not read */
-    uint32_t own;                       /* this node's (the local table is the truth) */
-    uint32_t expired;                   /* its lease passed */
-    uint32_t dead;                      /* its node is not live here */
-    uint32_t over_cap;                  /* beyond DIALOG_NODES_PAIRS_MAX pairs or DIALOG_NODES_MAX kept */
-};
-
-/* Whether node is live (cluster_node_hit answers 0). */
-typedef bool (*dialog_nodes_alive_fn)(void *arg, const char *node);
 
 /* e's record as node, leased until expires_wall_ms: the field into field
  * (fcap) and the value into out (cap), both NUL-terminated. The value's
@@ -98,8 +88,8 @@ int dialog_nodes_message(const char *prefix, const char *msg, size_t len, char *
  * array. A dialog seen by two nodes (a call between them) is kept once,
  * the record with the later state. st (may be NULL) counts what was
  * skipped. */
-int dialog_nodes_parse(const struct redisReply *r, const char *self, int64_t now_wall, dialog_nodes_alive_fn alive,
-                       void *arg, struct dialog_remote *out, size_t cap, struct dialog_nodes_read_stats *st);
+int dialog_nodes_parse(const struct redisReply *r, const char *self, int64_t now_wall, follow_alive_fn alive,
+                       void *arg, struct dialog_remote *out, size_t cap, struct follow_read_stats *st);
 
 /* What the watchers must be told going from old to cur, as entries copied
  * into out (at most cap): a dialog new in cur, or in both with another

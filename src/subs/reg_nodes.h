@@ -38,6 +38,7 @@
 
 #include "base/timer.h"
 #include "registrar/cluster.h"
+#include "subs/follow.h"
 #include "subs/reginfo.h"
 
 struct cluster;
@@ -61,17 +62,6 @@ struct reg_remote {
     int q1000;
 };
 
-struct reg_nodes_read_stats {
-    uint32_t rejected;           /* a field or record that does not read */
-    uint32_t own;                /* this node's (the local state is the truth) */
-    uint32_t expired;            /* its expiry passed */
-    uint32_t dead;               /* its node is not live here */
-    uint32_t over_cap;           /* beyond REG_NODES_PAIRS_MAX pairs or REG_NODES_MAX kept */
-};
-
-/* Whether node is live (cluster_node_hit answers 0). */
-typedef bool (*reg_nodes_alive_fn)(void *arg, const char *node);
-
 /* ---- pure (tests/unit/test_reg_nodes.c, tests/fuzz/fuzz_cluster.c) ---- */
 
 /* A contact URI as a field of the hash (len bytes, any byte): "sip:" or
@@ -82,15 +72,15 @@ bool reg_nodes_contact_ok(const char *s, size_t len);
  * checked by reg_nodes_contact_ok, values by cluster_record_read_q): how
  * many were put in out (at most cap and REG_NODES_MAX), or -1 when r is no
  * array. st (may be NULL) counts what was skipped. */
-int reg_nodes_parse(const struct redisReply *r, const char *self, int64_t now_wall, reg_nodes_alive_fn alive,
-                    void *arg, struct reg_remote *out, size_t cap, struct reg_nodes_read_stats *st);
+int reg_nodes_parse(const struct redisReply *r, const char *self, int64_t now_wall, follow_alive_fn alive,
+                    void *arg, struct reg_remote *out, size_t cap, struct follow_read_stats *st);
 /* What changed from old to cur, as reginfo contacts (their strings point
  * into old and cur): a contact only in cur active/registered; in both with
  * another node active/registered, with another expiry active/refreshed; only
  * in old terminated/expired, deactivated or unregistered (see above). Its
  * count (at most cap). */
 size_t reg_nodes_diff(const struct reg_remote *old, size_t n_old, const struct reg_remote *cur, size_t n_cur,
-                      int64_t now_wall, reg_nodes_alive_fn alive, void *arg, struct reginfo_contact *out, size_t cap);
+                      int64_t now_wall, follow_alive_fn alive, void *arg, struct reginfo_contact *out, size_t cap);
 
 /* ---- the follower ---- */
 

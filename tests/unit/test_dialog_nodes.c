@@ -190,7 +190,7 @@ static void test_parse(void **state)
     for (int i = 0; i < 15; i++) ptr[i] = &e[i];
     redisReply arr = {.type = REDIS_REPLY_ARRAY, .elements = 14, .element = ptr};
     struct dialog_remote out[DIALOG_NODES_MAX];
-    struct dialog_nodes_read_stats st;
+    struct follow_read_stats st;
     int n = dialog_nodes_parse(&arr, "me", NOW, alive, NULL, out, DIALOG_NODES_MAX, &st);
     assert_int_equal(n, 2);
     assert_string_equal(out[0].e.id, "000000000000000a");
@@ -233,7 +233,7 @@ static void test_parse_pairs_cap(void **state)
     }
     redisReply arr = {.type = REDIS_REPLY_ARRAY, .elements = 2 * PAIRS, .element = ptr};
     struct dialog_remote out[DIALOG_NODES_MAX];
-    struct dialog_nodes_read_stats st;
+    struct follow_read_stats st;
     assert_int_equal(dialog_nodes_parse(&arr, "me", NOW, alive, NULL, out, 100, &st), DIALOG_NODES_MAX);
     assert_int_equal(st.over_cap, PAIRS - DIALOG_NODES_MAX);
 }

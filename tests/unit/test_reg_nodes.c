@@ -74,7 +74,7 @@ static void test_parse(void **state)
     for (size_t i = 0; i < 22; i++) ptr[i] = &e[i];
     redisReply arr = {.type = REDIS_REPLY_ARRAY, .elements = 22, .element = ptr};
     struct reg_remote out[4];
-    struct reg_nodes_read_stats st;
+    struct follow_read_stats st;
     assert_int_equal(reg_nodes_parse(&arr, "me", NOW, alive, NULL, out, 4, &st), 2);
     assert_string_equal(out[0].uri, "sip:a@10.0.0.1");
     assert_string_equal(out[0].node, "b");
@@ -119,7 +119,7 @@ static void test_parse_pairs_cap(void **state)
     for (size_t i = 0; i < 2 * PAIRS; i++) ptr[i] = &e[i];
     redisReply arr = {.type = REDIS_REPLY_ARRAY, .elements = 2 * PAIRS, .element = ptr};
     struct reg_remote out[REG_NODES_MAX + 8];
-    struct reg_nodes_read_stats st;
+    struct follow_read_stats st;
     assert_int_equal(reg_nodes_parse(&arr, "me", NOW, alive, NULL, out, REG_NODES_MAX + 8, &st), REG_NODES_MAX);
     assert_int_equal(st.over_cap, (REG_NODES_PAIRS_MAX - REG_NODES_MAX) + 10);
 }
