@@ -355,6 +355,10 @@ static void query_unlink(struct gb_query *q)
 
 static void query_free(struct gb_query *q)
 {
+    if (q->g->starting == q) {
+        q->g->starting = NULL;
+        q->g->starting_freed = true;
+    }
     timer_stop(q->g->timers, &q->timer);
     if (q->h) ua_request_detach(q->h);
     gb_channels_free(q->items, q->count);
@@ -472,8 +476,19 @@ int gb_query_start(struct gb_upper *g, struct gb_device *d, enum gb_query_kind k
     gb_device_dest(d, &dest);
     struct ua_credentials cred = {.user = str_from_cstr(g->cfg.id),
                                   .password = str_from_cstr(d->password ? d->password : g->cfg.password)};
-    q->h = ua_request_send(g->ua, &r, &dest, &cred, &query_cb, q);
+    g->starting = q;
+    g->starting_freed = false;
+    struct ua_uac *h = ua_request_send(g->ua, &r, &dest, &cred, &query_cb, q);
     sbuf_free(&body);
+    if (g->starting_freed) {
+        /* q is gone (the send took the device offline): nothing may call
+         * back into it */
+        g->starting_freed = false;
+        if (h) ua_request_detach(h);
+        return -EIO;
+    }
+    g->starting = NULL;
+    q->h = h;
     if (!q->h) {
         query_unlink(q);
         query_free(q);

@@ -315,6 +315,13 @@ struct gb_upper {
     uint64_t auth_nonce;          /* hash of the nonce check_auth just accepted (0 none) */
     struct log_ratelimit refusal_rl; /* gb_log_refusal: one key for all the role's refusal lines */
     struct gb_catq catq;
+    /* gb_query_start's query while its request is being sent: a send that
+     * fails at once can close the device's connection, take the device
+     * offline and free its queries (gb_queries_fail) before the send
+     * returns; query_free then sets starting_freed instead of leaving the
+     * starter a dangling pointer. */
+    struct gb_query *starting;
+    bool starting_freed;
     unsigned sub_mask;            /* 1 << enum gb_sub_kind: [gb] subscribe */
     struct gb_alarm_ring alarms;
     struct gb_devmirror *devmirror; /* [redis] mirror_gb_devices; NULL: off */
