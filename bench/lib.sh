@@ -235,8 +235,10 @@ cascade_add_user() {
 # WRITE_INI PORT API_PORT writes, and add the SIP user NAME (password secret):
 # sets cport, aport and server_pid; ends the script if cascade does not come up.
 start_fresh_cascade() {
-    cport=$(free_port)
-    aport=$(free_port)
+    # The API port checked free for TCP (a UDP-free port may be held by a
+    # TCP socket, e.g. one in TIME_WAIT, and the API then cannot listen).
+    cport=$(free_port_pair)
+    aport=$((cport + 1))
     rm -f "$work"/c.db*
     "$1" "$cport" "$aport"
     start_cascade_ini
