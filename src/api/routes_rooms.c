@@ -278,6 +278,8 @@ static json_t *peer_json(const struct sfu_peer_info *pe)
         json_object_set_new(bw, "twcc_bps", json_integer((json_int_t)pe->twcc_bps));
         json_object_set_new(bw, "twcc_delivered_bps", json_integer((json_int_t)pe->twcc_delivered_bps));
         json_object_set_new(bw, "twcc_queue_us", json_integer((json_int_t)pe->twcc_queue_us));
+        json_object_set_new(bw, "layer_trials", json_integer((json_int_t)pe->layer_trials));
+        json_object_set_new(bw, "layer_trials_failed", json_integer((json_int_t)pe->layer_trials_failed));
     }
     json_object_set_new(o, "bandwidth", bw);
     return o;

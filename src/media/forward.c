@@ -634,24 +634,87 @@ void forward_sel_init(struct fwd_sel *k, uint32_t ssrc, uint32_t clock, int max_
     k->clock = clock;
     k->max_layer = max_layer < 0 ? 0 : max_layer >= FWD_MAX_LAYERS ? FWD_MAX_LAYERS - 1 : max_layer;
     k->current = k->target = -1;
+    k->trial = k->proven = -1;
+    k->trial_backoff_ms = FWD_TRIAL_FIRST_MS;
 }
 
 void forward_sel_estimate(struct fwd_sel *k, uint64_t bps)
 {
     /* An equal estimate (the browser holding it) keeps the state: only a
      * rise says the queue is gone. */
-    if (k->bwe_bps && bps < k->bwe_bps) k->bwe_fell = true;
+    if (k->bwe_bps && bps < k->bwe_bps) {
+        k->bwe_fell = true;
+        if (k->trial >= 0) k->trial_fell = true;
+    }
     if (bps > k->bwe_bps) k->bwe_fell = false;
     k->bwe_bps = bps;
 }
 
 /* Whether the estimate says a layer of layer_bps is too much for the
  * viewer (forward_sel_choose). */
-static bool sel_too_much(const struct fwd_sel *k, uint64_t layer_bps)
+static bool sel_too_much(const struct fwd_sel *k, uint64_t layer_bps, bool proven)
 {
     if (!k->bwe_bps || layer_bps <= k->bwe_bps) return false;
-    if (k->bwe_bps * 2 < layer_bps) return true;
+    if (!proven && k->bwe_bps * 2 < layer_bps) return true;
     return k->bwe_fell && k->bwe_bps * 10 < layer_bps * 7;
+}
+
+static void trial_failed(struct fwd_sel *k, uint64_t now_ms)
+{
+    k->trial = -1;
+    k->trials_failed++;
+    k->trial_backoff_ms = k->trial_backoff_ms >= FWD_TRIAL_MAX_MS / 2 ? FWD_TRIAL_MAX_MS : k->trial_backoff_ms * 2;
+    k->trial_at_ms = now_ms + k->trial_backoff_ms;
+}
+
+/* The trial step of forward_sel_choose: fit is the usual choice (-1: none).
+ * Returns the target. */
+static int sel_trial(struct fwd_sel *k, const struct fwd_layers *l, int fit, uint64_t now_ms)
+{
+    if (k->trial >= 0) {
+        if (k->trial_fell || !forward_layer_active(l, k->trial, now_ms) || k->trial > k->max_layer) {
+            trial_failed(k, now_ms);
+        } else if (k->current != k->trial) {
+            if (now_ms < k->trial_deadline_ms) return k->trial; /* its key frame is on the way */
+            trial_failed(k, now_ms);
+        } else {
+            if (!k->trial_until_ms) k->trial_until_ms = now_ms + FWD_TRIAL_HOLD_MS;
+            if (now_ms < k->trial_until_ms) return k->trial;
+            k->proven = k->trial; /* it held */
+            k->trial = -1;
+            k->trial_backoff_ms = FWD_TRIAL_FIRST_MS;
+            k->trial_at_ms = now_ms + FWD_TRIAL_FIRST_MS;
+            return fit > k->proven ? fit : k->proven;
+        }
+        return fit >= 0 ? fit : k->target;
+    }
+    if (fit < 0) return k->target;
+    /* Settled below what the viewer asked for, with an estimate that holds
+     * or grows: a trial once the quiet spell is over. A fall (or any move
+     * down) starts the spell again. */
+    if (k->current < 0 || fit != k->current || k->current >= k->max_layer) {
+        k->trial_at_ms = 0;
+        return fit;
+    }
+    if (k->bwe_fell || !k->bwe_bps) {
+        k->trial_at_ms = now_ms + k->trial_backoff_ms;
+        return fit;
+    }
+    if (!k->trial_at_ms) k->trial_at_ms = now_ms + k->trial_backoff_ms;
+    if (now_ms < k->trial_at_ms) return fit;
+    int up = -1;
+    for (int i = k->current + 1; i <= k->max_layer && i < (int)l->n; i++)
+        if (forward_layer_active(l, i, now_ms)) {
+            up = i;
+            break;
+        }
+    if (up < 0) return fit;
+    k->trial = up;
+    k->trial_fell = false;
+    k->trial_until_ms = 0;
+    k->trial_deadline_ms = now_ms + FWD_TRIAL_WAIT_MS;
+    k->trials++;
+    return up;
 }
 
 int forward_sel_choose(struct fwd_sel *k, const struct fwd_layers *l, uint64_t now_ms)
@@ -666,12 +729,11 @@ int forward_sel_choose(struct fwd_sel *k, const struct fwd_layers *l, uint64_t n
         uint64_t need = l->bps[i];
         if (k->current >= 0 && i > k->current) need += need / 4;
         if (i <= k->max_layer && (!k->bwe_bps || need <= k->bwe_bps)) fit = i;
-        if (i == k->current && i <= k->max_layer && !sel_too_much(k, l->bps[i])) keep = true;
+        if (i == k->current && i <= k->max_layer && !sel_too_much(k, l->bps[i], i == k->proven)) keep = true;
     }
     if (keep && fit < k->current) fit = k->current;
     if (fit < 0) fit = lowest;
-    if (fit >= 0) k->target = fit;
-    return k->target;
+    return k->target = sel_trial(k, l, fit, now_ms);
 }
 
 bool forward_sel_waiting(const struct fwd_sel *k) { return k->target >= 0 && k->target != k->current; }
@@ -695,6 +757,7 @@ static void sel_switch(struct fwd_sel *k, int layer, const struct fwd_rtp *h, ui
         k->n_hist--;
     }
     k->hist[k->n_hist++] = sw;
+    if (layer != k->proven) k->proven = -1;
     k->current = layer;
     k->start_seq = h->seq;
     k->switches++;

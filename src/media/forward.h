@@ -285,7 +285,23 @@ struct fwd_sel {
     struct fwd_sel_switch hist[FWD_SEL_HISTORY]; /* oldest first; the last is the current run */
     size_t n_hist;
     uint64_t switches, dropped;
+    /* Trials (forward_sel_choose): an estimate grows only to ~1.5x what the
+     * viewer receives, so one that fell onto a low layer could never reach a
+     * higher one again; after a quiet spell the next layer up is tried. */
+    int trial;                /* the layer on trial; -1: none */
+    bool trial_fell;          /* the estimate fell during the trial */
+    uint64_t trial_at_ms;     /* the next trial may start then (0: not scheduled) */
+    uint64_t trial_until_ms;  /* on the trial layer until then without a fall: kept (0: not there yet) */
+    uint64_t trial_deadline_ms; /* a trial whose layer never came by then is given up */
+    uint32_t trial_backoff_ms;  /* the quiet spell before the next trial */
+    int proven;               /* a layer a trial proved: kept unless the estimate falls under 70 % of it */
+    uint64_t trials, trials_failed;
 };
+
+#define FWD_TRIAL_FIRST_MS 10000u /* quiet spell before the first trial, and after a success */
+#define FWD_TRIAL_MAX_MS 60000u   /* ... doubling after each failed one up to this */
+#define FWD_TRIAL_HOLD_MS 3000u   /* on the trial layer this long without the estimate falling: kept */
+#define FWD_TRIAL_WAIT_MS 5000u   /* the trial layer's key frame must come within this */
 
 /* ssrc: the outgoing one; max_layer: FWD_MAX_LAYERS - 1 for "any". */
 void forward_sel_init(struct fwd_sel *k, uint32_t ssrc, uint32_t clock, int max_layer);
@@ -302,8 +318,14 @@ void forward_sel_estimate(struct fwd_sel *k, uint64_t bps);
  * much: below half its bitrate, or fallen below 70 % of it. (A browser's
  * receive-side estimate starts from what arrives and grows slowly, so it
  * lags a stream that is ramping up; and a queue on the way makes it fall
- * to ~85 % of what arrives.) No active layer: the target stays. Returns
- * the target. */
+ * to ~85 % of what arrives.) No active layer: the target stays.
+ * Trials: an estimate cannot measure a rate never sent, so a viewer settled
+ * below its max_layer whose estimate has not fallen for FWD_TRIAL_FIRST_MS
+ * is moved to the next active layer up on trial; a fall of the estimate
+ * before it held that layer for FWD_TRIAL_HOLD_MS ends the trial (the usual
+ * choice then takes it down) and doubles the spell before the next, up to
+ * FWD_TRIAL_MAX_MS; a trial that holds makes the layer proven (kept unless
+ * the estimate falls under 70 % of it). Returns the target. */
 int forward_sel_choose(struct fwd_sel *k, const struct fwd_layers *l, uint64_t now_ms);
 
 /* A switch waits (for a key frame of the target: worth a PLI to it). */

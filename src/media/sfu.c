@@ -669,8 +669,9 @@ static void sim_forward(struct sfu *s, struct sfu_stream *st, int layer, const u
         if (forward_sel_packet(&k->sel, layer, h, key, now, &o) && send_to_sim_sink(s, k, pkt, len, &o))
             s->rtp_forwarded++;
         if (k->sel.switches != switches) /* rare: the operator's (and the browser test's) view of the choice */
-            log_info("sfu: %s receives stream %s layer %s (estimate %llu bit/s)", k->viewer->id, st->id,
-                     st->layers.rid[layer], (unsigned long long)k->sel.bwe_bps);
+            log_info("sfu: %s receives stream %s layer %s (estimate %llu bit/s%s)", k->viewer->id, st->id,
+                     st->layers.rid[layer], (unsigned long long)k->sel.bwe_bps,
+                     k->sel.trial == layer ? ", trial" : "");
         if (target >= 0 && forward_sel_waiting(&k->sel) && can_send(st->pub))
             request_keyframe(s, st->pub, stream_fs(st, (size_t)target), now);
     }
@@ -1641,6 +1642,11 @@ int sfu_peer_info(const struct sfu *s, const char *participant_id, struct sfu_pe
     }
     out->remb_bps = p->remb_bps;
     out->bwe_bps = viewer_estimate(p);
+    for (size_t i = 0; i < p->n_sinks; i++)
+        if (p->sinks[i].sim) {
+            out->layer_trials += p->sinks[i].sel.trials;
+            out->layer_trials_failed += p->sinks[i].sel.trials_failed;
+        }
     return 0;
 }
 

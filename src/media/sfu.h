@@ -169,6 +169,8 @@ struct sfu_peer_info {
     int64_t twcc_queue_us;         /* viewers: the queueing delay the estimator sees */
     uint64_t remb_bps;             /* viewers: its last REMB */
     uint64_t bwe_bps;              /* viewers: what picks its simulcast layer (the lower of the two) */
+    uint64_t layer_trials;         /* viewers: higher simulcast layers tried (forward_sel_choose) */
+    uint64_t layer_trials_failed;  /* ... and left again because the estimate fell */
 };
 int sfu_peer_info(const struct sfu *s, const char *participant_id, struct sfu_peer_info *out);
 

@@ -74,7 +74,12 @@ export async function startShaper({ target, rate, queueBytes, burstBytes = 1500 
 
   return {
     port: front.address().port,
-    stats: () => ({ toPage: { ...st.toPage }, toServer: { ...st.toServer }, queued }),
+    stats: () => ({ toPage: { ...st.toPage }, toServer: { ...st.toServer }, queued, rate }),
+    // The bottleneck widens or narrows from now on (bits per second).
+    setRate(bps) {
+      drain();
+      rate = bps;
+    },
     close() {
       clearInterval(timer);
       front.close();

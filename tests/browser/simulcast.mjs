@@ -309,6 +309,22 @@ try {
   for (const id of [pub, v1, v2]) if (!ids.includes(id)) throw new Error(`room ${opts.room} lacks ${id}: ${JSON.stringify(room)}`);
   step('room', { publisher: pub, viewer1: v1, viewer2: v2, room });
 
+  // The bottleneck goes away. viewer2's estimate grows only to ~1.5x what
+  // it receives: enough to show that h (small with the fake camera) fits,
+  // never that f does. cascade tries the next layer up after a quiet spell
+  // (forward_sel_choose) and, the path now carrying it, keeps it: viewer2
+  // decodes f again.
+  current = 'recovered';
+  shaper.setRate(20000000);
+  const up = await waitStats(
+    'viewer2',
+    (a, b) => b.video && b.video.frameWidth > MID && b.video.framesDecoded > (a.video ? a.video.framesDecoded : 0),
+    `a frame width above ${MID} (f) and frames decoded rising, the bottleneck lifted`,
+    layerWithin,
+  );
+  const bw = (await apiGet(`/rooms/${encodeURIComponent(opts.room)}`)).participants.find((p) => p.id === v2);
+  step('recovered', { video: up.last.video, bandwidth: bw && bw.media ? bw.media.bandwidth : null, shaper: shaper.stats() });
+
   current = 'leave';
   for (const n of ['viewer1', 'viewer2', 'publisher']) {
     const st = await pages[n].page.evaluate(() => window.sim.leave());

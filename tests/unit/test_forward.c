@@ -915,6 +915,91 @@ static void test_sel_lagging_estimate(void **state)
     assert_int_equal(forward_sel_choose(&k, &l, 1010), 1);
 }
 
+/* A viewer settled on q: its estimate can only grow to ~1.5x what it
+ * receives, never to h's rate, so h is tried after the quiet spell. The
+ * trial holds (the estimate does not fall): h is kept, proven; a fall while
+ * on trial ends it and doubles the spell; a trial layer whose key frame
+ * never comes is given up. */
+static void test_sel_trial(void **state)
+{
+    (void)state;
+    struct fwd_layers l;
+    init_layers(&l);
+    const uint64_t rates[3] = {150000, 500000, 1500000};
+    feed_rates(&l, 0, 80000, rates);
+    struct fwd_sel k;
+    forward_sel_init(&k, OUT_SSRC, 90000, 2);
+    uint16_t seq[3] = {0, 0, 0};
+    k.target = 0;
+    assert_true(offer(&k, 0, seq[0]++, true, 1000, NULL) >= 0); /* on q */
+    forward_sel_estimate(&k, 250000);
+    /* settled: the spell starts */
+    assert_int_equal(forward_sel_choose(&k, &l, 1010), 0);
+    assert_int_equal(forward_sel_choose(&k, &l, 1010 + FWD_TRIAL_FIRST_MS - 1), 0);
+    /* a fall restarts the spell */
+    forward_sel_estimate(&k, 240000);
+    assert_int_equal(forward_sel_choose(&k, &l, 5000), 0);
+    forward_sel_estimate(&k, 250000);
+    assert_int_equal(forward_sel_choose(&k, &l, 5000 + FWD_TRIAL_FIRST_MS - 1), 0);
+    uint64_t t = 5000 + FWD_TRIAL_FIRST_MS;
+    /* the trial: h, whose key frame is asked for */
+    assert_int_equal(forward_sel_choose(&k, &l, t), 1);
+    assert_int_equal(k.trials, 1);
+    assert_true(forward_sel_waiting(&k));
+    assert_true(offer(&k, 1, seq[1]++, false, t + 10, NULL) < 0); /* not a key frame: not yet */
+    assert_true(offer(&k, 0, seq[0]++, false, t + 10, NULL) >= 0); /* q meanwhile */
+    assert_true(offer(&k, 1, seq[1]++, true, t + 20, NULL) >= 0);  /* on h */
+    assert_int_equal(k.current, 1);
+    /* held although the estimate is under half of h: no fall */
+    forward_sel_estimate(&k, 260000);
+    assert_int_equal(forward_sel_choose(&k, &l, t + 30), 1);
+    assert_int_equal(forward_sel_choose(&k, &l, t + 30 + FWD_TRIAL_HOLD_MS - 1), 1);
+    assert_int_equal(forward_sel_choose(&k, &l, t + 30 + FWD_TRIAL_HOLD_MS), 1); /* it held: proven */
+    assert_int_equal(k.proven, 1);
+    assert_int_equal(k.trials_failed, 0);
+    forward_sel_estimate(&k, 280000);
+    assert_int_equal(forward_sel_choose(&k, &l, t + 4000), 1); /* proven: kept, though under half */
+    /* a fall under 70 % of h: down as usual, and h is no longer proven */
+    forward_sel_estimate(&k, 270000);
+    assert_int_equal(forward_sel_choose(&k, &l, t + 4100), 0);
+    assert_true(offer(&k, 0, seq[0]++, true, t + 4110, NULL) >= 0);
+    assert_int_equal(k.proven, -1);
+
+    /* The next trial fails: the estimate falls on h. */
+    forward_sel_estimate(&k, 275000);
+    t += 4200;
+    assert_int_equal(forward_sel_choose(&k, &l, t), 0);
+    t += FWD_TRIAL_FIRST_MS;
+    assert_int_equal(forward_sel_choose(&k, &l, t), 1);
+    assert_true(offer(&k, 1, seq[1]++, true, t + 10, NULL) >= 0);
+    forward_sel_estimate(&k, 230000); /* the path queues up */
+    assert_int_equal(forward_sel_choose(&k, &l, t + 500), 0);
+    assert_int_equal(k.trials_failed, 1);
+    assert_int_equal(k.trial, -1);
+    assert_true(offer(&k, 0, seq[0]++, true, t + 510, NULL) >= 0);
+    /* settled again: twice the spell (from the failure) before the next trial */
+    forward_sel_estimate(&k, 240000);
+    assert_int_equal(forward_sel_choose(&k, &l, t + 600), 0);
+    assert_int_equal(forward_sel_choose(&k, &l, t + 500 + 2 * FWD_TRIAL_FIRST_MS - 1), 0);
+    t += 500 + 2 * FWD_TRIAL_FIRST_MS;
+    assert_int_equal(forward_sel_choose(&k, &l, t), 1);
+    assert_int_equal(k.trials, 3);
+    /* ... whose key frame never comes: given up after FWD_TRIAL_WAIT_MS */
+    assert_int_equal(forward_sel_choose(&k, &l, t + FWD_TRIAL_WAIT_MS - 1), 1);
+    assert_int_equal(forward_sel_choose(&k, &l, t + FWD_TRIAL_WAIT_MS), 0);
+    assert_int_equal(k.trials_failed, 2);
+    assert_false(forward_sel_waiting(&k));
+
+    /* At the viewer's max layer, or with nothing above active: no trial. */
+    forward_sel_init(&k, OUT_SSRC, 90000, 0);
+    k.target = 0;
+    assert_true(offer(&k, 0, 0, true, 1000, NULL) >= 0);
+    forward_sel_estimate(&k, 250000);
+    assert_int_equal(forward_sel_choose(&k, &l, 1010), 0);
+    assert_int_equal(forward_sel_choose(&k, &l, 1010 + 4 * FWD_TRIAL_MAX_MS), 0);
+    assert_int_equal(k.trials, 0);
+}
+
 /* The first packet a viewer gets is a key frame of its target; the first
  * run keeps that layer's numbers, under the viewer's SSRC. */
 static void test_sel_starts_at_keyframe(void **state)
@@ -1213,6 +1298,7 @@ int main(void)
         cmocka_unit_test(test_layers_learn_ssrc),
         cmocka_unit_test(test_sel_choose),
         cmocka_unit_test(test_sel_lagging_estimate),
+        cmocka_unit_test(test_sel_trial),
         cmocka_unit_test(test_sel_starts_at_keyframe),
         cmocka_unit_test(test_sel_switch_up_waits_for_keyframe),
         cmocka_unit_test(test_sel_switch_down_waits_for_keyframe),
