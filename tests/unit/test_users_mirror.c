@@ -238,7 +238,7 @@ static void test_new_and_free(void **state)
     struct users_mirror_stats st;
     users_mirror_get_stats(m, &st);
     assert_int_equal(st.users, 1);
-    assert_false(st.subscribed);
+    assert_false(st.mirror.subscribed);
     uv_run(&loop, UV_RUN_NOWAIT);
     users_mirror_free(m);
     uv_run(&loop, UV_RUN_NOWAIT);
