@@ -28,6 +28,7 @@
 #include "redis/redis_objects.h"
 #include "redis/redis_reply.h"
 #include "redis/redis_slot.h"
+#include "fake_redis.h"
 
 static unsigned slot_of(const char *k) { return redis_key_slot(k, strlen(k)); }
 
@@ -131,20 +132,6 @@ static void test_redirect_parse(void **state)
 
 static struct redis_reply_budget budget;
 
-/* The reply hiredis's reader makes of bytes, with the client's objects. */
-static redisReply *resp(const char *bytes)
-{
-    redisReader *rd = redisReaderCreate();
-    assert_non_null(rd);
-    redis_objects_use(rd, &budget);
-    assert_int_equal(redisReaderFeed(rd, bytes, strlen(bytes)), REDIS_OK);
-    void *reply = NULL;
-    assert_int_equal(redisReaderGetReply(rd, &reply), REDIS_OK);
-    assert_non_null(reply);
-    redisReaderFree(rd);
-    return reply;
-}
-
 struct ranges {
     int n;
     unsigned first[8], last[8];
@@ -179,7 +166,7 @@ static void test_slots_parse(void **state)
                        "*4\r\n:5461\r\n:10922\r\n*3\r\n$9\r\n127.0.0.1\r\n:7001\r\n$2\r\nid\r\n"
                        "*3\r\n$9\r\n127.0.0.1\r\n:7004\r\n$2\r\nid\r\n"
                        "*3\r\n:10923\r\n:16383\r\n*4\r\n$1\r\n?\r\n:7002\r\n$2\r\nid\r\n*0\r\n";
-    redisReply *x = resp(good);
+    redisReply *x = fake_resp(good);
     struct ranges r = {.stop_at = -1};
     assert_int_equal(redis_parse_slots(x, on_range, &r), 3);
     assert_int_equal(r.n, 3);
@@ -202,7 +189,7 @@ static void test_slots_parse(void **state)
     freeReplyObject(x);
 
     /* No ranges (a fresh node): 0. */
-    x = resp("*0\r\n");
+    x = fake_resp("*0\r\n");
     struct ranges none = {.stop_at = -1};
     assert_int_equal(redis_parse_slots(x, on_range, &none), 0);
     freeReplyObject(x);
@@ -224,7 +211,7 @@ static void test_slots_parse(void **state)
         "*1\r\n:5\r\n",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        x = resp(bad[i]);
+        x = fake_resp(bad[i]);
         struct ranges b = {.stop_at = -1};
         if (redis_parse_slots(x, on_range, &b) != -EPROTO) fail_msg("accepted bad[%zu]", i);
         assert_int_equal(b.n, 0);
