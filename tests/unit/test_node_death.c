@@ -324,10 +324,8 @@ static void test_durable_sync(void **state)
 {
     (void)state;
     uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
     struct timer_service ts;
-    timer_service_init(&ts);
-    ts.clock = fake_clock;
+    fake_loop_init(&loop, &ts);
     fake_now = 1000;
     struct location *loc = location_new(&ts, NULL, NULL);
     assert_non_null(loc);
@@ -389,18 +387,15 @@ static void test_durable_sync(void **state)
 
     location_free(loc);
     spin(&loop, &ts);
-    assert_int_equal(uv_loop_close(&loop), 0);
-    timer_service_free(&ts);
+    fake_loop_close(&loop, &ts);
 }
 
 static void test_reply_origin_outside(void **state)
 {
     (void)state;
     uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
     struct timer_service ts;
-    timer_service_init(&ts);
-    ts.clock = fake_clock;
+    fake_loop_init(&loop, &ts);
     struct redis_cluster_config rc = {.seeds = "127.0.0.1:1", .timeout_ms = 500};
     int err = 0;
     struct redis_cluster *c = redis_cluster_new(&loop, &ts, &rc, &err);
@@ -415,8 +410,7 @@ static void test_reply_origin_outside(void **state)
     assert_int_equal(redis_cluster_command_routed(c, NULL, 0, 3, argv, lens, NULL, NULL), -EINVAL);
     redis_cluster_free(c);
     uv_run(&loop, UV_RUN_NOWAIT);
-    assert_int_equal(uv_loop_close(&loop), 0);
-    timer_service_free(&ts);
+    fake_loop_close(&loop, &ts);
 }
 
 int main(void)

@@ -28,6 +28,7 @@
 #include "redis/redis_objects.h"
 #include "redis/redis_reply.h"
 #include "redis/redis_slot.h"
+#include "fake_clock.h"
 #include "fake_redis.h"
 
 static unsigned slot_of(const char *k) { return redis_key_slot(k, strlen(k)); }
@@ -291,13 +292,6 @@ static void test_reply_cap(void **state)
 
 /* ---- the client with no server */
 
-static uint64_t fake_now;
-static uint64_t fake_clock(void *arg)
-{
-    (void)arg;
-    return fake_now;
-}
-
 struct answer {
     int calls, status;
 };
@@ -314,10 +308,8 @@ static void test_client_refusals(void **state)
 {
     (void)state;
     uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
     struct timer_service ts;
-    timer_service_init(&ts);
-    ts.clock = fake_clock;
+    fake_loop_init(&loop, &ts);
     int err = 0;
     const char *bad_seeds[] = {"", " , ", "localhost:7000", "127.0.0.1", "127.0.0.1:0",
                                "127.0.0.1:7000,example.org:7001", "1.2.3.4:70000"};
@@ -393,8 +385,7 @@ static void test_client_refusals(void **state)
     assert_int_equal(b.status, -ECANCELED);
     assert_int_equal(a.calls, 1);
     uv_run(&loop, UV_RUN_NOWAIT); /* libuv closes the poll handles */
-    assert_int_equal(uv_loop_close(&loop), 0);
-    timer_service_free(&ts);
+    fake_loop_close(&loop, &ts);
 }
 
 int main(void)

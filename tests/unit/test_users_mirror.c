@@ -216,10 +216,8 @@ static void test_new_and_free(void **state)
 {
     (void)state;
     uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
     struct timer_service ts;
-    timer_service_init(&ts);
-    ts.clock = fake_clock;
+    fake_loop_init(&loop, &ts);
     struct users *u = users_new(NULL);
     struct redis_config cfg = {.mirror_users = true, .timeout_ms = 500, .max_pending = 10, .users_max = 5};
     int err = 0;
@@ -241,8 +239,7 @@ static void test_new_and_free(void **state)
     /* the observer slot is free again */
     assert_int_equal(users_del(u, "alice", NULL, NULL), 0);
     users_free(u);
-    assert_int_equal(uv_loop_close(&loop), 0);
-    timer_service_free(&ts);
+    fake_loop_close(&loop, &ts);
 }
 
 int main(void)
