@@ -35,6 +35,10 @@ struct stats_member {
 
 #define C(p) {p, STATS_COUNTER, NULL}
 #define G(p) {p, STATS_GAUGE, NULL}
+/* The members of struct hash_mirror_stats (redis/hash_mirror.h) under object o. */
+#define HASH_MIRROR(o)                                                                                      \
+    G(o ".subscribed"), C(o ".loads"), C(o ".load_failures"), C(o ".announcements"), C(o ".applied"),      \
+        C(o ".rejected"), C(o ".writes_ok"), C(o ".writes_failed")
 
 static const struct stats_member members[] = {
     /* cascade_sip_requests_in_total{method}, cascade_sip_responses_out_total{code} */
@@ -71,22 +75,12 @@ static const struct stats_member members[] = {
     {"redis_mirror.node_id", STATS_SKIP, NULL}, C("redis_mirror.writes_ok"), C("redis_mirror.writes_failed"),
     C("redis_mirror.writes_dropped"), C("redis_mirror.resyncs"), G("redis_mirror.pending"),
     C("redis_mirror.durable_ok"), C("redis_mirror.durable_failed"), C("redis_mirror.durable_retries"),
-    /* [redis] mirror_users */
-    G("redis_users.subscribed"), G("redis_users.users"), C("redis_users.loads"), C("redis_users.load_failures"),
-    C("redis_users.announcements"), C("redis_users.applied"), C("redis_users.rejected"), C("redis_users.writes_ok"),
-    C("redis_users.writes_failed"),
-    G("redis_mwi.subscribed"), G("redis_mwi.summaries"), C("redis_mwi.loads"), C("redis_mwi.load_failures"),
-    C("redis_mwi.announcements"), C("redis_mwi.applied"), C("redis_mwi.older"), C("redis_mwi.rejected"),
-    C("redis_mwi.writes_ok"), C("redis_mwi.writes_failed"), C("redis_mwi.not_shared"),
-    /* [redis] mirror_gb_admin */
-    G("redis_gb_admin.subscribed"), C("redis_gb_admin.loads"), C("redis_gb_admin.load_failures"),
-    C("redis_gb_admin.announcements"), C("redis_gb_admin.applied"), C("redis_gb_admin.rejected"),
-    C("redis_gb_admin.writes_ok"), C("redis_gb_admin.writes_failed"),
-    /* [redis] mirror_presence_allow */
-    G("redis_presence_allow.subscribed"), G("redis_presence_allow.lists"), C("redis_presence_allow.loads"),
-    C("redis_presence_allow.load_failures"), C("redis_presence_allow.announcements"),
-    C("redis_presence_allow.applied"), C("redis_presence_allow.rejected"), C("redis_presence_allow.writes_ok"),
-    C("redis_presence_allow.writes_failed"),
+    /* [redis] mirror_users, mirror_mwi, mirror_gb_admin, mirror_presence_allow:
+     * the engine's members (HASH_MIRROR) and the table's own */
+    HASH_MIRROR("redis_users"), G("redis_users.users"),
+    HASH_MIRROR("redis_mwi"), G("redis_mwi.summaries"), C("redis_mwi.older"), C("redis_mwi.not_shared"),
+    HASH_MIRROR("redis_gb_admin"),
+    HASH_MIRROR("redis_presence_allow"), G("redis_presence_allow.lists"),
     /* [redis] mirror_presence */
     G("redis_presence.subscribed"), G("redis_presence.followed"), G("redis_presence.remote"),
     C("redis_presence.announcements"), C("redis_presence.fetches"), C("redis_presence.fetch_failures"),
@@ -153,6 +147,7 @@ static const struct stats_member members[] = {
     C("api.stream_socket_full"),
 };
 
+#undef HASH_MIRROR
 #undef C
 #undef G
 

@@ -906,34 +906,37 @@ void dispatch_stats(struct worker *w, json_t *stats)
     if (w->users_mirror) {
         struct users_mirror_stats us;
         users_mirror_get_stats(w->users_mirror, &us);
+        const struct hash_mirror_stats *h = &us.mirror;
         json_object_set_new(stats, "redis_users",
-                            json_pack("{s:b,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "subscribed", us.subscribed, "users",
-                                      (int)us.users, "loads", (json_int_t)us.loads, "load_failures",
-                                      (json_int_t)us.load_failures, "announcements", (json_int_t)us.announcements,
-                                      "applied", (json_int_t)us.applied, "rejected", (json_int_t)us.rejected,
-                                      "writes_ok", (json_int_t)us.writes_ok, "writes_failed",
-                                      (json_int_t)us.writes_failed));
+                            json_pack("{s:b,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "subscribed", h->subscribed, "users",
+                                      (int)us.users, "loads", (json_int_t)h->loads, "load_failures",
+                                      (json_int_t)h->load_failures, "announcements", (json_int_t)h->announcements,
+                                      "applied", (json_int_t)h->applied, "rejected", (json_int_t)h->rejected,
+                                      "writes_ok", (json_int_t)h->writes_ok, "writes_failed",
+                                      (json_int_t)h->writes_failed));
     }
     if (w->gb_admin_mirror) {
         struct gb_admin_mirror_stats as;
         gb_admin_mirror_get_stats(w->gb_admin_mirror, &as);
+        const struct hash_mirror_stats *h = &as.mirror;
         json_object_set_new(stats, "redis_gb_admin",
-                            json_pack("{s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "subscribed", as.subscribed, "loads",
-                                      (json_int_t)as.loads, "load_failures", (json_int_t)as.load_failures,
-                                      "announcements", (json_int_t)as.announcements, "applied",
-                                      (json_int_t)as.applied, "rejected", (json_int_t)as.rejected, "writes_ok",
-                                      (json_int_t)as.writes_ok, "writes_failed", (json_int_t)as.writes_failed));
+                            json_pack("{s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "subscribed", h->subscribed, "loads",
+                                      (json_int_t)h->loads, "load_failures", (json_int_t)h->load_failures,
+                                      "announcements", (json_int_t)h->announcements, "applied",
+                                      (json_int_t)h->applied, "rejected", (json_int_t)h->rejected, "writes_ok",
+                                      (json_int_t)h->writes_ok, "writes_failed", (json_int_t)h->writes_failed));
     }
     if (w->mwi_mirror) {
         struct mwi_mirror_stats ms;
         mwi_mirror_get_stats(w->mwi_mirror, &ms);
+        const struct hash_mirror_stats *h = &ms.mirror;
         json_object_set_new(stats, "redis_mwi",
-                            json_pack("{s:b,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "subscribed", ms.subscribed,
-                                      "summaries", (int)ms.summaries, "loads", (json_int_t)ms.loads, "load_failures",
-                                      (json_int_t)ms.load_failures, "announcements", (json_int_t)ms.announcements,
-                                      "applied", (json_int_t)ms.applied, "older", (json_int_t)ms.older, "rejected",
-                                      (json_int_t)ms.rejected, "writes_ok", (json_int_t)ms.writes_ok,
-                                      "writes_failed", (json_int_t)ms.writes_failed, "not_shared",
+                            json_pack("{s:b,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "subscribed", h->subscribed,
+                                      "summaries", (int)ms.summaries, "loads", (json_int_t)h->loads, "load_failures",
+                                      (json_int_t)h->load_failures, "announcements", (json_int_t)h->announcements,
+                                      "applied", (json_int_t)h->applied, "older", (json_int_t)ms.older, "rejected",
+                                      (json_int_t)h->rejected, "writes_ok", (json_int_t)h->writes_ok,
+                                      "writes_failed", (json_int_t)h->writes_failed, "not_shared",
                                       (json_int_t)ms.not_shared));
     }
     if (w->presence_mirror) {
@@ -953,13 +956,14 @@ void dispatch_stats(struct worker *w, json_t *stats)
     if (w->allow_mirror) {
         struct presence_allow_mirror_stats as;
         presence_allow_mirror_get_stats(w->allow_mirror, &as);
+        const struct hash_mirror_stats *h = &as.mirror;
         json_object_set_new(stats, "redis_presence_allow",
-                            json_pack("{s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "subscribed", as.subscribed, "lists",
-                                      (json_int_t)as.lists, "loads", (json_int_t)as.loads, "load_failures",
-                                      (json_int_t)as.load_failures, "announcements", (json_int_t)as.announcements,
-                                      "applied", (json_int_t)as.applied, "rejected", (json_int_t)as.rejected,
-                                      "writes_ok", (json_int_t)as.writes_ok, "writes_failed",
-                                      (json_int_t)as.writes_failed));
+                            json_pack("{s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "subscribed", h->subscribed, "lists",
+                                      (json_int_t)as.lists, "loads", (json_int_t)h->loads, "load_failures",
+                                      (json_int_t)h->load_failures, "announcements", (json_int_t)h->announcements,
+                                      "applied", (json_int_t)h->applied, "rejected", (json_int_t)h->rejected,
+                                      "writes_ok", (json_int_t)h->writes_ok, "writes_failed",
+                                      (json_int_t)h->writes_failed));
     }
     if (w->subs) subs_stats_json(w->subs, stats);
     if (w->offline) offline_msg_stats_json(w->offline, stats);

@@ -1075,15 +1075,11 @@ static void on_lookup(void *arg, int status, const struct redisReply *reply)
     free(l);
 }
 
-int cluster_lookup(struct cluster *c, const char *aor, struct cluster_result *now, cluster_lookup_cb cb, void *arg,
-                   struct cluster_lookup **h)
+/* Sends HGETALL of aor's location hash under the lookups' cap; the reply goes to on_lookup,
+ * which hands it to cb (a lookup) or raw (a raw read): exactly one of them is set. */
+static int start_hgetall(struct cluster *c, const char *aor, cluster_lookup_cb cb, cluster_read_cb raw, void *arg,
+                         struct cluster_lookup **h)
 {
-    c->stats.lookups++;
-    if (cache_get(c, aor, now)) {
-        c->stats.cache_hits++;
-        if (now->n) c->stats.found++;
-        return 1;
-    }
     if (c->stats.pending >= c->max_pending) {
         c->stats.refused++;
         return -ENOBUFS;
@@ -1095,6 +1091,7 @@ int cluster_lookup(struct cluster *c, const char *aor, struct cluster_result *no
     }
     l->c = c;
     l->cb = cb;
+    l->raw = raw;
     l->arg = arg;
     l->seq = c->inval_seq;
     snprintf(l->aor, sizeof(l->aor), "%s", aor);
@@ -1113,6 +1110,18 @@ int cluster_lookup(struct cluster *c, const char *aor, struct cluster_result *no
     return 0;
 }
 
+int cluster_lookup(struct cluster *c, const char *aor, struct cluster_result *now, cluster_lookup_cb cb, void *arg,
+                   struct cluster_lookup **h)
+{
+    c->stats.lookups++;
+    if (cache_get(c, aor, now)) {
+        c->stats.cache_hits++;
+        if (now->n) c->stats.found++;
+        return 1;
+    }
+    return start_hgetall(c, aor, cb, NULL, arg, h);
+}
+
 void cluster_lookup_cancel(struct cluster_lookup *h)
 {
     if (h) h->cb = NULL;
@@ -1121,32 +1130,7 @@ void cluster_lookup_cancel(struct cluster_lookup *h)
 /* A raw HGETALL of aor's location hash, with the lookups' cap. */
 int cluster_read_bindings(struct cluster *c, const char *aor, cluster_read_cb cb, void *arg, struct cluster_lookup **h)
 {
-    if (c->stats.pending >= c->max_pending) {
-        c->stats.refused++;
-        return -ENOBUFS;
-    }
-    struct cluster_lookup *l = calloc(1, sizeof(*l));
-    if (!l) {
-        c->stats.refused++;
-        return -ENOMEM;
-    }
-    l->c = c;
-    l->raw = cb;
-    l->arg = arg;
-    snprintf(l->aor, sizeof(l->aor), "%s", aor);
-    char key[KEY_MAX];
-    snprintf(key, sizeof(key), "%sloc:{%s}", c->prefix, aor);
-    const char *argv[] = {"HGETALL", key};
-    size_t lens[] = {7, strlen(key)};
-    int rc = redis_cluster_command(c->rc, 1, 2, argv, lens, on_lookup, l);
-    if (rc < 0) {
-        free(l);
-        c->stats.refused++;
-        return rc;
-    }
-    c->stats.pending++;
-    *h = l;
-    return 0;
+    return start_hgetall(c, aor, NULL, cb, arg, h);
 }
 
 static void read_dropped(void *arg, int status, const struct redisReply *reply) { (void)arg, (void)status, (void)reply; }

@@ -221,16 +221,7 @@ void users_mirror_set_on_removed(struct users_mirror *m, void (*cb)(void *arg, c
 
 void users_mirror_get_stats(const struct users_mirror *m, struct users_mirror_stats *out)
 {
-    struct hash_mirror_stats hs;
-    hash_mirror_get_stats(m->hm, &hs);
     memset(out, 0, sizeof(*out));
-    out->loads = hs.loads;
-    out->load_failures = hs.load_failures;
-    out->announcements = hs.announcements;
-    out->applied = hs.applied;
-    out->rejected = hs.rejected;
-    out->writes_ok = hs.writes_ok;
-    out->writes_failed = hs.writes_failed;
-    out->subscribed = hs.subscribed;
+    hash_mirror_get_stats(m->hm, &out->mirror);
     out->users = (uint32_t)users_count(m->users);
 }

@@ -23,6 +23,7 @@
 #include <uv.h>
 
 #include "base/timer.h"
+#include "redis/hash_mirror.h"
 #include "redis/redis_config.h"
 #include "registrar/users.h"
 
@@ -58,14 +59,8 @@ enum users_apply_result users_mirror_apply(struct users *u, const char *name, si
                                            const struct redisReply *value, size_t max_users);
 
 struct users_mirror_stats {
-    uint64_t loads;          /* full loads completed */
-    uint64_t load_failures;  /* a load that failed and was tried again */
-    uint64_t announcements;  /* messages received */
-    uint64_t applied;        /* changes made to the table from Redis */
-    uint64_t rejected;       /* records refused (bad, or over max_users) */
-    uint64_t writes_ok, writes_failed; /* this node's changes written into Redis */
-    uint32_t users;          /* the table now */
-    bool subscribed;
+    struct hash_mirror_stats mirror; /* the engine's; rejected: bad, or over max_users */
+    uint32_t users;                  /* the table now */
 };
 
 /* Starts the mirror of u (its observer slot is taken). NULL with *err. */

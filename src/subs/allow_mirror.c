@@ -158,11 +158,7 @@ void presence_allow_mirror_free(struct presence_allow_mirror *m)
 
 void presence_allow_mirror_get_stats(const struct presence_allow_mirror *m, struct presence_allow_mirror_stats *out)
 {
-    struct hash_mirror_stats hs;
-    hash_mirror_get_stats(m->hm, &hs);
-    *out = (struct presence_allow_mirror_stats){.loads = hs.loads, .load_failures = hs.load_failures,
-                                                .announcements = hs.announcements, .applied = hs.applied,
-                                                .rejected = hs.rejected, .writes_ok = hs.writes_ok,
-                                                .writes_failed = hs.writes_failed,
-                                                .lists = presence_allow_count(m->p), .subscribed = hs.subscribed};
+    memset(out, 0, sizeof(*out));
+    hash_mirror_get_stats(m->hm, &out->mirror);
+    out->lists = presence_allow_count(m->p);
 }

@@ -28,6 +28,7 @@
 
 #include <uv.h>
 
+#include "redis/hash_mirror.h"
 #include "redis/redis_config.h"
 #include "subs/presence.h"
 
@@ -52,9 +53,8 @@ int presence_allow_record_decode(const char *buf, size_t len, char (*names)[PRES
 bool presence_allow_field_ok(const char *s, size_t len);
 
 struct presence_allow_mirror_stats {
-    uint64_t loads, load_failures, announcements, applied, rejected, writes_ok, writes_failed;
-    size_t lists; /* AoRs with an allow list on this node */
-    bool subscribed;
+    struct hash_mirror_stats mirror; /* the engine's */
+    size_t lists;                    /* AoRs with an allow list on this node */
 };
 
 /* Starts the mirror of p's allow lists (its allow observer is taken);

@@ -172,18 +172,9 @@ void mwi_mirror_free(struct mwi_mirror *m)
 
 void mwi_mirror_get_stats(const struct mwi_mirror *m, struct mwi_mirror_stats *out)
 {
-    struct hash_mirror_stats hs;
-    hash_mirror_get_stats(m->hm, &hs);
     memset(out, 0, sizeof(*out));
-    out->loads = hs.loads;
-    out->load_failures = hs.load_failures;
-    out->announcements = hs.announcements;
-    out->applied = hs.applied;
-    out->rejected = hs.rejected;
+    hash_mirror_get_stats(m->hm, &out->mirror);
     out->older = m->older;
-    out->writes_ok = hs.writes_ok;
-    out->writes_failed = hs.writes_failed;
     out->not_shared = m->not_shared;
     out->summaries = mwi_store_count(m->st);
-    out->subscribed = hs.subscribed;
 }

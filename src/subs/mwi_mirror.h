@@ -38,6 +38,7 @@
 
 #include <uv.h>
 
+#include "redis/hash_mirror.h"
 #include "subs/mwi.h"
 
 struct redis_config;
@@ -75,14 +76,13 @@ enum mwi_apply_result mwi_mirror_apply(struct mwi_store *st, const char *aor, co
 struct mwi_mirror;
 
 struct mwi_mirror_stats {
-    uint64_t loads, load_failures, announcements;
-    uint64_t applied;   /* summaries changed here from Redis (their watchers notified) */
-    uint64_t older;     /* records stamped below the summary held: not applied */
-    uint64_t rejected;  /* records or names refused (bad, or the table full) */
-    uint64_t writes_ok, writes_failed;
+    /* The engine's; applied: summaries changed here from Redis (their
+     * watchers notified); rejected: records or names refused (bad, or the
+     * table full). */
+    struct hash_mirror_stats mirror;
+    uint64_t older;      /* records stamped below the summary held: not applied */
     uint64_t not_shared; /* summaries taken here whose AoR cannot be a field */
     uint32_t summaries;  /* the table now */
-    bool subscribed;
 };
 
 /* Starts it on s's store (its mwi hooks are taken). NULL with *err. */

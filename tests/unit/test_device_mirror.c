@@ -175,10 +175,8 @@ static void test_writes_and_lookups(void **state)
 {
     (void)state;
     uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
     struct timer_service ts;
-    timer_service_init(&ts);
-    ts.clock = fake_clock;
+    fake_loop_init(&loop, &ts);
     fake_now = 1000;
     struct redis_config cfg = {.mirror_gb_devices = true, .timeout_ms = 500, .max_pending = 3,
                                .gb_keepalive_write_s = 60};
@@ -285,8 +283,7 @@ static void test_writes_and_lookups(void **state)
     assert_int_equal(dc.calls, 1);
     assert_int_equal(dc.status, -ECANCELED);
     uv_run(&loop, UV_RUN_NOWAIT);
-    assert_int_equal(uv_loop_close(&loop), 0);
-    timer_service_free(&ts);
+    fake_loop_close(&loop, &ts);
 }
 
 int main(void)

@@ -15,6 +15,7 @@
 
 #include "base/sbuf.h"
 #include "subs/dialog_nodes.h"
+#include "fake_redis.h"
 
 #define NOW 1700000000000LL
 
@@ -157,11 +158,6 @@ static void test_refusals(void **state)
     assert_int_equal(dialog_nodes_decode(NULL, 0, base, strlen(base), &r), -EINVAL);
 }
 
-static redisReply str_reply(const char *s)
-{
-    return (redisReply){.type = REDIS_REPLY_STRING, .str = (char *)s, .len = strlen(s)};
-}
-
 static void rec_of(const char *node, const char *id, enum dialog_state st, int64_t exp, char *field, char *rec)
 {
     struct dialog_info_entry e = entry(id, st);
@@ -183,8 +179,8 @@ static void test_parse(void **state)
     redisReply e[15];
     redisReply *ptr[15];
     for (int i = 0; i < 7; i++) {
-        e[2 * i] = str_reply(f[i]);
-        e[2 * i + 1] = str_reply(v[i]);
+        e[2 * i] = fake_str_reply(f[i]);
+        e[2 * i + 1] = fake_str_reply(v[i]);
     }
     e[14] = (redisReply){.type = REDIS_REPLY_INTEGER, .integer = 1};
     for (int i = 0; i < 15; i++) ptr[i] = &e[i];
@@ -226,8 +222,8 @@ static void test_parse_pairs_cap(void **state)
         char id[17];
         snprintf(id, sizeof(id), "%016x", i);
         rec_of("b", id, DIALOG_EARLY, NOW + 5000, f[i], v[i]);
-        e[2 * i] = str_reply(f[i]);
-        e[2 * i + 1] = str_reply(v[i]);
+        e[2 * i] = fake_str_reply(f[i]);
+        e[2 * i + 1] = fake_str_reply(v[i]);
         ptr[2 * i] = &e[2 * i];
         ptr[2 * i + 1] = &e[2 * i + 1];
     }

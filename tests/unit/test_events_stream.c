@@ -32,21 +32,7 @@
 #include "events/events.h"
 #include "redis/redis_objects.h"
 #include "redis/redis_stream.h"
-
-static redisReply *resp(const char *text)
-{
-    redisReader *rd = redisReaderCreate();
-    assert_non_null(rd);
-    static struct redis_reply_budget budget;
-    budget.elements = 0;
-    redis_objects_use(rd, &budget);
-    assert_int_equal(redisReaderFeed(rd, text, strlen(text)), REDIS_OK);
-    void *r = NULL;
-    assert_int_equal(redisReaderGetReply(rd, &r), REDIS_OK);
-    assert_non_null(r);
-    redisReaderFree(rd);
-    return r;
-}
+#include "fake_redis.h"
 
 struct seen {
     int n;
@@ -104,7 +90,7 @@ static void test_xread(void **state)
     entry(e2, sizeof(e2), "8-0", "{\"seq\":8,\"node\":\"b\",\"type\":\"x\",\"user\":\"\\u00e9\"}", "b");
     entry(e3, sizeof(e3), "9-0", "{\"seq\":9,\"type\":\"y\"}", "c");
     snprintf(buf, sizeof(buf), "*1\r\n*2\r\n$8\r\nt:stream\r\n*3\r\n%s%s%s", e1, e2, e3);
-    redisReply *r = resp(buf);
+    redisReply *r = fake_resp(buf);
     struct seen s = {0};
     assert_int_equal(redis_stream_parse_read(r, "t:stream", 8, collect, &s), 3);
     assert_int_equal(s.n, 3);
@@ -119,10 +105,10 @@ static void test_xread(void **state)
     freeReplyObject(r);
 
     /* Nothing new. */
-    r = resp("*-1\r\n");
+    r = fake_resp("*-1\r\n");
     assert_int_equal(redis_stream_parse_read(r, "k", 1, collect, &s), 0);
     freeReplyObject(r);
-    r = resp("$-1\r\n");
+    r = fake_resp("$-1\r\n");
     assert_int_equal(redis_stream_parse_read(r, "k", 1, collect, &s), 0);
     freeReplyObject(r);
 }
@@ -153,7 +139,7 @@ static void test_foreign_entries(void **state)
         len += entry(buf + len, sizeof(buf) - (size_t)len, texts[i][0], texts[i][1], "x");
     /* and one with no e field, last */
     len += snprintf(buf + len, sizeof(buf) - (size_t)len, "*2\r\n$4\r\n14-0\r\n*2\r\n$1\r\nn\r\n$1\r\nx\r\n");
-    redisReply *r = resp(buf);
+    redisReply *r = fake_resp(buf);
     struct seen s = {0};
     assert_int_equal(redis_stream_parse_entries(r, 0, collect, &s), (int)n + 1);
     assert_int_equal(s.n, (int)n + 1);
@@ -162,7 +148,7 @@ static void test_foreign_entries(void **state)
     freeReplyObject(r);
 
     /* A deleted entry (nil fields, as XREADGROUP 0 and XCLAIM show it). */
-    r = resp("*1\r\n*2\r\n$3\r\n4-0\r\n*-1\r\n");
+    r = fake_resp("*1\r\n*2\r\n$3\r\n4-0\r\n*-1\r\n");
     memset(&s, 0, sizeof(s));
     assert_int_equal(redis_stream_parse_entries(r, 0, collect, &s), 1);
     assert_false(s.has_text[0]);
@@ -184,7 +170,7 @@ static void test_bad_shapes(void **state)
         "*1\r\n*2\r\n$3\r\n1-0\r\n$1\r\nx\r\n",                       /* fields not an array */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        redisReply *r = resp(bad[i]);
+        redisReply *r = fake_resp(bad[i]);
         struct seen s = {0};
         assert_int_equal(redis_stream_parse_entries(r, 0, collect, &s), -EPROTO);
         assert_int_equal(s.n, 0);
@@ -194,7 +180,7 @@ static void test_bad_shapes(void **state)
     const char *bad_read[] = {"*2\r\n*2\r\n$1\r\nk\r\n*0\r\n*2\r\n$1\r\nk\r\n*0\r\n", "*1\r\n*1\r\n$1\r\nk\r\n",
                               "*1\r\n$1\r\nk\r\n", "-ERR no\r\n"};
     for (size_t i = 0; i < sizeof(bad_read) / sizeof(bad_read[0]); i++) {
-        redisReply *r = resp(bad_read[i]);
+        redisReply *r = fake_resp(bad_read[i]);
         struct seen s = {0};
         assert_int_equal(redis_stream_parse_read(r, "k", 1, collect, &s), -EPROTO);
         freeReplyObject(r);
@@ -209,7 +195,7 @@ static void test_xrevrange_and_autoclaim(void **state)
     entry(e2, sizeof(e2), "2-0", "{\"seq\":2,\"type\":\"b\"}", "n2");
     /* XREVRANGE: newest first; walked in reverse, oldest first. */
     snprintf(buf, sizeof(buf), "*2\r\n%s%s", e1, e2);
-    redisReply *r = resp(buf);
+    redisReply *r = fake_resp(buf);
     struct seen s = {0};
     assert_int_equal(redis_stream_parse_entries(r, 0, collect, &s), -EPROTO); /* descending read forward */
     assert_int_equal(redis_stream_parse_entries(r, 1, collect, &s), 2);
@@ -218,7 +204,7 @@ static void test_xrevrange_and_autoclaim(void **state)
 
     /* XAUTOCLAIM (Redis 7): cursor, entries, deleted ids. */
     snprintf(buf, sizeof(buf), "*3\r\n$3\r\n9-0\r\n*2\r\n%s%s*1\r\n$3\r\n1-0\r\n", e2, e1);
-    r = resp(buf);
+    r = fake_resp(buf);
     memset(&s, 0, sizeof(s));
     struct redis_stream_id next = {0, 0};
     assert_int_equal(redis_stream_parse_autoclaim(r, &next, collect, &s), 2);
@@ -226,11 +212,11 @@ static void test_xrevrange_and_autoclaim(void **state)
     assert_string_equal(s.nodes[0], "n2");
     freeReplyObject(r);
     /* Redis 6.2: two elements; a cursor that does not read is refused. */
-    r = resp("*2\r\n$3\r\n0-0\r\n*0\r\n");
+    r = fake_resp("*2\r\n$3\r\n0-0\r\n*0\r\n");
     assert_int_equal(redis_stream_parse_autoclaim(r, &next, collect, &s), 0);
     assert_true(next.ms == 0);
     freeReplyObject(r);
-    r = resp("*2\r\n$1\r\nx\r\n*0\r\n");
+    r = fake_resp("*2\r\n$1\r\nx\r\n*0\r\n");
     assert_int_equal(redis_stream_parse_autoclaim(r, &next, collect, &s), -EPROTO);
     freeReplyObject(r);
 }

@@ -143,10 +143,8 @@ static void test_engine_setup(void **state)
 {
     (void)state;
     uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
     struct timer_service ts;
-    timer_service_init(&ts);
-    ts.clock = fake_clock;
+    fake_loop_init(&loop, &ts);
     struct hash_mirror_ops ops = {.name_ok = nop_name_ok, .apply = nop_apply, .foreach = nop_foreach,
                                   .encode = nop_encode};
     struct hash_mirror_config hc = {.key = "t:h", .channel = "t:h-changes", .seeds = "127.0.0.1:1"};
@@ -180,8 +178,7 @@ static void test_engine_setup(void **state)
     hash_mirror_free(m);
     hash_mirror_free(NULL);
     uv_run(&loop, UV_RUN_NOWAIT);
-    assert_int_equal(uv_loop_close(&loop), 0);
-    timer_service_free(&ts);
+    fake_loop_close(&loop, &ts);
 }
 
 int main(void)

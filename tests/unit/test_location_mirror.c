@@ -27,10 +27,8 @@ static void test_refused_config(void **state)
 {
     (void)state;
     uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
     struct timer_service ts;
-    timer_service_init(&ts);
-    ts.clock = fake_clock;
+    fake_loop_init(&loop, &ts);
     struct location *loc = location_new(&ts, NULL, NULL);
     assert_non_null(loc);
     struct redis_config cfg = {.mirror_bindings = true, .timeout_ms = 500, .max_pending = 10};
@@ -53,18 +51,15 @@ static void test_refused_config(void **state)
     location_mirror_free(m);
     uv_run(&loop, UV_RUN_NOWAIT);
     location_free(loc);
-    assert_int_equal(uv_loop_close(&loop), 0);
-    timer_service_free(&ts);
+    fake_loop_close(&loop, &ts);
 }
 
 static void test_cap_and_failures(void **state)
 {
     (void)state;
     uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
     struct timer_service ts;
-    timer_service_init(&ts);
-    ts.clock = fake_clock;
+    fake_loop_init(&loop, &ts);
     fake_now = 1000;
     struct location *loc = location_new(&ts, NULL, NULL);
     assert_non_null(loc);
@@ -124,8 +119,7 @@ static void test_cap_and_failures(void **state)
     location_mirror_free(m); /* the two waiting ones are cancelled */
     uv_run(&loop, UV_RUN_NOWAIT);
     location_free(loc);
-    assert_int_equal(uv_loop_close(&loop), 0);
-    timer_service_free(&ts);
+    fake_loop_close(&loop, &ts);
 }
 
 int main(void)

@@ -38,6 +38,7 @@
 #include "registrar/location.h"
 #include "registrar/location_mirror.h"
 #include "fake_clock.h"
+#include "fake_redis.h"
 
 static void test_reap_member(void **state)
 {
@@ -56,28 +57,16 @@ static void test_reap_member(void **state)
     assert_int_equal(cluster_reap_member("0123456789abcde", 15, out, sizeof(out)), 15);
 }
 
-static redisReply *resp(const char *bytes)
-{
-    redisReader *rd = redisReaderCreate();
-    assert_non_null(rd);
-    assert_int_equal(redisReaderFeed(rd, bytes, strlen(bytes)), REDIS_OK);
-    void *reply = NULL;
-    assert_int_equal(redisReaderGetReply(rd, &reply), REDIS_OK);
-    assert_non_null(reply);
-    redisReaderFree(rd);
-    return reply;
-}
-
 static void test_reap_counts(void **state)
 {
     (void)state;
     long long removed = -1, left = -1;
-    redisReply *r = resp("*2\r\n:2\r\n:0\r\n");
+    redisReply *r = fake_resp("*2\r\n:2\r\n:0\r\n");
     assert_int_equal(cluster_reap_counts(r, &removed, &left), 0);
     assert_int_equal(removed, 2);
     assert_int_equal(left, 0);
     freeReplyObject(r);
-    r = resp("*2\r\n:0\r\n:3\r\n");
+    r = fake_resp("*2\r\n:0\r\n:3\r\n");
     assert_int_equal(cluster_reap_counts(r, &removed, &left), 0);
     assert_int_equal(removed, 0);
     assert_int_equal(left, 3);
@@ -94,7 +83,7 @@ static void test_reap_counts(void **state)
         "$-1\r\n",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        r = resp(bad[i]);
+        r = fake_resp(bad[i]);
         if (cluster_reap_counts(r, &removed, &left) != -1) fail_msg("took %s", bad[i]);
         freeReplyObject(r);
     }
@@ -108,13 +97,13 @@ static void test_gb_verdict(void **state)
     (void)state;
     const char *good[] = {":0\r\n", ":1\r\n", ":2\r\n"};
     for (int i = 0; i < 3; i++) {
-        redisReply *r = resp(good[i]);
+        redisReply *r = fake_resp(good[i]);
         assert_int_equal(cluster_gb_reap_verdict(r), i);
         freeReplyObject(r);
     }
     const char *bad[] = {":3\r\n", ":-1\r\n", "$1\r\n1\r\n", "*1\r\n:1\r\n", "-ERR x\r\n", "$-1\r\n", "*-1\r\n"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        redisReply *r = resp(bad[i]);
+        redisReply *r = fake_resp(bad[i]);
         if (cluster_gb_reap_verdict(r) != -1) fail_msg("took %s", bad[i]);
         freeReplyObject(r);
     }
@@ -129,7 +118,7 @@ static redisReply *sscan_answer(const char *cursor, const char *const *ids, size
     assert_non_null(b);
     int k = snprintf(b, cap, "*2\r\n$%zu\r\n%s\r\n*%zu\r\n", strlen(cursor), cursor, n);
     for (size_t i = 0; i < n; i++) k += snprintf(b + k, cap - (size_t)k, "$%zu\r\n%s\r\n", strlen(ids[i]), ids[i]);
-    redisReply *r = resp(b);
+    redisReply *r = fake_resp(b);
     free(b);
     return r;
 }
@@ -154,14 +143,14 @@ static void test_gb_walk_shapes(void **state)
         "-MOVED 1 127.0.0.1:1\r\n", ":1\r\n", "$-1\r\n",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        redisReply *r = resp(bad[i]);
+        redisReply *r = fake_resp(bad[i]);
         if (cluster_gb_walk_scan(&w, r) != -1) fail_msg("took %s", bad[i]);
         freeReplyObject(r);
     }
     assert_int_equal(cluster_gb_walk_scan(&w, NULL), -1);
     /* Unusable members (a brace, a space, empty, too long, not a string)
      * are skipped and counted; the rest are handed out in order. */
-    redisReply *r = resp("*2\r\n$2\r\n17\r\n*6\r\n$20\r\n34020000001320000001\r\n$3\r\na{b\r\n$3\r\na b\r\n"
+    redisReply *r = fake_resp("*2\r\n$2\r\n17\r\n*6\r\n$20\r\n34020000001320000001\r\n$3\r\na{b\r\n$3\r\na b\r\n"
                          "$0\r\n\r\n:5\r\n$70\r\n"
                          "3402000000132000000134020000001320000001340200000013200000013402000000\r\n");
     assert_int_equal(cluster_gb_walk_scan(&w, r), 0);
@@ -335,10 +324,8 @@ static void test_durable_sync(void **state)
 {
     (void)state;
     uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
     struct timer_service ts;
-    timer_service_init(&ts);
-    ts.clock = fake_clock;
+    fake_loop_init(&loop, &ts);
     fake_now = 1000;
     struct location *loc = location_new(&ts, NULL, NULL);
     assert_non_null(loc);
@@ -400,18 +387,15 @@ static void test_durable_sync(void **state)
 
     location_free(loc);
     spin(&loop, &ts);
-    assert_int_equal(uv_loop_close(&loop), 0);
-    timer_service_free(&ts);
+    fake_loop_close(&loop, &ts);
 }
 
 static void test_reply_origin_outside(void **state)
 {
     (void)state;
     uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
     struct timer_service ts;
-    timer_service_init(&ts);
-    ts.clock = fake_clock;
+    fake_loop_init(&loop, &ts);
     struct redis_cluster_config rc = {.seeds = "127.0.0.1:1", .timeout_ms = 500};
     int err = 0;
     struct redis_cluster *c = redis_cluster_new(&loop, &ts, &rc, &err);
@@ -426,8 +410,7 @@ static void test_reply_origin_outside(void **state)
     assert_int_equal(redis_cluster_command_routed(c, NULL, 0, 3, argv, lens, NULL, NULL), -EINVAL);
     redis_cluster_free(c);
     uv_run(&loop, UV_RUN_NOWAIT);
-    assert_int_equal(uv_loop_close(&loop), 0);
-    timer_service_free(&ts);
+    fake_loop_close(&loop, &ts);
 }
 
 int main(void)

@@ -27,6 +27,7 @@
 #include "subs/presence.h"
 #include "subs/presence_mirror.h"
 #include "subs/subs_config.h"
+#include "fake_redis.h"
 
 #define DOC(id, basic)                                                                                             \
     "<?xml version=\"1.0\" encoding=\"UTF-8\"?><presence xmlns=\"urn:ietf:params:xml:ns:pidf\" "                \
@@ -36,11 +37,6 @@
 #define JDOC(id, basic)                                                                                            \
     "<presence xmlns=\\\"urn:ietf:params:xml:ns:pidf\\\" entity=\\\"sip:a@b\\\"><tuple id=\\\"" id                \
     "\\\"><status><basic>" basic "</basic></status></tuple></presence>"
-
-static redisReply str_reply(const char *s)
-{
-    return (redisReply){.type = REDIS_REPLY_STRING, .str = (char *)s, .len = strlen(s)};
-}
 
 /* ---- records ---- */
 
@@ -182,8 +178,8 @@ static void test_read_hash(void **state)
     const char *mine = "{\"node\":\"me\",\"exp\":500,\"set\":1,\"ver\":1,\"body\":\"" JDOC("m", "open") "\"}";
     const char *old = "{\"node\":\"n1\",\"exp\":99,\"set\":1,\"ver\":1,\"body\":\"" JDOC("o", "open") "\"}";
     const char *good = "{\"node\":\"n2\",\"exp\":500,\"set\":3,\"ver\":4,\"body\":\"" JDOC("g", "closed") "\"}";
-    redisReply e[] = {str_reply("me/1"), str_reply(mine),  str_reply("n1/1"), str_reply(old),
-                      str_reply("n2/9"), str_reply(good),  str_reply("x/1"),  str_reply("garbage")};
+    redisReply e[] = {fake_str_reply("me/1"), fake_str_reply(mine),  fake_str_reply("n1/1"), fake_str_reply(old),
+                      fake_str_reply("n2/9"), fake_str_reply(good),  fake_str_reply("x/1"),  fake_str_reply("garbage")};
     redisReply *ptr[8];
     for (int i = 0; i < 8; i++) ptr[i] = &e[i];
     redisReply arr = {.type = REDIS_REPLY_ARRAY, .elements = 8, .element = ptr};
@@ -305,8 +301,8 @@ static void test_take_reply(void **state)
     redisReply r0 = {.type = REDIS_REPLY_ARRAY, .elements = 1, .element = e0};
     struct presence_take_answer a;
     assert_int_equal(presence_take_reply_read(&r0, 'r', &a), 0);
-    redisReply f = str_reply("node-b/12"), pid = str_reply("00ff00ff"), set = str_reply("1700000000000"),
-               ver = str_reply("9"), body = str_reply(DOC("t1", "open")), empty = str_reply("");
+    redisReply f = fake_str_reply("node-b/12"), pid = fake_str_reply("00ff00ff"), set = fake_str_reply("1700000000000"),
+               ver = fake_str_reply("9"), body = fake_str_reply(DOC("t1", "open")), empty = fake_str_reply("");
     redisReply *e[] = {&one, &f, &pid, &set, &ver, &body};
     redisReply r = {.type = REDIS_REPLY_ARRAY, .elements = 6, .element = e};
     assert_int_equal(presence_take_reply_read(&r, 'r', &a), 1);
@@ -327,13 +323,13 @@ static void test_take_reply(void **state)
         {3, "1234567890123456789"}, {4, "18446744073709551616"}, {4, "x"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        redisReply v = str_reply(bad[i].v), *keep = e[bad[i].at];
+        redisReply v = fake_str_reply(bad[i].v), *keep = e[bad[i].at];
         e[bad[i].at] = &v;
         if (presence_take_reply_read(&r, 'd', &a) != -EINVAL) fail_msg("took %s at %d", bad[i].v, bad[i].at);
         e[bad[i].at] = keep;
     }
     e[5] = &body;
-    redisReply bodies[] = {str_reply("<presence/>"), str_reply("<!DOCTYPE x><presence/>")};
+    redisReply bodies[] = {fake_str_reply("<presence/>"), fake_str_reply("<!DOCTYPE x><presence/>")};
     for (size_t i = 0; i < 2; i++) {
         e[5] = &bodies[i];
         assert_int_equal(presence_take_reply_read(&r, 'r', &a), -EINVAL);

@@ -28,6 +28,8 @@
 #include "redis/redis_objects.h"
 #include "redis/redis_reply.h"
 #include "redis/redis_slot.h"
+#include "fake_clock.h"
+#include "fake_redis.h"
 
 static unsigned slot_of(const char *k) { return redis_key_slot(k, strlen(k)); }
 
@@ -131,20 +133,6 @@ static void test_redirect_parse(void **state)
 
 static struct redis_reply_budget budget;
 
-/* The reply hiredis's reader makes of bytes, with the client's objects. */
-static redisReply *resp(const char *bytes)
-{
-    redisReader *rd = redisReaderCreate();
-    assert_non_null(rd);
-    redis_objects_use(rd, &budget);
-    assert_int_equal(redisReaderFeed(rd, bytes, strlen(bytes)), REDIS_OK);
-    void *reply = NULL;
-    assert_int_equal(redisReaderGetReply(rd, &reply), REDIS_OK);
-    assert_non_null(reply);
-    redisReaderFree(rd);
-    return reply;
-}
-
 struct ranges {
     int n;
     unsigned first[8], last[8];
@@ -179,7 +167,7 @@ static void test_slots_parse(void **state)
                        "*4\r\n:5461\r\n:10922\r\n*3\r\n$9\r\n127.0.0.1\r\n:7001\r\n$2\r\nid\r\n"
                        "*3\r\n$9\r\n127.0.0.1\r\n:7004\r\n$2\r\nid\r\n"
                        "*3\r\n:10923\r\n:16383\r\n*4\r\n$1\r\n?\r\n:7002\r\n$2\r\nid\r\n*0\r\n";
-    redisReply *x = resp(good);
+    redisReply *x = fake_resp(good);
     struct ranges r = {.stop_at = -1};
     assert_int_equal(redis_parse_slots(x, on_range, &r), 3);
     assert_int_equal(r.n, 3);
@@ -202,7 +190,7 @@ static void test_slots_parse(void **state)
     freeReplyObject(x);
 
     /* No ranges (a fresh node): 0. */
-    x = resp("*0\r\n");
+    x = fake_resp("*0\r\n");
     struct ranges none = {.stop_at = -1};
     assert_int_equal(redis_parse_slots(x, on_range, &none), 0);
     freeReplyObject(x);
@@ -224,7 +212,7 @@ static void test_slots_parse(void **state)
         "*1\r\n:5\r\n",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        x = resp(bad[i]);
+        x = fake_resp(bad[i]);
         struct ranges b = {.stop_at = -1};
         if (redis_parse_slots(x, on_range, &b) != -EPROTO) fail_msg("accepted bad[%zu]", i);
         assert_int_equal(b.n, 0);
@@ -304,13 +292,6 @@ static void test_reply_cap(void **state)
 
 /* ---- the client with no server */
 
-static uint64_t fake_now;
-static uint64_t fake_clock(void *arg)
-{
-    (void)arg;
-    return fake_now;
-}
-
 struct answer {
     int calls, status;
 };
@@ -327,10 +308,8 @@ static void test_client_refusals(void **state)
 {
     (void)state;
     uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
     struct timer_service ts;
-    timer_service_init(&ts);
-    ts.clock = fake_clock;
+    fake_loop_init(&loop, &ts);
     int err = 0;
     const char *bad_seeds[] = {"", " , ", "localhost:7000", "127.0.0.1", "127.0.0.1:0",
                                "127.0.0.1:7000,example.org:7001", "1.2.3.4:70000"};
@@ -406,8 +385,7 @@ static void test_client_refusals(void **state)
     assert_int_equal(b.status, -ECANCELED);
     assert_int_equal(a.calls, 1);
     uv_run(&loop, UV_RUN_NOWAIT); /* libuv closes the poll handles */
-    assert_int_equal(uv_loop_close(&loop), 0);
-    timer_service_free(&ts);
+    fake_loop_close(&loop, &ts);
 }
 
 int main(void)

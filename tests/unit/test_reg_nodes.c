@@ -15,13 +15,9 @@
 #include "base/sbuf.h"
 #include "subs/reg_nodes.h"
 #include "subs/reginfo.h"
+#include "fake_redis.h"
 
 #define NOW 1700000000000LL
-
-static redisReply str_reply(const char *s)
-{
-    return (redisReply){.type = REDIS_REPLY_STRING, .str = (char *)s, .len = strlen(s)};
-}
 
 /* "dead" is the only node not live */
 static bool alive(void *arg, const char *node)
@@ -58,17 +54,17 @@ static void test_parse(void **state)
     snprintf(dead, sizeof(dead), "{\"node\":\"dead\",\"expires\":%lld}", NOW + 60000);
     snprintf(lowq, sizeof(lowq), "{\"node\":\"c\",\"expires\":%lld,\"q\":500}", NOW + 3000);
     redisReply e[] = {
-        str_reply("sip:a@10.0.0.1"), str_reply(good),       /* kept */
-        str_reply("sip:m@10.0.0.2"), str_reply(mine),       /* own */
-        str_reply("sip:o@10.0.0.3"), str_reply(old),        /* expired */
-        str_reply("sip:d@10.0.0.4"), str_reply(dead),       /* dead node */
-        str_reply("sip:q@10.0.0.5"), str_reply(lowq),       /* kept, q 0.5 */
-        str_reply("tel:1"),          str_reply(good),       /* a field that is no contact */
-        str_reply("sip:x@10.0.0.6"), str_reply("garbage"),  /* no JSON */
-        str_reply("sip:y@10.0.0.7"), str_reply("{\"node\":\"\",\"expires\":9}"),
-        str_reply("sip:z@10.0.0.8"), str_reply("{\"node\":\"b\",\"expires\":\"9\"}"),
-        str_reply("sip:w@10.0.0.9"), (redisReply){.type = REDIS_REPLY_INTEGER, .integer = 1},
-        str_reply("sip:a@10.0.0.1"), str_reply(lowq),       /* a field twice: the first counts */
+        fake_str_reply("sip:a@10.0.0.1"), fake_str_reply(good),       /* kept */
+        fake_str_reply("sip:m@10.0.0.2"), fake_str_reply(mine),       /* own */
+        fake_str_reply("sip:o@10.0.0.3"), fake_str_reply(old),        /* expired */
+        fake_str_reply("sip:d@10.0.0.4"), fake_str_reply(dead),       /* dead node */
+        fake_str_reply("sip:q@10.0.0.5"), fake_str_reply(lowq),       /* kept, q 0.5 */
+        fake_str_reply("tel:1"),          fake_str_reply(good),       /* a field that is no contact */
+        fake_str_reply("sip:x@10.0.0.6"), fake_str_reply("garbage"),  /* no JSON */
+        fake_str_reply("sip:y@10.0.0.7"), fake_str_reply("{\"node\":\"\",\"expires\":9}"),
+        fake_str_reply("sip:z@10.0.0.8"), fake_str_reply("{\"node\":\"b\",\"expires\":\"9\"}"),
+        fake_str_reply("sip:w@10.0.0.9"), (redisReply){.type = REDIS_REPLY_INTEGER, .integer = 1},
+        fake_str_reply("sip:a@10.0.0.1"), fake_str_reply(lowq),       /* a field twice: the first counts */
     };
     redisReply *ptr[22];
     for (size_t i = 0; i < 22; i++) ptr[i] = &e[i];
@@ -113,8 +109,8 @@ static void test_parse_pairs_cap(void **state)
     snprintf(rec, sizeof(rec), "{\"node\":\"b\",\"expires\":%lld}", NOW + 1000);
     for (size_t i = 0; i < PAIRS; i++) {
         snprintf(fields[i], sizeof(fields[i]), "sip:u%zu@h", i);
-        e[2 * i] = str_reply(fields[i]);
-        e[2 * i + 1] = str_reply(rec);
+        e[2 * i] = fake_str_reply(fields[i]);
+        e[2 * i + 1] = fake_str_reply(rec);
     }
     for (size_t i = 0; i < 2 * PAIRS; i++) ptr[i] = &e[i];
     redisReply arr = {.type = REDIS_REPLY_ARRAY, .elements = 2 * PAIRS, .element = ptr};

@@ -22,14 +22,10 @@
 #include "redis/hash_mirror.h"
 #include "registrar/users_mirror.h"
 #include "fake_clock.h"
+#include "fake_redis.h"
 
 #define MD5A "0123456789abcdef0123456789abcdef"
 #define SHAA "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-
-static redisReply str_reply(const char *s)
-{
-    return (redisReply){.type = REDIS_REPLY_STRING, .str = (char *)s, .len = strlen(s)};
-}
 
 static void test_record_round_trip(void **state)
 {
@@ -110,7 +106,7 @@ static void test_apply(void **state)
 
     char rec[256];
     snprintf(rec, sizeof(rec), "{\"realm\":\"example.com\",\"md5\":\"%s\",\"sha256\":\"\",\"created\":5}", MD5A);
-    redisReply v = str_reply(rec), nil = {.type = REDIS_REPLY_NIL};
+    redisReply v = fake_str_reply(rec), nil = {.type = REDIS_REPLY_NIL};
     assert_int_equal(users_mirror_apply(u, "alice", 5, &v, 10), USERS_APPLY_ADDED);
     const struct users_entry *e = users_find(u, str_from_cstr("alice"));
     assert_non_null(e);
@@ -121,7 +117,7 @@ static void test_apply(void **state)
     /* a new password */
     snprintf(rec, sizeof(rec), "{\"realm\":\"example.com\",\"md5\":\"%s\",\"sha256\":\"\",\"created\":5}",
              "ffffffffffffffffffffffffffffffff");
-    v = str_reply(rec);
+    v = fake_str_reply(rec);
     assert_int_equal(users_mirror_apply(u, "alice", 5, &v, 10), USERS_APPLY_CHANGED);
     assert_string_equal(users_find(u, str_from_cstr("alice"))->ha1_md5, "ffffffffffffffffffffffffffffffff");
 
@@ -130,7 +126,7 @@ static void test_apply(void **state)
     assert_int_equal(users_mirror_apply(u, "a\0b", 3, &v, 10), USERS_APPLY_REJECTED);
     assert_int_equal(users_mirror_apply(u, "", 0, &v, 10), USERS_APPLY_REJECTED);
     assert_int_equal(users_mirror_apply(u, "#", 1, &v, 10), USERS_APPLY_REJECTED);
-    redisReply junk = str_reply("{\"realm\":\"x\"}"),
+    redisReply junk = fake_str_reply("{\"realm\":\"x\"}"),
                err = {.type = REDIS_REPLY_ERROR, .str = (char *)"WRONGTYPE", .len = 9},
                num = {.type = REDIS_REPLY_INTEGER, .integer = 1};
     assert_int_equal(users_mirror_apply(u, "alice", 5, &junk, 10), USERS_APPLY_REJECTED);
@@ -178,8 +174,8 @@ static void on_pair(void *arg, const redisReply *f, const redisReply *v)
 static void test_scan_reader(void **state)
 {
     (void)state;
-    redisReply cur = str_reply("1792"), f1 = str_reply("alice"), v1 = str_reply("{}"), f2 = str_reply("#"),
-               v2 = str_reply("1");
+    redisReply cur = fake_str_reply("1792"), f1 = fake_str_reply("alice"), v1 = fake_str_reply("{}"),
+               f2 = fake_str_reply("#"), v2 = fake_str_reply("1");
     redisReply *pe[] = {&f1, &v1, &f2, &v2};
     redisReply pairs = {.type = REDIS_REPLY_ARRAY, .elements = 4, .element = pe};
     redisReply *top_e[] = {&cur, &pairs};
@@ -201,10 +197,10 @@ static void test_scan_reader(void **state)
     pe[1] = &numv; /* a value not a string */
     assert_int_equal(hash_mirror_scan_read(&top, cursor, sizeof(cursor), on_pair, &p), -EINVAL);
     pe[1] = &v1;
-    redisReply badcur = str_reply("12x");
+    redisReply badcur = fake_str_reply("12x");
     top_e[0] = &badcur;
     assert_int_equal(hash_mirror_scan_read(&top, cursor, sizeof(cursor), on_pair, &p), -EINVAL);
-    redisReply longcur = str_reply("123456789012345678901234567890123456");
+    redisReply longcur = fake_str_reply("123456789012345678901234567890123456");
     top_e[0] = &longcur;
     assert_int_equal(hash_mirror_scan_read(&top, cursor, sizeof(cursor), on_pair, &p), -EINVAL);
     top_e[0] = &cur;
@@ -220,10 +216,8 @@ static void test_new_and_free(void **state)
 {
     (void)state;
     uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
     struct timer_service ts;
-    timer_service_init(&ts);
-    ts.clock = fake_clock;
+    fake_loop_init(&loop, &ts);
     struct users *u = users_new(NULL);
     struct redis_config cfg = {.mirror_users = true, .timeout_ms = 500, .max_pending = 10, .users_max = 5};
     int err = 0;
@@ -238,15 +232,14 @@ static void test_new_and_free(void **state)
     struct users_mirror_stats st;
     users_mirror_get_stats(m, &st);
     assert_int_equal(st.users, 1);
-    assert_false(st.subscribed);
+    assert_false(st.mirror.subscribed);
     uv_run(&loop, UV_RUN_NOWAIT);
     users_mirror_free(m);
     uv_run(&loop, UV_RUN_NOWAIT);
     /* the observer slot is free again */
     assert_int_equal(users_del(u, "alice", NULL, NULL), 0);
     users_free(u);
-    assert_int_equal(uv_loop_close(&loop), 0);
-    timer_service_free(&ts);
+    fake_loop_close(&loop, &ts);
 }
 
 int main(void)

@@ -151,10 +151,5 @@ void gb_admin_mirror_free(struct gb_admin_mirror *m)
 
 void gb_admin_mirror_get_stats(const struct gb_admin_mirror *m, struct gb_admin_mirror_stats *out)
 {
-    struct hash_mirror_stats hs;
-    hash_mirror_get_stats(m->hm, &hs);
-    *out = (struct gb_admin_mirror_stats){.loads = hs.loads, .load_failures = hs.load_failures,
-                                          .announcements = hs.announcements, .applied = hs.applied,
-                                          .rejected = hs.rejected, .writes_ok = hs.writes_ok,
-                                          .writes_failed = hs.writes_failed, .subscribed = hs.subscribed};
+    hash_mirror_get_stats(m->hm, &out->mirror);
 }

@@ -34,6 +34,7 @@
 #include <uv.h>
 
 #include "gb/upper/upper.h"
+#include "redis/hash_mirror.h"
 #include "redis/redis_config.h"
 
 struct timer_service;
@@ -51,8 +52,7 @@ int gb_admin_record_encode(const struct gb_admin_record *r, char *out, size_t ca
 int gb_admin_record_decode(const char *buf, size_t len, struct gb_admin_record *out);
 
 struct gb_admin_mirror_stats {
-    uint64_t loads, load_failures, announcements, applied, rejected, writes_ok, writes_failed;
-    bool subscribed;
+    struct hash_mirror_stats mirror; /* the engine's: the table adds none */
 };
 
 /* Starts the mirror of g's administrative records (its admin observer is
