@@ -642,12 +642,15 @@ void forward_sel_estimate(struct fwd_sel *k, uint64_t bps)
 {
     /* An equal estimate (the browser holding it) keeps the state: only a
      * rise says the queue is gone. */
-    if (k->bwe_bps && bps < k->bwe_bps) {
-        k->bwe_fell = true;
-        if (k->trial >= 0) k->trial_fell = true;
-    }
+    if (k->bwe_bps && bps < k->bwe_bps) k->bwe_fell = true;
     if (bps > k->bwe_bps) k->bwe_fell = false;
     k->bwe_bps = bps;
+}
+
+void forward_sel_congested(struct fwd_sel *k)
+{
+    k->congested = true;
+    if (k->trial >= 0) k->trial_fell = true;
 }
 
 /* Whether the estimate says a layer of layer_bps is too much for the
@@ -672,7 +675,8 @@ static void trial_failed(struct fwd_sel *k, uint64_t now_ms)
 static int sel_trial(struct fwd_sel *k, const struct fwd_layers *l, int fit, uint64_t now_ms)
 {
     if (k->trial >= 0) {
-        if (k->trial_fell || !forward_layer_active(l, k->trial, now_ms) || k->trial > k->max_layer) {
+        bool fell = k->trial_fell;
+        if (fell || !forward_layer_active(l, k->trial, now_ms) || k->trial > k->max_layer) {
             trial_failed(k, now_ms);
         } else if (k->current != k->trial) {
             if (now_ms < k->trial_deadline_ms) return k->trial; /* its key frame is on the way */
@@ -684,19 +688,26 @@ static int sel_trial(struct fwd_sel *k, const struct fwd_layers *l, int fit, uin
             k->trial = -1;
             k->trial_backoff_ms = FWD_TRIAL_FIRST_MS;
             k->trial_at_ms = now_ms + FWD_TRIAL_FIRST_MS;
+            k->congested = false;
             return fit > k->proven ? fit : k->proven;
         }
-        return fit >= 0 ? fit : k->target;
-    }
-    if (fit < 0) return k->target;
-    /* Settled below what the viewer asked for, with an estimate that holds
-     * or grows: a trial once the quiet spell is over. A fall (or any move
-     * down) starts the spell again. */
-    if (k->current < 0 || fit != k->current || k->current >= k->max_layer) {
-        k->trial_at_ms = 0;
+        /* Failed: back to where the trial started, or lower if the
+         * estimate says so. */
+        k->congested = false;
+        if (fit < 0 || fit > k->trial_from) fit = k->trial_from;
         return fit;
     }
-    if (k->bwe_fell || !k->bwe_bps) {
+    if (fit < 0) return k->target;
+    /* Settled below what the viewer asked for, with no congestion: a trial
+     * once the quiet spell is over. Congestion (or any move) starts the
+     * spell again. */
+    if (k->current < 0 || fit != k->current || k->current >= k->max_layer) {
+        k->trial_at_ms = 0;
+        k->congested = false;
+        return fit;
+    }
+    if (k->congested || !k->bwe_bps) {
+        k->congested = false;
         k->trial_at_ms = now_ms + k->trial_backoff_ms;
         return fit;
     }
@@ -710,6 +721,7 @@ static int sel_trial(struct fwd_sel *k, const struct fwd_layers *l, int fit, uin
         }
     if (up < 0) return fit;
     k->trial = up;
+    k->trial_from = k->current;
     k->trial_fell = false;
     k->trial_until_ms = 0;
     k->trial_deadline_ms = now_ms + FWD_TRIAL_WAIT_MS;

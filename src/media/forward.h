@@ -289,7 +289,9 @@ struct fwd_sel {
      * viewer receives, so one that fell onto a low layer could never reach a
      * higher one again; after a quiet spell the next layer up is tried. */
     int trial;                /* the layer on trial; -1: none */
-    bool trial_fell;          /* the estimate fell during the trial */
+    int trial_from;           /* the layer it started from */
+    bool congested;           /* forward_sel_congested since the last choice */
+    bool trial_fell;          /* congestion during the trial */
     uint64_t trial_at_ms;     /* the next trial may start then (0: not scheduled) */
     uint64_t trial_until_ms;  /* on the trial layer until then without a fall: kept (0: not there yet) */
     uint64_t trial_deadline_ms; /* a trial whose layer never came by then is given up */
@@ -309,6 +311,13 @@ void forward_sel_init(struct fwd_sel *k, uint32_t ssrc, uint32_t clock, int max_
 /* A new estimate from the viewer (its REMB). */
 void forward_sel_estimate(struct fwd_sel *k, uint64_t bps);
 
+/* The viewer's path showed congestion (the estimator cut for a growing
+ * queue or loss, or the viewer's own estimate dropped sharply): a trial in
+ * progress fails, and the quiet spell before the next starts again. A
+ * merely lower estimate is not this: one pinned at its ceiling follows the
+ * delivered rate down and up. */
+void forward_sel_congested(struct fwd_sel *k);
+
 /* The target at now_ms, from the viewer's estimate and max_layer and the
  * layers' activity and bitrates: the highest active layer up to max_layer
  * whose bitrate fits the estimate (an unmeasured layer fits; no estimate
@@ -320,10 +329,11 @@ void forward_sel_estimate(struct fwd_sel *k, uint64_t bps);
  * lags a stream that is ramping up; and a queue on the way makes it fall
  * to ~85 % of what arrives.) No active layer: the target stays.
  * Trials: an estimate cannot measure a rate never sent, so a viewer settled
- * below its max_layer whose estimate has not fallen for FWD_TRIAL_FIRST_MS
- * is moved to the next active layer up on trial; a fall of the estimate
- * before it held that layer for FWD_TRIAL_HOLD_MS ends the trial (the usual
- * choice then takes it down) and doubles the spell before the next, up to
+ * below its max_layer with no congestion (forward_sel_congested) for
+ * FWD_TRIAL_FIRST_MS is moved to the next active layer up on trial;
+ * congestion before it held that layer for FWD_TRIAL_HOLD_MS ends the trial
+ * (the usual choice then takes it down if the estimate says so, else the
+ * layer below the trial) and doubles the spell before the next, up to
  * FWD_TRIAL_MAX_MS; a trial that holds makes the layer proven (kept unless
  * the estimate falls under 70 % of it). Returns the target. */
 int forward_sel_choose(struct fwd_sel *k, const struct fwd_layers *l, uint64_t now_ms);

@@ -895,11 +895,21 @@ static void viewer_rtcp(struct sfu *s, struct sfu_peer *v, const uint8_t *pkt, s
         send_nack(s, pub, fb.upstream[i], now);
         s->nacks_forwarded++;
     }
+    /* Congestion, for the selectors' trials: our estimator cut (overuse or
+     * loss), or the viewer's REMB fell under 85 % of its last value. An
+     * estimate pinned at its ceiling (~1.5x what arrives) moves down and up
+     * with the delivered rate: that alone is no congestion. */
+    bool congested = fb.remb_bps && v->remb_bps && fb.remb_bps < v->remb_bps / 100 * 85;
     if (fb.remb_bps) v->remb_bps = fb.remb_bps;
+    uint64_t cuts = v->tws ? v->tws->bwe.overuses + v->tws->bwe.loss_cuts : 0;
     if ((v->tws && viewer_twcc(s, v, pkt, len)) || fb.remb_bps) { /* the estimate picks its simulcast layers */
         uint64_t est = viewer_estimate(v);
-        for (size_t i = 0; i < v->n_sinks; i++)
-            if (v->sinks[i].sim && est) forward_sel_estimate(&v->sinks[i].sel, est);
+        if (v->tws && v->tws->bwe.overuses + v->tws->bwe.loss_cuts != cuts) congested = true;
+        for (size_t i = 0; i < v->n_sinks; i++) {
+            if (!v->sinks[i].sim) continue;
+            if (congested) forward_sel_congested(&v->sinks[i].sel);
+            if (est) forward_sel_estimate(&v->sinks[i].sel, est);
+        }
     }
     for (size_t i = 0; i < fb.n_keyframe && pub->src; i++) source_keyframe(pub);
     for (size_t i = 0; i < fb.n_keyframe && !pub->src; i++) {

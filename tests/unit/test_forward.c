@@ -916,10 +916,11 @@ static void test_sel_lagging_estimate(void **state)
 }
 
 /* A viewer settled on q: its estimate can only grow to ~1.5x what it
- * receives, never to h's rate, so h is tried after the quiet spell. The
- * trial holds (the estimate does not fall): h is kept, proven; a fall while
- * on trial ends it and doubles the spell; a trial layer whose key frame
- * never comes is given up. */
+ * receives, never to h's rate, so h is tried after the quiet spell (an
+ * estimate that only jitters down and up, pinned at its ceiling, does not
+ * delay it; congestion does). The trial holds: h is kept, proven;
+ * congestion while on trial ends it, back to q, and doubles the spell; a
+ * trial layer whose key frame never comes is given up. */
 static void test_sel_trial(void **state)
 {
     (void)state;
@@ -936,7 +937,12 @@ static void test_sel_trial(void **state)
     /* settled: the spell starts */
     assert_int_equal(forward_sel_choose(&k, &l, 1010), 0);
     assert_int_equal(forward_sel_choose(&k, &l, 1010 + FWD_TRIAL_FIRST_MS - 1), 0);
-    /* a fall restarts the spell */
+    /* the estimate jitters with what arrives: no effect on the spell */
+    forward_sel_estimate(&k, 240000);
+    assert_int_equal(forward_sel_choose(&k, &l, 3000), 0);
+    forward_sel_estimate(&k, 250000);
+    /* congestion restarts it */
+    forward_sel_congested(&k);
     forward_sel_estimate(&k, 240000);
     assert_int_equal(forward_sel_choose(&k, &l, 5000), 0);
     forward_sel_estimate(&k, 250000);
@@ -972,7 +978,10 @@ static void test_sel_trial(void **state)
     t += FWD_TRIAL_FIRST_MS;
     assert_int_equal(forward_sel_choose(&k, &l, t), 1);
     assert_true(offer(&k, 1, seq[1]++, true, t + 10, NULL) >= 0);
-    forward_sel_estimate(&k, 230000); /* the path queues up */
+    forward_sel_estimate(&k, 230000); /* lower alone is not congestion */
+    assert_int_equal(forward_sel_choose(&k, &l, t + 400), 1);
+    forward_sel_congested(&k); /* the path queues up: back to q */
+    forward_sel_estimate(&k, 230000);
     assert_int_equal(forward_sel_choose(&k, &l, t + 500), 0);
     assert_int_equal(k.trials_failed, 1);
     assert_int_equal(k.trial, -1);
