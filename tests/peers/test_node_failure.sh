@@ -68,6 +68,8 @@ key_prefix = t:
 timeout_ms = 1000
 heartbeat_ms = 300
 lookup_cache_ms = 0
+events_stream = yes
+events_poll_ms = 50
 $extra
 INI
     start_cascade "$n" "$WORK/$n.ini"
@@ -82,14 +84,13 @@ sees_two() { [ "$(cstat "$1" nodes_live)" = 2 ]; }
 for n in a b c; do check "node $n sees the two others live" wait_for 20 sees_two "$n"; done
 
 key() { echo "t:loc:{$1}"; }
-node_lost() { # node_lost USER [NODES]: user.offline reason node-lost events for USER on NODES (B and C) together
-    local n total=0 k
-    for n in ${2:-b c}; do
-        on "$n"
-        k=$(events_json | jq --arg u "$1" '[.events[] | select(.type == "user.offline" and .reason == "node-lost" and .user == $u)] | length')
-        total=$((total + k))
-    done
-    echo "$total"
+# Every node's events are in one stream ([redis] events_stream): the reap's
+# offline events are written there by the reaper's own scripts.
+SKEY='t:{events}:stream'
+stream_json() { rcli --raw xrange "$SKEY" - + | grep '^{"seq":'; } # every event in the stream, one per line
+stream_last() { rcli --raw xrevrange "$SKEY" + - count 1 | head -1 | cut -d- -f1; }
+node_lost() { # node_lost USER: user.offline reason node-lost events for USER in the stream
+    stream_json | jq -s --arg u "$1" '[.[] | select(.type == "user.offline" and .reason == "node-lost" and .user == $u)] | length'
 }
 field_node() { rcli hget "$(key "$1")" "$2" | jq -r .node; }
 fields() { rcli hlen "$(key "$1")"; }
@@ -118,17 +119,24 @@ check "1. planted: node-x's run r1, claimed by a dead ghost; the survivors take 
     wait_for 30 p3_gone
 check "... p4's r1 binding is gone, its r2 binding (node-x's next run) stays" \
     [ "$(fields p4)" = 1 ] && [ "$(rcli hget "$(key p4)" "sip:p4@127.0.0.1:10" | jq -r .inc)" = r2 ]
-one_p3() { [ "$(node_lost p3 "a b c")" -ge 1 ]; }
+one_p3() { [ "$(node_lost p3)" -ge 1 ]; }
 check "... user.offline node-lost for p3 on some node" wait_for 10 one_p3
 x_out() { [ "$(rcli sismember t:nodes node-x)" = 0 ] && [ "$(rcli exists 't:node-aors:{node-x}:r1')" = 0 ] &&
     [ "$(rcli exists 't:node-gbdevs:{node-x}:r1')" = 0 ] &&
     [ "$(rcli exists 't:dead:{node-x}:r1')" = 0 ] && [ "$(rcli scard 't:node-incs:{node-x}')" = 0 ]; }
 check "... node-x's indexes (AoRs, GB devices), claim and incarnation are gone, and it left the registry" wait_for 10 x_out
 sleep 1 # three more heartbeats: a second reaper would have reported by now
-check "... exactly one event for p3 in the union of the nodes' events; none for p1, p2, p4" \
-    [ "$(node_lost p3 "a b c")" = 1 ] && [ "$(node_lost p1 "a b c")" = 0 ] && [ "$(node_lost p2 "a b c")" = 0 ] &&
-    [ "$(node_lost p4 "a b c")" = 0 ]
-for n in a b c; do on "$n"; api GET /events/recent | jq -c '.events[] | select(.reason == "node-lost")' >>"$WORK/events-1.txt"; done
+check "... exactly one event for p3 in the stream; none for p1, p2, p4" \
+    [ "$(node_lost p3)" = 1 ] && [ "$(node_lost p1)" = 0 ] && [ "$(node_lost p2)" = 0 ] && [ "$(node_lost p4)" = 0 ]
+stream_json | jq -c 'select(.reason == "node-lost")' >"$WORK/events-1.txt"
+p3seq=$(jq -s '[.[] | select(.user == "p3")][0].seq' "$WORK/events-1.txt")
+same_p3() { local n; for n in a b c; do on "$n"
+    [ "$(events_json | jq -c '[.events[] | select(.reason == "node-lost" and .user == "p3") | .seq]')" = "[$p3seq]" ] ||
+        return 1; done; }
+check "... every node's API shows that one event with the stream's seq ($p3seq)" wait_for 10 same_p3
+streamed() { local n t=0; for n in ${2:-a b c}; do t=$((t + $(cstat "$n" "$1"))); done; echo "$t"; }
+check "... written by the reaping node's scripts (reap_events_streamed: 2), not again from its bus" \
+    [ "$(streamed reap_events_streamed)" = 2 ]
 check "... the event names the user, the AoR, the reason and the node" \
     jq -e -s '[.[] | select(.type == "user.offline")] | length == 1 and .[0].user == "p3" and .[0].aor == "sip:p3@fail.test" and .[0].node == "node-x"' \
     "$WORK/events-1.txt"
@@ -169,6 +177,7 @@ check "... A's index lists the nine AoRs" [ "$(rcli scard "t:node-aors:{node-a}:
 
 # ---- 3. A killed under a REGISTER load
 rb0=$(cstat b bindings_reaped); rc0=$(cstat c bindings_reaped)
+sb0=$(streamed reap_events_streamed "b c")
 K=${KILL_AORS:-150}
 { echo SEQUENTIAL; for i in $(seq 1 "$K"); do echo "k$i;"; done; } >"$WORK/kill.csv"
 on a
@@ -179,6 +188,7 @@ kill_load=$!
 PIDS+=("$kill_load")
 kthird() { [ "$(grep -c '^OK ' "$WORK/kill-ok.log" 2>/dev/null || echo 0)" -ge $((K / 3)) ]; }
 wait_for 60 kthird || true
+s0=$(stream_last)
 kill -9 "$a_PID"
 t0=$(date +%s%3N)
 check "3. node A killed -9 under a REGISTER load" wait_for 10 not kill -0 "$a_PID"
@@ -199,9 +209,8 @@ echo "# A's bindings were out of Redis $((t1 - t0)) ms after the kill (A's regis
 check "... sh keeps its binding on node-b" [ "$(field_node sh "sip:sh@127.0.0.1:$SH_B")" = node-b ]
 all_lost() { local u; for u in $USERS; do [ "$(node_lost "$u")" -ge 1 ] || return 1; done; }
 check "... user.offline node-lost for each of u1..u8 on B or C" wait_for 10 all_lost
-# every node-lost user.offline on B and C, one line per event: the user
-lost_users() { local n; for n in b c; do on "$n"; events_json |
-    jq -r '.events[] | select(.type == "user.offline" and .reason == "node-lost") | .user'; done; }
+# every node-lost user.offline in the stream, one line per event: the user
+lost_users() { stream_json | jq -r 'select(.type == "user.offline" and .reason == "node-lost") | .user'; }
 k_all() { lost_users | sort | uniq -c | awk '$2 ~ /^k/ {print $2}' >"$WORK/k-lost.txt"
     [ -z "$(comm -23 "$WORK/k-answered.txt" <(sort "$WORK/k-lost.txt"))" ]; }
 check "... and for each AoR of the load answered 200" wait_for 20 k_all
@@ -211,12 +220,23 @@ sleep 1
 counts=""
 ok=1
 for u in $USERS; do k=$(node_lost "$u"); counts="$counts $u:$k"; [ "$k" = 1 ] || ok=0; done
-check "... exactly one each in the union of B's and C's events ($counts), none for sh ($(node_lost sh))" \
+check "... exactly one each in the stream ($counts), none for sh ($(node_lost sh))" \
     [ "$ok" = 1 ] && [ "$(node_lost sh)" = 0 ]
 dups=$(lost_users | grep '^k' | sort | uniq -d | wc -l)
 k_events=$(lost_users | grep -c '^k' || true)
 check "... and exactly one per AoR of the load ($k_events events for AoRs of the load, $dups AoRs twice)" \
     [ "$dups" = 0 ]
+# A replay with since= on each survivor: the same node-lost events, with the stream's seqs.
+stream_json | jq -c --argjson s "$s0" 'select(.seq > $s and .reason == "node-lost") | [.seq, .user]' >"$WORK/s3.txt"
+n3=$(wc -l <"$WORK/s3.txt")
+for n in b c; do
+    on "$n"
+    events_json "$s0" | jq -c '.events[] | select(.reason == "node-lost") | [.seq, .user]' >"$WORK/s3-$n.txt"
+    check "... node $n's replay since $s0 (before the kill) has the stream's $n3 node-lost events, same seqs" \
+        cmp -s "$WORK/s3.txt" "$WORK/s3-$n.txt"
+done
+sb=$(($(streamed reap_events_streamed "b c") - sb0))
+check "... the reaping node's scripts wrote them ($sb streamed by B and C)" [ "$sb" = "$n3" ]
 rb=$(($(cstat b bindings_reaped) - rb0)); rc=$(($(cstat c bindings_reaped) - rc0))
 check "... B and C removed A's bindings between them (B $rb, C $rc; nine + $k_answered of the load at least)" \
     [ $((rb + rc)) -ge $((9 + k_answered)) ] && [ $((rb + rc)) = $((9 + k_events)) ]
@@ -288,6 +308,7 @@ check "... including l1's, on the promoted master" [ "$(redis_rc "$rep" hlen "$(
 
 # ---- 6. A restarted while a stale claim on its previous run is held
 RCLI_PORT=$rep
+s6=$(stream_last)
 rcli sadd "t:node-aors:{node-a}:$inc_a" $(cat "$WORK/k-answered.txt") >/dev/null
 rcli set "t:dead:{node-a}:$inc_a" 'ghost/zz' px 1500 >/dev/null
 rcli sadd 't:node-incs:{node-a}' "$inc_a" >/dev/null
@@ -300,8 +321,7 @@ old_gone() { [ "$(rcli sismember 't:node-incs:{node-a}' "$inc_a")" = 0 ]; }
 check "... its previous run is reaped once the stale claim lapses (by A itself: B and C see it live)" \
     wait_for 30 old_gone
 check "... and every one of those bindings is still there" k_back
-on a
-check "... no node-lost event on A for them" \
-    [ "$(events_json | jq '[.events[] | select(.reason == "node-lost")] | length')" = 0 ]
+check "... no node-lost event in the stream since A restarted" \
+    [ "$(stream_json | jq -s --argjson s "$s6" '[.[] | select(.seq > $s and .reason == "node-lost")] | length')" = 0 ]
 
 finish
