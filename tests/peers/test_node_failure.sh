@@ -8,19 +8,27 @@
 #     ("ghost", dead too) whose claim is still held for 2 s; p4 also has a
 #     binding of node-x's next run (r2). The survivors wait for the claim to
 #     lapse, one takes over: p3 and p4's r1 fields go, p4's r2 binding stays,
-#     one user.offline node-lost for p3 in the union of the nodes' events,
+#     one user.offline node-lost for p3 in the event stream,
 #     none for p1, p2 (done before) or p4 (still bound), and node-x leaves
 #     the registry (A, B and C are all survivors here). node-x's GB device
 #     index (five devices): one gb.device.offline node-lost for the one
 #     still online on node-x r1, none for one re-registered on node-b, one
-#     already offline, one of run r2, one without a record.
+#     already offline, one of run r2, one without a record. Planted too,
+#     what a claimer that died between its reap and its announcement left
+#     (the event stream's marks): p5 marked then bound on node-b (no event),
+#     p6 marked (one), p7 marked with its event in the stream already (none
+#     again); G6 marked offline (one), G7 marked then registered on node-b
+#     (none); every mark gone after.
 #  2. u1..u8 register on A (sipp, UDP); sh registers on A and on B.
 #  3. A killed -9 under a REGISTER load (one AoR per call, durable writes on
 #     A: each 200 left after its bindings were on a replica): within a few
 #     heartbeats a survivor removes A's fields (sh keeps B's), one
 #     user.offline reason node-lost per u1..u8 and per AoR of the load
-#     answered 200, in the union of B's and C's events (B and C race for the
-#     claim), none for sh; A leaves the registry and its index is gone.
+#     answered 200, exactly once in the event stream (B and C race for the
+#     claim), none for sh; each survivor's replay with since= (the stream's
+#     last seq before the kill) has those events with the stream's seqs,
+#     written by the reaping node's scripts; A leaves the registry and its
+#     index is gone.
 #  4. u1..u8 register again on B; a call from C's caller to u1 reaches her
 #     through B.
 #  5. durable writes ([redis] durable_writes on B): the 200s of step 4
@@ -31,7 +39,10 @@
 #     listed again with its index and a stale claim (as if a survivor were
 #     still reaping it): the new run writes the bindings loaded from SQLite
 #     with its new incarnation, reaps the old run itself once the claim
-#     lapses, and keeps every binding of the load it answered 200.
+#     lapses, and keeps every binding of the load it answered 200, with no
+#     node-lost event in the stream.
+# Every node runs with [redis] events_stream: the events are counted in the
+# stream itself (XRANGE), where each must be exactly once.
 source "$(dirname "$0")/lib.sh"
 
 for t in redis-server redis-cli sipp jq; do
@@ -100,17 +111,30 @@ exp=$(( $(date +%s%3N) + 300000 ))
 rec() { echo "{\"node\":\"node-x\",\"inc\":\"$1\",\"flow\":0,\"transport\":\"udp\",\"remote\":\"127.0.0.1:9\",\"expires\":$exp,\"q\":1000}"; }
 rcli hset "$(key p3)" "sip:p3@127.0.0.1:9" "$(rec r1)" >/dev/null
 rcli hset "$(key p4)" "sip:p4@127.0.0.1:9" "$(rec r1)" "sip:p4@127.0.0.1:10" "$(rec r2)" >/dev/null
-rcli sadd 't:node-aors:{node-x}:r1' p1 p2 p3 p4 >/dev/null
+rcli sadd 't:node-aors:{node-x}:r1' p1 p2 p3 p4 p5 p6 p7 >/dev/null
+# What a claimer that died between its reap and its announcements leaves
+# (the event stream's marks, "node-x/r1"): p5 reaped, then bound again on
+# node-b (no event; the mark goes), p6 reaped (one event), p7 reaped and
+# its event written into the stream before the claimer died (none again).
+bexp=$(( $(date +%s%3N) + 300000 ))
+rcli hset "$(key p5)" "sip:p5@127.0.0.1:9" "{\"node\":\"node-b\",\"inc\":\"zz\",\"expires\":$bexp}" >/dev/null
+for p in p5 p6 p7; do rcli hset "t:reaped:{$p}" node-x/r1 1 >/dev/null; done
+rcli hset 't:{events}:reaped:node-x:r1' u:p7 0 >/dev/null
 # node-x's GB devices (these nodes have no GB role: the reaper publishes the
 # event itself): g1 online on node-x r1 (lost), g2 re-registered on node-b
 # (a live node), g3 marked offline already (by the ghost, or by node-x),
 # g4 online on node-x's next run r2, g5 without a record.
 G1=34020000001320000101; G2=34020000001320000102; G3=34020000001320000103
 G4=34020000001320000104; G5=34020000001320000105
+G6=34020000001320000106; G7=34020000001320000107
 gbrec() { rcli hset "t:gbdev:{$1}" node "$2" inc "$3" online "$4" transport udp remote 127.0.0.1:9 \
     registered 1800000000000 keepalive 1800000000000 expires 1800000300000 >/dev/null; rcli pexpire "t:gbdev:{$1}" 600000 >/dev/null; }
 gbrec "$G1" node-x r1 1; gbrec "$G2" node-b zz 1; gbrec "$G3" node-x r1 0; gbrec "$G4" node-x r2 1
-rcli sadd 't:node-gbdevs:{node-x}:r1' "$G1" "$G2" "$G3" "$G4" "$G5" >/dev/null
+# and, marked by that claimer: G6 (offline, one event), G7 (registered again
+# on node-b since: none).
+gbrec "$G6" node-x r1 0; gbrec "$G7" node-b zz 1
+rcli hset "t:gbdev:{$G6}" reaped node-x/r1 >/dev/null; rcli hset "t:gbdev:{$G7}" reaped node-x/r1 >/dev/null
+rcli sadd 't:node-gbdevs:{node-x}:r1' "$G1" "$G2" "$G3" "$G4" "$G5" "$G6" "$G7" >/dev/null
 rcli set 't:dead:{node-x}:r1' 'ghost/zz' px 2000 >/dev/null
 rcli sadd 't:node-incs:{node-x}' r1 >/dev/null
 rcli sadd t:nodes node-x >/dev/null
@@ -126,8 +150,14 @@ x_out() { [ "$(rcli sismember t:nodes node-x)" = 0 ] && [ "$(rcli exists 't:node
     [ "$(rcli exists 't:dead:{node-x}:r1')" = 0 ] && [ "$(rcli scard 't:node-incs:{node-x}')" = 0 ]; }
 check "... node-x's indexes (AoRs, GB devices), claim and incarnation are gone, and it left the registry" wait_for 10 x_out
 sleep 1 # three more heartbeats: a second reaper would have reported by now
-check "... exactly one event for p3 in the stream; none for p1, p2, p4" \
-    [ "$(node_lost p3)" = 1 ] && [ "$(node_lost p1)" = 0 ] && [ "$(node_lost p2)" = 0 ] && [ "$(node_lost p4)" = 0 ]
+check "... exactly one event for p3 and p6 in the stream; none for p1, p2, p4 (still bound), p5 (bound again), p7 (in already)" \
+    [ "$(node_lost p3)" = 1 ] && [ "$(node_lost p6)" = 1 ] && [ "$(node_lost p1)" = 0 ] && [ "$(node_lost p2)" = 0 ] &&
+    [ "$(node_lost p4)" = 0 ] && [ "$(node_lost p5)" = 0 ] && [ "$(node_lost p7)" = 0 ]
+marks_gone() { local p; for p in p3 p5 p6 p7; do [ "$(rcli exists "t:reaped:{$p}")" = 0 ] || return 1; done
+    [ "$(fields p5)" = 1 ] &&
+    [ "$(rcli hexists "t:gbdev:{$G1}" reaped)" = 0 ] && [ "$(rcli hexists "t:gbdev:{$G6}" reaped)" = 0 ] &&
+    [ "$(rcli hexists "t:gbdev:{$G7}" reaped)" = 0 ]; }
+check "... the marks are gone (p5's binding on node-b stays)" wait_for 10 marks_gone
 stream_json | jq -c 'select(.reason == "node-lost")' >"$WORK/events-1.txt"
 p3seq=$(jq -s '[.[] | select(.user == "p3")][0].seq' "$WORK/events-1.txt")
 same_p3() { local n; for n in a b c; do on "$n"
@@ -135,13 +165,17 @@ same_p3() { local n; for n in a b c; do on "$n"
         return 1; done; }
 check "... every node's API shows that one event with the stream's seq ($p3seq)" wait_for 10 same_p3
 streamed() { local n t=0; for n in ${2:-a b c}; do t=$((t + $(cstat "$n" "$1"))); done; echo "$t"; }
-check "... written by the reaping node's scripts (reap_events_streamed: 2), not again from its bus" \
-    [ "$(streamed reap_events_streamed)" = 2 ]
+check "... written by the reaping node's scripts (reap_events_streamed: 4, reap_events_cancelled: 2), not again from its bus" \
+    [ "$(streamed reap_events_streamed)" = 4 ] && [ "$(streamed reap_events_cancelled)" = 2 ]
+esum() { local n t=0; for n in a b c; do on "$n"; t=$((t + $(api GET /stats | jq -r ".events_stream.$1"))); done; echo "$t"; }
+check "... the reaping node's bus got the five (p7's too: its subscribers had not), its stream writer skipped them" \
+    [ "$(esum written_elsewhere)" = 5 ]
 check "... the event names the user, the AoR, the reason and the node" \
-    jq -e -s '[.[] | select(.type == "user.offline")] | length == 1 and .[0].user == "p3" and .[0].aor == "sip:p3@fail.test" and .[0].node == "node-x"' \
+    jq -e -s '[.[] | select(.type == "user.offline" and .user == "p3")] | length == 1 and .[0].aor == "sip:p3@fail.test" and .[0].node == "node-x"' \
     "$WORK/events-1.txt"
-check "... one gb.device.offline node-lost (node node-x) for G1 in the union of the nodes' events, none for G2..G5" \
-    jq -e -s --arg g "$G1" '[.[] | select(.type == "gb.device.offline")] | length == 1 and .[0].device_id == $g and
+check "... one gb.device.offline node-lost (node node-x) in the stream for G1 and G6 each, none for G2..G5, G7" \
+    jq -e -s --arg g "$G1" --arg g6 "$G6" '[.[] | select(.type == "gb.device.offline")] | length == 2 and
+        ([.[] | select(.type == "gb.device.offline") | .device_id] | sort) == ([$g, $g6] | sort) and
         .[0].reason == "node-lost" and .[0].node == "node-x"' "$WORK/events-1.txt"
 check "... G1's record says online 0 (still naming node-x, with a TTL); G2's (node-b) and G4's (run r2) stay online" \
     [ "$(rcli hget "t:gbdev:{$G1}" online)" = 0 ] && [ "$(rcli hget "t:gbdev:{$G1}" node)" = node-x ] &&
