@@ -536,7 +536,13 @@ static void on_hb_timer(struct timer_node *t, uint64_t now_ms)
  * from removed > 0 and left = 0 exactly once per AoR. FINISH_LUA then drops
  * the index, the claim and the incarnation from the list (only while the
  * claim is still ours). All keys of one node id share the hash tag {<id>}:
- * one slot, so the claim and finish scripts may touch them together. */
+ * one slot, so the claim and finish scripts may touch them together.
+ *
+ * With the event stream (cluster_set_events_stream) the events are not
+ * published from the answers: the scripts leave marks, and a second walk a
+ * heartbeat later (PHASE_*_EMIT) writes each still-due event into the
+ * stream by STREAM_LUA, once (cluster.h; docs/architecture.md "Node
+ * death"). */
 
 static const char CLAIM_LUA[] =
     "local v = redis.call('GET', KEYS[1])\n"
