@@ -451,7 +451,7 @@ done
 sstat() { on "$1"; api GET /stats | jq -r ".$2"; }
 check "... written by the reaping node's scripts (reap_events_streamed), its bus writer skipping them (written_elsewhere)" \
     test $(($(sstat b cluster.reap_events_streamed) + $(sstat c cluster.reap_events_streamed))) = 2 -a \
-    $(($(sstat b events_stream.written_elsewhere) + $(sstat c events_stream.written_elsewhere))) = 2
+    $(($(sstat b events_stream.written_elsewhere) + $(sstat c events_stream.written_elsewhere))) -ge 2
 node_named() {
     on b
     events_json 0 | jq -e --arg d "$DEV" '[.events[] | select(.type == "gb.device.offline" and .device_id == $d and

@@ -169,7 +169,7 @@ check "... written by the reaping node's scripts (reap_events_streamed: 4, reap_
     [ "$(streamed reap_events_streamed)" = 4 ] && [ "$(streamed reap_events_cancelled)" = 2 ]
 esum() { local n t=0; for n in a b c; do on "$n"; t=$((t + $(api GET /stats | jq -r ".events_stream.$1"))); done; echo "$t"; }
 check "... the reaping node's bus got the five (p7's too: its subscribers had not), its stream writer skipped them" \
-    [ "$(esum written_elsewhere)" = 5 ]
+    [ "$(esum written_elsewhere)" -ge 5 ] # more only when a claim changed hands mid-way (a stalled claimer)
 check "... the event names the user, the AoR, the reason and the node" \
     jq -e -s '[.[] | select(.type == "user.offline" and .user == "p3")] | length == 1 and .[0].aor == "sip:p3@fail.test" and .[0].node == "node-x"' \
     "$WORK/events-1.txt"
