@@ -6,6 +6,9 @@
 # Usage: bench/gb-node-death.sh [BUILD_DIR]
 #   DEVICES=100000   devices planted for the dead node
 #   NODES=2          survivors (cascade nodes with the GB upper role)
+#   EVENTS_STREAM=no yes: [redis] events_stream on every survivor (the events
+#                    written into the stream by the reap's scripts, one
+#                    heartbeat after the marking walk, by a second walk)
 #
 # A one-master Redis Cluster (so the records can be planted with one
 # redis-cli --pipe); node-x, never started, is planted as a node that died
@@ -23,6 +26,8 @@
 source "$(dirname "$0")/../tests/peers/lib.sh"
 devices=${DEVICES:-100000}
 nodes=${NODES:-2}
+stream_ini=""
+[ "${EVENTS_STREAM:-no}" = yes ] && stream_ini="events_stream = yes"
 
 for t in redis-server redis-cli jq curl; do
     command -v "$t" >/dev/null || { echo "SKIP: $t not installed"; exit 77; }
@@ -59,6 +64,7 @@ node_id = node-$n
 key_prefix = t:
 timeout_ms = 2000
 heartbeat_ms = 300
+$stream_ini
 [log]
 level = warn
 INI
@@ -113,4 +119,8 @@ echo "devices $devices, survivors $nodes"
 echo "reap: $(( (t1 - t0) )) ms from the plant to the index deleted (detection: 3 heartbeats of 300 ms + 3 rounds)"
 echo "devices reaped (summed over survivors' /stats): $((r1 - r0)); records still online: $still"
 for n in "${names[@]}"; do echo "node $n: largest /stats answer during the reap ${MAXMS[$n]} ms"; done
+if [ -n "$stream_ini" ]; then
+    lost=$(redis-cli -c -h 127.0.0.1 -p "$P" --raw xrange 't:{events}:stream' - + | grep -c '"reason":"node-lost"' || true)
+    echo "events stream: $lost gb.device.offline node-lost entries (must be $devices)"
+fi
 finish

@@ -99,7 +99,7 @@ static const struct stats_member members[] = {
     C("redis_dialog.changes"), C("redis_dialog.rejected"), C("redis_dialog.over_cap"),
     /* [redis] events_stream */
     {"events_stream.node_id", STATS_SKIP, NULL}, G("events_stream.synced"), G("events_stream.last_seq"),
-    C("events_stream.written"), C("events_stream.write_failed"), C("events_stream.write_dropped"),
+    C("events_stream.written"), C("events_stream.write_failed"), C("events_stream.write_dropped"), C("events_stream.written_elsewhere"),
     G("events_stream.write_pending"), C("events_stream.read"), C("events_stream.skipped"), C("events_stream.gaps"),
     C("events_stream.read_errors"), G("events_stream.webhook_group"), C("events_stream.webhook_taken"), C("events_stream.webhook_claimed"),
     C("events_stream.webhook_acked"), C("events_stream.webhook_renewed"), C("events_stream.webhook_released"),
@@ -109,7 +109,7 @@ static const struct stats_member members[] = {
     C("cluster.heartbeats"), C("cluster.heartbeat_failures"), C("cluster.invalidations"), G("cluster.pending"),
     G("cluster.nodes_live"), {"cluster.peers", STATS_SKIP, NULL}, C("cluster.nodes_reaped"),
     C("cluster.bindings_reaped"), C("cluster.node_lost_offline"), C("cluster.self_reaped"),
-    C("cluster.gb_devices_reaped"), C("cluster.gb_devices_kept"),
+    C("cluster.gb_devices_reaped"), C("cluster.gb_devices_kept"), C("cluster.reap_events_streamed"), C("cluster.reap_events_cancelled"),
     G("proxy.calls_live"),
     G("offline_messages.queued"), C("offline_messages.stored"), C("offline_messages.refused"),
     C("offline_messages.delivered"), C("offline_messages.expired"), C("offline_messages.delivery_failures"),

@@ -22,6 +22,7 @@
 #include "api/routes_presence.h"
 #include "api/routes_registrar.h"
 #include "app/worker.h"
+#include "app/events_stream.h"
 #include "api/routes_gb.h"
 #include "auth/digest.h"
 #include "base/clock.h"
@@ -364,6 +365,8 @@ static void api_advertise(struct worker *w)
 /* [redis] cluster_route: the node registry and the remote lookups, on
  * connections of their own. advertise empty: this node's first UDP (else
  * TCP) listener, which must then be a numeric, non-wildcard address. */
+static void skip_local(void *arg, const char *type) { events_stream_skip_local(arg, type); }
+
 static int start_cluster(struct worker *w)
 {
     if (!w->cfg.redis.cluster_route || !w->mirror) return 0;
@@ -394,6 +397,13 @@ static int start_cluster(struct worker *w)
     cluster_set_on_reaped(w->cluster, location_mirror_resync, w->mirror);
     cluster_set_node_death(w->cluster, location_mirror_incarnation(w->mirror), w->events,
                            w->local.domain[0] ? w->local.domain : (w->local.realm[0] ? w->local.realm : w->local.host));
+    if (w->events_stream) { /* a reap's offline events into the stream by its own scripts */
+        struct events_stream_target t;
+        events_stream_target(w->events_stream, &t);
+        struct cluster_stream cs = {.key = t.key, .seq_key = t.seq_key, .maxlen = t.maxlen, .node_id = t.node_id,
+                                    .node_json = t.node_json, .skip_local = skip_local, .arg = w->events_stream};
+        cluster_set_events_stream(w->cluster, &cs);
+    }
     log_info("[redis] cluster routing on: node %s reached at %s", location_mirror_node_id(w->mirror), adv);
     return 0;
 }

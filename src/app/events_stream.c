@@ -59,7 +59,7 @@ struct done_note {
 };
 
 struct es_stats {
-    uint64_t written, write_failed, write_dropped;
+    uint64_t written, write_failed, write_dropped, written_elsewhere;
     uint64_t read, skipped, gaps, read_errors;
     uint64_t wh_taken, wh_claimed, wh_acked, wh_renewed, wh_released, wh_errors, wh_bad;
     uint64_t last_written;
@@ -82,6 +82,7 @@ struct events_stream {
     sbuf_t wbuf;               /* the texts of the events not yet sent */
     size_t batch_off[WRITE_BATCH], batch_len[WRITE_BATCH];
     uint32_t nbatch;
+    const char *skip_type;     /* events_stream_skip_local: the next event of this type is in already */
 
     /* following the stream */
     struct timer_node read_timer;
@@ -206,6 +207,25 @@ static void on_flush_timer(struct timer_node *t, uint64_t now)
     flush_batch(container_of(t, struct events_stream, flush_timer));
 }
 
+/* Whether an event's text after its seq ("time":"...","type":"<t>",...)
+ * has this type. */
+static bool type_is(const char *body, size_t len, const char *type)
+{
+    static const char key[] = "\"type\":\"";
+    size_t tl = strlen(type), kl = sizeof(key) - 1;
+    const char *p = memmem(body, len < 64 ? len : 64, key, kl);
+    if (!p) return false;
+    size_t at = (size_t)(p - body) + kl;
+    return at + tl < len && !memcmp(body + at, type, tl) && body[at + tl] == '"';
+}
+
+void events_stream_skip_local(struct events_stream *s, const char *type) { s->skip_type = type; }
+
+void events_stream_target(const struct events_stream *s, struct events_stream_target *out)
+{
+    *out = (struct events_stream_target){s->key, s->seq_key, s->maxlen, s->node_id, s->node_json};
+}
+
 /* The node's own event: copied into the batch, sent WRITE_DELAY_MS after
  * the batch's first event or when the batch is full. */
 static void on_local_event(uint64_t seq, const char *json, size_t len, void *arg)
@@ -213,6 +233,11 @@ static void on_local_event(uint64_t seq, const char *json, size_t len, void *arg
     struct events_stream *s = arg;
     if (s->closing) return;
     long off = events_stream_body_offset(json, len);
+    if (off >= 0 && s->skip_type && type_is(json + off, len - (size_t)off, s->skip_type)) {
+        s->skip_type = NULL; /* its reap's script wrote it (registrar/cluster.c) */
+        s->st.written_elsewhere++;
+        return;
+    }
     if (off < 0 || s->write_pending >= s->max_pending) {
         s->st.write_dropped++;
         log_warn_rl("events stream: event %llu dropped (%s); dropped %llu", (unsigned long long)seq,
@@ -727,6 +752,7 @@ void events_stream_stats_json(const struct events_stream *s, json_t *stats)
     json_object_set_new(o, "written", json_integer((json_int_t)s->st.written));
     json_object_set_new(o, "write_failed", json_integer((json_int_t)s->st.write_failed));
     json_object_set_new(o, "write_dropped", json_integer((json_int_t)s->st.write_dropped));
+    json_object_set_new(o, "written_elsewhere", json_integer((json_int_t)s->st.written_elsewhere));
     json_object_set_new(o, "write_pending", json_integer((json_int_t)s->write_pending));
     json_object_set_new(o, "read", json_integer((json_int_t)s->st.read));
     json_object_set_new(o, "skipped", json_integer((json_int_t)s->st.skipped));

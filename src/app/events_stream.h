@@ -51,6 +51,21 @@ void events_stream_free(struct events_stream *s);
 void events_stream_stats_json(const struct events_stream *s, json_t *stats);
 const char *events_stream_node_id(const struct events_stream *s);
 
+/* Where a writer of its own puts events (registrar/cluster.c: a reap's
+ * offline events, written by the script that reaps, atomic with its
+ * de-duplication): the stream's and the counter's keys, the MAXLEN cap and
+ * this node's id as the head's "node" (as text and as a JSON string).
+ * Valid while s lives. */
+struct events_stream_target {
+    const char *key, *seq_key, *maxlen, *node_id, *node_json;
+};
+void events_stream_target(const struct events_stream *s, struct events_stream_target *out);
+/* The next event of this type that the node's bus publishes is already in
+ * the stream (written by such a writer): it is not written again. NULL
+ * clears it. For a publish made right after the call, on the loop thread
+ * (the bus delivers it within the publish). */
+void events_stream_skip_local(struct events_stream *s, const char *type);
+
 /* Pure: where an event text from the local bus goes on after its head
  * {"seq":<digits>, — the offset of the next member, or -1 when the text
  * does not start that way. */

@@ -410,18 +410,9 @@ uint64_t event_publish(struct event_bus *bus, const char *type, json_t *fields)
     return publish_text(bus, seq, type);
 }
 
-uint64_t event_publish_fields(struct event_bus *bus, const char *type, const struct event_field *fields, size_t n)
+/* ,"key":value for each field (event_publish_fields). */
+static void put_fields(sbuf_t *b, const struct event_field *fields, size_t n)
 {
-    if (!bus || !type || !*type) {
-        log_error("events: publish without bus or type");
-        return 0;
-    }
-    uint64_t seq = bus->last_seq + 1;
-    if (put_head(bus, seq, type) != 0) {
-        log_error("events: an event type is not valid UTF-8: not published");
-        return 0;
-    }
-    sbuf_t *b = &bus->sb;
     for (size_t i = 0; i < n; i++) {
         const struct event_field *f = &fields[i];
         if (!f->key || reserved_key(f->key)) continue;
@@ -444,6 +435,21 @@ uint64_t event_publish_fields(struct event_bus *bus, const char *type, const str
         case EVENT_FIELD_BOOL: sbuf_append_cstr(b, f->num ? "true" : "false"); break;
         }
     }
+}
+
+uint64_t event_publish_fields(struct event_bus *bus, const char *type, const struct event_field *fields, size_t n)
+{
+    if (!bus || !type || !*type) {
+        log_error("events: publish without bus or type");
+        return 0;
+    }
+    uint64_t seq = bus->last_seq + 1;
+    if (put_head(bus, seq, type) != 0) {
+        log_error("events: an event type is not valid UTF-8: not published");
+        return 0;
+    }
+    sbuf_t *b = &bus->sb;
+    put_fields(b, fields, n);
     sbuf_append_char(b, '}');
     return publish_text(bus, seq, type);
 }
@@ -570,3 +576,22 @@ void event_bus_set_ready(struct event_bus *bus, int ready) { bus->not_ready = !r
 int event_bus_ready(const struct event_bus *bus) { return !bus->not_ready; }
 void event_bus_make_view(struct event_bus *bus) { bus->view = true; }
 int event_bus_is_view(const struct event_bus *bus) { return bus->view; }
+
+int event_format_fields_body(sbuf_t *b, const char *type, const struct event_field *fields, size_t n)
+{
+    if (!type || !*type) return -1;
+    char when[40];
+    size_t wl = clock_iso8601(when, sizeof(when), clock_wall_ms(), 0);
+    if (wl < 4 || wl >= sizeof(when)) return -1;
+    size_t at = b->len;
+    sbuf_append(b, "\"time\":\"", 8);
+    sbuf_append(b, when, wl);
+    sbuf_append(b, "Z\",\"type\":", 10);
+    if (put_string(b, type) != 0) {
+        b->len = at;
+        return -1;
+    }
+    put_fields(b, fields, n);
+    sbuf_append_char(b, '}');
+    return b->failed ? -1 : 0;
+}

@@ -25,6 +25,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "base/sbuf.h"
+
 struct event_bus;
 
 /* A subscriber sees each event as serialized JSON. json is NUL-terminated and
@@ -70,6 +72,13 @@ struct event_field {
  * that is not valid UTF-8 is left out, as json_string() would refuse it.
  * Returns the seq, or 0 (logged) when the event could not be built. */
 uint64_t event_publish_fields(struct event_bus *bus, const char *type, const struct event_field *fields, size_t n);
+
+/* The text event_publish_fields would publish for these fields after its
+ * {"seq":N, head — "time":"<now>","type":"<type>",<fields>} — appended to b
+ * (byte for byte the same form; the time is now). For a writer that puts
+ * an event into the cluster's stream itself (registrar/cluster.c, a reap's
+ * offline events). 0, or -1 (type not valid UTF-8, out of memory). */
+int event_format_fields_body(sbuf_t *b, const char *type, const struct event_field *fields, size_t n);
 
 /* 0, or -1 on allocation failure. The same (cb, arg) pair may be added once. */
 int event_subscribe(struct event_bus *bus, event_cb cb, void *arg);

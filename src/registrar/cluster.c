@@ -19,6 +19,7 @@
 #include "redis/redis_reply.h"
 #include "redis/redis_sub.h"
 #include "redis/redis_uv.h"
+#include "base/sbuf.h"
 #include "registrar/location.h"
 #include "sip/msg.h"
 
@@ -66,14 +67,18 @@ struct hb_ctx {                          /* one heartbeat command */
 enum { HB_WRITE, HB_MEMBERS, HB_NODE, HB_INC };
 
 /* Node death (see cluster.h): one dead incarnation reaped at a time. */
-enum { R_INCS, R_CLAIM, R_SCAN, R_REAP, R_FINISH, R_GBREAP };
-enum { PHASE_AORS, PHASE_GB };
+enum { R_INCS, R_CLAIM, R_SCAN, R_REAP, R_FINISH, R_GBREAP, R_EMIT, R_GBEMIT, R_STREAM, R_UNMARK };
+/* The AoRs, then the GB devices; with the event stream, after a grace of
+ * one heartbeat, both indexes again to announce what is still lost. */
+enum { PHASE_AORS, PHASE_GB, PHASE_AORS_EMIT, PHASE_GB_EMIT };
+enum { KIND_USER, KIND_GB };
 struct reap_ctx {
     struct cluster *c;
     int op;                              /* R_* */
     uint32_t gen;                        /* c->reap.gen when sent (R_CLAIM..R_FINISH) */
     char id[128];                        /* R_INCS: whose incarnations */
-    char aor[LOCATION_MAX_AOR];          /* R_REAP; R_GBREAP: the device id */
+    char aor[LOCATION_MAX_AOR];          /* R_REAP, R_EMIT, R_STREAM; R_GBREAP, R_GBEMIT: the device id */
+    int kind;                            /* R_STREAM: KIND_USER (aor) or KIND_GB (a device id) */
 };
 struct reaper {
     bool busy;
@@ -84,7 +89,9 @@ struct reaper {
     bool failed;                         /* this batch: a reap failed */
     int phase;                           /* PHASE_AORS, then PHASE_GB: its devices */
     uint64_t gb_lost;                    /* this reap's devices marked offline (for its log line) */
-    struct cluster_gb_walk gb;           /* PHASE_GB */
+    struct cluster_gb_walk gb;           /* PHASE_GB, PHASE_GB_EMIT */
+    char mark[128 + CLUSTER_INC_MAX + 1]; /* "<id>/<inc>": what the reap scripts leave to announce */
+    struct timer_node grace;             /* before PHASE_AORS_EMIT */
 };
 
 struct cluster {
@@ -108,6 +115,15 @@ struct cluster {
     struct event_bus *events;            /* user.offline reason node-lost; NULL: none */
     char domain[160];
     struct reaper reap;
+    /* cluster_set_events_stream: the reap's offline events written into
+     * the stream by its own scripts; on false: published on the bus. */
+    struct {
+        bool on;
+        char key[128], seq_key[128], maxlen[16], node_id[128], node_json[128 * 6 + 3];
+        void (*skip_local)(void *arg, const char *type);
+        void *arg;
+    } stream;
+    sbuf_t body;                         /* an event's text for the stream */
     uint32_t heartbeat_ms, node_ttl_ms, cache_ms, max_pending;
     uint32_t hb_pending;                 /* commands of this round unanswered */
     bool hb_failed;
@@ -520,7 +536,13 @@ static void on_hb_timer(struct timer_node *t, uint64_t now_ms)
  * from removed > 0 and left = 0 exactly once per AoR. FINISH_LUA then drops
  * the index, the claim and the incarnation from the list (only while the
  * claim is still ours). All keys of one node id share the hash tag {<id>}:
- * one slot, so the claim and finish scripts may touch them together. */
+ * one slot, so the claim and finish scripts may touch them together.
+ *
+ * With the event stream (cluster_set_events_stream) the events are not
+ * published from the answers: the scripts leave marks, and a second walk a
+ * heartbeat later (PHASE_*_EMIT) writes each still-due event into the
+ * stream by STREAM_LUA, once (cluster.h; docs/architecture.md "Node
+ * death"). */
 
 static const char CLAIM_LUA[] =
     "local v = redis.call('GET', KEYS[1])\n"
@@ -541,6 +563,10 @@ static const char REAP_LUA[] =
     "  end\n"
     "end\n"
     "if removed > 0 then redis.call('PUBLISH', ARGV[4], KEYS[1]) end\n"
+    "if removed > 0 and left == 0 and ARGV[5] ~= '' then\n"
+    "  redis.call('HSET', KEYS[2], ARGV[5], '1')\n"
+    "  redis.call('PEXPIRE', KEYS[2], ARGV[6])\n"
+    "end\n"
     "return {removed, left}\n";
 
 /* A dead node's GB device (gb/upper/device_mirror.h's record): marked
@@ -554,9 +580,67 @@ static const char GBREAP_LUA[] =
     "if h[1] ~= ARGV[1] or (h[2] and h[2] ~= ARGV[2]) or h[3] ~= '1' then return 0 end\n"
     "local mine = tonumber(ARGV[3]) or 0\n"
     "if mine > 0 and mine >= (tonumber(h[4]) or 0) then return 2 end\n"
-    "redis.call('HSET', KEYS[1], 'online', '0')\n"
+    "if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'online', '0', 'reaped', ARGV[5])\n"
+    "else redis.call('HSET', KEYS[1], 'online', '0') end\n"
     "redis.call('PEXPIRE', KEYS[1], ARGV[4])\n"
     "return 1\n";
+
+/* With the event stream (cluster_set_events_stream) the two reap scripts
+ * above leave a mark where the offline is due (ARGV[5], "<id>/<inc>": a
+ * field of <prefix>reaped:{<aor>}, in the AoR's slot; the device record's
+ * field reaped), and the event is announced one heartbeat later, once the
+ * survivors' queued writes had time to land: EMIT_LUA / GBEMIT_LUA answer
+ * CLUSTER_EMIT_* from what the records say then, and only an answer 1 goes
+ * on to STREAM_LUA. The mark stays until the stream has the event (a
+ * claimer dying in between leaves it to its successor). */
+static const char EMIT_LUA[] =
+    "if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return 0 end\n"
+    "local v = redis.call('HVALS', KEYS[1])\n"
+    "for i = 1, #v do\n"
+    "  local ok, r = pcall(cjson.decode, v[i])\n"
+    "  if not ok or type(r) ~= 'table' or type(r.expires) ~= 'number' or r.expires > tonumber(ARGV[2]) then\n"
+    "    redis.call('HDEL', KEYS[2], ARGV[1])\n"
+    "    return 3\n"
+    "  end\n"
+    "end\n"
+    "return 1\n";
+
+/* ARGV: the mark, the dead node, its incarnation, the device's registration
+ * here (wall ms, 0: not online here). */
+static const char GBEMIT_LUA[] =
+    "local h = redis.call('HMGET', KEYS[1], 'reaped', 'node', 'inc', 'online', 'registered')\n"
+    "if h[1] ~= ARGV[1] then return 0 end\n"
+    "if h[2] ~= ARGV[2] or (h[3] and h[3] ~= ARGV[3]) or h[4] ~= '0' then\n"
+    "  redis.call('HDEL', KEYS[1], 'reaped') return 3 end\n"
+    "local mine = tonumber(ARGV[4]) or 0\n"
+    "if mine > 0 and mine >= (tonumber(h[5]) or 0) then redis.call('HDEL', KEYS[1], 'reaped') return 2 end\n"
+    "return 1\n";
+
+/* The device's mark, once its event is in the stream (only this mark: a
+ * later reap's stays). */
+static const char GBUNMARK_LUA[] =
+    "if redis.call('HGET', KEYS[1], 'reaped') == ARGV[1] then redis.call('HDEL', KEYS[1], 'reaped') end\n"
+    "return 1\n";
+
+/* One reaped record's offline event into the events stream (app/events_stream.c's
+ * WRITE_SCRIPT for one event: the next seq, entry "<seq>-0", the text
+ * {"seq":<seq>,"node":<this node>,<body>), once: KEYS[3] (the dead
+ * incarnation's <prefix>{events}:reaped:<id>:<inc>, the stream's slot)
+ * holds a field per event written (ARGV[4]: "u:<aor>" or "g:<device>"), so
+ * a second run for the same record (a successor, a retry) writes nothing.
+ * KEYS: stream, counter, that hash. ARGV: maxlen, node id, node id as a
+ * JSON string, the field, the hash's TTL, the body. The seq, or 0. */
+static const char STREAM_LUA[] =
+    "if redis.call('HSETNX', KEYS[3], ARGV[4], '0') == 0 then return 0 end\n"
+    "redis.call('PEXPIRE', KEYS[3], ARGV[5])\n"
+    "local s = redis.call('INCR', KEYS[2])\n"
+    "local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)\n"
+    "if top[1] then local t = tonumber(string.match(top[1][1], '^(%d+)'))\n"
+    "  if t and s <= t then s = t + 1 redis.call('SET', KEYS[2], s) end end\n"
+    "redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], s .. '-0', 'e', '{\"seq\":' .. s .. ',\"node\":' .. "
+    "ARGV[3] .. ',' .. ARGV[6], 'n', ARGV[2])\n"
+    "redis.call('HSET', KEYS[3], ARGV[4], s)\n"
+    "return s\n";
 
 static const char FINISH_LUA[] =
     "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
@@ -585,6 +669,20 @@ int cluster_reap_counts(const struct redisReply *r, long long *removed, long lon
         return -1;
     *removed = r->element[0]->integer;
     *left = r->element[1]->integer;
+    return 0;
+}
+
+int cluster_emit_verdict(const struct redisReply *r)
+{
+    if (!r || r->type != REDIS_REPLY_INTEGER || r->integer < CLUSTER_EMIT_NONE || r->integer > CLUSTER_EMIT_MOVED)
+        return -1;
+    return (int)r->integer;
+}
+
+int cluster_stream_answer(const struct redisReply *r, long long *seq)
+{
+    if (!r || r->type != REDIS_REPLY_INTEGER || r->integer < 0) return -1;
+    *seq = r->integer;
     return 0;
 }
 
@@ -678,6 +776,7 @@ static void reap_stop(struct cluster *c, const char *why)
                          c->reap.inc, why);
     c->reap.busy = false;
     c->reap.gen++;
+    if (timer_armed(&c->reap.grace)) timer_stop(c->timers, &c->reap.grace);
     cluster_gb_walk_reset(&c->reap.gb);
 }
 
@@ -693,7 +792,8 @@ static void reap_claim(struct cluster *c)
 static void reap_scan(struct cluster *c)
 {
     char idx[KEY_MAX + CLUSTER_INC_MAX];
-    snprintf(idx, sizeof(idx), "%snode-%s:{%s}:%s", c->prefix, c->reap.phase == PHASE_GB ? "gbdevs" : "aors",
+    bool gb = c->reap.phase == PHASE_GB || c->reap.phase == PHASE_GB_EMIT;
+    snprintf(idx, sizeof(idx), "%snode-%s:{%s}:%s", c->prefix, gb ? "gbdevs" : "aors",
              c->reap.id, c->reap.inc);
     const char *argv[] = {"SSCAN", idx, c->reap.cursor, "COUNT", "128"};
     if (reap_send(c, R_SCAN, NULL, NULL, 1, 5, argv) < 0) reap_stop(c, "scan refused by the client");
@@ -711,11 +811,14 @@ static void reap_finish(struct cluster *c)
     if (reap_send(c, R_FINISH, NULL, NULL, 3, 9, argv) < 0) reap_stop(c, "finish refused by the client");
 }
 
-/* The AoR lost its last binding anywhere with the dead node. */
+/* The AoR lost its last binding anywhere with the dead node. With the
+ * stream its event is there already (written by STREAM_LUA): the bus's
+ * subscribers here get it, the stream writer does not take it again. */
 static void publish_node_lost(struct cluster *c, const char *aor)
 {
     c->stats.node_lost_offline++;
     if (!c->events) return;
+    if (c->stream.on) c->stream.skip_local(c->stream.arg, "user.offline");
     char uri[LOCATION_MAX_AOR + 170];
     snprintf(uri, sizeof(uri), "sip:%s@%s", aor, c->domain);
     struct event_field f[] = {
@@ -725,34 +828,112 @@ static void publish_node_lost(struct cluster *c, const char *aor)
         EVENT_STR("node", c->reap.id),
     };
     event_publish_fields(c->events, "user.offline", f, 4);
+    if (c->stream.on) c->stream.skip_local(c->stream.arg, NULL);
 }
 
 /* A dead node's GB device lost with it: the role's hook, or the event as is. */
 static void publish_gb_lost(struct cluster *c, const char *id)
 {
-    c->stats.gb_devices_reaped++;
-    c->reap.gb_lost++;
+    if (!c->stream.on) { /* with the stream: counted when the script marked it */
+        c->stats.gb_devices_reaped++;
+        c->reap.gb_lost++;
+    }
+    if (c->stream.on) c->stream.skip_local(c->stream.arg, "gb.device.offline");
     if (c->gb_hooks.lost) {
         c->gb_hooks.lost(c->gb_hooks.arg, id, c->reap.id);
-        return;
+    } else if (c->events) {
+        struct event_field f[] = {
+            EVENT_STR("device_id", id),
+            EVENT_STR("reason", "node-lost"),
+            EVENT_STR("node", c->reap.id),
+        };
+        event_publish_fields(c->events, "gb.device.offline", f, 3);
     }
-    if (!c->events) return;
-    struct event_field f[] = {
-        EVENT_STR("device_id", id),
+    if (c->stream.on) c->stream.skip_local(c->stream.arg, NULL);
+}
+
+/* A reaped record whose offline is still due (EMIT_LUA or GBEMIT_LUA
+ * answered 1): its event into the stream, once (STREAM_LUA). 0, or the
+ * client's refusal. */
+static int stream_send(struct cluster *c, int kind, const char *what)
+{
+    char uri[LOCATION_MAX_AOR + 170];
+    struct event_field uf[] = {
+        EVENT_STR("user", what),
+        EVENT_STR("aor", uri),
         EVENT_STR("reason", "node-lost"),
         EVENT_STR("node", c->reap.id),
     };
-    event_publish_fields(c->events, "gb.device.offline", f, 3);
+    struct event_field gf[] = {
+        EVENT_STR("device_id", what),
+        EVENT_STR("reason", "node-lost"),
+        EVENT_STR("node", c->reap.id),
+    };
+    snprintf(uri, sizeof(uri), "sip:%s@%s", what, c->domain);
+    sbuf_clear(&c->body);
+    int rc = kind == KIND_USER ? event_format_fields_body(&c->body, "user.offline", uf, 4)
+                               : event_format_fields_body(&c->body, "gb.device.offline", gf, 3);
+    if (rc < 0) {
+        c->body.failed = false;
+        return -ENOMEM;
+    }
+    char dedupe[sizeof(c->prefix) + 16 + 128 + CLUSTER_INC_MAX], field[LOCATION_MAX_AOR + 4], ttl[24];
+    snprintf(dedupe, sizeof(dedupe), "%s{events}:reaped:%s:%s", c->prefix, c->reap.id, c->reap.inc);
+    snprintf(field, sizeof(field), "%c:%s", kind == KIND_USER ? 'u' : 'g', what);
+    snprintf(ttl, sizeof(ttl), "%u", CLUSTER_INDEX_TTL_MS);
+    const char *argv[] = {"EVAL",          STREAM_LUA, "3",   c->stream.key, c->stream.seq_key, dedupe,
+                          c->stream.maxlen, c->stream.node_id, c->stream.node_json, field, ttl, c->body.data};
+    struct reap_ctx *x = calloc(1, sizeof(*x));
+    if (!x) return -ENOMEM;
+    *x = (struct reap_ctx){.c = c, .op = R_STREAM, .gen = c->reap.gen, .kind = kind};
+    snprintf(x->aor, sizeof(x->aor), "%s", what);
+    size_t lens[12];
+    for (int i = 0; i < 12; i++) lens[i] = i == 11 ? c->body.len : strlen(argv[i]);
+    rc = redis_cluster_command(c->rc, 3, 12, argv, lens, reap_reply, x);
+    if (rc < 0) free(x);
+    return rc;
+}
+
+/* The event is in the stream: the mark goes (not waited for; when it
+ * stays, a successor's STREAM_LUA writes nothing for it). */
+static void unmark(struct cluster *c, int kind, const char *what)
+{
+    char key[KEY_MAX];
+    if (kind == KIND_USER) {
+        snprintf(key, sizeof(key), "%sreaped:{%s}", c->prefix, what);
+        const char *argv[] = {"HDEL", key, c->reap.mark};
+        reap_send(c, R_UNMARK, NULL, NULL, 1, 3, argv);
+    } else {
+        snprintf(key, sizeof(key), "%sgbdev:{%s}", c->prefix, what);
+        const char *argv[] = {"EVAL", GBUNMARK_LUA, "1", key, c->reap.mark};
+        reap_send(c, R_UNMARK, NULL, NULL, 3, 5, argv);
+    }
+}
+
+static void on_grace(struct timer_node *t, uint64_t now)
+{
+    (void)now;
+    struct cluster *c = container_of(t, struct cluster, reap.grace);
+    if (!c->reap.busy || c->closing) return;
+    c->reap.phase = PHASE_AORS_EMIT;
+    snprintf(c->reap.cursor, sizeof(c->reap.cursor), "0");
+    reap_claim(c); /* renewed, then the AoR index from its start */
 }
 
 static void reap_batch_done(struct cluster *c)
 {
     if (c->reap.failed) {
         reap_stop(c, c->reap.phase == PHASE_GB ? "a GB device's reap failed" : "a binding's reap failed");
-    } else if (!strcmp(c->reap.cursor, "0") && c->reap.phase == PHASE_AORS) {
-        c->reap.phase = PHASE_GB; /* the same claim, renewed, then the devices' index from its start */
+    } else if (!strcmp(c->reap.cursor, "0") && (c->reap.phase == PHASE_AORS || c->reap.phase == PHASE_AORS_EMIT)) {
+        /* the same claim, renewed, then the devices' index from its start */
+        c->reap.phase = c->reap.phase == PHASE_AORS ? PHASE_GB : PHASE_GB_EMIT;
         cluster_gb_walk_reset(&c->reap.gb);
         reap_claim(c);
+    } else if (!strcmp(c->reap.cursor, "0") && c->reap.phase == PHASE_GB && c->stream.on) {
+        /* Announced after a heartbeat: a survivor's write queued while
+         * the scripts ran (the device or user came back there) lands first. */
+        if (timer_start(c->timers, &c->reap.grace, timer_now(c->timers) + c->heartbeat_ms, on_grace) != 0)
+            reap_stop(c, "out of memory");
     } else if (!strcmp(c->reap.cursor, "0")) {
         reap_finish(c);
     } else {
@@ -772,8 +953,16 @@ static void gb_pump(struct cluster *c)
         snprintf(key, sizeof(key), "%sgbdev:{%s}", c->prefix, id);
         int64_t reg = c->gb_hooks.local_registered ? c->gb_hooks.local_registered(c->gb_hooks.arg, id) : 0;
         snprintf(mine, sizeof(mine), "%lld", (long long)(reg > 0 ? reg : 0));
-        const char *argv[] = {"EVAL", GBREAP_LUA, "1", key, c->reap.id, c->reap.inc, mine, now_keep};
-        if (reap_send(c, R_GBREAP, NULL, id, 3, 8, argv) < 0) {
+        int rc;
+        if (c->reap.phase == PHASE_GB_EMIT) {
+            const char *argv[] = {"EVAL", GBEMIT_LUA, "1", key, c->reap.mark, c->reap.id, c->reap.inc, mine};
+            rc = reap_send(c, R_GBEMIT, NULL, id, 3, 8, argv);
+        } else {
+            const char *argv[] = {"EVAL", GBREAP_LUA, "1", key, c->reap.id, c->reap.inc, mine, now_keep,
+                                  c->stream.on ? c->reap.mark : ""};
+            rc = reap_send(c, R_GBREAP, NULL, id, 3, 9, argv);
+        }
+        if (rc < 0) {
             cluster_gb_walk_answered(&c->reap.gb); /* never sent */
             c->reap.failed = true;
         }
@@ -800,7 +989,7 @@ static void on_gb_scan(struct cluster *c, const redisReply *reply)
 
 static void on_scan(struct cluster *c, const redisReply *reply)
 {
-    if (c->reap.phase == PHASE_GB) {
+    if (c->reap.phase == PHASE_GB || c->reap.phase == PHASE_GB_EMIT) {
         on_gb_scan(c, reply);
         return;
     }
@@ -814,19 +1003,29 @@ static void on_scan(struct cluster *c, const redisReply *reply)
     const redisReply *m = reply->element[1];
     c->reap.failed = false;
     c->reap.outstanding = 0;
-    char now[24], chan[sizeof(c->channel)];
+    char now[24], chan[sizeof(c->channel)], day[24];
     snprintf(now, sizeof(now), "%lld", (long long)clock_wall_ms());
+    snprintf(day, sizeof(day), "%u", CLUSTER_INDEX_TTL_MS);
     snprintf(chan, sizeof(chan), "%s", c->channel);
     for (size_t i = 0; i < m->elements; i++) {
-        char aor[LOCATION_MAX_AOR], key[KEY_MAX];
+        char aor[LOCATION_MAX_AOR], key[KEY_MAX], mkey[KEY_MAX];
         const redisReply *e = m->element[i];
         if (e->type != REDIS_REPLY_STRING || cluster_reap_member(e->str, e->len, aor, sizeof(aor)) < 0) {
             log_warn_rl("cluster: an unusable member in node %s's index; skipped", c->reap.id);
             continue;
         }
         snprintf(key, sizeof(key), "%sloc:{%s}", c->prefix, aor);
-        const char *argv[] = {"EVAL", REAP_LUA, "1", key, c->reap.id, c->reap.inc, now, chan};
-        if (reap_send(c, R_REAP, NULL, aor, 3, 8, argv) < 0) {
+        snprintf(mkey, sizeof(mkey), "%sreaped:{%s}", c->prefix, aor);
+        int rc;
+        if (c->reap.phase == PHASE_AORS_EMIT) {
+            const char *argv[] = {"EVAL", EMIT_LUA, "2", key, mkey, c->reap.mark, now};
+            rc = reap_send(c, R_EMIT, NULL, aor, 3, 7, argv);
+        } else {
+            const char *argv[] = {"EVAL", REAP_LUA, "2", key, mkey, c->reap.id, c->reap.inc, now, chan,
+                                  c->stream.on ? c->reap.mark : "", day};
+            rc = reap_send(c, R_REAP, NULL, aor, 3, 11, argv);
+        }
+        if (rc < 0) {
             c->reap.failed = true;
             break;
         }
@@ -841,6 +1040,7 @@ static void reap_start(struct cluster *c, const char *id, const char *inc)
     c->reap.gen++;
     snprintf(c->reap.id, sizeof(c->reap.id), "%s", id);
     snprintf(c->reap.inc, sizeof(c->reap.inc), "%s", inc);
+    snprintf(c->reap.mark, sizeof(c->reap.mark), "%s/%s", id, inc);
     snprintf(c->reap.cursor, sizeof(c->reap.cursor), "0");
     c->reap.failed = false;
     c->reap.outstanding = 0;
@@ -886,6 +1086,10 @@ static void reap_reply(void *arg, int status, const struct redisReply *reply)
         free(x);
         return;
     }
+    if (x->op == R_UNMARK) { /* not waited for */
+        free(x);
+        return;
+    }
     if (x->gen != c->reap.gen || !c->reap.busy) { /* an earlier reap's late answer */
         free(x);
         return;
@@ -906,16 +1110,68 @@ static void reap_reply(void *arg, int status, const struct redisReply *reply)
             c->reap.failed = true;
         } else if (removed > 0) {
             c->stats.bindings_reaped += (uint64_t)removed;
-            if (!left) publish_node_lost(c, x->aor);
+            if (!left && !c->stream.on) publish_node_lost(c, x->aor); /* else marked, announced later */
         }
         if (--c->reap.outstanding == 0) reap_batch_done(c);
+        break;
+    }
+    case R_EMIT: {
+        int v = ok ? cluster_emit_verdict(reply) : -1;
+        if (v < 0 || v == CLUSTER_EMIT_KEPT) {
+            c->reap.failed = true;
+        } else if (v == CLUSTER_EMIT_DUE) {
+            if (stream_send(c, KIND_USER, x->aor) == 0) break; /* its answer ends this AoR */
+            c->reap.failed = true;
+        } else if (v == CLUSTER_EMIT_MOVED) {
+            c->stats.reap_events_cancelled++;
+        }
+        if (--c->reap.outstanding == 0) reap_batch_done(c);
+        break;
+    }
+    case R_GBEMIT: {
+        int v = ok ? cluster_emit_verdict(reply) : -1;
+        if (v == CLUSTER_EMIT_DUE && stream_send(c, KIND_GB, x->aor) == 0) break; /* its answer ends it */
+        cluster_gb_walk_answered(&c->reap.gb);
+        if (v < 0 || v == CLUSTER_EMIT_DUE) {
+            c->reap.failed = true;
+        } else if (v == CLUSTER_EMIT_KEPT) {
+            c->stats.gb_devices_kept++;
+            if (c->gb_hooks.kept) c->gb_hooks.kept(c->gb_hooks.arg, x->aor);
+        } else if (v == CLUSTER_EMIT_MOVED) {
+            c->stats.reap_events_cancelled++;
+        }
+        if (x->gen == c->reap.gen && c->reap.busy) gb_pump(c);
+        break;
+    }
+    case R_STREAM: {
+        long long seq = 0;
+        if (!ok || cluster_stream_answer(reply, &seq) < 0) {
+            c->reap.failed = true; /* the mark stays: retried, written at most once */
+        } else {
+            /* 0: a predecessor wrote it and died before its mark went;
+             * this node's own subscribers have not seen it either way. */
+            if (seq > 0) c->stats.reap_events_streamed++;
+            if (x->kind == KIND_USER) publish_node_lost(c, x->aor);
+            else publish_gb_lost(c, x->aor);
+            if (x->gen == c->reap.gen && c->reap.busy) unmark(c, x->kind, x->aor);
+        }
+        if (x->gen != c->reap.gen || !c->reap.busy) break; /* a hook ended the reap */
+        if (x->kind == KIND_USER) {
+            if (--c->reap.outstanding == 0) reap_batch_done(c);
+        } else {
+            cluster_gb_walk_answered(&c->reap.gb);
+            gb_pump(c);
+        }
         break;
     }
     case R_GBREAP: {
         cluster_gb_walk_answered(&c->reap.gb);
         int v = ok ? cluster_gb_reap_verdict(reply) : -1;
         if (v < 0) c->reap.failed = true;
-        else if (v == CLUSTER_GB_LOST) publish_gb_lost(c, x->aor);
+        else if (v == CLUSTER_GB_LOST && c->stream.on) { /* marked: announced after the grace */
+            c->stats.gb_devices_reaped++;
+            c->reap.gb_lost++;
+        } else if (v == CLUSTER_GB_LOST) publish_gb_lost(c, x->aor);
         else if (v == CLUSTER_GB_KEPT) {
             c->stats.gb_devices_kept++;
             if (c->gb_hooks.kept) c->gb_hooks.kept(c->gb_hooks.arg, x->aor);
@@ -927,6 +1183,12 @@ static void reap_reply(void *arg, int status, const struct redisReply *reply)
     case R_FINISH:
         if (ok && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
             c->stats.nodes_reaped++;
+            if (c->stream.on) { /* the de-duplication outlives a claimer stalled in mid-event by 10 minutes */
+                char dedupe[sizeof(c->prefix) + 16 + 128 + CLUSTER_INC_MAX];
+                snprintf(dedupe, sizeof(dedupe), "%s{events}:reaped:%s:%s", c->prefix, c->reap.id, c->reap.inc);
+                const char *argv[] = {"PEXPIRE", dedupe, "600000"};
+                reap_send(c, R_UNMARK, NULL, NULL, 1, 3, argv);
+            }
             log_info("cluster: node %s (run %s) reaped: its bindings are out of Redis, %llu GB devices marked "
                      "offline here",
                      c->reap.id, c->reap.inc, (unsigned long long)c->reap.gb_lost);
@@ -1217,6 +1479,8 @@ struct cluster *cluster_new(uv_loop_t *loop, struct timer_service *timers, const
     c->loop = loop;
     c->timers = timers;
     timer_node_init(&c->hb_timer);
+    timer_node_init(&c->reap.grace);
+    sbuf_init(&c->body);
     snprintf(c->node_id, sizeof(c->node_id), "%s", node_id);
     snprintf(c->prefix, sizeof(c->prefix), "%s", cfg->key_prefix);
     snprintf(c->advertise, sizeof(c->advertise), "%s", advertise);
@@ -1256,11 +1520,13 @@ void cluster_free(struct cluster *c)
 {
     if (!c) return;
     timer_stop(c->timers, &c->hb_timer);
+    if (timer_armed(&c->reap.grace)) timer_stop(c->timers, &c->reap.grace);
     c->closing = true;
     redis_sub_free(c->sub);
     c->sub = NULL;
     redis_cluster_free(c->rc); /* every waiting command called back with -ECANCELED */
     cluster_gb_walk_reset(&c->reap.gb);
+    sbuf_free(&c->body);
     free(c->cache);
     free(c);
 }
@@ -1346,6 +1612,27 @@ void cluster_set_on_reaped(struct cluster *c, void (*fn)(void *arg), void *arg)
     c->on_reaped_arg = arg;
 }
 
+void cluster_set_events_stream(struct cluster *c, const struct cluster_stream *st)
+{
+    memset(&c->stream, 0, sizeof(c->stream));
+    if (!st || !st->skip_local) return;
+    snprintf(c->stream.key, sizeof(c->stream.key), "%s", st->key);
+    snprintf(c->stream.seq_key, sizeof(c->stream.seq_key), "%s", st->seq_key);
+    snprintf(c->stream.maxlen, sizeof(c->stream.maxlen), "%s", st->maxlen);
+    snprintf(c->stream.node_id, sizeof(c->stream.node_id), "%s", st->node_id);
+    snprintf(c->stream.node_json, sizeof(c->stream.node_json), "%s", st->node_json);
+    if (strlen(st->key) >= sizeof(c->stream.key) || strlen(st->seq_key) >= sizeof(c->stream.seq_key) ||
+        strlen(st->maxlen) >= sizeof(c->stream.maxlen) || strlen(st->node_id) >= sizeof(c->stream.node_id) ||
+        strlen(st->node_json) >= sizeof(c->stream.node_json)) {
+        log_error("cluster: the event stream's names do not fit: a reap's events go through the bus");
+        memset(&c->stream, 0, sizeof(c->stream));
+        return;
+    }
+    c->stream.skip_local = st->skip_local;
+    c->stream.arg = st->arg;
+    c->stream.on = true;
+}
+
 void cluster_set_gb_hooks(struct cluster *c, const struct cluster_gb_hooks *h)
 {
     if (h) c->gb_hooks = *h;
@@ -1398,6 +1685,8 @@ void cluster_stats_json(const struct cluster *c, json_t *stats)
     PUT(self_reaped);
     PUT(gb_devices_reaped);
     PUT(gb_devices_kept);
+    PUT(reap_events_streamed);
+    PUT(reap_events_cancelled);
 #undef PUT
     json_t *peers = json_array();
     uint64_t now = timer_now(c->timers);

@@ -98,6 +98,8 @@ struct cluster_stats {
     uint64_t self_reaped;                /* times a peer took this live node for dead (bindings rewritten) */
     uint64_t gb_devices_reaped;          /* a dead node's GB devices this node marked offline (node-lost events) */
     uint64_t gb_devices_kept;            /* ... found online here with a newer registration (record written again) */
+    uint64_t reap_events_streamed;       /* offline events this node's reap wrote into the events stream */
+    uint64_t reap_events_cancelled;      /* reaped records found bound / registered again when announced: no event */
     uint32_t pending;                    /* lookups waiting for Redis */
     uint32_t nodes_live;                 /* other nodes in the table, alive */
 };
@@ -153,6 +155,24 @@ struct cluster_gb_hooks {
 };
 /* h NULL: none (the events are published by the cluster itself). */
 void cluster_set_gb_hooks(struct cluster *c, const struct cluster_gb_hooks *h);
+/* [redis] events_stream (app/events_stream.h): the reap's offline events
+ * go into the cluster's stream from its own scripts, not from the bus.
+ * The AoR and device scripts leave a mark where an offline is due
+ * (<prefix>reaped:{<aor>} field "<id>/<inc>"; the device record's field
+ * reaped); one heartbeat after the walk (a survivor's queued write of a
+ * user or device that came back lands meanwhile) both indexes are walked
+ * again: a script per AoR / device answers whether the offline is still
+ * due (CLUSTER_EMIT_*), and a due one is written into the stream by
+ * STREAM_LUA, once per record (a hash <prefix>{events}:reaped:<id>:<inc> in
+ * the stream's slot), then its mark removed. The node's bus still gets each
+ * event (its subscribers here), skip_local keeping the stream writer from
+ * writing it again. The strings are copied. NULL: off. */
+struct cluster_stream {
+    const char *key, *seq_key, *maxlen, *node_id, *node_json; /* events_stream_target */
+    void (*skip_local)(void *arg, const char *type);          /* events_stream_skip_local */
+    void *arg;
+};
+void cluster_set_events_stream(struct cluster *c, const struct cluster_stream *s);
 /* Every lookup still waiting gets its callback with status -ECANCELED
  * (inside this call); the loop must run once more afterwards. */
 void cluster_free(struct cluster *c);
@@ -244,6 +264,16 @@ int cluster_reap_counts(const struct redisReply *r, long long *removed, long lon
  * alone); -1 for anything else. */
 enum { CLUSTER_GB_NONE = 0, CLUSTER_GB_LOST = 1, CLUSTER_GB_KEPT = 2 };
 int cluster_gb_reap_verdict(const struct redisReply *r);
+/* The announcing scripts' answer (cluster_set_events_stream): nothing due
+ * (no mark: announced before, or never lost), due (write the event), kept
+ * (a device online here with a newer registration: the role writes its
+ * record again; devices only), moved (bound or registered again meanwhile:
+ * the mark dropped, no event); -1 for anything else. */
+enum { CLUSTER_EMIT_NONE = 0, CLUSTER_EMIT_DUE = 1, CLUSTER_EMIT_KEPT = 2, CLUSTER_EMIT_MOVED = 3 };
+int cluster_emit_verdict(const struct redisReply *r);
+/* The stream script's answer: the seq written, 0 when the event was there
+ * already; -1 for anything else. */
+int cluster_stream_answer(const struct redisReply *r, long long *seq);
 
 /* The walk over a dead node's GB device index, one SSCAN answer at a time
  * (pure: tests/unit/test_node_death.c). Zeroed = empty, cursor "0". */

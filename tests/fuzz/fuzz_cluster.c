@@ -4,7 +4,8 @@
  * named by a change message, a member of a dead node's index or
  * incarnation list, the reap script's answer, for a dead node's GB
  * devices the device script's answer and an SSCAN answer of its device
- * index taken by the walk (these through hiredis's reader), a peer's API
+ * index taken by the walk, with [redis] events_stream the announcing
+ * scripts' answer and the stream script's (these through hiredis's reader), a peer's API
  * address (field api of its registry hash), and what a peer's API answers
  * to a forwarded GB request (api_httpc_parse, as events/httpc_uv.c reads
  * it: in two pieces, then with the close), and, for the reg package
@@ -24,7 +25,8 @@
  * fits; an accepted key gives a non-empty AoR without '}' or NUL; an
  * accepted member is non-empty, fits, and has no brace, space or control
  * byte (it goes inside a key's hash tag); accepted counts are >= 0; a
- * verdict is -1, 0, 1 or 2; a walk that took an answer has a non-empty
+ * verdict is -1, 0, 1 or 2 (an announcing one -1..3, an accepted stream
+ * seq >= 0); a walk that took an answer has a non-empty
  * decimal cursor, at most CLUSTER_GB_SCAN_MAX ids, each a usable member,
  * and never hands out more than CLUSTER_GB_WINDOW before answers; an
  * accepted API address is the input itself, numeric, with a port, and
@@ -228,6 +230,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (cluster_reap_counts(reply, &removed, &left) == 0 && (removed < 0 || left < 0)) abort();
             int v = cluster_gb_reap_verdict(reply);
             if (v < -1 || v > CLUSTER_GB_KEPT) abort();
+            int e = cluster_emit_verdict(reply); /* the announcing scripts' answer (events_stream) */
+            if (e < -1 || e > CLUSTER_EMIT_MOVED) abort();
+            long long seq = -1;
+            if (cluster_stream_answer(reply, &seq) == 0 && seq < 0) abort();
             struct cluster_gb_walk w;
             memset(&w, 0, sizeof(w));
             cluster_gb_walk_reset(&w);

@@ -33,6 +33,8 @@
 #     watched on C: the full NOTIFY lists his contact on B; B killed -9: a
 #     survivor reaps B's bindings and announces it, C's partial NOTIFY has
 #     the contact terminated/deactivated, the registration terminated;
+#     exactly one user.offline node-lost for dave across A's and C's own
+#     events (the nodes run without [redis] events_stream);
 #  5. Redis killed: no node crashes; C falls back to the local answer (480
 #     for alice, who is not registered on C), A still connects a call to
 #     alice directly; a reg watcher of alice on C gets its full NOTIFY
@@ -300,6 +302,14 @@ check "... the contact terminated/deactivated (its node is gone), the registrati
     test "$(xp $N/2.xml "$R/@state")/$(xp $N/2.xml "$C/@state")/$(xp $N/2.xml "$C/@event")/$(xp $N/2.xml "$REG/@state")" \
     = "partial/terminated/deactivated/terminated"
 check "... dave's key left Redis" test "$(rcli exists 't:loc:{dave}')" = 0
+# Without [redis] events_stream the reaper publishes the event on its own bus.
+dave_lost() { local n t=0; for n in a c; do on "$n"; t=$((t + $(events_json | jq \
+    '[.events[] | select(.type == "user.offline" and .user == "dave" and .reason == "node-lost" and .node == "node-b")] | length'))); done; echo "$t"; }
+some_lost() { [ "$(dave_lost)" -ge 1 ]; }
+check "... one user.offline node-lost (node node-b) for dave on A or C (no event stream: the reaper's bus)" \
+    wait_for 10 some_lost
+sleep 1 # three more heartbeats: a second reaper would have published by now
+check "... exactly one across A and C ($(dave_lost))" test "$(dave_lost)" = 1
 check "... the watcher unsubscribed (sipp ran the scenario)" wait "$WDAVE"
 
 on c

@@ -43,7 +43,9 @@
 #     already reaped A's devices); one survivor marks the other two offline
 #     in Redis (online 0, still naming node-a) and exactly one
 #     gb.device.offline reason node-lost (node node-a) per device appears in
-#     the union of B's and C's events, none for the moved camera (its record
+#     the event stream (every node runs with [redis] events_stream; the
+#     reaping node's scripts write them, the same seq in B's and C's views,
+#     its bus writer skipping them), none for the moved camera (its record
 #     names node-c, online on C); A's device index is gone; then a play and
 #     a DeviceInfo query from B answer 409 device-offline;
 #  9. the camera re-registers on C: the record names node-c, and a play
@@ -103,6 +105,8 @@ key_prefix = t:
 timeout_ms = 1000
 heartbeat_ms = 300
 api_forward_timeout_ms = 4000
+events_stream = yes
+events_poll_ms = 50
 INI
     start_cascade "$n" "$WORK/$n.ini"
 done
@@ -430,35 +434,28 @@ idx_gone() { [ "$(rcli exists "$IDX_A")" = 0 ]; }
 check "... the reap finished: A's device index is gone" wait_for 20 idx_gone
 rec_ttl() { [ "$(rcli pttl "$KEY")" -gt 0 ]; }
 check "... the offline records keep a TTL" rec_ttl
-# gb.device.offline reason node-lost in the union of B's and C's event rings.
-lost_events() {
-    local n total=0
-    for n in b c; do
-        on "$n"
-        total=$((total + $(events_json 0 | jq --arg d "$1" \
-            '[.events[] | select(.type == "gb.device.offline" and .device_id == $d and .reason == "node-lost")] | length')))
-    done
-    echo "$total"
-}
-offline_events() {
-    local n total=0
-    for n in b c; do
-        on "$n"
-        total=$((total + $(events_json 0 | jq --arg d "$1" '[.events[] | select(.type == "gb.device.offline" and .device_id == $d)] | length')))
-    done
-    echo "$total"
-}
+# The nodes run with [redis] events_stream: every node's API serves the
+# cluster's one stream, where the reaping node's scripts wrote the events.
+# gb.device.offline reason node-lost in node $2's view (the stream), as "seq" lines.
+lost_seqs() { on "${2:-b}"; events_json 0 | jq -c --arg d "$1" \
+    '[.events[] | select(.type == "gb.device.offline" and .device_id == $d and .reason == "node-lost") | .seq]'; }
+lost_events() { lost_seqs "$1" | jq length; }
+offline_events() { on b; events_json 0 | jq --arg d "$1" '[.events[] | select(.type == "gb.device.offline" and .device_id == $d)] | length'; }
+some_lost() { [ "$(lost_events "$DEV")" -ge 1 ] && [ "$(lost_events "$DEV2")" -ge 1 ]; }
+check "... the survivors' views have the node-lost events" wait_for 10 some_lost
+sleep 1 # three more heartbeats: a second reaper would have written by now
 for d in "$DEV" "$DEV2"; do
-    check "... exactly one gb.device.offline node-lost for $d across B and C ($(lost_events "$d"))" test "$(lost_events "$d")" = 1
+    check "... exactly one gb.device.offline node-lost for $d in the stream ($(lost_events "$d"))" test "$(lost_events "$d")" = 1
+    check "... C's view has it with the same seq" test "$(lost_seqs "$d" c)" = "$(lost_seqs "$d")"
 done
+sstat() { on "$1"; api GET /stats | jq -r ".$2"; }
+check "... written by the reaping node's scripts (reap_events_streamed), its bus writer skipping them (written_elsewhere)" \
+    test $(($(sstat b cluster.reap_events_streamed) + $(sstat c cluster.reap_events_streamed))) = 2 -a \
+    $(($(sstat b events_stream.written_elsewhere) + $(sstat c events_stream.written_elsewhere))) -ge 2
 node_named() {
-    local n
-    for n in b c; do
-        on "$n"
-        events_json 0 | jq -e --arg d "$DEV" '[.events[] | select(.type == "gb.device.offline" and .device_id == $d and
-            .reason == "node-lost" and .node == "node-a")] | length == 1' >/dev/null && return 0
-    done
-    return 1
+    on b
+    events_json 0 | jq -e --arg d "$DEV" '[.events[] | select(.type == "gb.device.offline" and .device_id == $d and
+        .reason == "node-lost" and .node == "node-a")] | length == 1' >/dev/null
 }
 check "... the event names the dead node (node: node-a)" node_named
 check "... none for $DEV3, which re-registered on C ($(offline_events "$DEV3"))" test "$(offline_events "$DEV3")" = 0

@@ -8,19 +8,27 @@
 #     ("ghost", dead too) whose claim is still held for 2 s; p4 also has a
 #     binding of node-x's next run (r2). The survivors wait for the claim to
 #     lapse, one takes over: p3 and p4's r1 fields go, p4's r2 binding stays,
-#     one user.offline node-lost for p3 in the union of the nodes' events,
+#     one user.offline node-lost for p3 in the event stream,
 #     none for p1, p2 (done before) or p4 (still bound), and node-x leaves
 #     the registry (A, B and C are all survivors here). node-x's GB device
 #     index (five devices): one gb.device.offline node-lost for the one
 #     still online on node-x r1, none for one re-registered on node-b, one
-#     already offline, one of run r2, one without a record.
+#     already offline, one of run r2, one without a record. Planted too,
+#     what a claimer that died between its reap and its announcement left
+#     (the event stream's marks): p5 marked then bound on node-b (no event),
+#     p6 marked (one), p7 marked with its event in the stream already (none
+#     again); G6 marked offline (one), G7 marked then registered on node-b
+#     (none); every mark gone after.
 #  2. u1..u8 register on A (sipp, UDP); sh registers on A and on B.
 #  3. A killed -9 under a REGISTER load (one AoR per call, durable writes on
 #     A: each 200 left after its bindings were on a replica): within a few
 #     heartbeats a survivor removes A's fields (sh keeps B's), one
 #     user.offline reason node-lost per u1..u8 and per AoR of the load
-#     answered 200, in the union of B's and C's events (B and C race for the
-#     claim), none for sh; A leaves the registry and its index is gone.
+#     answered 200, exactly once in the event stream (B and C race for the
+#     claim), none for sh; each survivor's replay with since= (the stream's
+#     last seq before the kill) has those events with the stream's seqs,
+#     written by the reaping node's scripts; A leaves the registry and its
+#     index is gone.
 #  4. u1..u8 register again on B; a call from C's caller to u1 reaches her
 #     through B.
 #  5. durable writes ([redis] durable_writes on B): the 200s of step 4
@@ -31,7 +39,10 @@
 #     listed again with its index and a stale claim (as if a survivor were
 #     still reaping it): the new run writes the bindings loaded from SQLite
 #     with its new incarnation, reaps the old run itself once the claim
-#     lapses, and keeps every binding of the load it answered 200.
+#     lapses, and keeps every binding of the load it answered 200, with no
+#     node-lost event in the stream.
+# Every node runs with [redis] events_stream: the events are counted in the
+# stream itself (XRANGE), where each must be exactly once.
 source "$(dirname "$0")/lib.sh"
 
 for t in redis-server redis-cli sipp jq; do
@@ -68,6 +79,8 @@ key_prefix = t:
 timeout_ms = 1000
 heartbeat_ms = 300
 lookup_cache_ms = 0
+events_stream = yes
+events_poll_ms = 50
 $extra
 INI
     start_cascade "$n" "$WORK/$n.ini"
@@ -82,14 +95,13 @@ sees_two() { [ "$(cstat "$1" nodes_live)" = 2 ]; }
 for n in a b c; do check "node $n sees the two others live" wait_for 20 sees_two "$n"; done
 
 key() { echo "t:loc:{$1}"; }
-node_lost() { # node_lost USER [NODES]: user.offline reason node-lost events for USER on NODES (B and C) together
-    local n total=0 k
-    for n in ${2:-b c}; do
-        on "$n"
-        k=$(events_json | jq --arg u "$1" '[.events[] | select(.type == "user.offline" and .reason == "node-lost" and .user == $u)] | length')
-        total=$((total + k))
-    done
-    echo "$total"
+# Every node's events are in one stream ([redis] events_stream): the reap's
+# offline events are written there by the reaper's own scripts.
+SKEY='t:{events}:stream'
+stream_json() { rcli --raw xrange "$SKEY" - + | grep '^{"seq":'; } # every event in the stream, one per line
+stream_last() { rcli --raw xrevrange "$SKEY" + - count 1 | head -1 | cut -d- -f1; }
+node_lost() { # node_lost USER: user.offline reason node-lost events for USER in the stream
+    stream_json | jq -s --arg u "$1" '[.[] | select(.type == "user.offline" and .reason == "node-lost" and .user == $u)] | length'
 }
 field_node() { rcli hget "$(key "$1")" "$2" | jq -r .node; }
 fields() { rcli hlen "$(key "$1")"; }
@@ -99,17 +111,30 @@ exp=$(( $(date +%s%3N) + 300000 ))
 rec() { echo "{\"node\":\"node-x\",\"inc\":\"$1\",\"flow\":0,\"transport\":\"udp\",\"remote\":\"127.0.0.1:9\",\"expires\":$exp,\"q\":1000}"; }
 rcli hset "$(key p3)" "sip:p3@127.0.0.1:9" "$(rec r1)" >/dev/null
 rcli hset "$(key p4)" "sip:p4@127.0.0.1:9" "$(rec r1)" "sip:p4@127.0.0.1:10" "$(rec r2)" >/dev/null
-rcli sadd 't:node-aors:{node-x}:r1' p1 p2 p3 p4 >/dev/null
+rcli sadd 't:node-aors:{node-x}:r1' p1 p2 p3 p4 p5 p6 p7 >/dev/null
+# What a claimer that died between its reap and its announcements leaves
+# (the event stream's marks, "node-x/r1"): p5 reaped, then bound again on
+# node-b (no event; the mark goes), p6 reaped (one event), p7 reaped and
+# its event written into the stream before the claimer died (none again).
+bexp=$(( $(date +%s%3N) + 300000 ))
+rcli hset "$(key p5)" "sip:p5@127.0.0.1:9" "{\"node\":\"node-b\",\"inc\":\"zz\",\"expires\":$bexp}" >/dev/null
+for p in p5 p6 p7; do rcli hset "t:reaped:{$p}" node-x/r1 1 >/dev/null; done
+rcli hset 't:{events}:reaped:node-x:r1' u:p7 0 >/dev/null
 # node-x's GB devices (these nodes have no GB role: the reaper publishes the
 # event itself): g1 online on node-x r1 (lost), g2 re-registered on node-b
 # (a live node), g3 marked offline already (by the ghost, or by node-x),
 # g4 online on node-x's next run r2, g5 without a record.
 G1=34020000001320000101; G2=34020000001320000102; G3=34020000001320000103
 G4=34020000001320000104; G5=34020000001320000105
+G6=34020000001320000106; G7=34020000001320000107
 gbrec() { rcli hset "t:gbdev:{$1}" node "$2" inc "$3" online "$4" transport udp remote 127.0.0.1:9 \
     registered 1800000000000 keepalive 1800000000000 expires 1800000300000 >/dev/null; rcli pexpire "t:gbdev:{$1}" 600000 >/dev/null; }
 gbrec "$G1" node-x r1 1; gbrec "$G2" node-b zz 1; gbrec "$G3" node-x r1 0; gbrec "$G4" node-x r2 1
-rcli sadd 't:node-gbdevs:{node-x}:r1' "$G1" "$G2" "$G3" "$G4" "$G5" >/dev/null
+# and, marked by that claimer: G6 (offline, one event), G7 (registered again
+# on node-b since: none).
+gbrec "$G6" node-x r1 0; gbrec "$G7" node-b zz 1
+rcli hset "t:gbdev:{$G6}" reaped node-x/r1 >/dev/null; rcli hset "t:gbdev:{$G7}" reaped node-x/r1 >/dev/null
+rcli sadd 't:node-gbdevs:{node-x}:r1' "$G1" "$G2" "$G3" "$G4" "$G5" "$G6" "$G7" >/dev/null
 rcli set 't:dead:{node-x}:r1' 'ghost/zz' px 2000 >/dev/null
 rcli sadd 't:node-incs:{node-x}' r1 >/dev/null
 rcli sadd t:nodes node-x >/dev/null
@@ -118,22 +143,39 @@ check "1. planted: node-x's run r1, claimed by a dead ghost; the survivors take 
     wait_for 30 p3_gone
 check "... p4's r1 binding is gone, its r2 binding (node-x's next run) stays" \
     [ "$(fields p4)" = 1 ] && [ "$(rcli hget "$(key p4)" "sip:p4@127.0.0.1:10" | jq -r .inc)" = r2 ]
-one_p3() { [ "$(node_lost p3 "a b c")" -ge 1 ]; }
+one_p3() { [ "$(node_lost p3)" -ge 1 ]; }
 check "... user.offline node-lost for p3 on some node" wait_for 10 one_p3
 x_out() { [ "$(rcli sismember t:nodes node-x)" = 0 ] && [ "$(rcli exists 't:node-aors:{node-x}:r1')" = 0 ] &&
     [ "$(rcli exists 't:node-gbdevs:{node-x}:r1')" = 0 ] &&
     [ "$(rcli exists 't:dead:{node-x}:r1')" = 0 ] && [ "$(rcli scard 't:node-incs:{node-x}')" = 0 ]; }
 check "... node-x's indexes (AoRs, GB devices), claim and incarnation are gone, and it left the registry" wait_for 10 x_out
 sleep 1 # three more heartbeats: a second reaper would have reported by now
-check "... exactly one event for p3 in the union of the nodes' events; none for p1, p2, p4" \
-    [ "$(node_lost p3 "a b c")" = 1 ] && [ "$(node_lost p1 "a b c")" = 0 ] && [ "$(node_lost p2 "a b c")" = 0 ] &&
-    [ "$(node_lost p4 "a b c")" = 0 ]
-for n in a b c; do on "$n"; api GET /events/recent | jq -c '.events[] | select(.reason == "node-lost")' >>"$WORK/events-1.txt"; done
+check "... exactly one event for p3 and p6 in the stream; none for p1, p2, p4 (still bound), p5 (bound again), p7 (in already)" \
+    [ "$(node_lost p3)" = 1 ] && [ "$(node_lost p6)" = 1 ] && [ "$(node_lost p1)" = 0 ] && [ "$(node_lost p2)" = 0 ] &&
+    [ "$(node_lost p4)" = 0 ] && [ "$(node_lost p5)" = 0 ] && [ "$(node_lost p7)" = 0 ]
+marks_gone() { local p; for p in p3 p5 p6 p7; do [ "$(rcli exists "t:reaped:{$p}")" = 0 ] || return 1; done
+    [ "$(fields p5)" = 1 ] &&
+    [ "$(rcli hexists "t:gbdev:{$G1}" reaped)" = 0 ] && [ "$(rcli hexists "t:gbdev:{$G6}" reaped)" = 0 ] &&
+    [ "$(rcli hexists "t:gbdev:{$G7}" reaped)" = 0 ]; }
+check "... the marks are gone (p5's binding on node-b stays)" wait_for 10 marks_gone
+stream_json | jq -c 'select(.reason == "node-lost")' >"$WORK/events-1.txt"
+p3seq=$(jq -s '[.[] | select(.user == "p3")][0].seq' "$WORK/events-1.txt")
+same_p3() { local n; for n in a b c; do on "$n"
+    [ "$(events_json | jq -c '[.events[] | select(.reason == "node-lost" and .user == "p3") | .seq]')" = "[$p3seq]" ] ||
+        return 1; done; }
+check "... every node's API shows that one event with the stream's seq ($p3seq)" wait_for 10 same_p3
+streamed() { local n t=0; for n in ${2:-a b c}; do t=$((t + $(cstat "$n" "$1"))); done; echo "$t"; }
+check "... written by the reaping node's scripts (reap_events_streamed: 4, reap_events_cancelled: 2), not again from its bus" \
+    [ "$(streamed reap_events_streamed)" = 4 ] && [ "$(streamed reap_events_cancelled)" = 2 ]
+esum() { local n t=0; for n in a b c; do on "$n"; t=$((t + $(api GET /stats | jq -r ".events_stream.$1"))); done; echo "$t"; }
+check "... the reaping node's bus got the five (p7's too: its subscribers had not), its stream writer skipped them" \
+    [ "$(esum written_elsewhere)" -ge 5 ] # more only when a claim changed hands mid-way (a stalled claimer)
 check "... the event names the user, the AoR, the reason and the node" \
-    jq -e -s '[.[] | select(.type == "user.offline")] | length == 1 and .[0].user == "p3" and .[0].aor == "sip:p3@fail.test" and .[0].node == "node-x"' \
+    jq -e -s '[.[] | select(.type == "user.offline" and .user == "p3")] | length == 1 and .[0].aor == "sip:p3@fail.test" and .[0].node == "node-x"' \
     "$WORK/events-1.txt"
-check "... one gb.device.offline node-lost (node node-x) for G1 in the union of the nodes' events, none for G2..G5" \
-    jq -e -s --arg g "$G1" '[.[] | select(.type == "gb.device.offline")] | length == 1 and .[0].device_id == $g and
+check "... one gb.device.offline node-lost (node node-x) in the stream for G1 and G6 each, none for G2..G5, G7" \
+    jq -e -s --arg g "$G1" --arg g6 "$G6" '[.[] | select(.type == "gb.device.offline")] | length == 2 and
+        ([.[] | select(.type == "gb.device.offline") | .device_id] | sort) == ([$g, $g6] | sort) and
         .[0].reason == "node-lost" and .[0].node == "node-x"' "$WORK/events-1.txt"
 check "... G1's record says online 0 (still naming node-x, with a TTL); G2's (node-b) and G4's (run r2) stay online" \
     [ "$(rcli hget "t:gbdev:{$G1}" online)" = 0 ] && [ "$(rcli hget "t:gbdev:{$G1}" node)" = node-x ] &&
@@ -169,6 +211,7 @@ check "... A's index lists the nine AoRs" [ "$(rcli scard "t:node-aors:{node-a}:
 
 # ---- 3. A killed under a REGISTER load
 rb0=$(cstat b bindings_reaped); rc0=$(cstat c bindings_reaped)
+sb0=$(streamed reap_events_streamed "b c")
 K=${KILL_AORS:-150}
 { echo SEQUENTIAL; for i in $(seq 1 "$K"); do echo "k$i;"; done; } >"$WORK/kill.csv"
 on a
@@ -179,6 +222,7 @@ kill_load=$!
 PIDS+=("$kill_load")
 kthird() { [ "$(grep -c '^OK ' "$WORK/kill-ok.log" 2>/dev/null || echo 0)" -ge $((K / 3)) ]; }
 wait_for 60 kthird || true
+s0=$(stream_last)
 kill -9 "$a_PID"
 t0=$(date +%s%3N)
 check "3. node A killed -9 under a REGISTER load" wait_for 10 not kill -0 "$a_PID"
@@ -199,9 +243,8 @@ echo "# A's bindings were out of Redis $((t1 - t0)) ms after the kill (A's regis
 check "... sh keeps its binding on node-b" [ "$(field_node sh "sip:sh@127.0.0.1:$SH_B")" = node-b ]
 all_lost() { local u; for u in $USERS; do [ "$(node_lost "$u")" -ge 1 ] || return 1; done; }
 check "... user.offline node-lost for each of u1..u8 on B or C" wait_for 10 all_lost
-# every node-lost user.offline on B and C, one line per event: the user
-lost_users() { local n; for n in b c; do on "$n"; events_json |
-    jq -r '.events[] | select(.type == "user.offline" and .reason == "node-lost") | .user'; done; }
+# every node-lost user.offline in the stream, one line per event: the user
+lost_users() { stream_json | jq -r 'select(.type == "user.offline" and .reason == "node-lost") | .user'; }
 k_all() { lost_users | sort | uniq -c | awk '$2 ~ /^k/ {print $2}' >"$WORK/k-lost.txt"
     [ -z "$(comm -23 "$WORK/k-answered.txt" <(sort "$WORK/k-lost.txt"))" ]; }
 check "... and for each AoR of the load answered 200" wait_for 20 k_all
@@ -211,12 +254,23 @@ sleep 1
 counts=""
 ok=1
 for u in $USERS; do k=$(node_lost "$u"); counts="$counts $u:$k"; [ "$k" = 1 ] || ok=0; done
-check "... exactly one each in the union of B's and C's events ($counts), none for sh ($(node_lost sh))" \
+check "... exactly one each in the stream ($counts), none for sh ($(node_lost sh))" \
     [ "$ok" = 1 ] && [ "$(node_lost sh)" = 0 ]
 dups=$(lost_users | grep '^k' | sort | uniq -d | wc -l)
 k_events=$(lost_users | grep -c '^k' || true)
 check "... and exactly one per AoR of the load ($k_events events for AoRs of the load, $dups AoRs twice)" \
     [ "$dups" = 0 ]
+# A replay with since= on each survivor: the same node-lost events, with the stream's seqs.
+stream_json | jq -c --argjson s "$s0" 'select(.seq > $s and .reason == "node-lost") | [.seq, .user]' >"$WORK/s3.txt"
+n3=$(wc -l <"$WORK/s3.txt")
+for n in b c; do
+    on "$n"
+    events_json "$s0" | jq -c '.events[] | select(.reason == "node-lost") | [.seq, .user]' >"$WORK/s3-$n.txt"
+    check "... node $n's replay since $s0 (before the kill) has the stream's $n3 node-lost events, same seqs" \
+        cmp -s "$WORK/s3.txt" "$WORK/s3-$n.txt"
+done
+sb=$(($(streamed reap_events_streamed "b c") - sb0))
+check "... the reaping node's scripts wrote them ($sb streamed by B and C)" [ "$sb" = "$n3" ]
 rb=$(($(cstat b bindings_reaped) - rb0)); rc=$(($(cstat c bindings_reaped) - rc0))
 check "... B and C removed A's bindings between them (B $rb, C $rc; nine + $k_answered of the load at least)" \
     [ $((rb + rc)) -ge $((9 + k_answered)) ] && [ $((rb + rc)) = $((9 + k_events)) ]
@@ -288,6 +342,7 @@ check "... including l1's, on the promoted master" [ "$(redis_rc "$rep" hlen "$(
 
 # ---- 6. A restarted while a stale claim on its previous run is held
 RCLI_PORT=$rep
+s6=$(stream_last)
 rcli sadd "t:node-aors:{node-a}:$inc_a" $(cat "$WORK/k-answered.txt") >/dev/null
 rcli set "t:dead:{node-a}:$inc_a" 'ghost/zz' px 1500 >/dev/null
 rcli sadd 't:node-incs:{node-a}' "$inc_a" >/dev/null
@@ -300,8 +355,7 @@ old_gone() { [ "$(rcli sismember 't:node-incs:{node-a}' "$inc_a")" = 0 ]; }
 check "... its previous run is reaped once the stale claim lapses (by A itself: B and C see it live)" \
     wait_for 30 old_gone
 check "... and every one of those bindings is still there" k_back
-on a
-check "... no node-lost event on A for them" \
-    [ "$(events_json | jq '[.events[] | select(.reason == "node-lost")] | length')" = 0 ]
+check "... no node-lost event in the stream since A restarted" \
+    [ "$(stream_json | jq -s --argjson s "$s6" '[.[] | select(.seq > $s and .reason == "node-lost")] | length')" = 0 ]
 
 finish

@@ -299,6 +299,151 @@ static void test_gb_walk_exactly_once(void **state)
     assert_int_equal(NDEV - 2 - events, CLUSTER_GB_WINDOW);
 }
 
+/* ---- with [redis] events_stream: the reap's events written by its scripts ----
+ *
+ * A model of REAP/GBREAP (mark), EMIT/GBEMIT (still due?), STREAM_LUA (the
+ * event once per dead incarnation and record) and the unmark, the answers
+ * going through the real readers (cluster_emit_verdict,
+ * cluster_stream_answer). A claimer dies after any number of script runs
+ * (the script ran, its answer is lost, it sends nothing more); a successor
+ * then runs the whole reap again. Whatever the point: exactly one event in
+ * the stream per device lost, none for a device that re-registered on a
+ * survivor before the announcement (its record names that survivor), none
+ * for one on a live node or already offline; each live node's bus gets an
+ * event at most once. */
+#define SDEV 6
+struct sdev {
+    char node[16];
+    bool online;
+    bool mark;                           /* the record's field reaped */
+    bool deduped;                        /* its field in {events}:reaped:<id>:<inc> */
+    int stream_events;                   /* entries in the stream */
+    int bus_events[2];                   /* published on the claimer's / successor's bus */
+};
+
+static int model_int(long long v, int (*read)(const redisReply *))
+{
+    char b[32];
+    snprintf(b, sizeof(b), ":%lld\r\n", v);
+    redisReply *r = resp(b);
+    int got = read(r);
+    freeReplyObject(r);
+    return got;
+}
+
+static int read_seq(const redisReply *r)
+{
+    long long seq = -1;
+    return cluster_stream_answer(r, &seq) < 0 ? -1 : (int)seq;
+}
+
+static int sgbreap(struct sdev *d) /* GBREAP_LUA with a mark */
+{
+    if (strcmp(d->node, "node-a") || !d->online) return CLUSTER_GB_NONE;
+    d->online = false;
+    d->mark = true;
+    return CLUSTER_GB_LOST;
+}
+
+static int sgbemit(struct sdev *d) /* GBEMIT_LUA (not online on the runner) */
+{
+    if (!d->mark) return CLUSTER_EMIT_NONE;
+    if (strcmp(d->node, "node-a") || d->online) {
+        d->mark = false;
+        return CLUSTER_EMIT_MOVED;
+    }
+    return CLUSTER_EMIT_DUE;
+}
+
+static int sstream(struct sdev *d, long long *next_seq) /* STREAM_LUA */
+{
+    if (d->deduped) return 0;
+    d->deduped = true;
+    d->stream_events++;
+    return (int)(*next_seq)++;
+}
+
+/* One reaper; returns false when it died (after `budget` script runs). */
+static bool sreap_run(struct sdev *devs, int who, int *budget, long long *seq, int rereg_at_grace)
+{
+#define RUN_OR_DIE() do { if (*budget >= 0 && (*budget)-- == 0) return false; } while (0)
+    for (int i = 0; i < SDEV; i++) {
+        RUN_OR_DIE();
+        int v = model_int(sgbreap(&devs[i]), cluster_gb_reap_verdict);
+        assert_true(v >= 0);
+    }
+    /* the grace: a survivor's queued write of a device that came back lands */
+    if (rereg_at_grace >= 0) {
+        snprintf(devs[rereg_at_grace].node, sizeof(devs[rereg_at_grace].node), "node-c");
+        devs[rereg_at_grace].online = true;
+    }
+    for (int i = 0; i < SDEV; i++) {
+        RUN_OR_DIE();
+        int v = model_int(sgbemit(&devs[i]), cluster_emit_verdict);
+        assert_true(v >= 0);
+        if (v != CLUSTER_EMIT_DUE) continue;
+        RUN_OR_DIE();
+        /* the script ran; the answer reaches the reaper only if it lives on */
+        int got = sstream(&devs[i], seq);
+        if (*budget == 0) return false;
+        assert_true(model_int(got, read_seq) >= 0);
+        devs[i].bus_events[who]++;
+        RUN_OR_DIE();
+        devs[i].mark = false; /* unmark */
+    }
+#undef RUN_OR_DIE
+    return true;
+}
+
+static void test_stream_exactly_once(void **state)
+{
+    (void)state;
+    /* the answers' readers */
+    assert_int_equal(model_int(0, cluster_emit_verdict), CLUSTER_EMIT_NONE);
+    assert_int_equal(model_int(3, cluster_emit_verdict), CLUSTER_EMIT_MOVED);
+    assert_int_equal(model_int(4, cluster_emit_verdict), -1);
+    assert_int_equal(model_int(-1, cluster_emit_verdict), -1);
+    assert_int_equal(model_int(0, read_seq), 0);
+    assert_int_equal(model_int(41, read_seq), 41);
+    assert_int_equal(model_int(-2, read_seq), -1);
+    redisReply *r = resp("$1\r\n1\r\n");
+    long long seq = 0;
+    assert_int_equal(cluster_emit_verdict(r), -1);
+    assert_int_equal(cluster_stream_answer(r, &seq), -1);
+    freeReplyObject(r);
+
+    for (int rereg = -1; rereg < 2; rereg++) {
+        for (int die = 0; die < 40; die++) {
+            struct sdev devs[SDEV];
+            memset(devs, 0, sizeof(devs));
+            for (int i = 0; i < SDEV; i++) {
+                snprintf(devs[i].node, sizeof(devs[i].node), "node-a");
+                devs[i].online = true;
+            }
+            snprintf(devs[4].node, sizeof(devs[4].node), "node-b"); /* on a live node */
+            devs[5].online = false;                                  /* offline before A died */
+            long long next = 1;
+            int budget = die;
+            bool finished = sreap_run(devs, 0, &budget, &next, rereg);
+            if (!finished) {
+                int unlimited = -1; /* the successor, after the claim lapsed */
+                assert_true(sreap_run(devs, 1, &unlimited, &next, -1));
+            }
+            for (int i = 0; i < SDEV; i++) {
+                /* re-registered on node C during the claimer's grace (it
+                 * got that far): no event; else one per device of node-a */
+                int want = i >= 4 || !strcmp(devs[i].node, "node-c") ? 0 : 1;
+                if (devs[i].stream_events != want)
+                    fail_msg("die %d rereg %d: device %d has %d events in the stream", die, rereg, i,
+                             devs[i].stream_events);
+                assert_true(devs[i].bus_events[0] <= 1 && devs[i].bus_events[1] <= 1);
+                assert_true(devs[i].bus_events[0] + devs[i].bus_events[1] <= 1 + !finished);
+                assert_false(devs[i].mark && finished);
+            }
+        }
+    }
+}
+
 struct answer {
     int calls;
     int status;
@@ -421,6 +566,7 @@ int main(void)
         cmocka_unit_test(test_gb_verdict),
         cmocka_unit_test(test_gb_walk_shapes),
         cmocka_unit_test(test_gb_walk_exactly_once),
+        cmocka_unit_test(test_stream_exactly_once),
         cmocka_unit_test(test_durable_sync),
         cmocka_unit_test(test_reply_origin_outside),
     };
