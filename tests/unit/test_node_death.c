@@ -325,7 +325,7 @@ static int model_int(long long v, int (*read)(const redisReply *))
 {
     char b[32];
     snprintf(b, sizeof(b), ":%lld\r\n", v);
-    redisReply *r = resp(b);
+    redisReply *r = fake_resp(b);
     int got = read(r);
     freeReplyObject(r);
     return got;
@@ -406,7 +406,7 @@ static void test_stream_exactly_once(void **state)
     assert_int_equal(model_int(0, read_seq), 0);
     assert_int_equal(model_int(41, read_seq), 41);
     assert_int_equal(model_int(-2, read_seq), -1);
-    redisReply *r = resp("$1\r\n1\r\n");
+    redisReply *r = fake_resp("$1\r\n1\r\n");
     long long seq = 0;
     assert_int_equal(cluster_emit_verdict(r), -1);
     assert_int_equal(cluster_stream_answer(r, &seq), -1);
