@@ -120,7 +120,7 @@ static const struct stats_member members[] = {
     G("offline_messages.queued"), C("offline_messages.stored"), C("offline_messages.refused"),
     C("offline_messages.delivered"), C("offline_messages.expired"), C("offline_messages.delivery_failures"),
     G("subscriptions.active"), C("subscriptions.accepted"), C("subscriptions.refused"), C("subscriptions.notifies"),
-    C("subscriptions.ended_by_peer"), G("subscriptions.dialogs_tracked"), G("subscriptions.summaries_held"),
+    C("subscriptions.ended_by_peer"), C("subscriptions.ended_rejected"), G("subscriptions.dialogs_tracked"), G("subscriptions.summaries_held"),
     G("gb_upper.devices"), G("gb_upper.online"), G("gb_upper.streams"), G("gb_upper.pending_queries"),
     C("gb_upper.registers"), C("gb_upper.keepalives"), C("gb_upper.messages"), C("gb_upper.refused"),
     G("gb_upper.catalog_queued"), G("gb_upper.catalog_in_flight"), C("gb_upper.catalog_started"),

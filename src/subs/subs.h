@@ -180,6 +180,9 @@ struct subs_dialog_hooks {
     void (*changed)(void *arg, const struct dialog_info_entry *e);
     /* the other nodes' calls of aor as the watchers were last told */
     size_t (*remote)(void *arg, const char *aor, const struct dialog_remote **out);
+    /* the first read of aor is in flight: a new watcher's NOTIFY (and a
+     * fetch's) waits for subs_dialog_remote_changed */
+    bool (*pending)(void *arg, const char *aor);
 };
 /* Sets the hooks and calls watch(on) for every dialog subscription held;
  * NULL: none. */
@@ -200,6 +203,7 @@ struct subs_stats {
     uint64_t refused;             /* 4xx/5xx to SUBSCRIBE (489, 423, 403, 503 ...) */
     uint64_t notifies;            /* NOTIFYs sent */
     uint64_t ended_by_peer;       /* 481 or no answer to a NOTIFY */
+    uint64_t ended_rejected;      /* presence: ended by an allow-list change (reason=rejected) */
 };
 void subs_get_stats(const struct subs *s, struct subs_stats *out);
 /* Adds "subscriptions": {...} to a /stats object. */
