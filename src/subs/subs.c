@@ -10,6 +10,13 @@
  *   active --registrar change--> active (partial NOTIFY, version + 1)
  *   active --Expires: 0 | expiry--> terminated NOTIFY (reason=timeout), gone
  *   active --481 / no answer to a NOTIFY--> gone (no NOTIFY)
+ *   presence active --its allow list no longer allows the watcher-->
+ *       terminated NOTIFY (reason=rejected, no body), gone
+ *
+ *   A fetch (SUBSCRIBE with Expires: 0): 200 and one terminated NOTIFY with
+ *   the state; reg and dialog across nodes for an AoR with no view here:
+ *   linked (not stored) until the other nodes' state is read, then that
+ *   NOTIFY and gone.
  *
  * One NOTIFY is in flight per subscription at a time, so they cannot pass
  * each other on the way: a change while one is outstanding marks the

@@ -17,9 +17,12 @@
  * dialog is made (our To tag, Contact, the Record-Route set). A NOTIFY with
  * the full state follows each accepted SUBSCRIBE and refresh, a partial one
  * each registrar change (reg with [redis] cluster_route: every live node's
- * bindings, reg_nodes.h; the first NOTIFY of a watcher of an AoR nobody
- * here watched yet waits for their first read); Expires: 0 or the expiry ends it with a terminated
- * NOTIFY (reason=timeout). A NOTIFY answered 481, or not answered at all,
+ * bindings, reg_nodes.h, and dialog: every live node's calls,
+ * dialog_mirror.h; the first NOTIFY of a watcher of an AoR nobody here
+ * watched yet, and a fetch's, waits for their first read); Expires: 0 or the
+ * expiry ends it with a terminated NOTIFY (reason=timeout); a presence
+ * subscription whose watcher an allow-list change no longer allows ends with
+ * one (reason=rejected, no body). A NOTIFY answered 481, or not answered at all,
  * ends the subscription silently (RFC 6665 §4.1.3). Subscriptions are
  * written to the store and reloaded at start-up (subs_load).
  *

@@ -27,13 +27,14 @@
 #  9. registrations on another node (cluster_route's lookups): bob watches
 #     alice on A again, closed; she registers on B: open (derived); she
 #     unregisters there: closed.
-#  9b. alice's list cleared through B's API: A applies it (its API, the
-#     field gone from Redis) and refuses bob's next SUBSCRIBE (403).
+#  9b. bob watches alice on A and on B; her list cleared through B's API:
+#     A applies it (its API, the field gone from Redis); both his
+#     subscriptions end at once (a NOTIFY terminated;reason=rejected with no
+#     document, counted, logged) and A refuses his next SUBSCRIBE (403).
 # 10. entity tags across nodes (C started again: alice's list, cleared while
 #     it was away, dropped; carol's kept): bob watches carol on A and on B;
-#     carol's list cleared through A: B refuses bob's next SUBSCRIBE to
-#     her, and his subscription accepted on B before stays (as after a
-#     local change: B's NOTIFYs below reach it); carol PUBLISHes on A; refreshed through B with A's tag: 200, a
+#     carol's list changed through A to one that still has bob: his
+#     subscriptions stay (the NOTIFYs below reach them); carol PUBLISHes on A; refreshed through B with A's tag: 200, a
 #     new tag, the record now node-b's (same pid), no NOTIFY; modified
 #     through C with B's tag: one NOTIFY on A and on B; removed through A
 #     with C's tag: one NOTIFY each (closed), the key gone; a tag of carol's
@@ -263,11 +264,30 @@ check "... closed again" test "$(tuples2 3)" = "registration=closed"
 check "... bob unsubscribed (sipp ran the scenario)" wait "$W2"
 check "... no lookup failed on A" [ "$(pstat a lookup_failures)" = 0 ]
 
-# ---- 9b. a list cleared through another node
-check "9b. alice's list cleared through B's API -> 200" \
+# ---- 9b. a list cleared through another node: the subscriptions it no
+# longer allows end at once, on B (its API) and on A (applied from Redis)
+sstat() { on "$1"; api GET /stats | jq -r ".subscriptions.$2"; }
+for n in a b; do
+    on "$n"
+    sipp_scn "we$n" sub-presence-ended.xml -s alice -key watcher bob -au bob -ap bobpw -auth_uri "alice@$H:$PORT" \
+        -key expires 600 -p "$(free_port)" &
+    eval "WE$n=\$!"
+done
+for n in a b; do check "9b. bob watches alice on $n: NOTIFY 1" wait_for 30 got_notifies "we$n" 1; done
+check "... alice's list cleared through B's API -> 200" \
     jq_ok "$(on b; api PUT /users/alice/presence/allow '{"allow":[]}')" '.allow == []'
 check "... A's API has it cleared" wait_for 20 allow_is a alice '[]'
 check "... the field left p:presallow" test "$(rcli hexists p:presallow alice)" = 0
+for n in a b; do
+    check "... bob's subscription on $n ended: NOTIFY 2" wait_for 20 got_notifies "we$n" 2
+    check "... terminated;reason=rejected, without a document" \
+        bash -c "grep -q '^Subscription-State: terminated;reason=rejected\$' '$WORK/we$n.n/2.hdr' &&
+            ! grep -qi '^Content-Type:' '$WORK/we$n.n/2.hdr' && grep -qi '^Content-Length: 0\$' '$WORK/we$n.n/2.hdr'"
+    eval "wpid=\$WE$n"
+    check "... sipp ran its scenario (no more NOTIFY)" wait "$wpid"
+    check "... counted on $n (subscriptions.ended_rejected)" test "$(sstat "$n" ended_rejected)" = 1
+done
+check "... logged on A" grep -q 'subs: presence subscription of .* to alice ended: no longer in its allow list' "$WORK/a.log"
 check "... bob's SUBSCRIBE to alice on A -> 403 (as after a local clear)" denied a d2 alice
 
 # ---- 10. entity tags across nodes
@@ -303,10 +323,11 @@ for n in a b; do
     check "... bob watches carol on $n: NOTIFY 1, closed" wait_for 30 got_notifies "w$n" 1
     check "... closed" test "$(ctuples "w$n" 1)" = "registration=closed,"
 done
-check "... carol's list cleared through A's API -> 200" \
-    jq_ok "$(on a; api PUT /users/carol/presence/allow '{"allow":[]}')" '.allow == []'
-check "... B's API has it cleared" wait_for 20 allow_is b carol '[]'
-check "... bob's next SUBSCRIBE to carol on B -> 403 (his subscription there stays, NOTIFYs below)" denied b d3 carol
+check "... carol's list [erin, bob] set through A's API -> 200" \
+    jq_ok "$(on a; api PUT /users/carol/presence/allow '{"allow":["erin","bob"]}')" '.allow == ["erin","bob"]'
+check "... B's API has it" wait_for 20 allow_is b carol '["erin","bob"]'
+check "... still allowed: bob's subscriptions to carol on A and B stay (their NOTIFYs below)" \
+    test "$(sstat a ended_rejected)/$(sstat b ended_rejected)" = 1/1
 check "10a. carol PUBLISHes open on A -> 200 with a tag" cpublish a q1 120 "Subject: initial" "$(cpidf c1 open)"
 Q1=$(etag_of q1)
 check "... 200, a tag" bash -c "test '$(status_of q1)' = 200 && test -n '$Q1'"
