@@ -970,8 +970,9 @@ int subs_on_request(struct subs *s, struct txn *st, const struct transport_rx *r
         char cid[SUBS_MAX_CALL_ID], tag[UA_TAG_SIZE];
         if (!copy_str(cid, sizeof(cid), m->call_id) || !copy_str(tag, sizeof(tag), m->to.tag)) return 0;
         struct subs_sub *sub = find_sub(s, cid, tag);
-        /* Not ours (or not from this subscriber): the proxy or the core (481). */
-        if (!sub || !str_eq_cstr(m->from.tag, sub->remote_tag)) return 0;
+        /* Not ours (or not from this subscriber, or a fetch being answered):
+         * the proxy or the core (481). */
+        if (!sub || sub->fetch || !str_eq_cstr(m->from.tag, sub->remote_tag)) return 0;
         char pkg[16];
         const struct sip_header *ev = sip_msg_header(m, SIP_HDR_EVENT);
         if (!ev || subs_event_package(ev->value, pkg, sizeof(pkg)) < 0 || strcmp(pkg, sub->event) != 0) {
