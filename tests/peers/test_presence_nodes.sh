@@ -27,10 +27,12 @@
 #  9. registrations on another node (cluster_route's lookups): bob watches
 #     alice on A again, closed; she registers on B: open (derived); she
 #     unregisters there: closed.
-#  9b. bob watches alice on A and on B; her list cleared through B's API:
+#  9b. alice watches her watchers on A (presence.winfo); bob watches alice
+#     on A and on B (her winfo lists him); her list cleared through B's API:
 #     A applies it (its API, the field gone from Redis); both his
 #     subscriptions end at once (a NOTIFY terminated;reason=rejected with no
-#     document, counted, logged) and A refuses his next SUBSCRIBE (403).
+#     document, counted, logged), her winfo no longer lists him, and A
+#     refuses his next SUBSCRIBE (403).
 # 10. entity tags across nodes (C started again: alice's list, cleared while
 #     it was away, dropped; carol's kept): bob watches carol on A and on B;
 #     carol's list changed through A to one that still has bob: his
@@ -267,13 +269,23 @@ check "... no lookup failed on A" [ "$(pstat a lookup_failures)" = 0 ]
 # ---- 9b. a list cleared through another node: the subscriptions it no
 # longer allows end at once, on B (its API) and on A (applied from Redis)
 sstat() { on "$1"; api GET /stats | jq -r ".subscriptions.$2"; }
+WW="count(//*[local-name()='watcher'])"
+on a
+sipp_scn wi sub-winfo.xml -s alice -key watcher alice -au alice -ap alicepw -auth_uri "alice@$H:$PORT" \
+    -key expires 600 -p "$(free_port)" &
+WI=$!
+check "9b. alice watches her watchers on A (presence.winfo): NOTIFY 1, none" wait_for 30 got_notifies wi 1
+check "... no watcher" test "$(xp "$WORK/wi.n/1.xml" "$WW")" = 0
 for n in a b; do
     on "$n"
     sipp_scn "we$n" sub-presence-ended.xml -s alice -key watcher bob -au bob -ap bobpw -auth_uri "alice@$H:$PORT" \
         -key expires 600 -p "$(free_port)" &
     eval "WE$n=\$!"
 done
-for n in a b; do check "9b. bob watches alice on $n: NOTIFY 1" wait_for 30 got_notifies "we$n" 1; done
+for n in a b; do check "... bob watches alice on $n: NOTIFY 1" wait_for 30 got_notifies "we$n" 1; done
+check "... alice's winfo NOTIFY 2 lists bob (A's watcher)" wait_for 30 got_notifies wi 2
+check "... one watcher, bob, active" \
+    test "$(xp "$WORK/wi.n/2.xml" "$WW")/$(xp "$WORK/wi.n/2.xml" "string(//*[local-name()='watcher']/@status)")" = 1/active
 check "... alice's list cleared through B's API -> 200" \
     jq_ok "$(on b; api PUT /users/alice/presence/allow '{"allow":[]}')" '.allow == []'
 check "... A's API has it cleared" wait_for 20 allow_is a alice '[]'
@@ -288,6 +300,9 @@ for n in a b; do
     check "... counted on $n (subscriptions.ended_rejected)" test "$(sstat "$n" ended_rejected)" = 1
 done
 check "... logged on A" grep -q 'subs: presence subscription of .* to alice ended: no longer in its allow list' "$WORK/a.log"
+check "... alice's winfo NOTIFY 3: bob is no longer listed" wait_for 20 got_notifies wi 3
+check "... no watcher" test "$(xp "$WORK/wi.n/3.xml" "$WW")" = 0
+check "... alice unsubscribed her winfo (sipp ran the scenario)" wait "$WI"
 check "... bob's SUBSCRIBE to alice on A -> 403 (as after a local clear)" denied a d2 alice
 
 # ---- 10. entity tags across nodes
