@@ -106,8 +106,9 @@ bool presence_user_known(const struct presence *p, const char *name);
  * PRESENCE_MAX_NAME bytes); returns how many it holds. */
 size_t presence_allow_get(const struct presence *p, const char *aor, char (*names)[PRESENCE_MAX_NAME], size_t cap);
 /* Replaces aor's allow list (n == 0 clears it), writes it to the store,
- * calls deps.on_allow_change and tells the observer (presence_set_allow_observer). 0, -EINVAL (a name empty, too long, with a comma, or more than
- * PRESENCE_MAX_ALLOW), -ENOMEM. */
+ * calls deps.on_allow_change and tells the observer
+ * (presence_set_allow_observer). 0, -EINVAL (a name empty, too long, with a
+ * comma, or more than PRESENCE_MAX_ALLOW), -ENOMEM. */
 int presence_allow_set(struct presence *p, const char *aor, const char *const *names, size_t n);
 
 /* Reads the allow lists from the store. How many users have one, or a
