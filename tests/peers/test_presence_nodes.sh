@@ -47,6 +47,9 @@
 #     next write of it lets go instead of writing it twice.
 # 11. bad allow-list records and field names planted in p:presallow and
 #     announced: A refuses them (counted), its lists unchanged.
+# 11b. bob watches carol on C; C restarted takes the subscription up from
+#     its store; carol's list cleared through A: C ends it (its watcher
+#     found by the From URI, the row keeps no digest name).
 source "$(dirname "$0")/lib.sh"
 
 for t in redis-server redis-cli jq python3 sipp xmllint; do
@@ -450,5 +453,49 @@ check "... A's list of carol's unchanged" allow_is a carol '["bob","erin"]'
 curl -s "http://127.0.0.1:${API[a]}/metrics" >"$WORK/a2.prom"
 check "... /metrics: redis_presence_allow typed (no untyped family)" \
     bash -c "python3 '$PEERS_DIR/promcheck.py' check '$WORK/a2.prom' --no-untyped && grep -q '^cascade_redis_presence_allow_applied_total [1-9]' '$WORK/a2.prom'"
+
+# ---- 11b. a subscription taken up from the store (its row keeps no digest
+# name: the watcher is the user of its From URI) ends as well. A watcher that
+# answers every NOTIFY (C sends one more after its restart: the other nodes'
+# publications read again), killed once done.
+sed -e '/<recv request="NOTIFY" timeout="60000"\/>/,$d' "$PEERS_DIR/sipp/sub-presence-ended.xml" >"$WORK/sub-presence-loop.xml"
+cat >>"$WORK/sub-presence-loop.xml" <<'XML'
+  <label id="1"/>
+  <recv request="NOTIFY" timeout="120000"/>
+  <send next="1">
+    <![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+    ]]>
+  </send>
+</scenario>
+XML
+on c
+(cd "$WORK" && exec timeout 120 sipp "127.0.0.1:$PORT" -sf "$WORK/sub-presence-loop.xml" -i 127.0.0.1 -m 1 -nostdin \
+    -s carol -key watcher bob -au bob -ap bobpw -auth_uri "carol@$H:$PORT" -key expires 600 -p "$(free_port)" \
+    -trace_msg -message_file wr.msg -trace_err -error_file wr.err >"$WORK/wr.out" 2>&1) &
+WR=$!
+PIDS+=("$WR")
+check "11b. bob watches carol on C: NOTIFY 1" wait_for 30 got_notifies wr 1
+kill "$c_PID"; wait "$c_PID" 2>/dev/null || true
+check "... C stopped and started again" start_cascade c "$WORK/c.ini"
+check "... it took the subscription up from its store" grep -Eq 'subs: [1-9][0-9]* subscriptions taken up from the store' "$WORK/c.log"
+check "... subscribed to the allow-list change channel" wait_for 20 asubscribed c
+check "... carol's list cleared through A's API -> 200" \
+    jq_ok "$(on a; api PUT /users/carol/presence/allow '{"allow":[]}')" '.allow == []'
+wr_ended() {
+    local k
+    k=$(python3 "$PEERS_DIR/notify_bodies.py" "$WORK/wr.msg" "$WORK/wr.n" 2>/dev/null) || return 1
+    grep -q '^Subscription-State: terminated;reason=rejected$' "$WORK/wr.n/$k.hdr"
+}
+check "... C (applied from Redis) ends it: its last NOTIFY terminated;reason=rejected" wait_for 20 wr_ended
+check "... counted on C" test "$(sstat c ended_rejected)" = 1
+kill "$WR" 2>/dev/null; wait "$WR" 2>/dev/null
 
 finish
