@@ -9,9 +9,10 @@
  * <prefix>presallow-changes. Every node applies the other nodes' changes to
  * its own lists (memory and SQLite, as an API change would be), so a
  * SUBSCRIBE is decided on the local list only: it never waits for Redis.
- * As with a change through the node's own API, subscriptions accepted
- * already stay (cascade authorises a watcher when it subscribes); the next
- * SUBSCRIBE is decided by the new list. The whole list is written at each
+ * As with a change through the node's own API, the next SUBSCRIBE is
+ * decided by the new list, and the presence subscriptions it no longer
+ * allows end at once (presence_allow_apply -> the notifier: a NOTIFY
+ * terminated;reason=rejected). The whole list is written at each
  * change: concurrent changes of one user's list on two nodes end with the
  * list of the write Redis took last, on every node.
  *

@@ -243,12 +243,12 @@ static void op_refused(void *arg, const char *aor, int rc)
 static void op_replaced(void *arg, const char *aor, const void *old, size_t n_old, const void *cur, size_t n,
                         bool first)
 {
-    (void)first;
     struct dialog_mirror *m = arg;
     static struct dialog_info_entry ch[2 * DIALOG_NODES_MAX]; /* ~70 KiB; loop thread only, not re-entered */
     size_t nch = dialog_nodes_diff(old, n_old, cur, n, ch, 2 * DIALOG_NODES_MAX);
     m->stats.changes += nch;
-    if (nch) subs_dialog_remote_changed(m->subs, aor, ch, nch);
+    /* the first view always: the first watchers (and fetches) wait for it */
+    if (nch || first) subs_dialog_remote_changed(m->subs, aor, ch, nch);
 }
 
 static int64_t op_wall(void *arg) { return wall_now(arg); }
@@ -257,6 +257,12 @@ static void hook_watch(void *arg, const char *aor, bool on)
 {
     struct dialog_mirror *m = arg;
     follower_watch(&m->fl, aor, on);
+}
+
+static bool hook_pending(void *arg, const char *aor)
+{
+    const struct dialog_mirror *m = arg;
+    return follower_pending(&m->fl, aor);
 }
 
 /* ---- the channel ---- */
@@ -401,7 +407,7 @@ static void start(struct dialog_mirror *m)
     if (!m->io.wall_ms) m->io.wall_ms = io_wall;
     timer_start(m->timers, &m->tick, timer_now(m->timers) + DIALOG_MIRROR_ANNOUNCE_MS, on_tick);
     struct subs_dialog_hooks h = {.arg = m, .watch = hook_watch, .shared = hook_shared, .changed = hook_changed,
-                                  .remote = hook_remote};
+                                  .remote = hook_remote, .pending = hook_pending};
     subs_set_dialog_hooks(m->subs, &h); /* the watchers held now */
 }
 

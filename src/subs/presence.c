@@ -959,6 +959,7 @@ int presence_allow_set(struct presence *p, const char *aor, const char *const *n
     if (a) allow_persist(p, a);
     else if (p->d.store && store_submit(p->d.store, store_op_presence_allow_delete(aor), NULL, NULL) < 0)
         log_warn("presence: cannot delete the allow list of %s from the store", aor);
+    if (p->d.on_allow_change) p->d.on_allow_change(p->d.arg, aor);
     if (p->allow_changed) p->allow_changed(p->allow_arg, aor);
     return 0;
 }
@@ -966,7 +967,11 @@ int presence_allow_set(struct presence *p, const char *aor, const char *const *n
 enum presence_allow_result presence_allow_apply(struct presence *p, const char *aor, const char *const *names,
                                                 size_t n)
 {
-    return allow_put(p, aor, names, n, true); /* the mirror logs what it applied */
+    enum presence_allow_result res = allow_put(p, aor, names, n, true); /* the mirror logs what it applied */
+    if ((res == PRESENCE_ALLOW_ADDED || res == PRESENCE_ALLOW_CHANGED || res == PRESENCE_ALLOW_REMOVED) &&
+        p->d.on_allow_change)
+        p->d.on_allow_change(p->d.arg, aor);
+    return res;
 }
 
 void presence_set_allow_observer(struct presence *p, void (*cb)(void *arg, const char *aor), void *arg)

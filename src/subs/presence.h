@@ -43,6 +43,10 @@ struct presence_deps {
     struct registrar *registrar;          /* which users exist (the API's allow lists) */
     /* A user's published state changed (aor: its AoR key). */
     void (*on_change)(void *arg, const char *aor);
+    /* aor's allow list was set (presence_allow_set, the API's, even when the
+     * same) or changed by presence_allow_apply (another node's): the notifier
+     * ends the subscriptions it no longer allows. NULL: nothing. */
+    void (*on_allow_change)(void *arg, const char *aor);
     void *arg;
 };
 
@@ -101,9 +105,10 @@ bool presence_user_known(const struct presence *p, const char *name);
 /* The allow list of aor: copies up to cap names into names (each
  * PRESENCE_MAX_NAME bytes); returns how many it holds. */
 size_t presence_allow_get(const struct presence *p, const char *aor, char (*names)[PRESENCE_MAX_NAME], size_t cap);
-/* Replaces aor's allow list (n == 0 clears it), writes it to the store and
- * tells the observer (presence_set_allow_observer). 0, -EINVAL (a name empty, too long, with a comma, or more than
- * PRESENCE_MAX_ALLOW), -ENOMEM. */
+/* Replaces aor's allow list (n == 0 clears it), writes it to the store,
+ * calls deps.on_allow_change and tells the observer
+ * (presence_set_allow_observer). 0, -EINVAL (a name empty, too long, with a
+ * comma, or more than PRESENCE_MAX_ALLOW), -ENOMEM. */
 int presence_allow_set(struct presence *p, const char *aor, const char *const *names, size_t n);
 
 /* Reads the allow lists from the store. How many users have one, or a
@@ -122,8 +127,8 @@ enum presence_allow_result {
 };
 /* Another node's allow list of aor (n == 0: it has none): made this node's,
  * written to the store, the observer not told. SUBSCRIBE decisions follow
- * it at once; subscriptions accepted already stay, as with
- * presence_allow_set. */
+ * it at once and, when it changed, deps.on_allow_change is called (the
+ * subscriptions it no longer allows end), as with presence_allow_set. */
 enum presence_allow_result presence_allow_apply(struct presence *p, const char *aor, const char *const *names,
                                                 size_t n);
 /* cb is told the AoR of each list presence_allow_set sets (the API's;

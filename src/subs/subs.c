@@ -10,6 +10,13 @@
  *   active --registrar change--> active (partial NOTIFY, version + 1)
  *   active --Expires: 0 | expiry--> terminated NOTIFY (reason=timeout), gone
  *   active --481 / no answer to a NOTIFY--> gone (no NOTIFY)
+ *   presence active --its allow list no longer allows the watcher-->
+ *       terminated NOTIFY (reason=rejected, no body), gone
+ *
+ *   A fetch (SUBSCRIBE with Expires: 0): 200 and one terminated NOTIFY with
+ *   the state; reg and dialog across nodes for an AoR with no view here:
+ *   linked (not stored) until the other nodes' state is read, then that
+ *   NOTIFY and gone.
  *
  * One NOTIFY is in flight per subscription at a time, so they cannot pass
  * each other on the way: a change while one is outstanding marks the
@@ -69,6 +76,7 @@ struct subs_sub {
     const char *subscriber;            /* the subscriber's From URI, < SUBS_MAX_URI */
     char *target;                      /* remote target (Contact URI), < SUBS_MAX_URI */
     const char *routes;                /* route set, comma-joined, in order, < SUBS_MAX_ROUTES_TEXT */
+    const char *who;                   /* the user its digest authenticated ("": none), < SUBS_MAX_TAG */
     uint16_t target_room;              /* bytes at target */
     bool target_heap;                  /* target is an allocation of its own */
     char local_tag[UA_TAG_SIZE];
@@ -78,7 +86,8 @@ struct subs_sub {
     bool dest_ok;
     bool in_flight;                    /* a NOTIFY awaits its final answer */
     bool dirty;                        /* state changed meanwhile: a full NOTIFY follows it */
-    bool awaiting_remote;              /* reg: its first NOTIFY waits for the other nodes' contacts */
+    bool awaiting_remote;              /* reg, dialog: its first NOTIFY waits for the other nodes' state */
+    bool fetch;                        /* a fetch (Expires: 0) waiting for that read: not stored, no record */
     int64_t expires_wall_ms;
     uint32_t local_cseq, remote_cseq, version;
     char text[];
@@ -86,19 +95,19 @@ struct subs_sub {
 
 /* The strings of a new subscription, checked against their caps. */
 struct sub_text {
-    str_t call_id, remote_tag, aor, subscriber, target, routes;
+    str_t call_id, remote_tag, aor, subscriber, target, routes, who;
 };
 
 /* A zeroed subscription holding v's strings; NULL when one is over its cap
  * (*too_long set) or on allocation failure. */
 static struct subs_sub *sub_new(const struct sub_text *v, bool *too_long)
 {
-    const str_t f[] = {v->call_id, v->remote_tag, v->aor, v->subscriber, v->target, v->routes};
+    const str_t f[] = {v->call_id, v->remote_tag, v->aor, v->subscriber, v->target, v->routes, v->who};
     static const size_t cap[] = {SUBS_MAX_CALL_ID, SUBS_MAX_TAG, LOCATION_MAX_AOR, SUBS_MAX_URI, SUBS_MAX_URI,
-                                 SUBS_MAX_ROUTES_TEXT};
+                                 SUBS_MAX_ROUTES_TEXT, SUBS_MAX_TAG};
     size_t need = 0;
     *too_long = false;
-    for (size_t i = 0; i < 6; i++) {
+    for (size_t i = 0; i < 7; i++) {
         if (f[i].len >= cap[i] || (f[i].len && memchr(f[i].s, '\0', f[i].len))) {
             *too_long = true;
             return NULL;
@@ -109,8 +118,8 @@ static struct subs_sub *sub_new(const struct sub_text *v, bool *too_long)
     if (!sub) return NULL;
     char *p = sub->text;
     const char **dst[] = {&sub->call_id, &sub->remote_tag, &sub->aor, &sub->subscriber, (const char **)&sub->target,
-                          &sub->routes};
-    for (size_t i = 0; i < 6; i++) {
+                          &sub->routes, &sub->who};
+    for (size_t i = 0; i < 7; i++) {
         if (f[i].len) memcpy(p, f[i].s, f[i].len);
         p[f[i].len] = '\0';
         *dst[i] = p;
@@ -351,8 +360,10 @@ static void sub_remove(struct subs *s, struct subs_sub *sub)
     htable_remove(&s->by_key, &sub->by_key);
     htable_remove(&s->by_aor, &sub->by_aor);
     count_drop(s, sub->subscriber);
-    sub_forget(s, sub->call_id, sub->local_tag);
-    if (s->rec.gone) s->rec.gone(s->rec.arg, sub->aor, sub->local_tag);
+    if (!sub->fetch) {
+        sub_forget(s, sub->call_id, sub->local_tag);
+        if (s->rec.gone) s->rec.gone(s->rec.arg, sub->aor, sub->local_tag);
+    }
     if (s->reg.watch && strcmp(sub->event, "reg") == 0) s->reg.watch(s->reg.arg, sub->aor, false);
     if (s->dlg.watch && strcmp(sub->event, "dialog") == 0) s->dlg.watch(s->dlg.arg, sub->aor, false);
     if (s->stats.active) s->stats.active--;
@@ -463,7 +474,8 @@ static int sub_send_notify(struct subs *s, struct subs_sub *sub, const char *sta
         .from_tag = str_from_cstr(sub->local_tag), .to = str_from_cstr(to), .to_tag = str_from_cstr(sub->remote_tag),
         .call_id = str_from_cstr(sub->call_id), .cseq = sub->local_cseq, .auto_contact = true,
         .contact_user = str_from_cstr(sub->aor), .routes = routes, .route_count = nroutes, .headers = headers,
-        .header_count = 2, .content_type = str_from_cstr(content_type_of(sub->event)), .body = sbuf_str(&s->sb)};
+        .header_count = 2, .content_type = s->sb.len ? str_from_cstr(content_type_of(sub->event)) : STR_NULL,
+        .body = sbuf_str(&s->sb)};
     struct ua_uac_cb cb = {.on_final = on_notify_final};
     p->h = ua_request_send(s->ua, &r, &dest, NULL, &cb, p);
     if (!p->h) {
@@ -647,13 +659,16 @@ static void refuse(struct subs *s, struct txn *st, const struct transport_rx *rx
     respond(st, status, reason, STR_NULL, extra, extra_line ? 1 : 0);
 }
 
-/* 401/403/400 answered (0), or 1: the SUBSCRIBE's user may watch aor. */
+/* 401/403/400 answered (0), or 1: the SUBSCRIBE's user may watch aor (its
+ * name in who, "" without [auth] require_auth). */
 static int authorise(struct subs *s, struct txn *st, const struct transport_rx *rx, const char *aor,
-                     const char *pkg)
+                     const char *pkg, char *who, size_t who_cap)
 {
+    who[0] = '\0';
     if (!s->require_auth) return 1;
     struct digest_check_result res;
     enum digest_check c = digest_check_request(s->digest, rx, SIP_HDR_AUTHORIZATION, &res);
+    if (c == DIGEST_CHECK_OK) snprintf(who, who_cap, "%s", res.user->name);
     if (c == DIGEST_CHECK_OK && strcmp(pkg, "presence") == 0) {
         if (presence_may_watch(s->presence, res.user->name, aor)) return 1;
         refuse(s, st, rx, 403, "Forbidden", NULL, "not allowed to watch this user's presence (presence_policy)");
@@ -772,9 +787,49 @@ static int link_sub(struct subs *s, struct subs_sub *sub)
     return 0;
 }
 
+/* Whether the first read of the other nodes' state of aor for package (reg,
+ * dialog) is in flight: a new watcher's first NOTIFY waits for it. */
+static bool first_read_pending(struct subs *s, const char *package, const char *aor)
+{
+    if (strcmp(package, "reg") == 0) return s->reg.pending && s->reg.pending(s->reg.arg, aor);
+    if (strcmp(package, "dialog") == 0) return s->dlg.pending && s->dlg.pending(s->dlg.arg, aor);
+    return false;
+}
+
+/* The answer to a fetch: the state in a terminated NOTIFY, then it goes. */
+static void fetch_answer(struct subs *s, struct subs_sub *sub)
+{
+    if (build_full(s, sub, false) == 0) sub_send_notify(s, sub, "terminated;reason=timeout", true);
+    sub_remove(s, sub);
+}
+
+/* A fetch of reg or dialog across nodes: linked for the time of one read (not
+ * stored, no record), so that the hooks read the other nodes' state of an AoR
+ * this node holds no view of. True when it waits for that read (answered by
+ * subs_*_remote_changed, within the read's deadline; the expiry timer is a
+ * backstop); false when sub is not linked (the caller answers and frees it)
+ * or was answered and freed here. */
+static bool fetch_waits(struct subs *s, struct subs_sub *sub)
+{
+    bool reg = strcmp(sub->event, "reg") == 0, dlg = strcmp(sub->event, "dialog") == 0;
+    if (!(reg && s->reg.watch && s->reg.pending) && !(dlg && s->dlg.watch && s->dlg.pending)) return false;
+    sub->fetch = true;
+    if (link_sub(s, sub) < 0) {
+        sub->fetch = false;
+        return false;
+    }
+    if (first_read_pending(s, sub->event, sub->aor)) {
+        sub->awaiting_remote = true;
+        arm_expiry(s, sub, 60, clock_wall_ms());
+        return true;
+    }
+    fetch_answer(s, sub); /* a view held already (or a read refused at once) */
+    return true;
+}
+
 /* An initial SUBSCRIBE for the reg package of aor. */
 static void new_subscription(struct subs *s, struct txn *st, const struct transport_rx *rx, const char *aor,
-                             const char *package)
+                             const char *package, const char *who)
 {
     const struct sip_msg *m = rx->msg;
     int64_t expires = subs_clamp_expires(&s->cfg, m->expires);
@@ -795,7 +850,7 @@ static void new_subscription(struct subs *s, struct txn *st, const struct transp
     }
     struct sub_text v = {.call_id = m->call_id, .remote_tag = m->from.tag, .aor = str_from_cstr(aor),
                          .subscriber = m->from.uri_raw, .target = str_from_cstr(target),
-                         .routes = str_from_cstr(routes)};
+                         .routes = str_from_cstr(routes), .who = str_from_cstr(who)};
     bool too_long;
     struct subs_sub *sub = sub_new(&v, &too_long);
     if (!sub) {
@@ -824,7 +879,9 @@ static void new_subscription(struct subs *s, struct txn *st, const struct transp
     accept_subscribe(s, st, rx, sub, (uint32_t)expires);
     s->stats.accepted++;
     if (expires == 0) {
-        /* A fetch (RFC 6665 §4.4.3): one terminated NOTIFY with the state. */
+        /* A fetch (RFC 6665 §4.4.3): one terminated NOTIFY with the state;
+         * across nodes, once the other nodes' state is read. */
+        if (fetch_waits(s, sub)) return;
         if (build_full(s, sub, false) == 0) sub_send_notify(s, sub, "terminated;reason=timeout", true);
         sub_free(sub);
         return;
@@ -837,8 +894,8 @@ static void new_subscription(struct subs *s, struct txn *st, const struct transp
     record_changed(s, sub);
     log_info("subs: %s subscription of %s to %s for %llds from %s", package, sub->subscriber, aor,
              (long long)expires, rx->src_text);
-    if (strcmp(package, "reg") == 0 && s->reg.pending && s->reg.pending(s->reg.arg, aor))
-        sub->awaiting_remote = true; /* subs_reg_remote_changed sends it, within the read's deadline */
+    if (first_read_pending(s, package, aor))
+        sub->awaiting_remote = true; /* subs_*_remote_changed sends it, within the read's deadline */
     else
         sub_notify_full(s, sub);
     if (strcmp(package, "presence") == 0) winfo_changed(s, aor); /* a new watcher */
@@ -913,8 +970,9 @@ int subs_on_request(struct subs *s, struct txn *st, const struct transport_rx *r
         char cid[SUBS_MAX_CALL_ID], tag[UA_TAG_SIZE];
         if (!copy_str(cid, sizeof(cid), m->call_id) || !copy_str(tag, sizeof(tag), m->to.tag)) return 0;
         struct subs_sub *sub = find_sub(s, cid, tag);
-        /* Not ours (or not from this subscriber): the proxy or the core (481). */
-        if (!sub || !str_eq_cstr(m->from.tag, sub->remote_tag)) return 0;
+        /* Not ours (or not from this subscriber, or a fetch being answered):
+         * the proxy or the core (481). */
+        if (!sub || sub->fetch || !str_eq_cstr(m->from.tag, sub->remote_tag)) return 0;
         char pkg[16];
         const struct sip_header *ev = sip_msg_header(m, SIP_HDR_EVENT);
         if (!ev || subs_event_package(ev->value, pkg, sizeof(pkg)) < 0 || strcmp(pkg, sub->event) != 0) {
@@ -943,8 +1001,9 @@ int subs_on_request(struct subs *s, struct txn *st, const struct transport_rx *r
         refuse(s, st, rx, 404, "Not Found", NULL, "no such user");
         return 1;
     }
-    if (!authorise(s, st, rx, aor, pkg)) return 1;
-    new_subscription(s, st, rx, aor, pkg);
+    char who[SUBS_MAX_TAG];
+    if (!authorise(s, st, rx, aor, pkg, who, sizeof(who))) return 1;
+    new_subscription(s, st, rx, aor, pkg, who);
     return 1;
 }
 
@@ -984,7 +1043,7 @@ static void notify_change(struct subs *s, const struct location_binding *b, cons
             if (strcmp(event, "refreshed") != 0 && !presence_told) sub_notify_full(s, sub);
             continue;
         }
-        if (strcmp(sub->event, "reg") != 0 || sub->awaiting_remote) continue;
+        if (strcmp(sub->event, "reg") != 0 || sub->awaiting_remote || sub->fetch) continue;
         if (sub->in_flight) {
             sub->dirty = true; /* the full state goes when the NOTIFY out is answered */
             continue;
@@ -1034,6 +1093,46 @@ static void obs_removed(void *arg, const struct location_binding *b, enum locati
 
 /* ---- the other nodes' contacts (reg_nodes.h) ---- */
 
+struct fetch_find {
+    const char *pkg;
+    struct subs_sub *found;
+};
+
+static int fetch_any(struct hnode *n, void *arg)
+{
+    struct fetch_find *c = arg;
+    struct subs_sub *sub = container_of(n, struct subs_sub, by_key);
+    if (!sub->fetch || !sub->awaiting_remote || strcmp(sub->event, c->pkg) != 0) return 0;
+    c->found = sub;
+    return 1;
+}
+
+/* A fetch of pkg waiting for the first read of aor (NULL: of any AoR), or NULL. */
+static struct subs_sub *fetch_waiting(struct subs *s, const char *aor, const char *pkg)
+{
+    if (!aor) {
+        struct fetch_find c = {.pkg = pkg};
+        htable_foreach(&s->by_key, fetch_any, &c);
+        return c.found;
+    }
+    for (struct hnode *n = htable_first(&s->by_aor, str_hash(str_from_cstr(aor))); n; n = htable_next(n)) {
+        struct subs_sub *sub = container_of(n, struct subs_sub, by_aor);
+        if (sub->fetch && sub->awaiting_remote && strcmp(sub->event, pkg) == 0 && strcmp(sub->aor, aor) == 0)
+            return sub;
+    }
+    return NULL;
+}
+
+/* The fetches of pkg waiting for aor's first read (NULL: any AoR's) get their answer. */
+static void answer_fetches(struct subs *s, const char *aor, const char *pkg)
+{
+    struct subs_sub *sub;
+    while ((sub = fetch_waiting(s, aor, pkg))) {
+        sub->awaiting_remote = false;
+        fetch_answer(s, sub);
+    }
+}
+
 void subs_reg_remote_changed(struct subs *s, const char *aor, const struct reginfo_contact *c, size_t n)
 {
     struct hnode *h = htable_first(&s->by_aor, str_hash(str_from_cstr(aor)));
@@ -1053,7 +1152,7 @@ void subs_reg_remote_changed(struct subs *s, const char *aor, const struct regin
     aor_uri(s, aor, uri, sizeof(uri));
     for (; h; h = htable_next(h)) {
         struct subs_sub *sub = container_of(h, struct subs_sub, by_aor);
-        if (strcmp(sub->event, "reg") != 0 || strcmp(sub->aor, aor) != 0) continue;
+        if (strcmp(sub->event, "reg") != 0 || strcmp(sub->aor, aor) != 0 || sub->fetch) continue;
         if (sub->awaiting_remote) {
             sub->awaiting_remote = false;
             sub_notify_full(s, sub);
@@ -1072,6 +1171,7 @@ void subs_reg_remote_changed(struct subs *s, const char *aor, const struct regin
         sub_send_notify(s, sub, line, false);
         sub_persist(s, sub);
     }
+    answer_fetches(s, aor, "reg");
 }
 
 static int reg_replay(struct hnode *n, void *arg)
@@ -1080,7 +1180,7 @@ static int reg_replay(struct hnode *n, void *arg)
     struct subs_sub *sub = container_of(n, struct subs_sub, by_key);
     if (strcmp(sub->event, "reg") != 0) return 0;
     if (s->reg.watch) s->reg.watch(s->reg.arg, sub->aor, true);
-    else if (sub->awaiting_remote) {
+    else if (sub->awaiting_remote && !sub->fetch) {
         sub->awaiting_remote = false;
         sub_notify_full(s, sub);
     }
@@ -1092,6 +1192,7 @@ void subs_set_reg_hooks(struct subs *s, const struct subs_reg_hooks *h)
     if (h) s->reg = *h;
     else memset(&s->reg, 0, sizeof(s->reg));
     htable_foreach(&s->by_key, reg_replay, s);
+    if (!h) answer_fetches(s, NULL, "reg"); /* with this node's view */
 }
 
 static void notify_dialogs(struct subs *s, const char *aor, const struct dialog_info_entry *const *d, size_t nd);
@@ -1100,7 +1201,12 @@ static int dlg_replay(struct hnode *n, void *arg)
 {
     struct subs *s = arg;
     struct subs_sub *sub = container_of(n, struct subs_sub, by_key);
-    if (s->dlg.watch && strcmp(sub->event, "dialog") == 0) s->dlg.watch(s->dlg.arg, sub->aor, true);
+    if (strcmp(sub->event, "dialog") != 0) return 0;
+    if (s->dlg.watch) s->dlg.watch(s->dlg.arg, sub->aor, true);
+    else if (sub->awaiting_remote && !sub->fetch) {
+        sub->awaiting_remote = false;
+        sub_notify_full(s, sub);
+    }
     return 0;
 }
 
@@ -1109,6 +1215,7 @@ void subs_set_dialog_hooks(struct subs *s, const struct subs_dialog_hooks *h)
     if (h) s->dlg = *h;
     else memset(&s->dlg, 0, sizeof(s->dlg));
     htable_foreach(&s->by_key, dlg_replay, s);
+    if (!h) answer_fetches(s, NULL, "dialog"); /* with this node's view */
 }
 
 void subs_dialog_remote_changed(struct subs *s, const char *aor, const struct dialog_info_entry *c, size_t n)
@@ -1120,7 +1227,16 @@ void subs_dialog_remote_changed(struct subs *s, const char *aor, const struct di
         for (size_t j = 0; j < nm && !here; j++) here = strcmp(mine[j]->id, c[i].id) == 0;
         if (!here) d[k++] = &c[i];
     }
-    if (k) notify_dialogs(s, aor, d, k);
+    if (k) notify_dialogs(s, aor, d, k); /* not to those waiting for their first NOTIFY */
+    /* the first read answered: the watchers waiting for it get the full state */
+    for (struct hnode *h = htable_first(&s->by_aor, str_hash(str_from_cstr(aor))); h; h = htable_next(h)) {
+        struct subs_sub *sub = container_of(h, struct subs_sub, by_aor);
+        if (strcmp(sub->event, "dialog") != 0 || strcmp(sub->aor, aor) != 0 || !sub->awaiting_remote || sub->fetch)
+            continue;
+        sub->awaiting_remote = false;
+        sub_notify_full(s, sub);
+    }
+    answer_fetches(s, aor, "dialog");
 }
 
 void subs_dialog_foreach(struct subs *s, int (*fn)(void *arg, const struct dialog_info_entry *e), void *arg)
@@ -1165,7 +1281,8 @@ static void notify_dialogs(struct subs *s, const char *aor, const struct dialog_
     aor_uri(s, aor, uri, sizeof(uri));
     for (struct hnode *n = htable_first(&s->by_aor, str_hash(str_from_cstr(aor))); n; n = htable_next(n)) {
         struct subs_sub *sub = container_of(n, struct subs_sub, by_aor);
-        if (strcmp(sub->aor, aor) != 0 || strcmp(sub->event, "dialog") != 0) continue;
+        if (strcmp(sub->aor, aor) != 0 || strcmp(sub->event, "dialog") != 0 || sub->awaiting_remote || sub->fetch)
+            continue;
         sbuf_clear(&s->sb);
         if (dialog_info_build(&s->sb, sub->version++, false, uri, d, nd) < 0) continue;
         char line[48];
@@ -1350,6 +1467,37 @@ static void on_presence_change(void *arg, const char *aor)
     }
 }
 
+/* A presence subscription of aor that its allow list no longer allows, or
+ * NULL (the policy applies to authenticated watchers: [auth] require_auth). */
+static struct subs_sub *unallowed_watcher(struct subs *s, const char *aor)
+{
+    for (struct hnode *n = htable_first(&s->by_aor, str_hash(str_from_cstr(aor))); n; n = htable_next(n)) {
+        struct subs_sub *sub = container_of(n, struct subs_sub, by_aor);
+        if (strcmp(sub->aor, aor) == 0 && strcmp(sub->event, "presence") == 0 &&
+            !presence_may_watch(s->presence, sub->who, aor))
+            return sub;
+    }
+    return NULL;
+}
+
+/* aor's allow list was set or changed (here or by another node): each
+ * presence subscription to it from a watcher it no longer allows ends now
+ * (RFC 6665 §4.2.2, "rejected"), without the document it may not see. */
+static void on_allow_change(void *arg, const char *aor)
+{
+    struct subs *s = arg;
+    if (!s->require_auth || s->cfg.presence_policy != SUBS_PRESENCE_ALLOWLIST) return;
+    struct subs_sub *sub;
+    while ((sub = unallowed_watcher(s, aor))) {
+        log_info("subs: presence subscription of %s (%s) to %s ended: no longer in its allow list", sub->subscriber,
+                 sub->who[0] ? sub->who : "unknown user", aor);
+        s->stats.ended_rejected++;
+        sbuf_clear(&s->sb); /* no body: the watcher may not see the state */
+        sub_send_notify(s, sub, "terminated;reason=rejected", true);
+        sub_remove(s, sub); /* its presence.winfo watchers get the list without it */
+    }
+}
+
 struct presence *subs_presence(struct subs *s) { return s->presence; }
 
 static int record_replay(struct hnode *n, void *arg)
@@ -1375,7 +1523,7 @@ int subs_records(struct subs *s, const char *aor, subs_records_cb cb, void *ctx,
     for (struct hnode *h = htable_first(&s->by_aor, str_hash(str_from_cstr(aor))); h && n < SUBS_RECORDS_MAX;
          h = htable_next(h)) {
         const struct subs_sub *sub = container_of(h, struct subs_sub, by_aor);
-        if (strcmp(sub->aor, aor) == 0) record_of(sub, &r[n++]);
+        if (strcmp(sub->aor, aor) == 0 && !sub->fetch) record_of(sub, &r[n++]);
     }
     cb(ctx, 0, r, n);
     free(r);
@@ -1413,7 +1561,7 @@ struct subs *subs_new(const struct subs_deps *d)
     s->mwi = mwi_store_new(s->cfg.max_total > 0 ? (unsigned)s->cfg.max_total : 100000u);
     struct presence_deps pd = {.cfg = &s->cfg, .timers = d->timers, .require_auth = d->require_auth,
                                .digest = d->digest, .store = d->store, .registrar = d->registrar,
-                               .on_change = on_presence_change, .arg = s};
+                               .on_change = on_presence_change, .on_allow_change = on_allow_change, .arg = s};
     s->presence = presence_new(&pd);
     if (!s->dialogs || !s->mwi || !s->presence) {
         subs_free(s);
@@ -1448,6 +1596,16 @@ static void restore_dest(struct subs_sub *sub, const char *transport)
     if (ua_dest_from_host(h, (uint16_t)atoi(colon + 1), SIP_TRANSPORT_UDP, 0, &sub->dest) == 0) sub->dest_ok = true;
 }
 
+/* The user a stored subscription's watcher is (its row keeps no digest
+ * name): the From URI's user when the URI is of our domain, else "". */
+static void who_of_subscriber(struct subs *s, const char *subscriber, char *who, size_t cap)
+{
+    who[0] = '\0';
+    struct sip_uri u;
+    if (!s->require_auth || sip_uri_parse(str_from_cstr(subscriber), &u) != 0 || !u.user.len) return;
+    if (!registrar_uri_is_local(s->registrar, &u, NULL, false) || registrar_aor_key(&u, who, cap) <= 0) who[0] = '\0';
+}
+
 static int load_row(void *arg, const struct store_subscription *row)
 {
     struct load_ctx *c = arg;
@@ -1455,9 +1613,12 @@ static int load_row(void *arg, const struct store_subscription *row)
         sub_forget(c->s, row->call_id, row->local_tag);
         return 0;
     }
+    char who[SUBS_MAX_TAG];
+    who_of_subscriber(c->s, row->subscriber, who, sizeof(who));
     struct sub_text v = {.call_id = str_from_cstr(row->call_id), .remote_tag = str_from_cstr(row->remote_tag),
                          .aor = str_from_cstr(row->aor), .subscriber = str_from_cstr(row->subscriber),
-                         .target = str_from_cstr(row->target), .routes = str_from_cstr(row->routes)};
+                         .target = str_from_cstr(row->target), .routes = str_from_cstr(row->routes),
+                         .who = str_from_cstr(who)};
     bool too_long;
     struct subs_sub *sub = sub_new(&v, &too_long);
     if (!sub) return too_long ? 0 : -ENOMEM;
@@ -1529,10 +1690,11 @@ void subs_get_stats(const struct subs *s, struct subs_stats *out) { *out = s->st
 void subs_stats_json(const struct subs *s, json_t *stats)
 {
     json_object_set_new(stats, "subscriptions",
-                        json_pack("{s:i,s:I,s:I,s:I,s:I,s:i,s:i}", "active", (int)s->stats.active, "accepted",
+                        json_pack("{s:i,s:I,s:I,s:I,s:I,s:I,s:i,s:i}", "active", (int)s->stats.active, "accepted",
                                   (json_int_t)s->stats.accepted, "refused", (json_int_t)s->stats.refused,
                                   "notifies", (json_int_t)s->stats.notifies, "ended_by_peer",
-                                  (json_int_t)s->stats.ended_by_peer, "dialogs_tracked",
+                                  (json_int_t)s->stats.ended_by_peer, "ended_rejected",
+                                  (json_int_t)s->stats.ended_rejected, "dialogs_tracked",
                                   (int)dialog_table_count(s->dialogs), "summaries_held",
                                   (int)mwi_store_count(s->mwi)));
 }

@@ -17,9 +17,12 @@
  * dialog is made (our To tag, Contact, the Record-Route set). A NOTIFY with
  * the full state follows each accepted SUBSCRIBE and refresh, a partial one
  * each registrar change (reg with [redis] cluster_route: every live node's
- * bindings, reg_nodes.h; the first NOTIFY of a watcher of an AoR nobody
- * here watched yet waits for their first read); Expires: 0 or the expiry ends it with a terminated
- * NOTIFY (reason=timeout). A NOTIFY answered 481, or not answered at all,
+ * bindings, reg_nodes.h, and dialog: every live node's calls,
+ * dialog_mirror.h; the first NOTIFY of a watcher of an AoR nobody here
+ * watched yet, and a fetch's, waits for their first read); Expires: 0 or the
+ * expiry ends it with a terminated NOTIFY (reason=timeout); a presence
+ * subscription whose watcher an allow-list change no longer allows ends with
+ * one (reason=rejected, no body). A NOTIFY answered 481, or not answered at all,
  * ends the subscription silently (RFC 6665 §4.1.3). Subscriptions are
  * written to the store and reloaded at start-up (subs_load).
  *
@@ -180,6 +183,9 @@ struct subs_dialog_hooks {
     void (*changed)(void *arg, const struct dialog_info_entry *e);
     /* the other nodes' calls of aor as the watchers were last told */
     size_t (*remote)(void *arg, const char *aor, const struct dialog_remote **out);
+    /* the first read of aor is in flight: a new watcher's NOTIFY (and a
+     * fetch's) waits for subs_dialog_remote_changed */
+    bool (*pending)(void *arg, const char *aor);
 };
 /* Sets the hooks and calls watch(on) for every dialog subscription held;
  * NULL: none. */
@@ -200,6 +206,7 @@ struct subs_stats {
     uint64_t refused;             /* 4xx/5xx to SUBSCRIBE (489, 423, 403, 503 ...) */
     uint64_t notifies;            /* NOTIFYs sent */
     uint64_t ended_by_peer;       /* 481 or no answer to a NOTIFY */
+    uint64_t ended_rejected;      /* presence: ended by an allow-list change (reason=rejected) */
 };
 void subs_get_stats(const struct subs *s, struct subs_stats *out);
 /* Adds "subscriptions": {...} to a /stats object. */

@@ -15,6 +15,12 @@
 #     Redis (alice is watched elsewhere: C announced it), C reads them and
 #     its watcher gets partial NOTIFYs (trying) early, confirmed,
 #     terminated/remote-bye, versions in order;
+#  2c. while that call is up (confirmed): a fetch (Expires: 0) of alice's
+#     dialogs on B, which follows none, answers after reading the other
+#     nodes' calls (one NOTIFY, terminated, the call confirmed), and B
+#     follows nothing after it; a new dialog watcher on B gets its first
+#     NOTIFY after the first read (full, the call confirmed: not an empty
+#     one followed by a partial), then the call's end as a partial;
 #  3. a user registered nowhere: 480 (known on C) / 404 (unknown); the
 #     second ask for dave is answered from C's cache (no Redis); then dave
 #     registers on B: B's mirror publishes the change, C drops its cached
@@ -29,6 +35,8 @@
 #     with it active/registered; she unregisters it on A: one with it
 #     terminated/unregistered (the registration still active: the first
 #     binding stays); unsubscribed, B follows nothing;
+#  4d. a fetch of alice's reg on B (which follows nothing): its one NOTIFY
+#     (terminated) lists her binding on A, read before the answer;
 #  4c. a node's death seen by a reg watcher: dave (registered on B in 3)
 #     watched on C: the full NOTIFY lists his contact on B; B killed -9: a
 #     survivor reaps B's bindings and announces it, C's partial NOTIFY has
@@ -145,10 +153,11 @@ Content-Length: 0
   </send>
 </scenario>
 XML
-# The callee rings 1.5 s before answering and the caller talks 1.5 s: the
-# reads after each write (milliseconds) see each state.
+# The callee rings 1.5 s before answering: the reads after each write
+# (milliseconds) see each state. The caller talks 8 s: B's fetch and B's
+# new watcher (2c) come while the call is up.
 sed '0,/<\/send>/s//<\/send>\n  <pause milliseconds="1500"\/>/' "$PEERS_DIR/sipp/uas-call.xml" >"$WORK/uas-call-ring.xml"
-sed 's/<pause milliseconds="300"\/>/<pause milliseconds="1500"\/>/' "$PEERS_DIR/sipp/uac-call-auth.xml" >"$WORK/uac-call-talk.xml"
+sed 's/<pause milliseconds="300"\/>/<pause milliseconds="8000"\/>/' "$PEERS_DIR/sipp/uac-call-auth.xml" >"$WORK/uac-call-talk.xml"
 dstat() { on "$1"; api GET /stats | jq -r ".redis_dialog.$2"; }
 DI="/*[local-name()='dialog-info']"
 DD="$DI/*[local-name()='dialog']"
@@ -169,10 +178,50 @@ uas_pid=$!
 PIDS+=("$uas_pid")
 wait_for 10 udp_bound "$UAS"
 on a
-check "... a call to alice through A only (C not on its path): INVITE, 407, 180, 200, ACK, BYE" \
-    sipp_scn call-a "$WORK/uac-call-talk.xml" -s alice -au caller -ap callerpw -auth_uri "alice@127.0.0.1:${SIP[a]}" \
-    -p "$(free_port)"
+sipp_scn call-a "$WORK/uac-call-talk.xml" -s alice -au caller -ap callerpw -auth_uri "alice@127.0.0.1:${SIP[a]}" \
+    -p "$(free_port)" &
+CALLA=$!
+PIDS+=("$CALLA")
+saw_confirmed() {
+    local k i
+    k=$(python3 "$PEERS_DIR/notify_bodies.py" "$WORK/wdlg.msg" "$N" 2>/dev/null) || return 1
+    for ((i = 2; i <= k; i++)); do [ "$(xp "$N/$i.xml" "$DD/*[local-name()='state']")" = confirmed ] && return 0; done
+    return 1
+}
+check "... a call to alice through A only (C not on its path): C's watcher sees it confirmed" wait_for 30 saw_confirmed
+# 2c. B follows none of alice's calls: a fetch there reads them before it
+# answers; then a first watcher on B gets its first NOTIFY after the read
+on b
+check "2c. a fetch (Expires: 0) of alice's dialogs on B, which follows none: 200 and one NOTIFY" \
+    sipp_scn fdlg sub-fetch.xml -s alice -au alice -ap alicepw -auth_uri "alice@127.0.0.1:${SIP[b]}" \
+    -key event dialog -key accept application/dialog-info+xml -p "$(free_port)"
+FN=$WORK/fdlg.n
+check "... its NOTIFY: terminated;reason=timeout" \
+    bash -c "[ \"\$(python3 '$PEERS_DIR/notify_bodies.py' '$WORK/fdlg.msg' '$FN')\" = 1 ] &&
+        grep -q '^Subscription-State: terminated;reason=timeout\$' '$FN/1.hdr'"
+check "... full, the call on A listed confirmed (read before the answer)" \
+    test "$(xp $FN/1.xml "$DI/@state")/$(xp $FN/1.xml "count($DD)")/$(xp $FN/1.xml "$DD/*[local-name()='state']")" \
+    = "full/1/confirmed"
+check "... B follows nothing after it" test "$(dstat b followed)" = 0
+(cd "$WORK" && exec timeout 120 sipp "127.0.0.1:${SIP[b]}" -sf "$WORK/sub-dialog-loop.xml" -i 127.0.0.1 -m 1 -nostdin \
+    -s alice -au alice -ap alicepw -auth_uri "alice@127.0.0.1:${SIP[b]}" -key expires 600 -p "$(free_port)" \
+    -trace_msg -message_file wdlgb.msg -trace_err -error_file wdlgb.err >"$WORK/wdlgb.out" 2>&1) &
+WDLGB=$!
+PIDS+=("$WDLGB")
+BN=$WORK/wdlgb.n
+check "... a dialog watcher of alice on B: its first NOTIFY" wait_for 30 got_notifies wdlgb 1
+check "... waited for the first read: full, version 0, the call confirmed (not an empty one and a partial)" \
+    test "$(xp $BN/1.xml "$DI/@state")/$(xp $BN/1.xml "$DI/@version")/$(xp $BN/1.xml "count($DD)")/$(xp $BN/1.xml "$DD/*[local-name()='state']")" \
+    = "full/0/1/confirmed"
+check "... the call: INVITE, 407, 180, 200, ACK, BYE (sipp ran the scenario)" wait "$CALLA"
 check "... alice (the UAS) took the call" wait "$uas_pid"
+b_ended() {
+    python3 "$PEERS_DIR/notify_bodies.py" "$WORK/wdlgb.msg" "$BN" >/dev/null 2>&1 && [ -f "$BN/2.xml" ] &&
+        [ "$(xp "$BN/2.xml" "$DD/*[local-name()='state']")" = terminated ]
+}
+check "... B's watcher: NOTIFY 2 is the call's end (partial, version 1)" wait_for 30 b_ended
+check "... partial/1" test "$(xp $BN/2.xml "$DI/@state")/$(xp $BN/2.xml "$DI/@version")" = partial/1
+kill "$WDLGB" 2>/dev/null; wait "$WDLGB" 2>/dev/null
 last_terminated() {
     local k
     k=$(python3 "$PEERS_DIR/notify_bodies.py" "$WORK/wdlg.msg" "$N" 2>/dev/null) || return 1
@@ -285,6 +334,19 @@ check "... the watcher unsubscribed and got the terminated NOTIFY (sipp ran the 
 check "... B read Redis (reads $(rstat b reads)), told 2 changes, refused nothing, follows nothing now" \
     [ "$(rstat b reads)" -ge 3 ] && [ "$(rstat b changes)" = 2 ] && [ "$(rstat b rejected)" = 0 ] &&
     [ "$(rstat b read_failures)" = 0 ] && [ "$(rstat b followed)" = 0 ]
+# 4d. a fetch on B, which follows nothing: read before it answers
+on b
+check "4d. a fetch (Expires: 0) of alice's reg on B, which follows nothing: 200 and one NOTIFY" \
+    sipp_scn freg sub-fetch.xml -s alice -au alice -ap alicepw -auth_uri "alice@127.0.0.1:${SIP[b]}" \
+    -key event reg -key accept application/reginfo+xml -p "$(free_port)"
+FN=$WORK/freg.n
+check "... its NOTIFY: terminated;reason=timeout" \
+    bash -c "[ \"\$(python3 '$PEERS_DIR/notify_bodies.py' '$WORK/freg.msg' '$FN')\" = 1 ] &&
+        grep -q '^Subscription-State: terminated;reason=timeout\$' '$FN/1.hdr'"
+check "... full, registration active, alice's binding on A listed (read before the answer)" \
+    test "$(xp $FN/1.xml "$R/@state")/$(xp $FN/1.xml "$REG/@state")/$(xp $FN/1.xml "count($C)")/$(xp $FN/1.xml "$C/*[local-name()='uri']")" \
+    = "full/active/1/sip:alice@127.0.0.1:$UAS"
+check "... B follows nothing after it" test "$(rstat b followed)" = 0
 
 # ---- 4c. B dies: dave's contact there ends for his watcher on C
 on c

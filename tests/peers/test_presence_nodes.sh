@@ -27,13 +27,16 @@
 #  9. registrations on another node (cluster_route's lookups): bob watches
 #     alice on A again, closed; she registers on B: open (derived); she
 #     unregisters there: closed.
-#  9b. alice's list cleared through B's API: A applies it (its API, the
-#     field gone from Redis) and refuses bob's next SUBSCRIBE (403).
+#  9b. alice watches her watchers on A (presence.winfo); bob watches alice
+#     on A and on B (her winfo lists him); her list cleared through B's API:
+#     A applies it (its API, the field gone from Redis); both his
+#     subscriptions end at once (a NOTIFY terminated;reason=rejected with no
+#     document, counted, logged), her winfo no longer lists him, and A
+#     refuses his next SUBSCRIBE (403).
 # 10. entity tags across nodes (C started again: alice's list, cleared while
 #     it was away, dropped; carol's kept): bob watches carol on A and on B;
-#     carol's list cleared through A: B refuses bob's next SUBSCRIBE to
-#     her, and his subscription accepted on B before stays (as after a
-#     local change: B's NOTIFYs below reach it); carol PUBLISHes on A; refreshed through B with A's tag: 200, a
+#     carol's list changed through A to one that still has bob: his
+#     subscriptions stay (the NOTIFYs below reach them); carol PUBLISHes on A; refreshed through B with A's tag: 200, a
 #     new tag, the record now node-b's (same pid), no NOTIFY; modified
 #     through C with B's tag: one NOTIFY on A and on B; removed through A
 #     with C's tag: one NOTIFY each (closed), the key gone; a tag of carol's
@@ -44,6 +47,9 @@
 #     next write of it lets go instead of writing it twice.
 # 11. bad allow-list records and field names planted in p:presallow and
 #     announced: A refuses them (counted), its lists unchanged.
+# 11b. bob watches carol on C; C restarted takes the subscription up from
+#     its store; carol's list cleared through A: C ends it (its watcher
+#     found by the From URI, the row keeps no digest name).
 source "$(dirname "$0")/lib.sh"
 
 for t in redis-server redis-cli jq python3 sipp xmllint; do
@@ -263,11 +269,43 @@ check "... closed again" test "$(tuples2 3)" = "registration=closed"
 check "... bob unsubscribed (sipp ran the scenario)" wait "$W2"
 check "... no lookup failed on A" [ "$(pstat a lookup_failures)" = 0 ]
 
-# ---- 9b. a list cleared through another node
-check "9b. alice's list cleared through B's API -> 200" \
+# ---- 9b. a list cleared through another node: the subscriptions it no
+# longer allows end at once, on B (its API) and on A (applied from Redis)
+sstat() { on "$1"; api GET /stats | jq -r ".subscriptions.$2"; }
+WW="count(//*[local-name()='watcher'])"
+on a
+sipp_scn wi sub-winfo.xml -s alice -key watcher alice -au alice -ap alicepw -auth_uri "alice@$H:$PORT" \
+    -key expires 600 -p "$(free_port)" &
+WI=$!
+check "9b. alice watches her watchers on A (presence.winfo): NOTIFY 1, none" wait_for 30 got_notifies wi 1
+check "... no watcher" test "$(xp "$WORK/wi.n/1.xml" "$WW")" = 0
+for n in a b; do
+    on "$n"
+    sipp_scn "we$n" sub-presence-ended.xml -s alice -key watcher bob -au bob -ap bobpw -auth_uri "alice@$H:$PORT" \
+        -key expires 600 -p "$(free_port)" &
+    eval "WE$n=\$!"
+done
+for n in a b; do check "... bob watches alice on $n: NOTIFY 1" wait_for 30 got_notifies "we$n" 1; done
+check "... alice's winfo NOTIFY 2 lists bob (A's watcher)" wait_for 30 got_notifies wi 2
+check "... one watcher, bob, active" \
+    test "$(xp "$WORK/wi.n/2.xml" "$WW")/$(xp "$WORK/wi.n/2.xml" "string(//*[local-name()='watcher']/@status)")" = 1/active
+check "... alice's list cleared through B's API -> 200" \
     jq_ok "$(on b; api PUT /users/alice/presence/allow '{"allow":[]}')" '.allow == []'
 check "... A's API has it cleared" wait_for 20 allow_is a alice '[]'
 check "... the field left p:presallow" test "$(rcli hexists p:presallow alice)" = 0
+for n in a b; do
+    check "... bob's subscription on $n ended: NOTIFY 2" wait_for 20 got_notifies "we$n" 2
+    check "... terminated;reason=rejected, without a document" \
+        bash -c "grep -q '^Subscription-State: terminated;reason=rejected\$' '$WORK/we$n.n/2.hdr' &&
+            ! grep -qi '^Content-Type:' '$WORK/we$n.n/2.hdr' && grep -qi '^Content-Length: 0\$' '$WORK/we$n.n/2.hdr'"
+    eval "wpid=\$WE$n"
+    check "... sipp ran its scenario (no more NOTIFY)" wait "$wpid"
+    check "... counted on $n (subscriptions.ended_rejected)" test "$(sstat "$n" ended_rejected)" = 1
+done
+check "... logged on A" grep -q 'subs: presence subscription of .* to alice ended: no longer in its allow list' "$WORK/a.log"
+check "... alice's winfo NOTIFY 3: bob is no longer listed" wait_for 20 got_notifies wi 3
+check "... no watcher" test "$(xp "$WORK/wi.n/3.xml" "$WW")" = 0
+check "... alice unsubscribed her winfo (sipp ran the scenario)" wait "$WI"
 check "... bob's SUBSCRIBE to alice on A -> 403 (as after a local clear)" denied a d2 alice
 
 # ---- 10. entity tags across nodes
@@ -303,10 +341,11 @@ for n in a b; do
     check "... bob watches carol on $n: NOTIFY 1, closed" wait_for 30 got_notifies "w$n" 1
     check "... closed" test "$(ctuples "w$n" 1)" = "registration=closed,"
 done
-check "... carol's list cleared through A's API -> 200" \
-    jq_ok "$(on a; api PUT /users/carol/presence/allow '{"allow":[]}')" '.allow == []'
-check "... B's API has it cleared" wait_for 20 allow_is b carol '[]'
-check "... bob's next SUBSCRIBE to carol on B -> 403 (his subscription there stays, NOTIFYs below)" denied b d3 carol
+check "... carol's list [erin, bob] set through A's API -> 200" \
+    jq_ok "$(on a; api PUT /users/carol/presence/allow '{"allow":["erin","bob"]}')" '.allow == ["erin","bob"]'
+check "... B's API has it" wait_for 20 allow_is b carol '["erin","bob"]'
+check "... still allowed: bob's subscriptions to carol on A and B stay (their NOTIFYs below)" \
+    test "$(sstat a ended_rejected)/$(sstat b ended_rejected)" = 1/1
 check "10a. carol PUBLISHes open on A -> 200 with a tag" cpublish a q1 120 "Subject: initial" "$(cpidf c1 open)"
 Q1=$(etag_of q1)
 check "... 200, a tag" bash -c "test '$(status_of q1)' = 200 && test -n '$Q1'"
@@ -414,5 +453,49 @@ check "... A's list of carol's unchanged" allow_is a carol '["bob","erin"]'
 curl -s "http://127.0.0.1:${API[a]}/metrics" >"$WORK/a2.prom"
 check "... /metrics: redis_presence_allow typed (no untyped family)" \
     bash -c "python3 '$PEERS_DIR/promcheck.py' check '$WORK/a2.prom' --no-untyped && grep -q '^cascade_redis_presence_allow_applied_total [1-9]' '$WORK/a2.prom'"
+
+# ---- 11b. a subscription taken up from the store (its row keeps no digest
+# name: the watcher is the user of its From URI) ends as well. A watcher that
+# answers every NOTIFY (C sends one more after its restart: the other nodes'
+# publications read again), killed once done.
+sed -e '/<recv request="NOTIFY" timeout="60000"\/>/,$d' "$PEERS_DIR/sipp/sub-presence-ended.xml" >"$WORK/sub-presence-loop.xml"
+cat >>"$WORK/sub-presence-loop.xml" <<'XML'
+  <label id="1"/>
+  <recv request="NOTIFY" timeout="120000"/>
+  <send next="1">
+    <![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+    ]]>
+  </send>
+</scenario>
+XML
+on c
+(cd "$WORK" && exec timeout 120 sipp "127.0.0.1:$PORT" -sf "$WORK/sub-presence-loop.xml" -i 127.0.0.1 -m 1 -nostdin \
+    -s carol -key watcher bob -au bob -ap bobpw -auth_uri "carol@$H:$PORT" -key expires 600 -p "$(free_port)" \
+    -trace_msg -message_file wr.msg -trace_err -error_file wr.err >"$WORK/wr.out" 2>&1) &
+WR=$!
+PIDS+=("$WR")
+check "11b. bob watches carol on C: NOTIFY 1" wait_for 30 got_notifies wr 1
+kill "$c_PID"; wait "$c_PID" 2>/dev/null || true
+check "... C stopped and started again" start_cascade c "$WORK/c.ini"
+check "... it took the subscription up from its store" grep -Eq 'subs: [1-9][0-9]* subscriptions taken up from the store' "$WORK/c.log"
+check "... subscribed to the allow-list change channel" wait_for 20 asubscribed c
+check "... carol's list cleared through A's API -> 200" \
+    jq_ok "$(on a; api PUT /users/carol/presence/allow '{"allow":[]}')" '.allow == []'
+wr_ended() {
+    local k
+    k=$(python3 "$PEERS_DIR/notify_bodies.py" "$WORK/wr.msg" "$WORK/wr.n" 2>/dev/null) || return 1
+    grep -q '^Subscription-State: terminated;reason=rejected$' "$WORK/wr.n/$k.hdr"
+}
+check "... C (applied from Redis) ends it: its last NOTIFY terminated;reason=rejected" wait_for 20 wr_ended
+check "... counted on C" test "$(sstat c ended_rejected)" = 1
+kill "$WR" 2>/dev/null; wait "$WR" 2>/dev/null
 
 finish

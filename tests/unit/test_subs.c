@@ -26,6 +26,7 @@
 #include "subs/dialog_mirror.h"
 #include "subs/dialog_nodes.h"
 #include "subs/mwi.h"
+#include "subs/presence.h"
 #include "base/clock.h"
 #include "subs/reg_nodes.h"
 #include "subs/reginfo.h"
@@ -815,6 +816,7 @@ static int count_one(void *arg, const struct dialog_info_entry *e)
 /* The dialog hooks (subs/dialog_mirror.h): a fake follower. */
 struct fake_dlg {
     int watchers;
+    bool pending;                      /* the first read is in flight */
     struct dialog_remote remote[2];
     size_t n;
     int changed;
@@ -833,6 +835,12 @@ static bool fdlg_shared(void *arg, const char *aor)
 {
     (void)arg;
     return strncmp(aor, "carol", 5) == 0;
+}
+
+static bool fdlg_pending(void *arg, const char *aor)
+{
+    (void)aor;
+    return ((struct fake_dlg *)arg)->pending;
 }
 
 static void fdlg_changed(void *arg, const struct dialog_info_entry *e)
@@ -943,6 +951,68 @@ static void test_dialog_other_nodes(void **state)
     arena_free(&a);
 }
 
+/* As reg does: a first dialog watcher's NOTIFY waits for the first read of
+ * the other nodes' calls and lists them (not sent at once and followed by a
+ * partial one); a call here meanwhile waits for it too; the hooks going
+ * release a watcher still waiting, with this node's view. */
+static void test_dialog_first_read(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    struct fake_dlg fd = {.pending = true};
+    struct subs_dialog_hooks h = {.arg = &fd, .watch = fdlg_watch, .shared = fdlg_shared, .changed = fdlg_changed,
+                                  .remote = fdlg_remote, .pending = fdlg_pending};
+    subs_set_dialog_hooks(f->s, &h);
+    assert_int_equal(subscribe(f, "bob", "dw-1", 1, "", "dialog", "Expires: 600\n"), 200);
+    assert_int_equal(fd.watchers, 1);
+    assert_int_equal(last_notify(f), -1); /* waiting for the first read */
+    /* a call to bob through this node meanwhile: no partial NOTIFY before the full one */
+    _Alignas(16) static char mem[65536];
+    arena_t a;
+    arena_init(&a, mem, sizeof(mem));
+    char b1[2048];
+    struct sip_msg inv;
+    parse_text("INVITE sip:bob@example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.30;branch=z9hG4bK-w1\n"
+               "From: <sip:alice@example.com>;tag=wt\nTo: <sip:bob@example.com>\nCall-ID: call-w\n"
+               "CSeq: 1 INVITE\nContent-Length: 0\n\n",
+               b1, sizeof(b1), &a, &inv);
+    subs_on_call(f->s, SUBS_CALL_INVITE, &inv, NULL, 0, false, false);
+    assert_int_equal(last_notify(f), -1);
+    /* the first read answers: one full NOTIFY, version 0, with both calls */
+    fd.remote[0] = remote_call("00000000000000cc", DIALOG_CONFIRMED);
+    fd.n = 1;
+    fd.pending = false;
+    subs_dialog_remote_changed(f->s, "bob", &fd.remote[0].e, 1);
+    int n1 = last_notify(f);
+    assert_true(n1 >= 0);
+    assert_int_equal(harness_count_sent(f->h, 0, "NOTIFY "), 1);
+    assert_string_equal(notify_xs(f, n1, "/*/@state"), "full");
+    assert_string_equal(notify_xs(f, n1, "/*/@version"), "0");
+    assert_string_equal(notify_xs(f, n1, "count(" DLG ")"), "2");
+    assert_string_equal(notify_xs(f, n1, DLG "[@id='00000000000000cc']/*[local-name()='state']"), "confirmed");
+    answer_notify(f, n1, 200);
+    /* the first read with nothing to tell releases a waiting watcher too */
+    fd.pending = true;
+    assert_int_equal(subscribe(f, "bob", "dw-2", 1, "", "dialog", "Expires: 600\n"), 200);
+    assert_int_equal(last_notify(f), n1);
+    fd.pending = false;
+    subs_dialog_remote_changed(f->s, "bob", NULL, 0);
+    int n2 = last_notify(f);
+    assert_true(n2 > n1);
+    assert_true(str_eq_cstr(harness_sent_msg(f->h, (size_t)n2)->call_id, "dw-2"));
+    assert_string_equal(notify_xs(f, n2, "/*/@state"), "full");
+    /* a third waits; the hooks go: it gets this node's view */
+    fd.pending = true;
+    assert_int_equal(subscribe(f, "bob", "dw-3", 1, "", "dialog", "Expires: 600\n"), 200);
+    assert_int_equal(last_notify(f), n2);
+    subs_set_dialog_hooks(f->s, NULL);
+    int n3 = last_notify(f);
+    assert_true(n3 > n2);
+    assert_true(str_eq_cstr(harness_sent_msg(f->h, (size_t)n3)->call_id, "dw-3"));
+    assert_string_equal(notify_xs(f, n3, "count(" DLG ")"), "1"); /* this node's call only */
+    arena_free(&a);
+}
+
 /* The dialog follower (subs/dialog_mirror.h) on a fake Redis: every
  * command kept, answered by the test. */
 struct dcmd {
@@ -1020,8 +1090,7 @@ static void test_dialog_follower(void **state)
     struct dialog_mirror_stats st;
 
     assert_int_equal(subscribe(f, "bob", "df-1", 1, "", "dialog", "Expires: 600\n"), 200);
-    int n0 = last_notify(f);
-    assert_true(n0 >= 0); /* the first NOTIFY does not wait for the read */
+    assert_int_equal(last_notify(f), -1); /* the first NOTIFY waits for the first read */
     int pub = dio_find(&io, "PUBLISH", 0), rd = dio_find(&io, "HGETALL", 0);
     assert_true(pub >= 0 && rd >= 0);
     char key[160], aor[128], msg[200];
@@ -1055,8 +1124,9 @@ static void test_dialog_follower(void **state)
     const char *kv1[] = {fb, vb, fa, va, fd, vd, "junk", "{}"};
     dio_answer(&io, rd, 0, kv1, 4);
     int n1 = last_notify(f);
-    assert_true(n1 > n0);
-    assert_string_equal(notify_xs(f, n1, "/*/@state"), "partial");
+    assert_true(n1 >= 0);
+    assert_int_equal(harness_count_sent(f->h, 0, "NOTIFY "), 1); /* the full one, with the call read */
+    assert_string_equal(notify_xs(f, n1, "/*/@state"), "full");
     assert_string_equal(notify_xs(f, n1, "count(" DLG ")"), "1");
     assert_string_equal(notify_xs(f, n1, DLG "/@id"), "00000000000000aa");
     assert_string_equal(notify_xs(f, n1, DLG "/*[local-name()='state']"), "early");
@@ -1068,7 +1138,6 @@ static void test_dialog_follower(void **state)
     assert_int_equal(st.reads, 2);
     assert_int_equal(st.rejected, 2); /* junk, twice */
     assert_int_equal(st.remote, 1);
-    answer_notify(f, n0, 200);
     answer_notify(f, n1, 200);
 
     /* Redis does not answer: the call stays; retried 1 s later */
@@ -1262,6 +1331,99 @@ static void test_presence_winfo(void **state)
     assert_string_equal(xs(&d, "/w:watcherinfo/@version"), "7");
     doc_close(&d);
     sbuf_free(&b);
+}
+
+/* The index of the last NOTIFY sent in the dialog of call_id, or -1. */
+static int last_notify_in(struct fx *f, const char *call_id)
+{
+    int found = -1;
+    for (int i = 0; (i = harness_find_sent(f->h, (size_t)i, "NOTIFY ")) >= 0; i++)
+        if (str_eq_cstr(harness_sent_msg(f->h, (size_t)i)->call_id, call_id)) found = i;
+    return found;
+}
+
+static uint64_t ended_rejected(struct fx *f)
+{
+    struct subs_stats st;
+    subs_get_stats(f->s, &st);
+    return st.ended_rejected;
+}
+
+/* presence_policy = allowlist: a change of alice's list (through the API,
+ * presence_allow_set, or another node's, presence_allow_apply) ends at once
+ * every presence subscription to her from a watcher it no longer allows
+ * (terminated;reason=rejected, no document), and only those: not her own,
+ * not one the new list still allows; her watcher-info lists the watcher
+ * gone. */
+static void test_presence_allow_change_ends(void **state)
+{
+    struct fx *f = *state;
+    f->cfg.auth.require_auth = true;
+    f->cfg.subs.presence_policy = SUBS_PRESENCE_ALLOWLIST;
+    start(f);
+    struct presence *p = subs_presence(f->s);
+    const char *bob[] = {"bob"}, *carol[] = {"carol"}, *both[] = {"bob", "carol"};
+    assert_int_equal(presence_allow_set(p, "alice", bob, 1), 0);
+    assert_int_equal(subscribe(f, "alice", "al-1", 1, "", "presence", "Expires: 600\n"), 401);
+    struct auth_challenge ch;
+    uint32_t nc = 1;
+    answer_challenge(f, &ch, true, "bob", "secret-b", nc++);
+    assert_int_equal(subscribe(f, "alice", "al-1", 2, "", "presence", "Expires: 600\n"), 200);
+    answer_notify(f, last_notify_in(f, "al-1"), 200);
+    answer_challenge(f, &ch, false, "alice", "secret-a", nc++);
+    assert_int_equal(subscribe(f, "alice", "al-2", 1, "", "presence", "Expires: 600\n"), 200); /* herself */
+    answer_notify(f, last_notify_in(f, "al-2"), 200);
+    answer_challenge(f, &ch, false, "alice", "secret-a", nc++);
+    assert_int_equal(subscribe(f, "alice", "al-3", 1, "", "presence.winfo", "Expires: 600\n"), 200);
+    int w1 = last_notify_in(f, "al-3");
+    struct doc d;
+    winfo_doc(f, w1, &d);
+    assert_true(xn(&d, "count(//w:watcher)") == 2);
+    doc_close(&d);
+    answer_notify(f, w1, 200);
+    assert_int_equal(active(f), 3);
+
+    /* a change that still allows bob ends nothing */
+    size_t before = harness_sent_count(f->h);
+    assert_int_equal(presence_allow_set(p, "alice", both, 2), 0);
+    assert_int_equal(harness_count_sent(f->h, before, "NOTIFY "), 0);
+    assert_int_equal(active(f), 3);
+
+    /* through the API, bob taken out: his subscription ends now */
+    assert_int_equal(presence_allow_set(p, "alice", carol, 1), 0);
+    int n1 = last_notify_in(f, "al-1");
+    assert_true(n1 >= (int)before);
+    assert_true(notify_state_is(f, n1, "terminated;reason=rejected"));
+    assert_int_equal(harness_sent_msg(f->h, (size_t)n1)->body.len, 0); /* no document for him */
+    assert_int_equal(active(f), 2);
+    assert_int_equal(ended_rejected(f), 1);
+    assert_true(last_notify_in(f, "al-2") < (int)before); /* hers stays, untold */
+    int w2 = last_notify_in(f, "al-3");
+    assert_true(w2 > w1);
+    winfo_doc(f, w2, &d);
+    assert_true(xn(&d, "count(//w:watcher)") == 1);
+    doc_close(&d);
+    answer_notify(f, w2, 200);
+    /* his next SUBSCRIBE: 403 */
+    answer_challenge(f, &ch, false, "bob", "secret-b", nc++);
+    assert_int_equal(subscribe(f, "alice", "al-4", 1, "", "presence", "Expires: 600\n"), 403);
+
+    /* another node's list applied (here: none at all) ends his new one */
+    assert_int_equal(presence_allow_set(p, "alice", bob, 1), 0);
+    answer_challenge(f, &ch, false, "bob", "secret-b", nc++);
+    assert_int_equal(subscribe(f, "alice", "al-5", 1, "", "presence", "Expires: 600\n"), 200);
+    answer_notify(f, last_notify_in(f, "al-5"), 200);
+    assert_int_equal(active(f), 3);
+    assert_int_equal(presence_allow_apply(p, "alice", NULL, 0), PRESENCE_ALLOW_REMOVED);
+    int n5 = last_notify_in(f, "al-5");
+    assert_true(notify_state_is(f, n5, "terminated;reason=rejected"));
+    assert_int_equal(active(f), 2);
+    assert_int_equal(ended_rejected(f), 2);
+    before = harness_sent_count(f->h);
+    assert_int_equal(presence_allow_apply(p, "alice", NULL, 0), PRESENCE_ALLOW_UNCHANGED);
+    assert_int_equal(harness_count_sent(f->h, before, "NOTIFY "), 0);
+    assert_int_equal(active(f), 2); /* alice's own two */
+    f->authz[0] = '\0';
 }
 
 /* PUBLISH (no auth in these tests) of alice's presence from 192.0.2.20:5062:
@@ -1549,6 +1711,83 @@ static void contact_is(struct fx *f, int i, const char *uri, const char *state, 
     doc_close(&d);
 }
 
+/* A fetch (Expires: 0) of reg, then dialog, for an AoR no watcher here
+ * follows: it starts the read of the other nodes' state and its answer (the
+ * terminated NOTIFY) lists them once the read returns; nothing is left
+ * watched. With the view held it is answered at once; a fetch still waiting
+ * when the hooks go gets this node's view. */
+static void test_fetch_across_nodes(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    struct fake_nodes fn = {.pending = true};
+    struct subs_reg_hooks h = {.arg = &fn, .watch = fake_watch, .remote = fake_remote, .pending = fake_pending};
+    subs_set_reg_hooks(f->s, &h);
+    assert_int_equal(subscribe(f, "alice", "fx-1", 1, "", "reg", "Expires: 0\n"), 200);
+    assert_int_equal(fn.watchers, 1); /* a read asked for */
+    assert_int_equal(last_notify(f), -1);
+    fn.remote[0] = (struct reg_remote){.expires_wall_ms = clock_wall_ms() + 120000, .q1000 = 1000};
+    snprintf(fn.remote[0].uri, sizeof(fn.remote[0].uri), "sip:alice@198.51.100.8:5060");
+    snprintf(fn.remote[0].node, sizeof(fn.remote[0].node), "node-b");
+    fn.n = 1;
+    fn.pending = false;
+    subs_reg_remote_changed(f->s, "alice", NULL, 0); /* the read answered */
+    int n1 = last_notify(f);
+    assert_true(n1 >= 0);
+    assert_true(notify_state_is(f, n1, "terminated;reason=timeout"));
+    struct doc d;
+    notify_doc(f, n1, &d);
+    assert_string_equal(xs(&d, "/r:reginfo/@state"), "full");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/@state"), "active");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/r:contact/r:uri"), "sip:alice@198.51.100.8:5060");
+    doc_close(&d);
+    assert_int_equal(fn.watchers, 0);
+    assert_int_equal(active(f), 0);
+    /* no read pending (a view held): answered at once, with it */
+    assert_int_equal(subscribe(f, "alice", "fx-2", 1, "", "reg", "Expires: 0\n"), 200);
+    int n2 = last_notify(f);
+    assert_true(n2 > n1);
+    assert_true(notify_state_is(f, n2, "terminated;reason=timeout"));
+    notify_doc(f, n2, &d);
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/r:contact/r:uri"), "sip:alice@198.51.100.8:5060");
+    doc_close(&d);
+    assert_int_equal(fn.watchers, 0);
+    /* waiting when the hooks go: this node's view */
+    fn.pending = true;
+    assert_int_equal(subscribe(f, "alice", "fx-3", 1, "", "reg", "Expires: 0\n"), 200);
+    assert_int_equal(last_notify(f), n2);
+    subs_set_reg_hooks(f->s, NULL);
+    int n3 = last_notify(f);
+    assert_true(n3 > n2);
+    assert_true(notify_state_is(f, n3, "terminated;reason=timeout"));
+    notify_doc(f, n3, &d);
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/@state"), "init");
+    doc_close(&d);
+    assert_int_equal(active(f), 0);
+
+    /* dialog */
+    struct fake_dlg fd = {.pending = true};
+    struct subs_dialog_hooks dh = {.arg = &fd, .watch = fdlg_watch, .shared = fdlg_shared, .changed = fdlg_changed,
+                                   .remote = fdlg_remote, .pending = fdlg_pending};
+    subs_set_dialog_hooks(f->s, &dh);
+    assert_int_equal(subscribe(f, "bob", "fx-4", 1, "", "dialog", "Expires: 0\n"), 200);
+    assert_int_equal(fd.watchers, 1);
+    assert_int_equal(last_notify(f), n3);
+    fd.remote[0] = remote_call("00000000000000dd", DIALOG_EARLY);
+    fd.n = 1;
+    fd.pending = false;
+    subs_dialog_remote_changed(f->s, "bob", &fd.remote[0].e, 1);
+    int n4 = last_notify(f);
+    assert_true(n4 > n3);
+    assert_int_equal(harness_count_sent(f->h, (size_t)n3 + 1, "NOTIFY "), 1); /* the answer only, no partial */
+    assert_true(notify_state_is(f, n4, "terminated;reason=timeout"));
+    assert_string_equal(notify_xs(f, n4, "/*/@state"), "full");
+    assert_string_equal(notify_xs(f, n4, DLG "/@id"), "00000000000000dd");
+    assert_int_equal(fd.watchers, 0);
+    assert_int_equal(active(f), 0);
+    subs_set_dialog_hooks(f->s, NULL);
+}
+
 /* One read in flight per AoR, a burst of messages folded into one more
  * read; unreadable and own records skipped; a failed read retried, what
  * it held kept until its expiry; a node's death; the expiry read; a
@@ -1729,6 +1968,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reg_any_user, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dialog_package, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dialog_other_nodes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dialog_first_read, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fetch_across_nodes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_presence_allow_change_ends, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dialog_follower, setup, teardown),
         cmocka_unit_test_setup_teardown(test_message_summary, setup, teardown),
         cmocka_unit_test_setup_teardown(test_message_summary_off, setup, teardown),
