@@ -17,11 +17,14 @@
 #  5. B's removed (Expires: 0): A's NOTIFY holds C's only;
 #  6. bad records planted in the hash and announced, and a message naming
 #     no presentity: skipped, counted and logged by A, no NOTIFY;
-#  6b. subscription records: bob watches alice on C too (15 s); A's API
+#  6b. subscription records: bob watches alice on C too (40 s); A's API
 #     lists both subscriptions, from the cluster, with their nodes;
 #  7. C's set again (same document) for 3 s, no NOTIFY, and C killed -9: A drops it at its expiry by
-#     itself (derived: closed), and the key leaves Redis with its TTL; C's
-#     subscription listed as on a node not alive, then gone at its expiry;
+#     itself (derived: closed), and the key leaves Redis with its TTL;
+#  7b. C's subscription taken over (subs_takeover.h): the survivor that
+#     reaped C (A or B) sends bob NOTIFY 2 in C's dialog with its own
+#     Contact; the record names that node now; bob's refresh SUBSCRIBE to
+#     that Contact is answered 200 with NOTIFY 3, and he unsubscribes there;
 #  8. bob unsubscribes: the terminated NOTIFY, his record gone from every
 #     node's list; /metrics typed;
 #  9. registrations on another node (cluster_route's lookups): bob watches
@@ -200,10 +203,10 @@ check "... no NOTIFY for them" not got_notifies w 6
 
 # ---- 6b. subscription records across nodes
 on c
-sipp_scn w3 sub-presence.xml -s alice -key watcher bob -au bob -ap bobpw -auth_uri "alice@$H:$PORT" \
-    -key expires 15 -p "$(free_port)" &
+sipp_scn w3 sub-presence-takeover.xml -s alice -key watcher bob -au bob -ap bobpw -auth_uri "alice@$H:$PORT" \
+    -key expires 40 -p "$(free_port)" &
 W3=$!
-check "6b. bob watches alice on C too (15 s): NOTIFY 1" wait_for 30 got_notifies w3 1
+check "6b. bob watches alice on C too (40 s): NOTIFY 1" wait_for 30 got_notifies w3 1
 subs_of() { on "$1"; api GET /users/alice/subscriptions; }
 both_listed() {
     jq_ok "$(subs_of a)" '.scope == "cluster" and ([.subscriptions[] | select(.event == "presence" and
@@ -225,12 +228,33 @@ check "... C killed -9; NOTIFY 6 on A after the expiry" wait_for 30 got_notifies
 check "... derived again: closed" test "$(tuples 6)" = "registration=closed,"
 check "... A's log says the other node's publication expired" grep -Eq "presence: the publication node-c/[0-9]+ of alice \(another node's\) expired" "$WORK/a.log"
 check "... the key left Redis with its TTL" wait_for 20 bash -c "[ \"\$(redis-cli -c -h 127.0.0.1 -p ${REDIS_PORTS[0]} exists 'p:pres:{alice}')\" = 0 ]"
-c_not_alive() { jq_ok "$(subs_of a)" '[.subscriptions[] | select(.node == "node-c")] | length == 1 and (.[0].node_alive // false) == false'; }
-check "... C's subscription still listed on A, its node not alive" wait_for 20 c_not_alive
-c_gone() { jq_ok "$(subs_of a)" '.scope == "cluster" and ([.subscriptions[] | select(.node == "node-c")] | length) == 0'; }
-check "... and gone at its expiry (15 s)" wait_for 30 c_gone
-kill_tree "$W3" # its sipp waits for a NOTIFY the dead node never sends
-wait "$W3" 2>/dev/null || true
+# the takeover of C's subscription (subs_takeover.h): the survivor that
+# reaped C (A or B: one of them) sends NOTIFY 2 with its own Contact, and
+# w3's refresh goes there (sub-presence-takeover.xml)
+check "7b. NOTIFY 2 to C's watcher from a survivor" wait_for 40 got_notifies w3 2
+NOT2=$(tr -d '\r' <"$WORK/w3.msg" | awk '/^NOTIFY /{n++} n==2' | sed -n '/^NOTIFY /,/^$/p')
+nport=$(printf '%s\n' "$NOT2" | grep -i '^Contact:' | head -1 | sed -E 's/.*@[0-9.]+:([0-9]+).*/\1/')
+ADOPTER="" OTHER=""
+for n in a b; do [ "$nport" = "${SIP[$n]}" ] && ADOPTER=$n; done
+[ "$ADOPTER" = a ] && OTHER=b || OTHER=a
+check "... its Contact is the survivor's (A's or B's SIP port)" test -n "$ADOPTER"
+CID3=$(tr -d '\r' <"$WORK/w3.msg" | grep -m1 '^Call-ID:')
+TAG3=$(printf '%s\n' "$NOT2" | grep '^From:' | sed -E 's/.*tag=([^;>]+).*/\1/')
+check "... in C's dialog: the SUBSCRIBE's Call-ID" bash -c 'printf "%s\n" "$1" | grep -qxF "$2"' _ "$NOT2" "$CID3"
+check "... the survivor counted it adopted, the other survivor nothing" \
+    bash -c "[ \"$(pstat "$ADOPTER" subs_adopted)\" = 1 ] && [ \"$(pstat "$OTHER" subs_adopted)\" = 0 ]"
+subrec() { rcli hgetall 'p:subs:{alice}' | paste - - | jq -R -s -c '[split("\n")[] | select(length > 0) | split("\t") | {field: .[0]} + (.[1] | fromjson)]'; }
+adopted_rec() { jq_ok "$(subrec)" "([.[] | select(.field == \"node-c/$TAG3\")] | length) == 0 and ([.[] | select(.field == \"node-$ADOPTER/$TAG3\" and .node == \"node-$ADOPTER\" and .v == 2 and .tp == \"udp\")] | length) == 1"; }
+check "... the record (C's To tag $TAG3) names node-$ADOPTER now (v2, udp), C's field gone" wait_for 10 adopted_rec
+check "... the refresh SUBSCRIBE sent to node-$ADOPTER answered 200 with its NOTIFY 3, the dialog going on" \
+    wait_for 30 got_notifies w3 3
+check "... the watcher unsubscribed there (200, the terminated NOTIFY: sipp ran the scenario)" wait "$W3"
+check "... C's listing on A: no node-c subscription left" \
+    jq_ok "$(subs_of a)" '.scope == "cluster" and ([.subscriptions[] | select(.node == "node-c")] | length) == 0'
+check "... node-$ADOPTER logged the takeover" grep -q 'subs: presence subscription of sip:bob@127.0.0.1 to alice taken over' "$WORK/$ADOPTER.log"
+cindex() { local p; for p in "${REDIS_PORTS[@]}"; do redis-cli -h 127.0.0.1 -p "$p" --scan --pattern 'p:node-subs:{node-c}:*'; done; }
+cindex_gone() { [ -z "$(cindex)" ]; }
+check "... C's index of its run gone from Redis (walked)" wait_for 10 cindex_gone
 
 # ---- 8. the end
 check "8. bob unsubscribed and got the terminated NOTIFY (sipp ran the scenario)" wait "$W"
