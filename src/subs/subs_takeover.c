@@ -156,7 +156,8 @@ int subs_takeover_record_decode(const char *field, size_t flen, const char *valu
         !get_str(o, "watcher", out->watcher, sizeof(out->watcher), word_ok, false, false) ||
         !get_str(o, "event", out->event, sizeof(out->event), NULL, false, false) ||
         !event_ok(out->event, strlen(out->event)) ||
-        !get_str(o, "inc", out->inc, sizeof(out->inc), word_ok, false, true))
+        !get_str(o, "inc", out->inc, sizeof(out->inc), word_ok, false, true) ||
+        (out->inc[0] && !node_ok(out->inc, strlen(out->inc))))
         goto out;
     size_t nl = strlen(out->node);
     if (flen <= nl + 1 || memcmp(field, out->node, nl) != 0 || field[nl] != '/' ||

@@ -22,9 +22,9 @@
 #  7. C's set again (same document) for 3 s, no NOTIFY, and C killed -9: A drops it at its expiry by
 #     itself (derived: closed), and the key leaves Redis with its TTL;
 #  7b. C's subscription taken over (subs_takeover.h): the survivor that
-#     reaped C (A or B) sends bob NOTIFY 2 in C's dialog with its own
+#     reaped C (A or B) sends bob a NOTIFY in C's dialog with its own
 #     Contact; the record names that node now; bob's refresh SUBSCRIBE to
-#     that Contact is answered 200 with NOTIFY 3, and he unsubscribes there;
+#     that Contact is answered 200 with a NOTIFY, and he unsubscribes there;
 #  8. bob unsubscribes: the terminated NOTIFY, his record gone from every
 #     node's list; /metrics typed;
 #  9. registrations on another node (cluster_route's lookups): bob watches
@@ -231,9 +231,25 @@ check "... the key left Redis with its TTL" wait_for 20 bash -c "[ \"\$(redis-cl
 # the takeover of C's subscription (subs_takeover.h): the survivor that
 # reaped C (A or B: one of them) sends NOTIFY 2 with its own Contact, and
 # w3's refresh goes there (sub-presence-takeover.xml)
-check "7b. NOTIFY 2 to C's watcher from a survivor" wait_for 40 got_notifies w3 2
-NOT2=$(tr -d '\r' <"$WORK/w3.msg" | awk '/^NOTIFY /{n++} n==2' | sed -n '/^NOTIFY /,/^$/p')
-nport=$(printf '%s\n' "$NOT2" | grep -i '^Contact:' | head -1 | sed -E 's/.*@[0-9.]+:([0-9]+).*/\1/')
+# notifies_not_from PORT: the NOTIFYs w3 received whose Contact is not on
+# PORT, each as its header block, separated by "--"
+notifies_not_from() {
+    python3 - "$WORK/w3.msg" "$1" <<'PY'
+import re, sys
+text = open(sys.argv[1], encoding="latin-1").read().replace("\r", "")
+seen = set()
+for m in re.finditer(r"^NOTIFY .*?\n\n", text, re.S | re.M):
+    c = re.search(r"^Contact: <sip:[^@>]*@[0-9.]+:([0-9]+)>", m.group(0), re.M)
+    k = re.search(r"^CSeq: .*$", m.group(0), re.M)
+    if c and c.group(1) != sys.argv[2] and k and k.group(0) not in seen:  # a retransmission once
+        seen.add(k.group(0))
+        print(m.group(0) + "--")
+PY
+}
+from_survivor() { [ -n "$(notifies_not_from "${SIP[c]}")" ]; }
+check "7b. a NOTIFY to C's watcher from a survivor" wait_for 40 from_survivor
+NOT2=$(notifies_not_from "${SIP[c]}" | sed '/^--$/q')
+nport=$(printf '%s\n' "$NOT2" | grep '^Contact:' | head -1 | sed -E 's/.*@[0-9.]+:([0-9]+).*/\1/')
 ADOPTER="" OTHER=""
 for n in a b; do [ "$nport" = "${SIP[$n]}" ] && ADOPTER=$n; done
 [ "$ADOPTER" = a ] && OTHER=b || OTHER=a
@@ -245,10 +261,25 @@ check "... the survivor counted it adopted, the other survivor nothing" \
     bash -c "[ \"$(pstat "$ADOPTER" subs_adopted)\" = 1 ] && [ \"$(pstat "$OTHER" subs_adopted)\" = 0 ]"
 subrec() { rcli hgetall 'p:subs:{alice}' | paste - - | jq -R -s -c '[split("\n")[] | select(length > 0) | split("\t") | {field: .[0]} + (.[1] | fromjson)]'; }
 adopted_rec() { jq_ok "$(subrec)" "([.[] | select(.field == \"node-c/$TAG3\")] | length) == 0 and ([.[] | select(.field == \"node-$ADOPTER/$TAG3\" and .node == \"node-$ADOPTER\" and .v == 2 and .tp == \"udp\")] | length) == 1"; }
-check "... the record (C's To tag $TAG3) names node-$ADOPTER now (v2, udp), C's field gone" wait_for 10 adopted_rec
-check "... the refresh SUBSCRIBE sent to node-$ADOPTER answered 200 with its NOTIFY 3, the dialog going on" \
-    wait_for 30 got_notifies w3 3
-check "... the watcher unsubscribed there (200, the terminated NOTIFY: sipp ran the scenario)" wait "$W3"
+survivor_notifies() { notifies_not_from "${SIP[c]}" | grep -c '^--$'; }
+refreshed() { [ "$(survivor_notifies)" -ge 2 ]; }
+check "... the watcher's refresh SUBSCRIBE to that Contact answered (its NOTIFY came from there too)" wait_for 30 refreshed
+check "... ... with 200" bash -c 'tr -d "\r" <"$1" | grep -A12 "^SIP/2.0 200" | grep -q "^CSeq: 3 SUBSCRIBE"' _ "$WORK/w3.msg"
+check "... the record (C's To tag $TAG3) names node-$ADOPTER now (v2, udp), C's field gone" adopted_rec
+check "... alice PUBLISHes on node-$ADOPTER -> 200" publish "$ADOPTER" p7b 60 "Subject: initial" "$(pidf mark7b open)"
+E7B=$(etag_of p7b)
+check "... the next NOTIFY in the dialog carries it; then the watcher unsubscribed there (sipp ran the scenario)" \
+    wait "$W3"
+check "... at least four NOTIFYs from node-$ADOPTER: the takeover's, the refresh's, the change's, the terminated one" \
+    test "$(survivor_notifies)" -ge 4
+check "... CSeq going up" bash -c '
+    prev=0; for c in $(printf "%s\n" "$1" | grep "^CSeq:" | awk "{print \$2}"); do [ "$c" -gt "$prev" ] || exit 1; prev=$c; done' \
+    _ "$(notifies_not_from "${SIP[c]}")"
+check "... the last one terminated" bash -c 'printf "%s\n" "$1" | grep "^Subscription-State:" | tail -1 | grep -q terminated' \
+    _ "$(notifies_not_from "${SIP[c]}")"
+n3=$(python3 "$PEERS_DIR/notify_bodies.py" "$WORK/w3.msg" "$WORK/w3.n")
+check "... the one before carries the publication" test "$(xp "$WORK/w3.n/$((n3 - 1)).xml" "$T/@id")" = mark7b
+check "... alice removes it -> 200" publish "$ADOPTER" p7c 0 "SIP-If-Match: $E7B" ""
 check "... C's listing on A: no node-c subscription left" \
     jq_ok "$(subs_of a)" '.scope == "cluster" and ([.subscriptions[] | select(.node == "node-c")] | length) == 0'
 check "... node-$ADOPTER logged the takeover" grep -q 'subs: presence subscription of sip:bob@127.0.0.1 to alice taken over' "$WORK/$ADOPTER.log"
@@ -387,6 +418,7 @@ check "... a tag nobody issued, through A: 412" cpublish a q7 120 "SIP-If-Match:
 check "... 412" test "$(status_of q7)" = 412
 check "... carol's record untouched (node-b's)" jq_ok "$(crec)" 'length == 1 and (.[0].field | startswith("node-b/"))'
 
+adopted0=$(( $(pstat a subs_adopted) + $(pstat c subs_adopted) ))
 kill -9 "$b_PID"
 check "10f. B killed -9; carol refreshes through C with B's tag -> 200" cpublish c q8 120 "SIP-If-Match: $Q5" ""
 Q8=$(etag_of q8)
@@ -398,6 +430,8 @@ check "... 200" test "$(status_of q9)" = 200
 check "... NOTIFY 6 on A is that modify (the state stayed, the refresh notified nobody)" wait_for 30 got_notifies wa 6
 check "... its document" test "$(ctuples wa 6)" = "c5=closed,"
 check "... bob unsubscribed on A (sipp ran the scenario)" wait "$Wa"
+b_adopted() { [ $(( $(pstat a subs_adopted) + $(pstat c subs_adopted) )) -gt "$adopted0" ]; }
+check "... B's watcher of carol (UDP) taken over by A or C" wait_for 30 b_adopted
 kill_tree "$Wb" # its node is dead
 wait "$Wb" 2>/dev/null || true
 # a take whose change message A missed: A's next write of it finds its pid

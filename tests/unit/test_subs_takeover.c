@@ -157,6 +157,7 @@ static void test_record_refusals(void **state)
         "{\"node\":\"n1\",\"watcher\":\"sip:w@h\",\"event\":\"REG\",\"exp\":9}",
         "{\"node\":\"n1\",\"watcher\":\"sip:w@h\",\"event\":\"reg\",\"exp\":0}",
         "{\"node\":\"n1\",\"watcher\":\"sip:w@h\",\"event\":\"reg\",\"exp\":9,\"inc\":\"a b\"}",
+        "{\"node\":\"n1\",\"watcher\":\"sip:w@h\",\"event\":\"reg\",\"exp\":9,\"inc\":\"a{b\"}",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         if (subs_takeover_record_decode("n1/t", 4, bad[i], strlen(bad[i]), &d) == 0) fail_msg("took %s", bad[i]);
