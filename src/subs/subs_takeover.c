@@ -18,15 +18,19 @@
 
 #define QUEUE_MAX 8 /* reaped incarnations waiting for the walk in progress */
 
-/* The records of node ARGV[1], incarnation ARGV[2] (a record without inc,
- * from an older writer, matches on the node alone), deleted from the hash
- * and returned as {field, value, ...}: the commit point of a takeover. */
+/* The records of node ARGV[1], incarnation ARGV[2], deleted from the hash
+ * and returned as {field, value, ...}: the commit point of a takeover. A
+ * version 1 record (an older writer: no inc) matches on the node alone; a
+ * version 2 one without inc is not taken (a node without cluster_route, or
+ * the write a starting node makes before it knows its run, which the next
+ * write replaces). */
 static const char ADOPT_LUA[] =
     "local h = redis.call('HGETALL', KEYS[1])\n"
     "local out = {}\n"
     "for i = 1, #h, 2 do\n"
     "  local ok, r = pcall(cjson.decode, h[i + 1])\n"
-    "  if ok and type(r) == 'table' and r.node == ARGV[1] and (r.inc == nil or r.inc == ARGV[2]) then\n"
+    "  if ok and type(r) == 'table' and r.node == ARGV[1]\n"
+    "    and (r.inc == ARGV[2] or (r.inc == nil and r.v == nil)) then\n"
     "    redis.call('HDEL', KEYS[1], h[i])\n"
     "    out[#out + 1] = h[i]\n"
     "    out[#out + 1] = h[i + 1]\n"

@@ -25,6 +25,8 @@
 #     reaped C (A or B) sends bob a NOTIFY in C's dialog with its own
 #     Contact; the record names that node now; bob's refresh SUBSCRIBE to
 #     that Contact is answered 200 with a NOTIFY, and he unsubscribes there;
+#     two more records of C's planted before the kill (version 1, and one of
+#     a TCP subscriber) are deleted by the survivor, not adopted;
 #  8. bob unsubscribes: the terminated NOTIFY, his record gone from every
 #     node's list; /metrics typed;
 #  9. registrations on another node (cluster_route's lookups): bob watches
@@ -223,6 +225,16 @@ check "7. alice sets C's publication again, same document, for 3 s -> 200" \
     publish c p5 3 "SIP-If-Match: $E3" "$(pidf on-c open)"
 check "... 200, Expires 3" bash -c "test '$(status_of p5)' = 200 && grep -aq '^Expires: 3' '$WORK/p5.msg'"
 check "... the write pruned the record that is not JSON" wait_for 10 bash -c "[ \"\$(redis-cli -c -h 127.0.0.1 -p ${REDIS_PORTS[0]} hexists 'p:pres:{alice}' evil/1)\" = 0 ]"
+cindex() { local p; for p in "${REDIS_PORTS[@]}"; do redis-cli -h 127.0.0.1 -p "$p" --scan --pattern 'p:node-subs:{node-c}:*'; done; }
+cindex_gone() { [ -z "$(cindex)" ]; }
+CIDX=$(cindex | head -1)
+check "... C's run indexes alice (p:node-subs:{node-c}:<run>)" test "$(rcli sismember "$CIDX" alice)" = 1
+CINC=${CIDX##*:}
+pexp=$(( $(date +%s) * 1000 + 60000 ))
+# two records of C's a survivor cannot continue: an old one (version 1), and
+# one whose subscriber came over TCP (its connection died with C)
+rcli hset 'p:subs:{alice}' node-c/old1 "{\"node\":\"node-c\",\"watcher\":\"sip:x@h\",\"event\":\"presence\",\"exp\":$pexp}" >/dev/null
+rcli hset 'p:subs:{alice}' node-c/tcp1 "{\"v\":2,\"node\":\"node-c\",\"inc\":\"$CINC\",\"watcher\":\"sip:x@h\",\"event\":\"presence\",\"exp\":$pexp,\"cid\":\"c1\",\"ftag\":\"f1\",\"target\":\"sip:x@127.0.0.1:9\",\"routes\":\"\",\"accept\":\"application/pidf+xml\",\"tp\":\"tcp\",\"remote\":\"127.0.0.1:9\",\"cseq\":1,\"rcseq\":1,\"ver\":1}" >/dev/null
 kill -9 "$c_PID"
 check "... C killed -9; NOTIFY 6 on A after the expiry" wait_for 30 got_notifies w 6
 check "... derived again: closed" test "$(tuples 6)" = "registration=closed,"
@@ -280,11 +292,11 @@ check "... the last one terminated" bash -c 'printf "%s\n" "$1" | grep "^Subscri
 n3=$(python3 "$PEERS_DIR/notify_bodies.py" "$WORK/w3.msg" "$WORK/w3.n")
 check "... the one before carries the publication" test "$(xp "$WORK/w3.n/$((n3 - 1)).xml" "$T/@id")" = mark7b
 check "... alice removes it -> 200" publish "$ADOPTER" p7c 0 "SIP-If-Match: $E7B" ""
+check "... the old and the TCP record deleted, not adopted (node-$ADOPTER counted 2 dropped)" \
+    bash -c "[ \"$(pstat "$ADOPTER" subs_dropped)\" = 2 ] && [ \"$(rcli hexists 'p:subs:{alice}' node-c/old1)$(rcli hexists 'p:subs:{alice}' node-c/tcp1)\" = 00 ]"
 check "... C's listing on A: no node-c subscription left" \
     jq_ok "$(subs_of a)" '.scope == "cluster" and ([.subscriptions[] | select(.node == "node-c")] | length) == 0'
 check "... node-$ADOPTER logged the takeover" grep -q 'subs: presence subscription of sip:bob@127.0.0.1 to alice taken over' "$WORK/$ADOPTER.log"
-cindex() { local p; for p in "${REDIS_PORTS[@]}"; do redis-cli -h 127.0.0.1 -p "$p" --scan --pattern 'p:node-subs:{node-c}:*'; done; }
-cindex_gone() { [ -z "$(cindex)" ]; }
 check "... C's index of its run gone from Redis (walked)" wait_for 10 cindex_gone
 
 # ---- 8. the end
