@@ -351,7 +351,9 @@ static void on_adopt(void *arg, int status, const struct redisReply *reply)
         t->stats.failures++;
         t->failed = true;
         log_warn_rl("subs takeover: the subscriptions of %s on node %s could not be taken (%s)", o->aor, t->cur.id,
-                    status < 0 ? strerror(-status) : reply && reply->type == REDIS_REPLY_ERROR ? reply->str : "bad answer");
+                    status < 0                                          ? strerror(-status)
+                    : reply && reply->type == REDIS_REPLY_ERROR && reply->str ? reply->str
+                                                                             : "bad answer");
     }
     free(o);
     if (--t->outstanding == 0) {

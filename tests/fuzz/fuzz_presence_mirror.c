@@ -196,7 +196,8 @@ static void takeover_checked(const char *field, size_t flen, const char *val, si
     if (!field || subs_takeover_record_decode(field, flen, val, vlen, &t) != 0) return;
     size_t nl = strlen(t.node);
     if (!nl || flen != nl + 1 + strlen(t.tag) || memcmp(field, t.node, nl) != 0 || field[nl] != '/' ||
-        memcmp(field + nl + 1, t.tag, strlen(t.tag)) != 0 || !t.tag[0] || has_ctl(t.tag, false) || has_ctl(t.node, false) ||
+        memcmp(field + nl + 1, t.tag, strlen(t.tag)) != 0 || !t.tag[0] || has_ctl(t.tag, false) ||
+        has_ctl(t.node, false) ||
         strchr(t.node, '/') || !t.watcher[0] || has_ctl(t.watcher, false) || !t.event[0] || t.expires_wall_ms <= 0 ||
         has_ctl(t.inc, false) || (t.version != 1 && t.version != 2))
         abort();
