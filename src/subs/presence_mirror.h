@@ -5,7 +5,8 @@
  * publication (presence.c: entity tag, expiry, SIP-If-Match) as before;
  * this module copies it into the cluster so that every node's watchers of
  * that user see it. Subscription dialogs stay on the node that holds them:
- * only it can reach a TCP/WS watcher.
+ * only it can reach a TCP/WS watcher (a dead node's UDP ones are continued
+ * by the survivor that reaps it: subs_takeover.h).
  *
  *   one hash per presentity   <prefix>pres:{<aor>}   ({aor}: one slot)
  *     field  "<node id>/<n>"  (n: the node's number for the publication,
