@@ -43,6 +43,7 @@
 #include "subs/mwi_mirror.h"
 #include "subs/allow_mirror.h"
 #include "subs/presence_mirror.h"
+#include "subs/subs_takeover.h"
 #include "subs/dialog_mirror.h"
 #include "subs/reg_nodes.h"
 #include "subs/subs.h"
@@ -475,6 +476,15 @@ static int start_presence_mirror(struct worker *w)
         return -1;
     }
     if (w->cluster) presence_mirror_set_cluster(w->presence_mirror, w->cluster); /* registrations elsewhere */
+    if (w->cluster) { /* a dead node's subscriptions: one survivor goes on with each */
+        presence_mirror_set_incarnation(w->presence_mirror, location_mirror_incarnation(w->mirror));
+        w->subs_takeover = subs_takeover_new(w->loop, &w->timers, w->subs, &w->cfg.redis, node, &err);
+        if (!w->subs_takeover) {
+            log_error("[redis] cannot start the takeover of dead nodes' subscriptions: %s", strerror(-err));
+            return -1;
+        }
+        cluster_set_on_node_reaped(w->cluster, subs_takeover_node_reaped, w->subs_takeover);
+    }
     log_info("[redis] presence publications shared through the cluster as node %s (at most %u of other nodes held)%s",
              node, w->cfg.redis.presence_max, w->cluster ? "; registrations on other nodes count" : "");
     return 0;
@@ -633,6 +643,9 @@ void dispatch_stop_roles(struct worker *w, void (*done)(void *arg), void *arg)
     }
     users_mirror_free(w->users_mirror); /* its connections would keep the loop running */
     w->users_mirror = NULL;
+    if (w->cluster) cluster_set_on_node_reaped(w->cluster, NULL, NULL);
+    subs_takeover_free(w->subs_takeover); /* the same */
+    w->subs_takeover = NULL;
     presence_mirror_free(w->presence_mirror); /* the same */
     w->presence_mirror = NULL;
     mwi_mirror_free(w->mwi_mirror); /* the same */
@@ -668,6 +681,9 @@ void dispatch_free_roles(struct worker *w)
     w->gb_mirror = NULL;
     users_mirror_free(w->users_mirror);
     w->users_mirror = NULL;
+    if (w->cluster) cluster_set_on_node_reaped(w->cluster, NULL, NULL);
+    subs_takeover_free(w->subs_takeover); /* before the notifier */
+    w->subs_takeover = NULL;
     presence_mirror_free(w->presence_mirror); /* before the notifier's presence state */
     w->presence_mirror = NULL;
     mwi_mirror_free(w->mwi_mirror); /* before the notifier's store */
@@ -962,6 +978,15 @@ void dispatch_stats(struct worker *w, json_t *stats)
                                       (json_int_t)ps.lookup_failures, "takes", (json_int_t)ps.takes, "taken",
                                       (json_int_t)ps.taken, "take_failures", (json_int_t)ps.take_failures,
                                       "given_up", (json_int_t)ps.given_up));
+        if (w->subs_takeover) {
+            struct subs_takeover_stats ts;
+            subs_takeover_get_stats(w->subs_takeover, &ts);
+            json_t *o = json_object_get(stats, "redis_presence");
+            json_object_set_new(o, "subs_nodes_walked", json_integer((json_int_t)ts.nodes));
+            json_object_set_new(o, "subs_adopted", json_integer((json_int_t)ts.adopted));
+            json_object_set_new(o, "subs_dropped", json_integer((json_int_t)ts.dropped));
+            json_object_set_new(o, "subs_takeover_failures", json_integer((json_int_t)ts.failures));
+        }
     }
     if (w->allow_mirror) {
         struct presence_allow_mirror_stats as;

@@ -103,6 +103,7 @@ struct worker {
     struct reg_nodes *reg_nodes;         /* the reg package across nodes (cluster_route and the notifier): NULL when off */
     struct dialog_mirror *dialog_mirror; /* the dialog package across nodes (cluster_route and the notifier): NULL when off */
     struct presence_mirror *presence_mirror; /* [redis] mirror_presence (and the notifier): NULL when off */
+    struct subs_takeover *subs_takeover;     /* mirror_presence with cluster_route: a dead node's subscriptions */
     struct mwi_mirror *mwi_mirror;          /* [redis] mirror_mwi (and the notifier): NULL when off */
     struct presence_allow_mirror *allow_mirror; /* [redis] mirror_presence_allow (and the notifier): NULL when off */
     struct gb_admin_mirror *gb_admin_mirror; /* [redis] mirror_gb_admin (and [gb] enabled): NULL when off */

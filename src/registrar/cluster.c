@@ -141,6 +141,8 @@ struct cluster {
     struct cluster_gb_hooks gb_hooks;    /* cluster_set_gb_hooks; fns NULL: none */
     void (*on_reaped)(void *arg);        /* cluster_set_on_reaped */
     void *on_reaped_arg;
+    void (*on_node_reaped)(void *arg, const char *id, const char *inc); /* cluster_set_on_node_reaped */
+    void *on_node_reaped_arg;
     struct {                             /* cluster_set_on_bindings_changed */
         void (*fn)(void *arg, const char *aor);
         void *arg;
@@ -1192,7 +1194,11 @@ static void reap_reply(void *arg, int status, const struct redisReply *reply)
             log_info("cluster: node %s (run %s) reaped: its bindings are out of Redis, %llu GB devices marked "
                      "offline here",
                      c->reap.id, c->reap.inc, (unsigned long long)c->reap.gb_lost);
+            char id[sizeof(c->reap.id)], inc[sizeof(c->reap.inc)];
+            snprintf(id, sizeof(id), "%s", c->reap.id);
+            snprintf(inc, sizeof(inc), "%s", c->reap.inc);
             reap_stop(c, NULL);
+            if (c->on_node_reaped) c->on_node_reaped(c->on_node_reaped_arg, id, inc); /* the claimer only */
         } else {
             reap_stop(c, ok ? "the claim was lost before the end" : "finish failed");
         }
@@ -1604,6 +1610,12 @@ size_t cluster_live_apis(const struct cluster *c, void (*fn)(void *arg, const ch
         if (fn) fn(arg, nd->id);
     }
     return n;
+}
+
+void cluster_set_on_node_reaped(struct cluster *c, void (*fn)(void *arg, const char *id, const char *inc), void *arg)
+{
+    c->on_node_reaped = fn;
+    c->on_node_reaped_arg = arg;
 }
 
 void cluster_set_on_reaped(struct cluster *c, void (*fn)(void *arg), void *arg)

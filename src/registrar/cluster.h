@@ -125,6 +125,10 @@ void cluster_set_node_death(struct cluster *c, const char *inc, struct event_bus
  * (its heartbeat lists it anew): the mirror writes every binding again
  * (location_mirror_resync). */
 void cluster_set_on_reaped(struct cluster *c, void (*fn)(void *arg), void *arg);
+/* fn(arg, id, inc) on the node that finished reaping incarnation inc of
+ * node id (the claim's holder, once per incarnation): the subscriptions'
+ * takeover (subs/subs_takeover.h) starts from there. NULL: none. */
+void cluster_set_on_node_reaped(struct cluster *c, void (*fn)(void *arg, const char *id, const char *inc), void *arg);
 /* fn(arg, aor) after each change message naming aor's bindings (its cache
  * entry dropped first: a lookup from inside fn reads Redis), and
  * fn(arg, NULL) each time the channel is (re)confirmed (anything may have

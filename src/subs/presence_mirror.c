@@ -23,6 +23,7 @@
 #include "registrar/cluster.h"
 #include "registrar/location.h"
 #include "subs/pidf.h"
+#include "subs/subs_takeover.h"
 
 #define MAX_FETCHES 1024 /* hash reads in flight; beyond: that announcement waits for the next */
 
@@ -56,6 +57,9 @@
     "if moved then return 2 end "                                                                                  \
     "if ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[5], KEYS[1]) end "                                          \
     "return 1"
+/* An AoR with a subscription record of ours, into this run's index.
+ * KEYS[1] the index; ARGV: the AoR, the TTL (ms). */
+#define INDEX_LUA "redis.call('SADD', KEYS[1], ARGV[1]) redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1"
 /* One of ours gone. KEYS[1] the hash; ARGV: field, channel ("": none). */
 #define DEL_LUA                                                                                                    \
     "redis.call('HDEL', KEYS[1], ARGV[1]) "                                                                        \
@@ -126,6 +130,7 @@ struct presence_mirror {
     uv_loop_t *loop;
     struct timer_service *timers;
     char prefix[64], channel[96], node[PRESENCE_NODE_MAX];
+    char inc[SUBS_TAKEOVER_INC_MAX]; /* presence_mirror_set_incarnation: records carry it, and are indexed */
     uint32_t max_pending, pending, fetches;
     size_t per_user;
     struct htable follows;
@@ -325,7 +330,8 @@ int presence_sub_record_decode(const char *field, size_t flen, const char *value
                                struct presence_sub_record *out)
 {
     memset(out, 0, sizeof(*out));
-    if (!field || !value || flen == 0 || flen >= sizeof(out->id) || vlen == 0 || vlen > 4096) return -EINVAL;
+    if (!field || !value || flen == 0 || flen >= sizeof(out->id) || vlen == 0 || vlen > SUBS_TAKEOVER_RECORD_MAX)
+        return -EINVAL;
     json_t *o = json_loadb(value, vlen, JSON_REJECT_DUPLICATES, NULL);
     int rc = -EINVAL;
     if (!o || !json_is_object(o)) goto out;
@@ -631,7 +637,8 @@ static void on_sub_changed(void *arg, const struct subs_record *r)
     struct presence_mirror *m = arg;
     char key[LOCATION_MAX_AOR + 80], field[PRESENCE_NODE_MAX + PRESENCE_SUB_TAG_MAX], exp[24], now[24];
     char *rec = NULL;
-    int n = presence_sub_record_encode(m->node, r, field, sizeof(field), &rec);
+    int n = subs_takeover_record_encode(m->node, m->inc, r, field, sizeof(field), &rec); /* version 2 */
+    if (n == -EINVAL) n = presence_sub_record_encode(m->node, r, field, sizeof(field), &rec); /* no dialog state: 1 */
     if (n < 0) {
         m->stats.writes_failed++;
         log_warn_rl("redis presence: the subscription of %.128s to %s cannot be shared (%s)", r->watcher, r->aor,
@@ -646,7 +653,16 @@ static void on_sub_changed(void *arg, const struct subs_record *r)
     for (size_t i = 0; i < 10; i++) lens[i] = i == 5 ? (size_t)n : strlen(argv[i]);
     send_script(m, 10, argv, lens);
     free(rec);
+    char idx[256], ttl[24];
+    if (m->inc[0] && subs_takeover_index_key(m->prefix, m->node, m->inc, idx, sizeof(idx)) == 0) {
+        snprintf(ttl, sizeof(ttl), "%u", SUBS_TAKEOVER_INDEX_TTL_MS); /* a survivor's takeover walks it */
+        const char *iv[] = {"EVAL", INDEX_LUA, "1", idx, r->aor, ttl};
+        size_t il[6];
+        for (size_t i = 0; i < 6; i++) il[i] = strlen(iv[i]);
+        send_script(m, 6, iv, il);
+    }
 }
+
 
 static void on_sub_gone(void *arg, const char *aor, const char *id)
 {
@@ -1091,4 +1107,12 @@ void presence_mirror_get_stats(const struct presence_mirror *m, struct presence_
     *out = m->stats;
     out->followed = htable_count(&m->follows);
     out->remote = (uint32_t)presence_remote_count(m->presence);
+}
+
+void presence_mirror_set_incarnation(struct presence_mirror *m, const char *inc)
+{
+    snprintf(m->inc, sizeof(m->inc), "%s", inc ? inc : "");
+    struct subs_record_hooks sh = {.arg = m, .changed = on_sub_changed, .gone = on_sub_gone, .list = on_list_start,
+                                   .cancel = on_list_cancel};
+    subs_set_record_hooks(m->subs, &sh); /* written again with it, and indexed */
 }

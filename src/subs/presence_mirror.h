@@ -5,7 +5,8 @@
  * publication (presence.c: entity tag, expiry, SIP-If-Match) as before;
  * this module copies it into the cluster so that every node's watchers of
  * that user see it. Subscription dialogs stay on the node that holds them:
- * only it can reach a TCP/WS watcher.
+ * only it can reach a TCP/WS watcher (a dead node's UDP ones are continued
+ * by the survivor that reaps it: subs_takeover.h).
  *
  *   one hash per presentity   <prefix>pres:{<aor>}   ({aor}: one slot)
  *     field  "<node id>/<n>"  (n: the node's number for the publication,
@@ -103,7 +104,10 @@ int presence_take_reply_read(const struct redisReply *r, char mode, struct prese
 
 /* A subscription's record (subs_record_hooks), written by each node into
  * <prefix>subs:{<aor>}: field "<node>/<its To tag>", value
- * {"node":..,"watcher":"<From URI>","event":"<package>","exp":<wall ms>}. */
+ * {"node":..,"watcher":"<From URI>","event":"<package>","exp":<wall ms>}
+ * (version 1, written by presence_sub_record_encode; the mirror writes
+ * version 2, with the dialog's state for a survivor: subs_takeover.h, which
+ * this reader reads too: the members it does not know are left alone). */
 #define PRESENCE_SUB_TAG_MAX 128      /* a To tag with its NUL */
 #define PRESENCE_SUB_WATCHER_MAX 512  /* a watcher URI with its NUL */
 #define PRESENCE_SUB_EVENT_MAX 16     /* a package name with its NUL */
@@ -166,6 +170,11 @@ struct presence_mirror *presence_mirror_new(uv_loop_t *loop, struct timer_servic
  * slot is taken), and tells p (presence_set_registered_elsewhere). NULL
  * lets go of c (before cluster_free). */
 void presence_mirror_set_cluster(struct presence_mirror *m, struct cluster *c);
+/* With cluster_route: this run's incarnation (location_mirror_incarnation).
+ * The subscription records carry it and each AoR with one is added to
+ * <prefix>node-subs:{<node>}:<inc>, the index a survivor walks when this
+ * run is reaped (subs_takeover.h); the records held are written again. */
+void presence_mirror_set_incarnation(struct presence_mirror *m, const char *inc);
 /* Lets go of p's hooks (the other nodes' publications it holds stay until
  * they expire) and closes the connections. */
 void presence_mirror_free(struct presence_mirror *m);

@@ -339,7 +339,12 @@ static void winfo_changed(struct subs *s, const char *aor);
 static void record_of(const struct subs_sub *sub, struct subs_record *r)
 {
     *r = (struct subs_record){.aor = sub->aor, .id = sub->local_tag, .watcher = sub->subscriber,
-                              .event = sub->event, .expires_wall_ms = sub->expires_wall_ms, .node_alive = 1};
+                              .event = sub->event, .expires_wall_ms = sub->expires_wall_ms, .node_alive = 1,
+                              .call_id = sub->call_id, .remote_tag = sub->remote_tag, .target = sub->target,
+                              .routes = sub->routes, .transport = sip_transport_param(sub->dest.proto),
+                              .remote = sub->remote, .accept = content_type_of(sub->event),
+                              .local_cseq = sub->local_cseq, .remote_cseq = sub->remote_cseq,
+                              .version = sub->version};
 }
 
 static void record_changed(struct subs *s, const struct subs_sub *sub)
@@ -1638,6 +1643,25 @@ static int load_row(void *arg, const struct store_subscription *row)
     sub->expires_wall_ms = row->expires_at;
     record_changed(c->s, sub);
     c->loaded++;
+    return 0;
+}
+
+int subs_adopt(struct subs *s, const struct store_subscription *row, int64_t now_wall_ms)
+{
+    if (!package_served(s, row->event)) return -ENOTSUP;
+    if (sip_transport_from_name(str_from_cstr(row->transport)) != SIP_TRANSPORT_UDP) return -EHOSTUNREACH;
+    if (row->expires_at <= now_wall_ms) return -ETIME;
+    if (strlen(row->call_id) >= SUBS_MAX_CALL_ID || strlen(row->local_tag) >= UA_TAG_SIZE) return -EINVAL;
+    if (find_sub(s, row->call_id, row->local_tag)) return -EEXIST;
+    struct load_ctx c = {s, now_wall_ms, 0};
+    int rc = load_row(&c, row);
+    if (rc < 0) return rc;
+    struct subs_sub *sub = c.loaded ? find_sub(s, row->call_id, row->local_tag) : NULL;
+    if (!sub) return -EINVAL;
+    log_info("subs: %s subscription of %s to %s taken over (NOTIFYs to %s)", sub->event, sub->subscriber, sub->aor,
+             sub->remote);
+    sub_notify_full(s, sub); /* with this node's Contact: the subscriber's next refresh comes here */
+    if (strcmp(sub->event, "presence") == 0) winfo_changed(s, sub->aor);
     return 0;
 }
 

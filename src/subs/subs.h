@@ -104,6 +104,13 @@ struct subs_record {
     const char *node;         /* the node holding it; NULL: this one */
     int64_t expires_wall_ms;
     int node_alive;           /* 1, 0 (stopped heartbeating), -1 not known */
+    /* the dialog as a survivor continues it (subs_takeover.h); set in what
+     * changed() gets, NULL / 0 in a list from the cluster */
+    const char *call_id, *remote_tag; /* remote_tag: the subscriber's From tag */
+    const char *target, *routes;      /* remote target, route set (comma-joined) */
+    const char *transport, *remote;   /* how the SUBSCRIBE came: "udp", "ip:port" */
+    const char *accept;               /* the content type of its NOTIFYs */
+    uint32_t local_cseq, remote_cseq, version;
 };
 /* status 0 and n records (valid during the call), or a negative errno. */
 typedef void (*subs_records_cb)(void *ctx, int status, const struct subs_record *recs, size_t n);
@@ -127,6 +134,13 @@ void subs_set_record_hooks(struct subs *s, const struct subs_record_hooks *h);
 #define SUBS_RECORDS_MAX 256
 int subs_records(struct subs *s, const char *aor, subs_records_cb cb, void *ctx, void **handle);
 void subs_records_cancel(struct subs *s, void *handle);
+/* Takes over another node's subscription (subs_takeover.h): held as one of
+ * this node's (its store row, expiry, record), then a NOTIFY with the full
+ * state and this node's Contact. 0; -EEXIST (held here), -ENOTSUP (package
+ * not served here), -EHOSTUNREACH (not UDP: its flow died with its node),
+ * -ETIME (expired at now_wall_ms), -EINVAL (a field over its cap), -ENOMEM. */
+struct store_subscription;
+int subs_adopt(struct subs *s, const struct store_subscription *row, int64_t now_wall_ms);
 
 /* ---- the reg package across nodes ([redis] cluster_route, reg_nodes.h) ---- */
 

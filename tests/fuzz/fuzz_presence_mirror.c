@@ -28,6 +28,16 @@
  * those names watch the field's user; an accepted field has no control
  * character and no '#'.
  *
+ * A subscription's record as a survivor reads it (subs_takeover.h): the same
+ * field and record given to subs_takeover_record_decode; an accepted one
+ * has its field's node and tag, version 1 or 2, and for version 2 every
+ * dialog field (no space or control character where none may be, a known
+ * transport, CSeqs under 2^31); it is decided on (version 1 never adopted,
+ * a connection never adopted), its row made (the CSeq and version moved
+ * on, never past 2^31 - 1), and encoded back it decodes to the same record.
+ * Each hiredis reply is also read as the adoption script's answer
+ * (subs_takeover_reply_each), each pair decoded the same way.
+ *
  *   tests/fuzz/fuzz_presence_mirror -max_total_time=60 tests/fuzz/corpus/fuzz_presence_mirror */
 #include <errno.h>
 #include <stdint.h>
@@ -45,6 +55,8 @@
 #include "subs/presence.h"
 #include "subs/presence_mirror.h"
 #include "subs/subs_config.h"
+#include "subs/subs_takeover.h"
+#include "store/store.h"
 
 #define NOW 1000000
 #define REMOTE_MAX 6
@@ -170,6 +182,65 @@ static void on_change(void *arg, const char *aor)
     (void)arg, (void)aor;
 }
 
+static bool has_ctl(const char *s, bool space_ok)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || (*s == ' ' && !space_ok) || *s == 0x7f) return true;
+    return false;
+}
+
+/* A survivor's reading of a subscription record (subs_takeover.h). */
+static void takeover_checked(const char *field, size_t flen, const char *val, size_t vlen)
+{
+    struct subs_takeover_record t;
+    if (!field || subs_takeover_record_decode(field, flen, val, vlen, &t) != 0) return;
+    size_t nl = strlen(t.node);
+    if (!nl || flen != nl + 1 + strlen(t.tag) || memcmp(field, t.node, nl) != 0 || field[nl] != '/' ||
+        memcmp(field + nl + 1, t.tag, strlen(t.tag)) != 0 || !t.tag[0] || has_ctl(t.tag, false) ||
+        has_ctl(t.node, false) ||
+        strchr(t.node, '/') || !t.watcher[0] || has_ctl(t.watcher, false) || !t.event[0] || t.expires_wall_ms <= 0 ||
+        has_ctl(t.inc, false) || (t.version != 1 && t.version != 2))
+        abort();
+    enum subs_takeover_verdict v = subs_takeover_decide(&t, NOW);
+    if (t.version == 1) {
+        if (v != SUBS_TAKEOVER_OLD || t.call_id[0]) abort();
+        return;
+    }
+    if (!t.call_id[0] || !t.remote_tag[0] || !t.target[0] || !t.remote[0] || has_ctl(t.call_id, false) ||
+        has_ctl(t.remote_tag, false) || has_ctl(t.target, false) || has_ctl(t.remote, false) ||
+        has_ctl(t.routes, true) || has_ctl(t.accept, true) || t.local_cseq > INT32_MAX ||
+        t.remote_cseq > INT32_MAX || t.version_doc > INT32_MAX)
+        abort();
+    bool udp = strcmp(t.transport, "udp") == 0;
+    if (v == SUBS_TAKEOVER_OLD || (!udp && v != SUBS_TAKEOVER_FLOW) ||
+        (udp && v != (t.expires_wall_ms <= NOW ? SUBS_TAKEOVER_EXPIRED : SUBS_TAKEOVER_ADOPT)))
+        abort();
+    struct store_subscription row;
+    subs_takeover_row(&t, "alice", &row);
+    if (row.local_cseq > INT32_MAX || row.version > INT32_MAX || row.local_cseq < t.local_cseq ||
+        strcmp(row.local_tag, t.tag) != 0)
+        abort();
+    struct subs_record r = {.aor = "alice", .id = t.tag, .watcher = t.watcher, .event = t.event,
+                            .expires_wall_ms = t.expires_wall_ms, .call_id = t.call_id, .remote_tag = t.remote_tag,
+                            .target = t.target, .routes = t.routes, .transport = t.transport, .remote = t.remote,
+                            .accept = t.accept, .local_cseq = t.local_cseq, .remote_cseq = t.remote_cseq,
+                            .version = t.version_doc};
+    char f2[SUBS_TAKEOVER_NODE_MAX + SUBS_TAKEOVER_TAG_MAX + 2], *rec = NULL;
+    int n = subs_takeover_record_encode(t.node, t.inc, &r, f2, sizeof(f2), &rec);
+    if (n == -ENOSPC) return; /* escaping may make it longer than what was read */
+    if (n < 0) abort();
+    struct subs_takeover_record u;
+    if (subs_takeover_record_decode(f2, strlen(f2), rec, (size_t)n, &u) != 0 || memcmp(&t, &u, sizeof(t)) != 0)
+        abort();
+    free(rec);
+}
+
+static void takeover_pair(void *arg, const char *f, size_t fl, const char *v, size_t vl)
+{
+    (void)arg;
+    if (f) takeover_checked(f, fl, v, vl);
+}
+
 static void apply(struct presence *p, const redisReply *reply)
 {
     struct presence_record recs[8];
@@ -213,6 +284,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             strchr(sr.watcher, ' ') || !sr.event[0] || sr.expires_wall_ms <= 0)
             abort();
     }
+    if (nl) takeover_checked(in, flen, val, vlen);
     char aor[256], field[PRESENCE_PUB_ID_MAX];
     if (presence_mirror_key_aor("p:", in, size, aor, sizeof(aor)) == 0) {
         size_t al = strlen(aor);
@@ -248,6 +320,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 if (redisReaderGetReply(rd, &reply) != REDIS_OK || !reply) break;
                 apply(p, reply);
                 take_checked(p, reply, mode);
+                subs_takeover_reply_each(reply, takeover_pair, NULL);
                 freeReplyObject(reply);
             }
         }

@@ -17,11 +17,16 @@
 #  5. B's removed (Expires: 0): A's NOTIFY holds C's only;
 #  6. bad records planted in the hash and announced, and a message naming
 #     no presentity: skipped, counted and logged by A, no NOTIFY;
-#  6b. subscription records: bob watches alice on C too (15 s); A's API
+#  6b. subscription records: bob watches alice on C too (40 s); A's API
 #     lists both subscriptions, from the cluster, with their nodes;
 #  7. C's set again (same document) for 3 s, no NOTIFY, and C killed -9: A drops it at its expiry by
-#     itself (derived: closed), and the key leaves Redis with its TTL; C's
-#     subscription listed as on a node not alive, then gone at its expiry;
+#     itself (derived: closed), and the key leaves Redis with its TTL;
+#  7b. C's subscription taken over (subs_takeover.h): the survivor that
+#     reaped C (A or B) sends bob a NOTIFY in C's dialog with its own
+#     Contact; the record names that node now; bob's refresh SUBSCRIBE to
+#     that Contact is answered 200 with a NOTIFY, and he unsubscribes there;
+#     two more records of C's planted before the kill (version 1, and one of
+#     a TCP subscriber) are deleted by the survivor, not adopted;
 #  8. bob unsubscribes: the terminated NOTIFY, his record gone from every
 #     node's list; /metrics typed;
 #  9. registrations on another node (cluster_route's lookups): bob watches
@@ -206,10 +211,10 @@ check "... no NOTIFY for them" not got_notifies w 6
 
 # ---- 6b. subscription records across nodes
 on c
-sipp_scn w3 sub-presence.xml -s alice -key watcher bob -au bob -ap bobpw -auth_uri "alice@$H:$PORT" \
-    -key expires 15 -p "$(free_port)" &
+sipp_scn w3 sub-presence-takeover.xml -s alice -key watcher bob -au bob -ap bobpw -auth_uri "alice@$H:$PORT" \
+    -key expires 40 -p "$(free_port)" &
 W3=$!
-check "6b. bob watches alice on C too (15 s): NOTIFY 1" wait_for 30 got_notifies w3 1
+check "6b. bob watches alice on C too (40 s): NOTIFY 1" wait_for 30 got_notifies w3 1
 subs_of() { on "$1"; api GET /users/alice/subscriptions; }
 both_listed() {
     jq_ok "$(subs_of a)" '.scope == "cluster" and ([.subscriptions[] | select(.event == "presence" and
@@ -226,17 +231,78 @@ check "7. alice sets C's publication again, same document, for 3 s -> 200" \
     publish c p5 3 "SIP-If-Match: $E3" "$(pidf on-c open)"
 check "... 200, Expires 3" bash -c "test '$(status_of p5)' = 200 && grep -aq '^Expires: 3' '$WORK/p5.msg'"
 check "... the write pruned the record that is not JSON" wait_for 10 bash -c "[ \"\$(redis-cli -c -h 127.0.0.1 -p ${REDIS_PORTS[0]} hexists 'p:pres:{alice}' evil/1)\" = 0 ]"
+cindex() { local p; for p in "${REDIS_PORTS[@]}"; do redis-cli -h 127.0.0.1 -p "$p" --scan --pattern 'p:node-subs:{node-c}:*'; done; }
+cindex_gone() { [ -z "$(cindex)" ]; }
+CIDX=$(cindex | head -1)
+check "... C's run indexes alice (p:node-subs:{node-c}:<run>)" test "$(rcli sismember "$CIDX" alice)" = 1
+CINC=${CIDX##*:}
+pexp=$(( $(date +%s) * 1000 + 60000 ))
+# two records of C's a survivor cannot continue: an old one (version 1), and
+# one whose subscriber came over TCP (its connection died with C)
+rcli hset 'p:subs:{alice}' node-c/old1 "{\"node\":\"node-c\",\"watcher\":\"sip:x@h\",\"event\":\"presence\",\"exp\":$pexp}" >/dev/null
+rcli hset 'p:subs:{alice}' node-c/tcp1 "{\"v\":2,\"node\":\"node-c\",\"inc\":\"$CINC\",\"watcher\":\"sip:x@h\",\"event\":\"presence\",\"exp\":$pexp,\"cid\":\"c1\",\"ftag\":\"f1\",\"target\":\"sip:x@127.0.0.1:9\",\"routes\":\"\",\"accept\":\"application/pidf+xml\",\"tp\":\"tcp\",\"remote\":\"127.0.0.1:9\",\"cseq\":1,\"rcseq\":1,\"ver\":1}" >/dev/null
 kill -9 "$c_PID"
 check "... C killed -9; NOTIFY 6 on A after the expiry" wait_for 30 got_notifies w 6
 check "... derived again: closed" test "$(tuples 6)" = "registration=closed,"
 check "... A's log says the other node's publication expired" grep -Eq "presence: the publication node-c/[0-9]+ of alice \(another node's\) expired" "$WORK/a.log"
 check "... the key left Redis with its TTL" wait_for 20 bash -c "[ \"\$(redis-cli -c -h 127.0.0.1 -p ${REDIS_PORTS[0]} exists 'p:pres:{alice}')\" = 0 ]"
-c_not_alive() { jq_ok "$(subs_of a)" '[.subscriptions[] | select(.node == "node-c")] | length == 1 and (.[0].node_alive // false) == false'; }
-check "... C's subscription still listed on A, its node not alive" wait_for 20 c_not_alive
-c_gone() { jq_ok "$(subs_of a)" '.scope == "cluster" and ([.subscriptions[] | select(.node == "node-c")] | length) == 0'; }
-check "... and gone at its expiry (15 s)" wait_for 30 c_gone
-kill_tree "$W3" # its sipp waits for a NOTIFY the dead node never sends
-wait "$W3" 2>/dev/null || true
+# the takeover of C's subscription (subs_takeover.h): the survivor that
+# reaped C (A or B: one of them) sends NOTIFY 2 with its own Contact, and
+# w3's refresh goes there (sub-presence-takeover.xml)
+# notifies_not_from PORT: the NOTIFYs w3 received whose Contact is not on
+# PORT, each as its header block, separated by "--"
+notifies_not_from() {
+    python3 - "$WORK/w3.msg" "$1" <<'PY'
+import re, sys
+text = open(sys.argv[1], encoding="latin-1").read().replace("\r", "")
+seen = set()
+for m in re.finditer(r"^NOTIFY .*?\n\n", text, re.S | re.M):
+    c = re.search(r"^Contact: <sip:[^@>]*@[0-9.]+:([0-9]+)>", m.group(0), re.M)
+    k = re.search(r"^CSeq: .*$", m.group(0), re.M)
+    if c and c.group(1) != sys.argv[2] and k and k.group(0) not in seen:  # a retransmission once
+        seen.add(k.group(0))
+        print(m.group(0) + "--")
+PY
+}
+from_survivor() { [ -n "$(notifies_not_from "${SIP[c]}")" ]; }
+check "7b. a NOTIFY to C's watcher from a survivor" wait_for 40 from_survivor
+NOT2=$(notifies_not_from "${SIP[c]}" | sed '/^--$/q')
+nport=$(printf '%s\n' "$NOT2" | grep '^Contact:' | head -1 | sed -E 's/.*@[0-9.]+:([0-9]+).*/\1/')
+ADOPTER="" OTHER=""
+for n in a b; do [ "$nport" = "${SIP[$n]}" ] && ADOPTER=$n; done
+[ "$ADOPTER" = a ] && OTHER=b || OTHER=a
+check "... its Contact is the survivor's (A's or B's SIP port)" test -n "$ADOPTER"
+CID3=$(tr -d '\r' <"$WORK/w3.msg" | grep -m1 '^Call-ID:')
+TAG3=$(printf '%s\n' "$NOT2" | grep '^From:' | sed -E 's/.*tag=([^;>]+).*/\1/')
+check "... in C's dialog: the SUBSCRIBE's Call-ID" bash -c 'printf "%s\n" "$1" | grep -qxF "$2"' _ "$NOT2" "$CID3"
+check "... the survivor counted it adopted, the other survivor nothing" \
+    bash -c "[ \"$(pstat "$ADOPTER" subs_adopted)\" = 1 ] && [ \"$(pstat "$OTHER" subs_adopted)\" = 0 ]"
+subrec() { rcli hgetall 'p:subs:{alice}' | paste - - | jq -R -s -c '[split("\n")[] | select(length > 0) | split("\t") | {field: .[0]} + (.[1] | fromjson)]'; }
+adopted_rec() { jq_ok "$(subrec)" "([.[] | select(.field == \"node-c/$TAG3\")] | length) == 0 and ([.[] | select(.field == \"node-$ADOPTER/$TAG3\" and .node == \"node-$ADOPTER\" and .v == 2 and .tp == \"udp\")] | length) == 1"; }
+survivor_notifies() { notifies_not_from "${SIP[c]}" | grep -c '^--$'; }
+refreshed() { tr -d '\r' <"$WORK/w3.msg" | grep -A12 '^SIP/2.0 200' | grep -q '^CSeq: 3 SUBSCRIBE'; }
+check "... the watcher's refresh SUBSCRIBE to that Contact answered 200" wait_for 30 refreshed
+check "... the record (C's To tag $TAG3) names node-$ADOPTER now (v2, udp), C's field gone" adopted_rec
+check "... alice PUBLISHes on node-$ADOPTER -> 200" publish "$ADOPTER" p7b 60 "Subject: initial" "$(pidf mark7b open)"
+E7B=$(etag_of p7b)
+check "... the next NOTIFY in the dialog carries it; then the watcher unsubscribed there (sipp ran the scenario)" \
+    wait "$W3"
+check "... at least four NOTIFYs from node-$ADOPTER: the takeover's, the refresh's, the change's, the terminated one" \
+    test "$(survivor_notifies)" -ge 4
+check "... CSeq going up" bash -c '
+    prev=0; for c in $(printf "%s\n" "$1" | grep "^CSeq:" | awk "{print \$2}"); do [ "$c" -gt "$prev" ] || exit 1; prev=$c; done' \
+    _ "$(notifies_not_from "${SIP[c]}")"
+check "... the last one terminated" bash -c 'printf "%s\n" "$1" | grep "^Subscription-State:" | tail -1 | grep -q terminated' \
+    _ "$(notifies_not_from "${SIP[c]}")"
+n3=$(python3 "$PEERS_DIR/notify_bodies.py" "$WORK/w3.msg" "$WORK/w3.n")
+check "... the one before carries the publication" test "$(xp "$WORK/w3.n/$((n3 - 1)).xml" "$T/@id")" = mark7b
+check "... alice removes it -> 200" publish "$ADOPTER" p7c 0 "SIP-If-Match: $E7B" ""
+check "... the old and the TCP record deleted, not adopted (node-$ADOPTER counted 2 dropped)" \
+    bash -c "[ \"$(pstat "$ADOPTER" subs_dropped)\" = 2 ] && [ \"$(rcli hexists 'p:subs:{alice}' node-c/old1)$(rcli hexists 'p:subs:{alice}' node-c/tcp1)\" = 00 ]"
+check "... C's listing on A: no node-c subscription left" \
+    jq_ok "$(subs_of a)" '.scope == "cluster" and ([.subscriptions[] | select(.node == "node-c")] | length) == 0'
+check "... node-$ADOPTER logged the takeover" grep -q 'subs: presence subscription of sip:bob@127.0.0.1 to alice taken over' "$WORK/$ADOPTER.log"
+check "... C's index of its run gone from Redis (walked)" wait_for 10 cindex_gone
 
 # ---- 8. the end
 check "8. bob unsubscribed and got the terminated NOTIFY (sipp ran the scenario)" wait "$W"
@@ -402,6 +468,7 @@ check "... a tag nobody issued, through A: 412" cpublish a q7 120 "SIP-If-Match:
 check "... 412" test "$(status_of q7)" = 412
 check "... carol's record untouched (node-b's)" jq_ok "$(crec)" 'length == 1 and (.[0].field | startswith("node-b/"))'
 
+adopted0=$(( $(pstat a subs_adopted) + $(pstat c subs_adopted) ))
 kill -9 "$b_PID"
 check "10f. B killed -9; carol refreshes through C with B's tag -> 200" cpublish c q8 120 "SIP-If-Match: $Q5" ""
 Q8=$(etag_of q8)
@@ -413,6 +480,8 @@ check "... 200" test "$(status_of q9)" = 200
 check "... NOTIFY 6 on A is that modify (the state stayed, the refresh notified nobody)" wait_for 30 got_notifies wa 6
 check "... its document" test "$(ctuples wa 6)" = "c5=closed,"
 check "... bob unsubscribed on A (sipp ran the scenario)" wait "$Wa"
+b_adopted() { [ $(( $(pstat a subs_adopted) + $(pstat c subs_adopted) )) -gt "$adopted0" ]; }
+check "... B's watcher of carol (UDP) taken over by A or C" wait_for 30 b_adopted
 kill_tree "$Wb" # its node is dead
 wait "$Wb" 2>/dev/null || true
 # a take whose change message A missed: A's next write of it finds its pid

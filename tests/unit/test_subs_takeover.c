@@ -1,0 +1,481 @@
+/* test_subs_takeover.c — a dead node's subscriptions continued by a survivor
+ * (src/subs/subs_takeover.c, subs_adopt in subs.c): the record's version 2
+ * encoding and its defensive reading (what a node takes from Redis), the
+ * version 1 record still read (and not adoptable), the refusals, the
+ * adoption decision and the row made of a record, the adoption script's
+ * answer; and, on the in-process stack (harness.h) with the real registrar,
+ * a subscription made on one notifier, its record taken as another node
+ * writes it, and adopted by a second notifier: a NOTIFY in the same dialog
+ * (Call-ID, tags, CSeq moved on) with the adopter's Contact, to the address
+ * the SUBSCRIBE came from; the subscriber's refresh answered 200 there; a
+ * 481 ends it. The peer test against a real cluster is
+ * tests/peers/test_presence_nodes.sh (7b). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#include "registrar/digest_check.h"
+#include "store/store.h"
+#include "subs/presence_mirror.h"
+#include "subs/subs.h"
+#include "subs/subs_takeover.h"
+#include "subs_fixture.h"
+
+#define NOW 1700000000000LL
+
+static struct subs_record sample(void)
+{
+    return (struct subs_record){.aor = "alice", .id = "t0a1", .watcher = "sip:bob@example.com", .event = "presence",
+                                .expires_wall_ms = NOW + 60000, .call_id = "cid-1@h", .remote_tag = "ftag-1",
+                                .target = "sip:bob@192.0.2.9:5080", .routes = "<sip:p1;lr>,\"P 2\" <sip:p2;lr>",
+                                .transport = "udp", .remote = "192.0.2.9:5080", .accept = "application/pidf+xml",
+                                .local_cseq = 7, .remote_cseq = 3, .version = 5};
+}
+
+static void test_record_v2_roundtrip(void **state)
+{
+    (void)state;
+    struct subs_record r = sample();
+    char field[300], *rec = NULL;
+    int n = subs_takeover_record_encode("node-a", "inc-1", &r, field, sizeof(field), &rec);
+    assert_true(n > 0);
+    assert_string_equal(field, "node-a/t0a1");
+    struct subs_takeover_record d;
+    assert_int_equal(subs_takeover_record_decode(field, strlen(field), rec, (size_t)n, &d), 0);
+    assert_int_equal(d.version, 2);
+    assert_string_equal(d.node, "node-a");
+    assert_string_equal(d.tag, "t0a1");
+    assert_string_equal(d.inc, "inc-1");
+    assert_string_equal(d.watcher, r.watcher);
+    assert_string_equal(d.event, "presence");
+    assert_true(d.expires_wall_ms == NOW + 60000);
+    assert_string_equal(d.call_id, r.call_id);
+    assert_string_equal(d.remote_tag, r.remote_tag);
+    assert_string_equal(d.target, r.target);
+    assert_string_equal(d.routes, r.routes);
+    assert_string_equal(d.accept, r.accept);
+    assert_string_equal(d.transport, "udp");
+    assert_string_equal(d.remote, r.remote);
+    assert_int_equal(d.local_cseq, 7);
+    assert_int_equal(d.remote_cseq, 3);
+    assert_int_equal(d.version_doc, 5);
+    /* the listing's reader (version 1) reads it too */
+    struct presence_sub_record l;
+    assert_int_equal(presence_sub_record_decode(field, strlen(field), rec, (size_t)n, &l), 0);
+    assert_string_equal(l.node, "node-a");
+    assert_string_equal(l.event, "presence");
+    free(rec);
+    /* no incarnation: no "inc" */
+    n = subs_takeover_record_encode("node-a", NULL, &r, field, sizeof(field), &rec);
+    assert_true(n > 0);
+    assert_null(strstr(rec, "\"inc\""));
+    assert_int_equal(subs_takeover_record_decode(field, strlen(field), rec, (size_t)n, &d), 0);
+    assert_string_equal(d.inc, "");
+    free(rec);
+}
+
+static void test_record_v1_read(void **state)
+{
+    (void)state;
+    struct subs_record r = sample();
+    char field[300], *rec = NULL;
+    int n = presence_sub_record_encode("node-a", &r, field, sizeof(field), &rec); /* what older nodes write */
+    assert_true(n > 0);
+    struct subs_takeover_record d;
+    assert_int_equal(subs_takeover_record_decode(field, strlen(field), rec, (size_t)n, &d), 0);
+    assert_int_equal(d.version, 1);
+    assert_string_equal(d.tag, "t0a1");
+    assert_string_equal(d.call_id, "");
+    assert_int_equal(subs_takeover_decide(&d, NOW), SUBS_TAKEOVER_OLD);
+    free(rec);
+}
+
+static void test_record_refusals(void **state)
+{
+    (void)state;
+    struct subs_record r = sample();
+    char field[300], *rec = NULL;
+    struct subs_record b = r;
+    b.call_id = NULL; /* no dialog state */
+    assert_int_equal(subs_takeover_record_encode("node-a", "i", &b, field, sizeof(field), &rec), -EINVAL);
+    b = r;
+    b.transport = "carrier-pigeon";
+    assert_int_equal(subs_takeover_record_encode("node-a", "i", &b, field, sizeof(field), &rec), -EINVAL);
+    b = r;
+    b.target = "sip:a b";
+    assert_int_equal(subs_takeover_record_encode("node-a", "i", &b, field, sizeof(field), &rec), -EINVAL);
+    b = r;
+    b.routes = "<sip:p1;lr>\r\nX: y";
+    assert_int_equal(subs_takeover_record_encode("node-a", "i", &b, field, sizeof(field), &rec), -EINVAL);
+    b = r;
+    b.local_cseq = 0x80000000u;
+    assert_int_equal(subs_takeover_record_encode("node-a", "i", &b, field, sizeof(field), &rec), -EINVAL);
+    assert_int_equal(subs_takeover_record_encode("node/a", "i", &r, field, sizeof(field), &rec), -EINVAL);
+    assert_int_equal(subs_takeover_record_encode("node-a", "i{", &r, field, sizeof(field), &rec), -EINVAL);
+    assert_int_equal(subs_takeover_record_encode("node-a", "i", &r, field, 5, &rec), -ENOSPC);
+    assert_null(rec);
+
+    const char *ok_tail = ",\"cid\":\"c\",\"ftag\":\"f\",\"target\":\"sip:b@h\",\"routes\":\"\",\"accept\":\"\","
+                          "\"tp\":\"udp\",\"remote\":\"1.2.3.4:5\",\"cseq\":1,\"rcseq\":1,\"ver\":0}";
+    char good[512];
+    snprintf(good, sizeof(good), "{\"v\":2,\"node\":\"n1\",\"watcher\":\"sip:w@h\",\"event\":\"reg\",\"exp\":9%s",
+             ok_tail);
+    struct subs_takeover_record d;
+    assert_int_equal(subs_takeover_record_decode("n1/t", 4, good, strlen(good), &d), 0);
+    const char *bad[] = {
+        "not json",
+        "[]",
+        "{\"v\":3,\"node\":\"n1\",\"watcher\":\"sip:w@h\",\"event\":\"reg\",\"exp\":9}",
+        "{\"v\":\"2\",\"node\":\"n1\",\"watcher\":\"sip:w@h\",\"event\":\"reg\",\"exp\":9}",
+        /* version 2 without its dialog */
+        "{\"v\":2,\"node\":\"n1\",\"watcher\":\"sip:w@h\",\"event\":\"reg\",\"exp\":9}",
+        "{\"v\":2,\"node\":\"n1\",\"watcher\":\"sip:w@h\",\"event\":\"reg\",\"exp\":9,\"cid\":\"c\",\"ftag\":\"f\","
+        "\"target\":\"sip:b@h\",\"routes\":\"\",\"accept\":\"\",\"tp\":\"smtp\",\"remote\":\"1.2.3.4:5\",\"cseq\":1,"
+        "\"rcseq\":1,\"ver\":0}",
+        "{\"v\":2,\"node\":\"n1\",\"watcher\":\"sip:w@h\",\"event\":\"reg\",\"exp\":9,\"cid\":\"c\",\"ftag\":\"f\","
+        "\"target\":\"sip:b@h\",\"routes\":\"\",\"accept\":\"\",\"tp\":\"udp\",\"remote\":\"1.2.3.4:5\",\"cseq\":-1,"
+        "\"rcseq\":1,\"ver\":0}",
+        "{\"v\":2,\"node\":\"n1\",\"watcher\":\"sip:w@h\",\"event\":\"reg\",\"exp\":9,\"cid\":\"c\",\"ftag\":\"f\","
+        "\"target\":\"sip:b@h\",\"routes\":\"\",\"accept\":\"\",\"tp\":\"udp\",\"remote\":\"1.2.3.4:5\","
+        "\"cseq\":2147483648,\"rcseq\":1,\"ver\":0}",
+        "{\"v\":2,\"node\":\"n1\",\"watcher\":\"sip:w@h\",\"event\":\"reg\",\"exp\":9,\"cid\":\"c d\",\"ftag\":\"f\","
+        "\"target\":\"sip:b@h\",\"routes\":\"\",\"accept\":\"\",\"tp\":\"udp\",\"remote\":\"1.2.3.4:5\",\"cseq\":1,"
+        "\"rcseq\":1,\"ver\":0}",
+        "{\"v\":2,\"node\":\"n1\",\"watcher\":\"sip:w@h\",\"event\":\"reg\",\"exp\":9,\"cid\":\"c\",\"ftag\":\"f\","
+        "\"target\":\"sip:b@h\",\"routes\":\"a\\u0000b\",\"accept\":\"\",\"tp\":\"udp\",\"remote\":\"1.2.3.4:5\","
+        "\"cseq\":1,\"rcseq\":1,\"ver\":0}",
+        "{\"node\":\"n1\",\"node\":\"n1\",\"watcher\":\"sip:w@h\",\"event\":\"reg\",\"exp\":9}",
+        "{\"node\":\"n1\",\"watcher\":\"sip:w@h\",\"event\":\"REG\",\"exp\":9}",
+        "{\"node\":\"n1\",\"watcher\":\"sip:w@h\",\"event\":\"reg\",\"exp\":0}",
+        "{\"node\":\"n1\",\"watcher\":\"sip:w@h\",\"event\":\"reg\",\"exp\":9,\"inc\":\"a b\"}",
+        "{\"node\":\"n1\",\"watcher\":\"sip:w@h\",\"event\":\"reg\",\"exp\":9,\"inc\":\"a{b\"}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (subs_takeover_record_decode("n1/t", 4, bad[i], strlen(bad[i]), &d) == 0) fail_msg("took %s", bad[i]);
+    /* the field must be the record's node and a tag */
+    const char *fields[] = {"n2/t", "n1/", "n1", "n1/a b", "/t"};
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+        if (subs_takeover_record_decode(fields[i], strlen(fields[i]), good, strlen(good), &d) == 0)
+            fail_msg("took field %s", fields[i]);
+    /* over the size cap */
+    char *big = malloc(SUBS_TAKEOVER_RECORD_MAX + 64);
+    memset(big, ' ', SUBS_TAKEOVER_RECORD_MAX + 10);
+    memcpy(big + SUBS_TAKEOVER_RECORD_MAX + 10 - strlen(good), good, strlen(good));
+    assert_int_equal(subs_takeover_record_decode("n1/t", 4, big, SUBS_TAKEOVER_RECORD_MAX + 10, &d), -EINVAL);
+    free(big);
+}
+
+static void test_decide_and_row(void **state)
+{
+    (void)state;
+    struct subs_record r = sample();
+    char field[300], *rec = NULL;
+    int n = subs_takeover_record_encode("node-a", "inc-1", &r, field, sizeof(field), &rec);
+    struct subs_takeover_record d;
+    assert_int_equal(subs_takeover_record_decode(field, strlen(field), rec, (size_t)n, &d), 0);
+    free(rec);
+    assert_int_equal(subs_takeover_decide(&d, NOW), SUBS_TAKEOVER_ADOPT);
+    assert_int_equal(subs_takeover_decide(&d, NOW + 60000), SUBS_TAKEOVER_EXPIRED);
+    const char *tps[] = {"tcp", "tls", "ws", "wss", "sctp"};
+    for (size_t i = 0; i < 5; i++) {
+        struct subs_takeover_record x = d;
+        snprintf(x.transport, sizeof(x.transport), "%s", tps[i]);
+        assert_int_equal(subs_takeover_decide(&x, NOW), SUBS_TAKEOVER_FLOW);
+    }
+    struct store_subscription row;
+    subs_takeover_row(&d, "alice", &row);
+    assert_string_equal(row.call_id, "cid-1@h");
+    assert_string_equal(row.local_tag, "t0a1");
+    assert_string_equal(row.remote_tag, "ftag-1");
+    assert_string_equal(row.aor, "alice");
+    assert_string_equal(row.subscriber, "sip:bob@example.com");
+    assert_string_equal(row.transport, "udp");
+    assert_int_equal(row.local_cseq, 7 + SUBS_TAKEOVER_JUMP);
+    assert_int_equal(row.version, 5 + SUBS_TAKEOVER_JUMP);
+    assert_int_equal(row.remote_cseq, 3);
+    d.local_cseq = INT32_MAX - 1; /* never beyond 2^31 - 1 */
+    subs_takeover_row(&d, "alice", &row);
+    assert_int_equal(row.local_cseq, INT32_MAX);
+    char key[64];
+    assert_int_equal(subs_takeover_index_key("p:", "node-a", "i1", key, sizeof(key)), 0);
+    assert_string_equal(key, "p:node-subs:{node-a}:i1");
+    assert_int_equal(subs_takeover_index_key("p:", "node-a", "i1", key, 10), -ENOSPC);
+}
+
+/* ---- the adoption script's answer ---- */
+
+static redisReply s_rep(const char *s)
+{
+    return (redisReply){.type = REDIS_REPLY_STRING, .str = (char *)s, .len = strlen(s)};
+}
+
+struct pairs {
+    int n, bad;
+};
+
+static void count_pair(void *arg, const char *f, size_t fl, const char *v, size_t vl)
+{
+    (void)fl, (void)vl;
+    struct pairs *p = arg;
+    if (!f || !v) p->bad++;
+    else p->n++;
+}
+
+static void test_reply_each(void **state)
+{
+    (void)state;
+    redisReply e[4] = {s_rep("n/t"), s_rep("{}"), s_rep("n/u"), {.type = REDIS_REPLY_INTEGER, .integer = 1}};
+    redisReply *ep[4] = {&e[0], &e[1], &e[2], &e[3]};
+    redisReply arr = {.type = REDIS_REPLY_ARRAY, .elements = 4, .element = ep};
+    struct pairs p = {0};
+    assert_int_equal(subs_takeover_reply_each(&arr, count_pair, &p), 2);
+    assert_int_equal(p.n, 1);
+    assert_int_equal(p.bad, 1);
+    arr.elements = 3;
+    assert_int_equal(subs_takeover_reply_each(&arr, count_pair, &p), -EINVAL);
+    redisReply empty = {.type = REDIS_REPLY_ARRAY};
+    assert_int_equal(subs_takeover_reply_each(&empty, count_pair, &p), 0);
+    assert_int_equal(subs_takeover_reply_each(&e[0], count_pair, &p), -EINVAL);
+    assert_int_equal(subs_takeover_reply_each(NULL, count_pair, &p), -EINVAL);
+}
+
+/* ---- adoption on the stack ---- */
+
+struct fx {
+    struct harness *h;
+    struct config cfg;
+    struct users *users;
+    struct auth_server *auth;
+    struct digest_checker digest;
+    struct location *loc;
+    struct registrar *r;
+    struct subs *s;
+    uint32_t branch;
+    /* the last record told */
+    int changed, gone;
+    char field[300], *rec;
+    int rec_len;
+};
+
+static void on_request(void *arg, struct txn *st, const struct transport_rx *rx)
+{
+    struct fx *f = arg;
+    if (subs_on_request(f->s, st, rx)) return;
+    if (registrar_on_request(f->r, st, rx)) return;
+    txn_respond(st, 604, "Not Taken", STR_NULL, NULL, 0, STR_NULL, STR_NULL);
+}
+
+static struct subs *new_notifier(struct fx *f)
+{
+    struct subs_deps sd = {.cfg = &f->cfg.subs, .local = &f->h->local, .require_auth = false, .digest = &f->digest,
+                           .registrar = f->r, .ua = f->h->ua, .timers = f->h->timers};
+    struct subs *s = subs_new(&sd);
+    assert_non_null(s);
+    return s;
+}
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    f->h = subs_fx_harness(&f->cfg);
+    f->users = users_new(NULL);
+    harness_add_user(f->h, f->users, "alice", "secret-a");
+    struct auth_server_config ac;
+    auth_server_config_from(&ac, &f->cfg.auth, AUTH_OFFER(AUTH_ALG_MD5));
+    f->auth = auth_server_new(&ac);
+    digest_checker_init(&f->digest, &f->cfg.auth, &f->h->local, f->users, f->auth, NULL);
+    f->r = subs_fx_registrar(f->h, &f->cfg, &f->cfg.auth, f->users, f->auth, &f->loc);
+    f->s = new_notifier(f);
+    f->h->on_request = on_request;
+    f->h->arg = f;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    subs_free(f->s);
+    subs_fx_free(f->h, f->r, f->loc, f->auth, f->users);
+    free(f->rec);
+    free(f);
+    return 0;
+}
+
+static void rec_changed(void *arg, const struct subs_record *r)
+{
+    struct fx *f = arg;
+    f->changed++;
+    free(f->rec);
+    f->rec = NULL;
+    f->rec_len = subs_takeover_record_encode("node-x", "inc-x", r, f->field, sizeof(f->field), &f->rec);
+    assert_true(f->rec_len > 0);
+}
+
+static void rec_gone(void *arg, const char *aor, const char *id)
+{
+    (void)aor, (void)id;
+    ((struct fx *)arg)->gone++;
+}
+
+static int subscribe(struct fx *f, const char *call_id, int cseq, const char *to_tag, const char *ruri,
+                     const char *extra)
+{
+    char text[4096], to[128] = "";
+    if (to_tag && *to_tag) snprintf(to, sizeof(to), ";tag=%s", to_tag);
+    snprintf(text, sizeof(text),
+             "SUBSCRIBE %s SIP/2.0\n"
+             "Via: SIP/2.0/UDP 192.0.2.9:5080;branch=z9hG4bK-t%u\n"
+             "Max-Forwards: 70\n"
+             "From: <sip:watcher@example.com>;tag=f1\n"
+             "To: <sip:alice@example.com>%s\n"
+             "Call-ID: %s\n"
+             "CSeq: %d SUBSCRIBE\n"
+             "Contact: <sip:watcher@192.0.2.9:5080>\n"
+             "Event: presence\n"
+             "%s"
+             "Content-Length: 0\n\n",
+             ruri, ++f->branch, to, call_id, cseq, extra ? extra : "");
+    size_t before = harness_sent_count(f->h);
+    assert_int_equal(harness_inject(f->h, "192.0.2.9", 5080, SIP_TRANSPORT_UDP, text), 0);
+    int i = harness_find_sent(f->h, before, "SIP/2.0 ");
+    assert_true(i >= 0);
+    return harness_sent_status(f->h, (size_t)i);
+}
+
+static int last_notify(struct fx *f)
+{
+    int found = -1;
+    for (int i = 0; (i = harness_find_sent(f->h, (size_t)i, "NOTIFY ")) >= 0; i++) found = i;
+    return found;
+}
+
+static void answer_notify(struct fx *f, int i, int status)
+{
+    const struct sip_msg *m = harness_sent_msg(f->h, (size_t)i);
+    char text[2048];
+    snprintf(text, sizeof(text),
+             "SIP/2.0 %d Whatever\nVia: %.*s\nFrom: %.*s\nTo: %.*s\nCall-ID: %.*s\nCSeq: %u NOTIFY\n"
+             "Content-Length: 0\n\n",
+             status, STR_FMT(harness_header(m, SIP_HDR_VIA)), STR_FMT(harness_header(m, SIP_HDR_FROM)),
+             STR_FMT(harness_header(m, SIP_HDR_TO)), STR_FMT(m->call_id), m->cseq.number);
+    assert_int_equal(harness_inject(f->h, "192.0.2.9", 5080, SIP_TRANSPORT_UDP, text), 0);
+}
+
+static uint32_t active(struct subs *s)
+{
+    struct subs_stats st;
+    subs_get_stats(s, &st);
+    return st.active;
+}
+
+static void test_adopt(void **state)
+{
+    struct fx *f = *state;
+    struct subs_record_hooks hk = {.arg = f, .changed = rec_changed, .gone = rec_gone};
+    subs_set_record_hooks(f->s, &hk);
+    /* the "dead" node's subscription, two NOTIFYs sent */
+    assert_int_equal(subscribe(f, "adopt-1", 1, "", "sip:alice@example.com", "Expires: 600\n"), 200);
+    answer_notify(f, last_notify(f), 200);
+    assert_int_equal(f->changed, 1);
+    const struct sip_msg *n1 = harness_sent_msg(f->h, (size_t)last_notify(f));
+    uint32_t cseq1 = n1->cseq.number;
+    char tag[64];
+    snprintf(tag, sizeof(tag), "%.*s", STR_FMT(n1->from.tag));
+    struct subs_takeover_record d;
+    assert_int_equal(subs_takeover_record_decode(f->field, strlen(f->field), f->rec, (size_t)f->rec_len, &d), 0);
+    assert_string_equal(d.tag, tag);
+    assert_string_equal(d.call_id, "adopt-1");
+    assert_string_equal(d.remote_tag, "f1");
+    assert_string_equal(d.target, "sip:watcher@192.0.2.9:5080");
+    assert_string_equal(d.transport, "udp");
+    assert_string_equal(d.remote, "192.0.2.9:5080");
+    assert_string_equal(d.accept, "application/pidf+xml");
+    assert_int_equal(d.remote_cseq, 1);
+    assert_int_equal(d.local_cseq, 0); /* written when made, before its first NOTIFY */
+    /* that node dies (no NOTIFY: its state just goes), another notifier adopts */
+    subs_free(f->s);
+    f->s = new_notifier(f);
+    subs_set_record_hooks(f->s, &hk);
+    int64_t now = d.expires_wall_ms - 500000;
+    assert_int_equal(subs_takeover_decide(&d, now), SUBS_TAKEOVER_ADOPT);
+    struct store_subscription row;
+    subs_takeover_row(&d, "alice", &row);
+    size_t before = harness_sent_count(f->h);
+    assert_int_equal(subs_adopt(f->s, &row, now), 0);
+    assert_int_equal(active(f->s), 1);
+    assert_int_equal(f->changed, 2); /* its record written under this node */
+    int i = harness_find_sent(f->h, before, "NOTIFY ");
+    assert_true(i >= 0);
+    const struct sip_msg *n2 = harness_sent_msg(f->h, (size_t)i);
+    assert_true(str_eq_cstr(n2->call_id, "adopt-1"));
+    assert_true(str_eq_cstr(n2->from.tag, tag));
+    assert_true(str_eq_cstr(n2->to.tag, "f1"));
+    assert_true(n2->cseq.number > cseq1 && n2->cseq.number == SUBS_TAKEOVER_JUMP + 1);
+    assert_true(harness_sent_to(f->h, (size_t)i, "192.0.2.9", 5080));
+    str_t contact = harness_header(n2, SIP_HDR_CONTACT);
+    char want[128];
+    snprintf(want, sizeof(want), "sip:alice@%s:%u", f->h->local.host, f->h->local.port[SIP_TRANSPORT_UDP]);
+    assert_non_null(memmem(contact.s, contact.len, want, strlen(want)));
+    assert_true(harness_header_has(n2, SIP_HDR_SUBSCRIPTION_STATE, "active"));
+    answer_notify(f, i, 200);
+    /* again: held here already */
+    assert_int_equal(subs_adopt(f->s, &row, now), -EEXIST);
+    /* the subscriber's refresh, sent to the new Contact: 200, a NOTIFY */
+    char ruri[160];
+    snprintf(ruri, sizeof(ruri), "%s", want);
+    assert_int_equal(subscribe(f, "adopt-1", 2, tag, ruri, "Expires: 600\n"), 200);
+    i = last_notify(f);
+    assert_true(harness_sent_msg(f->h, (size_t)i)->cseq.number == SUBS_TAKEOVER_JUMP + 2);
+    /* a 481 to a NOTIFY ends it as for one made here */
+    answer_notify(f, i, 481);
+    assert_int_equal(active(f->s), 0);
+    assert_int_equal(f->gone, 1);
+    subs_set_record_hooks(f->s, NULL);
+}
+
+static void test_adopt_refusals(void **state)
+{
+    struct fx *f = *state;
+    struct store_subscription row = {.call_id = "r-1", .local_tag = "abc", .remote_tag = "f1", .event = "presence",
+                                     .aor = "alice", .subscriber = "sip:w@example.com", .target = "sip:w@192.0.2.9",
+                                     .routes = "", .remote = "192.0.2.9:5080", .transport = "tcp",
+                                     .expires_at = NOW + 1000};
+    size_t before = harness_sent_count(f->h);
+    assert_int_equal(subs_adopt(f->s, &row, NOW), -EHOSTUNREACH); /* its flow died with its node */
+    row.transport = "udp";
+    assert_int_equal(subs_adopt(f->s, &row, NOW + 1000), -ETIME);
+    row.event = "no-such-package";
+    assert_int_equal(subs_adopt(f->s, &row, NOW), -ENOTSUP);
+    row.event = "presence";
+    char long_tag[200];
+    memset(long_tag, 'a', sizeof(long_tag) - 1);
+    long_tag[sizeof(long_tag) - 1] = '\0';
+    row.local_tag = long_tag;
+    assert_int_equal(subs_adopt(f->s, &row, NOW), -EINVAL);
+    assert_int_equal(active(f->s), 0);
+    assert_int_equal(harness_find_sent(f->h, before, "NOTIFY "), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_record_v2_roundtrip),
+        cmocka_unit_test(test_record_v1_read),
+        cmocka_unit_test(test_record_refusals),
+        cmocka_unit_test(test_decide_and_row),
+        cmocka_unit_test(test_reply_each),
+        cmocka_unit_test_setup_teardown(test_adopt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_adopt_refusals, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
