@@ -564,7 +564,9 @@ wr_ended() {
     grep -q '^Subscription-State: terminated;reason=rejected$' "$WORK/wr.n/$k.hdr"
 }
 check "... C (applied from Redis) ends it: its last NOTIFY terminated;reason=rejected" wait_for 20 wr_ended
-check "... counted on C" test "$(sstat c ended_rejected)" = 1
+# (at least 1: C may also hold bob's subscription to carol that B held in
+# step 10, taken over when B was killed there; it ends the same way)
+check "... counted on C" test "$(sstat c ended_rejected)" -ge 1
 kill "$WR" 2>/dev/null; wait "$WR" 2>/dev/null
 
 finish
