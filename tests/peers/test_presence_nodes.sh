@@ -266,7 +266,9 @@ PY
 }
 from_survivor() { [ -n "$(notifies_not_from "${SIP[c]}")" ]; }
 check "7b. a NOTIFY to C's watcher from a survivor" wait_for 40 from_survivor
-NOT2=$(notifies_not_from "${SIP[c]}" | sed '/^--$/q')
+# the first of them (awk reads to the end: an early exit would break the
+# pipe under the Python writer when there are several)
+NOT2=$(notifies_not_from "${SIP[c]}" | awk '!done { print } /^--$/ { done = 1 }')
 nport=$(printf '%s\n' "$NOT2" | grep '^Contact:' | head -1 | sed -E 's/.*@[0-9.]+:([0-9]+).*/\1/')
 ADOPTER="" OTHER=""
 for n in a b; do [ "$nport" = "${SIP[$n]}" ] && ADOPTER=$n; done
