@@ -921,6 +921,21 @@ void dispatch_conn_lost(struct worker *w, uint64_t conn_id, const char *peer_tex
     if (w->gb_lower) gb_lower_on_conn_lost(w->gb_lower, conn_id);
 }
 
+
+/* The members every Redis hash mirror shares (redis/hash_mirror.h), as
+ * stats[name]; the object made (NULL when out of memory), for the mirror's
+ * own counters. */
+static json_t *hash_mirror_json(json_t *stats, const char *name, const struct hash_mirror_stats *h)
+{
+    json_t *o = json_pack("{s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "subscribed", h->subscribed, "loads",
+                          (json_int_t)h->loads, "load_failures", (json_int_t)h->load_failures, "announcements",
+                          (json_int_t)h->announcements, "applied", (json_int_t)h->applied, "rejected",
+                          (json_int_t)h->rejected, "writes_ok", (json_int_t)h->writes_ok, "writes_failed",
+                          (json_int_t)h->writes_failed);
+    if (o) json_object_set_new(stats, name, o);
+    return o;
+}
+
 void dispatch_stats(struct worker *w, json_t *stats)
 {
     if (w->registrar) registrar_stats_json(w->registrar, stats);
@@ -932,38 +947,23 @@ void dispatch_stats(struct worker *w, json_t *stats)
     if (w->users_mirror) {
         struct users_mirror_stats us;
         users_mirror_get_stats(w->users_mirror, &us);
-        const struct hash_mirror_stats *h = &us.mirror;
-        json_object_set_new(stats, "redis_users",
-                            json_pack("{s:b,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "subscribed", h->subscribed, "users",
-                                      (int)us.users, "loads", (json_int_t)h->loads, "load_failures",
-                                      (json_int_t)h->load_failures, "announcements", (json_int_t)h->announcements,
-                                      "applied", (json_int_t)h->applied, "rejected", (json_int_t)h->rejected,
-                                      "writes_ok", (json_int_t)h->writes_ok, "writes_failed",
-                                      (json_int_t)h->writes_failed));
+        json_t *o = hash_mirror_json(stats, "redis_users", &us.mirror);
+        if (o) json_object_set_new(o, "users", json_integer(us.users));
     }
     if (w->gb_admin_mirror) {
         struct gb_admin_mirror_stats as;
         gb_admin_mirror_get_stats(w->gb_admin_mirror, &as);
-        const struct hash_mirror_stats *h = &as.mirror;
-        json_object_set_new(stats, "redis_gb_admin",
-                            json_pack("{s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "subscribed", h->subscribed, "loads",
-                                      (json_int_t)h->loads, "load_failures", (json_int_t)h->load_failures,
-                                      "announcements", (json_int_t)h->announcements, "applied",
-                                      (json_int_t)h->applied, "rejected", (json_int_t)h->rejected, "writes_ok",
-                                      (json_int_t)h->writes_ok, "writes_failed", (json_int_t)h->writes_failed));
+        hash_mirror_json(stats, "redis_gb_admin", &as.mirror);
     }
     if (w->mwi_mirror) {
         struct mwi_mirror_stats ms;
         mwi_mirror_get_stats(w->mwi_mirror, &ms);
-        const struct hash_mirror_stats *h = &ms.mirror;
-        json_object_set_new(stats, "redis_mwi",
-                            json_pack("{s:b,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "subscribed", h->subscribed,
-                                      "summaries", (int)ms.summaries, "loads", (json_int_t)h->loads, "load_failures",
-                                      (json_int_t)h->load_failures, "announcements", (json_int_t)h->announcements,
-                                      "applied", (json_int_t)h->applied, "older", (json_int_t)ms.older, "rejected",
-                                      (json_int_t)h->rejected, "writes_ok", (json_int_t)h->writes_ok,
-                                      "writes_failed", (json_int_t)h->writes_failed, "not_shared",
-                                      (json_int_t)ms.not_shared));
+        json_t *o = hash_mirror_json(stats, "redis_mwi", &ms.mirror);
+        if (o) {
+            json_object_set_new(o, "summaries", json_integer(ms.summaries));
+            json_object_set_new(o, "older", json_integer((json_int_t)ms.older));
+            json_object_set_new(o, "not_shared", json_integer((json_int_t)ms.not_shared));
+        }
     }
     if (w->presence_mirror) {
         struct presence_mirror_stats ps;
@@ -991,14 +991,8 @@ void dispatch_stats(struct worker *w, json_t *stats)
     if (w->allow_mirror) {
         struct presence_allow_mirror_stats as;
         presence_allow_mirror_get_stats(w->allow_mirror, &as);
-        const struct hash_mirror_stats *h = &as.mirror;
-        json_object_set_new(stats, "redis_presence_allow",
-                            json_pack("{s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "subscribed", h->subscribed, "lists",
-                                      (json_int_t)as.lists, "loads", (json_int_t)h->loads, "load_failures",
-                                      (json_int_t)h->load_failures, "announcements", (json_int_t)h->announcements,
-                                      "applied", (json_int_t)h->applied, "rejected", (json_int_t)h->rejected,
-                                      "writes_ok", (json_int_t)h->writes_ok, "writes_failed",
-                                      (json_int_t)h->writes_failed));
+        json_t *o = hash_mirror_json(stats, "redis_presence_allow", &as.mirror);
+        if (o) json_object_set_new(o, "lists", json_integer((json_int_t)as.lists));
     }
     if (w->subs) subs_stats_json(w->subs, stats);
     if (w->offline) offline_msg_stats_json(w->offline, stats);
