@@ -252,6 +252,26 @@ int harness_find_sent(const struct harness *h, size_t from, const char *prefix)
     return -1;
 }
 
+int harness_find_last_sent(const struct harness *h, const char *prefix)
+{
+    int found = -1;
+    for (int i = 0; (i = harness_find_sent(h, (size_t)i, prefix)) >= 0; i++) found = i;
+    return found;
+}
+
+void harness_answer_sent(struct harness *h, size_t i, int status, const char *ip, uint16_t port)
+{
+    const struct sip_msg *m = harness_sent_msg(h, i);
+    char text[2048];
+    snprintf(text, sizeof(text),
+             "SIP/2.0 %d Whatever\nVia: %.*s\nFrom: %.*s\nTo: %.*s\nCall-ID: %.*s\nCSeq: %u %.*s\n"
+             "Content-Length: 0\n\n",
+             status, STR_FMT(harness_header(m, SIP_HDR_VIA)), STR_FMT(harness_header(m, SIP_HDR_FROM)),
+             STR_FMT(harness_header(m, SIP_HDR_TO)), STR_FMT(m->call_id), m->cseq.number,
+             STR_FMT(m->cseq.method_name));
+    assert_int_equal(harness_inject(h, ip, port, SIP_TRANSPORT_UDP, text), 0);
+}
+
 size_t harness_count_sent(const struct harness *h, size_t from, const char *prefix)
 {
     size_t k = 0;

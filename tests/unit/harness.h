@@ -96,6 +96,11 @@ const struct sip_msg *harness_last(struct harness *h);
 /* The index of the first message sent at or after from whose text starts
  * with prefix ("INVITE ", "SIP/2.0 180", "CANCEL "), or -1. */
 int harness_find_sent(const struct harness *h, size_t from, const char *prefix);
+/* The index of the last message sent whose text starts with prefix, or -1. */
+int harness_find_last_sent(const struct harness *h, const char *prefix);
+/* Answers request i (a message we sent) with status, as its peer at
+ * ip:port (UDP): its Via, From, To, Call-ID and CSeq copied. */
+void harness_answer_sent(struct harness *h, size_t i, int status, const char *ip, uint16_t port);
 /* How many messages sent at or after from start with prefix. */
 size_t harness_count_sent(const struct harness *h, size_t from, const char *prefix);
 /* Whether message i went to ip:port. */

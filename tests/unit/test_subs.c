@@ -227,25 +227,10 @@ static const struct sip_msg *last_response(struct fx *f)
 }
 
 /* The index of the last NOTIFY sent, or -1. */
-static int last_notify(struct fx *f)
-{
-    int found = -1;
-    for (int i = 0; (i = harness_find_sent(f->h, (size_t)i, "NOTIFY ")) >= 0; i++) found = i;
-    return found;
-}
+static int last_notify(struct fx *f) { return harness_find_last_sent(f->h, "NOTIFY "); }
 
 /* Answers the NOTIFY sent at index i with status. */
-static void answer_notify(struct fx *f, int i, int status)
-{
-    const struct sip_msg *m = harness_sent_msg(f->h, (size_t)i);
-    char text[2048];
-    snprintf(text, sizeof(text),
-             "SIP/2.0 %d Whatever\nVia: %.*s\nFrom: %.*s\nTo: %.*s\nCall-ID: %.*s\nCSeq: %u NOTIFY\n"
-             "Content-Length: 0\n\n",
-             status, STR_FMT(harness_header(m, SIP_HDR_VIA)), STR_FMT(harness_header(m, SIP_HDR_FROM)),
-             STR_FMT(harness_header(m, SIP_HDR_TO)), STR_FMT(m->call_id), m->cseq.number);
-    assert_int_equal(harness_inject(f->h, "192.0.2.9", 5080, SIP_TRANSPORT_UDP, text), 0);
-}
+static void answer_notify(struct fx *f, int i, int status) { harness_answer_sent(f->h, (size_t)i, status, "192.0.2.9", 5080); }
 
 static uint32_t active(struct fx *f)
 {
