@@ -15,6 +15,7 @@
 #include "base/str.h"
 #include "base/timer.h"
 #include "redis/redis_cluster.h"
+#include "redis/redis_config.h"
 #include "redis/redis_sub.h"
 
 #define LOAD_RETRY_MS 1000
@@ -555,6 +556,15 @@ static void on_sub_subscribed(void *arg)
 static void on_sub_message(void *arg, const char *msg, size_t len) { on_announcement(arg, msg, len); }
 
 /* ---- life cycle ---- */
+
+struct hash_mirror_config hash_mirror_config_for(const struct redis_config *cfg, const char *table,
+                                                 struct hash_mirror_names *names)
+{
+    snprintf(names->key, sizeof(names->key), "%s%s", cfg->key_prefix, table);
+    snprintf(names->channel, sizeof(names->channel), "%s%s-changes", cfg->key_prefix, table);
+    return (struct hash_mirror_config){.key = names->key, .channel = names->channel, .seeds = cfg->nodes,
+                                       .timeout_ms = cfg->timeout_ms, .max_pending = cfg->max_pending};
+}
 
 struct hash_mirror *hash_mirror_new(uv_loop_t *loop, struct timer_service *timers, const struct hash_mirror_config *cfg,
                                     const struct hash_mirror_ops *ops, int *err)

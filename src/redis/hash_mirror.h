@@ -102,6 +102,22 @@ struct hash_mirror_stats {
     bool subscribed;
 };
 
+struct redis_config;
+
+/* Where a table lives: key "<prefix><table>", announcements on
+ * "<prefix><table>-changes" ([redis] key_prefix). */
+struct hash_mirror_names {
+    char key[96];
+    char channel[112];
+};
+
+/* A config for table from the [redis] keys every mirror shares (nodes,
+ * timeout_ms, max_pending), naming it in *names (which must live until
+ * hash_mirror_new has copied them); the caller sets max_entries, record_max
+ * and stamped. */
+struct hash_mirror_config hash_mirror_config_for(const struct redis_config *cfg, const char *table,
+                                                 struct hash_mirror_names *names);
+
 /* Starts it: subscribes, then loads (answers come later, from the loop).
  * The config's strings are copied. NULL with *err. */
 struct hash_mirror *hash_mirror_new(uv_loop_t *loop, struct timer_service *timers, const struct hash_mirror_config *cfg,

@@ -189,12 +189,10 @@ struct users_mirror *users_mirror_new(uv_loop_t *loop, struct timer_service *tim
     }
     m->users = u;
     m->max_users = cfg->users_max ? cfg->users_max : 100000;
-    char key[96], channel[112];
-    snprintf(key, sizeof(key), "%susers", cfg->key_prefix);
-    snprintf(channel, sizeof(channel), "%susers-changes", cfg->key_prefix);
-    struct hash_mirror_config hc = {.key = key, .channel = channel, .seeds = cfg->nodes, .timeout_ms = cfg->timeout_ms,
-                                    .max_pending = cfg->max_pending, .max_entries = m->max_users,
-                                    .record_max = USERS_MIRROR_RECORD_MAX};
+    struct hash_mirror_names names;
+    struct hash_mirror_config hc = hash_mirror_config_for(cfg, "users", &names);
+    hc.max_entries = m->max_users;
+    hc.record_max = USERS_MIRROR_RECORD_MAX;
     struct hash_mirror_ops ops = {.what = "users", .name_ok = name_ok, .apply = hm_apply, .foreach = hm_foreach,
                                   .encode = hm_encode, .arg = m};
     if (!(m->hm = hash_mirror_new(loop, timers, &hc, &ops, err))) {

@@ -132,12 +132,10 @@ struct presence_allow_mirror *presence_allow_mirror_new(uv_loop_t *loop, struct 
     }
     m->p = p;
     m->max_lists = cfg->presence_allow_max;
-    char key[96], channel[112];
-    snprintf(key, sizeof(key), "%spresallow", cfg->key_prefix);
-    snprintf(channel, sizeof(channel), "%spresallow-changes", cfg->key_prefix);
-    struct hash_mirror_config hc = {.key = key, .channel = channel, .seeds = cfg->nodes, .timeout_ms = cfg->timeout_ms,
-                                    .max_pending = cfg->max_pending, .max_entries = cfg->presence_allow_max,
-                                    .record_max = PRESENCE_ALLOW_RECORD_MAX};
+    struct hash_mirror_names names;
+    struct hash_mirror_config hc = hash_mirror_config_for(cfg, "presallow", &names);
+    hc.max_entries = cfg->presence_allow_max;
+    hc.record_max = PRESENCE_ALLOW_RECORD_MAX;
     struct hash_mirror_ops ops = {.what = "presence allow", .name_ok = presence_allow_field_ok, .apply = hm_apply,
                                   .foreach = hm_foreach, .encode = hm_encode, .arg = m};
     if (!(m->hm = hash_mirror_new(loop, timers, &hc, &ops, err))) {

@@ -145,12 +145,11 @@ struct mwi_mirror *mwi_mirror_new(uv_loop_t *loop, struct timer_service *timers,
     }
     m->subs = s;
     m->st = subs_mwi_store(s);
-    char key[96], channel[112];
-    snprintf(key, sizeof(key), "%smwi", cfg->key_prefix);
-    snprintf(channel, sizeof(channel), "%smwi-changes", cfg->key_prefix);
-    struct hash_mirror_config hc = {.key = key, .channel = channel, .seeds = cfg->nodes, .timeout_ms = cfg->timeout_ms,
-                                    .max_pending = cfg->max_pending, .max_entries = max_users ? max_users : 1,
-                                    .record_max = MWI_MIRROR_RECORD_MAX, .stamped = true};
+    struct hash_mirror_names names;
+    struct hash_mirror_config hc = hash_mirror_config_for(cfg, "mwi", &names);
+    hc.max_entries = max_users ? max_users : 1;
+    hc.record_max = MWI_MIRROR_RECORD_MAX;
+    hc.stamped = true;
     struct hash_mirror_ops ops = {.what = "mwi", .name_ok = name_ok, .apply = hm_apply, .foreach = hm_foreach,
                                   .encode = hm_encode, .may_drop = hm_may_drop, .arg = m};
     if (!m->st || !(m->hm = hash_mirror_new(loop, timers, &hc, &ops, err))) {

@@ -125,12 +125,10 @@ struct gb_admin_mirror *gb_admin_mirror_new(uv_loop_t *loop, struct timer_servic
     }
     m->g = g;
     m->allow_unknown = allow_unknown;
-    char key[96], channel[112];
-    snprintf(key, sizeof(key), "%sgbadmin", cfg->key_prefix);
-    snprintf(channel, sizeof(channel), "%sgbadmin-changes", cfg->key_prefix);
-    struct hash_mirror_config hc = {.key = key, .channel = channel, .seeds = cfg->nodes, .timeout_ms = cfg->timeout_ms,
-                                    .max_pending = cfg->max_pending, .max_entries = cfg->gb_admin_max,
-                                    .record_max = GB_ADMIN_RECORD_MAX};
+    struct hash_mirror_names names;
+    struct hash_mirror_config hc = hash_mirror_config_for(cfg, "gbadmin", &names);
+    hc.max_entries = cfg->gb_admin_max;
+    hc.record_max = GB_ADMIN_RECORD_MAX;
     struct hash_mirror_ops ops = {.what = "gb admin", .name_ok = name_ok, .apply = hm_apply, .foreach = hm_foreach,
                                   .encode = hm_encode, .may_drop = hm_may_drop, .arg = m};
     if (!(m->hm = hash_mirror_new(loop, timers, &hc, &ops, err))) {
