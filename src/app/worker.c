@@ -576,8 +576,7 @@ static int start_listeners(struct worker *w)
             log_error("cannot listen on %s:%s:%u: %s", transport_name(proto), l->host, l->port, uv_strerror(id));
             return -1;
         }
-        int port = transport_listener_port(w->transport, (uint32_t)id);
-        log_info("listening on %s %s:%d", transport_name(proto), l->host, port);
+        int port = transport_listener_port(w->transport, (uint32_t)id); /* transport_listen logged it */
         if (!w->local.port[proto]) w->local.port[proto] = (uint16_t)port;
         if (!w->local.host[0]) snprintf(w->local.host, sizeof(w->local.host), "%s", l->host);
     }
