@@ -109,7 +109,7 @@ static const struct stats_member members[] = {
     {"cluster.node_id", STATS_SKIP, NULL}, {"cluster.advertise", STATS_SKIP, NULL}, G("cluster.cache"),
     C("cluster.lookups"), C("cluster.cache_hits"), C("cluster.found"), C("cluster.failed"), C("cluster.refused"),
     C("cluster.heartbeats"), C("cluster.heartbeat_failures"), C("cluster.invalidations"), G("cluster.pending"),
-    G("cluster.nodes_live"), {"cluster.peers", STATS_SKIP, NULL}, C("cluster.nodes_reaped"),
+    G("cluster.nodes_live"), G("cluster.peers_stream_differs"), {"cluster.peers", STATS_SKIP, NULL}, C("cluster.nodes_reaped"),
     C("cluster.bindings_reaped"), C("cluster.node_lost_offline"), C("cluster.self_reaped"),
     C("cluster.gb_devices_reaped"), C("cluster.gb_devices_kept"), C("cluster.reap_events_streamed"), C("cluster.reap_events_cancelled"),
     G("proxy.calls_live"),

@@ -40,6 +40,8 @@ struct node {
     struct sockaddr_storage api_addr;
     uint64_t seen_ms;                    /* last heartbeat round that found it */
     uint32_t gen;                        /* bumped when the slot is reused */
+    int8_t stream;                       /* its hash's "stream": 1 writes into the events stream, 0 not, -1 unsaid */
+    bool stream_warned;                  /* its setting differs from ours: said once */
 };
 
 struct cache_entry {
@@ -294,7 +296,30 @@ static struct node *node_find(struct cluster *c, const char *id, size_t len)
     return NULL;
 }
 
-static void node_seen(struct cluster *c, const char *id, const char *sip, const char *api, size_t api_len)
+/* A peer's [redis] events_stream against ours. A node that does not write
+ * into the stream is missing from what the nodes that do serve (the API,
+ * the WebSocket, the webhook group), and serves only its own events: warned
+ * once per peer (again after it agreed meanwhile), counted in /stats. */
+static void node_stream_seen(struct cluster *c, struct node *n, int8_t stream)
+{
+    n->stream = stream;
+    bool differs = stream >= 0 && (stream == 1) != c->stream.on;
+    if (differs && !n->stream_warned && c->stream.on)
+        log_warn("cluster: node %s does not write its events into the events stream ([redis] events_stream): they "
+                 "are missing from the stream this node serves; set events_stream = yes on every node",
+                 n->id);
+    else if (differs && !n->stream_warned)
+        log_warn("cluster: node %s writes its events into the events stream and this node does not ([redis] "
+                 "events_stream): this node's events are missing from the stream it serves, and this node serves "
+                 "only its own; set events_stream = yes on every node",
+                 n->id);
+    else if (!differs && n->stream_warned)
+        log_info("cluster: node %s now agrees with this node on the events stream", n->id);
+    n->stream_warned = differs;
+}
+
+static void node_seen(struct cluster *c, const char *id, const char *sip, const char *api, size_t api_len,
+                      int8_t stream)
 {
     uint64_t now = timer_now(c->timers);
     struct node *n = node_find(c, id, strlen(id));
@@ -339,6 +364,7 @@ static void node_seen(struct cluster *c, const char *id, const char *sip, const 
     }
     n->used = true;
     n->seen_ms = now;
+    node_stream_seen(c, n, stream);
 }
 
 static void node_gone(struct cluster *c, const char *id)
@@ -431,8 +457,8 @@ static void hb_reply(void *arg, int status, const struct redisReply *reply)
             memcpy(id, e->str, e->len);
             id[e->len] = '\0';
             snprintf(key, sizeof(key), "%snode:{%s}", c->prefix, id);
-            const char *argv[] = {"HMGET", key, "sip", "api"};
-            hb_send(c, HB_NODE, id, 1, 4, argv);
+            const char *argv[] = {"HMGET", key, "sip", "api", "stream"};
+            hb_send(c, HB_NODE, id, 1, 5, argv);
         }
     } else if (ok && !c->closing && x->what == HB_INC) {
         /* 1: our incarnation was not listed. After the first round, a peer
@@ -446,15 +472,19 @@ static void hb_reply(void *arg, int status, const struct redisReply *reply)
         }
         if (reply->type == REDIS_REPLY_INTEGER) c->inc_listed = true;
     } else if (ok && !c->closing && x->what == HB_NODE) {
-        /* HMGET sip api: {nil, nil} when the hash is gone. */
-        const redisReply *rs = reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 ? reply->element[0] : NULL;
-        const redisReply *ra = rs ? reply->element[1] : NULL;
+        /* HMGET sip api stream: {nil, nil, nil} when the hash is gone;
+         * stream nil from a node of a version that does not say it. */
+        const redisReply *rs = reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 ? reply->element[0] : NULL;
+        const redisReply *ra = rs ? reply->element[1] : NULL, *rst = rs ? reply->element[2] : NULL;
         if (rs && rs->type == REDIS_REPLY_STRING && rs->len < 256) {
             char sip[256];
             memcpy(sip, rs->str, rs->len);
             sip[rs->len] = '\0';
             bool api = ra->type == REDIS_REPLY_STRING;
-            node_seen(c, x->id, sip, api ? ra->str : "", api ? ra->len : 0);
+            int8_t stream = -1;
+            if (rst->type == REDIS_REPLY_STRING && rst->len == 1 && (rst->str[0] == '0' || rst->str[0] == '1'))
+                stream = (int8_t)(rst->str[0] - '0');
+            node_seen(c, x->id, sip, api ? ra->str : "", api ? ra->len : 0, stream);
             suspect_clear(c, x->id);
         } else if (rs && rs->type == REDIS_REPLY_NIL && ra->type == REDIS_REPLY_NIL) {
             /* Its hash expired: gone. Its incarnations are reaped (node
@@ -491,8 +521,9 @@ static void on_hb_timer(struct timer_node *t, uint64_t now_ms)
     snprintf(set, sizeof(set), "%snodes", c->prefix);
     snprintf(seen, sizeof(seen), "%lld", (long long)clock_wall_ms());
     snprintf(ttl, sizeof(ttl), "%u", c->node_ttl_ms);
-    const char *hset[] = {"HSET", key, "sip", c->advertise, "seen", seen, "inc", c->inc, "api", c->api};
-    hb_send(c, HB_WRITE, NULL, 1, 10, hset);
+    const char *hset[] = {"HSET", key,   "sip", c->advertise, "seen",   seen,
+                          "inc",  c->inc, "api", c->api,       "stream", c->stream.on ? "1" : "0"};
+    hb_send(c, HB_WRITE, NULL, 1, 12, hset);
     const char *exp[] = {"PEXPIRE", key, ttl};
     hb_send(c, HB_WRITE, NULL, 1, 3, exp);
     if (c->inc[0]) {
@@ -1666,8 +1697,12 @@ void cluster_get_stats(const struct cluster *c, struct cluster_stats *out)
 {
     *out = c->stats;
     uint64_t now = timer_now(c->timers);
-    out->nodes_live = 0;
-    for (size_t i = 0; i < CLUSTER_MAX_NODES; i++) out->nodes_live += node_alive(c, &c->nodes[i], now);
+    out->nodes_live = out->peers_stream_differs = 0;
+    for (size_t i = 0; i < CLUSTER_MAX_NODES; i++) {
+        if (!node_alive(c, &c->nodes[i], now)) continue;
+        out->nodes_live++;
+        out->peers_stream_differs += c->nodes[i].stream_warned;
+    }
 }
 
 void cluster_stats_json(const struct cluster *c, json_t *stats)
@@ -1691,6 +1726,7 @@ void cluster_stats_json(const struct cluster *c, json_t *stats)
     PUT(invalidations);
     PUT(pending);
     PUT(nodes_live);
+    PUT(peers_stream_differs);
     PUT(nodes_reaped);
     PUT(bindings_reaped);
     PUT(node_lost_offline);
@@ -1703,9 +1739,12 @@ void cluster_stats_json(const struct cluster *c, json_t *stats)
     json_t *peers = json_array();
     uint64_t now = timer_now(c->timers);
     for (size_t i = 0; peers && i < CLUSTER_MAX_NODES; i++)
-        if (node_alive(c, &c->nodes[i], now))
-            json_array_append_new(peers, json_pack("{s:s,s:s,s:s}", "id", c->nodes[i].id, "sip", c->nodes[i].sip,
-                                                   "api", c->nodes[i].api));
+        if (node_alive(c, &c->nodes[i], now)) {
+            const struct node *n = &c->nodes[i];
+            json_array_append_new(peers, json_pack("{s:s,s:s,s:s,s:o}", "id", n->id, "sip", n->sip, "api", n->api,
+                                                   "events_stream",
+                                                   n->stream < 0 ? json_null() : json_boolean(n->stream == 1)));
+        }
     if (peers) json_object_set_new(o, "peers", peers);
     json_object_set_new(stats, "cluster", o);
 }

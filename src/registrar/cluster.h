@@ -102,6 +102,7 @@ struct cluster_stats {
     uint64_t reap_events_cancelled;      /* reaped records found bound / registered again when announced: no event */
     uint32_t pending;                    /* lookups waiting for Redis */
     uint32_t nodes_live;                 /* other nodes in the table, alive */
+    uint32_t peers_stream_differs;       /* ... whose [redis] events_stream differs from this node's (warned) */
 };
 
 /* cfg: [redis] (nodes, node_id, key_prefix, timeout_ms, heartbeat_ms,

@@ -41,7 +41,9 @@
 #     with its new incarnation, reaps the old run itself once the claim
 #     lapses, and keeps every binding of the load it answered 200, with no
 #     node-lost event in the stream.
-# Every node runs with [redis] events_stream: the events are counted in the
+#  7. node D joins without events_stream: the others count and warn about
+#     it once each, and D about each of them (/stats cluster).
+# Every node but D runs with [redis] events_stream: the events are counted in the
 # stream itself (XRANGE), where each must be exactly once.
 source "$(dirname "$0")/lib.sh"
 
@@ -357,5 +359,30 @@ check "... its previous run is reaped once the stale claim lapses (by A itself: 
 check "... and every one of those bindings is still there" k_back
 check "... no node-lost event in the stream since A restarted" \
     [ "$(stream_json | jq -s --argjson s "$s6" '[.[] | select(.seq > $s and .reason == "node-lost")] | length')" = 0 ]
+
+# ---- 7. a node that does not write into the events stream joins
+SIP[d]=$(free_port); API[d]=$(free_port)
+node_ini d "${SIP[d]}" "${API[d]}" fail.test <<INI
+[redis]
+mirror_bindings = yes
+cluster_route = yes
+nodes = 127.0.0.1:${REDIS_PORTS[0]},127.0.0.1:${REDIS_PORTS[1]}
+node_id = node-d
+key_prefix = t:
+timeout_ms = 1000
+heartbeat_ms = 300
+INI
+start_cascade d "$WORK/d.ini"
+differs() { on "$1"; [ "$(api GET /stats | jq -r '.cluster.peers_stream_differs')" = "$2" ]; }
+peer_stream() { on "$1"; api GET /stats | jq -r --arg p "$2" '.cluster.peers[] | select(.id == $p) | .events_stream'; }
+check "7. node D joins without events_stream: B counts one peer whose setting differs from its own" \
+    wait_for 20 differs b 1
+check "... B's /stats lists node-d with events_stream false, node-c with true" \
+    [ "$(peer_stream b node-d)/$(peer_stream b node-c)" = false/true ]
+check "... B warned once" \
+    [ "$(grep -c 'cluster: node node-d does not write its events into the events stream' "$WORK/b.log")" = 1 ]
+check "... D counts A, B and C as differing" wait_for 20 differs d 3
+check "... and warned once for each" \
+    [ "$(grep -c 'writes its events into the events stream and this node does not' "$WORK/d.log")" = 3 ]
 
 finish
