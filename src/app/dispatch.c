@@ -416,7 +416,8 @@ static int start_subs(struct worker *w)
     if (!w->cfg.subs.enabled) return 0;
     struct subs_deps d = {.cfg = &w->cfg.subs, .local = &w->local, .require_auth = w->cfg.auth.require_auth,
                           .digest = &w->digest, .registrar = w->registrar, .ua = w->ua, .timers = &w->timers,
-                          .store = w->store};
+                          .store = w->store,
+                          .claim_loaded = w->cluster && w->cfg.redis.mirror_presence}; /* subs_takeover claims them */
     w->subs = subs_new(&d);
     if (!w->subs) return -1;
     if (subs_load(w->subs, clock_wall_ms()) < 0) {
@@ -478,7 +479,8 @@ static int start_presence_mirror(struct worker *w)
     if (w->cluster) presence_mirror_set_cluster(w->presence_mirror, w->cluster); /* registrations elsewhere */
     if (w->cluster) { /* a dead node's subscriptions: one survivor goes on with each */
         presence_mirror_set_incarnation(w->presence_mirror, location_mirror_incarnation(w->mirror));
-        w->subs_takeover = subs_takeover_new(w->loop, &w->timers, w->subs, &w->cfg.redis, node, &err);
+        w->subs_takeover = subs_takeover_new(w->loop, &w->timers, w->subs, &w->cfg.redis, node,
+                                             location_mirror_incarnation(w->mirror), &err);
         if (!w->subs_takeover) {
             log_error("[redis] cannot start the takeover of dead nodes' subscriptions: %s", strerror(-err));
             return -1;
@@ -985,6 +987,9 @@ void dispatch_stats(struct worker *w, json_t *stats)
             json_object_set_new(o, "subs_nodes_walked", json_integer((json_int_t)ts.nodes));
             json_object_set_new(o, "subs_adopted", json_integer((json_int_t)ts.adopted));
             json_object_set_new(o, "subs_dropped", json_integer((json_int_t)ts.dropped));
+            json_object_set_new(o, "subs_refused_cap", json_integer((json_int_t)ts.refused_cap));
+            json_object_set_new(o, "subs_reclaimed", json_integer((json_int_t)ts.reclaimed));
+            json_object_set_new(o, "subs_let_go", json_integer((json_int_t)ts.let_go));
             json_object_set_new(o, "subs_takeover_failures", json_integer((json_int_t)ts.failures));
         }
     }

@@ -88,6 +88,7 @@ struct subs_sub {
     bool dirty;                        /* state changed meanwhile: a full NOTIFY follows it */
     bool awaiting_remote;              /* reg, dialog: its first NOTIFY waits for the other nodes' state */
     bool fetch;                        /* a fetch (Expires: 0) waiting for that read: not stored, no record */
+    bool unclaimed;                    /* taken up from the store, not yet claimed (subs_claimed): silent */
     int64_t expires_wall_ms;
     uint32_t local_cseq, remote_cseq, version;
     char text[];
@@ -183,6 +184,7 @@ struct subs {
     struct ua *ua;
     struct timer_service *timers;
     struct store *store;
+    bool claim_loaded;                 /* subs_deps.claim_loaded */
     struct presence *presence;         /* the presence package's publications and allow lists */
     struct htable by_key, by_aor;
     struct htable by_subscriber;       /* struct subs_count */
@@ -349,7 +351,7 @@ static void record_of(const struct subs_sub *sub, struct subs_record *r)
 
 static void record_changed(struct subs *s, const struct subs_sub *sub)
 {
-    if (!s->rec.changed) return;
+    if (!s->rec.changed || sub->unclaimed) return; /* not this node's to write until claimed */
     struct subs_record r;
     record_of(sub, &r);
     s->rec.changed(s->rec.arg, &r);
@@ -367,7 +369,7 @@ static void sub_remove(struct subs *s, struct subs_sub *sub)
     count_drop(s, sub->subscriber);
     if (!sub->fetch) {
         sub_forget(s, sub->call_id, sub->local_tag);
-        if (s->rec.gone) s->rec.gone(s->rec.arg, sub->aor, sub->local_tag);
+        if (s->rec.gone && !sub->unclaimed) s->rec.gone(s->rec.arg, sub->aor, sub->local_tag);
     }
     if (s->reg.watch && strcmp(sub->event, "reg") == 0) s->reg.watch(s->reg.arg, sub->aor, false);
     if (s->dlg.watch && strcmp(sub->event, "dialog") == 0) s->dlg.watch(s->dlg.arg, sub->aor, false);
@@ -452,6 +454,10 @@ static int notify_dest(const struct subs_sub *sub, const str_t *routes, size_t n
  * the body in s->sb. final: the subscription is already gone. */
 static int sub_send_notify(struct subs *s, struct subs_sub *sub, const char *state_line, bool final)
 {
+    if (sub->unclaimed) { /* maybe another node's now: nothing goes until claimed */
+        if (!final) sub->dirty = true;
+        return -EAGAIN;
+    }
     char rbuf[SUBS_MAX_ROUTES_TEXT];
     str_t routes[UA_MAX_ROUTES];
     size_t nroutes = split_routes(sub->routes, rbuf, sizeof(rbuf), routes, UA_MAX_ROUTES);
@@ -612,7 +618,7 @@ static uint32_t seconds_left(const struct subs *s, const struct subs_sub *sub)
 
 static void sub_notify_full(struct subs *s, struct subs_sub *sub)
 {
-    if (sub->in_flight) {
+    if (sub->in_flight || sub->unclaimed) {
         sub->dirty = true;
         return;
     }
@@ -978,6 +984,12 @@ int subs_on_request(struct subs *s, struct txn *st, const struct transport_rx *r
         /* Not ours (or not from this subscriber, or a fetch being answered):
          * the proxy or the core (481). */
         if (!sub || sub->fetch || !str_eq_cstr(m->from.tag, sub->remote_tag)) return 0;
+        if (sub->unclaimed) { /* whose it is is being asked (subs_claimed): moments */
+            str_t extra[1] = {str_from_cstr("Retry-After: 1")};
+            s->stats.refused++;
+            respond(st, 503, "Service Unavailable", STR_NULL, extra, 1);
+            return 1;
+        }
         char pkg[16];
         const struct sip_header *ev = sip_msg_header(m, SIP_HDR_EVENT);
         if (!ev || subs_event_package(ev->value, pkg, sizeof(pkg)) < 0 || strcmp(pkg, sub->event) != 0) {
@@ -1554,6 +1566,7 @@ struct subs *subs_new(const struct subs_deps *d)
     s->ua = d->ua;
     s->timers = d->timers;
     s->store = d->store;
+    s->claim_loaded = d->claim_loaded;
     htable_init(&s->by_key);
     htable_init(&s->by_aor);
     htable_init(&s->by_subscriber);
@@ -1579,6 +1592,8 @@ struct load_ctx {
     struct subs *s;
     int64_t now_wall;
     int loaded;
+    bool hold;       /* held unclaimed (subs_load with claim_loaded) */
+    bool quiet;      /* no record written (an adoption refused over a cap) */
 };
 
 /* The flow a subscription came over died with the old process: UDP keeps
@@ -1641,7 +1656,8 @@ static int load_row(void *arg, const struct store_subscription *row)
     uint64_t left_ms = (uint64_t)(row->expires_at - c->now_wall);
     timer_start(c->s->timers, &sub->expiry, timer_now(c->s->timers) + left_ms, on_expiry);
     sub->expires_wall_ms = row->expires_at;
-    record_changed(c->s, sub);
+    sub->unclaimed = c->hold;
+    if (!c->quiet) record_changed(c->s, sub);
     c->loaded++;
     return 0;
 }
@@ -1653,11 +1669,25 @@ int subs_adopt(struct subs *s, const struct store_subscription *row, int64_t now
     if (row->expires_at <= now_wall_ms) return -ETIME;
     if (strlen(row->call_id) >= SUBS_MAX_CALL_ID || strlen(row->local_tag) >= UA_TAG_SIZE) return -EINVAL;
     if (find_sub(s, row->call_id, row->local_tag)) return -EEXIST;
-    struct load_ctx c = {s, now_wall_ms, 0};
+    /* the caps a new SUBSCRIBE meets: this node cannot carry one more */
+    bool over = (s->cfg.max_total && s->stats.active >= (uint32_t)s->cfg.max_total) ||
+                (s->cfg.max_per_subscriber &&
+                 subscriber_count(s, row->subscriber) >= (uint32_t)s->cfg.max_per_subscriber);
+    struct load_ctx c = {.s = s, .now_wall = now_wall_ms, .quiet = over};
     int rc = load_row(&c, row);
     if (rc < 0) return rc;
     struct subs_sub *sub = c.loaded ? find_sub(s, row->call_id, row->local_tag) : NULL;
     if (!sub) return -EINVAL;
+    if (over) {
+        /* RFC 6665 §4.2.2: "deactivated", the subscriber re-subscribes at
+         * once, out of the dialog, and is admitted like any (here or on a
+         * node with room; a 503 Retry-After or 403 by the caps otherwise) */
+        sbuf_clear(&s->sb);
+        sub_send_notify(s, sub, "terminated;reason=deactivated", true);
+        sub->unclaimed = true; /* not this node's: no record was written, none to delete */
+        sub_remove(s, sub);
+        return -EDQUOT;
+    }
     log_info("subs: %s subscription of %s to %s taken over (NOTIFYs to %s)", sub->event, sub->subscriber, sub->aor,
              sub->remote);
     sub_notify_full(s, sub); /* with this node's Contact: the subscriber's next refresh comes here */
@@ -1665,10 +1695,54 @@ int subs_adopt(struct subs *s, const struct store_subscription *row, int64_t now
     return 0;
 }
 
+struct unclaimed_ctx {
+    void (*fn)(void *arg, const struct subs_record *r);
+    void *arg;
+    size_t n;
+};
+
+static int unclaimed_one(struct hnode *n, void *arg)
+{
+    struct unclaimed_ctx *u = arg;
+    const struct subs_sub *sub = container_of(n, struct subs_sub, by_key);
+    if (!sub->unclaimed) return 0;
+    struct subs_record r;
+    record_of(sub, &r);
+    u->fn(u->arg, &r);
+    u->n++;
+    return 0;
+}
+
+size_t subs_unclaimed(struct subs *s, void (*fn)(void *arg, const struct subs_record *r), void *arg)
+{
+    struct unclaimed_ctx u = {fn, arg, 0};
+    htable_foreach(&s->by_key, unclaimed_one, &u);
+    return u.n;
+}
+
+int subs_claimed(struct subs *s, const char *call_id, const char *tag, bool kept)
+{
+    struct subs_sub *sub = find_sub(s, call_id, tag);
+    if (!sub || !sub->unclaimed) return -ENOENT;
+    if (!kept) {
+        log_info("subs: %s subscription of %s to %s let go: another node took it while this one was down",
+                 sub->event, sub->subscriber, sub->aor);
+        sub_remove(s, sub); /* its row and timer; no NOTIFY, no record touched */
+        return 0;
+    }
+    sub->unclaimed = false;
+    record_changed(s, sub);
+    if (sub->dirty) { /* its state changed while it waited */
+        sub->dirty = false;
+        sub_notify_full(s, sub);
+    }
+    return 0;
+}
+
 int subs_load(struct subs *s, int64_t now_wall_ms)
 {
     if (!s->store) return 0;
-    struct load_ctx c = {s, now_wall_ms, 0};
+    struct load_ctx c = {.s = s, .now_wall = now_wall_ms, .hold = s->claim_loaded};
     int rc = store_load_subscriptions(s->store, load_row, &c);
     if (rc < 0) return rc;
     if (c.loaded) log_info("subs: %d subscriptions taken up from the store", c.loaded);

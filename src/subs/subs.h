@@ -63,6 +63,11 @@ struct subs_deps {
     struct ua *ua;                        /* tags, NOTIFY transactions */
     struct timer_service *timers;         /* expiries */
     struct store *store;                  /* NULL: nothing survives a restart */
+    /* what subs_load takes up is held unclaimed (no NOTIFY, no record
+     * written) until subs_claimed says whether it is still this node's:
+     * [redis] mirror_presence with cluster_route, where a survivor may have
+     * adopted it while this node was down (subs_takeover.h) */
+    bool claim_loaded;
 };
 
 /* NULL on allocation failure. Every pointer must outlive the notifier. */
@@ -138,9 +143,22 @@ void subs_records_cancel(struct subs *s, void *handle);
  * this node's (its store row, expiry, record), then a NOTIFY with the full
  * state and this node's Contact. 0; -EEXIST (held here), -ENOTSUP (package
  * not served here), -EHOSTUNREACH (not UDP: its flow died with its node),
- * -ETIME (expired at now_wall_ms), -EINVAL (a field over its cap), -ENOMEM. */
+ * -ETIME (expired at now_wall_ms), -EINVAL (a field over its cap), -ENOMEM;
+ * -EDQUOT: over [subscriptions] max_total or max_per_subscriber here, the
+ * subscriber told "terminated;reason=deactivated" in that dialog (RFC 6665
+ * §4.2.2: it re-subscribes at once, admitted again like any new one) and
+ * nothing held. */
 struct store_subscription;
 int subs_adopt(struct subs *s, const struct store_subscription *row, int64_t now_wall_ms);
+/* The subscriptions taken up from the store and not yet claimed
+ * (subs_deps.claim_loaded): fn for each (the record as changed() would
+ * get it; valid during the call). Returns how many. */
+size_t subs_unclaimed(struct subs *s, void (*fn)(void *arg, const struct subs_record *r), void *arg);
+/* The verdict on an unclaimed subscription (call_id, tag: its dialog):
+ * kept, it is held as any (its record written, a NOTIFY when its state
+ * changed meanwhile); not kept (another node took it), its store row and
+ * timer go, nothing sent. 0, or -ENOENT (not held unclaimed). */
+int subs_claimed(struct subs *s, const char *call_id, const char *tag, bool kept);
 
 /* ---- the reg package across nodes ([redis] cluster_route, reg_nodes.h) ---- */
 

@@ -23,6 +23,24 @@
  * connection (TCP/TLS/WS: that flow died with its node), an expired one,
  * or one that does not read. The index is deleted at the end of the walk.
  *
+ * Walks resume: each live run registers itself in <prefix>subs-runs:{<id>}
+ * (once the node registry lists it) and its id in <prefix>subs-nodes; a
+ * walk is claimed there (its field "<until> <node>/<inc>", a lease of
+ * SUBS_TAKEOVER_LEASE_MS renewed per batch) and the field goes when the walk
+ * ends without failure. Every SUBS_TAKEOVER_CHECK_MS each node looks for
+ * runs no longer listed (reaped) whose walk is unclaimed or whose claim
+ * lapsed, and walks them: a claimer dying before or during its walk, or a
+ * walk that failed, leaves the run to the next check.
+ *
+ * A node restarted under the same id takes its subscriptions up from its
+ * store unclaimed (subs_deps.claim_loaded: no NOTIFY, no record) and claims
+ * each here before anything is sent: its run's index first, then one
+ * script on the AoR's hash that rewrites the record with the new run while
+ * it is still this node's field, or answers that it is gone (adopted by a
+ * survivor, or expired), when the local copy goes silently (subs_claimed).
+ * The survivor's script takes only the old run's records: per record,
+ * exactly one of the two has it.
+ *
  * A survivor does not know how many NOTIFYs the dead node sent after it
  * last wrote the record (it writes it when the subscription is made or
  * refreshed, not per NOTIFY): it goes on from the record's CSeq and document
@@ -62,6 +80,8 @@ struct subs_takeover;
 #define SUBS_TAKEOVER_TP_MAX 8
 #define SUBS_TAKEOVER_INDEX_TTL_MS (24u * 3600u * 1000u)
 #define SUBS_TAKEOVER_PAIRS_MAX 256         /* records one script answer hands over at most */
+#define SUBS_TAKEOVER_CHECK_MS 5000u        /* the look for runs left to walk, and claims retried */
+#define SUBS_TAKEOVER_LEASE_MS 15000u       /* a walk's claim, renewed per batch */
 
 /* A record as read from Redis (stranger input, checked). version 1: only
  * id, node, tag, watcher, event and expires_wall_ms are set. */
@@ -120,16 +140,40 @@ struct subs_takeover_stats {
     uint64_t nodes;       /* dead incarnations whose subscriptions this node walked */
     uint64_t adopted;     /* subscriptions continued here */
     uint64_t dropped;     /* handed over but not adoptable (old record, a dead flow, expired, unreadable) */
-    uint64_t failures;    /* scans or scripts that failed (their records expire instead) */
+    uint64_t refused_cap; /* handed over but over [subscriptions] max_total / max_per_subscriber: deactivated */
+    uint64_t reclaimed;   /* this node's own, taken up from its store, claimed for this run */
+    uint64_t let_go;      /* this node's own, taken up from its store, found taken by another: dropped */
+    uint64_t failures;    /* scans, claims or scripts that failed (retried by a later walk or check) */
 };
 
-/* Its own Redis connections (cfg's seeds); node_id this node's. NULL with
- * *err. */
+/* How it talks to Redis: the cluster client by default; a test gives its
+ * own (subs_takeover_new_io). */
+typedef void (*subs_takeover_cb)(void *arg, int status, const struct redisReply *reply);
+struct subs_takeover_io {
+    void *arg;
+    /* argv to the master of argv[key_index]'s slot: 0 and cb exactly once
+     * later (-ECANCELED when the io closes), or a negative errno, no cb */
+    int (*command)(void *arg, int key_index, int argc, const char **argv, const size_t *lens, subs_takeover_cb cb,
+                   void *cb_arg);
+    int64_t (*wall_ms)(void *arg); /* NULL: clock_wall_ms */
+};
+
+/* Its own Redis connections (cfg's seeds); node_id and inc this node's run
+ * ("" inc: no registration, no claims). Starts the checks and the claims of
+ * the subscriptions the store gave back. NULL with *err. */
 struct subs_takeover *subs_takeover_new(uv_loop_t *loop, struct timer_service *timers, struct subs *s,
-                                        const struct redis_config *cfg, const char *node_id, int *err);
+                                        const struct redis_config *cfg, const char *node_id, const char *inc,
+                                        int *err);
+/* The same on io, not started (subs_takeover_start). */
+struct subs_takeover *subs_takeover_new_io(struct timer_service *timers, struct subs *s, const char *key_prefix,
+                                           const char *node_id, const char *inc, const struct subs_takeover_io *io,
+                                           int *err);
+void subs_takeover_start(struct subs_takeover *t);
 /* The cluster's hook (cluster_set_on_node_reaped): takes over what node id
- * (incarnation inc) left. Walks run one at a time; a few wait. */
+ * (incarnation inc) left, once its walk is claimed. Walks run one at a
+ * time; a few wait (more are found again by the checks). */
 void subs_takeover_node_reaped(void *arg, const char *id, const char *inc);
+/* Before the io closes (its callbacks then see the takeover gone). */
 void subs_takeover_free(struct subs_takeover *t);
 void subs_takeover_get_stats(const struct subs_takeover *t, struct subs_takeover_stats *out);
 

@@ -23,11 +23,14 @@
 
 #include <hiredis/hiredis.h>
 
+#include "base/clock.h"
 #include "registrar/digest_check.h"
 #include "store/store.h"
 #include "subs/presence_mirror.h"
 #include "subs/subs.h"
 #include "subs/subs_takeover.h"
+#include "fake_redis.h"
+#include "store_env.h"
 #include "subs_fixture.h"
 
 #define NOW 1700000000000LL
@@ -452,6 +455,297 @@ static void test_adopt_refusals(void **state)
     assert_int_equal(harness_find_sent(f->h, before, "NOTIFY "), -1);
 }
 
+/* ---- a fake Redis io: commands kept, answered by the test ---- */
+
+#define FIO_MAX 128
+
+struct fcmd {
+    int key_index, argc;
+    char *argv[12];
+    subs_takeover_cb cb;
+    void *cb_arg;
+    bool done;
+};
+
+struct fio {
+    struct fcmd c[FIO_MAX];
+    size_t n;
+};
+
+static int fio_command(void *arg, int key_index, int argc, const char **argv, const size_t *lens, subs_takeover_cb cb,
+                       void *cb_arg)
+{
+    struct fio *io = arg;
+    assert_true(io->n < FIO_MAX && argc <= 12);
+    struct fcmd *c = &io->c[io->n++];
+    *c = (struct fcmd){.key_index = key_index, .argc = argc, .cb = cb, .cb_arg = cb_arg};
+    for (int i = 0; i < argc; i++) c->argv[i] = strndup(argv[i], lens[i]);
+    return 0;
+}
+
+/* The first unanswered command whose key starts with key and whose
+ * command (or script text, for EVAL) contains what; -1 when none. */
+static int fio_find(struct fio *io, const char *key, const char *what)
+{
+    for (size_t i = 0; i < io->n; i++) {
+        struct fcmd *c = &io->c[i];
+        if (c->done || strncmp(c->argv[c->key_index], key, strlen(key)) != 0) continue;
+        if (strstr(c->argv[0], what) || (!strcmp(c->argv[0], "EVAL") && strstr(c->argv[1], what))) return (int)i;
+    }
+    return -1;
+}
+
+static void fio_answer(struct fio *io, int i, const char *resp)
+{
+    assert_true(i >= 0 && (size_t)i < io->n && !io->c[i].done);
+    io->c[i].done = true;
+    redisReply *r = fake_resp(resp);
+    io->c[i].cb(io->c[i].cb_arg, 0, r);
+    freeReplyObject(r);
+}
+
+/* Every unanswered command cancelled (the io closing), then freed. */
+static void fio_close(struct fio *io)
+{
+    for (size_t i = 0; i < io->n; i++) {
+        if (!io->c[i].done) {
+            io->c[i].done = true;
+            io->c[i].cb(io->c[i].cb_arg, -ECANCELED, NULL);
+        }
+    }
+    for (size_t i = 0; i < io->n; i++)
+        for (int k = 0; k < io->c[i].argc; k++) free(io->c[i].argv[k]);
+    io->n = 0;
+}
+
+static char *bulk(const char *s)
+{
+    char *out = malloc(strlen(s) + 32);
+    sprintf(out, "$%zu\r\n%s\r\n", strlen(s), s);
+    return out;
+}
+
+/* A dead node's walk resumed by a survivor that was not told of the reap
+ * (its claimer died between the reap and the walk): the run is found by
+ * the periodic check, not walked while another holds its claim, walked
+ * once the claim is had, and its field removed at the end. */
+static void test_walk_resumed(void **state)
+{
+    struct fx *f = *state;
+    struct subs_record_hooks hk = {.arg = f, .changed = rec_changed, .gone = rec_gone};
+    subs_set_record_hooks(f->s, &hk);
+    assert_int_equal(subscribe(f, "resume-1", 1, "", "sip:alice@example.com", "Expires: 600\n"), 200);
+    answer_notify(f, last_notify(f), 200);
+    char field[300];
+    snprintf(field, sizeof(field), "%s", f->field); /* node-x's record, run inc-x */
+    char *rec = strdup(f->rec);
+    subs_free(f->s); /* node-x dies */
+    f->s = new_notifier(f);
+    struct fio io = {0};
+    struct subs_takeover_io tio = {.arg = &io, .command = fio_command};
+    int err = 0;
+    struct subs_takeover *t = subs_takeover_new_io(f->h->timers, f->s, "p:", "node-b", "inc-b", &tio, &err);
+    assert_non_null(t);
+    subs_takeover_start(t);
+    assert_int_equal(io.n, 0); /* nothing loaded, nothing to claim */
+    /* nobody calls subs_takeover_node_reaped: the check finds the run */
+    for (int round = 0; round < 2; round++) {
+        harness_advance(f->h, SUBS_TAKEOVER_CHECK_MS);
+        int i = fio_find(&io, "p:subs-runs:{node-b}", "HSETNX"); /* this run registers itself */
+        assert_true(i >= 0);
+        assert_string_equal(io.c[i].argv[5], "inc-b");
+        fio_answer(&io, i, ":1\r\n");
+        i = fio_find(&io, "p:subs-nodes", "SADD");
+        assert_true(i >= 0);
+        assert_string_equal(io.c[i].argv[2], "node-b");
+        fio_answer(&io, i, ":1\r\n");
+        i = fio_find(&io, "p:subs-nodes", "SMEMBERS");
+        assert_true(i >= 0);
+        fio_answer(&io, i, "*2\r\n$6\r\nnode-x\r\n$6\r\nnode-b\r\n");
+        i = fio_find(&io, "p:subs-runs:{node-b}", "return -1");
+        assert_true(i >= 0);
+        fio_answer(&io, i, "*0\r\n");
+        i = fio_find(&io, "p:subs-runs:{node-x}", "return -1");
+        assert_true(i >= 0);
+        assert_string_equal(io.c[i].argv[4], "p:node-incs:{node-x}");
+        fio_answer(&io, i, "*1\r\n$5\r\ninc-x\r\n");
+        i = fio_find(&io, "p:subs-runs:{node-x}", "PTTL"); /* the claim */
+        assert_true(i >= 0);
+        assert_string_equal(io.c[i].argv[5], "inc-x");
+        assert_string_equal(io.c[i].argv[6], "node-b/inc-b");
+        assert_string_equal(io.c[i].argv[9], "0"); /* found, not told by a reap: not created */
+        if (round == 0) { /* another survivor's claim has not lapsed yet */
+            fio_answer(&io, i, ":0\r\n");
+            assert_int_equal(fio_find(&io, "p:node-subs:", "SSCAN"), -1);
+            continue;
+        }
+        fio_answer(&io, i, ":1\r\n");
+    }
+    int i = fio_find(&io, "p:node-subs:{node-x}:inc-x", "SSCAN");
+    assert_true(i >= 0);
+    fio_answer(&io, i, "*2\r\n$1\r\n0\r\n*1\r\n$5\r\nalice\r\n");
+    i = fio_find(&io, "p:subs:{alice}", "HGETALL");
+    assert_true(i >= 0);
+    assert_string_equal(io.c[i].argv[4], "node-x");
+    assert_string_equal(io.c[i].argv[5], "inc-x");
+    char *bf = bulk(field), *bv = bulk(rec), resp[4096];
+    snprintf(resp, sizeof(resp), "*2\r\n%s%s", bf, bv);
+    free(bf);
+    free(bv);
+    size_t before = harness_sent_count(f->h);
+    fio_answer(&io, i, resp);
+    int n = harness_find_sent(f->h, before, "NOTIFY ");
+    assert_true(n >= 0);
+    assert_true(str_eq_cstr(harness_sent_msg(f->h, (size_t)n)->call_id, "resume-1"));
+    answer_notify(f, n, 200);
+    assert_int_equal(active(f->s), 1);
+    struct subs_takeover_stats st;
+    subs_takeover_get_stats(t, &st);
+    assert_int_equal(st.adopted, 1);
+    assert_int_equal(st.nodes, 1);
+    /* the walk done: its index and its run's field go (while the claim is ours) */
+    assert_true(fio_find(&io, "p:node-subs:{node-x}:inc-x", "DEL") >= 0);
+    i = fio_find(&io, "p:subs-runs:{node-x}", "HDEL");
+    assert_true(i >= 0);
+    assert_string_equal(io.c[i].argv[4], "inc-x");
+    assert_string_equal(io.c[i].argv[5], "node-b/inc-b");
+    /* told by a reap later (a second claimer finishing it): claimed, created if need be */
+    subs_takeover_node_reaped(t, "node-y", "inc-y");
+    i = fio_find(&io, "p:subs-runs:{node-y}", "PTTL");
+    assert_true(i >= 0);
+    assert_string_equal(io.c[i].argv[9], "1");
+    fio_close(&io);
+    subs_takeover_free(t);
+    free(rec);
+    subs_set_record_hooks(f->s, NULL);
+}
+
+/* A node restarted under the same id: what its store gives back is held
+ * silent until claimed; the record still its old run's is claimed for the
+ * new run (its index first), one taken by a survivor meanwhile is let go
+ * (its row and timer gone, nothing sent). */
+static void test_restart_reclaim(void **state)
+{
+    struct fx *f = *state;
+    struct store_env env;
+    store_env_open(&env, "takeover");
+    struct store *st = store_env_store(&env);
+    int64_t now = clock_wall_ms();
+    const char *tags[] = {"kept1", "taken1"};
+    for (int k = 0; k < 2; k++) {
+        char cid[32];
+        snprintf(cid, sizeof(cid), "rs-%d", k);
+        struct store_subscription row = {.call_id = cid, .local_tag = tags[k], .remote_tag = "f1", .event = "presence",
+                                         .aor = "alice", .subscriber = "sip:watcher@example.com",
+                                         .target = "sip:watcher@192.0.2.9:5080", .routes = "",
+                                         .remote = "192.0.2.9:5080", .transport = "udp", .expires_at = now + 600000,
+                                         .local_cseq = 4, .remote_cseq = 1, .version = 3};
+        assert_int_equal(store_submit(st, store_op_subscription_upsert(&row), NULL, NULL), 0);
+    }
+    store_flush_sync(st);
+    subs_free(f->s);
+    struct subs_deps sd = {.cfg = &f->cfg.subs, .local = &f->h->local, .digest = &f->digest, .registrar = f->r,
+                           .ua = f->h->ua, .timers = f->h->timers, .store = st, .claim_loaded = true};
+    f->s = subs_new(&sd);
+    assert_non_null(f->s);
+    struct subs_record_hooks hk = {.arg = f, .changed = rec_changed, .gone = rec_gone};
+    subs_set_record_hooks(f->s, &hk);
+    size_t before = harness_sent_count(f->h);
+    assert_int_equal(subs_load(f->s, now), 2);
+    assert_int_equal(active(f->s), 2);
+    assert_int_equal(f->changed, 0); /* no record written before the claim */
+    /* a refresh meanwhile: not answered as held (maybe another node's now) */
+    assert_int_equal(subscribe(f, "rs-0", 2, "kept1", "sip:alice@example.com", "Expires: 600\n"), 503);
+    struct fio io = {0};
+    struct subs_takeover_io tio = {.arg = &io, .command = fio_command};
+    int err = 0;
+    struct subs_takeover *t = subs_takeover_new_io(f->h->timers, f->s, "p:", "node-a", "inc-2", &tio, &err);
+    assert_non_null(t);
+    subs_takeover_start(t);
+    /* each: the new run's index first, then the claim */
+    for (int k = 0; k < 2; k++) {
+        int i = fio_find(&io, "p:node-subs:{node-a}:inc-2", "SADD");
+        assert_true(i >= 0);
+        assert_string_equal(io.c[i].argv[4], "alice");
+        assert_int_equal(fio_find(&io, "p:subs:{alice}", "r.inc ~= ARGV[3]"), -1);
+        fio_answer(&io, i, ":1\r\n");
+        i = fio_find(&io, "p:subs:{alice}", "r.inc ~= ARGV[3]");
+        assert_true(i >= 0);
+        assert_string_equal(io.c[i].argv[5], "node-a");
+        assert_string_equal(io.c[i].argv[6], "inc-2");
+        bool kept = strcmp(io.c[i].argv[4], "node-a/kept1") == 0;
+        if (!kept) assert_string_equal(io.c[i].argv[4], "node-a/taken1");
+        struct subs_takeover_record d; /* the record as the new run writes it */
+        assert_int_equal(subs_takeover_record_decode(io.c[i].argv[4], strlen(io.c[i].argv[4]), io.c[i].argv[7],
+                                                     strlen(io.c[i].argv[7]), &d),
+                         0);
+        assert_string_equal(d.inc, "inc-2");
+        assert_string_equal(d.call_id, kept ? "rs-0" : "rs-1");
+        fio_answer(&io, i, kept ? ":1\r\n" : ":0\r\n");
+    }
+    assert_int_equal(active(f->s), 1);
+    assert_int_equal(f->changed, 1); /* the kept one, written as any */
+    assert_int_equal(f->gone, 0);    /* the taken one's record is another node's: not touched */
+    assert_int_equal(harness_find_sent(f->h, before, "NOTIFY "), -1);
+    struct subs_takeover_stats ts;
+    subs_takeover_get_stats(t, &ts);
+    assert_int_equal(ts.reclaimed, 1);
+    assert_int_equal(ts.let_go, 1);
+    /* the kept one answers its refresh again */
+    assert_int_equal(subscribe(f, "rs-0", 3, "kept1", "sip:alice@example.com", "Expires: 600\n"), 200);
+    /* the taken one's row is gone from the store */
+    store_flush_sync(st);
+    fio_close(&io);
+    subs_takeover_free(t);
+    subs_set_record_hooks(f->s, NULL);
+    subs_free(f->s);
+    sd.claim_loaded = false;
+    f->s = subs_new(&sd);
+    assert_int_equal(subs_load(f->s, now), 1);
+    subs_free(f->s);
+    f->s = new_notifier(f);
+    store_close(st);
+    store_env_close(&env);
+}
+
+/* Adoption meets [subscriptions] max_total and max_per_subscriber: the
+ * subscription is not held, its subscriber told to subscribe again. */
+static void test_adopt_caps(void **state)
+{
+    struct fx *f = *state;
+    for (int cap = 0; cap < 2; cap++) {
+        subs_free(f->s);
+        f->cfg.subs.max_total = cap == 0 ? 1 : 0;
+        f->cfg.subs.max_per_subscriber = cap == 1 ? 1 : 0;
+        f->s = new_notifier(f);
+        char cid[32];
+        snprintf(cid, sizeof(cid), "cap-held-%d", cap);
+        assert_int_equal(subscribe(f, cid, 1, "", "sip:alice@example.com", "Expires: 600\n"), 200);
+        answer_notify(f, last_notify(f), 200);
+        assert_int_equal(active(f->s), 1);
+        /* the watcher of the first one, for the per-subscriber cap */
+        struct store_subscription row = {.call_id = "cap-1", .local_tag = "capt", .remote_tag = "f9",
+                                         .event = "presence", .aor = "alice",
+                                         .subscriber = cap == 1 ? "sip:watcher@example.com" : "sip:other@example.com",
+                                         .target = "sip:w@192.0.2.9:5080", .routes = "", .remote = "192.0.2.9:5080",
+                                         .transport = "udp", .expires_at = NOW + 600000, .local_cseq = 9,
+                                         .remote_cseq = 2, .version = 1};
+        size_t before = harness_sent_count(f->h);
+        assert_int_equal(subs_adopt(f->s, &row, NOW), -EDQUOT);
+        assert_int_equal(active(f->s), 1);
+        int i = harness_find_sent(f->h, before, "NOTIFY ");
+        assert_true(i >= 0);
+        const struct sip_msg *n = harness_sent_msg(f->h, (size_t)i);
+        assert_true(str_eq_cstr(n->call_id, "cap-1"));
+        assert_true(harness_header_has(n, SIP_HDR_SUBSCRIPTION_STATE, "terminated;reason=deactivated"));
+        assert_int_equal(n->cseq.number, 10);
+        answer_notify(f, i, 200);
+        assert_int_equal(harness_find_sent(f->h, (size_t)i + 1, "NOTIFY "), -1);
+    }
+    f->cfg.subs.max_total = 0;
+    f->cfg.subs.max_per_subscriber = 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -462,6 +756,9 @@ int main(void)
         cmocka_unit_test(test_reply_each),
         cmocka_unit_test_setup_teardown(test_adopt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_adopt_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_walk_resumed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_reclaim, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_adopt_caps, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
