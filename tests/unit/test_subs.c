@@ -2095,6 +2095,43 @@ static void test_presence_first_read(void **state)
     assert_string_equal(presence_of(f, n6), "rb/open");
 }
 
+/* A reg subscription taken over from a dead node, of an AoR this node does
+ * not follow yet: its first NOTIFY waits for the first read of the other
+ * nodes' contacts and lists them, as a new watcher's does. */
+static void test_adopt_waits_first_read(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    struct fake_nodes fn = {.pending = true};
+    struct subs_reg_hooks h = {.arg = &fn, .watch = fake_watch, .remote = fake_remote, .pending = fake_pending};
+    subs_set_reg_hooks(f->s, &h);
+    int64_t now = clock_wall_ms();
+    struct store_subscription row = {.call_id = "ad-1", .local_tag = "adopted1", .remote_tag = "f1", .event = "reg",
+                                     .aor = "alice", .subscriber = "sip:watcher@example.com",
+                                     .target = "sip:watcher@192.0.2.9:5080", .routes = "", .remote = "192.0.2.9:5080",
+                                     .transport = "udp", .expires_at = now + 600000, .local_cseq = 3,
+                                     .remote_cseq = 2, .version = 1};
+    size_t before = harness_sent_count(f->h);
+    assert_int_equal(subs_adopt(f->s, &row, now), 0);
+    assert_int_equal(fn.watchers, 1); /* the read asked for */
+    assert_int_equal(harness_count_sent(f->h, before, "NOTIFY "), 0);
+    fn.remote[0] = (struct reg_remote){.expires_wall_ms = now + 120000, .q1000 = 1000};
+    snprintf(fn.remote[0].uri, sizeof(fn.remote[0].uri), "sip:alice@198.51.100.8:5060");
+    snprintf(fn.remote[0].node, sizeof(fn.remote[0].node), "node-b");
+    fn.n = 1;
+    fn.pending = false;
+    subs_reg_remote_changed(f->s, "alice", NULL, 0);
+    assert_int_equal(harness_count_sent(f->h, before, "NOTIFY "), 1);
+    int n1 = last_notify(f);
+    assert_true(str_eq_cstr(harness_sent_msg(f->h, (size_t)n1)->call_id, "ad-1"));
+    struct doc d;
+    notify_doc(f, n1, &d);
+    assert_string_equal(xs(&d, "/r:reginfo/@state"), "full");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/r:contact/r:uri"), "sip:alice@198.51.100.8:5060");
+    doc_close(&d);
+    subs_set_reg_hooks(f->s, NULL);
+}
+
 /* The real presence mirror with a Redis Cluster nobody answers
  * (127.0.0.1:1): a new watcher's first read is out, so its NOTIFY waits,
  * but no longer than the read's deadline ([redis] timeout_ms, the client's
@@ -2172,6 +2209,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_presence_dropped_with_last_binding, setup, teardown),
         cmocka_unit_test_setup_teardown(test_presence_first_read, setup, teardown),
         cmocka_unit_test_setup_teardown(test_presence_first_read_deadline, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_adopt_waits_first_read, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_hooks, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
