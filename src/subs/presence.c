@@ -834,10 +834,23 @@ static int watch_again(struct hnode *n, void *arg)
     return 0;
 }
 
+bool presence_first_read_pending(const struct presence *p, const char *aor)
+{
+    return p->mirror.pending && p->mirror.pending(p->mirror.arg, aor);
+}
+
+bool presence_mirrored(const struct presence *p) { return p->mirror.watch && p->mirror.pending; }
+
+void presence_first_read_done(struct presence *p, const char *aor)
+{
+    if (p->d.on_first_read) p->d.on_first_read(p->d.arg, aor);
+}
+
 void presence_set_mirror(struct presence *p, const struct presence_mirror_hooks *h, size_t remote_max)
 {
     if (h) p->mirror = *h;
     else memset(&p->mirror, 0, sizeof(p->mirror));
+    if (!h && p->d.on_first_read) p->d.on_first_read(p->d.arg, NULL); /* nobody waits for a read any more */
     /* the shared ids (fields "<node>/<n>") outlive this process in Redis
      * until their expiry: a node restarted under the same id must not
      * reuse one, so its numbers start from the wall clock (1000 per ms) */

@@ -47,6 +47,12 @@ struct presence_deps {
      * same) or changed by presence_allow_apply (another node's): the notifier
      * ends the subscriptions it no longer allows. NULL: nothing. */
     void (*on_allow_change)(void *arg, const char *aor);
+    /* [redis] mirror_presence: the first read of aor's publications on the
+     * other nodes answered, or failed at its deadline (presence_first_read_done;
+     * aor NULL: every AoR's, the mirror went). The watchers whose first
+     * NOTIFY waits for it (presence_first_read_pending) get it now. NULL:
+     * nothing. */
+    void (*on_first_read)(void *arg, const char *aor);
     void *arg;
 };
 
@@ -223,11 +229,28 @@ struct presence_mirror_hooks {
      * called later (exactly once, -ECANCELED at shutdown), or a negative
      * errno (not asked). NULL: 412 as without the mirror. */
     int (*take)(void *arg, const struct presence_take *req, presence_take_cb cb, void *ctx);
+    /* Whether the first read of aor's other publications (asked by watch)
+     * has not answered yet: a new watcher's first NOTIFY waits for it. The
+     * mirror calls presence_first_read_done when it answers, fails or
+     * reaches its deadline. NULL: no watcher waits. */
+    bool (*pending)(void *arg, const char *aor);
 };
 
 /* Sets the hooks (NULL: none) and calls watch(on) for every AoR watched
- * now. remote_max caps the other nodes' publications held. */
+ * now. remote_max caps the other nodes' publications held. NULL also
+ * releases the watchers waiting for a first read (deps.on_first_read with
+ * no AoR): they get this node's view. */
 void presence_set_mirror(struct presence *p, const struct presence_mirror_hooks *h, size_t remote_max);
+
+/* Whether a new watcher of aor waits for the first read of the other nodes'
+ * publications (the mirror's pending hook; false without the mirror). */
+bool presence_first_read_pending(const struct presence *p, const char *aor);
+/* Whether the mirror follows the other nodes' publications (a fetch of an
+ * AoR nobody watches here reads them first). */
+bool presence_mirrored(const struct presence *p);
+/* The mirror's first read of aor answered (after presence_remote_set), or
+ * failed, or its deadline passed: deps.on_first_read. */
+void presence_first_read_done(struct presence *p, const char *aor);
 
 /* Replaces the other nodes' publications of aor with pubs (already read and
  * checked; ones expired at now_wall_ms, beyond the per-user or the total cap

@@ -113,6 +113,10 @@ struct follow {
     bool stale;          /* the read in flight was sent before one of ours was taken: not applied */
     struct cluster_lookup *lookup; /* where its bindings are (cluster_route): in flight */
     bool lookup_again;
+    /* its first read: the hash (answered, failed, or not sent) and, with
+     * cluster_route, where she is registered; until both are known (ready)
+     * a new watcher's first NOTIFY waits (presence_first_read_pending) */
+    bool fetched_once, looked_once, ready;
     char aor[LOCATION_MAX_AOR];
 };
 
@@ -787,6 +791,45 @@ static struct follow *follow_find(const struct presence_mirror *m, const char *a
 
 static void fetch(struct presence_mirror *m, struct follow *f);
 
+/* f's first read is complete (its hash, and where she is registered when
+ * the cluster is asked): the watchers waiting for it are told. f may go
+ * inside (a fetch answered lets go of its AoR): not used after. */
+static void first_read_check(struct presence_mirror *m, struct follow *f)
+{
+    if (f->ready || !f->fetched_once || (m->cluster && !f->looked_once)) return;
+    f->ready = true;
+    char aor[LOCATION_MAX_AOR];
+    memcpy(aor, f->aor, sizeof(aor));
+    presence_first_read_done(m->presence, aor);
+}
+
+struct unready {
+    char (*aors)[LOCATION_MAX_AOR];
+    size_t n, cap;
+};
+
+static int collect_unready(struct hnode *h, void *arg)
+{
+    struct unready *u = arg;
+    struct follow *f = container_of(h, struct follow, node);
+    if (!f->ready && u->n < u->cap) memcpy(u->aors[u->n++], f->aor, LOCATION_MAX_AOR);
+    return 0;
+}
+
+/* first_read_check for every follow (the cluster came or went), follows
+ * going meanwhile allowed. */
+static void first_read_check_all(struct presence_mirror *m)
+{
+    struct unready u = {.cap = htable_count(&m->follows)};
+    if (!u.cap || !(u.aors = calloc(u.cap, sizeof(*u.aors)))) return;
+    htable_foreach(&m->follows, collect_unready, &u);
+    for (size_t i = 0; i < u.n; i++) {
+        struct follow *f = follow_find(m, u.aors[i]);
+        if (f) first_read_check(m, f);
+    }
+    free(u.aors);
+}
+
 static void apply(struct presence_mirror *m, const char *aor, const struct redisReply *reply)
 {
     size_t cap = m->per_user, bad = 0;
@@ -827,9 +870,11 @@ static void on_fetch(void *arg, int status, const struct redisReply *reply)
         return;
     }
     struct follow *f = follow_find(m, fe->aor);
-    bool ours = f && f->gen == fe->gen;
+    bool ours = f && f->gen == fe->gen, answered = true;
     if (ours) f->fetching = false;
     if (status < 0 || !reply || reply->type == REDIS_REPLY_ERROR) {
+        /* (its deadline, timeout_ms, passed: the first watchers get this
+         * node's view rather than wait for Redis) */
         m->stats.fetch_failures++;
         log_warn_rl("redis presence: cannot read the publications of %s (%s)", fe->aor,
                     status < 0 ? strerror(-status) : reply && reply->str ? reply->str : "no reply");
@@ -838,13 +883,16 @@ static void on_fetch(void *arg, int status, const struct redisReply *reply)
          * the taker's: applied, it would make the publication go and come
          * back; the read after it (again) says what became of it */
         m->stats.fetches++;
+        answered = !f->again;
     } else if (f) {
         m->stats.fetches++;
         apply(m, fe->aor, reply);
     }
     if (ours) f->stale = false;
+    if (ours && answered) f->fetched_once = true;
     free(fe);
     if (ours && f->again) fetch(m, f);
+    if (ours) first_read_check(m, f);
 }
 
 static void fetch(struct presence_mirror *m, struct follow *f)
@@ -865,6 +913,7 @@ static void fetch(struct presence_mirror *m, struct follow *f)
     size_t lens[] = {7, strlen(key)};
     if (m->fetches >= MAX_FETCHES || redis_cluster_command(m->rc, 1, 2, argv, lens, on_fetch, fe) < 0) {
         free(fe);
+        f->fetched_once = true; /* no read to wait for */
         m->stats.fetch_failures++;
         log_warn_rl("redis presence: the publications of %s not read (%u reads in flight)", f->aor, m->fetches);
         return;
@@ -893,7 +942,9 @@ static void on_lookup(void *arg, const struct cluster_result *r)
     struct presence_mirror *m = f->owner;
     f->lookup = NULL;
     lookup_apply(m, f, r);
+    f->looked_once = true;
     if (f->lookup_again) lookup(m, f);
+    first_read_check(m, f);
 }
 
 static void lookup(struct presence_mirror *m, struct follow *f)
@@ -908,9 +959,11 @@ static void lookup(struct presence_mirror *m, struct follow *f)
     int rc = cluster_lookup(m->cluster, f->aor, &now, on_lookup, f, &f->lookup);
     if (rc == 1) {
         f->lookup = NULL;
+        f->looked_once = true;
         lookup_apply(m, f, &now);
     } else if (rc < 0) {
         f->lookup = NULL;
+        f->looked_once = true; /* not asked: nobody waits for it */
         m->stats.lookup_failures++;
         log_warn_rl("redis presence: where %s is registered not asked (%s)", f->aor, strerror(-rc));
     }
@@ -957,10 +1010,12 @@ void presence_mirror_set_cluster(struct presence_mirror *m, struct cluster *c)
         htable_foreach(&m->follows, cancel_one, m);
     }
     m->cluster = c;
-    if (!c) return;
-    if (cluster_set_on_bindings_changed(c, on_bindings_changed, m) < 0)
-        log_warn("redis presence: no room for another listener of binding changes");
-    htable_foreach(&m->follows, lookup_one, m);
+    if (c) {
+        if (cluster_set_on_bindings_changed(c, on_bindings_changed, m) < 0)
+            log_warn("redis presence: no room for another listener of binding changes");
+        htable_foreach(&m->follows, lookup_one, m);
+    }
+    first_read_check_all(m); /* those that waited for a lookup that went, or answered at once */
 }
 
 static void on_watch(void *arg, const char *aor, bool on)
@@ -983,6 +1038,13 @@ static void on_watch(void *arg, const char *aor, bool on)
     }
     fetch(m, f);
     lookup(m, f);
+    first_read_check(m, f); /* neither sent: nobody waits */
+}
+
+static bool on_pending(void *arg, const char *aor)
+{
+    const struct follow *f = follow_find(arg, aor);
+    return f && !f->ready;
 }
 
 static void on_announcement(struct presence_mirror *m, const char *msg, size_t len)
@@ -1003,6 +1065,7 @@ static void on_announcement(struct presence_mirror *m, const char *msg, size_t l
     if (!f) return; /* not watched here: nothing to do */
     if (taken && f->fetching) f->stale = true;
     fetch(m, f);
+    first_read_check(m, f); /* (a first read stale, its next one not sent) */
 }
 
 static int refetch_one(struct hnode *n, void *arg)
@@ -1073,7 +1136,7 @@ struct presence_mirror *presence_mirror_new(uv_loop_t *loop, struct timer_servic
         return NULL;
     }
     struct presence_mirror_hooks h = {.arg = m, .published = on_published, .withdrawn = on_withdrawn,
-                                      .watch = on_watch, .take = on_take};
+                                      .watch = on_watch, .take = on_take, .pending = on_pending};
     presence_set_mirror(p, &h, cfg->presence_max ? cfg->presence_max : 10000);
     struct subs_record_hooks sh = {.arg = m, .changed = on_sub_changed, .gone = on_sub_gone, .list = on_list_start,
                                    .cancel = on_list_cancel};

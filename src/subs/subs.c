@@ -14,9 +14,14 @@
  *       terminated NOTIFY (reason=rejected, no body), gone
  *
  *   A fetch (SUBSCRIBE with Expires: 0): 200 and one terminated NOTIFY with
- *   the state; reg and dialog across nodes for an AoR with no view here:
- *   linked (not stored) until the other nodes' state is read, then that
- *   NOTIFY and gone.
+ *   the state; reg, dialog and presence across nodes for an AoR with no
+ *   view here: linked (not stored) until the other nodes' state is read,
+ *   then that NOTIFY and gone.
+ *
+ *   Across nodes, a new watcher (or one taken over from a dead node) of an
+ *   AoR whose other nodes' state is not read here yet gets its first NOTIFY
+ *   when that first read answers (or fails at its deadline: this node's
+ *   view), not this node's view at once followed by the rest.
  *
  * One NOTIFY is in flight per subscription at a time, so they cannot pass
  * each other on the way: a change while one is outstanding marks the
@@ -86,7 +91,7 @@ struct subs_sub {
     bool dest_ok;
     bool in_flight;                    /* a NOTIFY awaits its final answer */
     bool dirty;                        /* state changed meanwhile: a full NOTIFY follows it */
-    bool awaiting_remote;              /* reg, dialog: its first NOTIFY waits for the other nodes' state */
+    bool awaiting_remote;              /* reg, dialog, presence: its first NOTIFY waits for the other nodes' state */
     bool fetch;                        /* a fetch (Expires: 0) waiting for that read: not stored, no record */
     bool unclaimed;                    /* taken up from the store, not yet claimed (subs_claimed): silent */
     int64_t expires_wall_ms;
@@ -361,7 +366,7 @@ static void record_changed(struct subs *s, const struct subs_sub *sub)
 static void sub_remove(struct subs *s, struct subs_sub *sub)
 {
     char aor[LOCATION_MAX_AOR];
-    bool presence = strcmp(sub->event, "presence") == 0;
+    bool presence = strcmp(sub->event, "presence") == 0, fetch = sub->fetch;
     if (presence) snprintf(aor, sizeof(aor), "%s", sub->aor);
     timer_stop(s->timers, &sub->expiry);
     htable_remove(&s->by_key, &sub->by_key);
@@ -377,7 +382,7 @@ static void sub_remove(struct subs *s, struct subs_sub *sub)
     sub_free(sub);
     if (presence) {
         presence_watch(s->presence, aor, false);
-        winfo_changed(s, aor); /* one watcher fewer */
+        if (!fetch) winfo_changed(s, aor); /* one watcher fewer (a fetch was never listed) */
     }
 }
 
@@ -513,7 +518,7 @@ static int build_winfo(struct subs *s, struct subs_sub *sub)
     for (struct hnode *h = htable_first(&s->by_aor, str_hash(str_from_cstr(sub->aor))); h && n < WINFO_MAX_WATCHERS;
          h = htable_next(h)) {
         const struct subs_sub *x = container_of(h, struct subs_sub, by_aor);
-        if (strcmp(x->event, "presence") != 0 || strcmp(x->aor, sub->aor) != 0) continue;
+        if (strcmp(x->event, "presence") != 0 || strcmp(x->aor, sub->aor) != 0 || x->fetch) continue;
         w[n++] = (struct winfo_watcher){.id = x->local_tag, .uri = x->subscriber, .status = "active",
                                         .event = "subscribe"};
     }
@@ -799,11 +804,12 @@ static int link_sub(struct subs *s, struct subs_sub *sub)
 }
 
 /* Whether the first read of the other nodes' state of aor for package (reg,
- * dialog) is in flight: a new watcher's first NOTIFY waits for it. */
+ * dialog, presence) is in flight: a new watcher's first NOTIFY waits for it. */
 static bool first_read_pending(struct subs *s, const char *package, const char *aor)
 {
     if (strcmp(package, "reg") == 0) return s->reg.pending && s->reg.pending(s->reg.arg, aor);
     if (strcmp(package, "dialog") == 0) return s->dlg.pending && s->dlg.pending(s->dlg.arg, aor);
+    if (strcmp(package, "presence") == 0) return presence_first_read_pending(s->presence, aor);
     return false;
 }
 
@@ -814,7 +820,7 @@ static void fetch_answer(struct subs *s, struct subs_sub *sub)
     sub_remove(s, sub);
 }
 
-/* A fetch of reg or dialog across nodes: linked for the time of one read (not
+/* A fetch of reg, dialog or presence across nodes: linked for the time of one read (not
  * stored, no record), so that the hooks read the other nodes' state of an AoR
  * this node holds no view of. True when it waits for that read (answered by
  * subs_*_remote_changed, within the read's deadline; the expiry timer is a
@@ -823,7 +829,8 @@ static void fetch_answer(struct subs *s, struct subs_sub *sub)
 static bool fetch_waits(struct subs *s, struct subs_sub *sub)
 {
     bool reg = strcmp(sub->event, "reg") == 0, dlg = strcmp(sub->event, "dialog") == 0;
-    if (!(reg && s->reg.watch && s->reg.pending) && !(dlg && s->dlg.watch && s->dlg.pending)) return false;
+    bool pres = strcmp(sub->event, "presence") == 0 && presence_mirrored(s->presence);
+    if (!(reg && s->reg.watch && s->reg.pending) && !(dlg && s->dlg.watch && s->dlg.pending) && !pres) return false;
     sub->fetch = true;
     if (link_sub(s, sub) < 0) {
         sub->fetch = false;
@@ -940,7 +947,7 @@ static void refresh_subscription(struct subs *s, struct txn *st, const struct tr
     }
     arm_expiry(s, sub, (uint32_t)expires, clock_wall_ms());
     record_changed(s, sub);
-    sub_notify_full(s, sub);
+    if (!sub->awaiting_remote) sub_notify_full(s, sub); /* else the read's answer sends it */
 }
 
 /* Whether the request names this node, and the AoR key ("" for the domain). */
@@ -1057,7 +1064,8 @@ static void notify_change(struct subs *s, const struct location_binding *b, cons
             /* RFC 3856 §6.4: presence has no partial state; the whole
              * document goes (it may change from closed to open). A
              * refreshed binding changes nothing a watcher sees. */
-            if (strcmp(event, "refreshed") != 0 && !presence_told) sub_notify_full(s, sub);
+            if (strcmp(event, "refreshed") != 0 && !presence_told && !sub->awaiting_remote && !sub->fetch)
+                sub_notify_full(s, sub);
             continue;
         }
         if (strcmp(sub->event, "reg") != 0 || sub->awaiting_remote || sub->fetch) continue;
@@ -1474,14 +1482,49 @@ static void winfo_changed(struct subs *s, const char *aor)
     }
 }
 
-/* A user's published presence changed: its watchers get the new document. */
+/* A user's published presence changed: its watchers get the new document
+ * (not those waiting for the first read of the other nodes' publications:
+ * on_first_read sends theirs). */
 static void on_presence_change(void *arg, const char *aor)
 {
     struct subs *s = arg;
     for (struct hnode *n = htable_first(&s->by_aor, str_hash(str_from_cstr(aor))); n; n = htable_next(n)) {
         struct subs_sub *sub = container_of(n, struct subs_sub, by_aor);
-        if (strcmp(sub->aor, aor) == 0 && strcmp(sub->event, "presence") == 0) sub_notify_full(s, sub);
+        if (strcmp(sub->aor, aor) == 0 && strcmp(sub->event, "presence") == 0 && !sub->awaiting_remote &&
+            !sub->fetch)
+            sub_notify_full(s, sub);
     }
+}
+
+/* A presence watcher waiting for its first NOTIFY gets it. */
+static void presence_release(struct subs *s, struct subs_sub *sub)
+{
+    if (strcmp(sub->event, "presence") != 0 || !sub->awaiting_remote || sub->fetch) return;
+    sub->awaiting_remote = false;
+    sub_notify_full(s, sub);
+}
+
+static int presence_release_one(struct hnode *n, void *arg)
+{
+    presence_release(arg, container_of(n, struct subs_sub, by_key));
+    return 0;
+}
+
+/* The first read of aor's publications on the other nodes answered, or
+ * failed at its deadline (NULL: every AoR's, the mirror went): the
+ * watchers and fetches waiting for it get the state now, in one NOTIFY. */
+static void on_first_read(void *arg, const char *aor)
+{
+    struct subs *s = arg;
+    if (!aor) {
+        htable_foreach(&s->by_key, presence_release_one, s);
+    } else {
+        for (struct hnode *n = htable_first(&s->by_aor, str_hash(str_from_cstr(aor))); n; n = htable_next(n)) {
+            struct subs_sub *sub = container_of(n, struct subs_sub, by_aor);
+            if (strcmp(sub->aor, aor) == 0) presence_release(s, sub);
+        }
+    }
+    answer_fetches(s, aor, "presence");
 }
 
 /* A presence subscription of aor that its allow list no longer allows, or
@@ -1579,7 +1622,8 @@ struct subs *subs_new(const struct subs_deps *d)
     s->mwi = mwi_store_new(s->cfg.max_total > 0 ? (unsigned)s->cfg.max_total : 100000u);
     struct presence_deps pd = {.cfg = &s->cfg, .timers = d->timers, .require_auth = d->require_auth,
                                .digest = d->digest, .store = d->store, .registrar = d->registrar,
-                               .on_change = on_presence_change, .on_allow_change = on_allow_change, .arg = s};
+                               .on_change = on_presence_change, .on_allow_change = on_allow_change,
+                               .on_first_read = on_first_read, .arg = s};
     s->presence = presence_new(&pd);
     if (!s->dialogs || !s->mwi || !s->presence) {
         subs_free(s);
@@ -1690,7 +1734,10 @@ int subs_adopt(struct subs *s, const struct store_subscription *row, int64_t now
     }
     log_info("subs: %s subscription of %s to %s taken over (NOTIFYs to %s)", sub->event, sub->subscriber, sub->aor,
              sub->remote);
-    sub_notify_full(s, sub); /* with this node's Contact: the subscriber's next refresh comes here */
+    /* with this node's Contact: the subscriber's next refresh comes here;
+     * once the other nodes' state is read when this node had no view of it */
+    if (first_read_pending(s, sub->event, sub->aor)) sub->awaiting_remote = true;
+    else sub_notify_full(s, sub);
     if (strcmp(sub->event, "presence") == 0) winfo_changed(s, sub->aor);
     return 0;
 }

@@ -23,7 +23,11 @@
 #     itself (derived: closed), and the key leaves Redis with its TTL;
 #  7b. C's subscription taken over (subs_takeover.h): the survivor that
 #     reaped C (A or B) sends bob a NOTIFY in C's dialog with its own
-#     Contact; the record names that node now; bob's refresh SUBSCRIBE to
+#     Contact, once it has read alice's state from Redis: that first NOTIFY
+#     already carries it (C's publication while unexpired, else closed), and
+#     C's publication never comes back after a NOTIFY without it (no
+#     "closed" flash from a survivor's empty view); the record names that
+#     node now; bob's refresh SUBSCRIBE to
 #     that Contact is answered 200 with a NOTIFY, and he unsubscribes there;
 #     two more records of C's planted before the kill (version 1, and one of
 #     a TCP subscriber) are deleted by the survivor, not adopted;
@@ -298,6 +302,27 @@ check "... the last one terminated" bash -c 'printf "%s\n" "$1" | grep "^Subscri
     _ "$(notifies_not_from "${SIP[c]}")"
 n3=$(python3 "$PEERS_DIR/notify_bodies.py" "$WORK/w3.msg" "$WORK/w3.n")
 check "... the one before carries the publication" test "$(xp "$WORK/w3.n/$((n3 - 1)).xml" "$T/@id")" = mark7b
+# survivor_states: "id=basic,..." of each NOTIFY w3 got from the survivor, in order
+survivor_states() {
+    local i f j nt out
+    for ((i = 1; i <= n3; i++)); do
+        grep -Eq "^Contact: <sip:[^@>]*@[0-9.]+:${SIP[c]}>" "$WORK/w3.n/$i.hdr" && continue
+        f=$WORK/w3.n/$i.xml out=""
+        nt=$(xp "$f" "count($T)")
+        for ((j = 1; j <= nt; j++)); do out+="$(xp "$f" "$T[$j]/@id")=$(xp "$f" "$T[$j]/$BASIC"),"; done
+        echo "$out"
+    done
+}
+SURV=$(survivor_states)
+echo "     (node-$ADOPTER's NOTIFYs to C's watcher: $(printf '%s' "$SURV" | tr '\n' ' '))"
+# The survivor's first NOTIFY waits for its first read of alice from Redis
+# (when it did not follow her yet): C's publication if the read came before
+# its expiry, else closed. What follows may legitimately differ (RFC 6665
+# lets a notifier send each change): C's publication expiring there.
+check "... the survivor's first NOTIFY carries alice's state as read from Redis (C's on-c, or closed once expired)" \
+    bash -c '[ "$1" = "on-c=open," ] || [ "$1" = "registration=closed," ]' _ "$(printf '%s\n' "$SURV" | head -1)"
+check "... and no view without C's publication came before one with it (it can only expire: C is dead)" \
+    bash -c 'printf "%s\n" "$1" | awk "/on-c=/ { if (gone) bad = 1; next } { gone = 1 } END { exit bad }"' _ "$SURV"
 check "... alice removes it -> 200" publish "$ADOPTER" p7c 0 "SIP-If-Match: $E7B" ""
 check "... the old and the TCP record deleted, not adopted (node-$ADOPTER counted 2 dropped)" \
     bash -c "[ \"$(pstat "$ADOPTER" subs_dropped)\" = 2 ] && [ \"$(rcli hexists 'p:subs:{alice}' node-c/old1)$(rcli hexists 'p:subs:{alice}' node-c/tcp1)\" = 00 ]"

@@ -27,6 +27,8 @@
 #include "subs/dialog_nodes.h"
 #include "subs/mwi.h"
 #include "subs/presence.h"
+#include "subs/presence_mirror.h"
+#include "store/store.h"
 #include "base/clock.h"
 #include "subs/reg_nodes.h"
 #include "subs/reginfo.h"
@@ -1929,6 +1931,250 @@ static void test_reg_follower_queue(void **state)
     reg_nodes_free(rn);
 }
 
+/* ---- presence across nodes: the first NOTIFY after the first read ---- */
+
+/* The presence mirror as presence.c sees it ([redis] mirror_presence): it
+ * follows the AoRs watched here (watch) and says whether the first read of
+ * one is still out (pending, for every AoR followed while set). */
+struct fake_pmirror {
+    int followed;
+    bool pending;
+};
+
+static void fpm_watch(void *arg, const char *aor, bool on)
+{
+    (void)aor;
+    ((struct fake_pmirror *)arg)->followed += on ? 1 : -1;
+}
+
+static bool fpm_pending(void *arg, const char *aor)
+{
+    (void)aor;
+    struct fake_pmirror *m = arg;
+    return m->pending && m->followed > 0;
+}
+
+#define RB_OPEN                                                                                                    \
+    "<?xml version=\"1.0\"?><presence xmlns=\"urn:ietf:params:xml:ns:pidf\" entity=\"sip:alice@example.com\">"      \
+    "<tuple id=\"rb\"><status><basic>open</basic></status></tuple></presence>"
+
+/* Another node's publication of aor (basic open, tuple "rb") as the mirror
+ * reads it from Redis, given to presence.c. */
+static void remote_open(struct fx *f, const char *aor)
+{
+    int64_t now = clock_wall_ms();
+    struct presence_shared_pub pub = {.id = "node-b/1", .node = "node-b", .expires_wall_ms = now + 600000,
+                                      .set_wall_ms = now, .version = 1, .body = RB_OPEN, .len = strlen(RB_OPEN),
+                                      .pid = "0123456789abcdef0123456789abcdef"};
+    assert_int_equal(presence_remote_set(subs_presence(f->s), aor, &pub, 1, now), 0);
+}
+
+/* A presence watcher of an AoR this node did not follow yet gets ONE first
+ * NOTIFY, once the mirror's first read answers, carrying what it read (here
+ * another node's open), not this node's view (closed) followed by the rest;
+ * its presence.winfo lists it at once; a change meanwhile (the read's own
+ * on_change) is not sent before it; nothing more until the state changes.
+ * A second watcher of a followed AoR is told at once. A read that failed
+ * (its deadline): this node's view. A fetch (Expires: 0) of an AoR nobody
+ * watches waits for the read too and leaves nothing followed; a refresh
+ * while waiting sends nothing of its own; a subscription taken over from a
+ * dead node waits like a new one; the mirror going releases a waiting
+ * watcher with this node's view. */
+static void test_presence_first_read(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    struct presence *p = subs_presence(f->s);
+    struct fake_pmirror fm = {.pending = true};
+    struct presence_mirror_hooks h = {.arg = &fm, .watch = fpm_watch, .pending = fpm_pending};
+    presence_set_mirror(p, &h, 100);
+    assert_int_equal(subscribe(f, "alice", "pf-w", 1, "", "presence.winfo", "Expires: 600\n"), 200);
+    int w1 = last_notify_in(f, "pf-w");
+    assert_true(w1 >= 0);
+    answer_notify(f, w1, 200);
+
+    /* a first watcher of alice: 200, its NOTIFY waits for the read */
+    size_t before = harness_sent_count(f->h);
+    assert_int_equal(subscribe(f, "alice", "pf-1", 1, "", "presence", "Expires: 600\n"), 200);
+    assert_int_equal(fm.followed, 1);
+    assert_int_equal(last_notify_in(f, "pf-1"), -1);
+    int w2 = last_notify_in(f, "pf-w"); /* her watcher list has it at once */
+    assert_true(w2 > w1);
+    struct doc d;
+    winfo_doc(f, w2, &d);
+    assert_true(xn(&d, "count(//w:watcher)") == 1);
+    assert_string_equal(xs(&d, "//w:watcher/@status"), "active");
+    doc_close(&d);
+    answer_notify(f, w2, 200);
+    /* the read's answer: another node's publication (its on_change tells
+     * nobody waiting), then the read done: one NOTIFY with it */
+    remote_open(f, "alice");
+    assert_int_equal(last_notify_in(f, "pf-1"), -1);
+    fm.pending = false;
+    presence_first_read_done(p, "alice");
+    assert_int_equal(harness_count_sent(f->h, before, "NOTIFY "), 2); /* winfo's, and this one */
+    int n1 = last_notify_in(f, "pf-1");
+    assert_true(n1 >= 0);
+    assert_string_equal(presence_of(f, n1), "rb/open");
+    assert_true(notify_state_is(f, n1, "active;expires=600"));
+    answer_notify(f, n1, 200);
+    /* the same read again, and a read done with nobody waiting: nothing */
+    before = harness_sent_count(f->h);
+    remote_open(f, "alice");
+    presence_first_read_done(p, "alice");
+    assert_int_equal(harness_count_sent(f->h, before, "NOTIFY "), 0);
+    /* a second watcher of alice, followed and read: at once, with it */
+    assert_int_equal(subscribe(f, "alice", "pf-2", 1, "", "presence", "Expires: 600\n"), 200);
+    int n2 = last_notify_in(f, "pf-2");
+    assert_true(n2 >= 0);
+    assert_string_equal(presence_of(f, n2), "rb/open");
+    answer_notify(f, n2, 200);
+    answer_notify(f, last_notify_in(f, "pf-w"), 200);
+
+    /* a fetch of bob, whom nobody watches here: it waits for the read */
+    fm.pending = true;
+    before = harness_sent_count(f->h);
+    assert_int_equal(subscribe(f, "bob", "pf-3", 1, "", "presence", "Expires: 0\n"), 200);
+    assert_int_equal(fm.followed, 2);
+    assert_int_equal(harness_count_sent(f->h, before, "NOTIFY "), 0);
+    remote_open(f, "bob");
+    fm.pending = false;
+    presence_first_read_done(p, "bob");
+    int n3 = last_notify_in(f, "pf-3");
+    assert_true(n3 >= 0);
+    assert_int_equal(harness_count_sent(f->h, before, "NOTIFY "), 1); /* alice's winfo not told */
+    assert_true(notify_state_is(f, n3, "terminated;reason=timeout"));
+    assert_string_equal(presence_of(f, n3), "rb/open");
+    assert_int_equal(fm.followed, 1); /* bob no longer followed, his copy dropped */
+    assert_int_equal(active(f), 3);
+
+    /* the read failed (its deadline passed): bob's watcher gets this node's
+     * view; a refresh meanwhile sends nothing of its own */
+    fm.pending = true;
+    before = harness_sent_count(f->h);
+    assert_int_equal(subscribe(f, "bob", "pf-4", 1, "", "presence", "Expires: 600\n"), 200);
+    char tag[64];
+    snprintf(tag, sizeof(tag), "%.*s", STR_FMT(last_response(f)->to.tag));
+    assert_int_equal(subscribe(f, "bob", "pf-4", 2, tag, "presence", "Expires: 600\n"), 200);
+    assert_int_equal(harness_count_sent(f->h, before, "NOTIFY "), 0);
+    fm.pending = false;
+    presence_first_read_done(p, "bob");
+    assert_int_equal(harness_count_sent(f->h, before, "NOTIFY "), 1);
+    int n4 = last_notify_in(f, "pf-4");
+    assert_string_equal(presence_of(f, n4), "registration/closed");
+    answer_notify(f, n4, 200);
+    assert_int_equal(subscribe(f, "bob", "pf-4", 3, tag, "presence", "Expires: 0\n"), 200);
+    answer_notify(f, last_notify_in(f, "pf-4"), 200);
+
+    /* a subscription to bob taken over from a dead node waits the same */
+    fm.pending = true;
+    int64_t now = clock_wall_ms();
+    struct store_subscription row = {.call_id = "pf-5", .local_tag = "adopted5", .remote_tag = "f1",
+                                     .event = "presence", .aor = "bob", .subscriber = "sip:watcher@example.com",
+                                     .target = "sip:watcher@192.0.2.9:5080", .routes = "", .remote = "192.0.2.9:5080",
+                                     .transport = "udp", .expires_at = now + 600000, .local_cseq = 3,
+                                     .remote_cseq = 2, .version = 1};
+    before = harness_sent_count(f->h);
+    assert_int_equal(subs_adopt(f->s, &row, now), 0);
+    assert_int_equal(harness_count_sent(f->h, before, "NOTIFY "), 0);
+    remote_open(f, "bob");
+    fm.pending = false;
+    presence_first_read_done(p, "bob");
+    assert_int_equal(harness_count_sent(f->h, before, "NOTIFY "), 1);
+    int n5 = last_notify_in(f, "pf-5");
+    assert_string_equal(presence_of(f, n5), "rb/open");
+    answer_notify(f, n5, 200);
+
+    /* waiting when the mirror goes: this node's view (what it held) */
+    fm.pending = true;
+    assert_int_equal(subscribe(f, "alice", "pf-6", 1, "", "presence", "Expires: 600\n"), 200);
+    assert_int_equal(last_notify_in(f, "pf-6"), -1);
+    presence_set_mirror(p, NULL, 0);
+    int n6 = last_notify_in(f, "pf-6");
+    assert_true(n6 >= 0);
+    assert_string_equal(presence_of(f, n6), "rb/open");
+}
+
+/* A reg subscription taken over from a dead node, of an AoR this node does
+ * not follow yet: its first NOTIFY waits for the first read of the other
+ * nodes' contacts and lists them, as a new watcher's does. */
+static void test_adopt_waits_first_read(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    struct fake_nodes fn = {.pending = true};
+    struct subs_reg_hooks h = {.arg = &fn, .watch = fake_watch, .remote = fake_remote, .pending = fake_pending};
+    subs_set_reg_hooks(f->s, &h);
+    int64_t now = clock_wall_ms();
+    struct store_subscription row = {.call_id = "ad-1", .local_tag = "adopted1", .remote_tag = "f1", .event = "reg",
+                                     .aor = "alice", .subscriber = "sip:watcher@example.com",
+                                     .target = "sip:watcher@192.0.2.9:5080", .routes = "", .remote = "192.0.2.9:5080",
+                                     .transport = "udp", .expires_at = now + 600000, .local_cseq = 3,
+                                     .remote_cseq = 2, .version = 1};
+    size_t before = harness_sent_count(f->h);
+    assert_int_equal(subs_adopt(f->s, &row, now), 0);
+    assert_int_equal(fn.watchers, 1); /* the read asked for */
+    assert_int_equal(harness_count_sent(f->h, before, "NOTIFY "), 0);
+    fn.remote[0] = (struct reg_remote){.expires_wall_ms = now + 120000, .q1000 = 1000};
+    snprintf(fn.remote[0].uri, sizeof(fn.remote[0].uri), "sip:alice@198.51.100.8:5060");
+    snprintf(fn.remote[0].node, sizeof(fn.remote[0].node), "node-b");
+    fn.n = 1;
+    fn.pending = false;
+    subs_reg_remote_changed(f->s, "alice", NULL, 0);
+    assert_int_equal(harness_count_sent(f->h, before, "NOTIFY "), 1);
+    int n1 = last_notify(f);
+    assert_true(str_eq_cstr(harness_sent_msg(f->h, (size_t)n1)->call_id, "ad-1"));
+    struct doc d;
+    notify_doc(f, n1, &d);
+    assert_string_equal(xs(&d, "/r:reginfo/@state"), "full");
+    assert_string_equal(xs(&d, "/r:reginfo/r:registration/r:contact/r:uri"), "sip:alice@198.51.100.8:5060");
+    doc_close(&d);
+    subs_set_reg_hooks(f->s, NULL);
+}
+
+/* The real presence mirror with a Redis Cluster nobody answers
+ * (127.0.0.1:1): a new watcher's first read is out, so its NOTIFY waits,
+ * but no longer than the read's deadline ([redis] timeout_ms, the client's
+ * per-command deadline): then one NOTIFY with this node's view. */
+static void test_presence_first_read_deadline(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    struct redis_config cfg = {.mirror_presence = true, .timeout_ms = 500, .max_pending = 100};
+    snprintf(cfg.nodes, sizeof(cfg.nodes), "127.0.0.1:1");
+    snprintf(cfg.key_prefix, sizeof(cfg.key_prefix), "t:");
+    int err = 0;
+    struct presence_mirror *m = presence_mirror_new(&loop, f->h->timers, f->s, &cfg, "node-a", &err);
+    assert_non_null(m);
+    size_t before = harness_sent_count(f->h);
+    assert_int_equal(subscribe(f, "alice", "pd-1", 1, "", "presence", "Expires: 600\n"), 200);
+    struct presence_mirror_stats st;
+    presence_mirror_get_stats(m, &st);
+    assert_int_equal(st.followed, 1);
+    for (int i = 0; i < 4; i++) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        harness_advance(f->h, 100);
+    }
+    uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(harness_count_sent(f->h, before, "NOTIFY "), 0); /* 400 ms: still waiting */
+    harness_advance(f->h, 200);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(harness_count_sent(f->h, before, "NOTIFY "), 1);
+    int n1 = last_notify_in(f, "pd-1");
+    assert_string_equal(presence_of(f, n1), "registration/closed");
+    presence_mirror_get_stats(m, &st);
+    assert_true(st.fetch_failures >= 1);
+    answer_notify(f, n1, 200);
+    /* read (and failed) once: the next watcher is told at once */
+    assert_int_equal(subscribe(f, "alice", "pd-2", 1, "", "presence", "Expires: 600\n"), 200);
+    assert_true(last_notify_in(f, "pd-2") >= 0);
+    presence_mirror_free(m);
+    for (int i = 0; i < 10; i++) uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1961,6 +2207,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_message_summary_off, setup, teardown),
         cmocka_unit_test_setup_teardown(test_presence_winfo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_presence_dropped_with_last_binding, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_presence_first_read, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_presence_first_read_deadline, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_adopt_waits_first_read, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_hooks, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
