@@ -784,6 +784,25 @@ static void on_event(uint64_t seq, const char *json, size_t len, void *arg)
     snprintf(l->last, sizeof(l->last), "%.*s", (int)len, json);
 }
 
+/* The role's text of a node-lost offline (its bus) is the one the reap
+ * script writes into the stream (cluster_node_lost_event's fields), byte
+ * for byte but the time. */
+static void same_as_reap_body(const char *text, const char *id)
+{
+    struct event_field f[CLUSTER_LOST_FIELDS];
+    const char *type;
+    size_t n = cluster_node_lost_event(true, id, "", "node-a", NULL, 0, f, &type);
+    sbuf_t b;
+    sbuf_init(&b);
+    assert_int_equal(event_format_fields_body(&b, type, f, n), 0);
+    long off = events_stream_body_offset(text, strlen(text));
+    assert_true(off > 0);
+    assert_int_equal(strlen(text + off), b.len);
+    assert_memory_equal(text + off, b.data, 8);                              /* "time":" */
+    assert_string_equal(text + off + 8 + 24, b.data + 8 + 24);               /* after the time */
+    sbuf_free(&b);
+}
+
 /* The event as node-b's stream writer puts it into the cluster's stream
  * (its bus text after the {"seq":N, head, under the writer's head), read as
  * a strict reader would: no member twice; "node" is the writer. */
@@ -847,6 +866,7 @@ static void test_node_lost_hooks(void **state)
 
     hk.lost(hk.arg, other, "node-a");
     assert_int_equal(evs.n, 1);
+    same_as_reap_body(evs.last, other);
     json_t *e = as_stream_entry(evs.last);
     assert_string_equal(json_string_value(json_object_get(e, "device_id")), other);
     assert_string_equal(json_string_value(json_object_get(e, "reason")), "node-lost");
@@ -856,6 +876,7 @@ static void test_node_lost_hooks(void **state)
     hk.lost(hk.arg, DEV, "node-a");
     assert_false(gb_device_online(d));
     assert_int_equal(evs.n, 2); /* one, from the role's own offline path */
+    same_as_reap_body(evs.last, DEV);
     e = as_stream_entry(evs.last);
     assert_string_equal(json_string_value(json_object_get(e, "device_id")), DEV);
     assert_string_equal(json_string_value(json_object_get(e, "reason")), "node-lost");
