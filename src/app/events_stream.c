@@ -28,7 +28,8 @@
  * JSON string, then the texts of up to WRITE_BATCH events, each without
  * its {"seq":N, head. Each event takes the next global seq (the counter,
  * raised above the stream's last id if the counter was lost) and becomes
- * entry "<seq>-0" with the text {"seq":<seq>,"node":"<id>",<the rest>.
+ * entry "<seq>-0" with the text {"seq":<seq>,"node":"<id>",<the rest>
+ * (events_stream_entry_text; no event has a "node" of its own, events.h).
  * Returns the last seq. */
 static const char WRITE_SCRIPT[] =
     "local n = #ARGV - 3 "
@@ -114,6 +115,17 @@ long events_stream_body_offset(const char *json, size_t len)
     while (i < len && i - hl < 20 && json[i] >= '0' && json[i] <= '9') i++;
     if (i == hl || i >= len || json[i] != ',') return -1;
     return (long)(i + 1);
+}
+
+int events_stream_entry_text(sbuf_t *b, uint64_t seq, const char *node_json, const char *body, size_t len)
+{
+    sbuf_append(b, "{\"seq\":", 7);
+    sbuf_append_u64(b, seq);
+    sbuf_append(b, ",\"node\":", 8);
+    sbuf_append_cstr(b, node_json);
+    sbuf_append_char(b, ',');
+    sbuf_append(b, body, len);
+    return b->failed ? -1 : 0;
 }
 
 static int cmd(struct events_stream *s, int key_index, int argc, const char **argv, const size_t *lens,

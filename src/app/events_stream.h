@@ -34,6 +34,7 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "base/sbuf.h"
 #include "base/timer.h"
 
 struct event_bus;
@@ -70,5 +71,14 @@ void events_stream_skip_local(struct events_stream *s, const char *type);
  * {"seq":<digits>, — the offset of the next member, or -1 when the text
  * does not start that way. */
 long events_stream_body_offset(const char *json, size_t len);
+
+/* Pure: an entry's text as the write scripts make it in Redis
+ * (WRITE_SCRIPT, registrar/cluster.c's STREAM_LUA):
+ * {"seq":<seq>,"node":<node_json>,<body>, body an event's text after its
+ * {"seq":N, head (events_stream_body_offset, event_format_fields_body),
+ * node_json the writer's id as a JSON string. Appended to b: 0, or -1 when
+ * memory is short. (The unit tests read what the stream would hold; the
+ * peer tests read it from Redis.) */
+int events_stream_entry_text(sbuf_t *b, uint64_t seq, const char *node_json, const char *body, size_t len);
 
 #endif

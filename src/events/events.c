@@ -282,9 +282,12 @@ static void put_i64(sbuf_t *b, int64_t v)
     }
 }
 
+/* seq, time and type are the head's; node is the cluster stream's (the
+ * writer's id, app/events_stream.h): an event's own field of that name
+ * would be a second "node" in the stream's entries. */
 static bool reserved_key(const char *key)
 {
-    return !strcmp(key, "seq") || !strcmp(key, "time") || !strcmp(key, "type");
+    return !strcmp(key, "seq") || !strcmp(key, "time") || !strcmp(key, "type") || !strcmp(key, "node");
 }
 
 /* {"seq":N,"time":"...","type":"..." into bus->sb (no closing brace).
@@ -381,7 +384,8 @@ uint64_t event_publish(struct event_bus *bus, const char *type, json_t *fields)
     sbuf_t *b = &bus->sb;
     if (fields && json_object_size(fields)) {
         /* Reserved names are dropped from a copy (the caller may share fields). */
-        if (json_object_get(fields, "seq") || json_object_get(fields, "time") || json_object_get(fields, "type")) {
+        if (json_object_get(fields, "seq") || json_object_get(fields, "time") || json_object_get(fields, "type") ||
+            json_object_get(fields, "node")) {
             json_t *copy = json_copy(fields);
             json_decref(fields);
             fields = copy;
@@ -389,6 +393,7 @@ uint64_t event_publish(struct event_bus *bus, const char *type, json_t *fields)
                 json_object_del(fields, "seq");
                 json_object_del(fields, "time");
                 json_object_del(fields, "type");
+                json_object_del(fields, "node");
             }
         }
     }

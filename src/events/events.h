@@ -49,14 +49,17 @@ void event_bus_free(struct event_bus *bus);
 
 /* Publishes one event: adds "seq", "time" and "type", then the members of
  * fields (an object; the reference is stolen; NULL allowed; members named seq,
- * time or type are ignored). Returns the event's seq, or 0 when it could not
- * be built (logged; fields is still released). */
+ * time, type or node are ignored: node belongs to the cluster stream, the id
+ * of the node that wrote the event, app/events_stream.h; an event that names
+ * another node says which in its own name: lost_node, via_node). Returns the
+ * event's seq, or 0 when it could not be built (logged; fields is still
+ * released). */
 uint64_t event_publish(struct event_bus *bus, const char *type, json_t *fields);
 
 /* One field of event_publish_fields. */
 enum event_field_kind { EVENT_FIELD_STR, EVENT_FIELD_INT, EVENT_FIELD_BOOL };
 struct event_field {
-    const char *key;                  /* plain name; not seq, time or type */
+    const char *key;                  /* plain name; not seq, time, type or node */
     enum event_field_kind kind;
     const char *str;                  /* EVENT_FIELD_STR (NULL: "") */
     int64_t num;                      /* EVENT_FIELD_INT; EVENT_FIELD_BOOL: 0 false, else true */
@@ -68,8 +71,9 @@ struct event_field {
 /* The same event as event_publish with a JSON object holding these fields in
  * this order (same text, byte for byte), serialized straight into a buffer
  * without building JSON values: the path for hot publishers (the registrar).
- * Keys must be distinct; reserved keys (seq, time, type) are ignored. A string
- * that is not valid UTF-8 is left out, as json_string() would refuse it.
+ * Keys must be distinct; reserved keys (seq, time, type, node) are ignored.
+ * A string that is not valid UTF-8 is left out, as json_string() would
+ * refuse it.
  * Returns the seq, or 0 (logged) when the event could not be built. */
 uint64_t event_publish_fields(struct event_bus *bus, const char *type, const struct event_field *fields, size_t n);
 

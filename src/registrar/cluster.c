@@ -657,7 +657,8 @@ static const char GBUNMARK_LUA[] =
 
 /* One reaped record's offline event into the events stream (app/events_stream.c's
  * WRITE_SCRIPT for one event: the next seq, entry "<seq>-0", the text
- * {"seq":<seq>,"node":<this node>,<body>), once: KEYS[3] (the dead
+ * {"seq":<seq>,"node":<this node>,<body>; the body names the dead node
+ * lost_node, cluster_node_lost_event), once: KEYS[3] (the dead
  * incarnation's <prefix>{events}:reaped:<id>:<inc>, the stream's slot)
  * holds a field per event written (ARGV[4]: "u:<aor>" or "g:<device>"), so
  * a second run for the same record (a successor, a retry) writes nothing.
@@ -844,6 +845,25 @@ static void reap_finish(struct cluster *c)
     if (reap_send(c, R_FINISH, NULL, NULL, 3, 9, argv) < 0) reap_stop(c, "finish refused by the client");
 }
 
+size_t cluster_node_lost_event(bool gb, const char *what, const char *domain, const char *dead, char *uri,
+                               size_t ucap, struct event_field *out, const char **type)
+{
+    if (gb) {
+        *type = "gb.device.offline";
+        out[0] = EVENT_STR("device_id", what);
+        out[1] = EVENT_STR("reason", "node-lost");
+        out[2] = EVENT_STR("lost_node", dead);
+        return 3;
+    }
+    *type = "user.offline";
+    snprintf(uri, ucap, "sip:%s@%s", what, domain);
+    out[0] = EVENT_STR("user", what);
+    out[1] = EVENT_STR("aor", uri);
+    out[2] = EVENT_STR("reason", "node-lost");
+    out[3] = EVENT_STR("lost_node", dead);
+    return 4;
+}
+
 /* The AoR lost its last binding anywhere with the dead node. With the
  * stream its event is there already (written by STREAM_LUA): the bus's
  * subscribers here get it, the stream writer does not take it again. */
@@ -853,14 +873,10 @@ static void publish_node_lost(struct cluster *c, const char *aor)
     if (!c->events) return;
     if (c->stream.on) c->stream.skip_local(c->stream.arg, "user.offline");
     char uri[LOCATION_MAX_AOR + 170];
-    snprintf(uri, sizeof(uri), "sip:%s@%s", aor, c->domain);
-    struct event_field f[] = {
-        EVENT_STR("user", aor),
-        EVENT_STR("aor", uri),
-        EVENT_STR("reason", "node-lost"),
-        EVENT_STR("node", c->reap.id),
-    };
-    event_publish_fields(c->events, "user.offline", f, 4);
+    struct event_field f[CLUSTER_LOST_FIELDS];
+    const char *type;
+    size_t n = cluster_node_lost_event(false, aor, c->domain, c->reap.id, uri, sizeof(uri), f, &type);
+    event_publish_fields(c->events, type, f, n);
     if (c->stream.on) c->stream.skip_local(c->stream.arg, NULL);
 }
 
@@ -875,12 +891,10 @@ static void publish_gb_lost(struct cluster *c, const char *id)
     if (c->gb_hooks.lost) {
         c->gb_hooks.lost(c->gb_hooks.arg, id, c->reap.id);
     } else if (c->events) {
-        struct event_field f[] = {
-            EVENT_STR("device_id", id),
-            EVENT_STR("reason", "node-lost"),
-            EVENT_STR("node", c->reap.id),
-        };
-        event_publish_fields(c->events, "gb.device.offline", f, 3);
+        struct event_field f[CLUSTER_LOST_FIELDS];
+        const char *type;
+        size_t n = cluster_node_lost_event(true, id, c->domain, c->reap.id, NULL, 0, f, &type);
+        event_publish_fields(c->events, type, f, n);
     }
     if (c->stream.on) c->stream.skip_local(c->stream.arg, NULL);
 }
@@ -891,21 +905,11 @@ static void publish_gb_lost(struct cluster *c, const char *id)
 static int stream_send(struct cluster *c, int kind, const char *what)
 {
     char uri[LOCATION_MAX_AOR + 170];
-    struct event_field uf[] = {
-        EVENT_STR("user", what),
-        EVENT_STR("aor", uri),
-        EVENT_STR("reason", "node-lost"),
-        EVENT_STR("node", c->reap.id),
-    };
-    struct event_field gf[] = {
-        EVENT_STR("device_id", what),
-        EVENT_STR("reason", "node-lost"),
-        EVENT_STR("node", c->reap.id),
-    };
-    snprintf(uri, sizeof(uri), "sip:%s@%s", what, c->domain);
+    struct event_field f[CLUSTER_LOST_FIELDS];
+    const char *type;
+    size_t n = cluster_node_lost_event(kind == KIND_GB, what, c->domain, c->reap.id, uri, sizeof(uri), f, &type);
     sbuf_clear(&c->body);
-    int rc = kind == KIND_USER ? event_format_fields_body(&c->body, "user.offline", uf, 4)
-                               : event_format_fields_body(&c->body, "gb.device.offline", gf, 3);
+    int rc = event_format_fields_body(&c->body, type, f, n);
     if (rc < 0) {
         c->body.failed = false;
         return -ENOMEM;

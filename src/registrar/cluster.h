@@ -65,6 +65,7 @@
 struct cluster;
 struct cluster_lookup;
 struct event_bus;
+struct event_field;
 struct redisReply;
 
 struct cluster_hit {
@@ -152,7 +153,8 @@ struct cluster_gb_hooks {
      * is left alone and kept() called. */
     int64_t (*local_registered)(void *arg, const char *id);
     /* The script marked id offline: publish gb.device.offline (device_id,
-     * reason "node-lost", node) once, and drop a stale online state here. */
+     * reason "node-lost", lost_node: node) once, and drop a stale online
+     * state here. */
     void (*lost)(void *arg, const char *id, const char *node);
     /* id is online here with a newer registration: write its record again. */
     void (*kept)(void *arg, const char *id);
@@ -279,6 +281,18 @@ int cluster_emit_verdict(const struct redisReply *r);
 /* The stream script's answer: the seq written, 0 when the event was there
  * already; -1 for anything else. */
 int cluster_stream_answer(const struct redisReply *r, long long *seq);
+
+/* A dead node's offline event, the same for the bus and for the stream
+ * script's body (byte for byte, event_format_fields_body): for an AoR
+ * (gb false) user.offline with user, aor (sip:<what>@<domain>, written into
+ * uri), reason node-lost and lost_node (the dead node); for a device
+ * gb.device.offline with device_id, reason node-lost and lost_node. No
+ * "node": in the stream that is the node that wrote the event. out holds
+ * CLUSTER_LOST_FIELDS; the strings are referenced, not copied. Returns how
+ * many fields, *type the event's type. */
+#define CLUSTER_LOST_FIELDS 4
+size_t cluster_node_lost_event(bool gb, const char *what, const char *domain, const char *dead, char *uri,
+                               size_t ucap, struct event_field *out, const char **type);
 
 /* The walk over a dead node's GB device index, one SSCAN answer at a time
  * (pure: tests/unit/test_node_death.c). Zeroed = empty, cursor "0". */

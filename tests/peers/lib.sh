@@ -366,6 +366,25 @@ ffprobe_codec() {
 
 # jq_ok JSON FILTER: the filter is true for JSON.
 jq_ok() { printf '%s' "$1" | jq -e "$2" >/dev/null; }
+# unique_keys: every line of stdin is one JSON text whose objects have no
+# member twice (RFC 8259 §4: jq and most parsers keep the last one
+# silently); a repeated one is printed on stderr and fails. No line fails.
+unique_keys() {
+    python3 -c '
+import json, sys
+def pairs(kv):
+    names = [k for k, _ in kv]
+    dup = {k for k in names if names.count(k) > 1}
+    if dup: raise ValueError("member %s twice" % ", ".join(sorted(dup)))
+    return dict(kv)
+n = 0
+for line in sys.stdin:
+    if not line.strip(): continue
+    n += 1
+    try: json.loads(line, object_pairs_hook=pairs)
+    except ValueError as e: sys.exit("%s: %s" % (e, line.strip()))
+sys.exit(0 if n else "no event")'
+}
 # not COMMAND...: succeeds when the command fails.
 not() { ! "$@"; }
 

@@ -366,9 +366,9 @@ check "... the contact terminated/deactivated (its node is gone), the registrati
 check "... dave's key left Redis" test "$(rcli exists 't:loc:{dave}')" = 0
 # Without [redis] events_stream the reaper publishes the event on its own bus.
 dave_lost() { local n t=0; for n in a c; do on "$n"; t=$((t + $(events_json | jq \
-    '[.events[] | select(.type == "user.offline" and .user == "dave" and .reason == "node-lost" and .node == "node-b")] | length'))); done; echo "$t"; }
+    '[.events[] | select(.type == "user.offline" and .user == "dave" and .reason == "node-lost" and .lost_node == "node-b" and (has("node") | not))] | length'))); done; echo "$t"; }
 some_lost() { [ "$(dave_lost)" -ge 1 ]; }
-check "... one user.offline node-lost (node node-b) for dave on A or C (no event stream: the reaper's bus)" \
+check "... one user.offline node-lost (lost_node node-b) for dave on A or C (no event stream: the reaper's bus)" \
     wait_for 10 some_lost
 sleep 1 # three more heartbeats: a second reaper would have published by now
 check "... exactly one across A and C ($(dave_lost))" test "$(dave_lost)" = 1

@@ -42,7 +42,8 @@
 #     node-unavailable without hanging (or 409 device-offline if a survivor
 #     already reaped A's devices); one survivor marks the other two offline
 #     in Redis (online 0, still naming node-a) and exactly one
-#     gb.device.offline reason node-lost (node node-a) per device appears in
+#     gb.device.offline reason node-lost (lost_node node-a, node the
+#     survivor that wrote it, no member twice) per device appears in
 #     the event stream (every node runs with [redis] events_stream; the
 #     reaping node's scripts write them, the same seq in B's and C's views,
 #     its bus writer skipping them), none for the moved camera (its record
@@ -455,9 +456,12 @@ check "... written by the reaping node's scripts (reap_events_streamed), its bus
 node_named() {
     on b
     events_json 0 | jq -e --arg d "$DEV" '[.events[] | select(.type == "gb.device.offline" and .device_id == $d and
-        .reason == "node-lost" and .node == "node-a")] | length == 1' >/dev/null
+        .reason == "node-lost" and .lost_node == "node-a" and (.node == "node-b" or .node == "node-c"))] | length == 1' >/dev/null
 }
-check "... the event names the dead node (node: node-a)" node_named
+check "... the event names the dead node (lost_node: node-a) and the survivor that wrote it (node)" node_named
+lost_raw() { rcli --raw xrange 't:{events}:stream' - + | grep '^{"seq":' | grep '"reason":"node-lost"'; }
+check "... no member twice in the node-lost events, in the stream and in B's and C's views" \
+    eval 'lost_raw | unique_keys && on b && events_json 0 | unique_keys && on c && events_json 0 | unique_keys'
 check "... none for $DEV3, which re-registered on C ($(offline_events "$DEV3"))" test "$(offline_events "$DEV3")" = 0
 check "... $DEV3's record still names node-c, online" dev3_on_c
 on c

@@ -115,9 +115,15 @@ check "... node A relayed it through node B" \
     "$WORK/a.log"
 check "... node B relayed one INVITE from a peer to the camera" test "$(gstat b peer_relays)" = 1
 check "... node B logged it" grep -q "INVITE from node 127.0.0.1:.* for $CH1 relayed to device $DEV" "$WORK/b.log"
-check "... A's relay event names the channel and node-b" bash -c "curl -s -H 'Authorization: Bearer $API_TOKEN' \
-    'http://127.0.0.1:${API[a]}/api/v1/events/recent?since=0' |
-    jq -e '[.events[] | select(.type == \"gb.lower.relay.started\" and .channel_id == \"$CH1\" and .device_id == \"$DEV\" and .node == \"node-b\")] | length == 1' >/dev/null"
+# The cluster's stream: "node" is the node that wrote the event (A), via_node
+# the node the INVITE went through (B); no member twice in the text.
+a_events() { curl -s -H "Authorization: Bearer $API_TOKEN" "http://127.0.0.1:${API[a]}/api/v1/events/recent?since=0"; }
+relay_raw() { rcli --raw xrange 't:{events}:stream' - + | grep '^{"seq":' | grep '"type":"gb.lower.relay.started"'; }
+relay_named() { a_events | jq -e '[.events[] | select(.type == "gb.lower.relay.started" and .channel_id == "'"$CH1"'" and
+    .device_id == "'"$DEV"'" and .node == "node-a" and .via_node == "node-b")] | length == 1' >/dev/null; }
+check "... A's relay event names the channel, A (node: the writer) and node-b (via_node)" wait_for 10 relay_named
+check "... no member twice in it, as the stream holds it and as A's API serves it" \
+    eval 'relay_raw | unique_keys && a_events | unique_keys'
 
 # ---- 3. stop on top: BYE through A and B to the camera
 top DELETE "/gb/streams/$SID" >/dev/null

@@ -18,7 +18,8 @@
 #     (the event stream's marks): p5 marked then bound on node-b (no event),
 #     p6 marked (one), p7 marked with its event in the stream already (none
 #     again); G6 marked offline (one), G7 marked then registered on node-b
-#     (none); every mark gone after.
+#     (none); every mark gone after. Each event names the node that wrote
+#     it (node) and node-x (lost_node), no member twice.
 #  2. u1..u8 register on A (sipp, UDP); sh registers on A and on B.
 #  3. A killed -9 under a REGISTER load (one AoR per call, durable writes on
 #     A: each 200 left after its bindings were on a replica): within a few
@@ -27,8 +28,9 @@
 #     answered 200, exactly once in the event stream (B and C race for the
 #     claim), none for sh; each survivor's replay with since= (the stream's
 #     last seq before the kill) has those events with the stream's seqs,
-#     written by the reaping node's scripts; A leaves the registry and its
-#     index is gone.
+#     written by the reaping node's scripts, naming B or C (node) and A
+#     (lost_node), no member twice, in the stream and in the replays; A
+#     leaves the registry and its index is gone.
 #  4. u1..u8 register again on B; a call from C's caller to u1 reaches her
 #     through B.
 #  5. durable writes ([redis] durable_writes on B): the 200s of step 4
@@ -172,13 +174,17 @@ check "... written by the reaping node's scripts (reap_events_streamed: 4, reap_
 esum() { local n t=0; for n in a b c; do on "$n"; t=$((t + $(api GET /stats | jq -r ".events_stream.$1"))); done; echo "$t"; }
 check "... the reaping node's bus got the five (p7's too: its subscribers had not), its stream writer skipped them" \
     [ "$(esum written_elsewhere)" -ge 5 ] # more only when a claim changed hands mid-way (a stalled claimer)
-check "... the event names the user, the AoR, the reason and the node" \
-    jq -e -s '[.[] | select(.type == "user.offline" and .user == "p3")] | length == 1 and .[0].aor == "sip:p3@fail.test" and .[0].node == "node-x"' \
-    "$WORK/events-1.txt"
-check "... one gb.device.offline node-lost (node node-x) in the stream for G1 and G6 each, none for G2..G5, G7" \
+# the node-lost events as the stream holds them (jq would keep the last of a member given twice)
+lost_raw() { stream_json | grep '"reason":"node-lost"' | jq -R --argjson s "${1:-0}" 'select((fromjson | .seq) > $s)' -r; }
+check "... no member twice in any of them (RFC 8259 §4)" eval 'lost_raw | unique_keys'
+check "... the event names the user, the AoR, the reason, the writer (node: a survivor) and the dead node (lost_node)" \
+    jq -e -s '[.[] | select(.type == "user.offline" and .user == "p3")] | length == 1 and .[0].aor == "sip:p3@fail.test" and
+        .[0].lost_node == "node-x" and (.[0].node | test("^node-[abc]$"))' "$WORK/events-1.txt"
+check "... one gb.device.offline node-lost (lost_node node-x) in the stream for G1 and G6 each, none for G2..G5, G7" \
     jq -e -s --arg g "$G1" --arg g6 "$G6" '[.[] | select(.type == "gb.device.offline")] | length == 2 and
         ([.[] | select(.type == "gb.device.offline") | .device_id] | sort) == ([$g, $g6] | sort) and
-        .[0].reason == "node-lost" and .[0].node == "node-x"' "$WORK/events-1.txt"
+        all(.[] | select(.type == "gb.device.offline"); .reason == "node-lost" and .lost_node == "node-x" and
+            (.node | test("^node-[abc]$")))' "$WORK/events-1.txt"
 check "... G1's record says online 0 (still naming node-x, with a TTL); G2's (node-b) and G4's (run r2) stay online" \
     [ "$(rcli hget "t:gbdev:{$G1}" online)" = 0 ] && [ "$(rcli hget "t:gbdev:{$G1}" node)" = node-x ] &&
     [ "$(rcli pttl "t:gbdev:{$G1}")" -gt 0 ] && [ "$(rcli hget "t:gbdev:{$G2}" online)" = 1 ] &&
@@ -270,6 +276,15 @@ for n in b c; do
     events_json "$s0" | jq -c '.events[] | select(.reason == "node-lost") | [.seq, .user]' >"$WORK/s3-$n.txt"
     check "... node $n's replay since $s0 (before the kill) has the stream's $n3 node-lost events, same seqs" \
         cmp -s "$WORK/s3.txt" "$WORK/s3-$n.txt"
+done
+check "... each names B or C (node, the writer) and A (lost_node)" \
+    jq -e -s --argjson s "$s0" '[.[] | select(.seq > $s and .reason == "node-lost")] | length > 0 and
+        all(.[] | select(.seq > $s and .reason == "node-lost"); .lost_node == "node-a" and
+            (.node == "node-b" or .node == "node-c"))' <(stream_json)
+check "... no member twice in the stream's node-lost events since $s0" eval 'lost_raw "$s0" | unique_keys'
+for n in b c; do
+    on "$n"
+    check "... nor in node $n's replay of them" eval 'events_json "$s0" | unique_keys'
 done
 sb=$(($(streamed reap_events_streamed "b c") - sb0))
 check "... the reaping node's scripts wrote them ($sb streamed by B and C)" [ "$sb" = "$n3" ]

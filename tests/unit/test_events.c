@@ -1,5 +1,7 @@
 /* test_events.c — the event bus: seq and fields, ring bounds, replay with
- * loss detection, subscribers (including re-entrant publish/unsubscribe). */
+ * loss detection, subscribers (including re-entrant publish/unsubscribe);
+ * the text builder against the bus; a dead node's offline events as the
+ * cluster's stream holds them (one "node", the writer, and lost_node). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -11,8 +13,10 @@
 
 #include <cmocka.h>
 
+#include "app/events_stream.h"
 #include "events/events.h"
 #include "base/log.h"
+#include "registrar/cluster.h"
 
 static json_t *parse(const char *json)
 {
@@ -343,12 +347,35 @@ static void test_fields_match_jansson(void **state)
     struct event_field none[] = {EVENT_STR("only", "\xff")};
     compare_with_jansson(bus, none, 0);
     compare_with_jansson(bus, none, 1);
-    /* Reserved keys are ignored. */
-    struct event_field res[] = {EVENT_INT("seq", 5), EVENT_STR("type", "forged"), EVENT_STR("x", "y")};
-    uint64_t s = event_publish_fields(bus, "t", res, 3);
+    /* Reserved keys are ignored: the head's, and node (the cluster
+     * stream's writer: an event's own would be a second "node" there). */
+    struct event_field res[] = {EVENT_INT("seq", 5), EVENT_STR("type", "forged"), EVENT_STR("x", "y"),
+                                EVENT_STR("node", "forged")};
+    uint64_t s = event_publish_fields(bus, "t", res, 4);
     char *t = after_type(bus, s);
     assert_string_equal(t, ",\"x\":\"y\"}");
     free(t);
+    sbuf_t rb;
+    sbuf_init(&rb);
+    assert_int_equal(event_format_fields_body(&rb, "t", res, 4), 0);
+    const char *rt = strstr(rb.data, "\"type\":\"t\"");
+    assert_non_null(rt);
+    assert_string_equal(rt + 10, ",\"x\":\"y\"}");
+    sbuf_free(&rb);
+    json_t *jres = json_pack("{s:s,s:s,s:s}", "x", "y", "node", "forged", "time", "forged");
+    s = event_publish(bus, "t", jres);
+    t = after_type(bus, s);
+    assert_string_equal(t, ",\"x\":\"y\"}");
+    free(t);
+    /* ... from a copy: the caller's object keeps its members */
+    jres = json_pack("{s:s,s:s}", "lost_node", "node-a", "node", "forged");
+    json_incref(jres);
+    s = event_publish(bus, "t", jres);
+    t = after_type(bus, s);
+    assert_string_equal(t, ",\"lost_node\":\"node-a\"}");
+    free(t);
+    assert_int_equal(json_object_size(jres), 2);
+    json_decref(jres);
     sbuf_t nb;
     sbuf_init(&nb);
     assert_int_equal(event_format_fields_body(&nb, "", res, 3), -1);
@@ -374,6 +401,91 @@ static void test_fields_match_jansson(void **state)
     event_bus_free(bus);
 }
 
+/* An entry of the cluster's stream with body (an event's text after its
+ * {"seq":N, head) written by node-b, parsed as a strict reader would: no
+ * member twice. */
+static json_t *stream_entry(uint64_t seq, const char *body, size_t len)
+{
+    sbuf_t e;
+    sbuf_init(&e);
+    assert_int_equal(events_stream_entry_text(&e, seq, "\"node-b\"", body, len), 0);
+    json_error_t err;
+    json_t *v = json_loadb(e.data, e.len, JSON_REJECT_DUPLICATES, &err);
+    if (!v) fail_msg("stream entry %s: %s", e.data, err.text);
+    assert_int_equal(json_integer_value(json_object_get(v, "seq")), seq);
+    assert_string_equal(json_string_value(json_object_get(v, "node")), "node-b");
+    sbuf_free(&e);
+    return v;
+}
+
+/* A dead node's offline events (registrar/cluster.c): node-b, a survivor,
+ * publishes them on its bus and writes them into the stream with its reap
+ * script (the body from event_format_fields_body); both give the same
+ * bytes but the time, and the entry names the writer (node) and the dead
+ * node (lost_node) once each. */
+static void test_node_lost_stream_entry(void **state)
+{
+    (void)state;
+    struct event_bus *bus = event_bus_new(uv_default_loop(), 64, NULL);
+    assert_non_null(bus);
+    for (int gb = 0; gb < 2; gb++) {
+        char uri[1024];
+        struct event_field f[CLUSTER_LOST_FIELDS];
+        const char *type = NULL;
+        const char *what = gb ? "34020000001320000001" : "alice";
+        size_t n = cluster_node_lost_event(gb, what, "example.com", "node-a", uri, sizeof(uri), f, &type);
+        assert_int_equal(n, gb ? 3 : 4);
+        assert_string_equal(type, gb ? "gb.device.offline" : "user.offline");
+        compare_with_jansson(bus, f, n);
+
+        uint64_t seq = event_publish_fields(bus, type, f, n);
+        assert_true(seq > 0);
+        const char *json;
+        size_t len;
+        assert_int_equal(event_bus_get(bus, seq, &json, &len), 0);
+        long off = events_stream_body_offset(json, len);
+        assert_true(off > 0);
+        sbuf_t body;
+        sbuf_init(&body);
+        assert_int_equal(event_format_fields_body(&body, type, f, n), 0);
+        /* "time":"<24>" then the same bytes */
+        assert_int_equal(body.len, len - (size_t)off);
+        assert_memory_equal(body.data, json + off, 8);
+        assert_memory_equal(body.data + 8 + 24, json + off + 8 + 24, body.len - 8 - 24);
+
+        const char *bodies[] = {json + off, body.data};
+        size_t lens[] = {len - (size_t)off, body.len};
+        for (int k = 0; k < 2; k++) {
+            json_t *v = stream_entry(1000 + seq, bodies[k], lens[k]);
+            assert_string_equal(json_string_value(json_object_get(v, "type")), type);
+            assert_string_equal(json_string_value(json_object_get(v, "reason")), "node-lost");
+            assert_string_equal(json_string_value(json_object_get(v, "lost_node")), "node-a");
+            if (gb) {
+                assert_string_equal(json_string_value(json_object_get(v, "device_id")), what);
+                assert_int_equal(json_object_size(v), 7);
+            } else {
+                assert_string_equal(json_string_value(json_object_get(v, "user")), "alice");
+                assert_string_equal(json_string_value(json_object_get(v, "aor")), "sip:alice@example.com");
+                assert_int_equal(json_object_size(v), 8);
+            }
+            json_decref(v);
+        }
+        sbuf_free(&body);
+    }
+    /* Whatever a publisher adds, the stream's entry has one "node". */
+    struct event_field forged[] = {EVENT_STR("node", "node-a"), EVENT_STR("x", "y")};
+    uint64_t seq = event_publish_fields(bus, "t", forged, 2);
+    const char *json;
+    size_t len;
+    assert_int_equal(event_bus_get(bus, seq, &json, &len), 0);
+    long off = events_stream_body_offset(json, len);
+    assert_true(off > 0);
+    json_t *v = stream_entry(seq, json + off, len - (size_t)off);
+    assert_string_equal(json_string_value(json_object_get(v, "x")), "y");
+    json_decref(v);
+    event_bus_free(bus);
+}
+
 int main(void)
 {
     log_set_level(LOG_WARN);
@@ -381,7 +493,7 @@ int main(void)
         cmocka_unit_test(test_seq_time_type_fields), cmocka_unit_test(test_ring_bounds),
         cmocka_unit_test(test_since_replay_and_loss), cmocka_unit_test(test_subscribers),
         cmocka_unit_test(test_reentrant_publish),     cmocka_unit_test(test_bad_webhook_url),
-        cmocka_unit_test(test_fields_match_jansson),
+        cmocka_unit_test(test_fields_match_jansson),  cmocka_unit_test(test_node_lost_stream_entry),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     uv_loop_close(uv_default_loop());

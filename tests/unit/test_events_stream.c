@@ -271,6 +271,14 @@ static void test_body_offset(void **state)
                          "{\"seq\":123456789012345678901,"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(events_stream_body_offset(bad[i], strlen(bad[i])), -1);
+    /* The entry the write scripts make of it: the stream's seq, then the
+     * writer, then the body as it was. */
+    sbuf_t b;
+    sbuf_init(&b);
+    assert_int_equal(events_stream_entry_text(&b, 9001, "\"node-a\"", t + off, strlen(t) - (size_t)off), 0);
+    assert_string_equal(b.data, "{\"seq\":9001,\"node\":\"node-a\",\"time\":\"x\",\"type\":\"y\"}");
+    assert_int_equal(events_stream_body_offset(b.data, b.len), 12);
+    sbuf_free(&b);
 }
 
 struct got {

@@ -28,6 +28,7 @@
 
 #include "app/config.h"
 #include "app/config.h"
+#include "app/events_stream.h"
 #include "base/timer.h"
 #include "events/events.h"
 #include "gb/lower/lower.h"
@@ -1467,6 +1468,52 @@ static void test_view_report_kind(void **state)
     json_decref(ev);
 }
 
+/* gb.lower.relay.started as the cluster's stream holds it, written by
+ * node-a (the node holding the upstream's registration): with the INVITE
+ * relayed through node-b (the device's), via_node names it and "node" is
+ * the writer, each once; without, no via_node. */
+static void test_relay_started_stream_entry(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    struct event_bus *bus = event_bus_new(&loop, 8, NULL);
+    assert_non_null(bus);
+    const char *via[] = {"node-b", "", NULL};
+    for (size_t i = 0; i < 3; i++) {
+        uint64_t seq = event_publish(bus, "gb.lower.relay.started",
+                                     gb_lower_relay_started_fields("34020000002000000001", NODE_DEV, NODE_CH, via[i]));
+        assert_true(seq > 0);
+        const char *json;
+        size_t len;
+        assert_int_equal(event_bus_get(bus, seq, &json, &len), 0);
+        long off = events_stream_body_offset(json, len);
+        assert_true(off > 0);
+        sbuf_t b;
+        sbuf_init(&b);
+        assert_int_equal(events_stream_entry_text(&b, 40 + seq, "\"node-a\"", json + off, len - (size_t)off), 0);
+        json_error_t err;
+        json_t *e = json_loadb(b.data, b.len, JSON_REJECT_DUPLICATES, &err);
+        if (!e) fail_msg("%s: %s", b.data, err.text);
+        assert_string_equal(json_string_value(json_object_get(e, "node")), "node-a");
+        assert_string_equal(json_string_value(json_object_get(e, "upstream")), "34020000002000000001");
+        assert_string_equal(json_string_value(json_object_get(e, "device_id")), NODE_DEV);
+        assert_string_equal(json_string_value(json_object_get(e, "channel_id")), NODE_CH);
+        if (i == 0) {
+            assert_string_equal(json_string_value(json_object_get(e, "via_node")), "node-b");
+            assert_int_equal(json_object_size(e), 8);
+        } else {
+            assert_null(json_object_get(e, "via_node"));
+            assert_int_equal(json_object_size(e), 7);
+        }
+        json_decref(e);
+        sbuf_free(&b);
+    }
+    event_bus_free(bus);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 /* The upstream subscribes (an initial SUBSCRIBE of Event `event`, body
  * CmdType `cmd`, Call-ID `call_id`): answered 200. */
 static void lh_subscribe(struct lh *h, const char *event, const char *cmd, const char *call_id)
@@ -1664,6 +1711,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reload_slots, lh_setup, lh_teardown),
         cmocka_unit_test_setup_teardown(test_reload_checks_a_section, lh_setup, lh_teardown),
         cmocka_unit_test(test_view_report_kind),
+        cmocka_unit_test(test_relay_started_stream_entry),
         cmocka_unit_test_setup_teardown(test_node_report_within_the_subscription, lh_setup, lh_teardown),
         cmocka_unit_test_setup_teardown(test_node_reports_capped, lh_setup, lh_teardown),
     };

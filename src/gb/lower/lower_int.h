@@ -224,6 +224,11 @@ uint64_t gb_lower_now(const struct gb_lower *l);
 uint64_t gb_lower_random(struct gb_lower *l);
 void gb_lower_arm(struct gb_lower *l, struct timer_node *n, uint64_t at, timer_cb cb);
 void gb_lower_publish(struct gb_lower *l, const char *type, json_t *fields);
+/* lower_relay.c: gb.lower.relay.started's fields; via_node (NULL or "":
+ * none) the node the device is registered to when the INVITE went through
+ * it ("node" is the stream's: the node that wrote the event). */
+json_t *gb_lower_relay_started_fields(const char *upstream, const char *device_id, const char *channel_id,
+                                      const char *via_node);
 struct gb_lchan *gb_lchan_find(const struct gb_lower *l, str_t id);
 void gb_lower_upstream_persist(struct gb_lower *l, struct gb_upstream *up);
 /* A request to the upstream outside a dialog: R-URI the upper, From us, To

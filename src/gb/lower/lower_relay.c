@@ -294,6 +294,14 @@ static void respond(struct gb_lower *l, struct txn *st, int status, str_t reason
     gb_lower_respond(l, st, status, rs[0] ? rs : NULL, NULL, 0);
 }
 
+json_t *gb_lower_relay_started_fields(const char *upstream, const char *device_id, const char *channel_id,
+                                      const char *via_node)
+{
+    json_t *ev = json_pack("{s:s,s:s,s:s}", "upstream", upstream, "device_id", device_id, "channel_id", channel_id);
+    if (ev && via_node && *via_node) json_object_set_new(ev, "via_node", json_string(via_node));
+    return ev;
+}
+
 static void relay_invite_final(void *arg, struct ua_uac *h, int status, const struct sip_msg *resp,
                                const struct transport_rx *rx, struct ua_dialog *dlg)
 {
@@ -322,10 +330,8 @@ static void relay_invite_final(void *arg, struct ua_uac *h, int status, const st
         }
         log_info("gb lower: relayed INVITE for %s: device %s answered%s%s, stream goes to upstream %s", r->channel_id,
                  r->device_id, r->node[0] ? " through node " : "", r->node, r->up->cfg.id);
-        json_t *ev = json_pack("{s:s,s:s,s:s}", "upstream", r->up->cfg.id, "device_id", r->device_id,
-                               "channel_id", r->channel_id);
-        if (ev && r->node[0]) json_object_set_new(ev, "node", json_string(r->node)); /* through another node */
-        gb_lower_publish(l, "gb.lower.relay.started", ev);
+        gb_lower_publish(l, "gb.lower.relay.started",
+                         gb_lower_relay_started_fields(r->up->cfg.id, r->device_id, r->channel_id, r->node));
         return;
     }
     int code = status >= 300 && status < 700 ? status : 500;

@@ -132,7 +132,7 @@ static void reap_lost(void *arg, const char *id, const char *node)
         gb_device_node_lost(g, d, node);
         return;
     }
-    json_t *f = json_pack("{s:s,s:s,s:s}", "device_id", id, "reason", "node-lost", "node", node);
+    json_t *f = json_pack("{s:s,s:s,s:s}", "device_id", id, "reason", "node-lost", "lost_node", node);
     gb_publish(g, "gb.device.offline", f);
 }
 

@@ -419,7 +419,7 @@ static void device_offline_from(struct gb_upper *g, struct gb_device *d, const c
     gb_queries_fail(g, d, 503, "device-offline", "the device went offline");
     gb_subs_device_offline(g, d);
     json_t *f = json_pack("{s:s,s:s}", "device_id", d->id, "reason", reason);
-    if (f && node) json_object_set_new(f, "node", json_string(node));
+    if (f && node) json_object_set_new(f, "lost_node", json_string(node)); /* "node": the stream's writer */
     gb_publish(g, "gb.device.offline", f);
     gb_device_persist(g, d);
     gb_mirror_offline(g, d);
