@@ -113,6 +113,34 @@ int gb_owner_refusal(struct gb_upper *g, const char *device_id, const struct gb_
 
 /* ---- a dead node's devices (node death, registrar/cluster.c) ---- */
 
+static size_t streams_lost(struct gb_upper *g, const char *node, const char *device_id)
+{
+    size_t n = gb_streams_stop_via(g, node, device_id);
+    if (n) {
+        g->stats.remote_streams_node_lost += n;
+        log_info("gb: node %s is dead: %zu stream(s)%s%s played through it stopped", node, n,
+                 device_id ? " of device " : "", device_id ? device_id : "");
+    }
+    return n;
+}
+
+size_t gb_upper_node_lost_seen(struct gb_upper *g, const char *device_id)
+{
+    if (!g || g->stopping || !g->cluster || !device_id) return 0;
+    size_t n = 0;
+    for (struct gb_stream *s = g->streams, *next; s; s = next) {
+        next = s->next;
+        struct cluster_hit hit;
+        if (!s->remote || strcmp(s->device_id, device_id) || cluster_node_hit(g->cluster, s->via_node, &hit) == 0)
+            continue;
+        char node[sizeof(s->via_node)];
+        snprintf(node, sizeof(node), "%s", s->via_node);
+        n += streams_lost(g, node, device_id);
+        next = g->streams; /* the list changed under us: walk again (each pass stops at least one) */
+    }
+    return n;
+}
+
 static int64_t reap_local_registered(void *arg, const char *id)
 {
     struct gb_upper *g = arg;
@@ -130,10 +158,13 @@ static void reap_lost(void *arg, const char *id, const char *node)
     struct gb_device *d = g->stopping ? NULL : gb_device_find(g, id);
     if (d && d->online) { /* logged as any offline; the others in the reap's summary (cluster.c) */
         gb_device_node_lost(g, d, node);
-        return;
+    } else {
+        json_t *f = json_pack("{s:s,s:s,s:s}", "device_id", id, "reason", "node-lost", "node", node);
+        gb_publish(g, "gb.device.offline", f);
     }
-    json_t *f = json_pack("{s:s,s:s,s:s}", "device_id", id, "reason", "node-lost", "node", node);
-    gb_publish(g, "gb.device.offline", f);
+    /* The streams played here through the dead node: it relayed them, and
+     * the device's media keeps coming only until it notices (if ever). */
+    if (!g->stopping) streams_lost(g, node, NULL);
 }
 
 /* Online here with a registration at or after the dead node's: ours; the
@@ -219,7 +250,7 @@ static void remote_on_record(void *arg, int status, const struct gb_devmirror_re
         } else if (shared) {
             gb_waiter_add(&shared->waiter, wt); /* another request's INVITE is on its way */
         } else if ((rc = gb_stream_play_via(g, p->device_id, p->channel, p->tcp, p->dump, p->start, p->end,
-                                            hit.route, hit.hostport, wt)) != 0) {
+                                            rec->node, hit.route, hit.hostport, wt)) != 0) {
             g->stats.remote_play_failures++;
             wt->done(wt, rc == -EINVAL ? 502 : 503,
                      gb_error_json(rc == -EINVAL ? "bad-node-address" : "play-failed",
