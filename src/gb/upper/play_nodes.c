@@ -128,17 +128,17 @@ size_t gb_upper_node_lost_seen(struct gb_upper *g, const char *device_id)
 {
     if (!g || g->stopping || !g->cluster || !device_id) return 0;
     size_t n = 0;
-    for (struct gb_stream *s = g->streams, *next; s; s = next) {
-        next = s->next;
-        struct cluster_hit hit;
-        if (!s->remote || strcmp(s->device_id, device_id) || cluster_node_hit(g->cluster, s->via_node, &hit) == 0)
-            continue;
-        char node[sizeof(s->via_node)];
-        snprintf(node, sizeof(node), "%s", s->via_node);
-        n += streams_lost(g, node, device_id);
-        next = g->streams; /* the list changed under us: walk again (each pass stops at least one) */
+    for (;;) { /* one dead node at a time: stopping changes the list */
+        char node[sizeof(g->streams->via_node)] = "";
+        for (struct gb_stream *s = g->streams; s && !node[0]; s = s->next) {
+            struct cluster_hit hit;
+            if (s->remote && !strcmp(s->device_id, device_id) && cluster_node_hit(g->cluster, s->via_node, &hit) != 0)
+                snprintf(node, sizeof(node), "%s", s->via_node);
+        }
+        size_t k = node[0] ? streams_lost(g, node, device_id) : 0;
+        if (!k) return n;
+        n += k;
     }
-    return n;
 }
 
 static int64_t reap_local_registered(void *arg, const char *id)
