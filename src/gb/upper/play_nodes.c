@@ -155,16 +155,18 @@ static int64_t reap_local_registered(void *arg, const char *id)
 static void reap_lost(void *arg, const char *id, const char *node)
 {
     struct gb_upper *g = arg;
+    /* The streams played here through the dead node (it relayed them; the
+     * device's media keeps coming only until it notices, if ever). Their
+     * gb.stream.stopped go to the stream as usual: the bus skips only the
+     * next gb.device.offline (cluster.c publish_gb_lost). */
+    if (!g->stopping) streams_lost(g, node, NULL);
     struct gb_device *d = g->stopping ? NULL : gb_device_find(g, id);
     if (d && d->online) { /* logged as any offline; the others in the reap's summary (cluster.c) */
         gb_device_node_lost(g, d, node);
-    } else {
-        json_t *f = json_pack("{s:s,s:s,s:s}", "device_id", id, "reason", "node-lost", "node", node);
-        gb_publish(g, "gb.device.offline", f);
+        return;
     }
-    /* The streams played here through the dead node: it relayed them, and
-     * the device's media keeps coming only until it notices (if ever). */
-    if (!g->stopping) streams_lost(g, node, NULL);
+    json_t *f = json_pack("{s:s,s:s,s:s}", "device_id", id, "reason", "node-lost", "node", node);
+    gb_publish(g, "gb.device.offline", f);
 }
 
 /* Online here with a registration at or after the dead node's: ours; the
