@@ -392,7 +392,9 @@ check "... A counts them sent for another node's device, none dropped" jq_ok "$U
 # stream in one order and the newest stands, so an alarm never goes up
 # twice. A's position subscription stays.
 SEQ=$(rcli incr 't:{events}:seq')
-rcli xadd 't:{events}:stream' "$SEQ-0" e "{\"seq\":$SEQ,\"node\":\"node-z\",\"time\":\"2026-12-08T00:00:00.000Z\",\"type\":\"gb.lower.subscribed\",\"upstream\":\"$TOP_ID\",\"event\":\"alarm\",\"expires\":3600}" n node-z >/dev/null
+EV5F=$(jq -cn --argjson seq "$SEQ" --arg up "$TOP_ID" '{seq: $seq, node: "node-z", time: "2026-12-08T00:00:00.000Z",
+    type: "gb.lower.subscribed", upstream: $up, event: "alarm", expires: 3600}')
+rcli xadd 't:{events}:stream' "$SEQ-0" e "$EV5F" n node-z >/dev/null
 a_sub_over() { on a; api GET /gb/upstreams |
     jq -e '.upstreams[0].subscriptions.alarm | .state == "none" and .replaced_by_node == 1' >/dev/null; }
 check "5f. top subscribed to alarms at another node since: A's alarm subscription ends (replaced_by_node)" \

@@ -468,7 +468,8 @@ void gb_streams_stop_device(struct gb_upper *g, const char *device_id, const cha
  * NULL: all of them; else only that device's) stop with reason node-lost,
  * BYE sent (to a dead node it only times out; the UA frees the dialog).
  * How many stopped. */
-size_t gb_streams_stop_via(struct gb_upper *g, const char *node, const char *device_id);void gb_streams_stop_all(struct gb_upper *g, const char *reason);
+size_t gb_streams_stop_via(struct gb_upper *g, const char *node, const char *device_id);
+void gb_streams_stop_all(struct gb_upper *g, const char *reason);
 /* A device said a playback/download of channel_id (NULL: any) reached its end. */
 void gb_streams_media_end(struct gb_upper *g, const char *device_id, const char *channel_id);
 
