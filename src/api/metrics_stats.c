@@ -123,6 +123,7 @@ static const struct stats_member members[] = {
     C("gb_upper.registers"), C("gb_upper.keepalives"), C("gb_upper.messages"), C("gb_upper.refused"),
     G("gb_upper.catalog_queued"), G("gb_upper.catalog_in_flight"), C("gb_upper.catalog_started"),
     C("gb_upper.catalog_paused"), C("gb_upper.flv_skips"), C("gb_upper.flv_dropped"), C("gb_upper.remote_plays"), C("gb_upper.remote_play_failures"),
+    C("gb_upper.remote_streams_node_lost"),
     C("gb_upper.peer_relays"), C("gb_upper.peer_refused"), C("gb_upper.node_queries"),
     C("gb_upper.node_query_failures"), G("gb_upper.node_queries_pending"), C("gb_upper.peer_queries"),
     {"cluster.api", STATS_SKIP, NULL},

@@ -1029,6 +1029,7 @@ void dispatch_stats(struct worker *w, json_t *stats)
             json_t *o = json_object_get(stats, "gb_upper");
             json_object_set_new(o, "remote_plays", json_integer((json_int_t)s.remote_plays));
             json_object_set_new(o, "remote_play_failures", json_integer((json_int_t)s.remote_play_failures));
+            json_object_set_new(o, "remote_streams_node_lost", json_integer((json_int_t)s.remote_streams_node_lost));
             json_object_set_new(o, "peer_relays", json_integer((json_int_t)s.peer_relays));
             json_object_set_new(o, "peer_refused", json_integer((json_int_t)s.peer_refused));
             json_object_set_new(o, "node_queries", json_integer((json_int_t)s.node_queries));

@@ -413,6 +413,17 @@ dev3_on_c() { [ "$(rcli hget "t:gbdev:{$DEV3}" node)" = node-c ] && [ "$(rcli hg
 check "... $DEV3 re-registered on C before A dies: its record names node-c" wait_for 30 dev3_on_c
 on a
 check "... while A still holds it online (no unregister reached A)" gb_device_online "$DEV3"
+# B and C each play $DEV through A: the camera (alive) keeps sending RTP to
+# them after A dies, so no RTP timeout ends them; A's death must.
+on b
+P8=$(api POST "/gb/devices/$DEV/channels/$CH1/play" '{}')
+SID8B=$(echo "$P8" | jq -r '.stream_id // empty')
+check "8. B plays $DEV through A before A dies ($SID8B)" jq_ok "$P8" '.state == "playing"'
+on c
+P8=$(api POST "/gb/devices/$DEV/channels/$CH1/play" '{}')
+SID8C=$(echo "$P8" | jq -r '.stream_id // empty')
+check "... and so does C ($SID8C)" jq_ok "$P8" '.state == "playing"'
+EV8=$(on b; events_json 0 | jq '[.events[].seq] | max // 0')
 GBR0=$(( $(cstat b gb_devices_reaped) + $(cstat c gb_devices_reaped) ))
 kill -9 "$a_PID"; wait "$a_PID" 2>/dev/null || true
 on b
@@ -435,6 +446,19 @@ idx_gone() { [ "$(rcli exists "$IDX_A")" = 0 ]; }
 check "... the reap finished: A's device index is gone" wait_for 20 idx_gone
 rec_ttl() { [ "$(rcli pttl "$KEY")" -gt 0 ]; }
 check "... the offline records keep a TTL" rec_ttl
+# One survivor reaped A (its hook stops its streams through A), the other
+# learnt it from the node-lost events in the stream: whichever it was, both
+# streams end with reason node-lost while the camera still sends.
+stream_gone() { on "$1"; [ "$(api GET "/gb/streams/$2" | jq -r '.stream_id // empty')" != "$2" ]; }
+check "... B's stream through A ended at the reap, not on an RTP timeout" wait_for 20 stream_gone b "$SID8B"
+check "... and C's" wait_for 20 stream_gone c "$SID8C"
+check "... the camera is still running (its RTP goes on to the dead node's viewers)" kill -0 "$SIM_AB"
+lost_stopped() { on b; events_json "$EV8" | jq --arg d "$DEV" '[.events[] | select(.type == "gb.stream.stopped" and
+    .device_id == $d and .reason == "node-lost")] | length'; }
+two_lost() { [ "$(lost_stopped)" = 2 ]; }
+check "... one gb.stream.stopped reason node-lost from each (B and C) in the stream" wait_for 10 two_lost
+rstat() { on "$1"; api GET /stats | jq -r '.gb_upper.remote_streams_node_lost'; }
+check "... counted in /stats gb_upper.remote_streams_node_lost on B and C" test "$(rstat b)" = 1 -a "$(rstat c)" = 1
 # The nodes run with [redis] events_stream: every node's API serves the
 # cluster's one stream, where the reaping node's scripts wrote the events.
 # gb.device.offline reason node-lost in node $2's view (the stream), as "seq" lines.

@@ -36,7 +36,8 @@
 #  5e. the camera's alarms and positions (B subscribes to them) reach top,
 #     subscribed to A's: A reads B's gb.alarm / gb.position from the
 #     cluster's event stream and sends them up as its own devices' (each
-#     alarm once);
+#     alarm once); 5f: a newer subscription of top's alarms at another node
+#     (planted in the stream) ends A's: one per upstream across the nodes;
 #  6. the camera goes offline while top plays it: B ends its relay, its BYE
 #     reaches A, A's reaches top; A, following the cluster's event stream
 #     ([redis] events_stream), sends top a catalog Notify: the camera OFF;
@@ -391,6 +392,27 @@ check "... the camera's position reaches top as A's MobilePosition NOTIFY" wait_
 UPS=$(on a; api GET /gb/upstreams)
 check "... A counts them sent for another node's device, none dropped" jq_ok "$UPS" \
     '.upstreams[0].subscriptions | .alarm.other_nodes >= 2 and .position.other_nodes >= 1 and .alarm.other_nodes_dropped == 0 and .position.other_nodes_dropped == 0'
+# 5f. One subscription per upstream across the nodes: top subscribing to
+# alarms at another node of the platform (node-z's gb.lower.subscribed,
+# planted in the stream after A's own) ends A's — every node reads the
+# stream in one order and the newest stands, so an alarm never goes up
+# twice. A's position subscription stays.
+SEQ=$(rcli incr 't:{events}:seq')
+EV5F=$(jq -cn --argjson seq "$SEQ" --arg up "$TOP_ID" '{seq: $seq, node: "node-z", time: "2026-12-08T00:00:00.000Z",
+    type: "gb.lower.subscribed", upstream: $up, event: "alarm", expires: 3600}')
+rcli xadd 't:{events}:stream' "$SEQ-0" e "$EV5F" n node-z >/dev/null
+a_sub_over() { on a; api GET /gb/upstreams |
+    jq -e '.upstreams[0].subscriptions.alarm | .state == "none" and .replaced_by_node == 1' >/dev/null; }
+check "5f. top subscribed to alarms at another node since: A's alarm subscription ends (replaced_by_node)" \
+    wait_for 10 a_sub_over
+check "... its position subscription stays" a_sub position
+check "... A logged it" grep -q "upstream $TOP_ID subscribed to alarm at node node-z since" "$WORK/a.log"
+a_alarm_notifies() { on a; api GET /gb/upstreams | jq -r '.upstreams[0].subscriptions.alarm.notifies'; }
+b_alarms() { on b; events_json 0 | jq '[.events[] | select(.type == "gb.alarm" and .device == "'"$DEV"'")] | length'; }
+N5F=$(a_alarm_notifies); B5F=$(b_alarms)
+b_more_alarms() { [ "$(b_alarms)" -ge $((B5F + 2)) ]; }
+check "... the camera's alarms go on on B" wait_for 10 b_more_alarms
+check "... A sends top none of them now ($(a_alarm_notifies) NOTIFYs, $N5F before)" test "$(a_alarm_notifies)" = "$N5F"
 on b; api PATCH "/gb/devices/$DEV" '{"subscribe":[]}' >/dev/null
 
 # ---- 6. the camera goes offline while top plays it: B's BYE -> A -> top

@@ -1675,6 +1675,114 @@ static void test_node_reports_capped(void **state)
     /* lh_teardown frees the role with one in flight: detached, no callback later. */
 }
 
+/* A gb.lower.subscribed as the cluster's view carries it: published by node,
+ * the upstream subscribed to kind. */
+static json_t *view_subscribed(const char *node, const char *upstream, const char *kind)
+{
+    json_t *ev = json_pack("{s:s,s:s,s:s,s:s,s:i}", "type", "gb.lower.subscribed", "node", node, "upstream",
+                           upstream, "event", kind, "expires", 3600);
+    assert_non_null(ev);
+    return ev;
+}
+
+/* Both nodes read the view in the stream's order. */
+static void view_feed(struct lh *a, struct lh *b, json_t *ev)
+{
+    gb_lower_view_subscribed(a->l, ev, "node-a");
+    gb_lower_view_subscribed(b->l, ev, "node-b");
+    json_decref(ev);
+}
+
+/* One upstream subscribed to alarms at two nodes of one platform (node-a
+ * and node-b, the same upstream id): without a rule both relay every alarm
+ * of another node's device (and the device's own node relays it too), so
+ * the upstream gets each twice. The newest SUBSCRIBE in the stream's order
+ * wins on every node: each alarm reaches the upstream once, whichever node
+ * its device is on, and whichever order the nodes took the SUBSCRIBEs and
+ * read the stream in. */
+static void test_one_subscription_across_nodes(void **state)
+{
+    (void)state;
+    void *sa = NULL, *sb = NULL;
+    lh_setup(&sa);
+    lh_setup(&sb);
+    struct lh *a = sa, *b = sb;
+    lh_register(a, "Expires: 3600\r\n");
+    lh_register(b, "Expires: 3600\r\n");
+    struct event_bus *va = event_bus_new(&a->loop, 64, NULL), *vb = event_bus_new(&b->loop, 64, NULL);
+    assert_non_null(va);
+    assert_non_null(vb);
+    gb_lower_set_cluster_events(a->l, va);
+    gb_lower_set_cluster_events(b->l, vb);
+    /* Both SUBSCRIBEs taken before either node read the other's from the
+     * stream; A's is first there. */
+    lh_subscribe(a, "Alarm", "Alarm", "sub-a1");
+    lh_subscribe(b, "Alarm", "Alarm", "sub-b1");
+    view_feed(a, b, view_subscribed("node-a", UPPER_ID, "alarm"));
+    assert_string_equal(lh_sub_state(a, "alarm"), "active"); /* B's not read yet: A's still stands */
+    assert_string_equal(lh_sub_state(b, "alarm"), "active"); /* B's own comes later in the stream */
+    view_feed(a, b, view_subscribed("node-b", UPPER_ID, "alarm"));
+    assert_string_equal(lh_sub_state(a, "alarm"), "none");
+    assert_string_equal(lh_sub_state(b, "alarm"), "active");
+    assert_int_equal(lh_sub_count(a, "alarm", "replaced_by_node"), 1);
+    assert_int_equal(lh_sub_count(b, "alarm", "replaced_by_node"), 0);
+    /* A device on a third node: both read its alarm from the view. */
+    json_t *alarm = view_ev("gb.alarm", "node-c");
+    gb_lower_relay_node_report(a->l, "gb.alarm", alarm);
+    gb_lower_relay_node_report(b->l, "gb.alarm", alarm);
+    assert_int_equal(lh_count(a, "NOTIFY ") + lh_count(b, "NOTIFY "), 1);
+    assert_non_null(strstr(lh_last(b, "NOTIFY "), "\r\nCall-ID: sub-b1\r\n"));
+    /* A device on A: A relays it from its bus, B from the view. */
+    json_t *alarm_a = view_ev("gb.alarm", "node-a");
+    gb_lower_relay_report(a->l, "gb.alarm", alarm_a);
+    gb_lower_relay_node_report(b->l, "gb.alarm", alarm_a);
+    assert_int_equal(lh_count(a, "NOTIFY ") + lh_count(b, "NOTIFY "), 2);
+    /* The upstream subscribes at A again (a new dialog): B's ends when it
+     * reads A's, A's stays. */
+    lh_subscribe(a, "Alarm", "Alarm", "sub-a2");
+    view_feed(a, b, view_subscribed("node-a", UPPER_ID, "alarm"));
+    assert_string_equal(lh_sub_state(a, "alarm"), "active");
+    assert_string_equal(lh_sub_state(b, "alarm"), "none");
+    size_t before = lh_count(a, "NOTIFY ") + lh_count(b, "NOTIFY ");
+    gb_lower_relay_node_report(a->l, "gb.alarm", alarm);
+    gb_lower_relay_node_report(b->l, "gb.alarm", alarm);
+    assert_int_equal(lh_count(a, "NOTIFY ") + lh_count(b, "NOTIFY "), before + 1);
+    assert_non_null(strstr(lh_last(a, "NOTIFY "), "\r\nCall-ID: sub-a2\r\n"));
+    /* Two SUBSCRIBEs at B read back before A's: still one. */
+    lh_subscribe(b, "Alarm", "Alarm", "sub-b2");
+    lh_subscribe(b, "Alarm", "Alarm", "sub-b3");
+    view_feed(a, b, view_subscribed("node-b", UPPER_ID, "alarm"));
+    assert_string_equal(lh_sub_state(a, "alarm"), "none");
+    lh_subscribe(a, "Alarm", "Alarm", "sub-a3"); /* between B's two in the stream */
+    view_feed(a, b, view_subscribed("node-a", UPPER_ID, "alarm"));
+    assert_string_equal(lh_sub_state(b, "alarm"), "active"); /* B's second is still to come */
+    view_feed(a, b, view_subscribed("node-b", UPPER_ID, "alarm"));
+    assert_string_equal(lh_sub_state(a, "alarm"), "none");
+    assert_string_equal(lh_sub_state(b, "alarm"), "active");
+    /* What does not concern a subscription held: another upstream, another
+     * kind, not that event, no node, a kind we do not know. */
+    view_feed(a, b, view_subscribed("node-a", "34020000002000000099", "alarm"));
+    view_feed(a, b, view_subscribed("node-a", UPPER_ID, "position"));
+    json_t *odd = view_subscribed("node-a", UPPER_ID, "alarm");
+    json_object_set_new(odd, "type", json_string("gb.lower.registered"));
+    view_feed(a, b, odd);
+    odd = view_subscribed("node-a", UPPER_ID, "alarm");
+    json_object_del(odd, "node");
+    view_feed(a, b, odd);
+    view_feed(a, b, view_subscribed("node-a", UPPER_ID, "alarms"));
+    assert_string_equal(lh_sub_state(b, "alarm"), "active");
+    before = lh_count(a, "NOTIFY ") + lh_count(b, "NOTIFY ");
+    gb_lower_relay_node_report(a->l, "gb.alarm", alarm);
+    gb_lower_relay_node_report(b->l, "gb.alarm", alarm);
+    assert_int_equal(lh_count(a, "NOTIFY ") + lh_count(b, "NOTIFY "), before + 1);
+    json_decref(alarm);
+    json_decref(alarm_a);
+    lh_teardown(&sa); /* the roles leave the views first */
+    lh_teardown(&sb);
+    event_bus_free(va);
+    event_bus_free(vb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1714,6 +1822,7 @@ int main(void)
         cmocka_unit_test(test_relay_started_stream_entry),
         cmocka_unit_test_setup_teardown(test_node_report_within_the_subscription, lh_setup, lh_teardown),
         cmocka_unit_test_setup_teardown(test_node_reports_capped, lh_setup, lh_teardown),
+        cmocka_unit_test(test_one_subscription_across_nodes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -84,6 +84,12 @@ struct gb_upstream {
     struct ua_uac **node_reports;
     uint32_t node_report_count;
     uint64_t node_reports_sent[GB_UP_SUB_KINDS], node_reports_dropped[GB_UP_SUB_KINDS];
+    /* One subscription per kind per upstream across the cascade nodes
+     * (gb_lower_view_subscribed): our gb.lower.subscribed events of each
+     * kind not yet read back from the cluster's view, and the times another
+     * node's newer SUBSCRIBE replaced ours. */
+    uint32_t sub_view_pending[GB_UP_SUB_KINDS];
+    uint64_t subs_replaced_by_node[GB_UP_SUB_KINDS];
     /* Reload (gb_lower_set_upstreams): a slot never moves, since streams,
      * jobs, timers and requests in flight point at it. */
     struct config_upstream given;     /* the section as configured (cfg may be adjusted: 423, defaults) */
@@ -395,6 +401,17 @@ void gb_lower_dir_drop(struct gb_lower *l, struct gb_upstream *up);
  * the view caught up (ready: what it replays at start is old); -1 for
  * anything else (another type, no "node", self NULL). */
 int gb_lower_view_report_kind(const json_t *ev, const char *self, bool ready);
+/* One subscription per kind per upstream across the cascade nodes: ev, a
+ * gb.lower.subscribed of the cluster's view (in the stream's order, once it
+ * caught up), self this node's id. Ours: one fewer of ours to read back.
+ * Another node's, for an upstream configured here (same id) and a kind we
+ * hold live with none of ours still to read back (so ours came earlier in
+ * the stream): the upstream subscribed there after it did here, and ours
+ * ends (as a local SUBSCRIBE of the kind replaces the one before; its
+ * refresh then gets 481). Every node reads the same order, so exactly the
+ * newest stays: each alarm, position or catalog change reaches the upstream
+ * once. Anything else: nothing. */
+void gb_lower_view_subscribed(struct gb_lower *l, const json_t *ev, const char *self);
 
 /* Answers st out of dialog: a new To tag when the request has none (RFC 3261
  * §8.2.6.2: every response a UAS makes carries one), the extra lines "Name:

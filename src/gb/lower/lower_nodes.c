@@ -585,12 +585,18 @@ static void on_view_event(uint64_t seq, const char *json, size_t len, void *arg)
      * those alarms and positions. */
     if (!l->upper || l->stopping || !event_bus_ready(l->view)) return;
     if (!memmem(json, len, "\"gb.alarm\"", 10) && !memmem(json, len, "\"gb.position\"", 13) &&
-        !memmem(json, len, "\"gb.device.o", 12) && !memmem(json, len, "\"gb.catalog.updated\"", 20))
+        !memmem(json, len, "\"gb.device.o", 12) && !memmem(json, len, "\"gb.catalog.updated\"", 20) &&
+        !memmem(json, len, "\"gb.lower.subscribed\"", 21))
         return;
     json_t *ev = json_loadb(json, len, 0, NULL);
     if (!ev) return;
     const char *type = json_string_value(json_object_get(ev, "type"));
     const char *self = gb_upper_node_id(l->upper);
+    if (type && !strcmp(type, "gb.lower.subscribed")) {
+        gb_lower_view_subscribed(l, ev, self);
+        json_decref(ev);
+        return;
+    }
     if (gb_lower_view_report_kind(ev, self, true) >= 0) {
         gb_lower_relay_node_report(l, type, ev);
         json_decref(ev);
@@ -607,6 +613,11 @@ static void on_view_event(uint64_t seq, const char *json, size_t len, void *arg)
      * our own bus, lower_relay.c). */
     if (what != GB_EVENT_NONE && id && id_ok(id) && node && self && strcmp(node, self) && !gb_device_find(l->upper, id))
         rnote_add(l, id, node, what);
+    /* A survivor reaped the device's node: our streams played through that
+     * node end now, not on their RTP timeout (play_nodes.c). */
+    const char *reason = json_string_value(json_object_get(ev, "reason"));
+    if (what == GB_EVENT_OFF && id && id_ok(id) && reason && !strcmp(reason, "node-lost"))
+        gb_upper_node_lost_seen(l->upper, id);
     json_decref(ev);
 }
 

@@ -33,6 +33,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "events/events.h"
 #include "sip/msg.h"
 #include "store/store.h"
 #include "txn/txn.h"
@@ -182,6 +183,38 @@ void gb_lower_on_subscribe(struct gb_lower *l, struct gb_upstream *up, struct tx
              e);
     gb_lower_publish(l, "gb.lower.subscribed",
                      json_pack("{s:s,s:s,s:i}", "upstream", up->cfg.id, "event", kind_names[kind], "expires", e));
+    /* Read back from the cluster's view in the stream's order (gb_lower_view_subscribed;
+     * not while it catches up at start, when what it reads is skipped). */
+    if (l->view && event_bus_ready(l->view) && up->sub_view_pending[kind] < UINT32_MAX) up->sub_view_pending[kind]++;
+}
+
+void gb_lower_view_subscribed(struct gb_lower *l, const json_t *ev, const char *self)
+{
+    const char *type = json_string_value(json_object_get(ev, "type"));
+    const char *node = json_string_value(json_object_get(ev, "node"));
+    const char *upstream = json_string_value(json_object_get(ev, "upstream"));
+    const char *event = json_string_value(json_object_get(ev, "event"));
+    if (!type || strcmp(type, "gb.lower.subscribed") || !node || !*node || !self || !upstream || !event) return;
+    int kind = -1;
+    for (int k = 0; k < GB_UP_SUB_KINDS; k++)
+        if (!strcmp(event, kind_names[k])) kind = k;
+    if (kind < 0) return;
+    for (int i = 0; i < l->up_count; i++) {
+        struct gb_upstream *up = &l->ups[i];
+        if (up->removed || strcmp(up->cfg.id, upstream)) continue;
+        if (!strcmp(node, self)) {
+            if (up->sub_view_pending[kind]) up->sub_view_pending[kind]--;
+            continue;
+        }
+        struct gb_up_sub *s = &up->subs[kind];
+        if (up->sub_view_pending[kind] || !s->active) continue; /* ours is the newer, or none */
+        s->active = false;
+        sub_unstore(l, up, kind);
+        up->subs_replaced_by_node[kind]++;
+        log_info("gb lower: upstream %s subscribed to %s at node %.64s since: its subscription here ends (one per "
+                 "upstream across the nodes)",
+                 up->cfg.id, kind_names[kind], node);
+    }
 }
 
 struct gb_up_sub *gb_lower_catalog_sub(struct gb_upstream *up)
@@ -425,6 +458,7 @@ json_t *gb_lower_subs_json(const struct gb_upstream *up)
             json_object_set_new(e, "other_nodes", json_integer((json_int_t)up->node_reports_sent[k]));
             json_object_set_new(e, "other_nodes_dropped", json_integer((json_int_t)up->node_reports_dropped[k]));
         }
+        json_object_set_new(e, "replaced_by_node", json_integer((json_int_t)up->subs_replaced_by_node[k]));
         json_object_set_new(o, kind_names[k], e);
     }
     json_object_set_new(o, "ever_subscribed_catalog", json_boolean(up->ever_subscribed));

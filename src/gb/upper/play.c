@@ -210,6 +210,19 @@ void gb_streams_stop_device(struct gb_upper *g, const char *device_id, const cha
     }
 }
 
+size_t gb_streams_stop_via(struct gb_upper *g, const char *node, const char *device_id)
+{
+    size_t n = 0;
+    for (struct gb_stream *s = g->streams, *next; s; s = next) {
+        next = s->next;
+        if (s->remote && !strcmp(s->via_node, node) && (!device_id || !strcmp(s->device_id, device_id))) {
+            gb_stream_stop(s, "node-lost", true);
+            n++;
+        }
+    }
+    return n;
+}
+
 void gb_streams_media_end(struct gb_upper *g, const char *device_id, const char *channel_id)
 {
     for (struct gb_stream *s = g->streams, *next; s; s = next) {
@@ -716,9 +729,11 @@ int gb_stream_play(struct gb_upper *g, struct gb_device *d, const char *channel,
 }
 
 int gb_stream_play_via(struct gb_upper *g, const char *device_id, const char *channel, bool tcp, bool dump,
-                       int64_t start, int64_t end, const char *route, const char *hostport, struct gb_waiter *wt)
+                       int64_t start, int64_t end, const char *node, const char *route, const char *hostport,
+                       struct gb_waiter *wt)
 {
-    if (!gb_id_valid(str_from_cstr(device_id))) return -EINVAL;
+    if (!gb_id_valid(str_from_cstr(device_id)) || !node || strlen(node) >= sizeof(((struct gb_stream *)0)->via_node))
+        return -EINVAL;
     /* The owning node's URI, read from Redis and checked (cluster_peer_uri):
      * the Route without its brackets is where the request goes. */
     size_t rl = strlen(route);
@@ -729,6 +744,7 @@ int gb_stream_play_via(struct gb_upper *g, const char *device_id, const char *ch
     int rc = stream_open(g, device_id, channel, tcp, dump, start, end, &s);
     if (rc != 0) return rc;
     s->remote = true;
+    snprintf(s->via_node, sizeof(s->via_node), "%s", node);
     char ruri[400], from[96], to[96];
     snprintf(ruri, sizeof(ruri), "sip:%s@%s;%s=%s", channel, hostport, GB_PEER_DEVICE_PARAM, device_id);
     snprintf(from, sizeof(from), "<sip:%s@%s>", g->cfg.id, g->cfg.domain);

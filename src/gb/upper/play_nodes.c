@@ -113,6 +113,34 @@ int gb_owner_refusal(struct gb_upper *g, const char *device_id, const struct gb_
 
 /* ---- a dead node's devices (node death, registrar/cluster.c) ---- */
 
+static size_t streams_lost(struct gb_upper *g, const char *node, const char *device_id)
+{
+    size_t n = gb_streams_stop_via(g, node, device_id);
+    if (n) {
+        g->stats.remote_streams_node_lost += n;
+        log_info("gb: node %s is dead: %zu stream(s)%s%s played through it stopped", node, n,
+                 device_id ? " of device " : "", device_id ? device_id : "");
+    }
+    return n;
+}
+
+size_t gb_upper_node_lost_seen(struct gb_upper *g, const char *device_id)
+{
+    if (!g || g->stopping || !g->cluster || !device_id) return 0;
+    size_t n = 0;
+    for (;;) { /* one dead node at a time: stopping changes the list */
+        char node[sizeof(g->streams->via_node)] = "";
+        for (struct gb_stream *s = g->streams; s && !node[0]; s = s->next) {
+            struct cluster_hit hit;
+            if (s->remote && !strcmp(s->device_id, device_id) && cluster_node_hit(g->cluster, s->via_node, &hit) != 0)
+                snprintf(node, sizeof(node), "%s", s->via_node);
+        }
+        size_t k = node[0] ? streams_lost(g, node, device_id) : 0;
+        if (!k) return n;
+        n += k;
+    }
+}
+
 static int64_t reap_local_registered(void *arg, const char *id)
 {
     struct gb_upper *g = arg;
@@ -127,6 +155,11 @@ static int64_t reap_local_registered(void *arg, const char *id)
 static void reap_lost(void *arg, const char *id, const char *node)
 {
     struct gb_upper *g = arg;
+    /* The streams played here through the dead node (it relayed them; the
+     * device's media keeps coming only until it notices, if ever). Their
+     * gb.stream.stopped go to the stream as usual: the bus skips only the
+     * next gb.device.offline (cluster.c publish_gb_lost). */
+    if (!g->stopping) streams_lost(g, node, NULL);
     struct gb_device *d = g->stopping ? NULL : gb_device_find(g, id);
     if (d && d->online) { /* logged as any offline; the others in the reap's summary (cluster.c) */
         gb_device_node_lost(g, d, node);
@@ -219,7 +252,7 @@ static void remote_on_record(void *arg, int status, const struct gb_devmirror_re
         } else if (shared) {
             gb_waiter_add(&shared->waiter, wt); /* another request's INVITE is on its way */
         } else if ((rc = gb_stream_play_via(g, p->device_id, p->channel, p->tcp, p->dump, p->start, p->end,
-                                            hit.route, hit.hostport, wt)) != 0) {
+                                            rec->node, hit.route, hit.hostport, wt)) != 0) {
             g->stats.remote_play_failures++;
             wt->done(wt, rc == -EINVAL ? 502 : 503,
                      gb_error_json(rc == -EINVAL ? "bad-node-address" : "play-failed",

@@ -113,6 +113,7 @@ struct gb_upper_stats {
     uint32_t catalog_queued, catalog_in_flight; /* catalog-on-register: waiting, started */
     uint64_t remote_plays;         /* play requests for devices on other nodes, sent through them */
     uint64_t remote_play_failures; /* ... not found, node down, Redis failed, refused */
+    uint64_t remote_streams_node_lost; /* ... stopped because that node died (reason node-lost) */
     uint64_t peer_relays;          /* INVITEs from peer nodes relayed to our devices */
     uint64_t peer_refused;         /* INVITEs marked as from a peer, refused (not a live node, no such device) */
     uint64_t node_queries;         /* API requests for devices on other nodes, answered by that node */
@@ -250,6 +251,12 @@ const char *gb_upper_node_id(const struct gb_upper *g);
  * the role does not mirror its devices (no devmirror). */
 struct cluster_gb_hooks;
 void gb_upper_gb_hooks(struct gb_upper *g, struct cluster_gb_hooks *out);
+/* Another survivor reaped the node device_id was registered to (its
+ * gb.device.offline reason node-lost, read from the cluster's event view,
+ * [redis] events_stream; gb/lower/lower_nodes.c): this node's streams of
+ * device_id played through a node that is not heartbeating here stop with
+ * reason node-lost. Through a live node: left alone. How many stopped. */
+size_t gb_upper_node_lost_seen(struct gb_upper *g, const char *device_id);
 int gb_upper_play(struct gb_upper *g, const char *device_id, const char *channel, bool tcp, bool dump, int64_t start,
                   int64_t end, struct gb_waiter *wt);
 /* ---- API requests across nodes (issue 16, query_nodes.c) ----

@@ -191,6 +191,7 @@ struct gb_stream {
     uint16_t ts_pmt_pid;          /* 0 until the PAT named it */
     bool tcp, playback;
     bool remote;                  /* the device is registered on another node: INVITE through it (play_nodes.c) */
+    char via_node[128];           /* remote: that node's id (its death ends the stream: gb_streams_stop_via) */
     bool paused;                  /* playback: the device acknowledged a PAUSE (no RTP expected) */
     double scale;                 /* playback: the speed the device last acknowledged */
     uint32_t rtsp_cseq;           /* MANSRTSP CSeq of the last INFO sent */
@@ -448,11 +449,12 @@ void gb_alarms_free(struct gb_upper *g);
 /* The Request-URI parameter naming the device in an INVITE sent through
  * the node it is registered to (play_nodes.c). */
 #define GB_PEER_DEVICE_PARAM "gb-device"
-/* The device is on another node: INVITE sent to that node (route, hostport:
- * from the node registry), which relays it to the device; the media comes
- * here. Same results as gb_stream_play. */
+/* The device is on another node: INVITE sent to that node (node: its id;
+ * route, hostport: from the node registry), which relays it to the device;
+ * the media comes here. Same results as gb_stream_play. */
 int gb_stream_play_via(struct gb_upper *g, const char *device_id, const char *channel, bool tcp, bool dump,
-                       int64_t start, int64_t end, const char *route, const char *hostport, struct gb_waiter *wt);
+                       int64_t start, int64_t end, const char *node, const char *route, const char *hostport,
+                       struct gb_waiter *wt);
 /* start/end (epoch seconds, both > 0) ask for a playback (s=Playback, history SSRC). */
 int gb_stream_play(struct gb_upper *g, struct gb_device *d, const char *channel, bool tcp, bool dump,
                    int64_t start, int64_t end, struct gb_waiter *wt);
@@ -462,6 +464,11 @@ json_t *gb_streams_json(struct gb_upper *g);
 /* Stops s (BYE when it has a dialog); reason goes into gb.stream.stopped. */
 void gb_stream_stop(struct gb_stream *s, const char *reason, bool send_bye);
 void gb_streams_stop_device(struct gb_upper *g, const char *device_id, const char *reason);
+/* Node death (play_nodes.c): the streams played through node (device_id
+ * NULL: all of them; else only that device's) stop with reason node-lost,
+ * BYE sent (to a dead node it only times out; the UA frees the dialog).
+ * How many stopped. */
+size_t gb_streams_stop_via(struct gb_upper *g, const char *node, const char *device_id);
 void gb_streams_stop_all(struct gb_upper *g, const char *reason);
 /* A device said a playback/download of channel_id (NULL: any) reached its end. */
 void gb_streams_media_end(struct gb_upper *g, const char *device_id, const char *channel_id);
