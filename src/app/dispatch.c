@@ -368,6 +368,15 @@ static void api_advertise(struct worker *w)
  * TCP) listener, which must then be a numeric, non-wildcard address. */
 static void skip_local(void *arg, const char *type) { events_stream_skip_local(arg, type); }
 
+/* A peer took this live node for dead: its bindings written again, its
+ * subscriptions claimed again (a survivor may have adopted some). */
+static void on_self_reaped(void *arg)
+{
+    struct worker *w = arg;
+    location_mirror_resync(w->mirror);
+    if (w->subs_takeover) subs_takeover_self_reaped(w->subs_takeover);
+}
+
 static int start_cluster(struct worker *w)
 {
     if (!w->cfg.redis.cluster_route || !w->mirror) return 0;
@@ -395,7 +404,7 @@ static int start_cluster(struct worker *w)
         return -1;
     }
     api_advertise(w);
-    cluster_set_on_reaped(w->cluster, location_mirror_resync, w->mirror);
+    cluster_set_on_reaped(w->cluster, on_self_reaped, w);
     cluster_set_node_death(w->cluster, location_mirror_incarnation(w->mirror), w->events,
                            w->local.domain[0] ? w->local.domain : (w->local.realm[0] ? w->local.realm : w->local.host));
     if (w->events_stream) { /* a reap's offline events into the stream by its own scripts */
@@ -990,6 +999,7 @@ void dispatch_stats(struct worker *w, json_t *stats)
             json_object_set_new(o, "subs_refused_cap", json_integer((json_int_t)ts.refused_cap));
             json_object_set_new(o, "subs_reclaimed", json_integer((json_int_t)ts.reclaimed));
             json_object_set_new(o, "subs_let_go", json_integer((json_int_t)ts.let_go));
+            json_object_set_new(o, "subs_self_reaped", json_integer((json_int_t)ts.self_reaped));
             json_object_set_new(o, "subs_takeover_failures", json_integer((json_int_t)ts.failures));
         }
     }

@@ -124,8 +124,9 @@ struct cluster *cluster_new(uv_loop_t *loop, struct timer_service *timers, const
  * (the dead node's bindings then only expire on their TTL). */
 void cluster_set_node_death(struct cluster *c, const char *inc, struct event_bus *events, const char *domain);
 /* fn(arg) when this node finds its own incarnation reaped while it lives
- * (its heartbeat lists it anew): the mirror writes every binding again
- * (location_mirror_resync). */
+ * (its heartbeat lists it anew, the same incarnation): the mirror writes
+ * every binding again (location_mirror_resync) and the subscriptions are
+ * claimed again (subs_takeover_self_reaped); app/dispatch.c calls both. */
 void cluster_set_on_reaped(struct cluster *c, void (*fn)(void *arg), void *arg);
 /* fn(arg, id, inc) on the node that finished reaping incarnation inc of
  * node id (the claim's holder, once per incarnation): the subscriptions'

@@ -1767,12 +1767,29 @@ size_t subs_unclaimed(struct subs *s, void (*fn)(void *arg, const struct subs_re
     return u.n;
 }
 
+static int unclaim_one(struct hnode *n, void *arg)
+{
+    struct subs_sub *sub = container_of(n, struct subs_sub, by_key);
+    if (sub->fetch || sub->unclaimed) return 0;
+    sub->unclaimed = true;
+    (*(size_t *)arg)++;
+    return 0;
+}
+
+size_t subs_unclaim_all(struct subs *s)
+{
+    size_t n = 0;
+    htable_foreach(&s->by_key, unclaim_one, &n);
+    return n;
+}
+
 int subs_claimed(struct subs *s, const char *call_id, const char *tag, bool kept)
 {
     struct subs_sub *sub = find_sub(s, call_id, tag);
     if (!sub || !sub->unclaimed) return -ENOENT;
     if (!kept) {
-        log_info("subs: %s subscription of %s to %s let go: another node took it while this one was down",
+        log_info("subs: %s subscription of %s to %s let go: another node took it while this one was down or "
+                 "taken for dead",
                  sub->event, sub->subscriber, sub->aor);
         sub_remove(s, sub); /* its row and timer; no NOTIFY, no record touched */
         return 0;

@@ -307,6 +307,22 @@ static const char RECLAIM_LUA[] =
     "if r.inc ~= ARGV[3] then redis.call('HSET', KEYS[1], ARGV[1], ARGV[4]) end\n"
     "return 1\n";
 
+/* After a self-reap (this live run was taken for dead and listed again):
+ * may its subscriptions be claimed yet? 1 when no other node's walk of
+ * this run can still be taking records: the run's field absent (never
+ * registered, or walked to the end: DONE_LUA, sent after the index's DEL),
+ * "" (unclaimed), claimed by this node, or its claim lapsed (a walk whose
+ * claim was refused at its renewal because the run is listed again stops
+ * after that batch). 0 while another node's claim holds. A walk cannot
+ * claim it any more (CLAIM_LUA: listed). KEYS[1] runs; ARGV inc, claimer,
+ * now. */
+static const char GATE_LUA[] =
+    "local v = redis.call('HGET', KEYS[1], ARGV[1])\n"
+    "if not v or v == '' then return 1 end\n"
+    "local u, who = string.match(v, '^(%d+) (.*)$')\n"
+    "if not u or who == ARGV[2] or tonumber(u) <= tonumber(ARGV[3]) then return 1 end\n"
+    "return 0\n";
+
 /* An AoR into this run's index (as presence_mirror.c's). KEYS[1] the
  * index; ARGV the AoR, the TTL (ms). */
 static const char INDEX_LUA[] = "redis.call('SADD', KEYS[1], ARGV[1]) redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1";
@@ -337,6 +353,11 @@ struct subs_takeover {
     size_t queued;
     uint32_t reclaims;     /* claims of loaded subscriptions in flight */
     bool reclaim_failed;   /* one of this pass failed: the next tick retries */
+    uint64_t epoch;        /* bumped at a self-reap: claims sent before it are not applied */
+    bool gated;            /* self-reaped: no claim until GATE_LUA says no walk of this run goes on */
+    bool gate_sent;        /* GATE_LUA in flight */
+    bool self_pending;     /* a self-reap's claims not all settled: its outcome logged once they are */
+    uint64_t self_kept, self_let_go; /* of the last self-reap */
     struct subs_takeover_stats stats;
 };
 
@@ -729,6 +750,7 @@ static void on_registered(void *arg, int status, const struct redisReply *reply)
 }
 
 static void reclaim_pass(struct subs_takeover *t);
+static void gate_send(struct subs_takeover *t);
 
 static void check(struct subs_takeover *t)
 {
@@ -745,7 +767,8 @@ static void check(struct subs_takeover *t)
     snprintf(key, sizeof(key), "%ssubs-nodes", t->prefix);
     const char *argv[] = {"SMEMBERS", key};
     op_send(t, 1, 2, argv, NULL, on_ids);
-    if (!t->reclaims) reclaim_pass(t);
+    if (t->gated) gate_send(t);
+    else if (!t->reclaims) reclaim_pass(t);
 }
 
 static void on_tick(struct timer_node *n, uint64_t now_ms)
@@ -759,6 +782,7 @@ static void on_tick(struct timer_node *n, uint64_t now_ms)
 
 struct reclaim {
     struct subs_takeover *t;
+    uint64_t epoch;
     char *value;
     size_t value_len;
     char aor[LOCATION_MAX_AOR], call_id[SUBS_TAKEOVER_CALL_ID_MAX], tag[SUBS_TAKEOVER_TAG_MAX];
@@ -786,16 +810,23 @@ static void on_reclaim(void *arg, int status, const struct redisReply *reply)
         return;
     }
     bool failed = status < 0 || !reply || reply->type != REDIS_REPLY_INTEGER;
-    if (failed) {
+    if (c->epoch != t->epoch) {
+        /* sent before a self-reap: a survivor may have taken the record
+         * since; claimed again once the gate opens */
+    } else if (failed) {
         t->stats.failures++;
         log_warn_rl("subs takeover: the subscription %s of %s could not be claimed for this run; retried",
                     c->call_id, c->aor);
     } else if (subs_claimed(t->subs, c->call_id, c->tag, reply->integer == 1) == 0) {
-        if (reply->integer == 1) t->stats.reclaimed++;
+        bool kept = reply->integer == 1;
+        if (kept) t->stats.reclaimed++;
         else t->stats.let_go++;
+        if (t->self_pending && kept) t->self_kept++;
+        else if (t->self_pending) t->self_let_go++;
     }
+    bool stale = c->epoch != t->epoch;
     reclaim_free(c);
-    reclaim_settled(t, failed);
+    reclaim_settled(t, failed && !stale);
 }
 
 /* The index first (a claim with no index would not be walked if this node
@@ -806,6 +837,11 @@ static void on_reclaim_indexed(void *arg, int status, const struct redisReply *r
     struct subs_takeover *t = c->t;
     if (status == -ECANCELED || t->closing) {
         reclaim_free(c);
+        return;
+    }
+    if (c->epoch != t->epoch) { /* a self-reap since: claimed again once the gate opens */
+        reclaim_free(c);
+        reclaim_settled(t, false);
         return;
     }
     if (status < 0 || !reply || reply->type == REDIS_REPLY_ERROR) {
@@ -840,6 +876,7 @@ static void reclaim_one(void *arg, const struct subs_record *r)
     struct reclaim *c = calloc(1, sizeof(*c));
     if (!c) return;
     c->t = t;
+    c->epoch = t->epoch;
     int n = subs_takeover_record_encode(t->node, t->inc, r, c->field, sizeof(c->field), &c->value);
     if (n == -EINVAL) n = presence_sub_record_encode(t->node, r, c->field, sizeof(c->field), &c->value);
     if (n < 0 || strlen(r->aor) >= sizeof(c->aor) || strlen(r->call_id) >= sizeof(c->call_id) ||
@@ -868,12 +905,67 @@ static void reclaim_one(void *arg, const struct subs_record *r)
 
 static void reclaim_pass(struct subs_takeover *t)
 {
-    if (t->closing || !t->inc[0] || t->reclaims) return;
+    if (t->closing || !t->inc[0] || t->reclaims || t->gated) return;
     t->reclaim_failed = false;
     struct pass p = {.t = t};
     t->reclaims = 1; /* held while sending */
-    subs_unclaimed(t->subs, reclaim_one, &p);
+    size_t left = subs_unclaimed(t->subs, reclaim_one, &p);
+    if (!left && t->self_pending) { /* the self-reap's claims all settled: its outcome, once */
+        t->self_pending = false;
+        log_warn("subs takeover: after this node was taken for dead, %llu of its subscriptions were still its "
+                 "own (kept) and %llu had been adopted by a survivor (let go without a NOTIFY)",
+                 (unsigned long long)t->self_kept, (unsigned long long)t->self_let_go);
+    }
     if (--t->reclaims == 0 && p.sent) reclaim_pass(t); /* every answer came inside: the rest */
+}
+
+/* ---- this live node taken for dead (the self-reap) ---- */
+
+static void on_gate(void *arg, int status, const struct redisReply *reply)
+{
+    struct op *o = arg;
+    struct subs_takeover *t = o->t;
+    free(o);
+    if (status == -ECANCELED || t->closing) return;
+    t->gate_sent = false;
+    if (status < 0 || !reply || reply->type != REDIS_REPLY_INTEGER) {
+        t->stats.failures++;
+        log_warn_rl("subs takeover: whether a survivor still walks this node's run could not be read; asked again");
+        return;
+    }
+    if (reply->integer != 1) return; /* a survivor's walk of this run holds its claim: the next check asks again */
+    t->gated = false;
+    reclaim_pass(t);
+}
+
+static void gate_send(struct subs_takeover *t)
+{
+    if (t->gate_sent || t->closing) return;
+    char runs[256], now[24];
+    runs_key(t, t->node, runs, sizeof(runs));
+    snprintf(now, sizeof(now), "%lld", (long long)t->io.wall_ms(t->io.arg));
+    const char *argv[] = {"EVAL", GATE_LUA, "1", runs, t->inc, t->claimer, now};
+    if (op_send(t, 3, 7, argv, NULL, on_gate) < 0) {
+        t->stats.failures++;
+        return;
+    }
+    t->gate_sent = true;
+}
+
+void subs_takeover_self_reaped(void *arg)
+{
+    struct subs_takeover *t = arg;
+    if (!t || t->closing || !t->inc[0]) return;
+    size_t n = subs_unclaim_all(t->subs);
+    t->stats.self_reaped++;
+    t->epoch++;
+    t->gated = true;
+    t->self_pending = true;
+    t->self_kept = t->self_let_go = 0;
+    log_warn("subs takeover: this node (%s, run %s) was taken for dead by a peer: its %zu subscriptions are held "
+             "silent until each is claimed again (a survivor may have adopted some)",
+             t->node, t->inc, n);
+    gate_send(t);
 }
 
 /* ---- life cycle ---- */

@@ -41,6 +41,13 @@
  * The survivor's script takes only the old run's records: per record,
  * exactly one of the two has it.
  *
+ * A live node taken for dead by a peer (a pause or a failover hid three
+ * heartbeats; cluster.h) keeps its incarnation: the record's run says
+ * nothing there. It puts every subscription back to unclaimed at once
+ * (subs_takeover_self_reaped) and claims them the same way once no walk of
+ * its run holds a claim (GATE_LUA): from then on only this node touches its
+ * run's records, so a record still there is its own, one gone was adopted.
+ *
  * A survivor does not know how many NOTIFYs the dead node sent after it
  * last wrote the record (it writes it when the subscription is made or
  * refreshed, not per NOTIFY): it goes on from the record's CSeq and document
@@ -141,8 +148,9 @@ struct subs_takeover_stats {
     uint64_t adopted;     /* subscriptions continued here */
     uint64_t dropped;     /* handed over but not adoptable (old record, a dead flow, expired, unreadable) */
     uint64_t refused_cap; /* handed over but over [subscriptions] max_total / max_per_subscriber: deactivated */
-    uint64_t reclaimed;   /* this node's own, taken up from its store, claimed for this run */
-    uint64_t let_go;      /* this node's own, taken up from its store, found taken by another: dropped */
+    uint64_t reclaimed;   /* this node's own, taken up from its store (or held at a self-reap), claimed for this run */
+    uint64_t let_go;      /* the same, found taken by another: dropped */
+    uint64_t self_reaped; /* times this live node was taken for dead: its subscriptions claimed again */
     uint64_t failures;    /* scans, claims or scripts that failed (retried by a later walk or check) */
 };
 
@@ -173,6 +181,16 @@ void subs_takeover_start(struct subs_takeover *t);
  * (incarnation inc) left, once its walk is claimed. Walks run one at a
  * time; a few wait (more are found again by the checks). */
 void subs_takeover_node_reaped(void *arg, const char *id, const char *inc);
+/* The cluster's self-reap hook (cluster_set_on_reaped, through dispatch.c):
+ * this live node was taken for dead and its run listed again, under the
+ * same incarnation. Every subscription it holds is put back to unclaimed
+ * (subs_unclaim_all: silent, a refresh answered 503), and once no other
+ * node's walk of this run holds its claim (a walk stops at its next
+ * renewal, the run being listed again) each is claimed as after a restart:
+ * its record still there is still this node's (kept, indexed again: a
+ * finished walk deleted the index), gone is adopted by a survivor (let go
+ * silently). No-op without an incarnation. */
+void subs_takeover_self_reaped(void *arg);
 /* Before the io closes (its callbacks then see the takeover gone). */
 void subs_takeover_free(struct subs_takeover *t);
 void subs_takeover_get_stats(const struct subs_takeover *t, struct subs_takeover_stats *out);

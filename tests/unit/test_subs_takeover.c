@@ -708,6 +708,173 @@ static void test_restart_reclaim(void **state)
     store_env_close(&env);
 }
 
+/* A PUBLISH of alice's presence (basic open/closed): its status; the
+ * SIP-ETag into etag. */
+static int publish_alice(struct fx *f, const char *basic, const char *if_match, char *etag, size_t cap)
+{
+    char body[512], text[2048], cond[128] = "";
+    snprintf(body, sizeof(body),
+             "<?xml version=\"1.0\"?><presence xmlns=\"urn:ietf:params:xml:ns:pidf\" "
+             "entity=\"sip:alice@example.com\"><tuple id=\"pc\"><status><basic>%s</basic></status>"
+             "</tuple></presence>",
+             basic);
+    if (if_match) snprintf(cond, sizeof(cond), "SIP-If-Match: %s\n", if_match);
+    uint32_t n = ++f->branch;
+    snprintf(text, sizeof(text),
+             "PUBLISH sip:alice@example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.20:5062;branch=z9hG4bK-p%u\n"
+             "Max-Forwards: 70\nFrom: <sip:alice@example.com>;tag=p1\nTo: <sip:alice@example.com>\n"
+             "Call-ID: pub-1\nCSeq: %u PUBLISH\nEvent: presence\nExpires: 600\n%s"
+             "Content-Type: application/pidf+xml\nContent-Length: %zu\n\n%s",
+             n, n, cond, strlen(body), body);
+    size_t before = harness_sent_count(f->h);
+    assert_int_equal(harness_inject(f->h, "192.0.2.20", 5062, SIP_TRANSPORT_UDP, text), 0);
+    int i = harness_find_sent(f->h, before, "SIP/2.0 ");
+    assert_true(i >= 0);
+    const struct sip_msg *m = harness_sent_msg(f->h, (size_t)i);
+    etag[0] = '\0';
+    for (uint32_t k = 0; k < m->header_count; k++)
+        if (str_ieq_cstr(m->headers[k].name, "SIP-ETag")) str_copy(etag, cap, str_trim(m->headers[k].value));
+    return harness_sent_status(f->h, (size_t)i);
+}
+
+/* The NOTIFYs sent from index from on: how many, and whether one was in
+ * call_id's dialog. */
+static int notifies_since(struct fx *f, size_t from, const char *call_id, bool *in_dialog)
+{
+    int n = 0;
+    *in_dialog = false;
+    for (int i = harness_find_sent(f->h, from, "NOTIFY "); i >= 0;
+         i = harness_find_sent(f->h, (size_t)i + 1, "NOTIFY ")) {
+        n++;
+        if (str_eq_cstr(harness_sent_msg(f->h, (size_t)i)->call_id, call_id)) *in_dialog = true;
+    }
+    return n;
+}
+
+/* A live node taken for dead by a peer (its run listed again, the same
+ * incarnation): every subscription it holds goes silent (a refresh 503, a
+ * change held back) until claimed again, which waits while a survivor's
+ * walk of its run holds its claim; then each is claimed as after a
+ * restart: the record still there is its own (kept, indexed again, its
+ * record written; the change held back NOTIFYs, later ones as usual), the
+ * one a survivor adopted is let go (nothing sent, its row out of the
+ * store, the record, now the survivor's, untouched). */
+static void test_self_reaped(void **state)
+{
+    struct fx *f = *state;
+    struct store_env env;
+    store_env_open(&env, "selfreap");
+    struct store *st = store_env_store(&env);
+    subs_free(f->s);
+    struct subs_deps sd = {.cfg = &f->cfg.subs, .local = &f->h->local, .digest = &f->digest, .registrar = f->r,
+                           .ua = f->h->ua, .timers = f->h->timers, .store = st, .claim_loaded = true};
+    f->s = subs_new(&sd);
+    assert_non_null(f->s);
+    struct subs_record_hooks hk = {.arg = f, .changed = rec_changed, .gone = rec_gone};
+    subs_set_record_hooks(f->s, &hk);
+    const char *cids[] = {"sr-keep", "sr-take"};
+    char tags[2][64];
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(subscribe(f, cids[k], 1, "", "sip:alice@example.com", "Expires: 600\n"), 200);
+        int i = last_notify(f);
+        snprintf(tags[k], sizeof(tags[k]), "%.*s", STR_FMT(harness_sent_msg(f->h, (size_t)i)->from.tag));
+        answer_notify(f, i, 200);
+    }
+    assert_int_equal(active(f->s), 2);
+    struct fio io = {0};
+    struct subs_takeover_io tio = {.arg = &io, .command = fio_command};
+    int err = 0;
+    struct subs_takeover *t = subs_takeover_new_io(f->h->timers, f->s, "p:", "node-x", "inc-x", &tio, &err);
+    assert_non_null(t);
+    subs_takeover_start(t);
+    assert_int_equal(io.n, 0); /* nothing unclaimed */
+    int changed = f->changed;
+    /* a peer took this node for dead (a survivor adopted sr-take meanwhile) */
+    subs_takeover_self_reaped(t);
+    assert_int_equal(active(f->s), 2);
+    int g = fio_find(&io, "p:subs-runs:{node-x}", "v == ''"); /* does a walk of this run go on? */
+    assert_true(g >= 0);
+    assert_string_equal(io.c[g].argv[4], "inc-x");
+    assert_string_equal(io.c[g].argv[5], "node-x/inc-x");
+    size_t before = harness_sent_count(f->h);
+    /* held: a refresh answered 503, a change NOTIFYs nobody, no record written */
+    assert_int_equal(subscribe(f, "sr-keep", 2, tags[0], "sip:alice@example.com", "Expires: 600\n"), 503);
+    char etag[64];
+    assert_int_equal(publish_alice(f, "open", NULL, etag, sizeof(etag)), 200);
+    assert_true(etag[0]);
+    bool in_dialog;
+    assert_int_equal(notifies_since(f, before, "sr-keep", &in_dialog), 0);
+    assert_int_equal(f->changed, changed);
+    /* a survivor's walk of this run still holds its claim: nothing claimed yet */
+    fio_answer(&io, g, ":0\r\n");
+    assert_int_equal(fio_find(&io, "p:node-subs:", "SADD"), -1);
+    assert_int_equal(fio_find(&io, "p:subs:{alice}", "r.inc ~= ARGV[3]"), -1);
+    harness_advance(f->h, SUBS_TAKEOVER_CHECK_MS); /* the next check asks again */
+    g = fio_find(&io, "p:subs-runs:{node-x}", "v == ''");
+    assert_true(g >= 0);
+    fio_answer(&io, g, ":1\r\n");
+    /* each: the run's index again (a finished walk deleted it), then the claim */
+    for (int k = 0; k < 2; k++) {
+        int i = fio_find(&io, "p:node-subs:{node-x}:inc-x", "SADD");
+        assert_true(i >= 0);
+        assert_string_equal(io.c[i].argv[4], "alice");
+        fio_answer(&io, i, ":1\r\n");
+        i = fio_find(&io, "p:subs:{alice}", "r.inc ~= ARGV[3]");
+        assert_true(i >= 0);
+        assert_string_equal(io.c[i].argv[5], "node-x");
+        assert_string_equal(io.c[i].argv[6], "inc-x");
+        struct subs_takeover_record d;
+        assert_int_equal(subs_takeover_record_decode(io.c[i].argv[4], strlen(io.c[i].argv[4]), io.c[i].argv[7],
+                                                     strlen(io.c[i].argv[7]), &d),
+                         0);
+        assert_string_equal(d.inc, "inc-x");
+        bool kept = strcmp(d.call_id, "sr-keep") == 0;
+        if (!kept) assert_string_equal(d.call_id, "sr-take");
+        assert_string_equal(d.tag, tags[kept ? 0 : 1]);
+        fio_answer(&io, i, kept ? ":1\r\n" : ":0\r\n"); /* the record taken by the survivor is gone */
+    }
+    assert_int_equal(active(f->s), 1);
+    assert_int_equal(f->gone, 0);               /* sr-take's record is the survivor's: not touched */
+    assert_true(f->changed > changed);           /* sr-keep's written again */
+    char want[128];
+    snprintf(want, sizeof(want), "node-x/%s", tags[0]);
+    assert_string_equal(f->field, want);
+    /* the change held back goes to sr-keep only */
+    assert_int_equal(notifies_since(f, before, "sr-keep", &in_dialog), 1);
+    assert_true(in_dialog);
+    answer_notify(f, last_notify(f), 200);
+    struct subs_takeover_stats ts;
+    subs_takeover_get_stats(t, &ts);
+    assert_int_equal(ts.self_reaped, 1);
+    assert_int_equal(ts.reclaimed, 1);
+    assert_int_equal(ts.let_go, 1);
+    /* sr-keep held as any: its refresh 200, a later change NOTIFYs it */
+    assert_int_equal(subscribe(f, "sr-keep", 3, tags[0], "sip:alice@example.com", "Expires: 600\n"), 200);
+    answer_notify(f, last_notify(f), 200);
+    before = harness_sent_count(f->h);
+    char etag2[64];
+    assert_int_equal(publish_alice(f, "closed", etag, etag2, sizeof(etag2)), 200);
+    assert_int_equal(notifies_since(f, before, "sr-keep", &in_dialog), 1);
+    assert_true(in_dialog);
+    answer_notify(f, last_notify(f), 200);
+    /* sr-take is not this notifier's any more (the fixture's fallback answers) */
+    assert_int_equal(subscribe(f, "sr-take", 2, tags[1], "sip:alice@example.com", "Expires: 600\n"), 604);
+    fio_close(&io);
+    subs_takeover_free(t);
+    subs_set_record_hooks(f->s, NULL);
+    /* its row is out of the store, sr-keep's is not */
+    store_flush_sync(st);
+    subs_free(f->s);
+    sd.claim_loaded = false;
+    f->s = subs_new(&sd);
+    assert_int_equal(subs_load(f->s, clock_wall_ms()), 1);
+    assert_int_equal(active(f->s), 1);
+    subs_free(f->s);
+    f->s = new_notifier(f);
+    store_close(st);
+    store_env_close(&env);
+}
+
 /* Adoption meets [subscriptions] max_total and max_per_subscriber: the
  * subscription is not held, its subscriber told to subscribe again. */
 static void test_adopt_caps(void **state)
@@ -758,6 +925,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_adopt_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_walk_resumed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_reclaim, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_self_reaped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_adopt_caps, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
