@@ -10,6 +10,7 @@
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 
+#include "base/json_out.h"
 #include "base/log.h"
 #include "base/str.h"
 #include "redis/hash_mirror.h"
@@ -21,11 +22,9 @@ int users_record_encode(const struct users_entry *e, char *out, size_t cap)
     json_t *o = json_pack("{s:s,s:s,s:s,s:I}", "realm", e->realm, "md5", e->ha1_md5, "sha256", e->ha1_sha256,
                           "created", (json_int_t)e->created_at);
     if (!o) return -ENOMEM;
-    size_t n = json_dumpb(o, out, cap, JSON_COMPACT);
+    int n = json_out_buf(o, out, cap);
     json_decref(o);
-    if (n == 0 || n >= cap) return -ENOSPC;
-    out[n] = '\0';
-    return (int)n;
+    return n;
 }
 
 int users_record_decode(const char *buf, size_t len, struct users_record *out)

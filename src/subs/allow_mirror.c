@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include "base/json_out.h"
 #include "redis/hash_mirror.h"
 
 struct presence_allow_mirror {
@@ -30,11 +31,9 @@ int presence_allow_record_encode(const char (*names)[PRESENCE_MAX_NAME], size_t 
         }
     json_t *o = list ? json_pack("{s:o}", "allow", list) : NULL;
     if (!o) return -ENOMEM;
-    size_t len = json_dumpb(o, out, cap, JSON_COMPACT);
+    int len = json_out_buf(o, out, cap);
     json_decref(o);
-    if (len == 0 || len >= cap) return -ENOSPC;
-    out[len] = '\0';
-    return (int)len;
+    return len;
 }
 
 int presence_allow_record_decode(const char *buf, size_t len, char (*names)[PRESENCE_MAX_NAME], size_t *n)

@@ -10,6 +10,8 @@
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 
+#include "base/json_out.h"
+
 static const char *const EVENTS[] = {"cancelled", "rejected", "timeout", "local-bye", "remote-bye", "replaced", "error"};
 
 static bool node_ok(const char *s, size_t len)
@@ -63,20 +65,9 @@ int dialog_nodes_encode(const char *node, const struct dialog_info_entry *e, int
         json_decref(o);
         return -EINVAL;
     }
-    size_t need = json_dumpb(o, NULL, 0, JSON_COMPACT);
-    if (!need) {
-        json_decref(o);
-        return -ENOMEM;
-    }
-    if (need >= cap || need > DIALOG_NODES_RECORD_MAX) {
-        json_decref(o);
-        return -ENOSPC;
-    }
-    size_t n = json_dumpb(o, out, cap - 1, JSON_COMPACT);
+    int n = json_out_buf(o, out, cap < DIALOG_NODES_RECORD_MAX + 1 ? cap : DIALOG_NODES_RECORD_MAX + 1);
     json_decref(o);
-    if (n != need) return -ENOMEM;
-    out[n] = '\0';
-    return (int)n;
+    return n;
 }
 
 /* A string member: absent gives "" (unless required); present must be a

@@ -13,6 +13,7 @@
 
 #include "base/clock.h"
 #include "base/htable.h"
+#include "base/json_out.h"
 #include "base/log.h"
 #include "base/str.h"
 #include "redis/redis_cluster.h"
@@ -183,16 +184,9 @@ int presence_record_encode(const char *node, const struct presence_shared_pub *p
         json_decref(o);
         return -ENOMEM;
     }
-    char *s = json_dumps(o, JSON_COMPACT);
+    int n = json_out_dup(o, PRESENCE_RECORD_MAX, out);
     json_decref(o);
-    if (!s) return -ENOMEM;
-    size_t n = strlen(s);
-    if (n > PRESENCE_RECORD_MAX) {
-        free(s);
-        return -ENOSPC;
-    }
-    *out = s;
-    return (int)n;
+    return n;
 }
 
 void presence_record_clear(struct presence_record *r)
@@ -323,11 +317,9 @@ int presence_sub_record_encode(const char *node, const struct subs_record *r, ch
     json_t *o = json_pack("{s:s,s:s,s:s,s:I}", "node", node, "watcher", r->watcher, "event", r->event, "exp",
                           (json_int_t)r->expires_wall_ms);
     if (!o) return -ENOMEM;
-    char *txt = json_dumps(o, JSON_COMPACT);
+    int n = json_out_dup(o, SUBS_TAKEOVER_RECORD_MAX, out); /* what its reader takes (never reached: capped fields) */
     json_decref(o);
-    if (!txt) return -ENOMEM;
-    *out = txt;
-    return (int)strlen(txt);
+    return n;
 }
 
 int presence_sub_record_decode(const char *field, size_t flen, const char *value, size_t vlen,

@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "base/clock.h"
+#include "base/json_out.h"
 #include "base/log.h"
 #include "redis/redis_cluster.h"
 #include "registrar/location.h"
@@ -109,16 +110,9 @@ int subs_takeover_record_encode(const char *node, const char *inc, const struct 
         json_decref(o);
         return -ENOMEM;
     }
-    char *txt = json_dumps(o, JSON_COMPACT);
+    int n = json_out_dup(o, SUBS_TAKEOVER_RECORD_MAX, out);
     json_decref(o);
-    if (!txt) return -ENOMEM;
-    size_t n = strlen(txt);
-    if (n > SUBS_TAKEOVER_RECORD_MAX) {
-        free(txt);
-        return -ENOSPC;
-    }
-    *out = txt;
-    return (int)n;
+    return n;
 }
 
 /* A string member of o into dst (cap), checked by ok (spaces allowed when

@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include "base/json_out.h"
 #include "base/str.h"
 #include "gb/codec/gbid.h"
 #include "redis/hash_mirror.h"
@@ -26,11 +27,9 @@ int gb_admin_record_encode(const struct gb_admin_record *r, char *out, size_t ca
     json_t *o = json_pack("{s:s,s:s,s:b,s:b,s:i}", "password", r->password, "charset", gb_charset_name(r->charset),
                           "auth", r->auth, "allow", r->allow, "subscribe", r->subscribe);
     if (!o) return -ENOMEM;
-    size_t n = json_dumpb(o, out, cap, JSON_COMPACT);
+    int n = json_out_buf(o, out, cap);
     json_decref(o);
-    if (n == 0 || n >= cap) return -ENOSPC;
-    out[n] = '\0';
-    return (int)n;
+    return n;
 }
 
 int gb_admin_record_decode(const char *buf, size_t len, struct gb_admin_record *out)
