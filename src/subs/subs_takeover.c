@@ -350,6 +350,7 @@ struct subs_takeover {
     uint64_t epoch;        /* bumped at a self-reap: claims sent before it are not applied */
     bool gated;            /* self-reaped: no claim until GATE_LUA says no walk of this run goes on */
     bool gate_sent;        /* GATE_LUA in flight */
+    uint64_t gate_epoch;   /* the epoch it was sent in */
     bool self_pending;     /* a self-reap's claims not all settled: its outcome logged once they are */
     uint64_t self_kept, self_let_go; /* of the last self-reap */
     struct subs_takeover_stats stats;
@@ -922,6 +923,10 @@ static void on_gate(void *arg, int status, const struct redisReply *reply)
     free(o);
     if (status == -ECANCELED || t->closing) return;
     t->gate_sent = false;
+    if (t->gate_epoch != t->epoch) { /* asked before another self-reap: asked again */
+        gate_send(t);
+        return;
+    }
     if (status < 0 || !reply || reply->type != REDIS_REPLY_INTEGER) {
         t->stats.failures++;
         log_warn_rl("subs takeover: whether a survivor still walks this node's run could not be read; asked again");
@@ -944,6 +949,7 @@ static void gate_send(struct subs_takeover *t)
         return;
     }
     t->gate_sent = true;
+    t->gate_epoch = t->epoch;
 }
 
 void subs_takeover_self_reaped(void *arg)

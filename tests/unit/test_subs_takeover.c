@@ -875,6 +875,70 @@ static void test_self_reaped(void **state)
     store_env_close(&env);
 }
 
+/* Self-reaps close together: the gate's answer asked before a second one
+ * is not taken (asked again), and a claim answered after a later one is not
+ * applied (its "gone" may predate it; claimed again once the gate opens). */
+static void test_self_reaped_again(void **state)
+{
+    struct fx *f = *state;
+    struct subs_record_hooks hk = {.arg = f, .changed = rec_changed, .gone = rec_gone};
+    subs_set_record_hooks(f->s, &hk);
+    assert_int_equal(subscribe(f, "sra-1", 1, "", "sip:alice@example.com", "Expires: 600\n"), 200);
+    answer_notify(f, last_notify(f), 200);
+    struct fio io = {0};
+    struct subs_takeover_io tio = {.arg = &io, .command = fio_command};
+    int err = 0;
+    struct subs_takeover *t = subs_takeover_new_io(f->h->timers, f->s, "p:", "node-x", "inc-x", &tio, &err);
+    assert_non_null(t);
+    subs_takeover_start(t);
+    subs_takeover_self_reaped(t);
+    int g = fio_find(&io, "p:subs-runs:{node-x}", "v == ''");
+    assert_true(g >= 0);
+    subs_takeover_self_reaped(t); /* again before the answer: one question in flight */
+    assert_true(fio_find(&io, "p:subs-runs:{node-x}", "v == ''") == g);
+    fio_answer(&io, g, ":1\r\n"); /* asked before the second: not taken */
+    assert_int_equal(fio_find(&io, "p:node-subs:", "SADD"), -1);
+    g = fio_find(&io, "p:subs-runs:{node-x}", "v == ''");
+    assert_true(g >= 0);
+    fio_answer(&io, g, ":1\r\n");
+    int i = fio_find(&io, "p:node-subs:{node-x}:inc-x", "SADD");
+    assert_true(i >= 0);
+    fio_answer(&io, i, ":1\r\n");
+    i = fio_find(&io, "p:subs:{alice}", "r.inc ~= ARGV[3]");
+    assert_true(i >= 0);
+    /* a third before the claim's answer: its "gone" is not applied */
+    subs_takeover_self_reaped(t);
+    fio_answer(&io, i, ":0\r\n");
+    assert_int_equal(active(f->s), 1);
+    struct subs_takeover_stats ts;
+    subs_takeover_get_stats(t, &ts);
+    assert_int_equal(ts.let_go, 0);
+    assert_int_equal(ts.reclaimed, 0);
+    g = fio_find(&io, "p:subs-runs:{node-x}", "v == ''");
+    assert_true(g >= 0);
+    fio_answer(&io, g, ":1\r\n");
+    i = fio_find(&io, "p:node-subs:{node-x}:inc-x", "SADD");
+    assert_true(i >= 0);
+    fio_answer(&io, i, ":1\r\n");
+    i = fio_find(&io, "p:subs:{alice}", "r.inc ~= ARGV[3]");
+    assert_true(i >= 0);
+    fio_answer(&io, i, ":1\r\n");
+    assert_int_equal(active(f->s), 1);
+    subs_takeover_get_stats(t, &ts);
+    assert_int_equal(ts.self_reaped, 3);
+    assert_int_equal(ts.reclaimed, 1);
+    assert_int_equal(ts.let_go, 0);
+    /* held as any again */
+    size_t before = harness_sent_count(f->h);
+    char tag[64];
+    snprintf(tag, sizeof(tag), "%s", f->field + strlen("node-x/"));
+    assert_int_equal(subscribe(f, "sra-1", 2, tag, "sip:alice@example.com", "Expires: 600\n"), 200);
+    assert_true(harness_find_sent(f->h, before, "NOTIFY ") >= 0);
+    fio_close(&io);
+    subs_takeover_free(t);
+    subs_set_record_hooks(f->s, NULL);
+}
+
 /* Adoption meets [subscriptions] max_total and max_per_subscriber: the
  * subscription is not held, its subscriber told to subscribe again. */
 static void test_adopt_caps(void **state)
@@ -926,6 +990,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_walk_resumed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_reclaim, setup, teardown),
         cmocka_unit_test_setup_teardown(test_self_reaped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_self_reaped_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_adopt_caps, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
