@@ -89,7 +89,7 @@ static const struct stats_member members[] = {
     C("redis_presence.take_failures"), C("redis_presence.given_up"),
     C("redis_presence.subs_nodes_walked"), C("redis_presence.subs_adopted"), C("redis_presence.subs_dropped"),
     C("redis_presence.subs_takeover_failures"), C("redis_presence.subs_refused_cap"),
-    C("redis_presence.subs_reclaimed"), C("redis_presence.subs_let_go"),
+    C("redis_presence.subs_reclaimed"), C("redis_presence.subs_let_go"), C("redis_presence.subs_self_reaped"),
     /* the reg package across nodes (subs/reg_nodes.h) */
     G("redis_reg.followed"), G("redis_reg.contacts"), C("redis_reg.reads"), C("redis_reg.read_failures"),
     C("redis_reg.refused"), C("redis_reg.coalesced"), C("redis_reg.queued"), C("redis_reg.changes"), C("redis_reg.rejected"),
