@@ -1770,7 +1770,8 @@ size_t subs_unclaimed(struct subs *s, void (*fn)(void *arg, const struct subs_re
 static int unclaim_one(struct hnode *n, void *arg)
 {
     struct subs_sub *sub = container_of(n, struct subs_sub, by_key);
-    if (sub->fetch || sub->unclaimed) return 0;
+    /* over a connection, its record says so: no survivor adopts it (subs_adopt) */
+    if (sub->fetch || sub->unclaimed || sub->dest.proto != SIP_TRANSPORT_UDP) return 0;
     sub->unclaimed = true;
     (*(size_t *)arg)++;
     return 0;
@@ -1782,6 +1783,15 @@ size_t subs_unclaim_all(struct subs *s)
     htable_foreach(&s->by_key, unclaim_one, &n);
     return n;
 }
+
+static int rewrite_one(struct hnode *n, void *arg)
+{
+    struct subs_sub *sub = container_of(n, struct subs_sub, by_key);
+    if (!sub->fetch) record_changed(arg, sub); /* unclaimed ones are not written */
+    return 0;
+}
+
+void subs_records_rewrite(struct subs *s) { htable_foreach(&s->by_key, rewrite_one, s); }
 
 int subs_claimed(struct subs *s, const char *call_id, const char *tag, bool kept)
 {

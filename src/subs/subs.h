@@ -159,12 +159,17 @@ size_t subs_unclaimed(struct subs *s, void (*fn)(void *arg, const struct subs_re
  * changed meanwhile); not kept (another node took it), its store row and
  * timer go, nothing sent. 0, or -ENOENT (not held unclaimed). */
 int subs_claimed(struct subs *s, const char *call_id, const char *tag, bool kept);
-/* Every subscription held here with a record (not a fetch) put back to
- * unclaimed, as if just taken up from the store: this live node was taken
- * for dead and a survivor may have adopted some (subs_takeover_self_reaped).
- * Nothing is sent or written until subs_claimed. Returns how many were put
+/* Every subscription held here with a record a survivor could adopt (not
+ * a fetch, over UDP: subs_adopt takes no other) put back to unclaimed, as
+ * if just taken up from the store: this live node was taken for dead and a
+ * survivor may have adopted some (subs_takeover_self_reaped). Nothing is
+ * sent or written for them until subs_claimed. Returns how many were put
  * back (those already unclaimed not counted). */
 size_t subs_unclaim_all(struct subs *s);
+/* Every claimed subscription's record written again (the record hooks'
+ * changed): those over a connection, whose records a survivor's walk of
+ * this live node's run deleted without adopting them. */
+void subs_records_rewrite(struct subs *s);
 
 /* ---- the reg package across nodes ([redis] cluster_route, reg_nodes.h) ---- */
 

@@ -934,6 +934,9 @@ static void on_gate(void *arg, int status, const struct redisReply *reply)
     }
     if (reply->integer != 1) return; /* a survivor's walk of this run holds its claim: the next check asks again */
     t->gated = false;
+    /* those over a connection were never put back (no survivor adopts them)
+     * but a walk deleted their records: written again, indexed again */
+    subs_records_rewrite(t->subs);
     reclaim_pass(t);
 }
 
@@ -962,8 +965,9 @@ void subs_takeover_self_reaped(void *arg)
     t->gated = true;
     t->self_pending = true;
     t->self_kept = t->self_let_go = 0;
-    log_warn("subs takeover: this node (%s, run %s) was taken for dead by a peer: its %zu subscriptions are held "
-             "silent until each is claimed again (a survivor may have adopted some)",
+    log_warn("subs takeover: this node (%s, run %s) was taken for dead by a peer: its %zu subscriptions over UDP are "
+             "held silent until each is claimed again (a survivor may have adopted some); those over a connection "
+             "go on, their records written again",
              t->node, t->inc, n);
     gate_send(t);
 }

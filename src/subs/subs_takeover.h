@@ -43,10 +43,13 @@
  *
  * A live node taken for dead by a peer (a pause or a failover hid three
  * heartbeats; cluster.h) keeps its incarnation: the record's run says
- * nothing there. It puts every subscription back to unclaimed at once
- * (subs_takeover_self_reaped) and claims them the same way once no walk of
- * its run holds a claim (GATE_LUA): from then on only this node touches its
- * run's records, so a record still there is its own, one gone was adopted.
+ * nothing there. It puts every subscription a survivor could adopt (over
+ * UDP) back to unclaimed at once (subs_takeover_self_reaped) and claims
+ * them the same way once no walk of its run holds a claim (GATE_LUA): from
+ * then on only this node touches its run's records, so a record still
+ * there is its own, one gone was adopted. One over a connection is adopted
+ * by nobody (its flow is here): it goes on, its record (which a walk
+ * deleted) written again then.
  *
  * A survivor does not know how many NOTIFYs the dead node sent after it
  * last wrote the record (it writes it when the subscription is made or
@@ -183,13 +186,15 @@ void subs_takeover_start(struct subs_takeover *t);
 void subs_takeover_node_reaped(void *arg, const char *id, const char *inc);
 /* The cluster's self-reap hook (cluster_set_on_reaped, through dispatch.c):
  * this live node was taken for dead and its run listed again, under the
- * same incarnation. Every subscription it holds is put back to unclaimed
- * (subs_unclaim_all: silent, a refresh answered 503), and once no other
- * node's walk of this run holds its claim (a walk stops at its next
+ * same incarnation. Every subscription it holds over UDP is put back to
+ * unclaimed (subs_unclaim_all: silent, a refresh answered 503), and once no
+ * other node's walk of this run holds its claim (a walk stops at its next
  * renewal, the run being listed again) each is claimed as after a restart:
  * its record still there is still this node's (kept, indexed again: a
  * finished walk deleted the index), gone is adopted by a survivor (let go
- * silently). No-op without an incarnation. */
+ * silently); then too, every other one's record is written again
+ * (subs_records_rewrite: one over a connection, which no survivor adopts,
+ * goes on throughout). No-op without an incarnation. */
 void subs_takeover_self_reaped(void *arg);
 /* Before the io closes (its callbacks then see the takeover gone). */
 void subs_takeover_free(struct subs_takeover *t);

@@ -330,14 +330,15 @@ static void rec_gone(void *arg, const char *aor, const char *id)
     ((struct fx *)arg)->gone++;
 }
 
-static int subscribe(struct fx *f, const char *call_id, int cseq, const char *to_tag, const char *ruri,
-                     const char *extra)
+/* A SUBSCRIBE from the watcher over proto: the answer's status. */
+static int subscribe_over(struct fx *f, enum sip_transport proto, const char *call_id, int cseq, const char *to_tag,
+                          const char *ruri, const char *extra)
 {
     char text[4096], to[128] = "";
     if (to_tag && *to_tag) snprintf(to, sizeof(to), ";tag=%s", to_tag);
     snprintf(text, sizeof(text),
              "SUBSCRIBE %s SIP/2.0\n"
-             "Via: SIP/2.0/UDP 192.0.2.9:5080;branch=z9hG4bK-t%u\n"
+             "Via: SIP/2.0/%s 192.0.2.9:5080;branch=z9hG4bK-t%u\n"
              "Max-Forwards: 70\n"
              "From: <sip:watcher@example.com>;tag=f1\n"
              "To: <sip:alice@example.com>%s\n"
@@ -347,12 +348,18 @@ static int subscribe(struct fx *f, const char *call_id, int cseq, const char *to
              "Event: presence\n"
              "%s"
              "Content-Length: 0\n\n",
-             ruri, ++f->branch, to, call_id, cseq, extra ? extra : "");
+             ruri, proto == SIP_TRANSPORT_UDP ? "UDP" : "TCP", ++f->branch, to, call_id, cseq, extra ? extra : "");
     size_t before = harness_sent_count(f->h);
-    assert_int_equal(harness_inject(f->h, "192.0.2.9", 5080, SIP_TRANSPORT_UDP, text), 0);
+    assert_int_equal(harness_inject(f->h, "192.0.2.9", 5080, proto, text), 0);
     int i = harness_find_sent(f->h, before, "SIP/2.0 ");
     assert_true(i >= 0);
     return harness_sent_status(f->h, (size_t)i);
+}
+
+static int subscribe(struct fx *f, const char *call_id, int cseq, const char *to_tag, const char *ruri,
+                     const char *extra)
+{
+    return subscribe_over(f, SIP_TRANSPORT_UDP, call_id, cseq, to_tag, ruri, extra);
 }
 
 static int last_notify(struct fx *f) { return harness_find_last_sent(f->h, "NOTIFY "); }
@@ -939,6 +946,77 @@ static void test_self_reaped_again(void **state)
     subs_set_record_hooks(f->s, NULL);
 }
 
+/* A subscription over a connection at a self-reap: no survivor adopts it
+ * (its flow is here; the walk deleted its record), so it is not held: a
+ * change NOTIFYs it at once, its refresh is answered, nothing asks whose it
+ * is, and once no walk of the run goes on its record is written again (and
+ * the one over UDP claimed as usual). */
+static void test_self_reaped_flow(void **state)
+{
+    struct fx *f = *state;
+    struct subs_record_hooks hk = {.arg = f, .changed = rec_changed, .gone = rec_gone};
+    subs_set_record_hooks(f->s, &hk);
+    f->h->conn_id = 41;
+    assert_int_equal(subscribe_over(f, SIP_TRANSPORT_TCP, "srf-tcp", 1, "", "sip:alice@example.com",
+                                    "Expires: 600\n"),
+                     200);
+    int i = last_notify(f);
+    char tcp_tag[64];
+    snprintf(tcp_tag, sizeof(tcp_tag), "%.*s", STR_FMT(harness_sent_msg(f->h, (size_t)i)->from.tag));
+    answer_notify(f, i, 200);
+    f->h->conn_id = 0;
+    assert_int_equal(subscribe(f, "srf-udp", 1, "", "sip:alice@example.com", "Expires: 600\n"), 200);
+    answer_notify(f, last_notify(f), 200);
+    struct fio io = {0};
+    struct subs_takeover_io tio = {.arg = &io, .command = fio_command};
+    int err = 0;
+    struct subs_takeover *t = subs_takeover_new_io(f->h->timers, f->s, "p:", "node-x", "inc-x", &tio, &err);
+    assert_non_null(t);
+    subs_takeover_start(t);
+    subs_takeover_self_reaped(t);
+    int g = fio_find(&io, "p:subs-runs:{node-x}", "v == ''");
+    assert_true(g >= 0);
+    /* the one over TCP goes on meanwhile; the one over UDP is held */
+    size_t before = harness_sent_count(f->h);
+    char etag[64];
+    assert_int_equal(publish_alice(f, "open", NULL, etag, sizeof(etag)), 200);
+    bool in_dialog;
+    assert_int_equal(notifies_since(f, before, "srf-tcp", &in_dialog), 1);
+    assert_true(in_dialog);
+    answer_notify(f, last_notify(f), 200);
+    assert_int_equal(subscribe_over(f, SIP_TRANSPORT_TCP, "srf-tcp", 2, tcp_tag, "sip:alice@example.com",
+                                    "Expires: 600\n"),
+                     200);
+    answer_notify(f, last_notify(f), 200);
+    int changed = f->changed;
+    fio_answer(&io, g, ":1\r\n"); /* no walk of this run goes on */
+    /* its record written again at once; only the one over UDP is claimed */
+    assert_true(f->changed > changed);
+    char want[128];
+    snprintf(want, sizeof(want), "node-x/%s", tcp_tag);
+    assert_string_equal(f->field, want);
+    i = fio_find(&io, "p:node-subs:{node-x}:inc-x", "SADD");
+    assert_true(i >= 0);
+    fio_answer(&io, i, ":1\r\n");
+    i = fio_find(&io, "p:subs:{alice}", "r.inc ~= ARGV[3]");
+    assert_true(i >= 0);
+    struct subs_takeover_record d;
+    assert_int_equal(subs_takeover_record_decode(io.c[i].argv[4], strlen(io.c[i].argv[4]), io.c[i].argv[7],
+                                                 strlen(io.c[i].argv[7]), &d),
+                     0);
+    assert_string_equal(d.call_id, "srf-udp");
+    fio_answer(&io, i, ":0\r\n"); /* adopted by a survivor */
+    assert_int_equal(fio_find(&io, "p:subs:{alice}", "r.inc ~= ARGV[3]"), -1); /* none for the TCP one */
+    assert_int_equal(active(f->s), 1);
+    struct subs_takeover_stats ts;
+    subs_takeover_get_stats(t, &ts);
+    assert_int_equal(ts.reclaimed, 0);
+    assert_int_equal(ts.let_go, 1);
+    fio_close(&io);
+    subs_takeover_free(t);
+    subs_set_record_hooks(f->s, NULL);
+}
+
 /* Adoption meets [subscriptions] max_total and max_per_subscriber: the
  * subscription is not held, its subscriber told to subscribe again. */
 static void test_adopt_caps(void **state)
@@ -991,6 +1069,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_restart_reclaim, setup, teardown),
         cmocka_unit_test_setup_teardown(test_self_reaped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_self_reaped_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_self_reaped_flow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_adopt_caps, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
