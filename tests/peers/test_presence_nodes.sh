@@ -573,11 +573,9 @@ Content-Length: 0
 </scenario>
 XML
 on c
-(cd "$WORK" && exec timeout 120 sipp "127.0.0.1:$PORT" -sf "$WORK/sub-presence-loop.xml" -i 127.0.0.1 -m 1 -nostdin \
-    -s carol -key watcher bob -au bob -ap bobpw -auth_uri "carol@$H:$PORT" -key expires 600 -p "$(free_port)" \
-    -trace_msg -message_file wr.msg -trace_err -error_file wr.err >"$WORK/wr.out" 2>&1) &
-WR=$!
-PIDS+=("$WR")
+sipp_spawn wr 120 "127.0.0.1:$PORT" -sf "$WORK/sub-presence-loop.xml" \
+    -s carol -key watcher bob -au bob -ap bobpw -auth_uri "carol@$H:$PORT" -key expires 600 -p "$(free_port)"
+WR=$SIPP_PID
 check "11b. bob watches carol on C: NOTIFY 1" wait_for 30 got_notifies wr 1
 kill "$c_PID"; wait "$c_PID" 2>/dev/null || true
 check "... C stopped and started again" start_cascade c "$WORK/c.ini"
