@@ -278,7 +278,9 @@ ADOPTER="" OTHER=""
 for n in a b; do [ "$nport" = "${SIP[$n]}" ] && ADOPTER=$n; done
 [ "$ADOPTER" = a ] && OTHER=b || OTHER=a
 check "... its Contact is the survivor's (A's or B's SIP port)" test -n "$ADOPTER"
-CID3=$(tr -d '\r' <"$WORK/w3.msg" | grep -m1 '^Call-ID:')
+# (grep reads the file itself: with -m1 it stops early, and a writer before it
+# in the pipe could die of SIGPIPE, ending the script under pipefail)
+CID3=$(grep -m1 '^Call-ID:' "$WORK/w3.msg" | tr -d '\r')
 TAG3=$(printf '%s\n' "$NOT2" | grep '^From:' | sed -E 's/.*tag=([^;>]+).*/\1/')
 check "... in C's dialog: the SUBSCRIBE's Call-ID" bash -c 'printf "%s\n" "$1" | grep -qxF "$2"' _ "$NOT2" "$CID3"
 check "... the survivor counted it adopted, the other survivor nothing" \
