@@ -324,6 +324,24 @@ sipp_scn() {
         -trace_msg -message_file "$name.msg" -trace_err -error_file "$name.err" "$@" >"$WORK/$name.out" 2>&1)
 }
 
+# sipp_spawn NAME SECONDS ARGS...: sipp in the background from $WORK (ended by
+# timeout after SECONDS), its arguments ARGS (the remote host first, if any;
+# -sf with a path, e.g. "$PEERS_DIR/sipp/uas-call.xml"; -p PORT for a UAS)
+# then -i 127.0.0.1 and -m 1 (unless ARGS give -i or -m) and -nostdin, tracing
+# to NAME.msg / NAME.err, its output in NAME.out. Its pid goes into PIDS (the
+# exit trap and finish end it) and SIPP_PID (for wait or kill).
+sipp_spawn() {
+    local name=$1 secs=$2 a ip=(-i 127.0.0.1) calls=(-m 1)
+    shift 2
+    for a in "$@"; do
+        case $a in -i) ip=() ;; -m) calls=() ;; esac
+    done
+    (cd "$WORK" && exec timeout "$secs" sipp "$@" "${ip[@]}" "${calls[@]}" -nostdin \
+        -trace_msg -message_file "$name.msg" -trace_err -error_file "$name.err" >"$WORK/$name.out" 2>&1) &
+    SIPP_PID=$!
+    PIDS+=("$SIPP_PID")
+}
+
 # events_json [SINCE]: the event ring after SINCE as {"events":[...]}.
 events_json() { api GET "/events/recent?since=${1:-0}"; }
 

@@ -108,10 +108,8 @@ check "2. sipp: alice registers on node A (digest) from port $UAS" \
     sipp_scn reg-alice register.xml -s alice -au alice -ap alicepw -key expires 300 -key cport "$UAS" -p "$UAS"
 has_alice() { [ -n "$(rcli hget 't:loc:{alice}' "sip:alice@127.0.0.1:$UAS")" ]; }
 check "... her binding is mirrored with node-a" wait_for 20 has_alice
-(cd "$WORK" && exec timeout 60 sipp -sf "$PEERS_DIR/sipp/uas-call.xml" -s alice -i 127.0.0.1 -p "$UAS" -m 1 -nostdin \
-    -trace_msg -message_file uas.msg -trace_err -error_file uas.err >"$WORK/uas.out" 2>&1) &
-uas_pid=$!
-PIDS+=("$uas_pid")
+sipp_spawn uas 60 -sf "$PEERS_DIR/sipp/uas-call.xml" -s alice -p "$UAS"
+uas_pid=$SIPP_PID
 wait_for 10 udp_bound "$UAS"
 on c
 check "... sipp UAC on node C: INVITE, 407, INVITE with credentials, 180/200/ACK/BYE" \
@@ -161,21 +159,17 @@ sed 's/<pause milliseconds="300"\/>/<pause milliseconds="8000"\/>/' "$PEERS_DIR/
 dstat() { on "$1"; api GET /stats | jq -r ".redis_dialog.$2"; }
 DI="/*[local-name()='dialog-info']"
 DD="$DI/*[local-name()='dialog']"
-(cd "$WORK" && exec timeout 120 sipp "127.0.0.1:${SIP[c]}" -sf "$WORK/sub-dialog-loop.xml" -i 127.0.0.1 -m 1 -nostdin \
-    -s alice -au alice -ap alicepw -auth_uri "alice@127.0.0.1:${SIP[c]}" -key expires 600 -p "$(free_port)" \
-    -trace_msg -message_file wdlg.msg -trace_err -error_file wdlg.err >"$WORK/wdlg.out" 2>&1) &
-WDLG=$!
-PIDS+=("$WDLG")
+sipp_spawn wdlg 120 "127.0.0.1:${SIP[c]}" -sf "$WORK/sub-dialog-loop.xml" \
+    -s alice -au alice -ap alicepw -auth_uri "alice@127.0.0.1:${SIP[c]}" -key expires 600 -p "$(free_port)"
+WDLG=$SIPP_PID
 N=$WORK/wdlg.n
 check "2b. a dialog watcher of alice on C: the full NOTIFY, no call" wait_for 30 got_notifies wdlg 1
 check "... full, version 0, no dialog" \
     test "$(xp $N/1.xml "$DI/@state")/$(xp $N/1.xml "$DI/@version")/$(xp $N/1.xml "count($DD)")" = "full/0/0"
 elsewhere() { [ "$(dstat a watched_elsewhere)" -ge 1 ]; }
 check "... A heard that alice is watched elsewhere" wait_for 20 elsewhere
-(cd "$WORK" && exec timeout 60 sipp -sf "$WORK/uas-call-ring.xml" -s alice -i 127.0.0.1 -p "$UAS" -m 1 -nostdin \
-    -trace_msg -message_file uas2.msg -trace_err -error_file uas2.err >"$WORK/uas2.out" 2>&1) &
-uas_pid=$!
-PIDS+=("$uas_pid")
+sipp_spawn uas2 60 -sf "$WORK/uas-call-ring.xml" -s alice -p "$UAS"
+uas_pid=$SIPP_PID
 wait_for 10 udp_bound "$UAS"
 on a
 sipp_scn call-a "$WORK/uac-call-talk.xml" -s alice -au caller -ap callerpw -auth_uri "alice@127.0.0.1:${SIP[a]}" \
@@ -203,11 +197,9 @@ check "... full, the call on A listed confirmed (read before the answer)" \
     test "$(xp $FN/1.xml "$DI/@state")/$(xp $FN/1.xml "count($DD)")/$(xp $FN/1.xml "$DD/*[local-name()='state']")" \
     = "full/1/confirmed"
 check "... B follows nothing after it" test "$(dstat b followed)" = 0
-(cd "$WORK" && exec timeout 120 sipp "127.0.0.1:${SIP[b]}" -sf "$WORK/sub-dialog-loop.xml" -i 127.0.0.1 -m 1 -nostdin \
-    -s alice -au alice -ap alicepw -auth_uri "alice@127.0.0.1:${SIP[b]}" -key expires 600 -p "$(free_port)" \
-    -trace_msg -message_file wdlgb.msg -trace_err -error_file wdlgb.err >"$WORK/wdlgb.out" 2>&1) &
-WDLGB=$!
-PIDS+=("$WDLGB")
+sipp_spawn wdlgb 120 "127.0.0.1:${SIP[b]}" -sf "$WORK/sub-dialog-loop.xml" \
+    -s alice -au alice -ap alicepw -auth_uri "alice@127.0.0.1:${SIP[b]}" -key expires 600 -p "$(free_port)"
+WDLGB=$SIPP_PID
 BN=$WORK/wdlgb.n
 check "... a dialog watcher of alice on B: its first NOTIFY" wait_for 30 got_notifies wdlgb 1
 check "... waited for the first read: full, version 0, the call confirmed (not an empty one and a partial)" \
@@ -274,10 +266,8 @@ inv_more() { [ "$(cstat c invalidations)" -gt "$inv" ]; }
 check "... C gets the change message" wait_for 20 inv_more
 sed 's/caller@\[local_ip\]:\[local_port\]>;tag/caller@example.org>;tag/' "$PEERS_DIR/sipp/uac-call.xml" \
     >"$WORK/uac-call-foreign.xml"
-(cd "$WORK" && exec timeout 60 sipp -sf "$PEERS_DIR/sipp/uas-call.xml" -s dave -i 127.0.0.1 -p "$DAVE" -m 1 -nostdin \
-    -trace_msg -message_file uas-dave.msg >"$WORK/uas-dave.out" 2>&1) &
-dave_pid=$!
-PIDS+=("$dave_pid")
+sipp_spawn uas-dave 60 -sf "$PEERS_DIR/sipp/uas-call.xml" -s dave -p "$DAVE"
+dave_pid=$SIPP_PID
 wait_for 10 udp_bound "$DAVE"
 on c
 check "... a call to dave through C now reaches him on B (the cached 480 is gone)" \
@@ -391,10 +381,8 @@ check "... dave via C -> 480" \
     sipp_scn r480c "$(reject_scn 480)" -s dave -key target "127.0.0.1:${SIP[c]}" -key mf 70 -p "$(free_port)"
 check "... C counted its fallbacks" [ "$(pstat c cluster_fallbacks)" -ge 1 ]
 check "... and its cache is off (the change channel is down)" [ "$(cstat c cache)" = false ]
-(cd "$WORK" && exec timeout 60 sipp -sf "$PEERS_DIR/sipp/uas-call.xml" -s alice -i 127.0.0.1 -p "$UAS" -m 1 -nostdin \
-    -trace_msg -message_file uas2.msg >"$WORK/uas2.out" 2>&1) &
-uas_pid=$!
-PIDS+=("$uas_pid")
+sipp_spawn uas2 60 -sf "$PEERS_DIR/sipp/uas-call.xml" -s alice -p "$UAS"
+uas_pid=$SIPP_PID
 wait_for 10 udp_bound "$UAS"
 on a
 check "... a call to alice through A (her own node) still connects" \

@@ -46,10 +46,7 @@ ka() { sipp_scn "ka$1" gb_keepalive_200.xml -s "$1" "${GBKEYS[@]}" -p "$2"; }
 sipp_bg() {
     local name=$1 sf=$2
     shift 2
-    (cd "$WORK" && exec timeout 60 sipp "127.0.0.1:$PORT" -sf "$PEERS_DIR/sipp/$sf" -i 127.0.0.1 -nostdin \
-        -trace_msg -message_file "$name.msg" -trace_err -error_file "$name.err" "$@" >"$WORK/$name.out" 2>&1) &
-    SIPP_PID=$!
-    PIDS+=("$SIPP_PID")
+    sipp_spawn "$name" 60 "127.0.0.1:$PORT" -sf "$PEERS_DIR/sipp/$sf" "$@"
     sleep 0.4
 }
 

@@ -43,10 +43,7 @@ dev() { api GET "/gb/devices/$1"; }
 sipp_bg() {
     local name=$1 sf=$2
     shift 2
-    (cd "$WORK" && exec timeout 60 sipp "127.0.0.1:$PORT" -sf "$PEERS_DIR/sipp/$sf" -i 127.0.0.1 -nostdin \
-        -trace_msg -message_file "$name.msg" -trace_err -error_file "$name.err" "$@" >"$WORK/$name.out" 2>&1) &
-    SIPP_PID=$!
-    PIDS+=("$SIPP_PID")
+    sipp_spawn "$name" 60 "127.0.0.1:$PORT" -sf "$PEERS_DIR/sipp/$sf" "$@"
     local port="" a prev=""
     for a in "$@"; do [ "$prev" = "-p" ] && port=$a; prev=$a; done
     if [ -n "$port" ]; then wait_for 20 udp_bound "$port" || true; else sleep 0.4; fi

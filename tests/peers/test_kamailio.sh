@@ -38,10 +38,8 @@ start_kamailio() {
 }
 # uas NAME PORT: a sipp UAS (uas-call.xml, user bob) in the background on PORT.
 uas() {
-    (cd "$WORK" && exec timeout 60 sipp -sf "$PEERS_DIR/sipp/uas-call.xml" -s bob -i 127.0.0.1 -p "$2" -m 1 \
-        -nostdin -trace_msg -message_file "$1.msg" -trace_err -error_file "$1.err" >"$WORK/$1.out" 2>&1) &
-    eval "${1}_PID=$!"
-    PIDS+=("$!")
+    sipp_spawn "$1" 60 -sf "$PEERS_DIR/sipp/uas-call.xml" -s bob -p "$2"
+    eval "${1}_PID=$SIPP_PID"
     wait_for 20 udp_bound "$2" || true
 }
 # call_to TARGET: uac-call-auth.xml with the Request-URI and To at TARGET (host:port).

@@ -92,19 +92,15 @@ check "calls: natted flagged, split not" bash -c "
     curl -s -H 'Authorization: Bearer $API_TOKEN' 'http://127.0.0.1:$CA/api/v1/registrations?user=split' |
         jq -e '.registrations[0].nat == false' >/dev/null"
 # A call to natted goes to the source address: the UA there answers it.
-(cd "$WORK" && exec timeout 30 sipp -sf "$PEERS_DIR/sipp/uas-call.xml" -s natted -i 127.0.0.1 -p "$CSRC" -m 1 -nostdin \
-    -trace_msg -message_file natuas.msg >"$WORK/natuas.out" 2>&1) &
-uas_pid=$!
-PIDS+=("$uas_pid")
+sipp_spawn natuas 30 -sf "$PEERS_DIR/sipp/uas-call.xml" -s natted -p "$CSRC"
+uas_pid=$SIPP_PID
 wait_for 5 bash -c "ss -lun | grep -q ':$CSRC '"
 check "a call to natted through the proxy completes" sipp_scn natcall uac-call.xml -s natted -p "$(free_port)"
 check "the UA at the source port answered the call, got ACK and BYE" wait "$uas_pid"
 check "... and the INVITE named its private contact" grep -aq "^INVITE sip:natted@$NAT_IP:$CPRIV SIP/2.0" "$WORK/natuas.msg"
 # A call to split goes to its Contact port, where it listens.
-(cd "$WORK" && exec timeout 30 sipp -sf "$PEERS_DIR/sipp/uas-call.xml" -s split -i 127.0.0.1 -p "$CSPORT" -m 1 -nostdin \
-    -trace_msg -message_file splituas.msg >"$WORK/splituas.out" 2>&1) &
-suas_pid=$!
-PIDS+=("$suas_pid")
+sipp_spawn splituas 30 -sf "$PEERS_DIR/sipp/uas-call.xml" -s split -p "$CSPORT"
+suas_pid=$SIPP_PID
 wait_for 5 bash -c "ss -lun | grep -q ':$CSPORT '"
 check "a call to split through the proxy completes" sipp_scn splitcall uac-call.xml -s split -p "$(free_port)"
 check "the UA at split's Contact port answered the call, got ACK and BYE" wait "$suas_pid"

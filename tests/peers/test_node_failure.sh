@@ -303,10 +303,8 @@ check "4. u1..u8 register again, on B" [ "$ok" = 1 ]
 on_b() { local u c; for u in $USERS; do eval "c=\$CP_$u"
     [ "$(field_node "$u" "sip:$u@127.0.0.1:$c")" = node-b ] || return 1; done; }
 check "... mirrored with node-b" wait_for 20 on_b
-(cd "$WORK" && exec timeout 60 sipp -sf "$PEERS_DIR/sipp/uas-call.xml" -s u1 -i 127.0.0.1 -p "$CP_u1" -m 1 -nostdin \
-    -trace_msg -message_file uas.msg >"$WORK/uas.out" 2>&1) &
-uas_pid=$!
-PIDS+=("$uas_pid")
+sipp_spawn uas 60 -sf "$PEERS_DIR/sipp/uas-call.xml" -s u1 -p "$CP_u1"
+uas_pid=$SIPP_PID
 wait_for 10 udp_bound "$CP_u1"
 on c
 check "... a call from C's caller to u1 (INVITE, 407, INVITE, 180/200/ACK/BYE)" \

@@ -74,15 +74,15 @@ check "still 3 queued" count_is queued 3
 
 # 4. bob registers with his phone (a sipp UAS) as Contact: the three arrive
 # in order, each once.
-# uas NAME PORT N: bob's phone on PORT taking N MESSAGEs, in the background.
+# uas NAME PORT N: bob's phone on PORT taking N MESSAGEs, in the background
+# (its pid in SIPP_PID).
 uas() {
-    (cd "$WORK" && exec timeout 90 sipp -sf "$PEERS_DIR/sipp/uas-offline-message.xml" -i 127.0.0.1 -p "$2" -m "$3" -nostdin \
-        -trace_msg -message_file "$1.msg" -trace_err -error_file "$1.err" >"$WORK/$1.out" 2>&1) &
+    sipp_spawn "$1" 90 -sf "$PEERS_DIR/sipp/uas-offline-message.xml" -p "$2" -m "$3"
 }
 register() { sipp_scn "$1" register.xml -s bob -au bob -ap bobpw -key expires 60 -key cport "$2" -p "$(free_port)"; }
 BP=$(free_port)
 uas bob1 "$BP" 3
-UAS=$!
+UAS=$SIPP_PID
 check "bob's phone listens" wait_for 30 udp_bound "$BP"
 check "bob registers" register r1 "$BP"
 check "bob's phone took 3 MESSAGEs and answered them (sipp ran the scenario)" wait "$UAS"
@@ -103,7 +103,7 @@ check "MESSAGE 5 to registered-but-unreachable bob: 202" say m5 message-offline.
 check "1 queued again" count_is queued 1
 BP2=$(free_port)
 uas bob2 "$BP2" 1
-UAS=$!
+UAS=$SIPP_PID
 check "bob's new phone listens" wait_for 30 udp_bound "$BP2"
 check "bob registers from it" register r3 "$BP2"
 check "it took one MESSAGE (sipp ran the scenario)" wait "$UAS"

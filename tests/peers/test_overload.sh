@@ -79,10 +79,8 @@ check "cascade logged the refusal with the sender's address" \
 # A registered user is no new registration: its refresh gets 200 during the storm.
 check "during the storm: bob's refresh (a bound AoR) gets 401/200, not 503" reg_bob refresh
 uas_call() {
-    (cd "$WORK" && exec timeout 60 sipp -sf "$PEERS_DIR/sipp/uas-call.xml" -s bob -i 127.0.0.1 -p "$UAS" -m 1 \
-        -nostdin -trace_msg -message_file uas.msg -trace_err -error_file uas.err >"$WORK/uas.out" 2>&1) &
-    UAS_PID=$!
-    PIDS+=("$UAS_PID")
+    sipp_spawn uas 60 -sf "$PEERS_DIR/sipp/uas-call.xml" -s bob -p "$UAS"
+    UAS_PID=$SIPP_PID
     sleep 0.3
 }
 uas_call

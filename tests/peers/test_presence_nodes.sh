@@ -278,7 +278,9 @@ ADOPTER="" OTHER=""
 for n in a b; do [ "$nport" = "${SIP[$n]}" ] && ADOPTER=$n; done
 [ "$ADOPTER" = a ] && OTHER=b || OTHER=a
 check "... its Contact is the survivor's (A's or B's SIP port)" test -n "$ADOPTER"
-CID3=$(tr -d '\r' <"$WORK/w3.msg" | grep -m1 '^Call-ID:')
+# (grep reads the file itself: with -m1 it stops early, and a writer before it
+# in the pipe could die of SIGPIPE, ending the script under pipefail)
+CID3=$(grep -m1 '^Call-ID:' "$WORK/w3.msg" | tr -d '\r')
 TAG3=$(printf '%s\n' "$NOT2" | grep '^From:' | sed -E 's/.*tag=([^;>]+).*/\1/')
 check "... in C's dialog: the SUBSCRIBE's Call-ID" bash -c 'printf "%s\n" "$1" | grep -qxF "$2"' _ "$NOT2" "$CID3"
 check "... the survivor counted it adopted, the other survivor nothing" \
@@ -573,11 +575,9 @@ Content-Length: 0
 </scenario>
 XML
 on c
-(cd "$WORK" && exec timeout 120 sipp "127.0.0.1:$PORT" -sf "$WORK/sub-presence-loop.xml" -i 127.0.0.1 -m 1 -nostdin \
-    -s carol -key watcher bob -au bob -ap bobpw -auth_uri "carol@$H:$PORT" -key expires 600 -p "$(free_port)" \
-    -trace_msg -message_file wr.msg -trace_err -error_file wr.err >"$WORK/wr.out" 2>&1) &
-WR=$!
-PIDS+=("$WR")
+sipp_spawn wr 120 "127.0.0.1:$PORT" -sf "$WORK/sub-presence-loop.xml" \
+    -s carol -key watcher bob -au bob -ap bobpw -auth_uri "carol@$H:$PORT" -key expires 600 -p "$(free_port)"
+WR=$SIPP_PID
 check "11b. bob watches carol on C: NOTIFY 1" wait_for 30 got_notifies wr 1
 kill "$c_PID"; wait "$c_PID" 2>/dev/null || true
 check "... C stopped and started again" start_cascade c "$WORK/c.ini"

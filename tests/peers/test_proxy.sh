@@ -32,10 +32,8 @@ H=127.0.0.1
 uas_start() {
     local name=$1 sf=$2 port=$3
     shift 3
-    (cd "$WORK" && exec timeout 60 sipp -sf "$PEERS_DIR/sipp/$sf" -s bob -i 127.0.0.1 -p "$port" -m 1 -nostdin \
-        -trace_msg -message_file "$name.msg" -trace_err -error_file "$name.err" "$@" >"$WORK/$name.out" 2>&1) &
-    eval "${name}_UAS=$!"
-    PIDS+=("$!")
+    sipp_spawn "$name" 60 -sf "$PEERS_DIR/sipp/$sf" -s bob -p "$port" "$@"
+    eval "${name}_UAS=$SIPP_PID"
     sleep 0.3
 }
 # uas_ok NAME: the background UAS finished its scenario (exit 0).
@@ -88,10 +86,8 @@ check "carl registers with Path and Supported: path; the 200 echoes the Path" \
     -key pport "$EDGE" -p "$(free_port)"
 check "GET /registrations shows carl's Path" \
     jq_ok "$(api GET '/registrations?user=carl')" ".registrations[0].path == \"<sip:$H:$EDGE;lr>\""
-(cd "$WORK" && exec timeout 60 sipp -sf "$PEERS_DIR/sipp/uas-call.xml" -s carl -i 127.0.0.1 -p "$EDGE" -m 1 -nostdin \
-    -trace_msg -message_file edge.msg -trace_err -error_file edge.err >"$WORK/edge.out" 2>&1) &
-edge_UAS=$!
-PIDS+=("$edge_UAS")
+sipp_spawn edge 60 -sf "$PEERS_DIR/sipp/uas-call.xml" -s carl -p "$EDGE"
+edge_UAS=$SIPP_PID
 sleep 0.3
 check "sipp UAC: call to carl goes through the Path" sipp_scn uac1c uac-call.xml -s carl -p "$(free_port)"
 check "the edge got the INVITE for carl's contact with the Path as Route" \

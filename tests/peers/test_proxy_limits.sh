@@ -55,10 +55,8 @@ check "user add fan" ctl user add fan --password fanpw
 # 1. sip:bob@127.0.0.1 without a port, cascade on $PORT.
 UAS=$(free_port)
 check "bob registers (REGISTER sip:127.0.0.1:$PORT)" reg rbob bob bobpw "$UAS"
-(cd "$WORK" && exec timeout 60 sipp -sf "$PEERS_DIR/sipp/uas-busy.xml" -i 127.0.0.1 -p "$UAS" -m 1 -nostdin \
-    -trace_msg -message_file busy.msg -trace_err -error_file busy.err >"$WORK/busy.out" 2>&1) &
-BUSY=$!
-PIDS+=("$BUSY")
+sipp_spawn busy 60 -sf "$PEERS_DIR/sipp/uas-busy.xml" -p "$UAS"
+BUSY=$SIPP_PID
 sleep 0.3
 # From another domain: the call is not challenged (RFC 3261 §22.3 as [proxy] authenticate reads it).
 sed -e "s/STATUS/486/g" -e 's/caller@\[local_ip\]:\[local_port\]>;tag/caller@example.org>;tag/' \
@@ -80,10 +78,8 @@ check "counted as a non-INVITE deadline" test "$(stat non_invite_timeouts)" = 1
 UAS2=$(free_port)
 check "bob registers a second contact" reg rbob2 bob bobpw "$UAS2"
 sed 's/SIP\/2.0 200 OK/SIP\/2.0 486 Busy Here/' "$PEERS_DIR/sipp/uas-message.xml" >"$WORK/uas-message-486.xml"
-(cd "$WORK" && exec timeout 60 sipp -sf "$WORK/uas-message-486.xml" -i 127.0.0.1 -p "$UAS2" -m 1 -nostdin \
-    -trace_msg -message_file busy2.msg >"$WORK/busy2.out" 2>&1) &
-BUSY2=$!
-PIDS+=("$BUSY2")
+sipp_spawn busy2 60 -sf "$WORK/uas-message-486.xml" -p "$UAS2"
+BUSY2=$SIPP_PID
 sleep 0.3
 sed -e "s/STATUS/486/" -e "s/WAIT/16000/" "$PEERS_DIR/sipp/uac-message-status.xml" >"$WORK/message-486.xml"
 check "MESSAGE to bob (one contact silent, one busy) -> the 486, at the deadline" \

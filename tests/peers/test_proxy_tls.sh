@@ -65,10 +65,8 @@ call_scn() {
         "$PEERS_DIR/sipp/uac-call.xml" >"$WORK/call-$1.xml"
     echo "$WORK/call-$1.xml"
 }
-(cd "$WORK" && exec timeout 60 sipp -sf "$PEERS_DIR/sipp/uas-call.xml" -s bob -i 127.0.0.1 -p "$UAS" -m 1 -nostdin \
-    -trace_msg -message_file uas.msg -trace_err -error_file uas.err >"$WORK/uas.out" 2>&1) &
-UAS_PID=$!
-PIDS+=("$UAS_PID")
+sipp_spawn uas 60 -sf "$PEERS_DIR/sipp/uas-call.xml" -s bob -p "$UAS"
+UAS_PID=$SIPP_PID
 sleep 0.3
 check "A -> B over TLS: the call completes (INVITE, 200, ACK, BYE)" \
     bash -c "cd '$WORK' && timeout 60 sipp 127.0.0.1:$A -sf '$(call_scn "$B_TLS")' -i 127.0.0.1 -m 1 -nostdin -s bob -p $(free_port) -trace_err -error_file uac.err >uac.out 2>&1"

@@ -59,10 +59,8 @@ check "cascadectl user add bob" ctl user add bob --password bobpw
 UAS=$(free_port)
 check "sipp UAS registers bob (digest, UDP)" \
     sipp_scn regbob register.xml -s bob -au bob -ap bobpw -key expires 300 -key cport "$UAS" -p "$UAS"
-(cd "$WORK" && exec timeout 280 sipp -sf "$PEERS_DIR/sipp/uas-call.xml" -s bob -i 127.0.0.1 -p "$UAS" -m 1 -nostdin \
-    -trace_msg -message_file uas.msg -trace_err -error_file uas.err >"$WORK/uas.out" 2>&1) &
-UAS_PID=$!
-PIDS+=("$UAS_PID")
+sipp_spawn uas 280 -sf "$PEERS_DIR/sipp/uas-call.xml" -s bob -p "$UAS"
+UAS_PID=$SIPP_PID
 check "the UAS is listening" wait_for 10 udp_bound "$UAS"
 
 "$PY" "$PEERS_DIR/sipdialog.py" tcpreg --server "127.0.0.1:$PORT" --user alice --password alicepw \

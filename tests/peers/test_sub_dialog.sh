@@ -29,10 +29,8 @@ from_alice() {
 }
 # uas_start NAME SCENARIO PORT: a sipp UAS for bob in the background.
 uas_start() {
-    (cd "$WORK" && exec timeout 60 sipp -sf "$PEERS_DIR/sipp/$2" -s bob -i 127.0.0.1 -p "$3" -m 1 -nostdin \
-        -trace_msg -message_file "$1.msg" -trace_err -error_file "$1.err" >"$WORK/$1.out" 2>&1) &
-    UAS_PID=$!
-    PIDS+=("$UAS_PID")
+    sipp_spawn "$1" 60 -sf "$PEERS_DIR/sipp/$2" -s bob -p "$3"
+    UAS_PID=$SIPP_PID
     wait_for 20 udp_bound "$3" || echo "note: the UAS on $3 did not bind in time"
 }
 # one N: NOTIFY N's single dialog as "state/event/code/direction".
@@ -46,11 +44,9 @@ check "sipp: bob registers from the UAS port" \
     sipp_scn reg register.xml -s bob -au bob -ap bobpw -key expires 300 -key cport "$UAS" -p "$UAS"
 
 # The subscriber runs through both calls: longer than sipp_scn's 60 s cap.
-(cd "$WORK" && exec timeout 150 sipp "127.0.0.1:$PORT" -sf "$PEERS_DIR/sipp/sub-dialog.xml" -i 127.0.0.1 -m 1 \
-    -nostdin -s bob -au bob -ap bobpw -auth_uri "bob@$H:$PORT" -key expires 600 -p "$(free_port)" \
-    -trace_msg -message_file w.msg -trace_err -error_file w.err >"$WORK/w.out" 2>&1) &
-W=$!
-PIDS+=("$W")
+sipp_spawn w 150 "127.0.0.1:$PORT" -sf "$PEERS_DIR/sipp/sub-dialog.xml" \
+    -s bob -au bob -ap bobpw -auth_uri "bob@$H:$PORT" -key expires 600 -p "$(free_port)"
+W=$SIPP_PID
 check "the dialog subscription is active" wait_for 30 active_is 1
 check "the full NOTIFY reached bob's watcher" wait_for 30 got_notifies w 1
 N=$WORK/w.n

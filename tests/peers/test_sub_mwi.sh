@@ -34,11 +34,9 @@ for l in open(sys.argv[1]).read().splitlines():
     k, _, v = l.partition(":")
     if k.strip().lower() == sys.argv[2].lower(): print(v.strip())' "$1" "$2"; }
 
-(cd "$WORK" && exec timeout 90 sipp "127.0.0.1:$PORT" -sf "$PEERS_DIR/sipp/sub-mwi.xml" -i 127.0.0.1 -m 1 \
-    -nostdin -s alice -au alice -ap alicepw -auth_uri "alice@$H:$PORT" -key expires 600 -p "$(free_port)" \
-    -trace_msg -message_file w.msg -trace_err -error_file w.err >"$WORK/w.out" 2>&1) &
-W=$!
-PIDS+=("$W")
+sipp_spawn w 90 "127.0.0.1:$PORT" -sf "$PEERS_DIR/sipp/sub-mwi.xml" \
+    -s alice -au alice -ap alicepw -auth_uri "alice@$H:$PORT" -key expires 600 -p "$(free_port)"
+W=$SIPP_PID
 check "the message-summary subscription is active" wait_for 30 active_is 1
 check "the full NOTIFY reached alice's watcher" wait_for 30 got_notifies w 1
 N=$WORK/w.n

@@ -335,10 +335,8 @@ sipp6() {
 }
 # uas6 NAME PORT: a sipp UAS for one call on [::1]:PORT in the background.
 uas6() {
-    (cd "$WORK" && exec timeout 60 sipp -sf "$PEERS_DIR/sipp/uas-call.xml" -s dave -i ::1 -p "$2" -m 1 -nostdin \
-        -trace_msg -message_file "$1.msg" -trace_err -error_file "$1.err" >"$WORK/$1.out" 2>&1) &
-    UAS6=$!
-    PIDS+=("$UAS6")
+    sipp_spawn "$1" 60 -sf "$PEERS_DIR/sipp/uas-call.xml" -s dave -i ::1 -p "$2"
+    UAS6=$SIPP_PID
     wait_for 5 bash -c "ss -Hlun | grep -q '\[::1\]:$2 '"
 }
 U6=$(free_port)

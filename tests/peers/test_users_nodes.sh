@@ -90,11 +90,9 @@ for l in open(sys.argv[1]).read().splitlines():
     mwi_active() { on b; [ "$(api GET /stats | jq -r '.subscriptions.active')" = 1 ]; }
     mstat_is() { [ "$(mstat "$1" "$2")" = "$3" ]; }
     for n in a b c; do check "1b. node $n: message summaries shared (subscribed)" wait_for 20 mstat_is "$n" subscribed true; done
-    (cd "$WORK" && exec timeout 90 sipp "127.0.0.1:${SIP[b]}" -sf "$PEERS_DIR/sipp/sub-mwi.xml" -i 127.0.0.1 -m 1 \
-        -nostdin -s bob -au bob -ap bobpw -auth_uri "bob@127.0.0.1:${SIP[b]}" -key expires 600 -p "$(free_port)" \
-        -trace_msg -message_file w.msg -trace_err -error_file w.err >"$WORK/w.out" 2>&1) &
-    W=$!
-    PIDS+=("$W")
+    sipp_spawn w 90 "127.0.0.1:${SIP[b]}" -sf "$PEERS_DIR/sipp/sub-mwi.xml" \
+        -s bob -au bob -ap bobpw -auth_uri "bob@127.0.0.1:${SIP[b]}" -key expires 600 -p "$(free_port)"
+    W=$SIPP_PID
     check "... bob's message-summary watcher subscribed on B (B has no voicemail source)" wait_for 30 mwi_active
     check "... its first NOTIFY: Messages-Waiting no" wait_for 30 got_notifies w 1
     check "... ... body" test "$(line "$WORK/w.n/1.xml" Messages-Waiting)" = no
