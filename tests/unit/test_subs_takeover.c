@@ -511,6 +511,20 @@ static void fio_answer(struct fio *io, int i, const char *resp)
     freeReplyObject(r);
 }
 
+/* fio_find that must find it: the command's index. */
+static int fio_expect(struct fio *io, const char *key, const char *what)
+{
+    int i = fio_find(io, key, what);
+    assert_true(i >= 0);
+    return i;
+}
+
+/* The command that must be there (fio_expect), answered with resp. */
+static void fio_reply(struct fio *io, const char *key, const char *what, const char *resp)
+{
+    fio_answer(io, fio_expect(io, key, what), resp);
+}
+
 /* Every unanswered command cancelled (the io closing), then freed. */
 static void fio_close(struct fio *io)
 {
@@ -558,26 +572,18 @@ static void test_walk_resumed(void **state)
     /* nobody calls subs_takeover_node_reaped: the check finds the run */
     for (int round = 0; round < 2; round++) {
         harness_advance(f->h, SUBS_TAKEOVER_CHECK_MS);
-        int i = fio_find(&io, "p:subs-runs:{node-b}", "HSETNX"); /* this run registers itself */
-        assert_true(i >= 0);
+        int i = fio_expect(&io, "p:subs-runs:{node-b}", "HSETNX"); /* this run registers itself */
         assert_string_equal(io.c[i].argv[5], "inc-b");
         fio_answer(&io, i, ":1\r\n");
-        i = fio_find(&io, "p:subs-nodes", "SADD");
-        assert_true(i >= 0);
+        i = fio_expect(&io, "p:subs-nodes", "SADD");
         assert_string_equal(io.c[i].argv[2], "node-b");
         fio_answer(&io, i, ":1\r\n");
-        i = fio_find(&io, "p:subs-nodes", "SMEMBERS");
-        assert_true(i >= 0);
-        fio_answer(&io, i, "*2\r\n$6\r\nnode-x\r\n$6\r\nnode-b\r\n");
-        i = fio_find(&io, "p:subs-runs:{node-b}", "return -1");
-        assert_true(i >= 0);
-        fio_answer(&io, i, "*0\r\n");
-        i = fio_find(&io, "p:subs-runs:{node-x}", "return -1");
-        assert_true(i >= 0);
+        fio_reply(&io, "p:subs-nodes", "SMEMBERS", "*2\r\n$6\r\nnode-x\r\n$6\r\nnode-b\r\n");
+        fio_reply(&io, "p:subs-runs:{node-b}", "return -1", "*0\r\n");
+        i = fio_expect(&io, "p:subs-runs:{node-x}", "return -1");
         assert_string_equal(io.c[i].argv[4], "p:node-incs:{node-x}");
         fio_answer(&io, i, "*1\r\n$5\r\ninc-x\r\n");
-        i = fio_find(&io, "p:subs-runs:{node-x}", "PTTL"); /* the claim */
-        assert_true(i >= 0);
+        i = fio_expect(&io, "p:subs-runs:{node-x}", "PTTL"); /* the claim */
         assert_string_equal(io.c[i].argv[5], "inc-x");
         assert_string_equal(io.c[i].argv[6], "node-b/inc-b");
         assert_string_equal(io.c[i].argv[9], "0"); /* found, not told by a reap: not created */
@@ -588,11 +594,8 @@ static void test_walk_resumed(void **state)
         }
         fio_answer(&io, i, ":1\r\n");
     }
-    int i = fio_find(&io, "p:node-subs:{node-x}:inc-x", "SSCAN");
-    assert_true(i >= 0);
-    fio_answer(&io, i, "*2\r\n$1\r\n0\r\n*1\r\n$5\r\nalice\r\n");
-    i = fio_find(&io, "p:subs:{alice}", "HGETALL");
-    assert_true(i >= 0);
+    fio_reply(&io, "p:node-subs:{node-x}:inc-x", "SSCAN", "*2\r\n$1\r\n0\r\n*1\r\n$5\r\nalice\r\n");
+    int i = fio_expect(&io, "p:subs:{alice}", "HGETALL");
     assert_string_equal(io.c[i].argv[4], "node-x");
     assert_string_equal(io.c[i].argv[5], "inc-x");
     char *bf = bulk(field), *bv = bulk(rec), resp[4096];
@@ -612,14 +615,12 @@ static void test_walk_resumed(void **state)
     assert_int_equal(st.nodes, 1);
     /* the walk done: its index and its run's field go (while the claim is ours) */
     assert_true(fio_find(&io, "p:node-subs:{node-x}:inc-x", "DEL") >= 0);
-    i = fio_find(&io, "p:subs-runs:{node-x}", "HDEL");
-    assert_true(i >= 0);
+    i = fio_expect(&io, "p:subs-runs:{node-x}", "HDEL");
     assert_string_equal(io.c[i].argv[4], "inc-x");
     assert_string_equal(io.c[i].argv[5], "node-b/inc-b");
     /* told by a reap later (a second claimer finishing it): claimed, created if need be */
     subs_takeover_node_reaped(t, "node-y", "inc-y");
-    i = fio_find(&io, "p:subs-runs:{node-y}", "PTTL");
-    assert_true(i >= 0);
+    i = fio_expect(&io, "p:subs-runs:{node-y}", "PTTL");
     assert_string_equal(io.c[i].argv[9], "1");
     fio_close(&io);
     subs_takeover_free(t);
@@ -671,13 +672,11 @@ static void test_restart_reclaim(void **state)
     subs_takeover_start(t);
     /* each: the new run's index first, then the claim */
     for (int k = 0; k < 2; k++) {
-        int i = fio_find(&io, "p:node-subs:{node-a}:inc-2", "SADD");
-        assert_true(i >= 0);
+        int i = fio_expect(&io, "p:node-subs:{node-a}:inc-2", "SADD");
         assert_string_equal(io.c[i].argv[4], "alice");
         assert_int_equal(fio_find(&io, "p:subs:{alice}", "r.inc ~= ARGV[3]"), -1);
         fio_answer(&io, i, ":1\r\n");
-        i = fio_find(&io, "p:subs:{alice}", "r.inc ~= ARGV[3]");
-        assert_true(i >= 0);
+        i = fio_expect(&io, "p:subs:{alice}", "r.inc ~= ARGV[3]");
         assert_string_equal(io.c[i].argv[5], "node-a");
         assert_string_equal(io.c[i].argv[6], "inc-2");
         bool kept = strcmp(io.c[i].argv[4], "node-a/kept1") == 0;
@@ -799,8 +798,7 @@ static void test_self_reaped(void **state)
     /* a peer took this node for dead (a survivor adopted sr-take meanwhile) */
     subs_takeover_self_reaped(t);
     assert_int_equal(active(f->s), 2);
-    int g = fio_find(&io, "p:subs-runs:{node-x}", "v == ''"); /* does a walk of this run go on? */
-    assert_true(g >= 0);
+    int g = fio_expect(&io, "p:subs-runs:{node-x}", "v == ''"); /* does a walk of this run go on? */
     assert_string_equal(io.c[g].argv[4], "inc-x");
     assert_string_equal(io.c[g].argv[5], "node-x/inc-x");
     size_t before = harness_sent_count(f->h);
@@ -817,17 +815,13 @@ static void test_self_reaped(void **state)
     assert_int_equal(fio_find(&io, "p:node-subs:", "SADD"), -1);
     assert_int_equal(fio_find(&io, "p:subs:{alice}", "r.inc ~= ARGV[3]"), -1);
     harness_advance(f->h, SUBS_TAKEOVER_CHECK_MS); /* the next check asks again */
-    g = fio_find(&io, "p:subs-runs:{node-x}", "v == ''");
-    assert_true(g >= 0);
-    fio_answer(&io, g, ":1\r\n");
+    fio_reply(&io, "p:subs-runs:{node-x}", "v == ''", ":1\r\n");
     /* each: the run's index again (a finished walk deleted it), then the claim */
     for (int k = 0; k < 2; k++) {
-        int i = fio_find(&io, "p:node-subs:{node-x}:inc-x", "SADD");
-        assert_true(i >= 0);
+        int i = fio_expect(&io, "p:node-subs:{node-x}:inc-x", "SADD");
         assert_string_equal(io.c[i].argv[4], "alice");
         fio_answer(&io, i, ":1\r\n");
-        i = fio_find(&io, "p:subs:{alice}", "r.inc ~= ARGV[3]");
-        assert_true(i >= 0);
+        i = fio_expect(&io, "p:subs:{alice}", "r.inc ~= ARGV[3]");
         assert_string_equal(io.c[i].argv[5], "node-x");
         assert_string_equal(io.c[i].argv[6], "inc-x");
         struct subs_takeover_record d;
@@ -899,20 +893,14 @@ static void test_self_reaped_again(void **state)
     assert_non_null(t);
     subs_takeover_start(t);
     subs_takeover_self_reaped(t);
-    int g = fio_find(&io, "p:subs-runs:{node-x}", "v == ''");
-    assert_true(g >= 0);
+    int g = fio_expect(&io, "p:subs-runs:{node-x}", "v == ''");
     subs_takeover_self_reaped(t); /* again before the answer: one question in flight */
     assert_true(fio_find(&io, "p:subs-runs:{node-x}", "v == ''") == g);
     fio_answer(&io, g, ":1\r\n"); /* asked before the second: not taken */
     assert_int_equal(fio_find(&io, "p:node-subs:", "SADD"), -1);
-    g = fio_find(&io, "p:subs-runs:{node-x}", "v == ''");
-    assert_true(g >= 0);
-    fio_answer(&io, g, ":1\r\n");
-    int i = fio_find(&io, "p:node-subs:{node-x}:inc-x", "SADD");
-    assert_true(i >= 0);
-    fio_answer(&io, i, ":1\r\n");
-    i = fio_find(&io, "p:subs:{alice}", "r.inc ~= ARGV[3]");
-    assert_true(i >= 0);
+    fio_reply(&io, "p:subs-runs:{node-x}", "v == ''", ":1\r\n");
+    fio_reply(&io, "p:node-subs:{node-x}:inc-x", "SADD", ":1\r\n");
+    int i = fio_expect(&io, "p:subs:{alice}", "r.inc ~= ARGV[3]");
     /* a third before the claim's answer: its "gone" is not applied */
     subs_takeover_self_reaped(t);
     fio_answer(&io, i, ":0\r\n");
@@ -921,15 +909,9 @@ static void test_self_reaped_again(void **state)
     subs_takeover_get_stats(t, &ts);
     assert_int_equal(ts.let_go, 0);
     assert_int_equal(ts.reclaimed, 0);
-    g = fio_find(&io, "p:subs-runs:{node-x}", "v == ''");
-    assert_true(g >= 0);
-    fio_answer(&io, g, ":1\r\n");
-    i = fio_find(&io, "p:node-subs:{node-x}:inc-x", "SADD");
-    assert_true(i >= 0);
-    fio_answer(&io, i, ":1\r\n");
-    i = fio_find(&io, "p:subs:{alice}", "r.inc ~= ARGV[3]");
-    assert_true(i >= 0);
-    fio_answer(&io, i, ":1\r\n");
+    fio_reply(&io, "p:subs-runs:{node-x}", "v == ''", ":1\r\n");
+    fio_reply(&io, "p:node-subs:{node-x}:inc-x", "SADD", ":1\r\n");
+    fio_reply(&io, "p:subs:{alice}", "r.inc ~= ARGV[3]", ":1\r\n");
     assert_int_equal(active(f->s), 1);
     subs_takeover_get_stats(t, &ts);
     assert_int_equal(ts.self_reaped, 3);
@@ -974,8 +956,7 @@ static void test_self_reaped_flow(void **state)
     assert_non_null(t);
     subs_takeover_start(t);
     subs_takeover_self_reaped(t);
-    int g = fio_find(&io, "p:subs-runs:{node-x}", "v == ''");
-    assert_true(g >= 0);
+    int g = fio_expect(&io, "p:subs-runs:{node-x}", "v == ''");
     /* the one over TCP goes on meanwhile; the one over UDP is held */
     size_t before = harness_sent_count(f->h);
     char etag[64];
@@ -995,11 +976,8 @@ static void test_self_reaped_flow(void **state)
     char want[128];
     snprintf(want, sizeof(want), "node-x/%s", tcp_tag);
     assert_string_equal(f->field, want);
-    i = fio_find(&io, "p:node-subs:{node-x}:inc-x", "SADD");
-    assert_true(i >= 0);
-    fio_answer(&io, i, ":1\r\n");
-    i = fio_find(&io, "p:subs:{alice}", "r.inc ~= ARGV[3]");
-    assert_true(i >= 0);
+    fio_reply(&io, "p:node-subs:{node-x}:inc-x", "SADD", ":1\r\n");
+    i = fio_expect(&io, "p:subs:{alice}", "r.inc ~= ARGV[3]");
     struct subs_takeover_record d;
     assert_int_equal(subs_takeover_record_decode(io.c[i].argv[4], strlen(io.c[i].argv[4]), io.c[i].argv[7],
                                                  strlen(io.c[i].argv[7]), &d),
